@@ -1,0 +1,128 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AppGroupSpec is one web application and the nodes it runs on.
+type AppGroupSpec struct {
+	AppTemplate `json:",inline"`
+
+	// nodeSelector picks the nodes that run this app: every Node whose
+	// labels include all of these gets a pool of worker processes and a
+	// proxy on listen.port. Empty selects every node.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+}
+
+// ProcessCounts counts worker processes.
+type ProcessCounts struct {
+	// ready is how many processes serve requests now.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Ready int32 `json:"ready"`
+	// updated is how many processes run the target revision.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Updated int32 `json:"updated"`
+	// total is how many processes exist, in any state.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Total int32 `json:"total"`
+}
+
+// NodeCounts counts the nodes of an AppGroup.
+type NodeCounts struct {
+	// ready is how many nodes have at least minProcesses ready processes.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Ready int32 `json:"ready"`
+	// updated is how many nodes run the target revision on every process.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Updated int32 `json:"updated"`
+	// total is how many nodes are selected.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Total int32 `json:"total"`
+}
+
+// AppGroupStatus is the manager's roll-up of every node's ProcessPool.
+type AppGroupStatus struct {
+	// observedGeneration is the metadata.generation the manager last
+	// reconciled without error.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// revision is the target revision: the ferry.dev/revision annotation
+	// and a hash of everything in the spec that changes how processes are
+	// spawned, as "<annotation>-<hash>".
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Revision string `json:"revision,omitempty"`
+
+	// processes counts the worker processes over every node.
+	// +optional
+	Processes ProcessCounts `json:"processes,omitzero"`
+
+	// nodes counts the selected nodes.
+	// +optional
+	Nodes NodeCounts `json:"nodes,omitzero"`
+
+	// readyProcesses is processes.ready/processes.total, for display.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	ReadyProcesses string `json:"readyProcesses,omitempty"`
+
+	// readyNodes is nodes.ready/nodes.total, for display.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	ReadyNodes string `json:"readyNodes,omitempty"`
+
+	// conditions are Ready, RollingRestart and ResistingDeploymentError.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// AppGroup is one web application served by a pool of worker processes on
+// each selected node, behind the node agent's proxy. Bump the
+// ferry.dev/revision annotation to roll it without downtime.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ag,categories=ferry
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.revision`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.readyProcesses`,description="Ready/total worker processes over every node"
+// +kubebuilder:printcolumn:name="Updated",type=integer,JSONPath=`.status.processes.updated`,description="Processes on the target revision"
+// +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.readyNodes`,description="Ready/total selected nodes"
+// +kubebuilder:printcolumn:name="Restarting",type=string,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].status`
+// +kubebuilder:printcolumn:name="Resisting",type=string,JSONPath=`.status.conditions[?(@.type=="ResistingDeploymentError")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].message`
+type AppGroup struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the application and where it runs.
+	// +required
+	Spec AppGroupSpec `json:"spec"`
+
+	// status is the manager's roll-up of every node.
+	// +optional
+	Status AppGroupStatus `json:"status,omitzero"`
+}
+
+// AppGroupList is a list of AppGroups.
+//
+// +kubebuilder:object:root=true
+type AppGroupList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AppGroup `json:"items"`
+}

@@ -1,0 +1,99 @@
+package v1alpha1
+
+// RevisionAnnotation is the annotation on an AppGroup that names its
+// revision. Changing its value is how a user deploys: every node's pool
+// replaces its processes with ones of the new revision (a rolling restart,
+// node by node in waves of restart.maxConcurrentNodes), the Kubernetes
+// equivalent of Passenger's `touch tmp/restart.txt`. Any string of up to 63
+// characters will do; a counter or a commit id is usual. A change of the
+// annotation alone is enough: it rolls even though metadata.generation does
+// not move. Setting it to the value it already has does nothing.
+const RevisionAnnotation = "ferry.dev/revision"
+
+// Labels the manager puts on every ProcessPool it creates.
+const (
+	// AppGroupLabel names the AppGroup that owns a ProcessPool.
+	AppGroupLabel = "ferry.dev/appgroup"
+	// NodeLabel names the node a ProcessPool runs on.
+	NodeLabel = "ferry.dev/node"
+)
+
+// Condition types reported on AppGroups (rolled up by the manager) and on
+// ProcessPools (reported by each node's agent).
+const (
+	// ConditionReady is True when the processes can serve: on a ProcessPool,
+	// at least minProcesses processes are ready; on an AppGroup, every
+	// selected node's pool reported so. Unknown when an agent has not
+	// reported for too long.
+	ConditionReady = "Ready"
+
+	// ConditionRollingRestart is True while processes are being replaced by
+	// ones of a new revision, or, on an AppGroup, while nodes wait for their
+	// wave. Its message says where the rollout is.
+	ConditionRollingRestart = "RollingRestart"
+
+	// ConditionResistingDeploymentError is True while a pool is frozen
+	// because its new revision failed to spawn during a rolling restart.
+	// Its message carries the reason and an excerpt of the spawn's output.
+	ConditionResistingDeploymentError = "ResistingDeploymentError"
+
+	// ConditionScalingError is True on a ProcessPool while spawns of a
+	// revision that already serves keep failing (scaling up, or replacing a
+	// crashed process). The pool backs off and retries; it does not freeze.
+	ConditionScalingError = "ScalingError"
+)
+
+// Reasons for the Ready condition.
+const (
+	// ReasonProcessesReady: at least minProcesses processes are ready on
+	// every node (AppGroup) or on this node (ProcessPool).
+	ReasonProcessesReady = "ProcessesReady"
+	// ReasonProcessesNotReady: some pool has fewer than minProcesses ready.
+	ReasonProcessesNotReady = "ProcessesNotReady"
+	// ReasonNoNodes: no node matches the AppGroup's nodeSelector.
+	ReasonNoNodes = "NoNodes"
+	// ReasonPoolsPending: some selected node's pool has not reported yet.
+	ReasonPoolsPending = "PoolsPending"
+	// ReasonAgentNotReporting: some node's agent has not reported within
+	// the staleness bound; what it last said can no longer be trusted.
+	ReasonAgentNotReporting = "AgentNotReporting"
+	// ReasonInvalidRevision: the revision annotation is not a valid value.
+	ReasonInvalidRevision = "InvalidRevision"
+)
+
+// Reasons for the RollingRestart condition.
+const (
+	// ReasonRollingOut: processes are being replaced by new-revision ones.
+	ReasonRollingOut = "RollingOut"
+	// ReasonWaitingForWave: the AppGroup's rollout waits for earlier nodes
+	// before it gives the new revision to more.
+	ReasonWaitingForWave = "WaitingForWave"
+	// ReasonRestartingBlocking: a Blocking restart is under way.
+	ReasonRestartingBlocking = "RestartingBlocking"
+	// ReasonRolloutComplete: every process runs the current revision.
+	ReasonRolloutComplete = "RolloutComplete"
+	// ReasonRolloutHalted: the rollout stopped because a pool resists a
+	// deployment error; a new revision starts a new one.
+	ReasonRolloutHalted = "RolloutHalted"
+)
+
+// Reasons for the ResistingDeploymentError condition.
+const (
+	// ReasonSpawnFailed: a new-revision process failed to spawn during a
+	// rolling restart; the old processes keep serving.
+	ReasonSpawnFailed = "SpawnFailed"
+	// ReasonNoDeploymentError: nothing is being resisted.
+	ReasonNoDeploymentError = "NoDeploymentError"
+)
+
+// Reasons for the ScalingError condition.
+const (
+	// ReasonSpawnBackoff: an extra spawn of a serving revision failed; the
+	// pool retries with exponential backoff.
+	ReasonSpawnBackoff = "SpawnBackoff"
+	// ReasonSpawnsHealthy: no spawn of a serving revision is failing.
+	ReasonSpawnsHealthy = "SpawnsHealthy"
+)
+
+// ReasonUnknown is used with status Unknown when what is known is too old.
+const ReasonUnknown = "Unknown"

@@ -1,0 +1,237 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ProcessState is where a worker process is in its life.
+// +kubebuilder:validation:Enum=Spawning;Ready;Draining;Stopping;Exited
+type ProcessState string
+
+const (
+	// ProcessSpawning: started, not yet ready; gets no requests.
+	ProcessSpawning ProcessState = "Spawning"
+	// ProcessReady: serving requests.
+	ProcessReady ProcessState = "Ready"
+	// ProcessDraining: gets no new requests; finishing its in-flight ones.
+	ProcessDraining ProcessState = "Draining"
+	// ProcessStopping: sent SIGTERM, waiting for it to exit.
+	ProcessStopping ProcessState = "Stopping"
+	// ProcessExited: gone.
+	ProcessExited ProcessState = "Exited"
+)
+
+// ProcessPoolSpec is what the manager asks one node's agent to run.
+type ProcessPoolSpec struct {
+	// nodeName is the node whose agent runs this pool. Immutable.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="nodeName is immutable"
+	NodeName string `json:"nodeName"`
+
+	// appGroup is the name of the AppGroup this pool belongs to, in the same
+	// namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	AppGroup string `json:"appGroup"`
+
+	// revision is the revision this node should run. When it changes, the
+	// agent restarts the pool's processes onto it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Revision string `json:"revision"`
+
+	// template is the AppGroup's app, listen, pool and restart settings as of
+	// revision.
+	// +required
+	Template AppTemplate `json:"template"`
+}
+
+// ProcessInfo is one worker process, as `passenger-status` shows it.
+type ProcessInfo struct {
+	// pid is the process id on the node.
+	// +required
+	PID int32 `json:"pid"`
+
+	// revision is the revision the process was spawned for.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	Revision string `json:"revision"`
+
+	// state is where the process is in its life.
+	// +required
+	State ProcessState `json:"state"`
+
+	// replacing is true on the old process a rolling restart is replacing
+	// now (Passenger's "Rolling restarting...").
+	// +optional
+	Replacing bool `json:"replacing,omitempty"`
+
+	// sessions is how many requests the process is serving now.
+	// +optional
+	Sessions int32 `json:"sessions,omitempty"`
+
+	// processed is how many requests the process has served.
+	// +optional
+	Processed int64 `json:"processed,omitempty"`
+
+	// startedAt is when the process was spawned.
+	// +optional
+	StartedAt metav1.Time `json:"startedAt,omitzero"`
+
+	// lastUsed is when the process last finished a request.
+	// +optional
+	LastUsed *metav1.Time `json:"lastUsed,omitempty"`
+
+	// cpuPercent is the process's CPU use, in percent of one core, averaged
+	// since the previous report.
+	// +optional
+	CPUPercent int32 `json:"cpuPercent,omitempty"`
+
+	// memoryBytes is the process's resident memory (RSS), in bytes.
+	// +optional
+	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+}
+
+// SpawnError is a failed spawn, with what the process said.
+type SpawnError struct {
+	// revision is the revision that failed to spawn.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	Revision string `json:"revision"`
+
+	// reason is a one-line cause: "exited with status 1", "not ready
+	// within startTimeout (90s)", "could not start: ...".
+	// +required
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason"`
+
+	// output is the last lines the process wrote (for WSGI, the Python
+	// traceback), trimmed to 4 KiB.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Output string `json:"output,omitempty"`
+
+	// time is when the spawn failed.
+	// +required
+	Time metav1.Time `json:"time"`
+}
+
+// RestartProgress is how far a restart of one pool has come.
+type RestartProgress struct {
+	// revision is the revision being rolled out.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	Revision string `json:"revision"`
+	// done is how many old processes have been replaced.
+	// +required
+	Done int32 `json:"done"`
+	// total is how many old processes the restart replaces.
+	// +required
+	Total int32 `json:"total"`
+	// replacingPID is the old process being replaced now, if any.
+	// +optional
+	ReplacingPID int32 `json:"replacingPID,omitempty"`
+}
+
+// ProcessPoolStatus is what a node's agent reports of the pool it runs.
+type ProcessPoolStatus struct {
+	// observedGeneration is the metadata.generation the agent last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// address is host:port where the node's proxy serves this pool.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Address string `json:"address,omitempty"`
+
+	// observedRevision is the spec.revision the agent has taken up.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ObservedRevision string `json:"observedRevision,omitempty"`
+
+	// processCounts counts the pool's processes.
+	// +optional
+	ProcessCounts ProcessCounts `json:"processCounts,omitzero"`
+
+	// readyProcesses is processCounts.ready/processCounts.total, for display.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	ReadyProcesses string `json:"readyProcesses,omitempty"`
+
+	// queueLength is how many requests wait for a free process.
+	// +optional
+	QueueLength int32 `json:"queueLength,omitempty"`
+
+	// processes is the per-process table.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=512
+	Processes []ProcessInfo `json:"processes,omitempty"`
+
+	// restartProgress is set while a restart is under way.
+	// +optional
+	RestartProgress *RestartProgress `json:"restartProgress,omitempty"`
+
+	// deploymentError is the spawn failure being resisted, if any.
+	// +optional
+	DeploymentError *SpawnError `json:"deploymentError,omitempty"`
+
+	// lastSpawnError is the most recent failed spawn of any kind.
+	// +optional
+	LastSpawnError *SpawnError `json:"lastSpawnError,omitempty"`
+
+	// heartbeatTime is when the agent last reported. A report older than
+	// the manager's staleness bound makes the AppGroup's conditions Unknown.
+	// +optional
+	HeartbeatTime *metav1.Time `json:"heartbeatTime,omitempty"`
+
+	// conditions are Ready, RollingRestart, ResistingDeploymentError and
+	// ScalingError.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ProcessPool is one AppGroup's pool of worker processes on one node. The
+// manager creates one per selected node and writes its spec; that node's
+// agent runs it and writes its status.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=pp,categories=ferry
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.spec.revision`
+// +kubebuilder:printcolumn:name="Processes",type=string,JSONPath=`.status.readyProcesses`,description="Ready/total worker processes"
+// +kubebuilder:printcolumn:name="Restarting",type=string,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].status`
+// +kubebuilder:printcolumn:name="Resisting",type=string,JSONPath=`.status.conditions[?(@.type=="ResistingDeploymentError")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Address",type=string,priority=1,JSONPath=`.status.address`
+type ProcessPool struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is what the manager asks the node's agent to run.
+	// +required
+	Spec ProcessPoolSpec `json:"spec"`
+
+	// status is what the node's agent reports.
+	// +optional
+	Status ProcessPoolStatus `json:"status,omitzero"`
+}
+
+// ProcessPoolList is a list of ProcessPools.
+//
+// +kubebuilder:object:root=true
+type ProcessPoolList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ProcessPool `json:"items"`
+}

@@ -1,0 +1,295 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AppType says how a worker process is started and talked to.
+// +kubebuilder:validation:Enum=WSGI;Command
+type AppType string
+
+const (
+	// AppTypeWSGI runs a Python WSGI application under Ferry's embedded
+	// loader, which serves HTTP/1.1 on a Unix socket the agent chooses.
+	AppTypeWSGI AppType = "WSGI"
+	// AppTypeCommand runs any command that serves HTTP on the loopback port
+	// the agent passes in the PORT environment variable.
+	AppTypeCommand AppType = "Command"
+)
+
+// RestartStrategy says how the processes of a pool are replaced when the
+// revision changes.
+// +kubebuilder:validation:Enum=Rolling;Blocking
+type RestartStrategy string
+
+const (
+	// RestartRolling replaces one process at a time: spawn the new process,
+	// wait until it is ready, stop routing to one old process, let it finish
+	// its requests, stop it. No request waits for a spawn.
+	RestartRolling RestartStrategy = "Rolling"
+	// RestartBlocking stops every process and spawns anew; requests queue in
+	// the proxy until the first new process is ready. It exists for parity
+	// with Passenger's default restart.
+	RestartBlocking RestartStrategy = "Blocking"
+)
+
+// AppTemplate is everything that says how one node runs an application: the
+// app itself, the port its proxy listens on, the pool's sizing and timeouts,
+// and how restarts are done. An AppGroup's spec embeds it; the manager
+// renders it into each node's ProcessPool.
+type AppTemplate struct {
+	// app says what a worker process is and how to start it.
+	// +required
+	App AppSpec `json:"app"`
+
+	// listen says where each node's proxy accepts requests for this app.
+	// +required
+	Listen ListenSpec `json:"listen"`
+
+	// pool sizes the pool of worker processes and bounds its queue and
+	// timeouts. Every field has a default; omit the whole block to take them
+	// all.
+	// +optional
+	// +kubebuilder:default={}
+	Pool PoolSpec `json:"pool,omitempty"`
+
+	// restart says how a new revision replaces the running processes.
+	// Every field has a default; omit the whole block to take them all.
+	// +optional
+	// +kubebuilder:default={}
+	Restart RestartSpec `json:"restart,omitempty"`
+}
+
+// AppSpec says what a worker process is and how to start it.
+//
+// +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || has(self.root)",message="root is required when type is WSGI",fieldPath=.root
+// +kubebuilder:validation:XValidation:rule="self.type != 'Command' || has(self.command)",message="command is required when type is Command",fieldPath=.command
+// +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || !has(self.command)",message="command may only be set when type is Command",fieldPath=.command
+// +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || !has(self.readinessPath)",message="readinessPath may only be set when type is Command",fieldPath=.readinessPath
+// +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || !has(self.concurrency) || self.concurrency == 1",message="concurrency must be 1 when type is WSGI: a WSGI worker serves one request at a time",fieldPath=.concurrency
+type AppSpec struct {
+	// type is how a worker is started: WSGI (a Python WSGI application run by
+	// Ferry's embedded loader) or Command (any command that serves HTTP on
+	// $PORT).
+	// +required
+	Type AppType `json:"type"`
+
+	// root is the absolute path of the application's code on the node. It is
+	// resolved again at every spawn, so deploy tools may swap a symlink and
+	// bump the revision. The working directory of every worker; for WSGI it
+	// is also put first on sys.path. Required for WSGI; optional for Command
+	// (default: the agent's working directory).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:Pattern=`^/`
+	Root string `json:"root,omitempty"`
+
+	// startupFile is the WSGI module, relative to root, that exposes the
+	// `application` callable. WSGI only. Default: passenger_wsgi.py.
+	// +optional
+	// +kubebuilder:default="passenger_wsgi.py"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^[^/]`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '..')",message="startupFile must stay inside root: it may not contain a '..' segment"
+	StartupFile string `json:"startupFile,omitempty"`
+
+	// python is the Python interpreter that runs the WSGI loader: a command
+	// name looked up on the agent's PATH, or an absolute path (a virtualenv's
+	// bin/python, say). WSGI only. Default, applied by the agent: python3.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Python string `json:"python,omitempty"`
+
+	// command is the argv of a Command app, run from root. It must serve
+	// HTTP on 127.0.0.1:$PORT; $(PORT) in an argument is replaced by the
+	// port. Required for Command; not allowed for WSGI.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=4096
+	Command []string `json:"command,omitempty"`
+
+	// readinessPath, for a Command app, is the HTTP path the agent GETs to
+	// learn that a new process is ready: any answer below 500 means ready.
+	// When unset, a process is ready once its port accepts connections.
+	// Command only.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/`
+	ReadinessPath string `json:"readinessPath,omitempty"`
+
+	// concurrency is how many requests one worker process is given at once.
+	// WSGI workers take one (the only allowed value); a threaded or async
+	// Command app may take more. Default: 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	Concurrency int32 `json:"concurrency,omitempty"`
+
+	// env is extra environment for every worker, on top of the agent's
+	// minimal one (PATH, HOME, LANG). PORT is always set by the agent for
+	// Command apps and cannot be overridden.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=128
+	Env []EnvVar `json:"env,omitempty"`
+
+	// user is the system user (name or numeric uid) the workers run as. It
+	// may not be root or uid 0. When unset and the agent runs as root, the
+	// workers run as nobody; when the agent is not root, they run as the
+	// agent's own user.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([a-z_][a-z0-9_.-]*[$]?|[0-9]+)$`
+	// +kubebuilder:validation:XValidation:rule="self != 'root' && !(self.matches('^[0-9]+$') && int(self) == 0)",message="user may not be root or uid 0: workers never run as root"
+	User string `json:"user,omitempty"`
+}
+
+// EnvVar is one environment variable given to every worker process.
+type EnvVar struct {
+	// name is the variable's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*$`
+	Name string `json:"name"`
+
+	// value is the variable's value. Default: empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32768
+	Value string `json:"value,omitempty"`
+}
+
+// ListenSpec says where each node's proxy accepts requests for the app.
+type ListenSpec struct {
+	// port is the TCP port the agent's proxy listens on, on every selected
+	// node, for this app. Two AppGroups on one node need two ports.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+}
+
+// PoolSpec sizes a node's pool of worker processes and bounds its queue and
+// timeouts. Durations are Go duration strings ("90s", "5m", "1h30m").
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.minProcesses) || !has(self.maxProcesses) || self.minProcesses <= self.maxProcesses",message="minProcesses must be less than or equal to maxProcesses",fieldPath=.minProcesses
+type PoolSpec struct {
+	// minProcesses is how many worker processes the pool keeps at least,
+	// however idle. It is also the number a rolling restart replaces one by
+	// one. Default: 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	MinProcesses int32 `json:"minProcesses,omitempty"`
+
+	// maxProcesses is the most worker processes the pool runs. While
+	// requests wait in the queue, the pool spawns more, up to this. During a
+	// rolling restart the pool holds at most one more than its size.
+	// Default: 6.
+	// +optional
+	// +kubebuilder:default=6
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	MaxProcesses int32 `json:"maxProcesses,omitempty"`
+
+	// maxRequestQueueSize is how many requests may wait for a free process.
+	// A request beyond it is answered 503 with Retry-After at once.
+	// Default: 100.
+	// +optional
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	MaxRequestQueueSize int32 `json:"maxRequestQueueSize,omitempty"`
+
+	// queueTimeout is how long a request may wait in the queue for a free
+	// process; past it the answer is 504. Default: 60s.
+	// +optional
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="queueTimeout must be a positive duration of at most 1h"
+	QueueTimeout *metav1.Duration `json:"queueTimeout,omitempty"`
+
+	// idleTimeout is how long a process may go without a request before the
+	// pool stops it, never below minProcesses. Default: 5m.
+	// +optional
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="idleTimeout must be a positive duration of at most 24h"
+	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
+
+	// maxRequestsPerProcess recycles a process after it served this many
+	// requests: a replacement is spawned first, then the old one drains, as
+	// in a rolling restart of that one process. 0 turns it off. Default: 0.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000000
+	MaxRequestsPerProcess int64 `json:"maxRequestsPerProcess,omitempty"`
+
+	// memoryLimit recycles a process whose resident memory (RSS) grows above
+	// it, replacement first, as maxRequestsPerProcess does. It still applies
+	// while the pool resists a deployment error. Unset turns it off.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('1Mi'))",message="memoryLimit must be greater than 1Mi"
+	MemoryLimit *resource.Quantity `json:"memoryLimit,omitempty"`
+
+	// startTimeout is how long a new process may take to become ready. A
+	// spawn still not ready then is killed and counts as a spawn error.
+	// Default: 90s.
+	// +optional
+	// +kubebuilder:default="90s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="startTimeout must be a positive duration of at most 1h"
+	StartTimeout *metav1.Duration `json:"startTimeout,omitempty"`
+
+	// shutdownTimeout bounds how long a stopping process may take: first to
+	// finish its in-flight requests, then to exit after SIGTERM. A process
+	// still running after it gets SIGKILL. Default: 60s.
+	// +optional
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="shutdownTimeout must be a positive duration of at most 1h"
+	ShutdownTimeout *metav1.Duration `json:"shutdownTimeout,omitempty"`
+}
+
+// RestartSpec says how a new revision replaces the running processes.
+type RestartSpec struct {
+	// strategy is how one node's processes are replaced: Rolling (one at a
+	// time, new before old, no request waits for a spawn) or Blocking (stop
+	// all, spawn anew, requests queue meanwhile). Default: Rolling.
+	// +optional
+	// +kubebuilder:default=Rolling
+	Strategy RestartStrategy `json:"strategy,omitempty"`
+
+	// resistDeploymentErrors freezes a pool whose new revision fails to
+	// spawn during a rolling restart: the old processes keep serving, nothing
+	// is spawned or idle-cleaned, the error is recorded, and no further node
+	// gets the revision. A new revision ends it. When false, the failed
+	// process is skipped and the restart goes on. Default: true.
+	// +optional
+	// +kubebuilder:default=true
+	ResistDeploymentErrors *bool `json:"resistDeploymentErrors,omitempty"`
+
+	// maxConcurrentNodes is how many nodes roll a new revision at once. The
+	// next node starts only when the previous ones run every process on the
+	// new revision and ready. Default: 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxConcurrentNodes int32 `json:"maxConcurrentNodes,omitempty"`
+}

@@ -1,0 +1,302 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testenv"
+)
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newNamespace gives each test its own namespace on the shared server.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := "t-" + rand.String(8)
+	if _, err := env.Kubectl(testContext(t), "create", "namespace", ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func TestSampleAppGroupGetsEveryDefault(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "config", "samples", "ferry_v1alpha1_appgroup.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sample ferryv1.AppGroup
+	if err := yaml.UnmarshalStrict(data, &sample); err != nil {
+		t.Fatalf("sample does not decode strictly into AppGroup: %v", err)
+	}
+	sample.Namespace = ns
+	if err := env.Client.Create(ctx, &sample); err != nil {
+		t.Fatalf("sample rejected: %v", err)
+	}
+
+	var got ferryv1.AppGroup
+	if err := env.Client.Get(ctx, clientKey(ns, sample.Name), &got); err != nil {
+		t.Fatal(err)
+	}
+	wantPool := ferryv1.PoolSpec{
+		MinProcesses:        1,
+		MaxProcesses:        6,
+		MaxRequestQueueSize: 100,
+		QueueTimeout:        &metav1.Duration{Duration: 60 * time.Second},
+		IdleTimeout:         &metav1.Duration{Duration: 5 * time.Minute},
+		StartTimeout:        &metav1.Duration{Duration: 90 * time.Second},
+		ShutdownTimeout:     &metav1.Duration{Duration: 60 * time.Second},
+	}
+	wantRestart := ferryv1.RestartSpec{
+		Strategy:               ferryv1.RestartRolling,
+		ResistDeploymentErrors: ptr.To(true),
+		MaxConcurrentNodes:     1,
+	}
+	if diff := compare(wantPool, got.Spec.Pool); diff != "" {
+		t.Errorf("pool defaults: %s", diff)
+	}
+	if diff := compare(wantRestart, got.Spec.Restart); diff != "" {
+		t.Errorf("restart defaults: %s", diff)
+	}
+	if got.Spec.App.StartupFile != "passenger_wsgi.py" {
+		t.Errorf("app.startupFile = %q, want the default passenger_wsgi.py", got.Spec.App.StartupFile)
+	}
+	if got.Spec.App.Concurrency != 1 {
+		t.Errorf("app.concurrency = %d, want the default 1", got.Spec.App.Concurrency)
+	}
+	if got.Annotations[ferryv1.RevisionAnnotation] != "1" {
+		t.Errorf("revision annotation = %q, want 1", got.Annotations[ferryv1.RevisionAnnotation])
+	}
+}
+
+// compare reports the difference between two values as their YAML, which
+// reads better in a failure than %+v of nested pointers.
+func compare(want, got any) string {
+	w, _ := yaml.Marshal(want)
+	g, _ := yaml.Marshal(got)
+	if string(w) == string(g) {
+		return ""
+	}
+	return fmt.Sprintf("\nwant:\n%s\ngot:\n%s", w, g)
+}
+
+const validAppGroup = `
+apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: valid}
+spec:
+  app: {type: WSGI, root: /srv/app}
+  listen: {port: 8080}
+`
+
+const validCommandAppGroup = `
+apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: valid}
+spec:
+  app: {type: Command, command: ["./server"], concurrency: 8, readinessPath: /healthz}
+  listen: {port: 8080}
+`
+
+const validProcessPool = `
+apiVersion: ferry.dev/v1alpha1
+kind: ProcessPool
+metadata: {name: valid}
+spec:
+  nodeName: node-a
+  appGroup: blog
+  revision: "1-abc"
+  template:
+    app: {type: WSGI, root: /srv/app}
+    listen: {port: 8080}
+`
+
+// TestInvalidObjectsAreRejected sends objects that break one rule each and
+// checks that the API server rejects them with a message naming the field
+// and the rule, so a user's `kubectl apply` tells them what to fix.
+func TestInvalidObjectsAreRejected(t *testing.T) {
+	cases := []struct {
+		name   string
+		base   string
+		set    map[string]any // dotted path -> value; nil value deletes
+		field  string         // the field the message must name
+		reason string         // a fragment of the rule's message
+	}{
+		{"min above max", validAppGroup, map[string]any{"spec.pool.minProcesses": 5, "spec.pool.maxProcesses": 2},
+			"spec.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses"},
+		{"min above default max", validAppGroup, map[string]any{"spec.pool.minProcesses": 10},
+			"spec.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses"},
+		{"min zero", validAppGroup, map[string]any{"spec.pool.minProcesses": 0},
+			"spec.pool.minProcesses", "greater than or equal to 1"},
+		{"max too large", validAppGroup, map[string]any{"spec.pool.maxProcesses": 1000},
+			"spec.pool.maxProcesses", "less than or equal to 256"},
+		{"WSGI without root", validAppGroup, map[string]any{"spec.app.root": nil},
+			"spec.app.root", "root is required when type is WSGI"},
+		{"relative root", validAppGroup, map[string]any{"spec.app.root": "srv/app"},
+			"spec.app.root", "should match '^/'"},
+		{"Command without command", validCommandAppGroup, map[string]any{"spec.app.command": nil},
+			"spec.app.command", "command is required when type is Command"},
+		{"WSGI with command", validAppGroup, map[string]any{"spec.app.command": []any{"./server"}},
+			"spec.app.command", "command may only be set when type is Command"},
+		{"WSGI with concurrency", validAppGroup, map[string]any{"spec.app.concurrency": 4},
+			"spec.app.concurrency", "concurrency must be 1 when type is WSGI"},
+		{"unknown app type", validAppGroup, map[string]any{"spec.app.type": "Rack"},
+			"spec.app.type", `Unsupported value: "Rack"`},
+		{"unknown strategy", validAppGroup, map[string]any{"spec.restart.strategy": "Parallel"},
+			"spec.restart.strategy", `Unsupported value: "Parallel"`},
+		{"port zero", validAppGroup, map[string]any{"spec.listen.port": 0},
+			"spec.listen.port", "greater than or equal to 1"},
+		{"port too large", validAppGroup, map[string]any{"spec.listen.port": 70000},
+			"spec.listen.port", "less than or equal to 65535"},
+		{"missing listen", validAppGroup, map[string]any{"spec.listen": nil},
+			"spec.listen", "Required value"},
+		{"user root", validAppGroup, map[string]any{"spec.app.user": "root"},
+			"spec.app.user", "user may not be root or uid 0"},
+		{"user uid 0", validAppGroup, map[string]any{"spec.app.user": "000"},
+			"spec.app.user", "user may not be root or uid 0"},
+		{"user with a space", validAppGroup, map[string]any{"spec.app.user": "www data"},
+			"spec.app.user", "should match"},
+		{"zero start timeout", validAppGroup, map[string]any{"spec.pool.startTimeout": "0s"},
+			"spec.pool.startTimeout", "startTimeout must be a positive duration"},
+		{"negative shutdown timeout", validAppGroup, map[string]any{"spec.pool.shutdownTimeout": "-5s"},
+			"spec.pool.shutdownTimeout", "should match"},
+		{"idle timeout not a duration", validAppGroup, map[string]any{"spec.pool.idleTimeout": "forever"},
+			"spec.pool.idleTimeout", "should match"},
+		{"queue timeout too long", validAppGroup, map[string]any{"spec.pool.queueTimeout": "2h"},
+			"spec.pool.queueTimeout", "queueTimeout must be a positive duration of at most 1h"},
+		{"startup file escapes root", validAppGroup, map[string]any{"spec.app.startupFile": "../other/app.py"},
+			"spec.app.startupFile", "startupFile must stay inside root"},
+		{"absolute startup file", validAppGroup, map[string]any{"spec.app.startupFile": "/etc/app.py"},
+			"spec.app.startupFile", "should match"},
+		{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
+			"spec.app.env[0].name", "should match"},
+		{"tiny memory limit", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1Ki"},
+			"spec.pool.memoryLimit", "memoryLimit must be greater than 1Mi"},
+		{"zero concurrent nodes", validAppGroup, map[string]any{"spec.restart.maxConcurrentNodes": 0},
+			"spec.restart.maxConcurrentNodes", "greater than or equal to 1"},
+		{"negative queue size", validAppGroup, map[string]any{"spec.pool.maxRequestQueueSize": -1},
+			"spec.pool.maxRequestQueueSize", "greater than or equal to 1"},
+		{"resist not a bool", validAppGroup, map[string]any{"spec.restart.resistDeploymentErrors": "yes"},
+			"spec.restart.resistDeploymentErrors", "must be of type boolean"},
+		{"pool without node", validProcessPool, map[string]any{"spec.nodeName": nil},
+			"spec.nodeName", "Required value"},
+		{"pool with empty revision", validProcessPool, map[string]any{"spec.revision": ""},
+			"spec.revision", "at least 1 chars long"},
+		{"pool template min above max", validProcessPool,
+			map[string]any{"spec.template.pool.minProcesses": 3, "spec.template.pool.maxProcesses": 2},
+			"spec.template.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses"},
+		{"pool template Command without command", validProcessPool, map[string]any{"spec.template.app.type": "Command"},
+			"spec.template.app.command", "command is required when type is Command"},
+	}
+	ns := newNamespace(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := decode(t, tc.base)
+			obj.SetNamespace(ns)
+			for path, value := range tc.set {
+				setPath(t, obj.Object, path, value)
+			}
+			err := env.Client.Create(testContext(t), obj)
+			if err == nil {
+				t.Fatalf("accepted, want rejected naming %s (%s)", tc.field, tc.reason)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.field+":") || !strings.Contains(msg, tc.reason) {
+				t.Errorf("error does not name %q with %q:\n%s", tc.field, tc.reason, msg)
+			}
+		})
+	}
+}
+
+func TestValidObjectsAreAccepted(t *testing.T) {
+	ns := newNamespace(t)
+	for i, manifest := range []string{validAppGroup, validCommandAppGroup, validProcessPool} {
+		obj := decode(t, manifest)
+		obj.SetNamespace(ns)
+		obj.SetName(fmt.Sprintf("valid-%d", i))
+		if err := env.Client.Create(testContext(t), obj); err != nil {
+			t.Errorf("%s rejected: %v", obj.GetKind(), err)
+		}
+	}
+}
+
+func TestProcessPoolNodeNameIsImmutable(t *testing.T) {
+	ctx := testContext(t)
+	obj := decode(t, validProcessPool)
+	obj.SetNamespace(newNamespace(t))
+	if err := env.Client.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	setPath(t, obj.Object, "spec.nodeName", "node-b")
+	err := env.Client.Update(ctx, obj)
+	if err == nil || !strings.Contains(err.Error(), "spec.nodeName: Invalid value") ||
+		!strings.Contains(err.Error(), "nodeName is immutable") {
+		t.Fatalf("update of nodeName: got %v, want rejected as immutable", err)
+	}
+}
+
+func decode(t *testing.T, manifest string) *unstructured.Unstructured {
+	t.Helper()
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(manifest), &obj.Object); err != nil {
+		t.Fatal(err)
+	}
+	return obj
+}
+
+// setPath sets (or, for nil, deletes) a dotted path in an object, creating
+// intermediate maps.
+func setPath(t *testing.T, obj map[string]any, path string, value any) {
+	t.Helper()
+	keys := strings.Split(path, ".")
+	if value == nil {
+		unstructured.RemoveNestedField(obj, keys...)
+		return
+	}
+	if err := unstructured.SetNestedField(obj, toJSONValue(value), keys...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// toJSONValue converts Go ints to int64, as unstructured requires.
+func toJSONValue(v any) any {
+	switch v := v.(type) {
+	case int:
+		return int64(v)
+	case []any:
+		out := make([]any, len(v))
+		for i := range v {
+			out[i] = toJSONValue(v[i])
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k := range v {
+			out[k] = toJSONValue(v[k])
+		}
+		return out
+	}
+	return v
+}

@@ -1,0 +1,157 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	ferryv1alpha1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// Options tune the control plane a test starts.
+type Options struct {
+	// APIServerFlags are extra kube-apiserver flags, e.g.
+	// {"enable-admission-plugins": {"PodSecurity"}}.
+	APIServerFlags map[string][]string
+}
+
+// Env is a running control plane with Ferry's CRDs installed.
+type Env struct {
+	// Config reaches the API server as a cluster admin.
+	Config *rest.Config
+	// Client is a controller-runtime client with Ferry's and client-go's
+	// kinds registered.
+	Client client.Client
+	// Scheme is the scheme Client uses.
+	Scheme *runtime.Scheme
+	// Kubeconfig is the path of a kubeconfig file for Config, usable by the
+	// real kubectl and by Ferry's binaries.
+	Kubeconfig string
+
+	env *envtest.Environment
+	dir string
+}
+
+// Scheme returns a scheme with client-go's kinds and Ferry's.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := ferryv1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Start starts etcd and kube-apiserver, installs the CRDs and waits until
+// they are served. Call Stop when done (TestMain usually does both).
+func Start(opts Options) (*Env, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	assets, err := binaryAssets(root)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "ferry-testenv-")
+	if err != nil {
+		return nil, err
+	}
+	scheme := NewScheme()
+	te := &envtest.Environment{
+		Scheme:                   scheme,
+		CRDDirectoryPaths:        []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing:    true,
+		BinaryAssetsDirectory:    assets,
+		ControlPlaneStartTimeout: 3 * time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
+	}
+	apiserver := te.ControlPlane.GetAPIServer()
+	for flag, values := range opts.APIServerFlags {
+		apiserver.Configure().Set(flag, values...)
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting the test control plane from %s: %w", assets, err)
+	}
+	e := &Env{Config: cfg, Scheme: scheme, env: te, dir: dir}
+	if e.Client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
+	e.Kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(e.Kubeconfig, te.KubeConfig, 0o600); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Stop stops the control plane and removes its files.
+func (e *Env) Stop() error {
+	err := e.env.Stop()
+	return errors.Join(err, os.RemoveAll(e.dir))
+}
+
+// Kubectl runs the machine's kubectl against the test API server and
+// returns its standard output; a failure carries its standard error.
+func (e *Env) Kubectl(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", e.Kubeconfig}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("kubectl %v: %w: %s", args, err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// RepoRoot is the directory of the repository's go.mod, found by walking up
+// from the working directory (a test runs in its package's directory).
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			bytes.HasPrefix(data, []byte("module github.com/ferry-dev/ferry\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("testenv: not inside the Ferry repository")
+		}
+		dir = parent
+	}
+}
+
+// binaryAssets finds kube-apiserver and etcd, building them if needed.
+func binaryAssets(root string) (string, error) {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir, nil
+	}
+	bin := filepath.Join(root, "bin")
+	script := filepath.Join(root, "hack", "build-control-plane.sh")
+	// The script returns at once when bin/ is current, and otherwise copies
+	// from the machine cache or builds.
+	cmd := exec.Command(script)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("testenv: %s failed: %w", script, err)
+	}
+	return bin, nil
+}
