@@ -1,0 +1,27 @@
+// Package spawn starts and stops real worker processes: Python WSGI apps
+// under Ferry's embedded loader (package wsgi) and Command apps that serve
+// HTTP on $PORT. It knows nothing of pools or requests; package pool decides
+// when to spawn and stop, this package does it.
+//
+// A spawned worker:
+//   - runs in its own process group, so signals reach whatever it forks;
+//   - gets SIGKILL if the agent dies (Pdeathsig), and has no_new_privs set,
+//     so no setuid binary can raise its privileges;
+//   - runs as the AppGroup's user, or as nobody when the agent is root and
+//     no user is given (workers never run as root);
+//   - gets a minimal environment (PATH, HOME, LANG, USER, LOGNAME, the
+//     FERRY_* variables, then the app's env) rather than the agent's;
+//   - has its stdout and stderr logged line by line with its pid and
+//     revision, and the last lines kept for spawn errors.
+//
+// Spawn returns once the worker is ready: for WSGI when the loader reports
+// that the app is imported and its socket listens; for Command when a GET on
+// the readiness path answers below 500, or else when the port accepts. A
+// failure (exit, import error, startTimeout) comes back as an *Error carrying
+// the exit status and the process's last output lines.
+//
+// Pdeathsig is delivered when the thread that forked the child exits, and
+// no_new_privs is a per-thread setting, so each worker is started and waited
+// for by one goroutine locked to its own OS thread for the worker's whole
+// life. That costs one thread per worker, bounded by maxProcesses.
+package spawn

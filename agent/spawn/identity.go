@@ -1,0 +1,98 @@
+package spawn
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
+)
+
+// systemPath is the PATH of a worker that runs as another user than the
+// agent: the agent's own PATH may point into directories that user cannot
+// read (a pyenv under /root, say).
+const systemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// identity is who a worker runs as.
+type identity struct {
+	name, home string
+	cred       *syscall.Credential // nil: the agent's own user
+}
+
+// workerIdentity resolves the AppGroup's user. A root agent runs workers as
+// that user, or as nobody when none is given; a non-root agent can only run
+// them as itself. Root (uid 0) is refused even though the API forbids it
+// already: a standalone file could still name it.
+func workerIdentity(name string) (identity, error) {
+	if os.Geteuid() != 0 {
+		self, err := user.Current()
+		if err != nil {
+			return identity{}, err
+		}
+		if name != "" && name != self.Username && name != self.Uid {
+			return identity{}, fmt.Errorf("cannot run workers as %q: the agent runs as %q, not root", name, self.Username)
+		}
+		return identity{name: self.Username, home: self.HomeDir}, nil
+	}
+	if name == "" {
+		name = "nobody"
+	}
+	u, err := lookupUser(name)
+	if err != nil {
+		return identity{}, err
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	if uid == 0 {
+		return identity{}, fmt.Errorf("refusing to run workers as %q: it is uid 0", name)
+	}
+	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	if gids, err := u.GroupIds(); err == nil {
+		for _, g := range gids {
+			if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+				cred.Groups = append(cred.Groups, uint32(n))
+			}
+		}
+	}
+	home := u.HomeDir
+	if home == "" {
+		home = "/"
+	}
+	return identity{name: u.Username, home: home, cred: cred}, nil
+}
+
+// lookupUser takes a name or a numeric uid; a uid with no passwd entry
+// runs with gid = uid, as container runtimes do.
+func lookupUser(name string) (*user.User, error) {
+	if _, err := strconv.ParseUint(name, 10, 32); err == nil {
+		if u, err := user.LookupId(name); err == nil {
+			return u, nil
+		}
+		return &user.User{Uid: name, Gid: name, Username: name, HomeDir: "/"}, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", name, err)
+	}
+	return u, nil
+}
+
+// baseEnv is the environment every worker starts from.
+func baseEnv(id identity) []string {
+	path := os.Getenv("PATH")
+	if id.cred != nil || path == "" {
+		path = systemPath
+	}
+	lang := os.Getenv("LANG")
+	if lang == "" {
+		lang = "C.UTF-8"
+	}
+	return []string{
+		"PATH=" + path,
+		"HOME=" + id.home,
+		"LANG=" + lang,
+		"USER=" + id.name,
+		"LOGNAME=" + id.name,
+		"PYTHONUNBUFFERED=1",
+	}
+}

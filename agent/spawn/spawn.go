@@ -1,0 +1,470 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-dev/ferry/agent/wsgi"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// Spec is everything needed to start one worker.
+type Spec struct {
+	// App is the AppGroup's app block, as of Revision.
+	App ferryv1.AppSpec
+	// Revision is the revision the worker is spawned for.
+	Revision string
+	// StartTimeout bounds the time until ready; past it the worker is killed
+	// and the spawn fails.
+	StartTimeout time.Duration
+	// RunDir holds per-worker socket directories. Keep it short: a Unix
+	// socket path may not exceed 107 bytes.
+	RunDir string
+	// LoaderPath is the installed WSGI loader (wsgi.Install).
+	LoaderPath string
+	// Log receives the worker's output lines and lifecycle messages.
+	Log logr.Logger
+}
+
+// Error is a failed spawn.
+type Error struct {
+	// Reason is one line: "exited with status 1 before it was ready", "not
+	// ready within startTimeout (90s)", "could not start: ...".
+	Reason string
+	// Output is the last lines the process wrote; for WSGI the traceback.
+	Output string
+}
+
+func (e *Error) Error() string {
+	if e.Output == "" {
+		return e.Reason
+	}
+	return e.Reason + ":\n" + e.Output
+}
+
+// Process is a running worker.
+type Process struct {
+	// PID is the worker's process id (and process group id).
+	PID int
+	// Revision is the revision it was spawned for.
+	Revision string
+	// Network and Address are where it serves HTTP: "unix" and a socket
+	// path for WSGI, "tcp" and 127.0.0.1:PORT for Command.
+	Network, Address string
+	// StartedAt is when it was started.
+	StartedAt time.Time
+
+	done      chan struct{}
+	exitErr   error // set before done is closed
+	output    *tail
+	sockDir   string
+	childEnds []*os.File // write ends of the pipes, closed once the child has them
+	exited    atomic.Bool
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool { return p.exited.Load() }
+
+// ExitStatus describes how the process ended ("exit status 1", "signal:
+// killed"); empty while it runs.
+func (p *Process) ExitStatus() string {
+	select {
+	case <-p.done:
+	default:
+		return ""
+	}
+	if p.exitErr == nil {
+		return "exit status 0"
+	}
+	return p.exitErr.Error()
+}
+
+// Output returns the last lines the process wrote.
+func (p *Process) Output() string { return p.output.String() }
+
+// Signal sends sig to the worker's process group.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if p.exited.Load() {
+		return nil
+	}
+	err := syscall.Kill(-p.PID, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// Stop sends SIGTERM to the process group, waits up to timeout for the
+// worker to exit, then sends SIGKILL and waits for the exit. It reports
+// whether SIGKILL was needed. It returns at once if the process has exited.
+func (p *Process) Stop(timeout time.Duration) (killed bool) {
+	_ = p.Signal(syscall.SIGTERM)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return false
+	case <-t.C:
+	}
+	_ = p.Signal(syscall.SIGKILL)
+	<-p.done
+	return true
+}
+
+// Spawn starts a worker and returns once it is ready. On failure the
+// process is gone and the error is an *Error.
+func Spawn(ctx context.Context, spec Spec) (*Process, error) {
+	cmd, proc, ready, err := prepare(spec)
+	if err != nil {
+		return nil, &Error{Reason: "could not start: " + err.Error()}
+	}
+	log := spec.Log.WithValues("revision", spec.Revision)
+	started := make(chan error, 1)
+	go run(cmd, proc, started, log)
+	if err := <-started; err != nil {
+		proc.cleanup()
+		if ready != nil {
+			_ = ready.Close()
+		}
+		return nil, &Error{Reason: "could not start: " + err.Error()}
+	}
+	proc.PID = cmd.Process.Pid
+	log.V(1).Info("Started worker", "pid", proc.PID, "argv", cmd.Args)
+
+	timeout := spec.StartTimeout
+	if timeout <= 0 {
+		timeout = 90 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if ready != nil {
+		err = waitLoaderReady(ctx, proc, ready)
+	} else {
+		err = waitCommandReady(ctx, proc, spec.App.ReadinessPath)
+	}
+	if err != nil {
+		reason := err.Error()
+		if errors.Is(err, context.DeadlineExceeded) {
+			reason = fmt.Sprintf("not ready within startTimeout (%s)", timeout)
+		}
+		proc.Stop(2 * time.Second)
+		return nil, &Error{Reason: reason, Output: proc.spawnOutput(err)}
+	}
+	return proc, nil
+}
+
+// run starts cmd on a locked OS thread and waits for it there: Pdeathsig
+// fires when the forking thread exits and no_new_privs is per thread (see
+// the package doc). The thread is never unlocked, so it exits with this
+// goroutine, after the worker has exited.
+func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger) {
+	runtime.LockOSThread()
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		proc.closeChildEnds()
+		started <- fmt.Errorf("setting no_new_privs: %w", err)
+		return
+	}
+	if err := cmd.Start(); err != nil {
+		proc.closeChildEnds()
+		started <- err
+		return
+	}
+	// The child holds its copies of the pipes' write ends now.
+	proc.closeChildEnds()
+	started <- nil
+	err := cmd.Wait()
+	proc.exitErr = err
+	proc.exited.Store(true)
+	proc.cleanup()
+	close(proc.done)
+	log.V(1).Info("Worker exited", "pid", proc.PID, "status", proc.ExitStatus())
+}
+
+func (p *Process) closeChildEnds() {
+	for _, f := range p.childEnds {
+		_ = f.Close()
+	}
+	p.childEnds = nil
+}
+
+func (p *Process) cleanup() {
+	if p.sockDir != "" {
+		_ = os.RemoveAll(p.sockDir)
+	}
+}
+
+// spawnOutput is what a failed spawn reports: the loader's traceback when
+// it sent one, else the process's last output lines.
+func (p *Process) spawnOutput(err error) string {
+	var le *loaderError
+	if errors.As(err, &le) && le.traceback != "" {
+		return strings.TrimRight(le.traceback, "\n")
+	}
+	// Give the output readers a moment to drain what the process wrote
+	// just before it exited.
+	p.output.waitClosed(200 * time.Millisecond)
+	return p.output.String()
+}
+
+// loaderError is the WSGI loader's own report of a failed import.
+type loaderError struct {
+	summary, traceback string
+}
+
+func (e *loaderError) Error() string { return "the app failed to load: " + e.summary }
+
+func waitLoaderReady(ctx context.Context, proc *Process, ready *os.File) error {
+	msgc := make(chan error, 1)
+	go func() {
+		defer ready.Close()
+		msg, err := wsgi.ReadMessage(ready)
+		switch {
+		case err != nil:
+			msgc <- err
+		case msg.Error != "":
+			msgc <- &loaderError{summary: msg.Error, traceback: msg.Traceback}
+		case !msg.Ready:
+			msgc <- errors.New("the loader sent no ready message")
+		default:
+			msgc <- nil
+		}
+	}()
+	select {
+	case err := <-msgc:
+		if err == nil {
+			return nil
+		}
+		var le *loaderError
+		if errors.As(err, &le) {
+			return err
+		}
+		// The pipe closed without a message: the process is exiting.
+		select {
+		case <-proc.done:
+			return exitError(proc)
+		case <-time.After(2 * time.Second):
+			return fmt.Errorf("the loader closed its ready pipe without a message: %w", err)
+		}
+	case <-proc.done:
+		return exitError(proc)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func exitError(proc *Process) error {
+	return fmt.Errorf("%s before it was ready", describeExit(proc.ExitStatus()))
+}
+
+func describeExit(status string) string {
+	if strings.HasPrefix(status, "exit status ") {
+		return "exited with status " + strings.TrimPrefix(status, "exit status ")
+	}
+	if strings.HasPrefix(status, "signal: ") {
+		return "was killed by " + strings.TrimPrefix(status, "signal: ")
+	}
+	return "exited (" + status + ")"
+}
+
+// waitCommandReady polls the Command app until it answers: quickly at
+// first (apps often start in milliseconds), backing off to 100ms.
+func waitCommandReady(ctx context.Context, proc *Process, path string) error {
+	client := &http.Client{
+		Timeout:   time.Second,
+		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	}
+	delay := 5 * time.Millisecond
+	for {
+		if ok := probe(ctx, client, proc.Address, path); ok {
+			return nil
+		}
+		select {
+		case <-proc.done:
+			return exitError(proc)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}
+
+func probe(ctx context.Context, client *http.Client, addr, path string) bool {
+	if path == "" {
+		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode < 500
+}
+
+var sockSeq atomic.Uint64
+
+// prepare builds the command for spec without starting it. For WSGI it also
+// returns the read end of the loader's ready pipe.
+func prepare(spec Spec) (*exec.Cmd, *Process, *os.File, error) {
+	ident, err := workerIdentity(spec.App.User)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	env := baseEnv(ident)
+	proc := &Process{Revision: spec.Revision, StartedAt: time.Now(), done: make(chan struct{})}
+	var argv []string
+	var ready, readyW *os.File
+	var port int
+	dir := spec.App.Root
+
+	switch spec.App.Type {
+	case ferryv1.AppTypeWSGI:
+		proc.sockDir = filepath.Join(spec.RunDir, strconv.FormatUint(sockSeq.Add(1), 36))
+		if err := os.MkdirAll(proc.sockDir, 0o700); err != nil {
+			return nil, nil, nil, err
+		}
+		if ident.cred != nil {
+			if err := os.Chown(proc.sockDir, int(ident.cred.Uid), int(ident.cred.Gid)); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		proc.Network, proc.Address = "unix", filepath.Join(proc.sockDir, "s")
+		opts := wsgi.Options{
+			Python: spec.App.Python, Root: spec.App.Root, StartupFile: spec.App.StartupFile,
+			Socket: proc.Address, Revision: spec.Revision,
+		}
+		argv = opts.Argv(spec.LoaderPath)
+		env = append(env, opts.Env()...)
+		if ready, readyW, err = os.Pipe(); err != nil {
+			return nil, nil, nil, err
+		}
+	case ferryv1.AppTypeCommand:
+		if port, err = freePort(); err != nil {
+			return nil, nil, nil, err
+		}
+		proc.Network, proc.Address = "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		for _, a := range spec.App.Command {
+			argv = append(argv, strings.ReplaceAll(a, "$(PORT)", strconv.Itoa(port)))
+		}
+		env = append(env, "FERRY_REVISION="+spec.Revision)
+	default:
+		return nil, nil, nil, fmt.Errorf("unknown app type %q", spec.App.Type)
+	}
+	for _, e := range spec.App.Env {
+		if spec.App.Type == ferryv1.AppTypeCommand && e.Name == "PORT" {
+			continue // the agent's to set
+		}
+		env = append(env, e.Name+"="+e.Value)
+	}
+	if port != 0 {
+		env = append(env, "PORT="+strconv.Itoa(port))
+	}
+	if len(argv) == 0 {
+		return nil, nil, nil, errors.New("empty command")
+	}
+	path, err := lookPath(argv[0], envValue(env, "PATH"), dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+
+	cmd := &exec.Cmd{Path: path, Args: argv, Dir: dir}
+	if readyW != nil {
+		cmd.ExtraFiles = []*os.File{readyW} // fd 3 == wsgi.ReadyFD
+		proc.childEnds = append(proc.childEnds, readyW)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid:    true,
+		Pdeathsig:  syscall.SIGKILL,
+		Credential: ident.cred,
+	}
+	proc.output = newTail(64, 4096)
+	// Pipes of our own rather than io.Writers: exec would otherwise copy
+	// the output in goroutines that Wait waits for, and a worker's orphaned
+	// child holding stdout open would keep Wait from returning.
+	log := spec.Log.WithValues("revision", spec.Revision)
+	for _, stream := range []string{"stdout", "stderr"} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if stream == "stdout" {
+			cmd.Stdout = w
+		} else {
+			cmd.Stderr = w
+		}
+		proc.childEnds = append(proc.childEnds, w)
+		go proc.output.copyLines(r, stream, proc, log)
+	}
+	cmd.Env = env
+	return cmd, proc, ready, nil
+}
+
+// freePort asks the kernel for a free loopback port. Another process could
+// take it before the worker binds it; the worker then fails to start and the
+// spawn is reported (and retried) like any other spawn error.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// lookPath resolves name the way the worker's exec would, against the
+// worker's PATH rather than the agent's. Names with a slash are taken
+// relative to the working directory dir.
+func lookPath(name, path, dir string) (string, error) {
+	if strings.Contains(name, "/") {
+		if !filepath.IsAbs(name) && dir != "" {
+			return filepath.Join(dir, name), nil
+		}
+		return name, nil
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			continue
+		}
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%q not found in the worker's PATH (%s)", name, path)
+}

@@ -1,0 +1,145 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+
+	"github.com/ferry-dev/ferry/agent/wsgi"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+func testSpec(t *testing.T, app ferryv1.AppSpec) Spec {
+	t.Helper()
+	run, err := os.MkdirTemp("", "fsp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(run) })
+	if err := os.Chmod(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	loader, err := wsgi.Install(filepath.Join(run, "loader"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app.Root == "" {
+		t.Fatal("no root")
+	}
+	root, _ := filepath.Abs(app.Root)
+	app.Root = root
+	return Spec{App: app, Revision: "r1", StartTimeout: 30 * time.Second, RunDir: run, LoaderPath: loader, Log: testr.New(t)}
+}
+
+func get(t *testing.T, p *Process, path string) string {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, p.Network, p.Address)
+	}}}
+	resp, err := c.Get("http://worker" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestSpawnWSGIRunsAsNobodyWithAppEnv(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/ok", StartupFile: "passenger_wsgi.py",
+		Env: []ferryv1.EnvVar{{Name: "GREETING", Value: "hi"}}})
+	p, err := Spawn(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(5 * time.Second)
+	body := get(t, p, "/")
+	fields := strings.Fields(body)
+	if len(fields) != 3 || fields[0] != strconv.Itoa(p.PID) || fields[2] != "hi" {
+		t.Fatalf("body %q, want pid %d and the app env", body, p.PID)
+	}
+	if os.Geteuid() == 0 && fields[1] != "nobody" {
+		t.Errorf("worker runs as %q, want nobody when the agent is root", fields[1])
+	}
+	if pgid, _ := syscall.Getpgid(p.PID); pgid != p.PID {
+		t.Errorf("worker pgid %d, want its own group %d", pgid, p.PID)
+	}
+	status, _ := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/status")
+	if !strings.Contains(string(status), "NoNewPrivs:\t1") {
+		t.Errorf("no_new_privs not set:\n%s", status)
+	}
+	if killed := p.Stop(10 * time.Second); killed {
+		t.Error("worker needed SIGKILL to stop after SIGTERM")
+	}
+	if !p.Exited() || p.ExitStatus() != "exit status 0" {
+		t.Errorf("after Stop: exited=%v status=%q", p.Exited(), p.ExitStatus())
+	}
+}
+
+func TestSpawnWSGIImportErrorCarriesTraceback(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/broken", StartupFile: "passenger_wsgi.py"})
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+	if !strings.Contains(se.Reason, "ModuleNotFoundError") || !strings.Contains(se.Output, "Traceback") ||
+		!strings.Contains(se.Output, "ferry_module_that_does_not_exist") {
+		t.Fatalf("spawn error lacks the traceback:\nreason: %s\noutput: %s", se.Reason, se.Output)
+	}
+}
+
+func TestSpawnStartTimeoutKillsHungSpawn(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/hang", StartupFile: "passenger_wsgi.py"})
+	spec.StartTimeout = time.Second
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	if !errors.As(err, &se) || !strings.Contains(se.Reason, "not ready within startTimeout (1s)") {
+		t.Fatalf("err = %v, want a startTimeout spawn error", err)
+	}
+}
+
+func TestSpawnCommand(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"python3", "server.py", "$(PORT)"}, ReadinessPath: "/"})
+	p, err := Spawn(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(5 * time.Second)
+	if got := strings.TrimSpace(get(t, p, "/")); got != strconv.Itoa(p.PID) {
+		t.Fatalf("body %q, want pid %d", got, p.PID)
+	}
+}
+
+func TestSpawnCommandExitCarriesStatusAndOutput(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"python3", "server.py", "$(PORT)"}, Env: []ferryv1.EnvVar{{Name: "FAIL", Value: "1"}}})
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	if !errors.As(err, &se) || se.Reason != "exited with status 3 before it was ready" ||
+		!strings.Contains(se.Output, "cannot start: FAIL is set") {
+		t.Fatalf("err = %#v, want exit status 3 and the output", err)
+	}
+}
+
+func TestSpawnMissingCommand(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"no-such-binary-ferry"}})
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	if !errors.As(err, &se) || !strings.Contains(se.Reason, "could not start") || !strings.Contains(se.Reason, "no-such-binary-ferry") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,1151 @@
+"""Ferry's WSGI loader: the worker side of every WSGI app.
+
+The Ferry agent runs this file as ``python3 -u <this file>`` with the
+application root as the working directory. It imports the application, serves
+it over HTTP/1.1 on a Unix socket, and reports readiness on an inherited file
+descriptor. Standard library only; Python 3.9 to 3.13.
+
+Environment (set by the agent):
+
+  FERRY_APP_ROOT      absolute application root, symlinks resolved once at
+                      start: put first on sys.path and chdir'd to
+  FERRY_STARTUP_FILE  file relative to the root exposing ``application``
+                      (default passenger_wsgi.py)
+  FERRY_SOCKET        absolute path of the Unix socket to listen on
+  FERRY_READY_FD      inherited descriptor for the one readiness message
+  FERRY_REVISION      informational; left in os.environ for the application
+
+Readiness: exactly one JSON line is written on FERRY_READY_FD, then it is
+closed. ``{"ready": true, "pid": N}`` once the application is imported and the
+socket listens; ``{"error": "<one line>", "traceback": "<text>"}`` if the
+application (or the socket) could not be set up, after which the process exits
+with status 1. Tracebacks also go to stderr.
+
+Serving: one request at a time, from a single-threaded poll loop over the
+listening socket and every open connection, so an idle keep-alive connection
+never holds up a request on another. Requests are parsed by hand (no
+http.server). Signals: SIGTERM or SIGINT lets the request in progress finish,
+answers requests already received, then closes everything and exits 0.
+"""
+
+import errno
+import gc
+import json
+import os
+import re
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from importlib.machinery import SourceFileLoader
+from importlib.util import module_from_spec, spec_from_file_location
+from urllib.parse import unquote_to_bytes
+
+MAX_HEADER_BYTES = 64 * 1024  # request line + headers; beyond: 431 and close
+RECV_SIZE = 64 * 1024  # largest single read from a connection
+DRAIN_LIMIT = 256 * 1024  # unread request body we read and discard to keep a connection
+MAX_CHUNK_LINE = 4096  # a chunk-size line of a chunked request body
+IO_TIMEOUT_MS = 300 * 1000  # longest wait for the client within one request
+BACKLOG = 1024
+TRACEBACK_LIMIT = 32 * 1024  # characters of traceback sent on the ready fd
+
+_stopping = False  # set by SIGTERM / SIGINT
+
+
+def _on_signal(signum, frame):
+    global _stopping
+    _stopping = True
+
+
+class ClientDisconnected(OSError):
+    """The client went away (or stalled past IO_TIMEOUT_MS) mid-request."""
+
+
+class BadRequestBody(ValueError):
+    """The request body is not valid chunked encoding."""
+
+
+class LoadError(Exception):
+    """The application cannot be loaded; the message is the whole summary."""
+
+
+# ---------------------------------------------------------------------------
+# Socket helpers. Every connection is non-blocking; the blocking reads and
+# writes a request needs wait with poll() on that one connection.
+
+
+def _wait(sock, events):
+    p = select.poll()
+    p.register(sock, events)
+    if not p.poll(IO_TIMEOUT_MS):
+        raise ClientDisconnected(errno.ETIMEDOUT, "timed out waiting for the client")
+
+
+def _recv(sock, n):
+    while True:
+        try:
+            data = sock.recv(n)
+        except BlockingIOError:
+            _wait(sock, select.POLLIN)
+            continue
+        except OSError as e:
+            raise ClientDisconnected(e.errno, str(e)) from None
+        if not data:
+            raise ClientDisconnected(errno.ECONNRESET, "the client closed the connection mid-request")
+        return data
+
+
+def _sendall(sock, data):
+    while True:
+        try:
+            n = sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError as e:
+            raise ClientDisconnected(e.errno, str(e)) from None
+        if n == len(data):
+            return
+        data = memoryview(data)[n:]
+        _wait(sock, select.POLLOUT)
+
+
+def _sendv(sock, parts):
+    try:
+        n = sock.sendmsg(parts)
+    except BlockingIOError:
+        n = 0
+    except OSError as e:
+        raise ClientDisconnected(e.errno, str(e)) from None
+    for p in parts:
+        size = len(p)
+        if n >= size:
+            n -= size
+            continue
+        _sendall(sock, memoryview(p)[n:] if n else p)
+        n = 0
+
+
+# ---------------------------------------------------------------------------
+# wsgi.input
+
+
+class Input:
+    """wsgi.input: the request body, streamed from the connection.
+
+    Content-Length bodies never read past their end; chunked bodies are
+    decoded as they are read, and whatever follows them is kept for the next
+    request. Nothing is buffered beyond one socket read.
+    """
+
+    __slots__ = ("_sock", "_buf", "_left", "_chunked", "_cont", "_raw", "_chunk", "_done", "_bad", "_extra")
+
+    def __init__(self, sock, rest, length, chunked, cont):
+        self._sock = sock
+        self._cont = cont  # Expect: 100-continue not answered yet
+        self._chunked = chunked
+        self._bad = False
+        if chunked:
+            self._raw = rest  # received, not yet decoded
+            self._buf = b""
+            self._chunk = 0  # >0: data left in chunk; 0: size line next; -1: CRLF next
+            self._done = False
+            self._left = 0
+            self._extra = b""
+        else:
+            if len(rest) > length:
+                self._buf = rest[:length]
+                self._extra = rest[length:]
+            else:
+                self._buf = rest
+                self._extra = b""
+            self._left = length - len(self._buf)  # still on the wire
+            self._raw = b""
+            self._chunk = 0
+            self._done = True
+
+    # -- decoding
+
+    def _more(self):
+        """Return buffered body bytes, reading more if none; b"" at the end."""
+        buf = self._buf
+        if buf:
+            return buf
+        if self._cont and (self._left or not self._done):
+            self._cont = False
+            _sendall(self._sock, b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self._chunked:
+            return self._more_chunked()
+        left = self._left
+        if not left:
+            return b""
+        data = _recv(self._sock, left if left < RECV_SIZE else RECV_SIZE)
+        self._left = left - len(data)
+        self._buf = data
+        return data
+
+    def _more_chunked(self):
+        try:
+            while not self._done:
+                size = self._chunk
+                if size > 0:
+                    raw = self._raw
+                    if raw:
+                        if len(raw) <= size:
+                            data = raw
+                            self._raw = b""
+                        else:
+                            data = raw[:size]
+                            self._raw = raw[size:]
+                    else:
+                        data = _recv(self._sock, size if size < RECV_SIZE else RECV_SIZE)
+                    size -= len(data)
+                    self._chunk = size if size else -1
+                    self._buf = data
+                    return data
+                if size < 0:
+                    self._fill(2)
+                    if self._raw[:2] != b"\r\n":
+                        raise BadRequestBody("malformed chunked request body: missing CRLF after chunk data")
+                    self._raw = self._raw[2:]
+                    self._chunk = 0
+                    continue
+                line = self._line()
+                i = line.find(b";")
+                if i >= 0:
+                    line = line[:i]
+                line = line.strip(b" \t")
+                if not line or len(line) > 16 or not _HEX(line):
+                    raise BadRequestBody("malformed chunked request body: bad chunk size")
+                size = int(line, 16)
+                if size:
+                    self._chunk = size
+                    continue
+                trailers = 0  # last chunk: skip the trailer section
+                while True:
+                    line = self._line()
+                    if not line:
+                        break
+                    trailers += len(line)
+                    if trailers > MAX_HEADER_BYTES:
+                        raise BadRequestBody("malformed chunked request body: trailers too large")
+                self._done = True
+            return b""
+        except BadRequestBody:
+            self._bad = True
+            self._done = True
+            raise
+
+    def _fill(self, n):
+        while len(self._raw) < n:
+            self._raw += _recv(self._sock, RECV_SIZE)
+
+    def _line(self):
+        raw = self._raw
+        start = 0
+        while True:
+            i = raw.find(b"\r\n", start)
+            if i >= 0:
+                self._raw = raw[i + 2 :]
+                return raw[:i]
+            if len(raw) > MAX_CHUNK_LINE:
+                raise BadRequestBody("malformed chunked request body: line too long")
+            start = len(raw) - 1 if raw else 0
+            raw += _recv(self._sock, RECV_SIZE)
+            self._raw = raw
+
+    # -- the file-like interface (PEP 3333)
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            parts = []
+            while True:
+                buf = self._more()
+                if not buf:
+                    break
+                parts.append(buf)
+                self._buf = b""
+            return b"".join(parts)
+        if not size:
+            return b""
+        buf = self._more()
+        if len(buf) >= size:
+            self._buf = buf[size:]
+            return buf[:size]
+        self._buf = b""
+        parts = [buf]
+        got = len(buf)
+        while got < size:
+            buf = self._more()
+            if not buf:
+                break
+            need = size - got
+            if len(buf) > need:
+                self._buf = buf[need:]
+                buf = buf[:need]
+            else:
+                self._buf = b""
+            parts.append(buf)
+            got += len(buf)
+        return b"".join(parts)
+
+    def readline(self, size=-1):
+        if size is None:
+            size = -1
+        parts = []
+        while size:
+            buf = self._more()
+            if not buf:
+                break
+            end = len(buf) if size < 0 or size > len(buf) else size
+            i = buf.find(b"\n", 0, end)
+            if i >= 0:
+                end = i + 1
+            parts.append(buf[:end])
+            self._buf = buf[end:]
+            if size > 0:
+                size -= end
+            if i >= 0:
+                break
+        return b"".join(parts)
+
+    def readlines(self, hint=-1):
+        if hint is None:
+            hint = -1
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                break
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    # -- after the response
+
+    def can_drain(self):
+        """Whether what the application left of the body may be read and discarded."""
+        if self._bad:
+            return False
+        if self._chunked:
+            return self._done or not self._cont
+        return self._left <= DRAIN_LIMIT and not (self._cont and self._left)
+
+    def finish(self):
+        """Discard the unread body; return the bytes that follow it, or None to close."""
+        if not self.can_drain():
+            return None
+        budget = DRAIN_LIMIT
+        try:
+            while True:
+                buf = self._more()
+                if not buf:
+                    break
+                self._buf = b""
+                budget -= len(buf)
+                if budget < 0:
+                    return None
+        except (ClientDisconnected, BadRequestBody):
+            return None
+        return self._raw if self._chunked else self._extra
+
+
+_HEX = re.compile(rb"[0-9A-Fa-f]+").fullmatch
+_EMPTY_INPUT = Input(None, b"", 0, False, False)
+
+
+# ---------------------------------------------------------------------------
+# The response: start_response, write, framing.
+
+_NOBODY, _LENGTH, _CHUNKED, _EOF = 1, 2, 3, 4
+
+_RESPONSE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_HOP_BY_HOP = frozenset(
+    ("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding", "upgrade")
+)
+_response_kinds = {}  # header name -> 0 plain, 1 content-length, 2 hop-by-hop, 3 connection
+
+
+def _response_kind(name):
+    if type(name) is not str:
+        raise TypeError("header names must be str, not %s" % type(name).__name__)
+    if not _RESPONSE_NAME(name):
+        raise ValueError("invalid header name %r" % name)
+    lname = name.lower()
+    if lname == "content-length":
+        kind = 1
+    elif lname == "connection":
+        kind = 3
+    elif lname in _HOP_BY_HOP:
+        kind = 2
+    else:
+        kind = 0
+    if len(_response_kinds) < 1024:
+        _response_kinds[name] = kind
+    return kind
+
+
+class Response:
+    """One response: PEP 3333's start_response and write, and the framing.
+
+    Headers are sent with the first non-empty body chunk, or at the end. The
+    framing is the application's Content-Length if it set one, else a length
+    Ferry knows (a list body, or an empty one), else chunked (HTTP/1.1) or
+    close-delimited (HTTP/1.0). Hop-by-hop headers from the application are
+    dropped; "Connection: close" among them closes the connection afterwards.
+    """
+
+    __slots__ = ("sock", "head_req", "http11", "keep", "inp", "status", "code", "block", "app_cl", "mode", "left", "hint", "discarded")
+
+    def __init__(self, sock, head_req, http11, keep, inp):
+        self.sock = sock
+        self.head_req = head_req
+        self.http11 = http11
+        self.keep = keep
+        self.inp = inp
+        self.status = None
+        self.mode = None  # set when the headers are sent
+        self.app_cl = None
+        self.hint = None
+        self.discarded = 0
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info:
+            try:
+                if self.mode is not None:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() called a second time without exc_info")
+        if type(status) is not str:
+            raise TypeError("status must be str, not %s" % type(status).__name__)
+        code = status[:3]
+        if len(status) < 4 or status[3] != " " or not (code.isascii() and code.isdigit()):
+            raise ValueError("status must look like '200 OK', not %r" % status)
+        if type(headers) is not list:
+            raise TypeError("headers must be a list, not %s" % type(headers).__name__)
+        out = ["HTTP/1.1 ", status, "\r\n"]
+        cl = None
+        close = False
+        kinds = _response_kinds
+        for h in headers:
+            if type(h) is not tuple or len(h) != 2:
+                raise TypeError("each header must be a (name, value) tuple, not %r" % (h,))
+            name, value = h
+            if type(value) is not str:
+                raise TypeError("header values must be str, not %s (header %r)" % (type(value).__name__, name))
+            kind = kinds.get(name) if type(name) is str else None
+            if kind is None:
+                kind = _response_kind(name)
+            if kind:
+                if kind == 1:
+                    v = value.strip()
+                    if not (v.isascii() and v.isdigit()) or (cl is not None and int(v) != cl):
+                        raise ValueError("invalid Content-Length %r" % value)
+                    cl = int(v)
+                else:
+                    if kind == 3 and "close" in value.lower():
+                        close = True
+                    continue
+            out += (name, ": ", value, "\r\n")
+        s = "".join(out)
+        lines = (len(out) - 3) // 4 + 1
+        if s.count("\n") != lines or s.count("\r") != lines or "\0" in s:
+            raise ValueError("the status or a header contains CR, LF or NUL")
+        self.block = s.encode("latin-1")
+        self.code = int(code)
+        self.app_cl = cl
+        self.status = status
+        if close:
+            self.keep = False
+        return self.write
+
+    def _begin(self, total):
+        """Settle the framing; return the response head."""
+        if self.status is None:
+            raise AssertionError("the application produced body data before calling start_response()")
+        code = self.code
+        keep = self.keep and not _stopping
+        cl = self.app_cl
+        extra = b""
+        if self.head_req or code < 200 or code == 204 or code == 304:
+            mode = _NOBODY
+            if self.head_req and cl is None and total is not None and code >= 200 and code != 204 and code != 304:
+                extra = b"Content-Length: %d\r\n" % total
+        elif cl is not None:
+            mode = _LENGTH
+            self.left = cl
+        elif total is not None:
+            mode = _LENGTH
+            self.left = total
+            extra = b"Content-Length: %d\r\n" % total
+        elif self.http11:
+            mode = _CHUNKED
+            extra = b"Transfer-Encoding: chunked\r\n"
+        else:
+            mode = _EOF
+            keep = False
+        if keep and self.inp is not None and not self.inp.can_drain():
+            keep = False
+        if not keep:
+            extra += b"Connection: close\r\n"
+        elif not self.http11:
+            extra += b"Connection: keep-alive\r\n"
+        self.keep = keep
+        self.mode = mode
+        return self.block + extra + b"\r\n"
+
+    def write(self, data):
+        if type(data) is not bytes:
+            raise TypeError("response body data must be bytes, not %s" % type(data).__name__)
+        if not data:
+            return
+        mode = self.mode
+        if mode is None:
+            if self.head_req:
+                if self.status is None:
+                    raise AssertionError("the application produced body data before calling start_response()")
+                self.discarded += len(data)
+                return
+            head = self._begin(self.hint)
+            mode = self.mode
+        else:
+            head = None
+        if mode == _CHUNKED:
+            size = b"%x\r\n" % len(data)
+            parts = [head + size if head else size, data, b"\r\n"]
+        elif mode == _LENGTH:
+            left = self.left
+            if len(data) > left:
+                data = data[:left]  # more than its Content-Length: cut, then close
+                self.keep = False
+            self.left = left - len(data)
+            parts = [head, data] if head else [data]
+        elif mode == _EOF:
+            parts = [head, data] if head else [data]
+        elif head:
+            parts = [head]
+        else:
+            return
+        _sendv(self.sock, parts)
+
+    def finish(self):
+        mode = self.mode
+        if mode is None:
+            _sendall(self.sock, self._begin(self.discarded if self.head_req else 0))
+            mode = self.mode
+        elif mode == _CHUNKED:
+            _sendall(self.sock, b"0\r\n\r\n")
+        if mode == _LENGTH and self.left:
+            self.keep = False  # shorter than its Content-Length: the client must see EOF
+
+    def error(self, inp):
+        """Answer 500 if nothing was sent yet; return whether to keep the connection."""
+        keep = self.keep and not _stopping and (inp is None or inp.can_drain())
+        head = _simple_head(500, "Internal Server Error", len(_BODY_500), keep, self.http11)
+        self.mode = _NOBODY
+        _sendall(self.sock, head if self.head_req else head + _BODY_500)
+        return keep
+
+
+_BODY_500 = b"Internal Server Error\n"
+
+
+def _simple_head(code, reason, length, keep, http11):
+    conn = b"" if keep and http11 else (b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n")
+    return b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n" % (
+        code,
+        reason.encode("ascii"),
+        length,
+        conn,
+    )
+
+
+def _simple_close(code, reason):
+    body = reason.encode("ascii") + b"\n"
+    return _simple_head(code, reason, len(body), False, True) + body
+
+
+_R400 = _simple_close(400, "Bad Request")
+_R431 = _simple_close(431, "Request Header Fields Too Large")
+_R501 = _simple_close(501, "Not Implemented")
+_R505 = _simple_close(505, "HTTP Version Not Supported")
+
+
+# ---------------------------------------------------------------------------
+# Request parsing.
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]").fullmatch
+_METHODS = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE", b"CONNECT")}
+
+# header name bytes -> environ key; "" means dropped
+_header_keys = {b"Content-Type": "CONTENT_TYPE", b"Content-Length": "CONTENT_LENGTH"}
+
+
+def _header_key(name):
+    """The environ key of a request header name; "" to drop it, None if invalid."""
+    if not _TOKEN(name):
+        return None
+    if b"_" in name:
+        # HTTP_X_FOO could then come from X-Foo or X_Foo: drop the
+        # underscore spelling so a client cannot spoof a header a proxy sets.
+        key = ""
+    else:
+        key = name.decode("ascii").upper().replace("-", "_")
+        if key != "CONTENT_TYPE" and key != "CONTENT_LENGTH":
+            key = "HTTP_" + key
+            if key == "HTTP_PROXY":
+                key = ""  # httpoxy
+    if len(_header_keys) < 2048:
+        _header_keys[name] = key
+    return key
+
+
+_server_names = {}  # (host, scheme) -> (SERVER_NAME, SERVER_PORT)
+
+
+def _server_name(host, scheme):
+    hit = _server_names.get((host, scheme))
+    if hit is not None:
+        return hit
+    default = "443" if scheme == "https" else "80"
+    if not host:
+        name, port = "localhost", default
+    elif host[0] == "[":  # IPv6 literal
+        i = host.find("]")
+        name, port = (host[: i + 1], host[i + 2 :]) if i > 0 and host[i + 1 : i + 2] == ":" else (host, "")
+    else:
+        name, sep, port = host.rpartition(":")
+        if not sep:
+            name, port = host, ""
+    if not (port.isascii() and port.isdigit()):
+        port = default
+    hit = (name or "localhost", port)
+    if len(_server_names) < 256:
+        _server_names[(host, scheme)] = hit
+    return hit
+
+
+def _tokens(value):
+    return [t.strip() for t in value.lower().split(",")]
+
+
+# ---------------------------------------------------------------------------
+# The server.
+
+
+class Conn:
+    __slots__ = ("sock", "fd", "pending")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.pending = b""  # received bytes of a request not yet complete
+
+
+class Server:
+    def __init__(self, app, lsock, wake_fd):
+        self.app = app
+        self.lsock = lsock
+        self.lfd = lsock.fileno()
+        self.wake_fd = wake_fd
+        self.conns = {}
+        if hasattr(select, "epoll"):
+            self.poller = select.epoll()
+            self.pollin = select.EPOLLIN
+            self.forever = -1
+        else:
+            self.poller = select.poll()
+            self.pollin = select.POLLIN
+            self.forever = None
+        self.poller.register(self.lfd, self.pollin)
+        self.poller.register(wake_fd, self.pollin)
+        self.rbuf = bytearray(MAX_HEADER_BYTES + RECV_SIZE)
+        self.rview = memoryview(self.rbuf)
+        self.base = {
+            "SCRIPT_NAME": "",
+            "SERVER_SOFTWARE": "ferry-wsgi",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+        }
+
+    def run(self):
+        poll = self.poller.poll
+        forever = self.forever
+        lfd = self.lfd
+        wake_fd = self.wake_fd
+        conns = self.conns
+        while not _stopping:
+            for fd, _ in poll(forever):
+                if fd == lfd:
+                    self.accept()
+                elif fd == wake_fd:
+                    try:
+                        while os.read(wake_fd, 512):
+                            pass
+                    except OSError:
+                        pass
+                else:
+                    conn = conns.get(fd)
+                    if conn is not None:
+                        self.readable(conn)
+                if _stopping:
+                    break
+        self.shutdown()
+
+    def shutdown(self):
+        """Stop accepting, answer requests already received, close every connection."""
+        while True:  # connections the kernel already accepted for us
+            try:
+                sock, _ = self.lsock.accept()
+            except OSError:
+                break
+            sock.setblocking(False)
+            conn = Conn(sock)
+            self.conns[conn.fd] = conn
+            self.poller.register(conn.fd, self.pollin)
+        self.lsock.close()
+        try:
+            events = self.poller.poll(0)
+        except OSError:
+            events = []
+        for fd, _ in events:
+            conn = self.conns.get(fd)
+            if conn is not None:
+                self.readable(conn)
+        for conn in list(self.conns.values()):
+            self.close(conn)
+
+    def accept(self):
+        while True:
+            try:
+                sock, _ = self.lsock.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    sys.stderr.write("ferry-wsgi: cannot accept a connection: %s\n" % e)
+                    time.sleep(0.1)  # the connection stays queued; do not spin
+                return
+            sock.setblocking(False)
+            conn = Conn(sock)
+            self.conns[conn.fd] = conn
+            self.poller.register(conn.fd, self.pollin)
+
+    def close(self, conn):
+        if self.conns.pop(conn.fd, None) is not None:
+            try:
+                self.poller.unregister(conn.fd)
+            except (OSError, ValueError, KeyError):
+                pass
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+
+    def readable(self, conn):
+        try:
+            n = conn.sock.recv_into(self.rbuf)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close(conn)
+            return
+        if not n:
+            self.close(conn)
+            return
+        data = self.rview[:n].tobytes()
+        if conn.pending:
+            data = conn.pending + data
+            conn.pending = b""
+        try:
+            self.process(conn, data)
+        except ClientDisconnected:
+            self.close(conn)
+        except Exception:
+            sys.stderr.write("ferry-wsgi: internal error, closing the connection\n")
+            traceback.print_exc()
+            self.close(conn)
+
+    def reject(self, conn, response):
+        try:
+            conn.sock.send(response)
+        except OSError:
+            pass
+        self.close(conn)
+
+    def process(self, conn, data):
+        """Serve every complete request in data; keep the rest for later."""
+        while data:
+            if data[:1] in (b"\r", b"\n"):
+                data = data.lstrip(b"\r\n")  # RFC 9112 2.2: ignore blank lines before a request
+                continue
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                if len(data) > MAX_HEADER_BYTES:
+                    self.reject(conn, _R431)
+                elif data.find(b"\n\n") >= 0:
+                    self.reject(conn, _R400)
+                else:
+                    conn.pending = data
+                return
+            if end > MAX_HEADER_BYTES:
+                self.reject(conn, _R431)
+                return
+            data = self.request(conn, data[:end], data[end + 4 :])
+            if data is None:
+                self.close(conn)
+                return
+            if _stopping:
+                conn.pending = data
+                return
+
+    def request(self, conn, head, rest):
+        """Serve one request; return the bytes after it, or None to close."""
+        lines = head.split(b"\r\n")
+        n = len(lines)
+        if head.count(b"\n") != n - 1 or head.count(b"\r") != n - 1 or b"\0" in head:
+            return self.reject(conn, _R400)
+        parts = lines[0].split(b" ")
+        if len(parts) != 3:
+            return self.reject(conn, _R400)
+        method, target, version = parts
+        if version == b"HTTP/1.1":
+            http11 = True
+        elif version == b"HTTP/1.0":
+            http11 = False
+        elif _VERSION(version):
+            return self.reject(conn, _R505)
+        else:
+            return self.reject(conn, _R400)
+        m = _METHODS.get(method)
+        if m is None:
+            if not _TOKEN(method):
+                return self.reject(conn, _R400)
+            m = method.decode("ascii")
+
+        env = self.base.copy()
+        keys = _header_keys
+        for i in range(1, n):
+            line = lines[i]
+            c = line.find(b":")
+            if c <= 0:
+                return self.reject(conn, _R400)
+            name = line[:c]
+            key = keys.get(name)
+            if key is None:
+                key = _header_key(name)
+                if key is None:
+                    return self.reject(conn, _R400)
+            if not key:
+                continue
+            value = line[c + 1 :].strip(b" \t").decode("latin-1")
+            if key in env:
+                env[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+            else:
+                env[key] = value
+
+        env["REQUEST_METHOD"] = m
+        env["SERVER_PROTOCOL"] = "HTTP/1.1" if http11 else "HTTP/1.0"
+
+        if target[:1] != b"/":
+            lower = target[:8].lower()
+            if lower.startswith(b"http://") or lower.startswith(b"https://"):
+                i = target.find(b"/", target.find(b"//") + 2)
+                target = target[i:] if i >= 0 else b"/"
+            elif target != b"*":
+                return self.reject(conn, _R400)
+        q = target.find(b"?")
+        if q < 0:
+            path = target
+            env["QUERY_STRING"] = ""
+        else:
+            path = target[:q]
+            env["QUERY_STRING"] = target[q + 1 :].decode("latin-1")
+        if b"%" in path:
+            path = unquote_to_bytes(path)
+        env["PATH_INFO"] = path.decode("latin-1")
+        env["REQUEST_URI"] = target.decode("latin-1")
+
+        # The proxy in front sets X-Forwarded-*; a comma list ends with the
+        # value the nearest (trusted) proxy added.
+        scheme = "http"
+        v = env.get("HTTP_X_FORWARDED_PROTO")
+        if v is not None:
+            v = v.rpartition(",")[2].strip().lower()
+            if v == "https":
+                scheme = "https"
+                env["wsgi.url_scheme"] = "https"
+                env["HTTPS"] = "on"
+        v = env.get("HTTP_X_FORWARDED_HOST") or env.get("HTTP_HOST")
+        if v and "," in v:
+            v = v.rpartition(",")[2].strip()
+        env["SERVER_NAME"], env["SERVER_PORT"] = _server_name(v, scheme)
+        v = env.get("HTTP_X_FORWARDED_FOR")
+        env["REMOTE_ADDR"] = (v.rpartition(",")[2].strip() or "127.0.0.1") if v else "127.0.0.1"
+
+        v = env.get("HTTP_CONNECTION")
+        if v is None:
+            keep = http11
+        elif http11:
+            keep = "close" not in _tokens(v)
+        else:
+            keep = "keep-alive" in _tokens(v)
+
+        length = 0
+        chunked = False
+        te = env.get("HTTP_TRANSFER_ENCODING")
+        cl = env.get("CONTENT_LENGTH")
+        if te is not None:
+            if cl is not None or not http11:
+                return self.reject(conn, _R400)
+            codings = _tokens(te)
+            if codings != ["chunked"]:
+                return self.reject(conn, _R501 if codings[-1] == "chunked" else _R400)
+            chunked = True
+        elif cl is not None:
+            if not (cl.isascii() and cl.isdigit()):
+                values = set(_tokens(cl))
+                if len(values) != 1:
+                    return self.reject(conn, _R400)
+                cl = values.pop()
+                if not (cl.isascii() and cl.isdigit()):
+                    return self.reject(conn, _R400)
+                env["CONTENT_LENGTH"] = cl
+            length = int(cl)
+
+        if chunked or length:
+            cont = http11 and "HTTP_EXPECT" in env and env["HTTP_EXPECT"].lower() == "100-continue"
+            inp = Input(conn.sock, rest, length, chunked, cont)
+            env["wsgi.input"] = inp
+        else:
+            inp = None
+            env["wsgi.input"] = _EMPTY_INPUT
+
+        resp = Response(conn.sock, m == "HEAD", http11, keep, inp)
+        if not self.call(env, resp, inp):
+            return None
+        if inp is not None:
+            return inp.finish()
+        return rest
+
+    def call(self, env, resp, inp):
+        """Run the application for one request; return whether to keep the connection."""
+        result = None
+        ok = False
+        try:
+            try:
+                result = self.app(env, resp.start_response)
+                if type(result) is list and resp.status is not None and resp.mode is None:
+                    total = 0
+                    for data in result:
+                        if type(data) is not bytes:
+                            break
+                        total += len(data)
+                    else:
+                        resp.hint = total
+                write = resp.write
+                for data in result:
+                    write(data)
+                resp.finish()
+                ok = True
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    if ok:
+                        try:
+                            close()
+                        except Exception:
+                            _log_app_error(env)
+                    else:
+                        close()
+        except ClientDisconnected:
+            return False
+        except Exception:
+            _log_app_error(env)
+            if resp.mode is not None:
+                return False  # the headers are out: only closing tells the client
+            try:
+                return resp.error(inp)
+            except ClientDisconnected:
+                return False
+        return resp.keep
+
+
+def _log_app_error(env):
+    sys.stderr.write(
+        "ferry-wsgi: error serving %s %s\n%s" % (env.get("REQUEST_METHOD"), env.get("REQUEST_URI"), _format_traceback(sys.exc_info()[1]))
+    )
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------
+# Start-up.
+
+
+def _load_app(root, startup):
+    path = os.path.join(root, startup)
+    base = os.path.basename(startup)
+    name = re.sub(r"\W", "_", base.split(".")[0]) or "ferry_app"
+    if name in sys.modules or not name.isidentifier():
+        name = "ferry_app_" + name
+    loader = SourceFileLoader(name, path)  # any suffix, e.g. app.wsgi
+    spec = spec_from_file_location(name, path, loader=loader)
+    module = module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    app = getattr(module, "application", None)
+    if app is None:
+        raise LoadError("%s does not define 'application'" % startup)
+    if not callable(app):
+        raise LoadError("%s: 'application' is not callable (it is a %s)" % (startup, type(app).__name__))
+    return app
+
+
+def _listen(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        lsock.bind(path)
+        lsock.listen(BACKLOG)
+        lsock.setblocking(False)
+    except BaseException:
+        lsock.close()
+        raise
+    return lsock
+
+
+def _summary(e):
+    if isinstance(e, LoadError):
+        s = str(e)
+    else:
+        t = type(e)
+        name = t.__qualname__
+        if t.__module__ not in ("builtins", "__main__"):
+            name = t.__module__ + "." + name
+        try:
+            msg = str(e)
+        except Exception:
+            msg = ""
+        s = name + ": " + msg if msg else name
+    s = " ".join(s.splitlines())
+    return s if len(s) <= 1000 else s[:997] + "..."
+
+
+def _format_traceback(e):
+    """The traceback without the loader's and importlib's own frames."""
+    here = os.path.abspath(__file__)
+    te = traceback.TracebackException(type(e), e, e.__traceback__)
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack if f.filename != here and not f.filename.startswith("<frozen importlib")]
+    )
+    return "".join(te.format())
+
+
+def _report(fd, message):
+    if fd < 0:
+        return
+    data = (json.dumps(message) + "\n").encode("utf-8")
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError as e:
+        sys.stderr.write("ferry-wsgi: cannot write to the ready fd %d: %s\n" % (fd, e))
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def main():
+    env = os.environ
+    try:
+        ready_fd = int(env.pop("FERRY_READY_FD", "-1"))
+    except ValueError:
+        ready_fd = -1
+    if ready_fd >= 0:
+        try:
+            os.set_inheritable(ready_fd, False)  # not into the app's own children
+        except OSError:
+            sys.stderr.write("ferry-wsgi: FERRY_READY_FD %d is not open\n" % ready_fd)
+            ready_fd = -1
+
+    sock_path = None
+    try:
+        # Pin the release directory: if root is a symlink a deploy tool swaps
+        # later, this process must keep importing its own revision's code.
+        root = os.path.realpath(env.get("FERRY_APP_ROOT") or os.getcwd())
+        startup = env.get("FERRY_STARTUP_FILE") or "passenger_wsgi.py"
+        sock_path = env.get("FERRY_SOCKET")
+        if not sock_path:
+            raise LoadError("FERRY_SOCKET is not set")
+        os.chdir(root)
+        here = os.path.dirname(os.path.realpath(__file__))
+        if sys.path and os.path.realpath(sys.path[0] or ".") == here:
+            del sys.path[0]  # the loader's own directory is nothing the app should import from
+        sys.path.insert(0, root)
+        app = _load_app(root, startup)
+        lsock = _listen(sock_path)
+    except BaseException as e:
+        tb = _format_traceback(e)
+        try:
+            sys.stderr.write(tb)
+            sys.stderr.flush()
+        except Exception:
+            pass
+        if len(tb) > TRACEBACK_LIMIT:
+            tb = "...\n" + tb[-TRACEBACK_LIMIT:]
+        _report(ready_fd, {"error": _summary(e), "traceback": tb})
+        os._exit(1)  # not sys.exit: threads the app started must not keep us alive
+
+    inode = os.stat(sock_path).st_ino
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    server = Server(app, lsock, wake_r)
+    gc.collect()
+    gc.freeze()  # the app's import-time objects are long-lived: keep them out of GC passes
+    _report(ready_fd, {"ready": True, "pid": os.getpid()})
+    server.run()
+    try:
+        if os.stat(sock_path).st_ino == inode:
+            os.unlink(sock_path)
+    except OSError:
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""The benchmark's application: as small as a WSGI app gets."""
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+    return [b"ok\n"]

@@ -1,0 +1,996 @@
+package wsgi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// hangGuard bounds every wait in these tests. It only turns a hang into a
+// failure; nothing asserts how fast anything is.
+const hangGuard = 60 * time.Second
+
+// lockedBuffer collects a worker's stdout and stderr.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// worker is one loader process, started the way the spawner starts it.
+type worker struct {
+	cmd     *exec.Cmd
+	msg     Message
+	root    string
+	socket  string
+	output  *lockedBuffer
+	exited  chan struct{}
+	waitErr error
+	client  *http.Client
+}
+
+// copyApp copies the test application testdata/<name> into a fresh root.
+func copyApp(t testing.TB, name string) string {
+	t.Helper()
+	root := t.TempDir()
+	src, err := os.ReadFile(filepath.Join("testdata", name, "passenger_wsgi.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeApp(t, root, string(src))
+	return root
+}
+
+func writeApp(t testing.TB, root, src string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(root, "passenger_wsgi.py"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spawn starts the loader on the application in root and reads its
+// message. Exactly as the spawner does: ExtraFiles carries the write end of a
+// pipe as fd 3, Dir is the root, the environment is PATH plus Options.Env.
+func spawn(t testing.TB, root string) *worker {
+	t.Helper()
+	loader, err := Install(filepath.Join(t.TempDir(), "loader"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// t.TempDir paths can exceed the 107-byte limit of a socket path.
+	sockDir, err := os.MkdirTemp("", "fw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+
+	o := Options{Root: root, Socket: filepath.Join(sockDir, "s"), Revision: "rev-7"}
+	argv := o.Argv(loader)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = root
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, o.Env()...)
+	w := &worker{cmd: cmd, root: root, socket: o.Socket, output: &lockedBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout = w.output
+	cmd.Stderr = w.output
+
+	r, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd.ExtraFiles = []*os.File{wr}
+	err = cmd.Start()
+	wr.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		w.waitErr = cmd.Wait()
+		close(w.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-w.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-w.exited
+		}
+		if t.Failed() {
+			t.Logf("worker output:\n%s", w.output.String())
+		}
+	})
+
+	if err := r.SetReadDeadline(time.Now().Add(hangGuard)); err != nil {
+		t.Fatal(err)
+	}
+	w.msg, err = ReadMessage(r)
+	if err != nil {
+		t.Fatalf("ReadMessage: %v\noutput:\n%s", err, w.output.String())
+	}
+	w.client = &http.Client{
+		Timeout: hangGuard,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", w.socket)
+			},
+			MaxIdleConnsPerHost: 4,
+		},
+	}
+	t.Cleanup(w.client.CloseIdleConnections)
+	return w
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (w *worker) wait(t testing.TB) int {
+	t.Helper()
+	select {
+	case <-w.exited:
+	case <-time.After(hangGuard):
+		t.Fatalf("the worker did not exit\noutput:\n%s", w.output.String())
+	}
+	var exitErr *exec.ExitError
+	if errors.As(w.waitErr, &exitErr) {
+		return exitErr.ExitCode()
+	}
+	if w.waitErr != nil {
+		t.Fatalf("wait: %v", w.waitErr)
+	}
+	return 0
+}
+
+func (w *worker) get(t testing.TB, path string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://ferry"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w.do(t, req)
+}
+
+func (w *worker) do(t testing.TB, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := w.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", req.Method, req.URL, err)
+	}
+	return resp, string(body)
+}
+
+// rawConn is one connection to the worker, written to by hand.
+type rawConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (w *worker) dial(t testing.TB) *rawConn {
+	t.Helper()
+	c, err := net.Dial("unix", w.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.SetDeadline(time.Now().Add(hangGuard)); err != nil {
+		t.Fatal(err)
+	}
+	return &rawConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+// roundTrip writes raw and reads one response to a request of method.
+func (c *rawConn) roundTrip(t testing.TB, method, raw string) (*http.Response, string) {
+	t.Helper()
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatalf("writing %q: %v", raw, err)
+	}
+	return c.read(t, method)
+}
+
+func (c *rawConn) read(t testing.TB, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("reading a response: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading a response body: %v", err)
+	}
+	return resp, string(body)
+}
+
+// expectEOF checks that the worker closed the connection.
+func (c *rawConn) expectEOF(t testing.TB) {
+	t.Helper()
+	if b, err := c.br.ReadByte(); err == nil {
+		t.Fatalf("the connection is still open: read %q", b)
+	}
+}
+
+func expectStatus(t testing.TB, resp *http.Response, body string, code int) {
+	t.Helper()
+	if resp.StatusCode != code {
+		t.Fatalf("status %d, want %d; body %q", resp.StatusCode, code, body)
+	}
+}
+
+func TestReady(t *testing.T) {
+	t.Parallel()
+	w := spawn(t, copyApp(t, "app"))
+	if !w.msg.Ready || w.msg.Error != "" {
+		t.Fatalf("message %+v, want ready", w.msg)
+	}
+	if w.msg.PID != w.cmd.Process.Pid {
+		t.Errorf("pid %d, want %d", w.msg.PID, w.cmd.Process.Pid)
+	}
+	if fi, err := os.Stat(w.socket); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("no socket at %s once ready: %v", w.socket, err)
+	}
+}
+
+func TestImportErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		src       string
+		error     string // in Message.Error
+		traceback string // in Message.Traceback and on stderr
+	}{{
+		name:      "syntax error",
+		src:       "x = 1\ndef application(:\n    pass\n",
+		error:     "SyntaxError: ",
+		traceback: "passenger_wsgi.py",
+	}, {
+		name:      "import error",
+		src:       "import sys\nprint('booting', file=sys.stderr)\nimport ferry_no_such_module\n",
+		error:     "ModuleNotFoundError: No module named 'ferry_no_such_module'",
+		traceback: `passenger_wsgi.py", line 3, in <module>`,
+	}, {
+		name:      "exception at import",
+		src:       "def f():\n    raise RuntimeError('no database')\nf()\n",
+		error:     "RuntimeError: no database",
+		traceback: "in f\n",
+	}, {
+		name:      "missing application",
+		src:       "app = None\n",
+		error:     "passenger_wsgi.py does not define 'application'",
+		traceback: "does not define 'application'",
+	}, {
+		name:      "application not callable",
+		src:       "application = 42\n",
+		error:     "'application' is not callable",
+		traceback: "not callable",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			root := t.TempDir()
+			writeApp(t, root, tt.src)
+			w := spawn(t, root)
+			if w.msg.Ready {
+				t.Fatalf("message %+v, want an error", w.msg)
+			}
+			if !strings.Contains(w.msg.Error, tt.error) || strings.Contains(w.msg.Error, "\n") {
+				t.Errorf("error %q, want one line containing %q", w.msg.Error, tt.error)
+			}
+			if !strings.Contains(w.msg.Traceback, tt.traceback) {
+				t.Errorf("traceback %q, want it to contain %q", w.msg.Traceback, tt.traceback)
+			}
+			if strings.Contains(w.msg.Traceback, "ferry_wsgi_loader") || strings.Contains(w.msg.Traceback, "<frozen") {
+				t.Errorf("traceback shows the loader's own frames:\n%s", w.msg.Traceback)
+			}
+			if code := w.wait(t); code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if out := w.output.String(); !strings.Contains(out, tt.traceback) {
+				t.Errorf("stderr %q, want the traceback", out)
+			}
+		})
+	}
+}
+
+func TestServe(t *testing.T) {
+	t.Parallel()
+	w := spawn(t, copyApp(t, "app"))
+
+	t.Run("GET", func(t *testing.T) {
+		resp, body := w.get(t, "/")
+		expectStatus(t, resp, body, 200)
+		if body != "ok\n" {
+			t.Errorf("body %q", body)
+		}
+	})
+
+	t.Run("large POST", func(t *testing.T) {
+		data := make([]byte, 8<<20)
+		if _, err := rand.Read(data); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		want := hex.EncodeToString(sum[:])
+		for _, path := range []string{"/sha256", "/raw/readall"} {
+			req, _ := http.NewRequest(http.MethodPost, "http://ferry"+path, bytes.NewReader(data))
+			resp, body := w.do(t, req)
+			expectStatus(t, resp, body, 200)
+			var got struct {
+				SHA256 string
+				Length int
+			}
+			if err := json.Unmarshal([]byte(body), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.SHA256 != want || got.Length != len(data) {
+				t.Errorf("%s: got %d bytes with sha256 %s, want %d bytes with %s", path, got.Length, got.SHA256, len(data), want)
+			}
+		}
+	})
+
+	t.Run("chunked POST", func(t *testing.T) {
+		data := bytes.Repeat([]byte("0123456789abcdef"), 100_000)
+		sum := sha256.Sum256(data)
+		// A reader of unknown length makes the client send it chunked.
+		req, _ := http.NewRequest(http.MethodPost, "http://ferry/sha256", io.MultiReader(bytes.NewReader(data)))
+		req.ContentLength = -1
+		resp, body := w.do(t, req)
+		expectStatus(t, resp, body, 200)
+		var got struct {
+			SHA256 string
+			Length int
+			TE     *string
+			CL     *string
+		}
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.TE == nil || *got.TE != "chunked" || got.CL != nil {
+			t.Errorf("Transfer-Encoding %v, CONTENT_LENGTH %v: the request was not sent chunked", got.TE, got.CL)
+		}
+		if got.SHA256 != hex.EncodeToString(sum[:]) || got.Length != len(data) {
+			t.Errorf("got %d bytes with sha256 %s, want %d", got.Length, got.SHA256, len(data))
+		}
+	})
+
+	t.Run("chunked body with extensions, trailers and a request after it", func(t *testing.T) {
+		c := w.dial(t)
+		raw := "POST /lines HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"4;name=value\r\nab\nc\r\n3\r\nd\ne\r\n0\r\nX-Trailer: y\r\n\r\n" +
+			"GET / HTTP/1.1\r\nHost: x\r\n\r\n" // sent in the same write
+		resp, body := c.roundTrip(t, "POST", raw)
+		expectStatus(t, resp, body, 200)
+		if want := `["ab\n", "cd\n", "e"]`; body != want {
+			t.Errorf("lines %s, want %s", body, want)
+		}
+		resp, body = c.read(t, "GET")
+		expectStatus(t, resp, body, 200)
+	})
+
+	t.Run("wsgi.input methods", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, "http://ferry/raw/mixed", strings.NewReader("abcdef\nghijkl\nmn\nop"))
+		resp, body := w.do(t, req)
+		expectStatus(t, resp, body, 200)
+		// readline(4), readline(), read(3), readline(0), read(0), readlines(), read()
+		if want := `["abcd", "ef\n", "ghi", "", "", "jkl\n", "mn\n", "op", ""]`; body != want {
+			t.Errorf("got %s, want %s", body, want)
+		}
+	})
+
+	t.Run("Expect 100-continue", func(t *testing.T) {
+		c := w.dial(t)
+		resp, body := c.roundTrip(t, "POST", "POST /sha256 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+		expectStatus(t, resp, body, 100)
+		if _, err := io.WriteString(c, "hello"); err != nil {
+			t.Fatal(err)
+		}
+		resp, body = c.read(t, "POST")
+		expectStatus(t, resp, body, 200)
+		if !strings.Contains(body, `"length": 5`) {
+			t.Errorf("body %s", body)
+		}
+
+		// Never asked for, never sent: the worker answers without 100 and
+		// closes, as the body may or may not follow.
+		c = w.dial(t)
+		resp, body = c.roundTrip(t, "POST", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if !resp.Close {
+			t.Error("an unanswered Expect: 100-continue kept the connection")
+		}
+		c.expectEOF(t)
+	})
+
+	t.Run("streamed response", func(t *testing.T) {
+		resp, body := w.get(t, "/stream?n=4")
+		expectStatus(t, resp, body, 200)
+		if want := "chunk 0\nchunk 1\nchunk 2\nchunk 3\n"; body != want {
+			t.Errorf("body %q, want %q", body, want)
+		}
+		if !slices.Equal(resp.TransferEncoding, []string{"chunked"}) {
+			t.Errorf("Transfer-Encoding %v, want chunked", resp.TransferEncoding)
+		}
+	})
+
+	t.Run("write callable", func(t *testing.T) {
+		resp, body := w.get(t, "/write")
+		expectStatus(t, resp, body, 200)
+		if body != "part1,part2,part3" {
+			t.Errorf("body %q", body)
+		}
+	})
+
+	t.Run("application's Content-Length", func(t *testing.T) {
+		resp, body := w.get(t, "/length")
+		expectStatus(t, resp, body, 200)
+		if body != "hello" || resp.ContentLength != 5 || len(resp.TransferEncoding) != 0 {
+			t.Errorf("body %q, length %d, Transfer-Encoding %v", body, resp.ContentLength, resp.TransferEncoding)
+		}
+	})
+
+	t.Run("latin-1 header value", func(t *testing.T) {
+		resp, body := w.get(t, "/latin1")
+		expectStatus(t, resp, body, 200)
+		if got := resp.Header.Get("X-Latin"); got != "caf\xe9" {
+			t.Errorf("X-Latin %q, want %q", got, "caf\xe9")
+		}
+	})
+
+	t.Run("hop-by-hop headers from the application", func(t *testing.T) {
+		c := w.dial(t)
+		resp, body := c.roundTrip(t, "GET", "GET /hop HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if resp.Header.Get("Keep-Alive") != "" || !resp.Close {
+			t.Errorf("headers %v: want Keep-Alive dropped and Connection: close honoured", resp.Header)
+		}
+		c.expectEOF(t)
+	})
+
+	t.Run("HEAD and 204", func(t *testing.T) {
+		c := w.dial(t)
+		for _, path := range []string{"/", "/stream", "/write"} {
+			resp, body := c.roundTrip(t, "HEAD", "HEAD "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			expectStatus(t, resp, body, 200)
+		}
+		resp, body := c.roundTrip(t, "GET", "GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 204)
+		// Had any of them sent a body, this would read garbage.
+		resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if body != "ok\n" {
+			t.Errorf("body %q", body)
+		}
+	})
+
+	t.Run("keep-alive", func(t *testing.T) {
+		c := w.dial(t)
+		for i := range 200 {
+			var resp *http.Response
+			var body string
+			switch i % 3 {
+			case 0:
+				resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			case 1:
+				resp, body = c.roundTrip(t, "POST", "POST /sha256 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+			case 2:
+				resp, body = c.roundTrip(t, "GET", "GET /stream?n=2 HTTP/1.1\r\nHost: x\r\n\r\n")
+			}
+			expectStatus(t, resp, body, 200)
+			if resp.Close {
+				t.Fatalf("request %d: the worker asked to close the connection", i)
+			}
+		}
+	})
+
+	t.Run("HTTP/1.0", func(t *testing.T) {
+		c := w.dial(t)
+		// A list body has a known length: the connection can be kept.
+		resp, body := c.roundTrip(t, "GET", "GET /raw/list HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if resp.Close || resp.ContentLength != 3 {
+			t.Error("an HTTP/1.0 keep-alive request got Connection: close")
+		}
+		resp, body = c.roundTrip(t, "GET", "GET /stream?n=2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if body != "chunk 0\nchunk 1\n" || len(resp.TransferEncoding) != 0 {
+			t.Errorf("body %q, Transfer-Encoding %v: want it delimited by closing", body, resp.TransferEncoding)
+		}
+		c.expectEOF(t)
+
+		c = w.dial(t)
+		resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.0\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		c.expectEOF(t)
+	})
+
+	t.Run("two connections", func(t *testing.T) {
+		a, b := w.dial(t), w.dial(t)
+		resp, body := a.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		// a is now idle, kept alive: b must be served all the same.
+		resp, body = b.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		// b idle, a again; and a half-sent request on b blocks no one.
+		if _, err := io.WriteString(b, "GET / HTTP/1.1\r\nHo"); err != nil {
+			t.Fatal(err)
+		}
+		resp, body = a.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		resp, body = b.roundTrip(t, "GET", "st: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+	})
+
+	t.Run("environ", func(t *testing.T) {
+		environ := func(req *http.Request) map[string]any {
+			t.Helper()
+			resp, body := w.do(t, req)
+			expectStatus(t, resp, body, 200)
+			var env map[string]any
+			if err := json.Unmarshal([]byte(body), &env); err != nil {
+				t.Fatal(err)
+			}
+			return env
+		}
+		check := func(env map[string]any, want map[string]any) {
+			t.Helper()
+			for k, v := range want {
+				got, ok := env[k]
+				if v == nil {
+					if ok {
+						t.Errorf("%s = %v, want it absent", k, got)
+					}
+					continue
+				}
+				if got != v {
+					t.Errorf("%s = %#v, want %#v", k, got, v)
+				}
+			}
+		}
+
+		req, _ := http.NewRequest(http.MethodGet, "http://ferry/environ/a%20b%C3%A9?x=1&y=%20z", nil)
+		req.Host = "example.com:8443"
+		req.Header.Set("X-Forwarded-For", "203.0.113.9, 198.51.100.4")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Add("X-Multi", "a")
+		req.Header.Add("X-Multi", "b")
+		req.Header["X_sneaky"] = []string{"1"}
+		req.Header["Proxy"] = []string{"http://evil"}
+		check(environ(req), map[string]any{
+			"REQUEST_METHOD":        "GET",
+			"SCRIPT_NAME":           "",
+			"PATH_INFO":             "/environ/a b\u00c3\u00a9", // UTF-8 bytes, decoded as latin-1
+			"QUERY_STRING":          "x=1&y=%20z",
+			"REQUEST_URI":           "/environ/a%20b%C3%A9?x=1&y=%20z",
+			"SERVER_NAME":           "example.com",
+			"SERVER_PORT":           "8443",
+			"SERVER_PROTOCOL":       "HTTP/1.1",
+			"REMOTE_ADDR":           "198.51.100.4",
+			"HTTP_HOST":             "example.com:8443",
+			"HTTP_X_MULTI":          "a,b",
+			"HTTP_X_SNEAKY":         nil,
+			"HTTP_PROXY":            nil,
+			"CONTENT_TYPE":          nil,
+			"CONTENT_LENGTH":        nil,
+			"wsgi.url_scheme":       "https",
+			"wsgi.multithread":      false,
+			"wsgi.multiprocess":     true,
+			"wsgi.run_once":         false,
+			"wsgi.input_terminated": true,
+		})
+
+		req, _ = http.NewRequest(http.MethodGet, "http://ferry/environ", nil)
+		req.Header.Set("X-Forwarded-Host", "public.example")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		check(environ(req), map[string]any{
+			"SERVER_NAME":  "public.example",
+			"SERVER_PORT":  "443",
+			"REMOTE_ADDR":  "127.0.0.1",
+			"QUERY_STRING": "",
+		})
+
+		req, _ = http.NewRequest(http.MethodPost, "http://ferry/environ", strings.NewReader("a=1"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		check(environ(req), map[string]any{
+			"REQUEST_METHOD":      "POST",
+			"SERVER_NAME":         "ferry",
+			"SERVER_PORT":         "80",
+			"wsgi.url_scheme":     "http",
+			"CONTENT_TYPE":        "application/x-www-form-urlencoded",
+			"CONTENT_LENGTH":      "3",
+			"HTTP_CONTENT_TYPE":   nil,
+			"HTTP_CONTENT_LENGTH": nil,
+		})
+	})
+
+	t.Run("close is called", func(t *testing.T) {
+		closed := func() int {
+			t.Helper()
+			_, body := w.get(t, "/closed")
+			n, err := strconv.Atoi(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := closed()
+		resp, body := w.get(t, "/close")
+		expectStatus(t, resp, body, 200)
+		if body != "ab" {
+			t.Errorf("body %q", body)
+		}
+		afterOK := closed()
+		c := w.dial(t)
+		if _, err := io.WriteString(c, "GET /boom-late HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Error("a response whose iterable raised mid-body ended cleanly: want the connection cut")
+		}
+		afterError := closed()
+		if afterOK != before+1 || afterError != afterOK+1 {
+			t.Errorf("close() counts %d, %d, %d: want one more after each request", before, afterOK, afterError)
+		}
+	})
+
+	t.Run("application error", func(t *testing.T) {
+		c := w.dial(t)
+		resp, body := c.roundTrip(t, "GET", "GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 500)
+		if resp.Close {
+			t.Error("a 500 closed the connection; want it kept")
+		}
+		resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if !strings.Contains(w.output.String(), "RuntimeError: boom") {
+			t.Error("no traceback on stderr")
+		}
+		resp, body = c.roundTrip(t, "GET", "GET /exc-info HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 503)
+	})
+
+	t.Run("unread request body", func(t *testing.T) {
+		c := w.dial(t)
+		small := strings.Repeat("x", 100_000)
+		resp, body := c.roundTrip(t, "POST", fmt.Sprintf("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(small), small))
+		expectStatus(t, resp, body, 200)
+		if resp.Close {
+			t.Error("a small unread body closed the connection; want it drained")
+		}
+		resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+
+		// Too much to drain: the worker answers, then closes.
+		c = w.dial(t)
+		big := 4 << 20
+		go func() {
+			_, _ = fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", big)
+			_, _ = c.Write(make([]byte, big)) // fails once the worker closes
+		}()
+		resp, body = c.read(t, "POST")
+		expectStatus(t, resp, body, 200)
+		if !resp.Close {
+			t.Error("a large unread body kept the connection; want Connection: close")
+		}
+	})
+
+	t.Run("malformed requests", func(t *testing.T) {
+		tests := []struct {
+			raw  string
+			code int
+		}{
+			{"GARBAGE\r\n\r\n", 400},
+			{"GET /\r\n\r\n", 400},
+			{"GET / HTTP/1.1\r\nNo colon\r\n\r\n", 400},
+			{"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400},
+			{"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400},
+			{"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", 400},
+			{"GET / HTTP/1.1\nHost: x\n\n", 400},
+			{"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400},
+			{"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400},
+			{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400},
+			{"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+			{"GET nope HTTP/1.1\r\n\r\n", 400},
+			{"GET / HTTP/2.0\r\n\r\n", 505},
+			{"GET / HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 70_000) + "\r\n\r\n", 431},
+			{"GET / HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 70_000), 431},
+		}
+		for _, tt := range tests {
+			c := w.dial(t)
+			go func() { _, _ = io.WriteString(c, tt.raw) }()
+			resp, body := c.read(t, "GET")
+			if resp.StatusCode != tt.code {
+				t.Errorf("%.60q: status %d, want %d", tt.raw, resp.StatusCode, tt.code)
+			}
+			if !resp.Close {
+				t.Errorf("%.60q: no Connection: close", tt.raw)
+			}
+			_ = body
+			c.expectEOF(t)
+		}
+		// A malformed chunked body fails the application's read, not the worker.
+		c := w.dial(t)
+		resp, body := c.roundTrip(t, "POST", "POST /sha256 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+		expectStatus(t, resp, body, 500)
+		if !resp.Close {
+			t.Error("a malformed chunked body kept the connection")
+		}
+		resp, body = w.get(t, "/")
+		expectStatus(t, resp, body, 200)
+	})
+
+	t.Run("no PEP 3333 violations", func(t *testing.T) {
+		out := w.output.String()
+		for _, bad := range []string{"AssertionError", "WSGIWarning", "without being closed"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("stderr mentions %s:\n%s", bad, out)
+			}
+		}
+	})
+}
+
+func TestSIGTERM(t *testing.T) {
+	t.Parallel()
+
+	t.Run("in flight", func(t *testing.T) {
+		t.Parallel()
+		w := spawn(t, copyApp(t, "app"))
+		started := filepath.Join(t.TempDir(), "started")
+		type result struct {
+			resp *http.Response
+			body string
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			resp, err := w.client.Get("http://ferry/wait?started=" + started)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- result{resp, string(body), err}
+		}()
+		for deadline := time.Now().Add(hangGuard); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(started); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the slow request never started")
+			}
+		}
+		// A second connection whose request arrives while the first is served.
+		c := w.dial(t)
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(hangGuard):
+			t.Fatal("the in-flight request never finished")
+		}
+		if r.err != nil {
+			t.Fatalf("in-flight request: %v", r.err)
+		}
+		expectStatus(t, r.resp, r.body, 200)
+		if r.body != "released\n" || !r.resp.Close {
+			t.Errorf("body %q, Connection: close %v; want the whole response and the connection closed", r.body, r.resp.Close)
+		}
+		resp, body := c.read(t, "GET")
+		expectStatus(t, resp, body, 200)
+		if code := w.wait(t); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+		if _, err := os.Stat(w.socket); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the socket file is still there: %v", err)
+		}
+	})
+
+	t.Run("idle", func(t *testing.T) {
+		t.Parallel()
+		w := spawn(t, copyApp(t, "app"))
+		resp, body := w.get(t, "/") // leaves an idle keep-alive connection
+		expectStatus(t, resp, body, 200)
+		if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := w.wait(t); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+	})
+}
+
+func TestReadMessage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      string
+		want    Message
+		wantErr error // nil: any error when wantOK is false
+		wantOK  bool
+	}{
+		{name: "ready", in: `{"ready": true, "pid": 42}` + "\n", want: Message{Ready: true, PID: 42}, wantOK: true},
+		{name: "error", in: `{"error": "E: x", "traceback": "T"}` + "\n", want: Message{Error: "E: x", Traceback: "T"}, wantOK: true},
+		{name: "nothing", in: "", wantErr: io.ErrUnexpectedEOF},
+		{name: "cut short", in: `{"ready": true, "pid"`, wantErr: io.ErrUnexpectedEOF},
+		{name: "not JSON", in: "hello\n"},
+		{name: "ready without pid", in: `{"ready": true}` + "\n"},
+		{name: "empty object", in: "{}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ReadMessage(strings.NewReader(tt.in))
+			if tt.wantOK {
+				if err != nil || got != tt.want {
+					t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
+				}
+				return
+			}
+			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+				t.Errorf("got %+v, %v; want error %v", got, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestReadMessageProcessDied(t *testing.T) {
+	t.Parallel()
+	// A process that dies before writing: the spawner sees ErrUnexpectedEOF.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command("python3", "-c", "import sys; sys.exit(3)")
+	cmd.ExtraFiles = []*os.File{w}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadMessage(r); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("ReadMessage: %v, want io.ErrUnexpectedEOF", err)
+	}
+	var exitErr *exec.ExitError
+	if err := cmd.Wait(); !errors.As(err, &exitErr) || exitErr.ExitCode() != 3 {
+		t.Errorf("wait: %v, want exit status 3", err)
+	}
+}
+
+func TestInstall(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	var wg sync.WaitGroup
+	paths := make([]string, 8)
+	errs := make([]error, 8)
+	for i := range paths {
+		wg.Go(func() { paths[i], errs[i] = Install(dir) })
+	}
+	wg.Wait()
+	for i := range paths {
+		if errs[i] != nil {
+			t.Fatalf("Install: %v", errs[i])
+		}
+		if paths[i] != paths[0] {
+			t.Fatalf("Install returned %s and %s", paths[0], paths[i])
+		}
+	}
+	path := paths[0]
+	if !filepath.IsAbs(path) || filepath.Dir(path) != dir {
+		t.Errorf("path %s, want an absolute path in %s", path, dir)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, loader) {
+		t.Fatalf("the installed file differs from the embedded loader (%v)", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v (%v), want 0644", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("dir mode %v (%v), want 0755", fi.Mode(), err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("dir holds %d files, want only the loader", len(entries))
+	}
+	// A corrupted file of that name is replaced.
+	if err := os.WriteFile(path, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Install(dir); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, loader) {
+		t.Error("Install left a corrupted loader in place")
+	}
+}
+
+func TestOptions(t *testing.T) {
+	t.Parallel()
+	o := Options{Root: "/srv/app", Socket: "/run/ferry/w1.sock", Revision: "7-abc"}
+	if got, want := o.Argv("/var/lib/ferry/l.py"), []string{"python3", "-u", "/var/lib/ferry/l.py"}; !slices.Equal(got, want) {
+		t.Errorf("Argv %v, want %v", got, want)
+	}
+	o.Python = "/venv/bin/python"
+	if got := o.Argv("/l.py"); got[0] != "/venv/bin/python" {
+		t.Errorf("Argv %v, want the configured interpreter", got)
+	}
+	want := []string{
+		"FERRY_APP_ROOT=/srv/app",
+		"FERRY_STARTUP_FILE=passenger_wsgi.py",
+		"FERRY_SOCKET=/run/ferry/w1.sock",
+		"FERRY_READY_FD=3",
+		"FERRY_REVISION=7-abc",
+	}
+	if got := o.Env(); !slices.Equal(got, want) {
+		t.Errorf("Env %v, want %v", got, want)
+	}
+}
+
+// BenchmarkKeepAlive measures one loader process serving a trivial app over
+// one keep-alive connection, as the proxy's busiest connection would.
+func BenchmarkKeepAlive(b *testing.B) {
+	w := spawn(b, copyApp(b, "bench"))
+	c := w.dial(b)
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		b.Fatal(err)
+	}
+	req := []byte("GET / HTTP/1.1\r\nHost: ferry\r\nUser-Agent: bench\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n")
+	get := &http.Request{Method: "GET"}
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := http.ReadResponse(c.br, get)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
