@@ -70,7 +70,7 @@ func (t *tail) waitClosed(d time.Duration) {
 
 // copyLines reads one of the worker's streams until EOF, logging each line
 // with the worker's pid and keeping it in the tail.
-func (t *tail) copyLines(r io.ReadCloser, stream string, proc *Process, log logr.Logger) {
+func (t *tail) copyLines(r io.ReadCloser, stream string, pid int, log logr.Logger) {
 	defer t.streamDone()
 	defer r.Close()
 	br := bufio.NewReaderSize(r, maxLine)
@@ -86,7 +86,7 @@ func (t *tail) copyLines(r io.ReadCloser, stream string, proc *Process, log logr
 				}
 			}
 			t.add(text)
-			log.Info("Worker output", "pid", proc.PID, "stream", stream, "line", text)
+			log.Info("Worker output", "pid", pid, "stream", stream, "line", text)
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return

@@ -73,7 +73,8 @@ type Process struct {
 	exitErr   error // set before done is closed
 	output    *tail
 	sockDir   string
-	childEnds []*os.File // write ends of the pipes, closed once the child has them
+	childEnds []*os.File   // write ends of the pipes, closed once the child has them
+	outputs   []outputPipe // read ends of stdout and stderr
 	exited    atomic.Bool
 }
 
@@ -146,7 +147,6 @@ func Spawn(ctx context.Context, spec Spec) (*Process, error) {
 		}
 		return nil, &Error{Reason: "could not start: " + err.Error()}
 	}
-	proc.PID = cmd.Process.Pid
 	log.V(1).Info("Started worker", "pid", proc.PID, "argv", cmd.Args)
 
 	timeout := spec.StartTimeout
@@ -179,16 +179,26 @@ func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger) {
 	runtime.LockOSThread()
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		proc.closeChildEnds()
+		for _, out := range proc.outputs {
+			_ = out.r.Close()
+		}
 		started <- fmt.Errorf("setting no_new_privs: %w", err)
 		return
 	}
 	if err := cmd.Start(); err != nil {
 		proc.closeChildEnds()
+		for _, out := range proc.outputs {
+			_ = out.r.Close()
+		}
 		started <- err
 		return
 	}
 	// The child holds its copies of the pipes' write ends now.
 	proc.closeChildEnds()
+	proc.PID = cmd.Process.Pid
+	for _, out := range proc.outputs {
+		go proc.output.copyLines(out.r, out.stream, proc.PID, log)
+	}
 	started <- nil
 	err := cmd.Wait()
 	proc.exitErr = err
@@ -196,6 +206,11 @@ func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger) {
 	proc.cleanup()
 	close(proc.done)
 	log.V(1).Info("Worker exited", "pid", proc.PID, "status", proc.ExitStatus())
+}
+
+type outputPipe struct {
+	r      *os.File
+	stream string
 }
 
 func (p *Process) closeChildEnds() {
@@ -408,7 +423,6 @@ func prepare(spec Spec) (*exec.Cmd, *Process, *os.File, error) {
 	// Pipes of our own rather than io.Writers: exec would otherwise copy
 	// the output in goroutines that Wait waits for, and a worker's orphaned
 	// child holding stdout open would keep Wait from returning.
-	log := spec.Log.WithValues("revision", spec.Revision)
 	for _, stream := range []string{"stdout", "stderr"} {
 		r, w, err := os.Pipe()
 		if err != nil {
@@ -420,7 +434,7 @@ func prepare(spec Spec) (*exec.Cmd, *Process, *os.File, error) {
 			cmd.Stderr = w
 		}
 		proc.childEnds = append(proc.childEnds, w)
-		go proc.output.copyLines(r, stream, proc, log)
+		proc.outputs = append(proc.outputs, outputPipe{r, stream})
 	}
 	cmd.Env = env
 	return cmd, proc, ready, nil

@@ -1,0 +1,408 @@
+package appfile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+
+	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
+	schemaobjectmeta "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/objectmeta"
+	structuralpruning "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
+	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	metavalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+const (
+	kindAppGroup = "AppGroup"
+
+	// DefaultNamespace is the namespace of an AppGroup whose file sets none.
+	DefaultNamespace = "default"
+)
+
+// Load reads one or more AppGroups (YAML documents separated by ---; JSON
+// also fine) from path, and returns them defaulted and validated, with a
+// relative spec.app.root resolved against the file's directory. Errors name
+// path as given.
+func Load(path string) ([]v1alpha1.AppGroup, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, dir, path)
+}
+
+// Parse is Load for data already read: baseDir is the directory a relative
+// spec.app.root is resolved against (made absolute if it is not; "" leaves
+// relative roots to be rejected), and source names the input in errors.
+//
+// It returns every AppGroup of data, in order, or none and an error with one
+// line per problem.
+func Parse(data []byte, baseDir string, source string) ([]v1alpha1.AppGroup, error) {
+	if source == "" {
+		source = "<input>"
+	}
+	s, err := appGroupSchema()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if baseDir != "" && !filepath.IsAbs(baseDir) {
+		if baseDir, err = filepath.Abs(baseDir); err != nil {
+			return nil, fmt.Errorf("%s: %w", source, err)
+		}
+	}
+
+	var docs []*document
+	for _, c := range split(data) {
+		d := &document{index: len(docs) + 1, line: c.contentLine}
+		docs = append(docs, d)
+		obj, err := decode(c)
+		if err != nil {
+			d.errs = append(d.errs, err)
+			continue
+		}
+		s.load(d, obj, baseDir)
+	}
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("%s: no AppGroup found", source)
+	}
+	checkUnique(docs)
+
+	var errs []error
+	groups := make([]v1alpha1.AppGroup, 0, len(docs))
+	for _, d := range docs {
+		for _, e := range d.errs {
+			errs = append(errs, fmt.Errorf("%s: %s: %w", source, d.label(), e))
+		}
+		if d.group != nil {
+			groups = append(groups, *d.group)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return groups, nil
+}
+
+// document is one YAML document of the input and what became of it.
+type document struct {
+	index int // 1-based, counting non-empty documents only
+	line  int // the line of its first content in the input
+
+	kindOK    bool   // apiVersion and kind say AppGroup
+	name      string // metadata.name, once known to be a string
+	nameTaken bool   // an earlier document has the same name
+	port      int64  // spec.listen.port, once known to be a valid port
+
+	group *v1alpha1.AppGroup // set if the document is valid
+	errs  []error
+}
+
+// label names the document in errors: by its name if it is an AppGroup with
+// a name of its own, else by its position.
+func (d *document) label() string {
+	if d.kindOK && d.name != "" && !d.nameTaken {
+		return fmt.Sprintf("%s %q", kindAppGroup, d.name)
+	}
+	return d.position()
+}
+
+func (d *document) position() string {
+	return fmt.Sprintf("document %d (line %d)", d.index, d.line)
+}
+
+// load takes one decoded document through the API server's create path:
+// type check, prune, default, validate; then converts it to an AppGroup. It
+// records every problem in d.errs.
+func (s *crdSchema) load(d *document, obj map[string]any, baseDir string) {
+	if errs := validateTypeMeta(obj); len(errs) > 0 {
+		d.errs = append(d.errs, toErrors(errs)...)
+		return
+	}
+	d.kindOK = true
+	if md, ok := obj["metadata"].(map[string]any); ok {
+		d.name, _ = md["name"].(string)
+	}
+
+	// Decoding, as the server's unstructuredSchemaCoercer does it:
+	// metadata through ObjectMeta, everything else pruned by the schema,
+	// unknown fields reported.
+	meta, found, unknown, err := schemaobjectmeta.GetObjectMetaWithOptions(obj, schemaobjectmeta.ObjectMetaOptions{ReturnUnknownFieldPaths: true})
+	if err != nil {
+		d.errs = append(d.errs, field.Invalid(field.NewPath("metadata"), obj["metadata"], err.Error()))
+		return
+	}
+	if !found {
+		meta = &metav1.ObjectMeta{}
+	}
+	// A create may not set status: the server drops it.
+	delete(obj, "status")
+	unknown = append(unknown, structuralpruning.PruneWithOptions(obj, s.structural, true,
+		structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})...)
+	structuraldefaulting.PruneNonNullableNullsWithoutDefaults(obj, s.structural)
+	if meta.Namespace == "" {
+		meta.Namespace = DefaultNamespace
+	}
+	if err := schemaobjectmeta.SetObjectMeta(obj, meta); err != nil {
+		d.errs = append(d.errs, field.InternalError(field.NewPath("metadata"), err))
+		return
+	}
+	sort.Strings(unknown)
+	for _, p := range unknown {
+		d.errs = append(d.errs, fmt.Errorf("unknown field %q", p))
+	}
+
+	resolveRoot(obj, baseDir)
+	structuraldefaulting.Default(obj, s.structural)
+	if port, ok, _ := unstructured.NestedFieldNoCopy(obj, "spec", "listen", "port"); ok {
+		if p, ok := port.(int64); ok && p >= 1 && p <= 65535 {
+			d.port = p
+		}
+	}
+
+	errs, skipped := s.validate(meta, obj)
+	d.errs = append(d.errs, toErrors(errs)...)
+	if skipped != nil {
+		d.errs = append(d.errs, skipped)
+	}
+	if len(d.errs) > 0 {
+		return
+	}
+	var group v1alpha1.AppGroup
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &group); err != nil {
+		d.errs = append(d.errs, fmt.Errorf("converting to AppGroup: %w", err))
+		return
+	}
+	d.group = &group
+}
+
+// validateTypeMeta checks apiVersion and kind, in the words of the server's
+// customResourceValidator.ValidateTypeMeta.
+func validateTypeMeta(obj map[string]any) field.ErrorList {
+	var errs field.ErrorList
+	check := func(name, want string) {
+		p := field.NewPath(name)
+		switch v, ok := obj[name]; {
+		case !ok || v == nil || v == "":
+			errs = append(errs, field.Required(p, "must be "+want))
+		case v != want:
+			errs = append(errs, field.Invalid(p, v, "must be "+want))
+		}
+	}
+	check("apiVersion", v1alpha1.GroupVersion.String())
+	check("kind", kindAppGroup)
+	return errs
+}
+
+// validate runs the server's create validation on a pruned, defaulted
+// object: metadata, OpenAPI schema, list types, then CEL rules (see
+// customResourceStrategy.Validate). Errors come sorted by field; skipped
+// is errCELSkipped if they kept the CEL rules from running.
+//
+// Unlike the server, a metadata error does not stop the CEL rules: none
+// of them reads metadata, and a file's author wants every error at once.
+func (s *crdSchema) validate(meta *metav1.ObjectMeta, obj map[string]any) (errs field.ErrorList, skipped error) {
+	var metaErrs field.ErrorList
+	if meta.GenerateName != "" {
+		// The server would generate a name; a file has nobody to tell it to.
+		metaErrs = append(metaErrs, field.Forbidden(field.NewPath("metadata", "generateName"), "not supported in a file: set metadata.name"))
+		meta = meta.DeepCopy()
+		meta.GenerateName = ""
+	}
+	metaErrs = append(metaErrs, metavalidation.ValidateObjectMetaAccessor(meta, true, metavalidation.NameIsDNSSubdomain, field.NewPath("metadata"))...)
+
+	errs = append(errs, apiservervalidation.ValidateCustomResource(nil, obj, s.openAPI)...)
+	errs = append(errs, schemaobjectmeta.Validate(context.Background(), nil, obj, s.structural, false)...)
+	errs = append(errs, listtype.ValidateListSetsAndMaps(nil, s.structural, obj)...)
+	skipCEL := blocking(errs)
+	errs = append(metaErrs, errs...)
+	sortByField(errs)
+
+	if s.cel == nil {
+		return errs, nil
+	}
+	if skipCEL {
+		return errs, errCELSkipped
+	}
+	celErrs, _ := s.cel.Validate(context.Background(), nil, s.structural, obj, nil, celconfig.RuntimeCELCostBudget)
+	sortByField(celErrs)
+	return append(errs, celErrs...), nil
+}
+
+// errCELSkipped says that the CEL rules were not run, in the server's words
+// (hasBlockingErr). The server makes it a field error on no field, which
+// prints as "<nil>: Invalid value: null: ..."; here it is a plain line.
+var errCELSkipped = errors.New("some validation rules were not checked because the object was invalid; correct the existing errors to complete validation")
+
+// sortByField orders errs by field path, errors on no field last, so that
+// the output does not depend on map iteration in the validators.
+func sortByField(errs field.ErrorList) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i].Field, errs[j].Field
+		if noField(a) != noField(b) {
+			return noField(b)
+		}
+		return a < b
+	})
+}
+
+// noField reports whether a field.Error's Field names no field: a nil
+// *field.Path prints as "<nil>".
+func noField(f string) bool { return f == "" || f == "<nil>" }
+
+// blocking reports whether errs hold an error after which the server does
+// not run CEL rules.
+func blocking(errs field.ErrorList) bool {
+	for _, e := range errs {
+		switch e.Type {
+		case field.ErrorTypeNotSupported, field.ErrorTypeRequired, field.ErrorTypeTooLong,
+			field.ErrorTypeTooMany, field.ErrorTypeTypeInvalid:
+			return true
+		}
+	}
+	return false
+}
+
+// resolveRoot makes a relative spec.app.root absolute against baseDir; the
+// schema then checks the result.
+func resolveRoot(obj map[string]any, baseDir string) {
+	if baseDir == "" {
+		return
+	}
+	root, ok, _ := unstructured.NestedFieldNoCopy(obj, "spec", "app", "root")
+	if r, isString := root.(string); ok && isString && r != "" && !filepath.IsAbs(r) {
+		_ = unstructured.SetNestedField(obj, filepath.Join(baseDir, r), "spec", "app", "root")
+	}
+}
+
+// checkUnique rejects a second AppGroup with the name or the port of an
+// earlier one: the standalone agent serves them all on one host.
+func checkUnique(docs []*document) {
+	names := map[string]*document{}
+	ports := map[int64]*document{}
+	for _, d := range docs {
+		if !d.kindOK {
+			continue
+		}
+		if d.name != "" {
+			if first, ok := names[d.name]; ok {
+				d.errs = append(d.errs, &field.Error{
+					Type: field.ErrorTypeDuplicate, Field: "metadata.name", BadValue: d.name,
+					Detail: fmt.Sprintf("%s has the same name", first.position()),
+				})
+				d.nameTaken = true
+			} else {
+				names[d.name] = d
+			}
+		}
+		if d.port != 0 {
+			if first, ok := ports[d.port]; ok {
+				d.errs = append(d.errs, &field.Error{
+					Type: field.ErrorTypeDuplicate, Field: "spec.listen.port", BadValue: d.port,
+					Detail: fmt.Sprintf("%s listens on it too; AppGroups served by one agent need different ports", first.label()),
+				})
+			} else {
+				ports[d.port] = d
+			}
+		}
+	}
+}
+
+func toErrors(errs field.ErrorList) []error {
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return out
+}
+
+// chunk is one YAML document of the input.
+type chunk struct {
+	data        []byte
+	firstLine   int // the input line of data's first line
+	contentLine int // the input line of the first line that is not blank or a comment
+}
+
+// split cuts data into YAML documents at `---` lines, as
+// k8s.io/apimachinery/pkg/util/yaml's YAMLReader does, keeping line numbers.
+// Documents holding only blanks and comments are dropped.
+func split(data []byte) []chunk {
+	var chunks []chunk
+	cur := chunk{firstLine: 1}
+	flush := func() {
+		if cur.contentLine != 0 {
+			chunks = append(chunks, cur)
+		}
+	}
+	for i, line := range bytes.SplitAfter(data, []byte("\n")) {
+		n := i + 1
+		if isSeparator(line) {
+			flush()
+			cur = chunk{firstLine: n + 1}
+			continue
+		}
+		cur.data = append(cur.data, line...)
+		if t := bytes.TrimSpace(line); cur.contentLine == 0 && len(t) > 0 && t[0] != '#' {
+			cur.contentLine = n
+		}
+	}
+	flush()
+	return chunks
+}
+
+func isSeparator(line []byte) bool {
+	rest, ok := bytes.CutPrefix(line, []byte("---"))
+	if !ok {
+		return false
+	}
+	rest = bytes.TrimSpace(rest)
+	return len(rest) == 0 || rest[0] == '#'
+}
+
+// yamlLine matches the line numbers in go-yaml's errors: "yaml: line 3: ..."
+// and, after "yaml: unmarshal errors:", one "  line 3: ..." per error.
+var yamlLine = regexp.MustCompile(`(?m)(yaml: |^\s+)line (\d+):`)
+
+// decode converts one document to the JSON data model, with integers as
+// int64 like the server's decoder. A syntax error or a duplicate key is
+// reported with the line in the input, not in the document.
+func decode(c chunk) (map[string]any, error) {
+	j, err := yaml.YAMLToJSONStrict(c.data)
+	if err != nil {
+		msg := yamlLine.ReplaceAllStringFunc(err.Error(), func(m string) string {
+			sub := yamlLine.FindStringSubmatch(m)
+			n, _ := strconv.Atoi(sub[2])
+			return sub[1] + "line " + strconv.Itoa(n+c.firstLine-1) + ":"
+		})
+		return nil, errors.New(msg)
+	}
+	var v any
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(j, &v); err != nil {
+		return nil, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("not an object: an AppGroup is a mapping with apiVersion, kind, metadata and spec")
+	}
+	return obj, nil
+}

@@ -1,0 +1,527 @@
+package appfile
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/config/crd"
+)
+
+func TestSampleGetsEveryDefault(t *testing.T) {
+	const path = "../../config/samples/ferry_v1alpha1_appgroup.yaml"
+	groups, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 {
+		t.Fatalf("got %d AppGroups, want 1", len(groups))
+	}
+	got := groups[0]
+	if got.Name != "hello" || got.Namespace != DefaultNamespace {
+		t.Errorf("name = %s/%s, want %s/hello", got.Namespace, got.Name, DefaultNamespace)
+	}
+	if got.Kind != "AppGroup" || got.APIVersion != "ferry.dev/v1alpha1" {
+		t.Errorf("type = %s %s, want ferry.dev/v1alpha1 AppGroup", got.APIVersion, got.Kind)
+	}
+	wantPool := v1alpha1.PoolSpec{
+		MinProcesses:        1,
+		MaxProcesses:        6,
+		MaxRequestQueueSize: 100,
+		QueueTimeout:        &metav1.Duration{Duration: 60 * time.Second},
+		IdleTimeout:         &metav1.Duration{Duration: 5 * time.Minute},
+		StartTimeout:        &metav1.Duration{Duration: 90 * time.Second},
+		ShutdownTimeout:     &metav1.Duration{Duration: 60 * time.Second},
+	}
+	wantRestart := v1alpha1.RestartSpec{
+		Strategy:               v1alpha1.RestartRolling,
+		ResistDeploymentErrors: ptr.To(true),
+		MaxConcurrentNodes:     1,
+	}
+	if diff := compare(wantPool, got.Spec.Pool); diff != "" {
+		t.Errorf("pool defaults: %s", diff)
+	}
+	if diff := compare(wantRestart, got.Spec.Restart); diff != "" {
+		t.Errorf("restart defaults: %s", diff)
+	}
+	if got.Spec.App.StartupFile != "passenger_wsgi.py" {
+		t.Errorf("app.startupFile = %q, want the default passenger_wsgi.py", got.Spec.App.StartupFile)
+	}
+	if got.Spec.App.Concurrency != 1 {
+		t.Errorf("app.concurrency = %d, want the default 1", got.Spec.App.Concurrency)
+	}
+	if got.Spec.App.Root != "/srv/ferry/examples/hello-wsgi" {
+		t.Errorf("app.root = %q, want the absolute root kept as written", got.Spec.App.Root)
+	}
+	if got.Annotations[v1alpha1.RevisionAnnotation] != "1" {
+		t.Errorf("revision annotation = %q, want 1", got.Annotations[v1alpha1.RevisionAnnotation])
+	}
+	if got.Spec.NodeSelector["ferry.dev/web"] != "true" {
+		t.Errorf("nodeSelector = %v, want ferry.dev/web=true", got.Spec.NodeSelector)
+	}
+}
+
+func TestMultipleDocumentsAndRelativeRoots(t *testing.T) {
+	groups, err := Load(filepath.Join("testdata", "multi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 2 {
+		t.Fatalf("got %d AppGroups, want 2 (empty documents skipped)", len(groups))
+	}
+	hello, api := groups[0], groups[1]
+	if hello.Name != "hello" || api.Name != "api" {
+		t.Fatalf("names = %s, %s; want hello, api in file order", hello.Name, api.Name)
+	}
+	if want := filepath.Join(dir, "app"); hello.Spec.App.Root != want {
+		t.Errorf("hello root = %q, want %q", hello.Spec.App.Root, want)
+	}
+	if api.Spec.App.Root != dir {
+		t.Errorf("api root = %q, want %q", api.Spec.App.Root, dir)
+	}
+	if api.Namespace != "web" || hello.Namespace != DefaultNamespace {
+		t.Errorf("namespaces = %q, %q; want a set one kept and an unset one defaulted", hello.Namespace, api.Namespace)
+	}
+	// What the file sets wins; what it leaves out is defaulted.
+	if api.Spec.App.Concurrency != 8 || api.Spec.Pool.MaxProcesses != 2 || api.Spec.Pool.MinProcesses != 1 {
+		t.Errorf("api concurrency/max/min = %d/%d/%d, want 8/2/1",
+			api.Spec.App.Concurrency, api.Spec.Pool.MaxProcesses, api.Spec.Pool.MinProcesses)
+	}
+	if q := api.Spec.Pool.MemoryLimit; q == nil || q.Cmp(resource.MustParse("512Mi")) != 0 {
+		t.Errorf("api memoryLimit = %v, want 512Mi", q)
+	}
+	if r := api.Spec.Restart; r.Strategy != v1alpha1.RestartBlocking || r.ResistDeploymentErrors == nil ||
+		*r.ResistDeploymentErrors || r.MaxConcurrentNodes != 1 {
+		t.Errorf("api restart = %+v, want Blocking, resist false, default maxConcurrentNodes 1", r)
+	}
+	if got := api.Spec.App.Command; len(got) != 2 || got[1] != "--port=$(PORT)" {
+		t.Errorf("api command = %q", got)
+	}
+}
+
+func TestJSON(t *testing.T) {
+	groups, err := Load(filepath.Join("testdata", "hello.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 {
+		t.Fatalf("got %d AppGroups, want 1", len(groups))
+	}
+	g := groups[0]
+	if g.Name != "hello-json" || g.Spec.App.StartupFile != "wsgi.py" || g.Spec.Pool.MinProcesses != 2 ||
+		g.Spec.Pool.IdleTimeout.Duration != 90*time.Second || g.Spec.Pool.MaxProcesses != 6 {
+		t.Errorf("got %+v", g.Spec)
+	}
+}
+
+func TestParseWithoutBaseDirKeepsRelativeRootInvalid(t *testing.T) {
+	_, err := Parse([]byte(strings.Replace(validAppGroup, "/srv/app", "app", 1)), "", "")
+	if err == nil || !strings.Contains(err.Error(), `<input>: AppGroup "valid": spec.app.root: Invalid value: "app": spec.app.root in body should match '^/'`) {
+		t.Fatalf("got %v, want the relative root rejected", err)
+	}
+}
+
+func TestParseResolvesAgainstBaseDir(t *testing.T) {
+	groups, err := Parse([]byte(strings.Replace(validAppGroup, "/srv/app", "../app/./x", 1)), "/srv/apps/hello", "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := groups[0].Spec.App.Root; got != "/srv/apps/app/x" {
+		t.Errorf("root = %q, want /srv/apps/app/x", got)
+	}
+}
+
+const validAppGroup = `
+apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: valid}
+spec:
+  app: {type: WSGI, root: /srv/app}
+  listen: {port: 8080}
+`
+
+const validCommandAppGroup = `
+apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: valid}
+spec:
+  app: {type: Command, command: ["./server"], concurrency: 8, readinessPath: /healthz}
+  listen: {port: 8080}
+`
+
+// invalidCases holds every AppGroup case of api/v1alpha1's
+// TestInvalidObjectsAreRejected, which sends them to a real API server, with
+// the same field and rule fragments: the standalone agent and the cluster
+// reject the same things in the same words. Keep the two in step.
+var invalidCases = []struct {
+	name   string
+	base   string
+	set    map[string]any // dotted path -> value; nil value deletes
+	field  string         // the field the message must name
+	reason string         // a fragment of the rule's message
+}{
+	{"min above max", validAppGroup, map[string]any{"spec.pool.minProcesses": 5, "spec.pool.maxProcesses": 2},
+		"spec.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses"},
+	{"min above default max", validAppGroup, map[string]any{"spec.pool.minProcesses": 10},
+		"spec.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses"},
+	{"min zero", validAppGroup, map[string]any{"spec.pool.minProcesses": 0},
+		"spec.pool.minProcesses", "greater than or equal to 1"},
+	{"max too large", validAppGroup, map[string]any{"spec.pool.maxProcesses": 1000},
+		"spec.pool.maxProcesses", "less than or equal to 256"},
+	{"WSGI without root", validAppGroup, map[string]any{"spec.app.root": nil},
+		"spec.app.root", "root is required when type is WSGI"},
+	{"relative root", validAppGroup, map[string]any{"spec.app.root": "srv/app"},
+		"spec.app.root", "should match '^/'"},
+	{"Command without command", validCommandAppGroup, map[string]any{"spec.app.command": nil},
+		"spec.app.command", "command is required when type is Command"},
+	{"WSGI with command", validAppGroup, map[string]any{"spec.app.command": []any{"./server"}},
+		"spec.app.command", "command may only be set when type is Command"},
+	{"WSGI with concurrency", validAppGroup, map[string]any{"spec.app.concurrency": 4},
+		"spec.app.concurrency", "concurrency must be 1 when type is WSGI"},
+	{"unknown app type", validAppGroup, map[string]any{"spec.app.type": "Rack"},
+		"spec.app.type", `Unsupported value: "Rack"`},
+	{"unknown strategy", validAppGroup, map[string]any{"spec.restart.strategy": "Parallel"},
+		"spec.restart.strategy", `Unsupported value: "Parallel"`},
+	{"port zero", validAppGroup, map[string]any{"spec.listen.port": 0},
+		"spec.listen.port", "greater than or equal to 1"},
+	{"port too large", validAppGroup, map[string]any{"spec.listen.port": 70000},
+		"spec.listen.port", "less than or equal to 65535"},
+	{"missing listen", validAppGroup, map[string]any{"spec.listen": nil},
+		"spec.listen", "Required value"},
+	{"user root", validAppGroup, map[string]any{"spec.app.user": "root"},
+		"spec.app.user", "user may not be root or uid 0"},
+	{"user uid 0", validAppGroup, map[string]any{"spec.app.user": "000"},
+		"spec.app.user", "user may not be root or uid 0"},
+	{"user with a space", validAppGroup, map[string]any{"spec.app.user": "www data"},
+		"spec.app.user", "should match"},
+	{"zero start timeout", validAppGroup, map[string]any{"spec.pool.startTimeout": "0s"},
+		"spec.pool.startTimeout", "startTimeout must be a positive duration"},
+	{"negative shutdown timeout", validAppGroup, map[string]any{"spec.pool.shutdownTimeout": "-5s"},
+		"spec.pool.shutdownTimeout", "should match"},
+	{"idle timeout not a duration", validAppGroup, map[string]any{"spec.pool.idleTimeout": "forever"},
+		"spec.pool.idleTimeout", "should match"},
+	{"queue timeout too long", validAppGroup, map[string]any{"spec.pool.queueTimeout": "2h"},
+		"spec.pool.queueTimeout", "queueTimeout must be a positive duration of at most 1h"},
+	{"startup file escapes root", validAppGroup, map[string]any{"spec.app.startupFile": "../other/app.py"},
+		"spec.app.startupFile", "startupFile must stay inside root"},
+	{"absolute startup file", validAppGroup, map[string]any{"spec.app.startupFile": "/etc/app.py"},
+		"spec.app.startupFile", "should match"},
+	{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
+		"spec.app.env[0].name", "should match"},
+	{"tiny memory limit", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1Ki"},
+		"spec.pool.memoryLimit", "memoryLimit must be greater than 1Mi"},
+	{"zero concurrent nodes", validAppGroup, map[string]any{"spec.restart.maxConcurrentNodes": 0},
+		"spec.restart.maxConcurrentNodes", "greater than or equal to 1"},
+	{"negative queue size", validAppGroup, map[string]any{"spec.pool.maxRequestQueueSize": -1},
+		"spec.pool.maxRequestQueueSize", "greater than or equal to 1"},
+	{"resist not a bool", validAppGroup, map[string]any{"spec.restart.resistDeploymentErrors": "yes"},
+		"spec.restart.resistDeploymentErrors", "must be of type boolean"},
+
+	// Beyond the server test: what the server also rejects, and what
+	// only a file can get wrong.
+	{"readinessPath on WSGI", validAppGroup, map[string]any{"spec.app.readinessPath": "/healthz"},
+		"spec.app.readinessPath", "readinessPath may only be set when type is Command"},
+	{"Command concurrency too large", validCommandAppGroup, map[string]any{"spec.app.concurrency": 2000},
+		"spec.app.concurrency", "less than or equal to 1024"},
+	{"duplicate env name", validAppGroup, map[string]any{"spec.app.env": []any{
+		map[string]any{"name": "A", "value": "1"}, map[string]any{"name": "A", "value": "2"}}},
+		"spec.app.env[1]", "Duplicate value"},
+	{"name not a DNS subdomain", validAppGroup, map[string]any{"metadata.name": "Hello_World"},
+		"metadata.name", "a lowercase RFC 1123 subdomain"},
+	{"bad label", validAppGroup, map[string]any{"metadata.labels": map[string]any{"a b": "c"}},
+		"metadata.labels", "name part must consist of"},
+	{"pool not an object", validAppGroup, map[string]any{"spec.pool": "big"},
+		"spec.pool", "must be of type object"},
+}
+
+// TestInvalidAppGroupsAreRejected checks that each invalid case is rejected
+// with an error naming the source, the object, the field and the rule.
+func TestInvalidAppGroupsAreRejected(t *testing.T) {
+	for _, tc := range invalidCases {
+		t.Run(tc.name, func(t *testing.T) {
+			data := edit(t, tc.base, tc.set)
+			groups, err := Parse(data, "", "test.yaml")
+			if err == nil {
+				t.Fatalf("accepted %+v, want rejected naming %s (%s)", groups, tc.field, tc.reason)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.field+":") || !strings.Contains(msg, tc.reason) {
+				t.Errorf("error does not name %q with %q:\n%s", tc.field, tc.reason, msg)
+			}
+			// Every line names the input and the object.
+			name := "valid"
+			if n, ok := tc.set["metadata.name"].(string); ok {
+				name = n
+			}
+			for _, line := range strings.Split(msg, "\n") {
+				if !strings.HasPrefix(line, fmt.Sprintf("test.yaml: AppGroup %q: ", name)) {
+					t.Errorf("line does not start with the source and the object: %q", line)
+				}
+			}
+			if groups != nil {
+				t.Errorf("got AppGroups along with the error: %+v", groups)
+			}
+		})
+	}
+}
+
+// TestInvalidFiles checks what goes wrong only with a file, or with a whole
+// document, against the complete error.
+func TestInvalidFiles(t *testing.T) {
+	cases := []struct {
+		name string
+		data string
+		want []string // every line of the error, in order
+	}{{
+		name: "unknown field",
+		data: validAppGroup + "  pool: {maxProcess: 3}\n",
+		want: []string{`f.yaml: AppGroup "valid": unknown field "spec.pool.maxProcess"`},
+	}, {
+		name: "unknown fields anywhere, reported with the other errors",
+		data: strings.Replace(validAppGroup, "{name: valid}", "{name: valid, labls: {a: b}}", 1) +
+			"  pool: {minProcesses: 7, maxProcess: 3}\nsatus: {}\n",
+		want: []string{
+			`f.yaml: AppGroup "valid": unknown field "metadata.labls"`,
+			`f.yaml: AppGroup "valid": unknown field "satus"`,
+			`f.yaml: AppGroup "valid": unknown field "spec.pool.maxProcess"`,
+			`f.yaml: AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
+		},
+	}, {
+		name: "all field errors of a document",
+		data: validAppGroup + "  pool: {minProcesses: 7, startTimeout: 2h}\n",
+		want: []string{
+			`f.yaml: AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
+			`f.yaml: AppGroup "valid": spec.pool.startTimeout: Invalid value: "2h": startTimeout must be a positive duration of at most 1h`,
+		},
+	}, {
+		name: "CEL rules skipped after a type error, as on the server",
+		data: validAppGroup + "  pool: {minProcesses: 7}\n  restart: {strategy: Parallel}\n",
+		want: []string{
+			`f.yaml: AppGroup "valid": spec.restart.strategy: Unsupported value: "Parallel": supported values: "Rolling", "Blocking"`,
+			`f.yaml: AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
+		},
+	}, {
+		name: "errors on no field come last",
+		data: strings.Replace(validAppGroup, "8080", "80.5", 1),
+		want: []string{
+			`f.yaml: AppGroup "valid": spec.listen.port: Invalid value: "float64": spec.listen.port in body must be of type int32: "float64"`,
+			`f.yaml: AppGroup "valid": <nil>: Invalid value: "": Checked value must be of type integer with format int32 in spec.listen.port`,
+			`f.yaml: AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
+		},
+	}, {
+		name: "wrong kind",
+		data: strings.Replace(validAppGroup, "kind: AppGroup", "kind: ProcessPool", 1),
+		want: []string{`f.yaml: document 1 (line 2): kind: Invalid value: "ProcessPool": must be AppGroup`},
+	}, {
+		name: "wrong apiVersion, missing kind",
+		data: strings.Replace(strings.Replace(validAppGroup, "kind: AppGroup\n", "", 1), "v1alpha1", "v1", 1),
+		want: []string{
+			`f.yaml: document 1 (line 2): apiVersion: Invalid value: "ferry.dev/v1": must be ferry.dev/v1alpha1`,
+			`f.yaml: document 1 (line 2): kind: Required value: must be AppGroup`,
+		},
+	}, {
+		name: "missing name",
+		data: strings.Replace(validAppGroup, "metadata: {name: valid}", "metadata: {labels: {a: b}}", 1),
+		want: []string{`f.yaml: document 1 (line 2): metadata.name: Required value: name or generateName is required`},
+	}, {
+		name: "metadata errors do not hide CEL rules",
+		data: strings.Replace(validAppGroup, "metadata: {name: valid}", "metadata: {}", 1) + "  pool: {minProcesses: 7}\n",
+		want: []string{
+			`f.yaml: document 1 (line 2): metadata.name: Required value: name or generateName is required`,
+			`f.yaml: document 1 (line 2): spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
+		},
+	}, {
+		name: "generateName",
+		data: strings.Replace(validAppGroup, "{name: valid}", "{generateName: valid-}", 1),
+		want: []string{
+			`f.yaml: document 1 (line 2): metadata.generateName: Forbidden: not supported in a file: set metadata.name`,
+			`f.yaml: document 1 (line 2): metadata.name: Required value: name or generateName is required`,
+		},
+	}, {
+		name: "duplicate name",
+		data: validAppGroup + "---\n" + strings.Replace(validAppGroup, "8080", "8081", 1),
+		want: []string{`f.yaml: document 2 (line 10): metadata.name: Duplicate value: "valid": document 1 (line 2) has the same name`},
+	}, {
+		name: "duplicate port",
+		data: validAppGroup + "---\n" + strings.Replace(validAppGroup, "name: valid", "name: other", 1),
+		want: []string{`f.yaml: AppGroup "other": spec.listen.port: Duplicate value: 8080: AppGroup "valid" listens on it too; AppGroups served by one agent need different ports`},
+	}, {
+		name: "YAML syntax error, with the line in the file",
+		data: validAppGroup + "---\n" + strings.Replace(validAppGroup, "listen: {port: 8080}", "listen: {port: 8080", 1),
+		want: []string{`f.yaml: document 2 (line 10): yaml: line 15: did not find expected ',' or '}'`},
+	}, {
+		name: "duplicate keys, with their lines in the file",
+		data: validAppGroup + "---\n" + strings.Replace(validAppGroup, "name: valid", "name: b", 1) +
+			"  listen: {port: 8081}\n  app: {type: Command}\n",
+		want: []string{"f.yaml: document 2 (line 10): yaml: unmarshal errors:\n" +
+			"  line 16: key \"listen\" already set in map\n" +
+			"  line 17: key \"app\" already set in map"},
+	}, {
+		name: "every bad document",
+		data: strings.Replace(validAppGroup, "8080", "0", 1) + "---\n" + validAppGroup +
+			"---\n" + strings.Replace(validAppGroup, "{name: valid}", "{name: c}", 1) + "  restart: {maxConcurrentNodes: 0}\n",
+		want: []string{
+			`f.yaml: AppGroup "valid": spec.listen.port: Invalid value: 0: spec.listen.port in body should be greater than or equal to 1`,
+			`f.yaml: document 2 (line 10): metadata.name: Duplicate value: "valid": document 1 (line 2) has the same name`,
+			`f.yaml: AppGroup "c": spec.restart.maxConcurrentNodes: Invalid value: 0: spec.restart.maxConcurrentNodes in body should be greater than or equal to 1`,
+			`f.yaml: AppGroup "c": spec.listen.port: Duplicate value: 8080: document 2 (line 10) listens on it too; AppGroups served by one agent need different ports`,
+		},
+	}, {
+		name: "not an object",
+		data: "- a\n- b\n",
+		want: []string{`f.yaml: document 1 (line 1): not an object: an AppGroup is a mapping with apiVersion, kind, metadata and spec`},
+	}, {
+		name: "no AppGroup",
+		data: "# nothing here\n---\n---\n",
+		want: []string{`f.yaml: no AppGroup found`},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			groups, err := Parse([]byte(tc.data), "/srv", "f.yaml")
+			if err == nil {
+				t.Fatalf("accepted %+v", groups)
+			}
+			if got, want := err.Error(), strings.Join(tc.want, "\n"); got != want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+			if groups != nil {
+				t.Errorf("got AppGroups along with the error: %+v", groups)
+			}
+		})
+	}
+}
+
+func TestFieldErrorsCanBeInspected(t *testing.T) {
+	_, err := Parse(edit(t, validAppGroup, map[string]any{"spec.listen.port": 0}), "", "f.yaml")
+	var fe *field.Error
+	if !errors.As(err, &fe) || fe.Field != "spec.listen.port" {
+		t.Fatalf("errors.As(%v) = %v, want the *field.Error for spec.listen.port", err, fe)
+	}
+}
+
+func TestSchemaIsTheGeneratedCRD(t *testing.T) {
+	crds, err := crd.CRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, c := range crds {
+		kinds = append(kinds, c.Spec.Names.Kind)
+	}
+	if strings.Join(kinds, ",") != "AppGroup,ProcessPool" {
+		t.Errorf("embedded CRDs = %v, want AppGroup and ProcessPool, by name", kinds)
+	}
+	// Callers get copies: changing one does not change the schema Parse uses.
+	ag, err := crd.ByKind("AppGroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties = nil
+	again, err := crd.ByKind("AppGroup")
+	if err != nil || again.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties == nil {
+		t.Fatalf("ByKind handed out shared state (err %v)", err)
+	}
+	if _, err := crd.ByKind("Deployment"); err == nil {
+		t.Error("ByKind(Deployment) succeeded, want an error")
+	}
+}
+
+// TestParseConcurrently shares the compiled schema between goroutines; run
+// with -race.
+func TestParseConcurrently(t *testing.T) {
+	var wg sync.WaitGroup
+	for i := range 8 {
+		data := edit(t, validAppGroup, map[string]any{"spec.pool.minProcesses": i + 1})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			groups, err := Parse(data, "", "f.yaml")
+			switch {
+			case i+1 <= 6 && (err != nil || groups[0].Spec.Pool.MinProcesses != int32(i+1)):
+				t.Errorf("minProcesses %d: got %v, %v", i+1, groups, err)
+			case i+1 > 6 && err == nil:
+				t.Errorf("minProcesses %d: accepted above the default maxProcesses", i+1)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join("testdata", "absent.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "absent.yaml") {
+		t.Fatalf("got %v, want an error naming the file", err)
+	}
+}
+
+// edit applies set (dotted path -> value, nil deletes) to the manifest and
+// returns it as YAML.
+func edit(t *testing.T, manifest string, set map[string]any) []byte {
+	t.Helper()
+	obj := map[string]any{}
+	if err := yaml.Unmarshal([]byte(manifest), &obj); err != nil {
+		t.Fatal(err)
+	}
+	for path, value := range set {
+		keys := strings.Split(path, ".")
+		if value == nil {
+			unstructured.RemoveNestedField(obj, keys...)
+			continue
+		}
+		if err := unstructured.SetNestedField(obj, toJSONValue(value), keys...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// toJSONValue converts Go ints to int64, as unstructured requires.
+func toJSONValue(v any) any {
+	switch v := v.(type) {
+	case int:
+		return int64(v)
+	case []any:
+		out := make([]any, len(v))
+		for i := range v {
+			out[i] = toJSONValue(v[i])
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k := range v {
+			out[k] = toJSONValue(v[k])
+		}
+		return out
+	}
+	return v
+}
+
+// compare reports the difference between two values as their YAML.
+func compare(want, got any) string {
+	w, _ := yaml.Marshal(want)
+	g, _ := yaml.Marshal(got)
+	if string(w) == string(g) {
+		return ""
+	}
+	return fmt.Sprintf("\nwant:\n%s\ngot:\n%s", w, g)
+}

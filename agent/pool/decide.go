@@ -1,0 +1,131 @@
+package pool
+
+import (
+	"sort"
+	"time"
+)
+
+// view is what the scaling decision looks at: counts, limits and the
+// workers that might be stopped or recycled. It is built under the pool's
+// lock and decided on without it.
+type view struct {
+	now       time.Time
+	min, max  int
+	ready     int // Ready workers
+	spawning  int // Spawning workers
+	queued    int // requests waiting for a worker
+	frozen    bool
+	restart   bool      // a restart is under way: it does its own spawning
+	paused    bool      // a blocking restart is under way: no scaling at all
+	recycling bool      // a recycle is under way: one at a time
+	backoff   time.Time // no scaling spawn before this
+	idle      time.Duration
+	workers   []workerView
+}
+
+// workerView is one Ready worker, for idle cleaning and recycling.
+type workerView struct {
+	id       int
+	sessions int
+	lastUsed time.Time
+	recycle  recycleReason
+}
+
+// recycleReason says why a worker should be replaced.
+type recycleReason string
+
+const (
+	recycleNone        recycleReason = ""
+	recycleMaxRequests recycleReason = "maxRequestsPerProcess"
+	recycleMemory      recycleReason = "memoryLimit"
+)
+
+// decision is what the pool should do now.
+type decision struct {
+	spawn   int   // scaling spawns to start
+	stop    []int // idle workers to stop (by id)
+	recycle int   // a worker to replace (by id), or -1
+	// shutdown is a worker to stop without replacement (a memory-limit hit
+	// while frozen), or -1.
+	shutdown int
+}
+
+// decide applies the pool's sizing rules:
+//   - keep at least min workers (counting those spawning);
+//   - while frozen (resisting a deployment error) spawn nothing at all,
+//     and while a blocking restart runs do nothing at all (it spawns anew);
+//   - while requests wait and nothing is spawning, spawn one more, up to max;
+//   - never spawn during a scaling backoff;
+//   - stop workers idle for longer than the idle timeout, oldest-idle first,
+//     never below min, not while frozen or restarting;
+//   - recycle one flagged worker at a time (replacement first); while frozen
+//     only a memory-limit hit is acted on, by a plain shutdown, and never of
+//     the last ready worker.
+func decide(v view) decision {
+	d := decision{recycle: -1, shutdown: -1}
+	if v.paused {
+		return d
+	}
+	if v.frozen {
+		if v.ready > 1 && !v.recycling {
+			for _, w := range v.workers {
+				if w.recycle == recycleMemory {
+					d.shutdown = w.id
+					break
+				}
+			}
+		}
+		return d
+	}
+	live := v.ready + v.spawning
+	if !v.now.Before(v.backoff) {
+		need := max(0, v.min-live)
+		if need == 0 && v.queued > 0 && v.spawning == 0 && !v.restart {
+			need = 1
+		}
+		d.spawn = max(0, min(need, v.max-live))
+	}
+	if v.restart {
+		return d
+	}
+	if !v.recycling {
+		for _, w := range v.workers {
+			if w.recycle != recycleNone {
+				d.recycle = w.id
+				break
+			}
+		}
+	}
+	d.stop = idleVictims(v)
+	return d
+}
+
+// idleVictims picks the workers to stop for idleness.
+func idleVictims(v view) []int {
+	surplus := v.ready - v.min
+	if surplus <= 0 || v.idle <= 0 || v.queued > 0 {
+		return nil
+	}
+	var idle []workerView
+	for _, w := range v.workers {
+		if w.sessions == 0 && w.recycle == recycleNone && v.now.Sub(w.lastUsed) >= v.idle {
+			idle = append(idle, w)
+		}
+	}
+	sort.SliceStable(idle, func(i, j int) bool { return idle[i].lastUsed.Before(idle[j].lastUsed) })
+	var ids []int
+	for i := 0; i < len(idle) && i < surplus; i++ {
+		ids = append(ids, idle[i].id)
+	}
+	return ids
+}
+
+// backoffAfter is how long to wait after the n-th consecutive failed
+// scaling spawn: 1s, 2s, 4s, ... capped at a minute.
+func backoffAfter(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	d := time.Second << min(n-1, 6)
+	return min(d, time.Minute)
+}

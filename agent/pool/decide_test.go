@@ -1,0 +1,90 @@
+package pool
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestDecide(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	idleSince := func(d time.Duration) time.Time { return now.Add(-d) }
+	base := view{now: now, min: 2, max: 4, ready: 2, idle: 5 * time.Minute}
+	with := func(f func(*view)) view { v := base; f(&v); return v }
+	none := decision{recycle: -1, shutdown: -1}
+
+	cases := []struct {
+		name string
+		v    view
+		want decision
+	}{
+		{"steady", base, none},
+		{"below min spawns the difference", with(func(v *view) { v.ready = 0 }), decision{spawn: 2, recycle: -1, shutdown: -1}},
+		{"spawning counts toward min", with(func(v *view) { v.ready = 1; v.spawning = 1 }), none},
+		{"queued spawns one more", with(func(v *view) { v.queued = 3 }), decision{spawn: 1, recycle: -1, shutdown: -1}},
+		{"queued waits for the spawn in flight", with(func(v *view) { v.queued = 3; v.spawning = 1 }), none},
+		{"queued at max spawns nothing", with(func(v *view) { v.queued = 3; v.ready = 4 }), none},
+		{"backoff blocks spawning", with(func(v *view) { v.ready = 0; v.backoff = now.Add(time.Second) }), none},
+		{"backoff over", with(func(v *view) { v.ready = 1; v.backoff = now }), decision{spawn: 1, recycle: -1, shutdown: -1}},
+		{"frozen spawns nothing below min", with(func(v *view) { v.frozen = true; v.ready = 1; v.queued = 5 }), none},
+		{"blocking restart pauses everything", with(func(v *view) { v.paused, v.restart, v.ready = true, true, 0 }), none},
+		{"restart keeps min only", with(func(v *view) { v.restart = true; v.queued = 5 }), none},
+		{"restart refills min", with(func(v *view) { v.restart = true; v.ready = 1 }), decision{spawn: 1, recycle: -1, shutdown: -1}},
+		{"idle above min stops oldest idle", with(func(v *view) {
+			v.ready = 4
+			v.workers = []workerView{
+				{id: 1, lastUsed: idleSince(time.Second)},
+				{id: 2, lastUsed: idleSince(6 * time.Minute)},
+				{id: 3, lastUsed: idleSince(10 * time.Minute)},
+				{id: 4, lastUsed: idleSince(7 * time.Minute)},
+			}
+		}), decision{stop: []int{3, 4}, recycle: -1, shutdown: -1}},
+		{"busy workers are not idle", with(func(v *view) {
+			v.ready = 3
+			v.workers = []workerView{{id: 1, sessions: 1, lastUsed: idleSince(time.Hour)}, {id: 2, lastUsed: idleSince(time.Hour)}}
+		}), decision{stop: []int{2}, recycle: -1, shutdown: -1}},
+		{"no idle stop while requests queue", with(func(v *view) {
+			v.ready, v.queued = 4, 1
+			v.workers = []workerView{{id: 1, lastUsed: idleSince(time.Hour)}}
+		}), none},
+		{"no idle stop while frozen", with(func(v *view) {
+			v.ready, v.frozen = 4, true
+			v.workers = []workerView{{id: 1, lastUsed: idleSince(time.Hour)}}
+		}), none},
+		{"no idle stop while restarting", with(func(v *view) {
+			v.ready, v.restart = 4, true
+			v.workers = []workerView{{id: 1, lastUsed: idleSince(time.Hour)}}
+		}), none},
+		{"recycle one flagged worker", with(func(v *view) {
+			v.workers = []workerView{{id: 1}, {id: 2, recycle: recycleMaxRequests}, {id: 3, recycle: recycleMemory}}
+		}), decision{recycle: 2, shutdown: -1}},
+		{"one recycle at a time", with(func(v *view) {
+			v.recycling = true
+			v.workers = []workerView{{id: 2, recycle: recycleMaxRequests}}
+		}), none},
+		{"frozen: memory limit shuts down without replacement", with(func(v *view) {
+			v.frozen = true
+			v.workers = []workerView{{id: 1, recycle: recycleMaxRequests}, {id: 2, recycle: recycleMemory}}
+		}), decision{recycle: -1, shutdown: 2}},
+		{"frozen: never the last ready worker", with(func(v *view) {
+			v.frozen, v.ready = true, 1
+			v.workers = []workerView{{id: 2, recycle: recycleMemory}}
+		}), none},
+	}
+	for _, tc := range cases {
+		got := decide(tc.v)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: decide = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestBackoffAfter(t *testing.T) {
+	want := []time.Duration{0, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second,
+		32 * time.Second, time.Minute, time.Minute, time.Minute}
+	for n, w := range want {
+		if got := backoffAfter(n); got != w {
+			t.Errorf("backoffAfter(%d) = %s, want %s", n, got, w)
+		}
+	}
+}

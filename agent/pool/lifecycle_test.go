@@ -1,0 +1,199 @@
+package pool_test
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+func httpGet(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// busyWorker waits until some worker is serving a request and returns it.
+func busyWorker(t *testing.T, e *agenttest.Env) ferryv1.ProcessInfo {
+	t.Helper()
+	var busy ferryv1.ProcessInfo
+	e.WaitFor(t, time.Minute, "a busy worker", func(s pool.Status) bool {
+		for _, p := range s.Processes {
+			if p.State == ferryv1.ProcessReady && p.Sessions > 0 {
+				busy = p
+				return true
+			}
+		}
+		return false
+	})
+	return busy
+}
+
+// TestKilledWorkerUnderLoad: SIGKILL a busy worker under load. Only the
+// request it was serving fails, with a 502; every other request succeeds;
+// a replacement restores the pool.
+func TestKilledWorkerUnderLoad(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 4, 4, env("REQUEST_DELAY_MS", "30"))
+	e := agenttest.Start(t, pool.Config{Name: "t/kill", Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "4 ready workers", agenttest.Ready(4))
+	stop := load(t, e.URL, 16)
+	waitRequests(t, e, 200)
+	victim := busyWorker(t, e)
+	if err := syscall.Kill(int(victim.PID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	after := e.WaitFor(t, time.Minute, "a replacement", func(s pool.Status) bool {
+		return agenttest.Ready(4)(s) && !slices.Contains(pids(s), int(victim.PID))
+	})
+	waitRequests(t, e, after.Processes[0].Processed+100)
+	rep := stop().Report()
+	if rep.Failed != 1 || rep.FailedByKind["status-5xx"] != 1 {
+		t.Fatalf("failed requests = %d %v, want exactly the killed worker's one request, as a 5xx (first: %v)",
+			rep.Failed, rep.FailedByKind, rep.FirstFailure)
+	}
+}
+
+// TestKilledWorkerAnswers502WithClearBody checks what the client of the
+// killed worker's request gets.
+func TestKilledWorkerAnswers502WithClearBody(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	e := agenttest.Start(t, pool.Config{Name: "t/kill502", Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	type answer struct {
+		code int
+		body string
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, body := httpGet(t, e.URL+"/slow?ms=30000")
+		got <- answer{resp.StatusCode, body}
+	}()
+	victim := busyWorker(t, e)
+	if err := syscall.Kill(int(victim.PID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a := <-got
+	want := "the worker process (pid " + strconv.Itoa(int(victim.PID)) + ") exited while handling this request"
+	if a.code != http.StatusBadGateway || !strings.Contains(a.body, want) {
+		t.Fatalf("got %d %q, want 502 saying %q", a.code, a.body, want)
+	}
+	e.WaitFor(t, time.Minute, "a replacement", func(s pool.Status) bool {
+		return agenttest.Ready(1)(s) && s.Processes[0].PID != victim.PID
+	})
+	if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("after the replacement: %d", resp.StatusCode)
+	}
+}
+
+// TestQueueOverflowAndTimeout: beyond maxRequestQueueSize the answer is 503
+// with Retry-After at once; a request that waits past queueTimeout gets 504.
+func TestQueueOverflowAndTimeout(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	tmpl.Pool.MaxRequestQueueSize = 2
+	tmpl.Pool.QueueTimeout = &metav1.Duration{Duration: 2 * time.Second}
+	e := agenttest.Start(t, pool.Config{Name: "t/queue", Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+
+	// One request occupies the only worker for 10 s; two wait in the queue.
+	var wg sync.WaitGroup
+	codes := make([]int, 3)
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := httpGet(t, e.URL+"/slow?ms=10000")
+			codes[i] = resp.StatusCode
+		}()
+		if i == 0 {
+			busyWorker(t, e)
+		}
+	}
+	e.WaitFor(t, time.Minute, "2 queued requests", func(s pool.Status) bool { return s.QueueLength == 2 })
+	resp, body := httpGet(t, e.URL+"/")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(body, "too many requests are waiting") {
+		t.Errorf("overflow: got %d Retry-After=%q %q, want 503 with Retry-After", resp.StatusCode,
+			resp.Header.Get("Retry-After"), body)
+	}
+	wg.Wait()
+	slices.Sort(codes)
+	if want := []int{200, 504, 504}; !slices.Equal(codes, want) {
+		t.Errorf("the busy and queued requests got %v, want %v (the queued ones time out after 2s)", codes, want)
+	}
+}
+
+// TestScalesUpUnderLoadAndDownWhenIdle: queued requests grow the pool to
+// maxProcesses; idle workers are stopped down to minProcesses.
+func TestScalesUpUnderLoadAndDownWhenIdle(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 3, env("REQUEST_DELAY_MS", "20"))
+	tmpl.Pool.IdleTimeout = &metav1.Duration{Duration: time.Second}
+	e := agenttest.Start(t, pool.Config{Name: "t/scale", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 100 * time.Millisecond})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	stop := load(t, e.URL, 8)
+	peak := e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	rep := stop().Report()
+	if rep.Failed != 0 {
+		t.Errorf("%d requests failed while scaling up", rep.Failed)
+	}
+	if peak.Counts.Total > 3 {
+		t.Errorf("pool grew to %d, above maxProcesses 3", peak.Counts.Total)
+	}
+	e.WaitFor(t, time.Minute, "idle workers stopped down to 1", agenttest.Ready(1))
+}
+
+// TestRecycling: a worker is replaced (replacement first, no failed
+// request) after maxRequestsPerProcess requests, and above memoryLimit.
+func TestRecycling(t *testing.T) {
+	t.Run("maxRequestsPerProcess", func(t *testing.T) {
+		tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+		tmpl.Pool.MaxRequestsPerProcess = 50
+		e := agenttest.Start(t, pool.Config{Name: "t/maxreq", Revision: "1", Template: tmpl}, agenttest.Options{})
+		first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
+		stop := load(t, e.URL, 4)
+		e.WaitFor(t, time.Minute, "a recycled worker", func(s pool.Status) bool {
+			return agenttest.Ready(1)(s) && s.Processes[0].PID != first
+		})
+		rep := stop().Report()
+		if rep.Failed != 0 {
+			t.Errorf("%d requests failed across the recycling", rep.Failed)
+		}
+		if len(rep.PIDs) < 2 {
+			t.Errorf("answers came from %v, want the first worker and its replacement", rep.PIDs)
+		}
+	})
+	t.Run("memoryLimit", func(t *testing.T) {
+		tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+		limit := resource.MustParse("64Mi")
+		tmpl.Pool.MemoryLimit = &limit
+		e := agenttest.Start(t, pool.Config{Name: "t/mem", Revision: "1", Template: tmpl},
+			agenttest.Options{Tick: 100 * time.Millisecond})
+		first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
+		if resp, _ := httpGet(t, e.URL+"/alloc?mb=100"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("/alloc: %d", resp.StatusCode)
+		}
+		e.WaitFor(t, time.Minute, "a recycled worker", func(s pool.Status) bool {
+			return agenttest.Ready(1)(s) && s.Processes[0].PID != first
+		})
+		if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+			t.Errorf("after recycling: %d", resp.StatusCode)
+		}
+	})
+}

@@ -1,0 +1,812 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/spawn"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// Errors Acquire returns instead of a worker.
+var (
+	// ErrQueueFull: maxRequestQueueSize requests already wait (503).
+	ErrQueueFull = errors.New("request queue is full")
+	// ErrQueueTimeout: the request waited queueTimeout for a worker (504).
+	ErrQueueTimeout = errors.New("timed out waiting for a worker process")
+	// ErrUnavailable: no worker exists and spawning one keeps failing (503).
+	ErrUnavailable = errors.New("no worker process could be started")
+	// ErrClosed: the pool is shutting down (503).
+	ErrClosed = errors.New("the pool is shutting down")
+)
+
+// Config is what a pool runs: its name, target revision and template.
+type Config struct {
+	// Name identifies the pool in logs, metrics and status, e.g. "default/hello".
+	Name string
+	// Revision is the target revision; changing it restarts the workers.
+	Revision string
+	// Template is the AppGroup's app/listen/pool/restart as of Revision.
+	Template ferryv1.AppTemplate
+}
+
+// Options are the pool's environment, fixed for its life.
+type Options struct {
+	// RunDir holds the workers' socket directories (keep it short).
+	RunDir string
+	// LoaderPath is the installed WSGI loader.
+	LoaderPath string
+	// Log is the pool's logger.
+	Log logr.Logger
+	// NewTransport makes the round tripper that carries requests to a new
+	// worker; the proxy supplies one. Default: an http.Transport dialling
+	// the worker.
+	NewTransport func(w *Worker) http.RoundTripper
+	// Observer is told of spawns, restarts and resistance (metrics). Optional.
+	Observer Observer
+	// Tick is how often idle workers, memory and backoffs are checked.
+	// Default 1s.
+	Tick time.Duration
+}
+
+// Observer receives the pool's notable events, for metrics.
+type Observer interface {
+	SpawnStarted(pool string, kind SpawnKind)
+	SpawnSucceeded(pool string, d time.Duration)
+	SpawnFailed(pool string, kind SpawnKind)
+	RestartStarted(pool string, strategy ferryv1.RestartStrategy)
+	RestartFinished(pool string, outcome string)
+	WorkerExited(pool string, unexpected bool)
+}
+
+// SpawnKind says why a spawn was made, which decides what its failure means.
+type SpawnKind string
+
+const (
+	// SpawnScale grows the pool (queued requests, minProcesses).
+	SpawnScale SpawnKind = "scale"
+	// SpawnRestart is a restart's replacement of an old-revision worker.
+	SpawnRestart SpawnKind = "restart"
+	// SpawnRecycle replaces a worker past maxRequestsPerProcess or memoryLimit.
+	SpawnRecycle SpawnKind = "recycle"
+)
+
+// Worker is one worker process as the pool tracks it.
+type Worker struct {
+	// ID is unique within the agent, stable for the worker's life.
+	ID int
+	// Revision is the revision the worker was spawned for.
+	Revision string
+	// Transport carries requests to the worker; set once it is ready.
+	Transport http.RoundTripper
+
+	proc      *spawn.Process
+	state     State
+	sessions  int
+	capacity  int
+	processed int64
+	startedAt time.Time
+	lastUsed  time.Time
+	recycle   recycleReason
+	replacing bool
+	drained   chan struct{} // closed when Draining with no session left
+	gone      chan struct{} // closed once the exited worker left the pool's table
+	stats     procStats
+}
+
+// PID is the worker's process id, 0 while it spawns.
+func (w *Worker) PID() int {
+	if w.proc == nil {
+		return 0
+	}
+	return w.proc.PID
+}
+
+// Network and Address are where the worker serves HTTP.
+func (w *Worker) Network() string { return w.proc.Network }
+
+// Address is the worker's socket path or host:port.
+func (w *Worker) Address() string { return w.proc.Address }
+
+// Exited reports whether the worker's process is gone.
+func (w *Worker) Exited() bool { return w.proc != nil && w.proc.Exited() }
+
+// Pool is one AppGroup's workers on this node.
+type Pool struct {
+	opts Options
+	log  logr.Logger
+
+	mu          sync.Mutex
+	cfg         Config
+	workers     []*Worker // live workers, in spawn order
+	queue       waitQueue
+	restart     *restartState
+	resisting   *ferryv1.SpawnError
+	lastErr     *ferryv1.SpawnError
+	scaling     scalingState
+	recycling   bool
+	closed      bool
+	lastRestart *RestartSummary
+	// triedRevision is the revision the last finished restart rolled to;
+	// a restart that left workers behind is not retried for it.
+	triedRevision string
+	changed       chan struct{} // closed and replaced on every change
+
+	kick chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+type scalingState struct {
+	failures int
+	until    time.Time
+	err      *ferryv1.SpawnError
+}
+
+var workerIDs struct {
+	sync.Mutex
+	next int
+}
+
+func nextWorkerID() int {
+	workerIDs.Lock()
+	defer workerIDs.Unlock()
+	workerIDs.next++
+	return workerIDs.next
+}
+
+// New starts a pool: it spawns minProcesses workers and keeps the pool in
+// shape until Close.
+func New(cfg Config, opts Options) *Pool {
+	if opts.Tick <= 0 {
+		opts.Tick = time.Second
+	}
+	if opts.NewTransport == nil {
+		opts.NewTransport = DefaultTransport
+	}
+	p := &Pool{
+		opts:    opts,
+		log:     opts.Log.WithValues("pool", cfg.Name),
+		cfg:     cfg,
+		changed: make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	p.wg.Add(1)
+	go p.supervise()
+	p.kickSupervisor()
+	return p
+}
+
+// DefaultTransport is an http.Transport that dials the worker directly,
+// keeping up to its concurrency of idle connections.
+func DefaultTransport(w *Worker) http.RoundTripper {
+	network, addr := w.Network(), w.Address()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: max(2, w.capacity),
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+// Acquire returns a ready worker with a free slot for one request, waiting
+// in the FIFO queue when every worker is busy. The caller must Release it.
+func (p *Pool) Acquire(ctx context.Context) (*Worker, error) {
+	p.mu.Lock()
+	if w := p.pickLocked(); w != nil {
+		w.sessions++
+		p.mu.Unlock()
+		return w, nil
+	}
+	if err := p.refuseLocked(); err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
+	wt := &waiter{ch: make(chan grant, 1)}
+	p.queue.push(wt)
+	timeout := durationOr(p.cfg.Template.Pool.QueueTimeout, 60*time.Second)
+	p.mu.Unlock()
+	p.kickSupervisor()
+
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case g := <-wt.ch:
+		return g.w, g.err
+	case <-timer.C:
+		err = ErrQueueTimeout
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	p.mu.Lock()
+	if wt.granted {
+		// Granted as we gave up: take it rather than waste it.
+		p.mu.Unlock()
+		g := <-wt.ch
+		return g.w, g.err
+	}
+	p.queue.cancel(wt)
+	p.mu.Unlock()
+	return nil, err
+}
+
+// refuseLocked says why a request that found no free worker may not wait.
+func (p *Pool) refuseLocked() error {
+	switch {
+	case p.closed:
+		return ErrClosed
+	case p.unavailableLocked():
+		return ErrUnavailable
+	case p.queue.n >= int(p.cfg.Template.Pool.MaxRequestQueueSize):
+		return ErrQueueFull
+	}
+	return nil
+}
+
+// unavailableLocked: nothing serves, nothing spawns, and the last spawn
+// failed (backoff, or frozen with no worker left). Waiting would only end
+// in a timeout.
+func (p *Pool) unavailableLocked() bool {
+	for _, w := range p.workers {
+		if w.state == ferryv1.ProcessReady || w.state == ferryv1.ProcessSpawning {
+			return false
+		}
+	}
+	return p.scaling.err != nil || p.resisting != nil
+}
+
+// pickLocked returns the least-busy ready worker with a free slot, the
+// oldest among equals, so that surplus workers go idle and can be stopped.
+func (p *Pool) pickLocked() *Worker {
+	var best *Worker
+	for _, w := range p.workers {
+		if w.state != ferryv1.ProcessReady || w.sessions >= w.capacity {
+			continue
+		}
+		if best == nil || w.sessions < best.sessions {
+			best = w
+			if w.sessions == 0 {
+				break
+			}
+		}
+	}
+	return best
+}
+
+// Release gives back a worker taken with Acquire after its request ended.
+func (p *Pool) Release(w *Worker) {
+	now := time.Now()
+	p.mu.Lock()
+	w.sessions--
+	w.processed++
+	w.lastUsed = now
+	if max := p.cfg.Template.Pool.MaxRequestsPerProcess; max > 0 && w.processed >= max && w.recycle == recycleNone {
+		w.recycle = recycleMaxRequests
+		p.kickSupervisor()
+	}
+	switch w.state {
+	case ferryv1.ProcessReady:
+		p.grantLocked(w)
+	case ferryv1.ProcessDraining:
+		if w.sessions == 0 {
+			closeOnce(w.drained)
+		}
+	}
+	p.mu.Unlock()
+}
+
+// Unreachable takes a worker whose socket refused a connection out of
+// routing at once and retires it: a worker that does not accept is dying
+// (killed, not yet reaped: its least-busy slot would otherwise attract
+// every request in that window) or broken. The supervisor replaces it.
+func (p *Pool) Unreachable(w *Worker) {
+	p.mu.Lock()
+	if w.state != ferryv1.ProcessReady {
+		p.mu.Unlock()
+		return
+	}
+	p.drainLocked(w)
+	p.notifyLocked()
+	p.mu.Unlock()
+	if !w.Exited() {
+		p.log.Info("Worker refused a connection; replacing it", "pid", w.PID())
+	}
+	p.goBackground(func() { p.retire(context.Background(), w, "unreachable") })
+	p.kickSupervisor()
+}
+
+// grantLocked hands w's free slots to waiting requests, oldest first.
+func (p *Pool) grantLocked(w *Worker) {
+	for w.sessions < w.capacity {
+		wt := p.queue.pop()
+		if wt == nil {
+			return
+		}
+		w.sessions++
+		wt.granted = true
+		wt.ch <- grant{w: w}
+	}
+}
+
+// failQueueLocked answers every waiting request with err.
+func (p *Pool) failQueueLocked(err error) {
+	for wt := p.queue.pop(); wt != nil; wt = p.queue.pop() {
+		wt.granted = true
+		wt.ch <- grant{err: err}
+	}
+}
+
+// Update applies a new config. A new revision starts a restart to it and
+// ends deployment error resistance; other changes apply at once.
+func (p *Pool) Update(cfg Config) {
+	p.mu.Lock()
+	old := p.cfg
+	p.cfg = cfg
+	if cfg.Revision != old.Revision {
+		if p.resisting != nil {
+			p.log.Info("Left deployment error resistance", "revision", cfg.Revision, "resisted", p.resisting.Revision)
+			p.resisting = nil
+		}
+		// A revision the operator asked for deserves a fresh attempt.
+		p.scaling = scalingState{}
+	}
+	if cfg.Template.Pool.MaxRequestsPerProcess != old.Template.Pool.MaxRequestsPerProcess {
+		for _, w := range p.workers {
+			if w.recycle == recycleMaxRequests {
+				w.recycle = recycleNone
+			}
+		}
+	}
+	p.mu.Unlock()
+	p.notify()
+	p.kickSupervisor()
+}
+
+// Config returns the pool's current config.
+func (p *Pool) Config() Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+// Changed returns a channel that is closed at the pool's next change of
+// state. Read the Status after it fires; call Changed again to wait again.
+func (p *Pool) Changed() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed
+}
+
+func (p *Pool) notify() {
+	p.mu.Lock()
+	p.notifyLocked()
+	p.mu.Unlock()
+}
+
+func (p *Pool) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+func (p *Pool) kickSupervisor() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the pool: waiting requests get ErrClosed, and every worker is
+// drained and stopped (shutdownTimeout each, in parallel). Requests already
+// given a worker finish first, within ctx.
+func (p *Pool) Close(ctx context.Context) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.done
+		return
+	}
+	p.closed = true
+	p.failQueueLocked(ErrClosed)
+	workers := slices.Clone(p.workers)
+	p.mu.Unlock()
+	p.kickSupervisor()
+
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.retire(ctx, w, "agent shutdown")
+		}()
+	}
+	wg.Wait()
+	p.wg.Wait()
+	close(p.done)
+}
+
+// supervise keeps the pool in shape: it reacts to kicks (a queued request,
+// an exit, a finished spawn, a new config) and ticks (idle workers, memory,
+// backoff expiry).
+func (p *Pool) supervise() {
+	defer p.wg.Done()
+	ticker := time.NewTicker(p.opts.Tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-p.kick:
+		case <-ticker.C:
+			p.sample()
+		}
+		if !p.reconcile() {
+			return
+		}
+	}
+}
+
+// reconcile decides and starts what the pool needs now. It returns false
+// once the pool is closed and no background work remains to start.
+func (p *Pool) reconcile() bool {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	if p.restart == nil && p.resisting == nil && p.needsRestartLocked() {
+		p.startRestartLocked()
+	}
+	v := p.viewLocked(time.Now())
+	d := decide(v)
+	var spawns []*Worker
+	for range d.spawn {
+		spawns = append(spawns, p.addSpawningLocked(p.cfg.Revision))
+	}
+	stops := p.takeWorkersLocked(d.stop)
+	var recycle, shutdown *Worker
+	if d.recycle >= 0 {
+		recycle = p.workerLocked(d.recycle)
+		p.recycling = recycle != nil
+	}
+	if d.shutdown >= 0 {
+		shutdown = p.workerLocked(d.shutdown)
+		p.recycling = shutdown != nil
+	}
+	p.mu.Unlock()
+
+	for _, w := range spawns {
+		p.goBackground(func() { p.scaleSpawn(w) })
+	}
+	for _, w := range stops {
+		p.goBackground(func() { p.retire(context.Background(), w, "idle") })
+	}
+	if recycle != nil {
+		p.goBackground(func() { p.recycle(recycle) })
+	}
+	if shutdown != nil {
+		p.goBackground(func() {
+			p.log.Info("Stopped worker above memoryLimit without replacement while resisting a deployment error",
+				"pid", shutdown.PID())
+			p.retire(context.Background(), shutdown, string(recycleMemory))
+			p.setRecycling(false)
+		})
+	}
+	if len(spawns)+len(stops) > 0 {
+		p.notify()
+	}
+	return true
+}
+
+func (p *Pool) goBackground(f func()) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+}
+
+func (p *Pool) setRecycling(v bool) {
+	p.mu.Lock()
+	p.recycling = v
+	p.mu.Unlock()
+	p.kickSupervisor()
+}
+
+func (p *Pool) viewLocked(now time.Time) view {
+	pool := p.cfg.Template.Pool
+	v := view{
+		now:       now,
+		min:       int(pool.MinProcesses),
+		max:       int(pool.MaxProcesses),
+		queued:    p.queue.n,
+		frozen:    p.resisting != nil,
+		restart:   p.restart != nil,
+		paused:    p.restart != nil && p.restart.strategy == ferryv1.RestartBlocking,
+		recycling: p.recycling,
+		backoff:   p.scaling.until,
+		idle:      durationOr(pool.IdleTimeout, 5*time.Minute),
+	}
+	for _, w := range p.workers {
+		switch w.state {
+		case ferryv1.ProcessReady:
+			v.ready++
+			v.workers = append(v.workers, workerView{id: w.ID, sessions: w.sessions, lastUsed: w.lastUsed, recycle: w.recycle})
+		case ferryv1.ProcessSpawning:
+			v.spawning++
+		}
+	}
+	return v
+}
+
+func (p *Pool) workerLocked(id int) *Worker {
+	for _, w := range p.workers {
+		if w.ID == id {
+			return w
+		}
+	}
+	return nil
+}
+
+// takeWorkersLocked marks the given ready workers Draining at once, so no
+// other decision picks them, and returns them.
+func (p *Pool) takeWorkersLocked(ids []int) []*Worker {
+	var out []*Worker
+	for _, id := range ids {
+		if w := p.workerLocked(id); w != nil && w.state == ferryv1.ProcessReady {
+			p.drainLocked(w)
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// addSpawningLocked registers a worker about to be spawned, so the next
+// decision counts it.
+func (p *Pool) addSpawningLocked(revision string) *Worker {
+	w := &Worker{
+		ID:        nextWorkerID(),
+		Revision:  revision,
+		state:     ferryv1.ProcessSpawning,
+		startedAt: time.Now(),
+		capacity:  max(1, int(p.cfg.Template.App.Concurrency)),
+		drained:   make(chan struct{}),
+		gone:      make(chan struct{}),
+	}
+	p.workers = append(p.workers, w)
+	return w
+}
+
+// spawn runs the spawn of a registered worker and makes it Ready, or
+// removes it and returns the failure.
+func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
+	p.mu.Lock()
+	tmpl := p.cfg.Template
+	p.mu.Unlock()
+	if p.opts.Observer != nil {
+		p.opts.Observer.SpawnStarted(p.cfg.Name, kind)
+	}
+	spec := spawn.Spec{
+		App:          tmpl.App,
+		Revision:     w.Revision,
+		StartTimeout: durationOr(tmpl.Pool.StartTimeout, 90*time.Second),
+		RunDir:       p.opts.RunDir,
+		LoaderPath:   p.opts.LoaderPath,
+		Log:          p.log,
+	}
+	started := time.Now()
+	proc, err := spawn.Spawn(context.Background(), spec)
+
+	p.mu.Lock()
+	if err != nil {
+		p.removeLocked(w)
+		p.notifyLocked()
+		p.mu.Unlock()
+		return err
+	}
+	if p.closed {
+		p.removeLocked(w)
+		p.mu.Unlock()
+		proc.Stop(durationOr(tmpl.Pool.ShutdownTimeout, time.Minute))
+		return ErrClosed
+	}
+	w.proc = proc
+	w.startedAt = proc.StartedAt
+	w.lastUsed = time.Now()
+	p.transitionLocked(w, EventReady)
+	w.Transport = p.opts.NewTransport(w)
+	p.grantLocked(w)
+	p.notifyLocked()
+	p.mu.Unlock()
+
+	if p.opts.Observer != nil {
+		p.opts.Observer.SpawnSucceeded(p.cfg.Name, time.Since(started))
+	}
+	p.log.Info("Spawned worker", "pid", proc.PID, "revision", w.Revision, "duration", time.Since(started).Round(time.Millisecond))
+	p.goBackground(func() { p.watchExit(w) })
+	return nil
+}
+
+// scaleSpawn grows the pool by one worker; a failure is a scaling error.
+func (p *Pool) scaleSpawn(w *Worker) {
+	err := p.spawn(w, SpawnScale)
+	switch {
+	case err == nil:
+		p.mu.Lock()
+		if p.scaling.err != nil {
+			p.log.Info("Recovered from scaling error", "revision", w.Revision)
+		}
+		p.scaling = scalingState{}
+		p.mu.Unlock()
+	case errors.Is(err, ErrClosed):
+	default:
+		p.recordScalingError(w.Revision, err, SpawnScale)
+	}
+	p.notify()
+	p.kickSupervisor()
+}
+
+// recordScalingError backs off after a failed spawn that is not a
+// deployment error, and fails waiting requests if nothing can serve them.
+func (p *Pool) recordScalingError(revision string, err error, kind SpawnKind) {
+	se := spawnError(revision, err)
+	p.mu.Lock()
+	p.lastErr = se
+	p.scaling.failures++
+	p.scaling.err = se
+	backoff := backoffAfter(p.scaling.failures)
+	p.scaling.until = time.Now().Add(backoff)
+	if p.unavailableLocked() {
+		p.failQueueLocked(ErrUnavailable)
+	}
+	p.notifyLocked()
+	p.mu.Unlock()
+	if p.opts.Observer != nil {
+		p.opts.Observer.SpawnFailed(p.cfg.Name, kind)
+	}
+	p.log.Error(err, "Spawn failed; backing off", "revision", revision, "kind", kind, "backoff", backoff)
+}
+
+// watchExit removes a worker once its process exits; an exit in Ready is a
+// crash: the supervisor spawns a replacement if the pool is below min.
+func (p *Pool) watchExit(w *Worker) {
+	<-w.proc.Done()
+	p.mu.Lock()
+	prev := w.state
+	p.transitionLocked(w, EventExit)
+	p.removeLocked(w)
+	closeOnce(w.drained)
+	close(w.gone)
+	p.notifyLocked()
+	p.mu.Unlock()
+	if t, ok := w.Transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
+	if unexpected {
+		p.log.Info("Worker exited unexpectedly", "pid", w.PID(), "revision", w.Revision,
+			"status", w.proc.ExitStatus(), "output", lastLines(w.proc.Output(), 5))
+	}
+	if p.opts.Observer != nil {
+		p.opts.Observer.WorkerExited(p.cfg.Name, unexpected)
+	}
+	p.kickSupervisor()
+}
+
+// drainLocked stops routing to w.
+func (p *Pool) drainLocked(w *Worker) {
+	if w.state != ferryv1.ProcessReady {
+		return
+	}
+	p.transitionLocked(w, EventDrain)
+	if w.sessions == 0 {
+		closeOnce(w.drained)
+	}
+}
+
+// retire takes w out of service and stops it: no new requests; wait for
+// its in-flight requests (up to shutdownTimeout); SIGTERM; wait for the
+// exit (up to shutdownTimeout); SIGKILL. It returns once the process is
+// gone and out of the pool's table. A worker still spawning is stopped when its spawn completes.
+func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
+	p.mu.Lock()
+	timeout := durationOr(p.cfg.Template.Pool.ShutdownTimeout, time.Minute)
+	if w.state == ferryv1.ProcessSpawning || w.proc == nil {
+		p.mu.Unlock()
+		return
+	}
+	p.drainLocked(w)
+	p.notifyLocked()
+	p.mu.Unlock()
+
+	t := time.NewTimer(timeout)
+	select {
+	case <-w.drained:
+	case <-w.proc.Done():
+	case <-t.C:
+		p.log.Info("Worker did not finish its requests within shutdownTimeout", "pid", w.PID(), "timeout", timeout)
+	case <-ctx.Done():
+	}
+	t.Stop()
+
+	p.mu.Lock()
+	if w.state == ferryv1.ProcessDraining {
+		p.transitionLocked(w, EventStop)
+	}
+	p.notifyLocked()
+	p.mu.Unlock()
+	if killed := w.proc.Stop(timeout); killed {
+		p.log.Info("Killed worker that did not exit within shutdownTimeout", "pid", w.PID(), "timeout", timeout)
+	}
+	// Return once the pool no longer counts it, so that the next step of a
+	// restart never sees size+2.
+	<-w.gone
+	p.log.V(1).Info("Stopped worker", "pid", w.PID(), "revision", w.Revision, "reason", why)
+}
+
+// recycle replaces w: a new worker of the current revision first, then w
+// is retired, as one step of a rolling restart.
+func (p *Pool) recycle(w *Worker) {
+	defer p.setRecycling(false)
+	p.mu.Lock()
+	if p.closed || w.state != ferryv1.ProcessReady {
+		p.mu.Unlock()
+		return
+	}
+	reason := w.recycle
+	w.replacing = true
+	y := p.addSpawningLocked(p.cfg.Revision)
+	p.notifyLocked()
+	p.mu.Unlock()
+	p.log.Info("Recycling worker", "pid", w.PID(), "reason", reason)
+	if err := p.spawn(y, SpawnRecycle); err != nil {
+		p.mu.Lock()
+		w.replacing = false
+		p.mu.Unlock()
+		if !errors.Is(err, ErrClosed) {
+			p.recordScalingError(y.Revision, err, SpawnRecycle)
+		}
+		return
+	}
+	p.retire(context.Background(), w, string(reason))
+}
+
+func (p *Pool) removeLocked(w *Worker) {
+	if i := slices.Index(p.workers, w); i >= 0 {
+		p.workers = slices.Delete(p.workers, i, i+1)
+	}
+}
+
+func (p *Pool) transitionLocked(w *Worker, e Event) {
+	next, err := Transition(w.state, e)
+	if err != nil {
+		p.log.Error(err, "Ignored impossible worker transition", "pid", w.PID())
+		return
+	}
+	w.state = next
+}
+
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
+}

@@ -1,0 +1,259 @@
+package pool_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// observer counts what the pool tells its Observer.
+type observer struct {
+	spawns   atomic.Int64
+	failed   atomic.Int64
+	mu       sync.Mutex
+	outcomes []string
+}
+
+func (o *observer) SpawnStarted(string, pool.SpawnKind)            { o.spawns.Add(1) }
+func (o *observer) SpawnSucceeded(string, time.Duration)           {}
+func (o *observer) SpawnFailed(string, pool.SpawnKind)             { o.failed.Add(1) }
+func (o *observer) RestartStarted(string, ferryv1.RestartStrategy) {}
+func (o *observer) WorkerExited(string, bool)                      {}
+func (o *observer) RestartFinished(_ string, outcome string) {
+	o.mu.Lock()
+	o.outcomes = append(o.outcomes, outcome)
+	o.mu.Unlock()
+}
+
+func fast(tmpl ferryv1.AppTemplate, idle time.Duration) ferryv1.AppTemplate {
+	tmpl.Pool.IdleTimeout = &metav1.Duration{Duration: idle}
+	return tmpl
+}
+
+func condition(s pool.Status, typ string) metav1.Condition {
+	c := meta.FindStatusCondition(s.Conditions(time.Now()), typ)
+	if c == nil {
+		return metav1.Condition{}
+	}
+	return *c
+}
+
+// TestResistDeploymentError: a broken revision during a rolling restart
+// freezes the pool. No visitor sees an error, the old workers keep
+// serving unchanged, nothing is spawned (though traffic would spawn) or
+// idle-cleaned, the status carries the traceback, and a fixed revision
+// ends the mode and rolls.
+func TestResistDeploymentError(t *testing.T) {
+	obs := &observer{}
+	good := fast(agenttest.WSGI("hello-wsgi", 2, 4, env("REQUEST_DELAY_MS", "5")), time.Second)
+	broken := good
+	broken.App.Root = agenttest.Example("broken-wsgi")
+	e := agenttest.Start(t, pool.Config{Name: "t/resist", Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
+	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
+
+	// Traffic grows the pool to its max, 4, above minProcesses.
+	stop := load(t, e.URL, 16)
+	e.WaitFor(t, time.Minute, "4 ready workers", agenttest.Ready(4))
+	e.Pool.Update(pool.Config{Name: "t/resist", Revision: "2", Template: broken})
+	resisting := e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil })
+	spawns := obs.spawns.Load()
+	frozenPIDs := pids(resisting)
+	waitRequests(t, e, 500)
+	res := stop()
+	if rep := res.Report(); rep.Failed != 0 {
+		t.Errorf("%d requests failed around the deployment error: %v %v", rep.Failed, rep.FailedByKind, rep.FirstFailure)
+	}
+
+	// The status says what happened, with the traceback.
+	if r := resisting.Resisting; r.Revision != "2" || !strings.Contains(r.Reason, "ModuleNotFoundError") ||
+		!strings.Contains(r.Output, "Traceback (most recent call last)") {
+		t.Errorf("resisting = %+v, want revision 2 with the Python traceback", *r)
+	}
+	c := condition(resisting, ferryv1.ConditionResistingDeploymentError)
+	if c.Status != metav1.ConditionTrue || c.Reason != ferryv1.ReasonSpawnFailed ||
+		!strings.Contains(c.Message, "Resisting deployment error") || !strings.Contains(c.Message, "ModuleNotFoundError") {
+		t.Errorf("ResistingDeploymentError condition = %+v", c)
+	}
+	if c := condition(resisting, ferryv1.ConditionRollingRestart); c.Reason != ferryv1.ReasonRolloutHalted {
+		t.Errorf("RollingRestart condition = %+v, want RolloutHalted", c)
+	}
+
+	// Idle for well past idleTimeout (1s): nothing is idle-cleaned. The wait
+	// is the point of the check: an absence needs time to pass.
+	time.Sleep(2500 * time.Millisecond)
+	// Traffic again: the pool would spawn (queued requests) but must not.
+	stop = load(t, e.URL, 16)
+	waitRequests(t, e, 800)
+	res = stop()
+	if rep := res.Report(); rep.Failed != 0 {
+		t.Errorf("%d requests failed while resisting", rep.Failed)
+	}
+	now := e.Pool.Status()
+	if got := pids(now); !slices.Equal(got, frozenPIDs) {
+		t.Errorf("workers changed while resisting: %v -> %v", frozenPIDs, got)
+	}
+	if got := obs.spawns.Load(); got != spawns {
+		t.Errorf("%d spawns were attempted while resisting, want none", got-spawns)
+	}
+	if now.Resisting == nil {
+		t.Fatal("the pool left resistance without a new revision")
+	}
+
+	// The administrator's action: a fixed revision ends the mode and rolls.
+	e.Pool.Update(pool.Config{Name: "t/resist", Revision: "3", Template: good})
+	fixed := e.WaitFor(t, time.Minute, "a rolled revision 3", func(s pool.Status) bool {
+		return s.Resisting == nil && s.Restart == nil && s.Counts.Updated == s.Counts.Total && s.Counts.Ready >= 2 &&
+			s.LastRestart != nil && s.LastRestart.Revision == "3"
+	})
+	if c := condition(fixed, ferryv1.ConditionResistingDeploymentError); c.Status != metav1.ConditionFalse {
+		t.Errorf("after the fix, ResistingDeploymentError = %+v", c)
+	}
+	for _, pid := range pids(fixed) {
+		if slices.Contains(frozenPIDs, pid) {
+			t.Errorf("old pid %d survived the fixed rollout", pid)
+		}
+	}
+}
+
+// flaky returns a template for testdata/flaky whose spawns listed in fail
+// (1-based, counting every spawn of the test) fail to import.
+func flaky(t *testing.T, min, max int32, fail string, extra ...ferryv1.EnvVar) ferryv1.AppTemplate {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fflaky")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	counter := filepath.Join(dir, "count")
+	if err := os.WriteFile(counter, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	// Workers run as nobody under a root agent: they must write the counter.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(counter, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := filepath.Abs("testdata/flaky")
+	envs := append([]ferryv1.EnvVar{env("SPAWN_COUNTER", counter), env("FAIL_SPAWNS", fail)}, extra...)
+	return agenttest.WSGIAt(root, min, max, envs...)
+}
+
+// TestResistanceOffSkipsAndContinues: with resistDeploymentErrors false, a
+// replacement that cannot spawn leaves its old worker in place and the
+// restart goes on with the others; every error is recorded.
+func TestResistanceOffSkipsAndContinues(t *testing.T) {
+	tmpl := flaky(t, 4, 4, "5,6")
+	tmpl.Restart.ResistDeploymentErrors = ptr.To(false)
+	e := agenttest.Start(t, pool.Config{Name: "t/noresist", Revision: "1", Template: tmpl}, agenttest.Options{})
+	before := e.WaitFor(t, time.Minute, "4 ready workers", agenttest.Ready(4))
+
+	stop := load(t, e.URL, 8)
+	waitRequests(t, e, 100)
+	tmpl2 := tmpl
+	tmpl2.App.Env = append(slices.Clone(tmpl.App.Env), env("REVISION", "2"))
+	e.Pool.Update(pool.Config{Name: "t/noresist", Revision: "2", Template: tmpl2})
+	after := e.WaitFor(t, time.Minute, "the restart to finish", func(s pool.Status) bool {
+		return s.LastRestart != nil && s.Restart == nil
+	})
+	res := stop()
+	if rep := res.Report(); rep.Failed != 0 {
+		t.Errorf("%d requests failed: %v", rep.Failed, rep.FailedByKind)
+	}
+	lr := after.LastRestart
+	if lr.Outcome != pool.OutcomeWithErrors || lr.Replaced != 2 || lr.Failed != 2 || len(lr.Errors) != 2 {
+		t.Fatalf("last restart = %+v, want 2 replaced, 2 failed with their errors", *lr)
+	}
+	for _, se := range lr.Errors {
+		if !strings.Contains(se.Output, "spawn") || !strings.Contains(se.Reason, "RuntimeError") {
+			t.Errorf("recorded error lacks the cause: %+v", se)
+		}
+	}
+	if after.Resisting != nil {
+		t.Error("the pool resists although resistDeploymentErrors is false")
+	}
+	var old, updated int
+	for _, p := range after.Processes {
+		switch {
+		case p.Revision == "1" && slices.Contains(pids(before), int(p.PID)):
+			old++
+		case p.Revision == "2":
+			updated++
+		}
+	}
+	if old != 2 || updated != 2 || after.Counts.Ready != 4 {
+		t.Errorf("after the restart: %d old and %d updated of %d ready, want 2+2 of 4", old, updated, after.Counts.Ready)
+	}
+}
+
+// TestScalingErrorDoesNotFreeze: a spawn that fails for a revision that
+// already serves (scaling up under load; a replacement during a restart
+// once the new revision has proven itself) backs off and is reported as a
+// scaling error; the pool never freezes, and recovers.
+func TestScalingErrorDoesNotFreeze(t *testing.T) {
+	t.Run("scale up", func(t *testing.T) {
+		tmpl := flaky(t, 1, 3, "2", env("REQUEST_DELAY_MS", "20"))
+		e := agenttest.Start(t, pool.Config{Name: "t/scale", Revision: "1", Template: tmpl}, agenttest.Options{})
+		e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+		stop := load(t, e.URL, 8)
+		failing := e.WaitFor(t, time.Minute, "a scaling error", func(s pool.Status) bool { return s.ScalingError != nil })
+		if failing.Resisting != nil {
+			t.Fatal("a scaling error froze the pool")
+		}
+		if c := condition(failing, ferryv1.ConditionScalingError); c.Status != metav1.ConditionTrue ||
+			c.Reason != ferryv1.ReasonSpawnBackoff {
+			t.Errorf("ScalingError condition = %+v", c)
+		}
+		if c := condition(failing, ferryv1.ConditionReady); c.Status != metav1.ConditionTrue {
+			t.Errorf("Ready = %+v while the first worker serves", c)
+		}
+		recovered := e.WaitFor(t, time.Minute, "recovery to 3 workers", func(s pool.Status) bool {
+			return s.Counts.Ready == 3 && s.ScalingError == nil
+		})
+		if res := stop(); res.Report().Failed != 0 {
+			t.Errorf("%d requests failed", res.Report().Failed)
+		}
+		if recovered.Resisting != nil {
+			t.Error("resisting after a scaling error")
+		}
+	})
+	t.Run("restart once the revision is proven", func(t *testing.T) {
+		// Spawns 1-3 are revision 1; 4 is the first of revision 2 and
+		// works; 5 fails: revision 2 already serves, so it is retried.
+		tmpl := flaky(t, 3, 3, "5")
+		e := agenttest.Start(t, pool.Config{Name: "t/proven", Revision: "1", Template: tmpl}, agenttest.Options{})
+		e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+		tmpl2 := tmpl
+		tmpl2.App.Env = append(slices.Clone(tmpl.App.Env), env("REVISION", "2"))
+		e.Pool.Update(pool.Config{Name: "t/proven", Revision: "2", Template: tmpl2})
+		sawScaling := false
+		done := e.WaitFor(t, time.Minute, "a completed restart", func(s pool.Status) bool {
+			sawScaling = sawScaling || s.ScalingError != nil
+			if s.Resisting != nil {
+				t.Fatalf("resisting on a proven revision: %+v", *s.Resisting)
+			}
+			return s.LastRestart != nil && s.Restart == nil
+		})
+		if lr := done.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 3 {
+			t.Errorf("last restart = %+v, want all 3 replaced", *lr)
+		}
+		if !sawScaling && done.LastSpawnError == nil {
+			t.Error("the failed spawn was not reported")
+		}
+	})
+}

@@ -1,0 +1,390 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/spawn"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// Restart outcomes, as reported to the Observer and in logs.
+const (
+	OutcomeCompleted  = "completed"
+	OutcomeWithErrors = "completed-with-errors"
+	OutcomeResisting  = "resisting"
+	OutcomeAborted    = "aborted"
+)
+
+// restartState is a restart under way.
+type restartState struct {
+	revision  string
+	strategy  ferryv1.RestartStrategy
+	done      int
+	total     int
+	failed    int
+	replacing *Worker
+	skipped   map[int]bool // old workers left in place after a failed spawn (resistance off)
+	errors    []ferryv1.SpawnError
+}
+
+// maxRestartErrors bounds the spawn errors a restart keeps for its summary.
+const maxRestartErrors = 16
+
+// RestartSummary is how the last restart ended.
+type RestartSummary struct {
+	Revision string                  `json:"revision"`
+	Strategy ferryv1.RestartStrategy `json:"strategy"`
+	Outcome  string                  `json:"outcome"`
+	Replaced int                     `json:"replaced"`
+	Total    int                     `json:"total"`
+	Failed   int                     `json:"failed"`
+	// Errors are the spawn errors met on the way (at most 16).
+	Errors   []ferryv1.SpawnError `json:"errors,omitempty"`
+	Finished metav1.Time          `json:"finished"`
+}
+
+// needsRestartLocked: some ready worker runs another revision than the
+// target, and the target has not been rolled to already (a restart that
+// gave up on some workers, with resistance off, is not retried until the
+// next revision).
+func (p *Pool) needsRestartLocked() bool {
+	if p.closed || p.triedRevision == p.cfg.Revision {
+		return false
+	}
+	for _, w := range p.workers {
+		if w.state == ferryv1.ProcessReady && w.Revision != p.cfg.Revision {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Pool) startRestartLocked() {
+	rs := &restartState{
+		revision: p.cfg.Revision,
+		strategy: p.cfg.Template.Restart.Strategy,
+		skipped:  map[int]bool{},
+	}
+	if rs.strategy == "" {
+		rs.strategy = ferryv1.RestartRolling
+	}
+	rs.total = len(p.oldWorkersLocked(rs))
+	p.restart = rs
+	p.notifyLocked()
+	p.log.Info("Started restart", "strategy", rs.strategy, "revision", rs.revision, "processes", rs.total)
+	if p.opts.Observer != nil {
+		p.opts.Observer.RestartStarted(p.cfg.Name, rs.strategy)
+	}
+	if rs.strategy == ferryv1.RestartBlocking {
+		p.goBackground(func() { p.blockingRestart(rs) })
+	} else {
+		p.goBackground(func() { p.rollingRestart(rs) })
+	}
+}
+
+// oldWorkersLocked lists the ready workers a restart to rs.revision still
+// has to replace, oldest first.
+func (p *Pool) oldWorkersLocked(rs *restartState) []*Worker {
+	var old []*Worker
+	for _, w := range p.workers {
+		if w.state == ferryv1.ProcessReady && w.Revision != rs.revision && !rs.skipped[w.ID] {
+			old = append(old, w)
+		}
+	}
+	return old
+}
+
+// rollingRestart replaces the old workers one at a time, as the seed
+// describes: spawn Y and wait until it is ready; stop routing to X; let X
+// finish its requests; SIGTERM X, SIGKILL after shutdownTimeout; Y takes
+// X's place. The pool never holds more than its size plus one.
+func (p *Pool) rollingRestart(rs *restartState) {
+	outcome := OutcomeCompleted
+	defer func() { p.finishRestart(rs, outcome) }()
+	for {
+		x, y, target, ok := p.nextReplacement(rs)
+		if !ok {
+			if p.isClosed() {
+				outcome = OutcomeAborted
+			} else if rs.failed > 0 {
+				outcome = OutcomeWithErrors
+			}
+			return
+		}
+		err := p.spawn(y, SpawnRestart)
+		if err == nil {
+			p.retire(context.Background(), x, "rolling restart")
+			p.mu.Lock()
+			x.replacing = false
+			rs.done++
+			rs.replacing = nil
+			p.notifyLocked()
+			p.mu.Unlock()
+			continue
+		}
+		if errors.Is(err, ErrClosed) {
+			outcome = OutcomeAborted
+			return
+		}
+		if stop := p.handleRestartSpawnError(rs, x, target, err); stop {
+			outcome = OutcomeResisting
+			return
+		}
+	}
+}
+
+// nextReplacement picks the next old worker and registers its replacement;
+// ok is false when none is left (or the pool closed).
+func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, target string, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, nil, "", false
+	}
+	if rs.revision != p.cfg.Revision {
+		// A newer revision was asked for mid-way: roll on to it.
+		p.log.Info("Restart continues to a newer revision", "from", rs.revision, "to", p.cfg.Revision)
+		rs.revision = p.cfg.Revision
+		clear(rs.skipped)
+	}
+	old := p.oldWorkersLocked(rs)
+	if len(old) == 0 {
+		return nil, nil, "", false
+	}
+	rs.total = rs.done + len(old)
+	x = old[0]
+	x.replacing = true
+	rs.replacing = x
+	y = p.addSpawningLocked(rs.revision)
+	p.notifyLocked()
+	return x, y, rs.revision, true
+}
+
+// handleRestartSpawnError decides what a failed replacement spawn means.
+// It reports whether the restart must stop (resistance).
+func (p *Pool) handleRestartSpawnError(rs *restartState, x *Worker, target string, err error) (stop bool) {
+	p.mu.Lock()
+	x.replacing = false
+	rs.replacing = nil
+	moved := p.cfg.Revision != target
+	proven := p.readyOfRevisionLocked(target) > 0
+	resist := p.cfg.Template.Restart.ResistDeploymentErrors == nil || *p.cfg.Template.Restart.ResistDeploymentErrors
+	p.mu.Unlock()
+
+	switch {
+	case moved:
+		// The failure is of a revision nobody wants any more.
+		p.recordSpawnError(target, err)
+		return false
+	case proven:
+		// The revision already serves: a scaling error (out of memory, say),
+		// not a broken deployment. Back off, then try this step again.
+		p.recordScalingError(target, err, SpawnRestart)
+		p.waitBackoff(target)
+		return false
+	case resist:
+		p.enterResistance(target, err)
+		return true
+	default:
+		p.recordSpawnError(target, err)
+		p.mu.Lock()
+		rs.skipped[x.ID] = true
+		rs.failed++
+		if len(rs.errors) < maxRestartErrors {
+			rs.errors = append(rs.errors, *p.lastErr)
+		}
+		p.mu.Unlock()
+		if p.opts.Observer != nil {
+			p.opts.Observer.SpawnFailed(p.cfg.Name, SpawnRestart)
+		}
+		p.log.Error(err, "Could not replace worker; it keeps serving the old revision", "pid", x.PID(),
+			"revision", target)
+		return false
+	}
+}
+
+// waitBackoff sleeps out a scaling backoff, waking early if the pool closes
+// or the target revision changes.
+func (p *Pool) waitBackoff(target string) {
+	for {
+		p.mu.Lock()
+		until, closed, moved := p.scaling.until, p.closed, p.cfg.Revision != target
+		ch := p.changed
+		p.mu.Unlock()
+		d := time.Until(until)
+		if closed || moved || d <= 0 {
+			return
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ch:
+		}
+		t.Stop()
+	}
+}
+
+// blockingRestart stops every old worker at once, then spawns anew;
+// requests queue in the proxy meanwhile. It exists for parity with
+// Passenger's default restart.
+func (p *Pool) blockingRestart(rs *restartState) {
+	outcome := OutcomeCompleted
+	defer func() { p.finishRestart(rs, outcome) }()
+
+	p.mu.Lock()
+	old := p.oldWorkersLocked(rs)
+	for _, w := range old {
+		p.drainLocked(w)
+	}
+	size := max(len(old), int(p.cfg.Template.Pool.MinProcesses))
+	p.notifyLocked()
+	p.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, w := range old {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.retire(context.Background(), w, "blocking restart")
+		}()
+	}
+	wg.Wait()
+
+	p.mu.Lock()
+	rs.done = len(old)
+	live := 0
+	for _, w := range p.workers {
+		if w.state == ferryv1.ProcessReady || w.state == ferryv1.ProcessSpawning {
+			live++
+		}
+	}
+	var spawns []*Worker
+	for range size - live {
+		spawns = append(spawns, p.addSpawningLocked(rs.revision))
+	}
+	p.notifyLocked()
+	p.mu.Unlock()
+
+	errs := make([]error, len(spawns))
+	for i, w := range spawns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.spawn(w, SpawnRestart)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrClosed):
+			outcome = OutcomeAborted
+		default:
+			outcome = OutcomeWithErrors
+			p.recordScalingError(spawns[i].Revision, err, SpawnRestart)
+		}
+	}
+}
+
+func (p *Pool) finishRestart(rs *restartState, outcome string) {
+	p.mu.Lock()
+	p.restart = nil
+	if outcome != OutcomeAborted && outcome != OutcomeResisting {
+		p.triedRevision = rs.revision
+	}
+	if outcome == OutcomeResisting && len(rs.errors) < maxRestartErrors && p.resisting != nil {
+		rs.errors = append(rs.errors, *p.resisting)
+	}
+	p.lastRestart = &RestartSummary{Revision: rs.revision, Strategy: rs.strategy, Outcome: outcome,
+		Replaced: rs.done, Total: rs.total, Failed: rs.failed, Errors: rs.errors, Finished: metav1.Now()}
+	p.notifyLocked()
+	p.mu.Unlock()
+	p.log.Info("Finished restart", "outcome", outcome, "revision", rs.revision, "replaced", rs.done,
+		"of", rs.total, "failed", rs.failed)
+	if p.opts.Observer != nil {
+		p.opts.Observer.RestartFinished(p.cfg.Name, outcome)
+	}
+	p.kickSupervisor()
+}
+
+// enterResistance freezes the pool on a deployment error: the old workers
+// keep serving, nothing is spawned or idle-cleaned until a new revision.
+func (p *Pool) enterResistance(revision string, err error) {
+	se := spawnError(revision, err)
+	p.mu.Lock()
+	p.resisting = se
+	p.lastErr = se
+	// One snapshot must never show a restart under way and resisting.
+	p.restart = nil
+	p.notifyLocked()
+	p.mu.Unlock()
+	if p.opts.Observer != nil {
+		p.opts.Observer.SpawnFailed(p.cfg.Name, SpawnRestart)
+	}
+	p.log.Error(err, "Resisting deployment error: the old processes keep serving until a new revision is requested",
+		"revision", revision)
+}
+
+func (p *Pool) recordSpawnError(revision string, err error) {
+	p.mu.Lock()
+	p.lastErr = spawnError(revision, err)
+	p.notifyLocked()
+	p.mu.Unlock()
+}
+
+func (p *Pool) readyOfRevisionLocked(revision string) int {
+	n := 0
+	for _, w := range p.workers {
+		if w.state == ferryv1.ProcessReady && w.Revision == revision {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *Pool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// spawnError turns a spawn failure into the API's record of it.
+func spawnError(revision string, err error) *ferryv1.SpawnError {
+	se := &ferryv1.SpawnError{Revision: revision, Reason: err.Error(), Time: metav1.Now()}
+	var e *spawn.Error
+	if errors.As(err, &e) {
+		se.Reason, se.Output = e.Reason, e.Output
+	}
+	se.Reason = truncate(firstLine(se.Reason), 1024)
+	if len(se.Output) > 4096 {
+		se.Output = se.Output[len(se.Output)-4096:]
+	}
+	return se
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// lastLines returns the last n lines of s, for log messages.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,191 @@
+package pool_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/bench/loadgen"
+)
+
+func env(name, value string) ferryv1.EnvVar { return ferryv1.EnvVar{Name: name, Value: value} }
+
+// load runs continuous keep-alive load against url until stop is called,
+// which returns the result.
+func load(t *testing.T, url string, clients int) (stop func() *loadgen.Result) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var res *loadgen.Result
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res, err = loadgen.Run(ctx, loadgen.Config{URLs: []string{url + "/"}, Clients: clients, Timeout: time.Minute})
+	}()
+	return func() *loadgen.Result {
+		cancel()
+		<-done
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+}
+
+// waitRequests waits until the pool's workers served n requests in all.
+func waitRequests(t *testing.T, e *agenttest.Env, n int64) {
+	t.Helper()
+	e.WaitFor(t, time.Minute, "requests to flow", func(s pool.Status) bool {
+		var total int64
+		for _, p := range s.Processes {
+			total += p.Processed
+		}
+		return total >= n
+	})
+}
+
+func pids(s pool.Status) []int {
+	var out []int
+	for _, p := range s.Processes {
+		out = append(out, int(p.PID))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// invariants samples the pool at every change of state while a test runs.
+type invariants struct {
+	mu         sync.Mutex
+	minReady   int32
+	maxLive    int32
+	samples    int
+	stop       chan struct{}
+	done       chan struct{}
+	sawRestart bool
+}
+
+func watch(e *agenttest.Env) *invariants {
+	inv := &invariants{minReady: 1 << 30, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(inv.done)
+		for {
+			ch := e.Pool.Changed()
+			s := e.Pool.Status()
+			inv.mu.Lock()
+			inv.samples++
+			inv.minReady = min(inv.minReady, s.Counts.Ready)
+			inv.maxLive = max(inv.maxLive, s.Counts.Total)
+			inv.sawRestart = inv.sawRestart || s.Restart != nil
+			inv.mu.Unlock()
+			select {
+			case <-ch:
+			case <-inv.stop:
+				return
+			}
+		}
+	}()
+	return inv
+}
+
+func (inv *invariants) end() {
+	close(inv.stop)
+	<-inv.done
+}
+
+// TestRollingRestartUnderLoad is the seed's zero-downtime restart: 4
+// workers of an app that takes 2 s to boot, replaced one at a time under
+// 16 keep-alive clients. No request may fail, capacity may never drop below
+// 4 ready workers, the pool may never hold more than 5, every answer comes
+// from an old or a new worker, and no old worker is left.
+func TestRollingRestartUnderLoad(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 4, 4, env("BOOT_DELAY", "2"), env("REQUEST_DELAY_MS", "5"))
+	e := agenttest.Start(t, pool.Config{Name: "t/rolling", Revision: "1", Template: tmpl}, agenttest.Options{})
+	before := e.WaitFor(t, 2*time.Minute, "4 ready workers", agenttest.Ready(4))
+	oldPIDs := pids(before)
+
+	stop := load(t, e.URL, 16)
+	waitRequests(t, e, 200)
+	inv := watch(e)
+	e.Pool.Update(pool.Config{Name: "t/rolling", Revision: "2", Template: tmpl})
+	after := e.WaitFor(t, 2*time.Minute, "4 ready workers on revision 2", func(s pool.Status) bool {
+		return agenttest.Ready(4)(s) && s.Revision == "2" && s.LastRestart != nil
+	})
+	// Keep the load on a little longer so answers after the restart count.
+	waitRequests(t, e, after.Processes[0].Processed+50)
+	inv.end()
+	res := stop()
+	rep := res.Report()
+
+	if rep.Failed != 0 {
+		t.Errorf("%d requests failed during the rolling restart: %v (first: %v)", rep.Failed, rep.FailedByKind, rep.FirstFailure)
+	}
+	newPIDs := pids(after)
+	for _, pid := range newPIDs {
+		if slices.Contains(oldPIDs, pid) {
+			t.Errorf("old pid %d still serves after the restart (old %v, new %v)", pid, oldPIDs, newPIDs)
+		}
+	}
+	for _, r := range res.Records {
+		if r.OK() && !slices.Contains(oldPIDs, r.PID) && !slices.Contains(newPIDs, r.PID) {
+			t.Fatalf("a response came from pid %d, neither old %v nor new %v", r.PID, oldPIDs, newPIDs)
+		}
+	}
+	if !inv.sawRestart {
+		t.Error("no sample saw the restart under way")
+	}
+	if inv.minReady < 4 {
+		t.Errorf("ready workers dropped to %d during the restart, want never below 4 (%d samples)", inv.minReady, inv.samples)
+	}
+	if inv.maxLive > 5 {
+		t.Errorf("the pool held %d workers, want at most size+1 = 5", inv.maxLive)
+	}
+	if lr := after.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 4 || lr.Total != 4 {
+		t.Errorf("last restart = %+v, want 4/4 replaced, completed", *lr)
+	}
+	for _, p := range after.Processes {
+		if p.Revision != "2" {
+			t.Errorf("pid %d runs revision %q, want 2", p.PID, p.Revision)
+		}
+	}
+	t.Logf("requests %d, failed %d, longest gap %s, max latency %s, pids %v -> %v, %d samples",
+		rep.Requests, rep.Failed, rep.LongestGap.Length, rep.MaxLatency, oldPIDs, newPIDs, inv.samples)
+}
+
+// TestBlockingRestart: the Blocking strategy stops every worker and spawns
+// anew; requests wait in the queue meanwhile and none fails.
+func TestBlockingRestart(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 2, 2, env("BOOT_DELAY", "1"))
+	tmpl.Restart.Strategy = ferryv1.RestartBlocking
+	e := agenttest.Start(t, pool.Config{Name: "t/blocking", Revision: "1", Template: tmpl}, agenttest.Options{})
+	before := pids(e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2)))
+	stop := load(t, e.URL, 4)
+	waitRequests(t, e, 50)
+	inv := watch(e)
+	e.Pool.Update(pool.Config{Name: "t/blocking", Revision: "2", Template: tmpl})
+	after := e.WaitFor(t, time.Minute, "2 ready workers on revision 2", func(s pool.Status) bool {
+		return agenttest.Ready(2)(s) && s.LastRestart != nil
+	})
+	waitRequests(t, e, after.Processes[0].Processed+20)
+	inv.end()
+	rep := stop().Report()
+	if rep.Failed != 0 {
+		t.Errorf("%d requests failed in a blocking restart: %v", rep.Failed, rep.FailedByKind)
+	}
+	if inv.minReady != 0 {
+		t.Errorf("a blocking restart kept %d workers serving; it stops them all", inv.minReady)
+	}
+	for _, pid := range pids(after) {
+		if slices.Contains(before, pid) {
+			t.Errorf("old pid %d survived", pid)
+		}
+	}
+	if lr := after.LastRestart; lr.Strategy != ferryv1.RestartBlocking || lr.Outcome != pool.OutcomeCompleted {
+		t.Errorf("last restart %+v", *lr)
+	}
+	t.Logf("blocking restart: longest gap %s (the boot time), max latency %s", rep.LongestGap.Length, rep.MaxLatency)
+}

@@ -1,0 +1,102 @@
+package pool
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"time"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat CPU times; 100 on
+// every Linux platform Ferry runs on.
+const clockTicks = 100
+
+var pageSize = int64(os.Getpagesize())
+
+// procStats is what the pool last read of a worker from /proc.
+type procStats struct {
+	at         time.Time
+	cpuTicks   int64
+	cpuPercent int32
+	rssBytes   int64
+}
+
+// readProcStat reads a process's CPU ticks (user+system) and RSS.
+func readProcStat(pid int) (cpuTicks, rssBytes int64, ok bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command name (field 2) may hold spaces; fields count from after
+	// its closing parenthesis, where field 3 (state) is index 0.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := bytes.Fields(data[i+1:])
+	if len(f) < 22 {
+		return 0, 0, false
+	}
+	utime, _ := strconv.ParseInt(string(f[11]), 10, 64)
+	stime, _ := strconv.ParseInt(string(f[12]), 10, 64)
+	rss, _ := strconv.ParseInt(string(f[21]), 10, 64)
+	return utime + stime, rss * pageSize, true
+}
+
+// sample refreshes every worker's CPU and memory figures and flags workers
+// above memoryLimit for recycling.
+func (p *Pool) sample() {
+	type target struct {
+		w   *Worker
+		pid int
+	}
+	p.mu.Lock()
+	targets := make([]target, 0, len(p.workers))
+	for _, w := range p.workers {
+		if w.proc != nil {
+			targets = append(targets, target{w, w.proc.PID})
+		}
+	}
+	var limit int64
+	if q := p.cfg.Template.Pool.MemoryLimit; q != nil {
+		limit = q.Value()
+	}
+	p.mu.Unlock()
+
+	now := time.Now()
+	type reading struct {
+		ticks, rss int64
+		ok         bool
+	}
+	readings := make([]reading, len(targets))
+	for i, t := range targets {
+		readings[i].ticks, readings[i].rss, readings[i].ok = readProcStat(t.pid)
+	}
+
+	flagged := false
+	p.mu.Lock()
+	for i, t := range targets {
+		r := readings[i]
+		if !r.ok {
+			continue
+		}
+		st := &t.w.stats
+		if !st.at.IsZero() {
+			if wall := now.Sub(st.at).Seconds(); wall > 0 {
+				st.cpuPercent = int32(float64(r.ticks-st.cpuTicks) / clockTicks / wall * 100)
+			}
+		}
+		st.at, st.cpuTicks, st.rssBytes = now, r.ticks, r.rss
+		if limit > 0 && r.rss > limit && t.w.recycle == recycleNone && t.w.state == ferryv1.ProcessReady {
+			t.w.recycle = recycleMemory
+			flagged = true
+			p.log.Info("Worker is above memoryLimit; recycling it", "pid", t.pid, "rss", r.rss, "limit", limit)
+		}
+	}
+	p.mu.Unlock()
+	if flagged {
+		p.kickSupervisor()
+	}
+}

@@ -1,0 +1,192 @@
+package pool
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// Status is a snapshot of a pool, what `ferry-agent status` shows and what
+// the agent reports in a ProcessPool's status.
+type Status struct {
+	Name         string                   `json:"name"`
+	Revision     string                   `json:"revision"`
+	Strategy     ferryv1.RestartStrategy  `json:"strategy"`
+	MinProcesses int32                    `json:"minProcesses"`
+	MaxProcesses int32                    `json:"maxProcesses"`
+	QueueLength  int32                    `json:"queueLength"`
+	Counts       ferryv1.ProcessCounts    `json:"counts"`
+	Processes    []ferryv1.ProcessInfo    `json:"processes"`
+	Restart      *ferryv1.RestartProgress `json:"restart,omitempty"`
+	// Resisting is the deployment error the pool is frozen on.
+	Resisting *ferryv1.SpawnError `json:"resisting,omitempty"`
+	// ScalingError is the last failed scaling spawn while it backs off.
+	ScalingError    *ferryv1.SpawnError `json:"scalingError,omitempty"`
+	ScalingRetryAt  *metav1.Time        `json:"scalingRetryAt,omitempty"`
+	ScalingFailures int                 `json:"scalingFailures,omitempty"`
+	LastSpawnError  *ferryv1.SpawnError `json:"lastSpawnError,omitempty"`
+	LastRestart     *RestartSummary     `json:"lastRestart,omitempty"`
+}
+
+// Status returns a snapshot of the pool.
+func (p *Pool) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := Status{
+		Name:           p.cfg.Name,
+		Revision:       p.cfg.Revision,
+		Strategy:       p.cfg.Template.Restart.Strategy,
+		MinProcesses:   p.cfg.Template.Pool.MinProcesses,
+		MaxProcesses:   p.cfg.Template.Pool.MaxProcesses,
+		QueueLength:    int32(p.queue.n),
+		Resisting:      p.resisting.DeepCopy(),
+		LastSpawnError: p.lastErr.DeepCopy(),
+		LastRestart:    p.lastRestart.deepCopy(),
+		Processes:      make([]ferryv1.ProcessInfo, 0, len(p.workers)),
+	}
+	if p.scaling.err != nil {
+		s.ScalingError = p.scaling.err.DeepCopy()
+		s.ScalingRetryAt = &metav1.Time{Time: p.scaling.until}
+		s.ScalingFailures = p.scaling.failures
+	}
+	for _, w := range p.workers {
+		s.Processes = append(s.Processes, w.infoLocked())
+		s.Counts.Total++
+		if w.state == ferryv1.ProcessReady {
+			s.Counts.Ready++
+		}
+		if w.Revision == p.cfg.Revision {
+			s.Counts.Updated++
+		}
+	}
+	if rs := p.restart; rs != nil {
+		s.Restart = &ferryv1.RestartProgress{Revision: rs.revision, Done: int32(rs.done), Total: int32(rs.total)}
+		if rs.replacing != nil {
+			s.Restart.ReplacingPID = int32(rs.replacing.PID())
+		}
+	}
+	return s
+}
+
+func (w *Worker) infoLocked() ferryv1.ProcessInfo {
+	info := ferryv1.ProcessInfo{
+		PID:         int32(w.PID()),
+		Revision:    w.Revision,
+		State:       w.state,
+		Replacing:   w.replacing,
+		Sessions:    int32(w.sessions),
+		Processed:   w.processed,
+		StartedAt:   metav1.Time{Time: w.startedAt},
+		CPUPercent:  w.stats.cpuPercent,
+		MemoryBytes: w.stats.rssBytes,
+	}
+	if w.processed > 0 {
+		info.LastUsed = &metav1.Time{Time: w.lastUsed}
+	}
+	return info
+}
+
+// Conditions derives the pool's conditions from a snapshot: Ready,
+// RollingRestart, ResistingDeploymentError and ScalingError. now is used
+// for the backoff countdown only; LastTransitionTime is left for the caller
+// (meta.SetStatusCondition keeps it when a status does not change).
+func (s Status) Conditions(now time.Time) []metav1.Condition {
+	return []metav1.Condition{s.readyCondition(), s.restartCondition(), s.resistingCondition(), s.scalingCondition(now)}
+}
+
+func (s Status) readyCondition() metav1.Condition {
+	c := metav1.Condition{Type: ferryv1.ConditionReady}
+	if s.Counts.Ready >= s.MinProcesses && s.Counts.Ready > 0 {
+		c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonProcessesReady
+		c.Message = fmt.Sprintf("%d of %d processes ready (minProcesses %d)", s.Counts.Ready, s.Counts.Total, s.MinProcesses)
+		return c
+	}
+	c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady
+	c.Message = fmt.Sprintf("%d of %d processes ready, minProcesses is %d", s.Counts.Ready, s.Counts.Total, s.MinProcesses)
+	if s.ScalingError != nil {
+		c.Message += "; spawns are failing: " + s.ScalingError.Reason
+	}
+	return c
+}
+
+func (s Status) restartCondition() metav1.Condition {
+	c := metav1.Condition{Type: ferryv1.ConditionRollingRestart}
+	switch {
+	case s.Resisting != nil:
+		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutHalted
+		c.Message = fmt.Sprintf("rollout to revision %s halted by a deployment error", s.Resisting.Revision)
+	case s.Restart != nil && s.Strategy == ferryv1.RestartBlocking:
+		c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonRestartingBlocking
+		c.Message = fmt.Sprintf("blocking restart to revision %s", s.Restart.Revision)
+	case s.Restart != nil:
+		c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonRollingOut
+		c.Message = fmt.Sprintf("process %d/%d", min(s.Restart.Done+1, s.Restart.Total), s.Restart.Total)
+		if s.Restart.ReplacingPID != 0 {
+			c.Message += fmt.Sprintf(", replacing pid %d", s.Restart.ReplacingPID)
+		}
+		c.Message += ", to revision " + s.Restart.Revision
+	default:
+		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutComplete
+		c.Message = fmt.Sprintf("%d of %d processes on revision %s", s.Counts.Updated, s.Counts.Total, s.Revision)
+	}
+	return c
+}
+
+func (s Status) resistingCondition() metav1.Condition {
+	c := metav1.Condition{Type: ferryv1.ConditionResistingDeploymentError}
+	if s.Resisting == nil {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, ""
+		return c
+	}
+	c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonSpawnFailed
+	c.Message = fmt.Sprintf("Resisting deployment error: revision %s failed to spawn: %s", s.Resisting.Revision,
+		s.Resisting.Reason)
+	if out := excerpt(s.Resisting.Output, 600); out != "" {
+		c.Message += "\n" + out
+	}
+	return c
+}
+
+func (s Status) scalingCondition(now time.Time) metav1.Condition {
+	c := metav1.Condition{Type: ferryv1.ConditionScalingError}
+	if s.ScalingError == nil {
+		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy
+		return c
+	}
+	c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff
+	c.Message = fmt.Sprintf("spawn of revision %s failed %d time(s): %s", s.ScalingError.Revision,
+		max(1, s.ScalingFailures), s.ScalingError.Reason)
+	if s.ScalingRetryAt != nil {
+		if d := s.ScalingRetryAt.Sub(now); d > 0 {
+			c.Message += fmt.Sprintf("; retrying in %s", d.Round(time.Second))
+		}
+	}
+	return c
+}
+
+// excerpt keeps the end of s (where a traceback says what went wrong),
+// within n bytes, on whole lines.
+func excerpt(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return "..." + "\n" + s
+}
+
+func (r *RestartSummary) deepCopy() *RestartSummary {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Errors = append([]ferryv1.SpawnError(nil), r.Errors...)
+	return &c
+}

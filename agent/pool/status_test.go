@@ -1,0 +1,111 @@
+package pool
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+func TestConditions(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	ready := Status{Revision: "2", Strategy: ferryv1.RestartRolling, MinProcesses: 2,
+		Counts: ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2}}
+	with := func(f func(*Status)) Status { s := ready; f(&s); return s }
+	spawnErr := &ferryv1.SpawnError{Revision: "3", Reason: "the app failed to load: ModuleNotFoundError: No module named 'x'",
+		Output: "Traceback (most recent call last):\n  File \"app.py\", line 1\nModuleNotFoundError: No module named 'x'"}
+
+	type want struct {
+		status  metav1.ConditionStatus
+		reason  string
+		message string // a fragment
+	}
+	cases := []struct {
+		name string
+		s    Status
+		want map[string]want
+	}{
+		{"steady", ready, map[string]want{
+			ferryv1.ConditionReady:                    {metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "2 of 2 processes ready (minProcesses 2)"},
+			ferryv1.ConditionRollingRestart:           {metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "2 of 2 processes on revision 2"},
+			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, ""},
+			ferryv1.ConditionScalingError:             {metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, ""},
+		}},
+		{"below min", with(func(s *Status) { s.Counts.Ready = 1 }), map[string]want{
+			ferryv1.ConditionReady: {metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "1 of 2 processes ready, minProcesses is 2"},
+		}},
+		{"no process at all", with(func(s *Status) { s.Counts = ferryv1.ProcessCounts{}; s.MinProcesses = 0 }), map[string]want{
+			ferryv1.ConditionReady: {metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "0 of 0"},
+		}},
+		{"rolling", with(func(s *Status) {
+			s.Restart = &ferryv1.RestartProgress{Revision: "3", Done: 1, Total: 2, ReplacingPID: 42}
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionTrue, ferryv1.ReasonRollingOut, "process 2/2, replacing pid 42, to revision 3"},
+			ferryv1.ConditionReady:          {metav1.ConditionTrue, ferryv1.ReasonProcessesReady, ""},
+		}},
+		{"blocking", with(func(s *Status) {
+			s.Strategy = ferryv1.RestartBlocking
+			s.Restart = &ferryv1.RestartProgress{Revision: "3", Total: 2}
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionTrue, ferryv1.ReasonRestartingBlocking, "blocking restart to revision 3"},
+		}},
+		{"resisting", with(func(s *Status) { s.Resisting = spawnErr }), map[string]want{
+			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
+				"Resisting deployment error: revision 3 failed to spawn: the app failed to load: ModuleNotFoundError"},
+			ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, "halted by a deployment error"},
+			ferryv1.ConditionReady:          {metav1.ConditionTrue, ferryv1.ReasonProcessesReady, ""},
+		}},
+		{"resisting carries the traceback", with(func(s *Status) { s.Resisting = spawnErr }), map[string]want{
+			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, "Traceback (most recent call last)"},
+		}},
+		{"scaling error", with(func(s *Status) {
+			s.ScalingError, s.ScalingFailures = spawnErr, 3
+			s.ScalingRetryAt = &metav1.Time{Time: now.Add(4 * time.Second)}
+		}), map[string]want{
+			ferryv1.ConditionScalingError:             {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "failed 3 time(s): the app failed to load"},
+			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, ""},
+		}},
+		{"scaling error retry countdown", with(func(s *Status) {
+			s.ScalingError = spawnErr
+			s.ScalingRetryAt = &metav1.Time{Time: now.Add(4 * time.Second)}
+		}), map[string]want{
+			ferryv1.ConditionScalingError: {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "retrying in 4s"},
+		}},
+		{"nothing serves and spawns fail", with(func(s *Status) {
+			s.Counts = ferryv1.ProcessCounts{}
+			s.ScalingError = spawnErr
+		}), map[string]want{
+			ferryv1.ConditionReady: {metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "spawns are failing: the app failed to load"},
+		}},
+	}
+	for _, tc := range cases {
+		got := map[string]metav1.Condition{}
+		for _, c := range tc.s.Conditions(now) {
+			got[c.Type] = c
+		}
+		if len(got) != 4 {
+			t.Errorf("%s: %d conditions, want all 4 types every time", tc.name, len(got))
+		}
+		for typ, w := range tc.want {
+			c := got[typ]
+			if c.Status != w.status || c.Reason != w.reason || !strings.Contains(c.Message, w.message) {
+				t.Errorf("%s: %s = %s/%s %q; want %s/%s containing %q", tc.name, typ, c.Status, c.Reason, c.Message,
+					w.status, w.reason, w.message)
+			}
+		}
+	}
+}
+
+func TestExcerptKeepsTheEndOnWholeLines(t *testing.T) {
+	long := strings.Repeat("frame line\n", 200) + "ValueError: the cause"
+	got := excerpt(long, 100)
+	if !strings.HasSuffix(got, "ValueError: the cause") || len(got) > 110 || !strings.HasPrefix(got, "...\n") {
+		t.Fatalf("excerpt = %q", got)
+	}
+	if excerpt("short", 100) != "short" {
+		t.Fatal("short text changed")
+	}
+}

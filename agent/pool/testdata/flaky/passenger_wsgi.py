@@ -1,0 +1,33 @@
+"""A WSGI app whose Nth import fails, for spawn-error tests.
+
+SPAWN_COUNTER is a file shared by every spawn (created by the test, writable
+by the worker's user); each import increments it under a lock. FAIL_SPAWNS
+is a comma-separated list of import numbers (1-based) that raise, and
+FAIL_FROM makes every import from that number on raise.
+"""
+import fcntl
+import os
+
+with open(os.environ["SPAWN_COUNTER"], "r+") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    n = int(f.read().strip() or "0") + 1
+    f.seek(0)
+    f.truncate()
+    f.write(str(n))
+
+fail = {int(x) for x in os.environ.get("FAIL_SPAWNS", "").split(",") if x}
+fail_from = int(os.environ.get("FAIL_FROM", "0") or "0")
+if n in fail or (fail_from and n >= fail_from):
+    raise RuntimeError("flaky app: spawn %d was told to fail" % n)
+
+DELAY = float(os.environ.get("REQUEST_DELAY_MS", "0")) / 1000.0
+
+
+def application(environ, start_response):
+    if DELAY:
+        import time
+        time.sleep(DELAY)
+    body = ("%d\n" % os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                              ("X-Pid", str(os.getpid())), ("X-Spawn", str(n))])
+    return [body]

@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/ferry-dev/ferry/agent/pool"
+)
+
+// Options configure a proxy server.
+type Options struct {
+	// Name identifies the proxy's pool in logs and metrics.
+	Name string
+	// ReadHeaderTimeout bounds reading a request's headers (slow clients).
+	// Default 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes client keep-alive connections idle this long.
+	// Default 120s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers; larger gets 431.
+	// Default 64 KiB.
+	MaxHeaderBytes int
+	// TrustForwardedFor appends the client address to the X-Forwarded-For
+	// the client sent, for agents behind a load balancer that sets it.
+	// Default false: the client's own value is replaced.
+	TrustForwardedFor bool
+	// Log is the proxy's logger.
+	Log logr.Logger
+	// Observer counts requests by status code. Optional.
+	Observer Observer
+}
+
+// Observer receives one call per finished request.
+type Observer interface {
+	RequestDone(pool string, code int, d time.Duration)
+}
+
+// Router is what the proxy needs of a pool.
+type Router interface {
+	Acquire(ctx context.Context) (*pool.Worker, error)
+	Release(w *pool.Worker)
+	// Unreachable reports a worker whose socket refused a connection.
+	Unreachable(w *pool.Worker)
+}
+
+// Server is one AppGroup's proxy.
+type Server struct {
+	opts     Options
+	router   Router
+	rp       *httputil.ReverseProxy
+	http     *http.Server
+	inflight sync.WaitGroup
+}
+
+// New returns a proxy for router.
+func New(router Router, opts Options) *Server {
+	if opts.ReadHeaderTimeout <= 0 {
+		opts.ReadHeaderTimeout = 10 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 120 * time.Second
+	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = 64 << 10
+	}
+	s := &Server{opts: opts, router: router}
+	s.rp = &httputil.ReverseProxy{
+		Rewrite:        s.rewrite,
+		Transport:      &retryingTransport{router: router},
+		ErrorHandler:   s.proxyError,
+		ModifyResponse: recordStatus,
+		ErrorLog:       log.New(io.Discard, "", 0),
+		BufferPool:     bufferPool{},
+	}
+	s.http = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		ErrorLog:          log.New(logWriter{opts.Log}, "", 0),
+	}
+	return s
+}
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, then waits for in-flight requests (upgraded
+// connections included) to finish, within ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("requests still in flight: %w", ctx.Err()))
+	}
+	return err
+}
+
+// ServeHTTP queues the request for a worker and forwards it.
+func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	defer s.inflight.Done()
+	start := time.Now()
+	sess := getSession()
+	defer putSession(sess)
+
+	w, err := s.router.Acquire(r.Context())
+	if err != nil {
+		sess.code = s.refuse(rw, r, err)
+		s.observe(sess.code, start)
+		return
+	}
+	sess.worker = w
+	ctx := context.WithValue(r.Context(), sessionKey{}, sess)
+	ctx = httptrace.WithClientTrace(ctx, &sess.trace)
+	s.rp.ServeHTTP(rw, r.WithContext(ctx))
+	if sess.worker != nil { // nil when a retry found no other worker
+		s.router.Release(sess.worker)
+	}
+	s.observe(sess.code, start)
+}
+
+func (s *Server) observe(code int, start time.Time) {
+	if s.opts.Observer != nil {
+		s.opts.Observer.RequestDone(s.opts.Name, code, time.Since(start))
+	}
+}
+
+func (s *Server) rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = "worker"
+	pr.Out.Host = pr.In.Host
+	if s.opts.TrustForwardedFor {
+		if v := pr.In.Header["X-Forwarded-For"]; v != nil {
+			pr.Out.Header["X-Forwarded-For"] = v
+		}
+	}
+	pr.SetXForwarded()
+}
+
+// refuse answers a request that got no worker, and returns the status.
+func (s *Server) refuse(rw http.ResponseWriter, r *http.Request, err error) int {
+	switch {
+	case errors.Is(err, pool.ErrQueueFull):
+		rw.Header().Set("Retry-After", "1")
+		return plain(rw, http.StatusServiceUnavailable, "ferry: too many requests are waiting for a worker process; try again shortly")
+	case errors.Is(err, pool.ErrQueueTimeout):
+		return plain(rw, http.StatusGatewayTimeout, "ferry: no worker process became free within the queue timeout")
+	case errors.Is(err, pool.ErrUnavailable):
+		rw.Header().Set("Retry-After", "5")
+		return plain(rw, http.StatusServiceUnavailable, "ferry: the application has no running process and could not start one; the agent's status and log say why")
+	case errors.Is(err, pool.ErrClosed):
+		rw.Header().Set("Retry-After", "1")
+		return plain(rw, http.StatusServiceUnavailable, "ferry: this agent is shutting down")
+	case r.Context().Err() != nil:
+		return 499 // the client went away while queued; nothing to answer
+	}
+	s.opts.Log.Error(err, "Could not route request")
+	return plain(rw, http.StatusInternalServerError, "ferry: internal error routing the request")
+}
+
+// proxyError answers a request whose worker failed it.
+func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) {
+	sess, _ := r.Context().Value(sessionKey{}).(*session)
+	if r.Context().Err() != nil {
+		if sess != nil {
+			sess.code = 499
+		}
+		return
+	}
+	code := http.StatusBadGateway
+	msg := fmt.Sprintf("ferry: error talking to the worker process: %v", err)
+	if sess != nil && sess.worker != nil {
+		pid := sess.worker.PID()
+		if sess.worker.Exited() || workerGone(err) {
+			msg = "ferry: the worker process (pid " + strconv.Itoa(pid) + ") exited while handling this request"
+		} else {
+			msg = fmt.Sprintf("ferry: error talking to the worker process (pid %d): %v", pid, err)
+		}
+		sess.code = code
+	}
+	s.opts.Log.Info("Request failed in a worker", "pid", pidOf(sess), "error", err.Error(), "path", r.URL.Path)
+	plain(rw, code, msg)
+}
+
+func pidOf(sess *session) int {
+	if sess == nil || sess.worker == nil {
+		return 0
+	}
+	return sess.worker.PID()
+}
+
+// workerGone: the error is the worker's side of the connection vanishing.
+func workerGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errNoReplay) ||
+		errors.Is(err, errConnReset)
+}
+
+func plain(rw http.ResponseWriter, code int, msg string) int {
+	h := rw.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	rw.WriteHeader(code)
+	_, _ = io.WriteString(rw, msg+"\n")
+	return code
+}
+
+func recordStatus(resp *http.Response) error {
+	if sess, ok := resp.Request.Context().Value(sessionKey{}).(*session); ok {
+		sess.code = resp.StatusCode
+	}
+	return nil
+}
+
+// logWriter turns http.Server's error log lines into logr entries.
+type logWriter struct{ log logr.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.V(1).Info("HTTP server message", "message", string(p))
+	return len(p), nil
+}

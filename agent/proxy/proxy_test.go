@@ -1,0 +1,338 @@
+package proxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/proxy"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/bench/loadgen"
+)
+
+func start(t *testing.T, tmpl ferryv1.AppTemplate, opts proxy.Options) *agenttest.Env {
+	t.Helper()
+	e := agenttest.Start(t, pool.Config{Name: "t/" + t.Name(), Revision: "1", Template: tmpl}, agenttest.Options{Proxy: opts})
+	e.WaitFor(t, time.Minute, "ready workers", func(s pool.Status) bool {
+		return s.Counts.Ready == tmpl.Pool.MinProcesses
+	})
+	return e
+}
+
+func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// rawExchange writes raw bytes on a new connection and returns what the
+// proxy answers before it closes the connection (or within timeout).
+func rawExchange(t *testing.T, addr string, raw string, timeout time.Duration) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	out, _ := io.ReadAll(c)
+	return string(out)
+}
+
+// TestBadClientsDoNotDisturbOthers: malformed requests, oversized headers
+// and a client that never finishes its headers are answered or closed,
+// while a steady client sees every request succeed.
+func TestBadClientsDoNotDisturbOthers(t *testing.T) {
+	e := start(t, agenttest.WSGI("hello-wsgi", 2, 2), proxy.Options{ReadHeaderTimeout: time.Second})
+	addr := strings.TrimPrefix(e.URL, "http://")
+	res := make(chan *loadgen.Result, 1)
+	go func() {
+		r, err := loadgen.Run(t.Context(), loadgen.Config{URLs: []string{e.URL + "/"}, Clients: 2, Duration: 3 * time.Second})
+		if err != nil {
+			t.Error(err)
+		}
+		res <- r
+	}()
+
+	cases := []struct {
+		name, raw, want string
+	}{
+		{"garbage request line", "GARBAGE\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"bad header line", "GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"unsupported protocol", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", "HTTP/1.1 505"},
+		{"conflicting lengths", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", "HTTP/1.1 400 Bad Request"},
+		{"oversized headers", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 200<<10) + "\r\n\r\n",
+			"HTTP/1.1 431 Request Header Fields Too Large"},
+	}
+	for _, tc := range cases {
+		got := rawExchange(t, addr, tc.raw, 10*time.Second)
+		if !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s: got %q, want %q", tc.name, firstLine(got), tc.want)
+		}
+	}
+	// A slow client that never finishes its headers is cut off after
+	// ReadHeaderTimeout (1s here).
+	startSlow := time.Now()
+	got := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", 30*time.Second)
+	if got != "" && !strings.HasPrefix(got, "HTTP/1.1 408") {
+		t.Errorf("slow client got %q, want the connection closed", firstLine(got))
+	}
+	if waited := time.Since(startSlow); waited > 20*time.Second {
+		t.Errorf("slow client held its connection for %s", waited)
+	}
+
+	rep := (<-res).Report()
+	if rep.Failed != 0 || rep.OK == 0 {
+		t.Errorf("the well-behaved client saw %d failures in %d requests", rep.Failed, rep.Requests)
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\r\n")
+	return line
+}
+
+// TestHopByHopHeadersNeverReachTheWorker, and the forwarding headers do.
+func TestHopByHopHeadersNeverReachTheWorker(t *testing.T) {
+	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{})
+	req := newRequest(t, http.MethodGet, e.URL+"/echo?headers=1", nil)
+	req.Host = "shop.example:8443"
+	req.Header.Set("Connection", "X-Secret-Hop")
+	req.Header.Set("X-Secret-Hop", "must not pass")
+	req.Header.Set("Keep-Alive", "timeout=5")
+	req.Header.Set("Proxy-Authorization", "Basic c2VjcmV0")
+	req.Header.Set("Proxy-Connection", "keep-alive")
+	req.Header.Set("Te", "gzip")
+	req.Header.Set("Trailer", "X-T")
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("X-End-To-End", "kept")
+	resp, body := do(t, req)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var env map[string]string
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	for _, h := range []string{"HTTP_X_SECRET_HOP", "HTTP_KEEP_ALIVE", "HTTP_PROXY_AUTHORIZATION",
+		"HTTP_PROXY_CONNECTION", "HTTP_TE", "HTTP_TRAILER", "HTTP_UPGRADE"} {
+		if v, ok := env[h]; ok {
+			t.Errorf("hop-by-hop %s reached the worker: %q", h, v)
+		}
+	}
+	if env["HTTP_X_END_TO_END"] != "kept" {
+		t.Errorf("an end-to-end header was lost: %v", env)
+	}
+	if env["HTTP_X_FORWARDED_FOR"] != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For = %q, want the client address only (the client's own value is not trusted)",
+			env["HTTP_X_FORWARDED_FOR"])
+	}
+	if env["HTTP_X_FORWARDED_HOST"] != "shop.example:8443" || env["HTTP_X_FORWARDED_PROTO"] != "http" ||
+		env["HTTP_HOST"] != "shop.example:8443" {
+		t.Errorf("forwarding headers: %v", env)
+	}
+}
+
+func TestTrustForwardedForAppends(t *testing.T) {
+	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{TrustForwardedFor: true})
+	req := newRequest(t, http.MethodGet, e.URL+"/env", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	_, body := do(t, req)
+	var env map[string]any
+	_ = json.Unmarshal(body, &env)
+	if env["REMOTE_ADDR"] != "127.0.0.1" {
+		t.Errorf("REMOTE_ADDR = %v, want the last hop (this proxy's client)", env["REMOTE_ADDR"])
+	}
+	req = newRequest(t, http.MethodGet, e.URL+"/echo?headers=1", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	_, body = do(t, req)
+	if !bytes.Contains(body, []byte(`"HTTP_X_FORWARDED_FOR": "203.0.113.7, 127.0.0.1"`)) {
+		t.Errorf("X-Forwarded-For not appended: %s", body)
+	}
+}
+
+// TestWSGIConformanceThroughTheProxy runs the loader's wsgiref.validate app
+// behind the proxy: GET, large and chunked POST bodies, streamed and
+// write()-callable responses, non-ASCII (latin-1) header values, HEAD.
+func TestWSGIConformanceThroughTheProxy(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "wsgi", "testdata", "app")
+	e := start(t, agenttest.WSGIAt(root, 1, 1), proxy.Options{})
+
+	t.Run("GET", func(t *testing.T) {
+		resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
+		if resp.StatusCode != 200 || string(body) != "ok\n" {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+	})
+	t.Run("large POST", func(t *testing.T) {
+		data := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
+		sum := sha256.Sum256(data)
+		resp, body := do(t, newRequest(t, http.MethodPost, e.URL+"/sha256", bytes.NewReader(data)))
+		if resp.StatusCode != 200 || !bytes.Contains(body, []byte(hex.EncodeToString(sum[:]))) {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("chunked POST", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		go func() {
+			for i := range 100 {
+				fmt.Fprintf(pw, "line %d\n", i)
+			}
+			pw.Close()
+		}()
+		req := newRequest(t, http.MethodPost, e.URL+"/lines", pr) // unknown length: chunked
+		resp, body := do(t, req)
+		var lines []string
+		if err := json.Unmarshal(body, &lines); err != nil || resp.StatusCode != 200 || len(lines) != 100 ||
+			lines[99] != "line 99\n" {
+			t.Fatalf("%d %v %s", resp.StatusCode, err, body)
+		}
+	})
+	t.Run("streamed response", func(t *testing.T) {
+		resp, err := http.Get(e.URL + "/stream?n=5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.ContentLength != -1 {
+			t.Errorf("a streamed response got Content-Length %d", resp.ContentLength)
+		}
+		br := bufio.NewReader(resp.Body)
+		for i := range 5 {
+			line, err := br.ReadString('\n')
+			if err != nil || line != fmt.Sprintf("chunk %d\n", i) {
+				t.Fatalf("chunk %d: %q %v", i, line, err)
+			}
+		}
+	})
+	t.Run("write callable", func(t *testing.T) {
+		_, body := do(t, newRequest(t, http.MethodGet, e.URL+"/write", nil))
+		if string(body) != "part1,part2,part3" {
+			t.Fatalf("%q", body)
+		}
+	})
+	t.Run("latin-1 header value", func(t *testing.T) {
+		resp, _ := do(t, newRequest(t, http.MethodGet, e.URL+"/latin1", nil))
+		if got := resp.Header.Get("X-Latin"); got != "caf\xe9" {
+			t.Fatalf("X-Latin = %q, want the latin-1 bytes caf\\xe9", got)
+		}
+	})
+	t.Run("HEAD", func(t *testing.T) {
+		resp, body := do(t, newRequest(t, http.MethodHead, e.URL+"/", nil))
+		if resp.StatusCode != 200 || len(body) != 0 {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+	})
+	t.Run("app error is a 500, then the worker serves on", func(t *testing.T) {
+		resp, _ := do(t, newRequest(t, http.MethodGet, e.URL+"/boom", nil))
+		if resp.StatusCode != 500 {
+			t.Fatalf("%d", resp.StatusCode)
+		}
+		if resp, _ := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil)); resp.StatusCode != 200 {
+			t.Fatalf("after the error: %d", resp.StatusCode)
+		}
+	})
+	t.Run("close() is called on the response iterable", func(t *testing.T) {
+		// wsgiref.validate turns any violation into a 500 (every request
+		// above got what it expected, so none happened) and checks that
+		// close() is called; /closed counts the calls.
+		if _, body := do(t, newRequest(t, http.MethodGet, e.URL+"/close", nil)); string(body) != "ab" {
+			t.Fatalf("/close: %q", body)
+		}
+		if _, body := do(t, newRequest(t, http.MethodGet, e.URL+"/closed", nil)); string(body) != "1" {
+			t.Errorf("close() calls = %s, want 1", body)
+		}
+	})
+}
+
+// TestUpgradePassesThrough: a Command app's HTTP Upgrade (as WebSocket
+// uses) is tunnelled both ways, and Shutdown waits for it.
+func TestUpgradePassesThrough(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "upgrade"), 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: tmpl.App.Root, Command: []string{"python3", "server.py"},
+		Concurrency: 4}
+	e := start(t, tmpl, proxy.Options{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	for _, msg := range []string{"hello\n", "über\n"} {
+		fmt.Fprint(c, msg)
+		line, err := br.ReadString('\n')
+		if err != nil || line != "echo: "+msg {
+			t.Fatalf("got %q %v, want echo of %q", line, err, msg)
+		}
+	}
+}
+
+// TestShutdownDrainsInFlightRequests: stopping the agent lets a request in
+// progress finish before the workers are stopped.
+func TestShutdownDrainsInFlightRequests(t *testing.T) {
+	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{})
+	got := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(e.URL + "/slow?ms=1500")
+		if err != nil {
+			t.Error(err)
+			got <- 0
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	e.WaitFor(t, time.Minute, "the request in flight", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Proxy.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.Pool.Close(ctx)
+	if code := <-got; code != http.StatusOK {
+		t.Fatalf("the in-flight request got %d, want 200", code)
+	}
+}

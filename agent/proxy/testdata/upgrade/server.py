@@ -1,0 +1,35 @@
+"""A Command app that accepts an HTTP Upgrade to a line-echo protocol, for
+the proxy's upgrade (WebSocket-style) pass-through test."""
+import http.server
+import os
+import signal
+import sys
+
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.headers.get("Upgrade", "").lower() == "echo":
+            self.send_response(101, "Switching Protocols")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Upgrade", "echo")
+            self.end_headers()
+            self.wfile.flush()
+            for line in self.rfile:
+                self.wfile.write(b"echo: " + line)
+                self.wfile.flush()
+            self.close_connection = True
+            return
+        body = ("%d\n" % os.getpid()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
