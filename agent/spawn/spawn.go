@@ -279,6 +279,17 @@ func waitLoaderReady(ctx context.Context, proc *Process, ready *os.File) error {
 			return fmt.Errorf("the loader closed its ready pipe without a message: %w", err)
 		}
 	case <-proc.done:
+		// The loader writes its error and exits at once: the exit may win
+		// the race, but the message is in the pipe, and the pipe is at EOF
+		// now. Prefer the loader's own account.
+		select {
+		case err := <-msgc:
+			var le *loaderError
+			if errors.As(err, &le) {
+				return err
+			}
+		case <-time.After(time.Second):
+		}
 		return exitError(proc)
 	case <-ctx.Done():
 		return ctx.Err()
