@@ -255,9 +255,10 @@ type PoolSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="startTimeout must be a positive duration of at most 1h"
 	StartTimeout *metav1.Duration `json:"startTimeout,omitempty"`
 
-	// shutdownTimeout bounds how long a stopping process may take: first to
-	// finish its in-flight requests, then to exit after SIGTERM. A process
-	// still running after it gets SIGKILL. Default: 60s.
+	// shutdownTimeout bounds each of the two waits of a stopping process:
+	// for its in-flight requests to finish (it gets no new ones meanwhile),
+	// then, after SIGTERM, for it to exit. A process still running after the
+	// second wait gets SIGKILL. Default: 60s.
 	// +optional
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string

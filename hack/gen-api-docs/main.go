@@ -71,7 +71,7 @@ node, and that node's agent writes the pool's status. The same reference is
 served by the API server: ` + "`kubectl explain appgroup.spec.pool`" + `.
 
 Changing the ` + "`ferry.dev/revision`" + ` annotation of an AppGroup rolls it:
-see the [README](../README.md).
+see the [standalone guide](standalone.md) for what a restart does.
 
 Durations are Go duration strings (` + "`90s`" + `, ` + "`5m`" + `, ` + "`1h30m`" + `). A default is
 applied by the API server when the field is omitted.

@@ -1,0 +1,200 @@
+// Package metrics is the agent's Prometheus instrumentation: counters and
+// histograms fed by the pool and proxy observers as things happen, and
+// gauges read from every pool's status at scrape time, so a scrape always
+// sees the current queue length and process table.
+package metrics
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// Metrics holds the agent's metrics and the registry that serves them.
+type Metrics struct {
+	// Registry serves /metrics: these metrics plus Go and process collectors.
+	Registry *prometheus.Registry
+
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	spawnDuration   *prometheus.HistogramVec
+	spawns          *prometheus.CounterVec
+	spawnFailures   *prometheus.CounterVec
+	restarts        *prometheus.CounterVec
+	restartOutcomes *prometheus.CounterVec
+	workerExits     *prometheus.CounterVec
+
+	mu    sync.Mutex
+	pools map[string]func() pool.Status
+}
+
+// New returns the agent's metrics, registered in a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		pools:    map[string]func() pool.Status{},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_requests_total",
+			Help: "Requests answered by the proxy, by pool and HTTP status code (499: the client went away).",
+		}, []string{"pool", "code"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_request_duration_seconds",
+			Help:    "Time from a request's arrival to the end of its response, queueing included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"pool"}),
+		spawnDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_spawn_duration_seconds",
+			Help:    "Time from starting a worker process to its being ready.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120},
+		}, []string{"pool"}),
+		spawns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_spawns_total",
+			Help: "Worker spawns started, by kind (scale, restart, recycle).",
+		}, []string{"pool", "kind"}),
+		spawnFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_spawn_failures_total",
+			Help: "Worker spawns that failed, by kind (scale, restart, recycle).",
+		}, []string{"pool", "kind"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_restarts_total",
+			Help: "Restarts started, by strategy (Rolling, Blocking).",
+		}, []string{"pool", "strategy"}),
+		restartOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_restarts_finished_total",
+			Help: "Restarts finished, by outcome (completed, completed-with-errors, resisting, aborted).",
+		}, []string{"pool", "outcome"}),
+		workerExits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_worker_exits_total",
+			Help: "Worker processes that exited; unexpected=true for crashes of serving workers.",
+		}, []string{"pool", "unexpected"}),
+	}
+	m.Registry.MustRegister(m.requests, m.requestDuration, m.spawnDuration, m.spawns, m.spawnFailures,
+		m.restarts, m.restartOutcomes, m.workerExits, (*statusCollector)(m),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Track makes a pool's status part of every scrape until Untrack.
+func (m *Metrics) Track(name string, status func() pool.Status) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pools[name] = status
+}
+
+// Untrack stops reporting a pool's status.
+func (m *Metrics) Untrack(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.pools, name)
+}
+
+// RequestDone implements proxy.Observer.
+func (m *Metrics) RequestDone(p string, code int, d time.Duration) {
+	m.requests.WithLabelValues(p, codeLabel(code)).Inc()
+	m.requestDuration.WithLabelValues(p).Observe(d.Seconds())
+}
+
+// Status codes as label values without allocating for the common ones.
+var codeLabels = map[int]string{200: "200", 201: "201", 204: "204", 301: "301", 302: "302", 304: "304",
+	400: "400", 401: "401", 403: "403", 404: "404", 499: "499", 500: "500", 502: "502", 503: "503", 504: "504"}
+
+func codeLabel(code int) string {
+	if s, ok := codeLabels[code]; ok {
+		return s
+	}
+	return strconv.Itoa(code)
+}
+
+// SpawnStarted implements pool.Observer.
+func (m *Metrics) SpawnStarted(p string, kind pool.SpawnKind) {
+	m.spawns.WithLabelValues(p, string(kind)).Inc()
+}
+
+// SpawnSucceeded implements pool.Observer.
+func (m *Metrics) SpawnSucceeded(p string, d time.Duration) {
+	m.spawnDuration.WithLabelValues(p).Observe(d.Seconds())
+}
+
+// SpawnFailed implements pool.Observer.
+func (m *Metrics) SpawnFailed(p string, kind pool.SpawnKind) {
+	m.spawnFailures.WithLabelValues(p, string(kind)).Inc()
+}
+
+// RestartStarted implements pool.Observer.
+func (m *Metrics) RestartStarted(p string, strategy ferryv1.RestartStrategy) {
+	m.restarts.WithLabelValues(p, string(strategy)).Inc()
+}
+
+// RestartFinished implements pool.Observer.
+func (m *Metrics) RestartFinished(p string, outcome string) {
+	m.restartOutcomes.WithLabelValues(p, outcome).Inc()
+}
+
+// WorkerExited implements pool.Observer.
+func (m *Metrics) WorkerExited(p string, unexpected bool) {
+	m.workerExits.WithLabelValues(p, strconv.FormatBool(unexpected)).Inc()
+}
+
+var (
+	queueDesc = prometheus.NewDesc("ferry_queue_length",
+		"Requests waiting for a free worker process.", []string{"pool"}, nil)
+	processesDesc = prometheus.NewDesc("ferry_processes",
+		"Worker processes by state and revision.", []string{"pool", "state", "revision"}, nil)
+	resistingDesc = prometheus.NewDesc("ferry_resisting_deployment_error",
+		"1 while the pool is frozen on a deployment error.", []string{"pool"}, nil)
+	restartingDesc = prometheus.NewDesc("ferry_rolling_restart_in_progress",
+		"1 while a restart is under way.", []string{"pool"}, nil)
+	scalingErrorDesc = prometheus.NewDesc("ferry_scaling_error",
+		"1 while spawns of a serving revision fail and the pool backs off.", []string{"pool"}, nil)
+	memoryDesc = prometheus.NewDesc("ferry_process_memory_bytes",
+		"Resident memory of each worker process.", []string{"pool", "pid", "revision"}, nil)
+)
+
+// statusCollector reads every tracked pool's status at scrape time.
+type statusCollector Metrics
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{queueDesc, processesDesc, resistingDesc, restartingDesc, scalingErrorDesc, memoryDesc} {
+		ch <- d
+	}
+}
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	statuses := make([]pool.Status, 0, len(c.pools))
+	for _, f := range c.pools {
+		statuses = append(statuses, f())
+	}
+	c.mu.Unlock()
+	for _, s := range statuses {
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(s.QueueLength), s.Name)
+		ch <- prometheus.MustNewConstMetric(resistingDesc, prometheus.GaugeValue, boolValue(s.Resisting != nil), s.Name)
+		ch <- prometheus.MustNewConstMetric(restartingDesc, prometheus.GaugeValue, boolValue(s.Restart != nil), s.Name)
+		ch <- prometheus.MustNewConstMetric(scalingErrorDesc, prometheus.GaugeValue, boolValue(s.ScalingError != nil), s.Name)
+		type key struct{ state, revision string }
+		counts := map[key]int{}
+		for _, p := range s.Processes {
+			counts[key{string(p.State), p.Revision}]++
+			if p.MemoryBytes > 0 {
+				ch <- prometheus.MustNewConstMetric(memoryDesc, prometheus.GaugeValue, float64(p.MemoryBytes),
+					s.Name, strconv.Itoa(int(p.PID)), p.Revision)
+			}
+		}
+		for k, n := range counts {
+			ch <- prometheus.MustNewConstMetric(processesDesc, prometheus.GaugeValue, float64(n), s.Name, k.state, k.revision)
+		}
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

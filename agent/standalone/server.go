@@ -1,0 +1,404 @@
+package standalone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/appfile"
+	"github.com/ferry-dev/ferry/agent/metrics"
+	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/proxy"
+	"github.com/ferry-dev/ferry/agent/wsgi"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// Options configure a standalone agent.
+type Options struct {
+	// File holds the AppGroups to serve.
+	File string
+	// BindAddress is the address the proxies listen on ("" = all).
+	BindAddress string
+	// AdminSocket is the path of the admin Unix socket.
+	AdminSocket string
+	// StateDir holds the WSGI loader and the workers' sockets.
+	StateDir string
+	// Proxy holds the proxies' timeouts and limits.
+	Proxy proxy.Options
+	// RestartFilePoll is how often tmp/restart.txt is checked; negative
+	// turns the check off. Default 1s.
+	RestartFilePoll time.Duration
+	// Log is the agent's logger.
+	Log logr.Logger
+	// Metrics, if set, receives the pools' and proxies' metrics.
+	Metrics *metrics.Metrics
+	// Agent describes the agent in `status` (name and version).
+	Agent string
+}
+
+// Server is a running standalone agent.
+type Server struct {
+	opts   Options
+	log    logr.Logger
+	loader string
+	runDir string
+
+	mu   sync.Mutex
+	apps map[string]*app
+}
+
+// app is one AppGroup being served.
+type app struct {
+	ag       ferryv1.AppGroup
+	base     string // the revision computed from the file
+	revision string // the revision the pool runs (base, or a restart's)
+	restarts int
+	pool     *pool.Pool
+	proxy    *proxy.Server
+	addr     string
+	serveErr chan error
+	restartF fileStamp
+}
+
+type fileStamp struct {
+	mtime time.Time
+	size  int64
+	ok    bool
+}
+
+// New prepares the state directory and installs the WSGI loader.
+func New(opts Options) (*Server, error) {
+	if opts.RestartFilePoll == 0 {
+		opts.RestartFilePoll = time.Second
+	}
+	runDir := filepath.Join(opts.StateDir, "w")
+	// Workers run as other users: they must traverse these directories.
+	for _, d := range []string{opts.StateDir, runDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	loader, err := wsgi.Install(filepath.Join(opts.StateDir, "loader"))
+	if err != nil {
+		return nil, fmt.Errorf("installing the WSGI loader: %w", err)
+	}
+	return &Server{opts: opts, log: opts.Log, loader: loader, runDir: runDir, apps: map[string]*app{}}, nil
+}
+
+// Run loads the file, serves every AppGroup in it and the admin socket,
+// and blocks until ctx is done; then it drains and stops everything.
+func (s *Server) Run(ctx context.Context) error {
+	groups, err := appfile.Load(s.opts.File)
+	if err != nil {
+		return err
+	}
+	admin, err := listenAdmin(s.opts.AdminSocket)
+	if err != nil {
+		return err
+	}
+	for _, ag := range groups {
+		if err := s.start(ag); err != nil {
+			s.shutdown()
+			_ = admin.Close()
+			return err
+		}
+	}
+	adminSrv := s.adminServer()
+	go func() { _ = adminSrv.Serve(admin) }()
+	s.log.Info("Serving", "file", s.opts.File, "appgroups", len(groups), "adminSocket", s.opts.AdminSocket)
+	if s.opts.RestartFilePoll > 0 {
+		go s.watchRestartFiles(ctx)
+	}
+	<-ctx.Done()
+	s.log.Info("Shutting down: draining requests and stopping workers")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_ = adminSrv.Shutdown(shutdownCtx)
+	_ = os.Remove(s.opts.AdminSocket)
+	s.shutdown()
+	return nil
+}
+
+// start serves one AppGroup: it binds its port first, so a port in use
+// is an error before any worker is spawned.
+func (s *Server) start(ag ferryv1.AppGroup) error {
+	base, err := contract.TargetRevision(&ag)
+	if err != nil {
+		return fmt.Errorf("AppGroup %q: %w", ag.Name, err)
+	}
+	addr := net.JoinHostPort(s.opts.BindAddress, strconv.Itoa(int(ag.Spec.Listen.Port)))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("AppGroup %q: listen.port: %w", ag.Name, err)
+	}
+	log := s.log.WithValues("appgroup", ag.Name)
+	p := pool.New(pool.Config{Name: ag.Name, Revision: base, Template: ag.Spec.AppTemplate}, pool.Options{
+		RunDir: s.runDir, LoaderPath: s.loader, Log: log, NewTransport: proxy.NewWorkerTransport,
+		Observer: observer(s.opts.Metrics),
+	})
+	popts := s.opts.Proxy
+	popts.Name, popts.Log = ag.Name, log
+	if s.opts.Metrics != nil {
+		popts.Observer = s.opts.Metrics
+		s.opts.Metrics.Track(ag.Name, p.Status)
+	}
+	shown := addr
+	if s.opts.BindAddress == "" {
+		shown = "*:" + strconv.Itoa(int(ag.Spec.Listen.Port))
+	}
+	a := &app{ag: ag, base: base, revision: base, pool: p, proxy: proxy.New(p, popts), addr: shown,
+		serveErr: make(chan error, 1), restartF: stampOf(restartFile(ag))}
+	go func() { a.serveErr <- a.proxy.Serve(l) }()
+	s.mu.Lock()
+	s.apps[ag.Name] = a
+	s.mu.Unlock()
+	log.Info("Serving AppGroup", "listen", a.addr, "revision", base, "root", ag.Spec.App.Root)
+	return nil
+}
+
+func observer(m *metrics.Metrics) pool.Observer {
+	if m == nil {
+		return nil
+	}
+	return m
+}
+
+// stop drains one AppGroup's proxy and stops its workers.
+func (s *Server) stop(a *app) {
+	timeout := 2 * time.Minute
+	if d := a.ag.Spec.Pool.ShutdownTimeout; d != nil {
+		timeout = 2*d.Duration + 10*time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = a.proxy.Shutdown(ctx)
+	a.pool.Close(ctx)
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.Untrack(a.ag.Name)
+	}
+	s.log.Info("Stopped AppGroup", "appgroup", a.ag.Name)
+}
+
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	apps := make([]*app, 0, len(s.apps))
+	for _, a := range s.apps {
+		apps = append(apps, a)
+	}
+	s.apps = map[string]*app{}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range apps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.stop(a)
+		}()
+	}
+	wg.Wait()
+}
+
+// ErrNotFound: no AppGroup of that name is served.
+var ErrNotFound = errors.New("no such AppGroup")
+
+var revisionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
+
+// Restart rolls an AppGroup to revision, or to a new revision of the same
+// code when revision is empty, and returns the revision.
+func (s *Server) Restart(name, revision string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.apps[name]
+	if !ok {
+		return "", fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	if revision == "" {
+		a.restarts++
+		revision = a.base + "+" + strconv.Itoa(a.restarts)
+	} else if !revisionPattern.MatchString(revision) {
+		return "", fmt.Errorf("revision %q: use 1 to 128 characters from [A-Za-z0-9._+-], starting with a letter or digit", revision)
+	}
+	if revision == a.revision {
+		return "", fmt.Errorf("AppGroup %q already runs revision %q: restart without --revision, or name a new one", name, revision)
+	}
+	a.revision = revision
+	a.pool.Update(pool.Config{Name: name, Revision: revision, Template: a.ag.Spec.AppTemplate})
+	s.log.Info("Requested restart", "appgroup", name, "revision", revision)
+	return revision, nil
+}
+
+// Reload re-reads the file: new AppGroups start, removed ones stop, a
+// changed app rolls, other changes apply at once. An invalid file changes
+// nothing.
+func (s *Server) Reload() error {
+	groups, err := appfile.Load(s.opts.File)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	current := make(map[string]*app, len(s.apps))
+	for name, a := range s.apps {
+		current[name] = a
+	}
+	s.mu.Unlock()
+
+	var errs []error
+	seen := map[string]bool{}
+	for _, ag := range groups {
+		seen[ag.Name] = true
+		a, ok := current[ag.Name]
+		switch {
+		case !ok:
+			errs = append(errs, s.start(ag))
+		case a.ag.Spec.Listen.Port != ag.Spec.Listen.Port:
+			// A new port needs a new listener: serve anew (rolling restarts
+			// happen within a port, not across ports).
+			s.remove(a)
+			errs = append(errs, s.start(ag))
+		default:
+			errs = append(errs, s.update(a, ag))
+		}
+	}
+	for name, a := range current {
+		if !seen[name] {
+			s.remove(a)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) remove(a *app) {
+	s.mu.Lock()
+	delete(s.apps, a.ag.Name)
+	s.mu.Unlock()
+	s.stop(a)
+}
+
+func (s *Server) update(a *app, ag ferryv1.AppGroup) error {
+	base, err := contract.TargetRevision(&ag)
+	if err != nil {
+		return fmt.Errorf("AppGroup %q: %w", ag.Name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if equality.Semantic.DeepEqual(a.ag.Spec, ag.Spec) && base == a.base {
+		return nil
+	}
+	a.ag = ag
+	if base != a.base {
+		a.base, a.revision, a.restarts = base, base, 0
+		s.log.Info("Reloaded AppGroup with a new revision", "appgroup", ag.Name, "revision", base)
+	} else {
+		s.log.Info("Reloaded AppGroup settings", "appgroup", ag.Name)
+	}
+	a.pool.Update(pool.Config{Name: ag.Name, Revision: a.revision, Template: ag.Spec.AppTemplate})
+	return nil
+}
+
+// AppStatus is one AppGroup in the admin API's status.
+type AppStatus struct {
+	Name       string             `json:"name"`
+	Root       string             `json:"root"`
+	Listen     string             `json:"listen"`
+	Pool       pool.Status        `json:"pool"`
+	Conditions []metav1.Condition `json:"conditions"`
+}
+
+// StatusResponse is GET /v1/status.
+type StatusResponse struct {
+	Agent string      `json:"agent"`
+	Apps  []AppStatus `json:"apps"`
+}
+
+// Status returns every AppGroup's status, by name.
+func (s *Server) Status() StatusResponse {
+	s.mu.Lock()
+	apps := make([]*app, 0, len(s.apps))
+	for _, a := range s.apps {
+		apps = append(apps, a)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(apps, func(a, b *app) int {
+		if a.ag.Name < b.ag.Name {
+			return -1
+		}
+		return 1
+	})
+	out := StatusResponse{Agent: s.opts.Agent, Apps: []AppStatus{}}
+	now := time.Now()
+	for _, a := range apps {
+		st := a.pool.Status()
+		var conds []metav1.Condition
+		for _, c := range st.Conditions(now) {
+			c.LastTransitionTime = metav1.Time{Time: now}
+			meta.SetStatusCondition(&conds, c)
+		}
+		out.Apps = append(out.Apps, AppStatus{Name: a.ag.Name, Root: a.ag.Spec.App.Root, Listen: a.addr, Pool: st,
+			Conditions: conds})
+	}
+	return out
+}
+
+func restartFile(ag ferryv1.AppGroup) string {
+	if ag.Spec.App.Root == "" {
+		return ""
+	}
+	return filepath.Join(ag.Spec.App.Root, "tmp", "restart.txt")
+}
+
+func stampOf(path string) fileStamp {
+	if path == "" {
+		return fileStamp{}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{mtime: st.ModTime(), size: st.Size(), ok: true}
+}
+
+// watchRestartFiles restarts an AppGroup when its tmp/restart.txt appears
+// or its modification time changes (touch), as Passenger does.
+func (s *Server) watchRestartFiles(ctx context.Context) {
+	t := time.NewTicker(s.opts.RestartFilePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		var due []string
+		for name, a := range s.apps {
+			st := stampOf(restartFile(a.ag))
+			if st.ok && st != a.restartF {
+				due = append(due, name)
+			}
+			a.restartF = st
+		}
+		s.mu.Unlock()
+		for _, name := range due {
+			if rev, err := s.Restart(name, ""); err == nil {
+				s.log.Info("Restart requested by tmp/restart.txt", "appgroup", name, "revision", rev)
+			}
+		}
+	}
+}

@@ -1,0 +1,384 @@
+package standalone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+
+	"github.com/ferry-dev/ferry/agent/metrics"
+	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// site is a copy of an example app and an AppGroup file serving it.
+type site struct {
+	dir, file, root string
+	port            int
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func newSite(t *testing.T) *site {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fsite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	_ = os.Chmod(dir, 0o755)
+	s := &site{dir: dir, file: filepath.Join(dir, "ferry.yaml"), root: filepath.Join(dir, "app"), port: freePort(t)}
+	if out, err := exec.Command("cp", "-r", "../../examples/hello-wsgi", s.root).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	s.write(t, 2, "1")
+	return s
+}
+
+// write rewrites the AppGroup file; root is relative, as users write it.
+func (s *site) write(t *testing.T, minProcesses int, revision string, extra ...string) {
+	t.Helper()
+	doc := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata:
+  name: hello
+  annotations: {ferry.dev/revision: %q}
+spec:
+  app: {type: WSGI, root: app}
+  listen: {port: %d}
+  pool: {minProcesses: %d, maxProcesses: 4}
+`, revision, s.port, minProcesses)
+	for _, e := range extra {
+		doc += "---\n" + e
+	}
+	if err := os.WriteFile(s.file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *site) url() string { return fmt.Sprintf("http://127.0.0.1:%d", s.port) }
+
+// breakApp makes the app fail to import; fixApp undoes it.
+func (s *site) breakApp(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(s.root, "passenger_wsgi.py"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, _ = io.WriteString(f, "\nimport ferry_missing_dependency  # broken deploy\n")
+}
+
+func (s *site) fixApp(t *testing.T) {
+	t.Helper()
+	path := filepath.Join(s.root, "passenger_wsgi.py")
+	data, _ := os.ReadFile(path)
+	fixed := strings.Replace(string(data), "\nimport ferry_missing_dependency  # broken deploy\n", "", 1)
+	if err := os.WriteFile(path, []byte(fixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type running struct {
+	srv    *Server
+	client *Client
+	stop   func()
+}
+
+func run(t *testing.T, s *site) *running {
+	t.Helper()
+	state := filepath.Join(s.dir, "state")
+	srv, err := New(Options{File: s.file, BindAddress: "127.0.0.1", AdminSocket: filepath.Join(state, "admin.sock"),
+		StateDir: state, RestartFilePoll: 100 * time.Millisecond, Log: testr.New(t), Metrics: metrics.New(),
+		Agent: "ferry-agent test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	r := &running{srv: srv, client: NewClient(filepath.Join(state, "admin.sock"))}
+	r.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() {
+		select {
+		case <-ctx.Done():
+		default:
+			r.stop()
+		}
+	})
+	r.waitStatus(t, "ready", func(a AppStatus) bool { return a.Pool.Counts.Ready >= a.Pool.MinProcesses })
+	return r
+}
+
+func (r *running) waitStatus(t *testing.T, what string, cond func(AppStatus) bool) AppStatus {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := r.client.Status(context.Background())
+		if err == nil {
+			for _, a := range st.Apps {
+				if a.Name == "hello" && cond(a) {
+					return a
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %+v %v", what, st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServeRestartAndResist(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	if code, _ := get(t, s.url()+"/"); code != 200 {
+		t.Fatalf("GET / = %d", code)
+	}
+	ctx := context.Background()
+
+	// A restart without a revision rolls the same code to a new revision.
+	rev, err := r.client.Restart(ctx, "hello", "")
+	if err != nil || !strings.HasSuffix(rev, "+1") {
+		t.Fatalf("restart: %q %v", rev, err)
+	}
+	if err := WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+
+	// A broken deploy: the wait reports resistance with the traceback, and
+	// the old processes keep serving.
+	s.breakApp(t)
+	rev, err = r.client.Restart(ctx, "hello", "broken-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond)
+	if !errors.Is(err, ErrResisting) || !strings.Contains(err.Error(), "ferry_missing_dependency") ||
+		!strings.Contains(err.Error(), "Traceback") {
+		t.Fatalf("wait on a broken revision: %v", err)
+	}
+	if code, _ := get(t, s.url()+"/"); code != 200 {
+		t.Errorf("while resisting, GET / = %d", code)
+	}
+	// Same revision again is refused: the operator must ask for a new one.
+	if _, err := r.client.Restart(ctx, "hello", "broken-1"); err == nil {
+		t.Error("restarting to the revision already requested was accepted")
+	}
+	// Mend it: a new revision leaves the mode.
+	s.fixApp(t)
+	rev, err = r.client.Restart(ctx, "hello", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond); err != nil {
+		t.Fatalf("after the fix: %v", err)
+	}
+	if _, err := r.client.Restart(ctx, "nope", ""); !strings.Contains(fmt.Sprint(err), "no such AppGroup") {
+		t.Errorf("restart of an unknown AppGroup: %v", err)
+	}
+}
+
+func TestRestartFileTriggersRollingRestart(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	before := r.waitStatus(t, "ready", func(AppStatus) bool { return true }).Pool.Revision
+	if err := os.MkdirAll(filepath.Join(s.root, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.root, "tmp", "restart.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after := r.waitStatus(t, "a restart to a new revision", func(a AppStatus) bool {
+		return a.Pool.Revision != before && a.Pool.Restart == nil && a.Pool.Counts.Updated == a.Pool.Counts.Total
+	})
+	if after.Pool.LastRestart == nil || after.Pool.LastRestart.Replaced != 2 {
+		t.Errorf("last restart = %+v", after.Pool.LastRestart)
+	}
+	// Touching it again restarts again.
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(s.root, "tmp", "restart.txt"), future, future); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(t, "a second restart", func(a AppStatus) bool { return a.Pool.Revision != after.Pool.Revision })
+}
+
+func TestReload(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	start := r.waitStatus(t, "ready", func(AppStatus) bool { return true }).Pool.Revision
+
+	// Pool settings apply at once, without a restart.
+	s.write(t, 3, "1")
+	if err := r.client.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a := r.waitStatus(t, "3 processes", func(a AppStatus) bool { return a.Pool.Counts.Ready == 3 })
+	if a.Pool.Revision != start || a.Pool.LastRestart != nil {
+		t.Errorf("a pool-size change restarted the app: %s -> %s", start, a.Pool.Revision)
+	}
+
+	// An invalid file changes nothing and says why.
+	if err := os.WriteFile(s.file, []byte("kind: AppGroup\nspec: {pool: {minProcesses: 9}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := r.client.Reload(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "ferry.yaml") {
+		t.Fatalf("reload of an invalid file: %v", err)
+	}
+	if code, _ := get(t, s.url()+"/"); code != 200 {
+		t.Errorf("after a failed reload, GET / = %d", code)
+	}
+
+	// A new annotation rolls; a new AppGroup starts.
+	other := freePort(t)
+	s.write(t, 3, "2", fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: second}
+spec:
+  app: {type: WSGI, root: app}
+  listen: {port: %d}
+`, other))
+	if err := r.client.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(t, "a roll to revision 2", func(a AppStatus) bool {
+		return strings.HasPrefix(a.Pool.Revision, "2-") && a.Pool.Restart == nil && a.Pool.Counts.Updated == 3
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", other))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second AppGroup does not serve: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestAdminSocketAndMetrics(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	st, err := os.Stat(r.client.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := st.Mode().Perm(); mode != 0o600 {
+		t.Errorf("admin socket mode %o, want 600", mode)
+	}
+	// A second agent on the same socket is refused.
+	srv2, err := New(Options{File: s.file, AdminSocket: r.client.Socket, StateDir: filepath.Join(s.dir, "state2"), Log: testr.New(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv2.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("a second agent on the admin socket: %v", err)
+	}
+	get(t, s.url()+"/")
+	c := &http.Client{Transport: r.client.http.Transport}
+	resp, err := c.Get("http://agent/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`ferry_requests_total{code="200",pool="hello"}`, `ferry_queue_length{pool="hello"} 0`,
+		`ferry_processes{pool="hello",revision=`, `ferry_spawn_duration_seconds_bucket`, `ferry_resisting_deployment_error{pool="hello"} 0`,
+		`ferry_spawns_total{kind="scale",pool="hello"} 2`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func TestPortInUseIsAnError(t *testing.T) {
+	s := newSite(t)
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srv, err := New(Options{File: s.file, BindAddress: "127.0.0.1", AdminSocket: filepath.Join(s.dir, "a.sock"),
+		StateDir: filepath.Join(s.dir, "st"), Log: testr.New(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `AppGroup "hello": listen.port`) ||
+		!strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRestartOutcome(t *testing.T) {
+	st := func(p pool.Status) StatusResponse { return StatusResponse{Apps: []AppStatus{{Name: "a", Pool: p}}} }
+	cases := []struct {
+		name string
+		p    pool.Status
+		done bool
+		err  string
+	}{
+		{"rolling", pool.Status{Revision: "2", Restart: &ferryv1.RestartProgress{Revision: "2", Total: 2}}, false, ""},
+		{"done", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 2)}, true, ""},
+		{"superseded", pool.Status{Revision: "3"}, true, "superseded by revision 3"},
+		{"resisting", pool.Status{Revision: "2", Resisting: &spawnErr}, true, "resisting deployment error: revision 2 failed"},
+		{"with errors", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 1, 2),
+			LastRestart: &pool.RestartSummary{Revision: "2", Failed: 1, Total: 2, Errors: []ferryv1.SpawnError{spawnErr}}},
+			true, "1 of 2 processes could not be replaced"},
+		{"not yet started", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 0, 2)}, false, ""},
+	}
+	for _, tc := range cases {
+		done, err := restartOutcome(st(tc.p), "a", "2")
+		if done != tc.done || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: done=%v err=%v; want done=%v err containing %q", tc.name, done, err, tc.done, tc.err)
+		}
+	}
+	if done, err := restartOutcome(StatusResponse{}, "a", "2"); !done || !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown app: %v %v", done, err)
+	}
+}
+
+var spawnErr = ferryv1.SpawnError{Revision: "2", Reason: "the app failed to load: ImportError", Output: "Traceback ..."}
+
+func counts(total, updated, ready int32) ferryv1.ProcessCounts {
+	return ferryv1.ProcessCounts{Total: total, Updated: updated, Ready: ready}
+}

@@ -1,0 +1,179 @@
+// Package statusview renders the `passenger-status`-style view of pools:
+// per pool its revision, queue and restart progress, and per process its
+// PID, revision, state, sessions, processed requests, uptime, CPU, memory
+// and last use, with "Rolling restarting..." on the process being replaced
+// and "Resisting deployment error" with its reason. `ferry-agent status`
+// and `kubectl ferry status` both print it.
+package statusview
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// Pool is one pool as the view shows it.
+type Pool struct {
+	// Title names the pool: the AppGroup, and the node in a cluster.
+	Title          string
+	Root           string
+	Listen         string
+	Revision       string
+	Strategy       ferryv1.RestartStrategy
+	MinProcesses   int32
+	MaxProcesses   int32
+	QueueLength    int32
+	Processes      []ferryv1.ProcessInfo
+	Restart        *ferryv1.RestartProgress
+	Resisting      *ferryv1.SpawnError
+	ScalingError   *ferryv1.SpawnError
+	LastSpawnError *ferryv1.SpawnError
+	// Notes are extra lines, e.g. that an agent stopped reporting.
+	Notes []string
+}
+
+// Header is the "General information" block.
+type Header struct {
+	Agent string // e.g. "ferry-agent dev (standalone)"
+}
+
+// Write renders the view.
+func Write(w io.Writer, h Header, pools []Pool, now time.Time) error {
+	b := &strings.Builder{}
+	procs := 0
+	for _, p := range pools {
+		procs += len(p.Processes)
+	}
+	b.WriteString("----------- General information -----------\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 1, ' ', 0)
+	if h.Agent != "" {
+		fmt.Fprintf(tw, "Agent\t: %s\n", h.Agent)
+	}
+	fmt.Fprintf(tw, "Date\t: %s\n", now.Format("2006-01-02 15:04:05 -0700"))
+	fmt.Fprintf(tw, "App groups\t: %d\n", len(pools))
+	fmt.Fprintf(tw, "Processes\t: %d\n", procs)
+	_ = tw.Flush()
+	b.WriteString("\n----------- Application groups -----------\n")
+	for i, p := range pools {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		writePool(b, p, now)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writePool(b *strings.Builder, p Pool, now time.Time) {
+	fmt.Fprintf(b, "%s:\n", p.Title)
+	if p.Root != "" {
+		fmt.Fprintf(b, "  App root: %s\n", p.Root)
+	}
+	if p.Listen != "" {
+		fmt.Fprintf(b, "  Listen  : %s\n", p.Listen)
+	}
+	fmt.Fprintf(b, "  Revision: %s (%s restarts, %d-%d processes)\n", p.Revision, strategy(p.Strategy), p.MinProcesses, p.MaxProcesses)
+	fmt.Fprintf(b, "  Requests in queue: %d\n", p.QueueLength)
+	if r := p.Restart; r != nil {
+		fmt.Fprintf(b, "  Rolling restart: %d of %d processes replaced, to revision %s\n", r.Done, r.Total, r.Revision)
+	}
+	if e := p.Resisting; e != nil {
+		fmt.Fprintf(b, "  Resisting deployment error: revision %s failed to spawn at %s: %s\n",
+			e.Revision, e.Time.Format(time.RFC3339), e.Reason)
+		writeIndented(b, e.Output, "    | ")
+		b.WriteString("    Old processes keep serving; nothing is spawned or idle-cleaned until a new revision.\n")
+	}
+	if e := p.ScalingError; e != nil {
+		fmt.Fprintf(b, "  Scaling error (backing off): revision %s failed to spawn: %s\n", e.Revision, e.Reason)
+		writeIndented(b, lastLines(e.Output, 5), "    | ")
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(b, "  %s\n", n)
+	}
+	for _, proc := range p.Processes {
+		writeProcess(b, proc, p.Revision, now)
+	}
+}
+
+func writeProcess(b *strings.Builder, p ferryv1.ProcessInfo, target string, now time.Time) {
+	uptime := "-"
+	if !p.StartedAt.IsZero() {
+		uptime = formatUptime(now.Sub(p.StartedAt.Time))
+	}
+	lastUsed := "never"
+	if p.LastUsed != nil {
+		lastUsed = formatAgo(now.Sub(p.LastUsed.Time))
+	}
+	fmt.Fprintf(b, "  * PID: %-7d Sessions: %-7d Processed: %-7d Uptime: %s\n", p.PID, p.Sessions, p.Processed, uptime)
+	fmt.Fprintf(b, "    CPU: %-7s Memory  : %-7s Last used: %s\n", fmt.Sprintf("%d%%", p.CPUPercent),
+		formatBytes(p.MemoryBytes), lastUsed)
+	old := ""
+	if p.Revision != target {
+		old = " (old)"
+	}
+	fmt.Fprintf(b, "    State: %-8s Revision: %s%s\n", p.State, p.Revision, old)
+	if p.Replacing {
+		b.WriteString("    Rolling restarting...\n")
+	}
+}
+
+func strategy(s ferryv1.RestartStrategy) string {
+	if s == "" {
+		return string(ferryv1.RestartRolling)
+	}
+	return string(s)
+}
+
+func writeIndented(b *strings.Builder, text, prefix string) {
+	text = strings.TrimRight(text, "\n")
+	if text == "" {
+		return
+	}
+	for _, line := range strings.Split(text, "\n") {
+		b.WriteString(prefix + line + "\n")
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func formatUptime(d time.Duration) string {
+	d = d.Truncate(time.Second)
+	h := int(d.Hours())
+	m := int(d.Minutes()) % 60
+	s := int(d.Seconds()) % 60
+	return fmt.Sprintf("%dh %dm %ds", h, m, s)
+}
+
+func formatAgo(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "0s ago"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm %ds ago", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh %dm ago", int(d.Hours()), int(d.Minutes())%60)
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n <= 0:
+		return "-"
+	case n < 1<<20:
+		return fmt.Sprintf("%dK", n>>10)
+	case n < 10<<30:
+		return fmt.Sprintf("%dM", n>>20)
+	}
+	return fmt.Sprintf("%dG", n>>30)
+}

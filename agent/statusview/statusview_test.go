@@ -1,0 +1,62 @@
+package statusview
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+func TestWrite(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) metav1.Time { return metav1.Time{Time: now.Add(-d)} }
+	used := at(4 * time.Second)
+	p := Pool{
+		Title: "hello", Root: "/srv/hello", Listen: "0.0.0.0:8080", Revision: "2-abc", MinProcesses: 2, MaxProcesses: 4,
+		QueueLength: 3,
+		Restart:     &ferryv1.RestartProgress{Revision: "2-abc", Done: 1, Total: 2, ReplacingPID: 18334},
+		Processes: []ferryv1.ProcessInfo{
+			{PID: 29843, Revision: "2-abc", State: ferryv1.ProcessReady, Processed: 1, StartedAt: at(14 * time.Second),
+				LastUsed: &used, MemoryBytes: 60 << 20},
+			{PID: 18334, Revision: "1-def", State: ferryv1.ProcessDraining, Replacing: true, Sessions: 1, Processed: 2873,
+				StartedAt: at(5*time.Hour + 53*time.Minute + 26*time.Second), CPUPercent: 3, MemoryBytes: 96 << 20},
+		},
+	}
+	var b strings.Builder
+	if err := Write(&b, Header{Agent: "ferry-agent test (standalone)"}, []Pool{p}, now); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"App groups : 1", "Processes  : 2",
+		"hello:", "App root: /srv/hello", "Requests in queue: 3",
+		"Rolling restart: 1 of 2 processes replaced, to revision 2-abc",
+		"* PID: 29843   Sessions: 0       Processed: 1       Uptime: 0h 0m 14s",
+		"CPU: 0%      Memory  : 60M     Last used: 4s ago",
+		"* PID: 18334   Sessions: 1       Processed: 2873    Uptime: 5h 53m 26s",
+		"State: Draining Revision: 1-def (old)",
+		"Rolling restarting...",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "Rolling restarting...") != 1 {
+		t.Errorf("the marker must be on the replaced process only:\n%s", out)
+	}
+
+	p.Restart = nil
+	p.Resisting = &ferryv1.SpawnError{Revision: "3-fff", Reason: "the app failed to load: ModuleNotFoundError",
+		Output: "Traceback (most recent call last):\nModuleNotFoundError: No module named 'x'", Time: metav1.Time{Time: now}}
+	b.Reset()
+	_ = Write(&b, Header{}, []Pool{p}, now)
+	for _, want := range []string{"Resisting deployment error: revision 3-fff failed to spawn",
+		"    | Traceback (most recent call last):", "    | ModuleNotFoundError: No module named 'x'"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, b.String())
+		}
+	}
+}

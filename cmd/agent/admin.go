@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/standalone"
+	"github.com/ferry-dev/ferry/agent/statusview"
+)
+
+func adminFlag(fs *flag.FlagSet) *string {
+	return fs.String("admin-socket", standalone.DefaultAdminSocket(), "the standalone agent's admin socket")
+}
+
+func runStatus(args []string) error {
+	fs := flag.NewFlagSet("status", flag.ExitOnError)
+	socket := adminFlag(fs)
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	_ = fs.Parse(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := standalone.NewClient(*socket).Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return statusview.Write(os.Stdout, statusview.Header{Agent: st.Agent}, standalone.View(st), time.Now())
+}
+
+func runRestart(args []string) error {
+	fs := flag.NewFlagSet("restart", flag.ExitOnError)
+	socket := adminFlag(fs)
+	revision := fs.String("revision", "", "the revision to roll to (default: a new revision of the same code)")
+	wait := fs.Bool("wait", false, "wait until the restart finished (exit 0) or the pool resists the new revision (exit 1, with the reason)")
+	timeout := fs.Duration("timeout", 30*time.Minute, "with --wait, give up after this long")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: ferry-agent restart NAME [--revision R] [--wait] [--admin-socket PATH]")
+		fs.PrintDefaults()
+	}
+	name, rest := "", args
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		name, rest = args[0], args[1:]
+	}
+	_ = fs.Parse(rest)
+	if name == "" && fs.NArg() == 1 {
+		name = fs.Arg(0)
+	}
+	if name == "" {
+		fs.Usage()
+		return errors.New("the AppGroup NAME is required")
+	}
+	c := standalone.NewClient(*socket)
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	rev, err := c.Restart(ctx, name, *revision)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Restarting %s to revision %s\n", name, rev)
+	if !*wait {
+		return nil
+	}
+	if err := standalone.WaitRestart(ctx, c, name, rev, 200*time.Millisecond); err != nil {
+		return err
+	}
+	fmt.Printf("Every process of %s runs revision %s\n", name, rev)
+	return nil
+}
+
+func runReload(args []string) error {
+	fs := flag.NewFlagSet("reload", flag.ExitOnError)
+	socket := adminFlag(fs)
+	_ = fs.Parse(args)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := standalone.NewClient(*socket).Reload(ctx); err != nil {
+		return err
+	}
+	fmt.Println("Reloaded")
+	return nil
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tests drive the real ferry-agent binary the way the user guide
+// does: standalone from a file, then status, restart --wait and a broken
+// deployment.
+
+var agentBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fbin")
+	if err != nil {
+		panic(err)
+	}
+	agentBin = filepath.Join(dir, "ferry-agent")
+	if out, err := exec.Command("go", "build", "-o", agentBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building ferry-agent: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func ferry(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(agentBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestStandaloneFromANewUsersPointOfView(t *testing.T) {
+	dir, err := os.MkdirTemp("", "fuser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	_ = os.Chmod(dir, 0o755)
+	root := filepath.Join(dir, "hello")
+	if out, err := exec.Command("cp", "-r", "../../examples/hello-wsgi", root).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	port := freePort(t)
+	file := filepath.Join(dir, "hello.yaml")
+	example, _ := os.ReadFile(filepath.Join(root, "appgroup.yaml"))
+	yaml := strings.Replace(strings.Replace(string(example), "root: .", "root: hello", 1),
+		"port: 8080", fmt.Sprintf("port: %d", port), 1)
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	sock := filepath.Join(state, "admin.sock")
+
+	agent := exec.Command(agentBin, "standalone", "-f", file, "--state-dir", state, "--bind-address", "127.0.0.1")
+	var logs bytes.Buffer
+	agent.Stdout, agent.Stderr = &logs, &logs
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = agent.Process.Signal(syscall.SIGTERM)
+		_ = agent.Wait()
+		if t.Failed() {
+			t.Logf("agent log:\n%s", logs.String())
+		}
+	}()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the app never answered: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	out, errOut, code := ferry(t, "status", "--admin-socket", sock)
+	if code != 0 || !strings.Contains(out, "hello:") || !strings.Contains(out, "* PID:") ||
+		!strings.Contains(out, "Requests in queue: 0") {
+		t.Fatalf("status (exit %d):\n%s%s", code, out, errOut)
+	}
+	out, _, _ = ferry(t, "status", "--json", "--admin-socket", sock)
+	var st struct {
+		Apps []struct {
+			Name string
+			Pool struct {
+				Counts struct{ Ready int }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Apps) != 1 || st.Apps[0].Pool.Counts.Ready != 2 {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+
+	out, errOut, code = ferry(t, "restart", "hello", "--wait", "--admin-socket", sock)
+	if code != 0 || !strings.Contains(out, "Every process of hello runs revision") {
+		t.Fatalf("restart --wait (exit %d):\n%s%s", code, out, errOut)
+	}
+
+	// A broken deployment: restart --wait fails with the reason; the app
+	// still answers.
+	f, _ := os.OpenFile(filepath.Join(root, "passenger_wsgi.py"), os.O_APPEND|os.O_WRONLY, 0)
+	_, _ = io.WriteString(f, "\nimport ferry_missing_dependency\n")
+	f.Close()
+	out, errOut, code = ferry(t, "restart", "hello", "--wait", "--admin-socket", sock)
+	if code != 1 || !strings.Contains(errOut, "resisting deployment error") ||
+		!strings.Contains(errOut, "No module named 'ferry_missing_dependency'") {
+		t.Fatalf("restart --wait of a broken app (exit %d):\n%s%s", code, out, errOut)
+	}
+	if resp, err := http.Get(url); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("while resisting: %v %v", resp, err)
+	}
+	out, _, _ = ferry(t, "status", "--admin-socket", sock)
+	if !strings.Contains(out, "Resisting deployment error") || !strings.Contains(out, "Traceback") {
+		t.Errorf("status while resisting:\n%s", out)
+	}
+}
+
+func TestInvalidFileNamesTheField(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(file, []byte(`apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: bad}
+spec:
+  app: {type: WSGI, root: /srv/app}
+  listen: {port: 8080}
+  pool: {minProcesses: 5, maxProcesses: 2}
+`), 0o644)
+	_, errOut, code := ferry(t, "standalone", "-f", file, "--state-dir", filepath.Join(dir, "s"))
+	if code != 1 || !strings.Contains(errOut, "spec.pool.minProcesses") ||
+		!strings.Contains(errOut, "minProcesses must be less than or equal to maxProcesses") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	if _, errOut, code := ferry(t, "bogus"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown command: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := ferry(t, "restart", "--admin-socket", "/nonexistent/sock"); code != 1 ||
+		!strings.Contains(errOut, "NAME is required") {
+		t.Errorf("restart without a name: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := ferry(t, "status", "--admin-socket", "/nonexistent/sock"); code != 1 ||
+		!strings.Contains(errOut, "is `ferry-agent standalone` running?") {
+		t.Errorf("status without an agent: exit %d %s", code, errOut)
+	}
+}

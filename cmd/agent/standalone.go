@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/ferry-dev/ferry/agent/metrics"
+	"github.com/ferry-dev/ferry/agent/proxy"
+	"github.com/ferry-dev/ferry/agent/standalone"
+	"github.com/ferry-dev/ferry/internal/version"
+)
+
+func runStandalone(args []string) error {
+	fs := flag.NewFlagSet("standalone", flag.ExitOnError)
+	file := fs.String("f", "", "AppGroup YAML file to serve (required); relative app roots are resolved against its directory")
+	bind := fs.String("bind-address", "0.0.0.0", "address the proxies listen on, each on its AppGroup's listen.port")
+	stateDir := fs.String("state-dir", standalone.DefaultStateDir(), "directory for the WSGI loader, worker sockets and the admin socket")
+	admin := fs.String("admin-socket", "", "admin Unix socket for status/restart/reload (default STATE-DIR/admin.sock)")
+	popts := proxyFlags(fs)
+	restartPoll := fs.Duration("restart-file-poll", time.Second, "how often tmp/restart.txt in each app root is checked; 0 turns it off")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	_ = fs.Parse(args)
+	if *file == "" {
+		fs.Usage()
+		return errors.New("-f FILE is required")
+	}
+	if *admin == "" {
+		*admin = *stateDir + "/admin.sock"
+	}
+	poll := *restartPoll
+	if poll == 0 {
+		poll = -1
+	}
+	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	srv, err := standalone.New(standalone.Options{
+		File: *file, BindAddress: *bind, AdminSocket: *admin, StateDir: *stateDir, Proxy: *popts,
+		RestartFilePoll: poll, Log: log, Metrics: metrics.New(),
+		Agent: "ferry-agent " + version.Version + " (standalone)",
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if err := srv.Reload(); err != nil {
+				log.Error(err, "Reload failed; still serving the previous configuration")
+			} else {
+				log.Info("Reloaded", "file", *file)
+			}
+		}
+	}()
+	return srv.Run(ctx)
+}
+
+// proxyFlags binds the proxy's limits, shared with the cluster mode.
+func proxyFlags(fs *flag.FlagSet) *proxy.Options {
+	o := &proxy.Options{}
+	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second,
+		"how long a client may take to send a request's headers before its connection is closed")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle client keep-alive connection stays open")
+	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block accepted (larger gets 431)")
+	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false,
+		"append the client address to the X-Forwarded-For the client sent (behind a trusted load balancer) instead of replacing it")
+	return o
+}

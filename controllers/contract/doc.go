@@ -1,0 +1,18 @@
+// Package contract holds the rules the manager and the node agents share
+// beyond the API types: how a ProcessPool is named and labelled, the drain
+// finalizer, and how an AppGroup's target revision is formed and validated.
+//
+// It depends on the API and apimachinery only, so the agent and kubectl-ferry
+// can import it without pulling in the manager's controllers.
+//
+//   - PoolName gives the name of the pool of one AppGroup on one node: the
+//     readable "<appgroup>-<node>" when it fits, truncated and suffixed with
+//     a short hash when it does not.
+//   - LabelValue makes any object name usable as a label value; pools are
+//     labelled ferry.dev/appgroup=LabelValue(appGroup) and
+//     ferry.dev/node=LabelValue(node), so an agent selects its pools with
+//     NodeSelector(node).
+//   - DrainFinalizer is on every pool the manager creates; the node's agent
+//     removes it once it has drained the pool's processes.
+//   - TargetRevision and ValidateRevision implement the revision rule.
+package contract
