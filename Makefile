@@ -87,6 +87,12 @@ control-plane: ## Build (once per machine) the test kube-apiserver and etcd into
 test: control-plane ## Run every test against a real control plane and real processes.
 	KUBEBUILDER_ASSETS=$(BIN) $(GO) test -p $(TEST_P) -timeout $(TEST_TIMEOUT) -count=1 $(TEST_FLAGS) $(TEST_PKGS)
 
+##@ Benchmarks
+
+.PHONY: bench
+bench: build ## Run every benchmark against the peers and rewrite docs/benchmarks.md (BENCH=name runs one).
+	bench/run.sh $(BENCH)
+
 ##@ Tools
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
