@@ -1,0 +1,166 @@
+// Package deployargs is the one definition of how Ferry's binaries are
+// started: the command-line arguments and environment of the manager and
+// of the agent. The Helm chart renders the same arguments from its values;
+// `make local-up` and the end-to-end tests start the binaries with what
+// this package returns; a test renders the chart and compares, so the
+// chart cannot drift from what is tested.
+//
+// Arguments may reference environment variables as $(NAME), the way a
+// container's args do; Expand resolves them as the kubelet would.
+package deployargs
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+)
+
+// Manager holds the manager's settings (chart: .Values.manager).
+type Manager struct {
+	LeaderElect            bool
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	AgentStaleAfter        time.Duration
+	LogLevel               string // zap level: debug, info, error, or an integer
+}
+
+// DefaultManager is what the chart renders with its default values.
+func DefaultManager() Manager {
+	return Manager{LeaderElect: true, MetricsBindAddress: ":8080", HealthProbeBindAddress: ":8081",
+		AgentStaleAfter: 40 * time.Second, LogLevel: "info"}
+}
+
+// LocalManager is the manager of `make local-up` and the e2e tests: one
+// process, so no leader election, and its ports on 127.0.0.1 away from the
+// apps' ports, which the simulated nodes' agents serve on 127.0.0.2, ...
+func LocalManager() Manager {
+	m := DefaultManager()
+	m.LeaderElect = false
+	m.MetricsBindAddress = "127.0.0.1:18080"
+	m.HealthProbeBindAddress = "127.0.0.1:18081"
+	return m
+}
+
+// ManagerArgs are the manager's arguments.
+func ManagerArgs(m Manager) []string {
+	return []string{
+		fmt.Sprintf("--leader-elect=%t", m.LeaderElect),
+		"--metrics-bind-address=" + m.MetricsBindAddress,
+		"--health-probe-bind-address=" + m.HealthProbeBindAddress,
+		"--agent-stale-after=" + m.AgentStaleAfter.String(),
+		"--zap-log-level=" + m.LogLevel,
+	}
+}
+
+// Agent holds the agent's settings (chart: .Values.agent).
+type Agent struct {
+	// BindAddress is where the proxies listen: 0.0.0.0 on a real node;
+	// $(HOST_IP) when several simulated nodes share one host.
+	BindAddress string
+	// AdvertiseAddress is the address reported for the Service's endpoints.
+	AdvertiseAddress       string
+	StateDir               string
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	HeartbeatInterval      time.Duration
+	ReadHeaderTimeout      time.Duration
+	IdleTimeout            time.Duration
+	MaxHeaderBytes         int
+	TrustForwardedFor      bool
+	LogLevel               string
+}
+
+// DefaultAgent is what the chart renders with its default values.
+func DefaultAgent() Agent {
+	return Agent{BindAddress: "0.0.0.0", AdvertiseAddress: "$(HOST_IP)", StateDir: "/var/lib/ferry",
+		MetricsBindAddress: ":9441", HealthProbeBindAddress: ":9442", HeartbeatInterval: 10 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 65536, LogLevel: "info"}
+}
+
+// LocalAgent is the agent of one simulated node of `make local-up` and the
+// e2e tests: every agent shares the host, so each binds its node's own
+// loopback address and keeps its own state directory.
+func LocalAgent(stateDir string) Agent {
+	a := DefaultAgent()
+	a.BindAddress = "$(HOST_IP)"
+	a.MetricsBindAddress = "$(HOST_IP):9441"
+	a.HealthProbeBindAddress = "$(HOST_IP):9442"
+	a.StateDir = stateDir
+	return a
+}
+
+// AgentArgs are the agent's arguments (cluster mode).
+func AgentArgs(a Agent) []string {
+	return []string{
+		"--node-name=$(NODE_NAME)",
+		"--bind-address=" + a.BindAddress,
+		"--advertise-address=" + a.AdvertiseAddress,
+		"--state-dir=" + a.StateDir,
+		"--metrics-bind-address=" + a.MetricsBindAddress,
+		"--health-probe-bind-address=" + a.HealthProbeBindAddress,
+		"--heartbeat-interval=" + a.HeartbeatInterval.String(),
+		"--read-header-timeout=" + a.ReadHeaderTimeout.String(),
+		"--idle-timeout=" + a.IdleTimeout.String(),
+		fmt.Sprintf("--max-header-bytes=%d", a.MaxHeaderBytes),
+		fmt.Sprintf("--trust-forwarded-for=%t", a.TrustForwardedFor),
+		"--zap-log-level=" + a.LogLevel,
+	}
+}
+
+// AgentEnvVars names the environment the agent's arguments reference, and
+// where a pod gets each from (a downward API field path).
+var AgentEnvVars = map[string]string{
+	"NODE_NAME": "spec.nodeName",
+	"HOST_IP":   "status.hostIP",
+}
+
+// LocalAgentEnv is the environment of a simulated node's agent.
+func LocalAgentEnv(node, hostIP string) map[string]string {
+	return map[string]string{"NODE_NAME": node, "HOST_IP": hostIP}
+}
+
+var ref = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// Expand resolves $(NAME) references in args from env, as the kubelet
+// does for a container: an unknown reference is left as written, and
+// $$(NAME) stays a literal $(NAME).
+func Expand(args []string, env map[string]string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = expandOne(a, env)
+	}
+	return out
+}
+
+func expandOne(s string, env map[string]string) string {
+	var b []byte
+	last := 0
+	for _, m := range ref.FindAllStringSubmatchIndex(s, -1) {
+		start, end := m[0], m[1]
+		if start > 0 && s[start-1] == '$' {
+			b = append(b, s[last:start-1]...)
+			b = append(b, s[start:end]...)
+			last = end
+			continue
+		}
+		b = append(b, s[last:start]...)
+		if v, ok := env[s[m[2]:m[3]]]; ok {
+			b = append(b, v...)
+		} else {
+			b = append(b, s[start:end]...)
+		}
+		last = end
+	}
+	b = append(b, s[last:]...)
+	return string(b)
+}
+
+// Environ returns os.Environ() with env set on top, for exec.Cmd.Env.
+func Environ(env map[string]string) []string {
+	out := os.Environ()
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
