@@ -46,6 +46,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and docs/api.md from the code.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=ferry-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	$(GO) run ./hack/gen-api-docs -crds config/crd/bases -out docs/api.md
 
 .PHONY: fmt

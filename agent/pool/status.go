@@ -91,11 +91,12 @@ func (w *Worker) infoLocked() ferryv1.ProcessInfo {
 }
 
 // Conditions derives the pool's conditions from a snapshot: Ready,
-// RollingRestart, ResistingDeploymentError and ScalingError. now is used
-// for the backoff countdown only; LastTransitionTime is left for the caller
+// RollingRestart, ResistingDeploymentError and ScalingError. Messages
+// depend on the snapshot only, so an unchanged pool gives unchanged
+// conditions. LastTransitionTime is left for the caller
 // (meta.SetStatusCondition keeps it when a status does not change).
-func (s Status) Conditions(now time.Time) []metav1.Condition {
-	return []metav1.Condition{s.readyCondition(), s.restartCondition(), s.resistingCondition(), s.scalingCondition(now)}
+func (s Status) Conditions(_ time.Time) []metav1.Condition {
+	return []metav1.Condition{s.readyCondition(), s.restartCondition(), s.resistingCondition(), s.scalingCondition()}
 }
 
 func (s Status) readyCondition() metav1.Condition {
@@ -151,7 +152,7 @@ func (s Status) resistingCondition() metav1.Condition {
 	return c
 }
 
-func (s Status) scalingCondition(now time.Time) metav1.Condition {
+func (s Status) scalingCondition() metav1.Condition {
 	c := metav1.Condition{Type: ferryv1.ConditionScalingError}
 	if s.ScalingError == nil {
 		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy
@@ -161,9 +162,8 @@ func (s Status) scalingCondition(now time.Time) metav1.Condition {
 	c.Message = fmt.Sprintf("spawn of revision %s failed %d time(s): %s", s.ScalingError.Revision,
 		max(1, s.ScalingFailures), s.ScalingError.Reason)
 	if s.ScalingRetryAt != nil {
-		if d := s.ScalingRetryAt.Sub(now); d > 0 {
-			c.Message += fmt.Sprintf("; retrying in %s", d.Round(time.Second))
-		}
+		// A time, not a countdown: the message must not change by itself.
+		c.Message += "; next attempt at " + s.ScalingRetryAt.UTC().Format(time.TimeOnly) + " UTC"
 	}
 	return c
 }

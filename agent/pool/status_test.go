@@ -68,11 +68,11 @@ func TestConditions(t *testing.T) {
 			ferryv1.ConditionScalingError:             {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "failed 3 time(s): the app failed to load"},
 			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, ""},
 		}},
-		{"scaling error retry countdown", with(func(s *Status) {
+		{"scaling error next attempt", with(func(s *Status) {
 			s.ScalingError = spawnErr
 			s.ScalingRetryAt = &metav1.Time{Time: now.Add(4 * time.Second)}
 		}), map[string]want{
-			ferryv1.ConditionScalingError: {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "retrying in 4s"},
+			ferryv1.ConditionScalingError: {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "next attempt at 13:46:44 UTC"},
 		}},
 		{"nothing serves and spawns fail", with(func(s *Status) {
 			s.Counts = ferryv1.ProcessCounts{}

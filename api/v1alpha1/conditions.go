@@ -59,6 +59,9 @@ const (
 	ReasonAgentNotReporting = "AgentNotReporting"
 	// ReasonInvalidRevision: the revision annotation is not a valid value.
 	ReasonInvalidRevision = "InvalidRevision"
+	// ReasonListenFailed: the node's proxy cannot listen on listen.port
+	// (another program holds it, say).
+	ReasonListenFailed = "ListenFailed"
 )
 
 // Reasons for the RollingRestart condition.

@@ -12,6 +12,9 @@
 //     labelled ferry.dev/appgroup=LabelValue(appGroup) and
 //     ferry.dev/node=LabelValue(node), so an agent selects its pools with
 //     NodeSelector(node).
+//   - ServiceName gives the name of an AppGroup's Service and EndpointSlice:
+//     the AppGroup's name when it is a valid Service name, else a
+//     sanitized, hashed one.
 //   - DrainFinalizer is on every pool the manager creates; the node's agent
 //     removes it once it has drained the pool's processes.
 //   - TargetRevision and ValidateRevision implement the revision rule.

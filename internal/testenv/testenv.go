@@ -11,12 +11,11 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	ferryv1alpha1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/scheme"
 )
 
 // Options tune the control plane a test starts.
@@ -43,17 +42,8 @@ type Env struct {
 	dir string
 }
 
-// Scheme returns a scheme with client-go's kinds and Ferry's.
-func NewScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := ferryv1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
+// NewScheme returns a scheme with client-go's kinds and Ferry's.
+func NewScheme() *runtime.Scheme { return scheme.New() }
 
 // Start starts etcd and kube-apiserver, installs the CRDs and waits until
 // they are served. Call Stop when done (TestMain usually does both).

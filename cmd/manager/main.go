@@ -1,0 +1,105 @@
+// Command ferry-manager runs Ferry's manager: it turns AppGroups into one
+// ProcessPool per selected node, rolls new revisions across nodes in waves
+// and rolls the node agents' reports up into each AppGroup's status. The
+// logic lives in package controllers; this only wires flags.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers"
+	"github.com/ferry-dev/ferry/internal/version"
+)
+
+// leaderElectionID names the Lease the manager replicas compete for.
+const leaderElectionID = "manager.ferry.dev"
+
+func main() {
+	var (
+		metricsAddr, probeAddr, leaderElectionNamespace string
+		leaderElect                                     bool
+		staleAfter                                      time.Duration
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080",
+		`Address the Prometheus metrics endpoint (/metrics, plain HTTP) binds to; "0" disables it.`)
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081",
+		`Address the /healthz and /readyz endpoints bind to; "0" disables them.`)
+	flag.BoolVar(&leaderElect, "leader-elect", false,
+		"Elect a leader among manager replicas through a Lease, so that only one reconciles at a time.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "",
+		"Namespace of the leader election Lease. Default: the manager's own namespace when it runs in a cluster.")
+	flag.DurationVar(&staleAfter, "agent-stale-after", controllers.DefaultAgentStaleAfter,
+		"How long a node agent may go without reporting before its pool's report is treated as Unknown. "+
+			"Agents report every 10s.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	// --kubeconfig is registered by controller-runtime's config package.
+	flag.Parse()
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectionNamespace, staleAfter); err != nil {
+		ctrl.Log.Error(err, "Manager failed")
+		os.Exit(1)
+	}
+}
+
+func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespace string, staleAfter time.Duration) error {
+	if staleAfter <= 0 {
+		return fmt.Errorf("--agent-stale-after must be positive, got %s", staleAfter)
+	}
+	log := ctrl.Log.WithName("setup")
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := ferryv1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         controllers.CacheOptions(),
+		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:        probeAddr,
+		LeaderElection:                leaderElect,
+		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       leaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return err
+	}
+	r := &controllers.AppGroupReconciler{
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		Scheme:          mgr.GetScheme(),
+		Recorder:        mgr.GetEventRecorder(controllers.EventRecorderName),
+		AgentStaleAfter: staleAfter,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("Configured manager", "version", version.Version, "leaderElection", leaderElect,
+		"agentStaleAfter", staleAfter)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

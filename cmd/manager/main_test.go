@@ -1,0 +1,199 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/deployargs"
+	"github.com/ferry-dev/ferry/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start(testenv.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+// freeAddr is a loopback address with a port nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func get(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+func eventually(t *testing.T, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestBinary runs the real ferry-manager with the arguments the chart
+// renders (internal/deployargs), leader election included: it serves its probes and metrics, takes the leader Lease and
+// reconciles an AppGroup.
+func TestBinary(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	bin := filepath.Join(t.TempDir(), "ferry-manager")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, ns := range []string{"ferry-system", "apps"} {
+		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
+	var logs bytes.Buffer
+	// The arguments the chart renders (deployargs), on free ports; out of a
+	// cluster the Lease's namespace must be named.
+	settings := deployargs.DefaultManager()
+	settings.MetricsBindAddress, settings.HealthProbeBindAddress = metricsAddr, probeAddr
+	args := append(deployargs.ManagerArgs(settings),
+		"--kubeconfig", env.Kubeconfig, "--leader-election-namespace", "ferry-system")
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("manager logs:\n%s", logs.String())
+		}
+	}()
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		eventually(t, path, func() error {
+			code, body, err := get("http://" + probeAddr + path)
+			if err == nil && code != http.StatusOK {
+				err = fmt.Errorf("%d %s", code, body)
+			}
+			return err
+		})
+	}
+	eventually(t, "leader lease", func() error {
+		return env.Client.Get(ctx, types.NamespacedName{Namespace: "ferry-system", Name: "manager.ferry.dev"}, &coordinationv1.Lease{})
+	})
+
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"ferry.dev/web": "true"}}}
+	if err := env.Client.Create(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	ag := &ferryv1.AppGroup{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "apps"},
+		Spec: ferryv1.AppGroupSpec{
+			AppTemplate: ferryv1.AppTemplate{
+				App:    ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "/srv/hello"},
+				Listen: ferryv1.ListenSpec{Port: 8080},
+			},
+			NodeSelector: map[string]string{"ferry.dev/web": "true"},
+		},
+	}
+	if err := env.Client.Create(ctx, ag); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pool created", func() error {
+		return env.Client.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "hello-node-a"}, &ferryv1.ProcessPool{})
+	})
+	eventually(t, "status written", func() error {
+		got := &ferryv1.AppGroup{}
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(ag), got); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(got.Status.Revision, "0-") || got.Status.ReadyNodes != "0/1" {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		return nil
+	})
+
+	eventually(t, "metrics", func() error {
+		code, body, err := get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{
+			"ferry_rollouts_started_total 1", "ferry_rollouts_completed_total", "ferry_rollouts_halted_total",
+			"ferry_appgroups_resisting 0", `controller_runtime_reconcile_total{controller="appgroup"`,
+		} {
+			if code != http.StatusOK || !strings.Contains(body, want) {
+				return fmt.Errorf("/metrics (%d) lacks %q", code, want)
+			}
+		}
+		return nil
+	})
+}
+
+// TestFlags checks the flag set: defaults, and that a bad value stops the
+// manager before it connects anywhere.
+func TestFlags(t *testing.T) {
+	out, _ := exec.Command("go", "run", ".", "--help").CombinedOutput()
+	for _, want := range []string{
+		`-metrics-bind-address string`, `(default ":8080")`,
+		`-health-probe-bind-address string`, `(default ":8081")`,
+		"-leader-elect", "-leader-election-namespace", "-kubeconfig",
+		"-agent-stale-after duration", "(default 40s)", "-zap-log-level",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("--help lacks %q:\n%s", want, out)
+		}
+	}
+	out, err := exec.Command("go", "run", ".", "--kubeconfig", env.Kubeconfig, "--agent-stale-after", "0s",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--agent-stale-after must be positive") {
+		t.Errorf("--agent-stale-after 0s: err %v, output:\n%s", err, out)
+	}
+}

@@ -1,0 +1,397 @@
+package controllers
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// CacheOptions are the cache settings the manager needs: Services and
+// EndpointSlices are cached only when the manager manages them, so a
+// cluster's many others cost it no memory.
+func CacheOptions() cache.Options {
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Service{}: {Label: labels.SelectorFromSet(labels.Set{ManagedByLabel: ManagedByValue})},
+		&discoveryv1.EndpointSlice{}: {
+			Label: labels.SelectorFromSet(labels.Set{discoveryv1.LabelManagedBy: EndpointSliceManager}),
+		},
+	}}
+}
+
+// DefaultAgentStaleAfter is how long an agent may stay silent before what
+// it last reported is no longer trusted. Agents heartbeat every 10s.
+const DefaultAgentStaleAfter = 40 * time.Second
+
+// conflictRetry is how soon a pass whose status write conflicted runs
+// again.
+const conflictRetry = 250 * time.Millisecond
+
+// EventRecorderName is the reporting controller of the manager's events.
+const EventRecorderName = "ferry-manager"
+
+// +kubebuilder:rbac:groups=ferry.dev,resources=appgroups,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=ferry.dev,resources=appgroups/status,verbs=patch;update
+// +kubebuilder:rbac:groups=ferry.dev,resources=appgroups/finalizers,verbs=update
+// +kubebuilder:rbac:groups=ferry.dev,resources=processpools,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// AppGroupReconciler turns each AppGroup into one ProcessPool per selected
+// node, rolls new revisions across the pools in waves, serves the nodes
+// behind a Service and an EndpointSlice, and rolls the pools' reports up
+// into the AppGroup's status.
+//
+// Its fields are set by the caller before SetupWithManager; Clock and
+// AgentStaleAfter have defaults.
+type AppGroupReconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads around the cache: it tells a pool name taken by
+	// another object from a pool the cache has not seen yet, and confirms
+	// that an AppGroup being deleted has no pool left.
+	APIReader client.Reader
+	// Scheme maps types to kinds, for owner references.
+	Scheme *runtime.Scheme
+	// Recorder records events on AppGroups.
+	Recorder events.EventRecorder
+	// Clock tells the time of a pass; tests move it. Default: the real
+	// clock.
+	Clock clock.PassiveClock
+	// AgentStaleAfter is how old a pool's heartbeat may be before the
+	// roll-up treats its report as Unknown. Default:
+	// DefaultAgentStaleAfter.
+	AgentStaleAfter time.Duration
+
+	resisting resistingSet
+}
+
+// SetupWithManager registers the reconciler with mgr. Besides AppGroups it
+// watches the pools, Services and EndpointSlices they own, and Nodes (their
+// metadata only: labels and existence are all it needs) since a node's
+// labels decide which AppGroups it runs.
+//
+// AppGroup updates are not filtered on metadata.generation: a revision bump
+// changes only an annotation. Only updates that change nothing but the
+// status (the manager's own writes) are dropped.
+//
+// The manager's cache must be built with CacheOptions, which limits the
+// Services and EndpointSlices it holds to the ones it manages.
+func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.AgentStaleAfter <= 0 {
+		r.AgentStaleAfter = DefaultAgentStaleAfter
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&ferryv1.AppGroup{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: appGroupChanged})).
+		Owns(&ferryv1.ProcessPool{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: r.poolChanged})).
+		Owns(&corev1.Service{}).
+		Owns(&discoveryv1.EndpointSlice{}).
+		WatchesMetadata(&corev1.Node{},
+			handler.EnqueueRequestsFromMapFunc(r.appGroupsForNode),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Named("appgroup").
+		Complete(r)
+}
+
+// appGroupChanged is false for an update that changed only the status.
+func appGroupChanged(e event.UpdateEvent) bool {
+	o, n := e.ObjectOld, e.ObjectNew
+	return o.GetGeneration() != n.GetGeneration() ||
+		!equality.Semantic.DeepEqual(o.GetAnnotations(), n.GetAnnotations()) ||
+		!equality.Semantic.DeepEqual(o.GetLabels(), n.GetLabels()) ||
+		!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
+		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp())
+}
+
+// poolChanged drops a pool update that only moved the heartbeat and the
+// per-process statistics, as long as the previous report was not stale: an
+// agent reports them every few seconds, and they change nothing the
+// manager decides or shows. The requeue scheduled by each pass notices
+// staleness, and a report after a stale one passes.
+func (r *AppGroupReconciler) poolChanged(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*ferryv1.ProcessPool)
+	n, ok2 := e.ObjectNew.(*ferryv1.ProcessPool)
+	if !ok1 || !ok2 || o.Status.HeartbeatTime == nil || n.Status.HeartbeatTime == nil ||
+		r.Clock.Since(o.Status.HeartbeatTime.Time) > r.AgentStaleAfter {
+		return true
+	}
+	strip := func(p *ferryv1.ProcessPool) *ferryv1.ProcessPool {
+		p = p.DeepCopy()
+		p.ResourceVersion, p.ManagedFields = "", nil
+		p.Status.HeartbeatTime, p.Status.Processes, p.Status.QueueLength = nil, nil, 0
+		return p
+	}
+	return !equality.Semantic.DeepEqual(strip(o), strip(n))
+}
+
+// appGroupsForNode maps a Node to every AppGroup: any may select it now or
+// have a pool on it, and the cache lists them cheaply.
+func (r *AppGroupReconciler) appGroupsForNode(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list ferryv1.AppGroupList
+	if err := r.Client.List(ctx, &list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Failed to list AppGroups for a node change")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// scope is what one pass over one AppGroup works on.
+type scope struct {
+	// ag is the AppGroup, updated in place by every write.
+	ag *ferryv1.AppGroup
+	// target is the target revision; while the annotation is invalid, the
+	// last valid one (maybe "").
+	target string
+	// revisionErr says what is wrong with the revision annotation.
+	revisionErr error
+	// now is the time of the pass.
+	now time.Time
+
+	// nodes are the selected nodes, sorted; selected is the same as a set.
+	nodes    []string
+	selected map[string]bool
+	// nodeExists holds every Node.
+	nodeExists map[string]bool
+	// owned are the pools the AppGroup controls, as listed.
+	owned []*ferryv1.ProcessPool
+
+	// pools are the active pools of the selected nodes, by node (filled by
+	// reconcilePools).
+	pools map[string]*ferryv1.ProcessPool
+	// draining are pools being deleted, whose agent drains them (filled by
+	// reconcilePools).
+	draining []*ferryv1.ProcessPool
+}
+
+// reports assesses the active pools at the pass's time.
+func (s *scope) reports(staleAfter time.Duration) map[string]poolReport {
+	out := make(map[string]poolReport, len(s.pools))
+	for node, p := range s.pools {
+		out[node] = assessPool(p, s.target, s.now, staleAfter)
+	}
+	return out
+}
+
+// Reconcile brings one AppGroup's pools, rollout and traffic in line with
+// its spec, then writes its status once.
+func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	ag := &ferryv1.AppGroup{}
+	if err := r.Client.Get(ctx, req.NamespacedName, ag); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.resisting.Set(req.NamespacedName, false)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !ag.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, ag)
+	}
+	if !controllerutil.ContainsFinalizer(ag, contract.DrainFinalizer) {
+		orig := ag.DeepCopy()
+		controllerutil.AddFinalizer(ag, contract.DrainFinalizer)
+		if err := r.Client.Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	s, err := r.newScope(ctx, ag)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	defer func() {
+		requeue, err := r.updateStatus(ctx, s, retErr == nil)
+		switch {
+		case apierrors.IsConflict(err) && retErr == nil:
+			// The status was computed from a cached AppGroup one write
+			// behind; the manager's own writes do not trigger a pass, so
+			// look again shortly.
+			ctrl.LoggerFrom(ctx).V(1).Info("Retried status write after a conflict")
+			result.RequeueAfter = conflictRetry
+		case err != nil:
+			retErr = errors.Join(retErr, err)
+		case retErr == nil:
+			result.RequeueAfter = requeue
+		}
+	}()
+
+	var errs []error
+	for _, phase := range []func(context.Context, *scope) error{
+		r.reconcilePools,
+		r.reconcileRollout,
+		r.reconcileTraffic,
+	} {
+		if err := phase(ctx, s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ctrl.Result{}, err
+	}
+	if s.revisionErr != nil {
+		// No retry fixes the annotation; its next change triggers a pass.
+		return ctrl.Result{}, reconcile.TerminalError(s.revisionErr)
+	}
+	return ctrl.Result{}, nil
+}
+
+// newScope reads what a pass needs: the target, the nodes and the pools.
+func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup) (*scope, error) {
+	s := &scope{
+		ag:         ag,
+		now:        r.Clock.Now(),
+		selected:   map[string]bool{},
+		nodeExists: map[string]bool{},
+		pools:      map[string]*ferryv1.ProcessPool{},
+	}
+	s.target, s.revisionErr = effectiveTarget(ag)
+
+	nodes := &metav1.PartialObjectMetadataList{}
+	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
+	if err := r.Client.List(ctx, nodes); err != nil {
+		return nil, err
+	}
+	sel := labels.SelectorFromSet(ag.Spec.NodeSelector)
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		s.nodeExists[n.Name] = true
+		if sel.Matches(labels.Set(n.Labels)) {
+			s.nodes = append(s.nodes, n.Name)
+			s.selected[n.Name] = true
+		}
+	}
+	slices.Sort(s.nodes)
+
+	var err error
+	s.owned, err = r.ownedPools(ctx, r.Client, ag)
+	return s, err
+}
+
+// ownedPools lists the pools ag controls, through reader.
+func (r *AppGroupReconciler) ownedPools(ctx context.Context, reader client.Reader, ag *ferryv1.AppGroup) ([]*ferryv1.ProcessPool, error) {
+	var list ferryv1.ProcessPoolList
+	if err := reader.List(ctx, &list, client.InNamespace(ag.Namespace),
+		client.MatchingLabels{ferryv1.AppGroupLabel: contract.LabelValue(ag.Name)}); err != nil {
+		return nil, err
+	}
+	var owned []*ferryv1.ProcessPool
+	for i := range list.Items {
+		if metav1.IsControlledBy(&list.Items[i], ag) {
+			owned = append(owned, &list.Items[i])
+		}
+	}
+	slices.SortFunc(owned, func(a, b *ferryv1.ProcessPool) int {
+		if c := cmp.Compare(a.Spec.NodeName, b.Spec.NodeName); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	return owned, nil
+}
+
+// reconcileDelete deletes every pool of an AppGroup being deleted and lets
+// the AppGroup go once their agents drained them (or their nodes are gone).
+func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.AppGroup) error {
+	if !controllerutil.ContainsFinalizer(ag, contract.DrainFinalizer) {
+		return nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	s, err := r.newScope(ctx, ag)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range s.owned {
+		if err := r.deletePool(ctx, s, p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil || len(s.owned) > 0 {
+		return err
+	}
+	// The cache says every pool is gone; make sure before letting go.
+	live, err := r.ownedPools(ctx, r.APIReader, ag)
+	if err != nil || len(live) > 0 {
+		return err
+	}
+	orig := ag.DeepCopy()
+	controllerutil.RemoveFinalizer(ag, contract.DrainFinalizer)
+	if err := r.Client.Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return err
+	}
+	r.resisting.Set(client.ObjectKeyFromObject(ag), false)
+	log.Info("Released AppGroup after every pool drained")
+	return nil
+}
+
+// updateStatus computes the AppGroup's status from the pass, writes it
+// when it changed, records the events its change deserves, and says when
+// to look again for an agent going silent.
+//
+// The write is a merge patch guarded by the resourceVersion read: events
+// are recorded by comparing the status read with the one written, so a
+// write from a stale read must fail rather than record a transition twice.
+func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean bool) (time.Duration, error) {
+	ag := s.ag
+	reports := s.reports(r.AgentStaleAfter)
+	cur := computeStatus(rollupInput{
+		AppGroup:    ag,
+		Target:      s.target,
+		RevisionErr: s.revisionErr,
+		Nodes:       s.nodes,
+		Reports:     reports,
+		Now:         s.now,
+		StaleAfter:  r.AgentStaleAfter,
+		Clean:       clean && s.revisionErr == nil,
+	})
+	requeue := nextStaleness(reports, r.AgentStaleAfter)
+	r.resisting.Set(client.ObjectKeyFromObject(ag), meta.IsStatusConditionTrue(cur.Conditions, ferryv1.ConditionResistingDeploymentError))
+	if equality.Semantic.DeepEqual(ag.Status, cur) {
+		return requeue, nil
+	}
+	orig := ag.DeepCopy()
+	old := orig.Status
+	ag.Status = cur
+	if err := r.Client.Status().Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return 0, err
+	}
+	log := ctrl.LoggerFrom(ctx)
+	for _, ev := range statusEvents(ag, &old, &cur) {
+		r.Recorder.Eventf(ag, nil, ev.Type, ev.Reason, ev.Action, "%s", ev.Note)
+		countEvent(ev.Reason)
+		log.Info("Recorded event", "reason", ev.Reason, "type", ev.Type, "note", ev.Note)
+	}
+	return requeue, nil
+}

@@ -1,0 +1,372 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// Labels on the Services and EndpointSlices the manager owns.
+const (
+	// ManagedByLabel and ManagedByValue mark the Services the manager owns;
+	// the manager's cache holds only those (CacheOptions).
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "ferry-manager"
+	// EndpointSliceManager is the endpointslice.kubernetes.io/managed-by
+	// value of the manager's EndpointSlices, so that Kubernetes' own
+	// EndpointSlice controllers leave them alone.
+	EndpointSliceManager = "manager.ferry.dev"
+	// maxEndpoints is the most endpoints one EndpointSlice holds.
+	maxEndpoints = 1000
+)
+
+// cacheSyncTimeout bounds how long a pass waits for its own writes to reach
+// the cache, so that the next pass plans from them.
+const cacheSyncTimeout = 10 * time.Second
+
+// reconcilePools gives every selected node one pool and takes pools away
+// from nodes no longer selected. A pool being deleted is drained by its
+// node's agent, which then removes the drain finalizer; when the Node is
+// gone there is no agent, and the manager removes the finalizer itself.
+func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error {
+	var errs []error
+	drainingOn := map[string]bool{}
+	for _, p := range s.owned {
+		node := p.Spec.NodeName
+		switch {
+		case !p.DeletionTimestamp.IsZero() || !s.selected[node]:
+			if err := r.deletePool(ctx, s, p); err != nil {
+				errs = append(errs, err)
+			}
+			drainingOn[node] = true
+			s.draining = append(s.draining, p)
+		case s.pools[node] != nil:
+			// Two pools for one node (a lost race); keep the first.
+			if err := r.deletePool(ctx, s, p); err != nil {
+				errs = append(errs, err)
+			}
+			s.draining = append(s.draining, p)
+		default:
+			s.pools[node] = p
+		}
+	}
+	if s.revisionErr != nil || s.target == "" {
+		return errors.Join(errs...)
+	}
+	revision, app := newPoolRevision(s.ag, s.target, s.nodes, s.reports(r.AgentStaleAfter))
+	for _, node := range s.nodes {
+		// A node whose previous pool still drains gets its new one after:
+		// both would want the same port.
+		if s.pools[node] != nil || drainingOn[node] {
+			continue
+		}
+		p, err := r.createPool(ctx, s, node, revision, app)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.pools[node] = p
+	}
+	return errors.Join(errs...)
+}
+
+// deletePool deletes a pool (if not already deleting) and, when its Node is
+// gone, removes its drain finalizer.
+func (r *AppGroupReconciler) deletePool(ctx context.Context, s *scope, p *ferryv1.ProcessPool) error {
+	log := ctrl.LoggerFrom(ctx).WithValues("pool", klog.KObj(p), "node", p.Spec.NodeName)
+	if !s.nodeExists[p.Spec.NodeName] && controllerutil.ContainsFinalizer(p, contract.DrainFinalizer) {
+		orig := p.DeepCopy()
+		controllerutil.RemoveFinalizer(p, contract.DrainFinalizer)
+		if err := r.Client.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		log.Info("Removed drain finalizer of a pool whose node is gone")
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, p, client.Preconditions{UID: &p.UID}); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	log.Info("Deleted pool")
+	return nil
+}
+
+// newPoolRevision is the revision, and the app, a new node's pool starts
+// on: the target, unless the rollout of the target is halted (a pool
+// resists it), in which case the revision of the first node that serves an
+// earlier one ready, if any. A node that joins during a halted rollout then
+// serves what works, and takes the next target in its turn.
+func newPoolRevision(ag *ferryv1.AppGroup, target string, nodes []string, reports map[string]poolReport) (string, ferryv1.AppSpec) {
+	halted := false
+	for _, r := range reports {
+		halted = halted || r.ResistsTarget
+	}
+	if halted {
+		for _, node := range nodes {
+			if r, ok := reports[node]; ok && !r.OnTarget && r.Ready && !r.Resisting {
+				return r.Pool.Spec.Revision, *r.Pool.Spec.Template.App.DeepCopy()
+			}
+		}
+	}
+	return target, *ag.Spec.App.DeepCopy()
+}
+
+// createPool creates the pool of node on revision, running app. Its name
+// is contract.PoolName, or contract.HashedPoolName when another object has
+// that name already.
+func (r *AppGroupReconciler) createPool(ctx context.Context, s *scope, node, revision string, app ferryv1.AppSpec) (*ferryv1.ProcessPool, error) {
+	ag := s.ag
+	names := []string{contract.PoolName(ag.Name, node), contract.HashedPoolName(ag.Name, node)}
+	for _, name := range names {
+		p := &ferryv1.ProcessPool{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:       name,
+				Namespace:  ag.Namespace,
+				Labels:     contract.PoolLabels(ag.Name, node),
+				Finalizers: []string{contract.DrainFinalizer},
+			},
+			Spec: ferryv1.ProcessPoolSpec{
+				NodeName: node,
+				AppGroup: ag.Name,
+				Revision: revision,
+				Template: *ag.Spec.AppTemplate.DeepCopy(),
+			},
+		}
+		p.Spec.Template.App = app
+		if err := controllerutil.SetControllerReference(ag, p, r.Scheme); err != nil {
+			return nil, err
+		}
+		err := r.Client.Create(ctx, p)
+		if err == nil {
+			ctrl.LoggerFrom(ctx).Info("Created pool", "pool", klog.KObj(p), "node", node, "revision", revision)
+			return p, r.waitForCache(ctx, p, func(client.Object) bool { return true })
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+		existing := &ferryv1.ProcessPool{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(p), existing); err != nil {
+			return nil, err
+		}
+		if metav1.IsControlledBy(existing, ag) && existing.Spec.NodeName == node {
+			// Ours: the cache has not seen it yet.
+			return existing, r.waitForCache(ctx, existing, func(client.Object) bool { return true })
+		}
+	}
+	return nil, fmt.Errorf("creating the pool of node %s: names %q and %q are taken by other ProcessPools", node, names[0], names[1])
+}
+
+// reconcileRollout keeps every pool's spec in line with the AppGroup: the
+// listen, pool and restart settings at once, the app and the revision when
+// the pool's wave comes (planWave).
+func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) error {
+	log := ctrl.LoggerFrom(ctx)
+	give := map[string]bool{}
+	canRoll := s.revisionErr == nil && s.target != ""
+	if canRoll {
+		reports := s.reports(r.AgentStaleAfter)
+		ordered := make([]poolReport, 0, len(reports))
+		for _, node := range s.nodes {
+			if rep, ok := reports[node]; ok {
+				ordered = append(ordered, rep)
+			}
+		}
+		plan := planWave(ordered, s.ag.Spec.Restart.MaxConcurrentNodes)
+		for _, node := range plan.Give {
+			give[node] = true
+		}
+		if len(plan.Give) > 0 {
+			log.Info("Started wave", "revision", s.target, "nodes", plan.Give,
+				"rolling", len(plan.Rolling), "waiting", len(plan.Waiting))
+		}
+	}
+
+	var errs []error
+	for _, node := range s.nodes {
+		p := s.pools[node]
+		if p == nil {
+			continue
+		}
+		desired := p.DeepCopy()
+		t := &desired.Spec.Template
+		t.Listen = s.ag.Spec.Listen
+		t.Pool = *s.ag.Spec.Pool.DeepCopy()
+		t.Restart = *s.ag.Spec.Restart.DeepCopy()
+		if canRoll && (give[node] || p.Spec.Revision == s.target) {
+			desired.Spec.Revision = s.target
+			t.App = *s.ag.Spec.App.DeepCopy()
+		}
+		if desired.Labels == nil {
+			desired.Labels = map[string]string{}
+		}
+		for k, v := range contract.PoolLabels(s.ag.Name, node) {
+			desired.Labels[k] = v
+		}
+		controllerutil.AddFinalizer(desired, contract.DrainFinalizer)
+		if equality.Semantic.DeepEqual(p, desired) {
+			continue
+		}
+		revisionMoved := desired.Spec.Revision != p.Spec.Revision
+		// No resourceVersion guard: the manager is the spec's only writer,
+		// and the agent's status reports move the resourceVersion all the
+		// time.
+		if err := r.Client.Patch(ctx, desired, client.MergeFrom(p)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		*p = *desired
+		if revisionMoved {
+			log.Info("Gave revision to node", "pool", klog.KObj(p), "node", node, "revision", s.target)
+			// The next pass counts this pool as rolling only if the cache
+			// shows its new spec; wait for it rather than over-roll.
+			generation := p.Generation
+			if err := r.waitForCache(ctx, p, func(o client.Object) bool { return o.GetGeneration() >= generation }); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reconcileTraffic keeps the AppGroup's Service and EndpointSlice: one
+// endpoint per node whose agent reported an address, ready where its pool
+// is ready and its report recent.
+func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) error {
+	ag := s.ag
+	name := contract.ServiceName(ag.Name)
+	port := ag.Spec.Listen.Port
+
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ag.Namespace}}
+	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, svc, func() error {
+		if svc.Labels == nil {
+			svc.Labels = map[string]string{}
+		}
+		svc.Labels[ManagedByLabel] = ManagedByValue
+		svc.Labels[ferryv1.AppGroupLabel] = contract.LabelValue(ag.Name)
+		svc.Spec.Selector = nil
+		svc.Spec.Ports = []corev1.ServicePort{{
+			Name: "http", Protocol: corev1.ProtocolTCP, Port: port, TargetPort: intstr.FromInt32(port),
+		}}
+		return controllerutil.SetControllerReference(ag, svc, r.Scheme)
+	}); err != nil {
+		return fmt.Errorf("service %s: %w", name, err)
+	}
+
+	reports := s.reports(r.AgentStaleAfter)
+	active := make([]poolReport, 0, len(reports))
+	for _, node := range s.nodes {
+		if rep, ok := reports[node]; ok {
+			active = append(active, rep)
+		}
+	}
+	draining := make([]poolReport, 0, len(s.draining))
+	for _, p := range s.draining {
+		draining = append(draining, assessPool(p, s.target, s.now, r.AgentStaleAfter))
+	}
+	endpoints := desiredEndpoints(active, draining)
+	if len(endpoints) > maxEndpoints {
+		ctrl.LoggerFrom(ctx).Info("Truncated EndpointSlice", "endpoints", len(endpoints), "max", maxEndpoints)
+		endpoints = endpoints[:maxEndpoints]
+	}
+	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ag.Namespace}}
+	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, slice, func() error {
+		if slice.Labels == nil {
+			slice.Labels = map[string]string{}
+		}
+		slice.Labels[discoveryv1.LabelServiceName] = name
+		slice.Labels[discoveryv1.LabelManagedBy] = EndpointSliceManager
+		slice.Labels[ferryv1.AppGroupLabel] = contract.LabelValue(ag.Name)
+		if slice.AddressType == "" {
+			slice.AddressType = discoveryv1.AddressTypeIPv4
+		}
+		slice.Ports = []discoveryv1.EndpointPort{{
+			Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(port),
+		}}
+		slice.Endpoints = endpoints
+		return controllerutil.SetControllerReference(ag, slice, r.Scheme)
+	}); err != nil {
+		return fmt.Errorf("endpointslice %s: %w", name, err)
+	}
+	return nil
+}
+
+// desiredEndpoints lists one endpoint per pool whose agent reported an
+// IPv4 address the API accepts in an EndpointSlice (endpointIP): first the active pools (in node order), ready and serving
+// where the pool is ready on a recent report; then the draining ones,
+// terminating and never ready (serving while their processes still are).
+func desiredEndpoints(active, draining []poolReport) []discoveryv1.Endpoint {
+	var out []discoveryv1.Endpoint
+	add := func(r poolReport, terminating bool) {
+		host := r.Pool.Status.Address
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		ip := net.ParseIP(host)
+		if ip == nil || ip.To4() == nil || !endpointIP(ip) {
+			return
+		}
+		out = append(out, discoveryv1.Endpoint{
+			Addresses: []string{ip.To4().String()},
+			Conditions: discoveryv1.EndpointConditions{
+				Ready:       ptr.To(r.Ready && !terminating),
+				Serving:     ptr.To(r.Ready),
+				Terminating: ptr.To(terminating),
+			},
+			NodeName: ptr.To(r.Node),
+		})
+	}
+	for _, r := range active {
+		add(r, false)
+	}
+	for _, r := range draining {
+		add(r, true)
+	}
+	return out
+}
+
+// endpointIP is false for the addresses the API server rejects in an
+// EndpointSlice: unspecified, loopback and link-local. Agents bound to
+// 127.0.0.x (the local stack) are reachable on their pools' addresses but
+// cannot be listed; skipping them keeps the other nodes' endpoints.
+func endpointIP(ip net.IP) bool {
+	return !ip.IsUnspecified() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !ip.IsLinkLocalMulticast()
+}
+
+// waitForCache waits until the cache holds obj in a state done accepts, so
+// that the next pass plans from this one's writes.
+func (r *AppGroupReconciler) waitForCache(ctx context.Context, obj client.Object, done func(client.Object) bool) error {
+	key := client.ObjectKeyFromObject(obj)
+	cached, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return fmt.Errorf("waiting for the cache: %T is not a client.Object", obj)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, cacheSyncTimeout, true, func(ctx context.Context) (bool, error) {
+		if err := r.Client.Get(ctx, key, cached); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		return done(cached), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the cache to show %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+func TestDesiredEndpoints(t *testing.T) {
+	active := assessAll(targetRev,
+		testPool("node-a", targetRev, rolledOut(2), address("192.0.2.2:8080")),
+		testPool("node-b", targetRev, rolledOut(2), address("192.0.2.3:8080"), notReady),
+		testPool("node-c", targetRev, rolledOut(2), address("192.0.2.4:8080"), heartbeatAt(t0.Add(-time.Hour))),
+		testPool("node-d", targetRev, rolledOut(2), address("")),                 // no address yet
+		testPool("node-e", targetRev, rolledOut(2), address("[::1]:8080")),       // not IPv4
+		testPool("node-f", targetRev, rolledOut(2), address("10.0.0.7")),         // no port
+		testPool("node-g", targetRev, rolledOut(2), address("node-g:8080")),      // a name
+		testPool("node-h", targetRev, rolledOut(2), address("127.0.0.2:8080")),   // loopback: rejected by the API
+		testPool("node-i", targetRev, rolledOut(2), address("169.254.1.1:8080")), // link-local: rejected too
+	)
+	draining := assessAll(targetRev, testPool("node-z", targetRev, rolledOut(2), address("192.0.2.9:8080"), deleting))
+	got := desiredEndpoints(active, draining)
+
+	type ep struct {
+		addr, node                  string
+		ready, serving, terminating bool
+	}
+	want := []ep{
+		{"192.0.2.2", "node-a", true, true, false},
+		{"192.0.2.3", "node-b", false, false, false},
+		{"192.0.2.4", "node-c", false, false, false},
+		{"10.0.0.7", "node-f", true, true, false},
+		{"192.0.2.9", "node-z", false, true, true},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("endpoints %+v, want %d", got, len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		c := g.Conditions
+		if len(g.Addresses) != 1 || g.Addresses[0] != w.addr || *g.NodeName != w.node ||
+			*c.Ready != w.ready || *c.Serving != w.serving || *c.Terminating != w.terminating {
+			t.Errorf("endpoint %d = %v %s ready=%v serving=%v terminating=%v, want %+v",
+				i, g.Addresses, *g.NodeName, *c.Ready, *c.Serving, *c.Terminating, w)
+		}
+	}
+}
+
+func TestPoolChangedPredicate(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(t0)
+	r := &AppGroupReconciler{Clock: clk, AgentStaleAfter: staleAfter}
+	base := testPool("node-a", targetRev, rolledOut(2))
+	with := func(f func(p *ferryv1.ProcessPool)) *ferryv1.ProcessPool {
+		p := base.DeepCopy()
+		f(p)
+		return p
+	}
+	heartbeat := with(func(p *ferryv1.ProcessPool) {
+		p.ResourceVersion = "2"
+		p.Status.HeartbeatTime = &metav1.Time{Time: t0.Add(10 * time.Second)}
+		p.Status.Processes = []ferryv1.ProcessInfo{{PID: 1, Revision: targetRev, State: ferryv1.ProcessReady, Processed: 10}}
+		p.Status.QueueLength = 3
+	})
+	tests := []struct {
+		name string
+		old  *ferryv1.ProcessPool
+		new  *ferryv1.ProcessPool
+		now  time.Time
+		want bool
+	}{
+		{"heartbeat and stats only", base, heartbeat, t0, false},
+		{"heartbeat after a stale one", base, heartbeat, t0.Add(time.Minute), true},
+		{"first report", testPool("node-a", targetRev), base, t0, true},
+		{"counts moved", base, with(func(p *ferryv1.ProcessPool) { p.Status.ProcessCounts.Ready = 1 }), t0, true},
+		{"condition moved", base, with(notReady), t0, true},
+		{"restart progress", base, with(restarting(1, 2)), t0, true},
+		{"deleted", base, with(deleting), t0, true},
+		{"spec changed", base, with(func(p *ferryv1.ProcessPool) { p.Spec.Revision = "3-abc" }), t0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk.SetTime(tt.now)
+			if got := r.poolChanged(event.UpdateEvent{ObjectOld: tt.old, ObjectNew: tt.new}); got != tt.want {
+				t.Errorf("poolChanged = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewPoolRevision(t *testing.T) {
+	ag := &ferryv1.AppGroup{}
+	ag.Spec.App.Root = "/srv/new"
+	withApp := func(root string) poolOpt {
+		return func(p *ferryv1.ProcessPool) { p.Spec.Template.App.Root = root }
+	}
+	nodes := []string{"a", "b", "c"}
+	tests := []struct {
+		name          string
+		pools         []*ferryv1.ProcessPool
+		wantRev, root string
+	}{
+		{"no pools yet", nil, targetRev, "/srv/new"},
+		{"rolling", []*ferryv1.ProcessPool{testPool("a", targetRev, restarting(1, 2), withApp("/srv/new")), testPool("b", oldRev, rolledOut(2), withApp("/srv/old"))}, targetRev, "/srv/new"},
+		{
+			"halted: the first ready node on an earlier revision",
+			[]*ferryv1.ProcessPool{
+				testPool("a", targetRev, resists(targetRev, "x", ""), withApp("/srv/new")),
+				testPool("b", oldRev, rolledOut(2), notReady, withApp("/srv/older")),
+				testPool("c", oldRev, rolledOut(2), withApp("/srv/old")),
+			},
+			oldRev, "/srv/old",
+		},
+		{"halted with nothing better", []*ferryv1.ProcessPool{testPool("a", targetRev, resists(targetRev, "x", ""))}, targetRev, "/srv/new"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rev, app := newPoolRevision(ag, targetRev, nodes, byNode(assessAll(targetRev, tt.pools...)))
+			if rev != tt.wantRev || app.Root != tt.root {
+				t.Errorf("newPoolRevision = %s %s, want %s %s", rev, app.Root, tt.wantRev, tt.root)
+			}
+		})
+	}
+}

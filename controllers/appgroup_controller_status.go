@@ -1,0 +1,404 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// Bounds on what a condition message carries.
+const (
+	// maxListedNodes is how many node names a message lists before "and N
+	// more".
+	maxListedNodes = 5
+	// maxOutputExcerpt is how many bytes of a failed spawn's output the
+	// ResistingDeploymentError message carries: the end, where a traceback
+	// names the error.
+	maxOutputExcerpt = 512
+	// maxMessage bounds every condition message, in bytes.
+	maxMessage = 1000
+)
+
+// rollupInput is everything an AppGroup's status is computed from. The
+// roll-up functions below are pure: no client, no clock, so they are
+// table-tested without a cluster.
+type rollupInput struct {
+	// AppGroup supplies the spec, the generation and the current status,
+	// whose conditions keep their lastTransitionTime when unchanged.
+	AppGroup *ferryv1.AppGroup
+	// Target is the target revision; while the annotation is invalid, the
+	// last valid one (the current status.revision).
+	Target string
+	// RevisionErr says what is wrong with the revision annotation.
+	RevisionErr error
+	// Nodes are the selected nodes, sorted.
+	Nodes []string
+	// Reports are the selected nodes' pools, by node, assessed at Now
+	// against Target. A selected node may have none yet.
+	Reports map[string]poolReport
+	// Now is the time of the pass.
+	Now time.Time
+	// StaleAfter is the staleness bound, for messages.
+	StaleAfter time.Duration
+	// Clean is true when every phase of the pass succeeded; only then is
+	// observedGeneration stamped.
+	Clean bool
+}
+
+// computeStatus is the AppGroup's new status. It starts from a copy of the
+// current one so that meta.SetStatusCondition keeps lastTransitionTime
+// where a condition's status did not change.
+func computeStatus(in rollupInput) ferryv1.AppGroupStatus {
+	st := *in.AppGroup.Status.DeepCopy()
+	st.Revision = in.Target
+	st.Processes = processCounts(in)
+	st.Nodes = nodeCounts(in)
+	st.ReadyProcesses = fmt.Sprintf("%d/%d", st.Processes.Ready, st.Processes.Total)
+	st.ReadyNodes = fmt.Sprintf("%d/%d", st.Nodes.Ready, st.Nodes.Total)
+	for _, c := range []metav1.Condition{readyCondition(in), rollingRestartCondition(in), resistingCondition(in)} {
+		c.ObservedGeneration = in.AppGroup.Generation
+		c.LastTransitionTime = lastTransition(in.Now)
+		meta.SetStatusCondition(&st.Conditions, c)
+	}
+	if in.Clean {
+		st.ObservedGeneration = in.AppGroup.Generation
+	}
+	return st
+}
+
+// processCounts sums the pools' process counts. A stale pool's processes
+// count in total but not as ready; only processes of pools that took up the
+// target count as updated (a pool's own "updated" is relative to its
+// spec.revision, which may be an earlier one).
+func processCounts(in rollupInput) ferryv1.ProcessCounts {
+	var pc ferryv1.ProcessCounts
+	for _, node := range in.Nodes {
+		r, ok := in.Reports[node]
+		if !ok || !r.Reported {
+			continue
+		}
+		c := r.Pool.Status.ProcessCounts
+		pc.Total += c.Total
+		if !r.Stale {
+			pc.Ready += c.Ready
+		}
+		if r.OnTarget && r.Pool.Status.ObservedRevision == in.Target {
+			pc.Updated += c.Updated
+		}
+	}
+	return pc
+}
+
+// nodeCounts counts the selected nodes, those whose pool is ready, and
+// those whose every process runs the target.
+func nodeCounts(in rollupInput) ferryv1.NodeCounts {
+	nc := ferryv1.NodeCounts{Total: int32(len(in.Nodes))}
+	for _, node := range in.Nodes {
+		r, ok := in.Reports[node]
+		if !ok {
+			continue
+		}
+		if r.Ready {
+			nc.Ready++
+		}
+		if r.OnTarget && r.Updated {
+			nc.Updated++
+		}
+	}
+	return nc
+}
+
+// readyCondition is Ready, with three-valued logic: False when a selected
+// node is known not to be ready (or has not reported yet), else Unknown when
+// an agent went silent, else True.
+func readyCondition(in rollupInput) metav1.Condition {
+	c := metav1.Condition{Type: ferryv1.ConditionReady}
+	if in.RevisionErr != nil {
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
+			in.RevisionErr.Error()+"; nothing is rolled out until it is fixed")
+	}
+	if len(in.Nodes) == 0 {
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoNodes, "No node matches spec.nodeSelector")
+	}
+	var pending, notReady, stale []string
+	var notReadyDetail string
+	for _, node := range in.Nodes {
+		r, ok := in.Reports[node]
+		switch {
+		case !ok || !r.Reported:
+			pending = append(pending, node)
+		case r.Stale:
+			stale = append(stale, node)
+		case !r.Ready:
+			if notReadyDetail == "" {
+				pc := r.Pool.Status.ProcessCounts
+				notReadyDetail = fmt.Sprintf(" (%s: %d/%d processes ready, minProcesses %d)",
+					node, pc.Ready, pc.Total, r.Pool.Spec.Template.Pool.MinProcesses)
+			}
+			notReady = append(notReady, node)
+		}
+	}
+	switch {
+	case len(pending) > 0:
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
+			"Waiting for the first report from the agent on "+nodeList(pending))
+	case len(notReady) > 0:
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+			fmt.Sprintf("%d/%d nodes ready; not ready: %s%s",
+				len(in.Nodes)-len(notReady)-len(stale), len(in.Nodes), nodeList(notReady), notReadyDetail))
+	case len(stale) > 0:
+		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
+	}
+	pc := processCounts(in)
+	return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonProcessesReady,
+		fmt.Sprintf("%d/%d nodes ready, %d/%d processes ready", len(in.Nodes), len(in.Nodes), pc.Ready, pc.Total))
+}
+
+// rollingRestartCondition is RollingRestart: True while a node restarts
+// onto the target or waits for its wave, False when the rollout completed or
+// halted, Unknown when only a silent agent stands between the rollout and
+// its end.
+//
+// A node on the target whose processes all run it counts as done here even
+// when some are not ready (a pool spawning to absorb a spike is not
+// restarting); the next wave still waits for it to be ready (planWave).
+func rollingRestartCondition(in rollupInput) metav1.Condition {
+	c := metav1.Condition{Type: ferryv1.ConditionRollingRestart}
+	switch {
+	case len(in.Nodes) == 0:
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "No node is selected")
+	case in.Target == "":
+		// The annotation has never been valid: there is nothing to roll.
+		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, "No valid revision to roll out yet")
+	}
+	var restarting, notRolledOut, waiting, resisting, stale []string
+	updated := 0
+	for _, node := range in.Nodes {
+		r, ok := in.Reports[node]
+		switch {
+		case ok && r.ResistsTarget:
+			resisting = append(resisting, node)
+		case ok && !r.OnTarget:
+			waiting = append(waiting, node)
+		case ok && r.Stale:
+			stale = append(stale, node)
+		case !ok || !r.Updated:
+			restarting = append(restarting, node)
+		case !r.RolledOut:
+			notRolledOut = append(notRolledOut, node)
+		}
+		if ok && r.OnTarget && r.Updated {
+			updated++
+		}
+	}
+	total := len(in.Nodes)
+	switch {
+	case len(resisting) > 0:
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s resisting a deployment error; "+
+				"change the %s annotation to start a new rollout",
+				in.Target, updated, total, nodeList(resisting), ferryv1.RevisionAnnotation))
+	case len(restarting) > 0:
+		reason := ferryv1.ReasonRollingOut
+		if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
+			reason = ferryv1.ReasonRestartingBlocking
+		}
+		msg := restartProgressMessage(in, restarting, updated)
+		if len(waiting) > 0 {
+			msg += fmt.Sprintf("; %d waiting for their wave", len(waiting))
+		}
+		return withStatus(c, metav1.ConditionTrue, reason, msg)
+	case len(waiting) > 0:
+		msg := fmt.Sprintf("%d/%d nodes updated; next: %s", updated, total, waiting[0])
+		if blockers := slices.Concat(notRolledOut, stale); len(blockers) > 0 {
+			msg += ", after " + nodeList(blockers) + " rolled out"
+		}
+		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, msg)
+	case len(stale) > 0:
+		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
+	}
+	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+		fmt.Sprintf("Revision %s runs on %d/%d nodes", in.Target, updated, total))
+}
+
+// restartProgressMessage says where the rollout is: "node 2/3 (node-b),
+// process 3/4", or for several nodes at once "nodes 2-3/4 (node-b: process
+// 3/4, node-c: process 1/4)". Node and process numbers count the one in
+// progress, as Passenger's "Rolling restarting..." does.
+func restartProgressMessage(in rollupInput, restarting []string, updated int) string {
+	first, total := updated+1, len(in.Nodes)
+	if len(restarting) == 1 {
+		node := restarting[0]
+		return fmt.Sprintf("node %d/%d (%s), %s", first, total, node, nodeProgress(in, node))
+	}
+	parts := make([]string, 0, maxListedNodes+1)
+	for i, node := range restarting {
+		if i == maxListedNodes {
+			parts = append(parts, fmt.Sprintf("and %d more", len(restarting)-i))
+			break
+		}
+		parts = append(parts, node+": "+nodeProgress(in, node))
+	}
+	return fmt.Sprintf("nodes %d-%d/%d (%s)", first, first+len(restarting)-1, total, strings.Join(parts, ", "))
+}
+
+// nodeProgress says how far one node's restart onto the target has come.
+func nodeProgress(in rollupInput, node string) string {
+	r, ok := in.Reports[node]
+	switch {
+	case !ok:
+		return "creating its pool"
+	case !r.Reported || r.Pool.Status.ObservedRevision != r.Pool.Spec.Revision:
+		return "waiting for its agent"
+	}
+	st := &r.Pool.Status
+	if p := st.RestartProgress; p != nil && p.Revision == in.Target && p.Total > 0 {
+		return fmt.Sprintf("process %d/%d", min(p.Done+1, p.Total), p.Total)
+	}
+	return fmt.Sprintf("%d/%d processes updated", st.ProcessCounts.Updated, st.ProcessCounts.Total)
+}
+
+// resistingCondition is ResistingDeploymentError: True when a pool that
+// reports in time resists, with its node, the error and the end of the
+// failed spawn's output; Unknown when a silent agent might; else False.
+func resistingCondition(in rollupInput) metav1.Condition {
+	c := metav1.Condition{Type: ferryv1.ConditionResistingDeploymentError}
+	var resisting, stale []string
+	for _, node := range in.Nodes {
+		r, ok := in.Reports[node]
+		switch {
+		case !ok || !r.Reported:
+		case r.Stale:
+			stale = append(stale, node)
+		case r.Resisting:
+			resisting = append(resisting, node)
+		}
+	}
+	switch {
+	case len(resisting) > 0:
+		msg := resistingMessage(in.Reports[resisting[0]])
+		if len(resisting) > 1 {
+			msg = fmt.Sprintf("%d nodes resist (%s); %s", len(resisting), nodeList(resisting), msg)
+		}
+		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, msg)
+	case len(stale) > 0:
+		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
+	}
+	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, "No pool resists a deployment error")
+}
+
+// resistingMessage describes one resisting pool: "node node-b: revision
+// 8-0a1b2c3d4e failed to spawn (exited with status 1); the old processes
+// keep serving. Output: ...".
+func resistingMessage(r poolReport) string {
+	st := &r.Pool.Status
+	e := st.DeploymentError
+	if e == nil {
+		// The agent set the condition without the details: use its message.
+		cond := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionResistingDeploymentError)
+		return truncate(fmt.Sprintf("node %s: %s", r.Node, cond.Message), maxMessage)
+	}
+	head := fmt.Sprintf("node %s: revision %s failed to spawn (%s); the old processes keep serving",
+		r.Node, e.Revision, truncate(e.Reason, 256))
+	if out := outputExcerpt(e.Output, maxOutputExcerpt); out != "" {
+		head += ". Output: " + out
+	}
+	return truncate(head, maxMessage)
+}
+
+// outputExcerpt is the end of a spawn's output, at most n bytes, starting at
+// a line when one starts close enough, with "..." when cut.
+func outputExcerpt(out string, n int) string {
+	out = strings.TrimSpace(out)
+	if len(out) <= n {
+		return out
+	}
+	cut := len(out) - n
+	for cut < len(out) && !utf8.RuneStart(out[cut]) {
+		cut++
+	}
+	tail := out[cut:]
+	if i := strings.IndexByte(tail, '\n'); i >= 0 && i < n/2 {
+		tail = tail[i+1:]
+	}
+	return "..." + tail
+}
+
+// staleMessage names the silent agents and when the first last reported.
+// It names a time, not a duration, so that it stays the same, and the
+// status unwritten, while the agent stays silent.
+func staleMessage(in rollupInput, stale []string) string {
+	first := in.Reports[stale[0]]
+	verb := "has"
+	if len(stale) > 1 {
+		verb = "have"
+	}
+	return fmt.Sprintf("The agent on %s %s not reported since %s (more than %s ago); what it last reported is not trusted",
+		nodeList(stale), verb, first.Pool.Status.HeartbeatTime.UTC().Format(time.RFC3339), in.StaleAfter)
+}
+
+// withStatus fills a condition's status, reason and message, the message
+// bounded to maxMessage bytes.
+func withStatus(c metav1.Condition, status metav1.ConditionStatus, reason, msg string) metav1.Condition {
+	c.Status, c.Reason, c.Message = status, reason, truncate(msg, maxMessage)
+	return c
+}
+
+// nodeList is "a, b and c", listing at most maxListedNodes names.
+func nodeList(nodes []string) string {
+	switch {
+	case len(nodes) == 0:
+		return ""
+	case len(nodes) > maxListedNodes:
+		return strings.Join(nodes[:maxListedNodes], ", ") + fmt.Sprintf(" and %d more", len(nodes)-maxListedNodes)
+	case len(nodes) == 1:
+		return nodes[0]
+	}
+	return strings.Join(nodes[:len(nodes)-1], ", ") + " and " + nodes[len(nodes)-1]
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, ending in "..."
+// when cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// nextStaleness is how long until the first pool that reports in time
+// would turn stale, plus a second of slack; 0 when none would.
+func nextStaleness(reports map[string]poolReport, staleAfter time.Duration) time.Duration {
+	var next time.Duration
+	for _, r := range reports {
+		if !r.Reported || r.Stale {
+			continue
+		}
+		if d := staleAfter - r.Silence + time.Second; next == 0 || d < next {
+			next = d
+		}
+	}
+	return next
+}
+
+// effectiveTarget is the revision the roll-up and the waves work against:
+// the target, or while the annotation is invalid, the last valid one.
+func effectiveTarget(ag *ferryv1.AppGroup) (target string, err error) {
+	target, err = contract.TargetRevision(ag)
+	if err != nil {
+		return ag.Status.Revision, err
+	}
+	return target, nil
+}

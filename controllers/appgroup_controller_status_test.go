@@ -1,0 +1,398 @@
+package controllers
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+const (
+	oldRev    = "1-abc"
+	targetRev = "2-abc"
+)
+
+// input builds a roll-up input over the selected nodes and their pools at
+// t0, against targetRev.
+func input(nodes []string, pools ...*ferryv1.ProcessPool) rollupInput {
+	ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog", Namespace: "ns", Generation: 3}}
+	ag.Spec.Restart.Strategy = ferryv1.RestartRolling
+	return rollupInput{
+		AppGroup:   ag,
+		Target:     targetRev,
+		Nodes:      nodes,
+		Reports:    byNode(assessAll(targetRev, pools...)),
+		Now:        t0,
+		StaleAfter: staleAfter,
+		Clean:      true,
+	}
+}
+
+type wantCond struct {
+	status metav1.ConditionStatus
+	reason string
+	// message must contain each of these.
+	message []string
+}
+
+func checkCond(t *testing.T, got metav1.Condition, want wantCond) {
+	t.Helper()
+	if got.Status != want.status || got.Reason != want.reason {
+		t.Errorf("%s = %s/%s, want %s/%s (message %q)", got.Type, got.Status, got.Reason, want.status, want.reason, got.Message)
+	}
+	for _, m := range want.message {
+		if !strings.Contains(got.Message, m) {
+			t.Errorf("%s message %q lacks %q", got.Type, got.Message, m)
+		}
+	}
+	if len(got.Message) > maxMessage {
+		t.Errorf("%s message is %d bytes, over %d", got.Type, len(got.Message), maxMessage)
+	}
+}
+
+func TestReadyCondition(t *testing.T) {
+	ab := []string{"node-a", "node-b"}
+	tests := []struct {
+		name string
+		in   rollupInput
+		want wantCond
+	}{
+		{
+			name: "every pool ready",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(3))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProcessesReady, []string{"2/2 nodes ready", "5/5 processes"}},
+		},
+		{
+			name: "ready on an older revision still counts",
+			in:   input(ab, testPool("node-a", oldRev, rolledOut(2)), testPool("node-b", targetRev, restarting(1, 2))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProcessesReady, nil},
+		},
+		{
+			name: "invalid revision",
+			in: func() rollupInput {
+				in := input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)))
+				in.RevisionErr = errors.New("annotation ferry.dev/revision is empty")
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, []string{"is empty"}},
+		},
+		{
+			name: "no nodes",
+			in:   input(nil),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonNoNodes, []string{"nodeSelector"}},
+		},
+		{
+			name: "a node without a pool yet",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{"node-b"}},
+		},
+		{
+			name: "a pool that never reported",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev)),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{"node-b"}},
+		},
+		{
+			name: "a pool not ready",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), notReady)),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"1/2 nodes ready", "node-b: 1/2 processes ready, minProcesses 2"}},
+		},
+		{
+			name: "Ready True below minProcesses",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(1))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"node-b"}},
+		},
+		{
+			name: "a stale report makes it Unknown, never a stale True",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-75*time.Second))), testPool("node-b", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"The agent on node-a has not reported since 2026-05-01T11:58:45Z (more than 40s ago)"}},
+		},
+		{
+			name: "a known False wins over Unknown",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))), testPool("node-b", targetRev, rolledOut(2), notReady)),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"0/2 nodes ready", "node-b"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { checkCond(t, readyCondition(tt.in), tt.want) })
+	}
+}
+
+func TestRollingRestartCondition(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	tests := []struct {
+		name  string
+		in    rollupInput
+		want  wantCond
+		exact string
+	}{
+		{
+			name:  "complete",
+			in:    input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2))),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 3/3 nodes",
+		},
+		{
+			name:  "second node rolling",
+			in:    input(abc, testPool("node-a", targetRev, rolledOut(4)), testPool("node-b", targetRev, restarting(2, 4)), testPool("node-c", oldRev, rolledOut(4))),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 2/3 (node-b), process 3/4; 1 waiting for their wave",
+		},
+		{
+			name:  "last node rolling",
+			in:    input(abc, testPool("node-a", targetRev, rolledOut(4)), testPool("node-b", targetRev, rolledOut(4)), testPool("node-c", targetRev, restarting(0, 4))),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 3/3 (node-c), process 1/4",
+		},
+		{
+			name:  "given the target, agent has not taken it up",
+			in:    input(abc, testPool("node-a", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) { p.Status.ObservedRevision = oldRev }), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 1/3 (node-a), waiting for its agent; 2 waiting for their wave",
+		},
+		{
+			name:  "two nodes at once",
+			in:    input(abc, testPool("node-a", targetRev, restarting(1, 2)), testPool("node-b", targetRev), testPool("node-c", oldRev, rolledOut(2))),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "nodes 1-2/3 (node-a: process 2/2, node-b: waiting for its agent); 1 waiting for their wave",
+		},
+		{
+			name: "a pool about to be created",
+			in:   input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, []string{"node 3/3 (node-c), creating its pool"}},
+		},
+		{
+			name: "blocking strategy",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, restarting(0, 2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				return in
+			}(),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonRestartingBlocking, []string{"node 1/3 (node-a)"}},
+		},
+		{
+			name: "waiting for a node to be ready before the next wave",
+			in:   input(abc, testPool("node-a", targetRev, rolledOut(3), counts(2, 3, 3)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"1/3 nodes updated", "next: node-b", "after node-a"}},
+		},
+		{
+			name: "halted by resistance",
+			in:   input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), resists(targetRev, "x", "")), testPool("node-c", oldRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"2-abc halted", "1/3 nodes updated", "node-b", "ferry.dev/revision"}},
+		},
+		{
+			name: "a silent pool on the target is Unknown",
+			in:   input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), testPool("node-c", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"node-b"}},
+		},
+		{
+			name: "nodes still waiting are known whatever the silent one says",
+			in:   input(abc, testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"after node-a"}},
+		},
+		{
+			name: "no nodes",
+			in:   input(nil),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+		},
+		{
+			name: "never a valid revision",
+			in: func() rollupInput {
+				in := input(abc)
+				in.Target, in.RevisionErr = "", errors.New("bad")
+				return in
+			}(),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, nil},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rollingRestartCondition(tt.in)
+			checkCond(t, got, tt.want)
+			if tt.exact != "" && got.Message != tt.exact {
+				t.Errorf("message %q, want %q", got.Message, tt.exact)
+			}
+		})
+	}
+}
+
+func TestResistingCondition(t *testing.T) {
+	traceback := "Traceback (most recent call last):\n" + strings.Repeat("  File \"/srv/blog/app.py\", line 1, in <module>\n", 100) +
+		"ModuleNotFoundError: No module named 'flask'"
+	ab := []string{"node-a", "node-b"}
+	tests := []struct {
+		name string
+		in   rollupInput
+		want wantCond
+	}{
+		{
+			name: "nobody resists",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, restarting(1, 2))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, nil},
+		},
+		{
+			name: "a node resists, with the end of the output",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), resists(targetRev, "exited with status 1", traceback))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{
+				"node node-b", "revision 2-abc failed to spawn", "exited with status 1", "No module named 'flask'", "...",
+			}},
+		},
+		{
+			name: "two nodes resist",
+			in:   input(ab, testPool("node-a", oldRev, rolledOut(2), resists(oldRev, "boom", "")), testPool("node-b", targetRev, rolledOut(2), resists(targetRev, "bang", ""))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{"2 nodes resist (node-a and node-b)", "node node-a", "boom"}},
+		},
+		{
+			name: "the agent set the condition without details",
+			in: input(ab, testPool("node-a", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, "spawn failed: no python")
+			})),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{"node node-a: spawn failed: no python"}},
+		},
+		{
+			name: "a silent agent might resist",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), testPool("node-b", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"node-a"}},
+		},
+		{
+			name: "a fresh resisting report wins over a silent agent",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), testPool("node-b", targetRev, rolledOut(2), resists(targetRev, "x", ""))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{"node-b"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { checkCond(t, resistingCondition(tt.in), tt.want) })
+	}
+}
+
+func TestCounts(t *testing.T) {
+	in := input([]string{"node-a", "node-b", "node-c", "node-d", "node-e"},
+		testPool("node-a", targetRev, rolledOut(3)),                                    // 3 ready, 3 updated
+		testPool("node-b", targetRev, restarting(1, 2)),                                // 2 ready, 1 updated
+		testPool("node-c", oldRev, rolledOut(2)),                                       // ready, not updated: older revision
+		testPool("node-d", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), // stale: total only (and updated as last said)
+		// node-e: no pool
+	)
+	st := computeStatus(in)
+	if want := (ferryv1.ProcessCounts{Ready: 7, Updated: 6, Total: 9}); st.Processes != want {
+		t.Errorf("processes %+v, want %+v", st.Processes, want)
+	}
+	if want := (ferryv1.NodeCounts{Ready: 3, Updated: 1, Total: 5}); st.Nodes != want {
+		t.Errorf("nodes %+v, want %+v", st.Nodes, want)
+	}
+	if st.ReadyProcesses != "7/9" || st.ReadyNodes != "3/5" {
+		t.Errorf("readyProcesses %q readyNodes %q, want 7/9 and 3/5", st.ReadyProcesses, st.ReadyNodes)
+	}
+	if st.Revision != targetRev {
+		t.Errorf("revision %q, want %q", st.Revision, targetRev)
+	}
+}
+
+func TestComputeStatusConditionsAndGeneration(t *testing.T) {
+	ready := func() rollupInput {
+		return input([]string{"node-a"}, testPool("node-a", targetRev, rolledOut(2)))
+	}
+	earlier := metav1.NewTime(t0.Add(-time.Hour))
+
+	// First pass: every condition is set, at t0, with the generation.
+	st := computeStatus(ready())
+	if len(st.Conditions) != 3 {
+		t.Fatalf("conditions %+v, want Ready, RollingRestart, ResistingDeploymentError", st.Conditions)
+	}
+	for _, c := range st.Conditions {
+		if !c.LastTransitionTime.Time.Equal(t0) || c.ObservedGeneration != 3 {
+			t.Errorf("%s: lastTransitionTime %v generation %d, want %v and 3", c.Type, c.LastTransitionTime, c.ObservedGeneration, t0)
+		}
+	}
+	if st.ObservedGeneration != 3 {
+		t.Errorf("observedGeneration %d, want 3", st.ObservedGeneration)
+	}
+
+	// A later pass keeps lastTransitionTime where the status holds, moves
+	// it where it flips.
+	in := ready()
+	in.AppGroup.Status.Conditions = []metav1.Condition{
+		{Type: ferryv1.ConditionReady, Status: metav1.ConditionTrue, Reason: ferryv1.ReasonProcessesReady, LastTransitionTime: earlier},
+		{Type: ferryv1.ConditionRollingRestart, Status: metav1.ConditionTrue, Reason: ferryv1.ReasonRollingOut, LastTransitionTime: earlier},
+	}
+	in.Now = t0.Add(10 * time.Second)
+	st = computeStatus(in)
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady); !c.LastTransitionTime.Equal(&earlier) {
+		t.Errorf("Ready kept its status but lastTransitionTime moved to %v", c.LastTransitionTime)
+	}
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart); !c.LastTransitionTime.Time.Equal(in.Now) {
+		t.Errorf("RollingRestart flipped but lastTransitionTime is %v, want %v", c.LastTransitionTime, in.Now)
+	}
+
+	// observedGeneration moves only after a clean pass.
+	in = ready()
+	in.AppGroup.Status.ObservedGeneration = 2
+	in.Clean = false
+	if st := computeStatus(in); st.ObservedGeneration != 2 {
+		t.Errorf("unclean pass stamped observedGeneration %d", st.ObservedGeneration)
+	}
+
+	// The same input twice gives the same status: nothing to write.
+	in = ready()
+	in.AppGroup.Status = computeStatus(in)
+	in.Now = t0.Add(5 * time.Second)
+	if st := computeStatus(in); !equalStatus(st, in.AppGroup.Status) {
+		t.Errorf("idle pass changed the status:\n%+v\n%+v", st, in.AppGroup.Status)
+	}
+}
+
+func equalStatus(a, b ferryv1.AppGroupStatus) bool {
+	if a.Revision != b.Revision || a.Processes != b.Processes || a.Nodes != b.Nodes || len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	for i := range a.Conditions {
+		x, y := a.Conditions[i], b.Conditions[i]
+		if x.Type != y.Type || x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message ||
+			!x.LastTransitionTime.Equal(&y.LastTransitionTime) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestNextStaleness(t *testing.T) {
+	reports := byNode(assessAll(targetRev,
+		testPool("a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-10*time.Second))),
+		testPool("b", targetRev, rolledOut(2), heartbeatAt(t0.Add(-30*time.Second))),
+		testPool("c", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))), // already stale
+		testPool("d", targetRev), // never reported
+	))
+	if got, want := nextStaleness(reports, staleAfter), 11*time.Second; got != want {
+		t.Errorf("nextStaleness = %v, want %v", got, want)
+	}
+	if got := nextStaleness(byNode(assessAll(targetRev, testPool("d", targetRev))), staleAfter); got != 0 {
+		t.Errorf("nextStaleness with nobody reporting = %v, want 0", got)
+	}
+}
+
+func TestOutputExcerptAndTruncate(t *testing.T) {
+	if got := outputExcerpt("  short  ", 10); got != "short" {
+		t.Errorf("outputExcerpt kept %q", got)
+	}
+	long := strings.Repeat("line\n", 200) + "Error: the end"
+	got := outputExcerpt(long, 100)
+	if len(got) > 103 || !strings.HasPrefix(got, "...line") || !strings.HasSuffix(got, "Error: the end") {
+		t.Errorf("outputExcerpt = %q", got)
+	}
+	multibyte := strings.Repeat("é", 600)
+	if got := truncate(multibyte, 101); len(got) > 101 || !strings.HasSuffix(got, "...") || !utf8Valid(got) {
+		t.Errorf("truncate = %q", got)
+	}
+	if got := outputExcerpt(multibyte, 101); !utf8Valid(got) {
+		t.Errorf("outputExcerpt cut a rune: %q", got)
+	}
+	if got := nodeList([]string{"a", "b", "c", "d", "e", "f", "g"}); got != "a, b, c, d, e and 2 more" {
+		t.Errorf("nodeList = %q", got)
+	}
+}
+
+func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }

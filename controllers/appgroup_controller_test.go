@@ -1,0 +1,764 @@
+package controllers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers"
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// rollAll has every agent report its pool rolled out with n processes.
+func rollAll(agName string, n int32, agents ...*simAgent) {
+	for _, a := range agents {
+		a.rollOut(agName, n)
+	}
+}
+
+// waitRolledOut waits until the AppGroup is Ready and its rollout
+// complete on every node.
+func waitRolledOut(t *testing.T, ns, name string, nodes int32) *ferryv1.AppGroup {
+	t.Helper()
+	waitCondition(t, ns, name, ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	return waitStatus(t, ns, name, "rolled out", func(st *ferryv1.AppGroupStatus) error {
+		c := conditionOf(st, ferryv1.ConditionRollingRestart)
+		if c.Reason != ferryv1.ReasonRolloutComplete || st.Nodes.Updated != nodes || st.Nodes.Total != nodes {
+			return fmt.Errorf("RollingRestart %s (%s), nodes %+v", c.Reason, c.Message, st.Nodes)
+		}
+		return nil
+	})
+}
+
+func conditionOf(st *ferryv1.AppGroupStatus, typ string) metav1.Condition {
+	for _, c := range st.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return metav1.Condition{}
+}
+
+// rollingMonitor samples an AppGroup's pools in the background and
+// records any moment at which more than max of them roll: on the target
+// but not reported rolled out on it.
+type rollingMonitor struct {
+	mu         sync.Mutex
+	violations []string
+	samples    int
+	stop       func()
+}
+
+func monitorRolling(t *testing.T, ns, agName string, maxRolling int) *rollingMonitor {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &rollingMonitor{}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	m.stop = func() { cancel(); wg.Wait() }
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			ag := &ferryv1.AppGroup{}
+			ps, err := pools(ctx, ns, agName)
+			if err == nil {
+				err = env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: agName}, ag)
+			}
+			if err == nil {
+				tgt, _ := contract.TargetRevision(ag)
+				var rolling []string
+				for node, p := range ps {
+					c := p.Status.ProcessCounts
+					done := p.Status.ObservedRevision == tgt && c.Updated == c.Total && c.Ready == c.Total && c.Total > 0 &&
+						p.Status.RestartProgress == nil
+					if p.Spec.Revision == tgt && !done {
+						rolling = append(rolling, node)
+					}
+				}
+				m.mu.Lock()
+				m.samples++
+				if len(rolling) > maxRolling {
+					slices.Sort(rolling)
+					m.violations = append(m.violations, fmt.Sprintf("%v rolling at once", rolling))
+				}
+				m.mu.Unlock()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *rollingMonitor) check(t *testing.T) {
+	t.Helper()
+	m.stop()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.violations) > 0 {
+		t.Errorf("more pools rolled at once than allowed, in %d of %d samples; first: %s",
+			len(m.violations), m.samples, m.violations[0])
+	}
+}
+
+// assertRevisions checks every node's pool revision.
+func assertRevisions(t *testing.T, ns, agName string, want map[string]string) {
+	t.Helper()
+	if got := revisions(t, ns, agName); !maps.Equal(got, want) {
+		t.Fatalf("pool revisions %v, want %v", got, want)
+	}
+}
+
+// waitRevisions waits until every node's pool has the wanted revision.
+func waitRevisions(t *testing.T, ns, agName string, want map[string]string) {
+	t.Helper()
+	eventually(t, "pool revisions", func() error {
+		if got := revisions(t, ns, agName); !maps.Equal(got, want) {
+			return fmt.Errorf("%v, want %v", got, want)
+		}
+		return nil
+	})
+}
+
+// settle returns once the manager has finished a pass over the AppGroup
+// that started after every write so far: it has an agent report a process
+// count the manager has not seen yet and waits for the roll-up to show it.
+// Assertions that something did NOT happen use it instead of waiting.
+func settle(t *testing.T, ns, agName string, a *simAgent) {
+	t.Helper()
+	p := a.pool(agName)
+	total := p.Status.ProcessCounts.Total + 1
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		p.Status.ProcessCounts.Total = total
+		p.Status.ProcessCounts.Updated++
+		p.Status.ProcessCounts.Ready++
+	})
+	want := fmt.Sprintf("/%d", total)
+	waitStatus(t, ns, agName, "pass after the agent's report", func(st *ferryv1.AppGroupStatus) error {
+		// Every test's pools have the same counts except this one.
+		if !strings.Contains(st.ReadyProcesses, "/") || st.Processes.Total == 0 {
+			return errors.New("no processes yet")
+		}
+		ps, err := pools(context.Background(), ns, agName)
+		if err != nil {
+			return err
+		}
+		var sum int32
+		for _, p := range ps {
+			if p.DeletionTimestamp.IsZero() {
+				sum += p.Status.ProcessCounts.Total
+			}
+		}
+		if st.Processes.Total != sum {
+			return fmt.Errorf("processes.total %d, pools sum to %d (%s)", st.Processes.Total, sum, want)
+		}
+		return nil
+	})
+}
+
+func TestPoolsFollowNodeLabels(t *testing.T) {
+	ns := newNamespace(t)
+	nodeA := newNode(t, ns, "a", true)
+	nodeB := newNode(t, ns, "b", false)
+	ag := newAppGroup(t, ns, "blog", nil)
+	agentA, agentB := newAgent(t, ns, nodeA, "192.0.2.2"), newAgent(t, ns, nodeB, "192.0.2.3")
+
+	// A selected node gets a pool, owned, labelled, with the drain
+	// finalizer and the rendered template.
+	p := agentA.pool("blog")
+	if p.Name != "blog-"+nodeA {
+		t.Errorf("pool name %q, want blog-%s", p.Name, nodeA)
+	}
+	if !metav1.IsControlledBy(p, ag) {
+		t.Errorf("pool not controlled by the AppGroup: %+v", p.OwnerReferences)
+	}
+	if p.Labels[ferryv1.AppGroupLabel] != "blog" || p.Labels[ferryv1.NodeLabel] != nodeA {
+		t.Errorf("pool labels %v", p.Labels)
+	}
+	if !slices.Contains(p.Finalizers, contract.DrainFinalizer) {
+		t.Errorf("pool finalizers %v lack %s", p.Finalizers, contract.DrainFinalizer)
+	}
+	if want := target(t, ns, "blog"); p.Spec.Revision != want || !strings.HasPrefix(want, "1-") {
+		t.Errorf("pool revision %q, want %q", p.Spec.Revision, want)
+	}
+	if p.Spec.NodeName != nodeA || p.Spec.AppGroup != "blog" || p.Spec.Template.App.Root != "/srv/blog" ||
+		p.Spec.Template.Listen.Port != 8080 || p.Spec.Template.Pool.MinProcesses != 2 {
+		t.Errorf("pool spec %+v", p.Spec)
+	}
+	ag = getAppGroup(t, ns, "blog")
+	if !slices.Contains(ag.Finalizers, contract.DrainFinalizer) {
+		t.Errorf("AppGroup finalizers %v lack %s", ag.Finalizers, contract.DrainFinalizer)
+	}
+	waitStatus(t, ns, "blog", "one node", func(st *ferryv1.AppGroupStatus) error {
+		if st.Nodes.Total != 1 {
+			return fmt.Errorf("nodes %+v", st.Nodes)
+		}
+		return nil
+	})
+	if _, err := agentB.find("blog"); err == nil {
+		t.Fatal("an unselected node got a pool")
+	}
+
+	// Label a node in: it gets a pool.
+	setNodeLabel(t, nodeB, testLabel, ns)
+	agentB.pool("blog")
+	rollAll("blog", 2, agentA, agentB)
+	waitRolledOut(t, ns, "blog", 2)
+
+	// Label a node out: its pool is deleted, and stays until its agent
+	// drained it.
+	setNodeLabel(t, nodeA, testLabel, "")
+	eventually(t, "pool of node a deleting", func() error {
+		p, err := agentA.find("blog")
+		if err != nil {
+			return err
+		}
+		if p.DeletionTimestamp.IsZero() {
+			return errors.New("not deleting")
+		}
+		return nil
+	})
+	waitStatus(t, ns, "blog", "one node again", func(st *ferryv1.AppGroupStatus) error {
+		if st.Nodes.Total != 1 || st.ReadyNodes != "1/1" {
+			return fmt.Errorf("nodes %+v", st.Nodes)
+		}
+		return nil
+	})
+	if _, err := agentA.find("blog"); err != nil {
+		t.Fatalf("the pool went before its agent drained it: %v", err)
+	}
+	agentA.drain("blog")
+	eventually(t, "pool of node a gone", func() error {
+		if _, err := agentA.find("blog"); err == nil {
+			return errors.New("still there")
+		}
+		return nil
+	})
+
+	// Delete a node: its pool goes without any agent draining it.
+	if err := env.Client.Delete(testContext(t), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeB}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pool of deleted node b gone", func() error {
+		if _, err := agentB.find("blog"); err == nil {
+			return errors.New("still there")
+		}
+		return nil
+	})
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes)
+}
+
+func TestLongNames(t *testing.T) {
+	ns := newNamespace(t)
+	// A node name of 253 characters: the namespace, a dash, then padding.
+	node := newNode(t, ns, strings.Repeat("n", 252-len(ns)), true)
+	agName := strings.Repeat("a", 200) + ".blog"
+	newAppGroup(t, ns, agName, nil)
+	agent := newAgent(t, ns, node, "192.0.2.2")
+
+	p := agent.pool(agName) // found through contract.NodeSelector
+	if errs := validation.IsDNS1123Subdomain(p.Name); len(errs) > 0 || p.Name != contract.PoolName(agName, node) {
+		t.Errorf("pool name %q: %v", p.Name, errs)
+	}
+	for k, v := range p.Labels {
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			t.Errorf("label %s=%q: %v", k, v, errs)
+		}
+	}
+	agent.rollOut(agName, 2)
+	waitRolledOut(t, ns, agName, 1)
+	svc := &corev1.Service{}
+	if err := env.Client.Get(testContext(t), types.NamespacedName{Namespace: ns, Name: contract.ServiceName(agName)}, svc); err != nil {
+		t.Fatalf("service of a long-named AppGroup: %v", err)
+	}
+}
+
+// TestRolloutOneNodeAtATime bumps the revision annotation alone and
+// follows a one-node-at-a-time rollout to its end, checking throughout
+// that no two pools roll at once.
+func TestRolloutOneNodeAtATime(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
+	newAppGroup(t, ns, "blog", nil)
+	agents := []*simAgent{newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")}
+	agentA, agentB, agentC := agents[0], agents[1], agents[2]
+
+	// A new AppGroup goes to every node at once.
+	rev1 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev1, b: rev1, c: rev1})
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPoolsPending)
+	rollAll("blog", 2, agents...)
+	ag := waitRolledOut(t, ns, "blog", 3)
+	if ag.Status.ObservedGeneration != ag.Generation || ag.Status.ReadyProcesses != "6/6" || ag.Status.ReadyNodes != "3/3" {
+		t.Errorf("status %+v, generation %d", ag.Status, ag.Generation)
+	}
+
+	// kubectl wait works on the Ready condition.
+	if out, err := env.Kubectl(testContext(t), "wait", "--for=condition=Ready", "appgroup/blog", "-n", ns, "--timeout=60s"); err != nil {
+		t.Fatalf("kubectl wait: %v\n%s", err, out)
+	}
+
+	monitor := monitorRolling(t, ns, "blog", 1)
+	generation := ag.Generation
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+
+	// The first node (by name) gets it; the others wait for their wave.
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	ag = waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+		"node 1/3 ("+a+"), waiting for its agent", "2 waiting for their wave")
+	if ag.Generation != generation || ag.Status.Revision != rev2 {
+		t.Errorf("annotation bump: generation %d (was %d), status.revision %q, want %q", ag.Generation, generation, ag.Status.Revision, rev2)
+	}
+	if p := agentA.pool("blog"); p.Spec.Template.App.Root != "/srv/blog" {
+		t.Errorf("template app %+v", p.Spec.Template.App)
+	}
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutStarted, rev2, "1 at a time")
+
+	agentA.restarting("blog", 1, 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+		"node 1/3 ("+a+"), process 2/2")
+	settle(t, ns, "blog", agentC)
+	assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+
+	// Node a done: b is next, c still waits.
+	agentA.rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventNodeRolledOut, "1/3 nodes run revision "+rev2)
+	agentB.restarting("blog", 0, 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+		"node 2/3 ("+b+"), process 1/2")
+	settle(t, ns, "blog", agentC)
+	assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+
+	agentB.rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
+	agentC.rollOut("blog", 2)
+	ag = waitRolledOut(t, ns, "blog", 3)
+	if ag.Generation != generation || ag.Status.Processes != (ferryv1.ProcessCounts{Ready: 6, Updated: 6, Total: 6}) {
+		t.Errorf("after the rollout: generation %d, processes %+v", ag.Generation, ag.Status.Processes)
+	}
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, rev2)
+	monitor.check(t)
+}
+
+func TestRolloutTwoNodesAtATime(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	agents := []*simAgent{newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")}
+	rollAll("blog", 2, agents...)
+	waitRolledOut(t, ns, "blog", 3)
+	rev1 := target(t, ns, "blog")
+
+	monitor := monitorRolling(t, ns, "blog", 2)
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+		"nodes 1-2/3 ("+a+": waiting for its agent, "+b+": waiting for its agent); 1 waiting for their wave")
+	settle(t, ns, "blog", agents[2])
+	assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+
+	// One slot frees: c goes while b still rolls.
+	agents[0].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
+	rollAll("blog", 2, agents[1], agents[2])
+	waitRolledOut(t, ns, "blog", 3)
+	monitor.check(t)
+}
+
+// TestResistanceHaltsRollout has the second node resist the new revision:
+// the third never gets it; a new bump recovers, resisting node first.
+func TestResistanceHaltsRollout(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
+	newAppGroup(t, ns, "blog", nil)
+	agents := []*simAgent{newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")}
+	agentA, agentB, agentC := agents[0], agents[1], agents[2]
+	rollAll("blog", 2, agents...)
+	waitRolledOut(t, ns, "blog", 3)
+	rev1 := target(t, ns, "blog")
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	agentA.rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+
+	output := "Traceback (most recent call last):\n" +
+		strings.Repeat("  File \"/srv/blog/passenger_wsgi.py\", line 3, in <module>\n    import blog.app\n", 40) +
+		"ModuleNotFoundError: No module named 'flask'"
+	agentB.resist("blog", "exited with status 1", output, 2)
+
+	ag := waitCondition(t, ns, "blog", ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
+		"node "+b, rev2, "exited with status 1", "No module named 'flask'")
+	if msg := conditionOf(&ag.Status, ferryv1.ConditionResistingDeploymentError).Message; len(msg) > 1024 {
+		t.Errorf("resisting message is %d bytes", len(msg))
+	}
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, b)
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventResistingDeploymentError, b, "No module named 'flask'")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, b)
+	if v := metricValue(t, "ferry_appgroups_resisting", nil); v < 1 {
+		t.Errorf("ferry_appgroups_resisting = %v, want at least 1", v)
+	}
+	// Node c never gets the revision while b resists, whatever happens.
+	for range 2 {
+		settle(t, ns, "blog", agentC)
+		assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	}
+
+	// A node joining meanwhile starts on what works, not on the revision
+	// that fails.
+	d := newNode(t, ns, "d", true)
+	agentD := newAgent(t, ns, d, "192.0.2.5")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1, d: rev1})
+	agentD.rollOut("blog", 2)
+
+	// A new bump recovers: the resisting node first, even though a comes
+	// before it by name.
+	bump(t, ns, "blog", "3")
+	rev3 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev3, c: rev1, d: rev1})
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutStarted, rev3)
+	agentB.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventDeploymentErrorResolved)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev3, b: rev3, c: rev1, d: rev1})
+	agentA.rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev3, b: rev3, c: rev3, d: rev1})
+	agentC.rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev3, b: rev3, c: rev3, d: rev3})
+	agentD.rollOut("blog", 2)
+	waitRolledOut(t, ns, "blog", 4)
+}
+
+func TestStaleAgentMakesStatusUnknown(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	rollAll("blog", 2, agentA, agentB)
+	waitRolledOut(t, ns, "blog", 2)
+
+	// Time passes; only b's agent keeps reporting.
+	lastReport := clk.Now()
+	clk.SetTime(lastReport.Add(staleAfter + 5*time.Second))
+	agentB.heartbeat("blog")
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
+		"The agent on "+a+" has not reported since "+lastReport.UTC().Format(time.RFC3339))
+	ag := waitCondition(t, ns, "blog", ferryv1.ConditionResistingDeploymentError, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
+	if ag.Status.ReadyNodes != "1/2" {
+		t.Errorf("readyNodes %q, want 1/2", ag.Status.ReadyNodes)
+	}
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventAgentNotReporting, a)
+	eventually(t, "endpoint of the silent node not ready", func() error {
+		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.2": false, "192.0.2.3": true})
+	})
+
+	// It reports again: trusted again.
+	agentA.heartbeat("blog")
+	waitRolledOut(t, ns, "blog", 2)
+
+	// With no event at all, the manager still notices reports going
+	// stale: each pass looks again when the first would turn stale. A
+	// pass one second before both reports turn stale...
+	lastReport = clk.Now()
+	clk.SetTime(lastReport.Add(staleAfter - time.Second))
+	before := reconciles(t)
+	setNodeLabel(t, a, "test.ferry.dev/poke", "1")
+	eventually(t, "a pass", func() error {
+		if reconciles(t) <= before {
+			return errors.New("no pass yet")
+		}
+		return nil
+	})
+	// ...then time moves past the bound, and nothing else happens.
+	clk.SetTime(lastReport.Add(staleAfter + 2*time.Second))
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
+		"The agent on "+a+" and "+b+" have not reported")
+}
+
+// checkEndpoints compares the AppGroup's EndpointSlice's endpoints, by
+// address, with their wanted ready flag.
+func checkEndpoints(ns, name string, want map[string]bool) error {
+	slice := &discoveryv1.EndpointSlice{}
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, slice); err != nil {
+		return err
+	}
+	got := map[string]bool{}
+	for _, e := range slice.Endpoints {
+		got[e.Addresses[0]] = e.Conditions.Ready != nil && *e.Conditions.Ready
+	}
+	if !maps.Equal(got, want) {
+		return fmt.Errorf("endpoints ready %v, want %v", got, want)
+	}
+	return nil
+}
+
+func TestInvalidRevision(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", nil)
+	agent := newAgent(t, ns, a, "192.0.2.2")
+	agent.rollOut("blog", 2)
+	waitRolledOut(t, ns, "blog", 1)
+	rev1 := target(t, ns, "blog")
+
+	for _, tt := range []struct{ value, msg string }{
+		{"not valid!", "may only contain letters, digits"},
+		{"", "is empty"},
+		{strings.Repeat("x", 64), "64 characters long"},
+	} {
+		bump(t, ns, "blog", tt.value)
+		ag := waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, tt.msg)
+		waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventInvalidRevision, tt.msg)
+		if ag.Status.Revision != rev1 {
+			t.Errorf("status.revision %q, want the last valid %q", ag.Status.Revision, rev1)
+		}
+		settle(t, ns, "blog", agent)
+		assertRevisions(t, ns, "blog", map[string]string{a: rev1})
+	}
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2})
+	agent.rollOut("blog", 2)
+	ag := waitRolledOut(t, ns, "blog", 1)
+	if ag.Status.Revision != rev2 || ag.Status.ObservedGeneration != ag.Generation {
+		t.Errorf("after the fix: revision %q observedGeneration %d generation %d", ag.Status.Revision, ag.Status.ObservedGeneration, ag.Generation)
+	}
+}
+
+// TestTemplateChangesApplyAtOnce changes pool and listen settings: every
+// pool gets them at once, and the revision stays.
+func TestTemplateChangesApplyAtOnce(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "blog", nil)
+	agents := []*simAgent{newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")}
+	rollAll("blog", 2, agents...)
+	ag := waitRolledOut(t, ns, "blog", 2)
+	rev := ag.Status.Revision
+
+	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+		ag.Spec.Pool.MaxProcesses = 9
+		ag.Spec.Listen.Port = 9090
+		ag.Spec.Restart.MaxConcurrentNodes = 2
+	})
+	eventually(t, "template on every pool", func() error {
+		ps, err := pools(context.Background(), ns, "blog")
+		if err != nil {
+			return err
+		}
+		for node, p := range ps {
+			tpl := p.Spec.Template
+			if tpl.Pool.MaxProcesses != 9 || tpl.Listen.Port != 9090 || tpl.Restart.MaxConcurrentNodes != 2 || p.Spec.Revision != rev {
+				return fmt.Errorf("%s: revision %s, template %+v", node, p.Spec.Revision, tpl)
+			}
+		}
+		return nil
+	})
+	ag = getAppGroup(t, ns, "blog")
+	if ag.Status.Revision != rev {
+		t.Errorf("revision moved to %q on a non-app change", ag.Status.Revision)
+	}
+	waitStatus(t, ns, "blog", "observedGeneration", func(st *ferryv1.AppGroupStatus) error {
+		if st.ObservedGeneration != ag.Generation {
+			return fmt.Errorf("observedGeneration %d, generation %d", st.ObservedGeneration, ag.Generation)
+		}
+		return nil
+	})
+	eventually(t, "service port", func() error {
+		svc := &corev1.Service{}
+		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "blog"}, svc); err != nil {
+			return err
+		}
+		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 9090 {
+			return fmt.Errorf("ports %+v", svc.Spec.Ports)
+		}
+		return nil
+	})
+
+	// An app change is a new revision.
+	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.App.Root = "/srv/blog-v2" })
+	ag = waitStatus(t, ns, "blog", "new revision", func(st *ferryv1.AppGroupStatus) error {
+		if st.Revision == rev || !strings.HasPrefix(st.Revision, "1-") {
+			return fmt.Errorf("revision %q", st.Revision)
+		}
+		return nil
+	})
+	eventually(t, "app on the first wave", func() error {
+		ps, err := pools(context.Background(), ns, "blog")
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, p := range ps {
+			if p.Spec.Revision == ag.Status.Revision {
+				if p.Spec.Template.App.Root != "/srv/blog-v2" {
+					return fmt.Errorf("pool on the new revision with app %+v", p.Spec.Template.App)
+				}
+				n++
+			} else if p.Spec.Template.App.Root != "/srv/blog" {
+				return fmt.Errorf("pool waiting for its wave got the new app early")
+			}
+		}
+		if n != 2 { // maxConcurrentNodes is 2 now
+			return fmt.Errorf("%d pools on the new revision", n)
+		}
+		return nil
+	})
+}
+
+func TestServiceAndEndpointSlice(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
+	ag := newAppGroup(t, ns, "blog", nil)
+	agentA, agentB, agentC := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "")
+	agentA.rollOut("blog", 2)
+	agentB.notReady("blog", 1, 2)
+	agentC.rollOut("blog", 2) // no address yet
+
+	svc := &corev1.Service{}
+	eventually(t, "service", func() error {
+		return env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "blog"}, svc)
+	})
+	if svc.Spec.Selector != nil || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "http" ||
+		svc.Spec.Ports[0].Port != 8080 || svc.Spec.Ports[0].TargetPort.IntValue() != 8080 {
+		t.Errorf("service spec %+v", svc.Spec)
+	}
+	if !metav1.IsControlledBy(svc, ag) {
+		t.Errorf("service owners %+v", svc.OwnerReferences)
+	}
+
+	eventually(t, "endpoints", func() error {
+		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.2": true, "192.0.2.3": false})
+	})
+	slice := &discoveryv1.EndpointSlice{}
+	if err := env.Client.Get(testContext(t), types.NamespacedName{Namespace: ns, Name: "blog"}, slice); err != nil {
+		t.Fatal(err)
+	}
+	if slice.Labels[discoveryv1.LabelServiceName] != "blog" || slice.Labels[discoveryv1.LabelManagedBy] != "manager.ferry.dev" ||
+		slice.AddressType != discoveryv1.AddressTypeIPv4 || !metav1.IsControlledBy(slice, ag) {
+		t.Errorf("slice %+v", slice.ObjectMeta)
+	}
+	if len(slice.Ports) != 1 || *slice.Ports[0].Name != "http" || *slice.Ports[0].Port != 8080 {
+		t.Errorf("slice ports %+v", slice.Ports)
+	}
+	for _, e := range slice.Endpoints {
+		want := map[string]string{"192.0.2.2": a, "192.0.2.3": b}[e.Addresses[0]]
+		if e.NodeName == nil || *e.NodeName != want {
+			t.Errorf("endpoint %v on node %v, want %s", e.Addresses, e.NodeName, want)
+		}
+	}
+
+	// b becomes ready; a node labelled out drains as terminating.
+	agentB.rollOut("blog", 2)
+	eventually(t, "b ready", func() error {
+		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.2": true, "192.0.2.3": true})
+	})
+	setNodeLabel(t, a, testLabel, "")
+	eventually(t, "a terminating", func() error {
+		if err := checkEndpoints(ns, "blog", map[string]bool{"192.0.2.2": false, "192.0.2.3": true}); err != nil {
+			return err
+		}
+		slice := &discoveryv1.EndpointSlice{}
+		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "blog"}, slice); err != nil {
+			return err
+		}
+		for _, e := range slice.Endpoints {
+			if e.Addresses[0] == "192.0.2.2" && (e.Conditions.Terminating == nil || !*e.Conditions.Terminating) {
+				return errors.New("a not terminating")
+			}
+		}
+		return nil
+	})
+	agentA.drain("blog")
+	eventually(t, "a gone", func() error {
+		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.3": true})
+	})
+}
+
+// TestStatusWrittenOnlyWhenChanged makes the manager pass over a settled
+// AppGroup again and again: its status is not rewritten.
+func TestStatusWrittenOnlyWhenChanged(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", nil)
+	agent := newAgent(t, ns, a, "192.0.2.2")
+	agent.rollOut("blog", 2)
+	ag := waitRolledOut(t, ns, "blog", 1)
+	if ag.Status.ObservedGeneration != ag.Generation {
+		t.Fatalf("observedGeneration %d, generation %d", ag.Status.ObservedGeneration, ag.Generation)
+	}
+	// Let any pass already queued finish writing.
+	settle(t, ns, "blog", agent)
+	rv := getAppGroup(t, ns, "blog").ResourceVersion
+
+	for i := range 3 {
+		// A label change on the node passes the manager over every
+		// AppGroup; wait until it did.
+		before := reconciles(t)
+		setNodeLabel(t, a, "test.ferry.dev/poke", fmt.Sprint(i))
+		eventually(t, "a pass", func() error {
+			if reconciles(t) <= before {
+				return errors.New("no pass yet")
+			}
+			return nil
+		})
+	}
+	if got := getAppGroup(t, ns, "blog"); got.ResourceVersion != rv {
+		t.Errorf("idle passes rewrote the AppGroup: resourceVersion %s, was %s; status %+v", got.ResourceVersion, rv, got.Status)
+	}
+}
+
+// TestDeleteAppGroup deletes an AppGroup: its pools are deleted and it
+// stays until every pool drained or lost its node.
+func TestDeleteAppGroup(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	ag := newAppGroup(t, ns, "blog", nil)
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	rollAll("blog", 2, agentA, agentB)
+	waitRolledOut(t, ns, "blog", 2)
+
+	if err := env.Client.Delete(testContext(t), ag); err != nil {
+		t.Fatal(err)
+	}
+	agentA.drain("blog")
+	eventually(t, "pool on a gone", func() error {
+		if _, err := agentA.find("blog"); err == nil {
+			return errors.New("still there")
+		}
+		return nil
+	})
+	if got := getAppGroup(t, ns, "blog"); got.DeletionTimestamp.IsZero() {
+		t.Fatal("AppGroup not being deleted")
+	}
+	// b's agent never drains; its node goes away instead.
+	if err := env.Client.Delete(testContext(t), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: b}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "AppGroup gone", func() error {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(ag), &ferryv1.AppGroup{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (%w)", err)
+	})
+}

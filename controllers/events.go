@@ -1,0 +1,93 @@
+package controllers
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// Reasons of the events the manager records on an AppGroup.
+const (
+	// EventRolloutStarted: the target revision changed (or was first set);
+	// its rollout begins.
+	EventRolloutStarted = "RolloutStarted"
+	// EventNodeRolledOut: one more node runs the target on every process.
+	EventNodeRolledOut = "NodeRolledOut"
+	// EventRolloutComplete: every node runs the target.
+	EventRolloutComplete = "RolloutComplete"
+	// EventRolloutHalted: a pool resists the target; no further node gets
+	// it (Warning).
+	EventRolloutHalted = "RolloutHalted"
+	// EventResistingDeploymentError: a pool entered deployment error
+	// resistance (Warning).
+	EventResistingDeploymentError = "ResistingDeploymentError"
+	// EventDeploymentErrorResolved: no pool resists any more.
+	EventDeploymentErrorResolved = "DeploymentErrorResolved"
+	// EventInvalidRevision: the revision annotation is invalid (Warning).
+	EventInvalidRevision = "InvalidRevision"
+	// EventAgentNotReporting: a node's agent went silent (Warning).
+	EventAgentNotReporting = "AgentNotReporting"
+)
+
+// statusEvent is an event to record because the status moved.
+type statusEvent struct {
+	Type, Reason, Action, Note string
+}
+
+// statusEvents are the events that the move of an AppGroup's status from
+// old to cur deserves. It compares the two only, so an event is recorded
+// once per transition however often the AppGroup is reconciled.
+func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) []statusEvent {
+	var evs []statusEvent
+	add := func(typ, reason, action, note string) {
+		evs = append(evs, statusEvent{Type: typ, Reason: reason, Action: action, Note: note})
+	}
+	oldRR, curRR := condition(old, ferryv1.ConditionRollingRestart), condition(cur, ferryv1.ConditionRollingRestart)
+	oldRes, curRes := condition(old, ferryv1.ConditionResistingDeploymentError), condition(cur, ferryv1.ConditionResistingDeploymentError)
+	oldReady, curReady := condition(old, ferryv1.ConditionReady), condition(cur, ferryv1.ConditionReady)
+
+	if cur.Revision != "" && cur.Revision != old.Revision && cur.Nodes.Total > 0 {
+		note := fmt.Sprintf("Rolling out revision %s to %d nodes, %d at a time", cur.Revision, cur.Nodes.Total,
+			max(ag.Spec.Restart.MaxConcurrentNodes, 1))
+		if old.Revision != "" {
+			note += " (was " + old.Revision + ")"
+		}
+		add(corev1.EventTypeNormal, EventRolloutStarted, "Rollout", note)
+	}
+	if cur.Revision == old.Revision && cur.Nodes.Updated > old.Nodes.Updated && oldRR.Status == metav1.ConditionTrue {
+		add(corev1.EventTypeNormal, EventNodeRolledOut, "Rollout",
+			fmt.Sprintf("%d/%d nodes run revision %s", cur.Nodes.Updated, cur.Nodes.Total, cur.Revision))
+	}
+	if oldRR.Status == metav1.ConditionTrue && curRR.Status == metav1.ConditionFalse && curRR.Reason == ferryv1.ReasonRolloutComplete {
+		add(corev1.EventTypeNormal, EventRolloutComplete, "Rollout", curRR.Message)
+	}
+	if curRR.Reason == ferryv1.ReasonRolloutHalted && (oldRR.Reason != ferryv1.ReasonRolloutHalted || cur.Revision != old.Revision) {
+		add(corev1.EventTypeWarning, EventRolloutHalted, "Rollout", curRR.Message)
+	}
+	if curRes.Status == metav1.ConditionTrue && oldRes.Status != metav1.ConditionTrue {
+		add(corev1.EventTypeWarning, EventResistingDeploymentError, "Resist", curRes.Message)
+	}
+	if oldRes.Status == metav1.ConditionTrue && curRes.Status == metav1.ConditionFalse {
+		add(corev1.EventTypeNormal, EventDeploymentErrorResolved, "Resist", "No pool resists a deployment error any more")
+	}
+	if curReady.Reason == ferryv1.ReasonInvalidRevision &&
+		(oldReady.Reason != ferryv1.ReasonInvalidRevision || oldReady.Message != curReady.Message) {
+		add(corev1.EventTypeWarning, EventInvalidRevision, "Validate", curReady.Message)
+	}
+	if curReady.Reason == ferryv1.ReasonAgentNotReporting && oldReady.Reason != ferryv1.ReasonAgentNotReporting {
+		add(corev1.EventTypeWarning, EventAgentNotReporting, "Monitor", curReady.Message)
+	}
+	return evs
+}
+
+// condition is a status's condition of type typ, or an empty one.
+func condition(st *ferryv1.AppGroupStatus, typ string) metav1.Condition {
+	if c := meta.FindStatusCondition(st.Conditions, typ); c != nil {
+		return *c
+	}
+	return metav1.Condition{Type: typ}
+}

@@ -1,0 +1,98 @@
+package controllers
+
+import (
+	"slices"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+func TestStatusEvents(t *testing.T) {
+	cond := func(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: typ + " " + reason}
+	}
+	rr := func(s metav1.ConditionStatus, reason string) metav1.Condition {
+		return cond(ferryv1.ConditionRollingRestart, s, reason)
+	}
+	res := func(s metav1.ConditionStatus) metav1.Condition {
+		reason := ferryv1.ReasonNoDeploymentError
+		if s == metav1.ConditionTrue {
+			reason = ferryv1.ReasonSpawnFailed
+		}
+		return cond(ferryv1.ConditionResistingDeploymentError, s, reason)
+	}
+	ready := func(s metav1.ConditionStatus, reason string) metav1.Condition {
+		return cond(ferryv1.ConditionReady, s, reason)
+	}
+	status := func(rev string, updated int32, conds ...metav1.Condition) ferryv1.AppGroupStatus {
+		return ferryv1.AppGroupStatus{Revision: rev, Nodes: ferryv1.NodeCounts{Updated: updated, Total: 3}, Conditions: conds}
+	}
+	steady := func(rev string) ferryv1.AppGroupStatus {
+		return status(rev, 3, ready(metav1.ConditionTrue, ferryv1.ReasonProcessesReady),
+			rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse))
+	}
+	rolling := func(rev string, updated int32) ferryv1.AppGroupStatus {
+		return status(rev, updated, ready(metav1.ConditionTrue, ferryv1.ReasonProcessesReady),
+			rr(metav1.ConditionTrue, ferryv1.ReasonRollingOut), res(metav1.ConditionFalse))
+	}
+	halted := func(rev string) ferryv1.AppGroupStatus {
+		return status(rev, 1, ready(metav1.ConditionTrue, ferryv1.ReasonProcessesReady),
+			rr(metav1.ConditionFalse, ferryv1.ReasonRolloutHalted), res(metav1.ConditionTrue))
+	}
+	tests := []struct {
+		name     string
+		old, cur ferryv1.AppGroupStatus
+		want     []string
+	}{
+		{name: "nothing moved", old: steady("1"), cur: steady("1")},
+		{name: "first deployment", old: ferryv1.AppGroupStatus{}, cur: rolling("1", 0), want: []string{EventRolloutStarted}},
+		{name: "bump", old: steady("1"), cur: rolling("2", 0), want: []string{EventRolloutStarted}},
+		{name: "a node done", old: rolling("2", 0), cur: rolling("2", 1), want: []string{EventNodeRolledOut}},
+		{name: "no progress", old: rolling("2", 1), cur: rolling("2", 1)},
+		{name: "last node done", old: rolling("2", 2), cur: steady("2"), want: []string{EventNodeRolledOut, EventRolloutComplete}},
+		{name: "resistance halts", old: rolling("2", 1), cur: halted("2"), want: []string{EventRolloutHalted, EventResistingDeploymentError}},
+		{name: "still halted", old: halted("2"), cur: halted("2")},
+		{name: "a new bump while halted", old: halted("2"), cur: rolling("3", 0), want: []string{EventRolloutStarted, EventDeploymentErrorResolved}},
+		{
+			name: "a new bump that halts at once again",
+			old:  halted("2"), cur: halted("3"),
+			want: []string{EventRolloutStarted, EventRolloutHalted},
+		},
+		{
+			name: "resistance becomes Unknown: not resolved",
+			old:  halted("2"),
+			cur: status("2", 1, ready(metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting),
+				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutHalted), cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting)),
+			want: []string{EventAgentNotReporting},
+		},
+		{
+			name: "invalid revision",
+			old:  steady("1"),
+			cur: status("1", 3, ready(metav1.ConditionFalse, ferryv1.ReasonInvalidRevision),
+				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
+			want: []string{EventInvalidRevision},
+		},
+		{
+			name: "no nodes: no rollout",
+			old:  ferryv1.AppGroupStatus{},
+			cur:  ferryv1.AppGroupStatus{Revision: "1", Conditions: []metav1.Condition{ready(metav1.ConditionFalse, ferryv1.ReasonNoNodes)}},
+		},
+	}
+	ag := &ferryv1.AppGroup{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, ev := range statusEvents(ag, &tt.old, &tt.cur) {
+				got = append(got, ev.Reason)
+				if ev.Type == "" || ev.Action == "" || ev.Note == "" {
+					t.Errorf("incomplete event %+v", ev)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("events %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

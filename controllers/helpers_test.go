@@ -1,0 +1,119 @@
+package controllers
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// Builders for pools in the states the pure tests need.
+
+var (
+	t0         = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	staleAfter = 40 * time.Second
+)
+
+type poolOpt func(*ferryv1.ProcessPool)
+
+func testPool(node, revision string, opts ...poolOpt) *ferryv1.ProcessPool {
+	p := &ferryv1.ProcessPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "blog-" + node, Namespace: "ns"},
+		Spec: ferryv1.ProcessPoolSpec{
+			NodeName: node, AppGroup: "blog", Revision: revision,
+			Template: ferryv1.AppTemplate{Pool: ferryv1.PoolSpec{MinProcesses: 2, MaxProcesses: 6}},
+		},
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// reported sets a fresh heartbeat (at t0).
+func reported(p *ferryv1.ProcessPool) { heartbeatAt(t0)(p) }
+
+func heartbeatAt(t time.Time) poolOpt {
+	return func(p *ferryv1.ProcessPool) { p.Status.HeartbeatTime = &metav1.Time{Time: t} }
+}
+
+func setCond(p *ferryv1.ProcessPool, typ string, status metav1.ConditionStatus, reason, msg string) {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == typ {
+			p.Status.Conditions[i] = metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg}
+			return
+		}
+	}
+	p.Status.Conditions = append(p.Status.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg})
+}
+
+// rolledOut: n processes, all on spec.revision and ready, reported at t0.
+func rolledOut(n int32) poolOpt {
+	return func(p *ferryv1.ProcessPool) {
+		reported(p)
+		p.Status.ObservedRevision = p.Spec.Revision
+		p.Status.ProcessCounts = ferryv1.ProcessCounts{Ready: n, Updated: n, Total: n}
+		p.Status.Address = "192.0.2.2:8080"
+		setCond(p, ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
+		setCond(p, ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "")
+		setCond(p, ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, "")
+	}
+}
+
+// restarting: observed spec.revision, done of total old processes
+// replaced; every process ready.
+func restarting(done, total int32) poolOpt {
+	return func(p *ferryv1.ProcessPool) {
+		rolledOut(total)(p)
+		p.Status.ProcessCounts.Updated = done
+		p.Status.RestartProgress = &ferryv1.RestartProgress{Revision: p.Spec.Revision, Done: done, Total: total}
+		setCond(p, ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, "")
+	}
+}
+
+// counts overrides the process counts.
+func counts(ready, updated, total int32) poolOpt {
+	return func(p *ferryv1.ProcessPool) {
+		p.Status.ProcessCounts = ferryv1.ProcessCounts{Ready: ready, Updated: updated, Total: total}
+	}
+}
+
+func notReady(p *ferryv1.ProcessPool) {
+	setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "")
+	p.Status.ProcessCounts.Ready = 1
+}
+
+// resists: the pool resists a failed spawn of revision.
+func resists(revision, reason, output string) poolOpt {
+	return func(p *ferryv1.ProcessPool) {
+		if p.Status.HeartbeatTime == nil {
+			reported(p)
+		}
+		p.Status.ObservedRevision = p.Spec.Revision
+		p.Status.DeploymentError = &ferryv1.SpawnError{Revision: revision, Reason: reason, Output: output, Time: metav1.Time{Time: t0}}
+		setCond(p, ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, reason)
+		setCond(p, ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, "")
+	}
+}
+
+func address(a string) poolOpt { return func(p *ferryv1.ProcessPool) { p.Status.Address = a } }
+
+func deleting(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time: t0} }
+
+// assessAll assesses pools at t0 against target, in the given order.
+func assessAll(target string, pools ...*ferryv1.ProcessPool) []poolReport {
+	out := make([]poolReport, 0, len(pools))
+	for _, p := range pools {
+		out = append(out, assessPool(p, target, t0, staleAfter))
+	}
+	return out
+}
+
+func byNode(reports []poolReport) map[string]poolReport {
+	m := make(map[string]poolReport, len(reports))
+	for _, r := range reports {
+		m[r.Node] = r
+	}
+	return m
+}

@@ -1,0 +1,180 @@
+package controllers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// simAgent plays one node's agent: it finds its pools the way the real
+// agent does (contract.NodeSelector), writes their status, and drains them
+// when they are deleted. Every report is explicit, so a test decides
+// exactly what the manager sees and when.
+type simAgent struct {
+	t    *testing.T
+	ns   string
+	node string
+	// addr is the host part of the address the agent reports.
+	addr string
+}
+
+func newAgent(t *testing.T, ns, node, addr string) *simAgent {
+	return &simAgent{t: t, ns: ns, node: node, addr: addr}
+}
+
+// pool waits until the manager has created this node's pool of the
+// AppGroup and returns it.
+func (a *simAgent) pool(agName string) *ferryv1.ProcessPool {
+	a.t.Helper()
+	var found *ferryv1.ProcessPool
+	eventually(a.t, fmt.Sprintf("pool of %s on %s", agName, a.node), func() error {
+		var err error
+		found, err = a.find(agName)
+		return err
+	})
+	return found
+}
+
+func (a *simAgent) find(agName string) (*ferryv1.ProcessPool, error) {
+	var list ferryv1.ProcessPoolList
+	if err := env.Client.List(context.Background(), &list, client.InNamespace(a.ns),
+		client.MatchingLabelsSelector{Selector: contract.NodeSelector(a.node)}); err != nil {
+		return nil, err
+	}
+	for i := range list.Items {
+		if p := &list.Items[i]; p.Spec.AppGroup == agName && p.Spec.NodeName == a.node {
+			return p, nil
+		}
+	}
+	return nil, errors.New("no pool yet")
+}
+
+// report writes the pool's status as fn leaves it, with a heartbeat from
+// the manager's clock and the agent's address; it returns the pool.
+func (a *simAgent) report(agName string, fn func(p *ferryv1.ProcessPool)) *ferryv1.ProcessPool {
+	a.t.Helper()
+	var p *ferryv1.ProcessPool
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p = a.pool(agName)
+		p.Status.HeartbeatTime = &metav1.Time{Time: clk.Now()}
+		p.Status.ObservedGeneration = p.Generation
+		if a.addr != "" {
+			p.Status.Address = fmt.Sprintf("%s:%d", a.addr, p.Spec.Template.Listen.Port)
+		}
+		fn(p)
+		c := p.Status.ProcessCounts
+		p.Status.ReadyProcesses = fmt.Sprintf("%d/%d", c.Ready, c.Total)
+		return env.Client.Status().Update(context.Background(), p)
+	})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return p
+}
+
+// heartbeat reports nothing new but the heartbeat.
+func (a *simAgent) heartbeat(agName string) {
+	a.t.Helper()
+	a.report(agName, func(*ferryv1.ProcessPool) {})
+}
+
+// rollOut reports n processes, all of spec.revision and ready.
+func (a *simAgent) rollOut(agName string, n int32) *ferryv1.ProcessPool {
+	a.t.Helper()
+	return a.report(agName, func(p *ferryv1.ProcessPool) {
+		st := &p.Status
+		st.ObservedRevision = p.Spec.Revision
+		st.ProcessCounts = ferryv1.ProcessCounts{Ready: n, Updated: n, Total: n}
+		st.RestartProgress = nil
+		st.DeploymentError = nil
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+		setCondition(p, ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
+		setCondition(p, ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
+	})
+}
+
+// restarting reports a rolling restart onto spec.revision with done of n
+// processes replaced, every process ready.
+func (a *simAgent) restarting(agName string, done, n int32) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		st := &p.Status
+		st.ObservedRevision = p.Spec.Revision
+		st.ProcessCounts = ferryv1.ProcessCounts{Ready: n, Updated: done, Total: n}
+		st.RestartProgress = &ferryv1.RestartProgress{Revision: p.Spec.Revision, Done: done, Total: n}
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+		setCondition(p, ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut)
+	})
+}
+
+// notReady reports ready of n processes ready, below minProcesses.
+func (a *simAgent) notReady(agName string, ready, n int32) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		p.Status.ObservedRevision = p.Spec.Revision
+		p.Status.ProcessCounts = ferryv1.ProcessCounts{Ready: ready, Updated: n, Total: n}
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady)
+	})
+}
+
+// resist reports that spawning spec.revision failed and the pool froze,
+// its n old processes serving.
+func (a *simAgent) resist(agName, reason, output string, n int32) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		st := &p.Status
+		st.ObservedRevision = p.Spec.Revision
+		st.ProcessCounts = ferryv1.ProcessCounts{Ready: n, Updated: 0, Total: n}
+		st.RestartProgress = &ferryv1.RestartProgress{Revision: p.Spec.Revision, Done: 0, Total: n}
+		st.DeploymentError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: reason, Output: output, Time: metav1.Time{Time: clk.Now()}}
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+		setCondition(p, ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted)
+		setCondition(p, ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed)
+	})
+}
+
+// drain removes the drain finalizer from this node's pool of the
+// AppGroup, which must be being deleted: its processes are gone.
+func (a *simAgent) drain(agName string) {
+	a.t.Helper()
+	eventually(a.t, "drain on "+a.node, func() error {
+		p, err := a.find(agName)
+		if err != nil {
+			return err
+		}
+		if p.DeletionTimestamp.IsZero() {
+			return errors.New("the pool is not being deleted")
+		}
+		return removeDrainFinalizer(context.Background(), p)
+	})
+}
+
+func removeDrainFinalizer(ctx context.Context, p *ferryv1.ProcessPool) error {
+	orig := p.DeepCopy()
+	if !controllerutil.RemoveFinalizer(p, contract.DrainFinalizer) {
+		return nil
+	}
+	err := env.Client.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func setCondition(p *ferryv1.ProcessPool, typ string, status metav1.ConditionStatus, reason string) {
+	meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: reason,
+		LastTransitionTime: metav1.Time{Time: clk.Now()}, ObservedGeneration: p.Generation,
+	})
+}

@@ -1,0 +1,155 @@
+package controllers
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// poolReport is what the manager makes of one pool's status at one moment,
+// relative to the AppGroup's target revision. assessPool computes it; the
+// wave planner and the status roll-up both read it, so they cannot disagree
+// on what "rolled out" or "stale" means.
+type poolReport struct {
+	// Node is the pool's node.
+	Node string
+	// Pool is the pool itself.
+	Pool *ferryv1.ProcessPool
+	// OnTarget: the pool has been given the target (spec.revision).
+	OnTarget bool
+	// Reported: the agent has reported at least once (heartbeatTime set).
+	Reported bool
+	// Stale: the last report is older than the staleness bound; nothing
+	// below that depends on the report is then true, except Resisting and
+	// ResistsTarget, which keep what the agent last said (a rollout halted
+	// by a node stays halted while that node is silent).
+	Stale bool
+	// Silence is how long ago the agent last reported.
+	Silence time.Duration
+	// Ready: Ready=True and at least minProcesses processes ready.
+	Ready bool
+	// Updated: every process runs spec.revision, and the agent neither
+	// restarts nor resists.
+	Updated bool
+	// RolledOut: Updated, and every process is ready (at least
+	// minProcesses). The next wave waits for this.
+	RolledOut bool
+	// Resisting: ResistingDeploymentError=True, for whichever revision.
+	Resisting bool
+	// ResistsTarget: Resisting, on the target, and the resisted spawn error
+	// (when reported) is of the target.
+	ResistsTarget bool
+}
+
+// assessPool reads one pool's status at now. A report is stale when its
+// heartbeat is older than staleAfter.
+func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAfter time.Duration) poolReport {
+	st := &pool.Status
+	r := poolReport{
+		Node:     pool.Spec.NodeName,
+		Pool:     pool,
+		OnTarget: target != "" && pool.Spec.Revision == target,
+		Reported: st.HeartbeatTime != nil,
+	}
+	if r.Reported {
+		r.Silence = max(now.Sub(st.HeartbeatTime.Time), 0)
+		r.Stale = r.Silence > staleAfter
+	}
+	r.Resisting = r.Reported && meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionResistingDeploymentError)
+	r.ResistsTarget = r.Resisting && r.OnTarget &&
+		(st.DeploymentError == nil || st.DeploymentError.Revision == target)
+	if !r.Reported || r.Stale {
+		return r
+	}
+	c := st.ProcessCounts
+	minProcesses := max(pool.Spec.Template.Pool.MinProcesses, 1)
+	r.Ready = meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionReady) && c.Ready >= minProcesses
+	r.Updated = st.ObservedRevision == pool.Spec.Revision &&
+		c.Updated == c.Total &&
+		!meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionRollingRestart) &&
+		!r.Resisting
+	r.RolledOut = r.Updated && c.Ready == c.Total && c.Ready >= minProcesses
+	return r
+}
+
+// wavePlan is what planWave decided.
+type wavePlan struct {
+	// Give are the nodes whose pools get the target now, in order.
+	Give []string
+	// Rolling are the nodes on the target that have not rolled out yet,
+	// before Give.
+	Rolling []string
+	// Waiting are the nodes not on the target that wait for a later wave.
+	Waiting []string
+	// Resisting are the nodes resisting the target. When there are any, the
+	// rollout is halted: nobody gets the target.
+	Resisting []string
+}
+
+// Halted is true when a pool resists the target.
+func (p wavePlan) Halted() bool { return len(p.Resisting) > 0 }
+
+// planWave decides which pools get the target now. reports are the pools of
+// the selected nodes, assessed against the target.
+//
+//   - A pool "rolls" from when it gets the target until it reports rolled
+//     out on it; at most maxConcurrent pools roll at a time.
+//   - When any pool resists the target (its report may be stale: a silent
+//     canary is no better than a failed one), nobody else gets it.
+//   - Among the pools waiting, those resisting (an earlier revision) or not
+//     ready go first, as the new revision cannot make them worse; then by
+//     node name, so the order is deterministic.
+//
+// Pools of new nodes are not here: they are created on the target directly.
+func planWave(reports []poolReport, maxConcurrent int32) wavePlan {
+	var plan wavePlan
+	var candidates []poolReport
+	for _, r := range reports {
+		switch {
+		case r.ResistsTarget:
+			plan.Resisting = append(plan.Resisting, r.Node)
+			if !r.RolledOut {
+				plan.Rolling = append(plan.Rolling, r.Node)
+			}
+		case r.OnTarget:
+			if !r.RolledOut {
+				plan.Rolling = append(plan.Rolling, r.Node)
+			}
+		default:
+			candidates = append(candidates, r)
+		}
+	}
+	troubled := func(r poolReport) bool { return r.Resisting || !r.Ready }
+	slices.SortStableFunc(candidates, func(a, b poolReport) int {
+		if ta, tb := troubled(a), troubled(b); ta != tb {
+			if ta {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.Node, b.Node)
+	})
+	slots := 0
+	if !plan.Halted() {
+		slots = max(int(maxConcurrent), 1) - len(plan.Rolling)
+	}
+	for i, c := range candidates {
+		if i < slots {
+			plan.Give = append(plan.Give, c.Node)
+		} else {
+			plan.Waiting = append(plan.Waiting, c.Node)
+		}
+	}
+	return plan
+}
+
+// lastTransition is now truncated to what the API keeps of a
+// metav1.Time, so a condition written and read back compares equal.
+func lastTransition(now time.Time) metav1.Time {
+	return metav1.NewTime(now.Truncate(time.Second))
+}

@@ -1,0 +1,246 @@
+package controllers
+
+import (
+	"cmp"
+	"slices"
+	"testing"
+	"time"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+func TestAssessPool(t *testing.T) {
+	const target = "2-abc"
+	tests := []struct {
+		name string
+		pool *ferryv1.ProcessPool
+		want poolReport // Node, Pool and Silence are not compared
+	}{
+		{
+			name: "never reported",
+			pool: testPool("a", target),
+			want: poolReport{OnTarget: true},
+		},
+		{
+			name: "rolled out",
+			pool: testPool("a", target, rolledOut(2)),
+			want: poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true, RolledOut: true},
+		},
+		{
+			name: "rolled out on an older revision",
+			pool: testPool("a", "1-abc", rolledOut(2)),
+			want: poolReport{Reported: true, Ready: true, Updated: true, RolledOut: true},
+		},
+		{
+			name: "restarting",
+			pool: testPool("a", target, restarting(1, 2)),
+			want: poolReport{OnTarget: true, Reported: true, Ready: true},
+		},
+		{
+			name: "agent has not taken the revision up yet",
+			pool: testPool("a", target, rolledOut(2), func(p *ferryv1.ProcessPool) { p.Status.ObservedRevision = "1-abc" }),
+			want: poolReport{OnTarget: true, Reported: true, Ready: true},
+		},
+		{
+			name: "updated but one process still spawning",
+			pool: testPool("a", target, rolledOut(3), counts(2, 3, 3)),
+			want: poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true},
+		},
+		{
+			name: "Ready True but below minProcesses",
+			pool: testPool("a", target, rolledOut(1)),
+			want: poolReport{OnTarget: true, Reported: true, Updated: true},
+		},
+		{
+			name: "no processes at all",
+			pool: testPool("a", target, rolledOut(0)),
+			want: poolReport{OnTarget: true, Reported: true, Updated: true},
+		},
+		{
+			name: "stale",
+			pool: testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-41*time.Second))),
+			want: poolReport{OnTarget: true, Reported: true, Stale: true},
+		},
+		{
+			name: "exactly at the bound is not stale",
+			pool: testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-40*time.Second))),
+			want: poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true, RolledOut: true},
+		},
+		{
+			name: "resisting the target",
+			pool: testPool("a", target, rolledOut(2), resists(target, "exited with status 1", "")),
+			want: poolReport{OnTarget: true, Reported: true, Ready: true, Resisting: true, ResistsTarget: true},
+		},
+		{
+			name: "stale and resisting the target keeps resisting",
+			pool: testPool("a", target, rolledOut(2), resists(target, "x", ""), heartbeatAt(t0.Add(-time.Hour))),
+			want: poolReport{OnTarget: true, Reported: true, Stale: true, Resisting: true, ResistsTarget: true},
+		},
+		{
+			name: "resisting an older revision",
+			pool: testPool("a", "1-abc", rolledOut(2), resists("1-abc", "x", "")),
+			want: poolReport{Reported: true, Ready: true, Resisting: true},
+		},
+		{
+			name: "on the target but the error reported is of an older revision",
+			pool: testPool("a", target, rolledOut(2), resists("1-abc", "x", "")),
+			want: poolReport{OnTarget: true, Reported: true, Ready: true, Resisting: true},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := assessPool(tt.pool, target, t0, staleAfter)
+			got.Node, got.Pool, got.Silence = "", nil, 0
+			if got != tt.want {
+				t.Errorf("assessPool:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlanWave(t *testing.T) {
+	const old, target = "1-abc", "2-abc"
+	tests := []struct {
+		name          string
+		pools         []*ferryv1.ProcessPool
+		max           int32
+		give, waiting []string
+		rolling       []string
+		halted        bool
+	}{
+		{
+			name:  "every pool on the target and rolled out",
+			pools: []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", target, rolledOut(2))},
+			max:   1,
+		},
+		{
+			name:    "one at a time starts with the first node by name",
+			pools:   []*ferryv1.ProcessPool{testPool("c", old, rolledOut(2)), testPool("a", old, rolledOut(2)), testPool("b", old, rolledOut(2))},
+			max:     1,
+			give:    []string{"a"},
+			waiting: []string{"b", "c"},
+		},
+		{
+			name:    "the next node waits while one rolls",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, restarting(1, 2)), testPool("b", old, rolledOut(2)), testPool("c", old, rolledOut(2))},
+			max:     1,
+			rolling: []string{"a"},
+			waiting: []string{"b", "c"},
+		},
+		{
+			name:    "a pool given the target but not yet reporting on it rolls",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2), func(p *ferryv1.ProcessPool) { p.Status.ObservedRevision = old }), testPool("b", old, rolledOut(2))},
+			max:     1,
+			rolling: []string{"a"},
+			waiting: []string{"b"},
+		},
+		{
+			name:    "the next node goes once the previous rolled out",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", old, rolledOut(2)), testPool("c", old, rolledOut(2))},
+			max:     1,
+			give:    []string{"b"},
+			waiting: []string{"c"},
+		},
+		{
+			name:    "updated but not every process ready still rolls",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, rolledOut(3), counts(2, 3, 3)), testPool("b", old, rolledOut(2))},
+			max:     1,
+			rolling: []string{"a"},
+			waiting: []string{"b"},
+		},
+		{
+			name:    "two at a time",
+			pools:   []*ferryv1.ProcessPool{testPool("a", old, rolledOut(2)), testPool("b", old, rolledOut(2)), testPool("c", old, rolledOut(2))},
+			max:     2,
+			give:    []string{"a", "b"},
+			waiting: []string{"c"},
+		},
+		{
+			name:    "two at a time refills one slot",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", target, restarting(1, 2)), testPool("c", old, rolledOut(2)), testPool("d", old, rolledOut(2))},
+			max:     2,
+			give:    []string{"c"},
+			rolling: []string{"b"},
+			waiting: []string{"d"},
+		},
+		{
+			name:  "more slots than nodes",
+			pools: []*ferryv1.ProcessPool{testPool("a", old, rolledOut(2)), testPool("b", old, rolledOut(2))},
+			max:   10,
+			give:  []string{"a", "b"},
+		},
+		{
+			name:    "maxConcurrentNodes below 1 counts as 1",
+			pools:   []*ferryv1.ProcessPool{testPool("a", old, rolledOut(2)), testPool("b", old, rolledOut(2))},
+			max:     0,
+			give:    []string{"a"},
+			waiting: []string{"b"},
+		},
+		{
+			name:    "a pool resisting the target halts the rollout",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, resists(target, "x", "")), testPool("b", old, rolledOut(2)), testPool("c", old, rolledOut(2))},
+			max:     5,
+			rolling: []string{"a"},
+			waiting: []string{"b", "c"},
+			halted:  true,
+		},
+		{
+			name:    "a silent pool that last resisted still halts",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, resists(target, "x", ""), heartbeatAt(t0.Add(-time.Hour))), testPool("b", old, rolledOut(2))},
+			max:     5,
+			rolling: []string{"a"},
+			waiting: []string{"b"},
+			halted:  true,
+		},
+		{
+			name: "a new target goes first to the pool resisting the old one",
+			pools: []*ferryv1.ProcessPool{
+				testPool("a", old, rolledOut(2)),
+				testPool("b", old, rolledOut(2), resists(old, "x", "")),
+				testPool("c", "0-abc", rolledOut(2)),
+			},
+			max:     1,
+			give:    []string{"b"},
+			waiting: []string{"a", "c"},
+		},
+		{
+			name: "then to pools not ready, then by name",
+			pools: []*ferryv1.ProcessPool{
+				testPool("a", old, rolledOut(2)),
+				testPool("b", old, rolledOut(2)),
+				testPool("c", old, rolledOut(2), notReady),
+				testPool("d", old),                                                  // never reported
+				testPool("e", old, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), // stale
+			},
+			max:     3,
+			give:    []string{"c", "d", "e"},
+			waiting: []string{"a", "b"},
+		},
+		{
+			name:    "a silent pool on the target holds its slot",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), testPool("b", old, rolledOut(2))},
+			max:     1,
+			rolling: []string{"a"},
+			waiting: []string{"b"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reports := assessAll(target, tt.pools...)
+			slices.SortFunc(reports, func(a, b poolReport) int { return cmp.Compare(a.Node, b.Node) })
+			plan := planWave(reports, tt.max)
+			if !slices.Equal(plan.Give, tt.give) {
+				t.Errorf("give %v, want %v", plan.Give, tt.give)
+			}
+			if !slices.Equal(plan.Waiting, tt.waiting) {
+				t.Errorf("waiting %v, want %v", plan.Waiting, tt.waiting)
+			}
+			if !slices.Equal(plan.Rolling, tt.rolling) {
+				t.Errorf("rolling %v, want %v", plan.Rolling, tt.rolling)
+			}
+			if plan.Halted() != tt.halted {
+				t.Errorf("halted %v, want %v", plan.Halted(), tt.halted)
+			}
+		})
+	}
+}
