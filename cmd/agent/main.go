@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/ferry-dev/ferry/internal/version"
 )
@@ -14,6 +15,7 @@ import (
 const usage = `ferry-agent runs Passenger-style pools of worker processes behind a proxy.
 
 Usage:
+  ferry-agent --node-name NODE [flags]     serve the node's ProcessPools in a cluster
   ferry-agent standalone -f FILE [flags]   serve the AppGroups in FILE, without a cluster
   ferry-agent status [--json]              show pools and processes (the passenger-status view)
   ferry-agent restart NAME [--revision R] [--wait]
@@ -31,6 +33,16 @@ func main() {
 	}
 	cmd, args := os.Args[1], os.Args[2:]
 	var err error
+	switch {
+	case strings.HasPrefix(cmd, "-") && cmd != "-h" && cmd != "--help" && cmd != "--version":
+		err = runCluster(os.Args[1:])
+	case cmd == "cluster":
+		err = runCluster(args)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ferry-agent:", err)
+		os.Exit(1)
+	}
 	switch cmd {
 	case "standalone":
 		err = runStandalone(args)
@@ -44,9 +56,12 @@ func main() {
 		fmt.Println("ferry-agent", version.Version)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
+	case "cluster":
 	default:
-		fmt.Fprintf(os.Stderr, "ferry-agent: unknown command %q\n\n%s", cmd, usage)
-		os.Exit(2)
+		if !strings.HasPrefix(cmd, "-") {
+			fmt.Fprintf(os.Stderr, "ferry-agent: unknown command %q\n\n%s", cmd, usage)
+			os.Exit(2)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferry-agent:", err)

@@ -1,0 +1,306 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/ferry-dev/ferry/agent/metrics"
+	"github.com/ferry-dev/ferry/agent/proxy"
+	"github.com/ferry-dev/ferry/agent/wsgi"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
+	"github.com/ferry-dev/ferry/internal/scheme"
+)
+
+// Options configure a cluster-mode agent.
+type Options struct {
+	// NodeName is the node this agent serves.
+	NodeName string
+	// Config reaches the API server.
+	Config *rest.Config
+	// BindAddress is where the proxies listen, each on its pool's port.
+	BindAddress string
+	// AdvertiseAddress is the host reported in each pool's status.address.
+	AdvertiseAddress string
+	// StateDir holds the loader, the workers' sockets and the saved specs.
+	StateDir string
+	// HeartbeatInterval bounds how stale a report can be (and how often
+	// CPU and memory figures go out). Default 10s.
+	HeartbeatInterval time.Duration
+	// Proxy holds the proxies' limits.
+	Proxy proxy.Options
+	// Metrics receives the pools' and proxies' metrics. Optional.
+	Metrics *metrics.Metrics
+	// Log is the agent's logger.
+	Log logr.Logger
+}
+
+// Agent runs the node's pools.
+type Agent struct {
+	opts   Options
+	log    logr.Logger
+	client client.Client
+	cache  cache.Cache
+	queue  workqueue.TypedRateLimitingInterface[types.NamespacedName]
+	store  *store
+	loader string
+	runDir string
+
+	mu    sync.Mutex
+	pools map[types.NamespacedName]*runningPool
+
+	synced   atomic.Bool
+	restored atomic.Bool
+}
+
+// New prepares an agent; Run starts it.
+func New(opts Options) (*Agent, error) {
+	if opts.NodeName == "" {
+		return nil, errors.New("the node name is required (--node-name, or NODE_NAME from the downward API)")
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 10 * time.Second
+	}
+	runDir := filepath.Join(opts.StateDir, "w")
+	for _, d := range []string{opts.StateDir, runDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	loader, err := wsgi.Install(filepath.Join(opts.StateDir, "loader"))
+	if err != nil {
+		return nil, fmt.Errorf("installing the WSGI loader: %w", err)
+	}
+	st, err := newStore(filepath.Join(opts.StateDir, "pools"))
+	if err != nil {
+		return nil, err
+	}
+	s := scheme.New()
+	// The agent only ever touches ProcessPools: a static mapping, so that
+	// starting needs no discovery from an API server that may be away.
+	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{ferryv1.GroupVersion})
+	mapper.Add(ferryv1.GroupVersion.WithKind("ProcessPool"), meta.RESTScopeNamespace)
+	c, err := cache.New(opts.Config, cache.Options{
+		Scheme: s,
+		Mapper: mapper,
+		ByObject: map[client.Object]cache.ByObject{
+			&ferryv1.ProcessPool{}: {Label: contract.NodeSelector(opts.NodeName)},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.New(opts.Config, client.Options{Scheme: s, Mapper: mapper, Cache: &client.CacheOptions{Reader: c}})
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{
+		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, cache: c, store: st,
+		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
+		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
+			200*time.Millisecond, 30*time.Second)),
+	}, nil
+}
+
+// Ready reports whether the agent knows what to run: from the API server,
+// or, while it is unreachable, from the specs saved on disk.
+func (a *Agent) Ready() bool { return a.synced.Load() || a.restored.Load() }
+
+// Run serves until ctx is done, then drains every pool.
+func (a *Agent) Run(ctx context.Context) error {
+	a.restore()
+	inf, err := a.cache.GetInformer(ctx, &ferryv1.ProcessPool{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	if _, err := inf.AddEventHandler(handler{a.queue}); err != nil {
+		return err
+	}
+	go func() {
+		if err := a.cache.Start(ctx); err != nil {
+			a.log.Error(err, "Cache stopped")
+		}
+	}()
+	go a.afterSync(ctx)
+	go a.work(ctx)
+	<-ctx.Done()
+	a.queue.ShutDown()
+	a.stopAll()
+	return nil
+}
+
+// restore starts the pools saved on disk, so that an agent restarted while
+// the API server is down serves what it served before.
+func (a *Agent) restore() {
+	saved, errs := a.store.load()
+	for _, err := range errs {
+		a.log.Error(err, "Could not read a saved pool spec")
+	}
+	for _, pp := range saved {
+		if pp.Spec.NodeName != a.opts.NodeName {
+			continue
+		}
+		key := types.NamespacedName{Namespace: pp.Namespace, Name: pp.Name}
+		a.log.Info("Resumed pool from its saved spec", "pool", key, "revision", pp.Spec.Revision)
+		a.ensure(pp)
+	}
+	a.restored.Store(true)
+}
+
+// afterSync waits until the cache has heard from the API server, then
+// reconciles the pools restored from disk against it (a pool deleted while
+// the agent was away is stopped).
+func (a *Agent) afterSync(ctx context.Context) {
+	if !a.cache.WaitForCacheSync(ctx) {
+		return
+	}
+	a.synced.Store(true)
+	a.log.Info("Synced with the API server")
+	a.mu.Lock()
+	for key := range a.pools {
+		a.queue.Add(key)
+	}
+	a.mu.Unlock()
+}
+
+func (a *Agent) work(ctx context.Context) {
+	for {
+		key, shutdown := a.queue.Get()
+		if shutdown {
+			return
+		}
+		err := a.reconcile(ctx, key)
+		switch {
+		case err == nil:
+			a.queue.Forget(key)
+		case ctx.Err() != nil:
+		default:
+			a.log.Error(err, "Reconcile failed; will retry", "pool", key)
+			a.queue.AddRateLimited(key)
+		}
+		a.queue.Done(key)
+	}
+}
+
+// reconcile brings one pool in line with its ProcessPool.
+func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
+	pp := &ferryv1.ProcessPool{}
+	err := a.cache.Get(ctx, key, pp)
+	switch {
+	case apierrors.IsNotFound(err):
+		if a.synced.Load() {
+			// Gone (no finalizer left to hold it): stop what runs.
+			a.stop(key)
+			return a.store.remove(key)
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	if pp.Spec.NodeName != a.opts.NodeName {
+		return nil
+	}
+	if !pp.DeletionTimestamp.IsZero() {
+		a.stop(key)
+		if err := a.store.remove(key); err != nil {
+			return err
+		}
+		return a.removeFinalizer(ctx, pp)
+	}
+	if err := a.store.save(pp); err != nil {
+		a.log.Error(err, "Could not save the pool's spec; an agent restart without the API server would not resume it", "pool", key)
+	}
+	a.ensure(pp)
+	return nil
+}
+
+func (a *Agent) removeFinalizer(ctx context.Context, pp *ferryv1.ProcessPool) error {
+	if !controllerutil.ContainsFinalizer(pp, contract.DrainFinalizer) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(pp.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(pp, contract.DrainFinalizer)
+	if err := a.client.Patch(ctx, pp, patch); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	a.log.Info("Drained deleted pool", "pool", client.ObjectKeyFromObject(pp))
+	return nil
+}
+
+// ensure runs pp's pool with its current spec.
+func (a *Agent) ensure(pp *ferryv1.ProcessPool) {
+	key := client.ObjectKeyFromObject(pp)
+	a.mu.Lock()
+	rp := a.pools[key]
+	if rp == nil {
+		rp = a.startPool(pp)
+		a.pools[key] = rp
+		a.mu.Unlock()
+		return
+	}
+	a.mu.Unlock()
+	rp.update(pp)
+}
+
+func (a *Agent) stop(key types.NamespacedName) {
+	a.mu.Lock()
+	rp := a.pools[key]
+	delete(a.pools, key)
+	a.mu.Unlock()
+	if rp != nil {
+		rp.close()
+	}
+}
+
+func (a *Agent) stopAll() {
+	a.mu.Lock()
+	pools := make([]*runningPool, 0, len(a.pools))
+	for _, rp := range a.pools {
+		pools = append(pools, rp)
+	}
+	a.pools = map[types.NamespacedName]*runningPool{}
+	a.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, rp := range pools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rp.close()
+		}()
+	}
+	wg.Wait()
+}
+
+func (a *Agent) listenAddr(port int32) string {
+	return net.JoinHostPort(a.opts.BindAddress, strconv.Itoa(int(port)))
+}
+
+func (a *Agent) advertised(port int32) string {
+	host := a.opts.AdvertiseAddress
+	if host == "" {
+		host = a.opts.BindAddress
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}

@@ -1,0 +1,399 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
+	"github.com/ferry-dev/ferry/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start(testenv.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func example(name string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "examples", name)
+}
+
+func freePort(t *testing.T) int32 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return int32(l.Addr().(*net.TCPAddr).Port)
+}
+
+func namespace(t *testing.T) string {
+	t.Helper()
+	ns := "t-" + rand.String(6)
+	if _, err := env.Kubectl(context.Background(), "create", "namespace", ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+// newPool is the ProcessPool a manager would write for node.
+func newPool(ns, name, node, revision string, port int32, root string) *ferryv1.ProcessPool {
+	d := func(x time.Duration) *metav1.Duration { return &metav1.Duration{Duration: x} }
+	return &ferryv1.ProcessPool{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: contract.PoolLabels(name, node),
+			Finalizers: []string{contract.DrainFinalizer}},
+		Spec: ferryv1.ProcessPoolSpec{NodeName: node, AppGroup: name, Revision: revision, Template: ferryv1.AppTemplate{
+			App:    ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: root, StartupFile: "passenger_wsgi.py", Concurrency: 1},
+			Listen: ferryv1.ListenSpec{Port: port},
+			Pool: ferryv1.PoolSpec{MinProcesses: 2, MaxProcesses: 2, MaxRequestQueueSize: 100, QueueTimeout: d(time.Minute),
+				IdleTimeout: d(5 * time.Minute), StartTimeout: d(30 * time.Second), ShutdownTimeout: d(10 * time.Second)},
+			Restart: ferryv1.RestartSpec{Strategy: ferryv1.RestartRolling, ResistDeploymentErrors: ptr.To(true), MaxConcurrentNodes: 1},
+		}},
+	}
+}
+
+// runAgent runs an agent for node against cfg until the returned stop.
+func runAgent(t *testing.T, node string, cfg *rest.Config, stateDir string) (stop func()) {
+	t.Helper()
+	a, err := New(Options{NodeName: node, Config: cfg, BindAddress: "127.0.0.1", StateDir: stateDir,
+		HeartbeatInterval: time.Second, Log: testr.New(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.Run(ctx)
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func stateDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func waitPool(t *testing.T, key types.NamespacedName, what string, cond func(*ferryv1.ProcessPool) bool) *ferryv1.ProcessPool {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		pp := &ferryv1.ProcessPool{}
+		err := env.Client.Get(context.Background(), key, pp)
+		if err == nil && cond(pp) {
+			return pp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %v\n%+v", what, err, pp.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func rolledOut(pp *ferryv1.ProcessPool) bool {
+	s := pp.Status
+	c := meta.FindStatusCondition(s.Conditions, ferryv1.ConditionRollingRestart)
+	return s.ObservedRevision == pp.Spec.Revision && s.ProcessCounts.Total > 0 && s.ProcessCounts.Updated == s.ProcessCounts.Total &&
+		s.ProcessCounts.Ready == s.ProcessCounts.Total && c != nil && c.Status == metav1.ConditionFalse
+}
+
+func get(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func TestAgentServesReportsRollsAndDrains(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	runAgent(t, "node-a", env.Config, stateDir(t))
+	port := freePort(t)
+	pp := newPool(ns, "hello-node-a", "node-a", "1-aaa", port, example("hello-wsgi"))
+	other := newPool(ns, "hello-node-b", "node-b", "1-aaa", freePort(t), example("hello-wsgi"))
+	for _, p := range []*ferryv1.ProcessPool{pp, other} {
+		if err := env.Client.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := client.ObjectKeyFromObject(pp)
+
+	got := waitPool(t, key, "a ready report", func(p *ferryv1.ProcessPool) bool {
+		return meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionReady) && rolledOut(p)
+	})
+	if want := "127.0.0.1:" + strconv.Itoa(int(port)); got.Status.Address != want || got.Status.ReadyProcesses != "2/2" ||
+		got.Status.HeartbeatTime == nil || len(got.Status.Processes) != 2 || got.Status.ObservedGeneration != got.Generation {
+		t.Errorf("status = %+v, want address %s, 2/2 ready, a heartbeat and the process table", got.Status, want)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if code, _, err := get(url); err != nil || code != 200 {
+		t.Fatalf("GET through the node's proxy: %d %v", code, err)
+	}
+
+	// The heartbeat moves without a change of state.
+	hb := got.Status.HeartbeatTime.Time
+	waitPool(t, key, "a later heartbeat", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.HeartbeatTime != nil && p.Status.HeartbeatTime.After(hb)
+	})
+
+	// Another node's pool is not this agent's business.
+	if o := (&ferryv1.ProcessPool{}); env.Client.Get(ctx, client.ObjectKeyFromObject(other), o) == nil &&
+		o.Status.HeartbeatTime != nil {
+		t.Errorf("the agent of node-a reported node-b's pool")
+	}
+
+	// A new revision rolls; RollingRestart shows while it does.
+	patch := client.MergeFrom(got.DeepCopy())
+	got.Spec.Revision = "2-bbb"
+	if err := env.Client.Patch(ctx, got, patch); err != nil {
+		t.Fatal(err)
+	}
+	rolled := waitPool(t, key, "revision 2 rolled out", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.ObservedRevision == "2-bbb" && rolledOut(p)
+	})
+	for _, proc := range rolled.Status.Processes {
+		if proc.Revision != "2-bbb" {
+			t.Errorf("process %d on %s after the roll", proc.PID, proc.Revision)
+		}
+	}
+
+	// Deleting: the agent drains, then lets the pool go.
+	if err := env.Client.Delete(ctx, rolled); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted pool is still there: the agent did not remove its finalizer")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, _, err := get(url); err == nil {
+		t.Error("the proxy still answers after the pool was deleted")
+	}
+}
+
+func TestAgentReportsDeploymentError(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	runAgent(t, "node-r", env.Config, stateDir(t))
+	pp := newPool(ns, "app-node-r", "node-r", "1-aaa", freePort(t), example("hello-wsgi"))
+	if err := env.Client.Create(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	got := waitPool(t, key, "ready", rolledOut)
+	patch := client.MergeFrom(got.DeepCopy())
+	got.Spec.Revision = "2-broken"
+	got.Spec.Template.App.Root = example("broken-wsgi")
+	if err := env.Client.Patch(ctx, got, patch); err != nil {
+		t.Fatal(err)
+	}
+	resisting := waitPool(t, key, "resistance reported", func(p *ferryv1.ProcessPool) bool {
+		return meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionResistingDeploymentError)
+	})
+	de := resisting.Status.DeploymentError
+	if de == nil || de.Revision != "2-broken" || !strings.Contains(de.Output, "Traceback") ||
+		resisting.Status.ObservedRevision != "2-broken" {
+		t.Errorf("deploymentError = %+v, observedRevision %q", de, resisting.Status.ObservedRevision)
+	}
+	c := meta.FindStatusCondition(resisting.Status.Conditions, ferryv1.ConditionResistingDeploymentError)
+	if !strings.Contains(c.Message, "Resisting deployment error") {
+		t.Errorf("condition message %q", c.Message)
+	}
+	if resisting.Status.ProcessCounts.Ready != 2 {
+		t.Errorf("old processes not serving: %+v", resisting.Status.ProcessCounts)
+	}
+}
+
+func TestPortTakenIsReported(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	runAgent(t, "node-p", env.Config, stateDir(t))
+	port := freePort(t)
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(int(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := newPool(ns, "app-node-p", "node-p", "1-aaa", port, example("hello-wsgi"))
+	if err := env.Client.Create(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	waitPool(t, key, "ListenFailed", func(p *ferryv1.ProcessPool) bool {
+		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
+		return c != nil && c.Reason == ferryv1.ReasonListenFailed && strings.Contains(c.Message, "address already in use")
+	})
+	l.Close()
+	waitPool(t, key, "Ready once the port is free", func(p *ferryv1.ProcessPool) bool {
+		return meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionReady)
+	})
+}
+
+// forwarder is a TCP proxy to the API server that a test can cut and
+// restore, to make the API server unreachable for the agent only.
+type forwarder struct {
+	target string
+	mu     sync.Mutex
+	l      net.Listener
+	addr   string
+	conns  map[net.Conn]bool
+}
+
+func newForwarder(t *testing.T, target string) *forwarder {
+	f := &forwarder{target: target, conns: map[net.Conn]bool{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = l.Addr().String()
+	f.serve(l)
+	t.Cleanup(f.cut)
+	return f
+}
+
+func (f *forwarder) serve(l net.Listener) {
+	f.mu.Lock()
+	f.l = l
+	f.mu.Unlock()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", f.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			f.mu.Lock()
+			f.conns[c], f.conns[up] = true, true
+			f.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+// cut closes the listener and every connection: the API is unreachable.
+func (f *forwarder) cut() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.l != nil {
+		f.l.Close()
+		f.l = nil
+	}
+	for c := range f.conns {
+		c.Close()
+	}
+	f.conns = map[net.Conn]bool{}
+}
+
+func (f *forwarder) restore(t *testing.T) {
+	l, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.serve(l)
+}
+
+// TestAgentSurvivesTheAPIServer: with the API server unreachable the agent
+// keeps serving; restarted while it is still unreachable, it resumes its
+// pools from disk; once it is back, the status catches up.
+func TestAgentSurvivesTheAPIServer(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := newForwarder(t, u.Host)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Host = "https://" + fwd.addr
+	cfg.Timeout = 5 * time.Second
+	state := stateDir(t)
+	stop := runAgent(t, "node-s", cfg, state)
+
+	port := freePort(t)
+	pp := newPool(ns, "app-node-s", "node-s", "1-aaa", port, example("hello-wsgi"))
+	if err := env.Client.Create(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	waitPool(t, key, "ready", rolledOut)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+
+	fwd.cut()
+	for range 20 {
+		if code, _, err := get(url); err != nil || code != 200 {
+			t.Fatalf("with the API unreachable: %d %v", code, err)
+		}
+	}
+	// Restart the agent while the API is still away: it resumes from disk.
+	stop()
+	if _, _, err := get(url); err == nil {
+		t.Fatal("the stopped agent still serves")
+	}
+	runAgent(t, "node-s", cfg, state)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, _, err := get(url)
+		if err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted agent did not resume its pool from disk: %d %v", code, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	before := waitPool(t, key, "the last report", func(*ferryv1.ProcessPool) bool { return true }).Status.HeartbeatTime.Time
+
+	fwd.restore(t)
+	waitPool(t, key, "the status to catch up", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.HeartbeatTime != nil && p.Status.HeartbeatTime.After(before) && rolledOut(p)
+	})
+}

@@ -1,0 +1,25 @@
+// Package cluster is the agent's cluster mode: it runs, on one node, the
+// ProcessPools the manager assigned to that node, with the same pool and
+// proxy code as the standalone mode, and reports each pool's status.
+//
+// Watching: only the ProcessPools labelled for this node
+// (ferry.dev/node), through a cache that retries its list and watch for as
+// long as the API server is away; it never gives up and never exits.
+//
+// Reporting: the status of each pool (address, observed revision, the
+// per-process table, counts, restart progress, the deployment error being
+// resisted, conditions, heartbeat) is patched when its state changes (at
+// once, coalescing changes within 100ms) and otherwise every heartbeat
+// interval with fresh CPU and memory figures: stats go out at a bounded
+// rate, state changes do not wait. A failed write is retried with backoff;
+// the pools keep serving meanwhile.
+//
+// Surviving the API server: the agent saves every pool's spec in its state
+// directory. Started while the API server is down, it resumes those pools
+// from disk and serves them; once the API server answers, it reconciles
+// with what the API says (pools deleted meanwhile are stopped).
+//
+// Deleting: a deleted pool (the manager's ferry.dev/drain finalizer holds
+// it) is drained (in-flight requests finish, workers stop) and then the
+// finalizer is removed.
+package cluster

@@ -1,0 +1,270 @@
+package cluster
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/proxy"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// coalesce is how long the reporter waits after a change for more changes
+// to report them in one write.
+const coalesce = 100 * time.Millisecond
+
+// runningPool is one ProcessPool served on this node: its pool, its proxy
+// and the goroutine that reports its status.
+type runningPool struct {
+	a   *Agent
+	key types.NamespacedName
+	log logr.Logger
+
+	mu        sync.Mutex
+	obj       *ferryv1.ProcessPool
+	pool      *pool.Pool
+	proxy     *proxy.Server
+	port      int32
+	listenErr error
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+func configOf(pp *ferryv1.ProcessPool) pool.Config {
+	return pool.Config{Name: pp.Namespace + "/" + pp.Name, Revision: pp.Spec.Revision, Template: pp.Spec.Template}
+}
+
+func (a *Agent) startPool(pp *ferryv1.ProcessPool) *runningPool {
+	key := types.NamespacedName{Namespace: pp.Namespace, Name: pp.Name}
+	rp := &runningPool{a: a, key: key, log: a.log.WithValues("pool", key), obj: pp.DeepCopy(),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	cfg := configOf(pp)
+	var obs pool.Observer
+	if a.opts.Metrics != nil {
+		obs = a.opts.Metrics
+	}
+	rp.pool = pool.New(cfg, pool.Options{RunDir: a.runDir, LoaderPath: a.loader, Log: rp.log,
+		NewTransport: proxy.NewWorkerTransport, Observer: obs})
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.Track(cfg.Name, rp.pool.Status)
+	}
+	rp.mu.Lock()
+	rp.listenLocked(pp.Spec.Template.Listen.Port)
+	rp.mu.Unlock()
+	rp.log.Info("Started pool", "revision", pp.Spec.Revision, "listen", a.listenAddr(pp.Spec.Template.Listen.Port))
+	go rp.report()
+	return rp
+}
+
+// listenLocked opens the proxy on port. A failure (the port is taken) is
+// reported in the status and retried at every heartbeat.
+func (rp *runningPool) listenLocked(port int32) {
+	rp.port = port
+	l, err := net.Listen("tcp", rp.a.listenAddr(port))
+	if err != nil {
+		if rp.listenErr == nil {
+			rp.log.Error(err, "Proxy cannot listen; will retry", "port", port)
+		}
+		rp.listenErr = err
+		return
+	}
+	rp.listenErr = nil
+	opts := rp.a.opts.Proxy
+	opts.Name, opts.Log = rp.key.String(), rp.log
+	if rp.a.opts.Metrics != nil {
+		opts.Observer = rp.a.opts.Metrics
+	}
+	srv := proxy.New(rp.pool, opts)
+	rp.proxy = srv
+	go func() {
+		if err := srv.Serve(l); err != nil {
+			rp.log.Error(err, "Proxy stopped")
+		}
+	}()
+}
+
+// update applies a new spec: a new revision rolls, other changes apply at
+// once; a new port moves the proxy (the old one drains first).
+func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
+	rp.mu.Lock()
+	rp.obj = pp.DeepCopy()
+	var old *proxy.Server
+	if port := pp.Spec.Template.Listen.Port; port != rp.port {
+		old, rp.proxy = rp.proxy, nil
+		rp.listenErr = nil
+		rp.port = port
+	}
+	rp.mu.Unlock()
+	if old != nil {
+		drainProxy(old, time.Minute)
+	}
+	rp.mu.Lock()
+	if rp.proxy == nil && rp.listenErr == nil {
+		rp.listenLocked(rp.port)
+	}
+	rp.mu.Unlock()
+	rp.pool.Update(configOf(pp))
+	select {
+	case rp.kick <- struct{}{}:
+	default:
+	}
+}
+
+func drainProxy(srv *proxy.Server, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+}
+
+// close drains the proxy, stops the workers and the reporter.
+func (rp *runningPool) close() {
+	close(rp.stop)
+	<-rp.done
+	rp.mu.Lock()
+	srv := rp.proxy
+	timeout := 2 * time.Minute
+	if d := rp.obj.Spec.Template.Pool.ShutdownTimeout; d != nil {
+		timeout = 2*d.Duration + 10*time.Second
+	}
+	rp.mu.Unlock()
+	if srv != nil {
+		drainProxy(srv, timeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	rp.pool.Close(ctx)
+	if rp.a.opts.Metrics != nil {
+		rp.a.opts.Metrics.Untrack(rp.key.String())
+	}
+	rp.log.Info("Stopped pool")
+}
+
+// report writes the pool's status: at once (coalesced) when its state
+// changes, else at every heartbeat; with backoff while writes fail.
+func (rp *runningPool) report() {
+	defer close(rp.done)
+	hb := rp.a.opts.HeartbeatInterval
+	var last ferryv1.ProcessPoolStatus
+	var lastWrite time.Time
+	written := false
+	backoff := time.Duration(0)
+	for {
+		changed := rp.pool.Changed()
+		rp.retryListen(lastWrite)
+		desired, obj := rp.desired()
+		now := time.Now()
+		if !written || stateChanged(last, desired) || now.Sub(lastWrite) >= hb {
+			err := rp.write(obj, desired)
+			switch {
+			case err == nil:
+				last, lastWrite, written, backoff = desired, now, true, 0
+			case apierrors.IsNotFound(err):
+				// Deleted: the reconcile loop stops this pool.
+			default:
+				backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+				if backoff <= time.Second || backoff == 30*time.Second {
+					rp.log.Error(err, "Could not report status; still serving, will retry", "retryIn", backoff)
+				}
+			}
+		}
+		wait := hb - time.Since(lastWrite)
+		if backoff > 0 {
+			wait = backoff
+		}
+		if !rp.sleep(changed, max(wait, coalesce)) {
+			return
+		}
+	}
+}
+
+// sleep waits for a change of the pool (then coalesces), a kick, or d;
+// false when the pool is closing.
+func (rp *runningPool) sleep(changed <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-rp.stop:
+		return false
+	case <-t.C:
+		return true
+	case <-rp.kick:
+	case <-changed:
+	}
+	select {
+	case <-rp.stop:
+		return false
+	case <-time.After(coalesce):
+		return true
+	}
+}
+
+func (rp *runningPool) retryListen(lastWrite time.Time) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.listenErr != nil && rp.proxy == nil && time.Since(lastWrite) >= rp.a.opts.HeartbeatInterval/2 {
+		rp.listenLocked(rp.port)
+	}
+}
+
+// desired computes the status to report, on top of the latest object the
+// agent knows (the cache's, or the saved spec while the API is away).
+func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPool) {
+	rp.mu.Lock()
+	obj := rp.obj.DeepCopy()
+	listenErr := rp.listenErr
+	port := rp.port
+	rp.mu.Unlock()
+	current := &ferryv1.ProcessPool{}
+	if err := rp.a.cache.Get(context.Background(), rp.key, current); err == nil && current.Spec.NodeName == obj.Spec.NodeName {
+		obj = current
+	}
+	return desiredStatus(obj.Status, obj, rp.pool.Status(), rp.a.advertised(port), listenErr, time.Now()), obj
+}
+
+func (rp *runningPool) write(obj *ferryv1.ProcessPool, status ferryv1.ProcessPoolStatus) error {
+	if obj.ResourceVersion == "" {
+		return errNotSynced
+	}
+	patch := client.MergeFrom(obj.DeepCopy())
+	obj.Status = status
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return rp.a.client.Status().Patch(ctx, obj, patch)
+}
+
+type notSynced struct{}
+
+func (notSynced) Error() string {
+	return "the pool was resumed from disk and the API server has not answered yet"
+}
+
+var errNotSynced error = notSynced{}
+
+// handler enqueues every ProcessPool event.
+type handler struct {
+	q workqueue.TypedRateLimitingInterface[types.NamespacedName]
+}
+
+func (h handler) enqueue(obj any) {
+	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if o, ok := obj.(client.Object); ok {
+		h.q.Add(client.ObjectKeyFromObject(o))
+	}
+}
+
+func (h handler) OnAdd(obj any, _ bool) { h.enqueue(obj) }
+func (h handler) OnUpdate(_, obj any)   { h.enqueue(obj) }
+func (h handler) OnDelete(obj any)      { h.enqueue(obj) }

@@ -1,0 +1,82 @@
+package cluster
+
+import (
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// desiredStatus computes a ProcessPool's status from the pool's snapshot,
+// on top of the status the API has (current): conditions keep their
+// LastTransitionTime while their status does not change. Pure.
+func desiredStatus(current ferryv1.ProcessPoolStatus, pp *ferryv1.ProcessPool, s pool.Status, address string,
+	listenErr error, now time.Time) ferryv1.ProcessPoolStatus {
+	out := ferryv1.ProcessPoolStatus{
+		ObservedGeneration: pp.Generation,
+		Address:            address,
+		ObservedRevision:   s.Revision,
+		ProcessCounts:      s.Counts,
+		ReadyProcesses:     ratio(s.Counts.Ready, s.Counts.Total),
+		QueueLength:        s.QueueLength,
+		Processes:          s.Processes,
+		RestartProgress:    s.Restart,
+		DeploymentError:    s.Resisting,
+		LastSpawnError:     s.LastSpawnError,
+		HeartbeatTime:      &metav1.Time{Time: now},
+		Conditions:         append([]metav1.Condition(nil), current.Conditions...),
+	}
+	if len(out.Processes) > 512 {
+		out.Processes = out.Processes[:512]
+	}
+	for _, c := range s.Conditions(now) {
+		if c.Type == ferryv1.ConditionReady && listenErr != nil {
+			c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonListenFailed
+			c.Message = "the proxy cannot listen: " + listenErr.Error()
+		}
+		c.ObservedGeneration = pp.Generation
+		c.LastTransitionTime = metav1.Time{Time: now}
+		meta.SetStatusCondition(&out.Conditions, c)
+	}
+	return out
+}
+
+func ratio(a, b int32) string {
+	return strconv.Itoa(int(a)) + "/" + strconv.Itoa(int(b))
+}
+
+// stateChanged reports whether two statuses differ in anything but the
+// figures that move all the time (heartbeat, CPU, memory, request
+// counters, last use, queue length): those go out at the heartbeat rate,
+// everything else at once.
+func stateChanged(a, b ferryv1.ProcessPoolStatus) bool {
+	return !equality.Semantic.DeepEqual(stateOf(a), stateOf(b))
+}
+
+func stateOf(s ferryv1.ProcessPoolStatus) ferryv1.ProcessPoolStatus {
+	s.HeartbeatTime = nil
+	s.QueueLength = 0
+	procs := make([]ferryv1.ProcessInfo, len(s.Processes))
+	for i, p := range s.Processes {
+		procs[i] = ferryv1.ProcessInfo{PID: p.PID, Revision: p.Revision, State: p.State, Replacing: p.Replacing,
+			StartedAt: p.StartedAt}
+	}
+	s.Processes = procs
+	conds := make([]metav1.Condition, len(s.Conditions))
+	for i, c := range s.Conditions {
+		c.LastTransitionTime = metav1.Time{}
+		conds[i] = c
+	}
+	s.Conditions = conds
+	if s.LastSpawnError != nil {
+		e := *s.LastSpawnError
+		e.Time = metav1.Time{Time: e.Time.Truncate(time.Second)}
+		s.LastSpawnError = &e
+	}
+	return s
+}

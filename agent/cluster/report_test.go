@@ -1,0 +1,63 @@
+package cluster
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+func TestDesiredStatus(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	earlier := metav1.Time{Time: now.Add(-time.Hour)}
+	pp := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{Revision: "2"}}
+	pp.Generation = 7
+	s := pool.Status{Revision: "2", MinProcesses: 1, Counts: ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2},
+		Processes: []ferryv1.ProcessInfo{{PID: 1, Revision: "2", State: ferryv1.ProcessReady}, {PID: 2, Revision: "2", State: ferryv1.ProcessReady}}}
+	current := ferryv1.ProcessPoolStatus{Conditions: []metav1.Condition{{Type: ferryv1.ConditionReady,
+		Status: metav1.ConditionTrue, Reason: ferryv1.ReasonProcessesReady, LastTransitionTime: earlier}}}
+
+	got := desiredStatus(current, pp, s, "10.0.0.1:8080", nil, now)
+	if got.ObservedRevision != "2" || got.ReadyProcesses != "2/2" || got.Address != "10.0.0.1:8080" ||
+		got.ObservedGeneration != 7 || got.HeartbeatTime.Time != now || len(got.Conditions) != 4 {
+		t.Fatalf("status = %+v", got)
+	}
+	if c := meta.FindStatusCondition(got.Conditions, ferryv1.ConditionReady); !c.LastTransitionTime.Equal(&earlier) ||
+		c.ObservedGeneration != 7 {
+		t.Errorf("Ready kept its transition time? %+v", c)
+	}
+
+	failed := desiredStatus(current, pp, s, "10.0.0.1:8080", errors.New("bind: address already in use"), now)
+	c := meta.FindStatusCondition(failed.Conditions, ferryv1.ConditionReady)
+	if c.Status != metav1.ConditionFalse || c.Reason != ferryv1.ReasonListenFailed || c.LastTransitionTime.Time != now {
+		t.Errorf("listen failure: %+v", c)
+	}
+}
+
+func TestStateChangedIgnoresStats(t *testing.T) {
+	now := time.Now()
+	base := ferryv1.ProcessPoolStatus{ObservedRevision: "1", Processes: []ferryv1.ProcessInfo{{PID: 1, Revision: "1",
+		State: ferryv1.ProcessReady}}, HeartbeatTime: &metav1.Time{Time: now}}
+	stats := *base.DeepCopy()
+	stats.HeartbeatTime = &metav1.Time{Time: now.Add(time.Second)}
+	stats.QueueLength = 4
+	stats.Processes[0].Processed, stats.Processes[0].Sessions, stats.Processes[0].MemoryBytes, stats.Processes[0].CPUPercent = 10, 1, 1<<20, 5
+	if stateChanged(base, stats) {
+		t.Error("moving figures counted as a change of state")
+	}
+	state := *base.DeepCopy()
+	state.Processes[0].State = ferryv1.ProcessDraining
+	if !stateChanged(base, state) {
+		t.Error("a process changing state was not a change of state")
+	}
+	rev := *base.DeepCopy()
+	rev.ObservedRevision = "2"
+	if !stateChanged(base, rev) {
+		t.Error("a new observed revision was not a change of state")
+	}
+}

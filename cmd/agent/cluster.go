@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/ferry-dev/ferry/agent/cluster"
+	"github.com/ferry-dev/ferry/agent/metrics"
+	"github.com/ferry-dev/ferry/internal/version"
+)
+
+// runCluster is the agent of one node in a cluster: the flags are those
+// internal/deployargs.AgentArgs renders (and the Helm chart with it).
+func runCluster(args []string) error {
+	fs := flag.NewFlagSet("ferry-agent", flag.ExitOnError)
+	node := fs.String("node-name", os.Getenv("NODE_NAME"), "the node this agent serves (default $NODE_NAME)")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
+	bind := fs.String("bind-address", "0.0.0.0", "address the proxies listen on, each on its pool's listen.port")
+	advertise := fs.String("advertise-address", "", "address reported in each pool's status for the Service endpoints (default: --bind-address)")
+	stateDir := fs.String("state-dir", "/var/lib/ferry", "directory for the WSGI loader, worker sockets and saved pool specs")
+	metricsAddr := fs.String("metrics-bind-address", ":9441", "address of the Prometheus /metrics endpoint (0 turns it off)")
+	probeAddr := fs.String("health-probe-bind-address", ":9442", "address of /healthz and /readyz (0 turns them off)")
+	heartbeat := fs.Duration("heartbeat-interval", 10*time.Second,
+		"how often each pool's status is reported when nothing changes (state changes are reported at once)")
+	popts := proxyFlags(fs)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	_ = fs.Parse(args)
+	if *node == "" {
+		return errors.New("--node-name is required (in a DaemonSet, set NODE_NAME from spec.nodeName)")
+	}
+	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	cfg, err := restConfig(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	m := metrics.New()
+	agent, err := cluster.New(cluster.Options{
+		NodeName: *node, Config: cfg, BindAddress: *bind, AdvertiseAddress: *advertise, StateDir: *stateDir,
+		HeartbeatInterval: *heartbeat, Proxy: *popts, Metrics: m, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	serve(ctx, *metricsAddr, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}), log.WithName("metrics"))
+	probes := http.NewServeMux()
+	probes.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	probes.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !agent.Ready() {
+			http.Error(w, "not synced with the API server and nothing saved to resume", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	serve(ctx, *probeAddr, probes, log.WithName("probes"))
+	log.Info("Starting agent", "version", version.Version, "node", *node, "bindAddress", *bind)
+	return agent.Run(ctx)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		cfg, err = ctrlconfig.GetConfig()
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg.UserAgent = "ferry-agent/" + version.Version
+	return cfg, nil
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// serve runs an HTTP endpoint in the background until ctx is done; addr
+// "0" or "" turns it off.
+func serve(ctx context.Context, addr string, h http.Handler, log logr.Logger) {
+	if addr == "" || addr == "0" {
+		return
+	}
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(err, "Endpoint stopped", "address", addr)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+}
