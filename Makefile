@@ -111,7 +111,9 @@ tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(HELM) ## Build every pinned tool int
 ##@ Local stack
 
 .PHONY: local-up
-local-up: ## Bring up a local Ferry: control plane, manager, agents on simulated nodes, a sample app.
-	@echo "make local-up is not available yet: the manager and the agent's cluster mode have not landed." >&2
-	@echo "Until then, 'make test' runs the API against a real control plane." >&2
-	@exit 1
+local-up: ## Bring up a local Ferry: control plane, manager, agents on simulated nodes, a sample app (DETACH=1: in the background).
+	hack/local-up.sh $(if $(DETACH),--detach)
+
+.PHONY: local-down
+local-down: ## Stop what make local-up DETACH=1 started.
+	hack/local-down.sh

@@ -172,8 +172,10 @@ func (rp *runningPool) report() {
 			case apierrors.IsNotFound(err):
 				// Deleted: the reconcile loop stops this pool.
 			default:
-				backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
-				if backoff <= time.Second || backoff == 30*time.Second {
+				// Capped at the heartbeat interval: once the API server is
+				// back, the report must not lag more than a heartbeat.
+				backoff = min(max(2*backoff, 500*time.Millisecond), hb)
+				if backoff <= time.Second || backoff == hb {
 					rp.log.Error(err, "Could not report status; still serving, will retry", "retryIn", backoff)
 				}
 			}

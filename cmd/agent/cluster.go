@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/ferry-dev/ferry/agent/cluster"
@@ -42,6 +43,8 @@ func runCluster(args []string) error {
 		return errors.New("--node-name is required (in a DaemonSet, set NODE_NAME from spec.nodeName)")
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	// controller-runtime's cache logs through its own logger.
+	ctrllog.SetLogger(log)
 	cfg, err := restConfig(*kubeconfig)
 	if err != nil {
 		return err

@@ -75,6 +75,9 @@ func Start(opts Options) (*Env, error) {
 	}
 	cfg, err := te.Start()
 	if err != nil {
+		// envtest may have started etcd and kube-apiserver before failing
+		// (installing the CRDs, say): stop them, or they outlive the test.
+		_ = te.Stop()
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting the test control plane from %s: %w", assets, err)
 	}
@@ -90,6 +93,10 @@ func Start(opts Options) (*Env, error) {
 	}
 	return e, nil
 }
+
+// APIServer is the running kube-apiserver, for tests that stop and
+// restart it.
+func (e *Env) APIServer() *envtest.APIServer { return e.env.ControlPlane.GetAPIServer() }
 
 // Stop stops the control plane and removes its files.
 func (e *Env) Stop() error {

@@ -1,0 +1,253 @@
+package kubectlferry
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ferry-dev/ferry/agent/statusview"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
+	"github.com/ferry-dev/ferry/internal/version"
+)
+
+const statusSynopsis = "kubectl ferry status NAME [--json] [-n NAMESPACE]"
+
+func (a *App) status(ctx context.Context, conn *connection, args []string) error {
+	fs := newFlagSet("status")
+	conn.bind(fs)
+	asJSON := fs.Bool("json", false, "print the AppGroup's status and its pools' statuses as JSON")
+	staleAfter := fs.Duration("stale-after", DefaultStaleAfter,
+		"flag a pool whose agent has not reported for this long (the manager's --agent-stale-after)")
+	name, err := a.parseCommand(fs, statusSynopsis, args)
+	if err != nil {
+		return err
+	}
+	if *staleAfter <= 0 {
+		return usageErrorf("--stale-after must be positive, got %s", *staleAfter)
+	}
+	cl, err := conn.connect()
+	if err != nil {
+		return err
+	}
+	ag, err := cl.getAppGroup(ctx, name)
+	if err != nil {
+		return err
+	}
+	pools, err := cl.listPools(ctx, ag)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(a.Out, ag, pools)
+	}
+	return writeStatus(a.Out, ag, pools, a.now(), *staleAfter)
+}
+
+// listPools lists the ProcessPools of ag, sorted by node.
+func (cl *clients) listPools(ctx context.Context, ag *ferryv1.AppGroup) ([]ferryv1.ProcessPool, error) {
+	var list ferryv1.ProcessPoolList
+	if err := cl.c.List(ctx, &list, client.InNamespace(ag.Namespace),
+		client.MatchingLabels{ferryv1.AppGroupLabel: contract.LabelValue(ag.Name)}); err != nil {
+		return nil, fmt.Errorf("listing the ProcessPools of AppGroup %q: %w", ag.Name, err)
+	}
+	// The label is a hash for long names: spec.appGroup is exact.
+	pools := slices.DeleteFunc(list.Items, func(p ferryv1.ProcessPool) bool { return p.Spec.AppGroup != ag.Name })
+	slices.SortFunc(pools, func(a, b ferryv1.ProcessPool) int {
+		return cmp.Or(cmp.Compare(a.Spec.NodeName, b.Spec.NodeName), cmp.Compare(a.Name, b.Name))
+	})
+	return pools, nil
+}
+
+// StatusJSON is what `status --json` prints.
+type StatusJSON struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// RevisionAnnotation is the ferry.dev/revision annotation; empty when
+	// absent.
+	RevisionAnnotation string                 `json:"revisionAnnotation,omitempty"`
+	Generation         int64                  `json:"generation"`
+	Status             ferryv1.AppGroupStatus `json:"status"`
+	Pools              []PoolJSON             `json:"pools"`
+}
+
+// PoolJSON is one ProcessPool in StatusJSON.
+type PoolJSON struct {
+	Name string `json:"name"`
+	Node string `json:"node"`
+	// Revision is the pool's spec.revision: what its node should run.
+	Revision string                    `json:"revision"`
+	Status   ferryv1.ProcessPoolStatus `json:"status"`
+}
+
+func writeJSON(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
+	out := StatusJSON{
+		Namespace: ag.Namespace, Name: ag.Name, RevisionAnnotation: ag.Annotations[ferryv1.RevisionAnnotation],
+		Generation: ag.Generation, Status: ag.Status, Pools: make([]PoolJSON, 0, len(pools)),
+	}
+	for _, p := range pools {
+		out.Pools = append(out.Pools, PoolJSON{Name: p.Name, Node: p.Spec.NodeName, Revision: p.Spec.Revision, Status: p.Status})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// writeStatus prints the AppGroup's header, then the passenger-status view
+// of its pools.
+func writeStatus(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time, staleAfter time.Duration) error {
+	var b bytes.Buffer
+	writeHeader(&b, ag, pools)
+	b.WriteString("\n")
+	views := make([]statusview.Pool, 0, len(pools))
+	for i := range pools {
+		views = append(views, poolView(ag, &pools[i], now, staleAfter))
+	}
+	var v bytes.Buffer
+	if err := statusview.Write(&v, statusview.Header{Agent: "kubectl-ferry " + version.Version}, views, now); err != nil {
+		return err
+	}
+	// The view counts its entries as "App groups"; here each is one node's
+	// pool of a single AppGroup. Same width, so the alignment holds.
+	b.Write(bytes.Replace(v.Bytes(), []byte("App groups : "), []byte("Pools      : "), 1))
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// headerConditions are the AppGroup conditions the header shows, in order.
+var headerConditions = []string{
+	ferryv1.ConditionReady, ferryv1.ConditionRollingRestart, ferryv1.ConditionResistingDeploymentError,
+}
+
+// writeHeader writes the AppGroup's own block: revision, counts,
+// conditions, and notes on what the manager has not caught up with.
+func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) {
+	st := &ag.Status
+	fmt.Fprintf(b, "----------- AppGroup %s/%s -----------\n", ag.Namespace, ag.Name)
+	width := len(ferryv1.ConditionResistingDeploymentError)
+	field := func(label, value string) {
+		pad := strings.Repeat(" ", width+3)
+		fmt.Fprintf(b, "%-*s : %s\n", width, label, strings.ReplaceAll(strings.TrimRight(value, "\n"), "\n", "\n"+pad))
+	}
+	annotation, hasAnnotation := ag.Annotations[ferryv1.RevisionAnnotation]
+	shown := annotation
+	if !hasAnnotation {
+		shown = "unset, so " + contract.DefaultRevision
+	}
+	revision := st.Revision
+	if revision == "" {
+		revision = "-"
+	}
+	field("Target revision", fmt.Sprintf("%s (%s: %s)", revision, ferryv1.RevisionAnnotation, shown))
+	field("Processes", fmt.Sprintf("%d/%d ready, %d updated", st.Processes.Ready, st.Processes.Total, st.Processes.Updated))
+	field("Nodes", fmt.Sprintf("%d/%d ready, %d updated", st.Nodes.Ready, st.Nodes.Total, st.Nodes.Updated))
+	for _, t := range headerConditions {
+		field(t, conditionSummary(meta.FindStatusCondition(st.Conditions, t)))
+	}
+	for _, n := range headerNotes(ag, pools) {
+		b.WriteString(n + "\n")
+	}
+}
+
+// conditionSummary is "True (Reason) message", or that it is not reported.
+func conditionSummary(c *metav1.Condition) string {
+	if c == nil {
+		return "not reported yet"
+	}
+	s := fmt.Sprintf("%s (%s)", c.Status, c.Reason)
+	if c.Message != "" {
+		s += " " + c.Message
+	}
+	return s
+}
+
+// headerNotes says where the manager lags behind the AppGroup.
+func headerNotes(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) []string {
+	st := &ag.Status
+	var notes []string
+	annotation, ok := ag.Annotations[ferryv1.RevisionAnnotation]
+	if !ok {
+		annotation = contract.DefaultRevision
+	}
+	switch {
+	case st.Revision == "" && len(st.Conditions) == 0:
+		notes = append(notes, "The manager has not reported on this AppGroup yet: is ferry-manager running?")
+	case contract.ValidateRevision(annotation) == nil && !onRevision(st.Revision, annotation):
+		notes = append(notes, fmt.Sprintf("The manager has not taken up %s=%s yet (status.revision is %s).",
+			ferryv1.RevisionAnnotation, annotation, st.Revision))
+	case st.ObservedGeneration != ag.Generation:
+		notes = append(notes, fmt.Sprintf("The manager has not reconciled generation %d yet (last: %d).",
+			ag.Generation, st.ObservedGeneration))
+	}
+	if len(pools) == 0 {
+		notes = append(notes, "No ProcessPools: no node matches spec.nodeSelector, or the manager has not created them yet.")
+	}
+	return notes
+}
+
+// poolView is one ProcessPool as the passenger-status view shows it.
+func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, staleAfter time.Duration) statusview.Pool {
+	st, t := &p.Status, &p.Spec.Template
+	title := fmt.Sprintf("%s on %s", ag.Name, p.Spec.NodeName)
+	if st.Address != "" {
+		title += " (" + st.Address + ")"
+	}
+	v := statusview.Pool{
+		Title: title, Root: t.App.Root, Revision: p.Spec.Revision, Strategy: t.Restart.Strategy,
+		MinProcesses: t.Pool.MinProcesses, MaxProcesses: t.Pool.MaxProcesses, QueueLength: st.QueueLength,
+		Processes: st.Processes, Restart: st.RestartProgress, Resisting: st.DeploymentError,
+		LastSpawnError: st.LastSpawnError, Notes: poolNotes(ag, p, now, staleAfter),
+	}
+	if meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionScalingError) {
+		v.ScalingError = st.LastSpawnError
+	}
+	return v
+}
+
+// poolNotes are what the view says beyond the pool's own figures: an agent
+// that is silent, behind, or a pool that is not ready or being removed.
+func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, staleAfter time.Duration) []string {
+	st, node := &p.Status, p.Spec.NodeName
+	var notes []string
+	switch hb := st.HeartbeatTime; {
+	case hb == nil:
+		notes = append(notes, fmt.Sprintf("agent on %s has not reported yet", node))
+	case now.Sub(hb.Time) > staleAfter:
+		notes = append(notes, fmt.Sprintf("agent on %s has not reported for %s; figures may be stale",
+			node, duration.HumanDuration(now.Sub(hb.Time))))
+	}
+	if st.HeartbeatTime != nil && st.ObservedRevision != p.Spec.Revision {
+		notes = append(notes, fmt.Sprintf("agent on %s has not taken up revision %s yet (it runs %s)",
+			node, p.Spec.Revision, st.ObservedRevision))
+	}
+	if target := ag.Status.Revision; target != "" && p.Spec.Revision != target {
+		why := "waiting for its wave"
+		if c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart); c != nil &&
+			c.Reason == ferryv1.ReasonRolloutHalted {
+			why = "the rollout is halted"
+		}
+		notes = append(notes, fmt.Sprintf("not given revision %s yet: %s", target, why))
+	}
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady); c != nil && c.Status != metav1.ConditionTrue {
+		notes = append(notes, fmt.Sprintf("Not ready (%s): %s", c.Reason, c.Message))
+	}
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionScalingError); c != nil &&
+		c.Status == metav1.ConditionTrue && st.LastSpawnError == nil {
+		notes = append(notes, "Scaling error (backing off): "+c.Message)
+	}
+	if p.DeletionTimestamp != nil {
+		notes = append(notes, fmt.Sprintf("being removed: the agent on %s drains its processes", node))
+	}
+	return notes
+}

@@ -1,0 +1,282 @@
+package kubectlferry
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// healthyFixture is AppGroup hello, on revision 8, mid-rollout on node-2:
+// node-1 runs two new processes and reported 5 s ago; node-2 has replaced
+// one of two processes, is replacing PID 2002, and its agent last reported
+// 2 minutes ago. A pool of another AppGroup shares the namespace.
+func healthyFixture(t *testing.T) (ns string) {
+	t.Helper()
+	ns = newNamespace(t)
+	target := "8-" + hash
+	ag := newAppGroup(t, ns, "hello", "8")
+	setAppGroupStatus(t, ns, "hello", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 2)
+		st.Nodes.Updated, st.Processes.Updated = 1, 3
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+			"node 2/2 (node-2), process 2/2")
+	})
+	started := metav1.Time{Time: testNow.Add(-time.Hour)}
+	// Created out of node order: the view sorts by node.
+	p2 := newPool(t, ag, "node-2", target)
+	setPoolStatus(t, p2, ferryv1.ProcessPoolStatus{
+		Address: "127.0.0.3:8080", ObservedRevision: target,
+		ProcessCounts:  ferryv1.ProcessCounts{Ready: 2, Updated: 1, Total: 2},
+		ReadyProcesses: "2/2",
+		Processes: []ferryv1.ProcessInfo{
+			{PID: 2001, Revision: target, State: ferryv1.ProcessReady, Processed: 12, StartedAt: metav1.Time{Time: testNow.Add(-30 * time.Second)}},
+			{PID: 2002, Revision: "7-" + hash, State: ferryv1.ProcessDraining, Replacing: true, Sessions: 1, Processed: 2873, StartedAt: started},
+		},
+		RestartProgress: &ferryv1.RestartProgress{Revision: target, Done: 1, Total: 2, ReplacingPID: 2002},
+		HeartbeatTime:   ago(2 * time.Minute),
+		Conditions: []metav1.Condition{
+			cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "2/2 processes ready"),
+			cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, "process 2/2"),
+		},
+	})
+	p1 := newPool(t, ag, "node-1", target)
+	setPoolStatus(t, p1, ferryv1.ProcessPoolStatus{
+		Address: "127.0.0.2:8080", ObservedRevision: target,
+		ProcessCounts:  ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2},
+		ReadyProcesses: "2/2",
+		Processes: []ferryv1.ProcessInfo{
+			{PID: 1001, Revision: target, State: ferryv1.ProcessReady, Processed: 40, StartedAt: started, MemoryBytes: 60 << 20},
+			{PID: 1002, Revision: target, State: ferryv1.ProcessReady, Processed: 41, StartedAt: started},
+		},
+		HeartbeatTime: ago(5 * time.Second),
+		Conditions: []metav1.Condition{
+			cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "2/2 processes ready"),
+		},
+	})
+	other := newAppGroup(t, ns, "other", "")
+	setPoolStatus(t, newPool(t, other, "node-1", "0-"+hash), ferryv1.ProcessPoolStatus{
+		Address: "127.0.0.2:9090", HeartbeatTime: ago(time.Second),
+		Processes: []ferryv1.ProcessInfo{{PID: 9999, Revision: "0-" + hash, State: ferryv1.ProcessReady}},
+	})
+	return ns
+}
+
+func TestStatusHealthy(t *testing.T) {
+	ns := healthyFixture(t)
+	r := run(t, "status", "hello", "-n", ns)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	out := r.out
+	for _, want := range []string{
+		"----------- AppGroup " + ns + "/hello -----------",
+		"Target revision          : 8-" + hash + " (ferry.dev/revision: 8)",
+		"Processes                : 4/4 ready, 3 updated",
+		"Nodes                    : 2/2 ready, 1 updated",
+		"Ready                    : True (ProcessesReady) 2/2 nodes ready, 4/4 processes ready",
+		"RollingRestart           : True (RollingOut) node 2/2 (node-2), process 2/2",
+		"ResistingDeploymentError : False (NoDeploymentError) No pool resists a deployment error",
+		"Pools      : 2", "Processes  : 4",
+		"hello on node-1 (127.0.0.2:8080):",
+		"hello on node-2 (127.0.0.3:8080):",
+		"* PID: 1001", "* PID: 1002", "* PID: 2001", "* PID: 2002",
+		"Memory  : 60M",
+		"State: Draining Revision: 7-" + hash + " (old)",
+		"Rolling restart: 1 of 2 processes replaced, to revision 8-" + hash,
+		"agent on node-2 has not reported for 2m; figures may be stale",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	// Sorted by node, the marker on the replaced process only, the stale
+	// note on the silent node only, and nothing of the other AppGroup.
+	n1, n2 := strings.Index(out, "hello on node-1"), strings.Index(out, "hello on node-2")
+	if n1 > n2 {
+		t.Errorf("pools not sorted by node:\n%s", out)
+	}
+	if strings.Count(out, "Rolling restarting...") != 1 ||
+		strings.Index(out, "Rolling restarting...") < strings.Index(out, "* PID: 2002") {
+		t.Errorf("want one \"Rolling restarting...\", under PID 2002:\n%s", out)
+	}
+	if strings.Count(out, "has not reported") != 1 || strings.Index(out, "has not reported") < n2 {
+		t.Errorf("want the stale note for node-2 only:\n%s", out)
+	}
+	for _, unwanted := range []string{"9999", "9090", "App groups", "has not taken up", "has not reconciled"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("unexpected %q in:\n%s", unwanted, out)
+		}
+	}
+	if r.err != "" {
+		t.Errorf("unexpected standard error: %s", r.err)
+	}
+}
+
+func TestStatusResisting(t *testing.T) {
+	ns := newNamespace(t)
+	oldRev, target := "8-"+hash, "9-"+hash
+	ag := newAppGroup(t, ns, "broken", "9")
+	msg := "node node-1: revision " + target + " failed to spawn (exited with status 1); the old processes keep serving. " +
+		"Output: ModuleNotFoundError: No module named 'nothing_here'"
+	setAppGroupStatus(t, ns, "broken", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 3)
+		st.Nodes.Updated, st.Processes.Updated = 0, 0
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+			"Rollout of revision "+target+" halted at 0/3 nodes updated: node-1 resisting a deployment error")
+		st.Conditions[2] = cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, msg)
+	})
+	old := []ferryv1.ProcessInfo{
+		{PID: 1001, Revision: oldRev, State: ferryv1.ProcessReady},
+		{PID: 1002, Revision: oldRev, State: ferryv1.ProcessReady},
+	}
+	traceback := "Traceback (most recent call last):\n  File \"/srv/hello/passenger_wsgi.py\", line 1, in <module>\n" +
+		"    import nothing_here\nModuleNotFoundError: No module named 'nothing_here'\n"
+	setPoolStatus(t, newPool(t, ag, "node-1", target), ferryv1.ProcessPoolStatus{
+		Address: "127.0.0.2:8080", ObservedRevision: target, Processes: old, HeartbeatTime: ago(time.Second),
+		DeploymentError: &ferryv1.SpawnError{Revision: target, Reason: "exited with status 1", Output: traceback,
+			Time: metav1.Time{Time: testNow.Add(-10 * time.Second)}},
+		Conditions: []metav1.Condition{
+			cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, "exited with status 1"),
+		},
+	})
+	setPoolStatus(t, newPool(t, ag, "node-2", oldRev), ferryv1.ProcessPoolStatus{
+		Address: "127.0.0.3:8080", ObservedRevision: oldRev, Processes: old, HeartbeatTime: ago(time.Second),
+	})
+	newPool(t, ag, "node-3", oldRev) // its agent never reported
+
+	r := run(t, "status", "broken", "-n", ns)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	for _, want := range []string{
+		"ResistingDeploymentError : True (SpawnFailed) " + msg,
+		"RollingRestart           : False (RolloutHalted) Rollout of revision " + target + " halted",
+		"broken on node-1 (127.0.0.2:8080):",
+		"Resisting deployment error: revision " + target + " failed to spawn at " +
+			testNow.Add(-10*time.Second).Format(time.RFC3339) + ": exited with status 1",
+		"    | Traceback (most recent call last):",
+		"    |     import nothing_here",
+		"    | ModuleNotFoundError: No module named 'nothing_here'",
+		"Old processes keep serving",
+		"State: Ready    Revision: " + oldRev + " (old)",
+		"broken on node-2 (127.0.0.3:8080):",
+		"not given revision " + target + " yet: the rollout is halted",
+		"broken on node-3:",
+		"agent on node-3 has not reported yet",
+	} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("missing %q in:\n%s", want, r.out)
+		}
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	ns := healthyFixture(t)
+	r := run(t, "status", "hello", "-n", ns, "--json")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	var got StatusJSON
+	if err := json.Unmarshal([]byte(r.out), &got); err != nil {
+		t.Fatalf("%v in:\n%s", err, r.out)
+	}
+	if got.Namespace != ns || got.Name != "hello" || got.RevisionAnnotation != "8" || got.Generation != 1 {
+		t.Errorf("AppGroup fields: %+v", got)
+	}
+	if got.Status.Revision != "8-"+hash || len(got.Status.Conditions) != 3 || got.Status.Nodes.Total != 2 {
+		t.Errorf("AppGroup status: %+v", got.Status)
+	}
+	if len(got.Pools) != 2 || got.Pools[0].Node != "node-1" || got.Pools[1].Node != "node-2" {
+		t.Fatalf("pools: %+v", got.Pools)
+	}
+	p2 := got.Pools[1]
+	if p2.Name != "hello-node-2" || p2.Revision != "8-"+hash || p2.Status.Address != "127.0.0.3:8080" ||
+		len(p2.Status.Processes) != 2 || !p2.Status.Processes[1].Replacing || p2.Status.RestartProgress == nil {
+		t.Errorf("pool node-2: %+v", p2)
+	}
+}
+
+func TestStatusManagerBehind(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "fresh", "")
+	r := run(t, "status", "fresh", "-n", ns)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	for _, want := range []string{
+		"Target revision          : - (ferry.dev/revision: unset, so 0)",
+		"Ready                    : not reported yet",
+		"The manager has not reported on this AppGroup yet",
+		"No ProcessPools",
+		"Pools      : 0",
+	} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("missing %q in:\n%s", want, r.out)
+		}
+	}
+
+	// A bump the manager has not taken up yet.
+	setAppGroupStatus(t, ns, "fresh", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, "0-"+hash, 1)
+	})
+	if r := run(t, "restart", "fresh", "-n", ns); r.code != ExitOK {
+		t.Fatalf("restart: exit %d: %s", r.code, r.err)
+	}
+	r = run(t, "status", "fresh", "-n", ns)
+	if want := "The manager has not taken up ferry.dev/revision=1 yet (status.revision is 0-" + hash + ")."; !strings.Contains(r.out, want) {
+		t.Errorf("missing %q in:\n%s", want, r.out)
+	}
+}
+
+func TestUnknownAppGroup(t *testing.T) {
+	ns := newNamespace(t)
+	for _, args := range [][]string{
+		{"status", "nosuch", "-n", ns},
+		{"status", "nosuch", "-n", ns, "--json"},
+		{"restart", "nosuch", "-n", ns},
+		{"restart", "nosuch", "-n", ns, "--wait"},
+	} {
+		r := run(t, args...)
+		want := `AppGroup "nosuch" not found in namespace "` + ns + `"`
+		if r.code != ExitFailure || r.err != "error: "+want+"\n" || r.out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 and %q", args, r.code, r.out, r.err, want)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "a command is required"},
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"status"}, "the AppGroup NAME is required"},
+		{[]string{"status", "a", "b"}, "one AppGroup NAME is expected"},
+		{[]string{"status", "a", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"--json", "status", "a"}, "unknown flag: --json"},
+		{[]string{"restart", "a", "--revision", "bad value"}, "may only contain letters, digits"},
+		{[]string{"restart", "a", "--revision", ""}, "is empty"},
+		{[]string{"restart", "a", "--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"restart", "a", "--timeout", "soon"}, "invalid argument"},
+		{[]string{"status", "a", "--stale-after", "-1s"}, "--stale-after must be positive"},
+	} {
+		r := run(t, tt.args...)
+		if r.code != ExitUsage || !strings.Contains(r.err, tt.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 and %q", tt.args, r.code, r.err, tt.want)
+		}
+	}
+	r := run(t, "restart", "--help")
+	if r.code != ExitOK || !strings.Contains(r.out, "--revision") || !strings.Contains(r.out, "--wait") {
+		t.Errorf("restart --help: exit %d, stdout %q", r.code, r.out)
+	}
+	r = run(t, "-n", "x", "--help")
+	if r.code != ExitOK || !strings.Contains(r.out, "kubectl ferry status NAME") {
+		t.Errorf("--help: exit %d, stdout %q", r.code, r.out)
+	}
+}

@@ -1,0 +1,166 @@
+package kubectlferry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// ErrResisting: the AppGroup resists the new revision: it failed to spawn
+// on some node, whose old processes keep serving, and the rollout stopped.
+var ErrResisting = errors.New("resisting deployment error")
+
+// ErrSuperseded: the revision annotation changed again while waiting.
+var ErrSuperseded = errors.New("superseded")
+
+// rollout is where an AppGroup's rollout to one annotation value stands,
+// as read from one status.
+type rollout struct {
+	// Done: the rollout is over; Err says how it ended (nil: success).
+	Done bool
+	Err  error
+	// Progress says where it is, for progress lines and a timeout.
+	Progress string
+}
+
+// assessRollout reads one AppGroup's status against the annotation value
+// restart set. It mirrors the standalone agent's restartOutcome
+// (agent/standalone/wait.go) with the manager's roll-up in place of one
+// pool's status: done when the manager has taken up the annotation
+// (status.revision is "<annotation>-<hash>") and reconciled the current
+// generation, RollingRestart is not True, Ready is True and every selected
+// node, of at least one, runs the target; failed when the annotation was
+// changed again, or when ResistingDeploymentError is True for this target.
+func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
+	st := &ag.Status
+	if current, ok := ag.Annotations[ferryv1.RevisionAnnotation]; !ok || current != annotation {
+		now := "removed"
+		if ok {
+			now = fmt.Sprintf("%q", current)
+		}
+		return rollout{Done: true, Err: fmt.Errorf("%w: the rollout of revision %s was superseded: %s is now %s",
+			ErrSuperseded, annotation, ferryv1.RevisionAnnotation, now)}
+	}
+	if !onRevision(st.Revision, annotation) {
+		was := st.Revision
+		if was == "" {
+			was = "not set"
+		}
+		return rollout{Progress: fmt.Sprintf("the manager has not taken up revision %s yet (status.revision is %s)",
+			annotation, was)}
+	}
+	rolling := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart)
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionResistingDeploymentError); c != nil &&
+		c.Status == metav1.ConditionTrue && resistsTarget(c, rolling, st.Revision) {
+		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s resists revision %s: %s",
+			ErrResisting, ag.Namespace, ag.Name, st.Revision, c.Message)}
+	}
+	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
+	switch {
+	case st.ObservedGeneration != ag.Generation:
+		return rollout{Progress: fmt.Sprintf("the manager has not reconciled generation %d yet", ag.Generation)}
+	case rolling != nil && rolling.Status != metav1.ConditionFalse:
+		return rollout{Progress: fmt.Sprintf("RollingRestart=%s: %s", rolling.Status, rolling.Message)}
+	case ready == nil:
+		return rollout{Progress: "no Ready condition yet"}
+	case ready.Status != metav1.ConditionTrue:
+		return rollout{Progress: fmt.Sprintf("Ready=%s (%s): %s", ready.Status, ready.Reason, ready.Message)}
+	case st.Nodes.Total == 0:
+		return rollout{Progress: "no node is selected"}
+	case st.Nodes.Updated != st.Nodes.Total:
+		return rollout{Progress: fmt.Sprintf("%d/%d nodes updated", st.Nodes.Updated, st.Nodes.Total)}
+	}
+	return rollout{Done: true, Progress: fmt.Sprintf("revision %s runs on %d/%d nodes, %d/%d processes ready",
+		st.Revision, st.Nodes.Updated, st.Nodes.Total, st.Processes.Ready, st.Processes.Total)}
+}
+
+// resistsTarget tells whether a True ResistingDeploymentError is about
+// target, not a revision some node still resists from before: the manager
+// halts the rollout (RollingRestart reason RolloutHalted) only when a pool
+// resists the target, and names the failed revision in the message.
+func resistsTarget(resisting, rolling *metav1.Condition, target string) bool {
+	if rolling != nil && rolling.Reason == ferryv1.ReasonRolloutHalted {
+		return true
+	}
+	return strings.Contains(resisting.Message, "revision "+target+" ")
+}
+
+// waitRollout follows ag until its rollout to annotation is over, ctx is
+// done (its deadline is --timeout), or the AppGroup disappears. It prints
+// a line whenever the progress changes and a summary on success.
+func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup, annotation string, start time.Time) error {
+	interval := a.PollInterval
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	name := ag.Namespace + "/" + ag.Name
+	var last string
+	var lastErr error
+	for {
+		r := assessRollout(ag, annotation)
+		if a.observed != nil {
+			a.observed(ag, r)
+		}
+		switch {
+		case r.Done && r.Err == nil:
+			fmt.Fprintf(a.Out, "Rolled out %s: %s, in %s\n", name, r.Progress,
+				duration.HumanDuration(a.now().Sub(start)))
+			return nil
+		case r.Done && errors.Is(r.Err, ErrResisting):
+			return fmt.Errorf("%w\nThe old processes keep serving. Fix the app, then roll again: kubectl ferry restart %s -n %s",
+				r.Err, ag.Name, ag.Namespace)
+		case r.Done:
+			return r.Err
+		case r.Progress != last:
+			fmt.Fprintf(a.Out, "Waiting: %s\n", r.Progress)
+			last = r.Progress
+		}
+		select {
+		case <-ctx.Done():
+			return waitAborted(ctx, ag, annotation, last, lastErr)
+		case <-time.After(interval):
+		}
+		next, err := cl.getAppGroup(ctx, ag.Name)
+		switch {
+		case err == nil:
+			ag, lastErr = next, nil
+		case ctx.Err() != nil:
+			return waitAborted(ctx, ag, annotation, last, lastErr)
+		case isFatal(err):
+			return err
+		default:
+			// The API server may be restarting: keep trying until the
+			// timeout, which reports the error if it persists.
+			lastErr = err
+		}
+	}
+}
+
+// isFatal: an error polling will not outlast.
+func isFatal(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || meta.IsNoMatchError(err) ||
+		apierrors.IsNotFound(err)
+}
+
+func waitAborted(ctx context.Context, ag *ferryv1.AppGroup, annotation, progress string, lastErr error) error {
+	what := "interrupted"
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		what = "timed out"
+	}
+	msg := fmt.Sprintf("%s waiting for %s/%s to roll out revision %s; the rollout was at: %s",
+		what, ag.Namespace, ag.Name, annotation, progress)
+	if lastErr != nil {
+		msg += fmt.Sprintf(" (last error reading it: %v)", lastErr)
+	}
+	msg += fmt.Sprintf("\nThe rollout itself goes on: kubectl ferry status %s -n %s", ag.Name, ag.Namespace)
+	return errors.New(msg)
+}

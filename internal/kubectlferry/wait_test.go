@@ -1,0 +1,375 @@
+package kubectlferry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+func TestAssessRollout(t *testing.T) {
+	target := "4-" + hash
+	base := func() *ferryv1.AppGroup {
+		ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app", Generation: 2,
+			Annotations: map[string]string{ferryv1.RevisionAnnotation: "4"}}}
+		rolledOut(ag, &ag.Status, target, 2)
+		return ag
+	}
+	set := func(st *ferryv1.AppGroupStatus, c metav1.Condition) {
+		for i := range st.Conditions {
+			if st.Conditions[i].Type == c.Type {
+				st.Conditions[i] = c
+				return
+			}
+		}
+		st.Conditions = append(st.Conditions, c)
+	}
+	resisting := func(rev string) metav1.Condition {
+		return cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
+			"node node-1: revision "+rev+" failed to spawn (exited with status 1); the old processes keep serving")
+	}
+	rolling := cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, "node 1/2 (node-1), process 1/2")
+	for _, tt := range []struct {
+		name     string
+		mutate   func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)
+		done     bool
+		err      error
+		progress string
+	}{
+		{name: "rolled out", done: true, progress: "revision " + target + " runs on 2/2 nodes, 4/4 processes ready"},
+		{name: "annotation changed again", done: true, err: ErrSuperseded,
+			mutate: func(ag *ferryv1.AppGroup, _ *ferryv1.AppGroupStatus) {
+				ag.Annotations[ferryv1.RevisionAnnotation] = "5"
+			}},
+		{name: "annotation removed", done: true, err: ErrSuperseded,
+			mutate: func(ag *ferryv1.AppGroup, _ *ferryv1.AppGroupStatus) { ag.Annotations = nil }},
+		{name: "manager not there yet", progress: "the manager has not taken up revision 4 yet (status.revision is 3-" + hash + ")",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Revision = "3-" + hash }},
+		{name: "a revision of an annotation that starts alike", progress: "the manager has not taken up revision 4",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Revision = "4-x-" + hash }},
+		{name: "generation not reconciled", progress: "the manager has not reconciled generation 2 yet",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.ObservedGeneration = 1 }},
+		{name: "rolling", progress: "RollingRestart=True: node 1/2 (node-1), process 1/2",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, rolling) }},
+		{name: "rolling unknown", progress: "RollingRestart=Unknown",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, cond(ferryv1.ConditionRollingRestart, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, "silent"))
+			}},
+		{name: "not ready", progress: "Ready=Unknown (AgentNotReporting): silent",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, cond(ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, "silent"))
+			}},
+		{name: "no Ready condition", progress: "no Ready condition yet",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Conditions = st.Conditions[1:] }},
+		{name: "no nodes", progress: "no node is selected",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Nodes = ferryv1.NodeCounts{} }},
+		{name: "a node behind", progress: "1/2 nodes updated",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Nodes.Updated = 1 }},
+		{name: "resisting the target, rollout halted", done: true, err: ErrResisting,
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, resisting(target))
+				set(st, cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, "halted"))
+			}},
+		{name: "resisting the target, named in the message", done: true, err: ErrResisting,
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, resisting(target)); set(st, rolling) }},
+		{name: "still resisting an earlier revision", progress: "RollingRestart=True",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, resisting("14-"+hash))
+				set(st, rolling)
+			}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ag := base()
+			if tt.mutate != nil {
+				tt.mutate(ag, &ag.Status)
+			}
+			r := assessRollout(ag, "4")
+			if r.Done != tt.done || !errors.Is(r.Err, tt.err) || (tt.err == nil) != (r.Err == nil) {
+				t.Fatalf("got %+v, want done %v, error %v", r, tt.done, tt.err)
+			}
+			if !strings.Contains(r.Progress, tt.progress) {
+				t.Errorf("progress %q, want it to contain %q", r.Progress, tt.progress)
+			}
+		})
+	}
+}
+
+// waiter is a `restart --wait` running in the background. Every
+// assessment it makes is handed to the test, which so knows, without
+// sleeping, that the waiter has seen a status it wrote.
+type waiter struct {
+	seen chan assessed
+	done chan result
+}
+
+type assessed struct {
+	resourceVersion string
+	rollout         rollout
+}
+
+func startWait(t *testing.T, ns, name string, args ...string) *waiter {
+	t.Helper()
+	w := &waiter{seen: make(chan assessed), done: make(chan result, 1)}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	a := &App{observed: func(ag *ferryv1.AppGroup, r rollout) {
+		select {
+		case w.seen <- assessed{ag.ResourceVersion, r}:
+		case <-stop:
+		}
+	}}
+	go func() { w.done <- runApp(t, a, append([]string{"restart", name, "-n", ns, "--wait"}, args...)...) }()
+	return w
+}
+
+// next is the waiter's next assessment; the waiter must still be waiting.
+func (w *waiter) next(t *testing.T) assessed {
+	t.Helper()
+	select {
+	case a := <-w.seen:
+		return a
+	case r := <-w.done:
+		t.Fatalf("restart --wait returned early: exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
+	case <-time.After(time.Minute):
+		t.Fatal("restart --wait assessed nothing for a minute")
+	}
+	return assessed{}
+}
+
+// at waits until the waiter has assessed the AppGroup as written at
+// resourceVersion rv, and checks that it kept waiting.
+func (w *waiter) at(t *testing.T, rv string) rollout {
+	t.Helper()
+	for {
+		if a := w.next(t); a.resourceVersion == rv {
+			if a.rollout.Done {
+				t.Fatalf("the wait ended at a status where it should go on: %+v", a.rollout)
+			}
+			return a.rollout
+		}
+	}
+}
+
+// result is how the wait ended.
+func (w *waiter) result(t *testing.T) result {
+	t.Helper()
+	for {
+		select {
+		case <-w.seen:
+		case r := <-w.done:
+			return r
+		case <-time.After(time.Minute):
+			t.Fatal("restart --wait did not return")
+		}
+	}
+}
+
+func TestRestartWaitSucceeds(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "app", "3")
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "3-"+hash, 2) })
+	target := "4-" + hash
+
+	w := startWait(t, ns, "app")
+	first := w.next(t)
+	if first.rollout.Done || !strings.Contains(first.rollout.Progress, "the manager has not taken up revision 4 yet") {
+		t.Fatalf("first assessment: %+v", first.rollout)
+	}
+	if got := getAppGroup(t, ns, "app").Annotations[ferryv1.RevisionAnnotation]; got != "4" {
+		t.Fatalf("annotation %q, want 4", got)
+	}
+	// The manager plays out the rollout; until its last status the wait
+	// goes on.
+	steps := []struct {
+		name     string
+		mutate   func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)
+		progress string
+	}{
+		{"rolling", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			rolledOut(ag, st, target, 2)
+			st.Nodes.Updated = 0
+			st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+				"node 1/2 (node-1), process 1/2")
+		}, "RollingRestart=True: node 1/2 (node-1), process 1/2"},
+		{"generation behind", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			rolledOut(ag, st, target, 2)
+			st.ObservedGeneration = ag.Generation - 1
+		}, "has not reconciled generation"},
+		{"an agent silent", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			rolledOut(ag, st, target, 2)
+			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, "silent")
+		}, "Ready=Unknown"},
+		{"a node not updated", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			rolledOut(ag, st, target, 2)
+			st.Nodes.Updated = 1
+		}, "1/2 nodes updated"},
+	}
+	for _, s := range steps {
+		ag := setAppGroupStatus(t, ns, "app", s.mutate)
+		if r := w.at(t, ag.ResourceVersion); !strings.Contains(r.Progress, s.progress) {
+			t.Errorf("%s: progress %q, want %q", s.name, r.Progress, s.progress)
+		}
+	}
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, target, 2) })
+	r := w.result(t)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
+	}
+	for _, want := range []string{
+		"Restarting " + ns + "/app to revision 4 (was 3)\n",
+		"Waiting: RollingRestart=True: node 1/2 (node-1), process 1/2\n",
+		"Rolled out " + ns + "/app: revision " + target + " runs on 2/2 nodes, 4/4 processes ready, in ",
+	} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("missing %q in:\n%s", want, r.out)
+		}
+	}
+}
+
+func TestRestartWaitFailsWhenResisting(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "app", "5")
+	old, target := "5-"+hash, "6-"+hash
+	resistingMsg := func(rev string) string {
+		return "node node-1: revision " + rev + " failed to spawn (exited with status 1); the old processes keep serving. " +
+			"Output: ModuleNotFoundError: No module named 'nothing_here'"
+	}
+	// Revision 5 is resisted: the user fixes the app and rolls again.
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, old, 2)
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, "halted")
+		st.Conditions[2] = cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, resistingMsg(old))
+	})
+	w := startWait(t, ns, "app")
+	w.next(t)
+
+	// The manager takes up 6 while node-1 still reports resisting 5: that
+	// is not a failure of 6.
+	ag := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		st.Revision = target
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+			"node 1/2 (node-1), waiting for its agent")
+	})
+	w.at(t, ag.ResourceVersion)
+
+	// Revision 6 fails too.
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+			"Rollout of revision "+target+" halted at 0/2 nodes updated: node-1 resisting a deployment error")
+		st.Conditions[2] = cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
+			resistingMsg(target))
+	})
+	r := w.result(t)
+	if r.code != ExitFailure {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
+	}
+	for _, want := range []string{
+		"error: resisting deployment error: AppGroup " + ns + "/app resists revision " + target + ": " + resistingMsg(target),
+		"Fix the app, then roll again: kubectl ferry restart app -n " + ns,
+	} {
+		if !strings.Contains(r.err, want) {
+			t.Errorf("missing %q in:\n%s", want, r.err)
+		}
+	}
+}
+
+func TestRestartWaitTimesOut(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "app", "")
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, "1-"+hash, 2)
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+			"node 2/2 (node-2), process 3/4")
+	})
+	r := run(t, "restart", "app", "-n", ns, "--revision", "1", "--wait", "--timeout", "1s")
+	want := "timed out waiting for " + ns + "/app to roll out revision 1; the rollout was at: " +
+		"RollingRestart=True: node 2/2 (node-2), process 3/4"
+	if r.code != ExitFailure || !strings.Contains(r.err, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", r.code, r.err, want)
+	}
+}
+
+func TestRestartWaitSuperseded(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "app", "1")
+	w := startWait(t, ns, "app")
+	w.next(t)
+	patch := []byte(`{"metadata":{"annotations":{"ferry.dev/revision":"hotfix"}}}`)
+	if err := env.Client.Patch(context.Background(), &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}},
+		client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+	r := w.result(t)
+	if want := `the rollout of revision 2 was superseded: ferry.dev/revision is now "hotfix"`; r.code != ExitFailure ||
+		!strings.Contains(r.err, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", r.code, r.err, want)
+	}
+}
+
+// An API error while following the rollout: a transient one is retried
+// until the timeout, which names it; a permanent one ends the wait. The
+// errors are injected in front of the real API server.
+func TestRestartWaitAPIErrors(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "app", "1")
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "0-"+hash, 2) })
+	before := getAppGroup(t, ns, "app")
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "1-"+hash, 2) })
+
+	unavailable := apierrors.NewServiceUnavailable("etcd is down")
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "ferry.dev", Resource: "appgroups"}, "app", errors.New("no"))
+	apiClient, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		errs    []error // what the Gets return, in order; then the real answer
+		timeout time.Duration
+		wantErr string // "" for success
+	}{
+		{name: "transient errors are retried", errs: []error{unavailable, unavailable, unavailable}, timeout: time.Minute},
+		{name: "a persistent one is named at the timeout", errs: slices.Repeat([]error{unavailable}, 1000),
+			timeout: 300 * time.Millisecond, wantErr: "timed out waiting for " + ns + "/app to roll out revision 1; " +
+				"the rollout was at: the manager has not taken up revision 1 yet (status.revision is 0-" + hash + ") " +
+				"(last error reading it: etcd is down)"},
+		{name: "a permanent one ends the wait", errs: []error{forbidden}, timeout: time.Minute, wantErr: "is forbidden"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var gets int
+			c := interceptor.NewClient(apiClient, interceptor.Funcs{
+				Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+					gets++
+					if gets <= len(tt.errs) {
+						return tt.errs[gets-1]
+					}
+					return c.Get(ctx, key, obj, opts...)
+				},
+			})
+			a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond}
+			ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
+			defer cancel()
+			err := a.waitRollout(ctx, &clients{c: c, namespace: ns}, before.DeepCopy(), "1", time.Now())
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("got %v, want success", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("got %v, want an error containing %q", err, tt.wantErr)
+			case tt.wantErr == "" && gets != len(tt.errs)+1:
+				t.Errorf("%d reads, want %d", gets, len(tt.errs)+1)
+			}
+		})
+	}
+}

@@ -1,0 +1,412 @@
+// Package localstack runs a whole Ferry on one machine: a real
+// kube-apiserver and etcd (internal/testenv), Node objects for simulated
+// nodes, the manager, and one agent per node bound to its own loopback
+// address (127.0.0.2, 127.0.0.3, ...). There is no kubelet here, so the
+// binaries run as local processes, with exactly the arguments the Helm
+// chart renders (internal/deployargs) plus a --kubeconfig.
+//
+// `make local-up` (hack/local-up.sh, via hack/localstack) and the e2e
+// tests (test/e2e) both use it.
+package localstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ferry-dev/ferry/internal/deployargs"
+	"github.com/ferry-dev/ferry/internal/testenv"
+)
+
+// Node is a simulated node: a Node object and an agent bound to IP.
+type Node struct {
+	Name string
+	IP   string
+}
+
+// DefaultNodes are the two nodes of `make local-up`.
+var DefaultNodes = []Node{{Name: "node-1", IP: "127.0.0.2"}, {Name: "node-2", IP: "127.0.0.3"}}
+
+// NodeLabel marks the simulated nodes; the sample AppGroup selects it.
+const NodeLabel = "ferry.dev/web"
+
+// Options configure a stack.
+type Options struct {
+	// Dir holds the kubeconfig, the logs and the agents' state.
+	Dir string
+	// Bin holds ferry-manager and ferry-agent.
+	Bin string
+	// Nodes to simulate. Default DefaultNodes.
+	Nodes []Node
+	// Progress receives one line per step. Optional.
+	Progress io.Writer
+	// ManagerArgs are extra manager arguments (tests shorten
+	// --agent-stale-after). Later flags win.
+	ManagerArgs []string
+	// AgentArgs are extra agent arguments.
+	AgentArgs []string
+}
+
+// Stack is a running local Ferry.
+type Stack struct {
+	opts       Options
+	env        *testenv.Env
+	Kubeconfig string
+	Client     client.Client
+	manager    *process
+	agents     map[string]*process
+	apiserver  *exec.Cmd // set once the API server was restarted by StartAPIServer
+	// apiserverArgv is the API server's command line, read when stopped.
+	apiserverArgv []string
+}
+
+// Up starts everything and waits until the manager and every agent answer
+// their readiness probes.
+func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
+	if len(opts.Nodes) == 0 {
+		opts.Nodes = DefaultNodes
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	for _, d := range []string{opts.Dir, filepath.Join(opts.Dir, "logs"), filepath.Join(opts.Dir, "agents")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	for _, bin := range []string{"ferry-manager", "ferry-agent"} {
+		if _, err := os.Stat(filepath.Join(opts.Bin, bin)); err != nil {
+			return nil, fmt.Errorf("%s not built (make build): %w", bin, err)
+		}
+	}
+	s := &Stack{opts: opts, agents: map[string]*process{}}
+	defer func() {
+		if err != nil {
+			_ = s.Down()
+		}
+	}()
+
+	s.progress("Starting kube-apiserver and etcd, with Ferry's CRDs")
+	if s.env, err = testenv.Start(testenv.Options{}); err != nil {
+		return nil, err
+	}
+	s.Client = s.env.Client
+	s.Kubeconfig = filepath.Join(opts.Dir, "kubeconfig")
+	data, err := os.ReadFile(s.env.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(s.Kubeconfig, data, 0o600); err != nil {
+		return nil, err
+	}
+	for _, n := range opts.Nodes {
+		if err := s.createNode(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+
+	s.progress("Starting the manager")
+	margs := append(deployargs.ManagerArgs(deployargs.LocalManager()), "--kubeconfig="+s.Kubeconfig)
+	margs = append(margs, opts.ManagerArgs...)
+	if s.manager, err = start(filepath.Join(opts.Bin, "ferry-manager"), margs, nil, filepath.Join(opts.Dir, "logs", "manager.log")); err != nil {
+		return nil, err
+	}
+	for _, n := range opts.Nodes {
+		s.progress("Starting the agent of " + n.Name + " on " + n.IP)
+		if err := s.StartAgent(n.Name); err != nil {
+			return nil, err
+		}
+	}
+	if err := waitHTTP(ctx, "http://"+deployargs.LocalManager().HealthProbeBindAddress+"/readyz", s.manager); err != nil {
+		return nil, fmt.Errorf("the manager did not become ready: %w\n%s", err, s.manager.tail())
+	}
+	for _, n := range opts.Nodes {
+		if err := waitHTTP(ctx, "http://"+n.IP+":9442/readyz", s.agents[n.Name]); err != nil {
+			return nil, fmt.Errorf("the agent of %s did not become ready: %w\n%s", n.Name, err, s.agents[n.Name].tail())
+		}
+	}
+	return s, nil
+}
+
+func (s *Stack) progress(msg string) { fmt.Fprintln(s.opts.Progress, "==> "+msg) }
+
+func (s *Stack) node(name string) (Node, bool) {
+	for _, n := range s.opts.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+func (s *Stack) createNode(ctx context.Context, n Node) error {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{
+		NodeLabel: "true", corev1.LabelHostname: n.Name}}}
+	if err := s.Client.Create(ctx, node); err != nil {
+		return err
+	}
+	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: n.IP}}
+	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
+		Reason: "SimulatedNode", Message: "a node simulated by Ferry's local stack", LastHeartbeatTime: metav1.Now(),
+		LastTransitionTime: metav1.Now()}}
+	return s.Client.Status().Update(ctx, node)
+}
+
+// AgentArgs are the arguments the agent of node runs with.
+func (s *Stack) AgentArgs(node string) []string {
+	n, _ := s.node(node)
+	state := filepath.Join(s.opts.Dir, "agents", n.Name)
+	args := deployargs.Expand(deployargs.AgentArgs(deployargs.LocalAgent(state)), deployargs.LocalAgentEnv(n.Name, n.IP))
+	return append(append(args, "--kubeconfig="+s.Kubeconfig), s.opts.AgentArgs...)
+}
+
+// StartAgent starts (or restarts) the agent of a node.
+func (s *Stack) StartAgent(node string) error {
+	n, ok := s.node(node)
+	if !ok {
+		return fmt.Errorf("no node %q", node)
+	}
+	if p := s.agents[node]; p != nil && p.running() {
+		return fmt.Errorf("the agent of %s is running", node)
+	}
+	p, err := start(filepath.Join(s.opts.Bin, "ferry-agent"), s.AgentArgs(node),
+		deployargs.LocalAgentEnv(n.Name, n.IP), filepath.Join(s.opts.Dir, "logs", "agent-"+n.Name+".log"))
+	if err != nil {
+		return err
+	}
+	s.agents[node] = p
+	return nil
+}
+
+// StopAgent stops a node's agent (it drains its pools first).
+func (s *Stack) StopAgent(node string) error {
+	if p := s.agents[node]; p != nil {
+		return p.stop(3 * time.Minute)
+	}
+	return nil
+}
+
+// StopAPIServer kills the kube-apiserver at once, as a crash or a lost
+// network would (a SIGTERM would start a graceful shutdown that keeps
+// serving for a minute); etcd keeps the data. The manager and the agents
+// see it gone.
+func (s *Stack) StopAPIServer() error {
+	if s.apiserver != nil {
+		err := s.apiserver.Process.Kill()
+		_ = s.apiserver.Wait()
+		s.apiserver = nil
+		return err
+	}
+	as := s.env.APIServer()
+	pid, argv, err := findProcess(as.Path, "--cert-dir="+as.CertDir)
+	if err != nil {
+		return err
+	}
+	s.apiserverArgv = argv
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	for alive(pid) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// StartAPIServer starts the kube-apiserver again with the very command
+// line and certificates it ran with, and waits until it answers.
+func (s *Stack) StartAPIServer(ctx context.Context) error {
+	if len(s.apiserverArgv) == 0 {
+		return errors.New("the kube-apiserver was not stopped by StopAPIServer")
+	}
+	cmd := exec.Command(s.apiserverArgv[0], s.apiserverArgv[1:]...) //nolint:gosec // the binary and flags envtest ran
+	log, err := os.OpenFile(filepath.Join(s.opts.Dir, "logs", "kube-apiserver-restarted.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	s.apiserver = cmd
+	for {
+		var ns corev1.NamespaceList
+		if err := s.Client.List(ctx, &ns); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Down stops the agents (they drain), the manager and the control plane.
+func (s *Stack) Down() error {
+	var errs []error
+	for name, p := range s.agents {
+		s.progress("Stopping the agent of " + name)
+		errs = append(errs, p.stop(3*time.Minute))
+	}
+	if s.manager != nil {
+		s.progress("Stopping the manager")
+		errs = append(errs, s.manager.stop(time.Minute))
+	}
+	if s.apiserver != nil {
+		_ = s.apiserver.Process.Signal(syscall.SIGTERM)
+		_ = s.apiserver.Wait()
+	}
+	if s.env != nil {
+		s.progress("Stopping kube-apiserver and etcd")
+		if err := s.env.Stop(); err != nil && s.apiserver == nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// findProcess finds the process running path with an argument arg, and
+// returns its pid and argv.
+func findProcess(path, arg string) (int, []string, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(argv) > 0 && argv[0] == path && slices.Contains(argv, arg) {
+			return pid, argv, nil
+		}
+	}
+	return 0, nil, fmt.Errorf("no running %s with %s", path, arg)
+}
+
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// A zombie has exited; its parent (envtest) reaps it.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// waitHTTP waits until url answers 200, or p exits.
+func waitHTTP(ctx context.Context, url string, p *process) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if !p.running() {
+			return fmt.Errorf("it exited: %s", p.exitStatus())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// process is a binary the stack started.
+type process struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func start(path string, args []string, env map[string]string, logPath string) (*process, error) {
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = deployargs.Environ(env)
+	cmd.Stdout, cmd.Stderr = log, log
+	// The binaries die with the stack, whatever ends it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, err
+	}
+	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *process) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *process) exitStatus() string {
+	if p.err == nil {
+		return "exit status 0"
+	}
+	return p.err.Error()
+}
+
+// stop sends SIGTERM and waits, SIGKILL after timeout.
+func (p *process) stop(timeout time.Duration) error {
+	if !p.running() {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s did not stop within %s; killed", filepath.Base(p.cmd.Path), timeout)
+	}
+}
+
+// tail returns the end of the process's log.
+func (p *process) tail() string {
+	data, _ := os.ReadFile(p.log)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
+
+// Nodes returns the simulated nodes.
+func (s *Stack) Nodes() []Node { return slices.Clone(s.opts.Nodes) }

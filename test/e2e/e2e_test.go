@@ -1,0 +1,337 @@
+// Package e2e runs Ferry end to end on the local stack (internal/localstack:
+// real kube-apiserver and etcd, the real manager and agent binaries started
+// with the chart's arguments, two simulated nodes on 127.0.0.2 and
+// 127.0.0.3, real worker processes) under continuous HTTP load through
+// both nodes.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/bench/loadgen"
+	"github.com/ferry-dev/ferry/internal/localstack"
+)
+
+var (
+	stack *localstack.Stack
+	repo  string
+)
+
+func TestMain(m *testing.M) {
+	_, file, _, _ := runtime.Caller(0)
+	repo = filepath.Join(filepath.Dir(file), "..", "..")
+	dir, err := os.MkdirTemp("", "fe2e")
+	if err != nil {
+		panic(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	code := func() int {
+		bin := filepath.Join(dir, "bin")
+		for cmd, out := range map[string]string{"./cmd/manager": "ferry-manager", "./cmd/agent": "ferry-agent"} {
+			build := exec.Command("go", "build", "-o", filepath.Join(bin, out), cmd)
+			build.Dir = repo
+			if b, err := build.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "building %s: %v\n%s", cmd, err, b)
+				return 1
+			}
+		}
+		stack, err = localstack.Up(context.Background(), localstack.Options{Dir: dir, Bin: bin, Progress: os.Stderr})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer func() {
+			if err := stack.Down(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}()
+		code := m.Run()
+		if code != 0 {
+			for _, log := range []string{"manager.log", "agent-node-1.log", "agent-node-2.log"} {
+				data, _ := os.ReadFile(filepath.Join(dir, "logs", log))
+				lines := strings.Split(string(data), "\n")
+				fmt.Fprintf(os.Stderr, "--- end of %s ---\n%s\n", log, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+			}
+		}
+		return code
+	}()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", stack.Kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// freePort finds a port free on every simulated node's address.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		free := true
+		for _, n := range stack.Nodes() {
+			if l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", n.IP, port)); err != nil {
+				free = false
+			} else {
+				l.Close()
+			}
+		}
+		if free {
+			return port
+		}
+	}
+	t.Fatal("no port free on every node")
+	return 0
+}
+
+// traffic is continuous keep-alive load through every node, counting
+// failures as they happen.
+type traffic struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	failures   []string
+	stop       func()
+	done       chan struct{}
+}
+
+func startTraffic(t *testing.T, port int) *traffic {
+	t.Helper()
+	var urls []string
+	for _, n := range stack.Nodes() {
+		urls = append(urls, fmt.Sprintf("http://%s:%d/", n.IP, port))
+	}
+	tr := &traffic{done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	tr.stop = func() { cancel(); <-tr.done }
+	go func() {
+		defer close(tr.done)
+		_, _ = loadgen.Run(ctx, loadgen.Config{URLs: urls, Clients: 8, Timeout: time.Minute, OnRecord: func(r loadgen.Record) {
+			if r.OK() {
+				tr.ok.Add(1)
+				return
+			}
+			tr.failed.Add(1)
+			tr.mu.Lock()
+			if len(tr.failures) < 10 {
+				tr.failures = append(tr.failures, fmt.Sprintf("%s status %d %s", r.Kind, r.Status, r.Err))
+			}
+			tr.mu.Unlock()
+		}})
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-tr.done:
+		default:
+			tr.stop()
+		}
+	})
+	return tr
+}
+
+// check fails the test if any request failed so far.
+func (tr *traffic) check(t *testing.T, phase string) {
+	t.Helper()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if n := tr.failed.Load(); n > 0 {
+		t.Errorf("%s: %d requests failed (of %d): %v", phase, n, n+tr.ok.Load(), tr.failures)
+	} else {
+		t.Logf("%s: %d requests, none failed", phase, tr.ok.Load())
+	}
+}
+
+// waitFor polls the AppGroup (and its pools) until cond holds.
+func waitFor(t *testing.T, key types.NamespacedName, what string, timeout time.Duration,
+	cond func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) bool) (*ferryv1.AppGroup, []ferryv1.ProcessPool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ag := &ferryv1.AppGroup{}
+		var pools ferryv1.ProcessPoolList
+		err := stack.Client.Get(context.Background(), key, ag)
+		if err == nil {
+			err = stack.Client.List(context.Background(), &pools, client.InNamespace(key.Namespace),
+				client.MatchingLabels{ferryv1.AppGroupLabel: key.Name})
+		}
+		if err == nil && cond(ag, pools.Items) {
+			return ag, pools.Items
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %v\nstatus: %+v", timeout, what, err, ag.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func condStatus(ag *ferryv1.AppGroup, typ string) metav1.ConditionStatus {
+	if c := meta.FindStatusCondition(ag.Status.Conditions, typ); c != nil {
+		return c.Status
+	}
+	return ""
+}
+
+// rolledOut: every node runs rev on every process, ready, nothing rolling.
+func rolledOut(revPrefix string) func(*ferryv1.AppGroup, []ferryv1.ProcessPool) bool {
+	return func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) bool {
+		if !strings.HasPrefix(ag.Status.Revision, revPrefix) || ag.Status.ObservedGeneration != ag.Generation ||
+			condStatus(ag, ferryv1.ConditionReady) != metav1.ConditionTrue ||
+			condStatus(ag, ferryv1.ConditionRollingRestart) != metav1.ConditionFalse ||
+			ag.Status.Nodes.Total != 2 || ag.Status.Nodes.Updated != 2 || len(pools) != 2 {
+			return false
+		}
+		for _, p := range pools {
+			if p.Spec.Revision != ag.Status.Revision {
+				return false
+			}
+			for _, proc := range p.Status.Processes {
+				if proc.Revision != ag.Status.Revision {
+					return false
+				}
+			}
+		}
+		return true
+	}
+}
+
+func patchApp(t *testing.T, key types.NamespacedName, example string, revision string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"app":{"root":%q}}}`,
+		ferryv1.RevisionAnnotation, revision, filepath.Join(repo, "examples", example))
+	kubectl(t, "patch", "appgroup", key.Name, "-n", key.Namespace, "--type", "merge", "-p", patch)
+}
+
+// TestRollingResistingAndAPIServerDowntime is the local stack's story, in
+// order, under continuous load through both nodes: apply; roll; break a
+// deploy; mend it; lose the API server for 20 s. No request may fail.
+func TestRollingResistingAndAPIServerDowntime(t *testing.T) {
+	port := freePort(t)
+	key := types.NamespacedName{Namespace: "default", Name: "e2e"}
+	manifest := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata:
+  name: e2e
+  namespace: default
+  annotations: {ferry.dev/revision: "1"}
+spec:
+  app:
+    type: WSGI
+    root: %s
+    env: [{name: BOOT_DELAY, value: "1"}, {name: REQUEST_DELAY_MS, value: "2"}]
+  listen: {port: %d}
+  pool: {minProcesses: 2, maxProcesses: 2}
+  nodeSelector: {%s: "true"}
+`, filepath.Join(repo, "examples", "hello-wsgi"), port, localstack.NodeLabel)
+	f := filepath.Join(t.TempDir(), "ag.yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// Apply -> Ready, as a user would wait for it.
+	kubectl(t, "apply", "-f", f)
+	kubectl(t, "wait", "--for=condition=Ready", "appgroup/e2e", "--timeout=180s")
+	waitFor(t, key, "revision 1 on both nodes", 2*time.Minute, rolledOut("1-"))
+	tr := startTraffic(t, port)
+	time.Sleep(time.Second) // let the load reach both nodes before the first change
+
+	t.Run("annotation bump rolls with zero failed requests", func(t *testing.T) {
+		kubectl(t, "annotate", "appgroup", "e2e", "ferry.dev/revision=2", "--overwrite")
+		_, _ = waitFor(t, key, "RESTARTING True", time.Minute, func(ag *ferryv1.AppGroup, _ []ferryv1.ProcessPool) bool {
+			return strings.HasPrefix(ag.Status.Revision, "2-") && condStatus(ag, ferryv1.ConditionRollingRestart) == metav1.ConditionTrue
+		})
+		out := kubectl(t, "get", "appgroups", "e2e")
+		t.Logf("during the rollout:\n%s", out)
+		waitFor(t, key, "revision 2 everywhere, RESTARTING cleared", 2*time.Minute, rolledOut("2-"))
+		if out := kubectl(t, "get", "appgroups", "e2e", "--no-headers"); !strings.Contains(out, "False") {
+			t.Errorf("kubectl get appgroups after the rollout: %s", out)
+		}
+		tr.check(t, "rolling restart")
+	})
+
+	t.Run("broken revision resists on the first node only", func(t *testing.T) {
+		patchApp(t, key, "broken-wsgi", "3")
+		ag, _ := waitFor(t, key, "RESISTING True", 2*time.Minute, func(ag *ferryv1.AppGroup, _ []ferryv1.ProcessPool) bool {
+			return condStatus(ag, ferryv1.ConditionResistingDeploymentError) == metav1.ConditionTrue
+		})
+		c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionResistingDeploymentError)
+		if !strings.Contains(c.Message, "node-1") || !strings.Contains(c.Message, "ModuleNotFoundError") {
+			t.Errorf("RESISTING message lacks the node or the cause: %s", c.Message)
+		}
+		if out := kubectl(t, "get", "appgroups", "e2e", "--no-headers"); !strings.Contains(out, "True") {
+			t.Errorf("kubectl get appgroups does not show RESISTING: %s", out)
+		}
+		// The second node must never get the broken revision: watch it for
+		// a while, as long as a healthy rollout would take to reach it.
+		broken := ag.Status.Revision
+		deadline := time.Now().Add(8 * time.Second)
+		for time.Now().Before(deadline) {
+			_, pools := waitFor(t, key, "pools", time.Minute, func(*ferryv1.AppGroup, []ferryv1.ProcessPool) bool { return true })
+			for _, p := range pools {
+				if p.Spec.NodeName == "node-2" && p.Spec.Revision == broken {
+					t.Fatalf("node-2 got the broken revision %s", broken)
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		tr.check(t, "deployment error")
+	})
+
+	t.Run("a fixed revision recovers", func(t *testing.T) {
+		patchApp(t, key, "hello-wsgi", "4")
+		waitFor(t, key, "revision 4 everywhere, not resisting", 2*time.Minute, func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) bool {
+			return condStatus(ag, ferryv1.ConditionResistingDeploymentError) == metav1.ConditionFalse && rolledOut("4-")(ag, pools)
+		})
+		tr.check(t, "recovery")
+	})
+
+	t.Run("API server down for 20s", func(t *testing.T) {
+		if err := stack.StopAPIServer(); err != nil {
+			t.Fatal(err)
+		}
+		down := time.Now()
+		time.Sleep(20 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := stack.StartAPIServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, key, "status to catch up", 2*time.Minute, func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) bool {
+			for _, p := range pools {
+				if p.Status.HeartbeatTime == nil || !p.Status.HeartbeatTime.After(down.Add(20*time.Second)) {
+					return false
+				}
+			}
+			return rolledOut("4-")(ag, pools)
+		})
+		tr.check(t, "API server downtime")
+	})
+	tr.stop()
+	tr.check(t, "the whole story")
+}
