@@ -52,6 +52,11 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Log is the agent's logger.
 	Log logr.Logger
+	// SimulateWorkers, when positive, makes every pool report minProcesses
+	// ready processes without running any, replacing one per this step on
+	// a new revision. For the control-plane scale benchmark only: nothing
+	// is served.
+	SimulateWorkers time.Duration
 }
 
 // Agent runs the node's pools.
@@ -144,9 +149,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}()
 	go a.afterSync(ctx)
-	go a.work(ctx)
+	workDone := make(chan struct{})
+	go func() {
+		defer close(workDone)
+		a.work(ctx)
+	}()
 	<-ctx.Done()
+	// No reconcile may start a pool after stopAll: wait for the worker.
 	a.queue.ShutDown()
+	<-workDone
 	a.stopAll()
 	return nil
 }
@@ -206,6 +217,9 @@ func (a *Agent) work(ctx context.Context) {
 
 // reconcile brings one pool in line with its ProcessPool.
 func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
+	if ctx.Err() != nil {
+		return nil // shutting down: start nothing
+	}
 	pp := &ferryv1.ProcessPool{}
 	err := a.cache.Get(ctx, key, pp)
 	switch {

@@ -397,3 +397,37 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 		return p.Status.HeartbeatTime != nil && p.Status.HeartbeatTime.After(before) && rolledOut(p)
 	})
 }
+
+// TestSimulatedWorkers: the benchmark-only mode reports processes and rolls
+// revisions without running any.
+func TestSimulatedWorkers(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	a, err := New(Options{NodeName: "node-sim", Config: env.Config, BindAddress: "127.0.0.1", StateDir: stateDir(t),
+		HeartbeatInterval: time.Second, Log: testr.New(t), SimulateWorkers: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	pp := newPool(ns, "sim-node-sim", "node-sim", "1-aaa", freePort(t), "/nonexistent/app")
+	if err := env.Client.Create(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	got := waitPool(t, key, "simulated processes", rolledOut)
+	if got.Status.ReadyProcesses != "2/2" {
+		t.Fatalf("status %+v", got.Status)
+	}
+	patch := client.MergeFrom(got.DeepCopy())
+	got.Spec.Revision = "2-bbb"
+	if err := env.Client.Patch(ctx, got, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitPool(t, key, "a simulated roll", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.ObservedRevision == "2-bbb" && rolledOut(p)
+	})
+}

@@ -31,7 +31,7 @@ type runningPool struct {
 
 	mu        sync.Mutex
 	obj       *ferryv1.ProcessPool
-	pool      *pool.Pool
+	pool      runner
 	proxy     *proxy.Server
 	port      int32
 	listenErr error
@@ -54,10 +54,18 @@ func (a *Agent) startPool(pp *ferryv1.ProcessPool) *runningPool {
 	if a.opts.Metrics != nil {
 		obs = a.opts.Metrics
 	}
-	rp.pool = pool.New(cfg, pool.Options{RunDir: a.runDir, LoaderPath: a.loader, Log: rp.log,
+	if a.opts.SimulateWorkers > 0 {
+		// Benchmarks only: report processes, run none, serve nothing.
+		rp.pool = newSimulatedPool(cfg, a.opts.SimulateWorkers)
+		rp.port = pp.Spec.Template.Listen.Port
+		go rp.report()
+		return rp
+	}
+	real := pool.New(cfg, pool.Options{RunDir: a.runDir, LoaderPath: a.loader, Log: rp.log,
 		NewTransport: proxy.NewWorkerTransport, Observer: obs})
+	rp.pool = real
 	if a.opts.Metrics != nil {
-		a.opts.Metrics.Track(cfg.Name, rp.pool.Status)
+		a.opts.Metrics.Track(cfg.Name, real.Status)
 	}
 	rp.mu.Lock()
 	rp.listenLocked(pp.Spec.Template.Listen.Port)
@@ -85,7 +93,7 @@ func (rp *runningPool) listenLocked(port int32) {
 	if rp.a.opts.Metrics != nil {
 		opts.Observer = rp.a.opts.Metrics
 	}
-	srv := proxy.New(rp.pool, opts)
+	srv := proxy.New(rp.pool.(proxy.Router), opts)
 	rp.proxy = srv
 	go func() {
 		if err := srv.Serve(l); err != nil {
@@ -100,7 +108,7 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 	rp.mu.Lock()
 	rp.obj = pp.DeepCopy()
 	var old *proxy.Server
-	if port := pp.Spec.Template.Listen.Port; port != rp.port {
+	if port := pp.Spec.Template.Listen.Port; port != rp.port && rp.a.opts.SimulateWorkers == 0 {
 		old, rp.proxy = rp.proxy, nil
 		rp.listenErr = nil
 		rp.port = port
@@ -110,7 +118,7 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 		drainProxy(old, time.Minute)
 	}
 	rp.mu.Lock()
-	if rp.proxy == nil && rp.listenErr == nil {
+	if rp.proxy == nil && rp.listenErr == nil && rp.a.opts.SimulateWorkers == 0 {
 		rp.listenLocked(rp.port)
 	}
 	rp.mu.Unlock()

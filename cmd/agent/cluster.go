@@ -35,6 +35,8 @@ func runCluster(args []string) error {
 	probeAddr := fs.String("health-probe-bind-address", ":9442", "address of /healthz and /readyz (0 turns them off)")
 	heartbeat := fs.Duration("heartbeat-interval", 10*time.Second,
 		"how often each pool's status is reported when nothing changes (state changes are reported at once)")
+	simulate := fs.Duration("simulate-workers", 0,
+		"FOR BENCHMARKS ONLY: report each pool's processes without running any (one replaced per this step on a new revision); nothing is served")
 	popts := proxyFlags(fs)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -52,7 +54,7 @@ func runCluster(args []string) error {
 	m := metrics.New()
 	agent, err := cluster.New(cluster.Options{
 		NodeName: *node, Config: cfg, BindAddress: *bind, AdvertiseAddress: *advertise, StateDir: *stateDir,
-		HeartbeatInterval: *heartbeat, Proxy: *popts, Metrics: m, Log: log,
+		HeartbeatInterval: *heartbeat, Proxy: *popts, Metrics: m, Log: log, SimulateWorkers: *simulate,
 	})
 	if err != nil {
 		return err
@@ -71,6 +73,9 @@ func runCluster(args []string) error {
 	})
 	serve(ctx, *probeAddr, probes, log.WithName("probes"))
 	log.Info("Starting agent", "version", version.Version, "node", *node, "bindAddress", *bind)
+	if *simulate > 0 {
+		log.Info("Simulating workers for a benchmark: no process runs and nothing is served", "step", *simulate)
+	}
 	return agent.Run(ctx)
 }
 
