@@ -116,6 +116,9 @@ func (w *Worker) Network() string { return w.proc.Network }
 // Address is the worker's socket path or host:port.
 func (w *Worker) Address() string { return w.proc.Address }
 
+// Capacity is how many requests the worker takes at once (app.concurrency).
+func (w *Worker) Capacity() int { return w.capacity }
+
 // Exited reports whether the worker's process is gone.
 func (w *Worker) Exited() bool { return w.proc != nil && w.proc.Exited() }
 

@@ -73,8 +73,9 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 }
 
 // NewWorkerTransport returns the transport that carries requests to w: it
-// dials w's socket, keeps up to two idle connections, and refuses to dial
-// again for a request already sent (see errNoReplay).
+// dials w's socket, keeps as many idle connections as w takes requests at
+// once (so a busy worker never pays for a new connection), and refuses to
+// dial again for a request already sent (see errNoReplay).
 func NewWorkerTransport(w *pool.Worker) http.RoundTripper {
 	network, addr := w.Network(), w.Address()
 	d := &net.Dialer{Timeout: 5 * time.Second}
@@ -89,7 +90,7 @@ func NewWorkerTransport(w *pool.Worker) http.RoundTripper {
 			}
 			return &trackedConn{Conn: c}, nil
 		},
-		MaxIdleConnsPerHost: 2,
+		MaxIdleConnsPerHost: max(2, w.Capacity()),
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 		Proxy:               nil,

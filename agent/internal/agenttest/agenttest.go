@@ -65,7 +65,7 @@ type Options struct {
 }
 
 // Start runs a pool for cfg behind a proxy; both stop at the end of the test.
-func Start(t *testing.T, cfg pool.Config, o Options) *Env {
+func Start(t testing.TB, cfg pool.Config, o Options) *Env {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "fat")
 	if err != nil {
@@ -78,7 +78,10 @@ func Start(t *testing.T, cfg pool.Config, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := testr.NewWithOptions(t, testr.Options{Verbosity: 0})
+	log := logr.Discard()
+	if tt, ok := t.(*testing.T); ok {
+		log = testr.NewWithOptions(tt, testr.Options{Verbosity: 0})
+	}
 	if o.Log != nil {
 		log = *o.Log
 	}
@@ -105,7 +108,7 @@ func Start(t *testing.T, cfg pool.Config, o Options) *Env {
 // after timeout. It re-checks at every change of state, and every 50ms for
 // what changes without a notification (request counters: the request path
 // does not broadcast).
-func (e *Env) WaitFor(t *testing.T, timeout time.Duration, what string, cond func(pool.Status) bool) pool.Status {
+func (e *Env) WaitFor(t testing.TB, timeout time.Duration, what string, cond func(pool.Status) bool) pool.Status {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
