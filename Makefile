@@ -44,9 +44,12 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and docs/api.md from the code.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC, the chart's copies of both, and docs/api.md from the code.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=ferry-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	rm -rf charts/ferry/files/crds && mkdir -p charts/ferry/files/crds charts/ferry/files/rbac
+	cp config/crd/bases/*.yaml charts/ferry/files/crds/
+	cp config/rbac/role.yaml charts/ferry/files/rbac/manager-role.yaml
 	$(GO) run ./hack/gen-api-docs -crds config/crd/bases -out docs/api.md
 
 .PHONY: fmt
@@ -78,6 +81,16 @@ build: ## Build ferry-manager, ferry-agent and kubectl-ferry into bin/.
 		$(GO_BUILD) -o $(BIN)/$$out ./cmd/$$cmd; \
 	done
 
+.PHONY: helm-lint
+helm-lint: $(HELM) ## Lint the Helm chart, with default values and with every value changed.
+	$(HELM) lint --strict charts/ferry
+	$(HELM) lint --strict charts/ferry -f test/packaging/testdata/all-knobs.yaml
+
+.PHONY: docker-build
+docker-build: ## Build the manager and agent images (needs Docker with BuildKit).
+	docker build --target manager --build-arg VERSION=$(VERSION) -t ghcr.io/ferry-dev/ferry-manager:$(VERSION) .
+	docker build --target agent --build-arg VERSION=$(VERSION) -t ghcr.io/ferry-dev/ferry-agent:$(VERSION) .
+
 ##@ Test
 
 .PHONY: control-plane
@@ -102,8 +115,10 @@ $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
 $(GOLANGCI_LINT): hack/tools/golangci-lint/go.mod hack/tools/golangci-lint/go.sum
 	cd hack/tools/golangci-lint && $(GO) build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
+# Helm's default Kubernetes version (for lint and template without a
+# cluster) is set to the version Ferry is tested against.
 $(HELM): hack/tools/helm/go.mod hack/tools/helm/go.sum
-	cd hack/tools/helm && $(GO) build -o $@ helm.sh/helm/v3/cmd/helm
+	cd hack/tools/helm && $(GO) build -ldflags '-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=36 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=36' -o $@ helm.sh/helm/v3/cmd/helm
 
 .PHONY: tools
 tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(HELM) ## Build every pinned tool into bin/.

@@ -1,0 +1,138 @@
+{{/*
+The chart's name: nameOverride, else "ferry".
+*/}}
+{{- define "ferry.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every object's name: fullnameOverride, else the release name,
+followed by the chart's name unless the release name contains it. Cut to 45
+characters so that "<prefix>-manager-metrics" stays a valid Service name.
+*/}}
+{{- define "ferry.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 45 | trimSuffix "-" }}
+{{- else }}
+{{- $name := include "ferry.name" . }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 45 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 45 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Labels on every object: the chart's, then commonLabels (the chart's win).
+Call with (dict "root" $ "component" "manager").
+*/}}
+{{- define "ferry.labels" -}}
+{{- $chart := dict
+  "helm.sh/chart" (printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-")
+  "app.kubernetes.io/version" .root.Chart.AppVersion
+  "app.kubernetes.io/managed-by" .root.Release.Service
+  "app.kubernetes.io/part-of" "ferry" }}
+{{- toYaml (merge (dict) (include "ferry.selectorLabels" . | fromYaml) $chart (.root.Values.commonLabels | default dict)) }}
+{{- end }}
+
+{{/*
+Labels on a component's pods: its selector labels, commonLabels and its
+podLabels (the selector labels win). Not the chart's version: a chart
+upgrade that changes nothing else must not restart the agents, whose pods
+carry the node's worker processes.
+Call with (dict "root" $ "component" "agent" "podLabels" .Values.agent.podLabels).
+*/}}
+{{- define "ferry.podLabels" -}}
+{{- toYaml (merge (dict) (include "ferry.selectorLabels" . | fromYaml) (dict "app.kubernetes.io/part-of" "ferry") (.podLabels | default dict) (.root.Values.commonLabels | default dict)) }}
+{{- end }}
+
+{{/*
+Selector labels of one component. Call with (dict "root" $ "component" "agent").
+*/}}
+{{- define "ferry.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ferry.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+An image reference from an image value and the chart: repository, then
+@digest when set, else :tag (default the chart's appVersion).
+Call with (dict "image" .Values.manager.image "root" $).
+*/}}
+{{- define "ferry.image" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The port of a bind address such as ":8080" or "$(HOST_IP):9441".
+*/}}
+{{- define "ferry.port" -}}
+{{- regexFind "[0-9]+$" . }}
+{{- end }}
+
+{{- define "ferry.manager.fullname" -}}
+{{- printf "%s-manager" (include "ferry.fullname" .) }}
+{{- end }}
+
+{{- define "ferry.agent.fullname" -}}
+{{- printf "%s-agent" (include "ferry.fullname" .) }}
+{{- end }}
+
+{{- define "ferry.manager.serviceAccountName" -}}
+{{- if .Values.manager.serviceAccount.create }}
+{{- default (include "ferry.manager.fullname" .) .Values.manager.serviceAccount.name }}
+{{- else }}
+{{- required "manager.serviceAccount.name is required when manager.serviceAccount.create is false" .Values.manager.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "ferry.agent.serviceAccountName" -}}
+{{- if .Values.agent.serviceAccount.create }}
+{{- default (include "ferry.agent.fullname" .) .Values.agent.serviceAccount.name }}
+{{- else }}
+{{- required "agent.serviceAccount.name is required when agent.serviceAccount.create is false" .Values.agent.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The manager's arguments: internal/deployargs.ManagerArgs, from values.
+*/}}
+{{- define "ferry.manager.args" -}}
+- {{ printf "--leader-elect=%t" .Values.manager.leaderElect | quote }}
+- {{ printf "--metrics-bind-address=%s" .Values.manager.metricsBindAddress | quote }}
+- {{ printf "--health-probe-bind-address=%s" .Values.manager.healthProbeBindAddress | quote }}
+- {{ printf "--agent-stale-after=%s" .Values.manager.agentStaleAfter | quote }}
+- {{ printf "--zap-log-level=%s" (toString .Values.manager.logLevel) | quote }}
+{{- range .Values.manager.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+The agent's arguments: internal/deployargs.AgentArgs, from values.
+*/}}
+{{- define "ferry.agent.args" -}}
+- "--node-name=$(NODE_NAME)"
+- {{ printf "--bind-address=%s" .Values.agent.bindAddress | quote }}
+- {{ printf "--advertise-address=%s" .Values.agent.advertiseAddress | quote }}
+- {{ printf "--state-dir=%s" .Values.agent.stateDir | quote }}
+- {{ printf "--metrics-bind-address=%s" .Values.agent.metricsBindAddress | quote }}
+- {{ printf "--health-probe-bind-address=%s" .Values.agent.healthProbeBindAddress | quote }}
+- {{ printf "--heartbeat-interval=%s" .Values.agent.heartbeatInterval | quote }}
+- {{ printf "--read-header-timeout=%s" .Values.agent.readHeaderTimeout | quote }}
+- {{ printf "--idle-timeout=%s" .Values.agent.idleTimeout | quote }}
+- {{ printf "--max-header-bytes=%d" (int64 .Values.agent.maxHeaderBytes) | quote }}
+- {{ printf "--trust-forwarded-for=%t" .Values.agent.trustForwardedFor | quote }}
+- {{ printf "--zap-log-level=%s" (toString .Values.agent.logLevel) | quote }}
+{{- range .Values.agent.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,587 @@
+package packaging_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+func TestHelmLintIsClean(t *testing.T) {
+	for _, values := range []string{"", "all-knobs.yaml", "local.yaml"} {
+		t.Run("values="+values, func(t *testing.T) {
+			args := []string{"lint", "--strict", "--kube-version", kubeVersion, chartDir}
+			if values != "" {
+				args = append(args, "-f", filepath.Join("testdata", values))
+			}
+			out, err := helm(testContext(t), args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Only the missing icon may be mentioned: Ferry has no logo yet.
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasPrefix(line, "[") && !strings.Contains(line, "icon is recommended") {
+					t.Errorf("helm lint: %s", line)
+				}
+			}
+		})
+	}
+}
+
+func TestHelmTemplateDefaults(t *testing.T) {
+	objs := render(t, renderOpts{})
+	want := []string{
+		"CustomResourceDefinition/appgroups.ferry.dev", "CustomResourceDefinition/processpools.ferry.dev",
+		"ServiceAccount/ferry-manager", "ClusterRole/ferry-manager", "ClusterRoleBinding/ferry-manager",
+		"Role/ferry-manager-leader-election", "RoleBinding/ferry-manager-leader-election",
+		"ServiceAccount/ferry-agent", "ClusterRole/ferry-agent", "ClusterRoleBinding/ferry-agent",
+		"ValidatingAdmissionPolicy/ferry-agent-node-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-node-isolation",
+		"Deployment/ferry-manager", "DaemonSet/ferry-agent",
+		"Service/ferry-manager-metrics", "Service/ferry-agent-metrics",
+	}
+	got := kindNames(objs)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("rendered objects:\n got %q\nwant %q", got, want)
+	}
+	for _, crd := range ofKind(objs, "CustomResourceDefinition") {
+		if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("CRD %s lacks helm.sh/resource-policy: keep by default", crd.GetName())
+		}
+	}
+	ds := find(t, objs, "DaemonSet", "agent")
+	spec := nested[map[string]any](t, ds.Object, "spec", "template", "spec")
+	if spec["hostNetwork"] != true || spec["dnsPolicy"] != "ClusterFirstWithHostNet" {
+		t.Errorf("agent pod: hostNetwork %v, dnsPolicy %v; want true, ClusterFirstWithHostNet", spec["hostNetwork"], spec["dnsPolicy"])
+	}
+	if sel := nested[map[string]any](t, spec, "nodeSelector"); sel["ferry.dev/web"] != "true" {
+		t.Errorf("agent nodeSelector %v lacks ferry.dev/web=true", sel)
+	}
+	if _, ok := ds.Object["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["labels"].(map[string]any)["helm.sh/chart"]; ok {
+		t.Error("the agent's pod template carries the chart version: every chart upgrade would restart every node's workers")
+	}
+}
+
+func TestHelmTemplateCRDToggles(t *testing.T) {
+	if crds := ofKind(render(t, renderOpts{sets: []string{"crds.enabled=false"}}), "CustomResourceDefinition"); len(crds) != 0 {
+		t.Errorf("crds.enabled=false rendered %d CRDs", len(crds))
+	}
+	for _, crd := range ofKind(render(t, renderOpts{sets: []string{"crds.keep=false"}}), "CustomResourceDefinition") {
+		if _, ok := crd.GetAnnotations()["helm.sh/resource-policy"]; ok {
+			t.Errorf("crds.keep=false: CRD %s still has helm.sh/resource-policy", crd.GetName())
+		}
+	}
+}
+
+func TestHelmTemplateAllKnobs(t *testing.T) {
+	objs := render(t, renderOpts{release: "knobs", namespace: "ferry-knobs", valuesFiles: []string{"all-knobs.yaml"}})
+	want := []string{
+		"ClusterRole/knobs-agent", "ClusterRole/knobs-manager", "ClusterRoleBinding/knobs-agent", "ClusterRoleBinding/knobs-manager",
+		"DaemonSet/knobs-agent", "Deployment/knobs-manager", "Role/knobs-manager-leader-election",
+		"RoleBinding/knobs-manager-leader-election", "Service/knobs-agent-metrics", "Service/knobs-manager-metrics",
+		"ServiceMonitor/knobs-agent", "ServiceMonitor/knobs-manager",
+	}
+	if got := kindNames(objs); !slices.Equal(got, want) {
+		t.Errorf("rendered objects:\n got %q\nwant %q", got, want)
+	}
+	dep := find(t, objs, "Deployment", "manager")
+	c := container(t, dep)
+	if want := "registry.example.com/ferry/manager@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"; c["image"] != want {
+		t.Errorf("manager image %v, want %s (the digest wins over the tag)", c["image"], want)
+	}
+	ds := find(t, objs, "DaemonSet", "agent")
+	spec := nested[map[string]any](t, ds.Object, "spec", "template", "spec")
+	if spec["serviceAccountName"] != "existing-agent" || spec["priorityClassName"] != "system-node-critical" {
+		t.Errorf("agent pod: serviceAccountName %v, priorityClassName %v", spec["serviceAccountName"], spec["priorityClassName"])
+	}
+	var mounts []string
+	for _, m := range nested[[]any](t, container(t, ds), "volumeMounts") {
+		m := m.(map[string]any)
+		mounts = append(mounts, fmt.Sprintf("%s:%s:%v", m["name"], m["mountPath"], m["readOnly"]))
+	}
+	if want := []string{"app-srv:/srv:true", "app-apps:/apps:<nil>", "state:/run/ferry:<nil>"}; !slices.Equal(mounts, want) {
+		t.Errorf("agent mounts %q, want %q", mounts, want)
+	}
+	for _, sm := range ofKind(objs, "ServiceMonitor") {
+		if sm.GetNamespace() != "monitoring" || sm.GetLabels()["release"] != "kube-prometheus-stack" {
+			t.Errorf("ServiceMonitor %s: namespace %s, labels %v", sm.GetName(), sm.GetNamespace(), sm.GetLabels())
+		}
+	}
+	for _, o := range objs {
+		if o.GetLabels()["team"] != "web" || o.GetLabels()["app.kubernetes.io/name"] != "ferryboat" {
+			t.Errorf("%s/%s lacks commonLabels or nameOverride: %v", o.GetKind(), o.GetName(), o.GetLabels())
+		}
+	}
+}
+
+// TestAllKnobsValuesChangeEveryValue keeps testdata/all-knobs.yaml
+// complete: every value of values.yaml is set there, to something else.
+func TestAllKnobsValuesChangeEveryValue(t *testing.T) {
+	knobs := valueKnobs(t)
+	all := readValues(t, filepath.Join("testdata", "all-knobs.yaml"))
+	for _, k := range knobs {
+		v, ok := lookup(all, k.path)
+		if !ok {
+			t.Errorf("testdata/all-knobs.yaml does not set %s", strings.Join(k.path, "."))
+			continue
+		}
+		if reflect.DeepEqual(v, k.value) {
+			t.Errorf("testdata/all-knobs.yaml sets %s to its default %v", strings.Join(k.path, "."), v)
+		}
+	}
+}
+
+// TestEveryValueIsDocumented: every value in values.yaml has a "# --"
+// comment, and a key without one groups documented values.
+func TestEveryValueIsDocumented(t *testing.T) {
+	if n := len(valueKnobs(t)); n < 50 {
+		t.Fatalf("found only %d documented values; is the parser right?", n)
+	}
+}
+
+// TestEveryValueChangesTheOutput renders the chart with each value changed
+// alone (to its all-knobs.yaml setting) and checks the output differs from
+// the defaults': no value is dead, and each renders on its own.
+func TestEveryValueChangesTheOutput(t *testing.T) {
+	// Values that only act with another one set.
+	prereqs := map[string]map[string]any{
+		"metrics.serviceMonitor.":       {"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}}},
+		"manager.serviceAccount.create": {"manager": map[string]any{"serviceAccount": map[string]any{"name": "existing"}}},
+		"agent.serviceAccount.create":   {"agent": map[string]any{"serviceAccount": map[string]any{"name": "existing"}}},
+	}
+	all := readValues(t, filepath.Join("testdata", "all-knobs.yaml"))
+	dir := t.TempDir()
+	write := func(name string, v map[string]any) string {
+		data, err := yaml.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var mu sync.Mutex
+	base := map[string]string{}
+	baseFor := func(prereq string, files []string) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if out, ok := base[prereq]; ok {
+			return out, nil
+		}
+		out, err := templateRaw(testContext(t), renderOpts{valuesFiles: files})
+		base[prereq] = out
+		return out, err
+	}
+	knobs := valueKnobs(t)
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for i, k := range knobs {
+		name := strings.Join(k.path, ".")
+		v, ok := lookup(all, k.path)
+		if !ok {
+			continue // TestAllKnobsValuesChangeEveryValue reports it
+		}
+		var files []string
+		prereq := ""
+		for prefix, p := range prereqs {
+			if strings.HasPrefix(name, prefix) && name != "metrics.serviceMonitor.enabled" {
+				prereq = prefix
+				files = append(files, write(fmt.Sprintf("prereq-%d.yaml", i), p))
+			}
+		}
+		knob := write(fmt.Sprintf("knob-%d.yaml", i), setPath(k.path, v))
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			want, err := baseFor(prereq, files)
+			if err != nil {
+				t.Errorf("%s: rendering the baseline: %v", name, err)
+				return
+			}
+			got, err := templateRaw(testContext(t), renderOpts{valuesFiles: append(slices.Clone(files), knob)})
+			if err != nil {
+				t.Errorf("%s=%v alone does not render: %v", name, v, err)
+				return
+			}
+			if got == want {
+				t.Errorf("%s=%v changes nothing in the rendered chart", name, v)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestSchemaRejectsWrongValues(t *testing.T) {
+	for _, tt := range []struct {
+		name, values, want string
+	}{
+		{"unknown top-level key", "replicas: 2", "additional properties 'replicas' not allowed"},
+		{"misspelt nested key", "agent: {bindAdress: 0.0.0.0}", "additional properties 'bindAdress' not allowed"},
+		{"bool as string", `crds: {enabled: "yes"}`, "/crds/enabled"},
+		{"integer as string", `manager: {replicaCount: "two"}`, "/manager/replicaCount"},
+		{"duration as number", "manager: {agentStaleAfter: 40}", "/manager/agentStaleAfter"},
+		{"not a duration", "agent: {heartbeatInterval: soon}", "/agent/heartbeatInterval"},
+		{"bind address without port", `agent: {metricsBindAddress: "0.0.0.0"}`, "/agent/metricsBindAddress"},
+		{"max header bytes as string", `agent: {maxHeaderBytes: "64k"}`, "/agent/maxHeaderBytes"},
+		{"app roots as a map", "agent: {appRoots: {srv: /srv}}", "/agent/appRoots"},
+		{"relative app root", "agent: {appRoots: [{name: srv, hostPath: srv}]}", "/agent/appRoots/0/hostPath"},
+		{"app root without a name", "agent: {appRoots: [{hostPath: /srv}]}", "/agent/appRoots/0"},
+		{"label value not a string", "commonLabels: {team: 1}", "/commonLabels/team"},
+		{"bad pull policy", "agent: {image: {pullPolicy: Sometimes}}", "/agent/image/pullPolicy"},
+		{"bad log level", "manager: {logLevel: loud}", "/manager/logLevel"},
+		{"tolerations as a map", "agent: {tolerations: {key: a}}", "/agent/tolerations"},
+		{"env without a name", "agent: {extraEnv: [{value: x}]}", "/agent/extraEnv/0"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "values.yaml")
+			if err := os.WriteFile(f, []byte(tt.values), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}})
+			if err == nil {
+				t.Fatalf("values %q accepted", tt.values)
+			}
+			if !strings.Contains(err.Error(), "don't meet the specifications of the schema") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("values %q: want a schema error at %s, got: %v", tt.values, tt.want, err)
+			}
+		})
+	}
+}
+
+// TestSchemaCoversEveryValue: every key of values.yaml is a property in
+// values.schema.json, so that the schema keeps up with new values.
+func TestSchemaCoversEveryValue(t *testing.T) {
+	var schema map[string]any
+	data, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &schema); err != nil {
+		t.Fatal(err)
+	}
+	defs, _ := schema["definitions"].(map[string]any)
+	resolve := func(s map[string]any) map[string]any {
+		if ref, ok := s["$ref"].(string); ok {
+			return defs[strings.TrimPrefix(ref, "#/definitions/")].(map[string]any)
+		}
+		return s
+	}
+	var walk func(path []string, values map[string]any, s map[string]any)
+	walk = func(path []string, values map[string]any, s map[string]any) {
+		s = resolve(s)
+		props, _ := s["properties"].(map[string]any)
+		for k, v := range values {
+			p := append(slices.Clone(path), k)
+			sub, ok := props[k].(map[string]any)
+			if !ok {
+				if _, free := s["additionalProperties"].(map[string]any); free || s["additionalProperties"] == nil && props == nil {
+					continue // a free-form map (resources, nodeSelector, ...)
+				}
+				t.Errorf("values.schema.json has no property %s", strings.Join(p, "."))
+				continue
+			}
+			if m, ok := v.(map[string]any); ok {
+				walk(p, m, sub)
+			}
+		}
+	}
+	walk(nil, readValues(t, filepath.Join(chartDir, "values.yaml")), schema)
+}
+
+// TestChartCopiesAreCurrent: the chart's copies of generated files are
+// what `make manifests` copies: the CRDs and the manager's ClusterRole.
+func TestChartCopiesAreCurrent(t *testing.T) {
+	bases, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(bases) == 0 {
+		t.Fatalf("no CRDs in config/crd/bases: %v", err)
+	}
+	copies, _ := filepath.Glob(filepath.Join(chartDir, "files", "crds", "*.yaml"))
+	pairs := map[string]string{
+		filepath.Join(root, "config", "rbac", "role.yaml"): filepath.Join(chartDir, "files", "rbac", "manager-role.yaml"),
+	}
+	for _, b := range bases {
+		pairs[b] = filepath.Join(chartDir, "files", "crds", filepath.Base(b))
+	}
+	if len(copies) != len(bases) {
+		t.Errorf("charts/ferry/files/crds has %d files, config/crd/bases %d", len(copies), len(bases))
+	}
+	for src, dst := range pairs {
+		a, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(dst)
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s is not a copy of %s; run make manifests", rel(dst), rel(src))
+		}
+	}
+
+	// And the rendered CRDs are the generated ones, plus labels and the
+	// keep annotation.
+	rendered := ofKind(render(t, renderOpts{}), "CustomResourceDefinition")
+	for _, b := range bases {
+		data, _ := os.ReadFile(b)
+		want, err := decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := find(t, rendered, "CustomResourceDefinition", want[0].GetName())
+		if !reflect.DeepEqual(got.Object["spec"], want[0].Object["spec"]) {
+			t.Errorf("the chart's %s differs from %s", got.GetName(), rel(b))
+		}
+	}
+	role := find(t, render(t, renderOpts{}), "ClusterRole", "ferry-manager")
+	data, _ := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
+	want, err := decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(role.Object["rules"], want[0].Object["rules"]) {
+		t.Errorf("the chart's manager ClusterRole differs from config/rbac/role.yaml")
+	}
+}
+
+// TestChartMatchesConfig: rendered with default values, named like
+// config/ (fullnameOverride=ferry) and in ferry-system, the chart makes the
+// same objects as `kubectl kustomize config/default`, with the same
+// contents but for labels, images and selectors.
+func TestChartMatchesConfig(t *testing.T) {
+	chart := map[string]*unstructured.Unstructured{}
+	for _, o := range render(t, renderOpts{sets: []string{"fullnameOverride=ferry"}}) {
+		chart[kindName(o)] = o
+	}
+	config := map[string]*unstructured.Unstructured{}
+	for _, o := range kustomize(t, "default") {
+		if o.GetKind() == "Namespace" {
+			continue // Helm's --namespace / --create-namespace
+		}
+		config[kindName(o)] = o
+	}
+	if a, b := sortedKeys(chart), sortedKeys(config); !slices.Equal(a, b) {
+		t.Fatalf("objects differ:\n chart  %q\n config %q", a, b)
+	}
+	for key, c := range chart {
+		a, b := comparable(c), comparable(config[key])
+		if !reflect.DeepEqual(a, b) {
+			ay, _ := yaml.Marshal(a)
+			by, _ := yaml.Marshal(b)
+			t.Errorf("%s differs between the chart and config/:\n--- chart\n%s\n--- config\n%s", key, ay, by)
+		}
+	}
+}
+
+// comparable strips what legitimately differs between the chart and
+// config/: labels, annotations, images and label selectors.
+func comparable(o *unstructured.Unstructured) map[string]any {
+	c := o.DeepCopy()
+	unstructured.RemoveNestedField(c.Object, "metadata", "labels")
+	unstructured.RemoveNestedField(c.Object, "metadata", "annotations")
+	switch c.GetKind() {
+	case "Deployment", "DaemonSet":
+		unstructured.RemoveNestedField(c.Object, "spec", "selector")
+		unstructured.RemoveNestedField(c.Object, "spec", "template", "metadata")
+		cs, _, _ := unstructured.NestedSlice(c.Object, "spec", "template", "spec", "containers")
+		for _, ct := range cs {
+			delete(ct.(map[string]any), "image")
+			delete(ct.(map[string]any), "imagePullPolicy")
+		}
+		_ = unstructured.SetNestedSlice(c.Object, cs, "spec", "template", "spec", "containers")
+	case "Service":
+		unstructured.RemoveNestedField(c.Object, "spec", "selector")
+	}
+	return c.Object
+}
+
+// knob is one documented value of values.yaml.
+type knob struct {
+	path  []string
+	value any
+}
+
+// valueKnobs returns the documented values of values.yaml, failing the
+// test for any undocumented one. A value is documented by a comment block
+// right above its key whose first line starts with "# --"; a key without
+// one must be a map of documented values (a group).
+func valueKnobs(t *testing.T) []knob {
+	t.Helper()
+	path := filepath.Join(chartDir, "values.yaml")
+	values := readValues(t, path)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	keyLine := regexp.MustCompile(`^( *)"?([A-Za-z0-9_./-]+)"?:`)
+	documented := map[string]bool{}
+	type frame struct {
+		indent int
+		key    string
+	}
+	var stack []frame
+	var comment []string
+	listIndent := -1
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		trimmed := strings.TrimSpace(line)
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		switch {
+		case trimmed == "":
+			comment = nil
+			continue
+		case strings.HasPrefix(trimmed, "#"):
+			comment = append(comment, trimmed)
+			continue
+		case listIndent >= 0 && (indent > listIndent || strings.HasPrefix(trimmed, "- ")):
+			comment = nil
+			continue // inside a list value
+		case strings.HasPrefix(trimmed, "- "):
+			listIndent = indent
+			comment = nil
+			continue
+		}
+		listIndent = -1
+		m := keyLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("values.yaml: cannot parse %q", line)
+		}
+		for len(stack) > 0 && stack[len(stack)-1].indent >= indent {
+			stack = stack[:len(stack)-1]
+		}
+		stack = append(stack, frame{indent, m[2]})
+		keys := make([]string, len(stack))
+		for i, fr := range stack {
+			keys[i] = fr.key
+		}
+		documented[strings.Join(keys, ".")] = len(comment) > 0 && strings.HasPrefix(comment[0], "# --")
+		comment = nil
+	}
+	var knobs []knob
+	var walk func(prefix []string, m map[string]any)
+	walk = func(prefix []string, m map[string]any) {
+		for _, k := range sortedKeys(m) {
+			p := append(slices.Clone(prefix), k)
+			name := strings.Join(p, ".")
+			doc, seen := documented[name]
+			switch sub, isMap := m[k].(map[string]any); {
+			case !seen:
+				t.Fatalf("values.yaml: the line scanner missed %s", name)
+			case doc:
+				knobs = append(knobs, knob{p, m[k]})
+			case isMap && len(sub) > 0:
+				walk(p, sub)
+			default:
+				t.Errorf("values.yaml: %s has no \"# --\" comment", name)
+			}
+		}
+	}
+	walk(nil, values)
+	return knobs
+}
+
+func readValues(t *testing.T, path string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := map[string]any{}
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func lookup(m map[string]any, path []string) (any, bool) {
+	var cur any = m
+	for _, k := range path {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = mm[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func setPath(path []string, v any) map[string]any {
+	out := map[string]any{}
+	cur := out
+	for _, k := range path[:len(path)-1] {
+		next := map[string]any{}
+		cur[k] = next
+		cur = next
+	}
+	cur[path[len(path)-1]] = v
+	return out
+}
+
+// nested returns the field at path, failing the test when it is missing or
+// not a T.
+func nested[T any](t *testing.T, obj map[string]any, path ...string) T {
+	t.Helper()
+	v, ok, err := unstructured.NestedFieldNoCopy(obj, path...)
+	if err != nil || !ok {
+		t.Fatalf("no field %s: %v", strings.Join(path, "."), err)
+	}
+	tv, ok := v.(T)
+	if !ok {
+		t.Fatalf("field %s is a %T", strings.Join(path, "."), v)
+	}
+	return tv
+}
+
+// container returns the only container of a workload.
+func container(t *testing.T, o *unstructured.Unstructured) map[string]any {
+	t.Helper()
+	cs := nested[[]any](t, o.Object, "spec", "template", "spec", "containers")
+	if len(cs) != 1 {
+		t.Fatalf("%s has %d containers, want 1", kindName(o), len(cs))
+	}
+	return cs[0].(map[string]any)
+}
+
+func kindName(o *unstructured.Unstructured) string { return o.GetKind() + "/" + o.GetName() }
+
+func kindNames(objs []*unstructured.Unstructured) []string {
+	out := make([]string, len(objs))
+	for i, o := range objs {
+		out[i] = kindName(o)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func rel(p string) string {
+	if r, err := filepath.Rel(root, p); err == nil {
+		return r
+	}
+	return p
+}

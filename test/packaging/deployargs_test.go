@@ -1,0 +1,97 @@
+package packaging_test
+
+import (
+	"maps"
+	"slices"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/ferry-dev/ferry/internal/deployargs"
+)
+
+// The chart renders the manager's and the agent's arguments and
+// environment exactly as internal/deployargs defines them: what `make
+// local-up` and the end-to-end tests start the binaries with is what a
+// cluster runs.
+
+func TestChartRendersDeployArgs(t *testing.T) {
+	objs := render(t, renderOpts{})
+	checkArgs(t, "chart manager", find(t, objs, "Deployment", "manager"), deployargs.ManagerArgs(deployargs.DefaultManager()))
+	checkArgs(t, "chart agent", find(t, objs, "DaemonSet", "agent"), deployargs.AgentArgs(deployargs.DefaultAgent()))
+	checkEnv(t, "chart agent", find(t, objs, "DaemonSet", "agent"), deployargs.AgentEnvVars)
+	checkEnv(t, "chart manager", find(t, objs, "Deployment", "manager"), map[string]string{})
+}
+
+func TestConfigRendersDeployArgs(t *testing.T) {
+	objs := kustomize(t, "default")
+	checkArgs(t, "config/manager", find(t, objs, "Deployment", "manager"), deployargs.ManagerArgs(deployargs.DefaultManager()))
+	checkArgs(t, "config/agent", find(t, objs, "DaemonSet", "agent"), deployargs.AgentArgs(deployargs.DefaultAgent()))
+	checkEnv(t, "config/agent", find(t, objs, "DaemonSet", "agent"), deployargs.AgentEnvVars)
+}
+
+// TestChartRendersLocalDeployArgs: the chart can express the local stack's
+// settings too (testdata/local.yaml), so the values are the same knobs the
+// local stack turns.
+func TestChartRendersLocalDeployArgs(t *testing.T) {
+	objs := render(t, renderOpts{valuesFiles: []string{"local.yaml"}})
+	checkArgs(t, "local manager", find(t, objs, "Deployment", "manager"), deployargs.ManagerArgs(deployargs.LocalManager()))
+	agent := find(t, objs, "DaemonSet", "agent")
+	checkArgs(t, "local agent", agent, deployargs.AgentArgs(deployargs.LocalAgent("/var/lib/ferry-local")))
+	checkEnv(t, "local agent", agent, deployargs.AgentEnvVars)
+
+	// The kubelet resolves $(HOST_IP) from the downward API as Expand does
+	// from LocalAgentEnv: a simulated node's agent binds its own address.
+	env := deployargs.LocalAgentEnv("node-2", "127.0.0.3")
+	got := deployargs.Expand(args(t, agent), env)
+	for _, want := range []string{"--node-name=node-2", "--bind-address=127.0.0.3", "--metrics-bind-address=127.0.0.3:9441",
+		"--health-probe-bind-address=127.0.0.3:9442"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("expanded local agent args lack %s: %q", want, got)
+		}
+	}
+	// Its container ports follow the bind addresses.
+	ports := map[string]float64{} // numbers decode as float64
+	for _, p := range nested[[]any](t, container(t, agent), "ports") {
+		p := p.(map[string]any)
+		ports[p["name"].(string)] = p["containerPort"].(float64)
+	}
+	if ports["metrics"] != 9441 || ports["health"] != 9442 {
+		t.Errorf("local agent ports %v, want metrics 9441, health 9442", ports)
+	}
+}
+
+func args(t *testing.T, o *unstructured.Unstructured) []string {
+	t.Helper()
+	var out []string
+	for _, a := range nested[[]any](t, container(t, o), "args") {
+		out = append(out, a.(string))
+	}
+	return out
+}
+
+func checkArgs(t *testing.T, what string, o *unstructured.Unstructured, want []string) {
+	t.Helper()
+	if got := args(t, o); !slices.Equal(got, want) {
+		t.Errorf("%s args:\n got %q\nwant %q (internal/deployargs)", what, got, want)
+	}
+}
+
+// checkEnv checks that the container's environment is exactly want: each
+// variable from the downward API field path want names.
+func checkEnv(t *testing.T, what string, o *unstructured.Unstructured, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	env, _, _ := unstructured.NestedSlice(container(t, o), "env")
+	for _, e := range env {
+		e := e.(map[string]any)
+		path, _, _ := unstructured.NestedString(e, "valueFrom", "fieldRef", "fieldPath")
+		if path == "" {
+			t.Errorf("%s env %v is not from the downward API", what, e)
+		}
+		got[e["name"].(string)] = path
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("%s env: got %v, want %v (deployargs.AgentEnvVars)", what, got, want)
+	}
+}

@@ -1,0 +1,458 @@
+package packaging_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+var ferryCRDs = []string{"appgroups.ferry.dev", "processpools.ferry.dev"}
+
+// TestHelmLifecycle installs the chart, upgrades it with changed values and
+// uninstalls it, twice: with crds.keep (the CRDs and the AppGroups in them
+// survive) and without (they go).
+func TestHelmLifecycle(t *testing.T) {
+	ctx := testContext(t)
+	const rel, ns, appNS = "life", "ferry-life", "apps-life"
+
+	// The control plane came up with the CRDs installed from
+	// config/crd/bases; here Helm creates them. They are put back for the
+	// other tests whatever happens.
+	removeFerryCRDs(t)
+	t.Cleanup(func() { restoreFerryCRDs(t) })
+
+	// Install.
+	out, err := helm(ctx, "install", rel, chartDir, "-n", ns, "--create-namespace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Ferry v0.1.0 is installed in namespace ferry-life",
+		"kubectl label node NODE ferry.dev/web=true",
+		"kubectl get appgroups",
+		"kubectl annotate appgroup hello ferry.dev/revision=2 --overwrite",
+		"/srv (host path /srv)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("helm install's notes lack %q:\n%s", want, out)
+		}
+	}
+	installed := manifest(t, rel, ns)
+	wantObjs := render(t, renderOpts{release: rel, namespace: ns})
+	if a, b := kindNames(installed), kindNames(wantObjs); !slices.Equal(a, b) {
+		t.Fatalf("the release holds %q, helm template renders %q", a, b)
+	}
+	for _, o := range installed {
+		if _, err := get(ctx, o); err != nil {
+			t.Errorf("%s of the release: %v", kindName(o), err)
+		}
+	}
+	waitEstablished(t, ferryCRDs...)
+	for _, name := range ferryCRDs {
+		crd := &unstructured.Unstructured{}
+		crd.SetAPIVersion("apiextensions.k8s.io/v1")
+		crd.SetKind("CustomResourceDefinition")
+		crd.SetName(name)
+		live, err := get(ctx, crd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if live.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("CRD %s lacks helm.sh/resource-policy: keep", name)
+		}
+	}
+	// The CRDs serve: the sample AppGroup goes in, and `kubectl get
+	// appgroups` lists it.
+	ensureNamespace(t, appNS, nil)
+	eventually(t, time.Minute, "applying the sample AppGroup", func() error {
+		_, err := env.Kubectl(ctx, "apply", "-n", appNS, "-k", filepath.Join(root, "config", "samples"))
+		return err
+	})
+	if out, err := env.Kubectl(ctx, "get", "appgroups", "-n", appNS); err != nil || !strings.Contains(out, "hello") {
+		t.Fatalf("kubectl get appgroups: %v\n%s", err, out)
+	}
+
+	// Upgrade with changed values.
+	if _, err := helm(ctx, "upgrade", rel, chartDir, "-n", ns, "-f", filepath.Join("testdata", "upgrade.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	dep := liveObject(t, "apps/v1", "Deployment", ns, rel+"-ferry-manager")
+	if r, _, _ := unstructured.NestedInt64(dep.Object, "spec", "replicas"); r != 2 {
+		t.Errorf("after upgrade the manager has %d replicas, want 2", r)
+	}
+	if a := args(t, dep); !slices.Contains(a, "--zap-log-level=debug") {
+		t.Errorf("after upgrade the manager's args are %q", a)
+	}
+	ds := liveObject(t, "apps/v1", "DaemonSet", ns, rel+"-ferry-agent")
+	if img := container(t, ds)["image"]; img != "ghcr.io/ferry-dev/ferry-agent:v0.2.0" {
+		t.Errorf("after upgrade the agent image is %v", img)
+	}
+	var hostPaths []string
+	for _, v := range nested[[]any](t, ds.Object, "spec", "template", "spec", "volumes") {
+		if p, ok, _ := unstructured.NestedString(v.(map[string]any), "hostPath", "path"); ok {
+			hostPaths = append(hostPaths, p)
+		}
+	}
+	if want := []string{"/srv", "/opt/apps", "/var/lib/ferry"}; !slices.Equal(hostPaths, want) {
+		t.Errorf("after upgrade the agent's host paths are %q, want %q", hostPaths, want)
+	}
+	if rev := releaseRevision(t, rel, ns); rev != 2 {
+		t.Errorf("release revision %d after one upgrade", rev)
+	}
+
+	// Uninstall: everything goes but the CRDs, which keep the AppGroup.
+	out, err = helm(ctx, "uninstall", rel, "-n", ns, "--wait")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "kept due to the resource policy") {
+		t.Errorf("helm uninstall does not say it kept the CRDs:\n%s", out)
+	}
+	for _, o := range installed {
+		_, err := get(ctx, o)
+		switch {
+		case o.GetKind() == "CustomResourceDefinition" && err != nil:
+			t.Errorf("CRD %s did not survive uninstall: %v", o.GetName(), err)
+		case o.GetKind() != "CustomResourceDefinition" && !apierrors.IsNotFound(err):
+			t.Errorf("%s survived uninstall (%v)", kindName(o), err)
+		}
+	}
+	if out, err := env.Kubectl(ctx, "get", "appgroup", "hello", "-n", appNS); err != nil {
+		t.Errorf("the AppGroup did not survive uninstall: %v\n%s", err, out)
+	}
+
+	// Install again with crds.keep=false: Helm adopts the kept CRDs, and
+	// uninstalling now deletes them.
+	if _, err := helm(ctx, "install", rel, chartDir, "-n", ns, "--set", "crds.keep=false"); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range ofKind(manifest(t, rel, ns), "CustomResourceDefinition") {
+		if _, ok := o.GetAnnotations()["helm.sh/resource-policy"]; ok {
+			t.Errorf("crds.keep=false: CRD %s keeps its resource policy", o.GetName())
+		}
+	}
+	// Without a manager, no finalizer holds the AppGroup.
+	if _, err := env.Kubectl(ctx, "delete", "appgroup", "hello", "-n", appNS, "--wait"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := helm(ctx, "uninstall", rel, "-n", ns, "--wait"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the CRDs are deleted with crds.keep=false", func() error {
+		for _, name := range ferryCRDs {
+			if out, err := env.Kubectl(ctx, "get", "crd", name, "--ignore-not-found", "-o", "name"); err != nil || out != "" {
+				return fmt.Errorf("CRD %s: %q %w", name, out, err)
+			}
+		}
+		return nil
+	})
+}
+
+// TestAllKnobsAcceptedByAPIServer: the chart rendered with every value
+// changed is accepted, object by object, by the API server (server-side dry
+// run), ServiceMonitors included.
+func TestAllKnobsAcceptedByAPIServer(t *testing.T) {
+	ctx := testContext(t)
+	objs := render(t, renderOpts{release: "knobs", namespace: "ferry-knobs", valuesFiles: []string{"all-knobs.yaml"}})
+	if _, err := env.Kubectl(ctx, "apply", "--server-side", "-f", filepath.Join("testdata", "servicemonitor-crd.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	waitEstablished(t, "servicemonitors.monitoring.coreos.com")
+	ensureNamespace(t, "ferry-knobs", nil)
+	ensureNamespace(t, "monitoring", nil)
+	dryRunApply(t, objs)
+}
+
+// TestKustomizeDefaultAcceptedByAPIServer: every object of `kubectl
+// kustomize config/default` is accepted by the API server (server-side dry
+// run), and is namespaced exactly when its kind is.
+func TestKustomizeDefaultAcceptedByAPIServer(t *testing.T) {
+	objs := kustomize(t, "default")
+	want := []string{
+		"ClusterRole/ferry-agent", "ClusterRole/ferry-manager", "ClusterRoleBinding/ferry-agent", "ClusterRoleBinding/ferry-manager",
+		"CustomResourceDefinition/appgroups.ferry.dev", "CustomResourceDefinition/processpools.ferry.dev",
+		"DaemonSet/ferry-agent", "Deployment/ferry-manager", "Namespace/ferry-system",
+		"Role/ferry-manager-leader-election", "RoleBinding/ferry-manager-leader-election",
+		"Service/ferry-agent-metrics", "Service/ferry-manager-metrics",
+		"ServiceAccount/ferry-agent", "ServiceAccount/ferry-manager",
+		"ValidatingAdmissionPolicy/ferry-agent-node-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-node-isolation",
+	}
+	if got := kindNames(objs); !slices.Equal(got, want) {
+		t.Errorf("config/default renders:\n got %q\nwant %q", got, want)
+	}
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		m, err := env.Client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Fatalf("%s: %v", kindName(o), err)
+		}
+		namespaced := m.Scope.Name() == meta.RESTScopeNameNamespace
+		if namespaced && o.GetNamespace() != "ferry-system" || !namespaced && o.GetNamespace() != "" {
+			t.Errorf("%s has namespace %q (namespaced kind: %t)", kindName(o), o.GetNamespace(), namespaced)
+		}
+	}
+	// The namespace itself must exist for its objects to be dry-run.
+	ensureNamespace(t, "ferry-system", find(t, objs, "Namespace", "ferry-system").GetLabels())
+	dryRunApply(t, objs)
+
+	// And the samples are valid AppGroups.
+	ensureNamespace(t, "apps-samples", nil)
+	if _, err := env.Kubectl(testContext(t), "apply", "--dry-run=server", "-n", "apps-samples", "-k",
+		filepath.Join(root, "config", "samples")); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestPodSecurity: the manager's pod meets Pod Security "restricted"; the
+// agent's needs "privileged" (host network, host paths), which the docs
+// and NOTES say.
+func TestPodSecurity(t *testing.T) {
+	for _, level := range []string{"restricted", "baseline", "privileged"} {
+		ensureNamespace(t, "psa-"+level, map[string]string{
+			"pod-security.kubernetes.io/enforce":         level,
+			"pod-security.kubernetes.io/enforce-version": "latest",
+			"pod-security.kubernetes.io/warn":            level,
+			"pod-security.kubernetes.io/warn-version":    "latest",
+		})
+	}
+	for _, tt := range []struct {
+		name   string
+		values []string
+	}{{"defaults", nil}, {"all knobs", []string{"all-knobs.yaml"}}} {
+		t.Run("manager with "+tt.name, func(t *testing.T) {
+			dep := find(t, render(t, renderOpts{valuesFiles: tt.values}), "Deployment", "manager")
+			// A Deployment is admitted with warnings only: its pod is what
+			// Pod Security enforces on.
+			if stderr, err := dryRunCreate(t, "psa-restricted", podFrom(t, dep)); err != nil || stderr != "" {
+				t.Errorf("the manager's pod in a restricted namespace: %v %s", err, stderr)
+			}
+			if stderr, err := dryRunCreate(t, "psa-restricted", dep); err != nil || stderr != "" {
+				t.Errorf("the manager's Deployment in a restricted namespace: %v %s", err, stderr)
+			}
+		})
+	}
+	// A control: the same pod with privilege escalation allowed is refused,
+	// so the namespace does enforce.
+	t.Run("manager escalating", func(t *testing.T) {
+		dep := find(t, render(t, renderOpts{sets: []string{"manager.containerSecurityContext.allowPrivilegeEscalation=true"}}), "Deployment", "manager")
+		_, err := dryRunCreate(t, "psa-restricted", podFrom(t, dep))
+		if err == nil || !strings.Contains(err.Error(), "allowPrivilegeEscalation != false") {
+			t.Errorf("want a PodSecurity denial naming allowPrivilegeEscalation, got %v", err)
+		}
+	})
+	t.Run("agent", func(t *testing.T) {
+		ds := find(t, render(t, renderOpts{}), "DaemonSet", "agent")
+		for _, level := range []string{"restricted", "baseline"} {
+			_, err := dryRunCreate(t, "psa-"+level, podFrom(t, ds))
+			if err == nil || !strings.Contains(err.Error(), "violates PodSecurity") || !strings.Contains(err.Error(), "hostNetwork") {
+				t.Errorf("the agent's pod in a %s namespace: want a PodSecurity denial naming hostNetwork, got %v", level, err)
+			}
+		}
+		if stderr, err := dryRunCreate(t, "psa-privileged", podFrom(t, ds)); err != nil || stderr != "" {
+			t.Errorf("the agent's pod in a privileged namespace: %v %s", err, stderr)
+		}
+	})
+}
+
+// podFrom makes a Pod of a workload's pod template, as its controller would.
+func podFrom(t *testing.T, o *unstructured.Unstructured) *unstructured.Unstructured {
+	t.Helper()
+	spec := nested[map[string]any](t, o.Object, "spec", "template", "spec")
+	labels := nested[map[string]any](t, o.Object, "spec", "template", "metadata", "labels")
+	pod := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": strings.ToLower(o.GetKind()) + "-pod", "labels": labels},
+		"spec":     spec,
+	}}
+	return pod
+}
+
+// dryRunCreate creates o in namespace ns with a server-side dry run and
+// returns kubectl's warnings.
+func dryRunCreate(t *testing.T, ns string, o *unstructured.Unstructured) (string, error) {
+	t.Helper()
+	c := o.DeepCopy()
+	c.SetNamespace(ns)
+	cmd := exec.CommandContext(testContext(t), "kubectl", "--kubeconfig", env.Kubeconfig, "create", "--dry-run=server", "-f", "-")
+	cmd.Stdin = bytes.NewReader(encode(t, []*unstructured.Unstructured{c}))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stderr.String(), fmt.Errorf("%w: %s", err, stderr.String())
+	}
+	return stderr.String(), nil
+}
+
+// dryRunApply applies objs with a server-side dry run and checks that the
+// API server took every one.
+func dryRunApply(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	out, err := kubectlIn(testContext(t), encode(t, objs), "apply", "--server-side", "--force-conflicts",
+		"--field-manager=ferry-packaging-test", "--dry-run=server", "-f", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out, "(server dry run)"); n != len(objs) {
+		t.Errorf("the API server took %d of %d objects:\n%s", n, len(objs), out)
+	}
+}
+
+// manifest returns the objects of an installed release.
+func manifest(t *testing.T, rel, ns string) []*unstructured.Unstructured {
+	t.Helper()
+	out, err := helm(testContext(t), "get", "manifest", rel, "-n", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := decode([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func releaseRevision(t *testing.T, rel, ns string) int {
+	t.Helper()
+	out, err := helm(testContext(t), "list", "-n", ns, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []struct {
+		Name     string `json:"name"`
+		Revision string `json:"revision"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range list {
+		if r.Name == rel {
+			var n int
+			_, _ = fmt.Sscan(r.Revision, &n)
+			return n
+		}
+	}
+	t.Fatalf("release %s not listed: %s", rel, out)
+	return 0
+}
+
+// get reads o's live object.
+func get(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(o.GroupVersionKind())
+	err := env.Client.Get(ctx, client.ObjectKey{Namespace: o.GetNamespace(), Name: o.GetName()}, live)
+	return live, err
+}
+
+func liveObject(t *testing.T, apiVersion, kind, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	o := &unstructured.Unstructured{}
+	o.SetAPIVersion(apiVersion)
+	o.SetKind(kind)
+	o.SetNamespace(ns)
+	o.SetName(name)
+	live, err := get(testContext(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return live
+}
+
+// ensureNamespace creates a namespace with labels unless it exists. (The
+// test control plane has no namespace controller: a deleted namespace
+// would stay Terminating, so tests never delete them.)
+func ensureNamespace(t *testing.T, name string, labels map[string]string) {
+	t.Helper()
+	ns := &unstructured.Unstructured{}
+	ns.SetAPIVersion("v1")
+	ns.SetKind("Namespace")
+	ns.SetName(name)
+	ns.SetLabels(labels)
+	if err := env.Client.Create(testContext(t), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+func waitEstablished(t *testing.T, names ...string) {
+	t.Helper()
+	args := []string{"wait", "--for=condition=Established", "--timeout=60s"}
+	for _, n := range names {
+		args = append(args, "crd/"+n)
+	}
+	if _, err := env.Kubectl(testContext(t), args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// removeFerryCRDs deletes Ferry's CRDs and everything in them.
+func removeFerryCRDs(t *testing.T) {
+	t.Helper()
+	removeFerryObjects(t, "")
+	args := append([]string{"delete", "crd", "--ignore-not-found", "--wait", "--timeout=2m"}, ferryCRDs...)
+	if _, err := env.Kubectl(testContext(t), args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// removeFerryObjects deletes the AppGroups and ProcessPools of namespace ns
+// (all when ""), finalizers notwithstanding: no manager or agent is left
+// to honour them.
+func removeFerryObjects(t *testing.T, ns string) {
+	t.Helper()
+	ctx := testContext(t)
+	for _, kind := range []string{"ProcessPool", "AppGroup"} {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(schema.GroupVersionKind{Group: "ferry.dev", Version: "v1alpha1", Kind: kind + "List"})
+		if err := env.Client.List(ctx, list, client.InNamespace(ns)); err != nil && !meta.IsNoMatchError(err) && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		for i := range list.Items {
+			o := &list.Items[i]
+			if len(o.GetFinalizers()) > 0 {
+				patch := []byte(`{"metadata":{"finalizers":null}}`)
+				if err := env.Client.Patch(ctx, o, client.RawPatch("application/merge-patch+json", patch)); err != nil && !apierrors.IsNotFound(err) {
+					t.Fatal(err)
+				}
+			}
+			if err := env.Client.Delete(ctx, o); err != nil && !apierrors.IsNotFound(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// restoreFerryCRDs puts config/crd/bases back, as the control plane
+// started with them, and waits until they serve.
+func restoreFerryCRDs(t *testing.T) {
+	t.Helper()
+	ctx := testContext(t)
+	eventually(t, 2*time.Minute, "no Ferry CRD is being deleted", func() error {
+		for _, name := range ferryCRDs {
+			out, err := env.Kubectl(ctx, "get", "crd", name, "--ignore-not-found", "-o", "jsonpath={.metadata.deletionTimestamp}")
+			if err != nil || out != "" {
+				return fmt.Errorf("CRD %s deleting since %q (%w)", name, out, err)
+			}
+		}
+		return nil
+	})
+	if _, err := env.Kubectl(ctx, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(root, "config", "crd", "bases")); err != nil {
+		t.Fatal(err)
+	}
+	waitEstablished(t, ferryCRDs...)
+	eventually(t, time.Minute, "the ferry.dev API serves", func() error {
+		_, err := env.Kubectl(ctx, "get", "appgroups,processpools", "-A")
+		return err
+	})
+}
