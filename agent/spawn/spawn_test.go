@@ -3,17 +3,21 @@ package spawn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/go-logr/logr/testr"
 
 	"github.com/ferry-dev/ferry/agent/wsgi"
@@ -144,5 +148,37 @@ func TestSpawnMissingCommand(t *testing.T) {
 	var se *Error
 	if !errors.As(err, &se) || !strings.Contains(se.Reason, "could not start") || !strings.Contains(se.Reason, "no-such-binary-ferry") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestWorkerOutputIsLoggedWithPIDAndRevision: every line a worker writes
+// reaches the agent's log with the worker's pid and revision.
+func TestWorkerOutputIsLoggedWithPIDAndRevision(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/ok", StartupFile: "passenger_wsgi.py"})
+	spec.Log = funcr.New(func(prefix, args string) {
+		mu.Lock()
+		lines = append(lines, args)
+		mu.Unlock()
+	}, funcr.Options{})
+	p, err := Spawn(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(5 * time.Second)
+	want := fmt.Sprintf(`"revision"="r1" "pid"=%d "stream"="stderr" "line"="booting %d"`, p.PID, p.PID)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		found := slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) })
+		mu.Unlock()
+		if found {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %s in:\n%s", want, strings.Join(lines, "\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -189,3 +189,87 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("status without an agent: exit %d %s", code, errOut)
 	}
 }
+
+// TestWorkersDieWithTheAgent: an agent killed outright (SIGKILL, no chance
+// to stop its workers) takes its workers with it (Pdeathsig).
+func TestWorkersDieWithTheAgent(t *testing.T) {
+	dir, err := os.MkdirTemp("", "fkill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	_ = os.Chmod(dir, 0o755)
+	port := freePort(t)
+	file := filepath.Join(dir, "hello.yaml")
+	root, _ := filepath.Abs("../../examples/hello-wsgi")
+	_ = os.WriteFile(file, []byte(fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: hello}
+spec:
+  app: {type: WSGI, root: %s}
+  listen: {port: %d}
+  pool: {minProcesses: 2, maxProcesses: 2}
+`, root, port)), 0o644)
+	state := filepath.Join(dir, "state")
+	agent := exec.Command(agentBin, "standalone", "-f", file, "--state-dir", state, "--bind-address", "127.0.0.1")
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(state, "admin.sock")
+	var pids []int
+	deadline := time.Now().Add(time.Minute)
+	for len(pids) < 2 {
+		if time.Now().After(deadline) {
+			_ = agent.Process.Kill()
+			t.Fatal("the workers never became ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+		out, _, code := ferry(t, "status", "--json", "--admin-socket", sock)
+		if code != 0 {
+			continue
+		}
+		var st struct {
+			Apps []struct {
+				Pool struct {
+					Processes []struct {
+						PID   int
+						State string
+					}
+				}
+			}
+		}
+		if json.Unmarshal([]byte(out), &st) != nil || len(st.Apps) != 1 {
+			continue
+		}
+		pids = pids[:0]
+		for _, p := range st.Apps[0].Pool.Processes {
+			if p.State == "Ready" {
+				pids = append(pids, p.PID)
+			}
+		}
+	}
+	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = agent.Wait()
+	deadline = time.Now().Add(30 * time.Second)
+	for _, pid := range pids {
+		for syscall.Kill(pid, 0) == nil && !zombie(pid) {
+			if time.Now().After(deadline) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("worker %d outlived the killed agent", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func zombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] == "Z"
+}
