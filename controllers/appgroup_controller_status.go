@@ -179,7 +179,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		// The annotation has never been valid: there is nothing to roll.
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, "No valid revision to roll out yet")
 	}
-	var restarting, notRolledOut, waiting, resisting, stale []string
+	var restarting, notRolledOut, waiting, resisting, stale, incomplete []string
 	updated := 0
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
@@ -190,6 +190,8 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 			waiting = append(waiting, node)
 		case ok && r.Stale:
 			stale = append(stale, node)
+		case ok && r.Incomplete:
+			incomplete = append(incomplete, node)
 		case !ok || !r.Updated:
 			restarting = append(restarting, node)
 		case !r.RolledOut:
@@ -224,6 +226,11 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, msg)
 	case len(stale) > 0:
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
+	case len(incomplete) > 0:
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
+			fmt.Sprintf("Revision %s runs on %d/%d nodes; on %s some processes could not be replaced and keep "+
+				"serving an older revision (resistDeploymentErrors is false); change the %s annotation to try again",
+				in.Target, updated, total, nodeList(incomplete), ferryv1.RevisionAnnotation))
 	}
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
 		fmt.Sprintf("Revision %s runs on %d/%d nodes", in.Target, updated, total))

@@ -180,6 +180,16 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"1/3 nodes updated", "next: node-b", "after node-a"}},
 		},
 		{
+			name: "a node that left processes behind (resistance off) does not hold the next wave",
+			in:   input(abc, testPool("node-a", targetRev, incomplete(1, 2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"0/3 nodes updated", "next: node-b"}},
+		},
+		{
+			name: "a rollout that left processes behind says so",
+			in:   input(abc, testPool("node-a", targetRev, incomplete(1, 2)), testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, []string{"2/3 nodes", "node-a", "resistDeploymentErrors is false"}},
+		},
+		{
 			name: "halted by resistance",
 			in:   input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), resists(targetRev, "x", "")), testPool("node-c", oldRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"2-abc halted", "1/3 nodes updated", "node-b", "ferry.dev/revision"}},

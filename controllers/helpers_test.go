@@ -117,3 +117,13 @@ func byNode(reports []poolReport) map[string]poolReport {
 	}
 	return m
 }
+
+// incomplete: the agent finished its restart onto spec.revision but could
+// not replace `left` of total processes (resistDeploymentErrors false).
+func incomplete(left, total int32) poolOpt {
+	return func(p *ferryv1.ProcessPool) {
+		rolledOut(total)(p)
+		p.Status.ProcessCounts.Updated = total - left
+		setCond(p, ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, "")
+	}
+}

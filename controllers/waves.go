@@ -36,8 +36,14 @@ type poolReport struct {
 	// Updated: every process runs spec.revision, and the agent neither
 	// restarts nor resists.
 	Updated bool
+	// Incomplete: the agent finished its restart onto spec.revision but
+	// could not replace some processes (resistDeploymentErrors is false:
+	// RollingRestart=False, reason RolloutIncomplete).
+	Incomplete bool
 	// RolledOut: Updated, and every process is ready (at least
-	// minProcesses). The next wave waits for this.
+	// minProcesses); or Incomplete with at least minProcesses ready, since
+	// with resistance off the rollout goes on past a node's failed spawns.
+	// The next wave waits for this.
 	RolledOut bool
 	// Resisting: ResistingDeploymentError=True, for whichever revision.
 	Resisting bool
@@ -73,7 +79,10 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 		c.Updated == c.Total &&
 		!meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionRollingRestart) &&
 		!r.Resisting
-	r.RolledOut = r.Updated && c.Ready == c.Total && c.Ready >= minProcesses
+	rr := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart)
+	r.Incomplete = st.ObservedRevision == pool.Spec.Revision && !r.Updated && !r.Resisting &&
+		rr != nil && rr.Status == metav1.ConditionFalse && rr.Reason == ferryv1.ReasonRolloutIncomplete
+	r.RolledOut = (r.Updated && c.Ready == c.Total || r.Incomplete) && c.Ready >= minProcesses
 	return r
 }
 

@@ -37,6 +37,11 @@ func TestAssessPool(t *testing.T) {
 			want: poolReport{OnTarget: true, Reported: true, Ready: true},
 		},
 		{
+			name: "restart finished with processes left behind (resistance off)",
+			pool: testPool("a", target, incomplete(1, 2)),
+			want: poolReport{OnTarget: true, Reported: true, Ready: true, Incomplete: true, RolledOut: true},
+		},
+		{
 			name: "agent has not taken the revision up yet",
 			pool: testPool("a", target, rolledOut(2), func(p *ferryv1.ProcessPool) { p.Status.ObservedRevision = "1-abc" }),
 			want: poolReport{OnTarget: true, Reported: true, Ready: true},

@@ -70,8 +70,12 @@ type Agent struct {
 	loader string
 	runDir string
 
-	mu    sync.Mutex
-	pools map[types.NamespacedName]*runningPool
+	mu       sync.Mutex
+	pools    map[types.NamespacedName]*runningPool
+	draining map[types.NamespacedName]bool
+	saved    map[types.NamespacedName]int64 // generation last saved to disk
+	wg       sync.WaitGroup                 // background drains
+	stopping atomic.Bool
 
 	synced   atomic.Bool
 	restored atomic.Bool
@@ -124,6 +128,7 @@ func New(opts Options) (*Agent, error) {
 	return &Agent{
 		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, cache: c, store: st,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
+		draining: map[types.NamespacedName]bool{}, saved: map[types.NamespacedName]int64{},
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
 			200*time.Millisecond, 30*time.Second)),
 	}, nil
@@ -158,7 +163,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	// No reconcile may start a pool after stopAll: wait for the worker.
 	a.queue.ShutDown()
 	<-workDone
+	a.stopping.Store(true)
 	a.stopAll()
+	a.wg.Wait()
 	return nil
 }
 
@@ -227,6 +234,9 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		if a.synced.Load() {
 			// Gone (no finalizer left to hold it): stop what runs.
 			a.stop(key)
+			a.mu.Lock()
+			delete(a.saved, key)
+			a.mu.Unlock()
 			return a.store.remove(key)
 		}
 		return nil
@@ -237,17 +247,73 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		return nil
 	}
 	if !pp.DeletionTimestamp.IsZero() {
-		a.stop(key)
-		if err := a.store.remove(key); err != nil {
-			return err
+		// Draining takes up to twice shutdownTimeout: off this worker, so
+		// the node's other pools do not wait for it.
+		a.drainAsync(key, pp)
+		return nil
+	}
+	a.saveIfChanged(key, pp)
+	a.ensure(pp)
+	return nil
+}
+
+// drainAsync stops a deleted pool in the background and then removes its
+// finalizer (retried until it succeeds or the agent stops).
+func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
+	a.mu.Lock()
+	if a.draining[key] {
+		a.mu.Unlock()
+		return
+	}
+	a.draining[key] = true
+	rp := a.pools[key]
+	delete(a.pools, key)
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if rp != nil {
+			rp.close()
 		}
-		return a.removeFinalizer(ctx, pp)
+		if err := a.store.remove(key); err != nil {
+			a.log.Error(err, "Could not remove the saved spec of a deleted pool", "pool", key)
+		}
+		for attempt := 0; ; attempt++ {
+			err := a.removeFinalizer(context.Background(), pp)
+			if err == nil || a.stopping.Load() {
+				break
+			}
+			if apierrors.IsConflict(err) {
+				fresh := &ferryv1.ProcessPool{}
+				if a.client.Get(context.Background(), key, fresh) == nil {
+					pp = fresh
+				}
+			}
+			a.log.Error(err, "Could not remove the drain finalizer; will retry", "pool", key)
+			time.Sleep(min(time.Second<<min(attempt, 5), 30*time.Second))
+		}
+		a.mu.Lock()
+		delete(a.draining, key)
+		a.mu.Unlock()
+	}()
+}
+
+// saveIfChanged writes a pool's spec to disk when its generation moved:
+// status reports update the object too, and need no disk write.
+func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool) {
+	a.mu.Lock()
+	same := a.saved[key] == pp.Generation
+	a.mu.Unlock()
+	if same {
+		return
 	}
 	if err := a.store.save(pp); err != nil {
 		a.log.Error(err, "Could not save the pool's spec; an agent restart without the API server would not resume it", "pool", key)
+		return
 	}
-	a.ensure(pp)
-	return nil
+	a.mu.Lock()
+	a.saved[key] = pp.Generation
+	a.mu.Unlock()
 }
 
 func (a *Agent) removeFinalizer(ctx context.Context, pp *ferryv1.ProcessPool) error {

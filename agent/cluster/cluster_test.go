@@ -200,11 +200,34 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 		}
 	}
 
+	// A new port: the new one serves before the old one closes.
+	newPort := freePort(t)
+	patch = client.MergeFrom(rolled.DeepCopy())
+	rolled.Spec.Template.Listen.Port = newPort
+	if err := env.Client.Patch(ctx, rolled, patch); err != nil {
+		t.Fatal(err)
+	}
+	newURL := fmt.Sprintf("http://127.0.0.1:%d/", newPort)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if code, _, err := get(newURL); err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the new port never served")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rolled = waitPool(t, key, "the new address reported", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.Address == "127.0.0.1:"+strconv.Itoa(int(newPort))
+	})
+	url = newURL
+
 	// Deleting: the agent drains, then lets the pool go.
 	if err := env.Client.Delete(ctx, rolled); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
+	deadline = time.Now().Add(time.Minute)
 	for env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("the deleted pool is still there: the agent did not remove its finalizer")
@@ -389,6 +412,16 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 			t.Fatalf("the restarted agent did not resume its pool from disk: %d %v", code, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// Stopping an agent that resumed from disk, with the API still away,
+	// must not hang (its reporters never saw the cache synced).
+	stop2 := runAgent(t, "node-s-probe", cfg, stateDir(t))
+	stopped := make(chan struct{})
+	go func() { stop2(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(time.Minute):
+		t.Fatal("an agent with the API server away did not stop")
 	}
 	before := waitPool(t, key, "the last report", func(*ferryv1.ProcessPool) bool { return true }).Status.HeartbeatTime.Time
 

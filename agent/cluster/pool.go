@@ -109,20 +109,16 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 	rp.obj = pp.DeepCopy()
 	var old *proxy.Server
 	if port := pp.Spec.Template.Listen.Port; port != rp.port && rp.a.opts.SimulateWorkers == 0 {
-		old, rp.proxy = rp.proxy, nil
-		rp.listenErr = nil
-		rp.port = port
-	}
-	rp.mu.Unlock()
-	if old != nil {
-		drainProxy(old, time.Minute)
-	}
-	rp.mu.Lock()
-	if rp.proxy == nil && rp.listenErr == nil && rp.a.opts.SimulateWorkers == 0 {
-		rp.listenLocked(rp.port)
+		// Open the new port before the old one drains: no gap in service.
+		old = rp.proxy
+		rp.proxy, rp.listenErr = nil, nil
+		rp.listenLocked(port)
 	}
 	rp.mu.Unlock()
 	rp.pool.Update(configOf(pp))
+	if old != nil {
+		go drainProxy(old, time.Minute)
+	}
 	select {
 	case rp.kick <- struct{}{}:
 	default:
@@ -164,12 +160,15 @@ func (rp *runningPool) report() {
 	defer close(rp.done)
 	hb := rp.a.opts.HeartbeatInterval
 	var last ferryv1.ProcessPoolStatus
-	var lastWrite time.Time
+	var lastWrite, lastListen time.Time
 	written := false
 	backoff := time.Duration(0)
 	for {
 		changed := rp.pool.Changed()
-		rp.retryListen(lastWrite)
+		if time.Since(lastListen) >= hb/2 {
+			lastListen = time.Now()
+			rp.retryListen()
+		}
 		desired, obj := rp.desired()
 		now := time.Now()
 		if !written || stateChanged(last, desired) || now.Sub(lastWrite) >= hb {
@@ -178,7 +177,9 @@ func (rp *runningPool) report() {
 			case err == nil:
 				last, lastWrite, written, backoff = desired, now, true, 0
 			case apierrors.IsNotFound(err):
-				// Deleted: the reconcile loop stops this pool.
+				// Deleted: the reconcile loop stops this pool; until then,
+				// write no more often than a heartbeat.
+				lastWrite, written = now, true
 			default:
 				// Capped at the heartbeat interval: once the API server is
 				// back, the report must not lag more than a heartbeat.
@@ -219,10 +220,11 @@ func (rp *runningPool) sleep(changed <-chan struct{}, d time.Duration) bool {
 	}
 }
 
-func (rp *runningPool) retryListen(lastWrite time.Time) {
+// retryListen tries again to open a port that was taken.
+func (rp *runningPool) retryListen() {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	if rp.listenErr != nil && rp.proxy == nil && time.Since(lastWrite) >= rp.a.opts.HeartbeatInterval/2 {
+	if rp.listenErr != nil && rp.proxy == nil && rp.a.opts.SimulateWorkers == 0 {
 		rp.listenLocked(rp.port)
 	}
 }
@@ -235,9 +237,16 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 	listenErr := rp.listenErr
 	port := rp.port
 	rp.mu.Unlock()
-	current := &ferryv1.ProcessPool{}
-	if err := rp.a.cache.Get(context.Background(), rp.key, current); err == nil && current.Spec.NodeName == obj.Spec.NodeName {
-		obj = current
+	// Before the cache has synced (an agent resumed from disk while the API
+	// server is away), a Get would block until it does: use the saved spec.
+	if rp.a.synced.Load() {
+		current := &ferryv1.ProcessPool{}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := rp.a.cache.Get(ctx, rp.key, current)
+		cancel()
+		if err == nil && current.Spec.NodeName == obj.Spec.NodeName {
+			obj = current
+		}
 	}
 	return desiredStatus(obj.Status, obj, rp.pool.Status(), rp.a.advertised(port), listenErr, time.Now()), obj
 }

@@ -58,7 +58,8 @@ type decision struct {
 //   - never spawn during a scaling backoff;
 //   - stop workers idle for longer than the idle timeout, oldest-idle first,
 //     never below min, not while frozen or restarting;
-//   - recycle one flagged worker at a time (replacement first); while frozen
+//   - recycle one flagged worker at a time (replacement first), not during a
+//     backoff; while frozen
 //     only a memory-limit hit is acted on, by a plain shutdown, and never of
 //     the last ready worker.
 func decide(v view) decision {
@@ -88,7 +89,9 @@ func decide(v view) decision {
 	if v.restart {
 		return d
 	}
-	if !v.recycling {
+	// A recycle spawns too: not during a backoff, or a failing spawn would
+	// be retried back to back.
+	if !v.recycling && !v.now.Before(v.backoff) {
 		for _, w := range v.workers {
 			if w.recycle != recycleNone {
 				d.recycle = w.id

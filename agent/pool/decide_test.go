@@ -58,6 +58,10 @@ func TestDecide(t *testing.T) {
 		{"recycle one flagged worker", with(func(v *view) {
 			v.workers = []workerView{{id: 1}, {id: 2, recycle: recycleMaxRequests}, {id: 3, recycle: recycleMemory}}
 		}), decision{recycle: 2, shutdown: -1}},
+		{"no recycle during a backoff", with(func(v *view) {
+			v.backoff = now.Add(time.Second)
+			v.workers = []workerView{{id: 2, recycle: recycleMemory}}
+		}), none},
 		{"one recycle at a time", with(func(v *view) {
 			v.recycling = true
 			v.workers = []workerView{{id: 2, recycle: recycleMaxRequests}}

@@ -99,7 +99,10 @@ type Worker struct {
 	replacing bool
 	drained   chan struct{} // closed when Draining with no session left
 	gone      chan struct{} // closed once the exited worker left the pool's table
-	stats     procStats
+	// tmpl is the template as of Revision, taken when the worker was
+	// registered, so that what runs matches the revision it is labelled.
+	tmpl  ferryv1.AppTemplate
+	stats procStats
 }
 
 // PID is the worker's process id, 0 while it spawns.
@@ -126,6 +129,10 @@ func (w *Worker) Exited() bool { return w.proc != nil && w.proc.Exited() }
 type Pool struct {
 	opts Options
 	log  logr.Logger
+	name string // Config.Name at New: fixed, read without the lock
+	// ctx is cancelled by Close: spawns in flight give up.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu          sync.Mutex
 	cfg         Config
@@ -138,10 +145,12 @@ type Pool struct {
 	recycling   bool
 	closed      bool
 	lastRestart *RestartSummary
-	// triedRevision is the revision the last finished restart rolled to;
-	// a restart that left workers behind is not retried for it.
-	triedRevision string
-	changed       chan struct{} // closed and replaced on every change
+	// gaveUp are the workers the last restart to givenUpFor could not
+	// replace (resistDeploymentErrors off): no new restart retries them
+	// until the next revision.
+	gaveUp     map[int]bool
+	givenUpFor string
+	changed    chan struct{} // closed and replaced on every change
 
 	kick chan struct{}
 	done chan struct{}
@@ -175,9 +184,13 @@ func New(cfg Config, opts Options) *Pool {
 	if opts.NewTransport == nil {
 		opts.NewTransport = DefaultTransport
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
 		opts:    opts,
 		log:     opts.Log.WithValues("pool", cfg.Name),
+		name:    cfg.Name,
+		ctx:     ctx,
+		cancel:  cancel,
 		cfg:     cfg,
 		changed: make(chan struct{}),
 		kick:    make(chan struct{}, 1),
@@ -424,7 +437,9 @@ func (p *Pool) Close(ctx context.Context) {
 	p.closed = true
 	p.failQueueLocked(ErrClosed)
 	workers := slices.Clone(p.workers)
+	p.notifyLocked() // wakes a restart sleeping out a backoff
 	p.mu.Unlock()
+	p.cancel() // spawns in flight give up
 	p.kickSupervisor()
 
 	var wg sync.WaitGroup
@@ -583,6 +598,7 @@ func (p *Pool) addSpawningLocked(revision string) *Worker {
 		state:     ferryv1.ProcessSpawning,
 		startedAt: time.Now(),
 		capacity:  max(1, int(p.cfg.Template.App.Concurrency)),
+		tmpl:      p.cfg.Template,
 		drained:   make(chan struct{}),
 		gone:      make(chan struct{}),
 	}
@@ -593,11 +609,9 @@ func (p *Pool) addSpawningLocked(revision string) *Worker {
 // spawn runs the spawn of a registered worker and makes it Ready, or
 // removes it and returns the failure.
 func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
-	p.mu.Lock()
-	tmpl := p.cfg.Template
-	p.mu.Unlock()
+	tmpl := w.tmpl
 	if p.opts.Observer != nil {
-		p.opts.Observer.SpawnStarted(p.cfg.Name, kind)
+		p.opts.Observer.SpawnStarted(p.name, kind)
 	}
 	spec := spawn.Spec{
 		App:          tmpl.App,
@@ -608,13 +622,17 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 		Log:          p.log,
 	}
 	started := time.Now()
-	proc, err := spawn.Spawn(context.Background(), spec)
+	proc, err := spawn.Spawn(p.ctx, spec)
 
 	p.mu.Lock()
 	if err != nil {
 		p.removeLocked(w)
 		p.notifyLocked()
+		closed := p.closed
 		p.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
 		return err
 	}
 	if p.closed {
@@ -629,11 +647,23 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	p.transitionLocked(w, EventReady)
 	w.Transport = p.opts.NewTransport(w)
 	p.grantLocked(w)
+	// Any spawn that works for a revision ends the scaling error recorded
+	// for it: the condition must not keep saying "failing" at steady state.
+	if p.scaling.err != nil && p.scaling.err.Revision == w.Revision {
+		p.log.Info("Recovered from scaling error", "revision", w.Revision)
+		p.scaling = scalingState{}
+	}
+	// A worker that came up on a revision that is no longer the target
+	// (its spawn began before a new revision was asked for) is replaced
+	// by the next restart: wake the supervisor.
+	if w.Revision != p.cfg.Revision {
+		p.kickSupervisor()
+	}
 	p.notifyLocked()
 	p.mu.Unlock()
 
 	if p.opts.Observer != nil {
-		p.opts.Observer.SpawnSucceeded(p.cfg.Name, time.Since(started))
+		p.opts.Observer.SpawnSucceeded(p.name, time.Since(started))
 	}
 	p.log.Info("Spawned worker", "pid", proc.PID, "revision", w.Revision, "duration", time.Since(started).Round(time.Millisecond))
 	p.goBackground(func() { p.watchExit(w) })
@@ -645,12 +675,6 @@ func (p *Pool) scaleSpawn(w *Worker) {
 	err := p.spawn(w, SpawnScale)
 	switch {
 	case err == nil:
-		p.mu.Lock()
-		if p.scaling.err != nil {
-			p.log.Info("Recovered from scaling error", "revision", w.Revision)
-		}
-		p.scaling = scalingState{}
-		p.mu.Unlock()
 	case errors.Is(err, ErrClosed):
 	default:
 		p.recordScalingError(w.Revision, err, SpawnScale)
@@ -675,7 +699,7 @@ func (p *Pool) recordScalingError(revision string, err error, kind SpawnKind) {
 	p.notifyLocked()
 	p.mu.Unlock()
 	if p.opts.Observer != nil {
-		p.opts.Observer.SpawnFailed(p.cfg.Name, kind)
+		p.opts.Observer.SpawnFailed(p.name, kind)
 	}
 	p.log.Error(err, "Spawn failed; backing off", "revision", revision, "kind", kind, "backoff", backoff)
 }
@@ -690,6 +714,10 @@ func (p *Pool) watchExit(w *Worker) {
 	p.removeLocked(w)
 	closeOnce(w.drained)
 	close(w.gone)
+	// Frozen with no worker left, nothing will serve the waiting requests.
+	if p.unavailableLocked() {
+		p.failQueueLocked(ErrUnavailable)
+	}
 	p.notifyLocked()
 	p.mu.Unlock()
 	if t, ok := w.Transport.(interface{ CloseIdleConnections() }); ok {
@@ -701,7 +729,7 @@ func (p *Pool) watchExit(w *Worker) {
 			"status", w.proc.ExitStatus(), "output", lastLines(w.proc.Output(), 5))
 	}
 	if p.opts.Observer != nil {
-		p.opts.Observer.WorkerExited(p.cfg.Name, unexpected)
+		p.opts.Observer.WorkerExited(p.name, unexpected)
 	}
 	p.kickSupervisor()
 }

@@ -252,6 +252,13 @@ func TestScalingErrorDoesNotFreeze(t *testing.T) {
 		if lr := done.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 3 {
 			t.Errorf("last restart = %+v, want all 3 replaced", *lr)
 		}
+		// Recovered: the scaling error must not linger in the status.
+		if done.ScalingError != nil {
+			t.Errorf("ScalingError still set after the revision recovered: %+v", *done.ScalingError)
+		}
+		if c := condition(done, ferryv1.ConditionScalingError); c.Status != metav1.ConditionFalse {
+			t.Errorf("ScalingError condition after recovery: %+v", c)
+		}
 		if !sawScaling && done.LastSpawnError == nil {
 			t.Error("the failed spawn was not reported")
 		}

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -50,17 +51,21 @@ type RestartSummary struct {
 }
 
 // needsRestartLocked: some ready worker runs another revision than the
-// target, and the target has not been rolled to already (a restart that
-// gave up on some workers, with resistance off, is not retried until the
-// next revision).
+// target, and is not one the last restart to the target gave up on (with
+// resistance off, those are not retried until the next revision). It may
+// not start while a recycle is under way: both would replace workers.
 func (p *Pool) needsRestartLocked() bool {
-	if p.closed || p.triedRevision == p.cfg.Revision {
+	if p.closed || p.recycling {
 		return false
 	}
 	for _, w := range p.workers {
-		if w.state == ferryv1.ProcessReady && w.Revision != p.cfg.Revision {
-			return true
+		if w.state != ferryv1.ProcessReady || w.Revision == p.cfg.Revision || w.replacing {
+			continue
 		}
+		if p.givenUpFor == p.cfg.Revision && p.gaveUp[w.ID] {
+			continue
+		}
+		return true
 	}
 	return false
 }
@@ -79,7 +84,7 @@ func (p *Pool) startRestartLocked() {
 	p.notifyLocked()
 	p.log.Info("Started restart", "strategy", rs.strategy, "revision", rs.revision, "processes", rs.total)
 	if p.opts.Observer != nil {
-		p.opts.Observer.RestartStarted(p.cfg.Name, rs.strategy)
+		p.opts.Observer.RestartStarted(p.name, rs.strategy)
 	}
 	if rs.strategy == ferryv1.RestartBlocking {
 		p.goBackground(func() { p.blockingRestart(rs) })
@@ -93,7 +98,7 @@ func (p *Pool) startRestartLocked() {
 func (p *Pool) oldWorkersLocked(rs *restartState) []*Worker {
 	var old []*Worker
 	for _, w := range p.workers {
-		if w.state == ferryv1.ProcessReady && w.Revision != rs.revision && !rs.skipped[w.ID] {
+		if w.state == ferryv1.ProcessReady && w.Revision != rs.revision && !rs.skipped[w.ID] && !w.replacing {
 			old = append(old, w)
 		}
 	}
@@ -201,7 +206,7 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x *Worker, target strin
 		}
 		p.mu.Unlock()
 		if p.opts.Observer != nil {
-			p.opts.Observer.SpawnFailed(p.cfg.Name, SpawnRestart)
+			p.opts.Observer.SpawnFailed(p.name, SpawnRestart)
 		}
 		p.log.Error(err, "Could not replace worker; it keeps serving the old revision", "pid", x.PID(),
 			"revision", target)
@@ -294,9 +299,13 @@ func (p *Pool) blockingRestart(rs *restartState) {
 
 func (p *Pool) finishRestart(rs *restartState, outcome string) {
 	p.mu.Lock()
-	p.restart = nil
+	// Resistance may have ended (a new revision) and a newer restart begun
+	// between the hand-off and here: that one is not ours to clear.
+	if p.restart == rs {
+		p.restart = nil
+	}
 	if outcome != OutcomeAborted && outcome != OutcomeResisting {
-		p.triedRevision = rs.revision
+		p.givenUpFor, p.gaveUp = rs.revision, maps.Clone(rs.skipped)
 	}
 	if outcome == OutcomeResisting && len(rs.errors) < maxRestartErrors && p.resisting != nil {
 		rs.errors = append(rs.errors, *p.resisting)
@@ -308,7 +317,7 @@ func (p *Pool) finishRestart(rs *restartState, outcome string) {
 	p.log.Info("Finished restart", "outcome", outcome, "revision", rs.revision, "replaced", rs.done,
 		"of", rs.total, "failed", rs.failed)
 	if p.opts.Observer != nil {
-		p.opts.Observer.RestartFinished(p.cfg.Name, outcome)
+		p.opts.Observer.RestartFinished(p.name, outcome)
 	}
 	p.kickSupervisor()
 }
@@ -325,7 +334,7 @@ func (p *Pool) enterResistance(revision string, err error) {
 	p.notifyLocked()
 	p.mu.Unlock()
 	if p.opts.Observer != nil {
-		p.opts.Observer.SpawnFailed(p.cfg.Name, SpawnRestart)
+		p.opts.Observer.SpawnFailed(p.name, SpawnRestart)
 	}
 	p.log.Error(err, "Resisting deployment error: the old processes keep serving until a new revision is requested",
 		"revision", revision)

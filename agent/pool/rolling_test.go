@@ -189,3 +189,34 @@ func TestBlockingRestart(t *testing.T) {
 	}
 	t.Logf("blocking restart: longest gap %s (the boot time), max latency %s", rep.LongestGap.Length, rep.MaxLatency)
 }
+
+// TestRestartWaitsForARecycle: a new revision asked for while a worker is
+// being recycled (its replacement still booting) does not start a second
+// replacement of the same worker: the pool never holds more than size+1,
+// and every worker ends on the new revision.
+func TestRestartWaitsForARecycle(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 2, 2, env("BOOT_DELAY", "1"))
+	tmpl.Pool.MaxRequestsPerProcess = 3
+	e := agenttest.Start(t, pool.Config{Name: "t/recycle-restart", Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
+	inv := watch(e)
+	for range 3 { // the oldest worker takes them all and is flagged
+		if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != 200 {
+			t.Fatal(resp.Status)
+		}
+	}
+	e.WaitFor(t, time.Minute, "the recycle under way", func(s pool.Status) bool { return s.Counts.Total == 3 })
+	e.Pool.Update(pool.Config{Name: "t/recycle-restart", Revision: "2", Template: tmpl})
+	final := e.WaitFor(t, 2*time.Minute, "2 workers on revision 2", func(s pool.Status) bool {
+		return agenttest.Ready(2)(s) && s.Revision == "2"
+	})
+	inv.end()
+	if inv.maxLive > 3 {
+		t.Errorf("the pool held %d workers, want at most size+1 = 3", inv.maxLive)
+	}
+	for _, p := range final.Processes {
+		if p.Revision != "2" {
+			t.Errorf("pid %d left on revision %s", p.PID, p.Revision)
+		}
+	}
+}

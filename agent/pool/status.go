@@ -64,6 +64,7 @@ func (p *Pool) Status() Status {
 		}
 	}
 	if rs := p.restart; rs != nil {
+		s.Strategy = rs.strategy
 		s.Restart = &ferryv1.RestartProgress{Revision: rs.revision, Done: int32(rs.done), Total: int32(rs.total)}
 		if rs.replacing != nil {
 			s.Restart.ReplacingPID = int32(rs.replacing.PID())
@@ -130,6 +131,14 @@ func (s Status) restartCondition() metav1.Condition {
 			c.Message += fmt.Sprintf(", replacing pid %d", s.Restart.ReplacingPID)
 		}
 		c.Message += ", to revision " + s.Restart.Revision
+	case s.LastRestart != nil && s.LastRestart.Revision == s.Revision && s.LastRestart.Failed > 0 &&
+		s.Counts.Updated < s.Counts.Total:
+		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete
+		c.Message = fmt.Sprintf("%d of %d processes could not be replaced and keep serving an older revision "+
+			"(resistDeploymentErrors is false)", s.Counts.Total-s.Counts.Updated, s.Counts.Total)
+		if len(s.LastRestart.Errors) > 0 {
+			c.Message += ": " + s.LastRestart.Errors[0].Reason
+		}
 	default:
 		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutComplete
 		c.Message = fmt.Sprintf("%d of %d processes on revision %s", s.Counts.Updated, s.Counts.Total, s.Revision)

@@ -61,6 +61,13 @@ func TestConditions(t *testing.T) {
 		{"resisting carries the traceback", with(func(s *Status) { s.Resisting = spawnErr }), map[string]want{
 			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, "Traceback (most recent call last)"},
 		}},
+		{"incomplete restart", with(func(s *Status) {
+			s.Counts.Updated = 1
+			s.LastRestart = &RestartSummary{Revision: "2", Failed: 1, Total: 2, Errors: []ferryv1.SpawnError{*spawnErr}}
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
+				"1 of 2 processes could not be replaced and keep serving an older revision (resistDeploymentErrors is false): the app failed"},
+		}},
 		{"scaling error", with(func(s *Status) {
 			s.ScalingError, s.ScalingFailures = spawnErr, 3
 			s.ScalingRetryAt = &metav1.Time{Time: now.Add(4 * time.Second)}

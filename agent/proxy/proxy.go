@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -135,13 +136,26 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.worker = w
+	sess.wrote.Store(new(atomic.Bool))
+	// Deferred, and registered after putSession so it runs first: when the
+	// client goes away mid-response, ReverseProxy panics with
+	// http.ErrAbortHandler, and the worker's slot must still come back.
+	defer s.finish(sess, start)
 	ctx := context.WithValue(r.Context(), sessionKey{}, sess)
 	ctx = httptrace.WithClientTrace(ctx, &sess.trace)
 	s.rp.ServeHTTP(rw, r.WithContext(ctx))
+}
+
+// finish releases the request's worker and counts the request.
+func (s *Server) finish(sess *session, start time.Time) {
 	if sess.worker != nil { // nil when a retry found no other worker
 		s.router.Release(sess.worker)
 	}
-	s.observe(sess.code, start)
+	code := sess.code
+	if code == 0 {
+		code = 499 // the response was cut short (client gone, or the copy failed)
+	}
+	s.observe(code, start)
 }
 
 func (s *Server) observe(code int, start time.Time) {
@@ -186,25 +200,30 @@ func (s *Server) refuse(rw http.ResponseWriter, r *http.Request, err error) int 
 // proxyError answers a request whose worker failed it.
 func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) {
 	sess, _ := r.Context().Value(sessionKey{}).(*session)
+	if sess == nil {
+		sess = &session{}
+	}
 	if r.Context().Err() != nil {
-		if sess != nil {
-			sess.code = 499
-		}
+		sess.code = 499
 		return
 	}
-	code := http.StatusBadGateway
+	// A retry that found no other worker: answer as a refusal would.
+	var noWorker *noWorkerError
+	if errors.As(err, &noWorker) {
+		sess.code = s.refuse(rw, r, noWorker.err)
+		return
+	}
 	msg := fmt.Sprintf("ferry: error talking to the worker process: %v", err)
-	if sess != nil && sess.worker != nil {
+	if sess.worker != nil {
 		pid := sess.worker.PID()
 		if sess.worker.Exited() || workerGone(err) {
 			msg = "ferry: the worker process (pid " + strconv.Itoa(pid) + ") exited while handling this request"
 		} else {
 			msg = fmt.Sprintf("ferry: error talking to the worker process (pid %d): %v", pid, err)
 		}
-		sess.code = code
 	}
 	s.opts.Log.Info("Request failed in a worker", "pid", pidOf(sess), "error", err.Error(), "path", r.URL.Path)
-	plain(rw, code, msg)
+	sess.code = plain(rw, http.StatusBadGateway, msg)
 }
 
 func pidOf(sess *session) int {

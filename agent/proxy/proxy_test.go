@@ -14,8 +14,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
@@ -335,4 +338,78 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	if code := <-got; code != http.StatusOK {
 		t.Fatalf("the in-flight request got %d, want 200", code)
 	}
+}
+
+// TestClientDisconnectFreesTheWorker: a client that goes away in the
+// middle of a response (ReverseProxy then aborts the handler with a panic)
+// must not keep the worker's only slot: the next request is served.
+func TestClientDisconnectFreesTheWorker(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "stream"), 1, 1)
+	tmpl.Pool.QueueTimeout = &metav1.Duration{Duration: 20 * time.Second}
+	e := start(t, tmpl, proxy.Options{})
+	for range 3 {
+		resp, err := http.Get(e.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1<<16)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // gone mid-response
+		http.DefaultClient.CloseIdleConnections()
+	}
+	// The worker's slot must come back: a full response is served.
+	resp, err := http.Get(e.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || n != 200*65536 {
+		t.Fatalf("after clients went away: %d, %d bytes (want 200 and the whole body)", resp.StatusCode, n)
+	}
+	s := e.Pool.Status()
+	if len(s.Processes) != 1 || s.Processes[0].Sessions != 0 {
+		t.Errorf("sessions left on the worker: %+v", s.Processes)
+	}
+}
+
+// TestRequestWithBodyRetriedOnAnotherWorker: a worker whose socket
+// refuses connections (dying, or broken) gets no byte of a POST, so the
+// POST goes to another worker, body and all; the broken worker is replaced.
+func TestRequestWithBodyRetriedOnAnotherWorker(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "closer"), 2, 2)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: tmpl.App.Root, Command: []string{"python3", "server.py"},
+		Concurrency: 1}
+	e := start(t, tmpl, proxy.Options{})
+	oldest := e.Pool.Status().Processes[0].PID
+	if err := syscall.Kill(int(oldest), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	// Give the app a moment to close its socket (it polls every 50ms).
+	time.Sleep(300 * time.Millisecond)
+	for i := range 10 {
+		body := strings.Repeat("b", 1000+i)
+		resp, got := do(t, newRequest(t, http.MethodPost, e.URL+"/", strings.NewReader(body)))
+		if resp.StatusCode != 200 || string(got) != fmt.Sprint(len(body)) {
+			t.Fatalf("POST %d: %d %q, want 200 and the body's length %d", i, resp.StatusCode, got, len(body))
+		}
+		if resp.Header.Get("X-Pid") == fmt.Sprint(oldest) {
+			t.Fatalf("POST %d was answered by the worker that refuses connections", i)
+		}
+	}
+	e.WaitFor(t, time.Minute, "the broken worker replaced", func(s pool.Status) bool {
+		if s.Counts.Ready != 2 {
+			return false
+		}
+		for _, p := range s.Processes {
+			if p.PID == oldest {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -122,12 +122,21 @@ func (p *Process) Stop(timeout time.Duration) (killed bool) {
 	defer t.Stop()
 	select {
 	case <-p.done:
+		p.killGroup()
 		return false
 	case <-t.C:
 	}
 	_ = p.Signal(syscall.SIGKILL)
 	<-p.done
+	p.killGroup()
 	return true
+}
+
+// killGroup sends SIGKILL to what is left of the worker's process group
+// once its leader has exited: children that ignored SIGTERM, or that a
+// crashed leader left behind, must not outlive it.
+func (p *Process) killGroup() {
+	_ = syscall.Kill(-p.PID, syscall.SIGKILL)
 }
 
 // Spawn starts a worker and returns once it is ready. On failure the
@@ -358,7 +367,7 @@ var sockSeq atomic.Uint64
 
 // prepare builds the command for spec without starting it. For WSGI it also
 // returns the read end of the loader's ready pipe.
-func prepare(spec Spec) (*exec.Cmd, *Process, *os.File, error) {
+func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
 	ident, err := workerIdentity(spec.App.User)
 	if err != nil {
 		return nil, nil, nil, err
@@ -369,6 +378,23 @@ func prepare(spec Spec) (*exec.Cmd, *Process, *os.File, error) {
 	var ready, readyW *os.File
 	var port int
 	dir := spec.App.Root
+	// Whatever fails below, nothing opened or created here may leak: a
+	// spawn that keeps failing is retried for as long as it fails.
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, f := range []*os.File{ready, readyW} {
+			if f != nil {
+				_ = f.Close()
+			}
+		}
+		proc.closeChildEnds()
+		for _, out := range proc.outputs {
+			_ = out.r.Close()
+		}
+		proc.cleanup()
+	}()
 
 	switch spec.App.Type {
 	case ferryv1.AppTypeWSGI:
@@ -424,6 +450,7 @@ func prepare(spec Spec) (*exec.Cmd, *Process, *os.File, error) {
 	if readyW != nil {
 		cmd.ExtraFiles = []*os.File{readyW} // fd 3 == wsgi.ReadyFD
 		proc.childEnds = append(proc.childEnds, readyW)
+		readyW = nil // closed with the other child ends from now on
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:    true,
@@ -435,9 +462,9 @@ func prepare(spec Spec) (*exec.Cmd, *Process, *os.File, error) {
 	// the output in goroutines that Wait waits for, and a worker's orphaned
 	// child holding stdout open would keep Wait from returning.
 	for _, stream := range []string{"stdout", "stderr"} {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return nil, nil, nil, err
+		r, w, perr := os.Pipe()
+		if perr != nil {
+			return nil, nil, nil, perr
 		}
 		if stream == "stdout" {
 			cmd.Stdout = w

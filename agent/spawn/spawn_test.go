@@ -182,3 +182,30 @@ func TestWorkerOutputIsLoggedWithPIDAndRevision(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFailedSpawnsLeakNothing: a spawn that fails before the process
+// starts (the interpreter is not on the worker's PATH) leaves no open file
+// and no socket directory behind, however often it is retried.
+func TestFailedSpawnsLeakNothing(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/ok", StartupFile: "passenger_wsgi.py",
+		Python: "no-such-python-ferry"})
+	fds := func() int {
+		entries, _ := os.ReadDir("/proc/self/fd")
+		return len(entries)
+	}
+	before := fds()
+	for range 20 {
+		if _, err := Spawn(context.Background(), spec); err == nil {
+			t.Fatal("spawn with a missing interpreter succeeded")
+		}
+	}
+	if after := fds(); after > before {
+		t.Errorf("%d file descriptors leaked by 20 failed spawns", after-before)
+	}
+	entries, _ := os.ReadDir(spec.RunDir)
+	for _, e := range entries {
+		if e.Name() != "loader" {
+			t.Errorf("left behind in the run directory: %s", e.Name())
+		}
+	}
+}

@@ -78,6 +78,11 @@ const (
 	// ReasonRolloutHalted: the rollout stopped because a pool resists a
 	// deployment error; a new revision starts a new one.
 	ReasonRolloutHalted = "RolloutHalted"
+	// ReasonRolloutIncomplete: the restart finished, but some processes
+	// could not be replaced and keep serving an older revision
+	// (resistDeploymentErrors is false, so the rollout went on). A new
+	// revision tries them again.
+	ReasonRolloutIncomplete = "RolloutIncomplete"
 )
 
 // Reasons for the ResistingDeploymentError condition.
