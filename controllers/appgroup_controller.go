@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -29,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
@@ -37,18 +39,23 @@ import (
 // CacheOptions are the cache settings the manager needs: Services and
 // EndpointSlices are cached only when the manager manages them, so a
 // cluster's many others cost it no memory.
-func CacheOptions() cache.Options {
+func CacheOptions(leaseNamespace string) cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Service{}: {Label: labels.SelectorFromSet(labels.Set{ManagedByLabel: ManagedByValue})},
 		&discoveryv1.EndpointSlice{}: {
 			Label: labels.SelectorFromSet(labels.Set{discoveryv1.LabelManagedBy: EndpointSliceManager}),
+		},
+		// Only the agents' Leases, only in their namespace.
+		&coordinationv1.Lease{}: {
+			Namespaces: map[string]cache.Config{leaseNamespace: {}},
+			Label:      labels.SelectorFromSet(labels.Set{contract.AgentLeaseComponentLabel: contract.AgentLeaseComponent}),
 		},
 	}}
 }
 
 // DefaultAgentStaleAfter is how long an agent may stay silent before what
 // it last reported is no longer trusted. Agents heartbeat every 10s.
-const DefaultAgentStaleAfter = 40 * time.Second
+const DefaultAgentStaleAfter = contract.DefaultAgentStaleAfter
 
 // conflictRetry is how soon a pass whose status write conflicted runs
 // again.
@@ -87,6 +94,12 @@ type AppGroupReconciler struct {
 	// Clock tells the time of a pass; tests move it. Default: the real
 	// clock.
 	Clock clock.PassiveClock
+	// LeaseNamespace is where the agents renew their Leases ("" reads none:
+	// liveness then comes from the pools' heartbeatTime alone).
+	LeaseNamespace string
+	// MaxConcurrentReconciles is how many AppGroups are reconciled at
+	// once. Default 4.
+	MaxConcurrentReconciles int
 	// AgentStaleAfter is how old a pool's heartbeat may be before the
 	// roll-up treats its report as Unknown. Default:
 	// DefaultAgentStaleAfter.
@@ -113,7 +126,10 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.AgentStaleAfter <= 0 {
 		r.AgentStaleAfter = DefaultAgentStaleAfter
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	if r.MaxConcurrentReconciles <= 0 {
+		r.MaxConcurrentReconciles = 4
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&ferryv1.AppGroup{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: appGroupChanged})).
 		Owns(&ferryv1.ProcessPool{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: r.poolChanged})).
 		Owns(&corev1.Service{}).
@@ -122,8 +138,18 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			handler.EnqueueRequestsFromMapFunc(r.appGroupsForNode),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Named("appgroup").
-		WithOptions(controller.Options{RateLimiter: rateLimiter()}).
-		Complete(r)
+		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: r.MaxConcurrentReconciles})
+	if r.LeaseNamespace != "" {
+		events := make(chan event.GenericEvent, 1024)
+		w := &leaseWatcher{client: mgr.GetClient(), namespace: r.LeaseNamespace, staleAfter: r.AgentStaleAfter,
+			every: 2 * time.Second, clock: r.Clock, events: events, stale: map[string]bool{},
+			log: mgr.GetLogger().WithName("lease-watcher")}
+		if err := mgr.Add(w); err != nil {
+			return err
+		}
+		b = b.WatchesRawSource(source.Channel(events, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }
 
 // rateLimiter is controller-runtime's default but with the per-object
@@ -209,13 +235,15 @@ type scope struct {
 	// draining are pools being deleted, whose agent drains them (filled by
 	// reconcilePools).
 	draining []*ferryv1.ProcessPool
+	// leases are when each node's agent last renewed its Lease.
+	leases map[string]time.Time
 }
 
 // reports assesses the active pools at the pass's time.
 func (s *scope) reports(staleAfter time.Duration) map[string]poolReport {
 	out := make(map[string]poolReport, len(s.pools))
 	for node, p := range s.pools {
-		out[node] = assessPool(p, s.target, s.now, staleAfter)
+		out[node] = assessPool(p, s.target, s.now, staleAfter, s.leases[node])
 	}
 	return out
 }
@@ -310,8 +338,30 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	slices.Sort(s.nodes)
 
 	var err error
+	if s.leases, err = r.agentLeases(ctx); err != nil {
+		return nil, err
+	}
 	s.owned, err = r.ownedPools(ctx, r.Client, ag)
 	return s, err
+}
+
+// agentLeases reads when each node's agent last renewed its Lease.
+func (r *AppGroupReconciler) agentLeases(ctx context.Context) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	if r.LeaseNamespace == "" {
+		return out, nil
+	}
+	var list coordinationv1.LeaseList
+	if err := r.Client.List(ctx, &list, client.InNamespace(r.LeaseNamespace),
+		client.MatchingLabels{contract.AgentLeaseComponentLabel: contract.AgentLeaseComponent}); err != nil {
+		return nil, err
+	}
+	for _, l := range list.Items {
+		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil {
+			out[*l.Spec.HolderIdentity] = l.Spec.RenewTime.Time
+		}
+	}
+	return out, nil
 }
 
 // ownedPools lists the pools ag controls, through reader.

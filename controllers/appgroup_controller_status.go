@@ -386,11 +386,13 @@ func truncate(s string, n int) string {
 }
 
 // nextStaleness is how long until the first pool that reports in time
-// would turn stale, plus a second of slack; 0 when none would.
+// would turn stale, plus a second of slack; 0 when none would. Pools whose
+// agent renews a Lease are left out: the lease watcher notices when an
+// agent falls silent, without a requeue per AppGroup.
 func nextStaleness(reports map[string]poolReport, staleAfter time.Duration) time.Duration {
 	var next time.Duration
 	for _, r := range reports {
-		if !r.Reported || r.Stale {
+		if !r.Reported || r.Stale || r.HasLease {
 			continue
 		}
 		if d := staleAfter - r.Silence + time.Second; next == 0 || d < next {

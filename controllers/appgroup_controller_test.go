@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -761,4 +763,59 @@ func TestDeleteAppGroup(t *testing.T) {
 		}
 		return fmt.Errorf("still there (%w)", err)
 	})
+}
+
+// renewLease plays a node's agent renewing its Lease at the manager's now.
+func renewLease(t *testing.T, node string) {
+	t.Helper()
+	ctx := context.Background()
+	now := metav1.NewMicroTime(clk.Now())
+	key := types.NamespacedName{Namespace: contract.DefaultLeaseNamespace, Name: contract.AgentLeaseName(node)}
+	lease := &coordinationv1.Lease{}
+	err := env.Client.Get(ctx, key, lease)
+	if apierrors.IsNotFound(err) {
+		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
+			Labels: contract.AgentLeaseLabels(node)},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(node), RenewTime: &now}}
+		if err := env.Client.Create(ctx, lease); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease.Spec.RenewTime = &now
+	if err := env.Client.Update(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAgentLeaseKeepsReportsFresh: an agent that renews its node's Lease
+// is alive even when it has not rewritten a pool's status for longer than
+// the staleness bound; once it stops renewing, the lease watcher makes the
+// AppGroup Unknown without any other event; renewing again restores it.
+func TestAgentLeaseKeepsReportsFresh(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA := newAgent(t, ns, a, "192.0.2.2")
+	renewLease(t, a)
+	rollAll("blog", 2, agentA)
+	waitRolledOut(t, ns, "blog", 1)
+
+	// Far past the bound since the pool's last report, but the lease is
+	// fresh: still Ready.
+	clk.SetTime(clk.Now().Add(3 * staleAfter))
+	renewLease(t, a)
+	setNodeLabel(t, a, "test.ferry.dev/poke", "lease")
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
+
+	// The agent stops renewing: Unknown, noticed by the lease watcher.
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
+
+	// It renews again: trusted again, with no pool report.
+	renewLease(t, a)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
 }

@@ -105,7 +105,7 @@ func deleting(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time:
 func assessAll(target string, pools ...*ferryv1.ProcessPool) []poolReport {
 	out := make([]poolReport, 0, len(pools))
 	for _, p := range pools {
-		out = append(out, assessPool(p, target, t0, staleAfter))
+		out = append(out, assessPool(p, target, t0, staleAfter, time.Time{}))
 	}
 	return out
 }

@@ -24,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ferry-dev/ferry/controllers"
+	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
@@ -74,7 +75,7 @@ func runSuite(m *testing.M) int {
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 env.Scheme,
-		Cache:                  controllers.CacheOptions(),
+		Cache:                  controllers.CacheOptions(contract.DefaultLeaseNamespace),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
@@ -89,6 +90,7 @@ func runSuite(m *testing.M) int {
 		Recorder:        mgr.GetEventRecorder(controllers.EventRecorderName),
 		Clock:           clk,
 		AgentStaleAfter: staleAfter,
+		LeaseNamespace:  contract.DefaultLeaseNamespace,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)

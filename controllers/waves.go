@@ -29,8 +29,12 @@ type poolReport struct {
 	// ResistsTarget, which keep what the agent last said (a rollout halted
 	// by a node stays halted while that node is silent).
 	Stale bool
-	// Silence is how long ago the agent last reported.
+	// Silence is how long ago the agent last showed it was alive: renewed
+	// its node's Lease, or wrote this pool's status.
 	Silence time.Duration
+	// HasLease: the node's agent renews a Lease (its liveness is watched by
+	// the lease watcher, not by requeues).
+	HasLease bool
 	// Ready: Ready=True and at least minProcesses processes ready.
 	Ready bool
 	// Updated: every process runs spec.revision, and the agent neither
@@ -52,9 +56,11 @@ type poolReport struct {
 	ResistsTarget bool
 }
 
-// assessPool reads one pool's status at now. A report is stale when its
-// heartbeat is older than staleAfter.
-func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAfter time.Duration) poolReport {
+// assessPool reads one pool's status at now. A report is stale when the
+// agent has shown no sign of life for staleAfter: neither renewed its
+// node's Lease (leaseRenew, zero when it has none) nor written the pool's
+// status (heartbeatTime).
+func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAfter time.Duration, leaseRenew time.Time) poolReport {
 	st := &pool.Status
 	r := poolReport{
 		Node:     pool.Spec.NodeName,
@@ -62,8 +68,13 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 		OnTarget: target != "" && pool.Spec.Revision == target,
 		Reported: st.HeartbeatTime != nil,
 	}
+	r.HasLease = !leaseRenew.IsZero()
 	if r.Reported {
-		r.Silence = max(now.Sub(st.HeartbeatTime.Time), 0)
+		last := st.HeartbeatTime.Time
+		if leaseRenew.After(last) {
+			last = leaseRenew
+		}
+		r.Silence = max(now.Sub(last), 0)
 		r.Stale = r.Silence > staleAfter
 	}
 	r.Resisting = r.Reported && meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionResistingDeploymentError)

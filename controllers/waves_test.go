@@ -12,9 +12,10 @@ import (
 func TestAssessPool(t *testing.T) {
 	const target = "2-abc"
 	tests := []struct {
-		name string
-		pool *ferryv1.ProcessPool
-		want poolReport // Node, Pool and Silence are not compared
+		name  string
+		pool  *ferryv1.ProcessPool
+		lease time.Time  // the node's agent Lease renewal, zero for none
+		want  poolReport // Node, Pool and Silence are not compared
 	}{
 		{
 			name: "never reported",
@@ -91,10 +92,28 @@ func TestAssessPool(t *testing.T) {
 			pool: testPool("a", target, rolledOut(2), resists("1-abc", "x", "")),
 			want: poolReport{OnTarget: true, Reported: true, Ready: true, Resisting: true},
 		},
+		{
+			name:  "an old report is not stale while the node's agent renews its lease",
+			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
+			lease: t0.Add(-5 * time.Second),
+			want:  poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true, RolledOut: true, HasLease: true},
+		},
+		{
+			name:  "stale when the lease is not renewed either",
+			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
+			lease: t0.Add(-time.Minute),
+			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true},
+		},
+		{
+			name:  "a recent report is not stale whatever the lease says",
+			pool:  testPool("a", target, rolledOut(2)),
+			lease: t0.Add(-time.Hour),
+			want:  poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true, RolledOut: true, HasLease: true},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := assessPool(tt.pool, target, t0, staleAfter)
+			got := assessPool(tt.pool, target, t0, staleAfter, tt.lease)
 			got.Node, got.Pool, got.Silence = "", nil, 0
 			if got != tt.want {
 				t.Errorf("assessPool:\n got %+v\nwant %+v", got, tt.want)

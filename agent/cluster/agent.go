@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -43,9 +44,16 @@ type Options struct {
 	AdvertiseAddress string
 	// StateDir holds the loader, the workers' sockets and the saved specs.
 	StateDir string
-	// HeartbeatInterval bounds how stale a report can be (and how often
-	// CPU and memory figures go out). Default 10s.
+	// HeartbeatInterval is how often the agent renews its Lease, which the
+	// manager reads to know the agent is alive. Default 10s.
 	HeartbeatInterval time.Duration
+	// StatsInterval is how often a pool's status is written when nothing
+	// but its figures (CPU, memory, requests) changed; state changes are
+	// written at once. Default 30s.
+	StatsInterval time.Duration
+	// LeaseNamespace is where the agent's Lease lives. Default
+	// contract.DefaultLeaseNamespace.
+	LeaseNamespace string
 	// Proxy holds the proxies' limits.
 	Proxy proxy.Options
 	// Metrics receives the pools' and proxies' metrics. Optional.
@@ -77,8 +85,9 @@ type Agent struct {
 	wg       sync.WaitGroup                 // background drains
 	stopping atomic.Bool
 
-	synced   atomic.Bool
-	restored atomic.Bool
+	synced       atomic.Bool
+	restored     atomic.Bool
+	leaseFailing bool // renewLease's own
 }
 
 // New prepares an agent; Run starts it.
@@ -88,6 +97,12 @@ func New(opts Options) (*Agent, error) {
 	}
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = 10 * time.Second
+	}
+	if opts.StatsInterval <= 0 {
+		opts.StatsInterval = 30 * time.Second
+	}
+	if opts.LeaseNamespace == "" {
+		opts.LeaseNamespace = contract.DefaultLeaseNamespace
 	}
 	runDir := filepath.Join(opts.StateDir, "w")
 	for _, d := range []string{opts.StateDir, runDir} {
@@ -111,6 +126,7 @@ func New(opts Options) (*Agent, error) {
 	// starting needs no discovery from an API server that may be away.
 	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{ferryv1.GroupVersion})
 	mapper.Add(ferryv1.GroupVersion.WithKind("ProcessPool"), meta.RESTScopeNamespace)
+	mapper.Add(coordinationv1.SchemeGroupVersion.WithKind("Lease"), meta.RESTScopeNamespace)
 	c, err := cache.New(opts.Config, cache.Options{
 		Scheme: s,
 		Mapper: mapper,
@@ -121,7 +137,9 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := client.New(opts.Config, client.Options{Scheme: s, Mapper: mapper, Cache: &client.CacheOptions{Reader: c}})
+	// ProcessPools are read from the cache; the agent's own Lease directly.
+	cl, err := client.New(opts.Config, client.Options{Scheme: s, Mapper: mapper,
+		Cache: &client.CacheOptions{Reader: c, DisableFor: []client.Object{&coordinationv1.Lease{}}}})
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +172,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}()
 	go a.afterSync(ctx)
+	go a.renewLease(ctx)
 	workDone := make(chan struct{})
 	go func() {
 		defer close(workDone)

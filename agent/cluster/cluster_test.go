@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -36,6 +37,11 @@ func TestMain(m *testing.M) {
 	var err error
 	env, err = testenv.Start(testenv.Options{})
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// The agents renew their Leases in Ferry's namespace.
+	if _, err := env.Kubectl(context.Background(), "create", "namespace", contract.DefaultLeaseNamespace); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -88,7 +94,7 @@ func newPool(ns, name, node, revision string, port int32, root string) *ferryv1.
 func runAgent(t *testing.T, node string, cfg *rest.Config, stateDir string) (stop func()) {
 	t.Helper()
 	a, err := New(Options{NodeName: node, Config: cfg, BindAddress: "127.0.0.1", StateDir: stateDir,
-		HeartbeatInterval: time.Second, Log: testr.New(t)})
+		HeartbeatInterval: time.Second, StatsInterval: time.Second, Log: testr.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,11 +179,31 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 		t.Fatalf("GET through the node's proxy: %d %v", code, err)
 	}
 
-	// The heartbeat moves without a change of state.
+	// The figures go out again at the stats interval, without a change of
+	// state; the node's Lease is renewed at the heartbeat interval.
 	hb := got.Status.HeartbeatTime.Time
-	waitPool(t, key, "a later heartbeat", func(p *ferryv1.ProcessPool) bool {
+	waitPool(t, key, "a later report", func(p *ferryv1.ProcessPool) bool {
 		return p.Status.HeartbeatTime != nil && p.Status.HeartbeatTime.After(hb)
 	})
+	lease := &coordinationv1.Lease{}
+	leaseKey := types.NamespacedName{Namespace: contract.DefaultLeaseNamespace, Name: contract.AgentLeaseName("node-a")}
+	if err := env.Client.Get(ctx, leaseKey, lease); err != nil {
+		t.Fatalf("the agent's lease: %v", err)
+	}
+	if *lease.Spec.HolderIdentity != "node-a" || lease.Labels[contract.AgentLeaseComponentLabel] != contract.AgentLeaseComponent {
+		t.Errorf("lease %+v", lease)
+	}
+	renewed := lease.Spec.RenewTime.Time
+	deadline0 := time.Now().Add(30 * time.Second)
+	for {
+		if err := env.Client.Get(ctx, leaseKey, lease); err == nil && lease.Spec.RenewTime.After(renewed) {
+			break
+		}
+		if time.Now().After(deadline0) {
+			t.Fatal("the agent's lease was not renewed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// Another node's pool is not this agent's business.
 	if o := (&ferryv1.ProcessPool{}); env.Client.Get(ctx, client.ObjectKeyFromObject(other), o) == nil &&

@@ -155,17 +155,18 @@ func (rp *runningPool) close() {
 }
 
 // report writes the pool's status: at once (coalesced) when its state
-// changes, else at every heartbeat; with backoff while writes fail.
+// changes, else every stats interval with fresh figures; with backoff
+// while writes fail. (The agent's liveness is its Lease, not these writes.)
 func (rp *runningPool) report() {
 	defer close(rp.done)
-	hb := rp.a.opts.HeartbeatInterval
+	hb := rp.a.opts.StatsInterval
 	var last ferryv1.ProcessPoolStatus
 	var lastWrite, lastListen time.Time
 	written := false
 	backoff := time.Duration(0)
 	for {
 		changed := rp.pool.Changed()
-		if time.Since(lastListen) >= hb/2 {
+		if time.Since(lastListen) >= rp.a.opts.HeartbeatInterval/2 {
 			lastListen = time.Now()
 			rp.retryListen()
 		}
@@ -183,8 +184,9 @@ func (rp *runningPool) report() {
 			default:
 				// Capped at the heartbeat interval: once the API server is
 				// back, the report must not lag more than a heartbeat.
-				backoff = min(max(2*backoff, 500*time.Millisecond), hb)
-				if backoff <= time.Second || backoff == hb {
+				cap := rp.a.opts.HeartbeatInterval
+				backoff = min(max(2*backoff, 500*time.Millisecond), cap)
+				if backoff <= time.Second || backoff == cap {
 					rp.log.Error(err, "Could not report status; still serving, will retry", "retryIn", backoff)
 				}
 			}

@@ -184,8 +184,13 @@ type ProcessPoolStatus struct {
 	// +optional
 	LastSpawnError *SpawnError `json:"lastSpawnError,omitempty"`
 
-	// heartbeatTime is when the agent last reported. A report older than
-	// the manager's staleness bound makes the AppGroup's conditions Unknown.
+	// heartbeatTime is when the agent last wrote this status: at once when
+	// the pool's state changes, else every stats interval (the agent's
+	// --stats-interval, 30s by default) with fresh figures. The agent also
+	// renews its node's Lease (coordination.k8s.io, ferry-agent-<node> in
+	// Ferry's namespace) every heartbeat interval; the manager takes the
+	// later of the two, and when that is older than its staleness bound
+	// (--agent-stale-after) the AppGroup's conditions read Unknown.
 	// +optional
 	HeartbeatTime *metav1.Time `json:"heartbeatTime,omitempty"`
 

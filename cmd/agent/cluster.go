@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/cluster"
 	"github.com/ferry-dev/ferry/agent/metrics"
+	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/version"
 )
 
@@ -34,7 +35,13 @@ func runCluster(args []string) error {
 	metricsAddr := fs.String("metrics-bind-address", ":9441", "address of the Prometheus /metrics endpoint (0 turns it off)")
 	probeAddr := fs.String("health-probe-bind-address", ":9442", "address of /healthz and /readyz (0 turns them off)")
 	heartbeat := fs.Duration("heartbeat-interval", 10*time.Second,
-		"how often each pool's status is reported when nothing changes (state changes are reported at once)")
+		"how often the agent renews its Lease, which tells the manager it is alive")
+	stats := fs.Duration("stats-interval", 30*time.Second,
+		"how often a pool's status is rewritten when only its figures (CPU, memory, requests) changed; state changes are reported at once")
+	leaseNS := fs.String("lease-namespace", envOr("POD_NAMESPACE", contract.DefaultLeaseNamespace),
+		"namespace of the agent's Lease (default $POD_NAMESPACE, else ferry-system)")
+	qps := fs.Float64("kube-api-qps", 50, "the agent's sustained rate of API requests")
+	burst := fs.Int("kube-api-burst", 100, "the agent's burst of API requests")
 	simulate := fs.Duration("simulate-workers", 0,
 		"FOR BENCHMARKS ONLY: report each pool's processes without running any (one replaced per this step on a new revision); nothing is served")
 	popts := proxyFlags(fs)
@@ -51,10 +58,12 @@ func runCluster(args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burst
 	m := metrics.New()
 	agent, err := cluster.New(cluster.Options{
 		NodeName: *node, Config: cfg, BindAddress: *bind, AdvertiseAddress: *advertise, StateDir: *stateDir,
-		HeartbeatInterval: *heartbeat, Proxy: *popts, Metrics: m, Log: log, SimulateWorkers: *simulate,
+		HeartbeatInterval: *heartbeat, StatsInterval: *stats, LeaseNamespace: *leaseNS, Proxy: *popts, Metrics: m,
+		Log: log, SimulateWorkers: *simulate,
 	})
 	if err != nil {
 		return err
@@ -92,4 +101,11 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	cfg.UserAgent = "ferry-agent/" + version.Version
 	return cfg, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }

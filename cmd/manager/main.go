@@ -19,6 +19,7 @@ import (
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers"
+	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/version"
 )
 
@@ -27,9 +28,11 @@ const leaderElectionID = "manager.ferry.dev"
 
 func main() {
 	var (
-		metricsAddr, probeAddr, leaderElectionNamespace string
-		leaderElect                                     bool
-		staleAfter                                      time.Duration
+		metricsAddr, probeAddr, leaderElectionNamespace, leaseNamespace string
+		leaderElect                                                     bool
+		staleAfter                                                      time.Duration
+		qps                                                             float64
+		burst, workers                                                  int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080",
 		`Address the Prometheus metrics endpoint (/metrics, plain HTTP) binds to; "0" disables it.`)
@@ -40,23 +43,33 @@ func main() {
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader election Lease. Default: the manager's own namespace when it runs in a cluster.")
 	flag.DurationVar(&staleAfter, "agent-stale-after", controllers.DefaultAgentStaleAfter,
-		"How long a node agent may go without reporting before its pool's report is treated as Unknown. "+
-			"Agents report every 10s.")
+		"How long a node agent may go without renewing its Lease (or reporting a pool) before what it reported is "+
+			"treated as Unknown. Agents renew every 10s.")
+	flag.StringVar(&leaseNamespace, "agent-lease-namespace", envOr("POD_NAMESPACE", contract.DefaultLeaseNamespace),
+		"Namespace where the node agents renew their Leases (default $POD_NAMESPACE, else ferry-system).")
+	flag.Float64Var(&qps, "kube-api-qps", 100, "Sustained rate of the manager's API requests.")
+	flag.IntVar(&burst, "kube-api-burst", 200, "Burst of the manager's API requests.")
+	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "How many AppGroups are reconciled at once.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	// --kubeconfig is registered by controller-runtime's config package.
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectionNamespace, staleAfter); err != nil {
+	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectionNamespace, staleAfter,
+		leaseNamespace, float32(qps), burst, workers); err != nil {
 		ctrl.Log.Error(err, "Manager failed")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespace string, staleAfter time.Duration) error {
+func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespace string, staleAfter time.Duration,
+	leaseNamespace string, qps float32, burst, workers int) error {
 	if staleAfter <= 0 {
 		return fmt.Errorf("--agent-stale-after must be positive, got %s", staleAfter)
+	}
+	if qps <= 0 || burst <= 0 || workers <= 0 {
+		return fmt.Errorf("--kube-api-qps, --kube-api-burst and --max-concurrent-reconciles must be positive")
 	}
 	log := ctrl.Log.WithName("setup")
 	scheme := runtime.NewScheme()
@@ -70,9 +83,10 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespac
 	if err != nil {
 		return err
 	}
+	cfg.QPS, cfg.Burst = qps, burst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
-		Cache:                         controllers.CacheOptions(),
+		Cache:                         controllers.CacheOptions(leaseNamespace),
 		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
@@ -84,11 +98,13 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespac
 		return err
 	}
 	r := &controllers.AppGroupReconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		Scheme:          mgr.GetScheme(),
-		Recorder:        mgr.GetEventRecorder(controllers.EventRecorderName),
-		AgentStaleAfter: staleAfter,
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Scheme:                  mgr.GetScheme(),
+		Recorder:                mgr.GetEventRecorder(controllers.EventRecorderName),
+		AgentStaleAfter:         staleAfter,
+		LeaseNamespace:          leaseNamespace,
+		MaxConcurrentReconciles: workers,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
@@ -100,6 +116,13 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespac
 		return err
 	}
 	log.Info("Configured manager", "version", version.Version, "leaderElection", leaderElect,
-		"agentStaleAfter", staleAfter)
+		"agentStaleAfter", staleAfter, "agentLeaseNamespace", leaseNamespace, "workers", workers)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }

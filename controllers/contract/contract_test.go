@@ -209,3 +209,14 @@ func TestServiceName(t *testing.T) {
 		t.Error("a dotted name collides with its dashed twin")
 	}
 }
+
+func TestAgentLeaseName(t *testing.T) {
+	if got := AgentLeaseName("node-1"); got != "ferry-agent-node-1" {
+		t.Errorf("AgentLeaseName(node-1) = %q", got)
+	}
+	long := strings.Repeat("n", 250)
+	got := AgentLeaseName(long)
+	if len(got) > 253 || len(validation.IsDNS1123Subdomain(got)) != 0 || got == AgentLeaseName(long+"x") {
+		t.Errorf("AgentLeaseName(250 chars) = %q (%d): want a valid, distinct name", got, len(got))
+	}
+}

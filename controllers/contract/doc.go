@@ -18,4 +18,6 @@
 //   - DrainFinalizer is on every pool the manager creates; the node's agent
 //     removes it once it has drained the pool's processes.
 //   - TargetRevision and ValidateRevision implement the revision rule.
+//   - AgentLeaseName and AgentLeaseLabels name the Lease each node's agent
+//     renews to show it is alive; DefaultAgentStaleAfter bounds its age.
 package contract

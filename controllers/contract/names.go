@@ -72,7 +72,12 @@ func PoolLabels(appGroup, node string) map[string]string {
 // NodeSelector selects every pool on node, of any AppGroup: what a node's
 // agent watches.
 func NodeSelector(node string) labels.Selector {
-	return labels.SelectorFromSet(labels.Set{ferryv1.NodeLabel: LabelValue(node)})
+	return labels.SelectorFromSet(NodeSelectorSet(node))
+}
+
+// NodeSelectorSet is NodeSelector's label set.
+func NodeSelectorSet(node string) labels.Set {
+	return labels.Set{ferryv1.NodeLabel: LabelValue(node)}
 }
 
 // truncateWithHash cuts s so that s + "-" + hash fits in max characters,

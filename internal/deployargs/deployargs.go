@@ -22,13 +22,20 @@ type Manager struct {
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 	AgentStaleAfter        time.Duration
-	LogLevel               string // zap level: debug, info, error, or an integer
+	// AgentLeaseNamespace is where agents renew their Leases:
+	// $(POD_NAMESPACE), the release's namespace.
+	AgentLeaseNamespace     string
+	KubeAPIQPS              int
+	KubeAPIBurst            int
+	MaxConcurrentReconciles int
+	LogLevel                string // zap level: debug, info, error, or an integer
 }
 
 // DefaultManager is what the chart renders with its default values.
 func DefaultManager() Manager {
 	return Manager{LeaderElect: true, MetricsBindAddress: ":8080", HealthProbeBindAddress: ":8081",
-		AgentStaleAfter: 40 * time.Second, LogLevel: "info"}
+		AgentStaleAfter: 40 * time.Second, AgentLeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 100, KubeAPIBurst: 200,
+		MaxConcurrentReconciles: 4, LogLevel: "info"}
 }
 
 // LocalManager is the manager of `make local-up` and the e2e tests: one
@@ -49,9 +56,26 @@ func ManagerArgs(m Manager) []string {
 		"--metrics-bind-address=" + m.MetricsBindAddress,
 		"--health-probe-bind-address=" + m.HealthProbeBindAddress,
 		"--agent-stale-after=" + m.AgentStaleAfter.String(),
+		"--agent-lease-namespace=" + m.AgentLeaseNamespace,
+		fmt.Sprintf("--kube-api-qps=%d", m.KubeAPIQPS),
+		fmt.Sprintf("--kube-api-burst=%d", m.KubeAPIBurst),
+		fmt.Sprintf("--max-concurrent-reconciles=%d", m.MaxConcurrentReconciles),
 		"--zap-log-level=" + m.LogLevel,
 	}
 }
+
+// ManagerEnvVars names the environment the manager's arguments reference,
+// and where a pod gets each from (a downward API field path).
+var ManagerEnvVars = map[string]string{
+	"POD_NAMESPACE": "metadata.namespace",
+}
+
+// LocalNamespace is the namespace of the local stack's Ferry (where the
+// agents renew their Leases).
+const LocalNamespace = "ferry-system"
+
+// LocalManagerEnv is the environment of the local stack's manager.
+func LocalManagerEnv() map[string]string { return map[string]string{"POD_NAMESPACE": LocalNamespace} }
 
 // Agent holds the agent's settings (chart: .Values.agent).
 type Agent struct {
@@ -64,17 +88,23 @@ type Agent struct {
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 	HeartbeatInterval      time.Duration
-	ReadHeaderTimeout      time.Duration
-	IdleTimeout            time.Duration
-	MaxHeaderBytes         int
-	TrustForwardedFor      bool
-	LogLevel               string
+	StatsInterval          time.Duration
+	// LeaseNamespace is where the agent renews its Lease: $(POD_NAMESPACE).
+	LeaseNamespace    string
+	KubeAPIQPS        int
+	KubeAPIBurst      int
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	TrustForwardedFor bool
+	LogLevel          string
 }
 
 // DefaultAgent is what the chart renders with its default values.
 func DefaultAgent() Agent {
 	return Agent{BindAddress: "0.0.0.0", AdvertiseAddress: "$(HOST_IP)", StateDir: "/var/lib/ferry",
 		MetricsBindAddress: ":9441", HealthProbeBindAddress: ":9442", HeartbeatInterval: 10 * time.Second,
+		StatsInterval: 30 * time.Second, LeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 50, KubeAPIBurst: 100,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 65536, LogLevel: "info"}
 }
 
@@ -100,6 +130,10 @@ func AgentArgs(a Agent) []string {
 		"--metrics-bind-address=" + a.MetricsBindAddress,
 		"--health-probe-bind-address=" + a.HealthProbeBindAddress,
 		"--heartbeat-interval=" + a.HeartbeatInterval.String(),
+		"--stats-interval=" + a.StatsInterval.String(),
+		"--lease-namespace=" + a.LeaseNamespace,
+		fmt.Sprintf("--kube-api-qps=%d", a.KubeAPIQPS),
+		fmt.Sprintf("--kube-api-burst=%d", a.KubeAPIBurst),
 		"--read-header-timeout=" + a.ReadHeaderTimeout.String(),
 		"--idle-timeout=" + a.IdleTimeout.String(),
 		fmt.Sprintf("--max-header-bytes=%d", a.MaxHeaderBytes),
@@ -111,13 +145,14 @@ func AgentArgs(a Agent) []string {
 // AgentEnvVars names the environment the agent's arguments reference, and
 // where a pod gets each from (a downward API field path).
 var AgentEnvVars = map[string]string{
-	"NODE_NAME": "spec.nodeName",
-	"HOST_IP":   "status.hostIP",
+	"NODE_NAME":     "spec.nodeName",
+	"HOST_IP":       "status.hostIP",
+	"POD_NAMESPACE": "metadata.namespace",
 }
 
 // LocalAgentEnv is the environment of a simulated node's agent.
 func LocalAgentEnv(node, hostIP string) map[string]string {
-	return map[string]string{"NODE_NAME": node, "HOST_IP": hostIP}
+	return map[string]string{"NODE_NAME": node, "HOST_IP": hostIP, "POD_NAMESPACE": LocalNamespace}
 }
 
 var ref = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)

@@ -64,7 +64,14 @@ func TestBinaryAsAKubectlPlugin(t *testing.T) {
 	r := exe(t, nil, filepath.Join(dir, "kubectl-ferry"), "status", "hello", "--kubeconfig", env.Kubeconfig, "-n", ns)
 	check("kubectl-ferry status", r, ExitOK, titles...)
 
-	path := []string{"PATH=" + dir + string(os.PathListSeparator) + os.Getenv("PATH")}
+	// Only the plugin just built and kubectl: another kubectl-ferry on the
+	// PATH (bin/ after `make build`) would overshadow it and fail
+	// `kubectl plugin list`.
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := []string{"PATH=" + dir + string(os.PathListSeparator) + filepath.Dir(kubectl)}
 	r = exe(t, path, "kubectl", "ferry", "status", "hello", "--kubeconfig", env.Kubeconfig, "-n", ns)
 	check("kubectl ferry status", r, ExitOK, titles...)
 	r = exe(t, path, "kubectl", "ferry", "restart", "nosuch", "--kubeconfig", env.Kubeconfig, "-n", ns)

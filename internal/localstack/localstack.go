@@ -26,6 +26,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ferry-dev/ferry/internal/deployargs"
@@ -113,6 +114,10 @@ func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := os.WriteFile(s.Kubeconfig, data, 0o600); err != nil {
 		return nil, err
 	}
+	// Ferry's namespace: the agents renew their Leases there.
+	if err := s.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: deployargs.LocalNamespace}}); err != nil {
+		return nil, err
+	}
 	for _, n := range opts.Nodes {
 		if err := s.createNode(ctx, n); err != nil {
 			return nil, err
@@ -120,9 +125,10 @@ func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 
 	s.progress("Starting the manager")
-	margs := append(deployargs.ManagerArgs(deployargs.LocalManager()), "--kubeconfig="+s.Kubeconfig)
-	margs = append(margs, opts.ManagerArgs...)
-	if s.manager, err = start(filepath.Join(opts.Bin, "ferry-manager"), margs, nil, filepath.Join(opts.Dir, "logs", "manager.log")); err != nil {
+	menv := deployargs.LocalManagerEnv()
+	margs := deployargs.Expand(deployargs.ManagerArgs(deployargs.LocalManager()), menv)
+	margs = append(append(margs, "--kubeconfig="+s.Kubeconfig), opts.ManagerArgs...)
+	if s.manager, err = start(filepath.Join(opts.Bin, "ferry-manager"), margs, menv, filepath.Join(opts.Dir, "logs", "manager.log")); err != nil {
 		return nil, err
 	}
 	for _, n := range opts.Nodes {
@@ -407,6 +413,12 @@ func (p *process) tail() string {
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
+
+// Config reaches the API server as a cluster admin.
+func (s *Stack) Config() *rest.Config { return s.env.Config }
+
+// ManagerPID is the manager's process id.
+func (s *Stack) ManagerPID() int { return s.manager.cmd.Process.Pid }
 
 // Nodes returns the simulated nodes.
 func (s *Stack) Nodes() []Node { return slices.Clone(s.opts.Nodes) }

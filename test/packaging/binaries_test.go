@@ -18,6 +18,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/deployargs"
 )
 
@@ -130,9 +132,10 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 	// The chart's arguments, as the kubelet would expand them, plus what a
 	// pod gets from its environment: the kubeconfig, and the namespace
 	// leader election finds in-cluster.
-	agentEnv := map[string]string{"NODE_NAME": node, "HOST_IP": nodeIP}
+	agentEnv := map[string]string{"NODE_NAME": node, "HOST_IP": nodeIP, "POD_NAMESPACE": ns}
+	managerEnv := map[string]string{"POD_NAMESPACE": ns}
 	mp := startBinary(t, filepath.Join(bin, "ferry-manager"),
-		append(args(t, manager), "--kubeconfig="+managerKubeconfig, "--leader-election-namespace="+ns), nil)
+		append(deployargs.Expand(args(t, manager), managerEnv), "--kubeconfig="+managerKubeconfig, "--leader-election-namespace="+ns), managerEnv)
 	ap := startBinary(t, filepath.Join(bin, "ferry-agent"),
 		append(deployargs.Expand(args(t, agent), agentEnv), "--kubeconfig="+agentKubeconfig), agentEnv)
 	t.Cleanup(func() {
@@ -140,7 +143,7 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 		mp.stop(t)
 		for _, p := range []*binary{mp, ap} {
 			if lines := p.grep("forbidden"); len(lines) > 0 {
-				t.Errorf("%s was refused requests; its RBAC or the node isolation policy is too narrow:\n%s",
+				t.Errorf("%s was refused requests; its RBAC or an isolation policy is too narrow:\n%s",
 					filepath.Base(p.path), strings.Join(lines, "\n"))
 			}
 		}
@@ -192,6 +195,15 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 		})
 	}
 	waitRevision("1")
+
+	// The agent renews its node's Lease in the release's namespace, where
+	// the manager reads it.
+	lease := &coordinationv1.Lease{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: contract.AgentLeaseName(node)}, lease); err != nil {
+		t.Errorf("the agent's Lease: %v", err)
+	} else if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != node {
+		t.Errorf("the agent's Lease is held by %q, want %q", h, node)
+	}
 
 	// A deploy: bump the revision.
 	patch := []byte(`{"metadata":{"annotations":{"ferry.dev/revision":"2"}}}`)

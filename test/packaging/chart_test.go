@@ -47,7 +47,9 @@ func TestHelmTemplateDefaults(t *testing.T) {
 		"ServiceAccount/ferry-manager", "ClusterRole/ferry-manager", "ClusterRoleBinding/ferry-manager",
 		"Role/ferry-manager-leader-election", "RoleBinding/ferry-manager-leader-election",
 		"ServiceAccount/ferry-agent", "ClusterRole/ferry-agent", "ClusterRoleBinding/ferry-agent",
+		"Role/ferry-agent-lease", "RoleBinding/ferry-agent-lease",
 		"ValidatingAdmissionPolicy/ferry-agent-node-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-node-isolation",
+		"ValidatingAdmissionPolicy/ferry-agent-lease-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-lease-isolation",
 		"Deployment/ferry-manager", "DaemonSet/ferry-agent",
 		"Service/ferry-manager-metrics", "Service/ferry-agent-metrics",
 	}
@@ -89,8 +91,9 @@ func TestHelmTemplateAllKnobs(t *testing.T) {
 	objs := render(t, renderOpts{release: "knobs", namespace: "ferry-knobs", valuesFiles: []string{"all-knobs.yaml"}})
 	want := []string{
 		"ClusterRole/knobs-agent", "ClusterRole/knobs-manager", "ClusterRoleBinding/knobs-agent", "ClusterRoleBinding/knobs-manager",
-		"DaemonSet/knobs-agent", "Deployment/knobs-manager", "Role/knobs-manager-leader-election",
-		"RoleBinding/knobs-manager-leader-election", "Service/knobs-agent-metrics", "Service/knobs-manager-metrics",
+		"DaemonSet/knobs-agent", "Deployment/knobs-manager", "Role/knobs-agent-lease", "Role/knobs-manager-leader-election",
+		"RoleBinding/knobs-agent-lease", "RoleBinding/knobs-manager-leader-election", "Service/knobs-agent-metrics",
+		"Service/knobs-manager-metrics",
 		"ServiceMonitor/knobs-agent", "ServiceMonitor/knobs-manager",
 	}
 	if got := kindNames(objs); !slices.Equal(got, want) {

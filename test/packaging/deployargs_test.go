@@ -20,7 +20,7 @@ func TestChartRendersDeployArgs(t *testing.T) {
 	checkArgs(t, "chart manager", find(t, objs, "Deployment", "manager"), deployargs.ManagerArgs(deployargs.DefaultManager()))
 	checkArgs(t, "chart agent", find(t, objs, "DaemonSet", "agent"), deployargs.AgentArgs(deployargs.DefaultAgent()))
 	checkEnv(t, "chart agent", find(t, objs, "DaemonSet", "agent"), deployargs.AgentEnvVars)
-	checkEnv(t, "chart manager", find(t, objs, "Deployment", "manager"), map[string]string{})
+	checkEnv(t, "chart manager", find(t, objs, "Deployment", "manager"), deployargs.ManagerEnvVars)
 }
 
 func TestConfigRendersDeployArgs(t *testing.T) {
@@ -28,6 +28,7 @@ func TestConfigRendersDeployArgs(t *testing.T) {
 	checkArgs(t, "config/manager", find(t, objs, "Deployment", "manager"), deployargs.ManagerArgs(deployargs.DefaultManager()))
 	checkArgs(t, "config/agent", find(t, objs, "DaemonSet", "agent"), deployargs.AgentArgs(deployargs.DefaultAgent()))
 	checkEnv(t, "config/agent", find(t, objs, "DaemonSet", "agent"), deployargs.AgentEnvVars)
+	checkEnv(t, "config/manager", find(t, objs, "Deployment", "manager"), deployargs.ManagerEnvVars)
 }
 
 // TestChartRendersLocalDeployArgs: the chart can express the local stack's
@@ -35,7 +36,9 @@ func TestConfigRendersDeployArgs(t *testing.T) {
 // local stack turns.
 func TestChartRendersLocalDeployArgs(t *testing.T) {
 	objs := render(t, renderOpts{valuesFiles: []string{"local.yaml"}})
-	checkArgs(t, "local manager", find(t, objs, "Deployment", "manager"), deployargs.ManagerArgs(deployargs.LocalManager()))
+	manager := find(t, objs, "Deployment", "manager")
+	checkArgs(t, "local manager", manager, deployargs.ManagerArgs(deployargs.LocalManager()))
+	checkEnv(t, "local manager", manager, deployargs.ManagerEnvVars)
 	agent := find(t, objs, "DaemonSet", "agent")
 	checkArgs(t, "local agent", agent, deployargs.AgentArgs(deployargs.LocalAgent("/var/lib/ferry-local")))
 	checkEnv(t, "local agent", agent, deployargs.AgentEnvVars)
@@ -45,7 +48,7 @@ func TestChartRendersLocalDeployArgs(t *testing.T) {
 	env := deployargs.LocalAgentEnv("node-2", "127.0.0.3")
 	got := deployargs.Expand(args(t, agent), env)
 	for _, want := range []string{"--node-name=node-2", "--bind-address=127.0.0.3", "--metrics-bind-address=127.0.0.3:9441",
-		"--health-probe-bind-address=127.0.0.3:9442"} {
+		"--health-probe-bind-address=127.0.0.3:9442", "--lease-namespace=" + deployargs.LocalNamespace} {
 		if !slices.Contains(got, want) {
 			t.Errorf("expanded local agent args lack %s: %q", want, got)
 		}
@@ -92,6 +95,6 @@ func checkEnv(t *testing.T, what string, o *unstructured.Unstructured, want map[
 		got[e["name"].(string)] = path
 	}
 	if !maps.Equal(got, want) {
-		t.Errorf("%s env: got %v, want %v (deployargs.AgentEnvVars)", what, got, want)
+		t.Errorf("%s env: got %v, want %v (internal/deployargs)", what, got, want)
 	}
 }

@@ -185,10 +185,12 @@ func TestKustomizeDefaultAcceptedByAPIServer(t *testing.T) {
 		"ClusterRole/ferry-agent", "ClusterRole/ferry-manager", "ClusterRoleBinding/ferry-agent", "ClusterRoleBinding/ferry-manager",
 		"CustomResourceDefinition/appgroups.ferry.dev", "CustomResourceDefinition/processpools.ferry.dev",
 		"DaemonSet/ferry-agent", "Deployment/ferry-manager", "Namespace/ferry-system",
-		"Role/ferry-manager-leader-election", "RoleBinding/ferry-manager-leader-election",
+		"Role/ferry-agent-lease", "Role/ferry-manager-leader-election",
+		"RoleBinding/ferry-agent-lease", "RoleBinding/ferry-manager-leader-election",
 		"Service/ferry-agent-metrics", "Service/ferry-manager-metrics",
 		"ServiceAccount/ferry-agent", "ServiceAccount/ferry-manager",
-		"ValidatingAdmissionPolicy/ferry-agent-node-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-node-isolation",
+		"ValidatingAdmissionPolicy/ferry-agent-lease-isolation", "ValidatingAdmissionPolicy/ferry-agent-node-isolation",
+		"ValidatingAdmissionPolicyBinding/ferry-agent-lease-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-node-isolation",
 	}
 	if got := kindNames(objs); !slices.Equal(got, want) {
 		t.Errorf("config/default renders:\n got %q\nwant %q", got, want)

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"github.com/ferry-dev/ferry/agent/cluster"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 )
@@ -26,8 +27,8 @@ import (
 // pod token's node claim.
 const nodeNameExtra = "authentication.kubernetes.io/node-name"
 
-// TestNodeIsolationPolicy applies the RBAC and the node isolation
-// ValidatingAdmissionPolicy, as the chart renders them and as config/rbac
+// TestNodeIsolationPolicy applies the RBAC and the node and lease isolation
+// ValidatingAdmissionPolicies, as the chart renders them and as config/rbac
 // has them, and makes the agent's requests: as the agent's service account
 // with a node name (impersonated, and with a real token bound to a pod on a
 // node), without one, and as the manager.
@@ -65,6 +66,9 @@ func TestNodeIsolationPolicy(t *testing.T) {
 			vap := find(t, objs, "ValidatingAdmissionPolicy", "node-isolation")
 			s := newIsolationScenario(t, tt.name, tt.ns, tt.agentSA, tt.managerSA)
 			s.run(t, vap.GetName())
+			t.Run("leases", func(t *testing.T) {
+				s.runLeases(t, find(t, objs, "ValidatingAdmissionPolicy", "lease-isolation").GetName())
+			})
 		})
 	}
 }
@@ -260,6 +264,18 @@ func (s *isolationScenario) runWithBoundToken(t *testing.T, denied, otherNode st
 	}
 	if err := wantDenied(patchStatus(ctx, c, s.appNS, s.poolB, "10.0.0.1:8083"), denied, otherNode); err != nil {
 		t.Errorf("other node's status with a bound token: %v", err)
+	}
+	// The agent's own lease code, with the agent's real credentials: the
+	// Lease RBAC and the lease isolation policy let it through (creating,
+	// then renewing), and only for its own node.
+	eventually(t, time.Minute, "the agent renews its own node's Lease with a bound token", func() error {
+		return cluster.RenewLease(ctx, c, s.saNS, s.nodeA, 10*time.Second)
+	})
+	if err := cluster.RenewLease(ctx, c, s.saNS, s.nodeA, 10*time.Second); err != nil {
+		t.Errorf("renewing its own node's Lease again with a bound token: %v", err)
+	}
+	if err := wantDenied(cluster.RenewLease(ctx, c, s.saNS, s.nodeB, 10*time.Second), "may not write Lease"); err != nil {
+		t.Errorf("another node's Lease with a bound token: %v", err)
 	}
 }
 

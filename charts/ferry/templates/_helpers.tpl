@@ -103,13 +103,19 @@ The port of a bind address such as ":8080" or "$(HOST_IP):9441".
 {{- end }}
 
 {{/*
-The manager's arguments: internal/deployargs.ManagerArgs, from values.
+The manager's arguments: internal/deployargs.ManagerArgs, from values. The
+agents' Leases are always in the release's namespace: $(POD_NAMESPACE),
+from the downward API (deployargs.ManagerEnvVars).
 */}}
 {{- define "ferry.manager.args" -}}
 - {{ printf "--leader-elect=%t" .Values.manager.leaderElect | quote }}
 - {{ printf "--metrics-bind-address=%s" .Values.manager.metricsBindAddress | quote }}
 - {{ printf "--health-probe-bind-address=%s" .Values.manager.healthProbeBindAddress | quote }}
 - {{ printf "--agent-stale-after=%s" .Values.manager.agentStaleAfter | quote }}
+- "--agent-lease-namespace=$(POD_NAMESPACE)"
+- {{ printf "--kube-api-qps=%d" (int64 .Values.manager.kubeAPIQPS) | quote }}
+- {{ printf "--kube-api-burst=%d" (int64 .Values.manager.kubeAPIBurst) | quote }}
+- {{ printf "--max-concurrent-reconciles=%d" (int64 .Values.manager.maxConcurrentReconciles) | quote }}
 - {{ printf "--zap-log-level=%s" (toString .Values.manager.logLevel) | quote }}
 {{- range .Values.manager.extraArgs }}
 - {{ . | quote }}
@@ -117,7 +123,9 @@ The manager's arguments: internal/deployargs.ManagerArgs, from values.
 {{- end }}
 
 {{/*
-The agent's arguments: internal/deployargs.AgentArgs, from values.
+The agent's arguments: internal/deployargs.AgentArgs, from values. Its
+Lease is always in the release's namespace: $(POD_NAMESPACE), from the
+downward API (deployargs.AgentEnvVars).
 */}}
 {{- define "ferry.agent.args" -}}
 - "--node-name=$(NODE_NAME)"
@@ -127,6 +135,10 @@ The agent's arguments: internal/deployargs.AgentArgs, from values.
 - {{ printf "--metrics-bind-address=%s" .Values.agent.metricsBindAddress | quote }}
 - {{ printf "--health-probe-bind-address=%s" .Values.agent.healthProbeBindAddress | quote }}
 - {{ printf "--heartbeat-interval=%s" .Values.agent.heartbeatInterval | quote }}
+- {{ printf "--stats-interval=%s" .Values.agent.statsInterval | quote }}
+- "--lease-namespace=$(POD_NAMESPACE)"
+- {{ printf "--kube-api-qps=%d" (int64 .Values.agent.kubeAPIQPS) | quote }}
+- {{ printf "--kube-api-burst=%d" (int64 .Values.agent.kubeAPIBurst) | quote }}
 - {{ printf "--read-header-timeout=%s" .Values.agent.readHeaderTimeout | quote }}
 - {{ printf "--idle-timeout=%s" .Values.agent.idleTimeout | quote }}
 - {{ printf "--max-header-bytes=%d" (int64 .Values.agent.maxHeaderBytes) | quote }}

@@ -1,0 +1,83 @@
+package cluster
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// renewLease keeps the node's agent Lease fresh: the manager reads it to
+// know the agent is alive, so that pool statuses need not be rewritten just
+// to say so. It renews every heartbeat interval, and retries after a
+// second while the API server does not answer.
+func (a *Agent) renewLease(ctx context.Context) {
+	for {
+		next := a.opts.HeartbeatInterval
+		if err := a.renewOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !a.leaseFailing {
+				a.log.Error(err, "Could not renew the agent's lease; will retry", "namespace", a.opts.LeaseNamespace)
+				a.leaseFailing = true
+			}
+			next = time.Second
+		} else if a.leaseFailing {
+			a.log.Info("Renewed the agent's lease again")
+			a.leaseFailing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next):
+		}
+	}
+}
+
+func (a *Agent) renewOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return RenewLease(ctx, a.client, a.opts.LeaseNamespace, a.opts.NodeName, a.opts.HeartbeatInterval)
+}
+
+// RenewLease creates or renews node's agent Lease in namespace, held by
+// node, with a duration of four heartbeat intervals: the writes an agent
+// makes to say it is alive, and all the lease isolation policy lets it
+// make. The manager trusts its own staleness bound, not the duration.
+func RenewLease(ctx context.Context, c client.Client, namespace, node string, heartbeat time.Duration) error {
+	now := metav1.NewMicroTime(time.Now())
+	key := types.NamespacedName{Namespace: namespace, Name: contract.AgentLeaseName(node)}
+	lease := &coordinationv1.Lease{}
+	err := c.Get(ctx, key, lease)
+	if apierrors.IsNotFound(err) {
+		lease = &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: contract.AgentLeaseLabels(node)},
+			Spec: coordinationv1.LeaseSpec{
+				HolderIdentity:       ptr.To(node),
+				LeaseDurationSeconds: ptr.To(int32((4 * heartbeat).Seconds())),
+				AcquireTime:          &now,
+				RenewTime:            &now,
+			},
+		}
+		return c.Create(ctx, lease)
+	}
+	if err != nil {
+		return err
+	}
+	if lease.Labels == nil {
+		lease.Labels = map[string]string{}
+	}
+	maps.Copy(lease.Labels, contract.AgentLeaseLabels(node)) // restored if someone took them off
+	lease.Spec.HolderIdentity = ptr.To(node)
+	lease.Spec.RenewTime = &now
+	return c.Update(ctx, lease)
+}

@@ -1,0 +1,47 @@
+package contract
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// Agent liveness, the kubelet's way: each node's agent renews one Lease
+// (coordination.k8s.io) in the lease namespace every heartbeat interval,
+// instead of writing every pool's status that often. The manager reads a
+// node's agent as alive while the Lease of which it is the holder
+// (spec.holderIdentity is the node's name) was renewed within its
+// staleness bound. Pool statuses then only need to be written when they
+// change, and their figures at a bounded rate.
+const (
+	// AgentLeaseComponentLabel marks agent Leases (value AgentLeaseComponent).
+	AgentLeaseComponentLabel = "app.kubernetes.io/component"
+	// AgentLeaseComponent is AgentLeaseComponentLabel's value on agent Leases.
+	AgentLeaseComponent = "ferry-agent-lease"
+	// DefaultLeaseNamespace is where agents renew their Leases, and where
+	// the manager reads them, when not told otherwise (in a cluster: the
+	// namespace Ferry is installed in).
+	DefaultLeaseNamespace = "ferry-system"
+	// DefaultAgentStaleAfter is how long an agent may go without renewing
+	// its Lease (and without writing a pool's status) before what it said
+	// is no longer trusted.
+	DefaultAgentStaleAfter = 40 * time.Second
+)
+
+// AgentLeaseName is the name of the Lease the agent of node renews:
+// "ferry-agent-<node>", cut and hashed when that would be too long. The
+// manager keys Leases by holder, not by name.
+func AgentLeaseName(node string) string {
+	name := "ferry-agent-" + node
+	if len(name) <= validation.DNS1123SubdomainMaxLength {
+		return name
+	}
+	return truncateWithHash(name, validation.DNS1123SubdomainMaxLength, shortHash(node))
+}
+
+// AgentLeaseLabels are the labels on node's agent Lease.
+func AgentLeaseLabels(node string) map[string]string {
+	return map[string]string{AgentLeaseComponentLabel: AgentLeaseComponent, ferryv1.NodeLabel: LabelValue(node)}
+}
