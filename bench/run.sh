@@ -6,8 +6,7 @@
 # results under bench/results/ (git-ignored), draws the plots into
 # docs/benchmarks/ and rewrites docs/benchmarks.md from every result on disk.
 # `make bench` runs this after `make build`; `make bench BENCH=restart` runs
-# one scenario. Scenarios: restart proxy wsgi controlplane (the last is not
-# available yet).
+# one scenario. Scenarios: restart proxy wsgi controlplane.
 #
 # Environment:
 #   FERRY_AGENT   the agent binary (default: bin/ferry-agent, built by make build)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ type doc struct {
 	restart  *harness.ScenarioResult
 	proxy    *harness.ScenarioResult
 	wsgi     *harness.ScenarioResult
+	cplane   *harness.ScenarioResult
 }
 
 // Write reads RESULTS/*/scenario.json and writes the document to out.
@@ -44,7 +46,8 @@ func Write(results, out, plots string) error {
 		return err
 	}
 	d.plots = filepath.ToSlash(rel)
-	for name, dst := range map[string]**harness.ScenarioResult{"restart": &d.restart, "proxy": &d.proxy, "wsgi": &d.wsgi} {
+	for name, dst := range map[string]**harness.ScenarioResult{"restart": &d.restart, "proxy": &d.proxy, "wsgi": &d.wsgi,
+		"controlplane": &d.cplane} {
 		sr, err := harness.LoadScenario(results, name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -65,7 +68,7 @@ func (d *doc) p(format string, args ...any) {
 
 func (d *doc) scenarios() []*harness.ScenarioResult {
 	var out []*harness.ScenarioResult
-	for _, s := range []*harness.ScenarioResult{d.restart, d.proxy, d.wsgi} {
+	for _, s := range []*harness.ScenarioResult{d.restart, d.proxy, d.wsgi, d.cplane} {
 		if s != nil {
 			out = append(out, s)
 		}
@@ -258,7 +261,14 @@ func (d *doc) targets() {
 	} else {
 		d.p("| WSGI throughput ≥ Passenger's | not measured | | not measured |")
 	}
-	d.p("| 1000 AppGroups Ready in under 60 s; manager peak RSS under 150 MiB | [not yet measured](#4-control-plane-scale-not-yet-measured) | | not measured |")
+	if cp := d.controlPlaneResult(); cp != nil {
+		ready := cp.Create.Converge.Seconds()
+		rss := float64(cp.ManagerPeakRSS) / (1 << 20)
+		d.p("| %d AppGroups Ready in under 60 s; manager peak RSS under 150 MiB | Ready after %.1f s (every revision bumped: rolled out after %.1f s); peak RSS %.0f MiB | | %s |",
+			cp.AppGroups, ready, cp.Rollout.Converge.Seconds(), rss, verdict(cp.AppGroups >= 1000 && ready < 60 && rss < 150))
+	} else {
+		d.p("| 1000 AppGroups Ready in under 60 s; manager peak RSS under 150 MiB | [not measured](#4-control-plane-scale) | | not measured |")
+	}
 	d.p("")
 }
 
@@ -644,13 +654,55 @@ func (d *doc) wsgiSection() {
 	d.p("")
 }
 
+func (d *doc) controlPlaneResult() *harness.ControlPlaneResult {
+	if d.cplane == nil || d.cplane.ControlPlane == nil || d.cplane.ControlPlane.Error != "" {
+		return nil
+	}
+	return d.cplane.ControlPlane
+}
+
 func (d *doc) controlPlane() {
-	d.p("## 4. Control-plane scale: not yet measured")
+	d.p("## 4. Control-plane scale")
 	d.p("")
-	d.p("Issue 6 item 5 (1000 AppGroups over 3 nodes on the real test API server, agents reporting")
-	d.p("status without spawning processes; time to all Ready after creation and after bumping every")
-	d.p("revision at once; API requests; manager CPU and peak RSS) needs the manager, which has not")
-	d.p("landed. `make bench BENCH=controlplane` says \"not available yet\" and fails until then.")
+	if d.cplane == nil || d.cplane.ControlPlane == nil {
+		d.p("Not measured in this run (`make bench BENCH=controlplane`).")
+		d.p("")
+		return
+	}
+	cp := d.cplane.ControlPlane
+	d.p("The real manager and %d agents (one per simulated node) on the real test API server and etcd, all on", cp.Nodes)
+	d.p("this machine's two cores. The agents run with `--simulate-workers=%s`, a flag made for this benchmark:", cp.SimulateStep)
+	d.p("each pool reports its processes (2 per node) and rolls a new revision one process per %s, without", cp.SimulateStep)
+	d.p("running any process, so %d AppGroups (%d ProcessPools) fit on the machine. Everything else — the", cp.AppGroups, cp.AppGroups*cp.Nodes)
+	d.p("manager's reconciles and status roll-ups, the agents' watches, their Lease renewals every 10 s and")
+	d.p("their status reports (at once on a change of state, figures every 30 s) — is the production code path.")
+	d.p("")
+	if cp.Error != "" {
+		d.p("**The run failed:** %s", escape(cp.Error))
+		d.p("")
+	}
+	d.p("| phase | objects written in | every AppGroup converged after | manager CPU | manager API requests | API server requests |")
+	d.p("|---|---|---|---|---|---|")
+	for _, ph := range []struct {
+		name string
+		p    harness.Phase
+	}{{fmt.Sprintf("create %d AppGroups → all Ready", cp.AppGroups), cp.Create},
+		{"bump every revision at once → all rolled out on every node", cp.Rollout}} {
+		var methods []string
+		for m, n := range ph.p.ManagerRequests {
+			methods = append(methods, fmt.Sprintf("%s %d", m, n))
+		}
+		sort.Strings(methods)
+		d.p("| %s | %.1f s | %.1f s | %.1f s | %d (%s) | %d |", ph.name, ph.p.Submit.Seconds(), ph.p.Converge.Seconds(),
+			ph.p.ManagerCPU.Seconds(), ph.p.ManagerRequestsTotal(), strings.Join(methods, ", "), ph.p.APIRequests)
+	}
+	d.p("")
+	d.p("Manager peak RSS (VmHWM): **%.0f MiB**.", float64(cp.ManagerPeakRSS)/(1<<20))
+	d.p("")
+	d.p("```sh")
+	d.p("%s", cp.ManagerCmd)
+	d.p("%s", cp.AgentCmd)
+	d.p("```")
 	d.p("")
 }
 
@@ -679,7 +731,7 @@ func (d *doc) reproducing() {
 	d.p("")
 	d.p("```sh")
 	d.p("make bench                    # every scenario (about 25 minutes), then this page and its plots")
-	d.p("make bench BENCH=restart      # one scenario: restart, proxy, wsgi (controlplane: not yet)")
+	d.p("make bench BENCH=restart      # one scenario: restart, proxy, wsgi or controlplane")
 	d.p("BENCH_SMOKE=1 make bench      # short runs to check the scripts (numbers marked as smoke)")
 	d.p("```")
 	d.p("")

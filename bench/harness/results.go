@@ -28,6 +28,8 @@ type ScenarioResult struct {
 	// Params are the scenario's load parameters (clients, durations, delays).
 	Params  Params         `json:"params"`
 	Configs []ConfigResult `json:"configs"`
+	// ControlPlane is the control-plane scale scenario's result.
+	ControlPlane *ControlPlaneResult `json:"controlplane,omitempty"`
 }
 
 // Params are a scenario's load parameters.
