@@ -301,6 +301,10 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
+		for _, ev := range writeFailureEvents(err) {
+			r.Recorder.Eventf(ag, nil, ev.Type, ev.Reason, ev.Action, "%s", ev.Note)
+			countEvent(ev.Reason)
+		}
 		return ctrl.Result{}, err
 	}
 	if s.revisionErr != nil {

@@ -72,6 +72,7 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 		return errors.Join(errs...)
 	}
 	revision, app := newPoolRevision(s.ag, s.target, s.nodes, s.reports(r.AgentStaleAfter))
+	var created []*ferryv1.ProcessPool
 	for _, node := range s.nodes {
 		// A node whose previous pool still drains gets its new one after:
 		// both would want the same port.
@@ -80,10 +81,18 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 		}
 		p, err := r.createPool(ctx, s, node, revision, app)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, writeFailed("create the pool of node "+node, err))
 			continue
 		}
 		s.pools[node] = p
+		created = append(created, p)
+	}
+	// The next pass must see every new pool, or it would create it again:
+	// wait once for all of them, rather than a cache round trip each.
+	for _, p := range created {
+		if err := r.waitForCache(ctx, p, func(client.Object) bool { return true }); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -132,7 +141,7 @@ func newPoolRevision(ag *ferryv1.AppGroup, target string, nodes []string, report
 
 // createPool creates the pool of node on revision, running app. Its name
 // is contract.PoolName, or contract.HashedPoolName when another object has
-// that name already.
+// that name already. The caller waits for the cache to show it.
 func (r *AppGroupReconciler) createPool(ctx context.Context, s *scope, node, revision string, app ferryv1.AppSpec) (*ferryv1.ProcessPool, error) {
 	ag := s.ag
 	names := []string{contract.PoolName(ag.Name, node), contract.HashedPoolName(ag.Name, node)}
@@ -158,7 +167,7 @@ func (r *AppGroupReconciler) createPool(ctx context.Context, s *scope, node, rev
 		err := r.Client.Create(ctx, p)
 		if err == nil {
 			ctrl.LoggerFrom(ctx).Info("Created pool", "pool", klog.KObj(p), "node", node, "revision", revision)
-			return p, r.waitForCache(ctx, p, func(client.Object) bool { return true })
+			return p, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
 			return nil, err
@@ -169,7 +178,7 @@ func (r *AppGroupReconciler) createPool(ctx context.Context, s *scope, node, rev
 		}
 		if metav1.IsControlledBy(existing, ag) && existing.Spec.NodeName == node {
 			// Ours: the cache has not seen it yet.
-			return existing, r.waitForCache(ctx, existing, func(client.Object) bool { return true })
+			return existing, nil
 		}
 	}
 	return nil, fmt.Errorf("creating the pool of node %s: names %q and %q are taken by other ProcessPools", node, names[0], names[1])
@@ -268,7 +277,7 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 		}}
 		return controllerutil.SetControllerReference(ag, svc, r.Scheme)
 	}); err != nil {
-		return fmt.Errorf("service %s: %w", name, err)
+		return writeFailed("create or update Service "+name, err)
 	}
 
 	reports := s.reports(r.AgentStaleAfter)
@@ -304,7 +313,7 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 		slice.Endpoints = endpoints
 		return controllerutil.SetControllerReference(ag, slice, r.Scheme)
 	}); err != nil {
-		return fmt.Errorf("endpointslice %s: %w", name, err)
+		return writeFailed("create or update EndpointSlice "+name, err)
 	}
 	return nil
 }

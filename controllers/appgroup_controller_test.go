@@ -696,6 +696,51 @@ func TestServiceAndEndpointSlice(t *testing.T) {
 	})
 }
 
+// TestServiceNameTaken: a Service of the AppGroup's name that is not
+// Ferry's is never taken over; the failure shows as a Warning event, the
+// pools are still created, and once the name is free the manager's own
+// Service follows.
+func TestServiceNameTaken(t *testing.T) {
+	ns := newNamespace(t)
+	node := newNode(t, ns, "a", true)
+	foreign := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "web", Port: 80}}},
+	}
+	if err := env.Client.Create(testContext(t), foreign); err != nil {
+		t.Fatal(err)
+	}
+	ag := newAppGroup(t, ns, "shop", nil)
+	waitEvent(t, ns, "shop", corev1.EventTypeWarning, controllers.EventWriteFailed, "could not create or update Service shop", "already exists")
+	eventually(t, "the pool despite the failure", func() error {
+		ps, err := pools(context.Background(), ns, "shop")
+		if err == nil && ps[node] == nil {
+			err = errors.New("no pool yet")
+		}
+		return err
+	})
+	svc := &corev1.Service{}
+	if err := env.Client.Get(testContext(t), client.ObjectKeyFromObject(foreign), svc); err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.OwnerReferences) != 0 || svc.Spec.Ports[0].Name != "web" {
+		t.Fatalf("the foreign Service was touched: %+v %+v", svc.OwnerReferences, svc.Spec.Ports)
+	}
+
+	if err := env.Client.Delete(testContext(t), foreign); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the manager's own Service", func() error {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(foreign), svc); err != nil {
+			return err
+		}
+		if !metav1.IsControlledBy(svc, ag) {
+			return fmt.Errorf("owners %+v", svc.OwnerReferences)
+		}
+		return nil
+	})
+}
+
 // TestStatusWrittenOnlyWhenChanged makes the manager pass over a settled
 // AppGroup again and again: its status is not rewritten.
 func TestStatusWrittenOnlyWhenChanged(t *testing.T) {

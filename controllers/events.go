@@ -1,9 +1,12 @@
 package controllers
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -31,7 +34,42 @@ const (
 	EventInvalidRevision = "InvalidRevision"
 	// EventAgentNotReporting: a node's agent went silent (Warning).
 	EventAgentNotReporting = "AgentNotReporting"
+	// EventWriteFailed: the manager could not create or update an object
+	// the AppGroup needs (a pool, its Service, its EndpointSlice); the
+	// note says which and the API server's answer (Warning). The pass is
+	// retried with backoff; nothing already running is touched.
+	EventWriteFailed = "WriteFailed"
 )
+
+// writeFailure is a pass's failed write of an object the AppGroup needs:
+// unlike a conflict or a lost race, one the user may have to act on (a
+// name taken by someone else's object, an exhausted Service IP range, a
+// quota), so it is also recorded as a Warning event.
+type writeFailure struct {
+	what string
+	err  error
+}
+
+func writeFailed(what string, err error) error { return &writeFailure{what: what, err: err} }
+
+func (e *writeFailure) Error() string { return "could not " + e.what + ": " + e.err.Error() }
+func (e *writeFailure) Unwrap() error { return e.err }
+
+// writeFailureEvents are the Warning events a pass's error deserves: one
+// per failed write, except those a retry settles by itself (conflicts,
+// objects gone meanwhile, the pass cancelled).
+func writeFailureEvents(err error) []statusEvent {
+	var evs []statusEvent
+	for _, e := range flatten(err) {
+		var wf *writeFailure
+		if !errors.As(e, &wf) || apierrors.IsConflict(e) || apierrors.IsNotFound(e) ||
+			errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded) {
+			continue
+		}
+		evs = append(evs, statusEvent{Type: corev1.EventTypeWarning, Reason: EventWriteFailed, Action: "Write", Note: wf.Error()})
+	}
+	return evs
+}
 
 // statusEvent is an event to record because the status moved.
 type statusEvent struct {
@@ -90,4 +128,20 @@ func condition(st *ferryv1.AppGroupStatus, typ string) metav1.Condition {
 		return *c
 	}
 	return metav1.Condition{Type: typ}
+}
+
+// flatten lists the errors joined (errors.Join, at any depth) into err.
+func flatten(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		if err == nil {
+			return nil
+		}
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flatten(e)...)
+	}
+	return out
 }

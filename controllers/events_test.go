@@ -1,10 +1,15 @@
 package controllers
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -92,6 +97,43 @@ func TestStatusEvents(t *testing.T) {
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("events %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriteFailureEvents(t *testing.T) {
+	gr := schema.GroupResource{Resource: "services"}
+	taken := apierrors.NewAlreadyExists(gr, "blog")
+	tests := []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{name: "no error"},
+		{name: "a failed write", err: errors.Join(writeFailed("create or update Service blog", taken)),
+			want: []string{"could not create or update Service blog: services \"blog\" already exists"}},
+		{name: "joined at two depths", err: errors.Join(
+			errors.Join(writeFailed("create the pool of node a", errors.New("quota exceeded"))),
+			writeFailed("create or update EndpointSlice blog", errors.New("range is full"))),
+			want: []string{"could not create the pool of node a: quota exceeded",
+				"could not create or update EndpointSlice blog: range is full"}},
+		{name: "a conflict settles on retry", err: writeFailed("create or update Service blog", apierrors.NewConflict(gr, "blog", errors.New("stale")))},
+		{name: "gone meanwhile", err: writeFailed("create or update Service blog", apierrors.NewNotFound(gr, "blog"))},
+		{name: "cancelled", err: writeFailed("create the pool of node a", context.Canceled)},
+		{name: "not a write", err: errors.New("waiting for the cache")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, ev := range writeFailureEvents(tt.err) {
+				if ev.Type != corev1.EventTypeWarning || ev.Reason != EventWriteFailed || ev.Action == "" {
+					t.Errorf("event %+v", ev)
+				}
+				got = append(got, ev.Note)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("notes %q, want %q", got, tt.want)
 			}
 		})
 	}

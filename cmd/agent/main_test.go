@@ -121,17 +121,26 @@ func TestStandaloneFromANewUsersPointOfView(t *testing.T) {
 		!strings.Contains(out, "Requests in queue: 0") {
 		t.Fatalf("status (exit %d):\n%s%s", code, out, errOut)
 	}
-	out, _, _ = ferry(t, "status", "--json", "--admin-socket", sock)
-	var st struct {
-		Apps []struct {
-			Name string
-			Pool struct {
-				Counts struct{ Ready int }
+	// The first answer needs one process; minProcesses is 2, and the
+	// second may still be spawning: wait for it as a user would.
+	for {
+		out, _, _ = ferry(t, "status", "--json", "--admin-socket", sock)
+		var st struct {
+			Apps []struct {
+				Name string
+				Pool struct {
+					Counts struct{ Ready int }
+				}
 			}
 		}
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Apps) != 1 || st.Apps[0].Pool.Counts.Ready != 2 {
-		t.Fatalf("status --json: %v\n%s", err, out)
+		err := json.Unmarshal([]byte(out), &st)
+		if err == nil && len(st.Apps) == 1 && st.Apps[0].Pool.Counts.Ready == 2 {
+			break
+		}
+		if err != nil || len(st.Apps) != 1 || time.Now().After(deadline) {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	out, errOut, code = ferry(t, "restart", "hello", "--wait", "--admin-socket", sock)

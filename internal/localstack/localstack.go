@@ -42,6 +42,10 @@ type Node struct {
 // DefaultNodes are the two nodes of `make local-up`.
 var DefaultNodes = []Node{{Name: "node-1", IP: "127.0.0.2"}, {Name: "node-2", IP: "127.0.0.3"}}
 
+// ServiceCIDR is the local API server's Service range: a /16, room for as
+// many AppGroups' Services as the control-plane benchmark creates.
+const ServiceCIDR = "10.0.0.0/16"
+
 // NodeLabel marks the simulated nodes; the sample AppGroup selects it.
 const NodeLabel = "ferry.dev/web"
 
@@ -102,7 +106,11 @@ func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}()
 
 	s.progress("Starting kube-apiserver and etcd, with Ferry's CRDs")
-	if s.env, err = testenv.Start(testenv.Options{}); err != nil {
+	if s.env, err = testenv.Start(testenv.Options{APIServerFlags: map[string][]string{
+		// Every AppGroup has a ClusterIP Service: envtest's default /24
+		// runs out at 254 of them, a real cluster's range is far larger.
+		"service-cluster-ip-range": {ServiceCIDR},
+	}}); err != nil {
 		return nil, err
 	}
 	s.Client = s.env.Client

@@ -17,6 +17,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/ferry-dev/ferry/bench/benchdoc"
 	"github.com/ferry-dev/ferry/bench/harness"
 )
@@ -60,6 +63,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The control-plane scenario uses controller-runtime's client, which
+	// logs nothing worth reading here; without a logger it would print a
+	// warning and a stack trace.
+	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return h.Run(ctx, fs.Args())
