@@ -51,6 +51,10 @@ type Options struct {
 	// but its figures (CPU, memory, requests) changed; state changes are
 	// written at once. Default 30s.
 	StatsInterval time.Duration
+	// StatusReportInterval is how often a pool's status is written when
+	// nothing in it changed. Default contract.StatusReportInterval; tests
+	// shorten it.
+	StatusReportInterval time.Duration
 	// LeaseNamespace is where the agent's Lease lives. Default
 	// contract.DefaultLeaseNamespace.
 	LeaseNamespace string
@@ -103,6 +107,9 @@ func New(opts Options) (*Agent, error) {
 	}
 	if opts.LeaseNamespace == "" {
 		opts.LeaseNamespace = contract.DefaultLeaseNamespace
+	}
+	if opts.StatusReportInterval <= 0 {
+		opts.StatusReportInterval = contract.StatusReportInterval
 	}
 	runDir := filepath.Join(opts.StateDir, "w")
 	for _, d := range []string{opts.StateDir, runDir} {

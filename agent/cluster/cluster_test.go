@@ -179,8 +179,9 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 		t.Fatalf("GET through the node's proxy: %d %v", code, err)
 	}
 
-	// The figures go out again at the stats interval, without a change of
-	// state; the node's Lease is renewed at the heartbeat interval.
+	// The GET moved the figures: they go out at the stats interval, without
+	// a change of state; the node's Lease is renewed at the heartbeat
+	// interval.
 	hb := got.Status.HeartbeatTime.Time
 	waitPool(t, key, "a later report", func(p *ferryv1.ProcessPool) bool {
 		return p.Status.HeartbeatTime != nil && p.Status.HeartbeatTime.After(hb)

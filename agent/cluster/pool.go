@@ -155,8 +155,9 @@ func (rp *runningPool) close() {
 }
 
 // report writes the pool's status: at once (coalesced) when its state
-// changes, else every stats interval with fresh figures; with backoff
-// while writes fail. (The agent's liveness is its Lease, not these writes.)
+// changes, its figures at most every stats interval, and an unchanged
+// status every StatusReportInterval; with backoff while writes fail. (The
+// agent's liveness is its Lease, not these writes.)
 func (rp *runningPool) report() {
 	defer close(rp.done)
 	hb := rp.a.opts.StatsInterval
@@ -172,7 +173,7 @@ func (rp *runningPool) report() {
 		}
 		desired, obj := rp.desired()
 		now := time.Now()
-		if !written || stateChanged(last, desired) || now.Sub(lastWrite) >= hb {
+		if writeDue(written, last, desired, now.Sub(lastWrite), hb, rp.a.opts.StatusReportInterval) {
 			err := rp.write(obj, desired)
 			switch {
 			case err == nil:
@@ -192,6 +193,11 @@ func (rp *runningPool) report() {
 			}
 		}
 		wait := hb - time.Since(lastWrite)
+		if wait <= 0 {
+			// The figures were due and had not moved: look again in one
+			// stats interval, not at once.
+			wait = hb
+		}
 		if backoff > 0 {
 			wait = backoff
 		}

@@ -80,3 +80,27 @@ func stateOf(s ferryv1.ProcessPoolStatus) ferryv1.ProcessPoolStatus {
 	}
 	return s
 }
+
+// writeDue says whether the reporter writes desired now, last having been
+// written sinceWrite ago (written is false before the first write): at
+// once on a change of state; after statsInterval when only the figures
+// moved; after reportInterval when nothing did. Like the kubelet's node
+// status, an unchanged report is not rewritten at the stats rate: a node
+// with hundreds of idle pools would otherwise keep the API server busy
+// saying nothing, and the node's Lease already says its agent is alive.
+func writeDue(written bool, last, desired ferryv1.ProcessPoolStatus, sinceWrite, statsInterval, reportInterval time.Duration) bool {
+	switch {
+	case !written || stateChanged(last, desired) || sinceWrite >= reportInterval:
+		return true
+	case sinceWrite >= statsInterval:
+		return figuresChanged(last, desired)
+	}
+	return false
+}
+
+// figuresChanged reports whether two statuses differ in anything but the
+// heartbeat.
+func figuresChanged(a, b ferryv1.ProcessPoolStatus) bool {
+	a.HeartbeatTime, b.HeartbeatTime = nil, nil
+	return !equality.Semantic.DeepEqual(a, b)
+}

@@ -61,3 +61,38 @@ func TestStateChangedIgnoresStats(t *testing.T) {
 		t.Error("a new observed revision was not a change of state")
 	}
 }
+
+func TestWriteDue(t *testing.T) {
+	now := time.Now()
+	const stats, report = 30 * time.Second, 5 * time.Minute
+	last := ferryv1.ProcessPoolStatus{ObservedRevision: "1", Processes: []ferryv1.ProcessInfo{{PID: 1, Revision: "1",
+		State: ferryv1.ProcessReady, Processed: 3}}, HeartbeatTime: &metav1.Time{Time: now}}
+	same := *last.DeepCopy()
+	same.HeartbeatTime = &metav1.Time{Time: now.Add(time.Minute)}
+	figures := *same.DeepCopy()
+	figures.Processes[0].Processed = 4
+	state := *same.DeepCopy()
+	state.Processes[0].State = ferryv1.ProcessDraining
+	tests := []struct {
+		name       string
+		written    bool
+		desired    ferryv1.ProcessPoolStatus
+		sinceWrite time.Duration
+		want       bool
+	}{
+		{"the first report", false, same, 0, true},
+		{"a change of state, at once", true, state, time.Second, true},
+		{"figures moved, before the stats interval", true, figures, 10 * time.Second, false},
+		{"figures moved, at the stats interval", true, figures, stats, true},
+		{"nothing moved, at the stats interval", true, same, stats, false},
+		{"nothing moved, long after", true, same, report - time.Second, false},
+		{"nothing moved, at the report interval", true, same, report, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := writeDue(tt.written, last, tt.desired, tt.sinceWrite, stats, report); got != tt.want {
+				t.Errorf("writeDue = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

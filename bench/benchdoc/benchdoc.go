@@ -675,7 +675,9 @@ func (d *doc) controlPlane() {
 	d.p("each pool reports its processes (2 per node) and rolls a new revision one process per %s, without", cp.SimulateStep)
 	d.p("running any process, so %d AppGroups (%d ProcessPools) fit on the machine. Everything else — the", cp.AppGroups, cp.AppGroups*cp.Nodes)
 	d.p("manager's reconciles and status roll-ups, the agents' watches, their Lease renewals every 10 s and")
-	d.p("their status reports (at once on a change of state, figures every 30 s) — is the production code path.")
+	d.p("their status reports (at once on a change of state, figures at most every 30 s when they move, an")
+	d.p("unchanged status every 5 minutes) — is the production code path. Simulated processes have no figures")
+	d.p("that move: the pools cost what idle pools cost.")
 	d.p("")
 	if cp.Error != "" {
 		d.p("**The run failed:** %s", escape(cp.Error))

@@ -37,7 +37,7 @@ func runCluster(args []string) error {
 	heartbeat := fs.Duration("heartbeat-interval", 10*time.Second,
 		"how often the agent renews its Lease, which tells the manager it is alive")
 	stats := fs.Duration("stats-interval", 30*time.Second,
-		"how often a pool's status is rewritten when only its figures (CPU, memory, requests) changed; state changes are reported at once")
+		"how often, at most, a pool's status is rewritten when only its figures (CPU, memory, requests) changed; state changes are reported at once, an unchanged status every 5 minutes")
 	leaseNS := fs.String("lease-namespace", envOr("POD_NAMESPACE", contract.DefaultLeaseNamespace),
 		"namespace of the agent's Lease (default $POD_NAMESPACE, else ferry-system)")
 	qps := fs.Float64("kube-api-qps", 50, "the agent's sustained rate of API requests")

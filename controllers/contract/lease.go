@@ -28,6 +28,11 @@ const (
 	// its Lease (and without writing a pool's status) before what it said
 	// is no longer trusted.
 	DefaultAgentStaleAfter = 40 * time.Second
+	// StatusReportInterval is how often an agent rewrites a pool's status
+	// when nothing in it changed, as the kubelet rewrites an unchanged
+	// node status (its nodeStatusReportFrequency): a pool's heartbeatTime
+	// may be this old while its agent is alive, and its Lease says so.
+	StatusReportInterval = 5 * time.Minute
 )
 
 // AgentLeaseName is the name of the Lease the agent of node renews:

@@ -5,9 +5,10 @@
 //     nodes: a header from the AppGroup's status (target revision, process
 //     and node counts, the Ready, RollingRestart and
 //     ResistingDeploymentError conditions), then one agent/statusview pool
-//     per ProcessPool, sorted by node, with a note where an agent has not
-//     reported for longer than --stale-after. `--json` prints the same
-//     objects' statuses as JSON.
+//     per ProcessPool, sorted by node, with a note where an agent has been
+//     silent (neither its node's Lease in --lease-namespace nor the pool's
+//     heartbeat renewed) for longer than --stale-after. `--json` prints the
+//     same objects' statuses as JSON.
 //   - `kubectl ferry restart NAME` bumps the ferry.dev/revision annotation
 //     (NextRevision) with a merge patch under an optimistic lock, so two
 //     concurrent restarts give two revisions, not one. With --wait it
@@ -18,7 +19,8 @@
 //
 // The plugin only reads AppGroups and ProcessPools and patches AppGroup
 // metadata: it needs get on both kinds, list on processpools and patch on
-// appgroups, nothing more.
+// appgroups, and list on the agents' Leases for status (without it,
+// staleness rests on the pools' heartbeats alone).
 //
 // Flags are parsed with spf13/pflag, and the kubeconfig is loaded with
 // client-go's clientcmd loading rules, as kubectl does ($KUBECONFIG,

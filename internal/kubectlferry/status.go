@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -30,6 +31,8 @@ func (a *App) status(ctx context.Context, conn *connection, args []string) error
 	asJSON := fs.Bool("json", false, "print the AppGroup's status and its pools' statuses as JSON")
 	staleAfter := fs.Duration("stale-after", DefaultStaleAfter,
 		"flag a pool whose agent has not reported for this long (the manager's --agent-stale-after)")
+	leaseNS := fs.String("lease-namespace", contract.DefaultLeaseNamespace,
+		"namespace where the agents renew their Leases: the one Ferry is installed in")
 	name, err := a.parseCommand(fs, statusSynopsis, args)
 	if err != nil {
 		return err
@@ -52,7 +55,25 @@ func (a *App) status(ctx context.Context, conn *connection, args []string) error
 	if *asJSON {
 		return writeJSON(a.Out, ag, pools)
 	}
-	return writeStatus(a.Out, ag, pools, a.now(), *staleAfter)
+	return writeStatus(a.Out, ag, pools, a.now(), *staleAfter, cl.agentLeases(ctx, *leaseNS))
+}
+
+// agentLeases maps each node to its agent's last Lease renewal; nil when
+// the Leases cannot be read (no permission, say): staleness then rests on
+// the pools' heartbeats alone.
+func (cl *clients) agentLeases(ctx context.Context, namespace string) map[string]time.Time {
+	var list coordinationv1.LeaseList
+	if err := cl.c.List(ctx, &list, client.InNamespace(namespace),
+		client.MatchingLabels{contract.AgentLeaseComponentLabel: contract.AgentLeaseComponent}); err != nil {
+		return nil
+	}
+	out := map[string]time.Time{}
+	for _, l := range list.Items {
+		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil {
+			out[*l.Spec.HolderIdentity] = l.Spec.RenewTime.Time
+		}
+	}
+	return out
 }
 
 // listPools lists the ProcessPools of ag, sorted by node.
@@ -106,13 +127,14 @@ func writeJSON(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) e
 
 // writeStatus prints the AppGroup's header, then the passenger-status view
 // of its pools.
-func writeStatus(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time, staleAfter time.Duration) error {
+func writeStatus(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time, staleAfter time.Duration,
+	leases map[string]time.Time) error {
 	var b bytes.Buffer
 	writeHeader(&b, ag, pools)
 	b.WriteString("\n")
 	views := make([]statusview.Pool, 0, len(pools))
 	for i := range pools {
-		views = append(views, poolView(ag, &pools[i], now, staleAfter))
+		views = append(views, poolView(ag, &pools[i], now, silence(&pools[i], now, staleAfter, leases)))
 	}
 	var v bytes.Buffer
 	if err := statusview.Write(&v, statusview.Header{Agent: "kubectl-ferry " + version.Version}, views, now); err != nil {
@@ -196,8 +218,31 @@ func headerNotes(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) []string {
 	return notes
 }
 
+// silence is how long p's agent has been silent beyond what is normal, or
+// 0. An agent renews its node's Lease every few seconds and rewrites an
+// unchanged pool status only every contract.StatusReportInterval: its
+// last sign of life is the later of the Lease and the pool's heartbeat.
+// Without the Leases (leases nil), an old heartbeat is normal for up to
+// that interval more.
+func silence(p *ferryv1.ProcessPool, now time.Time, staleAfter time.Duration, leases map[string]time.Time) time.Duration {
+	hb := p.Status.HeartbeatTime
+	if hb == nil {
+		return 0
+	}
+	last, bound := hb.Time, staleAfter
+	if leases == nil {
+		bound += contract.StatusReportInterval
+	} else if renew := leases[p.Spec.NodeName]; renew.After(last) {
+		last = renew
+	}
+	if d := now.Sub(last); d > bound {
+		return d
+	}
+	return 0
+}
+
 // poolView is one ProcessPool as the passenger-status view shows it.
-func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, staleAfter time.Duration) statusview.Pool {
+func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, silent time.Duration) statusview.Pool {
 	st, t := &p.Status, &p.Spec.Template
 	title := fmt.Sprintf("%s on %s", ag.Name, p.Spec.NodeName)
 	if st.Address != "" {
@@ -207,7 +252,7 @@ func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, stale
 		Title: title, Root: t.App.Root, Revision: p.Spec.Revision, Strategy: t.Restart.Strategy,
 		MinProcesses: t.Pool.MinProcesses, MaxProcesses: t.Pool.MaxProcesses, QueueLength: st.QueueLength,
 		Processes: st.Processes, Restart: st.RestartProgress, Resisting: st.DeploymentError,
-		LastSpawnError: st.LastSpawnError, Notes: poolNotes(ag, p, now, staleAfter),
+		LastSpawnError: st.LastSpawnError, Notes: poolNotes(ag, p, now, silent),
 	}
 	if meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionScalingError) {
 		v.ScalingError = st.LastSpawnError
@@ -217,15 +262,15 @@ func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, stale
 
 // poolNotes are what the view says beyond the pool's own figures: an agent
 // that is silent, behind, or a pool that is not ready or being removed.
-func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, staleAfter time.Duration) []string {
+func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, silent time.Duration) []string {
 	st, node := &p.Status, p.Spec.NodeName
 	var notes []string
-	switch hb := st.HeartbeatTime; {
-	case hb == nil:
+	switch {
+	case st.HeartbeatTime == nil:
 		notes = append(notes, fmt.Sprintf("agent on %s has not reported yet", node))
-	case now.Sub(hb.Time) > staleAfter:
+	case silent > 0:
 		notes = append(notes, fmt.Sprintf("agent on %s has not reported for %s; figures may be stale",
-			node, duration.HumanDuration(now.Sub(hb.Time))))
+			node, duration.HumanDuration(silent)))
 	}
 	if st.HeartbeatTime != nil && st.ObservedRevision != p.Spec.Revision {
 		notes = append(notes, fmt.Sprintf("agent on %s has not taken up revision %s yet (it runs %s)",

@@ -1,14 +1,18 @@
 package kubectlferry
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // healthyFixture is AppGroup hello, on revision 8, mid-rollout on node-2:
@@ -278,5 +282,67 @@ func TestUsageErrors(t *testing.T) {
 	r = run(t, "-n", "x", "--help")
 	if r.code != ExitOK || !strings.Contains(r.out, "kubectl ferry status NAME") {
 		t.Errorf("--help: exit %d, stdout %q", r.code, r.out)
+	}
+}
+
+// TestStatusLeaseSaysAlive: an agent rewrites an unchanged pool status only
+// every few minutes, and renews its node's Lease meanwhile; a fresh Lease
+// means an old heartbeat is no staleness. A Lease as old as the heartbeat
+// keeps the note.
+func TestStatusLeaseSaysAlive(t *testing.T) {
+	ns := healthyFixture(t) // node-2's heartbeat is 2 minutes old
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: contract.AgentLeaseName("node-2"),
+			Labels: contract.AgentLeaseLabels("node-2")},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("node-2"),
+			RenewTime: &metav1.MicroTime{Time: testNow.Add(-5 * time.Second)}},
+	}
+	if err := env.Client.Create(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "status", "hello", "-n", ns, "--lease-namespace", ns)
+	if r.code != ExitOK || strings.Contains(r.out, "has not reported") {
+		t.Fatalf("a fresh Lease, still a stale note (exit %d):\n%s%s", r.code, r.out, r.err)
+	}
+
+	lease.Spec.RenewTime = &metav1.MicroTime{Time: testNow.Add(-3 * time.Minute)}
+	if err := env.Client.Update(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, "status", "hello", "-n", ns, "--lease-namespace", ns)
+	if !strings.Contains(r.out, "agent on node-2 has not reported for 2m; figures may be stale") {
+		t.Fatalf("a stale Lease and heartbeat, no note:\n%s", r.out)
+	}
+}
+
+func TestSilence(t *testing.T) {
+	pool := func(heartbeat time.Duration) *ferryv1.ProcessPool {
+		p := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: "n"}}
+		if heartbeat >= 0 {
+			p.Status.HeartbeatTime = ago(heartbeat)
+		}
+		return p
+	}
+	fresh := map[string]time.Time{"n": testNow.Add(-time.Second)}
+	tests := []struct {
+		name      string
+		heartbeat time.Duration
+		leases    map[string]time.Time
+		want      time.Duration
+	}{
+		{"never reported", -1, fresh, 0},
+		{"a recent heartbeat", 10 * time.Second, map[string]time.Time{}, 0},
+		{"an old heartbeat, no Lease", 2 * time.Minute, map[string]time.Time{}, 2 * time.Minute},
+		{"an old heartbeat, a fresh Lease", 2 * time.Minute, fresh, 0},
+		{"an old heartbeat, an older Lease", 2 * time.Minute, map[string]time.Time{"n": testNow.Add(-time.Hour)}, 2 * time.Minute},
+		{"Leases unreadable, within the report interval", 2 * time.Minute, nil, 0},
+		{"Leases unreadable, beyond it", 6 * time.Minute, nil, 6 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := silence(pool(tt.heartbeat), testNow, DefaultStaleAfter, tt.leases); got != tt.want {
+				t.Errorf("silence = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }
