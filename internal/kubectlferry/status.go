@@ -134,7 +134,7 @@ func writeStatus(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool,
 	b.WriteString("\n")
 	views := make([]statusview.Pool, 0, len(pools))
 	for i := range pools {
-		views = append(views, poolView(ag, &pools[i], now, silence(&pools[i], now, staleAfter, leases)))
+		views = append(views, poolView(ag, &pools[i], silence(&pools[i], now, staleAfter, leases)))
 	}
 	var v bytes.Buffer
 	if err := statusview.Write(&v, statusview.Header{Agent: "kubectl-ferry " + version.Version}, views, now); err != nil {
@@ -242,7 +242,7 @@ func silence(p *ferryv1.ProcessPool, now time.Time, staleAfter time.Duration, le
 }
 
 // poolView is one ProcessPool as the passenger-status view shows it.
-func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, silent time.Duration) statusview.Pool {
+func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, silent time.Duration) statusview.Pool {
 	st, t := &p.Status, &p.Spec.Template
 	title := fmt.Sprintf("%s on %s", ag.Name, p.Spec.NodeName)
 	if st.Address != "" {
@@ -252,7 +252,7 @@ func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, silen
 		Title: title, Root: t.App.Root, Revision: p.Spec.Revision, Strategy: t.Restart.Strategy,
 		MinProcesses: t.Pool.MinProcesses, MaxProcesses: t.Pool.MaxProcesses, QueueLength: st.QueueLength,
 		Processes: st.Processes, Restart: st.RestartProgress, Resisting: st.DeploymentError,
-		LastSpawnError: st.LastSpawnError, Notes: poolNotes(ag, p, now, silent),
+		LastSpawnError: st.LastSpawnError, Notes: poolNotes(ag, p, silent),
 	}
 	if meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionScalingError) {
 		v.ScalingError = st.LastSpawnError
@@ -262,7 +262,7 @@ func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, silen
 
 // poolNotes are what the view says beyond the pool's own figures: an agent
 // that is silent, behind, or a pool that is not ready or being removed.
-func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, silent time.Duration) []string {
+func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, silent time.Duration) []string {
 	st, node := &p.Status, p.Spec.NodeName
 	var notes []string
 	switch {
