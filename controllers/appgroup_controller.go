@@ -302,8 +302,7 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	if err := errors.Join(errs...); err != nil {
 		for _, ev := range writeFailureEvents(err) {
-			r.Recorder.Eventf(ag, nil, ev.Type, ev.Reason, ev.Action, "%s", ev.Note)
-			countEvent(ev.Reason)
+			r.record(ctx, ag, ev)
 		}
 		return ctrl.Result{}, err
 	}
@@ -351,21 +350,10 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 
 // agentLeases reads when each node's agent last renewed its Lease.
 func (r *AppGroupReconciler) agentLeases(ctx context.Context) (map[string]time.Time, error) {
-	out := map[string]time.Time{}
 	if r.LeaseNamespace == "" {
-		return out, nil
+		return map[string]time.Time{}, nil
 	}
-	var list coordinationv1.LeaseList
-	if err := r.Client.List(ctx, &list, client.InNamespace(r.LeaseNamespace),
-		client.MatchingLabels{contract.AgentLeaseComponentLabel: contract.AgentLeaseComponent}); err != nil {
-		return nil, err
-	}
-	for _, l := range list.Items {
-		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil {
-			out[*l.Spec.HolderIdentity] = l.Spec.RenewTime.Time
-		}
-	}
-	return out, nil
+	return contract.AgentRenewals(ctx, r.Client, r.LeaseNamespace)
 }
 
 // ownedPools lists the pools ag controls, through reader.
@@ -456,11 +444,15 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	if err := r.Client.Status().Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return 0, err
 	}
-	log := ctrl.LoggerFrom(ctx)
 	for _, ev := range statusEvents(ag, &old, &cur) {
-		r.Recorder.Eventf(ag, nil, ev.Type, ev.Reason, ev.Action, "%s", ev.Note)
-		countEvent(ev.Reason)
-		log.Info("Recorded event", "reason", ev.Reason, "type", ev.Type, "note", ev.Note)
+		r.record(ctx, ag, ev)
 	}
 	return requeue, nil
+}
+
+// record records ev on ag, counts it and logs it.
+func (r *AppGroupReconciler) record(ctx context.Context, ag *ferryv1.AppGroup, ev statusEvent) {
+	r.Recorder.Eventf(ag, nil, ev.Type, ev.Reason, ev.Action, "%s", ev.Note)
+	countEvent(ev.Reason)
+	ctrl.LoggerFrom(ctx).Info("Recorded event", "reason", ev.Reason, "type", ev.Type, "note", ev.Note)
 }

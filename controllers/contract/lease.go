@@ -1,7 +1,11 @@
 package contract
 
 import (
+	"context"
 	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -49,4 +53,22 @@ func AgentLeaseName(node string) string {
 // AgentLeaseLabels are the labels on node's agent Lease.
 func AgentLeaseLabels(node string) map[string]string {
 	return map[string]string{AgentLeaseComponentLabel: AgentLeaseComponent, ferryv1.NodeLabel: LabelValue(node)}
+}
+
+// AgentRenewals reads when each node's agent last renewed its Lease in
+// namespace, keyed by holder (the node's name): what the manager and
+// `kubectl ferry status` judge an agent's liveness by.
+func AgentRenewals(ctx context.Context, r client.Reader, namespace string) (map[string]time.Time, error) {
+	var list coordinationv1.LeaseList
+	if err := r.List(ctx, &list, client.InNamespace(namespace),
+		client.MatchingLabels{AgentLeaseComponentLabel: AgentLeaseComponent}); err != nil {
+		return nil, err
+	}
+	out := make(map[string]time.Time, len(list.Items))
+	for _, l := range list.Items {
+		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil {
+			out[*l.Spec.HolderIdentity] = l.Spec.RenewTime.Time
+		}
+	}
+	return out, nil
 }

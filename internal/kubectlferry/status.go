@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -62,18 +61,11 @@ func (a *App) status(ctx context.Context, conn *connection, args []string) error
 // the Leases cannot be read (no permission, say): staleness then rests on
 // the pools' heartbeats alone.
 func (cl *clients) agentLeases(ctx context.Context, namespace string) map[string]time.Time {
-	var list coordinationv1.LeaseList
-	if err := cl.c.List(ctx, &list, client.InNamespace(namespace),
-		client.MatchingLabels{contract.AgentLeaseComponentLabel: contract.AgentLeaseComponent}); err != nil {
+	renewals, err := contract.AgentRenewals(ctx, cl.c, namespace)
+	if err != nil {
 		return nil
 	}
-	out := map[string]time.Time{}
-	for _, l := range list.Items {
-		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil {
-			out[*l.Spec.HolderIdentity] = l.Spec.RenewTime.Time
-		}
-	}
-	return out
+	return renewals
 }
 
 // listPools lists the ProcessPools of ag, sorted by node.
