@@ -168,8 +168,10 @@ func TestRecycling(t *testing.T) {
 		e := agenttest.Start(t, pool.Config{Name: "t/maxreq", Revision: "1", Template: tmpl}, agenttest.Options{})
 		first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
 		stop := load(t, e.URL, 4)
-		e.WaitFor(t, time.Minute, "a recycled worker", func(s pool.Status) bool {
-			return agenttest.Ready(1)(s) && s.Processes[0].PID != first
+		// Until the replacement has answered some of the load: stopping
+		// as soon as it is ready could end the load before its first answer.
+		e.WaitFor(t, time.Minute, "a recycled worker serving", func(s pool.Status) bool {
+			return agenttest.Ready(1)(s) && s.Processes[0].PID != first && s.Processes[0].Processed >= 10
 		})
 		rep := stop().Report()
 		if rep.Failed != 0 {

@@ -1,6 +1,8 @@
 // Package proxy is the agent's Passenger-like front: an HTTP server per
 // AppGroup that queues each request in the pool until a worker is free and
-// forwards it with httputil.ReverseProxy (Rewrite, not Director).
+// forwards it with httputil.ReverseProxy (Rewrite, not Director) over the
+// worker's own transport: persistent connections used on the request's
+// goroutine, without http.Transport's per-connection goroutines.
 //
 // What it guarantees:
 //   - hop-by-hop headers never reach a worker; X-Forwarded-For, -Proto and
@@ -11,13 +13,16 @@
 //     sent is retried on another worker; once a byte was sent it is never
 //     replayed (Go's transport would replay an idempotent request whose
 //     keep-alive connection died, which would hand a request that crashed
-//     one worker to the next: the proxy forbids that replay);
+//     one worker to the next); an idle connection the worker has closed
+//     is noticed before reuse (a non-blocking peek), not by a lost request;
 //   - every refusal is explicit: 503 with Retry-After when the queue is full
 //     or nothing can be spawned, 504 after the queue timeout, 502 with a
 //     body naming the worker when it died mid-request;
 //   - Shutdown drains in-flight requests, upgraded ones included.
 //
 // The request path takes one session from a sync.Pool, the pool's mutex
-// twice (Acquire, Release), and allocates what ReverseProxy does plus two
-// context values (the session and its httptrace hooks).
+// twice (Acquire, Release) and the worker transport's twice (take and
+// return a connection), and allocates what ReverseProxy, http.ReadResponse
+// and Request.Write do plus one context value (the session), the
+// cancellation hook (context.AfterFunc) and the response body's wrapper.
 package proxy

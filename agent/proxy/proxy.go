@@ -8,11 +8,10 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
 	"strconv"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -136,14 +135,11 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.worker = w
-	sess.wrote.Store(new(atomic.Bool))
 	// Deferred, and registered after putSession so it runs first: when the
 	// client goes away mid-response, ReverseProxy panics with
 	// http.ErrAbortHandler, and the worker's slot must still come back.
 	defer s.finish(sess, start)
-	ctx := context.WithValue(r.Context(), sessionKey{}, sess)
-	ctx = httptrace.WithClientTrace(ctx, &sess.trace)
-	s.rp.ServeHTTP(rw, r.WithContext(ctx))
+	s.rp.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
 }
 
 // finish releases the request's worker and counts the request.
@@ -235,8 +231,25 @@ func pidOf(sess *session) int {
 
 // workerGone: the error is the worker's side of the connection vanishing.
 func workerGone(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errNoReplay) ||
-		errors.Is(err, errConnReset)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+type sessionKey struct{}
+
+// session is one request's state on its way through the proxy; pooled.
+type session struct {
+	worker *pool.Worker
+	code   int
+}
+
+var sessions = sync.Pool{New: func() any { return &session{} }}
+
+func getSession() *session { return sessions.Get().(*session) }
+
+func putSession(s *session) {
+	s.worker, s.code = nil, 0
+	sessions.Put(s)
 }
 
 func plain(rw http.ResponseWriter, code int, msg string) int {

@@ -413,3 +413,27 @@ func TestRequestWithBodyRetriedOnAnotherWorker(t *testing.T) {
 		return true
 	})
 }
+
+// TestIdleConnectionClosedByTheWorker: a worker that closes idle
+// keep-alive connections on its own schedule loses no request to it: the
+// proxy notices the closed connection before it writes a request on it,
+// and dials again.
+func TestIdleConnectionClosedByTheWorker(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "idleclose"), 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: tmpl.App.Root, Command: []string{"python3", "server.py"},
+		Concurrency: 4}
+	e := start(t, tmpl, proxy.Options{})
+	var accepted []string
+	for i := range 5 {
+		resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d after an idle pause: %d %q, want 200", i, resp.StatusCode, body)
+		}
+		accepted = append(accepted, strings.TrimSpace(string(body)))
+		time.Sleep(300 * time.Millisecond) // the worker closes its idle end after 50 ms
+	}
+	if accepted[0] == accepted[len(accepted)-1] {
+		t.Fatalf("connections accepted by the worker: %v; it never closed an idle one, so this test proved nothing", accepted)
+	}
+}

@@ -1,12 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,187 +15,273 @@ import (
 	"github.com/ferry-dev/ferry/agent/pool"
 )
 
-// errNoReplay refuses Go's transport the replay of a request that was
-// already (at least partly) sent to a worker.
-var errNoReplay = errors.New("ferry: the request was already sent to a worker; not replaying it")
+// workerTransport carries requests to one worker over persistent
+// connections, on the calling goroutine. Go's http.Transport runs a read
+// and a write goroutine per connection and hands every request and
+// response between them over channels; on a fast worker that hand-off,
+// not the syscalls, was most of the proxy's CPU (BenchmarkRequest and
+// the proxy benchmark in docs/benchmarks.md measure the difference).
+//
+// It never replays a request: when nothing reached the worker (the dial
+// failed, or the first write did), the error is a *notSentError and
+// retryingTransport may give the request to another worker; once a byte
+// was written the request is the worker's, whatever happens to it (a
+// request that crashed one worker must not be handed to the next).
+type workerTransport struct {
+	network, addr string
+	dialer        net.Dialer
+	maxIdle       int
 
-var errConnReset = syscall.ECONNRESET
-
-type sessionKey struct{}
-
-// session is one request's state on its way through the proxy. Sessions
-// are pooled; the httptrace hooks are bound once per session.
-type session struct {
-	worker *pool.Worker
-	// wrote: at least one byte of the request reached a worker's socket.
-	// Set by the connection (in the transport's write goroutine), which may
-	// still write after the request ended (a worker that answered before
-	// reading the whole body): so the flag is allocated per request and
-	// never pooled, and a late write marks a finished request only. The
-	// pointer itself is atomic: Go's transport may dial for a request on
-	// another goroutine that outlives it (and reads this after the session
-	// went back to the pool).
-	wrote atomic.Pointer[atomic.Bool]
-	code  int
-	trace httptrace.ClientTrace
+	mu     sync.Mutex
+	idle   []*workerConn // most recently used last
+	closed bool          // the worker is gone: keep nothing
 }
 
-var sessions = sync.Pool{New: func() any {
-	s := &session{}
-	// The transport hands this request a connection: from now on, bytes
-	// written to it are this request's.
-	s.trace.GotConn = func(info httptrace.GotConnInfo) {
-		if c, ok := info.Conn.(*trackedConn); ok {
-			c.wrote.Store(s.wrote.Load())
-		}
-	}
-	return s
-}}
+// idleTimeout: an idle connection older than this is closed rather than
+// reused (the worker may keep its end open longer; we do not need to).
+const idleTimeout = 90 * time.Second
 
-func getSession() *session { return sessions.Get().(*session) }
-
-func putSession(s *session) {
-	s.worker, s.code = nil, 0
-	s.wrote.Store(nil)
-	sessions.Put(s)
-}
-
-func (s *session) sent() bool {
-	w := s.wrote.Load()
-	return w != nil && w.Load()
-}
-
-// trackedConn is a connection to a worker that tells the request using it
-// when bytes actually left for the worker. Go's own hooks fire when
-// headers reach a buffer, before a write that may still fail with EPIPE on
-// a dead worker: that request was not sent, and may go elsewhere.
-type trackedConn struct {
-	net.Conn
-	wrote atomic.Pointer[atomic.Bool]
-}
-
-func (c *trackedConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	if n > 0 {
-		if w := c.wrote.Load(); w != nil {
-			w.Store(true)
-		}
-	}
-	return n, err
-}
+// aLongTimeAgo is a deadline that makes blocked reads and writes return.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // NewWorkerTransport returns the transport that carries requests to w: it
-// dials w's socket, keeps as many idle connections as w takes requests at
-// once (so a busy worker never pays for a new connection), and refuses to
-// dial again for a request already sent (see errNoReplay).
+// dials w's socket and keeps as many idle connections as w takes requests
+// at once, so a busy worker never pays for a new connection.
 func NewWorkerTransport(w *pool.Worker) http.RoundTripper {
-	network, addr := w.Network(), w.Address()
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			if s, ok := ctx.Value(sessionKey{}).(*session); ok && s.sent() {
-				return nil, errNoReplay
-			}
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &trackedConn{Conn: c}, nil
-		},
-		MaxIdleConnsPerHost: max(2, w.Capacity()),
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		Proxy:               nil,
+	return &workerTransport{
+		network: w.Network(), addr: w.Address(),
+		dialer:  net.Dialer{Timeout: 5 * time.Second},
+		maxIdle: max(2, w.Capacity()),
 	}
 }
 
-// retryingTransport sends a request to the session's worker, and, if the
-// connection failed before anything was sent, to another worker.
-type retryingTransport struct {
-	router Router
-}
+// notSentError: the request failed before any byte of it reached the
+// worker, so it may go to another one.
+type notSentError struct{ err error }
 
-// maxAttempts bounds retries on other workers for one request.
-const maxAttempts = 3
+func (e *notSentError) Error() string { return e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
 
-// noWorkerError: a retry found no other worker; err says why (the pool's
-// refusal), and the proxy answers it as it answers a refusal.
-type noWorkerError struct {
-	first, err error
-}
-
-func (e *noWorkerError) Error() string {
-	return e.first.Error() + "; no other worker: " + e.err.Error()
-}
-
-func (e *noWorkerError) Unwrap() error { return e.err }
-
-func (t *retryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	sess := req.Context().Value(sessionKey{}).(*session)
-	// A failed dial makes Go's transport close the request body: keep the
-	// real one open, and know whether any of it was read, so that a request
-	// with a body can go to another worker too.
-	var body *retryBody
+// RoundTrip sends req on an idle or new connection and reads the response
+// head. The response body reads the connection, which goes back to the
+// idle list when the body was read to its end and closed.
+func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c, err := t.get(req.Context())
+	if err != nil {
+		return nil, &notSentError{err}
+	}
+	c.written.Store(false)
+	stop := context.AfterFunc(req.Context(), c.abort)
+	var wrote chan error
 	if req.Body != nil && req.Body != http.NoBody {
-		body = &retryBody{ReadCloser: req.Body}
-		r2 := *req
-		r2.Body = body
-		req = &r2
+		// A worker may answer before it read the whole body (413, say) and
+		// stop reading: the body is written beside the response read, as
+		// Go's transport does, or both sides would wait for each other.
+		wrote = make(chan error, 1)
+		go func() { wrote <- c.writeRequest(req) }()
+	} else if err := c.writeRequest(req); err != nil {
+		return nil, c.fail(stop, err, nil)
 	}
-	for attempt := 1; ; attempt++ {
-		resp, err := sess.worker.Transport.RoundTrip(req)
-		if err == nil || sess.sent() || attempt == maxAttempts || req.Context().Err() != nil ||
-			(body != nil && body.read) {
-			return resp, err
-		}
-		// Nothing reached the worker (it is gone, or its socket refused):
-		// give the request to another one. Unreachable first, so that the
-		// freed slot is not handed to the next request.
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			t.router.Unreachable(sess.worker)
-		}
-		t.router.Release(sess.worker)
-		next, aerr := t.router.Acquire(req.Context())
-		if aerr != nil {
-			sess.worker = nil // released already
-			return nil, &noWorkerError{first: err, err: aerr}
-		}
-		sess.worker = next
-		if body != nil {
-			body.closed = false
-		}
+	resp, err := c.readResponse(req)
+	if err != nil {
+		return nil, c.fail(stop, err, wrote)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection is the upgraded protocol's now; ReverseProxy
+		// closes it when either side ends or the request is cancelled.
+		stop()
+		resp.Body = &upgradedConn{c}
+		return resp, nil
+	}
+	resp.Body = &workerBody{rc: resp.Body, c: c, t: t, stop: stop, wrote: wrote, reuse: !resp.Close && !req.Close}
+	return resp, nil
+}
+
+// CloseIdleConnections closes the idle connections, and makes the
+// transport close every connection still in use when its request ends:
+// the pool calls it when the worker is gone.
+func (t *workerTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle, t.closed = nil, true
+	t.mu.Unlock()
+	for _, c := range idle {
+		_ = c.Conn.Close()
 	}
 }
 
-// retryBody is a request body that survives a failed attempt: Close only
-// marks it (the server closes the real body when the handler returns), and
-// read says whether any byte went out, after which no retry is possible.
-type retryBody struct {
-	io.ReadCloser
-	read, closed bool
+// get returns the most recently used idle connection that is still open,
+// or dials a new one.
+func (t *workerTransport) get(ctx context.Context) (*workerConn, error) {
+	now := time.Now()
+	for {
+		t.mu.Lock()
+		n := len(t.idle)
+		if n == 0 {
+			t.mu.Unlock()
+			break
+		}
+		c := t.idle[n-1]
+		t.idle[n-1] = nil
+		t.idle = t.idle[:n-1]
+		t.mu.Unlock()
+		if now.Sub(c.idleSince) < idleTimeout && c.open() {
+			return c, nil
+		}
+		_ = c.Conn.Close()
+	}
+	conn, err := t.dialer.DialContext(ctx, t.network, t.addr)
+	if err != nil {
+		return nil, err
+	}
+	return newWorkerConn(conn), nil
 }
 
-func (b *retryBody) Read(p []byte) (int, error) {
-	if b.closed {
-		return 0, errors.New("ferry: read on a closed request body")
+// put keeps c for the next request, or closes it when enough are idle.
+func (t *workerTransport) put(c *workerConn) {
+	c.idleSince = time.Now()
+	t.mu.Lock()
+	if !t.closed && len(t.idle) < t.maxIdle {
+		t.idle = append(t.idle, c)
+		t.mu.Unlock()
+		return
 	}
-	n, err := b.ReadCloser.Read(p)
+	t.mu.Unlock()
+	_ = c.Conn.Close()
+}
+
+// workerConn is one connection to a worker, with its buffers.
+type workerConn struct {
+	net.Conn
+	raw       syscall.RawConn // nil when the connection has no file descriptor
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	written   atomic.Bool // a byte of the current request reached the socket
+	idleSince time.Time
+}
+
+func newWorkerConn(conn net.Conn) *workerConn {
+	c := &workerConn{Conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	c.br = bufio.NewReader(conn)
+	c.bw = bufio.NewWriter(c)
+	return c
+}
+
+// Write is the buffered writer's way out: it notes that bytes left.
+func (c *workerConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
 	if n > 0 {
-		b.read = true
+		c.written.Store(true)
 	}
 	return n, err
 }
 
-func (b *retryBody) Close() error {
-	b.closed = true
-	return nil
+func (c *workerConn) abort() { _ = c.Conn.SetDeadline(aLongTimeAgo) }
+
+func (c *workerConn) writeRequest(req *http.Request) error {
+	if err := req.Write(c.bw); err != nil {
+		return err
+	}
+	return c.bw.Flush()
 }
 
-// bufferPool reuses ReverseProxy's 32 KiB copy buffers.
-type bufferPool struct{}
+// readResponse reads the final response head: interim 1xx responses
+// (100 Continue, 103 Early Hints) are read past, 101 is final.
+func (c *workerConn) readResponse(req *http.Request) (*http.Response, error) {
+	for {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, err
+		}
+	}
+}
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// fail closes c after a failed exchange and says whether the request may
+// be retried. A body still being written (its client is slow) counts as
+// sent: the retry would need the body the writer is still reading.
+func (c *workerConn) fail(stop func() bool, err error, wrote chan error) error {
+	stop()
+	_ = c.Conn.Close()
+	sent := c.written.Load()
+	if wrote != nil {
+		select {
+		case <-wrote:
+			sent = sent || c.written.Load()
+		default:
+			sent = true
+		}
+	}
+	if sent {
+		return err
+	}
+	return &notSentError{err}
+}
 
-func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+// open reports whether the worker still has its end of an idle connection
+// open and has sent nothing unasked: a worker closes idle connections on
+// its own schedule (keep-alive timeouts, restarts), and a request written
+// to such a connection would be lost. One non-blocking peek per reuse.
+func (c *workerConn) open() bool {
+	if c.raw == nil {
+		return true
+	}
+	var buf [1]byte
+	open := false
+	err := c.raw.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		open = errors.Is(err, syscall.EAGAIN)
+		return true
+	})
+	return err == nil && open
+}
+
+// workerBody is a response body that returns its connection to the idle
+// list when it was read to the end, and closes it otherwise (a client that
+// went away mid-response: draining the rest could take forever).
+type workerBody struct {
+	rc    io.ReadCloser
+	c     *workerConn
+	t     *workerTransport
+	stop  func() bool
+	wrote chan error
+	reuse bool
+	eof   bool
+}
+
+func (b *workerBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *workerBody) Close() error {
+	// stop is false when the request was cancelled: the deadline is spent.
+	reuse := b.reuse && (b.eof || b.rc == http.NoBody) && b.stop()
+	if reuse && b.wrote != nil {
+		select {
+		case err := <-b.wrote:
+			reuse = err == nil
+		default: // the worker answered before it read the whole body
+			reuse = false
+		}
+	}
+	if reuse && b.c.br.Buffered() == 0 {
+		b.t.put(b.c)
+		return nil
+	}
+	b.stop()
+	return b.c.Conn.Close()
+}
+
+// upgradedConn is the body of a 101 response: the connection itself, both
+// ways, starting with what the head's reader already buffered.
+type upgradedConn struct{ c *workerConn }
+
+func (u *upgradedConn) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
+func (u *upgradedConn) Write(p []byte) (int, error) { return u.c.Conn.Write(p) }
+func (u *upgradedConn) Close() error                { return u.c.Conn.Close() }

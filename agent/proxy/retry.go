@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// retryingTransport sends a request to the session's worker, and, if
+// nothing of it reached that worker, to another one.
+type retryingTransport struct {
+	router Router
+}
+
+// maxAttempts bounds retries on other workers for one request.
+const maxAttempts = 3
+
+// noWorkerError: a retry found no other worker; err says why (the pool's
+// refusal), and the proxy answers it as it answers a refusal.
+type noWorkerError struct {
+	first, err error
+}
+
+func (e *noWorkerError) Error() string {
+	return e.first.Error() + "; no other worker: " + e.err.Error()
+}
+
+func (e *noWorkerError) Unwrap() error { return e.err }
+
+func (t *retryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	sess := req.Context().Value(sessionKey{}).(*session)
+	// A failed attempt closes the request body: keep the real one open,
+	// and know whether any of it was read, so that a request with a body
+	// can go to another worker too.
+	var body *retryBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &retryBody{ReadCloser: req.Body}
+		r2 := *req
+		r2.Body = body
+		req = &r2
+	}
+	for attempt := 1; ; attempt++ {
+		resp, err := sess.worker.Transport.RoundTrip(req)
+		var notSent *notSentError
+		if err == nil || !errors.As(err, &notSent) || attempt == maxAttempts || req.Context().Err() != nil ||
+			(body != nil && body.read) {
+			return resp, err
+		}
+		// Nothing reached the worker (it is gone, or its socket refused):
+		// give the request to another one. Unreachable first, so that the
+		// freed slot is not handed to the next request.
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			t.router.Unreachable(sess.worker)
+		}
+		t.router.Release(sess.worker)
+		next, aerr := t.router.Acquire(req.Context())
+		if aerr != nil {
+			sess.worker = nil // released already
+			return nil, &noWorkerError{first: err, err: aerr}
+		}
+		sess.worker = next
+		if body != nil {
+			body.closed = false
+		}
+	}
+}
+
+// retryBody is a request body that survives a failed attempt: Close only
+// marks it (the server closes the real body when the handler returns), and
+// read says whether any byte went out, after which no retry is possible.
+type retryBody struct {
+	io.ReadCloser
+	read, closed bool
+}
+
+func (b *retryBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errors.New("ferry: read on a closed request body")
+	}
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.read = true
+	}
+	return n, err
+}
+
+func (b *retryBody) Close() error {
+	b.closed = true
+	return nil
+}
+
+// bufferPool reuses ReverseProxy's 32 KiB copy buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }

@@ -1,0 +1,34 @@
+"""A Command app that closes keep-alive connections idle for 50 ms, as
+many servers do on their own schedule (Node's default is 5 s, gunicorn's
+2 s). Each answer's body is how many connections it has accepted so far.
+"""
+import http.server
+import os
+import threading
+
+accepted = [0]
+lock = threading.Lock()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 0.05  # idle keep-alive connections are closed after this
+
+    def setup(self):
+        with lock:
+            accepted[0] += 1
+        super().setup()
+
+    def do_GET(self):
+        body = str(accepted[0]).encode() + b"\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
