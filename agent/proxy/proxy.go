@@ -139,7 +139,11 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// client goes away mid-response, ReverseProxy panics with
 	// http.ErrAbortHandler, and the worker's slot must still come back.
 	defer s.finish(sess, start)
-	s.rp.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
+	if isUpgrade(r) {
+		s.rp.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
+		return
+	}
+	s.forward(rw, r, sess)
 }
 
 // finish releases the request's worker and counts the request.
@@ -193,12 +197,17 @@ func (s *Server) refuse(rw http.ResponseWriter, r *http.Request, err error) int 
 	return plain(rw, http.StatusInternalServerError, "ferry: internal error routing the request")
 }
 
-// proxyError answers a request whose worker failed it.
+// proxyError is ReverseProxy's way to fail.
 func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) {
 	sess, _ := r.Context().Value(sessionKey{}).(*session)
 	if sess == nil {
 		sess = &session{}
 	}
+	s.fail(rw, r, sess, err)
+}
+
+// fail answers a request whose worker failed it.
+func (s *Server) fail(rw http.ResponseWriter, r *http.Request, sess *session, err error) {
 	if r.Context().Err() != nil {
 		sess.code = 499
 		return

@@ -142,6 +142,9 @@ func TestHopByHopHeadersNeverReachTheWorker(t *testing.T) {
 	req.Header.Set("Te", "gzip")
 	req.Header.Set("Trailer", "X-T")
 	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("X-Forwarded-Host", "evil.example")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Header.Set("Forwarded", "for=6.6.6.6")
 	req.Header.Set("X-End-To-End", "kept")
 	resp, body := do(t, req)
 	if resp.StatusCode != http.StatusOK {
@@ -152,7 +155,7 @@ func TestHopByHopHeadersNeverReachTheWorker(t *testing.T) {
 		t.Fatalf("%v: %s", err, body)
 	}
 	for _, h := range []string{"HTTP_X_SECRET_HOP", "HTTP_KEEP_ALIVE", "HTTP_PROXY_AUTHORIZATION",
-		"HTTP_PROXY_CONNECTION", "HTTP_TE", "HTTP_TRAILER", "HTTP_UPGRADE"} {
+		"HTTP_PROXY_CONNECTION", "HTTP_TE", "HTTP_TRAILER", "HTTP_UPGRADE", "HTTP_FORWARDED"} {
 		if v, ok := env[h]; ok {
 			t.Errorf("hop-by-hop %s reached the worker: %q", h, v)
 		}
@@ -435,5 +438,28 @@ func TestIdleConnectionClosedByTheWorker(t *testing.T) {
 	}
 	if accepted[0] == accepted[len(accepted)-1] {
 		t.Fatalf("connections accepted by the worker: %v; it never closed an idle one, so this test proved nothing", accepted)
+	}
+}
+
+// TestTrailersAndConnectionFieldsOfResponses: a chunked response's
+// trailer reaches the client after the body, and a response field that
+// the worker's Connection header names does not.
+func TestTrailersAndConnectionFieldsOfResponses(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "trailers"), 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: tmpl.App.Root, Command: []string{"python3", "server.py"},
+		Concurrency: 4}
+	e := start(t, tmpl, proxy.Options{})
+	for i := range 2 { // the second on the kept connection
+		resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
+		if resp.StatusCode != 200 || string(body) != "hello trailers\n" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		if got := resp.Trailer.Get("X-Checksum"); got != "42" {
+			t.Errorf("request %d: trailer X-Checksum = %q, want 42 (trailers %v)", i, got, resp.Trailer)
+		}
+		if v := resp.Header.Get("X-Hop-Resp"); v != "" {
+			t.Errorf("request %d: X-Hop-Resp, named by the worker's Connection field, reached the client: %q", i, v)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -41,10 +42,19 @@ func (t *retryingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		r2.Body = body
 		req = &r2
 	}
+	return withRetries(t.router, req.Context(), sess, body, func() (*http.Response, error) {
+		return sess.worker.Transport.RoundTrip(req)
+	})
+}
+
+// withRetries runs send on the session's worker and, while nothing of the
+// request reached a worker, on another one (maxAttempts in all).
+func withRetries(router Router, ctx context.Context, sess *session, body *retryBody,
+	send func() (*http.Response, error)) (*http.Response, error) {
 	for attempt := 1; ; attempt++ {
-		resp, err := sess.worker.Transport.RoundTrip(req)
+		resp, err := send()
 		var notSent *notSentError
-		if err == nil || !errors.As(err, &notSent) || attempt == maxAttempts || req.Context().Err() != nil ||
+		if err == nil || !errors.As(err, &notSent) || attempt == maxAttempts || ctx.Err() != nil ||
 			(body != nil && body.read) {
 			return resp, err
 		}
@@ -53,10 +63,10 @@ func (t *retryingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		// freed slot is not handed to the next request.
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			t.router.Unreachable(sess.worker)
+			router.Unreachable(sess.worker)
 		}
-		t.router.Release(sess.worker)
-		next, aerr := t.router.Acquire(req.Context())
+		router.Release(sess.worker)
+		next, aerr := router.Acquire(ctx)
 		if aerr != nil {
 			sess.worker = nil // released already
 			return nil, &noWorkerError{first: err, err: aerr}

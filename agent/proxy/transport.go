@@ -62,10 +62,19 @@ type notSentError struct{ err error }
 func (e *notSentError) Error() string { return e.err.Error() }
 func (e *notSentError) Unwrap() error { return e.err }
 
-// RoundTrip sends req on an idle or new connection and reads the response
-// head. The response body reads the connection, which goes back to the
-// idle list when the body was read to its end and closed.
+// RoundTrip sends req, the outgoing request ReverseProxy made, on an idle
+// or new connection and reads the response head. ReverseProxy uses it for
+// upgrades; every other request takes Server.forward, which writes its
+// head itself.
 func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	return t.exchange(req, hasBody, func(c *workerConn) error { return c.writeRequest(req) })
+}
+
+// exchange sends a request (write writes its head and body) and reads the
+// response to it. The response body reads the connection, which goes back
+// to the idle list when the body was read to its end and closed.
+func (t *workerTransport) exchange(req *http.Request, hasBody bool, write func(*workerConn) error) (*http.Response, error) {
 	c, err := t.get(req.Context())
 	if err != nil {
 		return nil, &notSentError{err}
@@ -73,13 +82,13 @@ func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.written.Store(false)
 	stop := context.AfterFunc(req.Context(), c.abort)
 	var wrote chan error
-	if req.Body != nil && req.Body != http.NoBody {
+	if hasBody {
 		// A worker may answer before it read the whole body (413, say) and
 		// stop reading: the body is written beside the response read, as
 		// Go's transport does, or both sides would wait for each other.
 		wrote = make(chan error, 1)
-		go func() { wrote <- c.writeRequest(req) }()
-	} else if err := c.writeRequest(req); err != nil {
+		go func() { wrote <- write(c) }()
+	} else if err := write(c); err != nil {
 		return nil, c.fail(stop, err, nil)
 	}
 	resp, err := c.readResponse(req)
@@ -106,7 +115,7 @@ func (t *workerTransport) CloseIdleConnections() {
 	t.idle, t.closed = nil, true
 	t.mu.Unlock()
 	for _, c := range idle {
-		_ = c.Conn.Close()
+		_ = c.Close()
 	}
 }
 
@@ -128,7 +137,7 @@ func (t *workerTransport) get(ctx context.Context) (*workerConn, error) {
 		if now.Sub(c.idleSince) < idleTimeout && c.open() {
 			return c, nil
 		}
-		_ = c.Conn.Close()
+		_ = c.Close()
 	}
 	conn, err := t.dialer.DialContext(ctx, t.network, t.addr)
 	if err != nil {
@@ -147,7 +156,7 @@ func (t *workerTransport) put(c *workerConn) {
 		return
 	}
 	t.mu.Unlock()
-	_ = c.Conn.Close()
+	_ = c.Close()
 }
 
 // workerConn is one connection to a worker, with its buffers.
@@ -179,7 +188,7 @@ func (c *workerConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *workerConn) abort() { _ = c.Conn.SetDeadline(aLongTimeAgo) }
+func (c *workerConn) abort() { _ = c.SetDeadline(aLongTimeAgo) }
 
 func (c *workerConn) writeRequest(req *http.Request) error {
 	if err := req.Write(c.bw); err != nil {
@@ -204,11 +213,12 @@ func (c *workerConn) readResponse(req *http.Request) (*http.Response, error) {
 // sent: the retry would need the body the writer is still reading.
 func (c *workerConn) fail(stop func() bool, err error, wrote chan error) error {
 	stop()
-	_ = c.Conn.Close()
+	_ = c.Close()
 	sent := c.written.Load()
 	if wrote != nil {
 		select {
-		case <-wrote:
+		case werr := <-wrote:
+			_ = werr // the writer ended; the read's error says more
 			sent = sent || c.written.Load()
 		default:
 			sent = true
@@ -275,7 +285,7 @@ func (b *workerBody) Close() error {
 		return nil
 	}
 	b.stop()
-	return b.c.Conn.Close()
+	return b.c.Close()
 }
 
 // upgradedConn is the body of a 101 response: the connection itself, both
@@ -284,4 +294,4 @@ type upgradedConn struct{ c *workerConn }
 
 func (u *upgradedConn) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
 func (u *upgradedConn) Write(p []byte) (int, error) { return u.c.Conn.Write(p) }
-func (u *upgradedConn) Close() error                { return u.c.Conn.Close() }
+func (u *upgradedConn) Close() error                { return u.c.Close() }
