@@ -40,7 +40,10 @@ func desiredStatus(current ferryv1.ProcessPoolStatus, pp *ferryv1.ProcessPool, s
 			c.Message = "the proxy cannot listen: " + listenErr.Error()
 		}
 		c.ObservedGeneration = pp.Generation
-		c.LastTransitionTime = metav1.Time{Time: now}
+		// Whole seconds, as the API stores it: the next status is computed
+		// on top of the stored one, and a transition time that lost its
+		// nanoseconds on the way must not read as a change worth a write.
+		c.LastTransitionTime = metav1.NewTime(now.Truncate(time.Second))
 		meta.SetStatusCondition(&out.Conditions, c)
 	}
 	return out

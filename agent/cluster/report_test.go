@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -94,5 +95,32 @@ func TestWriteDue(t *testing.T) {
 				t.Errorf("writeDue = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestUnchangedStatusAfterRoundTrip: the next status of a pool in which
+// nothing moved, computed on top of what the API stored (condition times in
+// whole seconds), is not a write at the stats interval. (It was: every
+// condition's transition time lost its nanoseconds on the way, and each
+// pool's unchanged status was written again 30s after every change.)
+func TestUnchangedStatusAfterRoundTrip(t *testing.T) {
+	const stats, report = 30 * time.Second, 5 * time.Minute
+	now := time.Date(2026, 11, 22, 12, 0, 0, 123456789, time.UTC)
+	pp := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{Revision: "2"}}
+	s := pool.Status{Revision: "2", MinProcesses: 1, Counts: ferryv1.ProcessCounts{Ready: 1, Updated: 1, Total: 1},
+		Processes: []ferryv1.ProcessInfo{{PID: 1, Revision: "2", State: ferryv1.ProcessReady}}}
+
+	written := desiredStatus(ferryv1.ProcessPoolStatus{}, pp, s, "10.0.0.1:8080", nil, now)
+	data, err := json.Marshal(written)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored ferryv1.ProcessPoolStatus
+	if err := json.Unmarshal(data, &stored); err != nil {
+		t.Fatal(err)
+	}
+	next := desiredStatus(stored, pp, s, "10.0.0.1:8080", nil, now.Add(stats))
+	if writeDue(true, written, next, stats, stats, report) {
+		t.Errorf("an unchanged status is written again at the stats interval: %+v, then %+v", written.Conditions, next.Conditions)
 	}
 }
