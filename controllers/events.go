@@ -18,7 +18,8 @@ const (
 	// EventRolloutStarted: the target revision changed (or was first set);
 	// its rollout begins.
 	EventRolloutStarted = "RolloutStarted"
-	// EventNodeRolledOut: one more node runs the target on every process.
+	// EventNodeRolledOut: one more node runs the target on every process (not
+	// the last: EventRolloutComplete says so).
 	EventNodeRolledOut = "NodeRolledOut"
 	// EventRolloutComplete: every node runs the target.
 	EventRolloutComplete = "RolloutComplete"
@@ -96,11 +97,16 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) []stat
 		}
 		add(corev1.EventTypeNormal, EventRolloutStarted, "Rollout", note)
 	}
-	if cur.Revision == old.Revision && cur.Nodes.Updated > old.Nodes.Updated && oldRR.Status == metav1.ConditionTrue {
+	complete := oldRR.Status == metav1.ConditionTrue && curRR.Status == metav1.ConditionFalse &&
+		curRR.Reason == ferryv1.ReasonRolloutComplete
+	// The node that completes the rollout gets no event of its own:
+	// RolloutComplete says the same, and at a thousand AppGroups every
+	// event is a request the API server serves.
+	if cur.Revision == old.Revision && cur.Nodes.Updated > old.Nodes.Updated && oldRR.Status == metav1.ConditionTrue && !complete {
 		add(corev1.EventTypeNormal, EventNodeRolledOut, "Rollout",
 			fmt.Sprintf("%d/%d nodes run revision %s", cur.Nodes.Updated, cur.Nodes.Total, cur.Revision))
 	}
-	if oldRR.Status == metav1.ConditionTrue && curRR.Status == metav1.ConditionFalse && curRR.Reason == ferryv1.ReasonRolloutComplete {
+	if complete {
 		add(corev1.EventTypeNormal, EventRolloutComplete, "Rollout", curRR.Message)
 	}
 	if curRR.Reason == ferryv1.ReasonRolloutHalted && (oldRR.Reason != ferryv1.ReasonRolloutHalted || cur.Revision != old.Revision) {
