@@ -57,6 +57,17 @@ func CacheOptions(leaseNamespace string) cache.Options {
 // it last reported is no longer trusted. Agents heartbeat every 10s.
 const DefaultAgentStaleAfter = contract.DefaultAgentStaleAfter
 
+// The manager's defaults for its client-side rate limit and its workers
+// (--kube-api-qps, --kube-api-burst, --max-concurrent-reconciles). Creating
+// a thousand AppGroups takes about 8,000 writes: at 100 requests a second
+// the old limit alone held their first passes to 80 s (the control-plane
+// benchmark, docs/benchmarks.md).
+const (
+	DefaultKubeAPIQPS              = 300
+	DefaultKubeAPIBurst            = 600
+	DefaultMaxConcurrentReconciles = 8
+)
+
 // conflictRetry is how soon a pass whose status write conflicted runs
 // again.
 const conflictRetry = 250 * time.Millisecond
@@ -98,7 +109,7 @@ type AppGroupReconciler struct {
 	// liveness then comes from the pools' heartbeatTime alone).
 	LeaseNamespace string
 	// MaxConcurrentReconciles is how many AppGroups are reconciled at
-	// once. Default 4.
+	// once. Default: DefaultMaxConcurrentReconciles.
 	MaxConcurrentReconciles int
 	// AgentStaleAfter is how old a pool's heartbeat may be before the
 	// roll-up treats its report as Unknown. Default:
@@ -127,7 +138,7 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.AgentStaleAfter = DefaultAgentStaleAfter
 	}
 	if r.MaxConcurrentReconciles <= 0 {
-		r.MaxConcurrentReconciles = 4
+		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&ferryv1.AppGroup{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: appGroupChanged})).

@@ -47,9 +47,13 @@ func main() {
 			"treated as Unknown. Agents renew every 10s.")
 	flag.StringVar(&leaseNamespace, "agent-lease-namespace", envOr("POD_NAMESPACE", contract.DefaultLeaseNamespace),
 		"Namespace where the node agents renew their Leases (default $POD_NAMESPACE, else ferry-system).")
-	flag.Float64Var(&qps, "kube-api-qps", 100, "Sustained rate of the manager's API requests.")
-	flag.IntVar(&burst, "kube-api-burst", 200, "Burst of the manager's API requests.")
-	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "How many AppGroups are reconciled at once.")
+	flag.Float64Var(&qps, "kube-api-qps", controllers.DefaultKubeAPIQPS,
+		"Sustained rate of the manager's API requests, per second (client-side; the API server's priority and "+
+			"fairness still applies). A new AppGroup costs about eight writes.")
+	flag.IntVar(&burst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Burst of the manager's API requests above --kube-api-qps.")
+	flag.IntVar(&workers, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles,
+		"How many AppGroups are reconciled at once. Each pass waits on a few API round trips in sequence, so "+
+			"more workers help most when the API server is not busy.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	// --kubeconfig is registered by controller-runtime's config package.

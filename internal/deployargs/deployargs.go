@@ -34,8 +34,8 @@ type Manager struct {
 // DefaultManager is what the chart renders with its default values.
 func DefaultManager() Manager {
 	return Manager{LeaderElect: true, MetricsBindAddress: ":8080", HealthProbeBindAddress: ":8081",
-		AgentStaleAfter: 40 * time.Second, AgentLeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 100, KubeAPIBurst: 200,
-		MaxConcurrentReconciles: 4, LogLevel: "info"}
+		AgentStaleAfter: 40 * time.Second, AgentLeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 300, KubeAPIBurst: 600,
+		MaxConcurrentReconciles: 8, LogLevel: "info"}
 }
 
 // LocalManager is the manager of `make local-up` and the e2e tests: one
