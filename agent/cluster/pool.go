@@ -163,7 +163,9 @@ func (rp *runningPool) report() {
 	hb := rp.a.opts.StatsInterval
 	var last ferryv1.ProcessPoolStatus
 	var lastWrite, lastListen time.Time
-	written := false
+	// written: a write was made or is moot (the pool is gone); stored: the
+	// API holds last, which this reporter wrote.
+	written, stored := false, false
 	backoff := time.Duration(0)
 	for {
 		changed := rp.pool.Changed()
@@ -174,15 +176,18 @@ func (rp *runningPool) report() {
 		desired, obj := rp.desired()
 		now := time.Now()
 		if writeDue(written, last, desired, now.Sub(lastWrite), hb, rp.a.opts.StatusReportInterval) {
-			err := rp.write(obj, desired)
+			err := rp.write(patchBase(obj, last, stored), desired)
 			switch {
 			case err == nil:
-				last, lastWrite, written, backoff = desired, now, true, 0
+				last, lastWrite, written, stored, backoff = desired, now, true, true, 0
 			case apierrors.IsNotFound(err):
 				// Deleted: the reconcile loop stops this pool; until then,
 				// write no more often than a heartbeat.
 				lastWrite, written = now, true
 			default:
+				// A write that timed out may still have been applied: diff
+				// the next one against the cache, not against last.
+				stored = false
 				// Capped at the heartbeat interval: once the API server is
 				// back, the report must not lag more than a heartbeat.
 				cap := rp.a.opts.HeartbeatInterval
@@ -259,11 +264,13 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 	return desiredStatus(obj.Status, obj, rp.pool.Status(), rp.a.advertised(port), listenErr, time.Now()), obj
 }
 
-func (rp *runningPool) write(obj *ferryv1.ProcessPool, status ferryv1.ProcessPoolStatus) error {
-	if obj.ResourceVersion == "" {
+// write patches the pool's status from base's to status.
+func (rp *runningPool) write(base *ferryv1.ProcessPool, status ferryv1.ProcessPoolStatus) error {
+	if base.ResourceVersion == "" {
 		return errNotSynced
 	}
-	patch := client.MergeFrom(obj.DeepCopy())
+	patch := client.MergeFrom(base)
+	obj := base.DeepCopy()
 	obj.Status = status
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

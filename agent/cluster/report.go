@@ -107,3 +107,19 @@ func figuresChanged(a, b ferryv1.ProcessPoolStatus) bool {
 	a.HeartbeatTime, b.HeartbeatTime = nil, nil
 	return !equality.Semantic.DeepEqual(a, b)
 }
+
+// patchBase is the object a status write is diffed against: the cached
+// pool, but with the status this reporter last stored (stored) when it did.
+// The agent is the pool status's only writer, so the API holds what it
+// last wrote, while the cache may not show it yet under load; a merge patch
+// from a stale base leaves out what the stale base and the new status
+// share. Seen at a thousand AppGroups: a restart's progress, written, then
+// cleared against a cache that had not seen it written, stayed in the API
+// (and the rollout with it) until the next unchanged-status write.
+func patchBase(cached *ferryv1.ProcessPool, last ferryv1.ProcessPoolStatus, stored bool) *ferryv1.ProcessPool {
+	base := cached.DeepCopy()
+	if stored {
+		base.Status = *last.DeepCopy()
+	}
+	return base
+}

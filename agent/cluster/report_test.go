@@ -3,11 +3,14 @@ package cluster
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -122,5 +125,56 @@ func TestUnchangedStatusAfterRoundTrip(t *testing.T) {
 	next := desiredStatus(stored, pp, s, "10.0.0.1:8080", nil, now.Add(stats))
 	if writeDue(true, written, next, stats, stats, report) {
 		t.Errorf("an unchanged status is written again at the stats interval: %+v, then %+v", written.Conditions, next.Conditions)
+	}
+}
+
+// TestPatchBaseAfterStaleCache: a status write diffed against a cache that
+// has not seen the previous write yet still clears what that write set.
+func TestPatchBaseAfterStaleCache(t *testing.T) {
+	cached := &ferryv1.ProcessPool{}
+	cached.ResourceVersion = "7"
+	cached.Status = ferryv1.ProcessPoolStatus{ObservedRevision: "1",
+		ProcessCounts: ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2}}
+	// Written, not yet in the cache: one process of two replaced.
+	rolling := ferryv1.ProcessPoolStatus{ObservedRevision: "2", ProcessCounts: ferryv1.ProcessCounts{Ready: 2, Updated: 1, Total: 2},
+		RestartProgress: &ferryv1.RestartProgress{Revision: "2", Done: 1, Total: 2}}
+	// Now: both replaced, the restart over.
+	done := ferryv1.ProcessPoolStatus{ObservedRevision: "2", ProcessCounts: ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2}}
+
+	tests := []struct {
+		name   string
+		stored bool
+		want   []string // substrings the patch must carry
+		absent []string
+	}{
+		{"diffed against what the reporter stored", true, []string{`"restartProgress":null`, `"updated":2`}, nil},
+		{"nothing stored yet: against the cache", false, []string{`"observedRevision":"2"`}, []string{`restartProgress`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := patchBase(cached, rolling, tt.stored)
+			if base.ResourceVersion != "7" {
+				t.Errorf("base resourceVersion = %q, want the cache's", base.ResourceVersion)
+			}
+			obj := base.DeepCopy()
+			obj.Status = done
+			data, err := client.MergeFrom(base).Data(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(string(data), s) {
+					t.Errorf("patch %s lacks %s", data, s)
+				}
+			}
+			for _, s := range tt.absent {
+				if strings.Contains(string(data), s) {
+					t.Errorf("patch %s carries %s", data, s)
+				}
+			}
+		})
+	}
+	if cached.Status.RestartProgress != nil || cached.Status.ProcessCounts.Updated != 2 {
+		t.Errorf("patchBase changed the cached object: %+v", cached.Status)
 	}
 }
