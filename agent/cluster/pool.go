@@ -197,16 +197,7 @@ func (rp *runningPool) report() {
 				}
 			}
 		}
-		wait := hb - time.Since(lastWrite)
-		if wait <= 0 {
-			// The figures were due and had not moved: look again in one
-			// stats interval, not at once.
-			wait = hb
-		}
-		if backoff > 0 {
-			wait = backoff
-		}
-		if !rp.sleep(changed, max(wait, coalesce)) {
+		if !rp.sleep(changed, nextWake(time.Since(lastWrite), hb, backoff)) {
 			return
 		}
 	}

@@ -123,3 +123,19 @@ func patchBase(cached *ferryv1.ProcessPool, last ferryv1.ProcessPoolStatus, stor
 	}
 	return base
 }
+
+// nextWake is how long the reporter sleeps unless the pool changes: the
+// backoff after a failed write; else until the figures are due again, one
+// stats interval after the last write, or one from now when they were due
+// and had not moved (not at once: nothing would have moved since); never
+// less than the coalescing delay.
+func nextWake(sinceWrite, stats, backoff time.Duration) time.Duration {
+	if backoff > 0 {
+		return max(backoff, coalesce)
+	}
+	wait := stats - sinceWrite
+	if wait <= 0 {
+		wait = stats
+	}
+	return max(wait, coalesce)
+}

@@ -178,3 +178,26 @@ func TestPatchBaseAfterStaleCache(t *testing.T) {
 		t.Errorf("patchBase changed the cached object: %+v", cached.Status)
 	}
 }
+
+func TestNextWake(t *testing.T) {
+	const stats = 30 * time.Second
+	tests := []struct {
+		name                string
+		sinceWrite, backoff time.Duration
+		want                time.Duration
+	}{
+		{"just written: one stats interval", 0, 0, stats},
+		{"figures due in 10s", 20 * time.Second, 0, 10 * time.Second},
+		{"due and unchanged: one interval from now, not a spin", 45 * time.Second, 0, stats},
+		{"due in a hair: no sooner than the coalescing delay", stats - time.Millisecond, 0, coalesce},
+		{"failed write: the backoff", 10 * time.Second, 2 * time.Second, 2 * time.Second},
+		{"a backoff shorter than coalescing", 0, time.Millisecond, coalesce},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nextWake(tt.sinceWrite, stats, tt.backoff); got != tt.want {
+				t.Errorf("nextWake(%v, %v, %v) = %v, want %v", tt.sinceWrite, stats, tt.backoff, got, tt.want)
+			}
+		})
+	}
+}
