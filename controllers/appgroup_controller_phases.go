@@ -297,6 +297,20 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 		endpoints = endpoints[:maxEndpoints]
 	}
 	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ag.Namespace}}
+	if len(endpoints) == 0 {
+		// No slice until there is an endpoint to put in it: a Service
+		// without slices has no endpoints, as one with an empty slice, and
+		// a new AppGroup costs one write less (the slice is created with
+		// its first endpoints instead of empty, then patched). Once it
+		// exists, it is kept, emptied.
+		err := r.Client.Get(ctx, client.ObjectKeyFromObject(slice), slice)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, slice, func() error {
 		if slice.Labels == nil {
 			slice.Labels = map[string]string{}

@@ -696,6 +696,39 @@ func TestServiceAndEndpointSlice(t *testing.T) {
 	})
 }
 
+// TestEndpointSliceOnlyWithEndpoints: the AppGroup's EndpointSlice is
+// created with its first endpoint, not empty before it (one write less per
+// new AppGroup); once it exists it stays, emptied, when the last endpoint
+// goes.
+func TestEndpointSliceOnlyWithEndpoints(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA, agentB := newAgent(t, ns, a, ""), newAgent(t, ns, b, "")
+	agentA.rollOut("blog", 2) // ready, no address to advertise
+	agentB.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	key := types.NamespacedName{Namespace: ns, Name: "blog"}
+	if err := env.Client.Get(testContext(t), key, &corev1.Service{}); err != nil {
+		t.Fatalf("the Service: %v", err)
+	}
+	err := env.Client.Get(testContext(t), key, &discoveryv1.EndpointSlice{})
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("an EndpointSlice with no endpoint to hold: %v, want NotFound", err)
+	}
+
+	agentA.addr = "192.0.2.2"
+	agentA.heartbeat("blog")
+	eventually(t, "the first endpoint", func() error {
+		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.2": true})
+	})
+	setNodeLabel(t, a, testLabel, "")
+	agentA.drain("blog")
+	eventually(t, "the slice kept, emptied", func() error {
+		return checkEndpoints(ns, "blog", map[string]bool{})
+	})
+}
+
 // TestServiceNameTaken: a Service of the AppGroup's name that is not
 // Ferry's is never taken over; the failure shows as a Warning event, the
 // pools are still created, and once the name is free the manager's own
