@@ -10,16 +10,22 @@
 //   - hop-by-hop headers never reach a worker; X-Forwarded-For, -Proto and
 //     -Host are set (by default the client address replaces any
 //     X-Forwarded-For the client sent: see Options.TrustForwardedFor);
-//   - request and response bodies stream; upgrades (WebSocket) pass through;
+//   - request and response bodies stream (a worker may answer while the
+//     body still comes in); trailers pass; interim 1xx responses are read
+//     past, not passed on; upgrades (WebSocket) pass through;
 //   - a request whose connection to a worker failed before any byte was
 //     sent is retried on another worker; once a byte was sent it is never
 //     replayed (Go's transport would replay an idempotent request whose
 //     keep-alive connection died, which would hand a request that crashed
-//     one worker to the next); an idle connection the worker has closed
-//     is noticed before reuse (a non-blocking peek), not by a lost request;
+//     one worker to the next). An idle connection the worker closed is
+//     noticed before reuse (a non-blocking peek); one it closes in the
+//     instant between that peek and the write costs the request a 502;
 //   - every refusal is explicit: 503 with Retry-After when the queue is full
 //     or nothing can be spawned, 504 after the queue timeout, 502 with a
-//     body naming the worker when it died mid-request;
+//     body naming the worker when it died mid-request, 400 (connection
+//     closed) when the client's body is malformed, which also frees the
+//     worker at once;
+//   - a worker's response head is bounded (10 MiB, five interim responses);
 //   - Shutdown drains in-flight requests, upgraded ones included.
 //
 // The request path takes one session from a sync.Pool, the pool's mutex

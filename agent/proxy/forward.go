@@ -25,8 +25,21 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session)
 	var body *retryBody
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		body = &retryBody{ReadCloser: r.Body}
+		// The worker's answer may come while the body still streams in (an
+		// early 413, say): the server must not hold it back to read the
+		// rest of the body first, as it does by default.
+		_ = http.NewResponseController(rw).EnableFullDuplex()
 	}
-	write := func(c *workerConn) error { return s.writeRequest(c.bw, r, body) }
+	write := func(c *workerConn) error {
+		err := s.writeRequest(c.bw, r, body)
+		if body != nil && body.err() != nil {
+			// The client's body failed (a malformed chunk, the client
+			// gone): the worker will not get the rest, and must not keep
+			// this exchange, and its slot, waiting for it.
+			c.abort()
+		}
+		return err
+	}
 	resp, err := withRetries(s.router, r.Context(), sess, body, func() (*http.Response, error) {
 		t, ok := sess.worker.Transport.(*workerTransport)
 		if !ok {
@@ -34,11 +47,20 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session)
 		}
 		return t.exchange(r, body != nil, write)
 	})
-	if err != nil {
+	switch {
+	case err != nil && body != nil && body.err() != nil && r.Context().Err() == nil:
+		rw.Header().Set("Connection", "close") // what follows on it is not a request
+		sess.code = plain(rw, http.StatusBadRequest, "ferry: the request body could not be read: "+body.err().Error())
+		return
+	case err != nil:
 		s.fail(rw, r, sess, err)
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
+		s.fail(rw, r, sess, errors.New("the worker switched protocols unasked"))
+		return
+	}
 	respond(rw, resp, sess)
 }
 
@@ -85,10 +107,7 @@ func (s *Server) writeRequest(bw *bufio.Writer, r *http.Request, body *retryBody
 	if body == nil {
 		return bw.Flush()
 	}
-	if err := writeBody(bw, r, body, chunked); err != nil {
-		return err
-	}
-	return bw.Flush()
+	return writeBody(bw, r, body, chunked)
 }
 
 // writeForwarded sets X-Forwarded-For (the client address, after the
@@ -113,31 +132,66 @@ func (s *Server) writeForwarded(h head, r *http.Request) {
 	}
 }
 
+// writeBody streams the body to the worker as it comes: each read from
+// the client is written out at once (a worker may answer early, 401 or
+// 413, while a slow client uploads), chunked when its length is unknown.
+// A small body arrives with its head and leaves with it in one write.
 func writeBody(bw *bufio.Writer, r *http.Request, body *retryBody, chunked bool) error {
 	buf := buffers.Get().(*[]byte)
 	defer buffers.Put(buf)
-	if !chunked {
-		n, err := io.CopyBuffer(bw, io.LimitReader(body, r.ContentLength), *buf)
-		if err == nil && n < r.ContentLength {
-			err = io.ErrUnexpectedEOF
+	var cw io.WriteCloser
+	if chunked {
+		cw = httputil.NewChunkedWriter(bw)
+	}
+	left := r.ContentLength
+	for {
+		p := *buf
+		if !chunked && int64(len(p)) > left {
+			p = p[:left]
 		}
-		return err
+		n, rerr := body.Read(p)
+		if n > 0 {
+			var err error
+			if chunked {
+				_, err = cw.Write(p[:n])
+			} else {
+				_, err = bw.Write(p[:n])
+				left -= int64(n)
+			}
+			if err == nil {
+				err = bw.Flush()
+			}
+			if err != nil {
+				return err
+			}
+		}
+		switch {
+		case !chunked && left == 0:
+			return nil
+		case errors.Is(rerr, io.EOF) && !chunked:
+			return io.ErrUnexpectedEOF
+		case errors.Is(rerr, io.EOF):
+			return endChunks(bw, cw, r.Trailer)
+		case rerr != nil:
+			return rerr
+		}
 	}
-	cw := httputil.NewChunkedWriter(bw)
-	if _, err := io.CopyBuffer(cw, body, *buf); err != nil {
-		return err
-	}
-	if err := cw.Close(); err != nil { // the last chunk; trailers follow
+}
+
+// endChunks writes the last chunk and the trailers (complete once the body
+// was read to its end).
+func endChunks(bw *bufio.Writer, cw io.WriteCloser, trailer http.Header) error {
+	if err := cw.Close(); err != nil {
 		return err
 	}
 	h := head{bw}
-	for k, vv := range r.Trailer { // complete once the body was read to its end
+	for k, vv := range trailer {
 		for _, v := range vv {
 			h.field(k, v)
 		}
 	}
 	h.str("\r\n")
-	return nil // Flush says whether it all went out
+	return bw.Flush()
 }
 
 // respond copies the worker's response to the client: end-to-end header

@@ -463,3 +463,82 @@ func TestTrailersAndConnectionFieldsOfResponses(t *testing.T) {
 		}
 	}
 }
+
+// commandApp is a Command AppGroup template running testdata/dir/server.py.
+func commandApp(dir string, env ...ferryv1.EnvVar) ferryv1.AppTemplate {
+	_, file, _, _ := runtime.Caller(0)
+	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", dir), 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: tmpl.App.Root, Command: []string{"python3", "server.py"},
+		Concurrency: 4, Env: env}
+	return tmpl
+}
+
+// TestMalformedBodyFreesTheWorker: a chunked body that turns malformed
+// halfway is answered 400, and the worker's only slot comes back at once
+// (the worker must not be left waiting for the rest of the body).
+func TestMalformedBodyFreesTheWorker(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	tmpl.Pool.QueueTimeout = &metav1.Duration{Duration: 30 * time.Second}
+	e := start(t, tmpl, proxy.Options{})
+	addr := strings.TrimPrefix(e.URL, "http://")
+	out := rawExchange(t, addr, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", 30*time.Second)
+	if !strings.HasPrefix(out, "HTTP/1.1 400") || !strings.Contains(out, "Connection: close") {
+		t.Errorf("a malformed chunk got %q, want 400 and the connection closed", out)
+	}
+	resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
+	if resp.StatusCode != 200 {
+		t.Fatalf("the next request: %d %q (the worker's slot was not freed)", resp.StatusCode, body)
+	}
+}
+
+// TestRequestBodyStreams: the worker gets the body's first bytes while the
+// client is still sending, and may answer before the rest (an app refusing
+// an upload early does).
+func TestRequestBodyStreams(t *testing.T) {
+	e := start(t, commandApp("early"), proxy.Options{})
+	for _, length := range []int64{-1, 1 << 20} { // chunked, and a declared length
+		pr, pw := io.Pipe()
+		req := newRequest(t, http.MethodPost, e.URL+"/", pr)
+		req.ContentLength = length
+		go func() { _, _ = pw.Write([]byte("hello")) }() // and no more, until the answer
+		client := &http.Client{Timeout: 30 * time.Second}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("length %d: %v (the body was held back from the worker)", length, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		pw.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(string(got), "got ") || string(got) == "got 0\n" {
+			t.Errorf("length %d: %d %q, want 200 and the first body bytes counted", length, resp.StatusCode, got)
+		}
+	}
+}
+
+// TestClosingClientsKeepWorkerConnections: a client's Connection: close
+// (or HTTP/1.0) is about its own connection; the proxy's connection to the
+// worker is kept for the next request.
+func TestClosingClientsKeepWorkerConnections(t *testing.T) {
+	e := start(t, commandApp("idleclose", ferryv1.EnvVar{Name: "IDLE_TIMEOUT", Value: "60"}), proxy.Options{})
+	addr := strings.TrimPrefix(e.URL, "http://")
+	var accepted []string
+	for i := range 6 {
+		var body string
+		if i%2 == 0 {
+			req := newRequest(t, http.MethodGet, e.URL+"/", nil)
+			req.Close = true
+			resp, b := do(t, req)
+			if resp.StatusCode != 200 {
+				t.Fatalf("request %d: %d", i, resp.StatusCode)
+			}
+			body = string(b)
+		} else {
+			out := rawExchange(t, addr, "GET / HTTP/1.0\r\n\r\n", 30*time.Second)
+			_, body, _ = strings.Cut(out, "\r\n\r\n")
+		}
+		accepted = append(accepted, strings.TrimSpace(body))
+	}
+	if accepted[0] != accepted[len(accepted)-1] {
+		t.Errorf("connections the worker accepted, request by request: %v; want one kept connection", accepted)
+	}
+}

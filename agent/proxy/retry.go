@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"syscall"
 )
 
 // retryingTransport sends a request to the session's worker, and, if
@@ -61,8 +63,7 @@ func withRetries(router Router, ctx context.Context, sess *session, body *retryB
 		// Nothing reached the worker (it is gone, or its socket refused):
 		// give the request to another one. Unreachable first, so that the
 		// freed slot is not handed to the next request.
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		if refused(err) {
 			router.Unreachable(sess.worker)
 		}
 		router.Release(sess.worker)
@@ -78,12 +79,32 @@ func withRetries(router Router, ctx context.Context, sess *session, body *retryB
 	}
 }
 
+// refused: the worker's socket is there no more, or takes no connection:
+// the worker is unreachable (not a timeout, nor a shortage of local ports,
+// which say nothing about the worker).
+func refused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" &&
+		(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT))
+}
+
 // retryBody is a request body that survives a failed attempt: Close only
 // marks it (the server closes the real body when the handler returns), and
 // read says whether any byte went out, after which no retry is possible.
+// failure is the client's side failing (a malformed chunk, a client gone),
+// read by the handler while the writer may still run.
 type retryBody struct {
 	io.ReadCloser
 	read, closed bool
+	failure      atomic.Pointer[error]
+}
+
+// err is the client's failure, if its body failed.
+func (b *retryBody) err() error {
+	if e := b.failure.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 func (b *retryBody) Read(p []byte) (int, error) {
@@ -93,6 +114,9 @@ func (b *retryBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.read = true
+	}
+	if err != nil && err != io.EOF {
+		b.failure.Store(&err)
 	}
 	return n, err
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -102,7 +104,9 @@ func (t *workerTransport) exchange(req *http.Request, hasBody bool, write func(*
 		resp.Body = &upgradedConn{c}
 		return resp, nil
 	}
-	resp.Body = &workerBody{rc: resp.Body, c: c, t: t, stop: stop, wrote: wrote, reuse: !resp.Close && !req.Close}
+	// Only the worker's side decides: a client's Connection: close (or
+	// HTTP/1.0) is about the client's connection, not this one.
+	resp.Body = &workerBody{rc: resp.Body, c: c, t: t, stop: stop, wrote: wrote, reuse: !resp.Close}
 	return resp, nil
 }
 
@@ -162,7 +166,8 @@ func (t *workerTransport) put(c *workerConn) {
 // workerConn is one connection to a worker, with its buffers.
 type workerConn struct {
 	net.Conn
-	raw       syscall.RawConn // nil when the connection has no file descriptor
+	raw       syscall.RawConn  // nil when the connection has no file descriptor
+	lr        io.LimitedReader // under br: bounds a response head while it is read
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	written   atomic.Bool // a byte of the current request reached the socket
@@ -174,7 +179,8 @@ func newWorkerConn(conn net.Conn) *workerConn {
 	if sc, ok := conn.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
-	c.br = bufio.NewReader(conn)
+	c.lr = io.LimitedReader{R: conn, N: math.MaxInt64}
+	c.br = bufio.NewReader(&c.lr)
 	c.bw = bufio.NewWriter(c)
 	return c
 }
@@ -197,15 +203,33 @@ func (c *workerConn) writeRequest(req *http.Request) error {
 	return c.bw.Flush()
 }
 
+// maxResponseHead bounds a response head (interim ones included), as Go's
+// transport does: one broken app must not exhaust the agent's memory.
+const maxResponseHead = 10 << 20
+
+// maxInterim bounds the interim responses read past before the final one.
+const maxInterim = 5
+
 // readResponse reads the final response head: interim 1xx responses
-// (100 Continue, 103 Early Hints) are read past, 101 is final.
+// (100 Continue, 103 Early Hints) are read past and not passed on, 101 is
+// final.
 func (c *workerConn) readResponse(req *http.Request) (*http.Response, error) {
-	for {
+	c.lr.N = maxResponseHead
+	defer func() { c.lr.N = math.MaxInt64 }()
+	for range maxInterim + 1 {
 		resp, err := http.ReadResponse(c.br, req)
-		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			return resp, err
+		switch {
+		case err != nil && c.lr.N <= 0:
+			return nil, fmt.Errorf("the response head is longer than %d bytes", maxResponseHead)
+		case err != nil:
+			return nil, err
+		case resp.StatusCode < 100:
+			return nil, fmt.Errorf("malformed response status %d", resp.StatusCode)
+		case resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols:
+			return resp, nil
 		}
 	}
+	return nil, fmt.Errorf("more than %d interim (1xx) responses", maxInterim)
 }
 
 // fail closes c after a failed exchange and says whether the request may
@@ -252,13 +276,14 @@ func (c *workerConn) open() bool {
 // list when it was read to the end, and closes it otherwise (a client that
 // went away mid-response: draining the rest could take forever).
 type workerBody struct {
-	rc    io.ReadCloser
-	c     *workerConn
-	t     *workerTransport
-	stop  func() bool
-	wrote chan error
-	reuse bool
-	eof   bool
+	rc     io.ReadCloser
+	c      *workerConn
+	t      *workerTransport
+	stop   func() bool
+	wrote  chan error
+	reuse  bool
+	eof    bool
+	closed bool
 }
 
 func (b *workerBody) Read(p []byte) (int, error) {
@@ -270,6 +295,10 @@ func (b *workerBody) Read(p []byte) (int, error) {
 }
 
 func (b *workerBody) Close() error {
+	if b.closed { // the connection may be another request's by now
+		return nil
+	}
+	b.closed = true
 	// stop is false when the request was cancelled: the deadline is spent.
 	reuse := b.reuse && (b.eof || b.rc == http.NoBody) && b.stop()
 	if reuse && b.wrote != nil {

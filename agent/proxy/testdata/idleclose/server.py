@@ -1,6 +1,7 @@
-"""A Command app that closes keep-alive connections idle for 50 ms, as
-many servers do on their own schedule (Node's default is 5 s, gunicorn's
-2 s). Each answer's body is how many connections it has accepted so far.
+"""A Command app that closes keep-alive connections idle for 50 ms (or
+$IDLE_TIMEOUT seconds), as many servers do on their own schedule (Node's
+default is 5 s, gunicorn's 2 s). Each answer's body is how many
+connections it has accepted so far.
 """
 import http.server
 import os
@@ -12,7 +13,7 @@ lock = threading.Lock()
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    timeout = 0.05  # idle keep-alive connections are closed after this
+    timeout = float(os.environ.get("IDLE_TIMEOUT", "0.05"))  # idle keep-alive connections are closed after this
 
     def setup(self):
         with lock:
