@@ -3,7 +3,6 @@ package pool
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -47,8 +46,8 @@ type Options struct {
 	// Log is the pool's logger.
 	Log logr.Logger
 	// NewTransport makes the round tripper that carries requests to a new
-	// worker; the proxy supplies one. Default: an http.Transport dialling
-	// the worker.
+	// worker. Required: the proxy's (proxy.NewWorkerTransport), which its
+	// request path relies on; the pool cannot import the proxy to default it.
 	NewTransport func(w *Worker) http.RoundTripper
 	// Observer is told of spawns, restarts and resistance (metrics). Optional.
 	Observer Observer
@@ -182,7 +181,7 @@ func New(cfg Config, opts Options) *Pool {
 		opts.Tick = time.Second
 	}
 	if opts.NewTransport == nil {
-		opts.NewTransport = DefaultTransport
+		panic("pool.New: Options.NewTransport is required (proxy.NewWorkerTransport)")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
@@ -200,21 +199,6 @@ func New(cfg Config, opts Options) *Pool {
 	go p.supervise()
 	p.kickSupervisor()
 	return p
-}
-
-// DefaultTransport is an http.Transport that dials the worker directly,
-// keeping up to its concurrency of idle connections.
-func DefaultTransport(w *Worker) http.RoundTripper {
-	network, addr := w.Network(), w.Address()
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addr)
-		},
-		MaxIdleConnsPerHost: max(2, w.capacity),
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
 }
 
 // Acquire returns a ready worker with a free slot for one request, waiting

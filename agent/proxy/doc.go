@@ -32,6 +32,7 @@
 // twice (Acquire, Release) and the worker transport's twice (take and
 // return a connection); it allocates what the server's request parsing
 // and http.ReadResponse do, the cancellation hook (context.AfterFunc), the
-// response body's wrapper and the write closure: about 40 allocations
-// per request beyond the server's own (BenchmarkRequest).
+// response body's wrapper and two closures (the write, the retried send):
+// about 40 allocations per request beyond the server's own
+// (BenchmarkRequest).
 package proxy

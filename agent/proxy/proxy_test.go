@@ -289,10 +289,7 @@ func TestWSGIConformanceThroughTheProxy(t *testing.T) {
 // TestUpgradePassesThrough: a Command app's HTTP Upgrade (as WebSocket
 // uses) is tunnelled both ways, and Shutdown waits for it.
 func TestUpgradePassesThrough(t *testing.T) {
-	_, file, _, _ := runtime.Caller(0)
-	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "upgrade"), 1, 1)
-	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: tmpl.App.Root, Command: []string{"python3", "server.py"},
-		Concurrency: 4}
+	tmpl := commandApp("upgrade")
 	e := start(t, tmpl, proxy.Options{})
 	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
 	if err != nil {
@@ -383,10 +380,8 @@ func TestClientDisconnectFreesTheWorker(t *testing.T) {
 // refuses connections (dying, or broken) gets no byte of a POST, so the
 // POST goes to another worker, body and all; the broken worker is replaced.
 func TestRequestWithBodyRetriedOnAnotherWorker(t *testing.T) {
-	_, file, _, _ := runtime.Caller(0)
-	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "closer"), 2, 2)
-	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: tmpl.App.Root, Command: []string{"python3", "server.py"},
-		Concurrency: 1}
+	tmpl := commandApp("closer")
+	tmpl.Pool.MinProcesses, tmpl.Pool.MaxProcesses, tmpl.App.Concurrency = 2, 2, 1
 	e := start(t, tmpl, proxy.Options{})
 	oldest := e.Pool.Status().Processes[0].PID
 	if err := syscall.Kill(int(oldest), syscall.SIGUSR1); err != nil {
@@ -422,10 +417,7 @@ func TestRequestWithBodyRetriedOnAnotherWorker(t *testing.T) {
 // proxy notices the closed connection before it writes a request on it,
 // and dials again.
 func TestIdleConnectionClosedByTheWorker(t *testing.T) {
-	_, file, _, _ := runtime.Caller(0)
-	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "idleclose"), 1, 1)
-	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: tmpl.App.Root, Command: []string{"python3", "server.py"},
-		Concurrency: 4}
+	tmpl := commandApp("idleclose")
 	e := start(t, tmpl, proxy.Options{})
 	var accepted []string
 	for i := range 5 {
@@ -445,10 +437,7 @@ func TestIdleConnectionClosedByTheWorker(t *testing.T) {
 // trailer reaches the client after the body, and a response field that
 // the worker's Connection header names does not.
 func TestTrailersAndConnectionFieldsOfResponses(t *testing.T) {
-	_, file, _, _ := runtime.Caller(0)
-	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "trailers"), 1, 1)
-	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: tmpl.App.Root, Command: []string{"python3", "server.py"},
-		Concurrency: 4}
+	tmpl := commandApp("trailers")
 	e := start(t, tmpl, proxy.Options{})
 	for i := range 2 { // the second on the kept connection
 		resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
@@ -464,7 +453,8 @@ func TestTrailersAndConnectionFieldsOfResponses(t *testing.T) {
 	}
 }
 
-// commandApp is a Command AppGroup template running testdata/dir/server.py.
+// commandApp is a Command AppGroup template running testdata/dir/server.py:
+// one process taking 4 requests at once.
 func commandApp(dir string, env ...ferryv1.EnvVar) ferryv1.AppTemplate {
 	_, file, _, _ := runtime.Caller(0)
 	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", dir), 1, 1)
