@@ -2,9 +2,18 @@
 // AppGroup that queues each request in the pool until a worker is free and
 // forwards it over the worker's own transport: persistent connections used
 // on the request's goroutine, without http.Transport's per-connection
-// goroutines. The request head is written straight from the client's
-// request (forward.go); only upgrades go through httputil.ReverseProxy
-// (Rewrite, not Director), which handles the switch of protocols.
+// goroutines.
+//
+// Two servers share the listener. The front end (front.go, head.go,
+// reply.go) serves the requests most traffic is made of, HTTP/1.1 without
+// a body, itself: it checks the head strictly, writes it to the worker
+// from its own buffer and the response back without net/http's server in
+// between. Every other request (a body, HTTP/1.0, an upgrade, anything
+// malformed or unusual) is handed, with its connection, to net/http's
+// server, which serves it as before (forward.go; upgrades through
+// httputil.ReverseProxy) or rejects it. Both paths give the same
+// guarantees; TestFrontEndTakesOrLeaves and FuzzParseHead hold the front
+// end's worker requests to net/http's path's.
 //
 // What it guarantees:
 //   - hop-by-hop headers never reach a worker; X-Forwarded-For, -Proto and
@@ -25,14 +34,20 @@
 //     body naming the worker when it died mid-request, 400 (connection
 //     closed) when the client's body is malformed, which also frees the
 //     worker at once;
+//   - a client that goes away while its request waits (queued, or at a
+//     slow worker) takes the request with it: out of the queue, or off
+//     the worker, whose slot comes back at once;
+//   - nothing is invented: a response without Content-Type gets none (Go's
+//     server would sniff one), only a missing Date is added;
 //   - a worker's response head is bounded (10 MiB, five interim responses);
 //   - Shutdown drains in-flight requests, upgraded ones included.
 //
-// The request path takes one session from a sync.Pool, the pool's mutex
-// twice (Acquire, Release) and the worker transport's twice (take and
-// return a connection); it allocates what the server's request parsing
-// and http.ReadResponse do, the cancellation hook (context.AfterFunc), the
-// response body's wrapper and two closures (the write, the retried send):
-// about 40 allocations per request beyond the server's own
-// (BenchmarkRequest).
+// The front end's request path takes one session from a sync.Pool, the
+// pool's mutex twice (Acquire, Release) and the worker transport's twice
+// (take and return a connection); it allocates what http.ReadResponse does
+// for the worker's response, the cancellation hook (context.AfterFunc) and
+// the response body's wrapper: about 16 allocations per request beyond the
+// client's (BenchmarkRequest; net/http's path: about 40). A request that
+// waits longer than watchAfter also gets a goroutine that reads its
+// connection to notice the client going away.
 package proxy

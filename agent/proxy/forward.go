@@ -53,12 +53,12 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session)
 		sess.code = plain(rw, http.StatusBadRequest, "ferry: the request body could not be read: "+body.err().Error())
 		return
 	case err != nil:
-		s.fail(rw, r, sess, err)
+		s.fail(rw, r.Context(), r.URL.Path, sess, err)
 		return
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
-		s.fail(rw, r, sess, errors.New("the worker switched protocols unasked"))
+		s.fail(rw, r.Context(), r.URL.Path, sess, errors.New("the worker switched protocols unasked"))
 		return
 	}
 	respond(rw, resp, sess)
@@ -204,6 +204,9 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) {
 		if !hopByHop(k) && !listed(conn, k) {
 			h[k] = vv
 		}
+	}
+	if _, ok := resp.Header["Content-Type"]; !ok {
+		h["Content-Type"] = nil // the worker's to say: net/http must not sniff one
 	}
 	var declared []string
 	if len(resp.Trailer) > 0 {

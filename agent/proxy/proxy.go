@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,6 +63,14 @@ type Server struct {
 	rp       *httputil.ReverseProxy
 	http     *http.Server
 	inflight sync.WaitGroup
+
+	// The front end (front.go): its connections, and net/http's share.
+	closing   atomic.Bool
+	mu        sync.Mutex
+	listeners []net.Listener
+	handoff   *handoffListener
+	conns     map[*clientConn]struct{}
+	connsIdle chan struct{} // closed when the last connection is gone
 }
 
 // New returns a proxy for router.
@@ -94,19 +103,60 @@ func New(router Router, opts Options) *Server {
 	return s
 }
 
-// Serve accepts connections on l until Shutdown.
+// Serve accepts connections on l until Shutdown: the front end serves
+// them, and hands net/http those it does not take (front.go).
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
-	if errors.Is(err, http.ErrServerClosed) {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
 		return nil
 	}
-	return err
+	s.listeners = append(s.listeners, l)
+	if s.handoff == nil {
+		s.handoff = newHandoffListener(l.Addr())
+		go func() { _ = s.http.Serve(s.handoff) }()
+	}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		switch {
+		case err == nil:
+			delay = 0
+			go s.serveFront(c)
+		case s.closing.Load():
+			return nil
+		case temporary(err): // out of file descriptors, say: as net/http does
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.opts.Log.Error(err, "Accept failed; retrying", "in", delay)
+			time.Sleep(delay)
+		default:
+			return err
+		}
+	}
 }
 
-// Shutdown stops accepting, then waits for in-flight requests (upgraded
-// connections included) to finish, within ctx.
+func temporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// Shutdown stops accepting, closes idle connections, then waits for
+// in-flight requests (upgraded connections included) to finish, within ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+	s.mu.Unlock()
 	err := s.http.Shutdown(ctx)
+	if s.handoff != nil {
+		_ = s.handoff.Close()
+	}
+	if ferr := s.drainFront(ctx); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
 	done := make(chan struct{})
 	go func() {
 		s.inflight.Wait()
@@ -130,7 +180,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 	w, err := s.router.Acquire(r.Context())
 	if err != nil {
-		sess.code = s.refuse(rw, r, err)
+		sess.code = s.refuse(rw, r.Context(), err)
 		s.observe(sess.code, start)
 		return
 	}
@@ -177,7 +227,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // refuse answers a request that got no worker, and returns the status.
-func (s *Server) refuse(rw http.ResponseWriter, r *http.Request, err error) int {
+func (s *Server) refuse(rw http.ResponseWriter, ctx context.Context, err error) int {
 	switch {
 	case errors.Is(err, pool.ErrQueueFull):
 		rw.Header().Set("Retry-After", "1")
@@ -190,7 +240,7 @@ func (s *Server) refuse(rw http.ResponseWriter, r *http.Request, err error) int 
 	case errors.Is(err, pool.ErrClosed):
 		rw.Header().Set("Retry-After", "1")
 		return plain(rw, http.StatusServiceUnavailable, "ferry: this agent is shutting down")
-	case r.Context().Err() != nil:
+	case ctx.Err() != nil:
 		return 499 // the client went away while queued; nothing to answer
 	}
 	s.opts.Log.Error(err, "Could not route request")
@@ -203,19 +253,19 @@ func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) 
 	if sess == nil {
 		sess = &session{}
 	}
-	s.fail(rw, r, sess, err)
+	s.fail(rw, r.Context(), r.URL.Path, sess, err)
 }
 
 // fail answers a request whose worker failed it.
-func (s *Server) fail(rw http.ResponseWriter, r *http.Request, sess *session, err error) {
-	if r.Context().Err() != nil {
+func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, sess *session, err error) {
+	if ctx.Err() != nil {
 		sess.code = 499
 		return
 	}
 	// A retry that found no other worker: answer as a refusal would.
 	var noWorker *noWorkerError
 	if errors.As(err, &noWorker) {
-		sess.code = s.refuse(rw, r, noWorker.err)
+		sess.code = s.refuse(rw, ctx, noWorker.err)
 		return
 	}
 	msg := fmt.Sprintf("ferry: error talking to the worker process: %v", err)
@@ -227,7 +277,7 @@ func (s *Server) fail(rw http.ResponseWriter, r *http.Request, sess *session, er
 			msg = fmt.Sprintf("ferry: error talking to the worker process (pid %d): %v", pid, err)
 		}
 	}
-	s.opts.Log.Info("Request failed in a worker", "pid", pidOf(sess), "error", err.Error(), "path", r.URL.Path)
+	s.opts.Log.Info("Request failed in a worker", "pid", pidOf(sess), "error", err.Error(), "path", path)
 	sess.code = plain(rw, http.StatusBadGateway, msg)
 }
 

@@ -532,3 +532,131 @@ func TestClosingClientsKeepWorkerConnections(t *testing.T) {
 		t.Errorf("connections the worker accepted, request by request: %v; want one kept connection", accepted)
 	}
 }
+
+// TestOneConnectionBothServers: requests the front end takes and requests
+// it leaves to net/http (a body, here) on one keep-alive connection, and
+// pipelined requests, are all answered, in order; Shutdown closes the
+// idle connection.
+func TestOneConnectionBothServers(t *testing.T) {
+	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	exchange := func(raw string, method string) (*http.Response, string) {
+		t.Helper()
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		return readResponse(t, br, method)
+	}
+	get := "GET /env HTTP/1.1\r\nHost: h\r\n\r\n"
+	if resp, body := exchange(get, "GET"); resp.StatusCode != 200 || !strings.Contains(body, `"PATH_INFO": "/env"`) {
+		t.Fatalf("GET: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := exchange("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n", "HEAD"); resp.StatusCode != 200 || body != "" {
+		t.Fatalf("HEAD: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := exchange("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", "POST"); resp.StatusCode != 200 || body != "hello" {
+		t.Fatalf("POST (net/http's): %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := exchange(get, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("GET after the POST: %d", resp.StatusCode)
+	}
+
+	// Pipelined, on a connection of the front end's own.
+	p, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := io.WriteString(p, "GET /env?n=1 HTTP/1.1\r\nHost: h\r\n\r\nGET /env?n=2 HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	pr := bufio.NewReader(p)
+	for n := 1; n <= 2; n++ {
+		if resp, body := readResponse(t, pr, "GET"); resp.StatusCode != 200 || !strings.Contains(body, fmt.Sprintf(`"n=%d"`, n)) {
+			t.Fatalf("pipelined request %d: %d %q", n, resp.StatusCode, body)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Proxy.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := pr.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("the idle connection after Shutdown: read %d, %v; want EOF", n, err)
+	}
+}
+
+func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+// TestClientGoneWhileWaiting: a client that goes away while its request
+// waits, in the queue or at a slow worker, takes its request with it: the
+// queue empties and the worker's slot comes back long before the worker
+// would have answered.
+func TestClientGoneWhileWaiting(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	tmpl.Pool.QueueTimeout = &metav1.Duration{Duration: time.Minute}
+	e := start(t, tmpl, proxy.Options{})
+	addr := strings.TrimPrefix(e.URL, "http://")
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := io.WriteString(slow, "GET /slow?ms=20000 HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitFor(t, 10*time.Second, "the slow request at the worker", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	})
+	queued, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(queued, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitFor(t, 10*time.Second, "the second request queued", func(s pool.Status) bool { return s.QueueLength == 1 })
+	queued.Close()
+	e.WaitFor(t, 10*time.Second, "the queue empty", func(s pool.Status) bool { return s.QueueLength == 0 })
+	slow.Close()
+	e.WaitFor(t, 10*time.Second, "the worker's slot back", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 0
+	})
+	// The worker still sleeps: spare the cleanup its 20 seconds.
+	_ = syscall.Kill(int(e.Pool.Status().Processes[0].PID), syscall.SIGKILL)
+}
+
+// TestNoContentTypeInvented: a response without Content-Type reaches the
+// client without one, through the front end (GET) and net/http (POST);
+// Go's server would otherwise sniff one from the body.
+func TestNoContentTypeInvented(t *testing.T) {
+	e := start(t, commandApp("closer"), proxy.Options{})
+	for method, sent := range map[string]string{http.MethodGet: "", http.MethodPost: "abc"} {
+		resp, body := do(t, newRequest(t, method, e.URL+"/", strings.NewReader(sent)))
+		if resp.StatusCode != 200 || string(body) != fmt.Sprint(len(sent)) {
+			t.Fatalf("%s: %d %q", method, resp.StatusCode, body)
+		}
+		if ct, ok := resp.Header["Content-Type"]; ok {
+			t.Errorf("%s: Content-Type %q, want none", method, ct)
+		}
+	}
+}

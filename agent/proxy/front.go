@@ -1,0 +1,428 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The front end: the proxy's own HTTP/1.1 server for the requests most
+// traffic is made of, in front of net/http's, which serves the rest.
+//
+// Go's server costs a request more than this proxy's whole forwarding
+// path does: it parses every field into a map of canonical keys, starts a
+// background read of the connection (a goroutine's wake-up and two
+// syscalls) to notice a client that goes away, builds a context and a
+// response writer, and copies the response's fields into a map of its own
+// (docs/benchmarks.md, proxy overhead, has the profile). The front end
+// reads a request head into a buffer of the connection's, checks it
+// strictly (head.go), and writes it to the worker from that buffer.
+//
+// It takes an HTTP/1.1 request in origin-form without a body, upgrade,
+// expectation or TE, whose head fits its buffer and whose lines all are
+// well-formed. Anything else (a body, HTTP/1.0, a malformed line) is
+// handed to net/http with the connection, bytes already read included:
+// net/http serves that request and the rest of the connection exactly as
+// it did before the front end existed, and rejects what it rejects. A
+// connection never comes back from net/http.
+//
+// A client that goes away while its request waits (queued, or at a slow
+// worker) is noticed as Go's server notices it, by reading the
+// connection, but only once the request has waited watchAfter: the fast
+// requests that make up most traffic pay nothing for it.
+
+// frontBufferSize bounds a request head the front end takes; a longer one
+// (big cookies) goes to net/http, which allows up to MaxHeaderBytes.
+const frontBufferSize = 8 << 10
+
+// watchAfter is how long a request waits for its response before the
+// front end starts watching for its client to go away.
+const watchAfter = 50 * time.Millisecond
+
+// Connection states, for Shutdown: an idle connection is closed at once,
+// an active one after its response.
+const (
+	stateIdle int32 = iota
+	stateActive
+	stateClosed
+)
+
+// clientConn is one client connection the front end serves.
+type clientConn struct {
+	s      *Server
+	conn   net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	ip     string // the client's, for X-Forwarded-For
+	head   requestHead
+	state  atomic.Int32
+	ctx    context.Context // cancelled when the client goes away
+	cancel context.CancelFunc
+	// req is what the worker transport sees of each request: its method
+	// (a response to HEAD has no body) and ctx.
+	req   *http.Request
+	sess  *session
+	write func(*workerConn) error        // cc.writeHead, bound once
+	send  func() (*http.Response, error) // cc.sendToWorker, bound once
+	reply replyWriter                    // refusals and failures
+	watch struct {
+		timer    *time.Timer
+		armed    bool
+		mu       sync.Mutex
+		stopping bool
+		done     chan struct{}
+	}
+}
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, frontBufferSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func newClientConn(s *Server, c net.Conn) *clientConn {
+	cc := &clientConn{s: s, conn: c}
+	cc.br = readers.Get().(*bufio.Reader)
+	cc.br.Reset(c)
+	cc.bw = writers.Get().(*bufio.Writer)
+	cc.bw.Reset(c)
+	if ip, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
+		cc.ip = ip
+	}
+	cc.ctx, cc.cancel = context.WithCancel(context.Background())
+	cc.req = (&http.Request{}).WithContext(cc.ctx)
+	cc.write, cc.send = cc.writeHead, cc.sendToWorker
+	cc.watch.done = make(chan struct{}, 1)
+	cc.watch.timer = time.AfterFunc(time.Hour, cc.watchClient)
+	cc.watch.timer.Stop()
+	return cc
+}
+
+// release returns cc's buffers; the connection is closed or net/http's.
+func (cc *clientConn) release() {
+	cc.cancel()
+	cc.watch.timer.Stop()
+	cc.br.Reset(nil)
+	readers.Put(cc.br)
+	cc.bw.Reset(nil)
+	writers.Put(cc.bw)
+}
+
+// serveFront serves c until it closes, or hands it to net/http.
+func (s *Server) serveFront(c net.Conn) {
+	if _, ok := c.(*tls.Conn); ok {
+		s.handoff.give(c)
+		return
+	}
+	cc := newClientConn(s, c)
+	if !s.track(cc, true) {
+		_ = c.Close()
+		cc.release()
+		return
+	}
+	defer s.track(cc, false)
+	for first := true; ; first = false {
+		take, handoff := cc.readHead(first)
+		switch {
+		case handoff:
+			prefix := cc.buffered()
+			cc.release()
+			s.handoff.give(&prefixConn{Conn: c, prefix: prefix})
+			return
+		case !take || !s.serveRequest(cc) || !cc.state.CompareAndSwap(stateActive, stateIdle) || s.closing.Load():
+			_ = c.Close()
+			cc.release()
+			return
+		}
+	}
+}
+
+// readHead waits for a request and reads its head. take: the front end
+// serves it (cc.head); handoff: net/http gets the connection; neither:
+// the connection is done (closed by the client, timed out, shut down).
+func (cc *clientConn) readHead(first bool) (take, handoff bool) {
+	o := &cc.s.opts
+	if first {
+		_ = cc.conn.SetReadDeadline(time.Now().Add(o.ReadHeaderTimeout))
+	} else {
+		_ = cc.conn.SetReadDeadline(time.Now().Add(o.IdleTimeout))
+	}
+	if _, err := cc.br.Peek(1); err != nil || !cc.state.CompareAndSwap(stateIdle, stateActive) {
+		return false, false
+	}
+	limit := min(o.MaxHeaderBytes, cc.br.Size())
+	deadline := first
+	for {
+		buf, _ := cc.br.Peek(cc.br.Buffered())
+		n := headEnd(buf)
+		switch {
+		case n > limit, n < 0, n == 0 && len(buf) >= limit:
+			return false, true
+		case n > 0:
+			cc.head.reset()
+			cc.head.raw = append(cc.head.raw, buf[:n]...)
+			if !parseHead(&cc.head, o.TrustForwardedFor) {
+				return false, true // buf is still unread: net/http reads it all
+			}
+			_, _ = cc.br.Discard(n)
+			return true, false
+		}
+		if !deadline { // the head comes in pieces: it has ReadHeaderTimeout
+			_ = cc.conn.SetReadDeadline(time.Now().Add(o.ReadHeaderTimeout))
+			deadline = true
+		}
+		if _, err := cc.br.Peek(len(buf) + 1); err != nil {
+			return false, false
+		}
+	}
+}
+
+// buffered copies what was read and not used.
+func (cc *clientConn) buffered() []byte {
+	b, _ := cc.br.Peek(cc.br.Buffered())
+	return append([]byte(nil), b...)
+}
+
+// serveRequest queues cc.head's request for a worker, forwards it, and
+// reports whether the connection may carry another request.
+func (s *Server) serveRequest(cc *clientConn) bool {
+	s.inflight.Add(1)
+	defer s.inflight.Done()
+	start := time.Now()
+	sess := getSession()
+	defer putSession(sess)
+	cc.sess = sess
+	cc.req.Method = methodString(cc.head.method.of(cc.head.raw))
+	cc.armWatch()
+	w, err := s.router.Acquire(cc.ctx)
+	if err != nil {
+		cc.disarmWatch()
+		sess.code = s.refuse(&cc.reply, cc.ctx, err)
+		s.observe(sess.code, start)
+		return cc.sendReply(start)
+	}
+	sess.worker = w
+	defer s.finish(sess, start)
+	resp, err := withRetries(s.router, cc.ctx, sess, nil, cc.send)
+	cc.disarmWatch()
+	if err != nil {
+		s.fail(&cc.reply, cc.ctx, cc.path(), sess, err)
+		return cc.sendReply(start)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
+		s.fail(&cc.reply, cc.ctx, cc.path(), sess, errors.New("the worker switched protocols unasked"))
+		return cc.sendReply(start)
+	}
+	sess.code = resp.StatusCode
+	return cc.respond(resp, start)
+}
+
+func (cc *clientConn) sendToWorker() (*http.Response, error) {
+	t, ok := cc.sess.worker.Transport.(*workerTransport)
+	if !ok {
+		return nil, errors.New("ferry: the worker has no proxy transport")
+	}
+	return t.exchange(cc.req, false, cc.write)
+}
+
+func (cc *clientConn) writeHead(c *workerConn) error { return cc.head.writeHead(c.bw, cc.ip) }
+
+// path is the request's path, for a log line.
+func (cc *clientConn) path() string {
+	t := cc.head.target.of(cc.head.raw)
+	for i, c := range t {
+		if c == '?' {
+			return string(t[:i])
+		}
+	}
+	return string(t)
+}
+
+// keepAlive: the connection may carry another request after this one.
+func (cc *clientConn) keepAlive() bool {
+	return !cc.head.close && !cc.s.closing.Load() && cc.ctx.Err() == nil
+}
+
+// armWatch starts the wait after which the client is watched.
+func (cc *clientConn) armWatch() {
+	cc.watch.timer.Reset(watchAfter)
+	cc.watch.armed = true
+}
+
+// disarmWatch stops watching the client: before the response is written,
+// and before the connection is read again.
+func (cc *clientConn) disarmWatch() {
+	if !cc.watch.armed {
+		return
+	}
+	cc.watch.armed = false
+	if cc.watch.timer.Stop() {
+		return // the request did not wait long enough to be watched
+	}
+	cc.watch.mu.Lock()
+	cc.watch.stopping = true
+	_ = cc.conn.SetReadDeadline(aLongTimeAgo) // ends watchClient's read
+	cc.watch.mu.Unlock()
+	<-cc.watch.done
+	cc.watch.stopping = false
+}
+
+// watchClient reads the connection while a request waits: the client
+// sends nothing more until it has the response (or sends its next
+// request, pipelined), so a read that fails means it went away, and its
+// request is cancelled: out of the queue, or off its worker.
+func (cc *clientConn) watchClient() {
+	defer func() { cc.watch.done <- struct{}{} }()
+	cc.watch.mu.Lock()
+	if cc.watch.stopping {
+		cc.watch.mu.Unlock()
+		return
+	}
+	_ = cc.conn.SetReadDeadline(time.Time{}) // the wait may be long
+	cc.watch.mu.Unlock()
+	if _, err := cc.br.Peek(1); err != nil {
+		cc.watch.mu.Lock()
+		gone := !cc.watch.stopping
+		cc.watch.mu.Unlock()
+		if gone {
+			cc.cancel()
+		}
+	}
+}
+
+// methodString returns the common methods without allocating.
+func methodString(m []byte) string {
+	switch string(m) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodOptions:
+		return http.MethodOptions
+	case http.MethodPatch:
+		return http.MethodPatch
+	}
+	return string(m)
+}
+
+// track adds or removes a front-end connection; false once shutting down.
+func (s *Server) track(cc *clientConn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.conns, cc)
+		if len(s.conns) == 0 && s.connsIdle != nil {
+			close(s.connsIdle)
+			s.connsIdle = nil
+		}
+		return true
+	}
+	if s.closing.Load() {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*clientConn]struct{})
+	}
+	s.conns[cc] = struct{}{}
+	return true
+}
+
+// closeIdleFront closes the front end's idle connections and returns a
+// channel closed when no connection is left.
+func (s *Server) closeIdleFront() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for cc := range s.conns {
+		if cc.state.CompareAndSwap(stateIdle, stateClosed) {
+			_ = cc.conn.Close()
+		}
+	}
+	done := make(chan struct{})
+	if len(s.conns) == 0 {
+		close(done)
+	} else {
+		s.connsIdle = done
+	}
+	return done
+}
+
+// handoffListener is net/http's listener: the connections the front end
+// gives it.
+type handoffListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }
+
+func (l *handoffListener) give(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+// prefixConn is a connection whose first bytes were already read.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// drainFront closes the front end's idle connections until none is left
+// (an active one closes after its response), within ctx.
+func (s *Server) drainFront(ctx context.Context) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.closeIdleFront():
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("connections still open: %w", ctx.Err())
+		case <-tick.C: // a connection that was active may be idle now
+		}
+	}
+}

@@ -1,0 +1,372 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+)
+
+// requestHead is a client's request head as the front end (front.go)
+// parsed it: spans of raw, which holds a copy of the head's bytes. Only
+// what the front end takes is represented: an HTTP/1.1 request in
+// origin-form without a body, upgrade or expectation, whose every line is
+// well-formed. parseHead says no to everything else, and that request (and
+// its connection) goes to net/http, which answers or rejects it as before.
+type requestHead struct {
+	raw            []byte
+	method, target span
+	host           span
+	fields         []span // the lines passed on, "name: value", value trimmed
+	forwardedFor   []span // the client's X-Forwarded-For values, in order
+	close          bool   // Connection: close
+}
+
+// span is raw[start:end]; for a field, name is raw[start:colon] and value
+// raw[value:end].
+type span struct{ start, colon, value, end int32 }
+
+func (s span) of(raw []byte) []byte { return raw[s.start:s.end] }
+
+// reset empties h for the next request, keeping its slices' memory.
+func (h *requestHead) reset() {
+	h.raw = h.raw[:0]
+	h.fields = h.fields[:0]
+	h.forwardedFor = h.forwardedFor[:0]
+	h.method, h.target, h.host = span{}, span{}, span{}
+	h.close = false
+}
+
+// headEnd returns the length of the head at the start of b (through its
+// blank line), 0 while it is incomplete, or -1 when a line ends in a bare
+// LF (which the front end leaves to net/http).
+func headEnd(b []byte) int {
+	from := 0
+	for {
+		i := bytes.IndexByte(b[from:], '\n')
+		if i < 0 {
+			return 0
+		}
+		i += from
+		if i == 0 || b[i-1] != '\r' {
+			return -1
+		}
+		if i >= 3 && b[i-2] == '\n' && b[i-3] == '\r' {
+			return i + 1
+		}
+		if i == 1 { // an empty first line
+			return -1
+		}
+		from = i + 1
+	}
+}
+
+// parseHead parses raw, a complete head (headEnd), into h and reports
+// whether the front end takes the request. h.raw must be raw.
+func parseHead(h *requestHead, trustForwardedFor bool) bool {
+	raw := h.raw
+	line, rest, ok := cutLine(raw, 0)
+	if !ok || !h.parseRequestLine(raw, line) {
+		return false
+	}
+	hosts := 0
+	for {
+		var l span
+		l, rest, ok = cutLine(raw, rest)
+		if !ok {
+			return false
+		}
+		if l.start == l.end {
+			break // the blank line
+		}
+		f, ok := parseField(raw, l)
+		if !ok {
+			return false
+		}
+		switch fieldKindOf(f.name(raw)) {
+		case fieldPlain:
+			h.fields = append(h.fields, f)
+		case fieldHost:
+			hosts++
+			if !validHost(f.val(raw)) {
+				return false
+			}
+			h.host = f
+		case fieldContentLength:
+			if v := f.val(raw); len(v) != 1 || v[0] != '0' {
+				return false // a body: net/http streams it
+			}
+		case fieldConnection:
+			if !h.connectionTokens(f.val(raw)) {
+				return false
+			}
+		case fieldForwardedFor:
+			if trustForwardedFor {
+				h.forwardedFor = append(h.forwardedFor, f)
+			}
+		case fieldDropped:
+		default: // fieldRefused
+			return false
+		}
+	}
+	return hosts == 1
+}
+
+// cutLine returns the line starting at from (without its CRLF) and where
+// the next one starts.
+func cutLine(raw []byte, from int) (span, int, bool) {
+	i := bytes.IndexByte(raw[from:], '\n')
+	if i < 1 {
+		return span{}, 0, false
+	}
+	end := from + i - 1 // the CR
+	return span{start: int32(from), end: int32(end)}, from + i + 1, true
+}
+
+// parseRequestLine takes "METHOD /origin-form HTTP/1.1" only.
+func (h *requestHead) parseRequestLine(raw []byte, l span) bool {
+	b := l.of(raw)
+	sp := bytes.IndexByte(b, ' ')
+	if sp < 1 || !isToken(b[:sp]) {
+		return false
+	}
+	const proto = " HTTP/1.1"
+	if len(b) < sp+1+1+len(proto) || string(b[len(b)-len(proto):]) != proto {
+		return false
+	}
+	target := b[sp+1 : len(b)-len(proto)]
+	if target[0] != '/' || !validTarget(target) {
+		return false
+	}
+	h.method = span{start: l.start, end: l.start + int32(sp)}
+	h.target = span{start: l.start + int32(sp) + 1, end: l.end - int32(len(proto))}
+	return true
+}
+
+// parseField splits "name: value" (optional whitespace around the value).
+func parseField(raw []byte, l span) (span, bool) {
+	b := l.of(raw)
+	colon := bytes.IndexByte(b, ':')
+	if colon < 1 || !isToken(b[:colon]) {
+		return span{}, false // no name, or whitespace before the colon, or an obs-fold
+	}
+	v, end := colon+1, len(b)
+	for v < end && (b[v] == ' ' || b[v] == '\t') {
+		v++
+	}
+	for end > v && (b[end-1] == ' ' || b[end-1] == '\t') {
+		end--
+	}
+	for _, c := range b[v:end] {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return span{}, false
+		}
+	}
+	return span{start: l.start, colon: l.start + int32(colon), value: l.start + int32(v), end: l.start + int32(end)}, true
+}
+
+func (s span) name(raw []byte) []byte { return raw[s.start:s.colon] }
+func (s span) val(raw []byte) []byte  { return raw[s.value:s.end] }
+
+// connectionTokens notes close; a Connection field naming anything else
+// (upgrade, a field to drop) is net/http's.
+func (h *requestHead) connectionTokens(v []byte) bool {
+	for len(v) > 0 {
+		var t []byte
+		t, v, _ = bytes.Cut(v, []byte{','})
+		t = bytes.Trim(t, " \t")
+		switch {
+		case len(t) == 0, asciiEqualFold(t, "keep-alive"):
+		case asciiEqualFold(t, "close"):
+			h.close = true
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+type fieldKind uint8
+
+const (
+	fieldPlain         fieldKind = iota // passed on
+	fieldDropped                        // hop-by-hop, or the proxy's to set
+	fieldRefused                        // the front end leaves the request to net/http
+	fieldHost                           // written first
+	fieldContentLength                  // 0 only
+	fieldConnection                     // close and keep-alive only
+	fieldForwardedFor                   // appended to when trusted
+)
+
+// fieldKindOf classifies a field name, as hopByHop and forwardedField do
+// for net/http's canonical keys.
+func fieldKindOf(name []byte) fieldKind {
+	switch len(name) {
+	case 2:
+		if asciiEqualFold(name, "te") {
+			return fieldRefused // may ask for trailers: net/http's path handles it
+		}
+	case 4:
+		if asciiEqualFold(name, "host") {
+			return fieldHost
+		}
+	case 6:
+		if asciiEqualFold(name, "expect") {
+			return fieldRefused
+		}
+	case 7:
+		switch {
+		case asciiEqualFold(name, "upgrade"):
+			return fieldRefused
+		case asciiEqualFold(name, "trailer"):
+			return fieldDropped
+		}
+	case 9:
+		if asciiEqualFold(name, "forwarded") {
+			return fieldDropped
+		}
+	case 10:
+		switch {
+		case asciiEqualFold(name, "connection"):
+			return fieldConnection
+		case asciiEqualFold(name, "keep-alive"):
+			return fieldDropped
+		}
+	case 14:
+		if asciiEqualFold(name, "content-length") {
+			return fieldContentLength
+		}
+	case 15:
+		if asciiEqualFold(name, "x-forwarded-for") {
+			return fieldForwardedFor
+		}
+	case 16:
+		if asciiEqualFold(name, "proxy-connection") || asciiEqualFold(name, "x-forwarded-host") {
+			return fieldDropped
+		}
+	case 17:
+		switch {
+		case asciiEqualFold(name, "transfer-encoding"):
+			return fieldRefused
+		case asciiEqualFold(name, "x-forwarded-proto"):
+			return fieldDropped
+		}
+	case 18:
+		if asciiEqualFold(name, "proxy-authenticate") {
+			return fieldDropped
+		}
+	case 19:
+		if asciiEqualFold(name, "proxy-authorization") {
+			return fieldDropped
+		}
+	}
+	return fieldPlain
+}
+
+// writeHead writes the head the worker gets, as writeRequest does for a
+// request without a body: the request line, Host, the client's fields in
+// their order, the forwarding fields, and Content-Length: 0 for methods
+// that usually carry a body.
+func (h *requestHead) writeHead(bw *bufio.Writer, clientIP string) error {
+	raw := h.raw
+	_, _ = bw.Write(h.method.of(raw))
+	_ = bw.WriteByte(' ')
+	_, _ = bw.Write(h.target.of(raw))
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	host := h.host.val(raw)
+	_, _ = bw.Write(host)
+	_, _ = bw.WriteString("\r\n")
+	for _, f := range h.fields {
+		_, _ = bw.Write(f.name(raw))
+		_, _ = bw.WriteString(": ")
+		_, _ = bw.Write(f.val(raw))
+		_, _ = bw.WriteString("\r\n")
+	}
+	if clientIP != "" { // as writeForwarded: none when the address has no IP
+		_, _ = bw.WriteString("X-Forwarded-For: ")
+		for _, f := range h.forwardedFor {
+			_, _ = bw.Write(f.val(raw))
+			_, _ = bw.WriteString(", ")
+		}
+		_, _ = bw.WriteString(clientIP)
+		_, _ = bw.WriteString("\r\n")
+	}
+	_, _ = bw.WriteString("X-Forwarded-Host: ")
+	_, _ = bw.Write(host)
+	_, _ = bw.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+	if m := h.method.of(raw); string(m) != "GET" && string(m) != "HEAD" {
+		_, _ = bw.WriteString("Content-Length: 0\r\n")
+	}
+	_, _ = bw.WriteString("\r\n")
+	return bw.Flush()
+}
+
+// isToken: RFC 9110's token (methods, field names).
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if !tokenByte[c] {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// validTarget: visible ASCII, and every % followed by two hex digits (Go's
+// server rejects a bad escape with 400; so must this path).
+func validTarget(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+		if c == '%' && (i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2])) {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost: what Go's server accepts in Host (httpguts.ValidHostHeader),
+// and not empty.
+func validHost(b []byte) bool {
+	for _, c := range b {
+		if !hostByte[c] {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// asciiEqualFold compares b with lower, which is lower-case ASCII.
+func asciiEqualFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenByte, hostByte [256]bool
+
+func init() {
+	for c := '0'; c <= 'z'; c++ {
+		if '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' {
+			tokenByte[c], hostByte[c] = true, true
+		}
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		tokenByte[c] = true
+	}
+	for _, c := range "!$%&'()*+,-.:;=[]_~" {
+		hostByte[c] = true
+	}
+}

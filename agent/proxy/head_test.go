@@ -1,0 +1,187 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestFrontEndTakesOrLeaves: which requests the front end takes, and
+// that a taken one reaches the worker as net/http's path would send it
+// (the same lines, field names compared case-insensitively: the front end
+// keeps the client's spelling and order, net/http canonicalizes).
+func TestFrontEndTakesOrLeaves(t *testing.T) {
+	tests := []struct {
+		name  string
+		raw   string
+		take  bool
+		trust bool
+	}{
+		{name: "plain GET", take: true, raw: "GET /a?b=c%20d HTTP/1.1\r\nHost: shop.example\r\nAccept: */*\r\nuser-agent: x\r\n\r\n"},
+		{name: "hop-by-hop and forwarding fields dropped", take: true,
+			raw: "GET / HTTP/1.1\r\nhost: shop.example:8080\r\nConnection: keep-alive, close\r\nKeep-Alive: 5\r\n" +
+				"Proxy-Connection: x\r\nProxy-Authorization: y\r\nTrailer: z\r\nForwarded: for=6.6.6.6\r\n" +
+				"X-Forwarded-For: 6.6.6.6\r\nx-forwarded-host: evil\r\nX-Forwarded-Proto: https\r\nCookie: a=b\r\n\r\n"},
+		{name: "trusted X-Forwarded-For appended to", take: true, trust: true,
+			raw: "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n"},
+		{name: "whitespace around values", take: true, raw: "GET / HTTP/1.1\r\nHost:h\r\nX-A: \t spaced \t\r\nX-Empty:\r\n\r\n"},
+		{name: "DELETE without a body says Content-Length: 0", take: true, raw: "DELETE /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"},
+		{name: "HEAD", take: true, raw: "HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "a body", raw: "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"},
+		{name: "a chunked body", raw: "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		{name: "HTTP/1.0", raw: "GET / HTTP/1.0\r\nHost: h\r\n\r\n"},
+		{name: "an upgrade", raw: "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"},
+		{name: "an expectation", raw: "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n"},
+		{name: "TE", raw: "GET / HTTP/1.1\r\nHost: h\r\nTE: trailers\r\n\r\n"},
+		{name: "Connection naming a field", raw: "GET / HTTP/1.1\r\nHost: h\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n"},
+		{name: "absolute-form", raw: "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "asterisk-form", raw: "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "a bad escape", raw: "GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "a control byte in the target", raw: "GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "a bad method", raw: "G(T / HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "no Host", raw: "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"},
+		{name: "two Hosts", raw: "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"},
+		{name: "a bad Host", raw: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n"},
+		{name: "whitespace before the colon", raw: "GET / HTTP/1.1\r\nHost: h\r\nX-A : 1\r\n\r\n"},
+		{name: "an obs-fold", raw: "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n 2\r\n\r\n"},
+		{name: "a control byte in a value", raw: "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\x002\r\n\r\n"},
+		{name: "no colon", raw: "GET / HTTP/1.1\r\nHost: h\r\nno colon\r\n\r\n"},
+		{name: "a Content-Length that is not 0", raw: "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 00\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := headEnd([]byte(tt.raw))
+			if n <= 0 {
+				t.Fatalf("headEnd = %d for a complete head", n)
+			}
+			h := &requestHead{raw: []byte(tt.raw[:n])}
+			if got := parseHead(h, tt.trust); got != tt.take {
+				t.Fatalf("parseHead = %v, want %v", got, tt.take)
+			}
+			if !tt.take {
+				return
+			}
+			var front bytes.Buffer
+			if err := h.writeHead(bufio.NewWriter(&front), "192.0.2.1"); err != nil {
+				t.Fatal(err)
+			}
+			r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(tt.raw)))
+			if err != nil {
+				t.Fatalf("net/http rejects a request the front end takes: %v", err)
+			}
+			r.RemoteAddr = "192.0.2.1:40000"
+			var viaHTTP bytes.Buffer
+			s := &Server{opts: Options{TrustForwardedFor: tt.trust}}
+			if err := s.writeRequest(bufio.NewWriter(&viaHTTP), r, nil); err != nil {
+				t.Fatal(err)
+			}
+			got, want := headLines(t, front.String()), headLines(t, viaHTTP.String())
+			if !slices.Equal(got, want) {
+				t.Errorf("front end wrote\n %q\nnet/http's path\n %q", got, want)
+			}
+		})
+	}
+}
+
+// headLines: the request line, then the fields, names canonical, sorted.
+func headLines(t *testing.T, out string) []string {
+	t.Helper()
+	head, rest, ok := strings.Cut(out, "\r\n\r\n")
+	if !ok || rest != "" {
+		t.Fatalf("not one head: %q", out)
+	}
+	lines := strings.Split(head, "\r\n")
+	for i, l := range lines[1:] {
+		k, v, _ := strings.Cut(l, ": ")
+		lines[i+1] = textproto.CanonicalMIMEHeaderKey(k) + ": " + v
+	}
+	slices.Sort(lines[1:])
+	return lines
+}
+
+func TestHeadEnd(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{"", 0},
+		{"GET / HTTP/1.1\r\n", 0},
+		{"GET / HTTP/1.1\r\nHost: h\r\n", 0},
+		{"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 27},
+		{"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n", 18},
+		{"GET / HTTP/1.1\nHost: h\r\n\r\n", -1}, // a bare LF
+		{"GET / HTTP/1.1\r\nHost: h\r\n\n", -1}, // a bare LF ends it
+		{"\r\nGET / HTTP/1.1\r\n\r\n", -1},      // a leading empty line
+	}
+	for _, tt := range tests {
+		if got := headEnd([]byte(tt.in)); got != tt.want {
+			t.Errorf("headEnd(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestFieldKindOf: every name the net/http path drops or handles is
+// classified, whatever its case (the switch is on the name's length).
+func TestFieldKindOf(t *testing.T) {
+	for _, k := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Host", "Content-Length", "Expect"} {
+		if !hopByHop(k) && !forwardedField(k) && k != "Host" && k != "Content-Length" && k != "Expect" {
+			t.Fatalf("%s is not a field net/http's path handles", k)
+		}
+		for _, name := range []string{k, strings.ToLower(k), strings.ToUpper(k)} {
+			if fieldKindOf([]byte(name)) == fieldPlain {
+				t.Errorf("%s would be passed on as it is", name)
+			}
+		}
+	}
+	if fieldKindOf([]byte("X-Forwarded-Hosts")) != fieldPlain || fieldKindOf([]byte("Accept")) != fieldPlain {
+		t.Error("a plain field is not passed on")
+	}
+}
+
+// FuzzParseHead: on any bytes the front end's parser does not panic, and
+// what it takes net/http takes too, and would send the worker the same
+// lines. `go test -fuzz FuzzParseHead ./agent/proxy/` explores; plain
+// `go test` runs the seeds.
+func FuzzParseHead(f *testing.F) {
+	for _, seed := range []string{
+		"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a?b=c HTTP/1.1\r\nHost: h\r\nConnection: close\r\nX-Forwarded-For: 1.2.3.4\r\nCookie: x\r\n\r\n",
+		"DELETE /x HTTP/1.1\r\nHost: h:1\r\nContent-Length: 0\r\nKeep-Alive: 1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nX: \t\r\n\r\n",
+	} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	f.Fuzz(func(t *testing.T, raw string, trust bool) {
+		n := headEnd([]byte(raw))
+		if n <= 0 {
+			return
+		}
+		h := &requestHead{raw: []byte(raw[:n])}
+		if !parseHead(h, trust) {
+			return
+		}
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw[:n])))
+		if err != nil {
+			t.Fatalf("net/http rejects %q, which the front end takes: %v", raw[:n], err)
+		}
+		r.RemoteAddr = "192.0.2.1:40000"
+		var front, viaHTTP bytes.Buffer
+		if err := h.writeHead(bufio.NewWriter(&front), "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+		s := &Server{opts: Options{TrustForwardedFor: trust}}
+		if err := s.writeRequest(bufio.NewWriter(&viaHTTP), r, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := headLines(t, front.String()), headLines(t, viaHTTP.String()); !slices.Equal(got, want) {
+			t.Fatalf("for %q the front end wrote\n %q\nnet/http's path\n %q", raw[:n], got, want)
+		}
+	})
+}

@@ -1,0 +1,198 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// respond writes the worker's response to the front end's client, as
+// respond does through net/http: end-to-end fields, a Date when the worker
+// sent none, the body framed by its length or chunked (flushed as it
+// comes), trailers. It reports whether the connection may carry another
+// request: not after a cut-short response.
+func (cc *clientConn) respond(resp *http.Response, now time.Time) bool {
+	bw := cc.bw
+	keep := cc.keepAlive()
+	code := resp.StatusCode
+	bodyAllowed := code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified &&
+		cc.req.Method != http.MethodHead
+	statusLine(bw, code)
+	conn := resp.Header["Connection"]
+	date := false
+	for k, vv := range resp.Header {
+		if hopByHop(k) || listed(conn, k) || (bodyAllowed && k == "Content-Length") {
+			continue
+		}
+		date = date || k == "Date"
+		for _, v := range vv {
+			field(bw, k, v)
+		}
+	}
+	if !date {
+		field(bw, "Date", httpDate(now))
+	}
+	chunked := bodyAllowed && resp.ContentLength < 0
+	switch {
+	case chunked:
+		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(resp.Trailer) > 0 {
+			field(bw, "Trailer", strings.Join(keys(resp.Trailer), ", "))
+		}
+	case bodyAllowed:
+		_, _ = bw.WriteString("Content-Length: ")
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), resp.ContentLength, 10))
+		_, _ = bw.WriteString("\r\n")
+	}
+	if !keep {
+		_, _ = bw.WriteString("Connection: close\r\n")
+	}
+	_, _ = bw.WriteString("\r\n")
+	if bodyAllowed && copyFramed(bw, resp, chunked) != nil {
+		return false // the client must see a cut-short response, not a complete one
+	}
+	return bw.Flush() == nil && keep
+}
+
+// copyFramed copies the body: as it is when its length is known (the
+// buffer goes out when full, and at the end), else chunk by chunk, each
+// flushed as it comes (streams, server-sent events), then the trailers.
+func copyFramed(bw *bufio.Writer, resp *http.Response, chunked bool) error {
+	buf := buffers.Get().(*[]byte)
+	defer buffers.Put(buf)
+	for {
+		n, rerr := resp.Body.Read(*buf)
+		if n > 0 {
+			var err error
+			if chunked {
+				_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(n), 16))
+				_, _ = bw.WriteString("\r\n")
+				_, _ = bw.Write((*buf)[:n])
+				_, _ = bw.WriteString("\r\n")
+				err = bw.Flush()
+			} else {
+				_, err = bw.Write((*buf)[:n])
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if !chunked {
+		return nil
+	}
+	_, _ = bw.WriteString("0\r\n")
+	for k, vv := range resp.Trailer { // complete now the body was read
+		for _, v := range vv {
+			field(bw, k, v)
+		}
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// sendReply writes the refusal or failure in cc.reply, if there is one to
+// write (none when the client went away), and reports whether the
+// connection may carry another request.
+func (cc *clientConn) sendReply(now time.Time) bool {
+	r := &cc.reply
+	defer r.reset()
+	if r.code == 0 {
+		return false
+	}
+	keep := cc.keepAlive() && r.h.Get("Connection") != "close"
+	bw := cc.bw
+	statusLine(bw, r.code)
+	for k, vv := range r.h {
+		for _, v := range vv {
+			if k != "Connection" {
+				field(bw, k, v)
+			}
+		}
+	}
+	field(bw, "Date", httpDate(now))
+	_, _ = bw.WriteString("Content-Length: ")
+	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(r.body)), 10))
+	_, _ = bw.WriteString("\r\n")
+	if !keep {
+		_, _ = bw.WriteString("Connection: close\r\n")
+	}
+	_, _ = bw.WriteString("\r\n")
+	_, _ = bw.Write(r.body)
+	return bw.Flush() == nil && keep
+}
+
+// replyWriter collects a refusal or a failure written the way the
+// net/http path writes it (refuse, fail), for sendReply.
+type replyWriter struct {
+	h    http.Header
+	code int
+	body []byte
+}
+
+func (w *replyWriter) Header() http.Header {
+	if w.h == nil {
+		w.h = http.Header{}
+	}
+	return w.h
+}
+
+func (w *replyWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *replyWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+func (w *replyWriter) reset() {
+	clear(w.h)
+	w.code, w.body = 0, w.body[:0]
+}
+
+func statusLine(bw *bufio.Writer, code int) {
+	_, _ = bw.WriteString("HTTP/1.1 ")
+	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(http.StatusText(code))
+	_, _ = bw.WriteString("\r\n")
+}
+
+func field(bw *bufio.Writer, k, v string) {
+	_, _ = bw.WriteString(k)
+	_, _ = bw.WriteString(": ")
+	_, _ = bw.WriteString(v)
+	_, _ = bw.WriteString("\r\n")
+}
+
+// httpDate is now in http.TimeFormat, formatted once a second.
+func httpDate(now time.Time) string {
+	sec := now.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return d.text
+	}
+	d := &formattedDate{sec: sec, text: now.UTC().Format(http.TimeFormat)}
+	lastDate.Store(d)
+	return d.text
+}
+
+type formattedDate struct {
+	sec  int64
+	text string
+}
+
+var lastDate atomic.Pointer[formattedDate]
