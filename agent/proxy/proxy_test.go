@@ -566,6 +566,20 @@ func TestOneConnectionBothServers(t *testing.T) {
 		t.Fatalf("GET after the POST: %d", resp.StatusCode)
 	}
 
+	// Requests the front end leaves to net/http on a connection of their
+	// own, and a client's Connection: close.
+	for _, tc := range []struct{ name, raw string }{
+		{"HTTP/1.0", "GET /env HTTP/1.0\r\n\r\n"},
+		{"a 10 KiB head", "GET /env HTTP/1.1\r\nHost: h\r\nCookie: " + strings.Repeat("c", 10<<10) + "\r\nConnection: close\r\n\r\n"},
+		{"absolute-form", "GET http://h/env HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
+		{"the front end's, closed", "GET /env HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
+	} {
+		out := rawExchange(t, strings.TrimPrefix(e.URL, "http://"), tc.raw, 10*time.Second)
+		if !strings.HasPrefix(out, "HTTP/1.") || !strings.Contains(out, " 200 OK\r\n") || !strings.Contains(out, `"PATH_INFO": "/env"`) {
+			t.Errorf("%s: got %q, want 200 and the body, then the connection closed", tc.name, out)
+		}
+	}
+
 	// Pipelined, on a connection of the front end's own.
 	p, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
 	if err != nil {
