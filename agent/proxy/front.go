@@ -67,12 +67,15 @@ type clientConn struct {
 	cancel context.CancelFunc
 	// req is what the worker transport sees of each request: its method
 	// (a response to HEAD has no body) and ctx.
-	req   *http.Request
-	sess  *session
-	write func(*workerConn) error        // cc.writeHead, bound once
-	send  func() (*http.Response, error) // cc.sendToWorker, bound once
-	reply replyWriter                    // refusals and failures
-	watch struct {
+	req       *http.Request
+	sess      *session
+	start     time.Time
+	resp      responseHead                   // the worker's, when plain (relay.go)
+	relayKeep bool                           // a relayed response left the connection sound
+	write     func(*workerConn) error        // cc.writeHead, bound once
+	send      func() (*http.Response, error) // cc.sendToWorker, bound once
+	reply     replyWriter                    // refusals and failures
+	watch     struct {
 		timer    *time.Timer
 		armed    bool
 		mu       sync.Mutex
@@ -197,7 +200,7 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	start := time.Now()
 	sess := getSession()
 	defer putSession(sess)
-	cc.sess = sess
+	cc.sess, cc.start = sess, start
 	cc.req.Method = methodString(cc.head.method.of(cc.head.raw))
 	cc.armWatch()
 	w, err := s.router.Acquire(cc.ctx)
@@ -211,9 +214,12 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	defer s.finish(sess, start)
 	resp, err := withRetries(s.router, cc.ctx, sess, nil, cc.send)
 	cc.disarmWatch()
-	if err != nil {
+	switch {
+	case err != nil:
 		s.fail(&cc.reply, cc.ctx, cc.path(), sess, err)
 		return cc.sendReply(start)
+	case resp == nil: // relayed (relay.go)
+		return cc.relayKeep
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
@@ -224,12 +230,27 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	return cc.respond(resp, start)
 }
 
+// sendToWorker sends the request to the session's worker. A plain
+// response (relay.go) is relayed to the client at once, and the result is
+// nil, nil (cc.relayKeep: the connection may carry another request); any
+// other is returned.
 func (cc *clientConn) sendToWorker() (*http.Response, error) {
 	t, ok := cc.sess.worker.Transport.(*workerTransport)
 	if !ok {
 		return nil, errors.New("ferry: the worker has no proxy transport")
 	}
-	return t.exchange(cc.req, false, cc.write)
+	x, err := t.begin(cc.req, false, cc.write)
+	if err != nil {
+		return nil, err
+	}
+	if cc.req.Method == http.MethodHead || !cc.peekPlain(x.c.br) {
+		return x.receive()
+	}
+	cc.sess.code = cc.resp.code
+	clientOK, workerOK := cc.relay(x.c.br, cc.start)
+	x.done(workerOK)
+	cc.relayKeep = clientOK
+	return nil, nil
 }
 
 func (cc *clientConn) writeHead(c *workerConn) error { return cc.head.writeHead(c.bw, cc.ip) }

@@ -168,7 +168,12 @@ func statusLine(bw *bufio.Writer, code int) {
 	_, _ = bw.WriteString("HTTP/1.1 ")
 	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	_ = bw.WriteByte(' ')
-	_, _ = bw.WriteString(http.StatusText(code))
+	if text := http.StatusText(code); text != "" {
+		_, _ = bw.WriteString(text)
+	} else { // as net/http says it
+		_, _ = bw.WriteString("status code ")
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
+	}
 	_, _ = bw.WriteString("\r\n")
 }
 

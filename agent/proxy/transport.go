@@ -77,37 +77,74 @@ func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // response to it. The response body reads the connection, which goes back
 // to the idle list when the body was read to its end and closed.
 func (t *workerTransport) exchange(req *http.Request, hasBody bool, write func(*workerConn) error) (*http.Response, error) {
+	x, err := t.begin(req, hasBody, write)
+	if err != nil {
+		return nil, err
+	}
+	return x.receive()
+}
+
+// pending is a request written (or being written) to a worker, whose
+// response is still to be read.
+type pending struct {
+	t     *workerTransport
+	c     *workerConn
+	req   *http.Request
+	stop  func() bool // false once the request was cancelled (c is aborted)
+	wrote chan error  // the body writer's result; nil without a body
+}
+
+// begin takes a connection and writes the request on it (beside the
+// response read when it has a body).
+func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*workerConn) error) (pending, error) {
 	c, err := t.get(req.Context())
 	if err != nil {
-		return nil, &notSentError{err}
+		return pending{}, &notSentError{err}
 	}
 	c.written.Store(false)
-	stop := context.AfterFunc(req.Context(), c.abort)
-	var wrote chan error
+	x := pending{t: t, c: c, req: req, stop: context.AfterFunc(req.Context(), c.abort)}
 	if hasBody {
 		// A worker may answer before it read the whole body (413, say) and
 		// stop reading: the body is written beside the response read, as
 		// Go's transport does, or both sides would wait for each other.
-		wrote = make(chan error, 1)
-		go func() { wrote <- write(c) }()
+		x.wrote = make(chan error, 1)
+		go func() { x.wrote <- write(c) }()
 	} else if err := write(c); err != nil {
-		return nil, c.fail(stop, err, nil)
+		return pending{}, c.fail(x.stop, err, nil)
 	}
-	resp, err := c.readResponse(req)
+	return x, nil
+}
+
+// receive reads the response head; its body reads the connection.
+func (x pending) receive() (*http.Response, error) {
+	c := x.c
+	resp, err := c.readResponse(x.req)
 	if err != nil {
-		return nil, c.fail(stop, err, wrote)
+		return nil, c.fail(x.stop, err, x.wrote)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection is the upgraded protocol's now; ReverseProxy
 		// closes it when either side ends or the request is cancelled.
-		stop()
+		x.stop()
 		resp.Body = &upgradedConn{c}
 		return resp, nil
 	}
 	// Only the worker's side decides: a client's Connection: close (or
 	// HTTP/1.0) is about the client's connection, not this one.
-	resp.Body = &workerBody{rc: resp.Body, c: c, t: t, stop: stop, wrote: wrote, reuse: !resp.Close}
+	resp.Body = &workerBody{rc: resp.Body, c: c, t: x.t, stop: x.stop, wrote: x.wrote, reuse: !resp.Close}
 	return resp, nil
+}
+
+// done ends an exchange whose response was read to its end by other means
+// than receive's body (relay.go): c goes back to the idle list when the
+// worker keeps it and nothing cancelled the request, else it is closed.
+func (x pending) done(reuse bool) {
+	if reuse && x.stop() && x.c.br.Buffered() == 0 {
+		x.t.put(x.c)
+		return
+	}
+	x.stop()
+	_ = x.c.Close()
 }
 
 // CloseIdleConnections closes the idle connections, and makes the

@@ -1,0 +1,214 @@
+package proxy
+
+import (
+	"bufio"
+	"strconv"
+	"time"
+)
+
+// The front end relays a plain worker response itself: a final status
+// (not 101, 204 or 304) to a request other than HEAD, framed by one
+// Content-Length, without Transfer-Encoding, Trailer or a Connection field
+// naming other fields, and whose head fits the connection's buffer. That
+// is what most apps answer most requests with; parsing it into an
+// http.Response (a map of canonical keys, a string per value) cost the
+// front end a fifth of its CPU. Any other response is read with
+// http.ReadResponse and written by respond (reply.go), as before.
+
+// responseHead is a plain response head: spans of raw, which is the worker
+// connection's buffer (valid until it is read further).
+type responseHead struct {
+	raw    []byte
+	code   int
+	length int64
+	close  bool // Connection: close: the worker does not keep the connection
+	date   bool
+	fields []span // passed on
+}
+
+// peekPlain waits for the worker's response and reports whether its head
+// is plain (cc.resp); it reads nothing the fallback would miss.
+func (cc *clientConn) peekPlain(br *bufio.Reader) bool {
+	if _, err := br.Peek(1); err != nil {
+		return false // http.ReadResponse meets the error again, and says it
+	}
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		n := headEnd(buf)
+		if n > 0 {
+			cc.resp.raw = buf[:n]
+			return parseResponseHead(&cc.resp)
+		}
+		if n < 0 || len(buf) == br.Size() {
+			return false
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			return false
+		}
+	}
+}
+
+// parseResponseHead parses h.raw and reports whether it is plain.
+func parseResponseHead(h *responseHead) bool {
+	raw := h.raw
+	h.fields, h.close, h.date, h.length = h.fields[:0], false, false, -1
+	line, rest, ok := cutLine(raw, 0)
+	if !ok {
+		return false
+	}
+	b := line.of(raw)
+	const proto = "HTTP/1.1 "
+	if len(b) < len(proto)+3 || string(b[:len(proto)]) != proto || len(b) > len(proto)+3 && b[len(proto)+3] != ' ' {
+		return false
+	}
+	code, err := strconv.Atoi(string(b[len(proto) : len(proto)+3]))
+	if err != nil || code < 200 || code > 599 || code == 204 || code == 304 {
+		return false
+	}
+	h.code = code
+	for {
+		var l span
+		l, rest, ok = cutLine(raw, rest)
+		if !ok {
+			return false
+		}
+		if l.start == l.end {
+			return h.length >= 0
+		}
+		f, ok := parseField(raw, l)
+		if !ok {
+			return false
+		}
+		switch responseFieldKind(f.name(raw)) {
+		case fieldPlain:
+			h.fields = append(h.fields, f)
+		case fieldDate:
+			h.fields = append(h.fields, f)
+			h.date = true
+		case fieldContentLength:
+			if h.length >= 0 || !parseLength(f.val(raw), &h.length) {
+				return false // two, or not a number: http.ReadResponse decides
+			}
+		case fieldConnection:
+			var tokens requestHead
+			if !tokens.connectionTokens(f.val(raw)) {
+				return false
+			}
+			h.close = h.close || tokens.close
+		case fieldDropped:
+		default:
+			return false
+		}
+	}
+}
+
+func parseLength(v []byte, n *int64) bool {
+	if len(v) == 0 || len(v) > 18 {
+		return false
+	}
+	var x int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+		x = x*10 + int64(c-'0')
+	}
+	*n = x
+	return true
+}
+
+const fieldDate = fieldForwardedFor + 1
+
+// responseFieldKind classifies a response field name as respond does
+// with hopByHop: dropped, refused (Transfer-Encoding, Trailer: not plain),
+// the framing and Connection fields, Date, or passed on.
+func responseFieldKind(name []byte) fieldKind {
+	switch len(name) {
+	case 2:
+		if asciiEqualFold(name, "te") {
+			return fieldDropped
+		}
+	case 4:
+		if asciiEqualFold(name, "date") {
+			return fieldDate
+		}
+	case 7:
+		switch {
+		case asciiEqualFold(name, "upgrade"):
+			return fieldDropped
+		case asciiEqualFold(name, "trailer"):
+			return fieldRefused
+		}
+	case 10:
+		switch {
+		case asciiEqualFold(name, "connection"):
+			return fieldConnection
+		case asciiEqualFold(name, "keep-alive"):
+			return fieldDropped
+		}
+	case 14:
+		if asciiEqualFold(name, "content-length") {
+			return fieldContentLength
+		}
+	case 16:
+		if asciiEqualFold(name, "proxy-connection") {
+			return fieldDropped
+		}
+	case 17:
+		if asciiEqualFold(name, "transfer-encoding") {
+			return fieldRefused
+		}
+	case 18:
+		if asciiEqualFold(name, "proxy-authenticate") {
+			return fieldDropped
+		}
+	case 19:
+		if asciiEqualFold(name, "proxy-authorization") {
+			return fieldDropped
+		}
+	}
+	return fieldPlain
+}
+
+// relay writes the plain response in cc.resp to the client and copies its
+// body from br. clientOK: the client's connection may carry another
+// request; workerOK: the worker's response was read to its end, and the
+// worker keeps the connection.
+func (cc *clientConn) relay(br *bufio.Reader, now time.Time) (clientOK, workerOK bool) {
+	h, bw := &cc.resp, cc.bw
+	keep := cc.keepAlive()
+	statusLine(bw, h.code)
+	for _, f := range h.fields {
+		_, _ = bw.Write(f.name(h.raw))
+		_, _ = bw.WriteString(": ")
+		_, _ = bw.Write(f.val(h.raw))
+		_, _ = bw.WriteString("\r\n")
+	}
+	if !h.date {
+		field(bw, "Date", httpDate(now))
+	}
+	_, _ = bw.WriteString("Content-Length: ")
+	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), h.length, 10))
+	_, _ = bw.WriteString("\r\n")
+	if !keep {
+		_, _ = bw.WriteString("Connection: close\r\n")
+	}
+	_, _ = bw.WriteString("\r\n")
+	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
+	h.raw = nil
+	for n := h.length; n > 0; {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				return false, false // the worker went away mid-body: the client sees it cut short
+			}
+		}
+		k := int(min(n, int64(br.Buffered())))
+		p, _ := br.Peek(k)
+		if _, err := bw.Write(p); err != nil {
+			return false, false
+		}
+		_, _ = br.Discard(k)
+		n -= int64(k)
+	}
+	return bw.Flush() == nil && keep, !h.close
+}
