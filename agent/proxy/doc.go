@@ -36,7 +36,9 @@
 //     worker at once;
 //   - a client that goes away while its request waits (queued, or at a
 //     slow worker) takes the request with it: out of the queue, or off
-//     the worker, whose slot comes back at once;
+//     the worker, whose slot comes back at once; for a request with a
+//     body (net/http's path) only once a worker takes it and its body is
+//     read, as net/http reads no connection while a body is unread;
 //   - nothing is invented: a response without Content-Type gets none (Go's
 //     server would sniff one), only a missing Date is added;
 //   - a worker's response head is bounded (10 MiB, five interim responses);

@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,9 +49,11 @@ const frontBufferSize = 8 << 10
 const watchAfter = 50 * time.Millisecond
 
 // Connection states, for Shutdown: an idle connection is closed at once,
-// an active one after its response.
+// an active one after its response, a new one after its first request (or
+// when it sends none within ReadHeaderTimeout), as net/http treats them.
 const (
-	stateIdle int32 = iota
+	stateNew int32 = iota
+	stateIdle
 	stateActive
 	stateClosed
 )
@@ -130,6 +134,7 @@ func (s *Server) serveFront(c net.Conn) {
 		return
 	}
 	defer s.track(cc, false)
+	defer s.recoverFront(cc)
 	for first := true; ; first = false {
 		take, handoff := cc.readHead(first)
 		switch {
@@ -156,7 +161,11 @@ func (cc *clientConn) readHead(first bool) (take, handoff bool) {
 	} else {
 		_ = cc.conn.SetReadDeadline(time.Now().Add(o.IdleTimeout))
 	}
-	if _, err := cc.br.Peek(1); err != nil || !cc.state.CompareAndSwap(stateIdle, stateActive) {
+	from := stateIdle
+	if first {
+		from = stateNew
+	}
+	if _, err := cc.br.Peek(1); err != nil || !cc.state.CompareAndSwap(from, stateActive) {
 		return false, false
 	}
 	limit := min(o.MaxHeaderBytes, cc.br.Size())
@@ -186,6 +195,22 @@ func (cc *clientConn) readHead(first bool) (take, handoff bool) {
 	}
 }
 
+// recoverFront keeps a panic while serving one connection from taking the
+// agent, and every app it serves, down: the connection is closed, as
+// net/http does with a panicking handler's.
+func (s *Server) recoverFront(cc *clientConn) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	cc.disarmWatch() // its goroutine may be reading cc.br
+	if v != http.ErrAbortHandler {
+		s.opts.Log.Error(fmt.Errorf("%v", v), "Panic serving a request; its connection is closed", "stack", string(debug.Stack()))
+	}
+	_ = cc.conn.Close()
+	cc.release()
+}
+
 // buffered copies what was read and not used.
 func (cc *clientConn) buffered() []byte {
 	b, _ := cc.br.Peek(cc.br.Buffered())
@@ -200,7 +225,7 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	start := time.Now()
 	sess := getSession()
 	defer putSession(sess)
-	cc.sess, cc.start = sess, start
+	cc.sess = sess
 	cc.req.Method = methodString(cc.head.method.of(cc.head.raw))
 	cc.armWatch()
 	w, err := s.router.Acquire(cc.ctx)
@@ -208,7 +233,7 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 		cc.disarmWatch()
 		sess.code = s.refuse(&cc.reply, cc.ctx, err)
 		s.observe(sess.code, start)
-		return cc.sendReply(start)
+		return cc.sendReply(time.Now())
 	}
 	sess.worker = w
 	defer s.finish(sess, start)
@@ -217,17 +242,17 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	switch {
 	case err != nil:
 		s.fail(&cc.reply, cc.ctx, cc.path(), sess, err)
-		return cc.sendReply(start)
+		return cc.sendReply(time.Now())
 	case resp == nil: // relayed (relay.go)
 		return cc.relayKeep
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
 		s.fail(&cc.reply, cc.ctx, cc.path(), sess, errors.New("the worker switched protocols unasked"))
-		return cc.sendReply(start)
+		return cc.sendReply(time.Now())
 	}
 	sess.code = resp.StatusCode
-	return cc.respond(resp, start)
+	return cc.respond(resp, time.Now())
 }
 
 // sendToWorker sends the request to the session's worker. A plain
@@ -247,7 +272,7 @@ func (cc *clientConn) sendToWorker() (*http.Response, error) {
 		return x.receive()
 	}
 	cc.sess.code = cc.resp.code
-	clientOK, workerOK := cc.relay(x.c.br, cc.start)
+	clientOK, workerOK := cc.relay(x.c.br, time.Now())
 	x.done(workerOK)
 	cc.relayKeep = clientOK
 	return nil, nil
@@ -412,10 +437,16 @@ func (l *handoffListener) Addr() net.Addr { return l.addr }
 func (l *handoffListener) give(c net.Conn) {
 	select {
 	case l.conns <- c:
-	case <-l.done:
+	case <-l.done: // net/http was shut down: say so
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(c, shuttingDown)
 		_ = c.Close()
 	}
 }
+
+// shuttingDown answers a request net/http can no longer take.
+const shuttingDown = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Retry-After: 1\r\nContent-Length: 35\r\nConnection: close\r\n\r\nferry: this agent is shutting down\n"
 
 // prefixConn is a connection whose first bytes were already read.
 type prefixConn struct {

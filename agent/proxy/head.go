@@ -208,6 +208,10 @@ func fieldKindOf(name []byte) fieldKind {
 		if asciiEqualFold(name, "host") {
 			return fieldHost
 		}
+	case 5:
+		if asciiEqualFold(name, "close") {
+			return fieldRefused // hop-by-hop when Connection: close names it
+		}
 	case 6:
 		if asciiEqualFold(name, "expect") {
 			return fieldRefused
@@ -300,9 +304,9 @@ func (h *requestHead) writeHead(bw *bufio.Writer, clientIP string) error {
 }
 
 // isToken: RFC 9110's token (methods, field names).
-func isToken(b []byte) bool {
-	for _, c := range b {
-		if !tokenByte[c] {
+func isToken[T string | []byte](b T) bool {
+	for i := range len(b) {
+		if !tokenByte[b[i]] {
 			return false
 		}
 	}

@@ -50,6 +50,7 @@ func TestFrontEndTakesOrLeaves(t *testing.T) {
 		{name: "an obs-fold", raw: "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n 2\r\n\r\n"},
 		{name: "a control byte in a value", raw: "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\x002\r\n\r\n"},
 		{name: "no colon", raw: "GET / HTTP/1.1\r\nHost: h\r\nno colon\r\n\r\n"},
+		{name: "a field named Close (hop-by-hop after Connection: close)", raw: "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nClose: 1\r\n\r\n"},
 		{name: "a Content-Length that is not 0", raw: "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 00\r\n\r\n"},
 	}
 	for _, tt := range tests {
@@ -154,6 +155,7 @@ func FuzzParseHead(f *testing.F) {
 		"GET /a?b=c HTTP/1.1\r\nHost: h\r\nConnection: close\r\nX-Forwarded-For: 1.2.3.4\r\nCookie: x\r\n\r\n",
 		"DELETE /x HTTP/1.1\r\nHost: h:1\r\nContent-Length: 0\r\nKeep-Alive: 1\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: h\r\nX: \t\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nClose: 1\r\n\r\n",
 	} {
 		f.Add(seed, false)
 		f.Add(seed, true)

@@ -149,13 +149,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, l := range s.listeners {
 		_ = l.Close()
 	}
+	handoff := s.handoff
 	s.mu.Unlock()
-	err := s.http.Shutdown(ctx)
-	if s.handoff != nil {
-		_ = s.handoff.Close()
-	}
-	if ferr := s.drainFront(ctx); ferr != nil {
-		err = errors.Join(err, ferr)
+	// Both servers drain at once: the front end's idle connections close
+	// now, not after net/http's active ones are done.
+	s.http.SetKeepAlivesEnabled(false)
+	front := make(chan error, 1)
+	go func() { front <- s.drainFront(ctx) }()
+	err := errors.Join(s.http.Shutdown(ctx), <-front)
+	if handoff != nil {
+		_ = handoff.Close()
 	}
 	done := make(chan struct{})
 	go func() {

@@ -641,6 +641,9 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 	e.WaitFor(t, 10*time.Second, "the slow request at the worker", func(s pool.Status) bool {
 		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
 	})
+	// A request without a body (the front end's). One with a body
+	// (net/http's) is noticed only once a worker takes it and its body is
+	// read: net/http does not read a connection while a body is unread.
 	queued, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -672,5 +675,59 @@ func TestNoContentTypeInvented(t *testing.T) {
 		if ct, ok := resp.Header["Content-Type"]; ok {
 			t.Errorf("%s: Content-Type %q, want none", method, ct)
 		}
+	}
+}
+
+// TestShutdownClosesIdleConnectionsAtOnce: Shutdown closes the front end's
+// idle connections at once, while a request net/http serves is still in
+// flight (it then completes).
+func TestShutdownClosesIdleConnectionsAtOnce(t *testing.T) {
+	e := start(t, agenttest.WSGI("hello-wsgi", 2, 2), proxy.Options{})
+	idle, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	br := bufio.NewReader(idle)
+	if _, err := io.WriteString(idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+	posted := make(chan int, 1)
+	go func() {
+		client := &http.Client{Transport: &http.Transport{}}
+		resp, err := client.Post(e.URL+"/slow?ms=5000", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			posted <- 0
+			return
+		}
+		resp.Body.Close()
+		posted <- resp.StatusCode
+	}()
+	e.WaitFor(t, 10*time.Second, "the POST at a worker", func(s pool.Status) bool {
+		return len(s.Processes) == 2 && s.Processes[0].Sessions+s.Processes[1].Sessions == 1
+	})
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		shut <- e.Proxy.Shutdown(ctx)
+	}()
+	_ = idle.SetReadDeadline(time.Now().Add(time.Minute))
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("the idle connection during Shutdown: read %d, %v; want EOF", n, err)
+	}
+	select {
+	case code := <-posted:
+		t.Fatalf("the idle connection was closed only after the POST was done (%d)", code)
+	default:
+	}
+	if code := <-posted; code != 200 {
+		t.Errorf("the POST in flight got %d, want 200", code)
+	}
+	if err := <-shut; err != nil {
+		t.Error(err)
 	}
 }

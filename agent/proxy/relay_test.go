@@ -132,3 +132,42 @@ func FuzzRelay(f *testing.F) {
 		}
 	})
 }
+
+// TestRespondWritesWhatNetHTTPWould: fields net/http's server would not
+// write do not reach the client from the front end either: names that are
+// not tokens (a lenient parser downstream could read "Transfer-Encoding :"
+// as framing), and the framing of a 204 or 304.
+func TestRespondWritesWhatNetHTTPWould(t *testing.T) {
+	tests := []struct{ raw, absent string }{
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nContent-Length: 2\r\n\r\nok", "Transfer-Encoding"},
+		{"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", "Content-Length"},
+		{"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\n", "Content-"},
+	}
+	for _, tt := range tests {
+		out := viaRespond(t, tt.raw, http.MethodGet)
+		if strings.HasPrefix(out, "error: ") || strings.Contains(out, tt.absent) {
+			t.Errorf("for %q the client got %q, want no %s", tt.raw, out, tt.absent)
+		}
+	}
+}
+
+// TestRefusalOfHEAD: a refusal says its length and, to HEAD, sends no
+// body, or the client would read the body as the next response.
+func TestRefusalOfHEAD(t *testing.T) {
+	for _, method := range []string{http.MethodHead, http.MethodGet} {
+		var buf bytes.Buffer
+		cc := &clientConn{s: &Server{}, ctx: context.Background(), bw: bufio.NewWriter(&buf), req: &http.Request{Method: method}}
+		cc.reply.code = plain(&cc.reply, http.StatusServiceUnavailable, "ferry: busy")
+		if !cc.sendReply(relayNow) {
+			t.Fatalf("%s: the connection was not kept", method)
+		}
+		head, body, _ := strings.Cut(buf.String(), "\r\n\r\n")
+		want := "ferry: busy\n"
+		if method == http.MethodHead {
+			want = ""
+		}
+		if !strings.Contains(head+"\r\n", "\r\nContent-Length: 12\r\n") || body != want {
+			t.Errorf("%s: head %q body %q, want Content-Length: 12 and body %q", method, head, body, want)
+		}
+	}
+}

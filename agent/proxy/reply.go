@@ -25,8 +25,9 @@ func (cc *clientConn) respond(resp *http.Response, now time.Time) bool {
 	conn := resp.Header["Connection"]
 	date := false
 	for k, vv := range resp.Header {
-		if hopByHop(k) || listed(conn, k) || (bodyAllowed && k == "Content-Length") {
-			continue
+		if hopByHop(k) || listed(conn, k) || (bodyAllowed && k == "Content-Length") ||
+			!isToken(k) || suppressed(code, k) {
+			continue // as net/http's server writes a response
 		}
 		date = date || k == "Date"
 		for _, v := range vv {
@@ -56,6 +57,18 @@ func (cc *clientConn) respond(resp *http.Response, now time.Time) bool {
 		return false // the client must see a cut-short response, not a complete one
 	}
 	return bw.Flush() == nil && keep
+}
+
+// suppressed: fields net/http's server leaves out of a 204 or 304 response
+// (a length there would frame a body that is not sent).
+func suppressed(code int, k string) bool {
+	switch code {
+	case http.StatusNoContent:
+		return k == "Content-Length" || k == "Transfer-Encoding"
+	case http.StatusNotModified:
+		return k == "Content-Length" || k == "Transfer-Encoding" || k == "Content-Type"
+	}
+	return false
 }
 
 // copyFramed copies the body: as it is when its length is known (the
@@ -128,7 +141,9 @@ func (cc *clientConn) sendReply(now time.Time) bool {
 		_, _ = bw.WriteString("Connection: close\r\n")
 	}
 	_, _ = bw.WriteString("\r\n")
-	_, _ = bw.Write(r.body)
+	if cc.req.Method != http.MethodHead { // its length is said, its body is not sent
+		_, _ = bw.Write(r.body)
+	}
 	return bw.Flush() == nil && keep
 }
 
