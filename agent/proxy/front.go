@@ -73,7 +73,6 @@ type clientConn struct {
 	// (a response to HEAD has no body) and ctx.
 	req       *http.Request
 	sess      *session
-	start     time.Time
 	resp      responseHead                   // the worker's, when plain (relay.go)
 	relayKeep bool                           // a relayed response left the connection sound
 	write     func(*workerConn) error        // cc.writeHead, bound once
@@ -204,7 +203,7 @@ func (s *Server) recoverFront(cc *clientConn) {
 		return
 	}
 	cc.disarmWatch() // its goroutine may be reading cc.br
-	if v != http.ErrAbortHandler {
+	if err, ok := v.(error); !ok || !errors.Is(err, http.ErrAbortHandler) {
 		s.opts.Log.Error(fmt.Errorf("%v", v), "Panic serving a request; its connection is closed", "stack", string(debug.Stack()))
 	}
 	_ = cc.conn.Close()
