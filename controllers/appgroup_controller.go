@@ -189,11 +189,19 @@ func appGroupChanged(e event.UpdateEvent) bool {
 // agent reports them every few seconds, and they change nothing the
 // manager decides or shows. The requeue scheduled by each pass notices
 // staleness, and a report after a stale one passes.
+//
+// A report is stale only when the node's agent Lease is too (assessPool):
+// an agent that renews its Lease rewrites an unchanged pool status every
+// contract.StatusReportInterval, far past the staleness bound, and that
+// rewrite must not cost a pass per pool. When the Lease goes stale or
+// comes back, the lease watcher asks for the passes.
 func (r *AppGroupReconciler) poolChanged(e event.UpdateEvent) bool {
 	o, ok1 := e.ObjectOld.(*ferryv1.ProcessPool)
 	n, ok2 := e.ObjectNew.(*ferryv1.ProcessPool)
-	if !ok1 || !ok2 || o.Status.HeartbeatTime == nil || n.Status.HeartbeatTime == nil ||
-		r.Clock.Since(o.Status.HeartbeatTime.Time) > r.AgentStaleAfter {
+	if !ok1 || !ok2 || o.Status.HeartbeatTime == nil || n.Status.HeartbeatTime == nil {
+		return true
+	}
+	if r.Clock.Since(o.Status.HeartbeatTime.Time) > r.AgentStaleAfter && !r.leaseFresh(o.Spec.NodeName) {
 		return true
 	}
 	strip := func(p *ferryv1.ProcessPool) *ferryv1.ProcessPool {
@@ -203,6 +211,26 @@ func (r *AppGroupReconciler) poolChanged(e event.UpdateEvent) bool {
 		return p
 	}
 	return !equality.Semantic.DeepEqual(strip(o), strip(n))
+}
+
+// leaseFresh reports whether node's agent renewed its Lease (named
+// contract.AgentLeaseName, held by node) within AgentStaleAfter, as the
+// cache shows it. False when there is no such Lease or it cannot be read:
+// the update then passes, as it would without Leases.
+func (r *AppGroupReconciler) leaseFresh(node string) bool {
+	if r.LeaseNamespace == "" || node == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l := &coordinationv1.Lease{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.LeaseNamespace, Name: contract.AgentLeaseName(node)}, l); err != nil {
+		return false
+	}
+	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != node || l.Spec.RenewTime == nil {
+		return false
+	}
+	return r.Clock.Since(l.Spec.RenewTime.Time) <= r.AgentStaleAfter
 }
 
 // appGroupsForNode maps a Node to every AppGroup: any may select it now or

@@ -4,11 +4,16 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
+	"github.com/ferry-dev/ferry/internal/scheme"
 )
 
 func TestDesiredEndpoints(t *testing.T) {
@@ -53,7 +58,20 @@ func TestDesiredEndpoints(t *testing.T) {
 
 func TestPoolChangedPredicate(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(t0)
-	r := &AppGroupReconciler{Clock: clk, AgentStaleAfter: staleAfter}
+	// The predicate reads the node's agent Lease from the manager's cache;
+	// a fake client stands in for the cache, holding node-b's Lease
+	// (renewed five minutes after t0) and node-c's, held by another node.
+	lease := func(node, holder string) *coordinationv1.Lease {
+		renewed := metav1.NewMicroTime(t0.Add(5 * time.Minute))
+		return &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ferry-system", Name: contract.AgentLeaseName(node),
+				Labels: contract.AgentLeaseLabels(node)},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder), RenewTime: &renewed},
+		}
+	}
+	cache := fake.NewClientBuilder().WithScheme(scheme.New()).
+		WithObjects(lease("node-b", "node-b"), lease("node-c", "node-x")).Build()
+	r := &AppGroupReconciler{Clock: clk, AgentStaleAfter: staleAfter, Client: cache, LeaseNamespace: "ferry-system"}
 	base := testPool("node-a", targetRev, rolledOut(2))
 	with := func(f func(p *ferryv1.ProcessPool)) *ferryv1.ProcessPool {
 		p := base.DeepCopy()
@@ -82,6 +100,31 @@ func TestPoolChangedPredicate(t *testing.T) {
 		{"deleted", base, with(deleting), t0, true},
 		{"spec changed", base, with(func(p *ferryv1.ProcessPool) { p.Spec.Revision = "3-abc" }), t0, true},
 	}
+	// The 5-minute rewrite of an unchanged status, on a node whose agent
+	// keeps its Lease fresh: the old report is old, not stale.
+	onNode := func(node string, p *ferryv1.ProcessPool) *ferryv1.ProcessPool {
+		p = p.DeepCopy()
+		p.Spec.NodeName = node
+		return p
+	}
+	rewrite := with(func(p *ferryv1.ProcessPool) {
+		p.ResourceVersion = "2"
+		p.Status.HeartbeatTime = &metav1.Time{Time: t0.Add(5 * time.Minute)}
+	})
+	at := t0.Add(5*time.Minute + time.Second)
+	tests = append(tests, []struct {
+		name string
+		old  *ferryv1.ProcessPool
+		new  *ferryv1.ProcessPool
+		now  time.Time
+		want bool
+	}{
+		{"unchanged rewrite, Lease fresh", onNode("node-b", base), onNode("node-b", rewrite), at, false},
+		{"unchanged rewrite, Lease stale", onNode("node-b", base), onNode("node-b", rewrite), at.Add(time.Minute), true},
+		{"unchanged rewrite, no Lease", base, rewrite, at, true},
+		{"unchanged rewrite, Lease held by another node", onNode("node-c", base), onNode("node-c", rewrite), at, true},
+		{"change with the Lease fresh", onNode("node-b", base), onNode("node-b", with(notReady)), at, true},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk.SetTime(tt.now)
