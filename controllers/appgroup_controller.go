@@ -274,6 +274,8 @@ type scope struct {
 	// draining are pools being deleted, whose agent drains them (filled by
 	// reconcilePools).
 	draining []*ferryv1.ProcessPool
+	// created counts the pools this pass created (reconcilePools).
+	created int
 	// leases are when each node's agent last renewed its Lease.
 	leases map[string]time.Time
 }
@@ -288,7 +290,8 @@ func (s *scope) reports(staleAfter time.Duration) map[string]poolReport {
 }
 
 // Reconcile brings one AppGroup's pools, rollout and traffic in line with
-// its spec, then writes its status once.
+// its spec, then writes its status once; a clean pass that created pools
+// leaves that to the pass their creation queues.
 func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	ag := &ferryv1.AppGroup{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ag); err != nil {
@@ -314,6 +317,15 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, err
 	}
 	defer func() {
+		if retErr == nil && s.created > 0 {
+			// This pass created pools: their creation has already queued
+			// the next pass (the manager watches the pools it owns), and
+			// all this one could write is that they wait for their
+			// agents' first reports. The next pass writes that if it is
+			// still so, or, when the manager is behind, what the agents
+			// reported meanwhile: one status write instead of two.
+			return
+		}
 		requeue, err := r.updateStatus(ctx, s, retErr == nil)
 		switch {
 		case apierrors.IsConflict(err) && retErr == nil:

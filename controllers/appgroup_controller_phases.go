@@ -85,6 +85,7 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 			continue
 		}
 		s.pools[node] = p
+		s.created++
 		created = append(created, p)
 	}
 	// The next pass must see every new pool, or it would create it again:

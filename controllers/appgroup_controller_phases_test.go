@@ -1,14 +1,22 @@
 package controllers
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -167,5 +175,85 @@ func TestNewPoolRevision(t *testing.T) {
 				t.Errorf("newPoolRevision = %s %s, want %s %s", rev, app.Root, tt.wantRev, tt.root)
 			}
 		})
+	}
+}
+
+// TestCreatingPassLeavesStatusToNext runs the first two passes over a new
+// AppGroup by hand, its agent reporting in between, as happens when the
+// manager is behind: the pass that creates the pool writes no status, the
+// next one writes it once, already Ready, with the one event that says so.
+//
+// A fake client stands in for the API server here: against the real one
+// the manager's next pass follows the pools' creation at once, and a test
+// cannot put the agent's report between the two; the fake also counts the
+// status writes.
+func TestCreatingPassLeavesStatusToNext(t *testing.T) {
+	ctx := context.Background()
+	s := scheme.New()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"web": "true"}}}
+	ag := &ferryv1.AppGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "blog",
+			Annotations: map[string]string{ferryv1.RevisionAnnotation: "1"}},
+		Spec: ferryv1.AppGroupSpec{
+			AppTemplate: ferryv1.AppTemplate{
+				App:    ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "/srv/blog"},
+				Listen: ferryv1.ListenSpec{Port: 8080},
+				Pool:   ferryv1.PoolSpec{MinProcesses: 2, MaxProcesses: 2},
+			},
+			NodeSelector: map[string]string{"web": "true"},
+		},
+	}
+	statusWrites := 0
+	c := fake.NewClientBuilder().WithScheme(s).WithObjects(node, ag).
+		WithStatusSubresource(&ferryv1.AppGroup{}, &ferryv1.ProcessPool{}).
+		WithInterceptorFuncs(interceptor.Funcs{
+			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
+				opts ...client.SubResourcePatchOption) error {
+				if _, ok := obj.(*ferryv1.AppGroup); ok && sub == "status" {
+					statusWrites++
+				}
+				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+			},
+		}).Build()
+	rec := events.NewFakeRecorder(10)
+	r := &AppGroupReconciler{Client: c, APIReader: c, Scheme: s, Recorder: rec,
+		Clock: clocktesting.NewFakePassiveClock(t0), AgentStaleAfter: staleAfter}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ag)}
+
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	var list ferryv1.ProcessPoolList
+	if err := c.List(ctx, &list); err != nil || len(list.Items) != 1 {
+		t.Fatalf("pools after the first pass: %d (%v), want 1", len(list.Items), err)
+	}
+	if statusWrites != 0 {
+		t.Errorf("the pass that created the pool wrote the status %d times, want 0", statusWrites)
+	}
+
+	p := &list.Items[0]
+	rolledOut(2)(p)
+	if err := c.Status().Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if statusWrites != 1 {
+		t.Errorf("status written %d times after the agent's report, want 1", statusWrites)
+	}
+	got := &ferryv1.AppGroup{}
+	if err := c.Get(ctx, req.NamespacedName, got); err != nil {
+		t.Fatal(err)
+	}
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ferryv1.ConditionReady) {
+		t.Errorf("status not Ready after the agent's report: %+v", got.Status.Conditions)
+	}
+	var evs []string
+	for len(rec.Events) > 0 {
+		evs = append(evs, <-rec.Events)
+	}
+	if len(evs) != 1 || !strings.HasPrefix(evs[0], "Normal "+EventRolloutComplete+" ") {
+		t.Errorf("events %q, want one %s", evs, EventRolloutComplete)
 	}
 }

@@ -89,7 +89,19 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) []stat
 	oldRes, curRes := condition(old, ferryv1.ConditionResistingDeploymentError), condition(cur, ferryv1.ConditionResistingDeploymentError)
 	oldReady, curReady := condition(old, ferryv1.ConditionReady), condition(cur, ferryv1.ConditionReady)
 
-	if cur.Revision != "" && cur.Revision != old.Revision && cur.Nodes.Total > 0 {
+	started := cur.Revision != "" && cur.Revision != old.Revision && cur.Nodes.Total > 0
+	// complete: the rollout is seen complete for the first time, after a
+	// status that showed it rolling, or on a revision the manager first
+	// sees already rolled out everywhere (it was behind while the agents
+	// reported).
+	complete := curRR.Status == metav1.ConditionFalse && curRR.Reason == ferryv1.ReasonRolloutComplete &&
+		(oldRR.Status == metav1.ConditionTrue || started)
+	// A new AppGroup whose first status already shows its revision on every
+	// node gets RolloutComplete alone: nothing was seen rolling, and at a
+	// thousand AppGroups every event is a request the API server serves.
+	// A revision bump seen complete at once keeps both: RolloutStarted
+	// says which revision it replaced.
+	if started && (!complete || old.Revision != "") {
 		note := fmt.Sprintf("Rolling out revision %s to %d nodes, %d at a time", cur.Revision, cur.Nodes.Total,
 			max(ag.Spec.Restart.MaxConcurrentNodes, 1))
 		if old.Revision != "" {
@@ -97,8 +109,6 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) []stat
 		}
 		add(corev1.EventTypeNormal, EventRolloutStarted, "Rollout", note)
 	}
-	complete := oldRR.Status == metav1.ConditionTrue && curRR.Status == metav1.ConditionFalse &&
-		curRR.Reason == ferryv1.ReasonRolloutComplete
 	// The node that completes the rollout gets no event of its own:
 	// RolloutComplete says the same, and at a thousand AppGroups every
 	// event is a request the API server serves.

@@ -57,6 +57,8 @@ func TestStatusEvents(t *testing.T) {
 		{name: "a node done", old: rolling("2", 0), cur: rolling("2", 1), want: []string{EventNodeRolledOut}},
 		{name: "no progress", old: rolling("2", 1), cur: rolling("2", 1)},
 		{name: "last node done: the rollout's event only", old: rolling("2", 2), cur: steady("2"), want: []string{EventRolloutComplete}},
+		{name: "first deployment seen complete at once: its completion only", old: ferryv1.AppGroupStatus{}, cur: steady("1"), want: []string{EventRolloutComplete}},
+		{name: "a bump seen complete at once", old: steady("1"), cur: steady("2"), want: []string{EventRolloutStarted, EventRolloutComplete}},
 		{name: "resistance halts", old: rolling("2", 1), cur: halted("2"), want: []string{EventRolloutHalted, EventResistingDeploymentError}},
 		{name: "still halted", old: halted("2"), cur: halted("2")},
 		{name: "a new bump while halted", old: halted("2"), cur: rolling("3", 0), want: []string{EventRolloutStarted, EventDeploymentErrorResolved}},
