@@ -64,6 +64,11 @@ type Phase struct {
 	// phase.
 	ManagerRequests map[string]int64 `json:"manager_requests"`
 	APIRequests     int64            `json:"api_requests"`
+	// APIRequestsBy splits APIRequests by verb and resource
+	// ("PATCH processpools/status"): who wrote what, since the manager
+	// alone writes AppGroup status, pools and events, and the agents alone
+	// pool status.
+	APIRequestsBy map[string]int64 `json:"api_requests_by,omitempty"`
 	// Progress is how many AppGroups had converged, once a second.
 	Progress []int `json:"progress"`
 }
@@ -188,7 +193,7 @@ func (h *Harness) phase(ctx context.Context, watched client.Reader, cs *kubernet
 	if err != nil {
 		return p, err
 	}
-	api0, err := apiRequests(ctx, cs)
+	api0, by0, err := apiRequests(ctx, cs)
 	if err != nil {
 		return p, err
 	}
@@ -246,11 +251,17 @@ func (h *Harness) phase(ctx context.Context, watched client.Reader, cs *kubernet
 			p.ManagerRequests[k] = d
 		}
 	}
-	api1, err := apiRequests(ctx, cs)
+	api1, by1, err := apiRequests(ctx, cs)
 	if err != nil {
 		return p, err
 	}
 	p.APIRequests = api1 - api0
+	p.APIRequestsBy = map[string]int64{}
+	for k, v := range by1 {
+		if d := v - by0[k]; d > 0 {
+			p.APIRequestsBy[k] = d
+		}
+	}
 	return p, nil
 }
 
@@ -296,30 +307,41 @@ func managerRequests() (map[string]int64, error) {
 	return out, sc.Err()
 }
 
-// apiRequests sums the API server's apiserver_request_total.
-func apiRequests(ctx context.Context, cs *kubernetes.Clientset) (int64, error) {
+// apiRequests sums the API server's apiserver_request_total, in all and
+// by verb and resource.
+func apiRequests(ctx context.Context, cs *kubernetes.Clientset) (int64, map[string]int64, error) {
 	data, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var total int64
+	by := map[string]int64{}
 	for _, line := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(line, "apiserver_request_total{") {
 			if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
 				total += int64(v)
+				key := label(line, "verb") + " " + label(line, "resource")
+				if sub := label(line, "subresource"); sub != "" {
+					key += "/" + sub
+				}
+				by[key] += int64(v)
 			}
 		}
 	}
-	return total, nil
+	return total, by, nil
 }
 
+// label is the value of a metric line's label name ("" if absent); the
+// name must start the label set or follow a comma, so that "resource"
+// does not find "subresource".
 func label(line, name string) string {
-	i := strings.Index(line, name+`="`)
-	if i < 0 {
-		return ""
+	for _, sep := range []string{"{", ","} {
+		if i := strings.Index(line, sep+name+`="`); i >= 0 {
+			rest := line[i+len(sep)+len(name)+2:]
+			return rest[:strings.IndexByte(rest, '"')]
+		}
 	}
-	rest := line[i+len(name)+2:]
-	return rest[:strings.IndexByte(rest, '"')]
+	return ""
 }
 
 // procCPU is a process's user+system CPU time.

@@ -77,3 +77,12 @@ func TestMedianRunNoReports(t *testing.T) {
 		t.Errorf("medianRun = %d, want -1", got)
 	}
 }
+
+func TestMetricLabel(t *testing.T) {
+	line := `apiserver_request_total{code="200",group="ferry.dev",resource="processpools",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 42`
+	for name, want := range map[string]string{"resource": "processpools", "subresource": "status", "verb": "PATCH", "code": "200", "method": ""} {
+		if got := label(line, name); got != want {
+			t.Errorf("label(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
