@@ -274,8 +274,8 @@ type scope struct {
 	// draining are pools being deleted, whose agent drains them (filled by
 	// reconcilePools).
 	draining []*ferryv1.ProcessPool
-	// created counts the pools this pass created (reconcilePools).
-	created int
+	// created are the pools this pass created (reconcilePools).
+	created []*ferryv1.ProcessPool
 	// leases are when each node's agent last renewed its Lease.
 	leases map[string]time.Time
 }
@@ -317,7 +317,7 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, err
 	}
 	defer func() {
-		if retErr == nil && s.created > 0 {
+		if retErr == nil && len(s.created) > 0 {
 			// This pass created pools: their creation has already queued
 			// the next pass (the manager watches the pools it owns), and
 			// all this one could write is that they wait for their
@@ -350,6 +350,9 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		if err := phase(ctx, s); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := r.awaitCreated(ctx, s); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		for _, ev := range writeFailureEvents(err) {

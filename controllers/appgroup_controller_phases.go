@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +38,9 @@ const (
 	// maxEndpoints is the most endpoints one EndpointSlice holds.
 	maxEndpoints = 1000
 )
+
+// maxConcurrentCreates is how many pools one pass creates at once.
+const maxConcurrentCreates = 16
 
 // cacheSyncTimeout bounds how long a pass waits for its own writes to reach
 // the cache, so that the next pass plans from them.
@@ -72,25 +76,49 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 		return errors.Join(errs...)
 	}
 	revision, app := newPoolRevision(s.ag, s.target, s.nodes, s.reports(r.AgentStaleAfter))
-	var created []*ferryv1.ProcessPool
+	var missing []string
 	for _, node := range s.nodes {
 		// A node whose previous pool still drains gets its new one after:
 		// both would want the same port.
-		if s.pools[node] != nil || drainingOn[node] {
-			continue
+		if s.pools[node] == nil && !drainingOn[node] {
+			missing = append(missing, node)
 		}
-		p, err := r.createPool(ctx, s, node, revision, app)
-		if err != nil {
-			errs = append(errs, writeFailed("create the pool of node "+node, err))
-			continue
-		}
-		s.pools[node] = p
-		s.created++
-		created = append(created, p)
 	}
-	// The next pass must see every new pool, or it would create it again:
-	// wait once for all of them, rather than a cache round trip each.
-	for _, p := range created {
+	// Each creation is a round trip to the API server: make them at once
+	// (at most maxConcurrentCreates), not one after the other.
+	created := make([]*ferryv1.ProcessPool, len(missing))
+	createErrs := make([]error, len(missing))
+	sem := make(chan struct{}, maxConcurrentCreates)
+	var wg sync.WaitGroup
+	for i, node := range missing {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			created[i], createErrs[i] = r.createPool(ctx, s, node, revision, app)
+		}()
+	}
+	wg.Wait()
+	for i, node := range missing {
+		if createErrs[i] != nil {
+			errs = append(errs, writeFailed("create the pool of node "+node, createErrs[i]))
+			continue
+		}
+		s.pools[node] = created[i]
+		s.created = append(s.created, created[i])
+	}
+	return errors.Join(errs...)
+}
+
+// awaitCreated waits until the cache shows every pool the pass created: the
+// next pass must see them, or it would create them again. It runs once the
+// pass's other writes are made, so that the wait for the watch overlaps
+// them, and waits once for all the pools rather than a cache round trip
+// each.
+func (r *AppGroupReconciler) awaitCreated(ctx context.Context, s *scope) error {
+	var errs []error
+	for _, p := range s.created {
 		if err := r.waitForCache(ctx, p, func(client.Object) bool { return true }); err != nil {
 			errs = append(errs, err)
 		}
