@@ -153,7 +153,7 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.LeaseNamespace != "" {
 		events := make(chan event.GenericEvent, 1024)
 		w := &leaseWatcher{client: mgr.GetClient(), namespace: r.LeaseNamespace, staleAfter: r.AgentStaleAfter,
-			every: 2 * time.Second, clock: r.Clock, events: events, stale: map[string]bool{},
+			every: 2 * time.Second, clock: r.Clock, events: events, stale: map[string]bool{}, renewed: map[string]time.Time{},
 			log: mgr.GetLogger().WithName("lease-watcher")}
 		if err := mgr.Add(w); err != nil {
 			return err

@@ -29,7 +29,8 @@ type leaseWatcher struct {
 	every      time.Duration
 	clock      clock.PassiveClock
 	events     chan<- event.GenericEvent
-	stale      map[string]bool // node -> stale, as last seen
+	stale      map[string]bool      // node -> stale, as last seen
+	renewed    map[string]time.Time // node -> renewTime, as last seen
 	log        logr.Logger
 }
 
@@ -70,9 +71,17 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 		stale := now.Sub(l.Spec.RenewTime.Time) > w.staleAfter
 		before, known := w.stale[node]
 		w.stale[node] = stale
+		// A renewal that comes more than the bound after the previous one
+		// ends a silence, even one too short for a check to see the Lease
+		// stale: a pass made during it read the node's reports as stale,
+		// and nothing else would pass over its AppGroups again (pools
+		// rewritten unchanged do not: poolChanged).
+		prev, renewedBefore := w.renewed[node]
+		w.renewed[node] = l.Spec.RenewTime.Time
+		gap := renewedBefore && l.Spec.RenewTime.Sub(prev) > w.staleAfter
 		// A Lease first seen stale counts as a change too: the passes so
 		// far may have trusted the node's reports.
-		if (known && before != stale) || (!known && stale) {
+		if (known && before != stale) || (!known && stale) || gap {
 			if err := w.enqueueNode(ctx, node); err != nil {
 				return err
 			}
@@ -81,6 +90,7 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 	for node := range w.stale {
 		if !seen[node] { // the Lease is gone: its pools' reports decide alone
 			delete(w.stale, node)
+			delete(w.renewed, node)
 			if err := w.enqueueNode(ctx, node); err != nil {
 				return err
 			}
