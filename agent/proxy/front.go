@@ -138,6 +138,7 @@ func (s *Server) serveFront(c net.Conn) {
 		take, handoff := cc.readHead(first)
 		switch {
 		case handoff:
+			s.handedOff.Add(1)
 			prefix := cc.buffered()
 			cc.release()
 			s.handoff.give(&prefixConn{Conn: c, prefix: prefix})

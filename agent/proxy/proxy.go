@@ -69,6 +69,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	handoff   *handoffListener
+	handedOff atomic.Int64 // connections given to net/http (tests read it)
 	conns     map[*clientConn]struct{}
 	connsIdle chan struct{} // closed when the last connection is gone
 }

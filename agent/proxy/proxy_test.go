@@ -552,6 +552,12 @@ func TestOneConnectionBothServers(t *testing.T) {
 		}
 		return readResponse(t, br, method)
 	}
+	handedOff := func(step string, want int64) {
+		t.Helper()
+		if got := proxy.HandedOff(e.Proxy); got != want {
+			t.Fatalf("after %s: %d connections handed to net/http, want %d", step, got, want)
+		}
+	}
 	get := "GET /env HTTP/1.1\r\nHost: h\r\n\r\n"
 	if resp, body := exchange(get, "GET"); resp.StatusCode != 200 || !strings.Contains(body, `"PATH_INFO": "/env"`) {
 		t.Fatalf("GET: %d %q", resp.StatusCode, body)
@@ -559,25 +565,35 @@ func TestOneConnectionBothServers(t *testing.T) {
 	if resp, body := exchange("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n", "HEAD"); resp.StatusCode != 200 || body != "" {
 		t.Fatalf("HEAD: %d %q", resp.StatusCode, body)
 	}
+	handedOff("GET and HEAD", 0)
 	if resp, body := exchange("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", "POST"); resp.StatusCode != 200 || body != "hello" {
 		t.Fatalf("POST (net/http's): %d %q", resp.StatusCode, body)
 	}
 	if resp, _ := exchange(get, "GET"); resp.StatusCode != 200 {
 		t.Fatalf("GET after the POST: %d", resp.StatusCode)
 	}
+	handedOff("the POST", 1) // and its connection with it: net/http served the GET after it
 
 	// Requests the front end leaves to net/http on a connection of their
 	// own, and a client's Connection: close.
-	for _, tc := range []struct{ name, raw string }{
-		{"HTTP/1.0", "GET /env HTTP/1.0\r\n\r\n"},
-		{"a 10 KiB head", "GET /env HTTP/1.1\r\nHost: h\r\nCookie: " + strings.Repeat("c", 10<<10) + "\r\nConnection: close\r\n\r\n"},
-		{"absolute-form", "GET http://h/env HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
-		{"the front end's, closed", "GET /env HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
+	want := int64(1)
+	for _, tc := range []struct {
+		name, raw string
+		handedOff bool
+	}{
+		{"HTTP/1.0", "GET /env HTTP/1.0\r\n\r\n", true},
+		{"a 10 KiB head", "GET /env HTTP/1.1\r\nHost: h\r\nCookie: " + strings.Repeat("c", 10<<10) + "\r\nConnection: close\r\n\r\n", true},
+		{"absolute-form", "GET http://h/env HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", true},
+		{"the front end's, closed", "GET /env HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", false},
 	} {
 		out := rawExchange(t, strings.TrimPrefix(e.URL, "http://"), tc.raw, 10*time.Second)
 		if !strings.HasPrefix(out, "HTTP/1.") || !strings.Contains(out, " 200 OK\r\n") || !strings.Contains(out, `"PATH_INFO": "/env"`) {
 			t.Errorf("%s: got %q, want 200 and the body, then the connection closed", tc.name, out)
 		}
+		if tc.handedOff {
+			want++
+		}
+		handedOff(tc.name, want)
 	}
 
 	// Pipelined, on a connection of the front end's own.
@@ -595,6 +611,7 @@ func TestOneConnectionBothServers(t *testing.T) {
 			t.Fatalf("pipelined request %d: %d %q", n, resp.StatusCode, body)
 		}
 	}
+	handedOff("the pipelined requests", want)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

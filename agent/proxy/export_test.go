@@ -1,0 +1,4 @@
+package proxy
+
+// HandedOff is how many connections the front end gave net/http.
+func HandedOff(s *Server) int64 { return s.handedOff.Load() }
