@@ -70,15 +70,24 @@ type clientConn struct {
 	ctx    context.Context // cancelled when the client goes away
 	cancel context.CancelFunc
 	// req is what the worker transport sees of each request: its method
-	// (a response to HEAD has no body) and ctx.
+	// (a response to HEAD has no body).
 	req       *http.Request
 	sess      *session
-	resp      responseHead                   // the worker's, when plain (relay.go)
-	relayKeep bool                           // a relayed response left the connection sound
-	write     func(*workerConn) error        // cc.writeHead, bound once
-	send      func() (*http.Response, error) // cc.sendToWorker, bound once
-	reply     replyWriter                    // refusals and failures
-	watch     struct {
+	resp      responseHead            // the worker's, when plain (relay.go)
+	relayKeep bool                    // a relayed response left the connection sound
+	write     func(*workerConn) error // cc.writeHead, bound once
+	stop      func() bool             // cc.stopAbort, bound once
+	// abort is how the watch cancels the request at a worker (writeHead,
+	// stopAbort, clientGone): per connection, where context.AfterFunc
+	// would cost an allocation and a map entry per request.
+	abort struct {
+		mu     sync.Mutex
+		worker *workerConn
+		gone   bool
+	}
+	send  func() (*http.Response, error) // cc.sendToWorker, bound once
+	reply replyWriter                    // refusals and failures
+	watch struct {
 		timer    *time.Timer
 		armed    bool
 		mu       sync.Mutex
@@ -102,8 +111,8 @@ func newClientConn(s *Server, c net.Conn) *clientConn {
 		cc.ip = ip
 	}
 	cc.ctx, cc.cancel = context.WithCancel(context.Background())
-	cc.req = (&http.Request{}).WithContext(cc.ctx)
-	cc.write, cc.send = cc.writeHead, cc.sendToWorker
+	cc.req = &http.Request{} // its context is never cancelled: the watch aborts the worker's connection
+	cc.write, cc.send, cc.stop = cc.writeHead, cc.sendToWorker, cc.stopAbort
 	cc.watch.done = make(chan struct{}, 1)
 	cc.watch.timer = time.AfterFunc(time.Hour, cc.watchClient)
 	cc.watch.timer.Stop()
@@ -264,7 +273,7 @@ func (cc *clientConn) sendToWorker() (*http.Response, error) {
 	if !ok {
 		return nil, errors.New("ferry: the worker has no proxy transport")
 	}
-	x, err := t.begin(cc.req, false, cc.write)
+	x, err := t.begin(cc.req, false, cc.write, cc.stop)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +287,42 @@ func (cc *clientConn) sendToWorker() (*http.Response, error) {
 	return nil, nil
 }
 
-func (cc *clientConn) writeHead(c *workerConn) error { return cc.head.writeHead(c.bw, cc.ip) }
+// writeHead writes the request to the worker on c, which the client's
+// watch aborts from now on if the client goes away.
+func (cc *clientConn) writeHead(c *workerConn) error {
+	cc.abort.mu.Lock()
+	if cc.abort.gone {
+		cc.abort.mu.Unlock()
+		return errClientGone
+	}
+	cc.abort.worker = c
+	cc.abort.mu.Unlock()
+	return cc.head.writeHead(c.bw, cc.ip)
+}
+
+var errClientGone = errors.New("the client went away")
+
+// stopAbort ends the watch's hold on the request's worker connection,
+// which may go back to the idle list after it: false when the client went
+// away (the connection was aborted).
+func (cc *clientConn) stopAbort() bool {
+	cc.abort.mu.Lock()
+	defer cc.abort.mu.Unlock()
+	cc.abort.worker = nil
+	return !cc.abort.gone
+}
+
+// clientGone cancels the request of a client that went away: out of the
+// queue (ctx), off its worker (the connection is aborted).
+func (cc *clientConn) clientGone() {
+	cc.abort.mu.Lock()
+	defer cc.abort.mu.Unlock()
+	cc.abort.gone = true
+	cc.cancel()
+	if c := cc.abort.worker; c != nil {
+		c.abort()
+	}
+}
 
 // path is the request's path, for a log line.
 func (cc *clientConn) path() string {
@@ -338,7 +382,7 @@ func (cc *clientConn) watchClient() {
 		gone := !cc.watch.stopping
 		cc.watch.mu.Unlock()
 		if gone {
-			cc.cancel()
+			cc.clientGone()
 		}
 	}
 }

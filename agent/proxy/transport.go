@@ -77,7 +77,7 @@ func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // response to it. The response body reads the connection, which goes back
 // to the idle list when the body was read to its end and closed.
 func (t *workerTransport) exchange(req *http.Request, hasBody bool, write func(*workerConn) error) (*http.Response, error) {
-	x, err := t.begin(req, hasBody, write)
+	x, err := t.begin(req, hasBody, write, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -95,14 +95,20 @@ type pending struct {
 }
 
 // begin takes a connection and writes the request on it (beside the
-// response read when it has a body).
-func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*workerConn) error) (pending, error) {
+// response read when it has a body). stop is the caller's own way to
+// cancel the request (the front end's client watch), which returns false
+// once the request was cancelled and keeps the connection from being
+// aborted after it returned true; nil: the request's context cancels it.
+func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*workerConn) error, stop func() bool) (pending, error) {
 	c, err := t.get(req.Context())
 	if err != nil {
 		return pending{}, &notSentError{err}
 	}
 	c.written.Store(false)
-	x := pending{t: t, c: c, req: req, stop: context.AfterFunc(req.Context(), c.abort)}
+	if stop == nil {
+		stop = context.AfterFunc(req.Context(), c.abort)
+	}
+	x := pending{t: t, c: c, req: req, stop: stop}
 	if hasBody {
 		// A worker may answer before it read the whole body (413, say) and
 		// stop reading: the body is written beside the response read, as
