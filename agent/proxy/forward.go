@@ -97,9 +97,7 @@ func (s *Server) writeRequest(bw *bufio.Writer, r *http.Request, body *retryBody
 			h.field("Trailer", strings.Join(keys(r.Trailer), ", "))
 		}
 	case body != nil:
-		h.str("Content-Length: ")
-		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), r.ContentLength, 10))
-		h.str("\r\n")
+		h.length(r.ContentLength)
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		h.field("Content-Length", "0") // as Go's client says it: many servers want it
 	}
@@ -261,6 +259,52 @@ func (h head) field(k, v string) {
 	h.str(k)
 	h.str(": ")
 	h.str(v)
+	h.str("\r\n")
+}
+
+// fieldOf writes a field whose name and value are raw bytes (a span).
+func (h head) fieldOf(k, v []byte) {
+	_, _ = h.w.Write(k)
+	h.value(v)
+}
+
+// fieldVal writes a field whose value is raw bytes.
+func (h head) fieldVal(k string, v []byte) {
+	h.str(k)
+	h.value(v)
+}
+
+func (h head) value(v []byte) {
+	h.str(": ")
+	_, _ = h.w.Write(v)
+	h.str("\r\n")
+}
+
+func (h head) length(n int64) {
+	h.str("Content-Length: ")
+	_, _ = h.w.Write(strconv.AppendInt(h.w.AvailableBuffer(), n, 10))
+	h.str("\r\n")
+}
+
+// status writes a response's status line, the reason as net/http says it.
+func (h head) status(code int) {
+	h.str("HTTP/1.1 ")
+	_, _ = h.w.Write(strconv.AppendInt(h.w.AvailableBuffer(), int64(code), 10))
+	if text := http.StatusText(code); text != "" {
+		h.str(" ")
+		h.str(text)
+	} else {
+		h.str(" status code ")
+		_, _ = h.w.Write(strconv.AppendInt(h.w.AvailableBuffer(), int64(code), 10))
+	}
+	h.str("\r\n")
+}
+
+// end ends a response head, closing the connection after it unless keep.
+func (h head) end(keep bool) {
+	if !keep {
+		h.str("Connection: close\r\n")
+	}
 	h.str("\r\n")
 }
 

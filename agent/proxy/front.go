@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -327,10 +328,8 @@ func (cc *clientConn) clientGone() {
 // path is the request's path, for a log line.
 func (cc *clientConn) path() string {
 	t := cc.head.target.of(cc.head.raw)
-	for i, c := range t {
-		if c == '?' {
-			return string(t[:i])
-		}
+	if i := bytes.IndexByte(t, '?'); i >= 0 {
+		t = t[:i]
 	}
 	return string(t)
 }

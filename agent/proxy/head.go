@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"net/http"
 )
 
 // requestHead is a client's request head as the front end (front.go)
@@ -95,9 +96,11 @@ func parseHead(h *requestHead, trustForwardedFor bool) bool {
 				return false // a body: net/http streams it
 			}
 		case fieldConnection:
-			if !h.connectionTokens(f.val(raw)) {
+			closing, ok := connectionClose(f.val(raw))
+			if !ok {
 				return false
 			}
+			h.close = h.close || closing
 		case fieldForwardedFor:
 			if trustForwardedFor {
 				h.forwardedFor = append(h.forwardedFor, f)
@@ -166,9 +169,10 @@ func parseField(raw []byte, l span) (span, bool) {
 func (s span) name(raw []byte) []byte { return raw[s.start:s.colon] }
 func (s span) val(raw []byte) []byte  { return raw[s.value:s.end] }
 
-// connectionTokens notes close; a Connection field naming anything else
-// (upgrade, a field to drop) is net/http's.
-func (h *requestHead) connectionTokens(v []byte) bool {
+// connectionClose reads a Connection field value: whether it says close,
+// and ok when it names nothing but close and keep-alive (naming anything
+// else, upgrade or a field to drop, leaves the message to net/http).
+func connectionClose(v []byte) (closing, ok bool) {
 	for len(v) > 0 {
 		var t []byte
 		t, v, _ = bytes.Cut(v, []byte{','})
@@ -176,12 +180,12 @@ func (h *requestHead) connectionTokens(v []byte) bool {
 		switch {
 		case len(t) == 0, asciiEqualFold(t, "keep-alive"):
 		case asciiEqualFold(t, "close"):
-			h.close = true
+			closing = true
 		default:
-			return false
+			return false, false
 		}
 	}
-	return true
+	return closing, true
 }
 
 type fieldKind uint8
@@ -194,6 +198,7 @@ const (
 	fieldContentLength                  // 0 only
 	fieldConnection                     // close and keep-alive only
 	fieldForwardedFor                   // appended to when trusted
+	fieldDate                           // a response's: kept, and none added
 )
 
 // fieldKindOf classifies a field name, as hopByHop and forwardedField do
@@ -270,36 +275,31 @@ func fieldKindOf(name []byte) fieldKind {
 // their order, the forwarding fields, and Content-Length: 0 for methods
 // that usually carry a body.
 func (h *requestHead) writeHead(bw *bufio.Writer, clientIP string) error {
-	raw := h.raw
+	raw, w := h.raw, head{bw}
 	_, _ = bw.Write(h.method.of(raw))
-	_ = bw.WriteByte(' ')
+	w.str(" ")
 	_, _ = bw.Write(h.target.of(raw))
-	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	w.str(" HTTP/1.1\r\n")
 	host := h.host.val(raw)
-	_, _ = bw.Write(host)
-	_, _ = bw.WriteString("\r\n")
+	w.fieldVal("Host", host)
 	for _, f := range h.fields {
-		_, _ = bw.Write(f.name(raw))
-		_, _ = bw.WriteString(": ")
-		_, _ = bw.Write(f.val(raw))
-		_, _ = bw.WriteString("\r\n")
+		w.fieldOf(f.name(raw), f.val(raw))
 	}
 	if clientIP != "" { // as writeForwarded: none when the address has no IP
-		_, _ = bw.WriteString("X-Forwarded-For: ")
+		w.str("X-Forwarded-For: ")
 		for _, f := range h.forwardedFor {
 			_, _ = bw.Write(f.val(raw))
-			_, _ = bw.WriteString(", ")
+			w.str(", ")
 		}
-		_, _ = bw.WriteString(clientIP)
-		_, _ = bw.WriteString("\r\n")
+		w.str(clientIP)
+		w.str("\r\n")
 	}
-	_, _ = bw.WriteString("X-Forwarded-Host: ")
-	_, _ = bw.Write(host)
-	_, _ = bw.WriteString("\r\nX-Forwarded-Proto: http\r\n")
-	if m := h.method.of(raw); string(m) != "GET" && string(m) != "HEAD" {
-		_, _ = bw.WriteString("Content-Length: 0\r\n")
+	w.fieldVal("X-Forwarded-Host", host)
+	w.str("X-Forwarded-Proto: http\r\n")
+	if m := h.method.of(raw); string(m) != http.MethodGet && string(m) != http.MethodHead {
+		w.str("Content-Length: 0\r\n")
 	}
-	_, _ = bw.WriteString("\r\n")
+	w.str("\r\n")
 	return bw.Flush()
 }
 

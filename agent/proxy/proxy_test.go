@@ -539,12 +539,7 @@ func TestClosingClientsKeepWorkerConnections(t *testing.T) {
 // idle connection.
 func TestOneConnectionBothServers(t *testing.T) {
 	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{})
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := dial(t, e)
 	exchange := func(raw string, method string) (*http.Response, string) {
 		t.Helper()
 		if _, err := io.WriteString(c, raw); err != nil {
@@ -597,15 +592,10 @@ func TestOneConnectionBothServers(t *testing.T) {
 	}
 
 	// Pipelined, on a connection of the front end's own.
-	p, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, pr := dial(t, e)
 	if _, err := io.WriteString(p, "GET /env?n=1 HTTP/1.1\r\nHost: h\r\n\r\nGET /env?n=2 HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	pr := bufio.NewReader(p)
 	for n := 1; n <= 2; n++ {
 		if resp, body := readResponse(t, pr, "GET"); resp.StatusCode != 200 || !strings.Contains(body, fmt.Sprintf(`"n=%d"`, n)) {
 			t.Fatalf("pipelined request %d: %d %q", n, resp.StatusCode, body)
@@ -622,6 +612,17 @@ func TestOneConnectionBothServers(t *testing.T) {
 	if n, err := pr.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Errorf("the idle connection after Shutdown: read %d, %v; want EOF", n, err)
 	}
+}
+
+// dial opens a raw connection to the proxy, closed when the test ends.
+func dial(t *testing.T, e *agenttest.Env) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
 }
 
 func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
@@ -700,12 +701,7 @@ func TestNoContentTypeInvented(t *testing.T) {
 // flight (it then completes).
 func TestShutdownClosesIdleConnectionsAtOnce(t *testing.T) {
 	e := start(t, agenttest.WSGI("hello-wsgi", 2, 2), proxy.Options{})
-	idle, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	br := bufio.NewReader(idle)
+	idle, br := dial(t, e)
 	if _, err := io.WriteString(idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"strconv"
 	"time"
 )
 
@@ -61,11 +60,11 @@ func parseResponseHead(h *responseHead) bool {
 	if len(b) < len(proto)+3 || string(b[:len(proto)]) != proto || len(b) > len(proto)+3 && b[len(proto)+3] != ' ' {
 		return false
 	}
-	code, err := strconv.Atoi(string(b[len(proto) : len(proto)+3]))
-	if err != nil || code < 200 || code > 599 || code == 204 || code == 304 {
+	var code int64
+	if !parseLength(b[len(proto):len(proto)+3], &code) || code < 200 || code > 599 || code == 204 || code == 304 {
 		return false
 	}
-	h.code = code
+	h.code = int(code)
 	for {
 		var l span
 		l, rest, ok = cutLine(raw, rest)
@@ -90,11 +89,11 @@ func parseResponseHead(h *responseHead) bool {
 				return false // two, or not a number: http.ReadResponse decides
 			}
 		case fieldConnection:
-			var tokens requestHead
-			if !tokens.connectionTokens(f.val(raw)) {
+			closing, ok := connectionClose(f.val(raw))
+			if !ok {
 				return false
 			}
-			h.close = h.close || tokens.close
+			h.close = h.close || closing
 		case fieldDropped:
 		default:
 			return false
@@ -116,8 +115,6 @@ func parseLength(v []byte, n *int64) bool {
 	*n = x
 	return true
 }
-
-const fieldDate = fieldForwardedFor + 1
 
 // responseFieldKind classifies a response field name as respond does
 // with hopByHop: dropped, refused (Transfer-Encoding, Trailer: not plain),
@@ -175,25 +172,17 @@ func responseFieldKind(name []byte) fieldKind {
 // request; workerOK: the worker's response was read to its end, and the
 // worker keeps the connection.
 func (cc *clientConn) relay(br *bufio.Reader, now time.Time) (clientOK, workerOK bool) {
-	h, bw := &cc.resp, cc.bw
+	h, bw, w := &cc.resp, cc.bw, head{cc.bw}
 	keep := cc.keepAlive()
-	statusLine(bw, h.code)
+	w.status(h.code)
 	for _, f := range h.fields {
-		_, _ = bw.Write(f.name(h.raw))
-		_, _ = bw.WriteString(": ")
-		_, _ = bw.Write(f.val(h.raw))
-		_, _ = bw.WriteString("\r\n")
+		w.fieldOf(f.name(h.raw), f.val(h.raw))
 	}
 	if !h.date {
-		field(bw, "Date", httpDate(now))
+		w.field("Date", httpDate(now))
 	}
-	_, _ = bw.WriteString("Content-Length: ")
-	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), h.length, 10))
-	_, _ = bw.WriteString("\r\n")
-	if !keep {
-		_, _ = bw.WriteString("Connection: close\r\n")
-	}
-	_, _ = bw.WriteString("\r\n")
+	w.length(h.length)
+	w.end(keep)
 	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
 	h.raw = nil
 	for n := h.length; n > 0; {

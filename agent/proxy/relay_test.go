@@ -106,6 +106,9 @@ func TestRelayPlainResponses(t *testing.T) {
 			if relayed != tt.relayed || reuse != tt.reuse {
 				t.Fatalf("relayed %v, worker connection reused %v; want %v, %v", relayed, reuse, tt.relayed, tt.reuse)
 			}
+			if !relayed {
+				return // out is respond's own: nothing to compare it with
+			}
 			if got, want := responseLines(out), responseLines(viaRespond(t, tt.raw, method)); !slices.Equal(got, want) {
 				t.Errorf("the client got\n %q\nrespond writes\n %q", got, want)
 			}

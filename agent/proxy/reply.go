@@ -16,12 +16,12 @@ import (
 // comes), trailers. It reports whether the connection may carry another
 // request: not after a cut-short response.
 func (cc *clientConn) respond(resp *http.Response, now time.Time) bool {
-	bw := cc.bw
+	bw, w := cc.bw, head{cc.bw}
 	keep := cc.keepAlive()
 	code := resp.StatusCode
 	bodyAllowed := code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified &&
 		cc.req.Method != http.MethodHead
-	statusLine(bw, code)
+	w.status(code)
 	conn := resp.Header["Connection"]
 	date := false
 	for k, vv := range resp.Header {
@@ -31,28 +31,23 @@ func (cc *clientConn) respond(resp *http.Response, now time.Time) bool {
 		}
 		date = date || k == "Date"
 		for _, v := range vv {
-			field(bw, k, v)
+			w.field(k, v)
 		}
 	}
 	if !date {
-		field(bw, "Date", httpDate(now))
+		w.field("Date", httpDate(now))
 	}
 	chunked := bodyAllowed && resp.ContentLength < 0
 	switch {
 	case chunked:
-		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+		w.str("Transfer-Encoding: chunked\r\n")
 		if len(resp.Trailer) > 0 {
-			field(bw, "Trailer", strings.Join(keys(resp.Trailer), ", "))
+			w.field("Trailer", strings.Join(keys(resp.Trailer), ", "))
 		}
 	case bodyAllowed:
-		_, _ = bw.WriteString("Content-Length: ")
-		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), resp.ContentLength, 10))
-		_, _ = bw.WriteString("\r\n")
+		w.length(resp.ContentLength)
 	}
-	if !keep {
-		_, _ = bw.WriteString("Connection: close\r\n")
-	}
-	_, _ = bw.WriteString("\r\n")
+	w.end(keep)
 	if bodyAllowed && copyFramed(bw, resp, chunked) != nil {
 		return false // the client must see a cut-short response, not a complete one
 	}
@@ -107,7 +102,7 @@ func copyFramed(bw *bufio.Writer, resp *http.Response, chunked bool) error {
 	_, _ = bw.WriteString("0\r\n")
 	for k, vv := range resp.Trailer { // complete now the body was read
 		for _, v := range vv {
-			field(bw, k, v)
+			head{bw}.field(k, v)
 		}
 	}
 	_, err := bw.WriteString("\r\n")
@@ -124,23 +119,18 @@ func (cc *clientConn) sendReply(now time.Time) bool {
 		return false
 	}
 	keep := cc.keepAlive() && r.h.Get("Connection") != "close"
-	bw := cc.bw
-	statusLine(bw, r.code)
+	bw, w := cc.bw, head{cc.bw}
+	w.status(r.code)
 	for k, vv := range r.h {
 		for _, v := range vv {
 			if k != "Connection" {
-				field(bw, k, v)
+				w.field(k, v)
 			}
 		}
 	}
-	field(bw, "Date", httpDate(now))
-	_, _ = bw.WriteString("Content-Length: ")
-	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(r.body)), 10))
-	_, _ = bw.WriteString("\r\n")
-	if !keep {
-		_, _ = bw.WriteString("Connection: close\r\n")
-	}
-	_, _ = bw.WriteString("\r\n")
+	w.field("Date", httpDate(now))
+	w.length(int64(len(r.body)))
+	w.end(keep)
 	if cc.req.Method != http.MethodHead { // its length is said, its body is not sent
 		_, _ = bw.Write(r.body)
 	}
@@ -177,26 +167,6 @@ func (w *replyWriter) Write(p []byte) (int, error) {
 func (w *replyWriter) reset() {
 	clear(w.h)
 	w.code, w.body = 0, w.body[:0]
-}
-
-func statusLine(bw *bufio.Writer, code int) {
-	_, _ = bw.WriteString("HTTP/1.1 ")
-	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
-	_ = bw.WriteByte(' ')
-	if text := http.StatusText(code); text != "" {
-		_, _ = bw.WriteString(text)
-	} else { // as net/http says it
-		_, _ = bw.WriteString("status code ")
-		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
-	}
-	_, _ = bw.WriteString("\r\n")
-}
-
-func field(bw *bufio.Writer, k, v string) {
-	_, _ = bw.WriteString(k)
-	_, _ = bw.WriteString(": ")
-	_, _ = bw.WriteString(v)
-	_, _ = bw.WriteString("\r\n")
 }
 
 // httpDate is now in http.TimeFormat, formatted once a second.
