@@ -102,10 +102,11 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) []stat
 	// A revision bump seen complete at once keeps both: RolloutStarted
 	// says which revision it replaced.
 	if started && (!complete || old.Revision != "") {
-		note := fmt.Sprintf("Rolling out revision %s to %d nodes, %d at a time", cur.Revision, cur.Nodes.Total,
-			max(ag.Spec.Restart.MaxConcurrentNodes, 1))
+		// A new AppGroup's pools are created on every node at once; only
+		// a revision bump goes maxConcurrentNodes at a time.
+		note := fmt.Sprintf("Rolling out revision %s to %d nodes", cur.Revision, cur.Nodes.Total)
 		if old.Revision != "" {
-			note += " (was " + old.Revision + ")"
+			note += fmt.Sprintf(", %d at a time (was %s)", max(ag.Spec.Restart.MaxConcurrentNodes, 1), old.Revision)
 		}
 		add(corev1.EventTypeNormal, EventRolloutStarted, "Rollout", note)
 	}

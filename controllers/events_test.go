@@ -104,6 +104,32 @@ func TestStatusEvents(t *testing.T) {
 	}
 }
 
+// TestRolloutStartedNote: a revision bump's rollout goes
+// maxConcurrentNodes at a time and says so; a new AppGroup's pools are
+// created on every node at once, and its note does not claim otherwise.
+func TestRolloutStartedNote(t *testing.T) {
+	ag := &ferryv1.AppGroup{}
+	ag.Spec.Restart.MaxConcurrentNodes = 2
+	rolling := func(rev string) *ferryv1.AppGroupStatus {
+		return &ferryv1.AppGroupStatus{Revision: rev, Nodes: ferryv1.NodeCounts{Updated: 0, Total: 3}, Conditions: []metav1.Condition{
+			{Type: ferryv1.ConditionRollingRestart, Status: metav1.ConditionTrue, Reason: ferryv1.ReasonRollingOut},
+		}}
+	}
+	for _, tt := range []struct {
+		name string
+		old  *ferryv1.AppGroupStatus
+		want string
+	}{
+		{"new AppGroup", &ferryv1.AppGroupStatus{}, "Rolling out revision 2 to 3 nodes"},
+		{"bump", &ferryv1.AppGroupStatus{Revision: "1"}, "Rolling out revision 2 to 3 nodes, 2 at a time (was 1)"},
+	} {
+		evs := statusEvents(ag, tt.old, rolling("2"))
+		if len(evs) != 1 || evs[0].Reason != EventRolloutStarted || evs[0].Note != tt.want {
+			t.Errorf("%s: events %+v, want one %s: %q", tt.name, evs, EventRolloutStarted, tt.want)
+		}
+	}
+}
+
 func TestWriteFailureEvents(t *testing.T) {
 	gr := schema.GroupResource{Resource: "services"}
 	taken := apierrors.NewAlreadyExists(gr, "blog")
