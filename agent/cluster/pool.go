@@ -91,7 +91,7 @@ func (rp *runningPool) listenLocked(port int32) {
 	opts := rp.a.opts.Proxy
 	opts.Name, opts.Log = rp.key.String(), rp.log
 	if rp.a.opts.Metrics != nil {
-		opts.Observer = rp.a.opts.Metrics
+		opts.Observer = rp.a.opts.Metrics.Requests(opts.Name)
 	}
 	srv := proxy.New(rp.pool.(proxy.Router), opts)
 	rp.proxy = srv

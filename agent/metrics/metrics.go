@@ -7,6 +7,7 @@ package metrics
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,10 +95,41 @@ func (m *Metrics) Untrack(name string) {
 	delete(m.pools, name)
 }
 
+// Requests returns the recorder of one pool's requests, for its proxy's
+// Observer. Its label children are resolved once, not per request:
+// WithLabelValues hashes the values and takes the vector's lock, which
+// cost about 3 % of the proxy's CPU per request.
+func (m *Metrics) Requests(pool string) *Requests {
+	return &Requests{m: m, pool: pool, duration: m.requestDuration.WithLabelValues(pool)}
+}
+
+// Requests records one pool's finished requests (proxy.Observer).
+type Requests struct {
+	m        *Metrics
+	pool     string
+	duration prometheus.Observer
+	// byCode holds the counter of each status code (100-599) once used;
+	// other codes are looked up per request.
+	byCode [500]atomic.Pointer[prometheus.Counter]
+}
+
 // RequestDone implements proxy.Observer.
-func (m *Metrics) RequestDone(p string, code int, d time.Duration) {
-	m.requests.WithLabelValues(p, codeLabel(code)).Inc()
-	m.requestDuration.WithLabelValues(p).Observe(d.Seconds())
+func (r *Requests) RequestDone(code int, d time.Duration) {
+	r.counter(code).Inc()
+	r.duration.Observe(d.Seconds())
+}
+
+func (r *Requests) counter(code int) prometheus.Counter {
+	i := code - 100
+	if i < 0 || i >= len(r.byCode) {
+		return r.m.requests.WithLabelValues(r.pool, codeLabel(code))
+	}
+	if c := r.byCode[i].Load(); c != nil {
+		return *c
+	}
+	c := r.m.requests.WithLabelValues(r.pool, codeLabel(code))
+	r.byCode[i].Store(&c) // a racing store holds the same child
+	return c
 }
 
 // Status codes as label values without allocating for the common ones.

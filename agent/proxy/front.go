@@ -86,15 +86,30 @@ type clientConn struct {
 		worker *workerConn
 		gone   bool
 	}
-	send  func() (*http.Response, error) // cc.sendToWorker, bound once
-	reply replyWriter                    // refusals and failures
-	watch struct {
-		timer    *time.Timer
-		armed    bool
-		mu       sync.Mutex
-		stopping bool
-		done     chan struct{}
-	}
+	// idleBy is the read deadline set for an idle wait (idleDeadline);
+	// zero once another is set.
+	idleBy time.Time
+	send   func() (*http.Response, error) // cc.sendToWorker, bound once
+	reply  replyWriter                    // refusals and failures
+	watch  watch
+}
+
+// watch is a connection's watch for its client going away while a
+// request waits. Its timer is not set and stopped per request, which
+// cost two timer-heap updates each: once set, it fires at most every
+// watchAfter while requests keep coming, and each firing either watches
+// the request waiting since watchAfter or more, sets itself for the
+// current request's remaining wait, or lets itself lapse on an idle
+// connection.
+type watch struct {
+	timer    *time.Timer
+	mu       sync.Mutex
+	set      bool      // the timer is set, or its firing is under way
+	waiting  bool      // a request waits for its response
+	since    time.Time // when it began to
+	reading  bool      // watchClient reads the connection for it
+	stopping bool      // disarmWatch ends that read
+	done     chan struct{}
 }
 
 var (
@@ -169,7 +184,7 @@ func (cc *clientConn) readHead(first bool) (take, handoff bool) {
 	if first {
 		_ = cc.conn.SetReadDeadline(time.Now().Add(o.ReadHeaderTimeout))
 	} else {
-		_ = cc.conn.SetReadDeadline(time.Now().Add(o.IdleTimeout))
+		cc.idleDeadline(o.IdleTimeout)
 	}
 	from := stateIdle
 	if first {
@@ -196,6 +211,7 @@ func (cc *clientConn) readHead(first bool) (take, handoff bool) {
 			return true, false
 		}
 		if !deadline { // the head comes in pieces: it has ReadHeaderTimeout
+			cc.idleBy = time.Time{}
 			_ = cc.conn.SetReadDeadline(time.Now().Add(o.ReadHeaderTimeout))
 			deadline = true
 		}
@@ -203,6 +219,19 @@ func (cc *clientConn) readHead(first bool) (take, handoff bool) {
 			return false, false
 		}
 	}
+}
+
+// idleDeadline lets the connection wait for its next request at least
+// timeout, and at most timeout plus a slack of up to a second: the
+// deadline is moved once per slack, not per request, since each move
+// updates the runtime's timer heap.
+func (cc *clientConn) idleDeadline(timeout time.Duration) {
+	now := time.Now()
+	if cc.idleBy.Sub(now) >= timeout {
+		return
+	}
+	cc.idleBy = now.Add(timeout + min(timeout/8, time.Second))
+	_ = cc.conn.SetReadDeadline(cc.idleBy)
 }
 
 // recoverFront keeps a panic while serving one connection from taking the
@@ -237,7 +266,7 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	defer putSession(sess)
 	cc.sess = sess
 	cc.req.Method = methodString(cc.head.method.of(cc.head.raw))
-	cc.armWatch()
+	cc.armWatch(start)
 	w, err := s.router.Acquire(cc.ctx)
 	if err != nil {
 		cc.disarmWatch()
@@ -339,51 +368,68 @@ func (cc *clientConn) keepAlive() bool {
 	return !cc.head.close && !cc.s.closing.Load() && cc.ctx.Err() == nil
 }
 
-// armWatch starts the wait after which the client is watched.
-func (cc *clientConn) armWatch() {
-	cc.watch.timer.Reset(watchAfter)
-	cc.watch.armed = true
+// armWatch starts the wait, begun at start, after which the client is
+// watched.
+func (cc *clientConn) armWatch(start time.Time) {
+	w := &cc.watch
+	w.mu.Lock()
+	w.waiting, w.since = true, start
+	if !w.set {
+		w.set = true
+		w.timer.Reset(watchAfter)
+	}
+	w.mu.Unlock()
 }
 
 // disarmWatch stops watching the client: before the response is written,
 // and before the connection is read again.
 func (cc *clientConn) disarmWatch() {
-	if !cc.watch.armed {
-		return
-	}
-	cc.watch.armed = false
-	if cc.watch.timer.Stop() {
+	w := &cc.watch
+	w.mu.Lock()
+	w.waiting = false
+	if !w.reading {
+		w.mu.Unlock()
 		return // the request did not wait long enough to be watched
 	}
-	cc.watch.mu.Lock()
-	cc.watch.stopping = true
+	w.stopping = true
 	_ = cc.conn.SetReadDeadline(aLongTimeAgo) // ends watchClient's read
-	cc.watch.mu.Unlock()
-	<-cc.watch.done
-	cc.watch.stopping = false
+	cc.idleBy = time.Time{}
+	w.mu.Unlock()
+	<-w.done
+	w.mu.Lock()
+	w.reading, w.stopping = false, false
+	w.mu.Unlock()
 }
 
-// watchClient reads the connection while a request waits: the client
-// sends nothing more until it has the response (or sends its next
-// request, pipelined), so a read that fails means it went away, and its
-// request is cancelled: out of the queue, or off its worker.
+// watchClient is the watch timer's firing. Once a request has waited
+// watchAfter it reads the connection: the client sends nothing more until
+// it has the response (or sends its next request, pipelined), so a read
+// that fails means it went away, and its request is cancelled: out of the
+// queue, or off its worker.
 func (cc *clientConn) watchClient() {
-	defer func() { cc.watch.done <- struct{}{} }()
-	cc.watch.mu.Lock()
-	if cc.watch.stopping {
-		cc.watch.mu.Unlock()
+	w := &cc.watch
+	w.mu.Lock()
+	if !w.waiting {
+		w.set = false // idle: armWatch sets the timer again
+		w.mu.Unlock()
 		return
 	}
-	_ = cc.conn.SetReadDeadline(time.Time{}) // the wait may be long
-	cc.watch.mu.Unlock()
-	if _, err := cc.br.Peek(1); err != nil {
-		cc.watch.mu.Lock()
-		gone := !cc.watch.stopping
-		cc.watch.mu.Unlock()
-		if gone {
-			cc.clientGone()
-		}
+	if left := watchAfter - time.Since(w.since); left > 0 {
+		w.timer.Reset(left) // a later request than the one it was set for
+		w.mu.Unlock()
+		return
 	}
+	w.set, w.reading = false, true
+	_ = cc.conn.SetReadDeadline(time.Time{}) // the wait may be long
+	w.mu.Unlock()
+	_, err := cc.br.Peek(1)
+	w.mu.Lock()
+	gone := err != nil && !w.stopping
+	w.mu.Unlock()
+	if gone {
+		cc.clientGone()
+	}
+	w.done <- struct{}{}
 }
 
 // methodString returns the common methods without allocating.

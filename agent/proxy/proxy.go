@@ -27,7 +27,9 @@ type Options struct {
 	// ReadHeaderTimeout bounds reading a request's headers (slow clients).
 	// Default 10s.
 	ReadHeaderTimeout time.Duration
-	// IdleTimeout closes client keep-alive connections idle this long.
+	// IdleTimeout closes client keep-alive connections idle this long, or
+	// up to an eighth (at most a second) longer: the front end moves a
+	// busy connection's deadline once per that slack, not per request.
 	// Default 120s.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's headers; larger gets 431.
@@ -43,9 +45,9 @@ type Options struct {
 	Observer Observer
 }
 
-// Observer receives one call per finished request.
+// Observer receives one call per finished request of its proxy.
 type Observer interface {
-	RequestDone(pool string, code int, d time.Duration)
+	RequestDone(code int, d time.Duration)
 }
 
 // Router is what the proxy needs of a pool.
@@ -214,7 +216,7 @@ func (s *Server) finish(sess *session, start time.Time) {
 
 func (s *Server) observe(code int, start time.Time) {
 	if s.opts.Observer != nil {
-		s.opts.Observer.RequestDone(s.opts.Name, code, time.Since(start))
+		s.opts.Observer.RequestDone(code, time.Since(start))
 	}
 }
 

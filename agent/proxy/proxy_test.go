@@ -648,11 +648,19 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 	tmpl.Pool.QueueTimeout = &metav1.Duration{Duration: time.Minute}
 	e := start(t, tmpl, proxy.Options{})
 	addr := strings.TrimPrefix(e.URL, "http://")
-	slow, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	// Fast requests first on the slow one's connection: the watch's
+	// timer, set for the first of them, fires while the slow one has
+	// waited only about half of watchAfter, and must still watch it.
+	slow, br := dial(t, e)
+	for range 2 {
+		if _, err := io.WriteString(slow, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+			t.Fatalf("GET /: %d", resp.StatusCode)
+		}
 	}
-	defer slow.Close()
+	time.Sleep(proxy.WatchAfter / 2)
 	if _, err := io.WriteString(slow, "GET /slow?ms=20000 HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -742,5 +750,30 @@ func TestShutdownClosesIdleConnectionsAtOnce(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Error(err)
+	}
+}
+
+// TestIdleTimeout: a keep-alive connection in use stays open past
+// IdleTimeout, and one left idle is closed, not before IdleTimeout.
+func TestIdleTimeout(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{IdleTimeout: idle})
+	c, br := dial(t, e)
+	var last time.Time
+	for begun := time.Now(); time.Since(begun) < 3*idle; time.Sleep(idle / 4) {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+			t.Fatalf("GET /: %d", resp.StatusCode)
+		}
+		last = time.Now()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: read %q, %v; want EOF", n, err)
+	}
+	if waited := time.Since(last); waited < idle {
+		t.Errorf("idle connection closed after %v, before IdleTimeout (%v)", waited, idle)
 	}
 }

@@ -156,7 +156,7 @@ func (s *Server) start(ag ferryv1.AppGroup) error {
 	popts := s.opts.Proxy
 	popts.Name, popts.Log = ag.Name, log
 	if s.opts.Metrics != nil {
-		popts.Observer = s.opts.Metrics
+		popts.Observer = s.opts.Metrics.Requests(ag.Name)
 		s.opts.Metrics.Track(ag.Name, p.Status)
 	}
 	shown := addr

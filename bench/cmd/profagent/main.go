@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -39,7 +40,11 @@ func run() error {
 	bind := flag.String("bind-address", "127.0.0.1", "address the proxies listen on")
 	stateDir := flag.String("state-dir", filepath.Join(os.TempDir(), "ferry-profagent"), "state directory (sockets, loader)")
 	pprofAddr := flag.String("pprof", "127.0.0.1:6060", "where /debug/pprof/ is served")
+	procs := flag.Int("procs", 0, "GOMAXPROCS for the agent (0: the runtime's default)")
 	flag.Parse()
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
 	if *file == "" {
 		return errors.New("-f FILE is required")
 	}
