@@ -287,7 +287,8 @@ func TestWSGIConformanceThroughTheProxy(t *testing.T) {
 }
 
 // TestUpgradePassesThrough: a Command app's HTTP Upgrade (as WebSocket
-// uses) is tunnelled both ways, and Shutdown waits for it.
+// uses) is tunnelled both ways, and Shutdown waits for it: the tunnel
+// still carries data while Shutdown waits.
 func TestUpgradePassesThrough(t *testing.T) {
 	tmpl := commandApp("upgrade")
 	e := start(t, tmpl, proxy.Options{})
@@ -302,12 +303,41 @@ func TestUpgradePassesThrough(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
-	for _, msg := range []string{"hello\n", "über\n"} {
+	echo := func(msg string) {
+		t.Helper()
 		fmt.Fprint(c, msg)
 		line, err := br.ReadString('\n')
 		if err != nil || line != "echo: "+msg {
 			t.Fatalf("got %q %v, want echo of %q", line, err, msg)
 		}
+	}
+	echo("hello\n")
+	echo("über\n")
+
+	// Shutdown: the listener closes at once, the tunnel carries on, and
+	// Shutdown returns once the client closed it.
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		shut <- e.Proxy.Shutdown(ctx)
+	}()
+	e.WaitFor(t, 10*time.Second, "the listener closed", func(pool.Status) bool {
+		d, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+		if err == nil {
+			d.Close()
+		}
+		return err != nil
+	})
+	echo("during shutdown\n")
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) with an upgraded connection open", err)
+	default:
+	}
+	c.Close()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown after the tunnel closed: %v", err)
 	}
 }
 
@@ -775,5 +805,39 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	if waited := time.Since(last); waited < idle {
 		t.Errorf("idle connection closed after %v, before IdleTimeout (%v)", waited, idle)
+	}
+}
+
+// TestExpectContinue: a client that sends Expect: 100-continue and waits
+// for it before sending its body gets the 100, then its response; the
+// worker gets the body whole, a Command app's and a WSGI app's.
+func TestExpectContinue(t *testing.T) {
+	for _, tt := range []struct {
+		name, path, want string
+		tmpl             ferryv1.AppTemplate
+	}{
+		{"Command", "/", "5", commandApp("closer")}, // it answers with the body's length
+		{"WSGI", "/echo", "hello", agenttest.WSGI("hello-wsgi", 1, 1)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, br := dial(t, start(t, tt.tmpl, proxy.Options{}))
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.WriteString(c, "POST "+tt.path+" HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			line, err := br.ReadString('\n')
+			if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+				t.Fatalf("before the body: %q, %v; want a 100 Continue", line, err)
+			}
+			if blank, err := br.ReadString('\n'); err != nil || blank != "\r\n" {
+				t.Fatalf("after the 100: %q, %v", blank, err)
+			}
+			if _, err := io.WriteString(c, "hello"); err != nil {
+				t.Fatal(err)
+			}
+			if resp, body := readResponse(t, br, "POST"); resp.StatusCode != 200 || body != tt.want {
+				t.Fatalf("POST: %d %q, want 200 %q", resp.StatusCode, body, tt.want)
+			}
+		})
 	}
 }
