@@ -1,7 +1,22 @@
 package proxy
 
+import (
+	"net"
+	"net/http"
+)
+
 // HandedOff is how many connections the front end gave net/http.
 func HandedOff(s *Server) int64 { return s.handedOff.Load() }
 
 // WatchAfter is how long a request waits before its client is watched.
 const WatchAfter = watchAfter
+
+// BreakIdleConnection gives a worker's transport an idle connection whose
+// writes fail at once with nothing sent, as one does whose worker reset it
+// between the peek that found it open and the request's write (the peek
+// is skipped: the connection has no file descriptor).
+func BreakIdleConnection(rt http.RoundTripper) {
+	a, b := net.Pipe()
+	_ = b.Close()
+	rt.(*workerTransport).put(newWorkerConn(a))
+}

@@ -442,6 +442,45 @@ func TestRequestWithBodyRetriedOnAnotherWorker(t *testing.T) {
 	})
 }
 
+// TestRetryAfterAFailedWrite: a request whose write to a worker fails
+// with nothing sent goes to a worker again and is answered: through the
+// front end (GET, and a POST without a body) and through net/http (a head
+// too big for the front end). A request whose body was read before the
+// write failed is not retried (the body is gone), as Go's transport does.
+func TestRetryAfterAFailedWrite(t *testing.T) {
+	e := start(t, agenttest.WSGI("hello-wsgi", 2, 2), proxy.Options{})
+	big := strings.Repeat("p", 9<<10)
+	for _, tt := range []struct {
+		name, method, pad string
+	}{{"GET", http.MethodGet, ""}, {"POST without a body", http.MethodPost, ""}, {"GET through net/http", http.MethodGet, big}} {
+		var workers []*pool.Worker
+		for range 2 {
+			w, err := e.Pool.Acquire(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			workers = append(workers, w)
+		}
+		for _, w := range workers {
+			proxy.BreakIdleConnection(w.Transport)
+			e.Pool.Release(w)
+		}
+		before := proxy.HandedOff(e.Proxy)
+		for i := range 3 {
+			req := newRequest(t, tt.method, e.URL+"/", nil)
+			if tt.pad != "" {
+				req.Header.Set("X-Pad", tt.pad)
+			}
+			if resp, body := do(t, req); resp.StatusCode != 200 {
+				t.Fatalf("%s, request %d after a failed write: %d %q, want 200", tt.name, i, resp.StatusCode, body)
+			}
+		}
+		if handedOff := proxy.HandedOff(e.Proxy) > before; handedOff != (tt.pad != "") {
+			t.Errorf("%s: handed to net/http: %v", tt.name, handedOff)
+		}
+	}
+}
+
 // TestIdleConnectionClosedByTheWorker: a worker that closes idle
 // keep-alive connections on its own schedule loses no request to it: the
 // proxy notices the closed connection before it writes a request on it,
