@@ -315,18 +315,30 @@ func TestAdminSocketAndMetrics(t *testing.T) {
 	}
 	get(t, s.url()+"/")
 	c := &http.Client{Transport: r.client.http.Transport}
-	resp, err := c.Get("http://agent/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`ferry_requests_total{code="200",pool="hello"}`, `ferry_queue_length{pool="hello"} 0`,
-		`ferry_processes{pool="hello",revision=`, `ferry_spawn_duration_seconds_bucket`, `ferry_resisting_deployment_error{pool="hello"} 0`,
-		`ferry_spawns_total{kind="scale",pool="hello"} 2`} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %s", want)
+	// A request is counted once its response is written: the client may
+	// scrape before that, so the scrape is retried for a while.
+	var lacks []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := c.Get("http://agent/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		lacks = lacks[:0]
+		for _, want := range []string{`ferry_requests_total{code="200",pool="hello"} 1`, `ferry_queue_length{pool="hello"} 0`,
+			`ferry_processes{pool="hello",revision=`, `ferry_spawn_duration_seconds_bucket`, `ferry_resisting_deployment_error{pool="hello"} 0`,
+			`ferry_spawns_total{kind="scale",pool="hello"} 2`} {
+			if !strings.Contains(string(body), want) {
+				lacks = append(lacks, want)
+			}
+		}
+		if len(lacks) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range lacks {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }
 
