@@ -95,18 +95,21 @@ type clientConn struct {
 }
 
 // watch is a connection's watch for its client going away while a
-// request waits. Its timer is not set and stopped per request, which
-// cost two timer-heap updates each: once set, it fires at most every
-// watchAfter while requests keep coming, and each firing either watches
-// the request waiting since watchAfter or more, sets itself for the
-// current request's remaining wait, or lets itself lapse on an idle
-// connection.
+// request waits. On a busy connection (a request within watchAfter of
+// the one before) its timer is not set and stopped per request, which
+// cost two timer-heap updates each: it stays set, fires at most every
+// watchAfter while requests keep coming, and each firing watches the
+// request waiting since watchAfter or more, sets itself for the current
+// request's remaining wait, or lets itself lapse on an idle connection.
+// On a connection with sparser requests it is stopped after each, as a
+// firing per request (a goroutine) would cost more than the stop.
 type watch struct {
 	timer    *time.Timer
 	mu       sync.Mutex
 	set      bool      // the timer is set, or its firing is under way
 	waiting  bool      // a request waits for its response
 	since    time.Time // when it began to
+	busy     bool      // it began within watchAfter of the one before
 	reading  bool      // watchClient reads the connection for it
 	stopping bool      // disarmWatch ends that read
 	done     chan struct{}
@@ -230,7 +233,7 @@ func (cc *clientConn) idleDeadline(timeout time.Duration) {
 	if cc.idleBy.Sub(now) >= timeout {
 		return
 	}
-	cc.idleBy = now.Add(timeout + min(timeout/8, time.Second))
+	cc.idleBy = now.Add(timeout).Add(min(timeout/8, time.Second)) // Add saturates; a sum could wrap
 	_ = cc.conn.SetReadDeadline(cc.idleBy)
 }
 
@@ -373,6 +376,7 @@ func (cc *clientConn) keepAlive() bool {
 func (cc *clientConn) armWatch(start time.Time) {
 	w := &cc.watch
 	w.mu.Lock()
+	w.busy = start.Sub(w.since) < watchAfter
 	w.waiting, w.since = true, start
 	if !w.set {
 		w.set = true
@@ -388,6 +392,9 @@ func (cc *clientConn) disarmWatch() {
 	w.mu.Lock()
 	w.waiting = false
 	if !w.reading {
+		if w.set && !w.busy && w.timer.Stop() {
+			w.set = false
+		}
 		w.mu.Unlock()
 		return // the request did not wait long enough to be watched
 	}
