@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -878,5 +879,20 @@ func TestExpectContinue(t *testing.T) {
 				t.Fatalf("POST: %d %q, want 200 %q", resp.StatusCode, body, tt.want)
 			}
 		})
+	}
+}
+
+// TestLargestIdleTimeout: an IdleTimeout near the largest duration keeps
+// connections open (a deadline that wrapped would close them at once).
+func TestLargestIdleTimeout(t *testing.T) {
+	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{IdleTimeout: time.Duration(math.MaxInt64)})
+	c, br := dial(t, e)
+	for i := range 3 {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
 	}
 }
