@@ -305,7 +305,7 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 			Name: "http", Protocol: corev1.ProtocolTCP, Port: port, TargetPort: intstr.FromInt32(port),
 		}}
 		return controllerutil.SetControllerReference(ag, svc, r.Scheme)
-	}); err != nil {
+	}); err != nil && !r.createdAlready(ctx, ag, &corev1.Service{}, svc, err) {
 		return writeFailed("create or update Service "+name, err)
 	}
 
@@ -355,10 +355,26 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 		}}
 		slice.Endpoints = endpoints
 		return controllerutil.SetControllerReference(ag, slice, r.Scheme)
-	}); err != nil {
+	}); err != nil && !r.createdAlready(ctx, ag, &discoveryv1.EndpointSlice{}, slice, err) {
 		return writeFailed("create or update EndpointSlice "+name, err)
 	}
 	return nil
+}
+
+// createdAlready: a create of obj that err refused as AlreadyExists met
+// the AppGroup's own object, which an earlier pass created and the cache
+// has not seen yet (existing, read around the cache, is controlled by
+// ag). That is no failure: the cache's event of it brings another pass,
+// which updates it. Anything else, a name taken by an object of someone
+// else's above all, stays an error.
+func (r *AppGroupReconciler) createdAlready(ctx context.Context, ag *ferryv1.AppGroup, existing, obj client.Object, err error) bool {
+	if !apierrors.IsAlreadyExists(err) {
+		return false
+	}
+	if r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), existing) != nil {
+		return false
+	}
+	return metav1.IsControlledBy(existing, ag)
 }
 
 // desiredEndpoints lists one endpoint per pool whose agent reported an

@@ -2,12 +2,14 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -255,5 +257,36 @@ func TestCreatingPassLeavesStatusToNext(t *testing.T) {
 	}
 	if len(evs) != 1 || !strings.HasPrefix(evs[0], "Normal "+EventRolloutComplete+" ") {
 		t.Errorf("events %q, want one %s", evs, EventRolloutComplete)
+	}
+}
+
+// TestCreatedAlready: a create refused as AlreadyExists is no failure only
+// when the object the API server holds is the AppGroup's own (the cache
+// had not seen an earlier pass's create); a name taken by someone else's
+// object, or any other error, stays a failure.
+func TestCreatedAlready(t *testing.T) {
+	s := scheme.New()
+	ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns", UID: "uid-shop"}}
+	ours := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns"}}
+	if err := ctrl.SetControllerReference(ag, ours, s); err != nil {
+		t.Fatal(err)
+	}
+	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}}
+	r := &AppGroupReconciler{APIReader: fake.NewClientBuilder().WithScheme(s).WithObjects(ours, foreign).Build()}
+	exists := func(name string) error { return apierrors.NewAlreadyExists(corev1.Resource("services"), name) }
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"shop", exists("shop"), true},
+		{"web", exists("web"), false},
+		{"gone", exists("gone"), false}, // deleted since: the next pass creates it
+		{"shop", apierrors.NewForbidden(corev1.Resource("services"), "shop", errors.New("no")), false},
+	} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: "ns"}}
+		if got := r.createdAlready(context.Background(), ag, &corev1.Service{}, svc, tt.err); got != tt.want {
+			t.Errorf("%s, %v: %v, want %v", tt.name, tt.err, got, tt.want)
+		}
 	}
 }
