@@ -731,6 +731,11 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 		}
 	}
 	time.Sleep(proxy.WatchAfter / 2)
+	// Released after its response was written: or its session could pass
+	// for the slow one's below.
+	e.WaitFor(t, 10*time.Second, "the fast requests' worker released", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 0
+	})
 	if _, err := io.WriteString(slow, "GET /slow?ms=20000 HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -786,6 +791,11 @@ func TestShutdownClosesIdleConnectionsAtOnce(t *testing.T) {
 	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
 		t.Fatalf("GET: %d", resp.StatusCode)
 	}
+	// The GET's worker is released after its response is written: wait
+	// for that, or its session could pass for the POST's below.
+	e.WaitFor(t, 10*time.Second, "the GET's worker released", func(s pool.Status) bool {
+		return len(s.Processes) == 2 && s.Processes[0].Sessions+s.Processes[1].Sessions == 0
+	})
 	posted := make(chan int, 1)
 	go func() {
 		client := &http.Client{Transport: &http.Transport{}}
