@@ -89,6 +89,9 @@ type clientConn struct {
 	// idleBy is the read deadline set for an idle wait (idleDeadline);
 	// zero once another is set.
 	idleBy time.Time
+	// headBy is the deadline of the head being read (ReadHeaderTimeout),
+	// which a handoff passes on; zero while waiting for a head.
+	headBy time.Time
 	send   func() (*http.Response, error) // cc.sendToWorker, bound once
 	reply  replyWriter                    // refusals and failures
 	watch  watch
@@ -169,7 +172,7 @@ func (s *Server) serveFront(c net.Conn) {
 			s.handedOff.Add(1)
 			prefix := cc.buffered()
 			cc.release()
-			s.handoff.give(&prefixConn{Conn: c, prefix: prefix})
+			s.handoff.give(&prefixConn{Conn: c, prefix: prefix, headBy: cc.headBy})
 			return
 		case !take || !s.serveRequest(cc) || !cc.state.CompareAndSwap(stateActive, stateIdle) || s.closing.Load():
 			_ = c.Close()
@@ -185,8 +188,10 @@ func (s *Server) serveFront(c net.Conn) {
 func (cc *clientConn) readHead(first bool) (take, handoff bool) {
 	o := &cc.s.opts
 	if first {
-		_ = cc.conn.SetReadDeadline(time.Now().Add(o.ReadHeaderTimeout))
+		cc.headBy = time.Now().Add(o.ReadHeaderTimeout)
+		_ = cc.conn.SetReadDeadline(cc.headBy)
 	} else {
+		cc.headBy = time.Time{}
 		cc.idleDeadline(o.IdleTimeout)
 	}
 	from := stateIdle
@@ -214,8 +219,8 @@ func (cc *clientConn) readHead(first bool) (take, handoff bool) {
 			return true, false
 		}
 		if !deadline { // the head comes in pieces: it has ReadHeaderTimeout
-			cc.idleBy = time.Time{}
-			_ = cc.conn.SetReadDeadline(time.Now().Add(o.ReadHeaderTimeout))
+			cc.idleBy, cc.headBy = time.Time{}, time.Now().Add(o.ReadHeaderTimeout)
+			_ = cc.conn.SetReadDeadline(cc.headBy)
 			deadline = true
 		}
 		if _, err := cc.br.Peek(len(buf) + 1); err != nil {
@@ -548,6 +553,24 @@ const shuttingDown = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/pla
 type prefixConn struct {
 	net.Conn
 	prefix []byte
+	// headBy is the front end's deadline for the head it hands over (zero
+	// when it was waiting for none).
+	headBy time.Time
+}
+
+// SetReadDeadline holds net/http's first deadline, its ReadHeaderTimeout
+// for the head the front end hands over, to the front end's own for that
+// head: a head that trickles in and grows too big for the front end has
+// ReadHeaderTimeout once, not once on each server. net/http sets it in
+// its connection's goroutine before any other, so no lock is needed.
+func (c *prefixConn) SetReadDeadline(t time.Time) error {
+	if by := c.headBy; !by.IsZero() {
+		c.headBy = time.Time{}
+		if t.IsZero() || t.After(by) {
+			t = by
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

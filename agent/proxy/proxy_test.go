@@ -906,3 +906,45 @@ func TestLargestIdleTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestTricklingHeadHasOneReadHeaderTimeout: a head that trickles in and
+// grows too big for the front end is handed to net/http, which must not
+// give it a ReadHeaderTimeout of its own on top of the one it had: the
+// connection is closed at the first deadline, not at the handoff's plus
+// ReadHeaderTimeout.
+func TestTricklingHeadHasOneReadHeaderTimeout(t *testing.T) {
+	const timeout = 2 * time.Second
+	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{ReadHeaderTimeout: timeout})
+	c, br := dial(t, e)
+	begun := time.Now()
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\nX-Pad: "); err != nil {
+		t.Fatal(err)
+	}
+	// Just before the deadline, past the front end's 8 KiB: the handoff.
+	time.Sleep(timeout * 3 / 4)
+	if _, err := io.WriteString(c, strings.Repeat("p", 9<<10)); err != nil {
+		t.Fatal(err)
+	}
+	// Then a byte now and then, the head never ending.
+	closed := make(chan time.Duration, 1)
+	go func() {
+		_, _ = io.Copy(io.Discard, br)
+		closed <- time.Since(begun)
+	}()
+	tick := time.NewTicker(timeout / 10)
+	defer tick.Stop()
+	giveUp := time.After(time.Minute)
+	for {
+		select {
+		case took := <-closed:
+			if took > timeout*7/4 {
+				t.Errorf("closed %v after the head began, want about ReadHeaderTimeout (%v): the handoff gave it another", took, timeout)
+			}
+			return
+		case <-tick.C:
+			_, _ = io.WriteString(c, "p")
+		case <-giveUp:
+			t.Fatal("the trickling head was never timed out")
+		}
+	}
+}
