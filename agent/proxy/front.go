@@ -72,12 +72,11 @@ type clientConn struct {
 	cancel context.CancelFunc
 	// req is what the worker transport sees of each request: its method
 	// (a response to HEAD has no body).
-	req       *http.Request
-	sess      *session
-	resp      responseHead            // the worker's, when plain (relay.go)
-	relayKeep bool                    // a relayed response left the connection sound
-	write     func(*workerConn) error // cc.writeHead, bound once
-	stop      func() bool             // cc.stopAbort, bound once
+	req   *http.Request
+	sess  *session
+	resp  responseHead            // the worker's, when plain (relay.go)
+	write func(*workerConn) error // cc.writeHead, bound once
+	stop  func() bool             // cc.stopAbort, bound once
 	// abort is how the watch cancels the request at a worker (writeHead,
 	// stopAbort, clientGone): per connection, where context.AfterFunc
 	// would cost an allocation and a map entry per request.
@@ -92,8 +91,8 @@ type clientConn struct {
 	// headBy is the deadline of the head being read (ReadHeaderTimeout),
 	// which a handoff passes on; zero while waiting for a head.
 	headBy time.Time
-	send   func() (*http.Response, error) // cc.sendToWorker, bound once
-	reply  replyWriter                    // refusals and failures
+	send   func() (sent, error) // cc.sendToWorker, bound once
+	reply  replyWriter          // refusals and failures
 	watch  watch
 }
 
@@ -284,15 +283,16 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	}
 	sess.worker = w
 	defer s.finish(sess, start)
-	resp, err := withRetries(s.router, cc.ctx, sess, nil, cc.send)
+	out, err := withRetries(s.router, cc.ctx, sess, nil, cc.send)
 	cc.disarmWatch()
 	switch {
 	case err != nil:
 		s.fail(&cc.reply, cc.ctx, cc.path(), sess, err)
 		return cc.sendReply(time.Now())
-	case resp == nil: // relayed (relay.go)
-		return cc.relayKeep
+	case out.relayed:
+		return out.keep
 	}
+	resp := out.resp
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
 		s.fail(&cc.reply, cc.ctx, cc.path(), sess, errors.New("the worker switched protocols unasked"))
@@ -302,27 +302,34 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	return cc.respond(resp, time.Now())
 }
 
+// sent is what became of a request sent to a worker: its response, or,
+// when that was plain, relayed to the client already (relay.go).
+type sent struct {
+	resp    *http.Response // when not relayed
+	relayed bool
+	keep    bool // relayed, and the connection may carry another request
+}
+
 // sendToWorker sends the request to the session's worker. A plain
-// response (relay.go) is relayed to the client at once, and the result is
-// nil, nil (cc.relayKeep: the connection may carry another request); any
-// other is returned.
-func (cc *clientConn) sendToWorker() (*http.Response, error) {
+// response (relay.go) is relayed to the client at once; any other is
+// returned.
+func (cc *clientConn) sendToWorker() (sent, error) {
 	t, ok := cc.sess.worker.Transport.(*workerTransport)
 	if !ok {
-		return nil, errors.New("ferry: the worker has no proxy transport")
+		return sent{}, errors.New("ferry: the worker has no proxy transport")
 	}
 	x, err := t.begin(cc.req, false, cc.write, cc.stop)
 	if err != nil {
-		return nil, err
+		return sent{}, err
 	}
 	if cc.req.Method == http.MethodHead || !cc.peekPlain(x.c.br) {
-		return x.receive()
+		resp, err := x.receive() //nolint:bodyclose // serveRequest closes it
+		return sent{resp: resp}, err
 	}
 	cc.sess.code = cc.resp.code
 	clientOK, workerOK := cc.relay(x.c.br, time.Now())
 	x.done(workerOK)
-	cc.relayKeep = clientOK
-	return nil, nil
+	return sent{relayed: true, keep: clientOK}, nil
 }
 
 // writeHead writes the request to the worker on c, which the client's

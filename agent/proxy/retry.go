@@ -51,8 +51,8 @@ func (t *retryingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 
 // withRetries runs send on the session's worker and, while nothing of the
 // request reached a worker, on another one (maxAttempts in all).
-func withRetries(router Router, ctx context.Context, sess *session, body *retryBody,
-	send func() (*http.Response, error)) (*http.Response, error) {
+func withRetries[R any](router Router, ctx context.Context, sess *session, body *retryBody,
+	send func() (R, error)) (R, error) {
 	for attempt := 1; ; attempt++ {
 		resp, err := send()
 		var notSent *notSentError
@@ -70,7 +70,8 @@ func withRetries(router Router, ctx context.Context, sess *session, body *retryB
 		next, aerr := router.Acquire(ctx)
 		if aerr != nil {
 			sess.worker = nil // released already
-			return nil, &noWorkerError{first: err, err: aerr}
+			var none R
+			return none, &noWorkerError{first: err, err: aerr}
 		}
 		sess.worker = next
 		if body != nil {
