@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"sync"
 	"time"
 
@@ -294,7 +295,7 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 	port := ag.Spec.Listen.Port
 
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ag.Namespace}}
-	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, svc, func() error {
+	if err := r.createOrPatch(ctx, ag, svc, func() error {
 		if svc.Labels == nil {
 			svc.Labels = map[string]string{}
 		}
@@ -305,7 +306,7 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 			Name: "http", Protocol: corev1.ProtocolTCP, Port: port, TargetPort: intstr.FromInt32(port),
 		}}
 		return controllerutil.SetControllerReference(ag, svc, r.Scheme)
-	}); err != nil && !r.createdAlready(ctx, ag, &corev1.Service{}, svc, err) {
+	}); err != nil {
 		return writeFailed("create or update Service "+name, err)
 	}
 
@@ -340,7 +341,7 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 			return err
 		}
 	}
-	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, slice, func() error {
+	if err := r.createOrPatch(ctx, ag, slice, func() error {
 		if slice.Labels == nil {
 			slice.Labels = map[string]string{}
 		}
@@ -355,26 +356,36 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 		}}
 		slice.Endpoints = endpoints
 		return controllerutil.SetControllerReference(ag, slice, r.Scheme)
-	}); err != nil && !r.createdAlready(ctx, ag, &discoveryv1.EndpointSlice{}, slice, err) {
+	}); err != nil {
 		return writeFailed("create or update EndpointSlice "+name, err)
 	}
 	return nil
 }
 
-// createdAlready: a create of obj that err refused as AlreadyExists met
-// the AppGroup's own object, which an earlier pass created and the cache
-// has not seen yet (existing, read around the cache, is controlled by
-// ag). That is no failure: the cache's event of it brings another pass,
-// which updates it. Anything else, a name taken by an object of someone
-// else's above all, stays an error.
-func (r *AppGroupReconciler) createdAlready(ctx context.Context, ag *ferryv1.AppGroup, existing, obj client.Object, err error) bool {
+// createOrPatch is controllerutil.CreateOrPatch on the cache, and, when
+// its create meets the AppGroup's own object that the cache does not show,
+// a patch of the API server's copy: the cache lags an earlier pass's
+// create, or the object lost the label the cache selects by (someone took
+// it off; mutate puts it back). An object of the name that is not the
+// AppGroup's stays the create's AlreadyExists: the manager never takes
+// one over.
+func (r *AppGroupReconciler) createOrPatch(ctx context.Context, ag *ferryv1.AppGroup, obj client.Object, mutate controllerutil.MutateFn) error {
+	_, err := controllerutil.CreateOrPatch(ctx, r.Client, obj, mutate)
 	if !apierrors.IsAlreadyExists(err) {
-		return false
+		return err
 	}
-	if r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), existing) != nil {
-		return false
+	// obj holds what the create sent: start again from the server's copy.
+	key := client.ObjectKeyFromObject(obj)
+	v := reflect.ValueOf(obj).Elem()
+	v.Set(reflect.Zero(v.Type()))
+	if gerr := r.APIReader.Get(ctx, key, obj); gerr != nil || !metav1.IsControlledBy(obj, ag) {
+		return err
 	}
-	return metav1.IsControlledBy(existing, ag)
+	before := obj.DeepCopyObject().(client.Object)
+	if err := mutate(); err != nil {
+		return err
+	}
+	return r.Client.Patch(ctx, obj, client.MergeFrom(before))
 }
 
 // desiredEndpoints lists one endpoint per pool whose agent reported an

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -260,33 +259,49 @@ func TestCreatingPassLeavesStatusToNext(t *testing.T) {
 	}
 }
 
-// TestCreatedAlready: a create refused as AlreadyExists is no failure only
-// when the object the API server holds is the AppGroup's own (the cache
-// had not seen an earlier pass's create); a name taken by someone else's
-// object, or any other error, stays a failure.
-func TestCreatedAlready(t *testing.T) {
+// TestCreateOrPatchOwnObjectTheCacheMisses: a create refused as
+// AlreadyExists patches the API server's copy when it is the AppGroup's
+// own (the cache lagged, or the object lost the label the cache selects
+// by); a name taken by someone else's object stays the create's error.
+func TestCreateOrPatchOwnObjectTheCacheMisses(t *testing.T) {
 	s := scheme.New()
 	ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns", UID: "uid-shop"}}
-	ours := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns"}}
+	ours := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns"}} // no labels, no ports
 	if err := ctrl.SetControllerReference(ag, ours, s); err != nil {
 		t.Fatal(err)
 	}
 	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}}
-	r := &AppGroupReconciler{APIReader: fake.NewClientBuilder().WithScheme(s).WithObjects(ours, foreign).Build()}
-	exists := func(name string) error { return apierrors.NewAlreadyExists(corev1.Resource("services"), name) }
+	api := fake.NewClientBuilder().WithScheme(s).WithObjects(ours, foreign).Build()
+	// The cache shows neither; writes go to the API server.
+	cache := interceptor.NewClient(fake.NewClientBuilder().WithScheme(s).Build(), interceptor.Funcs{
+		Create: func(ctx context.Context, _ client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			return api.Create(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, _ client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			return api.Patch(ctx, obj, p, opts...)
+		},
+	})
+	r := &AppGroupReconciler{Client: cache, APIReader: api, Scheme: s}
 	for _, tt := range []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"shop", exists("shop"), true},
-		{"web", exists("web"), false},
-		{"gone", exists("gone"), false}, // deleted since: the next pass creates it
-		{"shop", apierrors.NewForbidden(corev1.Resource("services"), "shop", errors.New("no")), false},
-	} {
+		name    string
+		wantErr bool
+	}{{"shop", false}, {"web", true}} {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: "ns"}}
-		if got := r.createdAlready(context.Background(), ag, &corev1.Service{}, svc, tt.err); got != tt.want {
-			t.Errorf("%s, %v: %v, want %v", tt.name, tt.err, got, tt.want)
+		err := r.createOrPatch(context.Background(), ag, svc, func() error {
+			svc.Labels = map[string]string{ManagedByLabel: ManagedByValue}
+			svc.Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 8080}}
+			return ctrl.SetControllerReference(ag, svc, s)
+		})
+		if got := err != nil; got != tt.wantErr || (err != nil && !apierrors.IsAlreadyExists(err)) {
+			t.Errorf("%s: %v, want an error: %v (AlreadyExists)", tt.name, err, tt.wantErr)
+		}
+		got := &corev1.Service{}
+		if err := api.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: tt.name}, got); err != nil {
+			t.Fatal(err)
+		}
+		patched := got.Labels[ManagedByLabel] == ManagedByValue && len(got.Spec.Ports) == 1
+		if patched == tt.wantErr {
+			t.Errorf("%s: patched %v, want %v: %+v", tt.name, patched, !tt.wantErr, got)
 		}
 	}
 }

@@ -897,3 +897,30 @@ func TestAgentLeaseKeepsReportsFresh(t *testing.T) {
 	renewLease(t, a)
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
 }
+
+// TestServiceLabelRemovedIsRestored: the manager's cache sees only the
+// Services it labels; one whose label was taken off is still the
+// AppGroup's, and the manager patches it back, where its create would meet
+// AlreadyExists forever.
+func TestServiceLabelRemovedIsRestored(t *testing.T) {
+	ns := newNamespace(t)
+	newNode(t, ns, "a", true)
+	ag := newAppGroup(t, ns, "cart", nil)
+	svc := &corev1.Service{}
+	key := client.ObjectKey{Namespace: ns, Name: "cart"}
+	labelled := func() error {
+		if err := env.Client.Get(context.Background(), key, svc); err != nil {
+			return err
+		}
+		if !metav1.IsControlledBy(svc, ag) || svc.Labels[controllers.ManagedByLabel] != controllers.ManagedByValue {
+			return fmt.Errorf("owners %+v, labels %v", svc.OwnerReferences, svc.Labels)
+		}
+		return nil
+	}
+	eventually(t, "the AppGroup's Service", labelled)
+	patch := []byte(`{"metadata":{"labels":{"` + controllers.ManagedByLabel + `":null}}}`)
+	if err := env.Client.Patch(testContext(t), svc, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Service's label back", labelled)
+}
