@@ -237,7 +237,7 @@ func (cc *clientConn) idleDeadline(timeout time.Duration) {
 	if cc.idleBy.Sub(now) >= timeout {
 		return
 	}
-	cc.idleBy = now.Add(timeout).Add(min(timeout/8, time.Second)) // Add saturates; a sum could wrap
+	cc.idleBy = now.Add(timeout).Add(min(timeout/8, time.Second)) // a Duration sum could wrap; Time.Add does not
 	_ = cc.conn.SetReadDeadline(cc.idleBy)
 }
 
@@ -569,7 +569,10 @@ type prefixConn struct {
 // for the head the front end hands over, to the front end's own for that
 // head: a head that trickles in and grows too big for the front end has
 // ReadHeaderTimeout once, not once on each server. net/http sets it in
-// its connection's goroutine before any other, so no lock is needed.
+// its connection's goroutine before any other, so no lock is needed; it
+// does so because its ReadHeaderTimeout is never zero (New defaults it):
+// were it zero, the first deadline would be the one after the head, which
+// this must not shorten.
 func (c *prefixConn) SetReadDeadline(t time.Time) error {
 	if by := c.headBy; !by.IsZero() {
 		c.headBy = time.Time{}
