@@ -201,71 +201,74 @@ const (
 	fieldDate                           // a response's: kept, and none added
 )
 
-// fieldKindOf classifies a field name, as hopByHop and forwardedField do
-// for net/http's canonical keys.
+// specialFields are the field names the front end does not pass on as
+// they are, with what each is in a request and in a worker's response;
+// every other field is plain. hopByHop and forwardedField say the same
+// for net/http's canonical keys (TestFieldKinds holds them together).
+var specialFields = []specialField{
+	{"te", fieldRefused, fieldDropped}, // a request's may ask for trailers: net/http's path handles it
+	{"host", fieldHost, fieldPlain},
+	{"date", fieldPlain, fieldDate},
+	{"close", fieldRefused, fieldPlain}, // hop-by-hop when Connection: close names it
+	{"expect", fieldRefused, fieldPlain},
+	{"upgrade", fieldRefused, fieldDropped},
+	{"trailer", fieldDropped, fieldRefused}, // a response with trailers is not plain
+	{"forwarded", fieldDropped, fieldPlain},
+	{"connection", fieldConnection, fieldConnection},
+	{"keep-alive", fieldDropped, fieldDropped},
+	{"content-length", fieldContentLength, fieldContentLength},
+	{"x-forwarded-for", fieldForwardedFor, fieldPlain},
+	{"proxy-connection", fieldDropped, fieldDropped},
+	{"x-forwarded-host", fieldDropped, fieldPlain},
+	{"transfer-encoding", fieldRefused, fieldRefused},
+	{"x-forwarded-proto", fieldDropped, fieldPlain},
+	{"proxy-authenticate", fieldDropped, fieldDropped},
+	{"proxy-authorization", fieldDropped, fieldDropped},
+}
+
+// specialByLength indexes specialFields by name length: a field is
+// compared with at most two names, as a switch on its length would.
+var specialByLength = func() (t [20][]specialField) {
+	for _, f := range specialFields {
+		t[len(f.name)] = append(t[len(f.name)], f)
+	}
+	return t
+}()
+
+type specialField struct {
+	name              string // lower case
+	request, response fieldKind
+}
+
+// special finds name in specialFields; nil when it is plain.
+func special(name []byte) *specialField {
+	if len(name) >= len(specialByLength) {
+		return nil
+	}
+	fs := specialByLength[len(name)]
+	for i := range fs {
+		if asciiEqualFold(name, fs[i].name) {
+			return &fs[i]
+		}
+	}
+	return nil
+}
+
+// fieldKindOf classifies a request's field name.
 func fieldKindOf(name []byte) fieldKind {
-	switch len(name) {
-	case 2:
-		if asciiEqualFold(name, "te") {
-			return fieldRefused // may ask for trailers: net/http's path handles it
-		}
-	case 4:
-		if asciiEqualFold(name, "host") {
-			return fieldHost
-		}
-	case 5:
-		if asciiEqualFold(name, "close") {
-			return fieldRefused // hop-by-hop when Connection: close names it
-		}
-	case 6:
-		if asciiEqualFold(name, "expect") {
-			return fieldRefused
-		}
-	case 7:
-		switch {
-		case asciiEqualFold(name, "upgrade"):
-			return fieldRefused
-		case asciiEqualFold(name, "trailer"):
-			return fieldDropped
-		}
-	case 9:
-		if asciiEqualFold(name, "forwarded") {
-			return fieldDropped
-		}
-	case 10:
-		switch {
-		case asciiEqualFold(name, "connection"):
-			return fieldConnection
-		case asciiEqualFold(name, "keep-alive"):
-			return fieldDropped
-		}
-	case 14:
-		if asciiEqualFold(name, "content-length") {
-			return fieldContentLength
-		}
-	case 15:
-		if asciiEqualFold(name, "x-forwarded-for") {
-			return fieldForwardedFor
-		}
-	case 16:
-		if asciiEqualFold(name, "proxy-connection") || asciiEqualFold(name, "x-forwarded-host") {
-			return fieldDropped
-		}
-	case 17:
-		switch {
-		case asciiEqualFold(name, "transfer-encoding"):
-			return fieldRefused
-		case asciiEqualFold(name, "x-forwarded-proto"):
-			return fieldDropped
-		}
-	case 18:
-		if asciiEqualFold(name, "proxy-authenticate") {
-			return fieldDropped
-		}
-	case 19:
-		if asciiEqualFold(name, "proxy-authorization") {
-			return fieldDropped
-		}
+	if f := special(name); f != nil {
+		return f.request
+	}
+	return fieldPlain
+}
+
+// responseFieldKind classifies a worker's response field name, as
+// respond does with hopByHop: dropped, refused (Transfer-Encoding,
+// Trailer: not plain), the framing and Connection fields, Date, or passed
+// on.
+func responseFieldKind(name []byte) fieldKind {
+	if f := special(name); f != nil {
+		return f.response
 	}
 	return fieldPlain
 }

@@ -126,22 +126,46 @@ func TestHeadEnd(t *testing.T) {
 }
 
 // TestFieldKindOf: every name the net/http path drops or handles is
-// classified, whatever its case (the switch is on the name's length).
+// classified, whatever its case, in a request and in a response
+// (specialFields is indexed by the name's length).
 func TestFieldKindOf(t *testing.T) {
-	for _, k := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Host", "Content-Length", "Expect"} {
-		if !hopByHop(k) && !forwardedField(k) && k != "Host" && k != "Content-Length" && k != "Expect" {
-			t.Fatalf("%s is not a field net/http's path handles", k)
+	hop := []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+	for _, side := range []struct {
+		name    string
+		kind    func([]byte) fieldKind
+		handled []string // net/http's path drops or handles them
+		handles func(k string) bool
+		plain   []string
+	}{
+		{"request", fieldKindOf,
+			append([]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Host", "Content-Length", "Expect"}, hop...),
+			func(k string) bool {
+				return hopByHop(k) || forwardedField(k) || k == "Host" || k == "Content-Length" || k == "Expect"
+			},
+			[]string{"X-Forwarded-Hosts", "Accept"}},
+		{"response", responseFieldKind, hop, hopByHop, []string{"Host", "X-Forwarded-For"}},
+	} {
+		for _, k := range side.handled {
+			if !side.handles(k) {
+				t.Fatalf("%s: %s is not a field net/http's path handles", side.name, k)
+			}
+			for _, name := range []string{k, strings.ToLower(k), strings.ToUpper(k)} {
+				if side.kind([]byte(name)) == fieldPlain {
+					t.Errorf("%s: %s would be passed on as it is", side.name, name)
+				}
+			}
 		}
-		for _, name := range []string{k, strings.ToLower(k), strings.ToUpper(k)} {
-			if fieldKindOf([]byte(name)) == fieldPlain {
-				t.Errorf("%s would be passed on as it is", name)
+		for _, k := range side.plain {
+			if side.kind([]byte(k)) != fieldPlain {
+				t.Errorf("%s: the plain field %s is not passed on", side.name, k)
 			}
 		}
 	}
-	if fieldKindOf([]byte("X-Forwarded-Hosts")) != fieldPlain || fieldKindOf([]byte("Accept")) != fieldPlain {
-		t.Error("a plain field is not passed on")
+	for _, f := range specialFields {
+		if f.name != strings.ToLower(f.name) {
+			t.Errorf("specialFields: %q is not lower case", f.name)
+		}
 	}
 }
 

@@ -43,12 +43,18 @@ func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp, readBody(t, resp)
+}
+
+// readBody reads and closes resp's body.
+func readBody(t *testing.T, resp *http.Response) []byte {
+	t.Helper()
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, body
+	return body
 }
 
 func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
@@ -701,12 +707,7 @@ func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(body)
+	return resp, string(readBody(t, resp))
 }
 
 // TestClientGoneWhileWaiting: a client that goes away while its request

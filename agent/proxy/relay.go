@@ -116,57 +116,6 @@ func parseLength(v []byte, n *int64) bool {
 	return true
 }
 
-// responseFieldKind classifies a response field name as respond does
-// with hopByHop: dropped, refused (Transfer-Encoding, Trailer: not plain),
-// the framing and Connection fields, Date, or passed on.
-func responseFieldKind(name []byte) fieldKind {
-	switch len(name) {
-	case 2:
-		if asciiEqualFold(name, "te") {
-			return fieldDropped
-		}
-	case 4:
-		if asciiEqualFold(name, "date") {
-			return fieldDate
-		}
-	case 7:
-		switch {
-		case asciiEqualFold(name, "upgrade"):
-			return fieldDropped
-		case asciiEqualFold(name, "trailer"):
-			return fieldRefused
-		}
-	case 10:
-		switch {
-		case asciiEqualFold(name, "connection"):
-			return fieldConnection
-		case asciiEqualFold(name, "keep-alive"):
-			return fieldDropped
-		}
-	case 14:
-		if asciiEqualFold(name, "content-length") {
-			return fieldContentLength
-		}
-	case 16:
-		if asciiEqualFold(name, "proxy-connection") {
-			return fieldDropped
-		}
-	case 17:
-		if asciiEqualFold(name, "transfer-encoding") {
-			return fieldRefused
-		}
-	case 18:
-		if asciiEqualFold(name, "proxy-authenticate") {
-			return fieldDropped
-		}
-	case 19:
-		if asciiEqualFold(name, "proxy-authorization") {
-			return fieldDropped
-		}
-	}
-	return fieldPlain
-}
-
 // relay writes the plain response in cc.resp to the client and copies its
 // body from br. clientOK: the client's connection may carry another
 // request; workerOK: the worker's response was read to its end, and the
