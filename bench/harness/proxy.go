@@ -280,6 +280,12 @@ http {
             proxy_pass http://up;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # The fields Ferry's proxy sends, so that both upstreams parse
+            # the same request: the client's Host and the usual forwarding.
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Proto $scheme;
         }
     }
 }
