@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"time"
 )
 
 // HandedOff is how many connections the front end gave net/http.
@@ -18,5 +19,5 @@ const WatchAfter = watchAfter
 func BreakIdleConnection(rt http.RoundTripper) {
 	a, b := net.Pipe()
 	_ = b.Close()
-	rt.(*workerTransport).put(newWorkerConn(a))
+	rt.(*workerTransport).put(newWorkerConn(a), time.Now())
 }

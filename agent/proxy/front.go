@@ -91,9 +91,12 @@ type clientConn struct {
 	// headBy is the deadline of the head being read (ReadHeaderTimeout),
 	// which a handoff passes on; zero while waiting for a head.
 	headBy time.Time
-	send   func() (sent, error) // cc.sendToWorker, bound once
-	reply  replyWriter          // refusals and failures
-	watch  watch
+	// relayedAt is when the previous response was relayed (session.end),
+	// the next idle deadline's start; zero: read the clock.
+	relayedAt time.Time
+	send      func() (sent, error) // cc.sendToWorker, bound once
+	reply     replyWriter          // refusals and failures
+	watch     watch
 }
 
 // watch is a connection's watch for its client going away while a
@@ -191,7 +194,12 @@ func (cc *clientConn) readHead(first bool) (take, handoff bool) {
 		_ = cc.conn.SetReadDeadline(cc.headBy)
 	} else {
 		cc.headBy = time.Time{}
-		cc.idleDeadline(o.IdleTimeout)
+		now := cc.relayedAt
+		if now.IsZero() {
+			now = time.Now()
+		}
+		cc.relayedAt = time.Time{}
+		cc.idleDeadline(o.IdleTimeout, now)
 	}
 	from := stateIdle
 	if first {
@@ -232,8 +240,7 @@ func (cc *clientConn) readHead(first bool) (take, handoff bool) {
 // timeout, and at most timeout plus a slack of up to a second: the
 // deadline is moved once per slack, not per request, since each move
 // updates the runtime's timer heap.
-func (cc *clientConn) idleDeadline(timeout time.Duration) {
-	now := time.Now()
+func (cc *clientConn) idleDeadline(timeout time.Duration, now time.Time) {
 	if cc.idleBy.Sub(now) >= timeout {
 		return
 	}
@@ -268,21 +275,21 @@ func (cc *clientConn) buffered() []byte {
 func (s *Server) serveRequest(cc *clientConn) bool {
 	s.inflight.Add(1)
 	defer s.inflight.Done()
-	start := time.Now()
 	sess := getSession()
+	sess.start = time.Now()
 	defer putSession(sess)
 	cc.sess = sess
 	cc.req.Method = methodString(cc.head.method.of(cc.head.raw))
-	cc.armWatch(start)
+	cc.armWatch(sess.start)
 	w, err := s.router.Acquire(cc.ctx)
 	if err != nil {
 		cc.disarmWatch()
 		sess.code = s.refuse(&cc.reply, cc.ctx, err)
-		s.observe(sess.code, start)
+		s.observe(sess.code, sess)
 		return cc.sendReply(time.Now())
 	}
 	sess.worker = w
-	defer s.finish(sess, start)
+	defer s.finish(sess)
 	out, err := withRetries(s.router, cc.ctx, sess, nil, cc.send)
 	cc.disarmWatch()
 	switch {
@@ -290,6 +297,7 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 		s.fail(&cc.reply, cc.ctx, cc.path(), sess, err)
 		return cc.sendReply(time.Now())
 	case out.relayed:
+		cc.relayedAt = sess.end
 		return out.keep
 	}
 	resp := out.resp
@@ -318,7 +326,7 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 	if !ok {
 		return sent{}, errors.New("ferry: the worker has no proxy transport")
 	}
-	x, err := t.begin(cc.req, false, cc.write, cc.stop)
+	x, err := t.begin(cc.req, false, cc.write, cc.stop, cc.sess.start)
 	if err != nil {
 		return sent{}, err
 	}
@@ -327,8 +335,9 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 		return sent{resp: resp}, err
 	}
 	cc.sess.code = cc.resp.code
-	clientOK, workerOK := cc.relay(x.c.br, time.Now())
-	x.done(workerOK)
+	clientOK, workerOK := cc.relay(x.c.br, time.Now)
+	cc.sess.end = time.Now()
+	x.done(workerOK, cc.sess.end)
 	return sent{relayed: true, keep: clientOK}, nil
 }
 

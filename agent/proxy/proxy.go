@@ -180,21 +180,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	defer s.inflight.Done()
-	start := time.Now()
 	sess := getSession()
+	sess.start = time.Now()
 	defer putSession(sess)
 
 	w, err := s.router.Acquire(r.Context())
 	if err != nil {
 		sess.code = s.refuse(rw, r.Context(), err)
-		s.observe(sess.code, start)
+		s.observe(sess.code, sess)
 		return
 	}
 	sess.worker = w
 	// Deferred, and registered after putSession so it runs first: when the
 	// client goes away mid-response, ReverseProxy panics with
 	// http.ErrAbortHandler, and the worker's slot must still come back.
-	defer s.finish(sess, start)
+	defer s.finish(sess)
 	if isUpgrade(r) {
 		s.rp.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
 		return
@@ -203,7 +203,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 }
 
 // finish releases the request's worker and counts the request.
-func (s *Server) finish(sess *session, start time.Time) {
+func (s *Server) finish(sess *session) {
 	if sess.worker != nil { // nil when a retry found no other worker
 		s.router.Release(sess.worker)
 	}
@@ -211,13 +211,19 @@ func (s *Server) finish(sess *session, start time.Time) {
 	if code == 0 {
 		code = 499 // the response was cut short (client gone, or the copy failed)
 	}
-	s.observe(code, start)
+	s.observe(code, sess)
 }
 
-func (s *Server) observe(code int, start time.Time) {
-	if s.opts.Observer != nil {
-		s.opts.Observer.RequestDone(code, time.Since(start))
+// observe counts the session's request, which ended at sess.end or now.
+func (s *Server) observe(code int, sess *session) {
+	if s.opts.Observer == nil {
+		return
 	}
+	end := sess.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	s.opts.Observer.RequestDone(code, end.Sub(sess.start))
 }
 
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
@@ -306,6 +312,11 @@ type sessionKey struct{}
 type session struct {
 	worker *pool.Worker
 	code   int
+	// start is when the request came; end, when its response was relayed
+	// (relay.go), else zero and observe reads the clock. One reading at
+	// each end serves the metrics, the worker connection's idle time and
+	// the client's next idle deadline: each costs about 70 ns here.
+	start, end time.Time
 }
 
 var sessions = sync.Pool{New: func() any { return &session{} }}
@@ -313,7 +324,7 @@ var sessions = sync.Pool{New: func() any { return &session{} }}
 func getSession() *session { return sessions.Get().(*session) }
 
 func putSession(s *session) {
-	s.worker, s.code = nil, 0
+	*s = session{}
 	sessions.Put(s)
 }
 

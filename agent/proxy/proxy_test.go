@@ -509,6 +509,24 @@ func TestIdleConnectionClosedByTheWorker(t *testing.T) {
 	}
 }
 
+// TestBytesSentUnaskedAreNotAResponse: bytes a worker sends on an idle
+// connection, here a whole response, are never taken for the next
+// request's response: the proxy sees them before it reuses the
+// connection, and dials again.
+func TestBytesSentUnaskedAreNotAResponse(t *testing.T) {
+	tmpl := commandApp("idleclose", ferryv1.EnvVar{Name: "IDLE_TIMEOUT", Value: "60"})
+	e := start(t, tmpl, proxy.Options{})
+	resp, first := do(t, newRequest(t, http.MethodGet, e.URL+"/unasked", nil))
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /unasked: %d %q, want 200", resp.StatusCode, first)
+	}
+	time.Sleep(300 * time.Millisecond) // the unasked response arrives
+	resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
+	if resp.StatusCode != 200 || string(body) == "smuggled\n" || string(body) == string(first) {
+		t.Fatalf("the next request got %d %q after %q, want 200 from a new connection", resp.StatusCode, body, first)
+	}
+}
+
 // TestTrailersAndConnectionFieldsOfResponses: a chunked response's
 // trailer reaches the client after the body, and a response field that
 // the worker's Connection header names does not.

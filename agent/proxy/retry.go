@@ -55,9 +55,11 @@ func withRetries[R any](router Router, ctx context.Context, sess *session, body 
 	send func() (R, error)) (R, error) {
 	for attempt := 1; ; attempt++ {
 		resp, err := send()
-		var notSent *notSentError
-		if err == nil || !errors.As(err, &notSent) || attempt == maxAttempts || ctx.Err() != nil ||
-			(body != nil && body.read) {
+		if err == nil {
+			return resp, nil
+		}
+		var notSent *notSentError // on the heap (errors.As): declared only on failure
+		if !errors.As(err, &notSent) || attempt == maxAttempts || ctx.Err() != nil || (body != nil && body.read) {
 			return resp, err
 		}
 		// Nothing reached the worker (it is gone, or its socket refused):

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/ferry-dev/ferry/agent/pool"
 )
@@ -77,7 +77,7 @@ func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // response to it. The response body reads the connection, which goes back
 // to the idle list when the body was read to its end and closed.
 func (t *workerTransport) exchange(req *http.Request, hasBody bool, write func(*workerConn) error) (*http.Response, error) {
-	x, err := t.begin(req, hasBody, write, nil)
+	x, err := t.begin(req, hasBody, write, nil, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -99,8 +99,9 @@ type pending struct {
 // cancel the request (the front end's client watch), which returns false
 // once the request was cancelled and keeps the connection from being
 // aborted after it returned true; nil: the request's context cancels it.
-func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*workerConn) error, stop func() bool) (pending, error) {
-	c, err := t.get(req.Context())
+func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*workerConn) error, stop func() bool,
+	now time.Time) (pending, error) {
+	c, err := t.get(req.Context(), now)
 	if err != nil {
 		return pending{}, &notSentError{err}
 	}
@@ -144,9 +145,9 @@ func (x pending) receive() (*http.Response, error) {
 // done ends an exchange whose response was read to its end by other means
 // than receive's body (relay.go): c goes back to the idle list when the
 // worker keeps it and nothing cancelled the request, else it is closed.
-func (x pending) done(reuse bool) {
+func (x pending) done(reuse bool, now time.Time) {
 	if reuse && x.stop() && x.c.br.Buffered() == 0 {
-		x.t.put(x.c)
+		x.t.put(x.c, now)
 		return
 	}
 	x.stop()
@@ -168,8 +169,7 @@ func (t *workerTransport) CloseIdleConnections() {
 
 // get returns the most recently used idle connection that is still open,
 // or dials a new one.
-func (t *workerTransport) get(ctx context.Context) (*workerConn, error) {
-	now := time.Now()
+func (t *workerTransport) get(ctx context.Context, now time.Time) (*workerConn, error) {
 	for {
 		t.mu.Lock()
 		n := len(t.idle)
@@ -194,8 +194,8 @@ func (t *workerTransport) get(ctx context.Context) (*workerConn, error) {
 }
 
 // put keeps c for the next request, or closes it when enough are idle.
-func (t *workerTransport) put(c *workerConn) {
-	c.idleSince = time.Now()
+func (t *workerTransport) put(c *workerConn, now time.Time) {
+	c.idleSince = now
 	t.mu.Lock()
 	if !t.closed && len(t.idle) < t.maxIdle {
 		t.idle = append(t.idle, c)
@@ -210,6 +210,9 @@ func (t *workerTransport) put(c *workerConn) {
 type workerConn struct {
 	net.Conn
 	raw       syscall.RawConn  // nil when the connection has no file descriptor
+	peekFn    func(fd uintptr) // c.peek, made once
+	peekBuf   [1]byte
+	peeked    bool             // peek's answer: open and quiet
 	lr        io.LimitedReader // under br: bounds a response head while it is read
 	br        *bufio.Reader
 	bw        *bufio.Writer
@@ -221,6 +224,7 @@ func newWorkerConn(conn net.Conn) *workerConn {
 	c := &workerConn{Conn: conn}
 	if sc, ok := conn.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
+		c.peekFn = c.peek
 	}
 	c.lr = io.LimitedReader{R: conn, N: math.MaxInt64}
 	c.br = bufio.NewReader(&c.lr)
@@ -305,14 +309,21 @@ func (c *workerConn) open() bool {
 	if c.raw == nil {
 		return true
 	}
-	var buf [1]byte
-	open := false
-	err := c.raw.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		open = errors.Is(err, syscall.EAGAIN)
-		return true
-	})
-	return err == nil && open
+	c.peeked = false
+	return c.raw.Control(c.peekFn) == nil && c.peeked
+}
+
+// peek is open's look at the socket. It runs under RawConn.Control, not
+// Read: the peek never waits, so it needs neither the read lock nor the
+// poller (whose readiness Read would reset), and, being a method value
+// made once per connection, costs no allocation per reuse. It cannot
+// block (MSG_DONTWAIT), so it is a raw system call: the runtime need not
+// be told. EAGAIN is the only answer of an open, quiet connection; EOF
+// (0), a byte, or any error says it cannot carry a request.
+func (c *workerConn) peek(fd uintptr) {
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	c.peeked = errno == syscall.EAGAIN
 }
 
 // workerBody is a response body that returns its connection to the idle
@@ -353,7 +364,7 @@ func (b *workerBody) Close() error {
 		}
 	}
 	if reuse && b.c.br.Buffered() == 0 {
-		b.t.put(b.c)
+		b.t.put(b.c, time.Now())
 		return nil
 	}
 	b.stop()

@@ -1,11 +1,13 @@
 """A Command app that closes keep-alive connections idle for 50 ms (or
 $IDLE_TIMEOUT seconds), as many servers do on their own schedule (Node's
 default is 5 s, gunicorn's 2 s). Each answer's body is how many
-connections it has accepted so far.
+connections it has accepted so far. GET /unasked also sends, a moment
+after its answer, a second response nobody asked for.
 """
 import http.server
 import os
 import threading
+import time
 
 accepted = [0]
 lock = threading.Lock()
@@ -27,6 +29,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        if self.path == "/unasked":
+            self.wfile.flush()
+            time.sleep(0.05)  # after the proxy has read the answer
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nsmuggled\n")
 
     def log_message(self, *args):
         pass
