@@ -255,29 +255,27 @@ type head struct{ w *bufio.Writer }
 
 func (h head) str(s string) { _, _ = h.w.WriteString(s) }
 
-func (h head) field(k, v string) {
-	h.str(k)
-	h.str(": ")
-	h.str(v)
-	h.str("\r\n")
-}
+func (h head) field(k, v string) { writeField(h.w, k, v) }
 
 // fieldOf writes a field whose name and value are raw bytes (a span).
-func (h head) fieldOf(k, v []byte) {
-	_, _ = h.w.Write(k)
-	h.value(v)
-}
+func (h head) fieldOf(k, v []byte) { writeField(h.w, k, v) }
 
 // fieldVal writes a field whose value is raw bytes.
-func (h head) fieldVal(k string, v []byte) {
-	h.str(k)
-	h.value(v)
-}
+func (h head) fieldVal(k string, v []byte) { writeField(h.w, k, v) }
 
-func (h head) value(v []byte) {
-	h.str(": ")
-	_, _ = h.w.Write(v)
-	h.str("\r\n")
+// writeField writes "k: v\r\n" with one call of w where it fits w's free
+// buffer, as a head's fields almost always do: four calls per field were
+// a tenth of the front end's own instructions per request.
+func writeField[K, V string | []byte](w *bufio.Writer, k K, v V) {
+	if w.Available() < len(k)+len(v)+4 {
+		_ = w.Flush() // an error stays w's; a field longer than w's buffer costs the appends an allocation
+	}
+	b := w.AvailableBuffer()
+	b = append(b, k...)
+	b = append(b, ':', ' ')
+	b = append(b, v...)
+	b = append(b, '\r', '\n')
+	_, _ = w.Write(b)
 }
 
 func (h head) length(n int64) {

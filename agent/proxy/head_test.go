@@ -3,11 +3,14 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"io"
 	"net/http"
 	"net/textproto"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFrontEndTakesOrLeaves: which requests the front end takes, and
@@ -210,4 +213,64 @@ func FuzzParseHead(f *testing.F) {
 			t.Fatalf("for %q the front end wrote\n %q\nnet/http's path\n %q", raw[:n], got, want)
 		}
 	})
+}
+
+// TestValidValue: the word-at-a-time check agrees with the definition,
+// a byte at a time, for every byte value at every offset of values up to
+// three words long, alone and after a tab (which the byte loop allows).
+func TestValidValue(t *testing.T) {
+	byByte := func(b []byte) bool {
+		for _, c := range b {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 1; n <= 24; n++ {
+		for at := range n {
+			for c := range 256 {
+				for _, base := range []byte{'a', 0xff, '\t'} {
+					b := bytes.Repeat([]byte{base}, n)
+					b[at] = byte(c)
+					if got, want := validValue(b), byByte(b); got != want {
+						t.Fatalf("validValue(%q) = %v, want %v", b, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkHeads is the front end's own work on one request, without
+// sockets: parse loadgen's request head and write the worker's, then
+// parse the bench upstream's response head and relay it. A stable figure
+// for changes to head.go and relay.go, where BenchmarkRequest's and `make
+// bench`'s numbers are mostly the runtime's and the kernel's.
+//
+//	go test -run '^$' -bench Heads -benchmem ./agent/proxy/
+func BenchmarkHeads(b *testing.B) {
+	const request = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n"
+	const response = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\nDate: Tue, 01 Dec 2026 17:17:20 GMT\r\n\r\n12345\n"
+	toWorker, toClient := bufio.NewWriterSize(io.Discard, 4<<10), bufio.NewWriterSize(io.Discard, 4<<10)
+	cc := &clientConn{s: &Server{}, ctx: context.Background(), bw: toClient, req: &http.Request{Method: http.MethodGet}}
+	var rd strings.Reader
+	br := bufio.NewReaderSize(&rd, 4<<10)
+	clock := func() time.Time { return time.Time{} }
+	b.ReportAllocs()
+	for b.Loop() {
+		cc.head.reset()
+		cc.head.raw = append(cc.head.raw, request...)
+		if !parseHead(&cc.head, false) || cc.head.writeHead(toWorker, "127.0.0.1") != nil {
+			b.Fatal("the request was not taken")
+		}
+		rd.Reset(response)
+		br.Reset(&rd)
+		if !cc.peekPlain(br) {
+			b.Fatal("the response is not plain")
+		}
+		if ok, _ := cc.relay(br, clock); !ok {
+			b.Fatal("the relay failed")
+		}
+	}
 }
