@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/textproto"
 	"slices"
@@ -238,6 +239,18 @@ func TestValidValue(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+	// Several edge bytes at once: a borrow from one must not hide another.
+	edges := []byte{0, 1, '\b', '\t', '\n', 0x1f, ' ', '!', '~', 0x7f, 0x80, 0x9f, 0xfe, 0xff, 'a'}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		b := make([]byte, rng.IntN(33))
+		for i := range b {
+			b[i] = edges[rng.IntN(len(edges))]
+		}
+		if got, want := validValue(b), byByte(b); got != want {
+			t.Fatalf("validValue(%q) = %v, want %v", b, got, want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -512,15 +513,37 @@ func TestIdleConnectionClosedByTheWorker(t *testing.T) {
 // TestBytesSentUnaskedAreNotAResponse: bytes a worker sends on an idle
 // connection, here a whole response, are never taken for the next
 // request's response: the proxy sees them before it reuses the
-// connection, and dials again.
+// connection, and dials again. The worker sends them only once the
+// client has its answer, so they cannot come with it (the proxy would
+// drop a connection with bytes left over from a response anyway).
 func TestBytesSentUnaskedAreNotAResponse(t *testing.T) {
-	tmpl := commandApp("idleclose", ferryv1.EnvVar{Name: "IDLE_TIMEOUT", Value: "60"})
+	dir, err := os.MkdirTemp("", "unasked") // not t.TempDir: its parent is private, and the worker may run as another user
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := commandApp("idleclose", ferryv1.EnvVar{Name: "IDLE_TIMEOUT", Value: "60"}, ferryv1.EnvVar{Name: "UNASKED_DIR", Value: dir})
 	e := start(t, tmpl, proxy.Options{})
 	resp, first := do(t, newRequest(t, http.MethodGet, e.URL+"/unasked", nil))
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /unasked: %d %q, want 200", resp.StatusCode, first)
 	}
-	time.Sleep(300 * time.Millisecond) // the unasked response arrives
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for { // written to a loopback socket, the bytes are in the proxy's end already
+		if _, err := os.Stat(filepath.Join(dir, "sent")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not send its unasked response")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
 	if resp.StatusCode != 200 || string(body) == "smuggled\n" || string(body) == string(first) {
 		t.Fatalf("the next request got %d %q after %q, want 200 from a new connection", resp.StatusCode, body, first)

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ferry-dev/ferry/agent/pool"
 )
 
@@ -318,12 +320,14 @@ func (c *workerConn) open() bool {
 // poller (whose readiness Read would reset), and, being a method value
 // made once per connection, costs no allocation per reuse. It cannot
 // block (MSG_DONTWAIT), so it is a raw system call: the runtime need not
-// be told. EAGAIN is the only answer of an open, quiet connection; EOF
-// (0), a byte, or any error says it cannot carry a request.
+// be told. x/sys numbers it: Go's syscall has no recvfrom on linux/386,
+// where it is a system call of its own since Linux 4.3. EAGAIN is the
+// only answer of an open, quiet connection; EOF (0), a byte, or any error
+// says it cannot carry a request.
 func (c *workerConn) peek(fd uintptr) {
-	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	c.peeked = errno == syscall.EAGAIN
+	_, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	c.peeked = errno == unix.EAGAIN
 }
 
 // workerBody is a response body that returns its connection to the idle

@@ -1,8 +1,9 @@
 """A Command app that closes keep-alive connections idle for 50 ms (or
 $IDLE_TIMEOUT seconds), as many servers do on their own schedule (Node's
 default is 5 s, gunicorn's 2 s). Each answer's body is how many
-connections it has accepted so far. GET /unasked also sends, a moment
-after its answer, a second response nobody asked for.
+connections it has accepted so far. GET /unasked also sends a second
+response nobody asked for, once the file $UNASKED_DIR/go exists, and then
+creates $UNASKED_DIR/sent.
 """
 import http.server
 import os
@@ -31,8 +32,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
         if self.path == "/unasked":
             self.wfile.flush()
-            time.sleep(0.05)  # after the proxy has read the answer
+            d = os.environ["UNASKED_DIR"]
+            while not os.path.exists(os.path.join(d, "go")):  # the client has the answer
+                time.sleep(0.01)
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nsmuggled\n")
+            self.wfile.flush()
+            open(os.path.join(d, "sent"), "w").close()
 
     def log_message(self, *args):
         pass
