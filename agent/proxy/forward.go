@@ -257,15 +257,11 @@ func (h head) str(s string) { _, _ = h.w.WriteString(s) }
 
 func (h head) field(k, v string) { writeField(h.w, k, v) }
 
-// fieldOf writes a field whose name and value are raw bytes (a span).
-func (h head) fieldOf(k, v []byte) { writeField(h.w, k, v) }
-
-// fieldVal writes a field whose value is raw bytes.
-func (h head) fieldVal(k string, v []byte) { writeField(h.w, k, v) }
-
 // writeField writes "k: v\r\n" with one call of w where it fits w's free
 // buffer, as a head's fields almost always do: four calls per field were
-// a tenth of the front end's own instructions per request.
+// a tenth of the front end's own instructions per request. Generic, for
+// names and values that are raw bytes (spans of a parsed head) as well as
+// strings; head.field is its string form.
 func writeField[K, V string | []byte](w *bufio.Writer, k K, v V) {
 	if w.Available() < len(k)+len(v)+4 {
 		_ = w.Flush() // an error stays w's; a field longer than w's buffer costs the appends an allocation

@@ -306,9 +306,9 @@ func (h *requestHead) writeHead(bw *bufio.Writer, clientIP string) error {
 	_, _ = bw.Write(h.target.of(raw))
 	w.str(" HTTP/1.1\r\n")
 	host := h.host.val(raw)
-	w.fieldVal("Host", host)
+	writeField(bw, "Host", host)
 	for _, f := range h.fields {
-		w.fieldOf(f.name(raw), f.val(raw))
+		writeField(bw, f.name(raw), f.val(raw))
 	}
 	if clientIP != "" { // as writeForwarded: none when the address has no IP
 		w.str("X-Forwarded-For: ")
@@ -319,7 +319,7 @@ func (h *requestHead) writeHead(bw *bufio.Writer, clientIP string) error {
 		w.str(clientIP)
 		w.str("\r\n")
 	}
-	w.fieldVal("X-Forwarded-Host", host)
+	writeField(bw, "X-Forwarded-Host", host)
 	w.str("X-Forwarded-Proto: http\r\n")
 	if m := h.method.of(raw); string(m) != http.MethodGet && string(m) != http.MethodHead {
 		w.str("Content-Length: 0\r\n")

@@ -117,15 +117,16 @@ func parseLength(v []byte, n *int64) bool {
 }
 
 // relay writes the plain response in cc.resp to the client and copies its
-// body from br; clock is read only if the worker sent no Date. clientOK: the client's connection may carry another
-// request; workerOK: the worker's response was read to its end, and the
-// worker keeps the connection.
+// body from br; clock is read only if the worker sent no Date. clientOK:
+// the client's connection may carry another request; workerOK: the
+// worker's response was read to its end, and the worker keeps the
+// connection.
 func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (clientOK, workerOK bool) {
 	h, bw, w := &cc.resp, cc.bw, head{cc.bw}
 	keep := cc.keepAlive()
 	w.status(h.code)
 	for _, f := range h.fields {
-		w.fieldOf(f.name(h.raw), f.val(h.raw))
+		writeField(bw, f.name(h.raw), f.val(h.raw))
 	}
 	if !h.date {
 		w.field("Date", httpDate(clock()))
