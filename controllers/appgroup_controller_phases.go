@@ -250,6 +250,7 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 		t.Listen = s.ag.Spec.Listen
 		t.Pool = *s.ag.Spec.Pool.DeepCopy()
 		t.Restart = *s.ag.Spec.Restart.DeepCopy()
+		t.Proxy = *s.ag.Spec.Proxy.DeepCopy()
 		if canRoll && (give[node] || p.Spec.Revision == s.target) {
 			desired.Spec.Revision = s.target
 			t.App = *s.ag.Spec.App.DeepCopy()

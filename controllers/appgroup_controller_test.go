@@ -561,6 +561,7 @@ func TestTemplateChangesApplyAtOnce(t *testing.T) {
 		ag.Spec.Pool.MaxProcesses = 9
 		ag.Spec.Listen.Port = 9090
 		ag.Spec.Restart.MaxConcurrentNodes = 2
+		ag.Spec.Proxy.RequestBuffering = ptr.To(false)
 	})
 	eventually(t, "template on every pool", func() error {
 		ps, err := pools(context.Background(), ns, "blog")
@@ -569,7 +570,8 @@ func TestTemplateChangesApplyAtOnce(t *testing.T) {
 		}
 		for node, p := range ps {
 			tpl := p.Spec.Template
-			if tpl.Pool.MaxProcesses != 9 || tpl.Listen.Port != 9090 || tpl.Restart.MaxConcurrentNodes != 2 || p.Spec.Revision != rev {
+			if tpl.Pool.MaxProcesses != 9 || tpl.Listen.Port != 9090 || tpl.Restart.MaxConcurrentNodes != 2 ||
+				!ptr.Equal(tpl.Proxy.RequestBuffering, ptr.To(false)) || p.Spec.Revision != rev {
 				return fmt.Errorf("%s: revision %s, template %+v", node, p.Spec.Revision, tpl)
 			}
 		}

@@ -56,6 +56,9 @@ func TestSampleGetsEveryDefault(t *testing.T) {
 	if diff := compare(wantRestart, got.Spec.Restart); diff != "" {
 		t.Errorf("restart defaults: %s", diff)
 	}
+	if p := got.Spec.Proxy; !ptr.Deref(p.RequestBuffering, false) || p.RequestBufferLimit == nil || p.RequestBufferLimit.Value() != 64<<20 {
+		t.Errorf("proxy defaults: %+v, want buffering on, up to 64Mi", p)
+	}
 	if got.Spec.App.StartupFile != "passenger_wsgi.py" {
 		t.Errorf("app.startupFile = %q, want the default passenger_wsgi.py", got.Spec.App.StartupFile)
 	}
@@ -232,6 +235,8 @@ var invalidCases = []struct {
 		"spec.pool.maxRequestQueueSize", "greater than or equal to 1"},
 	{"resist not a bool", validAppGroup, map[string]any{"spec.restart.resistDeploymentErrors": "yes"},
 		"spec.restart.resistDeploymentErrors", "must be of type boolean"},
+	{"zero request buffer limit", validAppGroup, map[string]any{"spec.proxy.requestBufferLimit": "0"},
+		"spec.proxy.requestBufferLimit", "requestBufferLimit must be greater than 0 and less than 8Gi"},
 
 	// Beyond the server test: what the server also rejects, and what
 	// only a file can get wrong.

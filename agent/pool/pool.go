@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -129,6 +130,9 @@ type Pool struct {
 	opts Options
 	log  logr.Logger
 	name string // Config.Name at New: fixed, read without the lock
+	// bufferLimit is the template's request buffering (RequestBufferLimit),
+	// kept apart from cfg so that the proxy reads it without the lock.
+	bufferLimit atomic.Int64
 	// ctx is cancelled by Close: spawns in flight give up.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -195,10 +199,28 @@ func New(cfg Config, opts Options) *Pool {
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	p.bufferLimit.Store(requestBufferLimit(cfg.Template.Proxy))
 	p.wg.Add(1)
 	go p.supervise()
 	p.kickSupervisor()
 	return p
+}
+
+// DefaultRequestBufferLimit is proxy.requestBufferLimit's default.
+const DefaultRequestBufferLimit = 64 << 20
+
+// RequestBufferLimit is how much of a request's body the proxy reads before
+// the request queues for a worker; 0 when the app turned buffering off.
+func (p *Pool) RequestBufferLimit() int64 { return p.bufferLimit.Load() }
+
+func requestBufferLimit(spec ferryv1.ProxySpec) int64 {
+	switch {
+	case spec.RequestBuffering != nil && !*spec.RequestBuffering:
+		return 0
+	case spec.RequestBufferLimit != nil:
+		return max(spec.RequestBufferLimit.Value(), 1)
+	}
+	return DefaultRequestBufferLimit
 }
 
 // Acquire returns a ready worker with a free slot for one request, waiting
@@ -355,6 +377,7 @@ func (p *Pool) Update(cfg Config) {
 	p.mu.Lock()
 	old := p.cfg
 	p.cfg = cfg
+	p.bufferLimit.Store(requestBufferLimit(cfg.Template.Proxy))
 	if cfg.Revision != old.Revision {
 		if p.resisting != nil {
 			p.log.Info("Left deployment error resistance", "revision", cfg.Revision, "resisted", p.resisting.Revision)

@@ -19,9 +19,12 @@
 //   - hop-by-hop headers never reach a worker; X-Forwarded-For, -Proto and
 //     -Host are set (by default the client address replaces any
 //     X-Forwarded-For the client sent: see Options.TrustForwardedFor);
-//   - request and response bodies stream (a worker may answer while the
-//     body still comes in); trailers pass; interim 1xx responses are read
-//     past, not passed on; upgrades (WebSocket) pass through;
+//   - a request body is read before the request queues, up to the app's
+//     limit (spool.go: a slow upload holds no worker, an abandoned one
+//     never reaches one); past the limit, or with buffering off, it
+//     streams, and a worker may answer while it still comes in;
+//   - response bodies stream; trailers pass; interim 1xx responses are
+//     read past, not passed on; upgrades (WebSocket) pass through;
 //   - a request whose connection to a worker failed before any byte was
 //     sent is retried on another worker; once a byte was sent it is never
 //     replayed (Go's transport would replay an idempotent request whose
@@ -36,9 +39,9 @@
 //     worker at once;
 //   - a client that goes away while its request waits (queued, or at a
 //     slow worker) takes the request with it: out of the queue, or off
-//     the worker, whose slot comes back at once; for a request with a
-//     body (net/http's path) only once a worker takes it and its body is
-//     read, as net/http reads no connection while a body is unread;
+//     the worker, whose slot comes back at once; for a request whose
+//     body streams, only once a worker takes it and its body is read, as
+//     net/http reads no connection while a body is unread;
 //   - nothing is invented: a response without Content-Type gets none (Go's
 //     server would sniff one), only a missing Date is added;
 //   - a worker's response head is bounded (10 MiB, five interim responses);

@@ -23,7 +23,7 @@ import (
 // both paths to it.
 func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session) {
 	var body *retryBody
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+	if hasBody(r) {
 		body = &retryBody{ReadCloser: r.Body}
 		// The worker's answer may come while the body still streams in (an
 		// early 413, say): the server must not hold it back to read the
@@ -343,6 +343,11 @@ func hasToken(values []string, tok string) bool {
 }
 
 // isUpgrade: the client asks to switch protocols (WebSocket, say).
+// hasBody: r has a body, of a declared length or chunked.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
 func isUpgrade(r *http.Request) bool {
 	return len(r.Header["Upgrade"]) > 0 && hasToken(r.Header["Connection"], "upgrade")
 }

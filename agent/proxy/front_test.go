@@ -18,6 +18,7 @@ type brokenRouter struct{}
 func (brokenRouter) Acquire(context.Context) (*pool.Worker, error) { return nil, nil }
 func (brokenRouter) Release(*pool.Worker)                          {}
 func (brokenRouter) Unreachable(*pool.Worker)                      {}
+func (brokenRouter) RequestBufferLimit() int64                     { return 0 }
 
 // TestPanicClosesOnlyItsConnection: a panic while the front end serves a
 // request closes that connection; the agent lives on, serves the next

@@ -39,6 +39,10 @@ type Options struct {
 	// the client sent, for agents behind a load balancer that sets it.
 	// Default false: the client's own value is replaced.
 	TrustForwardedFor bool
+	// SpoolDir is where request bodies larger than SpoolMemory are
+	// buffered, in files unlinked as soon as they are made. Default: the
+	// system's temporary directory.
+	SpoolDir string
 	// Log is the proxy's logger.
 	Log logr.Logger
 	// Observer counts requests by status code. Optional.
@@ -56,6 +60,9 @@ type Router interface {
 	Release(w *pool.Worker)
 	// Unreachable reports a worker whose socket refused a connection.
 	Unreachable(w *pool.Worker)
+	// RequestBufferLimit is how much of a request's body to read before
+	// the request queues (spool.go); 0: none, bodies stream.
+	RequestBufferLimit() int64
 }
 
 // Server is one AppGroup's proxy.
@@ -184,6 +191,17 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	sess.start = time.Now()
 	defer putSession(sess)
 
+	if limit := s.router.RequestBufferLimit(); limit > 0 && hasBody(r) && !isUpgrade(r) {
+		buffered, sp, err := s.spool(r, limit)
+		if err != nil {
+			rw.Header().Set("Connection", "close") // what follows on it is not a request
+			sess.code = plain(rw, http.StatusBadRequest, "ferry: the request body could not be read: "+err.Error())
+			s.observe(sess.code, sess)
+			return
+		}
+		defer sp.close()
+		r = buffered
+	}
 	w, err := s.router.Acquire(r.Context())
 	if err != nil {
 		sess.code = s.refuse(rw, r.Context(), err)

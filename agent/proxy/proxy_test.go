@@ -21,6 +21,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
@@ -598,11 +599,13 @@ func TestMalformedBodyFreesTheWorker(t *testing.T) {
 	}
 }
 
-// TestRequestBodyStreams: the worker gets the body's first bytes while the
-// client is still sending, and may answer before the rest (an app refusing
-// an upload early does).
+// TestRequestBodyStreams: with request buffering off, the worker gets the
+// body's first bytes while the client is still sending, and may answer
+// before the rest (an app refusing an upload early does).
 func TestRequestBodyStreams(t *testing.T) {
-	e := start(t, commandApp("early"), proxy.Options{})
+	tmpl := commandApp("early")
+	tmpl.Proxy.RequestBuffering = ptr.To(false)
+	e := start(t, tmpl, proxy.Options{})
 	for _, length := range []int64{-1, 1 << 20} { // chunked, and a declared length
 		pr, pw := io.Pipe()
 		req := newRequest(t, http.MethodPost, e.URL+"/", pr)
@@ -784,19 +787,22 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 	e.WaitFor(t, 10*time.Second, "the slow request at the worker", func(s pool.Status) bool {
 		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
 	})
-	// A request without a body (the front end's). One with a body
-	// (net/http's) is noticed only once a worker takes it and its body is
-	// read: net/http does not read a connection while a body is unread.
-	queued, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	// A request without a body (the front end's), and one with a body
+	// (net/http's), buffered before it queued: net/http does not read a
+	// connection while a body is unread, so one streamed would be noticed
+	// only once a worker takes it and its body is read.
+	for _, req := range []string{"GET / HTTP/1.1\r\nHost: h\r\n\r\n", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"} {
+		queued, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(queued, req); err != nil {
+			t.Fatal(err)
+		}
+		e.WaitFor(t, 10*time.Second, "the second request queued", func(s pool.Status) bool { return s.QueueLength == 1 })
+		queued.Close()
+		e.WaitFor(t, 10*time.Second, "the queue empty", func(s pool.Status) bool { return s.QueueLength == 0 })
 	}
-	if _, err := io.WriteString(queued, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	e.WaitFor(t, 10*time.Second, "the second request queued", func(s pool.Status) bool { return s.QueueLength == 1 })
-	queued.Close()
-	e.WaitFor(t, 10*time.Second, "the queue empty", func(s pool.Status) bool { return s.QueueLength == 0 })
 	slow.Close()
 	e.WaitFor(t, 10*time.Second, "the worker's slot back", func(s pool.Status) bool {
 		return len(s.Processes) == 1 && s.Processes[0].Sessions == 0

@@ -95,6 +95,12 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if opts.Proxy.SpoolDir == "" {
+		opts.Proxy.SpoolDir = filepath.Join(opts.StateDir, "body")
+	}
+	if err := proxy.PrepareSpoolDir(opts.Proxy.SpoolDir); err != nil {
+		return nil, fmt.Errorf("preparing the request body directory: %w", err)
+	}
 	loader, err := wsgi.Install(filepath.Join(opts.StateDir, "loader"))
 	if err != nil {
 		return nil, fmt.Errorf("installing the WSGI loader: %w", err)

@@ -59,6 +59,12 @@ type AppTemplate struct {
 	// +optional
 	// +kubebuilder:default={}
 	Restart RestartSpec `json:"restart,omitempty"`
+
+	// proxy says how each node's proxy handles this app's requests. Every
+	// field has a default; omit the whole block to take them all.
+	// +optional
+	// +kubebuilder:default={}
+	Proxy ProxySpec `json:"proxy,omitempty"`
 }
 
 // AppSpec says what a worker process is and how to start it.
@@ -293,4 +299,28 @@ type RestartSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	MaxConcurrentNodes int32 `json:"maxConcurrentNodes,omitempty"`
+}
+
+// ProxySpec says how a node's proxy handles the app's requests.
+type ProxySpec struct {
+	// requestBuffering makes the proxy read a request's whole body before
+	// the request queues for a process, as Passenger does by default: a slow
+	// upload then holds no process, a client that gives up mid-upload never
+	// reaches one, and a chunked body reaches the app with a Content-Length.
+	// The first 64 KiB are held in memory, the rest in an unlinked file
+	// under the agent's state directory. When false, a body streams to the
+	// process as it arrives, so the app may answer before it is complete
+	// (an early 413, or a streaming upload handler). Default: true.
+	// +optional
+	// +kubebuilder:default=true
+	RequestBuffering *bool `json:"requestBuffering,omitempty"`
+
+	// requestBufferLimit is the most of one request's body the proxy
+	// buffers. A body declared larger is streamed, not buffered; a chunked
+	// body that grows past it is sent on with what was buffered and streams
+	// from there. It bounds the node's disk use per request. Default: 64Mi.
+	// +optional
+	// +kubebuilder:default="64Mi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).isLessThan(quantity('8Gi'))",message="requestBufferLimit must be greater than 0 and less than 8Gi"
+	RequestBufferLimit *resource.Quantity `json:"requestBufferLimit,omitempty"`
 }

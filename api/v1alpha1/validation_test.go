@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -79,6 +80,11 @@ func TestSampleAppGroupGetsEveryDefault(t *testing.T) {
 	}
 	if diff := compare(wantRestart, got.Spec.Restart); diff != "" {
 		t.Errorf("restart defaults: %s", diff)
+	}
+	limit := resource.MustParse("64Mi")
+	wantProxy := ferryv1.ProxySpec{RequestBuffering: ptr.To(true), RequestBufferLimit: &limit}
+	if diff := compare(wantProxy, got.Spec.Proxy); diff != "" {
+		t.Errorf("proxy defaults: %s", diff)
 	}
 	if got.Spec.App.StartupFile != "passenger_wsgi.py" {
 		t.Errorf("app.startupFile = %q, want the default passenger_wsgi.py", got.Spec.App.StartupFile)
@@ -194,6 +200,12 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			"spec.app.env[0].name", "should match"},
 		{"tiny memory limit", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1Ki"},
 			"spec.pool.memoryLimit", "memoryLimit must be greater than 1Mi"},
+		{"zero request buffer limit", validAppGroup, map[string]any{"spec.proxy.requestBufferLimit": "0"},
+			"spec.proxy.requestBufferLimit", "requestBufferLimit must be greater than 0 and less than 8Gi"},
+		{"huge request buffer limit", validAppGroup, map[string]any{"spec.proxy.requestBufferLimit": "1Ti"},
+			"spec.proxy.requestBufferLimit", "requestBufferLimit must be greater than 0 and less than 8Gi"},
+		{"request buffering not a bool", validAppGroup, map[string]any{"spec.proxy.requestBuffering": "on"},
+			"spec.proxy.requestBuffering", "must be of type boolean"},
 		{"zero concurrent nodes", validAppGroup, map[string]any{"spec.restart.maxConcurrentNodes": 0},
 			"spec.restart.maxConcurrentNodes", "greater than or equal to 1"},
 		{"negative queue size", validAppGroup, map[string]any{"spec.pool.maxRequestQueueSize": -1},

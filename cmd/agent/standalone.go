@@ -73,5 +73,7 @@ func proxyFlags(fs *flag.FlagSet) *proxy.Options {
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block accepted (larger gets 431)")
 	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false,
 		"append the client address to the X-Forwarded-For the client sent (behind a trusted load balancer) instead of replacing it")
+	fs.StringVar(&o.SpoolDir, "request-buffer-dir", "",
+		"where request bodies beyond 64 KiB are buffered while they arrive, in files unlinked at once (default: the state directory's body/)")
 	return o
 }

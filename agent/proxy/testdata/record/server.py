@@ -1,0 +1,71 @@
+"""A Command app that says how each request's body reached it. A POST is
+answered with JSON: the Content-Length and Transfer-Encoding it came with,
+how many body bytes arrived and their SHA-256, and the trailers. GET /count
+answers how many other requests have reached the app: counted as soon as
+their head arrives, before their body.
+"""
+import hashlib
+import http.server
+import json
+import os
+import threading
+
+seen = [0]
+lock = threading.Lock()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.answer({"count": seen[0]})
+
+    def do_POST(self):
+        with lock:
+            seen[0] += 1
+        digest, n, trailers = hashlib.sha256(), 0, {}
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    break
+                data = self.rfile.read(size)
+                digest.update(data)
+                n += len(data)
+                self.rfile.readline()
+            while True:
+                line = self.rfile.readline().strip()
+                if not line:
+                    break
+                k, _, v = line.decode().partition(":")
+                trailers[k.strip()] = v.strip()
+        else:
+            left = int(self.headers.get("Content-Length") or 0)
+            while left:
+                data = self.rfile.read(min(left, 65536))
+                if not data:
+                    break
+                digest.update(data)
+                n += len(data)
+                left -= len(data)
+        self.answer({
+            "length": self.headers.get("Content-Length"),
+            "te": self.headers.get("Transfer-Encoding"),
+            "bytes": n,
+            "sha256": digest.hexdigest(),
+            "trailers": trailers,
+        })
+
+    def answer(self, doc):
+        body = json.dumps(doc).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
