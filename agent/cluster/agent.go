@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -120,12 +121,11 @@ func New(opts Options) (*Agent, error) {
 			return nil, err
 		}
 	}
-	if opts.Proxy.SpoolDir == "" {
-		opts.Proxy.SpoolDir = filepath.Join(opts.StateDir, "body")
+	spool, err := proxy.PrepareSpoolDir(cmp.Or(opts.Proxy.SpoolDir, opts.StateDir))
+	if err != nil {
+		return nil, fmt.Errorf("preparing the directory for request bodies: %w", err)
 	}
-	if err := proxy.PrepareSpoolDir(opts.Proxy.SpoolDir); err != nil {
-		return nil, fmt.Errorf("preparing the request body directory: %w", err)
-	}
+	opts.Proxy.SpoolDir = spool
 	loader, err := wsgi.Install(filepath.Join(opts.StateDir, "loader"))
 	if err != nil {
 		return nil, fmt.Errorf("installing the WSGI loader: %w", err)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,9 +40,15 @@ type Options struct {
 	// the client sent, for agents behind a load balancer that sets it.
 	// Default false: the client's own value is replaced.
 	TrustForwardedFor bool
+	// RequestBodyTimeout is how long a client may go without sending any
+	// of a request body the proxy buffers (a body that streams has no such
+	// bound: its worker waits for it); then it gets 408 and its connection
+	// is closed. Default 60s.
+	RequestBodyTimeout time.Duration
 	// SpoolDir is where request bodies larger than SpoolMemory are
-	// buffered, in files unlinked as soon as they are made. Default: the
-	// system's temporary directory.
+	// buffered, in files unlinked as soon as they are made: the agents
+	// give it a directory of their own (PrepareSpoolDir) under
+	// --request-buffer-dir. Default: the system's temporary directory.
 	SpoolDir string
 	// Log is the proxy's logger.
 	Log logr.Logger
@@ -72,6 +79,8 @@ type Server struct {
 	rp       *httputil.ReverseProxy
 	http     *http.Server
 	inflight sync.WaitGroup
+	// spoolFailedAt is when a body last could not go to a file (UnixNano).
+	spoolFailedAt atomic.Int64
 
 	// The front end (front.go): its connections, and net/http's share.
 	closing   atomic.Bool
@@ -90,6 +99,9 @@ func New(router Router, opts Options) *Server {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 120 * time.Second
+	}
+	if opts.RequestBodyTimeout <= 0 {
+		opts.RequestBodyTimeout = 60 * time.Second
 	}
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 64 << 10
@@ -190,16 +202,14 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	sess := getSession()
 	sess.start = time.Now()
 	defer putSession(sess)
+	defer abortIfGone(sess)
 
 	if limit := s.router.RequestBufferLimit(); limit > 0 && hasBody(r) && !isUpgrade(r) {
-		buffered, sp, err := s.spool(r, limit)
-		if err != nil {
-			rw.Header().Set("Connection", "close") // what follows on it is not a request
-			sess.code = plain(rw, http.StatusBadRequest, "ferry: the request body could not be read: "+err.Error())
-			s.observe(sess.code, sess)
+		buffered, sp, ok := s.buffer(rw, r, limit, sess)
+		defer sp.close()
+		if !ok {
 			return
 		}
-		defer sp.close()
 		r = buffered
 	}
 	w, err := s.router.Acquire(r.Context())
@@ -218,6 +228,35 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.forward(rw, r, sess)
+}
+
+// buffer reads r's body before it queues (spool.go), and answers a body
+// that failed: false then.
+func (s *Server) buffer(rw http.ResponseWriter, r *http.Request, limit int64, sess *session) (*http.Request, *spooled, bool) {
+	buffered, sp, err := s.spool(rw, r, limit)
+	if err == nil {
+		return buffered, sp, true
+	}
+	rw.Header().Set("Connection", "close") // what follows on it is not a request
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		sess.code = plain(rw, http.StatusRequestTimeout, "ferry: the request body did not arrive in time")
+	case peerGone(err):
+		sess.code = 499 // the client went away mid-body: nothing to answer
+	default: // a malformed body
+		sess.code = plain(rw, http.StatusBadRequest, "ferry: the request body could not be read: "+err.Error())
+	}
+	s.observe(sess.code, sess)
+	return nil, nil, false
+}
+
+// abortIfGone closes the connection of a request whose client went away
+// (499) without an answer: net/http would send an empty 200 for a handler
+// that wrote nothing, which a client that only half-closed would read.
+func abortIfGone(sess *session) {
+	if sess.code == 499 {
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // finish releases the request's worker and counts the request.
@@ -301,7 +340,7 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, 
 	msg := fmt.Sprintf("ferry: error talking to the worker process: %v", err)
 	if sess.worker != nil {
 		pid := sess.worker.PID()
-		if sess.worker.Exited() || workerGone(err) {
+		if sess.worker.Exited() || peerGone(err) {
 			msg = "ferry: the worker process (pid " + strconv.Itoa(pid) + ") exited while handling this request"
 		} else {
 			msg = fmt.Sprintf("ferry: error talking to the worker process (pid %d): %v", pid, err)
@@ -318,8 +357,9 @@ func pidOf(sess *session) int {
 	return sess.worker.PID()
 }
 
-// workerGone: the error is the worker's side of the connection vanishing.
-func workerGone(err error) bool {
+// peerGone: the error is the other side of the connection vanishing (the
+// worker's, or the client's while its body was read).
+func peerGone(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -996,3 +996,38 @@ func TestTricklingHeadHasOneReadHeaderTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestHalfClosedClientGetsNoInventedAnswer: a client that shuts its
+// sending side while its request waits counts as gone (as for nginx), and
+// its connection closes without an answer: not an empty 200 the app never
+// sent.
+func TestHalfClosedClientGetsNoInventedAnswer(t *testing.T) {
+	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{})
+	busy := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(e.URL + "/slow?ms=20000")
+		if err == nil {
+			resp.Body.Close()
+		}
+		busy <- err
+	}()
+	e.WaitFor(t, 10*time.Second, "the process busy", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	})
+	for _, req := range []string{"GET /echo HTTP/1.1\r\nHost: h\r\n\r\n", "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"} {
+		c, _ := dial(t, e)
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if out, err := io.ReadAll(c); len(out) != 0 || err != nil {
+			t.Errorf("%s: got %q, %v; want the connection closed without an answer", firstLine(req), out, err)
+		}
+	}
+	// The worker still sleeps: spare the cleanup its 20 seconds.
+	_ = syscall.Kill(int(e.Pool.Status().Processes[0].PID), syscall.SIGKILL)
+	<-busy
+}

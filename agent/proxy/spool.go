@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 )
 
 // SpoolMemory is how much of a buffered request body is held in memory;
@@ -39,17 +41,29 @@ type spooled struct {
 // past the limit, with what was read followed by the rest as it comes.
 // A body declared longer than limit is not read: r comes back as it was.
 // The error is the client's: its body failed (malformed, cut short).
-func (s *Server) spool(r *http.Request, limit int64) (*http.Request, *spooled, error) {
+// Each read of the body must come within RequestBodyTimeout.
+func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*http.Request, *spooled, error) {
 	if r.ContentLength > limit {
 		return r, nil, nil
 	}
 	sp := &spooled{}
-	if err := sp.read(r.Body, limit, s.opts.SpoolDir); err != nil {
+	rc := http.NewResponseController(rw)
+	timeout := s.opts.RequestBodyTimeout
+	body := readerFunc(func(p []byte) (int, error) {
+		_ = rc.SetReadDeadline(time.Now().Add(timeout))
+		return r.Body.Read(p)
+	})
+	err := sp.read(body, r.Body, limit, s.opts.SpoolDir)
+	// No deadline after: what is left of a body past the limit streams
+	// at the client's pace, as a body does when buffering is off. (Once a
+	// body was read to its end, net/http clears the deadline itself.)
+	_ = rc.SetReadDeadline(time.Time{})
+	if err != nil {
 		sp.close()
 		return nil, nil, err
 	}
 	if sp.fileErr != nil {
-		s.opts.Log.Error(sp.fileErr, "Cannot buffer a request body to a file; streaming the rest of it", "dir", s.opts.SpoolDir)
+		s.fileFailed(sp.fileErr)
 	}
 	out := new(http.Request)
 	*out = *r
@@ -65,20 +79,23 @@ func (s *Server) spool(r *http.Request, limit int64) (*http.Request, *spooled, e
 }
 
 // read fills mem, then file, from body until it ends or more than limit
-// bytes came. mem grows as bytes come, not as the client declared: a
-// client's Content-Length costs no memory before its bytes arrive.
-func (sp *spooled) read(body io.Reader, limit int64, dir string) error {
+// bytes came; rest is the same body without read's deadlines, for what
+// streams.
+func (sp *spooled) read(body, rest io.Reader, limit int64, dir string) error {
+	if done, err := sp.readMem(body, int(min(SpoolMemory, limit+1))); done || err != nil {
+		return err
+	}
 	buf := buffers.Get().(*[]byte)
 	defer buffers.Put(buf)
 	for sp.size <= limit {
 		p := (*buf)[:min(int64(len(*buf)), limit+1-sp.size)]
 		n, err := body.Read(p)
 		if n > 0 {
-			if werr := sp.keep(p[:n], dir); werr != nil {
+			if werr := sp.toFile(p[:n], dir); werr != nil {
 				// No file to spool to (a full disk, say): the request
 				// still goes, the rest of its body streamed.
 				sp.fileErr = werr
-				sp.rest = io.MultiReader(bytes.NewReader(bytes.Clone(p[:n])), body)
+				sp.rest = io.MultiReader(bytes.NewReader(bytes.Clone(p[:n])), rest)
 				return nil
 			}
 		}
@@ -89,27 +106,45 @@ func (sp *spooled) read(body io.Reader, limit int64, dir string) error {
 			return err
 		}
 	}
-	sp.rest = body // past the limit: the rest streams
+	sp.rest = rest // past the limit: the rest streams
 	return nil
 }
 
-// keep appends p to what was spooled: to mem while it fits, else to the
-// file, made on first need.
-func (sp *spooled) keep(p []byte, dir string) error {
-	if sp.file == nil && len(sp.mem)+len(p) <= SpoolMemory {
-		sp.mem = append(sp.mem, p...)
-		sp.size += int64(len(p))
-		return nil
+// readMem reads body into mem, up to most bytes, and says whether the
+// body ended there. mem grows as bytes come, from 512 bytes: a client's
+// Content-Length costs nothing before its bytes arrive, and a stalled
+// upload holds little more than what it sent.
+func (sp *spooled) readMem(body io.Reader, most int) (done bool, err error) {
+	for len(sp.mem) < most {
+		if len(sp.mem) == cap(sp.mem) { // doubled, from 512 bytes
+			sp.mem = slices.Grow(sp.mem, min(max(cap(sp.mem), 512), most-len(sp.mem)))
+		}
+		room := sp.mem[len(sp.mem):min(cap(sp.mem), most)]
+		n, err := body.Read(room)
+		sp.mem = sp.mem[:len(sp.mem)+n]
+		sp.size += int64(n)
+		switch {
+		case err == io.EOF:
+			return true, nil
+		case err != nil:
+			return false, err
+		}
 	}
+	return false, nil
+}
+
+// toFile appends p to the file, made on first need.
+func (sp *spooled) toFile(p []byte, dir string) error {
 	if sp.file == nil {
 		f, err := os.CreateTemp(dir, "body-")
 		if err != nil {
 			return err
 		}
-		sp.file = f
-		if err := os.Remove(f.Name()); err != nil {
+		if err := os.Remove(f.Name()); err != nil { // PrepareSpoolDir removes it
+			_ = f.Close()
 			return fmt.Errorf("unlink %s: %w", f.Name(), err)
 		}
+		sp.file = f
 	}
 	if _, err := sp.file.Write(p); err != nil {
 		return err
@@ -130,6 +165,20 @@ func (sp *spooled) reader() io.Reader {
 	return io.MultiReader(rs...)
 }
 
+// fileFailed logs that a body could not go to a file, at most once a
+// minute: a full disk fails every large body.
+func (s *Server) fileFailed(err error) {
+	now := time.Now().UnixNano()
+	if last := s.spoolFailedAt.Load(); now-last >= int64(time.Minute) && s.spoolFailedAt.CompareAndSwap(last, now) {
+		s.opts.Log.Error(err, "Cannot buffer request bodies to files; streaming them past what memory holds (logged at most once a minute)",
+			"dir", s.opts.SpoolDir)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
 // close gives back the file. A writer still reading it gets an error.
 func (sp *spooled) close() {
 	if sp != nil && sp.file != nil {
@@ -137,19 +186,24 @@ func (sp *spooled) close() {
 	}
 }
 
-// PrepareSpoolDir makes dir, for Options.SpoolDir, readable by the agent
-// alone (bodies are the clients' data), and removes any body file an agent
-// that died between making and unlinking one left there.
-func PrepareSpoolDir(dir string) error {
+// SpoolDirName is the directory PrepareSpoolDir makes for buffered bodies.
+const SpoolDirName = "ferry-request-bodies"
+
+// PrepareSpoolDir makes the directory for Options.SpoolDir under parent,
+// the agent's own, so that nothing else's files are touched: readable by
+// the agent alone (bodies are the clients' data), and without any body an
+// agent that died between making and unlinking one left there.
+func PrepareSpoolDir(parent string) (string, error) {
+	dir := filepath.Join(parent, SpoolDirName)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+		return "", err
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
-		return err
+		return "", err
 	}
 	stale, err := filepath.Glob(filepath.Join(dir, "body-*"))
 	for _, f := range stale {
 		err = errors.Join(err, os.Remove(f))
 	}
-	return err
+	return dir, err
 }

@@ -13,13 +13,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -83,7 +87,7 @@ func requestsSeen(t *testing.T, url string) int {
 
 // startUpload sends a POST's head with Expect: 100-continue, waits for the
 // proxy to ask for the body (it does when it starts reading it), and sends
-// the body's first part.
+// the body's first part: as a chunk when length is -1.
 func startUpload(t *testing.T, addr string, length int, first []byte) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -91,7 +95,12 @@ func startUpload(t *testing.T, addr string, length int, first []byte) (net.Conn,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", length)
+	framing := fmt.Sprintf("Content-Length: %d", length)
+	if length < 0 {
+		framing = "Transfer-Encoding: chunked"
+		first = chunk(first)
+	}
+	fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\n%s\r\nExpect: 100-continue\r\n\r\n", framing)
 	br := bufio.NewReader(c)
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	line, err := br.ReadString('\n')
@@ -105,6 +114,15 @@ func startUpload(t *testing.T, addr string, length int, first []byte) (net.Conn,
 		t.Fatal(err)
 	}
 	return c, br
+}
+
+// chunk frames p as one chunk of a chunked body; an empty p is its end.
+func chunk(p []byte) []byte {
+	end := ""
+	if len(p) == 0 {
+		end = "\r\n"
+	}
+	return fmt.Appendf(nil, "%x\r\n%s\r\n%s", len(p), p, end)
 }
 
 func randomBytes(n int) []byte {
@@ -138,12 +156,15 @@ func TestSlowUploadHoldsNoProcess(t *testing.T) {
 }
 
 // TestAbandonedUploadNeverReachesTheApp: a client that goes away, or sends
-// a malformed chunk, before its body is complete costs the app nothing.
+// a malformed chunk, before its body is complete costs the app nothing;
+// the first counts as 499 (client gone), the second gets 400.
 func TestAbandonedUploadNeverReachesTheApp(t *testing.T) {
-	e := start(t, recordApp(), proxy.Options{})
+	codes := &codeLog{}
+	e := start(t, recordApp(), proxy.Options{Observer: codes})
 	addr := strings.TrimPrefix(e.URL, "http://")
 	c, _ := startUpload(t, addr, 1<<20, randomBytes(100<<10))
 	c.Close()
+	waitUntil(t, "the abandoned upload counted", func() bool { return codes.count(499) == 1 })
 	out := rawExchange(t, addr, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", 30*time.Second)
 	if !strings.HasPrefix(out, "HTTP/1.1 400") || !strings.Contains(out, "Connection: close") {
 		t.Errorf("a malformed chunk got %q, want 400 and the connection closed", out)
@@ -152,6 +173,37 @@ func TestAbandonedUploadNeverReachesTheApp(t *testing.T) {
 	if n := requestsSeen(t, e.URL); n != 1 {
 		t.Errorf("the app saw %d uploads, want only the complete one", n)
 	}
+	if codes.count(499) != 1 || codes.count(400) != 1 {
+		t.Errorf("requests counted by status: %v, want one 499 and one 400", codes.all())
+	}
+}
+
+// codeLog is an Observer that keeps the status codes.
+type codeLog struct {
+	mu    sync.Mutex
+	codes []int
+}
+
+func (l *codeLog) RequestDone(code int, _ time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.codes = append(l.codes, code)
+}
+
+func (l *codeLog) all() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.codes)
+}
+
+func (l *codeLog) count(code int) int {
+	n := 0
+	for _, c := range l.all() {
+		if c == code {
+			n++
+		}
+	}
+	return n
 }
 
 // TestBufferedBodiesArriveWhole: bodies in memory and beyond it (in a
@@ -270,5 +322,66 @@ func TestRequestBufferingChangesLive(t *testing.T) {
 	}
 	if ps := e.Pool.Status().Processes; len(ps) != 1 || ps[0].PID != pid {
 		t.Errorf("processes after the change: %+v, want pid %d alone", ps, pid)
+	}
+}
+
+// TestStalledUploadTimesOut: a client that stops sending a buffered body
+// gets 408 and its connection closed after RequestBodyTimeout; the app
+// never sees the request.
+func TestStalledUploadTimesOut(t *testing.T) {
+	e := start(t, recordApp(), proxy.Options{RequestBodyTimeout: 200 * time.Millisecond})
+	c, br := startUpload(t, strings.TrimPrefix(e.URL, "http://"), 10, []byte("hel"))
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, body := readResponse(t, br, http.MethodPost)
+	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+		t.Errorf("a stalled upload got %d %q (close %t), want 408 and the connection closed", resp.StatusCode, body, resp.Close)
+	}
+	if n := requestsSeen(t, e.URL); n != 0 {
+		t.Errorf("the app saw %d uploads, want 0", n)
+	}
+}
+
+// TestBufferedRequestWaitsPastBodyTimeout: the body's deadline ends with
+// the body: a request that then waits longer in the queue is served.
+func TestBufferedRequestWaitsPastBodyTimeout(t *testing.T) {
+	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{RequestBodyTimeout: 100 * time.Millisecond})
+	busy := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(e.URL + "/slow?ms=1000")
+		if err == nil {
+			resp.Body.Close()
+		}
+		busy <- err
+	}()
+	e.WaitFor(t, 10*time.Second, "the process busy", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	})
+	resp, body := do(t, newRequest(t, http.MethodPost, e.URL+"/echo", strings.NewReader("waited")))
+	if resp.StatusCode != http.StatusOK || string(body) != "waited" {
+		t.Errorf("a request queued past the body timeout got %d %q, want 200 and its body echoed", resp.StatusCode, body)
+	}
+	if err := <-busy; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBodyPastLimitHasNoTimeout: the part of a body past the buffer
+// limit streams at the client's pace, as an unbuffered body does.
+func TestBodyPastLimitHasNoTimeout(t *testing.T) {
+	tmpl := recordApp()
+	limit := resource.MustParse("1Ki")
+	tmpl.Proxy.RequestBufferLimit = &limit
+	timeout := 100 * time.Millisecond
+	e := start(t, tmpl, proxy.Options{RequestBodyTimeout: timeout})
+	body := randomBytes(4 << 10)
+	c, br := startUpload(t, strings.TrimPrefix(e.URL, "http://"), -1, body[:2<<10])
+	time.Sleep(3 * timeout) // the client pauses past the limit
+	if _, err := c.Write(append(chunk(body[2<<10:]), chunk(nil)...)); err != nil {
+		t.Fatal(err)
+	}
+	resp, got := readResponse(t, br, http.MethodPost)
+	sum := sha256.Sum256(body)
+	if a := decodeArrival(t, resp, []byte(got)); a.Bytes != int64(len(body)) || a.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("%d bytes arrived (sha256 %s), want %d (%x)", a.Bytes, a.SHA256, len(body), sum)
 	}
 }

@@ -307,8 +307,10 @@ type ProxySpec struct {
 	// the request queues for a process, as Passenger does by default: a slow
 	// upload then holds no process, a client that gives up mid-upload never
 	// reaches one, and a chunked body reaches the app with a Content-Length.
-	// The first 64 KiB are held in memory, the rest in an unlinked file
-	// under the agent's state directory. When false, a body streams to the
+	// The first 64 KiB are held in memory, the rest in an unlinked file in
+	// the agent's --request-buffer-dir (by default under its state
+	// directory). A client that sends none of its body for the agent's
+	// --request-body-timeout gets 408. When false, a body streams to the
 	// process as it arrives, so the app may answer before it is complete
 	// (an early 413, or a streaming upload handler). Default: true.
 	// +optional
@@ -318,7 +320,9 @@ type ProxySpec struct {
 	// requestBufferLimit is the most of one request's body the proxy
 	// buffers. A body declared larger is streamed, not buffered; a chunked
 	// body that grows past it is sent on with what was buffered and streams
-	// from there. It bounds the node's disk use per request. Default: 64Mi.
+	// from there. Either holds a process while the rest arrives. It bounds
+	// what one request takes of the node's disk; concurrent uploads add
+	// up. Default: 64Mi.
 	// +optional
 	// +kubebuilder:default="64Mi"
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).isLessThan(quantity('8Gi'))",message="requestBufferLimit must be greater than 0 and less than 8Gi"

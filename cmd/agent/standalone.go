@@ -70,10 +70,12 @@ func proxyFlags(fs *flag.FlagSet) *proxy.Options {
 	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second,
 		"how long a client may take to send a request's headers before its connection is closed")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle client keep-alive connection stays open")
+	fs.DurationVar(&o.RequestBodyTimeout, "request-body-timeout", 60*time.Second,
+		"how long a client may go without sending any of a request body the proxy buffers before it gets 408")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block accepted (larger gets 431)")
 	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false,
 		"append the client address to the X-Forwarded-For the client sent (behind a trusted load balancer) instead of replacing it")
 	fs.StringVar(&o.SpoolDir, "request-buffer-dir", "",
-		"where request bodies beyond 64 KiB are buffered while they arrive, in files unlinked at once (default: the state directory's body/)")
+		"where request bodies beyond 64 KiB are buffered while they arrive, in files unlinked at once, in a directory "+proxy.SpoolDirName+" of the agent's own under this one (default: the state directory)")
 	return o
 }

@@ -90,14 +90,15 @@ type Agent struct {
 	HeartbeatInterval      time.Duration
 	StatsInterval          time.Duration
 	// LeaseNamespace is where the agent renews its Lease: $(POD_NAMESPACE).
-	LeaseNamespace    string
-	KubeAPIQPS        int
-	KubeAPIBurst      int
-	ReadHeaderTimeout time.Duration
-	IdleTimeout       time.Duration
-	MaxHeaderBytes    int
-	TrustForwardedFor bool
-	LogLevel          string
+	LeaseNamespace     string
+	KubeAPIQPS         int
+	KubeAPIBurst       int
+	ReadHeaderTimeout  time.Duration
+	IdleTimeout        time.Duration
+	RequestBodyTimeout time.Duration
+	MaxHeaderBytes     int
+	TrustForwardedFor  bool
+	LogLevel           string
 }
 
 // DefaultAgent is what the chart renders with its default values.
@@ -105,7 +106,8 @@ func DefaultAgent() Agent {
 	return Agent{BindAddress: "0.0.0.0", AdvertiseAddress: "$(HOST_IP)", StateDir: "/var/lib/ferry",
 		MetricsBindAddress: ":9441", HealthProbeBindAddress: ":9442", HeartbeatInterval: 10 * time.Second,
 		StatsInterval: 30 * time.Second, LeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 50, KubeAPIBurst: 100,
-		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 65536, LogLevel: "info"}
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		RequestBodyTimeout: 60 * time.Second, MaxHeaderBytes: 65536, LogLevel: "info"}
 }
 
 // LocalAgent is the agent of one simulated node of `make local-up` and the
@@ -136,6 +138,7 @@ func AgentArgs(a Agent) []string {
 		fmt.Sprintf("--kube-api-burst=%d", a.KubeAPIBurst),
 		"--read-header-timeout=" + a.ReadHeaderTimeout.String(),
 		"--idle-timeout=" + a.IdleTimeout.String(),
+		"--request-body-timeout=" + a.RequestBodyTimeout.String(),
 		fmt.Sprintf("--max-header-bytes=%d", a.MaxHeaderBytes),
 		fmt.Sprintf("--trust-forwarded-for=%t", a.TrustForwardedFor),
 		"--zap-log-level=" + a.LogLevel,

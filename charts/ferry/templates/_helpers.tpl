@@ -141,6 +141,7 @@ downward API (deployargs.AgentEnvVars).
 - {{ printf "--kube-api-burst=%d" (int64 .Values.agent.kubeAPIBurst) | quote }}
 - {{ printf "--read-header-timeout=%s" .Values.agent.readHeaderTimeout | quote }}
 - {{ printf "--idle-timeout=%s" .Values.agent.idleTimeout | quote }}
+- {{ printf "--request-body-timeout=%s" .Values.agent.requestBodyTimeout | quote }}
 - {{ printf "--max-header-bytes=%d" (int64 .Values.agent.maxHeaderBytes) | quote }}
 - {{ printf "--trust-forwarded-for=%t" .Values.agent.trustForwardedFor | quote }}
 - {{ printf "--zap-log-level=%s" (toString .Values.agent.logLevel) | quote }}
