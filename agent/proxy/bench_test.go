@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -28,13 +29,74 @@ import (
 //
 //	go test -run '^$' -bench Request -benchmem ./agent/proxy/
 func BenchmarkRequest(b *testing.B) {
+	client, direct, e := benchUpstreams(b)
+	run := func(b *testing.B, url string) {
+		waitAnswer(b, client, url)
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	b.Run("direct", func(b *testing.B) { run(b, direct) })
+	b.Run("proxy", func(b *testing.B) { run(b, e.URL+"/") })
+}
+
+// BenchmarkUpload measures a POST's cost through the proxy with its body
+// buffered (in memory up to SpoolMemory, then in a file) and streamed, and
+// straight to the upstream, which reads the body before it answers.
+//
+//	go test -run '^$' -bench Upload -benchmem ./agent/proxy/
+func BenchmarkUpload(b *testing.B) {
+	client, direct, e := benchUpstreams(b)
+	for _, size := range []int{1 << 10, 256 << 10} {
+		body := make([]byte, size)
+		run := func(b *testing.B, url string, buffering bool) {
+			cfg := e.Pool.Config()
+			cfg.Template.Proxy.RequestBuffering = &buffering
+			e.Pool.Update(cfg)
+			waitAnswer(b, client, url)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := client.Post(url, "application/octet-stream", bytes.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		name := strconv.Itoa(size>>10) + "KiB/"
+		b.Run(name+"direct", func(b *testing.B) { run(b, direct, true) })
+		b.Run(name+"buffered", func(b *testing.B) { run(b, e.URL+"/", true) })
+		b.Run(name+"streamed", func(b *testing.B) { run(b, e.URL+"/", false) })
+	}
+}
+
+// benchUpstreams starts bench/cmd/upstream twice: straight (its URL), and
+// as a Command worker behind a proxy (e).
+func benchUpstreams(b *testing.B) (*http.Client, string, *agenttest.Env) {
 	_, file, _, _ := runtime.Caller(0)
 	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	// Not b.TempDir: the worker runs as another user, who must reach it.
 	dir, err := os.MkdirTemp("", "fbench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	b.Cleanup(func() { os.RemoveAll(dir) })
 	_ = os.Chmod(dir, 0o755)
 	upstream := filepath.Join(dir, "upstream")
 	build := exec.Command("go", "build", "-o", upstream, "./bench/cmd/upstream")
@@ -54,41 +116,29 @@ func BenchmarkRequest(b *testing.B) {
 	if err := direct.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = direct.Process.Kill(); _ = direct.Wait() }()
+	b.Cleanup(func() { _ = direct.Process.Kill(); _ = direct.Wait() })
 
 	// The proxied one.
 	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
 	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: dir, Command: []string{upstream}, Concurrency: 64}
 	e := agenttest.Start(b, pool.Config{Name: "bench", Revision: "1", Template: tmpl}, agenttest.Options{Proxy: proxy.Options{}})
 	e.WaitFor(b, time.Minute, "the worker", func(s pool.Status) bool { return s.Counts.Ready == 1 })
-
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
-	run := func(b *testing.B, url string) {
-		deadline := time.Now().Add(10 * time.Second)
-		for { // the direct upstream may still be starting
-			if resp, err := client.Get(url); err == nil {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%s does not answer", url)
-			}
-			time.Sleep(10 * time.Millisecond)
+	return client, "http://127.0.0.1:" + port + "/", e
+}
+
+// waitAnswer waits for url to answer: the direct upstream may still be
+// starting.
+func waitAnswer(b *testing.B, client *http.Client, url string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			return
 		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				resp, err := client.Get(url)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		})
+		if time.Now().After(deadline) {
+			b.Fatalf("%s does not answer", url)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	b.Run("direct", func(b *testing.B) { run(b, "http://127.0.0.1:"+port+"/") })
-	b.Run("proxy", func(b *testing.B) { run(b, e.URL+"/") })
 }

@@ -46,7 +46,7 @@ type Options struct {
 	// is closed. Default 60s.
 	RequestBodyTimeout time.Duration
 	// SpoolDir is where request bodies larger than SpoolMemory are
-	// buffered, in files unlinked as soon as they are made: the agents
+	// buffered, in files without a name (spool.go): the agents
 	// give it a directory of their own (PrepareSpoolDir) under
 	// --request-buffer-dir. Default: the system's temporary directory.
 	SpoolDir string
@@ -99,6 +99,9 @@ func New(router Router, opts Options) *Server {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 120 * time.Second
+	}
+	if opts.SpoolDir == "" {
+		opts.SpoolDir = os.TempDir()
 	}
 	if opts.RequestBodyTimeout <= 0 {
 		opts.RequestBodyTimeout = 60 * time.Second

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // SpoolMemory is how much of a buffered request body is held in memory;
@@ -19,8 +21,8 @@ const SpoolMemory = 64 << 10
 // spooled is a request body read before its request queues for a worker
 // (request buffering): a slow upload then holds no worker, and a client
 // that gives up mid-upload never reaches one. The first SpoolMemory bytes
-// are in mem, the rest in file, which is unlinked at once, so nothing is
-// left behind however the agent ends. The buffers are not pooled: when a
+// are in mem, the rest in file, which has no name (openUnnamed), so
+// nothing is left behind however the agent ends. The buffers are not pooled: when a
 // worker answers before it read the body, the body's writer may still be
 // reading them after the request ended.
 type spooled struct {
@@ -53,7 +55,7 @@ func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*h
 		_ = rc.SetReadDeadline(time.Now().Add(timeout))
 		return r.Body.Read(p)
 	})
-	err := sp.read(body, r.Body, limit, s.opts.SpoolDir)
+	err := sp.read(body, r.Body, r.ContentLength, limit, s.opts.SpoolDir)
 	// No deadline after: what is left of a body past the limit streams
 	// at the client's pace, as a body does when buffering is off. (Once a
 	// body was read to its end, net/http clears the deadline itself.)
@@ -79,10 +81,14 @@ func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*h
 }
 
 // read fills mem, then file, from body until it ends or more than limit
-// bytes came; rest is the same body without read's deadlines, for what
-// streams.
-func (sp *spooled) read(body, rest io.Reader, limit int64, dir string) error {
-	if done, err := sp.readMem(body, int(min(SpoolMemory, limit+1))); done || err != nil {
+// bytes came; length is the body's declared length (-1: chunked); rest is
+// the same body without read's deadlines, for what streams.
+func (sp *spooled) read(body, rest io.Reader, length, limit int64, dir string) error {
+	most := min(SpoolMemory, limit+1)
+	if length >= 0 {
+		most = min(most, length)
+	}
+	if done, err := sp.readMem(body, int(most)); done || err != nil {
 		return err
 	}
 	buf := buffers.Get().(*[]byte)
@@ -111,13 +117,13 @@ func (sp *spooled) read(body, rest io.Reader, limit int64, dir string) error {
 }
 
 // readMem reads body into mem, up to most bytes, and says whether the
-// body ended there. mem grows as bytes come, from 512 bytes: a client's
-// Content-Length costs nothing before its bytes arrive, and a stalled
+// body ended there. mem grows as bytes come, from 4 KiB: a client's
+// Content-Length costs little before its bytes arrive, and a stalled
 // upload holds little more than what it sent.
 func (sp *spooled) readMem(body io.Reader, most int) (done bool, err error) {
 	for len(sp.mem) < most {
-		if len(sp.mem) == cap(sp.mem) { // doubled, from 512 bytes
-			sp.mem = slices.Grow(sp.mem, min(max(cap(sp.mem), 512), most-len(sp.mem)))
+		if len(sp.mem) == cap(sp.mem) { // doubled, from 4 KiB
+			sp.mem = slices.Grow(sp.mem, min(max(cap(sp.mem), 4<<10), most-len(sp.mem)))
 		}
 		room := sp.mem[len(sp.mem):min(cap(sp.mem), most)]
 		n, err := body.Read(room)
@@ -136,13 +142,9 @@ func (sp *spooled) readMem(body io.Reader, most int) (done bool, err error) {
 // toFile appends p to the file, made on first need.
 func (sp *spooled) toFile(p []byte, dir string) error {
 	if sp.file == nil {
-		f, err := os.CreateTemp(dir, "body-")
+		f, err := openUnnamed(dir)
 		if err != nil {
 			return err
-		}
-		if err := os.Remove(f.Name()); err != nil { // PrepareSpoolDir removes it
-			_ = f.Close()
-			return fmt.Errorf("unlink %s: %w", f.Name(), err)
 		}
 		sp.file = f
 	}
@@ -151,6 +153,28 @@ func (sp *spooled) toFile(p []byte, dir string) error {
 	}
 	sp.size += int64(len(p))
 	return nil
+}
+
+// openUnnamed opens a file in dir that has no name (O_TMPFILE): nothing to
+// unlink, nothing left behind, one system call. On a file system without
+// that, the file gets a name, removed at once.
+func openUnnamed(dir string) (*os.File, error) {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		return os.NewFile(uintptr(fd), filepath.Join(dir, "(a request body)")), nil
+	}
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	f, err := os.CreateTemp(dir, "body-")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil { // PrepareSpoolDir removes it
+		_ = f.Close()
+		return nil, fmt.Errorf("unlink %s: %w", f.Name(), err)
+	}
+	return f, nil
 }
 
 // reader reads the body back: mem, the file, then the rest, if any.
