@@ -125,6 +125,23 @@ func (w *Worker) Capacity() int { return w.capacity }
 // Exited reports whether the worker's process is gone.
 func (w *Worker) Exited() bool { return w.proc != nil && w.proc.Exited() }
 
+// ExitsWithin reports whether the worker's process is gone, or goes
+// within d: a process that dies closes its connections a moment before
+// the agent reaps it.
+func (w *Worker) ExitsWithin(d time.Duration) bool {
+	if w.proc == nil {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.proc.Done():
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // Pool is one AppGroup's workers on this node.
 type Pool struct {
 	opts Options

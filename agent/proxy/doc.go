@@ -34,7 +34,8 @@
 //     instant between that peek and the write costs the request a 502;
 //   - every refusal is explicit: 503 with Retry-After when the queue is full
 //     or nothing can be spawned, 504 after the queue timeout, 502 with a
-//     body naming the worker when it died mid-request, 400 (connection
+//     body naming the worker when it died mid-request (or closed its
+//     connection without an answer, which is not called an exit), 400 (connection
 //     closed) when the client's body is malformed, which also frees the
 //     worker at once;
 //   - a client that goes away while its request waits (queued, or at a

@@ -341,12 +341,15 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, 
 		return
 	}
 	msg := fmt.Sprintf("ferry: error talking to the worker process: %v", err)
-	if sess.worker != nil {
-		pid := sess.worker.PID()
-		if sess.worker.Exited() || peerGone(err) {
-			msg = "ferry: the worker process (pid " + strconv.Itoa(pid) + ") exited while handling this request"
-		} else {
-			msg = fmt.Sprintf("ferry: error talking to the worker process (pid %d): %v", pid, err)
+	if w := sess.worker; w != nil {
+		pid := strconv.Itoa(w.PID())
+		switch {
+		case w.Exited() || (peerGone(err) && w.ExitsWithin(reapWait)):
+			msg = "ferry: the worker process (pid " + pid + ") exited while handling this request"
+		case peerGone(err):
+			msg = "ferry: the worker process (pid " + pid + ") closed the connection without answering"
+		default:
+			msg = "ferry: error talking to the worker process (pid " + pid + "): " + err.Error()
 		}
 	}
 	s.opts.Log.Info("Request failed in a worker", "pid", pidOf(sess), "error", err.Error(), "path", path)
@@ -359,6 +362,10 @@ func pidOf(sess *session) int {
 	}
 	return sess.worker.PID()
 }
+
+// reapWait is how long a 502 waits to learn whether the worker that closed
+// its connection died: one killed closes it a moment before it is reaped.
+const reapWait = 250 * time.Millisecond
 
 // peerGone: the error is the other side of the connection vanishing (the
 // worker's, or the client's while its body was read).

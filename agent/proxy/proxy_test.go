@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -1030,4 +1031,24 @@ func TestHalfClosedClientGetsNoInventedAnswer(t *testing.T) {
 	// The worker still sleeps: spare the cleanup its 20 seconds.
 	_ = syscall.Kill(int(e.Pool.Status().Processes[0].PID), syscall.SIGKILL)
 	<-busy
+}
+
+// TestWorkerHangupIsNotCalledAnExit: a worker that closes the connection
+// without answering, and lives on, is reported as such in the 502 (on the
+// front end's path and on net/http's), not as having exited.
+func TestWorkerHangupIsNotCalledAnExit(t *testing.T) {
+	e := start(t, recordApp(), proxy.Options{})
+	pid := strconv.Itoa(int(e.Pool.Status().Processes[0].PID))
+	want := "the worker process (pid " + pid + ") closed the connection without answering"
+	resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/hangup", nil))
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), want) {
+		t.Errorf("HTTP/1.1: got %d %q, want 502 saying %q", resp.StatusCode, body, want)
+	}
+	out := rawExchange(t, strings.TrimPrefix(e.URL, "http://"), "GET /hangup HTTP/1.0\r\nHost: x\r\n\r\n", 30*time.Second)
+	if !strings.HasPrefix(out, "HTTP/1.0 502") || !strings.Contains(out, want) {
+		t.Errorf("HTTP/1.0: got %q, want 502 saying %q", out, want)
+	}
+	if ps := e.Pool.Status().Processes; len(ps) != 1 || strconv.Itoa(int(ps[0].PID)) != pid {
+		t.Errorf("processes: %+v, want pid %s alive", ps, pid)
+	}
 }

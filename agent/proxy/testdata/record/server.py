@@ -2,7 +2,8 @@
 answered with JSON: the Content-Length and Transfer-Encoding it came with,
 how many body bytes arrived and their SHA-256, and the trailers. GET /count
 answers how many other requests have reached the app: counted as soon as
-their head arrives, before their body.
+their head arrives, before their body. GET /hangup closes the connection
+without an answer.
 """
 import hashlib
 import http.server
@@ -18,6 +19,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
+        if self.path == "/hangup":  # close the connection without an answer
+            self.close_connection = True
+            return
         self.answer({"count": seen[0]})
 
     def do_POST(self):
