@@ -218,6 +218,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w, err := s.router.Acquire(r.Context())
 	if err != nil {
 		sess.code = s.refuse(rw, r.Context(), err)
+		sess.gone = sess.code == 499 // refuse answers nothing then
 		s.observe(sess.code, sess)
 		return
 	}
@@ -245,7 +246,7 @@ func (s *Server) buffer(rw http.ResponseWriter, r *http.Request, limit int64, se
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		sess.code = plain(rw, http.StatusRequestTimeout, "ferry: the request body did not arrive in time")
 	case peerGone(err):
-		sess.code = 499 // the client went away mid-body: nothing to answer
+		sess.code, sess.gone = 499, true // the client went away mid-body: nothing to answer
 	default: // a malformed body
 		sess.code = plain(rw, http.StatusBadRequest, "ferry: the request body could not be read: "+err.Error())
 	}
@@ -253,11 +254,15 @@ func (s *Server) buffer(rw http.ResponseWriter, r *http.Request, limit int64, se
 	return nil, nil, false
 }
 
-// abortIfGone closes the connection of a request whose client went away
-// (499) without an answer: net/http would send an empty 200 for a handler
-// that wrote nothing, which a client that only half-closed would read.
+// abortIfGone closes, without an answer, the connection of a request the
+// proxy found its client gone for: net/http would send an empty 200 for a
+// handler that wrote nothing, which a client that only half-closed would
+// read. (An app's own 499 is relayed.) A panic already under way goes on.
 func abortIfGone(sess *session) {
-	if sess.code == 499 {
+	if v := recover(); v != nil {
+		panic(v)
+	}
+	if sess.gone {
 		panic(http.ErrAbortHandler)
 	}
 }
@@ -331,13 +336,14 @@ func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) 
 // fail answers a request whose worker failed it.
 func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, sess *session, err error) {
 	if ctx.Err() != nil {
-		sess.code = 499
+		sess.code, sess.gone = 499, true
 		return
 	}
 	// A retry that found no other worker: answer as a refusal would.
 	var noWorker *noWorkerError
 	if errors.As(err, &noWorker) {
 		sess.code = s.refuse(rw, ctx, noWorker.err)
+		sess.gone = sess.code == 499
 		return
 	}
 	msg := fmt.Sprintf("ferry: error talking to the worker process: %v", err)
@@ -386,6 +392,8 @@ type session struct {
 	// the client's next idle deadline, where each had its own: a reading
 	// costs about 70 ns here.
 	start, end time.Time
+	// gone: the proxy found the client gone (499) and answered nothing.
+	gone bool
 }
 
 var sessions = sync.Pool{New: func() any { return &session{} }}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -45,6 +47,7 @@ type spooled struct {
 // The error is the client's: its body failed (malformed, cut short).
 // Each read of the body must come within RequestBodyTimeout.
 func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*http.Request, *spooled, error) {
+	limit = min(limit, math.MaxInt64-1) // read takes limit+1 bytes to know it was passed
 	if r.ContentLength > limit {
 		return r, nil, nil
 	}
@@ -56,14 +59,18 @@ func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*h
 		return r.Body.Read(p)
 	})
 	err := sp.read(body, r.Body, r.ContentLength, limit, s.opts.SpoolDir)
+	if err != nil {
+		// Nothing more is read from this client: net/http would read on
+		// (up to 256 KiB of the body, without a deadline) before it
+		// closes the connection.
+		_ = rc.SetReadDeadline(time.Now())
+		sp.close()
+		return nil, nil, err
+	}
 	// No deadline after: what is left of a body past the limit streams
 	// at the client's pace, as a body does when buffering is off. (Once a
 	// body was read to its end, net/http clears the deadline itself.)
 	_ = rc.SetReadDeadline(time.Time{})
-	if err != nil {
-		sp.close()
-		return nil, nil, err
-	}
 	if sp.fileErr != nil {
 		s.fileFailed(sp.fileErr)
 	}
@@ -122,8 +129,9 @@ func (sp *spooled) read(body, rest io.Reader, length, limit int64, dir string) e
 // upload holds little more than what it sent.
 func (sp *spooled) readMem(body io.Reader, most int) (done bool, err error) {
 	for len(sp.mem) < most {
-		if len(sp.mem) == cap(sp.mem) { // doubled, from 4 KiB
-			sp.mem = slices.Grow(sp.mem, min(max(cap(sp.mem), 4<<10), most-len(sp.mem)))
+		if len(sp.mem) == cap(sp.mem) { // doubled, from 4 KiB, never past most
+			grown := make([]byte, len(sp.mem), min(max(2*cap(sp.mem), 4<<10), most))
+			sp.mem = grown[:copy(grown, sp.mem)]
 		}
 		room := sp.mem[len(sp.mem):min(cap(sp.mem), most)]
 		n, err := body.Read(room)
@@ -166,6 +174,11 @@ func openUnnamed(dir string) (*os.File, error) {
 	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
+	return openUnlinked(dir)
+}
+
+// openUnlinked opens a new file in dir and removes its name.
+func openUnlinked(dir string) (*os.File, error) {
 	f, err := os.CreateTemp(dir, "body-")
 	if err != nil {
 		return nil, err
@@ -219,8 +232,20 @@ const SpoolDirName = "ferry-request-bodies"
 // agent that died between making and unlinking one left there.
 func PrepareSpoolDir(parent string) (string, error) {
 	dir := filepath.Join(parent, SpoolDirName)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	// Only a directory of the agent's own: not a link another user of a
+	// shared parent (/tmp) made, to have the agent chmod or empty another.
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return "", err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
+		return "", fmt.Errorf("%s is not a directory of this agent's user", dir)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return "", err

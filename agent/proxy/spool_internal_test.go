@@ -125,4 +125,38 @@ func TestPrepareSpoolDir(t *testing.T) {
 	if _, err := os.Stat(other); err != nil {
 		t.Errorf("a file in the parent was touched: %v", err)
 	}
+
+	// A link in a shared parent, to have the agent chmod or empty
+	// another directory, is refused.
+	shared, target := t.TempDir(), t.TempDir()
+	if err := os.Symlink(target, filepath.Join(shared, SpoolDirName)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PrepareSpoolDir(shared); err == nil {
+		t.Error("a link to another directory was taken as the agent's own")
+	}
+	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() == 0o700 {
+		t.Errorf("the link's target: %v, %v; want it untouched", fi.Mode(), err)
+	}
+}
+
+// TestOpenUnlinked: where no file can be made without a name, the one made
+// has its name removed at once, and holds what is written.
+func TestOpenUnlinked(t *testing.T) {
+	dir := t.TempDir()
+	f, err := openUnlinked(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Errorf("names left in the directory: %v", names)
+	}
+	if _, err := f.Write([]byte("body")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := f.ReadAt(got, 0); err != nil || string(got) != "body" {
+		t.Errorf("read back %q, %v", got, err)
+	}
 }

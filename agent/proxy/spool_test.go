@@ -178,6 +178,22 @@ func TestAbandonedUploadNeverReachesTheApp(t *testing.T) {
 	}
 }
 
+// TestAppsOwn499IsRelayed: a 499 the app answers is its answer, relayed
+// like any other; only the proxy's own finding of a client gone closes the
+// connection without one.
+func TestAppsOwn499IsRelayed(t *testing.T) {
+	e := start(t, recordApp(), proxy.Options{})
+	for _, buffering := range []bool{true, false} {
+		cfg := e.Pool.Config()
+		cfg.Template.Proxy.RequestBuffering = &buffering
+		e.Pool.Update(cfg)
+		resp, body := do(t, newRequest(t, http.MethodPost, e.URL+"/499", strings.NewReader("x")))
+		if resp.StatusCode != 499 || !bytes.Contains(body, []byte(`"bytes": 1`)) {
+			t.Errorf("buffering %t: got %d %q, want the app's 499 and its body", buffering, resp.StatusCode, body)
+		}
+	}
+}
+
 // codeLog is an Observer that keeps the status codes.
 type codeLog struct {
 	mu    sync.Mutex
@@ -335,6 +351,9 @@ func TestStalledUploadTimesOut(t *testing.T) {
 	resp, body := readResponse(t, br, http.MethodPost)
 	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
 		t.Errorf("a stalled upload got %d %q (close %t), want 408 and the connection closed", resp.StatusCode, body, resp.Close)
+	}
+	if _, err := br.ReadByte(); err != io.EOF { // not left open, reading the rest
+		t.Errorf("after the 408: %v, want the connection closed", err)
 	}
 	if n := requestsSeen(t, e.URL); n != 0 {
 		t.Errorf("the app saw %d uploads, want 0", n)

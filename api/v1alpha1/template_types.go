@@ -307,8 +307,8 @@ type ProxySpec struct {
 	// the request queues for a process, as Passenger does by default: a slow
 	// upload then holds no process, a client that gives up mid-upload never
 	// reaches one, and a chunked body reaches the app with a Content-Length.
-	// The first 64 KiB are held in memory, the rest in an unlinked file in
-	// the agent's --request-buffer-dir (by default under its state
+	// The first 64 KiB are held in memory, the rest in a file without a
+	// name under the agent's --request-buffer-dir (by default under its state
 	// directory). A client that sends none of its body for the agent's
 	// --request-body-timeout gets 408. When false, a body streams to the
 	// process as it arrives, so the app may answer before it is complete

@@ -3,7 +3,7 @@ answered with JSON: the Content-Length and Transfer-Encoding it came with,
 how many body bytes arrived and their SHA-256, and the trailers. GET /count
 answers how many other requests have reached the app: counted as soon as
 their head arrives, before their body. GET /hangup closes the connection
-without an answer.
+without an answer. POST /499 is answered with status 499.
 """
 import hashlib
 import http.server
@@ -52,7 +52,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 digest.update(data)
                 n += len(data)
                 left -= len(data)
-        self.answer({
+        self.answer(status=499 if self.path == "/499" else 200, doc={
             "length": self.headers.get("Content-Length"),
             "te": self.headers.get("Transfer-Encoding"),
             "bytes": n,
@@ -60,9 +60,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "trailers": trailers,
         })
 
-    def answer(self, doc):
+    def answer(self, doc, status=200):
         body = json.dumps(doc).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
