@@ -56,8 +56,9 @@ func TestSampleGetsEveryDefault(t *testing.T) {
 	if diff := compare(wantRestart, got.Spec.Restart); diff != "" {
 		t.Errorf("restart defaults: %s", diff)
 	}
-	if p := got.Spec.Proxy; !ptr.Deref(p.RequestBuffering, false) || p.RequestBufferLimit == nil || p.RequestBufferLimit.Value() != 64<<20 {
-		t.Errorf("proxy defaults: %+v, want buffering on, up to 64Mi", p)
+	if p := got.Spec.Proxy; !ptr.Deref(p.RequestBuffering, false) || p.RequestBufferLimit == nil || p.RequestBufferLimit.Value() != 64<<20 ||
+		p.ResponseBufferLimit == nil || p.ResponseBufferLimit.Value() != 1<<20 {
+		t.Errorf("proxy defaults: %+v, want request buffering on, up to 64Mi, and responses up to 1Mi", p)
 	}
 	if got.Spec.App.StartupFile != "passenger_wsgi.py" {
 		t.Errorf("app.startupFile = %q, want the default passenger_wsgi.py", got.Spec.App.StartupFile)

@@ -29,3 +29,16 @@ func TestRequestBufferLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestResponseBufferLimit(t *testing.T) {
+	q := func(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
+	for spec, want := range map[*ferryv1.ProxySpec]int64{
+		{}:                                DefaultResponseBufferLimit,
+		{ResponseBufferLimit: q("256Ki")}: 256 << 10,
+		{ResponseBufferLimit: q("0")}:     0,
+	} {
+		if got := responseBufferLimit(*spec); got != want {
+			t.Errorf("%+v: %d, want %d", spec, got, want)
+		}
+	}
+}

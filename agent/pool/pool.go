@@ -147,9 +147,9 @@ type Pool struct {
 	opts Options
 	log  logr.Logger
 	name string // Config.Name at New: fixed, read without the lock
-	// bufferLimit is the template's request buffering (RequestBufferLimit),
+	// The template's buffering (RequestBufferLimit, ResponseBufferLimit),
 	// kept apart from cfg so that the proxy reads it without the lock.
-	bufferLimit atomic.Int64
+	requestLimit, responseLimit atomic.Int64
 	// ctx is cancelled by Close: spawns in flight give up.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -216,19 +216,38 @@ func New(cfg Config, opts Options) *Pool {
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
-	p.bufferLimit.Store(requestBufferLimit(cfg.Template.Proxy))
+	p.storeBufferLimits(cfg.Template.Proxy)
 	p.wg.Add(1)
 	go p.supervise()
 	p.kickSupervisor()
 	return p
 }
 
-// DefaultRequestBufferLimit is proxy.requestBufferLimit's default.
-const DefaultRequestBufferLimit = 64 << 20
+// The defaults of proxy.requestBufferLimit and proxy.responseBufferLimit.
+const (
+	DefaultRequestBufferLimit  = 64 << 20
+	DefaultResponseBufferLimit = 1 << 20
+)
 
 // RequestBufferLimit is how much of a request's body the proxy reads before
 // the request queues for a worker; 0 when the app turned buffering off.
-func (p *Pool) RequestBufferLimit() int64 { return p.bufferLimit.Load() }
+func (p *Pool) RequestBufferLimit() int64 { return p.requestLimit.Load() }
+
+// ResponseBufferLimit is the largest response body the proxy reads whole
+// from a worker before it sends it on; 0: none.
+func (p *Pool) ResponseBufferLimit() int64 { return p.responseLimit.Load() }
+
+func (p *Pool) storeBufferLimits(spec ferryv1.ProxySpec) {
+	p.requestLimit.Store(requestBufferLimit(spec))
+	p.responseLimit.Store(responseBufferLimit(spec))
+}
+
+func responseBufferLimit(spec ferryv1.ProxySpec) int64 {
+	if q := spec.ResponseBufferLimit; q != nil {
+		return max(q.Value(), 0)
+	}
+	return DefaultResponseBufferLimit
+}
 
 func requestBufferLimit(spec ferryv1.ProxySpec) int64 {
 	switch {
@@ -394,7 +413,7 @@ func (p *Pool) Update(cfg Config) {
 	p.mu.Lock()
 	old := p.cfg
 	p.cfg = cfg
-	p.bufferLimit.Store(requestBufferLimit(cfg.Template.Proxy))
+	p.storeBufferLimits(cfg.Template.Proxy)
 	if cfg.Revision != old.Revision {
 		if p.resisting != nil {
 			p.log.Info("Left deployment error resistance", "revision", cfg.Revision, "resisted", p.resisting.Revision)

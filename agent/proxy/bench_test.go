@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
@@ -83,6 +85,42 @@ func BenchmarkUpload(b *testing.B) {
 		b.Run(name+"direct", func(b *testing.B) { run(b, direct, true) })
 		b.Run(name+"buffered", func(b *testing.B) { run(b, e.URL+"/", true) })
 		b.Run(name+"streamed", func(b *testing.B) { run(b, e.URL+"/", false) })
+	}
+}
+
+// BenchmarkResponse measures a GET of a larger response through the
+// proxy, buffered (read whole from the worker before it is written) and
+// relayed as it is read, and straight from the upstream.
+//
+//	go test -run '^$' -bench Response -benchmem ./agent/proxy/
+func BenchmarkResponse(b *testing.B) {
+	client, direct, e := benchUpstreams(b)
+	for _, size := range []int{64 << 10, 512 << 10} {
+		path := "bytes/" + strconv.Itoa(size)
+		run := func(b *testing.B, url string, limit int64) {
+			cfg := e.Pool.Config()
+			cfg.Template.Proxy.ResponseBufferLimit = resource.NewQuantity(limit, resource.BinarySI)
+			e.Pool.Update(cfg)
+			waitAnswer(b, client, url)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := client.Get(url)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		name := strconv.Itoa(size>>10) + "KiB/"
+		b.Run(name+"direct", func(b *testing.B) { run(b, direct+path, 0) })
+		b.Run(name+"buffered", func(b *testing.B) { run(b, e.URL+"/"+path, 1<<20) })
+		b.Run(name+"relayed", func(b *testing.B) { run(b, e.URL+"/"+path, 0) })
 	}
 }
 

@@ -23,8 +23,11 @@
 //     limit (spool.go: a slow upload holds no worker, an abandoned one
 //     never reaches one); past the limit, or with buffering off, it
 //     streams, and a worker may answer while it still comes in;
-//   - response bodies stream; trailers pass; interim 1xx responses are
-//     read past, not passed on; upgrades (WebSocket) pass through;
+//   - a response body of a declared length up to the app's limit is read
+//     whole before it is written (buffer.go: a slow client holds no
+//     worker); a larger or chunked one streams; trailers pass; interim
+//     1xx responses are read past, not passed on; upgrades (WebSocket)
+//     pass through;
 //   - a request whose connection to a worker failed before any byte was
 //     sent is retried on another worker; once a byte was sent it is never
 //     replayed (Go's transport would replay an idempotent request whose

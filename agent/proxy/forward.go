@@ -61,6 +61,10 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session)
 		s.fail(rw, r.Context(), r.URL.Path, sess, errors.New("the worker switched protocols unasked"))
 		return
 	}
+	if err := s.bufferResponse(resp, sess, s.router.ResponseBufferLimit()); err != nil {
+		s.fail(rw, r.Context(), r.URL.Path, sess, err)
+		return
+	}
 	respond(rw, resp, sess)
 }
 

@@ -306,6 +306,10 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 		s.fail(&cc.reply, cc.ctx, cc.path(), sess, errors.New("the worker switched protocols unasked"))
 		return cc.sendReply(time.Now())
 	}
+	if err := s.bufferResponse(resp, sess, s.router.ResponseBufferLimit()); err != nil {
+		s.fail(&cc.reply, cc.ctx, cc.path(), sess, err)
+		return cc.sendReply(time.Now())
+	}
 	sess.code = resp.StatusCode
 	return cc.respond(resp, time.Now())
 }
@@ -335,6 +339,9 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 		return sent{resp: resp}, err
 	}
 	cc.sess.code = cc.resp.code
+	if cc.resp.bodyPending(x.c.br) && cc.resp.length <= cc.s.router.ResponseBufferLimit() {
+		return sent{relayed: true, keep: cc.relayBuffered(x, time.Now)}, nil // buffer.go
+	}
 	clientOK, workerOK := cc.relay(x.c.br, time.Now)
 	cc.sess.end = time.Now()
 	x.done(workerOK, cc.sess.end)

@@ -19,6 +19,7 @@ func (brokenRouter) Acquire(context.Context) (*pool.Worker, error) { return nil,
 func (brokenRouter) Release(*pool.Worker)                          {}
 func (brokenRouter) Unreachable(*pool.Worker)                      {}
 func (brokenRouter) RequestBufferLimit() int64                     { return 0 }
+func (brokenRouter) ResponseBufferLimit() int64                    { return 0 }
 
 // TestPanicClosesOnlyItsConnection: a panic while the front end serves a
 // request closes that connection; the agent lives on, serves the next

@@ -70,6 +70,9 @@ type Router interface {
 	// RequestBufferLimit is how much of a request's body to read before
 	// the request queues (spool.go); 0: none, bodies stream.
 	RequestBufferLimit() int64
+	// ResponseBufferLimit is the largest response body to read whole from
+	// the worker before it goes to the client (buffer.go); 0: none.
+	ResponseBufferLimit() int64
 }
 
 // Server is one AppGroup's proxy.

@@ -122,17 +122,8 @@ func parseLength(v []byte, n *int64) bool {
 // worker's response was read to its end, and the worker keeps the
 // connection.
 func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (clientOK, workerOK bool) {
-	h, bw, w := &cc.resp, cc.bw, head{cc.bw}
-	keep := cc.keepAlive()
-	w.status(h.code)
-	for _, f := range h.fields {
-		writeField(bw, f.name(h.raw), f.val(h.raw))
-	}
-	if !h.date {
-		w.field("Date", httpDate(clock()))
-	}
-	w.length(h.length)
-	w.end(keep)
+	h, bw := &cc.resp, cc.bw
+	keep := cc.writeResponseHead(clock)
 	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
 	h.raw = nil
 	for n := h.length; n > 0; {
@@ -150,4 +141,28 @@ func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (clientOK,
 		n -= int64(k)
 	}
 	return bw.Flush() == nil && keep, !h.close
+}
+
+// writeResponseHead writes the head of the plain response in cc.resp to
+// the client's buffer, and reports whether the client's connection is
+// kept.
+func (cc *clientConn) writeResponseHead(clock func() time.Time) (keep bool) {
+	h, bw, w := &cc.resp, cc.bw, head{cc.bw}
+	keep = cc.keepAlive()
+	w.status(h.code)
+	for _, f := range h.fields {
+		writeField(bw, f.name(h.raw), f.val(h.raw))
+	}
+	if !h.date {
+		w.field("Date", httpDate(clock()))
+	}
+	w.length(h.length)
+	w.end(keep)
+	return keep
+}
+
+// bodyPending: the plain response's body is not all in br yet (the head
+// still is).
+func (h *responseHead) bodyPending(br *bufio.Reader) bool {
+	return h.length > int64(br.Buffered()-len(h.raw))
 }

@@ -327,4 +327,18 @@ type ProxySpec struct {
 	// +kubebuilder:default="64Mi"
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).isLessThan(quantity('8Gi'))",message="requestBufferLimit must be greater than 0 and less than 8Gi"
 	RequestBufferLimit *resource.Quantity `json:"requestBufferLimit,omitempty"`
+
+	// responseBufferLimit is the largest response body, of a declared
+	// length, that the proxy reads whole from the process before it sends
+	// it on, as Passenger does: the process is then free for the next
+	// request however slowly the client reads, and a process that dies
+	// mid-body gets the client a 502, not a cut-short response. The body
+	// is held in memory. A larger response, and one without a length
+	// (chunked: a stream, server-sent events), goes to the client as it
+	// comes, holding the process until the client has it. 0 turns
+	// response buffering off. Default: 1Mi.
+	// +optional
+	// +kubebuilder:default="1Mi"
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0')) && !quantity(string(self)).isGreaterThan(quantity('1Gi'))",message="responseBufferLimit must be between 0 and 1Gi"
+	ResponseBufferLimit *resource.Quantity `json:"responseBufferLimit,omitempty"`
 }

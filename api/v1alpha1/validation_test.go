@@ -81,8 +81,8 @@ func TestSampleAppGroupGetsEveryDefault(t *testing.T) {
 	if diff := compare(wantRestart, got.Spec.Restart); diff != "" {
 		t.Errorf("restart defaults: %s", diff)
 	}
-	limit := resource.MustParse("64Mi")
-	wantProxy := ferryv1.ProxySpec{RequestBuffering: ptr.To(true), RequestBufferLimit: &limit}
+	limit, responseLimit := resource.MustParse("64Mi"), resource.MustParse("1Mi")
+	wantProxy := ferryv1.ProxySpec{RequestBuffering: ptr.To(true), RequestBufferLimit: &limit, ResponseBufferLimit: &responseLimit}
 	if diff := compare(wantProxy, got.Spec.Proxy); diff != "" {
 		t.Errorf("proxy defaults: %s", diff)
 	}
@@ -204,6 +204,8 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			"spec.proxy.requestBufferLimit", "requestBufferLimit must be greater than 0 and less than 8Gi"},
 		{"huge request buffer limit", validAppGroup, map[string]any{"spec.proxy.requestBufferLimit": "1Ti"},
 			"spec.proxy.requestBufferLimit", "requestBufferLimit must be greater than 0 and less than 8Gi"},
+		{"response buffer limit too large", validAppGroup, map[string]any{"spec.proxy.responseBufferLimit": "2Gi"},
+			"spec.proxy.responseBufferLimit", "responseBufferLimit must be between 0 and 1Gi"},
 		{"request buffering not a bool", validAppGroup, map[string]any{"spec.proxy.requestBuffering": "on"},
 			"spec.proxy.requestBuffering", "must be of type boolean"},
 		{"zero concurrent nodes", validAppGroup, map[string]any{"spec.restart.maxConcurrentNodes": 0},

@@ -1,7 +1,8 @@
 // Command upstream is the proxy benchmark's upstream: the smallest useful
 // Go HTTP server. Every request gets 200 and the server's pid and a newline
 // as a text/plain body (so loadgen records which process answered), except
-// GET /_conns, which answers how many connections the server has accepted
+// /bytes/N, which answers N zero bytes, and GET /_conns, which answers how
+// many connections the server has accepted
 // (so the benchmark can tell a proxy that reuses its upstream connections
 // from one that dials per request). It listens on -addr, by default
 // 127.0.0.1:$PORT, which is how Ferry runs a Command app.
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -38,6 +40,12 @@ func main() {
 			// A body is read before the answer, as an app does, so that the
 			// connection is kept (proxy.BenchmarkUpload); a GET has none.
 			_, _ = io.Copy(io.Discard, r.Body)
+			if n, ok := strings.CutPrefix(r.URL.Path, "/bytes/"); ok { // proxy.BenchmarkResponse
+				size, _ := strconv.Atoi(n)
+				h["Content-Length"] = []string{n}
+				_, _ = w.Write(make([]byte, size))
+				return
+			}
 			h["Content-Length"] = []string{length}
 			_, _ = w.Write(body)
 		}),

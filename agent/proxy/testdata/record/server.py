@@ -3,7 +3,9 @@ answered with JSON: the Content-Length and Transfer-Encoding it came with,
 how many body bytes arrived and their SHA-256, and the trailers. GET /count
 answers how many other requests have reached the app: counted as soon as
 their head arrives, before their body. GET /hangup closes the connection
-without an answer. POST /499 is answered with status 499.
+without an answer. POST /499 is answered with status 499. GET
+/big?bytes=N answers N bytes; GET /die?bytes=N declares N, sends half, and
+the process exits. HEAD answers /big's head.
 """
 import hashlib
 import http.server
@@ -19,10 +21,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        if self.path == "/hangup":  # close the connection without an answer
+        path, _, query = self.path.partition("?")
+        if path == "/hangup":  # close the connection without an answer
             self.close_connection = True
             return
+        if path in ("/big", "/die"):
+            n = int(query.removeprefix("bytes="))
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            if path == "/die":  # half the body, then the process is gone
+                self.wfile.write(b"x" * (n // 2))
+                self.wfile.flush()
+                os._exit(1)
+            chunk = b"0123456789abcdef" * 4096
+            for _ in range(n // len(chunk)):
+                self.wfile.write(chunk)
+            self.wfile.write(chunk[: n % len(chunk)])
+            return
         self.answer({"count": seen[0]})
+
+    def do_HEAD(self):  # /big's head
+        self.send_response(200)
+        self.send_header("Content-Length", self.path.partition("bytes=")[2])
+        self.end_headers()
 
     def do_POST(self):
         with lock:

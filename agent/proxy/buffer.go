@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Response buffering. A WSGI process serves one request at a time, and a
+// response relayed as it is read holds it until the client has taken
+// what the kernel could not buffer: a slow client holds a process. A
+// response body of a declared length up to the app's ResponseBufferLimit
+// is therefore read whole first, the worker given back (its connection to
+// the idle list, its slot to the pool), and only then written to the
+// client, as Passenger does. A body already in the worker connection's
+// buffer with its head, as most small ones are, needs none of this: it is
+// relayed as before, at no cost. A chunked body is a stream (server-sent
+// events, say) and is never held back.
+
+// relayBuffered relays the plain response in cc.resp (relay.go) whose
+// body is not all in x's buffer yet: it reads the body whole, ends the
+// exchange and gives the worker back, then writes the response to the
+// client. A worker that fails mid-body gets the client a 502: nothing
+// was written yet.
+func (cc *clientConn) relayBuffered(x pending, clock func() time.Time) (clientOK bool) {
+	h, br := &cc.resp, x.c.br
+	raw := bytes.Clone(h.raw) // out of br's buffer, which reading the body reuses
+	_, _ = br.Discard(len(h.raw))
+	h.raw = raw
+	body := make([]byte, h.length)
+	_, err := io.ReadFull(br, body)
+	cc.sess.end = time.Now()
+	x.done(err == nil && !h.close, cc.sess.end)
+	if err != nil {
+		cc.s.fail(&cc.reply, cc.ctx, cc.path(), cc.sess, err)
+		cc.s.giveBack(cc.sess)
+		return cc.sendReply(cc.sess.end)
+	}
+	cc.s.giveBack(cc.sess)
+	keep := cc.writeResponseHead(clock)
+	if _, err := cc.bw.Write(body); err != nil {
+		return false
+	}
+	return cc.bw.Flush() == nil && keep
+}
+
+// bufferResponse reads resp's body whole when it has a declared length up
+// to limit, and gives the worker back; resp's body is then the copy. The
+// error is the worker's, failing mid-body; nothing went to the client.
+func (s *Server) bufferResponse(resp *http.Response, sess *session, limit int64) error {
+	n := resp.ContentLength
+	if n <= 0 || n > limit || resp.Request != nil && resp.Request.Method == http.MethodHead { // a HEAD's has none
+		return nil
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+	_, err := buf.ReadFrom(resp.Body) // to its end: the connection is kept
+	if err == nil && int64(buf.Len()) != n {
+		err = errors.New("the response body is not the length its head declared")
+	}
+	_ = resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(buf)
+	s.giveBack(sess)
+	return nil
+}
+
+// giveBack releases the session's worker before the response is written:
+// finish will not.
+func (s *Server) giveBack(sess *session) {
+	if sess.worker != nil {
+		s.router.Release(sess.worker)
+		sess.worker = nil
+	}
+}

@@ -1,0 +1,90 @@
+package proxy_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/proxy"
+)
+
+// dialSlowReader connects to e with a small receive buffer, as a client on
+// a slow network is to the proxy: what it does not read stays in the
+// proxy's socket.
+func dialSlowReader(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+// TestSlowReaderHoldsNoProcess: while a client has not read a large
+// response, the app's only process serves others; the client still gets
+// every byte, on the front end's path (HTTP/1.1) and on net/http's (1.0).
+func TestSlowReaderHoldsNoProcess(t *testing.T) {
+	tmpl := recordApp()
+	limit := resource.MustParse("32Mi")
+	tmpl.Proxy.ResponseBufferLimit = &limit
+	e := start(t, tmpl, proxy.Options{})
+	const size = 16 << 20 // beyond what the kernel buffers between proxy and client
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		c, br := dialSlowReader(t, strings.TrimPrefix(e.URL, "http://"))
+		fmt.Fprintf(c, "GET /big?bytes=%d %s\r\nHost: x\r\n\r\n", size, proto)
+		e.WaitFor(t, 30*time.Second, "the process free again", func(s pool.Status) bool {
+			return len(s.Processes) == 1 && s.Processes[0].Sessions == 0 && s.Processes[0].Processed >= 1
+		})
+		requestsSeen(t, e.URL) // the only process answers while the client has not read
+		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+		if err != nil {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n != size || err != nil {
+			t.Errorf("%s: %d, %d bytes (%v), want 200 and %d", proto, resp.StatusCode, n, err, size)
+		}
+		c.Close()
+	}
+}
+
+// TestWorkerDyingMidBodyGets502: a buffered response whose process dies
+// mid-body has not reached the client: it gets a 502 naming the process,
+// not a response cut short; HEAD, with no body, is not mistaken for one.
+func TestWorkerDyingMidBodyGets502(t *testing.T) {
+	e := start(t, recordApp(), proxy.Options{})
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		e.WaitFor(t, time.Minute, "a ready process", func(s pool.Status) bool { return s.Counts.Ready == 1 })
+		pid := e.Pool.Status().Processes[0].PID
+		out := rawExchange(t, strings.TrimPrefix(e.URL, "http://"), "GET /die?bytes=200000 "+proto+"\r\nHost: x\r\nConnection: close\r\n\r\n", 30*time.Second)
+		want := fmt.Sprintf("the worker process (pid %d) exited while handling this request", pid)
+		if !strings.HasPrefix(out, proto+" 502") && !strings.HasPrefix(out, "HTTP/1.1 502") || !strings.Contains(out, want) {
+			t.Errorf("%s: got %.200q, want a 502 saying %q", proto, out, want)
+		}
+	}
+	e.WaitFor(t, time.Minute, "a ready process", func(s pool.Status) bool { return s.Counts.Ready == 1 })
+	resp, body := do(t, newRequest(t, http.MethodHead, e.URL+"/big?bytes=200000", nil))
+	if resp.StatusCode != 200 || resp.ContentLength != 200000 || len(body) != 0 {
+		t.Errorf("HEAD: %d, length %d, %d bytes of body; want 200, 200000 and none", resp.StatusCode, resp.ContentLength, len(body))
+	}
+}
