@@ -31,19 +31,21 @@ func (cc *clientConn) relayBuffered(x pending, clock func() time.Time) (clientOK
 	h.raw = raw
 	body := make([]byte, h.length)
 	_, err := io.ReadFull(br, body)
-	cc.sess.end = time.Now()
-	x.done(err == nil && !h.close, cc.sess.end)
+	now := time.Now()
+	x.done(err == nil && !h.close, now)
 	if err != nil {
 		cc.s.fail(&cc.reply, cc.ctx, cc.path(), cc.sess, err)
 		cc.s.giveBack(cc.sess)
-		return cc.sendReply(cc.sess.end)
+		return cc.sendReply(now)
 	}
 	cc.s.giveBack(cc.sess)
 	keep := cc.writeResponseHead(clock)
-	if _, err := cc.bw.Write(body); err != nil {
-		return false
-	}
-	return cc.bw.Flush() == nil && keep
+	_, err = cc.bw.Write(body)
+	clientOK = err == nil && cc.bw.Flush() == nil && keep
+	// The end is when the client has it: the request's time, and where
+	// the client's idle time starts, however long a slow client took.
+	cc.sess.end = time.Now()
+	return clientOK
 }
 
 // bufferResponse reads resp's body whole when it has a declared length up

@@ -73,18 +73,57 @@ func TestSlowReaderHoldsNoProcess(t *testing.T) {
 // not a response cut short; HEAD, with no body, is not mistaken for one.
 func TestWorkerDyingMidBodyGets502(t *testing.T) {
 	e := start(t, recordApp(), proxy.Options{})
-	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
-		e.WaitFor(t, time.Minute, "a ready process", func(s pool.Status) bool { return s.Counts.Ready == 1 })
-		pid := e.Pool.Status().Processes[0].PID
+	pid := e.Pool.Status().Processes[0].PID
+	for i, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		if i > 0 { // the process that died may still be listed, ready
+			died := pid
+			e.WaitFor(t, time.Minute, "its replacement ready", func(s pool.Status) bool {
+				return s.Counts.Ready == 1 && len(s.Processes) == 1 && s.Processes[0].PID != died
+			})
+			pid = e.Pool.Status().Processes[0].PID
+		}
 		out := rawExchange(t, strings.TrimPrefix(e.URL, "http://"), "GET /die?bytes=200000 "+proto+"\r\nHost: x\r\nConnection: close\r\n\r\n", 30*time.Second)
 		want := fmt.Sprintf("the worker process (pid %d) exited while handling this request", pid)
 		if !strings.HasPrefix(out, proto+" 502") && !strings.HasPrefix(out, "HTTP/1.1 502") || !strings.Contains(out, want) {
 			t.Errorf("%s: got %.200q, want a 502 saying %q", proto, out, want)
 		}
 	}
-	e.WaitFor(t, time.Minute, "a ready process", func(s pool.Status) bool { return s.Counts.Ready == 1 })
+	died := pid
+	e.WaitFor(t, time.Minute, "its replacement ready", func(s pool.Status) bool {
+		return s.Counts.Ready == 1 && len(s.Processes) == 1 && s.Processes[0].PID != died
+	})
 	resp, body := do(t, newRequest(t, http.MethodHead, e.URL+"/big?bytes=200000", nil))
 	if resp.StatusCode != 200 || resp.ContentLength != 200000 || len(body) != 0 {
 		t.Errorf("HEAD: %d, length %d, %d bytes of body; want 200, 200000 and none", resp.StatusCode, resp.ContentLength, len(body))
 	}
+}
+
+// TestSlowWriteIsNotIdleTime: a client that takes longer than the idle
+// timeout to read a buffered response was not idle: its next request on
+// the connection is served.
+func TestSlowWriteIsNotIdleTime(t *testing.T) {
+	tmpl := recordApp()
+	limit := resource.MustParse("32Mi")
+	tmpl.Proxy.ResponseBufferLimit = &limit
+	idle := 500 * time.Millisecond
+	e := start(t, tmpl, proxy.Options{IdleTimeout: idle})
+	c, br := dialSlowReader(t, strings.TrimPrefix(e.URL, "http://"))
+	const size = 16 << 20
+	fmt.Fprintf(c, "GET /big?bytes=%d HTTP/1.1\r\nHost: x\r\n\r\n", size)
+	time.Sleep(3 * idle) // the client reads nothing for a while, then all of it
+	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(io.Discard, resp.Body); n != size || err != nil {
+		t.Fatalf("%d bytes (%v), want %d", n, err, size)
+	}
+	resp.Body.Close()
+	fmt.Fprintf(c, "GET /count HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err = http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	if err != nil {
+		t.Fatalf("the next request on the connection: %v (closed as idle while the response was being read?)", err)
+	}
+	resp.Body.Close()
 }

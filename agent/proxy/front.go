@@ -342,10 +342,11 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 	if cc.resp.bodyPending(x.c.br) && cc.resp.length <= cc.s.router.ResponseBufferLimit() {
 		return sent{relayed: true, keep: cc.relayBuffered(x, time.Now)}, nil // buffer.go
 	}
-	clientOK, workerOK := cc.relay(x.c.br, time.Now)
+	keep, workerOK := cc.relay(x.c.br, time.Now)
 	cc.sess.end = time.Now()
 	x.done(workerOK, cc.sess.end)
-	return sent{relayed: true, keep: clientOK}, nil
+	cc.s.giveBack(cc.sess)
+	return sent{relayed: true, keep: cc.bw.Flush() == nil && keep}, nil
 }
 
 // writeHead writes the request to the worker on c, which the client's

@@ -116,14 +116,16 @@ func parseLength(v []byte, n *int64) bool {
 	return true
 }
 
-// relay writes the plain response in cc.resp to the client and copies its
-// body from br; clock is read only if the worker sent no Date. clientOK:
-// the client's connection may carry another request; workerOK: the
-// worker's response was read to its end, and the worker keeps the
-// connection.
-func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (clientOK, workerOK bool) {
+// relay writes the plain response in cc.resp to the client's buffer and
+// copies its body from br; clock is read only if the worker sent no Date.
+// The caller flushes what is left in the buffer, once it gave the worker
+// back: a response that fits there holds no worker while a client that
+// does not read keeps it from its socket. keep: the client's connection
+// may carry another request (after that flush); workerOK: the worker's
+// response was read to its end, and the worker keeps the connection.
+func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, workerOK bool) {
 	h, bw := &cc.resp, cc.bw
-	keep := cc.writeResponseHead(clock)
+	keep = cc.writeResponseHead(clock)
 	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
 	h.raw = nil
 	for n := h.length; n > 0; {
@@ -140,7 +142,7 @@ func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (clientOK,
 		_, _ = br.Discard(k)
 		n -= int64(k)
 	}
-	return bw.Flush() == nil && keep, !h.close
+	return keep, !h.close
 }
 
 // writeResponseHead writes the head of the plain response in cc.resp to

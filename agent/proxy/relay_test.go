@@ -25,6 +25,7 @@ func relayOrRespond(t *testing.T, raw, method string) (out string, relayed, reus
 	br := bufio.NewReaderSize(strings.NewReader(raw), 4096)
 	if method != http.MethodHead && cc.peekPlain(br) {
 		_, reuse = cc.relay(br, func() time.Time { return relayNow })
+		_ = cc.bw.Flush()
 		return buf.String(), true, reuse
 	}
 	resp, err := http.ReadResponse(br, cc.req)

@@ -333,12 +333,13 @@ type ProxySpec struct {
 	// it on, as Passenger does: the process is then free for the next
 	// request however slowly the client reads, and a process that dies
 	// mid-body gets the client a 502, not a cut-short response. The body
-	// is held in memory. A larger response, and one without a length
+	// is held in the agent's memory until the client has it: each slow
+	// client costs up to this much. A larger response, and one without a length
 	// (chunked: a stream, server-sent events), goes to the client as it
 	// comes, holding the process until the client has it. 0 turns
 	// response buffering off. Default: 1Mi.
 	// +optional
 	// +kubebuilder:default="1Mi"
-	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0')) && !quantity(string(self)).isGreaterThan(quantity('1Gi'))",message="responseBufferLimit must be between 0 and 1Gi"
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0')) && !quantity(string(self)).isGreaterThan(quantity('64Mi'))",message="responseBufferLimit must be between 0 and 64Mi"
 	ResponseBufferLimit *resource.Quantity `json:"responseBufferLimit,omitempty"`
 }
