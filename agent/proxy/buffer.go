@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,7 +54,7 @@ func (cc *clientConn) relayBuffered(x pending, clock func() time.Time) (clientOK
 // error is the worker's, failing mid-body; nothing went to the client.
 func (s *Server) bufferResponse(resp *http.Response, sess *session, limit int64) error {
 	n := resp.ContentLength
-	if n <= 0 || n > limit || resp.Request != nil && resp.Request.Method == http.MethodHead { // a HEAD's has none
+	if resp.Request != nil && resp.Request.Method == http.MethodHead || !s.buffers(sess, n, limit) { // a HEAD's has none
 		return nil
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
@@ -68,6 +69,53 @@ func (s *Server) bufferResponse(resp *http.Response, sess *session, limit int64)
 	resp.Body = io.NopCloser(buf)
 	s.giveBack(sess)
 	return nil
+}
+
+// MemoryBudget is an amount of memory shared by proxies: what their
+// buffered responses may hold at once.
+type MemoryBudget struct{ left atomic.Int64 }
+
+// NewMemoryBudget is a budget of n bytes.
+func NewMemoryBudget(n int64) *MemoryBudget {
+	b := &MemoryBudget{}
+	b.left.Store(n)
+	return b
+}
+
+// Left is what is not taken.
+func (b *MemoryBudget) Left() int64 { return b.left.Load() }
+
+// take takes n bytes, if that many are left; a nil budget has no bound.
+func (b *MemoryBudget) take(n int64) bool {
+	if b == nil {
+		return true
+	}
+	for {
+		left := b.left.Load()
+		if left < n {
+			return false
+		}
+		if b.left.CompareAndSwap(left, left-n) {
+			return true
+		}
+	}
+}
+
+func (b *MemoryBudget) give(n int64) {
+	if b != nil && n > 0 {
+		b.left.Add(n)
+	}
+}
+
+// buffers reports whether a response body of length n, up to limit, is to
+// be buffered, and takes it from the agent's memory budget for the
+// session (finish gives it back).
+func (s *Server) buffers(sess *session, n, limit int64) bool {
+	if n <= 0 || n > limit || !s.opts.ResponseMemory.take(n) {
+		return false
+	}
+	sess.held = n
+	return true
 }
 
 // giveBack releases the session's worker before the response is written:

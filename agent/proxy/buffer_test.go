@@ -127,3 +127,22 @@ func TestSlowWriteIsNotIdleTime(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestResponseMemoryIsGivenBack: what buffered responses take of the
+// agent's memory budget comes back when they are written, by either path;
+// a response the budget cannot hold is relayed, whole.
+func TestResponseMemoryIsGivenBack(t *testing.T) {
+	const budget = 300_000
+	mem := proxy.NewMemoryBudget(budget)
+	e := start(t, recordApp(), proxy.Options{ResponseMemory: mem})
+	addr := strings.TrimPrefix(e.URL, "http://")
+	for _, size := range []int{200_000, 400_000} { // within the budget, and past it
+		for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+			out := rawExchange(t, addr, fmt.Sprintf("GET /big?bytes=%d %s\r\nHost: x\r\nConnection: close\r\n\r\n", size, proto), 30*time.Second)
+			if _, body, _ := strings.Cut(out, "\r\n\r\n"); len(body) != size {
+				t.Errorf("%s, %d bytes: %d arrived", proto, size, len(body))
+			}
+			waitUntil(t, "the budget given back", func() bool { return mem.Left() == budget })
+		}
+	}
+}

@@ -339,7 +339,7 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 		return sent{resp: resp}, err
 	}
 	cc.sess.code = cc.resp.code
-	if cc.resp.bodyPending(x.c.br) && cc.resp.length <= cc.s.router.ResponseBufferLimit() {
+	if cc.resp.bodyPending(x.c.br) && cc.s.buffers(cc.sess, cc.resp.length, cc.s.router.ResponseBufferLimit()) {
 		return sent{relayed: true, keep: cc.relayBuffered(x, time.Now)}, nil // buffer.go
 	}
 	keep, workerOK := cc.relay(x.c.br, time.Now)

@@ -45,6 +45,10 @@ type Options struct {
 	// bound: its worker waits for it); then it gets 408 and its connection
 	// is closed. Default 60s.
 	RequestBodyTimeout time.Duration
+	// ResponseMemory bounds what the agent's proxies hold of buffered
+	// responses (buffer.go) at once: past it, a response is relayed as it
+	// is read. Shared by every proxy of an agent; nil: no bound.
+	ResponseMemory *MemoryBudget
 	// SpoolDir is where request bodies larger than SpoolMemory are
 	// buffered, in files without a name (spool.go): the agents
 	// give it a directory of their own (PrepareSpoolDir) under
@@ -272,9 +276,10 @@ func abortIfGone(sess *session) {
 
 // finish releases the request's worker and counts the request.
 func (s *Server) finish(sess *session) {
-	if sess.worker != nil { // nil when a retry found no other worker
+	if sess.worker != nil { // nil when a retry found no other worker, or given back early
 		s.router.Release(sess.worker)
 	}
+	s.opts.ResponseMemory.give(sess.held)
 	code := sess.code
 	if code == 0 {
 		code = 499 // the response was cut short (client gone, or the copy failed)
@@ -397,6 +402,8 @@ type session struct {
 	start, end time.Time
 	// gone: the proxy found the client gone (499) and answered nothing.
 	gone bool
+	// held is what its buffered response takes of ResponseMemory.
+	held int64
 }
 
 var sessions = sync.Pool{New: func() any { return &session{} }}

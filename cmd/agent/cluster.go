@@ -62,7 +62,7 @@ func runCluster(args []string) error {
 	m := metrics.New()
 	agent, err := cluster.New(cluster.Options{
 		NodeName: *node, Config: cfg, BindAddress: *bind, AdvertiseAddress: *advertise, StateDir: *stateDir,
-		HeartbeatInterval: *heartbeat, StatsInterval: *stats, LeaseNamespace: *leaseNS, Proxy: *popts, Metrics: m,
+		HeartbeatInterval: *heartbeat, StatsInterval: *stats, LeaseNamespace: *leaseNS, Proxy: popts(), Metrics: m,
 		Log: log, SimulateWorkers: *simulate,
 	})
 	if err != nil {

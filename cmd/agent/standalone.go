@@ -41,7 +41,7 @@ func runStandalone(args []string) error {
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	srv, err := standalone.New(standalone.Options{
-		File: *file, BindAddress: *bind, AdminSocket: *admin, StateDir: *stateDir, Proxy: *popts,
+		File: *file, BindAddress: *bind, AdminSocket: *admin, StateDir: *stateDir, Proxy: popts(),
 		RestartFilePoll: poll, Log: log, Metrics: metrics.New(),
 		Agent: "ferry-agent " + version.Version + " (standalone)",
 	})
@@ -64,8 +64,9 @@ func runStandalone(args []string) error {
 	return srv.Run(ctx)
 }
 
-// proxyFlags binds the proxy's limits, shared with the cluster mode.
-func proxyFlags(fs *flag.FlagSet) *proxy.Options {
+// proxyFlags binds the proxy's limits, shared with the cluster mode; the
+// options are complete once fs is parsed.
+func proxyFlags(fs *flag.FlagSet) func() proxy.Options {
 	o := &proxy.Options{}
 	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second,
 		"how long a client may take to send a request's headers before its connection is closed")
@@ -76,6 +77,11 @@ func proxyFlags(fs *flag.FlagSet) *proxy.Options {
 	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false,
 		"append the client address to the X-Forwarded-For the client sent (behind a trusted load balancer) instead of replacing it")
 	fs.StringVar(&o.SpoolDir, "request-buffer-dir", "",
-		"where request bodies beyond 64 KiB are buffered while they arrive, in files unlinked at once, in a directory "+proxy.SpoolDirName+" of the agent's own under this one (default: the state directory)")
-	return o
+		"where request bodies beyond 64 KiB are buffered while they arrive, in files without a name, in a directory "+proxy.SpoolDirName+" of the agent's own under this one (default: the state directory)")
+	memory := fs.Int64("response-buffer-memory", 256<<20,
+		"bytes all the agent's proxies may hold at once of responses read whole before they are written (an AppGroup's proxy.responseBufferLimit); past it, responses are relayed as they are read")
+	return func() proxy.Options {
+		o.ResponseMemory = proxy.NewMemoryBudget(*memory)
+		return *o
+	}
 }
