@@ -24,9 +24,9 @@ const SpoolMemory = 64 << 10
 // (request buffering): a slow upload then holds no worker, and a client
 // that gives up mid-upload never reaches one. The first SpoolMemory bytes
 // are in mem, the rest in file, which has no name (openUnnamed), so
-// nothing is left behind however the agent ends. The buffers are not pooled: when a
-// worker answers before it read the body, the body's writer may still be
-// reading them after the request ended.
+// nothing is left behind however the agent ends. The buffers are not
+// pooled: when a worker answers before it read the body, the body's
+// writer may still be reading them after the request ended.
 type spooled struct {
 	mem  []byte
 	file *os.File
