@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -121,11 +120,9 @@ func New(opts Options) (*Agent, error) {
 			return nil, err
 		}
 	}
-	spool, err := proxy.PrepareSpoolDir(cmp.Or(opts.Proxy.SpoolDir, opts.StateDir))
-	if err != nil {
-		return nil, fmt.Errorf("preparing the directory for request bodies: %w", err)
+	if err := opts.Proxy.UseSpoolDir(opts.StateDir); err != nil {
+		return nil, err
 	}
-	opts.Proxy.SpoolDir = spool
 	loader, err := wsgi.Install(filepath.Join(opts.StateDir, "loader"))
 	if err != nil {
 		return nil, fmt.Errorf("installing the WSGI loader: %w", err)

@@ -9,36 +9,32 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
-func TestRequestBufferLimit(t *testing.T) {
+func TestBufferLimits(t *testing.T) {
 	q := func(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
 	cases := []struct {
-		name string
-		spec ferryv1.ProxySpec
-		want int64
+		name              string
+		spec              ferryv1.ProxySpec
+		request, response int64
 	}{
-		{"defaults (a template the API server did not default)", ferryv1.ProxySpec{}, DefaultRequestBufferLimit},
-		{"on", ferryv1.ProxySpec{RequestBuffering: ptr.To(true)}, DefaultRequestBufferLimit},
-		{"on with a limit", ferryv1.ProxySpec{RequestBuffering: ptr.To(true), RequestBufferLimit: q("1Mi")}, 1 << 20},
-		{"a limit alone", ferryv1.ProxySpec{RequestBufferLimit: q("1k")}, 1000},
-		{"off", ferryv1.ProxySpec{RequestBuffering: ptr.To(false), RequestBufferLimit: q("1Mi")}, 0},
-		{"a fraction of a byte still buffers", ferryv1.ProxySpec{RequestBufferLimit: q("100m")}, 1},
+		{"defaults (a template the API server did not default)", ferryv1.ProxySpec{},
+			DefaultRequestBufferLimit, DefaultResponseBufferLimit},
+		{"request buffering on", ferryv1.ProxySpec{RequestBuffering: ptr.To(true)},
+			DefaultRequestBufferLimit, DefaultResponseBufferLimit},
+		{"on with a limit", ferryv1.ProxySpec{RequestBuffering: ptr.To(true), RequestBufferLimit: q("1Mi")},
+			1 << 20, DefaultResponseBufferLimit},
+		{"a limit alone", ferryv1.ProxySpec{RequestBufferLimit: q("1k")}, 1000, DefaultResponseBufferLimit},
+		{"request buffering off", ferryv1.ProxySpec{RequestBuffering: ptr.To(false), RequestBufferLimit: q("1Mi")},
+			0, DefaultResponseBufferLimit},
+		{"a fraction of a byte still buffers", ferryv1.ProxySpec{RequestBufferLimit: q("100m")}, 1, DefaultResponseBufferLimit},
+		{"a response limit", ferryv1.ProxySpec{ResponseBufferLimit: q("256Ki")}, DefaultRequestBufferLimit, 256 << 10},
+		{"response buffering off", ferryv1.ProxySpec{ResponseBufferLimit: q("0")}, DefaultRequestBufferLimit, 0},
 	}
 	for _, c := range cases {
-		if got := requestBufferLimit(c.spec); got != c.want {
-			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		if got := requestBufferLimit(c.spec); got != c.request {
+			t.Errorf("%s: request %d, want %d", c.name, got, c.request)
 		}
-	}
-}
-
-func TestResponseBufferLimit(t *testing.T) {
-	q := func(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
-	for spec, want := range map[*ferryv1.ProxySpec]int64{
-		{}:                                DefaultResponseBufferLimit,
-		{ResponseBufferLimit: q("256Ki")}: 256 << 10,
-		{ResponseBufferLimit: q("0")}:     0,
-	} {
-		if got := responseBufferLimit(*spec); got != want {
-			t.Errorf("%+v: %d, want %d", spec, got, want)
+		if got := responseBufferLimit(c.spec); got != c.response {
+			t.Errorf("%s: response %d, want %d", c.name, got, c.response)
 		}
 	}
 }

@@ -34,19 +34,7 @@ func BenchmarkRequest(b *testing.B) {
 	client, direct, e := benchUpstreams(b)
 	run := func(b *testing.B, url string) {
 		waitAnswer(b, client, url)
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				resp, err := client.Get(url)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		})
+		parallel(b, func() (*http.Response, error) { return client.Get(url) })
 	}
 	b.Run("direct", func(b *testing.B) { run(b, direct) })
 	b.Run("proxy", func(b *testing.B) { run(b, e.URL+"/") })
@@ -67,18 +55,8 @@ func BenchmarkUpload(b *testing.B) {
 			e.Pool.Update(cfg)
 			waitAnswer(b, client, url)
 			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					resp, err := client.Post(url, "application/octet-stream", bytes.NewReader(body))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
+			parallel(b, func() (*http.Response, error) {
+				return client.Post(url, "application/octet-stream", bytes.NewReader(body))
 			})
 		}
 		name := strconv.Itoa(size>>10) + "KiB/"
@@ -103,19 +81,7 @@ func BenchmarkResponse(b *testing.B) {
 			e.Pool.Update(cfg)
 			waitAnswer(b, client, url)
 			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					resp, err := client.Get(url)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			})
+			parallel(b, func() (*http.Response, error) { return client.Get(url) })
 		}
 		name := strconv.Itoa(size>>10) + "KiB/"
 		b.Run(name+"direct", func(b *testing.B) { run(b, direct+path, 0) })
@@ -163,6 +129,24 @@ func benchUpstreams(b *testing.B) (*http.Client, string, *agenttest.Env) {
 	e.WaitFor(b, time.Minute, "the worker", func(s pool.Status) bool { return s.Counts.Ready == 1 })
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	return client, "http://127.0.0.1:" + port + "/", e
+}
+
+// parallel runs b's requests, made by do, from GOMAXPROCS goroutines,
+// reading each response to its end.
+func parallel(b *testing.B, do func() (*http.Response, error)) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := do()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
 }
 
 // waitAnswer waits for url to answer: the direct upstream may still be

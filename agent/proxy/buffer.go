@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -58,10 +57,9 @@ func (s *Server) bufferResponse(resp *http.Response, sess *session, limit int64)
 		return nil
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
-	_, err := buf.ReadFrom(resp.Body) // to its end: the connection is kept
-	if err == nil && int64(buf.Len()) != n {
-		err = errors.New("the response body is not the length its head declared")
-	}
+	// To its end, so that the connection is kept; short of n is
+	// io.ErrUnexpectedEOF (http.ReadResponse's body).
+	_, err := buf.ReadFrom(resp.Body)
 	_ = resp.Body.Close()
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
 )
@@ -75,12 +76,8 @@ func TestWorkerDyingMidBodyGets502(t *testing.T) {
 	e := start(t, recordApp(), proxy.Options{})
 	pid := e.Pool.Status().Processes[0].PID
 	for i, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
-		if i > 0 { // the process that died may still be listed, ready
-			died := pid
-			e.WaitFor(t, time.Minute, "its replacement ready", func(s pool.Status) bool {
-				return s.Counts.Ready == 1 && len(s.Processes) == 1 && s.Processes[0].PID != died
-			})
-			pid = e.Pool.Status().Processes[0].PID
+		if i > 0 {
+			pid = waitReplacement(t, e, pid)
 		}
 		out := rawExchange(t, strings.TrimPrefix(e.URL, "http://"), "GET /die?bytes=200000 "+proto+"\r\nHost: x\r\nConnection: close\r\n\r\n", 30*time.Second)
 		want := fmt.Sprintf("the worker process (pid %d) exited while handling this request", pid)
@@ -88,14 +85,21 @@ func TestWorkerDyingMidBodyGets502(t *testing.T) {
 			t.Errorf("%s: got %.200q, want a 502 saying %q", proto, out, want)
 		}
 	}
-	died := pid
-	e.WaitFor(t, time.Minute, "its replacement ready", func(s pool.Status) bool {
-		return s.Counts.Ready == 1 && len(s.Processes) == 1 && s.Processes[0].PID != died
-	})
+	waitReplacement(t, e, pid)
 	resp, body := do(t, newRequest(t, http.MethodHead, e.URL+"/big?bytes=200000", nil))
 	if resp.StatusCode != 200 || resp.ContentLength != 200000 || len(body) != 0 {
 		t.Errorf("HEAD: %d, length %d, %d bytes of body; want 200, 200000 and none", resp.StatusCode, resp.ContentLength, len(body))
 	}
+}
+
+// waitReplacement waits for the one process that replaced died, and
+// returns its pid: the one that died may still be listed, ready.
+func waitReplacement(t *testing.T, e *agenttest.Env, died int32) int32 {
+	t.Helper()
+	e.WaitFor(t, time.Minute, "a replacement ready", func(s pool.Status) bool {
+		return s.Counts.Ready == 1 && len(s.Processes) == 1 && s.Processes[0].PID != died
+	})
+	return e.Pool.Status().Processes[0].PID
 }
 
 // TestSlowWriteIsNotIdleTime: a client that takes longer than the idle

@@ -25,7 +25,8 @@
 //     streams, and a worker may answer while it still comes in;
 //   - a response body of a declared length up to the app's limit is read
 //     whole before it is written (buffer.go: a slow client holds no
-//     worker); a larger or chunked one streams; trailers pass; interim
+//     worker), while the agent's ResponseMemory lasts; a larger or
+//     chunked one streams; trailers pass; interim
 //     1xx responses are read past, not passed on; upgrades (WebSocket)
 //     pass through;
 //   - a request whose connection to a worker failed before any byte was
@@ -38,9 +39,11 @@
 //   - every refusal is explicit: 503 with Retry-After when the queue is full
 //     or nothing can be spawned, 504 after the queue timeout, 502 with a
 //     body naming the worker when it died mid-request (or closed its
-//     connection without an answer, which is not called an exit), 400 (connection
-//     closed) when the client's body is malformed, which also frees the
-//     worker at once;
+//     connection without an answer, which is not called an exit), 400
+//     (connection closed) when the client's body is malformed, which also
+//     frees the worker at once, 408 (connection closed) when a buffered
+//     body stalls; a client found gone gets no answer (499 in the metrics,
+//     its connection closed), never one net/http would make up;
 //   - a client that goes away while its request waits (queued, or at a
 //     slow worker) takes the request with it: out of the queue, or off
 //     the worker, whose slot comes back at once; for a request whose

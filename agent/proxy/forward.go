@@ -346,12 +346,12 @@ func hasToken(values []string, tok string) bool {
 	return false
 }
 
-// isUpgrade: the client asks to switch protocols (WebSocket, say).
 // hasBody: r has a body, of a declared length or chunked.
 func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 }
 
+// isUpgrade: the client asks to switch protocols (WebSocket, say).
 func isUpgrade(r *http.Request) bool {
 	return len(r.Header["Upgrade"]) > 0 && hasToken(r.Header["Connection"], "upgrade")
 }

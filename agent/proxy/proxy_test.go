@@ -536,16 +536,11 @@ func TestBytesSentUnaskedAreNotAResponse(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for { // written to a loopback socket, the bytes are in the proxy's end already
-		if _, err := os.Stat(filepath.Join(dir, "sent")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the worker did not send its unasked response")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Written to a loopback socket, the bytes are in the proxy's end already.
+	waitUntil(t, "the worker sent its unasked response", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "sent"))
+		return err == nil
+	})
 	resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
 	if resp.StatusCode != 200 || string(body) == "smuggled\n" || string(body) == string(first) {
 		t.Fatalf("the next request got %d %q after %q, want 200 from a new connection", resp.StatusCode, body, first)

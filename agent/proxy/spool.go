@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -221,6 +222,18 @@ func (sp *spooled) close() {
 	if sp != nil && sp.file != nil {
 		_ = sp.file.Close()
 	}
+}
+
+// UseSpoolDir makes the directory for buffered bodies under SpoolDir, or
+// under stateDir when SpoolDir is empty (PrepareSpoolDir), and points
+// SpoolDir at it: what an agent does before it starts its proxies.
+func (o *Options) UseSpoolDir(stateDir string) error {
+	dir, err := PrepareSpoolDir(cmp.Or(o.SpoolDir, stateDir))
+	if err != nil {
+		return fmt.Errorf("preparing the directory for request bodies: %w", err)
+	}
+	o.SpoolDir = dir
+	return nil
 }
 
 // SpoolDirName is the directory PrepareSpoolDir makes for buffered bodies.

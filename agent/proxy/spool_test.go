@@ -237,7 +237,7 @@ func TestBufferedBodiesArriveWhole(t *testing.T) {
 			a := upload(t, url, randomBytes(n), length, nil)
 			if a.TE != nil || a.Length == nil || *a.Length != fmt.Sprint(n) {
 				t.Errorf("%d bytes (length %d) arrived with Content-Length %v, Transfer-Encoding %v; want their length",
-					n, length, deref(a.Length), deref(a.TE))
+					n, length, ptr.Deref(a.Length, "(none)"), ptr.Deref(a.TE, "(none)"))
 			}
 		}
 	}
@@ -245,20 +245,13 @@ func TestBufferedBodiesArriveWhole(t *testing.T) {
 		a := upload(t, url, randomBytes(1<<20), length, nil)
 		if chunked := a.TE != nil && *a.TE == "chunked"; chunked != (length < 0) {
 			t.Errorf("1 MiB (length %d) arrived with Content-Length %v, Transfer-Encoding %v; want it framed as sent",
-				length, deref(a.Length), deref(a.TE))
+				length, ptr.Deref(a.Length, "(none)"), ptr.Deref(a.TE, "(none)"))
 		}
 	}
 	a := upload(t, url, randomBytes(100<<10), -1, http.Header{"X-Checksum": {"42"}})
 	if a.TE == nil || a.Trailers["X-Checksum"] != "42" {
 		t.Errorf("a body with trailers arrived as %+v, want chunked with its trailer", a)
 	}
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return "(none)"
-	}
-	return *s
 }
 
 // TestUnbufferableBodyStillArrives: with nowhere to write a large body,
@@ -333,7 +326,7 @@ func TestRequestBufferingChangesLive(t *testing.T) {
 	cfg := e.Pool.Config()
 	cfg.Template = tmpl
 	e.Pool.Update(cfg)
-	if a := upload(t, e.URL+"/upload", []byte("hello"), -1, nil); a.TE != nil || deref(a.Length) != "5" {
+	if a := upload(t, e.URL+"/upload", []byte("hello"), -1, nil); a.TE != nil || ptr.Deref(a.Length, "(none)") != "5" {
 		t.Errorf("buffering on: a chunked body arrived as %+v, want its length", a)
 	}
 	if ps := e.Pool.Status().Processes; len(ps) != 1 || ps[0].PID != pid {

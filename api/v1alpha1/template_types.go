@@ -334,7 +334,9 @@ type ProxySpec struct {
 	// request however slowly the client reads, and a process that dies
 	// mid-body gets the client a 502, not a cut-short response. The body
 	// is held in the agent's memory until the client has it: each slow
-	// client costs up to this much. A larger response, and one without a length
+	// client costs up to this much, and all of them together at most the
+	// agent's --response-buffer-memory, past which a response is relayed
+	// as it is read. A larger response, and one without a length
 	// (chunked: a stream, server-sent events), goes to the client as it
 	// comes, holding the process until the client has it. 0 turns
 	// response buffering off. Default: 1Mi.

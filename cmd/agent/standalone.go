@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -77,7 +78,7 @@ func proxyFlags(fs *flag.FlagSet) func() proxy.Options {
 	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false,
 		"append the client address to the X-Forwarded-For the client sent (behind a trusted load balancer) instead of replacing it")
 	fs.StringVar(&o.SpoolDir, "request-buffer-dir", "",
-		"where request bodies beyond 64 KiB are buffered while they arrive, in files without a name, in a directory "+proxy.SpoolDirName+" of the agent's own under this one (default: the state directory)")
+		"where request bodies beyond "+strconv.Itoa(proxy.SpoolMemory>>10)+" KiB are buffered while they arrive, in files without a name, in a directory "+proxy.SpoolDirName+" of the agent's own under this one (default: the state directory)")
 	memory := fs.Int64("response-buffer-memory", 256<<20,
 		"bytes all the agent's proxies may hold at once of responses read whole before they are written (an AppGroup's proxy.responseBufferLimit); past it, responses are relayed as they are read")
 	return func() proxy.Options {
