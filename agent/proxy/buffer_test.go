@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/resource"
-
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
@@ -44,8 +42,7 @@ func dialSlowReader(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 // every byte, on the front end's path (HTTP/1.1) and on net/http's (1.0).
 func TestSlowReaderHoldsNoProcess(t *testing.T) {
 	tmpl := recordApp()
-	limit := resource.MustParse("32Mi")
-	tmpl.Proxy.ResponseBufferLimit = &limit
+	tmpl.Proxy.ResponseBufferLimit = quantity("32Mi")
 	e := start(t, tmpl, proxy.Options{})
 	const size = 16 << 20 // beyond what the kernel buffers between proxy and client
 	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
@@ -107,8 +104,7 @@ func waitReplacement(t *testing.T, e *agenttest.Env, died int32) int32 {
 // the connection is served.
 func TestSlowWriteIsNotIdleTime(t *testing.T) {
 	tmpl := recordApp()
-	limit := resource.MustParse("32Mi")
-	tmpl.Proxy.ResponseBufferLimit = &limit
+	tmpl.Proxy.ResponseBufferLimit = quantity("32Mi")
 	idle := 500 * time.Millisecond
 	e := start(t, tmpl, proxy.Options{IdleTimeout: idle})
 	c, br := dialSlowReader(t, strings.TrimPrefix(e.URL, "http://"))

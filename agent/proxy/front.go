@@ -284,7 +284,7 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	w, err := s.router.Acquire(cc.ctx)
 	if err != nil {
 		cc.disarmWatch()
-		sess.code = s.refuse(&cc.reply, cc.ctx, err)
+		s.refuse(&cc.reply, cc.ctx, sess, err)
 		s.observe(sess.code, sess)
 		return cc.sendReply(time.Now())
 	}

@@ -224,8 +224,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	w, err := s.router.Acquire(r.Context())
 	if err != nil {
-		sess.code = s.refuse(rw, r.Context(), err)
-		sess.gone = sess.code == 499 // refuse answers nothing then
+		s.refuse(rw, r.Context(), sess, err)
 		s.observe(sess.code, sess)
 		return
 	}
@@ -253,7 +252,7 @@ func (s *Server) buffer(rw http.ResponseWriter, r *http.Request, limit int64, se
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		sess.code = plain(rw, http.StatusRequestTimeout, "ferry: the request body did not arrive in time")
 	case peerGone(err):
-		sess.code, sess.gone = 499, true // the client went away mid-body: nothing to answer
+		sess.clientGone() // mid-body
 	default: // a malformed body
 		sess.code = plain(rw, http.StatusBadRequest, "ferry: the request body could not be read: "+err.Error())
 	}
@@ -311,25 +310,26 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 }
 
-// refuse answers a request that got no worker, and returns the status.
-func (s *Server) refuse(rw http.ResponseWriter, ctx context.Context, err error) int {
+// refuse answers a request that got no worker; sess.code says how.
+func (s *Server) refuse(rw http.ResponseWriter, ctx context.Context, sess *session, err error) {
 	switch {
 	case errors.Is(err, pool.ErrQueueFull):
 		rw.Header().Set("Retry-After", "1")
-		return plain(rw, http.StatusServiceUnavailable, "ferry: too many requests are waiting for a worker process; try again shortly")
+		sess.code = plain(rw, http.StatusServiceUnavailable, "ferry: too many requests are waiting for a worker process; try again shortly")
 	case errors.Is(err, pool.ErrQueueTimeout):
-		return plain(rw, http.StatusGatewayTimeout, "ferry: no worker process became free within the queue timeout")
+		sess.code = plain(rw, http.StatusGatewayTimeout, "ferry: no worker process became free within the queue timeout")
 	case errors.Is(err, pool.ErrUnavailable):
 		rw.Header().Set("Retry-After", "5")
-		return plain(rw, http.StatusServiceUnavailable, "ferry: the application has no running process and could not start one; the agent's status and log say why")
+		sess.code = plain(rw, http.StatusServiceUnavailable, "ferry: the application has no running process and could not start one; the agent's status and log say why")
 	case errors.Is(err, pool.ErrClosed):
 		rw.Header().Set("Retry-After", "1")
-		return plain(rw, http.StatusServiceUnavailable, "ferry: this agent is shutting down")
+		sess.code = plain(rw, http.StatusServiceUnavailable, "ferry: this agent is shutting down")
 	case ctx.Err() != nil:
-		return 499 // the client went away while queued; nothing to answer
+		sess.clientGone() // while queued
+	default:
+		s.opts.Log.Error(err, "Could not route request")
+		sess.code = plain(rw, http.StatusInternalServerError, "ferry: internal error routing the request")
 	}
-	s.opts.Log.Error(err, "Could not route request")
-	return plain(rw, http.StatusInternalServerError, "ferry: internal error routing the request")
 }
 
 // proxyError is ReverseProxy's way to fail.
@@ -344,14 +344,13 @@ func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) 
 // fail answers a request whose worker failed it.
 func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, sess *session, err error) {
 	if ctx.Err() != nil {
-		sess.code, sess.gone = 499, true
+		sess.clientGone()
 		return
 	}
 	// A retry that found no other worker: answer as a refusal would.
 	var noWorker *noWorkerError
 	if errors.As(err, &noWorker) {
-		sess.code = s.refuse(rw, ctx, noWorker.err)
-		sess.gone = sess.code == 499
+		s.refuse(rw, ctx, sess, noWorker.err)
 		return
 	}
 	msg := fmt.Sprintf("ferry: error talking to the worker process: %v", err)
@@ -395,18 +394,23 @@ type session struct {
 	worker *pool.Worker
 	code   int
 	// start is when the request came; end, when its response was relayed
-	// (relay.go), else zero and observe reads the clock. The reading at
+	// (relay.go, buffer.go), else zero and observe reads the clock. The reading at
 	// the end serves the metrics, the worker connection's idle time and
 	// the client's next idle deadline, where each had its own: a reading
 	// costs about 70 ns here.
 	start, end time.Time
-	// gone: the proxy found the client gone (499) and answered nothing.
+	// gone: the proxy found the client gone (clientGone).
 	gone bool
 	// held is what its buffered response takes of ResponseMemory.
 	held int64
 }
 
 var sessions = sync.Pool{New: func() any { return &session{} }}
+
+// clientGone records that the proxy found the client gone: counted as 499,
+// answered nothing (abortIfGone; the front end's sendReply sends nothing
+// for a reply never written).
+func (sess *session) clientGone() { sess.code, sess.gone = 499, true }
 
 func getSession() *session { return sessions.Get().(*session) }
 

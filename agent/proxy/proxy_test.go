@@ -134,6 +134,27 @@ func TestBadClientsDoNotDisturbOthers(t *testing.T) {
 	}
 }
 
+// occupy sends GET /slow?ms=ms to the hello app's only process and waits
+// until the process has it; the channel gets the response's status (0:
+// none came).
+func occupy(t *testing.T, e *agenttest.Env, ms int) <-chan int {
+	t.Helper()
+	got := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(e.URL + "/slow?ms=" + strconv.Itoa(ms))
+		if err != nil {
+			got <- 0
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	e.WaitFor(t, time.Minute, "the process busy", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	})
+	return got
+}
+
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\r\n")
 	return line
@@ -355,20 +376,7 @@ func TestUpgradePassesThrough(t *testing.T) {
 // progress finish before the workers are stopped.
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{})
-	got := make(chan int, 1)
-	go func() {
-		resp, err := http.Get(e.URL + "/slow?ms=1500")
-		if err != nil {
-			t.Error(err)
-			got <- 0
-			return
-		}
-		resp.Body.Close()
-		got <- resp.StatusCode
-	}()
-	e.WaitFor(t, time.Minute, "the request in flight", func(s pool.Status) bool {
-		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
-	})
+	got := occupy(t, e, 1500)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := e.Proxy.Shutdown(ctx); err != nil {
@@ -999,17 +1007,7 @@ func TestTricklingHeadHasOneReadHeaderTimeout(t *testing.T) {
 // sent.
 func TestHalfClosedClientGetsNoInventedAnswer(t *testing.T) {
 	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{})
-	busy := make(chan error, 1)
-	go func() {
-		resp, err := http.Get(e.URL + "/slow?ms=20000")
-		if err == nil {
-			resp.Body.Close()
-		}
-		busy <- err
-	}()
-	e.WaitFor(t, 10*time.Second, "the process busy", func(s pool.Status) bool {
-		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
-	})
+	busy := occupy(t, e, 20000)
 	for _, req := range []string{"GET /echo HTTP/1.1\r\nHost: h\r\n\r\n", "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"} {
 		c, _ := dial(t, e)
 		if _, err := io.WriteString(c, req); err != nil {

@@ -23,7 +23,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
-	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -123,6 +122,11 @@ func chunk(p []byte) []byte {
 		end = "\r\n"
 	}
 	return fmt.Appendf(nil, "%x\r\n%s\r\n%s", len(p), p, end)
+}
+
+func quantity(s string) *resource.Quantity {
+	q := resource.MustParse(s)
+	return &q
 }
 
 func randomBytes(n int) []byte {
@@ -228,8 +232,7 @@ func (l *codeLog) count(code int) int {
 // streams on as it came.
 func TestBufferedBodiesArriveWhole(t *testing.T) {
 	tmpl := recordApp()
-	limit := resource.MustParse("256Ki")
-	tmpl.Proxy.RequestBufferLimit = &limit
+	tmpl.Proxy.RequestBufferLimit = quantity("256Ki")
 	e := start(t, tmpl, proxy.Options{SpoolDir: t.TempDir()})
 	url := e.URL + "/upload"
 	for _, n := range []int{0, 10, proxy.SpoolMemory, proxy.SpoolMemory + 1, 200 << 10, 256 << 10} {
@@ -357,23 +360,13 @@ func TestStalledUploadTimesOut(t *testing.T) {
 // the body: a request that then waits longer in the queue is served.
 func TestBufferedRequestWaitsPastBodyTimeout(t *testing.T) {
 	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{RequestBodyTimeout: 100 * time.Millisecond})
-	busy := make(chan error, 1)
-	go func() {
-		resp, err := http.Get(e.URL + "/slow?ms=1000")
-		if err == nil {
-			resp.Body.Close()
-		}
-		busy <- err
-	}()
-	e.WaitFor(t, 10*time.Second, "the process busy", func(s pool.Status) bool {
-		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
-	})
+	busy := occupy(t, e, 1000)
 	resp, body := do(t, newRequest(t, http.MethodPost, e.URL+"/echo", strings.NewReader("waited")))
 	if resp.StatusCode != http.StatusOK || string(body) != "waited" {
 		t.Errorf("a request queued past the body timeout got %d %q, want 200 and its body echoed", resp.StatusCode, body)
 	}
-	if err := <-busy; err != nil {
-		t.Fatal(err)
+	if code := <-busy; code != http.StatusOK {
+		t.Fatalf("the request that held the process: %d", code)
 	}
 }
 
@@ -381,8 +374,7 @@ func TestBufferedRequestWaitsPastBodyTimeout(t *testing.T) {
 // limit streams at the client's pace, as an unbuffered body does.
 func TestBodyPastLimitHasNoTimeout(t *testing.T) {
 	tmpl := recordApp()
-	limit := resource.MustParse("1Ki")
-	tmpl.Proxy.RequestBufferLimit = &limit
+	tmpl.Proxy.RequestBufferLimit = quantity("1Ki")
 	timeout := 100 * time.Millisecond
 	e := start(t, tmpl, proxy.Options{RequestBodyTimeout: timeout})
 	body := randomBytes(4 << 10)
