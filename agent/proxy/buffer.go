@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"sync/atomic"
 	"time"
 )
 
@@ -67,42 +66,6 @@ func (s *Server) bufferResponse(resp *http.Response, sess *session, limit int64)
 	resp.Body = io.NopCloser(buf)
 	s.giveBack(sess)
 	return nil
-}
-
-// MemoryBudget is an amount of memory shared by proxies: what their
-// buffered responses may hold at once.
-type MemoryBudget struct{ left atomic.Int64 }
-
-// NewMemoryBudget is a budget of n bytes.
-func NewMemoryBudget(n int64) *MemoryBudget {
-	b := &MemoryBudget{}
-	b.left.Store(n)
-	return b
-}
-
-// Left is what is not taken.
-func (b *MemoryBudget) Left() int64 { return b.left.Load() }
-
-// take takes n bytes, if that many are left; a nil budget has no bound.
-func (b *MemoryBudget) take(n int64) bool {
-	if b == nil {
-		return true
-	}
-	for {
-		left := b.left.Load()
-		if left < n {
-			return false
-		}
-		if b.left.CompareAndSwap(left, left-n) {
-			return true
-		}
-	}
-}
-
-func (b *MemoryBudget) give(n int64) {
-	if b != nil && n > 0 {
-		b.left.Add(n)
-	}
 }
 
 // buffers reports whether a response body of length n, up to limit, is to

@@ -133,7 +133,7 @@ func TestSlowWriteIsNotIdleTime(t *testing.T) {
 // a response the budget cannot hold is relayed, whole.
 func TestResponseMemoryIsGivenBack(t *testing.T) {
 	const budget = 300_000
-	mem := proxy.NewMemoryBudget(budget)
+	mem := proxy.NewBudget(budget)
 	e := start(t, recordApp(), proxy.Options{ResponseMemory: mem})
 	addr := strings.TrimPrefix(e.URL, "http://")
 	for _, size := range []int{200_000, 400_000} { // within the budget, and past it

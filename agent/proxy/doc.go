@@ -21,8 +21,9 @@
 //     X-Forwarded-For the client sent: see Options.TrustForwardedFor);
 //   - a request body is read before the request queues, up to the app's
 //     limit (spool.go: a slow upload holds no worker, an abandoned one
-//     never reaches one); past the limit, or with buffering off, it
-//     streams, and a worker may answer while it still comes in;
+//     never reaches one), in files while the agent's RequestDisk lasts;
+//     past the limit or the budget, or with buffering off, it streams,
+//     and a worker may answer while it still comes in;
 //   - a response body of a declared length up to the app's limit is read
 //     whole before it is written (buffer.go: a slow client holds no
 //     worker), while the agent's ResponseMemory lasts; a larger or

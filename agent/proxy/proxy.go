@@ -48,7 +48,12 @@ type Options struct {
 	// ResponseMemory bounds what the agent's proxies hold of buffered
 	// responses (buffer.go) at once: past it, a response is relayed as it
 	// is read. Shared by every proxy of an agent; nil: no bound.
-	ResponseMemory *MemoryBudget
+	ResponseMemory *Budget
+	// RequestDisk bounds what the agent's proxies hold of buffered request
+	// bodies in files (spool.go) at once: past it, the rest of a body
+	// streams to its worker as it comes. Shared by every proxy of an
+	// agent; nil: no bound.
+	RequestDisk *Budget
 	// SpoolDir is where request bodies larger than SpoolMemory are
 	// buffered, in files without a name (spool.go): the agents
 	// give it a directory of their own (PrepareSpoolDir) under

@@ -29,9 +29,13 @@ const SpoolMemory = 64 << 10
 // pooled: when a worker answers before it read the body, the body's
 // writer may still be reading them after the request ended.
 type spooled struct {
+	dir  string  // where file is made
+	disk *Budget // what file may take, shared with the agent's other bodies
 	mem  []byte
 	file *os.File
 	size int64 // bytes read from the client: mem, then file
+	// taken is what file took of disk, given back when it is closed.
+	taken int64
 	// rest is the client's body, still to be read after what was spooled,
 	// when the body outgrew the limit or could not be spooled to a file;
 	// nil when the whole body was read.
@@ -39,6 +43,10 @@ type spooled struct {
 	// fileErr is why the body could not go to a file, when it could not.
 	fileErr error
 }
+
+// errDiskBudget is why a body goes no further to a file when the agent's
+// buffered bodies already hold Options.RequestDisk.
+var errDiskBudget = errors.New("the request bodies buffered in files already take all of --request-buffer-disk")
 
 // spool reads r's body, up to limit bytes, and returns the request the
 // worker gets: with the whole body, framed by its length (a chunked body
@@ -52,14 +60,14 @@ func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*h
 	if r.ContentLength > limit {
 		return r, nil, nil
 	}
-	sp := &spooled{}
+	sp := &spooled{dir: s.opts.SpoolDir, disk: s.opts.RequestDisk}
 	rc := http.NewResponseController(rw)
 	timeout := s.opts.RequestBodyTimeout
 	body := readerFunc(func(p []byte) (int, error) {
 		_ = rc.SetReadDeadline(time.Now().Add(timeout))
 		return r.Body.Read(p)
 	})
-	err := sp.read(body, r.Body, r.ContentLength, limit, s.opts.SpoolDir)
+	err := sp.read(body, r.Body, r.ContentLength, limit)
 	if err != nil {
 		// Nothing more is read from this client: net/http would read on
 		// (up to 256 KiB of the body, without a deadline) before it
@@ -91,7 +99,7 @@ func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*h
 // read fills mem, then file, from body until it ends or more than limit
 // bytes came; length is the body's declared length (-1: chunked); rest is
 // the same body without read's deadlines, for what streams.
-func (sp *spooled) read(body, rest io.Reader, length, limit int64, dir string) error {
+func (sp *spooled) read(body, rest io.Reader, length, limit int64) error {
 	most := min(SpoolMemory, limit+1)
 	if length >= 0 {
 		most = min(most, length)
@@ -105,9 +113,10 @@ func (sp *spooled) read(body, rest io.Reader, length, limit int64, dir string) e
 		p := (*buf)[:min(int64(len(*buf)), limit+1-sp.size)]
 		n, err := body.Read(p)
 		if n > 0 {
-			if werr := sp.toFile(p[:n], dir); werr != nil {
-				// No file to spool to (a full disk, say): the request
-				// still goes, the rest of its body streamed.
+			if werr := sp.toFile(p[:n]); werr != nil {
+				// No file to spool to (a full disk, the agent's disk
+				// budget used up): the request still goes, the rest of
+				// its body streamed.
 				sp.fileErr = werr
 				sp.rest = io.MultiReader(bytes.NewReader(bytes.Clone(p[:n])), rest)
 				return nil
@@ -148,10 +157,15 @@ func (sp *spooled) readMem(body io.Reader, most int) (done bool, err error) {
 	return false, nil
 }
 
-// toFile appends p to the file, made on first need.
-func (sp *spooled) toFile(p []byte, dir string) error {
+// toFile appends p to the file, made on first need, if the disk budget
+// has room for it.
+func (sp *spooled) toFile(p []byte) error {
+	if !sp.disk.take(int64(len(p))) {
+		return errDiskBudget
+	}
+	sp.taken += int64(len(p))
 	if sp.file == nil {
-		f, err := openUnnamed(dir)
+		f, err := openUnnamed(sp.dir)
 		if err != nil {
 			return err
 		}
@@ -208,7 +222,7 @@ func (sp *spooled) reader() io.Reader {
 func (s *Server) fileFailed(err error) {
 	now := time.Now().UnixNano()
 	if last := s.spoolFailedAt.Load(); now-last >= int64(time.Minute) && s.spoolFailedAt.CompareAndSwap(last, now) {
-		s.opts.Log.Error(err, "Cannot buffer request bodies to files; streaming them past what memory holds (logged at most once a minute)",
+		s.opts.Log.Error(err, "Cannot buffer request bodies to files; the rest of each streams to its worker as it comes (logged at most once a minute)",
 			"dir", s.opts.SpoolDir)
 	}
 }
@@ -217,11 +231,17 @@ type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
-// close gives back the file. A writer still reading it gets an error.
+// close gives back the file and what it took of the disk budget. A writer
+// still reading it gets an error.
 func (sp *spooled) close() {
-	if sp != nil && sp.file != nil {
+	if sp == nil {
+		return
+	}
+	if sp.file != nil {
 		_ = sp.file.Close()
 	}
+	sp.disk.give(sp.taken)
+	sp.taken = 0
 }
 
 // UseSpoolDir makes the directory for buffered bodies under SpoolDir, or

@@ -32,7 +32,7 @@ func TestSpooledRead(t *testing.T) {
 		for _, limit := range limits {
 			for name, arrive := range arrivals {
 				src := arrive(bytes.NewReader(body))
-				sp := &spooled{}
+				sp := &spooled{dir: dir}
 				length := int64(-1) // chunked, and declared:
 				if name == "half-reads" {
 					length = int64(size)
@@ -40,7 +40,7 @@ func TestSpooledRead(t *testing.T) {
 				if int64(size) > limit && length >= 0 {
 					continue // streamed, never spooled (spool)
 				}
-				if err := sp.read(src, src, length, limit, dir); err != nil {
+				if err := sp.read(src, src, length, limit); err != nil {
 					t.Fatalf("size %d, limit %d, %s: %v", size, limit, name, err)
 				}
 				got, err := io.ReadAll(sp.reader())
@@ -70,25 +70,70 @@ func TestSpooledRead(t *testing.T) {
 // that cannot be made leaves the body to stream, nothing lost.
 func TestSpooledReadFailures(t *testing.T) {
 	boom := errors.New("connection reset")
-	sp := &spooled{}
+	sp := &spooled{dir: t.TempDir()}
 	src := io.MultiReader(bytes.NewReader(make([]byte, 1000)), iotest.ErrReader(boom))
-	if err := sp.read(src, src, -1, 64<<20, t.TempDir()); !errors.Is(err, boom) {
+	if err := sp.read(src, src, -1, 64<<20); !errors.Is(err, boom) {
 		t.Errorf("a failing body: %v, want its error", err)
 	}
 
-	body := make([]byte, 200<<10)
-	for i := range body {
-		body[i] = byte(i)
-	}
-	sp = &spooled{}
+	body := patterned(200 << 10)
+	sp = &spooled{dir: filepath.Join(t.TempDir(), "missing")}
 	src = bytes.NewReader(body)
-	if err := sp.read(src, src, int64(len(body)), 64<<20, filepath.Join(t.TempDir(), "missing")); err != nil {
+	if err := sp.read(src, src, int64(len(body)), 64<<20); err != nil {
 		t.Fatal(err)
 	}
 	got, err := io.ReadAll(sp.reader())
 	if sp.fileErr == nil || sp.rest == nil || err != nil || !bytes.Equal(got, body) {
 		t.Errorf("no file: error %v, streams %t; read back %d bytes (%v), want all %d", sp.fileErr, sp.rest != nil, len(got), err, len(body))
 	}
+}
+
+// TestSpooledDiskBudget: bodies buffered at once hold no more of the disk
+// than their shared budget; what does not fit streams, nothing lost; and
+// each body gives back what it took when it is closed.
+func TestSpooledDiskBudget(t *testing.T) {
+	const budget = 100 << 10
+	disk := NewBudget(budget)
+	dir := t.TempDir()
+	first, second := patterned(SpoolMemory+60<<10), patterned(SpoolMemory+60<<10)
+	read := func(body []byte) *spooled {
+		sp := &spooled{dir: dir, disk: disk}
+		src := iotest.HalfReader(bytes.NewReader(body))
+		if err := sp.read(src, src, -1, 64<<20); err != nil {
+			t.Fatal(err)
+		}
+		return sp
+	}
+	a, b := read(first), read(second) // both open at once
+	if a.rest != nil || a.taken != 60<<10 {
+		t.Errorf("the first body: %d bytes in its file, streams %t; want all 60 KiB past memory in the file", a.taken, a.rest != nil)
+	}
+	if !errors.Is(b.fileErr, errDiskBudget) || b.rest == nil || b.taken > 40<<10 {
+		t.Errorf("the second body: %d bytes in its file, streams %t (%v); want at most the 40 KiB left, the rest streamed", b.taken, b.rest != nil, b.fileErr)
+	}
+	if left := disk.Left(); left < 0 || a.taken+b.taken+left != budget {
+		t.Errorf("the budget: %d left, %d and %d taken, of %d", left, a.taken, b.taken, budget)
+	}
+	for _, c := range []struct {
+		sp   *spooled
+		body []byte
+	}{{a, first}, {b, second}} {
+		if got, err := io.ReadAll(c.sp.reader()); err != nil || !bytes.Equal(got, c.body) {
+			t.Errorf("read back %d bytes (%v), want the %d sent", len(got), err, len(c.body))
+		}
+		c.sp.close()
+	}
+	if disk.Left() != budget {
+		t.Errorf("%d of %d left once both bodies are closed", disk.Left(), budget)
+	}
+}
+
+func patterned(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i * 7 / 3)
+	}
+	return b
 }
 
 // TestPrepareSpoolDir: the agent's own directory, private, emptied of

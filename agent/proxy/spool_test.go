@@ -266,6 +266,31 @@ func TestUnbufferableBodyStillArrives(t *testing.T) {
 	}
 }
 
+// TestDiskBudgetBoundsBufferFiles: an upload larger than what the agent's
+// disk budget has left fills the budget, then streams the rest; it
+// arrives whole, and the budget comes back when it is done.
+func TestDiskBudgetBoundsBufferFiles(t *testing.T) {
+	const budget = 100 << 10
+	dir, disk := t.TempDir(), proxy.NewBudget(budget)
+	e := start(t, recordApp(), proxy.Options{SpoolDir: dir, RequestDisk: disk})
+	body := randomBytes(1 << 20)
+	c, br := startUpload(t, strings.TrimPrefix(e.URL, "http://"), len(body), body[:300<<10])
+	waitUntil(t, "the budget used up", func() bool { return disk.Left() < 32<<10 })
+	for _, f := range openFilesIn(t, dir) {
+		if fi, err := os.Stat(f); err == nil && fi.Size() > budget {
+			t.Errorf("a buffer file of %d bytes, past the budget of %d", fi.Size(), budget)
+		}
+	}
+	if _, err := c.Write(body[300<<10:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, got := readResponse(t, br, http.MethodPost)
+	if a := decodeArrival(t, resp, []byte(got)); a.Bytes != int64(len(body)) {
+		t.Errorf("%d bytes arrived, want %d", a.Bytes, len(body))
+	}
+	waitUntil(t, "the budget given back", func() bool { return disk.Left() == budget })
+}
+
 // TestBufferFileLeavesNothing: a body buffered to a file has no name on
 // disk even while the upload is under way, and its file is closed after.
 func TestBufferFileLeavesNothing(t *testing.T) {

@@ -321,8 +321,9 @@ type ProxySpec struct {
 	// buffers. A body declared larger is streamed, not buffered; a chunked
 	// body that grows past it is sent on with what was buffered and streams
 	// from there. Either holds a process while the rest arrives. It bounds
-	// what one request takes of the node's disk; concurrent uploads add
-	// up. Default: 64Mi.
+	// what one request takes of the node's disk; what concurrent uploads
+	// take together is bounded by the agent's --request-buffer-disk, past
+	// which a body streams too. Default: 64Mi.
 	// +optional
 	// +kubebuilder:default="64Mi"
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).isLessThan(quantity('8Gi'))",message="requestBufferLimit must be greater than 0 and less than 8Gi"

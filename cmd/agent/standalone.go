@@ -81,8 +81,11 @@ func proxyFlags(fs *flag.FlagSet) func() proxy.Options {
 		"where request bodies beyond "+strconv.Itoa(proxy.SpoolMemory>>10)+" KiB are buffered while they arrive, in files without a name, in a directory "+proxy.SpoolDirName+" of the agent's own under this one (default: the state directory)")
 	memory := fs.Int64("response-buffer-memory", 256<<20,
 		"bytes all the agent's proxies may hold at once of responses read whole before they are written (an AppGroup's proxy.responseBufferLimit); past it, responses are relayed as they are read")
+	disk := fs.Int64("request-buffer-disk", 1<<30,
+		"bytes all the agent's proxies may hold at once of request bodies buffered in files; past it, the rest of a body streams to its worker as it comes")
 	return func() proxy.Options {
-		o.ResponseMemory = proxy.NewMemoryBudget(*memory)
+		o.ResponseMemory = proxy.NewBudget(*memory)
+		o.RequestDisk = proxy.NewBudget(*disk)
 		return *o
 	}
 }

@@ -99,8 +99,10 @@ type Agent struct {
 	MaxHeaderBytes     int
 	// ResponseBufferMemory is --response-buffer-memory, in bytes.
 	ResponseBufferMemory int64
-	TrustForwardedFor    bool
-	LogLevel             string
+	// RequestBufferDisk is --request-buffer-disk, in bytes.
+	RequestBufferDisk int64
+	TrustForwardedFor bool
+	LogLevel          string
 }
 
 // DefaultAgent is what the chart renders with its default values.
@@ -109,7 +111,8 @@ func DefaultAgent() Agent {
 		MetricsBindAddress: ":9441", HealthProbeBindAddress: ":9442", HeartbeatInterval: 10 * time.Second,
 		StatsInterval: 30 * time.Second, LeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 50, KubeAPIBurst: 100,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		RequestBodyTimeout: 60 * time.Second, MaxHeaderBytes: 65536, ResponseBufferMemory: 256 << 20, LogLevel: "info"}
+		RequestBodyTimeout: 60 * time.Second, MaxHeaderBytes: 65536, ResponseBufferMemory: 256 << 20,
+		RequestBufferDisk: 1 << 30, LogLevel: "info"}
 }
 
 // LocalAgent is the agent of one simulated node of `make local-up` and the
@@ -143,6 +146,7 @@ func AgentArgs(a Agent) []string {
 		"--request-body-timeout=" + a.RequestBodyTimeout.String(),
 		fmt.Sprintf("--max-header-bytes=%d", a.MaxHeaderBytes),
 		fmt.Sprintf("--response-buffer-memory=%d", a.ResponseBufferMemory),
+		fmt.Sprintf("--request-buffer-disk=%d", a.RequestBufferDisk),
 		fmt.Sprintf("--trust-forwarded-for=%t", a.TrustForwardedFor),
 		"--zap-log-level=" + a.LogLevel,
 	}

@@ -144,6 +144,7 @@ downward API (deployargs.AgentEnvVars).
 - {{ printf "--request-body-timeout=%s" .Values.agent.requestBodyTimeout | quote }}
 - {{ printf "--max-header-bytes=%d" (int64 .Values.agent.maxHeaderBytes) | quote }}
 - {{ printf "--response-buffer-memory=%d" (int64 .Values.agent.responseBufferMemory) | quote }}
+- {{ printf "--request-buffer-disk=%d" (int64 .Values.agent.requestBufferDisk) | quote }}
 - {{ printf "--trust-forwarded-for=%t" .Values.agent.trustForwardedFor | quote }}
 - {{ printf "--zap-log-level=%s" (toString .Values.agent.logLevel) | quote }}
 {{- range .Values.agent.extraArgs }}
