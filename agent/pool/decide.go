@@ -52,8 +52,11 @@ type decision struct {
 
 // decide applies the pool's sizing rules:
 //   - keep at least min workers (counting those spawning);
-//   - while frozen (resisting a deployment error) spawn nothing at all,
-//     and while a blocking restart runs do nothing at all (it spawns anew);
+//   - while frozen (resisting a deployment error) spawn only to keep min
+//     workers, or one when none is left and requests wait, as a crash is
+//     replaced outside it (the pool spawns those of the revision it
+//     resists from, not the failing one); while a blocking restart runs
+//     do nothing at all (it spawns anew);
 //   - while requests wait and nothing is spawning, spawn one more, up to max;
 //   - never spawn during a scaling backoff;
 //   - stop workers idle for longer than the idle timeout, oldest-idle first,
@@ -68,6 +71,16 @@ func decide(v view) decision {
 		return d
 	}
 	if v.frozen {
+		// No scaling for traffic, nothing of the new revision (the pool
+		// picks the template); but exited workers are replaced up to
+		// min, or the app would go dark one crash at a time.
+		if live := v.ready + v.spawning; !v.now.Before(v.backoff) {
+			need := max(0, v.min-live)
+			if live == 0 && v.queued > 0 {
+				need = max(need, 1)
+			}
+			d.spawn = max(0, min(need, v.max-live))
+		}
 		if v.ready > 1 && !v.recycling {
 			for _, w := range v.workers {
 				if w.recycle == recycleMemory {

@@ -26,7 +26,13 @@ func TestDecide(t *testing.T) {
 		{"queued at max spawns nothing", with(func(v *view) { v.queued = 3; v.ready = 4 }), none},
 		{"backoff blocks spawning", with(func(v *view) { v.ready = 0; v.backoff = now.Add(time.Second) }), none},
 		{"backoff over", with(func(v *view) { v.ready = 1; v.backoff = now }), decision{spawn: 1, recycle: -1, shutdown: -1}},
-		{"frozen spawns nothing below min", with(func(v *view) { v.frozen = true; v.ready = 1; v.queued = 5 }), none},
+		{"frozen spawns nothing for traffic", with(func(v *view) { v.frozen = true; v.queued = 5 }), none},
+		{"frozen replaces exited workers up to min", with(func(v *view) { v.frozen = true; v.ready = 0; v.queued = 5 }),
+			decision{spawn: 2, recycle: -1, shutdown: -1}},
+		{"frozen and empty, min 0: one for waiting requests", with(func(v *view) { v.frozen, v.min, v.ready, v.queued = true, 0, 0, 1 }),
+			decision{spawn: 1, recycle: -1, shutdown: -1}},
+		{"frozen and empty, min 0, nothing waits", with(func(v *view) { v.frozen, v.min, v.ready = true, 0, 0 }), none},
+		{"frozen: no replacement during a backoff", with(func(v *view) { v.frozen, v.ready, v.backoff = true, 0, now.Add(time.Second) }), none},
 		{"blocking restart pauses everything", with(func(v *view) { v.paused, v.restart, v.ready = true, true, 0 }), none},
 		{"restart keeps min only", with(func(v *view) { v.restart = true; v.queued = 5 }), none},
 		{"restart refills min", with(func(v *view) { v.restart = true; v.ready = 1 }), decision{spawn: 1, recycle: -1, shutdown: -1}},
@@ -71,7 +77,7 @@ func TestDecide(t *testing.T) {
 			v.workers = []workerView{{id: 1, recycle: recycleMaxRequests}, {id: 2, recycle: recycleMemory}}
 		}), decision{recycle: -1, shutdown: 2}},
 		{"frozen: never the last ready worker", with(func(v *view) {
-			v.frozen, v.ready = true, 1
+			v.frozen, v.ready, v.min = true, 1, 1
 			v.workers = []workerView{{id: 2, recycle: recycleMemory}}
 		}), none},
 	}

@@ -170,11 +170,20 @@ type Pool struct {
 	// until the next revision.
 	gaveUp     map[int]bool
 	givenUpFor string
+	// resistFrom is what the pool spawns, while it resists, to keep
+	// serving should the old workers exit: the revision it resists from.
+	resistFrom spawnable
 	changed    chan struct{} // closed and replaced on every change
 
 	kick chan struct{}
 	done chan struct{}
 	wg   sync.WaitGroup
+}
+
+// spawnable is a revision and its template.
+type spawnable struct {
+	revision string
+	tmpl     ferryv1.AppTemplate
 }
 
 type scalingState struct {
@@ -315,15 +324,16 @@ func (p *Pool) refuseLocked() error {
 }
 
 // unavailableLocked: nothing serves, nothing spawns, and the last spawn
-// failed (backoff, or frozen with no worker left). Waiting would only end
-// in a timeout.
+// failed (backing off). Waiting would only end in a timeout. (A pool that
+// resists with no worker left spawns one of the revision it resists from:
+// decide.)
 func (p *Pool) unavailableLocked() bool {
 	for _, w := range p.workers {
 		if w.state == ferryv1.ProcessReady || w.state == ferryv1.ProcessSpawning {
 			return false
 		}
 	}
-	return p.scaling.err != nil || p.resisting != nil
+	return p.scaling.err != nil
 }
 
 // pickLocked returns the least-busy ready worker with a free slot, the
@@ -417,10 +427,14 @@ func (p *Pool) Update(cfg Config) {
 	if cfg.Revision != old.Revision {
 		if p.resisting != nil {
 			p.log.Info("Left deployment error resistance", "revision", cfg.Revision, "resisted", p.resisting.Revision)
-			p.resisting = nil
+			p.resisting, p.resistFrom = nil, spawnable{}
 		}
-		// A revision the operator asked for deserves a fresh attempt.
+		// A revision the operator asked for deserves a fresh attempt: its
+		// spawns after any backoff, and its restart on every old worker,
+		// those an earlier restart to it gave up on too (the revision may
+		// be asked for again after another: 2, 1, 2).
 		p.scaling = scalingState{}
+		p.gaveUp, p.givenUpFor = nil, ""
 	}
 	if cfg.Template.Pool.MaxRequestsPerProcess != old.Template.Pool.MaxRequestsPerProcess {
 		for _, w := range p.workers {
@@ -530,9 +544,23 @@ func (p *Pool) reconcile() bool {
 	}
 	v := p.viewLocked(time.Now())
 	d := decide(v)
+	if p.scaling.err != nil && !v.now.Before(p.scaling.until) && d.spawn == 0 && d.recycle < 0 &&
+		v.spawning == 0 && p.restart == nil && !p.recycling {
+		// Backed off, and nothing to spawn now: the error is of a need
+		// that passed (a spike), not of the pool as it is.
+		p.log.Info("Cleared scaling error: the pool needs no spawn now", "revision", p.scaling.err.Revision)
+		p.scaling = scalingState{}
+		p.notifyLocked()
+	}
+	next := spawnable{revision: p.cfg.Revision, tmpl: p.cfg.Template}
+	if p.resisting != nil && d.spawn > 0 {
+		next = p.resistFrom
+		p.log.Info("Replacing exited workers with the revision resistance keeps serving",
+			"revision", next.revision, "spawns", d.spawn)
+	}
 	var spawns []*Worker
 	for range d.spawn {
-		spawns = append(spawns, p.addSpawningLocked(p.cfg.Revision))
+		spawns = append(spawns, p.addSpawningLocked(next.revision, next.tmpl))
 	}
 	stops := p.takeWorkersLocked(d.stop)
 	var recycle, shutdown *Worker
@@ -634,14 +662,14 @@ func (p *Pool) takeWorkersLocked(ids []int) []*Worker {
 
 // addSpawningLocked registers a worker about to be spawned, so the next
 // decision counts it.
-func (p *Pool) addSpawningLocked(revision string) *Worker {
+func (p *Pool) addSpawningLocked(revision string, tmpl ferryv1.AppTemplate) *Worker {
 	w := &Worker{
 		ID:        nextWorkerID(),
 		Revision:  revision,
 		state:     ferryv1.ProcessSpawning,
 		startedAt: time.Now(),
-		capacity:  max(1, int(p.cfg.Template.App.Concurrency)),
-		tmpl:      p.cfg.Template,
+		capacity:  max(1, int(tmpl.App.Concurrency)),
+		tmpl:      tmpl,
 		drained:   make(chan struct{}),
 		gone:      make(chan struct{}),
 	}
@@ -757,7 +785,8 @@ func (p *Pool) watchExit(w *Worker) {
 	p.removeLocked(w)
 	closeOnce(w.drained)
 	close(w.gone)
-	// Frozen with no worker left, nothing will serve the waiting requests.
+	// Backing off with no worker left, nothing will serve the waiting
+	// requests.
 	if p.unavailableLocked() {
 		p.failQueueLocked(ErrUnavailable)
 	}
@@ -839,7 +868,7 @@ func (p *Pool) recycle(w *Worker) {
 	}
 	reason := w.recycle
 	w.replacing = true
-	y := p.addSpawningLocked(p.cfg.Revision)
+	y := p.addSpawningLocked(p.cfg.Revision, p.cfg.Template)
 	p.notifyLocked()
 	p.mu.Unlock()
 	p.log.Info("Recycling worker", "pid", w.PID(), "reason", reason)

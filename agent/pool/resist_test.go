@@ -1,12 +1,14 @@
 package pool_test
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,6 +131,116 @@ func TestResistDeploymentError(t *testing.T) {
 	}
 }
 
+// TestOldWorkersExitWhileResisting: when the old workers a resisting pool
+// keeps serving with all exit (crash, OOM kill), the pool replaces them
+// with workers of the revision it resists from, up to minProcesses, and
+// goes on resisting: the app does not go dark, and nothing of the failing
+// revision is spawned.
+func TestOldWorkersExitWhileResisting(t *testing.T) {
+	good := agenttest.WSGI("hello-wsgi", 2, 4)
+	broken := good
+	broken.App.Root = agenttest.Example("broken-wsgi")
+	e := agenttest.Start(t, pool.Config{Name: "t/dark", Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond})
+	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
+	e.Pool.Update(pool.Config{Name: "t/dark", Revision: "2", Template: broken})
+	resisting := e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil })
+	killed := pids(resisting)
+	for _, pid := range killed {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back := e.WaitFor(t, time.Minute, "2 new workers", func(s pool.Status) bool {
+		return s.Counts.Ready == 2 && !slices.ContainsFunc(pids(s), func(pid int) bool { return slices.Contains(killed, pid) })
+	})
+	for _, p := range back.Processes {
+		if p.Revision != "1" {
+			t.Errorf("pid %d runs revision %q, want the revision resisted from, 1", p.PID, p.Revision)
+		}
+	}
+	if back.Resisting == nil || back.Resisting.Revision != "2" {
+		t.Errorf("resisting = %+v, want revision 2 still resisted", back.Resisting)
+	}
+	if resp, body := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET / = %d %q while resisting, want the old revision's answer", resp.StatusCode, body)
+	}
+}
+
+// TestRevisionAskedForAgain: a revision whose restart gave up on every
+// worker (resistance off), asked for again after another, restarts them.
+func TestRevisionAskedForAgain(t *testing.T) {
+	// Spawns 1-2 are revision 1; 3-4, the first restart to 2, fail.
+	tmpl := flaky(t, 2, 2, "3,4")
+	tmpl.Restart.ResistDeploymentErrors = ptr.To(false)
+	e := agenttest.Start(t, pool.Config{Name: "t/again", Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
+	e.Pool.Update(pool.Config{Name: "t/again", Revision: "2", Template: tmpl})
+	given := e.WaitFor(t, time.Minute, "the restart to 2 to give up", func(s pool.Status) bool {
+		return s.Restart == nil && s.LastRestart != nil && s.LastRestart.Revision == "2"
+	})
+	if lr := given.LastRestart; lr.Failed != 2 || lr.Replaced != 0 {
+		t.Fatalf("the first restart to 2: %+v, want both replacements failed", *lr)
+	}
+	e.Pool.Update(pool.Config{Name: "t/again", Revision: "1", Template: tmpl})
+	e.Pool.Update(pool.Config{Name: "t/again", Revision: "2", Template: tmpl})
+	e.WaitFor(t, time.Minute, "both workers on revision 2", func(s pool.Status) bool {
+		return s.Counts.Updated == 2 && s.Counts.Ready == 2
+	})
+}
+
+// TestScalingErrorPassesWithItsNeed: a scale-up spawn that fails during a
+// spike is reported while the pool backs off; once the spike has passed
+// and the pool needs no spawn, the error is no longer reported.
+func TestScalingErrorPassesWithItsNeed(t *testing.T) {
+	// Spawn 2, the one the second concurrent request asks for, fails.
+	tmpl := flaky(t, 1, 2, "2", env("REQUEST_DELAY_MS", "300"))
+	e := agenttest.Start(t, pool.Config{Name: "t/spike", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+				t.Errorf("GET / = %d during the spike", resp.StatusCode)
+			}
+		})
+	}
+	e.WaitFor(t, time.Minute, "a scaling error", func(s pool.Status) bool { return s.ScalingError != nil })
+	wg.Wait()
+	passed := e.WaitFor(t, time.Minute, "the scaling error to pass", func(s pool.Status) bool { return s.ScalingError == nil })
+	if c := condition(passed, ferryv1.ConditionScalingError); c.Status != metav1.ConditionFalse {
+		t.Errorf("ScalingError condition = %+v", c)
+	}
+	if passed.LastSpawnError == nil {
+		t.Error("the failed spawn is gone from the record (lastSpawnError)")
+	}
+}
+
+// TestRestartRollsOnToANewerRevision: a revision asked for mid-restart is
+// rolled to by the same restart, and its summary is of that revision
+// alone: a replacement that failed for the older one is not its failure.
+func TestRestartRollsOnToANewerRevision(t *testing.T) {
+	// Spawns 1-3 are revision 1; 4, the first to 2, fails (resistance
+	// off: that worker is skipped); 5 replaces the next one.
+	tmpl := flaky(t, 3, 3, "4", env("BOOT_DELAY", "0.5"))
+	tmpl.Restart.ResistDeploymentErrors = ptr.To(false)
+	e := agenttest.Start(t, pool.Config{Name: "t/rollon", Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	e.Pool.Update(pool.Config{Name: "t/rollon", Revision: "2", Template: tmpl})
+	e.WaitFor(t, time.Minute, "one worker on revision 2", func(s pool.Status) bool { return s.Restart != nil && s.Restart.Done >= 1 })
+	e.Pool.Update(pool.Config{Name: "t/rollon", Revision: "3", Template: tmpl})
+	done := e.WaitFor(t, time.Minute, "the restart to 3", func(s pool.Status) bool {
+		return s.Restart == nil && s.LastRestart != nil && s.LastRestart.Revision == "3"
+	})
+	if lr := done.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 3 || lr.Total != 3 || lr.Failed != 0 || len(lr.Errors) != 0 {
+		t.Errorf("last restart = %+v, want revision 3's: 3 of 3 replaced, none failed", *lr)
+	}
+	if done.Counts.Updated != 3 {
+		t.Errorf("counts %+v, want all 3 on revision 3", done.Counts)
+	}
+}
+
 // flaky returns a template for testdata/flaky whose spawns listed in fail
 // (1-based, counting every spawn of the test) fail to import.
 func flaky(t *testing.T, min, max int32, fail string, extra ...ferryv1.EnvVar) ferryv1.AppTemplate {
@@ -176,8 +288,8 @@ func TestResistanceOffSkipsAndContinues(t *testing.T) {
 		t.Errorf("%d requests failed: %v", rep.Failed, rep.FailedByKind)
 	}
 	lr := after.LastRestart
-	if lr.Outcome != pool.OutcomeWithErrors || lr.Replaced != 2 || lr.Failed != 2 || len(lr.Errors) != 2 {
-		t.Fatalf("last restart = %+v, want 2 replaced, 2 failed with their errors", *lr)
+	if lr.Outcome != pool.OutcomeWithErrors || lr.Replaced != 2 || lr.Failed != 2 || lr.Total != 4 || len(lr.Errors) != 2 {
+		t.Fatalf("last restart = %+v, want 2 of 4 replaced, 2 failed with their errors", *lr)
 	}
 	for _, se := range lr.Errors {
 		if !strings.Contains(se.Output, "spawn") || !strings.Contains(se.Reason, "RuntimeError") {

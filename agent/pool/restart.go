@@ -154,19 +154,22 @@ func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, target string, o
 	}
 	if rs.revision != p.cfg.Revision {
 		// A newer revision was asked for mid-way: roll on to it.
+		// Its summary is of the newer revision alone: what was done and
+		// what failed for the older one says nothing of it.
 		p.log.Info("Restart continues to a newer revision", "from", rs.revision, "to", p.cfg.Revision)
 		rs.revision = p.cfg.Revision
 		clear(rs.skipped)
+		rs.done, rs.failed, rs.errors = 0, 0, nil
 	}
 	old := p.oldWorkersLocked(rs)
 	if len(old) == 0 {
 		return nil, nil, "", false
 	}
-	rs.total = rs.done + len(old)
+	rs.total = rs.done + rs.failed + len(old) // the skipped too: each is one of the restart's
 	x = old[0]
 	x.replacing = true
 	rs.replacing = x
-	y = p.addSpawningLocked(rs.revision)
+	y = p.addSpawningLocked(rs.revision, p.cfg.Template)
 	p.notifyLocked()
 	return x, y, rs.revision, true
 }
@@ -180,6 +183,12 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x *Worker, target strin
 	moved := p.cfg.Revision != target
 	proven := p.readyOfRevisionLocked(target) > 0
 	resist := p.cfg.Template.Restart.ResistDeploymentErrors == nil || *p.cfg.Template.Restart.ResistDeploymentErrors
+	if resist && !moved && !proven {
+		// Decided and done under one lock: a revision asked for in between
+		// would find nothing to end, and the pool would resist a revision
+		// nobody wants any more.
+		p.enterResistanceLocked(target, err, x)
+	}
 	p.mu.Unlock()
 
 	switch {
@@ -194,7 +203,11 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x *Worker, target strin
 		p.waitBackoff(target)
 		return false
 	case resist:
-		p.enterResistance(target, err)
+		if p.opts.Observer != nil {
+			p.opts.Observer.SpawnFailed(p.name, SpawnRestart)
+		}
+		p.log.Error(err, "Resisting deployment error: the old processes keep serving until a new revision is requested",
+			"revision", target)
 		return true
 	default:
 		p.recordSpawnError(target, err)
@@ -269,9 +282,12 @@ func (p *Pool) blockingRestart(rs *restartState) {
 			live++
 		}
 	}
+	// What spawns now is the revision asked for now, labelled so: one
+	// asked for while the old workers stopped is not another restart.
+	rs.revision = p.cfg.Revision
 	var spawns []*Worker
 	for range size - live {
-		spawns = append(spawns, p.addSpawningLocked(rs.revision))
+		spawns = append(spawns, p.addSpawningLocked(rs.revision, p.cfg.Template))
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
@@ -322,22 +338,19 @@ func (p *Pool) finishRestart(rs *restartState, outcome string) {
 	p.kickSupervisor()
 }
 
-// enterResistance freezes the pool on a deployment error: the old workers
-// keep serving, nothing is spawned or idle-cleaned until a new revision.
-func (p *Pool) enterResistance(revision string, err error) {
+// enterResistanceLocked freezes the pool on a deployment error: the old
+// workers keep serving, nothing of the new revision is spawned and nothing
+// is idle-cleaned until a new revision. x, the old worker the failed spawn
+// was to replace, is what the pool falls back on should the old workers
+// all be gone (decide).
+func (p *Pool) enterResistanceLocked(revision string, err error, x *Worker) {
 	se := spawnError(revision, err)
-	p.mu.Lock()
 	p.resisting = se
 	p.lastErr = se
+	p.resistFrom = spawnable{revision: x.Revision, tmpl: x.tmpl}
 	// One snapshot must never show a restart under way and resisting.
 	p.restart = nil
 	p.notifyLocked()
-	p.mu.Unlock()
-	if p.opts.Observer != nil {
-		p.opts.Observer.SpawnFailed(p.name, SpawnRestart)
-	}
-	p.log.Error(err, "Resisting deployment error: the old processes keep serving until a new revision is requested",
-		"revision", revision)
 }
 
 func (p *Pool) recordSpawnError(revision string, err error) {

@@ -85,7 +85,7 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		fmt.Fprintf(b, "  Resisting deployment error: revision %s failed to spawn at %s: %s\n",
 			e.Revision, e.Time.Format(time.RFC3339), e.Reason)
 		writeIndented(b, e.Output, "    | ")
-		b.WriteString("    Old processes keep serving; nothing is spawned or idle-cleaned until a new revision.\n")
+		b.WriteString("    Old processes keep serving; nothing new is spawned or idle-cleaned until a new revision.\n")
 	}
 	if e := p.ScalingError; e != nil {
 		fmt.Fprintf(b, "  Scaling error (backing off): revision %s failed to spawn: %s\n", e.Revision, e.Reason)

@@ -284,8 +284,10 @@ type RestartSpec struct {
 
 	// resistDeploymentErrors freezes a pool whose new revision fails to
 	// spawn during a rolling restart: the old processes keep serving, nothing
-	// is spawned or idle-cleaned, the error is recorded, and no further node
-	// gets the revision. A new revision ends it. When false, the failed
+	// of the new revision is spawned, nothing for traffic, nothing is
+	// idle-cleaned (an old process that exits is replaced by the old
+	// revision, up to minProcesses), the error is recorded, and no further
+	// node gets the revision. A new revision ends it. When false, the failed
 	// process is skipped and the restart goes on. Default: true.
 	// +optional
 	// +kubebuilder:default=true

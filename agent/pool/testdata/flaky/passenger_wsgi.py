@@ -3,10 +3,12 @@
 SPAWN_COUNTER is a file shared by every spawn (created by the test, writable
 by the worker's user); each import increments it under a lock. FAIL_SPAWNS
 is a comma-separated list of import numbers (1-based) that raise, and
-FAIL_FROM makes every import from that number on raise.
+FAIL_FROM makes every import from that number on raise. BOOT_DELAY is
+seconds (float) to sleep at import, after the count: a slow boot.
 """
 import fcntl
 import os
+import time
 
 with open(os.environ["SPAWN_COUNTER"], "r+") as f:
     fcntl.flock(f, fcntl.LOCK_EX)
@@ -14,6 +16,8 @@ with open(os.environ["SPAWN_COUNTER"], "r+") as f:
     f.seek(0)
     f.truncate()
     f.write(str(n))
+
+time.sleep(float(os.environ.get("BOOT_DELAY") or 0))
 
 fail = {int(x) for x in os.environ.get("FAIL_SPAWNS", "").split(",") if x}
 fail_from = int(os.environ.get("FAIL_FROM", "0") or "0")
@@ -25,7 +29,6 @@ DELAY = float(os.environ.get("REQUEST_DELAY_MS", "0")) / 1000.0
 
 def application(environ, start_response):
     if DELAY:
-        import time
         time.sleep(DELAY)
     body = ("%d\n" % os.getpid()).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
