@@ -151,13 +151,13 @@ func (r *AppGroupReconciler) deletePool(ctx context.Context, s *scope, p *ferryv
 
 // newPoolRevision is the revision, and the app, a new node's pool starts
 // on: the target, unless the rollout of the target is halted (a pool
-// resists it), in which case the revision of the first node that serves an
+// resists it or cannot spawn it), in which case the revision of the first node that serves an
 // earlier one ready, if any. A node that joins during a halted rollout then
 // serves what works, and takes the next target in its turn.
 func newPoolRevision(ag *ferryv1.AppGroup, target string, nodes []string, reports map[string]poolReport) (string, ferryv1.AppSpec) {
 	halted := false
 	for _, r := range reports {
-		halted = halted || r.ResistsTarget
+		halted = halted || r.HaltsTarget()
 	}
 	if halted {
 		for _, node := range nodes {

@@ -179,13 +179,15 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		// The annotation has never been valid: there is nothing to roll.
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, "No valid revision to roll out yet")
 	}
-	var restarting, notRolledOut, waiting, resisting, stale, incomplete []string
+	var restarting, notRolledOut, waiting, resisting, failing, stale, incomplete []string
 	updated := 0
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		switch {
 		case ok && r.ResistsTarget:
 			resisting = append(resisting, node)
+		case ok && r.FailsTarget:
+			failing = append(failing, node)
 		case ok && !r.OnTarget:
 			waiting = append(waiting, node)
 		case ok && r.Stale:
@@ -203,11 +205,20 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 	}
 	total := len(in.Nodes)
 	switch {
-	case len(resisting) > 0:
+	case len(resisting)+len(failing) > 0:
+		var why []string
+		if len(resisting) > 0 {
+			why = append(why, nodeList(resisting)+" resisting a deployment error")
+		}
+		if len(failing) > 0 {
+			e := in.Reports[failing[0]].Pool.Status.LastSpawnError
+			why = append(why, fmt.Sprintf("%s failing to spawn it, with no older process to keep serving (%s)",
+				nodeList(failing), truncate(e.Reason, 256)))
+		}
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s resisting a deployment error; "+
+			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; "+
 				"change the %s annotation to start a new rollout",
-				in.Target, updated, total, nodeList(resisting), ferryv1.RevisionAnnotation))
+				in.Target, updated, total, strings.Join(why, "; "), ferryv1.RevisionAnnotation))
 	case len(restarting) > 0:
 		reason := ferryv1.ReasonRollingOut
 		if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {

@@ -195,6 +195,11 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"2-abc halted", "1/3 nodes updated", "node-b", "ferry.dev/revision"}},
 		},
 		{
+			name: "halted by a node that cannot spawn the target",
+			in:   input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, failsSpawns(targetRev, "the app failed to load")), testPool("node-c", oldRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"2-abc halted", "1/3 nodes updated", "node-b failing to spawn it", "the app failed to load", "ferry.dev/revision"}},
+		},
+		{
 			name: "a silent pool on the target is Unknown",
 			in:   input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), testPool("node-c", targetRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"node-b"}},

@@ -384,6 +384,36 @@ func TestRolloutTwoNodesAtATime(t *testing.T) {
 	monitor.check(t)
 }
 
+// TestFailingTargetHaltsRollout: a node on the new revision that cannot
+// spawn it and has nothing older to resist with (its agent restarted
+// mid-rollout) halts the rollout as a resisting node does: with two nodes
+// at a time, the third does not take the freed slot.
+func TestFailingTargetHaltsRollout(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	agents := []*simAgent{newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")}
+	rollAll("blog", 2, agents...)
+	waitRolledOut(t, ns, "blog", 3)
+	rev1 := target(t, ns, "blog")
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	agents[1].failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
+	agents[0].rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		b+" failing to spawn it", "No module named 'flask'")
+	for range 2 {
+		settle(t, ns, "blog", agents[2])
+		assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	}
+
+	// The node recovers (a fixed dependency, say): the rollout goes on.
+	agents[1].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
+}
+
 // TestResistanceHaltsRollout has the second node resist the new revision:
 // the third never gets it; a new bump recovers, resisting node first.
 func TestResistanceHaltsRollout(t *testing.T) {

@@ -97,6 +97,17 @@ func resists(revision, reason, output string) poolOpt {
 	}
 }
 
+// failsSpawns: the pool's spawns of revision fail (ScalingError), and no
+// process runs at all: an agent that restarted on a broken revision.
+func failsSpawns(revision, reason string) poolOpt {
+	return func(p *ferryv1.ProcessPool) {
+		rolledOut(0)(p)
+		p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: revision, Reason: reason, Time: metav1.Time{Time: t0}}
+		setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "")
+		setCond(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, reason)
+	}
+}
+
 func address(a string) poolOpt { return func(p *ferryv1.ProcessPool) { p.Status.Address = a } }
 
 func deleting(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time: t0} }

@@ -144,6 +144,24 @@ func (a *simAgent) resist(agName, reason, output string, n int32) {
 	})
 }
 
+// failSpawns reports what an agent that restarted on a broken revision
+// does: no process runs, and every spawn of the revision fails
+// (ScalingError), with nothing older to resist with.
+func (a *simAgent) failSpawns(agName, reason string) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		st := &p.Status
+		st.ObservedRevision = p.Spec.Revision
+		st.ProcessCounts = ferryv1.ProcessCounts{}
+		st.RestartProgress = nil
+		st.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: reason, Time: metav1.Time{Time: clk.Now()}}
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady)
+		setCondition(p, ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
+		setCondition(p, ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
+		setCondition(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff)
+	})
+}
+
 // drain removes the drain finalizer from this node's pool of the
 // AppGroup, which must be being deleted: its processes are gone.
 func (a *simAgent) drain(agName string) {

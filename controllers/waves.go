@@ -54,7 +54,18 @@ type poolReport struct {
 	// ResistsTarget: Resisting, on the target, and the resisted spawn error
 	// (when reported) is of the target.
 	ResistsTarget bool
+	// FailsTarget: on the target, not resisting, no process of the target
+	// runs, and the agent reports that its spawns of the target fail
+	// (ScalingError): the target cannot start there and has not served
+	// there, with nothing older to resist with (its agent restarted mid-
+	// rollout, or the node joined on a broken target). It halts the
+	// rollout as resisting does.
+	FailsTarget bool
 }
+
+// HaltsTarget: the pool resists the target or fails to spawn it; no
+// further node gets the target while one does.
+func (r poolReport) HaltsTarget() bool { return r.ResistsTarget || r.FailsTarget }
 
 // assessPool reads one pool's status at now. A report is stale when the
 // agent has shown no sign of life for staleAfter: neither renewed its
@@ -94,6 +105,11 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	r.Incomplete = st.ObservedRevision == pool.Spec.Revision && !r.Updated && !r.Resisting &&
 		rr != nil && rr.Status == metav1.ConditionFalse && rr.Reason == ferryv1.ReasonRolloutIncomplete
 	r.RolledOut = (r.Updated && c.Ready == c.Total || r.Incomplete) && c.Ready >= minProcesses
+	r.FailsTarget = r.OnTarget && !r.Resisting && st.ObservedRevision == pool.Spec.Revision && c.Updated == 0 &&
+		meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionScalingError) &&
+		st.LastSpawnError != nil && st.LastSpawnError.Revision == target
+	// None of its processes runs another revision, but none runs at all.
+	r.Updated = r.Updated && !r.FailsTarget
 	return r
 }
 
@@ -106,13 +122,14 @@ type wavePlan struct {
 	Rolling []string
 	// Waiting are the nodes not on the target that wait for a later wave.
 	Waiting []string
-	// Resisting are the nodes resisting the target. When there are any, the
-	// rollout is halted: nobody gets the target.
-	Resisting []string
+	// Halting are the nodes resisting the target or failing to spawn it
+	// (poolReport.HaltsTarget). When there are any, the rollout is halted:
+	// nobody gets the target.
+	Halting []string
 }
 
-// Halted is true when a pool resists the target.
-func (p wavePlan) Halted() bool { return len(p.Resisting) > 0 }
+// Halted is true when a pool resists the target or fails to spawn it.
+func (p wavePlan) Halted() bool { return len(p.Halting) > 0 }
 
 // planWave decides which pools get the target now. reports are the pools of
 // the selected nodes, assessed against the target.
@@ -120,7 +137,8 @@ func (p wavePlan) Halted() bool { return len(p.Resisting) > 0 }
 //   - A pool "rolls" from when it gets the target until it reports rolled
 //     out on it; at most maxConcurrent pools roll at a time.
 //   - When any pool resists the target (its report may be stale: a silent
-//     canary is no better than a failed one), nobody else gets it.
+//     canary is no better than a failed one), or cannot spawn it at all,
+//     nobody else gets it.
 //   - Among the pools waiting, those resisting (an earlier revision) or not
 //     ready go first, as the new revision cannot make them worse; then by
 //     node name, so the order is deterministic.
@@ -131,8 +149,8 @@ func planWave(reports []poolReport, maxConcurrent int32) wavePlan {
 	var candidates []poolReport
 	for _, r := range reports {
 		switch {
-		case r.ResistsTarget:
-			plan.Resisting = append(plan.Resisting, r.Node)
+		case r.HaltsTarget():
+			plan.Halting = append(plan.Halting, r.Node)
 			if !r.RolledOut {
 				plan.Rolling = append(plan.Rolling, r.Node)
 			}

@@ -93,6 +93,21 @@ func TestAssessPool(t *testing.T) {
 			want: poolReport{OnTarget: true, Reported: true, Ready: true, Resisting: true},
 		},
 		{
+			name: "failing to spawn the target with nothing running",
+			pool: testPool("a", target, failsSpawns(target, "exited with status 1")),
+			want: poolReport{OnTarget: true, Reported: true, FailsTarget: true},
+		},
+		{
+			name: "a failed scale-up of the target while it serves is not failing the target",
+			pool: testPool("a", target, failsSpawns(target, "out of memory"), counts(2, 2, 2)),
+			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true},
+		},
+		{
+			name: "failing to spawn an older revision is not failing the target",
+			pool: testPool("a", target, failsSpawns("1-abc", "x")),
+			want: poolReport{OnTarget: true, Reported: true, Updated: true},
+		},
+		{
 			name:  "an old report is not stale while the node's agent renews its lease",
 			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
 			lease: t0.Add(-5 * time.Second),
@@ -203,6 +218,14 @@ func TestPlanWave(t *testing.T) {
 		{
 			name:    "a pool resisting the target halts the rollout",
 			pools:   []*ferryv1.ProcessPool{testPool("a", target, resists(target, "x", "")), testPool("b", old, rolledOut(2)), testPool("c", old, rolledOut(2))},
+			max:     5,
+			rolling: []string{"a"},
+			waiting: []string{"b", "c"},
+			halted:  true,
+		},
+		{
+			name:    "a pool that cannot spawn the target at all halts the rollout",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, failsSpawns(target, "x")), testPool("b", old, rolledOut(2)), testPool("c", old, rolledOut(2))},
 			max:     5,
 			rolling: []string{"a"},
 			waiting: []string{"b", "c"},
