@@ -171,8 +171,12 @@ func (s *Server) serveFront(c net.Conn) {
 		take, handoff := cc.readHead(first)
 		switch {
 		case handoff:
-			s.handedOff.Add(1)
 			prefix := cc.buffered()
+			if bothFramings(prefix) {
+				s.refuseFraming(cc)
+				return
+			}
+			s.handedOff.Add(1)
 			cc.release()
 			s.handoff.give(&prefixConn{Conn: c, prefix: prefix, headBy: cc.headBy})
 			return
@@ -181,6 +185,56 @@ func (s *Server) serveFront(c net.Conn) {
 			cc.release()
 			return
 		}
+	}
+}
+
+// bothFramings reports whether the head at the start of b, as far as b
+// holds it, has both a Content-Length and a Transfer-Encoding field. Such
+// a request is a smuggling attempt as often as not: a server or balancer
+// in front that went by the length sent what the proxy would read as the
+// next request. net/http goes by the encoding and keeps the connection;
+// RFC 9112 (6.1) has the server reject it or close the connection after
+// it, and the front end, which sees the head before net/http does,
+// rejects it, as nginx does. Lines may end in a bare LF, as net/http
+// takes them.
+func bothFramings(b []byte) bool {
+	var length, encoding bool
+	for line := range bytes.Lines(b) {
+		name, _, ok := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte{':'})
+		switch {
+		case len(name) == 0 && !ok: // the blank line: the head ends
+			return false
+		case asciiEqualFold(name, "content-length"):
+			length = true
+		case asciiEqualFold(name, "transfer-encoding"):
+			encoding = true
+		}
+		if length && encoding {
+			return true
+		}
+	}
+	return false
+}
+
+// refuseFraming answers a request with both framings 400, and closes its
+// connection: nothing after it on the connection can be trusted to be a
+// request.
+func (s *Server) refuseFraming(cc *clientConn) {
+	const answer = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
+		"Content-Length: 72\r\n\r\nferry: a request may not have both Content-Length and Transfer-Encoding\n"
+	_ = cc.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(cc.conn, answer)
+	// Closed with the client's bytes unread, the connection would be
+	// reset, and the answer might be lost with it: half-close, and give
+	// the client a moment to read and close, as net/http does.
+	if cw, ok := cc.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = cc.conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, io.LimitReader(cc.conn, 256<<10))
+	}
+	_ = cc.conn.Close()
+	cc.release()
+	if s.opts.Observer != nil {
+		s.opts.Observer.RequestDone(http.StatusBadRequest, 0)
 	}
 }
 

@@ -218,6 +218,13 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	sess.start = time.Now()
 	defer putSession(sess)
 	defer abortIfGone(sess)
+	if len(r.TransferEncoding) > 0 {
+		// net/http dropped a Content-Length beside the encoding, and the
+		// front end sees only a connection's first head (bothFramings):
+		// after a chunked request, the connection is not trusted with
+		// another (RFC 9112, 6.1).
+		rw.Header().Set("Connection", "close")
+	}
 
 	if limit := s.router.RequestBufferLimit(); limit > 0 && hasBody(r) && !isUpgrade(r) {
 		buffered, sp, ok := s.buffer(rw, r, limit, sess)

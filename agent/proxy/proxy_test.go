@@ -134,6 +134,57 @@ func TestBadClientsDoNotDisturbOthers(t *testing.T) {
 	}
 }
 
+// TestNoRequestIsSmuggled: a request with both a Content-Length and a
+// Transfer-Encoding gets 400 and its connection closed, so that what a
+// balancer in front took for its body never reaches the app as a request
+// of its own (RFC 9112, 6.1); and after any chunked request the
+// connection is closed, since only its first head is seen whole.
+func TestNoRequestIsSmuggled(t *testing.T) {
+	e := start(t, recordApp(), proxy.Options{})
+	addr := strings.TrimPrefix(e.URL, "http://")
+	const smuggled = "POST /smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+	body := "0\r\n\r\n" + smuggled
+	for name, head := range map[string]string{
+		"CRLF":              fmt.Sprintf("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n", len(body)),
+		"encoding first":    fmt.Sprintf("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\ncontent-length: %d\r\n\r\n", len(body)),
+		"bare LF, any case": fmt.Sprintf("POST /upload HTTP/1.1\nHost: x\nCONTENT-LENGTH: %d\ntransfer-encoding: chunked\n\n", len(body)),
+		"after a chunked one": "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
+			fmt.Sprintf("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n", len(body)),
+	} {
+		before := requestsSeen(t, e.URL)
+		out, closed := exchangeToEOF(t, addr, head+body)
+		answers := strings.Count(out, "HTTP/1.1 ")
+		switch {
+		case !closed:
+			t.Errorf("%s: the connection was left open; got %q", name, out)
+		case name == "after a chunked one" && (answers != 1 || !strings.HasPrefix(out, "HTTP/1.1 200")):
+			t.Errorf("%s: want the first request's answer alone, got %q", name, out)
+		case name != "after a chunked one" && (answers != 1 || !strings.HasPrefix(out, "HTTP/1.1 400")):
+			t.Errorf("%s: want one 400, got %q", name, out)
+		}
+		if seen := requestsSeen(t, e.URL) - before; seen > 1 || seen == 1 && name != "after a chunked one" {
+			t.Errorf("%s: %d requests reached the app", name, seen)
+		}
+	}
+}
+
+// exchangeToEOF sends raw and reads until the proxy closes the connection
+// (closed) or 10 seconds pass.
+func exchangeToEOF(t *testing.T, addr, raw string) (out string, closed bool) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	return string(b), err == nil
+}
+
 // occupy sends GET /slow?ms=ms to the hello app's only process and waits
 // until the process has it; the channel gets the response's status (0:
 // none came).
