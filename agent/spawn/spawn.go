@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -372,6 +373,9 @@ func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := checkRoot(spec.App.Root); err != nil {
+		return nil, nil, nil, err
+	}
 	env := baseEnv(ident)
 	proc := &Process{Revision: spec.Revision, StartedAt: time.Now(), done: make(chan struct{})}
 	var argv []string
@@ -476,6 +480,26 @@ func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
 	}
 	cmd.Env = env
 	return cmd, proc, ready, nil
+}
+
+// checkRoot says so when the app's root is not a directory: exec would
+// report a missing working directory as a missing interpreter ("fork/exec
+// /usr/bin/python3: no such file or directory"), which sends the reader
+// to the wrong place.
+func checkRoot(root string) error {
+	if root == "" {
+		return nil
+	}
+	st, err := os.Stat(root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("app.root %s does not exist", root)
+	case err != nil:
+		return fmt.Errorf("app.root: %w", err)
+	case !st.IsDir():
+		return fmt.Errorf("app.root %s is not a directory", root)
+	}
+	return nil
 }
 
 // freePort asks the kernel for a free loopback port. Another process could

@@ -151,6 +151,26 @@ func TestSpawnMissingCommand(t *testing.T) {
 	}
 }
 
+// TestSpawnMissingRoot: a root that is not there, or not a directory, is
+// named as such, not as the interpreter exec could not start in it.
+func TestSpawnMissingRoot(t *testing.T) {
+	for root, want := range map[string]string{
+		"/nonexistent/ferry-app":        "app.root /nonexistent/ferry-app does not exist",
+		"testdata/ok/passenger_wsgi.py": "passenger_wsgi.py is not a directory",
+	} {
+		for _, app := range []ferryv1.AppSpec{
+			{Type: ferryv1.AppTypeWSGI, Root: root, StartupFile: "passenger_wsgi.py"},
+			{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "-m", "http.server"}},
+		} {
+			_, err := Spawn(context.Background(), testSpec(t, app))
+			var se *Error
+			if !errors.As(err, &se) || !strings.Contains(se.Reason, want) {
+				t.Errorf("%s app in %s: err = %v, want %q", app.Type, root, err, want)
+			}
+		}
+	}
+}
+
 // TestWorkerOutputIsLoggedWithPIDAndRevision: every line a worker writes
 // reaches the agent's log with the worker's pid and revision.
 func TestWorkerOutputIsLoggedWithPIDAndRevision(t *testing.T) {
