@@ -362,7 +362,10 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	if s.revisionErr != nil {
 		// No retry fixes the annotation; its next change triggers a pass.
-		return ctrl.Result{}, reconcile.TerminalError(s.revisionErr)
+		// The user's mistake is in the conditions and an event: it is no
+		// reconciler error to log with a stack trace.
+		ctrl.LoggerFrom(ctx).Info("Invalid revision annotation; nothing new is rolled out until it is fixed",
+			"error", s.revisionErr.Error())
 	}
 	return ctrl.Result{}, nil
 }

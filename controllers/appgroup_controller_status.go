@@ -121,7 +121,10 @@ func nodeCounts(in rollupInput) ferryv1.NodeCounts {
 // an agent went silent, else True.
 func readyCondition(in rollupInput) metav1.Condition {
 	c := metav1.Condition{Type: ferryv1.ConditionReady}
-	if in.RevisionErr != nil {
+	if in.RevisionErr != nil && in.Target == "" {
+		// Never a valid revision: nothing was rolled out to be ready. (An
+		// invalid value after a valid one leaves what runs as it is, and
+		// Ready says how that is: RollingRestart says the value is wrong.)
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
 			in.RevisionErr.Error()+"; nothing is rolled out until it is fixed")
 	}
@@ -139,9 +142,7 @@ func readyCondition(in rollupInput) metav1.Condition {
 			stale = append(stale, node)
 		case !r.Ready:
 			if notReadyDetail == "" {
-				pc := r.Pool.Status.ProcessCounts
-				notReadyDetail = fmt.Sprintf(" (%s: %d/%d processes ready, minProcesses %d)",
-					node, pc.Ready, pc.Total, r.Pool.Spec.Template.Pool.MinProcesses)
+				notReadyDetail = " (" + node + ": " + poolNotReadyDetail(r) + ")"
 			}
 			notReady = append(notReady, node)
 		}
@@ -162,6 +163,18 @@ func readyCondition(in rollupInput) metav1.Condition {
 		fmt.Sprintf("%d/%d nodes ready, %d/%d processes ready", len(in.Nodes), len(in.Nodes), pc.Ready, pc.Total))
 }
 
+// poolNotReadyDetail says why a pool is not ready: its agent's own word
+// when it gave one (the proxy cannot listen, spawns fail and why), else
+// its counts.
+func poolNotReadyDetail(r poolReport) string {
+	if c := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionReady); c != nil &&
+		c.Status != metav1.ConditionTrue && c.Message != "" {
+		return truncate(c.Message, maxMessage/2)
+	}
+	pc := r.Pool.Status.ProcessCounts
+	return fmt.Sprintf("%d/%d processes ready, minProcesses %d", pc.Ready, pc.Total, r.Pool.Spec.Template.Pool.MinProcesses)
+}
+
 // rollingRestartCondition is RollingRestart: True while a node restarts
 // onto the target or waits for its wave, False when the rollout completed or
 // halted, Unknown when only a silent agent stands between the rollout and
@@ -177,7 +190,16 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "No node is selected")
 	case in.Target == "":
 		// The annotation has never been valid: there is nothing to roll.
-		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, "No valid revision to roll out yet")
+		msg := "No valid revision to roll out yet"
+		if in.RevisionErr != nil {
+			msg = in.RevisionErr.Error() + "; nothing is rolled out until it is fixed"
+		}
+		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, msg)
+	case in.RevisionErr != nil:
+		// The last valid revision stays the target; no wave starts.
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
+			fmt.Sprintf("%s; revision %s stays the target (on %d/%d nodes) until it is fixed",
+				in.RevisionErr.Error(), in.Target, nodeCounts(in).Updated, len(in.Nodes)))
 	}
 	var restarting, notRolledOut, waiting, resisting, failing, stale, incomplete []string
 	updated := 0
@@ -354,13 +376,15 @@ func outputExcerpt(out string, n int) string {
 // It names a time, not a duration, so that it stays the same, and the
 // status unwritten, while the agent stays silent.
 func staleMessage(in rollupInput, stale []string) string {
-	first := in.Reports[stale[0]]
-	verb := "has"
-	if len(stale) > 1 {
-		verb = "have"
+	// Last seen: the later of its report and its Lease's renewal, as
+	// staleness is judged (assessPool), not the report alone.
+	since := in.Now.Add(-in.Reports[stale[0]].Silence).UTC().Truncate(time.Second).Format(time.RFC3339)
+	if len(stale) == 1 {
+		return fmt.Sprintf("The agent on %s has not reported since %s (more than %s ago); what it last reported is not trusted",
+			stale[0], since, in.StaleAfter)
 	}
-	return fmt.Sprintf("The agent on %s %s not reported since %s (more than %s ago); what it last reported is not trusted",
-		nodeList(stale), verb, first.Pool.Status.HeartbeatTime.UTC().Format(time.RFC3339), in.StaleAfter)
+	return fmt.Sprintf("The agents on %s have not reported for more than %s (%s since %s); what they last reported is not trusted",
+		nodeList(stale), in.StaleAfter, stale[0], since)
 }
 
 // withStatus fills a condition's status, reason and message, the message

@@ -73,13 +73,30 @@ func TestReadyCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProcessesReady, nil},
 		},
 		{
-			name: "invalid revision",
+			name: "an invalid revision after a valid one: what runs is ready",
 			in: func() rollupInput {
 				in := input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)))
 				in.RevisionErr = errors.New("annotation ferry.dev/revision is empty")
 				return in
 			}(),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, []string{"is empty"}},
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProcessesReady, []string{"2/2 nodes ready"}},
+		},
+		{
+			name: "a revision never valid",
+			in: func() rollupInput {
+				in := input(ab)
+				in.Target, in.RevisionErr = "", errors.New("annotation ferry.dev/revision is empty")
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, []string{"is empty", "nothing is rolled out"}},
+		},
+		{
+			name: "the agent's own word on why a pool is not ready",
+			in: input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed,
+					"the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use")
+			})),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"not ready: node-b", "node-b: the proxy cannot listen", "address already in use"}},
 		},
 		{
 			name: "no nodes",
@@ -110,6 +127,21 @@ func TestReadyCondition(t *testing.T) {
 			name: "a stale report makes it Unknown, never a stale True",
 			in:   input(ab, testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-75*time.Second))), testPool("node-b", targetRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"The agent on node-a has not reported since 2026-05-01T11:58:45Z (more than 40s ago)"}},
+		},
+		{
+			name: "last seen is the later of the report and the Lease's renewal",
+			in: func() rollupInput {
+				in := input(ab, testPool("node-b", targetRev, rolledOut(2)))
+				in.Reports["node-a"] = assessPool(testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
+					targetRev, t0, staleAfter, t0.Add(-75*time.Second))
+				return in
+			}(),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"The agent on node-a has not reported since 2026-05-01T11:58:45Z"}},
+		},
+		{
+			name: "several silent agents",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-75*time.Second))), testPool("node-b", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Hour)))),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"The agents on node-a and node-b have not reported for more than 40s (node-a since 2026-05-01T11:58:45Z)"}},
 		},
 		{
 			name: "a known False wins over Unknown",
@@ -221,7 +253,17 @@ func TestRollingRestartCondition(t *testing.T) {
 				in.Target, in.RevisionErr = "", errors.New("bad")
 				return in
 			}(),
-			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, nil},
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, []string{"bad", "nothing is rolled out"}},
+		},
+		{
+			name: "an invalid revision after a valid one: the last valid stays the target",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+				in.RevisionErr = errors.New("annotation ferry.dev/revision is empty")
+				return in
+			}(),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, nil},
+			exact: "annotation ferry.dev/revision is empty; revision 2-abc stays the target (on 2/3 nodes) until it is fixed",
 		},
 	}
 	for _, tt := range tests {

@@ -522,7 +522,7 @@ func TestStaleAgentMakesStatusUnknown(t *testing.T) {
 	// ...then time moves past the bound, and nothing else happens.
 	clk.SetTime(lastReport.Add(staleAfter + 2*time.Second))
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
-		"The agent on "+a+" and "+b+" have not reported")
+		"The agents on "+a+" and "+b+" have not reported for more than")
 }
 
 // checkEndpoints compares the AppGroup's EndpointSlice's endpoints, by
@@ -557,10 +557,16 @@ func TestInvalidRevision(t *testing.T) {
 		{strings.Repeat("x", 64), "64 characters long"},
 	} {
 		bump(t, ns, "blog", tt.value)
-		ag := waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, tt.msg)
+		ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
+			tt.msg, rev1+" stays the target")
 		waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventInvalidRevision, tt.msg)
 		if ag.Status.Revision != rev1 {
 			t.Errorf("status.revision %q, want the last valid %q", ag.Status.Revision, rev1)
+		}
+		// What runs is as it was, and says so: an app that serves is not
+		// made not Ready by a typo in an annotation.
+		if c := conditionOf(&ag.Status, ferryv1.ConditionReady); c.Status != metav1.ConditionTrue {
+			t.Errorf("Ready = %+v while revision %s serves", c, rev1)
 		}
 		settle(t, ns, "blog", agent)
 		assertRevisions(t, ns, "blog", map[string]string{a: rev1})

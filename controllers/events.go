@@ -129,9 +129,10 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) []stat
 	if oldRes.Status == metav1.ConditionTrue && curRes.Status == metav1.ConditionFalse {
 		add(corev1.EventTypeNormal, EventDeploymentErrorResolved, "Resist", "No pool resists a deployment error any more")
 	}
-	if curReady.Reason == ferryv1.ReasonInvalidRevision &&
-		(oldReady.Reason != ferryv1.ReasonInvalidRevision || oldReady.Message != curReady.Message) {
-		add(corev1.EventTypeWarning, EventInvalidRevision, "Validate", curReady.Message)
+	if inv, ok := invalidRevision(cur); ok {
+		if was, wasOK := invalidRevision(old); !wasOK || was != inv {
+			add(corev1.EventTypeWarning, EventInvalidRevision, "Validate", inv)
+		}
 	}
 	if curReady.Reason == ferryv1.ReasonAgentNotReporting && oldReady.Reason != ferryv1.ReasonAgentNotReporting {
 		add(corev1.EventTypeWarning, EventAgentNotReporting, "Monitor", curReady.Message)
@@ -161,4 +162,16 @@ func flatten(err error) []error {
 		out = append(out, flatten(e)...)
 	}
 	return out
+}
+
+// invalidRevision is the message of the condition that says the revision
+// annotation is invalid (RollingRestart, or Ready when it never was
+// valid), if one does.
+func invalidRevision(st *ferryv1.AppGroupStatus) (string, bool) {
+	for _, typ := range []string{ferryv1.ConditionRollingRestart, ferryv1.ConditionReady} {
+		if c := meta.FindStatusCondition(st.Conditions, typ); c != nil && c.Reason == ferryv1.ReasonInvalidRevision {
+			return c.Message, true
+		}
+	}
+	return "", false
 }

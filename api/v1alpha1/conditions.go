@@ -58,6 +58,9 @@ const (
 	// the staleness bound; what it last said can no longer be trusted.
 	ReasonAgentNotReporting = "AgentNotReporting"
 	// ReasonInvalidRevision: the revision annotation is not a valid value.
+	// On Ready only while it has never been valid (nothing is rolled out);
+	// after a valid one, on RollingRestart: the last valid revision stays
+	// the target, and Ready says how what runs is.
 	ReasonInvalidRevision = "InvalidRevision"
 	// ReasonListenFailed: the node's proxy cannot listen on listen.port
 	// (another program holds it, say).
@@ -76,7 +79,8 @@ const (
 	// ReasonRolloutComplete: every process runs the current revision.
 	ReasonRolloutComplete = "RolloutComplete"
 	// ReasonRolloutHalted: the rollout stopped because a pool resists a
-	// deployment error; a new revision starts a new one.
+	// deployment error, or cannot spawn the revision at all with nothing
+	// older to resist with; a new revision starts a new one.
 	ReasonRolloutHalted = "RolloutHalted"
 	// ReasonRolloutIncomplete: the restart finished, but some processes
 	// could not be replaced and keep serving an older revision

@@ -277,7 +277,10 @@ type PoolSpec struct {
 type RestartSpec struct {
 	// strategy is how one node's processes are replaced: Rolling (one at a
 	// time, new before old, no request waits for a spawn) or Blocking (stop
-	// all, spawn anew, requests queue meanwhile). Default: Rolling.
+	// all, spawn anew, requests queue meanwhile). Deployment error
+	// resistance needs Rolling: a Blocking restart to a revision that
+	// cannot spawn leaves its node with no process (the rollout halts
+	// there). Default: Rolling.
 	// +optional
 	// +kubebuilder:default=Rolling
 	Strategy RestartStrategy `json:"strategy,omitempty"`
