@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -25,8 +27,21 @@ func newStore(dir string) (*store, error) {
 	return &store{dir: dir}, nil
 }
 
+// maxFileName bounds a saved pool's file name, its ".tmp" included, under
+// the 255 bytes most file systems allow: a namespace and a name may take
+// 63 and 253.
+const maxFileName = 200
+
+// path is where key's spec is saved. A name too long for a file name is
+// cut, and a hash of the whole key keeps it apart from others cut the
+// same: the name inside the file is what load goes by.
 func (s *store) path(key types.NamespacedName) string {
-	return filepath.Join(s.dir, key.Namespace+"_"+key.Name+".json")
+	base := key.Namespace + "_" + key.Name
+	if len(base)+len(".json.tmp") > maxFileName {
+		sum := sha256.Sum256([]byte(key.String()))
+		base = base[:maxFileName-len(".json.tmp")-17] + "-" + hex.EncodeToString(sum[:8])
+	}
+	return filepath.Join(s.dir, base+".json")
 }
 
 // save writes pp atomically (write, then rename).
