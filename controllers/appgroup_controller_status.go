@@ -239,7 +239,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		}
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; "+
-				"change the %s annotation to start a new rollout",
+				"change the %s annotation or the app to start a new rollout",
 				in.Target, updated, total, strings.Join(why, "; "), ferryv1.RevisionAnnotation))
 	case len(restarting) > 0:
 		reason := ferryv1.ReasonRollingOut
@@ -262,7 +262,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 	case len(incomplete) > 0:
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
 			fmt.Sprintf("Revision %s runs on %d/%d nodes; on %s some processes could not be replaced and keep "+
-				"serving an older revision (resistDeploymentErrors is false); change the %s annotation to try again",
+				"serving an older revision (resistDeploymentErrors is false); change the %s annotation or the app to try again",
 				in.Target, updated, total, nodeList(incomplete), ferryv1.RevisionAnnotation))
 	}
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,

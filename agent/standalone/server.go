@@ -239,6 +239,11 @@ func (s *Server) Restart(name, revision string) (string, error) {
 		return "", fmt.Errorf("revision %q: use 1 to 128 characters from [A-Za-z0-9._+-], starting with a letter or digit", revision)
 	}
 	if revision == a.revision {
+		// The target, whether it runs or is resisted: asking again would
+		// change nothing.
+		if st := a.pool.Status(); st.Resisting != nil && st.Resisting.Revision == revision {
+			return "", fmt.Errorf("AppGroup %q resists revision %q, which failed to spawn: fix the app and restart without --revision, or name a new one", name, revision)
+		}
 		return "", fmt.Errorf("AppGroup %q already runs revision %q: restart without --revision, or name a new one", name, revision)
 	}
 	a.revision = revision

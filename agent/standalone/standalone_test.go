@@ -196,8 +196,8 @@ func TestServeRestartAndResist(t *testing.T) {
 		t.Errorf("while resisting, GET / = %d", code)
 	}
 	// Same revision again is refused: the operator must ask for a new one.
-	if _, err := r.client.Restart(ctx, "hello", "broken-1"); err == nil {
-		t.Error("restarting to the revision already requested was accepted")
+	if _, err := r.client.Restart(ctx, "hello", "broken-1"); err == nil || !strings.Contains(err.Error(), `resists revision "broken-1"`) {
+		t.Errorf("restarting to the revision being resisted: %v, want it refused as resisted", err)
 	}
 	// Mend it: a new revision leaves the mode.
 	s.fixApp(t)
