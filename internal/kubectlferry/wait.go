@@ -19,6 +19,14 @@ import (
 // on some node, whose old processes keep serving, and the rollout stopped.
 var ErrResisting = errors.New("resisting deployment error")
 
+// ErrHalted: the rollout of the new revision halted without a node
+// resisting it: a node cannot spawn it and has nothing older to serve
+// (a blocking restart, an agent restarted mid-rollout).
+var ErrHalted = errors.New("rollout halted")
+
+// ErrNoNodes: the AppGroup selects no node, so nothing is rolled out.
+var ErrNoNodes = errors.New("no node selected")
+
 // ErrSuperseded: the revision annotation changed again while waiting.
 var ErrSuperseded = errors.New("superseded")
 
@@ -39,7 +47,8 @@ type rollout struct {
 // (status.revision is "<annotation>-<hash>") and reconciled the current
 // generation, RollingRestart is not True, Ready is True and every selected
 // node, of at least one, runs the target; failed when the annotation was
-// changed again, or when ResistingDeploymentError is True for this target.
+// changed again, when ResistingDeploymentError is True for this target, when
+// the rollout halted otherwise (RolloutHalted), or when no node is selected.
 func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 	st := &ag.Status
 	if current, ok := ag.Annotations[ferryv1.RevisionAnnotation]; !ok || current != annotation {
@@ -64,7 +73,14 @@ func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s resists revision %s: %s",
 			ErrResisting, ag.Namespace, ag.Name, st.Revision, c.Message)}
 	}
+	if rolling != nil && rolling.Reason == ferryv1.ReasonRolloutHalted {
+		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s: %s", ErrHalted, ag.Namespace, ag.Name, rolling.Message)}
+	}
 	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
+	if ready != nil && ready.Reason == ferryv1.ReasonNoNodes {
+		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s: %s; nothing is rolled out", ErrNoNodes,
+			ag.Namespace, ag.Name, ready.Message)}
+	}
 	switch {
 	case st.ObservedGeneration != ag.Generation:
 		return rollout{Progress: fmt.Sprintf("the manager has not reconciled generation %d yet", ag.Generation)}
@@ -118,6 +134,8 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 		case r.Done && errors.Is(r.Err, ErrResisting):
 			return fmt.Errorf("%w\nThe old processes keep serving. Fix the app, then roll again: kubectl ferry restart %s -n %s",
 				r.Err, ag.Name, ag.Namespace)
+		case r.Done && errors.Is(r.Err, ErrHalted):
+			return fmt.Errorf("%w\nFix the app, then roll again: kubectl ferry restart %s -n %s", r.Err, ag.Name, ag.Namespace)
 		case r.Done:
 			return r.Err
 		case r.Progress != last:

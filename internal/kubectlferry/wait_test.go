@@ -73,8 +73,18 @@ func TestAssessRollout(t *testing.T) {
 			}},
 		{name: "no Ready condition", progress: "no Ready condition yet",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Conditions = st.Conditions[1:] }},
-		{name: "no nodes", progress: "no node is selected",
+		{name: "no nodes counted yet", progress: "no node is selected",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Nodes = ferryv1.NodeCounts{} }},
+		{name: "no node matches the selector", done: true, err: ErrNoNodes,
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				st.Nodes = ferryv1.NodeCounts{}
+				set(st, cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes, "No node matches spec.nodeSelector"))
+			}},
+		{name: "halted by a node that cannot spawn the target", done: true, err: ErrHalted,
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+					"Rollout of revision "+target+" halted at 1/2 nodes updated: node-2 failing to spawn it"))
+			}},
 		{name: "a node behind", progress: "1/2 nodes updated",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Nodes.Updated = 1 }},
 		{name: "resisting the target, rollout halted", done: true, err: ErrResisting,
