@@ -117,6 +117,9 @@ type AppGroupReconciler struct {
 	AgentStaleAfter time.Duration
 
 	resisting resistingSet
+	// contact is the manager's contact with the API server, probed by the
+	// lease watcher; nil without one.
+	contact *apiContact
 }
 
 // SetupWithManager registers the reconciler with mgr. Besides AppGroups it
@@ -152,7 +155,9 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: r.MaxConcurrentReconciles})
 	if r.LeaseNamespace != "" {
 		events := make(chan event.GenericEvent, 1024)
-		w := &leaseWatcher{client: mgr.GetClient(), namespace: r.LeaseNamespace, staleAfter: r.AgentStaleAfter,
+		r.contact = newAPIContact(r.Clock)
+		w := &leaseWatcher{client: mgr.GetClient(), probe: r.APIReader, contact: r.contact,
+			namespace: r.LeaseNamespace, staleAfter: r.AgentStaleAfter,
 			every: 2 * time.Second, clock: r.Clock, events: events, stale: map[string]bool{}, renewed: map[string]time.Time{},
 			log: mgr.GetLogger().WithName("lease-watcher")}
 		if err := mgr.Add(w); err != nil {
@@ -278,13 +283,16 @@ type scope struct {
 	created []*ferryv1.ProcessPool
 	// leases are when each node's agent last renewed its Lease.
 	leases map[string]time.Time
+	// heardSince is when the manager's unbroken contact with the API
+	// server began: no agent is judged silent over time before it.
+	heardSince time.Time
 }
 
 // reports assesses the active pools at the pass's time.
 func (s *scope) reports(staleAfter time.Duration) map[string]poolReport {
 	out := make(map[string]poolReport, len(s.pools))
 	for node, p := range s.pools {
-		out[node] = assessPool(p, s.target, s.now, staleAfter, s.leases[node])
+		out[node] = assessPool(p, s.target, s.now, staleAfter, s.leases[node], s.heardSince)
 	}
 	return out
 }
@@ -380,6 +388,7 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 		pools:      map[string]*ferryv1.ProcessPool{},
 	}
 	s.target, s.revisionErr = effectiveTarget(ag)
+	s.heardSince = r.contact.heardSince()
 
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
@@ -490,7 +499,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		StaleAfter:  r.AgentStaleAfter,
 		Clean:       clean && s.revisionErr == nil,
 	})
-	requeue := nextStaleness(reports, r.AgentStaleAfter)
+	requeue := nextStaleness(reports)
 	r.resisting.Set(client.ObjectKeyFromObject(ag), meta.IsStatusConditionTrue(cur.Conditions, ferryv1.ConditionResistingDeploymentError))
 	if equality.Semantic.DeepEqual(ag.Status, cur) {
 		return requeue, nil

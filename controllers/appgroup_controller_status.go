@@ -424,13 +424,13 @@ func truncate(s string, n int) string {
 // would turn stale, plus a second of slack; 0 when none would. Pools whose
 // agent renews a Lease are left out: the lease watcher notices when an
 // agent falls silent, without a requeue per AppGroup.
-func nextStaleness(reports map[string]poolReport, staleAfter time.Duration) time.Duration {
+func nextStaleness(reports map[string]poolReport) time.Duration {
 	var next time.Duration
 	for _, r := range reports {
 		if !r.Reported || r.Stale || r.HasLease {
 			continue
 		}
-		if d := staleAfter - r.Silence + time.Second; next == 0 || d < next {
+		if d := r.StaleIn + time.Second; next == 0 || d < next {
 			next = d
 		}
 	}

@@ -133,7 +133,7 @@ func TestReadyCondition(t *testing.T) {
 			in: func() rollupInput {
 				in := input(ab, testPool("node-b", targetRev, rolledOut(2)))
 				in.Reports["node-a"] = assessPool(testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
-					targetRev, t0, staleAfter, t0.Add(-75*time.Second))
+					targetRev, t0, staleAfter, t0.Add(-75*time.Second), time.Time{})
 				return in
 			}(),
 			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"The agent on node-a has not reported since 2026-05-01T11:58:45Z"}},
@@ -423,11 +423,18 @@ func TestNextStaleness(t *testing.T) {
 		testPool("c", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))), // already stale
 		testPool("d", targetRev), // never reported
 	))
-	if got, want := nextStaleness(reports, staleAfter), 11*time.Second; got != want {
+	if got, want := nextStaleness(reports), 11*time.Second; got != want {
 		t.Errorf("nextStaleness = %v, want %v", got, want)
 	}
-	if got := nextStaleness(byNode(assessAll(targetRev, testPool("d", targetRev))), staleAfter); got != 0 {
+	if got := nextStaleness(byNode(assessAll(targetRev, testPool("d", targetRev)))); got != 0 {
 		t.Errorf("nextStaleness with nobody reporting = %v, want 0", got)
+	}
+	// A report older than the manager's contact with the API server turns
+	// stale the bound after that contact began.
+	late := map[string]poolReport{"c": assessPool(testPool("c", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
+		targetRev, t0, staleAfter, time.Time{}, t0.Add(-5*time.Second))}
+	if got, want := nextStaleness(late), 36*time.Second; got != want {
+		t.Errorf("nextStaleness after contact came back = %v, want %v", got, want)
 	}
 }
 

@@ -23,7 +23,14 @@ import (
 // seconds; passing every renewal on to every AppGroup would cost a
 // reconcile per AppGroup per renewal, for nothing.
 type leaseWatcher struct {
-	client     client.Reader
+	client client.Reader
+	// probe reads the API server itself (not the cache) on each check, so
+	// that contact knows when the manager could not hear it; nil: no probe.
+	probe   client.Reader
+	contact *apiContact
+	// caughtUpTo are the renewals the API server answered with when
+	// contact came back, which the cache must show before it is trusted.
+	caughtUpTo map[string]time.Time
 	namespace  string
 	staleAfter time.Duration
 	every      time.Duration
@@ -54,12 +61,20 @@ func (w *leaseWatcher) Start(ctx context.Context) error {
 // NeedLeaderElection: only the leader reconciles, so only it need watch.
 func (w *leaseWatcher) NeedLeaderElection() bool { return true }
 
+// probeTimeout bounds a probe: an API server that hangs (stopped, not
+// gone) is out of contact too.
+const probeTimeout = 10 * time.Second
+
 func (w *leaseWatcher) check(ctx context.Context) error {
 	var leases coordinationv1.LeaseList
 	if err := w.client.List(ctx, &leases, client.InNamespace(w.namespace),
 		client.MatchingLabels{contract.AgentLeaseComponentLabel: contract.AgentLeaseComponent}); err != nil {
 		return err
 	}
+	if w.probe != nil && !w.probeContact(ctx, leases.Items) {
+		return nil // no judging a silence the manager could not hear through
+	}
+	heard := w.contact.heardSince()
 	now := w.clock.Now()
 	seen := map[string]bool{}
 	for _, l := range leases.Items {
@@ -68,7 +83,7 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 		}
 		node := *l.Spec.HolderIdentity
 		seen[node] = true
-		stale := now.Sub(l.Spec.RenewTime.Time) > w.staleAfter
+		stale := now.Sub(later(l.Spec.RenewTime.Time, heard)) > w.staleAfter
 		before, known := w.stale[node]
 		w.stale[node] = stale
 		// A renewal that comes more than the bound after the previous one
@@ -97,6 +112,78 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// probeContact reads the agents' Leases from the API server itself: when
+// that fails, contact is lost; once it works again, contact is back when
+// the cache (cached) shows every Lease renewed at least as late as the
+// API server did the first time it answered again. It reports whether
+// the manager is in contact, its cache caught up.
+func (w *leaseWatcher) probeContact(ctx context.Context, cached []coordinationv1.Lease) bool {
+	var direct coordinationv1.LeaseList
+	opts := []client.ListOption{client.InNamespace(w.namespace),
+		client.MatchingLabels{contract.AgentLeaseComponentLabel: contract.AgentLeaseComponent}}
+	if !w.contact.catchingUp() || w.caughtUpTo != nil {
+		opts = append(opts, client.Limit(1)) // a probe: whether it answers
+	}
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	err := w.probe.List(pctx, &direct, opts...)
+	cancel()
+	if err != nil {
+		if w.contact.lose() {
+			w.log.Info("Lost contact with the API server; agents are not judged silent over the time until it is back",
+				"error", err.Error())
+		}
+		w.caughtUpTo = nil
+		return false
+	}
+	if regained, without := w.contact.reach(); regained {
+		w.log.Info("Regained contact with the API server; agents are judged again once the cache has caught up",
+			"without", without.Round(time.Second).String())
+		return false // the next check reads every Lease, for caughtUpTo
+	}
+	if !w.contact.catchingUp() {
+		return true
+	}
+	if w.caughtUpTo == nil {
+		w.caughtUpTo = renewals(direct.Items)
+	}
+	have := renewals(cached)
+	behind := 0
+	for node, renewed := range w.caughtUpTo {
+		if t, ok := have[node]; ok && t.Before(renewed) { // a Lease deleted meanwhile is not waited for
+			behind++
+		}
+	}
+	if behind > 0 && w.contact.catchingUpFor() < maxCatchUp {
+		return false
+	}
+	w.caughtUpTo = nil
+	took := w.contact.caughtUp().Round(time.Second).String()
+	if behind > 0 {
+		w.log.Error(nil, "The cache has not caught up with the API server; judging agents by it again all the same",
+			"after", took, "leasesBehind", behind)
+	} else {
+		w.log.Info("The cache caught up with the API server; agents get the staleness bound from now to renew their Leases",
+			"after", took)
+	}
+	return true
+}
+
+// maxCatchUp bounds how long agents go unjudged while the cache catches up
+// after an outage: informers retry within a minute, and a cache that takes
+// much longer is broken, which must not hide dead agents for good.
+const maxCatchUp = 3 * time.Minute
+
+// renewals are the Leases' renewal times by holder.
+func renewals(leases []coordinationv1.Lease) map[string]time.Time {
+	out := make(map[string]time.Time, len(leases))
+	for _, l := range leases {
+		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil {
+			out[*l.Spec.HolderIdentity] = l.Spec.RenewTime.Time
+		}
+	}
+	return out
 }
 
 // enqueueNode asks for a pass of every AppGroup with a pool on node.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -67,4 +69,143 @@ func TestLeaseWatcherNoticesShortSilences(t *testing.T) {
 			t.Errorf("%s: passes asked for %v, want %v", st.name, got, map[bool][]string{true: {"blog"}}[st.want])
 		}
 	}
+}
+
+// TestLeaseWatcherForgivesItsOwnOutage: when the manager cannot reach the
+// API server (its probe fails), an agent's Lease left unrenewed over that
+// time is not judged stale, nor while the cache, which informers refill
+// with a backoff of up to a minute, still shows the Leases of before the
+// outage; from when it has caught up, the agent gets the bound to renew.
+// One that does not renew in that time is stale. Two fake clients stand
+// in for the API server (read by the probe, which fails on demand) and
+// the manager's cache.
+func TestLeaseWatcherForgivesItsOwnOutage(t *testing.T) {
+	ctx := context.Background()
+	w, api, cache, contact, events := outageWatcher(t)
+	steps := []struct {
+		name             string
+		check            time.Duration // after t0
+		down             bool
+		apiRenew, cached time.Duration // the Lease's renewal (after t0) in the API server and in the cache
+		wantPass         bool
+		wantHeard        time.Duration
+	}{
+		{"fresh", time.Second, false, 0, 0, false, 0},
+		{"the API server gone", 5 * time.Second, true, 0, 0, false, 5 * time.Second},
+		{"still gone, past the bound", 60 * time.Second, true, 0, 0, false, 60 * time.Second},
+		{"back, the agent renewed, the cache behind", 61 * time.Second, false, 61 * time.Second, 0, false, 61 * time.Second},
+		{"the cache still behind", 63 * time.Second, false, 63 * time.Second, 0, false, 63 * time.Second},
+		{"still behind, past the bound", 120 * time.Second, false, 119 * time.Second, 0, false, 120 * time.Second},
+		{"caught up: a pass for the silence that ended", 121 * time.Second, false, 121 * time.Second, 121 * time.Second, true, 121 * time.Second},
+		{"the agent died: within the bound", 121*time.Second + staleAfter, false, 121 * time.Second, 121 * time.Second, false, 121 * time.Second},
+		{"past it: stale", 122*time.Second + staleAfter, false, 121 * time.Second, 121 * time.Second, true, 121 * time.Second},
+	}
+	for _, st := range steps {
+		setRenewal(t, api, t0.Add(st.apiRenew))
+		setRenewal(t, cache, t0.Add(st.cached))
+		w.clock.(*clocktesting.FakePassiveClock).SetTime(t0.Add(st.check))
+		w.probe.(*switchableReader).down = st.down
+		if got := checkPasses(t, ctx, w, events); (got > 0) != st.wantPass {
+			t.Errorf("%s: %d passes asked for, want any: %v", st.name, got, st.wantPass)
+		}
+		if heard := contact.heardSince(); !heard.Equal(t0.Add(st.wantHeard)) {
+			t.Errorf("%s: heard since t0+%s, want t0+%s", st.name, heard.Sub(t0), st.wantHeard)
+		}
+	}
+}
+
+// TestLeaseWatcherGivesUpWaitingForACache: a cache that never catches up
+// does not hide agents for good: after maxCatchUp they are judged by it,
+// with the bound from then.
+func TestLeaseWatcherGivesUpWaitingForACache(t *testing.T) {
+	ctx := context.Background()
+	w, api, _, contact, events := outageWatcher(t)
+	clk := w.clock.(*clocktesting.FakePassiveClock)
+	probe := w.probe.(*switchableReader)
+	for _, st := range []struct {
+		check time.Duration
+		down  bool
+	}{{time.Second, false}, {5 * time.Second, true}, {10 * time.Second, false}, {12 * time.Second, false}} {
+		setRenewal(t, api, t0.Add(st.check))
+		clk.SetTime(t0.Add(st.check))
+		probe.down = st.down
+		checkPasses(t, ctx, w, events)
+	}
+	if !contact.catchingUp() {
+		t.Fatal("not catching up with a cache behind")
+	}
+	clk.SetTime(t0.Add(10*time.Second + maxCatchUp))
+	checkPasses(t, ctx, w, events)
+	if contact.catchingUp() {
+		t.Fatal("still catching up after maxCatchUp")
+	}
+	// Judged by the cache from then: the bound later, stale.
+	clk.SetTime(t0.Add(11*time.Second + maxCatchUp + staleAfter))
+	if got := checkPasses(t, ctx, w, events); got == 0 {
+		t.Error("the agent the cache shows silent was never judged stale")
+	}
+}
+
+// outageWatcher is a lease watcher over one agent's Lease, renewed at t0
+// both in the API server (api, read by the probe) and in the cache.
+func outageWatcher(t *testing.T) (w *leaseWatcher, api, cache client.Client, contact *apiContact, events chan event.GenericEvent) {
+	t.Helper()
+	build := func() client.Client {
+		lease := &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ferry-system", Name: contract.AgentLeaseName("node-a"),
+				Labels: contract.AgentLeaseLabels("node-a")},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("node-a"), RenewTime: ptr.To(metav1.NewMicroTime(t0))},
+		}
+		pool := testPool("node-a", "1-abc")
+		pool.Labels = contract.PoolLabels("blog", "node-a")
+		return fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(lease, pool).Build()
+	}
+	api, cache = build(), build()
+	clk := clocktesting.NewFakePassiveClock(t0)
+	contact = newAPIContact(clk)
+	events = make(chan event.GenericEvent, 10)
+	w = &leaseWatcher{client: cache, probe: &switchableReader{Reader: api}, contact: contact, namespace: "ferry-system",
+		staleAfter: staleAfter, every: time.Second, clock: clk, events: events,
+		stale: map[string]bool{}, renewed: map[string]time.Time{}, log: logr.Discard()}
+	return w, api, cache, contact, events
+}
+
+func setRenewal(t *testing.T, c client.Client, at time.Time) {
+	t.Helper()
+	var l coordinationv1.Lease
+	key := client.ObjectKey{Namespace: "ferry-system", Name: contract.AgentLeaseName("node-a")}
+	if err := c.Get(context.Background(), key, &l); err != nil {
+		t.Fatal(err)
+	}
+	l.Spec.RenewTime = ptr.To(metav1.NewMicroTime(at))
+	if err := c.Update(context.Background(), &l); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkPasses runs one check and counts the passes it asked for.
+func checkPasses(t *testing.T, ctx context.Context, w *leaseWatcher, events chan event.GenericEvent) int {
+	t.Helper()
+	if err := w.check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := len(events)
+	for len(events) > 0 {
+		<-events
+	}
+	return n
+}
+
+// switchableReader fails every List while down, as an unreachable API
+// server would.
+type switchableReader struct {
+	client.Reader
+	down bool
+}
+
+func (r *switchableReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if r.down {
+		return errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+	}
+	return r.Reader.List(ctx, list, opts...)
 }

@@ -32,6 +32,10 @@ type poolReport struct {
 	// Silence is how long ago the agent last showed it was alive: renewed
 	// its node's Lease, or wrote this pool's status.
 	Silence time.Duration
+	// StaleIn is how long until the report turns stale, while it is not:
+	// the bound less the silence since the later of the agent's last sign
+	// and the start of the manager's contact with the API server.
+	StaleIn time.Duration
 	// HasLease: the node's agent renews a Lease (its liveness is watched by
 	// the lease watcher, not by requeues).
 	HasLease bool
@@ -70,8 +74,11 @@ func (r poolReport) HaltsTarget() bool { return r.ResistsTarget || r.FailsTarget
 // assessPool reads one pool's status at now. A report is stale when the
 // agent has shown no sign of life for staleAfter: neither renewed its
 // node's Lease (leaseRenew, zero when it has none) nor written the pool's
-// status (heartbeatTime).
-func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAfter time.Duration, leaseRenew time.Time) poolReport {
+// status (heartbeatTime), counted from heardSince at the earliest: the
+// manager does not hold against an agent a silence it could not have heard
+// through either (apiContact).
+func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAfter time.Duration,
+	leaseRenew, heardSince time.Time) poolReport {
 	st := &pool.Status
 	r := poolReport{
 		Node:     pool.Spec.NodeName,
@@ -86,7 +93,11 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 			last = leaseRenew
 		}
 		r.Silence = max(now.Sub(last), 0)
-		r.Stale = r.Silence > staleAfter
+		unheard := max(now.Sub(later(last, heardSince)), 0)
+		r.Stale = unheard > staleAfter
+		if !r.Stale {
+			r.StaleIn = staleAfter - unheard
+		}
 	}
 	r.Resisting = r.Reported && meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionResistingDeploymentError)
 	r.ResistsTarget = r.Resisting && r.OnTarget &&

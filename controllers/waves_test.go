@@ -15,7 +15,8 @@ func TestAssessPool(t *testing.T) {
 		name  string
 		pool  *ferryv1.ProcessPool
 		lease time.Time  // the node's agent Lease renewal, zero for none
-		want  poolReport // Node, Pool and Silence are not compared
+		heard time.Time  // since when the manager hears the API server, zero: always
+		want  poolReport // Node, Pool, Silence and StaleIn are not compared
 	}{
 		{
 			name: "never reported",
@@ -120,6 +121,20 @@ func TestAssessPool(t *testing.T) {
 			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true},
 		},
 		{
+			name:  "silent over the manager's own outage is not stale",
+			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
+			lease: t0.Add(-time.Hour),
+			heard: t0.Add(-10 * time.Second),
+			want:  poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true, RolledOut: true, HasLease: true},
+		},
+		{
+			name:  "silent for the bound since contact came back is stale",
+			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
+			lease: t0.Add(-time.Hour),
+			heard: t0.Add(-41 * time.Second),
+			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true},
+		},
+		{
 			name:  "a recent report is not stale whatever the lease says",
 			pool:  testPool("a", target, rolledOut(2)),
 			lease: t0.Add(-time.Hour),
@@ -128,8 +143,8 @@ func TestAssessPool(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := assessPool(tt.pool, target, t0, staleAfter, tt.lease)
-			got.Node, got.Pool, got.Silence = "", nil, 0
+			got := assessPool(tt.pool, target, t0, staleAfter, tt.lease, tt.heard)
+			got.Node, got.Pool, got.Silence, got.StaleIn = "", nil, 0, 0
 			if got != tt.want {
 				t.Errorf("assessPool:\n got %+v\nwant %+v", got, tt.want)
 			}

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -29,6 +30,7 @@ import (
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/bench/loadgen"
+	"github.com/ferry-dev/ferry/controllers"
 	"github.com/ferry-dev/ferry/internal/localstack"
 )
 
@@ -258,7 +260,8 @@ func patchApp(t *testing.T, key types.NamespacedName, example string, revision s
 
 // TestRollingResistingAndAPIServerDowntime is the local stack's story, in
 // order, under continuous load through both nodes: apply; roll; break a
-// deploy; mend it; lose the API server for 20 s. No request may fail.
+// deploy; mend it; lose the API server for longer than the manager's
+// staleness bound. No request may fail.
 func TestRollingResistingAndAPIServerDowntime(t *testing.T) {
 	port := freePort(t)
 	key := types.NamespacedName{Namespace: "default", Name: "e2e"}
@@ -340,26 +343,50 @@ spec:
 		tr.check(t, "recovery")
 	})
 
-	t.Run("API server down for 20s", func(t *testing.T) {
+	t.Run("API server down past the staleness bound", func(t *testing.T) {
 		if err := stack.StopAPIServer(); err != nil {
 			t.Fatal(err)
 		}
 		down := time.Now()
-		time.Sleep(20 * time.Second)
+		// Longer than --agent-stale-after (40s): no agent renews its Lease
+		// meanwhile, and the manager must not blame them for it.
+		const outage = controllers.DefaultAgentStaleAfter + 5*time.Second
+		time.Sleep(outage)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := stack.StartAPIServer(ctx); err != nil {
 			t.Fatal(err)
 		}
+		back := time.Now()
 		waitFor(t, key, "status to catch up", 2*time.Minute, func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) bool {
 			for _, p := range pools {
-				if p.Status.HeartbeatTime == nil || !p.Status.HeartbeatTime.After(down.Add(20*time.Second)) {
+				if p.Status.HeartbeatTime == nil || !p.Status.HeartbeatTime.After(down.Add(outage)) {
 					return false
 				}
 			}
 			return rolledOut("4-")(ag, pools)
 		})
 		tr.check(t, "API server downtime")
+		// The agents were silent only because nobody could hear them:
+		// Ready stays True, also for the staleness bound after the API
+		// server is back (while the manager's cache catches up), and
+		// nobody is told they stopped reporting.
+		for until := back.Add(controllers.DefaultAgentStaleAfter + 10*time.Second); time.Now().Before(until); time.Sleep(2 * time.Second) {
+			ag, _ := waitFor(t, key, "the AppGroup", time.Minute, func(*ferryv1.AppGroup, []ferryv1.ProcessPool) bool { return true })
+			if c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionReady); c == nil ||
+				c.Status != metav1.ConditionTrue || c.LastTransitionTime.After(down) {
+				t.Fatalf("Ready %s after the outage: %+v, want True since before it", time.Since(back).Round(time.Second), c)
+			}
+		}
+		var evs eventsv1.EventList
+		if err := stack.Client.List(context.Background(), &evs, client.InNamespace(key.Namespace)); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs.Items {
+			if ev.Regarding.Name == key.Name && ev.Reason == controllers.EventAgentNotReporting && !ev.EventTime.Before(&metav1.MicroTime{Time: down}) {
+				t.Errorf("AgentNotReporting after the API server's outage: %s", ev.Note)
+			}
+		}
 	})
 	tr.stop()
 	tr.check(t, "the whole story")
