@@ -283,16 +283,16 @@ type scope struct {
 	created []*ferryv1.ProcessPool
 	// leases are when each node's agent last renewed its Lease.
 	leases map[string]time.Time
-	// heardSince is when the manager's unbroken contact with the API
-	// server began: no agent is judged silent over time before it.
-	heardSince time.Time
+	// hearing is the manager's contact with the API server: no agent is
+	// judged silent over an outage it could not hear through.
+	hearing hearing
 }
 
 // reports assesses the active pools at the pass's time.
 func (s *scope) reports(staleAfter time.Duration) map[string]poolReport {
 	out := make(map[string]poolReport, len(s.pools))
 	for node, p := range s.pools {
-		out[node] = assessPool(p, s.target, s.now, staleAfter, s.leases[node], s.heardSince)
+		out[node] = assessPool(p, s.target, s.now, staleAfter, s.leases[node], s.hearing)
 	}
 	return out
 }
@@ -388,7 +388,7 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 		pools:      map[string]*ferryv1.ProcessPool{},
 	}
 	s.target, s.revisionErr = effectiveTarget(ag)
-	s.heardSince = r.contact.heardSince()
+	s.hearing = r.contact.hearing()
 
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))

@@ -320,7 +320,7 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 	}
 	draining := make([]poolReport, 0, len(s.draining))
 	for _, p := range s.draining {
-		draining = append(draining, assessPool(p, s.target, s.now, r.AgentStaleAfter, s.leases[p.Spec.NodeName], s.heardSince))
+		draining = append(draining, assessPool(p, s.target, s.now, r.AgentStaleAfter, s.leases[p.Spec.NodeName], s.hearing))
 	}
 	endpoints := desiredEndpoints(active, draining)
 	if len(endpoints) > maxEndpoints {

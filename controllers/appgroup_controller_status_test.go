@@ -133,7 +133,7 @@ func TestReadyCondition(t *testing.T) {
 			in: func() rollupInput {
 				in := input(ab, testPool("node-b", targetRev, rolledOut(2)))
 				in.Reports["node-a"] = assessPool(testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
-					targetRev, t0, staleAfter, t0.Add(-75*time.Second), time.Time{})
+					targetRev, t0, staleAfter, t0.Add(-75*time.Second), hearing{})
 				return in
 			}(),
 			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"The agent on node-a has not reported since 2026-05-01T11:58:45Z"}},
@@ -429,10 +429,10 @@ func TestNextStaleness(t *testing.T) {
 	if got := nextStaleness(byNode(assessAll(targetRev, testPool("d", targetRev)))); got != 0 {
 		t.Errorf("nextStaleness with nobody reporting = %v, want 0", got)
 	}
-	// A report older than the manager's contact with the API server turns
-	// stale the bound after that contact began.
-	late := map[string]poolReport{"c": assessPool(testPool("c", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
-		targetRev, t0, staleAfter, time.Time{}, t0.Add(-5*time.Second))}
+	// A report from before an outage (within the bound of its start)
+	// turns stale the bound after contact came back.
+	late := map[string]poolReport{"c": assessPool(testPool("c", targetRev, rolledOut(2), heartbeatAt(t0.Add(-50*time.Second))),
+		targetRev, t0, staleAfter, time.Time{}, hearing{since: t0.Add(-5 * time.Second), lost: t0.Add(-30 * time.Second)})}
 	if got, want := nextStaleness(late), 36*time.Second; got != want {
 		t.Errorf("nextStaleness after contact came back = %v, want %v", got, want)
 	}

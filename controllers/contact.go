@@ -25,13 +25,14 @@ import (
 // (uncached: the cache's reads succeed however long the API server is
 // gone), and once the probe succeeds again it compares the Leases read
 // from the API server with the cache's until the cache has caught up.
-// Passes read heardSince.
+// Passes read hearing.
 type apiContact struct {
 	clock clock.PassiveClock
 	mu    sync.Mutex
 	state contactState
-	since time.Time // inContact: when the current unbroken contact began
+	since time.Time // inContact: when the current unbroken contact began; zero before any outage
 	at    time.Time // lost, catchingUp: when that began
+	lost  time.Time // when the last outage began; zero before any
 }
 
 type contactState int
@@ -42,27 +43,47 @@ const (
 	catchingUp              // the probe succeeds; the cache is behind
 )
 
-// newAPIContact counts contact from now: a manager that has just started
-// (or restarted after losing its leadership in an outage) has heard
-// nothing of the time before.
+// newAPIContact starts in contact, with no outage seen: a manager that has
+// just started cannot tell an agent silent through an outage from one that
+// died long before, and judges both as it finds them.
 func newAPIContact(c clock.PassiveClock) *apiContact {
-	return &apiContact{clock: c, since: c.Now()}
+	return &apiContact{clock: c}
 }
 
-// heardSince is when the manager's current unbroken contact with the API
-// server began; zero for a nil apiContact (no lease watcher). While contact
-// is lost or the cache catches up it is now: a pass that runs then either
-// cannot write, or would read the outage into the cache's old Leases.
-func (c *apiContact) heardSince() time.Time {
+// hearing is what the manager knows of its own contact with the API
+// server, to judge an agent's silence by (hearing.from).
+type hearing struct {
+	// since is when the manager's current unbroken contact began (now
+	// while it is lost or the cache catches up); zero before any outage.
+	since time.Time
+	// lost is when the last outage began.
+	lost time.Time
+}
+
+// from is when an agent last seen at last is judged silent from: since,
+// for an agent that was still within staleAfter of its last sign when
+// the outage began (its silence may be the outage's); last otherwise (it
+// was silent past the bound already, and an outage does not revive it).
+func (h hearing) from(last time.Time, staleAfter time.Duration) time.Time {
+	if h.since.After(last) && !h.lost.IsZero() && h.lost.Sub(last) <= staleAfter {
+		return h.since
+	}
+	return last
+}
+
+// hearing is the manager's contact now; the zero hearing for a nil
+// apiContact (no lease watcher).
+func (c *apiContact) hearing() hearing {
 	if c == nil {
-		return time.Time{}
+		return hearing{}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	h := hearing{since: c.since, lost: c.lost}
 	if c.state != inContact {
-		return c.clock.Now()
+		h.since = c.clock.Now()
 	}
-	return c.since
+	return h
 }
 
 // lose records a failed probe; it reports whether contact was lost with it.
@@ -73,6 +94,9 @@ func (c *apiContact) lose() bool {
 		return false
 	}
 	c.state, c.at = lost, c.clock.Now()
+	if c.lost.IsZero() || c.since.After(c.lost) { // an outage during catching up continues the last
+		c.lost = c.at
+	}
 	return true
 }
 
@@ -113,12 +137,4 @@ func (c *apiContact) caughtUp() time.Duration {
 	took := now.Sub(c.at)
 	c.state, c.since = inContact, now
 	return took
-}
-
-// later is the later of two times.
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }

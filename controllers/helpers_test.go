@@ -116,7 +116,7 @@ func deleting(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time:
 func assessAll(target string, pools ...*ferryv1.ProcessPool) []poolReport {
 	out := make([]poolReport, 0, len(pools))
 	for _, p := range pools {
-		out = append(out, assessPool(p, target, t0, staleAfter, time.Time{}, time.Time{}))
+		out = append(out, assessPool(p, target, t0, staleAfter, time.Time{}, hearing{}))
 	}
 	return out
 }

@@ -74,7 +74,7 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 	if w.probe != nil && !w.probeContact(ctx, leases.Items) {
 		return nil // no judging a silence the manager could not hear through
 	}
-	heard := w.contact.heardSince()
+	heard := w.contact.hearing()
 	now := w.clock.Now()
 	seen := map[string]bool{}
 	for _, l := range leases.Items {
@@ -83,7 +83,7 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 		}
 		node := *l.Spec.HolderIdentity
 		seen[node] = true
-		stale := now.Sub(later(l.Spec.RenewTime.Time, heard)) > w.staleAfter
+		stale := now.Sub(heard.from(l.Spec.RenewTime.Time, w.staleAfter)) > w.staleAfter
 		before, known := w.stale[node]
 		w.stale[node] = stale
 		// A renewal that comes more than the bound after the previous one

@@ -74,11 +74,10 @@ func (r poolReport) HaltsTarget() bool { return r.ResistsTarget || r.FailsTarget
 // assessPool reads one pool's status at now. A report is stale when the
 // agent has shown no sign of life for staleAfter: neither renewed its
 // node's Lease (leaseRenew, zero when it has none) nor written the pool's
-// status (heartbeatTime), counted from heardSince at the earliest: the
-// manager does not hold against an agent a silence it could not have heard
-// through either (apiContact).
+// status (heartbeatTime); a silence the manager could not have heard
+// through either, an API server outage, is not counted (hearing.from).
 func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAfter time.Duration,
-	leaseRenew, heardSince time.Time) poolReport {
+	leaseRenew time.Time, heard hearing) poolReport {
 	st := &pool.Status
 	r := poolReport{
 		Node:     pool.Spec.NodeName,
@@ -93,7 +92,7 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 			last = leaseRenew
 		}
 		r.Silence = max(now.Sub(last), 0)
-		unheard := max(now.Sub(later(last, heardSince)), 0)
+		unheard := max(now.Sub(heard.from(last, staleAfter)), 0)
 		r.Stale = unheard > staleAfter
 		if !r.Stale {
 			r.StaleIn = staleAfter - unheard

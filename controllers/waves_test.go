@@ -15,7 +15,7 @@ func TestAssessPool(t *testing.T) {
 		name  string
 		pool  *ferryv1.ProcessPool
 		lease time.Time  // the node's agent Lease renewal, zero for none
-		heard time.Time  // since when the manager hears the API server, zero: always
+		heard hearing    // the manager's contact with the API server
 		want  poolReport // Node, Pool, Silence and StaleIn are not compared
 	}{
 		{
@@ -123,16 +123,28 @@ func TestAssessPool(t *testing.T) {
 		{
 			name:  "silent over the manager's own outage is not stale",
 			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
-			lease: t0.Add(-time.Hour),
-			heard: t0.Add(-10 * time.Second),
+			lease: t0.Add(-70 * time.Second),
+			heard: hearing{since: t0.Add(-10 * time.Second), lost: t0.Add(-60 * time.Second)},
 			want:  poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true, RolledOut: true, HasLease: true},
 		},
 		{
 			name:  "silent for the bound since contact came back is stale",
 			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
-			lease: t0.Add(-time.Hour),
-			heard: t0.Add(-41 * time.Second),
+			lease: t0.Add(-70 * time.Second),
+			heard: hearing{since: t0.Add(-41 * time.Second), lost: t0.Add(-60 * time.Second)},
 			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true},
+		},
+		{
+			name:  "silent past the bound before the outage began stays stale",
+			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-10*time.Minute))),
+			lease: t0.Add(-10 * time.Minute),
+			heard: hearing{since: t0.Add(-5 * time.Second), lost: t0.Add(-7 * time.Second)},
+			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true},
+		},
+		{
+			name: "no outage seen: a manager just started judges as it finds",
+			pool: testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))),
+			want: poolReport{OnTarget: true, Reported: true, Stale: true},
 		},
 		{
 			name:  "a recent report is not stale whatever the lease says",
