@@ -324,16 +324,17 @@ func (p *Pool) refuseLocked() error {
 }
 
 // unavailableLocked: nothing serves, nothing spawns, and the last spawn
-// failed (backing off). Waiting would only end in a timeout. (A pool that
-// resists with no worker left spawns one of the revision it resists from:
-// decide.)
+// failed and the pool backs off: waiting would only end in a timeout.
+// Once the backoff is over, a request waits again, and its wait asks for
+// the next attempt (decide). (A pool that resists with no worker left
+// spawns one of the revision it resists from: decide.)
 func (p *Pool) unavailableLocked() bool {
 	for _, w := range p.workers {
 		if w.state == ferryv1.ProcessReady || w.state == ferryv1.ProcessSpawning {
 			return false
 		}
 	}
-	return p.scaling.err != nil
+	return p.scaling.err != nil && time.Now().Before(p.scaling.until)
 }
 
 // pickLocked returns the least-busy ready worker with a free slot, the
@@ -545,11 +546,15 @@ func (p *Pool) reconcile() bool {
 	v := p.viewLocked(time.Now())
 	d := decide(v)
 	if p.scaling.err != nil && !v.now.Before(p.scaling.until) && d.spawn == 0 && d.recycle < 0 &&
-		v.spawning == 0 && p.restart == nil && !p.recycling {
-		// Backed off, and nothing to spawn now: the error is of a need
-		// that passed (a spike), not of the pool as it is.
+		v.spawning == 0 && p.restart == nil && !p.recycling && p.readyOfRevisionLocked(p.scaling.err.Revision) > 0 {
+		// Backed off, nothing to spawn now, and the revision serves: the
+		// error is of a need that passed (a spike), not of the pool as it
+		// is. (A revision with no process ready keeps its error: its app
+		// cannot start, whether or not anything asks for it now.) The
+		// failure count stays, so that the next spike's first failure
+		// backs off as long as this one's last did.
 		p.log.Info("Cleared scaling error: the pool needs no spawn now", "revision", p.scaling.err.Revision)
-		p.scaling = scalingState{}
+		p.scaling.err = nil
 		p.notifyLocked()
 	}
 	next := spawnable{revision: p.cfg.Revision, tmpl: p.cfg.Template}

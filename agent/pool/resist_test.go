@@ -217,6 +217,34 @@ func TestScalingErrorPassesWithItsNeed(t *testing.T) {
 	}
 }
 
+// TestScalingErrorOfAnAppThatCannotStartStays: with minProcesses 0, a
+// request asks for a spawn that fails, and is refused; with nothing else
+// asking, the error stays reported (the app cannot start). A request after
+// the backoff tries again (before, a pool with no process refused every
+// request for good after one failed spawn), and the failures add up.
+func TestScalingErrorOfAnAppThatCannotStartStays(t *testing.T) {
+	tmpl := flaky(t, 0, 1, "", env("FAIL_FROM", "1"))
+	e := agenttest.Start(t, pool.Config{Name: "t/nostart", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond})
+	var last int
+	for i := range 2 {
+		if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("request %d: %d, want 503 (no process can start)", i, resp.StatusCode)
+		}
+		s := e.WaitFor(t, time.Minute, "the backoff to pass", func(s pool.Status) bool {
+			return s.ScalingRetryAt != nil && time.Now().After(s.ScalingRetryAt.Time)
+		})
+		// Backed off, and nothing asks for a spawn: still reported.
+		time.Sleep(300 * time.Millisecond) // six ticks with nothing to do
+		s = e.Pool.Status()
+		if s.ScalingError == nil || s.ScalingFailures <= last {
+			t.Fatalf("request %d: scaling error %v after %d failures (before: %d); want it kept and counted",
+				i, s.ScalingError, s.ScalingFailures, last)
+		}
+		last = s.ScalingFailures
+	}
+}
+
 // TestRestartRollsOnToANewerRevision: a revision asked for mid-restart is
 // rolled to by the same restart, and its summary is of that revision
 // alone: a replacement that failed for the older one is not its failure.
