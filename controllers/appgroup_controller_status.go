@@ -197,9 +197,9 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, msg)
 	case in.RevisionErr != nil:
 		// The last valid revision stays the target; no wave starts.
+		// No counts in it: the message is the event's, once per change.
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
-			fmt.Sprintf("%s; revision %s stays the target (on %d/%d nodes) until it is fixed",
-				in.RevisionErr.Error(), in.Target, nodeCounts(in).Updated, len(in.Nodes)))
+			fmt.Sprintf("%s; revision %s stays the target until it is fixed", in.RevisionErr.Error(), in.Target))
 	}
 	var restarting, notRolledOut, waiting, resisting, failing, stale, incomplete []string
 	updated := 0

@@ -263,7 +263,7 @@ func TestRollingRestartCondition(t *testing.T) {
 				return in
 			}(),
 			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, nil},
-			exact: "annotation ferry.dev/revision is empty; revision 2-abc stays the target (on 2/3 nodes) until it is fixed",
+			exact: "annotation ferry.dev/revision is empty; revision 2-abc stays the target until it is fixed",
 		},
 	}
 	for _, tt := range tests {

@@ -27,10 +27,10 @@ func newStore(dir string) (*store, error) {
 	return &store{dir: dir}, nil
 }
 
-// maxFileName bounds a saved pool's file name, its ".tmp" included, under
-// the 255 bytes most file systems allow: a namespace and a name may take
-// 63 and 253.
-const maxFileName = 200
+// maxFileName bounds a saved pool's file name, its ".tmp" included: the
+// 255 bytes most file systems allow (a namespace and a name may take 63
+// and 253). Names that fit keep the file name they always had.
+const maxFileName = 255
 
 // path is where key's spec is saved. A name too long for a file name is
 // cut, and a hash of the whole key keeps it apart from others cut the

@@ -49,6 +49,12 @@ func TestStoreLongNames(t *testing.T) {
 			t.Errorf("%s loaded with revision %q", key, got)
 		}
 	}
+	// A name that fit keeps the file name it always had (an upgraded agent
+	// finds and replaces the file an older one saved).
+	fits := types.NamespacedName{Namespace: "default", Name: strings.Repeat("f", 230)}
+	if got, want := filepath.Base(s.path(fits)), "default_"+fits.Name+".json"; got != want {
+		t.Errorf("a name that fits: file %s, want %s", got, want)
+	}
 	if err := s.remove(keys[1]); err != nil {
 		t.Fatal(err)
 	}

@@ -231,12 +231,12 @@ func TestScalingErrorOfAnAppThatCannotStartStays(t *testing.T) {
 		if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusServiceUnavailable {
 			t.Fatalf("request %d: %d, want 503 (no process can start)", i, resp.StatusCode)
 		}
-		s := e.WaitFor(t, time.Minute, "the backoff to pass", func(s pool.Status) bool {
+		e.WaitFor(t, time.Minute, "the backoff to pass", func(s pool.Status) bool {
 			return s.ScalingRetryAt != nil && time.Now().After(s.ScalingRetryAt.Time)
 		})
 		// Backed off, and nothing asks for a spawn: still reported.
 		time.Sleep(300 * time.Millisecond) // six ticks with nothing to do
-		s = e.Pool.Status()
+		s := e.Pool.Status()
 		if s.ScalingError == nil || s.ScalingFailures <= last {
 			t.Fatalf("request %d: scaling error %v after %d failures (before: %d); want it kept and counted",
 				i, s.ScalingError, s.ScalingFailures, last)

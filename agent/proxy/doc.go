@@ -43,10 +43,10 @@
 //     connection without an answer, which is not called an exit), 400
 //     (connection closed) when the client's body is malformed, which also
 //     frees the worker at once, 408 (connection closed) when a buffered
-//     body stalls, 400 (connection closed) when a head has both
-//     Content-Length and Transfer-Encoding (bothFramings; after any chunked
-//     request the connection is closed, against request smuggling); a
-//     client found gone gets no answer (499 in the metrics,
+//     body stalls, 400 (connection closed) when a connection's first head
+//     has both Content-Length and Transfer-Encoding (bothFramings; after
+//     any chunked request, the connection is closed, so that nothing
+//     smuggled after it is read as a request); a client found gone gets no answer (499 in the metrics,
 //     its connection closed), never one net/http would make up;
 //   - a client that goes away while its request waits (queued, or at a
 //     slow worker) takes the request with it: out of the queue, or off

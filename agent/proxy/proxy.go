@@ -51,8 +51,8 @@ type Options struct {
 	ResponseMemory *Budget
 	// RequestDisk bounds what the agent's proxies hold of buffered request
 	// bodies in files (spool.go) at once: past it, the rest of a body
-	// streams to its worker as it comes. Shared by every proxy of an
-	// agent; nil: no bound.
+	// streams to its worker as it comes (0: no body goes to a file). Shared
+	// by every proxy of an agent; nil: no bound.
 	RequestDisk *Budget
 	// SpoolDir is where request bodies larger than SpoolMemory are
 	// buffered, in files without a name (spool.go): the agents
@@ -91,8 +91,9 @@ type Server struct {
 	rp       *httputil.ReverseProxy
 	http     *http.Server
 	inflight sync.WaitGroup
-	// spoolFailedAt is when a body last could not go to a file (UnixNano).
-	spoolFailedAt atomic.Int64
+	// spoolFailedAt is when a body last could not go to a file, and
+	// budgetSpentAt when one last found RequestDisk spent (UnixNano).
+	spoolFailedAt, budgetSpentAt atomic.Int64
 
 	// The front end (front.go): its connections, and net/http's share.
 	closing   atomic.Bool

@@ -80,7 +80,10 @@ func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*h
 	// at the client's pace, as a body does when buffering is off. (Once a
 	// body was read to its end, net/http clears the deadline itself.)
 	_ = rc.SetReadDeadline(time.Time{})
-	if sp.fileErr != nil {
+	switch {
+	case errors.Is(sp.fileErr, errDiskBudget):
+		s.budgetSpent()
+	case sp.fileErr != nil:
 		s.fileFailed(sp.fileErr)
 	}
 	out := new(http.Request)
@@ -223,6 +226,18 @@ func (s *Server) fileFailed(err error) {
 	now := time.Now().UnixNano()
 	if last := s.spoolFailedAt.Load(); now-last >= int64(time.Minute) && s.spoolFailedAt.CompareAndSwap(last, now) {
 		s.opts.Log.Error(err, "Cannot buffer request bodies to files; the rest of each streams to its worker as it comes (logged at most once a minute)",
+			"dir", s.opts.SpoolDir)
+	}
+}
+
+// budgetSpent logs, at most once a minute, that bodies stream because the
+// agent's request bodies in files take all of Options.RequestDisk: a
+// bound reached, not a failure (fileFailed keeps its own minute for
+// those, so one does not hide the other).
+func (s *Server) budgetSpent() {
+	now := time.Now().UnixNano()
+	if last := s.budgetSpentAt.Load(); now-last >= int64(time.Minute) && s.budgetSpentAt.CompareAndSwap(last, now) {
+		s.opts.Log.Info("Request bodies buffered in files take all of --request-buffer-disk; the rest of each new one streams to its worker (logged at most once a minute)",
 			"dir", s.opts.SpoolDir)
 	}
 }

@@ -82,7 +82,7 @@ func proxyFlags(fs *flag.FlagSet) func() proxy.Options {
 	memory := fs.Int64("response-buffer-memory", 256<<20,
 		"bytes all the agent's proxies may hold at once of responses read whole before they are written (an AppGroup's proxy.responseBufferLimit); past it, responses are relayed as they are read")
 	disk := fs.Int64("request-buffer-disk", 1<<30,
-		"bytes all the agent's proxies may hold at once of request bodies buffered in files; past it, the rest of a body streams to its worker as it comes")
+		"bytes all the agent's proxies may hold at once of request bodies buffered in files; past it, the rest of a body streams to its worker as it comes (0: bodies past the first 64 KiB always stream)")
 	return func() proxy.Options {
 		o.ResponseMemory = proxy.NewBudget(*memory)
 		o.RequestDisk = proxy.NewBudget(*disk)

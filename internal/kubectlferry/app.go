@@ -32,6 +32,11 @@ const DefaultStaleAfter = 40 * time.Second
 // DefaultPollInterval is how often restart --wait reads the AppGroup.
 const DefaultPollInterval = 500 * time.Millisecond
 
+// DefaultHaltGrace is App.HaltGrace's default: a spawn that failed once
+// (a port taken in between, a start timeout under load) is retried within
+// seconds, one that keeps failing for a minute will not mend itself.
+const DefaultHaltGrace = time.Minute
+
 // requestTimeout bounds each request to the API server.
 const requestTimeout = 30 * time.Second
 
@@ -59,6 +64,10 @@ type App struct {
 	Now func() time.Time
 	// PollInterval is restart --wait's period; DefaultPollInterval when 0.
 	PollInterval time.Duration
+	// HaltGrace is how long restart --wait follows a rollout halted by a
+	// node that cannot spawn the revision before it gives up: such a halt
+	// lifts itself when a retried spawn works. DefaultHaltGrace when 0.
+	HaltGrace time.Duration
 
 	// observed, when set, is called with every AppGroup restart --wait
 	// has assessed and what it made of it: a test's sync point.

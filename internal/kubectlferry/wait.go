@@ -36,6 +36,10 @@ type rollout struct {
 	// Done: the rollout is over; Err says how it ended (nil: success).
 	Done bool
 	Err  error
+	// Halted: not over, but halted at a node that cannot spawn the
+	// revision, which may lift itself; Err is the error to end the wait
+	// with if it does not (App.HaltGrace).
+	Halted bool
 	// Progress says where it is, for progress lines and a timeout.
 	Progress string
 }
@@ -47,8 +51,9 @@ type rollout struct {
 // (status.revision is "<annotation>-<hash>") and reconciled the current
 // generation, RollingRestart is not True, Ready is True and every selected
 // node, of at least one, runs the target; failed when the annotation was
-// changed again, when ResistingDeploymentError is True for this target, when
-// the rollout halted otherwise (RolloutHalted), or when no node is selected.
+// changed again, when ResistingDeploymentError is True for this target, or
+// when no node is selected. A rollout halted otherwise (RolloutHalted: a
+// node cannot spawn the revision) is Halted: waitRollout gives it a grace.
 func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 	st := &ag.Status
 	if current, ok := ag.Annotations[ferryv1.RevisionAnnotation]; !ok || current != annotation {
@@ -74,7 +79,8 @@ func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 			ErrResisting, ag.Namespace, ag.Name, st.Revision, c.Message)}
 	}
 	if rolling != nil && rolling.Reason == ferryv1.ReasonRolloutHalted {
-		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s: %s", ErrHalted, ag.Namespace, ag.Name, rolling.Message)}
+		return rollout{Halted: true, Progress: "halted: " + rolling.Message,
+			Err: fmt.Errorf("%w: AppGroup %s/%s: %s", ErrHalted, ag.Namespace, ag.Name, rolling.Message)}
 	}
 	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
 	if ready != nil && ready.Reason == ferryv1.ReasonNoNodes {
@@ -118,11 +124,24 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 	if interval <= 0 {
 		interval = DefaultPollInterval
 	}
+	grace := a.HaltGrace
+	if grace <= 0 {
+		grace = DefaultHaltGrace
+	}
 	name := ag.Namespace + "/" + ag.Name
 	var last string
 	var lastErr error
+	var haltedSince time.Time
 	for {
 		r := assessRollout(ag, annotation)
+		switch {
+		case !r.Halted:
+			haltedSince = time.Time{}
+		case haltedSince.IsZero():
+			haltedSince = time.Now() // elapsed time, as --timeout's: not a.Now, which dates output
+		case time.Since(haltedSince) >= grace:
+			r.Done = true
+		}
 		if a.observed != nil {
 			a.observed(ag, r)
 		}
@@ -135,7 +154,8 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 			return fmt.Errorf("%w\nThe old processes keep serving. Fix the app, then roll again: kubectl ferry restart %s -n %s",
 				r.Err, ag.Name, ag.Namespace)
 		case r.Done && errors.Is(r.Err, ErrHalted):
-			return fmt.Errorf("%w\nFix the app, then roll again: kubectl ferry restart %s -n %s", r.Err, ag.Name, ag.Namespace)
+			return fmt.Errorf("%w (for %s)\nFix the app, then roll again: kubectl ferry restart %s -n %s", r.Err,
+				grace, ag.Name, ag.Namespace)
 		case r.Done:
 			return r.Err
 		case r.Progress != last:

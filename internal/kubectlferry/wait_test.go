@@ -80,7 +80,7 @@ func TestAssessRollout(t *testing.T) {
 				st.Nodes = ferryv1.NodeCounts{}
 				set(st, cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes, "No node matches spec.nodeSelector"))
 			}},
-		{name: "halted by a node that cannot spawn the target", done: true, err: ErrHalted,
+		{name: "halted by a node that cannot spawn the target", progress: "halted: Rollout of revision", err: ErrHalted,
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				set(st, cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 					"Rollout of revision "+target+" halted at 1/2 nodes updated: node-2 failing to spawn it"))
@@ -134,7 +134,7 @@ func startWait(t *testing.T, ns, name string, args ...string) *waiter {
 	w := &waiter{seen: make(chan assessed), done: make(chan result, 1)}
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
-	a := &App{observed: func(ag *ferryv1.AppGroup, r rollout) {
+	a := &App{HaltGrace: 3 * time.Second, observed: func(ag *ferryv1.AppGroup, r rollout) {
 		select {
 		case w.seen <- assessed{ag.ResourceVersion, r}:
 		case <-stop:
@@ -291,6 +291,41 @@ func TestRestartWaitFailsWhenResisting(t *testing.T) {
 	} {
 		if !strings.Contains(r.err, want) {
 			t.Errorf("missing %q in:\n%s", want, r.err)
+		}
+	}
+}
+
+// TestRestartWaitHaltedByANodeThatCannotSpawn: a rollout halted by a node
+// that cannot spawn the revision is followed while the halt may lift (a
+// retried spawn that works); one that lifts rolls out, one that lasts past
+// HaltGrace (3s here) ends the wait with exit 1 and the manager's reason.
+func TestRestartWaitHaltedByANodeThatCannotSpawn(t *testing.T) {
+	for _, lifts := range []bool{true, false} {
+		ns := newNamespace(t)
+		newAppGroup(t, ns, "app", "5")
+		target := "6-" + hash
+		halted := "Rollout of revision " + target + " halted at 1/2 nodes updated: node-2 failing to spawn it, " +
+			"with no older process to keep serving (the app failed to load)"
+		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 2) })
+		w := startWait(t, ns, "app")
+		w.next(t)
+		ag := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			st.Revision = target
+			st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, halted)
+		})
+		if r := w.at(t, ag.ResourceVersion); !r.Halted {
+			t.Fatalf("assessed %+v, want halted", r)
+		}
+		if lifts {
+			setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, target, 2) })
+		}
+		r := w.result(t)
+		switch {
+		case lifts && r.code != 0:
+			t.Errorf("a halt that lifted: exit %d, stderr %q; want 0", r.code, r.err)
+		case !lifts && (r.code != ExitFailure || !strings.Contains(r.err, "rollout halted: AppGroup "+ns+"/app: "+halted) ||
+			!strings.Contains(r.err, "(for 3s)")):
+			t.Errorf("a halt that lasted: exit %d, stderr %q; want 1 with the manager's reason", r.code, r.err)
 		}
 	}
 }
