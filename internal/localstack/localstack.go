@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -64,6 +65,11 @@ type Options struct {
 	ManagerArgs []string
 	// AgentArgs are extra agent arguments.
 	AgentArgs []string
+	// FreePorts has the manager's and the agents' metrics and health
+	// endpoints listen on ports the kernel picks, so that a test's stack
+	// runs beside `make local-up`'s, which keeps the fixed ports its docs
+	// name (127.0.0.1:18080 and :18081; each node's IP :9441 and :9442).
+	FreePorts bool
 }
 
 // Stack is a running local Ferry.
@@ -75,6 +81,11 @@ type Stack struct {
 	manager    *process
 	agents     map[string]*process
 	apiserver  *exec.Cmd // set once the API server was restarted by StartAPIServer
+	// managerHealth and agentPorts are the endpoints' addresses when
+	// Options.FreePorts picked them: host:port, and a node's metrics and
+	// health ports.
+	managerHealth, managerMetrics string
+	agentPorts                    map[string][2]int
 	// apiserverArgv is the API server's command line, read when stopped.
 	apiserverArgv []string
 }
@@ -134,7 +145,14 @@ func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
 
 	s.progress("Starting the manager")
 	menv := deployargs.LocalManagerEnv()
-	margs := deployargs.Expand(deployargs.ManagerArgs(deployargs.LocalManager()), menv)
+	local := deployargs.LocalManager()
+	if opts.FreePorts {
+		if err := s.pickPorts(&local); err != nil {
+			return nil, err
+		}
+	}
+	s.managerHealth, s.managerMetrics = local.HealthProbeBindAddress, local.MetricsBindAddress
+	margs := deployargs.Expand(deployargs.ManagerArgs(local), menv)
 	margs = append(append(margs, "--kubeconfig="+s.Kubeconfig), opts.ManagerArgs...)
 	if s.manager, err = start(filepath.Join(opts.Bin, "ferry-manager"), margs, menv, filepath.Join(opts.Dir, "logs", "manager.log")); err != nil {
 		return nil, err
@@ -145,15 +163,61 @@ func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
-	if err := waitHTTP(ctx, "http://"+deployargs.LocalManager().HealthProbeBindAddress+"/readyz", s.manager); err != nil {
+	if err := waitHTTP(ctx, "http://"+s.managerHealth+"/readyz", s.manager); err != nil {
 		return nil, fmt.Errorf("the manager did not become ready: %w\n%s", err, s.manager.tail())
 	}
 	for _, n := range opts.Nodes {
-		if err := waitHTTP(ctx, "http://"+n.IP+":9442/readyz", s.agents[n.Name]); err != nil {
+		health := 9442
+		if p, ok := s.agentPorts[n.Name]; ok {
+			health = p[1]
+		}
+		if err := waitHTTP(ctx, "http://"+net.JoinHostPort(n.IP, strconv.Itoa(health))+"/readyz", s.agents[n.Name]); err != nil {
 			return nil, fmt.Errorf("the agent of %s did not become ready: %w\n%s", n.Name, err, s.agents[n.Name].tail())
 		}
 	}
 	return s, nil
+}
+
+// ManagerMetrics is the manager's metrics endpoint, host:port.
+func (s *Stack) ManagerMetrics() string { return s.managerMetrics }
+
+// pickPorts asks the kernel for the manager's and every agent's metrics
+// and health ports (Options.FreePorts).
+func (s *Stack) pickPorts(m *deployargs.Manager) error {
+	ports := make([]int, 2)
+	for i := range ports {
+		p, err := freePortOn("127.0.0.1")
+		if err != nil {
+			return err
+		}
+		ports[i] = p
+	}
+	m.MetricsBindAddress = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	m.HealthProbeBindAddress = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
+	s.agentPorts = map[string][2]int{}
+	for _, n := range s.opts.Nodes {
+		var p [2]int
+		for i := range p {
+			port, err := freePortOn(n.IP)
+			if err != nil {
+				return err
+			}
+			p[i] = port
+		}
+		s.agentPorts[n.Name] = p
+	}
+	return nil
+}
+
+// freePortOn is a port free on ip now. Another process could take it
+// before the stack binds it; the stack then fails to start, saying so.
+func freePortOn(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Stack) progress(msg string) { fmt.Fprintln(s.opts.Progress, "==> "+msg) }
@@ -185,7 +249,12 @@ func (s *Stack) AgentArgs(node string) []string {
 	n, _ := s.node(node)
 	state := filepath.Join(s.opts.Dir, "agents", n.Name)
 	args := deployargs.Expand(deployargs.AgentArgs(deployargs.LocalAgent(state)), deployargs.LocalAgentEnv(n.Name, n.IP))
-	return append(append(args, "--kubeconfig="+s.Kubeconfig), s.opts.AgentArgs...)
+	args = append(args, "--kubeconfig="+s.Kubeconfig)
+	if p, ok := s.agentPorts[n.Name]; ok {
+		args = append(args, "--metrics-bind-address="+net.JoinHostPort(n.IP, strconv.Itoa(p[0])),
+			"--health-probe-bind-address="+net.JoinHostPort(n.IP, strconv.Itoa(p[1])))
+	}
+	return append(args, s.opts.AgentArgs...)
 }
 
 // StartAgent starts (or restarts) the agent of a node.

@@ -57,7 +57,8 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 		}
-		stack, err = localstack.Up(context.Background(), localstack.Options{Dir: dir, Bin: bin, Progress: os.Stderr})
+		stack, err = localstack.Up(context.Background(), localstack.Options{Dir: dir, Bin: bin, Progress: os.Stderr,
+			FreePorts: true}) // beside a `make local-up` stack, which has the fixed ports
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
