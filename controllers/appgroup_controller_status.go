@@ -422,12 +422,14 @@ func truncate(s string, n int) string {
 
 // nextStaleness is how long until the first pool that reports in time
 // would turn stale, plus a second of slack; 0 when none would. Pools whose
-// agent renews a Lease are left out: the lease watcher notices when an
-// agent falls silent, without a requeue per AppGroup.
+// agent's last sign is its Lease are left out: the lease watcher notices
+// when an agent falls silent, without a requeue per AppGroup. A report
+// written after the Lease's last renewal outlives the Lease by the time
+// between them, and the watcher's pass would come too early for it.
 func nextStaleness(reports map[string]poolReport) time.Duration {
 	var next time.Duration
 	for _, r := range reports {
-		if !r.Reported || r.Stale || r.HasLease {
+		if !r.Reported || r.Stale || r.LeaseIsLast {
 			continue
 		}
 		if d := r.StaleIn + time.Second; next == 0 || d < next {

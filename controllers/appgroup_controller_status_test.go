@@ -436,6 +436,18 @@ func TestNextStaleness(t *testing.T) {
 	if got, want := nextStaleness(late), 36*time.Second; got != want {
 		t.Errorf("nextStaleness after contact came back = %v, want %v", got, want)
 	}
+	// With a Lease: left to the lease watcher when the Lease is the last
+	// sign; not when a report came after it.
+	leased := func(heartbeat, renew time.Duration) map[string]poolReport {
+		return map[string]poolReport{"e": assessPool(testPool("e", targetRev, rolledOut(2), heartbeatAt(t0.Add(heartbeat))),
+			targetRev, t0, staleAfter, t0.Add(renew), hearing{})}
+	}
+	if got := nextStaleness(leased(-20*time.Second, -5*time.Second)); got != 0 {
+		t.Errorf("nextStaleness with the Lease renewed last = %v, want 0 (the lease watcher's)", got)
+	}
+	if got, want := nextStaleness(leased(-5*time.Second, -20*time.Second)), 36*time.Second; got != want {
+		t.Errorf("nextStaleness with a report after the Lease = %v, want %v", got, want)
+	}
 }
 
 func TestOutputExcerptAndTruncate(t *testing.T) {

@@ -936,6 +936,46 @@ func TestAgentLeaseKeepsReportsFresh(t *testing.T) {
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
 }
 
+// TestAgentDeadAfterAReportNewerThanItsLease: an agent that wrote a pool's
+// status after its last Lease renewal, then died, is Unknown once that
+// report is stale, with no other event: the lease watcher's pass, when
+// the Lease turned stale, was too early to see it (a fresh-eyes audit
+// found such an AppGroup Ready, and its dead node in the EndpointSlice,
+// for minutes).
+func TestAgentDeadAfterAReportNewerThanItsLease(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA := newAgent(t, ns, a, "192.0.2.2")
+	renewLease(t, a)
+	rollAll("blog", 2, agentA)
+	waitRolledOut(t, ns, "blog", 1)
+	renewed := clk.Now()
+	renewLease(t, a)
+
+	// It reports 5s after its last renewal, then dies.
+	clk.SetTime(renewed.Add(5 * time.Second))
+	agentA.heartbeat("blog")
+	// The Lease turns stale; the watcher asks for a pass, which finds the
+	// report fresh.
+	before := reconciles(t)
+	clk.SetTime(renewed.Add(staleAfter + 2*time.Second))
+	eventually(t, "a pass once the Lease is stale", func() error {
+		if reconciles(t) <= before {
+			return errors.New("no pass yet")
+		}
+		return nil
+	})
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
+	// The lease watcher checks every 2s: let it see the Lease stale at
+	// this time (its pass finds the report fresh), before the clock moves
+	// on. Nothing observable tells that it has; the wait is the check's.
+	time.Sleep(5 * time.Second)
+	// Then the report turns stale too, and nothing else happens.
+	clk.SetTime(renewed.Add(5*time.Second + staleAfter + 2*time.Second))
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
+}
+
 // TestServiceLabelRemovedIsRestored: the manager's cache sees only the
 // Services it labels; one whose label was taken off is still the
 // AppGroup's, and the manager patches it back, where its create would meet

@@ -39,6 +39,10 @@ type poolReport struct {
 	// HasLease: the node's agent renews a Lease (its liveness is watched by
 	// the lease watcher, not by requeues).
 	HasLease bool
+	// LeaseIsLast: HasLease, and the Lease's renewal is the agent's last
+	// sign, not a status written after it: the lease watcher's pass when
+	// the Lease turns stale is then when the report does.
+	LeaseIsLast bool
 	// Ready: Ready=True and at least minProcesses processes ready.
 	Ready bool
 	// Updated: every process runs spec.revision, and the agent neither
@@ -86,6 +90,7 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 		Reported: st.HeartbeatTime != nil,
 	}
 	r.HasLease = !leaseRenew.IsZero()
+	r.LeaseIsLast = r.HasLease && (st.HeartbeatTime == nil || !st.HeartbeatTime.After(leaseRenew))
 	if r.Reported {
 		last := st.HeartbeatTime.Time
 		if leaseRenew.After(last) {

@@ -156,7 +156,7 @@ func TestAssessPool(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := assessPool(tt.pool, target, t0, staleAfter, tt.lease, tt.heard)
-			got.Node, got.Pool, got.Silence, got.StaleIn = "", nil, 0, 0
+			got.Node, got.Pool, got.Silence, got.StaleIn, got.LeaseIsLast = "", nil, 0, 0, false
 			if got != tt.want {
 				t.Errorf("assessPool:\n got %+v\nwant %+v", got, tt.want)
 			}
