@@ -390,9 +390,11 @@ func (r *AppGroupReconciler) createOrPatch(ctx context.Context, ag *ferryv1.AppG
 }
 
 // desiredEndpoints lists one endpoint per pool whose agent reported an
-// IPv4 address the API accepts in an EndpointSlice (endpointIP): first the active pools (in node order), ready and serving
-// where the pool is ready on a recent report; then the draining ones,
-// terminating and never ready (serving while their processes still are).
+// IPv4 address the API accepts in an EndpointSlice (endpointIP): first the
+// active pools (in node order), ready and serving where the pool serves on
+// a recent report (poolReport.Serving: a process ready, though fewer than
+// minProcesses); then the draining ones, terminating and never ready
+// (serving while their processes still are).
 func desiredEndpoints(active, draining []poolReport) []discoveryv1.Endpoint {
 	var out []discoveryv1.Endpoint
 	add := func(r poolReport, terminating bool) {
@@ -407,8 +409,8 @@ func desiredEndpoints(active, draining []poolReport) []discoveryv1.Endpoint {
 		out = append(out, discoveryv1.Endpoint{
 			Addresses: []string{ip.To4().String()},
 			Conditions: discoveryv1.EndpointConditions{
-				Ready:       ptr.To(r.Ready && !terminating),
-				Serving:     ptr.To(r.Ready),
+				Ready:       ptr.To(r.Serving && !terminating),
+				Serving:     ptr.To(r.Serving),
 				Terminating: ptr.To(terminating),
 			},
 			NodeName: ptr.To(r.Node),

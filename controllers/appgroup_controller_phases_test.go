@@ -36,6 +36,10 @@ func TestDesiredEndpoints(t *testing.T) {
 		testPool("node-g", targetRev, rolledOut(2), address("node-g:8080")),      // a name
 		testPool("node-h", targetRev, rolledOut(2), address("127.0.0.2:8080")),   // loopback: rejected by the API
 		testPool("node-i", targetRev, rolledOut(2), address("169.254.1.1:8080")), // link-local: rejected too
+		testPool("node-j", targetRev, rolledOut(0), address("192.0.2.10:8080")),  // no process ready
+		testPool("node-k", targetRev, rolledOut(2), address("192.0.2.11:8080"), func(p *ferryv1.ProcessPool) {
+			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "address already in use")
+		}),
 	)
 	draining := assessAll(targetRev, testPool("node-z", targetRev, rolledOut(2), address("192.0.2.9:8080"), deleting))
 	got := desiredEndpoints(active, draining)
@@ -46,9 +50,12 @@ func TestDesiredEndpoints(t *testing.T) {
 	}
 	want := []ep{
 		{"192.0.2.2", "node-a", true, true, false},
-		{"192.0.2.3", "node-b", false, false, false},
+		{"192.0.2.3", "node-b", true, true, false}, // 1 of minProcesses 2 ready: it serves
+
 		{"192.0.2.4", "node-c", false, false, false},
 		{"10.0.0.7", "node-f", true, true, false},
+		{"192.0.2.10", "node-j", false, false, false},
+		{"192.0.2.11", "node-k", false, false, false},
 		{"192.0.2.9", "node-z", false, true, true},
 	}
 	if len(got) != len(want) {

@@ -671,8 +671,8 @@ func TestServiceAndEndpointSlice(t *testing.T) {
 	ag := newAppGroup(t, ns, "blog", nil)
 	agentA, agentB, agentC := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "")
 	agentA.rollOut("blog", 2)
-	agentB.notReady("blog", 1, 2)
-	agentC.rollOut("blog", 2) // no address yet
+	agentB.notReady("blog", 0, 2) // no process ready (one of two would serve: TestDesiredEndpoints)
+	agentC.rollOut("blog", 2)     // no address yet
 
 	svc := &corev1.Service{}
 	eventually(t, "service", func() error {

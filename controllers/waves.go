@@ -45,6 +45,12 @@ type poolReport struct {
 	LeaseIsLast bool
 	// Ready: Ready=True and at least minProcesses processes ready.
 	Ready bool
+	// Serving: a recent report has a process ready and the proxy
+	// listening: the node takes traffic, whether or not as many processes
+	// as minProcesses are ready (raising it must not take every node out
+	// of the Service while the new processes spawn). The EndpointSlice
+	// goes by it.
+	Serving bool
 	// Updated: every process runs spec.revision, and the agent neither
 	// restarts nor resists.
 	Updated bool
@@ -112,6 +118,8 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	c := st.ProcessCounts
 	minProcesses := max(pool.Spec.Template.Pool.MinProcesses, 1)
 	r.Ready = meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionReady) && c.Ready >= minProcesses
+	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
+	r.Serving = c.Ready > 0 && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed)
 	r.Updated = st.ObservedRevision == pool.Spec.Revision &&
 		c.Updated == c.Total &&
 		!meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionRollingRestart) &&

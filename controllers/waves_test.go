@@ -16,7 +16,7 @@ func TestAssessPool(t *testing.T) {
 		pool  *ferryv1.ProcessPool
 		lease time.Time  // the node's agent Lease renewal, zero for none
 		heard hearing    // the manager's contact with the API server
-		want  poolReport // Node, Pool, Silence and StaleIn are not compared
+		want  poolReport // Node, Pool, Silence, StaleIn, LeaseIsLast and Serving are not compared (TestNextStaleness, TestDesiredEndpoints)
 	}{
 		{
 			name: "never reported",
@@ -156,7 +156,7 @@ func TestAssessPool(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := assessPool(tt.pool, target, t0, staleAfter, tt.lease, tt.heard)
-			got.Node, got.Pool, got.Silence, got.StaleIn, got.LeaseIsLast = "", nil, 0, 0, false
+			got.Node, got.Pool, got.Silence, got.StaleIn, got.LeaseIsLast, got.Serving = "", nil, 0, 0, false, false
 			if got != tt.want {
 				t.Errorf("assessPool:\n got %+v\nwant %+v", got, tt.want)
 			}
