@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -61,6 +62,8 @@ type decision struct {
 //   - never spawn during a scaling backoff;
 //   - stop workers idle for longer than the idle timeout, oldest-idle first,
 //     never below min, not while frozen or restarting;
+//   - stop workers above max (maxProcesses was lowered), least busy and
+//     longest idle first, not while frozen or restarting;
 //   - recycle one flagged worker at a time (replacement first), not during a
 //     backoff; while frozen
 //     only a memory-limit hit is acted on, by a plain shutdown, and never of
@@ -112,8 +115,31 @@ func decide(v view) decision {
 			}
 		}
 	}
-	d.stop = idleVictims(v)
+	if d.stop = excessVictims(v); len(d.stop) == 0 {
+		d.stop = idleVictims(v)
+	}
 	return d
+}
+
+// excessVictims picks the workers above max to stop: least busy first,
+// then longest idle. They drain before they stop (retire).
+func excessVictims(v view) []int {
+	excess := v.ready - v.max
+	if excess <= 0 {
+		return nil
+	}
+	ws := slices.Clone(v.workers)
+	sort.SliceStable(ws, func(i, j int) bool {
+		if ws[i].sessions != ws[j].sessions {
+			return ws[i].sessions < ws[j].sessions
+		}
+		return ws[i].lastUsed.Before(ws[j].lastUsed)
+	})
+	var ids []int
+	for i := 0; i < len(ws) && i < excess; i++ {
+		ids = append(ids, ws[i].id)
+	}
+	return ids
 }
 
 // idleVictims picks the workers to stop for idleness.

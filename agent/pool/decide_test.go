@@ -72,6 +72,24 @@ func TestDecide(t *testing.T) {
 			v.recycling = true
 			v.workers = []workerView{{id: 2, recycle: recycleMaxRequests}}
 		}), none},
+		{"above max stops the excess, least busy and longest idle first", with(func(v *view) {
+			v.ready, v.max = 5, 3
+			v.workers = []workerView{
+				{id: 1, sessions: 1, lastUsed: idleSince(time.Hour)},
+				{id: 2, lastUsed: idleSince(time.Second)},
+				{id: 3, lastUsed: idleSince(time.Minute)},
+				{id: 4, sessions: 2, lastUsed: idleSince(2 * time.Hour)},
+				{id: 5, lastUsed: idleSince(2 * time.Second)},
+			}
+		}), decision{stop: []int{3, 5}, recycle: -1, shutdown: -1}},
+		{"above max while restarting: the restart's surge", with(func(v *view) {
+			v.ready, v.restart = 5, true
+			v.workers = []workerView{{id: 1}, {id: 2}, {id: 3}, {id: 4}, {id: 5}}
+		}), none},
+		{"above max while frozen: nothing stops", with(func(v *view) {
+			v.ready, v.frozen = 5, true
+			v.workers = []workerView{{id: 1}, {id: 2}, {id: 3}, {id: 4}, {id: 5}}
+		}), none},
 		{"frozen: memory limit shuts down without replacement", with(func(v *view) {
 			v.frozen = true
 			v.workers = []workerView{{id: 1, recycle: recycleMaxRequests}, {id: 2, recycle: recycleMemory}}

@@ -159,6 +159,33 @@ func TestScalesUpUnderLoadAndDownWhenIdle(t *testing.T) {
 	e.WaitFor(t, time.Minute, "idle workers stopped down to 1", agenttest.Ready(1))
 }
 
+// TestLoweredMaxIsEnforced: lowering maxProcesses below the pool's size
+// stops the workers above it (they finish their requests first), under
+// load and with no failed request; a restart after does not bring them
+// back. A lifecycle audit found them kept, and every restart replacing
+// them.
+func TestLoweredMaxIsEnforced(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 3, 3, env("REQUEST_DELAY_MS", "5"))
+	e := agenttest.Start(t, pool.Config{Name: "t/lower", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond})
+	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	stop := load(t, e.URL, 4)
+	lower := tmpl
+	lower.Pool.MinProcesses, lower.Pool.MaxProcesses = 1, 1
+	e.Pool.Update(pool.Config{Name: "t/lower", Revision: "1", Template: lower})
+	e.WaitFor(t, time.Minute, "1 worker", func(s pool.Status) bool { return s.Counts.Total == 1 && s.Counts.Ready == 1 })
+	e.Pool.Update(pool.Config{Name: "t/lower", Revision: "2", Template: lower})
+	done := e.WaitFor(t, time.Minute, "the restart to 2", func(s pool.Status) bool {
+		return s.Restart == nil && s.LastRestart != nil && s.LastRestart.Revision == "2"
+	})
+	if rep := stop().Report(); rep.Failed != 0 {
+		t.Errorf("%d requests failed", rep.Failed)
+	}
+	if lr := done.LastRestart; lr.Total != 1 || done.Counts.Total != 1 {
+		t.Errorf("the restart replaced %d of %d, and left %d workers; want 1", lr.Replaced, lr.Total, done.Counts.Total)
+	}
+}
+
 // TestRecycling: a worker is replaced (replacement first, no failed
 // request) after maxRequestsPerProcess requests, and above memoryLimit.
 func TestRecycling(t *testing.T) {

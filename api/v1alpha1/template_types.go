@@ -202,6 +202,8 @@ type PoolSpec struct {
 	// maxProcesses is the most worker processes the pool runs. While
 	// requests wait in the queue, the pool spawns more, up to this. During a
 	// rolling restart the pool holds at most one more than its size.
+	// Lowered, the processes above it stop (least busy first, each after
+	// its requests), except while the pool restarts or resists.
 	// Default: 6.
 	// +optional
 	// +kubebuilder:default=6
