@@ -110,6 +110,7 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 	var old *proxy.Server
 	if port := pp.Spec.Template.Listen.Port; port != rp.port && rp.a.opts.SimulateWorkers == 0 {
 		// Open the new port before the old one drains: no gap in service.
+		rp.log.Info("Moving the proxy; the old port drains", "from", rp.a.listenAddr(rp.port), "to", rp.a.listenAddr(port))
 		old = rp.proxy
 		rp.proxy, rp.listenErr = nil, nil
 		rp.listenLocked(port)

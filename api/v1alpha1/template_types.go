@@ -179,6 +179,9 @@ type EnvVar struct {
 type ListenSpec struct {
 	// port is the TCP port the agent's proxy listens on, on every selected
 	// node, for this app. Two AppGroups on one node need two ports.
+	// Changing it is no new revision: every node moves at once, not in
+	// waves, opening the new port before the old one drains (its requests
+	// finish; new connections to it are refused).
 	// +required
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
