@@ -33,6 +33,16 @@ func input(nodes []string, pools ...*ferryv1.ProcessPool) rollupInput {
 	}
 }
 
+// withRevisionErr is in with the annotation invalid (msg): after a valid
+// revision, which stays the target, or never valid (no target).
+func withRevisionErr(in rollupInput, msg string, neverValid bool) rollupInput {
+	in.RevisionErr = errors.New(msg)
+	if neverValid {
+		in.Target = ""
+	}
+	return in
+}
+
 type wantCond struct {
 	status metav1.ConditionStatus
 	reason string
@@ -74,20 +84,13 @@ func TestReadyCondition(t *testing.T) {
 		},
 		{
 			name: "an invalid revision after a valid one: what runs is ready",
-			in: func() rollupInput {
-				in := input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)))
-				in.RevisionErr = errors.New("annotation ferry.dev/revision is empty")
-				return in
-			}(),
+			in: withRevisionErr(input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2))),
+				"annotation ferry.dev/revision is empty", false),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProcessesReady, []string{"2/2 nodes ready"}},
 		},
 		{
 			name: "a revision never valid",
-			in: func() rollupInput {
-				in := input(ab)
-				in.Target, in.RevisionErr = "", errors.New("annotation ferry.dev/revision is empty")
-				return in
-			}(),
+			in:   withRevisionErr(input(ab), "annotation ferry.dev/revision is empty", true),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, []string{"is empty", "nothing is rolled out"}},
 		},
 		{
@@ -248,20 +251,13 @@ func TestRollingRestartCondition(t *testing.T) {
 		},
 		{
 			name: "never a valid revision",
-			in: func() rollupInput {
-				in := input(abc)
-				in.Target, in.RevisionErr = "", errors.New("bad")
-				return in
-			}(),
+			in:   withRevisionErr(input(abc), "bad", true),
 			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, []string{"bad", "nothing is rolled out"}},
 		},
 		{
 			name: "an invalid revision after a valid one: the last valid stays the target",
-			in: func() rollupInput {
-				in := input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
-				in.RevisionErr = errors.New("annotation ferry.dev/revision is empty")
-				return in
-			}(),
+			in: withRevisionErr(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)),
+				testPool("node-c", oldRev, rolledOut(2))), "annotation ferry.dev/revision is empty", false),
 			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, nil},
 			exact: "annotation ferry.dev/revision is empty; revision 2-abc stays the target until it is fixed",
 		},

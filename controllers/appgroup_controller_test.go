@@ -358,14 +358,23 @@ func TestRolloutOneNodeAtATime(t *testing.T) {
 	monitor.check(t)
 }
 
-func TestRolloutTwoNodesAtATime(t *testing.T) {
-	ns := newNamespace(t)
-	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
-	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
-	agents := []*simAgent{newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")}
+// rolledOutOnThree makes nodes a, b and c in ns, each with its agent, and
+// AppGroup "blog" (as mutate leaves it; nil: the defaults) rolled out on
+// them, 2 processes each; it returns the nodes, the agents and the
+// revision.
+func rolledOutOnThree(t *testing.T, ns string, mutate func(*ferryv1.AppGroup)) (a, b, c string, agents []*simAgent, rev string) {
+	t.Helper()
+	a, b, c = newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
+	newAppGroup(t, ns, "blog", mutate)
+	agents = []*simAgent{newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")}
 	rollAll("blog", 2, agents...)
 	waitRolledOut(t, ns, "blog", 3)
-	rev1 := target(t, ns, "blog")
+	return a, b, c, agents, target(t, ns, "blog")
+}
+
+func TestRolloutTwoNodesAtATime(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
 
 	monitor := monitorRolling(t, ns, "blog", 2)
 	bump(t, ns, "blog", "2")
@@ -390,12 +399,7 @@ func TestRolloutTwoNodesAtATime(t *testing.T) {
 // at a time, the third does not take the freed slot.
 func TestFailingTargetHaltsRollout(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
-	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
-	agents := []*simAgent{newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")}
-	rollAll("blog", 2, agents...)
-	waitRolledOut(t, ns, "blog", 3)
-	rev1 := target(t, ns, "blog")
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
 
 	bump(t, ns, "blog", "2")
 	rev2 := target(t, ns, "blog")
@@ -418,13 +422,8 @@ func TestFailingTargetHaltsRollout(t *testing.T) {
 // the third never gets it; a new bump recovers, resisting node first.
 func TestResistanceHaltsRollout(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
-	newAppGroup(t, ns, "blog", nil)
-	agents := []*simAgent{newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")}
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, nil)
 	agentA, agentB, agentC := agents[0], agents[1], agents[2]
-	rollAll("blog", 2, agents...)
-	waitRolledOut(t, ns, "blog", 3)
-	rev1 := target(t, ns, "blog")
 
 	bump(t, ns, "blog", "2")
 	rev2 := target(t, ns, "blog")

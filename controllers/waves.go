@@ -117,8 +117,8 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	}
 	c := st.ProcessCounts
 	minProcesses := max(pool.Spec.Template.Pool.MinProcesses, 1)
-	r.Ready = meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionReady) && c.Ready >= minProcesses
 	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
+	r.Ready = ready != nil && ready.Status == metav1.ConditionTrue && c.Ready >= minProcesses
 	r.Serving = c.Ready > 0 && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed)
 	r.Updated = st.ObservedRevision == pool.Spec.Revision &&
 		c.Updated == c.Total &&

@@ -186,6 +186,11 @@ type spawnable struct {
 	tmpl     ferryv1.AppTemplate
 }
 
+// targetLocked is the revision asked for, with its template.
+func (p *Pool) targetLocked() spawnable {
+	return spawnable{revision: p.cfg.Revision, tmpl: p.cfg.Template}
+}
+
 type scalingState struct {
 	failures int
 	until    time.Time
@@ -557,7 +562,7 @@ func (p *Pool) reconcile() bool {
 		p.scaling.err = nil
 		p.notifyLocked()
 	}
-	next := spawnable{revision: p.cfg.Revision, tmpl: p.cfg.Template}
+	next := p.targetLocked()
 	if p.resisting != nil && d.spawn > 0 {
 		next = p.resistFrom
 		p.log.Info("Replacing exited workers with the revision resistance keeps serving",
@@ -565,7 +570,7 @@ func (p *Pool) reconcile() bool {
 	}
 	var spawns []*Worker
 	for range d.spawn {
-		spawns = append(spawns, p.addSpawningLocked(next.revision, next.tmpl))
+		spawns = append(spawns, p.addSpawningLocked(next))
 	}
 	stops := p.takeWorkersLocked(d.stop)
 	var recycle, shutdown *Worker
@@ -667,14 +672,14 @@ func (p *Pool) takeWorkersLocked(ids []int) []*Worker {
 
 // addSpawningLocked registers a worker about to be spawned, so the next
 // decision counts it.
-func (p *Pool) addSpawningLocked(revision string, tmpl ferryv1.AppTemplate) *Worker {
+func (p *Pool) addSpawningLocked(s spawnable) *Worker {
 	w := &Worker{
 		ID:        nextWorkerID(),
-		Revision:  revision,
+		Revision:  s.revision,
 		state:     ferryv1.ProcessSpawning,
 		startedAt: time.Now(),
-		capacity:  max(1, int(tmpl.App.Concurrency)),
-		tmpl:      tmpl,
+		capacity:  max(1, int(s.tmpl.App.Concurrency)),
+		tmpl:      s.tmpl,
 		drained:   make(chan struct{}),
 		gone:      make(chan struct{}),
 	}
@@ -873,7 +878,7 @@ func (p *Pool) recycle(w *Worker) {
 	}
 	reason := w.recycle
 	w.replacing = true
-	y := p.addSpawningLocked(p.cfg.Revision, p.cfg.Template)
+	y := p.addSpawningLocked(p.targetLocked())
 	p.notifyLocked()
 	p.mu.Unlock()
 	p.log.Info("Recycling worker", "pid", w.PID(), "reason", reason)

@@ -169,7 +169,7 @@ func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, target string, o
 	x = old[0]
 	x.replacing = true
 	rs.replacing = x
-	y = p.addSpawningLocked(rs.revision, p.cfg.Template)
+	y = p.addSpawningLocked(p.targetLocked()) // rs.revision is the target now
 	p.notifyLocked()
 	return x, y, rs.revision, true
 }
@@ -287,7 +287,7 @@ func (p *Pool) blockingRestart(rs *restartState) {
 	rs.revision = p.cfg.Revision
 	var spawns []*Worker
 	for range size - live {
-		spawns = append(spawns, p.addSpawningLocked(rs.revision, p.cfg.Template))
+		spawns = append(spawns, p.addSpawningLocked(p.targetLocked()))
 	}
 	p.notifyLocked()
 	p.mu.Unlock()

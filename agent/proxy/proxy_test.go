@@ -72,6 +72,13 @@ func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request 
 // rawExchange writes raw bytes on a new connection and returns what the
 // proxy answers before it closes the connection (or within timeout).
 func rawExchange(t *testing.T, addr string, raw string, timeout time.Duration) string {
+	out, _ := rawExchangeClosed(t, addr, raw, timeout)
+	return out
+}
+
+// rawExchangeClosed is rawExchange, and whether the proxy closed the
+// connection within timeout.
+func rawExchangeClosed(t *testing.T, addr string, raw string, timeout time.Duration) (out string, closed bool) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -82,8 +89,8 @@ func rawExchange(t *testing.T, addr string, raw string, timeout time.Duration) s
 		t.Fatal(err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(timeout))
-	out, _ := io.ReadAll(c)
-	return string(out)
+	b, err := io.ReadAll(c)
+	return string(b), err == nil
 }
 
 // TestBadClientsDoNotDisturbOthers: malformed requests, oversized headers
@@ -152,7 +159,7 @@ func TestNoRequestIsSmuggled(t *testing.T) {
 			fmt.Sprintf("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n", len(body)),
 	} {
 		before := requestsSeen(t, e.URL)
-		out, closed := exchangeToEOF(t, addr, head+body)
+		out, closed := rawExchangeClosed(t, addr, head+body, 10*time.Second)
 		answers := strings.Count(out, "HTTP/1.1 ")
 		switch {
 		case !closed:
@@ -166,23 +173,6 @@ func TestNoRequestIsSmuggled(t *testing.T) {
 			t.Errorf("%s: %d requests reached the app", name, seen)
 		}
 	}
-}
-
-// exchangeToEOF sends raw and reads until the proxy closes the connection
-// (closed) or 10 seconds pass.
-func exchangeToEOF(t *testing.T, addr, raw string) (out string, closed bool) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b, err := io.ReadAll(c)
-	return string(b), err == nil
 }
 
 // occupy sends GET /slow?ms=ms to the hello app's only process and waits

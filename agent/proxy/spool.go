@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -223,8 +224,7 @@ func (sp *spooled) reader() io.Reader {
 // fileFailed logs that a body could not go to a file, at most once a
 // minute: a full disk fails every large body.
 func (s *Server) fileFailed(err error) {
-	now := time.Now().UnixNano()
-	if last := s.spoolFailedAt.Load(); now-last >= int64(time.Minute) && s.spoolFailedAt.CompareAndSwap(last, now) {
+	if onceAMinute(&s.spoolFailedAt) {
 		s.opts.Log.Error(err, "Cannot buffer request bodies to files; the rest of each streams to its worker as it comes (logged at most once a minute)",
 			"dir", s.opts.SpoolDir)
 	}
@@ -235,11 +235,19 @@ func (s *Server) fileFailed(err error) {
 // bound reached, not a failure (fileFailed keeps its own minute for
 // those, so one does not hide the other).
 func (s *Server) budgetSpent() {
-	now := time.Now().UnixNano()
-	if last := s.budgetSpentAt.Load(); now-last >= int64(time.Minute) && s.budgetSpentAt.CompareAndSwap(last, now) {
+	if onceAMinute(&s.budgetSpentAt) {
 		s.opts.Log.Info("Request bodies buffered in files take all of --request-buffer-disk; the rest of each new one streams to its worker (logged at most once a minute)",
 			"dir", s.opts.SpoolDir)
 	}
+}
+
+// onceAMinute reports whether a minute has passed since it last said yes
+// for at (UnixNano of that time), and takes this one if so: one caller
+// wins among concurrent ones.
+func onceAMinute(at *atomic.Int64) bool {
+	now := time.Now().UnixNano()
+	last := at.Load()
+	return now-last >= int64(time.Minute) && at.CompareAndSwap(last, now)
 }
 
 type readerFunc func([]byte) (int, error)

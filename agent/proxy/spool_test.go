@@ -84,6 +84,19 @@ func requestsSeen(t *testing.T, url string) int {
 	return decodeArrival(t, resp, readBody(t, resp)).Count
 }
 
+// finishUpload sends the rest of an upload startUpload began, and checks
+// that the app got all of its length bytes.
+func finishUpload(t *testing.T, c net.Conn, br *bufio.Reader, rest []byte, length int) {
+	t.Helper()
+	if _, err := c.Write(rest); err != nil {
+		t.Fatal(err)
+	}
+	resp, got := readResponse(t, br, http.MethodPost)
+	if a := decodeArrival(t, resp, []byte(got)); a.Bytes != int64(length) {
+		t.Errorf("%d bytes arrived, want %d", a.Bytes, length)
+	}
+}
+
 // startUpload sends a POST's head with Expect: 100-continue, waits for the
 // proxy to ask for the body (it does when it starts reading it), and sends
 // the body's first part: as a chunk when length is -1.
@@ -281,13 +294,7 @@ func TestDiskBudgetBoundsBufferFiles(t *testing.T) {
 			t.Errorf("a buffer file of %d bytes, past the budget of %d", fi.Size(), budget)
 		}
 	}
-	if _, err := c.Write(body[300<<10:]); err != nil {
-		t.Fatal(err)
-	}
-	resp, got := readResponse(t, br, http.MethodPost)
-	if a := decodeArrival(t, resp, []byte(got)); a.Bytes != int64(len(body)) {
-		t.Errorf("%d bytes arrived, want %d", a.Bytes, len(body))
-	}
+	finishUpload(t, c, br, body[300<<10:], len(body))
 	waitUntil(t, "the budget given back", func() bool { return disk.Left() == budget })
 }
 
@@ -302,13 +309,7 @@ func TestBufferFileLeavesNothing(t *testing.T) {
 	if names, _ := os.ReadDir(dir); len(names) != 0 {
 		t.Errorf("files under the buffer directory during the upload: %v", names)
 	}
-	if _, err := c.Write(body[300<<10:]); err != nil {
-		t.Fatal(err)
-	}
-	resp, got := readResponse(t, br, http.MethodPost)
-	if a := decodeArrival(t, resp, []byte(got)); a.Bytes != int64(len(body)) {
-		t.Errorf("%d bytes arrived, want %d", a.Bytes, len(body))
-	}
+	finishUpload(t, c, br, body[300<<10:], len(body))
 	waitUntil(t, "the buffer file is closed", func() bool { return len(openFilesIn(t, dir)) == 0 })
 }
 

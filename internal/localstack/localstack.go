@@ -81,11 +81,11 @@ type Stack struct {
 	manager    *process
 	agents     map[string]*process
 	apiserver  *exec.Cmd // set once the API server was restarted by StartAPIServer
-	// managerHealth and agentPorts are the endpoints' addresses when
-	// Options.FreePorts picked them: host:port, and a node's metrics and
-	// health ports.
-	managerHealth, managerMetrics string
-	agentPorts                    map[string][2]int
+	// managerHealth is the manager's health endpoint, host:port;
+	// agentPorts are each node's agent's metrics and health ports when
+	// Options.FreePorts picked them.
+	managerHealth string
+	agentPorts    map[string][2]int
 	// apiserverArgv is the API server's command line, read when stopped.
 	apiserverArgv []string
 }
@@ -151,7 +151,7 @@ func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
-	s.managerHealth, s.managerMetrics = local.HealthProbeBindAddress, local.MetricsBindAddress
+	s.managerHealth = local.HealthProbeBindAddress
 	margs := deployargs.Expand(deployargs.ManagerArgs(local), menv)
 	margs = append(append(margs, "--kubeconfig="+s.Kubeconfig), opts.ManagerArgs...)
 	if s.manager, err = start(filepath.Join(opts.Bin, "ferry-manager"), margs, menv, filepath.Join(opts.Dir, "logs", "manager.log")); err != nil {
@@ -177,9 +177,6 @@ func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	return s, nil
 }
-
-// ManagerMetrics is the manager's metrics endpoint, host:port.
-func (s *Stack) ManagerMetrics() string { return s.managerMetrics }
 
 // pickPorts asks the kernel for the manager's and every agent's metrics
 // and health ports (Options.FreePorts).
