@@ -286,6 +286,29 @@ type scope struct {
 	// hearing is the manager's contact with the API server: no agent is
 	// judged silent over an outage it could not hear through.
 	hearing hearing
+	// halt and lastGood are the status's haltedRollout and lastRolledOut
+	// as the pass has seen them so far (remember); the status write
+	// keeps them.
+	halt     *ferryv1.HaltedRollout
+	lastGood *ferryv1.RolledOutRevision
+}
+
+// remember brings halt and lastGood up to date with reports. A phase calls
+// it before it decides from them, so that what one phase saw (a pool that
+// halted the target, before the rollout phase returned it to an older
+// revision) is not forgotten by the next.
+func (s *scope) remember(reports map[string]poolReport) {
+	if s.revisionErr != nil {
+		return
+	}
+	s.halt = haltRecord(s.halt, s.target, s.nodes, reports, s.now)
+	s.lastGood = lastRolledOut(s.lastGood, s.target, s.nodes, reports)
+}
+
+// memoryMoved: the pass changed what the status remembers of the rollout.
+func (s *scope) memoryMoved() bool {
+	return !equality.Semantic.DeepEqual(s.halt, s.ag.Status.HaltedRollout) ||
+		!equality.Semantic.DeepEqual(s.lastGood, s.ag.Status.LastRolledOut)
 }
 
 // reports assesses the active pools at the pass's time.
@@ -325,13 +348,15 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, err
 	}
 	defer func() {
-		if retErr == nil && len(s.created) > 0 {
+		if retErr == nil && len(s.created) > 0 && !s.memoryMoved() {
 			// This pass created pools: their creation has already queued
 			// the next pass (the manager watches the pools it owns), and
 			// all this one could write is that they wait for their
 			// agents' first reports. The next pass writes that if it is
 			// still so, or, when the manager is behind, what the agents
-			// reported meanwhile: one status write instead of two.
+			// reported meanwhile: one status write instead of two. What
+			// the pass learnt of the rollout (a halt) is written now: the
+			// next pass may not see it again.
 			return
 		}
 		requeue, err := r.updateStatus(ctx, s, retErr == nil)
@@ -389,6 +414,8 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	}
 	s.target, s.revisionErr = effectiveTarget(ag)
 	s.hearing = r.contact.hearing()
+	s.halt = ag.Status.HaltedRollout.DeepCopy()
+	s.lastGood = ag.Status.LastRolledOut.DeepCopy()
 
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
@@ -489,15 +516,18 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean bool) (time.Duration, error) {
 	ag := s.ag
 	reports := s.reports(r.AgentStaleAfter)
+	s.remember(reports)
 	cur := computeStatus(rollupInput{
-		AppGroup:    ag,
-		Target:      s.target,
-		RevisionErr: s.revisionErr,
-		Nodes:       s.nodes,
-		Reports:     reports,
-		Now:         s.now,
-		StaleAfter:  r.AgentStaleAfter,
-		Clean:       clean && s.revisionErr == nil,
+		AppGroup:      ag,
+		Target:        s.target,
+		RevisionErr:   s.revisionErr,
+		Nodes:         s.nodes,
+		Reports:       reports,
+		Halt:          s.halt,
+		LastRolledOut: s.lastGood,
+		Now:           s.now,
+		StaleAfter:    r.AgentStaleAfter,
+		Clean:         clean && s.revisionErr == nil,
 	})
 	requeue := nextStaleness(reports)
 	r.resisting.Set(client.ObjectKeyFromObject(ag), meta.IsStatusConditionTrue(cur.Conditions, ferryv1.ConditionResistingDeploymentError))

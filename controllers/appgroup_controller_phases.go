@@ -76,7 +76,9 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 	if s.revisionErr != nil || s.target == "" {
 		return errors.Join(errs...)
 	}
-	revision, app := newPoolRevision(s.ag, s.target, s.nodes, s.reports(r.AgentStaleAfter))
+	reports := s.reports(r.AgentStaleAfter)
+	s.remember(reports)
+	revision, app := newPoolRevision(s.ag, s.target, s.nodes, reports, s.halt, s.lastGood)
 	var missing []string
 	for _, node := range s.nodes {
 		// A node whose previous pool still drains gets its new one after:
@@ -150,20 +152,21 @@ func (r *AppGroupReconciler) deletePool(ctx context.Context, s *scope, p *ferryv
 }
 
 // newPoolRevision is the revision, and the app, a new node's pool starts
-// on: the target, unless the rollout of the target is halted (a pool
-// resists it or cannot spawn it), in which case the revision of the first node that serves an
-// earlier one ready, if any. A node that joins during a halted rollout then
+// on: the target, unless its rollout is halted (halt: a pool resists it or
+// cannot spawn it, or did), in which case the revision of the first node
+// that serves an earlier one ready, else the last revision rolled out
+// everywhere, if any. A node that joins during a halted rollout then
 // serves what works, and takes the next target in its turn.
-func newPoolRevision(ag *ferryv1.AppGroup, target string, nodes []string, reports map[string]poolReport) (string, ferryv1.AppSpec) {
-	halted := false
-	for _, r := range reports {
-		halted = halted || r.HaltsTarget()
-	}
-	if halted {
+func newPoolRevision(ag *ferryv1.AppGroup, target string, nodes []string, reports map[string]poolReport,
+	halt *ferryv1.HaltedRollout, last *ferryv1.RolledOutRevision) (string, ferryv1.AppSpec) {
+	if halt != nil {
 		for _, node := range nodes {
 			if r, ok := reports[node]; ok && !r.OnTarget && r.Ready && !r.Resisting {
 				return r.Pool.Spec.Revision, *r.Pool.Spec.Template.App.DeepCopy()
 			}
+		}
+		if last != nil && last.Revision != target {
+			return last.Revision, *last.App.DeepCopy()
 		}
 	}
 	return target, *ag.Spec.App.DeepCopy()
@@ -219,17 +222,19 @@ func (r *AppGroupReconciler) createPool(ctx context.Context, s *scope, node, rev
 // the pool's wave comes (planWave).
 func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) error {
 	log := ctrl.LoggerFrom(ctx)
-	give := map[string]bool{}
+	give, back := map[string]bool{}, map[string]bool{}
 	canRoll := s.revisionErr == nil && s.target != ""
 	if canRoll {
 		reports := s.reports(r.AgentStaleAfter)
+		s.remember(reports)
 		ordered := make([]poolReport, 0, len(reports))
 		for _, node := range s.nodes {
 			if rep, ok := reports[node]; ok {
 				ordered = append(ordered, rep)
+				back[node] = returnsToLastRolledOut(s.ag, rep, s.halt, s.lastGood)
 			}
 		}
-		plan := planWave(ordered, s.ag.Spec.Restart.MaxConcurrentNodes)
+		plan := planWave(ordered, s.ag.Spec.Restart.MaxConcurrentNodes, s.halt)
 		for _, node := range plan.Give {
 			give[node] = true
 		}
@@ -251,7 +256,11 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 		t.Pool = *s.ag.Spec.Pool.DeepCopy()
 		t.Restart = *s.ag.Spec.Restart.DeepCopy()
 		t.Proxy = *s.ag.Spec.Proxy.DeepCopy()
-		if canRoll && (give[node] || p.Spec.Revision == s.target) {
+		switch {
+		case back[node]:
+			desired.Spec.Revision = s.lastGood.Revision
+			t.App = *s.lastGood.App.DeepCopy()
+		case canRoll && (give[node] || p.Spec.Revision == s.target):
 			desired.Spec.Revision = s.target
 			t.App = *s.ag.Spec.App.DeepCopy()
 		}
@@ -275,7 +284,12 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 		}
 		*p = *desired
 		if revisionMoved {
-			log.Info("Gave revision to node", "pool", klog.KObj(p), "node", node, "revision", s.target)
+			if back[node] {
+				log.Info("Returned node to the last revision rolled out: it cannot spawn the halted target",
+					"pool", klog.KObj(p), "node", node, "revision", p.Spec.Revision, "halted", s.target)
+			} else {
+				log.Info("Gave revision to node", "pool", klog.KObj(p), "node", node, "revision", s.target)
+			}
 			// The next pass counts this pool as rolling only if the cache
 			// shows its new spec; wait for it rather than over-roll.
 			generation := p.Generation

@@ -158,13 +158,15 @@ func TestNewPoolRevision(t *testing.T) {
 		return func(p *ferryv1.ProcessPool) { p.Spec.Template.App.Root = root }
 	}
 	nodes := []string{"a", "b", "c"}
+	last := &ferryv1.RolledOutRevision{Revision: "0-abc", App: ferryv1.AppSpec{Root: "/srv/last"}}
 	tests := []struct {
 		name          string
 		pools         []*ferryv1.ProcessPool
+		halt          *ferryv1.HaltedRollout // the status's record
 		wantRev, root string
 	}{
-		{"no pools yet", nil, targetRev, "/srv/new"},
-		{"rolling", []*ferryv1.ProcessPool{testPool("a", targetRev, restarting(1, 2), withApp("/srv/new")), testPool("b", oldRev, rolledOut(2), withApp("/srv/old"))}, targetRev, "/srv/new"},
+		{"no pools yet", nil, nil, targetRev, "/srv/new"},
+		{"rolling", []*ferryv1.ProcessPool{testPool("a", targetRev, restarting(1, 2), withApp("/srv/new")), testPool("b", oldRev, rolledOut(2), withApp("/srv/old"))}, nil, targetRev, "/srv/new"},
 		{
 			"halted: the first ready node on an earlier revision",
 			[]*ferryv1.ProcessPool{
@@ -172,13 +174,24 @@ func TestNewPoolRevision(t *testing.T) {
 				testPool("b", oldRev, rolledOut(2), notReady, withApp("/srv/older")),
 				testPool("c", oldRev, rolledOut(2), withApp("/srv/old")),
 			},
-			oldRev, "/srv/old",
+			nil, oldRev, "/srv/old",
 		},
-		{"halted with nothing better", []*ferryv1.ProcessPool{testPool("a", targetRev, resists(targetRev, "x", ""))}, targetRev, "/srv/new"},
+		{
+			"halted, every node on the target: the last revision rolled out",
+			[]*ferryv1.ProcessPool{testPool("a", targetRev, resists(targetRev, "x", ""))}, nil, last.Revision, "/srv/last",
+		},
+		{
+			"halted by a node no longer there: the last revision rolled out",
+			[]*ferryv1.ProcessPool{testPool("a", targetRev, rolledOut(2))}, &ferryv1.HaltedRollout{Revision: targetRev, Node: "z"},
+			last.Revision, "/srv/last",
+		},
+		{"not halted: the target", []*ferryv1.ProcessPool{testPool("a", targetRev, rolledOut(2))}, nil, targetRev, "/srv/new"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rev, app := newPoolRevision(ag, targetRev, nodes, byNode(assessAll(targetRev, tt.pools...)))
+			reports := assessAll(targetRev, tt.pools...)
+			halt := haltRecord(tt.halt, targetRev, nodesOf(reports), byNode(reports), t0)
+			rev, app := newPoolRevision(ag, targetRev, nodes, byNode(reports), halt, last)
 			if rev != tt.wantRev || app.Root != tt.root {
 				t.Errorf("newPoolRevision = %s %s, want %s %s", rev, app.Root, tt.wantRev, tt.root)
 			}

@@ -51,6 +51,10 @@ type rollupInput struct {
 	// Clean is true when every phase of the pass succeeded; only then is
 	// observedGeneration stamped.
 	Clean bool
+	// Halt and LastRolledOut are what the status remembers of the rollout
+	// (haltRecord, lastRolledOut), kept as they are.
+	Halt          *ferryv1.HaltedRollout
+	LastRolledOut *ferryv1.RolledOutRevision
 }
 
 // computeStatus is the AppGroup's new status. It starts from a copy of the
@@ -63,6 +67,7 @@ func computeStatus(in rollupInput) ferryv1.AppGroupStatus {
 	st.Nodes = nodeCounts(in)
 	st.ReadyProcesses = fmt.Sprintf("%d/%d", st.Processes.Ready, st.Processes.Total)
 	st.ReadyNodes = fmt.Sprintf("%d/%d", st.Nodes.Ready, st.Nodes.Total)
+	st.HaltedRollout, st.LastRolledOut = in.Halt, in.LastRolledOut
 	for _, c := range []metav1.Condition{readyCondition(in), rollingRestartCondition(in), resistingCondition(in)} {
 		c.ObservedGeneration = in.AppGroup.Generation
 		c.LastTransitionTime = lastTransition(in.Now)
@@ -241,6 +246,11 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; "+
 				"change the %s annotation or the app to start a new rollout",
 				in.Target, updated, total, strings.Join(why, "; "), ferryv1.RevisionAnnotation))
+	case haltRemembered(in):
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it failed to spawn on %s (%s)%s; "+
+				"change the %s annotation or the app to start a new rollout",
+				in.Target, updated, total, in.Halt.Node, truncate(in.Halt.Reason, 256), whereNow(in), ferryv1.RevisionAnnotation))
 	case len(restarting) > 0:
 		reason := ferryv1.ReasonRollingOut
 		if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
@@ -329,10 +339,48 @@ func resistingCondition(in rollupInput) metav1.Condition {
 			msg = fmt.Sprintf("%d nodes resist (%s); %s", len(resisting), nodeList(resisting), msg)
 		}
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, msg)
+	case haltRemembered(in) && resistsErrors(in.AppGroup) && !anyFailsTarget(in):
+		// The node that resisted is gone, or returned to the last
+		// revision rolled out: the AppGroup as a whole still resists.
+		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
+			fmt.Sprintf("node %s: revision %s failed to spawn (%s)%s; no further node gets it, "+
+				"and the nodes not on it keep serving older revisions",
+				in.Halt.Node, in.Halt.Revision, truncate(in.Halt.Reason, 256), whereNow(in)))
 	case len(stale) > 0:
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
 	}
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, "No pool resists a deployment error")
+}
+
+// haltRemembered: the status records a halt of the target (the node that
+// caused it may no longer show it).
+func haltRemembered(in rollupInput) bool {
+	return in.Halt != nil && in.Halt.Revision == in.Target
+}
+
+// anyFailsTarget: a selected node cannot spawn the target, with nothing
+// older to serve.
+func anyFailsTarget(in rollupInput) bool {
+	for _, r := range in.Reports {
+		if r.FailsTarget {
+			return true
+		}
+	}
+	return false
+}
+
+// whereNow says where the node of a remembered halt is now, when it no
+// longer shows the halt itself: ", which is no longer selected", ",
+// which now runs revision 1-...", or nothing.
+func whereNow(in rollupInput) string {
+	r, ok := in.Reports[in.Halt.Node]
+	switch {
+	case !slices.Contains(in.Nodes, in.Halt.Node):
+		return ", which is no longer selected"
+	case ok && !r.OnTarget:
+		return ", which now runs revision " + r.Pool.Spec.Revision
+	}
+	return ""
 }
 
 // resistingMessage describes one resisting pool: "node node-b: revision

@@ -43,6 +43,13 @@ func withRevisionErr(in rollupInput, msg string, neverValid bool) rollupInput {
 	return in
 }
 
+// withHalt is in with the status's record of a halt of the target by
+// node, for reason.
+func withHalt(in rollupInput, node, reason string) rollupInput {
+	in.Halt = &ferryv1.HaltedRollout{Revision: in.Target, Node: node, Reason: reason, Since: metav1.NewTime(t0)}
+	return in
+}
+
 type wantCond struct {
 	status metav1.ConditionStatus
 	reason string
@@ -235,6 +242,29 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"2-abc halted", "1/3 nodes updated", "node-b failing to spawn it", "the app failed to load", "ferry.dev/revision"}},
 		},
 		{
+			name: "halted by a node that no longer shows it: gone",
+			in: withHalt(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
+				"node-d", "exited with status 1"),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
+				"2-abc halted", "1/3 nodes updated", "failed to spawn on node-d (exited with status 1), which is no longer selected", "ferry.dev/revision"}},
+		},
+		{
+			name: "halted by a node that no longer shows it: back on the last revision rolled out",
+			in: withHalt(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
+				"node-b", "exited with status 1"),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"failed to spawn on node-b (exited with status 1), which now runs revision 1-abc"}},
+		},
+		{
+			name: "a halt of an earlier target is over",
+			in: func() rollupInput {
+				in := withHalt(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2))),
+					"node-b", "x")
+				in.Halt.Revision = oldRev
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+		},
+		{
 			name: "a silent pool on the target is Unknown",
 			in:   input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), testPool("node-c", targetRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"node-b"}},
@@ -310,6 +340,31 @@ func TestResistingCondition(t *testing.T) {
 			name: "a silent agent might resist",
 			in:   input(ab, testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), testPool("node-b", targetRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"node-a"}},
+		},
+		{
+			name: "the node that resisted is gone: the AppGroup still resists",
+			in:   withHalt(input(ab, testPool("node-a", oldRev, rolledOut(2)), testPool("node-b", oldRev, rolledOut(2))), "node-c", "exited with status 1"),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{
+				"node node-c: revision 2-abc failed to spawn (exited with status 1), which is no longer selected", "no further node gets it"}},
+		},
+		{
+			name: "the node that could not spawn the target returned to the last revision rolled out",
+			in:   withHalt(input(ab, testPool("node-a", oldRev, rolledOut(2)), testPool("node-b", oldRev, rolledOut(2))), "node-b", "x"),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{"which now runs revision 1-abc"}},
+		},
+		{
+			name: "a node that cannot spawn the target and has nothing older is no resistance",
+			in:   withHalt(input(ab, testPool("node-a", oldRev, rolledOut(2)), testPool("node-b", targetRev, failsSpawns(targetRev, "x"))), "node-b", "x"),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, nil},
+		},
+		{
+			name: "with resistance off, a remembered halt is no resistance",
+			in: func() rollupInput {
+				in := withHalt(input(ab, testPool("node-a", oldRev, rolledOut(2)), testPool("node-b", oldRev, rolledOut(2))), "node-c", "x")
+				in.AppGroup.Spec.Restart.ResistDeploymentErrors = new(bool)
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, nil},
 		},
 		{
 			name: "a fresh resisting report wins over a silent agent",

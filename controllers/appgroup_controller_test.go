@@ -396,10 +396,14 @@ func TestRolloutTwoNodesAtATime(t *testing.T) {
 // TestFailingTargetHaltsRollout: a node on the new revision that cannot
 // spawn it and has nothing older to resist with (its agent restarted
 // mid-rollout) halts the rollout as a resisting node does: with two nodes
-// at a time, the third does not take the freed slot.
+// at a time, the third does not take the freed slot. Resistance is off, so
+// the node stays on the new revision and retries.
 func TestFailingTargetHaltsRollout(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) {
+		ag.Spec.Restart.MaxConcurrentNodes = 2
+		ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
+	})
 
 	bump(t, ns, "blog", "2")
 	rev2 := target(t, ns, "blog")
@@ -413,9 +417,124 @@ func TestFailingTargetHaltsRollout(t *testing.T) {
 		assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
 	}
 
+	waitStatus(t, ns, "blog", "the halt recorded", func(st *ferryv1.AppGroupStatus) error {
+		if h := st.HaltedRollout; h == nil || h.Revision != rev2 || h.Node != b || !strings.Contains(h.Reason, "flask") {
+			return fmt.Errorf("haltedRollout %+v", h)
+		}
+		return nil
+	})
+
 	// The node recovers (a fixed dependency, say): the rollout goes on.
 	agents[1].rollOut("blog", 2)
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
+	agents[2].rollOut("blog", 2)
+	waitStatus(t, ns, "blog", "the halt over, revision 2 rolled out", func(st *ferryv1.AppGroupStatus) error {
+		if st.HaltedRollout != nil || st.LastRolledOut == nil || st.LastRolledOut.Revision != rev2 {
+			return fmt.Errorf("haltedRollout %+v, lastRolledOut %+v", st.HaltedRollout, st.LastRolledOut)
+		}
+		return nil
+	})
+}
+
+// TestNodeThatCannotResistReturnsToLastRolledOut: a node whose agent
+// restarted while it resisted (or that otherwise has nothing older to
+// serve) cannot spawn the new revision: with resistance on, the manager
+// returns it to the last revision rolled out, so that it serves again,
+// and keeps the rollout halted.
+func TestNodeThatCannotResistReturnsToLastRolledOut(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	waitStatus(t, ns, "blog", "revision 1 remembered", func(st *ferryv1.AppGroupStatus) error {
+		if l := st.LastRolledOut; l == nil || l.Revision != rev1 || l.App.Root != "/srv/blog" {
+			return fmt.Errorf("lastRolledOut %+v", l)
+		}
+		return nil
+	})
+
+	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+		ag.Annotations[ferryv1.RevisionAnnotation] = "2"
+		ag.Spec.App.Root = "/srv/blog-2"
+	})
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	agents[1].failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	if root := agents[1].pool("blog").Spec.Template.App.Root; root != "/srv/blog" {
+		t.Errorf("node %s returned to revision 1 with app root %q, want /srv/blog", b, root)
+	}
+	agents[1].rollOut("blog", 2)
+	agents[0].rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		"failed to spawn on "+b, "which now runs revision "+rev1, "No module named 'flask'")
+	waitCondition(t, ns, "blog", ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
+		"node "+b+": revision "+rev2+" failed to spawn")
+	for range 2 {
+		settle(t, ns, "blog", agents[2])
+		assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	}
+
+	bump(t, ns, "blog", "3")
+	rev3 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev3, b: rev3, c: rev1})
+	rollAll("blog", 2, agents[0], agents[1])
+	waitRevisions(t, ns, "blog", map[string]string{a: rev3, b: rev3, c: rev3})
+	agents[2].rollOut("blog", 2)
+	waitRolledOut(t, ns, "blog", 3)
+	waitCondition(t, ns, "blog", ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
+}
+
+// TestHaltOutlivesItsNodes: every node took the new revision at once and
+// resists it; a node that joins starts on the last revision rolled out,
+// and when the resisting nodes leave, the halt stays: the new revision
+// reaches no further node, and the AppGroup still resists.
+func TestHaltOutlivesItsNodes(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	rollAll("blog", 2, agentA, agentB)
+	waitRolledOut(t, ns, "blog", 2)
+	rev1 := target(t, ns, "blog")
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
+	agentA.resist("blog", "exited with status 1", "ModuleNotFoundError: No module named 'flask'", 2)
+	agentB.resist("blog", "exited with status 1", "ModuleNotFoundError: No module named 'flask'", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed)
+
+	c := newNode(t, ns, "c", true)
+	agentC := newAgent(t, ns, c, "192.0.2.4")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	if root := agentC.pool("blog").Spec.Template.App.Root; root != "/srv/blog" {
+		t.Errorf("new node's app root %q, want /srv/blog", root)
+	}
+	agentC.rollOut("blog", 2)
+
+	setNodeLabel(t, a, testLabel, "")
+	setNodeLabel(t, b, testLabel, "")
+	agentA.drain("blog")
+	agentB.drain("blog")
+	waitRevisions(t, ns, "blog", map[string]string{c: rev1})
+	waitCondition(t, ns, "blog", ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
+		"revision "+rev2+" failed to spawn (exited with status 1), which is no longer selected")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, "0/1 nodes updated")
+	d := newNode(t, ns, "d", true)
+	agentD := newAgent(t, ns, d, "192.0.2.5")
+	waitRevisions(t, ns, "blog", map[string]string{c: rev1, d: rev1})
+	agentD.rollOut("blog", 2)
+	for range 2 {
+		settle(t, ns, "blog", agentC)
+		assertRevisions(t, ns, "blog", map[string]string{c: rev1, d: rev1})
+	}
+	assertNoEvent(t, ns, "blog", controllers.EventDeploymentErrorResolved)
+
+	bump(t, ns, "blog", "3")
+	rev3 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{c: rev3, d: rev3})
+	rollAll("blog", 2, agentC, agentD)
+	waitRolledOut(t, ns, "blog", 2)
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventDeploymentErrorResolved)
 }
 
 // TestResistanceHaltsRollout has the second node resist the new revision:

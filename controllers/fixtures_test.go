@@ -314,6 +314,20 @@ func waitEvent(t *testing.T, ns, name, typ, reason string, notes ...string) {
 	})
 }
 
+// assertNoEvent fails the test if the AppGroup has an event of reason.
+func assertNoEvent(t *testing.T, ns, name, reason string) {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := env.Client.List(testContext(t), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Regarding.Kind == "AppGroup" && e.Reason == reason {
+			t.Fatalf("event %s: %s", reason, e.Note)
+		}
+	}
+}
+
 // reconciles is how many passes the manager's AppGroup controller has
 // finished, from controller-runtime's own metric.
 func reconciles(t *testing.T) float64 {

@@ -121,6 +121,15 @@ func assessAll(target string, pools ...*ferryv1.ProcessPool) []poolReport {
 	return out
 }
 
+// nodesOf lists the reports' nodes, in order.
+func nodesOf(reports []poolReport) []string {
+	nodes := make([]string, 0, len(reports))
+	for _, r := range reports {
+		nodes = append(nodes, r.Node)
+	}
+	return nodes
+}
+
 func byNode(reports []poolReport) map[string]poolReport {
 	m := make(map[string]poolReport, len(reports))
 	for _, r := range reports {

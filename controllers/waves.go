@@ -136,6 +136,77 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	return r
 }
 
+// haltRecord is what the AppGroup's status keeps of a halted rollout
+// after a look at reports: prev while it still applies (the target is its
+// revision, and its node does not run the revision rolled out: gone,
+// returned to an older revision, or still failing), else the first node
+// that halts the target now, else nothing. The record is what makes a halt
+// outlive the node that caused it.
+func haltRecord(prev *ferryv1.HaltedRollout, target string, nodes []string, reports map[string]poolReport, now time.Time) *ferryv1.HaltedRollout {
+	if target == "" {
+		return nil
+	}
+	if prev != nil && prev.Revision == target {
+		if r, ok := reports[prev.Node]; !ok || !r.OnTarget || !r.RolledOut {
+			return prev
+		}
+	}
+	for _, node := range nodes {
+		if r, ok := reports[node]; ok && r.HaltsTarget() {
+			return &ferryv1.HaltedRollout{Revision: target, Node: node, Reason: haltReason(r), Since: lastTransition(now)}
+		}
+	}
+	return nil
+}
+
+// haltReason is the spawn error of a pool that halts the target.
+func haltReason(r poolReport) string {
+	st := &r.Pool.Status
+	switch {
+	case r.ResistsTarget && st.DeploymentError != nil:
+		return truncate(st.DeploymentError.Reason, 1024)
+	case r.FailsTarget && st.LastSpawnError != nil:
+		return truncate(st.LastSpawnError.Reason, 1024)
+	}
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionResistingDeploymentError); c != nil {
+		return truncate(c.Message, 1024)
+	}
+	return ""
+}
+
+// lastRolledOut is the revision the status remembers as the last rolled
+// out everywhere: the target with its app once every selected node reports
+// it rolled out, else prev.
+func lastRolledOut(prev *ferryv1.RolledOutRevision, target string, nodes []string, reports map[string]poolReport) *ferryv1.RolledOutRevision {
+	if target == "" || len(nodes) == 0 || prev != nil && prev.Revision == target {
+		return prev
+	}
+	for _, node := range nodes {
+		if r, ok := reports[node]; !ok || !r.OnTarget || !r.RolledOut {
+			return prev
+		}
+	}
+	return &ferryv1.RolledOutRevision{Revision: target, App: *reports[nodes[0]].Pool.Spec.Template.App.DeepCopy()}
+}
+
+// returnsToLastRolledOut: the pool cannot spawn the halted target and has
+// nothing older to serve (its agent restarted while resisting, or it
+// joined on the target), the AppGroup resists deployment errors, and an
+// older revision rolled out everywhere: the pool goes back to that
+// revision, so that the node serves what works, as resistance promises.
+// With resistance off, or Blocking restarts (which give it up), the node
+// stays on the target and keeps retrying.
+func returnsToLastRolledOut(ag *ferryv1.AppGroup, r poolReport, halt *ferryv1.HaltedRollout, last *ferryv1.RolledOutRevision) bool {
+	return r.FailsTarget && halt != nil && last != nil && last.Revision != halt.Revision && resistsErrors(ag)
+}
+
+// resistsErrors: the AppGroup's pools resist deployment errors
+// (resistDeploymentErrors, which Blocking restarts give up).
+func resistsErrors(ag *ferryv1.AppGroup) bool {
+	rs := &ag.Spec.Restart
+	return (rs.ResistDeploymentErrors == nil || *rs.ResistDeploymentErrors) && rs.Strategy != ferryv1.RestartBlocking
+}
+
 // wavePlan is what planWave decided.
 type wavePlan struct {
 	// Give are the nodes whose pools get the target now, in order.
@@ -146,8 +217,9 @@ type wavePlan struct {
 	// Waiting are the nodes not on the target that wait for a later wave.
 	Waiting []string
 	// Halting are the nodes resisting the target or failing to spawn it
-	// (poolReport.HaltsTarget). When there are any, the rollout is halted:
-	// nobody gets the target.
+	// (poolReport.HaltsTarget), or the node of the status's record of the
+	// halt when none does any more. When there are any, the rollout is
+	// halted: nobody gets the target.
 	Halting []string
 }
 
@@ -161,13 +233,13 @@ func (p wavePlan) Halted() bool { return len(p.Halting) > 0 }
 //     out on it; at most maxConcurrent pools roll at a time.
 //   - When any pool resists the target (its report may be stale: a silent
 //     canary is no better than a failed one), or cannot spawn it at all,
-//     nobody else gets it.
+//     or halt records that one did, nobody else gets it.
 //   - Among the pools waiting, those resisting (an earlier revision) or not
 //     ready go first, as the new revision cannot make them worse; then by
 //     node name, so the order is deterministic.
 //
 // Pools of new nodes are not here: they are created on the target directly.
-func planWave(reports []poolReport, maxConcurrent int32) wavePlan {
+func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRollout) wavePlan {
 	var plan wavePlan
 	var candidates []poolReport
 	for _, r := range reports {
@@ -184,6 +256,9 @@ func planWave(reports []poolReport, maxConcurrent int32) wavePlan {
 		default:
 			candidates = append(candidates, r)
 		}
+	}
+	if len(plan.Halting) == 0 && halt != nil {
+		plan.Halting = []string{halt.Node}
 	}
 	troubled := func(r poolReport) bool { return r.Resisting || !r.Ready }
 	slices.SortStableFunc(candidates, func(a, b poolReport) int {

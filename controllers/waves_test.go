@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/utils/ptr"
+
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
@@ -172,6 +175,7 @@ func TestPlanWave(t *testing.T) {
 		max           int32
 		give, waiting []string
 		rolling       []string
+		halt          *ferryv1.HaltedRollout // the status's record
 		halted        bool
 	}{
 		{
@@ -259,6 +263,29 @@ func TestPlanWave(t *testing.T) {
 			halted:  true,
 		},
 		{
+			name:    "a recorded halt holds when its node is gone",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("c", old, rolledOut(2))},
+			halt:    &ferryv1.HaltedRollout{Revision: target, Node: "b"},
+			max:     5,
+			waiting: []string{"c"},
+			halted:  true,
+		},
+		{
+			name:    "a recorded halt holds when its node returned to an older revision",
+			pools:   []*ferryv1.ProcessPool{testPool("b", old, rolledOut(2)), testPool("c", old, rolledOut(2))},
+			halt:    &ferryv1.HaltedRollout{Revision: target, Node: "b"},
+			max:     5,
+			waiting: []string{"b", "c"},
+			halted:  true,
+		},
+		{
+			name:  "a halt recorded for an earlier target is over",
+			pools: []*ferryv1.ProcessPool{testPool("b", old, rolledOut(2)), testPool("c", old, rolledOut(2))},
+			halt:  &ferryv1.HaltedRollout{Revision: old, Node: "b"},
+			max:   5,
+			give:  []string{"b", "c"},
+		},
+		{
 			name:    "a silent pool that last resisted still halts",
 			pools:   []*ferryv1.ProcessPool{testPool("a", target, resists(target, "x", ""), heartbeatAt(t0.Add(-time.Hour))), testPool("b", old, rolledOut(2))},
 			max:     5,
@@ -302,7 +329,7 @@ func TestPlanWave(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			reports := assessAll(target, tt.pools...)
 			slices.SortFunc(reports, func(a, b poolReport) int { return cmp.Compare(a.Node, b.Node) })
-			plan := planWave(reports, tt.max)
+			plan := planWave(reports, tt.max, haltRecord(tt.halt, target, nodesOf(reports), byNode(reports), t0))
 			if !slices.Equal(plan.Give, tt.give) {
 				t.Errorf("give %v, want %v", plan.Give, tt.give)
 			}
@@ -314,6 +341,122 @@ func TestPlanWave(t *testing.T) {
 			}
 			if plan.Halted() != tt.halted {
 				t.Errorf("halted %v, want %v", plan.Halted(), tt.halted)
+			}
+		})
+	}
+}
+
+func TestHaltRecord(t *testing.T) {
+	const old, target = "1-abc", "2-abc"
+	earlier := lastTransition(t0.Add(-time.Hour))
+	kept := &ferryv1.HaltedRollout{Revision: target, Node: "b", Reason: "exited with status 1", Since: earlier}
+	tests := []struct {
+		name  string
+		prev  *ferryv1.HaltedRollout
+		pools []*ferryv1.ProcessPool
+		want  *ferryv1.HaltedRollout
+	}{
+		{"nothing halts", nil, []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", old, rolledOut(2))}, nil},
+		{
+			"a pool resists the target: its node and error, from now",
+			nil,
+			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", target, resists(target, "exited with status 1", "Traceback"))},
+			&ferryv1.HaltedRollout{Revision: target, Node: "b", Reason: "exited with status 1", Since: lastTransition(t0)},
+		},
+		{
+			"a pool cannot spawn the target",
+			nil,
+			[]*ferryv1.ProcessPool{testPool("c", target, failsSpawns(target, "not ready within startTimeout (90s)"))},
+			&ferryv1.HaltedRollout{Revision: target, Node: "c", Reason: "not ready within startTimeout (90s)", Since: lastTransition(t0)},
+		},
+		{"a pool resisting an older revision does not halt the target", nil, []*ferryv1.ProcessPool{testPool("b", old, resists(old, "x", ""))}, nil},
+		{"the record outlives its node", kept, []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2))}, kept},
+		{"the record outlives its node's return to an older revision", kept, []*ferryv1.ProcessPool{testPool("b", old, rolledOut(2))}, kept},
+		{"the record keeps its time while the node still resists", kept, []*ferryv1.ProcessPool{testPool("b", target, resists(target, "other", ""))}, kept},
+		{"the record ends when its node runs the target", kept, []*ferryv1.ProcessPool{testPool("b", target, rolledOut(2))}, nil},
+		{
+			"... unless another node halts it",
+			kept,
+			[]*ferryv1.ProcessPool{testPool("b", target, rolledOut(2)), testPool("c", target, resists(target, "y", ""))},
+			&ferryv1.HaltedRollout{Revision: target, Node: "c", Reason: "y", Since: lastTransition(t0)},
+		},
+		{"a record of an earlier target ends", &ferryv1.HaltedRollout{Revision: old, Node: "b"}, []*ferryv1.ProcessPool{testPool("b", old, rolledOut(2))}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reports := assessAll(target, tt.pools...)
+			got := haltRecord(tt.prev, target, nodesOf(reports), byNode(reports), t0)
+			if !equality.Semantic.DeepEqual(got, tt.want) {
+				t.Errorf("haltRecord = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLastRolledOut(t *testing.T) {
+	const old, target = "1-abc", "2-abc"
+	withRoot := func(root string) poolOpt {
+		return func(p *ferryv1.ProcessPool) { p.Spec.Template.App.Root = root }
+	}
+	prev := &ferryv1.RolledOutRevision{Revision: old, App: ferryv1.AppSpec{Root: "/srv/old"}}
+	tests := []struct {
+		name  string
+		nodes []string
+		pools []*ferryv1.ProcessPool
+		want  *ferryv1.RolledOutRevision
+	}{
+		{"every node rolled out on the target: it and its app", []string{"a", "b"},
+			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2), withRoot("/srv/new")), testPool("b", target, rolledOut(2), withRoot("/srv/new"))},
+			&ferryv1.RolledOutRevision{Revision: target, App: ferryv1.AppSpec{Root: "/srv/new"}}},
+		{"one node still restarting", []string{"a", "b"},
+			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", target, restarting(1, 2))}, prev},
+		{"one node resisting", []string{"a", "b"},
+			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", target, resists(target, "x", ""))}, prev},
+		{"one selected node without its pool yet", []string{"a", "b"},
+			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2))}, prev},
+		{"one node silent", []string{"a"},
+			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour)))}, prev},
+		{"no node selected", nil, nil, prev},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := lastRolledOut(prev, target, tt.nodes, byNode(assessAll(target, tt.pools...)))
+			if !equality.Semantic.DeepEqual(got, tt.want) {
+				t.Errorf("lastRolledOut = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReturnsToLastRolledOut(t *testing.T) {
+	const old, target = "1-abc", "2-abc"
+	halt := &ferryv1.HaltedRollout{Revision: target, Node: "b"}
+	last := &ferryv1.RolledOutRevision{Revision: old}
+	failing := assessAll(target, testPool("b", target, failsSpawns(target, "x")))[0]
+	resisting := assessAll(target, testPool("b", target, resists(target, "x", "")))[0]
+	resistOff := &ferryv1.AppGroup{}
+	resistOff.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
+	blocking := &ferryv1.AppGroup{}
+	blocking.Spec.Restart.Strategy = ferryv1.RestartBlocking
+	tests := []struct {
+		name string
+		ag   *ferryv1.AppGroup
+		r    poolReport
+		halt *ferryv1.HaltedRollout
+		last *ferryv1.RolledOutRevision
+		want bool
+	}{
+		{"cannot spawn the halted target: back to the last rolled out", &ferryv1.AppGroup{}, failing, halt, last, true},
+		{"resisting: stays, its old processes serve", &ferryv1.AppGroup{}, resisting, halt, last, false},
+		{"nothing rolled out before", &ferryv1.AppGroup{}, failing, halt, nil, false},
+		{"the last rolled out is the target itself", &ferryv1.AppGroup{}, failing, halt, &ferryv1.RolledOutRevision{Revision: target}, false},
+		{"resistance off: the node keeps retrying", resistOff, failing, halt, last, false},
+		{"Blocking restarts give resistance up", blocking, failing, halt, last, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := returnsToLastRolledOut(tt.ag, tt.r, tt.halt, tt.last); got != tt.want {
+				t.Errorf("returnsToLastRolledOut = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -86,6 +86,57 @@ type AppGroupStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// haltedRollout is the manager's record of why the rollout of the
+	// target is halted: a node resisted it, or could not spawn it with
+	// nothing older to serve. It is kept until the target changes or that
+	// node runs the revision, so the halt outlives the node: unselected,
+	// or its agent restarted, it still keeps the revision from every
+	// further node.
+	// +optional
+	HaltedRollout *HaltedRollout `json:"haltedRollout,omitempty"`
+
+	// lastRolledOut is the last revision that ran, rolled out, on every
+	// selected node, and its app. A node that joins while a rollout is
+	// halted starts on it when no node serves an older revision, and a
+	// node that can no longer resist (its agent restarted and lost the old
+	// processes) returns to it.
+	// +optional
+	LastRolledOut *RolledOutRevision `json:"lastRolledOut,omitempty"`
+}
+
+// HaltedRollout is a rollout a node halted.
+type HaltedRollout struct {
+	// revision is the revision whose rollout is halted.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	Revision string `json:"revision"`
+
+	// node is the node that halted it.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node"`
+
+	// reason is that node's spawn error, as its pool reported it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason,omitempty"`
+
+	// since is when the manager first saw the halt.
+	// +required
+	Since metav1.Time `json:"since"`
+}
+
+// RolledOutRevision is a revision with the app it runs.
+type RolledOutRevision struct {
+	// revision is the revision, as status.revision.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	Revision string `json:"revision"`
+
+	// app is the app block of that revision.
+	// +required
+	App AppSpec `json:"app"`
 }
 
 // AppGroup is one web application served by a pool of worker processes on

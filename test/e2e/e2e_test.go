@@ -336,6 +336,39 @@ spec:
 		tr.check(t, "deployment error")
 	})
 
+	outer := t
+	t.Run("an agent restarted while resisting serves the last revision rolled out", func(t *testing.T) {
+		// The restarted agent has lost the old processes it resisted with
+		// and cannot spawn the broken revision: the manager returns its
+		// node to revision 2. Its proxy is down while it restarts, so the
+		// load pauses meanwhile.
+		tr.stop()
+		tr.check(t, "before the agent restart")
+		if err := stack.StopAgent("node-1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := stack.StartAgent("node-1"); err != nil {
+			t.Fatal(err)
+		}
+		ag, _ := waitFor(t, key, "node-1 back on revision 2 and ready, the rollout still halted", 3*time.Minute,
+			func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) bool {
+				for _, p := range pools {
+					if p.Spec.NodeName == "node-1" && (!strings.HasPrefix(p.Spec.Revision, "2-") ||
+						p.Status.ObservedRevision != p.Spec.Revision || p.Status.ProcessCounts.Ready < 2) {
+						return false
+					}
+				}
+				rr := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
+				return rr != nil && rr.Reason == ferryv1.ReasonRolloutHalted && strings.Contains(rr.Message, "which now runs revision 2-") &&
+					condStatus(ag, ferryv1.ConditionResistingDeploymentError) == metav1.ConditionTrue &&
+					condStatus(ag, ferryv1.ConditionReady) == metav1.ConditionTrue
+			})
+		t.Logf("after the agent restart: %s", meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart).Message)
+		tr = startTraffic(outer, port)
+		time.Sleep(2 * time.Second)
+		tr.check(t, "after the agent restart")
+	})
+
 	t.Run("a fixed revision recovers", func(t *testing.T) {
 		patchApp(t, key, "hello-wsgi", "4")
 		waitFor(t, key, "revision 4 everywhere, not resisting", 2*time.Minute, func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) bool {
