@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -143,8 +144,16 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ferryv1.AppGroup{}, portIndex, indexPort); err != nil {
+		return err
+	}
+	peers := portPeers{client: mgr.GetClient()}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&ferryv1.AppGroup{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: appGroupChanged})).
+		// An AppGroup that lost its port on a node to another gets a pass
+		// when that one moves or goes, and when its pools are gone.
+		Watches(&ferryv1.AppGroup{}, peers).
+		Watches(&ferryv1.ProcessPool{}, peers).
 		Owns(&ferryv1.ProcessPool{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: r.poolChanged})).
 		Owns(&corev1.Service{}).
 		Owns(&discoveryv1.EndpointSlice{}).
@@ -286,6 +295,10 @@ type scope struct {
 	// hearing is the manager's contact with the API server: no agent is
 	// judged silent over an outage it could not hear through.
 	hearing hearing
+	// portLost are the selected nodes where another AppGroup has the
+	// listen.port, with its key (portLosses). Those where this AppGroup
+	// has no pool on another port are left out of nodes and selected.
+	portLost map[string]types.NamespacedName
 	// halt and lastGood are the status's haltedRollout and lastRolledOut
 	// as the pass has seen them so far (remember); the status write
 	// keeps them.
@@ -423,9 +436,11 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 		return nil, err
 	}
 	sel := labels.SelectorFromSet(ag.Spec.NodeSelector)
+	nodeLabels := make(map[string]labels.Set, len(nodes.Items))
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		s.nodeExists[n.Name] = true
+		nodeLabels[n.Name] = n.Labels
 		if sel.Matches(labels.Set(n.Labels)) {
 			s.nodes = append(s.nodes, n.Name)
 			s.selected[n.Name] = true
@@ -437,8 +452,37 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	if s.leases, err = r.agentLeases(ctx); err != nil {
 		return nil, err
 	}
-	s.owned, err = r.ownedPools(ctx, r.Client, ag)
-	return s, err
+	if s.owned, err = r.ownedPools(ctx, r.Client, ag); err != nil {
+		return nil, err
+	}
+	return s, r.leavePortsTaken(ctx, s, nodeLabels)
+}
+
+// leavePortsTaken finds the selected nodes where another AppGroup has the
+// listen.port (portLosses) and takes out of the pass those where this
+// AppGroup has no pool on another port: no pool is created there, and a
+// pool there with the port is drained, as on a node no longer selected.
+// A pool there on another port (listen.port was changed to a taken one)
+// stays, on its port.
+func (r *AppGroupReconciler) leavePortsTaken(ctx context.Context, s *scope, nodeLabels map[string]labels.Set) error {
+	rivals, err := r.portRivals(ctx, s.ag, nodeLabels)
+	if err != nil || len(rivals) == 0 {
+		return err
+	}
+	s.portLost = portLosses(claimOf(s.ag, nodeLabels, s.owned), rivals)
+	keep := map[string]bool{}
+	for _, p := range s.owned {
+		if p.DeletionTimestamp.IsZero() && p.Spec.Template.Listen.Port != s.ag.Spec.Listen.Port {
+			keep[p.Spec.NodeName] = true
+		}
+	}
+	for node := range s.portLost {
+		if !keep[node] {
+			delete(s.selected, node)
+		}
+	}
+	s.nodes = slices.DeleteFunc(s.nodes, func(n string) bool { return !s.selected[n] })
+	return nil
 }
 
 // agentLeases reads when each node's agent last renewed its Lease.
@@ -523,6 +567,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		RevisionErr:   s.revisionErr,
 		Nodes:         s.nodes,
 		Reports:       reports,
+		PortLost:      s.portLost,
 		Halt:          s.halt,
 		LastRolledOut: s.lastGood,
 		Now:           s.now,
@@ -542,6 +587,18 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	}
 	for _, ev := range statusEvents(ag, &old, &cur) {
 		r.record(ctx, ag, ev)
+	}
+	if !equality.Semantic.DeepEqual(old.HaltedRollout, cur.HaltedRollout) || !equality.Semantic.DeepEqual(old.LastRolledOut, cur.LastRolledOut) {
+		// The next pass plans from what the status remembers: it must
+		// not read the AppGroup from before this write (a halt it did
+		// not see would give the halted revision to the next node).
+		if err := r.waitForCache(ctx, ag, func(o client.Object) bool {
+			st := &o.(*ferryv1.AppGroup).Status
+			return equality.Semantic.DeepEqual(st.HaltedRollout, cur.HaltedRollout) &&
+				equality.Semantic.DeepEqual(st.LastRolledOut, cur.LastRolledOut)
+		}); err != nil {
+			return 0, err
+		}
 	}
 	return requeue, nil
 }

@@ -252,7 +252,11 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 		}
 		desired := p.DeepCopy()
 		t := &desired.Spec.Template
-		t.Listen = s.ag.Spec.Listen
+		if _, lost := s.portLost[node]; !lost {
+			// Where another AppGroup has the new port, the pool keeps
+			// its old one (leavePortsTaken).
+			t.Listen = s.ag.Spec.Listen
+		}
 		t.Pool = *s.ag.Spec.Pool.DeepCopy()
 		t.Restart = *s.ag.Spec.Restart.DeepCopy()
 		t.Proxy = *s.ag.Spec.Proxy.DeepCopy()
@@ -328,6 +332,9 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 	reports := s.reports(r.AgentStaleAfter)
 	active := make([]poolReport, 0, len(reports))
 	for _, node := range s.nodes {
+		if _, lost := s.portLost[node]; lost {
+			continue // its pool is not on the Service's port
+		}
 		if rep, ok := reports[node]; ok {
 			active = append(active, rep)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
@@ -51,6 +52,9 @@ type rollupInput struct {
 	// Clean is true when every phase of the pass succeeded; only then is
 	// observedGeneration stamped.
 	Clean bool
+	// PortLost are the selected nodes where another AppGroup has the
+	// listen.port, with its key.
+	PortLost map[string]types.NamespacedName
 	// Halt and LastRolledOut are what the status remembers of the rollout
 	// (haltRecord, lastRolledOut), kept as they are.
 	Halt          *ferryv1.HaltedRollout
@@ -132,6 +136,10 @@ func readyCondition(in rollupInput) metav1.Condition {
 		// Ready says how that is: RollingRestart says the value is wrong.)
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
 			in.RevisionErr.Error()+"; nothing is rolled out until it is fixed")
+	}
+	if len(in.PortLost) > 0 {
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
+			portConflictMessage(in.AppGroup.Spec.Listen.Port, in.PortLost))
 	}
 	if len(in.Nodes) == 0 {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoNodes, "No node matches spec.nodeSelector")

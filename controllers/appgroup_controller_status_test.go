@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -112,6 +113,16 @@ func TestReadyCondition(t *testing.T) {
 			name: "no nodes",
 			in:   input(nil),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonNoNodes, []string{"nodeSelector"}},
+		},
+		{
+			name: "another AppGroup has the port on a node",
+			in: func() rollupInput {
+				in := input([]string{"node-a"}, testPool("node-a", targetRev, rolledOut(2)))
+				in.AppGroup.Spec.Listen.Port = 8080
+				in.PortLost = map[string]types.NamespacedName{"node-b": {Namespace: "shop", Name: "cart"}}
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPortConflict, []string{"listen.port 8080 on node-b belongs to AppGroup shop/cart", "no pool there"}},
 		},
 		{
 			name: "a node without a pool yet",

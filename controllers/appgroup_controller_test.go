@@ -1120,3 +1120,54 @@ func TestServiceLabelRemovedIsRestored(t *testing.T) {
 	}
 	eventually(t, "the Service's label back", labelled)
 }
+
+// TestPortConflict: two AppGroups on one listen.port over the same nodes.
+// The one that came second gets no pool there and says why; when the
+// first goes, it takes the nodes. One that moves onto a taken port keeps
+// its pools on their old port.
+func TestPortConflict(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	first := newAppGroup(t, ns, "first", nil)
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	rollAll("first", 2, agentA, agentB)
+	waitRolledOut(t, ns, "first", 2)
+
+	newAppGroup(t, ns, "second", nil)
+	waitCondition(t, ns, "second", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
+		"listen.port 8080 on "+a+" and "+b+" belongs to AppGroup "+ns+"/first")
+	waitEvent(t, ns, "second", corev1.EventTypeWarning, controllers.EventPortConflict, ns+"/first")
+	settle(t, ns, "first", agentA)
+	if ps, err := pools(testContext(t), ns, "second"); err != nil || len(ps) != 0 {
+		t.Fatalf("second has pools %v (%v), want none", ps, err)
+	}
+
+	// Another on port 9090 moves to 8080: its pools keep 9090.
+	newAppGroup(t, ns, "third", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 9090 })
+	rollAll("third", 2, agentA, agentB)
+	waitRolledOut(t, ns, "third", 2)
+	patchAppGroup(t, ns, "third", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 8080 })
+	waitCondition(t, ns, "third", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict, ns+"/first")
+	for node, p := range mustPools(t, ns, "third") {
+		if port := p.Spec.Template.Listen.Port; port != 9090 {
+			t.Errorf("third's pool on %s moved to port %d, want it kept on 9090", node, port)
+		}
+	}
+
+	// The first goes: the second, older than the third, takes both nodes.
+	deleteAppGroup(t, first)
+	waitRevisions(t, ns, "second", map[string]string{a: target(t, ns, "second"), b: target(t, ns, "second")})
+	rollAll("second", 2, agentA, agentB)
+	waitRolledOut(t, ns, "second", 2)
+	waitCondition(t, ns, "third", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict, ns+"/second")
+}
+
+// mustPools lists an AppGroup's pools by node.
+func mustPools(t *testing.T, ns, agName string) map[string]*ferryv1.ProcessPool {
+	t.Helper()
+	ps, err := pools(testContext(t), ns, agName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}

@@ -33,6 +33,9 @@ const (
 	EventDeploymentErrorResolved = "DeploymentErrorResolved"
 	// EventInvalidRevision: the revision annotation is invalid (Warning).
 	EventInvalidRevision = "InvalidRevision"
+	// EventPortConflict: another AppGroup has listen.port on some selected
+	// nodes; this one gets no pool there (Warning).
+	EventPortConflict = "PortConflict"
 	// EventAgentNotReporting: a node's agent went silent (Warning).
 	EventAgentNotReporting = "AgentNotReporting"
 	// EventWriteFailed: the manager could not create or update an object
@@ -133,6 +136,9 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) []stat
 		if was, wasOK := invalidRevision(old); !wasOK || was != inv {
 			add(corev1.EventTypeWarning, EventInvalidRevision, "Validate", inv)
 		}
+	}
+	if curReady.Reason == ferryv1.ReasonPortConflict && (oldReady.Reason != ferryv1.ReasonPortConflict || oldReady.Message != curReady.Message) {
+		add(corev1.EventTypeWarning, EventPortConflict, "Schedule", curReady.Message)
 	}
 	if curReady.Reason == ferryv1.ReasonAgentNotReporting && oldReady.Reason != ferryv1.ReasonAgentNotReporting {
 		add(corev1.EventTypeWarning, EventAgentNotReporting, "Monitor", curReady.Message)

@@ -75,6 +75,11 @@ type poolReport struct {
 	// rollout, or the node joined on a broken target). It halts the
 	// rollout as resisting does.
 	FailsTarget bool
+	// Returned: not on the target, and the pool's last spawn error is of
+	// the target: the manager returned it from the target it could not
+	// spawn (returnsToLastRolledOut). The halt is then known from the pool
+	// itself, whatever the AppGroup's status says.
+	Returned bool
 }
 
 // HaltsTarget: the pool resists the target or fails to spawn it; no
@@ -112,6 +117,7 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	r.Resisting = r.Reported && meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionResistingDeploymentError)
 	r.ResistsTarget = r.Resisting && r.OnTarget &&
 		(st.DeploymentError == nil || st.DeploymentError.Revision == target)
+	r.Returned = r.Reported && !r.OnTarget && target != "" && st.LastSpawnError != nil && st.LastSpawnError.Revision == target
 	if !r.Reported || r.Stale {
 		return r
 	}
@@ -152,7 +158,7 @@ func haltRecord(prev *ferryv1.HaltedRollout, target string, nodes []string, repo
 		}
 	}
 	for _, node := range nodes {
-		if r, ok := reports[node]; ok && r.HaltsTarget() {
+		if r, ok := reports[node]; ok && (r.HaltsTarget() || r.Returned) {
 			return &ferryv1.HaltedRollout{Revision: target, Node: node, Reason: haltReason(r), Since: lastTransition(now)}
 		}
 	}
@@ -165,7 +171,7 @@ func haltReason(r poolReport) string {
 	switch {
 	case r.ResistsTarget && st.DeploymentError != nil:
 		return truncate(st.DeploymentError.Reason, 1024)
-	case r.FailsTarget && st.LastSpawnError != nil:
+	case (r.FailsTarget || r.Returned) && st.LastSpawnError != nil:
 		return truncate(st.LastSpawnError.Reason, 1024)
 	}
 	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionResistingDeploymentError); c != nil {

@@ -37,6 +37,11 @@ func TestAssessPool(t *testing.T) {
 			want: poolReport{Reported: true, Ready: true, Updated: true, RolledOut: true},
 		},
 		{
+			name: "returned from the target it could not spawn",
+			pool: testPool("a", "1-abc", failsSpawns(target, "x"), rolledOut(2)),
+			want: poolReport{Reported: true, Ready: true, Updated: true, RolledOut: true, Returned: true},
+		},
+		{
 			name: "restarting",
 			pool: testPool("a", target, restarting(1, 2)),
 			want: poolReport{OnTarget: true, Reported: true, Ready: true},
@@ -370,6 +375,12 @@ func TestHaltRecord(t *testing.T) {
 			&ferryv1.HaltedRollout{Revision: target, Node: "c", Reason: "not ready within startTimeout (90s)", Since: lastTransition(t0)},
 		},
 		{"a pool resisting an older revision does not halt the target", nil, []*ferryv1.ProcessPool{testPool("b", old, resists(old, "x", ""))}, nil},
+		{
+			"a pool returned from the target it could not spawn: the record comes back from the pool (a status write lost)",
+			nil,
+			[]*ferryv1.ProcessPool{testPool("b", old, failsSpawns(target, "exited with status 1"), rolledOut(2))},
+			&ferryv1.HaltedRollout{Revision: target, Node: "b", Reason: "exited with status 1", Since: lastTransition(t0)},
+		},
 		{"the record outlives its node", kept, []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2))}, kept},
 		{"the record outlives its node's return to an older revision", kept, []*ferryv1.ProcessPool{testPool("b", old, rolledOut(2))}, kept},
 		{"the record keeps its time while the node still resists", kept, []*ferryv1.ProcessPool{testPool("b", target, resists(target, "other", ""))}, kept},

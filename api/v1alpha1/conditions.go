@@ -65,6 +65,10 @@ const (
 	// ReasonListenFailed: the node's proxy cannot listen on listen.port
 	// (another program holds it, say).
 	ReasonListenFailed = "ListenFailed"
+	// ReasonPortConflict: another AppGroup has listen.port on some of the
+	// selected nodes (it had the port there first, or is older); this one
+	// gets no pool there until the port is free.
+	ReasonPortConflict = "PortConflict"
 )
 
 // Reasons for the RollingRestart condition.

@@ -178,10 +178,14 @@ type EnvVar struct {
 // ListenSpec says where each node's proxy accepts requests for the app.
 type ListenSpec struct {
 	// port is the TCP port the agent's proxy listens on, on every selected
-	// node, for this app. Two AppGroups on one node need two ports.
-	// Changing it is no new revision: every node moves at once, not in
-	// waves, opening the new port before the old one drains (its requests
-	// finish; new connections to it are refused).
+	// node, for this app. Two AppGroups on one node need two ports: where
+	// two share it, the one whose pool has the port there keeps it, else
+	// the older; the other gets no pool on that node (Ready=False,
+	// PortConflict) until the port is free. Changing it is no new
+	// revision: every node moves at once, not in waves, opening the new
+	// port before the old one drains (its requests finish; new connections
+	// to it are refused); a node where the new port is taken stays on the
+	// old one.
 	// +required
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535

@@ -21,11 +21,16 @@ var ErrResisting = errors.New("resisting deployment error")
 
 // ErrHalted: the rollout of the new revision halted without a node
 // resisting it: a node cannot spawn it and has nothing older to serve
-// (a blocking restart, an agent restarted mid-rollout).
+// (a blocking restart, or resistance off and an agent restarted
+// mid-rollout).
 var ErrHalted = errors.New("rollout halted")
 
 // ErrNoNodes: the AppGroup selects no node, so nothing is rolled out.
 var ErrNoNodes = errors.New("no node selected")
+
+// ErrPortConflict: another AppGroup has the listen.port on some selected
+// nodes, so the revision cannot reach them.
+var ErrPortConflict = errors.New("port conflict")
 
 // ErrSuperseded: the revision annotation changed again while waiting.
 var ErrSuperseded = errors.New("superseded")
@@ -86,6 +91,9 @@ func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 	if ready != nil && ready.Reason == ferryv1.ReasonNoNodes {
 		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s: %s; nothing is rolled out", ErrNoNodes,
 			ag.Namespace, ag.Name, ready.Message)}
+	}
+	if ready != nil && ready.Reason == ferryv1.ReasonPortConflict {
+		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s: %s", ErrPortConflict, ag.Namespace, ag.Name, ready.Message)}
 	}
 	switch {
 	case st.ObservedGeneration != ag.Generation:
