@@ -304,6 +304,8 @@ type scope struct {
 	// keeps them.
 	halt     *ferryv1.HaltedRollout
 	lastGood *ferryv1.RolledOutRevision
+	// proven is the status's provenRevision as the pass has seen it.
+	proven string
 }
 
 // remember brings halt and lastGood up to date with reports. A phase calls
@@ -314,14 +316,20 @@ func (s *scope) remember(reports map[string]poolReport) {
 	if s.revisionErr != nil {
 		return
 	}
-	s.halt = haltRecord(s.halt, s.target, s.nodes, reports, s.now)
+	if s.target != "" && runsRolledOut(reports) {
+		s.proven = s.target
+	}
 	s.lastGood = lastRolledOut(s.lastGood, s.target, s.nodes, reports)
+	s.halt = haltRecord(s.halt, s.target, s.nodes, reports, s.lastGood, s.targetProven(), s.now)
 }
+
+// targetProven: the target has run rolled out on some node.
+func (s *scope) targetProven() bool { return s.target != "" && s.proven == s.target }
 
 // memoryMoved: the pass changed what the status remembers of the rollout.
 func (s *scope) memoryMoved() bool {
 	return !equality.Semantic.DeepEqual(s.halt, s.ag.Status.HaltedRollout) ||
-		!equality.Semantic.DeepEqual(s.lastGood, s.ag.Status.LastRolledOut)
+		!equality.Semantic.DeepEqual(s.lastGood, s.ag.Status.LastRolledOut) || s.proven != s.ag.Status.ProvenRevision
 }
 
 // reports assesses the active pools at the pass's time.
@@ -429,6 +437,7 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	s.hearing = r.contact.hearing()
 	s.halt = ag.Status.HaltedRollout.DeepCopy()
 	s.lastGood = ag.Status.LastRolledOut.DeepCopy()
+	s.proven = ag.Status.ProvenRevision
 
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
@@ -570,6 +579,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		PortLost:      s.portLost,
 		Halt:          s.halt,
 		LastRolledOut: s.lastGood,
+		Proven:        s.proven,
 		Now:           s.now,
 		StaleAfter:    r.AgentStaleAfter,
 		Clean:         clean && s.revisionErr == nil,
@@ -588,19 +598,23 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	for _, ev := range statusEvents(ag, &old, &cur) {
 		r.record(ctx, ag, ev)
 	}
-	if !equality.Semantic.DeepEqual(old.HaltedRollout, cur.HaltedRollout) || !equality.Semantic.DeepEqual(old.LastRolledOut, cur.LastRolledOut) {
+	if !sameMemory(&old, &cur) {
 		// The next pass plans from what the status remembers: it must
 		// not read the AppGroup from before this write (a halt it did
 		// not see would give the halted revision to the next node).
 		if err := r.waitForCache(ctx, ag, func(o client.Object) bool {
-			st := &o.(*ferryv1.AppGroup).Status
-			return equality.Semantic.DeepEqual(st.HaltedRollout, cur.HaltedRollout) &&
-				equality.Semantic.DeepEqual(st.LastRolledOut, cur.LastRolledOut)
+			return sameMemory(&o.(*ferryv1.AppGroup).Status, &cur)
 		}); err != nil {
 			return 0, err
 		}
 	}
 	return requeue, nil
+}
+
+// sameMemory: a and b remember the same of the rollout.
+func sameMemory(a, b *ferryv1.AppGroupStatus) bool {
+	return equality.Semantic.DeepEqual(a.HaltedRollout, b.HaltedRollout) &&
+		equality.Semantic.DeepEqual(a.LastRolledOut, b.LastRolledOut) && a.ProvenRevision == b.ProvenRevision
 }
 
 // record records ev on ag, counts it and logs it.

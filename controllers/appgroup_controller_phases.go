@@ -78,7 +78,7 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 	}
 	reports := s.reports(r.AgentStaleAfter)
 	s.remember(reports)
-	revision, app := newPoolRevision(s.ag, s.target, s.nodes, reports, s.halt, s.lastGood)
+	revision, app := newPoolRevision(s.ag, s.target, s.nodes, reports, s.halt != nil, s.lastGood)
 	var missing []string
 	for _, node := range s.nodes {
 		// A node whose previous pool still drains gets its new one after:
@@ -152,21 +152,15 @@ func (r *AppGroupReconciler) deletePool(ctx context.Context, s *scope, p *ferryv
 }
 
 // newPoolRevision is the revision, and the app, a new node's pool starts
-// on: the target, unless its rollout is halted (halt: a pool resists it or
-// cannot spawn it, or did), in which case the revision of the first node
-// that serves an earlier one ready, else the last revision rolled out
-// everywhere, if any. A node that joins during a halted rollout then
-// serves what works, and takes the next target in its turn.
+// on: the target, unless its rollout is halted (a pool resists it or
+// cannot spawn it, or did), in which case the fallback revision, if any. A
+// node that joins during a halted rollout then serves what works, and
+// takes the next target in its turn.
 func newPoolRevision(ag *ferryv1.AppGroup, target string, nodes []string, reports map[string]poolReport,
-	halt *ferryv1.HaltedRollout, last *ferryv1.RolledOutRevision) (string, ferryv1.AppSpec) {
-	if halt != nil {
-		for _, node := range nodes {
-			if r, ok := reports[node]; ok && !r.OnTarget && r.Ready && !r.Resisting {
-				return r.Pool.Spec.Revision, *r.Pool.Spec.Template.App.DeepCopy()
-			}
-		}
-		if last != nil && last.Revision != target {
-			return last.Revision, *last.App.DeepCopy()
+	halted bool, last *ferryv1.RolledOutRevision) (string, ferryv1.AppSpec) {
+	if halted {
+		if rev, app, ok := fallback(nodes, reports, last, target); ok {
+			return rev, app
 		}
 	}
 	return target, *ag.Spec.App.DeepCopy()
@@ -222,7 +216,12 @@ func (r *AppGroupReconciler) createPool(ctx context.Context, s *scope, node, rev
 // the pool's wave comes (planWave).
 func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) error {
 	log := ctrl.LoggerFrom(ctx)
-	give, back := map[string]bool{}, map[string]bool{}
+	give := map[string]bool{}
+	type spawnable struct {
+		revision string
+		app      ferryv1.AppSpec
+	}
+	back := map[string]spawnable{}
 	canRoll := s.revisionErr == nil && s.target != ""
 	if canRoll {
 		reports := s.reports(r.AgentStaleAfter)
@@ -231,7 +230,12 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 		for _, node := range s.nodes {
 			if rep, ok := reports[node]; ok {
 				ordered = append(ordered, rep)
-				back[node] = returnsToLastRolledOut(s.ag, rep, s.halt, s.lastGood)
+				if !returnsFromTarget(s.ag, rep, s.targetProven()) {
+					continue
+				}
+				if rev, app, ok := fallback(s.nodes, reports, s.lastGood, s.target); ok {
+					back[node] = spawnable{rev, app}
+				}
 			}
 		}
 		plan := planWave(ordered, s.ag.Spec.Restart.MaxConcurrentNodes, s.halt)
@@ -260,10 +264,11 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 		t.Pool = *s.ag.Spec.Pool.DeepCopy()
 		t.Restart = *s.ag.Spec.Restart.DeepCopy()
 		t.Proxy = *s.ag.Spec.Proxy.DeepCopy()
+		to, returned := back[node]
 		switch {
-		case back[node]:
-			desired.Spec.Revision = s.lastGood.Revision
-			t.App = *s.lastGood.App.DeepCopy()
+		case returned:
+			desired.Spec.Revision = to.revision
+			t.App = to.app
 		case canRoll && (give[node] || p.Spec.Revision == s.target):
 			desired.Spec.Revision = s.target
 			t.App = *s.ag.Spec.App.DeepCopy()
@@ -288,8 +293,8 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 		}
 		*p = *desired
 		if revisionMoved {
-			if back[node] {
-				log.Info("Returned node to the last revision rolled out: it cannot spawn the halted target",
+			if returned {
+				log.Info("Returned node to an older revision: it cannot spawn the target, which runs nowhere yet",
 					"pool", klog.KObj(p), "node", node, "revision", p.Spec.Revision, "halted", s.target)
 			} else {
 				log.Info("Gave revision to node", "pool", klog.KObj(p), "node", node, "revision", s.target)

@@ -190,8 +190,8 @@ func TestNewPoolRevision(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reports := assessAll(targetRev, tt.pools...)
-			halt := haltRecord(tt.halt, targetRev, nodesOf(reports), byNode(reports), t0)
-			rev, app := newPoolRevision(ag, targetRev, nodes, byNode(reports), halt, last)
+			halt := haltRecord(tt.halt, targetRev, nodesOf(reports), byNode(reports), nil, false, t0)
+			rev, app := newPoolRevision(ag, targetRev, nodes, byNode(reports), halt != nil, last)
 			if rev != tt.wantRev || app.Root != tt.root {
 				t.Errorf("newPoolRevision = %s %s, want %s %s", rev, app.Root, tt.wantRev, tt.root)
 			}

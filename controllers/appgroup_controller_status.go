@@ -55,10 +55,12 @@ type rollupInput struct {
 	// PortLost are the selected nodes where another AppGroup has the
 	// listen.port, with its key.
 	PortLost map[string]types.NamespacedName
-	// Halt and LastRolledOut are what the status remembers of the rollout
-	// (haltRecord, lastRolledOut), kept as they are.
+	// Halt, LastRolledOut and Proven are what the status remembers of the
+	// rollout (haltRecord, lastRolledOut, scope.remember), kept as they
+	// are.
 	Halt          *ferryv1.HaltedRollout
 	LastRolledOut *ferryv1.RolledOutRevision
+	Proven        string
 }
 
 // computeStatus is the AppGroup's new status. It starts from a copy of the
@@ -71,7 +73,7 @@ func computeStatus(in rollupInput) ferryv1.AppGroupStatus {
 	st.Nodes = nodeCounts(in)
 	st.ReadyProcesses = fmt.Sprintf("%d/%d", st.Processes.Ready, st.Processes.Total)
 	st.ReadyNodes = fmt.Sprintf("%d/%d", st.Nodes.Ready, st.Nodes.Total)
-	st.HaltedRollout, st.LastRolledOut = in.Halt, in.LastRolledOut
+	st.HaltedRollout, st.LastRolledOut, st.ProvenRevision = in.Halt, in.LastRolledOut, in.Proven
 	for _, c := range []metav1.Condition{readyCondition(in), rollingRestartCondition(in), resistingCondition(in)} {
 		c.ObservedGeneration = in.AppGroup.Generation
 		c.LastTransitionTime = lastTransition(in.Now)
@@ -347,9 +349,9 @@ func resistingCondition(in rollupInput) metav1.Condition {
 			msg = fmt.Sprintf("%d nodes resist (%s); %s", len(resisting), nodeList(resisting), msg)
 		}
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, msg)
-	case haltRemembered(in) && resistsErrors(in.AppGroup) && !anyFailsTarget(in):
-		// The node that resisted is gone, or returned to the last
-		// revision rolled out: the AppGroup as a whole still resists.
+	case haltRemembered(in) && in.Halt.Resisted:
+		// The node that resisted is gone, or was returned to an older
+		// revision: the AppGroup as a whole still resists.
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
 			fmt.Sprintf("node %s: revision %s failed to spawn (%s)%s; no further node gets it, "+
 				"and the nodes not on it keep serving older revisions",
@@ -364,17 +366,6 @@ func resistingCondition(in rollupInput) metav1.Condition {
 // caused it may no longer show it).
 func haltRemembered(in rollupInput) bool {
 	return in.Halt != nil && in.Halt.Revision == in.Target
-}
-
-// anyFailsTarget: a selected node cannot spawn the target, with nothing
-// older to serve.
-func anyFailsTarget(in rollupInput) bool {
-	for _, r := range in.Reports {
-		if r.FailsTarget {
-			return true
-		}
-	}
-	return false
 }
 
 // whereNow says where the node of a remembered halt is now, when it no

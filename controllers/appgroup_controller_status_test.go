@@ -45,9 +45,9 @@ func withRevisionErr(in rollupInput, msg string, neverValid bool) rollupInput {
 }
 
 // withHalt is in with the status's record of a halt of the target by
-// node, for reason.
+// node, for reason, where the node kept serving an older revision.
 func withHalt(in rollupInput, node, reason string) rollupInput {
-	in.Halt = &ferryv1.HaltedRollout{Revision: in.Target, Node: node, Reason: reason, Since: metav1.NewTime(t0)}
+	in.Halt = &ferryv1.HaltedRollout{Revision: in.Target, Node: node, Reason: reason, Resisted: true, Since: metav1.NewTime(t0)}
 	return in
 }
 
@@ -364,18 +364,22 @@ func TestResistingCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{"which now runs revision 1-abc"}},
 		},
 		{
-			name: "a node that cannot spawn the target and has nothing older is no resistance",
-			in:   withHalt(input(ab, testPool("node-a", oldRev, rolledOut(2)), testPool("node-b", targetRev, failsSpawns(targetRev, "x"))), "node-b", "x"),
+			name: "a remembered halt that left its node with no process is no resistance",
+			in: func() rollupInput {
+				in := withHalt(input(ab, testPool("node-a", oldRev, rolledOut(2)), testPool("node-b", targetRev, failsSpawns(targetRev, "x"))), "node-b", "x")
+				in.Halt.Resisted = false
+				return in
+			}(),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, nil},
 		},
 		{
-			name: "with resistance off, a remembered halt is no resistance",
+			name: "a remembered resistance stays whatever resistDeploymentErrors says now",
 			in: func() rollupInput {
 				in := withHalt(input(ab, testPool("node-a", oldRev, rolledOut(2)), testPool("node-b", oldRev, rolledOut(2))), "node-c", "x")
 				in.AppGroup.Spec.Restart.ResistDeploymentErrors = new(bool)
 				return in
 			}(),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, nil},
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{"node node-c"}},
 		},
 		{
 			name: "a fresh resisting report wins over a silent agent",

@@ -1171,3 +1171,124 @@ func mustPools(t *testing.T, ns, agName string) map[string]*ferryv1.ProcessPool 
 	}
 	return ps
 }
+
+// TestProvenRevisionIsRetriedNotReturned: revision 2 rolled out on node a
+// and serves there; a's agent restarts (a reboot) and its first spawns of
+// revision 2 fail for a passing reason (the database not yet reachable at
+// boot): a scaling error on a proven revision, no deployment error. The
+// node stays on revision 2 and retries, nothing is remembered, and the
+// rollout goes on once it recovers. (Found by review: the first version
+// returned the node to revision 1 and halted a revision that works.)
+func TestProvenRevisionIsRetriedNotReturned(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, nil)
+	waitStatus(t, ns, "blog", "revision 1 remembered", func(st *ferryv1.AppGroupStatus) error {
+		if st.LastRolledOut == nil || st.LastRolledOut.Revision != rev1 {
+			return fmt.Errorf("lastRolledOut %+v", st.LastRolledOut)
+		}
+		return nil
+	})
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	agents[0].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+
+	// a's agent restarts; its first spawns of the proven revision fail.
+	agents[0].failSpawns("blog", "could not connect to server: Connection refused (database at boot)")
+	settle(t, ns, "blog", agents[2])
+	if got := revisions(t, ns, "blog"); got[a] != rev2 {
+		t.Errorf("node %s, on which revision 2 had rolled out, was moved to %s after one transient spawn failure", a, got[a])
+	}
+	// a's agent recovers on whatever it was given; b finishes revision 2.
+	agents[0].rollOut("blog", 2)
+	agents[1].rollOut("blog", 2)
+	settle(t, ns, "blog", agents[2])
+	settle(t, ns, "blog", agents[2])
+	got := revisions(t, ns, "blog")
+	ag := getAppGroup(t, ns, "blog")
+	rr := conditionOf(&ag.Status, ferryv1.ConditionRollingRestart)
+	if want := map[string]string{a: rev2, b: rev2, c: rev2}; !maps.Equal(got, want) {
+		t.Errorf("rollout of a revision that serves on two nodes is stuck: revisions %v; RollingRestart %s: %s; haltedRollout %+v",
+			got, rr.Reason, rr.Message, ag.Status.HaltedRollout)
+	}
+}
+
+// TestHaltEndsWhenEveryNodeRunsTarget: the last node of a rollout resists
+// and is then unselected. Every selected node now runs the target rolled
+// out: the halt is over (RolloutComplete, no resistance), and a node that
+// joins gets the target. (Found by review: the first version kept the
+// halt forever.)
+func TestHaltEndsWhenEveryNodeRunsTarget(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	rollAll("blog", 2, agentA, agentB)
+	waitRolledOut(t, ns, "blog", 2)
+	rev1 := target(t, ns, "blog")
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1})
+	agentA.rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
+	agentB.resist("blog", "exited with status 1", "boom", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted)
+
+	setNodeLabel(t, b, testLabel, "")
+	agentB.drain("blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2})
+	waitStatus(t, ns, "blog", "revision 2 rolled out everywhere", func(st *ferryv1.AppGroupStatus) error {
+		if st.LastRolledOut == nil || st.LastRolledOut.Revision != rev2 {
+			return fmt.Errorf("lastRolledOut %+v", st.LastRolledOut)
+		}
+		return nil
+	})
+	settle(t, ns, "blog", agentA)
+	ag := getAppGroup(t, ns, "blog")
+	rr := conditionOf(&ag.Status, ferryv1.ConditionRollingRestart)
+	res := conditionOf(&ag.Status, ferryv1.ConditionResistingDeploymentError)
+	if ag.Status.HaltedRollout != nil && ag.Status.HaltedRollout.Revision == ag.Status.LastRolledOut.Revision {
+		t.Errorf("haltedRollout %+v and lastRolledOut %s name the same revision", ag.Status.HaltedRollout, ag.Status.LastRolledOut.Revision)
+	}
+	if rr.Reason != ferryv1.ReasonRolloutComplete {
+		t.Errorf("every selected node runs %s rolled out, but RollingRestart is %s: %s", rev2, rr.Reason, rr.Message)
+	}
+	if res.Status != metav1.ConditionFalse {
+		t.Errorf("ResistingDeploymentError %s: %s", res.Status, res.Message)
+	}
+	d := newNode(t, ns, "d", true)
+	agentD := newAgent(t, ns, d, "192.0.2.5")
+	if p := agentD.pool("blog"); p.Spec.Revision != rev2 {
+		t.Errorf("node %s joined on %s, want the target %s", d, p.Spec.Revision, rev2)
+	}
+}
+
+// TestReturnedNodeDoesNotFlap: the pass that returns a node to an older
+// revision patches the pool (which queues the next pass) and then writes
+// haltedRollout. The next pass must not plan from an AppGroup read before
+// that write, or it gives the returned node the broken target again (found
+// by review; it failed 4 runs in 11 before the status write waited for
+// the cache and the returned pool became evidence of the halt itself).
+func TestReturnedNodeDoesNotFlap(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	waitStatus(t, ns, "blog", "revision 1 remembered", func(st *ferryv1.AppGroupStatus) error {
+		if st.LastRolledOut == nil || st.LastRolledOut.Revision != rev1 {
+			return fmt.Errorf("lastRolledOut %+v", st.LastRolledOut)
+		}
+		return nil
+	})
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	gen := agents[1].pool("blog").Generation
+	agents[1].failSpawns("blog", "ModuleNotFoundError")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	settle(t, ns, "blog", agents[2])
+	settle(t, ns, "blog", agents[2])
+	if moved := agents[1].pool("blog").Generation - gen; moved != 1 {
+		t.Errorf("node %s's pool spec moved %d times (want 1: back to %s); it flapped between revisions", b, moved, rev1)
+	}
+}

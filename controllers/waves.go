@@ -143,26 +143,54 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 }
 
 // haltRecord is what the AppGroup's status keeps of a halted rollout
-// after a look at reports: prev while it still applies (the target is its
-// revision, and its node does not run the revision rolled out: gone,
-// returned to an older revision, or still failing), else the first node
-// that halts the target now, else nothing. The record is what makes a halt
-// outlive the node that caused it.
-func haltRecord(prev *ferryv1.HaltedRollout, target string, nodes []string, reports map[string]poolReport, now time.Time) *ferryv1.HaltedRollout {
-	if target == "" {
+// after a look at reports:
+//
+//   - prev while it still applies: the target is its revision, and its
+//     node does not run the revision rolled out (it is gone, returned to
+//     an older revision, or still halts it), and not every selected node
+//     does (last is not the target);
+//   - else the first node that resists the target, was returned from it,
+//     or cannot spawn it with nothing older while it is not proven (has
+//     never run rolled out on a node: provenRevision); a proven revision
+//     only backs off there: a scaling error, a database down at boot, is
+//     no deployment error;
+//   - else nothing.
+//
+// The record is what makes a halt outlive the node that caused it.
+func haltRecord(prev *ferryv1.HaltedRollout, target string, nodes []string, reports map[string]poolReport,
+	last *ferryv1.RolledOutRevision, proven bool, now time.Time) *ferryv1.HaltedRollout {
+	if target == "" || last != nil && last.Revision == target {
 		return nil
 	}
 	if prev != nil && prev.Revision == target {
-		if r, ok := reports[prev.Node]; !ok || !r.OnTarget || !r.RolledOut {
+		r, ok := reports[prev.Node]
+		if !ok || !r.OnTarget || !r.RolledOut || r.HaltsTarget() {
+			if ok && !prev.Resisted && (r.ResistsTarget || r.Returned) {
+				kept := *prev
+				kept.Resisted = true
+				return &kept
+			}
 			return prev
 		}
 	}
 	for _, node := range nodes {
-		if r, ok := reports[node]; ok && (r.HaltsTarget() || r.Returned) {
-			return &ferryv1.HaltedRollout{Revision: target, Node: node, Reason: haltReason(r), Since: lastTransition(now)}
+		r, ok := reports[node]
+		if ok && (r.ResistsTarget || r.Returned || r.FailsTarget && !proven) {
+			return &ferryv1.HaltedRollout{Revision: target, Node: node, Reason: haltReason(r),
+				Resisted: r.ResistsTarget || r.Returned, Since: lastTransition(now)}
 		}
 	}
 	return nil
+}
+
+// runsRolledOut: some pool runs the target rolled out.
+func runsRolledOut(reports map[string]poolReport) bool {
+	for _, r := range reports {
+		if r.OnTarget && r.RolledOut {
+			return true
+		}
+	}
+	return false
 }
 
 // haltReason is the spawn error of a pool that halts the target.
@@ -195,15 +223,32 @@ func lastRolledOut(prev *ferryv1.RolledOutRevision, target string, nodes []strin
 	return &ferryv1.RolledOutRevision{Revision: target, App: *reports[nodes[0]].Pool.Spec.Template.App.DeepCopy()}
 }
 
-// returnsToLastRolledOut: the pool cannot spawn the halted target and has
-// nothing older to serve (its agent restarted while resisting, or it
-// joined on the target), the AppGroup resists deployment errors, and an
-// older revision rolled out everywhere: the pool goes back to that
-// revision, so that the node serves what works, as resistance promises.
-// With resistance off, or Blocking restarts (which give it up), the node
-// stays on the target and keeps retrying.
-func returnsToLastRolledOut(ag *ferryv1.AppGroup, r poolReport, halt *ferryv1.HaltedRollout, last *ferryv1.RolledOutRevision) bool {
-	return r.FailsTarget && halt != nil && last != nil && last.Revision != halt.Revision && resistsErrors(ag)
+// fallback is the revision, with its app, that a node starts on while the
+// rollout of the target is halted: that of the first node serving an
+// earlier revision ready (the newest evidence of what works), else the
+// last revision rolled out everywhere; ok is false when neither exists.
+func fallback(nodes []string, reports map[string]poolReport, last *ferryv1.RolledOutRevision, target string) (string, ferryv1.AppSpec, bool) {
+	for _, node := range nodes {
+		if r, ok := reports[node]; ok && !r.OnTarget && r.Ready && !r.Resisting {
+			return r.Pool.Spec.Revision, *r.Pool.Spec.Template.App.DeepCopy(), true
+		}
+	}
+	if last != nil && last.Revision != target {
+		return last.Revision, *last.App.DeepCopy(), true
+	}
+	return "", ferryv1.AppSpec{}, false
+}
+
+// returnsFromTarget: the pool cannot spawn the target and has nothing
+// older to serve (its agent restarted while resisting, or it joined on the
+// target), the target is not proven (it never ran rolled out on a node),
+// and the AppGroup resists deployment errors: the pool goes back to the
+// fallback revision, so that the node serves what works, as resistance
+// promises. A proven target, resistance off, or a Blocking restart (which
+// gives resistance up): the node stays on the target and its agent
+// retries.
+func returnsFromTarget(ag *ferryv1.AppGroup, r poolReport, proven bool) bool {
+	return r.FailsTarget && resistsErrors(ag) && !proven
 }
 
 // resistsErrors: the AppGroup's pools resist deployment errors

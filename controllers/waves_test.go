@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -334,7 +335,7 @@ func TestPlanWave(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			reports := assessAll(target, tt.pools...)
 			slices.SortFunc(reports, func(a, b poolReport) int { return cmp.Compare(a.Node, b.Node) })
-			plan := planWave(reports, tt.max, haltRecord(tt.halt, target, nodesOf(reports), byNode(reports), t0))
+			plan := planWave(reports, tt.max, haltRecord(tt.halt, target, nodesOf(reports), byNode(reports), nil, false, t0))
 			if !slices.Equal(plan.Give, tt.give) {
 				t.Errorf("give %v, want %v", plan.Give, tt.give)
 			}
@@ -354,54 +355,92 @@ func TestPlanWave(t *testing.T) {
 func TestHaltRecord(t *testing.T) {
 	const old, target = "1-abc", "2-abc"
 	earlier := lastTransition(t0.Add(-time.Hour))
-	kept := &ferryv1.HaltedRollout{Revision: target, Node: "b", Reason: "exited with status 1", Since: earlier}
+	kept := &ferryv1.HaltedRollout{Revision: target, Node: "b", Reason: "exited with status 1", Resisted: true, Since: earlier}
+	failed := &ferryv1.HaltedRollout{Revision: target, Node: "b", Reason: "exited with status 1", Since: earlier}
+	now := func(node, reason string, resisted bool) *ferryv1.HaltedRollout {
+		return &ferryv1.HaltedRollout{Revision: target, Node: node, Reason: reason, Resisted: resisted, Since: lastTransition(t0)}
+	}
+	// scalingFails: spawns of the target fail while its processes serve
+	// (resistance off: a restart that replaced nothing), RolledOut and
+	// FailsTarget at once.
+	scalingFails := func(p *ferryv1.ProcessPool) {
+		incomplete(2, 2)(p)
+		p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: target, Reason: "boom", Time: metav1.Time{Time: t0}}
+		setCond(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "boom")
+	}
 	tests := []struct {
 		name  string
 		prev  *ferryv1.HaltedRollout
 		pools []*ferryv1.ProcessPool
+		last  string // lastRolledOut's revision, "" for none
 		want  *ferryv1.HaltedRollout
 	}{
-		{"nothing halts", nil, []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", old, rolledOut(2))}, nil},
+		{"nothing halts", nil, []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", old, rolledOut(2))}, "", nil},
 		{
 			"a pool resists the target: its node and error, from now",
 			nil,
 			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", target, resists(target, "exited with status 1", "Traceback"))},
-			&ferryv1.HaltedRollout{Revision: target, Node: "b", Reason: "exited with status 1", Since: lastTransition(t0)},
+			"", now("b", "exited with status 1", true),
 		},
 		{
-			"a pool cannot spawn the target",
+			"a pool cannot spawn a target that runs nowhere",
 			nil,
 			[]*ferryv1.ProcessPool{testPool("c", target, failsSpawns(target, "not ready within startTimeout (90s)"))},
-			&ferryv1.HaltedRollout{Revision: target, Node: "c", Reason: "not ready within startTimeout (90s)", Since: lastTransition(t0)},
+			"", now("c", "not ready within startTimeout (90s)", false),
 		},
-		{"a pool resisting an older revision does not halt the target", nil, []*ferryv1.ProcessPool{testPool("b", old, resists(old, "x", ""))}, nil},
+		{
+			"a pool cannot spawn a target rolled out on another node: a scaling error, no halt to remember",
+			nil,
+			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", target, failsSpawns(target, "database down"))},
+			"", nil,
+		},
 		{
 			"a pool returned from the target it could not spawn: the record comes back from the pool (a status write lost)",
 			nil,
 			[]*ferryv1.ProcessPool{testPool("b", old, failsSpawns(target, "exited with status 1"), rolledOut(2))},
-			&ferryv1.HaltedRollout{Revision: target, Node: "b", Reason: "exited with status 1", Since: lastTransition(t0)},
+			"", now("b", "exited with status 1", true),
 		},
-		{"the record outlives its node", kept, []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2))}, kept},
-		{"the record outlives its node's return to an older revision", kept, []*ferryv1.ProcessPool{testPool("b", old, rolledOut(2))}, kept},
-		{"the record keeps its time while the node still resists", kept, []*ferryv1.ProcessPool{testPool("b", target, resists(target, "other", ""))}, kept},
-		{"the record ends when its node runs the target", kept, []*ferryv1.ProcessPool{testPool("b", target, rolledOut(2))}, nil},
+		{"a pool resisting an older revision does not halt the target", nil, []*ferryv1.ProcessPool{testPool("b", old, resists(old, "x", ""))}, "", nil},
+		{"the record outlives its node", kept, []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2))}, "", kept},
+		{"the record outlives its node's return to an older revision", kept, []*ferryv1.ProcessPool{testPool("b", old, rolledOut(2))}, "", kept},
+		{"the record keeps its time while the node still resists", kept, []*ferryv1.ProcessPool{testPool("b", target, resists(target, "other", ""))}, "", kept},
+		{"... and while it still cannot spawn, its old processes serving", failed, []*ferryv1.ProcessPool{testPool("b", target, scalingFails)}, "", failed},
+		{
+			"a record of a node left without processes turns to resistance when it is returned",
+			failed,
+			[]*ferryv1.ProcessPool{testPool("b", old, failsSpawns(target, "exited with status 1"), rolledOut(2))},
+			"", &ferryv1.HaltedRollout{Revision: target, Node: "b", Reason: "exited with status 1", Resisted: true, Since: earlier},
+		},
+		{"the record ends when its node runs the target", kept, []*ferryv1.ProcessPool{testPool("b", target, rolledOut(2))}, "", nil},
+		{"the record ends when every node runs the target", kept, []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2))}, target, nil},
 		{
 			"... unless another node halts it",
 			kept,
 			[]*ferryv1.ProcessPool{testPool("b", target, rolledOut(2)), testPool("c", target, resists(target, "y", ""))},
-			&ferryv1.HaltedRollout{Revision: target, Node: "c", Reason: "y", Since: lastTransition(t0)},
+			"", now("c", "y", true),
 		},
-		{"a record of an earlier target ends", &ferryv1.HaltedRollout{Revision: old, Node: "b"}, []*ferryv1.ProcessPool{testPool("b", old, rolledOut(2))}, nil},
+		{"a record of an earlier target ends", &ferryv1.HaltedRollout{Revision: old, Node: "b"}, []*ferryv1.ProcessPool{testPool("b", old, rolledOut(2))}, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reports := assessAll(target, tt.pools...)
-			got := haltRecord(tt.prev, target, nodesOf(reports), byNode(reports), t0)
+			var last *ferryv1.RolledOutRevision
+			if tt.last != "" {
+				last = &ferryv1.RolledOutRevision{Revision: tt.last}
+			}
+			got := haltRecord(tt.prev, target, nodesOf(reports), byNode(reports), last, runsRolledOut(byNode(reports)), t0)
 			if !equality.Semantic.DeepEqual(got, tt.want) {
 				t.Errorf("haltRecord = %+v, want %+v", got, tt.want)
 			}
 		})
 	}
+	t.Run("a pool cannot spawn a target proven earlier: no halt to remember", func(t *testing.T) {
+		// It rolled out on a, whose agent restarted with the database down.
+		reports := assessAll(target, testPool("a", target, failsSpawns(target, "database down")), testPool("b", target, restarting(0, 2)))
+		if got := haltRecord(nil, target, nodesOf(reports), byNode(reports), nil, true, t0); got != nil {
+			t.Errorf("haltRecord = %+v, want none", got)
+		}
+	})
 }
 
 func TestLastRolledOut(t *testing.T) {
@@ -439,35 +478,31 @@ func TestLastRolledOut(t *testing.T) {
 	}
 }
 
-func TestReturnsToLastRolledOut(t *testing.T) {
-	const old, target = "1-abc", "2-abc"
-	halt := &ferryv1.HaltedRollout{Revision: target, Node: "b"}
-	last := &ferryv1.RolledOutRevision{Revision: old}
-	failing := assessAll(target, testPool("b", target, failsSpawns(target, "x")))[0]
-	resisting := assessAll(target, testPool("b", target, resists(target, "x", "")))[0]
+func TestReturnsFromTarget(t *testing.T) {
+	const target = "2-abc"
+	failing := testPool("b", target, failsSpawns(target, "x"))
 	resistOff := &ferryv1.AppGroup{}
 	resistOff.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
 	blocking := &ferryv1.AppGroup{}
 	blocking.Spec.Restart.Strategy = ferryv1.RestartBlocking
 	tests := []struct {
-		name string
-		ag   *ferryv1.AppGroup
-		r    poolReport
-		halt *ferryv1.HaltedRollout
-		last *ferryv1.RolledOutRevision
-		want bool
+		name   string
+		ag     *ferryv1.AppGroup
+		pool   *ferryv1.ProcessPool
+		proven bool
+		want   bool
 	}{
-		{"cannot spawn the halted target: back to the last rolled out", &ferryv1.AppGroup{}, failing, halt, last, true},
-		{"resisting: stays, its old processes serve", &ferryv1.AppGroup{}, resisting, halt, last, false},
-		{"nothing rolled out before", &ferryv1.AppGroup{}, failing, halt, nil, false},
-		{"the last rolled out is the target itself", &ferryv1.AppGroup{}, failing, halt, &ferryv1.RolledOutRevision{Revision: target}, false},
-		{"resistance off: the node keeps retrying", resistOff, failing, halt, last, false},
-		{"Blocking restarts give resistance up", blocking, failing, halt, last, false},
+		{"cannot spawn a target that never ran: back", &ferryv1.AppGroup{}, failing, false, true},
+		{"resisting: stays, its old processes serve", &ferryv1.AppGroup{}, testPool("b", target, resists(target, "x", "")), false, false},
+		{"the target ran rolled out on a node: stays and retries", &ferryv1.AppGroup{}, failing, true, false},
+		{"resistance off: stays and retries", resistOff, failing, false, false},
+		{"Blocking restarts give resistance up", blocking, failing, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := returnsToLastRolledOut(tt.ag, tt.r, tt.halt, tt.last); got != tt.want {
-				t.Errorf("returnsToLastRolledOut = %v, want %v", got, tt.want)
+			r := assessAll(target, tt.pool)[0]
+			if got := returnsFromTarget(tt.ag, r, tt.proven); got != tt.want {
+				t.Errorf("returnsFromTarget = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -89,18 +89,28 @@ type AppGroupStatus struct {
 
 	// haltedRollout is the manager's record of why the rollout of the
 	// target is halted: a node resisted it, or could not spawn it with
-	// nothing older to serve. It is kept until the target changes or that
-	// node runs the revision, so the halt outlives the node: unselected,
-	// or its agent restarted, it still keeps the revision from every
-	// further node.
+	// nothing older to serve while it ran on no node yet. It is kept until
+	// the target changes, that node runs the revision, or every selected
+	// node does, so the halt outlives the node: unselected, or its agent
+	// restarted, it still keeps the revision from every further node.
 	// +optional
 	HaltedRollout *HaltedRollout `json:"haltedRollout,omitempty"`
 
+	// provenRevision is the target once it has run, rolled out, on some
+	// node. A node that cannot spawn a proven revision meets a scaling
+	// error (a database down at boot, say): it backs off and retries, and
+	// the next wave waits for it. One that cannot spawn a revision that
+	// never ran meets a deployment error, which halts the rollout until
+	// the target changes (haltedRollout).
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ProvenRevision string `json:"provenRevision,omitempty"`
+
 	// lastRolledOut is the last revision that ran, rolled out, on every
-	// selected node, and its app. A node that joins while a rollout is
-	// halted starts on it when no node serves an older revision, and a
-	// node that can no longer resist (its agent restarted and lost the old
-	// processes) returns to it.
+	// selected node, and its app. While a rollout is halted, a node that
+	// joins, or that can no longer resist (its agent restarted and lost
+	// the old processes), starts on the revision another node serves
+	// ready, else on this one.
 	// +optional
 	LastRolledOut *RolledOutRevision `json:"lastRolledOut,omitempty"`
 }
@@ -121,6 +131,14 @@ type HaltedRollout struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason,omitempty"`
+
+	// resisted: the node kept serving an older revision (it resisted the
+	// error, or the manager returned it to an older revision), so the
+	// AppGroup resists the error (ResistingDeploymentError) for as long as
+	// the halt is remembered. False when the node was left with no process
+	// (a Blocking restart, or resistDeploymentErrors off).
+	// +optional
+	Resisted bool `json:"resisted,omitempty"`
 
 	// since is when the manager first saw the halt.
 	// +required

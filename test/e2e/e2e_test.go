@@ -337,7 +337,7 @@ spec:
 	})
 
 	outer := t
-	t.Run("an agent restarted while resisting serves the last revision rolled out", func(t *testing.T) {
+	t.Run("an agent restarted while resisting returns to the working revision", func(t *testing.T) {
 		// The restarted agent has lost the old processes it resisted with
 		// and cannot spawn the broken revision: the manager returns its
 		// node to revision 2. Its proxy is down while it restarts, so the
