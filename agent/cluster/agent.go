@@ -64,6 +64,11 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Log is the agent's logger.
 	Log logr.Logger
+	// DrainDelay is how long a deleted pool's proxy goes on serving as
+	// before, new connections too, before it drains: the time load
+	// balancers take to see the node's endpoint terminating and stop
+	// sending to it. 0: it drains at once.
+	DrainDelay time.Duration
 	// SimulateWorkers, when positive, makes every pool report minProcesses
 	// ready processes without running any, replacing one per this step on
 	// a new revision. For the control-plane scale benchmark only: nothing
@@ -88,6 +93,7 @@ type Agent struct {
 	saved    map[types.NamespacedName]int64 // generation last saved to disk
 	wg       sync.WaitGroup                 // background drains
 	stopping atomic.Bool
+	stopped  chan struct{} // closed when Run's context is done
 
 	synced       atomic.Bool
 	restored     atomic.Bool
@@ -157,6 +163,7 @@ func New(opts Options) (*Agent, error) {
 		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, cache: c, store: st,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
 		draining: map[types.NamespacedName]bool{}, saved: map[types.NamespacedName]int64{},
+		stopped: make(chan struct{}),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
 			200*time.Millisecond, 30*time.Second)),
 	}, nil
@@ -189,6 +196,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.work(ctx)
 	}()
 	<-ctx.Done()
+	close(a.stopped)
 	// No reconcile may start a pool after stopAll: wait for the worker.
 	a.queue.ShutDown()
 	<-workDone
@@ -302,6 +310,7 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	go func() {
 		defer a.wg.Done()
 		if rp != nil {
+			a.drainDelay(rp)
 			rp.close()
 		}
 		if err := a.store.remove(key); err != nil {
@@ -325,6 +334,23 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 		delete(a.draining, key)
 		a.mu.Unlock()
 	}()
+}
+
+// drainDelay serves a deleted pool as before for Options.DrainDelay, or
+// until the agent stops: the manager marks its node's endpoint
+// terminating as the pool is deleted, and a load balancer still sending
+// to the node meanwhile must find it serving, not refusing connections.
+func (a *Agent) drainDelay(rp *runningPool) {
+	if a.opts.DrainDelay <= 0 {
+		return
+	}
+	rp.log.Info("Pool deleted; serving on for the drain delay before draining", "drainDelay", a.opts.DrainDelay)
+	t := time.NewTimer(a.opts.DrainDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-a.stopped:
+	}
 }
 
 // saveIfChanged writes a pool's spec to disk when its generation moved:

@@ -90,11 +90,16 @@ func newPool(ns, name, node, revision string, port int32, root string) *ferryv1.
 	}
 }
 
-// runAgent runs an agent for node against cfg until the returned stop.
-func runAgent(t *testing.T, node string, cfg *rest.Config, stateDir string) (stop func()) {
+// runAgent runs an agent for node against cfg until the returned stop;
+// opts may change its options first.
+func runAgent(t *testing.T, node string, cfg *rest.Config, stateDir string, opts ...func(*Options)) (stop func()) {
 	t.Helper()
-	a, err := New(Options{NodeName: node, Config: cfg, BindAddress: "127.0.0.1", StateDir: stateDir,
-		HeartbeatInterval: time.Second, StatsInterval: time.Second, Log: testr.New(t)})
+	o := Options{NodeName: node, Config: cfg, BindAddress: "127.0.0.1", StateDir: stateDir,
+		HeartbeatInterval: time.Second, StatsInterval: time.Second, Log: testr.New(t)}
+	for _, f := range opts {
+		f(&o)
+	}
+	a, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,6 +268,53 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 	}
 	if _, _, err := get(url); err == nil {
 		t.Error("the proxy still answers after the pool was deleted")
+	}
+}
+
+// TestDeletedPoolServesThroughItsDrainDelay: a deleted pool goes on
+// taking new connections for the drain delay (load balancers still send
+// to its node while they learn its endpoint is terminating), then drains
+// and lets the pool go.
+func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	runAgent(t, "node-a", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 5 * time.Second })
+	port := freePort(t)
+	pp := newPool(ns, "hello-node-a", "node-a", "1-aaa", port, example("hello-wsgi"))
+	if err := env.Client.Create(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	waitPool(t, key, "a ready report", rolledOut)
+	if err := env.Client.Delete(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	// New connections for the first 2 s of the 5 s delay: the agent sees
+	// the deletion within them, and without the delay would refuse.
+	for start := time.Now(); time.Since(start) < 2*time.Second; time.Sleep(50 * time.Millisecond) {
+		resp, err := fresh.Get(url)
+		if err != nil {
+			t.Fatalf("a new connection %s after the pool's deletion: %v", time.Since(start).Round(time.Millisecond), err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a request %s after the pool's deletion: %d", time.Since(start).Round(time.Millisecond), resp.StatusCode)
+		}
+	}
+	if env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) != nil {
+		t.Error("the pool is gone while its drain delay runs")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted pool is still there after its drain delay")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := fresh.Get(url); err == nil {
+		t.Error("the proxy still answers after the pool was drained")
 	}
 }
 

@@ -42,6 +42,8 @@ func runCluster(args []string) error {
 		"namespace of the agent's Lease (default $POD_NAMESPACE, else ferry-system)")
 	qps := fs.Float64("kube-api-qps", 50, "the agent's sustained rate of API requests")
 	burst := fs.Int("kube-api-burst", 100, "the agent's burst of API requests")
+	drainDelay := fs.Duration("drain-delay", 5*time.Second,
+		"how long a deleted pool (its node unselected, its AppGroup deleted) goes on serving new connections before it drains, while load balancers stop sending to the node (0: drain at once)")
 	simulate := fs.Duration("simulate-workers", 0,
 		"FOR BENCHMARKS ONLY: report each pool's processes without running any (one replaced per this step on a new revision); nothing is served")
 	popts := proxyFlags(fs)
@@ -63,7 +65,7 @@ func runCluster(args []string) error {
 	agent, err := cluster.New(cluster.Options{
 		NodeName: *node, Config: cfg, BindAddress: *bind, AdvertiseAddress: *advertise, StateDir: *stateDir,
 		HeartbeatInterval: *heartbeat, StatsInterval: *stats, LeaseNamespace: *leaseNS, Proxy: popts(), Metrics: m,
-		Log: log, SimulateWorkers: *simulate,
+		Log: log, SimulateWorkers: *simulate, DrainDelay: *drainDelay,
 	})
 	if err != nil {
 		return err

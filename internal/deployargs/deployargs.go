@@ -89,6 +89,7 @@ type Agent struct {
 	HealthProbeBindAddress string
 	HeartbeatInterval      time.Duration
 	StatsInterval          time.Duration
+	DrainDelay             time.Duration
 	// LeaseNamespace is where the agent renews its Lease: $(POD_NAMESPACE).
 	LeaseNamespace     string
 	KubeAPIQPS         int
@@ -109,7 +110,7 @@ type Agent struct {
 func DefaultAgent() Agent {
 	return Agent{BindAddress: "0.0.0.0", AdvertiseAddress: "$(HOST_IP)", StateDir: "/var/lib/ferry",
 		MetricsBindAddress: ":9441", HealthProbeBindAddress: ":9442", HeartbeatInterval: 10 * time.Second,
-		StatsInterval: 30 * time.Second, LeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 50, KubeAPIBurst: 100,
+		StatsInterval: 30 * time.Second, DrainDelay: 5 * time.Second, LeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 50, KubeAPIBurst: 100,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		RequestBodyTimeout: 60 * time.Second, MaxHeaderBytes: 65536, ResponseBufferMemory: 256 << 20,
 		RequestBufferDisk: 1 << 30, LogLevel: "info"}
@@ -138,6 +139,7 @@ func AgentArgs(a Agent) []string {
 		"--health-probe-bind-address=" + a.HealthProbeBindAddress,
 		"--heartbeat-interval=" + a.HeartbeatInterval.String(),
 		"--stats-interval=" + a.StatsInterval.String(),
+		"--drain-delay=" + a.DrainDelay.String(),
 		"--lease-namespace=" + a.LeaseNamespace,
 		fmt.Sprintf("--kube-api-qps=%d", a.KubeAPIQPS),
 		fmt.Sprintf("--kube-api-burst=%d", a.KubeAPIBurst),

@@ -136,6 +136,7 @@ downward API (deployargs.AgentEnvVars).
 - {{ printf "--health-probe-bind-address=%s" .Values.agent.healthProbeBindAddress | quote }}
 - {{ printf "--heartbeat-interval=%s" .Values.agent.heartbeatInterval | quote }}
 - {{ printf "--stats-interval=%s" .Values.agent.statsInterval | quote }}
+- {{ printf "--drain-delay=%s" .Values.agent.drainDelay | quote }}
 - "--lease-namespace=$(POD_NAMESPACE)"
 - {{ printf "--kube-api-qps=%d" (int64 .Values.agent.kubeAPIQPS) | quote }}
 - {{ printf "--kube-api-burst=%d" (int64 .Values.agent.kubeAPIBurst) | quote }}
