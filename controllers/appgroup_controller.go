@@ -354,7 +354,7 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, err
 	}
 	if !ag.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.reconcileDelete(ctx, ag)
+		return r.reconcileDelete(ctx, ag)
 	}
 	if !controllerutil.ContainsFinalizer(ag, contract.DrainFinalizer) {
 		orig := ag.DeepCopy()
@@ -526,14 +526,14 @@ func (r *AppGroupReconciler) ownedPools(ctx context.Context, reader client.Reade
 
 // reconcileDelete deletes every pool of an AppGroup being deleted and lets
 // the AppGroup go once their agents drained them (or their nodes are gone).
-func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.AppGroup) error {
+func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.AppGroup) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(ag, contract.DrainFinalizer) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	log := ctrl.LoggerFrom(ctx)
 	s, err := r.newScope(ctx, ag)
 	if err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	var errs []error
 	for _, p := range s.owned {
@@ -541,22 +541,57 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 			errs = append(errs, err)
 		}
 	}
-	if err := errors.Join(errs...); err != nil || len(s.owned) > 0 {
-		return err
+	if err := errors.Join(errs...); err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(s.owned) > 0 {
+		return r.deletingStatus(ctx, s)
 	}
 	// The cache says every pool is gone; make sure before letting go.
 	live, err := r.ownedPools(ctx, r.APIReader, ag)
 	if err != nil || len(live) > 0 {
-		return err
+		return ctrl.Result{}, err
 	}
 	orig := ag.DeepCopy()
 	controllerutil.RemoveFinalizer(ag, contract.DrainFinalizer)
 	if err := r.Client.Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	r.resisting.Set(client.ObjectKeyFromObject(ag), false)
 	log.Info("Released AppGroup after every pool drained")
-	return nil
+	return ctrl.Result{}, nil
+}
+
+// deletingStatus says, in Ready, what a deleted AppGroup waits for: the
+// agents draining its pools, and which of them have gone silent (a dead
+// agent on a Node that still exists never drains). It looks again when a
+// report would turn stale.
+func (r *AppGroupReconciler) deletingStatus(ctx context.Context, s *scope) (ctrl.Result, error) {
+	reports := make([]poolReport, 0, len(s.owned))
+	for _, p := range s.owned {
+		reports = append(reports, assessPool(p, s.target, s.now, r.AgentStaleAfter, s.leases[p.Spec.NodeName], s.hearing))
+	}
+	c := deletingCondition(reports, s.now, r.AgentStaleAfter)
+	c.ObservedGeneration = s.ag.Generation
+	c.LastTransitionTime = lastTransition(s.now)
+	orig := s.ag.DeepCopy()
+	if !meta.SetStatusCondition(&s.ag.Status.Conditions, c) {
+		return ctrl.Result{RequeueAfter: nextStaleness(byNode(reports))}, nil
+	}
+	err := r.Client.Status().Patch(ctx, s.ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return ctrl.Result{RequeueAfter: nextStaleness(byNode(reports))}, err
+}
+
+// byNode indexes reports by node.
+func byNode(reports []poolReport) map[string]poolReport {
+	m := make(map[string]poolReport, len(reports))
+	for _, r := range reports {
+		m[r.Node] = r
+	}
+	return m
 }
 
 // updateStatus computes the AppGroup's status from the pass, writes it

@@ -362,6 +362,38 @@ func resistingCondition(in rollupInput) metav1.Condition {
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, "No pool resists a deployment error")
 }
 
+// deletingCondition is Ready while the AppGroup is deleted: which nodes'
+// agents are still to drain their pools, and which of them are silent
+// (staleMessage), with what releases such a pool.
+func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Duration) metav1.Condition {
+	c := metav1.Condition{Type: ferryv1.ConditionReady}
+	var nodes, stale []string
+	var example *ferryv1.ProcessPool
+	for _, r := range pools {
+		nodes = append(nodes, r.Node)
+		if r.Stale {
+			stale = append(stale, r.Node)
+			if example == nil {
+				example = r.Pool
+			}
+		}
+	}
+	slices.Sort(nodes)
+	slices.Sort(stale)
+	msg := "Deleting: waiting for the agent on " + nodeList(nodes) + " to drain its pool"
+	if len(nodes) > 1 {
+		msg = "Deleting: waiting for the agents on " + nodeList(nodes) + " to drain their pools"
+	}
+	if len(stale) > 0 {
+		in := rollupInput{Now: now, StaleAfter: staleAfter, Reports: byNode(pools)}
+		msg += ". " + staleMessage(in, stale) + fmt.Sprintf(
+			". Such a pool is released when its agent comes back and drains it, or when its Node is deleted; "+
+				"to release it without draining, remove the %s finalizer from ProcessPool %s/%s",
+			contract.DrainFinalizer, example.Namespace, example.Name)
+	}
+	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonDeleting, msg)
+}
+
 // haltRemembered: the status records a halt of the target (the node that
 // caused it may no longer show it).
 func haltRemembered(in rollupInput) bool {

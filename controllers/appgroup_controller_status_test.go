@@ -392,6 +392,29 @@ func TestResistingCondition(t *testing.T) {
 	}
 }
 
+func TestDeletingCondition(t *testing.T) {
+	fresh := testPool("node-a", targetRev, rolledOut(2))
+	silent := testPool("node-b", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute)))
+	tests := []struct {
+		name  string
+		pools []*ferryv1.ProcessPool
+		want  []string
+	}{
+		{"one agent to drain", []*ferryv1.ProcessPool{fresh}, []string{"Deleting: waiting for the agent on node-a to drain its pool"}},
+		{"two, one silent", []*ferryv1.ProcessPool{silent, fresh}, []string{
+			"waiting for the agents on node-a and node-b to drain their pools",
+			"The agent on node-b has not reported since 2026-05-01T11:59:00Z",
+			"remove the ferry.dev/drain finalizer from ProcessPool ns/blog-node-b",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := deletingCondition(assessAll(targetRev, tt.pools...), t0, staleAfter)
+			checkCond(t, got, wantCond{metav1.ConditionFalse, ferryv1.ReasonDeleting, tt.want})
+		})
+	}
+}
+
 func TestCounts(t *testing.T) {
 	in := input([]string{"node-a", "node-b", "node-c", "node-d", "node-e"},
 		testPool("node-a", targetRev, rolledOut(3)),                                    // 3 ready, 3 updated

@@ -986,7 +986,14 @@ func TestDeleteAppGroup(t *testing.T) {
 	if got := getAppGroup(t, ns, "blog"); got.DeletionTimestamp.IsZero() {
 		t.Fatal("AppGroup not being deleted")
 	}
-	// b's agent never drains; its node goes away instead.
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting,
+		"Deleting: waiting for the agent on "+b+" to drain its pool")
+	// b's agent is dead: the status says so, and how to let go.
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setNodeLabel(t, a, "test.ferry.dev/poke", "1") // a pass now, not at the requeue (in real time)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting,
+		"The agent on "+b+" has not reported since", "when its Node is deleted", "remove the ferry.dev/drain finalizer from ProcessPool "+ns+"/")
+	// b's node goes away instead.
 	if err := env.Client.Delete(testContext(t), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: b}}); err != nil {
 		t.Fatal(err)
 	}

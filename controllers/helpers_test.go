@@ -130,14 +130,6 @@ func nodesOf(reports []poolReport) []string {
 	return nodes
 }
 
-func byNode(reports []poolReport) map[string]poolReport {
-	m := make(map[string]poolReport, len(reports))
-	for _, r := range reports {
-		m[r.Node] = r
-	}
-	return m
-}
-
 // incomplete: the agent finished its restart onto spec.revision but could
 // not replace `left` of total processes (resistDeploymentErrors false).
 func incomplete(left, total int32) poolOpt {

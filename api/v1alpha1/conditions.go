@@ -69,6 +69,9 @@ const (
 	// selected nodes (it had the port there first, or is older); this one
 	// gets no pool there until the port is free.
 	ReasonPortConflict = "PortConflict"
+	// ReasonDeleting: the AppGroup is being deleted; it is released once
+	// every node's agent has drained its pool.
+	ReasonDeleting = "Deleting"
 )
 
 // Reasons for the RollingRestart condition.
