@@ -147,6 +147,9 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ferryv1.AppGroup{}, portIndex, indexPort); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ferryv1.ProcessPool{}, portNodeIndex, indexPortNode); err != nil {
+		return err
+	}
 	peers := portPeers{client: mgr.GetClient()}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&ferryv1.AppGroup{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: appGroupChanged})).
@@ -392,6 +395,9 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			retErr = errors.Join(retErr, err)
 		case retErr == nil:
 			result.RequeueAfter = requeue
+			if len(s.portLost) > 0 && (requeue == 0 || requeue > portRecheck) {
+				result.RequeueAfter = portRecheck
+			}
 		}
 	}()
 
@@ -474,11 +480,11 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 // A pool there on another port (listen.port was changed to a taken one)
 // stays, on its port.
 func (r *AppGroupReconciler) leavePortsTaken(ctx context.Context, s *scope, nodeLabels map[string]labels.Set) error {
-	rivals, err := r.portRivals(ctx, s.ag, nodeLabels)
+	self, rivals, err := r.portRivals(ctx, s.ag, s.selected, nodeLabels, s.owned)
 	if err != nil || len(rivals) == 0 {
 		return err
 	}
-	s.portLost = portLosses(claimOf(s.ag, nodeLabels, s.owned), rivals)
+	s.portLost = portLosses(self, rivals)
 	keep := map[string]bool{}
 	for _, p := range s.owned {
 		if p.DeletionTimestamp.IsZero() && p.Spec.Template.Listen.Port != s.ag.Spec.Listen.Port {

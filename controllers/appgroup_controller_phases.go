@@ -230,7 +230,7 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 		for _, node := range s.nodes {
 			if rep, ok := reports[node]; ok {
 				ordered = append(ordered, rep)
-				if !returnsFromTarget(s.ag, rep, s.targetProven()) {
+				if !returnsFromTarget(s.ag, rep, s.targetProven(), s.halt) {
 					continue
 				}
 				if rev, app, ok := fallback(s.nodes, reports, s.lastGood, s.target); ok {
@@ -269,9 +269,14 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 		case returned:
 			desired.Spec.Revision = to.revision
 			t.App = to.app
+			metav1.SetMetaDataAnnotation(&desired.ObjectMeta, contract.ReturnedFromAnnotation, s.target)
 		case canRoll && (give[node] || p.Spec.Revision == s.target):
 			desired.Spec.Revision = s.target
 			t.App = *s.ag.Spec.App.DeepCopy()
+		}
+		if v, ok := desired.Annotations[contract.ReturnedFromAnnotation]; ok && (v != s.target || desired.Spec.Revision == s.target) {
+			// Returned from an earlier target, or given the target again.
+			delete(desired.Annotations, contract.ReturnedFromAnnotation)
 		}
 		if desired.Labels == nil {
 			desired.Labels = map[string]string{}

@@ -226,6 +226,7 @@ func TestCreatingPassLeavesStatusToNext(t *testing.T) {
 	}
 	statusWrites := 0
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(node, ag).WithIndex(&ferryv1.AppGroup{}, portIndex, indexPort).
+		WithIndex(&ferryv1.ProcessPool{}, portNodeIndex, indexPortNode).
 		WithStatusSubresource(&ferryv1.AppGroup{}, &ferryv1.ProcessPool{}).
 		WithInterceptorFuncs(interceptor.Funcs{
 			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,

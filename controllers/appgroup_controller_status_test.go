@@ -122,7 +122,7 @@ func TestReadyCondition(t *testing.T) {
 				in.PortLost = map[string]types.NamespacedName{"node-b": {Namespace: "shop", Name: "cart"}}
 				return in
 			}(),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPortConflict, []string{"listen.port 8080 on node-b belongs to AppGroup shop/cart", "no pool there"}},
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPortConflict, []string{"listen.port 8080 is taken: on node-b it belongs to AppGroup shop/cart", "no pool there"}},
 		},
 		{
 			name: "a node without a pool yet",

@@ -1142,7 +1142,7 @@ func TestPortConflict(t *testing.T) {
 
 	newAppGroup(t, ns, "second", nil)
 	waitCondition(t, ns, "second", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
-		"listen.port 8080 on "+a+" and "+b+" belongs to AppGroup "+ns+"/first")
+		"listen.port 8080 is taken: on "+a+" and "+b+" it belongs to AppGroup "+ns+"/first")
 	waitEvent(t, ns, "second", corev1.EventTypeWarning, controllers.EventPortConflict, ns+"/first")
 	settle(t, ns, "first", agentA)
 	if ps, err := pools(testContext(t), ns, "second"); err != nil || len(ps) != 0 {
@@ -1167,6 +1167,43 @@ func TestPortConflict(t *testing.T) {
 	rollAll("second", 2, agentA, agentB)
 	waitRolledOut(t, ns, "second", 2)
 	waitCondition(t, ns, "third", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict, ns+"/second")
+}
+
+// TestKeptPortStaysTaken: an AppGroup moved onto a taken port keeps its
+// pools on the old one; that old port stays theirs, though no AppGroup's
+// listen.port names it any more. (Found by review: the first version
+// looked at AppGroups' ports only, and gave a new AppGroup pools on the
+// same port and nodes.)
+func TestKeptPortStaysTaken(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "first", nil)
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	rollAll("first", 2, agentA, agentB)
+	waitRolledOut(t, ns, "first", 2)
+
+	newAppGroup(t, ns, "third", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 9090 })
+	rollAll("third", 2, agentA, agentB)
+	waitRolledOut(t, ns, "third", 2)
+	patchAppGroup(t, ns, "third", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 8080 })
+	waitCondition(t, ns, "third", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict, ns+"/first")
+
+	newAppGroup(t, ns, "fourth", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 9090 })
+	waitCondition(t, ns, "fourth", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
+		"listen.port 9090 is taken: on "+a+" and "+b+" it belongs to AppGroup "+ns+"/third")
+	settle(t, ns, "first", agentA)
+	if ps := mustPools(t, ns, "fourth"); len(ps) != 0 {
+		t.Errorf("fourth has pools on %v, where third's pools hold 9090", slices.Collect(maps.Keys(ps)))
+	}
+
+	// third moves back to 9090: its pools are where they were; fourth
+	// still waits.
+	patchAppGroup(t, ns, "third", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 9090 })
+	waitRolledOut(t, ns, "third", 2)
+	settle(t, ns, "third", agentA)
+	if ps := mustPools(t, ns, "fourth"); len(ps) != 0 {
+		t.Errorf("fourth has pools on %v, where third's pools hold 9090", slices.Collect(maps.Keys(ps)))
+	}
 }
 
 // mustPools lists an AppGroup's pools by node.
@@ -1297,5 +1334,74 @@ func TestReturnedNodeDoesNotFlap(t *testing.T) {
 	settle(t, ns, "blog", agents[2])
 	if moved := agents[1].pool("blog").Generation - gen; moved != 1 {
 		t.Errorf("node %s's pool spec moved %d times (want 1: back to %s); it flapped between revisions", b, moved, rev1)
+	}
+}
+
+// TestResistingNodeRestartedOnProvenRevision: one node at a time.
+// Revision 2 rolls out on a (proven), then b cannot spawn it and resists.
+// b's agent restarts and loses the old processes: b serves again, on the
+// revision it resisted from. (Found by review: e9ff3f0 left it dark.)
+func TestResistingNodeRestartedOnProvenRevision(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, nil)
+	waitStatus(t, ns, "blog", "revision 1 remembered", func(st *ferryv1.AppGroupStatus) error {
+		if st.LastRolledOut == nil || st.LastRolledOut.Revision != rev1 {
+			return fmt.Errorf("lastRolledOut %+v", st.LastRolledOut)
+		}
+		return nil
+	})
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	agents[0].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	agents[1].resist("blog", "exited with status 1", "ImportError: libfoo.so.1 (missing on this node)", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted)
+
+	// b's agent restarts: nothing older to resist with.
+	agents[1].failSpawns("blog", "ImportError: libfoo.so.1 (missing on this node)")
+	settle(t, ns, "blog", agents[2])
+	settle(t, ns, "blog", agents[2])
+	ag := getAppGroup(t, ns, "blog")
+	if got := revisions(t, ns, "blog"); got[b] != rev1 {
+		t.Errorf("node %s resisted %s, restarted, and sits on it with no process (pool revision %s); haltedRollout %+v provenRevision %s; Resisting %+v",
+			b, rev2, got[b], ag.Status.HaltedRollout, ag.Status.ProvenRevision, conditionOf(&ag.Status, ferryv1.ConditionResistingDeploymentError))
+	}
+}
+
+// TestRevertAfterTransientSpawnError: revision 2 ran everywhere; on b one
+// spawn of it failed once (a spike), then revision 3 rolled out. The user
+// reverts to revision 2 (same annotation and spec): b is off the target
+// with a last spawn error of it, which is no halt. (Found by review: the
+// first version read it as a node the manager had returned.)
+func TestRevertAfterTransientSpawnError(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, _ := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 3 })
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
+	rollAll("blog", 2, agents...)
+	waitRolledOut(t, ns, "blog", 3)
+	// One spawn of revision 2 on b failed during a spike; the pool serves on.
+	agents[1].report("blog", func(p *ferryv1.ProcessPool) {
+		p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: "out of memory", Time: metav1.Time{Time: clk.Now()}}
+	})
+	bump(t, ns, "blog", "3")
+	rev3 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev3, b: rev3, c: rev3})
+	rollAll("blog", 2, agents...)
+	waitRolledOut(t, ns, "blog", 3)
+
+	bump(t, ns, "blog", "2") // the revert
+	if got := target(t, ns, "blog"); got != rev2 {
+		t.Fatalf("revert gave %s, want %s", got, rev2)
+	}
+	settle(t, ns, "blog", agents[2])
+	settle(t, ns, "blog", agents[2])
+	ag := getAppGroup(t, ns, "blog")
+	got := revisions(t, ns, "blog")
+	if got[a] != rev2 && got[b] != rev2 && got[c] != rev2 {
+		t.Errorf("the revert to %s reached no node: %v; haltedRollout %+v; RollingRestart %+v; Resisting %+v", rev2, got,
+			ag.Status.HaltedRollout, conditionOf(&ag.Status, ferryv1.ConditionRollingRestart), conditionOf(&ag.Status, ferryv1.ConditionResistingDeploymentError))
 	}
 }

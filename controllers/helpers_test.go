@@ -6,6 +6,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // Builders for pools in the states the pure tests need.
@@ -119,6 +120,15 @@ func assessAll(target string, pools ...*ferryv1.ProcessPool) []poolReport {
 		out = append(out, assessPool(p, target, t0, staleAfter, time.Time{}, hearing{}))
 	}
 	return out
+}
+
+// returnedFrom: the manager returned the pool from revision, which it
+// could not spawn (reason).
+func returnedFrom(revision, reason string) poolOpt {
+	return func(p *ferryv1.ProcessPool) {
+		metav1.SetMetaDataAnnotation(&p.ObjectMeta, contract.ReturnedFromAnnotation, revision)
+		p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: revision, Reason: reason, Time: metav1.Time{Time: t0}}
+	}
 }
 
 // nodesOf lists the reports' nodes, in order.

@@ -5,8 +5,11 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -46,9 +49,10 @@ type portClaim struct {
 // before is the order in which claims on one node's port win: the one that
 // holds the port there (what already serves keeps serving), then the older
 // AppGroup, then by namespace and name. It is a strict total order, so
-// exactly one claim wins on each node.
+// exactly one claim wins on each node. With node "", it compares age
+// alone.
 func (c portClaim) before(o portClaim, node string) bool {
-	if c.Holds[node] != o.Holds[node] {
+	if node != "" && c.Holds[node] != o.Holds[node] {
 		return c.Holds[node]
 	}
 	if !c.Created.Equal(o.Created) {
@@ -81,111 +85,160 @@ func portLosses(self portClaim, others []portClaim) map[string]types.NamespacedN
 	return lost
 }
 
-// claimOf reads an AppGroup's claim: nodeLabels are every Node's labels,
-// pools the AppGroup's pools.
-func claimOf(ag *ferryv1.AppGroup, nodeLabels map[string]labels.Set, pools []*ferryv1.ProcessPool) portClaim {
-	c := portClaim{
-		Key:     types.NamespacedName{Namespace: ag.Namespace, Name: ag.Name},
-		Created: ag.CreationTimestamp.Time,
-		Selects: map[string]bool{},
-		Holds:   map[string]bool{},
+// portNodeIndex is the cache's field index of ProcessPools by the port
+// they listen on and their node, "<port>/<node>": a pool holds its port on
+// its node whatever its AppGroup's listen.port says now (a pool kept on
+// its old port, one that drains).
+const portNodeIndex = "spec.template.listen.port/spec.nodeName"
+
+func portNode(port int32, node string) string { return strconv.Itoa(int(port)) + "/" + node }
+
+func indexPortNode(o client.Object) []string {
+	p, ok := o.(*ferryv1.ProcessPool)
+	if !ok {
+		return nil
 	}
-	sel := labels.SelectorFromSet(ag.Spec.NodeSelector)
-	for node, l := range nodeLabels {
-		if sel.Matches(l) {
-			c.Selects[node] = true
-		}
-	}
-	for _, p := range pools {
-		if p.Spec.Template.Listen.Port == ag.Spec.Listen.Port {
-			c.Holds[p.Spec.NodeName] = true
-		}
-	}
-	return c
+	return []string{portNode(p.Spec.Template.Listen.Port, p.Spec.NodeName)}
 }
 
-// portRivals reads the claims of the other AppGroups on ag's port.
-func (r *AppGroupReconciler) portRivals(ctx context.Context, ag *ferryv1.AppGroup, nodeLabels map[string]labels.Set) ([]portClaim, error) {
-	var list ferryv1.AppGroupList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{portIndex: strconv.Itoa(int(ag.Spec.Listen.Port))}); err != nil {
-		return nil, err
+// portRivals reads the claims on ag's listen.port over the nodes it
+// selects (selected; nodeLabels are every Node's labels), with own its
+// pools:
+//
+//   - the pools of other AppGroups on the port on those nodes: each
+//     holds the port there (portNodeIndex);
+//   - where ag has no pool on the port yet, the older AppGroups on the
+//     port that select the node (portIndex): the only ones whose
+//     selection beats ag's there.
+//
+// The second list is read only while ag is short of a node, so a pass in
+// the steady state costs a lookup per node, however many AppGroups share
+// the port on other nodes.
+func (r *AppGroupReconciler) portRivals(ctx context.Context, ag *ferryv1.AppGroup, selected map[string]bool,
+	nodeLabels map[string]labels.Set, own []*ferryv1.ProcessPool) (self portClaim, rivals []portClaim, err error) {
+	port := ag.Spec.Listen.Port
+	self = portClaim{Key: client.ObjectKeyFromObject(ag), Created: ag.CreationTimestamp.Time,
+		Selects: map[string]bool{}, Holds: map[string]bool{}}
+	for node := range selected {
+		self.Selects[node] = true
 	}
-	var out []portClaim
-	for i := range list.Items {
-		o := &list.Items[i]
-		if o.UID == ag.UID {
-			continue
+	for _, p := range own {
+		if p.Spec.Template.Listen.Port == port {
+			self.Holds[p.Spec.NodeName] = true
 		}
-		pools, err := r.ownedPools(ctx, r.Client, o)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, claimOf(o, nodeLabels, pools))
 	}
-	return out, nil
+	claims := map[types.NamespacedName]*portClaim{}
+	claim := func(key types.NamespacedName, created time.Time) *portClaim {
+		c := claims[key]
+		if c == nil {
+			c = &portClaim{Key: key, Created: created, Selects: map[string]bool{}, Holds: map[string]bool{}}
+			claims[key] = c
+		}
+		return c
+	}
+	for node := range selected {
+		var pools ferryv1.ProcessPoolList
+		if err := r.Client.List(ctx, &pools, client.MatchingFields{portNodeIndex: portNode(port, node)},
+			client.UnsafeDisableDeepCopy); err != nil {
+			return self, nil, err
+		}
+		for i := range pools.Items {
+			p := &pools.Items[i]
+			if metav1.IsControlledBy(p, ag) {
+				continue
+			}
+			key := types.NamespacedName{Namespace: p.Namespace, Name: p.Spec.AppGroup}
+			created := p.CreationTimestamp.Time
+			owner := &ferryv1.AppGroup{}
+			if r.Client.Get(ctx, key, owner) == nil {
+				created = owner.CreationTimestamp.Time
+			}
+			claim(key, created).Holds[node] = true
+		}
+	}
+	if len(self.Holds) < len(self.Selects) {
+		var list ferryv1.AppGroupList
+		if err := r.Client.List(ctx, &list, client.MatchingFields{portIndex: strconv.Itoa(int(port))},
+			client.UnsafeDisableDeepCopy); err != nil {
+			return self, nil, err
+		}
+		for i := range list.Items {
+			o := &list.Items[i]
+			key := client.ObjectKeyFromObject(o)
+			c := portClaim{Key: key, Created: o.CreationTimestamp.Time}
+			if o.UID == ag.UID || !c.before(self, "") {
+				continue // a newer AppGroup's selection never beats ag's
+			}
+			sel := labels.SelectorFromSet(o.Spec.NodeSelector)
+			for node := range selected {
+				if !self.Holds[node] && sel.Matches(nodeLabels[node]) {
+					claim(key, c.Created).Selects[node] = true
+				}
+			}
+		}
+	}
+	for _, c := range claims {
+		rivals = append(rivals, *c)
+	}
+	return self, rivals, nil
 }
 
-// portPeers enqueues the other AppGroups on the ports an AppGroup or a
-// pool had and has, when it appears, moves port or goes away: one of them
-// may now win a node it lost.
+// portPeers queues the AppGroups on a port that lost nodes to another
+// (Ready reason PortConflict) when a claim on it may have ended: an
+// AppGroup moved off the port, changed its selector or went away, or a
+// pool on it moved or went away. (A new claim takes nothing: a new
+// AppGroup is the newest, a new pool's AppGroup had won its node.) The
+// losers also look again every portRecheck, in case they wrote their
+// conflict after the event that ended it.
 type portPeers struct {
 	client client.Reader
 }
 
-func (h portPeers) enqueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], self types.NamespacedName, ports ...int32) {
+// portRecheck is how often an AppGroup that lost nodes to another's port
+// looks again by itself.
+const portRecheck = time.Minute
+
+func (h portPeers) enqueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], ports ...int32) {
 	for _, port := range slices.Compact(ports) {
 		var list ferryv1.AppGroupList
-		if err := h.client.List(ctx, &list, client.MatchingFields{portIndex: strconv.Itoa(int(port))}); err != nil {
+		if err := h.client.List(ctx, &list, client.MatchingFields{portIndex: strconv.Itoa(int(port))},
+			client.UnsafeDisableDeepCopy); err != nil {
 			continue
 		}
 		for i := range list.Items {
-			if key := client.ObjectKeyFromObject(&list.Items[i]); key != self {
-				q.Add(reconcile.Request{NamespacedName: key})
+			ag := &list.Items[i]
+			if c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionReady); c != nil && c.Reason == ferryv1.ReasonPortConflict {
+				q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(ag)})
 			}
 		}
 	}
 }
 
-// portOf is the port an AppGroup or a pool claims, and the AppGroup's key.
-func portOf(o client.Object) (types.NamespacedName, int32, bool) {
-	switch v := o.(type) {
-	case *ferryv1.AppGroup:
-		return client.ObjectKeyFromObject(v), v.Spec.Listen.Port, true
-	case *ferryv1.ProcessPool:
-		return types.NamespacedName{Namespace: v.Namespace, Name: v.Spec.AppGroup}, v.Spec.Template.Listen.Port, true
-	}
-	return types.NamespacedName{}, 0, false
-}
-
-func (h portPeers) Create(ctx context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	if _, ok := e.Object.(*ferryv1.AppGroup); !ok {
-		return // a new pool changes nothing for the others: its AppGroup won the node first
-	}
-	if self, port, ok := portOf(e.Object); ok {
-		h.enqueue(ctx, q, self, port)
-	}
+func (portPeers) Create(context.Context, event.TypedCreateEvent[client.Object], workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 }
 
 func (h portPeers) Update(ctx context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	self, before, ok := portOf(e.ObjectOld)
-	_, after, ok2 := portOf(e.ObjectNew)
-	if !ok || !ok2 {
-		return
-	}
-	moved := before != after
-	if ag, isAG := e.ObjectNew.(*ferryv1.AppGroup); isAG {
-		old := e.ObjectOld.(*ferryv1.AppGroup)
-		moved = moved || !labels.Equals(old.Spec.NodeSelector, ag.Spec.NodeSelector) ||
-			!old.DeletionTimestamp.Equal(ag.DeletionTimestamp)
-	}
-	if moved {
-		h.enqueue(ctx, q, self, before, after)
+	switch n := e.ObjectNew.(type) {
+	case *ferryv1.AppGroup:
+		o, ok := e.ObjectOld.(*ferryv1.AppGroup)
+		if ok && (o.Spec.Listen.Port != n.Spec.Listen.Port || !labels.Equals(o.Spec.NodeSelector, n.Spec.NodeSelector) ||
+			!o.DeletionTimestamp.Equal(n.DeletionTimestamp)) {
+			h.enqueue(ctx, q, o.Spec.Listen.Port, n.Spec.Listen.Port)
+		}
+	case *ferryv1.ProcessPool:
+		o, ok := e.ObjectOld.(*ferryv1.ProcessPool)
+		if ok && o.Spec.Template.Listen.Port != n.Spec.Template.Listen.Port {
+			h.enqueue(ctx, q, o.Spec.Template.Listen.Port)
+		}
 	}
 }
 
 func (h portPeers) Delete(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	if self, port, ok := portOf(e.Object); ok {
-		h.enqueue(ctx, q, self, port)
+	switch o := e.Object.(type) {
+	case *ferryv1.AppGroup:
+		h.enqueue(ctx, q, o.Spec.Listen.Port)
+	case *ferryv1.ProcessPool:
+		h.enqueue(ctx, q, o.Spec.Template.Listen.Port)
 	}
 }
 
@@ -195,15 +248,23 @@ func (portPeers) Generic(context.Context, event.TypedGenericEvent[client.Object]
 var _ handler.EventHandler = portPeers{}
 
 // portConflictMessage is the Ready message of an AppGroup that lost its
-// port on some nodes.
+// port on some nodes, naming who has it on each.
 func portConflictMessage(port int32, lost map[string]types.NamespacedName) string {
-	nodes := make([]string, 0, len(lost))
-	for n := range lost {
-		nodes = append(nodes, n)
+	byWinner := map[types.NamespacedName][]string{}
+	for n, w := range lost {
+		byWinner[w] = append(byWinner[w], n)
 	}
-	slices.Sort(nodes)
-	w := lost[nodes[0]]
-	return "listen.port " + strconv.Itoa(int(port)) + " on " + nodeList(nodes) + " belongs to AppGroup " + w.String() +
-		" (it had the port there first, or is older): this AppGroup gets no pool there until the port is free, " +
-		"and a pool it has there keeps its previous port; choose another listen.port"
+	winners := make([]types.NamespacedName, 0, len(byWinner))
+	for w, nodes := range byWinner {
+		slices.Sort(nodes)
+		winners = append(winners, w)
+	}
+	slices.SortFunc(winners, func(a, b types.NamespacedName) int { return cmp.Compare(a.String(), b.String()) })
+	parts := make([]string, 0, len(winners))
+	for _, w := range winners {
+		parts = append(parts, "on "+nodeList(byWinner[w])+" it belongs to AppGroup "+w.String())
+	}
+	return "listen.port " + strconv.Itoa(int(port)) + " is taken: " + strings.Join(parts, "; ") +
+		" (whose pool has it there, or which is older). This AppGroup gets no pool there until the port is free " +
+		"(a pool it has there on another port stays on that port, outside its Service); choose another listen.port"
 }

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // poolReport is what the manager makes of one pool's status at one moment,
@@ -75,10 +76,10 @@ type poolReport struct {
 	// rollout, or the node joined on a broken target). It halts the
 	// rollout as resisting does.
 	FailsTarget bool
-	// Returned: not on the target, and the pool's last spawn error is of
-	// the target: the manager returned it from the target it could not
-	// spawn (returnsToLastRolledOut). The halt is then known from the pool
-	// itself, whatever the AppGroup's status says.
+	// Returned: not on the target, and marked as returned from it
+	// (contract.ReturnedFromAnnotation): the manager returned it from the
+	// target it could not spawn (returnsFromTarget). The halt is then
+	// known from the pool itself, whatever the AppGroup's status says.
 	Returned bool
 }
 
@@ -117,7 +118,7 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	r.Resisting = r.Reported && meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionResistingDeploymentError)
 	r.ResistsTarget = r.Resisting && r.OnTarget &&
 		(st.DeploymentError == nil || st.DeploymentError.Revision == target)
-	r.Returned = r.Reported && !r.OnTarget && target != "" && st.LastSpawnError != nil && st.LastSpawnError.Revision == target
+	r.Returned = !r.OnTarget && target != "" && pool.Annotations[contract.ReturnedFromAnnotation] == target
 	if !r.Reported || r.Stale {
 		return r
 	}
@@ -199,7 +200,9 @@ func haltReason(r poolReport) string {
 	switch {
 	case r.ResistsTarget && st.DeploymentError != nil:
 		return truncate(st.DeploymentError.Reason, 1024)
-	case (r.FailsTarget || r.Returned) && st.LastSpawnError != nil:
+	case r.FailsTarget && st.LastSpawnError != nil:
+		return truncate(st.LastSpawnError.Reason, 1024)
+	case r.Returned && st.LastSpawnError != nil && st.LastSpawnError.Revision == r.Pool.Annotations[contract.ReturnedFromAnnotation]:
 		return truncate(st.LastSpawnError.Reason, 1024)
 	}
 	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionResistingDeploymentError); c != nil {
@@ -241,14 +244,16 @@ func fallback(nodes []string, reports map[string]poolReport, last *ferryv1.Rolle
 
 // returnsFromTarget: the pool cannot spawn the target and has nothing
 // older to serve (its agent restarted while resisting, or it joined on the
-// target), the target is not proven (it never ran rolled out on a node),
-// and the AppGroup resists deployment errors: the pool goes back to the
-// fallback revision, so that the node serves what works, as resistance
-// promises. A proven target, resistance off, or a Blocking restart (which
-// gives resistance up): the node stays on the target and its agent
-// retries.
-func returnsFromTarget(ag *ferryv1.AppGroup, r poolReport, proven bool) bool {
-	return r.FailsTarget && resistsErrors(ag) && !proven
+// target), and the AppGroup resists deployment errors; the target either
+// never ran rolled out on a node (not proven), or is the one this very
+// node resisted (halt): the pool goes back to the fallback revision, so
+// that the node serves what works, as resistance promises. A node that
+// cannot spawn a proven target it never resisted (a database down at
+// boot), resistance off, or a Blocking restart (which gives resistance
+// up): the node stays on the target and its agent retries.
+func returnsFromTarget(ag *ferryv1.AppGroup, r poolReport, proven bool, halt *ferryv1.HaltedRollout) bool {
+	resisted := halt != nil && halt.Resisted && halt.Node == r.Node && halt.Revision == r.Pool.Spec.Revision
+	return r.FailsTarget && resistsErrors(ag) && (!proven || resisted)
 }
 
 // resistsErrors: the AppGroup's pools resist deployment errors

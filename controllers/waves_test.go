@@ -39,7 +39,7 @@ func TestAssessPool(t *testing.T) {
 		},
 		{
 			name: "returned from the target it could not spawn",
-			pool: testPool("a", "1-abc", failsSpawns(target, "x"), rolledOut(2)),
+			pool: testPool("a", "1-abc", rolledOut(2), returnedFrom(target, "x")),
 			want: poolReport{Reported: true, Ready: true, Updated: true, RolledOut: true, Returned: true},
 		},
 		{
@@ -397,10 +397,18 @@ func TestHaltRecord(t *testing.T) {
 		{
 			"a pool returned from the target it could not spawn: the record comes back from the pool (a status write lost)",
 			nil,
-			[]*ferryv1.ProcessPool{testPool("b", old, failsSpawns(target, "exited with status 1"), rolledOut(2))},
+			[]*ferryv1.ProcessPool{testPool("b", old, rolledOut(2), returnedFrom(target, "exited with status 1"))},
 			"", now("b", "exited with status 1", true),
 		},
 		{"a pool resisting an older revision does not halt the target", nil, []*ferryv1.ProcessPool{testPool("b", old, resists(old, "x", ""))}, "", nil},
+		{
+			"a pool off the target whose last spawn of it failed, not returned by the manager (a revert to a revision that once failed a spawn there)",
+			nil,
+			[]*ferryv1.ProcessPool{testPool("b", old, rolledOut(2), func(p *ferryv1.ProcessPool) {
+				p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: target, Reason: "memory", Time: metav1.Time{Time: t0}}
+			})},
+			"", nil,
+		},
 		{"the record outlives its node", kept, []*ferryv1.ProcessPool{testPool("a", target, rolledOut(2))}, "", kept},
 		{"the record outlives its node's return to an older revision", kept, []*ferryv1.ProcessPool{testPool("b", old, rolledOut(2))}, "", kept},
 		{"the record keeps its time while the node still resists", kept, []*ferryv1.ProcessPool{testPool("b", target, resists(target, "other", ""))}, "", kept},
@@ -408,7 +416,7 @@ func TestHaltRecord(t *testing.T) {
 		{
 			"a record of a node left without processes turns to resistance when it is returned",
 			failed,
-			[]*ferryv1.ProcessPool{testPool("b", old, failsSpawns(target, "exited with status 1"), rolledOut(2))},
+			[]*ferryv1.ProcessPool{testPool("b", old, rolledOut(2), returnedFrom(target, "exited with status 1"))},
 			"", &ferryv1.HaltedRollout{Revision: target, Node: "b", Reason: "exited with status 1", Resisted: true, Since: earlier},
 		},
 		{"the record ends when its node runs the target", kept, []*ferryv1.ProcessPool{testPool("b", target, rolledOut(2))}, "", nil},
@@ -485,23 +493,27 @@ func TestReturnsFromTarget(t *testing.T) {
 	resistOff.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
 	blocking := &ferryv1.AppGroup{}
 	blocking.Spec.Restart.Strategy = ferryv1.RestartBlocking
+	resistedHere := &ferryv1.HaltedRollout{Revision: target, Node: "b", Resisted: true}
 	tests := []struct {
 		name   string
 		ag     *ferryv1.AppGroup
 		pool   *ferryv1.ProcessPool
 		proven bool
+		halt   *ferryv1.HaltedRollout
 		want   bool
 	}{
-		{"cannot spawn a target that never ran: back", &ferryv1.AppGroup{}, failing, false, true},
-		{"resisting: stays, its old processes serve", &ferryv1.AppGroup{}, testPool("b", target, resists(target, "x", "")), false, false},
-		{"the target ran rolled out on a node: stays and retries", &ferryv1.AppGroup{}, failing, true, false},
-		{"resistance off: stays and retries", resistOff, failing, false, false},
-		{"Blocking restarts give resistance up", blocking, failing, false, false},
+		{"cannot spawn a target that never ran: back", &ferryv1.AppGroup{}, failing, false, nil, true},
+		{"resisting: stays, its old processes serve", &ferryv1.AppGroup{}, testPool("b", target, resists(target, "x", "")), false, resistedHere, false},
+		{"the target ran rolled out on a node: stays and retries", &ferryv1.AppGroup{}, failing, true, nil, false},
+		{"... unless this node resisted it before (its agent restarted)", &ferryv1.AppGroup{}, failing, true, resistedHere, true},
+		{"... not when another node resisted it", &ferryv1.AppGroup{}, failing, true, &ferryv1.HaltedRollout{Revision: target, Node: "c", Resisted: true}, false},
+		{"resistance off: stays and retries", resistOff, failing, false, nil, false},
+		{"Blocking restarts give resistance up", blocking, failing, false, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := assessAll(target, tt.pool)[0]
-			if got := returnsFromTarget(tt.ag, r, tt.proven); got != tt.want {
+			if got := returnsFromTarget(tt.ag, r, tt.proven, tt.halt); got != tt.want {
 				t.Errorf("returnsFromTarget = %v, want %v", got, tt.want)
 			}
 		})

@@ -19,6 +19,12 @@ import (
 // of the AppGroup is gone.
 const DrainFinalizer = "ferry.dev/drain"
 
+// ReturnedFromAnnotation marks a pool the manager returned from the target
+// revision it could not spawn to an older one; its value is that target.
+// It is the pool's own evidence of the halt, should the AppGroup's status
+// lose it, and is removed when the pool gets a target again.
+const ReturnedFromAnnotation = "ferry.dev/returned-from"
+
 // hashLen is how many hex characters of a SHA-256 suffix a shortened name.
 const hashLen = 10
 
