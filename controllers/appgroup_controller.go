@@ -118,6 +118,8 @@ type AppGroupReconciler struct {
 	AgentStaleAfter time.Duration
 
 	resisting resistingSet
+	// written is the rollout memory of each AppGroup's last status write.
+	written writtenMemory
 	// contact is the manager's contact with the API server, probed by the
 	// lease watcher; nil without one.
 	contact *apiContact
@@ -309,6 +311,8 @@ type scope struct {
 	lastGood *ferryv1.RolledOutRevision
 	// proven is the status's provenRevision as the pass has seen it.
 	proven string
+	// remembered is the memory the pass started from.
+	remembered ferryv1.AppGroupStatus
 }
 
 // remember brings halt and lastGood up to date with reports. A phase calls
@@ -331,8 +335,9 @@ func (s *scope) targetProven() bool { return s.target != "" && s.proven == s.tar
 
 // memoryMoved: the pass changed what the status remembers of the rollout.
 func (s *scope) memoryMoved() bool {
-	return !equality.Semantic.DeepEqual(s.halt, s.ag.Status.HaltedRollout) ||
-		!equality.Semantic.DeepEqual(s.lastGood, s.ag.Status.LastRolledOut) || s.proven != s.ag.Status.ProvenRevision
+	var now ferryv1.AppGroupStatus
+	now.HaltedRollout, now.LastRolledOut, now.ProvenRevision = s.halt, s.lastGood, s.proven
+	return !sameMemory(&now, &s.remembered)
 }
 
 // reports assesses the active pools at the pass's time.
@@ -352,6 +357,7 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if err := r.Client.Get(ctx, req.NamespacedName, ag); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.resisting.Set(req.NamespacedName, false)
+			r.written.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -444,6 +450,11 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	s.halt = ag.Status.HaltedRollout.DeepCopy()
 	s.lastGood = ag.Status.LastRolledOut.DeepCopy()
 	s.proven = ag.Status.ProvenRevision
+	if m, ok := r.written.get(ag); ok {
+		// The cache may not show the last write yet (writtenMemory).
+		s.halt, s.lastGood, s.proven = m.halt.DeepCopy(), m.lastGood.DeepCopy(), m.proven
+	}
+	s.remembered.HaltedRollout, s.remembered.LastRolledOut, s.remembered.ProvenRevision = s.halt.DeepCopy(), s.lastGood.DeepCopy(), s.proven
 
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
@@ -564,6 +575,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 		return ctrl.Result{}, err
 	}
 	r.resisting.Set(client.ObjectKeyFromObject(ag), false)
+	r.written.forget(client.ObjectKeyFromObject(ag))
 	log.Info("Released AppGroup after every pool drained")
 	return ctrl.Result{}, nil
 }
@@ -636,18 +648,9 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	if err := r.Client.Status().Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return 0, err
 	}
+	r.written.wrote(ag)
 	for _, ev := range statusEvents(ag, &old, &cur) {
 		r.record(ctx, ag, ev)
-	}
-	if !sameMemory(&old, &cur) {
-		// The next pass plans from what the status remembers: it must
-		// not read the AppGroup from before this write (a halt it did
-		// not see would give the halted revision to the next node).
-		if err := r.waitForCache(ctx, ag, func(o client.Object) bool {
-			return sameMemory(&o.(*ferryv1.AppGroup).Status, &cur)
-		}); err != nil {
-			return 0, err
-		}
 	}
 	return requeue, nil
 }
