@@ -562,6 +562,12 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 		return ctrl.Result{}, err
 	}
 	if len(s.owned) > 0 {
+		// Every endpoint turns terminating while its pool drains (the
+		// agents serve on for their drain delay), and goes with it.
+		s.draining = s.owned
+		if err := r.reconcileEndpoints(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
 		return r.deletingStatus(ctx, s)
 	}
 	// The cache says every pool is gone; make sure before letting go.

@@ -339,6 +339,16 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 		return writeFailed("create or update Service "+name, err)
 	}
 
+	return r.reconcileEndpoints(ctx, s)
+}
+
+// reconcileEndpoints keeps the AppGroup's EndpointSlice: the active pools
+// of the pass (s.pools, none while the AppGroup is deleted) and the
+// draining ones (s.draining), terminating.
+func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) error {
+	ag := s.ag
+	name := contract.ServiceName(ag.Name)
+	port := ag.Spec.Listen.Port
 	reports := s.reports(r.AgentStaleAfter)
 	active := make([]poolReport, 0, len(reports))
 	for _, node := range s.nodes {

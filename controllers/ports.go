@@ -156,7 +156,11 @@ func (r *AppGroupReconciler) portRivals(ctx context.Context, ag *ferryv1.AppGrou
 			claim(key, created).Holds[node] = true
 		}
 	}
-	if len(self.Holds) < len(self.Selects) {
+	short := false // a selected node without an own pool on the port
+	for node := range self.Selects {
+		short = short || !self.Holds[node]
+	}
+	if short {
 		var list ferryv1.AppGroupList
 		if err := r.Client.List(ctx, &list, client.MatchingFields{portIndex: strconv.Itoa(int(port))},
 			client.UnsafeDisableDeepCopy); err != nil {
@@ -166,8 +170,11 @@ func (r *AppGroupReconciler) portRivals(ctx context.Context, ag *ferryv1.AppGrou
 			o := &list.Items[i]
 			key := client.ObjectKeyFromObject(o)
 			c := portClaim{Key: key, Created: o.CreationTimestamp.Time}
-			if o.UID == ag.UID || !c.before(self, "") {
-				continue // a newer AppGroup's selection never beats ag's
+			if o.UID == ag.UID || !o.DeletionTimestamp.IsZero() || !c.before(self, "") {
+				// A newer AppGroup's selection never beats ag's; a deleted
+				// one's ends at once (what it still has holds through its
+				// pools).
+				continue
 			}
 			sel := labels.SelectorFromSet(o.Spec.NodeSelector)
 			for node := range selected {

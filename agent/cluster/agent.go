@@ -305,16 +305,20 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	a.draining[key] = true
 	rp := a.pools[key]
 	delete(a.pools, key)
+	// Forget the saved spec now, not after the drain: a pool of the same
+	// name created meanwhile (this one released by hand, or by the
+	// manager when its Node went) saves its own, which must stay.
+	delete(a.saved, key)
 	a.mu.Unlock()
+	if err := a.store.remove(key); err != nil {
+		a.log.Error(err, "Could not remove the saved spec of a deleted pool", "pool", key)
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		if rp != nil {
 			a.drainDelay(rp)
 			rp.close()
-		}
-		if err := a.store.remove(key); err != nil {
-			a.log.Error(err, "Could not remove the saved spec of a deleted pool", "pool", key)
 		}
 		for attempt := 0; ; attempt++ {
 			err := a.removeFinalizer(context.Background(), pp)
@@ -324,6 +328,9 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 			if apierrors.IsConflict(err) {
 				fresh := &ferryv1.ProcessPool{}
 				if a.client.Get(context.Background(), key, fresh) == nil {
+					if fresh.UID != pp.UID {
+						break // released meanwhile; a new pool has the name
+					}
 					pp = fresh
 				}
 			}
