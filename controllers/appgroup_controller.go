@@ -451,7 +451,16 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	s.lastGood = ag.Status.LastRolledOut.DeepCopy()
 	s.proven = ag.Status.ProvenRevision
 	if m, ok := r.written.get(ag); ok {
-		// The cache may not show the last write yet (writtenMemory).
+		// The cache does not show the last write yet, or its outcome is
+		// unknown (writtenMemory).
+		if m.uncertain {
+			fresh := &ferryv1.AppGroup{}
+			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(ag), fresh); err != nil {
+				r.written.failed(ag)
+				return nil, err
+			}
+			m.halt, m.lastGood, m.proven = fresh.Status.HaltedRollout, fresh.Status.LastRolledOut, fresh.Status.ProvenRevision
+		}
 		s.halt, s.lastGood, s.proven = m.halt.DeepCopy(), m.lastGood.DeepCopy(), m.proven
 	}
 	s.remembered.HaltedRollout, s.remembered.LastRolledOut, s.remembered.ProvenRevision = s.halt.DeepCopy(), s.lastGood.DeepCopy(), s.proven
@@ -595,13 +604,12 @@ func (r *AppGroupReconciler) deletingStatus(ctx context.Context, s *scope) (ctrl
 	for _, p := range s.owned {
 		reports = append(reports, assessPool(p, s.target, s.now, r.AgentStaleAfter, s.leases[p.Spec.NodeName], s.hearing))
 	}
-	c := deletingCondition(reports, s.now, r.AgentStaleAfter)
-	c.ObservedGeneration = s.ag.Generation
-	c.LastTransitionTime = lastTransition(s.now)
-	orig := s.ag.DeepCopy()
-	if !meta.SetStatusCondition(&s.ag.Status.Conditions, c) {
+	cur := deletingStatus(s.ag, reports, s.now, r.AgentStaleAfter)
+	if equality.Semantic.DeepEqual(s.ag.Status, cur) {
 		return ctrl.Result{RequeueAfter: nextStaleness(byNode(reports))}, nil
 	}
+	orig := s.ag.DeepCopy()
+	s.ag.Status = cur
 	err := r.Client.Status().Patch(ctx, s.ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
@@ -652,9 +660,12 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	old := orig.Status
 	ag.Status = cur
 	if err := r.Client.Status().Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		if !apierrors.IsConflict(err) {
+			r.written.failed(orig)
+		}
 		return 0, err
 	}
-	r.written.wrote(ag)
+	r.written.wrote(ag, orig.ResourceVersion)
 	for _, ev := range statusEvents(ag, &old, &cur) {
 		r.record(ctx, ag, ev)
 	}

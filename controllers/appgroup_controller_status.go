@@ -112,6 +112,11 @@ func processCounts(in rollupInput) ferryv1.ProcessCounts {
 // those whose every process runs the target.
 func nodeCounts(in rollupInput) ferryv1.NodeCounts {
 	nc := ferryv1.NodeCounts{Total: int32(len(in.Nodes))}
+	for node := range in.PortLost {
+		if !slices.Contains(in.Nodes, node) {
+			nc.Total++ // selected, but another AppGroup has the port there
+		}
+	}
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		if !ok {
@@ -201,6 +206,9 @@ func poolNotReadyDetail(r poolReport) string {
 func rollingRestartCondition(in rollupInput) metav1.Condition {
 	c := metav1.Condition{Type: ferryv1.ConditionRollingRestart}
 	switch {
+	case len(in.Nodes) == 0 && len(in.PortLost) > 0:
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+			"No node to roll: another AppGroup has listen.port on every selected node (see Ready, PortConflict)")
 	case len(in.Nodes) == 0:
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "No node is selected")
 	case in.Target == "":
@@ -362,6 +370,34 @@ func resistingCondition(in rollupInput) metav1.Condition {
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, "No pool resists a deployment error")
 }
 
+// deletingStatus is the status of a deleted AppGroup: counts of the pools
+// still there, Ready as deletingCondition says, and RollingRestart and
+// ResistingDeploymentError ended (nothing rolls or resists any more), so
+// that no condition goes on describing what was.
+func deletingStatus(ag *ferryv1.AppGroup, pools []poolReport, now time.Time, staleAfter time.Duration) ferryv1.AppGroupStatus {
+	st := *ag.Status.DeepCopy()
+	in := rollupInput{AppGroup: ag, Target: st.Revision, Reports: byNode(pools), Now: now, StaleAfter: staleAfter}
+	for _, r := range pools {
+		in.Nodes = append(in.Nodes, r.Node)
+	}
+	slices.Sort(in.Nodes)
+	st.Processes, st.Nodes = processCounts(in), nodeCounts(in)
+	st.ReadyProcesses = fmt.Sprintf("%d/%d", st.Processes.Ready, st.Processes.Total)
+	st.ReadyNodes = fmt.Sprintf("%d/%d", st.Nodes.Ready, st.Nodes.Total)
+	ready := deletingCondition(pools, now, staleAfter)
+	for _, c := range []metav1.Condition{
+		ready,
+		withStatus(metav1.Condition{Type: ferryv1.ConditionRollingRestart}, metav1.ConditionFalse, ferryv1.ReasonDeleting, ready.Message),
+		withStatus(metav1.Condition{Type: ferryv1.ConditionResistingDeploymentError}, metav1.ConditionFalse, ferryv1.ReasonDeleting,
+			"The AppGroup is being deleted"),
+	} {
+		c.ObservedGeneration = ag.Generation
+		c.LastTransitionTime = lastTransition(now)
+		meta.SetStatusCondition(&st.Conditions, c)
+	}
+	return st
+}
+
 // deletingCondition is Ready while the AppGroup is deleted: which nodes'
 // agents are still to drain their pools, and which of them are silent
 // (staleMessage), with what releases such a pool.
@@ -380,9 +416,9 @@ func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Durati
 	}
 	slices.Sort(nodes)
 	slices.Sort(stale)
-	msg := "Deleting: waiting for the agent on " + nodeList(nodes) + " to drain its pool"
+	msg := "Waiting for the agent on " + nodeList(nodes) + " to drain its pool"
 	if len(nodes) > 1 {
-		msg = "Deleting: waiting for the agents on " + nodeList(nodes) + " to drain their pools"
+		msg = "Waiting for the agents on " + nodeList(nodes) + " to drain their pools"
 	}
 	if len(stale) > 0 {
 		in := rollupInput{Now: now, StaleAfter: staleAfter, Reports: byNode(pools)}

@@ -400,9 +400,9 @@ func TestDeletingCondition(t *testing.T) {
 		pools []*ferryv1.ProcessPool
 		want  []string
 	}{
-		{"one agent to drain", []*ferryv1.ProcessPool{fresh}, []string{"Deleting: waiting for the agent on node-a to drain its pool"}},
+		{"one agent to drain", []*ferryv1.ProcessPool{fresh}, []string{"Waiting for the agent on node-a to drain its pool"}},
 		{"two, one silent", []*ferryv1.ProcessPool{silent, fresh}, []string{
-			"waiting for the agents on node-a and node-b to drain their pools",
+			"Waiting for the agents on node-a and node-b to drain their pools",
 			"The agent on node-b has not reported since 2026-05-01T11:59:00Z",
 			"remove the ferry.dev/drain finalizer from ProcessPool ns/blog-node-b",
 		}},

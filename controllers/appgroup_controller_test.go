@@ -987,7 +987,13 @@ func TestDeleteAppGroup(t *testing.T) {
 		t.Fatal("AppGroup not being deleted")
 	}
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting,
-		"Deleting: waiting for the agent on "+b+" to drain its pool")
+		"Waiting for the agent on "+b+" to drain its pool")
+	// What kubectl get shows: the pools left, and the same words.
+	deleting := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonDeleting,
+		"Waiting for the agent on "+b)
+	if deleting.Status.ReadyNodes != "1/1" {
+		t.Errorf("readyNodes %q while deleting with one pool left, want 1/1", deleting.Status.ReadyNodes)
+	}
 	// b's agent is dead: the status says so, and how to let go.
 	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
 	setNodeLabel(t, a, "test.ferry.dev/poke", "1") // a pass now, not at the requeue (in real time)
@@ -1144,6 +1150,11 @@ func TestPortConflict(t *testing.T) {
 	waitCondition(t, ns, "second", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
 		"listen.port 8080 is taken: on "+a+" and "+b+" it belongs to AppGroup "+ns+"/first")
 	waitEvent(t, ns, "second", corev1.EventTypeWarning, controllers.EventPortConflict, ns+"/first")
+	second := waitCondition(t, ns, "second", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+		"another AppGroup has listen.port on every selected node")
+	if second.Status.ReadyNodes != "0/2" {
+		t.Errorf("readyNodes %q, want 0/2: both nodes are selected, neither is served", second.Status.ReadyNodes)
+	}
 	settle(t, ns, "first", agentA)
 	if ps, err := pools(testContext(t), ns, "second"); err != nil || len(ps) != 0 {
 		t.Fatalf("second has pools %v (%v), want none", ps, err)

@@ -30,7 +30,7 @@ func TestDeletedAppGroupEndpointsTurnTerminating(t *testing.T) {
 	agentA.drain("blog")
 	setNodeLabel(t, b, "test.ferry.dev/poke", "1")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting,
-		"Deleting: waiting for the agent on "+b+" to drain its pool")
+		"Waiting for the agent on "+b+" to drain its pool")
 	if err := checkEndpoints(ns, "blog", map[string]bool{"192.0.2.3": false}); err != nil {
 		t.Errorf("while the AppGroup is deleted: %v (want a's drained endpoint gone and b's not ready/terminating)", err)
 	}

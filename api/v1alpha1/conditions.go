@@ -70,7 +70,8 @@ const (
 	// gets no pool there until the port is free.
 	ReasonPortConflict = "PortConflict"
 	// ReasonDeleting: the AppGroup is being deleted; it is released once
-	// every node's agent has drained its pool.
+	// every node's agent has drained its pool. On every condition of a
+	// deleted AppGroup: nothing rolls or resists any more.
 	ReasonDeleting = "Deleting"
 )
 
