@@ -301,6 +301,9 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 			if returned {
 				log.Info("Returned node to an older revision: it cannot spawn the target, which runs nowhere yet",
 					"pool", klog.KObj(p), "node", node, "revision", p.Spec.Revision, "halted", s.target)
+				r.record(ctx, s.ag, statusEvent{Type: corev1.EventTypeWarning, Reason: EventNodeReturned, Action: "Rollout",
+					Note: fmt.Sprintf("Returned node %s to revision %s: it cannot spawn revision %s and had no older process to serve",
+						node, p.Spec.Revision, s.target)})
 			} else {
 				log.Info("Gave revision to node", "pool", klog.KObj(p), "node", node, "revision", s.target)
 			}

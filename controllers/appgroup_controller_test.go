@@ -459,6 +459,7 @@ func TestNodeThatCannotResistReturnsToLastRolledOut(t *testing.T) {
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
 	agents[1].failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNodeReturned, "node "+b, "revision "+rev1, "cannot spawn revision "+rev2)
 	if root := agents[1].pool("blog").Spec.Template.App.Root; root != "/srv/blog" {
 		t.Errorf("node %s returned to revision 1 with app root %q, want /srv/blog", b, root)
 	}

@@ -33,6 +33,10 @@ const (
 	EventDeploymentErrorResolved = "DeploymentErrorResolved"
 	// EventInvalidRevision: the revision annotation is invalid (Warning).
 	EventInvalidRevision = "InvalidRevision"
+	// EventNodeReturned: the manager returned a node's pool from the target
+	// it cannot spawn, with no older process to serve, to an older
+	// revision (Warning): the code that runs there changed.
+	EventNodeReturned = "NodeReturned"
 	// EventPortConflict: another AppGroup has listen.port on some selected
 	// nodes; this one gets no pool there (Warning).
 	EventPortConflict = "PortConflict"
