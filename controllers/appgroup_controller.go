@@ -362,6 +362,10 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		}
 		return ctrl.Result{}, err
 	}
+	ag, err := r.lastWritten(ctx, ag)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	if !ag.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, ag)
 	}
@@ -436,6 +440,25 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	return ctrl.Result{}, nil
 }
 
+// lastWritten is the AppGroup a pass starts from: the cached one, unless
+// the cache has not seen the manager's last status write yet
+// (writtenMemory), then the object that write returned, or the API
+// server's when its outcome is unknown.
+func (r *AppGroupReconciler) lastWritten(ctx context.Context, cached *ferryv1.AppGroup) (*ferryv1.AppGroup, error) {
+	obj, known, ok := r.written.newer(cached)
+	switch {
+	case !ok:
+		return cached, nil
+	case known:
+		return obj, nil
+	}
+	fresh := &ferryv1.AppGroup{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cached), fresh); err != nil {
+		return nil, err
+	}
+	return fresh, nil
+}
+
 // newScope reads what a pass needs: the target, the nodes and the pools.
 func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup) (*scope, error) {
 	s := &scope{
@@ -450,19 +473,6 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	s.halt = ag.Status.HaltedRollout.DeepCopy()
 	s.lastGood = ag.Status.LastRolledOut.DeepCopy()
 	s.proven = ag.Status.ProvenRevision
-	if m, ok := r.written.get(ag); ok {
-		// The cache does not show the last write yet, or its outcome is
-		// unknown (writtenMemory).
-		if m.uncertain {
-			fresh := &ferryv1.AppGroup{}
-			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(ag), fresh); err != nil {
-				r.written.failed(ag)
-				return nil, err
-			}
-			m.halt, m.lastGood, m.proven = fresh.Status.HaltedRollout, fresh.Status.LastRolledOut, fresh.Status.ProvenRevision
-		}
-		s.halt, s.lastGood, s.proven = m.halt.DeepCopy(), m.lastGood.DeepCopy(), m.proven
-	}
 	s.remembered.HaltedRollout, s.remembered.LastRolledOut, s.remembered.ProvenRevision = s.halt.DeepCopy(), s.lastGood.DeepCopy(), s.proven
 
 	nodes := &metav1.PartialObjectMetadataList{}
@@ -557,6 +567,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 		return ctrl.Result{}, nil
 	}
 	log := ctrl.LoggerFrom(ctx)
+	r.resisting.Set(client.ObjectKeyFromObject(ag), false) // nothing resists any more
 	s, err := r.newScope(ctx, ag)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -661,7 +672,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	ag.Status = cur
 	if err := r.Client.Status().Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		if !apierrors.IsConflict(err) {
-			r.written.failed(orig)
+			r.written.failed(orig, orig.ResourceVersion)
 		}
 		return 0, err
 	}

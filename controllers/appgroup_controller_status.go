@@ -112,11 +112,6 @@ func processCounts(in rollupInput) ferryv1.ProcessCounts {
 // those whose every process runs the target.
 func nodeCounts(in rollupInput) ferryv1.NodeCounts {
 	nc := ferryv1.NodeCounts{Total: int32(len(in.Nodes))}
-	for node := range in.PortLost {
-		if !slices.Contains(in.Nodes, node) {
-			nc.Total++ // selected, but another AppGroup has the port there
-		}
-	}
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		if !ok {
@@ -381,6 +376,7 @@ func deletingStatus(ag *ferryv1.AppGroup, pools []poolReport, now time.Time, sta
 		in.Nodes = append(in.Nodes, r.Node)
 	}
 	slices.Sort(in.Nodes)
+	st.ObservedGeneration = ag.Generation // the deletion raised it
 	st.Processes, st.Nodes = processCounts(in), nodeCounts(in)
 	st.ReadyProcesses = fmt.Sprintf("%d/%d", st.Processes.Ready, st.Processes.Total)
 	st.ReadyNodes = fmt.Sprintf("%d/%d", st.Nodes.Ready, st.Nodes.Total)

@@ -8,82 +8,89 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
-// rolloutMemory is what an AppGroup's status remembers of its rollout:
-// status.haltedRollout, lastRolledOut and provenRevision.
-type rolloutMemory struct {
+// lastWrite is the manager's last status write of one AppGroup.
+type lastWrite struct {
 	uid types.UID
-	// base is the resourceVersion the write was made on: while the cache
-	// still shows the AppGroup at it, the cache has not seen the write.
-	base string
-	// uncertain: a status write failed in a way that leaves unknown
-	// whether it was made (not a conflict); the next pass reads the
-	// AppGroup from the API server.
-	uncertain bool
-	halt      *ferryv1.HaltedRollout
-	lastGood  *ferryv1.RolledOutRevision
-	proven    string
+	// older are resourceVersions known to come before the write: the one
+	// it was made on and, when the pass started from an earlier entry,
+	// that entry's. While the cache shows the AppGroup at one of them, it
+	// has not seen the write.
+	older map[string]bool
+	// obj is the AppGroup as the write left it; nil when the write failed
+	// in a way that leaves unknown whether it was made (not a conflict).
+	obj *ferryv1.AppGroup
 }
 
-// writtenMemory keeps, per AppGroup, what the manager last wrote of the
-// rollout memory. The cache shows a write some time after it; a pass that
+// writtenMemory keeps each AppGroup's last status write until the cache
+// shows it. The cache shows a write some time after it; a pass that
 // follows at once (its own pool writes queue it) would plan from the
-// status before, and could give a halted revision to the next node. So a
-// pass takes the memory from here while the cache still shows the
-// AppGroup at the resourceVersion the write was made on: the write, made
-// with that resourceVersion as its precondition, is the next one after it.
-// Once the cache shows any other version, it has seen the write (or
-// someone else's since), and the entry is dropped. A new leader starts
-// empty.
+// status before, which may lack a halt the last pass found, and give the
+// halted revision to the next node; and its own status write, made on the
+// cache's resourceVersion, would fail.
+//
+// A write made on resourceVersion base is the next version after it, so
+// while the cache shows the AppGroup at base, the cache has not seen the
+// write, and a pass starts from the object the write returned (its spec
+// is the cache's: the write was to the status). When the write's outcome
+// is unknown, a pass reads the API server. Once the cache shows any other
+// version, it has seen the write (or someone's since), and the entry goes.
+// A new leader starts empty.
 type writtenMemory struct {
 	mu sync.Mutex
-	m  map[types.NamespacedName]rolloutMemory
+	m  map[types.NamespacedName]lastWrite
 }
 
 func keyOf(ag *ferryv1.AppGroup) types.NamespacedName {
 	return types.NamespacedName{Namespace: ag.Namespace, Name: ag.Name}
 }
 
-// get is what a pass over ag (as the cache shows it) should start from,
-// when not the cache's status: the memory of a write the cache has not
-// seen yet (uncertain false), or the word that the last write's outcome is
-// unknown (uncertain true: read the API server).
-func (w *writtenMemory) get(ag *ferryv1.AppGroup) (rolloutMemory, bool) {
+// newer is what a pass over cached (as the cache shows it) should start
+// from instead, if anything: the object of a write the cache has not seen
+// yet (known true), or the word that such a write's outcome is unknown
+// (known false: read the API server).
+func (w *writtenMemory) newer(cached *ferryv1.AppGroup) (obj *ferryv1.AppGroup, known, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	m, ok := w.m[keyOf(ag)]
+	e, found := w.m[keyOf(cached)]
 	switch {
-	case !ok || m.uid != ag.UID:
-		return rolloutMemory{}, false
-	case m.uncertain:
-		delete(w.m, keyOf(ag))
-		return m, true
-	case m.base != ag.ResourceVersion:
-		delete(w.m, keyOf(ag)) // the cache has caught up
-		return rolloutMemory{}, false
+	case !found:
+		return nil, false, false
+	case e.uid != cached.UID || !e.older[cached.ResourceVersion]:
+		delete(w.m, keyOf(cached)) // another object, or the cache has caught up
+		return nil, false, false
+	case e.obj == nil:
+		return nil, false, true
 	}
-	return m, true
+	return e.obj.DeepCopy(), true, true
 }
 
-// wrote records the memory of a status just written for ag, on the
-// resourceVersion base.
+// wrote records a status write made on base that left ag.
 func (w *writtenMemory) wrote(ag *ferryv1.AppGroup, base string) {
-	w.set(ag, rolloutMemory{uid: ag.UID, base: base, halt: ag.Status.HaltedRollout.DeepCopy(),
-		lastGood: ag.Status.LastRolledOut.DeepCopy(), proven: ag.Status.ProvenRevision})
+	w.set(ag, base, ag.DeepCopy())
 }
 
-// failed records that a status write for ag failed with an error that
+// failed records that a status write made on base failed in a way that
 // leaves unknown whether it was made.
-func (w *writtenMemory) failed(ag *ferryv1.AppGroup) {
-	w.set(ag, rolloutMemory{uid: ag.UID, uncertain: true})
+func (w *writtenMemory) failed(ag *ferryv1.AppGroup, base string) {
+	w.set(ag, base, nil)
 }
 
-func (w *writtenMemory) set(ag *ferryv1.AppGroup, m rolloutMemory) {
+// set records a write made on base. An entry still there is the one the
+// pass started from (newer drops those the cache caught up with): the
+// versions it knew to be older are older than this write too.
+func (w *writtenMemory) set(ag *ferryv1.AppGroup, base string, obj *ferryv1.AppGroup) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.m == nil {
-		w.m = map[types.NamespacedName]rolloutMemory{}
+		w.m = map[types.NamespacedName]lastWrite{}
 	}
-	w.m[keyOf(ag)] = m
+	e := lastWrite{uid: ag.UID, obj: obj, older: map[string]bool{base: true}}
+	if prev, ok := w.m[keyOf(ag)]; ok && prev.uid == ag.UID {
+		for v := range prev.older {
+			e.older[v] = true
+		}
+	}
+	w.m[keyOf(ag)] = e
 }
 
 // forget drops an AppGroup that is gone.

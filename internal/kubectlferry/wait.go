@@ -32,6 +32,9 @@ var ErrNoNodes = errors.New("no node selected")
 // nodes, so the revision cannot reach them.
 var ErrPortConflict = errors.New("port conflict")
 
+// ErrDeleted: the AppGroup was deleted while waiting.
+var ErrDeleted = errors.New("deleted")
+
 // ErrSuperseded: the revision annotation changed again while waiting.
 var ErrSuperseded = errors.New("superseded")
 
@@ -68,6 +71,9 @@ func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 		}
 		return rollout{Done: true, Err: fmt.Errorf("%w: the rollout of revision %s was superseded: %s is now %s",
 			ErrSuperseded, annotation, ferryv1.RevisionAnnotation, now)}
+	}
+	if !ag.DeletionTimestamp.IsZero() {
+		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s is being deleted", ErrDeleted, ag.Namespace, ag.Name)}
 	}
 	if !onRevision(st.Revision, annotation) {
 		was := st.Revision

@@ -80,6 +80,10 @@ func TestAssessRollout(t *testing.T) {
 				st.Nodes = ferryv1.NodeCounts{}
 				set(st, cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes, "No node matches spec.nodeSelector"))
 			}},
+		{name: "being deleted", done: true, err: ErrDeleted,
+			mutate: func(ag *ferryv1.AppGroup, _ *ferryv1.AppGroupStatus) {
+				ag.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+			}},
 		{name: "another AppGroup has the port on a node", done: true, err: ErrPortConflict,
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				set(st, cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict, "listen.port 8080 on node-2 belongs to AppGroup shop/cart"))
