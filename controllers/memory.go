@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -11,10 +12,11 @@ import (
 // lastWrite is the manager's last status write of one AppGroup.
 type lastWrite struct {
 	uid types.UID
-	// older are resourceVersions known to come before the write: the one
-	// it was made on and, when the pass started from an earlier entry,
-	// that entry's. While the cache shows the AppGroup at one of them, it
-	// has not seen the write.
+	// base is the resourceVersion the write was made on.
+	base string
+	// older are resourceVersions known to come before the write: base
+	// and, when the pass started from an earlier entry, that entry's. They
+	// decide only where resourceVersions cannot be compared (behind).
 	older map[string]bool
 	// obj is the AppGroup as the write left it; nil when the write failed
 	// in a way that leaves unknown whether it was made (not a conflict).
@@ -28,13 +30,12 @@ type lastWrite struct {
 // halted revision to the next node; and its own status write, made on the
 // cache's resourceVersion, would fail.
 //
-// A write made on resourceVersion base is the next version after it, so
-// while the cache shows the AppGroup at base, the cache has not seen the
-// write, and a pass starts from the object the write returned (its spec
-// is the cache's: the write was to the status). When the write's outcome
-// is unknown, a pass reads the API server. Once the cache shows any other
-// version, it has seen the write (or someone's since), and the entry goes.
-// A new leader starts empty.
+// While the cache shows the AppGroup at a version before the write
+// (behind), a pass starts from the object the write returned (its spec is
+// at least as new as the cache's), so that it plans from the last status
+// and its own write's precondition is current. When the write's outcome
+// is unknown, passes read the API server. Once the cache has caught up,
+// the entry goes. A new leader starts empty.
 type writtenMemory struct {
 	mu sync.Mutex
 	m  map[types.NamespacedName]lastWrite
@@ -55,7 +56,7 @@ func (w *writtenMemory) newer(cached *ferryv1.AppGroup) (obj *ferryv1.AppGroup, 
 	switch {
 	case !found:
 		return nil, false, false
-	case e.uid != cached.UID || !e.older[cached.ResourceVersion]:
+	case e.uid != cached.UID || !e.behind(cached.ResourceVersion):
 		delete(w.m, keyOf(cached)) // another object, or the cache has caught up
 		return nil, false, false
 	case e.obj == nil:
@@ -84,7 +85,7 @@ func (w *writtenMemory) set(ag *ferryv1.AppGroup, base string, obj *ferryv1.AppG
 	if w.m == nil {
 		w.m = map[types.NamespacedName]lastWrite{}
 	}
-	e := lastWrite{uid: ag.UID, obj: obj, older: map[string]bool{base: true}}
+	e := lastWrite{uid: ag.UID, base: base, obj: obj, older: map[string]bool{base: true}}
 	if prev, ok := w.m[keyOf(ag)]; ok && prev.uid == ag.UID {
 		for v := range prev.older {
 			e.older[v] = true
@@ -98,4 +99,26 @@ func (w *writtenMemory) forget(key types.NamespacedName) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.m, key)
+}
+
+// behind: a cache showing the AppGroup at rv has not seen the write. The
+// API server's resourceVersions compare as numbers (etcd's revisions): the
+// cache is behind a known write while below the version it returned, and
+// behind a write of unknown outcome while at or below the version it was
+// made on (the write, with that version as its precondition, would be the
+// next one). Where they do not compare, the versions known to come before
+// the write decide, which can miss versions it never saw.
+func (e lastWrite) behind(rv string) bool {
+	ref, unknown := e.base, e.obj == nil
+	if !unknown {
+		ref = e.obj.ResourceVersion
+	}
+	c, err := resourceversion.CompareResourceVersion(rv, ref)
+	switch {
+	case err != nil:
+		return e.older[rv]
+	case unknown:
+		return c <= 0
+	}
+	return c < 0
 }

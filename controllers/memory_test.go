@@ -55,6 +55,37 @@ func TestWrittenMemory(t *testing.T) {
 	}
 }
 
+// TestWrittenMemoryVersionsNeverSeen: the cache may sit at versions the
+// manager never saw, between the write and what it knew: the
+// resourceVersions compare. (Found by review: the first version went by
+// the versions it knew.)
+func TestWrittenMemoryVersionsNeverSeen(t *testing.T) {
+	ag := func(rv string) *ferryv1.AppGroup {
+		return &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "blog", UID: "u1", ResourceVersion: rv}}
+	}
+	// The finalizer patch on 10 gave 11, the status write on 11 gave 12.
+	var w writtenMemory
+	w.wrote(ag("12"), "11")
+	for _, cached := range []string{"10", "11"} {
+		if _, known, ok := w.newer(ag(cached)); !ok || !known {
+			t.Errorf("the cache at %s has not seen the write 12, but the pass starts from it", cached)
+		}
+	}
+	// A write on 10 of unknown outcome (it landed as 11); someone wrote
+	// 12; a pass read the API server (12) and wrote 13.
+	w = writtenMemory{}
+	w.failed(ag("10"), "10")
+	w.wrote(ag("13"), "12")
+	for _, cached := range []string{"11", "12"} {
+		if _, known, ok := w.newer(ag(cached)); !ok || !known {
+			t.Errorf("the cache at %s has not seen the write 13, but the pass starts from it", cached)
+		}
+	}
+	if _, _, ok := w.newer(ag("13")); ok {
+		t.Error("the cache at 13 has seen the write")
+	}
+}
+
 // TestUncertainWriteReadsTheAPIServer: after a status write whose outcome
 // is unknown (its response lost), a pass starts from the API server's
 // AppGroup, not from a cache that may not show the write yet. (Found by
