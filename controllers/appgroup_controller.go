@@ -671,8 +671,10 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	old := orig.Status
 	ag.Status = cur
 	if err := r.Client.Status().Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		if !apierrors.IsConflict(err) && !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) && !apierrors.IsBadRequest(err) {
-			// The write may have been made (a timeout, a lost response).
+		if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) && !apierrors.IsBadRequest(err) {
+			// The write may have been made (a timeout, a lost response),
+			// or the pass started from an AppGroup behind the API
+			// server's (a conflict): the next pass reads the API server.
 			r.written.failed(orig, orig.ResourceVersion)
 		}
 		return 0, err

@@ -71,7 +71,9 @@ func (w *writtenMemory) wrote(ag *ferryv1.AppGroup, base string) {
 }
 
 // failed records that a status write made on base failed in a way that
-// leaves unknown whether it was made.
+// leaves unknown whether it was made, or that the AppGroup it was made on
+// was behind the API server's (a conflict): passes read the API server
+// until the cache moves past base.
 func (w *writtenMemory) failed(ag *ferryv1.AppGroup, base string) {
 	w.set(ag, base, nil)
 }

@@ -47,6 +47,16 @@ func TestWrittenMemory(t *testing.T) {
 		t.Error("an AppGroup recreated under the name took the old one's write")
 	}
 
+	// resourceVersions turned back (an etcd restore without
+	// --bump-revision): the pass starting from the recorded write
+	// conflicts, and the next reads the API server. (Found by review.)
+	w.wrote(ag("500"), "499")
+	w.failed(ag("500"), "500")
+	if _, known, ok := w.newer(ag("300")); !ok || known {
+		t.Errorf("after a conflict: known %v ok %v, want a read of the API server", known, ok)
+	}
+
+	w = writtenMemory{}
 	w.failed(ag("10"), "10")
 	for range 2 { // until the cache moves, every pass reads the API server
 		if _, known, ok := w.newer(ag("10")); !ok || known {
