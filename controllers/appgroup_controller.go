@@ -588,7 +588,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 		if err := r.reconcileEndpoints(ctx, s); err != nil {
 			return ctrl.Result{}, err
 		}
-		return r.deletingStatus(ctx, s)
+		return r.writeDeletingStatus(ctx, s)
 	}
 	// The cache says every pool is gone; make sure before letting go.
 	live, err := r.ownedPools(ctx, r.APIReader, ag)
@@ -606,11 +606,11 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	return ctrl.Result{}, nil
 }
 
-// deletingStatus says, in Ready, what a deleted AppGroup waits for: the
+// writeDeletingStatus says, in Ready, what a deleted AppGroup waits for: the
 // agents draining its pools, and which of them have gone silent (a dead
 // agent on a Node that still exists never drains). It looks again when a
 // report would turn stale.
-func (r *AppGroupReconciler) deletingStatus(ctx context.Context, s *scope) (ctrl.Result, error) {
+func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) (ctrl.Result, error) {
 	reports := make([]poolReport, 0, len(s.owned))
 	for _, p := range s.owned {
 		reports = append(reports, assessPool(p, s.target, s.now, r.AgentStaleAfter, s.leases[p.Spec.NodeName], s.hearing))

@@ -372,6 +372,47 @@ func rolledOutOnThree(t *testing.T, ns string, mutate func(*ferryv1.AppGroup)) (
 	return a, b, c, agents, target(t, ns, "blog")
 }
 
+// rolledOutOnTwo makes nodes a and b in ns, each with its agent, and
+// AppGroup name (as mutate leaves it; nil: the defaults) rolled out on
+// them, 2 processes each; it returns the nodes, the agents and the
+// AppGroup.
+func rolledOutOnTwo(t *testing.T, ns, name string, mutate func(*ferryv1.AppGroup)) (a, b string, agentA, agentB *simAgent, ag *ferryv1.AppGroup) {
+	t.Helper()
+	a, b = newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	ag = newAppGroup(t, ns, name, mutate)
+	agentA, agentB = newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	rollAll(name, 2, agentA, agentB)
+	waitRolledOut(t, ns, name, 2)
+	return a, b, agentA, agentB, ag
+}
+
+// revision2OnA is rolledOutOnThree's "blog", remembered rolled out on
+// revision 1 (lastRolledOut), then bumped to revision 2, which a rolled
+// out and b has been given.
+func revision2OnA(t *testing.T, ns string) (a, b, c string, agents []*simAgent, rev1, rev2 string) {
+	t.Helper()
+	a, b, c, agents, rev1 = rolledOutOnThree(t, ns, nil)
+	waitLastRolledOut(t, ns, "blog", rev1)
+	bump(t, ns, "blog", "2")
+	rev2 = target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	agents[0].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	return a, b, c, agents, rev1, rev2
+}
+
+// waitLastRolledOut waits until the AppGroup's status remembers revision
+// as the last rolled out everywhere, and returns the AppGroup.
+func waitLastRolledOut(t *testing.T, ns, name, revision string) *ferryv1.AppGroup {
+	t.Helper()
+	return waitStatus(t, ns, name, "lastRolledOut "+revision, func(st *ferryv1.AppGroupStatus) error {
+		if st.LastRolledOut == nil || st.LastRolledOut.Revision != revision {
+			return fmt.Errorf("lastRolledOut %+v", st.LastRolledOut)
+		}
+		return nil
+	})
+}
+
 func TestRolloutTwoNodesAtATime(t *testing.T) {
 	ns := newNamespace(t)
 	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
@@ -428,12 +469,10 @@ func TestFailingTargetHaltsRollout(t *testing.T) {
 	agents[1].rollOut("blog", 2)
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
 	agents[2].rollOut("blog", 2)
-	waitStatus(t, ns, "blog", "the halt over, revision 2 rolled out", func(st *ferryv1.AppGroupStatus) error {
-		if st.HaltedRollout != nil || st.LastRolledOut == nil || st.LastRolledOut.Revision != rev2 {
-			return fmt.Errorf("haltedRollout %+v, lastRolledOut %+v", st.HaltedRollout, st.LastRolledOut)
-		}
-		return nil
-	})
+	// The halt ends in the status write that records revision 2 rolled out.
+	if h := waitLastRolledOut(t, ns, "blog", rev2).Status.HaltedRollout; h != nil {
+		t.Errorf("haltedRollout %+v once revision 2 rolled out everywhere", h)
+	}
 }
 
 // TestNodeThatCannotResistReturnsToLastRolledOut: a node whose agent
@@ -444,12 +483,9 @@ func TestFailingTargetHaltsRollout(t *testing.T) {
 func TestNodeThatCannotResistReturnsToLastRolledOut(t *testing.T) {
 	ns := newNamespace(t)
 	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
-	waitStatus(t, ns, "blog", "revision 1 remembered", func(st *ferryv1.AppGroupStatus) error {
-		if l := st.LastRolledOut; l == nil || l.Revision != rev1 || l.App.Root != "/srv/blog" {
-			return fmt.Errorf("lastRolledOut %+v", l)
-		}
-		return nil
-	})
+	if l := waitLastRolledOut(t, ns, "blog", rev1).Status.LastRolledOut; l.App.Root != "/srv/blog" {
+		t.Errorf("lastRolledOut's app root %q, want /srv/blog", l.App.Root)
+	}
 
 	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
 		ag.Annotations[ferryv1.RevisionAnnotation] = "2"
@@ -490,11 +526,7 @@ func TestNodeThatCannotResistReturnsToLastRolledOut(t *testing.T) {
 // reaches no further node, and the AppGroup still resists.
 func TestHaltOutlivesItsNodes(t *testing.T) {
 	ns := newNamespace(t)
-	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
-	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
-	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
-	rollAll("blog", 2, agentA, agentB)
-	waitRolledOut(t, ns, "blog", 2)
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
 	rev1 := target(t, ns, "blog")
 
 	bump(t, ns, "blog", "2")
@@ -600,11 +632,7 @@ func TestResistanceHaltsRollout(t *testing.T) {
 
 func TestStaleAgentMakesStatusUnknown(t *testing.T) {
 	ns := newNamespace(t)
-	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
-	newAppGroup(t, ns, "blog", nil)
-	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
-	rollAll("blog", 2, agentA, agentB)
-	waitRolledOut(t, ns, "blog", 2)
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
 
 	// Time passes; only b's agent keeps reporting.
 	lastReport := clk.Now()
@@ -968,11 +996,10 @@ func TestStatusWrittenOnlyWhenChanged(t *testing.T) {
 // stays until every pool drained or lost its node.
 func TestDeleteAppGroup(t *testing.T) {
 	ns := newNamespace(t)
-	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
-	ag := newAppGroup(t, ns, "blog", nil)
-	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
-	rollAll("blog", 2, agentA, agentB)
-	waitRolledOut(t, ns, "blog", 2)
+	a, b, agentA, _, ag := rolledOutOnTwo(t, ns, "blog", nil)
+	eventually(t, "both endpoints ready", func() error {
+		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.2": true, "192.0.2.3": true})
+	})
 
 	if err := env.Client.Delete(testContext(t), ag); err != nil {
 		t.Fatal(err)
@@ -994,6 +1021,12 @@ func TestDeleteAppGroup(t *testing.T) {
 		"Waiting for the agent on "+b)
 	if deleting.Status.ReadyNodes != "1/1" {
 		t.Errorf("readyNodes %q while deleting with one pool left, want 1/1", deleting.Status.ReadyNodes)
+	}
+	// Its endpoints turned terminating (its agent serves on through the
+	// drain delay), and the drained pool's went. (Found by review: they
+	// stayed ready until the AppGroup was released.)
+	if err := checkEndpoints(ns, "blog", map[string]bool{"192.0.2.3": false}); err != nil {
+		t.Errorf("while the AppGroup is deleted: %v (want a's drained endpoint gone and b's terminating)", err)
 	}
 	// b's agent is dead: the status says so, and how to let go.
 	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
@@ -1141,11 +1174,7 @@ func TestServiceLabelRemovedIsRestored(t *testing.T) {
 // its pools on their old port.
 func TestPortConflict(t *testing.T) {
 	ns := newNamespace(t)
-	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
-	first := newAppGroup(t, ns, "first", nil)
-	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
-	rollAll("first", 2, agentA, agentB)
-	waitRolledOut(t, ns, "first", 2)
+	a, b, agentA, agentB, first := rolledOutOnTwo(t, ns, "first", nil)
 
 	newAppGroup(t, ns, "second", nil)
 	waitCondition(t, ns, "second", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
@@ -1188,11 +1217,7 @@ func TestPortConflict(t *testing.T) {
 // same port and nodes.)
 func TestKeptPortStaysTaken(t *testing.T) {
 	ns := newNamespace(t)
-	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
-	newAppGroup(t, ns, "first", nil)
-	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
-	rollAll("first", 2, agentA, agentB)
-	waitRolledOut(t, ns, "first", 2)
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "first", nil)
 
 	newAppGroup(t, ns, "third", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 9090 })
 	rollAll("third", 2, agentA, agentB)
@@ -1218,6 +1243,67 @@ func TestKeptPortStaysTaken(t *testing.T) {
 	}
 }
 
+// TestDrainingPoolElsewhereLetsNewerTakeNode: beta (newer) holds n1 and
+// has a pool draining on n3 (unselected); a new node n2 is selected by
+// both beta and the older alpha. alpha wins n2 (older, neither holds), and
+// beta gets no pool there. (Found by review, against the real API server:
+// beta's pass skipped the AppGroup list and created a pool on n2 too.)
+func TestDrainingPoolElsewhereLetsNewerTakeNode(t *testing.T) {
+	ns := newNamespace(t)
+	const alphaLabel = "test.ferry.dev/alpha"
+	newAppGroup(t, ns, "alpha", func(ag *ferryv1.AppGroup) { ag.Spec.NodeSelector = map[string]string{alphaLabel: ns} })
+	// beta comes after alpha, in a later second or, in the same one, by
+	// name: alpha is the older either way.
+	n1, n3 := newNode(t, ns, "1", true), newNode(t, ns, "3", true)
+	newAppGroup(t, ns, "beta", nil)
+	a1, a3 := newAgent(t, ns, n1, "192.0.2.2"), newAgent(t, ns, n3, "192.0.2.4")
+	rollAll("beta", 2, a1, a3)
+	waitRolledOut(t, ns, "beta", 2)
+	setNodeLabel(t, n3, testLabel, "")
+	eventually(t, "beta's pool on n3 deleting", func() error {
+		p, err := a3.find("beta")
+		if err != nil || p.DeletionTimestamp.IsZero() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+
+	// n2 is selected by both from its creation on.
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: ns + "-2", Labels: map[string]string{testLabel: ns, alphaLabel: ns}}}
+	if err := env.Client.Create(testContext(t), node); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.IgnoreNotFound(env.Client.Delete(context.Background(), node)) })
+	n2 := node.Name
+	a2 := newAgent(t, ns, n2, "192.0.2.3")
+	a2.pool("alpha")
+	settle(t, ns, "beta", a1)
+	// A pool beta made there would still be here: no agent drains it.
+	if _, err := a2.find("beta"); err == nil {
+		t.Errorf("beta (newer) got a pool on %s, which the older alpha selects", n2)
+	}
+}
+
+// TestTerminatingAppGroupKeepsDrainedNodes: first (older) holds 8080 on a
+// and b; second waits. first is deleted; a's agent drains, b's agent is
+// dead, so first stays Terminating. Node a has no pool of first any more:
+// second takes it, while first waits for b. (Found by review: the first
+// version counted a deleted AppGroup's bare selection of a, and second
+// waited for as long as b's agent was dead.)
+func TestTerminatingAppGroupKeepsDrainedNodes(t *testing.T) {
+	ns := newNamespace(t)
+	_, _, agentA, _, first := rolledOutOnTwo(t, ns, "first", nil)
+	newAppGroup(t, ns, "second", nil) // newer than first: a later second or, in the same one, by name
+	waitCondition(t, ns, "second", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict)
+
+	if err := env.Client.Delete(testContext(t), first); err != nil {
+		t.Fatal(err)
+	}
+	agentA.drain("first")
+	// b's agent never drains.
+	agentA.pool("second")
+}
+
 // mustPools lists an AppGroup's pools by node.
 func mustPools(t *testing.T, ns, agName string) map[string]*ferryv1.ProcessPool {
 	t.Helper()
@@ -1237,18 +1323,7 @@ func mustPools(t *testing.T, ns, agName string) map[string]*ferryv1.ProcessPool 
 // returned the node to revision 1 and halted a revision that works.)
 func TestProvenRevisionIsRetriedNotReturned(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, nil)
-	waitStatus(t, ns, "blog", "revision 1 remembered", func(st *ferryv1.AppGroupStatus) error {
-		if st.LastRolledOut == nil || st.LastRolledOut.Revision != rev1 {
-			return fmt.Errorf("lastRolledOut %+v", st.LastRolledOut)
-		}
-		return nil
-	})
-	bump(t, ns, "blog", "2")
-	rev2 := target(t, ns, "blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
-	agents[0].rollOut("blog", 2)
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	a, b, c, agents, _, rev2 := revision2OnA(t, ns)
 
 	// a's agent restarts; its first spawns of the proven revision fail.
 	agents[0].failSpawns("blog", "could not connect to server: Connection refused (database at boot)")
@@ -1277,11 +1352,7 @@ func TestProvenRevisionIsRetriedNotReturned(t *testing.T) {
 // halt forever.)
 func TestHaltEndsWhenEveryNodeRunsTarget(t *testing.T) {
 	ns := newNamespace(t)
-	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
-	newAppGroup(t, ns, "blog", nil)
-	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
-	rollAll("blog", 2, agentA, agentB)
-	waitRolledOut(t, ns, "blog", 2)
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
 	rev1 := target(t, ns, "blog")
 
 	bump(t, ns, "blog", "2")
@@ -1295,12 +1366,7 @@ func TestHaltEndsWhenEveryNodeRunsTarget(t *testing.T) {
 	setNodeLabel(t, b, testLabel, "")
 	agentB.drain("blog")
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2})
-	waitStatus(t, ns, "blog", "revision 2 rolled out everywhere", func(st *ferryv1.AppGroupStatus) error {
-		if st.LastRolledOut == nil || st.LastRolledOut.Revision != rev2 {
-			return fmt.Errorf("lastRolledOut %+v", st.LastRolledOut)
-		}
-		return nil
-	})
+	waitLastRolledOut(t, ns, "blog", rev2)
 	settle(t, ns, "blog", agentA)
 	ag := getAppGroup(t, ns, "blog")
 	rr := conditionOf(&ag.Status, ferryv1.ConditionRollingRestart)
@@ -1325,17 +1391,12 @@ func TestHaltEndsWhenEveryNodeRunsTarget(t *testing.T) {
 // revision patches the pool (which queues the next pass) and then writes
 // haltedRollout. The next pass must not plan from an AppGroup read before
 // that write, or it gives the returned node the broken target again (found
-// by review; it failed 4 runs in 11 before the status write waited for
-// the cache and the returned pool became evidence of the halt itself).
+// by review; it failed 4 runs in 11 before the manager kept its last
+// status write and the returned pool became evidence of the halt itself).
 func TestReturnedNodeDoesNotFlap(t *testing.T) {
 	ns := newNamespace(t)
 	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
-	waitStatus(t, ns, "blog", "revision 1 remembered", func(st *ferryv1.AppGroupStatus) error {
-		if st.LastRolledOut == nil || st.LastRolledOut.Revision != rev1 {
-			return fmt.Errorf("lastRolledOut %+v", st.LastRolledOut)
-		}
-		return nil
-	})
+	waitLastRolledOut(t, ns, "blog", rev1)
 	bump(t, ns, "blog", "2")
 	rev2 := target(t, ns, "blog")
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
@@ -1355,18 +1416,7 @@ func TestReturnedNodeDoesNotFlap(t *testing.T) {
 // revision it resisted from. (Found by review: e9ff3f0 left it dark.)
 func TestResistingNodeRestartedOnProvenRevision(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, nil)
-	waitStatus(t, ns, "blog", "revision 1 remembered", func(st *ferryv1.AppGroupStatus) error {
-		if st.LastRolledOut == nil || st.LastRolledOut.Revision != rev1 {
-			return fmt.Errorf("lastRolledOut %+v", st.LastRolledOut)
-		}
-		return nil
-	})
-	bump(t, ns, "blog", "2")
-	rev2 := target(t, ns, "blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
-	agents[0].rollOut("blog", 2)
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	_, b, _, agents, rev1, rev2 := revision2OnA(t, ns)
 	agents[1].resist("blog", "exited with status 1", "ImportError: libfoo.so.1 (missing on this node)", 2)
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted)
 

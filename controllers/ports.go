@@ -48,13 +48,18 @@ type portClaim struct {
 
 // before is the order in which claims on one node's port win: the one that
 // holds the port there (what already serves keeps serving), then the older
-// AppGroup, then by namespace and name. It is a strict total order, so
-// exactly one claim wins on each node. With node "", it compares age
-// alone.
+// AppGroup (older). It is a strict total order, so exactly one claim wins
+// on each node.
 func (c portClaim) before(o portClaim, node string) bool {
-	if node != "" && c.Holds[node] != o.Holds[node] {
+	if c.Holds[node] != o.Holds[node] {
 		return c.Holds[node]
 	}
+	return c.older(o)
+}
+
+// older: c's AppGroup was created before o's, or in the same second and
+// before it by namespace and name.
+func (c portClaim) older(o portClaim) bool {
 	if !c.Created.Equal(o.Created) {
 		return c.Created.Before(o.Created)
 	}
@@ -148,12 +153,17 @@ func (r *AppGroupReconciler) portRivals(ctx context.Context, ag *ferryv1.AppGrou
 				continue
 			}
 			key := types.NamespacedName{Namespace: p.Namespace, Name: p.Spec.AppGroup}
-			created := p.CreationTimestamp.Time
-			owner := &ferryv1.AppGroup{}
-			if r.Client.Get(ctx, key, owner) == nil {
-				created = owner.CreationTimestamp.Time
+			if claims[key] == nil {
+				// Its AppGroup's age, read once per AppGroup; the pool's
+				// own when the AppGroup is gone.
+				created := p.CreationTimestamp.Time
+				owner := &ferryv1.AppGroup{}
+				if r.Client.Get(ctx, key, owner) == nil {
+					created = owner.CreationTimestamp.Time
+				}
+				claim(key, created)
 			}
-			claim(key, created).Holds[node] = true
+			claims[key].Holds[node] = true
 		}
 	}
 	short := false // a selected node without an own pool on the port
@@ -170,7 +180,7 @@ func (r *AppGroupReconciler) portRivals(ctx context.Context, ag *ferryv1.AppGrou
 			o := &list.Items[i]
 			key := client.ObjectKeyFromObject(o)
 			c := portClaim{Key: key, Created: o.CreationTimestamp.Time}
-			if o.UID == ag.UID || !o.DeletionTimestamp.IsZero() || !c.before(self, "") {
+			if o.UID == ag.UID || !o.DeletionTimestamp.IsZero() || !c.older(self) {
 				// A newer AppGroup's selection never beats ag's; a deleted
 				// one's ends at once (what it still has holds through its
 				// pools).

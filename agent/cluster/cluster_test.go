@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
@@ -113,6 +116,19 @@ func runAgent(t *testing.T, node string, cfg *rest.Config, stateDir string, opts
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
 	return stop
+}
+
+// readyPool creates a pool of the hello example named name on node,
+// listening on port, and waits until its agent reports it rolled out.
+func readyPool(t *testing.T, ns, name, node string, port int32) (*ferryv1.ProcessPool, types.NamespacedName) {
+	t.Helper()
+	pp := newPool(ns, name, node, "1-aaa", port, example("hello-wsgi"))
+	if err := env.Client.Create(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	waitPool(t, key, "a ready report", rolledOut)
+	return pp, key
 }
 
 func stateDir(t *testing.T) string {
@@ -280,12 +296,7 @@ func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	ns := namespace(t)
 	runAgent(t, "node-a", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 5 * time.Second })
 	port := freePort(t)
-	pp := newPool(ns, "hello-node-a", "node-a", "1-aaa", port, example("hello-wsgi"))
-	if err := env.Client.Create(ctx, pp); err != nil {
-		t.Fatal(err)
-	}
-	key := client.ObjectKeyFromObject(pp)
-	waitPool(t, key, "a ready report", rolledOut)
+	pp, key := readyPool(t, ns, "hello-node-a", "node-a", port)
 	if err := env.Client.Delete(ctx, pp); err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +458,6 @@ func (f *forwarder) restore(t *testing.T) {
 // keeps serving; restarted while it is still unreachable, it resumes its
 // pools from disk; once it is back, the status catches up.
 func TestAgentSurvivesTheAPIServer(t *testing.T) {
-	ctx := context.Background()
 	ns := namespace(t)
 	u, err := url.Parse(env.Config.Host)
 	if err != nil {
@@ -461,12 +471,7 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 	stop := runAgent(t, "node-s", cfg, state)
 
 	port := freePort(t)
-	pp := newPool(ns, "app-node-s", "node-s", "1-aaa", port, example("hello-wsgi"))
-	if err := env.Client.Create(ctx, pp); err != nil {
-		t.Fatal(err)
-	}
-	key := client.ObjectKeyFromObject(pp)
-	waitPool(t, key, "ready", rolledOut)
+	_, key := readyPool(t, ns, "app-node-s", "node-s", port)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
 	fwd.cut()
@@ -542,4 +547,61 @@ func TestSimulatedWorkers(t *testing.T) {
 	waitPool(t, key, "a simulated roll", func(p *ferryv1.ProcessPool) bool {
 		return p.Status.ObservedRevision == "2-bbb" && rolledOut(p)
 	})
+}
+
+// TestRecreatedDuringDrainDelay: a deleted pool is released by hand
+// (or by the manager, its Node gone) while its agent waits out the drain
+// delay, and a pool of the same name is created on the node again. The
+// old drain leaves the new pool's finalizer and saved spec alone. (Found by
+// review: it removed both.)
+func TestRecreatedDuringDrainDelay(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	dir := stateDir(t)
+	runAgent(t, "node-r", env.Config, dir, func(o *Options) { o.DrainDelay = 3 * time.Second })
+	port := freePort(t)
+	pp, key := readyPool(t, ns, "hello-node-r", "node-r", port)
+	if err := env.Client.Delete(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing the agent does shows that it has seen the deletion (the
+	// pool serves on through the delay); a second is ample.
+	time.Sleep(time.Second)
+	old := &ferryv1.ProcessPool{}
+	if err := env.Client.Get(ctx, key, old); err != nil {
+		t.Fatal(err)
+	}
+	orig := old.DeepCopy()
+	controllerutil.RemoveFinalizer(old, contract.DrainFinalizer)
+	if err := env.Client.Patch(ctx, old, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+	for env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	pp2 := newPool(ns, "hello-node-r", "node-r", "1-aaa", port, example("hello-wsgi"))
+	if err := env.Client.Create(ctx, pp2); err != nil {
+		t.Fatal(err)
+	}
+	waitPool(t, key, "the new pool ready", rolledOut) // its spec saved before it started
+	// What must not happen would happen when the old delay ends: nothing
+	// shows that it has, so wait past it.
+	time.Sleep(4 * time.Second)
+	got := &ferryv1.ProcessPool{}
+	if err := env.Client.Get(ctx, key, got); err != nil {
+		if apierrors.IsNotFound(err) {
+			t.Fatal("new pool gone")
+		}
+		t.Fatal(err)
+	}
+	if got.UID != pp2.UID {
+		t.Fatalf("not the new pool")
+	}
+	if !slices.Contains(got.Finalizers, contract.DrainFinalizer) {
+		t.Errorf("the old pool's drain removed the new pool's drain finalizer: %v", got.Finalizers)
+	}
+	st, _ := newStore(dir + "/pools")
+	if _, err := os.Stat(st.path(key)); err != nil {
+		t.Errorf("the new pool's saved spec: %v", err)
+	}
 }
