@@ -1072,18 +1072,26 @@ func renewLease(t *testing.T, node string) {
 	}
 }
 
+// rolledOutWithLease makes node a in ns, with an agent that has renewed
+// its Lease, and AppGroup "blog" rolled out on it.
+func rolledOutWithLease(t *testing.T, ns string) (a string, agentA *simAgent) {
+	t.Helper()
+	a = newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA = newAgent(t, ns, a, "192.0.2.2")
+	renewLease(t, a)
+	rollAll("blog", 2, agentA)
+	waitRolledOut(t, ns, "blog", 1)
+	return a, agentA
+}
+
 // TestAgentLeaseKeepsReportsFresh: an agent that renews its node's Lease
 // is alive even when it has not rewritten a pool's status for longer than
 // the staleness bound; once it stops renewing, the lease watcher makes the
 // AppGroup Unknown without any other event; renewing again restores it.
 func TestAgentLeaseKeepsReportsFresh(t *testing.T) {
 	ns := newNamespace(t)
-	a := newNode(t, ns, "a", true)
-	newAppGroup(t, ns, "blog", nil)
-	agentA := newAgent(t, ns, a, "192.0.2.2")
-	renewLease(t, a)
-	rollAll("blog", 2, agentA)
-	waitRolledOut(t, ns, "blog", 1)
+	a, _ := rolledOutWithLease(t, ns)
 
 	// Far past the bound since the pool's last report, but the lease is
 	// fresh: still Ready.
@@ -1109,12 +1117,7 @@ func TestAgentLeaseKeepsReportsFresh(t *testing.T) {
 // for minutes).
 func TestAgentDeadAfterAReportNewerThanItsLease(t *testing.T) {
 	ns := newNamespace(t)
-	a := newNode(t, ns, "a", true)
-	newAppGroup(t, ns, "blog", nil)
-	agentA := newAgent(t, ns, a, "192.0.2.2")
-	renewLease(t, a)
-	rollAll("blog", 2, agentA)
-	waitRolledOut(t, ns, "blog", 1)
+	a, agentA := rolledOutWithLease(t, ns)
 	renewed := clk.Now()
 	renewLease(t, a)
 
