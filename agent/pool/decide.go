@@ -30,6 +30,9 @@ type workerView struct {
 	sessions int
 	lastUsed time.Time
 	recycle  recycleReason
+	// replacing: a recycle or restart is replacing it; it leaves once its
+	// replacement is ready.
+	replacing bool
 }
 
 // recycleReason says why a worker should be replaced.
@@ -94,7 +97,12 @@ func decide(v view) decision {
 		}
 		return d
 	}
-	live := v.ready + v.spawning
+	// A worker being replaced is leaving: its replacement (spawning, then
+	// ready) stands for it. Counted, a recycle's surge above max had the
+	// excess rule stop a second worker, and the pool shrink and grow back
+	// (TestDecide: "a recycle's surge is not an excess").
+	ready := v.ready - v.leaving()
+	live := ready + v.spawning
 	if !v.now.Before(v.backoff) {
 		need := max(0, v.min-live)
 		if need == 0 && v.queued > 0 && v.spawning == 0 && !v.restart {
@@ -115,20 +123,37 @@ func decide(v view) decision {
 			}
 		}
 	}
-	if d.stop = excessVictims(v); len(d.stop) == 0 {
-		d.stop = idleVictims(v)
+	if d.stop = excessVictims(v, ready); len(d.stop) == 0 {
+		d.stop = idleVictims(v, ready)
 	}
 	return d
 }
 
+// leaving counts the ready workers being replaced.
+func (v view) leaving() int {
+	n := 0
+	for _, w := range v.workers {
+		if w.replacing {
+			n++
+		}
+	}
+	return n
+}
+
+// staying are the ready workers not being replaced: those the sizing rules
+// may stop.
+func (v view) staying() []workerView {
+	return slices.DeleteFunc(slices.Clone(v.workers), func(w workerView) bool { return w.replacing })
+}
+
 // excessVictims picks the workers above max to stop: least busy first,
 // then longest idle. They drain before they stop (retire).
-func excessVictims(v view) []int {
-	excess := v.ready - v.max
+func excessVictims(v view, ready int) []int {
+	excess := ready - v.max
 	if excess <= 0 {
 		return nil
 	}
-	ws := slices.Clone(v.workers)
+	ws := v.staying()
 	sort.SliceStable(ws, func(i, j int) bool {
 		if ws[i].sessions != ws[j].sessions {
 			return ws[i].sessions < ws[j].sessions
@@ -143,13 +168,13 @@ func excessVictims(v view) []int {
 }
 
 // idleVictims picks the workers to stop for idleness.
-func idleVictims(v view) []int {
-	surplus := v.ready - v.min
+func idleVictims(v view, ready int) []int {
+	surplus := ready - v.min
 	if surplus <= 0 || v.idle <= 0 || v.queued > 0 {
 		return nil
 	}
 	var idle []workerView
-	for _, w := range v.workers {
+	for _, w := range v.staying() {
 		if w.sessions == 0 && w.recycle == recycleNone && v.now.Sub(w.lastUsed) >= v.idle {
 			idle = append(idle, w)
 		}

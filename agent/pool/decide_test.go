@@ -82,6 +82,22 @@ func TestDecide(t *testing.T) {
 				{id: 5, lastUsed: idleSince(2 * time.Second)},
 			}
 		}), decision{stop: []int{3, 5}, recycle: -1, shutdown: -1}},
+		{"a recycle's surge is not an excess", with(func(v *view) {
+			v.ready, v.max, v.recycling = 3, 2, true
+			v.workers = []workerView{{id: 1, recycle: recycleMaxRequests, replacing: true}, {id: 2}, {id: 3}}
+		}), none},
+		{"a worker being replaced is neither surplus nor an idle victim", with(func(v *view) {
+			v.ready, v.recycling = 3, true
+			v.workers = []workerView{
+				{id: 1, recycle: recycleMaxRequests, replacing: true, lastUsed: idleSince(time.Hour)},
+				{id: 2, lastUsed: idleSince(time.Hour)},
+				{id: 3},
+			}
+		}), none},
+		{"above max with a recycle under way stops the excess of those staying", with(func(v *view) {
+			v.ready, v.max, v.recycling = 4, 2, true
+			v.workers = []workerView{{id: 1, replacing: true}, {id: 2, sessions: 1}, {id: 3}, {id: 4, sessions: 1}}
+		}), decision{stop: []int{3}, recycle: -1, shutdown: -1}},
 		{"above max while restarting: the restart's surge", with(func(v *view) {
 			v.ready, v.restart = 5, true
 			v.workers = []workerView{{id: 1}, {id: 2}, {id: 3}, {id: 4}, {id: 5}}

@@ -640,7 +640,8 @@ func (p *Pool) viewLocked(now time.Time) view {
 		switch w.state {
 		case ferryv1.ProcessReady:
 			v.ready++
-			v.workers = append(v.workers, workerView{id: w.ID, sessions: w.sessions, lastUsed: w.lastUsed, recycle: w.recycle})
+			v.workers = append(v.workers, workerView{id: w.ID, sessions: w.sessions, lastUsed: w.lastUsed, recycle: w.recycle,
+				replacing: w.replacing})
 		case ferryv1.ProcessSpawning:
 			v.spawning++
 		}
