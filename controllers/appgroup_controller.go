@@ -123,6 +123,9 @@ type AppGroupReconciler struct {
 	// contact is the manager's contact with the API server, probed by the
 	// lease watcher; nil without one.
 	contact *apiContact
+	// leases is the lease watcher, told of the agents passes judge silent;
+	// nil without one.
+	leases *leaseWatcher
 }
 
 // SetupWithManager registers the reconciler with mgr. Besides AppGroups it
@@ -172,11 +175,12 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.contact = newAPIContact(r.Clock)
 		w := &leaseWatcher{client: mgr.GetClient(), probe: r.APIReader, contact: r.contact,
 			namespace: r.LeaseNamespace, staleAfter: r.AgentStaleAfter,
-			every: 2 * time.Second, clock: r.Clock, events: events, stale: map[string]bool{}, renewed: map[string]time.Time{},
+			every: 2 * time.Second, clock: r.Clock, events: events, stale: map[string]bool{},
 			log: mgr.GetLogger().WithName("lease-watcher")}
 		if err := mgr.Add(w); err != nil {
 			return err
 		}
+		r.leases = w
 		b = b.WatchesRawSource(source.Channel(events, &handler.EnqueueRequestForObject{}))
 	}
 	return b.Complete(r)
@@ -615,6 +619,7 @@ func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) 
 	for _, p := range s.owned {
 		reports = append(reports, assessPool(p, s.target, s.now, r.AgentStaleAfter, s.leases[p.Spec.NodeName], s.hearing))
 	}
+	r.noteSilent(byNode(reports))
 	cur := deletingStatus(s.ag, reports, s.now, r.AgentStaleAfter)
 	if equality.Semantic.DeepEqual(s.ag.Status, cur) {
 		return ctrl.Result{RequeueAfter: nextStaleness(byNode(reports))}, nil
@@ -626,6 +631,19 @@ func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) 
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
 	return ctrl.Result{RequeueAfter: nextStaleness(byNode(reports))}, err
+}
+
+// noteSilent tells the lease watcher of the agents this pass judges silent,
+// so that their next renewal brings a pass that trusts them again.
+func (r *AppGroupReconciler) noteSilent(reports map[string]poolReport) {
+	if r.leases == nil {
+		return
+	}
+	for node, rep := range reports {
+		if rep.Stale {
+			r.leases.judgedSilent(node)
+		}
+	}
 }
 
 // byNode indexes reports by node.
@@ -648,6 +666,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	ag := s.ag
 	reports := s.reports(r.AgentStaleAfter)
 	s.remember(reports)
+	r.noteSilent(reports)
 	cur := computeStatus(rollupInput{
 		AppGroup:      ag,
 		Target:        s.target,

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -36,9 +37,39 @@ type leaseWatcher struct {
 	every      time.Duration
 	clock      clock.PassiveClock
 	events     chan<- event.GenericEvent
-	stale      map[string]bool      // node -> stale, as last seen
-	renewed    map[string]time.Time // node -> renewTime, as last seen
+	stale      map[string]bool // node -> stale, as last seen
 	log        logr.Logger
+
+	mu sync.Mutex
+	// judged are the nodes passes found silent since the last check
+	// (judgedSilent).
+	judged map[string]bool
+}
+
+// judgedSilent tells the watcher that a pass judged node's agent silent
+// (by the Lease it read, or by the pool's report where it read no Lease).
+// The next check that finds the Lease fresh asks for a
+// pass of the node's AppGroups, as when a check saw it stale: no check
+// may have (the agent renewed between two checks, or before the watcher
+// first saw its Lease), and nothing else would pass over those AppGroups
+// again (pools rewritten unchanged do not: poolChanged).
+func (w *leaseWatcher) judgedSilent(node string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.judged == nil {
+		w.judged = map[string]bool{}
+	}
+	w.judged[node] = true
+}
+
+// takeJudged returns and forgets the nodes judged silent since the last
+// call.
+func (w *leaseWatcher) takeJudged() map[string]bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	j := w.judged
+	w.judged = nil
+	return j
 }
 
 // Start checks the Leases every w.every until ctx is done.
@@ -76,6 +107,7 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 	}
 	heard := w.contact.hearing()
 	now := w.clock.Now()
+	judged := w.takeJudged()
 	seen := map[string]bool{}
 	for _, l := range leases.Items {
 		if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil {
@@ -85,18 +117,13 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 		seen[node] = true
 		stale := now.Sub(heard.from(l.Spec.RenewTime.Time, w.staleAfter)) > w.staleAfter
 		before, known := w.stale[node]
+		if judged[node] {
+			before, known = true, true // as the passes saw it
+		}
 		w.stale[node] = stale
-		// A renewal that comes more than the bound after the previous one
-		// ends a silence, even one too short for a check to see the Lease
-		// stale: a pass made during it read the node's reports as stale,
-		// and nothing else would pass over its AppGroups again (pools
-		// rewritten unchanged do not: poolChanged).
-		prev, renewedBefore := w.renewed[node]
-		w.renewed[node] = l.Spec.RenewTime.Time
-		gap := renewedBefore && l.Spec.RenewTime.Sub(prev) > w.staleAfter
 		// A Lease first seen stale counts as a change too: the passes so
 		// far may have trusted the node's reports.
-		if (known && before != stale) || (!known && stale) || gap {
+		if (known && before != stale) || (!known && stale) {
 			if err := w.enqueueNode(ctx, node); err != nil {
 				return err
 			}
@@ -105,7 +132,6 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 	for node := range w.stale {
 		if !seen[node] { // the Lease is gone: its pools' reports decide alone
 			delete(w.stale, node)
-			delete(w.renewed, node)
 			if err := w.enqueueNode(ctx, node); err != nil {
 				return err
 			}

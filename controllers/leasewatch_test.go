@@ -21,10 +21,12 @@ import (
 
 // TestLeaseWatcherNoticesShortSilences checks the lease watcher's passes:
 // none while the agent renews on time, one when its Lease goes stale, and
-// one after a silence longer than the bound that no check saw stale (the
-// agent renewed again between two checks). A fake client stands in for the
-// manager's cache: the watcher only reads it, and the test sets the
-// Lease's renewals and the clock check by check.
+// one when a Lease a pass judged silent is fresh again, even if no check
+// saw it stale (the agent renewed again between two checks, or before the
+// watcher first saw its Lease: TestAgentLeaseKeepsReportsFresh met that
+// on a busy machine). A fake client stands in for the manager's cache: the
+// watcher only reads it, and the test sets the Lease's renewals and the
+// clock check by check.
 func TestLeaseWatcherNoticesShortSilences(t *testing.T) {
 	ctx := context.Background()
 	lease := &coordinationv1.Lease{
@@ -38,19 +40,22 @@ func TestLeaseWatcherNoticesShortSilences(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(t0)
 	events := make(chan event.GenericEvent, 10)
 	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: time.Second, clock: clk,
-		events: events, stale: map[string]bool{}, renewed: map[string]time.Time{}, log: logr.Discard()}
+		events: events, stale: map[string]bool{}, log: logr.Discard()}
 
 	steps := []struct {
 		name           string
+		judged         bool          // a pass judged node-a silent before the check
 		renewed, check time.Duration // after t0
 		want           bool
 	}{
-		{"first seen, fresh", 0, time.Second, false},
-		{"renewed on time", 10 * time.Second, 11 * time.Second, false},
-		{"renewed after 50s of silence, never seen stale", 60 * time.Second, 61 * time.Second, true},
-		{"renewed on time again", 70 * time.Second, 71 * time.Second, false},
-		{"stale", 70 * time.Second, 71*time.Second + staleAfter + time.Second, true},
-		{"renewed again", 200 * time.Second, 201 * time.Second, true},
+		{"first seen, fresh, after a pass judged it silent", true, 0, time.Second, true},
+		{"renewed on time", false, 10 * time.Second, 11 * time.Second, false},
+		{"renewed after 50s of silence no pass judged", false, 60 * time.Second, 61 * time.Second, false},
+		{"renewed after a silence a pass judged, never seen stale", true, 70 * time.Second, 71 * time.Second, true},
+		{"renewed on time again", false, 80 * time.Second, 81 * time.Second, false},
+		{"stale", false, 80 * time.Second, 81*time.Second + staleAfter + time.Second, true},
+		{"judged silent while stale", true, 80 * time.Second, 81*time.Second + staleAfter + 2*time.Second, false},
+		{"renewed again", false, 200 * time.Second, 201 * time.Second, true},
 	}
 	for _, st := range steps {
 		lease.Spec.RenewTime = ptr.To(metav1.NewMicroTime(t0.Add(st.renewed)))
@@ -58,6 +63,9 @@ func TestLeaseWatcherNoticesShortSilences(t *testing.T) {
 			t.Fatal(err)
 		}
 		clk.SetTime(t0.Add(st.check))
+		if st.judged {
+			w.judgedSilent("node-a")
+		}
 		if err := w.check(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +104,8 @@ func TestLeaseWatcherForgivesItsOwnOutage(t *testing.T) {
 		{"back, the agent renewed, the cache behind", 61 * time.Second, false, 61 * time.Second, 0, false, 61 * time.Second},
 		{"the cache still behind", 63 * time.Second, false, 63 * time.Second, 0, false, 63 * time.Second},
 		{"still behind, past the bound", 120 * time.Second, false, 119 * time.Second, 0, false, 120 * time.Second},
-		{"caught up: a pass for the silence that ended", 121 * time.Second, false, 121 * time.Second, 121 * time.Second, true, 121 * time.Second},
+		// No pass judged the agent silent over the outage: none to redo.
+		{"caught up", 121 * time.Second, false, 121 * time.Second, 121 * time.Second, false, 121 * time.Second},
 		{"the agent died: within the bound", 121*time.Second + staleAfter, false, 121 * time.Second, 121 * time.Second, false, 121 * time.Second},
 		{"past it: stale", 122*time.Second + staleAfter, false, 121 * time.Second, 121 * time.Second, true, 121 * time.Second},
 	}
@@ -170,7 +179,7 @@ func outageWatcher(t *testing.T) (w *leaseWatcher, api, cache client.Client, con
 	events = make(chan event.GenericEvent, 10)
 	w = &leaseWatcher{client: cache, probe: &switchableReader{Reader: api}, contact: contact, namespace: "ferry-system",
 		staleAfter: staleAfter, every: time.Second, clock: clk, events: events,
-		stale: map[string]bool{}, renewed: map[string]time.Time{}, log: logr.Discard()}
+		stale: map[string]bool{}, log: logr.Discard()}
 	return w, api, cache, contact, events
 }
 
