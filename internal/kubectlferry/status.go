@@ -100,8 +100,11 @@ type PoolJSON struct {
 	Name string `json:"name"`
 	Node string `json:"node"`
 	// Revision is the pool's spec.revision: what its node should run.
-	Revision string                    `json:"revision"`
-	Status   ferryv1.ProcessPoolStatus `json:"status"`
+	Revision string `json:"revision"`
+	// ReturnedFrom is the revision the manager returned the pool from
+	// (the ferry.dev/returned-from annotation); empty when it did not.
+	ReturnedFrom string                    `json:"returnedFrom,omitempty"`
+	Status       ferryv1.ProcessPoolStatus `json:"status"`
 }
 
 func writeJSON(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
@@ -110,7 +113,8 @@ func writeJSON(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) e
 		Generation: ag.Generation, Status: ag.Status, Pools: make([]PoolJSON, 0, len(pools)),
 	}
 	for _, p := range pools {
-		out.Pools = append(out.Pools, PoolJSON{Name: p.Name, Node: p.Spec.NodeName, Revision: p.Spec.Revision, Status: p.Status})
+		out.Pools = append(out.Pools, PoolJSON{Name: p.Name, Node: p.Spec.NodeName, Revision: p.Spec.Revision,
+			ReturnedFrom: p.Annotations[contract.ReturnedFromAnnotation], Status: p.Status})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -122,7 +126,7 @@ func writeJSON(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) e
 func writeStatus(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time, staleAfter time.Duration,
 	leases map[string]time.Time) error {
 	var b bytes.Buffer
-	writeHeader(&b, ag, pools)
+	writeHeader(&b, ag, pools, now)
 	b.WriteString("\n")
 	views := make([]statusview.Pool, 0, len(pools))
 	for i := range pools {
@@ -145,8 +149,9 @@ var headerConditions = []string{
 }
 
 // writeHeader writes the AppGroup's own block: revision, counts,
-// conditions, and notes on what the manager has not caught up with.
-func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) {
+// conditions, the halted rollout the manager remembers, and notes on what
+// the manager has not caught up with.
+func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time) {
 	st := &ag.Status
 	fmt.Fprintf(b, "----------- AppGroup %s/%s -----------\n", ag.Namespace, ag.Name)
 	width := len(ferryv1.ConditionResistingDeploymentError)
@@ -169,9 +174,31 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 	for _, t := range headerConditions {
 		field(t, conditionSummary(meta.FindStatusCondition(st.Conditions, t)))
 	}
+	if h := st.HaltedRollout; h != nil {
+		field("Halted rollout", haltSummary(h, now))
+	}
+	if l := st.LastRolledOut; l != nil && l.Revision != st.Revision {
+		field("Last rolled out", l.Revision)
+	}
 	for _, n := range headerNotes(ag, pools) {
 		b.WriteString(n + "\n")
 	}
+}
+
+// haltSummary is the halted rollout the manager remembers, in a sentence:
+// it outlives the node's own report (the node may be gone, or returned to
+// an older revision), and is what keeps the revision from the next node.
+func haltSummary(h *ferryv1.HaltedRollout, now time.Time) string {
+	s := fmt.Sprintf("revision %s, on %s, %s ago", h.Revision, h.Node, duration.HumanDuration(now.Sub(h.Since.Time)))
+	if h.Reason != "" {
+		s += ": " + h.Reason
+	}
+	if h.Resisted {
+		s += "\n(the node kept serving an older revision)"
+	} else {
+		s += "\n(the node was left with no process)"
+	}
+	return s + "\nNo other node gets it, and it is not retried: set a new revision to retry."
 }
 
 // conditionSummary is "True (Reason) message", or that it is not reported.
@@ -268,10 +295,15 @@ func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, silent time.Duratio
 		notes = append(notes, fmt.Sprintf("agent on %s has not taken up revision %s yet (it runs %s)",
 			node, p.Spec.Revision, st.ObservedRevision))
 	}
-	if target := ag.Status.Revision; target != "" && p.Spec.Revision != target {
+	target := ag.Status.Revision
+	switch from := p.Annotations[contract.ReturnedFromAnnotation]; {
+	case from != "":
+		notes = append(notes, fmt.Sprintf("returned by the manager to revision %s: it could not run %s, "+
+			"with no older process left to resist on", p.Spec.Revision, from))
+	case target != "" && p.Spec.Revision != target:
 		why := "waiting for its wave"
 		if c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart); c != nil &&
-			c.Reason == ferryv1.ReasonRolloutHalted {
+			c.Reason == ferryv1.ReasonRolloutHalted || ag.Status.HaltedRollout != nil && ag.Status.HaltedRollout.Revision == target {
 			why = "the rollout is halted"
 		}
 		notes = append(notes, fmt.Sprintf("not given revision %s yet: %s", target, why))

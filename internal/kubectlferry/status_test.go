@@ -77,9 +77,9 @@ func TestStatusHealthy(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.err)
 	}
 	out := r.out
-	for _, want := range []string{
-		"----------- AppGroup " + ns + "/hello -----------",
-		"Target revision          : 8-" + hash + " (ferry.dev/revision: 8)",
+	assertContains(t, out,
+		"----------- AppGroup "+ns+"/hello -----------",
+		"Target revision          : 8-"+hash+" (ferry.dev/revision: 8)",
 		"Processes                : 4/4 ready, 3 updated",
 		"Nodes                    : 2/2 ready, 1 updated",
 		"Ready                    : True (ProcessesReady) 2/2 nodes ready, 4/4 processes ready",
@@ -90,14 +90,10 @@ func TestStatusHealthy(t *testing.T) {
 		"hello on node-2 (127.0.0.3:8080):",
 		"* PID: 1001", "* PID: 1002", "* PID: 2001", "* PID: 2002",
 		"Memory  : 60M",
-		"State: Draining Revision: 7-" + hash + " (old)",
-		"Rolling restart: 1 of 2 processes replaced, to revision 8-" + hash,
+		"State: Draining Revision: 7-"+hash+" (old)",
+		"Rolling restart: 1 of 2 processes replaced, to revision 8-"+hash,
 		"agent on node-2 has not reported for 2m; figures may be stale",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("missing %q in:\n%s", want, out)
-		}
-	}
+	)
 	// Sorted by node, the marker on the replaced process only, the stale
 	// note on the silent node only, and nothing of the other AppGroup.
 	n1, n2 := strings.Index(out, "hello on node-1"), strings.Index(out, "hello on node-2")
@@ -157,25 +153,81 @@ func TestStatusResisting(t *testing.T) {
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.err)
 	}
-	for _, want := range []string{
-		"ResistingDeploymentError : True (SpawnFailed) " + msg,
-		"RollingRestart           : False (RolloutHalted) Rollout of revision " + target + " halted",
+	assertContains(t, r.out,
+		"ResistingDeploymentError : True (SpawnFailed) "+msg,
+		"RollingRestart           : False (RolloutHalted) Rollout of revision "+target+" halted",
 		"broken on node-1 (127.0.0.2:8080):",
-		"Resisting deployment error: revision " + target + " failed to spawn at " +
-			testNow.Add(-10*time.Second).Format(time.RFC3339) + ": exited with status 1",
+		"Resisting deployment error: revision "+target+" failed to spawn at "+
+			testNow.Add(-10*time.Second).Format(time.RFC3339)+": exited with status 1",
 		"    | Traceback (most recent call last):",
 		"    |     import nothing_here",
 		"    | ModuleNotFoundError: No module named 'nothing_here'",
 		"Old processes keep serving",
-		"State: Ready    Revision: " + oldRev + " (old)",
+		"State: Ready    Revision: "+oldRev+" (old)",
 		"broken on node-2 (127.0.0.3:8080):",
-		"not given revision " + target + " yet: the rollout is halted",
+		"not given revision "+target+" yet: the rollout is halted",
 		"broken on node-3:",
 		"agent on node-3 has not reported yet",
-	} {
-		if !strings.Contains(r.out, want) {
-			t.Errorf("missing %q in:\n%s", want, r.out)
+	)
+}
+
+// TestStatusHaltedRollout: the halt the manager remembers shows in the
+// header, with the revision last rolled out, and a pool the manager
+// returned to that revision says so, in the view and in --json.
+func TestStatusHaltedRollout(t *testing.T) {
+	ns := newNamespace(t)
+	oldRev, target := "8-"+hash, "9-"+hash
+	ag := newAppGroup(t, ns, "halted", "9")
+	setAppGroupStatus(t, ns, "halted", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 1)
+		st.Nodes.Updated, st.Processes.Updated = 0, 0
+		st.HaltedRollout = &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Reason: "exited with status 1",
+			Resisted: true, Since: metav1.Time{Time: testNow.Add(-2 * time.Minute)}}
+		st.LastRolledOut = &ferryv1.RolledOutRevision{Revision: oldRev, App: template().App}
+	})
+	p := newPool(t, ag, "node-1", oldRev)
+	p.Annotations = map[string]string{contract.ReturnedFromAnnotation: target}
+	if err := env.Client.Update(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	setPoolStatus(t, p, ferryv1.ProcessPoolStatus{
+		Address: "127.0.0.2:8080", ObservedRevision: oldRev, HeartbeatTime: ago(time.Second),
+		Processes: []ferryv1.ProcessInfo{{PID: 1001, Revision: oldRev, State: ferryv1.ProcessReady}},
+	})
+
+	r := run(t, "status", "halted", "-n", ns)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	pad := strings.Repeat(" ", len(ferryv1.ConditionResistingDeploymentError)+3)
+	assertContains(t, r.out,
+		"Halted rollout           : revision "+target+", on node-1, 2m ago: exited with status 1\n"+
+			pad+"(the node kept serving an older revision)\n"+
+			pad+"No other node gets it, and it is not retried: set a new revision to retry.",
+		"Last rolled out          : "+oldRev,
+		"returned by the manager to revision "+oldRev+": it could not run "+target,
+	)
+	for _, unwanted := range []string{"waiting for its wave", "not given revision"} {
+		if strings.Contains(r.out, unwanted) {
+			t.Errorf("%q in:\n%s", unwanted, r.out)
 		}
+	}
+	// A pool not returned, on a node the halted revision has not reached.
+	p2 := newPool(t, ag, "node-2", oldRev)
+	setPoolStatus(t, p2, ferryv1.ProcessPoolStatus{ObservedRevision: oldRev, HeartbeatTime: ago(time.Second)})
+	r = run(t, "status", "halted", "-n", ns)
+	assertContains(t, r.out, "not given revision "+target+" yet: the rollout is halted")
+
+	r = run(t, "status", "halted", "-n", ns, "--json")
+	var out StatusJSON
+	if err := json.Unmarshal([]byte(r.out), &out); err != nil {
+		t.Fatalf("%v in:\n%s", err, r.out)
+	}
+	if len(out.Pools) != 2 || out.Pools[0].ReturnedFrom != target || out.Pools[1].ReturnedFrom != "" {
+		t.Errorf("pools %+v, want node-1 returned from %s, node-2 not", out.Pools, target)
+	}
+	if h := out.Status.HaltedRollout; h == nil || h.Node != "node-1" {
+		t.Errorf("haltedRollout %+v, want node-1's", h)
 	}
 }
 
@@ -212,17 +264,13 @@ func TestStatusManagerBehind(t *testing.T) {
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.err)
 	}
-	for _, want := range []string{
+	assertContains(t, r.out,
 		"Target revision          : - (ferry.dev/revision: unset, so 0)",
 		"Ready                    : not reported yet",
 		"The manager has not reported on this AppGroup yet",
 		"No ProcessPools",
 		"Pools      : 0",
-	} {
-		if !strings.Contains(r.out, want) {
-			t.Errorf("missing %q in:\n%s", want, r.out)
-		}
-	}
+	)
 
 	// A bump the manager has not taken up yet.
 	setAppGroupStatus(t, ns, "fresh", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
@@ -232,9 +280,7 @@ func TestStatusManagerBehind(t *testing.T) {
 		t.Fatalf("restart: exit %d: %s", r.code, r.err)
 	}
 	r = run(t, "status", "fresh", "-n", ns)
-	if want := "The manager has not taken up ferry.dev/revision=1 yet (status.revision is 0-" + hash + ")."; !strings.Contains(r.out, want) {
-		t.Errorf("missing %q in:\n%s", want, r.out)
-	}
+	assertContains(t, r.out, "The manager has not taken up ferry.dev/revision=1 yet (status.revision is 0-"+hash+").")
 }
 
 func TestUnknownAppGroup(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,6 +170,16 @@ func newPool(t *testing.T, ag *ferryv1.AppGroup, node, revision string) *ferryv1
 		t.Fatal(err)
 	}
 	return p
+}
+
+// assertContains reports each of wants that out lacks.
+func assertContains(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
 }
 
 // setPoolStatus plays the node's agent.

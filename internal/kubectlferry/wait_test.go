@@ -245,15 +245,11 @@ func TestRestartWaitSucceeds(t *testing.T) {
 	if r.code != ExitOK {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
 	}
-	for _, want := range []string{
-		"Restarting " + ns + "/app to revision 4 (was 3)\n",
+	assertContains(t, r.out,
+		"Restarting "+ns+"/app to revision 4 (was 3)\n",
 		"Waiting: RollingRestart=True: node 1/2 (node-1), process 1/2\n",
-		"Rolled out " + ns + "/app: revision " + target + " runs on 2/2 nodes, 4/4 processes ready, in ",
-	} {
-		if !strings.Contains(r.out, want) {
-			t.Errorf("missing %q in:\n%s", want, r.out)
-		}
-	}
+		"Rolled out "+ns+"/app: revision "+target+" runs on 2/2 nodes, 4/4 processes ready, in ",
+	)
 }
 
 func TestRestartWaitFailsWhenResisting(t *testing.T) {
@@ -293,14 +289,10 @@ func TestRestartWaitFailsWhenResisting(t *testing.T) {
 	if r.code != ExitFailure {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
 	}
-	for _, want := range []string{
-		"error: resisting deployment error: AppGroup " + ns + "/app resists revision " + target + ": " + resistingMsg(target),
-		"Fix the app, then roll again: kubectl ferry restart app -n " + ns,
-	} {
-		if !strings.Contains(r.err, want) {
-			t.Errorf("missing %q in:\n%s", want, r.err)
-		}
-	}
+	assertContains(t, r.err,
+		"error: resisting deployment error: AppGroup "+ns+"/app resists revision "+target+": "+resistingMsg(target),
+		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
+	)
 }
 
 // TestRestartWaitHaltedByANodeThatCannotSpawn: a rollout halted by a node
