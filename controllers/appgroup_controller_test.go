@@ -1107,6 +1107,7 @@ func TestAgentLeaseKeepsReportsFresh(t *testing.T) {
 	// It renews again: trusted again, with no pool report.
 	renewLease(t, a)
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventAgentReporting)
 }
 
 // TestAgentDeadAfterAReportNewerThanItsLease: an agent that wrote a pool's
@@ -1210,6 +1211,7 @@ func TestPortConflict(t *testing.T) {
 	waitRevisions(t, ns, "second", map[string]string{a: target(t, ns, "second"), b: target(t, ns, "second")})
 	rollAll("second", 2, agentA, agentB)
 	waitRolledOut(t, ns, "second", 2)
+	waitEvent(t, ns, "second", corev1.EventTypeNormal, controllers.EventPortConflictResolved, "listen.port 8080")
 	waitCondition(t, ns, "third", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict, ns+"/second")
 }
 

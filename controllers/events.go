@@ -40,8 +40,14 @@ const (
 	// EventPortConflict: another AppGroup has listen.port on some selected
 	// nodes; this one gets no pool there (Warning).
 	EventPortConflict = "PortConflict"
+	// EventPortConflictResolved: no other AppGroup holds listen.port on
+	// the selected nodes any more; pools are created there.
+	EventPortConflictResolved = "PortConflictResolved"
 	// EventAgentNotReporting: a node's agent went silent (Warning).
 	EventAgentNotReporting = "AgentNotReporting"
+	// EventAgentReporting: no selected node's agent is silent any more
+	// (after EventAgentNotReporting).
+	EventAgentReporting = "AgentReporting"
 	// EventWriteFailed: the manager could not create or update an object
 	// the AppGroup needs (a pool, its Service, its EndpointSlice); the
 	// note says which and the API server's answer (Warning). The pass is
@@ -146,6 +152,17 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) []stat
 	}
 	if curReady.Reason == ferryv1.ReasonAgentNotReporting && oldReady.Reason != ferryv1.ReasonAgentNotReporting {
 		add(corev1.EventTypeWarning, EventAgentNotReporting, "Monitor", curReady.Message)
+	}
+	// A warning that ends says so, or `kubectl describe` leaves it standing
+	// as the last word. Deleting ends both without resolving either.
+	if curReady.Reason != ferryv1.ReasonDeleting {
+		if oldReady.Reason == ferryv1.ReasonPortConflict && curReady.Reason != ferryv1.ReasonPortConflict {
+			add(corev1.EventTypeNormal, EventPortConflictResolved, "Schedule",
+				fmt.Sprintf("No other AppGroup holds listen.port %d on the selected nodes any more", ag.Spec.Listen.Port))
+		}
+		if oldReady.Reason == ferryv1.ReasonAgentNotReporting && curReady.Reason != ferryv1.ReasonAgentNotReporting {
+			add(corev1.EventTypeNormal, EventAgentReporting, "Monitor", "No selected node's agent is silent any more")
+		}
 	}
 	return evs
 }

@@ -100,6 +100,27 @@ func TestStatusEvents(t *testing.T) {
 			old:  ferryv1.AppGroupStatus{},
 			cur:  ferryv1.AppGroupStatus{Revision: "1", Conditions: []metav1.Condition{ready(metav1.ConditionFalse, ferryv1.ReasonNoNodes)}},
 		},
+		{
+			name: "the silent agent is back",
+			old: status("1", 3, ready(metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting),
+				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
+			cur:  steady("1"),
+			want: []string{EventAgentReporting},
+		},
+		{
+			name: "the port is free",
+			old: status("1", 0, ready(metav1.ConditionFalse, ferryv1.ReasonPortConflict),
+				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
+			cur:  steady("1"),
+			want: []string{EventPortConflictResolved},
+		},
+		{
+			name: "deleted while in conflict: not resolved",
+			old: status("1", 0, ready(metav1.ConditionFalse, ferryv1.ReasonPortConflict),
+				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
+			cur: status("1", 0, ready(metav1.ConditionFalse, ferryv1.ReasonDeleting),
+				rr(metav1.ConditionFalse, ferryv1.ReasonDeleting), res(metav1.ConditionFalse)),
+		},
 	}
 	ag := &ferryv1.AppGroup{}
 	for _, tt := range tests {
