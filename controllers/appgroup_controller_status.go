@@ -395,31 +395,44 @@ func deletingStatus(ag *ferryv1.AppGroup, pools []poolReport, now time.Time, sta
 }
 
 // deletingCondition is Ready while the AppGroup is deleted: which nodes'
-// agents are still to drain their pools, and which of them are silent
-// (staleMessage), with what releases such a pool.
+// agents are still to drain their pools, which of them are silent
+// (staleMessage) or never reported on a pool older than the staleness
+// bound (no agent runs there), with what releases such a pool.
 func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Duration) metav1.Condition {
 	c := metav1.Condition{Type: ferryv1.ConditionReady}
-	var nodes, stale []string
+	var nodes, stale, unseen []string
 	var example *ferryv1.ProcessPool
 	for _, r := range pools {
 		nodes = append(nodes, r.Node)
-		if r.Stale {
+		switch {
+		case r.Stale:
 			stale = append(stale, r.Node)
-			if example == nil {
-				example = r.Pool
-			}
+		case !r.Reported && now.Sub(r.Pool.CreationTimestamp.Time) > staleAfter:
+			unseen = append(unseen, r.Node)
+		default:
+			continue
+		}
+		if example == nil {
+			example = r.Pool
 		}
 	}
 	slices.Sort(nodes)
 	slices.Sort(stale)
+	slices.Sort(unseen)
 	msg := "Waiting for the agent on " + nodeList(nodes) + " to drain its pool"
 	if len(nodes) > 1 {
 		msg = "Waiting for the agents on " + nodeList(nodes) + " to drain their pools"
 	}
 	if len(stale) > 0 {
 		in := rollupInput{Now: now, StaleAfter: staleAfter, Reports: byNode(pools)}
-		msg += ". " + staleMessage(in, stale) + fmt.Sprintf(
-			". Such a pool is released when its agent comes back and drains it, or when its Node is deleted; "+
+		msg += ". " + staleMessage(in, stale)
+	}
+	if len(unseen) > 0 {
+		msg += ". No agent has ever reported on " + nodeList(unseen) + " (is ferry-agent running there)"
+	}
+	if example != nil {
+		msg += fmt.Sprintf(
+			". Such a pool is released when an agent on its node drains it, or when its Node is deleted; "+
 				"to release it without draining, remove the %s finalizer from ProcessPool %s/%s",
 			contract.DrainFinalizer, example.Namespace, example.Name)
 	}

@@ -395,6 +395,11 @@ func TestResistingCondition(t *testing.T) {
 func TestDeletingCondition(t *testing.T) {
 	fresh := testPool("node-a", targetRev, rolledOut(2))
 	silent := testPool("node-b", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute)))
+	created := func(ago time.Duration) poolOpt {
+		return func(p *ferryv1.ProcessPool) { p.CreationTimestamp = metav1.NewTime(t0.Add(-ago)) }
+	}
+	unseen := testPool("node-c", targetRev, created(time.Minute))
+	young := testPool("node-d", targetRev, created(time.Second))
 	tests := []struct {
 		name  string
 		pools []*ferryv1.ProcessPool
@@ -405,6 +410,11 @@ func TestDeletingCondition(t *testing.T) {
 			"Waiting for the agents on node-a and node-b to drain their pools",
 			"The agent on node-b has not reported since 2026-05-01T11:59:00Z",
 			"remove the ferry.dev/drain finalizer from ProcessPool ns/blog-node-b",
+		}},
+		{"one never reported, one just created", []*ferryv1.ProcessPool{young, unseen}, []string{
+			"Waiting for the agents on node-c and node-d to drain their pools. " +
+				"No agent has ever reported on node-c (is ferry-agent running there). Such a pool is released",
+			"remove the ferry.dev/drain finalizer from ProcessPool ns/blog-node-c",
 		}},
 	}
 	for _, tt := range tests {
