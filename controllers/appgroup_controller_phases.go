@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -345,19 +347,19 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 	return r.reconcileEndpoints(ctx, s)
 }
 
-// reconcileEndpoints keeps the AppGroup's EndpointSlice: the active pools
+// reconcileEndpoints keeps the AppGroup's EndpointSlices: the active pools
 // of the pass (s.pools, none while the AppGroup is deleted) and the
-// draining ones (s.draining), terminating.
+// draining ones (s.draining), terminating, one slice per port they serve
+// on. Nearly always that is listen.port alone, in the slice named as the
+// Service. A pool kept on its old port where another AppGroup holds
+// listen.port (leavePortsTaken) is in a slice of its own port: the
+// Service's port is named, and each slice says which port its endpoints
+// serve it on, so the Service reaches those nodes too.
 func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) error {
 	ag := s.ag
-	name := contract.ServiceName(ag.Name)
-	port := ag.Spec.Listen.Port
 	reports := s.reports(r.AgentStaleAfter)
 	active := make([]poolReport, 0, len(reports))
 	for _, node := range s.nodes {
-		if _, lost := s.portLost[node]; lost {
-			continue // its pool is not on the Service's port
-		}
 		if rep, ok := reports[node]; ok {
 			active = append(active, rep)
 		}
@@ -366,18 +368,70 @@ func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) e
 	for _, p := range s.draining {
 		draining = append(draining, assessPool(p, s.target, s.now, r.AgentStaleAfter, s.leases[p.Spec.NodeName], s.hearing))
 	}
-	endpoints := desiredEndpoints(active, draining)
+	byPort := endpointsByPort(active, draining)
+	ports := slices.Sorted(maps.Keys(byPort))
+	if _, ok := byPort[ag.Spec.Listen.Port]; !ok {
+		ports = append(ports, ag.Spec.Listen.Port) // emptied, if it exists
+	}
+	var errs []error
+	wanted := map[string]bool{}
+	for _, port := range ports {
+		name := endpointSliceName(ag, port)
+		wanted[name] = true
+		errs = append(errs, r.writeEndpointSlice(ctx, s.ag, name, port, byPort[port]))
+	}
+	errs = append(errs, r.deleteEndpointSlicesBut(ctx, ag, wanted))
+	return errors.Join(errs...)
+}
+
+// endpointSliceName names the slice of ag's endpoints on port: the
+// Service's name for listen.port, with the port appended for another.
+func endpointSliceName(ag *ferryv1.AppGroup, port int32) string {
+	name := contract.ServiceName(ag.Name)
+	if port == ag.Spec.Listen.Port {
+		return name
+	}
+	return fmt.Sprintf("%s-%d", name, port)
+}
+
+// endpointsByPort groups desiredEndpoints by the port each pool serves on
+// (its spec's listen.port).
+func endpointsByPort(active, draining []poolReport) map[int32][]discoveryv1.Endpoint {
+	group := func(reports []poolReport) map[int32][]poolReport {
+		m := map[int32][]poolReport{}
+		for _, r := range reports {
+			port := r.Pool.Spec.Template.Listen.Port
+			m[port] = append(m[port], r)
+		}
+		return m
+	}
+	a, d := group(active), group(draining)
+	out := map[int32][]discoveryv1.Endpoint{}
+	for _, m := range []map[int32][]poolReport{a, d} {
+		for port := range m {
+			if _, done := out[port]; !done {
+				if eps := desiredEndpoints(a[port], d[port]); len(eps) > 0 {
+					out[port] = eps
+				}
+			}
+		}
+	}
+	return out
+}
+
+// writeEndpointSlice creates or updates the slice name, of endpoints on
+// port. An empty one is not created (a Service without slices has no
+// endpoints, as one with an empty slice, and a new AppGroup costs one
+// write less); the Service's own slice, once it exists, is kept, emptied,
+// and another is deleted (deleteEndpointSlicesBut).
+func (r *AppGroupReconciler) writeEndpointSlice(ctx context.Context, ag *ferryv1.AppGroup, name string, port int32,
+	endpoints []discoveryv1.Endpoint) error {
 	if len(endpoints) > maxEndpoints {
-		ctrl.LoggerFrom(ctx).Info("Truncated EndpointSlice", "endpoints", len(endpoints), "max", maxEndpoints)
+		ctrl.LoggerFrom(ctx).Info("Truncated EndpointSlice", "slice", name, "endpoints", len(endpoints), "max", maxEndpoints)
 		endpoints = endpoints[:maxEndpoints]
 	}
 	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ag.Namespace}}
 	if len(endpoints) == 0 {
-		// No slice until there is an endpoint to put in it: a Service
-		// without slices has no endpoints, as one with an empty slice, and
-		// a new AppGroup costs one write less (the slice is created with
-		// its first endpoints instead of empty, then patched). Once it
-		// exists, it is kept, emptied.
 		err := r.Client.Get(ctx, client.ObjectKeyFromObject(slice), slice)
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -390,7 +444,7 @@ func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) e
 		if slice.Labels == nil {
 			slice.Labels = map[string]string{}
 		}
-		slice.Labels[discoveryv1.LabelServiceName] = name
+		slice.Labels[discoveryv1.LabelServiceName] = contract.ServiceName(ag.Name)
 		slice.Labels[discoveryv1.LabelManagedBy] = EndpointSliceManager
 		slice.Labels[ferryv1.AppGroupLabel] = contract.LabelValue(ag.Name)
 		if slice.AddressType == "" {
@@ -405,6 +459,28 @@ func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) e
 		return writeFailed("create or update EndpointSlice "+name, err)
 	}
 	return nil
+}
+
+// deleteEndpointSlicesBut deletes ag's EndpointSlices not in keep, and
+// none of the Service's own: those of a port no pool serves on any more.
+func (r *AppGroupReconciler) deleteEndpointSlicesBut(ctx context.Context, ag *ferryv1.AppGroup, keep map[string]bool) error {
+	var list discoveryv1.EndpointSliceList
+	if err := r.Client.List(ctx, &list, client.InNamespace(ag.Namespace), client.MatchingLabels{
+		discoveryv1.LabelManagedBy: EndpointSliceManager, ferryv1.AppGroupLabel: contract.LabelValue(ag.Name),
+	}); err != nil {
+		return err
+	}
+	var errs []error
+	for i := range list.Items {
+		sl := &list.Items[i]
+		if keep[sl.Name] || sl.Name == contract.ServiceName(ag.Name) || !metav1.IsControlledBy(sl, ag) {
+			continue
+		}
+		if err := r.Client.Delete(ctx, sl); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, writeFailed("delete EndpointSlice "+sl.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // createOrPatch is controllerutil.CreateOrPatch on the cache, and, when

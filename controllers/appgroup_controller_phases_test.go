@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,31 @@ func TestDesiredEndpoints(t *testing.T) {
 			t.Errorf("endpoint %d = %v %s ready=%v serving=%v terminating=%v, want %+v",
 				i, g.Addresses, *g.NodeName, *c.Ready, *c.Serving, *c.Terminating, w)
 		}
+	}
+}
+
+// TestEndpointsByPort: endpoints go in one group per port their pools
+// serve on, active before draining; a port whose pools give no endpoint
+// has no group.
+func TestEndpointsByPort(t *testing.T) {
+	onPort := func(port int32) poolOpt {
+		return func(p *ferryv1.ProcessPool) { p.Spec.Template.Listen.Port = port }
+	}
+	active := assessAll(targetRev,
+		testPool("node-a", targetRev, rolledOut(2), address("192.0.2.2:8080"), onPort(8080)),
+		testPool("node-b", targetRev, rolledOut(2), address("192.0.2.3:9090"), onPort(9090)), // kept on its old port
+		testPool("node-c", targetRev, rolledOut(2), address(""), onPort(7070)),               // no address: no endpoint
+	)
+	draining := assessAll(targetRev, testPool("node-z", targetRev, rolledOut(2), address("192.0.2.9:8080"), onPort(8080), deleting))
+	got := map[int32][]string{}
+	for port, eps := range endpointsByPort(active, draining) {
+		for _, e := range eps {
+			got[port] = append(got[port], e.Addresses[0])
+		}
+	}
+	want := map[int32][]string{8080: {"192.0.2.2", "192.0.2.9"}, 9090: {"192.0.2.3"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("endpoints by port %v, want %v", got, want)
 	}
 }
 

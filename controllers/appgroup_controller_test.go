@@ -689,6 +689,19 @@ func checkEndpoints(ns, name string, want map[string]bool) error {
 	return nil
 }
 
+// checkSliceOnPort checks that the EndpointSlice name says its endpoints
+// serve on port, and lists those of want (checkEndpoints).
+func checkSliceOnPort(ns, name string, port int32, want map[string]bool) error {
+	slice := &discoveryv1.EndpointSlice{}
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, slice); err != nil {
+		return err
+	}
+	if len(slice.Ports) != 1 || slice.Ports[0].Port == nil || *slice.Ports[0].Port != port {
+		return fmt.Errorf("slice %s ports %+v, want %d", name, slice.Ports, port)
+	}
+	return checkEndpoints(ns, name, want)
+}
+
 func TestInvalidRevision(t *testing.T) {
 	ns := newNamespace(t)
 	a := newNode(t, ns, "a", true)
@@ -1229,6 +1242,15 @@ func TestKeptPortStaysTaken(t *testing.T) {
 	waitRolledOut(t, ns, "third", 2)
 	patchAppGroup(t, ns, "third", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 8080 })
 	waitCondition(t, ns, "third", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict, ns+"/first")
+	// The kept pools are still behind the Service, in a slice of their
+	// port; the Service's own slice, on 8080, has no endpoint.
+	both := map[string]bool{"192.0.2.2": true, "192.0.2.3": true}
+	eventually(t, "third's endpoints on 9090", func() error {
+		if err := checkSliceOnPort(ns, "third-9090", 9090, both); err != nil {
+			return err
+		}
+		return checkSliceOnPort(ns, "third", 8080, map[string]bool{})
+	})
 
 	newAppGroup(t, ns, "fourth", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 9090 })
 	waitCondition(t, ns, "fourth", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
@@ -1243,6 +1265,13 @@ func TestKeptPortStaysTaken(t *testing.T) {
 	patchAppGroup(t, ns, "third", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 9090 })
 	waitRolledOut(t, ns, "third", 2)
 	settle(t, ns, "third", agentA)
+	eventually(t, "third's endpoints back in its own slice", func() error {
+		err := env.Client.Get(testContext(t), types.NamespacedName{Namespace: ns, Name: "third-9090"}, &discoveryv1.EndpointSlice{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("slice third-9090: %w, want it deleted", err)
+		}
+		return checkSliceOnPort(ns, "third", 9090, both)
+	})
 	if ps := mustPools(t, ns, "fourth"); len(ps) != 0 {
 		t.Errorf("fourth has pools on %v, where third's pools hold 9090", slices.Collect(maps.Keys(ps)))
 	}
