@@ -155,6 +155,9 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ferryv1.ProcessPool{}, portNodeIndex, indexPortNode); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, portSliceIndex, indexPortSlice); err != nil {
+		return err
+	}
 	peers := portPeers{client: mgr.GetClient()}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&ferryv1.AppGroup{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: appGroupChanged})).
@@ -619,7 +622,9 @@ func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) 
 	for _, p := range s.owned {
 		reports = append(reports, assessPool(p, s.target, s.now, r.AgentStaleAfter, s.leases[p.Spec.NodeName], s.hearing))
 	}
-	r.noteSilent(byNode(reports))
+	for _, rep := range reports {
+		r.noteJudged(rep)
+	}
 	cur := deletingStatus(s.ag, reports, s.now, r.AgentStaleAfter)
 	if equality.Semantic.DeepEqual(s.ag.Status, cur) {
 		return ctrl.Result{RequeueAfter: nextStaleness(byNode(reports))}, nil
@@ -633,16 +638,14 @@ func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) 
 	return ctrl.Result{RequeueAfter: nextStaleness(byNode(reports))}, err
 }
 
-// noteSilent tells the lease watcher of the agents this pass judges silent,
-// so that their next renewal brings a pass that trusts them again.
-func (r *AppGroupReconciler) noteSilent(reports map[string]poolReport) {
-	if r.leases == nil {
-		return
-	}
-	for node, rep := range reports {
-		if rep.Stale {
-			r.leases.judgedSilent(node)
-		}
+// noteJudged tells the lease watcher what the pass concluded of rep's
+// agent by its Lease, silent or not, so that a check that finds otherwise
+// brings another pass (leaseWatcher.judged).
+func (r *AppGroupReconciler) noteJudged(rep poolReport) {
+	// A report newer than the Lease is judged by its own age; the pass
+	// asks for the next when it turns stale (nextStaleness).
+	if r.leases != nil && rep.Reported && (rep.LeaseIsLast || !rep.HasLease) {
+		r.leases.judged(rep.Node, rep.Stale)
 	}
 }
 
@@ -666,7 +669,9 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	ag := s.ag
 	reports := s.reports(r.AgentStaleAfter)
 	s.remember(reports)
-	r.noteSilent(reports)
+	for _, rep := range reports {
+		r.noteJudged(rep)
+	}
 	cur := computeStatus(rollupInput{
 		AppGroup:      ag,
 		Target:        s.target,

@@ -366,7 +366,9 @@ func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) e
 	}
 	draining := make([]poolReport, 0, len(s.draining))
 	for _, p := range s.draining {
-		draining = append(draining, assessPool(p, s.target, s.now, r.AgentStaleAfter, s.leases[p.Spec.NodeName], s.hearing))
+		rep := assessPool(p, s.target, s.now, r.AgentStaleAfter, s.leases[p.Spec.NodeName], s.hearing)
+		r.noteJudged(rep) // its endpoint's serving says what the pass judged
+		draining = append(draining, rep)
 	}
 	byPort := endpointsByPort(active, draining)
 	ports := slices.Sorted(maps.Keys(byPort))
@@ -392,6 +394,20 @@ func endpointSliceName(ag *ferryv1.AppGroup, port int32) string {
 		return name
 	}
 	return fmt.Sprintf("%s-%d", name, port)
+}
+
+// portSliceIndex indexes the EndpointSlices of a port other than
+// listen.port (endpointSliceName) by the AppGroup that controls them, so
+// that a pass finds its own, nearly always none, without going over every
+// slice of the namespace.
+const portSliceIndex = "ferry.dev/port-slice-of"
+
+func indexPortSlice(o client.Object) []string {
+	ref := metav1.GetControllerOf(o)
+	if ref == nil || ref.Kind != "AppGroup" || o.GetName() == contract.ServiceName(ref.Name) {
+		return nil
+	}
+	return []string{ref.Name}
 }
 
 // endpointsByPort groups desiredEndpoints by the port each pool serves on
@@ -465,9 +481,7 @@ func (r *AppGroupReconciler) writeEndpointSlice(ctx context.Context, ag *ferryv1
 // none of the Service's own: those of a port no pool serves on any more.
 func (r *AppGroupReconciler) deleteEndpointSlicesBut(ctx context.Context, ag *ferryv1.AppGroup, keep map[string]bool) error {
 	var list discoveryv1.EndpointSliceList
-	if err := r.Client.List(ctx, &list, client.InNamespace(ag.Namespace), client.MatchingLabels{
-		discoveryv1.LabelManagedBy: EndpointSliceManager, ferryv1.AppGroupLabel: contract.LabelValue(ag.Name),
-	}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(ag.Namespace), client.MatchingFields{portSliceIndex: ag.Name}); err != nil {
 		return err
 	}
 	var errs []error

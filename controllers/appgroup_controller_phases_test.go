@@ -9,6 +9,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -253,6 +254,7 @@ func TestCreatingPassLeavesStatusToNext(t *testing.T) {
 	statusWrites := 0
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(node, ag).WithIndex(&ferryv1.AppGroup{}, portIndex, indexPort).
 		WithIndex(&ferryv1.ProcessPool{}, portNodeIndex, indexPortNode).
+		WithIndex(&discoveryv1.EndpointSlice{}, portSliceIndex, indexPortSlice).
 		WithStatusSubresource(&ferryv1.AppGroup{}, &ferryv1.ProcessPool{}).
 		WithInterceptorFuncs(interceptor.Funcs{
 			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,

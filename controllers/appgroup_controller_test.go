@@ -1123,6 +1123,25 @@ func TestAgentLeaseKeepsReportsFresh(t *testing.T) {
 	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventAgentReporting)
 }
 
+// TestAgentSilentAgainBetweenChecks: the lease watcher saw the agent's
+// Lease stale; the agent renews, a pass trusts it again, and it falls
+// silent again before the watcher's next check (every 2s) sees the Lease
+// fresh. That check finds the Lease as stale as the one before, but
+// otherwise than the pass judged it: it asks for a pass (found by review:
+// the AppGroup stayed Ready).
+func TestAgentSilentAgainBetweenChecks(t *testing.T) {
+	ns := newNamespace(t)
+	a, _ := rolledOutWithLease(t, ns)
+	clk.SetTime(clk.Now().Add(3 * staleAfter))
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
+
+	renewLease(t, a)
+	setNodeLabel(t, a, "test.ferry.dev/poke", "again") // a pass at once, before the next check
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
+}
+
 // TestAgentDeadAfterAReportNewerThanItsLease: an agent that wrote a pool's
 // status after its last Lease renewal, then died, is Unknown once that
 // report is stale, with no other event: the lease watcher's pass, when

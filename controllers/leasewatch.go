@@ -41,34 +41,61 @@ type leaseWatcher struct {
 	log        logr.Logger
 
 	mu sync.Mutex
-	// judged are the nodes passes found silent since the last check
-	// (judgedSilent).
-	judged map[string]bool
+	// judgements are what passes concluded of each node's agent since the
+	// last check (judged).
+	judgements map[string]judgement
 }
 
-// judgedSilent tells the watcher that a pass judged node's agent silent
-// (by the Lease it read, or by the pool's report where it read no Lease).
-// The next check that finds the Lease fresh asks for a
-// pass of the node's AppGroups, as when a check saw it stale: no check
-// may have (the agent renewed between two checks, or before the watcher
-// first saw its Lease), and nothing else would pass over those AppGroups
-// again (pools rewritten unchanged do not: poolChanged).
-func (w *leaseWatcher) judgedSilent(node string) {
+// judgement is what passes concluded of one node's agent: silent, fresh,
+// or both (passes of different AppGroups, or the agent moved between them).
+type judgement struct{ silent, fresh bool }
+
+// judged tells the watcher what a pass concluded of node's agent, by the
+// Lease (or, with none, the pool's report) it read. The next check asks for
+// a pass of the node's AppGroups when it finds the Lease otherwise: no
+// check may have seen the change the passes missed (the agent renewed, or
+// fell silent, between two checks, or before the watcher first saw its
+// Lease), and nothing else would pass over those AppGroups again (pools
+// rewritten unchanged do not: poolChanged). A pass that judged an agent
+// silent keeps its AppGroup Unknown until a pass trusts the agent again;
+// one that judged it fresh keeps it Ready until one does not.
+func (w *leaseWatcher) judged(node string, silent bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.judged == nil {
-		w.judged = map[string]bool{}
+	if w.judgements == nil {
+		w.judgements = map[string]judgement{}
 	}
-	w.judged[node] = true
+	j := w.judgements[node]
+	if silent {
+		j.silent = true
+	} else {
+		j.fresh = true
+	}
+	w.judgements[node] = j
 }
 
-// takeJudged returns and forgets the nodes judged silent since the last
-// call.
-func (w *leaseWatcher) takeJudged() map[string]bool {
+// restoreJudgements gives back judgements a failed check took, to the
+// passes' newer ones.
+func (w *leaseWatcher) restoreJudgements(old map[string]judgement) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	j := w.judged
-	w.judged = nil
+	if w.judgements == nil {
+		w.judgements = map[string]judgement{}
+	}
+	for node, o := range old {
+		j := w.judgements[node]
+		j.silent, j.fresh = j.silent || o.silent, j.fresh || o.fresh
+		w.judgements[node] = j
+	}
+}
+
+// takeJudgements returns and forgets what passes concluded since the
+// last call.
+func (w *leaseWatcher) takeJudgements() map[string]judgement {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	j := w.judgements
+	w.judgements = nil
 	return j
 }
 
@@ -96,7 +123,12 @@ func (w *leaseWatcher) NeedLeaderElection() bool { return true }
 // gone) is out of contact too.
 const probeTimeout = 10 * time.Second
 
-func (w *leaseWatcher) check(ctx context.Context) error {
+// check judges each agent by its Lease and asks for a pass of a node's
+// AppGroups when that judgement changed since the last check, or differs
+// from what a pass concluded since (judged). A check that fails part-way
+// keeps what it could not act on for the next: a node's state moves only
+// once its pass is asked for, and the passes' judgements go back.
+func (w *leaseWatcher) check(ctx context.Context) (err error) {
 	var leases coordinationv1.LeaseList
 	if err := w.client.List(ctx, &leases, client.InNamespace(w.namespace),
 		client.MatchingLabels{contract.AgentLeaseComponentLabel: contract.AgentLeaseComponent}); err != nil {
@@ -107,7 +139,12 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 	}
 	heard := w.contact.hearing()
 	now := w.clock.Now()
-	judged := w.takeJudged()
+	judged := w.takeJudgements()
+	defer func() {
+		if err != nil {
+			w.restoreJudgements(judged)
+		}
+	}()
 	seen := map[string]bool{}
 	for _, l := range leases.Items {
 		if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil {
@@ -117,24 +154,23 @@ func (w *leaseWatcher) check(ctx context.Context) error {
 		seen[node] = true
 		stale := now.Sub(heard.from(l.Spec.RenewTime.Time, w.staleAfter)) > w.staleAfter
 		before, known := w.stale[node]
-		if judged[node] {
-			before, known = true, true // as the passes saw it
-		}
-		w.stale[node] = stale
 		// A Lease first seen stale counts as a change too: the passes so
-		// far may have trusted the node's reports.
-		if (known && before != stale) || (!known && stale) {
+		// far may have trusted the node's reports. A pass that concluded
+		// otherwise than this check does too (judged).
+		j := judged[node]
+		if (known && before != stale) || (!known && stale) || (stale && j.fresh) || (!stale && j.silent) {
 			if err := w.enqueueNode(ctx, node); err != nil {
 				return err
 			}
 		}
+		w.stale[node] = stale
 	}
 	for node := range w.stale {
 		if !seen[node] { // the Lease is gone: its pools' reports decide alone
-			delete(w.stale, node)
 			if err := w.enqueueNode(ctx, node); err != nil {
 				return err
 			}
+			delete(w.stale, node)
 		}
 	}
 	return nil

@@ -13,18 +13,22 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/scheme"
 )
 
 // TestLeaseWatcherNoticesShortSilences checks the lease watcher's passes:
 // none while the agent renews on time, one when its Lease goes stale, and
-// one when a Lease a pass judged silent is fresh again, even if no check
-// saw it stale (the agent renewed again between two checks, or before the
-// watcher first saw its Lease: TestAgentLeaseKeepsReportsFresh met that
-// on a busy machine). A fake client stands in for the manager's cache: the
+// one when a check finds the Lease otherwise than a pass since the last
+// check judged it, even if no check saw it change: fresh after a pass
+// judged it silent (the agent renewed between two checks, or before the
+// watcher first saw its Lease: TestAgentLeaseKeepsReportsFresh met that on
+// a busy machine), or stale after a pass judged it fresh (it renewed and
+// fell silent again between two checks; found by review). A fake client stands in for the manager's cache: the
 // watcher only reads it, and the test sets the Lease's renewals and the
 // clock check by check.
 func TestLeaseWatcherNoticesShortSilences(t *testing.T) {
@@ -42,20 +46,22 @@ func TestLeaseWatcherNoticesShortSilences(t *testing.T) {
 	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: time.Second, clock: clk,
 		events: events, stale: map[string]bool{}, log: logr.Discard()}
 
+	const silent, fresh = "silent", "fresh"
 	steps := []struct {
 		name           string
-		judged         bool          // a pass judged node-a silent before the check
+		judged         string        // what a pass concluded of node-a before the check, if any
 		renewed, check time.Duration // after t0
 		want           bool
 	}{
-		{"first seen, fresh, after a pass judged it silent", true, 0, time.Second, true},
-		{"renewed on time", false, 10 * time.Second, 11 * time.Second, false},
-		{"renewed after 50s of silence no pass judged", false, 60 * time.Second, 61 * time.Second, false},
-		{"renewed after a silence a pass judged, never seen stale", true, 70 * time.Second, 71 * time.Second, true},
-		{"renewed on time again", false, 80 * time.Second, 81 * time.Second, false},
-		{"stale", false, 80 * time.Second, 81*time.Second + staleAfter + time.Second, true},
-		{"judged silent while stale", true, 80 * time.Second, 81*time.Second + staleAfter + 2*time.Second, false},
-		{"renewed again", false, 200 * time.Second, 201 * time.Second, true},
+		{"first seen, fresh, after a pass judged it silent", silent, 0, time.Second, true},
+		{"renewed on time", "", 10 * time.Second, 11 * time.Second, false},
+		{"renewed on time, judged fresh", fresh, 20 * time.Second, 21 * time.Second, false},
+		{"renewed after 50s of silence no pass judged", "", 70 * time.Second, 71 * time.Second, false},
+		{"renewed after a silence a pass judged, never seen stale", silent, 80 * time.Second, 81 * time.Second, true},
+		{"stale", "", 80 * time.Second, 81*time.Second + staleAfter + time.Second, true},
+		{"judged silent while stale", silent, 80 * time.Second, 81*time.Second + staleAfter + 2*time.Second, false},
+		{"renewed, judged fresh, stale again before a check saw it fresh", fresh, 130 * time.Second, 171*time.Second + time.Second, true},
+		{"renewed again", "", 200 * time.Second, 201 * time.Second, true},
 	}
 	for _, st := range steps {
 		lease.Spec.RenewTime = ptr.To(metav1.NewMicroTime(t0.Add(st.renewed)))
@@ -63,8 +69,8 @@ func TestLeaseWatcherNoticesShortSilences(t *testing.T) {
 			t.Fatal(err)
 		}
 		clk.SetTime(t0.Add(st.check))
-		if st.judged {
-			w.judgedSilent("node-a")
+		if st.judged != "" {
+			w.judged("node-a", st.judged == silent)
 		}
 		if err := w.check(ctx); err != nil {
 			t.Fatal(err)
@@ -221,4 +227,68 @@ func (r *switchableReader) List(ctx context.Context, list client.ObjectList, opt
 		return errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
 	}
 	return r.Reader.List(ctx, list, opts...)
+}
+
+// TestLeaseWatcherKeepsJudgementsOverAFailedCheck: a check that fails
+// part-way (enqueueNode's list fails for one node) keeps the passes'
+// judgements it took, and the failing node's state, for the next check:
+// both agents, judged silent and renewed since, get their pass. (Found by
+// review: they were dropped, and their AppGroups stayed Unknown.)
+func TestLeaseWatcherKeepsJudgementsOverAFailedCheck(t *testing.T) {
+	ctx := context.Background()
+	var objs []client.Object
+	for _, node := range []string{"node-a", "node-b"} {
+		objs = append(objs, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ferry-system", Name: contract.AgentLeaseName(node),
+				Labels: contract.AgentLeaseLabels(node)},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(node), RenewTime: ptr.To(metav1.NewMicroTime(t0))},
+		})
+		p := testPool(node, "1-abc")
+		p.Name = "blog-" + node
+		p.Labels = contract.PoolLabels("blog-"+node, node)
+		p.Spec.AppGroup = "blog-" + node
+		objs = append(objs, p)
+	}
+	failPools := false
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if _, ok := list.(*ferryv1.ProcessPoolList); ok && failPools {
+				failPools = false
+				return errors.New("transient")
+			}
+			return c.List(ctx, list, opts...)
+		},
+	}).Build()
+	clk := clocktesting.NewFakePassiveClock(t0.Add(time.Second))
+	events := make(chan event.GenericEvent, 10)
+	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: time.Second, clock: clk,
+		events: events, stale: map[string]bool{}, log: logr.Discard()}
+
+	if n := checkPasses(t, ctx, w, events); n != 0 {
+		t.Fatalf("first check, both fresh: %d passes", n)
+	}
+	// Passes judged both agents silent; both renewed before the next check.
+	w.judged("node-a", true)
+	w.judged("node-b", true)
+	failPools = true
+	if err := w.check(ctx); err == nil {
+		t.Fatal("check: want the injected error")
+	}
+	for len(events) > 0 {
+		<-events
+	}
+	got := map[string]bool{}
+	for range 2 { // the next checks, nothing failing
+		if err := w.check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for len(events) > 0 {
+			got[(<-events).Object.GetName()] = true
+		}
+	}
+	for _, ag := range []string{"blog-node-a", "blog-node-b"} {
+		if !got[ag] {
+			t.Errorf("no pass for %s after the failed check: its agent was judged silent and renewed (passes %v)", ag, got)
+		}
+	}
 }
