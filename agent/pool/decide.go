@@ -97,12 +97,10 @@ func decide(v view) decision {
 		}
 		return d
 	}
-	// A worker being replaced is leaving: its replacement (spawning, then
-	// ready) stands for it. Counted, a recycle's surge above max had the
-	// excess rule stop a second worker, and the pool shrink and grow back
-	// (TestDecide: "a recycle's surge is not an excess").
-	ready := v.ready - v.leaving()
-	live := ready + v.spawning
+	// A worker being replaced still serves until its replacement is
+	// ready, and stays if that spawn fails: it counts toward min and max
+	// (TestDecide: "a failed replacement spawn starts no other").
+	live := v.ready + v.spawning
 	if !v.now.Before(v.backoff) {
 		need := max(0, v.min-live)
 		if need == 0 && v.queued > 0 && v.spawning == 0 && !v.restart {
@@ -123,6 +121,11 @@ func decide(v view) decision {
 			}
 		}
 	}
+	// But it is leaving: those it leaves are what the stop rules size.
+	// Counted, a recycle's surge above max had the excess rule stop a
+	// second worker, and the pool shrink and grow back (TestDecide: "a
+	// recycle's surge is not an excess").
+	ready := v.ready - v.leaving()
 	if d.stop = excessVictims(v, ready); len(d.stop) == 0 {
 		d.stop = idleVictims(v, ready)
 	}

@@ -98,6 +98,18 @@ func TestDecide(t *testing.T) {
 			v.ready, v.max, v.recycling = 4, 2, true
 			v.workers = []workerView{{id: 1, replacing: true}, {id: 2, sessions: 1}, {id: 3}, {id: 4, sessions: 1}}
 		}), decision{stop: []int{3}, recycle: -1, shutdown: -1}},
+		{"a failed replacement spawn starts no other: restart", with(func(v *view) {
+			v.restart, v.max = true, 2
+			v.workers = []workerView{{id: 1, replacing: true}, {id: 2}}
+		}), none},
+		{"a failed replacement spawn starts no other: recycle", with(func(v *view) {
+			v.recycling = true
+			v.workers = []workerView{{id: 1, recycle: recycleMaxRequests, replacing: true}, {id: 2}}
+		}), none},
+		{"queued during a recycle: no spawn past max", with(func(v *view) {
+			v.ready, v.max, v.queued, v.recycling = 3, 3, 2, true
+			v.workers = []workerView{{id: 1, replacing: true, sessions: 1}, {id: 2, sessions: 1}, {id: 3, sessions: 1}}
+		}), none},
 		{"above max while restarting: the restart's surge", with(func(v *view) {
 			v.ready, v.restart = 5, true
 			v.workers = []workerView{{id: 1}, {id: 2}, {id: 3}, {id: 4}, {id: 5}}
