@@ -193,12 +193,14 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time) string {
 	if h.Reason != "" {
 		s += ": " + h.Reason
 	}
-	if h.Resisted {
-		s += "\n(the node kept serving an older revision)"
-	} else {
-		s += "\n(the node was left with no process)"
+	if !h.Resisted {
+		// A Blocking restart, or resistDeploymentErrors off: the node
+		// stays on the revision, and the halt ends once it runs there.
+		return s + "\n(the node was left with no process; its agent keeps retrying)" +
+			"\nNo other node gets it until that node runs it."
 	}
-	return s + "\nNo other node gets it, and it is not retried: set a new revision to retry."
+	return s + "\n(the node kept serving an older revision)" +
+		"\nNo other node gets it, and it is not retried: set a new revision to retry."
 }
 
 // conditionSummary is "True (Reason) message", or that it is not reported.
@@ -296,8 +298,10 @@ func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, silent time.Duratio
 			node, p.Spec.Revision, st.ObservedRevision))
 	}
 	target := ag.Status.Revision
+	// The manager clears the mark from a pool given the target again; one
+	// draining elsewhere may keep the mark of an older target.
 	switch from := p.Annotations[contract.ReturnedFromAnnotation]; {
-	case from != "":
+	case from != "" && from == target:
 		notes = append(notes, fmt.Sprintf("returned by the manager to revision %s: it could not run %s, "+
 			"with no older process left to resist on", p.Spec.Revision, from))
 	case target != "" && p.Spec.Revision != target:
