@@ -46,9 +46,12 @@ func busyWorker(t *testing.T, e *agenttest.Env) ferryv1.ProcessInfo {
 	return busy
 }
 
-// TestKilledWorkerUnderLoad: SIGKILL a busy worker under load. Only the
-// request it was serving fails, with a 502; every other request succeeds;
-// a replacement restores the pool.
+// TestKilledWorkerUnderLoad: SIGKILL a busy worker under load. At most
+// the request it was serving fails, with a 502 (none, when it had just
+// answered and the proxy retried the next on another worker: the status
+// that showed it busy is a moment old); every other request succeeds; a
+// replacement restores the pool. TestKilledWorkerAnswers502WithClearBody
+// shows the 502 itself.
 func TestKilledWorkerUnderLoad(t *testing.T) {
 	tmpl := agenttest.WSGI("hello-wsgi", 4, 4, env("REQUEST_DELAY_MS", "30"))
 	e := agenttest.Start(t, pool.Config{Name: "t/kill", Revision: "1", Template: tmpl}, agenttest.Options{})
@@ -64,8 +67,8 @@ func TestKilledWorkerUnderLoad(t *testing.T) {
 	})
 	waitRequests(t, e, after.Processes[0].Processed+100)
 	rep := stop().Report()
-	if rep.Failed != 1 || rep.FailedByKind["status-5xx"] != 1 {
-		t.Fatalf("failed requests = %d %v, want exactly the killed worker's one request, as a 5xx (first: %v)",
+	if rep.Failed > 1 || rep.Failed != rep.FailedByKind["status-5xx"] {
+		t.Fatalf("failed requests = %d %v, want at most the killed worker's one request, as a 5xx (first: %v)",
 			rep.Failed, rep.FailedByKind, rep.FirstFailure)
 	}
 }
@@ -107,7 +110,9 @@ func TestKilledWorkerAnswers502WithClearBody(t *testing.T) {
 func TestQueueOverflowAndTimeout(t *testing.T) {
 	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
 	tmpl.Pool.MaxRequestQueueSize = 2
-	tmpl.Pool.QueueTimeout = &metav1.Duration{Duration: 2 * time.Second}
+	// Long enough that the overflow request comes while both still wait,
+	// on a loaded machine too; shorter than the slow request.
+	tmpl.Pool.QueueTimeout = &metav1.Duration{Duration: 6 * time.Second}
 	e := agenttest.Start(t, pool.Config{Name: "t/queue", Revision: "1", Template: tmpl}, agenttest.Options{})
 	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
 
@@ -135,7 +140,7 @@ func TestQueueOverflowAndTimeout(t *testing.T) {
 	wg.Wait()
 	slices.Sort(codes)
 	if want := []int{200, 504, 504}; !slices.Equal(codes, want) {
-		t.Errorf("the busy and queued requests got %v, want %v (the queued ones time out after 2s)", codes, want)
+		t.Errorf("the busy and queued requests got %v, want %v (the queued ones time out after 6s)", codes, want)
 	}
 }
 

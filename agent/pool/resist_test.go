@@ -194,17 +194,20 @@ func TestRevisionAskedForAgain(t *testing.T) {
 // and the pool needs no spawn, the error is no longer reported.
 func TestScalingErrorPassesWithItsNeed(t *testing.T) {
 	// Spawn 2, the one the second concurrent request asks for, fails.
-	tmpl := flaky(t, 1, 2, "2", env("REQUEST_DELAY_MS", "300"))
+	tmpl := flaky(t, 1, 2, "2", env("REQUEST_DELAY_MS", "1500"))
 	e := agenttest.Start(t, pool.Config{Name: "t/spike", Revision: "1", Template: tmpl},
 		agenttest.Options{Tick: 50 * time.Millisecond})
 	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
 	var wg sync.WaitGroup
-	for range 2 {
+	for i := range 2 {
 		wg.Go(func() {
 			if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
 				t.Errorf("GET / = %d during the spike", resp.StatusCode)
 			}
 		})
+		if i == 0 {
+			busyWorker(t, e) // the second waits for it: a spawn is needed
+		}
 	}
 	e.WaitFor(t, time.Minute, "a scaling error", func(s pool.Status) bool { return s.ScalingError != nil })
 	wg.Wait()

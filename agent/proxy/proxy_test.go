@@ -476,8 +476,9 @@ func TestRequestWithBodyRetriedOnAnotherWorker(t *testing.T) {
 	if err := syscall.Kill(int(oldest), syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	// Give the app a moment to close its socket (it polls every 50ms).
-	time.Sleep(300 * time.Millisecond)
+	// Give the app a moment to close its socket (it polls every 50ms; the
+	// pool does not know when it has, so no status shows it).
+	time.Sleep(time.Second)
 	for i := range 10 {
 		body := strings.Repeat("b", 1000+i)
 		resp, got := do(t, newRequest(t, http.MethodPost, e.URL+"/", strings.NewReader(body)))
@@ -929,18 +930,20 @@ func TestShutdownClosesIdleConnectionsAtOnce(t *testing.T) {
 // TestIdleTimeout: a keep-alive connection in use stays open past
 // IdleTimeout, and one left idle is closed, not before IdleTimeout.
 func TestIdleTimeout(t *testing.T) {
-	const idle = 400 * time.Millisecond
+	// Long enough that a loaded machine's stall between two requests of
+	// the loop (a quarter of it apart) does not pass for idleness.
+	const idle = time.Second
 	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{IdleTimeout: idle})
 	c, br := dial(t, e)
-	var last time.Time
+	var last time.Time // before the last request: the idle time starts after its answer
 	for begun := time.Now(); time.Since(begun) < 3*idle; time.Sleep(idle / 4) {
+		last = time.Now()
 		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
 		if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
 			t.Fatalf("GET /: %d", resp.StatusCode)
 		}
-		last = time.Now()
 	}
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if n, err := br.ReadByte(); err != io.EOF {

@@ -304,13 +304,18 @@ func initialRecords(cfg *Config) int {
 	return int(min(max(cfg.Duration.Seconds()*2000/float64(cfg.Clients), 1024), 65536))
 }
 
+// loop sends requests until stop, the first whatever the time: a client
+// whose goroutine started late on a loaded machine still counts (and a
+// short run is never empty).
 func (c *client) loop(ctx context.Context, stop <-chan struct{}, start time.Time) {
 	var sleep *time.Timer
-	for {
-		select {
-		case <-stop:
-			return
-		default:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 		}
 		rec, ok := c.do(ctx, start)
 		if !ok {

@@ -324,8 +324,10 @@ func TestTriggerRestart(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	_, rep := run(t, Config{
-		URLs: []string{srv.URL}, Clients: 2, Duration: 300 * time.Millisecond,
-		TriggerAt: 100 * time.Millisecond,
+		// Half a second on either side of the trigger: the clients' first
+		// requests come before it even on a loaded machine.
+		URLs: []string{srv.URL}, Clients: 2, Duration: time.Second,
+		TriggerAt: 500 * time.Millisecond,
 		Trigger: func(ctx context.Context) error {
 			pid.Store(200)
 			return nil
@@ -335,7 +337,7 @@ func TestTriggerRestart(t *testing.T) {
 	if rs == nil || fmt.Sprint(rs.OldPIDs) != "[100]" || fmt.Sprint(rs.NewPIDs) != "[200]" || !rs.Done {
 		t.Fatalf("restart = %+v, want old [100] new [200]", rs)
 	}
-	// W = done + 2 s lies beyond the 300 ms run.
+	// W = done + 2 s lies beyond the 1 s run.
 	if !rs.WindowCapped || rs.WindowEnd != rep.Elapsed || rs.PIDsReplaced != 1 {
 		t.Errorf("window end %v (capped %v), replaced %d; want capped at %v, 1", rs.WindowEnd, rs.WindowCapped, rs.PIDsReplaced, rep.Elapsed)
 	}
@@ -452,7 +454,9 @@ func TestCancelWithLoad(t *testing.T) {
 	if rep.OK == 0 || rep.Failed != 0 {
 		t.Errorf("ok %d failed %d %v, want some ok and no failure", rep.OK, rep.Failed, rep.FirstFailure)
 	}
-	if res.End < 100*time.Millisecond || res.End > 10*time.Second {
+	// Run's clock starts after its setup, which a loaded machine may
+	// stretch: the run ends by the context's deadline, not within it.
+	if res.End <= 0 || res.End > 10*time.Second {
 		t.Errorf("run lasted %v, want about 150ms", res.End)
 	}
 }

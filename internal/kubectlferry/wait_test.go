@@ -387,7 +387,7 @@ func TestRestartWaitAPIErrors(t *testing.T) {
 	}{
 		{name: "transient errors are retried", errs: []error{unavailable, unavailable, unavailable}, timeout: time.Minute},
 		{name: "a persistent one is named at the timeout", errs: slices.Repeat([]error{unavailable}, 1000),
-			timeout: 300 * time.Millisecond, wantErr: "timed out waiting for " + ns + "/app to roll out revision 1; " +
+			timeout: 2 * time.Second, wantErr: "timed out waiting for " + ns + "/app to roll out revision 1; " +
 				"the rollout was at: the manager has not taken up revision 1 yet (status.revision is 0-" + hash + ") " +
 				"(last error reading it: etcd is down)"},
 		{name: "a permanent one ends the wait", errs: []error{forbidden}, timeout: time.Minute, wantErr: "is forbidden"},
