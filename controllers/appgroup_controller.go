@@ -627,7 +627,7 @@ func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) 
 	}
 	cur := deletingStatus(s.ag, reports, s.now, r.AgentStaleAfter)
 	if equality.Semantic.DeepEqual(s.ag.Status, cur) {
-		return ctrl.Result{RequeueAfter: nextStaleness(byNode(reports))}, nil
+		return ctrl.Result{RequeueAfter: deletingRequeue(reports, s.now, r.AgentStaleAfter)}, nil
 	}
 	orig := s.ag.DeepCopy()
 	s.ag.Status = cur
@@ -635,7 +635,7 @@ func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) 
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
-	return ctrl.Result{RequeueAfter: nextStaleness(byNode(reports))}, err
+	return ctrl.Result{RequeueAfter: deletingRequeue(reports, s.now, r.AgentStaleAfter)}, err
 }
 
 // noteJudged tells the lease watcher what the pass concluded of rep's
@@ -704,7 +704,11 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		return 0, err
 	}
 	r.written.wrote(ag, orig.ResourceVersion)
-	for _, ev := range statusEvents(ag, &old, &cur) {
+	silent := false
+	for _, rep := range reports {
+		silent = silent || rep.Stale
+	}
+	for _, ev := range statusEvents(ag, &old, &cur, silent) {
 		r.record(ctx, ag, ev)
 	}
 	return requeue, nil

@@ -352,7 +352,8 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 // draining ones (s.draining), terminating, one slice per port they serve
 // on. Nearly always that is listen.port alone, in the slice named as the
 // Service. A pool kept on its old port where another AppGroup holds
-// listen.port (leavePortsTaken) is in a slice of its own port: the
+// listen.port (leavePortsTaken) is in a slice of its own port
+// (endpointSliceName): the
 // Service's port is named, and each slice says which port its endpoints
 // serve it on, so the Service reaches those nodes too.
 func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) error {
@@ -387,13 +388,16 @@ func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) e
 }
 
 // endpointSliceName names the slice of ag's endpoints on port: the
-// Service's name for listen.port, with the port appended for another.
+// Service's name for listen.port, "<service>.<port>" for another. The dot
+// keeps it from ever being another AppGroup's: a Service's name has none
+// (contract.ServiceName), and "<service>-<port>" was AppGroup
+// "<service>-<port>"'s own slice (found by review).
 func endpointSliceName(ag *ferryv1.AppGroup, port int32) string {
 	name := contract.ServiceName(ag.Name)
 	if port == ag.Spec.Listen.Port {
 		return name
 	}
-	return fmt.Sprintf("%s-%d", name, port)
+	return fmt.Sprintf("%s.%d", name, port)
 }
 
 // portSliceIndex indexes the EndpointSlices of a port other than

@@ -74,6 +74,22 @@ func TestDesiredEndpoints(t *testing.T) {
 	}
 }
 
+// TestEndpointSliceName: the slice of a port other than listen.port is
+// never another AppGroup's: "blog"'s slice of 8080 was "blog-8080", the
+// Service slice of AppGroup "blog-8080" (found by review).
+func TestEndpointSliceName(t *testing.T) {
+	blog := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog"}}
+	blog.Spec.Listen.Port = 9090
+	other := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog-8080"}}
+	other.Spec.Listen.Port = 7000
+	if got := endpointSliceName(blog, 9090); got != "blog" {
+		t.Errorf("listen.port's slice %q, want the Service's name", got)
+	}
+	if a, b := endpointSliceName(blog, 8080), endpointSliceName(other, 7000); a == b || a != "blog.8080" {
+		t.Errorf("blog's slice of 8080 %q, blog-8080's Service slice %q; want blog.8080, and apart", a, b)
+	}
+}
+
 // TestEndpointsByPort: endpoints go in one group per port their pools
 // serve on, active before draining; a port whose pools give no endpoint
 // has no group.

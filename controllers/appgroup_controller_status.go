@@ -402,13 +402,15 @@ func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Durati
 	c := metav1.Condition{Type: ferryv1.ConditionReady}
 	var nodes, stale, unseen []string
 	var example *ferryv1.ProcessPool
+	agentless := true // every unseen pool is on a node with no agent Lease
 	for _, r := range pools {
 		nodes = append(nodes, r.Node)
 		switch {
 		case r.Stale:
 			stale = append(stale, r.Node)
-		case !r.Reported && now.Sub(r.Pool.CreationTimestamp.Time) > staleAfter:
+		case neverReported(r, now, staleAfter):
 			unseen = append(unseen, r.Node)
+			agentless = agentless && !r.HasLease
 		default:
 			continue
 		}
@@ -428,7 +430,10 @@ func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Durati
 		msg += ". " + staleMessage(in, stale)
 	}
 	if len(unseen) > 0 {
-		msg += ". No agent has ever reported on " + nodeList(unseen) + " (is ferry-agent running there)"
+		msg += ". No agent has ever reported the pool on " + nodeList(unseen)
+		if agentless {
+			msg += " (no agent Lease there: is ferry-agent running?)"
+		}
 	}
 	if example != nil {
 		msg += fmt.Sprintf(
@@ -437,6 +442,29 @@ func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Durati
 			contract.DrainFinalizer, example.Namespace, example.Name)
 	}
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonDeleting, msg)
+}
+
+// neverReported: r's agent never reported its pool, older than the
+// staleness bound.
+func neverReported(r poolReport, now time.Time, staleAfter time.Duration) bool {
+	return !r.Reported && now.Sub(r.Pool.CreationTimestamp.Time) > staleAfter
+}
+
+// deletingRequeue is when a deleted AppGroup's status is next due to
+// change by itself: a report turning stale (nextStaleness), or a pool
+// that never reported reaching the bound (deletingCondition names it then;
+// nothing else would bring that pass).
+func deletingRequeue(pools []poolReport, now time.Time, staleAfter time.Duration) time.Duration {
+	next := nextStaleness(byNode(pools))
+	for _, r := range pools {
+		if r.Reported || neverReported(r, now, staleAfter) {
+			continue
+		}
+		if d := r.Pool.CreationTimestamp.Add(staleAfter).Sub(now) + time.Second; next == 0 || d < next {
+			next = d
+		}
+	}
+	return next
 }
 
 // haltRemembered: the status records a halt of the target (the node that

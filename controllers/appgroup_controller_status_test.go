@@ -413,7 +413,8 @@ func TestDeletingCondition(t *testing.T) {
 		}},
 		{"one never reported, one just created", []*ferryv1.ProcessPool{young, unseen}, []string{
 			"Waiting for the agents on node-c and node-d to drain their pools. " +
-				"No agent has ever reported on node-c (is ferry-agent running there). Such a pool is released",
+				"No agent has ever reported the pool on node-c (no agent Lease there: is ferry-agent running?). " +
+				"Such a pool is released",
 			"remove the ferry.dev/drain finalizer from ProcessPool ns/blog-node-c",
 		}},
 	}
@@ -422,6 +423,19 @@ func TestDeletingCondition(t *testing.T) {
 			got := deletingCondition(assessAll(targetRev, tt.pools...), t0, staleAfter)
 			checkCond(t, got, wantCond{metav1.ConditionFalse, ferryv1.ReasonDeleting, tt.want})
 		})
+	}
+
+	// An agent that renews its node's Lease but never reported the pool
+	// runs there: no guess that it does not.
+	withLease := assessPool(unseen, targetRev, t0, staleAfter, t0, hearing{})
+	got := deletingCondition([]poolReport{withLease}, t0, staleAfter)
+	checkCond(t, got, wantCond{metav1.ConditionFalse, ferryv1.ReasonDeleting,
+		[]string{"No agent has ever reported the pool on node-c. Such a pool is released"}})
+
+	// The pass that names a young pool once it reaches the bound is due
+	// then (found by review: nothing brought it).
+	if d := deletingRequeue(assessAll(targetRev, young), t0, staleAfter); d != staleAfter {
+		t.Errorf("requeue after %v, want %v (the young pool reaches the bound in %v, plus 1s)", d, staleAfter, staleAfter-time.Second)
 	}
 }
 

@@ -1265,7 +1265,7 @@ func TestKeptPortStaysTaken(t *testing.T) {
 	// port; the Service's own slice, on 8080, has no endpoint.
 	both := map[string]bool{"192.0.2.2": true, "192.0.2.3": true}
 	eventually(t, "third's endpoints on 9090", func() error {
-		if err := checkSliceOnPort(ns, "third-9090", 9090, both); err != nil {
+		if err := checkSliceOnPort(ns, "third.9090", 9090, both); err != nil {
 			return err
 		}
 		return checkSliceOnPort(ns, "third", 8080, map[string]bool{})
@@ -1285,9 +1285,9 @@ func TestKeptPortStaysTaken(t *testing.T) {
 	waitRolledOut(t, ns, "third", 2)
 	settle(t, ns, "third", agentA)
 	eventually(t, "third's endpoints back in its own slice", func() error {
-		err := env.Client.Get(testContext(t), types.NamespacedName{Namespace: ns, Name: "third-9090"}, &discoveryv1.EndpointSlice{})
+		err := env.Client.Get(testContext(t), types.NamespacedName{Namespace: ns, Name: "third.9090"}, &discoveryv1.EndpointSlice{})
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("slice third-9090: %w, want it deleted", err)
+			return fmt.Errorf("slice third.9090: %w, want it deleted", err)
 		}
 		return checkSliceOnPort(ns, "third", 9090, both)
 	})

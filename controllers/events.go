@@ -93,7 +93,11 @@ type statusEvent struct {
 // statusEvents are the events that the move of an AppGroup's status from
 // old to cur deserves. It compares the two only, so an event is recorded
 // once per transition however often the AppGroup is reconciled.
-func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) []statusEvent {
+//
+// silent says whether the pass found any selected node's agent silent:
+// Ready names one reason, and a silence goes on behind a reason of higher
+// rank (a process not ready elsewhere), where no AgentReporting is due.
+func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silent bool) []statusEvent {
 	var evs []statusEvent
 	add := func(typ, reason, action, note string) {
 		evs = append(evs, statusEvent{Type: typ, Reason: reason, Action: action, Note: note})
@@ -160,7 +164,7 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) []stat
 			add(corev1.EventTypeNormal, EventPortConflictResolved, "Schedule",
 				fmt.Sprintf("No other AppGroup holds listen.port %d on the selected nodes any more", ag.Spec.Listen.Port))
 		}
-		if oldReady.Reason == ferryv1.ReasonAgentNotReporting && curReady.Reason != ferryv1.ReasonAgentNotReporting {
+		if oldReady.Reason == ferryv1.ReasonAgentNotReporting && curReady.Reason != ferryv1.ReasonAgentNotReporting && !silent {
 			add(corev1.EventTypeNormal, EventAgentReporting, "Monitor", "No selected node's agent is silent any more")
 		}
 	}

@@ -49,6 +49,7 @@ func TestStatusEvents(t *testing.T) {
 	tests := []struct {
 		name     string
 		old, cur ferryv1.AppGroupStatus
+		silent   bool // an agent the pass judged silent
 		want     []string
 	}{
 		{name: "nothing moved", old: steady("1"), cur: steady("1")},
@@ -108,6 +109,14 @@ func TestStatusEvents(t *testing.T) {
 			want: []string{EventAgentReporting},
 		},
 		{
+			name: "a process not ready elsewhere hides a silence that goes on (found by review)",
+			old: status("1", 3, ready(metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting),
+				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
+			cur: status("1", 3, ready(metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady),
+				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
+			silent: true,
+		},
+		{
 			name: "the port is free",
 			old: status("1", 0, ready(metav1.ConditionFalse, ferryv1.ReasonPortConflict),
 				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
@@ -126,7 +135,7 @@ func TestStatusEvents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, ev := range statusEvents(ag, &tt.old, &tt.cur) {
+			for _, ev := range statusEvents(ag, &tt.old, &tt.cur, tt.silent) {
 				got = append(got, ev.Reason)
 				if ev.Type == "" || ev.Action == "" || ev.Note == "" {
 					t.Errorf("incomplete event %+v", ev)
@@ -158,7 +167,7 @@ func TestRolloutStartedNote(t *testing.T) {
 		{"new AppGroup", &ferryv1.AppGroupStatus{}, "Rolling out revision 2 to 3 nodes"},
 		{"bump", &ferryv1.AppGroupStatus{Revision: "1"}, "Rolling out revision 2 to 3 nodes, 2 at a time (was 1)"},
 	} {
-		evs := statusEvents(ag, tt.old, rolling("2"))
+		evs := statusEvents(ag, tt.old, rolling("2"), false)
 		if len(evs) != 1 || evs[0].Reason != EventRolloutStarted || evs[0].Note != tt.want {
 			t.Errorf("%s: events %+v, want one %s: %q", tt.name, evs, EventRolloutStarted, tt.want)
 		}

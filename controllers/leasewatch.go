@@ -173,6 +173,16 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 			delete(w.stale, node)
 		}
 	}
+	// Judgements of agents with no Lease (yet: an agent that has not
+	// created it, or one recreated) wait for it: a Lease that then
+	// appears fresh ends a silence a pass judged by the pool's report.
+	unseen := map[string]judgement{}
+	for node, j := range judged {
+		if !seen[node] {
+			unseen[node] = j
+		}
+	}
+	w.restoreJudgements(unseen)
 	return nil
 }
 

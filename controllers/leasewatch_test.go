@@ -292,3 +292,52 @@ func TestLeaseWatcherKeepsJudgementsOverAFailedCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseAppearsAfterASilenceJudgedByReport: a pass judged an agent
+// silent by its pool's report, with no Lease for the node; a check that
+// sees no Lease keeps that judgement, and when the agent's Lease appears,
+// fresh, the check asks for a pass (found by review: the judgement was
+// dropped, the agent's heartbeat-only rewrites are filtered, poolChanged,
+// and the AppGroup stayed AgentNotReporting).
+func TestLeaseAppearsAfterASilenceJudgedByReport(t *testing.T) {
+	ctx := context.Background()
+	pool := testPool("node-a", "1-abc")
+	pool.Labels = contract.PoolLabels("blog", "node-a")
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(pool).Build()
+	clk := clocktesting.NewFakePassiveClock(t0)
+	events := make(chan event.GenericEvent, 10)
+	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: 2 * time.Second, clock: clk,
+		events: events, stale: map[string]bool{}, log: logr.Discard()}
+	drain := func() int {
+		n := 0
+		for len(events) > 0 {
+			<-events
+			n++
+		}
+		return n
+	}
+	// A pass read no Lease for node-a and its pool's report 3 minutes old
+	// (agents rewrite an unchanged status every 5): silent.
+	w.judged("node-a", true)
+	if err := w.check(ctx); err != nil { // t0: still no Lease
+		t.Fatal(err)
+	}
+	drain()
+	// The agent's Lease appears (re)created, fresh.
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ferry-system", Name: contract.AgentLeaseName("node-a"),
+			Labels: contract.AgentLeaseLabels("node-a")},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("node-a"),
+			RenewTime: ptr.To(metav1.NewMicroTime(t0.Add(3 * time.Second)))},
+	}
+	if err := c.Create(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	clk.SetTime(t0.Add(4 * time.Second))
+	if err := w.check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := drain(); n == 0 {
+		t.Errorf("node-a's Lease appeared fresh after a pass judged its agent silent: no pass asked for")
+	}
+}
