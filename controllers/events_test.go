@@ -42,6 +42,10 @@ func TestStatusEvents(t *testing.T) {
 		return status(rev, updated, ready(metav1.ConditionTrue, ferryv1.ReasonProcessesReady),
 			rr(metav1.ConditionTrue, ferryv1.ReasonRollingOut), res(metav1.ConditionFalse))
 	}
+	// settled: rolled out on nodes of 3, Ready with reason.
+	settled := func(nodes int32, s metav1.ConditionStatus, reason string) ferryv1.AppGroupStatus {
+		return status("1", nodes, ready(s, reason), rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse))
+	}
 	halted := func(rev string) ferryv1.AppGroupStatus {
 		return status(rev, 1, ready(metav1.ConditionTrue, ferryv1.ReasonProcessesReady),
 			rr(metav1.ConditionFalse, ferryv1.ReasonRolloutHalted), res(metav1.ConditionTrue))
@@ -103,30 +107,23 @@ func TestStatusEvents(t *testing.T) {
 		},
 		{
 			name: "the silent agent is back",
-			old: status("1", 3, ready(metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting),
-				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
-			cur:  steady("1"),
+			old:  settled(3, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting), cur: steady("1"),
 			want: []string{EventAgentReporting},
 		},
 		{
-			name: "a process not ready elsewhere hides a silence that goes on (found by review)",
-			old: status("1", 3, ready(metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting),
-				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
-			cur: status("1", 3, ready(metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady),
-				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
+			name:   "a process not ready elsewhere hides a silence that goes on (found by review)",
+			old:    settled(3, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting),
+			cur:    settled(3, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady),
 			silent: true,
 		},
 		{
 			name: "the port is free",
-			old: status("1", 0, ready(metav1.ConditionFalse, ferryv1.ReasonPortConflict),
-				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
-			cur:  steady("1"),
+			old:  settled(0, metav1.ConditionFalse, ferryv1.ReasonPortConflict), cur: steady("1"),
 			want: []string{EventPortConflictResolved},
 		},
 		{
 			name: "deleted while in conflict: not resolved",
-			old: status("1", 0, ready(metav1.ConditionFalse, ferryv1.ReasonPortConflict),
-				rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse)),
+			old:  settled(0, metav1.ConditionFalse, ferryv1.ReasonPortConflict),
 			cur: status("1", 0, ready(metav1.ConditionFalse, ferryv1.ReasonDeleting),
 				rr(metav1.ConditionFalse, ferryv1.ReasonDeleting), res(metav1.ConditionFalse)),
 		},

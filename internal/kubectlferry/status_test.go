@@ -171,20 +171,29 @@ func TestStatusResisting(t *testing.T) {
 	)
 }
 
+// haltedFixture is AppGroup name on revision 9, whose rollout node-1
+// halted 2 minutes ago (resisted or not), rolled out last on revision 8;
+// its pools are the test's to make.
+func haltedFixture(t *testing.T, name string, resisted bool) (ns string, ag *ferryv1.AppGroup, oldRev, target string) {
+	t.Helper()
+	ns = newNamespace(t)
+	oldRev, target = "8-"+hash, "9-"+hash
+	ag = newAppGroup(t, ns, name, "9")
+	setAppGroupStatus(t, ns, name, func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 1)
+		st.Nodes.Updated, st.Processes.Updated = 0, 0
+		st.HaltedRollout = &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Reason: "exited with status 1",
+			Resisted: resisted, Since: metav1.Time{Time: testNow.Add(-2 * time.Minute)}}
+		st.LastRolledOut = &ferryv1.RolledOutRevision{Revision: oldRev, App: template().App}
+	})
+	return ns, ag, oldRev, target
+}
+
 // TestStatusHaltedRollout: the halt the manager remembers shows in the
 // header, with the revision last rolled out, and a pool the manager
 // returned to that revision says so, in the view and in --json.
 func TestStatusHaltedRollout(t *testing.T) {
-	ns := newNamespace(t)
-	oldRev, target := "8-"+hash, "9-"+hash
-	ag := newAppGroup(t, ns, "halted", "9")
-	setAppGroupStatus(t, ns, "halted", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
-		rolledOut(ag, st, target, 1)
-		st.Nodes.Updated, st.Processes.Updated = 0, 0
-		st.HaltedRollout = &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Reason: "exited with status 1",
-			Resisted: true, Since: metav1.Time{Time: testNow.Add(-2 * time.Minute)}}
-		st.LastRolledOut = &ferryv1.RolledOutRevision{Revision: oldRev, App: template().App}
-	})
+	ns, ag, oldRev, target := haltedFixture(t, "halted", true)
 	p := newPool(t, ag, "node-1", oldRev)
 	p.Annotations = map[string]string{contract.ReturnedFromAnnotation: target}
 	if err := env.Client.Update(context.Background(), p); err != nil {
@@ -248,15 +257,7 @@ func TestStatusHaltedRollout(t *testing.T) {
 // keeps retrying it, and the rollout goes on once it succeeds"). The
 // header must not tell the user it is not retried. (Found by review.)
 func TestStatusHaltNotResistedIsRetried(t *testing.T) {
-	ns := newNamespace(t)
-	oldRev, target := "8-"+hash, "9-"+hash
-	ag := newAppGroup(t, ns, "blocking", "9")
-	setAppGroupStatus(t, ns, "blocking", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
-		rolledOut(ag, st, target, 1)
-		st.HaltedRollout = &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Reason: "exited with status 1",
-			Resisted: false, Since: metav1.Time{Time: testNow.Add(-2 * time.Minute)}}
-		st.LastRolledOut = &ferryv1.RolledOutRevision{Revision: oldRev, App: template().App}
-	})
+	ns, ag, _, target := haltedFixture(t, "blocking", false)
 	p := newPool(t, ag, "node-1", target)
 	setPoolStatus(t, p, ferryv1.ProcessPoolStatus{ObservedRevision: target, HeartbeatTime: ago(time.Second)})
 
