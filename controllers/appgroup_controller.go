@@ -120,6 +120,9 @@ type AppGroupReconciler struct {
 	resisting resistingSet
 	// written is the rollout memory of each AppGroup's last status write.
 	written writtenMemory
+	// warned are the AppGroups with an AgentNotReporting warning standing
+	// (silenceSeen).
+	warned keySet
 	// contact is the manager's contact with the API server, probed by the
 	// lease watcher; nil without one.
 	contact *apiContact
@@ -364,6 +367,7 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if err := r.Client.Get(ctx, req.NamespacedName, ag); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.resisting.Set(req.NamespacedName, false)
+			r.warned.set(req.NamespacedName, false)
 			r.written.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
@@ -609,6 +613,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	}
 	r.resisting.Set(client.ObjectKeyFromObject(ag), false)
 	r.written.forget(client.ObjectKeyFromObject(ag))
+	r.warned.set(client.ObjectKeyFromObject(ag), false)
 	log.Info("Released AppGroup after every pool drained")
 	return ctrl.Result{}, nil
 }
@@ -704,11 +709,13 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		return 0, err
 	}
 	r.written.wrote(ag, orig.ResourceVersion)
-	silent := false
+	key := client.ObjectKeyFromObject(ag)
+	silence := silenceSeen{warned: r.warned.has(key)}
 	for _, rep := range reports {
-		silent = silent || rep.Stale
+		silence.silent = silence.silent || rep.Stale
 	}
-	for _, ev := range statusEvents(ag, &old, &cur, silent) {
+	r.warned.set(key, silence.warnedAfter(&old, &cur))
+	for _, ev := range statusEvents(ag, &old, &cur, silence) {
 		r.record(ctx, ag, ev)
 	}
 	return requeue, nil

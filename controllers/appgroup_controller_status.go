@@ -402,7 +402,7 @@ func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Durati
 	c := metav1.Condition{Type: ferryv1.ConditionReady}
 	var nodes, stale, unseen []string
 	var example *ferryv1.ProcessPool
-	agentless := true // every unseen pool is on a node with no agent Lease
+	agentless := true // every unseen pool is on a node with no live agent
 	for _, r := range pools {
 		nodes = append(nodes, r.Node)
 		switch {
@@ -410,7 +410,7 @@ func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Durati
 			stale = append(stale, r.Node)
 		case neverReported(r, now, staleAfter):
 			unseen = append(unseen, r.Node)
-			agentless = agentless && !r.HasLease
+			agentless = agentless && (!r.HasLease || r.LeaseStale)
 		default:
 			continue
 		}
@@ -432,7 +432,7 @@ func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Durati
 	if len(unseen) > 0 {
 		msg += ". No agent has ever reported the pool on " + nodeList(unseen)
 		if agentless {
-			msg += " (no agent Lease there: is ferry-agent running?)"
+			msg += " (no agent renews a Lease there: is ferry-agent running?)"
 		}
 	}
 	if example != nil {

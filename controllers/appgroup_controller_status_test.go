@@ -413,7 +413,7 @@ func TestDeletingCondition(t *testing.T) {
 		}},
 		{"one never reported, one just created", []*ferryv1.ProcessPool{young, unseen}, []string{
 			"Waiting for the agents on node-c and node-d to drain their pools. " +
-				"No agent has ever reported the pool on node-c (no agent Lease there: is ferry-agent running?). " +
+				"No agent has ever reported the pool on node-c (no agent renews a Lease there: is ferry-agent running?). " +
 				"Such a pool is released",
 			"remove the ferry.dev/drain finalizer from ProcessPool ns/blog-node-c",
 		}},
@@ -426,11 +426,16 @@ func TestDeletingCondition(t *testing.T) {
 	}
 
 	// An agent that renews its node's Lease but never reported the pool
-	// runs there: no guess that it does not.
+	// runs there: no guess that it does not. One whose Lease is a day old
+	// does not (found by review).
 	withLease := assessPool(unseen, targetRev, t0, staleAfter, t0, hearing{})
 	got := deletingCondition([]poolReport{withLease}, t0, staleAfter)
 	checkCond(t, got, wantCond{metav1.ConditionFalse, ferryv1.ReasonDeleting,
 		[]string{"No agent has ever reported the pool on node-c. Such a pool is released"}})
+	deadAgent := assessPool(unseen, targetRev, t0, staleAfter, t0.Add(-24*time.Hour), hearing{})
+	got = deletingCondition([]poolReport{deadAgent}, t0, staleAfter)
+	checkCond(t, got, wantCond{metav1.ConditionFalse, ferryv1.ReasonDeleting,
+		[]string{"No agent has ever reported the pool on node-c (no agent renews a Lease there: is ferry-agent running?)"}})
 
 	// The pass that names a young pool once it reaches the bound is due
 	// then (found by review: nothing brought it).

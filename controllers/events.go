@@ -94,10 +94,11 @@ type statusEvent struct {
 // old to cur deserves. It compares the two only, so an event is recorded
 // once per transition however often the AppGroup is reconciled.
 //
-// silent says whether the pass found any selected node's agent silent:
+// silence is what the manager knows of its agents' silences (silenceSeen):
 // Ready names one reason, and a silence goes on behind a reason of higher
-// rank (a process not ready elsewhere), where no AgentReporting is due.
-func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silent bool) []statusEvent {
+// rank (a process not ready elsewhere), so Ready alone cannot pair the
+// silence events.
+func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silence silenceSeen) []statusEvent {
 	var evs []statusEvent
 	add := func(typ, reason, action, note string) {
 		evs = append(evs, statusEvent{Type: typ, Reason: reason, Action: action, Note: note})
@@ -154,7 +155,8 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silent
 	if curReady.Reason == ferryv1.ReasonPortConflict && (oldReady.Reason != ferryv1.ReasonPortConflict || oldReady.Message != curReady.Message) {
 		add(corev1.EventTypeWarning, EventPortConflict, "Schedule", curReady.Message)
 	}
-	if curReady.Reason == ferryv1.ReasonAgentNotReporting && oldReady.Reason != ferryv1.ReasonAgentNotReporting {
+	standing := silence.standing(old)
+	if curReady.Reason == ferryv1.ReasonAgentNotReporting && !standing {
 		add(corev1.EventTypeWarning, EventAgentNotReporting, "Monitor", curReady.Message)
 	}
 	// A warning that ends says so, or `kubectl describe` leaves it standing
@@ -164,11 +166,30 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silent
 			add(corev1.EventTypeNormal, EventPortConflictResolved, "Schedule",
 				fmt.Sprintf("No other AppGroup holds listen.port %d on the selected nodes any more", ag.Spec.Listen.Port))
 		}
-		if oldReady.Reason == ferryv1.ReasonAgentNotReporting && curReady.Reason != ferryv1.ReasonAgentNotReporting && !silent {
+		if standing && !silence.silent {
 			add(corev1.EventTypeNormal, EventAgentReporting, "Monitor", "No selected node's agent is silent any more")
 		}
 	}
 	return evs
+}
+
+// silenceSeen is what the manager knows of an AppGroup's agents' silences
+// at a status write: whether an AgentNotReporting warning stands (warned:
+// one was recorded, and no AgentReporting since, as far as this manager
+// saw), and whether the pass found any selected node's agent silent.
+type silenceSeen struct{ warned, silent bool }
+
+// standing: a warning stands before the write, recorded by this manager or
+// shown by the status it starts from (a manager that just started knows
+// only that).
+func (s silenceSeen) standing(old *ferryv1.AppGroupStatus) bool {
+	return s.warned || condition(old, ferryv1.ConditionReady).Reason == ferryv1.ReasonAgentNotReporting
+}
+
+// warnedAfter: a warning stands after the write of cur (statusEvents
+// recorded one, or one stood and the silence goes on).
+func (s silenceSeen) warnedAfter(old, cur *ferryv1.AppGroupStatus) bool {
+	return s.silent && (s.standing(old) || condition(cur, ferryv1.ConditionReady).Reason == ferryv1.ReasonAgentNotReporting)
 }
 
 // condition is a status's condition of type typ, or an empty one.

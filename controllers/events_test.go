@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -53,7 +54,7 @@ func TestStatusEvents(t *testing.T) {
 	tests := []struct {
 		name     string
 		old, cur ferryv1.AppGroupStatus
-		silent   bool // an agent the pass judged silent
+		silence  silenceSeen
 		want     []string
 	}{
 		{name: "nothing moved", old: steady("1"), cur: steady("1")},
@@ -111,10 +112,10 @@ func TestStatusEvents(t *testing.T) {
 			want: []string{EventAgentReporting},
 		},
 		{
-			name:   "a process not ready elsewhere hides a silence that goes on (found by review)",
-			old:    settled(3, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting),
-			cur:    settled(3, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady),
-			silent: true,
+			name:    "a process not ready elsewhere hides a silence that goes on (found by review)",
+			old:     settled(3, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting),
+			cur:     settled(3, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady),
+			silence: silenceSeen{warned: true, silent: true},
 		},
 		{
 			name: "the port is free",
@@ -132,11 +133,67 @@ func TestStatusEvents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, ev := range statusEvents(ag, &tt.old, &tt.cur, tt.silent) {
+			for _, ev := range statusEvents(ag, &tt.old, &tt.cur, tt.silence) {
 				got = append(got, ev.Reason)
 				if ev.Type == "" || ev.Action == "" || ev.Note == "" {
 					t.Errorf("incomplete event %+v", ev)
 				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("events %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSilenceEventsPair: over statuses as the manager writes them (a
+// status unchanged is not written, and records nothing), each silence
+// gets one AgentNotReporting and, once over, one AgentReporting, also
+// when a reason of higher rank hides it for a while (found by review:
+// Ready's reason alone lost the AgentReporting, or warned twice).
+func TestSilenceEventsPair(t *testing.T) {
+	st := func(s metav1.ConditionStatus, reason string) ferryv1.AppGroupStatus {
+		return ferryv1.AppGroupStatus{Revision: "1", Nodes: ferryv1.NodeCounts{Updated: 3, Total: 3}, Conditions: []metav1.Condition{
+			{Type: ferryv1.ConditionReady, Status: s, Reason: reason, Message: reason},
+		}}
+	}
+	ready := st(metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	silentNode := st(metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting)
+	notReady := st(metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady)
+	type step struct {
+		st     ferryv1.AppGroupStatus
+		silent bool
+	}
+	for _, tt := range []struct {
+		name  string
+		steps []step // the first is where the manager starts
+		want  []string
+	}{
+		{"a silence", []step{{ready, false}, {silentNode, true}, {ready, false}},
+			[]string{EventAgentNotReporting, EventAgentReporting}},
+		{"hidden, and over while hidden", []step{{ready, false}, {silentNode, true}, {notReady, true}, {notReady, false}, {ready, false}},
+			[]string{EventAgentNotReporting, EventAgentReporting}},
+		{"hidden, then shown again", []step{{ready, false}, {silentNode, true}, {notReady, true}, {silentNode, true}, {ready, false}},
+			[]string{EventAgentNotReporting, EventAgentReporting}},
+		{"never shown", []step{{ready, false}, {notReady, true}, {ready, false}}, nil},
+		{"a manager started during a silence", []step{{silentNode, true}, {notReady, true}, {ready, false}},
+			[]string{EventAgentReporting}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			warned := false
+			for i := 1; i < len(tt.steps); i++ {
+				old, cur := &tt.steps[i-1].st, &tt.steps[i].st
+				if equality.Semantic.DeepEqual(old, cur) {
+					continue
+				}
+				silence := silenceSeen{warned: warned, silent: tt.steps[i].silent}
+				for _, ev := range statusEvents(&ferryv1.AppGroup{}, old, cur, silence) {
+					if ev.Reason == EventAgentNotReporting || ev.Reason == EventAgentReporting {
+						got = append(got, ev.Reason)
+					}
+				}
+				warned = silence.warnedAfter(old, cur)
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("events %v, want %v", got, tt.want)
@@ -164,7 +221,7 @@ func TestRolloutStartedNote(t *testing.T) {
 		{"new AppGroup", &ferryv1.AppGroupStatus{}, "Rolling out revision 2 to 3 nodes"},
 		{"bump", &ferryv1.AppGroupStatus{Revision: "1"}, "Rolling out revision 2 to 3 nodes, 2 at a time (was 1)"},
 	} {
-		evs := statusEvents(ag, tt.old, rolling("2"), false)
+		evs := statusEvents(ag, tt.old, rolling("2"), silenceSeen{})
 		if len(evs) != 1 || evs[0].Reason != EventRolloutStarted || evs[0].Note != tt.want {
 			t.Errorf("%s: events %+v, want one %s: %q", tt.name, evs, EventRolloutStarted, tt.want)
 		}

@@ -48,7 +48,16 @@ type leaseWatcher struct {
 
 // judgement is what passes concluded of one node's agent: silent, fresh,
 // or both (passes of different AppGroups, or the agent moved between them).
-type judgement struct{ silent, fresh bool }
+type judgement struct {
+	silent, fresh bool
+	at            time.Time // the latest, by the watcher's clock
+}
+
+// judgementTTL bounds how long a judgement of a node with no Lease waits
+// for one: an agent creates its Lease at start, and a node that never
+// gets one (deleted, or its agent renews none) must not be kept for good.
+// Passes judge again on their next look.
+const judgementTTL = 5 * time.Minute
 
 // judged tells the watcher what a pass concluded of node's agent, by the
 // Lease (or, with none, the pool's report) it read. The next check asks for
@@ -71,6 +80,7 @@ func (w *leaseWatcher) judged(node string, silent bool) {
 	} else {
 		j.fresh = true
 	}
+	j.at = w.clock.Now()
 	w.judgements[node] = j
 }
 
@@ -85,6 +95,9 @@ func (w *leaseWatcher) restoreJudgements(old map[string]judgement) {
 	for node, o := range old {
 		j := w.judgements[node]
 		j.silent, j.fresh = j.silent || o.silent, j.fresh || o.fresh
+		if o.at.After(j.at) {
+			j.at = o.at
+		}
 		w.judgements[node] = j
 	}
 }
@@ -174,11 +187,12 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 		}
 	}
 	// Judgements of agents with no Lease (yet: an agent that has not
-	// created it, or one recreated) wait for it: a Lease that then
-	// appears fresh ends a silence a pass judged by the pool's report.
+	// created it, or one recreated) wait for it, for a while
+	// (judgementTTL): a Lease that then appears fresh ends a silence a
+	// pass judged by the pool's report.
 	unseen := map[string]judgement{}
 	for node, j := range judged {
-		if !seen[node] {
+		if !seen[node] && now.Sub(j.at) <= judgementTTL {
 			unseen[node] = j
 		}
 	}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -339,5 +340,31 @@ func TestLeaseAppearsAfterASilenceJudgedByReport(t *testing.T) {
 	}
 	if n := drain(); n == 0 {
 		t.Errorf("node-a's Lease appeared fresh after a pass judged its agent silent: no pass asked for")
+	}
+}
+
+// TestJudgementsOfLeaselessNodesExpire: judgements of nodes with no Lease
+// wait for one for judgementTTL, then go: nodes deleted, or whose agents
+// renew no Lease, are not kept for good (found by review).
+func TestJudgementsOfLeaselessNodesExpire(t *testing.T) {
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).Build()
+	clk := clocktesting.NewFakePassiveClock(t0)
+	events := make(chan event.GenericEvent, 10)
+	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: 2 * time.Second,
+		clock: clk, events: events, stale: map[string]bool{}, log: logr.Discard()}
+	for i := range 100 {
+		w.judged(fmt.Sprintf("autoscaled-%d", i), i%2 == 0)
+	}
+	for _, at := range []time.Duration{time.Second, judgementTTL, judgementTTL + time.Second} {
+		clk.SetTime(t0.Add(at))
+		if err := w.check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{true: 100, false: 0}[at <= judgementTTL]; len(w.judgements) != want {
+			t.Errorf("after %v: %d judgements kept, want %d", at, len(w.judgements), want)
+		}
+	}
+	if len(events) != 0 {
+		t.Errorf("%d passes asked for nodes with no Lease", len(events))
 	}
 }

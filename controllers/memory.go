@@ -124,3 +124,29 @@ func (e lastWrite) behind(rv string) bool {
 	}
 	return c < 0
 }
+
+// keySet is a set of AppGroups, safe for concurrent passes.
+type keySet struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]struct{}
+}
+
+func (s *keySet) has(k types.NamespacedName) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[k]
+	return ok
+}
+
+func (s *keySet) set(k types.NamespacedName, in bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[types.NamespacedName]struct{}{}
+	}
+	if in {
+		s.m[k] = struct{}{}
+	} else {
+		delete(s.m, k)
+	}
+}

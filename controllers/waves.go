@@ -40,6 +40,11 @@ type poolReport struct {
 	// HasLease: the node's agent renews a Lease (its liveness is watched by
 	// the lease watcher, not by requeues).
 	HasLease bool
+	// LeaseStale: HasLease, and the Lease was last renewed longer than the
+	// staleness bound ago (judged as Stale is: hearing). A report newer
+	// than it may still show the agent alive; where none came, no live
+	// agent is there (deletingCondition).
+	LeaseStale bool
 	// LeaseIsLast: HasLease, and the Lease's renewal is the agent's last
 	// sign, not a status written after it: the lease watcher's pass when
 	// the Lease turns stale is then when the report does.
@@ -102,6 +107,7 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 		Reported: st.HeartbeatTime != nil,
 	}
 	r.HasLease = !leaseRenew.IsZero()
+	r.LeaseStale = r.HasLease && now.Sub(heard.from(leaseRenew, staleAfter)) > staleAfter
 	r.LeaseIsLast = r.HasLease && (st.HeartbeatTime == nil || !st.HeartbeatTime.After(leaseRenew))
 	if r.Reported {
 		last := st.HeartbeatTime.Time

@@ -127,7 +127,7 @@ func TestAssessPool(t *testing.T) {
 			name:  "stale when the lease is not renewed either",
 			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
 			lease: t0.Add(-time.Minute),
-			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true},
+			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true, LeaseStale: true},
 		},
 		{
 			name:  "silent over the manager's own outage is not stale",
@@ -141,14 +141,14 @@ func TestAssessPool(t *testing.T) {
 			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
 			lease: t0.Add(-70 * time.Second),
 			heard: hearing{since: t0.Add(-41 * time.Second), lost: t0.Add(-60 * time.Second)},
-			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true},
+			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true, LeaseStale: true},
 		},
 		{
 			name:  "silent past the bound before the outage began stays stale",
 			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-10*time.Minute))),
 			lease: t0.Add(-10 * time.Minute),
 			heard: hearing{since: t0.Add(-5 * time.Second), lost: t0.Add(-7 * time.Second)},
-			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true},
+			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true, LeaseStale: true},
 		},
 		{
 			name: "no outage seen: a manager just started judges as it finds",
@@ -159,7 +159,7 @@ func TestAssessPool(t *testing.T) {
 			name:  "a recent report is not stale whatever the lease says",
 			pool:  testPool("a", target, rolledOut(2)),
 			lease: t0.Add(-time.Hour),
-			want:  poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true, RolledOut: true, HasLease: true},
+			want:  poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true, RolledOut: true, HasLease: true, LeaseStale: true},
 		},
 	}
 	for _, tt := range tests {
