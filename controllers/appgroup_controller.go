@@ -367,7 +367,7 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if err := r.Client.Get(ctx, req.NamespacedName, ag); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.resisting.Set(req.NamespacedName, false)
-			r.warned.set(req.NamespacedName, false)
+			r.warned.set(req.NamespacedName, "", false)
 			r.written.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
@@ -613,7 +613,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	}
 	r.resisting.Set(client.ObjectKeyFromObject(ag), false)
 	r.written.forget(client.ObjectKeyFromObject(ag))
-	r.warned.set(client.ObjectKeyFromObject(ag), false)
+	r.warned.set(client.ObjectKeyFromObject(ag), ag.UID, false)
 	log.Info("Released AppGroup after every pool drained")
 	return ctrl.Result{}, nil
 }
@@ -710,11 +710,11 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	}
 	r.written.wrote(ag, orig.ResourceVersion)
 	key := client.ObjectKeyFromObject(ag)
-	silence := silenceSeen{warned: r.warned.has(key)}
+	silence := silenceSeen{warned: r.warned.has(key, ag.UID)}
 	for _, rep := range reports {
 		silence.silent = silence.silent || rep.Stale
 	}
-	r.warned.set(key, silence.warnedAfter(&old, &cur))
+	r.warned.set(key, ag.UID, silence.warnedAfter(&old, &cur))
 	for _, ev := range statusEvents(ag, &old, &cur, silence) {
 		r.record(ctx, ag, ev)
 	}

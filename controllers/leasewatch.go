@@ -38,6 +38,7 @@ type leaseWatcher struct {
 	clock      clock.PassiveClock
 	events     chan<- event.GenericEvent
 	stale      map[string]bool // node -> stale, as last seen
+	checked    bool            // a check has run to its end
 	log        logr.Logger
 
 	mu sync.Mutex
@@ -48,16 +49,7 @@ type leaseWatcher struct {
 
 // judgement is what passes concluded of one node's agent: silent, fresh,
 // or both (passes of different AppGroups, or the agent moved between them).
-type judgement struct {
-	silent, fresh bool
-	at            time.Time // the latest, by the watcher's clock
-}
-
-// judgementTTL bounds how long a judgement of a node with no Lease waits
-// for one: an agent creates its Lease at start, and a node that never
-// gets one (deleted, or its agent renews none) must not be kept for good.
-// Passes judge again on their next look.
-const judgementTTL = 5 * time.Minute
+type judgement struct{ silent, fresh bool }
 
 // judged tells the watcher what a pass concluded of node's agent, by the
 // Lease (or, with none, the pool's report) it read. The next check asks for
@@ -80,7 +72,6 @@ func (w *leaseWatcher) judged(node string, silent bool) {
 	} else {
 		j.fresh = true
 	}
-	j.at = w.clock.Now()
 	w.judgements[node] = j
 }
 
@@ -95,9 +86,6 @@ func (w *leaseWatcher) restoreJudgements(old map[string]judgement) {
 	for node, o := range old {
 		j := w.judgements[node]
 		j.silent, j.fresh = j.silent || o.silent, j.fresh || o.fresh
-		if o.at.After(j.at) {
-			j.at = o.at
-		}
 		w.judgements[node] = j
 	}
 }
@@ -167,11 +155,15 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 		seen[node] = true
 		stale := now.Sub(heard.from(l.Spec.RenewTime.Time, w.staleAfter)) > w.staleAfter
 		before, known := w.stale[node]
-		// A Lease first seen stale counts as a change too: the passes so
-		// far may have trusted the node's reports. A pass that concluded
-		// otherwise than this check does too (judged).
+		// A Lease first seen counts as a change too, stale (the passes so
+		// far may have trusted the node's reports) or, after the first
+		// check, fresh: an agent's new Lease may end a silence passes
+		// judged by its pools' reports while it had none, however long
+		// ago (the first check's Leases are the informers' initial list,
+		// whose AppGroups have their passes queued already). A pass that
+		// concluded otherwise than this check does too (judged).
 		j := judged[node]
-		if (known && before != stale) || (!known && stale) || (stale && j.fresh) || (!stale && j.silent) {
+		if (known && before != stale) || (!known && (stale || w.checked)) || (stale && j.fresh) || (!stale && j.silent) {
 			if err := w.enqueueNode(ctx, node); err != nil {
 				return err
 			}
@@ -186,17 +178,7 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 			delete(w.stale, node)
 		}
 	}
-	// Judgements of agents with no Lease (yet: an agent that has not
-	// created it, or one recreated) wait for it, for a while
-	// (judgementTTL): a Lease that then appears fresh ends a silence a
-	// pass judged by the pool's report.
-	unseen := map[string]judgement{}
-	for node, j := range judged {
-		if !seen[node] && now.Sub(j.at) <= judgementTTL {
-			unseen[node] = j
-		}
-	}
-	w.restoreJudgements(unseen)
+	w.checked = true
 	return nil
 }
 

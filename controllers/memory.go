@@ -125,27 +125,29 @@ func (e lastWrite) behind(rv string) bool {
 	return c < 0
 }
 
-// keySet is a set of AppGroups, safe for concurrent passes.
+// keySet is a set of AppGroups, safe for concurrent passes. An entry is
+// of one object (its UID): an AppGroup deleted and created again under its
+// name, before a pass saw it gone, is not in the set.
 type keySet struct {
 	mu sync.Mutex
-	m  map[types.NamespacedName]struct{}
+	m  map[types.NamespacedName]types.UID
 }
 
-func (s *keySet) has(k types.NamespacedName) bool {
+func (s *keySet) has(k types.NamespacedName, uid types.UID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.m[k]
-	return ok
+	got, ok := s.m[k]
+	return ok && got == uid
 }
 
-func (s *keySet) set(k types.NamespacedName, in bool) {
+func (s *keySet) set(k types.NamespacedName, uid types.UID, in bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[types.NamespacedName]struct{}{}
+		s.m = map[types.NamespacedName]types.UID{}
 	}
 	if in {
-		s.m[k] = struct{}{}
+		s.m[k] = uid
 	} else {
 		delete(s.m, k)
 	}

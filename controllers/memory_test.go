@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -114,5 +115,22 @@ func TestUncertainWriteReadsTheAPIServer(t *testing.T) {
 	}
 	if h := got.Status.HaltedRollout; h == nil || h.Node != "a" {
 		t.Errorf("halt %+v, want the API server's", h)
+	}
+}
+
+// TestKeySetIsOfOneObject: an AppGroup deleted and created again under
+// its name, before a pass saw it gone, does not inherit its predecessor's
+// entry (found by review: a recreated AppGroup inherited a standing
+// AgentNotReporting warning, and recorded AgentReporting with none before).
+func TestKeySetIsOfOneObject(t *testing.T) {
+	var s keySet
+	k := types.NamespacedName{Namespace: "ns", Name: "blog"}
+	s.set(k, "uid-1", true)
+	if !s.has(k, "uid-1") || s.has(k, "uid-2") {
+		t.Errorf("has(uid-1) %v, has(uid-2) %v; want true, false", s.has(k, "uid-1"), s.has(k, "uid-2"))
+	}
+	s.set(k, "", false)
+	if s.has(k, "uid-1") {
+		t.Error("still set after set(false)")
 	}
 }
