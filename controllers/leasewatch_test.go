@@ -295,11 +295,11 @@ func TestLeaseWatcherKeepsJudgementsOverAFailedCheck(t *testing.T) {
 }
 
 // TestLeaseAppearsAfterASilenceJudgedByReport: a pass judged an agent
-// silent by its pool's report, with no Lease for the node; a check that
-// sees no Lease keeps that judgement, and when the agent's Lease appears,
-// fresh, the check asks for a pass (found by review: the judgement was
-// dropped, the agent's heartbeat-only rewrites are filtered, poolChanged,
-// and the AppGroup stayed AgentNotReporting).
+// silent by its pool's report, with no Lease for the node; when the
+// agent's Lease appears, fresh, however long after, the check that first
+// sees it asks for a pass (found by review: none came, the agent's
+// heartbeat-only rewrites are filtered, poolChanged, and the AppGroup
+// stayed AgentNotReporting).
 func TestLeaseAppearsAfterASilenceJudgedByReport(t *testing.T) {
 	ctx := context.Background()
 	pool := testPool("node-a", "1-abc")
@@ -385,5 +385,33 @@ func TestJudgementsOfLeaselessNodesAreNotKept(t *testing.T) {
 	}
 	if len(w.judgements) != 0 || len(events) != 0 {
 		t.Errorf("%d judgements kept, %d passes asked for, of nodes with no Lease; want none", len(w.judgements), len(events))
+	}
+}
+
+// TestFirstCheckAsksForNoPassOfFreshLeases: the Leases the watcher's first
+// check finds fresh (the informers' initial list, whose AppGroups have
+// their passes queued already) ask for no pass; one created after asks for
+// one (a review's test).
+func TestFirstCheckAsksForNoPassOfFreshLeases(t *testing.T) {
+	ctx := context.Background()
+	mk := func(node string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "ferry-system", Name: contract.AgentLeaseName(node),
+			Labels: contract.AgentLeaseLabels(node)},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(node), RenewTime: ptr.To(metav1.NewMicroTime(t0))}}
+	}
+	pa, pb := testPool("node-a", "1-abc"), testPool("node-b", "1-abc")
+	pa.Labels, pb.Labels = contract.PoolLabels("blog", "node-a"), contract.PoolLabels("blog", "node-b")
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(mk("node-a"), pa, pb).Build()
+	events := make(chan event.GenericEvent, 10)
+	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: 2 * time.Second,
+		clock: clocktesting.NewFakePassiveClock(t0.Add(time.Second)), events: events, stale: map[string]bool{}, log: logr.Discard()}
+	if n := checkPasses(t, ctx, w, events); n != 0 {
+		t.Fatalf("first check: %d passes, want none", n)
+	}
+	if err := c.Create(ctx, mk("node-b")); err != nil {
+		t.Fatal(err)
+	}
+	if n := checkPasses(t, ctx, w, events); n != 1 {
+		t.Fatalf("a Lease created after the first check: %d passes, want 1", n)
 	}
 }
