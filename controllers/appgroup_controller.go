@@ -674,8 +674,11 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	ag := s.ag
 	reports := s.reports(r.AgentStaleAfter)
 	s.remember(reports)
+	key := client.ObjectKeyFromObject(ag)
+	silence := silenceSeen{warned: r.warned.has(key, ag.UID)}
 	for _, rep := range reports {
 		r.noteJudged(rep)
+		silence.silent = silence.silent || rep.Stale
 	}
 	cur := computeStatus(rollupInput{
 		AppGroup:      ag,
@@ -709,11 +712,6 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		return 0, err
 	}
 	r.written.wrote(ag, orig.ResourceVersion)
-	key := client.ObjectKeyFromObject(ag)
-	silence := silenceSeen{warned: r.warned.has(key, ag.UID)}
-	for _, rep := range reports {
-		silence.silent = silence.silent || rep.Stale
-	}
 	r.warned.set(key, ag.UID, silence.warnedAfter(&old, &cur))
 	for _, ev := range statusEvents(ag, &old, &cur, silence) {
 		r.record(ctx, ag, ev)

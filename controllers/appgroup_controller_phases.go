@@ -426,14 +426,16 @@ func endpointsByPort(active, draining []poolReport) map[int32][]discoveryv1.Endp
 		return m
 	}
 	a, d := group(active), group(draining)
-	out := map[int32][]discoveryv1.Endpoint{}
+	ports := map[int32]bool{}
 	for _, m := range []map[int32][]poolReport{a, d} {
 		for port := range m {
-			if _, done := out[port]; !done {
-				if eps := desiredEndpoints(a[port], d[port]); len(eps) > 0 {
-					out[port] = eps
-				}
-			}
+			ports[port] = true
+		}
+	}
+	out := map[int32][]discoveryv1.Endpoint{}
+	for port := range ports {
+		if eps := desiredEndpoints(a[port], d[port]); len(eps) > 0 {
+			out[port] = eps
 		}
 	}
 	return out

@@ -69,20 +69,30 @@ type rollupInput struct {
 func computeStatus(in rollupInput) ferryv1.AppGroupStatus {
 	st := *in.AppGroup.Status.DeepCopy()
 	st.Revision = in.Target
-	st.Processes = processCounts(in)
-	st.Nodes = nodeCounts(in)
-	st.ReadyProcesses = fmt.Sprintf("%d/%d", st.Processes.Ready, st.Processes.Total)
-	st.ReadyNodes = fmt.Sprintf("%d/%d", st.Nodes.Ready, st.Nodes.Total)
+	setCounts(&st, in)
 	st.HaltedRollout, st.LastRolledOut, st.ProvenRevision = in.Halt, in.LastRolledOut, in.Proven
-	for _, c := range []metav1.Condition{readyCondition(in), rollingRestartCondition(in), resistingCondition(in)} {
-		c.ObservedGeneration = in.AppGroup.Generation
-		c.LastTransitionTime = lastTransition(in.Now)
-		meta.SetStatusCondition(&st.Conditions, c)
-	}
+	setConditions(&st, in.AppGroup.Generation, in.Now, readyCondition(in), rollingRestartCondition(in), resistingCondition(in))
 	if in.Clean {
 		st.ObservedGeneration = in.AppGroup.Generation
 	}
 	return st
+}
+
+// setCounts sets st's process and node counts from in's reports.
+func setCounts(st *ferryv1.AppGroupStatus, in rollupInput) {
+	st.Processes, st.Nodes = processCounts(in), nodeCounts(in)
+	st.ReadyProcesses = fmt.Sprintf("%d/%d", st.Processes.Ready, st.Processes.Total)
+	st.ReadyNodes = fmt.Sprintf("%d/%d", st.Nodes.Ready, st.Nodes.Total)
+}
+
+// setConditions sets conds on st, observed at generation; a condition
+// whose status did not move keeps its lastTransitionTime.
+func setConditions(st *ferryv1.AppGroupStatus, generation int64, now time.Time, conds ...metav1.Condition) {
+	for _, c := range conds {
+		c.ObservedGeneration = generation
+		c.LastTransitionTime = lastTransition(now)
+		meta.SetStatusCondition(&st.Conditions, c)
+	}
 }
 
 // processCounts sums the pools' process counts. A stale pool's processes
@@ -377,20 +387,12 @@ func deletingStatus(ag *ferryv1.AppGroup, pools []poolReport, now time.Time, sta
 	}
 	slices.Sort(in.Nodes)
 	st.ObservedGeneration = ag.Generation // the deletion raised it
-	st.Processes, st.Nodes = processCounts(in), nodeCounts(in)
-	st.ReadyProcesses = fmt.Sprintf("%d/%d", st.Processes.Ready, st.Processes.Total)
-	st.ReadyNodes = fmt.Sprintf("%d/%d", st.Nodes.Ready, st.Nodes.Total)
+	setCounts(&st, in)
 	ready := deletingCondition(pools, now, staleAfter)
-	for _, c := range []metav1.Condition{
-		ready,
+	setConditions(&st, ag.Generation, now, ready,
 		withStatus(metav1.Condition{Type: ferryv1.ConditionRollingRestart}, metav1.ConditionFalse, ferryv1.ReasonDeleting, ready.Message),
 		withStatus(metav1.Condition{Type: ferryv1.ConditionResistingDeploymentError}, metav1.ConditionFalse, ferryv1.ReasonDeleting,
-			"The AppGroup is being deleted"),
-	} {
-		c.ObservedGeneration = ag.Generation
-		c.LastTransitionTime = lastTransition(now)
-		meta.SetStatusCondition(&st.Conditions, c)
-	}
+			"The AppGroup is being deleted"))
 	return st
 }
 

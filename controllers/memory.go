@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -41,10 +42,6 @@ type writtenMemory struct {
 	m  map[types.NamespacedName]lastWrite
 }
 
-func keyOf(ag *ferryv1.AppGroup) types.NamespacedName {
-	return types.NamespacedName{Namespace: ag.Namespace, Name: ag.Name}
-}
-
 // newer is what a pass over cached (as the cache shows it) should start
 // from instead, if anything: the object of a write the cache has not seen
 // yet (known true), or the word that such a write's outcome is unknown
@@ -52,12 +49,12 @@ func keyOf(ag *ferryv1.AppGroup) types.NamespacedName {
 func (w *writtenMemory) newer(cached *ferryv1.AppGroup) (obj *ferryv1.AppGroup, known, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	e, found := w.m[keyOf(cached)]
+	e, found := w.m[client.ObjectKeyFromObject(cached)]
 	switch {
 	case !found:
 		return nil, false, false
 	case e.uid != cached.UID || !e.behind(cached.ResourceVersion):
-		delete(w.m, keyOf(cached)) // another object, or the cache has caught up
+		delete(w.m, client.ObjectKeyFromObject(cached)) // another object, or the cache has caught up
 		return nil, false, false
 	case e.obj == nil:
 		return nil, false, true
@@ -88,12 +85,12 @@ func (w *writtenMemory) set(ag *ferryv1.AppGroup, base string, obj *ferryv1.AppG
 		w.m = map[types.NamespacedName]lastWrite{}
 	}
 	e := lastWrite{uid: ag.UID, base: base, obj: obj, older: map[string]bool{base: true}}
-	if prev, ok := w.m[keyOf(ag)]; ok && prev.uid == ag.UID {
+	if prev, ok := w.m[client.ObjectKeyFromObject(ag)]; ok && prev.uid == ag.UID {
 		for v := range prev.older {
 			e.older[v] = true
 		}
 	}
-	w.m[keyOf(ag)] = e
+	w.m[client.ObjectKeyFromObject(ag)] = e
 }
 
 // forget drops an AppGroup that is gone.
