@@ -309,21 +309,10 @@ func TestLeaseAppearsAfterASilenceJudgedByReport(t *testing.T) {
 	events := make(chan event.GenericEvent, 10)
 	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: 2 * time.Second, clock: clk,
 		events: events, stale: map[string]bool{}, log: logr.Discard()}
-	drain := func() int {
-		n := 0
-		for len(events) > 0 {
-			<-events
-			n++
-		}
-		return n
-	}
 	// A pass read no Lease for node-a and its pool's report 3 minutes old
 	// (agents rewrite an unchanged status every 5): silent.
 	w.judged("node-a", true)
-	if err := w.check(ctx); err != nil { // t0: still no Lease
-		t.Fatal(err)
-	}
-	drain()
+	checkPasses(t, ctx, w, events) // t0: still no Lease
 	// The agent's Lease appears (re)created, fresh.
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ferry-system", Name: contract.AgentLeaseName("node-a"),
@@ -335,10 +324,7 @@ func TestLeaseAppearsAfterASilenceJudgedByReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.SetTime(t0.Add(4 * time.Second))
-	if err := w.check(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := drain(); n == 0 {
+	if n := checkPasses(t, ctx, w, events); n == 0 {
 		t.Errorf("node-a's Lease appeared fresh after a pass judged its agent silent: no pass asked for")
 	}
 	// Its Lease deleted, checks for six minutes without one, then it comes
@@ -348,11 +334,8 @@ func TestLeaseAppearsAfterASilenceJudgedByReport(t *testing.T) {
 	}
 	for at := 10 * time.Second; at < 6*time.Minute; at += time.Minute {
 		clk.SetTime(t0.Add(at))
-		if err := w.check(ctx); err != nil {
-			t.Fatal(err)
-		}
+		checkPasses(t, ctx, w, events)
 	}
-	drain()
 	lease = lease.DeepCopy()
 	lease.ResourceVersion = ""
 	lease.Spec.RenewTime = ptr.To(metav1.NewMicroTime(t0.Add(6 * time.Minute)))
@@ -360,10 +343,7 @@ func TestLeaseAppearsAfterASilenceJudgedByReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.SetTime(t0.Add(6*time.Minute + time.Second))
-	if err := w.check(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := drain(); n == 0 {
+	if n := checkPasses(t, ctx, w, events); n == 0 {
 		t.Errorf("node-a's Lease came back fresh after six minutes without one: no pass asked for")
 	}
 }

@@ -157,6 +157,16 @@ func waitPool(t *testing.T, key types.NamespacedName, what string, cond func(*fe
 	}
 }
 
+// waitUntil polls cond until it holds, for at most 90 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 func rolledOut(pp *ferryv1.ProcessPool) bool {
 	s := pp.Status
 	c := meta.FindStatusCondition(s.Conditions, ferryv1.ConditionRollingRestart)
@@ -317,13 +327,9 @@ func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	if env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) != nil {
 		t.Error("the pool is gone while its drain delay runs")
 	}
-	deadline := time.Now().Add(time.Minute)
-	for env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the deleted pool is still there after its drain delay")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitUntil(t, "the deleted pool gone after its drain delay", func() bool {
+		return env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) != nil
+	})
 	if _, err := fresh.Get(url); err == nil {
 		t.Error("the proxy still answers after the pool was drained")
 	}
@@ -564,9 +570,16 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 	if err := env.Client.Delete(ctx, pp); err != nil {
 		t.Fatal(err)
 	}
-	// Nothing the agent does shows that it has seen the deletion (the
-	// pool serves on through the delay); a second is ample.
-	time.Sleep(time.Second)
+	// The agent has seen the deletion once it has removed the pool's saved
+	// spec, at the start of the delay (the pool serves on through it).
+	st, err := newStore(dir + "/pools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the deleted pool's saved spec removed", func() bool {
+		_, err := os.Stat(st.path(key))
+		return os.IsNotExist(err)
+	})
 	old := &ferryv1.ProcessPool{}
 	if err := env.Client.Get(ctx, key, old); err != nil {
 		t.Fatal(err)
@@ -576,9 +589,7 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 	if err := env.Client.Patch(ctx, old, client.MergeFrom(orig)); err != nil {
 		t.Fatal(err)
 	}
-	for env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, "the released pool gone", func() bool { return env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) != nil })
 	pp2 := newPool(ns, "hello-node-r", "node-r", "1-aaa", port, example("hello-wsgi"))
 	if err := env.Client.Create(ctx, pp2); err != nil {
 		t.Fatal(err)
@@ -600,7 +611,6 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 	if !slices.Contains(got.Finalizers, contract.DrainFinalizer) {
 		t.Errorf("the old pool's drain removed the new pool's drain finalizer: %v", got.Finalizers)
 	}
-	st, _ := newStore(dir + "/pools")
 	if _, err := os.Stat(st.path(key)); err != nil {
 		t.Errorf("the new pool's saved spec: %v", err)
 	}
