@@ -31,12 +31,15 @@
 //     1xx responses are read past, not passed on; upgrades (WebSocket)
 //     pass through;
 //   - a request whose connection to a worker failed before any byte was
-//     sent is retried on another worker; once a byte was sent it is never
-//     replayed (Go's transport would replay an idempotent request whose
-//     keep-alive connection died, which would hand a request that crashed
-//     one worker to the next). An idle connection the worker closed is
-//     noticed before reuse (a non-blocking peek); one it closes in the
-//     instant between that peek and the write costs the request a 502;
+//     sent is retried on another worker; once a byte was sent it never
+//     goes to another worker (Go's transport would retry an idempotent
+//     request whose keep-alive connection died elsewhere, which would hand
+//     a request that crashed one worker to the next). An idle connection
+//     the worker closed is noticed before reuse (a non-blocking peek); when
+//     it closes one in the instant between that peek and the write, and
+//     before any byte of an answer, a safe request (GET, HEAD, OPTIONS,
+//     TRACE without a body) is replayed once, to the same worker on a new
+//     connection (staleConnError), and any other gets a 502;
 //   - every refusal is explicit: 503 with Retry-After when the queue is full
 //     or nothing can be spawned, 504 after the queue timeout, 502 with a
 //     body naming the worker when it died mid-request (or closed its

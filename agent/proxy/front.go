@@ -384,7 +384,7 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 	if !ok {
 		return sent{}, errors.New("ferry: the worker has no proxy transport")
 	}
-	x, err := t.begin(cc.req, false, cc.write, cc.stop, time.Now()) // not sess.start: the queue may have been long
+	x, err := t.begin(cc.req, false, cc.write, cc.stop, time.Now(), cc.sess.replaying) // not sess.start: the queue may have been long
 	if err != nil {
 		return sent{}, err
 	}

@@ -416,6 +416,9 @@ type session struct {
 	gone bool
 	// held is what its buffered response takes of ResponseMemory.
 	held int64
+	// replaying: the request goes to its worker a second time, on a new
+	// connection (staleConnError).
+	replaying bool
 }
 
 var sessions = sync.Pool{New: func() any { return &session{} }}

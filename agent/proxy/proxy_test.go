@@ -562,6 +562,81 @@ func TestIdleConnectionClosedByTheWorker(t *testing.T) {
 	}
 }
 
+// TestSafeRequestReplayedWhenAKeptConnectionCloses: a worker may close a
+// kept connection in the instant the proxy writes a request on it (its
+// idle timeout firing just after the proxy's peek found the connection
+// open), and the request gets no answer. The test app closes every kept
+// connection that way. A safe request is sent once more, to the same
+// worker on a new connection, on both servers' paths; a POST, which the
+// worker may have acted on, is answered 502.
+func TestSafeRequestReplayedWhenAKeptConnectionCloses(t *testing.T) {
+	tmpl := commandApp("closekept")
+	tmpl.App.Concurrency = 1 // one worker, one kept connection
+	e := start(t, tmpl, proxy.Options{})
+	pid := strconv.Itoa(int(e.Pool.Status().Processes[0].PID))
+	send := func(method string, unanswered int) {
+		t.Helper()
+		resp, body := do(t, newRequest(t, method, e.URL+"/", nil))
+		want := fmt.Sprintf("%s %d\n", pid, unanswered)
+		if method == http.MethodHead {
+			want = ""
+		}
+		if resp.StatusCode != 200 || string(body) != want {
+			t.Fatalf("%s: %d %q, want 200 %q", method, resp.StatusCode, body, want)
+		}
+	}
+	send(http.MethodGet, 0)  // a new connection, kept after the answer
+	send(http.MethodGet, 1)  // the kept one, closed unanswered: replayed on a new one
+	send(http.MethodHead, 0) // the same again
+	resp, body := do(t, newRequest(t, http.MethodPost, e.URL+"/", strings.NewReader("x")))
+	if want := "closed the connection without answering"; resp.StatusCode != http.StatusBadGateway ||
+		!strings.Contains(string(body), want) {
+		t.Fatalf("POST on a kept connection closed unanswered: %d %q, want 502 saying %q", resp.StatusCode, body, want)
+	}
+	send(http.MethodGet, 3) // a new connection: the POST reached the worker once
+	out := rawExchange(t, strings.TrimPrefix(e.URL, "http://"), "GET / HTTP/1.0\r\nHost: x\r\n\r\n", 30*time.Second)
+	if want := pid + " 4\n"; !strings.HasPrefix(out, "HTTP/1.0 200") || !strings.HasSuffix(out, "\r\n\r\n"+want) {
+		t.Fatalf("HTTP/1.0 (net/http's path) on the kept connection: %q, want 200 %q", out, want)
+	}
+}
+
+// TestRequestThatKillsItsWorkerIsNotReplayedElsewhere: a safe request
+// whose worker dies on it over a kept connection is replayed to that
+// worker alone; its socket refuses, and the request is answered 502 for
+// the exit, never handed to the worker that replaces it.
+func TestRequestThatKillsItsWorkerIsNotReplayedElsewhere(t *testing.T) {
+	dir, err := os.MkdirTemp("", "deaths") // not t.TempDir: its parent is private, and the worker may run as another user
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := commandApp("closekept", ferryv1.EnvVar{Name: "DEATHS_DIR", Value: dir})
+	tmpl.App.Concurrency = 1
+	e := start(t, tmpl, proxy.Options{})
+	pid := strconv.Itoa(int(e.Pool.Status().Processes[0].PID))
+	if resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil)); resp.StatusCode != 200 {
+		t.Fatalf("GET /: %d %q", resp.StatusCode, body) // its connection is kept
+	}
+	resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/die", nil))
+	if want := "the worker process (pid " + pid + ") exited while handling this request"; resp.StatusCode != http.StatusBadGateway ||
+		!strings.Contains(string(body), want) {
+		t.Errorf("GET /die: %d %q, want 502 saying %q", resp.StatusCode, body, want)
+	}
+	e.WaitFor(t, time.Minute, "a new worker", func(s pool.Status) bool {
+		return s.Counts.Ready == 1 && strconv.Itoa(int(s.Processes[0].PID)) != pid
+	})
+	deaths, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deaths) != 1 || deaths[0].Name() != pid {
+		t.Errorf("workers that got GET /die: %v, want only pid %s", deaths, pid)
+	}
+}
+
 // TestBytesSentUnaskedAreNotAResponse: bytes a worker sends on an idle
 // connection, here a whole response, are never taken for the next
 // request's response: the proxy sees them before it reuses the

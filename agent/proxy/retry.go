@@ -50,15 +50,27 @@ func (t *retryingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 // withRetries runs send on the session's worker and, while nothing of the
-// request reached a worker, on another one (maxAttempts in all).
+// request reached a worker, on another one (maxAttempts in all). A safe
+// request whose kept connection went stale is replayed once, to the same
+// worker on a new connection (staleConnError); after a replay nothing is
+// retried.
 func withRetries[R any](router Router, ctx context.Context, sess *session, body *retryBody,
 	send func() (R, error)) (R, error) {
+	var stale error // the failure the request was replayed after
 	for attempt := 1; ; attempt++ {
 		resp, err := send()
 		if err == nil {
 			return resp, nil
 		}
-		var notSent *notSentError // on the heap (errors.As): declared only on failure
+		if stale != nil {
+			return resp, afterReplay(router, sess, stale, err)
+		}
+		var staleConn *staleConnError // on the heap (errors.As): declared only on failure
+		if errors.As(err, &staleConn) && ctx.Err() == nil {
+			stale, sess.replaying = staleConn.err, true
+			continue
+		}
+		var notSent *notSentError
 		if !errors.As(err, &notSent) || attempt == maxAttempts || ctx.Err() != nil || (body != nil && body.read) {
 			return resp, err
 		}
@@ -80,6 +92,22 @@ func withRetries[R any](router Router, ctx context.Context, sess *session, body 
 			body.closed = false
 		}
 	}
+}
+
+// afterReplay is the error of a replayed request that failed again. A
+// replay that reached nothing found the worker gone or refusing, most
+// likely because of this request: the request goes to no other worker, and
+// is answered for its first failure, whose 502 says whether the worker
+// exited.
+func afterReplay(router Router, sess *session, first, err error) error {
+	var notSent *notSentError
+	if !errors.As(err, &notSent) {
+		return err
+	}
+	if refused(err) {
+		router.Unreachable(sess.worker)
+	}
+	return first
 }
 
 // refused: the worker's socket is there no more, or takes no connection:

@@ -26,11 +26,14 @@ import (
 // not the syscalls, was most of the proxy's CPU (BenchmarkRequest and
 // the proxy benchmark in docs/benchmarks.md measure the difference).
 //
-// It never replays a request: when nothing reached the worker (the dial
-// failed, or the first write did), the error is a *notSentError and
-// retryingTransport may give the request to another worker; once a byte
-// was written the request is the worker's, whatever happens to it (a
-// request that crashed one worker must not be handed to the next).
+// When nothing reached the worker (the dial failed, or the first write
+// did), the error is a *notSentError and withRetries may give the request
+// to another worker. Once a byte was written the request is the worker's,
+// whatever happens to it (a request that crashed one worker must not be
+// handed to the next), with one exception: a safe request (GET, HEAD,
+// OPTIONS, TRACE, no body) on a kept connection that the worker closed
+// before any byte of an answer came is a *staleConnError, and withRetries
+// sends it once more, to the same worker on a new connection (replayed).
 type workerTransport struct {
 	network, addr string
 	dialer        net.Dialer
@@ -72,14 +75,17 @@ func (e *notSentError) Unwrap() error { return e.err }
 // head itself.
 func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody
-	return t.exchange(req, hasBody, func(c *workerConn) error { return c.writeRequest(req) })
+	sess, _ := req.Context().Value(sessionKey{}).(*session)
+	return t.exchange(req, hasBody, func(c *workerConn) error { return c.writeRequest(req) }, sess != nil && sess.replaying)
 }
 
 // exchange sends a request (write writes its head and body) and reads the
-// response to it. The response body reads the connection, which goes back
-// to the idle list when the body was read to its end and closed.
-func (t *workerTransport) exchange(req *http.Request, hasBody bool, write func(*workerConn) error) (*http.Response, error) {
-	x, err := t.begin(req, hasBody, write, nil, time.Now())
+// response to it, on a new connection when fresh. The response body reads
+// the connection, which goes back to the idle list when the body was read
+// to its end and closed.
+func (t *workerTransport) exchange(req *http.Request, hasBody bool, write func(*workerConn) error,
+	fresh bool) (*http.Response, error) {
+	x, err := t.begin(req, hasBody, write, nil, time.Now(), fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +100,7 @@ type pending struct {
 	req   *http.Request
 	stop  func() bool // false once the request was cancelled (c is aborted)
 	wrote chan error  // the body writer's result; nil without a body
+	safe  bool        // a safe method without a body: it may be replayed (staleConnError)
 }
 
 // begin takes a connection and writes the request on it (beside the
@@ -101,9 +108,10 @@ type pending struct {
 // cancel the request (the front end's client watch), which returns false
 // once the request was cancelled and keeps the connection from being
 // aborted after it returned true; nil: the request's context cancels it.
+// fresh: dial a new connection rather than reuse an idle one (a replay).
 func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*workerConn) error, stop func() bool,
-	now time.Time) (pending, error) {
-	c, err := t.get(req.Context(), now)
+	now time.Time, fresh bool) (pending, error) {
+	c, err := t.get(req.Context(), now, fresh)
 	if err != nil {
 		return pending{}, &notSentError{err}
 	}
@@ -111,7 +119,7 @@ func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*wor
 	if stop == nil {
 		stop = context.AfterFunc(req.Context(), c.abort)
 	}
-	x := pending{t: t, c: c, req: req, stop: stop}
+	x := pending{t: t, c: c, req: req, stop: stop, safe: !hasBody && safeMethod(req.Method)}
 	if hasBody {
 		// A worker may answer before it read the whole body (413, say) and
 		// stop reading: the body is written beside the response read, as
@@ -119,7 +127,7 @@ func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*wor
 		x.wrote = make(chan error, 1)
 		go func() { x.wrote <- write(c) }()
 	} else if err := write(c); err != nil {
-		return pending{}, c.fail(x.stop, err, nil)
+		return pending{}, x.failed(err, true)
 	}
 	return x, nil
 }
@@ -127,9 +135,9 @@ func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*wor
 // receive reads the response head; its body reads the connection.
 func (x pending) receive() (*http.Response, error) {
 	c := x.c
-	resp, err := c.readResponse(x.req)
+	resp, silent, err := c.readResponse(x.req)
 	if err != nil {
-		return nil, c.fail(x.stop, err, x.wrote)
+		return nil, x.failed(err, silent)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection is the upgraded protocol's now; ReverseProxy
@@ -142,6 +150,41 @@ func (x pending) receive() (*http.Response, error) {
 	// HTTP/1.0) is about the client's connection, not this one.
 	resp.Body = &workerBody{rc: resp.Body, c: c, t: x.t, stop: x.stop, wrote: x.wrote, reuse: !resp.Close}
 	return resp, nil
+}
+
+// failed closes the connection of an exchange that failed (silent: before
+// any byte of an answer came) and says whether the request may go to
+// another worker (*notSentError) or be replayed (*staleConnError).
+func (x pending) failed(err error, silent bool) error {
+	// safe: no body is being written, so written says whether it was sent.
+	stale := silent && x.safe && x.c.reused && x.c.written.Load() && peerGone(err)
+	err = x.c.fail(x.stop, err, x.wrote)
+	if stale {
+		return &staleConnError{err}
+	}
+	return err
+}
+
+// staleConnError: a kept connection failed under a safe request before any
+// byte of an answer came: the worker closed it in the instant between
+// open's peek and the write (it closes idle connections on its own
+// schedule), or it died of, or refused, the request. withRetries replays
+// the request once, on a new connection to the same worker: that finds the
+// first case out, and in the others fails again without handing the
+// request to another worker.
+type staleConnError struct{ err error }
+
+func (e *staleConnError) Error() string { return e.err.Error() }
+func (e *staleConnError) Unwrap() error { return e.err }
+
+// safeMethod: RFC 9110's safe methods, which Go's transport also replays
+// on a kept connection that failed.
+func safeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 // done ends an exchange whose response was read to its end by other means
@@ -170,9 +213,9 @@ func (t *workerTransport) CloseIdleConnections() {
 }
 
 // get returns the most recently used idle connection that is still open,
-// or dials a new one.
-func (t *workerTransport) get(ctx context.Context, now time.Time) (*workerConn, error) {
-	for {
+// or dials a new one (always, when fresh).
+func (t *workerTransport) get(ctx context.Context, now time.Time, fresh bool) (*workerConn, error) {
+	for !fresh {
 		t.mu.Lock()
 		n := len(t.idle)
 		if n == 0 {
@@ -184,6 +227,7 @@ func (t *workerTransport) get(ctx context.Context, now time.Time) (*workerConn, 
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
 		if now.Sub(c.idleSince) < idleTimeout && c.open() {
+			c.reused = true
 			return c, nil
 		}
 		_ = c.Close()
@@ -219,6 +263,7 @@ type workerConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	written   atomic.Bool // a byte of the current request reached the socket
+	reused    bool        // it carried a request before this one
 	idleSince time.Time
 }
 
@@ -261,24 +306,25 @@ const maxInterim = 5
 
 // readResponse reads the final response head: interim 1xx responses
 // (100 Continue, 103 Early Hints) are read past and not passed on, 101 is
-// final.
-func (c *workerConn) readResponse(req *http.Request) (*http.Response, error) {
+// final. silent: it failed before any byte of the response came.
+func (c *workerConn) readResponse(req *http.Request) (*http.Response, bool, error) {
+	silent := c.br.Buffered() == 0
 	c.lr.N = maxResponseHead
 	defer func() { c.lr.N = math.MaxInt64 }()
 	for range maxInterim + 1 {
 		resp, err := http.ReadResponse(c.br, req)
 		switch {
 		case err != nil && c.lr.N <= 0:
-			return nil, fmt.Errorf("the response head is longer than %d bytes", maxResponseHead)
+			return nil, false, fmt.Errorf("the response head is longer than %d bytes", maxResponseHead)
 		case err != nil:
-			return nil, err
+			return nil, silent && c.lr.N == maxResponseHead, err
 		case resp.StatusCode < 100:
-			return nil, fmt.Errorf("malformed response status %d", resp.StatusCode)
+			return nil, false, fmt.Errorf("malformed response status %d", resp.StatusCode)
 		case resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols:
-			return resp, nil
+			return resp, false, nil
 		}
 	}
-	return nil, fmt.Errorf("more than %d interim (1xx) responses", maxInterim)
+	return nil, false, fmt.Errorf("more than %d interim (1xx) responses", maxInterim)
 }
 
 // fail closes c after a failed exchange and says whether the request may
