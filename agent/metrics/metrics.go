@@ -30,6 +30,7 @@ type Metrics struct {
 	restarts        *prometheus.CounterVec
 	restartOutcomes *prometheus.CounterVec
 	workerExits     *prometheus.CounterVec
+	replays         *prometheus.CounterVec
 
 	mu    sync.Mutex
 	pools map[string]func() pool.Status
@@ -74,9 +75,14 @@ func New() *Metrics {
 			Name: "ferry_worker_exits_total",
 			Help: "Worker processes that exited; unexpected=true for crashes of serving workers.",
 		}, []string{"pool", "unexpected"}),
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_requests_replayed_total",
+			Help: "Safe requests (GET, HEAD, OPTIONS, TRACE) sent a second time, to the same worker on a new connection, " +
+				"because the worker closed a kept connection without answering (its keep-alive timeout crossing the request).",
+		}, []string{"pool"}),
 	}
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.spawnDuration, m.spawns, m.spawnFailures,
-		m.restarts, m.restartOutcomes, m.workerExits, (*statusCollector)(m),
+		m.restarts, m.restartOutcomes, m.workerExits, m.replays, (*statusCollector)(m),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -100,7 +106,8 @@ func (m *Metrics) Untrack(name string) {
 // WithLabelValues hashes the values and takes the vector's lock, which
 // cost about 3 % of the proxy's CPU per request.
 func (m *Metrics) Requests(pool string) *Requests {
-	return &Requests{m: m, pool: pool, duration: m.requestDuration.WithLabelValues(pool)}
+	return &Requests{m: m, pool: pool, duration: m.requestDuration.WithLabelValues(pool),
+		replays: m.replays.WithLabelValues(pool)}
 }
 
 // Requests records one pool's finished requests (proxy.Observer).
@@ -108,6 +115,7 @@ type Requests struct {
 	m        *Metrics
 	pool     string
 	duration prometheus.Observer
+	replays  prometheus.Counter
 	// byCode holds the counter of each status code (100-599) once used;
 	// other codes are looked up per request.
 	byCode [500]atomic.Pointer[prometheus.Counter]
@@ -118,6 +126,9 @@ func (r *Requests) RequestDone(code int, d time.Duration) {
 	r.counter(code).Inc()
 	r.duration.Observe(d.Seconds())
 }
+
+// RequestReplayed implements proxy.Observer.
+func (r *Requests) RequestReplayed() { r.replays.Inc() }
 
 func (r *Requests) counter(code int) prometheus.Counter {
 	i := code - 100

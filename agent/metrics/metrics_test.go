@@ -42,6 +42,14 @@ func TestRequestsCountByPoolAndCode(t *testing.T) {
 	if n := series["ferry_request_duration_seconds"]; n != 2 {
 		t.Errorf("ferry_request_duration_seconds has %d series, want 2 (one per pool)", n)
 	}
+	web.RequestReplayed()
+	web.RequestReplayed()
+	if got := replayed(t, m, "web"); got != 2 {
+		t.Errorf("ferry_requests_replayed_total{pool=\"web\"} = %v, want 2", got)
+	}
+	if got := replayed(t, m, "api"); got != 0 {
+		t.Errorf("ferry_requests_replayed_total{pool=\"api\"} = %v, want 0 (a series from the start)", got)
+	}
 	if n := series["ferry_requests_total"]; n != 5 {
 		t.Errorf("ferry_requests_total has %d series, want 5: a code is a series only once it was used", n)
 	}
@@ -75,4 +83,26 @@ func label(m *dto.Metric, name string) string {
 		}
 	}
 	return ""
+}
+
+// replayed is ferry_requests_replayed_total of pool; -1 when it has no series.
+func replayed(t *testing.T, m *Metrics, pool string) float64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "ferry_requests_replayed_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "pool" && l.GetValue() == pool {
+					return s.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }

@@ -68,6 +68,9 @@ type Options struct {
 // Observer receives one call per finished request of its proxy.
 type Observer interface {
 	RequestDone(code int, d time.Duration)
+	// RequestReplayed: the request, which has just finished, was sent a
+	// second time (staleConnError); called before its RequestDone.
+	RequestReplayed()
 }
 
 // Router is what the proxy needs of a pool.
@@ -307,6 +310,9 @@ func (s *Server) observe(code int, sess *session) {
 	end := sess.end
 	if end.IsZero() {
 		end = time.Now()
+	}
+	if sess.replaying {
+		s.opts.Observer.RequestReplayed()
 	}
 	s.opts.Observer.RequestDone(code, end.Sub(sess.start))
 }

@@ -572,7 +572,8 @@ func TestIdleConnectionClosedByTheWorker(t *testing.T) {
 func TestSafeRequestReplayedWhenAKeptConnectionCloses(t *testing.T) {
 	tmpl := commandApp("closekept")
 	tmpl.App.Concurrency = 1 // one worker, one kept connection
-	e := start(t, tmpl, proxy.Options{})
+	log := &codeLog{}
+	e := start(t, tmpl, proxy.Options{Observer: log})
 	pid := strconv.Itoa(int(e.Pool.Status().Processes[0].PID))
 	send := func(method string, unanswered int) {
 		t.Helper()
@@ -597,6 +598,9 @@ func TestSafeRequestReplayedWhenAKeptConnectionCloses(t *testing.T) {
 	out := rawExchange(t, strings.TrimPrefix(e.URL, "http://"), "GET / HTTP/1.0\r\nHost: x\r\n\r\n", 30*time.Second)
 	if want := pid + " 4\n"; !strings.HasPrefix(out, "HTTP/1.0 200") || !strings.HasSuffix(out, "\r\n\r\n"+want) {
 		t.Fatalf("HTTP/1.0 (net/http's path) on the kept connection: %q, want 200 %q", out, want)
+	}
+	if n := log.replays(); n != 3 {
+		t.Errorf("the observer counted %d replays, want 3 (GET, HEAD, HTTP/1.0 GET)", n)
 	}
 }
 

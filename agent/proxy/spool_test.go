@@ -211,10 +211,23 @@ func TestAppsOwn499IsRelayed(t *testing.T) {
 	}
 }
 
-// codeLog is an Observer that keeps the status codes.
+// codeLog is an Observer that keeps the status codes, and counts replays.
 type codeLog struct {
-	mu    sync.Mutex
-	codes []int
+	mu       sync.Mutex
+	codes    []int
+	replayed int
+}
+
+func (l *codeLog) RequestReplayed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.replayed++
+}
+
+func (l *codeLog) replays() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.replayed
 }
 
 func (l *codeLog) RequestDone(code int, _ time.Duration) {
