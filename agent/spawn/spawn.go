@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -74,6 +75,7 @@ type Process struct {
 	exitErr   error // set before done is closed
 	output    *tail
 	sockDir   string
+	port      int          // a Command worker's, held until cleanup
 	childEnds []*os.File   // write ends of the pipes, closed once the child has them
 	outputs   []outputPipe // read ends of stdout and stderr
 	exited    atomic.Bool
@@ -230,9 +232,15 @@ func (p *Process) closeChildEnds() {
 	p.childEnds = nil
 }
 
+// cleanup removes what the worker was given: its socket directory, its
+// port. It runs once: when the process exited, or when it never started.
 func (p *Process) cleanup() {
 	if p.sockDir != "" {
 		_ = os.RemoveAll(p.sockDir)
+	}
+	if p.port != 0 {
+		releasePort(p.port)
+		p.port = 0
 	}
 }
 
@@ -425,6 +433,7 @@ func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
 		if port, err = freePort(); err != nil {
 			return nil, nil, nil, err
 		}
+		proc.port = port
 		proc.Network, proc.Address = "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		for _, a := range spec.App.Command {
 			argv = append(argv, strings.ReplaceAll(a, "$(PORT)", strconv.Itoa(port)))
@@ -502,16 +511,48 @@ func checkRoot(root string) error {
 	return nil
 }
 
-// freePort asks the kernel for a free loopback port. Another process could
-// take it before the worker binds it; the worker then fails to start and the
+// heldPorts are the loopback ports given to this agent's Command workers
+// that have not exited. The kernel counts a port as taken only once the
+// worker binds it, which takes it a while after freePort asked: without
+// this, two workers spawned at once could be given the same port, and
+// the one that failed to bind it could pass its readiness probe on the
+// other, which may be another app's.
+var heldPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// portTries bounds freePort's draws; the kernel draws at random from
+// thousands of ports, so a second draw is rare and a tenth never happens.
+const portTries = 64
+
+// freePort asks the kernel for a free loopback port that no worker of this
+// agent holds, and holds it until releasePort. Another process could take
+// it before the worker binds it; the worker then fails to start and the
 // spawn is reported (and retried) like any other spawn error.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range portTries {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		heldPorts.Lock()
+		held := heldPorts.m[port]
+		heldPorts.m[port] = true
+		heldPorts.Unlock()
+		if !held {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free loopback port in %d tries", portTries)
+}
+
+func releasePort(port int) {
+	heldPorts.Lock()
+	delete(heldPorts.m, port)
+	heldPorts.Unlock()
 }
 
 func envValue(env []string, key string) string {

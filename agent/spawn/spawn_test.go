@@ -124,10 +124,78 @@ func TestSpawnCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Stop(5 * time.Second)
 	if got := strings.TrimSpace(get(t, p, "/")); got != strconv.Itoa(p.PID) {
-		t.Fatalf("body %q, want pid %d", got, p.PID)
+		t.Errorf("body %q, want pid %d", got, p.PID)
 	}
+	port := portOf(t, p.Address)
+	if !portHeld(port) {
+		t.Errorf("port %d of a live worker is not held", port)
+	}
+	p.Stop(5 * time.Second)
+	if portHeld(port) {
+		t.Errorf("port %d still held after its worker exited", port)
+	}
+}
+
+// TestFreePortNeverHandsOutAPortTwice: the kernel would give a port it
+// gave a moment ago again, since the worker it went to has not bound it
+// yet; freePort does not while a worker holds it. A thousand draws from
+// the few thousand ports the kernel picks from at random would repeat one
+// many times over.
+func TestFreePortNeverHandsOutAPortTwice(t *testing.T) {
+	given := map[int]bool{}
+	defer func() {
+		for p := range given {
+			releasePort(p)
+		}
+	}()
+	for range 1000 {
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if given[p] {
+			t.Fatalf("port %d handed out twice (after %d others)", p, len(given))
+		}
+		given[p] = true
+	}
+}
+
+// TestFailedCommandSpawnsReleaseTheirPorts: a Command worker that exits
+// before it is ready, or cannot be started, gives its port back.
+func TestFailedCommandSpawnsReleaseTheirPorts(t *testing.T) {
+	for _, cmd := range [][]string{{"python3", "server.py", "$(PORT)"}, {"no-such-command-ferry"}} {
+		spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+			Command: cmd, Env: []ferryv1.EnvVar{{Name: "FAIL", Value: "1"}}})
+		if _, err := Spawn(context.Background(), spec); err == nil {
+			t.Fatalf("%v: the spawn succeeded", cmd)
+		}
+		heldPorts.Lock()
+		n := len(heldPorts.m)
+		heldPorts.Unlock()
+		if n != 0 {
+			t.Errorf("%v: %d ports still held after the spawn failed", cmd, n)
+		}
+	}
+}
+
+func portHeld(port int) bool {
+	heldPorts.Lock()
+	defer heldPorts.Unlock()
+	return heldPorts.m[port]
+}
+
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 func TestSpawnCommandExitCarriesStatusAndOutput(t *testing.T) {
