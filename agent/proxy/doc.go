@@ -32,9 +32,10 @@
 //     pass through;
 //   - a request whose connection to a worker failed before any byte was
 //     sent is retried on another worker; once a byte was sent it never
-//     goes to another worker (Go's transport would retry an idempotent
-//     request whose keep-alive connection died elsewhere, which would hand
-//     a request that crashed one worker to the next). An idle connection
+//     goes to another worker (a request that crashed one worker must not
+//     crash the next: Go's transport replays an idempotent request whose
+//     kept connection died, and a replay refused by a dead worker would
+//     look unsent and go on). An idle connection
 //     the worker closed is noticed before reuse (a non-blocking peek); when
 //     it closes one in the instant between that peek and the write, and
 //     before any byte of an answer, a safe request (GET, HEAD, OPTIONS,

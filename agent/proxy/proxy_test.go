@@ -606,8 +606,9 @@ func TestSafeRequestReplayedWhenAKeptConnectionCloses(t *testing.T) {
 
 // TestRequestThatKillsItsWorkerIsNotReplayedElsewhere: a safe request
 // whose worker dies on it over a kept connection is replayed to that
-// worker alone; its socket refuses, and the request is answered 502 for
-// the exit, never handed to the worker that replaces it.
+// worker alone, unless it is known to have exited; its socket refuses,
+// and the request is answered 502 for the exit, never handed to the
+// worker that replaces it.
 func TestRequestThatKillsItsWorkerIsNotReplayedElsewhere(t *testing.T) {
 	dir, err := os.MkdirTemp("", "deaths") // not t.TempDir: its parent is private, and the worker may run as another user
 	if err != nil {

@@ -66,7 +66,7 @@ func withRetries[R any](router Router, ctx context.Context, sess *session, body 
 			return resp, afterReplay(router, sess, stale, err)
 		}
 		var staleConn *staleConnError // on the heap (errors.As): declared only on failure
-		if errors.As(err, &staleConn) && ctx.Err() == nil {
+		if errors.As(err, &staleConn) && ctx.Err() == nil && !sess.worker.Exited() {
 			stale, sess.replaying = staleConn.err, true
 			continue
 		}

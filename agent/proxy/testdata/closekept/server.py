@@ -10,6 +10,7 @@ in $DEATHS_DIR, and the process exits without answering.
 """
 import http.server
 import os
+import socket
 import threading
 
 unanswered = [0]
@@ -26,6 +27,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def respond(self, body=True):
         if self.path == "/die":
             open(os.path.join(os.environ["DEATHS_DIR"], str(os.getpid())), "w").close()
+            # Refuse connections from now on: at exit the listener may
+            # close a moment after this connection, and a replay dialled in
+            # that moment would land in its backlog instead of being
+            # refused, which is not the case the test is about.
+            self.server.socket.shutdown(socket.SHUT_RDWR)
             os._exit(1)
         self.served += 1
         if self.served > 1:  # a kept connection: close it unanswered

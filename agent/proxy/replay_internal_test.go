@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// keptServer answers the first request on each connection; on the next it
+// writes second (nothing: a silent close) and closes the connection.
+func keptServer(t *testing.T, second string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go serveTwice(c, second)
+		}
+	}()
+	return l.Addr().String()
+}
+
+func serveTwice(c net.Conn, second string) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := 0; ; i++ {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_ = req.Body.Close()
+		if i > 0 {
+			_, _ = c.Write([]byte(second))
+			return
+		}
+		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	}
+}
+
+// TestReplayOnlyWhenSilent: a safe request on a kept connection is a
+// staleConnError only when no byte of a response came, read by receive
+// alone (net/http's path) or after a Peek, as the front end's peekPlain
+// does first.
+func TestReplayOnlyWhenSilent(t *testing.T) {
+	for _, tc := range []struct {
+		name, second string
+		peek         bool
+		stale        bool
+	}{
+		{"silent", "", false, true},
+		{"silent after a failed peek", "", true, true},
+		{"part of a head", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", false, false},
+		{"part of a head, peeked", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", true, false},
+		{"an interim response", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", false, false},
+		{"an interim response, peeked", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &workerTransport{network: "tcp", addr: keptServer(t, tc.second), maxIdle: 2}
+			get := func() error {
+				req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+				x, err := tr.begin(req, false, func(c *workerConn) error { return c.writeRequest(req) }, nil, time.Now(), false)
+				if err != nil {
+					return err
+				}
+				if tc.peek {
+					_, _ = x.c.br.Peek(1)
+				}
+				resp, err := x.receive()
+				if err != nil {
+					return err
+				}
+				buf := make([]byte, 10)
+				for {
+					if _, err := resp.Body.Read(buf); err != nil {
+						break
+					}
+				}
+				return resp.Body.Close()
+			}
+			if err := get(); err != nil {
+				t.Fatal(err)
+			}
+			err := get() // on the kept connection, which fails
+			var stale *staleConnError
+			if err == nil || errors.As(err, &stale) != tc.stale {
+				t.Errorf("on the kept connection: %v (%T), want a staleConnError: %v", err, err, tc.stale)
+			}
+		})
+	}
+}
