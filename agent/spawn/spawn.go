@@ -176,6 +176,10 @@ func Spawn(ctx context.Context, spec Spec) (*Process, error) {
 		reason := err.Error()
 		if errors.Is(err, context.DeadlineExceeded) {
 			reason = fmt.Sprintf("not ready within startTimeout (%s)", timeout)
+			var pt *portTakenError
+			if errors.As(err, &pt) {
+				reason += pt.note()
+			}
 		}
 		proc.Stop(2 * time.Second)
 		return nil, &Error{Reason: reason, Output: proc.spawnOutput(err)}
@@ -329,26 +333,55 @@ func describeExit(status string) string {
 }
 
 // waitCommandReady polls the Command app until it answers: quickly at
-// first (apps often start in milliseconds), backing off to 100ms.
+// first (apps often start in milliseconds), backing off to 100ms. An
+// answer counts only when the socket that listens on the port is the
+// worker's (listener.go), or /proc cannot tell.
 func waitCommandReady(ctx context.Context, proc *Process, path string) error {
 	client := &http.Client{
 		Timeout:   time.Second,
 		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
 	}
 	delay := 5 * time.Millisecond
+	taken := false // another process answered on the worker's port
 	for {
 		if ok := probe(ctx, client, proc.Address, path); ok {
-			return nil
+			if listenerOwner(proc.PID, proc.port) != ownerOther {
+				return nil
+			}
+			taken = true
 		}
 		select {
 		case <-proc.done:
-			return exitError(proc)
+			return portTaken(exitError(proc), taken, proc)
 		case <-ctx.Done():
-			return ctx.Err()
+			return portTaken(ctx.Err(), taken, proc)
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 100*time.Millisecond)
 	}
+}
+
+// portTaken adds to a failed spawn's error that its port was another
+// process's, when the probe found one there.
+func portTaken(err error, taken bool, proc *Process) error {
+	if !taken {
+		return err
+	}
+	return &portTakenError{err: err, addr: proc.Address}
+}
+
+// portTakenError: the spawn failed (err), and the probe found another
+// process answering on the worker's port.
+type portTakenError struct {
+	err  error
+	addr string
+}
+
+func (e *portTakenError) Error() string { return e.err.Error() + e.note() }
+func (e *portTakenError) Unwrap() error { return e.err }
+
+func (e *portTakenError) note() string {
+	return "; its port " + e.addr + " was taken by a process outside the worker, which answered in its place"
 }
 
 func probe(ctx context.Context, client *http.Client, addr, path string) bool {
@@ -430,7 +463,7 @@ func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
 			return nil, nil, nil, err
 		}
 	case ferryv1.AppTypeCommand:
-		if port, err = freePort(); err != nil {
+		if port, err = pickPort(); err != nil {
 			return nil, nil, nil, err
 		}
 		proc.port = port
@@ -548,6 +581,9 @@ func freePort() (int, error) {
 	}
 	return 0, fmt.Errorf("no free loopback port in %d tries", portTries)
 }
+
+// pickPort is freePort; a test gives a worker a port another process holds.
+var pickPort = freePort
 
 func releasePort(port int) {
 	heldPorts.Lock()

@@ -1,0 +1,200 @@
+package spawn
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// A Command worker's readiness probe connects to 127.0.0.1:$PORT. If
+// another program took the port before the worker bound it, the probe
+// reaches that program, and the pool would send the app's requests to it.
+// listenerOwner tells the two apart from /proc: the socket listening on
+// the port must be an open file of the worker's: a process in its process
+// group (the group killGroup stops), or one it started (which may have
+// left the group, as dumb-init's child does).
+
+// owner is what /proc says of the socket listening on a worker's port.
+type owner int
+
+const (
+	ownerUnknown owner = iota // no listener found, or the worker's files cannot be read
+	ownerWorker               // the worker holds it
+	ownerOther                // nothing of the worker's holds it
+)
+
+// listenerOwner reports who holds the sockets that listen for
+// 127.0.0.1:port, for the worker whose process (and process group) id is
+// pid.
+func listenerOwner(pid, port int) owner {
+	inodes := listeningInodes(port)
+	if len(inodes) == 0 {
+		return ownerUnknown
+	}
+	held, ok := workerSockets(pid)
+	if !ok {
+		return ownerUnknown
+	}
+	for inode := range inodes {
+		if !held[inode] {
+			return ownerOther
+		}
+	}
+	return ownerWorker
+}
+
+// listeningInodes are the inodes of the TCP sockets listening on port at
+// an address that takes connections to 127.0.0.1 (it, or a wildcard).
+func listeningInodes(port int) map[string]bool {
+	inodes := map[string]bool{}
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(file)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Scan() // the header
+		for sc.Scan() {
+			if inode, ok := listenerOn(sc.Text(), port); ok {
+				inodes[inode] = true
+			}
+		}
+		_ = f.Close()
+	}
+	return inodes
+}
+
+// tcpListen is the LISTEN state in /proc/net/tcp.
+const tcpListen = "0A"
+
+// listenerOn parses one line of /proc/net/tcp or tcp6 ("sl local rem st
+// ... uid timeout inode") and returns its inode when it is a socket
+// listening on port for 127.0.0.1.
+func listenerOn(line string, port int) (string, bool) {
+	f := strings.Fields(line)
+	if len(f) < 10 || f[3] != tcpListen {
+		return "", false
+	}
+	addr, p, ok := strings.Cut(f[1], ":")
+	if !ok {
+		return "", false
+	}
+	if n, err := strconv.ParseUint(p, 16, 16); err != nil || int(n) != port {
+		return "", false
+	}
+	ip := procIP(addr)
+	if ip == nil || !ip.IsUnspecified() && !ip.Equal(net.IPv4(127, 0, 0, 1)) {
+		return "", false
+	}
+	return f[9], true
+}
+
+// procIP decodes an address of /proc/net/tcp: the kernel prints each 32-bit
+// word of the network-order address as a number in the host's byte order.
+func procIP(s string) net.IP {
+	b, err := hex.DecodeString(s)
+	if err != nil || (len(b) != 4 && len(b) != 16) {
+		return nil
+	}
+	ip := make(net.IP, len(b))
+	for i := 0; i < len(b); i += 4 {
+		binary.NativeEndian.PutUint32(ip[i:], binary.BigEndian.Uint32(b[i:]))
+	}
+	return ip
+}
+
+// workerSockets are the socket inodes open in the worker's processes (its
+// group, and its descendants); false when one of them cannot be read
+// (another user's, without the privilege), as then nothing can be told.
+func workerSockets(pid int) (map[string]bool, bool) {
+	procs, err := processes()
+	if err != nil {
+		return nil, false
+	}
+	held := map[string]bool{}
+	for _, p := range procs {
+		if !workersProcess(procs, p, pid) {
+			continue
+		}
+		dir := "/proc/" + strconv.Itoa(p.pid) + "/fd/"
+		fds, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, false
+		}
+		for _, fd := range fds { // none when the process has just exited
+			link, err := os.Readlink(dir + fd.Name())
+			if inode, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
+				held[strings.TrimSuffix(inode, "]")] = true
+			}
+		}
+	}
+	return held, true
+}
+
+// process is a line of /proc/PID/stat, the fields used here.
+type process struct{ pid, ppid, pgrp int }
+
+// processes reads every process's stat; those that exit meanwhile are
+// left out.
+func processes() (map[int]process, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	procs := make(map[int]process, len(entries))
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if p, ok := readStat(pid); ok {
+			procs[pid] = p
+		}
+	}
+	return procs, nil
+}
+
+// workersProcess: p is the worker pid, in its process group, or started
+// by one of its processes.
+func workersProcess(procs map[int]process, p process, pid int) bool {
+	for range len(procs) { // a bound on the walk up: /proc changes as it is read
+		if p.pid == pid || p.pgrp == pid {
+			return true
+		}
+		parent, ok := procs[p.ppid]
+		if !ok {
+			return false
+		}
+		p = parent
+	}
+	return false
+}
+
+// readStat parses /proc/PID/stat: "pid (comm) state ppid pgrp ...", where
+// comm may hold spaces and parentheses.
+func readStat(pid int) (process, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return process{}, false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return process{}, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 3 {
+		return process{}, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	pgrp, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil {
+		return process{}, false
+	}
+	return process{pid: pid, ppid: ppid, pgrp: pgrp}, true
+}
