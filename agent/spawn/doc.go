@@ -17,7 +17,8 @@
 // Spawn returns once the worker is ready: for WSGI when the loader reports
 // that the app is imported and its socket listens; for Command when a GET on
 // the readiness path answers below 500, or else when the port accepts, and
-// the socket listening on the port is the worker's (listener.go). A
+// /proc does not show the socket listening on the port as another's
+// (listener.go). A
 // failure (exit, import error, startTimeout) comes back as an *Error carrying
 // the exit status and the process's last output lines.
 //

@@ -15,33 +15,42 @@ import (
 // A Command worker's readiness probe connects to 127.0.0.1:$PORT. If
 // another program took the port before the worker bound it, the probe
 // reaches that program, and the pool would send the app's requests to it.
-// listenerOwner tells the two apart from /proc: the socket listening on
-// the port must be an open file of the worker's: a process in its process
-// group (the group killGroup stops), or one it started (which may have
-// left the group, as dumb-init's child does).
+// listenerOwner tells the two apart from /proc. The socket listening on the
+// port must have been made by the worker's user (workers run as their own
+// user, never root, and cannot change it), and, where the agent may read
+// the worker's file descriptors (which takes CAP_SYS_PTRACE when the
+// worker is another user: the DaemonSet's agent does not have it), be an
+// open file of the worker's: a process in its process group (the group
+// killGroup stops), or one it started (which may have left the group, as
+// dumb-init's child does).
 
 // owner is what /proc says of the socket listening on a worker's port.
 type owner int
 
 const (
-	ownerUnknown owner = iota // no listener found, or the worker's files cannot be read
+	ownerUnknown owner = iota // no listener found, or made by the worker's user but its files cannot be read
 	ownerWorker               // the worker holds it
-	ownerOther                // nothing of the worker's holds it
+	ownerOther                // another user made it, or nothing of the worker's holds it
 )
 
 // listenerOwner reports who holds the sockets that listen for
 // 127.0.0.1:port, for the worker whose process (and process group) id is
-// pid.
-func listenerOwner(pid, port int) owner {
-	inodes := listeningInodes(port)
-	if len(inodes) == 0 {
+// pid, running as uid.
+func listenerOwner(pid, uid, port int) owner {
+	listeners := listeningSockets(port)
+	if len(listeners) == 0 {
 		return ownerUnknown
+	}
+	for _, by := range listeners {
+		if by != strconv.Itoa(uid) {
+			return ownerOther
+		}
 	}
 	held, ok := workerSockets(pid)
 	if !ok {
 		return ownerUnknown
 	}
-	for inode := range inodes {
+	for inode := range listeners {
 		if !held[inode] {
 			return ownerOther
 		}
@@ -49,50 +58,56 @@ func listenerOwner(pid, port int) owner {
 	return ownerWorker
 }
 
-// listeningInodes are the inodes of the TCP sockets listening on port at
-// an address that takes connections to 127.0.0.1 (it, or a wildcard).
-func listeningInodes(port int) map[string]bool {
-	inodes := map[string]bool{}
+// listeningSockets are the TCP sockets that take connections to
+// 127.0.0.1:port: their inodes, and the uid of the user who made each.
+// IPv6 sockets count only when no IPv4 socket listens on the port: an IPv4
+// one takes 127.0.0.1's connections first, and a socket on [::] shares
+// the port with one only when it takes no IPv4 (IPV6_V6ONLY).
+func listeningSockets(port int) map[string]string {
 	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		f, err := os.Open(file)
 		if err != nil {
 			continue
 		}
+		sockets := map[string]string{}
 		sc := bufio.NewScanner(f)
 		sc.Scan() // the header
 		for sc.Scan() {
-			if inode, ok := listenerOn(sc.Text(), port); ok {
-				inodes[inode] = true
+			if inode, uid, ok := listenerOn(sc.Text(), port); ok {
+				sockets[inode] = uid
 			}
 		}
 		_ = f.Close()
+		if len(sockets) > 0 {
+			return sockets
+		}
 	}
-	return inodes
+	return nil
 }
 
 // tcpListen is the LISTEN state in /proc/net/tcp.
 const tcpListen = "0A"
 
 // listenerOn parses one line of /proc/net/tcp or tcp6 ("sl local rem st
-// ... uid timeout inode") and returns its inode when it is a socket
-// listening on port for 127.0.0.1.
-func listenerOn(line string, port int) (string, bool) {
+// ... uid timeout inode") and returns its inode and uid when it is a
+// socket listening on port for 127.0.0.1.
+func listenerOn(line string, port int) (inode, uid string, ok bool) {
 	f := strings.Fields(line)
 	if len(f) < 10 || f[3] != tcpListen {
-		return "", false
+		return "", "", false
 	}
 	addr, p, ok := strings.Cut(f[1], ":")
 	if !ok {
-		return "", false
+		return "", "", false
 	}
 	if n, err := strconv.ParseUint(p, 16, 16); err != nil || int(n) != port {
-		return "", false
+		return "", "", false
 	}
 	ip := procIP(addr)
 	if ip == nil || !ip.IsUnspecified() && !ip.Equal(net.IPv4(127, 0, 0, 1)) {
-		return "", false
+		return "", "", false
 	}
-	return f[9], true
+	return f[9], f[7], true
 }
 
 // procIP decodes an address of /proc/net/tcp: the kernel prints each 32-bit
@@ -110,8 +125,10 @@ func procIP(s string) net.IP {
 }
 
 // workerSockets are the socket inodes open in the worker's processes (its
-// group, and its descendants); false when one of them cannot be read
-// (another user's, without the privilege), as then nothing can be told.
+// group, and its descendants); false when one of them cannot be read, as
+// then nothing can be told. Listing a process's fds takes
+// CAP_DAC_OVERRIDE when it is another user's, reading them ptrace access
+// (CAP_SYS_PTRACE), which a root agent may lack.
 func workerSockets(pid int) (map[string]bool, bool) {
 	procs, err := processes()
 	if err != nil {
@@ -129,6 +146,9 @@ func workerSockets(pid int) (map[string]bool, bool) {
 		}
 		for _, fd := range fds { // none when the process has just exited
 			link, err := os.Readlink(dir + fd.Name())
+			if errors.Is(err, fs.ErrPermission) {
+				return nil, false
+			}
 			if inode, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
 				held[strings.TrimSuffix(inode, "]")] = true
 			}

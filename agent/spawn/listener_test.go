@@ -2,10 +2,13 @@ package spawn
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -37,9 +40,9 @@ func TestListenerOn(t *testing.T) {
 		{"the header", "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode", false},
 		{"garbage", line("zz", "1F90", "0A"), false},
 	} {
-		inode, ok := listenerOn(tc.line, 0x1F90)
-		if ok != tc.want || ok && inode != "4242" {
-			t.Errorf("%s: %q, %v; want %v", tc.name, inode, ok, tc.want)
+		inode, uid, ok := listenerOn(tc.line, 0x1F90)
+		if ok != tc.want || ok && (inode != "4242" || uid != "1000") {
+			t.Errorf("%s: inode %q, uid %q, %v; want %v", tc.name, inode, uid, ok, tc.want)
 		}
 	}
 }
@@ -49,24 +52,32 @@ func TestListenerOn(t *testing.T) {
 func procHex(ip net.IP) string {
 	var b strings.Builder
 	for i := 0; i < len(ip); i += 4 {
-		fmt.Fprintf(&b, "%08X", uint32(ip[i])|uint32(ip[i+1])<<8|uint32(ip[i+2])<<16|uint32(ip[i+3])<<24)
+		fmt.Fprintf(&b, "%08X", binary.NativeEndian.Uint32(ip[i:]))
 	}
 	return b.String()
 }
 
 // TestListenerOwner, on this machine's /proc: a worker's own listener is
-// its; one of this test's, on 127.0.0.1 or [::], is not; a port nobody
-// listens on cannot be told.
+// its; another worker's, of the same user, is not; nor is one of this
+// test's on 0.0.0.0 or [::] (IPv6 only: Go's tcp6), whose user differs
+// when the test runs as root; a port nobody listens on cannot be told.
 func TestListenerOwner(t *testing.T) {
-	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
-		Command: []string{"python3", "server.py", "$(PORT)"}})
-	p, err := Spawn(context.Background(), spec)
-	if err != nil {
-		t.Fatal(err)
+	spawn := func() *Process {
+		spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+			Command: []string{"python3", "server.py", "$(PORT)"}})
+		p, err := Spawn(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Stop(5 * time.Second) })
+		return p
 	}
-	defer p.Stop(5 * time.Second)
-	if got := listenerOwner(p.PID, portOf(t, p.Address)); got != ownerWorker {
+	p, q := spawn(), spawn()
+	if got := listenerOwner(p.PID, p.uid, portOf(t, p.Address)); got != ownerWorker {
 		t.Errorf("the worker's own port: %v, want ownerWorker", got)
+	}
+	if got := listenerOwner(q.PID, q.uid, portOf(t, p.Address)); got != ownerOther {
+		t.Errorf("another worker's port: %v, want ownerOther", got)
 	}
 	for _, network := range []string{"tcp4", "tcp6"} {
 		l, err := net.Listen(network, ":0")
@@ -74,7 +85,7 @@ func TestListenerOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		if got := listenerOwner(p.PID, l.Addr().(*net.TCPAddr).Port); got != ownerOther {
+		if got := listenerOwner(p.PID, p.uid, l.Addr().(*net.TCPAddr).Port); got != ownerOther {
 			t.Errorf("%s: a port this test listens on: %v, want ownerOther", network, got)
 		}
 	}
@@ -83,7 +94,7 @@ func TestListenerOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	releasePort(free)
-	if got := listenerOwner(p.PID, free); got != ownerUnknown {
+	if got := listenerOwner(p.PID, p.uid, free); got != ownerUnknown {
 		t.Errorf("a port nobody listens on: %v, want ownerUnknown", got)
 	}
 }
@@ -102,7 +113,7 @@ func TestListenerOfAChildOutsideTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop(5 * time.Second)
-	if got := listenerOwner(p.PID, portOf(t, p.Address)); got != ownerWorker {
+	if got := listenerOwner(p.PID, p.uid, portOf(t, p.Address)); got != ownerWorker {
 		t.Errorf("the port of the worker's child in its own session: %v, want ownerWorker", got)
 	}
 }
@@ -134,5 +145,83 @@ func TestSpawnCommandOnATakenPort(t *testing.T) {
 	if !errors.As(err, &se) || !strings.HasPrefix(se.Reason, "exited with status 1 before it was ready") ||
 		!strings.Contains(se.Reason, want) || !strings.Contains(se.Output, "Address already in use") {
 		t.Errorf("err = %v, want an exit, %q, and the worker's bind error", err, want)
+	}
+}
+
+// TestSpawnCommandOnATakenPortAnsweringSlowly: the worker exits (it could
+// not bind) while the other process is still answering the probe; that
+// answer does not make the exited worker ready.
+func TestSpawnCommandOnATakenPortAnsweringSlowly(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		time.Sleep(500 * time.Millisecond)
+	}), ReadHeaderTimeout: time.Second}
+	go func() { _ = other.Serve(l) }()
+	defer other.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	pickPort = func() (int, error) { return port, nil } // the package's tests do not run in parallel
+	defer func() { pickPort = freePort }()
+
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"python3", "server.py", "$(PORT)"}, ReadinessPath: "/"})
+	p, err := Spawn(context.Background(), spec)
+	if err == nil {
+		exited := p.Exited()
+		p.Stop(5 * time.Second)
+		t.Fatalf("the spawn succeeded on a port another process answers on (the worker exited: %v)", exited)
+	}
+	var se *Error
+	if !errors.As(err, &se) || !strings.Contains(se.Reason, "was taken") {
+		t.Errorf("err = %v, want the note that the port was taken", err)
+	}
+}
+
+// TestSpawnCommandNextToAnIPv6OnlyListener: a socket on [::] that takes no
+// IPv4 (Go's tcp6 sets IPV6_V6ONLY) shares its port with the worker's on
+// 127.0.0.1, which the probe reaches: the worker is ready.
+func TestSpawnCommandNextToAnIPv6OnlyListener(t *testing.T) {
+	l, err := net.Listen("tcp6", "[::]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	pickPort = func() (int, error) { return port, nil }
+	defer func() { pickPort = freePort }()
+
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"python3", "server.py", "$(PORT)"}})
+	spec.StartTimeout = 10 * time.Second
+	p, err := Spawn(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("a worker that bound 127.0.0.1:%d and answers there was refused: %v", port, err)
+	}
+	p.Stop(5 * time.Second)
+}
+
+// TestSpawnCommandWithTheDaemonSetsCapabilities runs two tests again in a
+// process with only the capabilities the agent's DaemonSet keeps (root,
+// without CAP_SYS_PTRACE, so a worker's fds cannot be read): a worker is
+// ready on its own port, and one whose port a root process took is not.
+func TestSpawnCommandWithTheDaemonSetsCapabilities(t *testing.T) {
+	if os.Getenv("FERRY_SPAWN_CAPS") != "" {
+		return // the child: the two tests run there
+	}
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs as root: the agent's DaemonSet does, and this test is of its capabilities")
+		}
+		t.Skip("the DaemonSet's agent runs as root; this test needs root to drop to its capabilities")
+	}
+	caps := "-all,+chown,+dac_override,+fowner,+kill,+net_bind_service,+setgid,+setuid" // config/agent/agent.yaml
+	cmd := exec.Command("setpriv", "--inh-caps=-all", "--bounding-set="+caps, "--",
+		os.Args[0], "-test.run=^(TestSpawnCommand|TestSpawnCommandOnATakenPort)$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "FERRY_SPAWN_CAPS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Count(string(out), "--- PASS") != 2 {
+		t.Fatalf("with the DaemonSet's capabilities: %v\n%s", err, out)
 	}
 }

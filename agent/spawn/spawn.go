@@ -76,6 +76,7 @@ type Process struct {
 	output    *tail
 	sockDir   string
 	port      int          // a Command worker's, held until cleanup
+	uid       int          // the user it runs as
 	childEnds []*os.File   // write ends of the pipes, closed once the child has them
 	outputs   []outputPipe // read ends of stdout and stderr
 	exited    atomic.Bool
@@ -243,8 +244,7 @@ func (p *Process) cleanup() {
 		_ = os.RemoveAll(p.sockDir)
 	}
 	if p.port != 0 {
-		releasePort(p.port)
-		p.port = 0
+		releasePort(p.port) // p.port stays: waitCommandReady reads it
 	}
 }
 
@@ -345,10 +345,11 @@ func waitCommandReady(ctx context.Context, proc *Process, path string) error {
 	taken := false // another process answered on the worker's port
 	for {
 		if ok := probe(ctx, client, proc.Address, path); ok {
-			if listenerOwner(proc.PID, proc.port) != ownerOther {
+			if listenerOwner(proc.PID, proc.uid, proc.port) == ownerOther {
+				taken = true
+			} else if !proc.exited.Load() { // an exited worker's port is no one's: the answer was another's
 				return nil
 			}
-			taken = true
 		}
 		select {
 		case <-proc.done:
@@ -418,7 +419,10 @@ func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
 		return nil, nil, nil, err
 	}
 	env := baseEnv(ident)
-	proc := &Process{Revision: spec.Revision, StartedAt: time.Now(), done: make(chan struct{})}
+	proc := &Process{Revision: spec.Revision, StartedAt: time.Now(), done: make(chan struct{}), uid: os.Geteuid()}
+	if ident.cred != nil {
+		proc.uid = int(ident.cred.Uid)
+	}
 	var argv []string
 	var ready, readyW *os.File
 	var port int
