@@ -60,6 +60,9 @@
 //   - nothing is invented: a response without Content-Type gets none (Go's
 //     server would sniff one), only a missing Date is added;
 //   - a worker's response head is bounded (10 MiB, five interim responses);
+//   - a client that takes none of a response written to it for
+//     SendTimeout has its connection closed, freeing a worker its
+//     streaming response held (send.go);
 //   - Shutdown drains in-flight requests, upgraded ones included.
 //
 // The front end's request path takes one session from a sync.Pool, the

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,10 @@ type Options struct {
 	// the client sent, for agents behind a load balancer that sets it.
 	// Default false: the client's own value is replaced.
 	TrustForwardedFor bool
+	// SendTimeout is how long a write of a response to a client may make no
+	// progress (the client reads none of it) before the connection is
+	// closed, as nginx's send_timeout (send.go). Default 60s.
+	SendTimeout time.Duration
 	// RequestBodyTimeout is how long a client may go without sending any
 	// of a request body the proxy buffers (a body that streams has no such
 	// bound: its worker waits for it); then it gets 408 and its connection
@@ -106,6 +111,12 @@ type Server struct {
 	handedOff atomic.Int64 // connections given to net/http (tests read it)
 	conns     map[*clientConn]struct{}
 	connsIdle chan struct{} // closed when the last connection is gone
+
+	// The send watchdog (send.go) and the connections it looks at.
+	sendMu   sync.Mutex
+	sending  map[*sendConn]struct{}
+	sendStop chan struct{} // closed to end the watchdog
+	sendDone bool          // Shutdown ended it: none is started again
 }
 
 // New returns a proxy for router.
@@ -124,6 +135,9 @@ func New(router Router, opts Options) *Server {
 	}
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 64 << 10
+	}
+	if opts.SendTimeout <= 0 {
+		opts.SendTimeout = 60 * time.Second
 	}
 	s := &Server{opts: opts, router: router}
 	s.rp = &httputil.ReverseProxy{
@@ -164,6 +178,9 @@ func (s *Server) Serve(l net.Listener) error {
 		switch {
 		case err == nil:
 			delay = 0
+			if _, ok := c.(*tls.Conn); !ok { // net/http must see a TLS connection as one
+				c = s.watchSend(c)
+			}
 			go s.serveFront(c)
 		case s.closing.Load():
 			return nil
@@ -211,6 +228,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = errors.Join(err, fmt.Errorf("requests still in flight: %w", ctx.Err()))
 	}
+	s.stopSendWatchdog()
 	return err
 }
 

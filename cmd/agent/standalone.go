@@ -72,6 +72,8 @@ func proxyFlags(fs *flag.FlagSet) func() proxy.Options {
 	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second,
 		"how long a client may take to send a request's headers before its connection is closed")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle client keep-alive connection stays open")
+	fs.DurationVar(&o.SendTimeout, "send-timeout", 60*time.Second,
+		"how long a client may take none of a response being written to it before its connection is closed")
 	fs.DurationVar(&o.RequestBodyTimeout, "request-body-timeout", 60*time.Second,
 		"how long a client may go without sending any of a request body the proxy buffers before it gets 408")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block accepted (larger gets 431)")

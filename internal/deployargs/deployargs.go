@@ -96,6 +96,7 @@ type Agent struct {
 	KubeAPIBurst       int
 	ReadHeaderTimeout  time.Duration
 	IdleTimeout        time.Duration
+	SendTimeout        time.Duration
 	RequestBodyTimeout time.Duration
 	MaxHeaderBytes     int
 	// ResponseBufferMemory is --response-buffer-memory, in bytes.
@@ -111,7 +112,7 @@ func DefaultAgent() Agent {
 	return Agent{BindAddress: "0.0.0.0", AdvertiseAddress: "$(HOST_IP)", StateDir: "/var/lib/ferry",
 		MetricsBindAddress: ":9441", HealthProbeBindAddress: ":9442", HeartbeatInterval: 10 * time.Second,
 		StatsInterval: 30 * time.Second, DrainDelay: 5 * time.Second, LeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 50, KubeAPIBurst: 100,
-		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, SendTimeout: 60 * time.Second,
 		RequestBodyTimeout: 60 * time.Second, MaxHeaderBytes: 65536, ResponseBufferMemory: 256 << 20,
 		RequestBufferDisk: 1 << 30, LogLevel: "info"}
 }
@@ -145,6 +146,7 @@ func AgentArgs(a Agent) []string {
 		fmt.Sprintf("--kube-api-burst=%d", a.KubeAPIBurst),
 		"--read-header-timeout=" + a.ReadHeaderTimeout.String(),
 		"--idle-timeout=" + a.IdleTimeout.String(),
+		"--send-timeout=" + a.SendTimeout.String(),
 		"--request-body-timeout=" + a.RequestBodyTimeout.String(),
 		fmt.Sprintf("--max-header-bytes=%d", a.MaxHeaderBytes),
 		fmt.Sprintf("--response-buffer-memory=%d", a.ResponseBufferMemory),

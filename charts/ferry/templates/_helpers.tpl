@@ -142,6 +142,7 @@ downward API (deployargs.AgentEnvVars).
 - {{ printf "--kube-api-burst=%d" (int64 .Values.agent.kubeAPIBurst) | quote }}
 - {{ printf "--read-header-timeout=%s" .Values.agent.readHeaderTimeout | quote }}
 - {{ printf "--idle-timeout=%s" .Values.agent.idleTimeout | quote }}
+- {{ printf "--send-timeout=%s" .Values.agent.sendTimeout | quote }}
 - {{ printf "--request-body-timeout=%s" .Values.agent.requestBodyTimeout | quote }}
 - {{ printf "--max-header-bytes=%d" (int64 .Values.agent.maxHeaderBytes) | quote }}
 - {{ printf "--response-buffer-memory=%d" (int64 .Values.agent.responseBufferMemory) | quote }}
