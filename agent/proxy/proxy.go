@@ -114,9 +114,8 @@ type Server struct {
 
 	// The send watchdog (send.go) and the connections it looks at.
 	sendMu   sync.Mutex
-	sending  map[*sendConn]struct{}
-	sendStop chan struct{} // closed to end the watchdog
-	sendDone bool          // Shutdown ended it: none is started again
+	sending  map[*sendConn]struct{} // nil while no watchdog runs
+	sendDone bool                   // Shutdown: no watchdog starts again
 }
 
 // New returns a proxy for router.

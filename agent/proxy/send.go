@@ -4,24 +4,31 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A client that stops reading its response (or never reads it) blocks the
 // proxy's write to it once the socket's buffers are full: the write would
 // wait forever, holding the connection's goroutine and buffers, and, for a
 // response that streams, its worker. nginx's send_timeout bounds the time
-// between two writes that make progress; so does Options.SendTimeout here.
+// between two writes that make progress; Options.SendTimeout bounds the
+// time a write goes without the client taking any of it.
 //
 // Go offers deadlines, which bound a whole write rather than its progress,
 // and moving one costs a timer update per write. Instead every client
 // connection is a sendConn, which marks its writes and counts their bytes
 // (two atomic stores and an add), and one watchdog goroutine per Server
-// looks at them a few times per SendTimeout: a connection whose write has
-// moved no byte for SendTimeout gets a write deadline in the past, and the
-// write fails as any failed write to a client does (the connection is
-// closed, a worker it held is freed). Both servers' connections are
-// sendConns, upgraded (WebSocket) ones included.
+// looks at them four times per SendTimeout. A write blocked since the last
+// look has made progress when its socket's send queue changed (the client
+// acknowledged bytes, or the write queued more: one ioctl per blocked
+// connection per look). One that made none for SendTimeout gets a write
+// deadline in the past, and fails as any failed write to a client does
+// (the connection is closed, a worker it held is freed). Both servers'
+// connections are sendConns, upgraded (WebSocket) ones included, and the
+// watchdog outlives a Shutdown that gave up until the last is closed.
 
 // sendChunk is the most a sendConn writes at once: a write's bytes count
 // as progress when it returns, so a large one is cut into pieces that a
@@ -32,14 +39,15 @@ const sendChunk = 64 << 10
 type sendConn struct {
 	net.Conn
 	s        *Server
+	raw      syscall.RawConn // for the send queue; nil without a file descriptor
 	writing  atomic.Bool
 	progress atomic.Uint64 // bytes written
-	// The watchdog's own: the progress it last saw move, and when.
-	seen  uint64
-	since time.Time
-	// stalled: the watchdog cut it off (it does so once).
-	stalled bool
-	closed  sync.Once
+	// The watchdog's own: the progress and send queue it last saw move,
+	// and when.
+	seen   uint64
+	queued int
+	since  time.Time
+	closed sync.Once
 }
 
 func (c *sendConn) Write(p []byte) (int, error) {
@@ -74,9 +82,12 @@ func (c *sendConn) CloseWrite() error {
 }
 
 // watchSend makes c a sendConn the watchdog looks at, starting the
-// watchdog with the first one.
+// watchdog when none runs (it ends when no connection is left).
 func (s *Server) watchSend(c net.Conn) *sendConn {
-	sc := &sendConn{Conn: c, s: s}
+	sc := &sendConn{Conn: c, s: s, queued: -1}
+	if rc, ok := c.(syscall.Conn); ok {
+		sc.raw, _ = rc.SyscallConn()
+	}
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	if s.sendDone {
@@ -84,8 +95,7 @@ func (s *Server) watchSend(c net.Conn) *sendConn {
 	}
 	if s.sending == nil {
 		s.sending = make(map[*sendConn]struct{})
-		s.sendStop = make(chan struct{})
-		go s.sendWatchdog(s.sendStop)
+		go s.sendWatchdog()
 	}
 	s.sending[sc] = struct{}{}
 	return sc
@@ -93,21 +103,17 @@ func (s *Server) watchSend(c net.Conn) *sendConn {
 
 func (s *Server) unwatchSend(c *sendConn) {
 	s.sendMu.Lock()
-	delete(s.sending, c) // a no-op on the nil map after Shutdown
+	delete(s.sending, c)
 	s.sendMu.Unlock()
 }
 
-// stopSendWatchdog ends the watchdog (Shutdown, once no connection is
-// left to write to).
+// stopSendWatchdog has no watchdog start again (Shutdown). One running
+// goes on until the last connection is closed: a Shutdown that gave up
+// may leave some, which must still be cut off.
 func (s *Server) stopSendWatchdog() {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	s.sendDone = true
-	if s.sendStop != nil {
-		close(s.sendStop)
-		s.sendStop = nil
-		s.sending = nil
-	}
 }
 
 // sendTick is how often the watchdog looks: four times per SendTimeout,
@@ -116,39 +122,70 @@ func sendTick(timeout time.Duration) time.Duration {
 	return min(max(timeout/4, 10*time.Millisecond), time.Second)
 }
 
-func (s *Server) sendWatchdog(stop <-chan struct{}) {
+func (s *Server) sendWatchdog() {
 	tick := time.NewTicker(sendTick(s.opts.SendTimeout))
 	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
+	for now := range tick.C {
+		if !s.checkSends(now) {
 			return
-		case now := <-tick.C:
-			s.checkSends(now)
 		}
 	}
 }
 
-// checkSends cuts off the connections whose write moved no byte for
-// SendTimeout.
-func (s *Server) checkSends(now time.Time) {
+// checkSends cuts off the connections whose write made no progress for
+// SendTimeout, and reports whether the watchdog is still needed.
+func (s *Server) checkSends(now time.Time) bool {
 	var stalled []*sendConn
 	s.sendMu.Lock()
 	for c := range s.sending {
-		p := c.progress.Load()
-		if !c.writing.Load() || p != c.seen || c.since.IsZero() {
-			c.seen, c.since = p, now
+		if c.moved(now) {
 			continue
 		}
-		if !c.stalled && now.Sub(c.since) >= s.opts.SendTimeout {
-			c.stalled = true
+		if now.Sub(c.since) >= s.opts.SendTimeout {
+			c.since = now // cut off once per timeout, should a deadline be cleared
 			stalled = append(stalled, c)
 		}
 	}
+	needed := len(s.sending) > 0
+	if !needed {
+		s.sending = nil // the next connection starts a watchdog again (none after Shutdown)
+	}
 	s.sendMu.Unlock()
 	for _, c := range stalled {
-		s.opts.Log.Info("Closing a client connection that took none of its response for the send timeout",
-			"client", c.RemoteAddr().String(), "sendTimeout", s.opts.SendTimeout)
 		_ = c.SetWriteDeadline(aLongTimeAgo)
+		s.opts.Log.Info("Closed a client connection that took none of its response for the send timeout",
+			"client", c.RemoteAddr().String(), "sendTimeout", s.opts.SendTimeout)
 	}
+	return needed
+}
+
+// moved reports whether c is not in a write, or its write made progress
+// since the watchdog last looked (and notes when it last did). Under
+// sendMu: only the watchdog calls it.
+func (c *sendConn) moved(now time.Time) bool {
+	p := c.progress.Load()
+	if !c.writing.Load() || p != c.seen || c.since.IsZero() {
+		c.seen, c.queued, c.since = p, -1, now
+		return true
+	}
+	if q := c.sendQueue(); q != c.queued {
+		c.queued, c.since = q, now
+		return q >= 0
+	}
+	return false
+}
+
+// sendQueue is the bytes in the socket's send queue not yet acknowledged
+// by the client, or -1 when it cannot be read.
+func (c *sendConn) sendQueue() int {
+	if c.raw == nil {
+		return -1
+	}
+	q := -1
+	_ = c.raw.Control(func(fd uintptr) {
+		if n, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+			q = n
+		}
+	})
+	return q
 }
