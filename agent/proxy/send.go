@@ -24,10 +24,10 @@ import (
 // looks at them four times per SendTimeout. A write blocked since the last
 // look has made progress when its socket's send queue changed (the client
 // acknowledged bytes, or the write queued more: one ioctl per blocked
-// connection per look). One that made none for SendTimeout gets a write
-// deadline in the past, and fails as any failed write to a client does
-// (the connection is closed, a worker it held is freed). Both servers'
-// connections are sendConns, upgraded (WebSocket) ones included, and the
+// connection per look). One that made none for SendTimeout is closed, and
+// its write fails as any failed write to a client does (a worker it held
+// is freed). Both servers' connections are sendConns, upgraded (WebSocket)
+// ones included (TLS ones are not: the agent serves none), and the
 // watchdog outlives a Shutdown that gave up until the last is closed.
 
 // sendChunk is the most a sendConn writes at once: a write's bytes count
@@ -40,8 +40,8 @@ type sendConn struct {
 	net.Conn
 	s        *Server
 	raw      syscall.RawConn // for the send queue; nil without a file descriptor
-	writing  atomic.Bool
-	progress atomic.Uint64 // bytes written
+	writing  atomic.Int32    // writes under way (one, but a count holds for more)
+	progress atomic.Uint64   // bytes written
 	// The watchdog's own: the progress and send queue it last saw move,
 	// and when.
 	seen   uint64
@@ -51,8 +51,8 @@ type sendConn struct {
 }
 
 func (c *sendConn) Write(p []byte) (int, error) {
-	c.writing.Store(true)
-	defer c.writing.Store(false)
+	c.writing.Add(1)
+	defer c.writing.Add(-1)
 	written := 0
 	for len(p) > 0 {
 		n, err := c.Conn.Write(p[:min(len(p), sendChunk)])
@@ -142,7 +142,6 @@ func (s *Server) checkSends(now time.Time) bool {
 			continue
 		}
 		if now.Sub(c.since) >= s.opts.SendTimeout {
-			c.since = now // cut off once per timeout, should a deadline be cleared
 			stalled = append(stalled, c)
 		}
 	}
@@ -152,7 +151,9 @@ func (s *Server) checkSends(now time.Time) bool {
 	}
 	s.sendMu.Unlock()
 	for _, c := range stalled {
-		_ = c.SetWriteDeadline(aLongTimeAgo)
+		// Closed, not given a past write deadline: the write may finish
+		// meanwhile, and the connection must not take another request.
+		_ = c.Close()
 		s.opts.Log.Info("Closed a client connection that took none of its response for the send timeout",
 			"client", c.RemoteAddr().String(), "sendTimeout", s.opts.SendTimeout)
 	}
@@ -164,7 +165,7 @@ func (s *Server) checkSends(now time.Time) bool {
 // sendMu: only the watchdog calls it.
 func (c *sendConn) moved(now time.Time) bool {
 	p := c.progress.Load()
-	if !c.writing.Load() || p != c.seen || c.since.IsZero() {
+	if c.writing.Load() == 0 || p != c.seen || c.since.IsZero() {
 		c.seen, c.queued, c.since = p, -1, now
 		return true
 	}
