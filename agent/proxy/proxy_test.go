@@ -610,14 +610,7 @@ func TestSafeRequestReplayedWhenAKeptConnectionCloses(t *testing.T) {
 // and the request is answered 502 for the exit, never handed to the
 // worker that replaces it.
 func TestRequestThatKillsItsWorkerIsNotReplayedElsewhere(t *testing.T) {
-	dir, err := os.MkdirTemp("", "deaths") // not t.TempDir: its parent is private, and the worker may run as another user
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
+	dir := sharedTempDir(t, "deaths")
 	tmpl := commandApp("closekept", ferryv1.EnvVar{Name: "DEATHS_DIR", Value: dir})
 	tmpl.App.Concurrency = 1
 	e := start(t, tmpl, proxy.Options{})
@@ -649,14 +642,7 @@ func TestRequestThatKillsItsWorkerIsNotReplayedElsewhere(t *testing.T) {
 // client has its answer, so they cannot come with it (the proxy would
 // drop a connection with bytes left over from a response anyway).
 func TestBytesSentUnaskedAreNotAResponse(t *testing.T) {
-	dir, err := os.MkdirTemp("", "unasked") // not t.TempDir: its parent is private, and the worker may run as another user
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
+	dir := sharedTempDir(t, "unasked")
 	tmpl := commandApp("idleclose", ferryv1.EnvVar{Name: "IDLE_TIMEOUT", Value: "60"}, ferryv1.EnvVar{Name: "UNASKED_DIR", Value: dir})
 	e := start(t, tmpl, proxy.Options{})
 	resp, first := do(t, newRequest(t, http.MethodGet, e.URL+"/unasked", nil))
@@ -1168,4 +1154,20 @@ func TestWorkerHangupIsNotCalledAnExit(t *testing.T) {
 	if ps := e.Pool.Status().Processes; len(ps) != 1 || strconv.Itoa(int(ps[0].PID)) != pid {
 		t.Errorf("processes: %+v, want pid %s alive", ps, pid)
 	}
+}
+
+// sharedTempDir is a directory a worker and the test both write to: not
+// t.TempDir, whose parent is private, as the worker may run as another
+// user.
+func sharedTempDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

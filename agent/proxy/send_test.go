@@ -47,23 +47,8 @@ func TestSendTimeout(t *testing.T) {
 	}
 
 	const buffered = 16 << 20
-	slow := dialSmallBuffer(t, addr)
-	fmt.Fprintf(slow, "GET /big?bytes=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", buffered)
-	br := bufio.NewReader(slow)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, chunk := 0, make([]byte, 64<<10)
-	for {
-		k, err := io.ReadFull(resp.Body, chunk)
-		got += k
-		if err != nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // about 3 MB/s: 5 s in all, most of it with the proxy's write blocked
-	}
-	if got != buffered {
+	// About 3 MB/s: 5 s in all, most of it with the proxy's write blocked.
+	if got := readSlowly(t, addr, buffered, 64<<10, 20*time.Millisecond); got != buffered {
 		t.Errorf("a client reading slowly got %d bytes of %d", got, buffered)
 	}
 }
@@ -98,22 +83,7 @@ func TestSteadyReaderIsNotCutOff(t *testing.T) {
 	tmpl.Proxy.ResponseBufferLimit = quantity("32Mi")
 	e := start(t, tmpl, proxy.Options{SendTimeout: time.Second})
 	const total = 4 << 20
-	c := dialSmallBuffer(t, strings.TrimPrefix(e.URL, "http://"))
-	fmt.Fprintf(c, "GET /big?bytes=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", total)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, buf := 0, make([]byte, 16<<10)
-	for {
-		k, err := io.ReadFull(resp.Body, buf)
-		got += k
-		if err != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if got != total {
+	if got := readSlowly(t, strings.TrimPrefix(e.URL, "http://"), total, 16<<10, 50*time.Millisecond); got != total {
 		t.Errorf("a client reading 320 KiB/s got %d bytes of %d", got, total)
 	}
 }
@@ -200,4 +170,26 @@ func TestSendTimeoutOutlivesAShutdownThatGaveUp(t *testing.T) {
 	e.WaitFor(t, time.Minute, "the worker freed", func(s pool.Status) bool {
 		return len(s.Processes) == 1 && s.Processes[0].Sessions == 0
 	})
+}
+
+// readSlowly asks the record app for size bytes on a connection with a
+// small receive buffer, reads them a piece at a time with a pause after
+// each, and returns how many came before the end or an error.
+func readSlowly(t *testing.T, addr string, size, piece int, pause time.Duration) int {
+	t.Helper()
+	c := dialSmallBuffer(t, addr)
+	fmt.Fprintf(c, "GET /big?bytes=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", size)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, buf := 0, make([]byte, piece)
+	for {
+		k, err := io.ReadFull(resp.Body, buf)
+		got += k
+		if err != nil {
+			return got
+		}
+		time.Sleep(pause)
+	}
 }
