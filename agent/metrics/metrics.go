@@ -77,7 +77,7 @@ func New() *Metrics {
 		}, []string{"pool", "unexpected"}),
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_requests_replayed_total",
-			Help: "Safe requests (GET, HEAD, OPTIONS, TRACE) sent a second time, to the same worker on a new connection, " +
+			Help: "Safe requests (GET, HEAD, OPTIONS, TRACE) replayed (sent, or tried, a second time) to the same worker on a new connection, " +
 				"because the worker closed a kept connection without answering (its keep-alive timeout crossing the request).",
 		}, []string{"pool"}),
 	}

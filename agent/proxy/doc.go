@@ -32,15 +32,16 @@
 //     pass through;
 //   - a request whose connection to a worker failed before any byte was
 //     sent is retried on another worker; once a byte was sent it never
-//     goes to another worker (a request that crashed one worker must not
-//     crash the next: Go's transport replays an idempotent request whose
-//     kept connection died, and a replay refused by a dead worker would
-//     look unsent and go on). An idle connection
-//     the worker closed is noticed before reuse (a non-blocking peek); when
-//     it closes one in the instant between that peek and the write, and
-//     before any byte of an answer, a safe request (GET, HEAD, OPTIONS,
-//     TRACE without a body) is replayed once, to the same worker on a new
-//     connection (staleConnError), and any other gets a 502;
+//     goes to another worker: a request that crashed one worker must not
+//     crash the next. (Go's transport replays an idempotent request whose
+//     kept connection died; a replay the dead worker refused would look
+//     unsent and be retried on the next worker.) An idle connection the
+//     worker closed is noticed before reuse (a non-blocking peek). When
+//     the worker closes it between that peek and the write, before any
+//     byte of an answer, a safe request (GET, HEAD, OPTIONS, TRACE, no
+//     body) is replayed once, to the same worker on a new connection
+//     (staleConnError); if the replay fails too, the request goes to no
+//     other worker. Any other request gets a 502;
 //   - every refusal is explicit: 503 with Retry-After when the queue is full
 //     or nothing can be spawned, 504 after the queue timeout, 502 with a
 //     body naming the worker when it died mid-request (or closed its

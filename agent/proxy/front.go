@@ -682,9 +682,4 @@ func (s *Server) drainFront(ctx context.Context) error {
 // CloseWrite lets net/http half-close the connection before it closes it,
 // as it does with its own, so that a client's last response is not lost
 // to a reset.
-func (c *prefixConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
+func (c *prefixConn) CloseWrite() error { return closeWrite(c.Conn) }

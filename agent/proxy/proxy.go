@@ -70,7 +70,8 @@ type Options struct {
 	Observer Observer
 }
 
-// Observer receives one call per finished request of its proxy.
+// Observer is told of each finished request of its proxy (RequestDone),
+// and first of a replay (RequestReplayed).
 type Observer interface {
 	RequestDone(code int, d time.Duration)
 	// RequestReplayed: the request, which has just finished, was sent a

@@ -10,7 +10,8 @@ import (
 )
 
 // keptServer answers the first request on each connection; on the next it
-// writes second (nothing: a silent close) and closes the connection.
+// writes second (when empty, nothing: a silent close) and closes the
+// connection.
 func keptServer(t *testing.T, second string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -47,11 +48,11 @@ func serveTwice(c net.Conn, second string) {
 	}
 }
 
-// TestReplayOnlyWhenSilent: a safe request on a kept connection is a
-// staleConnError only when no byte of a response came, read by receive
-// alone (net/http's path) or after a Peek, as the front end's peekPlain
-// does first.
-func TestReplayOnlyWhenSilent(t *testing.T) {
+// TestStaleOnlyWhenSilent: a safe request failing on a kept connection is
+// a staleConnError (which withRetries replays) only when no byte of a
+// response came, read by receive alone (net/http's path) or after a Peek,
+// as the front end's peekPlain does first.
+func TestStaleOnlyWhenSilent(t *testing.T) {
 	for _, tc := range []struct {
 		name, second string
 		peek         bool

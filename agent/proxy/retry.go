@@ -12,7 +12,8 @@ import (
 )
 
 // retryingTransport sends a request to the session's worker, and, if
-// nothing of it reached that worker, to another one.
+// nothing of it reached that worker, to another one, or replays it once to
+// the same worker (withRetries).
 type retryingTransport struct {
 	router Router
 }

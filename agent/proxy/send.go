@@ -19,9 +19,11 @@ import (
 //
 // Go offers deadlines, which bound a whole write rather than its progress,
 // and moving one costs a timer update per write. Instead every client
-// connection is a sendConn, which marks its writes and counts their bytes
-// (two atomic stores and an add), and one watchdog goroutine per Server
-// looks at them four times per SendTimeout. A write blocked since the last
+// connection is a sendConn, which counts its writes under way and their
+// bytes (an atomic add on entry and exit, and one per 64 KiB piece), and
+// one watchdog goroutine per Server looks at them every quarter of
+// SendTimeout, and at least once a second, so that a close comes at most
+// a look or two late whatever the timeout. A write blocked since the last
 // look has made progress when its socket's send queue changed (the client
 // acknowledged bytes, or the write queued more: one ioctl per blocked
 // connection per look). One that made none for SendTimeout is closed, and
@@ -32,7 +34,10 @@ import (
 
 // sendChunk is the most a sendConn writes at once: a write's bytes count
 // as progress when it returns, so a large one is cut into pieces that a
-// slow but reading client takes well within SendTimeout.
+// slow but reading client takes well within SendTimeout. That backs up the
+// send queue's reading, which may be the same at two looks while a full
+// buffer is acknowledged and refilled, and is all there is for a
+// connection without a file descriptor.
 const sendChunk = 64 << 10
 
 // sendConn is a client connection whose writes the send watchdog sees.
@@ -42,12 +47,12 @@ type sendConn struct {
 	raw      syscall.RawConn // for the send queue; nil without a file descriptor
 	writing  atomic.Int32    // writes under way (one, but a count holds for more)
 	progress atomic.Uint64   // bytes written
+	closed   sync.Once       // Close's, from any goroutine
 	// The watchdog's own: the progress and send queue it last saw move,
 	// and when.
 	seen   uint64
 	queued int
 	since  time.Time
-	closed sync.Once
 }
 
 func (c *sendConn) Write(p []byte) (int, error) {
@@ -74,8 +79,11 @@ func (c *sendConn) Close() error {
 
 // CloseWrite half-closes the connection (net/http's and the front end's
 // graceful close), as the connection it wraps does.
-func (c *sendConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+func (c *sendConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// closeWrite half-closes c when it can (a TCP connection); nil otherwise.
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
@@ -116,8 +124,8 @@ func (s *Server) stopSendWatchdog() {
 	s.sendDone = true
 }
 
-// sendTick is how often the watchdog looks: four times per SendTimeout,
-// and at least once a second.
+// sendTick is how often the watchdog looks: every quarter of SendTimeout,
+// and at least once a second (at most every 10 ms).
 func sendTick(timeout time.Duration) time.Duration {
 	return min(max(timeout/4, 10*time.Millisecond), time.Second)
 }

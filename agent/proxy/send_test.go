@@ -18,9 +18,9 @@ import (
 	"github.com/ferry-dev/ferry/agent/proxy"
 )
 
-// TestSendTimeout: a client that reads none of a streaming response holds
-// its worker only until SendTimeout passes with no byte written to it;
-// then its connection is closed and the worker serves the next request.
+// TestSendTimeout: a client that reads none of a streaming response, and
+// so holds its worker, is cut off, and the worker serves the next request
+// (which, without the cut, would wait out the minute's queue timeout).
 // A client that reads slowly, but reads, gets the whole of a buffered
 // response far larger than the sockets hold, which the proxy writes in
 // one go.

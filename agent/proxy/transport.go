@@ -72,7 +72,8 @@ func (e *notSentError) Unwrap() error { return e.err }
 // RoundTrip sends req, the outgoing request ReverseProxy made, on an idle
 // or new connection and reads the response head. ReverseProxy uses it for
 // upgrades; every other request takes Server.forward, which writes its
-// head itself.
+// head itself. A replay (the session in req's context is replaying) dials
+// a new connection.
 func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	sess, _ := req.Context().Value(sessionKey{}).(*session)

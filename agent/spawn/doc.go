@@ -15,12 +15,13 @@
 //     revision, and the last lines kept for spawn errors.
 //
 // Spawn returns once the worker is ready: for WSGI when the loader reports
-// that the app is imported and its socket listens; for Command when a GET on
-// the readiness path answers below 500, or else when the port accepts, and
-// /proc does not show the socket listening on the port as another's
-// (listener.go). A
-// failure (exit, import error, startTimeout) comes back as an *Error carrying
-// the exit status and the process's last output lines.
+// that the app is imported and its socket listens; for Command when a GET
+// on the readiness path answers below 500, or else when the port accepts,
+// and /proc does not show the socket listening on the port as another's
+// (listener.go). No two Command workers of an agent are given one port
+// (freePort holds it until the worker exits). A failure (exit, import
+// error, startTimeout) comes back as an *Error carrying the exit status and
+// the process's last output lines.
 //
 // Pdeathsig is delivered when the thread that forked the child exits, and
 // no_new_privs is a per-thread setting, so each worker is started and waited

@@ -346,6 +346,10 @@ func waitCommandReady(ctx context.Context, proc *Process, path string) error {
 	for {
 		if ok := probe(ctx, client, proc.Address, path); ok {
 			if listenerOwner(proc.PID, proc.uid, proc.port) == ownerOther {
+				// Keep polling rather than fail now: the worker, which
+				// could not bind, is expected to exit, and its exit status
+				// and output make the better error; one that does not exit
+				// runs out startTimeout.
 				taken = true
 			} else if !proc.exited.Load() { // an exited worker's port is no one's: the answer was another's
 				return nil
@@ -353,9 +357,9 @@ func waitCommandReady(ctx context.Context, proc *Process, path string) error {
 		}
 		select {
 		case <-proc.done:
-			return portTaken(exitError(proc), taken, proc)
+			return portTaken(exitError(proc), taken, proc.Address)
 		case <-ctx.Done():
-			return portTaken(ctx.Err(), taken, proc)
+			return portTaken(ctx.Err(), taken, proc.Address)
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 100*time.Millisecond)
@@ -364,11 +368,11 @@ func waitCommandReady(ctx context.Context, proc *Process, path string) error {
 
 // portTaken adds to a failed spawn's error that its port was another
 // process's, when the probe found one there.
-func portTaken(err error, taken bool, proc *Process) error {
+func portTaken(err error, taken bool, addr string) error {
 	if !taken {
 		return err
 	}
-	return &portTakenError{err: err, addr: proc.Address}
+	return &portTakenError{err: err, addr: addr}
 }
 
 // portTakenError: the spawn failed (err), and the probe found another
@@ -589,6 +593,7 @@ func freePort() (int, error) {
 // pickPort is freePort; a test gives a worker a port another process holds.
 var pickPort = freePort
 
+// releasePort gives back a port freePort held (cleanup, once per worker).
 func releasePort(port int) {
 	heldPorts.Lock()
 	delete(heldPorts.m, port)

@@ -124,6 +124,7 @@ func TestSpawnCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { p.Stop(5 * time.Second) }) // if get fails; the Stop below makes this one do nothing
 	if got := strings.TrimSpace(get(t, p, "/")); got != strconv.Itoa(p.PID) {
 		t.Errorf("body %q, want pid %d", got, p.PID)
 	}
