@@ -9,9 +9,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -130,8 +133,7 @@ func TestSpawnCommandOnATakenPort(t *testing.T) {
 	go func() { _ = other.Serve(l) }()
 	defer other.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	pickPort = func() (int, error) { return port, nil }
-	defer func() { pickPort = freePort }()
+	givePort(t, port)
 
 	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
 		Command: []string{"python3", "server.py", "$(PORT)"}, ReadinessPath: "/"})
@@ -149,24 +151,32 @@ func TestSpawnCommandOnATakenPort(t *testing.T) {
 }
 
 // TestSpawnCommandOnATakenPortAnsweringSlowly: the worker exits (it could
-// not bind) while the other process is still answering the probe; that
-// answer does not make the exited worker ready. (A regression test of
-// cleanup clearing the port the readiness loop read: /proc then found no
-// listener, and could not tell. The loop's own refusal of an exited worker
-// matters only where /proc cannot tell, which this test does not reach.)
+// not bind) while a program of its own user, which took its port, is
+// still answering the probe; that answer does not make the exited worker
+// ready. The listener's user is the worker's, so only the worker's open
+// files tell them apart; TestSpawnCommandWithTheDaemonSetsCapabilities
+// runs this again where the agent cannot read those of a live worker.
+// (The worker has exited by the time the answer comes, so it holds no
+// file: /proc says another holds the listener, and the readiness loop's
+// own refusal of an exited worker is a second guard this cannot single
+// out.)
 func TestSpawnCommandOnATakenPortAnsweringSlowly(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ident, err := workerIdentity("")
 	if err != nil {
 		t.Fatal(err)
 	}
+	uid := os.Geteuid() // a non-root agent's workers are its own user
+	if ident.cred != nil {
+		uid = int(ident.cred.Uid)
+	}
+	l := listenAs(t, uid)
 	other := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		time.Sleep(500 * time.Millisecond)
 	}), ReadHeaderTimeout: time.Second}
 	go func() { _ = other.Serve(l) }()
 	defer other.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	pickPort = func() (int, error) { return port, nil } // the package's tests do not run in parallel
-	defer func() { pickPort = freePort }()
+	givePort(t, port)
 
 	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
 		Command: []string{"python3", "server.py", "$(PORT)"}, ReadinessPath: "/"})
@@ -177,9 +187,35 @@ func TestSpawnCommandOnATakenPortAnsweringSlowly(t *testing.T) {
 		t.Fatalf("the spawn succeeded on a port another process answers on (the worker exited: %v)", exited)
 	}
 	var se *Error
-	if !errors.As(err, &se) || !strings.Contains(se.Reason, "was taken") {
-		t.Errorf("err = %v, want the note that the port was taken", err)
+	if !errors.As(err, &se) || !strings.HasPrefix(se.Reason, "exited with status 1 before it was ready") {
+		t.Errorf("err = %v, want the worker's exit", err)
 	}
+}
+
+// listenAs listens on 127.0.0.1 with a socket made as uid, as a program of
+// that user would: /proc/net/tcp gives a socket the file system uid of
+// the thread that made it, which is set here for that thread alone.
+func listenAs(t *testing.T, uid int) net.Listener {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := unix.Setfsuid(uid); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	_ = unix.Setfsuid(os.Geteuid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// givePort makes port the next Command workers' (the package's tests do
+// not run in parallel).
+func givePort(t *testing.T, port int) {
+	pickPort = func() (int, error) { return port, nil }
+	t.Cleanup(func() { pickPort = freePort })
 }
 
 // TestSpawnCommandNextToAnIPv6OnlyListener: a socket on [::] that takes no
@@ -192,8 +228,7 @@ func TestSpawnCommandNextToAnIPv6OnlyListener(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	pickPort = func() (int, error) { return port, nil }
-	defer func() { pickPort = freePort }()
+	givePort(t, port)
 
 	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
 		Command: []string{"python3", "server.py", "$(PORT)"}})
@@ -205,22 +240,23 @@ func TestSpawnCommandNextToAnIPv6OnlyListener(t *testing.T) {
 	p.Stop(5 * time.Second)
 }
 
-// TestSpawnCommandWithTheDaemonSetsCapabilities runs two tests again in a
-// process with only the capabilities the agent's DaemonSet keeps (root,
+// TestSpawnCommandWithTheDaemonSetsCapabilities runs three tests again in
+// a process with only the capabilities the agent's DaemonSet keeps (root,
 // without CAP_SYS_PTRACE, so a worker's fds cannot be read): a worker is
-// ready on its own port, and one whose port a root process took is not.
+// ready on its own port; one whose port a root process took is not; nor is
+// one whose port a program of its own user took. It needs root, as the
+// DaemonSet's agent runs, and as make test and CI do on this project's
+// machines.
 func TestSpawnCommandWithTheDaemonSetsCapabilities(t *testing.T) {
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI runs as root: the agent's DaemonSet does, and this test is of its capabilities")
-		}
-		t.Skip("the DaemonSet's agent runs as root; this test needs root to drop to its capabilities")
+		t.Fatal("this test drops from root to the DaemonSet's capabilities: run it as root, as the agent runs")
 	}
 	caps := "-all,+chown,+dac_override,+fowner,+kill,+net_bind_service,+setgid,+setuid" // config/agent/agent.yaml
 	cmd := exec.Command("setpriv", "--inh-caps=-all", "--bounding-set="+caps, "--",
-		os.Args[0], "-test.run=^(TestSpawnCommand|TestSpawnCommandOnATakenPort)$", "-test.count=1", "-test.v")
+		os.Args[0], "-test.run=^(TestSpawnCommand|TestSpawnCommandOnATakenPort|TestSpawnCommandOnATakenPortAnsweringSlowly)$",
+		"-test.count=1", "-test.v")
 	out, err := cmd.CombinedOutput()
-	if err != nil || strings.Count(string(out), "--- PASS") != 2 {
+	if err != nil || strings.Count(string(out), "--- PASS") != 3 {
 		t.Fatalf("with the DaemonSet's capabilities: %v\n%s", err, out)
 	}
 }

@@ -581,7 +581,9 @@ func freePort() (int, error) {
 		_ = l.Close()
 		heldPorts.Lock()
 		held := heldPorts.m[port]
-		heldPorts.m[port] = true
+		if !held {
+			heldPorts.m[port] = true
+		}
 		heldPorts.Unlock()
 		if !held {
 			return port, nil
