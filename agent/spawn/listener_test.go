@@ -129,15 +129,8 @@ func TestSpawnCommandOnATakenPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}), ReadHeaderTimeout: time.Second}
-	go func() { _ = other.Serve(l) }()
-	defer other.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	givePort(t, port)
-
-	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
-		Command: []string{"python3", "server.py", "$(PORT)"}, ReadinessPath: "/"})
-	p, err := Spawn(context.Background(), spec)
+	p, err := spawnBehind(t, l, 0)
 	if err == nil {
 		p.Stop(5 * time.Second)
 		t.Fatal("the spawn succeeded on a port another process answers on")
@@ -169,18 +162,7 @@ func TestSpawnCommandOnATakenPortAnsweringSlowly(t *testing.T) {
 	if ident.cred != nil {
 		uid = int(ident.cred.Uid)
 	}
-	l := listenAs(t, uid)
-	other := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		time.Sleep(500 * time.Millisecond)
-	}), ReadHeaderTimeout: time.Second}
-	go func() { _ = other.Serve(l) }()
-	defer other.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	givePort(t, port)
-
-	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
-		Command: []string{"python3", "server.py", "$(PORT)"}, ReadinessPath: "/"})
-	p, err := Spawn(context.Background(), spec)
+	p, err := spawnBehind(t, listenAs(t, uid), 500*time.Millisecond)
 	if err == nil {
 		exited := p.Exited()
 		p.Stop(5 * time.Second)
@@ -209,6 +191,22 @@ func listenAs(t *testing.T, uid int) net.Listener {
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	return l
+}
+
+// spawnBehind serves HTTP on l, another program's listener, answering
+// each request after delay, and spawns a Command worker given l's port,
+// with a readiness path.
+func spawnBehind(t *testing.T, l net.Listener, delay time.Duration) (*Process, error) {
+	t.Helper()
+	other := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		time.Sleep(delay)
+	}), ReadHeaderTimeout: time.Second}
+	go func() { _ = other.Serve(l) }()
+	t.Cleanup(func() { _ = other.Close() })
+	givePort(t, l.Addr().(*net.TCPAddr).Port)
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"python3", "server.py", "$(PORT)"}, ReadinessPath: "/"})
+	return Spawn(context.Background(), spec)
 }
 
 // givePort makes port the next Command workers' (the package's tests do
