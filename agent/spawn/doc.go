@@ -4,7 +4,9 @@
 // when to spawn and stop, this package does it.
 //
 // A spawned worker:
-//   - runs in its own process group, so signals reach whatever it forks;
+//   - runs in its own process group, so signals reach whatever it forks,
+//     and what is left of the group is killed when it exits; Stop also
+//     kills, once the worker has exited, what it started outside the group;
 //   - gets SIGKILL if the agent dies (Pdeathsig), and has no_new_privs set,
 //     so no setuid binary can raise its privileges;
 //   - runs as the AppGroup's user, or as nobody when the agent is root and

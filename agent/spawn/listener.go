@@ -20,9 +20,8 @@ import (
 // user, never root, and cannot change it), and, where the agent may read
 // the worker's file descriptors (which takes CAP_SYS_PTRACE when the
 // worker is another user: the DaemonSet's agent does not have it), be an
-// open file of the worker's: a process in its process group (the group
-// killGroup stops), or one it started (which may have left the group, as
-// dumb-init's child does).
+// open file of the worker's: a process in its process group, or one it
+// started (which may have left the group, as dumb-init's child does).
 
 // owner is what /proc says of the socket listening on a worker's port.
 type owner int
@@ -157,8 +156,12 @@ func workerSockets(pid int) (map[string]bool, bool) {
 	return held, true
 }
 
-// process is a line of /proc/PID/stat, the fields used here.
-type process struct{ pid, ppid, pgrp int }
+// process is a line of /proc/PID/stat, the fields used here. start (in
+// clock ticks since boot) tells a process from a later one given its pid.
+type process struct {
+	pid, ppid, pgrp int
+	start           uint64
+}
 
 // processes reads every process's stat; those that exit meanwhile are
 // left out.
@@ -196,8 +199,9 @@ func workersProcess(procs map[int]process, p process, pid int) bool {
 	return false
 }
 
-// readStat parses /proc/PID/stat: "pid (comm) state ppid pgrp ...", where
-// comm may hold spaces and parentheses.
+// readStat parses /proc/PID/stat: "pid (comm) state ppid pgrp ...
+// starttime ...", where comm may hold spaces and parentheses and starttime
+// is field 22.
 func readStat(pid int) (process, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -207,14 +211,15 @@ func readStat(pid int) (process, bool) {
 	if i < 0 {
 		return process{}, false
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 3 {
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3, state
+	if len(f) < 20 {
 		return process{}, false
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	pgrp, err2 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil {
+	start, err3 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
 		return process{}, false
 	}
-	return process{pid: pid, ppid: ppid, pgrp: pgrp}, true
+	return process{pid: pid, ppid: ppid, pgrp: pgrp, start: start}, true
 }

@@ -109,7 +109,7 @@ func TestListenerOfAChildOutsideTheGroup(t *testing.T) {
 	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
 		Command: []string{"python3", "-c", "import signal, subprocess, sys\n" +
 			"child = subprocess.Popen(['python3', 'server.py', sys.argv[1]], start_new_session=True)\n" +
-			"signal.signal(signal.SIGTERM, lambda *a: child.terminate())\n" + // killGroup cannot reach it
+			"signal.signal(signal.SIGTERM, lambda *a: child.terminate())\n" + // signals to the group miss it
 			"sys.exit(child.wait())", "$(PORT)"}})
 	p, err := Spawn(context.Background(), spec)
 	if err != nil {

@@ -120,27 +120,56 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // Stop sends SIGTERM to the process group, waits up to timeout for the
 // worker to exit, then sends SIGKILL and waits for the exit. It reports
 // whether SIGKILL was needed. It returns at once if the process has exited.
+// Once the worker has exited, nothing it started runs on: its group is
+// killed as it exits (run), and so is what it started outside the group.
 func (p *Process) Stop(timeout time.Duration) (killed bool) {
+	strays := p.strays()
+	defer killStrays(strays)
 	_ = p.Signal(syscall.SIGTERM)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-p.done:
-		p.killGroup()
 		return false
 	case <-t.C:
 	}
 	_ = p.Signal(syscall.SIGKILL)
 	<-p.done
-	p.killGroup()
 	return true
 }
 
-// killGroup sends SIGKILL to what is left of the worker's process group
-// once its leader has exited: children that ignored SIGTERM, or that a
-// crashed leader left behind, must not outlive it.
-func (p *Process) killGroup() {
-	_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+// strays are the running worker's descendants outside its process group:
+// a child in a session of its own (as dumb-init starts its child) gets no
+// signal sent to the group. They are looked up before the worker exits,
+// since its orphans are then the init process's children, and no longer
+// tell whose they were. A worker that exits on its own (a crash) takes its
+// group with it, but not these.
+func (p *Process) strays() []process {
+	if p.exited.Load() {
+		return nil
+	}
+	procs, err := processes()
+	if err != nil {
+		return nil
+	}
+	var strays []process
+	for _, q := range procs {
+		if q.pgrp != p.PID && workersProcess(procs, q, p.PID) {
+			strays = append(strays, q)
+		}
+	}
+	return strays
+}
+
+// killStrays sends SIGKILL to those of strays still running (the same
+// process, not a later one given its pid). The worker has exited: they
+// had their SIGTERM from it, if it passed them one, as dumb-init does.
+func killStrays(strays []process) {
+	for _, q := range strays {
+		if now, ok := readStat(q.pid); ok && now.start == q.start {
+			_ = syscall.Kill(q.pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // Spawn starts a worker and returns once it is ready. On failure the
@@ -217,6 +246,13 @@ func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger) {
 		go proc.output.copyLines(out.r, out.stream, proc.PID, log)
 	}
 	started <- nil
+	// What the worker left in its group (children that ignored SIGTERM, or
+	// that a crashed worker left behind) must not outlive it. The group is
+	// killed while the worker is a zombie, not yet reaped, so that its pid,
+	// the group's id, cannot have gone to another process.
+	var info unix.Siginfo
+	_ = unix.Waitid(unix.P_PID, proc.PID, &info, unix.WEXITED|unix.WNOWAIT, nil)
+	_ = syscall.Kill(-proc.PID, syscall.SIGKILL)
 	err := cmd.Wait()
 	proc.exitErr = err
 	proc.exited.Store(true)

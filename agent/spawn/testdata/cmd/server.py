@@ -14,5 +14,8 @@ class H(http.server.BaseHTTPRequestHandler):
 if os.environ.get("FAIL"):
     print("cannot start: FAIL is set", file=sys.stderr)
     sys.exit(3)
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+if os.environ.get("IGNORE_TERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()

@@ -1,0 +1,106 @@
+package spawn
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// spawnWithChild spawns a Command worker whose shell starts child (a
+// shell command run in the background) and then becomes the server; it
+// returns the worker and the child's pid.
+func spawnWithChild(t *testing.T, child string, env ...ferryv1.EnvVar) (*Process, int) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fsp-child") // t.TempDir's parent is root's alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil { // the worker runs as nobody
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(dir, "child.pid")
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"sh", "-c", child + " & echo $! > " + pidFile + "; exec python3 server.py $PORT"}, Env: env})
+	p, err := Spawn(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop(5 * time.Second) })
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // if the test fails
+	return p, pid
+}
+
+// gone waits a while for pid to end (a zombie has ended); false if it
+// still runs.
+func gone(pid int) bool {
+	for range 100 {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return true
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(string(b[i+1:]), " Z") {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// TestCrashedWorkerLeavesNoChildren: a worker that dies on its own (here
+// by SIGKILL to the server alone) takes its process group with it: a child
+// it left behind would hold memory, and maybe its socket, for good.
+func TestCrashedWorkerLeavesNoChildren(t *testing.T) {
+	p, child := spawnWithChild(t, "sleep 1000")
+	if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
+	if !gone(child) {
+		t.Errorf("the crashed worker's child %d still runs", child)
+	}
+}
+
+// TestStopReachesChildrenOutsideTheGroup: a child in a session of its own
+// (setsid, as dumb-init starts its child) gets no signal sent to the
+// worker's process group. Stop still leaves nothing of the worker
+// running: what it started is killed once the worker has exited, both
+// when the worker exits on SIGTERM and when it must be killed.
+func TestStopReachesChildrenOutsideTheGroup(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		env     []ferryv1.EnvVar
+	}{
+		{"worker exits on SIGTERM", 5 * time.Second, nil},
+		{"worker ignores SIGTERM", 500 * time.Millisecond, []ferryv1.EnvVar{{Name: "IGNORE_TERM", Value: "1"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, child := spawnWithChild(t, "setsid sleep 1000", tc.env...)
+			if sid, _ := unix.Getsid(child); sid != child {
+				t.Fatalf("the child's session is %d, want its own", sid)
+			}
+			p.Stop(tc.timeout)
+			if !gone(child) {
+				t.Errorf("the worker's child %d in its own session still runs after Stop", child)
+			}
+		})
+	}
+}
