@@ -127,7 +127,7 @@ tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(HELM) ## Build every pinned tool int
 
 .PHONY: local-up
 local-up: ## Bring up a local Ferry: control plane, manager, agents on simulated nodes, a sample app (DETACH=1: in the background).
-	hack/local-up.sh $(if $(DETACH),--detach)
+	hack/local-up.sh $(if $(filter-out 0 false no,$(DETACH)),--detach)
 
 .PHONY: local-down
 local-down: ## Stop what make local-up DETACH=1 started.

@@ -21,7 +21,10 @@ func runStatus(args []string) error {
 	fs := flag.NewFlagSet("status", flag.ExitOnError)
 	socket := adminFlag(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	_ = fs.Parse(args)
+	operands, _ := parseArgs(fs, args)
+	if err := noOperands("status", operands); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := standalone.NewClient(*socket).Status(ctx)
@@ -46,18 +49,17 @@ func runRestart(args []string) error {
 		fmt.Fprintln(fs.Output(), "Usage: ferry-agent restart NAME [--revision R] [--wait] [--admin-socket PATH]")
 		fs.PrintDefaults()
 	}
-	name, rest := "", args
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		name, rest = args[0], args[1:]
+	operands, _ := parseArgs(fs, args)
+	if len(operands) > 1 {
+		fs.Usage()
+		return fmt.Errorf("restart takes one AppGroup NAME, got %q (flags are --name=value; a boolean flag is --name or --name=false)",
+			operands)
 	}
-	_ = fs.Parse(rest)
-	if name == "" && fs.NArg() == 1 {
-		name = fs.Arg(0)
-	}
-	if name == "" {
+	if len(operands) == 0 || operands[0] == "" {
 		fs.Usage()
 		return errors.New("the AppGroup NAME is required")
 	}
+	name := operands[0]
 	c := standalone.NewClient(*socket)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -79,7 +81,10 @@ func runRestart(args []string) error {
 func runReload(args []string) error {
 	fs := flag.NewFlagSet("reload", flag.ExitOnError)
 	socket := adminFlag(fs)
-	_ = fs.Parse(args)
+	operands, _ := parseArgs(fs, args)
+	if err := noOperands("reload", operands); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := standalone.NewClient(*socket).Reload(ctx); err != nil {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -49,9 +52,19 @@ func runCluster(args []string) error {
 	popts := proxyFlags(fs)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
-	_ = fs.Parse(args)
+	operands, _ := parseArgs(fs, args)
+	if err := noOperands("ferry-agent", operands); err != nil {
+		return err
+	}
 	if *node == "" {
 		return errors.New("--node-name is required (in a DaemonSet, set NODE_NAME from spec.nodeName)")
+	}
+	if err := positive(map[string]float64{"--heartbeat-interval": heartbeat.Seconds(),
+		"--stats-interval": stats.Seconds(), "--kube-api-qps": *qps, "--kube-api-burst": float64(*burst)}); err != nil {
+		return err
+	}
+	if *drainDelay < 0 || *simulate < 0 {
+		return errors.New("--drain-delay and --simulate-workers may not be negative")
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	// controller-runtime's cache logs through its own logger.
@@ -103,6 +116,17 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	cfg.UserAgent = "ferry-agent/" + version.Version
 	return cfg, nil
+}
+
+// positive refuses a flag at zero or below, which would otherwise leave a
+// loop without a pause, or be taken for the default.
+func positive(flags map[string]float64) error {
+	for _, name := range slices.Sorted(maps.Keys(flags)) {
+		if flags[name] <= 0 {
+			return fmt.Errorf("%s must be positive", name)
+		}
+	}
+	return nil
 }
 
 func envOr(key, def string) string {

@@ -23,7 +23,8 @@ Usage:
   ferry-agent reload                       re-read the standalone file (as SIGHUP does)
   ferry-agent version                      print the version
 
-Run "ferry-agent COMMAND -h" for a command's flags.
+Run "ferry-agent COMMAND -h" for a command's flags ("ferry-agent cluster -h" for
+those of the cluster mode).
 `
 
 func main() {

@@ -199,6 +199,39 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestFlagsAfterAnArgument: a flag after the NAME is parsed, not dropped,
+// and a stray argument (a boolean flag's separate value, most often) is
+// refused rather than silently ending the flags.
+func TestFlagsAfterAnArgument(t *testing.T) {
+	// --admin-socket after the NAME and --wait is the socket asked for.
+	for _, args := range [][]string{
+		{"restart", "hello", "--wait", "--admin-socket", "/nonexistent/sock"},
+		{"restart", "--admin-socket", "/nonexistent/sock", "hello", "--wait"},
+	} {
+		if _, errOut, code := ferry(t, args...); code != 1 || !strings.Contains(errOut, "cannot reach the agent at /nonexistent/sock") {
+			t.Errorf("%q: exit %d %s", args, code, errOut)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"restart", "hello", "--wait", "true", "--admin-socket", "/nonexistent/sock"}, `restart takes one AppGroup NAME, got ["hello" "true"]`},
+		{[]string{"--node-name", "n", "--trust-forwarded-for", "false", "--state-dir", "/nonexistent"}, `ferry-agent takes no argument "false"`},
+		{[]string{"cluster", "--node-name", "n", "extra"}, `ferry-agent takes no argument "extra"`},
+		{[]string{"--node-name", "n", "--heartbeat-interval=0"}, `--heartbeat-interval must be positive`},
+		{[]string{"--node-name", "n", "--stats-interval=-1s"}, `--stats-interval must be positive`},
+		{[]string{"--node-name", "n", "--drain-delay=-1s"}, `--drain-delay and --simulate-workers may not be negative`},
+		{[]string{"standalone", "-f", "/nonexistent.yaml", "--trust-forwarded-for", "false"}, `standalone takes no argument "false"`},
+		{[]string{"status", "--json", "true", "--admin-socket", "/nonexistent/sock"}, `status takes no argument "true"`},
+		{[]string{"reload", "now", "--admin-socket", "/nonexistent/sock"}, `reload takes no argument "now"`},
+	} {
+		if _, errOut, code := ferry(t, tc.args...); code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, want an error with %q: %s", tc.args, code, tc.want, errOut)
+		}
+	}
+}
+
 // TestWorkersDieWithTheAgent: an agent killed outright (SIGKILL, no chance
 // to stop its workers) takes its workers with it (Pdeathsig).
 func TestWorkersDieWithTheAgent(t *testing.T) {

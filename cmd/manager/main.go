@@ -58,6 +58,14 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	// --kubeconfig is registered by controller-runtime's config package.
 	flag.Parse()
+	// The flag package stops at the first argument that is not a flag and
+	// ignores every flag after it: refuse it rather than run without them
+	// ("--leader-elect false" turns leader election on and drops the rest).
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "ferry-manager: unexpected argument %q: the flags after it would be ignored "+
+			"(flags are --name=value; a boolean flag is --name or --name=false)\n", flag.Arg(0))
+		os.Exit(2)
+	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectionNamespace, staleAfter,

@@ -196,4 +196,11 @@ func TestFlags(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "--agent-stale-after must be positive") {
 		t.Errorf("--agent-stale-after 0s: err %v, output:\n%s", err, out)
 	}
+	// A boolean flag's separate value ends Go's flag parsing: the flags
+	// after it would be dropped, so the manager refuses to start.
+	out, err = exec.Command("go", "run", ".", "--kubeconfig", env.Kubeconfig, "--leader-elect", "false",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `unexpected argument "false"`) {
+		t.Errorf("--leader-elect false: err %v, output:\n%s", err, out)
+	}
 }

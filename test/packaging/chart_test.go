@@ -76,6 +76,28 @@ func TestHelmTemplateDefaults(t *testing.T) {
 	}
 }
 
+// TestAgentNodeSelectorReplacesTheDefault: a user's agent.nodeSelector is
+// the agents' node selector, not the chart's default with the user's labels
+// added (Helm merges a map value into the default map): otherwise agents run
+// only on nodes that also carry ferry.dev/web=true, and on none of the
+// nodes the user chose.
+func TestAgentNodeSelectorReplacesTheDefault(t *testing.T) {
+	for _, tt := range []struct {
+		sets []string
+		want map[string]any
+	}{
+		{nil, map[string]any{"kubernetes.io/os": "linux", "ferry.dev/web": "true"}},
+		{[]string{`agent.nodeSelector.example\.com/pool=web`}, map[string]any{"example.com/pool": "web"}},
+		{[]string{`agent.nodeSelector.kubernetes\.io/os=linux`}, map[string]any{"kubernetes.io/os": "linux"}},
+	} {
+		ds := find(t, render(t, renderOpts{sets: tt.sets}), "DaemonSet", "agent")
+		got := nested[map[string]any](t, ds.Object, "spec", "template", "spec", "nodeSelector")
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("--set %q: agent nodeSelector %v, want %v", tt.sets, got, tt.want)
+		}
+	}
+}
+
 func TestHelmTemplateCRDToggles(t *testing.T) {
 	if crds := ofKind(render(t, renderOpts{sets: []string{"crds.enabled=false"}}), "CustomResourceDefinition"); len(crds) != 0 {
 		t.Errorf("crds.enabled=false rendered %d CRDs", len(crds))

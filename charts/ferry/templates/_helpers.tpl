@@ -82,6 +82,15 @@ The port of a bind address such as ":8080" or "$(HOST_IP):9441".
 {{- printf "%s-manager" (include "ferry.fullname" .) }}
 {{- end }}
 
+{{/*
+The agents' node selector: agent.nodeSelector, else the nodes labelled for
+Ferry. A default in values.yaml would be merged with the user's map (Helm
+merges maps), so that every node would also need ferry.dev/web=true.
+*/}}
+{{- define "ferry.agent.nodeSelector" -}}
+{{- toYaml (.Values.agent.nodeSelector | default (dict "kubernetes.io/os" "linux" "ferry.dev/web" "true")) }}
+{{- end }}
+
 {{- define "ferry.agent.fullname" -}}
 {{- printf "%s-agent" (include "ferry.fullname" .) }}
 {{- end }}

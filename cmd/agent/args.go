@@ -1,0 +1,43 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+)
+
+// parseArgs parses args with fs, flags anywhere among the arguments
+// ("restart NAME --wait" and "restart --wait NAME" alike; after "--" every
+// argument is an operand), and returns the operands. The flag package alone
+// stops at the first operand and leaves every flag after it unparsed, which
+// would silently drop them: "--trust-forwarded-for false --state-dir /x"
+// (a boolean flag takes no separate value) turns the flag on, and ignores
+// --state-dir.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var operands []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return operands, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(operands, rest...), nil
+		}
+		operands = append(operands, rest[0])
+		args = rest[1:]
+	}
+}
+
+// noOperands refuses arguments a command does not take, naming them: a
+// stray value is most often a boolean flag's (--flag=false, not --flag
+// false).
+func noOperands(cmd string, operands []string) error {
+	if len(operands) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s takes no argument %q (flags are --name=value; a boolean flag is --name or --name=false)",
+		cmd, strings.Join(operands, " "))
+}
