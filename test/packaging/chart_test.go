@@ -610,3 +610,28 @@ func rel(p string) string {
 	}
 	return p
 }
+
+// TestAgentProbesFollowALoopbackBind: the kubelet probes a hostNetwork
+// pod at the node's IP; an agent bound to the loopback address alone is
+// probed there instead, rather than failing its liveness probe forever
+// (and being restarted, with its node's workers).
+func TestAgentProbesFollowALoopbackBind(t *testing.T) {
+	for _, tt := range []struct {
+		addr, want string
+	}{
+		{":9442", ""},
+		{"0.0.0.0:9442", ""},
+		{"127.0.0.1:9442", "127.0.0.1"},
+		{"[::1]:9442", "::1"},
+	} {
+		ds := find(t, render(t, renderOpts{sets: []string{"agent.healthProbeBindAddress=" + tt.addr}}), "DaemonSet", "agent")
+		containers := nested[[]any](t, ds.Object, "spec", "template", "spec", "containers")
+		agent := containers[0].(map[string]any)
+		for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+			get := nested[map[string]any](t, agent, probe, "httpGet")
+			if host, _ := get["host"].(string); host != tt.want {
+				t.Errorf("healthProbeBindAddress %q: %s host %q, want %q", tt.addr, probe, host, tt.want)
+			}
+		}
+	}
+}

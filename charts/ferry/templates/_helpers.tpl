@@ -78,6 +78,17 @@ The port of a bind address such as ":8080" or "$(HOST_IP):9441".
 {{- regexFind "[0-9]+$" . }}
 {{- end }}
 
+{{/*
+The host a probe of an agent's endpoint asks: the kubelet probes the pod's
+IP, which with hostNetwork is the node's, unless told otherwise. An agent
+that binds only the loopback address is probed there: the kubelet runs in
+the node's network too.
+*/}}
+{{- define "ferry.agent.probeHost" -}}
+{{- $host := regexReplaceAll ":[0-9]+$" . "" | trimPrefix "[" | trimSuffix "]" }}
+{{- if has $host (list "127.0.0.1" "localhost" "::1") }}{{ $host }}{{ end }}
+{{- end }}
+
 {{- define "ferry.manager.fullname" -}}
 {{- printf "%s-manager" (include "ferry.fullname" .) }}
 {{- end }}
