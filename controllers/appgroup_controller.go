@@ -69,6 +69,9 @@ const (
 	DefaultMaxConcurrentReconciles = 8
 )
 
+// maxEventNote is the longest note events.k8s.io/v1 accepts, in bytes.
+const maxEventNote = 1024
+
 // conflictRetry is how soon a pass whose status write conflicted runs
 // again.
 const conflictRetry = 250 * time.Millisecond
@@ -727,6 +730,9 @@ func sameMemory(a, b *ferryv1.AppGroupStatus) bool {
 
 // record records ev on ag, counts it and logs it.
 func (r *AppGroupReconciler) record(ctx context.Context, ag *ferryv1.AppGroup, ev statusEvent) {
+	// events.k8s.io/v1 refuses a note over 1024 bytes: the event would
+	// be lost, not shortened.
+	ev.Note = truncate(ev.Note, maxEventNote)
 	r.Recorder.Eventf(ag, nil, ev.Type, ev.Reason, ev.Action, "%s", ev.Note)
 	countEvent(ev.Reason)
 	ctrl.LoggerFrom(ctx).Info("Recorded event", "reason", ev.Reason, "type", ev.Type, "note", ev.Note)

@@ -112,8 +112,13 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 	// status that showed it rolling, or on a revision the manager first
 	// sees already rolled out everywhere (it was behind while the agents
 	// reported).
+	// Also when the status before showed it halted or Unknown (the halting
+	// node was unselected, the last node's agent was briefly silent): the
+	// revision is rolled out everywhere for the first time (lastRolledOut).
+	firstRolledOut := cur.LastRolledOut != nil && cur.LastRolledOut.Revision == cur.Revision &&
+		(old.LastRolledOut == nil || old.LastRolledOut.Revision != cur.Revision)
 	complete := curRR.Status == metav1.ConditionFalse && curRR.Reason == ferryv1.ReasonRolloutComplete &&
-		(oldRR.Status == metav1.ConditionTrue || started)
+		(oldRR.Status == metav1.ConditionTrue || started || firstRolledOut)
 	// A new AppGroup whose first status already shows its revision on every
 	// node gets RolloutComplete alone: nothing was seen rolling, and at a
 	// thousand AppGroups every event is a request the API server serves.

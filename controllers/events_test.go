@@ -264,3 +264,46 @@ func TestWriteFailureEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestRolloutCompleteAfterHaltOrSilence: a rollout that ends after its
+// RollingRestart went Halted (the halting node was unselected) or
+// Unknown (the last node's agent was briefly silent) is as complete as
+// one seen from True; without a RolloutComplete event, `kubectl describe`
+// keeps RolloutHalted (a Warning) as the rollout's last word, and
+// ferry_rollouts_completed_total misses it. A silence after the rollout
+// had completed is no new completion.
+func TestRolloutCompleteAfterHaltOrSilence(t *testing.T) {
+	cond := func(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: typ + " " + reason}
+	}
+	st := func(last string, rr, res metav1.Condition, ready metav1.Condition) ferryv1.AppGroupStatus {
+		return ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2},
+			LastRolledOut: &ferryv1.RolledOutRevision{Revision: last},
+			Conditions:    []metav1.Condition{ready, rr, res}}
+	}
+	readyTrue := cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	noRes := cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
+	silent := cond(ferryv1.ConditionRollingRestart, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting)
+	silentReady := cond(ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting)
+	complete := st("2", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), noRes, readyTrue)
+	for _, tt := range []struct {
+		name string
+		old  ferryv1.AppGroupStatus
+		want bool
+	}{
+		{"after a halt", st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted),
+			cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed), readyTrue), true},
+		{"after a silence mid-rollout", st("1", silent, noRes, silentReady), true},
+		{"after a silence once complete", st("2", silent, noRes, silentReady), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, ev := range statusEvents(&ferryv1.AppGroup{}, &tt.old, &complete, silenceSeen{warned: true}) {
+				got = append(got, ev.Reason)
+			}
+			if slices.Contains(got, EventRolloutComplete) != tt.want {
+				t.Errorf("events %v: %s recorded %v, want %v", got, EventRolloutComplete, !tt.want, tt.want)
+			}
+		})
+	}
+}

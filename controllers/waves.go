@@ -69,6 +69,9 @@ type poolReport struct {
 	// with resistance off the rollout goes on past a node's failed spawns.
 	// The next wave waits for this.
 	RolledOut bool
+	// Restarting: a recent report has RollingRestart=True: the agent is
+	// replacing processes, onto spec.revision, now.
+	Restarting bool
 	// Resisting: ResistingDeploymentError=True, for whichever revision.
 	Resisting bool
 	// ResistsTarget: Resisting, on the target, and the resisted spawn error
@@ -138,6 +141,7 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 		!meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionRollingRestart) &&
 		!r.Resisting
 	rr := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart)
+	r.Restarting = rr != nil && rr.Status == metav1.ConditionTrue
 	r.Incomplete = st.ObservedRevision == pool.Spec.Revision && !r.Updated && !r.Resisting &&
 		rr != nil && rr.Status == metav1.ConditionFalse && rr.Reason == ferryv1.ReasonRolloutIncomplete
 	r.RolledOut = (r.Updated && c.Ready == c.Total || r.Incomplete) && c.Ready >= minProcesses
@@ -299,6 +303,9 @@ func (p wavePlan) Halted() bool { return len(p.Halting) > 0 }
 //   - Among the pools waiting, those resisting (an earlier revision) or not
 //     ready go first, as the new revision cannot make them worse; then by
 //     node name, so the order is deterministic.
+//   - A pool still restarting onto an earlier target gets the new one at
+//     once, even past maxConcurrent: it restarts anyway, and should not
+//     finish rolling out a revision the user has left.
 //
 // Pools of new nodes are not here: they are created on the target directly.
 func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRollout) wavePlan {
@@ -322,7 +329,9 @@ func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRol
 	if len(plan.Halting) == 0 && halt != nil {
 		plan.Halting = []string{halt.Node}
 	}
-	troubled := func(r poolReport) bool { return r.Resisting || !r.Ready }
+	// A pool still restarting onto a revision that is no longer the
+	// target goes first, so that no other node starts meanwhile.
+	troubled := func(r poolReport) bool { return r.Resisting || !r.Ready || r.Restarting }
 	slices.SortStableFunc(candidates, func(a, b poolReport) int {
 		if ta, tb := troubled(a), troubled(b); ta != tb {
 			if ta {
@@ -337,7 +346,7 @@ func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRol
 		slots = max(int(maxConcurrent), 1) - len(plan.Rolling)
 	}
 	for i, c := range candidates {
-		if i < slots {
+		if i < slots || !plan.Halted() && c.Restarting {
 			plan.Give = append(plan.Give, c.Node)
 		} else {
 			plan.Waiting = append(plan.Waiting, c.Node)

@@ -45,7 +45,7 @@ func TestAssessPool(t *testing.T) {
 		{
 			name: "restarting",
 			pool: testPool("a", target, restarting(1, 2)),
-			want: poolReport{OnTarget: true, Reported: true, Ready: true},
+			want: poolReport{OnTarget: true, Reported: true, Ready: true, Restarting: true},
 		},
 		{
 			name: "restart finished with processes left behind (resistance off)",
@@ -517,5 +517,30 @@ func TestReturnsFromTarget(t *testing.T) {
 				t.Errorf("returnsFromTarget = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestNewTargetMidRestartKeepsOneNodeRolling: maxConcurrentNodes 1.
+// Revision B rolled out on a and is rolling on b when the user reverts
+// (or fixes forward): the target changes while b is mid-restart. The
+// next wave must not start another node while b still restarts onto the
+// superseded revision: b should get the new target first (it restarts
+// anyway), or hold the slot. Giving it to a leaves two nodes restarting
+// at once, and b finishing a rollout the user abandoned.
+func TestNewTargetMidRestartKeepsOneNodeRolling(t *testing.T) {
+	const revA, revB = "1-abc", "2-abc"
+	reports := assessAll(revA,
+		testPool("a", revB, rolledOut(2)),
+		testPool("b", revB, restarting(1, 2)),
+		testPool("c", revA, rolledOut(2)),
+	)
+	plan := planWave(reports, 1, nil)
+	restartingNow := len(plan.Give) + len(plan.Rolling)
+	if !slices.Contains(plan.Give, "b") {
+		restartingNow++ // b goes on restarting onto the revision the user left
+	}
+	if restartingNow > 1 {
+		t.Errorf("plan gives %v (rolling %v, waiting %v) while b is still restarting onto %s: %d nodes restart at once, want at most 1",
+			plan.Give, plan.Rolling, plan.Waiting, revB, restartingNow)
 	}
 }

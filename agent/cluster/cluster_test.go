@@ -615,3 +615,62 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 		t.Errorf("the new pool's saved spec: %v", err)
 	}
 }
+
+// TestPortMoveOntoTakenPortKeepsOldPort: listen.port changed to a port
+// another program holds on the node. The API promises that "a node where
+// the new port is taken stays on the old one"; the pool must keep serving
+// on its old port until the new one can be opened, not go dark on both.
+func TestPortMoveOntoTakenPortKeepsOldPort(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	runAgent(t, "node-m", env.Config, stateDir(t))
+	oldPort := freePort(t)
+	pp, key := readyPool(t, ns, "app-node-m", "node-m", oldPort)
+	_ = pp
+	oldURL := fmt.Sprintf("http://127.0.0.1:%d/", oldPort)
+	if code, _, err := get(oldURL); err != nil || code != 200 {
+		t.Fatalf("GET on the old port before the move: %d %v", code, err)
+	}
+
+	// Another program holds the new port.
+	newPort := freePort(t)
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(int(newPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	cur := &ferryv1.ProcessPool{}
+	if err := env.Client.Get(ctx, key, cur); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(cur.DeepCopy())
+	cur.Spec.Template.Listen.Port = newPort
+	if err := env.Client.Patch(ctx, cur, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitPool(t, key, "ListenFailed on the new port", func(p *ferryv1.ProcessPool) bool {
+		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
+		return c != nil && c.Reason == ferryv1.ReasonListenFailed
+	})
+	// Give the old proxy's drain time to close its listener.
+	time.Sleep(2 * time.Second)
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	resp, err := fresh.Get(oldURL)
+	if err != nil {
+		t.Fatalf("the pool serves on neither port: the old port %d was drained although the new port %d is taken: %v",
+			oldPort, newPort, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET on the old port after a move onto a taken port: %d", resp.StatusCode)
+	}
+
+	// Once the new port is free, the pool moves there.
+	l.Close()
+	newURL := fmt.Sprintf("http://127.0.0.1:%d/", newPort)
+	waitUntil(t, "the new port serving once free", func() bool {
+		code, _, err := get(newURL)
+		return err == nil && code == 200
+	})
+}

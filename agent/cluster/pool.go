@@ -35,6 +35,11 @@ type runningPool struct {
 	proxy     *proxy.Server
 	port      int32
 	listenErr error
+	// prev is the proxy of the port the pool moved from, kept serving
+	// while the new port (port) cannot be opened: a node where the new
+	// port is taken stays on the old one. It drains once port opens.
+	prev     *proxy.Server
+	prevPort int32
 
 	kick chan struct{}
 	stop chan struct{}
@@ -109,11 +114,27 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 	rp.obj = pp.DeepCopy()
 	var old *proxy.Server
 	if port := pp.Spec.Template.Listen.Port; port != rp.port && rp.a.opts.SimulateWorkers == 0 {
-		// Open the new port before the old one drains: no gap in service.
-		rp.log.Info("Moving the proxy; the old port drains", "from", rp.a.listenAddr(rp.port), "to", rp.a.listenAddr(port))
-		old = rp.proxy
-		rp.proxy, rp.listenErr = nil, nil
-		rp.listenLocked(port)
+		if rp.prev != nil && port == rp.prevPort {
+			// Back to the port still served: the move that never opened is over.
+			rp.proxy, rp.port, rp.listenErr, rp.prev = rp.prev, port, nil, nil
+		} else {
+			// Open the new port before the old one drains: no gap in
+			// service. While the new one is taken, the old one serves on.
+			rp.log.Info("Moving the proxy; the old port drains", "from", rp.a.listenAddr(rp.port), "to", rp.a.listenAddr(port))
+			keep, keepPort := rp.proxy, rp.port
+			if keep == nil {
+				keep, keepPort = rp.prev, rp.prevPort
+			}
+			rp.prev = nil
+			rp.proxy, rp.listenErr = nil, nil
+			rp.listenLocked(port)
+			if rp.proxy != nil {
+				old = keep
+			} else if keep != nil {
+				rp.log.Info("The new port is taken; serving on the old one until it is free", "old", rp.a.listenAddr(keepPort))
+				rp.prev, rp.prevPort = keep, keepPort
+			}
+		}
 	}
 	rp.mu.Unlock()
 	rp.pool.Update(configOf(pp))
@@ -137,7 +158,8 @@ func (rp *runningPool) close() {
 	close(rp.stop)
 	<-rp.done
 	rp.mu.Lock()
-	srv := rp.proxy
+	srv, prev := rp.proxy, rp.prev
+	rp.prev = nil
 	timeout := 2 * time.Minute
 	if d := rp.obj.Spec.Template.Pool.ShutdownTimeout; d != nil {
 		timeout = 2*d.Duration + 10*time.Second
@@ -145,6 +167,9 @@ func (rp *runningPool) close() {
 	rp.mu.Unlock()
 	if srv != nil {
 		drainProxy(srv, timeout)
+	}
+	if prev != nil {
+		drainProxy(prev, timeout)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -231,6 +256,10 @@ func (rp *runningPool) retryListen() {
 	defer rp.mu.Unlock()
 	if rp.listenErr != nil && rp.proxy == nil && rp.a.opts.SimulateWorkers == 0 {
 		rp.listenLocked(rp.port)
+		if rp.proxy != nil && rp.prev != nil {
+			go drainProxy(rp.prev, time.Minute)
+			rp.prev = nil
+		}
 	}
 }
 
