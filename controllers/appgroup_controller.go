@@ -494,7 +494,7 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	if err := r.Client.List(ctx, nodes); err != nil {
 		return nil, err
 	}
-	sel := labels.SelectorFromSet(ag.Spec.NodeSelector)
+	sel := labels.SelectorFromSet(ag.Spec.NodeLabels())
 	nodeLabels := make(map[string]labels.Set, len(nodes.Items))
 	for i := range nodes.Items {
 		n := &nodes.Items[i]

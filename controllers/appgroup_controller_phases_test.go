@@ -264,7 +264,7 @@ func TestCreatingPassLeavesStatusToNext(t *testing.T) {
 				Listen: ferryv1.ListenSpec{Port: 8080},
 				Pool:   ferryv1.PoolSpec{MinProcesses: 2, MaxProcesses: 2},
 			},
-			NodeSelector: map[string]string{"web": "true"},
+			NodeSelector: map[string]ferryv1.LabelValue{"web": "true"},
 		},
 	}
 	statusWrites := 0

@@ -1304,7 +1304,9 @@ func TestKeptPortStaysTaken(t *testing.T) {
 func TestDrainingPoolElsewhereLetsNewerTakeNode(t *testing.T) {
 	ns := newNamespace(t)
 	const alphaLabel = "test.ferry.dev/alpha"
-	newAppGroup(t, ns, "alpha", func(ag *ferryv1.AppGroup) { ag.Spec.NodeSelector = map[string]string{alphaLabel: ns} })
+	newAppGroup(t, ns, "alpha", func(ag *ferryv1.AppGroup) {
+		ag.Spec.NodeSelector = map[string]ferryv1.LabelValue{alphaLabel: ferryv1.LabelValue(ns)}
+	})
 	// beta comes after alpha, in a later second or, in the same one, by
 	// name: alpha is the older either way.
 	n1, n3 := newNode(t, ns, "1", true), newNode(t, ns, "3", true)

@@ -122,7 +122,7 @@ func newAppGroup(t *testing.T, ns, name string, mutate func(*ferryv1.AppGroup)) 
 				Listen: ferryv1.ListenSpec{Port: 8080},
 				Pool:   ferryv1.PoolSpec{MinProcesses: 2, MaxProcesses: 6},
 			},
-			NodeSelector: map[string]string{testLabel: ns},
+			NodeSelector: map[string]ferryv1.LabelValue{testLabel: ferryv1.LabelValue(ns)},
 		},
 	}
 	if mutate != nil {

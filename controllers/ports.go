@@ -186,7 +186,7 @@ func (r *AppGroupReconciler) portRivals(ctx context.Context, ag *ferryv1.AppGrou
 				// pools).
 				continue
 			}
-			sel := labels.SelectorFromSet(o.Spec.NodeSelector)
+			sel := labels.SelectorFromSet(o.Spec.NodeLabels())
 			for node := range selected {
 				if !self.Holds[node] && sel.Matches(nodeLabels[node]) {
 					claim(key, c.Created).Selects[node] = true
@@ -238,7 +238,7 @@ func (h portPeers) Update(ctx context.Context, e event.TypedUpdateEvent[client.O
 	switch n := e.ObjectNew.(type) {
 	case *ferryv1.AppGroup:
 		o, ok := e.ObjectOld.(*ferryv1.AppGroup)
-		if ok && (o.Spec.Listen.Port != n.Spec.Listen.Port || !labels.Equals(o.Spec.NodeSelector, n.Spec.NodeSelector) ||
+		if ok && (o.Spec.Listen.Port != n.Spec.Listen.Port || !labels.Equals(o.Spec.NodeLabels(), n.Spec.NodeLabels()) ||
 			!o.DeletionTimestamp.Equal(n.DeletionTimestamp)) {
 			h.enqueue(ctx, q, o.Spec.Listen.Port, n.Spec.Listen.Port)
 		}

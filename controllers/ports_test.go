@@ -92,14 +92,14 @@ func TestShortOfNodeWithHoldOutsideSelection(t *testing.T) {
 	for _, withN3 := range []bool{false, true} {
 		ctx := context.Background()
 		s := scheme.New()
-		mkAG := func(name, uid string, created time.Time, sel map[string]string) *ferryv1.AppGroup {
+		mkAG := func(name, uid string, created time.Time, sel map[string]ferryv1.LabelValue) *ferryv1.AppGroup {
 			return &ferryv1.AppGroup{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID(uid), CreationTimestamp: metav1.NewTime(created)},
 				Spec:       ferryv1.AppGroupSpec{AppTemplate: ferryv1.AppTemplate{Listen: ferryv1.ListenSpec{Port: 8080}}, NodeSelector: sel},
 			}
 		}
-		a := mkAG("a", "uid-a", t0, map[string]string{"a": "yes"})
-		b := mkAG("b", "uid-b", t0.Add(time.Hour), map[string]string{"web": "b"})
+		a := mkAG("a", "uid-a", t0, map[string]ferryv1.LabelValue{"a": "yes"})
+		b := mkAG("b", "uid-b", t0.Add(time.Hour), map[string]ferryv1.LabelValue{"web": "b"})
 		mkPool := func(node string) *ferryv1.ProcessPool {
 			return &ferryv1.ProcessPool{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "b-" + node,

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // AppGroupSpec is one web application and the nodes it runs on.
@@ -10,10 +11,28 @@ type AppGroupSpec struct {
 
 	// nodeSelector picks the nodes that run this app: every Node whose
 	// labels include all of these gets a pool of worker processes and a
-	// proxy on listen.port. Empty selects every node.
+	// proxy on listen.port. Empty selects every node. Keys and values are
+	// those a Node label may have, as in a Pod's nodeSelector.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
-	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="nodeSelector keys must be label keys: an optional DNS subdomain and '/', then a name of at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit"
+	NodeSelector map[string]LabelValue `json:"nodeSelector,omitempty"`
+}
+
+// LabelValue is a label's value as a Node may have it: empty, or at most
+// 63 letters, digits, '-', '_' or '.', beginning and ending with a letter
+// or digit.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+type LabelValue string
+
+// NodeLabels is the nodeSelector as a label set, to build a selector of.
+func (s *AppGroupSpec) NodeLabels() labels.Set {
+	set := make(labels.Set, len(s.NodeSelector))
+	for k, v := range s.NodeSelector {
+		set[k] = string(v)
+	}
+	return set
 }
 
 // ProcessCounts counts worker processes.

@@ -314,3 +314,41 @@ func toJSONValue(v any) any {
 	}
 	return v
 }
+
+// TestNodeSelectorMustBeLabels: spec.nodeSelector is matched against Node
+// labels. A key or value no label can have is refused, naming the field, as
+// a Pod's nodeSelector is, rather than accepted to select no node and
+// leave the AppGroup NoNodes with nothing saying why.
+func TestNodeSelectorMustBeLabels(t *testing.T) {
+	ns := newNamespace(t)
+	for name, tc := range map[string]struct {
+		sel  map[string]any
+		want string // empty: accepted
+	}{
+		"label keys and values":  {map[string]any{"ferry.dev/web": "true", "kubernetes.io/os": "linux", "tier": "", "a_b.c-d": "X.y_z-1"}, ""},
+		"a value of 63":          {map[string]any{"web": strings.Repeat("x", 63)}, ""},
+		"value with spaces":      {map[string]any{"ferry.dev/web": "yes please"}, "spec.nodeSelector.ferry.dev/web"},
+		"value too long":         {map[string]any{"web": strings.Repeat("x", 64)}, "spec.nodeSelector.web"},
+		"value ending in a dash": {map[string]any{"web": "true-"}, "spec.nodeSelector.web"},
+		"key with spaces":        {map[string]any{"web tier": "true"}, "nodeSelector keys must be label keys"},
+		"key with an empty name": {map[string]any{"ferry.dev/": "true"}, "nodeSelector keys must be label keys"},
+		"key name too long":      {map[string]any{strings.Repeat("k", 64): "true"}, "nodeSelector keys must be label keys"},
+		"key prefix not DNS":     {map[string]any{"Ferry_Dev/web": "true"}, "nodeSelector keys must be label keys"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			obj := decode(t, validAppGroup)
+			obj.SetNamespace(ns)
+			obj.SetName("sel-" + strings.ReplaceAll(name, " ", "-"))
+			setPath(t, obj.Object, "spec.nodeSelector", tc.sel)
+			err := env.Client.Create(testContext(t), obj)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("nodeSelector %v refused: %v", tc.sel, err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("nodeSelector %v accepted: no Node label can match it", tc.sel)
+			case tc.want != "" && (!strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "spec.nodeSelector")):
+				t.Errorf("error does not say %q of spec.nodeSelector: %v", tc.want, err)
+			}
+		})
+	}
+}

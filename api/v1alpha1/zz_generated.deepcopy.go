@@ -90,7 +90,7 @@ func (in *AppGroupSpec) DeepCopyInto(out *AppGroupSpec) {
 	in.AppTemplate.DeepCopyInto(&out.AppTemplate)
 	if in.NodeSelector != nil {
 		in, out := &in.NodeSelector, &out.NodeSelector
-		*out = make(map[string]string, len(*in))
+		*out = make(map[string]LabelValue, len(*in))
 		for key, val := range *in {
 			(*out)[key] = val
 		}

@@ -277,7 +277,7 @@ func scaleAppGroup(i int) *ferryv1.AppGroup {
 				Listen: ferryv1.ListenSpec{Port: int32(20000 + i)},
 				Pool:   ferryv1.PoolSpec{MinProcesses: 2, MaxProcesses: 2},
 			},
-			NodeSelector: map[string]string{localstack.NodeLabel: "true"},
+			NodeSelector: map[string]ferryv1.LabelValue{localstack.NodeLabel: "true"},
 		},
 	}
 }

@@ -140,7 +140,7 @@ func TestBinary(t *testing.T) {
 				App:    ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "/srv/hello"},
 				Listen: ferryv1.ListenSpec{Port: 8080},
 			},
-			NodeSelector: map[string]string{"ferry.dev/web": "true"},
+			NodeSelector: map[string]ferryv1.LabelValue{"ferry.dev/web": "true"},
 		},
 	}
 	if err := env.Client.Create(ctx, ag); err != nil {

@@ -161,7 +161,7 @@ func TestTargetRevision(t *testing.T) {
 	other.Spec.Pool.MaxProcesses = 12
 	other.Spec.Listen.Port = 9090
 	other.Spec.Restart.MaxConcurrentNodes = 3
-	other.Spec.NodeSelector = map[string]string{"web": "true"}
+	other.Spec.NodeSelector = map[string]ferryv1.LabelValue{"web": "true"}
 	if got := rev(other); got != r0 {
 		t.Errorf("non-app change moved the revision: %q, want %q", got, r0)
 	}

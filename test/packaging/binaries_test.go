@@ -159,7 +159,7 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 				Listen: ferryv1.ListenSpec{Port: int32(appPort)},
 				Pool:   ferryv1.PoolSpec{MinProcesses: 1, MaxProcesses: 2},
 			},
-			NodeSelector: map[string]string{"test.ferry.dev/rbac": "true"},
+			NodeSelector: map[string]ferryv1.LabelValue{"test.ferry.dev/rbac": "true"},
 		},
 	}
 	if err := env.Client.Create(ctx, ag); err != nil {
