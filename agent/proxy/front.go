@@ -345,27 +345,36 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	sess.worker = w
 	defer s.finish(sess)
 	out, err := withRetries(s.router, cc.ctx, sess, nil, cc.send)
-	cc.disarmWatch()
 	switch {
 	case err != nil:
+		cc.disarmWatch()
 		s.fail(&cc.reply, cc.ctx, cc.path(), sess, err)
 		return cc.sendReply(time.Now())
 	case out.relayed:
+		cc.disarmWatch()
 		cc.relayedAt = sess.end
 		return out.keep
 	}
 	resp := out.resp
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
+		cc.disarmWatch()
 		s.fail(&cc.reply, cc.ctx, cc.path(), sess, errors.New("the worker switched protocols unasked"))
 		return cc.sendReply(time.Now())
 	}
 	if err := s.bufferResponse(resp, sess, s.router.ResponseBufferLimit()); err != nil {
+		cc.disarmWatch()
 		s.fail(&cc.reply, cc.ctx, cc.path(), sess, err)
 		return cc.sendReply(time.Now())
 	}
 	sess.code = resp.StatusCode
-	return cc.respond(resp, time.Now())
+	// The watch goes on while the body streams (a chunked response may
+	// idle between chunks: server-sent events, a long poll): a client
+	// that goes away takes the request off its worker at once, as on
+	// net/http's path, not at the next chunk's failed write.
+	keep := cc.respond(resp, time.Now())
+	cc.disarmWatch()
+	return keep
 }
 
 // sent is what became of a request sent to a worker: its response, or,
