@@ -448,6 +448,31 @@ func probe(ctx context.Context, client *http.Client, addr, path string) bool {
 
 var sockSeq atomic.Uint64
 
+// makeSockDir creates a new directory for a worker's socket in run, mode
+// 0700, and never one that exists: the worker's loader unlinks whatever
+// socket is at its path before it binds its own, so a directory shared
+// with another agent (two standalone agents given one --state-dir, or an
+// agent restarted next to its predecessor's leftovers) would hand that
+// agent's requests to this worker. The name is short (a socket's path may
+// not exceed 107 bytes): the agent's pid and its next number, a name taken
+// anyway being skipped.
+func makeSockDir(run string) (string, error) {
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return "", err
+	}
+	pid := strconv.FormatInt(int64(os.Getpid()), 36)
+	for {
+		dir := filepath.Join(run, pid+"."+strconv.FormatUint(sockSeq.Add(1), 36))
+		err := os.Mkdir(dir, 0o700)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+}
+
 // prepare builds the command for spec without starting it. For WSGI it also
 // returns the read end of the loader's ready pipe.
 func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
@@ -487,8 +512,7 @@ func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
 
 	switch spec.App.Type {
 	case ferryv1.AppTypeWSGI:
-		proc.sockDir = filepath.Join(spec.RunDir, strconv.FormatUint(sockSeq.Add(1), 36))
-		if err := os.MkdirAll(proc.sockDir, 0o700); err != nil {
+		if proc.sockDir, err = makeSockDir(spec.RunDir); err != nil {
 			return nil, nil, nil, err
 		}
 		if ident.cred != nil {
