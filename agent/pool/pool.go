@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -94,6 +95,7 @@ type Worker struct {
 	capacity  int
 	processed int64
 	startedAt time.Time
+	readyAt   time.Time
 	lastUsed  time.Time
 	recycle   recycleReason
 	replacing bool
@@ -195,7 +197,18 @@ type scalingState struct {
 	failures int
 	until    time.Time
 	err      *ferryv1.SpawnError
+	// crashLoop: the failures are of workers that died soon after they
+	// were ready. Their replacements coming up proves nothing, so the
+	// count stays (each crash backs off longer) until a worker lives
+	// past crashWindow.
+	crashLoop bool
 }
+
+// crashWindow: a worker that exits unexpectedly within this time of being
+// ready counts as a failed spawn (a scaling error, and a backoff after the
+// first), or an app that boots and then dies would be respawned back to
+// back, with the pool reporting itself healthy.
+const crashWindow = 10 * time.Second
 
 var workerIDs struct {
 	sync.Mutex
@@ -726,6 +739,7 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	w.proc = proc
 	w.startedAt = proc.StartedAt
 	w.lastUsed = time.Now()
+	w.readyAt = w.lastUsed
 	p.transitionLocked(w, EventReady)
 	w.Transport = p.opts.NewTransport(w)
 	p.grantLocked(w)
@@ -733,7 +747,11 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	// for it: the condition must not keep saying "failing" at steady state.
 	if p.scaling.err != nil && p.scaling.err.Revision == w.Revision {
 		p.log.Info("Recovered from scaling error", "revision", w.Revision)
-		p.scaling = scalingState{}
+		if p.scaling.crashLoop {
+			p.scaling.err = nil
+		} else {
+			p.scaling = scalingState{}
+		}
 	}
 	// A worker that came up on a revision that is no longer the target
 	// (its spawn began before a new revision was asked for) is replaced
@@ -768,18 +786,35 @@ func (p *Pool) scaleSpawn(w *Worker) {
 // recordScalingError backs off after a failed spawn that is not a
 // deployment error, and fails waiting requests if nothing can serve them.
 func (p *Pool) recordScalingError(revision string, err error, kind SpawnKind) {
-	se := spawnError(revision, err)
 	p.mu.Lock()
+	backoff := p.backOffLocked(revision, err, false)
+	p.notifyLocked()
+	p.mu.Unlock()
+	p.reportFailure(revision, err, kind, backoff)
+}
+
+// backOffLocked records a failed spawn, or a crash soon after one, and
+// starts its backoff. A first crash backs off none: a single worker that
+// crashed once is replaced at once.
+func (p *Pool) backOffLocked(revision string, err error, crash bool) time.Duration {
+	se := spawnError(revision, err)
 	p.lastErr = se
 	p.scaling.failures++
 	p.scaling.err = se
-	backoff := backoffAfter(p.scaling.failures)
+	p.scaling.crashLoop = crash
+	n := p.scaling.failures
+	if crash {
+		n--
+	}
+	backoff := backoffAfter(n)
 	p.scaling.until = time.Now().Add(backoff)
 	if p.unavailableLocked() {
 		p.failQueueLocked(ErrUnavailable)
 	}
-	p.notifyLocked()
-	p.mu.Unlock()
+	return backoff
+}
+
+func (p *Pool) reportFailure(revision string, err error, kind SpawnKind, backoff time.Duration) {
 	if p.opts.Observer != nil {
 		p.opts.Observer.SpawnFailed(p.name, kind)
 	}
@@ -792,10 +827,25 @@ func (p *Pool) watchExit(w *Worker) {
 	<-w.proc.Done()
 	p.mu.Lock()
 	prev := w.state
+	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
+	lived := time.Since(w.readyAt)
 	p.transitionLocked(w, EventExit)
 	p.removeLocked(w)
 	closeOnce(w.drained)
 	close(w.gone)
+	// A crash soon after the worker was ready is as good as a failed
+	// spawn: back off before the next, decided under this lock so that no
+	// reconcile respawns it first. A worker that lived longer ends a loop.
+	var crash error
+	var backoff time.Duration
+	switch {
+	case unexpected && !p.closed && lived < crashWindow:
+		crash = &spawn.Error{Reason: fmt.Sprintf("%s %s after it was ready", w.proc.DescribeExit(), lived.Round(time.Millisecond)),
+			Output: w.proc.Output()}
+		backoff = p.backOffLocked(w.Revision, crash, true)
+	case lived >= crashWindow && p.scaling.crashLoop && p.scaling.err == nil:
+		p.scaling = scalingState{}
+	}
 	// Backing off with no worker left, nothing will serve the waiting
 	// requests.
 	if p.unavailableLocked() {
@@ -806,7 +856,9 @@ func (p *Pool) watchExit(w *Worker) {
 	if t, ok := w.Transport.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
-	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
+	if crash != nil {
+		p.reportFailure(w.Revision, crash, SpawnScale, backoff)
+	}
 	if unexpected {
 		p.log.Info("Worker exited unexpectedly", "pid", w.PID(), "revision", w.Revision,
 			"status", w.proc.ExitStatus(), "output", lastLines(w.proc.Output(), 5))

@@ -102,6 +102,10 @@ func (p *Process) ExitStatus() string {
 	return p.exitErr.Error()
 }
 
+// DescribeExit words how the process ended: "exited with status 3", "was
+// killed by a signal (segmentation fault)".
+func (p *Process) DescribeExit() string { return describeExit(p.ExitStatus()) }
+
 // Output returns the last lines the process wrote.
 func (p *Process) Output() string { return p.output.String() }
 
@@ -363,7 +367,7 @@ func describeExit(status string) string {
 		return "exited with status " + strings.TrimPrefix(status, "exit status ")
 	}
 	if strings.HasPrefix(status, "signal: ") {
-		return "was killed by " + strings.TrimPrefix(status, "signal: ")
+		return "was killed by a signal (" + strings.TrimPrefix(status, "signal: ") + ")"
 	}
 	return "exited (" + status + ")"
 }

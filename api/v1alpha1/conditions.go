@@ -39,7 +39,8 @@ const (
 
 	// ConditionScalingError is True on a ProcessPool while spawns of a
 	// revision that already serves keep failing (scaling up, or replacing a
-	// crashed process). The pool backs off and retries; it does not freeze.
+	// crashed process), or while its processes die within 10s of being
+	// ready. The pool backs off and retries; it does not freeze.
 	ConditionScalingError = "ScalingError"
 )
 

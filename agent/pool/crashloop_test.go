@@ -1,0 +1,35 @@
+package pool_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+)
+
+// TestWorkerThatDiesAfterBootIsBackedOff: an app that imports fine, says
+// it is ready and dies a moment later (a background thread that cannot
+// reach its database, a C extension that aborts) is respawned with the
+// same backoff as a failed spawn, and the status says so. Before the fix
+// the pool respawned it back to back, some five times a second, with every
+// condition healthy (ScalingError False "SpawnsHealthy", Ready True).
+func TestWorkerThatDiesAfterBootIsBackedOff(t *testing.T) {
+	obs := &observer{}
+	root, _ := filepath.Abs("testdata/bootdie")
+	tmpl := agenttest.WSGIAt(root, 1, 1, env("DIE_AFTER", "0.2"))
+	e := agenttest.Start(t, pool.Config{Name: "t/bootdie", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
+	seen := e.WaitFor(t, 30*time.Second, "the crash to be reported", func(s pool.Status) bool { return s.ScalingError != nil })
+	if c := condition(seen, "ScalingError"); c.Status != "True" || !strings.Contains(c.Message, "after it was ready") {
+		t.Errorf("ScalingError condition = %+v, want True, saying the worker died after it was ready", c)
+	}
+	before := obs.spawns.Load()
+	time.Sleep(6 * time.Second)
+	// Backing off 1 s, 2 s, 4 s: at most 3 more spawns in 6 s.
+	if n := obs.spawns.Load() - before; n > 3 {
+		t.Fatalf("%d spawns in 6 s of an app that dies 0.2 s after it is ready, want a backoff (at most 3)", n)
+	}
+}

@@ -1,0 +1,17 @@
+"""A WSGI app that imports fine, reports ready, and dies DIE_AFTER seconds later."""
+import os
+import threading
+import time
+
+def _die():
+    time.sleep(float(os.environ.get("DIE_AFTER") or "0.2"))
+    os._exit(3)
+
+if os.environ.get("DIE_AFTER"):
+    threading.Thread(target=_die, daemon=True).start()
+
+
+def application(environ, start_response):
+    body = ("%d\n" % os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
