@@ -127,11 +127,22 @@ func (s *Server) writeForwarded(h head, r *http.Request) {
 		h.str("\r\n")
 	}
 	h.field("X-Forwarded-Host", r.Host)
-	if r.TLS != nil {
+	switch v := r.Header["X-Forwarded-Proto"]; {
+	case s.opts.TrustForwardedFor && len(v) == 1 && trustedProto([]byte(v[0])):
+		h.field("X-Forwarded-Proto", v[0])
+	case r.TLS != nil:
 		h.field("X-Forwarded-Proto", "https")
-	} else {
+	default:
 		h.field("X-Forwarded-Proto", "http")
 	}
+}
+
+// trustedProto: a trusted load balancer's X-Forwarded-Proto is passed on
+// when it is one of these, so that an app behind a balancer that ends TLS
+// knows its requests came over https (and does not redirect them to it
+// forever). Anything else, or more than one, gets the proxy's own.
+func trustedProto(v []byte) bool {
+	return asciiEqualFold(v, "https") || asciiEqualFold(v, "http")
 }
 
 // writeBody streams the body to the worker as it comes: each read from
@@ -318,7 +329,8 @@ func hopByHop(k string) bool {
 }
 
 // forwardedField: what the proxy sets itself; the client's values are
-// dropped (X-Forwarded-For is kept only when trusted: writeForwarded).
+// dropped (X-Forwarded-For and -Proto are kept only when trusted:
+// writeForwarded).
 func forwardedField(k string) bool {
 	switch k {
 	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":

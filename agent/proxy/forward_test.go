@@ -36,6 +36,24 @@ func TestWriteRequest(t *testing.T) {
 		head: []string{"Host: shop.example", "Te: trailers", "X-Forwarded-For: 203.0.113.7, 192.0.2.1",
 			"X-Forwarded-Host: shop.example", "X-Forwarded-Proto: http"},
 	}, {
+		name:  "trusted X-Forwarded-Proto of a balancer that ended TLS is kept",
+		trust: true,
+		raw:   "GET / HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-Proto: https\r\n\r\n",
+		line:  "GET / HTTP/1.1",
+		head:  []string{"Host: shop.example", "X-Forwarded-For: 192.0.2.1", "X-Forwarded-Host: shop.example", "X-Forwarded-Proto: https"},
+	}, {
+		name:  "trusted X-Forwarded-Proto that is neither http nor https is replaced",
+		trust: true,
+		raw:   "GET / HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-Proto: https, http\r\n\r\n",
+		line:  "GET / HTTP/1.1",
+		head:  append([]string{"Host: shop.example"}, fwd...),
+	}, {
+		name:  "two trusted X-Forwarded-Proto fields are replaced",
+		trust: true,
+		raw:   "GET / HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Proto: https\r\n\r\n",
+		line:  "GET / HTTP/1.1",
+		head:  append([]string{"Host: shop.example"}, fwd...),
+	}, {
 		name: "absolute-form becomes origin-form",
 		raw:  "GET http://shop.example/x?y=1 HTTP/1.1\r\nHost: shop.example\r\n\r\n",
 		line: "GET /x?y=1 HTTP/1.1",

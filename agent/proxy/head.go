@@ -19,6 +19,8 @@ type requestHead struct {
 	host           span
 	fields         []span // the lines passed on, "name: value", value trimmed
 	forwardedFor   []span // the client's X-Forwarded-For values, in order
+	forwardedProto span   // the client's X-Forwarded-Proto, when trusted and valid
+	protos         int    // how many X-Forwarded-Proto fields came, when trusted
 	close          bool   // Connection: close
 }
 
@@ -33,7 +35,8 @@ func (h *requestHead) reset() {
 	h.raw = h.raw[:0]
 	h.fields = h.fields[:0]
 	h.forwardedFor = h.forwardedFor[:0]
-	h.method, h.target, h.host = span{}, span{}, span{}
+	h.method, h.target, h.host, h.forwardedProto = span{}, span{}, span{}, span{}
+	h.protos = 0
 	h.close = false
 }
 
@@ -105,6 +108,11 @@ func parseHead(h *requestHead, trustForwardedFor bool) bool {
 		case fieldForwardedFor:
 			if trustForwardedFor {
 				h.forwardedFor = append(h.forwardedFor, f)
+			}
+		case fieldForwardedProto:
+			if trustForwardedFor {
+				h.protos++
+				h.forwardedProto = f
 			}
 		case fieldDropped:
 		default: // fieldRefused
@@ -213,14 +221,15 @@ func connectionClose(v []byte) (closing, ok bool) {
 type fieldKind uint8
 
 const (
-	fieldPlain         fieldKind = iota // passed on
-	fieldDropped                        // hop-by-hop, or the proxy's to set
-	fieldRefused                        // the front end leaves the request to net/http
-	fieldHost                           // written first
-	fieldContentLength                  // 0 only
-	fieldConnection                     // close and keep-alive only
-	fieldForwardedFor                   // appended to when trusted
-	fieldDate                           // a response's: kept, and none added
+	fieldPlain          fieldKind = iota // passed on
+	fieldDropped                         // hop-by-hop, or the proxy's to set
+	fieldRefused                         // the front end leaves the request to net/http
+	fieldHost                            // written first
+	fieldContentLength                   // 0 only
+	fieldConnection                      // close and keep-alive only
+	fieldForwardedFor                    // appended to when trusted
+	fieldForwardedProto                  // kept when trusted (trustedProto)
+	fieldDate                            // a response's: kept, and none added
 )
 
 // specialFields are the field names the front end does not pass on as
@@ -243,7 +252,7 @@ var specialFields = []specialField{
 	{"proxy-connection", fieldDropped, fieldDropped},
 	{"x-forwarded-host", fieldDropped, fieldPlain},
 	{"transfer-encoding", fieldRefused, fieldRefused},
-	{"x-forwarded-proto", fieldDropped, fieldPlain},
+	{"x-forwarded-proto", fieldForwardedProto, fieldPlain},
 	{"proxy-authenticate", fieldDropped, fieldDropped},
 	{"proxy-authorization", fieldDropped, fieldDropped},
 }
@@ -320,7 +329,11 @@ func (h *requestHead) writeHead(bw *bufio.Writer, clientIP string) error {
 		w.str("\r\n")
 	}
 	writeField(bw, "X-Forwarded-Host", host)
-	w.str("X-Forwarded-Proto: http\r\n")
+	if v := h.forwardedProto.val(raw); h.protos == 1 && trustedProto(v) {
+		writeField(bw, "X-Forwarded-Proto", v)
+	} else {
+		w.str("X-Forwarded-Proto: http\r\n")
+	}
 	if m := h.method.of(raw); string(m) != http.MethodGet && string(m) != http.MethodHead {
 		w.str("Content-Length: 0\r\n")
 	}

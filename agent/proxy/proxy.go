@@ -38,8 +38,10 @@ type Options struct {
 	// Default 64 KiB.
 	MaxHeaderBytes int
 	// TrustForwardedFor appends the client address to the X-Forwarded-For
-	// the client sent, for agents behind a load balancer that sets it.
-	// Default false: the client's own value is replaced.
+	// the client sent, and passes on its X-Forwarded-Proto when it is one
+	// field of http or https, for agents behind a load balancer that sets
+	// both (one that ends TLS says https). Default false: the client's own
+	// values are replaced.
 	TrustForwardedFor bool
 	// SendTimeout is how long a write of a response to a client may make no
 	// progress (the client reads none of it) before the connection is
@@ -345,6 +347,9 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	pr.SetXForwarded()
+	if v := pr.In.Header["X-Forwarded-Proto"]; s.opts.TrustForwardedFor && len(v) == 1 && trustedProto([]byte(v[0])) {
+		pr.Out.Header["X-Forwarded-Proto"] = v
+	}
 }
 
 // refuse answers a request that got no worker; sess.code says how.
