@@ -33,7 +33,7 @@ func (cc *clientConn) relayBuffered(x pending, clock func() time.Time) (clientOK
 	now := time.Now()
 	x.done(err == nil && !h.close, now)
 	if err != nil {
-		cc.s.fail(&cc.reply, cc.ctx, cc.path(), cc.sess, err)
+		cc.s.fail(&cc.reply, cc.ctx, cc.path(), cc.sess, &cutShortError{err})
 		cc.s.giveBack(cc.sess)
 		return cc.sendReply(now)
 	}
@@ -46,6 +46,13 @@ func (cc *clientConn) relayBuffered(x pending, clock func() time.Time) (clientOK
 	cc.sess.end = time.Now()
 	return clientOK
 }
+
+// cutShortError: the worker's answer ended before the length it declared
+// (its head came, then part of its body).
+type cutShortError struct{ err error }
+
+func (e *cutShortError) Error() string { return "the answer was cut short: " + e.err.Error() }
+func (e *cutShortError) Unwrap() error { return e.err }
 
 // bufferResponse reads resp's body whole when it has a declared length up
 // to limit, and gives the worker back; resp's body is then the copy. The
@@ -61,7 +68,7 @@ func (s *Server) bufferResponse(resp *http.Response, sess *session, limit int64)
 	_, err := buf.ReadFrom(resp.Body)
 	_ = resp.Body.Close()
 	if err != nil {
-		return err
+		return &cutShortError{err}
 	}
 	resp.Body = io.NopCloser(buf)
 	s.giveBack(sess)

@@ -89,6 +89,23 @@ func TestWorkerDyingMidBodyGets502(t *testing.T) {
 	}
 }
 
+// TestWorkerCuttingItsAnswerShortGets502: a buffered response whose
+// process closes the connection partway through its body, and lives on,
+// gets the client a 502 that says so, on both servers' paths: not that
+// the process did not answer, which would send its operator looking for
+// the wrong fault.
+func TestWorkerCuttingItsAnswerShortGets502(t *testing.T) {
+	e := start(t, recordApp(), proxy.Options{})
+	pid := e.Pool.Status().Processes[0].PID
+	want := fmt.Sprintf("the worker process (pid %d) closed the connection partway through its answer", pid)
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		out := rawExchange(t, strings.TrimPrefix(e.URL, "http://"), "GET /short?bytes=200000 "+proto+"\r\nHost: x\r\nConnection: close\r\n\r\n", 30*time.Second)
+		if !strings.HasPrefix(out, proto+" 502") && !strings.HasPrefix(out, "HTTP/1.1 502") || !strings.Contains(out, want) {
+			t.Errorf("%s: got %.200q, want a 502 saying %q", proto, out, want)
+		}
+	}
+}
+
 // waitReplacement waits for the one process that replaced died, and
 // returns its pid: the one that died may still be listed, ready.
 func waitReplacement(t *testing.T, e *agenttest.Env, died int32) int32 {

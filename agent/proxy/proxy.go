@@ -396,11 +396,14 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, 
 		return
 	}
 	msg := fmt.Sprintf("ferry: error talking to the worker process: %v", err)
+	var cut *cutShortError
 	if w := sess.worker; w != nil {
 		pid := strconv.Itoa(w.PID())
 		switch {
 		case w.Exited() || (peerGone(err) && w.ExitsWithin(reapWait)):
 			msg = "ferry: the worker process (pid " + pid + ") exited while handling this request"
+		case peerGone(err) && errors.As(err, &cut):
+			msg = "ferry: the worker process (pid " + pid + ") closed the connection partway through its answer"
 		case peerGone(err):
 			msg = "ferry: the worker process (pid " + pid + ") closed the connection without answering"
 		default:

@@ -5,7 +5,8 @@ answers how many other requests have reached the app: counted as soon as
 their head arrives, before their body. GET /hangup closes the connection
 without an answer. POST /499 is answered with status 499. GET
 /big?bytes=N answers N bytes; GET /die?bytes=N declares N, sends half, and
-the process exits. HEAD answers /big's head.
+the process exits; GET /short?bytes=N declares N, sends half, and closes
+the connection (the process lives on). HEAD answers /big's head.
 """
 import hashlib
 import http.server
@@ -25,7 +26,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/hangup":  # close the connection without an answer
             self.close_connection = True
             return
-        if path in ("/big", "/die"):
+        if path in ("/big", "/die", "/short"):
             n = int(query.removeprefix("bytes="))
             self.send_response(200)
             self.send_header("Content-Length", str(n))
@@ -34,6 +35,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"x" * (n // 2))
                 self.wfile.flush()
                 os._exit(1)
+            if path == "/short":  # half the body, then the connection is closed
+                self.wfile.write(b"x" * (n // 2))
+                self.close_connection = True
+                return
             chunk = b"0123456789abcdef" * 4096
             for _ in range(n // len(chunk)):
                 self.wfile.write(chunk)
