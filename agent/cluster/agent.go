@@ -89,7 +89,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	pools    map[types.NamespacedName]*runningPool
-	draining map[types.NamespacedName]bool
+	draining map[types.UID]bool             // deleted pools draining, by UID: a pool of the same name may follow
 	saved    map[types.NamespacedName]int64 // generation last saved to disk
 	wg       sync.WaitGroup                 // background drains
 	stopping atomic.Bool
@@ -162,7 +162,7 @@ func New(opts Options) (*Agent, error) {
 	return &Agent{
 		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, cache: c, store: st,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
-		draining: map[types.NamespacedName]bool{}, saved: map[types.NamespacedName]int64{},
+		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]int64{},
 		stopped: make(chan struct{}),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
 			200*time.Millisecond, 30*time.Second)),
@@ -213,6 +213,7 @@ func (a *Agent) restore() {
 	for _, err := range errs {
 		a.log.Error(err, "Could not read a saved pool spec")
 	}
+	resumed := 0
 	for _, pp := range saved {
 		if pp.Spec.NodeName != a.opts.NodeName {
 			continue
@@ -220,8 +221,11 @@ func (a *Agent) restore() {
 		key := types.NamespacedName{Namespace: pp.Namespace, Name: pp.Name}
 		a.log.Info("Resumed pool from its saved spec", "pool", key, "revision", pp.Spec.Revision)
 		a.ensure(pp)
+		resumed++
 	}
-	a.restored.Store(true)
+	// Ready on the saved specs only when there were some: with nothing
+	// saved, the agent knows nothing to run until the API server answers.
+	a.restored.Store(resumed > 0)
 }
 
 // afterSync waits until the cache has heard from the API server, then
@@ -298,11 +302,11 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 // finalizer (retried until it succeeds or the agent stops).
 func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	a.mu.Lock()
-	if a.draining[key] {
+	if a.draining[pp.UID] {
 		a.mu.Unlock()
 		return
 	}
-	a.draining[key] = true
+	a.draining[pp.UID] = true
 	rp := a.pools[key]
 	delete(a.pools, key)
 	// Forget the saved spec now, not after the drain: a pool of the same
@@ -313,6 +317,7 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	if err := a.store.remove(key); err != nil {
 		a.log.Error(err, "Could not remove the saved spec of a deleted pool", "pool", key)
 	}
+	uid := pp.UID
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -338,7 +343,7 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 			time.Sleep(min(time.Second<<min(attempt, 5), 30*time.Second))
 		}
 		a.mu.Lock()
-		delete(a.draining, key)
+		delete(a.draining, uid)
 		a.mu.Unlock()
 	}()
 }

@@ -201,7 +201,12 @@ func (rp *runningPool) report() {
 		}
 		desired, obj := rp.desired()
 		now := time.Now()
-		if writeDue(written, last, desired, now.Sub(lastWrite), hb, rp.a.opts.StatusReportInterval) {
+		if obj == nil {
+			// Replaced by a pool of the same name (this one, deleted, was
+			// released during its drain delay): its status is the new
+			// pool's reporter's to write.
+			lastWrite, written = now, true
+		} else if writeDue(written, last, desired, now.Sub(lastWrite), hb, rp.a.opts.StatusReportInterval) {
 			err := rp.write(patchBase(obj, last, stored), desired)
 			switch {
 			case err == nil:
@@ -264,7 +269,8 @@ func (rp *runningPool) retryListen() {
 }
 
 // desired computes the status to report, on top of the latest object the
-// agent knows (the cache's, or the saved spec while the API is away).
+// agent knows (the cache's, or the saved spec while the API is away); a
+// nil object when the API holds another pool of the same name (a new UID).
 func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPool) {
 	rp.mu.Lock()
 	obj := rp.obj.DeepCopy()
@@ -278,6 +284,9 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := rp.a.cache.Get(ctx, rp.key, current)
 		cancel()
+		if err == nil && obj.UID != "" && current.UID != obj.UID {
+			return ferryv1.ProcessPoolStatus{}, nil
+		}
 		if err == nil && current.Spec.NodeName == obj.Spec.NodeName {
 			obj = current
 		}

@@ -59,6 +59,9 @@ type Server struct {
 
 	mu   sync.Mutex
 	apps map[string]*app
+	// reloading makes reloads (SIGHUP, the admin socket) one at a time:
+	// each compares the file with what runs.
+	reloading sync.Mutex
 }
 
 // app is one AppGroup being served.
@@ -142,15 +145,31 @@ func (s *Server) Run(ctx context.Context) error {
 // start serves one AppGroup: it binds its port first, so a port in use
 // is an error before any worker is spawned.
 func (s *Server) start(ag ferryv1.AppGroup) error {
-	base, err := contract.TargetRevision(&ag)
+	l, err := s.listen(ag)
 	if err != nil {
-		return fmt.Errorf("AppGroup %q: %w", ag.Name, err)
+		return err
 	}
+	return s.startOn(ag, l)
+}
+
+// listen opens ag's port.
+func (s *Server) listen(ag ferryv1.AppGroup) (net.Listener, error) {
 	addr := net.JoinHostPort(s.opts.BindAddress, strconv.Itoa(int(ag.Spec.Listen.Port)))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("AppGroup %q: listen.port: %w", ag.Name, err)
+		return nil, fmt.Errorf("AppGroup %q: listen.port: %w", ag.Name, err)
 	}
+	return l, nil
+}
+
+// startOn serves ag on l, its port opened; it closes l on failure.
+func (s *Server) startOn(ag ferryv1.AppGroup, l net.Listener) error {
+	base, err := contract.TargetRevision(&ag)
+	if err != nil {
+		_ = l.Close()
+		return fmt.Errorf("AppGroup %q: %w", ag.Name, err)
+	}
+	addr := net.JoinHostPort(s.opts.BindAddress, strconv.Itoa(int(ag.Spec.Listen.Port)))
 	log := s.log.WithValues("appgroup", ag.Name)
 	p := pool.New(pool.Config{Name: ag.Name, Revision: base, Template: ag.Spec.AppTemplate}, pool.Options{
 		RunDir: s.runDir, LoaderPath: s.loader, Log: log, NewTransport: proxy.NewWorkerTransport,
@@ -194,7 +213,13 @@ func (s *Server) stop(a *app) {
 	_ = a.proxy.Shutdown(ctx)
 	a.pool.Close(ctx)
 	if s.opts.Metrics != nil {
-		s.opts.Metrics.Untrack(a.ag.Name)
+		// Not when the AppGroup serves on elsewhere (it moved ports): the
+		// name is the new app's now.
+		s.mu.Lock()
+		if cur, ok := s.apps[a.ag.Name]; !ok || cur == a {
+			s.opts.Metrics.Untrack(a.ag.Name)
+		}
+		s.mu.Unlock()
 	}
 	s.log.Info("Stopped AppGroup", "appgroup", a.ag.Name)
 }
@@ -256,6 +281,8 @@ func (s *Server) Restart(name, revision string) (string, error) {
 // changed app rolls, other changes apply at once. An invalid file changes
 // nothing.
 func (s *Server) Reload() error {
+	s.reloading.Lock()
+	defer s.reloading.Unlock()
 	groups, err := appfile.Load(s.opts.File)
 	if err != nil {
 		return err
@@ -277,9 +304,19 @@ func (s *Server) Reload() error {
 			errs = append(errs, s.start(ag))
 		case a.ag.Spec.Listen.Port != ag.Spec.Listen.Port:
 			// A new port needs a new listener: serve anew (rolling restarts
-			// happen within a port, not across ports).
-			s.remove(a)
-			errs = append(errs, s.start(ag))
+			// happen within a port, not across ports). The new port opens
+			// first: while it cannot, the AppGroup serves on where it is,
+			// and once it does, the old one drains with no gap between.
+			l, err := s.listen(ag)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%w; still serving on %s", err, a.addr))
+				continue
+			}
+			if err := s.startOn(ag, l); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			s.stop(a)
 		default:
 			errs = append(errs, s.update(a, ag))
 		}
@@ -308,6 +345,10 @@ func (s *Server) update(a *app, ag ferryv1.AppGroup) error {
 	defer s.mu.Unlock()
 	if equality.Semantic.DeepEqual(a.ag.Spec, ag.Spec) && base == a.base {
 		return nil
+	}
+	if restartFile(ag) != restartFile(a.ag) {
+		// Another root: its restart file, as it is now, is no touch.
+		a.restartF = stampOf(restartFile(ag))
 	}
 	a.ag = ag
 	if base != a.base {

@@ -1,0 +1,133 @@
+package standalone
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReloadOntoTakenPortKeepsServing: the file moves an AppGroup to a
+// port another program holds. The reload fails and says why, and the
+// AppGroup goes on serving on its old port: a reload that cannot be
+// applied changes nothing.
+func TestReloadOntoTakenPortKeepsServing(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	oldURL := s.url() + "/"
+	taken := freePort(t)
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", taken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	oldPort := s.port
+	s.port = taken
+	s.write(t, 2, "1")
+	err = r.client.Reload(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("reload onto a taken port: %v", err)
+	}
+	st, err := r.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Apps) != 1 || st.Apps[0].Listen != fmt.Sprintf("127.0.0.1:%d", oldPort) {
+		t.Errorf("after a failed move the agent serves %+v, want hello on its old port %d", st.Apps, oldPort)
+	}
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	resp, err := fresh.Get(oldURL)
+	if err != nil {
+		t.Fatalf("after a reload onto a taken port, the AppGroup serves on neither port: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET on the old port: %d", resp.StatusCode)
+	}
+
+	// Once the port is free, a reload moves the AppGroup there, without a
+	// moment in which it serves on neither port.
+	l.Close()
+	stop := make(chan struct{})
+	failed := make(chan error, 1)
+	go func() {
+		defer close(failed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ok := false
+			for _, u := range []string{oldURL, s.url() + "/"} {
+				if resp, err := fresh.Get(u); err == nil {
+					resp.Body.Close()
+					ok = ok || resp.StatusCode == 200
+				}
+			}
+			if !ok {
+				failed <- fmt.Errorf("served on neither port during the move")
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	if err := r.client.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(t, "ready on the new port", func(a AppStatus) bool {
+		return a.Listen == fmt.Sprintf("127.0.0.1:%d", taken) && a.Pool.Counts.Ready >= a.Pool.MinProcesses
+	})
+	close(stop)
+	if err := <-failed; err != nil {
+		t.Error(err)
+	}
+	if code, _ := get(t, s.url()+"/"); code != 200 {
+		t.Errorf("GET on the new port = %d", code)
+	}
+}
+
+// TestReloadToNewRootRestartsOnce: a reload points the AppGroup at another
+// root (a new release directory) that holds a tmp/restart.txt of its own,
+// as a deploy that touched it leaves it. The new root rolls the AppGroup to
+// the new revision once; the restart file, which did not change, must not
+// roll it again.
+func TestReloadToNewRootRestartsOnce(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	release := filepath.Join(s.dir, "release2")
+	if out, err := exec.Command("cp", "-r", s.root, release).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if err := os.MkdirAll(filepath.Join(release, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(release, "tmp", "restart.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(s.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.file, []byte(strings.Replace(string(data), "root: app}", "root: release2}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a := r.waitStatus(t, "the new root rolled out", func(a AppStatus) bool {
+		return a.Root == release && a.Pool.Restart == nil && a.Pool.LastRestart != nil && a.Pool.Counts.Updated == a.Pool.Counts.Total
+	})
+	// Several polls of the restart file (every 100ms here).
+	time.Sleep(time.Second)
+	b := r.waitStatus(t, "status", func(AppStatus) bool { return true })
+	if b.Pool.Revision != a.Pool.Revision || strings.Contains(b.Pool.Revision, "+") {
+		t.Errorf("a reload to a new root rolled twice: %s, then %s", a.Pool.Revision, b.Pool.Revision)
+	}
+}
