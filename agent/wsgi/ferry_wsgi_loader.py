@@ -40,7 +40,7 @@ import sys
 import time
 import traceback
 from importlib.machinery import SourceFileLoader
-from importlib.util import module_from_spec, spec_from_file_location
+from importlib.util import find_spec, module_from_spec, spec_from_file_location
 from urllib.parse import unquote_to_bytes
 
 MAX_HEADER_BYTES = 64 * 1024  # request line + headers; beyond: 431 and close
@@ -432,7 +432,9 @@ class Response:
         elif self.status is not None:
             raise AssertionError("start_response() called a second time without exc_info")
         if type(status) is not str:
-            raise TypeError("status must be str, not %s" % type(status).__name__)
+            if not isinstance(status, str):
+                raise TypeError("status must be str, not %s" % type(status).__name__)
+            status = str.__str__(status)  # a str subclass (a StrEnum, Markup): its plain str
         code = status[:3]
         if len(status) < 4 or status[3] != " " or not (code.isascii() and code.isdigit()):
             raise ValueError("status must look like '200 OK', not %r" % status)
@@ -447,7 +449,11 @@ class Response:
                 raise TypeError("each header must be a (name, value) tuple, not %r" % (h,))
             name, value = h
             if type(value) is not str:
-                raise TypeError("header values must be str, not %s (header %r)" % (type(value).__name__, name))
+                if not isinstance(value, str):
+                    raise TypeError("header values must be str, not %s (header %r)" % (type(value).__name__, name))
+                value = str.__str__(value)
+            if type(name) is not str and isinstance(name, str):
+                name = str.__str__(name)
             kind = kinds.get(name) if type(name) is str else None
             if kind is None:
                 kind = _response_kind(name)
@@ -960,6 +966,7 @@ class Server:
                     total = 0
                     for data in result:
                         if type(data) is not bytes:
+                            resp.write(data)  # raises TypeError before anything is sent
                             break
                         total += len(data)
                     else:
@@ -1007,7 +1014,7 @@ def _load_app(root, startup):
     path = os.path.join(root, startup)
     base = os.path.basename(startup)
     name = re.sub(r"\W", "_", base.split(".")[0]) or "ferry_app"
-    if name in sys.modules or not name.isidentifier():
+    if name in sys.modules or not name.isidentifier() or not _names_only(name, path):
         name = "ferry_app_" + name
     loader = SourceFileLoader(name, path)  # any suffix, e.g. app.wsgi
     spec = spec_from_file_location(name, path, loader=loader)
@@ -1024,6 +1031,22 @@ def _load_app(root, startup):
     if not callable(app):
         raise LoadError("%s: 'application' is not callable (it is a %s)" % (startup, type(app).__name__))
     return app
+
+
+def _names_only(name, path):
+    """Whether importing name finds nothing but the startup file at path.
+
+    A startup file named like a package it imports ("yourapplication.wsgi"
+    doing "from yourapplication import app") must not take that name.
+    """
+    try:
+        spec = find_spec(name)
+    except Exception:
+        return False
+    if spec is None:
+        return True
+    origin = spec.origin if spec.has_location else None
+    return origin is not None and os.path.realpath(origin) == os.path.realpath(path)
 
 
 def _listen(path):

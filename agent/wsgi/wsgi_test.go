@@ -83,6 +83,12 @@ func writeApp(t testing.TB, root, src string) {
 // pipe as fd 3, Dir is the root, the environment is PATH plus Options.Env.
 func spawn(t testing.TB, root string) *worker {
 	t.Helper()
+	return spawnStartup(t, root, "")
+}
+
+// spawnStartup is spawn with Options.StartupFile set to startup.
+func spawnStartup(t testing.TB, root, startup string) *worker {
+	t.Helper()
 	loader, err := Install(filepath.Join(t.TempDir(), "loader"))
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +100,7 @@ func spawn(t testing.TB, root string) *worker {
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 
-	o := Options{Root: root, Socket: filepath.Join(sockDir, "s"), Revision: "rev-7"}
+	o := Options{Root: root, StartupFile: startup, Socket: filepath.Join(sockDir, "s"), Revision: "rev-7"}
 	argv := o.Argv(loader)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = root
@@ -683,6 +689,33 @@ func TestServe(t *testing.T) {
 		expectStatus(t, resp, body, 503)
 	})
 
+	t.Run("str subclasses in status and headers", func(t *testing.T) {
+		// gunicorn, uWSGI, mod_wsgi and waitress take any str: a StrEnum
+		// member or a Markup/SafeString a framework passed through.
+		c := w.dial(t)
+		resp, body := c.roundTrip(t, "GET", "GET /raw/str-subclass HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if got := resp.Header.Get("Content-Type"); got != "application/json" {
+			t.Errorf("Content-Type %q, want application/json", got)
+		}
+		if got := resp.Header.Get("X-Safe"); got != "yes" || body != "{}" {
+			t.Errorf("X-Safe %q, body %q", got, body)
+		}
+	})
+
+	t.Run("str in a list body", func(t *testing.T) {
+		// The whole list is known before anything is sent: a clear 500, not
+		// a 200 cut short.
+		c := w.dial(t)
+		resp, body := c.roundTrip(t, "GET", "GET /raw/str-in-list HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 500)
+		if !strings.Contains(w.output.String(), "response body data must be bytes, not str") {
+			t.Error("no TypeError on stderr")
+		}
+		resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+	})
+
 	t.Run("unread request body", func(t *testing.T) {
 		c := w.dial(t)
 		small := strings.Repeat("x", 100_000)
@@ -761,6 +794,35 @@ func TestServe(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A startup file named like a package it imports (Flask's and mod_wsgi's
+// "yourapplication.wsgi" doing "from yourapplication import app", or an old
+// Django "django.wsgi") must not shadow that package.
+func TestStartupFileNamedLikeAPackage(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "yourapplication"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pkg := "def app(environ, start_response):\n" +
+		"    start_response('200 OK', [('Content-Type', 'text/plain')])\n" +
+		"    return [b'from the package\\n']\n"
+	if err := os.WriteFile(filepath.Join(root, "yourapplication", "__init__.py"), []byte(pkg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "yourapplication.wsgi"), []byte("from yourapplication import app as application\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := spawnStartup(t, root, "yourapplication.wsgi")
+	if !w.msg.Ready {
+		t.Fatalf("message %+v, want ready", w.msg)
+	}
+	resp, body := w.get(t, "/")
+	expectStatus(t, resp, body, 200)
+	if body != "from the package\n" {
+		t.Errorf("body %q", body)
+	}
 }
 
 func TestSIGTERM(t *testing.T) {

@@ -5,6 +5,7 @@ wsgiref.validate.validator, which turns any PEP 3333 violation by the app or
 by the server into an AssertionError (a 500 and a traceback on stderr).
 """
 
+import enum
 import hashlib
 import json
 import os
@@ -31,6 +32,14 @@ class Closing:
 
     def close(self):
         CLOSED[0] += 1
+
+
+class Markup(str):
+    """A str subclass, as markupsafe's Markup and Django's SafeString are."""
+
+
+class Kind(str, enum.Enum):
+    JSON = "application/json"
 
 
 def reply(start_response, body, ctype="text/plain", status="200 OK", extra=()):
@@ -138,6 +147,13 @@ def raw(environ, start_response):
         out += inp.readlines()
         out.append(inp.read())
         return reply_json(start_response, [b.decode("latin-1") for b in out])
+    if path == "/raw/str-subclass":
+        # Not under the validator: wsgiref's insists on type(v) is str.
+        start_response(Markup("200 OK"), [(Markup("X-Safe"), Markup("yes")), ("Content-Type", Kind.JSON)])
+        return [b"{}"]
+    if path == "/raw/str-in-list":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"bytes, then ", "a str"]
     return reply(start_response, b"not found\n", status="404 Not Found")
 
 
