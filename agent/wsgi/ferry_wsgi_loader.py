@@ -517,7 +517,9 @@ class Response:
 
     def write(self, data):
         if type(data) is not bytes:
-            raise TypeError("response body data must be bytes, not %s" % type(data).__name__)
+            if not isinstance(data, bytes):
+                raise TypeError("response body data must be bytes, not %s" % type(data).__name__)
+            data = bytes(data)  # a bytes subclass, as gunicorn takes it
         if not data:
             return
         mode = self.mode
@@ -966,7 +968,8 @@ class Server:
                     total = 0
                     for data in result:
                         if type(data) is not bytes:
-                            resp.write(data)  # raises TypeError before anything is sent
+                            if not isinstance(data, bytes):
+                                resp.write(data)  # raises TypeError before anything is sent
                             break
                         total += len(data)
                     else:

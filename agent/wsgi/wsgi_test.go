@@ -703,6 +703,15 @@ func TestServe(t *testing.T) {
 		}
 	})
 
+	t.Run("bytes subclasses in a body", func(t *testing.T) {
+		c := w.dial(t)
+		resp, body := c.roundTrip(t, "GET", "GET /raw/bytes-subclass HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if body != "a bytes subclass" {
+			t.Errorf("body %q, want each chunk once", body)
+		}
+	})
+
 	t.Run("str in a list body", func(t *testing.T) {
 		// The whole list is known before anything is sent: a clear 500, not
 		// a 200 cut short.

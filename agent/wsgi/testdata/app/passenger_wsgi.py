@@ -38,6 +38,10 @@ class Markup(str):
     """A str subclass, as markupsafe's Markup and Django's SafeString are."""
 
 
+class Blob(bytes):
+    """A bytes subclass, as some frameworks' body chunks are."""
+
+
 class Kind(str, enum.Enum):
     JSON = "application/json"
 
@@ -151,6 +155,9 @@ def raw(environ, start_response):
         # Not under the validator: wsgiref's insists on type(v) is str.
         start_response(Markup("200 OK"), [(Markup("X-Safe"), Markup("yes")), ("Content-Type", Kind.JSON)])
         return [b"{}"]
+    if path == "/raw/bytes-subclass":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [Blob(b"a bytes "), Blob(b"subclass")]
     if path == "/raw/str-in-list":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"bytes, then ", "a str"]
