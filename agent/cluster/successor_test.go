@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -12,11 +11,8 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
-	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // TestDrainingPoolDoesNotReportOnItsSuccessor: a deleted pool is released
@@ -37,28 +33,8 @@ func TestDrainingPoolDoesNotReportOnItsSuccessor(t *testing.T) {
 	for _, p := range cur.Status.Processes {
 		oldPIDs[int64(p.PID)] = true
 	}
-	if err := env.Client.Delete(ctx, pp); err != nil {
-		t.Fatal(err)
-	}
-	st, err := newStore(dir + "/pools")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the deleted pool's saved spec removed", func() bool {
-		_, err := os.Stat(st.path(key))
-		return os.IsNotExist(err)
-	})
 	deletedAt := time.Now()
-	old := &ferryv1.ProcessPool{}
-	if err := env.Client.Get(ctx, key, old); err != nil {
-		t.Fatal(err)
-	}
-	orig := old.DeepCopy()
-	controllerutil.RemoveFinalizer(old, contract.DrainFinalizer)
-	if err := env.Client.Patch(ctx, old, client.MergeFrom(orig)); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the released pool gone", func() bool { return env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) != nil })
+	releaseDuringDrain(t, dir, pp, key)
 	newPort := freePort(t)
 	pp2 := newPool(ns, "hello-node-u", "node-u", "1-aaa", newPort, example("hello-wsgi"))
 	if err := env.Client.Create(ctx, pp2); err != nil {
@@ -144,27 +120,7 @@ func TestDeletedDuringPredecessorsDrain(t *testing.T) {
 	const delay = 6 * time.Second
 	runAgent(t, "node-v", env.Config, dir, func(o *Options) { o.DrainDelay = delay })
 	pp, key := readyPool(t, ns, "hello-node-v", "node-v", freePort(t))
-	if err := env.Client.Delete(ctx, pp); err != nil {
-		t.Fatal(err)
-	}
-	st, err := newStore(dir + "/pools")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the deleted pool's saved spec removed", func() bool {
-		_, err := os.Stat(st.path(key))
-		return os.IsNotExist(err)
-	})
-	old := &ferryv1.ProcessPool{}
-	if err := env.Client.Get(ctx, key, old); err != nil {
-		t.Fatal(err)
-	}
-	orig := old.DeepCopy()
-	controllerutil.RemoveFinalizer(old, contract.DrainFinalizer)
-	if err := env.Client.Patch(ctx, old, client.MergeFrom(orig)); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the released pool gone", func() bool { return env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) != nil })
+	releaseDuringDrain(t, dir, pp, key)
 	newPort := freePort(t)
 	pp2 := newPool(ns, "hello-node-v", "node-v", "1-aaa", newPort, example("hello-wsgi"))
 	if err := env.Client.Create(ctx, pp2); err != nil {
