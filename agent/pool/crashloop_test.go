@@ -33,3 +33,31 @@ func TestWorkerThatDiesAfterBootIsBackedOff(t *testing.T) {
 		t.Fatalf("%d spawns in 6 s of an app that dies 0.2 s after it is ready, want a backoff (at most 3)", n)
 	}
 }
+
+// TestCrashOfReplacedRevisionLeavesNoScalingError: a crash-looping
+// revision is fixed by deploying the next one. Its last worker, ready
+// when the new revision was asked for, dies while its replacement boots.
+// That crash is of a revision the pool spawns no more: it must not leave
+// a scaling error behind that nothing clears (no worker of the old
+// revision will ever be ready again), the pool reporting ScalingError
+// True, for a revision long gone, while the new one serves.
+func TestCrashOfReplacedRevisionLeavesNoScalingError(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	bad := agenttest.WSGIAt(root, 1, 1, env("DIE_AFTER", "0.8"))
+	good := agenttest.WSGIAt(root, 1, 1, env("BOOT_DELAY", "2"))
+	e := agenttest.Start(t, pool.Config{Name: "t/fixed", Revision: "1", Template: bad},
+		agenttest.Options{Tick: 50 * time.Millisecond})
+	e.WaitFor(t, 30*time.Second, "a crash of revision 1", func(s pool.Status) bool { return s.ScalingError != nil })
+	e.WaitFor(t, 30*time.Second, "a worker of revision 1 ready again", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].State == "Ready"
+	})
+	e.Pool.Update(pool.Config{Name: "t/fixed", Revision: "2", Template: good})
+	e.WaitFor(t, 30*time.Second, "revision 2 ready", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Revision == "2" && s.Processes[0].State == "Ready"
+	})
+	time.Sleep(3 * time.Second) // backoffs over, a few ticks
+	if s := e.Pool.Status(); s.ScalingError != nil {
+		t.Fatalf("revision 2 serves, yet the pool reports a scaling error of revision %s: %s (failures %d)",
+			s.ScalingError.Revision, s.ScalingError.Reason, s.ScalingFailures)
+	}
+}

@@ -199,8 +199,8 @@ type scalingState struct {
 	err      *ferryv1.SpawnError
 	// crashLoop: the failures are of workers that died soon after they
 	// were ready. Their replacements coming up proves nothing, so the
-	// count stays (each crash backs off longer) until a worker lives
-	// past crashWindow.
+	// count stays (each crash backs off longer) until a worker has been
+	// ready for crashWindow (endCrashLoopLocked).
 	crashLoop bool
 }
 
@@ -563,6 +563,7 @@ func (p *Pool) reconcile() bool {
 	}
 	v := p.viewLocked(time.Now())
 	d := decide(v)
+	p.endCrashLoopLocked(v.now)
 	if p.scaling.err != nil && !v.now.Before(p.scaling.until) && d.spawn == 0 && d.recycle < 0 &&
 		v.spawning == 0 && p.restart == nil && !p.recycling && p.readyOfRevisionLocked(p.scaling.err.Revision) > 0 {
 		// Backed off, nothing to spawn now, and the revision serves: the
@@ -835,16 +836,14 @@ func (p *Pool) watchExit(w *Worker) {
 	close(w.gone)
 	// A crash soon after the worker was ready is as good as a failed
 	// spawn: back off before the next, decided under this lock so that no
-	// reconcile respawns it first. A worker that lived longer ends a loop.
+	// reconcile respawns it first. (reconcile ends the loop once a worker
+	// has lived past crashWindow.)
 	var crash error
 	var backoff time.Duration
-	switch {
-	case unexpected && !p.closed && lived < crashWindow:
+	if unexpected && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
 		crash = &spawn.Error{Reason: fmt.Sprintf("%s %s after it was ready", w.proc.DescribeExit(), lived.Round(time.Millisecond)),
 			Output: w.proc.Output()}
 		backoff = p.backOffLocked(w.Revision, crash, true)
-	case lived >= crashWindow && p.scaling.crashLoop && p.scaling.err == nil:
-		p.scaling = scalingState{}
 	}
 	// Backing off with no worker left, nothing will serve the waiting
 	// requests.
@@ -867,6 +866,30 @@ func (p *Pool) watchExit(w *Worker) {
 		p.opts.Observer.WorkerExited(p.name, unexpected)
 	}
 	p.kickSupervisor()
+}
+
+// endCrashLoopLocked forgets the failures of a crash loop once a worker of
+// its revision has been ready for crashWindow: the next crash is a first
+// one again, replaced at once.
+func (p *Pool) endCrashLoopLocked(now time.Time) {
+	if !p.scaling.crashLoop || p.scaling.err != nil {
+		return
+	}
+	for _, w := range p.workers {
+		if w.state == ferryv1.ProcessReady && now.Sub(w.readyAt) >= crashWindow {
+			p.scaling = scalingState{}
+			return
+		}
+	}
+}
+
+// spawnsRevisionLocked: the pool would spawn revision to replace a worker
+// now (the target, or the one resistance keeps serving). The crash of a
+// worker of another revision, one being replaced, is no failed spawn: its
+// scaling error would stay until the next revision, as no worker of its
+// revision is ever ready again to clear it.
+func (p *Pool) spawnsRevisionLocked(revision string) bool {
+	return revision == p.cfg.Revision || (p.resisting != nil && revision == p.resistFrom.revision)
 }
 
 // drainLocked stops routing to w.

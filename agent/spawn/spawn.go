@@ -255,9 +255,14 @@ func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger) {
 	// killed while the worker is a zombie, not yet reaped, so that its pid,
 	// the group's id, cannot have gone to another process.
 	var info unix.Siginfo
-	_ = unix.Waitid(unix.P_PID, proc.PID, &info, unix.WEXITED|unix.WNOWAIT, nil)
-	_ = syscall.Kill(-proc.PID, syscall.SIGKILL)
-	err := cmd.Wait()
+	err := unix.Waitid(unix.P_PID, proc.PID, &info, unix.WEXITED|unix.WNOWAIT, nil)
+	for errors.Is(err, unix.EINTR) {
+		err = unix.Waitid(unix.P_PID, proc.PID, &info, unix.WEXITED|unix.WNOWAIT, nil)
+	}
+	if err == nil { // else the worker may still run: Wait says how it ends
+		_ = syscall.Kill(-proc.PID, syscall.SIGKILL)
+	}
+	err = cmd.Wait()
 	proc.exitErr = err
 	proc.exited.Store(true)
 	proc.cleanup()

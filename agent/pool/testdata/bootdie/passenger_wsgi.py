@@ -7,6 +7,8 @@ def _die():
     time.sleep(float(os.environ.get("DIE_AFTER") or "0.2"))
     os._exit(3)
 
+time.sleep(float(os.environ.get("BOOT_DELAY") or "0"))  # a slow import
+
 if os.environ.get("DIE_AFTER"):
     threading.Thread(target=_die, daemon=True).start()
 
