@@ -307,3 +307,37 @@ func TestRolloutCompleteAfterHaltOrSilence(t *testing.T) {
 		})
 	}
 }
+
+// TestRolloutCompleteOnceWhenReadinessLags: RollingRestart goes
+// RolloutComplete once every node runs the target on every process, even
+// with a process not ready yet (a pool spawning for a spike), while
+// lastRolledOut waits for every node to be rolled out (all ready). The
+// rollout's RolloutComplete is recorded on the first move; the later
+// move of lastRolledOut onto the revision, with RollingRestart already
+// RolloutComplete, is no second completion.
+func TestRolloutCompleteOnceWhenReadinessLags(t *testing.T) {
+	cond := func(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: typ + " " + reason}
+	}
+	readyTrue := cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	noRes := cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
+	st := func(last string, rr metav1.Condition) ferryv1.AppGroupStatus {
+		return ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2},
+			LastRolledOut: &ferryv1.RolledOutRevision{Revision: last},
+			Conditions:    []metav1.Condition{readyTrue, rr, noRes}}
+	}
+	rolling := st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut))
+	completeLagging := st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete))
+	completeAll := st("2", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete))
+	count := 0
+	for _, step := range [][2]*ferryv1.AppGroupStatus{{&rolling, &completeLagging}, {&completeLagging, &completeAll}} {
+		for _, ev := range statusEvents(&ferryv1.AppGroup{}, step[0], step[1], silenceSeen{}) {
+			if ev.Reason == EventRolloutComplete {
+				count++
+			}
+		}
+	}
+	if count != 1 {
+		t.Errorf("%s recorded %d times for one rollout, want 1", EventRolloutComplete, count)
+	}
+}

@@ -6,6 +6,12 @@ import (
 )
 
 // AppGroupSpec is one web application and the nodes it runs on.
+//
+// Two rules refuse what a Command app would ignore. They are the
+// AppGroup's, not AppSpec's, which ProcessPools share: a pool the manager
+// creates from an AppGroup stored before them must not be refused.
+// +kubebuilder:validation:XValidation:rule="self.app.type != 'Command' || !has(self.app.python)",message="python may only be set when type is WSGI",fieldPath=.app.python
+// +kubebuilder:validation:XValidation:rule="self.app.type != 'Command' || !has(self.app.env) || !self.app.env.exists(e, e.name == 'PORT')",message="env may not set PORT when type is Command: the agent gives each process its own port",fieldPath=.app.env
 type AppGroupSpec struct {
 	AppTemplate `json:",inline"`
 
@@ -15,7 +21,7 @@ type AppGroupSpec struct {
 	// those a Node label may have, as in a Pod's nodeSelector.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
-	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="nodeSelector keys must be label keys: an optional DNS subdomain and '/', then a name of at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.indexOf('/') <= 253 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="nodeSelector keys must be label keys: an optional DNS subdomain and '/', then a name of at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit"
 	NodeSelector map[string]LabelValue `json:"nodeSelector,omitempty"`
 }
 

@@ -74,8 +74,6 @@ type AppTemplate struct {
 // +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || !has(self.command)",message="command may only be set when type is Command",fieldPath=.command
 // +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || !has(self.readinessPath)",message="readinessPath may only be set when type is Command",fieldPath=.readinessPath
 // +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || !has(self.concurrency) || self.concurrency == 1",message="concurrency must be 1 when type is WSGI: a WSGI worker serves one request at a time",fieldPath=.concurrency
-// +kubebuilder:validation:XValidation:rule="self.type != 'Command' || !has(self.python)",message="python may only be set when type is WSGI",fieldPath=.python
-// +kubebuilder:validation:XValidation:rule="self.type != 'Command' || !has(self.env) || !self.env.exists(e, e.name == 'PORT')",message="env may not set PORT when type is Command: the agent gives each process its own port",fieldPath=.env
 type AppSpec struct {
 	// type is how a worker is started: WSGI (a Python WSGI application run by
 	// Ferry's embedded loader) or Command (any command that serves HTTP on
@@ -160,7 +158,7 @@ type AppSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([a-z_][a-z0-9_.-]*[$]?|[0-9]+)$`
 	// +kubebuilder:validation:XValidation:rule="self != 'root' && !self.matches('^0+$')",message="user may not be root or uid 0: workers never run as root"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^[0-9]+$') || (size(self) <= 10 && int(self) < 4294967295)",message="a numeric user must be a uid below 4294967295"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[0-9]+$') || (self.matches('^0*[0-9]{1,10}$') && int(self) < 4294967295)",message="a numeric user must be a uid below 4294967295"
 	User string `json:"user,omitempty"`
 }
 

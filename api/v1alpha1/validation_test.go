@@ -174,6 +174,8 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			"spec.app.command", "command[0], the program to run, may not be empty"},
 		{"user uid too large", validAppGroup, map[string]any{"spec.app.user": "99999999999999999999"},
 			"spec.app.user", "a numeric user must be a uid below 4294967295"},
+		{"user uid just too large", validAppGroup, map[string]any{"spec.app.user": "4294967295"},
+			"spec.app.user", "a numeric user must be a uid below 4294967295"},
 		{"WSGI with concurrency", validAppGroup, map[string]any{"spec.app.concurrency": 4},
 			"spec.app.concurrency", "concurrency must be 1 when type is WSGI"},
 		{"unknown app type", validAppGroup, map[string]any{"spec.app.type": "Rack"},
@@ -342,6 +344,11 @@ func TestNodeSelectorMustBeLabels(t *testing.T) {
 		"key with an empty name": {map[string]any{"ferry.dev/": "true"}, "nodeSelector keys must be label keys"},
 		"key name too long":      {map[string]any{strings.Repeat("k", 64): "true"}, "nodeSelector keys must be label keys"},
 		"key prefix not DNS":     {map[string]any{"Ferry_Dev/web": "true"}, "nodeSelector keys must be label keys"},
+		// Every label key a Node may have is accepted: a prefix of 253
+		// (many labels) and a name of 63 with capitals, dots and '_'.
+		"longest label key": {map[string]any{longPrefix(253) + "/" + "Ab_c." + strings.Repeat("d", 57) + "E": ""}, ""},
+		// A prefix over 253 is no DNS subdomain, whatever the key's size.
+		"key prefix too long": {map[string]any{longPrefix(255) + "/web": "true"}, "nodeSelector keys must be label keys"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			obj := decode(t, validAppGroup)
@@ -358,5 +365,32 @@ func TestNodeSelectorMustBeLabels(t *testing.T) {
 				t.Errorf("error does not say %q of spec.nodeSelector: %v", tc.want, err)
 			}
 		})
+	}
+}
+
+// longPrefix is a DNS subdomain of n characters, of labels of 63 at most.
+func longPrefix(n int) string {
+	var b strings.Builder
+	for b.Len() < n {
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strings.Repeat("a", min(63, n-b.Len())))
+	}
+	return b.String()
+}
+
+// TestUsersAccepted: names and uids a worker may run as, leading zeros
+// and the largest uid included.
+func TestUsersAccepted(t *testing.T) {
+	ns := newNamespace(t)
+	for i, user := range []string{"www-data", "app_1", "1000", "00000000001", "4294967294"} {
+		obj := decode(t, validAppGroup)
+		obj.SetNamespace(ns)
+		obj.SetName(fmt.Sprintf("user-%d", i))
+		setPath(t, obj.Object, "spec.app.user", user)
+		if err := env.Client.Create(testContext(t), obj); err != nil {
+			t.Errorf("user %q refused: %v", user, err)
+		}
 	}
 }
