@@ -117,14 +117,17 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 	// revision is rolled out everywhere for the first time (lastRolledOut).
 	// RollingRestart may show RolloutComplete before lastRolledOut moves
 	// (a node runs the target everywhere, a process not ready yet): the
-	// move from a status already complete is then no second completion;
-	// one from halted or Unknown is, while the revision had not been seen
-	// rolled out everywhere before.
+	// move into RolloutComplete from halted or Unknown is then the
+	// completion, while the revision had not been seen rolled out
+	// everywhere before; the later move of lastRolledOut, from a status
+	// already complete, is no second one.
 	oldComplete := oldRR.Status == metav1.ConditionFalse && oldRR.Reason == ferryv1.ReasonRolloutComplete
 	firstRolledOut := cur.LastRolledOut != nil && cur.LastRolledOut.Revision == cur.Revision &&
 		(old.LastRolledOut == nil || old.LastRolledOut.Revision != cur.Revision)
+	resumed := (oldRR.Reason == ferryv1.ReasonRolloutHalted || oldRR.Status == metav1.ConditionUnknown) &&
+		(old.LastRolledOut == nil || old.LastRolledOut.Revision != cur.Revision)
 	complete := curRR.Status == metav1.ConditionFalse && curRR.Reason == ferryv1.ReasonRolloutComplete &&
-		(oldRR.Status == metav1.ConditionTrue || started || firstRolledOut && !oldComplete)
+		(oldRR.Status == metav1.ConditionTrue || started || resumed || firstRolledOut && !oldComplete)
 	// A new AppGroup whose first status already shows its revision on every
 	// node gets RolloutComplete alone: nothing was seen rolling, and at a
 	// thousand AppGroups every event is a request the API server serves.

@@ -341,3 +341,39 @@ func TestRolloutCompleteOnceWhenReadinessLags(t *testing.T) {
 		t.Errorf("%s recorded %d times for one rollout, want 1", EventRolloutComplete, count)
 	}
 }
+
+// TestRolloutCompleteAfterHaltWhenReadinessLags: a rollout that halted (or
+// went Unknown) and then completes while a process is not ready yet, so
+// that lastRolledOut moves only later, records RolloutComplete once: on
+// the move into RolloutComplete, as the later move of lastRolledOut, from
+// a status already complete, records none.
+func TestRolloutCompleteAfterHaltWhenReadinessLags(t *testing.T) {
+	cond := func(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: typ + " " + reason}
+	}
+	readyTrue := cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	noRes := cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
+	st := func(last string, rr metav1.Condition) ferryv1.AppGroupStatus {
+		return ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2},
+			LastRolledOut: &ferryv1.RolledOutRevision{Revision: last},
+			Conditions:    []metav1.Condition{readyTrue, rr, noRes}}
+	}
+	completeLagging := st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete))
+	completeAll := st("2", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete))
+	for name, before := range map[string]ferryv1.AppGroupStatus{
+		"halted": st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted)),
+		"silent": st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting)),
+	} {
+		count := 0
+		for _, step := range [][2]*ferryv1.AppGroupStatus{{&before, &completeLagging}, {&completeLagging, &completeAll}} {
+			for _, ev := range statusEvents(&ferryv1.AppGroup{}, step[0], step[1], silenceSeen{}) {
+				if ev.Reason == EventRolloutComplete {
+					count++
+				}
+			}
+		}
+		if count != 1 {
+			t.Errorf("after %s: %s recorded %d times for one rollout, want 1", name, EventRolloutComplete, count)
+		}
+	}
+}

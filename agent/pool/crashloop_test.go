@@ -1,8 +1,10 @@
 package pool_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,5 +61,40 @@ func TestCrashOfReplacedRevisionLeavesNoScalingError(t *testing.T) {
 	if s := e.Pool.Status(); s.ScalingError != nil {
 		t.Fatalf("revision 2 serves, yet the pool reports a scaling error of revision %s: %s (failures %d)",
 			s.ScalingError.Revision, s.ScalingError.Reason, s.ScalingFailures)
+	}
+}
+
+// TestCrashLoopBesideLongLivedWorkerIsBackedOff: a worker that has served
+// for longer than the crash window since before the crashes began proves
+// nothing of the new workers: beside it, a replacement that dies 0.2 s
+// after it is ready must still back off longer at each crash, not have its
+// loop forgotten at every reconcile (each crash a first one, replaced at
+// once, back to back).
+func TestCrashLoopBesideLongLivedWorkerIsBackedOff(t *testing.T) {
+	obs := &observer{}
+	root, _ := filepath.Abs("testdata/bootdie")
+	dir, err := os.MkdirTemp("", "crashflag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	_ = os.Chmod(dir, 0o755)
+	flag := filepath.Join(dir, "die")
+	tmpl := agenttest.WSGIAt(root, 2, 2, env("DIE_AFTER", "0.2"), env("DIE_IF_EXISTS", flag))
+	e := agenttest.Start(t, pool.Config{Name: "t/beside", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
+	s := e.WaitFor(t, 30*time.Second, "two workers ready", func(s pool.Status) bool { return s.Counts.Ready == 2 })
+	time.Sleep(10*time.Second + 500*time.Millisecond) // both past the crash window
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(int(s.Processes[0].PID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitFor(t, 30*time.Second, "the replacement's crash", func(s pool.Status) bool { return s.ScalingError != nil })
+	before := obs.spawns.Load()
+	time.Sleep(6 * time.Second)
+	if n := obs.spawns.Load() - before; n > 3 {
+		t.Fatalf("%d spawns in 6 s of a replacement that dies 0.2 s after it is ready, beside a long-lived worker; want a backoff (at most 3)", n)
 	}
 }

@@ -202,6 +202,9 @@ type scalingState struct {
 	// count stays (each crash backs off longer) until a worker has been
 	// ready for crashWindow (endCrashLoopLocked).
 	crashLoop bool
+	// crashSince is the loop's first crash: only a worker ready after it
+	// proves the crashes over, not one that served from before them.
+	crashSince time.Time
 }
 
 // crashWindow: a worker that exits unexpectedly within this time of being
@@ -802,6 +805,9 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool) time.Durati
 	p.lastErr = se
 	p.scaling.failures++
 	p.scaling.err = se
+	if crash && !p.scaling.crashLoop {
+		p.scaling.crashSince = time.Now()
+	}
 	p.scaling.crashLoop = crash
 	n := p.scaling.failures
 	if crash {
@@ -868,15 +874,16 @@ func (p *Pool) watchExit(w *Worker) {
 	p.kickSupervisor()
 }
 
-// endCrashLoopLocked forgets the failures of a crash loop once a worker of
-// its revision has been ready for crashWindow: the next crash is a first
-// one again, replaced at once.
+// endCrashLoopLocked forgets the failures of a crash loop once a worker
+// that came up after the loop began has been ready for crashWindow: the
+// next crash is a first one again, replaced at once. (A worker that served
+// from before the crashes proves nothing of the workers spawned since.)
 func (p *Pool) endCrashLoopLocked(now time.Time) {
 	if !p.scaling.crashLoop || p.scaling.err != nil {
 		return
 	}
 	for _, w := range p.workers {
-		if w.state == ferryv1.ProcessReady && now.Sub(w.readyAt) >= crashWindow {
+		if w.state == ferryv1.ProcessReady && w.readyAt.After(p.scaling.crashSince) && now.Sub(w.readyAt) >= crashWindow {
 			p.scaling = scalingState{}
 			return
 		}

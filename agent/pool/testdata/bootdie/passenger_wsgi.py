@@ -9,7 +9,10 @@ def _die():
 
 time.sleep(float(os.environ.get("BOOT_DELAY") or "0"))  # a slow import
 
-if os.environ.get("DIE_AFTER"):
+# DIE_IF_EXISTS: die only when this file exists at boot (a dependency that
+# fails for new processes while those already up keep theirs).
+_flag = os.environ.get("DIE_IF_EXISTS")
+if os.environ.get("DIE_AFTER") and (not _flag or os.path.exists(_flag)):
     threading.Thread(target=_die, daemon=True).start()
 
 
