@@ -15,10 +15,33 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
-func TestStatusEvents(t *testing.T) {
-	cond := func(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
-		return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: typ + " " + reason}
+// cond is a condition whose message names its type and reason.
+func cond(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
+	return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: typ + " " + reason}
+}
+
+// rolledOutTo is revision 2's status on two nodes that run it, with
+// lastRolledOut at last and the given conditions.
+func rolledOutTo(last string, conds ...metav1.Condition) ferryv1.AppGroupStatus {
+	return ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2},
+		LastRolledOut: &ferryv1.RolledOutRevision{Revision: last}, Conditions: conds}
+}
+
+// rolloutCompleteCount is how many RolloutComplete events the statuses
+// record, each after the one before it.
+func rolloutCompleteCount(sts ...ferryv1.AppGroupStatus) int {
+	n := 0
+	for i := 1; i < len(sts); i++ {
+		for _, ev := range statusEvents(&ferryv1.AppGroup{}, &sts[i-1], &sts[i], silenceSeen{}) {
+			if ev.Reason == EventRolloutComplete {
+				n++
+			}
+		}
 	}
+	return n
+}
+
+func TestStatusEvents(t *testing.T) {
 	rr := func(s metav1.ConditionStatus, reason string) metav1.Condition {
 		return cond(ferryv1.ConditionRollingRestart, s, reason)
 	}
@@ -273,13 +296,8 @@ func TestWriteFailureEvents(t *testing.T) {
 // ferry_rollouts_completed_total misses it. A silence after the rollout
 // had completed is no new completion.
 func TestRolloutCompleteAfterHaltOrSilence(t *testing.T) {
-	cond := func(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
-		return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: typ + " " + reason}
-	}
-	st := func(last string, rr, res metav1.Condition, ready metav1.Condition) ferryv1.AppGroupStatus {
-		return ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2},
-			LastRolledOut: &ferryv1.RolledOutRevision{Revision: last},
-			Conditions:    []metav1.Condition{ready, rr, res}}
+	st := func(last string, rr, res, ready metav1.Condition) ferryv1.AppGroupStatus {
+		return rolledOutTo(last, ready, rr, res)
 	}
 	readyTrue := cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
 	noRes := cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
@@ -312,68 +330,25 @@ func TestRolloutCompleteAfterHaltOrSilence(t *testing.T) {
 // RolloutComplete once every node runs the target on every process, even
 // with a process not ready yet (a pool spawning for a spike), while
 // lastRolledOut waits for every node to be rolled out (all ready). The
-// rollout's RolloutComplete is recorded on the first move; the later
-// move of lastRolledOut onto the revision, with RollingRestart already
-// RolloutComplete, is no second completion.
+// rollout's RolloutComplete is recorded once, on the move into
+// RolloutComplete, whether the rollout was seen rolling, halted or Unknown
+// before; the later move of lastRolledOut onto the revision, with
+// RollingRestart already RolloutComplete, records none.
 func TestRolloutCompleteOnceWhenReadinessLags(t *testing.T) {
-	cond := func(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
-		return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: typ + " " + reason}
-	}
 	readyTrue := cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
 	noRes := cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
-	st := func(last string, rr metav1.Condition) ferryv1.AppGroupStatus {
-		return ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2},
-			LastRolledOut: &ferryv1.RolledOutRevision{Revision: last},
-			Conditions:    []metav1.Condition{readyTrue, rr, noRes}}
+	st := func(last string, status metav1.ConditionStatus, reason string) ferryv1.AppGroupStatus {
+		return rolledOutTo(last, readyTrue, cond(ferryv1.ConditionRollingRestart, status, reason), noRes)
 	}
-	rolling := st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut))
-	completeLagging := st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete))
-	completeAll := st("2", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete))
-	count := 0
-	for _, step := range [][2]*ferryv1.AppGroupStatus{{&rolling, &completeLagging}, {&completeLagging, &completeAll}} {
-		for _, ev := range statusEvents(&ferryv1.AppGroup{}, step[0], step[1], silenceSeen{}) {
-			if ev.Reason == EventRolloutComplete {
-				count++
-			}
-		}
-	}
-	if count != 1 {
-		t.Errorf("%s recorded %d times for one rollout, want 1", EventRolloutComplete, count)
-	}
-}
-
-// TestRolloutCompleteAfterHaltWhenReadinessLags: a rollout that halted (or
-// went Unknown) and then completes while a process is not ready yet, so
-// that lastRolledOut moves only later, records RolloutComplete once: on
-// the move into RolloutComplete, as the later move of lastRolledOut, from
-// a status already complete, records none.
-func TestRolloutCompleteAfterHaltWhenReadinessLags(t *testing.T) {
-	cond := func(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
-		return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: typ + " " + reason}
-	}
-	readyTrue := cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
-	noRes := cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
-	st := func(last string, rr metav1.Condition) ferryv1.AppGroupStatus {
-		return ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2},
-			LastRolledOut: &ferryv1.RolledOutRevision{Revision: last},
-			Conditions:    []metav1.Condition{readyTrue, rr, noRes}}
-	}
-	completeLagging := st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete))
-	completeAll := st("2", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete))
+	completeLagging := st("1", metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
+	completeAll := st("2", metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
 	for name, before := range map[string]ferryv1.AppGroupStatus{
-		"halted": st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted)),
-		"silent": st("1", cond(ferryv1.ConditionRollingRestart, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting)),
+		"rolling": st("1", metav1.ConditionTrue, ferryv1.ReasonRollingOut),
+		"halted":  st("1", metav1.ConditionFalse, ferryv1.ReasonRolloutHalted),
+		"silent":  st("1", metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting),
 	} {
-		count := 0
-		for _, step := range [][2]*ferryv1.AppGroupStatus{{&before, &completeLagging}, {&completeLagging, &completeAll}} {
-			for _, ev := range statusEvents(&ferryv1.AppGroup{}, step[0], step[1], silenceSeen{}) {
-				if ev.Reason == EventRolloutComplete {
-					count++
-				}
-			}
-		}
-		if count != 1 {
-			t.Errorf("after %s: %s recorded %d times for one rollout, want 1", name, EventRolloutComplete, count)
+		if n := rolloutCompleteCount(before, completeLagging, completeAll); n != 1 {
+			t.Errorf("after %s: %s recorded %d times for one rollout, want 1", name, EventRolloutComplete, n)
 		}
 	}
 }

@@ -197,13 +197,12 @@ type scalingState struct {
 	failures int
 	until    time.Time
 	err      *ferryv1.SpawnError
-	// crashLoop: the failures are of workers that died soon after they
-	// were ready. Their replacements coming up proves nothing, so the
-	// count stays (each crash backs off longer) until a worker has been
-	// ready for crashWindow (endCrashLoopLocked).
-	crashLoop bool
-	// crashSince is the loop's first crash: only a worker ready after it
-	// proves the crashes over, not one that served from before them.
+	// crashSince, when set, is the first crash of a loop: the failures are
+	// of workers that died soon after they were ready. Their replacements
+	// coming up proves nothing, so the count stays (each crash backs off
+	// longer) until a worker ready since then has been ready for
+	// crashWindow (endCrashLoopLocked); one that served from before the
+	// crashes proves nothing of the workers spawned since.
 	crashSince time.Time
 }
 
@@ -751,7 +750,7 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	// for it: the condition must not keep saying "failing" at steady state.
 	if p.scaling.err != nil && p.scaling.err.Revision == w.Revision {
 		p.log.Info("Recovered from scaling error", "revision", w.Revision)
-		if p.scaling.crashLoop {
+		if !p.scaling.crashSince.IsZero() {
 			p.scaling.err = nil
 		} else {
 			p.scaling = scalingState{}
@@ -792,6 +791,9 @@ func (p *Pool) scaleSpawn(w *Worker) {
 func (p *Pool) recordScalingError(revision string, err error, kind SpawnKind) {
 	p.mu.Lock()
 	backoff := p.backOffLocked(revision, err, false)
+	if p.unavailableLocked() {
+		p.failQueueLocked(ErrUnavailable)
+	}
 	p.notifyLocked()
 	p.mu.Unlock()
 	p.reportFailure(revision, err, kind, backoff)
@@ -799,25 +801,24 @@ func (p *Pool) recordScalingError(revision string, err error, kind SpawnKind) {
 
 // backOffLocked records a failed spawn, or a crash soon after one, and
 // starts its backoff. A first crash backs off none: a single worker that
-// crashed once is replaced at once.
+// crashed once is replaced at once. The caller fails the queue if nothing
+// can serve it now.
 func (p *Pool) backOffLocked(revision string, err error, crash bool) time.Duration {
 	se := spawnError(revision, err)
 	p.lastErr = se
 	p.scaling.failures++
 	p.scaling.err = se
-	if crash && !p.scaling.crashLoop {
-		p.scaling.crashSince = time.Now()
-	}
-	p.scaling.crashLoop = crash
 	n := p.scaling.failures
 	if crash {
 		n--
+		if p.scaling.crashSince.IsZero() {
+			p.scaling.crashSince = time.Now()
+		}
+	} else {
+		p.scaling.crashSince = time.Time{}
 	}
 	backoff := backoffAfter(n)
 	p.scaling.until = time.Now().Add(backoff)
-	if p.unavailableLocked() {
-		p.failQueueLocked(ErrUnavailable)
-	}
 	return backoff
 }
 
@@ -876,10 +877,9 @@ func (p *Pool) watchExit(w *Worker) {
 
 // endCrashLoopLocked forgets the failures of a crash loop once a worker
 // that came up after the loop began has been ready for crashWindow: the
-// next crash is a first one again, replaced at once. (A worker that served
-// from before the crashes proves nothing of the workers spawned since.)
+// next crash is a first one again, replaced at once.
 func (p *Pool) endCrashLoopLocked(now time.Time) {
-	if !p.scaling.crashLoop || p.scaling.err != nil {
+	if p.scaling.crashSince.IsZero() || p.scaling.err != nil {
 		return
 	}
 	for _, w := range p.workers {

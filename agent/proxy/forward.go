@@ -127,9 +127,9 @@ func (s *Server) writeForwarded(h head, r *http.Request) {
 		h.str("\r\n")
 	}
 	h.field("X-Forwarded-Host", r.Host)
-	switch v := r.Header["X-Forwarded-Proto"]; {
-	case s.opts.TrustForwardedFor && len(v) == 1 && trustedProto([]byte(v[0])):
-		h.field("X-Forwarded-Proto", v[0])
+	switch v, ok := s.balancerProto(r.Header); {
+	case ok:
+		h.field("X-Forwarded-Proto", v)
 	case r.TLS != nil:
 		h.field("X-Forwarded-Proto", "https")
 	default:
@@ -143,6 +143,17 @@ func (s *Server) writeForwarded(h head, r *http.Request) {
 // forever). Anything else, or more than one, gets the proxy's own.
 func trustedProto(v []byte) bool {
 	return asciiEqualFold(v, "https") || asciiEqualFold(v, "http")
+}
+
+// balancerProto is the client's X-Forwarded-Proto when it is trusted and
+// one field that trustedProto takes (net/http's paths; the front end's is
+// parseHead's).
+func (s *Server) balancerProto(h http.Header) (string, bool) {
+	v := h["X-Forwarded-Proto"]
+	if !s.opts.TrustForwardedFor || len(v) != 1 || !trustedProto([]byte(v[0])) {
+		return "", false
+	}
+	return v[0], true
 }
 
 // writeBody streams the body to the worker as it comes: each read from

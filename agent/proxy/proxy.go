@@ -347,8 +347,8 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	pr.SetXForwarded()
-	if v := pr.In.Header["X-Forwarded-Proto"]; s.opts.TrustForwardedFor && len(v) == 1 && trustedProto([]byte(v[0])) {
-		pr.Out.Header["X-Forwarded-Proto"] = v
+	if v, ok := s.balancerProto(pr.In.Header); ok {
+		pr.Out.Header.Set("X-Forwarded-Proto", v)
 	}
 }
 

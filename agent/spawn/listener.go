@@ -40,8 +40,9 @@ func listenerOwner(pid, uid, port int) owner {
 	if len(listeners) == 0 {
 		return ownerUnknown
 	}
+	workerUID := strconv.Itoa(uid)
 	for _, by := range listeners {
-		if by != strconv.Itoa(uid) {
+		if by != workerUID {
 			return ownerOther
 		}
 	}

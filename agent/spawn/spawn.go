@@ -255,7 +255,7 @@ func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger) {
 	// killed while the worker is a zombie, not yet reaped, so that its pid,
 	// the group's id, cannot have gone to another process.
 	var info unix.Siginfo
-	err := unix.Waitid(unix.P_PID, proc.PID, &info, unix.WEXITED|unix.WNOWAIT, nil)
+	err := error(unix.EINTR)
 	for errors.Is(err, unix.EINTR) {
 		err = unix.Waitid(unix.P_PID, proc.PID, &info, unix.WEXITED|unix.WNOWAIT, nil)
 	}

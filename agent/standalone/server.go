@@ -152,10 +152,14 @@ func (s *Server) start(ag ferryv1.AppGroup) error {
 	return s.startOn(ag, l)
 }
 
+// addrOf is where ag is served.
+func (s *Server) addrOf(ag ferryv1.AppGroup) string {
+	return net.JoinHostPort(s.opts.BindAddress, strconv.Itoa(int(ag.Spec.Listen.Port)))
+}
+
 // listen opens ag's port.
 func (s *Server) listen(ag ferryv1.AppGroup) (net.Listener, error) {
-	addr := net.JoinHostPort(s.opts.BindAddress, strconv.Itoa(int(ag.Spec.Listen.Port)))
-	l, err := net.Listen("tcp", addr)
+	l, err := net.Listen("tcp", s.addrOf(ag))
 	if err != nil {
 		return nil, fmt.Errorf("AppGroup %q: listen.port: %w", ag.Name, err)
 	}
@@ -169,7 +173,7 @@ func (s *Server) startOn(ag ferryv1.AppGroup, l net.Listener) error {
 		_ = l.Close()
 		return fmt.Errorf("AppGroup %q: %w", ag.Name, err)
 	}
-	addr := net.JoinHostPort(s.opts.BindAddress, strconv.Itoa(int(ag.Spec.Listen.Port)))
+	addr := s.addrOf(ag)
 	log := s.log.WithValues("appgroup", ag.Name)
 	p := pool.New(pool.Config{Name: ag.Name, Revision: base, Template: ag.Spec.AppTemplate}, pool.Options{
 		RunDir: s.runDir, LoaderPath: s.loader, Log: log, NewTransport: proxy.NewWorkerTransport,

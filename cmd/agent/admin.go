@@ -21,7 +21,7 @@ func runStatus(args []string) error {
 	fs := flag.NewFlagSet("status", flag.ExitOnError)
 	socket := adminFlag(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	operands, _ := parseArgs(fs, args)
+	operands := parseArgs(fs, args)
 	if err := noOperands("status", operands); err != nil {
 		return err
 	}
@@ -49,11 +49,10 @@ func runRestart(args []string) error {
 		fmt.Fprintln(fs.Output(), "Usage: ferry-agent restart NAME [--revision R] [--wait] [--admin-socket PATH]")
 		fs.PrintDefaults()
 	}
-	operands, _ := parseArgs(fs, args)
+	operands := parseArgs(fs, args)
 	if len(operands) > 1 {
 		fs.Usage()
-		return fmt.Errorf("restart takes one AppGroup NAME, got %q (flags are --name=value; a boolean flag is --name or --name=false)",
-			operands)
+		return fmt.Errorf("restart takes one AppGroup NAME, got %q %s", operands, flagsHint)
 	}
 	if len(operands) == 0 || operands[0] == "" {
 		fs.Usage()
@@ -81,7 +80,7 @@ func runRestart(args []string) error {
 func runReload(args []string) error {
 	fs := flag.NewFlagSet("reload", flag.ExitOnError)
 	socket := adminFlag(fs)
-	operands, _ := parseArgs(fs, args)
+	operands := parseArgs(fs, args)
 	if err := noOperands("reload", operands); err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func runCluster(args []string) error {
 	popts := proxyFlags(fs)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
-	operands, _ := parseArgs(fs, args)
+	operands := parseArgs(fs, args)
 	if err := noOperands("ferry-agent", operands); err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func runStandalone(args []string) error {
 	restartPoll := fs.Duration("restart-file-poll", time.Second, "how often tmp/restart.txt in each app root is checked; 0 turns it off")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
-	operands, _ := parseArgs(fs, args)
+	operands := parseArgs(fs, args)
 	if err := noOperands("standalone", operands); err != nil {
 		return err
 	}
