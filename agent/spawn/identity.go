@@ -29,11 +29,16 @@ func workerIdentity(name string) (identity, error) {
 		if err != nil {
 			return identity{}, err
 		}
-		if name != "" && name != self.Username && name != self.Uid {
+		if uid, numeric := canonicalUID(name); name != "" && name != self.Username && !(numeric && uid == self.Uid) {
 			return identity{}, fmt.Errorf("cannot run workers as %q: the agent runs as %q, not root", name, self.Username)
 		}
 		return identity{name: self.Username, home: self.HomeDir}, nil
 	}
+	return rootIdentity(name)
+}
+
+// rootIdentity is workerIdentity for a root agent.
+func rootIdentity(name string) (identity, error) {
 	if name == "" {
 		name = "nobody"
 	}
@@ -64,17 +69,27 @@ func workerIdentity(name string) (identity, error) {
 // lookupUser takes a name or a numeric uid; a uid with no passwd entry
 // runs with gid = uid, as container runtimes do.
 func lookupUser(name string) (*user.User, error) {
-	if _, err := strconv.ParseUint(name, 10, 32); err == nil {
-		if u, err := user.LookupId(name); err == nil {
+	if uid, ok := canonicalUID(name); ok {
+		if u, err := user.LookupId(uid); err == nil {
 			return u, nil
 		}
-		return &user.User{Uid: name, Gid: name, Username: name, HomeDir: "/"}, nil
+		return &user.User{Uid: uid, Gid: uid, Username: uid, HomeDir: "/"}, nil
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %w", name, err)
 	}
 	return u, nil
+}
+
+// canonicalUID is name as a uid without leading zeros, when it is one: the
+// API takes "01000", and passwd (compared as strings) knows only "1000".
+func canonicalUID(name string) (string, bool) {
+	n, err := strconv.ParseUint(name, 10, 32)
+	if err != nil {
+		return "", false
+	}
+	return strconv.FormatUint(n, 10), true
 }
 
 // baseEnv is the environment every worker starts from.
