@@ -148,7 +148,11 @@ func (p *Process) Stop(timeout time.Duration) (killed bool) {
 // since its orphans are then the init process's children, and no longer
 // tell whose they were. A worker that exits on its own (a crash) takes its
 // group with it, but not these.
-func (p *Process) strays() []process {
+//
+// Each is held by a handle (a pidfd) taken while its start time still
+// says it is the process found, so the kill cannot reach a later process
+// given its pid.
+func (p *Process) strays() []stray {
 	if p.exited.Load() {
 		return nil
 	}
@@ -156,23 +160,40 @@ func (p *Process) strays() []process {
 	if err != nil {
 		return nil
 	}
-	var strays []process
+	var strays []stray
 	for _, q := range procs {
-		if q.pgrp != p.PID && workersProcess(procs, q, p.PID) {
-			strays = append(strays, q)
+		if q.pgrp == p.PID || !workersProcess(procs, q, p.PID) {
+			continue
 		}
+		h, err := os.FindProcess(q.pid) // a pidfd on Linux 5.3 and later
+		if err != nil {
+			continue
+		}
+		if now, ok := readStat(q.pid); !ok || now.start != q.start {
+			_ = h.Release()
+			continue
+		}
+		strays = append(strays, stray{q, h})
 	}
 	return strays
 }
 
-// killStrays sends SIGKILL to those of strays still running (the same
-// process, not a later one given its pid). The worker has exited: they
-// had their SIGTERM from it, if it passed them one, as dumb-init does.
-func killStrays(strays []process) {
+// stray is a process found by strays, and its handle.
+type stray struct {
+	process
+	handle *os.Process
+}
+
+// killStrays sends SIGKILL to those of strays still running, and releases
+// their handles. The worker has exited: they had their SIGTERM from it, if
+// it passed them one, as dumb-init does. The start time is checked again
+// for a kernel without pidfds, where the handle is the bare pid.
+func killStrays(strays []stray) {
 	for _, q := range strays {
 		if now, ok := readStat(q.pid); ok && now.start == q.start {
-			_ = syscall.Kill(q.pid, syscall.SIGKILL)
+			_ = q.handle.Kill()
 		}
+		_ = q.handle.Release()
 	}
 }
 

@@ -101,6 +101,26 @@ func TestStopReachesChildrenOutsideTheGroup(t *testing.T) {
 			if !gone(child) {
 				t.Errorf("the worker's child %d in its own session still runs after Stop", child)
 			}
+			if n := pidfds(t); n != 0 {
+				t.Errorf("%d pidfds open after Stop: the strays' handles leak", n)
+			}
 		})
 	}
+}
+
+// pidfds counts this process's open pidfds (the spawn package's tests run
+// one at a time: any open is one Stop left).
+func pidfds(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && target == "anon_inode:[pidfd]" {
+			n++
+		}
+	}
+	return n
 }
