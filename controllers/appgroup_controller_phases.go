@@ -75,12 +75,21 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 			s.pools[node] = p
 		}
 	}
-	if s.revisionErr != nil || s.target == "" {
+	if s.target == "" {
 		return errors.Join(errs...)
 	}
 	reports := s.reports(r.AgentStaleAfter)
-	s.remember(reports)
-	revision, app := newPoolRevision(s.ag, s.target, s.nodes, reports, s.halt != nil, s.lastGood)
+	var revision string
+	var app ferryv1.AppSpec
+	if s.revisionErr == nil {
+		s.remember(reports)
+		revision, app = newPoolRevision(s.ag, s.target, s.nodes, reports, s.halt != nil, s.lastGood)
+	} else {
+		var ok bool
+		if revision, app, ok = servedRevision(s.target, s.nodes, reports, s.halt != nil, s.lastGood); !ok {
+			return errors.Join(errs...)
+		}
+	}
 	var missing []string
 	for _, node := range s.nodes {
 		// A node whose previous pool still drains gets its new one after:
@@ -166,6 +175,27 @@ func newPoolRevision(ag *ferryv1.AppGroup, target string, nodes []string, report
 		}
 	}
 	return target, *ag.Spec.App.DeepCopy()
+}
+
+// servedRevision is the revision, and the app, a new node's pool starts on
+// while the revision annotation is invalid, when the spec's app may belong
+// to no valid revision: what another node serves ready (the target first,
+// unless its rollout is halted), else the fallback (the last revision
+// rolled out everywhere). The node then serves like the others, and rolls
+// when the annotation is fixed. ok is false when nothing is known to work.
+func servedRevision(target string, nodes []string, reports map[string]poolReport,
+	halted bool, last *ferryv1.RolledOutRevision) (string, ferryv1.AppSpec, bool) {
+	if !halted {
+		for _, node := range nodes {
+			if r, ok := reports[node]; ok && r.OnTarget && r.Ready && !r.Resisting {
+				return target, *r.Pool.Spec.Template.App.DeepCopy(), true
+			}
+		}
+		if last != nil && last.Revision == target {
+			return target, *last.App.DeepCopy(), true
+		}
+	}
+	return fallback(nodes, reports, last, target)
 }
 
 // createPool creates the pool of node on revision, running app. Its name

@@ -242,6 +242,52 @@ func TestNewPoolRevision(t *testing.T) {
 	}
 }
 
+// TestServedRevision: while the annotation is invalid, a new node starts on
+// what serves, never on the spec's app, which may belong to no revision.
+func TestServedRevision(t *testing.T) {
+	withApp := func(root string) poolOpt {
+		return func(p *ferryv1.ProcessPool) { p.Spec.Template.App.Root = root }
+	}
+	nodes := []string{"a", "b", "c"}
+	lastOnTarget := &ferryv1.RolledOutRevision{Revision: targetRev, App: ferryv1.AppSpec{Root: "/srv/last-target"}}
+	lastOld := &ferryv1.RolledOutRevision{Revision: oldRev, App: ferryv1.AppSpec{Root: "/srv/last-old"}}
+	tests := []struct {
+		name          string
+		pools         []*ferryv1.ProcessPool
+		halted        bool
+		last          *ferryv1.RolledOutRevision
+		wantRev, root string // wantRev "": no pool
+	}{
+		{"a ready node on the target", []*ferryv1.ProcessPool{
+			testPool("a", oldRev, rolledOut(2), withApp("/srv/old")),
+			testPool("b", targetRev, rolledOut(2), withApp("/srv/target")),
+		}, false, lastOld, targetRev, "/srv/target"},
+		{"none ready: the last rolled out, if the target", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, restarting(1, 2), notReady, withApp("/srv/target")),
+		}, false, lastOnTarget, targetRev, "/srv/last-target"},
+		{"none ready on the target: a ready older node", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, restarting(1, 2), notReady, withApp("/srv/target")),
+			testPool("b", oldRev, rolledOut(2), withApp("/srv/old")),
+		}, false, lastOld, oldRev, "/srv/old"},
+		{"halted: the target's ready node is passed over", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), withApp("/srv/target")),
+			testPool("b", targetRev, resists(targetRev, "x", ""), withApp("/srv/target")),
+		}, true, lastOld, oldRev, "/srv/last-old"},
+		{"nothing known to work", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, restarting(1, 2), notReady, withApp("/srv/target")),
+		}, false, nil, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reports := assessAll(targetRev, tt.pools...)
+			rev, app, ok := servedRevision(targetRev, nodes, byNode(reports), tt.halted, tt.last)
+			if rev != tt.wantRev || app.Root != tt.root || ok != (tt.wantRev != "") {
+				t.Errorf("servedRevision = %s %s %v, want %s %s", rev, app.Root, ok, tt.wantRev, tt.root)
+			}
+		})
+	}
+}
+
 // TestCreatingPassLeavesStatusToNext runs the first two passes over a new
 // AppGroup by hand, its agent reporting in between, as happens when the
 // manager is behind: the pass that creates the pool writes no status, the

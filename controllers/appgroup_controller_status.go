@@ -156,11 +156,13 @@ func readyCondition(in rollupInput) metav1.Condition {
 	if len(in.Nodes) == 0 {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoNodes, "No node matches spec.nodeSelector")
 	}
-	var pending, notReady, stale []string
+	var pending, poolless, notReady, stale []string
 	var notReadyDetail string
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		switch {
+		case !ok && in.RevisionErr != nil:
+			poolless = append(poolless, node)
 		case !ok || !r.Reported:
 			pending = append(pending, node)
 		case r.Stale:
@@ -173,6 +175,11 @@ func readyCondition(in rollupInput) metav1.Condition {
 		}
 	}
 	switch {
+	case len(poolless) > 0:
+		// servedRevision found nothing known to work to start them on.
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
+			"No pool on "+nodeList(poolless)+": no node serves a revision to start it on, and "+
+				in.RevisionErr.Error())
 	case len(pending) > 0:
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
 			"Waiting for the first report from the agent on "+nodeList(pending))

@@ -97,6 +97,12 @@ func TestReadyCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProcessesReady, []string{"2/2 nodes ready"}},
 		},
 		{
+			name: "an invalid revision, and a node with nothing to start on",
+			in: withRevisionErr(input(ab, testPool("node-a", targetRev, restarting(1, 2))),
+				"annotation ferry.dev/revision is empty", false),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, []string{"No pool on node-b", "is empty"}},
+		},
+		{
 			name: "a revision never valid",
 			in:   withRevisionErr(input(ab), "annotation ferry.dev/revision is empty", true),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, []string{"is empty", "nothing is rolled out"}},

@@ -14,6 +14,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -740,6 +741,49 @@ func TestInvalidRevision(t *testing.T) {
 	if ag.Status.Revision != rev2 || ag.Status.ObservedGeneration != ag.Generation {
 		t.Errorf("after the fix: revision %q observedGeneration %d generation %d", ag.Status.Revision, ag.Status.ObservedGeneration, ag.Generation)
 	}
+}
+
+// TestNodeJoiningWhileRevisionInvalid adds a node while the revision
+// annotation is invalid, and the app changed with it: the node gets a pool
+// running what the others serve (the last valid target, with its app, not
+// the new spec's), so it serves like them instead of waiting for a fix.
+func TestNodeJoiningWhileRevisionInvalid(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA := newAgent(t, ns, a, "192.0.2.2")
+	agentA.rollOut("blog", 2)
+	waitRolledOut(t, ns, "blog", 1)
+	rev1 := target(t, ns, "blog")
+	app1 := agentA.pool("blog").Spec.Template.App
+
+	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+		ag.Annotations[ferryv1.RevisionAnnotation] = "not valid!"
+		ag.Spec.App.Env = append(ag.Spec.App.Env, ferryv1.EnvVar{Name: "FEATURE", Value: "on"})
+	})
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision)
+
+	b := newNode(t, ns, "b", true)
+	agentB := newAgent(t, ns, b, "192.0.2.3")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev1, b: rev1})
+	if got := agentB.pool("blog").Spec.Template.App; !equality.Semantic.DeepEqual(got, app1) {
+		t.Errorf("the joining node's app %+v, want what node a runs %+v", got, app1)
+	}
+	agentB.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "2/2 nodes ready")
+
+	// Fixed: the new target, with the new app, rolls over both.
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	agents := []*simAgent{agentA, agentB}
+	want := map[string]string{a: rev2, b: rev2}
+	eventually(t, "both nodes rolled to "+rev2, func() error {
+		rollAll("blog", 2, agents...)
+		if got := revisions(t, ns, "blog"); !maps.Equal(got, want) {
+			return fmt.Errorf("%v, want %v", got, want)
+		}
+		return nil
+	})
 }
 
 // TestTemplateChangesApplyAtOnce changes pool and listen settings: every

@@ -61,7 +61,9 @@ const (
 	// ReasonInvalidRevision: the revision annotation is not a valid value.
 	// On Ready only while it has never been valid (nothing is rolled out);
 	// after a valid one, on RollingRestart: the last valid revision stays
-	// the target, and Ready says how what runs is.
+	// the target, and Ready says how what runs is. A node selected
+	// meanwhile starts on what the other nodes serve; on Ready too when
+	// none serves anything it could start on.
 	ReasonInvalidRevision = "InvalidRevision"
 	// ReasonListenFailed: the node's proxy cannot listen on listen.port
 	// (another program holds it, say).
