@@ -44,7 +44,10 @@ func (s *store) path(key types.NamespacedName) string {
 	return filepath.Join(s.dir, base+".json")
 }
 
-// save writes pp atomically (write, then rename).
+// save writes pp atomically (write, then rename), and durably: the file
+// is synced before the rename and the directory after it, so that a node
+// that loses power finds the old spec or the new one, never an empty file
+// (ext4 and xfs may commit a rename before the data it points to).
 func (s *store) save(pp *ferryv1.ProcessPool) error {
 	saved := ferryv1.ProcessPool{TypeMeta: pp.TypeMeta, Spec: pp.Spec}
 	saved.Name, saved.Namespace, saved.UID, saved.Generation = pp.Name, pp.Namespace, pp.UID, pp.Generation
@@ -55,10 +58,42 @@ func (s *store) save(pp *ferryv1.ProcessPool) error {
 	}
 	path := s.path(types.NamespacedName{Namespace: pp.Namespace, Name: pp.Name})
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := writeSynced(tmp, data); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(s.dir)
+}
+
+// writeSynced writes data to a new file at path and syncs it.
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncDir syncs a directory, making the renames in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (s *store) remove(key types.NamespacedName) error {
