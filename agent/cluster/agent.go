@@ -97,7 +97,7 @@ type Agent struct {
 
 	synced       atomic.Bool
 	restored     atomic.Bool
-	leaseFailing bool // renewLease's own
+	leaseTrouble leaseTrouble // renewLease's own
 }
 
 // New prepares an agent; Run starts it.

@@ -26,14 +26,13 @@ func (a *Agent) renewLease(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if !a.leaseFailing {
-				a.log.Error(err, "Could not renew the agent's lease; will retry", "namespace", a.opts.LeaseNamespace)
-				a.leaseFailing = true
+			if since, ok := a.leaseTrouble.failed(time.Now(), err); ok {
+				a.log.Error(err, "Could not renew the agent's lease; will retry", "namespace", a.opts.LeaseNamespace,
+					"failingSince", since.UTC().Format(time.RFC3339))
 			}
 			next = time.Second
-		} else if a.leaseFailing {
-			a.log.Info("Renewed the agent's lease again")
-			a.leaseFailing = false
+		} else if since, was := a.leaseTrouble.renewed(); was {
+			a.log.Info("Renewed the agent's lease again", "failedFor", time.Since(since).Round(time.Second).String())
 		}
 		select {
 		case <-ctx.Done():
@@ -41,6 +40,40 @@ func (a *Agent) renewLease(ctx context.Context) {
 		case <-time.After(next):
 		}
 	}
+}
+
+// leaseRemindEvery is how often a lease renewal that keeps failing the
+// same way is logged again: once would be lost in a long log, every second
+// would drown it.
+const leaseRemindEvery = 5 * time.Minute
+
+// leaseTrouble decides which failed lease renewals are logged: the first,
+// one that fails otherwise than the last logged (an outage that turns
+// into a Forbidden), and a reminder every leaseRemindEvery.
+type leaseTrouble struct {
+	since, logged time.Time // since: zero while renewals succeed
+	msg           string    // the last logged error
+}
+
+// failed records a failed renewal at now; log says to log it, and since
+// is when the renewals began to fail.
+func (lt *leaseTrouble) failed(now time.Time, err error) (since time.Time, log bool) {
+	if lt.since.IsZero() {
+		lt.since = now
+	}
+	if msg := err.Error(); lt.logged.IsZero() || msg != lt.msg || now.Sub(lt.logged) >= leaseRemindEvery {
+		lt.logged, lt.msg = now, msg
+		return lt.since, true
+	}
+	return lt.since, false
+}
+
+// renewed records a renewal that succeeded; was says renewals had failed
+// since then.
+func (lt *leaseTrouble) renewed() (since time.Time, was bool) {
+	since, was = lt.since, !lt.since.IsZero()
+	*lt = leaseTrouble{}
+	return since, was
 }
 
 func (a *Agent) renewOnce(ctx context.Context) error {
