@@ -46,7 +46,7 @@ func runRestart(args []string) error {
 	wait := fs.Bool("wait", false, "wait until the restart finished (exit 0) or the pool resists the new revision (exit 1, with the reason)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "with --wait, give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ferry-agent restart NAME [--revision R] [--wait] [--admin-socket PATH]")
+		fmt.Fprintln(fs.Output(), "Usage: ferry-agent restart NAME [--revision R] [--wait] [--timeout 30m] [--admin-socket PATH]")
 		fs.PrintDefaults()
 	}
 	operands := parseArgs(fs, args)

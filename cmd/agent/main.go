@@ -18,7 +18,7 @@ Usage:
   ferry-agent --node-name NODE [flags]     serve the node's ProcessPools in a cluster
   ferry-agent standalone -f FILE [flags]   serve the AppGroups in FILE, without a cluster
   ferry-agent status [--json]              show pools and processes (the passenger-status view)
-  ferry-agent restart NAME [--revision R] [--wait]
+  ferry-agent restart NAME [--revision R] [--wait] [--timeout 30m]
                                            roll an AppGroup to a new revision, one process at a time
   ferry-agent reload                       re-read the standalone file (as SIGHUP does)
   ferry-agent version                      print the version
