@@ -44,8 +44,11 @@ type ProcessPoolSpec struct {
 	// +kubebuilder:validation:MaxLength=128
 	Revision string `json:"revision"`
 
-	// template is the AppGroup's app, listen, pool and restart settings as of
-	// revision.
+	// template is the AppGroup's settings for this node: its app block as
+	// of revision, and its listen, pool, restart and proxy blocks as they
+	// are now (a change to those is no new revision: it reaches every
+	// node at once, not in waves, save a new listen.port that another
+	// AppGroup holds on the node, where the pool keeps its old port).
 	// +required
 	Template AppTemplate `json:"template"`
 }
@@ -86,12 +89,14 @@ type ProcessInfo struct {
 	// +optional
 	LastUsed *metav1.Time `json:"lastUsed,omitempty"`
 
-	// cpuPercent is the process's CPU use, in percent of one core, averaged
-	// since the previous report.
+	// cpuPercent is the process's CPU use, in percent of one core, over the
+	// last second: the agent samples every process's CPU time and memory
+	// once a second, and a report carries the latest sample.
 	// +optional
 	CPUPercent int32 `json:"cpuPercent,omitempty"`
 
-	// memoryBytes is the process's resident memory (RSS), in bytes.
+	// memoryBytes is the process's resident memory (RSS), in bytes, as of
+	// the latest sample.
 	// +optional
 	MemoryBytes int64 `json:"memoryBytes,omitempty"`
 }
