@@ -4,8 +4,10 @@ package v1alpha1
 // revision. Changing its value is how a user deploys: every node's pool
 // replaces its processes with ones of the new revision (a rolling restart,
 // node by node in waves of restart.maxConcurrentNodes), the Kubernetes
-// equivalent of Passenger's `touch tmp/restart.txt`. Any string of up to 63
-// characters will do; a counter or a commit id is usual. A change of the
+// equivalent of Passenger's `touch tmp/restart.txt`. The value is 1 to 63
+// letters, digits, '.', '_' or '-'; a counter or a commit id is usual (an
+// invalid value rolls nothing: the condition says InvalidRevision, and the
+// last valid value stays the target). Absent, it counts as "0". A change of the
 // annotation alone is enough: it rolls even though metadata.generation does
 // not move. Setting it to the value it already has does nothing.
 const RevisionAnnotation = "ferry.dev/revision"

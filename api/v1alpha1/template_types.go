@@ -141,8 +141,10 @@ type AppSpec struct {
 	Concurrency int32 `json:"concurrency,omitempty"`
 
 	// env is extra environment for every worker, on top of the agent's
-	// minimal one (PATH, HOME, LANG). PORT is always set by the agent for
-	// Command apps, which may not set it here.
+	// minimal one (PATH, HOME, LANG, USER, LOGNAME, PYTHONUNBUFFERED=1,
+	// and FERRY_REVISION: the revision the process was spawned for). PORT
+	// is always set by the agent for Command apps, which may not set it
+	// here.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
