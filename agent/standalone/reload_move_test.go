@@ -131,3 +131,44 @@ func TestReloadToNewRootRestartsOnce(t *testing.T) {
 		t.Errorf("a reload to a new root rolled twice: %s, then %s", a.Pool.Revision, b.Pool.Revision)
 	}
 }
+
+// TestReloadToNewPortKeepsProcesses: a new listen.port is no revision. As
+// in a cluster, the AppGroup's processes serve on at the new port, on the
+// revision a restart gave them: a move respawns nothing, and so cannot
+// take down a pool whose old processes resist a broken deploy.
+func TestReloadToNewPortKeepsProcesses(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	rev, err := r.client.Restart(context.Background(), "hello", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := r.waitStatus(t, "restarted", func(a AppStatus) bool {
+		return a.Pool.Revision == rev && a.Pool.Restart == nil && a.Pool.Counts.Ready >= 2 &&
+			a.Pool.Counts.Updated == a.Pool.Counts.Total
+	})
+	pids := func(a AppStatus) map[int32]bool {
+		m := map[int32]bool{}
+		for _, p := range a.Pool.Processes {
+			m[p.PID] = true
+		}
+		return m
+	}
+	s.port = freePort(t)
+	s.write(t, 2, "1")
+	if err := r.client.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := r.waitStatus(t, "on the new port", func(a AppStatus) bool {
+		return a.Listen == fmt.Sprintf("127.0.0.1:%d", s.port) && a.Pool.Counts.Ready >= 2
+	})
+	if after.Pool.Revision != rev {
+		t.Errorf("after a move the pool runs revision %s, want %s (a port is no revision)", after.Pool.Revision, rev)
+	}
+	if got, want := pids(after), pids(before); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after a move the processes are %v, want the same as before, %v", got, want)
+	}
+	if code, _ := get(t, s.url()+"/"); code != 200 {
+		t.Errorf("GET on the new port = %d", code)
+	}
+}

@@ -73,7 +73,6 @@ type app struct {
 	pool     *pool.Pool
 	proxy    *proxy.Server
 	addr     string
-	serveErr chan error
 	restartF fileStamp
 }
 
@@ -173,30 +172,40 @@ func (s *Server) startOn(ag ferryv1.AppGroup, l net.Listener) error {
 		_ = l.Close()
 		return fmt.Errorf("AppGroup %q: %w", ag.Name, err)
 	}
-	addr := s.addrOf(ag)
 	log := s.log.WithValues("appgroup", ag.Name)
 	p := pool.New(pool.Config{Name: ag.Name, Revision: base, Template: ag.Spec.AppTemplate}, pool.Options{
 		RunDir: s.runDir, LoaderPath: s.loader, Log: log, NewTransport: proxy.NewWorkerTransport,
 		Observer: observer(s.opts.Metrics),
 	})
-	popts := s.opts.Proxy
-	popts.Name, popts.Log = ag.Name, log
 	if s.opts.Metrics != nil {
-		popts.Observer = s.opts.Metrics.Requests(ag.Name)
 		s.opts.Metrics.Track(ag.Name, p.Status)
 	}
-	shown := addr
-	if s.opts.BindAddress == "" {
-		shown = "*:" + strconv.Itoa(int(ag.Spec.Listen.Port))
-	}
-	a := &app{ag: ag, base: base, revision: base, pool: p, proxy: proxy.New(p, popts), addr: shown,
-		serveErr: make(chan error, 1), restartF: stampOf(restartFile(ag))}
-	go func() { a.serveErr <- a.proxy.Serve(l) }()
+	a := &app{ag: ag, base: base, revision: base, pool: p, proxy: proxy.New(p, s.proxyOptions(ag)),
+		addr: s.shownAddr(ag), restartF: stampOf(restartFile(ag))}
+	go func() { _ = a.proxy.Serve(l) }()
 	s.mu.Lock()
 	s.apps[ag.Name] = a
 	s.mu.Unlock()
 	log.Info("Serving AppGroup", "listen", a.addr, "revision", base, "root", ag.Spec.App.Root)
 	return nil
+}
+
+// proxyOptions are the options of ag's proxy.
+func (s *Server) proxyOptions(ag ferryv1.AppGroup) proxy.Options {
+	popts := s.opts.Proxy
+	popts.Name, popts.Log = ag.Name, s.log.WithValues("appgroup", ag.Name)
+	if s.opts.Metrics != nil {
+		popts.Observer = s.opts.Metrics.Requests(ag.Name)
+	}
+	return popts
+}
+
+// shownAddr is where status says ag is served.
+func (s *Server) shownAddr(ag ferryv1.AppGroup) string {
+	if s.opts.BindAddress == "" {
+		return "*:" + strconv.Itoa(int(ag.Spec.Listen.Port))
+	}
+	return s.addrOf(ag)
 }
 
 func observer(m *metrics.Metrics) pool.Observer {
@@ -217,8 +226,7 @@ func (s *Server) stop(a *app) {
 	_ = a.proxy.Shutdown(ctx)
 	a.pool.Close(ctx)
 	if s.opts.Metrics != nil {
-		// Not when the AppGroup serves on elsewhere (it moved ports): the
-		// name is the new app's now.
+		// Not when another app serves under the name now.
 		s.mu.Lock()
 		if cur, ok := s.apps[a.ag.Name]; !ok || cur == a {
 			s.opts.Metrics.Untrack(a.ag.Name)
@@ -307,20 +315,21 @@ func (s *Server) Reload() error {
 		case !ok:
 			errs = append(errs, s.start(ag))
 		case a.ag.Spec.Listen.Port != ag.Spec.Listen.Port:
-			// A new port needs a new listener: serve anew (rolling restarts
-			// happen within a port, not across ports). The new port opens
-			// first: while it cannot, the AppGroup serves on where it is,
-			// and once it does, the old one drains with no gap between.
+			// A new port is no revision: the pool and its processes stay,
+			// as a cluster's agent moves a pool, and only the proxy moves.
+			// The new port opens first: while it cannot, the AppGroup
+			// serves on where it is, and once it does, the old one drains
+			// with no gap between.
+			if _, err := contract.TargetRevision(&ag); err != nil {
+				errs = append(errs, fmt.Errorf("AppGroup %q: %w", ag.Name, err))
+				continue
+			}
 			l, err := s.listen(ag)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%w; still serving on %s", err, a.addr))
 				continue
 			}
-			if err := s.startOn(ag, l); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			s.stop(a)
+			errs = append(errs, s.move(a, ag, l))
 		default:
 			errs = append(errs, s.update(a, ag))
 		}
@@ -363,6 +372,24 @@ func (s *Server) update(a *app, ag ferryv1.AppGroup) error {
 	}
 	a.pool.Update(pool.Config{Name: ag.Name, Revision: a.revision, Template: ag.Spec.AppTemplate})
 	return nil
+}
+
+// move serves a on l, ag's new port, with the pool it has, then applies
+// the rest of ag as update does; the old port drains in the background.
+func (s *Server) move(a *app, ag ferryv1.AppGroup, l net.Listener) error {
+	srv := proxy.New(a.pool, s.proxyOptions(ag))
+	go func() { _ = srv.Serve(l) }()
+	s.mu.Lock()
+	old := a.proxy
+	a.proxy, a.addr = srv, s.shownAddr(ag)
+	s.mu.Unlock()
+	s.log.Info("Moved AppGroup to a new port; the old one drains", "appgroup", ag.Name, "listen", a.addr)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = old.Shutdown(ctx)
+	}()
+	return s.update(a, ag)
 }
 
 // AppStatus is one AppGroup in the admin API's status.
