@@ -5,9 +5,9 @@
 # sample AppGroup, then prints what to try.
 #
 #   hack/local-up.sh            foreground; Ctrl-C tears everything down
-#   hack/local-up.sh --detach   returns once the sample is Ready; writes
-#                               .local/env and .local/kubeconfig;
+#   hack/local-up.sh --detach   returns once the sample is Ready;
 #                               hack/local-down.sh stops it
+# Either way it writes .local/kubeconfig, and .local/env once Ready.
 #
 # Running it while a local Ferry is up only prints how to reach it.
 set -euo pipefail
@@ -18,7 +18,7 @@ detach=false
 for arg in "$@"; do
 	case $arg in
 	--detach | -d) detach=true ;;
-	-h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,12p' "$0"; exit 0 ;;
 	*) echo "local-up: unknown argument $arg" >&2; exit 2 ;;
 	esac
 done
