@@ -42,7 +42,7 @@ func runCluster(args []string) error {
 	stats := fs.Duration("stats-interval", 30*time.Second,
 		"how often, at most, a pool's status is rewritten when only its figures (CPU, memory, requests) changed; state changes are reported at once, an unchanged status every 5 minutes")
 	leaseNS := fs.String("lease-namespace", envOr("POD_NAMESPACE", contract.DefaultLeaseNamespace),
-		"namespace of the agent's Lease (default $POD_NAMESPACE, else ferry-system)")
+		"namespace of the agent's Lease: $POD_NAMESPACE when set")
 	qps := fs.Float64("kube-api-qps", 50, "the agent's sustained rate of API requests")
 	burst := fs.Int("kube-api-burst", 100, "the agent's burst of API requests")
 	drainDelay := fs.Duration("drain-delay", 5*time.Second,

@@ -46,7 +46,7 @@ func main() {
 		"How long a node agent may go without renewing its Lease (or reporting a pool) before what it reported is "+
 			"treated as Unknown. Agents renew every 10s.")
 	flag.StringVar(&leaseNamespace, "agent-lease-namespace", envOr("POD_NAMESPACE", contract.DefaultLeaseNamespace),
-		"Namespace where the node agents renew their Leases (default $POD_NAMESPACE, else ferry-system).")
+		"Namespace where the node agents renew their Leases: $POD_NAMESPACE when set.")
 	flag.Float64Var(&qps, "kube-api-qps", controllers.DefaultKubeAPIQPS,
 		"Sustained rate of the manager's API requests, per second (client-side; the API server's priority and "+
 			"fairness still applies). A new AppGroup costs about eight writes.")
