@@ -2,6 +2,11 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -218,5 +223,79 @@ func TestRestartWaitsForARecycle(t *testing.T) {
 		if p.Revision != "2" {
 			t.Errorf("pid %d left on revision %s", p.PID, p.Revision)
 		}
+	}
+}
+
+// TestRollingRestartDrainsBeforeSignalling: the old worker finishes the
+// request it holds before it is signalled. The app dies at SIGTERM on the
+// spot (Python's default, as many servers do), unlike hello-wsgi, whose
+// loader finishes its request on SIGTERM and so would hide a pool that
+// signals at once: here only the pool's drain saves the request.
+func TestRollingRestartDrainsBeforeSignalling(t *testing.T) {
+	dir, err := os.MkdirTemp("", "fabrupt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	_ = os.Chmod(dir, 0o755) // workers run as nobody under a root agent
+	hold := filepath.Join(dir, "release")
+	root, _ := filepath.Abs("testdata/abrupt")
+	tmpl := agenttest.WSGIAt(root, 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"},
+		Concurrency: 1, Env: []ferryv1.EnvVar{env("HOLD_FILE", hold)}}
+	e := agenttest.Start(t, pool.Config{Name: "t/abrupt", Revision: "1", Template: tmpl}, agenttest.Options{})
+	oldPID := fmt.Sprint(e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID)
+
+	type answer struct {
+		code int
+		pid  string
+		err  error
+	}
+	held := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get(e.URL + "/hold")
+		if err != nil {
+			held <- answer{err: err}
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		held <- answer{code: resp.StatusCode, pid: resp.Header.Get("X-Pid")}
+	}()
+	e.WaitFor(t, time.Minute, "the request held by the worker", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	})
+	e.Pool.Update(pool.Config{Name: "t/abrupt", Revision: "2", Template: tmpl})
+	oldState := func(s pool.Status) ferryv1.ProcessState {
+		for _, p := range s.Processes {
+			if fmt.Sprint(p.PID) == oldPID {
+				return p.State
+			}
+		}
+		return "" // gone
+	}
+	e.WaitFor(t, time.Minute, "the old worker draining (or gone)", func(s pool.Status) bool {
+		st := oldState(s)
+		return st == ferryv1.ProcessDraining || st == ""
+	})
+	// A pool that signalled without waiting would do so at once; the
+	// absence of that needs a moment to pass. Meanwhile the worker must
+	// still be there, draining.
+	time.Sleep(time.Second)
+	if st := oldState(e.Pool.Status()); st != ferryv1.ProcessDraining {
+		t.Errorf("the old worker, holding a request, is %q, want Draining until the request is done", st)
+	}
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-held; a.err != nil || a.code != http.StatusOK || a.pid != oldPID {
+		t.Errorf("the request the old worker held when the restart began: %d from pid %q (%v), want 200 from pid %s",
+			a.code, a.pid, a.err, oldPID)
+	}
+	after := e.WaitFor(t, time.Minute, "revision 2 alone", func(s pool.Status) bool {
+		return agenttest.Ready(1)(s) && s.Revision == "2" && s.LastRestart != nil
+	})
+	if lr := after.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 1 {
+		t.Errorf("last restart = %+v, want 1 replaced, completed", *lr)
 	}
 }
