@@ -407,3 +407,33 @@ func TestScalingErrorDoesNotFreeze(t *testing.T) {
 		}
 	})
 }
+
+// TestResistingPoolDoesNotScaleForTraffic: a resisting pool below its max
+// spawns nothing for the traffic that would otherwise grow it (in
+// TestResistDeploymentError the pool sits at its max, where traffic could
+// not spawn anyway). Requests queue for the old workers and none fails.
+func TestResistingPoolDoesNotScaleForTraffic(t *testing.T) {
+	obs := &observer{}
+	good := agenttest.WSGI("hello-wsgi", 1, 3, env("REQUEST_DELAY_MS", "20"))
+	broken := good
+	broken.App.Root = agenttest.Example("broken-wsgi")
+	e := agenttest.Start(t, pool.Config{Name: "t/noscale", Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	e.Pool.Update(pool.Config{Name: "t/noscale", Revision: "2", Template: broken})
+	resisting := e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil })
+	spawns := obs.spawns.Load()
+	stop := load(t, e.URL, 8) // a request at a time per worker: 7 wait
+	waitRequests(t, e, 200)
+	res := stop()
+	if rep := res.Report(); rep.Failed != 0 {
+		t.Errorf("%d requests failed while resisting: %v", rep.Failed, rep.FailedByKind)
+	}
+	now := e.Pool.Status()
+	if got := obs.spawns.Load() - spawns; got != 0 {
+		t.Errorf("%d spawns for traffic while resisting, want none", got)
+	}
+	if !slices.Equal(pids(now), pids(resisting)) || now.Resisting == nil {
+		t.Errorf("workers %v -> %v (resisting %v), want the same one, still resisting", pids(resisting), pids(now), now.Resisting)
+	}
+}
