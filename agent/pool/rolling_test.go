@@ -32,6 +32,10 @@ func load(t *testing.T, url string, clients int) (stop func() *loadgen.Result) {
 		defer close(done)
 		res, err = loadgen.Run(ctx, loadgen.Config{URLs: []string{url + "/"}, Clients: clients, Timeout: time.Minute})
 	}()
+	// A test that fails before it calls stop must not leave the load
+	// running into the tests after it (cleanups run last-in first-out:
+	// before the pool's).
+	t.Cleanup(func() { cancel(); <-done })
 	return func() *loadgen.Result {
 		cancel()
 		<-done
