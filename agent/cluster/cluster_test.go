@@ -266,15 +266,32 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	newURL := fmt.Sprintf("http://127.0.0.1:%d/", newPort)
+	// Until the new port serves, the old one must: the old port checked
+	// first, a refusal there means the new one has been open since before,
+	// so its check after must succeed. Fresh connections: a kept one would
+	// hide a closed listener.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	serves := func(u string) bool {
+		resp, err := fresh.Get(u)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if code, _, err := get(newURL); err == nil && code == 200 {
+		oldServes := serves(url)
+		if serves(newURL) {
 			break
+		}
+		if !oldServes {
+			t.Fatal("during the port move, neither the old port nor the new one served")
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the new port never served")
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	rolled = waitPool(t, key, "the new address reported", func(p *ferryv1.ProcessPool) bool {
 		return p.Status.Address == "127.0.0.1:"+strconv.Itoa(int(newPort))
