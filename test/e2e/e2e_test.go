@@ -126,6 +126,7 @@ type traffic struct {
 	failures   []string
 	stop       func()
 	done       chan struct{}
+	checkedOK  int64 // tr.ok at the last check
 }
 
 // checkUploads posts a chunked body larger than the proxy keeps in memory
@@ -187,11 +188,27 @@ func startTraffic(t *testing.T, port int) *traffic {
 	return tr
 }
 
-// check fails the test if any request failed so far.
+// check fails the test if any request failed so far, or if none was
+// answered: "none failed" of no traffic proves nothing (a load that never
+// started, a node never reached). A load still running must answer one
+// since the last check, and has a minute to; a stopped one is summed up.
 func (tr *traffic) check(t *testing.T, phase string) {
 	t.Helper()
+	running := true
+	for deadline := time.Now().Add(time.Minute); running && tr.ok.Load() <= tr.checkedOK && time.Now().Before(deadline); {
+		select {
+		case <-tr.done: // stopped: nothing more will come
+			running = false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
+	ok := tr.ok.Load()
+	if ok == 0 || running && ok <= tr.checkedOK {
+		t.Errorf("%s: no request answered since the last check (%d in all): the load proves nothing", phase, ok)
+	}
+	tr.checkedOK = ok
 	if n := tr.failed.Load(); n > 0 {
 		t.Errorf("%s: %d requests failed (of %d): %v", phase, n, n+tr.ok.Load(), tr.failures)
 	} else {
