@@ -305,8 +305,29 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 				"serving an older revision (resistDeploymentErrors is false); change the %s annotation or the app to try again",
 				in.Target, updated, total, nodeList(incomplete), ferryv1.RevisionAnnotation))
 	}
-	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
-		fmt.Sprintf("Revision %s runs on %d/%d nodes", in.Target, updated, total))
+	msg := fmt.Sprintf("Revision %s runs on %d/%d nodes", in.Target, updated, total)
+	if deaf := listenFailed(in); len(deaf) > 0 {
+		msg += fmt.Sprintf("; on %s the proxy cannot listen on listen.port, so it serves no request (see Ready)", nodeList(deaf))
+	}
+	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, msg)
+}
+
+// listenFailed lists the selected nodes whose pool runs but whose proxy
+// cannot listen (Ready=False, ListenFailed): a rollout there completes,
+// yet no request reaches its processes.
+func listenFailed(in rollupInput) []string {
+	var nodes []string
+	for _, node := range in.Nodes {
+		r, ok := in.Reports[node]
+		if !ok || !r.Reported || r.Stale {
+			continue
+		}
+		if c := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionReady); c != nil &&
+			c.Status == metav1.ConditionFalse && c.Reason == ferryv1.ReasonListenFailed {
+			nodes = append(nodes, node)
+		}
+	}
+	return nodes
 }
 
 // restartProgressMessage says where the rollout is: "node 2/3 (node-b),

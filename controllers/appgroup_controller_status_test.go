@@ -196,6 +196,18 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "Revision 2-abc runs on 3/3 nodes",
 		},
 		{
+			// Its processes run, but no request reaches them: the
+			// message must not read as all well (the Ready condition
+			// has the agent's words).
+			name: "complete, but a node's proxy cannot listen",
+			in: input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed,
+					"the proxy cannot listen: listen tcp 0.0.0.0:9441: bind: address already in use")
+			}), testPool("node-c", targetRev, rolledOut(2))),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 3/3 nodes; on node-b the proxy cannot listen on listen.port, so it serves no request (see Ready)",
+		},
+		{
 			name:  "second node rolling",
 			in:    input(abc, testPool("node-a", targetRev, rolledOut(4)), testPool("node-b", targetRev, restarting(2, 4)), testPool("node-c", oldRev, rolledOut(4))),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
