@@ -119,6 +119,12 @@ type AppGroupReconciler struct {
 	// roll-up treats its report as Unknown. Default:
 	// DefaultAgentStaleAfter.
 	AgentStaleAfter time.Duration
+	// SettleFor is how long a node's new processes must live before the
+	// node counts as rolled out, while the target is not proven and other
+	// nodes wait for it (settle). Zero: contract.CrashWindow, the agents'
+	// own; negative: not at all (tests whose simulated agents report no
+	// crash).
+	SettleFor time.Duration
 
 	resisting resistingSet
 	// written is the rollout memory of each AppGroup's last status write.
@@ -280,6 +286,14 @@ func (r *AppGroupReconciler) appGroupsForNode(ctx context.Context, _ client.Obje
 	return reqs
 }
 
+// settleFor is SettleFor with its default.
+func (r *AppGroupReconciler) settleFor() time.Duration {
+	if r.SettleFor == 0 {
+		return contract.CrashWindow
+	}
+	return r.SettleFor
+}
+
 // scope is what one pass over one AppGroup works on.
 type scope struct {
 	// ag is the AppGroup, updated in place by every write.
@@ -291,6 +305,9 @@ type scope struct {
 	revisionErr error
 	// now is the time of the pass.
 	now time.Time
+	// settle is how long a node's new processes must live before the node
+	// counts as rolled out, while the target is not proven (settle).
+	settle time.Duration
 
 	// nodes are the selected nodes, sorted; selected is the same as a set.
 	nodes    []string
@@ -358,6 +375,9 @@ func (s *scope) reports(staleAfter time.Duration) map[string]poolReport {
 	out := make(map[string]poolReport, len(s.pools))
 	for node, p := range s.pools {
 		out[node] = assessPool(p, s.target, s.now, staleAfter, s.leases[node], s.hearing)
+	}
+	if !s.targetProven() {
+		settle(out, s.now, s.settle)
 	}
 	return out
 }
@@ -478,6 +498,7 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	s := &scope{
 		ag:         ag,
 		now:        r.Clock.Now(),
+		settle:     r.settleFor(),
 		selected:   map[string]bool{},
 		nodeExists: map[string]bool{},
 		pools:      map[string]*ferryv1.ProcessPool{},
@@ -698,6 +719,9 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Clean:         clean && s.revisionErr == nil,
 	})
 	requeue := nextStaleness(reports)
+	if d := nextSettle(reports); d > 0 && (requeue == 0 || d < requeue) {
+		requeue = d
+	}
 	r.resisting.Set(client.ObjectKeyFromObject(ag), meta.IsStatusConditionTrue(cur.Conditions, ferryv1.ConditionResistingDeploymentError))
 	if equality.Semantic.DeepEqual(ag.Status, cur) {
 		return requeue, nil

@@ -236,7 +236,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
 			fmt.Sprintf("%s; revision %s stays the target until it is fixed", in.RevisionErr.Error(), in.Target))
 	}
-	var restarting, notRolledOut, waiting, resisting, failing, stale, incomplete []string
+	var restarting, notRolledOut, settling, waiting, resisting, failing, stale, incomplete []string
 	updated := 0
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
@@ -255,6 +255,9 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 			restarting = append(restarting, node)
 		case !r.RolledOut:
 			notRolledOut = append(notRolledOut, node)
+			if r.SettlesIn > 0 {
+				settling = append(settling, node)
+			}
 		}
 		if ok && r.OnTarget && r.Updated {
 			updated++
@@ -295,6 +298,11 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		msg := fmt.Sprintf("%d/%d nodes updated; next: %s", updated, total, waiting[0])
 		if blockers := slices.Concat(notRolledOut, stale); len(blockers) > 0 {
 			msg += ", after " + nodeList(blockers) + " rolled out"
+		}
+		if len(settling) > 0 {
+			// No countdown: the message must not change by itself.
+			msg += fmt.Sprintf(" (new processes on %s must first live %s, the crash window)",
+				nodeList(settling), contract.CrashWindow)
 		}
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, msg)
 	case len(stale) > 0:

@@ -251,6 +251,17 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"1/3 nodes updated", "next: node-b", "after node-a"}},
 		},
 		{
+			name: "waiting for a node's new processes to live the crash window",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+				in.Reports["node-a"].Pool.Status.Conditions[1].LastTransitionTime = metav1.NewTime(t0.Add(-time.Second))
+				settle(in.Reports, t0, 10*time.Second)
+				return in
+			}(),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"1/3 nodes updated", "next: node-b",
+				"after node-a rolled out (new processes on node-a must first live 10s, the crash window)"}},
+		},
+		{
 			name: "a node that left processes behind (resistance off) does not hold the next wave",
 			in:   input(abc, testPool("node-a", targetRev, incomplete(1, 2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"0/3 nodes updated", "next: node-b"}},

@@ -69,6 +69,11 @@ type poolReport struct {
 	// with resistance off the rollout goes on past a node's failed spawns.
 	// The next wave waits for this.
 	RolledOut bool
+	// SettlesIn: RolledOut but for the crash window, while the target is
+	// not proven and other nodes wait for it: how long until the pool's
+	// restart finished, and its youngest process of the target started,
+	// contract.CrashWindow ago (settle). RolledOut is false meanwhile.
+	SettlesIn time.Duration
 	// Restarting: a recent report has RollingRestart=True: the agent is
 	// replacing processes, onto spec.revision, now.
 	Restarting bool
@@ -151,6 +156,63 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	// None of its processes runs another revision, but none runs at all.
 	r.Updated = r.Updated && !r.FailsTarget
 	return r
+}
+
+// settle holds back RolledOut of the pools on a target not yet proven
+// while other nodes wait for it, until their new processes have lived
+// window (contract.CrashWindow): an app that boots and then dies crashes
+// within it, and the next wave must not get it meanwhile. A crash then
+// makes the pool fail the target (FailsTarget), which halts the rollout
+// and returns the node to what worked. Pools whose processes all started
+// long ago and whose restart ended long ago are not held.
+func settle(reports map[string]poolReport, now time.Time, window time.Duration) {
+	if window <= 0 {
+		return
+	}
+	waiting := false
+	for _, r := range reports {
+		waiting = waiting || !r.OnTarget
+	}
+	if !waiting {
+		return
+	}
+	for node, r := range reports {
+		if !r.OnTarget || !r.RolledOut {
+			continue
+		}
+		if d := settledAt(r.Pool).Add(window).Sub(now); d > 0 {
+			r.RolledOut, r.SettlesIn = false, d
+			reports[node] = r
+		}
+	}
+}
+
+// settledAt is when the pool's processes of its revision began their
+// crash window: the later of its restart's end (RollingRestart's last
+// transition) and its youngest such process's start.
+func settledAt(p *ferryv1.ProcessPool) time.Time {
+	var at time.Time
+	if rr := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionRollingRestart); rr != nil {
+		at = rr.LastTransitionTime.Time
+	}
+	for _, proc := range p.Status.Processes {
+		if proc.Revision == p.Spec.Revision && proc.StartedAt.After(at) {
+			at = proc.StartedAt.Time
+		}
+	}
+	return at
+}
+
+// nextSettle is how long until the first held pool settles (plus a little,
+// so that the pass then finds it settled); 0 when none is held.
+func nextSettle(reports map[string]poolReport) time.Duration {
+	var next time.Duration
+	for _, r := range reports {
+		if d := r.SettlesIn + 100*time.Millisecond; r.SettlesIn > 0 && (next == 0 || d < next) {
+			next = d
+		}
+	}
+	return next
 }
 
 // haltRecord is what the AppGroup's status keeps of a halted rollout

@@ -544,3 +544,76 @@ func TestNewTargetMidRestartKeepsOneNodeRolling(t *testing.T) {
 			plan.Give, plan.Rolling, plan.Waiting, revB, restartingNow)
 	}
 }
+
+// TestSettle: while a target is not proven and other nodes wait for it, a
+// node rolled out onto it counts as such only once its restart ended, and
+// its youngest process of the target started, the crash window ago.
+func TestSettle(t *testing.T) {
+	const window = 10 * time.Second
+	finished := func(ago time.Duration) poolOpt {
+		return func(p *ferryv1.ProcessPool) {
+			for i := range p.Status.Conditions {
+				if p.Status.Conditions[i].Type == ferryv1.ConditionRollingRestart {
+					p.Status.Conditions[i].LastTransitionTime = metav1.NewTime(t0.Add(-ago))
+				}
+			}
+		}
+	}
+	process := func(revision string, ago time.Duration) poolOpt {
+		return func(p *ferryv1.ProcessPool) {
+			p.Status.Processes = append(p.Status.Processes, ferryv1.ProcessInfo{
+				PID: int32(len(p.Status.Processes) + 100), Revision: revision, State: ferryv1.ProcessReady,
+				StartedAt: metav1.NewTime(t0.Add(-ago))})
+		}
+	}
+	waiting := testPool("b", oldRev, rolledOut(2))
+	tests := []struct {
+		name      string
+		pools     []*ferryv1.ProcessPool
+		window    time.Duration
+		rolledOut bool
+		settlesIn time.Duration
+	}{
+		{"restart just ended", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(3*time.Second), process(targetRev, 5*time.Second)), waiting,
+		}, window, false, 7 * time.Second},
+		{"a process replaced since (a crash)", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(time.Minute), process(targetRev, time.Minute), process(targetRev, 2*time.Second)), waiting,
+		}, window, false, 8 * time.Second},
+		{"lived the window", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(11*time.Second), process(targetRev, 12*time.Second)), waiting,
+		}, window, true, 0},
+		{"an older revision's young process does not count", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(11*time.Second), process(targetRev, 12*time.Second), process(oldRev, time.Second)), waiting,
+		}, window, true, 0},
+		{"no node waits: nothing to protect", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(time.Second)),
+		}, window, true, 0},
+		{"settling off", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(time.Second)), waiting,
+		}, -1, true, 0},
+		{"still restarting: not rolled out anyway", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, restarting(1, 2)), waiting,
+		}, window, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reports := byNode(assessAll(targetRev, tt.pools...))
+			settle(reports, t0, tt.window)
+			r := reports["a"]
+			if r.RolledOut != tt.rolledOut || r.SettlesIn != tt.settlesIn {
+				t.Errorf("RolledOut %v SettlesIn %v, want %v %v", r.RolledOut, r.SettlesIn, tt.rolledOut, tt.settlesIn)
+			}
+			if b, ok := reports["b"]; ok && !b.RolledOut {
+				t.Error("the waiting node's own report was changed")
+			}
+			want := time.Duration(0)
+			if tt.settlesIn > 0 {
+				want = tt.settlesIn + 100*time.Millisecond
+			}
+			if got := nextSettle(reports); got != want {
+				t.Errorf("nextSettle = %v, want %v", got, want)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/spawn"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // Errors Acquire returns instead of a worker.
@@ -209,8 +210,9 @@ type scalingState struct {
 // crashWindow: a worker that exits unexpectedly within this time of being
 // ready counts as a failed spawn (a scaling error, and a backoff after the
 // first), or an app that boots and then dies would be respawned back to
-// back, with the pool reporting itself healthy.
-const crashWindow = 10 * time.Second
+// back, with the pool reporting itself healthy. The manager waits as long
+// before it counts a node's rollout done.
+const crashWindow = contract.CrashWindow
 
 var workerIDs struct {
 	sync.Mutex

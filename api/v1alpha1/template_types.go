@@ -311,7 +311,10 @@ type RestartSpec struct {
 
 	// maxConcurrentNodes is how many nodes roll a new revision at once. The
 	// next node starts only when the previous ones run every process on the
-	// new revision and ready. Default: 1.
+	// new revision and ready; while the revision has run on no node yet,
+	// only once those processes have also lived 10s (the crash window), so
+	// that a revision whose processes boot and then die halts at the first
+	// wave, and its nodes return to what worked. Default: 1.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1

@@ -20,4 +20,6 @@
 //   - TargetRevision and ValidateRevision implement the revision rule.
 //   - AgentLeaseName and AgentLeaseLabels name the Lease each node's agent
 //     renews to show it is alive; DefaultAgentStaleAfter bounds its age.
+//   - CrashWindow is how long a new process must live to count as
+//     working: to the agent's crash-loop backoff and to the manager's waves.
 package contract

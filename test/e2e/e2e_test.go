@@ -160,6 +160,12 @@ func startTraffic(t *testing.T, port int) *traffic {
 	for _, n := range stack.Nodes() {
 		urls = append(urls, fmt.Sprintf("http://%s:%d/", n.IP, port))
 	}
+	return startTrafficTo(t, urls)
+}
+
+// startTrafficTo is startTraffic to the given URLs alone.
+func startTrafficTo(t *testing.T, urls []string) *traffic {
+	t.Helper()
 	tr := &traffic{done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr.stop = func() { cancel(); <-tr.done }
@@ -441,4 +447,71 @@ spec:
 	})
 	tr.stop()
 	tr.check(t, "the whole story")
+}
+
+// TestRevisionThatBootsAndDiesStopsAtTheFirstNode rolls onto a revision
+// whose processes become ready and die three seconds later. Its first
+// node finishes its restart before the first crash; the next node must
+// still not get it (the manager waits out the crash window on a revision
+// not yet proven), and the first node, failing it, returns to the revision
+// that worked. The second node serves throughout without a failure.
+func TestRevisionThatBootsAndDiesStopsAtTheFirstNode(t *testing.T) {
+	port := freePort(t)
+	key := types.NamespacedName{Namespace: "default", Name: "bootdie"}
+	manifest := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata:
+  name: bootdie
+  namespace: default
+  annotations: {ferry.dev/revision: "1"}
+spec:
+  app: {type: WSGI, root: %s}
+  listen: {port: %d}
+  pool: {minProcesses: 2, maxProcesses: 2}
+  nodeSelector: {%s: "true"}
+`, filepath.Join(repo, "examples", "hello-wsgi"), port, localstack.NodeLabel)
+	f := filepath.Join(t.TempDir(), "ag.yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, "apply", "-f", f)
+	t.Cleanup(func() { kubectl(t, "delete", "-f", f, "--wait=true", "--timeout=2m") })
+	waitFor(t, key, "revision 1 on both nodes", 2*time.Minute, rolledOut("1-"))
+	var node2 string
+	for _, n := range stack.Nodes() {
+		if n.Name == "node-2" {
+			node2 = fmt.Sprintf("http://%s:%d/", n.IP, port)
+		}
+	}
+	tr := startTrafficTo(t, []string{node2})
+
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"2"}},"spec":{"app":{"root":%q,"env":[{"name":"DIE_AFTER","value":"3"}]}}}`,
+		ferryv1.RevisionAnnotation, filepath.Join(repo, "agent", "pool", "testdata", "bootdie"))
+	kubectl(t, "patch", "appgroup", "bootdie", "--type", "merge", "-p", patch)
+	var reachedNode2 string
+	ag, _ := waitFor(t, key, "the rollout halted, node-1 back on revision 1", 3*time.Minute,
+		func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) bool {
+			back := false
+			for _, p := range pools {
+				if p.Spec.NodeName == "node-2" && strings.HasPrefix(p.Spec.Revision, "2-") {
+					reachedNode2 = p.Spec.Revision
+				}
+				if p.Spec.NodeName == "node-1" {
+					back = strings.HasPrefix(p.Spec.Revision, "1-") && p.Status.ObservedRevision == p.Spec.Revision &&
+						p.Status.ProcessCounts.Ready >= 2
+				}
+			}
+			rr := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
+			return reachedNode2 != "" || back && rr != nil && rr.Reason == ferryv1.ReasonRolloutHalted
+		})
+	if reachedNode2 != "" {
+		t.Fatalf("node-2 got revision %s, whose processes die after boot", reachedNode2)
+	}
+	rr := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
+	if !strings.Contains(rr.Message, "node-1") || !strings.Contains(rr.Message, "after it was ready") {
+		t.Errorf("RollingRestart does not say where and why the rollout halted: %s", rr.Message)
+	}
+	t.Logf("halted: %s", rr.Message)
+	tr.stop()
+	tr.check(t, "node-2 throughout")
 }
