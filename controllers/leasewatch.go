@@ -185,8 +185,9 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 // probeContact reads the agents' Leases from the API server itself: when
 // that fails, contact is lost; once it works again, contact is back when
 // the cache (cached) shows every Lease renewed at least as late as the
-// API server did the first time it answered again. It reports whether
-// the manager is in contact, its cache caught up.
+// API server did the first time it answered again, and one renewed since
+// (cacheProgress). It reports whether the manager is in contact, its cache
+// caught up.
 func (w *leaseWatcher) probeContact(ctx context.Context, cached []coordinationv1.Lease) bool {
 	var direct coordinationv1.LeaseList
 	opts := []client.ListOption{client.InNamespace(w.namespace),
@@ -216,26 +217,44 @@ func (w *leaseWatcher) probeContact(ctx context.Context, cached []coordinationv1
 	if w.caughtUpTo == nil {
 		w.caughtUpTo = renewals(direct.Items)
 	}
-	have := renewals(cached)
-	behind := 0
-	for node, renewed := range w.caughtUpTo {
-		if t, ok := have[node]; ok && t.Before(renewed) { // a Lease deleted meanwhile is not waited for
-			behind++
-		}
-	}
-	if behind > 0 && w.contact.catchingUpFor() < maxCatchUp {
+	behind, moved := cacheProgress(w.caughtUpTo, renewals(cached))
+	if (behind > 0 || !moved) && w.contact.catchingUpFor() < maxCatchUp {
 		return false
 	}
 	w.caughtUpTo = nil
 	took := w.contact.caughtUp().Round(time.Second).String()
-	if behind > 0 {
+	if behind > 0 || !moved {
 		w.log.Error(nil, "The cache has not caught up with the API server; judging agents by it again all the same",
-			"after", took, "leasesBehind", behind)
+			"after", took, "leasesBehind", behind, "renewedSince", moved)
 	} else {
 		w.log.Info("The cache caught up with the API server; agents get the staleness bound from now to renew their Leases",
 			"after", took)
 	}
 	return true
+}
+
+// cacheProgress compares the cache's Lease renewals (have) with the API
+// server's first answer after an outage (first): behind counts the Leases
+// the cache shows older than that answer did; moved says the cache shows
+// one renewed since, proof that its watch delivers what happens now. The
+// first answer may predate every agent's renewal after the outage, and a
+// cache that only matches it may still lag the renewals by more than the
+// staleness bound on a loaded machine: both are waited for. A Lease
+// deleted meanwhile is not; with none left, nothing is.
+func cacheProgress(first, have map[string]time.Time) (behind int, moved bool) {
+	left := 0
+	for node, renewed := range first {
+		t, ok := have[node]
+		if !ok {
+			continue
+		}
+		left++
+		if t.Before(renewed) {
+			behind++
+		}
+		moved = moved || t.After(renewed)
+	}
+	return behind, moved || left == 0
 }
 
 // maxCatchUp bounds how long agents go unjudged while the cache catches up
