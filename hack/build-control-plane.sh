@@ -34,7 +34,10 @@ have() { [[ -x "$1/kube-apiserver" && -x "$1/etcd" ]]; }
 mkdir -p "$bin" "$cache_root"
 # Two builds at once (make -j, two clones) would race on the cache.
 exec 9>"$cache_root/.control-plane.lock"
-flock 9
+if ! flock -n 9; then
+  echo "Waiting for another build of the control plane to finish ($cache_root/.control-plane.lock)..." >&2
+  flock 9
+fi
 
 # Tests drive the machine's kubectl. A machine without one gets kubectl
 # v${K8S_VERSION} built from the same module (and cached the same way).
