@@ -798,7 +798,7 @@ func (p *Pool) recordScalingError(revision string, err error, kind SpawnKind) {
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
-	p.reportFailure(revision, err, kind, backoff)
+	p.reportFailure("Spawn failed; backing off", revision, err, kind, backoff)
 }
 
 // backOffLocked records a failed spawn, or a crash soon after one, and
@@ -824,11 +824,13 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool) time.Durati
 	return backoff
 }
 
-func (p *Pool) reportFailure(revision string, err error, kind SpawnKind, backoff time.Duration) {
+// reportFailure logs a failed spawn (msg says which kind of failure) and
+// counts it.
+func (p *Pool) reportFailure(msg, revision string, err error, kind SpawnKind, backoff time.Duration) {
 	if p.opts.Observer != nil {
 		p.opts.Observer.SpawnFailed(p.name, kind)
 	}
-	p.log.Error(err, "Spawn failed; backing off", "revision", revision, "kind", kind, "backoff", backoff)
+	p.log.Error(err, msg, "revision", revision, "kind", kind, "backoff", backoff)
 }
 
 // watchExit removes a worker once its process exits; an exit in Ready is a
@@ -865,7 +867,8 @@ func (p *Pool) watchExit(w *Worker) {
 		t.CloseIdleConnections()
 	}
 	if crash != nil {
-		p.reportFailure(w.Revision, crash, SpawnScale, backoff)
+		p.reportFailure("Worker crashed soon after it was ready, as good as a failed spawn; backing off",
+			w.Revision, crash, SpawnScale, backoff)
 	}
 	if unexpected {
 		p.log.Info("Worker exited unexpectedly", "pid", w.PID(), "revision", w.Revision,
