@@ -442,22 +442,37 @@ func TestCancelStopsCleanly(t *testing.T) {
 	}
 }
 
+// TestCancelWithLoad cancels a run without a duration once answers
+// come (the 20th), as a caller stopping it would: the run ends, and what
+// was answered is kept, with no failure. (A fixed deadline could end
+// before a loaded machine's first answer.)
 func TestCancelWithLoad(t *testing.T) {
 	srv := pidServer(t, 1, true)
-	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	res, err := Run(ctx, Config{URLs: []string{srv.URL}, Clients: 4})
+	var seen atomic.Int64
+	done := make(chan struct{})
+	var res *Result
+	var err error
+	go func() {
+		defer close(done)
+		res, err = Run(ctx, Config{URLs: []string{srv.URL}, Clients: 4, OnRecord: func(Record) {
+			if seen.Add(1) == 20 {
+				cancel()
+			}
+		}})
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return after cancel")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep := res.Report()
-	if rep.OK == 0 || rep.Failed != 0 {
-		t.Errorf("ok %d failed %d %v, want some ok and no failure", rep.OK, rep.Failed, rep.FirstFailure)
-	}
-	// Run's clock starts after its setup, which a loaded machine may
-	// stretch: the run ends by the context's deadline, not within it.
-	if res.End <= 0 || res.End > 10*time.Second {
-		t.Errorf("run lasted %v, want it ended by the context's deadline (150ms)", res.End)
+	if rep.OK < 20 || rep.Failed != 0 {
+		t.Errorf("ok %d failed %d %v, want at least 20 ok and no failure", rep.OK, rep.Failed, rep.FirstFailure)
 	}
 }
 
