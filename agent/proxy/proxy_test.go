@@ -996,12 +996,13 @@ func TestShutdownClosesIdleConnectionsAtOnce(t *testing.T) {
 // IdleTimeout, and one left idle is closed, not before IdleTimeout.
 func TestIdleTimeout(t *testing.T) {
 	// Long enough that a loaded machine's stall between two requests of
-	// the loop (a quarter of it apart) does not pass for idleness.
-	const idle = time.Second
+	// the loop (an eighth of it apart) does not pass for idleness: it may
+	// last 1.75 s.
+	const idle = 2 * time.Second
 	e := start(t, agenttest.WSGI("hello-wsgi", 1, 1), proxy.Options{IdleTimeout: idle})
 	c, br := dial(t, e)
 	var last time.Time // before the last request: the idle time starts after its answer
-	for begun := time.Now(); time.Since(begun) < 3*idle; time.Sleep(idle / 4) {
+	for begun := time.Now(); time.Since(begun) < 2*idle; time.Sleep(idle / 8) {
 		last = time.Now()
 		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
 			t.Fatal(err)
