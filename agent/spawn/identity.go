@@ -29,7 +29,7 @@ func workerIdentity(name string) (identity, error) {
 		if err != nil {
 			return identity{}, err
 		}
-		if uid, numeric := canonicalUID(name); name != "" && name != self.Username && !(numeric && uid == self.Uid) {
+		if uid, numeric := canonicalUID(name); name != "" && name != self.Username && (!numeric || uid != self.Uid) {
 			return identity{}, fmt.Errorf("cannot run workers as %q: the agent runs as %q, not root", name, self.Username)
 		}
 		return identity{name: self.Username, home: self.HomeDir}, nil
