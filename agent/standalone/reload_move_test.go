@@ -1,8 +1,10 @@
 package standalone
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -171,4 +173,58 @@ func TestReloadToNewPortKeepsProcesses(t *testing.T) {
 	if code, _ := get(t, s.url()+"/"); code != 200 {
 		t.Errorf("GET on the new port = %d", code)
 	}
+}
+
+// TestShutdownAfterMoveDrainsTheOldPort: a request still on the old port
+// when the agent shuts down after a move is drained like one on the new
+// port: the pool closes only once the old proxy's requests are done, not
+// under them (a 503 "shutting down" to a request the agent had taken).
+func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The head and part of the body: the old proxy buffers the body
+	// before it asks the pool for a worker.
+	if _, err := io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhe"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	s.port = freePort(t)
+	s.write(t, 2, "1")
+	if err := r.client.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(t, "on the new port", func(a AppStatus) bool {
+		return a.Listen == fmt.Sprintf("127.0.0.1:%d", s.port)
+	})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		r.stop()
+	}()
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case <-stopped:
+		t.Error("the agent stopped while a request on its old port was in flight")
+	default:
+	}
+	if _, err := io.WriteString(conn, "llo"); err != nil {
+		t.Fatalf("the old port dropped its request: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer on the old port: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hello" {
+		t.Errorf("the request on the old port got %d %q, want 200 \"hello\"", resp.StatusCode, body)
+	}
+	<-stopped
 }

@@ -74,6 +74,9 @@ type app struct {
 	proxy    *proxy.Server
 	addr     string
 	restartF fileStamp
+	// drains are closed as the proxies a move left drain out: stop
+	// waits for them before it closes the pool they still send to.
+	drains []chan struct{}
 }
 
 type fileStamp struct {
@@ -215,15 +218,29 @@ func observer(m *metrics.Metrics) pool.Observer {
 	return m
 }
 
-// stop drains one AppGroup's proxy and stops its workers.
-func (s *Server) stop(a *app) {
-	timeout := 2 * time.Minute
-	if d := a.ag.Spec.Pool.ShutdownTimeout; d != nil {
-		timeout = 2*d.Duration + 10*time.Second
+// drainTimeout bounds the drain of ag's proxy and pool.
+func drainTimeout(ag ferryv1.AppGroup) time.Duration {
+	if d := ag.Spec.Pool.ShutdownTimeout; d != nil {
+		return 2*d.Duration + 10*time.Second
 	}
+	return 2 * time.Minute
+}
+
+// stop drains one AppGroup's proxy, and those a move left draining, and
+// then stops its workers.
+func (s *Server) stop(a *app) {
+	s.mu.Lock()
+	srv, drains, timeout := a.proxy, slices.Clone(a.drains), drainTimeout(a.ag)
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	_ = a.proxy.Shutdown(ctx)
+	_ = srv.Shutdown(ctx)
+	for _, d := range drains {
+		select {
+		case <-d:
+		case <-ctx.Done():
+		}
+	}
 	a.pool.Close(ctx)
 	if s.opts.Metrics != nil {
 		// Not when another app serves under the name now.
@@ -379,15 +396,21 @@ func (s *Server) update(a *app, ag ferryv1.AppGroup) error {
 func (s *Server) move(a *app, ag ferryv1.AppGroup, l net.Listener) error {
 	srv := proxy.New(a.pool, s.proxyOptions(ag))
 	go func() { _ = srv.Serve(l) }()
+	drained := make(chan struct{})
 	s.mu.Lock()
 	old := a.proxy
 	a.proxy, a.addr = srv, s.shownAddr(ag)
+	a.drains = append(a.drains, drained)
 	s.mu.Unlock()
-	s.log.Info("Moved AppGroup to a new port; the old one drains", "appgroup", ag.Name, "listen", a.addr)
+	s.log.Info("Moved AppGroup to a new port; the old one drains", "appgroup", ag.Name, "listen", s.shownAddr(ag))
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer close(drained)
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout(ag))
 		defer cancel()
 		_ = old.Shutdown(ctx)
+		s.mu.Lock()
+		a.drains = slices.DeleteFunc(a.drains, func(d chan struct{}) bool { return d == drained })
+		s.mu.Unlock()
 	}()
 	return s.update(a, ag)
 }
