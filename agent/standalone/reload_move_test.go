@@ -228,3 +228,35 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 	}
 	<-stopped
 }
+
+// TestStatusDuringMoves: status may be asked while reloads move the
+// AppGroup from port to port (run with -race: a.addr and a.proxy change).
+func TestStatusDuringMoves(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = r.srv.Status()
+		}
+	}()
+	for range 3 {
+		s.port = freePort(t)
+		s.write(t, 2, "1")
+		if err := r.srv.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-done
+	if st := r.srv.Status(); len(st.Apps) != 1 || st.Apps[0].Listen != fmt.Sprintf("127.0.0.1:%d", s.port) {
+		t.Errorf("status after the moves: %+v, want hello on port %d", st.Apps, s.port)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,9 +184,10 @@ func (s *Server) startOn(ag ferryv1.AppGroup, l net.Listener) error {
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.Track(ag.Name, p.Status)
 	}
-	a := &app{ag: ag, base: base, revision: base, pool: p, proxy: proxy.New(p, s.proxyOptions(ag)),
+	srv := proxy.New(p, s.proxyOptions(ag))
+	a := &app{ag: ag, base: base, revision: base, pool: p, proxy: srv,
 		addr: s.shownAddr(ag), restartF: stampOf(restartFile(ag))}
-	go func() { _ = a.proxy.Serve(l) }()
+	go func() { _ = srv.Serve(l) }() // srv, not a.proxy: a move replaces that
 	s.mu.Lock()
 	s.apps[ag.Name] = a
 	s.mu.Unlock()
@@ -432,18 +434,18 @@ type StatusResponse struct {
 
 // Status returns every AppGroup's status, by name.
 func (s *Server) Status() StatusResponse {
+	// What a reload changes (ag, addr) is read under s.mu.
+	type shown struct {
+		name, root, addr string
+		pool             *pool.Pool
+	}
 	s.mu.Lock()
-	apps := make([]*app, 0, len(s.apps))
+	apps := make([]shown, 0, len(s.apps))
 	for _, a := range s.apps {
-		apps = append(apps, a)
+		apps = append(apps, shown{a.ag.Name, a.ag.Spec.App.Root, a.addr, a.pool})
 	}
 	s.mu.Unlock()
-	slices.SortFunc(apps, func(a, b *app) int {
-		if a.ag.Name < b.ag.Name {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(apps, func(a, b shown) int { return strings.Compare(a.name, b.name) })
 	out := StatusResponse{Agent: s.opts.Agent, Apps: []AppStatus{}}
 	now := time.Now()
 	for _, a := range apps {
@@ -453,7 +455,7 @@ func (s *Server) Status() StatusResponse {
 			c.LastTransitionTime = metav1.Time{Time: now}
 			meta.SetStatusCondition(&conds, c)
 		}
-		out.Apps = append(out.Apps, AppStatus{Name: a.ag.Name, Root: a.ag.Spec.App.Root, Listen: a.addr, Pool: st,
+		out.Apps = append(out.Apps, AppStatus{Name: a.name, Root: a.root, Listen: a.addr, Pool: st,
 			Conditions: conds})
 	}
 	return out
