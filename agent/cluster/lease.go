@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"maps"
+	"regexp"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -52,8 +53,16 @@ const leaseRemindEvery = 5 * time.Minute
 // into a Forbidden), and a reminder every leaseRemindEvery.
 type leaseTrouble struct {
 	since, logged time.Time // since: zero while renewals succeed
-	msg           string    // the last logged error
+	msg           string    // the last logged error's troubleKey
 }
+
+// numbers are what troubleKey leaves out.
+var numbers = regexp.MustCompile(`[0-9]+`)
+
+// troubleKey is err's message without its numbers: a reset or a broken
+// pipe names the connection's ephemeral port, another on every try, and
+// is the same trouble all the same.
+func troubleKey(err error) string { return numbers.ReplaceAllString(err.Error(), "#") }
 
 // failed records a failed renewal at now; log says to log it, and since
 // is when the renewals began to fail.
@@ -61,7 +70,7 @@ func (lt *leaseTrouble) failed(now time.Time, err error) (since time.Time, log b
 	if lt.since.IsZero() {
 		lt.since = now
 	}
-	if msg := err.Error(); lt.logged.IsZero() || msg != lt.msg || now.Sub(lt.logged) >= leaseRemindEvery {
+	if msg := troubleKey(err); lt.logged.IsZero() || msg != lt.msg || now.Sub(lt.logged) >= leaseRemindEvery {
 		lt.logged, lt.msg = now, msg
 		return lt.since, true
 	}

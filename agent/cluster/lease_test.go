@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -55,5 +56,29 @@ func TestLeaseTroubleLogging(t *testing.T) {
 	}
 	if _, was := lt.renewed(); was {
 		t.Error("renewed twice: was failing = true")
+	}
+}
+
+// TestLeaseTroubleIgnoresWhatChangesEachTry: an error that names the
+// connection's own ephemeral port (a reset, a broken pipe) differs on
+// every try; it is still the same trouble, not one to log every second.
+func TestLeaseTroubleIgnoresWhatChangesEachTry(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	reset := func(port int) error {
+		return fmt.Errorf(`Put "https://10.96.0.1:443/apis/coordination.k8s.io/v1/namespaces/ferry-system/leases/ferry-agent-node-a?timeout=10s": `+
+			"read tcp 10.244.1.5:%d->10.96.0.1:443: read: connection reset by peer", port)
+	}
+	var lt leaseTrouble
+	logged := 0
+	for i := range 60 {
+		if _, log := lt.failed(t0.Add(time.Duration(i)*time.Second), reset(40000+i)); log {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Errorf("a minute of resets, each from another local port, logged %d times, want once", logged)
+	}
+	if _, log := lt.failed(t0.Add(time.Minute), errors.New(`leases.coordination.k8s.io "ferry-agent-node-a" is forbidden`)); !log {
+		t.Error("a Forbidden after the resets is not logged")
 	}
 }
