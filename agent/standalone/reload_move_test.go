@@ -260,3 +260,23 @@ func TestStatusDuringMoves(t *testing.T) {
 		t.Errorf("status after the moves: %+v, want hello on port %d", st.Apps, s.port)
 	}
 }
+
+// TestMoveBackAtOnce: a reload may move the AppGroup back to the port it
+// just left, however soon: the old port is closed by the time the move
+// returns, not whenever its drain gets to run (bind: address already in
+// use, about one time in sixty).
+func TestMoveBackAtOnce(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	ports := []int{s.port, freePort(t)}
+	for i := range 200 {
+		s.port = ports[(i+1)%2]
+		s.write(t, 2, "1")
+		if err := r.srv.Reload(); err != nil {
+			t.Fatalf("move %d, to %d: %v", i+1, s.port, err)
+		}
+	}
+	if code, _ := get(t, s.url()+"/"); code != 200 {
+		t.Errorf("GET after the moves = %d", code)
+	}
+}

@@ -73,6 +73,7 @@ type app struct {
 	restarts int
 	pool     *pool.Pool
 	proxy    *proxy.Server
+	ln       net.Listener // proxy's: a move closes it at once
 	addr     string
 	restartF fileStamp
 	// drains are closed as the proxies a move left drain out: stop
@@ -185,7 +186,7 @@ func (s *Server) startOn(ag ferryv1.AppGroup, l net.Listener) error {
 		s.opts.Metrics.Track(ag.Name, p.Status)
 	}
 	srv := proxy.New(p, s.proxyOptions(ag))
-	a := &app{ag: ag, base: base, revision: base, pool: p, proxy: srv,
+	a := &app{ag: ag, base: base, revision: base, pool: p, proxy: srv, ln: l,
 		addr: s.shownAddr(ag), restartF: stampOf(restartFile(ag))}
 	go func() { _ = srv.Serve(l) }() // srv, not a.proxy: a move replaces that
 	s.mu.Lock()
@@ -400,10 +401,13 @@ func (s *Server) move(a *app, ag ferryv1.AppGroup, l net.Listener) error {
 	go func() { _ = srv.Serve(l) }()
 	drained := make(chan struct{})
 	s.mu.Lock()
-	old := a.proxy
-	a.proxy, a.addr = srv, s.shownAddr(ag)
+	old, oldLn := a.proxy, a.ln
+	a.proxy, a.ln, a.addr = srv, l, s.shownAddr(ag)
 	a.drains = append(a.drains, drained)
 	s.mu.Unlock()
+	// The old port closes now, not when the drain below gets to run: a
+	// reload right after this one may move back to it.
+	_ = oldLn.Close()
 	s.log.Info("Moved AppGroup to a new port; the old one drains", "appgroup", ag.Name, "listen", s.shownAddr(ag))
 	go func() {
 		defer close(drained)
