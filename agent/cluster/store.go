@@ -96,12 +96,17 @@ func syncDir(dir string) error {
 	return err
 }
 
+// remove deletes key's saved spec, durably: a pool deleted before a power
+// loss must not come back from its file.
 func (s *store) remove(key types.NamespacedName) error {
 	err := os.Remove(s.path(key))
 	if os.IsNotExist(err) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return syncDir(s.dir)
 }
 
 // load returns every saved pool; unreadable files are reported and skipped.
