@@ -37,6 +37,11 @@ type poolReport struct {
 	// the bound less the silence since the later of the agent's last sign
 	// and the start of the manager's contact with the API server.
 	StaleIn time.Duration
+	// Ahead is how far the agent's last sign (its report or its Lease's
+	// renewal, both stamped by its own clock) is ahead of the manager's
+	// clock: at least that much is the agent's clock ahead. Times the
+	// agent stamps are judged with it (settle).
+	Ahead time.Duration
 	// HasLease: the node's agent renews a Lease (its liveness is watched by
 	// the lease watcher, not by requeues).
 	HasLease bool
@@ -117,6 +122,10 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	r.HasLease = !leaseRenew.IsZero()
 	r.LeaseStale = r.HasLease && now.Sub(heard.from(leaseRenew, staleAfter)) > staleAfter
 	r.LeaseIsLast = r.HasLease && (st.HeartbeatTime == nil || !st.HeartbeatTime.After(leaseRenew))
+	r.Ahead = max(leaseRenew.Sub(now), 0)
+	if st.HeartbeatTime != nil {
+		r.Ahead = max(st.HeartbeatTime.Sub(now), r.Ahead)
+	}
 	if r.Reported {
 		last := st.HeartbeatTime.Time
 		if leaseRenew.After(last) {
@@ -164,7 +173,10 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 // within it, and the next wave must not get it meanwhile. A crash then
 // makes the pool fail the target (FailsTarget), which halts the rollout
 // and returns the node to what worked. Pools whose processes all started
-// long ago and whose restart ended long ago are not held.
+// long ago and whose restart ended long ago are not held. The start is
+// stamped by the agent's clock: it is judged by that clock as far as the
+// pool's report shows it ahead (Ahead), or an agent an hour ahead would
+// hold the rollout for an hour.
 func settle(reports map[string]poolReport, now time.Time, window time.Duration) {
 	if window <= 0 {
 		return
@@ -180,7 +192,7 @@ func settle(reports map[string]poolReport, now time.Time, window time.Duration) 
 		if !r.OnTarget || !r.RolledOut {
 			continue
 		}
-		if d := settledAt(r.Pool).Add(window).Sub(now); d > 0 {
+		if d := settledAt(r.Pool).Add(window).Sub(now.Add(r.Ahead)); d > 0 {
 			r.RolledOut, r.SettlesIn = false, d
 			reports[node] = r
 		}

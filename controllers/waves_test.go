@@ -592,6 +592,18 @@ func TestSettle(t *testing.T) {
 		{"settling off", []*ferryv1.ProcessPool{
 			testPool("a", targetRev, rolledOut(2), finished(time.Second)), waiting,
 		}, -1, true, 0},
+		// The agent stamps its times by its own clock, an hour ahead of
+		// the manager's: by that clock (its report is an hour ahead too)
+		// the processes have lived the window, or have 7 s left, not an
+		// hour and 7 s.
+		{"an agent's clock ahead: lived the window by it", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(11*time.Second-time.Hour), process(targetRev, 12*time.Second-time.Hour),
+				heartbeatAt(t0.Add(time.Hour))), waiting,
+		}, window, true, 0},
+		{"an agent's clock ahead: still young by it", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(3*time.Second-time.Hour), process(targetRev, 5*time.Second-time.Hour),
+				heartbeatAt(t0.Add(time.Hour))), waiting,
+		}, window, false, 7 * time.Second},
 		{"still restarting: not rolled out anyway", []*ferryv1.ProcessPool{
 			testPool("a", targetRev, restarting(1, 2)), waiting,
 		}, window, false, 0},
