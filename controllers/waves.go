@@ -74,10 +74,13 @@ type poolReport struct {
 	// with resistance off the rollout goes on past a node's failed spawns.
 	// The next wave waits for this.
 	RolledOut bool
-	// SettlesIn: RolledOut but for the crash window, while the target is
-	// not proven and other nodes wait for it: how long until the pool's
-	// restart finished, and its youngest process of the target started,
-	// contract.CrashWindow ago (settle). RolledOut is false meanwhile.
+	// SettlesIn: rolled out but for the crash window, while the target is
+	// not proven: how long until the pool's restart finished, and its
+	// youngest process of the target started, contract.CrashWindow ago
+	// (settle). While other nodes wait for it RolledOut is false
+	// meanwhile; while none does, RolledOut stays, but the pool neither
+	// proves the target nor counts to its being rolled out everywhere
+	// (settled).
 	SettlesIn time.Duration
 	// Restarting: a recent report has RollingRestart=True: the agent is
 	// replacing processes, onto spec.revision, now.
@@ -100,6 +103,10 @@ type poolReport struct {
 	// known from the pool itself, whatever the AppGroup's status says.
 	Returned bool
 }
+
+// settled: the pool runs the target rolled out, and has lived the crash
+// window on it if the target was not proven (SettlesIn).
+func (r poolReport) settled() bool { return r.OnTarget && r.RolledOut && r.SettlesIn == 0 }
 
 // HaltsTarget: the pool resists the target or fails to spawn it; no
 // further node gets the target while one does.
@@ -177,6 +184,12 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 // stamped by the agent's clock: it is judged by that clock as far as the
 // pool's report shows it ahead (Ahead), or an agent an hour ahead would
 // hold the rollout for an hour.
+//
+// When no node waits (one node, or maxConcurrentNodes as many as the
+// nodes), no rollout is held, but a young pool does not prove the target
+// (settled) nor count to its being rolled out everywhere: one that boots
+// and then dies on every node in the window still halts there and returns
+// them to what worked.
 func settle(reports map[string]poolReport, now time.Time, window time.Duration) {
 	if window <= 0 {
 		return
@@ -185,15 +198,13 @@ func settle(reports map[string]poolReport, now time.Time, window time.Duration) 
 	for _, r := range reports {
 		waiting = waiting || !r.OnTarget
 	}
-	if !waiting {
-		return
-	}
 	for node, r := range reports {
 		if !r.OnTarget || !r.RolledOut {
 			continue
 		}
 		if d := settledAt(r.Pool).Add(window).Sub(now.Add(r.Ahead)); d > 0 {
-			r.RolledOut, r.SettlesIn = false, d
+			r.SettlesIn = d
+			r.RolledOut = r.RolledOut && !waiting
 			reports[node] = r
 		}
 	}
@@ -268,10 +279,11 @@ func haltRecord(prev *ferryv1.HaltedRollout, target string, nodes []string, repo
 	return nil
 }
 
-// runsRolledOut: some pool runs the target rolled out.
+// runsRolledOut: some pool runs the target rolled out (and lived the
+// crash window on it: settled).
 func runsRolledOut(reports map[string]poolReport) bool {
 	for _, r := range reports {
-		if r.OnTarget && r.RolledOut {
+		if r.settled() {
 			return true
 		}
 	}
@@ -297,13 +309,13 @@ func haltReason(r poolReport) string {
 
 // lastRolledOut is the revision the status remembers as the last rolled
 // out everywhere: the target with its app once every selected node reports
-// it rolled out, else prev.
+// it rolled out (and lived the crash window on it: settled), else prev.
 func lastRolledOut(prev *ferryv1.RolledOutRevision, target string, nodes []string, reports map[string]poolReport) *ferryv1.RolledOutRevision {
 	if target == "" || len(nodes) == 0 || prev != nil && prev.Revision == target {
 		return prev
 	}
 	for _, node := range nodes {
-		if r, ok := reports[node]; !ok || !r.OnTarget || !r.RolledOut {
+		if r, ok := reports[node]; !ok || !r.settled() {
 			return prev
 		}
 	}

@@ -586,9 +586,9 @@ func TestSettle(t *testing.T) {
 		{"an older revision's young process does not count", []*ferryv1.ProcessPool{
 			testPool("a", targetRev, rolledOut(2), finished(11*time.Second), process(targetRev, 12*time.Second), process(oldRev, time.Second)), waiting,
 		}, window, true, 0},
-		{"no node waits: nothing to protect", []*ferryv1.ProcessPool{
+		{"no node waits: not held, but still to live the window (TestSettleInOneWave)", []*ferryv1.ProcessPool{
 			testPool("a", targetRev, rolledOut(2), finished(time.Second)),
-		}, window, true, 0},
+		}, window, true, 9 * time.Second},
 		{"settling off", []*ferryv1.ProcessPool{
 			testPool("a", targetRev, rolledOut(2), finished(time.Second)), waiting,
 		}, -1, true, 0},
@@ -627,5 +627,61 @@ func TestSettle(t *testing.T) {
 				t.Errorf("nextSettle = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestSettleInOneWave: when every node takes an unproven target in one
+// wave (one node, or maxConcurrentNodes as many as the nodes), nobody waits
+// and no rollout is held, yet the target is neither proven nor rolled out
+// everywhere until its processes have lived the crash window: one that
+// boots and then dies on every node still returns them to what worked.
+func TestSettleInOneWave(t *testing.T) {
+	young := func(p *ferryv1.ProcessPool) {
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == ferryv1.ConditionRollingRestart {
+				p.Status.Conditions[i].LastTransitionTime = metav1.NewTime(t0.Add(-3 * time.Second))
+			}
+		}
+	}
+	last := &ferryv1.RolledOutRevision{Revision: oldRev, App: ferryv1.AppSpec{Root: "/srv/old"}}
+	newScope := func(now time.Time, pools ...*ferryv1.ProcessPool) *scope {
+		s := &scope{ag: &ferryv1.AppGroup{}, target: targetRev, now: now, settle: 10 * time.Second,
+			pools: map[string]*ferryv1.ProcessPool{}, lastGood: last.DeepCopy(), proven: oldRev}
+		for _, p := range pools {
+			s.nodes = append(s.nodes, p.Spec.NodeName)
+			s.pools[p.Spec.NodeName] = p
+		}
+		return s
+	}
+
+	s := newScope(t0, testPool("a", targetRev, rolledOut(2), young), testPool("b", targetRev, rolledOut(2), young))
+	reports := s.reports(staleAfter)
+	if !reports["a"].RolledOut || !reports["b"].RolledOut {
+		t.Error("nobody waits: nothing to hold the rollout for")
+	}
+	s.remember(reports)
+	if s.targetProven() || s.lastGood.Revision != oldRev {
+		t.Fatalf("processes 3 s old: proven %q, last rolled out %q; want neither the target", s.proven, s.lastGood.Revision)
+	}
+	if d := nextSettle(reports); d != 7*time.Second+100*time.Millisecond {
+		t.Errorf("nextSettle = %v, want 7.1s (to prove the target then)", d)
+	}
+
+	// They die: the target halts and the nodes return to what worked.
+	s = newScope(t0.Add(5*time.Second), testPool("a", targetRev, failsSpawns(targetRev, "boom")),
+		testPool("b", targetRev, failsSpawns(targetRev, "boom")))
+	s.remember(s.reports(staleAfter))
+	if s.halt == nil {
+		t.Error("the target that died within the window halts nothing")
+	}
+	if !returnsFromTarget(s.ag, s.reports(staleAfter)["a"], s.targetProven(), s.halt) {
+		t.Error("node a stays on the target that died within the window")
+	}
+
+	// They live: proven, and rolled out everywhere.
+	s = newScope(t0.Add(8*time.Second), testPool("a", targetRev, rolledOut(2), young), testPool("b", targetRev, rolledOut(2), young))
+	s.remember(s.reports(staleAfter))
+	if !s.targetProven() || s.lastGood.Revision != targetRev {
+		t.Errorf("processes 11 s old: proven %q, last rolled out %q; want the target", s.proven, s.lastGood.Revision)
 	}
 }
