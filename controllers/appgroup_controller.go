@@ -341,6 +341,10 @@ type scope struct {
 	lastGood *ferryv1.RolledOutRevision
 	// proven is the status's provenRevision as the pass has seen it.
 	proven string
+	// unserved are the selected nodes reconcilePools left without a pool
+	// while the revision annotation is invalid: nothing known to work to
+	// start them on (servedRevision).
+	unserved []string
 	// remembered is the memory the pass started from.
 	remembered ferryv1.AppGroupStatus
 }
@@ -714,6 +718,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Halt:          s.halt,
 		LastRolledOut: s.lastGood,
 		Proven:        s.proven,
+		Unserved:      s.unserved,
 		Now:           s.now,
 		StaleAfter:    r.AgentStaleAfter,
 		Clean:         clean && s.revisionErr == nil,

@@ -87,6 +87,11 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 	} else {
 		var ok bool
 		if revision, app, ok = servedRevision(s.target, s.nodes, reports, s.halt != nil, s.lastGood); !ok {
+			for _, node := range s.nodes {
+				if s.pools[node] == nil && !drainingOn[node] {
+					s.unserved = append(s.unserved, node)
+				}
+			}
 			return errors.Join(errs...)
 		}
 	}

@@ -61,6 +61,10 @@ type rollupInput struct {
 	Halt          *ferryv1.HaltedRollout
 	LastRolledOut *ferryv1.RolledOutRevision
 	Proven        string
+	// Unserved are the selected nodes left without a pool while the
+	// revision annotation is invalid: servedRevision found nothing known
+	// to work to start them on.
+	Unserved []string
 }
 
 // computeStatus is the AppGroup's new status. It starts from a copy of the
@@ -161,7 +165,7 @@ func readyCondition(in rollupInput) metav1.Condition {
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		switch {
-		case !ok && in.RevisionErr != nil:
+		case !ok && in.RevisionErr != nil && slices.Contains(in.Unserved, node):
 			poolless = append(poolless, node)
 		case !ok || !r.Reported:
 			pending = append(pending, node)

@@ -98,9 +98,21 @@ func TestReadyCondition(t *testing.T) {
 		},
 		{
 			name: "an invalid revision, and a node with nothing to start on",
-			in: withRevisionErr(input(ab, testPool("node-a", targetRev, restarting(1, 2))),
-				"annotation ferry.dev/revision is empty", false),
+			in: func() rollupInput {
+				in := withRevisionErr(input(ab, testPool("node-a", targetRev, restarting(1, 2))),
+					"annotation ferry.dev/revision is empty", false)
+				in.Unserved = []string{"node-b"}
+				return in
+			}(),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, []string{"No pool on node-b", "is empty"}},
+		},
+		{
+			// node-a serves: node-b's pool was made, or waits for its
+			// old pool to drain; nothing is wrong with what it starts on.
+			name: "an invalid revision, and a node whose pool is yet to report",
+			in: withRevisionErr(input(ab, testPool("node-a", targetRev, rolledOut(2))),
+				"annotation ferry.dev/revision is empty", false),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{"node-b"}},
 		},
 		{
 			name: "a revision never valid",
