@@ -211,12 +211,19 @@ func settle(reports map[string]poolReport, now time.Time, window time.Duration) 
 }
 
 // settledAt is when the pool's processes of its revision began their
-// crash window: the later of its restart's end (RollingRestart's last
-// transition) and its youngest such process's start.
+// crash window: the latest of its restart's end (RollingRestart's last
+// transition), its youngest such process's start, and ScalingError's last
+// transition. The agent's window runs from a process's ready, which the
+// status does not show: a process's start is its spawn, and a replacement
+// for a crashed one that boots for longer than the window would count as
+// having lived it once ready. Its ready ends the scaling error the crash
+// raised, which is the transition.
 func settledAt(p *ferryv1.ProcessPool) time.Time {
 	var at time.Time
-	if rr := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionRollingRestart); rr != nil {
-		at = rr.LastTransitionTime.Time
+	for _, typ := range []string{ferryv1.ConditionRollingRestart, ferryv1.ConditionScalingError} {
+		if c := meta.FindStatusCondition(p.Status.Conditions, typ); c != nil && c.LastTransitionTime.After(at) {
+			at = c.LastTransitionTime.Time
+		}
 	}
 	for _, proc := range p.Status.Processes {
 		if proc.Revision == p.Spec.Revision && proc.StartedAt.After(at) {

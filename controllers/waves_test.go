@@ -604,6 +604,21 @@ func TestSettle(t *testing.T) {
 			testPool("a", targetRev, rolledOut(2), finished(3*time.Second-time.Hour), process(targetRev, 5*time.Second-time.Hour),
 				heartbeatAt(t0.Add(time.Hour))), waiting,
 		}, window, false, 7 * time.Second},
+		// A process crashed after the restart; its replacement was
+		// spawned 12 s ago and booted for 10 s: ready, which ended the
+		// scaling error the crash raised, 2 s ago. The agent's crash
+		// window runs from ready: 8 s left, not none.
+		{"a replacement slow to boot: from its recovery", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(time.Minute), process(targetRev, 12*time.Second),
+				func(p *ferryv1.ProcessPool) {
+					setCond(p, ferryv1.ConditionScalingError, metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, "")
+					for i := range p.Status.Conditions {
+						if p.Status.Conditions[i].Type == ferryv1.ConditionScalingError {
+							p.Status.Conditions[i].LastTransitionTime = metav1.NewTime(t0.Add(-2 * time.Second))
+						}
+					}
+				}), waiting,
+		}, window, false, 8 * time.Second},
 		{"still restarting: not rolled out anyway", []*ferryv1.ProcessPool{
 			testPool("a", targetRev, restarting(1, 2)), waiting,
 		}, window, false, 0},
