@@ -282,6 +282,34 @@ func patchApp(t *testing.T, key types.NamespacedName, example string, revision s
 	kubectl(t, "patch", "appgroup", key.Name, "-n", key.Namespace, "--type", "merge", "-p", patch)
 }
 
+// applyAppGroup applies AppGroup name in default at revision 1: the
+// hello-wsgi example with env (a YAML list), two processes on each node,
+// on port. It returns the manifest's file.
+func applyAppGroup(t *testing.T, name string, port int, env string) string {
+	t.Helper()
+	manifest := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata:
+  name: %s
+  namespace: default
+  annotations: {ferry.dev/revision: "1"}
+spec:
+  app:
+    type: WSGI
+    root: %s
+    env: %s
+  listen: {port: %d}
+  pool: {minProcesses: 2, maxProcesses: 2}
+  nodeSelector: {%s: "true"}
+`, name, filepath.Join(repo, "examples", "hello-wsgi"), env, port, localstack.NodeLabel)
+	f := filepath.Join(t.TempDir(), "ag.yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, "apply", "-f", f)
+	return f
+}
+
 // TestRollingResistingAndAPIServerDowntime is the local stack's story, in
 // order, under continuous load through both nodes: apply; roll; break a
 // deploy; mend it; lose the API server for longer than the manager's
@@ -289,28 +317,8 @@ func patchApp(t *testing.T, key types.NamespacedName, example string, revision s
 func TestRollingResistingAndAPIServerDowntime(t *testing.T) {
 	port := freePort(t)
 	key := types.NamespacedName{Namespace: "default", Name: "e2e"}
-	manifest := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
-kind: AppGroup
-metadata:
-  name: e2e
-  namespace: default
-  annotations: {ferry.dev/revision: "1"}
-spec:
-  app:
-    type: WSGI
-    root: %s
-    env: [{name: BOOT_DELAY, value: "1"}, {name: REQUEST_DELAY_MS, value: "2"}]
-  listen: {port: %d}
-  pool: {minProcesses: 2, maxProcesses: 2}
-  nodeSelector: {%s: "true"}
-`, filepath.Join(repo, "examples", "hello-wsgi"), port, localstack.NodeLabel)
-	f := filepath.Join(t.TempDir(), "ag.yaml")
-	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
 	// Apply -> Ready, as a user would wait for it.
-	kubectl(t, "apply", "-f", f)
+	applyAppGroup(t, "e2e", port, `[{name: BOOT_DELAY, value: "1"}, {name: REQUEST_DELAY_MS, value: "2"}]`)
 	kubectl(t, "wait", "--for=condition=Ready", "appgroup/e2e", "--timeout=180s")
 	waitFor(t, key, "revision 1 on both nodes", 2*time.Minute, rolledOut("1-"))
 	checkUploads(t, port)
@@ -458,23 +466,7 @@ spec:
 func TestRevisionThatBootsAndDiesStopsAtTheFirstNode(t *testing.T) {
 	port := freePort(t)
 	key := types.NamespacedName{Namespace: "default", Name: "bootdie"}
-	manifest := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
-kind: AppGroup
-metadata:
-  name: bootdie
-  namespace: default
-  annotations: {ferry.dev/revision: "1"}
-spec:
-  app: {type: WSGI, root: %s}
-  listen: {port: %d}
-  pool: {minProcesses: 2, maxProcesses: 2}
-  nodeSelector: {%s: "true"}
-`, filepath.Join(repo, "examples", "hello-wsgi"), port, localstack.NodeLabel)
-	f := filepath.Join(t.TempDir(), "ag.yaml")
-	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	kubectl(t, "apply", "-f", f)
+	f := applyAppGroup(t, "bootdie", port, "[]")
 	t.Cleanup(func() { kubectl(t, "delete", "-f", f, "--wait=true", "--timeout=2m") })
 	waitFor(t, key, "revision 1 on both nodes", 2*time.Minute, rolledOut("1-"))
 	var node2 string
