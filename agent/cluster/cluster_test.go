@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -703,4 +704,62 @@ func releaseDuringDrain(t *testing.T, dir string, pp *ferryv1.ProcessPool, key t
 		t.Fatal(err)
 	}
 	waitUntil(t, "the released pool gone", func() bool { return env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) != nil })
+}
+
+// TestShutdownAfterMoveDrainsTheOldPort: an agent stopped right after its
+// pool moved to a new port still answers a request that was arriving on
+// the old one (its body half sent), before the pool's workers stop.
+func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	stop := runAgent(t, "node-d", env.Config, stateDir(t))
+	oldPort := freePort(t)
+	_, key := readyPool(t, ns, "app-node-d", "node-d", oldPort)
+
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", oldPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The head and part of the body: the proxy buffers the body before it
+	// asks the pool for a worker.
+	if _, err := io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhe"); err != nil {
+		t.Fatal(err)
+	}
+
+	newPort := freePort(t)
+	cur := &ferryv1.ProcessPool{}
+	if err := env.Client.Get(ctx, key, cur); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(cur.DeepCopy())
+	cur.Spec.Template.Listen.Port = newPort
+	if err := env.Client.Patch(ctx, cur, patch); err != nil {
+		t.Fatal(err)
+	}
+	newURL := fmt.Sprintf("http://127.0.0.1:%d/", newPort)
+	waitUntil(t, "the new port serving", func() bool {
+		code, _, err := get(newURL)
+		return err == nil && code == 200
+	})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		stop()
+	}()
+	time.Sleep(500 * time.Millisecond) // the stop under way
+	if _, err := io.WriteString(conn, "llo"); err != nil {
+		t.Fatalf("the old port dropped its request: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer on the old port: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hello" {
+		t.Errorf("the request on the old port got %d %q, want 200 \"hello\"", resp.StatusCode, body)
+	}
+	<-stopped
 }

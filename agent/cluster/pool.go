@@ -29,6 +29,10 @@ type runningPool struct {
 	key types.NamespacedName
 	log logr.Logger
 
+	// drains are the proxies of ports moved from, draining: close waits
+	// for them before it stops the workers their requests need.
+	drains sync.WaitGroup
+
 	mu        sync.Mutex
 	obj       *ferryv1.ProcessPool
 	pool      runner
@@ -139,12 +143,22 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 	rp.mu.Unlock()
 	rp.pool.Update(configOf(pp))
 	if old != nil {
-		go drainProxy(old, time.Minute)
+		rp.drainMoved(old)
 	}
 	select {
 	case rp.kick <- struct{}{}:
 	default:
 	}
+}
+
+// drainMoved drains the proxy of a port moved from, in the background;
+// close waits for it.
+func (rp *runningPool) drainMoved(srv *proxy.Server) {
+	rp.drains.Add(1)
+	go func() {
+		defer rp.drains.Done()
+		drainProxy(srv, time.Minute)
+	}()
 }
 
 func drainProxy(srv *proxy.Server, timeout time.Duration) {
@@ -171,6 +185,7 @@ func (rp *runningPool) close() {
 	if prev != nil {
 		drainProxy(prev, timeout)
 	}
+	rp.drains.Wait() // each bounded by drainMoved's minute
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	rp.pool.Close(ctx)
@@ -262,7 +277,7 @@ func (rp *runningPool) retryListen() {
 	if rp.listenErr != nil && rp.proxy == nil && rp.a.opts.SimulateWorkers == 0 {
 		rp.listenLocked(rp.port)
 		if rp.proxy != nil && rp.prev != nil {
-			go drainProxy(rp.prev, time.Minute)
+			rp.drainMoved(rp.prev)
 			rp.prev = nil
 		}
 	}
