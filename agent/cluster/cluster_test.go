@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -30,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/testenv"
@@ -621,7 +621,6 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 // the new port is taken stays on the old one"; the pool must keep serving
 // on its old port until the new one can be opened, not go dark on both.
 func TestPortMoveOntoTakenPortKeepsOldPort(t *testing.T) {
-	ctx := context.Background()
 	ns := namespace(t)
 	runAgent(t, "node-m", env.Config, stateDir(t))
 	oldPort := freePort(t)
@@ -640,15 +639,7 @@ func TestPortMoveOntoTakenPortKeepsOldPort(t *testing.T) {
 	}
 	defer l.Close()
 
-	cur := &ferryv1.ProcessPool{}
-	if err := env.Client.Get(ctx, key, cur); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(cur.DeepCopy())
-	cur.Spec.Template.Listen.Port = newPort
-	if err := env.Client.Patch(ctx, cur, patch); err != nil {
-		t.Fatal(err)
-	}
+	setPort(t, key, newPort)
 	waitPool(t, key, "ListenFailed on the new port", func(p *ferryv1.ProcessPool) bool {
 		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
 		return c != nil && c.Reason == ferryv1.ReasonListenFailed
@@ -710,33 +701,14 @@ func releaseDuringDrain(t *testing.T, dir string, pp *ferryv1.ProcessPool, key t
 // pool moved to a new port still answers a request that was arriving on
 // the old one (its body half sent), before the pool's workers stop.
 func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
-	ctx := context.Background()
 	ns := namespace(t)
 	stop := runAgent(t, "node-d", env.Config, stateDir(t))
 	oldPort := freePort(t)
 	_, key := readyPool(t, ns, "app-node-d", "node-d", oldPort)
 
-	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", oldPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	// The head and part of the body: the proxy buffers the body before it
-	// asks the pool for a worker.
-	if _, err := io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhe"); err != nil {
-		t.Fatal(err)
-	}
-
+	req := agenttest.StartHalfSentEcho(t, fmt.Sprintf("127.0.0.1:%d", oldPort))
 	newPort := freePort(t)
-	cur := &ferryv1.ProcessPool{}
-	if err := env.Client.Get(ctx, key, cur); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(cur.DeepCopy())
-	cur.Spec.Template.Listen.Port = newPort
-	if err := env.Client.Patch(ctx, cur, patch); err != nil {
-		t.Fatal(err)
-	}
+	setPort(t, key, newPort)
 	newURL := fmt.Sprintf("http://127.0.0.1:%d/", newPort)
 	waitUntil(t, "the new port serving", func() bool {
 		code, _, err := get(newURL)
@@ -748,18 +720,21 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 		stop()
 	}()
 	time.Sleep(500 * time.Millisecond) // the stop under way
-	if _, err := io.WriteString(conn, "llo"); err != nil {
-		t.Fatalf("the old port dropped its request: %v", err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("no answer on the old port: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "hello" {
-		t.Errorf("the request on the old port got %d %q, want 200 \"hello\"", resp.StatusCode, body)
-	}
+	req.Finish(t)
 	<-stopped
+}
+
+// setPort patches the pool's listen.port.
+func setPort(t *testing.T, key types.NamespacedName, port int32) {
+	t.Helper()
+	ctx := context.Background()
+	cur := &ferryv1.ProcessPool{}
+	if err := env.Client.Get(ctx, key, cur); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(cur.DeepCopy())
+	cur.Spec.Template.Listen.Port = port
+	if err := env.Client.Patch(ctx, cur, patch); err != nil {
+		t.Fatal(err)
+	}
 }

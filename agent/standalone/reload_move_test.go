@@ -1,10 +1,8 @@
 package standalone
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 )
 
 // TestReloadOntoTakenPortKeepsServing: the file moves an AppGroup to a
@@ -182,16 +182,7 @@ func TestReloadToNewPortKeepsProcesses(t *testing.T) {
 func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 	s := newSite(t)
 	r := run(t, s)
-	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	// The head and part of the body: the old proxy buffers the body
-	// before it asks the pool for a worker.
-	if _, err := io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhe"); err != nil {
-		t.Fatal(err)
-	}
+	req := agenttest.StartHalfSentEcho(t, fmt.Sprintf("127.0.0.1:%d", s.port))
 	time.Sleep(200 * time.Millisecond)
 
 	s.port = freePort(t)
@@ -213,19 +204,7 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 		t.Error("the agent stopped while a request on its old port was in flight")
 	default:
 	}
-	if _, err := io.WriteString(conn, "llo"); err != nil {
-		t.Fatalf("the old port dropped its request: %v", err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("no answer on the old port: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "hello" {
-		t.Errorf("the request on the old port got %d %q, want 200 \"hello\"", resp.StatusCode, body)
-	}
+	req.Finish(t)
 	<-stopped
 }
 

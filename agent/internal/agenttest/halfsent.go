@@ -1,0 +1,48 @@
+package agenttest
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// HalfSentEcho is a POST /echo of "hello" whose head and first two body
+// bytes are sent: the proxy has taken it and buffers its body, and asks
+// its pool for a worker only once the rest comes (Finish).
+type HalfSentEcho struct{ conn net.Conn }
+
+// StartHalfSentEcho sends the first part of the request to addr.
+func StartHalfSentEcho(t testing.TB, addr string) *HalfSentEcho {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	if _, err := io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhe"); err != nil {
+		t.Fatal(err)
+	}
+	return &HalfSentEcho{conn: conn}
+}
+
+// Finish sends the rest of the body and checks the answer is a 200 with
+// the body echoed.
+func (h *HalfSentEcho) Finish(t testing.TB) {
+	t.Helper()
+	if _, err := io.WriteString(h.conn, "llo"); err != nil {
+		t.Fatalf("the proxy dropped the half-sent request: %v", err)
+	}
+	_ = h.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(h.conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to the half-sent request: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hello" {
+		t.Errorf("the half-sent request got %d %q, want 200 \"hello\"", resp.StatusCode, body)
+	}
+}
