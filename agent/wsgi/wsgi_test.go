@@ -158,6 +158,19 @@ func spawnStartup(t testing.TB, root, startup string) *worker {
 }
 
 // wait waits for the process to exit and returns its exit code.
+// outputHas waits a while for the worker's stderr to show s: the worker
+// writes it as it answers, and the pipe is copied on its own time.
+func (w *worker) outputHas(s string) bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(w.output.String(), s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 func (w *worker) wait(t testing.TB) int {
 	t.Helper()
 	select {
@@ -682,7 +695,7 @@ func TestServe(t *testing.T) {
 		}
 		resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		expectStatus(t, resp, body, 200)
-		if !strings.Contains(w.output.String(), "RuntimeError: boom") {
+		if !w.outputHas("RuntimeError: boom") {
 			t.Error("no traceback on stderr")
 		}
 		resp, body = c.roundTrip(t, "GET", "GET /exc-info HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -718,7 +731,7 @@ func TestServe(t *testing.T) {
 		c := w.dial(t)
 		resp, body := c.roundTrip(t, "GET", "GET /raw/str-in-list HTTP/1.1\r\nHost: x\r\n\r\n")
 		expectStatus(t, resp, body, 500)
-		if !strings.Contains(w.output.String(), "response body data must be bytes, not str") {
+		if !w.outputHas("response body data must be bytes, not str") {
 			t.Error("no TypeError on stderr")
 		}
 		resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
