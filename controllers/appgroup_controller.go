@@ -119,11 +119,10 @@ type AppGroupReconciler struct {
 	// roll-up treats its report as Unknown. Default:
 	// DefaultAgentStaleAfter.
 	AgentStaleAfter time.Duration
-	// SettleFor is how long a node's new processes must live before the
-	// node counts as rolled out, while the target is not proven and other
-	// nodes wait for it (settle). Zero: contract.CrashWindow, the agents'
-	// own; negative: not at all (tests whose simulated agents report no
-	// crash).
+	// SettleFor is how long a node's new processes must live, while the
+	// target is not proven, before the node proves it or lets the next
+	// wave have it (settle). Zero: contract.CrashWindow, the agents' own;
+	// negative: not at all (tests whose simulated agents report no crash).
 	SettleFor time.Duration
 
 	resisting resistingSet

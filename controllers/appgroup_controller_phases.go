@@ -78,6 +78,14 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 	if s.target == "" {
 		return errors.Join(errs...)
 	}
+	var missing []string
+	for _, node := range s.nodes {
+		// A node whose previous pool still drains gets its new one after:
+		// both would want the same port.
+		if s.pools[node] == nil && !drainingOn[node] {
+			missing = append(missing, node)
+		}
+	}
 	reports := s.reports(r.AgentStaleAfter)
 	var revision string
 	var app ferryv1.AppSpec
@@ -87,20 +95,8 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 	} else {
 		var ok bool
 		if revision, app, ok = servedRevision(s.target, s.nodes, reports, s.halt != nil, s.lastGood); !ok {
-			for _, node := range s.nodes {
-				if s.pools[node] == nil && !drainingOn[node] {
-					s.unserved = append(s.unserved, node)
-				}
-			}
+			s.unserved = missing
 			return errors.Join(errs...)
-		}
-	}
-	var missing []string
-	for _, node := range s.nodes {
-		// A node whose previous pool still drains gets its new one after:
-		// both would want the same port.
-		if s.pools[node] == nil && !drainingOn[node] {
-			missing = append(missing, node)
 		}
 	}
 	// Each creation is a round trip to the API server: make them at once

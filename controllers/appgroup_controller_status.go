@@ -165,7 +165,7 @@ func readyCondition(in rollupInput) metav1.Condition {
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		switch {
-		case !ok && in.RevisionErr != nil && slices.Contains(in.Unserved, node):
+		case !ok && slices.Contains(in.Unserved, node): // only while RevisionErr
 			poolless = append(poolless, node)
 		case !ok || !r.Reported:
 			pending = append(pending, node)

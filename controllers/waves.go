@@ -203,8 +203,7 @@ func settle(reports map[string]poolReport, now time.Time, window time.Duration) 
 			continue
 		}
 		if d := settledAt(r.Pool).Add(window).Sub(now.Add(r.Ahead)); d > 0 {
-			r.SettlesIn = d
-			r.RolledOut = r.RolledOut && !waiting
+			r.SettlesIn, r.RolledOut = d, !waiting
 			reports[node] = r
 		}
 	}

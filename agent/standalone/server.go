@@ -76,9 +76,9 @@ type app struct {
 	ln       net.Listener // proxy's: a move closes it at once
 	addr     string
 	restartF fileStamp
-	// drains are closed as the proxies a move left drain out: stop
-	// waits for them before it closes the pool they still send to.
-	drains []chan struct{}
+	// drains counts the proxies a move left draining: stop waits for
+	// them before it closes the pool they still send to.
+	drains sync.WaitGroup
 }
 
 type fileStamp struct {
@@ -233,16 +233,16 @@ func drainTimeout(ag ferryv1.AppGroup) time.Duration {
 // then stops its workers.
 func (s *Server) stop(a *app) {
 	s.mu.Lock()
-	srv, drains, timeout := a.proxy, slices.Clone(a.drains), drainTimeout(a.ag)
+	srv, timeout := a.proxy, drainTimeout(a.ag)
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	_ = srv.Shutdown(ctx)
-	for _, d := range drains {
-		select {
-		case <-d:
-		case <-ctx.Done():
-		}
+	drained := make(chan struct{})
+	go func() { a.drains.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-ctx.Done():
 	}
 	a.pool.Close(ctx)
 	if s.opts.Metrics != nil {
@@ -399,24 +399,21 @@ func (s *Server) update(a *app, ag ferryv1.AppGroup) error {
 func (s *Server) move(a *app, ag ferryv1.AppGroup, l net.Listener) error {
 	srv := proxy.New(a.pool, s.proxyOptions(ag))
 	go func() { _ = srv.Serve(l) }()
-	drained := make(chan struct{})
+	addr := s.shownAddr(ag)
 	s.mu.Lock()
 	old, oldLn := a.proxy, a.ln
-	a.proxy, a.ln, a.addr = srv, l, s.shownAddr(ag)
-	a.drains = append(a.drains, drained)
+	a.proxy, a.ln, a.addr = srv, l, addr
 	s.mu.Unlock()
 	// The old port closes now, not when the drain below gets to run: a
 	// reload right after this one may move back to it.
 	_ = oldLn.Close()
-	s.log.Info("Moved AppGroup to a new port; the old one drains", "appgroup", ag.Name, "listen", s.shownAddr(ag))
+	s.log.Info("Moved AppGroup to a new port; the old one drains", "appgroup", ag.Name, "listen", addr)
+	a.drains.Add(1)
 	go func() {
-		defer close(drained)
+		defer a.drains.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout(ag))
 		defer cancel()
 		_ = old.Shutdown(ctx)
-		s.mu.Lock()
-		a.drains = slices.DeleteFunc(a.drains, func(d chan struct{}) bool { return d == drained })
-		s.mu.Unlock()
 	}()
 	return s.update(a, ag)
 }
