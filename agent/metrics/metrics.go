@@ -30,6 +30,7 @@ type Metrics struct {
 	restarts        *prometheus.CounterVec
 	restartOutcomes *prometheus.CounterVec
 	workerExits     *prometheus.CounterVec
+	overruns        *prometheus.CounterVec
 	replays         *prometheus.CounterVec
 
 	mu    sync.Mutex
@@ -75,6 +76,10 @@ func New() *Metrics {
 			Name: "ferry_worker_exits_total",
 			Help: "Worker processes that exited; unexpected=true for crashes of serving workers.",
 		}, []string{"pool", "unexpected"}),
+		overruns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_workers_overran_total",
+			Help: "Worker processes killed because a request at them got no answer within maxRequestTime (the client got 504).",
+		}, []string{"pool"}),
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_requests_replayed_total",
 			Help: "Safe requests (GET, HEAD, OPTIONS, TRACE) replayed (sent, or tried, a second time) to the same worker on a new connection, " +
@@ -82,7 +87,7 @@ func New() *Metrics {
 		}, []string{"pool"}),
 	}
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.spawnDuration, m.spawns, m.spawnFailures,
-		m.restarts, m.restartOutcomes, m.workerExits, m.replays, (*statusCollector)(m),
+		m.restarts, m.restartOutcomes, m.workerExits, m.overruns, m.replays, (*statusCollector)(m),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -178,6 +183,9 @@ func (m *Metrics) RestartStarted(p string, strategy ferryv1.RestartStrategy) {
 func (m *Metrics) RestartFinished(p string, outcome string) {
 	m.restartOutcomes.WithLabelValues(p, outcome).Inc()
 }
+
+// WorkerOverran implements pool.Observer.
+func (m *Metrics) WorkerOverran(p string) { m.overruns.WithLabelValues(p).Inc() }
 
 // WorkerExited implements pool.Observer.
 func (m *Metrics) WorkerExited(p string, unexpected bool) {

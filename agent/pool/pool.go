@@ -67,6 +67,9 @@ type Observer interface {
 	RestartStarted(pool string, strategy ferryv1.RestartStrategy)
 	RestartFinished(pool string, outcome string)
 	WorkerExited(pool string, unexpected bool)
+	// WorkerOverran: a worker was killed for a request that took longer
+	// than maxRequestTime (its exit is reported too, as expected).
+	WorkerOverran(pool string)
 }
 
 // SpawnKind says why a spawn was made, which decides what its failure means.
@@ -150,9 +153,10 @@ type Pool struct {
 	opts Options
 	log  logr.Logger
 	name string // Config.Name at New: fixed, read without the lock
-	// The template's buffering (RequestBufferLimit, ResponseBufferLimit),
-	// kept apart from cfg so that the proxy reads it without the lock.
-	requestLimit, responseLimit atomic.Int64
+	// The template's buffering (RequestBufferLimit, ResponseBufferLimit)
+	// and maxRequestTime (MaxRequestTime, in nanoseconds), kept apart from
+	// cfg so that the proxy reads them without the lock.
+	requestLimit, responseLimit, requestTime atomic.Int64
 	// ctx is cancelled by Close: spawns in flight give up.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -247,7 +251,7 @@ func New(cfg Config, opts Options) *Pool {
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
-	p.storeBufferLimits(cfg.Template.Proxy)
+	p.storeLimits(cfg.Template)
 	p.wg.Add(1)
 	go p.supervise()
 	p.kickSupervisor()
@@ -268,9 +272,14 @@ func (p *Pool) RequestBufferLimit() int64 { return p.requestLimit.Load() }
 // from a worker before it sends it on; 0: none.
 func (p *Pool) ResponseBufferLimit() int64 { return p.responseLimit.Load() }
 
-func (p *Pool) storeBufferLimits(spec ferryv1.ProxySpec) {
-	p.requestLimit.Store(requestBufferLimit(spec))
-	p.responseLimit.Store(responseBufferLimit(spec))
+// MaxRequestTime is how long a worker may take to answer a request before
+// the proxy gives up on it and calls Overran; 0: no bound.
+func (p *Pool) MaxRequestTime() time.Duration { return time.Duration(p.requestTime.Load()) }
+
+func (p *Pool) storeLimits(t ferryv1.AppTemplate) {
+	p.requestLimit.Store(requestBufferLimit(t.Proxy))
+	p.responseLimit.Store(responseBufferLimit(t.Proxy))
+	p.requestTime.Store(int64(durationOr(t.Pool.MaxRequestTime, 0)))
 }
 
 func responseBufferLimit(spec ferryv1.ProxySpec) int64 {
@@ -419,6 +428,33 @@ func (p *Pool) Unreachable(w *Worker) {
 	p.kickSupervisor()
 }
 
+// Overran kills w at once, as Passenger Enterprise's max_request_time
+// does: a request at it went unanswered for maxRequestTime (the proxy
+// answers it 504). A worker stuck in a request would not stop on SIGTERM
+// (the WSGI loader finishes its request first), and would hold its slot
+// for good. Its other requests, if it takes several, fail with it. The
+// kill is no crash: the supervisor replaces the worker at once, with no
+// backoff. path is the overrunning request's, for the log.
+func (p *Pool) Overran(w *Worker, path string) {
+	p.mu.Lock()
+	if w.state != ferryv1.ProcessReady && w.state != ferryv1.ProcessDraining {
+		p.mu.Unlock()
+		return // stopping already, or gone
+	}
+	limit := durationOr(p.cfg.Template.Pool.MaxRequestTime, 0)
+	p.drainLocked(w)
+	p.transitionLocked(w, EventStop)
+	p.notifyLocked()
+	p.mu.Unlock()
+	p.log.Info("Killing worker: a request got no answer within maxRequestTime", "pid", w.PID(),
+		"revision", w.Revision, "maxRequestTime", limit, "path", path)
+	if p.opts.Observer != nil {
+		p.opts.Observer.WorkerOverran(p.name)
+	}
+	p.goBackground(w.proc.Kill)
+	p.kickSupervisor()
+}
+
 // grantLocked hands w's free slots to waiting requests, oldest first.
 func (p *Pool) grantLocked(w *Worker) {
 	for w.sessions < w.capacity {
@@ -446,7 +482,7 @@ func (p *Pool) Update(cfg Config) {
 	p.mu.Lock()
 	old := p.cfg
 	p.cfg = cfg
-	p.storeBufferLimits(cfg.Template.Proxy)
+	p.storeLimits(cfg.Template)
 	if cfg.Revision != old.Revision {
 		if p.resisting != nil {
 			p.log.Info("Left deployment error resistance", "revision", cfg.Revision, "resisted", p.resisting.Revision)

@@ -25,6 +25,7 @@ import (
 type observer struct {
 	spawns   atomic.Int64
 	failed   atomic.Int64
+	overran  atomic.Int64
 	mu       sync.Mutex
 	outcomes []string
 }
@@ -34,6 +35,7 @@ func (o *observer) SpawnSucceeded(string, time.Duration)           {}
 func (o *observer) SpawnFailed(string, pool.SpawnKind)             { o.failed.Add(1) }
 func (o *observer) RestartStarted(string, ferryv1.RestartStrategy) {}
 func (o *observer) WorkerExited(string, bool)                      {}
+func (o *observer) WorkerOverran(string)                           { o.overran.Add(1) }
 func (o *observer) RestartFinished(_ string, outcome string) {
 	o.mu.Lock()
 	o.outcomes = append(o.outcomes, outcome)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
@@ -38,6 +39,16 @@ func BenchmarkRequest(b *testing.B) {
 	}
 	b.Run("direct", func(b *testing.B) { run(b, direct) })
 	b.Run("proxy", func(b *testing.B) { run(b, e.URL+"/") })
+	// maxRequestTime bounds each wait for a response head: a deadline set
+	// and lifted on the worker connection, under its lock.
+	b.Run("proxy-maxRequestTime", func(b *testing.B) {
+		cfg := e.Pool.Config()
+		limited := cfg
+		limited.Template.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Minute}
+		e.Pool.Update(limited)
+		defer e.Pool.Update(cfg)
+		run(b, e.URL+"/")
+	})
 }
 
 // BenchmarkUpload measures a POST's cost through the proxy with its body

@@ -45,7 +45,7 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session)
 		if !ok {
 			return nil, errors.New("ferry: the worker has no proxy transport")
 		}
-		return t.exchange(r, body != nil, write, sess.replaying)
+		return t.exchange(r, body != nil, write, sess.replaying, s.router.MaxRequestTime())
 	})
 	switch {
 	case err != nil && body != nil && body.err() != nil && r.Context().Err() == nil:

@@ -393,7 +393,8 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 	if !ok {
 		return sent{}, errors.New("ferry: the worker has no proxy transport")
 	}
-	x, err := t.begin(cc.req, false, cc.write, cc.stop, time.Now(), cc.sess.replaying) // not sess.start: the queue may have been long
+	x, err := t.begin(cc.req, false, cc.write, cc.stop, time.Now(), cc.sess.replaying, // not sess.start: the queue may have been long
+		cc.s.router.MaxRequestTime())
 	if err != nil {
 		return sent{}, err
 	}
@@ -401,6 +402,7 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 		resp, err := x.receive() //nolint:bodyclose // serveRequest closes it
 		return sent{resp: resp}, err
 	}
+	x.headCame()
 	cc.sess.code = cc.resp.code
 	if cc.resp.bodyPending(x.c.br) && cc.s.buffers(cc.sess, cc.resp.length, cc.s.router.ResponseBufferLimit()) {
 		return sent{relayed: true, keep: cc.relayBuffered(x, time.Now)}, nil // buffer.go

@@ -20,6 +20,8 @@ func (brokenRouter) Release(*pool.Worker)                          {}
 func (brokenRouter) Unreachable(*pool.Worker)                      {}
 func (brokenRouter) RequestBufferLimit() int64                     { return 0 }
 func (brokenRouter) ResponseBufferLimit() int64                    { return 0 }
+func (brokenRouter) MaxRequestTime() time.Duration                 { return 0 }
+func (brokenRouter) Overran(*pool.Worker, string)                  {}
 
 // TestPanicClosesOnlyItsConnection: a panic while the front end serves a
 // request closes that connection; the agent lives on, serves the next

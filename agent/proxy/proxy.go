@@ -93,6 +93,12 @@ type Router interface {
 	// ResponseBufferLimit is the largest response body to read whole from
 	// the worker before it goes to the client (buffer.go); 0: none.
 	ResponseBufferLimit() int64
+	// MaxRequestTime is how long a worker may take to begin its answer to
+	// a request (its last byte sent); 0: no bound.
+	MaxRequestTime() time.Duration
+	// Overran reports a worker that took longer than that, on the request
+	// to path: the pool kills it.
+	Overran(w *pool.Worker, path string)
 }
 
 // Server is one AppGroup's proxy.
@@ -385,6 +391,11 @@ func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) 
 
 // fail answers a request whose worker failed it.
 func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, sess *session, err error) {
+	var overran *overranError
+	if errors.As(err, &overran) && sess.worker != nil {
+		s.overran(rw, ctx, path, sess)
+		return
+	}
 	if ctx.Err() != nil {
 		sess.clientGone()
 		return
@@ -412,6 +423,20 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, 
 	}
 	s.opts.Log.Info("Request failed in a worker", "pid", pidOf(sess), "error", err.Error(), "path", path)
 	sess.code = plain(rw, http.StatusBadGateway, msg)
+}
+
+// overran answers a request its worker gave no answer within
+// maxRequestTime, and has the pool kill the worker, whose request may go
+// on for ever: whether or not the client is still there to be answered.
+func (s *Server) overran(rw http.ResponseWriter, ctx context.Context, path string, sess *session) {
+	w := sess.worker
+	s.router.Overran(w, path)
+	if ctx.Err() != nil {
+		sess.clientGone()
+		return
+	}
+	sess.code = plain(rw, http.StatusGatewayTimeout, "ferry: the worker process (pid "+strconv.Itoa(w.PID())+
+		") did not answer within maxRequestTime ("+s.router.MaxRequestTime().String()+"); it was killed and is being replaced")
 }
 
 func pidOf(sess *session) int {

@@ -3,11 +3,13 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -77,16 +79,17 @@ func (e *notSentError) Unwrap() error { return e.err }
 func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	sess, _ := req.Context().Value(sessionKey{}).(*session)
-	return t.exchange(req, hasBody, func(c *workerConn) error { return c.writeRequest(req) }, sess != nil && sess.replaying)
+	// No maxRequestTime: an upgrade's answer may come late by design.
+	return t.exchange(req, hasBody, func(c *workerConn) error { return c.writeRequest(req) }, sess != nil && sess.replaying, 0)
 }
 
 // exchange sends a request (write writes its head and body) and reads the
 // response to it, on a new connection when fresh. The response body reads
 // the connection, which goes back to the idle list when the body was read
-// to its end and closed.
+// to its end and closed. limit is maxRequestTime (0: none).
 func (t *workerTransport) exchange(req *http.Request, hasBody bool, write func(*workerConn) error,
-	fresh bool) (*http.Response, error) {
-	x, err := t.begin(req, hasBody, write, nil, time.Now(), fresh)
+	fresh bool, limit time.Duration) (*http.Response, error) {
+	x, err := t.begin(req, hasBody, write, nil, time.Now(), fresh, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +105,9 @@ type pending struct {
 	stop  func() bool // false once the request was cancelled (c is aborted)
 	wrote chan error  // the body writer's result; nil without a body
 	safe  bool        // a safe method without a body: it may be replayed (staleConnError)
+	// limited: the response head must come within maxRequestTime of the
+	// request's last byte (workerConn.bound), or the request overran.
+	limited bool
 }
 
 // begin takes a connection and writes the request on it (beside the
@@ -110,24 +116,40 @@ type pending struct {
 // once the request was cancelled and keeps the connection from being
 // aborted after it returned true; nil: the request's context cancels it.
 // fresh: dial a new connection rather than reuse an idle one (a replay).
+// limit: the worker must begin its answer within it of the request's last
+// byte (maxRequestTime; 0: no bound).
 func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*workerConn) error, stop func() bool,
-	now time.Time, fresh bool) (pending, error) {
+	now time.Time, fresh bool, limit time.Duration) (pending, error) {
 	c, err := t.get(req.Context(), now, fresh)
 	if err != nil {
 		return pending{}, &notSentError{err}
 	}
 	c.written.Store(false)
+	if limit > 0 {
+		c.headIn = false // nothing else holds c yet: no lock
+	}
 	if stop == nil {
 		stop = context.AfterFunc(req.Context(), c.abort)
 	}
-	x := pending{t: t, c: c, req: req, stop: stop, safe: !hasBody && safeMethod(req.Method)}
+	x := pending{t: t, c: c, req: req, stop: stop, safe: !hasBody && safeMethod(req.Method), limited: limit > 0}
 	if hasBody {
 		// A worker may answer before it read the whole body (413, say) and
 		// stop reading: the body is written beside the response read, as
 		// Go's transport does, or both sides would wait for each other.
 		x.wrote = make(chan error, 1)
-		go func() { x.wrote <- write(c) }()
-	} else if err := write(c); err != nil {
+		go func() {
+			err := write(c)
+			if err == nil && limit > 0 {
+				c.bound(time.Now().Add(limit))
+			}
+			x.wrote <- err
+		}()
+		return x, nil
+	}
+	if limit > 0 {
+		c.bound(now.Add(limit))
+	}
+	if err := write(c); err != nil {
 		return pending{}, x.failed(err, true)
 	}
 	return x, nil
@@ -140,6 +162,7 @@ func (x pending) receive() (*http.Response, error) {
 	if err != nil {
 		return nil, x.failed(err, silent)
 	}
+	x.headCame()
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection is the upgraded protocol's now; ReverseProxy
 		// closes it when either side ends or the request is cancelled.
@@ -159,12 +182,32 @@ func (x pending) receive() (*http.Response, error) {
 func (x pending) failed(err error, silent bool) error {
 	// safe: no body is being written, so written says whether it was sent.
 	stale := silent && x.safe && x.c.reused && x.c.written.Load() && peerGone(err)
+	overran := x.limited && errors.Is(err, os.ErrDeadlineExceeded) && x.c.overran(time.Now())
 	err = x.c.fail(x.stop, err, x.wrote)
-	if stale {
+	switch {
+	case overran:
+		return &overranError{err}
+	case stale:
 		return &staleConnError{err}
 	}
 	return err
 }
+
+// headCame ends the bound on the wait for the response head: the body,
+// which a slow client may hold up, is not bound.
+func (x pending) headCame() {
+	if x.limited {
+		x.c.unbound()
+	}
+}
+
+// overranError: the worker sent no response head within maxRequestTime of
+// the request. The proxy answers 504 and the pool kills the worker
+// (Router.Overran).
+type overranError struct{ err error }
+
+func (e *overranError) Error() string { return e.err.Error() }
+func (e *overranError) Unwrap() error { return e.err }
 
 // staleConnError: a kept connection failed under a safe request before any
 // byte of an answer came: the worker closed it in the instant between
@@ -266,6 +309,16 @@ type workerConn struct {
 	written   atomic.Bool // a byte of the current request reached the socket
 	reused    bool        // it carried a request before this one
 	idleSince time.Time
+
+	// The read deadlines of maxRequestTime (bound) and of a cancelled
+	// request (abort), which a body writer and the client's watch may set
+	// beside the response read: boundBy is the bound's deadline, zero when
+	// none holds; headIn, the response head came (no bound from then on);
+	// aborted, the request was cancelled (no deadline lifts that).
+	deadlineMu sync.Mutex
+	boundBy    time.Time
+	headIn     bool
+	aborted    bool
 }
 
 func newWorkerConn(conn net.Conn) *workerConn {
@@ -289,7 +342,41 @@ func (c *workerConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *workerConn) abort() { _ = c.SetDeadline(aLongTimeAgo) }
+func (c *workerConn) abort() {
+	c.deadlineMu.Lock()
+	c.aborted = true
+	_ = c.SetDeadline(aLongTimeAgo)
+	c.deadlineMu.Unlock()
+}
+
+// bound makes the response head's read fail at by (maxRequestTime), unless
+// the head came already or the request was cancelled.
+func (c *workerConn) bound(by time.Time) {
+	c.deadlineMu.Lock()
+	if !c.headIn && !c.aborted {
+		c.boundBy = by
+		_ = c.SetReadDeadline(by)
+	}
+	c.deadlineMu.Unlock()
+}
+
+// unbound lifts bound's deadline once the response head came.
+func (c *workerConn) unbound() {
+	c.deadlineMu.Lock()
+	c.headIn = true
+	if !c.boundBy.IsZero() && !c.aborted {
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	c.boundBy = time.Time{}
+	c.deadlineMu.Unlock()
+}
+
+// overran: bound's deadline, not a cancellation, ended the read.
+func (c *workerConn) overran(now time.Time) bool {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	return !c.aborted && !c.boundBy.IsZero() && !now.Before(c.boundBy)
+}
 
 func (c *workerConn) writeRequest(req *http.Request) error {
 	if err := req.Write(c.bw); err != nil {

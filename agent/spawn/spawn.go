@@ -142,6 +142,16 @@ func (p *Process) Stop(timeout time.Duration) (killed bool) {
 	return true
 }
 
+// Kill sends SIGKILL to the process group at once, as Stop does once its
+// timeout has passed, and waits for the exit: for a worker that would not
+// stop on SIGTERM (stuck in a request).
+func (p *Process) Kill() {
+	strays := p.strays()
+	defer killStrays(strays)
+	_ = p.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
 // strays are the running worker's descendants outside its process group:
 // a child in a session of its own (as dumb-init starts its child) gets no
 // signal sent to the group. They are looked up before the worker exits,

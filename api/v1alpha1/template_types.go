@@ -257,6 +257,20 @@ type PoolSpec struct {
 	// +kubebuilder:validation:Maximum=1000000000
 	MaxRequestsPerProcess int64 `json:"maxRequestsPerProcess,omitempty"`
 
+	// maxRequestTime is how long a process may take to begin its answer to
+	// a request, as Passenger Enterprise's max_request_time: a process that
+	// has sent no response head that long after the request's last byte was
+	// written to it is killed (SIGKILL to its process group) and replaced at
+	// once, with no backoff. The client gets 504; any other request at that
+	// process fails with it. A response that has begun is not bound, so
+	// neither a long download nor a slow client gets a process killed; nor
+	// is a WebSocket upgrade. Unset turns it off. Default: unset.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="maxRequestTime must be a duration from 1s to 24h"
+	MaxRequestTime *metav1.Duration `json:"maxRequestTime,omitempty"`
+
 	// memoryLimit recycles a process whose resident memory (RSS) grows above
 	// it, replacement first, as maxRequestsPerProcess does. It still applies
 	// while the pool resists a deployment error. Unset turns it off.

@@ -124,6 +124,7 @@ metadata: {name: valid}
 spec:
   app: {type: Command, command: ["./server"], concurrency: 8, readinessPath: /healthz}
   listen: {port: 8080}
+  pool: {maxRequestTime: 30s}
 `
 
 const validProcessPool = `
@@ -202,6 +203,12 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			"spec.pool.idleTimeout", "should match"},
 		{"queue timeout too long", validAppGroup, map[string]any{"spec.pool.queueTimeout": "2h"},
 			"spec.pool.queueTimeout", "queueTimeout must be a positive duration of at most 1h"},
+		{"max request time too short", validAppGroup, map[string]any{"spec.pool.maxRequestTime": "500ms"},
+			"spec.pool.maxRequestTime", "maxRequestTime must be a duration from 1s to 24h"},
+		{"max request time too long", validAppGroup, map[string]any{"spec.pool.maxRequestTime": "25h"},
+			"spec.pool.maxRequestTime", "maxRequestTime must be a duration from 1s to 24h"},
+		{"max request time not a duration", validAppGroup, map[string]any{"spec.pool.maxRequestTime": "30"},
+			"spec.pool.maxRequestTime", "should match"},
 		{"startup file escapes root", validAppGroup, map[string]any{"spec.app.startupFile": "../other/app.py"},
 			"spec.app.startupFile", "startupFile must stay inside root"},
 		{"absolute startup file", validAppGroup, map[string]any{"spec.app.startupFile": "/etc/app.py"},

@@ -260,6 +260,11 @@ func (in *PoolSpec) DeepCopyInto(out *PoolSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.MaxRequestTime != nil {
+		in, out := &in.MaxRequestTime, &out.MaxRequestTime
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.MemoryLimit != nil {
 		in, out := &in.MemoryLimit, &out.MemoryLimit
 		x := (*in).DeepCopy()

@@ -1,0 +1,131 @@
+package proxy_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/metrics"
+	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/proxy"
+)
+
+// TestMaxRequestTimeKillsAStuckWorker: a worker that sends no answer
+// within maxRequestTime is killed and replaced, and its client gets 504,
+// on both servers' paths (a GET the front end serves, a POST with a body
+// net/http's server does). The kill is no crash: no scaling error, no
+// backoff. An answer within the limit keeps its worker.
+func TestMaxRequestTimeKillsAStuckWorker(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	tmpl.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
+	m := metrics.New()
+	cfg := pool.Config{Name: "t/overrun", Revision: "1", Template: tmpl}
+	e := agenttest.Start(t, cfg, agenttest.Options{Observer: m})
+	e.WaitFor(t, time.Minute, "a ready worker", agenttest.Ready(1))
+
+	resp, body := do(t, newRequest(t, "GET", e.URL+"/slow?ms=300", nil))
+	if resp.StatusCode != 200 || pidOfWorker(t, e) != resp.Header.Get("X-Pid") {
+		t.Fatalf("an answer within maxRequestTime: %d %q from pid %s, worker %s", resp.StatusCode, body,
+			resp.Header.Get("X-Pid"), pidOfWorker(t, e))
+	}
+
+	for _, req := range []*http.Request{
+		newRequest(t, "GET", e.URL+"/slow?ms=60000", nil),
+		newRequest(t, "POST", e.URL+"/slow?ms=60000", strings.NewReader("a body")),
+	} {
+		stuck := pidOfWorker(t, e)
+		resp, body := do(t, req)
+		if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "(pid "+stuck+") did not answer within maxRequestTime (1s)") {
+			t.Fatalf("%s of a stuck worker: %d %q, want 504 naming pid %s", req.Method, resp.StatusCode, body, stuck)
+		}
+		waitGone(t, stuck)
+		s := e.WaitFor(t, time.Minute, "a replacement", agenttest.Ready(1))
+		if got := pidOfWorker(t, e); got == stuck {
+			t.Fatalf("the stuck worker %s still serves", stuck)
+		}
+		if s.ScalingError != nil || s.ScalingRetryAt != nil || s.LastSpawnError != nil {
+			t.Errorf("a killed stuck worker counted as a failure: %+v", s)
+		}
+		resp, body = do(t, newRequest(t, "GET", e.URL+"/", nil))
+		if resp.StatusCode != 200 {
+			t.Fatalf("after the kill: %d %q", resp.StatusCode, body)
+		}
+	}
+	if n := counter(t, m, "ferry_workers_overran_total"); n != 2 {
+		t.Errorf("ferry_workers_overran_total = %v, want 2", n)
+	}
+}
+
+// TestMaxRequestTimeDoesNotBoundTheBody: a response whose head came in
+// time is not cut however long its body takes (a slow client's pace, or
+// the app's, must never get a worker killed).
+func TestMaxRequestTimeDoesNotBoundTheBody(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	// 200 chunks of 64 KiB, 10 ms apart: at least 2 s.
+	tmpl := agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "stream"), 1, 1)
+	tmpl.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
+	e := start(t, tmpl, proxy.Options{})
+	before := pidOfWorker(t, e)
+	resp, err := http.Get(e.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || n != 200*65536 || err != nil {
+		t.Fatalf("a body longer than maxRequestTime: %d, %d bytes, %v (want 200 and the whole body)", resp.StatusCode, n, err)
+	}
+	if after := pidOfWorker(t, e); after != before {
+		t.Fatalf("worker %s replaced by %s", before, after)
+	}
+}
+
+// pidOfWorker is the pid of the pool's one worker.
+func pidOfWorker(t *testing.T, e *agenttest.Env) string {
+	t.Helper()
+	s := e.Pool.Status()
+	if len(s.Processes) != 1 {
+		t.Fatalf("want one process: %+v", s.Processes)
+	}
+	return strconv.Itoa(int(s.Processes[0].PID))
+}
+
+// waitGone waits for the process pid to be gone (the pool reaps it).
+func waitGone(t *testing.T, pid string) {
+	t.Helper()
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err := syscall.Kill(n, 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+	}
+	t.Fatalf("process %s still runs", pid)
+}
+
+// counter is the value of the counter name (one series) in m.
+func counter(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
