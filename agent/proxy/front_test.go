@@ -68,3 +68,25 @@ func TestHandoffDuringShutdownIsAnswered(t *testing.T) {
 		t.Errorf("got %q", out)
 	}
 }
+
+// TestServeAfterShutdownClosesTheListener: a listener handed to a proxy
+// that was shut down already is closed, as net/http's Serve closes it, not
+// left holding its port with connections queueing that nobody accepts.
+func TestServeAfterShutdownClosesTheListener(t *testing.T) {
+	s := New(brokenRouter{}, Options{})
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := s.Serve(l); err != nil {
+		t.Fatalf("Serve after Shutdown: %v, want nil", err)
+	}
+	if c, err := net.Dial("tcp", l.Addr().String()); err == nil {
+		c.Close()
+		t.Fatal("the listener still takes connections")
+	}
+}

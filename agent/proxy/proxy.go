@@ -167,11 +167,15 @@ func New(router Router, opts Options) *Server {
 }
 
 // Serve accepts connections on l until Shutdown: the front end serves
-// them, and hands net/http those it does not take (front.go).
+// them, and hands net/http those it does not take (front.go). Like
+// net/http's, it closes l when it returns, also when Shutdown came first:
+// a listener left open would hold its port, and queue connections nobody
+// accepts.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
+		_ = l.Close()
 		return nil
 	}
 	s.listeners = append(s.listeners, l)
@@ -197,6 +201,7 @@ func (s *Server) Serve(l net.Listener) error {
 			s.opts.Log.Error(err, "Accept failed; retrying", "in", delay)
 			time.Sleep(delay)
 		default:
+			_ = l.Close()
 			return err
 		}
 	}
