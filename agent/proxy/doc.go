@@ -44,10 +44,11 @@
 //     (staleConnError); if the replay fails too, the request goes to no
 //     other worker. Any other request gets a 502;
 //   - a worker that has sent no response head within maxRequestTime of
-//     the request's last byte is killed by its pool (Router.Overran) and
-//     its client answered 504; a response that has begun is not bound,
-//     so a slow client never gets a worker killed (workerConn.bound: a
-//     read deadline on the worker connection, lifted when the head came);
+//     the request (of its body's last byte, for a body that streams from
+//     the client) is killed by its pool (Router.Overran) and its client
+//     answered 504; a response that has begun is not bound, so a slow
+//     client never gets a worker killed (workerConn.bound: a read deadline
+//     on the worker connection, lifted when the head came);
 //   - every refusal is explicit: 503 with Retry-After when the queue is full
 //     or nothing can be spawned, 504 after the queue timeout, 502 with a
 //     body naming the worker when it died mid-request (or closed its

@@ -21,7 +21,9 @@ import (
 // agent's CPU per request. What it guarantees is the same (doc.go), and
 // TestHopByHopHeadersNeverReachTheWorker and the conformance tests hold
 // both paths to it.
-func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session) {
+// held: r's body is in the proxy's buffer whole, so maxRequestTime counts
+// from its first byte, not its last (a stuck worker may read none of it).
+func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session, held bool) {
 	var body *retryBody
 	if hasBody(r) {
 		body = &retryBody{ReadCloser: r.Body}
@@ -45,7 +47,8 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session)
 		if !ok {
 			return nil, errors.New("ferry: the worker has no proxy transport")
 		}
-		return t.exchange(r, body != nil, write, sess.replaying, s.router.MaxRequestTime())
+		return t.exchange(r, body != nil, write, sess.replaying, requestBound{
+			limit: s.router.MaxRequestTime(), afterBody: body != nil && !held})
 	})
 	switch {
 	case err != nil && body != nil && body.err() != nil && r.Context().Err() == nil:

@@ -394,7 +394,7 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 		return sent{}, errors.New("ferry: the worker has no proxy transport")
 	}
 	x, err := t.begin(cc.req, false, cc.write, cc.stop, time.Now(), cc.sess.replaying, // not sess.start: the queue may have been long
-		cc.s.router.MaxRequestTime())
+		requestBound{limit: cc.s.router.MaxRequestTime()})
 	if err != nil {
 		return sent{}, err
 	}

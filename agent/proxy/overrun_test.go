@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/metrics"
@@ -42,6 +44,10 @@ func TestMaxRequestTimeKillsAStuckWorker(t *testing.T) {
 	for _, req := range []*http.Request{
 		newRequest(t, "GET", e.URL+"/slow?ms=60000", nil),
 		newRequest(t, "POST", e.URL+"/slow?ms=60000", strings.NewReader("a body")),
+		// Held whole by the proxy, and more than the socket takes: the
+		// stuck worker reads none of it, and the clock must run all the
+		// same.
+		newRequest(t, "POST", e.URL+"/slow?ms=60000", bytes.NewReader(make([]byte, 8<<20))),
 	} {
 		stuck := pidOfWorker(t, e)
 		resp, body := do(t, req)
@@ -61,8 +67,8 @@ func TestMaxRequestTimeKillsAStuckWorker(t *testing.T) {
 			t.Fatalf("after the kill: %d %q", resp.StatusCode, body)
 		}
 	}
-	if n := counter(t, m, "ferry_workers_overran_total"); n != 2 {
-		t.Errorf("ferry_workers_overran_total = %v, want 2", n)
+	if n := counter(t, m, "ferry_workers_overran_total"); n != 3 {
+		t.Errorf("ferry_workers_overran_total = %v, want 3", n)
 	}
 }
 
@@ -84,6 +90,34 @@ func TestMaxRequestTimeDoesNotBoundTheBody(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || n != 200*65536 || err != nil {
 		t.Fatalf("a body longer than maxRequestTime: %d, %d bytes, %v (want 200 and the whole body)", resp.StatusCode, n, err)
+	}
+	if after := pidOfWorker(t, e); after != before {
+		t.Fatalf("worker %s replaced by %s", before, after)
+	}
+}
+
+// TestMaxRequestTimeWaitsForAStreamingBody: a body that streams to the
+// worker (buffering off) comes at the client's pace, which must not get
+// the worker killed: the clock starts once the body is all written.
+func TestMaxRequestTimeWaitsForAStreamingBody(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	tmpl.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
+	tmpl.Proxy.RequestBuffering = ptr.To(false)
+	e := start(t, tmpl, proxy.Options{})
+	before := pidOfWorker(t, e)
+	pr, pw := io.Pipe()
+	go func() {
+		for range 5 { // 2.5 s in all
+			time.Sleep(500 * time.Millisecond)
+			if _, err := pw.Write([]byte("slow ")); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	resp, body := do(t, newRequest(t, "POST", e.URL+"/echo", pr))
+	if resp.StatusCode != 200 || string(body) != strings.Repeat("slow ", 5) {
+		t.Fatalf("a slow upload: %d %q, want 200 and its body", resp.StatusCode, body)
 	}
 	if after := pidOfWorker(t, e); after != before {
 		t.Fatalf("worker %s replaced by %s", before, after)

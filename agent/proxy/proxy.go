@@ -261,13 +261,14 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Connection", "close")
 	}
 
+	held := false // the whole body is in the proxy's buffer
 	if limit := s.router.RequestBufferLimit(); limit > 0 && hasBody(r) && !isUpgrade(r) {
 		buffered, sp, ok := s.buffer(rw, r, limit, sess)
 		defer sp.close()
 		if !ok {
 			return
 		}
-		r = buffered
+		r, held = buffered, sp != nil && sp.rest == nil
 	}
 	w, err := s.router.Acquire(r.Context())
 	if err != nil {
@@ -284,7 +285,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.rp.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
 		return
 	}
-	s.forward(rw, r, sess)
+	s.forward(rw, r, sess, held)
 }
 
 // buffer reads r's body before it queues (spool.go), and answers a body
@@ -398,7 +399,7 @@ func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) 
 func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, sess *session, err error) {
 	var overran *overranError
 	if errors.As(err, &overran) && sess.worker != nil {
-		s.overran(rw, ctx, path, sess)
+		s.overran(rw, ctx, path, sess, overran.limit)
 		return
 	}
 	if ctx.Err() != nil {
@@ -433,7 +434,7 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, 
 // overran answers a request its worker gave no answer within
 // maxRequestTime, and has the pool kill the worker, whose request may go
 // on for ever: whether or not the client is still there to be answered.
-func (s *Server) overran(rw http.ResponseWriter, ctx context.Context, path string, sess *session) {
+func (s *Server) overran(rw http.ResponseWriter, ctx context.Context, path string, sess *session, limit time.Duration) {
 	w := sess.worker
 	s.router.Overran(w, path)
 	if ctx.Err() != nil {
@@ -441,7 +442,7 @@ func (s *Server) overran(rw http.ResponseWriter, ctx context.Context, path strin
 		return
 	}
 	sess.code = plain(rw, http.StatusGatewayTimeout, "ferry: the worker process (pid "+strconv.Itoa(w.PID())+
-		") did not answer within maxRequestTime ("+s.router.MaxRequestTime().String()+"); it was killed and is being replaced")
+		") did not answer within maxRequestTime ("+limit.String()+"); it was killed and is being replaced")
 }
 
 func pidOf(sess *session) int {

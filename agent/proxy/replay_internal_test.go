@@ -69,7 +69,7 @@ func TestStaleOnlyWhenSilent(t *testing.T) {
 			tr := &workerTransport{network: "tcp", addr: keptServer(t, tc.second), maxIdle: 2}
 			get := func() error {
 				req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
-				x, err := tr.begin(req, false, func(c *workerConn) error { return c.writeRequest(req) }, nil, time.Now(), false, 0)
+				x, err := tr.begin(req, false, func(c *workerConn) error { return c.writeRequest(req) }, nil, time.Now(), false, requestBound{})
 				if err != nil {
 					return err
 				}

@@ -80,16 +80,16 @@ func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	sess, _ := req.Context().Value(sessionKey{}).(*session)
 	// No maxRequestTime: an upgrade's answer may come late by design.
-	return t.exchange(req, hasBody, func(c *workerConn) error { return c.writeRequest(req) }, sess != nil && sess.replaying, 0)
+	return t.exchange(req, hasBody, func(c *workerConn) error { return c.writeRequest(req) }, sess != nil && sess.replaying, requestBound{})
 }
 
 // exchange sends a request (write writes its head and body) and reads the
 // response to it, on a new connection when fresh. The response body reads
 // the connection, which goes back to the idle list when the body was read
-// to its end and closed. limit is maxRequestTime (0: none).
+// to its end and closed.
 func (t *workerTransport) exchange(req *http.Request, hasBody bool, write func(*workerConn) error,
-	fresh bool, limit time.Duration) (*http.Response, error) {
-	x, err := t.begin(req, hasBody, write, nil, time.Now(), fresh, limit)
+	fresh bool, bound requestBound) (*http.Response, error) {
+	x, err := t.begin(req, hasBody, write, nil, time.Now(), fresh, bound)
 	if err != nil {
 		return nil, err
 	}
@@ -105,9 +105,9 @@ type pending struct {
 	stop  func() bool // false once the request was cancelled (c is aborted)
 	wrote chan error  // the body writer's result; nil without a body
 	safe  bool        // a safe method without a body: it may be replayed (staleConnError)
-	// limited: the response head must come within maxRequestTime of the
-	// request's last byte (workerConn.bound), or the request overran.
-	limited bool
+	// limit: the response head must come within this (maxRequestTime:
+	// workerConn.bound), or the request overran; 0: no bound.
+	limit time.Duration
 }
 
 // begin takes a connection and writes the request on it (beside the
@@ -116,10 +116,10 @@ type pending struct {
 // once the request was cancelled and keeps the connection from being
 // aborted after it returned true; nil: the request's context cancels it.
 // fresh: dial a new connection rather than reuse an idle one (a replay).
-// limit: the worker must begin its answer within it of the request's last
-// byte (maxRequestTime; 0: no bound).
+// bound is the request's maxRequestTime.
 func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*workerConn) error, stop func() bool,
-	now time.Time, fresh bool, limit time.Duration) (pending, error) {
+	now time.Time, fresh bool, bound requestBound) (pending, error) {
+	limit := bound.limit
 	c, err := t.get(req.Context(), now, fresh)
 	if err != nil {
 		return pending{}, &notSentError{err}
@@ -131,7 +131,11 @@ func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*wor
 	if stop == nil {
 		stop = context.AfterFunc(req.Context(), c.abort)
 	}
-	x := pending{t: t, c: c, req: req, stop: stop, safe: !hasBody && safeMethod(req.Method), limited: limit > 0}
+	x := pending{t: t, c: c, req: req, stop: stop, safe: !hasBody && safeMethod(req.Method), limit: limit}
+	afterBody := hasBody && bound.afterBody
+	if limit > 0 && !afterBody {
+		c.bound(now.Add(limit))
+	}
 	if hasBody {
 		// A worker may answer before it read the whole body (413, say) and
 		// stop reading: the body is written beside the response read, as
@@ -139,15 +143,12 @@ func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*wor
 		x.wrote = make(chan error, 1)
 		go func() {
 			err := write(c)
-			if err == nil && limit > 0 {
+			if err == nil && limit > 0 && afterBody {
 				c.bound(time.Now().Add(limit))
 			}
 			x.wrote <- err
 		}()
 		return x, nil
-	}
-	if limit > 0 {
-		c.bound(now.Add(limit))
 	}
 	if err := write(c); err != nil {
 		return pending{}, x.failed(err, true)
@@ -182,11 +183,11 @@ func (x pending) receive() (*http.Response, error) {
 func (x pending) failed(err error, silent bool) error {
 	// safe: no body is being written, so written says whether it was sent.
 	stale := silent && x.safe && x.c.reused && x.c.written.Load() && peerGone(err)
-	overran := x.limited && errors.Is(err, os.ErrDeadlineExceeded) && x.c.overran(time.Now())
+	overran := x.limit > 0 && errors.Is(err, os.ErrDeadlineExceeded) && x.c.overran(time.Now())
 	err = x.c.fail(x.stop, err, x.wrote)
 	switch {
 	case overran:
-		return &overranError{err}
+		return &overranError{err: err, limit: x.limit}
 	case stale:
 		return &staleConnError{err}
 	}
@@ -196,15 +197,29 @@ func (x pending) failed(err error, silent bool) error {
 // headCame ends the bound on the wait for the response head: the body,
 // which a slow client may hold up, is not bound.
 func (x pending) headCame() {
-	if x.limited {
+	if x.limit > 0 {
 		x.c.unbound()
 	}
+}
+
+// requestBound is a request's maxRequestTime: its worker must begin the
+// answer within limit (0: no bound) of the request's first byte, or, when
+// afterBody, of its last. afterBody is for a body that streams from the
+// client, which the client's pace must not count against the worker; a
+// body the proxy holds whole counts from the start, as a stuck worker
+// may read none of it (the write would block, and the clock never start).
+type requestBound struct {
+	limit     time.Duration
+	afterBody bool
 }
 
 // overranError: the worker sent no response head within maxRequestTime of
 // the request. The proxy answers 504 and the pool kills the worker
 // (Router.Overran).
-type overranError struct{ err error }
+type overranError struct {
+	err   error
+	limit time.Duration // the request's maxRequestTime
+}
 
 func (e *overranError) Error() string { return e.err.Error() }
 func (e *overranError) Unwrap() error { return e.err }

@@ -259,12 +259,15 @@ type PoolSpec struct {
 
 	// maxRequestTime is how long a process may take to begin its answer to
 	// a request, as Passenger Enterprise's max_request_time: a process that
-	// has sent no response head that long after the request's last byte was
-	// written to it is killed (SIGKILL to its process group) and replaced at
-	// once, with no backoff. The client gets 504; any other request at that
-	// process fails with it. A response that has begun is not bound, so
-	// neither a long download nor a slow client gets a process killed; nor
-	// is a WebSocket upgrade. Unset turns it off. Default: unset.
+	// has sent no response head that long after the request began to reach
+	// it is killed (SIGKILL to its process group); the client gets 504, any
+	// other request at that process fails with it, and the pool replaces
+	// the process as it would a crashed one, with no backoff. The clock
+	// does not run while a response is written (a long download, a slow
+	// client), nor while a body that streams from the client (past
+	// proxy.requestBufferLimit, or with buffering off) is sent; requests
+	// that ask for an upgrade (WebSocket) are not bound. Unset turns it
+	// off. Default: unset.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
