@@ -1,9 +1,12 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -121,6 +124,48 @@ func TestMaxRequestTimeWaitsForAStreamingBody(t *testing.T) {
 	}
 	if after := pidOfWorker(t, e); after != before {
 		t.Fatalf("worker %s replaced by %s", before, after)
+	}
+}
+
+// TestMaxRequestTimeBoundsAnUpgradeUntilItsAnswer: a request that asks
+// for an upgrade, to a stuck worker, gets 504 and the worker is killed;
+// an upgrade that was answered (101) tunnels on past the limit.
+func TestMaxRequestTimeBoundsAnUpgradeUntilItsAnswer(t *testing.T) {
+	stuck := agenttest.WSGI("hello-wsgi", 1, 1)
+	stuck.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
+	e := start(t, stuck, proxy.Options{})
+	pid := pidOfWorker(t, e)
+	req := newRequest(t, "GET", e.URL+"/slow?ms=60000", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	resp, body := do(t, req)
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "(pid "+pid+") did not answer within maxRequestTime (1s)") {
+		t.Fatalf("an upgrade to a stuck worker: %d %q, want 504 naming pid %s", resp.StatusCode, body, pid)
+	}
+	waitGone(t, pid)
+
+	tunnel := commandApp("upgrade")
+	tunnel.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
+	e = start(t, tunnel, proxy.Options{})
+	pid = pidOfWorker(t, e)
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	time.Sleep(1500 * time.Millisecond) // past maxRequestTime, the tunnel idle
+	fmt.Fprint(c, "still there\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo: still there\n" {
+		t.Fatalf("the tunnel after maxRequestTime: %q %v", line, err)
+	}
+	if after := pidOfWorker(t, e); after != pid {
+		t.Fatalf("worker %s replaced by %s", pid, after)
 	}
 }
 

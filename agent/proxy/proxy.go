@@ -282,6 +282,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// http.ErrAbortHandler, and the worker's slot must still come back.
 	defer s.finish(sess)
 	if isUpgrade(r) {
+		sess.maxRequestTime = s.router.MaxRequestTime()
 		s.rp.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
 		return
 	}
@@ -482,6 +483,10 @@ type session struct {
 	// replaying: the request goes to its worker a second time, on a new
 	// connection (staleConnError).
 	replaying bool
+	// maxRequestTime is an upgrade's bound on the wait for its answer
+	// (ReverseProxy's round trip reads it here; other requests are given
+	// theirs directly).
+	maxRequestTime time.Duration
 }
 
 var sessions = sync.Pool{New: func() any { return &session{} }}

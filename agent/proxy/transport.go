@@ -79,8 +79,13 @@ func (e *notSentError) Unwrap() error { return e.err }
 func (t *workerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	sess, _ := req.Context().Value(sessionKey{}).(*session)
-	// No maxRequestTime: an upgrade's answer may come late by design.
-	return t.exchange(req, hasBody, func(c *workerConn) error { return c.writeRequest(req) }, sess != nil && sess.replaying, requestBound{})
+	var bound requestBound
+	if sess != nil {
+		// Up to the answer (101, or any other): the tunnel after a 101 is
+		// not bound.
+		bound = requestBound{limit: sess.maxRequestTime, afterBody: true}
+	}
+	return t.exchange(req, hasBody, func(c *workerConn) error { return c.writeRequest(req) }, sess != nil && sess.replaying, bound)
 }
 
 // exchange sends a request (write writes its head and body) and reads the
