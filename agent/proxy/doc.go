@@ -45,7 +45,8 @@
 //     other worker. Any other request gets a 502;
 //   - a worker that has sent no response head within maxRequestTime of
 //     the request (of its body's last byte, for a body that streams from
-//     the client) is killed by its pool (Router.Overran) and its client
+//     the client; a write of which the worker reads none of within it
+//     counts as no answer) is killed by its pool (Router.Overran) and its client
 //     answered 504; a response that has begun is not bound, so a slow
 //     client never gets a worker killed (workerConn.bound: a read deadline
 //     on the worker connection, lifted when the head came);

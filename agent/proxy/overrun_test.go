@@ -127,6 +127,40 @@ func TestMaxRequestTimeWaitsForAStreamingBody(t *testing.T) {
 	}
 }
 
+// TestMaxRequestTimeKillsAWorkerThatReadsNoneOfAStreamingBody: a body
+// that streams (buffering off, or one the proxy could not hold because
+// --request-buffer-disk is spent) to a stuck worker that reads none of it
+// blocks the write once the socket is full: the clock, which waits for
+// the body's last byte, must not wait for ever, or the client hangs and
+// the worker is never killed.
+func TestMaxRequestTimeKillsAWorkerThatReadsNoneOfAStreamingBody(t *testing.T) {
+	for name, opts := range map[string]struct {
+		buffering *bool
+		proxy     proxy.Options
+	}{
+		"buffering off":  {buffering: ptr.To(false)},
+		"no disk budget": {proxy: proxy.Options{SpoolDir: t.TempDir(), RequestDisk: proxy.NewBudget(0)}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+			tmpl.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
+			tmpl.Proxy.RequestBuffering = opts.buffering
+			e := start(t, tmpl, opts.proxy)
+			stuck := pidOfWorker(t, e)
+			client := &http.Client{Timeout: 20 * time.Second} // the worker sleeps 60 s
+			resp, err := client.Do(newRequest(t, "POST", e.URL+"/slow?ms=60000", bytes.NewReader(make([]byte, 8<<20))))
+			if err != nil {
+				t.Fatalf("a streaming body to a stuck worker: %v, want 504", err)
+			}
+			body := readBody(t, resp)
+			if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "(pid "+stuck+") did not answer within maxRequestTime (1s)") {
+				t.Fatalf("a streaming body to a stuck worker: %d %q, want 504 naming pid %s", resp.StatusCode, body, stuck)
+			}
+			waitGone(t, stuck)
+		})
+	}
+}
+
 // TestMaxRequestTimeBoundsAnUpgradeUntilItsAnswer: a request that asks
 // for an upgrade, to a stuck worker, gets 504 and the worker is killed;
 // an upgrade that was answered (101) tunnels on past the limit.

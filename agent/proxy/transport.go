@@ -147,8 +147,24 @@ func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*wor
 		// Go's transport does, or both sides would wait for each other.
 		x.wrote = make(chan error, 1)
 		go func() {
+			stall := limit > 0 && afterBody
+			if stall {
+				// The clock waits for the body's last byte, but a worker
+				// that reads none of it for limit (its socket full) is
+				// as stuck as one that does not answer: each write to it
+				// must end within limit (the client's pace, between
+				// writes, is not counted).
+				c.writeLimit = limit
+			}
 			err := write(c)
-			if err == nil && limit > 0 && afterBody {
+			if stall {
+				c.writeLimit = 0
+				c.unboundWrite()
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					c.bound(time.Now()) // overran, unless the head came or the request was cancelled
+				}
+			}
+			if err == nil && stall {
 				c.bound(time.Now().Add(limit))
 			}
 			x.wrote <- err
@@ -319,16 +335,19 @@ func (t *workerTransport) put(c *workerConn, now time.Time) {
 // workerConn is one connection to a worker, with its buffers.
 type workerConn struct {
 	net.Conn
-	raw       syscall.RawConn  // nil when the connection has no file descriptor
-	peekFn    func(fd uintptr) // c.peek, made once
-	peekBuf   [1]byte
-	peeked    bool             // peek's answer: open and quiet
-	lr        io.LimitedReader // under br: bounds a response head while it is read
-	br        *bufio.Reader
-	bw        *bufio.Writer
-	written   atomic.Bool // a byte of the current request reached the socket
-	reused    bool        // it carried a request before this one
-	idleSince time.Time
+	raw     syscall.RawConn  // nil when the connection has no file descriptor
+	peekFn  func(fd uintptr) // c.peek, made once
+	peekBuf [1]byte
+	peeked  bool             // peek's answer: open and quiet
+	lr      io.LimitedReader // under br: bounds a response head while it is read
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	written atomic.Bool // a byte of the current request reached the socket
+	// writeLimit bounds each write of a body that streams (begin's body
+	// writer alone sets and reads it): writeBound.
+	writeLimit time.Duration
+	reused     bool // it carried a request before this one
+	idleSince  time.Time
 
 	// The read deadlines of maxRequestTime (bound) and of a cancelled
 	// request (abort), which a body writer and the client's watch may set
@@ -355,6 +374,9 @@ func newWorkerConn(conn net.Conn) *workerConn {
 
 // Write is the buffered writer's way out: it notes that bytes left.
 func (c *workerConn) Write(p []byte) (int, error) {
+	if c.writeLimit > 0 {
+		c.writeBound(time.Now().Add(c.writeLimit))
+	}
 	n, err := c.Conn.Write(p)
 	if n > 0 {
 		c.written.Store(true)
@@ -376,6 +398,25 @@ func (c *workerConn) bound(by time.Time) {
 	if !c.headIn && !c.aborted {
 		c.boundBy = by
 		_ = c.SetReadDeadline(by)
+	}
+	c.deadlineMu.Unlock()
+}
+
+// writeBound makes a write of the request's body fail at by, unless the
+// request was cancelled (abort's deadline stays).
+func (c *workerConn) writeBound(by time.Time) {
+	c.deadlineMu.Lock()
+	if !c.aborted {
+		_ = c.SetWriteDeadline(by)
+	}
+	c.deadlineMu.Unlock()
+}
+
+// unboundWrite lifts writeBound's deadline once the body was written.
+func (c *workerConn) unboundWrite() {
+	c.deadlineMu.Lock()
+	if !c.aborted {
+		_ = c.SetWriteDeadline(time.Time{})
 	}
 	c.deadlineMu.Unlock()
 }

@@ -265,9 +265,10 @@ type PoolSpec struct {
 	// the process as it would a crashed one, with no backoff. The clock
 	// does not run while a response is written (a long download, a slow
 	// client), nor while a body that streams from the client (past
-	// proxy.requestBufferLimit, or with buffering off) is sent, nor once
-	// an upgrade (WebSocket) was answered. Unset turns it off. Default:
-	// unset.
+	// proxy.requestBufferLimit, with buffering off, or past the agent's
+	// disk for buffered bodies) is sent, though a process that reads none
+	// of it that long is killed too; nor once an upgrade (WebSocket) was
+	// answered. Unset turns it off. Default: unset.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
