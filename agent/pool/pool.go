@@ -434,14 +434,14 @@ func (p *Pool) Unreachable(w *Worker) {
 // (the WSGI loader finishes its request first), and would hold its slot
 // for good. Its other requests, if it takes several, fail with it. The
 // kill is no crash: the supervisor replaces the worker at once, with no
-// backoff. path is the overrunning request's, for the log.
-func (p *Pool) Overran(w *Worker, path string) {
+// backoff. path and limit (the maxRequestTime it ran under) are the
+// overrunning request's, for the log.
+func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	p.mu.Lock()
 	if w.state != ferryv1.ProcessReady && w.state != ferryv1.ProcessDraining {
 		p.mu.Unlock()
 		return // stopping already, or gone
 	}
-	limit := durationOr(p.cfg.Template.Pool.MaxRequestTime, 0)
 	p.drainLocked(w)
 	p.transitionLocked(w, EventStop)
 	p.notifyLocked()

@@ -21,7 +21,7 @@ func (brokenRouter) Unreachable(*pool.Worker)                      {}
 func (brokenRouter) RequestBufferLimit() int64                     { return 0 }
 func (brokenRouter) ResponseBufferLimit() int64                    { return 0 }
 func (brokenRouter) MaxRequestTime() time.Duration                 { return 0 }
-func (brokenRouter) Overran(*pool.Worker, string)                  {}
+func (brokenRouter) Overran(*pool.Worker, string, time.Duration)   {}
 
 // TestPanicClosesOnlyItsConnection: a panic while the front end serves a
 // request closes that connection; the agent lives on, serves the next

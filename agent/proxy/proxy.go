@@ -96,9 +96,9 @@ type Router interface {
 	// MaxRequestTime is how long a worker may take to begin its answer to
 	// a request (its last byte sent); 0: no bound.
 	MaxRequestTime() time.Duration
-	// Overran reports a worker that took longer than that, on the request
-	// to path: the pool kills it.
-	Overran(w *pool.Worker, path string)
+	// Overran reports a worker that took longer than limit, the request's
+	// MaxRequestTime, on the request to path: the pool kills it.
+	Overran(w *pool.Worker, path string, limit time.Duration)
 }
 
 // Server is one AppGroup's proxy.
@@ -437,7 +437,7 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, 
 // on for ever: whether or not the client is still there to be answered.
 func (s *Server) overran(rw http.ResponseWriter, ctx context.Context, path string, sess *session, limit time.Duration) {
 	w := sess.worker
-	s.router.Overran(w, path)
+	s.router.Overran(w, path, limit)
 	if ctx.Err() != nil {
 		sess.clientGone()
 		return

@@ -137,7 +137,11 @@ func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*wor
 		stop = context.AfterFunc(req.Context(), c.abort)
 	}
 	x := pending{t: t, c: c, req: req, stop: stop, safe: !hasBody && safeMethod(req.Method), limit: limit}
-	afterBody := hasBody && bound.afterBody
+	// afterBody: the clock starts at the body's last byte, but a worker
+	// that reads none of it for limit (its socket full) is as stuck as one
+	// that does not answer: each write to it must end within limit (the
+	// client's pace, between writes, is not counted).
+	afterBody := limit > 0 && hasBody && bound.afterBody
 	if limit > 0 && !afterBody {
 		c.bound(now.Add(limit))
 	}
@@ -147,25 +151,19 @@ func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*wor
 		// Go's transport does, or both sides would wait for each other.
 		x.wrote = make(chan error, 1)
 		go func() {
-			stall := limit > 0 && afterBody
-			if stall {
-				// The clock waits for the body's last byte, but a worker
-				// that reads none of it for limit (its socket full) is
-				// as stuck as one that does not answer: each write to it
-				// must end within limit (the client's pace, between
-				// writes, is not counted).
+			if afterBody {
 				c.writeLimit = limit
 			}
 			err := write(c)
-			if stall {
+			if afterBody {
 				c.writeLimit = 0
-				c.unboundWrite()
-				if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.writeBound(time.Time{})
+				switch {
+				case err == nil:
+					c.bound(time.Now().Add(limit))
+				case errors.Is(err, os.ErrDeadlineExceeded):
 					c.bound(time.Now()) // overran, unless the head came or the request was cancelled
 				}
-			}
-			if err == nil && stall {
-				c.bound(time.Now().Add(limit))
 			}
 			x.wrote <- err
 		}()
@@ -402,21 +400,13 @@ func (c *workerConn) bound(by time.Time) {
 	c.deadlineMu.Unlock()
 }
 
-// writeBound makes a write of the request's body fail at by, unless the
-// request was cancelled (abort's deadline stays).
+// writeBound makes a write of the request's body fail at by (zero: lifts
+// it once the body was written), unless the request was cancelled
+// (abort's deadline stays).
 func (c *workerConn) writeBound(by time.Time) {
 	c.deadlineMu.Lock()
 	if !c.aborted {
 		_ = c.SetWriteDeadline(by)
-	}
-	c.deadlineMu.Unlock()
-}
-
-// unboundWrite lifts writeBound's deadline once the body was written.
-func (c *workerConn) unboundWrite() {
-	c.deadlineMu.Lock()
-	if !c.aborted {
-		_ = c.SetWriteDeadline(time.Time{})
 	}
 	c.deadlineMu.Unlock()
 }

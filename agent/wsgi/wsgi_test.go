@@ -157,7 +157,6 @@ func spawnStartup(t testing.TB, root, startup string) *worker {
 	return w
 }
 
-// wait waits for the process to exit and returns its exit code.
 // outputHas waits a while for the worker's stderr to show s: the worker
 // writes it as it answers, and the pipe is copied on its own time.
 func (w *worker) outputHas(s string) bool {
@@ -171,6 +170,7 @@ func (w *worker) outputHas(s string) bool {
 	}
 }
 
+// wait waits for the process to exit and returns its exit code.
 func (w *worker) wait(t testing.TB) int {
 	t.Helper()
 	select {
