@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,11 +125,31 @@ type pending struct {
 // bound is the request's maxRequestTime.
 func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*workerConn) error, stop func() bool,
 	now time.Time, fresh bool, bound requestBound) (pending, error) {
-	limit := bound.limit
-	c, err := t.get(req.Context(), now, fresh)
-	if err != nil {
-		return pending{}, &notSentError{err}
+	for {
+		// Without a body, the head's last write looks at a reused
+		// connection itself (writeAwait), not get.
+		c, err := t.get(req.Context(), now, fresh, !hasBody)
+		if err != nil {
+			return pending{}, &notSentError{err}
+		}
+		x, err := t.start(c, req, hasBody, write, stop, now, bound)
+		if !errors.Is(err, errIdleGone) {
+			return x, err
+		}
+		// The worker closed c while it was idle, and nothing was written
+		// on it: the next idle connection, or a new one.
 	}
+}
+
+// errIdleGone: an idle connection taken for a request was closed by its
+// worker (or has bytes nobody asked for), and nothing was written on it.
+var errIdleGone = errors.New("the worker closed the idle connection")
+
+// start writes the request on c (beside the response read when it has a
+// body): begin's work once it has a connection.
+func (t *workerTransport) start(c *workerConn, req *http.Request, hasBody bool, write func(*workerConn) error,
+	stop func() bool, now time.Time, bound requestBound) (pending, error) {
+	limit := bound.limit
 	c.written.Store(false)
 	if limit > 0 {
 		c.headIn = false // nothing else holds c yet: no lock
@@ -169,7 +190,10 @@ func (t *workerTransport) begin(req *http.Request, hasBody bool, write func(*wor
 		}()
 		return x, nil
 	}
-	if err := write(c); err != nil {
+	c.awaitAfter, c.mustPeek = c.raw != nil, c.raw != nil && c.reused
+	err := write(c)
+	c.awaitAfter, c.mustPeek = false, false
+	if err != nil {
 		return pending{}, x.failed(err, true)
 	}
 	return x, nil
@@ -291,8 +315,9 @@ func (t *workerTransport) CloseIdleConnections() {
 }
 
 // get returns the most recently used idle connection that is still open,
-// or dials a new one (always, when fresh).
-func (t *workerTransport) get(ctx context.Context, now time.Time, fresh bool) (*workerConn, error) {
+// or dials a new one (always, when fresh). peekLater: the caller looks
+// whether the worker closed an idle connection itself (writeAwait).
+func (t *workerTransport) get(ctx context.Context, now time.Time, fresh, peekLater bool) (*workerConn, error) {
 	for !fresh {
 		t.mu.Lock()
 		n := len(t.idle)
@@ -304,7 +329,7 @@ func (t *workerTransport) get(ctx context.Context, now time.Time, fresh bool) (*
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
-		if now.Sub(c.idleSince) < idleTimeout && c.open() {
+		if now.Sub(c.idleSince) < idleTimeout && (peekLater || c.open()) {
 			c.reused = true
 			return c, nil
 		}
@@ -346,6 +371,15 @@ type workerConn struct {
 	writeLimit time.Duration
 	reused     bool // it carried a request before this one
 	idleSince  time.Time
+	// awaitAfter: the request has no body, and its head's last write
+	// waits for the answer (writeAwait), which awaitFn (c.await, made
+	// once) does with aw.
+	// mustPeek: it is a reused connection whose worker may have closed
+	// it, which the await looks at first (open), not get.
+	awaitAfter bool
+	mustPeek   bool
+	awaitFn    func(fd uintptr) bool
+	aw         awaitState
 
 	// The read deadlines of maxRequestTime (bound) and of a cancelled
 	// request (abort), which a body writer and the client's watch may set
@@ -362,7 +396,7 @@ func newWorkerConn(conn net.Conn) *workerConn {
 	c := &workerConn{Conn: conn}
 	if sc, ok := conn.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
-		c.peekFn = c.peek
+		c.peekFn, c.awaitFn = c.peek, c.await
 	}
 	c.lr = io.LimitedReader{R: conn, N: math.MaxInt64}
 	c.br = bufio.NewReader(&c.lr)
@@ -372,6 +406,29 @@ func newWorkerConn(conn net.Conn) *workerConn {
 
 // Write is the buffered writer's way out: it notes that bytes left.
 func (c *workerConn) Write(p []byte) (int, error) {
+	if c.awaitAfter {
+		// A head without a body that comes in one write waits for its
+		// answer there (a blank line ends a head, and nothing follows
+		// it). One that comes in parts (longer than the buffer, or
+		// flushed before a long field) is written plainly, after the look
+		// the await would have made.
+		c.awaitAfter = false
+		if bytes.HasSuffix(p, headEnding) {
+			return c.writeAwait(p)
+		}
+		if c.mustPeek {
+			c.mustPeek = false
+			if !c.open() {
+				return 0, errIdleGone
+			}
+		}
+	}
+	return c.write(p)
+}
+
+var headEnding = []byte("\r\n\r\n")
+
+func (c *workerConn) write(p []byte) (int, error) {
 	if c.writeLimit > 0 {
 		c.writeBound(time.Now().Add(c.writeLimit))
 	}
@@ -380,6 +437,90 @@ func (c *workerConn) Write(p []byte) (int, error) {
 		c.written.Store(true)
 	}
 	return n, err
+}
+
+// awaitState is what writeAwait's callback did: the bytes to write, how
+// many it wrote, the write's error, and whether it ran at all (the Read
+// returns before it when a deadline passed or the connection is closed).
+type awaitState struct {
+	p    []byte
+	n    int
+	err  error
+	ran  bool
+	gone bool // the look found the connection closed or not quiet: nothing was written
+}
+
+// writeAwait writes the head of a request without a body and waits until
+// the worker's answer can be read, both in one RawConn.Read: the read
+// that follows finds the answer, where a read right after the write would
+// find nothing yet (EAGAIN) and cost a system call before its wait, one
+// of the four a request cost on the worker's side (peek, write, and two
+// reads; BenchmarkRequest's rw-syscalls/op counts them).
+//
+// RawConn.Read forgets a readiness that came before it began (the
+// poller's reset), so whatever could make the connection readable must
+// happen after that: the write, or an answer that came between a write
+// and a wait begun after it would be waited for until the deadline, and
+// the look at a reused connection (peek), or a close that came between a
+// look and the Read would be forgotten too, and the request wait for an
+// answer that never comes. A worker answers only what it was sent, so
+// nothing else can. The wait's own error (a deadline, abort, Close) is
+// left to that read, which meets it again.
+func (c *workerConn) writeAwait(p []byte) (int, error) {
+	c.aw = awaitState{p: p}
+	err := c.raw.Read(c.awaitFn)
+	aw := c.aw
+	c.aw = awaitState{}
+	switch {
+	case !aw.ran: // a deadline passed (the request was cancelled), or c is closed
+		return 0, err
+	case aw.gone:
+		return 0, errIdleGone
+	case aw.err != nil:
+		return aw.n, &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(),
+			Err: os.NewSyscallError("write", aw.err)}
+	case aw.n < len(p): // the socket is full: the plain write waits for room
+		n, err := c.write(p[aw.n:])
+		return aw.n + n, err
+	}
+	return aw.n, nil
+}
+
+// await is writeAwait's callback: its first call looks at a reused
+// connection and writes (neither blocks, the socket being non-blocking),
+// and asks for the wait when all was written; the next, after the wait,
+// ends it. The write is syscall.Write, as net's own.
+func (c *workerConn) await(fd uintptr) bool {
+	if c.aw.ran {
+		return true
+	}
+	c.aw.ran = true
+	if c.mustPeek {
+		// After the Read's reset, so that a close that comes after
+		// the look ends the wait.
+		c.mustPeek = false
+		if c.peek(fd); !c.peeked {
+			c.aw.gone = true
+			return true
+		}
+	}
+	for {
+		n, err := syscall.Write(int(fd), c.aw.p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true
+		case err != nil:
+			c.aw.err = err
+			return true
+		}
+		if n > 0 {
+			c.aw.n = n
+			c.written.Store(true)
+		}
+		return n < len(c.aw.p)
+	}
 }
 
 func (c *workerConn) abort() {
@@ -491,7 +632,9 @@ func (c *workerConn) fail(stop func() bool, err error, wrote chan error) error {
 // open reports whether the worker still has its end of an idle connection
 // open and has sent nothing unasked: a worker closes idle connections on
 // its own schedule (keep-alive timeouts, restarts), and a request written
-// to such a connection would be lost. One non-blocking peek per reuse.
+// to such a connection would be lost. One non-blocking peek per reuse,
+// made here for a request with a body (or a head written in parts), and
+// by writeAwait's callback for the rest.
 func (c *workerConn) open() bool {
 	if c.raw == nil {
 		return true
@@ -500,10 +643,11 @@ func (c *workerConn) open() bool {
 	return c.raw.Control(c.peekFn) == nil && c.peeked
 }
 
-// peek is open's look at the socket. It runs under RawConn.Control, not
-// Read: the peek never waits, so it needs neither the read lock nor the
-// poller (whose readiness Read would reset), and, being a method value
-// made once per connection, costs no allocation per reuse. It cannot
+// peek is the look at an idle socket. open runs it under RawConn.Control,
+// not Read: the peek never waits, so it needs neither the read lock nor
+// the poller (whose readiness Read would reset); await runs it under the
+// Read it waits in, after that reset. Being a method value made once per
+// connection, it costs no allocation per reuse. It cannot
 // block (MSG_DONTWAIT), so it is a raw system call: the runtime need not
 // be told. x/sys numbers it: Go's syscall has no recvfrom on linux/386,
 // where it is a system call of its own since Linux 4.3. EAGAIN is the
