@@ -85,7 +85,8 @@ func (s *Server) writeRequest(bw *bufio.Writer, r *http.Request, body *retryBody
 	h.field("Host", r.Host)
 	conn := r.Header["Connection"]
 	for k, vv := range r.Header {
-		if hopByHop(k) || forwardedField(k) || k == "Content-Length" || listed(conn, k) {
+		if hopByHop(k) || forwardedField(k) || (balancerField(k) && !s.opts.TrustForwardedFor) ||
+			k == "Content-Length" || listed(conn, k) {
 			continue
 		}
 		for _, v := range vv {
@@ -348,6 +349,21 @@ func hopByHop(k string) bool {
 func forwardedField(k string) bool {
 	switch k {
 	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
+}
+
+// balancerField: a field in which a proxy in front tells the app about
+// the client or the address it used (its IP, its scheme, port or path
+// prefix), which frameworks take on trust (Rack's scheme and port,
+// Werkzeug's ProxyFix, Django's USE_X_FORWARDED_PORT, X-Real-IP in many
+// apps). From a client they are lies the app cannot tell from a
+// balancer's word: passed on only with TrustForwardedFor (as the front
+// end does: fieldBalancer, TestFieldKindOf).
+func balancerField(k string) bool {
+	switch k {
+	case "X-Real-Ip", "X-Forwarded-Ssl", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme":
 		return true
 	}
 	return false

@@ -29,6 +29,18 @@ func TestWriteRequest(t *testing.T) {
 		line: "GET /a?b=c HTTP/1.1",
 		head: append([]string{"Host: shop.example", "Accept: */*"}, fwd...),
 	}, {
+		name: "a client's word on itself (X-Real-IP, X-Forwarded-Ssl, -Port, -Prefix, -Scheme) is dropped",
+		raw: "GET / HTTP/1.1\r\nHost: shop.example\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Ssl: on\r\n" +
+			"X-Forwarded-Port: 443\r\nX-Forwarded-Prefix: /evil\r\nX-Forwarded-Scheme: https\r\n\r\n",
+		line: "GET / HTTP/1.1",
+		head: append([]string{"Host: shop.example"}, fwd...),
+	}, {
+		name:  "a trusted balancer's word on the client is passed on",
+		trust: true,
+		raw:   "GET / HTTP/1.1\r\nHost: shop.example\r\nX-Real-IP: 203.0.113.7\r\nX-Forwarded-Port: 443\r\n\r\n",
+		line:  "GET / HTTP/1.1",
+		head:  append([]string{"Host: shop.example", "X-Forwarded-Port: 443", "X-Real-Ip: 203.0.113.7"}, fwd...),
+	}, {
 		name:  "trusted X-Forwarded-For is appended to; Te: trailers is kept",
 		trust: true,
 		raw:   "GET / HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 203.0.113.7\r\nTe: trailers\r\n\r\n",

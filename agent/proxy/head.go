@@ -114,6 +114,10 @@ func parseHead(h *requestHead, trustForwardedFor bool) bool {
 				h.protos++
 				h.forwardedProto = f
 			}
+		case fieldBalancer:
+			if trustForwardedFor {
+				h.fields = append(h.fields, f)
+			}
 		case fieldDropped:
 		default: // fieldRefused
 			return false
@@ -229,6 +233,7 @@ const (
 	fieldConnection                      // close and keep-alive only
 	fieldForwardedFor                    // appended to when trusted
 	fieldForwardedProto                  // kept when trusted (trustedProto)
+	fieldBalancer                        // a balancer's word on the client: kept when trusted (balancerField)
 	fieldDate                            // a response's: kept, and none added
 )
 
@@ -245,20 +250,26 @@ var specialFields = []specialField{
 	{"upgrade", fieldRefused, fieldDropped},
 	{"trailer", fieldDropped, fieldRefused}, // a response with trailers is not plain
 	{"forwarded", fieldDropped, fieldPlain},
+	{"x-real-ip", fieldBalancer, fieldPlain},
 	{"connection", fieldConnection, fieldConnection},
 	{"keep-alive", fieldDropped, fieldDropped},
 	{"content-length", fieldContentLength, fieldContentLength},
 	{"x-forwarded-for", fieldForwardedFor, fieldPlain},
+	{"x-forwarded-ssl", fieldBalancer, fieldPlain},
 	{"proxy-connection", fieldDropped, fieldDropped},
 	{"x-forwarded-host", fieldDropped, fieldPlain},
+	{"x-forwarded-port", fieldBalancer, fieldPlain},
 	{"transfer-encoding", fieldRefused, fieldRefused},
 	{"x-forwarded-proto", fieldForwardedProto, fieldPlain},
 	{"proxy-authenticate", fieldDropped, fieldDropped},
+	{"x-forwarded-prefix", fieldBalancer, fieldPlain},
+	{"x-forwarded-scheme", fieldBalancer, fieldPlain},
 	{"proxy-authorization", fieldDropped, fieldDropped},
 }
 
 // specialByLength indexes specialFields by name length: a field is
-// compared with at most two names, as a switch on its length would.
+// compared with at most three names (those of 18 bytes), as a switch on
+// its length would.
 var specialByLength = func() (t [20][]specialField) {
 	for _, f := range specialFields {
 		t[len(f.name)] = append(t[len(f.name)], f)

@@ -30,6 +30,12 @@ func TestFrontEndTakesOrLeaves(t *testing.T) {
 			raw: "GET / HTTP/1.1\r\nhost: shop.example:8080\r\nConnection: keep-alive, close\r\nKeep-Alive: 5\r\n" +
 				"Proxy-Connection: x\r\nProxy-Authorization: y\r\nTrailer: z\r\nForwarded: for=6.6.6.6\r\n" +
 				"X-Forwarded-For: 6.6.6.6\r\nx-forwarded-host: evil\r\nX-Forwarded-Proto: https\r\nCookie: a=b\r\n\r\n"},
+		{name: "a client's word on itself dropped", take: true,
+			raw: "GET / HTTP/1.1\r\nHost: h\r\nx-real-ip: 6.6.6.6\r\nX-Forwarded-Ssl: on\r\nX-Forwarded-Port: 443\r\n" +
+				"X-Forwarded-Prefix: /evil\r\nX-FORWARDED-SCHEME: https\r\nCookie: a=b\r\n\r\n"},
+		{name: "a trusted balancer's word on the client kept", take: true, trust: true,
+			raw: "GET / HTTP/1.1\r\nHost: h\r\nX-Real-IP: 203.0.113.7\r\nX-Forwarded-Ssl: on\r\nX-Forwarded-Port: 443\r\n" +
+				"X-Forwarded-Prefix: /app\r\nX-Forwarded-Scheme: https\r\n\r\n"},
 		{name: "trusted X-Forwarded-For appended to", take: true, trust: true,
 			raw: "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n"},
 		{name: "trusted X-Forwarded-Proto kept", take: true, trust: true,
@@ -149,9 +155,10 @@ func TestFieldKindOf(t *testing.T) {
 		plain   []string
 	}{
 		{"request", fieldKindOf,
-			append([]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Host", "Content-Length", "Expect"}, hop...),
+			append([]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Host", "Content-Length", "Expect",
+				"X-Real-Ip", "X-Forwarded-Ssl", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme"}, hop...),
 			func(k string) bool {
-				return hopByHop(k) || forwardedField(k) || k == "Host" || k == "Content-Length" || k == "Expect"
+				return hopByHop(k) || forwardedField(k) || balancerField(k) || k == "Host" || k == "Content-Length" || k == "Expect"
 			},
 			[]string{"X-Forwarded-Hosts", "Accept"}},
 		{"response", responseFieldKind, hop, hopByHop, []string{"Host", "X-Forwarded-For"}},

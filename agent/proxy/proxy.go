@@ -38,10 +38,12 @@ type Options struct {
 	// Default 64 KiB.
 	MaxHeaderBytes int
 	// TrustForwardedFor appends the client address to the X-Forwarded-For
-	// the client sent, and passes on its X-Forwarded-Proto when it is one
-	// field of http or https, for agents behind a load balancer that sets
-	// both (one that ends TLS says https). Default false: the client's own
-	// values are replaced.
+	// the client sent, passes on its X-Forwarded-Proto when it is one
+	// field of http or https, and its X-Real-IP, X-Forwarded-Ssl, -Port,
+	// -Prefix and -Scheme as they are, for agents behind a load balancer
+	// that sets them (one that ends TLS says https). Default false: the
+	// client's X-Forwarded-For and -Proto are replaced, the others dropped
+	// (balancerField).
 	TrustForwardedFor bool
 	// SendTimeout is how long a write of a response to a client may make no
 	// progress (the client reads none of it) before the connection is
@@ -362,6 +364,13 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	if v, ok := s.balancerProto(pr.In.Header); ok {
 		pr.Out.Header.Set("X-Forwarded-Proto", v)
+	}
+	if !s.opts.TrustForwardedFor {
+		for k := range pr.Out.Header {
+			if balancerField(k) {
+				delete(pr.Out.Header, k)
+			}
+		}
 	}
 }
 

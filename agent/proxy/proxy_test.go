@@ -217,6 +217,9 @@ func TestHopByHopHeadersNeverReachTheWorker(t *testing.T) {
 	req.Header.Set("X-Forwarded-Host", "evil.example")
 	req.Header.Set("X-Forwarded-Proto", "https")
 	req.Header.Set("Forwarded", "for=6.6.6.6")
+	for _, k := range balancerFields {
+		req.Header.Set(k, "lie")
+	}
 	req.Header.Set("X-End-To-End", "kept")
 	resp, body := do(t, req)
 	if resp.StatusCode != http.StatusOK {
@@ -230,6 +233,11 @@ func TestHopByHopHeadersNeverReachTheWorker(t *testing.T) {
 		"HTTP_PROXY_CONNECTION", "HTTP_TE", "HTTP_TRAILER", "HTTP_UPGRADE", "HTTP_FORWARDED"} {
 		if v, ok := env[h]; ok {
 			t.Errorf("hop-by-hop %s reached the worker: %q", h, v)
+		}
+	}
+	for _, k := range balancerFields {
+		if v, ok := env[wsgiKey(k)]; ok {
+			t.Errorf("the client's own %s reached the worker: %q", k, v)
 		}
 	}
 	if env["HTTP_X_END_TO_END"] != "kept" {
@@ -257,9 +265,59 @@ func TestTrustForwardedForAppends(t *testing.T) {
 	}
 	req = newRequest(t, http.MethodGet, e.URL+"/echo?headers=1", nil)
 	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	for _, k := range balancerFields {
+		req.Header.Set(k, "balancer's "+k)
+	}
 	_, body = do(t, req)
 	if !bytes.Contains(body, []byte(`"HTTP_X_FORWARDED_FOR": "203.0.113.7, 127.0.0.1"`)) {
 		t.Errorf("X-Forwarded-For not appended: %s", body)
+	}
+	var headers map[string]string
+	if err := json.Unmarshal(body, &headers); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	for _, k := range balancerFields {
+		if v := headers[wsgiKey(k)]; v != "balancer's "+k {
+			t.Errorf("the trusted %s reached the worker as %q", k, v)
+		}
+	}
+}
+
+// balancerFields are what a balancer in front may say of the client
+// besides X-Forwarded-For and -Proto: passed on only when trusted.
+var balancerFields = []string{"X-Real-IP", "X-Forwarded-Ssl", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme"}
+
+// wsgiKey is the WSGI environ key of a request field.
+func wsgiKey(k string) string {
+	return "HTTP_" + strings.ReplaceAll(strings.ToUpper(k), "-", "_")
+}
+
+// TestBalancerFieldsOnTheUpgradePath: an upgrade request (ReverseProxy's
+// path) passes a balancer's fields about the client on only when they are
+// trusted, as the other two paths do.
+func TestBalancerFieldsOnTheUpgradePath(t *testing.T) {
+	for _, trust := range []bool{false, true} {
+		e := start(t, commandApp("upgrade"), proxy.Options{TrustForwardedFor: trust})
+		head := "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n"
+		for _, k := range balancerFields {
+			head += k + ": said\r\n"
+		}
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, head+"\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("trusted %v: %v %v", trust, resp, err)
+		}
+		for _, k := range balancerFields {
+			if got := resp.Header.Get("Seen-" + k); (got == "said") != trust {
+				t.Errorf("trusted %v: the worker got %s %q", trust, k, got)
+			}
+		}
 	}
 }
 

@@ -81,7 +81,7 @@ func proxyFlags(fs *flag.FlagSet) func() proxy.Options {
 		"how long a client may go without sending any of a request body the proxy buffers before it gets 408")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block accepted (larger gets 431)")
 	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false,
-		"behind a trusted load balancer: append the client address to the X-Forwarded-For the client sent, and pass on its X-Forwarded-Proto (http or https), instead of replacing both")
+		"behind a trusted load balancer: append the client address to the X-Forwarded-For the client sent, and pass on its X-Forwarded-Proto (http or https), instead of replacing both, and its X-Real-IP, X-Forwarded-Ssl, -Port, -Prefix and -Scheme, which are otherwise dropped")
 	fs.StringVar(&o.SpoolDir, "request-buffer-dir", "",
 		"where request bodies beyond "+strconv.Itoa(proxy.SpoolMemory>>10)+" KiB are buffered while they arrive, in files without a name, in a directory "+proxy.SpoolDirName+" of the agent's own under this one (default: the state directory)")
 	memory := fs.Int64("response-buffer-memory", 256<<20,

@@ -1,9 +1,13 @@
 """A Command app that accepts an HTTP Upgrade to a line-echo protocol, for
-the proxy's upgrade (WebSocket-style) pass-through test."""
+the proxy's upgrade (WebSocket-style) pass-through test. The 101 says, in
+Seen-* fields, which of a balancer's fields about the client came."""
 import http.server
 import os
 import signal
 import sys
+
+
+BALANCER_FIELDS = ("X-Real-IP", "X-Forwarded-Ssl", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme")
 
 
 class H(http.server.BaseHTTPRequestHandler):
@@ -14,6 +18,9 @@ class H(http.server.BaseHTTPRequestHandler):
             self.send_response(101, "Switching Protocols")
             self.send_header("Connection", "Upgrade")
             self.send_header("Upgrade", "echo")
+            for name in BALANCER_FIELDS:
+                if name in self.headers:
+                    self.send_header("Seen-" + name, self.headers[name])
             self.end_headers()
             self.wfile.flush()
             for line in self.rfile:
