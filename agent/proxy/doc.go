@@ -20,7 +20,8 @@
 //     -Host are set (by default the client address replaces any
 //     X-Forwarded-For the client sent, and -Proto is http: see
 //     Options.TrustForwardedFor); a client's X-Real-IP, X-Forwarded-Ssl,
-//     -Port, -Prefix and -Scheme reach it only when trusted;
+//     -Port, -Prefix and -Scheme reach it only when trusted, and these
+//     names spelt with underscores never;
 //   - a request body is read before the request queues, up to the app's
 //     limit (spool.go: a slow upload holds no worker, an abandoned one
 //     never reaches one), in files while the agent's RequestDisk lasts;

@@ -86,7 +86,7 @@ func (s *Server) writeRequest(bw *bufio.Writer, r *http.Request, body *retryBody
 	conn := r.Header["Connection"]
 	for k, vv := range r.Header {
 		if hopByHop(k) || forwardedField(k) || (balancerField(k) && !s.opts.TrustForwardedFor) ||
-			k == "Content-Length" || listed(conn, k) {
+			underscoreForwardingKey(k) || k == "Content-Length" || listed(conn, k) {
 			continue
 		}
 		for _, v := range vv {
@@ -367,6 +367,11 @@ func balancerField(k string) bool {
 		return true
 	}
 	return false
+}
+
+// underscoreForwardingKey is underscoreForwarding for a header key.
+func underscoreForwardingKey(k string) bool {
+	return strings.IndexByte(k, '_') >= 0 && underscoreForwarding([]byte(k))
 }
 
 // listed reports whether the Connection field values name k.

@@ -35,6 +35,12 @@ func TestWriteRequest(t *testing.T) {
 		line: "GET / HTTP/1.1",
 		head: append([]string{"Host: shop.example"}, fwd...),
 	}, {
+		name:  "forwarding fields spelt with underscores are dropped, trusted or not",
+		trust: true,
+		raw:   "GET / HTTP/1.1\r\nHost: shop.example\r\nX_Real_IP: 6.6.6.6\r\nX_Forwarded_Proto: https\r\nX_Custom: 1\r\n\r\n",
+		line:  "GET / HTTP/1.1",
+		head:  append([]string{"Host: shop.example", "X_custom: 1"}, fwd...),
+	}, {
 		name:  "a trusted balancer's word on the client is passed on",
 		trust: true,
 		raw:   "GET / HTTP/1.1\r\nHost: shop.example\r\nX-Real-IP: 203.0.113.7\r\nX-Forwarded-Port: 443\r\n\r\n",

@@ -301,7 +301,45 @@ func fieldKindOf(name []byte) fieldKind {
 	if f := special(name); f != nil {
 		return f.request
 	}
+	if bytes.IndexByte(name, '_') >= 0 && underscoreForwarding(name) {
+		return fieldDropped
+	}
 	return fieldPlain
+}
+
+// forwardingNames are the forwarding and balancer fields (fieldForwardedFor,
+// fieldForwardedProto, fieldBalancer, X-Forwarded-Host), lower case.
+var forwardingNames = []string{"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip",
+	"x-forwarded-ssl", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-scheme"}
+
+// underscoreForwarding reports whether name, with its underscores read as
+// dashes, is a forwarding field. Servers that hand fields to apps as CGI
+// variables (HTTP_X_REAL_IP) make X_Real_IP and X-Real-IP one: such a
+// spelling, which no balancer sends, is dropped, trusted or not, as nginx
+// drops every name with an underscore.
+func underscoreForwarding(name []byte) bool {
+	for _, f := range forwardingNames {
+		if len(name) == len(f) && equalFoldDash(name, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFoldDash is asciiEqualFold, with an underscore in b equal to a dash.
+func equalFoldDash(b []byte, lower string) bool {
+	for i, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // responseFieldKind classifies a worker's response field name, as

@@ -36,6 +36,11 @@ func TestFrontEndTakesOrLeaves(t *testing.T) {
 		{name: "a trusted balancer's word on the client kept", take: true, trust: true,
 			raw: "GET / HTTP/1.1\r\nHost: h\r\nX-Real-IP: 203.0.113.7\r\nX-Forwarded-Ssl: on\r\nX-Forwarded-Port: 443\r\n" +
 				"X-Forwarded-Prefix: /app\r\nX-Forwarded-Scheme: https\r\n\r\n"},
+		{name: "forwarding fields spelt with underscores dropped", take: true,
+			raw: "GET / HTTP/1.1\r\nHost: h\r\nX_Real_IP: 6.6.6.6\r\nX_Forwarded_For: 6.6.6.6\r\nx_forwarded_proto: https\r\n" +
+				"X-Forwarded_Port: 443\r\nX_Custom: kept\r\n\r\n"},
+		{name: "forwarding fields spelt with underscores dropped when trusted too", take: true, trust: true,
+			raw: "GET / HTTP/1.1\r\nHost: h\r\nX_Real_IP: 6.6.6.6\r\nX_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Ssl: on\r\n\r\n"},
 		{name: "trusted X-Forwarded-For appended to", take: true, trust: true,
 			raw: "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n"},
 		{name: "trusted X-Forwarded-Proto kept", take: true, trust: true,
@@ -156,11 +161,14 @@ func TestFieldKindOf(t *testing.T) {
 	}{
 		{"request", fieldKindOf,
 			append([]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Host", "Content-Length", "Expect",
-				"X-Real-Ip", "X-Forwarded-Ssl", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme"}, hop...),
+				"X-Real-Ip", "X-Forwarded-Ssl", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme",
+				"X_Forwarded_For", "X_forwarded-host", "X-Forwarded_Proto", "X_Real_IP", "x_forwarded_ssl", "X_FORWARDED_PORT",
+				"X_Forwarded_Prefix", "X_Forwarded_Scheme"}, hop...),
 			func(k string) bool {
-				return hopByHop(k) || forwardedField(k) || balancerField(k) || k == "Host" || k == "Content-Length" || k == "Expect"
+				return hopByHop(k) || forwardedField(k) || balancerField(k) || underscoreForwardingKey(k) ||
+					k == "Host" || k == "Content-Length" || k == "Expect"
 			},
-			[]string{"X-Forwarded-Hosts", "Accept"}},
+			[]string{"X-Forwarded-Hosts", "Accept", "X_Forwarded_Fo", "X_Custom", "Keep_Alive"}},
 		{"response", responseFieldKind, hop, hopByHop, []string{"Host", "X-Forwarded-For"}},
 	} {
 		for _, k := range side.handled {

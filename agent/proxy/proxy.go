@@ -365,11 +365,9 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	if v, ok := s.balancerProto(pr.In.Header); ok {
 		pr.Out.Header.Set("X-Forwarded-Proto", v)
 	}
-	if !s.opts.TrustForwardedFor {
-		for k := range pr.Out.Header {
-			if balancerField(k) {
-				delete(pr.Out.Header, k)
-			}
+	for k := range pr.Out.Header {
+		if (balancerField(k) && !s.opts.TrustForwardedFor) || underscoreForwardingKey(k) {
+			delete(pr.Out.Header, k)
 		}
 	}
 }

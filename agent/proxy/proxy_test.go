@@ -294,7 +294,8 @@ func wsgiKey(k string) string {
 
 // TestBalancerFieldsOnTheUpgradePath: an upgrade request (ReverseProxy's
 // path) passes a balancer's fields about the client on only when they are
-// trusted, as the other two paths do.
+// trusted, and never their spellings with underscores, as the other two
+// paths do.
 func TestBalancerFieldsOnTheUpgradePath(t *testing.T) {
 	for _, trust := range []bool{false, true} {
 		e := start(t, commandApp("upgrade"), proxy.Options{TrustForwardedFor: trust})
@@ -302,6 +303,7 @@ func TestBalancerFieldsOnTheUpgradePath(t *testing.T) {
 		for _, k := range balancerFields {
 			head += k + ": said\r\n"
 		}
+		head += "X_Real_IP: said\r\nX_Forwarded_For: said\r\nX_Custom: kept\r\n"
 		c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
 		if err != nil {
 			t.Fatal(err)
@@ -317,6 +319,9 @@ func TestBalancerFieldsOnTheUpgradePath(t *testing.T) {
 			if got := resp.Header.Get("Seen-" + k); (got == "said") != trust {
 				t.Errorf("trusted %v: the worker got %s %q", trust, k, got)
 			}
+		}
+		if got := resp.Header.Get("Seen-Underscored"); !strings.EqualFold(got, "X_Custom") {
+			t.Errorf("trusted %v: the worker got the fields spelt with underscores %q, want X_Custom only", trust, got)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 """A Command app that accepts an HTTP Upgrade to a line-echo protocol, for
 the proxy's upgrade (WebSocket-style) pass-through test. The 101 says, in
-Seen-* fields, which of a balancer's fields about the client came."""
+Seen-* fields, which of a balancer's fields about the client came, and in
+Seen-Underscored the names of the fields spelt with an underscore."""
 import http.server
 import os
 import signal
@@ -21,6 +22,7 @@ class H(http.server.BaseHTTPRequestHandler):
             for name in BALANCER_FIELDS:
                 if name in self.headers:
                     self.send_header("Seen-" + name, self.headers[name])
+            self.send_header("Seen-Underscored", ",".join(k for k in self.headers.keys() if "_" in k))
             self.end_headers()
             self.wfile.flush()
             for line in self.rfile:
