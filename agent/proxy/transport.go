@@ -416,11 +416,19 @@ func (c *workerConn) Write(p []byte) (int, error) {
 		if bytes.HasSuffix(p, headEnding) {
 			return c.writeAwait(p)
 		}
-		if c.mustPeek {
-			c.mustPeek = false
-			if !c.open() {
-				return 0, errIdleGone
-			}
+		return c.writeLooked(p)
+	}
+	return c.write(p)
+}
+
+// writeLooked writes p plainly, after the look at a reused connection
+// that the await would have made (open): nothing is written on one its
+// worker closed (errIdleGone).
+func (c *workerConn) writeLooked(p []byte) (int, error) {
+	if c.mustPeek {
+		c.mustPeek = false
+		if !c.open() {
+			return 0, errIdleGone
 		}
 	}
 	return c.write(p)
@@ -468,12 +476,21 @@ type awaitState struct {
 // left to that read, which meets it again.
 func (c *workerConn) writeAwait(p []byte) (int, error) {
 	c.aw = awaitState{p: p}
-	err := c.raw.Read(c.awaitFn)
+	_ = c.raw.Read(c.awaitFn) // its error is left to what follows: the plain write (!ran), or the read of the answer
 	aw := c.aw
 	c.aw = awaitState{}
 	switch {
-	case !aw.ran: // a deadline passed (the request was cancelled), or c is closed
-		return 0, err
+	case !aw.ran:
+		// The Read failed before its callback ran (a read deadline passed,
+		// c is closed, or the poller saw an error on it): the head goes
+		// out as it would without the await, plainly after the look, and
+		// fails or not as that does. The Read's error would misclassify
+		// the request: maxRequestTime's bound, a read deadline that a
+		// slow dial may have passed already, never stopped a head's write
+		// (the request would be both one that reached no worker, which
+		// withRetries hands to another, and this worker's overrun); an
+		// abort's deadline stops the plain write too.
+		return c.writeLooked(p)
 	case aw.gone:
 		return 0, errIdleGone
 	case aw.err != nil:

@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestABoundThatPassedBeforeTheHead: a request without a body whose
+// maxRequestTime passed before its head was written (the dial, or the
+// wait for a connection, took longer than the limit) is written all the
+// same and overruns at its response's read, as when the head's write met
+// no read deadline: it is the worker's overrun (504, the worker killed),
+// not a request that reached no worker, which withRetries would hand to
+// another one while the proxy counts it as this one's overrun. On a new
+// connection and on a kept one (whose look at the worker's end comes with
+// the write).
+func TestABoundThatPassedBeforeTheHead(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	got := make(chan string, 4)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					got <- req.URL.Path
+					if req.URL.Path == "/answer" {
+						_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+					} // else no answer: the worker is stuck
+				}
+			}()
+		}
+	}()
+	tr := &workerTransport{network: "tcp", addr: l.Addr().String(), maxIdle: 2}
+	send := func(path string, now time.Time, limit time.Duration) error {
+		req, _ := http.NewRequest(http.MethodGet, "http://x"+path, nil)
+		x, err := tr.begin(req, false, func(c *workerConn) error { return c.writeRequest(req) }, nil, now, false,
+			requestBound{limit: limit})
+		if err != nil {
+			return err
+		}
+		resp, err := x.receive()
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, 10)
+		for {
+			if _, err := resp.Body.Read(buf); err != nil {
+				break
+			}
+		}
+		return resp.Body.Close()
+	}
+	for _, kept := range []bool{false, true} {
+		if kept {
+			if err := send("/answer", time.Now(), 0); err != nil {
+				t.Fatal(err)
+			}
+			<-got
+			if len(tr.idle) != 1 {
+				t.Fatalf("%d idle connections after an answer, want 1", len(tr.idle))
+			}
+		}
+		err := send("/stuck", time.Now().Add(-time.Second), 100*time.Millisecond)
+		var overran *overranError
+		var notSent *notSentError
+		if !errors.As(err, &overran) || errors.As(err, &notSent) {
+			t.Fatalf("kept %v: %v (%T), want an overranError of a request that was sent", kept, err, err)
+		}
+		select {
+		case p := <-got:
+			if p != "/stuck" {
+				t.Fatalf("kept %v: the worker got %s", kept, p)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("kept %v: the worker never got the request", kept)
+		}
+	}
+}
