@@ -315,7 +315,7 @@ func TestCreatingPassLeavesStatusToNext(t *testing.T) {
 	}
 	statusWrites := 0
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(node, ag).WithIndex(&ferryv1.AppGroup{}, portIndex, indexPort).
-		WithIndex(&ferryv1.ProcessPool{}, portNodeIndex, indexPortNode).
+		WithIndex(&ferryv1.ProcessPool{}, portNodeIndex, indexPortNode).WithIndex(&ferryv1.ProcessPool{}, poolOwnerIndex, indexPoolOwner).
 		WithIndex(&discoveryv1.EndpointSlice{}, portSliceIndex, indexPortSlice).
 		WithStatusSubresource(&ferryv1.AppGroup{}, &ferryv1.ProcessPool{}).
 		WithInterceptorFuncs(interceptor.Funcs{
