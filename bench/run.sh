@@ -14,6 +14,9 @@
 #   BENCH_SMOKE   1: short runs for checking the scripts (numbers not for publishing)
 #   BENCH_NO_DOC  1: do not rewrite docs/benchmarks.md and the plots
 #   BENCH_NO_INSTALL 1: skip apt-get (the packages must be there)
+#   BENCH_MANAGER_ARGS extra manager flags for the controlplane scenario,
+#                 space-separated (--pprof-bind-address=127.0.0.1:6060 to
+#                 read where its CPU goes while it runs)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

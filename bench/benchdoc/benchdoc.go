@@ -736,6 +736,7 @@ func (d *doc) reproducing() {
 	d.p("make bench                    # every scenario (about 25 minutes), then this page and its plots")
 	d.p("make bench BENCH=restart      # one scenario: restart, proxy, wsgi or controlplane")
 	d.p("BENCH_SMOKE=1 make bench      # short runs to check the scripts (numbers marked as smoke)")
+	d.p("BENCH_MANAGER_ARGS=--pprof-bind-address=127.0.0.1:6060 make bench BENCH=controlplane  # the manager with its profiler")
 	d.p("```")
 	d.p("")
 	d.p("`bench/run.sh` installs the Debian packages it needs (passenger, gunicorn, uwsgi,")

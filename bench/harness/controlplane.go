@@ -106,12 +106,13 @@ func (h *Harness) runControlPlane(ctx context.Context, dir string, res *ControlP
 	extra := []string{"--simulate-workers=" + res.SimulateStep.String()}
 	h.logf("controlplane: starting the API server, the manager and %d simulating agents", len(nodes))
 	stack, err := localstack.Up(ctx, localstack.Options{Dir: filepath.Join(dir, "stack"), Bin: bin, Nodes: nodes,
-		AgentArgs: extra, Progress: io.Discard})
+		AgentArgs: extra, ManagerArgs: strings.Fields(os.Getenv("BENCH_MANAGER_ARGS")), Progress: io.Discard})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = stack.Down() }()
-	res.ManagerCmd = "bin/ferry-manager " + strings.Join(deployargs.ManagerArgs(deployargs.LocalManager()), " ") + " --kubeconfig=KUBECONFIG"
+	res.ManagerCmd = strings.TrimSpace("bin/ferry-manager " + strings.Join(deployargs.ManagerArgs(deployargs.LocalManager()), " ") +
+		" --kubeconfig=KUBECONFIG " + os.Getenv("BENCH_MANAGER_ARGS"))
 	res.AgentCmd = "bin/ferry-agent " + strings.Join(deployargs.AgentArgs(deployargs.LocalAgent("STATE")), " ") +
 		" --kubeconfig=KUBECONFIG " + strings.Join(extra, " ")
 	cs, err := kubernetes.NewForConfig(stack.Config())

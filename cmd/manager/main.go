@@ -28,16 +28,19 @@ const leaderElectionID = "manager.ferry.dev"
 
 func main() {
 	var (
-		metricsAddr, probeAddr, leaderElectionNamespace, leaseNamespace string
-		leaderElect                                                     bool
-		staleAfter                                                      time.Duration
-		qps                                                             float64
-		burst, workers                                                  int
+		metricsAddr, probeAddr, pprofAddr, leaderElectionNamespace, leaseNamespace string
+		leaderElect                                                                bool
+		staleAfter                                                                 time.Duration
+		qps                                                                        float64
+		burst, workers                                                             int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080",
 		`Address the Prometheus metrics endpoint (/metrics, plain HTTP) binds to; "0" disables it.`)
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081",
 		`Address the /healthz and /readyz endpoints bind to; "0" disables them.`)
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
+		`Address Go's profiler (/debug/pprof/, plain HTTP, no authentication) binds to, for finding where the `+
+			`manager's CPU or memory goes; empty (the default) or "0" disables it. Keep it on loopback.`)
 	flag.BoolVar(&leaderElect, "leader-elect", false,
 		"Elect a leader among manager replicas through a Lease, so that only one reconciles at a time.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "",
@@ -68,14 +71,14 @@ func main() {
 	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectionNamespace, staleAfter,
+	if err := run(metricsAddr, probeAddr, pprofAddr, leaderElect, leaderElectionNamespace, staleAfter,
 		leaseNamespace, float32(qps), burst, workers); err != nil {
 		ctrl.Log.Error(err, "Manager failed")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespace string, staleAfter time.Duration,
+func run(metricsAddr, probeAddr, pprofAddr string, leaderElect bool, leaderElectionNamespace string, staleAfter time.Duration,
 	leaseNamespace string, qps float32, burst, workers int) error {
 	if staleAfter <= 0 {
 		return fmt.Errorf("--agent-stale-after must be positive, got %s", staleAfter)
@@ -101,6 +104,7 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespac
 		Cache:                         controllers.CacheOptions(leaseNamespace),
 		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       leaderElectionNamespace,
