@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -48,6 +50,7 @@ func NewScheme() *runtime.Scheme { return scheme.New() }
 // Start starts etcd and kube-apiserver, installs the CRDs and waits until
 // they are served. Call Stop when done (TestMain usually does both).
 func Start(opts Options) (*Env, error) {
+	keepInheritedFilesFromChildren()
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
@@ -92,6 +95,25 @@ func Start(opts Options) (*Env, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// keepInheritedFilesFromChildren marks the files this process inherited
+// beyond stdin, stdout and stderr close-on-exec, so that etcd and
+// kube-apiserver do not inherit them: `flock LOCK go test` hands its lock
+// down to the test binary, and a control plane that outlives a test
+// binary killed by a panic (envtest cannot stop it then) would hold the
+// lock, and every later run waiting on it, until someone killed it. Go
+// opens its own files close-on-exec already.
+func keepInheritedFilesFromChildren() {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return // not Linux: nothing to do that matters here
+	}
+	for _, f := range fds {
+		if fd, err := strconv.Atoi(f.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
 
 // APIServer is the running kube-apiserver, for tests that stop and
