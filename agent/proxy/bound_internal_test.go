@@ -49,23 +49,7 @@ func TestABoundThatPassedBeforeTheHead(t *testing.T) {
 	}()
 	tr := &workerTransport{network: "tcp", addr: l.Addr().String(), maxIdle: 2}
 	send := func(path string, now time.Time, limit time.Duration) error {
-		req, _ := http.NewRequest(http.MethodGet, "http://x"+path, nil)
-		x, err := tr.begin(req, false, func(c *workerConn) error { return c.writeRequest(req) }, nil, now, false,
-			requestBound{limit: limit})
-		if err != nil {
-			return err
-		}
-		resp, err := x.receive()
-		if err != nil {
-			return err
-		}
-		buf := make([]byte, 10)
-		for {
-			if _, err := resp.Body.Read(buf); err != nil {
-				break
-			}
-		}
-		return resp.Body.Close()
+		return getThrough(tr, path, now, requestBound{limit: limit}, nil)
 	}
 	for _, kept := range []bool{false, true} {
 		if kept {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -68,25 +69,11 @@ func TestStaleOnlyWhenSilent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := &workerTransport{network: "tcp", addr: keptServer(t, tc.second), maxIdle: 2}
 			get := func() error {
-				req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
-				x, err := tr.begin(req, false, func(c *workerConn) error { return c.writeRequest(req) }, nil, time.Now(), false, requestBound{})
-				if err != nil {
-					return err
-				}
-				if tc.peek {
-					_, _ = x.c.br.Peek(1)
-				}
-				resp, err := x.receive()
-				if err != nil {
-					return err
-				}
-				buf := make([]byte, 10)
-				for {
-					if _, err := resp.Body.Read(buf); err != nil {
-						break
+				return getThrough(tr, "/", time.Now(), requestBound{}, func(x pending) {
+					if tc.peek {
+						_, _ = x.c.br.Peek(1)
 					}
-				}
-				return resp.Body.Close()
+				})
 			}
 			if err := get(); err != nil {
 				t.Fatal(err)
@@ -98,4 +85,24 @@ func TestStaleOnlyWhenSilent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// getThrough sends a GET of path through tr (begun at now, bound by
+// bound), lets before look at it once it is written, and reads the answer
+// to its end.
+func getThrough(tr *workerTransport, path string, now time.Time, bound requestBound, before func(pending)) error {
+	req, _ := http.NewRequest(http.MethodGet, "http://x"+path, nil)
+	x, err := tr.begin(req, false, func(c *workerConn) error { return c.writeRequest(req) }, nil, now, false, bound)
+	if err != nil {
+		return err
+	}
+	if before != nil {
+		before(x)
+	}
+	resp, err := x.receive()
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
 }
