@@ -20,8 +20,9 @@
 //     -Host are set (by default the client address replaces any
 //     X-Forwarded-For the client sent, and -Proto is http: see
 //     Options.TrustForwardedFor); a client's X-Real-IP, X-Forwarded-Ssl,
-//     -Port, -Prefix and -Scheme reach it only when trusted, and these
-//     names spelt with underscores never;
+//     -Port, -Prefix and -Scheme reach it only when trusted, and any of
+//     these eight names spelt with underscores (X_Real_IP,
+//     X_Forwarded_For) never;
 //   - a request body is read before the request queues, up to the app's
 //     limit (spool.go: a slow upload holds no worker, an abandoned one
 //     never reaches one), in files while the agent's RequestDisk lasts;
