@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/http"
+	"strings"
 )
 
 // requestHead is a client's request head as the front end (front.go)
@@ -307,39 +308,27 @@ func fieldKindOf(name []byte) fieldKind {
 	return fieldPlain
 }
 
-// forwardingNames are the forwarding and balancer fields (fieldForwardedFor,
-// fieldForwardedProto, fieldBalancer, X-Forwarded-Host), lower case.
-var forwardingNames = []string{"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip",
-	"x-forwarded-ssl", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-scheme"}
-
 // underscoreForwarding reports whether name, with its underscores read as
-// dashes, is a forwarding field. Servers that hand fields to apps as CGI
-// variables (HTTP_X_REAL_IP) make X_Real_IP and X-Real-IP one: such a
-// spelling, which no balancer sends, is dropped, trusted or not, as nginx
-// drops every name with an underscore.
+// dashes, is a forwarding field: one of specialFields named x-… (the
+// forwarding and balancer fields, X-Forwarded-Host with them). Servers
+// that hand fields to apps as CGI variables (HTTP_X_REAL_IP) make
+// X_Real_IP and X-Real-IP one: such a spelling, which no balancer sends,
+// is dropped, trusted or not, as nginx drops every name with an
+// underscore. The dashed copy is on the stack: special names are shorter
+// than specialByLength.
 func underscoreForwarding(name []byte) bool {
-	for _, f := range forwardingNames {
-		if len(name) == len(f) && equalFoldDash(name, f) {
-			return true
-		}
+	var dashed [len(specialByLength)]byte
+	if len(name) >= len(dashed) {
+		return false
 	}
-	return false
-}
-
-// equalFoldDash is asciiEqualFold, with an underscore in b equal to a dash.
-func equalFoldDash(b []byte, lower string) bool {
-	for i, c := range b {
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_':
+	for i, c := range name {
+		if c == '_' {
 			c = '-'
 		}
-		if c != lower[i] {
-			return false
-		}
+		dashed[i] = c
 	}
-	return true
+	f := special(dashed[:len(name)])
+	return f != nil && strings.HasPrefix(f.name, "x-")
 }
 
 // responseFieldKind classifies a worker's response field name, as

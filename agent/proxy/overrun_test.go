@@ -1,12 +1,10 @@
 package proxy_test
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -182,17 +180,7 @@ func TestMaxRequestTimeBoundsAnUpgradeUntilItsAnswer(t *testing.T) {
 	tunnel.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
 	e = start(t, tunnel, proxy.Options{})
 	pid = pidOfWorker(t, e)
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err = http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
+	c, br, _ := upgradeToEcho(t, e, "")
 	time.Sleep(1500 * time.Millisecond) // past maxRequestTime, the tunnel idle
 	fmt.Fprint(c, "still there\n")
 	if line, err := br.ReadString('\n'); err != nil || line != "echo: still there\n" {

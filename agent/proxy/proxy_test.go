@@ -299,22 +299,12 @@ func wsgiKey(k string) string {
 func TestBalancerFieldsOnTheUpgradePath(t *testing.T) {
 	for _, trust := range []bool{false, true} {
 		e := start(t, commandApp("upgrade"), proxy.Options{TrustForwardedFor: trust})
-		head := "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n"
+		fields := ""
 		for _, k := range balancerFields {
-			head += k + ": said\r\n"
+			fields += k + ": said\r\n"
 		}
-		head += "X_Real_IP: said\r\nX_Forwarded_For: said\r\nX_Custom: kept\r\n"
-		c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.WriteString(c, head+"\r\n")
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		c.Close()
-		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("trusted %v: %v %v", trust, resp, err)
-		}
+		fields += "X_Real_IP: said\r\nX_Forwarded_For: said\r\nX_Custom: kept\r\n"
+		_, _, resp := upgradeToEcho(t, e, fields)
 		for _, k := range balancerFields {
 			if got := resp.Header.Get("Seen-" + k); (got == "said") != trust {
 				t.Errorf("trusted %v: the worker got %s %q", trust, k, got)
@@ -427,17 +417,7 @@ func TestWSGIConformanceThroughTheProxy(t *testing.T) {
 func TestUpgradePassesThrough(t *testing.T) {
 	tmpl := commandApp("upgrade")
 	e := start(t, tmpl, proxy.Options{})
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
+	c, br, _ := upgradeToEcho(t, e, "")
 	echo := func(msg string) {
 		t.Helper()
 		fmt.Fprint(c, msg)
@@ -474,6 +454,26 @@ func TestUpgradePassesThrough(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown after the tunnel closed: %v", err)
 	}
+}
+
+// upgradeToEcho upgrades a connection through e's proxy to the upgrade
+// test app's line-echo protocol, with fields (whole lines) added to the
+// request head, and returns the connection, its reader past the 101, and
+// the 101. The connection is closed when the test ends.
+func upgradeToEcho(t *testing.T, e *agenttest.Env, fields string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n%s\r\n", fields)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	return c, br, resp
 }
 
 // TestShutdownDrainsInFlightRequests: stopping the agent lets a request in
