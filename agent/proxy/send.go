@@ -45,6 +45,7 @@ type sendConn struct {
 	net.Conn
 	s        *Server
 	raw      syscall.RawConn // for the send queue; nil without a file descriptor
+	rs       *rawSocket      // its reads and writes; nil without a file descriptor
 	writing  atomic.Int32    // writes under way (one, but a count holds for more)
 	progress atomic.Uint64   // bytes written
 	closed   sync.Once       // Close's, from any goroutine
@@ -60,7 +61,7 @@ func (c *sendConn) Write(p []byte) (int, error) {
 	defer c.writing.Add(-1)
 	written := 0
 	for len(p) > 0 {
-		n, err := c.Conn.Write(p[:min(len(p), sendChunk)])
+		n, err := c.write(p[:min(len(p), sendChunk)])
 		written += n
 		c.progress.Add(uint64(n))
 		if err != nil {
@@ -69,6 +70,21 @@ func (c *sendConn) Write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return written, nil
+}
+
+func (c *sendConn) write(p []byte) (int, error) {
+	if c.rs != nil {
+		return c.rs.Write(p)
+	}
+	return c.Conn.Write(p)
+}
+
+// Read reads the connection with raw system calls (rawSocket) when it can.
+func (c *sendConn) Read(p []byte) (int, error) {
+	if c.rs != nil {
+		return c.rs.Read(p)
+	}
+	return c.Conn.Read(p)
 }
 
 // Close forgets the connection: the watchdog looks at open ones only.
@@ -92,7 +108,7 @@ func closeWrite(c net.Conn) error {
 // watchSend makes c a sendConn the watchdog looks at, starting the
 // watchdog when none runs (it ends when no connection is left).
 func (s *Server) watchSend(c net.Conn) *sendConn {
-	sc := &sendConn{Conn: c, s: s, queued: -1}
+	sc := &sendConn{Conn: c, s: s, queued: -1, rs: newRawSocket(c)}
 	if rc, ok := c.(syscall.Conn); ok {
 		sc.raw, _ = rc.SyscallConn()
 	}

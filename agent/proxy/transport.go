@@ -359,6 +359,7 @@ func (t *workerTransport) put(c *workerConn, now time.Time) {
 type workerConn struct {
 	net.Conn
 	raw     syscall.RawConn  // nil when the connection has no file descriptor
+	rs      *rawSocket       // its reads and writes; nil with raw
 	peekFn  func(fd uintptr) // c.peek, made once
 	peekBuf [1]byte
 	peeked  bool             // peek's answer: open and quiet
@@ -398,10 +399,20 @@ func newWorkerConn(conn net.Conn) *workerConn {
 		c.raw, _ = sc.SyscallConn()
 		c.peekFn, c.awaitFn = c.peek, c.await
 	}
-	c.lr = io.LimitedReader{R: conn, N: math.MaxInt64}
+	c.rs = newRawSocket(conn)
+	c.lr = io.LimitedReader{R: c, N: math.MaxInt64}
 	c.br = bufio.NewReader(&c.lr)
 	c.bw = bufio.NewWriter(c)
 	return c
+}
+
+// Read reads the connection with raw system calls (rawSocket) when it can:
+// the response's reader and an upgrade's tunnel read through it.
+func (c *workerConn) Read(p []byte) (int, error) {
+	if c.rs != nil {
+		return c.rs.Read(p)
+	}
+	return c.Conn.Read(p)
 }
 
 // Write is the buffered writer's way out: it notes that bytes left.
@@ -440,7 +451,13 @@ func (c *workerConn) write(p []byte) (int, error) {
 	if c.writeLimit > 0 {
 		c.writeBound(time.Now().Add(c.writeLimit))
 	}
-	n, err := c.Conn.Write(p)
+	var n int
+	var err error
+	if c.rs != nil {
+		n, err = c.rs.Write(p)
+	} else {
+		n, err = c.Conn.Write(p)
+	}
 	if n > 0 {
 		c.written.Store(true)
 	}
@@ -506,7 +523,7 @@ func (c *workerConn) writeAwait(p []byte) (int, error) {
 // await is writeAwait's callback: its first call looks at a reused
 // connection and writes (neither blocks, the socket being non-blocking),
 // and asks for the wait when all was written; the next, after the wait,
-// ends it. The write is syscall.Write, as net's own.
+// ends it. The write is a raw one, as rawSocket's.
 func (c *workerConn) await(fd uintptr) bool {
 	if c.aw.ran {
 		return true
@@ -521,23 +538,19 @@ func (c *workerConn) await(fd uintptr) bool {
 			return true
 		}
 	}
-	for {
-		n, err := syscall.Write(int(fd), c.aw.p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return true
-		case err != nil:
-			c.aw.err = err
-			return true
-		}
-		if n > 0 {
-			c.aw.n = n
-			c.written.Store(true)
-		}
-		return n < len(c.aw.p)
+	n, err := rawWrite(fd, c.aw.p)
+	switch {
+	case err == syscall.EAGAIN:
+		return true
+	case err != 0:
+		c.aw.err = err
+		return true
 	}
+	if n > 0 {
+		c.aw.n = n
+		c.written.Store(true)
+	}
+	return n < len(c.aw.p)
 }
 
 func (c *workerConn) abort() {

@@ -1,0 +1,244 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tcpPair is a connected pair of loopback TCP connections.
+func tcpPair(t *testing.T) (local, peer *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := <-accepted
+	if p == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); p.Close() })
+	return c.(*net.TCPConn), p.(*net.TCPConn)
+}
+
+// rawOrPlain is the connection's reads and writes through a rawSocket or
+// through net.Conn itself, to run one case both ways.
+type rawOrPlain struct {
+	name string
+	wrap func(net.Conn) io.ReadWriter
+}
+
+var bothWays = []rawOrPlain{
+	{"net.Conn", func(c net.Conn) io.ReadWriter { return c }},
+	{"rawSocket", func(c net.Conn) io.ReadWriter { return newRawSocket(c) }},
+}
+
+// outcome is what a case saw, with the pair's addresses taken out of the
+// error's text so that the two ways compare.
+type outcome struct {
+	n                                 int
+	text                              string
+	eof, timeout, closed, reset, pipe bool
+}
+
+func outcomeOf(c net.Conn, n int, err error) outcome {
+	o := outcome{n: n}
+	if err == nil {
+		return o
+	}
+	o.text = strings.NewReplacer(c.LocalAddr().String(), "LOCAL", c.RemoteAddr().String(), "REMOTE").Replace(err.Error())
+	o.eof = err == io.EOF // net.Conn's EOF is io.EOF itself, not wrapped
+	o.timeout = errors.Is(err, os.ErrDeadlineExceeded)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() != o.timeout {
+		o.text += " (Timeout() disagrees with ErrDeadlineExceeded)"
+	}
+	o.closed = errors.Is(err, net.ErrClosed)
+	o.reset = errors.Is(err, syscall.ECONNRESET)
+	o.pipe = errors.Is(err, syscall.EPIPE)
+	return o
+}
+
+// TestRawSocketAsNetConn: a rawSocket's Read and Write give what net.Conn's
+// give, in the cases the proxy meets: data, a wait for data, EOF, a passed
+// deadline, a closed connection, a reset one, a write that fills the
+// socket, a write to a peer gone.
+func TestRawSocketAsNetConn(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome
+		want outcome // as far as it is fixed (n, and the flags)
+	}{
+		{"data, then EOF", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			peer.Write([]byte("hello"))
+			peer.CloseWrite()
+			got, err := io.ReadAll(rw)
+			if string(got) != "hello" {
+				t.Errorf("read %q, want hello", got)
+			}
+			n, err := rw.Read(make([]byte, 8)) // EOF again
+			return outcomeOf(c, n, err)
+		}, outcome{eof: true}},
+		{"a wait for data", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			time.AfterFunc(50*time.Millisecond, func() { peer.Write([]byte("late")) })
+			buf := make([]byte, 8)
+			n, err := rw.Read(buf)
+			if string(buf[:n]) != "late" {
+				t.Errorf("read %q, want late", buf[:n])
+			}
+			return outcomeOf(c, n, err)
+		}, outcome{n: 4}},
+		{"an empty read", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			n, err := rw.Read(nil)
+			return outcomeOf(c, n, err)
+		}, outcome{}},
+		{"a read deadline passed", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			n, err := rw.Read(make([]byte, 8))
+			return outcomeOf(c, n, err)
+		}, outcome{timeout: true}},
+		{"a read on a closed connection", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			c.Close()
+			n, err := rw.Read(make([]byte, 8))
+			return outcomeOf(c, n, err)
+		}, outcome{closed: true}},
+		{"a read closed while it waits", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			time.AfterFunc(50*time.Millisecond, func() { c.Close() })
+			n, err := rw.Read(make([]byte, 8))
+			return outcomeOf(c, n, err)
+		}, outcome{closed: true}},
+		{"a read of a reset connection", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			peer.SetLinger(0)
+			peer.Close()
+			time.Sleep(50 * time.Millisecond)
+			n, err := rw.Read(make([]byte, 8))
+			return outcomeOf(c, n, err)
+		}, outcome{reset: true}},
+		{"a write that fills the socket", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			big := bytes.Repeat([]byte("x"), 16<<20)
+			var got int64
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				time.Sleep(50 * time.Millisecond) // the write meets a full socket first
+				got, _ = io.Copy(io.Discard, peer)
+			}()
+			n, err := rw.Write(big)
+			c.CloseWrite()
+			<-done
+			if got != int64(len(big)) {
+				t.Errorf("the peer read %d bytes, want %d", got, len(big))
+			}
+			return outcomeOf(c, n, err)
+		}, outcome{n: 16 << 20}},
+		{"a write deadline passed", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			n, err := rw.Write(bytes.Repeat([]byte("x"), 64<<20)) // nobody reads
+			o := outcomeOf(c, n, err)
+			if n >= 64<<20 {
+				t.Errorf("wrote all %d bytes to a peer that reads none", n)
+			}
+			o.n = 0 // how many fit differs run to run (none, on a slow machine)
+			return o
+		}, outcome{timeout: true}},
+		{"a write on a closed connection", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			c.Close()
+			n, err := rw.Write([]byte("x"))
+			return outcomeOf(c, n, err)
+		}, outcome{closed: true}},
+		{"a write to a reset connection", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
+			peer.SetLinger(0)
+			peer.Close()
+			time.Sleep(50 * time.Millisecond)
+			n, err := rw.Write([]byte("x"))
+			return outcomeOf(c, n, err)
+		}, outcome{reset: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var seen []outcome
+			for _, way := range bothWays {
+				c, peer := tcpPair(t)
+				got := tc.run(t, c, peer, way.wrap(c))
+				if got.n != tc.want.n || got.eof != tc.want.eof || got.timeout != tc.want.timeout ||
+					got.closed != tc.want.closed || got.reset != tc.want.reset || got.pipe != tc.want.pipe {
+					t.Errorf("%s: got %+v, want %+v", way.name, got, tc.want)
+				}
+				seen = append(seen, got)
+			}
+			if seen[0] != seen[1] {
+				t.Errorf("the two ways differ:\n net.Conn:  %+v\n rawSocket: %+v", seen[0], seen[1])
+			}
+		})
+	}
+}
+
+// TestRawSocketConcurrentReads: a second Read while one waits goes through
+// net.Conn's own, and both get their bytes; likewise two Writes.
+func TestRawSocketConcurrentReads(t *testing.T) {
+	c, peer := tcpPair(t)
+	r := newRawSocket(c)
+	var wg sync.WaitGroup
+	got := make(chan string, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1)
+			if _, err := io.ReadFull(r, buf); err != nil {
+				t.Error(err)
+			}
+			got <- string(buf)
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // both wait
+	if _, err := peer.Write([]byte("ab")); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(got)
+	var all string
+	for s := range got {
+		all += s
+	}
+	if all != "ab" && all != "ba" {
+		t.Errorf("the two reads got %q, want a and b", all)
+	}
+
+	big := bytes.Repeat([]byte("y"), 8<<20)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if n, err := r.Write(big); n != len(big) || err != nil {
+				t.Errorf("write: %d, %v", n, err)
+			}
+		}()
+	}
+	done := make(chan int64)
+	go func() {
+		n, _ := io.Copy(io.Discard, peer)
+		done <- n
+	}()
+	wg.Wait()
+	c.CloseWrite()
+	if n := <-done; n != 2*int64(len(big)) {
+		t.Errorf("the peer read %d bytes, want %d", n, 2*len(big))
+	}
+}
