@@ -6,9 +6,6 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // rawSocket reads and writes a connection's socket with raw system calls
@@ -64,27 +61,12 @@ func newRawSocket(c net.Conn) *rawSocket {
 	return r
 }
 
-// rawRead and rawWrite are one read(2) and write(2) on a non-blocking
-// descriptor, retried on EINTR; p is never empty. p escapes to the heap at
-// every caller (it is kept in a rawSocket, or read through an interface),
-// so it cannot move while the kernel holds its address.
-func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
-	for {
-		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		if e != syscall.EINTR {
-			return int(n), e
-		}
-	}
-}
-
-func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
-	for {
-		n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		if e != syscall.EINTR {
-			return int(n), e
-		}
-	}
-}
+// rawRead and rawWrite, one read(2) and write(2) on a non-blocking
+// descriptor retried on EINTR (p never empty), are raw system calls
+// (rawsock_raw.go), but in a build with the race detector or a sanitizer
+// (rawsock_instrumented.go): those see the buffers the kernel fills and
+// reads, and the ordering I/O makes between goroutines, only through
+// syscall.Read and Write, as they do for net.Conn's.
 
 // read is Read's callback: false (wait for the poller) only on EAGAIN.
 func (r *rawSocket) read(fd uintptr) bool {
