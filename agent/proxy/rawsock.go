@@ -19,7 +19,7 @@ import (
 // Under the proxy benchmark's load on 2 cores that cost the agent a tenth
 // of its CPU: sysmon's wake-ups and sleeps (a nanosleep per 5 requests,
 // futex calls) and the context switches they made. These system calls
-// never block: the runtime makes every socket non-blocking, and a read or
+// never block: net makes every socket it opens non-blocking, and a read or
 // write that would wait returns EAGAIN, on which RawConn waits in the
 // poller as net does. So the runtime need not be told; it sees a goroutine
 // run a few µs longer. With them raw, sysmon sleeps. Under the proxy
@@ -42,6 +42,7 @@ type rawSocket struct {
 	rp, wp              []byte
 	rn, wn              int
 	rerr, werr          syscall.Errno
+	wzero               bool                  // write(2) wrote nothing and said nothing
 	readFn, writeFn     func(fd uintptr) bool // r.read, r.write, made once
 }
 
@@ -89,6 +90,10 @@ func (r *rawSocket) write(fd uintptr) bool {
 		n, e := rawWrite(fd, r.wp)
 		switch e {
 		case 0:
+			if n == 0 { // not on a stream socket; net's answer, not a loop
+				r.wzero = true
+				return true
+			}
 			r.wn += n
 			r.wp = r.wp[n:]
 		case syscall.EAGAIN:
@@ -128,9 +133,9 @@ func (r *rawSocket) Write(p []byte) (int, error) {
 	if !r.writeBusy.CompareAndSwap(false, true) {
 		return r.conn.Write(p)
 	}
-	r.wp, r.wn, r.werr = p, 0, 0
+	r.wp, r.wn, r.werr, r.wzero = p, 0, 0, false
 	err := r.raw.Write(r.writeFn)
-	n, e := r.wn, r.werr
+	n, e, zero := r.wn, r.werr, r.wzero
 	r.wp = nil
 	r.writeBusy.Store(false)
 	switch {
@@ -138,6 +143,8 @@ func (r *rawSocket) Write(p []byte) (int, error) {
 		return n, r.opError("write", err)
 	case e != 0:
 		return n, r.opError("write", os.NewSyscallError("write", e))
+	case zero:
+		return n, r.opError("write", io.ErrUnexpectedEOF)
 	}
 	return n, nil
 }

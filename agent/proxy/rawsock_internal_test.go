@@ -89,8 +89,8 @@ func TestRawSocketAsNetConn(t *testing.T) {
 			peer.Write([]byte("hello"))
 			peer.CloseWrite()
 			got, err := io.ReadAll(rw)
-			if string(got) != "hello" {
-				t.Errorf("read %q, want hello", got)
+			if string(got) != "hello" || err != nil {
+				t.Errorf("read %q, %v; want hello, nil", got, err)
 			}
 			n, err := rw.Read(make([]byte, 8)) // EOF again
 			return outcomeOf(c, n, err)
@@ -240,5 +240,30 @@ func TestRawSocketConcurrentReads(t *testing.T) {
 	c.CloseWrite()
 	if n := <-done; n != 2*int64(len(big)) {
 		t.Errorf("the peer read %d bytes, want %d", n, 2*len(big))
+	}
+}
+
+// TestRawSocketBusyFallsBack: a Read or Write that finds its half busy
+// (another under way) is net.Conn's own, and gets its bytes through.
+func TestRawSocketBusyFallsBack(t *testing.T) {
+	c, peer := tcpPair(t)
+	r := newRawSocket(c)
+	r.readBusy.Store(true)
+	r.writeBusy.Store(true)
+	if _, err := peer.Write([]byte("in")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "in" {
+		t.Errorf("read %q, %v; want in", buf, err)
+	}
+	if n, err := r.Write([]byte("out")); n != 3 || err != nil {
+		t.Errorf("write: %d, %v", n, err)
+	}
+	if _, err := io.ReadFull(peer, buf[:2]); err != nil || string(buf) != "ou" {
+		t.Errorf("the peer read %q, %v; want ou", buf, err)
+	}
+	if r.rp != nil || r.wp != nil {
+		t.Error("the fallback touched the raw halves' state")
 	}
 }

@@ -359,7 +359,7 @@ func (t *workerTransport) put(c *workerConn, now time.Time) {
 type workerConn struct {
 	net.Conn
 	raw     syscall.RawConn  // nil when the connection has no file descriptor
-	rs      *rawSocket       // its reads and writes; nil with raw
+	rs      *rawSocket       // its reads and writes; nil when raw is
 	peekFn  func(fd uintptr) // c.peek, made once
 	peekBuf [1]byte
 	peeked  bool             // peek's answer: open and quiet
