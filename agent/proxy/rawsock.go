@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -153,7 +154,7 @@ func (r *rawSocket) Write(p []byte) (int, error) {
 // deadline, a closed connection) come as a "raw-read" or "raw-write"
 // *net.OpError, whose cause it keeps.
 func (r *rawSocket) opError(op string, err error) error {
-	if oe, ok := err.(*net.OpError); ok {
+	if oe := (*net.OpError)(nil); errors.As(err, &oe) {
 		err = oe.Err
 	}
 	return &net.OpError{Op: op, Net: r.conn.LocalAddr().Network(), Source: r.conn.LocalAddr(), Addr: r.conn.RemoteAddr(), Err: err}

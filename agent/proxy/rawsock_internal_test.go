@@ -64,9 +64,9 @@ func outcomeOf(c net.Conn, n int, err error) outcome {
 		return o
 	}
 	o.text = strings.NewReplacer(c.LocalAddr().String(), "LOCAL", c.RemoteAddr().String(), "REMOTE").Replace(err.Error())
-	o.eof = err == io.EOF // net.Conn's EOF is io.EOF itself, not wrapped
+	o.eof = errors.Is(err, io.EOF) // and text holds it unwrapped, as net.Conn's
 	o.timeout = errors.Is(err, os.ErrDeadlineExceeded)
-	if ne, ok := err.(net.Error); ok && ne.Timeout() != o.timeout {
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() != o.timeout {
 		o.text += " (Timeout() disagrees with ErrDeadlineExceeded)"
 	}
 	o.closed = errors.Is(err, net.ErrClosed)
