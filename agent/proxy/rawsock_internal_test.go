@@ -38,6 +38,13 @@ func tcpPair(t *testing.T) (local, peer *net.TCPConn) {
 	return c.(*net.TCPConn), p.(*net.TCPConn)
 }
 
+// resetBy has peer close with a reset (RST), and gives it time to arrive.
+func resetBy(peer *net.TCPConn) {
+	peer.SetLinger(0)
+	peer.Close()
+	time.Sleep(50 * time.Millisecond)
+}
+
 // rawOrPlain is the connection's reads and writes through a rawSocket or
 // through net.Conn itself, to run one case both ways.
 type rawOrPlain struct {
@@ -124,9 +131,7 @@ func TestRawSocketAsNetConn(t *testing.T) {
 			return outcomeOf(c, n, err)
 		}, outcome{closed: true}},
 		{"a read of a reset connection", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
-			peer.SetLinger(0)
-			peer.Close()
-			time.Sleep(50 * time.Millisecond)
+			resetBy(peer)
 			n, err := rw.Read(make([]byte, 8))
 			return outcomeOf(c, n, err)
 		}, outcome{reset: true}},
@@ -163,9 +168,7 @@ func TestRawSocketAsNetConn(t *testing.T) {
 			return outcomeOf(c, n, err)
 		}, outcome{closed: true}},
 		{"a write to a reset connection", func(t *testing.T, c, peer *net.TCPConn, rw io.ReadWriter) outcome {
-			peer.SetLinger(0)
-			peer.Close()
-			time.Sleep(50 * time.Millisecond)
+			resetBy(peer)
 			n, err := rw.Write([]byte("x"))
 			return outcomeOf(c, n, err)
 		}, outcome{reset: true}},
