@@ -34,10 +34,12 @@ import (
 // Read and one Write at a time: their state is the rawSocket's own, so
 // allocating nothing per call. A second one while one is under way (no
 // path of the proxy does that, but net.Conn allows it) goes through the
-// connection's own method, which waits its turn for the descriptor.
+// connection's own method, which waits its turn for the descriptor; so
+// does every one on a connection without a file descriptor (net.Pipe in
+// tests, a TLS connection), whose users need not tell the two apart.
 type rawSocket struct {
 	conn net.Conn
-	raw  syscall.RawConn
+	raw  syscall.RawConn // nil without a file descriptor
 	// The Read's and the Write's state; each busy flag owns its half.
 	readBusy, writeBusy atomic.Bool
 	rp, wp              []byte
@@ -47,18 +49,11 @@ type rawSocket struct {
 	readFn, writeFn     func(fd uintptr) bool // r.read, r.write, made once
 }
 
-// newRawSocket is nil for a connection without a file descriptor (net.Pipe
-// in tests, a TLS connection): its users read and write it as it is.
 func newRawSocket(c net.Conn) *rawSocket {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
+	r := &rawSocket{conn: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		r.raw, _ = sc.SyscallConn()
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	r := &rawSocket{conn: c, raw: raw}
 	r.readFn, r.writeFn = r.read, r.write
 	return r
 }
@@ -111,7 +106,7 @@ func (r *rawSocket) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if !r.readBusy.CompareAndSwap(false, true) {
+	if r.raw == nil || !r.readBusy.CompareAndSwap(false, true) {
 		return r.conn.Read(p)
 	}
 	r.rp, r.rn, r.rerr = p, 0, 0
@@ -131,7 +126,7 @@ func (r *rawSocket) Read(p []byte) (int, error) {
 }
 
 func (r *rawSocket) Write(p []byte) (int, error) {
-	if !r.writeBusy.CompareAndSwap(false, true) {
+	if r.raw == nil || !r.writeBusy.CompareAndSwap(false, true) {
 		return r.conn.Write(p)
 	}
 	r.wp, r.wn, r.werr, r.wzero = p, 0, 0, false

@@ -4,7 +4,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -44,11 +43,10 @@ const sendChunk = 64 << 10
 type sendConn struct {
 	net.Conn
 	s        *Server
-	raw      syscall.RawConn // for the send queue; nil without a file descriptor
-	rs       *rawSocket      // its reads and writes; nil without a file descriptor
-	writing  atomic.Int32    // writes under way (one, but a count holds for more)
-	progress atomic.Uint64   // bytes written
-	closed   sync.Once       // Close's, from any goroutine
+	rs       *rawSocket    // its reads and writes; rs.raw, for the send queue, nil without a file descriptor
+	writing  atomic.Int32  // writes under way (one, but a count holds for more)
+	progress atomic.Uint64 // bytes written
+	closed   sync.Once     // Close's, from any goroutine
 	// The watchdog's own: the progress and send queue it last saw move,
 	// and when.
 	seen   uint64
@@ -61,7 +59,7 @@ func (c *sendConn) Write(p []byte) (int, error) {
 	defer c.writing.Add(-1)
 	written := 0
 	for len(p) > 0 {
-		n, err := c.write(p[:min(len(p), sendChunk)])
+		n, err := c.rs.Write(p[:min(len(p), sendChunk)])
 		written += n
 		c.progress.Add(uint64(n))
 		if err != nil {
@@ -72,20 +70,8 @@ func (c *sendConn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-func (c *sendConn) write(p []byte) (int, error) {
-	if c.rs != nil {
-		return c.rs.Write(p)
-	}
-	return c.Conn.Write(p)
-}
-
 // Read reads the connection with raw system calls (rawSocket) when it can.
-func (c *sendConn) Read(p []byte) (int, error) {
-	if c.rs != nil {
-		return c.rs.Read(p)
-	}
-	return c.Conn.Read(p)
-}
+func (c *sendConn) Read(p []byte) (int, error) { return c.rs.Read(p) }
 
 // Close forgets the connection: the watchdog looks at open ones only.
 func (c *sendConn) Close() error {
@@ -109,9 +95,6 @@ func closeWrite(c net.Conn) error {
 // watchdog when none runs (it ends when no connection is left).
 func (s *Server) watchSend(c net.Conn) *sendConn {
 	sc := &sendConn{Conn: c, s: s, queued: -1, rs: newRawSocket(c)}
-	if rc, ok := c.(syscall.Conn); ok {
-		sc.raw, _ = rc.SyscallConn()
-	}
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	if s.sendDone {
@@ -203,11 +186,11 @@ func (c *sendConn) moved(now time.Time) bool {
 // sendQueue is the bytes in the socket's send queue not yet acknowledged
 // by the client, or -1 when it cannot be read.
 func (c *sendConn) sendQueue() int {
-	if c.raw == nil {
+	if c.rs.raw == nil {
 		return -1
 	}
 	q := -1
-	_ = c.raw.Control(func(fd uintptr) {
+	_ = c.rs.raw.Control(func(fd uintptr) {
 		if n, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
 			q = n
 		}

@@ -190,7 +190,7 @@ func (t *workerTransport) start(c *workerConn, req *http.Request, hasBody bool, 
 		}()
 		return x, nil
 	}
-	c.awaitAfter, c.mustPeek = c.raw != nil, c.raw != nil && c.reused
+	c.awaitAfter, c.mustPeek = c.rs.raw != nil, c.rs.raw != nil && c.reused
 	err := write(c)
 	c.awaitAfter, c.mustPeek = false, false
 	if err != nil {
@@ -358,8 +358,7 @@ func (t *workerTransport) put(c *workerConn, now time.Time) {
 // workerConn is one connection to a worker, with its buffers.
 type workerConn struct {
 	net.Conn
-	raw     syscall.RawConn  // nil when the connection has no file descriptor
-	rs      *rawSocket       // its reads and writes; nil when raw is
+	rs      *rawSocket       // its reads and writes; rs.raw is nil when it has no file descriptor
 	peekFn  func(fd uintptr) // c.peek, made once
 	peekBuf [1]byte
 	peeked  bool             // peek's answer: open and quiet
@@ -394,12 +393,10 @@ type workerConn struct {
 }
 
 func newWorkerConn(conn net.Conn) *workerConn {
-	c := &workerConn{Conn: conn}
-	if sc, ok := conn.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
+	c := &workerConn{Conn: conn, rs: newRawSocket(conn)}
+	if c.rs.raw != nil {
 		c.peekFn, c.awaitFn = c.peek, c.await
 	}
-	c.rs = newRawSocket(conn)
 	c.lr = io.LimitedReader{R: c, N: math.MaxInt64}
 	c.br = bufio.NewReader(&c.lr)
 	c.bw = bufio.NewWriter(c)
@@ -408,12 +405,7 @@ func newWorkerConn(conn net.Conn) *workerConn {
 
 // Read reads the connection with raw system calls (rawSocket) when it can:
 // the response's reader and an upgrade's tunnel read through it.
-func (c *workerConn) Read(p []byte) (int, error) {
-	if c.rs != nil {
-		return c.rs.Read(p)
-	}
-	return c.Conn.Read(p)
-}
+func (c *workerConn) Read(p []byte) (int, error) { return c.rs.Read(p) }
 
 // Write is the buffered writer's way out: it notes that bytes left.
 func (c *workerConn) Write(p []byte) (int, error) {
@@ -451,13 +443,7 @@ func (c *workerConn) write(p []byte) (int, error) {
 	if c.writeLimit > 0 {
 		c.writeBound(time.Now().Add(c.writeLimit))
 	}
-	var n int
-	var err error
-	if c.rs != nil {
-		n, err = c.rs.Write(p)
-	} else {
-		n, err = c.Conn.Write(p)
-	}
+	n, err := c.rs.Write(p)
 	if n > 0 {
 		c.written.Store(true)
 	}
@@ -493,7 +479,7 @@ type awaitState struct {
 // left to that read, which meets it again.
 func (c *workerConn) writeAwait(p []byte) (int, error) {
 	c.aw = awaitState{p: p}
-	_ = c.raw.Read(c.awaitFn) // its error is left to what follows: the plain write (!ran), or the read of the answer
+	_ = c.rs.raw.Read(c.awaitFn) // its error is left to what follows: the plain write (!ran), or the read of the answer
 	aw := c.aw
 	c.aw = awaitState{}
 	switch {
@@ -666,11 +652,11 @@ func (c *workerConn) fail(stop func() bool, err error, wrote chan error) error {
 // made here for a request with a body (or a head written in parts), and
 // by writeAwait's callback for the rest.
 func (c *workerConn) open() bool {
-	if c.raw == nil {
+	if c.rs.raw == nil {
 		return true
 	}
 	c.peeked = false
-	return c.raw.Control(c.peekFn) == nil && c.peeked
+	return c.rs.raw.Control(c.peekFn) == nil && c.peeked
 }
 
 // peek is the look at an idle socket. open runs it under RawConn.Control,
