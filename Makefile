@@ -28,6 +28,15 @@ TEST_P ?= 2
 TEST_TIMEOUT ?= 30m
 TEST_FLAGS ?=
 TEST_PKGS ?= ./...
+# The packages whose tests run a second time under the race detector: the
+# agent (proxy, pool, spawn: goroutines around every request and process),
+# the manager's controllers and the load generator. A narrower run (TEST_PKGS
+# given) skips that pass unless RACE_PKGS is given too; RACE_PKGS= skips it.
+ifeq ($(origin TEST_PKGS),file)
+RACE_PKGS ?= ./agent/... ./controllers/... ./bench/loadgen/...
+else
+RACE_PKGS ?=
+endif
 
 ##@ General
 
@@ -97,9 +106,16 @@ docker-build: ## Build the manager and agent images (needs Docker with BuildKit)
 control-plane: ## Build (once per machine) the test kube-apiserver and etcd into bin/.
 	hack/build-control-plane.sh
 
+.PHONY: deps
+deps: ## Install the Debian packages the tests use, when missing (hack/install-deps.sh).
+	hack/install-deps.sh
+
 .PHONY: test
-test: control-plane ## Run every test against a real control plane and real processes.
+test: deps control-plane ## Run every test against a real control plane and real processes, then the concurrent packages' again under -race.
 	KUBEBUILDER_ASSETS=$(BIN) $(GO) test -p $(TEST_P) -timeout $(TEST_TIMEOUT) -count=1 $(TEST_FLAGS) $(TEST_PKGS)
+ifneq ($(strip $(RACE_PKGS)),)
+	KUBEBUILDER_ASSETS=$(BIN) CGO_ENABLED=1 $(GO) test -race -p $(TEST_P) -timeout $(TEST_TIMEOUT) -count=1 $(TEST_FLAGS) $(RACE_PKGS)
+endif
 
 ##@ Benchmarks
 

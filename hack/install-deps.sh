@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# install-deps.sh installs the Debian packages that the build and the tests
+# use, when a command of theirs is missing; it returns at once when none is.
+# `make test` and .ci/run call it, so a fresh machine needs nothing by hand.
+#
+#   make, git   the build
+#   gcc         cgo, for the race detector pass of `make test`
+#   python3     the WSGI workers
+#   flock       serializing runs on a shared machine
+#   curl, ip    the local stack and its tests
+#   pkill       the test control plane's guard (internal/testenv)
+set -euo pipefail
+
+declare -A packages=(
+	[make]=make [git]=git [gcc]=gcc [python3]=python3 [flock]=util-linux
+	[curl]=curl [ip]=iproute2 [pkill]=procps
+)
+missing=()
+for cmd in "${!packages[@]}"; do
+	command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
+done
+((${#missing[@]})) || exit 0
+
+echo "Installing missing packages: ${missing[*]}"
+sudo_cmd=()
+[[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
