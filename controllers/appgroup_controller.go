@@ -131,6 +131,9 @@ type AppGroupReconciler struct {
 	// warned are the AppGroups with an AgentNotReporting warning standing
 	// (silenceSeen).
 	warned keySet
+	// deaf are, per AppGroup, the nodes whose proxy cannot listen that a
+	// ListenFailed event has named (listenSeen).
+	deaf nodeLists
 	// contact is the manager's contact with the API server, probed by the
 	// lease watcher; nil without one.
 	contact *apiContact
@@ -397,6 +400,7 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		if apierrors.IsNotFound(err) {
 			r.resisting.Set(req.NamespacedName, false)
 			r.warned.set(req.NamespacedName, "", false)
+			r.deaf.set(req.NamespacedName, "", nil)
 			r.written.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
@@ -667,6 +671,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	r.resisting.Set(client.ObjectKeyFromObject(ag), false)
 	r.written.forget(client.ObjectKeyFromObject(ag))
 	r.warned.set(client.ObjectKeyFromObject(ag), ag.UID, false)
+	r.deaf.set(client.ObjectKeyFromObject(ag), ag.UID, nil)
 	log.Info("Released AppGroup after every pool drained")
 	return ctrl.Result{}, nil
 }
@@ -733,7 +738,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		r.noteJudged(rep)
 		silence.silent = silence.silent || rep.Stale
 	}
-	cur := computeStatus(rollupInput{
+	in := rollupInput{
 		AppGroup:      ag,
 		Target:        s.target,
 		RevisionErr:   s.revisionErr,
@@ -747,7 +752,9 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Now:           s.now,
 		StaleAfter:    r.AgentStaleAfter,
 		Clean:         clean && s.revisionErr == nil,
-	})
+	}
+	cur := computeStatus(in)
+	listen := listenSeen{warned: r.deaf.get(key, ag.UID), failing: listenFailures(in)}
 	requeue := nextStaleness(reports)
 	if d := nextSettle(reports); d > 0 && (requeue == 0 || d < requeue) {
 		requeue = d
@@ -770,7 +777,8 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	}
 	r.written.wrote(ag, orig.ResourceVersion)
 	r.warned.set(key, ag.UID, silence.warnedAfter(&old, &cur))
-	for _, ev := range statusEvents(ag, &old, &cur, silence) {
+	r.deaf.set(key, ag.UID, listen.warnedAfter(&cur))
+	for _, ev := range slices.Concat(statusEvents(ag, &old, &cur, silence), listenEvents(ag, &cur, listen)) {
 		r.record(ctx, ag, ev)
 	}
 	return requeue, nil

@@ -328,7 +328,23 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 // cannot listen (Ready=False, ListenFailed): a rollout there completes,
 // yet no request reaches its processes.
 func listenFailed(in rollupInput) []string {
-	var nodes []string
+	fs := listenFailures(in)
+	nodes := make([]string, len(fs))
+	for i, f := range fs {
+		nodes[i] = f.node
+	}
+	return nodes
+}
+
+// listenFailure is a selected node whose proxy cannot listen, with its
+// agent's words on why.
+type listenFailure struct{ node, message string }
+
+// listenFailures are the selected nodes whose proxy cannot listen, in
+// node order, as their agents last reported them (a silent agent's word
+// is not taken).
+func listenFailures(in rollupInput) []listenFailure {
+	var fs []listenFailure
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		if !ok || !r.Reported || r.Stale {
@@ -336,10 +352,10 @@ func listenFailed(in rollupInput) []string {
 		}
 		if c := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionReady); c != nil &&
 			c.Status == metav1.ConditionFalse && c.Reason == ferryv1.ReasonListenFailed {
-			nodes = append(nodes, node)
+			fs = append(fs, listenFailure{node: node, message: c.Message})
 		}
 	}
-	return nodes
+	return fs
 }
 
 // restartProgressMessage says where the rollout is: "node 2/3 (node-b),

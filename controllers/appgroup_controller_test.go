@@ -631,6 +631,23 @@ func TestResistanceHaltsRollout(t *testing.T) {
 	waitRolledOut(t, ns, "blog", 4)
 }
 
+// TestListenFailedEvents: a node whose proxy cannot listen on listen.port
+// serves no request though its processes run; a Warning names the node
+// and the agent's words, and a Normal event says when it listens again.
+func TestListenFailedEvents(t *testing.T) {
+	ns := newNamespace(t)
+	_, b, _, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
+
+	agentB.cannotListen("blog", 2, "the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventListenFailed,
+		"On "+b+" the proxy cannot listen on listen.port", "so no request reaches the processes there", "bind: address already in use")
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "address already in use")
+	assertNoEvent(t, ns, "blog", controllers.EventListenRecovered)
+
+	agentB.rollOut("blog", 2)
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "No selected node's proxy fails to listen")
+}
+
 func TestStaleAgentMakesStatusUnknown(t *testing.T) {
 	ns := newNamespace(t)
 	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -48,6 +50,13 @@ const (
 	// EventAgentReporting: no selected node's agent is silent any more
 	// (after EventAgentNotReporting).
 	EventAgentReporting = "AgentReporting"
+	// EventListenFailed: on some selected nodes the proxy cannot listen on
+	// listen.port (the agent's ListenFailed), so no request reaches the
+	// processes there (Warning).
+	EventListenFailed = "ListenFailed"
+	// EventListenRecovered: after EventListenFailed, no selected node's
+	// proxy fails to listen any more.
+	EventListenRecovered = "ListenRecovered"
 	// EventWriteFailed: the manager could not create or update an object
 	// the AppGroup needs (a pool, its Service, its EndpointSlice); the
 	// note says which and the API server's answer (Warning). The pass is
@@ -204,6 +213,60 @@ func (s silenceSeen) standing(old *ferryv1.AppGroupStatus) bool {
 // recorded one, or one stood and the silence goes on).
 func (s silenceSeen) warnedAfter(old, cur *ferryv1.AppGroupStatus) bool {
 	return s.silent && (s.standing(old) || condition(cur, ferryv1.ConditionReady).Reason == ferryv1.ReasonAgentNotReporting)
+}
+
+// listenSeen is what the manager knows, at a status write, of the selected
+// nodes whose proxy cannot listen: those it has warned of (warned, kept in
+// memory from its last write) and those the pass found (failing).
+type listenSeen struct {
+	warned  []string
+	failing []listenFailure
+}
+
+// listenEvents are the events cur's write deserves for the nodes whose
+// proxy cannot listen: one ListenFailed naming the nodes newly failing,
+// and one ListenRecovered once none fails after a warning. A node's
+// failure gets no status condition of the AppGroup's own (Ready shows the
+// agent's words among other reasons), so the manager pairs the events
+// from its memory, as it does silences.
+func listenEvents(ag *ferryv1.AppGroup, cur *ferryv1.AppGroupStatus, l listenSeen) []statusEvent {
+	if condition(cur, ferryv1.ConditionReady).Reason == ferryv1.ReasonDeleting {
+		return nil
+	}
+	var fresh []listenFailure
+	for _, f := range l.failing {
+		if !slices.Contains(l.warned, f.node) {
+			fresh = append(fresh, f)
+		}
+	}
+	port := ag.Spec.Listen.Port
+	switch {
+	case len(fresh) > 0:
+		nodes := make([]string, len(fresh))
+		for i, f := range fresh {
+			nodes[i] = f.node
+		}
+		why := strings.TrimPrefix(fresh[0].message, "the proxy cannot listen: ")
+		return []statusEvent{{Type: corev1.EventTypeWarning, Reason: EventListenFailed, Action: "Listen",
+			Note: fmt.Sprintf("On %s the proxy cannot listen on listen.port %d, so no request reaches the processes there (%s: %s)",
+				nodeList(nodes), port, fresh[0].node, why)}}
+	case len(l.warned) > 0 && len(l.failing) == 0:
+		return []statusEvent{{Type: corev1.EventTypeNormal, Reason: EventListenRecovered, Action: "Listen",
+			Note: fmt.Sprintf("No selected node's proxy fails to listen on listen.port %d any more", port)}}
+	}
+	return nil
+}
+
+// warnedAfter are the nodes warned of after the write of cur.
+func (l listenSeen) warnedAfter(cur *ferryv1.AppGroupStatus) []string {
+	if condition(cur, ferryv1.ConditionReady).Reason == ferryv1.ReasonDeleting {
+		return nil
+	}
+	nodes := make([]string, len(l.failing))
+	for i, f := range l.failing {
+		nodes[i] = f.node
+	}
+	return nodes
 }
 
 // condition is a status's condition of type typ, or an empty one.

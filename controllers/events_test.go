@@ -352,3 +352,65 @@ func TestRolloutCompleteOnceWhenReadinessLags(t *testing.T) {
 		}
 	}
 }
+
+// TestListenEvents: each node whose proxy cannot listen is named once in
+// a ListenFailed, and ListenRecovered follows once none fails, over the
+// passes that write a status.
+func TestListenEvents(t *testing.T) {
+	ag := &ferryv1.AppGroup{}
+	ag.Spec.Listen.Port = 8080
+	bind := func(node string) listenFailure {
+		return listenFailure{node: node, message: "the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use"}
+	}
+	ready := &ferryv1.AppGroupStatus{Conditions: []metav1.Condition{cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady)}}
+	deleting := &ferryv1.AppGroupStatus{Conditions: []metav1.Condition{cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting)}}
+	type pass struct {
+		cur     *ferryv1.AppGroupStatus
+		failing []listenFailure
+	}
+	for _, tt := range []struct {
+		name   string
+		passes []pass
+		want   []string // reason: note, per event
+	}{
+		{"none", []pass{{ready, nil}, {ready, nil}}, nil},
+		{"one node fails, then listens", []pass{{ready, []listenFailure{bind("node-b")}}, {ready, []listenFailure{bind("node-b")}}, {ready, nil}}, []string{
+			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenRecovered: No selected node's proxy fails to listen on listen.port 8080 any more",
+		}},
+		{"a second node joins the failure, the first recovers", []pass{
+			{ready, []listenFailure{bind("node-a")}},
+			{ready, []listenFailure{bind("node-a"), bind("node-c")}},
+			{ready, []listenFailure{bind("node-c")}},
+			{ready, nil},
+		}, []string{
+			"ListenFailed: On node-a the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenFailed: On node-c the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-c: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenRecovered: No selected node's proxy fails to listen on listen.port 8080 any more",
+		}},
+		{"two at once", []pass{{ready, []listenFailure{bind("node-a"), bind("node-b")}}}, []string{
+			"ListenFailed: On node-a and node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
+		}},
+		{"deleting ends it without a recovery", []pass{{ready, []listenFailure{bind("node-a")}}, {deleting, []listenFailure{bind("node-a")}}, {deleting, nil}}, []string{
+			"ListenFailed: On node-a the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			var warned []string
+			for _, p := range tt.passes {
+				l := listenSeen{warned: warned, failing: p.failing}
+				for _, ev := range listenEvents(ag, p.cur, l) {
+					got = append(got, ev.Reason+": "+ev.Note)
+					if ev.Type == "" || ev.Action == "" {
+						t.Errorf("incomplete event %+v", ev)
+					}
+				}
+				warned = l.warnedAfter(p.cur)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("events\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}

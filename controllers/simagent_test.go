@@ -118,6 +118,17 @@ func (a *simAgent) restarting(agName string, done, n int32) {
 	})
 }
 
+// cannotListen reports n processes of spec.revision, all ready, behind a
+// proxy that cannot listen (the agent's ListenFailed, with why).
+func (a *simAgent) cannotListen(agName string, n int32, why string) {
+	a.t.Helper()
+	a.rollOut(agName, n)
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed)
+		meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady).Message = why
+	})
+}
+
 // notReady reports ready of n processes ready, below minProcesses.
 func (a *simAgent) notReady(agName string, ready, n int32) {
 	a.t.Helper()
