@@ -3,7 +3,9 @@
 // with Ferry's real CRDs installed from config/crd/bases. It wraps
 // controller-runtime's envtest and adds what our tests need on top: a
 // kubeconfig file for the real kubectl, a client with Ferry's scheme, and
-// extra API server flags (admission plugins) for the packaging tests.
+// extra API server flags (admission plugins) for the packaging tests, and a
+// guard process that kills the control plane when the test binary dies
+// without stopping it (a panic, `go test -timeout`).
 //
 // Binaries are looked up in $KUBEBUILDER_ASSETS, else in <repo>/bin; when
 // neither holds them, the build script is run (it is cached per machine), so

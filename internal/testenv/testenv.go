@@ -40,8 +40,9 @@ type Env struct {
 	// real kubectl and by Ferry's binaries.
 	Kubeconfig string
 
-	env *envtest.Environment
-	dir string
+	env   *envtest.Environment
+	dir   string
+	guard *guard
 }
 
 // NewScheme returns a scheme with client-go's kinds and Ferry's.
@@ -63,6 +64,21 @@ func Start(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	// etcd's data and the API server's certificates live in dir, so that
+	// every process of this control plane names dir on its command line:
+	// the guard finds them by it.
+	etcdDir, certDir := filepath.Join(dir, "etcd"), filepath.Join(dir, "apiserver")
+	for _, d := range []string{etcdDir, certDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	g, err := startGuard(dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
 	scheme := NewScheme()
 	te := &envtest.Environment{
 		Scheme:                   scheme,
@@ -72,7 +88,9 @@ func Start(opts Options) (*Env, error) {
 		ControlPlaneStartTimeout: 3 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
+	te.ControlPlane.Etcd = &envtest.Etcd{DataDir: etcdDir}
 	apiserver := te.ControlPlane.GetAPIServer()
+	apiserver.CertDir = certDir
 	for flag, values := range opts.APIServerFlags {
 		apiserver.Configure().Set(flag, values...)
 	}
@@ -81,10 +99,11 @@ func Start(opts Options) (*Env, error) {
 		// envtest may have started etcd and kube-apiserver before failing
 		// (installing the CRDs, say): stop them, or they outlive the test.
 		_ = te.Stop()
+		_ = g.stop()
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting the test control plane from %s: %w", assets, err)
 	}
-	e := &Env{Config: cfg, Scheme: scheme, env: te, dir: dir}
+	e := &Env{Config: cfg, Scheme: scheme, env: te, dir: dir, guard: g}
 	if e.Client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		_ = e.Stop()
 		return nil, err
@@ -100,10 +119,9 @@ func Start(opts Options) (*Env, error) {
 // keepInheritedFilesFromChildren marks the files this process inherited
 // beyond stdin, stdout and stderr close-on-exec, so that etcd and
 // kube-apiserver do not inherit them: `flock LOCK go test` hands its lock
-// down to the test binary, and a control plane that outlives a test
-// binary killed by a panic (envtest cannot stop it then) would hold the
-// lock, and every later run waiting on it, until someone killed it. Go
-// opens its own files close-on-exec already.
+// down to the test binary, and a control plane that outlived the binary
+// (the guard kills it, but not at once) would hold the lock, and every
+// later run waiting on it. Go opens its own files close-on-exec already.
 func keepInheritedFilesFromChildren() {
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -120,10 +138,11 @@ func keepInheritedFilesFromChildren() {
 // restart it.
 func (e *Env) APIServer() *envtest.APIServer { return e.env.ControlPlane.GetAPIServer() }
 
-// Stop stops the control plane and removes its files.
+// Stop stops the control plane and removes its files. The guard then
+// kills whatever of it is left (a process that ignored its stop).
 func (e *Env) Stop() error {
 	err := e.env.Stop()
-	return errors.Join(err, os.RemoveAll(e.dir))
+	return errors.Join(err, e.guard.stop(), os.RemoveAll(e.dir))
 }
 
 // Kubectl runs the machine's kubectl against the test API server and
