@@ -21,19 +21,27 @@ import (
 // relayBuffered relays the plain response in cc.resp (relay.go) whose
 // body is not all in x's buffer yet: it reads the body whole, ends the
 // exchange and gives the worker back, then writes the response to the
-// client. A worker that fails mid-body gets the client a 502: nothing
-// was written yet.
+// client. A worker that fails mid-body gets the client a 502, and one that
+// stalls in it past maxRequestTime a 504 (boundBody): nothing was written
+// yet.
 func (cc *clientConn) relayBuffered(x pending, clock func() time.Time) (clientOK bool) {
 	h, br := &cc.resp, x.c.br
 	raw := bytes.Clone(h.raw) // out of br's buffer, which reading the body reuses
 	_, _ = br.Discard(len(h.raw))
 	h.raw = raw
 	body := make([]byte, h.length)
+	bound := x.c.boundBody()
 	_, err := io.ReadFull(br, body)
+	if err != nil {
+		err = x.c.bodyError(err)
+	}
+	if bound {
+		x.c.unbound()
+	}
 	now := time.Now()
 	x.done(err == nil && !h.close, now)
 	if err != nil {
-		cc.s.fail(&cc.reply, cc.ctx, cc.path(), cc.sess, &cutShortError{err})
+		cc.s.fail(&cc.reply, cc.ctx, cc.path(), cc.sess, err)
 		cc.s.giveBack(cc.sess)
 		return cc.sendReply(now)
 	}
@@ -56,19 +64,30 @@ func (e *cutShortError) Unwrap() error { return e.err }
 
 // bufferResponse reads resp's body whole when it has a declared length up
 // to limit, and gives the worker back; resp's body is then the copy. The
-// error is the worker's, failing mid-body; nothing went to the client.
+// error is the worker's, failing mid-body or overrunning maxRequestTime
+// (boundBody); nothing went to the client.
 func (s *Server) bufferResponse(resp *http.Response, sess *session, limit int64) error {
 	n := resp.ContentLength
 	if resp.Request != nil && resp.Request.Method == http.MethodHead || !s.buffers(sess, n, limit) { // a HEAD's has none
 		return nil
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+	wb, _ := resp.Body.(*workerBody)
+	bound := wb != nil && wb.c.boundBody()
 	// To its end, so that the connection is kept; short of n is
 	// io.ErrUnexpectedEOF (http.ReadResponse's body).
 	_, err := buf.ReadFrom(resp.Body)
+	if err != nil && wb != nil {
+		err = wb.c.bodyError(err)
+	} else if err != nil {
+		err = &cutShortError{err}
+	}
+	if bound {
+		wb.c.unbound() // before Close gives the connection to another request
+	}
 	_ = resp.Body.Close()
 	if err != nil {
-		return &cutShortError{err}
+		return err
 	}
 	resp.Body = io.NopCloser(buf)
 	s.giveBack(sess)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -94,6 +95,55 @@ func TestMaxRequestTimeDoesNotBoundTheBody(t *testing.T) {
 	}
 	if after := pidOfWorker(t, e); after != before {
 		t.Fatalf("worker %s replaced by %s", before, after)
+	}
+}
+
+// TestMaxRequestTimeBoundsABufferedBody: a response body the proxy reads
+// whole before the client gets it (a declared length within
+// responseBufferLimit) is paced by the worker alone, so a worker that
+// stalls in it is killed at maxRequestTime as one that sends no head, on
+// both servers' paths; the client gets 504, not a body cut short. With
+// response buffering off the same body goes to the client as it comes,
+// and the clock stops at its head.
+func TestMaxRequestTimeBoundsABufferedBody(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	app := filepath.Join(filepath.Dir(file), "testdata", "stallbody")
+	whole := strings.Repeat("x", 100) + strings.Repeat("y", 900)
+	tmpl := agenttest.WSGIAt(app, 1, 1)
+	tmpl.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
+	m := metrics.New()
+	e := agenttest.Start(t, pool.Config{Name: "t/stallbody", Revision: "1", Template: tmpl}, agenttest.Options{Observer: m})
+	e.WaitFor(t, time.Minute, "a ready worker", agenttest.Ready(1))
+
+	pid := pidOfWorker(t, e)
+	if resp, body := do(t, newRequest(t, "GET", e.URL+"/?ms=300", nil)); resp.StatusCode != 200 || string(body) != whole ||
+		pidOfWorker(t, e) != pid {
+		t.Fatalf("a body within maxRequestTime: %d %q (%d bytes), worker %s then %s", resp.StatusCode, body, len(body), pid, pidOfWorker(t, e))
+	}
+	for _, req := range []*http.Request{
+		newRequest(t, "GET", e.URL+"/?ms=60000", nil),
+		newRequest(t, "POST", e.URL+"/?ms=60000", strings.NewReader("a body")),
+	} {
+		stuck := pidOfWorker(t, e)
+		resp, body := do(t, req)
+		if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "(pid "+stuck+") did not answer within maxRequestTime (1s)") {
+			t.Fatalf("%s of a worker stalled in its body: %d %q, want 504 naming pid %s", req.Method, resp.StatusCode, body, stuck)
+		}
+		waitGone(t, stuck)
+		e.WaitFor(t, time.Minute, "a replacement", agenttest.Ready(1))
+	}
+	if n := counter(t, m, "ferry_workers_overran_total"); n != 2 {
+		t.Errorf("ferry_workers_overran_total = %v, want 2", n)
+	}
+
+	unbuffered := agenttest.WSGIAt(app, 1, 1)
+	unbuffered.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
+	unbuffered.Proxy.ResponseBufferLimit = ptr.To(resource.MustParse("0"))
+	e = start(t, unbuffered, proxy.Options{})
+	pid = pidOfWorker(t, e)
+	if resp, body := do(t, newRequest(t, "GET", e.URL+"/?ms=2000", nil)); resp.StatusCode != 200 || string(body) != whole ||
+		pidOfWorker(t, e) != pid {
+		t.Fatalf("an unbuffered body longer than maxRequestTime: %d (%d bytes), worker %s then %s", resp.StatusCode, len(body), pid, pidOfWorker(t, e))
 	}
 }
 

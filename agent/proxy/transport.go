@@ -151,8 +151,9 @@ func (t *workerTransport) start(c *workerConn, req *http.Request, hasBody bool, 
 	stop func() bool, now time.Time, bound requestBound) (pending, error) {
 	limit := bound.limit
 	c.written.Store(false)
+	c.headBound, c.boundLimit = time.Time{}, limit // nothing else holds c yet: no lock
 	if limit > 0 {
-		c.headIn = false // nothing else holds c yet: no lock
+		c.headIn = false
 	}
 	if stop == nil {
 		stop = context.AfterFunc(req.Context(), c.abort)
@@ -390,6 +391,11 @@ type workerConn struct {
 	boundBy    time.Time
 	headIn     bool
 	aborted    bool
+	// headBound is the deadline the head had (boundBy before unbound), and
+	// boundLimit the request's maxRequestTime: a body the proxy buffers is
+	// held to them (boundBody).
+	headBound  time.Time
+	boundLimit time.Duration
 }
 
 func newWorkerConn(conn net.Conn) *workerConn {
@@ -568,15 +574,44 @@ func (c *workerConn) writeBound(by time.Time) {
 	c.deadlineMu.Unlock()
 }
 
-// unbound lifts bound's deadline once the response head came.
+// unbound lifts bound's deadline once the response head came (or a
+// buffered body: boundBody).
 func (c *workerConn) unbound() {
 	c.deadlineMu.Lock()
 	c.headIn = true
-	if !c.boundBy.IsZero() && !c.aborted {
-		_ = c.SetReadDeadline(time.Time{})
+	if !c.boundBy.IsZero() {
+		c.headBound = c.boundBy
+		if !c.aborted {
+			_ = c.SetReadDeadline(time.Time{})
+		}
 	}
 	c.boundBy = time.Time{}
 	c.deadlineMu.Unlock()
+}
+
+// boundBody holds the read of a response body that the proxy buffers
+// (read whole before the client gets any of it) to the deadline the head
+// had: no client paces such a body, so a worker that stalls in it is as
+// stuck as one that sends no head. unbound lifts it once the body is in.
+// It returns false when the request had no bound (or was cancelled).
+func (c *workerConn) boundBody() bool {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if c.aborted || c.headBound.IsZero() {
+		return false
+	}
+	c.boundBy = c.headBound
+	_ = c.SetReadDeadline(c.boundBy)
+	return true
+}
+
+// bodyError is the error of a buffered body's read that failed (err):
+// an overrun of boundBody's deadline, or a body cut short.
+func (c *workerConn) bodyError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.overran(time.Now()) {
+		return &overranError{err: err, limit: c.boundLimit}
+	}
+	return &cutShortError{err}
 }
 
 // overran: bound's deadline, not a cancellation, ended the read.

@@ -262,9 +262,12 @@ type PoolSpec struct {
 	// has sent no response head that long after the request began to reach
 	// it is killed (SIGKILL to its process group); the client gets 504, any
 	// other request at that process fails with it, and the pool replaces
-	// the process as it would a crashed one, with no backoff. The clock
-	// does not run while a response is written (a long download, a slow
-	// client), nor while a body that streams from the client (past
+	// the process as it would a crashed one, with no backoff. A response
+	// body the proxy buffers (a declared length within
+	// proxy.responseBufferLimit) must also be whole by then: no client
+	// paces it. The clock does not run while any other response is
+	// written (a long download, a stream, a slow client), nor while a
+	// body that streams from the client (past
 	// proxy.requestBufferLimit, with buffering off, or past the agent's
 	// disk for buffered bodies) is sent, though a process that reads none
 	// of it that long is killed too; nor once an upgrade (WebSocket) was
