@@ -754,7 +754,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Clean:         clean && s.revisionErr == nil,
 	}
 	cur := computeStatus(in)
-	listen := listenSeen{warned: r.deaf.get(key, ag.UID), failing: listenFailures(in)}
+	listen := listenSeen{warned: r.deaf.get(key, ag.UID), failing: listenFailures(in), unheard: unheardNodes(in)}
 	requeue := nextStaleness(reports)
 	if d := nextSettle(reports); d > 0 && (requeue == 0 || d < requeue) {
 		requeue = d

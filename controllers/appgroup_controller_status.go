@@ -342,7 +342,7 @@ type listenFailure struct{ node, message string }
 
 // listenFailures are the selected nodes whose proxy cannot listen, in
 // node order, as their agents last reported them (a silent agent's word
-// is not taken).
+// is not taken: unheardNodes).
 func listenFailures(in rollupInput) []listenFailure {
 	var fs []listenFailure
 	for _, node := range in.Nodes {
@@ -356,6 +356,18 @@ func listenFailures(in rollupInput) []listenFailure {
 		}
 	}
 	return fs
+}
+
+// unheardNodes are the selected nodes whose agent's word on its pool the
+// pass cannot take: no pool or report yet, or a stale report.
+func unheardNodes(in rollupInput) []string {
+	var nodes []string
+	for _, node := range in.Nodes {
+		if r, ok := in.Reports[node]; !ok || !r.Reported || r.Stale {
+			nodes = append(nodes, node)
+		}
+	}
+	return nodes
 }
 
 // restartProgressMessage says where the rollout is: "node 2/3 (node-b),

@@ -636,13 +636,22 @@ func TestResistanceHaltsRollout(t *testing.T) {
 // and the agent's words, and a Normal event says when it listens again.
 func TestListenFailedEvents(t *testing.T) {
 	ns := newNamespace(t)
-	_, b, _, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
+	_, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
 
 	agentB.cannotListen("blog", 2, "the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use")
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventListenFailed,
 		"On "+b+" the proxy cannot listen on listen.port", "so no request reaches the processes there", "bind: address already in use")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "address already in use")
+
+	// b's agent goes silent, then reports the same failure: a silence is
+	// no recovery, and the failure is not named twice.
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	agentA.heartbeat("blog")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventAgentNotReporting, b)
+	agentB.cannotListen("blog", 2, "the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use")
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventAgentReporting)
 	assertNoEvent(t, ns, "blog", controllers.EventListenRecovered)
+	assertEventCount(t, ns, "blog", controllers.EventListenFailed, 1)
 
 	agentB.rollOut("blog", 2)
 	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "No selected node's proxy fails to listen")

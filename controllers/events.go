@@ -217,15 +217,19 @@ func (s silenceSeen) warnedAfter(old, cur *ferryv1.AppGroupStatus) bool {
 
 // listenSeen is what the manager knows, at a status write, of the selected
 // nodes whose proxy cannot listen: those it has warned of (warned, kept in
-// memory from its last write) and those the pass found (failing).
+// memory from its last write), those the pass found (failing), and the
+// selected nodes whose agent's word the pass could not take (unheard: no
+// report, or a stale one), whose failure may go on unseen.
 type listenSeen struct {
 	warned  []string
 	failing []listenFailure
+	unheard []string
 }
 
 // listenEvents are the events cur's write deserves for the nodes whose
 // proxy cannot listen: one ListenFailed naming the nodes newly failing,
-// and one ListenRecovered once none fails after a warning. A node's
+// and one ListenRecovered once none fails after a warning (a warned node
+// whose agent went silent is not taken to have recovered). A node's
 // failure gets no status condition of the AppGroup's own (Ready shows the
 // agent's words among other reasons), so the manager pairs the events
 // from its memory, as it does silences.
@@ -250,21 +254,34 @@ func listenEvents(ag *ferryv1.AppGroup, cur *ferryv1.AppGroupStatus, l listenSee
 		return []statusEvent{{Type: corev1.EventTypeWarning, Reason: EventListenFailed, Action: "Listen",
 			Note: fmt.Sprintf("On %s the proxy cannot listen on listen.port %d, so no request reaches the processes there (%s: %s)",
 				nodeList(nodes), port, fresh[0].node, why)}}
-	case len(l.warned) > 0 && len(l.failing) == 0:
+	case len(l.warned) > 0 && len(l.failing) == 0 && len(l.silentWarned()) == 0:
 		return []statusEvent{{Type: corev1.EventTypeNormal, Reason: EventListenRecovered, Action: "Listen",
 			Note: fmt.Sprintf("No selected node's proxy fails to listen on listen.port %d any more", port)}}
 	}
 	return nil
 }
 
-// warnedAfter are the nodes warned of after the write of cur.
+// silentWarned are the warned nodes still selected whose agent the pass
+// could not hear: their warning stands.
+func (l listenSeen) silentWarned() []string {
+	var nodes []string
+	for _, n := range l.warned {
+		if slices.Contains(l.unheard, n) {
+			nodes = append(nodes, n)
+		}
+	}
+	return nodes
+}
+
+// warnedAfter are the nodes warned of after the write of cur: those
+// failing, and the warned ones not heard from.
 func (l listenSeen) warnedAfter(cur *ferryv1.AppGroupStatus) []string {
 	if condition(cur, ferryv1.ConditionReady).Reason == ferryv1.ReasonDeleting {
 		return nil
 	}
-	nodes := make([]string, len(l.failing))
-	for i, f := range l.failing {
-		nodes[i] = f.node
+	nodes := l.silentWarned()
+	for _, f := range l.failing {
+		nodes = append(nodes, f.node)
 	}
 	return nodes
 }

@@ -367,31 +367,54 @@ func TestListenEvents(t *testing.T) {
 	type pass struct {
 		cur     *ferryv1.AppGroupStatus
 		failing []listenFailure
+		unheard []string
 	}
 	for _, tt := range []struct {
 		name   string
 		passes []pass
 		want   []string // reason: note, per event
 	}{
-		{"none", []pass{{ready, nil}, {ready, nil}}, nil},
-		{"one node fails, then listens", []pass{{ready, []listenFailure{bind("node-b")}}, {ready, []listenFailure{bind("node-b")}}, {ready, nil}}, []string{
+		{"none", []pass{{ready, nil, nil}, {ready, nil, nil}}, nil},
+		{"one node fails, then listens", []pass{{ready, []listenFailure{bind("node-b")}, nil}, {ready, []listenFailure{bind("node-b")}, nil}, {ready, nil, nil}}, []string{
 			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
 			"ListenRecovered: No selected node's proxy fails to listen on listen.port 8080 any more",
 		}},
 		{"a second node joins the failure, the first recovers", []pass{
-			{ready, []listenFailure{bind("node-a")}},
-			{ready, []listenFailure{bind("node-a"), bind("node-c")}},
-			{ready, []listenFailure{bind("node-c")}},
-			{ready, nil},
+			{ready, []listenFailure{bind("node-a")}, nil},
+			{ready, []listenFailure{bind("node-a"), bind("node-c")}, nil},
+			{ready, []listenFailure{bind("node-c")}, nil},
+			{ready, nil, nil},
 		}, []string{
 			"ListenFailed: On node-a the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
 			"ListenFailed: On node-c the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-c: listen tcp 0.0.0.0:8080: bind: address already in use)",
 			"ListenRecovered: No selected node's proxy fails to listen on listen.port 8080 any more",
 		}},
-		{"two at once", []pass{{ready, []listenFailure{bind("node-a"), bind("node-b")}}}, []string{
+		{"two at once", []pass{{ready, []listenFailure{bind("node-a"), bind("node-b")}, nil}}, []string{
 			"ListenFailed: On node-a and node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
 		}},
-		{"deleting ends it without a recovery", []pass{{ready, []listenFailure{bind("node-a")}}, {deleting, []listenFailure{bind("node-a")}}, {deleting, nil}}, []string{
+		{"a warned node's agent goes silent, and comes back still failing", []pass{
+			{ready, []listenFailure{bind("node-b")}, nil},
+			{ready, nil, []string{"node-b"}},
+			{ready, []listenFailure{bind("node-b")}, nil},
+		}, []string{
+			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
+		}},
+		{"a warned node's agent goes silent, and comes back listening", []pass{
+			{ready, []listenFailure{bind("node-b")}, nil},
+			{ready, nil, []string{"node-b"}},
+			{ready, nil, nil},
+		}, []string{
+			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenRecovered: No selected node's proxy fails to listen on listen.port 8080 any more",
+		}},
+		{"another node's agent is silent: no bearing", []pass{
+			{ready, []listenFailure{bind("node-b")}, []string{"node-a"}},
+			{ready, nil, []string{"node-a"}},
+		}, []string{
+			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenRecovered: No selected node's proxy fails to listen on listen.port 8080 any more",
+		}},
+		{"deleting ends it without a recovery", []pass{{ready, []listenFailure{bind("node-a")}, nil}, {deleting, []listenFailure{bind("node-a")}, nil}, {deleting, nil, nil}}, []string{
 			"ListenFailed: On node-a the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
 		}},
 	} {
@@ -399,7 +422,7 @@ func TestListenEvents(t *testing.T) {
 			var got []string
 			var warned []string
 			for _, p := range tt.passes {
-				l := listenSeen{warned: warned, failing: p.failing}
+				l := listenSeen{warned: warned, failing: p.failing, unheard: p.unheard}
 				for _, ev := range listenEvents(ag, p.cur, l) {
 					got = append(got, ev.Reason+": "+ev.Note)
 					if ev.Type == "" || ev.Action == "" {

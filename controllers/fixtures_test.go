@@ -328,6 +328,29 @@ func assertNoEvent(t *testing.T, ns, name, reason string) {
 	}
 }
 
+// assertEventCount fails the test unless the AppGroup has n events of
+// reason, each occurrence counted (an event recorded again is one object
+// with a series).
+func assertEventCount(t *testing.T, ns, name, reason string, n int) {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := env.Client.List(testContext(t), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Regarding.Kind == "AppGroup" && e.Reason == reason {
+			got++
+			if e.Series != nil {
+				got += int(e.Series.Count) - 1
+			}
+		}
+	}
+	if got != n {
+		t.Fatalf("%d %s events, want %d", got, reason, n)
+	}
+}
+
 // reconciles is how many passes the manager's AppGroup controller has
 // finished, from controller-runtime's own metric.
 func reconciles(t *testing.T) float64 {

@@ -92,16 +92,19 @@ func (a *simAgent) heartbeat(agName string) {
 // rollOut reports n processes, all of spec.revision and ready.
 func (a *simAgent) rollOut(agName string, n int32) *ferryv1.ProcessPool {
 	a.t.Helper()
-	return a.report(agName, func(p *ferryv1.ProcessPool) {
-		st := &p.Status
-		st.ObservedRevision = p.Spec.Revision
-		st.ProcessCounts = ferryv1.ProcessCounts{Ready: n, Updated: n, Total: n}
-		st.RestartProgress = nil
-		st.DeploymentError = nil
-		setCondition(p, ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
-		setCondition(p, ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
-		setCondition(p, ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
-	})
+	return a.report(agName, func(p *ferryv1.ProcessPool) { setRolledOut(p, n) })
+}
+
+// setRolledOut sets p's status to n processes, all of spec.revision and ready.
+func setRolledOut(p *ferryv1.ProcessPool, n int32) {
+	st := &p.Status
+	st.ObservedRevision = p.Spec.Revision
+	st.ProcessCounts = ferryv1.ProcessCounts{Ready: n, Updated: n, Total: n}
+	st.RestartProgress = nil
+	st.DeploymentError = nil
+	setCondition(p, ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	setCondition(p, ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
+	setCondition(p, ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
 }
 
 // restarting reports a rolling restart onto spec.revision with done of n
@@ -122,8 +125,8 @@ func (a *simAgent) restarting(agName string, done, n int32) {
 // proxy that cannot listen (the agent's ListenFailed, with why).
 func (a *simAgent) cannotListen(agName string, n int32, why string) {
 	a.t.Helper()
-	a.rollOut(agName, n)
 	a.report(agName, func(p *ferryv1.ProcessPool) {
+		setRolledOut(p, n)
 		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed)
 		meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady).Message = why
 	})
