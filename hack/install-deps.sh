@@ -21,8 +21,16 @@ for cmd in "${!packages[@]}"; do
 done
 ((${#missing[@]})) || exit 0
 
-echo "Installing missing packages: ${missing[*]}"
 sudo_cmd=()
-[[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+if [[ $(id -u) -ne 0 ]]; then
+	# Never a password prompt in the middle of a build.
+	if ! command -v sudo >/dev/null 2>&1 || ! sudo -n true 2>/dev/null; then
+		echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+		echo "install-deps: not root and no password-less sudo; install them with: apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+	sudo_cmd=(sudo -n)
+fi
+echo "Installing missing packages: ${missing[*]}"
 "${sudo_cmd[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

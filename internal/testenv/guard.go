@@ -2,8 +2,10 @@ package testenv
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 )
 
 // guard kills a control plane whose test binary died without stopping it:
@@ -27,34 +29,48 @@ type guard struct {
 	w   *os.File
 }
 
-// guardScript waits for the pipe to close, then kills by directory. It
-// ignores SIGINT and SIGHUP, which a terminal sends the whole process
-// group: it must outlive the binary to do its work. pkill, which the shell
-// becomes, never matches itself.
-const guardScript = `trap '' INT HUP; read -r _; exec pkill -KILL -f -- "$1"`
+// guardScript waits for the pipe to close, then kills by directory ($2,
+// quoted for pkill's extended regular expression) with pkill ($1). It
+// ignores SIGINT, SIGHUP and SIGTERM, which a terminal or a runner may send
+// the whole process group: it must outlive the binary to do its work.
+// pkill, which the shell becomes, never matches itself.
+const guardScript = `trap '' INT HUP TERM; read -r _; exec "$1" -KILL -f -- "$2"`
 
 func startGuard(dir string) (*guard, error) {
+	// Looked up now: a guard that cannot kill must not start silently.
+	pkill, err := exec.LookPath("pkill")
+	if err != nil {
+		return nil, fmt.Errorf("testenv: the control plane's guard needs pkill (Debian's procps; make deps installs it): %w", err)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close() // the child holds its own copy
-	cmd := exec.Command("/bin/sh", "-c", guardScript, "ferry-testenv-guard", dir+"/")
+	cmd := exec.Command("/bin/sh", "-c", guardScript, "ferry-testenv-guard", pkill, regexp.QuoteMeta(dir+"/"))
 	cmd.Stdin = r
 	if err := cmd.Start(); err != nil {
 		_ = w.Close()
-		return nil, errors.Join(errors.New("testenv: starting the control plane's guard (needs pkill, Debian's procps)"), err)
+		return nil, fmt.Errorf("testenv: starting the control plane's guard: %w", err)
 	}
 	return &guard{cmd: cmd, w: w}, nil
 }
 
 // stop makes the guard kill what is left of the control plane now, and
-// waits for it.
+// waits for it. Only the first call does anything.
 func (g *guard) stop() error {
-	if err := g.w.Close(); err != nil {
+	if g.w == nil {
+		return nil
+	}
+	err := g.w.Close()
+	g.w = nil
+	if err != nil {
 		return err
 	}
-	// Exit status 1 (nothing left to kill) is as good as 0.
-	_ = g.cmd.Wait()
+	// pkill's exit status 1 (nothing left to kill) is as good as 0.
+	var exit *exec.ExitError
+	if err := g.cmd.Wait(); err != nil && (!errors.As(err, &exit) || exit.ExitCode() != 1) {
+		return fmt.Errorf("testenv: the control plane's guard: %w", err)
+	}
 	return nil
 }

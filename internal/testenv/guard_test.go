@@ -92,3 +92,17 @@ func processesNaming(s string) []proc {
 	}
 	return found
 }
+
+// TestGuardWithoutPkillRefusesToStart: a guard that could not kill must
+// not start silently (the shell would start, and fail only at the end).
+func TestGuardWithoutPkillRefusesToStart(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	g, err := startGuard(t.TempDir())
+	if err == nil {
+		_ = g.stop()
+		t.Fatal("a guard started without pkill")
+	}
+	if !strings.Contains(err.Error(), "needs pkill") {
+		t.Fatalf("error %q does not say what is missing", err)
+	}
+}
