@@ -78,7 +78,7 @@ func New() *Metrics {
 		}, []string{"pool", "unexpected"}),
 		overruns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_workers_overran_total",
-			Help: "Worker processes killed because a request at them got no answer within maxRequestTime (the client got 504).",
+			Help: "Worker processes killed because a request at them got no answer (or, for a response the proxy buffers, not all of it) within maxRequestTime (the client got 504).",
 		}, []string{"pool"}),
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_requests_replayed_total",

@@ -446,7 +446,7 @@ func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	p.transitionLocked(w, EventStop)
 	p.notifyLocked()
 	p.mu.Unlock()
-	p.log.Info("Killing worker: a request got no answer within maxRequestTime", "pid", w.PID(),
+	p.log.Info("Killing worker: a request got no answer (or no whole buffered one) within maxRequestTime", "pid", w.PID(),
 		"revision", w.Revision, "maxRequestTime", limit, "path", path)
 	if p.opts.Observer != nil {
 		p.opts.Observer.WorkerOverran(p.name)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -75,5 +76,66 @@ func TestABoundThatPassedBeforeTheHead(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("kept %v: the worker never got the request", kept)
 		}
+	}
+}
+
+// TestBufferedBodyBound: a buffered body's read is held to the head's
+// deadline (boundBody). What the worker sent in time but the proxy read
+// late (it sat in the socket past the deadline) is no overrun (bodyGrace);
+// a body the worker stalls in is one, told apart from a body cut short.
+func TestBufferedBodyBound(t *testing.T) {
+	const head = "HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n"
+	for _, tt := range []struct {
+		name      string
+		sent      int           // body bytes the worker sends, then it stalls (or closes, when closes)
+		closes    bool          // the worker closes after sent
+		readAfter time.Duration // the proxy's delay before reading the body
+		want      string        // "", "overran" or "cut short"
+	}{
+		{"all of it, read on time", 65536, false, 0, ""},
+		{"all of it, read past the deadline", 65536, false, 150 * time.Millisecond, ""},
+		{"a stall", 1000, false, 0, "overran"},
+		{"a stall, read past the deadline", 1000, false, 150 * time.Millisecond, "overran"},
+		{"the worker closes partway", 1000, true, 0, "cut short"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, server := tcpPair(t)
+			go func() {
+				_, _ = server.Write(append([]byte(head), make([]byte, tt.sent)...))
+				if tt.closes {
+					_ = server.Close()
+				}
+			}()
+			c := newWorkerConn(client)
+			c.headIn, c.boundLimit = false, 100*time.Millisecond
+			c.bound(time.Now().Add(100 * time.Millisecond))
+			resp, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.unbound()
+			time.Sleep(tt.readAfter)
+			if !c.boundBody() {
+				t.Fatal("no bound on the body")
+			}
+			body := make([]byte, resp.ContentLength)
+			read := 0
+			err = c.readBody(func() error {
+				n, err := io.ReadFull(resp.Body, body[read:])
+				read += n
+				return err
+			})
+			c.unbound()
+			var overran *overranError
+			var cut *cutShortError
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("%v after %d bytes, want the whole body", err, read)
+			case tt.want == "overran" && (!errors.As(err, &overran) || !overran.body || overran.limit != 100*time.Millisecond):
+				t.Fatalf("%v (%T), want a body's overranError of 100ms", err, err)
+			case tt.want == "cut short" && !errors.As(err, &cut):
+				t.Fatalf("%v (%T), want a cutShortError", err, err)
+			}
+		})
 	}
 }

@@ -31,10 +31,12 @@ func (cc *clientConn) relayBuffered(x pending, clock func() time.Time) (clientOK
 	h.raw = raw
 	body := make([]byte, h.length)
 	bound := x.c.boundBody()
-	_, err := io.ReadFull(br, body)
-	if err != nil {
-		err = x.c.bodyError(err)
-	}
+	read := 0
+	err := x.c.readBody(func() error {
+		n, err := io.ReadFull(br, body[read:])
+		read += n
+		return err
+	})
 	if bound {
 		x.c.unbound()
 	}
@@ -76,10 +78,14 @@ func (s *Server) bufferResponse(resp *http.Response, sess *session, limit int64)
 	bound := wb != nil && wb.c.boundBody()
 	// To its end, so that the connection is kept; short of n is
 	// io.ErrUnexpectedEOF (http.ReadResponse's body).
-	_, err := buf.ReadFrom(resp.Body)
-	if err != nil && wb != nil {
-		err = wb.c.bodyError(err)
-	} else if err != nil {
+	read := func() error {
+		_, err := buf.ReadFrom(resp.Body)
+		return err
+	}
+	var err error
+	if wb != nil {
+		err = wb.c.readBody(read)
+	} else if err = read(); err != nil {
 		err = &cutShortError{err}
 	}
 	if bound {

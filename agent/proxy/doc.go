@@ -50,9 +50,12 @@
 //     the request (of its body's last byte, for a body that streams from
 //     the client; a write of which the worker reads none of within it
 //     counts as no answer) is killed by its pool (Router.Overran) and its client
-//     answered 504; a response that has begun is not bound, so a slow
-//     client never gets a worker killed (workerConn.bound: a read deadline
-//     on the worker connection, lifted when the head came);
+//     answered 504; so is one that has not sent the whole of a body the
+//     proxy buffers by then, which no client paces (workerConn.boundBody,
+//     with bodyGrace for what sat unread in the socket); a response that
+//     goes to the client as it comes is not bound once its head came, so
+//     a slow client never gets a worker killed (workerConn.bound: a read
+//     deadline on the worker connection, lifted when the head came);
 //   - every refusal is explicit: 503 with Retry-After when the queue is full
 //     or nothing can be spawned, 504 after the queue timeout, 502 with a
 //     body naming the worker when it died mid-request (or closed its

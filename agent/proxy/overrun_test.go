@@ -126,7 +126,7 @@ func TestMaxRequestTimeBoundsABufferedBody(t *testing.T) {
 	} {
 		stuck := pidOfWorker(t, e)
 		resp, body := do(t, req)
-		if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "(pid "+stuck+") did not answer within maxRequestTime (1s)") {
+		if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "(pid "+stuck+") did not finish its answer within maxRequestTime (1s)") {
 			t.Fatalf("%s of a worker stalled in its body: %d %q, want 504 naming pid %s", req.Method, resp.StatusCode, body, stuck)
 		}
 		waitGone(t, stuck)

@@ -407,7 +407,7 @@ func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) 
 func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, sess *session, err error) {
 	var overran *overranError
 	if errors.As(err, &overran) && sess.worker != nil {
-		s.overran(rw, ctx, path, sess, overran.limit)
+		s.overran(rw, ctx, path, sess, overran)
 		return
 	}
 	if ctx.Err() != nil {
@@ -442,15 +442,19 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, 
 // overran answers a request its worker gave no answer within
 // maxRequestTime, and has the pool kill the worker, whose request may go
 // on for ever: whether or not the client is still there to be answered.
-func (s *Server) overran(rw http.ResponseWriter, ctx context.Context, path string, sess *session, limit time.Duration) {
+func (s *Server) overran(rw http.ResponseWriter, ctx context.Context, path string, sess *session, e *overranError) {
 	w := sess.worker
-	s.router.Overran(w, path, limit)
+	s.router.Overran(w, path, e.limit)
 	if ctx.Err() != nil {
 		sess.clientGone()
 		return
 	}
-	sess.code = plain(rw, http.StatusGatewayTimeout, "ferry: the worker process (pid "+strconv.Itoa(w.PID())+
-		") did not answer within maxRequestTime ("+limit.String()+"); it was killed and is being replaced")
+	what := "did not answer"
+	if e.body {
+		what = "did not finish its answer"
+	}
+	sess.code = plain(rw, http.StatusGatewayTimeout, "ferry: the worker process (pid "+strconv.Itoa(w.PID())+") "+what+
+		" within maxRequestTime ("+e.limit.String()+"); it was killed and is being replaced")
 }
 
 func pidOf(sess *session) int {

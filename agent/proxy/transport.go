@@ -238,8 +238,9 @@ func (x pending) failed(err error, silent bool) error {
 	return err
 }
 
-// headCame ends the bound on the wait for the response head: the body,
-// which a slow client may hold up, is not bound.
+// headCame ends the bound on the wait for the response head: a body the
+// client gets as it comes, which a slow client may hold up, is not bound
+// (one the proxy buffers is: boundBody).
 func (x pending) headCame() {
 	if x.limit > 0 {
 		x.c.unbound()
@@ -248,7 +249,8 @@ func (x pending) headCame() {
 
 // requestBound is a request's maxRequestTime: its worker must begin the
 // answer within limit (0: no bound) of the request's first byte, or, when
-// afterBody, of its last. afterBody is for a body that streams from the
+// afterBody, of its last; and finish it by then when the proxy buffers its
+// body (boundBody). afterBody is for a body that streams from the
 // client, which the client's pace must not count against the worker; a
 // body the proxy holds whole counts from the start, as a stuck worker
 // may read none of it (the write would block, and the clock never start).
@@ -258,11 +260,12 @@ type requestBound struct {
 }
 
 // overranError: the worker sent no response head within maxRequestTime of
-// the request. The proxy answers 504 and the pool kills the worker
-// (Router.Overran).
+// the request, or (body) not the whole of a body the proxy buffers. The
+// proxy answers 504 and the pool kills the worker (Router.Overran).
 type overranError struct {
 	err   error
 	limit time.Duration // the request's maxRequestTime
+	body  bool          // the head came, the whole body did not
 }
 
 func (e *overranError) Error() string { return e.err.Error() }
@@ -605,11 +608,44 @@ func (c *workerConn) boundBody() bool {
 	return true
 }
 
+// bodyGrace is how long a buffered body's read goes on past boundBody's
+// deadline (once): what the worker sent in time may still sit in the
+// socket, unread because the proxy was slow to read it (a large body, a
+// busy node), and a read past a deadline fails even with data there.
+const bodyGrace = 250 * time.Millisecond
+
+// readBody reads a buffered body with read, which goes on where it
+// stopped when called again, and returns its error as bodyError does:
+// past boundBody's deadline, read gets bodyGrace more, once.
+func (c *workerConn) readBody(read func() error) error {
+	err := read()
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.graceBody() {
+		err = read()
+	}
+	if err == nil {
+		return nil
+	}
+	return c.bodyError(err)
+}
+
+// graceBody moves boundBody's deadline, which passed, bodyGrace on; false
+// when none held (or the request was cancelled).
+func (c *workerConn) graceBody() bool {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if c.aborted || c.boundBy.IsZero() {
+		return false
+	}
+	c.boundBy = time.Now().Add(bodyGrace)
+	_ = c.SetReadDeadline(c.boundBy)
+	return true
+}
+
 // bodyError is the error of a buffered body's read that failed (err):
 // an overrun of boundBody's deadline, or a body cut short.
 func (c *workerConn) bodyError(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) && c.overran(time.Now()) {
-		return &overranError{err: err, limit: c.boundLimit}
+		return &overranError{err: err, limit: c.boundLimit, body: true}
 	}
 	return &cutShortError{err}
 }

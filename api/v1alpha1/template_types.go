@@ -258,14 +258,15 @@ type PoolSpec struct {
 	MaxRequestsPerProcess int64 `json:"maxRequestsPerProcess,omitempty"`
 
 	// maxRequestTime is how long a process may take to begin its answer to
-	// a request, as Passenger Enterprise's max_request_time: a process that
-	// has sent no response head that long after the request began to reach
-	// it is killed (SIGKILL to its process group); the client gets 504, any
+	// a request (to finish it, when the proxy buffers the answer), as
+	// Passenger Enterprise's max_request_time: a process that has sent no
+	// response head that long after the request began to reach it is
+	// killed (SIGKILL to its process group); the client gets 504, any
 	// other request at that process fails with it, and the pool replaces
 	// the process as it would a crashed one, with no backoff. A response
 	// body the proxy buffers (a declared length within
-	// proxy.responseBufferLimit) must also be whole by then: no client
-	// paces it. The clock does not run while any other response is
+	// proxy.responseBufferLimit, while the agent's response buffer memory
+	// lasts) must also be whole by then: no client paces it. The clock does not run while any other response is
 	// written (a long download, a stream, a slow client), nor while a
 	// body that streams from the client (past
 	// proxy.requestBufferLimit, with buffering off, or past the agent's
