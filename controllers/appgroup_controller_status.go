@@ -327,18 +327,20 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 // listenFailed lists the selected nodes whose pool runs but whose proxy
 // cannot listen (Ready=False, ListenFailed): a rollout there completes,
 // yet no request reaches its processes.
-func listenFailed(in rollupInput) []string {
-	fs := listenFailures(in)
+func listenFailed(in rollupInput) []string { return failingNodes(listenFailures(in)) }
+
+// listenFailure is a selected node whose proxy cannot listen, with its
+// agent's words on why.
+type listenFailure struct{ node, message string }
+
+// failingNodes are the nodes of fs, in order.
+func failingNodes(fs []listenFailure) []string {
 	nodes := make([]string, len(fs))
 	for i, f := range fs {
 		nodes[i] = f.node
 	}
 	return nodes
 }
-
-// listenFailure is a selected node whose proxy cannot listen, with its
-// agent's words on why.
-type listenFailure struct{ node, message string }
 
 // listenFailures are the selected nodes whose proxy cannot listen, in
 // node order, as their agents last reported them (a silent agent's word

@@ -246,14 +246,10 @@ func listenEvents(ag *ferryv1.AppGroup, cur *ferryv1.AppGroupStatus, l listenSee
 	port := ag.Spec.Listen.Port
 	switch {
 	case len(fresh) > 0:
-		nodes := make([]string, len(fresh))
-		for i, f := range fresh {
-			nodes[i] = f.node
-		}
 		why := strings.TrimPrefix(fresh[0].message, "the proxy cannot listen: ")
 		return []statusEvent{{Type: corev1.EventTypeWarning, Reason: EventListenFailed, Action: "Listen",
 			Note: fmt.Sprintf("On %s the proxy cannot listen on listen.port %d, so no request reaches the processes there (%s: %s)",
-				nodeList(nodes), port, fresh[0].node, why)}}
+				nodeList(failingNodes(fresh)), port, fresh[0].node, why)}}
 	case len(l.warned) > 0 && len(l.failing) == 0 && len(l.silentWarned()) == 0:
 		return []statusEvent{{Type: corev1.EventTypeNormal, Reason: EventListenRecovered, Action: "Listen",
 			Note: fmt.Sprintf("No selected node's proxy fails to listen on listen.port %d any more", port)}}
@@ -279,11 +275,7 @@ func (l listenSeen) warnedAfter(cur *ferryv1.AppGroupStatus) []string {
 	if condition(cur, ferryv1.ConditionReady).Reason == ferryv1.ReasonDeleting {
 		return nil
 	}
-	nodes := l.silentWarned()
-	for _, f := range l.failing {
-		nodes = append(nodes, f.node)
-	}
-	return nodes
+	return append(l.silentWarned(), failingNodes(l.failing)...)
 }
 
 // condition is a status's condition of type typ, or an empty one.

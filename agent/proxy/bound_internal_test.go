@@ -115,8 +115,8 @@ func TestBufferedBodyBound(t *testing.T) {
 			}
 			c.unbound()
 			time.Sleep(tt.readAfter)
-			if !c.boundBody() {
-				t.Fatal("no bound on the body")
+			if c.headBound.IsZero() {
+				t.Fatal("no bound for the body")
 			}
 			body := make([]byte, resp.ContentLength)
 			read := 0
@@ -125,7 +125,9 @@ func TestBufferedBodyBound(t *testing.T) {
 				read += n
 				return err
 			})
-			c.unbound()
+			if !c.boundBy.IsZero() {
+				t.Fatal("the body's bound outlived its read")
+			}
 			var overran *overranError
 			var cut *cutShortError
 			switch {

@@ -30,16 +30,12 @@ func (cc *clientConn) relayBuffered(x pending, clock func() time.Time) (clientOK
 	_, _ = br.Discard(len(h.raw))
 	h.raw = raw
 	body := make([]byte, h.length)
-	bound := x.c.boundBody()
 	read := 0
 	err := x.c.readBody(func() error {
 		n, err := io.ReadFull(br, body[read:])
 		read += n
 		return err
 	})
-	if bound {
-		x.c.unbound()
-	}
 	now := time.Now()
 	x.done(err == nil && !h.close, now)
 	if err != nil {
@@ -75,7 +71,6 @@ func (s *Server) bufferResponse(resp *http.Response, sess *session, limit int64)
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
 	wb, _ := resp.Body.(*workerBody)
-	bound := wb != nil && wb.c.boundBody()
 	// To its end, so that the connection is kept; short of n is
 	// io.ErrUnexpectedEOF (http.ReadResponse's body).
 	read := func() error {
@@ -84,12 +79,9 @@ func (s *Server) bufferResponse(resp *http.Response, sess *session, limit int64)
 	}
 	var err error
 	if wb != nil {
-		err = wb.c.readBody(read)
+		err = wb.c.readBody(read) // unbound before Close gives the connection to another request
 	} else if err = read(); err != nil {
 		err = &cutShortError{err}
-	}
-	if bound {
-		wb.c.unbound() // before Close gives the connection to another request
 	}
 	_ = resp.Body.Close()
 	if err != nil {

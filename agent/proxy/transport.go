@@ -615,17 +615,22 @@ func (c *workerConn) boundBody() bool {
 const bodyGrace = 250 * time.Millisecond
 
 // readBody reads a buffered body with read, which goes on where it
-// stopped when called again, and returns its error as bodyError does:
-// past boundBody's deadline, read gets bodyGrace more, once.
+// stopped when called again, under boundBody's deadline (past it, read
+// gets bodyGrace more, once), and lifts the deadline before the caller
+// gives the connection back. Its error is bodyError's.
 func (c *workerConn) readBody(read func() error) error {
+	bound := c.boundBody()
 	err := read()
-	if errors.Is(err, os.ErrDeadlineExceeded) && c.graceBody() {
+	if bound && errors.Is(err, os.ErrDeadlineExceeded) && c.graceBody() {
 		err = read()
 	}
-	if err == nil {
-		return nil
+	if err != nil {
+		err = c.bodyError(err) // before unbound, which forgets the deadline
 	}
-	return c.bodyError(err)
+	if bound {
+		c.unbound()
+	}
+	return err
 }
 
 // graceBody moves boundBody's deadline, which passed, bodyGrace on; false
