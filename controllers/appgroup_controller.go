@@ -386,6 +386,7 @@ func (s *scope) reports(staleAfter time.Duration) map[string]poolReport {
 		out[node] = assessPool(p, s.target, s.now, staleAfter, s.leases[node], s.hearing)
 	}
 	if !s.targetProven() {
+		unstarted(out)
 		settle(out, s.now, s.settle)
 	}
 	return out

@@ -445,13 +445,17 @@ func indexPortSlice(o client.Object) []string {
 	return []string{ref.Name}
 }
 
-// endpointsByPort groups desiredEndpoints by the port each pool serves on
-// (its spec's listen.port).
+// endpointsByPort groups desiredEndpoints by the port each pool serves on:
+// its spec's listen.port, or the old port it still serves on while the
+// new one is taken (ServesOn).
 func endpointsByPort(active, draining []poolReport) map[int32][]discoveryv1.Endpoint {
 	group := func(reports []poolReport) map[int32][]poolReport {
 		m := map[int32][]poolReport{}
 		for _, r := range reports {
 			port := r.Pool.Spec.Template.Listen.Port
+			if r.ServesOn != 0 {
+				port = r.ServesOn
+			}
 			m[port] = append(m[port], r)
 		}
 		return m

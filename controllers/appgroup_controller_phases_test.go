@@ -42,6 +42,10 @@ func TestDesiredEndpoints(t *testing.T) {
 		testPool("node-k", targetRev, rolledOut(2), address("192.0.2.11:8080"), func(p *ferryv1.ProcessPool) {
 			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "address already in use")
 		}),
+		// listen.port 8080 is taken: it still serves on its old port.
+		testPool("node-l", targetRev, rolledOut(2), address("192.0.2.12:7070"), func(p *ferryv1.ProcessPool) {
+			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "cannot listen on port 8080; still serves on 7070")
+		}),
 	)
 	draining := assessAll(targetRev, testPool("node-z", targetRev, rolledOut(2), address("192.0.2.9:8080"), deleting))
 	got := desiredEndpoints(active, draining)
@@ -58,6 +62,7 @@ func TestDesiredEndpoints(t *testing.T) {
 		{"10.0.0.7", "node-f", true, true, false},
 		{"192.0.2.10", "node-j", false, false, false},
 		{"192.0.2.11", "node-k", false, false, false},
+		{"192.0.2.12", "node-l", true, true, false}, // serves on its old port
 		{"192.0.2.9", "node-z", false, true, true},
 	}
 	if len(got) != len(want) {
@@ -101,6 +106,10 @@ func TestEndpointsByPort(t *testing.T) {
 		testPool("node-a", targetRev, rolledOut(2), address("192.0.2.2:8080"), onPort(8080)),
 		testPool("node-b", targetRev, rolledOut(2), address("192.0.2.3:9090"), onPort(9090)), // kept on its old port
 		testPool("node-c", targetRev, rolledOut(2), address(""), onPort(7070)),               // no address: no endpoint
+		// Moved to 7070, which is taken: it serves on 8080 until it is free.
+		testPool("node-d", targetRev, rolledOut(2), address("192.0.2.4:8080"), onPort(7070), func(p *ferryv1.ProcessPool) {
+			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "cannot listen on port 7070; still serves on 8080")
+		}),
 	)
 	draining := assessAll(targetRev, testPool("node-z", targetRev, rolledOut(2), address("192.0.2.9:8080"), onPort(8080), deleting))
 	got := map[int32][]string{}
@@ -109,7 +118,7 @@ func TestEndpointsByPort(t *testing.T) {
 			got[port] = append(got[port], e.Addresses[0])
 		}
 	}
-	want := map[int32][]string{8080: {"192.0.2.2", "192.0.2.9"}, 9090: {"192.0.2.3"}}
+	want := map[int32][]string{8080: {"192.0.2.2", "192.0.2.4", "192.0.2.9"}, 9090: {"192.0.2.3"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("endpoints by port %v, want %v", got, want)
 	}

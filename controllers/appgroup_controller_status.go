@@ -161,7 +161,6 @@ func readyCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoNodes, "No node matches spec.nodeSelector")
 	}
 	var pending, poolless, notReady, stale []string
-	var notReadyDetail string
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		switch {
@@ -172,9 +171,6 @@ func readyCondition(in rollupInput) metav1.Condition {
 		case r.Stale:
 			stale = append(stale, node)
 		case !r.Ready:
-			if notReadyDetail == "" {
-				notReadyDetail = " (" + node + ": " + poolNotReadyDetail(r) + ")"
-			}
 			notReady = append(notReady, node)
 		}
 	}
@@ -188,15 +184,38 @@ func readyCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
 			"Waiting for the first report from the agent on "+nodeList(pending))
 	case len(notReady) > 0:
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+		return withStatus(c, metav1.ConditionFalse, notReadyReason(in, notReady),
 			fmt.Sprintf("%d/%d nodes ready; not ready: %s%s",
-				len(in.Nodes)-len(notReady)-len(stale), len(in.Nodes), nodeList(notReady), notReadyDetail))
+				len(in.Nodes)-len(notReady)-len(stale), len(in.Nodes), nodeList(notReady), notReadyDetail(in, notReady)))
 	case len(stale) > 0:
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
 	}
 	pc := processCounts(in)
 	return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonProcessesReady,
 		fmt.Sprintf("%d/%d nodes ready, %d/%d processes ready", len(in.Nodes), len(in.Nodes), pc.Ready, pc.Total))
+}
+
+// notReadyReason is Ready's reason while nodes are not ready: ListenFailed
+// when on every one of them it is only that the proxy cannot listen (its
+// processes may all be ready), else ProcessesNotReady.
+func notReadyReason(in rollupInput, notReady []string) string {
+	deaf := listenFailed(in)
+	for _, node := range notReady {
+		if !slices.Contains(deaf, node) {
+			return ferryv1.ReasonProcessesNotReady
+		}
+	}
+	return ferryv1.ReasonListenFailed
+}
+
+// notReadyDetail is why the first of the nodes not ready is not, in
+// parentheses, led by its name when several are not ready.
+func notReadyDetail(in rollupInput, notReady []string) string {
+	why := poolNotReadyDetail(in.Reports[notReady[0]])
+	if len(notReady) == 1 {
+		return " (" + why + ")"
+	}
+	return " (" + notReady[0] + ": " + why + ")"
 }
 
 // poolNotReadyDetail says why a pool is not ready: its agent's own word
@@ -318,20 +337,43 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 				in.Target, updated, total, nodeList(incomplete), ferryv1.RevisionAnnotation))
 	}
 	msg := fmt.Sprintf("Revision %s runs on %d/%d nodes", in.Target, updated, total)
-	if deaf := listenFailed(in); len(deaf) > 0 {
-		msg += fmt.Sprintf("; on %s the proxy cannot listen on listen.port, so it serves no request (see Ready)", nodeList(deaf))
+	deaf, moved := splitListenFailures(listenFailures(in))
+	if len(deaf) > 0 {
+		msg += fmt.Sprintf("; on %s the proxy cannot listen on listen.port, so it serves no request (see Ready)",
+			nodeList(failingNodes(deaf)))
+	}
+	if len(moved) > 0 {
+		msg += fmt.Sprintf("; on %s the proxy cannot listen on listen.port and serves on its old port until it can (see Ready)",
+			nodeList(failingNodes(moved)))
 	}
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, msg)
 }
 
 // listenFailed lists the selected nodes whose pool runs but whose proxy
 // cannot listen (Ready=False, ListenFailed): a rollout there completes,
-// yet no request reaches its processes.
+// yet no request reaches its processes on listen.port.
 func listenFailed(in rollupInput) []string { return failingNodes(listenFailures(in)) }
 
 // listenFailure is a selected node whose proxy cannot listen, with its
-// agent's words on why.
-type listenFailure struct{ node, message string }
+// agent's words on why, and the old port it still serves on (ServesOn: a
+// move whose new port is taken), if any.
+type listenFailure struct {
+	node, message string
+	servesOn      int32
+}
+
+// splitListenFailures parts fs into the nodes that serve nothing and those
+// that still serve on their old port.
+func splitListenFailures(fs []listenFailure) (deaf, moved []listenFailure) {
+	for _, f := range fs {
+		if f.servesOn != 0 {
+			moved = append(moved, f)
+		} else {
+			deaf = append(deaf, f)
+		}
+	}
+	return deaf, moved
+}
 
 // failingNodes are the nodes of fs, in order.
 func failingNodes(fs []listenFailure) []string {
@@ -354,7 +396,7 @@ func listenFailures(in rollupInput) []listenFailure {
 		}
 		if c := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionReady); c != nil &&
 			c.Status == metav1.ConditionFalse && c.Reason == ferryv1.ReasonListenFailed {
-			fs = append(fs, listenFailure{node: node, message: c.Message})
+			fs = append(fs, listenFailure{node: node, message: c.Message, servesOn: r.ServesOn})
 		}
 	}
 	return fs
@@ -405,6 +447,13 @@ func nodeProgress(in rollupInput, node string) string {
 	st := &r.Pool.Status
 	if p := st.RestartProgress; p != nil && p.Revision == in.Target && p.Total > 0 {
 		return fmt.Sprintf("process %d/%d", min(p.Done+1, p.Total), p.Total)
+	}
+	if pc := st.ProcessCounts; pc.Ready == 0 && pc.Updated == pc.Total {
+		// unstarted: on the target, none of it ready yet.
+		if pc.Total == 0 {
+			return "starting its processes"
+		}
+		return fmt.Sprintf("starting its processes, 0/%d ready", pc.Total)
 	}
 	return fmt.Sprintf("%d/%d processes updated", st.ProcessCounts.Updated, st.ProcessCounts.Total)
 }

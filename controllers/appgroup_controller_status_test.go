@@ -125,7 +125,16 @@ func TestReadyCondition(t *testing.T) {
 				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed,
 					"the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use")
 			})),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"not ready: node-b", "node-b: the proxy cannot listen", "address already in use"}},
+			// Only listening fails: the reason says so, and the one node
+			// is named once.
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonListenFailed, []string{"1/2 nodes ready; not ready: node-b (the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use)"}},
+		},
+		{
+			name: "one node cannot listen, another has too few processes ready",
+			in: input(ab, testPool("node-a", targetRev, rolledOut(2), notReady), testPool("node-b", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "the proxy cannot listen: x")
+			})),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"0/2 nodes ready; not ready: node-a and node-b (node-a: 1/2 processes ready"}},
 		},
 		{
 			name: "no nodes",
@@ -155,7 +164,7 @@ func TestReadyCondition(t *testing.T) {
 		{
 			name: "a pool not ready",
 			in:   input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), notReady)),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"1/2 nodes ready", "node-b: 1/2 processes ready, minProcesses 2"}},
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"1/2 nodes ready", "not ready: node-b (1/2 processes ready, minProcesses 2)"}},
 		},
 		{
 			name: "Ready True below minProcesses",
@@ -220,6 +229,18 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "Revision 2-abc runs on 3/3 nodes; on node-b the proxy cannot listen on listen.port, so it serves no request (see Ready)",
 		},
 		{
+			// A move from 7070 whose new port (listen.port) is taken on
+			// node-b: it serves on 7070 until it is free.
+			name: "complete, but a node's proxy serves on its old port",
+			in: input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), address("192.0.2.3:7070"), func(p *ferryv1.ProcessPool) {
+				p.Spec.Template.Listen.Port = 8080
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed,
+					"the proxy cannot listen on port 8080 (bind: address already in use); it still serves on the old port 7070 until 8080 is free")
+			}), testPool("node-c", targetRev, rolledOut(2))),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 3/3 nodes; on node-b the proxy cannot listen on listen.port and serves on its old port until it can (see Ready)",
+		},
+		{
 			name:  "second node rolling",
 			in:    input(abc, testPool("node-a", targetRev, rolledOut(4)), testPool("node-b", targetRev, restarting(2, 4)), testPool("node-c", oldRev, rolledOut(4))),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
@@ -247,6 +268,28 @@ func TestRollingRestartCondition(t *testing.T) {
 			name: "a pool about to be created",
 			in:   input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, []string{"node 3/3 (node-c), creating its pool"}},
+		},
+		{
+			// A new AppGroup: its pools boot their first processes, or
+			// have none yet. Nothing runs the revision: it is not
+			// rolled out (unstarted), whatever the pools' counts say.
+			name: "first processes booting on a target not proven",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll),
+					testPool("node-b", targetRev, rolledOut(0), notReadyAtAll), testPool("node-c", targetRev, rolledOut(2)))
+				unstarted(in.Reports)
+				return in
+			}(),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "nodes 2-3/3 (node-a: starting its processes, 0/2 ready, node-b: starting its processes)",
+		},
+		{
+			// Proven: a pool whose processes all crashed is no rollout
+			// (Ready says it), so unstarted is not applied (scope.reports).
+			name:  "processes crashed on a proven target",
+			in:    input(abc, testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll), testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2))),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 3/3 nodes",
 		},
 		{
 			name: "blocking strategy",

@@ -16,6 +16,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -476,6 +477,27 @@ func TestFailingTargetHaltsRollout(t *testing.T) {
 	}
 }
 
+// TestNewAppGroupThatCannotStart: a new AppGroup's pools boot their first
+// processes, which then fail to spawn on every node. Nothing ever ran the
+// revision, so the rollout never reads complete: it rolls while they boot,
+// then halts.
+func TestNewAppGroupThatCannotStart(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	agentA.booting("blog", 1)
+	agentB.booting("blog", 0)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+		a+": starting its processes, 0/1 ready", b+": starting its processes")
+	agentA.failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
+	agentB.failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		"halted at 0/2 nodes updated", "No module named 'flask'")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted)
+	assertNoEvent(t, ns, "blog", controllers.EventRolloutComplete)
+}
+
 // TestNodeThatCannotResistReturnsToLastRolledOut: a node whose agent
 // restarted while it resisted (or that otherwise has nothing older to
 // serve) cannot spawn the new revision: with resistance on, the manager
@@ -641,7 +663,8 @@ func TestListenFailedEvents(t *testing.T) {
 	agentB.cannotListen("blog", 2, "the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use")
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventListenFailed,
 		"On "+b+" the proxy cannot listen on listen.port", "so no request reaches the processes there", "bind: address already in use")
-	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "address already in use")
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed,
+		"not ready: "+b+" (the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use)")
 
 	// b's agent goes silent, then reports the same failure: a silence is
 	// no recovery, and the failure is not named twice.
@@ -654,7 +677,35 @@ func TestListenFailedEvents(t *testing.T) {
 	assertEventCount(t, ns, "blog", controllers.EventListenFailed, 1)
 
 	agentB.rollOut("blog", 2)
-	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "No selected node's proxy fails to listen")
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "Every selected node's proxy now listens on listen.port 8080")
+
+	// listen.port moves to 9090, which is taken on b: b's agent serves on
+	// 8080 until it is free, and says so (its address stays on 8080). b
+	// stays in the Service, on the old port's slice.
+	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 9090 })
+	agentA.rollOut("blog", 2)
+	agentB.report("blog", func(p *ferryv1.ProcessPool) {
+		setRolledOut(p, 2)
+		p.Status.Address = "192.0.2.3:8080"
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed)
+		meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady).Message =
+			"the proxy cannot listen on port 9090 (listen tcp 0.0.0.0:9090: bind: address already in use); it still serves on the old port 8080 until 9090 is free"
+	})
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventListenFailed,
+		"On "+b+" the proxy cannot listen on listen.port 9090 and serves on its old port 8080 until it can")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+		"on "+b+" the proxy cannot listen on listen.port and serves on its old port until it can")
+	eventually(t, "b on the old port's slice", func() error {
+		if err := checkSliceOnPort(ns, "blog.8080", 8080, map[string]bool{"192.0.2.3": true}); err != nil {
+			return err
+		}
+		return checkSliceOnPort(ns, "blog", 9090, map[string]bool{"192.0.2.2": true})
+	})
+	agentB.rollOut("blog", 2) // 9090 freed: b listens on it
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "listens on listen.port 9090")
+	eventually(t, "b on listen.port's slice", func() error {
+		return checkSliceOnPort(ns, "blog", 9090, map[string]bool{"192.0.2.2": true, "192.0.2.3": true})
+	})
 }
 
 func TestStaleAgentMakesStatusUnknown(t *testing.T) {

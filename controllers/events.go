@@ -246,15 +246,40 @@ func listenEvents(ag *ferryv1.AppGroup, cur *ferryv1.AppGroupStatus, l listenSee
 	port := ag.Spec.Listen.Port
 	switch {
 	case len(fresh) > 0:
-		why := strings.TrimPrefix(fresh[0].message, "the proxy cannot listen: ")
 		return []statusEvent{{Type: corev1.EventTypeWarning, Reason: EventListenFailed, Action: "Listen",
-			Note: fmt.Sprintf("On %s the proxy cannot listen on listen.port %d, so no request reaches the processes there (%s: %s)",
-				nodeList(failingNodes(fresh)), port, fresh[0].node, why)}}
+			Note: listenFailedNote(port, fresh)}}
 	case len(l.warned) > 0 && len(l.failing) == 0 && len(l.silentWarned()) == 0:
+		// The port now, not the one warned of: listen.port may have moved
+		// off the port that was taken.
 		return []statusEvent{{Type: corev1.EventTypeNormal, Reason: EventListenRecovered, Action: "Listen",
-			Note: fmt.Sprintf("No selected node's proxy fails to listen on listen.port %d any more", port)}}
+			Note: fmt.Sprintf("Every selected node's proxy now listens on listen.port %d", port)}}
 	}
 	return nil
+}
+
+// listenFailedNote names the nodes newly failing to listen on port, those
+// that serve nothing apart from those that still serve on their old port,
+// and quotes the first one's agent.
+func listenFailedNote(port int32, fresh []listenFailure) string {
+	deaf, moved := splitListenFailures(fresh)
+	var parts []string
+	if len(deaf) > 0 {
+		parts = append(parts, fmt.Sprintf("on %s the proxy cannot listen on listen.port %d, so no request reaches the processes there",
+			nodeList(failingNodes(deaf)), port))
+	}
+	if len(moved) > 0 {
+		old := fmt.Sprintf(" %d", moved[0].servesOn)
+		for _, f := range moved {
+			if f.servesOn != moved[0].servesOn {
+				old = "" // moved from different ports: each node's Ready says which
+			}
+		}
+		parts = append(parts, fmt.Sprintf("on %s the proxy cannot listen on listen.port %d and serves on its old port%s until it can",
+			nodeList(failingNodes(moved)), port, old))
+	}
+	why := strings.TrimPrefix(fresh[0].message, "the proxy cannot listen: ")
+	note := strings.Join(parts, "; ")
+	return fmt.Sprintf("%s%s (%s: %s)", strings.ToUpper(note[:1]), note[1:], fresh[0].node, why)
 }
 
 // silentWarned are the warned nodes still selected whose agent the pass

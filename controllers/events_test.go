@@ -377,7 +377,7 @@ func TestListenEvents(t *testing.T) {
 		{"none", []pass{{ready, nil, nil}, {ready, nil, nil}}, nil},
 		{"one node fails, then listens", []pass{{ready, []listenFailure{bind("node-b")}, nil}, {ready, []listenFailure{bind("node-b")}, nil}, {ready, nil, nil}}, []string{
 			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
-			"ListenRecovered: No selected node's proxy fails to listen on listen.port 8080 any more",
+			"ListenRecovered: Every selected node's proxy now listens on listen.port 8080",
 		}},
 		{"a second node joins the failure, the first recovers", []pass{
 			{ready, []listenFailure{bind("node-a")}, nil},
@@ -387,7 +387,7 @@ func TestListenEvents(t *testing.T) {
 		}, []string{
 			"ListenFailed: On node-a the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
 			"ListenFailed: On node-c the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-c: listen tcp 0.0.0.0:8080: bind: address already in use)",
-			"ListenRecovered: No selected node's proxy fails to listen on listen.port 8080 any more",
+			"ListenRecovered: Every selected node's proxy now listens on listen.port 8080",
 		}},
 		{"two at once", []pass{{ready, []listenFailure{bind("node-a"), bind("node-b")}, nil}}, []string{
 			"ListenFailed: On node-a and node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
@@ -405,14 +405,27 @@ func TestListenEvents(t *testing.T) {
 			{ready, nil, nil},
 		}, []string{
 			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
-			"ListenRecovered: No selected node's proxy fails to listen on listen.port 8080 any more",
+			"ListenRecovered: Every selected node's proxy now listens on listen.port 8080",
 		}},
 		{"another node's agent is silent: no bearing", []pass{
 			{ready, []listenFailure{bind("node-b")}, []string{"node-a"}},
 			{ready, nil, []string{"node-a"}},
 		}, []string{
 			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
-			"ListenRecovered: No selected node's proxy fails to listen on listen.port 8080 any more",
+			"ListenRecovered: Every selected node's proxy now listens on listen.port 8080",
+		}},
+		// A move from 7070 to 8080, whose new port is taken on node-b,
+		// which serves on 7070 until it is free, while node-c serves
+		// nothing.
+		{"a node still serves on its old port", []pass{
+			{ready, []listenFailure{{node: "node-b", message: "the proxy cannot listen on port 8080 (bind: address already in use); it still serves on the old port 7070", servesOn: 7070},
+				{node: "node-c", message: "the proxy cannot listen: bind: permission denied"}}, nil},
+			{ready, nil, nil},
+		}, []string{
+			"ListenFailed: On node-c the proxy cannot listen on listen.port 8080, so no request reaches the processes there; " +
+				"on node-b the proxy cannot listen on listen.port 8080 and serves on its old port 7070 until it can " +
+				"(node-b: the proxy cannot listen on port 8080 (bind: address already in use); it still serves on the old port 7070)",
+			"ListenRecovered: Every selected node's proxy now listens on listen.port 8080",
 		}},
 		{"deleting ends it without a recovery", []pass{{ready, []listenFailure{bind("node-a")}, nil}, {deleting, []listenFailure{bind("node-a")}, nil}, {deleting, nil, nil}}, []string{
 			"ListenFailed: On node-a the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",

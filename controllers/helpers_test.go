@@ -23,7 +23,7 @@ func testPool(node, revision string, opts ...poolOpt) *ferryv1.ProcessPool {
 		ObjectMeta: metav1.ObjectMeta{Name: "blog-" + node, Namespace: "ns"},
 		Spec: ferryv1.ProcessPoolSpec{
 			NodeName: node, AppGroup: "blog", Revision: revision,
-			Template: ferryv1.AppTemplate{Pool: ferryv1.PoolSpec{MinProcesses: 2, MaxProcesses: 6}},
+			Template: ferryv1.AppTemplate{Pool: ferryv1.PoolSpec{MinProcesses: 2, MaxProcesses: 6}, Listen: ferryv1.ListenSpec{Port: 8080}},
 		},
 	}
 	for _, o := range opts {
@@ -83,6 +83,12 @@ func counts(ready, updated, total int32) poolOpt {
 func notReady(p *ferryv1.ProcessPool) {
 	setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "")
 	p.Status.ProcessCounts.Ready = 1
+}
+
+// notReadyAtAll: Ready=False, no process ready (counts as they are).
+func notReadyAtAll(p *ferryv1.ProcessPool) {
+	setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "")
+	p.Status.ProcessCounts.Ready = 0
 }
 
 // resists: the pool resists a failed spawn of revision.

@@ -107,6 +107,18 @@ func setRolledOut(p *ferryv1.ProcessPool, n int32) {
 	setCondition(p, ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
 }
 
+// booting reports what an agent reports of a new pool: n processes of
+// spec.revision spawning, none ready yet, and (as the agent's own
+// RollingRestart says: no restart) nothing rolling.
+func (a *simAgent) booting(agName string, n int32) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		setRolledOut(p, n)
+		p.Status.ProcessCounts.Ready = 0
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady)
+	})
+}
+
 // restarting reports a rolling restart onto spec.revision with done of n
 // processes replaced, every process ready.
 func (a *simAgent) restarting(agName string, done, n int32) {

@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"cmp"
+	"net"
 	"slices"
+	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -62,6 +64,10 @@ type poolReport struct {
 	// of the Service while the new processes spawn). The EndpointSlice
 	// goes by it.
 	Serving bool
+	// ServesOn is the port the proxy still serves on while it cannot
+	// listen on listen.port: the old one of a move whose new port is
+	// taken (the agent reports its address there). 0 otherwise.
+	ServesOn int32
 	// Updated: every process runs spec.revision, and the agent neither
 	// restarts nor resists.
 	Updated bool
@@ -156,7 +162,10 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	minProcesses := max(pool.Spec.Template.Pool.MinProcesses, 1)
 	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
 	r.Ready = ready != nil && ready.Status == metav1.ConditionTrue && c.Ready >= minProcesses
-	r.Serving = c.Ready > 0 && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed)
+	if ready != nil && ready.Reason == ferryv1.ReasonListenFailed {
+		r.ServesOn = oldPort(st.Address, pool.Spec.Template.Listen.Port)
+	}
+	r.Serving = c.Ready > 0 && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed || r.ServesOn != 0)
 	r.Updated = st.ObservedRevision == pool.Spec.Revision &&
 		c.Updated == c.Total &&
 		!meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionRollingRestart) &&
@@ -172,6 +181,38 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	// None of its processes runs another revision, but none runs at all.
 	r.Updated = r.Updated && !r.FailsTarget
 	return r
+}
+
+// unstarted takes Updated from the pools on a target not yet proven that
+// run it on every process but have none of it ready: they boot their first
+// processes of it, or are about to learn that they cannot spawn it
+// (FailsTarget). The rollout has not reached them yet: counted done, a new
+// AppGroup whose app cannot start would read RolloutComplete on every node
+// just before it halts. Once the target is proven, a pool with none ready
+// lost its processes (they crashed, its agent restarted): no rollout, and
+// Ready says so.
+func unstarted(reports map[string]poolReport) {
+	for node, r := range reports {
+		if r.OnTarget && r.Updated && r.Pool.Status.ProcessCounts.Ready == 0 {
+			r.Updated = false
+			reports[node] = r
+		}
+	}
+}
+
+// oldPort is the port of address when it is not listen: where a proxy
+// that cannot listen on listen still serves. 0 when address has no port
+// or has listen's.
+func oldPort(address string, listen int32) int32 {
+	_, p, err := net.SplitHostPort(address)
+	if err != nil {
+		return 0
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || port == 0 || int32(port) == listen {
+		return 0
+	}
+	return int32(port)
 }
 
 // settle holds back RolledOut of the pools on a target not yet proven

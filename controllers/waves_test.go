@@ -156,6 +156,20 @@ func TestAssessPool(t *testing.T) {
 			want: poolReport{OnTarget: true, Reported: true, Stale: true},
 		},
 		{
+			name: "cannot listen on listen.port",
+			pool: testPool("a", target, rolledOut(2), func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "bind: address already in use")
+			}),
+			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true},
+		},
+		{
+			name: "cannot listen on a new listen.port, serves on the old one",
+			pool: testPool("a", target, rolledOut(2), address("192.0.2.2:7070"), func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "bind: address already in use")
+			}),
+			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true, ServesOn: 7070},
+		},
+		{
 			name:  "a recent report is not stale whatever the lease says",
 			pool:  testPool("a", target, rolledOut(2)),
 			lease: t0.Add(-time.Hour),
@@ -548,6 +562,31 @@ func TestNewTargetMidRestartKeepsOneNodeRolling(t *testing.T) {
 // TestSettle: while a target is not proven and other nodes wait for it, a
 // node rolled out onto it counts as such only once its restart ended, and
 // its youngest process of the target started, the crash window ago.
+func TestUnstarted(t *testing.T) {
+	tests := []struct {
+		name    string
+		pool    *ferryv1.ProcessPool
+		updated bool
+	}{
+		{"no process yet", testPool("a", targetRev, rolledOut(0), notReadyAtAll), false},
+		{"first processes booting", testPool("a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll), false},
+		{"one ready of two", testPool("a", targetRev, rolledOut(2), counts(1, 2, 2), notReady), true},
+		{"rolled out", testPool("a", targetRev, rolledOut(2)), true},
+		// Not on the target: an older revision's pool is not the
+		// rollout's to judge.
+		{"an older revision's, none ready", testPool("a", oldRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reports := byNode(assessAll(targetRev, tt.pool))
+			unstarted(reports)
+			if got := reports["a"].Updated; got != tt.updated {
+				t.Errorf("Updated = %v, want %v", got, tt.updated)
+			}
+		})
+	}
+}
+
 func TestSettle(t *testing.T) {
 	const window = 10 * time.Second
 	finished := func(ago time.Duration) poolOpt {

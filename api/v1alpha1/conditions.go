@@ -31,7 +31,9 @@ const (
 
 	// ConditionRollingRestart is True while processes are being replaced by
 	// ones of a new revision, or, on an AppGroup, while nodes wait for their
-	// wave. Its message says where the rollout is.
+	// wave, and while a node's pool boots its first processes of a revision
+	// that has not run on any node yet (a new AppGroup). Its message says
+	// where the rollout is.
 	ConditionRollingRestart = "RollingRestart"
 
 	// ConditionResistingDeploymentError is True while a pool is frozen
