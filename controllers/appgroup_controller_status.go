@@ -196,12 +196,13 @@ func readyCondition(in rollupInput) metav1.Condition {
 }
 
 // notReadyReason is Ready's reason while nodes are not ready: ListenFailed
-// when on every one of them it is only that the proxy cannot listen (its
-// processes may all be ready), else ProcessesNotReady.
+// when on every one of them it is only that the proxy cannot listen (as
+// many processes as minProcesses are ready there), else ProcessesNotReady.
 func notReadyReason(in rollupInput, notReady []string) string {
 	deaf := listenFailed(in)
 	for _, node := range notReady {
-		if !slices.Contains(deaf, node) {
+		p := in.Reports[node].Pool
+		if !slices.Contains(deaf, node) || p.Status.ProcessCounts.Ready < max(p.Spec.Template.Pool.MinProcesses, 1) {
 			return ferryv1.ReasonProcessesNotReady
 		}
 	}

@@ -130,6 +130,13 @@ func TestReadyCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonListenFailed, []string{"1/2 nodes ready; not ready: node-b (the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use)"}},
 		},
 		{
+			name: "a node cannot listen and has too few processes ready",
+			in: input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), notReady, func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "the proxy cannot listen: x")
+			})),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"not ready: node-b (the proxy cannot listen: x)"}},
+		},
+		{
 			name: "one node cannot listen, another has too few processes ready",
 			in: input(ab, testPool("node-a", targetRev, rolledOut(2), notReady), testPool("node-b", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
 				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "the proxy cannot listen: x")
