@@ -46,7 +46,9 @@ type Options struct {
 	RunDir string
 	// LoaderPath is the installed WSGI loader.
 	LoaderPath string
-	// Log is the pool's logger.
+	// Log is the pool's logger. It names the pool already (cluster mode:
+	// "pool", standalone: "appgroup"): the pool adds no key of its own, or
+	// every line, the workers' output too, would carry the name twice.
 	Log logr.Logger
 	// NewTransport makes the round tripper that carries requests to a new
 	// worker. Required: the proxy's (proxy.NewWorkerTransport), which its
@@ -242,7 +244,7 @@ func New(cfg Config, opts Options) *Pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
 		opts:    opts,
-		log:     opts.Log.WithValues("pool", cfg.Name),
+		log:     opts.Log,
 		name:    cfg.Name,
 		ctx:     ctx,
 		cancel:  cancel,
@@ -447,7 +449,7 @@ func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	p.notifyLocked()
 	p.mu.Unlock()
 	p.log.Info("Killing worker: a request got no answer (or no whole buffered one) within maxRequestTime", "pid", w.PID(),
-		"revision", w.Revision, "maxRequestTime", limit, "path", path)
+		"revision", w.Revision, "maxRequestTime", limit.String(), "path", path)
 	if p.opts.Observer != nil {
 		p.opts.Observer.WorkerOverran(p.name)
 	}
@@ -806,7 +808,7 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	if p.opts.Observer != nil {
 		p.opts.Observer.SpawnSucceeded(p.name, time.Since(started))
 	}
-	p.log.Info("Spawned worker", "pid", proc.PID, "revision", w.Revision, "duration", time.Since(started).Round(time.Millisecond))
+	p.log.Info("Spawned worker", "pid", proc.PID, "revision", w.Revision, "duration", time.Since(started).Round(time.Millisecond).String())
 	p.goBackground(func() { p.watchExit(w) })
 	return nil
 }
@@ -866,7 +868,7 @@ func (p *Pool) reportFailure(msg, revision string, err error, kind SpawnKind, ba
 	if p.opts.Observer != nil {
 		p.opts.Observer.SpawnFailed(p.name, kind)
 	}
-	p.log.Error(err, msg, "revision", revision, "kind", kind, "backoff", backoff)
+	p.log.Error(err, msg, "revision", revision, "kind", kind, "backoff", backoff.String())
 }
 
 // watchExit removes a worker once its process exits; an exit in Ready is a
@@ -971,7 +973,7 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	case <-w.drained:
 	case <-w.proc.Done():
 	case <-t.C:
-		p.log.Info("Worker did not finish its requests within shutdownTimeout", "pid", w.PID(), "timeout", timeout)
+		p.log.Info("Worker did not finish its requests within shutdownTimeout", "pid", w.PID(), "timeout", timeout.String())
 	case <-ctx.Done():
 	}
 	t.Stop()
@@ -983,7 +985,7 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	p.notifyLocked()
 	p.mu.Unlock()
 	if killed := w.proc.Stop(timeout); killed {
-		p.log.Info("Killed worker that did not exit within shutdownTimeout", "pid", w.PID(), "timeout", timeout)
+		p.log.Info("Killed worker that did not exit within shutdownTimeout", "pid", w.PID(), "timeout", timeout.String())
 	}
 	// Return once the pool no longer counts it, so that the next step of a
 	// restart never sees size+2.
