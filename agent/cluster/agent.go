@@ -444,10 +444,10 @@ func (a *Agent) listenAddr(port int32) string {
 	return net.JoinHostPort(a.opts.BindAddress, strconv.Itoa(int(port)))
 }
 
-func (a *Agent) advertised(port int32) string {
-	host := a.opts.AdvertiseAddress
-	if host == "" {
-		host = a.opts.BindAddress
+// advertiseHost is the host of each pool's status.address.
+func (a *Agent) advertiseHost() string {
+	if a.opts.AdvertiseAddress != "" {
+		return a.opts.AdvertiseAddress
 	}
-	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+	return a.opts.BindAddress
 }

@@ -175,8 +175,10 @@ func rolledOut(pp *ferryv1.ProcessPool) bool {
 		s.ProcessCounts.Ready == s.ProcessCounts.Total && c != nil && c.Status == metav1.ConditionFalse
 }
 
-func get(url string) (int, string, error) {
-	resp, err := http.Get(url)
+func get(url string) (int, string, error) { return getWith(http.DefaultClient, url) }
+
+func getWith(c *http.Client, url string) (int, string, error) {
+	resp, err := c.Get(url)
 	if err != nil {
 		return 0, "", err
 	}
@@ -619,50 +621,78 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 // TestPortMoveOntoTakenPortKeepsOldPort: listen.port changed to a port
 // another program holds on the node. The API promises that "a node where
 // the new port is taken stays on the old one"; the pool must keep serving
-// on its old port until the new one can be opened, not go dark on both.
+// on its old port until the new one can be opened, not go dark on both,
+// and its status must say so: the address is the old port's, and Ready
+// (False, ListenFailed) names both ports. Once the new port is free, the
+// pool moves there and the old port drains.
 func TestPortMoveOntoTakenPortKeepsOldPort(t *testing.T) {
 	ns := namespace(t)
 	runAgent(t, "node-m", env.Config, stateDir(t))
 	oldPort := freePort(t)
-	pp, key := readyPool(t, ns, "app-node-m", "node-m", oldPort)
-	_ = pp
-	oldURL := fmt.Sprintf("http://127.0.0.1:%d/", oldPort)
+	_, key := readyPool(t, ns, "app-node-m", "node-m", oldPort)
+	oldAddr := fmt.Sprintf("127.0.0.1:%d", oldPort)
+	oldURL := "http://" + oldAddr + "/"
 	if code, _, err := get(oldURL); err != nil || code != 200 {
 		t.Fatalf("GET on the old port before the move: %d %v", code, err)
 	}
 
 	// Another program holds the new port.
 	newPort := freePort(t)
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(int(newPort)))
+	newAddr := fmt.Sprintf("127.0.0.1:%d", newPort)
+	l, err := net.Listen("tcp", newAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 
 	setPort(t, key, newPort)
-	waitPool(t, key, "ListenFailed on the new port", func(p *ferryv1.ProcessPool) bool {
+	failed := waitPool(t, key, "ListenFailed on the new port", func(p *ferryv1.ProcessPool) bool {
 		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
 		return c != nil && c.Reason == ferryv1.ReasonListenFailed
 	})
-	// Give the old proxy's drain time to close its listener.
+	if failed.Status.Address != oldAddr {
+		t.Errorf("status.address = %q while the old port serves, want the old port's %q", failed.Status.Address, oldAddr)
+	}
+	c := meta.FindStatusCondition(failed.Status.Conditions, ferryv1.ConditionReady)
+	for _, want := range []string{fmt.Sprintf("cannot listen on port %d", newPort), "address already in use",
+		fmt.Sprintf("still serves on the old port %d until %d is free", oldPort, newPort)} {
+		if !strings.Contains(c.Message, want) {
+			t.Errorf("Ready's message %q lacks %q", c.Message, want)
+		}
+	}
+	if c.Status != metav1.ConditionFalse {
+		t.Errorf("Ready = %s while the spec's port is not served, want False", c.Status)
+	}
+
+	// Give the old proxy's drain, were it started, time to close its listener.
 	time.Sleep(2 * time.Second)
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	resp, err := fresh.Get(oldURL)
-	if err != nil {
-		t.Fatalf("the pool serves on neither port: the old port %d was drained although the new port %d is taken: %v",
-			oldPort, newPort, err)
+	pids := map[string]bool{}
+	for _, p := range failed.Status.Processes {
+		pids[strconv.Itoa(int(p.PID))] = true
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET on the old port after a move onto a taken port: %d", resp.StatusCode)
+	for range 5 {
+		code, body, err := getWith(fresh, oldURL)
+		if err != nil {
+			t.Fatalf("the pool serves on neither port: the old port %d was drained although the new port %d is taken: %v",
+				oldPort, newPort, err)
+		}
+		if code != http.StatusOK || !pids[strings.TrimSpace(body)] {
+			t.Fatalf("GET on the old port after a move onto a taken port: %d %q, want 200 from a worker of %v", code, body, pids)
+		}
 	}
 
 	// Once the new port is free, the pool moves there.
 	l.Close()
-	newURL := fmt.Sprintf("http://127.0.0.1:%d/", newPort)
-	waitUntil(t, "the new port serving once free", func() bool {
-		code, _, err := get(newURL)
-		return err == nil && code == 200
+	waitPool(t, key, "the status on the new port, Ready", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.Address == newAddr && meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionReady)
+	})
+	if code, _, err := getWith(fresh, "http://"+newAddr+"/"); err != nil || code != 200 {
+		t.Fatalf("GET on the new port once free: %d %v", code, err)
+	}
+	waitUntil(t, "the old port drained", func() bool {
+		_, _, err := getWith(fresh, oldURL)
+		return err != nil
 	})
 }
 

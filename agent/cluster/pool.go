@@ -289,8 +289,10 @@ func (rp *runningPool) retryListen() {
 func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPool) {
 	rp.mu.Lock()
 	obj := rp.obj.DeepCopy()
-	listenErr := rp.listenErr
-	port := rp.port
+	l := listening{port: rp.port, err: rp.listenErr}
+	if rp.prev != nil {
+		l.old = rp.prevPort
+	}
 	rp.mu.Unlock()
 	// Before the cache has synced (an agent resumed from disk while the API
 	// server is away), a Get would block until it does: use the saved spec.
@@ -306,7 +308,7 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 			obj = current
 		}
 	}
-	return desiredStatus(obj.Status, obj, rp.pool.Status(), rp.a.advertised(port), listenErr, time.Now()), obj
+	return desiredStatus(obj.Status, obj, rp.pool.Status(), rp.a.advertiseHost(), l, time.Now()), obj
 }
 
 // write patches the pool's status from base's to status.

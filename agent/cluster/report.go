@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -12,14 +14,45 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
+// listening is where a pool's proxy listens, as its status tells it.
+type listening struct {
+	port int32 // the spec's listen.port
+	err  error // why port cannot be opened; nil: the proxy serves on it
+	// old is the port moved from, still served while port cannot be
+	// opened; 0: none is.
+	old int32
+}
+
+// serving is the port the proxy serves on: the old one while the new one
+// is taken, else the spec's (also while nothing serves: an address on
+// another port than the spec's then always means the old one serves).
+func (l listening) serving() int32 {
+	if l.err != nil && l.old != 0 {
+		return l.old
+	}
+	return l.port
+}
+
+// failure is the Ready condition's message while the port cannot be
+// opened: whether the node serves nothing, or still serves on the old
+// port. (The manager reads the first form's error after its prefix.)
+func (l listening) failure() string {
+	if l.old == 0 {
+		return "the proxy cannot listen: " + l.err.Error()
+	}
+	return fmt.Sprintf("the proxy cannot listen on port %d (%v); it still serves on the old port %d until %d is free",
+		l.port, l.err, l.old, l.port)
+}
+
 // desiredStatus computes a ProcessPool's status from the pool's snapshot,
 // on top of the status the API has (current): conditions keep their
-// LastTransitionTime while their status does not change. Pure.
-func desiredStatus(current ferryv1.ProcessPoolStatus, pp *ferryv1.ProcessPool, s pool.Status, address string,
-	listenErr error, now time.Time) ferryv1.ProcessPoolStatus {
+// LastTransitionTime while their status does not change. The address is
+// where the proxy serves, on host. Pure.
+func desiredStatus(current ferryv1.ProcessPoolStatus, pp *ferryv1.ProcessPool, s pool.Status, host string,
+	l listening, now time.Time) ferryv1.ProcessPoolStatus {
 	out := ferryv1.ProcessPoolStatus{
 		ObservedGeneration: pp.Generation,
-		Address:            address,
+		Address:            net.JoinHostPort(host, strconv.Itoa(int(l.serving()))),
 		ObservedRevision:   s.Revision,
 		ProcessCounts:      s.Counts,
 		ReadyProcesses:     ratio(s.Counts.Ready, s.Counts.Total),
@@ -35,9 +68,10 @@ func desiredStatus(current ferryv1.ProcessPoolStatus, pp *ferryv1.ProcessPool, s
 		out.Processes = out.Processes[:512]
 	}
 	for _, c := range s.Conditions(now) {
-		if c.Type == ferryv1.ConditionReady && listenErr != nil {
-			c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonListenFailed
-			c.Message = "the proxy cannot listen: " + listenErr.Error()
+		if c.Type == ferryv1.ConditionReady && l.err != nil {
+			// False even while the old port serves: the manager must
+			// know that the spec's port is not served here.
+			c.Status, c.Reason, c.Message = metav1.ConditionFalse, ferryv1.ReasonListenFailed, l.failure()
 		}
 		c.ObservedGeneration = pp.Generation
 		// Whole seconds, as the API stores it: the next status is computed

@@ -26,7 +26,7 @@ func TestDesiredStatus(t *testing.T) {
 	current := ferryv1.ProcessPoolStatus{Conditions: []metav1.Condition{{Type: ferryv1.ConditionReady,
 		Status: metav1.ConditionTrue, Reason: ferryv1.ReasonProcessesReady, LastTransitionTime: earlier}}}
 
-	got := desiredStatus(current, pp, s, "10.0.0.1:8080", nil, now)
+	got := desiredStatus(current, pp, s, "10.0.0.1", listening{port: 8080}, now)
 	if got.ObservedRevision != "2" || got.ReadyProcesses != "2/2" || got.Address != "10.0.0.1:8080" ||
 		got.ObservedGeneration != 7 || got.HeartbeatTime.Time != now || len(got.Conditions) != 4 {
 		t.Fatalf("status = %+v", got)
@@ -35,11 +35,56 @@ func TestDesiredStatus(t *testing.T) {
 		c.ObservedGeneration != 7 {
 		t.Errorf("Ready kept its transition time? %+v", c)
 	}
+}
 
-	failed := desiredStatus(current, pp, s, "10.0.0.1:8080", errors.New("bind: address already in use"), now)
-	c := meta.FindStatusCondition(failed.Conditions, ferryv1.ConditionReady)
-	if c.Status != metav1.ConditionFalse || c.Reason != ferryv1.ReasonListenFailed || c.LastTransitionTime.Time != now {
-		t.Errorf("listen failure: %+v", c)
+// TestDesiredStatusListening: the address is where the proxy serves, and
+// Ready says why the spec's port is not served, and whether the old one
+// still is.
+func TestDesiredStatusListening(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	pp := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{Revision: "2"}}
+	s := pool.Status{Revision: "2", MinProcesses: 1, Counts: ferryv1.ProcessCounts{Ready: 1, Updated: 1, Total: 1},
+		Processes: []ferryv1.ProcessInfo{{PID: 1, Revision: "2", State: ferryv1.ProcessReady}}}
+	current := ferryv1.ProcessPoolStatus{Conditions: []metav1.Condition{{Type: ferryv1.ConditionReady,
+		Status: metav1.ConditionTrue, Reason: ferryv1.ReasonProcessesReady, LastTransitionTime: metav1.Time{Time: now.Add(-time.Hour)}}}}
+	taken := errors.New("listen tcp 127.0.0.3:9090: bind: address already in use")
+	tests := []struct {
+		name    string
+		host    string
+		l       listening
+		address string
+		ready   metav1.ConditionStatus
+		reason  string
+		message string // the whole message, when Ready is False
+	}{
+		{"serving on the spec's port", "10.0.0.1", listening{port: 8080}, "10.0.0.1:8080",
+			metav1.ConditionTrue, ferryv1.ReasonProcessesReady, ""},
+		{"an IPv6 host", "fd00::1", listening{port: 8080}, "[fd00::1]:8080",
+			metav1.ConditionTrue, ferryv1.ReasonProcessesReady, ""},
+		{"the port taken, nothing served: the spec's port", "127.0.0.3", listening{port: 9090, err: taken}, "127.0.0.3:9090",
+			metav1.ConditionFalse, ferryv1.ReasonListenFailed,
+			"the proxy cannot listen: listen tcp 127.0.0.3:9090: bind: address already in use"},
+		{"moved onto a taken port: the old port, which serves", "127.0.0.3", listening{port: 9090, err: taken, old: 8080},
+			"127.0.0.3:8080", metav1.ConditionFalse, ferryv1.ReasonListenFailed,
+			"the proxy cannot listen on port 9090 (listen tcp 127.0.0.3:9090: bind: address already in use); " +
+				"it still serves on the old port 8080 until 9090 is free"},
+		{"an old port without a failure is no longer served", "127.0.0.3", listening{port: 9090, old: 8080}, "127.0.0.3:9090",
+			metav1.ConditionTrue, ferryv1.ReasonProcessesReady, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := desiredStatus(current, pp, s, tt.host, tt.l, now)
+			if got.Address != tt.address {
+				t.Errorf("address = %q, want %q", got.Address, tt.address)
+			}
+			c := meta.FindStatusCondition(got.Conditions, ferryv1.ConditionReady)
+			if c.Status != tt.ready || c.Reason != tt.reason || (tt.ready == metav1.ConditionFalse && c.Message != tt.message) {
+				t.Errorf("Ready = %s %s %q, want %s %s %q", c.Status, c.Reason, c.Message, tt.ready, tt.reason, tt.message)
+			}
+			if tt.ready == metav1.ConditionFalse && c.LastTransitionTime.Time != now {
+				t.Errorf("Ready's transition time kept although it turned False: %v", c.LastTransitionTime)
+			}
+		})
 	}
 }
 
@@ -113,7 +158,7 @@ func TestUnchangedStatusAfterRoundTrip(t *testing.T) {
 	s := pool.Status{Revision: "2", MinProcesses: 1, Counts: ferryv1.ProcessCounts{Ready: 1, Updated: 1, Total: 1},
 		Processes: []ferryv1.ProcessInfo{{PID: 1, Revision: "2", State: ferryv1.ProcessReady}}}
 
-	written := desiredStatus(ferryv1.ProcessPoolStatus{}, pp, s, "10.0.0.1:8080", nil, now)
+	written := desiredStatus(ferryv1.ProcessPoolStatus{}, pp, s, "10.0.0.1", listening{port: 8080}, now)
 	data, err := json.Marshal(written)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +167,7 @@ func TestUnchangedStatusAfterRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(data, &stored); err != nil {
 		t.Fatal(err)
 	}
-	next := desiredStatus(stored, pp, s, "10.0.0.1:8080", nil, now.Add(stats))
+	next := desiredStatus(stored, pp, s, "10.0.0.1", listening{port: 8080}, now.Add(stats))
 	if writeDue(true, written, next, stats, stats, report) {
 		t.Errorf("an unchanged status is written again at the stats interval: %+v, then %+v", written.Conditions, next.Conditions)
 	}
