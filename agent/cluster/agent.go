@@ -45,7 +45,8 @@ type Options struct {
 	// StateDir holds the loader, the workers' sockets and the saved specs.
 	StateDir string
 	// HeartbeatInterval is how often the agent renews its Lease, which the
-	// manager reads to know the agent is alive. Default 10s.
+	// manager reads to know the agent is alive. Default 10s. A pool's port
+	// that is taken is tried again every half of it.
 	HeartbeatInterval time.Duration
 	// StatsInterval is how often a pool's status is written when nothing
 	// but its figures (CPU, memory, requests) changed; state changes are
@@ -443,6 +444,11 @@ func (a *Agent) stopAll() {
 func (a *Agent) listenAddr(port int32) string {
 	return net.JoinHostPort(a.opts.BindAddress, strconv.Itoa(int(port)))
 }
+
+// listenRetry is how often a pool's port that could not be opened is
+// tried again: every half heartbeat, whatever the stats interval, so that
+// a port freed is served within seconds.
+func (a *Agent) listenRetry() time.Duration { return a.opts.HeartbeatInterval / 2 }
 
 // advertiseHost is the host of each pool's status.address.
 func (a *Agent) advertiseHost() string {

@@ -412,6 +412,50 @@ func TestPortTakenIsReported(t *testing.T) {
 	})
 }
 
+// TestTakenPortIsTriedAgainSoon: a taken port is tried again every half
+// heartbeat, whatever the stats interval: freed, it is served within
+// seconds, although the pool's figures are due only every 10 minutes and
+// nothing else wakes its reporter. (It was tried only when the reporter
+// woke, up to a stats interval later.)
+func TestTakenPortIsTriedAgainSoon(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	const stats, deadline = 10 * time.Minute, time.Minute
+	runAgent(t, "node-t", env.Config, stateDir(t), func(o *Options) {
+		o.StatsInterval, o.HeartbeatInterval = stats, 2*time.Second
+	})
+	port := freePort(t)
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(int(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	pp := newPool(ns, "app-node-t", "node-t", "1-aaa", port, example("hello-wsgi"))
+	if err := env.Client.Create(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	waitPool(t, key, "the workers ready, the port taken", func(p *ferryv1.ProcessPool) bool {
+		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
+		return rolledOut(p) && c != nil && c.Reason == ferryv1.ReasonListenFailed
+	})
+
+	l.Close()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	for end := time.Now().Add(deadline); ; time.Sleep(100 * time.Millisecond) {
+		if code, _, err := get(url); err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("port %d freed, not served within %v (stats interval %v)", port, deadline, stats)
+		}
+	}
+	waitPool(t, key, "Ready once the port is served", func(p *ferryv1.ProcessPool) bool {
+		return meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionReady) &&
+			p.Status.Address == fmt.Sprintf("127.0.0.1:%d", port)
+	})
+}
+
 // forwarder is a TCP proxy to the API server that a test can cut and
 // restore, to make the API server unreachable for the agent only.
 type forwarder struct {

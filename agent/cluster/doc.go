@@ -15,10 +15,11 @@
 // the pools keep serving meanwhile.
 //
 // Listening: each pool's proxy listens on the pool's listen.port. A port
-// that is taken is reported (Ready False, ListenFailed) and tried again.
-// A moved port is opened before the old one drains; while the new one is
-// taken, the old one serves on, and the status says so: status.address is
-// the old port's, and Ready's message names both ports.
+// that is taken is reported (Ready False, ListenFailed) and tried again
+// every half heartbeat interval. A moved port is opened before the old
+// one drains; while the new one is taken, the old one serves on, and the
+// status says so: status.address is the old port's, and Ready's message
+// names both ports.
 //
 // Surviving the API server: the agent saves every pool's spec in its state
 // directory. Started while the API server is down, it resumes those pools

@@ -85,7 +85,7 @@ func (a *Agent) startPool(pp *ferryv1.ProcessPool) *runningPool {
 }
 
 // listenLocked opens the proxy on port. A failure (the port is taken) is
-// reported in the status and retried at every heartbeat.
+// reported in the status and retried every listenRetry.
 func (rp *runningPool) listenLocked(port int32) {
 	rp.port = port
 	l, err := net.Listen("tcp", rp.a.listenAddr(port))
@@ -210,7 +210,7 @@ func (rp *runningPool) report() {
 	backoff := time.Duration(0)
 	for {
 		changed := rp.pool.Changed()
-		if time.Since(lastListen) >= rp.a.opts.HeartbeatInterval/2 {
+		if time.Since(lastListen) >= rp.a.listenRetry() {
 			lastListen = time.Now()
 			rp.retryListen()
 		}
@@ -243,7 +243,11 @@ func (rp *runningPool) report() {
 				}
 			}
 		}
-		if !rp.sleep(changed, nextWake(time.Since(lastWrite), hb, backoff)) {
+		untilListen := never
+		if rp.listenFailing() {
+			untilListen = rp.a.listenRetry() - time.Since(lastListen)
+		}
+		if !rp.sleep(changed, nextWake(time.Since(lastWrite), hb, backoff, untilListen)) {
 			return
 		}
 	}
@@ -268,6 +272,14 @@ func (rp *runningPool) sleep(changed <-chan struct{}, d time.Duration) bool {
 	case <-time.After(coalesce):
 		return true
 	}
+}
+
+// listenFailing reports whether the pool's port could not be opened: the
+// reporter tries it again every listenRetry.
+func (rp *runningPool) listenFailing() bool {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.listenErr != nil
 }
 
 // retryListen tries again to open a port that was taken.

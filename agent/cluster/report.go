@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"time"
@@ -158,18 +159,23 @@ func patchBase(cached *ferryv1.ProcessPool, last ferryv1.ProcessPoolStatus, stor
 	return base
 }
 
+// never is an untilListen of nextWake's when no port waits to be tried.
+const never = time.Duration(math.MaxInt64)
+
 // nextWake is how long the reporter sleeps unless the pool changes: the
 // backoff after a failed write; else until the figures are due again, one
 // stats interval after the last write, or one from now when they were due
-// and had not moved (not at once: nothing would have moved since); never
-// less than the coalescing delay.
-func nextWake(sinceWrite, stats, backoff time.Duration) time.Duration {
-	if backoff > 0 {
-		return max(backoff, coalesce)
-	}
-	wait := stats - sinceWrite
+// and had not moved (not at once: nothing would have moved since); no
+// longer than untilListen, when a port that could not be opened is due to
+// be tried again (a taken port must not wait out a long stats interval);
+// never less than the coalescing delay.
+func nextWake(sinceWrite, stats, backoff, untilListen time.Duration) time.Duration {
+	wait := backoff
 	if wait <= 0 {
-		wait = stats
+		wait = stats - sinceWrite
+		if wait <= 0 {
+			wait = stats
+		}
 	}
-	return max(wait, coalesce)
+	return max(min(wait, untilListen), coalesce)
 }

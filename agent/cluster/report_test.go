@@ -227,21 +227,25 @@ func TestPatchBaseAfterStaleCache(t *testing.T) {
 func TestNextWake(t *testing.T) {
 	const stats = 30 * time.Second
 	tests := []struct {
-		name                string
-		sinceWrite, backoff time.Duration
-		want                time.Duration
+		name                             string
+		sinceWrite, backoff, untilListen time.Duration
+		want                             time.Duration
 	}{
-		{"just written: one stats interval", 0, 0, stats},
-		{"figures due in 10s", 20 * time.Second, 0, 10 * time.Second},
-		{"due and unchanged: one interval from now, not a spin", 45 * time.Second, 0, stats},
-		{"due in a hair: no sooner than the coalescing delay", stats - time.Millisecond, 0, coalesce},
-		{"failed write: the backoff", 10 * time.Second, 2 * time.Second, 2 * time.Second},
-		{"a backoff shorter than coalescing", 0, time.Millisecond, coalesce},
+		{"just written: one stats interval", 0, 0, never, stats},
+		{"figures due in 10s", 20 * time.Second, 0, never, 10 * time.Second},
+		{"due and unchanged: one interval from now, not a spin", 45 * time.Second, 0, never, stats},
+		{"due in a hair: no sooner than the coalescing delay", stats - time.Millisecond, 0, never, coalesce},
+		{"failed write: the backoff", 10 * time.Second, 2 * time.Second, never, 2 * time.Second},
+		{"a backoff shorter than coalescing", 0, time.Millisecond, never, coalesce},
+		{"a taken port due before the figures", 0, 0, 5 * time.Second, 5 * time.Second},
+		{"a taken port due after the figures", 28 * time.Second, 0, 5 * time.Second, 2 * time.Second},
+		{"a taken port due before the backoff ends", 0, 10 * time.Second, 5 * time.Second, 5 * time.Second},
+		{"a taken port overdue: no sooner than the coalescing delay", 0, 0, -time.Second, coalesce},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := nextWake(tt.sinceWrite, stats, tt.backoff); got != tt.want {
-				t.Errorf("nextWake(%v, %v, %v) = %v, want %v", tt.sinceWrite, stats, tt.backoff, got, tt.want)
+			if got := nextWake(tt.sinceWrite, stats, tt.backoff, tt.untilListen); got != tt.want {
+				t.Errorf("nextWake(%v, %v, %v, %v) = %v, want %v", tt.sinceWrite, stats, tt.backoff, tt.untilListen, got, tt.want)
 			}
 		})
 	}
