@@ -357,7 +357,7 @@ func (a *Agent) drainDelay(rp *runningPool) {
 	if a.opts.DrainDelay <= 0 {
 		return
 	}
-	rp.log.Info("Pool deleted; serving on for the drain delay before draining", "drainDelay", a.opts.DrainDelay)
+	rp.log.Info("Pool deleted; serving on for the drain delay before draining", "drainDelay", a.opts.DrainDelay.String())
 	t := time.NewTimer(a.opts.DrainDelay)
 	defer t.Stop()
 	select {

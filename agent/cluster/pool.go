@@ -77,24 +77,25 @@ func (a *Agent) startPool(pp *ferryv1.ProcessPool) *runningPool {
 		a.opts.Metrics.Track(cfg.Name, real.Status)
 	}
 	rp.mu.Lock()
-	rp.listenLocked(pp.Spec.Template.Listen.Port)
+	err := rp.listenLocked(pp.Spec.Template.Listen.Port)
 	rp.mu.Unlock()
 	rp.log.Info("Started pool", "revision", pp.Spec.Revision, "listen", a.listenAddr(pp.Spec.Template.Listen.Port))
+	if err != nil {
+		rp.logCannotListen(pp.Spec.Template.Listen.Port, err)
+	}
 	go rp.report()
 	return rp
 }
 
 // listenLocked opens the proxy on port. A failure (the port is taken) is
-// reported in the status and retried every listenRetry.
-func (rp *runningPool) listenLocked(port int32) {
+// returned for the caller to log, reported in the status and retried every
+// listenRetry.
+func (rp *runningPool) listenLocked(port int32) error {
 	rp.port = port
 	l, err := net.Listen("tcp", rp.a.listenAddr(port))
 	if err != nil {
-		if rp.listenErr == nil {
-			rp.log.Error(err, "Proxy cannot listen; will retry", "port", port)
-		}
 		rp.listenErr = err
-		return
+		return err
 	}
 	rp.listenErr = nil
 	opts := rp.a.opts.Proxy
@@ -109,6 +110,15 @@ func (rp *runningPool) listenLocked(port int32) {
 			rp.log.Error(err, "Proxy stopped")
 		}
 	}()
+	return nil
+}
+
+// logCannotListen logs, once per failure, that the pool's port cannot be
+// opened. Not as an error: a port taken on a node is a state the status
+// reports and the agent waits out, no fault of the agent's.
+func (rp *runningPool) logCannotListen(port int32, err error) {
+	rp.log.Info("Proxy cannot listen; will retry", "port", port, "error", err.Error(),
+		"retryEvery", rp.a.listenRetry().String())
 }
 
 // update applies a new spec: a new revision rolls, other changes apply at
@@ -121,23 +131,9 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 		if rp.prev != nil && port == rp.prevPort {
 			// Back to the port still served: the move that never opened is over.
 			rp.proxy, rp.port, rp.listenErr, rp.prev = rp.prev, port, nil, nil
+			rp.log.Info("Moved back to the port still served; the move is over", "listen", rp.a.listenAddr(port))
 		} else {
-			// Open the new port before the old one drains: no gap in
-			// service. While the new one is taken, the old one serves on.
-			rp.log.Info("Moving the proxy; the old port drains", "from", rp.a.listenAddr(rp.port), "to", rp.a.listenAddr(port))
-			keep, keepPort := rp.proxy, rp.port
-			if keep == nil {
-				keep, keepPort = rp.prev, rp.prevPort
-			}
-			rp.prev = nil
-			rp.proxy, rp.listenErr = nil, nil
-			rp.listenLocked(port)
-			if rp.proxy != nil {
-				old = keep
-			} else if keep != nil {
-				rp.log.Info("The new port is taken; serving on the old one until it is free", "old", rp.a.listenAddr(keepPort))
-				rp.prev, rp.prevPort = keep, keepPort
-			}
+			old = rp.moveLocked(port)
 		}
 	}
 	rp.mu.Unlock()
@@ -149,6 +145,32 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 	case rp.kick <- struct{}{}:
 	default:
 	}
+}
+
+// moveLocked opens the proxy on port, the spec's new one, before the old
+// one drains (it returns the old proxy, to drain): no gap in service.
+// While port is taken, the old one serves on (prev).
+func (rp *runningPool) moveLocked(port int32) (drain *proxy.Server) {
+	keep, keepPort := rp.proxy, rp.port
+	if keep == nil {
+		keep, keepPort = rp.prev, rp.prevPort
+	}
+	rp.proxy, rp.prev = nil, nil
+	err := rp.listenLocked(port)
+	switch {
+	case err == nil && keep != nil:
+		rp.log.Info("Moved the proxy; the old port drains", "listen", rp.a.listenAddr(port), "old", rp.a.listenAddr(keepPort))
+		return keep
+	case err == nil:
+		rp.log.Info("Moved the proxy", "listen", rp.a.listenAddr(port))
+	case keep != nil:
+		rp.log.Info("The new port is taken; serving on the old one until it is free", "port", port,
+			"error", err.Error(), "old", rp.a.listenAddr(keepPort), "retryEvery", rp.a.listenRetry().String())
+		rp.prev, rp.prevPort = keep, keepPort
+	default:
+		rp.logCannotListen(port, err)
+	}
+	return nil
 }
 
 // drainMoved drains the proxy of a port moved from, in the background;
@@ -239,7 +261,7 @@ func (rp *runningPool) report() {
 				cap := rp.a.opts.HeartbeatInterval
 				backoff = min(max(2*backoff, 500*time.Millisecond), cap)
 				if backoff <= time.Second || backoff == cap {
-					rp.log.Error(err, "Could not report status; still serving, will retry", "retryIn", backoff)
+					rp.log.Error(err, "Could not report status; still serving, will retry", "retryIn", backoff.String())
 				}
 			}
 		}
@@ -286,13 +308,19 @@ func (rp *runningPool) listenFailing() bool {
 func (rp *runningPool) retryListen() {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	if rp.listenErr != nil && rp.proxy == nil && rp.a.opts.SimulateWorkers == 0 {
-		rp.listenLocked(rp.port)
-		if rp.proxy != nil && rp.prev != nil {
-			rp.drainMoved(rp.prev)
-			rp.prev = nil
-		}
+	if rp.listenErr == nil || rp.proxy != nil || rp.a.opts.SimulateWorkers > 0 {
+		return
 	}
+	if rp.listenLocked(rp.port) != nil {
+		return // logged when it first failed
+	}
+	if rp.prev == nil {
+		rp.log.Info("Proxy listens again", "port", rp.port)
+		return
+	}
+	rp.log.Info("Proxy listens again; the old port drains", "port", rp.port, "old", rp.a.listenAddr(rp.prevPort))
+	rp.drainMoved(rp.prev)
+	rp.prev = nil
 }
 
 // desired computes the status to report, on top of the latest object the
