@@ -9,9 +9,11 @@
 // Reporting: the status of each pool (address, observed revision, the
 // per-process table, counts, restart progress, the deployment error being
 // resisted, conditions, heartbeat) is patched when its state changes (at
-// once, coalescing changes within 100ms) and otherwise every heartbeat
-// interval with fresh CPU and memory figures: stats go out at a bounded
-// rate, state changes do not wait. A failed write is retried with backoff;
+// once, coalescing changes within 100ms) and otherwise every stats
+// interval with fresh CPU and memory figures (an unchanged status every
+// status report interval): stats go out at a bounded rate, state changes
+// do not wait. The agent's liveness is its node's Lease, renewed every
+// heartbeat interval, not these writes. A failed write is retried with backoff;
 // the pools keep serving meanwhile.
 //
 // Listening: each pool's proxy listens on the pool's listen.port. A port
