@@ -677,7 +677,7 @@ func TestListenFailedEvents(t *testing.T) {
 	assertEventCount(t, ns, "blog", controllers.EventListenFailed, 1)
 
 	agentB.rollOut("blog", 2)
-	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "Every selected node's proxy now listens on listen.port 8080")
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "No selected node reports its proxy unable to listen on listen.port 8080 any more")
 
 	// listen.port moves to 9090, which is taken on b: b's agent serves on
 	// 8080 until it is free, and says so (its address stays on 8080). b
@@ -702,7 +702,7 @@ func TestListenFailedEvents(t *testing.T) {
 		return checkSliceOnPort(ns, "blog", 9090, map[string]bool{"192.0.2.2": true})
 	})
 	agentB.rollOut("blog", 2) // 9090 freed: b listens on it
-	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "listens on listen.port 9090")
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "unable to listen on listen.port 9090 any more")
 	eventually(t, "b on listen.port's slice", func() error {
 		return checkSliceOnPort(ns, "blog", 9090, map[string]bool{"192.0.2.2": true, "192.0.2.3": true})
 	})

@@ -252,7 +252,7 @@ func listenEvents(ag *ferryv1.AppGroup, cur *ferryv1.AppGroupStatus, l listenSee
 		// The port now, not the one warned of: listen.port may have moved
 		// off the port that was taken.
 		return []statusEvent{{Type: corev1.EventTypeNormal, Reason: EventListenRecovered, Action: "Listen",
-			Note: fmt.Sprintf("Every selected node's proxy now listens on listen.port %d", port)}}
+			Note: fmt.Sprintf("No selected node reports its proxy unable to listen on listen.port %d any more", port)}}
 	}
 	return nil
 }

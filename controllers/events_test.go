@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -377,7 +378,7 @@ func TestListenEvents(t *testing.T) {
 		{"none", []pass{{ready, nil, nil}, {ready, nil, nil}}, nil},
 		{"one node fails, then listens", []pass{{ready, []listenFailure{bind("node-b")}, nil}, {ready, []listenFailure{bind("node-b")}, nil}, {ready, nil, nil}}, []string{
 			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
-			"ListenRecovered: Every selected node's proxy now listens on listen.port 8080",
+			"ListenRecovered: No selected node reports its proxy unable to listen on listen.port 8080 any more",
 		}},
 		{"a second node joins the failure, the first recovers", []pass{
 			{ready, []listenFailure{bind("node-a")}, nil},
@@ -387,7 +388,7 @@ func TestListenEvents(t *testing.T) {
 		}, []string{
 			"ListenFailed: On node-a the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
 			"ListenFailed: On node-c the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-c: listen tcp 0.0.0.0:8080: bind: address already in use)",
-			"ListenRecovered: Every selected node's proxy now listens on listen.port 8080",
+			"ListenRecovered: No selected node reports its proxy unable to listen on listen.port 8080 any more",
 		}},
 		{"two at once", []pass{{ready, []listenFailure{bind("node-a"), bind("node-b")}, nil}}, []string{
 			"ListenFailed: On node-a and node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
@@ -405,14 +406,14 @@ func TestListenEvents(t *testing.T) {
 			{ready, nil, nil},
 		}, []string{
 			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
-			"ListenRecovered: Every selected node's proxy now listens on listen.port 8080",
+			"ListenRecovered: No selected node reports its proxy unable to listen on listen.port 8080 any more",
 		}},
 		{"another node's agent is silent: no bearing", []pass{
 			{ready, []listenFailure{bind("node-b")}, []string{"node-a"}},
 			{ready, nil, []string{"node-a"}},
 		}, []string{
 			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
-			"ListenRecovered: Every selected node's proxy now listens on listen.port 8080",
+			"ListenRecovered: No selected node reports its proxy unable to listen on listen.port 8080 any more",
 		}},
 		// A move from 7070 to 8080, whose new port is taken on node-b,
 		// which serves on 7070 until it is free, while node-c serves
@@ -425,7 +426,7 @@ func TestListenEvents(t *testing.T) {
 			"ListenFailed: On node-c the proxy cannot listen on listen.port 8080, so no request reaches the processes there; " +
 				"on node-b the proxy cannot listen on listen.port 8080 and serves on its old port 7070 until it can " +
 				"(node-b: the proxy cannot listen on port 8080 (bind: address already in use); it still serves on the old port 7070)",
-			"ListenRecovered: Every selected node's proxy now listens on listen.port 8080",
+			"ListenRecovered: No selected node reports its proxy unable to listen on listen.port 8080 any more",
 		}},
 		{"deleting ends it without a recovery", []pass{{ready, []listenFailure{bind("node-a")}, nil}, {deleting, []listenFailure{bind("node-a")}, nil}, {deleting, nil, nil}}, []string{
 			"ListenFailed: On node-a the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
@@ -449,4 +450,96 @@ func TestListenEvents(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rolloutPass runs what a manager pass does with pools at now, from
+// reports (scope.reports: unstarted and settle while the target is not
+// proven) to the status and its events, and leaves the status on ag.
+func rolloutPass(ag *ferryv1.AppGroup, nodes []string, now time.Time, pools ...*ferryv1.ProcessPool) []string {
+	s := &scope{ag: ag, target: targetRev, now: now, settle: 10 * time.Second, nodes: nodes,
+		pools: map[string]*ferryv1.ProcessPool{}, proven: ag.Status.ProvenRevision,
+		halt: ag.Status.HaltedRollout.DeepCopy(), lastGood: ag.Status.LastRolledOut.DeepCopy()}
+	for _, p := range pools {
+		s.pools[p.Spec.NodeName] = p
+	}
+	reports := s.reports(staleAfter)
+	s.remember(reports)
+	cur := computeStatus(rollupInput{AppGroup: ag, Target: s.target, Nodes: s.nodes, Reports: reports, Halt: s.halt,
+		LastRolledOut: s.lastGood, Proven: s.proven, Now: now, StaleAfter: staleAfter, Clean: true})
+	old := ag.Status
+	ag.Status = cur
+	var reasons []string
+	for _, ev := range statusEvents(ag, &old, &cur, silenceSeen{}) {
+		reasons = append(reasons, ev.Reason)
+	}
+	return reasons
+}
+
+// reportedAt: reported at report; the conditions last moved, and the one
+// process of spec.revision started, at start.
+func reportedAt(report, start time.Time) poolOpt {
+	return func(p *ferryv1.ProcessPool) {
+		p.Status.HeartbeatTime = &metav1.Time{Time: report}
+		for i := range p.Status.Conditions {
+			p.Status.Conditions[i].LastTransitionTime = metav1.Time{Time: start}
+		}
+		p.Status.Processes = []ferryv1.ProcessInfo{{PID: 1, Revision: p.Spec.Revision, State: ferryv1.ProcessReady,
+			StartedAt: metav1.Time{Time: start}}}
+	}
+}
+
+// TestCrashInCrashWindowIsNoSecondRollout: processes that crash soon after
+// they were ready, on a target not yet proven, are respawned; the rollout
+// does not go back to rolling, so RolloutComplete and NodeRolledOut are
+// recorded once (found by review: unstarted took them for unstarted).
+func TestCrashInCrashWindowIsNoSecondRollout(t *testing.T) {
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	count := func(reasons []string, reason string) int {
+		n := 0
+		for _, r := range reasons {
+			if r == reason {
+				n++
+			}
+		}
+		return n
+	}
+	t.Run("a new AppGroup on one node", func(t *testing.T) {
+		ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog", Namespace: "ns", Generation: 1}}
+		var evs []string
+		pass := func(now time.Time, p *ferryv1.ProcessPool) {
+			evs = append(evs, rolloutPass(ag, []string{"node-a"}, now, p)...)
+		}
+		pass(sec(0), testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll, reportedAt(sec(0), sec(0))))
+		pass(sec(2), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(2), sec(1))))
+		pass(sec(4), testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll, crashedInWindow, reportedAt(sec(4), sec(4))))
+		pass(sec(6), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(6), sec(4))))
+		pass(sec(20), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(20), sec(4))))
+		if ag.Status.ProvenRevision != targetRev {
+			t.Fatalf("provenRevision %q after the crash window, want %s", ag.Status.ProvenRevision, targetRev)
+		}
+		// Proven: its agent restarts and starts the pool again from none
+		// ready, with no crash to report. No second rollout either.
+		pass(sec(30), testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll, reportedAt(sec(30), sec(30))))
+		pass(sec(32), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(32), sec(31))))
+		if n := count(evs, EventRolloutComplete); n != 1 {
+			t.Errorf("%d RolloutComplete events, want 1 (%v)", n, evs)
+		}
+	})
+	t.Run("a revision bump, one node at a time", func(t *testing.T) {
+		ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog", Namespace: "ns", Generation: 1}}
+		ag.Status = ferryv1.AppGroupStatus{Revision: oldRev, LastRolledOut: &ferryv1.RolledOutRevision{Revision: oldRev}, ProvenRevision: oldRev}
+		var evs []string
+		pass := func(now time.Time, a *ferryv1.ProcessPool) {
+			b := testPool("node-b", oldRev, rolledOut(2), reportedAt(now, t0.Add(-time.Hour)))
+			c := testPool("node-c", oldRev, rolledOut(2), reportedAt(now, t0.Add(-time.Hour)))
+			evs = append(evs, rolloutPass(ag, []string{"node-a", "node-b", "node-c"}, now, a, b, c)...)
+		}
+		pass(sec(0), testPool("node-a", targetRev, restarting(1, 2), reportedAt(sec(0), t0.Add(-time.Hour))))
+		pass(sec(2), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(2), sec(1))))
+		pass(sec(4), testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll, crashedInWindow, reportedAt(sec(4), sec(4))))
+		pass(sec(6), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(6), sec(4))))
+		if n := count(evs, EventNodeRolledOut); n != 1 {
+			t.Errorf("%d NodeRolledOut events, want 1 (%v)", n, evs)
+		}
+	})
 }

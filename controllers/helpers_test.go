@@ -91,6 +91,15 @@ func notReadyAtAll(p *ferryv1.ProcessPool) {
 	p.Status.ProcessCounts.Ready = 0
 }
 
+// crashedInWindow: the pool's processes of spec.revision crashed soon
+// after they were ready, as the agent reports it: ScalingError, the crash
+// as the last spawn error.
+func crashedInWindow(p *ferryv1.ProcessPool) {
+	p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: "exited with status 1 1.2s after it was ready",
+		Time: metav1.Time{Time: t0}}
+	setCond(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "")
+}
+
 // resists: the pool resists a failed spawn of revision.
 func resists(revision, reason, output string) poolOpt {
 	return func(p *ferryv1.ProcessPool) {

@@ -66,7 +66,8 @@ type poolReport struct {
 	Serving bool
 	// ServesOn is the port the proxy still serves on while it cannot
 	// listen on listen.port: the old one of a move whose new port is
-	// taken (the agent reports its address there). 0 otherwise.
+	// taken (the agent reports its address there, for the spec's
+	// generation). 0 otherwise.
 	ServesOn int32
 	// Updated: every process runs spec.revision, and the agent neither
 	// restarts nor resists.
@@ -162,7 +163,10 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	minProcesses := max(pool.Spec.Template.Pool.MinProcesses, 1)
 	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
 	r.Ready = ready != nil && ready.Status == metav1.ConditionTrue && c.Ready >= minProcesses
-	if ready != nil && ready.Reason == ferryv1.ReasonListenFailed {
+	// Only from a report of the spec in hand: one written before
+	// listen.port moved has its address on what was then listen.port,
+	// which may be another program's.
+	if ready != nil && ready.Reason == ferryv1.ReasonListenFailed && st.ObservedGeneration == pool.Generation {
 		r.ServesOn = oldPort(st.Address, pool.Spec.Template.Listen.Port)
 	}
 	r.Serving = c.Ready > 0 && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed || r.ServesOn != 0)
@@ -188,12 +192,14 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 // processes of it, or are about to learn that they cannot spawn it
 // (FailsTarget). The rollout has not reached them yet: counted done, a new
 // AppGroup whose app cannot start would read RolloutComplete on every node
-// just before it halts. Once the target is proven, a pool with none ready
-// lost its processes (they crashed, its agent restarted): no rollout, and
-// Ready says so.
+// just before it halts. A pool whose processes crashed soon after they
+// were ready (ScalingError, in the crash window) did start it, and is
+// left as it was, as is any once the target is proven: the rollout, and
+// its events, do not go back (Ready says what runs).
 func unstarted(reports map[string]poolReport) {
 	for node, r := range reports {
-		if r.OnTarget && r.Updated && r.Pool.Status.ProcessCounts.Ready == 0 {
+		if r.OnTarget && r.Updated && r.Pool.Status.ProcessCounts.Ready == 0 &&
+			!meta.IsStatusConditionTrue(r.Pool.Status.Conditions, ferryv1.ConditionScalingError) {
 			r.Updated = false
 			reports[node] = r
 		}

@@ -170,6 +170,16 @@ func TestAssessPool(t *testing.T) {
 			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true, ServesOn: 7070},
 		},
 		{
+			// Written before listen.port moved from 7070, which another
+			// program holds: nothing of this pool serves there.
+			name: "cannot listen, reported of the spec before listen.port moved",
+			pool: testPool("a", target, rolledOut(2), address("192.0.2.2:7070"), func(p *ferryv1.ProcessPool) {
+				p.Generation, p.Status.ObservedGeneration = 3, 2
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "bind: address already in use")
+			}),
+			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true},
+		},
+		{
 			name:  "a recent report is not stale whatever the lease says",
 			pool:  testPool("a", target, rolledOut(2)),
 			lease: t0.Add(-time.Hour),
@@ -559,9 +569,9 @@ func TestNewTargetMidRestartKeepsOneNodeRolling(t *testing.T) {
 	}
 }
 
-// TestSettle: while a target is not proven and other nodes wait for it, a
-// node rolled out onto it counts as such only once its restart ended, and
-// its youngest process of the target started, the crash window ago.
+// TestUnstarted: on a target not yet proven, a pool with none of it ready
+// has not started it, unless its processes crashed soon after they were
+// ready (ScalingError).
 func TestUnstarted(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -575,6 +585,7 @@ func TestUnstarted(t *testing.T) {
 		// Not on the target: an older revision's pool is not the
 		// rollout's to judge.
 		{"an older revision's, none ready", testPool("a", oldRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll), true},
+		{"crashed soon after ready, respawning", testPool("a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll, crashedInWindow), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -587,6 +598,9 @@ func TestUnstarted(t *testing.T) {
 	}
 }
 
+// TestSettle: while a target is not proven and other nodes wait for it, a
+// node rolled out onto it counts as such only once its restart ended, and
+// its youngest process of the target started, the crash window ago.
 func TestSettle(t *testing.T) {
 	const window = 10 * time.Second
 	finished := func(ago time.Duration) poolOpt {

@@ -329,6 +329,7 @@ func (rp *runningPool) retryListen() {
 func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPool) {
 	rp.mu.Lock()
 	obj := rp.obj.DeepCopy()
+	applied := obj.Generation
 	l := listening{port: rp.port, err: rp.listenErr}
 	if rp.prev != nil {
 		l.old = rp.prevPort
@@ -348,7 +349,7 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 			obj = current
 		}
 	}
-	return desiredStatus(obj.Status, obj, rp.pool.Status(), rp.a.advertiseHost(), l, time.Now()), obj
+	return desiredStatus(obj.Status, applied, rp.pool.Status(), rp.a.advertiseHost(), l, time.Now()), obj
 }
 
 // write patches the pool's status from base's to status.

@@ -47,12 +47,14 @@ func (l listening) failure() string {
 
 // desiredStatus computes a ProcessPool's status from the pool's snapshot,
 // on top of the status the API has (current): conditions keep their
-// LastTransitionTime while their status does not change. The address is
-// where the proxy serves, on host. Pure.
-func desiredStatus(current ferryv1.ProcessPoolStatus, pp *ferryv1.ProcessPool, s pool.Status, host string,
+// LastTransitionTime while their status does not change. generation is
+// that of the spec the pool and l were given (not the cache's, which may
+// be newer: the manager reads the address and Ready as of it). The address
+// is where the proxy serves, on host. Pure.
+func desiredStatus(current ferryv1.ProcessPoolStatus, generation int64, s pool.Status, host string,
 	l listening, now time.Time) ferryv1.ProcessPoolStatus {
 	out := ferryv1.ProcessPoolStatus{
-		ObservedGeneration: pp.Generation,
+		ObservedGeneration: generation,
 		Address:            net.JoinHostPort(host, strconv.Itoa(int(l.serving()))),
 		ObservedRevision:   s.Revision,
 		ProcessCounts:      s.Counts,
@@ -74,7 +76,7 @@ func desiredStatus(current ferryv1.ProcessPoolStatus, pp *ferryv1.ProcessPool, s
 			// know that the spec's port is not served here.
 			c.Status, c.Reason, c.Message = metav1.ConditionFalse, ferryv1.ReasonListenFailed, l.failure()
 		}
-		c.ObservedGeneration = pp.Generation
+		c.ObservedGeneration = generation
 		// Whole seconds, as the API stores it: the next status is computed
 		// on top of the stored one, and a transition time that lost its
 		// nanoseconds on the way must not read as a change worth a write.

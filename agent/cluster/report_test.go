@@ -26,7 +26,7 @@ func TestDesiredStatus(t *testing.T) {
 	current := ferryv1.ProcessPoolStatus{Conditions: []metav1.Condition{{Type: ferryv1.ConditionReady,
 		Status: metav1.ConditionTrue, Reason: ferryv1.ReasonProcessesReady, LastTransitionTime: earlier}}}
 
-	got := desiredStatus(current, pp, s, "10.0.0.1", listening{port: 8080}, now)
+	got := desiredStatus(current, pp.Generation, s, "10.0.0.1", listening{port: 8080}, now)
 	if got.ObservedRevision != "2" || got.ReadyProcesses != "2/2" || got.Address != "10.0.0.1:8080" ||
 		got.ObservedGeneration != 7 || got.HeartbeatTime.Time != now || len(got.Conditions) != 4 {
 		t.Fatalf("status = %+v", got)
@@ -73,7 +73,7 @@ func TestDesiredStatusListening(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := desiredStatus(current, pp, s, tt.host, tt.l, now)
+			got := desiredStatus(current, pp.Generation, s, tt.host, tt.l, now)
 			if got.Address != tt.address {
 				t.Errorf("address = %q, want %q", got.Address, tt.address)
 			}
@@ -158,7 +158,7 @@ func TestUnchangedStatusAfterRoundTrip(t *testing.T) {
 	s := pool.Status{Revision: "2", MinProcesses: 1, Counts: ferryv1.ProcessCounts{Ready: 1, Updated: 1, Total: 1},
 		Processes: []ferryv1.ProcessInfo{{PID: 1, Revision: "2", State: ferryv1.ProcessReady}}}
 
-	written := desiredStatus(ferryv1.ProcessPoolStatus{}, pp, s, "10.0.0.1", listening{port: 8080}, now)
+	written := desiredStatus(ferryv1.ProcessPoolStatus{}, pp.Generation, s, "10.0.0.1", listening{port: 8080}, now)
 	data, err := json.Marshal(written)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestUnchangedStatusAfterRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(data, &stored); err != nil {
 		t.Fatal(err)
 	}
-	next := desiredStatus(stored, pp, s, "10.0.0.1", listening{port: 8080}, now.Add(stats))
+	next := desiredStatus(stored, pp.Generation, s, "10.0.0.1", listening{port: 8080}, now.Add(stats))
 	if writeDue(true, written, next, stats, stats, report) {
 		t.Errorf("an unchanged status is written again at the stats interval: %+v, then %+v", written.Conditions, next.Conditions)
 	}
