@@ -394,8 +394,8 @@ func TestAgentReportsDeploymentError(t *testing.T) {
 func TestPortTakenIsReported(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
-	book := newLogbook(t)
-	runAgent(t, "node-p", env.Config, stateDir(t), book.use)
+	book := agenttest.NewLogbook(t)
+	runAgent(t, "node-p", env.Config, stateDir(t), logTo(book))
 	port := freePort(t)
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(int(port)))
 	if err != nil {
@@ -416,32 +416,32 @@ func TestPortTakenIsReported(t *testing.T) {
 	waitPool(t, key, "Ready once the port is free", func(p *ferryv1.ProcessPool) bool {
 		return meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionReady)
 	})
-	if v, _ := book.waitFor(t, "Proxy listens again").value("port"); v != port {
+	if v, _ := book.WaitFor(t, "Proxy listens again").Value("port"); v != port {
 		t.Errorf("Proxy listens again: port %v, want %d", v, port)
 	}
-	book.check(t)
+	book.Check(t)
 }
 
 // checkCannotListenLogged: a port that cannot be opened is logged once,
 // with msg, at Info with the error, however often it is tried again; no
 // line says so as an error.
-func checkCannotListenLogged(t *testing.T, book *logbook, msg string, port int32) {
+func checkCannotListenLogged(t *testing.T, book *agenttest.Logbook, msg string, port int32) {
 	t.Helper()
-	lines := book.find(msg)
+	lines := book.Find(msg)
 	if len(lines) != 1 {
 		t.Fatalf("%d lines %q, want one however often the port is tried", len(lines), msg)
 	}
 	e := lines[0]
-	errText, _ := e.value("error")
-	if s, _ := errText.(string); e.isError || !strings.Contains(s, "address already in use") {
-		t.Errorf("%q: logged as an error %v, error %#v; want Info with the error's text", msg, e.isError, errText)
+	errText, _ := e.Value("error")
+	if s, _ := errText.(string); e.IsError || !strings.Contains(s, "address already in use") {
+		t.Errorf("%q: logged as an error %v, error %#v; want Info with the error's text", msg, e.IsError, errText)
 	}
-	if v, _ := e.value("port"); v != port {
+	if v, _ := e.Value("port"); v != port {
 		t.Errorf("%q: port %v, want %d", msg, v, port)
 	}
-	for _, e := range book.find("") {
-		if e.isError && strings.Contains(strings.ToLower(e.msg), "listen") {
-			t.Errorf("logged as an error: %q %v", e.msg, e.kvs)
+	for _, e := range book.Find("") {
+		if e.IsError && strings.Contains(strings.ToLower(e.Msg), "listen") {
+			t.Errorf("logged as an error: %q %v", e.Msg, e.KVs)
 		}
 	}
 }
@@ -572,8 +572,8 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 	cfg.Host = "https://" + fwd.addr
 	cfg.Timeout = 5 * time.Second
 	state := stateDir(t)
-	book := newLogbook(t)
-	stop := runAgent(t, "node-s", cfg, state, book.use)
+	book := agenttest.NewLogbook(t)
+	stop := runAgent(t, "node-s", cfg, state, logTo(book))
 
 	port := freePort(t)
 	_, key := readyPool(t, ns, "app-node-s", "node-s", port)
@@ -590,7 +590,7 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 	if _, _, err := get(url); err == nil {
 		t.Fatal("the stopped agent still serves")
 	}
-	runAgent(t, "node-s", cfg, state, book.use)
+	runAgent(t, "node-s", cfg, state, logTo(book))
 	deadline := time.Now().Add(time.Minute)
 	for {
 		code, _, err := get(url)
@@ -618,10 +618,10 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 	waitPool(t, key, "the status to catch up", func(p *ferryv1.ProcessPool) bool {
 		return p.Status.HeartbeatTime != nil && p.Status.HeartbeatTime.After(before) && rolledOut(p)
 	})
-	if v, _ := book.waitFor(t, "Could not report status").value("retryIn"); v != "500ms" {
+	if v, _ := book.WaitFor(t, "Could not report status").Value("retryIn"); v != "500ms" {
 		t.Errorf("retryIn logged as %#v, want \"500ms\"", v)
 	}
-	book.check(t)
+	book.Check(t)
 }
 
 // TestSimulatedWorkers: the benchmark-only mode reports processes and rolls
@@ -667,8 +667,8 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
 	dir := stateDir(t)
-	book := newLogbook(t)
-	runAgent(t, "node-r", env.Config, dir, book.use, func(o *Options) { o.DrainDelay = 3 * time.Second })
+	book := agenttest.NewLogbook(t)
+	runAgent(t, "node-r", env.Config, dir, logTo(book), func(o *Options) { o.DrainDelay = 3 * time.Second })
 	port := freePort(t)
 	pp, key := readyPool(t, ns, "hello-node-r", "node-r", port)
 	releaseDuringDrain(t, dir, pp, key)
@@ -700,10 +700,10 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 	if _, err := os.Stat(st.path(key)); err != nil {
 		t.Errorf("the new pool's saved spec: %v", err)
 	}
-	if v, _ := book.waitFor(t, "Pool deleted; serving on for the drain delay").value("drainDelay"); v != "3s" {
+	if v, _ := book.WaitFor(t, "Pool deleted; serving on for the drain delay").Value("drainDelay"); v != "3s" {
 		t.Errorf("drainDelay logged as %#v, want \"3s\"", v)
 	}
-	book.check(t)
+	book.Check(t)
 }
 
 // TestPortMoveOntoTakenPortKeepsOldPort: listen.port changed to a port
@@ -715,8 +715,8 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 // pool moves there and the old port drains.
 func TestPortMoveOntoTakenPortKeepsOldPort(t *testing.T) {
 	ns := namespace(t)
-	book := newLogbook(t)
-	runAgent(t, "node-m", env.Config, stateDir(t), book.use)
+	book := agenttest.NewLogbook(t)
+	runAgent(t, "node-m", env.Config, stateDir(t), logTo(book))
 	oldPort := freePort(t)
 	_, key := readyPool(t, ns, "app-node-m", "node-m", oldPort)
 	oldAddr := fmt.Sprintf("127.0.0.1:%d", oldPort)
@@ -771,7 +771,7 @@ func TestPortMoveOntoTakenPortKeepsOldPort(t *testing.T) {
 		}
 	}
 	checkCannotListenLogged(t, book, "The new port is taken; serving on the old one until it is free", newPort)
-	if n := len(book.find("Proxy cannot listen")); n != 0 {
+	if n := len(book.Find("Proxy cannot listen")); n != 0 {
 		t.Errorf("%d lines say the proxy cannot listen, besides the one that says the old port serves", n)
 	}
 
@@ -787,10 +787,10 @@ func TestPortMoveOntoTakenPortKeepsOldPort(t *testing.T) {
 		_, _, err := getWith(fresh, oldURL)
 		return err != nil
 	})
-	if v, _ := book.waitFor(t, "Proxy listens again; the old port drains").value("port"); v != newPort {
+	if v, _ := book.WaitFor(t, "Proxy listens again; the old port drains").Value("port"); v != newPort {
 		t.Errorf("Proxy listens again: port %v, want %d", v, newPort)
 	}
-	book.check(t)
+	book.Check(t)
 }
 
 // releaseDuringDrain deletes pp, waits until the agent has seen that (it

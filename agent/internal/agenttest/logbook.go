@@ -1,0 +1,134 @@
+package agenttest
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/testr"
+)
+
+// Logbook records what the agent logs, and passes it on to the test's
+// log: each entry with the pairs of WithValues before its own, in the
+// order a JSON encoder writes them.
+type Logbook struct {
+	t       *testing.T
+	mu      sync.Mutex
+	entries []LogEntry
+}
+
+// LogEntry is one logged line.
+type LogEntry struct {
+	Msg     string
+	IsError bool // logged with Error
+	KVs     []any
+}
+
+// NewLogbook returns an empty logbook that passes lines on to t's log.
+func NewLogbook(t *testing.T) *Logbook { return &Logbook{t: t} }
+
+// Logger is a logger that writes to b.
+func (b *Logbook) Logger() logr.Logger {
+	return logr.New(&bookSink{b: b, inner: testr.New(b.t).GetSink()})
+}
+
+// Value is the value of key in e, and how many times e carries key.
+func (e LogEntry) Value(key string) (any, int) {
+	var v any
+	n := 0
+	for i := 0; i+1 < len(e.KVs); i += 2 {
+		if e.KVs[i] == key {
+			v, n = e.KVs[i+1], n+1
+		}
+	}
+	return v, n
+}
+
+// Find returns the entries whose message starts with prefix.
+func (b *Logbook) Find(prefix string) []LogEntry {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []LogEntry
+	for _, e := range b.entries {
+		if strings.HasPrefix(e.Msg, prefix) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// WaitFor waits (a minute at most) until an entry starts with prefix and
+// returns the first.
+func (b *Logbook) WaitFor(t *testing.T, prefix string) LogEntry {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if es := b.Find(prefix); len(es) > 0 {
+			return es[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line %q within a minute", prefix)
+		}
+	}
+}
+
+// Check fails the test for a line that carries a key twice (a JSON log
+// then holds an object with a duplicate name), or a time.Duration, which
+// the agent's JSON log writes as a bare number of seconds.
+func (b *Logbook) Check(t *testing.T) {
+	t.Helper()
+	for _, e := range b.Find("") {
+		seen := map[any]bool{}
+		for i := 0; i+1 < len(e.KVs); i += 2 {
+			if seen[e.KVs[i]] {
+				t.Errorf("%q carries %v twice: %v", e.Msg, e.KVs[i], e.KVs)
+			}
+			seen[e.KVs[i]] = true
+			if d, ok := e.KVs[i+1].(time.Duration); ok {
+				t.Errorf("%q logs %v as a time.Duration (%d), not as %q", e.Msg, e.KVs[i], int64(d), d.String())
+			}
+		}
+	}
+}
+
+type bookSink struct {
+	b      *Logbook
+	inner  logr.LogSink
+	values []any
+}
+
+func (s *bookSink) Init(logr.RuntimeInfo) {}
+func (s *bookSink) Enabled(int) bool      { return true }
+
+func (s *bookSink) record(e LogEntry) {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	s.b.entries = append(s.b.entries, e)
+}
+
+// GetCallStackHelper makes testr name the agent's line, not this sink's.
+func (s *bookSink) GetCallStackHelper() func() { return s.b.t.Helper }
+
+func (s *bookSink) Info(level int, msg string, kvs ...any) {
+	s.b.t.Helper()
+	s.record(LogEntry{Msg: msg, KVs: append(slices.Clone(s.values), kvs...)})
+	if s.inner.Enabled(level) {
+		s.inner.Info(level, msg, kvs...)
+	}
+}
+
+func (s *bookSink) Error(err error, msg string, kvs ...any) {
+	s.b.t.Helper()
+	s.record(LogEntry{Msg: msg, IsError: true, KVs: append(slices.Clone(s.values), kvs...)})
+	s.inner.Error(err, msg, kvs...)
+}
+
+func (s *bookSink) WithValues(kvs ...any) logr.LogSink {
+	return &bookSink{b: s.b, inner: s.inner.WithValues(kvs...), values: append(slices.Clone(s.values), kvs...)}
+}
+
+func (s *bookSink) WithName(name string) logr.LogSink {
+	return &bookSink{b: s.b, inner: s.inner.WithName(name), values: s.values}
+}
