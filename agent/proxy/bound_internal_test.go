@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -81,63 +82,123 @@ func TestABoundThatPassedBeforeTheHead(t *testing.T) {
 
 // TestBufferedBodyBound: a buffered body's read is held to the head's
 // deadline (boundBody). What the worker sent in time but the proxy read
-// late (it sat in the socket past the deadline) is no overrun (bodyGrace);
-// a body the worker stalls in is one, told apart from a body cut short.
+// late (it sat in the socket past the deadline) is no overrun (readLate),
+// but nothing is waited for past the deadline: a body whose rest the
+// worker sends after it is an overrun, as is one the worker stalls in,
+// told apart from a body cut short. Over TCP and a unix socket (a Command
+// app's worker and a WSGI one), read as net/http's path reads it (the
+// body of http.ReadResponse) and as the front end's does (the
+// connection's buffer).
 func TestBufferedBodyBound(t *testing.T) {
 	const head = "HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n"
-	for _, tt := range []struct {
+	const limit = 100 * time.Millisecond
+	cases := []struct {
 		name      string
 		sent      int           // body bytes the worker sends, then it stalls (or closes, when closes)
 		closes    bool          // the worker closes after sent
+		rest      time.Duration // the worker sends the rest of the body this long after the deadline
 		readAfter time.Duration // the proxy's delay before reading the body
 		want      string        // "", "overran" or "cut short"
 	}{
-		{"all of it, read on time", 65536, false, 0, ""},
-		{"all of it, read past the deadline", 65536, false, 150 * time.Millisecond, ""},
-		{"a stall", 1000, false, 0, "overran"},
-		{"a stall, read past the deadline", 1000, false, 150 * time.Millisecond, "overran"},
-		{"the worker closes partway", 1000, true, 0, "cut short"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			client, server := tcpPair(t)
-			go func() {
-				_, _ = server.Write(append([]byte(head), make([]byte, tt.sent)...))
-				if tt.closes {
-					_ = server.Close()
-				}
-			}()
-			c := newWorkerConn(client)
-			c.headIn, c.boundLimit = false, 100*time.Millisecond
-			c.bound(time.Now().Add(100 * time.Millisecond))
-			resp, err := http.ReadResponse(c.br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.unbound()
-			time.Sleep(tt.readAfter)
-			if c.headBound.IsZero() {
-				t.Fatal("no bound for the body")
-			}
-			body := make([]byte, resp.ContentLength)
-			read := 0
-			err = c.readBody(func() error {
-				n, err := io.ReadFull(resp.Body, body[read:])
-				read += n
-				return err
-			})
-			if !c.boundBy.IsZero() {
-				t.Fatal("the body's bound outlived its read")
-			}
-			var overran *overranError
-			var cut *cutShortError
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("%v after %d bytes, want the whole body", err, read)
-			case tt.want == "overran" && (!errors.As(err, &overran) || !overran.body || overran.limit != 100*time.Millisecond):
-				t.Fatalf("%v (%T), want a body's overranError of 100ms", err, err)
-			case tt.want == "cut short" && !errors.As(err, &cut):
-				t.Fatalf("%v (%T), want a cutShortError", err, err)
-			}
-		})
+		{"all of it, read on time", 65536, false, 0, 0, ""},
+		{"all of it, read past the deadline", 65536, false, 0, 150 * time.Millisecond, ""},
+		{"a stall", 1000, false, 0, 0, "overran"},
+		{"a stall, read past the deadline", 1000, false, 0, 150 * time.Millisecond, "overran"},
+		{"the rest after the deadline", 1000, false, 150 * time.Millisecond, 0, "overran"},
+		{"the worker closes partway", 1000, true, 0, 0, "cut short"},
 	}
+	pairs := map[string]func(t *testing.T) (net.Conn, net.Conn){
+		"tcp": func(t *testing.T) (net.Conn, net.Conn) {
+			client, server := tcpPair(t)
+			return client, server
+		},
+		"unix": unixPair,
+	}
+	readers := map[string]func(c *workerConn, resp *http.Response) func(body []byte) (int, error){
+		"net/http's body": func(_ *workerConn, resp *http.Response) func([]byte) (int, error) {
+			return func(body []byte) (int, error) { return io.ReadFull(resp.Body, body) }
+		},
+		"the connection's buffer": func(c *workerConn, _ *http.Response) func([]byte) (int, error) {
+			return func(body []byte) (int, error) { return io.ReadFull(c.br, body) }
+		},
+	}
+	for network, pair := range pairs {
+		for reader, readerOf := range readers {
+			for _, tt := range cases {
+				t.Run(network+"/"+reader+"/"+tt.name, func(t *testing.T) {
+					t.Parallel()
+					client, server := pair(t)
+					deadline := time.Now().Add(limit)
+					go func() {
+						_, _ = server.Write(append([]byte(head), make([]byte, tt.sent)...))
+						switch {
+						case tt.closes:
+							_ = server.Close()
+						case tt.rest > 0:
+							time.Sleep(time.Until(deadline.Add(tt.rest)))
+							_, _ = server.Write(make([]byte, 65536-tt.sent))
+						}
+					}()
+					c := newWorkerConn(client)
+					c.headIn, c.boundLimit = false, limit
+					c.bound(deadline)
+					resp, err := http.ReadResponse(c.br, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					c.unbound()
+					time.Sleep(tt.readAfter)
+					if c.headBound.IsZero() {
+						t.Fatal("no bound for the body")
+					}
+					body := make([]byte, resp.ContentLength)
+					read := 0
+					readInto := readerOf(c, resp)
+					err = c.readBody(func() error {
+						n, err := readInto(body[read:])
+						read += n
+						return err
+					})
+					if !c.boundBy.IsZero() || c.late {
+						t.Fatal("the body's bound outlived its read")
+					}
+					var overran *overranError
+					var cut *cutShortError
+					switch {
+					case tt.want == "" && err != nil:
+						t.Fatalf("%v after %d bytes, want the whole body", err, read)
+					case tt.want == "overran" && (!errors.As(err, &overran) || !overran.body || overran.limit != limit):
+						t.Fatalf("%v (%T) after %d bytes, want a body's overranError of %v", err, err, read, limit)
+					case tt.want == "cut short" && !errors.As(err, &cut):
+						t.Fatalf("%v (%T), want a cutShortError", err, err)
+					}
+				})
+			}
+		}
+	}
+}
+
+// unixPair is a connected pair of unix stream socket connections.
+func unixPair(t *testing.T) (local, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := <-accepted
+	if p == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); p.Close() })
+	return c, p
 }

@@ -47,6 +47,7 @@ type rawSocket struct {
 	rerr, werr          syscall.Errno
 	wzero               bool                  // write(2) wrote nothing and said nothing
 	readFn, writeFn     func(fd uintptr) bool // r.read, r.write, made once
+	readNowFn           func(fd uintptr)      // r.readNow, made at ReadNow's first call (it is rare)
 }
 
 func newRawSocket(c net.Conn) *rawSocket {
@@ -143,6 +144,49 @@ func (r *rawSocket) Write(p []byte) (int, error) {
 		return n, r.opError("write", io.ErrUnexpectedEOF)
 	}
 	return n, nil
+}
+
+// ReadNow reads what the socket holds now, without waiting for more and
+// whatever the read deadline: a read past its deadline fails even with
+// bytes there, and these are the bytes a buffered body's reader takes
+// past maxRequestTime (workerConn.readLate). When the socket holds
+// nothing, and on a connection without a file descriptor (where it cannot
+// look without waiting), it fails as a read past its deadline does: the
+// bytes still to come are late.
+func (r *rawSocket) ReadNow(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.raw == nil || !r.readBusy.CompareAndSwap(false, true) {
+		return 0, r.opError("read", os.ErrDeadlineExceeded)
+	}
+	if r.readNowFn == nil {
+		r.readNowFn = r.readNow
+	}
+	r.rp, r.rn, r.rerr = p, 0, 0
+	// Control, not Read: Read fails at once past the deadline, and waits
+	// in the poller on EAGAIN; Control only keeps the descriptor open.
+	err := r.raw.Control(r.readNowFn)
+	n, e := r.rn, r.rerr
+	r.rp = nil
+	r.readBusy.Store(false)
+	switch {
+	case err != nil:
+		return 0, r.opError("read", err)
+	case e == syscall.EAGAIN:
+		return 0, r.opError("read", os.ErrDeadlineExceeded)
+	case e != 0:
+		return 0, r.opError("read", os.NewSyscallError("read", e))
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// readNow is ReadNow's callback: one read(2), which never waits (the
+// socket is non-blocking).
+func (r *rawSocket) readNow(fd uintptr) {
+	r.rn, r.rerr = rawRead(fd, r.rp)
 }
 
 // opError is the error net.Conn's method would give: RawConn's own (a

@@ -270,3 +270,40 @@ func TestRawSocketBusyFallsBack(t *testing.T) {
 		t.Error("the fallback took the busy halves' flags from the Read and Write that hold them")
 	}
 }
+
+// TestRawSocketReadNow: ReadNow takes what the socket holds past a read
+// deadline, where Read fails; with nothing there it fails as a read past
+// its deadline does, at once; after the peer's close, EOF; on a
+// connection without a file descriptor, a read past its deadline.
+func TestRawSocketReadNow(t *testing.T) {
+	c, peer := tcpPair(t)
+	r := newRawSocket(c)
+	if _, err := peer.Write([]byte("in time")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // it reached c
+	c.SetReadDeadline(aLongTimeAgo)
+	buf := make([]byte, 16)
+	if n, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past the deadline: %d, %v; want a deadline's error", n, err)
+	}
+	if n, err := r.ReadNow(buf); string(buf[:n]) != "in time" || err != nil {
+		t.Fatalf("ReadNow past the deadline: %q, %v; want in time", buf[:n], err)
+	}
+	n, err := r.ReadNow(buf)
+	if o := outcomeOf(c, n, err); o.n != 0 || !o.timeout || o.text != "read tcp LOCAL->REMOTE: i/o timeout" {
+		t.Fatalf("ReadNow of nothing: %+v, want a read's i/o timeout", o)
+	}
+	peer.CloseWrite()
+	time.Sleep(50 * time.Millisecond)
+	if n, err := r.ReadNow(buf); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("ReadNow after the peer's close: %d, %v; want EOF", n, err)
+	}
+
+	pc, pp := net.Pipe()
+	t.Cleanup(func() { pc.Close(); pp.Close() })
+	go pp.Write([]byte("x"))
+	if n, err := newRawSocket(pc).ReadNow(buf); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadNow without a file descriptor: %d, %v; want a deadline's error", n, err)
+	}
+}

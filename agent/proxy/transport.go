@@ -399,6 +399,10 @@ type workerConn struct {
 	// held to them (boundBody).
 	headBound  time.Time
 	boundLimit time.Duration
+	// late: a buffered body's deadline passed, and its reader takes only
+	// what has reached the socket (readLate; readBody's goroutine alone
+	// sets it, and reads through it).
+	late bool
 }
 
 func newWorkerConn(conn net.Conn) *workerConn {
@@ -413,8 +417,14 @@ func newWorkerConn(conn net.Conn) *workerConn {
 }
 
 // Read reads the connection with raw system calls (rawSocket) when it can:
-// the response's reader and an upgrade's tunnel read through it.
-func (c *workerConn) Read(p []byte) (int, error) { return c.rs.Read(p) }
+// the response's reader and an upgrade's tunnel read through it. Past a
+// buffered body's deadline it takes only what is there (readLate).
+func (c *workerConn) Read(p []byte) (int, error) {
+	if c.late {
+		return c.rs.ReadNow(p)
+	}
+	return c.rs.Read(p)
+}
 
 // Write is the buffered writer's way out: it notes that bytes left.
 func (c *workerConn) Write(p []byte) (int, error) {
@@ -608,21 +618,19 @@ func (c *workerConn) boundBody() bool {
 	return true
 }
 
-// bodyGrace is how long a buffered body's read goes on past boundBody's
-// deadline (once): what the worker sent in time may still sit in the
-// socket, unread because the proxy was slow to read it (a large body, a
-// busy node), and a read past a deadline fails even with data there.
-const bodyGrace = 250 * time.Millisecond
-
 // readBody reads a buffered body with read, which goes on where it
-// stopped when called again, under boundBody's deadline (past it, read
-// gets bodyGrace more, once), and lifts the deadline before the caller
-// gives the connection back. Its error is bodyError's.
+// stopped when called again, under boundBody's deadline, and lifts the
+// deadline before the caller gives the connection back. Past the
+// deadline, read goes on once more taking only what has reached the
+// socket (readLate): what the worker sent in time but the proxy was slow
+// to read (a large body, a busy node) is no overrun, but nothing is
+// waited for. Its error is bodyError's.
 func (c *workerConn) readBody(read func() error) error {
 	bound := c.boundBody()
 	err := read()
-	if bound && errors.Is(err, os.ErrDeadlineExceeded) && c.graceBody() {
+	if bound && errors.Is(err, os.ErrDeadlineExceeded) && c.readLate() {
 		err = read()
+		c.late = false
 	}
 	if err != nil {
 		err = c.bodyError(err) // before unbound, which forgets the deadline
@@ -633,16 +641,22 @@ func (c *workerConn) readBody(read func() error) error {
 	return err
 }
 
-// graceBody moves boundBody's deadline, which passed, bodyGrace on; false
-// when none held (or the request was cancelled).
-func (c *workerConn) graceBody() bool {
+// readLate makes the connection's reads take what the socket holds
+// without waiting (rawSocket.ReadNow), until readBody is done: a read
+// past a deadline fails even with bytes there, and a later deadline would
+// wait for bytes the worker sends after the limit. What reached the socket
+// between the deadline and the proxy's look is taken too (nothing tells
+// it apart); a body with more to come is an overrun. These reads never
+// wait, so an abort's deadline, which they do not meet, need not end them.
+// False when boundBody's deadline was not what ended the read (the
+// request was cancelled).
+func (c *workerConn) readLate() bool {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	if c.aborted || c.boundBy.IsZero() {
 		return false
 	}
-	c.boundBy = time.Now().Add(bodyGrace)
-	_ = c.SetReadDeadline(c.boundBy)
+	c.late = true
 	return true
 }
 
