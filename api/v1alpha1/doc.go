@@ -14,6 +14,23 @@
 // their defaults and validation as kubebuilder markers, so the API server
 // applies them to both kinds alike.
 //
+// The rule (x-kubernetes-validations) of a duration or quantity field
+// holds for any value its pattern refuses: the API server runs the rules
+// on such a value too, where duration() or quantity() fails, and a CEL
+// conversion error would follow the pattern's own. A duration's rule
+// spells the pattern again ([.] for \.), and must change with it (a
+// duration past Go's, about 2562047h, matches it and still fails
+// duration(): its one error names the rule, after the CEL's). A
+// quantity's cannot (Quantity's pattern, on a string of no bounded length,
+// costs more than a rule may, and controller-gen puts no maxLength on an
+// int-or-string), so it asks what Quantity's pattern comes to: a value
+// that does not begin with a digit (after a sign, a dot) is refused by the
+// pattern; one that does and parses (isQuantity) matches it, and is held
+// to the range; one that does and does not parse matches it only in the
+// form mantissa, e, exponent (1E0.0, an exponent past int64), which the
+// rule refuses with its message. TestMalformedDurationsAndQuantities holds
+// both to one error per field.
+//
 // +kubebuilder:object:generate=true
 // +groupName=ferry.dev
 package v1alpha1

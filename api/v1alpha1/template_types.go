@@ -237,7 +237,7 @@ type PoolSpec struct {
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="queueTimeout must be a positive duration of at most 1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))",message="queueTimeout must be a positive duration of at most 1h"
 	QueueTimeout *metav1.Duration `json:"queueTimeout,omitempty"`
 
 	// idleTimeout is how long a process may go without a request before the
@@ -246,7 +246,7 @@ type PoolSpec struct {
 	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="idleTimeout must be a positive duration of at most 24h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('24h'))",message="idleTimeout must be a positive duration of at most 24h"
 	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
 
 	// maxRequestsPerProcess recycles a process after it served this many
@@ -278,14 +278,14 @@ type PoolSpec struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="maxRequestTime must be a duration from 1s to 24h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('1s') && duration(self) <= duration('24h'))",message="maxRequestTime must be a duration from 1s to 24h"
 	MaxRequestTime *metav1.Duration `json:"maxRequestTime,omitempty"`
 
 	// memoryLimit recycles a process whose resident memory (RSS) grows above
 	// it, replacement first, as maxRequestsPerProcess does. It still applies
 	// while the pool resists a deployment error. Unset turns it off.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('1Mi'))",message="memoryLimit must be greater than 1Mi"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (isQuantity(string(self)) ? quantity(string(self)).isGreaterThan(quantity('1Mi')) : !string(self).matches('^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)[eE][+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$'))",message="memoryLimit must be greater than 1Mi"
 	MemoryLimit *resource.Quantity `json:"memoryLimit,omitempty"`
 
 	// startTimeout is how long a new process may take to become ready. A
@@ -295,7 +295,7 @@ type PoolSpec struct {
 	// +kubebuilder:default="90s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="startTimeout must be a positive duration of at most 1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))",message="startTimeout must be a positive duration of at most 1h"
 	StartTimeout *metav1.Duration `json:"startTimeout,omitempty"`
 
 	// shutdownTimeout bounds each of the two waits of a stopping process:
@@ -306,7 +306,7 @@ type PoolSpec struct {
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="shutdownTimeout must be a positive duration of at most 1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))",message="shutdownTimeout must be a positive duration of at most 1h"
 	ShutdownTimeout *metav1.Duration `json:"shutdownTimeout,omitempty"`
 }
 
@@ -371,7 +371,7 @@ type ProxySpec struct {
 	// which a body streams too. Default: 64Mi.
 	// +optional
 	// +kubebuilder:default="64Mi"
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).isLessThan(quantity('8Gi'))",message="requestBufferLimit must be greater than 0 and less than 8Gi"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (isQuantity(string(self)) ? quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).isLessThan(quantity('8Gi')) : !string(self).matches('^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)[eE][+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$'))",message="requestBufferLimit must be greater than 0 and less than 8Gi"
 	RequestBufferLimit *resource.Quantity `json:"requestBufferLimit,omitempty"`
 
 	// responseBufferLimit is the largest response body, of a declared
@@ -388,6 +388,6 @@ type ProxySpec struct {
 	// response buffering off. Default: 1Mi.
 	// +optional
 	// +kubebuilder:default="1Mi"
-	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0')) && !quantity(string(self)).isGreaterThan(quantity('64Mi'))",message="responseBufferLimit must be between 0 and 64Mi"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (isQuantity(string(self)) ? !quantity(string(self)).isLessThan(quantity('0')) && !quantity(string(self)).isGreaterThan(quantity('64Mi')) : !string(self).matches('^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)[eE][+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$'))",message="responseBufferLimit must be between 0 and 64Mi"
 	ResponseBufferLimit *resource.Quantity `json:"responseBufferLimit,omitempty"`
 }

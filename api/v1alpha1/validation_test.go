@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -398,6 +399,123 @@ func TestUsersAccepted(t *testing.T) {
 		setPath(t, obj.Object, "spec.app.user", user)
 		if err := env.Client.Create(testContext(t), obj); err != nil {
 			t.Errorf("user %q refused: %v", user, err)
+		}
+	}
+}
+
+// TestMalformedDurationsAndQuantities: a value that is no duration or
+// quantity at all gets one error for its field, the pattern's, not also
+// the field's rule failing (its message) or erring (a CEL conversion
+// error), on both kinds. A value that matches the pattern is still held to
+// the rule (a decimal, a number, an exponent), and one that matches the
+// pattern but is no quantity is refused with the rule's message, not a
+// CEL error; the values of every form the pattern allows are accepted.
+func TestMalformedDurationsAndQuantities(t *testing.T) {
+	rules := map[string]string{ // field under spec.pool or spec.proxy -> its rule's message
+		"pool.queueTimeout":         "queueTimeout must be a positive duration of at most 1h",
+		"pool.idleTimeout":          "idleTimeout must be a positive duration of at most 24h",
+		"pool.maxRequestTime":       "maxRequestTime must be a duration from 1s to 24h",
+		"pool.startTimeout":         "startTimeout must be a positive duration of at most 1h",
+		"pool.shutdownTimeout":      "shutdownTimeout must be a positive duration of at most 1h",
+		"pool.memoryLimit":          "memoryLimit must be greater than 1Mi",
+		"proxy.requestBufferLimit":  "requestBufferLimit must be greater than 0 and less than 8Gi",
+		"proxy.responseBufferLimit": "responseBufferLimit must be between 0 and 64Mi",
+	}
+	malformed := map[bool][]string{ // quantity? -> values
+		false: {"5 minutes", "-5s", "1.5", "forever", "1h 30m"},
+		true:  {"lots", "64 MiB", "1Mb", "-", "Mi", ".Ki", "1.5.5Mi"}, // "-", "Mi" and ".Ki" parse (as 0)
+	}
+	kinds := []struct{ base, prefix string }{{validAppGroup, "spec."}, {validProcessPool, "spec.template."}}
+	ns := newNamespace(t)
+	create := func(t *testing.T, base, path string, value any) error {
+		t.Helper()
+		obj := decode(t, base)
+		obj.SetNamespace(ns)
+		obj.SetName("v-" + rand.String(8))
+		setPath(t, obj.Object, path, value)
+		return env.Client.Create(testContext(t), obj)
+	}
+	for _, kind := range kinds {
+		for field, rule := range rules {
+			quantity := strings.HasPrefix(field, "proxy.") || field == "pool.memoryLimit"
+			path := kind.prefix + field
+			for _, value := range malformed[quantity] {
+				t.Run(path+"="+value, func(t *testing.T) {
+					t.Parallel()
+					err := create(t, kind.base, path, value)
+					if err == nil {
+						t.Fatalf("%s: %q accepted", path, value)
+					}
+					msg := err.Error()
+					if !strings.Contains(msg, path+": Invalid value: "+strconv.Quote(value)+": "+path+" in body should match") {
+						t.Errorf("no pattern error for %s:\n%s", path, msg)
+					}
+					if n := strings.Count(msg, path+":"); n != 1 {
+						t.Errorf("%d errors for %s, want the pattern's alone:\n%s", n, path, msg)
+					}
+					for _, extra := range []string{rule, "evaluating rule", "type conversion error", "quantities must match", "no such overload"} {
+						if strings.Contains(msg, extra) {
+							t.Errorf("the error for %s has %q beside the pattern's:\n%s", path, extra, msg)
+						}
+					}
+				})
+			}
+		}
+		for _, tc := range []struct {
+			field string
+			value any
+		}{
+			{"pool.maxRequestTime", "0.5s"},
+			{"pool.maxRequestTime", "24h0.5s"},
+			{"pool.queueTimeout", "59m60.5s"},
+			{"pool.memoryLimit", 5},
+			{"pool.memoryLimit", "1e6"},
+			{"pool.memoryLimit", "-2Mi"},
+			{"proxy.requestBufferLimit", "1E0.0"},                  // matches the pattern, no quantity
+			{"proxy.requestBufferLimit", "1e99999999999999999999"}, // likewise: an exponent past int64
+			{"proxy.requestBufferLimit", "8.5Gi"},
+			{"proxy.responseBufferLimit", ".1Gi"},
+			{"proxy.responseBufferLimit", "+68M"},
+			{"proxy.responseBufferLimit", -1},
+		} {
+			path := kind.prefix + tc.field
+			t.Run(fmt.Sprintf("%s=%v", path, tc.value), func(t *testing.T) {
+				t.Parallel()
+				err := create(t, kind.base, path, tc.value)
+				if err == nil {
+					t.Fatalf("%s: %v accepted, want the rule's refusal", path, tc.value)
+				}
+				msg := err.Error()
+				if !strings.Contains(msg, path+": Invalid value: ") || !strings.Contains(msg, rules[tc.field]) ||
+					strings.Count(msg, path+":") != 1 || strings.Contains(msg, "evaluating rule") || strings.Contains(msg, "should match") {
+					t.Errorf("want the rule's error alone (%s):\n%s", rules[tc.field], msg)
+				}
+			})
+		}
+		for _, tc := range []struct {
+			field string
+			value any
+		}{
+			{"pool.maxRequestTime", "1.5h"},
+			{"pool.maxRequestTime", "1h30m0.25s"},
+			{"pool.idleTimeout", "1500ms"},
+			{"pool.startTimeout", "90000000µs"},
+			{"pool.shutdownTimeout", "1000000us"},
+			{"pool.memoryLimit", "1.5Mi"},
+			{"pool.memoryLimit", "+512M"},
+			{"pool.memoryLimit", "2e6"},
+			{"proxy.requestBufferLimit", 65536},
+			{"proxy.requestBufferLimit", ".5Gi"},
+			{"proxy.responseBufferLimit", "0"},
+			{"proxy.responseBufferLimit", "64Mi"},
+		} {
+			path := kind.prefix + tc.field
+			t.Run(fmt.Sprintf("%s=%v", path, tc.value), func(t *testing.T) {
+				t.Parallel()
+				if err := create(t, kind.base, path, tc.value); err != nil {
+					t.Errorf("%s: %v refused: %v", path, tc.value, err)
+				}
+			})
 		}
 	}
 }
