@@ -134,6 +134,9 @@ type AppGroupReconciler struct {
 	// deaf are, per AppGroup, the nodes whose proxy cannot listen that a
 	// ListenFailed event has named (listenSeen).
 	deaf nodeLists
+	// rollouts are, per AppGroup, the rollout events recorded of its
+	// revision (rolloutSeen).
+	rollouts rolloutMemory
 	// contact is the manager's contact with the API server, probed by the
 	// lease watcher; nil without one.
 	contact *apiContact
@@ -402,6 +405,7 @@ func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			r.resisting.Set(req.NamespacedName, false)
 			r.warned.set(req.NamespacedName, "", false)
 			r.deaf.set(req.NamespacedName, "", nil)
+			r.rollouts.forget(req.NamespacedName)
 			r.written.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
@@ -673,6 +677,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	r.written.forget(client.ObjectKeyFromObject(ag))
 	r.warned.set(client.ObjectKeyFromObject(ag), ag.UID, false)
 	r.deaf.set(client.ObjectKeyFromObject(ag), ag.UID, nil)
+	r.rollouts.forget(client.ObjectKeyFromObject(ag))
 	log.Info("Released AppGroup after every pool drained")
 	return ctrl.Result{}, nil
 }
@@ -779,7 +784,9 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	r.written.wrote(ag, orig.ResourceVersion)
 	r.warned.set(key, ag.UID, silence.warnedAfter(&old, &cur))
 	r.deaf.set(key, ag.UID, listen.warnedAfter(&cur))
-	for _, ev := range slices.Concat(statusEvents(ag, &old, &cur, silence), listenEvents(ag, &cur, listen)) {
+	evs, seen := r.rollouts.get(key, ag.UID).filter(&cur, statusEvents(ag, &old, &cur, silence))
+	r.rollouts.set(key, ag.UID, seen)
+	for _, ev := range slices.Concat(evs, listenEvents(ag, &cur, listen)) {
 		r.record(ctx, ag, ev)
 	}
 	return requeue, nil

@@ -215,6 +215,47 @@ func (s silenceSeen) warnedAfter(old, cur *ferryv1.AppGroupStatus) bool {
 	return s.silent && (s.standing(old) || condition(cur, ferryv1.ConditionReady).Reason == ferryv1.ReasonAgentNotReporting)
 }
 
+// rolloutSeen is what the manager remembers of the events of an
+// AppGroup's rollout of one revision: the most nodes it recorded running
+// it, and whether it recorded its completion. A node that drops back
+// while the revision is not proven (its processes crashed in the crash
+// window, or its agent restarted: unstarted) and comes back records no
+// NodeRolledOut or RolloutComplete a second time; a halt starts them
+// over. After a restart of the manager one may be recorded again.
+type rolloutSeen struct {
+	revision string
+	updated  int32
+	complete bool
+}
+
+// filter drops from evs the NodeRolledOut and RolloutComplete events of
+// the rollout that s has recorded already, and returns what to remember
+// after the status cur.
+func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, evs []statusEvent) ([]statusEvent, rolloutSeen) {
+	if s.revision != cur.Revision {
+		s = rolloutSeen{revision: cur.Revision}
+	}
+	var out []statusEvent
+	for _, ev := range evs {
+		switch ev.Reason {
+		case EventRolloutHalted:
+			s.updated, s.complete = 0, false // max'd with cur's below: those were named
+		case EventNodeRolledOut:
+			if cur.Nodes.Updated <= s.updated {
+				continue
+			}
+		case EventRolloutComplete:
+			if s.complete {
+				continue
+			}
+			s.complete = true
+		}
+		out = append(out, ev)
+	}
+	s.updated = max(s.updated, cur.Nodes.Updated)
+	return out, s
+}
+
 // listenSeen is what the manager knows, at a status write, of the selected
 // nodes whose proxy cannot listen: those it has warned of (warned, kept in
 // memory from its last write), those the pass found (failing), and the

@@ -454,8 +454,9 @@ func TestListenEvents(t *testing.T) {
 
 // rolloutPass runs what a manager pass does with pools at now, from
 // reports (scope.reports: unstarted and settle while the target is not
-// proven) to the status and its events, and leaves the status on ag.
-func rolloutPass(ag *ferryv1.AppGroup, nodes []string, now time.Time, pools ...*ferryv1.ProcessPool) []string {
+// proven) to the status and its events (filtered by seen, which it
+// updates), and leaves the status on ag.
+func rolloutPass(ag *ferryv1.AppGroup, seen *rolloutSeen, nodes []string, now time.Time, pools ...*ferryv1.ProcessPool) []string {
 	s := &scope{ag: ag, target: targetRev, now: now, settle: 10 * time.Second, nodes: nodes,
 		pools: map[string]*ferryv1.ProcessPool{}, proven: ag.Status.ProvenRevision,
 		halt: ag.Status.HaltedRollout.DeepCopy(), lastGood: ag.Status.LastRolledOut.DeepCopy()}
@@ -468,8 +469,10 @@ func rolloutPass(ag *ferryv1.AppGroup, nodes []string, now time.Time, pools ...*
 		LastRolledOut: s.lastGood, Proven: s.proven, Now: now, StaleAfter: staleAfter, Clean: true})
 	old := ag.Status
 	ag.Status = cur
+	evs, next := seen.filter(&cur, statusEvents(ag, &old, &cur, silenceSeen{}))
+	*seen = next
 	var reasons []string
-	for _, ev := range statusEvents(ag, &old, &cur, silenceSeen{}) {
+	for _, ev := range evs {
 		reasons = append(reasons, ev.Reason)
 	}
 	return reasons
@@ -491,7 +494,8 @@ func reportedAt(report, start time.Time) poolOpt {
 // TestCrashInCrashWindowIsNoSecondRollout: processes that crash soon after
 // they were ready, on a target not yet proven, are respawned; the rollout
 // does not go back to rolling, so RolloutComplete and NodeRolledOut are
-// recorded once (found by review: unstarted took them for unstarted).
+// recorded once (found by review: unstarted takes them for unstarted, so
+// the status goes back to rolling meanwhile; rolloutSeen).
 func TestCrashInCrashWindowIsNoSecondRollout(t *testing.T) {
 	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
 	count := func(reasons []string, reason string) int {
@@ -506,8 +510,9 @@ func TestCrashInCrashWindowIsNoSecondRollout(t *testing.T) {
 	t.Run("a new AppGroup on one node", func(t *testing.T) {
 		ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog", Namespace: "ns", Generation: 1}}
 		var evs []string
+		var seen rolloutSeen
 		pass := func(now time.Time, p *ferryv1.ProcessPool) {
-			evs = append(evs, rolloutPass(ag, []string{"node-a"}, now, p)...)
+			evs = append(evs, rolloutPass(ag, &seen, []string{"node-a"}, now, p)...)
 		}
 		pass(sec(0), testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll, reportedAt(sec(0), sec(0))))
 		pass(sec(2), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(2), sec(1))))
@@ -529,10 +534,11 @@ func TestCrashInCrashWindowIsNoSecondRollout(t *testing.T) {
 		ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog", Namespace: "ns", Generation: 1}}
 		ag.Status = ferryv1.AppGroupStatus{Revision: oldRev, LastRolledOut: &ferryv1.RolledOutRevision{Revision: oldRev}, ProvenRevision: oldRev}
 		var evs []string
+		var seen rolloutSeen
 		pass := func(now time.Time, a *ferryv1.ProcessPool) {
 			b := testPool("node-b", oldRev, rolledOut(2), reportedAt(now, t0.Add(-time.Hour)))
 			c := testPool("node-c", oldRev, rolledOut(2), reportedAt(now, t0.Add(-time.Hour)))
-			evs = append(evs, rolloutPass(ag, []string{"node-a", "node-b", "node-c"}, now, a, b, c)...)
+			evs = append(evs, rolloutPass(ag, &seen, []string{"node-a", "node-b", "node-c"}, now, a, b, c)...)
 		}
 		pass(sec(0), testPool("node-a", targetRev, restarting(1, 2), reportedAt(sec(0), t0.Add(-time.Hour))))
 		pass(sec(2), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(2), sec(1))))
@@ -542,4 +548,63 @@ func TestCrashInCrashWindowIsNoSecondRollout(t *testing.T) {
 			t.Errorf("%d NodeRolledOut events, want 1 (%v)", n, evs)
 		}
 	})
+}
+
+// TestRolloutSeenFilter: NodeRolledOut and RolloutComplete are recorded
+// once per rollout of a revision, however often the status goes back and
+// forth; a halt, or another revision, starts them over.
+func TestRolloutSeenFilter(t *testing.T) {
+	status := func(revision string, updated int32) *ferryv1.AppGroupStatus {
+		return &ferryv1.AppGroupStatus{Revision: revision, Nodes: ferryv1.NodeCounts{Updated: updated, Total: 3}}
+	}
+	ev := func(reason string) statusEvent { return statusEvent{Reason: reason} }
+	type pass struct {
+		cur *ferryv1.AppGroupStatus
+		evs []statusEvent
+	}
+	for _, tt := range []struct {
+		name   string
+		passes []pass
+		want   []string
+	}{
+		{"a node drops back and returns", []pass{
+			{status("2", 1), []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}},
+			{status("2", 0), nil},
+			{status("2", 1), []statusEvent{ev(EventNodeRolledOut)}},
+			{status("2", 2), []statusEvent{ev(EventNodeRolledOut)}},
+		}, []string{EventRolloutStarted, EventNodeRolledOut, EventNodeRolledOut}},
+		{"complete, back to rolling, complete", []pass{
+			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
+			{status("2", 2), nil},
+			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
+		}, []string{EventRolloutComplete}},
+		// From the halt on: the nodes it left updated were named.
+		{"a halt starts them over", []pass{
+			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
+			{status("2", 1), []statusEvent{ev(EventRolloutHalted)}},
+			{status("2", 1), []statusEvent{ev(EventNodeRolledOut)}},
+			{status("2", 2), []statusEvent{ev(EventNodeRolledOut)}},
+			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
+		}, []string{EventRolloutComplete, EventRolloutHalted, EventNodeRolledOut, EventRolloutComplete}},
+		{"another revision starts them over", []pass{
+			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
+			{status("3", 1), []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}},
+			{status("3", 3), []statusEvent{ev(EventRolloutComplete)}},
+		}, []string{EventRolloutComplete, EventRolloutStarted, EventNodeRolledOut, EventRolloutComplete}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var seen rolloutSeen
+			var got []string
+			for _, p := range tt.passes {
+				var evs []statusEvent
+				evs, seen = seen.filter(p.cur, p.evs)
+				for _, e := range evs {
+					got = append(got, e.Reason)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("events %v, want %v", got, tt.want)
+			}
+		})
+	}
 }

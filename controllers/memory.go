@@ -184,3 +184,40 @@ func (s *nodeLists) set(k types.NamespacedName, uid types.UID, nodes []string) {
 	}
 	s.m[k] = uidNodes{uid: uid, nodes: nodes}
 }
+
+// rolloutMemory keeps, per AppGroup, what rolloutSeen remembers of the
+// events of its rollout. A new leader starts empty.
+type rolloutMemory struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]uidRollout
+}
+
+type uidRollout struct {
+	uid  types.UID
+	seen rolloutSeen
+}
+
+func (s *rolloutMemory) get(k types.NamespacedName, uid types.UID) rolloutSeen {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.m[k]; ok && r.uid == uid {
+		return r.seen
+	}
+	return rolloutSeen{}
+}
+
+func (s *rolloutMemory) set(k types.NamespacedName, uid types.UID, seen rolloutSeen) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[types.NamespacedName]uidRollout{}
+	}
+	s.m[k] = uidRollout{uid: uid, seen: seen}
+}
+
+// forget drops an AppGroup that is gone.
+func (s *rolloutMemory) forget(k types.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, k)
+}

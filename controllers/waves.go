@@ -193,13 +193,14 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 // (FailsTarget). The rollout has not reached them yet: counted done, a new
 // AppGroup whose app cannot start would read RolloutComplete on every node
 // just before it halts. A pool whose processes crashed soon after they
-// were ready (ScalingError, in the crash window) did start it, and is
-// left as it was, as is any once the target is proven: the rollout, and
-// its events, do not go back (Ready says what runs).
+// were ready (in the crash window, so the target is not proven yet) reads
+// as starting them again, which it is; its rollout's events are not
+// recorded twice (rolloutSeen). Once the target is proven, a pool with
+// none ready is left as it is: its processes crashed, its agent
+// restarted, and Ready says so.
 func unstarted(reports map[string]poolReport) {
 	for node, r := range reports {
-		if r.OnTarget && r.Updated && r.Pool.Status.ProcessCounts.Ready == 0 &&
-			!meta.IsStatusConditionTrue(r.Pool.Status.Conditions, ferryv1.ConditionScalingError) {
+		if r.OnTarget && r.Updated && r.Pool.Status.ProcessCounts.Ready == 0 {
 			r.Updated = false
 			reports[node] = r
 		}

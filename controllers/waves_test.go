@@ -570,8 +570,7 @@ func TestNewTargetMidRestartKeepsOneNodeRolling(t *testing.T) {
 }
 
 // TestUnstarted: on a target not yet proven, a pool with none of it ready
-// has not started it, unless its processes crashed soon after they were
-// ready (ScalingError).
+// has not started it.
 func TestUnstarted(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -585,7 +584,12 @@ func TestUnstarted(t *testing.T) {
 		// Not on the target: an older revision's pool is not the
 		// rollout's to judge.
 		{"an older revision's, none ready", testPool("a", oldRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll), true},
-		{"crashed soon after ready, respawning", testPool("a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll, crashedInWindow), true},
+		// The status shows no sign that a process of it was ever ready:
+		// starting again (its events are not recorded twice: rolloutSeen).
+		{"crashed soon after ready, respawning", testPool("a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll, crashedInWindow), false},
+		// A first start that keeps failing (the walkthrough's broken app):
+		// a spawning process does not count the node updated.
+		{"spawns failing, one spawning", testPool("a", targetRev, rolledOut(1), counts(0, 1, 1), notReadyAtAll, crashedInWindow), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
