@@ -299,10 +299,13 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 			why = append(why, fmt.Sprintf("%s failing to spawn it, with no older process to keep serving (%s)",
 				nodeList(failing), truncate(e.Reason, 256)))
 		}
+		remedy := fmt.Sprintf("change the %s annotation or the app to start a new rollout", ferryv1.RevisionAnnotation)
+		if len(resisting) == 0 && failingRetried(in) {
+			remedy = "their agents retry it with backoff, and the rollout goes on once it starts there; or " + remedy
+		}
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; "+
-				"change the %s annotation or the app to start a new rollout",
-				in.Target, updated, total, strings.Join(why, "; "), ferryv1.RevisionAnnotation))
+			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
+				in.Target, updated, total, strings.Join(why, "; "), remedy))
 	case haltRemembered(in):
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it failed to spawn on %s (%s)%s; "+
@@ -348,6 +351,15 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 			nodeList(failingNodes(moved)))
 	}
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, msg)
+}
+
+// failingRetried: the nodes that cannot spawn the target stay on it and
+// their agents retry it (returnsFromTarget is false, or there is nothing to
+// return them to: a new AppGroup), rather than going back to an older
+// revision.
+func failingRetried(in rollupInput) bool {
+	_, _, ok := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target)
+	return !ok || !resistsErrors(in.AppGroup) || in.Proven == in.Target
 }
 
 // listenFailed lists the selected nodes whose pool runs but whose proxy

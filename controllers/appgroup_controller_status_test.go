@@ -344,6 +344,15 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"2-abc halted", "1/3 nodes updated", "node-b failing to spawn it", "the app failed to load", "ferry.dev/revision"}},
 		},
 		{
+			// A new AppGroup: nothing older to return the nodes to, so
+			// their agents go on trying.
+			name: "halted by nodes that cannot spawn a first revision",
+			in: input(abc, testPool("node-a", targetRev, failsSpawns(targetRev, "the app failed to load")), testPool("node-b", targetRev, failsSpawns(targetRev, "the app failed to load")),
+				testPool("node-c", targetRev, failsSpawns(targetRev, "the app failed to load"))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"0/3 nodes updated", "node-a, node-b and node-c failing to spawn it",
+				"their agents retry it with backoff, and the rollout goes on once it starts there; or change the ferry.dev/revision annotation"}},
+		},
+		{
 			name: "halted by a node that no longer shows it: gone",
 			in: withHalt(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 				"node-d", "exited with status 1"),
