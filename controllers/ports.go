@@ -283,5 +283,6 @@ func portConflictMessage(port int32, lost map[string]types.NamespacedName) strin
 	}
 	return "listen.port " + strconv.Itoa(int(port)) + " is taken: " + strings.Join(parts, "; ") +
 		" (whose pool has it there, or which is older). This AppGroup gets no pool there until the port is free " +
-		"(a pool it has there on another port stays on that port, outside its Service); choose another listen.port"
+		"(a pool it has there on another port serves on that port, still behind the Service, through an EndpointSlice of that port); " +
+		"choose another listen.port"
 }
