@@ -397,8 +397,56 @@ func (s *scope) reports(staleAfter time.Duration) map[string]poolReport {
 
 // Reconcile brings one AppGroup's pools, rollout and traffic in line with
 // its spec, then writes its status once; a clean pass that created pools
-// leaves that to the pass their creation queues.
-func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+// leaves that to the pass their creation queues. A pass that met only a
+// change made meanwhile (raced) is no reconciler error, logged with a
+// stack trace: it looks again shortly, or not at all when what it met is
+// the AppGroup's own deletion (whose event queues the pass that forgets
+// it).
+func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	result, err := r.reconcile(ctx, req)
+	switch raced(err, req.NamespacedName) {
+	case raceGone:
+		ctrl.LoggerFrom(ctx).V(1).Info("AppGroup gone during the pass", "error", err.Error())
+		return ctrl.Result{}, nil
+	case raceConflict:
+		ctrl.LoggerFrom(ctx).V(1).Info("Pass met a change made meanwhile; looking again", "error", err.Error())
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return result, err
+}
+
+// race is what a pass's error says of changes made meanwhile.
+type race int
+
+const (
+	raceNone     race = iota // an error of its own, or none
+	raceConflict             // only conflicts: an object changed since it was read
+	raceGone                 // the AppGroup itself was found gone (besides conflicts)
+)
+
+// raced classifies err, the errors a pass met (errors.Join'd), for the
+// AppGroup key.
+func raced(err error, key types.NamespacedName) race {
+	errs := flatten(err)
+	if len(errs) == 0 {
+		return raceNone
+	}
+	out := raceConflict
+	for _, e := range errs {
+		var se *apierrors.StatusError
+		switch {
+		case apierrors.IsConflict(e):
+		case apierrors.IsNotFound(e) && errors.As(e, &se) && se.ErrStatus.Details != nil &&
+			se.ErrStatus.Details.Kind == "appgroups" && se.ErrStatus.Details.Name == key.Name:
+			out = raceGone
+		default:
+			return raceNone
+		}
+	}
+	return out
+}
+
+func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	ag := &ferryv1.AppGroup{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ag); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -1,0 +1,42 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// TestRaced: a pass that met only changes made meanwhile (conflicts, its
+// AppGroup gone) is no reconciler error; any other error is one.
+func TestRaced(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "blog"}
+	appgroups := schema.GroupResource{Group: "ferry.dev", Resource: "appgroups"}
+	pools := schema.GroupResource{Group: "ferry.dev", Resource: "processpools"}
+	conflict := apierrors.NewConflict(appgroups, "blog", errors.New("the object has been modified"))
+	gone := apierrors.NewNotFound(appgroups, "blog")
+	for _, tt := range []struct {
+		name string
+		err  error
+		want race
+	}{
+		{"none", nil, raceNone},
+		{"a conflict", conflict, raceConflict},
+		{"a wrapped conflict", fmt.Errorf("update status: %w", conflict), raceConflict},
+		{"the AppGroup gone", gone, raceGone},
+		{"gone and a conflict", errors.Join(conflict, gone), raceGone},
+		{"another AppGroup gone", apierrors.NewNotFound(appgroups, "shop"), raceNone},
+		{"a pool not found", apierrors.NewNotFound(pools, "blog-node-a"), raceNone},
+		{"a conflict and a real failure", errors.Join(conflict, errors.New("connection refused")), raceNone},
+		{"a forbidden write", apierrors.NewForbidden(appgroups, "blog", errors.New("no")), raceNone},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := raced(tt.err, key); got != tt.want {
+				t.Errorf("raced = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
