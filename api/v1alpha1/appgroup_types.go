@@ -87,11 +87,14 @@ type AppGroupStatus struct {
 	// +kubebuilder:validation:MaxLength=128
 	Revision string `json:"revision,omitempty"`
 
-	// processes counts the worker processes over every node.
+	// processes counts the worker processes over every node. Written also
+	// when all are zero, so that the UPDATED column reads 0, not blank.
 	// +optional
-	Processes ProcessCounts `json:"processes,omitzero"`
+	Processes ProcessCounts `json:"processes"`
 
-	// nodes counts the selected nodes.
+	// nodes counts the selected nodes the AppGroup can have a pool on: a
+	// node where another AppGroup holds listen.port and this one has no
+	// pool (PortConflict) is not counted.
 	// +optional
 	Nodes NodeCounts `json:"nodes,omitzero"`
 
@@ -192,7 +195,7 @@ type RolledOutRevision struct {
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.revision`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.readyProcesses`,description="Ready/total worker processes over every node"
 // +kubebuilder:printcolumn:name="Updated",type=integer,JSONPath=`.status.processes.updated`,description="Processes on the target revision"
-// +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.readyNodes`,description="Ready/total selected nodes"
+// +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.readyNodes`,description="Ready/total selected nodes (those lost to a port conflict left out)"
 // +kubebuilder:printcolumn:name="Restarting",type=string,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].status`
 // +kubebuilder:printcolumn:name="Resisting",type=string,JSONPath=`.status.conditions[?(@.type=="ResistingDeploymentError")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

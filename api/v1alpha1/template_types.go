@@ -338,7 +338,9 @@ type RestartSpec struct {
 	// new revision and ready; while the revision has run on no node yet,
 	// only once those processes have also lived 10s (the crash window), so
 	// that a revision whose processes boot and then die halts at the first
-	// wave, and its nodes return to what worked. Default: 1.
+	// wave, and its nodes return to what worked. A new AppGroup, which has
+	// nothing running to keep serving, starts on every selected node at
+	// once; waves are for a change of revision. Default: 1.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
