@@ -100,7 +100,7 @@ func TestEndpointSliceName(t *testing.T) {
 // has no group.
 func TestEndpointsByPort(t *testing.T) {
 	onPort := func(port int32) poolOpt {
-		return func(p *ferryv1.ProcessPool) { p.Spec.Template.Listen.Port = port }
+		return func(p *ferryv1.ProcessPool) { p.Spec.Template.Listen.Port, p.Status.ListenPort = port, port }
 	}
 	active := assessAll(targetRev,
 		testPool("node-a", targetRev, rolledOut(2), address("192.0.2.2:8080"), onPort(8080)),
@@ -111,14 +111,20 @@ func TestEndpointsByPort(t *testing.T) {
 			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "cannot listen on port 7070; still serves on 8080")
 		}),
 	)
-	draining := assessAll(targetRev, testPool("node-z", targetRev, rolledOut(2), address("192.0.2.9:8080"), onPort(8080), deleting))
+	draining := assessAll(targetRev, testPool("node-z", targetRev, rolledOut(2), address("192.0.2.9:8080"), onPort(8080), deleting),
+		// Deleted while it served on its old port 9090 (its deletion
+		// raised the generation): it drains there (found by review).
+		testPool("node-y", targetRev, rolledOut(2), address("192.0.2.8:9090"), onPort(7070), deleting, func(p *ferryv1.ProcessPool) {
+			p.Generation, p.Status.ObservedGeneration = 3, 2
+			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "cannot listen on port 7070; still serves on 9090")
+		}))
 	got := map[int32][]string{}
 	for port, eps := range endpointsByPort(active, draining) {
 		for _, e := range eps {
 			got[port] = append(got[port], e.Addresses[0])
 		}
 	}
-	want := map[int32][]string{8080: {"192.0.2.2", "192.0.2.4", "192.0.2.9"}, 9090: {"192.0.2.3"}}
+	want := map[int32][]string{8080: {"192.0.2.2", "192.0.2.4", "192.0.2.9"}, 9090: {"192.0.2.3", "192.0.2.8"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("endpoints by port %v, want %v", got, want)
 	}

@@ -683,6 +683,14 @@ func TestListenFailedEvents(t *testing.T) {
 	// 8080 until it is free, and says so (its address stays on 8080). b
 	// stays in the Service, on the old port's slice.
 	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 9090 })
+	for _, agent := range []*simAgent{agentA, agentB} {
+		eventually(t, "the pool given listen.port 9090", func() error {
+			if port := agent.pool("blog").Spec.Template.Listen.Port; port != 9090 {
+				return fmt.Errorf("listen.port %d", port)
+			}
+			return nil
+		})
+	}
 	agentA.rollOut("blog", 2)
 	agentB.report("blog", func(p *ferryv1.ProcessPool) {
 		setRolledOut(p, 2)
@@ -701,6 +709,22 @@ func TestListenFailedEvents(t *testing.T) {
 		}
 		return checkSliceOnPort(ns, "blog", 9090, map[string]bool{"192.0.2.2": true})
 	})
+	// A spec change that keeps listen.port (maxProcesses) moves the
+	// pool's generation before b's agent reports again: b, still
+	// serving on 8080, stays on its slice (found by review).
+	gen := agentB.pool("blog").Generation
+	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Pool.MaxProcesses++ })
+	eventually(t, "b's pool given the new spec", func() error {
+		if g := agentB.pool("blog").Generation; g == gen {
+			return fmt.Errorf("generation still %d", g)
+		}
+		return nil
+	})
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if err := checkSliceOnPort(ns, "blog.8080", 8080, map[string]bool{"192.0.2.3": true}); err != nil {
+			t.Fatalf("b, still serving on 8080, left its slice after a spec change that kept listen.port: %v", err)
+		}
+	}
 	agentB.rollOut("blog", 2) // 9090 freed: b listens on it
 	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "unable to listen on listen.port 9090 any more")
 	eventually(t, "b on listen.port's slice", func() error {

@@ -54,6 +54,7 @@ func rolledOut(n int32) poolOpt {
 	return func(p *ferryv1.ProcessPool) {
 		reported(p)
 		p.Status.ObservedRevision = p.Spec.Revision
+		p.Status.ListenPort = p.Spec.Template.Listen.Port
 		p.Status.ProcessCounts = ferryv1.ProcessCounts{Ready: n, Updated: n, Total: n}
 		p.Status.Address = "192.0.2.2:8080"
 		setCond(p, ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")

@@ -69,6 +69,7 @@ func (a *simAgent) report(agName string, fn func(p *ferryv1.ProcessPool)) *ferry
 		p = a.pool(agName)
 		p.Status.HeartbeatTime = &metav1.Time{Time: clk.Now()}
 		p.Status.ObservedGeneration = p.Generation
+		p.Status.ListenPort = p.Spec.Template.Listen.Port
 		if a.addr != "" {
 			p.Status.Address = fmt.Sprintf("%s:%d", a.addr, p.Spec.Template.Listen.Port)
 		}

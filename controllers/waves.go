@@ -66,8 +66,8 @@ type poolReport struct {
 	Serving bool
 	// ServesOn is the port the proxy still serves on while it cannot
 	// listen on listen.port: the old one of a move whose new port is
-	// taken (the agent reports its address there, for the spec's
-	// generation). 0 otherwise.
+	// taken (the agent reports its address there, with listenPort the
+	// spec's). 0 otherwise.
 	ServesOn int32
 	// Updated: every process runs spec.revision, and the agent neither
 	// restarts nor resists.
@@ -163,10 +163,10 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	minProcesses := max(pool.Spec.Template.Pool.MinProcesses, 1)
 	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
 	r.Ready = ready != nil && ready.Status == metav1.ConditionTrue && c.Ready >= minProcesses
-	// Only from a report of the spec in hand: one written before
-	// listen.port moved has its address on what was then listen.port,
-	// which may be another program's.
-	if ready != nil && ready.Reason == ferryv1.ReasonListenFailed && st.ObservedGeneration == pool.Generation {
+	// Only once the agent has taken up listen.port (listenPort): a report
+	// written before listen.port moved has its address on what was then
+	// listen.port, which may be another program's.
+	if ready != nil && ready.Reason == ferryv1.ReasonListenFailed && st.ListenPort == pool.Spec.Template.Listen.Port {
 		r.ServesOn = oldPort(st.Address, pool.Spec.Template.Listen.Port)
 	}
 	r.Serving = c.Ready > 0 && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed || r.ServesOn != 0)

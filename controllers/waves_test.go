@@ -163,6 +163,16 @@ func TestAssessPool(t *testing.T) {
 			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true},
 		},
 		{
+			// A spec change since (a new revision, deletion) that kept
+			// the port changes nothing (found by review).
+			name: "cannot listen on a new listen.port, serves on the old one, a newer generation",
+			pool: testPool("a", target, rolledOut(2), address("192.0.2.2:7070"), func(p *ferryv1.ProcessPool) {
+				p.Generation, p.Status.ObservedGeneration = 3, 2
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "bind: address already in use")
+			}),
+			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true, ServesOn: 7070},
+		},
+		{
 			name: "cannot listen on a new listen.port, serves on the old one",
 			pool: testPool("a", target, rolledOut(2), address("192.0.2.2:7070"), func(p *ferryv1.ProcessPool) {
 				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "bind: address already in use")
@@ -172,9 +182,9 @@ func TestAssessPool(t *testing.T) {
 		{
 			// Written before listen.port moved from 7070, which another
 			// program holds: nothing of this pool serves there.
-			name: "cannot listen, reported of the spec before listen.port moved",
+			name: "cannot listen, reported before the agent took up listen.port's move",
 			pool: testPool("a", target, rolledOut(2), address("192.0.2.2:7070"), func(p *ferryv1.ProcessPool) {
-				p.Generation, p.Status.ObservedGeneration = 3, 2
+				p.Status.ListenPort = 7070
 				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "bind: address already in use")
 			}),
 			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true},

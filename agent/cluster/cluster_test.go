@@ -355,6 +355,50 @@ func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	}
 }
 
+// TestMovedPortServesThroughTheDrainDelay: after a move of listen.port,
+// the old port goes on taking new connections for the drain delay (the
+// manager moves the node's endpoint only once the agent reports the new
+// port, and load balancers follow later still), then drains; the status
+// reports the new port at once.
+func TestMovedPortServesThroughTheDrainDelay(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	runAgent(t, "node-d", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 20 * time.Second })
+	oldPort := freePort(t)
+	pp, key := readyPool(t, ns, "hello-node-d", "node-d", oldPort)
+	newPort := freePort(t)
+	patch := client.MergeFrom(pp.DeepCopy())
+	pp.Spec.Template.Listen.Port = newPort
+	if err := env.Client.Patch(ctx, pp, patch); err != nil {
+		t.Fatal(err)
+	}
+	moved := waitPool(t, key, "the new port reported", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.Address == "127.0.0.1:"+strconv.Itoa(int(newPort)) && p.Status.ListenPort == newPort
+	})
+	if c := meta.FindStatusCondition(moved.Status.Conditions, ferryv1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("Ready after the move: %+v", c)
+	}
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	serves := func(port int32) error {
+		resp, err := fresh.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if err := serves(newPort); err != nil {
+		t.Fatalf("the new port, reported: %v", err)
+	}
+	if err := serves(oldPort); err != nil {
+		t.Fatalf("the old port, within the drain delay after the move: %v", err)
+	}
+	waitUntil(t, "the old port drained after the drain delay", func() bool { return serves(oldPort) != nil })
+}
+
 func TestAgentReportsDeploymentError(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)

@@ -18,10 +18,12 @@
 //
 // Listening: each pool's proxy listens on the pool's listen.port. A port
 // that is taken is reported (Ready False, ListenFailed) and tried again
-// every half heartbeat interval. A moved port is opened before the old
-// one drains; while the new one is taken, the old one serves on, and the
-// status says so: status.address is the old port's, and Ready's message
-// names both ports.
+// every half heartbeat interval. A moved port is opened first; the old
+// one serves on for the drain delay (the manager moves the node's
+// endpoint once the status shows the new port), then drains. While the
+// new one is taken, the old one serves on, and the status says so:
+// status.listenPort is the new port, status.address the old one's, and
+// Ready's message names both.
 //
 // Surviving the API server: the agent saves every pool's spec in its state
 // directory. Started while the API server is down, it resumes those pools

@@ -127,14 +127,16 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 	rp.mu.Lock()
 	rp.obj = pp.DeepCopy()
 	var old *proxy.Server
-	if port := pp.Spec.Template.Listen.Port; port != rp.port && rp.a.opts.SimulateWorkers == 0 {
-		if rp.prev != nil && port == rp.prevPort {
-			// Back to the port still served: the move that never opened is over.
-			rp.proxy, rp.port, rp.listenErr, rp.prev = rp.prev, port, nil, nil
-			rp.log.Info("Moved back to the port still served; the move is over", "listen", rp.a.listenAddr(port))
-		} else {
-			old = rp.moveLocked(port)
-		}
+	switch port := pp.Spec.Template.Listen.Port; {
+	case port == rp.port:
+	case rp.a.opts.SimulateWorkers > 0:
+		rp.port = port // nothing listens: the reported port follows the spec
+	case rp.prev != nil && port == rp.prevPort:
+		// Back to the port still served: the move that never opened is over.
+		rp.proxy, rp.port, rp.listenErr, rp.prev = rp.prev, port, nil, nil
+		rp.log.Info("Moved back to the port still served; the move is over", "listen", rp.a.listenAddr(port))
+	default:
+		old = rp.moveLocked(port)
 	}
 	rp.mu.Unlock()
 	rp.pool.Update(configOf(pp))
@@ -173,14 +175,32 @@ func (rp *runningPool) moveLocked(port int32) (drain *proxy.Server) {
 	return nil
 }
 
-// drainMoved drains the proxy of a port moved from, in the background;
-// close waits for it.
+// drainMoved drains the proxy of a port moved from, in the background,
+// after the drain delay; close waits for it.
 func (rp *runningPool) drainMoved(srv *proxy.Server) {
 	rp.drains.Add(1)
 	go func() {
 		defer rp.drains.Done()
+		rp.servePortMovedFrom()
 		drainProxy(srv, time.Minute)
 	}()
+}
+
+// servePortMovedFrom serves a port moved from as before, new connections
+// too, for Options.DrainDelay or until the pool stops: the manager moves
+// the node's endpoint to the new port's EndpointSlice only once this agent
+// reports the new port open, and load balancers take a while more to
+// follow; until then they send to the old port, which must not refuse.
+func (rp *runningPool) servePortMovedFrom() {
+	if rp.a.opts.DrainDelay <= 0 {
+		return
+	}
+	t := time.NewTimer(rp.a.opts.DrainDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-rp.stop:
+	}
 }
 
 func drainProxy(srv *proxy.Server, timeout time.Duration) {
@@ -329,7 +349,6 @@ func (rp *runningPool) retryListen() {
 func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPool) {
 	rp.mu.Lock()
 	obj := rp.obj.DeepCopy()
-	applied := obj.Generation
 	l := listening{port: rp.port, err: rp.listenErr}
 	if rp.prev != nil {
 		l.old = rp.prevPort
@@ -349,7 +368,7 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 			obj = current
 		}
 	}
-	return desiredStatus(obj.Status, applied, rp.pool.Status(), rp.a.advertiseHost(), l, time.Now()), obj
+	return desiredStatus(obj.Status, obj.Generation, rp.pool.Status(), rp.a.advertiseHost(), l, time.Now()), obj
 }
 
 // write patches the pool's status from base's to status.

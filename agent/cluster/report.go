@@ -47,15 +47,15 @@ func (l listening) failure() string {
 
 // desiredStatus computes a ProcessPool's status from the pool's snapshot,
 // on top of the status the API has (current): conditions keep their
-// LastTransitionTime while their status does not change. generation is
-// that of the spec the pool and l were given (not the cache's, which may
-// be newer: the manager reads the address and Ready as of it). The address
-// is where the proxy serves, on host. Pure.
+// LastTransitionTime while their status does not change. The address is
+// where the proxy serves, on host; listenPort the port it was given (the
+// manager reads the address as of it). Pure.
 func desiredStatus(current ferryv1.ProcessPoolStatus, generation int64, s pool.Status, host string,
 	l listening, now time.Time) ferryv1.ProcessPoolStatus {
 	out := ferryv1.ProcessPoolStatus{
 		ObservedGeneration: generation,
 		Address:            net.JoinHostPort(host, strconv.Itoa(int(l.serving()))),
+		ListenPort:         l.port,
 		ObservedRevision:   s.Revision,
 		ProcessCounts:      s.Counts,
 		ReadyProcesses:     ratio(s.Counts.Ready, s.Counts.Total),

@@ -77,6 +77,9 @@ func TestDesiredStatusListening(t *testing.T) {
 			if got.Address != tt.address {
 				t.Errorf("address = %q, want %q", got.Address, tt.address)
 			}
+			if got.ListenPort != tt.l.port {
+				t.Errorf("listenPort = %d, want the spec's %d", got.ListenPort, tt.l.port)
+			}
 			c := meta.FindStatusCondition(got.Conditions, ferryv1.ConditionReady)
 			if c.Status != tt.ready || c.Reason != tt.reason || (tt.ready == metav1.ConditionFalse && c.Message != tt.message) {
 				t.Errorf("Ready = %s %s %q, want %s %s %q", c.Status, c.Reason, c.Message, tt.ready, tt.reason, tt.message)

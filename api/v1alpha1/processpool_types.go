@@ -153,6 +153,15 @@ type ProcessPoolStatus struct {
 	// +kubebuilder:validation:MaxLength=512
 	Address string `json:"address,omitempty"`
 
+	// listenPort is the listen.port the agent has taken up: its proxy
+	// listens there, or tries to while the port is taken (Ready says so,
+	// and address shows where it still serves meanwhile, if anywhere: the
+	// old port of a move).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	ListenPort int32 `json:"listenPort,omitempty"`
+
 	// observedRevision is the spec.revision the agent has taken up.
 	// +optional
 	// +kubebuilder:validation:MaxLength=128

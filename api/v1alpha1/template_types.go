@@ -187,9 +187,11 @@ type ListenSpec struct {
 	// the older; the other gets no pool on that node (Ready=False,
 	// PortConflict) until the port is free. Changing it is no new
 	// revision: every node moves at once, not in waves, opening the new
-	// port before the old one drains (its requests finish; new connections
-	// to it are refused); a node where the new port is taken stays on the
-	// old one.
+	// port first; the old one goes on taking new connections for the
+	// agent's drain delay (agent.drainDelay, while the Service's endpoints
+	// follow), then drains (its requests finish; new connections to it are
+	// refused). A node where the new port is taken stays on the old one
+	// until it is free (Ready=False, ListenFailed, says so).
 	// +required
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
