@@ -105,6 +105,9 @@ func TestBufferedBodyBound(t *testing.T) {
 		{"a stall", 1000, false, 0, 0, "overran"},
 		{"a stall, read past the deadline", 1000, false, 0, 150 * time.Millisecond, "overran"},
 		{"the rest after the deadline", 1000, false, 150 * time.Millisecond, 0, "overran"},
+		// Past the deadline the late read takes what the socket holds,
+		// then waits lateStep for more: the rest comes later than that.
+		{"some read past the deadline, the rest far later", 20000, false, 300 * time.Millisecond, 150 * time.Millisecond, "overran"},
 		{"the worker closes partway", 1000, true, 0, 0, "cut short"},
 	}
 	pairs := map[string]func(t *testing.T) (net.Conn, net.Conn){

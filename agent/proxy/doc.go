@@ -53,7 +53,8 @@
 //     answered 504; so is one that has not sent the whole of a body the
 //     proxy buffers by then, which no client paces (workerConn.boundBody;
 //     past the limit the proxy takes what had reached it, unread, and
-//     waits for nothing more: readLate); a response that
+//     more only while the body flows, lateStep apart, for lateGrace at
+//     most: readLate); a response that
 //     goes to the client as it comes is not bound once its head came, so
 //     a slow client never gets a worker killed (workerConn.bound: a read
 //     deadline on the worker connection, lifted when the head came);

@@ -399,10 +399,13 @@ type workerConn struct {
 	// held to them (boundBody).
 	headBound  time.Time
 	boundLimit time.Duration
-	// late: a buffered body's deadline passed, and its reader takes only
-	// what has reached the socket (readLate; readBody's goroutine alone
-	// sets it, and reads through it).
-	late bool
+	// late: a buffered body's deadline passed, and its reader takes what
+	// has reached the socket, and more only while it flows (readLate,
+	// readLateStep; readBody's goroutine alone sets these, and reads
+	// through them). lateFlowing: the last late read brought bytes;
+	// lateUntil: no late read waits past it.
+	late, lateFlowing bool
+	lateUntil         time.Time
 }
 
 func newWorkerConn(conn net.Conn) *workerConn {
@@ -418,12 +421,57 @@ func newWorkerConn(conn net.Conn) *workerConn {
 
 // Read reads the connection with raw system calls (rawSocket) when it can:
 // the response's reader and an upgrade's tunnel read through it. Past a
-// buffered body's deadline it takes only what is there (readLate).
+// buffered body's deadline it takes what is there, and waits for more only
+// while the body flows (readLateStep).
 func (c *workerConn) Read(p []byte) (int, error) {
 	if c.late {
-		return c.rs.ReadNow(p)
+		return c.readLateStep(p)
 	}
 	return c.rs.Read(p)
+}
+
+// lateStep is how long a late read of a buffered body waits for more once
+// the socket is empty, if the read before it brought bytes: a worker that
+// wrote the body in time may still be blocked in that write, on the
+// proxy's own late reading of a body larger than the socket's buffer, and
+// refills the socket as soon as it is read. lateGrace caps the late reads
+// of one body.
+const (
+	lateStep  = 50 * time.Millisecond
+	lateGrace = time.Second
+)
+
+// readLateStep takes what the socket holds now (rawSocket.ReadNow); when it
+// holds nothing but the last late read brought something, it waits up to
+// lateStep for the next bytes, within lateGrace: a body that flows is read
+// to its end, one that stalls is an overrun within lateStep.
+func (c *workerConn) readLateStep(p []byte) (int, error) {
+	n, err := c.rs.ReadNow(p)
+	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) || !c.lateFlowing || !c.waitLate() {
+		c.lateFlowing = n > 0
+		return n, err
+	}
+	n, err = c.rs.Read(p)
+	c.lateFlowing = n > 0
+	return n, err
+}
+
+// waitLate sets the read deadline lateStep on (not past lateUntil); false
+// when lateUntil has passed or the request was cancelled (abort's deadline
+// stays).
+func (c *workerConn) waitLate() bool {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	now := time.Now()
+	if c.aborted || !now.Before(c.lateUntil) {
+		return false
+	}
+	by := now.Add(lateStep)
+	if by.After(c.lateUntil) {
+		by = c.lateUntil
+	}
+	_ = c.SetReadDeadline(by)
+	return true
 }
 
 // Write is the buffered writer's way out: it notes that bytes left.
@@ -621,16 +669,16 @@ func (c *workerConn) boundBody() bool {
 // readBody reads a buffered body with read, which goes on where it
 // stopped when called again, under boundBody's deadline, and lifts the
 // deadline before the caller gives the connection back. Past the
-// deadline, read goes on once more taking only what has reached the
-// socket (readLate): what the worker sent in time but the proxy was slow
-// to read (a large body, a busy node) is no overrun, but nothing is
-// waited for. Its error is bodyError's.
+// deadline, read goes on once more taking what has reached the socket,
+// and more only while it flows (readLate): what the worker sent in time
+// but the proxy was slow to read (a large body, a busy node) is no
+// overrun, but a body that stalls is. Its error is bodyError's.
 func (c *workerConn) readBody(read func() error) error {
 	bound := c.boundBody()
 	err := read()
 	if bound && errors.Is(err, os.ErrDeadlineExceeded) && c.readLate() {
 		err = read()
-		c.late = false
+		c.late, c.lateFlowing = false, false
 	}
 	if err != nil {
 		err = c.bodyError(err) // before unbound, which forgets the deadline
@@ -642,21 +690,20 @@ func (c *workerConn) readBody(read func() error) error {
 }
 
 // readLate makes the connection's reads take what the socket holds
-// without waiting (rawSocket.ReadNow), until readBody is done: a read
-// past a deadline fails even with bytes there, and a later deadline would
-// wait for bytes the worker sends after the limit. What reached the socket
-// between the deadline and the proxy's look is taken too (nothing tells
-// it apart); a body with more to come is an overrun. These reads never
-// wait, so an abort's deadline, which they do not meet, need not end them.
-// False when boundBody's deadline was not what ended the read (the
-// request was cancelled).
+// (readLateStep), until readBody is done: a read past a deadline fails
+// even with bytes there, and a later deadline alone would wait for bytes
+// the worker sends after the limit. What reached the socket between the
+// deadline and the proxy's look is taken too (nothing tells it apart),
+// and what follows while it flows, for lateGrace at most; a body that
+// stalls is an overrun. False when boundBody's deadline was not what
+// ended the read (the request was cancelled).
 func (c *workerConn) readLate() bool {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	if c.aborted || c.boundBy.IsZero() {
 		return false
 	}
-	c.late = true
+	c.late, c.lateFlowing, c.lateUntil = true, false, time.Now().Add(lateGrace)
 	return true
 }
 

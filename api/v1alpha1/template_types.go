@@ -269,8 +269,9 @@ type PoolSpec struct {
 	// body the proxy buffers (a declared length within
 	// proxy.responseBufferLimit, while the agent's response buffer memory
 	// lasts) must also be whole by then: no client paces it; past the
-	// limit the proxy takes what has reached it, unread, and waits for
-	// nothing more. The clock does not run while any other response is
+	// limit the proxy takes what has reached it, unread, and more only
+	// while the body flows (each next piece within 50ms, for at most 1s):
+	// one that stalls is an overrun. The clock does not run while any other response is
 	// written (a long download, a stream, a slow client), nor while a
 	// body that streams from the client (past
 	// proxy.requestBufferLimit, with buffering off, or past the agent's
