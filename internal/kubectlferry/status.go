@@ -150,7 +150,7 @@ var headerConditions = []string{
 
 // writeHeader writes the AppGroup's own block: revision, counts,
 // conditions, the halted rollout the manager remembers, and notes on what
-// the manager has not caught up with.
+// the manager has not caught up with and on why there is no pool.
 func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time) {
 	st := &ag.Status
 	fmt.Fprintf(b, "----------- AppGroup %s/%s -----------\n", ag.Namespace, ag.Name)
@@ -215,7 +215,8 @@ func conditionSummary(c *metav1.Condition) string {
 	return s
 }
 
-// headerNotes says where the manager lags behind the AppGroup.
+// headerNotes says where the manager lags behind the AppGroup, and why it
+// has no pool when it has none.
 func headerNotes(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) []string {
 	st := &ag.Status
 	var notes []string
@@ -229,14 +230,80 @@ func headerNotes(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) []string {
 	case contract.ValidateRevision(annotation) == nil && !onRevision(st.Revision, annotation):
 		notes = append(notes, fmt.Sprintf("The manager has not taken up %s=%s yet (status.revision is %s).",
 			ferryv1.RevisionAnnotation, annotation, st.Revision))
-	case st.ObservedGeneration != ag.Generation:
-		notes = append(notes, fmt.Sprintf("The manager has not reconciled generation %d yet (last: %d).",
-			ag.Generation, st.ObservedGeneration))
+	default:
+		if lag := generationLag(ag); lag != "" {
+			notes = append(notes, sentence(lag))
+		}
 	}
 	if len(pools) == 0 {
-		notes = append(notes, "No ProcessPools: no node matches spec.nodeSelector, or the manager has not created them yet.")
+		notes = append(notes, noPoolsNote(ag, contract.ValidateRevision(annotation) != nil))
 	}
 	return notes
+}
+
+// sentence is s with a capital and a full stop.
+func sentence(s string) string { return strings.ToUpper(s[:1]) + s[1:] + "." }
+
+// generationLag says how the manager stands with a metadata.generation
+// that status.observedGeneration lags; "" when it does not lag, or when the
+// revision annotation explains it. The manager stamps
+// status.observedGeneration only after a pass that completed with a valid
+// annotation, but the conditions of every status it writes with the
+// generation it read: conditions of the current generation mean it has
+// seen that generation.
+func generationLag(ag *ferryv1.AppGroup) string {
+	st := &ag.Status
+	if st.ObservedGeneration == ag.Generation {
+		return ""
+	}
+	seen := slices.ContainsFunc(st.Conditions, func(c metav1.Condition) bool { return c.ObservedGeneration == ag.Generation })
+	switch {
+	case !seen:
+		return fmt.Sprintf("the manager has not reconciled generation %d yet (last: %d)", ag.Generation, st.ObservedGeneration)
+	case invalidRevision(ag) != nil:
+		// Its conditions say so; the lag ends with the fix.
+		return ""
+	}
+	return fmt.Sprintf("the manager has seen generation %d but not completed a pass over it (status.observedGeneration is %d); "+
+		"it retries: its log, and a WriteFailed event if a write failed, say what went wrong", ag.Generation, st.ObservedGeneration)
+}
+
+// invalidRevision is the condition by which the manager says the revision
+// annotation is invalid: Ready's when it does (no valid revision ever, or
+// a node left without a pool), else RollingRestart's; nil when neither
+// does.
+func invalidRevision(ag *ferryv1.AppGroup) *metav1.Condition {
+	for _, t := range []string{ferryv1.ConditionReady, ferryv1.ConditionRollingRestart} {
+		if c := meta.FindStatusCondition(ag.Status.Conditions, t); c != nil && c.Reason == ferryv1.ReasonInvalidRevision {
+			return c
+		}
+	}
+	return nil
+}
+
+// noPoolsNote says why the AppGroup has no pool, as far as its status
+// tells: an invalid annotation (invalidNow: it still is), another
+// AppGroup's port on every selected node, no node selected, or else that
+// the manager may not have created them yet.
+func noPoolsNote(ag *ferryv1.AppGroup, invalidNow bool) string {
+	st := &ag.Status
+	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
+	switch {
+	case !ag.DeletionTimestamp.IsZero():
+		return "No ProcessPools left: the AppGroup is being deleted."
+	case invalidNow && invalidRevision(ag) != nil:
+		return fmt.Sprintf("No ProcessPools: none is created until the %s annotation is valid: %s",
+			ferryv1.RevisionAnnotation, invalidRevision(ag).Message)
+	case ready == nil || ready.ObservedGeneration != ag.Generation:
+		// Said of an older spec: its nodeSelector or port may have moved.
+	case ready.Reason == ferryv1.ReasonPortConflict && st.Nodes.Total == 0:
+		// The manager leaves the nodes where it lost the port out of
+		// the count.
+		return "No ProcessPools: another AppGroup has this one's listen.port on every selected node (see Ready)."
+	case ready.Reason == ferryv1.ReasonNoNodes:
+		return "No ProcessPools: no node matches spec.nodeSelector."
+	}
+	return "No ProcessPools: no node matches spec.nodeSelector, or the manager has not created them yet."
 }
 
 // silence is how long p's agent has been silent beyond what is normal, or

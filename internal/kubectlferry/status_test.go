@@ -433,3 +433,191 @@ func TestSilence(t *testing.T) {
 		})
 	}
 }
+
+// atGeneration stamps every condition of st with generation, as the
+// manager stamps those it writes.
+func atGeneration(st *ferryv1.AppGroupStatus, generation int64) {
+	for i := range st.Conditions {
+		st.Conditions[i].ObservedGeneration = generation
+	}
+}
+
+// TestStatusInvalidRevisionOnNewAppGroup: a new AppGroup whose revision
+// annotation is invalid gets conditions saying so, of its generation, and
+// no status.observedGeneration (the manager stamps it only after a pass
+// with a valid annotation) and no pool. The manager is not behind, and it
+// is the annotation, not the nodeSelector, that leaves it without pools.
+// (Found by a user walkthrough: both notes said otherwise.)
+func TestStatusInvalidRevisionOnNewAppGroup(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "typo", "v 1/2")
+	why := contract.ValidateRevision("v 1/2").Error() + "; nothing is rolled out until it is fixed"
+	setAppGroupStatus(t, ns, "typo", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		st.Nodes = ferryv1.NodeCounts{Total: 2}
+		st.Conditions = []metav1.Condition{
+			cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, why),
+			cond(ferryv1.ConditionRollingRestart, metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, why),
+			cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError,
+				"No pool resists a deployment error"),
+		}
+		atGeneration(st, ag.Generation)
+	})
+	r := run(t, "status", "typo", "-n", ns)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	assertContains(t, r.out,
+		"Target revision          : - (ferry.dev/revision: v 1/2)",
+		"Ready                    : False (InvalidRevision) "+why,
+		"No ProcessPools: none is created until the ferry.dev/revision annotation is valid: "+why,
+	)
+	for _, unwanted := range []string{"has not reconciled", "has not reported", "has not taken up", "no node matches",
+		"not completed"} {
+		if strings.Contains(r.out, unwanted) {
+			t.Errorf("%q in:\n%s", unwanted, r.out)
+		}
+	}
+}
+
+// TestStatusGenerationNotes: the manager is behind a spec change only
+// while its conditions are of an older generation; conditions of the
+// current one with an older status.observedGeneration mean its pass over
+// the change did not complete.
+func TestStatusGenerationNotes(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "moved", "8")
+	setAppGroupStatus(t, ns, "moved", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, "8-"+hash, 1)
+		atGeneration(st, ag.Generation)
+	})
+	ag := getAppGroup(t, ns, "moved")
+	ag.Spec.Pool.MaxProcesses = 6 // generation 2
+	if err := env.Client.Update(context.Background(), ag); err != nil {
+		t.Fatal(err)
+	}
+	setPoolStatus(t, newPool(t, ag, "node-1", "8-"+hash), ferryv1.ProcessPoolStatus{ObservedRevision: "8-" + hash,
+		HeartbeatTime: ago(time.Second)})
+
+	r := run(t, "status", "moved", "-n", ns)
+	assertContains(t, r.out, "The manager has not reconciled generation 2 yet (last: 1).")
+
+	setAppGroupStatus(t, ns, "moved", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		atGeneration(st, ag.Generation) // a pass over generation 2 that failed
+	})
+	r = run(t, "status", "moved", "-n", ns)
+	assertContains(t, r.out, "The manager has seen generation 2 but not completed a pass over it "+
+		"(status.observedGeneration is 1); it retries")
+	if strings.Contains(r.out, "has not reconciled") {
+		t.Errorf("the manager said behind a generation its conditions carry:\n%s", r.out)
+	}
+
+	// An invalid annotation since: the manager leaves observedGeneration
+	// where it was, and says why in RollingRestart.
+	ag = getAppGroup(t, ns, "moved")
+	ag.Annotations[ferryv1.RevisionAnnotation] = "v 1/2"
+	if err := env.Client.Update(context.Background(), ag); err != nil {
+		t.Fatal(err)
+	}
+	why := contract.ValidateRevision("v 1/2").Error() + "; revision 8-" + hash + " stays the target until it is fixed"
+	setAppGroupStatus(t, ns, "moved", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, why)
+		atGeneration(st, ag.Generation)
+	})
+	r = run(t, "status", "moved", "-n", ns)
+	assertContains(t, r.out, "RollingRestart           : False (InvalidRevision) "+why)
+	for _, unwanted := range []string{"has not reconciled", "not completed", "has not taken up"} {
+		if strings.Contains(r.out, unwanted) {
+			t.Errorf("%q in:\n%s", unwanted, r.out)
+		}
+	}
+}
+
+// TestStatusNoPoolsNotes: where the manager says why an AppGroup has no
+// pool, the note says that, not "no node matches".
+func TestStatusNoPoolsNotes(t *testing.T) {
+	portLost := "listen.port 8080 is taken: on node-1 and node-2 it belongs to AppGroup shop/cart (whose pool has it " +
+		"there, or which is older). This AppGroup gets no pool there until the port is free"
+	for _, tt := range []struct {
+		name, annotation string
+		status           func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)
+		// older: the status is of the generation before this one.
+		older bool
+		want  string
+	}{
+		{name: "the port taken on every selected node", status: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			rolledOut(ag, st, "0-"+hash, 0)
+			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict, portLost)
+			st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+				"No node to roll: another AppGroup has listen.port on every selected node (see Ready, PortConflict)")
+		}, want: "No ProcessPools: another AppGroup has this one's listen.port on every selected node (see Ready)."},
+		{name: "no node selected", status: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			rolledOut(ag, st, "0-"+hash, 0)
+			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes,
+				"No node matches spec.nodeSelector")
+		}, want: "No ProcessPools: no node matches spec.nodeSelector."},
+		{name: "no node selected by an older spec", older: true, status: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			rolledOut(ag, st, "0-"+hash, 0)
+			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes,
+				"No node matches spec.nodeSelector")
+		}, want: "No ProcessPools: no node matches spec.nodeSelector, or the manager has not created them yet."},
+		{name: "an invalid annotation, no node serving a revision to start on", annotation: "v 1/2",
+			status: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				rolledOut(ag, st, "8-"+hash, 1)
+				st.Nodes.Ready, st.Nodes.Updated = 0, 0
+				st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
+					"No pool on node-1: no node serves a revision to start it on, and "+contract.ValidateRevision("v 1/2").Error())
+				st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
+					contract.ValidateRevision("v 1/2").Error()+"; revision 8-"+hash+" stays the target until it is fixed")
+			},
+			want: "No ProcessPools: none is created until the ferry.dev/revision annotation is valid: No pool on node-1: " +
+				"no node serves a revision to start it on"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			newAppGroup(t, ns, "app", tt.annotation)
+			setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				tt.status(ag, st)
+				st.ObservedGeneration = ag.Generation
+				atGeneration(st, ag.Generation)
+			})
+			if tt.older {
+				ag := getAppGroup(t, ns, "app")
+				ag.Spec.NodeSelector = map[string]ferryv1.LabelValue{"zone": "b"}
+				if err := env.Client.Update(context.Background(), ag); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := run(t, "status", "app", "-n", ns)
+			assertContains(t, r.out, tt.want)
+			if strings.Count(r.out, "No ProcessPools") != 1 {
+				t.Errorf("want one note on the missing pools:\n%s", r.out)
+			}
+		})
+	}
+}
+
+// TestStatusNoPoolsLeftWhileDeleted: a deleted AppGroup whose pools are
+// gone is being released, not short of nodes.
+func TestStatusNoPoolsLeftWhileDeleted(t *testing.T) {
+	ns := newNamespace(t)
+	ag := newAppGroup(t, ns, "gone", "")
+	ag.Finalizers = []string{contract.DrainFinalizer}
+	if err := env.Client.Update(context.Background(), ag); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(context.Background(), ag); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ag := getAppGroup(t, ns, "gone")
+		ag.Finalizers = nil
+		if err := env.Client.Update(context.Background(), ag); err != nil {
+			t.Error(err)
+		}
+	})
+	r := run(t, "status", "gone", "-n", ns)
+	assertContains(t, r.out, "No ProcessPools left: the AppGroup is being deleted.")
+	if strings.Contains(r.out, "no node matches") {
+		t.Errorf("a deleted AppGroup said to match no node:\n%s", r.out)
+	}
+}
