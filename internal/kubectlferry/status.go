@@ -373,8 +373,14 @@ func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, silent time.Duratio
 			"with no older process left to resist on", p.Spec.Revision, from))
 	case target != "" && p.Spec.Revision != target:
 		why := "waiting for its wave"
-		if c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart); c != nil &&
-			c.Reason == ferryv1.ReasonRolloutHalted || ag.Status.HaltedRollout != nil && ag.Status.HaltedRollout.Revision == target {
+		c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
+		switch {
+		case c != nil && c.Reason == ferryv1.ReasonInvalidRevision:
+			// The manager starts no wave until the annotation is fixed.
+			why = fmt.Sprintf("no wave starts while the %s annotation is invalid (see RollingRestart)",
+				ferryv1.RevisionAnnotation)
+		case c != nil && c.Reason == ferryv1.ReasonRolloutHalted ||
+			ag.Status.HaltedRollout != nil && ag.Status.HaltedRollout.Revision == target:
 			why = "the rollout is halted"
 		}
 		notes = append(notes, fmt.Sprintf("not given revision %s yet: %s", target, why))

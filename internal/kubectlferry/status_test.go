@@ -596,6 +596,28 @@ func TestStatusNoPoolsNotes(t *testing.T) {
 	}
 }
 
+// TestStatusWaveWhileRevisionInvalid: while the annotation is invalid, no
+// wave starts: a node not on the target is not waiting for one.
+func TestStatusWaveWhileRevisionInvalid(t *testing.T) {
+	ns := newNamespace(t)
+	oldRev, target := "7-"+hash, "8-"+hash
+	ag := newAppGroup(t, ns, "frozen", "v 1/2")
+	why := contract.ValidateRevision("v 1/2").Error() + "; revision " + target + " stays the target until it is fixed"
+	setAppGroupStatus(t, ns, "frozen", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 2)
+		st.Nodes.Updated = 1
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, why)
+	})
+	setPoolStatus(t, newPool(t, ag, "node-1", target), ferryv1.ProcessPoolStatus{ObservedRevision: target, HeartbeatTime: ago(time.Second)})
+	setPoolStatus(t, newPool(t, ag, "node-2", oldRev), ferryv1.ProcessPoolStatus{ObservedRevision: oldRev, HeartbeatTime: ago(time.Second)})
+
+	r := run(t, "status", "frozen", "-n", ns)
+	assertContains(t, r.out, "not given revision "+target+" yet: no wave starts while the ferry.dev/revision annotation is invalid")
+	if strings.Contains(r.out, "waiting for its wave") {
+		t.Errorf("a node said to wait for a wave that does not start:\n%s", r.out)
+	}
+}
+
 // TestStatusNoPoolsLeftWhileDeleted: a deleted AppGroup whose pools are
 // gone is being released, not short of nodes.
 func TestStatusNoPoolsLeftWhileDeleted(t *testing.T) {
