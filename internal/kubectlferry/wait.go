@@ -1,6 +1,7 @@
 package kubectlferry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,10 @@ func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 	}
 	switch {
 	case st.ObservedGeneration != ag.Generation:
-		return rollout{Progress: fmt.Sprintf("the manager has not reconciled generation %d yet", ag.Generation)}
+		// generationLag is "" only for conditions that say the annotation
+		// is invalid, which predate its valid value here.
+		return rollout{Progress: cmp.Or(generationLag(ag),
+			fmt.Sprintf("the manager has not reconciled generation %d yet", ag.Generation))}
 	case rolling != nil && rolling.Status != metav1.ConditionFalse:
 		return rollout{Progress: fmt.Sprintf("RollingRestart=%s: %s", rolling.Status, rolling.Message)}
 	case ready == nil:

@@ -61,6 +61,11 @@ func TestAssessRollout(t *testing.T) {
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Revision = "4-x-" + hash }},
 		{name: "generation not reconciled", progress: "the manager has not reconciled generation 2 yet",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.ObservedGeneration = 1 }},
+		{name: "generation seen, its pass not completed", progress: "the manager has seen generation 2 but not completed a pass over it",
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				st.ObservedGeneration = 1
+				atGeneration(st, ag.Generation)
+			}},
 		{name: "rolling", progress: "RollingRestart=True: node 1/2 (node-1), process 1/2",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, rolling) }},
 		{name: "rolling unknown", progress: "RollingRestart=Unknown",
