@@ -264,8 +264,10 @@ func generationLag(ag *ferryv1.AppGroup) string {
 		// Its conditions say so; the lag ends with the fix.
 		return ""
 	}
+	// A pass stopped only by a change made meanwhile (a conflict) looks
+	// again shortly and records no event.
 	return fmt.Sprintf("the manager has seen generation %d but not completed a pass over it (status.observedGeneration is %d); "+
-		"it retries: its log, and a WriteFailed event if a write failed, say what went wrong", ag.Generation, st.ObservedGeneration)
+		"it retries, and a WriteFailed event names a write that failed, if one did", ag.Generation, st.ObservedGeneration)
 }
 
 // invalidRevision is the condition by which the manager says the revision

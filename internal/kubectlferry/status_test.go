@@ -506,7 +506,7 @@ func TestStatusGenerationNotes(t *testing.T) {
 	})
 	r = run(t, "status", "moved", "-n", ns)
 	assertContains(t, r.out, "The manager has seen generation 2 but not completed a pass over it "+
-		"(status.observedGeneration is 1); it retries")
+		"(status.observedGeneration is 1); it retries, and a WriteFailed event names a write that failed, if one did.")
 	if strings.Contains(r.out, "has not reconciled") {
 		t.Errorf("the manager said behind a generation its conditions carry:\n%s", r.out)
 	}
