@@ -28,6 +28,11 @@ func TestWorkerThatDiesAfterBootIsBackedOff(t *testing.T) {
 	if c := condition(seen, "ScalingError"); c.Status != "True" || !strings.Contains(c.Message, "after it was ready") {
 		t.Errorf("ScalingError condition = %+v, want True, saying the worker died after it was ready", c)
 	}
+	// It was ready: the revision started, and is not one that cannot start.
+	if c := condition(seen, "RollingRestart"); !seen.RevisionStarted || c.Reason != "RolloutComplete" {
+		t.Errorf("RevisionStarted %v, RollingRestart = %+v; want true and RolloutComplete: a process of it was ready",
+			seen.RevisionStarted, c)
+	}
 	before := obs.spawns.Load()
 	time.Sleep(6 * time.Second)
 	// Backing off 1 s, 2 s, 4 s: at most 3 more spawns in 6 s.

@@ -174,6 +174,10 @@ type Pool struct {
 	recycling   bool
 	closed      bool
 	lastRestart *RestartSummary
+	// started are the revisions of which a worker has been ready in this
+	// pool's life (the target and those of live workers are kept): a
+	// revision not in it has never started here, booting or failing.
+	started map[string]bool
 	// gaveUp are the workers the last restart to givenUpFor could not
 	// replace (resistDeploymentErrors off): no new restart retries them
 	// until the next revision.
@@ -249,6 +253,7 @@ func New(cfg Config, opts Options) *Pool {
 		ctx:     ctx,
 		cancel:  cancel,
 		cfg:     cfg,
+		started: map[string]bool{},
 		changed: make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -496,6 +501,7 @@ func (p *Pool) Update(cfg Config) {
 		// be asked for again after another: 2, 1, 2).
 		p.scaling = scalingState{}
 		p.gaveUp, p.givenUpFor = nil, ""
+		p.forgetStartedLocked()
 	}
 	if cfg.Template.Pool.MaxRequestsPerProcess != old.Template.Pool.MaxRequestsPerProcess {
 		for _, w := range p.workers {
@@ -507,6 +513,17 @@ func (p *Pool) Update(cfg Config) {
 	p.mu.Unlock()
 	p.notify()
 	p.kickSupervisor()
+}
+
+// forgetStartedLocked keeps, of the revisions that started, the target
+// and those of live workers: a pool that rolls through many revisions
+// does not remember them all.
+func (p *Pool) forgetStartedLocked() {
+	for rev := range p.started {
+		if rev != p.cfg.Revision && !slices.ContainsFunc(p.workers, func(w *Worker) bool { return w.Revision == rev }) {
+			delete(p.started, rev)
+		}
+	}
 }
 
 // Config returns the pool's current config.
@@ -784,6 +801,7 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	w.lastUsed = time.Now()
 	w.readyAt = w.lastUsed
 	p.transitionLocked(w, EventReady)
+	p.started[w.Revision] = true
 	w.Transport = p.opts.NewTransport(w)
 	p.grantLocked(w)
 	// Any spawn that works for a revision ends the scaling error recorded

@@ -176,7 +176,9 @@ func TestRevisionAskedForAgain(t *testing.T) {
 	tmpl := flaky(t, 2, 2, "3,4")
 	tmpl.Restart.ResistDeploymentErrors = ptr.To(false)
 	e := agenttest.Start(t, pool.Config{Name: "t/again", Revision: "1", Template: tmpl}, agenttest.Options{})
-	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
+	if s := e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2)); !s.RevisionStarted {
+		t.Error("revision 1 serves, yet RevisionStarted is false")
+	}
 	e.Pool.Update(pool.Config{Name: "t/again", Revision: "2", Template: tmpl})
 	given := e.WaitFor(t, time.Minute, "the restart to 2 to give up", func(s pool.Status) bool {
 		return s.Restart == nil && s.LastRestart != nil && s.LastRestart.Revision == "2"
@@ -184,11 +186,21 @@ func TestRevisionAskedForAgain(t *testing.T) {
 	if lr := given.LastRestart; lr.Failed != 2 || lr.Replaced != 0 {
 		t.Fatalf("the first restart to 2: %+v, want both replacements failed", *lr)
 	}
+	// Revision 1 started; 2, the target now, never did.
+	if given.RevisionStarted {
+		t.Error("no process of revision 2 was ever ready, yet RevisionStarted is true")
+	}
+	if c := condition(given, ferryv1.ConditionRollingRestart); c.Reason != ferryv1.ReasonRolloutIncomplete {
+		t.Errorf("RollingRestart = %s/%s %q, want RolloutIncomplete: older processes serve", c.Status, c.Reason, c.Message)
+	}
 	e.Pool.Update(pool.Config{Name: "t/again", Revision: "1", Template: tmpl})
 	e.Pool.Update(pool.Config{Name: "t/again", Revision: "2", Template: tmpl})
-	e.WaitFor(t, time.Minute, "both workers on revision 2", func(s pool.Status) bool {
+	done := e.WaitFor(t, time.Minute, "both workers on revision 2", func(s pool.Status) bool {
 		return s.Counts.Updated == 2 && s.Counts.Ready == 2
 	})
+	if !done.RevisionStarted {
+		t.Error("revision 2 serves, yet RevisionStarted is false")
+	}
 }
 
 // TestScalingErrorPassesWithItsNeed: a scale-up spawn that fails during a
@@ -247,6 +259,15 @@ func TestScalingErrorOfAnAppThatCannotStartStays(t *testing.T) {
 				i, s.ScalingError, s.ScalingFailures, last)
 		}
 		last = s.ScalingFailures
+		// No process of the revision was ever ready: the rollout of it
+		// here is halted, not complete with "0 of 0" processes on it.
+		if s.RevisionStarted {
+			t.Error("RevisionStarted is true, yet no process was ever ready")
+		}
+		if c := condition(s, ferryv1.ConditionRollingRestart); c.Status != metav1.ConditionFalse ||
+			c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, "revision 1 cannot start") {
+			t.Errorf("RollingRestart = %s/%s %q, want False/RolloutHalted: revision 1 cannot start", c.Status, c.Reason, c.Message)
+		}
 	}
 }
 

@@ -30,6 +30,10 @@ type Status struct {
 	ScalingFailures int                 `json:"scalingFailures,omitempty"`
 	LastSpawnError  *ferryv1.SpawnError `json:"lastSpawnError,omitempty"`
 	LastRestart     *RestartSummary     `json:"lastRestart,omitempty"`
+	// RevisionStarted: a process of Revision has been ready in this pool's
+	// life. False while the pool boots its first processes of it, and
+	// while its app cannot start (every spawn fails).
+	RevisionStarted bool `json:"revisionStarted"`
 }
 
 // Status returns a snapshot of the pool.
@@ -37,16 +41,17 @@ func (p *Pool) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := Status{
-		Name:           p.cfg.Name,
-		Revision:       p.cfg.Revision,
-		Strategy:       p.cfg.Template.Restart.Strategy,
-		MinProcesses:   p.cfg.Template.Pool.MinProcesses,
-		MaxProcesses:   p.cfg.Template.Pool.MaxProcesses,
-		QueueLength:    int32(p.queue.n),
-		Resisting:      p.resisting.DeepCopy(),
-		LastSpawnError: p.lastErr.DeepCopy(),
-		LastRestart:    p.lastRestart.deepCopy(),
-		Processes:      make([]ferryv1.ProcessInfo, 0, len(p.workers)),
+		Name:            p.cfg.Name,
+		Revision:        p.cfg.Revision,
+		Strategy:        p.cfg.Template.Restart.Strategy,
+		MinProcesses:    p.cfg.Template.Pool.MinProcesses,
+		MaxProcesses:    p.cfg.Template.Pool.MaxProcesses,
+		QueueLength:     int32(p.queue.n),
+		Resisting:       p.resisting.DeepCopy(),
+		LastSpawnError:  p.lastErr.DeepCopy(),
+		LastRestart:     p.lastRestart.deepCopy(),
+		RevisionStarted: p.started[p.cfg.Revision],
+		Processes:       make([]ferryv1.ProcessInfo, 0, len(p.workers)),
 	}
 	if p.scaling.err != nil {
 		s.ScalingError = p.scaling.err.DeepCopy()
@@ -139,11 +144,39 @@ func (s Status) restartCondition() metav1.Condition {
 		if len(s.LastRestart.Errors) > 0 {
 			c.Message += ": " + s.LastRestart.Errors[0].Reason
 		}
+	case !s.RevisionStarted && s.failsToStart():
+		// Nothing older to resist with: the revision has never run here.
+		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutHalted
+		c.Message = fmt.Sprintf("revision %s cannot start: no process of it has been ready, and its spawns fail "+
+			"(retried with backoff; see ScalingError)", s.Revision)
+	case !s.RevisionStarted:
+		// Not restarting either: the pool boots its first processes.
+		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutComplete
+		c.Message = fmt.Sprintf("no process of revision %s has been ready yet", s.Revision)
+		if n := s.spawning(); n > 0 {
+			c.Message += fmt.Sprintf(" (%d spawning)", n)
+		}
 	default:
 		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutComplete
 		c.Message = fmt.Sprintf("%d of %d processes on revision %s", s.Counts.Updated, s.Counts.Total, s.Revision)
 	}
 	return c
+}
+
+// failsToStart: spawns of the pool's revision fail and back off.
+func (s Status) failsToStart() bool {
+	return s.ScalingError != nil && s.ScalingError.Revision == s.Revision
+}
+
+// spawning counts the processes of the pool's revision being spawned.
+func (s Status) spawning() int {
+	n := 0
+	for _, p := range s.Processes {
+		if p.Revision == s.Revision && p.State == ferryv1.ProcessSpawning {
+			n++
+		}
+	}
+	return n
 }
 
 func (s Status) resistingCondition() metav1.Condition {
@@ -168,8 +201,11 @@ func (s Status) scalingCondition() metav1.Condition {
 		return c
 	}
 	c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff
-	c.Message = fmt.Sprintf("spawn of revision %s failed %d time(s): %s", s.ScalingError.Revision,
-		max(1, s.ScalingFailures), s.ScalingError.Reason)
+	c.Message = fmt.Sprintf("spawn of revision %s failed %d time(s)", s.ScalingError.Revision, max(1, s.ScalingFailures))
+	if !s.RevisionStarted && s.failsToStart() {
+		c.Message += ", and no process of it has been ready yet"
+	}
+	c.Message += ": " + s.ScalingError.Reason
 	if s.ScalingRetryAt != nil {
 		// A time, not a countdown: the message must not change by itself.
 		c.Message += "; next attempt at " + s.ScalingRetryAt.UTC().Format(time.TimeOnly) + " UTC"

@@ -12,7 +12,7 @@ import (
 
 func TestConditions(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	ready := Status{Revision: "2", Strategy: ferryv1.RestartRolling, MinProcesses: 2,
+	ready := Status{Revision: "2", Strategy: ferryv1.RestartRolling, MinProcesses: 2, RevisionStarted: true,
 		Counts: ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2}}
 	with := func(f func(*Status)) Status { s := ready; f(&s); return s }
 	spawnErr := &ferryv1.SpawnError{Revision: "3", Reason: "the app failed to load: ModuleNotFoundError: No module named 'x'",
@@ -87,6 +87,61 @@ func TestConditions(t *testing.T) {
 		}), map[string]want{
 			ferryv1.ConditionReady: {metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "spawns are failing: the app failed to load"},
 		}},
+		// A new pool, or one given a revision never ready here, with no
+		// restart (no older process to replace): it boots, or cannot start.
+		{"booting its first process", with(func(s *Status) {
+			s.RevisionStarted, s.Counts = false, ferryv1.ProcessCounts{Updated: 1, Total: 1}
+			s.Processes = []ferryv1.ProcessInfo{{PID: 7, Revision: "2", State: ferryv1.ProcessSpawning}}
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+				"no process of revision 2 has been ready yet (1 spawning)"},
+			ferryv1.ConditionScalingError: {metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, ""},
+			ferryv1.ConditionReady:        {metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "0 of 1 processes ready"},
+		}},
+		{"booting, no process yet", with(func(s *Status) { s.RevisionStarted, s.Counts = false, ferryv1.ProcessCounts{} }),
+			map[string]want{
+				ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+					"no process of revision 2 has been ready yet"},
+			}},
+		{"cannot start", with(func(s *Status) {
+			s.RevisionStarted, s.Counts = false, ferryv1.ProcessCounts{}
+			s.ScalingError, s.ScalingFailures = &ferryv1.SpawnError{Revision: "2", Reason: spawnErr.Reason}, 4
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+				"revision 2 cannot start: no process of it has been ready, and its spawns fail (retried with backoff; see ScalingError)"},
+			ferryv1.ConditionScalingError: {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff,
+				"spawn of revision 2 failed 4 time(s), and no process of it has been ready yet: the app failed to load"},
+			ferryv1.ConditionReady: {metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "spawns are failing"},
+		}},
+		{"cannot start, a spawn retried", with(func(s *Status) {
+			s.RevisionStarted, s.Counts = false, ferryv1.ProcessCounts{Updated: 1, Total: 1}
+			s.Processes = []ferryv1.ProcessInfo{{PID: 7, Revision: "2", State: ferryv1.ProcessSpawning}}
+			s.ScalingError = &ferryv1.SpawnError{Revision: "2", Reason: spawnErr.Reason}
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, "revision 2 cannot start"},
+		}},
+		// Ready once, then crashed soon after: it started, and its
+		// spawns failing now are a scaling error of a revision that ran.
+		{"started, then crashes", with(func(s *Status) {
+			s.Counts = ferryv1.ProcessCounts{}
+			s.ScalingError = &ferryv1.SpawnError{Revision: "2", Reason: "exited with status 3 200ms after it was ready"}
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "0 of 0 processes on revision 2"},
+			ferryv1.ConditionScalingError: {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff,
+				"spawn of revision 2 failed 1 time(s): exited with status 3"},
+		}},
+		// What a restart or resistance says comes first: the revision has
+		// older processes to replace, or to resist with.
+		{"resisting a revision never ready", with(func(s *Status) { s.RevisionStarted, s.Resisting = false, spawnErr }),
+			map[string]want{
+				ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, "halted by a deployment error"},
+			}},
+		{"restarting to a revision not ready yet", with(func(s *Status) {
+			s.RevisionStarted = false
+			s.Restart = &ferryv1.RestartProgress{Revision: "2", Total: 2}
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionTrue, ferryv1.ReasonRollingOut, "process 1/2"},
+		}},
 	}
 	for _, tc := range cases {
 		got := map[string]metav1.Condition{}
@@ -114,5 +169,29 @@ func TestExcerptKeepsTheEndOnWholeLines(t *testing.T) {
 	}
 	if excerpt("short", 100) != "short" {
 		t.Fatal("short text changed")
+	}
+}
+
+// TestStartedRevisionsAreForgotten: the pool remembers which revisions
+// started (RevisionStarted) only for the target and those of live
+// workers, not every revision it ever rolled through.
+func TestStartedRevisionsAreForgotten(t *testing.T) {
+	p := &Pool{cfg: Config{Revision: "1"}, started: map[string]bool{"1": true},
+		workers: []*Worker{{Revision: "1", state: ferryv1.ProcessReady}},
+		changed: make(chan struct{}), kick: make(chan struct{}, 1)}
+	p.Update(Config{Revision: "2"})
+	if !p.started["1"] || p.Status().RevisionStarted {
+		t.Fatalf("after 1 -> 2 with a worker of 1 live: started %v, RevisionStarted %v; want 1 kept, 2 not started",
+			p.started, p.Status().RevisionStarted)
+	}
+	p.workers[0].Revision = "2" // replaced by a worker of 2, ready
+	p.started["2"] = true
+	p.Update(Config{Revision: "3"})
+	if len(p.started) != 1 || !p.started["2"] {
+		t.Fatalf("after 2 -> 3 with only a worker of 2 live: started %v, want only 2", p.started)
+	}
+	p.Update(Config{Revision: "2"})
+	if !p.Status().RevisionStarted {
+		t.Fatal("back on 2, whose worker serves: RevisionStarted is false")
 	}
 }
