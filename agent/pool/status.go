@@ -182,7 +182,7 @@ func (s Status) spawning() int {
 func (s Status) resistingCondition() metav1.Condition {
 	c := metav1.Condition{Type: ferryv1.ConditionResistingDeploymentError}
 	if s.Resisting == nil {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, ""
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, "No deployment error is being resisted"
 		return c
 	}
 	c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonSpawnFailed
@@ -197,7 +197,7 @@ func (s Status) resistingCondition() metav1.Condition {
 func (s Status) scalingCondition() metav1.Condition {
 	c := metav1.Condition{Type: ferryv1.ConditionScalingError}
 	if s.ScalingError == nil {
-		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, "No spawn is failing"
 		return c
 	}
 	c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff

@@ -31,8 +31,8 @@ func TestConditions(t *testing.T) {
 		{"steady", ready, map[string]want{
 			ferryv1.ConditionReady:                    {metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "2 of 2 processes ready (minProcesses 2)"},
 			ferryv1.ConditionRollingRestart:           {metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "2 of 2 processes on revision 2"},
-			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, ""},
-			ferryv1.ConditionScalingError:             {metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, ""},
+			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, "No deployment error is being resisted"},
+			ferryv1.ConditionScalingError:             {metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, "No spawn is failing"},
 		}},
 		{"below min", with(func(s *Status) { s.Counts.Ready = 1 }), map[string]want{
 			ferryv1.ConditionReady: {metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "1 of 2 processes ready, minProcesses is 2"},
@@ -73,7 +73,7 @@ func TestConditions(t *testing.T) {
 			s.ScalingRetryAt = &metav1.Time{Time: now.Add(4 * time.Second)}
 		}), map[string]want{
 			ferryv1.ConditionScalingError:             {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "failed 3 time(s): the app failed to load"},
-			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, ""},
+			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, "No deployment error is being resisted"},
 		}},
 		{"scaling error next attempt", with(func(s *Status) {
 			s.ScalingError = spawnErr
@@ -95,7 +95,7 @@ func TestConditions(t *testing.T) {
 		}), map[string]want{
 			ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
 				"no process of revision 2 has been ready yet (1 spawning)"},
-			ferryv1.ConditionScalingError: {metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, ""},
+			ferryv1.ConditionScalingError: {metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, "No spawn is failing"},
 			ferryv1.ConditionReady:        {metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "0 of 1 processes ready"},
 		}},
 		{"booting, no process yet", with(func(s *Status) { s.RevisionStarted, s.Counts = false, ferryv1.ProcessCounts{} }),
@@ -150,6 +150,11 @@ func TestConditions(t *testing.T) {
 		}
 		if len(got) != 4 {
 			t.Errorf("%s: %d conditions, want all 4 types every time", tc.name, len(got))
+		}
+		for typ, c := range got {
+			if c.Message == "" {
+				t.Errorf("%s: %s = %s/%s has no message", tc.name, typ, c.Status, c.Reason)
+			}
 		}
 		for typ, w := range tc.want {
 			c := got[typ]
