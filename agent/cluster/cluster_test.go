@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/metrics"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/testenv"
@@ -324,7 +325,8 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
-	runAgent(t, "node-a", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 5 * time.Second })
+	m := metrics.New()
+	runAgent(t, "node-a", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 5 * time.Second; o.Metrics = m })
 	port := freePort(t)
 	pp, key := readyPool(t, ns, "hello-node-a", "node-a", port)
 	if err := env.Client.Delete(ctx, pp); err != nil {
@@ -353,6 +355,31 @@ func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	if _, err := fresh.Get(url); err == nil {
 		t.Error("the proxy still answers after the pool was drained")
 	}
+	// Its metrics went with it (before its finalizer: the agent is done
+	// with it then).
+	if left := poolSeries(t, m, key.String()); len(left) > 0 {
+		t.Errorf("series of the deleted pool %s left: %v", key, left)
+	}
+}
+
+// poolSeries counts m's series labelled pool=name, by family.
+func poolSeries(t *testing.T, m *metrics.Metrics, name string) map[string]int {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "pool" && l.GetValue() == name {
+					out[f.GetName()]++
+				}
+			}
+		}
+	}
+	return out
 }
 
 // TestMovedPortServesThroughTheDrainDelay: after a move of listen.port,
@@ -712,7 +739,8 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 	ns := namespace(t)
 	dir := stateDir(t)
 	book := agenttest.NewLogbook(t)
-	runAgent(t, "node-r", env.Config, dir, logTo(book), func(o *Options) { o.DrainDelay = 3 * time.Second })
+	m := metrics.New()
+	runAgent(t, "node-r", env.Config, dir, logTo(book), func(o *Options) { o.DrainDelay = 3 * time.Second; o.Metrics = m })
 	port := freePort(t)
 	pp, key := readyPool(t, ns, "hello-node-r", "node-r", port)
 	releaseDuringDrain(t, dir, pp, key)
@@ -746,6 +774,11 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 	}
 	if v, _ := book.WaitFor(t, "Pool deleted; serving on for the drain delay").Value("drainDelay"); v != "3s" {
 		t.Errorf("drainDelay logged as %#v, want \"3s\"", v)
+	}
+	// The old pool's end took neither the new one's status from the
+	// scrape nor its series (they share the name).
+	if got := poolSeries(t, m, key.String()); got["ferry_queue_length"] != 1 || got["ferry_spawns_total"] == 0 {
+		t.Errorf("series of the new pool %s after the old one drained: %v, want its status and spawns", key, got)
 	}
 	book.Check(t)
 }

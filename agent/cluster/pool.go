@@ -45,6 +45,9 @@ type runningPool struct {
 	prev     *proxy.Server
 	prevPort int32
 
+	// untrack ends the pool's metrics (nil without metrics).
+	untrack func()
+
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
@@ -74,7 +77,7 @@ func (a *Agent) startPool(pp *ferryv1.ProcessPool) *runningPool {
 		NewTransport: proxy.NewWorkerTransport, Observer: obs})
 	rp.pool = real
 	if a.opts.Metrics != nil {
-		a.opts.Metrics.Track(cfg.Name, real.Status)
+		rp.untrack = a.opts.Metrics.Track(cfg.Name, real.Status)
 	}
 	rp.mu.Lock()
 	err := rp.listenLocked(pp.Spec.Template.Listen.Port)
@@ -231,8 +234,8 @@ func (rp *runningPool) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	rp.pool.Close(ctx)
-	if rp.a.opts.Metrics != nil {
-		rp.a.opts.Metrics.Untrack(rp.key.String())
+	if rp.untrack != nil {
+		rp.untrack() // its series go with it
 	}
 	rp.log.Info("Stopped pool")
 }

@@ -5,6 +5,7 @@
 package metrics
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,15 +34,22 @@ type Metrics struct {
 	overruns        *prometheus.CounterVec
 	replays         *prometheus.CounterVec
 
-	mu    sync.Mutex
-	pools map[string]func() pool.Status
+	mu sync.Mutex
+	// pools are the tracked pools by name, in the order tracked: a pool
+	// re-created under its name (a successor while the old one drains)
+	// is tracked beside the old one until that one's untrack.
+	pools map[string][]*tracked
 }
+
+// tracked is one Track: the pool's status, scraped while it is the last
+// tracked under its name.
+type tracked struct{ status func() pool.Status }
 
 // New returns the agent's metrics, registered in a fresh registry.
 func New() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
-		pools:    map[string]func() pool.Status{},
+		pools:    map[string][]*tracked{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_requests_total",
 			Help: "Requests answered by the proxy, by pool and HTTP status code (499: the client went away).",
@@ -92,18 +100,38 @@ func New() *Metrics {
 	return m
 }
 
-// Track makes a pool's status part of every scrape until Untrack.
-func (m *Metrics) Track(name string, status func() pool.Status) {
+// Track makes a pool's status part of every scrape until untrack is
+// called, once the pool has stopped. Untrack also deletes every series
+// labelled with the pool (its requests, spawns, exits, restarts, ...): a
+// deleted pool's series do not stay exported for the agent's life. While
+// another pool tracked under the same name lives (one re-created while
+// the old one drains), nothing is deleted: that one's series are the same,
+// and it is the one scraped.
+func (m *Metrics) Track(name string, status func() pool.Status) (untrack func()) {
+	t := &tracked{status: status}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.pools[name] = status
+	m.pools[name] = append(m.pools[name], t)
+	m.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { m.untrack(name, t) }) }
 }
 
-// Untrack stops reporting a pool's status.
-func (m *Metrics) Untrack(name string) {
+func (m *Metrics) untrack(name string, t *tracked) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	left := slices.DeleteFunc(m.pools[name], func(o *tracked) bool { return o == t })
+	if len(left) > 0 {
+		m.pools[name] = left
+		return
+	}
 	delete(m.pools, name)
+	byPool := prometheus.Labels{"pool": name}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.requests, m.requestDuration, m.spawnDuration, m.spawns, m.spawnFailures,
+		m.restarts, m.restartOutcomes, m.workerExits, m.overruns, m.replays,
+	} {
+		v.DeletePartialMatch(byPool)
+	}
 }
 
 // Requests returns the recorder of one pool's requests, for its proxy's
@@ -219,8 +247,8 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	statuses := make([]pool.Status, 0, len(c.pools))
-	for _, f := range c.pools {
-		statuses = append(statuses, f())
+	for _, ts := range c.pools {
+		statuses = append(statuses, ts[len(ts)-1].status())
 	}
 	c.mu.Unlock()
 	for _, s := range statuses {

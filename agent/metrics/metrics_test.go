@@ -1,11 +1,15 @@
 package metrics
 
 import (
+	"maps"
 	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
 // TestRequestsCountByPoolAndCode: the per-pool recorder, whose counters
@@ -101,6 +105,111 @@ func replayed(t *testing.T, m *Metrics, pool string) float64 {
 				if l.GetName() == "pool" && l.GetValue() == pool {
 					return s.GetCounter().GetValue()
 				}
+			}
+		}
+	}
+	return -1
+}
+
+// record feeds every metric of a pool once: requests, spawns, restarts,
+// exits, overruns, replays.
+func record(m *Metrics, name string) {
+	r := m.Requests(name)
+	r.RequestDone(200, time.Millisecond)
+	r.RequestDone(999, time.Millisecond) // a code outside the recorder's table
+	r.RequestReplayed()
+	m.SpawnStarted(name, pool.SpawnScale)
+	m.SpawnSucceeded(name, time.Second)
+	m.SpawnFailed(name, pool.SpawnRestart)
+	m.RestartStarted(name, ferryv1.RestartRolling)
+	m.RestartFinished(name, pool.OutcomeCompleted)
+	m.WorkerExited(name, true)
+	m.WorkerOverran(name)
+}
+
+// seriesOf counts the series labelled pool=name, by family.
+func seriesOf(t *testing.T, m *Metrics, name string) map[string]int {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			if label(s, "pool") == name {
+				out[f.GetName()]++
+			}
+		}
+	}
+	return out
+}
+
+// TestUntrackDeletesThePoolsSeries: once a pool stops (it was deleted),
+// no series labelled with it is exported any more, of any metric; another
+// pool's stay. A pool re-created under the name before the old one stops
+// (a successor while it drains) keeps them, and is scraped, until it stops
+// too.
+func TestUntrackDeletesThePoolsSeries(t *testing.T) {
+	m := New()
+	status := func(name string, queue int32) func() pool.Status {
+		return func() pool.Status {
+			return pool.Status{Name: name, QueueLength: queue, Processes: []ferryv1.ProcessInfo{
+				{PID: 1, Revision: "1", State: ferryv1.ProcessReady, MemoryBytes: 1 << 20}}}
+		}
+	}
+	untrackGone := m.Track("ns/gone", status("ns/gone", 0))
+	untrackKept := m.Track("ns/kept", status("ns/kept", 0))
+	defer untrackKept()
+	record(m, "ns/gone")
+	record(m, "ns/kept")
+	before := seriesOf(t, m, "ns/gone")
+	for _, name := range []string{"ferry_requests_total", "ferry_request_duration_seconds", "ferry_requests_replayed_total",
+		"ferry_spawn_duration_seconds", "ferry_spawns_total", "ferry_spawn_failures_total", "ferry_restarts_total",
+		"ferry_restarts_finished_total", "ferry_worker_exits_total", "ferry_workers_overran_total",
+		"ferry_queue_length", "ferry_processes", "ferry_process_memory_bytes", "ferry_scaling_error"} {
+		if before[name] == 0 {
+			t.Errorf("%s has no series of ns/gone before it stops: the test does not record it", name)
+		}
+	}
+
+	untrackGone()
+	if left := seriesOf(t, m, "ns/gone"); len(left) > 0 {
+		t.Errorf("series of ns/gone left after it stopped: %v", left)
+	}
+	if kept := seriesOf(t, m, "ns/kept"); !maps.Equal(kept, before) {
+		t.Errorf("series of ns/kept = %v, want them all, as ns/gone had: %v", kept, before)
+	}
+	untrackGone() // a second call does nothing
+
+	// A successor under the name, tracked before the old pool stops.
+	untrackOld := m.Track("ns/again", status("ns/again", 1))
+	record(m, "ns/again")
+	untrackNew := m.Track("ns/again", status("ns/again", 7))
+	want := seriesOf(t, m, "ns/again")
+	untrackOld()
+	if got := seriesOf(t, m, "ns/again"); !maps.Equal(got, want) {
+		t.Errorf("after the old pool stopped, its successor's series = %v, want %v", got, want)
+	}
+	if q := queueLength(t, m, "ns/again"); q != 7 {
+		t.Errorf("ferry_queue_length{pool=\"ns/again\"} = %v, want 7: the successor's", q)
+	}
+	untrackNew()
+	if left := seriesOf(t, m, "ns/again"); len(left) > 0 {
+		t.Errorf("series of ns/again left after both stopped: %v", left)
+	}
+}
+
+func queueLength(t *testing.T, m *Metrics, name string) float64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			if f.GetName() == "ferry_queue_length" && label(s, "pool") == name {
+				return s.GetGauge().GetValue()
 			}
 		}
 	}

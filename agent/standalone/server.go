@@ -76,6 +76,8 @@ type app struct {
 	ln       net.Listener // proxy's: a move closes it at once
 	addr     string
 	restartF fileStamp
+	// untrack ends the pool's metrics (nil without metrics).
+	untrack func()
 	// drains counts the proxies a move left draining: stop waits for
 	// them before it closes the pool they still send to.
 	drains sync.WaitGroup
@@ -182,12 +184,13 @@ func (s *Server) startOn(ag ferryv1.AppGroup, l net.Listener) error {
 		RunDir: s.runDir, LoaderPath: s.loader, Log: log, NewTransport: proxy.NewWorkerTransport,
 		Observer: observer(s.opts.Metrics),
 	})
+	var untrack func()
 	if s.opts.Metrics != nil {
-		s.opts.Metrics.Track(ag.Name, p.Status)
+		untrack = s.opts.Metrics.Track(ag.Name, p.Status)
 	}
 	srv := proxy.New(p, s.proxyOptions(ag))
 	a := &app{ag: ag, base: base, revision: base, pool: p, proxy: srv, ln: l,
-		addr: s.shownAddr(ag), restartF: stampOf(restartFile(ag))}
+		addr: s.shownAddr(ag), restartF: stampOf(restartFile(ag)), untrack: untrack}
 	go func() { _ = srv.Serve(l) }() // srv, not a.proxy: a move replaces that
 	s.mu.Lock()
 	s.apps[ag.Name] = a
@@ -245,13 +248,10 @@ func (s *Server) stop(a *app) {
 	case <-ctx.Done():
 	}
 	a.pool.Close(ctx)
-	if s.opts.Metrics != nil {
-		// Not when another app serves under the name now.
-		s.mu.Lock()
-		if cur, ok := s.apps[a.ag.Name]; !ok || cur == a {
-			s.opts.Metrics.Untrack(a.ag.Name)
-		}
-		s.mu.Unlock()
+	if a.untrack != nil {
+		// Its series go with it, unless another app serves under the
+		// name now (Track keeps them for that one).
+		a.untrack()
 	}
 	s.log.Info("Stopped AppGroup", "appgroup", a.ag.Name)
 }

@@ -293,6 +293,34 @@ spec:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+
+	// An AppGroup removed from the file stops, and its metrics go with it.
+	if !strings.Contains(r.metrics(t), `pool="second"`) {
+		t.Fatal(`no series of pool="second" while it serves`)
+	}
+	s.write(t, 3, "2")
+	if err := r.client.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if body := r.metrics(t); strings.Contains(body, `pool="second"`) || !strings.Contains(body, `pool="hello"`) {
+		t.Errorf("after the AppGroup second was removed, its series are left, or hello's are gone:\n%s", body)
+	}
+}
+
+// metrics is a scrape of the admin socket's /metrics.
+func (r *running) metrics(t *testing.T) string {
+	t.Helper()
+	c := &http.Client{Transport: r.client.http.Transport}
+	resp, err := c.Get("http://agent/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
 
 func TestAdminSocketAndMetrics(t *testing.T) {
