@@ -1,9 +1,11 @@
 package standalone
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -57,6 +59,9 @@ type Server struct {
 	log    logr.Logger
 	loader string
 	runDir string
+	// made are the directories this run created (each the outermost that
+	// did not exist): an agent that fails to start removes them.
+	made []string
 
 	mu   sync.Mutex
 	apps map[string]*app
@@ -95,23 +100,75 @@ func New(opts Options) (*Server, error) {
 		opts.RestartFilePoll = time.Second
 	}
 	runDir := filepath.Join(opts.StateDir, "w")
+	spoolParent := cmp.Or(opts.Proxy.SpoolDir, opts.StateDir)
+	s := &Server{opts: opts, log: opts.Log, runDir: runDir, apps: map[string]*app{},
+		made: notYet(opts.StateDir, runDir, filepath.Join(opts.StateDir, "loader"), spoolParent,
+			filepath.Join(spoolParent, proxy.SpoolDirName))}
+	fail := func(err error) (*Server, error) {
+		s.removeMade()
+		return nil, err
+	}
 	// Workers run as other users: they must traverse these directories.
 	for _, d := range []string{opts.StateDir, runDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if err := os.Chmod(d, 0o755); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
-	if err := opts.Proxy.UseSpoolDir(opts.StateDir); err != nil {
-		return nil, err
+	if err := s.opts.Proxy.UseSpoolDir(opts.StateDir); err != nil {
+		return fail(err)
 	}
 	loader, err := wsgi.Install(filepath.Join(opts.StateDir, "loader"))
 	if err != nil {
-		return nil, fmt.Errorf("installing the WSGI loader: %w", err)
+		return fail(fmt.Errorf("installing the WSGI loader: %w", err))
 	}
-	return &Server{opts: opts, log: opts.Log, loader: loader, runDir: runDir, apps: map[string]*app{}}, nil
+	s.loader = loader
+	return s, nil
+}
+
+// notYet lists, of paths, the outermost directory of each that does not
+// exist (itself or an ancestor): what creating it creates.
+func notYet(paths ...string) []string {
+	var out []string
+	for _, p := range paths {
+		top := ""
+		for d := filepath.Clean(p); ; d = filepath.Dir(d) {
+			if _, err := os.Lstat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			top = d
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+		if top != "" && !slices.Contains(out, top) {
+			out = append(out, top)
+		}
+	}
+	return out
+}
+
+// removeMade removes the directories this run created, for an agent that
+// fails to start: a refused start leaves no state directory behind. Not
+// one that holds the admin socket while another agent answers on it: that
+// agent, started at the same moment on the same directory, uses it.
+func (s *Server) removeMade() {
+	other := false
+	if c, err := net.DialTimeout("unix", s.opts.AdminSocket, time.Second); err == nil {
+		_ = c.Close()
+		other = true
+	}
+	for _, d := range s.made {
+		if rel, err := filepath.Rel(d, s.opts.AdminSocket); other && err == nil && filepath.IsLocal(rel) {
+			continue
+		}
+		if err := os.RemoveAll(d); err != nil {
+			s.log.Error(err, "Could not remove a directory made for this run", "dir", d)
+		}
+	}
+	s.made = nil
 }
 
 // Run loads the file, serves every AppGroup in it and the admin socket,
@@ -119,19 +176,24 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Run(ctx context.Context) error {
 	groups, err := appfile.Load(s.opts.File)
 	if err != nil {
+		s.removeMade()
 		return err
 	}
+	s.made = append(s.made, notYet(filepath.Dir(s.opts.AdminSocket))...)
 	admin, err := listenAdmin(s.opts.AdminSocket)
 	if err != nil {
+		s.removeMade()
 		return err
 	}
 	for _, ag := range groups {
 		if err := s.start(ag); err != nil {
 			s.shutdown()
 			_ = admin.Close()
+			s.removeMade()
 			return err
 		}
 	}
+	s.made = nil // started: what it made is its state directory
 	adminSrv := s.adminServer()
 	go func() { _ = adminSrv.Serve(admin) }()
 	s.log.Info("Serving", "file", s.opts.File, "appgroups", len(groups), "adminSocket", s.opts.AdminSocket)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/metrics"
 	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/proxy"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
@@ -421,4 +423,94 @@ var spawnErr = ferryv1.SpawnError{Revision: "2", Reason: "the app failed to load
 
 func counts(total, updated, ready int32) ferryv1.ProcessCounts {
 	return ferryv1.ProcessCounts{Total: total, Updated: updated, Ready: ready}
+}
+
+// TestRefusedStartRemovesWhatItMade: an agent that refuses to start (its
+// AppGroup's port is taken) removes the state directory it created for
+// the run (the loader, w/, the request-body directory), its parents it
+// created too; of a state directory that was there, only what it added.
+// The run of another agent whose admin socket it found in use keeps that
+// agent's directory.
+func TestRefusedStartRemovesWhatItMade(t *testing.T) {
+	s := newSite(t)
+	taken, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	refused := func(state string) error {
+		t.Helper()
+		srv, err := New(Options{File: s.file, BindAddress: "127.0.0.1", AdminSocket: filepath.Join(state, "admin.sock"),
+			StateDir: state, Log: testr.New(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{"w", "loader", proxy.SpoolDirName} {
+			if _, err := os.Stat(filepath.Join(state, d)); err != nil {
+				t.Fatalf("before Run: %v", err)
+			}
+		}
+		return srv.Run(context.Background())
+	}
+
+	fresh := filepath.Join(s.dir, "made", "state")
+	if err := refused(fresh); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("Run on a taken port: %v, want it refused", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "made")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after a refused start, the state directory it made (and its parent): %v, want it gone", err)
+	}
+
+	kept := filepath.Join(s.dir, "kept")
+	if err := os.MkdirAll(filepath.Join(kept, "mine"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := refused(kept); err == nil {
+		t.Fatal("Run on a taken port started")
+	}
+	entries, err := os.ReadDir(kept)
+	if err != nil {
+		t.Fatalf("the state directory that was there: %v", err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "mine" {
+		t.Errorf("a state directory that was there holds %v after a refused start, want only what was there (mine)", entries)
+	}
+}
+
+// TestRefusedStartKeepsAnotherAgentsDirectory: two agents started at once
+// on a state directory that did not exist both made it; the one refused
+// because the other holds the admin socket must not remove it from under
+// the other. A directory of its own it removes.
+func TestRefusedStartKeepsAnotherAgentsDirectory(t *testing.T) {
+	s := newSite(t)
+	state := filepath.Join(s.dir, "state") // run's
+	late, err := New(Options{File: s.file, BindAddress: "127.0.0.1", AdminSocket: filepath.Join(state, "admin.sock"),
+		StateDir: state, Log: testr.New(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, s)
+	if err := late.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("a second agent on the admin socket: %v", err)
+	}
+	if _, err := r.client.Status(context.Background()); err != nil {
+		t.Errorf("the first agent after the second was refused: %v", err)
+	}
+	for _, d := range []string{"w", "loader", proxy.SpoolDirName} {
+		if _, err := os.Stat(filepath.Join(state, d)); err != nil {
+			t.Errorf("the first agent's state directory after the second was refused: %v", err)
+		}
+	}
+
+	own := filepath.Join(s.dir, "own")
+	other, err := New(Options{File: s.file, AdminSocket: r.client.Socket, StateDir: own, Log: testr.New(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Run(context.Background()); err == nil {
+		t.Fatal("a second agent on the admin socket started")
+	}
+	if _, err := os.Stat(own); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused agent's own state directory: %v, want it gone", err)
+	}
 }
