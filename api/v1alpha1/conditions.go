@@ -43,8 +43,10 @@ const (
 
 	// ConditionScalingError is True on a ProcessPool while spawns of a
 	// revision that already serves keep failing (scaling up, or replacing a
-	// crashed process), or while its processes die within 10s of being
-	// ready. The pool backs off and retries; it does not freeze.
+	// crashed process), while its processes die within 10s of being ready,
+	// or while a revision that has never started there fails with no older
+	// process to resist with (a new pool). The pool backs off and retries;
+	// it does not freeze.
 	ConditionScalingError = "ScalingError"
 )
 
@@ -115,10 +117,11 @@ const (
 
 // Reasons for the ScalingError condition.
 const (
-	// ReasonSpawnBackoff: an extra spawn of a serving revision failed; the
-	// pool retries with exponential backoff.
+	// ReasonSpawnBackoff: a spawn failed outside a rolling restart (an
+	// extra one, a replacement, or the first of a new pool); the pool
+	// retries with exponential backoff.
 	ReasonSpawnBackoff = "SpawnBackoff"
-	// ReasonSpawnsHealthy: no spawn of a serving revision is failing.
+	// ReasonSpawnsHealthy: no spawn is failing.
 	ReasonSpawnsHealthy = "SpawnsHealthy"
 )
 
