@@ -426,6 +426,48 @@ func TestMovedPortServesThroughTheDrainDelay(t *testing.T) {
 	waitUntil(t, "the old port drained after the drain delay", func() bool { return serves(oldPort) != nil })
 }
 
+// TestMoveBackWithinTheDrainDelay: listen.port moves from A to B and back
+// to A while A still serves out its drain delay: the pool takes A's proxy
+// back (its listener holds A) rather than failing to listen there, and B
+// drains in its turn (found by review).
+func TestMoveBackWithinTheDrainDelay(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	runAgent(t, "node-mb", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 20 * time.Second })
+	portA := freePort(t)
+	_, key := readyPool(t, ns, "hello-node-mb", "node-mb", portA)
+	portB := freePort(t)
+	move := func(port int32) {
+		cur := &ferryv1.ProcessPool{}
+		if err := env.Client.Get(ctx, key, cur); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Spec.Template.Listen.Port = port
+		if err := env.Client.Patch(ctx, cur, patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move(portB)
+	waitPool(t, key, "port B reported", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.Address == "127.0.0.1:"+strconv.Itoa(int(portB)) && p.Status.ListenPort == portB
+	})
+	move(portA)
+	back := waitPool(t, key, "port A reported", func(p *ferryv1.ProcessPool) bool { return p.Status.ListenPort == portA })
+	if c := meta.FindStatusCondition(back.Status.Conditions, ferryv1.ConditionReady); c.Status != metav1.ConditionTrue ||
+		back.Status.Address != "127.0.0.1:"+strconv.Itoa(int(portA)) {
+		t.Errorf("after the move back to A within its drain delay: address %s, Ready %s %s %q", back.Status.Address, c.Status, c.Reason, c.Message)
+	}
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, port := range []int32{portA, portB} { // B serves out its own drain delay
+		resp, err := fresh.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			t.Fatalf("port %d after the move back: %v", port, err)
+		}
+		resp.Body.Close()
+	}
+}
+
 func TestAgentReportsDeploymentError(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)

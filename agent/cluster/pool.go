@@ -44,6 +44,10 @@ type runningPool struct {
 	// port is taken stays on the old one. It drains once port opens.
 	prev     *proxy.Server
 	prevPort int32
+	// moved are the proxies of ports moved from that still serve out the
+	// drain delay, by port: a move back takes its proxy back (its
+	// listener holds the port).
+	moved map[int32]movedProxy
 
 	// untrack ends the pool's metrics (nil without metrics).
 	untrack func()
@@ -129,7 +133,6 @@ func (rp *runningPool) logCannotListen(port int32, err error) {
 func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 	rp.mu.Lock()
 	rp.obj = pp.DeepCopy()
-	var old *proxy.Server
 	switch port := pp.Spec.Template.Listen.Port; {
 	case port == rp.port:
 	case rp.a.opts.SimulateWorkers > 0:
@@ -139,13 +142,10 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 		rp.proxy, rp.port, rp.listenErr, rp.prev = rp.prev, port, nil, nil
 		rp.log.Info("Moved back to the port still served; the move is over", "listen", rp.a.listenAddr(port))
 	default:
-		old = rp.moveLocked(port)
+		rp.moveLocked(port)
 	}
 	rp.mu.Unlock()
 	rp.pool.Update(configOf(pp))
-	if old != nil {
-		rp.drainMoved(old)
-	}
 	select {
 	case rp.kick <- struct{}{}:
 	default:
@@ -153,19 +153,27 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 }
 
 // moveLocked opens the proxy on port, the spec's new one, before the old
-// one drains (it returns the old proxy, to drain): no gap in service.
-// While port is taken, the old one serves on (prev).
-func (rp *runningPool) moveLocked(port int32) (drain *proxy.Server) {
+// one drains (drainMovedLocked): no gap in service. While port is taken,
+// the old one serves on (prev). A port moved from that still serves out
+// its drain delay is taken back.
+func (rp *runningPool) moveLocked(port int32) {
 	keep, keepPort := rp.proxy, rp.port
 	if keep == nil {
 		keep, keepPort = rp.prev, rp.prevPort
 	}
 	rp.proxy, rp.prev = nil, nil
-	err := rp.listenLocked(port)
+	var err error
+	if m, ok := rp.moved[port]; ok {
+		delete(rp.moved, port)
+		close(m.back)
+		rp.proxy, rp.port, rp.listenErr = m.srv, port, nil
+	} else {
+		err = rp.listenLocked(port)
+	}
 	switch {
 	case err == nil && keep != nil:
 		rp.log.Info("Moved the proxy; the old port drains", "listen", rp.a.listenAddr(port), "old", rp.a.listenAddr(keepPort))
-		return keep
+		rp.drainMovedLocked(keep, keepPort)
 	case err == nil:
 		rp.log.Info("Moved the proxy", "listen", rp.a.listenAddr(port))
 	case keep != nil:
@@ -175,16 +183,35 @@ func (rp *runningPool) moveLocked(port int32) (drain *proxy.Server) {
 	default:
 		rp.logCannotListen(port, err)
 	}
-	return nil
 }
 
-// drainMoved drains the proxy of a port moved from, in the background,
-// after the drain delay; close waits for it.
-func (rp *runningPool) drainMoved(srv *proxy.Server) {
+// movedProxy is the proxy of a port moved from, serving out the drain
+// delay; back is closed when a move back takes it back.
+type movedProxy struct {
+	srv  *proxy.Server
+	back chan struct{}
+}
+
+// drainMovedLocked drains srv, the proxy of port, moved from, in the
+// background after the drain delay, unless a move back takes it back
+// first; close waits for it.
+func (rp *runningPool) drainMovedLocked(srv *proxy.Server, port int32) {
+	m := movedProxy{srv: srv, back: make(chan struct{})}
+	if rp.moved == nil {
+		rp.moved = map[int32]movedProxy{}
+	}
+	rp.moved[port] = m
 	rp.drains.Add(1)
 	go func() {
 		defer rp.drains.Done()
-		rp.servePortMovedFrom()
+		if !rp.servePortMovedFrom(m.back) {
+			return // taken back: it serves on
+		}
+		rp.mu.Lock()
+		if cur, ok := rp.moved[port]; ok && cur.srv == srv {
+			delete(rp.moved, port)
+		}
+		rp.mu.Unlock()
 		drainProxy(srv, time.Minute)
 	}()
 }
@@ -194,16 +221,20 @@ func (rp *runningPool) drainMoved(srv *proxy.Server) {
 // the node's endpoint to the new port's EndpointSlice only once this agent
 // reports the new port open, and load balancers take a while more to
 // follow; until then they send to the old port, which must not refuse.
-func (rp *runningPool) servePortMovedFrom() {
+// False when a move back took the port back (back closed) first.
+func (rp *runningPool) servePortMovedFrom(back <-chan struct{}) bool {
 	if rp.a.opts.DrainDelay <= 0 {
-		return
+		return true
 	}
 	t := time.NewTimer(rp.a.opts.DrainDelay)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-rp.stop:
+	case <-back:
+		return false
 	}
+	return true
 }
 
 func drainProxy(srv *proxy.Server, timeout time.Duration) {
@@ -342,7 +373,7 @@ func (rp *runningPool) retryListen() {
 		return
 	}
 	rp.log.Info("Proxy listens again; the old port drains", "port", rp.port, "old", rp.a.listenAddr(rp.prevPort))
-	rp.drainMoved(rp.prev)
+	rp.drainMovedLocked(rp.prev, rp.prevPort)
 	rp.prev = nil
 }
 
