@@ -137,6 +137,9 @@ type AppGroupReconciler struct {
 	// rollouts are, per AppGroup, the rollout events recorded of its
 	// revision (rolloutSeen).
 	rollouts rolloutMemory
+	// conflicts counts, per AppGroup, the passes in a row that ended in
+	// conflicts alone (Reconcile).
+	conflicts streaks
 	// contact is the manager's contact with the API server, probed by the
 	// lease watcher; nil without one.
 	contact *apiContact
@@ -404,16 +407,27 @@ func (s *scope) reports(staleAfter time.Duration) map[string]poolReport {
 // it).
 func (r *AppGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	result, err := r.reconcile(ctx, req)
-	switch raced(err, req.NamespacedName) {
-	case raceGone:
+	race := raced(err, req.NamespacedName)
+	if race != raceConflict {
+		r.conflicts.reset(req.NamespacedName)
+	}
+	switch {
+	case race == raceGone:
 		ctrl.LoggerFrom(ctx).V(1).Info("AppGroup gone during the pass", "error", err.Error())
 		return ctrl.Result{}, nil
-	case raceConflict:
+	case race == raceConflict && r.conflicts.inc(req.NamespacedName) <= quietConflicts:
 		ctrl.LoggerFrom(ctx).V(1).Info("Pass met a change made meanwhile; looking again", "error", err.Error())
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
+	// Past quietConflicts in a row the cache may be stuck behind the API
+	// server: the error goes to the work queue, which backs off, and logs.
 	return result, err
 }
+
+// quietConflicts is how many passes in a row may end in conflicts alone
+// and look again shortly, unlogged, before their error is the work
+// queue's (backed off and logged).
+const quietConflicts = 5
 
 // race is what a pass's error says of changes made meanwhile.
 type race int
@@ -832,7 +846,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	r.written.wrote(ag, orig.ResourceVersion)
 	r.warned.set(key, ag.UID, silence.warnedAfter(&old, &cur))
 	r.deaf.set(key, ag.UID, listen.warnedAfter(&cur))
-	evs, seen := r.rollouts.get(key, ag.UID).filter(&cur, statusEvents(ag, &old, &cur, silence))
+	evs, seen := r.rollouts.get(key, ag.UID).filter(&old, &cur, statusEvents(ag, &old, &cur, silence))
 	r.rollouts.set(key, ag.UID, seen)
 	for _, ev := range slices.Concat(evs, listenEvents(ag, &cur, listen)) {
 		r.record(ctx, ag, ev)

@@ -299,18 +299,17 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 			why = append(why, fmt.Sprintf("%s failing to spawn it, with no older process to keep serving (%s)",
 				nodeList(failing), truncate(e.Reason, 256)))
 		}
-		remedy := fmt.Sprintf("change the %s annotation or the app to start a new rollout", ferryv1.RevisionAnnotation)
-		if len(resisting) == 0 && failingRetried(in) {
-			remedy = "their agents retry it with backoff, and the rollout goes on once it starts there; or " + remedy
-		}
+		remedy := haltRemedy(len(resisting) == 0 && failingRetried(in))
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
 				in.Target, updated, total, strings.Join(why, "; "), remedy))
 	case haltRemembered(in):
+		// Between two of its retries, the node reads as the failing case.
+		r, ok := in.Reports[in.Halt.Node]
+		remedy := haltRemedy(ok && r.OnTarget && !in.Halt.Resisted && failingRetried(in))
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it failed to spawn on %s (%s)%s; "+
-				"change the %s annotation or the app to start a new rollout",
-				in.Target, updated, total, in.Halt.Node, truncate(in.Halt.Reason, 256), whereNow(in), ferryv1.RevisionAnnotation))
+			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it failed to spawn on %s (%s)%s; %s",
+				in.Target, updated, total, in.Halt.Node, truncate(in.Halt.Reason, 256), whereNow(in), remedy))
 	case len(restarting) > 0:
 		reason := ferryv1.ReasonRollingOut
 		if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
@@ -351,6 +350,16 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 			nodeList(failingNodes(moved)))
 	}
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, msg)
+}
+
+// haltRemedy says how a halted rollout goes on: a new revision, or, where
+// the nodes that cannot spawn it keep retrying (retried), also by itself.
+func haltRemedy(retried bool) string {
+	remedy := fmt.Sprintf("change the %s annotation or the app to start a new rollout", ferryv1.RevisionAnnotation)
+	if retried {
+		remedy = "their agents retry it with backoff, and the rollout goes on once it starts there; or " + remedy
+	}
+	return remedy
 }
 
 // failingRetried: the nodes that cannot spawn the target stay on it and

@@ -353,6 +353,36 @@ func TestRollingRestartCondition(t *testing.T) {
 				"their agents retry it with backoff, and the rollout goes on once it starts there; or change the ferry.dev/revision annotation"}},
 		},
 		{
+			// Between two retries a process of it spawns: the halt is the
+			// remembered one, and still retried (found by review: the
+			// message flipped at every retry).
+			name: "halted by a first revision, a retry spawning",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, rolledOut(1), counts(0, 1, 1), notReadyAtAll, crashedInWindow),
+					testPool("node-b", targetRev, failsSpawns(targetRev, "the app failed to load")),
+					testPool("node-c", targetRev, failsSpawns(targetRev, "the app failed to load")))
+				unstarted(in.Reports)
+				in = withHalt(in, "node-a", "the app failed to load")
+				in.Halt.Resisted = false
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"node-b and node-c failing to spawn it",
+				"their agents retry it with backoff"}},
+		},
+		{
+			name: "halted by a first revision remembered, a retry spawning on every node",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, rolledOut(1), counts(0, 1, 1), notReadyAtAll, crashedInWindow))
+				unstarted(in.Reports)
+				in.Nodes = []string{"node-a"}
+				in = withHalt(in, "node-a", "the app failed to load")
+				in.Halt.Resisted = false
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"it failed to spawn on node-a",
+				"their agents retry it with backoff, and the rollout goes on once it starts there"}},
+		},
+		{
 			name: "halted by a node that no longer shows it: gone",
 			in: withHalt(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 				"node-d", "exited with status 1"),

@@ -230,8 +230,13 @@ type rolloutSeen struct {
 
 // filter drops from evs the NodeRolledOut and RolloutComplete events of
 // the rollout that s has recorded already, and returns what to remember
-// after the status cur.
-func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, evs []statusEvent) ([]statusEvent, rolloutSeen) {
+// after the move of the status from old to cur. Once the revision was
+// proven before this move, nodes no longer drop back (unstarted applies no
+// more), and a node that joins later is news: nothing is dropped.
+func (s rolloutSeen) filter(old, cur *ferryv1.AppGroupStatus, evs []statusEvent) ([]statusEvent, rolloutSeen) {
+	if cur.Revision != "" && old.ProvenRevision == cur.Revision {
+		return evs, rolloutSeen{revision: cur.Revision}
+	}
 	if s.revision != cur.Revision {
 		s = rolloutSeen{revision: cur.Revision}
 	}

@@ -469,7 +469,7 @@ func rolloutPass(ag *ferryv1.AppGroup, seen *rolloutSeen, nodes []string, now ti
 		LastRolledOut: s.lastGood, Proven: s.proven, Now: now, StaleAfter: staleAfter, Clean: true})
 	old := ag.Status
 	ag.Status = cur
-	evs, next := seen.filter(&cur, statusEvents(ag, &old, &cur, silenceSeen{}))
+	evs, next := seen.filter(&old, &cur, statusEvents(ag, &old, &cur, silenceSeen{}))
 	*seen = next
 	var reasons []string
 	for _, ev := range evs {
@@ -558,6 +558,10 @@ func TestRolloutSeenFilter(t *testing.T) {
 		return &ferryv1.AppGroupStatus{Revision: revision, Nodes: ferryv1.NodeCounts{Updated: updated, Total: 3}}
 	}
 	ev := func(reason string) statusEvent { return statusEvent{Reason: reason} }
+	proven := func(st *ferryv1.AppGroupStatus) *ferryv1.AppGroupStatus {
+		st.ProvenRevision = st.Revision
+		return st
+	}
 	type pass struct {
 		cur *ferryv1.AppGroupStatus
 		evs []statusEvent
@@ -567,6 +571,14 @@ func TestRolloutSeenFilter(t *testing.T) {
 		passes []pass
 		want   []string
 	}{
+		// Proven: a node joins (or is replaced) after the completion and
+		// rolls out; that is news (found by review).
+		{"nodes that join once the revision is proven", []pass{
+			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
+			{proven(status("2", 3)), nil},
+			{proven(status("2", 3)), []statusEvent{ev(EventNodeRolledOut)}},
+			{proven(status("2", 4)), []statusEvent{ev(EventRolloutComplete)}},
+		}, []string{EventRolloutComplete, EventNodeRolledOut, EventRolloutComplete}},
 		{"a node drops back and returns", []pass{
 			{status("2", 1), []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}},
 			{status("2", 0), nil},
@@ -595,9 +607,11 @@ func TestRolloutSeenFilter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var seen rolloutSeen
 			var got []string
+			old := &ferryv1.AppGroupStatus{}
 			for _, p := range tt.passes {
 				var evs []statusEvent
-				evs, seen = seen.filter(p.cur, p.evs)
+				evs, seen = seen.filter(old, p.cur, p.evs)
+				old = p.cur
 				for _, e := range evs {
 					got = append(got, e.Reason)
 				}

@@ -221,3 +221,27 @@ func (s *rolloutMemory) forget(k types.NamespacedName) {
 	defer s.mu.Unlock()
 	delete(s.m, k)
 }
+
+// streaks counts events in a row per AppGroup, safe for concurrent passes.
+type streaks struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]int
+}
+
+// inc counts one more for k and returns the count.
+func (s *streaks) inc(k types.NamespacedName) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[types.NamespacedName]int{}
+	}
+	s.m[k]++
+	return s.m[k]
+}
+
+// reset ends k's streak.
+func (s *streaks) reset(k types.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, k)
+}

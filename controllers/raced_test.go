@@ -40,3 +40,23 @@ func TestRaced(t *testing.T) {
 		})
 	}
 }
+
+// TestConflictsInARowGoToTheWorkQueue: conflicts alone look again shortly
+// and quietly, but only quietConflicts passes in a row: a cache stuck
+// behind must not retry four times a second for ever, unlogged.
+func TestConflictsInARowGoToTheWorkQueue(t *testing.T) {
+	var s streaks
+	key := types.NamespacedName{Namespace: "ns", Name: "blog"}
+	for i := 1; i <= quietConflicts; i++ {
+		if n := s.inc(key); n != i {
+			t.Fatalf("streak %d, want %d", n, i)
+		}
+	}
+	if n := s.inc(key); n <= quietConflicts {
+		t.Errorf("streak %d after %d conflicts in a row: still quiet", n, quietConflicts+1)
+	}
+	s.reset(key)
+	if n := s.inc(key); n != 1 {
+		t.Errorf("streak %d after a reset, want 1", n)
+	}
+}
