@@ -355,7 +355,10 @@ func haltReason(r poolReport) string {
 	case r.Returned && st.LastSpawnError != nil && st.LastSpawnError.Revision == r.Pool.Annotations[contract.ReturnedFromAnnotation]:
 		return truncate(st.LastSpawnError.Reason, 1024)
 	}
-	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionResistingDeploymentError); c != nil {
+	// Only a True condition's message says why (a False one says that
+	// nothing is resisted).
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionResistingDeploymentError); c != nil &&
+		c.Status == metav1.ConditionTrue {
 		return truncate(c.Message, 1024)
 	}
 	return ""

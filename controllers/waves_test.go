@@ -767,3 +767,24 @@ func TestSettleInOneWave(t *testing.T) {
 		t.Errorf("processes 11 s old: proven %q, last rolled out %q; want the target", s.proven, s.lastGood.Revision)
 	}
 }
+
+// TestHaltReasonOfAReturnedPoolWhoseAgentRestarted: a pool returned from
+// the target whose agent restarted since (its lastSpawnError gone) has no
+// spawn error to give; the message of its False ResistingDeploymentError
+// ("No deployment error is being resisted", as the agent writes it) is no
+// reason for the halt (found by review).
+func TestHaltReasonOfAReturnedPoolWhoseAgentRestarted(t *testing.T) {
+	p := testPool("b", oldRev, rolledOut(2), returnedFrom(targetRev, "exited with status 1"), func(p *ferryv1.ProcessPool) {
+		p.Status.LastSpawnError = nil
+		setCond(p, ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError,
+			"No deployment error is being resisted")
+	})
+	reports := assessAll(targetRev, p)
+	got := haltRecord(nil, targetRev, nodesOf(reports), byNode(reports), nil, false, t0)
+	if got == nil {
+		t.Fatal("no halt record")
+	}
+	if got.Reason != "" {
+		t.Errorf("halt reason %q: the message of a False condition, not a spawn error", got.Reason)
+	}
+}

@@ -39,6 +39,11 @@ type Metrics struct {
 	// re-created under its name (a successor while the old one drains)
 	// is tracked beside the old one until that one's untrack.
 	pools map[string][]*tracked
+	// stopped holds, per pool name, the flag its request recorders share:
+	// set when the last untrack deleted the pool's series, so that a
+	// request still in flight then (a drain that timed out) does not
+	// create them again. A name tracked again gets a fresh flag.
+	stopped map[string]*atomic.Bool
 }
 
 // tracked is one Track: the pool's status, scraped while it is the last
@@ -125,6 +130,10 @@ func (m *Metrics) untrack(name string, t *tracked) {
 		return
 	}
 	delete(m.pools, name)
+	if f := m.stopped[name]; f != nil {
+		f.Store(true)
+		delete(m.stopped, name)
+	}
 	byPool := prometheus.Labels{"pool": name}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.requests, m.requestDuration, m.spawnDuration, m.spawns, m.spawnFailures,
@@ -140,8 +149,27 @@ func (m *Metrics) untrack(name string, t *tracked) {
 // cost about 3 % of the proxy's CPU per request.
 func (m *Metrics) Requests(pool string) *Requests {
 	return &Requests{m: m, pool: pool, duration: m.requestDuration.WithLabelValues(pool),
-		replays: m.replays.WithLabelValues(pool)}
+		replays: m.replays.WithLabelValues(pool), stopped: m.stoppedFlag(pool)}
 }
+
+// stoppedFlag is the flag the recorders of pool share (Metrics.stopped).
+func (m *Metrics) stoppedFlag(pool string) *atomic.Bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped == nil {
+		m.stopped = map[string]*atomic.Bool{}
+	}
+	f := m.stopped[pool]
+	if f == nil {
+		f = &atomic.Bool{}
+		m.stopped[pool] = f
+	}
+	return f
+}
+
+// discarded counts what a stopped pool's recorder is told: exported by
+// no one.
+var discarded = prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_discarded", Help: "unexported"})
 
 // Requests records one pool's finished requests (proxy.Observer).
 type Requests struct {
@@ -152,6 +180,8 @@ type Requests struct {
 	// byCode holds the counter of each status code (100-599) once used;
 	// other codes are looked up per request.
 	byCode [500]atomic.Pointer[prometheus.Counter]
+	// stopped: the pool's series were deleted (Metrics.stopped).
+	stopped *atomic.Bool
 }
 
 // RequestDone implements proxy.Observer.
@@ -165,15 +195,27 @@ func (r *Requests) RequestReplayed() { r.replays.Inc() }
 
 func (r *Requests) counter(code int) prometheus.Counter {
 	i := code - 100
-	if i < 0 || i >= len(r.byCode) {
-		return r.m.requests.WithLabelValues(r.pool, codeLabel(code))
+	if i >= 0 && i < len(r.byCode) {
+		if c := r.byCode[i].Load(); c != nil {
+			return *c // a deleted series' child: counts go nowhere
+		}
 	}
-	if c := r.byCode[i].Load(); c != nil {
-		return *c
+	c := r.child(code)
+	if i >= 0 && i < len(r.byCode) && c != discarded {
+		r.byCode[i].Store(&c) // a racing store holds the same child
 	}
-	c := r.m.requests.WithLabelValues(r.pool, codeLabel(code))
-	r.byCode[i].Store(&c) // a racing store holds the same child
 	return c
+}
+
+// child looks the counter of code up, under the lock untrack deletes the
+// series under: once the pool stopped, none is created again.
+func (r *Requests) child(code int) prometheus.Counter {
+	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	if r.stopped.Load() {
+		return discarded
+	}
+	return r.m.requests.WithLabelValues(r.pool, codeLabel(code))
 }
 
 // Status codes as label values without allocating for the common ones.

@@ -215,3 +215,27 @@ func queueLength(t *testing.T, m *Metrics, name string) float64 {
 	}
 	return -1
 }
+
+// TestRequestDoneAfterUntrack: a request still in flight when its pool
+// stopped (a drain that timed out) ends after untrack deleted the pool's
+// series: its count goes nowhere, and creates no series again (found by
+// review).
+func TestRequestDoneAfterUntrack(t *testing.T) {
+	m := New()
+	untrack := m.Track("ns/gone", func() pool.Status { return pool.Status{Name: "ns/gone"} })
+	r := m.Requests("ns/gone")
+	r.RequestDone(200, time.Millisecond)
+	untrack()
+	r.RequestDone(502, time.Millisecond) // a code not seen before
+	r.RequestDone(200, time.Millisecond) // one seen before
+	r.RequestDone(999, time.Millisecond) // one never cached
+	if left := seriesOf(t, m, "ns/gone"); len(left) > 0 {
+		t.Errorf("series of a stopped pool exported after a late RequestDone: %v", left)
+	}
+	// Tracked again under its name: counted again.
+	m.Track("ns/gone", func() pool.Status { return pool.Status{Name: "ns/gone"} })
+	m.Requests("ns/gone").RequestDone(502, time.Millisecond)
+	if left := seriesOf(t, m, "ns/gone"); left["ferry_requests_total"] != 1 {
+		t.Errorf("a pool tracked again under the name: series %v, want its request counted", left)
+	}
+}

@@ -83,8 +83,9 @@ func TestABoundThatPassedBeforeTheHead(t *testing.T) {
 // TestBufferedBodyBound: a buffered body's read is held to the head's
 // deadline (boundBody). What the worker sent in time but the proxy read
 // late (it sat in the socket past the deadline) is no overrun (readLate),
-// but nothing is waited for past the deadline: a body whose rest the
-// worker sends after it is an overrun, as is one the worker stalls in,
+// and past the deadline more is waited for only while the body flows
+// (lateStep): a body whose rest the worker sends well after it is an
+// overrun, as is one the worker stalls in,
 // told apart from a body cut short. Over TCP and a unix socket (a Command
 // app's worker and a WSGI one), read as net/http's path reads it (the
 // body of http.ReadResponse) and as the front end's does (the
