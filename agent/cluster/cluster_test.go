@@ -357,29 +357,9 @@ func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	}
 	// Its metrics went with it (before its finalizer: the agent is done
 	// with it then).
-	if left := poolSeries(t, m, key.String()); len(left) > 0 {
+	if left := agenttest.PoolSeries(t, m.Registry, key.String()); len(left) > 0 {
 		t.Errorf("series of the deleted pool %s left: %v", key, left)
 	}
-}
-
-// poolSeries counts m's series labelled pool=name, by family.
-func poolSeries(t *testing.T, m *metrics.Metrics, name string) map[string]int {
-	t.Helper()
-	families, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int{}
-	for _, f := range families {
-		for _, s := range f.GetMetric() {
-			for _, l := range s.GetLabel() {
-				if l.GetName() == "pool" && l.GetValue() == name {
-					out[f.GetName()]++
-				}
-			}
-		}
-	}
-	return out
 }
 
 // TestMovedPortServesThroughTheDrainDelay: after a move of listen.port,
@@ -388,17 +368,12 @@ func poolSeries(t *testing.T, m *metrics.Metrics, name string) map[string]int {
 // port, and load balancers follow later still), then drains; the status
 // reports the new port at once.
 func TestMovedPortServesThroughTheDrainDelay(t *testing.T) {
-	ctx := context.Background()
 	ns := namespace(t)
 	runAgent(t, "node-d", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 20 * time.Second })
 	oldPort := freePort(t)
-	pp, key := readyPool(t, ns, "hello-node-d", "node-d", oldPort)
+	_, key := readyPool(t, ns, "hello-node-d", "node-d", oldPort)
 	newPort := freePort(t)
-	patch := client.MergeFrom(pp.DeepCopy())
-	pp.Spec.Template.Listen.Port = newPort
-	if err := env.Client.Patch(ctx, pp, patch); err != nil {
-		t.Fatal(err)
-	}
+	setPort(t, key, newPort)
 	moved := waitPool(t, key, "the new port reported", func(p *ferryv1.ProcessPool) bool {
 		return p.Status.Address == "127.0.0.1:"+strconv.Itoa(int(newPort)) && p.Status.ListenPort == newPort
 	})
@@ -431,28 +406,16 @@ func TestMovedPortServesThroughTheDrainDelay(t *testing.T) {
 // back (its listener holds A) rather than failing to listen there, and B
 // drains in its turn (found by review).
 func TestMoveBackWithinTheDrainDelay(t *testing.T) {
-	ctx := context.Background()
 	ns := namespace(t)
 	runAgent(t, "node-mb", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 20 * time.Second })
 	portA := freePort(t)
 	_, key := readyPool(t, ns, "hello-node-mb", "node-mb", portA)
 	portB := freePort(t)
-	move := func(port int32) {
-		cur := &ferryv1.ProcessPool{}
-		if err := env.Client.Get(ctx, key, cur); err != nil {
-			t.Fatal(err)
-		}
-		patch := client.MergeFrom(cur.DeepCopy())
-		cur.Spec.Template.Listen.Port = port
-		if err := env.Client.Patch(ctx, cur, patch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	move(portB)
+	setPort(t, key, portB)
 	waitPool(t, key, "port B reported", func(p *ferryv1.ProcessPool) bool {
 		return p.Status.Address == "127.0.0.1:"+strconv.Itoa(int(portB)) && p.Status.ListenPort == portB
 	})
-	move(portA)
+	setPort(t, key, portA)
 	back := waitPool(t, key, "port A reported", func(p *ferryv1.ProcessPool) bool { return p.Status.ListenPort == portA })
 	if c := meta.FindStatusCondition(back.Status.Conditions, ferryv1.ConditionReady); c.Status != metav1.ConditionTrue ||
 		back.Status.Address != "127.0.0.1:"+strconv.Itoa(int(portA)) {
@@ -819,7 +782,7 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 	}
 	// The old pool's end took neither the new one's status from the
 	// scrape nor its series (they share the name).
-	if got := poolSeries(t, m, key.String()); got["ferry_queue_length"] != 1 || got["ferry_spawns_total"] == 0 {
+	if got := agenttest.PoolSeries(t, m.Registry, key.String()); got["ferry_queue_length"] != 1 || got["ferry_spawns_total"] == 0 {
 		t.Errorf("series of the new pool %s after the old one drained: %v, want its status and spawns", key, got)
 	}
 	book.Check(t)

@@ -8,6 +8,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -127,24 +128,6 @@ func record(m *Metrics, name string) {
 	m.WorkerOverran(name)
 }
 
-// seriesOf counts the series labelled pool=name, by family.
-func seriesOf(t *testing.T, m *Metrics, name string) map[string]int {
-	t.Helper()
-	families, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int{}
-	for _, f := range families {
-		for _, s := range f.GetMetric() {
-			if label(s, "pool") == name {
-				out[f.GetName()]++
-			}
-		}
-	}
-	return out
-}
-
 // TestUntrackDeletesThePoolsSeries: once a pool stops (it was deleted),
 // no series labelled with it is exported any more, of any metric; another
 // pool's stay. A pool re-created under the name before the old one stops
@@ -163,7 +146,7 @@ func TestUntrackDeletesThePoolsSeries(t *testing.T) {
 	defer untrackKept()
 	record(m, "ns/gone")
 	record(m, "ns/kept")
-	before := seriesOf(t, m, "ns/gone")
+	before := agenttest.PoolSeries(t, m.Registry, "ns/gone")
 	for _, name := range []string{"ferry_requests_total", "ferry_request_duration_seconds", "ferry_requests_replayed_total",
 		"ferry_spawn_duration_seconds", "ferry_spawns_total", "ferry_spawn_failures_total", "ferry_restarts_total",
 		"ferry_restarts_finished_total", "ferry_worker_exits_total", "ferry_workers_overran_total",
@@ -174,10 +157,10 @@ func TestUntrackDeletesThePoolsSeries(t *testing.T) {
 	}
 
 	untrackGone()
-	if left := seriesOf(t, m, "ns/gone"); len(left) > 0 {
+	if left := agenttest.PoolSeries(t, m.Registry, "ns/gone"); len(left) > 0 {
 		t.Errorf("series of ns/gone left after it stopped: %v", left)
 	}
-	if kept := seriesOf(t, m, "ns/kept"); !maps.Equal(kept, before) {
+	if kept := agenttest.PoolSeries(t, m.Registry, "ns/kept"); !maps.Equal(kept, before) {
 		t.Errorf("series of ns/kept = %v, want them all, as ns/gone had: %v", kept, before)
 	}
 	untrackGone() // a second call does nothing
@@ -186,16 +169,16 @@ func TestUntrackDeletesThePoolsSeries(t *testing.T) {
 	untrackOld := m.Track("ns/again", status("ns/again", 1))
 	record(m, "ns/again")
 	untrackNew := m.Track("ns/again", status("ns/again", 7))
-	want := seriesOf(t, m, "ns/again")
+	want := agenttest.PoolSeries(t, m.Registry, "ns/again")
 	untrackOld()
-	if got := seriesOf(t, m, "ns/again"); !maps.Equal(got, want) {
+	if got := agenttest.PoolSeries(t, m.Registry, "ns/again"); !maps.Equal(got, want) {
 		t.Errorf("after the old pool stopped, its successor's series = %v, want %v", got, want)
 	}
 	if q := queueLength(t, m, "ns/again"); q != 7 {
 		t.Errorf("ferry_queue_length{pool=\"ns/again\"} = %v, want 7: the successor's", q)
 	}
 	untrackNew()
-	if left := seriesOf(t, m, "ns/again"); len(left) > 0 {
+	if left := agenttest.PoolSeries(t, m.Registry, "ns/again"); len(left) > 0 {
 		t.Errorf("series of ns/again left after both stopped: %v", left)
 	}
 }
@@ -229,13 +212,13 @@ func TestRequestDoneAfterUntrack(t *testing.T) {
 	r.RequestDone(502, time.Millisecond) // a code not seen before
 	r.RequestDone(200, time.Millisecond) // one seen before
 	r.RequestDone(999, time.Millisecond) // one never cached
-	if left := seriesOf(t, m, "ns/gone"); len(left) > 0 {
+	if left := agenttest.PoolSeries(t, m.Registry, "ns/gone"); len(left) > 0 {
 		t.Errorf("series of a stopped pool exported after a late RequestDone: %v", left)
 	}
 	// Tracked again under its name: counted again.
 	m.Track("ns/gone", func() pool.Status { return pool.Status{Name: "ns/gone"} })
 	m.Requests("ns/gone").RequestDone(502, time.Millisecond)
-	if left := seriesOf(t, m, "ns/gone"); left["ferry_requests_total"] != 1 {
+	if left := agenttest.PoolSeries(t, m.Registry, "ns/gone"); left["ferry_requests_total"] != 1 {
 		t.Errorf("a pool tracked again under the name: series %v, want its request counted", left)
 	}
 }
