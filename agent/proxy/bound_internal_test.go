@@ -111,13 +111,6 @@ func TestBufferedBodyBound(t *testing.T) {
 		{"some read past the deadline, the rest far later", 20000, false, 300 * time.Millisecond, 150 * time.Millisecond, "overran"},
 		{"the worker closes partway", 1000, true, 0, 0, "cut short"},
 	}
-	pairs := map[string]func(t *testing.T) (net.Conn, net.Conn){
-		"tcp": func(t *testing.T) (net.Conn, net.Conn) {
-			client, server := tcpPair(t)
-			return client, server
-		},
-		"unix": unixPair,
-	}
 	readers := map[string]func(c *workerConn, resp *http.Response) func(body []byte) (int, error){
 		"net/http's body": func(_ *workerConn, resp *http.Response) func([]byte) (int, error) {
 			return func(body []byte) (int, error) { return io.ReadFull(resp.Body, body) }
@@ -126,7 +119,7 @@ func TestBufferedBodyBound(t *testing.T) {
 			return func(body []byte) (int, error) { return io.ReadFull(c.br, body) }
 		},
 	}
-	for network, pair := range pairs {
+	for network, pair := range socketPairs {
 		for reader, readerOf := range readers {
 			for _, tt := range cases {
 				t.Run(network+"/"+reader+"/"+tt.name, func(t *testing.T) {
@@ -143,22 +136,15 @@ func TestBufferedBodyBound(t *testing.T) {
 							_, _ = server.Write(make([]byte, 65536-tt.sent))
 						}
 					}()
-					c := newWorkerConn(client)
-					c.headIn, c.boundLimit = false, limit
-					c.bound(deadline)
-					resp, err := http.ReadResponse(c.br, nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					c.unbound()
-					time.Sleep(tt.readAfter)
+					c, resp := headIn(t, client, deadline, limit)
+					time.Sleep(tt.readAfter) // the proxy's delay under test
 					if c.headBound.IsZero() {
 						t.Fatal("no bound for the body")
 					}
 					body := make([]byte, resp.ContentLength)
 					read := 0
 					readInto := readerOf(c, resp)
-					err = c.readBody(func() error {
+					err := c.readBody(func() error {
 						n, err := readInto(body[read:])
 						read += n
 						return err
@@ -185,24 +171,31 @@ func TestBufferedBodyBound(t *testing.T) {
 // unixPair is a connected pair of unix stream socket connections.
 func unixPair(t *testing.T) (local, peer net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+	return connPair(t, "unix", filepath.Join(t.TempDir(), "s"))
+}
+
+// socketPairs are the connections a worker is reached by: TCP (a Command
+// app) and a unix socket (a WSGI one).
+var socketPairs = map[string]func(t *testing.T) (net.Conn, net.Conn){
+	"tcp": func(t *testing.T) (net.Conn, net.Conn) {
+		client, server := tcpPair(t)
+		return client, server
+	},
+	"unix": unixPair,
+}
+
+// headIn reads a response head from client under a bound of limit ending
+// at deadline, as the proxy does, and lifts the bound: the body is the
+// caller's to read (readBody).
+func headIn(t *testing.T, client net.Conn, deadline time.Time, limit time.Duration) (*workerConn, *http.Response) {
+	t.Helper()
+	c := newWorkerConn(client)
+	c.headIn, c.boundLimit = false, limit
+	c.bound(deadline)
+	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("unix", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := <-accepted
-	if p == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { c.Close(); p.Close() })
-	return c, p
+	c.unbound()
+	return c, resp
 }

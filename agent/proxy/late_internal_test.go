@@ -3,8 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"net"
-	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -20,10 +18,7 @@ import (
 func TestLargeBodySentInTimeReadLate(t *testing.T) {
 	const limit = 300 * time.Millisecond
 	for _, size := range []int{64 << 10, 1 << 20, 16 << 20} {
-		for network, pair := range map[string]func(t *testing.T) (net.Conn, net.Conn){
-			"tcp":  func(t *testing.T) (net.Conn, net.Conn) { c, s := tcpPair(t); return c, s },
-			"unix": unixPair,
-		} {
+		for network, pair := range socketPairs {
 			t.Run(network+"/"+strconv.Itoa(size), func(t *testing.T) {
 				client, server := pair(t)
 				head := "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(size) + "\r\n\r\n"
@@ -37,18 +32,11 @@ func TestLargeBodySentInTimeReadLate(t *testing.T) {
 					_, _ = server.Write(msg) // at once, at t=0
 					wrote <- time.Until(deadline)
 				}()
-				c := newWorkerConn(client)
-				c.headIn, c.boundLimit = false, limit
-				c.bound(deadline)
-				resp, err := http.ReadResponse(c.br, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c.unbound()
-				time.Sleep(time.Until(deadline) + 50*time.Millisecond) // the proxy is slow
+				c, resp := headIn(t, client, deadline, limit)
+				time.Sleep(time.Until(deadline) + 50*time.Millisecond) // the proxy is slow: the delay under test
 				body := make([]byte, size)
 				read := 0
-				err = c.readBody(func() error {
+				err := c.readBody(func() error {
 					n, err := io.ReadFull(resp.Body, body[read:])
 					read += n
 					return err

@@ -16,7 +16,15 @@ import (
 // tcpPair is a connected pair of loopback TCP connections.
 func tcpPair(t *testing.T) (local, peer *net.TCPConn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	c, p := connPair(t, "tcp", "127.0.0.1:0")
+	return c.(*net.TCPConn), p.(*net.TCPConn)
+}
+
+// connPair is a connected pair of stream connections, through a listener
+// on address, closed when the test ends.
+func connPair(t *testing.T, network, address string) (local, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen(network, address)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +34,7 @@ func tcpPair(t *testing.T) (local, peer *net.TCPConn) {
 		c, _ := ln.Accept()
 		accepted <- c
 	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial(network, ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +43,7 @@ func tcpPair(t *testing.T) (local, peer *net.TCPConn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { c.Close(); p.Close() })
-	return c.(*net.TCPConn), p.(*net.TCPConn)
+	return c, p
 }
 
 // resetBy has peer close with a reset (RST), and gives it time to arrive.
