@@ -358,12 +358,7 @@ func (a *Agent) drainDelay(rp *runningPool) {
 		return
 	}
 	rp.log.Info("Pool deleted; serving on for the drain delay before draining", "drainDelay", a.opts.DrainDelay.String())
-	t := time.NewTimer(a.opts.DrainDelay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-a.stopped:
-	}
+	waitDelay(a.opts.DrainDelay, a.stopped, nil)
 }
 
 // saveIfChanged writes a pool's spec to disk when its generation moved:

@@ -223,14 +223,20 @@ func (rp *runningPool) drainMovedLocked(srv *proxy.Server, port int32) {
 // follow; until then they send to the old port, which must not refuse.
 // False when a move back took the port back (back closed) first.
 func (rp *runningPool) servePortMovedFrom(back <-chan struct{}) bool {
-	if rp.a.opts.DrainDelay <= 0 {
+	return waitDelay(rp.a.opts.DrainDelay, rp.stop, back)
+}
+
+// waitDelay waits d (not at all when d <= 0), or until stop closes; false
+// when back (nil: never) closes first.
+func waitDelay(d time.Duration, stop, back <-chan struct{}) bool {
+	if d <= 0 {
 		return true
 	}
-	t := time.NewTimer(rp.a.opts.DrainDelay)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case <-rp.stop:
+	case <-stop:
 	case <-back:
 		return false
 	}
