@@ -238,6 +238,9 @@ var invalidCases = []struct {
 		"spec.restart.resistDeploymentErrors", "must be of type boolean"},
 	{"zero request buffer limit", validAppGroup, map[string]any{"spec.proxy.requestBufferLimit": "0"},
 		"spec.proxy.requestBufferLimit", "requestBufferLimit must be greater than 0 and less than 8Gi"},
+	// Parsed, this took the agent 9 minutes of CPU before it was refused.
+	{"quantity with a vast negative exponent", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1e-99999999999999"},
+		"spec.pool.memoryLimit", "memoryLimit must be at most 64 characters, with an exponent (e) from -999 to 999"},
 
 	// Beyond the server test: what the server also rejects, and what
 	// only a file can get wrong.

@@ -27,9 +27,16 @@
 // that does not begin with a digit (after a sign, a dot) is refused by the
 // pattern; one that does and parses (isQuantity) matches it, and is held
 // to the range; one that does and does not parse matches it only in the
-// form mantissa, e, exponent (1E0.0, an exponent past int64), which the
-// rule refuses with its message. TestMalformedDurationsAndQuantities holds
-// both to one error per field.
+// form mantissa, e, exponent (1E0.0, a fractional exponent), which the
+// rule refuses with its message. Before any of that, a quantity longer
+// than 64 characters, or with an exponent past 999 either way, is refused
+// by a rule of its own, and the range rule passes it without parsing it:
+// Kubernetes' parser takes time that grows with the square of a negative
+// exponent (1e-99999999999999 held an API server's request until its
+// timeout) and with the digits. The rules spell digits \\d in raw CEL
+// strings, to keep within the cost budget the API server estimates from
+// the regular expressions' lengths. TestMalformedDurationsAndQuantities
+// holds all of it to one error per field.
 //
 // +kubebuilder:object:generate=true
 // +groupName=ferry.dev

@@ -288,7 +288,8 @@ type PoolSpec struct {
 	// it, replacement first, as maxRequestsPerProcess does. It still applies
 	// while the pool resists a deployment error. Unset turns it off.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (isQuantity(string(self)) ? quantity(string(self)).isGreaterThan(quantity('1Mi')) : !string(self).matches('^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)[eE][+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$'))",message="memoryLimit must be greater than 1Mi"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (string(self).size() <= 64 && !string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}'))",message="memoryLimit must be at most 64 characters, with an exponent (e) from -999 to 999"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || (isQuantity(string(self)) ? quantity(string(self)).isGreaterThan(quantity('1Mi')) : !string(self).matches(r'^[+-]?(\\d+([.]\\d*)?|[.]\\d+)[eE][+-]?(\\d+([.]\\d*)?|[.]\\d+)$'))",message="memoryLimit must be greater than 1Mi"
 	MemoryLimit *resource.Quantity `json:"memoryLimit,omitempty"`
 
 	// startTimeout is how long a new process may take to become ready. A
@@ -376,7 +377,8 @@ type ProxySpec struct {
 	// which a body streams too. Default: 64Mi.
 	// +optional
 	// +kubebuilder:default="64Mi"
-	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (isQuantity(string(self)) ? quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).isLessThan(quantity('8Gi')) : !string(self).matches('^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)[eE][+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$'))",message="requestBufferLimit must be greater than 0 and less than 8Gi"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (string(self).size() <= 64 && !string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}'))",message="requestBufferLimit must be at most 64 characters, with an exponent (e) from -999 to 999"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || (isQuantity(string(self)) ? quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).isLessThan(quantity('8Gi')) : !string(self).matches(r'^[+-]?(\\d+([.]\\d*)?|[.]\\d+)[eE][+-]?(\\d+([.]\\d*)?|[.]\\d+)$'))",message="requestBufferLimit must be greater than 0 and less than 8Gi"
 	RequestBufferLimit *resource.Quantity `json:"requestBufferLimit,omitempty"`
 
 	// responseBufferLimit is the largest response body, of a declared
@@ -393,6 +395,7 @@ type ProxySpec struct {
 	// response buffering off. Default: 1Mi.
 	// +optional
 	// +kubebuilder:default="1Mi"
-	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (isQuantity(string(self)) ? !quantity(string(self)).isLessThan(quantity('0')) && !quantity(string(self)).isGreaterThan(quantity('64Mi')) : !string(self).matches('^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)[eE][+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$'))",message="responseBufferLimit must be between 0 and 64Mi"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (string(self).size() <= 64 && !string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}'))",message="responseBufferLimit must be at most 64 characters, with an exponent (e) from -999 to 999"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || (isQuantity(string(self)) ? !quantity(string(self)).isLessThan(quantity('0')) && !quantity(string(self)).isGreaterThan(quantity('64Mi')) : !string(self).matches(r'^[+-]?(\\d+([.]\\d*)?|[.]\\d+)[eE][+-]?(\\d+([.]\\d*)?|[.]\\d+)$'))",message="responseBufferLimit must be between 0 and 64Mi"
 	ResponseBufferLimit *resource.Quantity `json:"responseBufferLimit,omitempty"`
 }

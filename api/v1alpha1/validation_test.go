@@ -471,8 +471,7 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 			{"pool.memoryLimit", 5},
 			{"pool.memoryLimit", "1e6"},
 			{"pool.memoryLimit", "-2Mi"},
-			{"proxy.requestBufferLimit", "1E0.0"},                  // matches the pattern, no quantity
-			{"proxy.requestBufferLimit", "1e99999999999999999999"}, // likewise: an exponent past int64
+			{"proxy.requestBufferLimit", "1E0.0"}, // matches the pattern, no quantity
 			{"proxy.requestBufferLimit", "8.5Gi"},
 			{"proxy.responseBufferLimit", ".1Gi"},
 			{"proxy.responseBufferLimit", "+68M"},
@@ -508,6 +507,8 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 			{"proxy.requestBufferLimit", ".5Gi"},
 			{"proxy.responseBufferLimit", "0"},
 			{"proxy.responseBufferLimit", "64Mi"},
+			{"proxy.responseBufferLimit", "0e-999"},
+			{"pool.memoryLimit", "0.000000000000000000000000000000000000000000000000000000001e64"}, // 61 characters
 		} {
 			path := kind.prefix + tc.field
 			t.Run(fmt.Sprintf("%s=%v", path, tc.value), func(t *testing.T) {
@@ -516,6 +517,32 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 					t.Errorf("%s: %v refused: %v", path, tc.value, err)
 				}
 			})
+		}
+		// Kubernetes' quantity parser takes time that grows with the square of
+		// a negative exponent (1e-99999999999999 held the API server's request
+		// until its timeout, and its CPU after that) and with the digits: a
+		// value longer than 64 characters, or with an exponent past 999 either
+		// way, is refused before it is parsed, with the guard's message alone.
+		for _, value := range []string{
+			"1e-99999999999999", "1e99999999999999999999", "1E1000", "1e-0001000", "+.5e+12345",
+			strings.Repeat("9", 65), "1" + strings.Repeat("0", 63) + "Mi",
+		} {
+			for _, field := range []string{"pool.memoryLimit", "proxy.requestBufferLimit", "proxy.responseBufferLimit"} {
+				path := kind.prefix + field
+				t.Run(path+"="+value, func(t *testing.T) {
+					t.Parallel()
+					err := create(t, kind.base, path, value)
+					if err == nil {
+						t.Fatalf("%s: %q accepted", path, value)
+					}
+					msg := err.Error()
+					_, name, _ := strings.Cut(field, ".")
+					guard := name + " must be at most 64 characters, with an exponent (e) from -999 to 999"
+					if !strings.Contains(msg, guard) || strings.Count(msg, path+":") != 1 {
+						t.Errorf("want the guard's error alone (%s):\n%s", guard, msg)
+					}
+				})
+			}
 		}
 	}
 }
