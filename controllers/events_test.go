@@ -622,3 +622,38 @@ func TestRolloutSeenFilter(t *testing.T) {
 		})
 	}
 }
+
+// TestNoRolloutCompleteWhenNoNodeIsLeft: mid-rollout the nodeSelector
+// stops matching any node (or another AppGroup takes listen.port on all of
+// them). RollingRestart reads RolloutComplete ("No node is selected"), but
+// nothing rolled out: no RolloutComplete is recorded then, and the one of
+// the real completion, once nodes are selected again, is not lost.
+func TestNoRolloutCompleteWhenNoNodeIsLeft(t *testing.T) {
+	ab := []string{"node-a", "node-b"}
+	passes := []rollupInput{
+		input(ab, testPool("node-a", targetRev, restarting(1, 2)), testPool("node-b", oldRev, rolledOut(2))),
+		input(nil),
+		input(ab, testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll), testPool("node-b", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll)),
+		input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2))),
+	}
+	var seen rolloutSeen
+	var got []string
+	old := ferryv1.AppGroupStatus{}
+	for i, in := range passes {
+		unstarted(in.Reports)
+		in.AppGroup.Status = old
+		cur := computeStatus(in)
+		evs, s := seen.filter(&old, &cur, statusEvents(in.AppGroup, &old, &cur, silenceSeen{}))
+		seen = s
+		for _, ev := range evs {
+			got = append(got, ev.Reason)
+			if ev.Reason == EventRolloutComplete && i != len(passes)-1 {
+				t.Errorf("pass %d: %s recorded with no node rolled out: %s", i, ev.Reason, ev.Note)
+			}
+		}
+		old = cur
+	}
+	if want := []string{EventRolloutStarted, EventRolloutComplete}; !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+}
