@@ -262,11 +262,16 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 	}
 	var restarting, notRolledOut, settling, waiting, resisting, failing, stale, incomplete []string
 	updated := 0
+	// The target ran rolled out on every selected node: a node that cannot
+	// spawn it now (its agent restarted while a database is down) halts
+	// no rollout (haltRecord records none); Ready says what is wrong.
+	rolledOutEverywhere := in.LastRolledOut != nil && in.LastRolledOut.Revision == in.Target
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		switch {
 		case ok && r.ResistsTarget:
 			resisting = append(resisting, node)
+		case ok && r.FailsTarget && rolledOutEverywhere:
 		case ok && r.FailsTarget:
 			failing = append(failing, node)
 		case ok && !r.OnTarget:

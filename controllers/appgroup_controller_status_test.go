@@ -720,3 +720,34 @@ func TestOutputExcerptAndTruncate(t *testing.T) {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// TestNoHaltOnceRolledOutEverywhere: the target ran rolled out on every
+// node (lastRolledOut) and nothing rolls; then one node's agent restarts
+// and its spawns fail (a database down at boot). No rollout is halted:
+// haltRecord records none, no node waits for the target, and Ready says
+// what is wrong there. RollingRestart must not read RolloutHalted, nor a
+// RolloutHalted warning be recorded (and counted in
+// ferry_rollouts_halted_total).
+func TestNoHaltOnceRolledOutEverywhere(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	done := input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2)))
+	done.LastRolledOut = &ferryv1.RolledOutRevision{Revision: targetRev}
+	done.Proven = targetRev
+	before := computeStatus(done)
+
+	in := input(abc, testPool("node-a", targetRev, failsSpawns(targetRev, "could not connect to server")),
+		testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2)))
+	in.LastRolledOut, in.Proven = done.LastRolledOut, done.Proven
+	if h := haltRecord(nil, in.Target, in.Nodes, in.Reports, in.LastRolledOut, true, t0); h != nil {
+		t.Fatalf("haltRecord %+v", h)
+	}
+	in.AppGroup.Status = before
+	cur := computeStatus(in)
+	checkCond(t, *meta.FindStatusCondition(cur.Conditions, ferryv1.ConditionRollingRestart),
+		wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil})
+	checkCond(t, *meta.FindStatusCondition(cur.Conditions, ferryv1.ConditionReady),
+		wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"node-a"}})
+	for _, ev := range statusEvents(in.AppGroup, &before, &cur, silenceSeen{}) {
+		t.Errorf("event %s: %s", ev.Reason, ev.Note)
+	}
+}
