@@ -326,7 +326,9 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		}
 		return withStatus(c, metav1.ConditionTrue, reason, msg)
 	case len(waiting) > 0:
-		msg := fmt.Sprintf("%d/%d nodes updated; next: %s", updated, total, waiting[0])
+		// The node planWave gives the target next, not the first by name.
+		next := slices.MinFunc(waiting, func(a, b string) int { return waveOrder(in.Reports[a], in.Reports[b]) })
+		msg := fmt.Sprintf("%d/%d nodes updated; next: %s", updated, total, next)
 		if blockers := slices.Concat(notRolledOut, stale); len(blockers) > 0 {
 			msg += ", after " + nodeList(blockers) + " rolled out"
 		}

@@ -751,3 +751,26 @@ func TestNoHaltOnceRolledOutEverywhere(t *testing.T) {
 		t.Errorf("event %s: %s", ev.Reason, ev.Note)
 	}
 }
+
+// TestWaitingForWaveNamesTheNextNode: the node RollingRestart names next
+// is the one planWave gives the target next: a node not ready goes before
+// one that serves, whatever their names.
+func TestWaitingForWaveNamesTheNextNode(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	in := input(abc, testPool("node-a", oldRev, rolledOut(2)), testPool("node-b", oldRev, rolledOut(2), notReady),
+		testPool("node-c", targetRev, rolledOut(2), counts(1, 2, 2)))
+	ordered := make([]poolReport, 0, len(abc))
+	for _, n := range abc {
+		ordered = append(ordered, in.Reports[n])
+	}
+	plan := planWave(ordered, 2, nil)
+	if len(plan.Give) != 1 || plan.Give[0] != "node-b" {
+		t.Fatalf("planWave gives %v, want [node-b]", plan.Give)
+	}
+	// One slot: node-c holds it; node-b is next.
+	plan = planWave(ordered, 1, nil)
+	if len(plan.Waiting) == 0 || plan.Waiting[0] != "node-b" {
+		t.Fatalf("planWave waiting %v, want node-b first", plan.Waiting)
+	}
+	checkCond(t, rollingRestartCondition(in), wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"next: node-b"}})
+}

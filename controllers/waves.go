@@ -472,18 +472,7 @@ func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRol
 	if len(plan.Halting) == 0 && halt != nil {
 		plan.Halting = []string{halt.Node}
 	}
-	// A pool still restarting onto a revision that is no longer the
-	// target goes first, so that no other node starts meanwhile.
-	troubled := func(r poolReport) bool { return r.Resisting || !r.Ready || r.Restarting }
-	slices.SortStableFunc(candidates, func(a, b poolReport) int {
-		if ta, tb := troubled(a), troubled(b); ta != tb {
-			if ta {
-				return -1
-			}
-			return 1
-		}
-		return cmp.Compare(a.Node, b.Node)
-	})
+	slices.SortStableFunc(candidates, waveOrder)
 	slots := 0
 	if !plan.Halted() {
 		slots = max(int(maxConcurrent), 1) - len(plan.Rolling)
@@ -496,6 +485,21 @@ func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRol
 		}
 	}
 	return plan
+}
+
+// waveOrder is the order in which pools waiting for the target get it
+// (planWave): those resisting, not ready or still restarting (onto a
+// revision that is no longer the target, so that no other node starts
+// meanwhile) first, then by node name.
+func waveOrder(a, b poolReport) int {
+	troubled := func(r poolReport) bool { return r.Resisting || !r.Ready || r.Restarting }
+	if ta, tb := troubled(a), troubled(b); ta != tb {
+		if ta {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(a.Node, b.Node)
 }
 
 // lastTransition is now truncated to what the API keeps of a
