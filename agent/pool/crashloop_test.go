@@ -1,6 +1,8 @@
 package pool_test
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,4 +104,64 @@ func TestCrashLoopBesideLongLivedWorkerIsBackedOff(t *testing.T) {
 	if n := obs.spawns.Load() - before; n > 3 {
 		t.Fatalf("%d spawns in 6 s of a replacement that dies 0.2 s after it is ready, beside a long-lived worker; want a backoff (at most 3)", n)
 	}
+}
+
+// TestCrashInARequestIsNoFailedSpawn: a request that kills its process (one
+// URL, one input) gets 502, and the process is replaced at once: no
+// scaling error, no backoff, no spawn failure counted. Before, a process
+// killed by a request within 10 s of being ready counted as a failed
+// spawn; a few such requests a second kept every replacement younger than
+// that, the backoff grew to 32 s, and every other request got 503 ("no
+// running process and could not start one"). Mid-rollout, the same
+// requests put a revision that starts fine into deployment error
+// resistance.
+func TestCrashInARequestIsNoFailedSpawn(t *testing.T) {
+	obs := &observer{}
+	root, _ := filepath.Abs("testdata/bootdie")
+	tmpl := agenttest.WSGIAt(root, 1, 1)
+	e := agenttest.Start(t, pool.Config{Name: "t/crashurl", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
+	crashAndRecover := func(rev string) {
+		t.Helper()
+		s := e.WaitFor(t, 30*time.Second, "a ready worker of revision "+rev, agenttest.Ready(1))
+		old := s.Processes[0].PID
+		code, body := get(t, e.URL+"/crash")
+		if code != http.StatusBadGateway || !strings.Contains(body, "exited while handling this request") {
+			t.Fatalf("GET /crash = %d %q, want 502 saying the worker exited while handling it", code, body)
+		}
+		s = e.WaitFor(t, 30*time.Second, "the crashed worker replaced", func(s pool.Status) bool {
+			return agenttest.Ready(1)(s) && s.Processes[0].PID != old
+		})
+		if s.ScalingError != nil || s.Resisting != nil || s.ScalingFailures != 0 {
+			t.Fatalf("after a crash in a request: scaling error %+v, resisting %+v, failures %d; want none",
+				s.ScalingError, s.Resisting, s.ScalingFailures)
+		}
+		if code, _ := get(t, e.URL+"/"); code != http.StatusOK {
+			t.Fatalf("GET / after the crash = %d, want 200", code)
+		}
+	}
+	for range 4 {
+		crashAndRecover("1")
+	}
+	e.Pool.Update(pool.Config{Name: "t/crashurl", Revision: "2", Template: tmpl})
+	e.WaitFor(t, 30*time.Second, "revision 2 rolled out", func(s pool.Status) bool {
+		return agenttest.Ready(1)(s) && s.Processes[0].Revision == "2"
+	})
+	for range 2 {
+		crashAndRecover("2")
+	}
+	if n := obs.failed.Load(); n != 0 {
+		t.Errorf("%d spawn failures counted, want 0: every spawn succeeded", n)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -105,6 +105,9 @@ type Worker struct {
 	lastUsed  time.Time
 	recycle   recycleReason
 	replacing bool
+	// inRequest: the process exited while a request was at it (a session
+	// ended after the exit, or was open at it): watchExit.
+	inRequest bool
 	drained   chan struct{} // closed when Draining with no session left
 	gone      chan struct{} // closed once the exited worker left the pool's table
 	// tmpl is the template as of Revision, taken when the worker was
@@ -397,6 +400,9 @@ func (p *Pool) pickLocked() *Worker {
 func (p *Pool) Release(w *Worker) {
 	now := time.Now()
 	p.mu.Lock()
+	if w.Exited() {
+		w.inRequest = true // the proxy's answer came before watchExit's lock
+	}
 	w.sessions--
 	w.processed++
 	w.lastUsed = now
@@ -897,6 +903,7 @@ func (p *Pool) watchExit(w *Worker) {
 	prev := w.state
 	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
 	lived := time.Since(w.readyAt)
+	inRequest := w.inRequest || w.sessions > 0
 	p.transitionLocked(w, EventExit)
 	p.removeLocked(w)
 	closeOnce(w.drained)
@@ -904,10 +911,16 @@ func (p *Pool) watchExit(w *Worker) {
 	// A crash soon after the worker was ready is as good as a failed
 	// spawn: back off before the next, decided under this lock so that no
 	// reconcile respawns it first. (reconcile ends the loop once a worker
-	// has lived past crashWindow.)
+	// has lived past crashWindow.) Not a crash in a request: the app
+	// started, a request killed it (one URL, one input), and the next
+	// process may serve every other request; as Passenger, the request
+	// gets 502 and the process is replaced at once. Backing off would
+	// leave the pool empty under a stream of such requests (each
+	// replacement is younger than the window), answering every request
+	// 503, and mid-rollout resist a revision that starts fine.
 	var crash error
 	var backoff time.Duration
-	if unexpected && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
+	if unexpected && !inRequest && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
 		crash = &spawn.Error{Reason: fmt.Sprintf("%s %s after it was ready", w.proc.DescribeExit(), lived.Round(time.Millisecond)),
 			Output: w.proc.Output()}
 		backoff = p.backOffLocked(w.Revision, crash, true)
@@ -926,7 +939,11 @@ func (p *Pool) watchExit(w *Worker) {
 		p.reportFailure("Worker crashed soon after it was ready, as good as a failed spawn; backing off",
 			w.Revision, crash, SpawnScale, backoff)
 	}
-	if unexpected {
+	switch {
+	case unexpected && inRequest:
+		p.log.Info("Worker exited while handling a request; replacing it", "pid", w.PID(), "revision", w.Revision,
+			"status", w.proc.ExitStatus(), "output", lastLines(w.proc.Output(), 5))
+	case unexpected:
 		p.log.Info("Worker exited unexpectedly", "pid", w.PID(), "revision", w.Revision,
 			"status", w.proc.ExitStatus(), "output", lastLines(w.proc.Output(), 5))
 	}
