@@ -165,3 +165,45 @@ func get(t *testing.T, url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestCrashLoopRecoveryIsLoggedWhenItEnds: while workers keep dying soon
+// after they are ready, a replacement coming up is no recovery; the log
+// says the pool recovered once one lives past the crash window. Before,
+// "Recovered from scaling error" was logged at every spawn of the loop,
+// just before the worker died again.
+func TestCrashLoopRecoveryIsLoggedWhenItEnds(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	dir, err := os.MkdirTemp("", "crashflag") // not t.TempDir: its parent is closed to the worker's user
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	_ = os.Chmod(dir, 0o755)
+	flag := filepath.Join(dir, "die")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	tmpl := agenttest.WSGIAt(root, 1, 1, env("DIE_AFTER", "0.2"), env("DIE_IF_EXISTS", flag))
+	e := agenttest.Start(t, pool.Config{Name: "t/loop", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	for len(book.Find("Worker crashed soon after it was ready")) < 3 {
+		e.WaitFor(t, 30*time.Second, "a crash", func(s pool.Status) bool { return s.ScalingError != nil })
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := book.Find("Recovered"); len(got) > 0 {
+		t.Fatalf("logged %q in a crash loop, with every worker dying 0.2 s after it is ready", got[0].Msg)
+	}
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	got := book.WaitFor(t, "Recovered")
+	if got.Msg != "Recovered from crashes soon after ready: a worker has lived past the crash window" {
+		t.Errorf("recovery logged as %q", got.Msg)
+	}
+	if n, _ := got.Value("crashes"); n.(int) < 3 {
+		t.Errorf("recovery line says %v crashes, want at least 3", n)
+	}
+	book.Check(t)
+}

@@ -812,11 +812,14 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	p.grantLocked(w)
 	// Any spawn that works for a revision ends the scaling error recorded
 	// for it: the condition must not keep saying "failing" at steady state.
+	// In a crash loop, a worker coming up recovers nothing yet: the loop
+	// ends, and says so, once one lives past crashWindow
+	// (endCrashLoopLocked).
 	if p.scaling.err != nil && p.scaling.err.Revision == w.Revision {
-		p.log.Info("Recovered from scaling error", "revision", w.Revision)
 		if !p.scaling.crashSince.IsZero() {
 			p.scaling.err = nil
 		} else {
+			p.log.Info("Recovered from scaling error", "revision", w.Revision)
 			p.scaling = scalingState{}
 		}
 	}
@@ -962,6 +965,8 @@ func (p *Pool) endCrashLoopLocked(now time.Time) {
 	}
 	for _, w := range p.workers {
 		if w.state == ferryv1.ProcessReady && w.readyAt.After(p.scaling.crashSince) && now.Sub(w.readyAt) >= crashWindow {
+			p.log.Info("Recovered from crashes soon after ready: a worker has lived past the crash window",
+				"revision", w.Revision, "pid", w.PID(), "crashes", p.scaling.failures, "window", crashWindow.String())
 			p.scaling = scalingState{}
 			return
 		}
