@@ -230,4 +230,33 @@ func TestRecycling(t *testing.T) {
 			t.Errorf("after recycling: %d", resp.StatusCode)
 		}
 	})
+	// A memoryLimit below what the app needs to start: a worker that has
+	// served nothing is as large as its replacement would be. Before, the
+	// pool recycled a fresh worker at every sample (12 in 12 s at 5Mi),
+	// saying only "recycling it" each time.
+	t.Run("memoryLimit below the start size", func(t *testing.T) {
+		tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+		limit := resource.MustParse("2Mi")
+		tmpl.Pool.MemoryLimit = &limit
+		book := agenttest.NewLogbook(t)
+		log := book.Logger()
+		e := agenttest.Start(t, pool.Config{Name: "t/memstart", Revision: "1", Template: tmpl},
+			agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+		first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
+		book.WaitFor(t, "Worker is above memoryLimit before it served a request")
+		time.Sleep(time.Second) // 20 samples
+		if s := e.Pool.Status(); !agenttest.Ready(1)(s) || s.Processes[0].PID != first {
+			t.Fatalf("a worker that served nothing was recycled for memoryLimit: %+v", s.Processes)
+		}
+		if n := len(book.Find("Worker is above memoryLimit before")); n != 1 {
+			t.Errorf("logged %d times that the app starts above memoryLimit, want once", n)
+		}
+		// Once it has served a request, memoryLimit recycles it.
+		if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /: %d", resp.StatusCode)
+		}
+		e.WaitFor(t, time.Minute, "the worker recycled after its request", func(s pool.Status) bool {
+			return agenttest.Ready(1)(s) && s.Processes[0].PID != first
+		})
+	})
 }

@@ -166,13 +166,17 @@ type Pool struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu          sync.Mutex
-	cfg         Config
-	workers     []*Worker // live workers, in spawn order
-	queue       waitQueue
-	restart     *restartState
-	resisting   *ferryv1.SpawnError
-	lastErr     *ferryv1.SpawnError
+	mu        sync.Mutex
+	cfg       Config
+	workers   []*Worker // live workers, in spawn order
+	queue     waitQueue
+	restart   *restartState
+	resisting *ferryv1.SpawnError
+	lastErr   *ferryv1.SpawnError
+	// startsAbove is the revision and memoryLimit for which a worker that
+	// had served no request was seen above the limit (sample): logged
+	// once for each.
+	startsAbove startsAboveLimit
 	scaling     scalingState
 	recycling   bool
 	closed      bool

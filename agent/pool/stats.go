@@ -90,6 +90,10 @@ func (p *Pool) sample() {
 		}
 		st.at, st.cpuTicks, st.rssBytes = now, r.ticks, r.rss
 		if limit > 0 && r.rss > limit && t.w.recycle == recycleNone && t.w.state == ferryv1.ProcessReady {
+			if t.w.processed == 0 {
+				p.startsAboveLocked(t.w, r.rss, limit)
+				continue
+			}
 			t.w.recycle = recycleMemory
 			flagged = true
 			p.log.Info("Worker is above memoryLimit; recycling it", "pid", t.pid, "rss", r.rss, "limit", limit)
@@ -99,4 +103,25 @@ func (p *Pool) sample() {
 	if flagged {
 		p.kickSupervisor()
 	}
+}
+
+type startsAboveLimit struct {
+	revision string
+	limit    int64
+}
+
+// startsAboveLocked leaves a worker above memoryLimit that has served no
+// request where it is: it is as large as the app starts, and its
+// replacement would be too, so recycling it would respawn a process every
+// sample for ever. That memoryLimit is below what the app needs is
+// logged once for the revision and limit; the worker is recycled once it
+// has served a request and is still above it.
+func (p *Pool) startsAboveLocked(w *Worker, rss, limit int64) {
+	key := startsAboveLimit{w.Revision, limit}
+	if p.startsAbove == key {
+		return
+	}
+	p.startsAbove = key
+	p.log.Info("Worker is above memoryLimit before it served a request; not recycling it, as its replacement would start as large. Raise memoryLimit above what the app needs to start",
+		"pid", w.PID(), "revision", w.Revision, "rss", rss, "limit", limit)
 }
