@@ -356,6 +356,10 @@ type scope struct {
 	// while the revision annotation is invalid: nothing known to work to
 	// start them on (servedRevision).
 	unserved []string
+	// awaitingDrain are the selected nodes that get no pool yet because
+	// their previous one (of a time the node was not selected) still
+	// drains: both would want the same port (reconcilePools).
+	awaitingDrain []string
 	// remembered is the memory the pass started from.
 	remembered ferryv1.AppGroupStatus
 }
@@ -817,6 +821,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		LastRolledOut: s.lastGood,
 		Proven:        s.proven,
 		Unserved:      s.unserved,
+		AwaitingDrain: s.awaitingDrain,
 		Now:           s.now,
 		StaleAfter:    r.AgentStaleAfter,
 		Clean:         clean && s.revisionErr == nil,

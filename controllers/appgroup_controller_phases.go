@@ -82,7 +82,11 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 	for _, node := range s.nodes {
 		// A node whose previous pool still drains gets its new one after:
 		// both would want the same port.
-		if s.pools[node] == nil && !drainingOn[node] {
+		switch {
+		case s.pools[node] != nil:
+		case drainingOn[node]:
+			s.awaitingDrain = append(s.awaitingDrain, node)
+		default:
 			missing = append(missing, node)
 		}
 	}

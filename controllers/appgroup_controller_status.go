@@ -65,6 +65,9 @@ type rollupInput struct {
 	// revision annotation is invalid: servedRevision found nothing known
 	// to work to start them on.
 	Unserved []string
+	// AwaitingDrain are the selected nodes without a pool because their
+	// previous one still drains.
+	AwaitingDrain []string
 }
 
 // computeStatus is the AppGroup's new status. It starts from a copy of the
@@ -181,8 +184,7 @@ func readyCondition(in rollupInput) metav1.Condition {
 			"No pool on "+nodeList(poolless)+": no node serves a revision to start it on, and "+
 				in.RevisionErr.Error())
 	case len(pending) > 0:
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
-			"Waiting for the first report from the agent on "+nodeList(pending))
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPoolsPending, pendingMessage(pending, in.AwaitingDrain))
 	case len(notReady) > 0:
 		return withStatus(c, metav1.ConditionFalse, notReadyReason(in, notReady),
 			fmt.Sprintf("%d/%d nodes ready; not ready: %s%s",
@@ -749,4 +751,26 @@ func effectiveTarget(ag *ferryv1.AppGroup) (target string, err error) {
 		return ag.Status.Revision, err
 	}
 	return target, nil
+}
+
+// pendingMessage is Ready's message while pools are yet to report: a node
+// whose pool is not made yet because its previous pool still drains (on
+// the same port) waits for that agent to drain it, not for a report.
+func pendingMessage(pending, awaitingDrain []string) string {
+	var drain, report []string
+	for _, node := range pending {
+		if slices.Contains(awaitingDrain, node) {
+			drain = append(drain, node)
+		} else {
+			report = append(report, node)
+		}
+	}
+	const drains = "Waiting for the agent to drain the previous pool (when the node was last selected) on "
+	switch {
+	case len(report) == 0:
+		return drains + nodeList(drain) + "; the new pool is made after"
+	case len(drain) == 0:
+		return "Waiting for the first report from the agent on " + nodeList(report)
+	}
+	return "Waiting for the first report from the agent on " + nodeList(report) + ", and for the agent to drain the previous pool on " + nodeList(drain)
 }

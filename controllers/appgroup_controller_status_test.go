@@ -164,6 +164,24 @@ func TestReadyCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{"node-b"}},
 		},
 		{
+			name: "a node whose previous pool still drains",
+			in: func() rollupInput {
+				in := input(ab, testPool("node-a", targetRev, rolledOut(2)))
+				in.AwaitingDrain = []string{"node-b"}
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{"drain the previous pool", "node-b", "the new pool is made after"}},
+		},
+		{
+			name: "one node's pool yet to report, another's previous pool draining",
+			in: func() rollupInput {
+				in := input([]string{"node-a", "node-b", "node-c"}, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev))
+				in.AwaitingDrain = []string{"node-c"}
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{"first report from the agent on node-b", "drain the previous pool on node-c"}},
+		},
+		{
 			name: "a pool that never reported",
 			in:   input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev)),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{"node-b"}},

@@ -245,6 +245,19 @@ func TestPoolsFollowNodeLabels(t *testing.T) {
 	if _, err := agentA.find("blog"); err != nil {
 		t.Fatalf("the pool went before its agent drained it: %v", err)
 	}
+	// Labelled back in while that pool drains: no new pool until it is
+	// gone (both would want the port), and Ready says what it waits for,
+	// not "the first report from the agent".
+	setNodeLabel(t, nodeA, testLabel, ns)
+	waitStatus(t, ns, "blog", "Ready waiting for node a's old pool to drain", func(st *ferryv1.AppGroupStatus) error {
+		c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
+		if c == nil || c.Reason != ferryv1.ReasonPoolsPending || !strings.Contains(c.Message, "drain the previous pool") ||
+			!strings.Contains(c.Message, nodeA) {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		return nil
+	})
+	setNodeLabel(t, nodeA, testLabel, "")
 	agentA.drain("blog")
 	eventually(t, "pool of node a gone", func() error {
 		if _, err := agentA.find("blog"); err == nil {

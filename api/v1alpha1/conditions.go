@@ -59,7 +59,9 @@ const (
 	ReasonProcessesNotReady = "ProcessesNotReady"
 	// ReasonNoNodes: no node matches the AppGroup's nodeSelector.
 	ReasonNoNodes = "NoNodes"
-	// ReasonPoolsPending: some selected node's pool has not reported yet.
+	// ReasonPoolsPending: some selected node's pool has not reported yet,
+	// or is not made yet because the node's previous pool (of a time it
+	// was not selected) still drains.
 	ReasonPoolsPending = "PoolsPending"
 	// ReasonAgentNotReporting: some node's agent has not reported within
 	// the staleness bound; what it last said can no longer be trusted.
