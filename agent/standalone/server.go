@@ -68,6 +68,9 @@ type Server struct {
 	// reloading makes reloads (SIGHUP, the admin socket) one at a time:
 	// each compares the file with what runs.
 	reloading sync.Mutex
+	// reloadFailed is the last reload's failure, until one succeeds
+	// (under mu): status shows it, as the log alone is easy to miss.
+	reloadFailed *ReloadFailure
 }
 
 // app is one AppGroup being served.
@@ -377,6 +380,17 @@ func (s *Server) Restart(name, revision string) (string, error) {
 func (s *Server) Reload() error {
 	s.reloading.Lock()
 	defer s.reloading.Unlock()
+	err := s.reload()
+	s.mu.Lock()
+	s.reloadFailed = nil
+	if err != nil {
+		s.reloadFailed = &ReloadFailure{Time: metav1.Now(), Error: err.Error()}
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Server) reload() error {
 	groups, err := appfile.Load(s.opts.File)
 	if err != nil {
 		return err
@@ -493,6 +507,16 @@ type AppStatus struct {
 type StatusResponse struct {
 	Agent string      `json:"agent"`
 	Apps  []AppStatus `json:"apps"`
+	// ReloadFailed is the last reload's failure (SIGHUP, ferry-agent
+	// reload), until a reload succeeds. An invalid file changed nothing;
+	// otherwise what the error does not name was applied.
+	ReloadFailed *ReloadFailure `json:"reloadFailed,omitempty"`
+}
+
+// ReloadFailure is when a reload failed, and why.
+type ReloadFailure struct {
+	Time  metav1.Time `json:"time"`
+	Error string      `json:"error"`
 }
 
 // Status returns every AppGroup's status, by name.
@@ -507,9 +531,10 @@ func (s *Server) Status() StatusResponse {
 	for _, a := range s.apps {
 		apps = append(apps, shown{a.ag.Name, a.ag.Spec.App.Root, a.addr, a.pool})
 	}
+	failed := s.reloadFailed
 	s.mu.Unlock()
 	slices.SortFunc(apps, func(a, b shown) int { return strings.Compare(a.name, b.name) })
-	out := StatusResponse{Agent: s.opts.Agent, Apps: []AppStatus{}}
+	out := StatusResponse{Agent: s.opts.Agent, Apps: []AppStatus{}, ReloadFailed: failed}
 	now := time.Now()
 	for _, a := range apps {
 		st := a.pool.Status()

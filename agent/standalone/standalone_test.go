@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/metrics"
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
+	"github.com/ferry-dev/ferry/agent/statusview"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
@@ -265,6 +266,22 @@ func TestReload(t *testing.T) {
 	if code, _ := get(t, s.url()+"/"); code != 200 {
 		t.Errorf("after a failed reload, GET / = %d", code)
 	}
+	// Status shows the failure (the log alone was easy to miss), until a
+	// reload succeeds.
+	st, err := r.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := st.ReloadFailed; f == nil || !strings.Contains(f.Error, "ferry.yaml") {
+		t.Errorf("status after a failed reload: reloadFailed = %+v, want the error", f)
+	}
+	var view strings.Builder
+	if err := statusview.Write(&view, Header(st), View(st), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(view.String(), "Last reload failed at ") {
+		t.Errorf("the status view does not show the failed reload:\n%s", view.String())
+	}
 
 	// A new annotation rolls; a new AppGroup starts.
 	other := freePort(t)
@@ -277,6 +294,9 @@ spec:
 `, other))
 	if err := r.client.Reload(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if st, err := r.client.Status(context.Background()); err != nil || st.ReloadFailed != nil {
+		t.Errorf("status after a reload that worked: reloadFailed = %+v (%v), want none", st.ReloadFailed, err)
 	}
 	r.waitStatus(t, "a roll to revision 2", func(a AppStatus) bool {
 		return strings.HasPrefix(a.Pool.Revision, "2-") && a.Pool.Restart == nil && a.Pool.Counts.Updated == 3

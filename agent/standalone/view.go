@@ -1,6 +1,13 @@
 package standalone
 
-import "github.com/ferry-dev/ferry/agent/statusview"
+import (
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/statusview"
+)
 
 // View turns the admin API's status into the passenger-status view.
 func View(st StatusResponse) []statusview.Pool {
@@ -11,8 +18,28 @@ func View(st StatusResponse) []statusview.Pool {
 			Title: a.Name, Root: a.Root, Listen: a.Listen, Revision: p.Revision, Strategy: p.Strategy,
 			MinProcesses: p.MinProcesses, MaxProcesses: p.MaxProcesses, QueueLength: p.QueueLength,
 			Processes: p.Processes, Restart: p.Restart, Resisting: p.Resisting, ScalingError: p.ScalingError,
-			LastSpawnError: p.LastSpawnError,
+			LastSpawnError: p.LastSpawnError, ScalingRetryAt: retryAt(p.ScalingRetryAt),
 		})
 	}
 	return out
+}
+
+// Header is the view's general block: the agent, and a reload that failed.
+func Header(st StatusResponse) statusview.Header {
+	h := statusview.Header{Agent: st.Agent}
+	if f := st.ReloadFailed; f != nil {
+		h.Notes = append(h.Notes, "Last reload failed at "+f.Time.Format(time.RFC3339)+
+			"; what it does not name runs as before (an invalid file changed nothing):")
+		for line := range strings.Lines(f.Error) {
+			h.Notes = append(h.Notes, "  "+strings.TrimRight(line, "\n"))
+		}
+	}
+	return h
+}
+
+func retryAt(t *metav1.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return &t.Time
 }

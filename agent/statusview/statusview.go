@@ -9,6 +9,7 @@ package statusview
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,6 +33,9 @@ type Pool struct {
 	Resisting      *ferryv1.SpawnError
 	ScalingError   *ferryv1.SpawnError
 	LastSpawnError *ferryv1.SpawnError
+	// ScalingRetryAt is when the next spawn is tried, while backing off
+	// (the standalone agent's status has it).
+	ScalingRetryAt *time.Time
 	// Notes are extra lines, e.g. that an agent stopped reporting.
 	Notes []string
 }
@@ -39,6 +43,9 @@ type Pool struct {
 // Header is the "General information" block.
 type Header struct {
 	Agent string // e.g. "ferry-agent dev (standalone)"
+	// Notes are lines shown after the general information (a failed
+	// reload).
+	Notes []string
 }
 
 // Write renders the view.
@@ -57,6 +64,9 @@ func Write(w io.Writer, h Header, pools []Pool, now time.Time) error {
 	fmt.Fprintf(tw, "App groups\t: %d\n", len(pools))
 	fmt.Fprintf(tw, "Processes\t: %d\n", procs)
 	_ = tw.Flush()
+	for _, n := range h.Notes {
+		fmt.Fprintf(b, "%s\n", n)
+	}
 	b.WriteString("\n----------- Application groups -----------\n")
 	for i, p := range pools {
 		if i > 0 {
@@ -88,7 +98,11 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		b.WriteString("    Old processes keep serving; nothing new is spawned or idle-cleaned until a new revision.\n")
 	}
 	if e := p.ScalingError; e != nil {
-		fmt.Fprintf(b, "  Scaling error (backing off): revision %s failed to spawn: %s\n", e.Revision, e.Reason)
+		next := ""
+		if at := p.ScalingRetryAt; at != nil {
+			next = "; next try " + formatIn(at.Sub(now))
+		}
+		fmt.Fprintf(b, "  Scaling error (backing off%s): revision %s failed to spawn: %s\n", next, e.Revision, e.Reason)
 		writeIndented(b, lastLines(e.Output, 5), "    | ")
 	}
 	for _, n := range p.Notes {
@@ -108,7 +122,11 @@ func writeProcess(b *strings.Builder, p ferryv1.ProcessInfo, target string, now 
 	if p.LastUsed != nil {
 		lastUsed = formatAgo(now.Sub(p.LastUsed.Time))
 	}
-	fmt.Fprintf(b, "  * PID: %-7d Sessions: %-7d Processed: %-7d Uptime: %s\n", p.PID, p.Sessions, p.Processed, uptime)
+	pid := "-" // spawning: no process yet
+	if p.PID != 0 {
+		pid = strconv.Itoa(int(p.PID))
+	}
+	fmt.Fprintf(b, "  * PID: %-7s Sessions: %-7d Processed: %-7d Uptime: %s\n", pid, p.Sessions, p.Processed, uptime)
 	fmt.Fprintf(b, "    CPU: %-7s Memory  : %-7s Last used: %s\n", fmt.Sprintf("%d%%", p.CPUPercent),
 		formatBytes(p.MemoryBytes), lastUsed)
 	old := ""
@@ -164,6 +182,14 @@ func formatAgo(d time.Duration) string {
 		return fmt.Sprintf("%dm %ds ago", int(d.Minutes()), int(d.Seconds())%60)
 	}
 	return fmt.Sprintf("%dh %dm ago", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// formatIn is how long until a time to come: "in 12s", "now" once due.
+func formatIn(d time.Duration) string {
+	if d < time.Second {
+		return "now"
+	}
+	return "in " + d.Round(time.Second).String()
 }
 
 func formatBytes(n int64) string {

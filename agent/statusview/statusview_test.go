@@ -60,3 +60,35 @@ func TestWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteScalingRetryStartingAndNotes: a pool backing off says when it
+// tries next, a process still spawning shows no pid (it has none yet; it
+// read "PID: 0"), and the header's notes (a failed reload) are shown.
+func TestWriteScalingRetryStartingAndNotes(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	next := now.Add(12 * time.Second)
+	p := Pool{
+		Title: "hello", Revision: "1-abc", MinProcesses: 1, MaxProcesses: 1,
+		ScalingError:   &ferryv1.SpawnError{Revision: "1-abc", Reason: "exited with status 3 200ms after it was ready"},
+		ScalingRetryAt: &next,
+		Processes:      []ferryv1.ProcessInfo{{Revision: "1-abc", State: ferryv1.ProcessSpawning}},
+	}
+	h := Header{Agent: "ferry-agent test (standalone)", Notes: []string{"Last reload failed at 2026-11-22T11:59:00Z; ...", "  spec.listen: Required value"}}
+	var b strings.Builder
+	if err := Write(&b, h, []Pool{p}, now); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"Scaling error (backing off; next try in 12s): revision 1-abc failed to spawn: exited with status 3",
+		"* PID: -       Sessions: 0",
+		"Last reload failed at 2026-11-22T11:59:00Z; ...\n  spec.listen: Required value\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "PID: 0") {
+		t.Errorf("a spawning process shows pid 0:\n%s", out)
+	}
+}

@@ -36,7 +36,7 @@ func runStatus(args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	return statusview.Write(os.Stdout, statusview.Header{Agent: st.Agent}, standalone.View(st), time.Now())
+	return statusview.Write(os.Stdout, standalone.Header(st), standalone.View(st), time.Now())
 }
 
 func runRestart(args []string) error {
