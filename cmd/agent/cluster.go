@@ -18,11 +18,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/ferry-dev/ferry/agent/cluster"
 	"github.com/ferry-dev/ferry/agent/metrics"
 	"github.com/ferry-dev/ferry/controllers/contract"
+	"github.com/ferry-dev/ferry/internal/logging"
 	"github.com/ferry-dev/ferry/internal/version"
 )
 
@@ -50,8 +50,7 @@ func runCluster(args []string) error {
 	simulate := fs.Duration("simulate-workers", 0,
 		"FOR BENCHMARKS ONLY: report each pool's processes without running any (one replaced per this step on a new revision); nothing is served")
 	popts := proxyFlags(fs)
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
+	newLogger := logging.BindFlags(fs)
 	operands := parseArgs(fs, args)
 	if err := noOperands("ferry-agent", operands); err != nil {
 		return err
@@ -66,7 +65,7 @@ func runCluster(args []string) error {
 	if *drainDelay < 0 || *simulate < 0 {
 		return errors.New("--drain-delay and --simulate-workers may not be negative")
 	}
-	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	log := newLogger()
 	// controller-runtime's cache logs through its own logger.
 	ctrllog.SetLogger(log)
 	cfg, err := restConfig(*kubeconfig)

@@ -10,11 +10,10 @@ import (
 	"syscall"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-
 	"github.com/ferry-dev/ferry/agent/metrics"
 	"github.com/ferry-dev/ferry/agent/proxy"
 	"github.com/ferry-dev/ferry/agent/standalone"
+	"github.com/ferry-dev/ferry/internal/logging"
 	"github.com/ferry-dev/ferry/internal/version"
 )
 
@@ -26,8 +25,7 @@ func runStandalone(args []string) error {
 	admin := fs.String("admin-socket", "", "admin Unix socket for status/restart/reload (default STATE-DIR/admin.sock)")
 	popts := proxyFlags(fs)
 	restartPoll := fs.Duration("restart-file-poll", time.Second, "how often tmp/restart.txt in each app root is checked; 0 turns it off")
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
+	newLogger := logging.BindFlags(fs)
 	operands := parseArgs(fs, args)
 	if err := noOperands("standalone", operands); err != nil {
 		return err
@@ -43,7 +41,7 @@ func runStandalone(args []string) error {
 	if poll == 0 {
 		poll = -1
 	}
-	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	log := newLogger()
 	srv, err := standalone.New(standalone.Options{
 		File: *file, BindAddress: *bind, AdminSocket: *admin, StateDir: *stateDir, Proxy: popts(),
 		RestartFilePoll: poll, Log: log, Metrics: metrics.New(),

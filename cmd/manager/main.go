@@ -14,12 +14,12 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers"
 	"github.com/ferry-dev/ferry/controllers/contract"
+	"github.com/ferry-dev/ferry/internal/logging"
 	"github.com/ferry-dev/ferry/internal/version"
 )
 
@@ -57,8 +57,7 @@ func main() {
 	flag.IntVar(&workers, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles,
 		"How many AppGroups are reconciled at once. Each pass waits on a few API round trips in sequence, so "+
 			"more workers help most when the API server is not busy.")
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(flag.CommandLine)
+	newLogger := logging.BindFlags(flag.CommandLine)
 	// --kubeconfig is registered by controller-runtime's config package.
 	flag.Parse()
 	// The flag package stops at the first argument that is not a flag and
@@ -70,7 +69,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	ctrl.SetLogger(newLogger())
 	if err := run(metricsAddr, probeAddr, pprofAddr, leaderElect, leaderElectionNamespace, staleAfter,
 		leaseNamespace, float32(qps), burst, workers); err != nil {
 		ctrl.Log.Error(err, "Manager failed")

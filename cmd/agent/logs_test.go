@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// logEntry is one line of the agent's JSON log.
+type logEntry struct {
+	Level      string `json:"level"`
+	Msg        string `json:"msg"`
+	PID        int    `json:"pid"`
+	Stream     string `json:"stream"`
+	Line       string `json:"line"`
+	Stacktrace string `json:"stacktrace"`
+}
+
+// startAgent writes files (name -> content) into a new directory, serves
+// app.yaml with `ferry-agent standalone` and the given flags, its log going
+// to a file. It returns the directory and a function reading the log so far.
+func startAgent(t *testing.T, files map[string]string, flags ...string) (string, func() string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "flog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	_ = os.Chmod(dir, 0o755)
+	for name, content := range files {
+		content = strings.ReplaceAll(content, "PORT", fmt.Sprint(freePort(t)))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logFile, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"standalone", "-f", filepath.Join(dir, "app.yaml"),
+		"--state-dir", filepath.Join(dir, "state"), "--bind-address", "127.0.0.1"}, flags...)
+	agent := exec.Command(agentBin, args...)
+	agent.Stdout, agent.Stderr = logFile, logFile
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	readLog := func() string {
+		b, _ := os.ReadFile(logFile.Name())
+		return string(b)
+	}
+	t.Cleanup(func() {
+		_ = agent.Process.Signal(syscall.SIGTERM)
+		_ = agent.Wait()
+		logFile.Close()
+		if t.Failed() {
+			log := readLog()
+			if len(log) > 20000 {
+				log = "...\n" + log[len(log)-20000:]
+			}
+			t.Logf("agent log:\n%s", log)
+		}
+	})
+	return dir, readLog
+}
+
+// entries parses a JSON log, but for a last line still being written.
+func entries(t *testing.T, log string) []logEntry {
+	t.Helper()
+	var out []logEntry
+	log = log[:strings.LastIndexByte(log, '\n')+1]
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e logEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("not a JSON log line: %v: %q", err, sc.Text())
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// waitFor polls the log until done says it holds what the test waits for,
+// or a minute went by; the test then checks what the log holds.
+func waitFor(readLog func() string, done func(string) bool) string {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		log := readLog()
+		if done(log) || time.Now().After(deadline) {
+			return log
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// chattyApp writes 3,000 lines to stdout when a worker imports it, then a
+// traceback to stderr, then an over-long line.
+const chattyApp = `
+import sys, traceback
+for i in range(3000):
+    sys.stdout.write("chatty line %d\n" % i)
+sys.stdout.flush()
+try:
+    1 / 0
+except ZeroDivisionError:
+    traceback.print_exc()
+sys.stderr.write("end of traceback\n")
+sys.stderr.write("x" * 10000 + "\n")
+sys.stderr.flush()
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok\n"]
+`
+
+// TestEveryLineOfWorkerOutputIsLogged: two workers each write 3,000 lines
+// at once and a traceback; the agent's log has every line of both, in
+// order. zap's production sampler used to keep about a hundred of the
+// 6,000 "Worker output" entries, and the tracebacks went with the rest.
+func TestEveryLineOfWorkerOutputIsLogged(t *testing.T) {
+	_, readLog := startAgent(t, map[string]string{
+		"passenger_wsgi.py": chattyApp,
+		"app.yaml": `apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: chatty}
+spec:
+  app: {type: WSGI, root: .}
+  listen: {port: PORT}
+  pool: {minProcesses: 2, maxProcesses: 2}
+`,
+	})
+	// Each stream is logged in order: the last line of each, from both
+	// workers, means all of it is in.
+	log := waitFor(readLog, func(log string) bool {
+		return strings.Count(log, `"chatty line 2999"`) >= 2 && strings.Count(log, "[line cut]") >= 2
+	})
+
+	type worker struct {
+		stdout []string
+		stderr []string
+	}
+	workers := map[int]*worker{}
+	for _, e := range entries(t, log) {
+		if e.Msg != "Worker output" {
+			continue
+		}
+		w := workers[e.PID]
+		if w == nil {
+			w = &worker{}
+			workers[e.PID] = w
+		}
+		if e.Stream == "stdout" {
+			w.stdout = append(w.stdout, e.Line)
+		} else {
+			w.stderr = append(w.stderr, e.Line)
+		}
+	}
+	if len(workers) != 2 {
+		t.Fatalf("output of %d workers logged, want 2", len(workers))
+	}
+	for pid, w := range workers {
+		if len(w.stdout) != 3000 {
+			t.Errorf("worker %d: %d of its 3000 stdout lines logged", pid, len(w.stdout))
+		}
+		for i, line := range w.stdout {
+			if want := fmt.Sprintf("chatty line %d", i); line != want {
+				t.Errorf("worker %d: stdout line %d logged as %q, want %q", pid, i, line, want)
+				break
+			}
+		}
+		stderr := strings.Join(w.stderr, "\n")
+		for _, want := range []string{"Traceback (most recent call last):", "    1 / 0",
+			"ZeroDivisionError: division by zero", "end of traceback"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("worker %d: the traceback's %q is not in the log; stderr lines logged:\n%s", pid, want, stderr)
+			}
+		}
+		// A line is logged up to 4096 bytes, then cut.
+		if n := len(w.stderr); n == 0 || w.stderr[n-1] != strings.Repeat("x", 4096)+" [line cut]" {
+			t.Errorf("worker %d: the 10,000-byte line is not logged cut at 4096 bytes", pid)
+		}
+	}
+}
