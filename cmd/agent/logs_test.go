@@ -188,3 +188,44 @@ spec:
 		}
 	}
 }
+
+// TestAppFailuresCarryNoGoStackTrace: a worker that fails to start is an
+// ERROR with the app's traceback, without the agent's Go call stack, in
+// JSON and console logs; --zap-stacktrace-level=error brings it back.
+func TestAppFailuresCarryNoGoStackTrace(t *testing.T) {
+	files := map[string]string{
+		"passenger_wsgi.py": "raise RuntimeError('the app is broken')\n",
+		"app.yaml": `apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: broken}
+spec:
+  app: {type: WSGI, root: .}
+  listen: {port: PORT}
+  pool: {minProcesses: 1, maxProcesses: 1}
+`,
+	}
+	for _, tc := range []struct {
+		flags  []string
+		error  string // how an error entry starts
+		traced bool
+	}{
+		{nil, `{"level":"error"`, false},
+		{[]string{"--zap-encoder=console"}, "\tERROR\t", false},
+		{[]string{"--zap-stacktrace-level=error"}, `{"level":"error"`, true},
+	} {
+		t.Run(strings.Join(tc.flags, " "), func(t *testing.T) {
+			_, readLog := startAgent(t, files, tc.flags...)
+			log := waitFor(readLog, func(log string) bool {
+				return strings.Contains(log, tc.error) && strings.Contains(log, "the app is broken")
+			})
+			if !strings.Contains(log, tc.error) || !strings.Contains(log, "RuntimeError: the app is broken") {
+				t.Fatalf("no error entry with the app's traceback")
+			}
+			// A Go stack trace names the agent's sources, as pool.go:889.
+			traced := strings.Contains(log, `"stacktrace":`) || strings.Contains(log, "pool.go:")
+			if traced != tc.traced {
+				t.Errorf("Go stack trace in the log: %v, want %v", traced, tc.traced)
+			}
+		})
+	}
+}

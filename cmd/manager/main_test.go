@@ -196,6 +196,21 @@ func TestFlags(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "--agent-stale-after must be positive") {
 		t.Errorf("--agent-stale-after 0s: err %v, output:\n%s", err, out)
 	}
+	// The error is logged without the manager's Go stack trace, in JSON
+	// and console logs.
+	if strings.Contains(string(out), `"stacktrace"`) || strings.Contains(string(out), "main.go:") {
+		t.Errorf("--agent-stale-after 0s: the error carries a Go stack trace:\n%s", out)
+	}
+	out, _ = exec.Command("go", "run", ".", "--kubeconfig", env.Kubeconfig, "--agent-stale-after", "0s",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--zap-encoder=console").CombinedOutput()
+	if !strings.Contains(string(out), "\tERROR\tManager failed") || strings.Contains(string(out), "main.go:") {
+		t.Errorf("--zap-encoder=console: want the error without a Go stack trace:\n%s", out)
+	}
+	out, _ = exec.Command("go", "run", ".", "--kubeconfig", env.Kubeconfig, "--agent-stale-after", "0s",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--zap-stacktrace-level=error").CombinedOutput()
+	if !strings.Contains(string(out), `"stacktrace"`) {
+		t.Errorf("--zap-stacktrace-level=error: want the error with a Go stack trace:\n%s", out)
+	}
 	// A boolean flag's separate value ends Go's flag parsing: the flags
 	// after it would be dropped, so the manager refuses to start.
 	out, err = exec.Command("go", "run", ".", "--kubeconfig", env.Kubeconfig, "--leader-elect", "false",

@@ -3,12 +3,14 @@ package logging
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
 )
 
 // logger parses args as the agent and the manager do and returns the
@@ -78,5 +80,46 @@ func TestFlagsStillApply(t *testing.T) {
 	out := buf.String()
 	if !strings.Contains(out, "\tDEBUG\tdebug entry") || strings.HasPrefix(out, "{") {
 		t.Errorf("--zap-log-level=debug --zap-encoder=console wrote:\n%s", out)
+	}
+}
+
+// TestStackTracesOnlyForBugs: an error entry (a worker that failed to
+// start, a failed reconcile) carries no Go stack trace, in either encoder;
+// a DPanic entry (a bug of the program's own) does; --zap-stacktrace-level
+// still chooses.
+func TestStackTracesOnlyForBugs(t *testing.T) {
+	for _, tc := range []struct {
+		args        []string
+		errorTraced bool
+	}{
+		{nil, false},
+		{[]string{"--zap-encoder=console"}, false},
+		{[]string{"--zap-devel"}, false},
+		{[]string{"--zap-stacktrace-level=error"}, true},
+		{[]string{"--zap-stacktrace-level=error", "--zap-encoder=console"}, true},
+		{[]string{"--zap-stacktrace-level=info"}, true},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			log, buf := logger(t, tc.args...)
+			log.Error(errors.New("exit status 1"), "Worker failed to start")
+			if traced := strings.Contains(buf.String(), "testing.tRunner"); traced != tc.errorTraced {
+				t.Errorf("error entry with a stack trace: %v, want %v:\n%s", traced, tc.errorTraced, buf)
+			}
+			if tc.errorTraced {
+				return
+			}
+			buf.Reset()
+			zl, ok := log.GetSink().(zapr.Underlier)
+			if !ok {
+				t.Fatal("the logger is not zapr's")
+			}
+			func() {
+				defer func() { _ = recover() }() // --zap-devel: DPanic panics
+				zl.GetUnderlying().DPanic("impossible state")
+			}()
+			if !strings.Contains(buf.String(), "testing.tRunner") {
+				t.Errorf("DPanic entry without a stack trace:\n%s", buf)
+			}
+		})
 	}
 }
