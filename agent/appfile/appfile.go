@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
@@ -56,8 +57,8 @@ func Load(path string) ([]v1alpha1.AppGroup, error) {
 // spec.app.root is resolved against (made absolute if it is not; "" leaves
 // relative roots to be rejected), and source names the input in errors.
 //
-// It returns every AppGroup of data, in order, or none and an error with one
-// line per problem.
+// It returns every AppGroup of data, in order, or none and an *Error listing
+// every problem.
 func Parse(data []byte, baseDir string, source string) ([]v1alpha1.AppGroup, error) {
 	if source == "" {
 		source = "<input>"
@@ -92,17 +93,60 @@ func Parse(data []byte, baseDir string, source string) ([]v1alpha1.AppGroup, err
 	groups := make([]v1alpha1.AppGroup, 0, len(docs))
 	for _, d := range docs {
 		for _, e := range d.errs {
-			errs = append(errs, fmt.Errorf("%s: %s: %w", source, d.label(), e))
+			errs = append(errs, fmt.Errorf("%s: %w", d.label(), e))
 		}
 		if d.group != nil {
 			groups = append(groups, *d.group)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := Problems(source, errs); err != nil {
+		return nil, err
 	}
 	return groups, nil
 }
+
+// Error lists what is wrong with an input (or with serving it): one
+// problem reads as one line, "SOURCE: PROBLEM"; several as one error, a
+// line "SOURCE: N problems:" and each problem on a line of its own,
+// indented, so that every line printed after a "ferry-agent: " prefix reads
+// as part of the one error. errors.Is and errors.As see each problem.
+type Error struct {
+	Source   string
+	Problems []error
+}
+
+// Problems returns errs (nil ones dropped) as an *Error about source, or
+// nil if none is left.
+func Problems(source string, errs []error) error {
+	var kept []error
+	for _, err := range errs {
+		if err != nil {
+			kept = append(kept, err)
+		}
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return &Error{Source: source, Problems: kept}
+}
+
+func (e *Error) Error() string {
+	if len(e.Problems) == 1 {
+		return e.Source + ": " + e.Problems[0].Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d problems:", e.Source, len(e.Problems))
+	for _, p := range e.Problems {
+		// A problem of several lines (YAML's list of duplicate keys)
+		// keeps its own lines under it, indented further.
+		b.WriteString("\n  ")
+		b.WriteString(strings.ReplaceAll(p.Error(), "\n", "\n  "))
+	}
+	return b.String()
+}
+
+// Unwrap returns the problems.
+func (e *Error) Unwrap() []error { return e.Problems }
 
 // document is one YAML document of the input and what became of it.
 type document struct {

@@ -273,14 +273,27 @@ func TestInvalidAppGroupsAreRejected(t *testing.T) {
 			if !strings.Contains(msg, tc.field+":") || !strings.Contains(msg, tc.reason) {
 				t.Errorf("error does not name %q with %q:\n%s", tc.field, tc.reason, msg)
 			}
-			// Every line names the input and the object.
+			// One problem is one line naming the input and the object;
+			// several are a line naming the input, then one line for
+			// each, indented, naming the object.
 			name := "valid"
 			if n, ok := tc.set["metadata.name"].(string); ok {
 				name = n
 			}
-			for _, line := range strings.Split(msg, "\n") {
-				if !strings.HasPrefix(line, fmt.Sprintf("test.yaml: AppGroup %q: ", name)) {
-					t.Errorf("line does not start with the source and the object: %q", line)
+			object := fmt.Sprintf("AppGroup %q: ", name)
+			lines := strings.Split(msg, "\n")
+			if len(lines) == 1 {
+				if !strings.HasPrefix(lines[0], "test.yaml: "+object) {
+					t.Errorf("the error does not start with the source and the object: %q", lines[0])
+				}
+			} else {
+				if want := fmt.Sprintf("test.yaml: %d problems:", len(lines)-1); lines[0] != want {
+					t.Errorf("first line %q, want %q", lines[0], want)
+				}
+				for _, line := range lines[1:] {
+					if !strings.HasPrefix(line, "  "+object) {
+						t.Errorf("line does not start with an indent and the object: %q", line)
+					}
 				}
 			}
 			if groups != nil {
@@ -306,32 +319,36 @@ func TestInvalidFiles(t *testing.T) {
 		data: strings.Replace(validAppGroup, "{name: valid}", "{name: valid, labls: {a: b}}", 1) +
 			"  pool: {minProcesses: 7, maxProcess: 3}\nsatus: {}\n",
 		want: []string{
-			`f.yaml: AppGroup "valid": unknown field "metadata.labls"`,
-			`f.yaml: AppGroup "valid": unknown field "satus"`,
-			`f.yaml: AppGroup "valid": unknown field "spec.pool.maxProcess"`,
-			`f.yaml: AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
+			`f.yaml: 4 problems:`,
+			`  AppGroup "valid": unknown field "metadata.labls"`,
+			`  AppGroup "valid": unknown field "satus"`,
+			`  AppGroup "valid": unknown field "spec.pool.maxProcess"`,
+			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
 		},
 	}, {
 		name: "all field errors of a document",
 		data: validAppGroup + "  pool: {minProcesses: 7, startTimeout: 2h}\n",
 		want: []string{
-			`f.yaml: AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
-			`f.yaml: AppGroup "valid": spec.pool.startTimeout: Invalid value: "2h": startTimeout must be a positive duration of at most 1h`,
+			`f.yaml: 2 problems:`,
+			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
+			`  AppGroup "valid": spec.pool.startTimeout: Invalid value: "2h": startTimeout must be a positive duration of at most 1h`,
 		},
 	}, {
 		name: "CEL rules skipped after a type error, as on the server",
 		data: validAppGroup + "  pool: {minProcesses: 7}\n  restart: {strategy: Parallel}\n",
 		want: []string{
-			`f.yaml: AppGroup "valid": spec.restart.strategy: Unsupported value: "Parallel": supported values: "Rolling", "Blocking"`,
-			`f.yaml: AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
+			`f.yaml: 2 problems:`,
+			`  AppGroup "valid": spec.restart.strategy: Unsupported value: "Parallel": supported values: "Rolling", "Blocking"`,
+			`  AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
 		},
 	}, {
 		name: "errors on no field come last",
 		data: strings.Replace(validAppGroup, "8080", "80.5", 1),
 		want: []string{
-			`f.yaml: AppGroup "valid": spec.listen.port: Invalid value: "float64": spec.listen.port in body must be of type int32: "float64"`,
-			`f.yaml: AppGroup "valid": <nil>: Invalid value: "": Checked value must be of type integer with format int32 in spec.listen.port`,
-			`f.yaml: AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
+			`f.yaml: 3 problems:`,
+			`  AppGroup "valid": spec.listen.port: Invalid value: "float64": spec.listen.port in body must be of type int32: "float64"`,
+			`  AppGroup "valid": <nil>: Invalid value: "": Checked value must be of type integer with format int32 in spec.listen.port`,
+			`  AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
 		},
 	}, {
 		name: "wrong kind",
@@ -341,8 +358,9 @@ func TestInvalidFiles(t *testing.T) {
 		name: "wrong apiVersion, missing kind",
 		data: strings.Replace(strings.Replace(validAppGroup, "kind: AppGroup\n", "", 1), "v1alpha1", "v1", 1),
 		want: []string{
-			`f.yaml: document 1 (line 2): apiVersion: Invalid value: "ferry.dev/v1": must be ferry.dev/v1alpha1`,
-			`f.yaml: document 1 (line 2): kind: Required value: must be AppGroup`,
+			`f.yaml: 2 problems:`,
+			`  document 1 (line 2): apiVersion: Invalid value: "ferry.dev/v1": must be ferry.dev/v1alpha1`,
+			`  document 1 (line 2): kind: Required value: must be AppGroup`,
 		},
 	}, {
 		name: "missing name",
@@ -352,15 +370,17 @@ func TestInvalidFiles(t *testing.T) {
 		name: "metadata errors do not hide CEL rules",
 		data: strings.Replace(validAppGroup, "metadata: {name: valid}", "metadata: {}", 1) + "  pool: {minProcesses: 7}\n",
 		want: []string{
-			`f.yaml: document 1 (line 2): metadata.name: Required value: name or generateName is required`,
-			`f.yaml: document 1 (line 2): spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
+			`f.yaml: 2 problems:`,
+			`  document 1 (line 2): metadata.name: Required value: name or generateName is required`,
+			`  document 1 (line 2): spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
 		},
 	}, {
 		name: "generateName",
 		data: strings.Replace(validAppGroup, "{name: valid}", "{generateName: valid-}", 1),
 		want: []string{
-			`f.yaml: document 1 (line 2): metadata.generateName: Forbidden: not supported in a file: set metadata.name`,
-			`f.yaml: document 1 (line 2): metadata.name: Required value: name or generateName is required`,
+			`f.yaml: 2 problems:`,
+			`  document 1 (line 2): metadata.generateName: Forbidden: not supported in a file: set metadata.name`,
+			`  document 1 (line 2): metadata.name: Required value: name or generateName is required`,
 		},
 	}, {
 		name: "duplicate name",
@@ -382,14 +402,26 @@ func TestInvalidFiles(t *testing.T) {
 			"  line 16: key \"listen\" already set in map\n" +
 			"  line 17: key \"app\" already set in map"},
 	}, {
+		name: "a problem of several lines among others, its lines indented further",
+		data: strings.Replace(validAppGroup, "8080", "0", 1) + "---\n" + strings.Replace(validAppGroup, "name: valid", "name: b", 1) +
+			"  listen: {port: 8081}\n  app: {type: Command}\n",
+		want: []string{
+			`f.yaml: 2 problems:`,
+			`  AppGroup "valid": spec.listen.port: Invalid value: 0: spec.listen.port in body should be greater than or equal to 1`,
+			`  document 2 (line 10): yaml: unmarshal errors:`,
+			`    line 16: key "listen" already set in map`,
+			`    line 17: key "app" already set in map`,
+		},
+	}, {
 		name: "every bad document",
 		data: strings.Replace(validAppGroup, "8080", "0", 1) + "---\n" + validAppGroup +
 			"---\n" + strings.Replace(validAppGroup, "{name: valid}", "{name: c}", 1) + "  restart: {maxConcurrentNodes: 0}\n",
 		want: []string{
-			`f.yaml: AppGroup "valid": spec.listen.port: Invalid value: 0: spec.listen.port in body should be greater than or equal to 1`,
-			`f.yaml: document 2 (line 10): metadata.name: Duplicate value: "valid": document 1 (line 2) has the same name`,
-			`f.yaml: AppGroup "c": spec.restart.maxConcurrentNodes: Invalid value: 0: spec.restart.maxConcurrentNodes in body should be greater than or equal to 1`,
-			`f.yaml: AppGroup "c": spec.listen.port: Duplicate value: 8080: document 2 (line 10) listens on it too; AppGroups served by one agent need different ports`,
+			`f.yaml: 4 problems:`,
+			`  AppGroup "valid": spec.listen.port: Invalid value: 0: spec.listen.port in body should be greater than or equal to 1`,
+			`  document 2 (line 10): metadata.name: Duplicate value: "valid": document 1 (line 2) has the same name`,
+			`  AppGroup "c": spec.restart.maxConcurrentNodes: Invalid value: 0: spec.restart.maxConcurrentNodes in body should be greater than or equal to 1`,
+			`  AppGroup "c": spec.listen.port: Duplicate value: 8080: document 2 (line 10) listens on it too; AppGroups served by one agent need different ports`,
 		},
 	}, {
 		name: "not an object",

@@ -50,15 +50,23 @@
 // # Errors
 //
 // Load and Parse return either every AppGroup of the input or none. The error
-// then holds one line per problem, for every bad document, each naming the
-// input, the object, and the field in the API server's words:
+// (an *Error) then lists every problem of every bad document, each naming
+// the object and the field in the API server's words. One problem is one
+// line naming the input:
 //
-//	hello.yaml: AppGroup "hello": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses
 //	hello.yaml: AppGroup "hello": unknown field "spec.pool.maxProcess"
-//	hello.yaml: document 2 (line 14): kind: Invalid value: "ProcessPool": must be AppGroup
+//
+// Several are one error: a line naming the input, then one indented line
+// for each problem, so that the whole reads as one error after the
+// "ferry-agent: " of the command line, or in a log entry's error field:
+//
+//	hello.yaml: 3 problems:
+//	  AppGroup "hello": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses
+//	  AppGroup "hello": unknown field "spec.pool.maxProcess"
+//	  document 2 (line 14): kind: Invalid value: "ProcessPool": must be AppGroup
 //
 // An object is named by its metadata.name; one without a usable name, of
 // the wrong kind, or repeating an earlier name, by its position and the line
 // where its content starts. Field errors are *field.Error values wrapped in
-// the joined error, for errors.As.
+// the *Error, for errors.As.
 package appfile

@@ -435,7 +435,7 @@ func (s *Server) reload() error {
 			s.remove(a)
 		}
 	}
-	return errors.Join(errs...)
+	return appfile.Problems(s.opts.File, errs)
 }
 
 func (s *Server) remove(a *app) {

@@ -25,8 +25,9 @@ type logEntry struct {
 
 // startAgent writes files (name -> content) into a new directory, serves
 // app.yaml with `ferry-agent standalone` and the given flags, its log going
-// to a file. It returns the directory and a function reading the log so far.
-func startAgent(t *testing.T, files map[string]string, flags ...string) (string, func() string) {
+// to a file. It returns the directory, a function reading the log so far
+// and the agent's process.
+func startAgent(t *testing.T, files map[string]string, flags ...string) (string, func() string, *os.Process) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "flog")
 	if err != nil {
@@ -67,7 +68,7 @@ func startAgent(t *testing.T, files map[string]string, flags ...string) (string,
 			t.Logf("agent log:\n%s", log)
 		}
 	})
-	return dir, readLog
+	return dir, readLog, agent.Process
 }
 
 // entries parses a JSON log, but for a last line still being written.
@@ -125,7 +126,7 @@ def application(environ, start_response):
 // order. zap's production sampler used to keep about a hundred of the
 // 6,000 "Worker output" entries, and the tracebacks went with the rest.
 func TestEveryLineOfWorkerOutputIsLogged(t *testing.T) {
-	_, readLog := startAgent(t, map[string]string{
+	_, readLog, _ := startAgent(t, map[string]string{
 		"passenger_wsgi.py": chattyApp,
 		"app.yaml": `apiVersion: ferry.dev/v1alpha1
 kind: AppGroup
@@ -214,7 +215,7 @@ spec:
 		{[]string{"--zap-stacktrace-level=error"}, `{"level":"error"`, true},
 	} {
 		t.Run(strings.Join(tc.flags, " "), func(t *testing.T) {
-			_, readLog := startAgent(t, files, tc.flags...)
+			_, readLog, _ := startAgent(t, files, tc.flags...)
 			log := waitFor(readLog, func(log string) bool {
 				return strings.Contains(log, tc.error) && strings.Contains(log, "the app is broken")
 			})
@@ -227,5 +228,89 @@ spec:
 				t.Errorf("Go stack trace in the log: %v, want %v", traced, tc.traced)
 			}
 		})
+	}
+}
+
+// invalidApp has three problems.
+const invalidApp = `apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: q}
+spec:
+  app: {type: Rack, root: /srv/app}
+`
+
+// checkOneError checks that stderr is one error of several problems, every
+// line of it part of it: the first after "ferry-agent: ", the others
+// indented under it.
+func checkOneError(t *testing.T, what, stderr string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "ferry-agent: ") || !strings.HasSuffix(lines[0], ": 3 problems:") {
+		t.Errorf("%s: want a first line naming the file and 3 problems, then one line for each:\n%s", what, stderr)
+	}
+	for _, line := range lines[1:] {
+		if !strings.HasPrefix(line, `  AppGroup "q": `) {
+			t.Errorf("%s: line %q is not an indented problem of the error", what, line)
+		}
+	}
+	for _, want := range []string{`spec.app.type: Unsupported value: "Rack"`, "spec.listen: Required value"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("%s: %q is missing:\n%s", what, want, stderr)
+		}
+	}
+}
+
+// TestInvalidFileIsOneError: a file with several problems is refused with
+// one error listing them, alike when the agent starts, on `ferry-agent
+// reload` and on SIGHUP (in the log). The lines after the first used to
+// lack the "ferry-agent: " prefix, as if something else had printed them.
+func TestInvalidFileIsOneError(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "q.yaml")
+	if err := os.WriteFile(file, []byte(invalidApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, startErr, code := ferry(t, "standalone", "-f", file, "--state-dir", filepath.Join(dir, "state"))
+	if code != 1 {
+		t.Fatalf("standalone with an invalid file: exit %d:\n%s", code, startErr)
+	}
+	checkOneError(t, "standalone", startErr)
+
+	root, _ := filepath.Abs("../../examples/hello-wsgi")
+	dir, readLog, agent := startAgent(t, map[string]string{"app.yaml": `apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: q}
+spec:
+  app: {type: WSGI, root: ` + root + `}
+  listen: {port: PORT}
+  pool: {minProcesses: 1, maxProcesses: 1}
+`})
+	sock := filepath.Join(dir, "state", "admin.sock")
+	waitFor(readLog, func(log string) bool { return strings.Contains(log, `"msg":"Serving"`) })
+	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(invalidApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, reloadErr, code := ferry(t, "reload", "--admin-socket", sock)
+	if code != 1 {
+		t.Fatalf("reload of an invalid file: exit %d:\n%s", code, reloadErr)
+	}
+	checkOneError(t, "reload", reloadErr)
+	if want := strings.ReplaceAll(startErr, file, filepath.Join(dir, "app.yaml")); reloadErr != want {
+		t.Errorf("reload and standalone word the error differently:\n%s\n%s", reloadErr, want)
+	}
+
+	if err := agent.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	log := waitFor(readLog, func(log string) bool { return strings.Contains(log, "Reload failed") })
+	var logged string
+	for _, line := range strings.Split(log, "\n") {
+		var e struct{ Msg, Error string }
+		if json.Unmarshal([]byte(line), &e) == nil && strings.HasPrefix(e.Msg, "Reload failed") {
+			logged = e.Error
+		}
+	}
+	if want := strings.TrimSuffix(strings.TrimPrefix(reloadErr, "ferry-agent: "), "\n"); logged != want {
+		t.Errorf("SIGHUP logged the error as %q, want %q", logged, want)
 	}
 }
