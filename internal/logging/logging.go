@@ -45,6 +45,9 @@ func bindFlags(fs *flag.FlagSet, w io.Writer) func() logr.Logger {
 		"Production Mode defaults (encoder=json, logLevel=info)"
 	fs.Lookup("zap-stacktrace-level").Usage = "Zap Level at and above which stacktraces are captured " +
 		"(one of 'info', 'error', 'panic'); by default only for the program's own bugs (DPanic and Panic)"
+	// controller-runtime's says 'nano' for nanos and a default of epoch.
+	fs.Lookup("zap-time-encoding").Usage = "Zap time encoding (one of 'epoch', 'millis', 'nanos', 'iso8601', " +
+		"'rfc3339' or 'rfc3339nano'). Defaults to 'rfc3339'."
 	return func() logr.Logger { return zapr.NewLogger(newRaw(*o, w)) }
 }
 

@@ -123,3 +123,21 @@ func TestStackTracesOnlyForBugs(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpSaysWhatTheFlagsDo: the time encoding's help names the values it
+// takes and the default that applies.
+func TestHelpSaysWhatTheFlagsDo(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	BindFlags(fs)
+	if u := fs.Lookup("zap-time-encoding").Usage; !strings.Contains(u, "'nanos'") || !strings.Contains(u, "Defaults to 'rfc3339'") {
+		t.Errorf("--zap-time-encoding help: %s", u)
+	}
+	log, buf := logger(t)
+	log.Info("entry")
+	if !strings.Contains(buf.String(), `"ts":"20`) {
+		t.Errorf("the default time encoding is not RFC 3339: %s", buf)
+	}
+	if err := fs.Parse([]string{"--zap-time-encoding=nanos"}); err != nil {
+		t.Errorf("--zap-time-encoding=nanos: %v", err)
+	}
+}
