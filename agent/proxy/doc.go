@@ -63,8 +63,11 @@
 //     body naming the worker when it died mid-request (or closed its
 //     connection without an answer, which is not called an exit), 400
 //     (connection closed) when the client's body is malformed, which also
-//     frees the worker at once, 408 (connection closed) when a buffered
-//     body stalls, 400 (connection closed) when a connection's first head
+//     frees the worker at once, 408 (connection closed) when a body stalls
+//     (nothing of it for RequestBodyTimeout: a buffered one before it
+//     queues, one that streams with its worker's connection closed and
+//     its slot freed; once that worker began its answer, the client's
+//     connection is closed instead: idleBody), 400 (connection closed) when a connection's first head
 //     has both Content-Length and Transfer-Encoding (bothFramings; after
 //     any chunked request, the connection is closed, so that nothing
 //     smuggled after it is read as a request); a client found gone gets no answer (499 in the metrics,

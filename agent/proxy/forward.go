@@ -7,9 +7,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // forward is the request path for every request but upgrades: the
@@ -25,8 +28,16 @@ import (
 // from its first byte, not its last (a stuck worker may read none of it).
 func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session, held bool) {
 	var body *retryBody
+	var idle *idleBody // the body streams from the client as the worker takes it
 	if hasBody(r) {
-		body = &retryBody{ReadCloser: r.Body}
+		src := r.Body
+		if !held {
+			// A client that stalls in it must not hold the worker for ever.
+			idle = s.idleBound(rw, r.Body)
+			defer idle.handlerDone()
+			src = idle
+		}
+		body = &retryBody{ReadCloser: src}
 		// The worker's answer may come while the body still streams in (an
 		// early 413, say): the server must not hold it back to read the
 		// rest of the body first, as it does by default.
@@ -51,6 +62,13 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 			limit: s.router.MaxRequestTime(), afterBody: body != nil && !held})
 	})
 	switch {
+	case err != nil && idle.timedOut():
+		// The client's failed read cancelled r's context: it is there
+		// still, and is told.
+		s.bodyStalled(r, sess, "408")
+		rw.Header().Set("Connection", "close") // what follows on it is not a request
+		sess.code = plain(rw, http.StatusRequestTimeout, "ferry: the request body did not arrive in time")
+		return
 	case err != nil && body != nil && body.err() != nil && r.Context().Err() == nil:
 		rw.Header().Set("Connection", "close") // what follows on it is not a request
 		sess.code = plain(rw, http.StatusBadRequest, "ferry: the request body could not be read: "+body.err().Error())
@@ -68,7 +86,97 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 		s.fail(rw, r.Context(), r.URL.Path, sess, err)
 		return
 	}
-	respond(rw, resp, sess)
+	if err := respond(rw, resp, sess); err != nil {
+		if idle.timedOut() {
+			s.bodyStalled(r, sess, "connection closed")
+		}
+		// The client went away, or the worker did mid-body: the client
+		// must see a cut-short response, not a complete one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// bodyStalled logs a request ended because its client stopped sending the
+// body that streamed to its worker; answer is what the client got.
+func (s *Server) bodyStalled(r *http.Request, sess *session, answer string) {
+	s.opts.Log.Info("Request body stalled: the client sent none of it for --request-body-timeout; the request was ended and its worker's connection closed",
+		"pid", pidOf(sess), "path", r.URL.Path, "requestBodyTimeout", s.opts.RequestBodyTimeout.String(), "answer", answer)
+}
+
+// idleBody is a request body that streams from the client to a worker
+// (past requestBufferLimit, or with buffering off): the worker waits for
+// it, holding its slot, so each read must bring something within
+// RequestBodyTimeout (an idle timeout, as nginx's client_body_timeout,
+// not a bound on the whole body). A read that does not fails with
+// os.ErrDeadlineExceeded, which ends the request (forward). The deadline
+// is the client connection's: once the body was read to its end it is
+// lifted, as net/http then reads the connection to notice the client
+// going away, and after the handler returned (handlerDone) it is left
+// alone, as net/http may be reading the next request by then while the
+// body's writer still runs.
+type idleBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	mu      sync.Mutex
+	by      time.Time // the deadline of the read under way
+	reading bool
+	stalled bool // a read failed at its deadline
+	done    bool // the handler returned
+}
+
+func (s *Server) idleBound(rw http.ResponseWriter, body io.ReadCloser) *idleBody {
+	return &idleBody{ReadCloser: body, rc: http.NewResponseController(rw), timeout: s.opts.RequestBodyTimeout}
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	b.by, b.reading = time.Now().Add(b.timeout), true
+	b.deadline(b.by)
+	b.mu.Unlock()
+	n, err := b.ReadCloser.Read(p)
+	b.mu.Lock()
+	b.reading = false
+	switch err {
+	case nil:
+	case io.EOF:
+		b.deadline(time.Time{})
+	default: // nothing more is read from this client (spool's reason)
+		b.stalled = b.stalled || errors.Is(err, os.ErrDeadlineExceeded)
+		b.deadline(time.Now())
+	}
+	b.mu.Unlock()
+	return n, err
+}
+
+// deadline sets the client connection's read deadline, unless the handler
+// returned. Under b.mu.
+func (b *idleBody) deadline(t time.Time) {
+	if !b.done {
+		_ = b.rc.SetReadDeadline(t)
+	}
+}
+
+// timedOut reports whether the client sent nothing of the body for the
+// timeout: a read failed at its deadline, or one is past it still. The
+// second is the handler's view while the body's writer, on its own
+// goroutine, has yet to see its read fail: net/http cancels the request's
+// context within that read, so the exchange with the worker may fail first.
+// False for nil (a body the proxy holds).
+func (b *idleBody) timedOut() bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stalled || (b.reading && !time.Now().Before(b.by))
+}
+
+// handlerDone: the connection is net/http's again.
+func (b *idleBody) handlerDone() {
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
 }
 
 // writeRequest writes r's head, as the worker should see it, and its body.
@@ -224,8 +332,10 @@ func endChunks(bw *bufio.Writer, cw io.WriteCloser, trailer http.Header) error {
 
 // respond copies the worker's response to the client: end-to-end header
 // fields, status, body (flushed as it comes when its length is unknown:
-// streams, server-sent events), trailers.
-func respond(rw http.ResponseWriter, resp *http.Response, sess *session) {
+// streams, server-sent events), trailers. An error is a body cut short
+// (the client or the worker gone): the caller must not let the response
+// end as a complete one.
+func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 	h := rw.Header()
 	conn := resp.Header["Connection"]
 	for k, vv := range resp.Header {
@@ -244,9 +354,7 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) {
 	rw.WriteHeader(resp.StatusCode)
 	sess.code = resp.StatusCode
 	if err := copyBody(rw, resp.Body, resp.ContentLength < 0); err != nil {
-		// The client went away, or the worker did mid-body: the client
-		// must see a cut-short response, not a complete one.
-		panic(http.ErrAbortHandler)
+		return err
 	}
 	for k, vv := range resp.Trailer { // complete now the body was read
 		if !slices.Contains(declared, k) {
@@ -254,6 +362,7 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) {
 		}
 		h[k] = vv
 	}
+	return nil
 }
 
 func copyBody(rw http.ResponseWriter, body io.Reader, flush bool) error {

@@ -50,9 +50,12 @@ type Options struct {
 	// closed, as nginx's send_timeout (send.go). Default 60s.
 	SendTimeout time.Duration
 	// RequestBodyTimeout is how long a client may go without sending any
-	// of a request body the proxy buffers (a body that streams has no such
-	// bound: its worker waits for it); then it gets 408 and its connection
-	// is closed. Default 60s.
+	// of a request body (an idle time between reads, not a bound on the
+	// whole body); then it gets 408 and its connection is closed. For a
+	// body that streams to a worker (past the buffer limit, or with
+	// buffering off) the worker's connection is closed too, freeing its
+	// slot; when the worker had begun its answer, the client's connection
+	// is closed without the 408. Default 60s.
 	RequestBodyTimeout time.Duration
 	// ResponseMemory bounds what the agent's proxies hold of buffered
 	// responses (buffer.go) at once: past it, a response is relayed as it

@@ -78,8 +78,9 @@ func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*h
 		return nil, nil, err
 	}
 	// No deadline after: what is left of a body past the limit streams
-	// at the client's pace, as a body does when buffering is off. (Once a
-	// body was read to its end, net/http clears the deadline itself.)
+	// at the client's pace, as a body does when buffering is off, each
+	// read bound by forward's idleBody. (Once a body was read to its end,
+	// net/http clears the deadline itself.)
 	_ = rc.SetReadDeadline(time.Time{})
 	switch {
 	case errors.Is(sp.fileErr, errDiskBudget):

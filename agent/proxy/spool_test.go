@@ -409,17 +409,27 @@ func TestBufferedRequestWaitsPastBodyTimeout(t *testing.T) {
 	}
 }
 
-// TestBodyPastLimitHasNoTimeout: the part of a body past the buffer
-// limit streams at the client's pace, as an unbuffered body does.
-func TestBodyPastLimitHasNoTimeout(t *testing.T) {
+// TestBodyPastLimitHasAnIdleTimeout: the part of a body past the buffer
+// limit streams at the client's pace, as an unbuffered body does: the
+// request body timeout bounds each pause, not the whole body, which may
+// take longer than it (TestStalledStreamingUploadFreesTheWorker has a
+// pause past it).
+func TestBodyPastLimitHasAnIdleTimeout(t *testing.T) {
 	tmpl := recordApp()
 	tmpl.Proxy.RequestBufferLimit = quantity("1Ki")
-	timeout := 100 * time.Millisecond
+	timeout := 2 * time.Second
 	e := start(t, tmpl, proxy.Options{RequestBodyTimeout: timeout})
 	body := randomBytes(4 << 10)
 	c, br := startUpload(t, strings.TrimPrefix(e.URL, "http://"), -1, body[:2<<10])
-	time.Sleep(3 * timeout) // the client pauses past the limit
-	if _, err := c.Write(append(chunk(body[2<<10:]), chunk(nil)...)); err != nil {
+	rest := body[2<<10:]
+	for len(rest) > 0 { // in all, twice the timeout; each pause, a tenth of it
+		time.Sleep(timeout / 10)
+		if _, err := c.Write(chunk(rest[:128])); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[128:]
+	}
+	if _, err := c.Write(chunk(nil)); err != nil {
 		t.Fatal(err)
 	}
 	resp, got := readResponse(t, br, http.MethodPost)
