@@ -138,11 +138,12 @@ func cutLine(raw []byte, from int) (span, int, bool) {
 	return span{start: int32(from), end: int32(end)}, from + i + 1, true
 }
 
-// parseRequestLine takes "METHOD /origin-form HTTP/1.1" only.
+// parseRequestLine takes "METHOD /origin-form HTTP/1.1" only, and no
+// CONNECT, which net/http's path refuses (notServed).
 func (h *requestHead) parseRequestLine(raw []byte, l span) bool {
 	b := l.of(raw)
 	sp := bytes.IndexByte(b, ' ')
-	if sp < 1 || !isToken(b[:sp]) {
+	if sp < 1 || !isToken(b[:sp]) || string(b[:sp]) == http.MethodConnect {
 		return false
 	}
 	const proto = " HTTP/1.1"

@@ -258,6 +258,11 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	sess.start = time.Now()
 	defer putSession(sess)
 	defer abortIfGone(sess)
+	if r.Method == http.MethodConnect || r.ProtoMajor != 1 {
+		notServed(rw, r, sess)
+		s.observe(sess.code, sess)
+		return
+	}
 	if len(r.TransferEncoding) > 0 {
 		// net/http dropped a Content-Length beside the encoding, and the
 		// front end sees only a connection's first head (bothFramings):
@@ -292,6 +297,21 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.forward(rw, r, sess, held)
+}
+
+// notServed answers, itself, what no worker is given: CONNECT, 405 (Ferry
+// is no forward proxy, and an app's 200 would read to the client as a
+// tunnel opened), and h2c's prior-knowledge preface, "PRI * HTTP/2.0",
+// which net/http hands its handler (for a handler that would take over
+// the connection), 505. The connection is closed: what the client sends
+// next (a tunnel's bytes, HTTP/2 frames) is no request.
+func notServed(rw http.ResponseWriter, r *http.Request, sess *session) {
+	rw.Header().Set("Connection", "close")
+	if r.Method == http.MethodConnect {
+		sess.code = plain(rw, http.StatusMethodNotAllowed, "ferry: CONNECT is not served here: this is no forward proxy")
+		return
+	}
+	sess.code = plain(rw, http.StatusHTTPVersionNotSupported, "ferry: only HTTP/1.x is served here")
 }
 
 // buffer reads r's body before it queues (spool.go), and answers a body
