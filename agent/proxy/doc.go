@@ -61,7 +61,10 @@
 //   - every refusal is explicit: 503 with Retry-After when the queue is full
 //     or nothing can be spawned, 504 after the queue timeout, 502 with a
 //     body naming the worker when it died mid-request (or closed its
-//     connection without an answer, which is not called an exit), 400
+//     connection without an answer, which is not called an exit; or
+//     failed after its head, before any of the answer reached the
+//     client: answerFailed, respond, whose heads wait for the body's
+//     first bytes as they did in the client's buffer), 400
 //     (connection closed) when the client's body is malformed, which also
 //     frees the worker at once, 408 (connection closed) when a body stalls
 //     (nothing of it for RequestBodyTimeout: a buffered one before it

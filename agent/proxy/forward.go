@@ -63,11 +63,7 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 	})
 	switch {
 	case err != nil && idle.timedOut():
-		// The client's failed read cancelled r's context: it is there
-		// still, and is told.
-		s.bodyStalled(r, sess, "408")
-		rw.Header().Set("Connection", "close") // what follows on it is not a request
-		sess.code = plain(rw, http.StatusRequestTimeout, "ferry: the request body did not arrive in time")
+		s.stalledBody(rw, r, sess)
 		return
 	case err != nil && body != nil && body.err() != nil && r.Context().Err() == nil:
 		rw.Header().Set("Connection", "close") // what follows on it is not a request
@@ -87,13 +83,56 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 		return
 	}
 	if err := respond(rw, resp, sess); err != nil {
-		if idle.timedOut() {
+		var failed *answerError
+		worker := errors.As(err, &failed)
+		switch {
+		case worker && failed.early && idle.timedOut():
+			s.stalledBody(rw, r, sess)
+			return
+		case worker && failed.early: // nothing was written: answered as a worker failing before its head is
+			s.fail(rw, r.Context(), r.URL.Path, sess, &cutShortError{failed.err})
+			return
+		case idle.timedOut():
 			s.bodyStalled(r, sess, "connection closed")
+		case worker && r.Context().Err() == nil:
+			s.answerCut(r.URL.Path, sess, failed.err)
+			// What net/http still holds goes out: the client sees the
+			// answer cut short, not an empty reply.
+			_ = http.NewResponseController(rw).Flush()
 		}
 		// The client went away, or the worker did mid-body: the client
 		// must see a cut-short response, not a complete one.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// stalledBody answers a request whose client stopped sending the body
+// that streamed to its worker (idleBody) before any of an answer was
+// written: the client's failed read cancelled r's context, but it is
+// there still, and is told.
+func (s *Server) stalledBody(rw http.ResponseWriter, r *http.Request, sess *session) {
+	s.bodyStalled(r, sess, "408")
+	rw.Header().Set("Connection", "close") // what follows on it is not a request
+	sess.code = plain(rw, http.StatusRequestTimeout, "ferry: the request body did not arrive in time")
+}
+
+// answerError: a worker's answer failed after its head came (err, the
+// read of its body); early: before the body's first byte, when nothing
+// of the answer was written to the client.
+type answerError struct {
+	err   error
+	early bool
+}
+
+func (e *answerError) Error() string { return e.err.Error() }
+func (e *answerError) Unwrap() error { return e.err }
+
+// answerCut logs a worker that failed partway through an answer the
+// client was given part of, whose connection is closed: the client sees
+// the answer cut short.
+func (s *Server) answerCut(path string, sess *session, err error) {
+	s.opts.Log.Info("Request failed in a worker partway through its answer; the client got it cut short, its connection closed",
+		"pid", pidOf(sess), "error", err.Error(), "path", path)
 }
 
 // bodyStalled logs a request ended because its client stopped sending the
@@ -332,10 +371,24 @@ func endChunks(bw *bufio.Writer, cw io.WriteCloser, trailer http.Header) error {
 
 // respond copies the worker's response to the client: end-to-end header
 // fields, status, body (flushed as it comes when its length is unknown:
-// streams, server-sent events), trailers. An error is a body cut short
-// (the client or the worker gone): the caller must not let the response
-// end as a complete one.
+// streams, server-sent events), trailers. The head is written once the
+// body's first bytes (or its end) came: net/http would hold it in its
+// buffer until then anyway, so that costs a stream no time, and a worker
+// that fails before them (it exits after its head, sends a malformed
+// chunk) leaves nothing written, and is answered as one that fails before
+// its head (an *answerError, early). Any other error is a body cut short
+// (the client gone, or the worker mid-body: an *answerError): the caller
+// must not let the response end as a complete one.
 func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
+	buf := buffers.Get().(*[]byte)
+	defer buffers.Put(buf)
+	n, rerr := resp.Body.Read(*buf)
+	for n == 0 && rerr == nil {
+		n, rerr = resp.Body.Read(*buf)
+	}
+	if n == 0 && rerr != io.EOF {
+		return &answerError{err: rerr, early: true}
+	}
 	h := rw.Header()
 	conn := resp.Header["Connection"]
 	for k, vv := range resp.Header {
@@ -353,7 +406,7 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 	}
 	rw.WriteHeader(resp.StatusCode)
 	sess.code = resp.StatusCode
-	if err := copyBody(rw, resp.Body, resp.ContentLength < 0); err != nil {
+	if err := copyBody(rw, resp.Body, *buf, n, rerr, resp.ContentLength < 0); err != nil {
 		return err
 	}
 	for k, vv := range resp.Trailer { // complete now the body was read
@@ -365,14 +418,13 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 	return nil
 }
 
-func copyBody(rw http.ResponseWriter, body io.Reader, flush bool) error {
-	buf := buffers.Get().(*[]byte)
-	defer buffers.Put(buf)
+// copyBody writes the body's first piece (buf[:n], read with rerr) and
+// the rest of it, reading into buf; a failed read is an *answerError.
+func copyBody(rw http.ResponseWriter, body io.Reader, buf []byte, n int, rerr error, flush bool) error {
 	f, _ := rw.(http.Flusher)
 	for {
-		n, rerr := body.Read(*buf)
 		if n > 0 {
-			if _, err := rw.Write((*buf)[:n]); err != nil {
+			if _, err := rw.Write(buf[:n]); err != nil {
 				return err
 			}
 			if flush && f != nil {
@@ -383,8 +435,9 @@ func copyBody(rw http.ResponseWriter, body io.Reader, flush bool) error {
 			return nil
 		}
 		if rerr != nil {
-			return rerr
+			return &answerError{err: rerr}
 		}
+		n, rerr = body.Read(buf)
 	}
 }
 

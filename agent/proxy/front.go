@@ -63,6 +63,7 @@ const (
 type clientConn struct {
 	s      *Server
 	conn   net.Conn
+	sc     *sendConn // conn, whose writes it counts (nil when it is another kind)
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	ip     string // the client's, for X-Forwarded-For
@@ -127,6 +128,7 @@ var (
 
 func newClientConn(s *Server, c net.Conn) *clientConn {
 	cc := &clientConn{s: s, conn: c}
+	cc.sc, _ = c.(*sendConn)
 	cc.br = readers.Get().(*bufio.Reader)
 	cc.br.Reset(c)
 	cc.bw = writers.Get().(*bufio.Writer)
@@ -372,9 +374,42 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	// idle between chunks: server-sent events, a long poll): a client
 	// that goes away takes the request off its worker at once, as on
 	// net/http's path, not at the next chunk's failed write.
-	keep := cc.respond(resp, time.Now())
+	keep, failed := cc.respond(resp, time.Now())
 	cc.disarmWatch()
+	if failed != nil { // nothing of the answer reached the client
+		s.fail(&cc.reply, cc.ctx, cc.path(), sess, failed)
+		return cc.sendReply(time.Now())
+	}
 	return keep
+}
+
+// sentBytes counts the bytes the client's socket took (sendConn): none
+// of a response reached the client while it stays the same.
+func (cc *clientConn) sentBytes() uint64 {
+	if cc.sc == nil {
+		return 0
+	}
+	return cc.sc.progress.Load()
+}
+
+// answerFailed deals with a worker that failed (err) after its response
+// head, which is in cc.bw, since the client's socket had taken since
+// bytes (sentBytes). When none of the answer reached the client, the
+// answer is dropped, and true says the client is to be answered as for a
+// worker that failed before its head (a 502 naming it); else the answer is
+// cut short (what the buffer holds goes out, and the connection is then
+// closed), and the failure logged. A client gone is neither.
+func (cc *clientConn) answerFailed(err error, since uint64) bool {
+	switch {
+	case cc.ctx.Err() != nil:
+		return false
+	case cc.sc != nil && cc.sc.progress.Load() == since:
+		cc.bw.Reset(cc.conn)
+		return true
+	}
+	cc.s.answerCut(cc.path(), cc.sess, err)
+	_ = cc.bw.Flush()
+	return false
 }
 
 // sent is what became of a request sent to a worker: its response, or,
@@ -407,9 +442,13 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 	if cc.resp.bodyPending(x.c.br) && cc.s.buffers(cc.sess, cc.resp.length, cc.s.router.ResponseBufferLimit()) {
 		return sent{relayed: true, keep: cc.relayBuffered(x, time.Now)}, nil // buffer.go
 	}
-	keep, workerOK := cc.relay(x.c.br, time.Now)
+	since := cc.sentBytes()
+	keep, workerOK, werr := cc.relay(x.c.br, time.Now)
 	cc.sess.end = time.Now()
 	x.done(workerOK, cc.sess.end)
+	if werr != nil && cc.answerFailed(werr, since) {
+		return sent{}, &cutShortError{werr} // answered as a worker failing before its head is
+	}
 	cc.s.giveBack(cc.sess)
 	return sent{relayed: true, keep: cc.bw.Flush() == nil && keep}, nil
 }

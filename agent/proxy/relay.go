@@ -122,8 +122,9 @@ func parseLength(v []byte, n *int64) bool {
 // back: a response that fits there holds no worker while a client that
 // does not read keeps it from its socket. keep: the client's connection
 // may carry another request (after that flush); workerOK: the worker's
-// response was read to its end, and the worker keeps the connection.
-func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, workerOK bool) {
+// response was read to its end, and the worker keeps the connection;
+// werr: the read that failed when the worker's body ended short.
+func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, workerOK bool, werr error) {
 	h, bw := &cc.resp, cc.bw
 	keep = cc.writeResponseHead(clock)
 	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
@@ -131,18 +132,18 @@ func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, wor
 	for n := h.length; n > 0; {
 		if br.Buffered() == 0 {
 			if _, err := br.Peek(1); err != nil {
-				return false, false // the worker went away mid-body: the client sees it cut short
+				return false, false, err // the worker went away mid-body: answerFailed
 			}
 		}
 		k := int(min(n, int64(br.Buffered())))
 		p, _ := br.Peek(k)
 		if _, err := bw.Write(p); err != nil {
-			return false, false
+			return false, false, nil
 		}
 		_, _ = br.Discard(k)
 		n -= int64(k)
 	}
-	return keep, !h.close
+	return keep, !h.close, nil
 }
 
 // writeResponseHead writes the head of the plain response in cc.resp to

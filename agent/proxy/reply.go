@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -14,10 +15,13 @@ import (
 // respond does through net/http: end-to-end fields, a Date when the worker
 // sent none, the body framed by its length or chunked (flushed as it
 // comes), trailers. It reports whether the connection may carry another
-// request: not after a cut-short response.
-func (cc *clientConn) respond(resp *http.Response, now time.Time) bool {
+// request: not after a cut-short response. A worker that fails before any
+// of its answer reached the client (answerFailed) has it dropped: failed
+// is then the error to answer the client with.
+func (cc *clientConn) respond(resp *http.Response, now time.Time) (keep bool, failed error) {
 	bw, w := cc.bw, head{cc.bw}
-	keep := cc.keepAlive()
+	since := cc.sentBytes()
+	keep = cc.keepAlive()
 	code := resp.StatusCode
 	bodyAllowed := code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified &&
 		cc.req.Method != http.MethodHead
@@ -48,10 +52,17 @@ func (cc *clientConn) respond(resp *http.Response, now time.Time) bool {
 		w.length(resp.ContentLength)
 	}
 	w.end(keep)
-	if bodyAllowed && copyFramed(bw, resp, chunked) != nil {
-		return false // the client must see a cut-short response, not a complete one
+	if bodyAllowed {
+		if err := copyFramed(bw, resp, chunked); err != nil {
+			// The client must see a cut-short response, not a complete one.
+			var werr *answerError
+			if errors.As(err, &werr) && cc.answerFailed(werr.err, since) {
+				return false, &cutShortError{werr.err}
+			}
+			return false, nil
+		}
 	}
-	return bw.Flush() == nil && keep
+	return bw.Flush() == nil && keep, nil
 }
 
 // suppressed: fields net/http's server leaves out of a 204 or 304 response
@@ -68,7 +79,8 @@ func suppressed(code int, k string) bool {
 
 // copyFramed copies the body: as it is when its length is known (the
 // buffer goes out when full, and at the end), else chunk by chunk, each
-// flushed as it comes (streams, server-sent events), then the trailers.
+// flushed as it comes (streams, server-sent events), then the trailers. A
+// failed read of the worker's body is an *answerError.
 func copyFramed(bw *bufio.Writer, resp *http.Response, chunked bool) error {
 	buf := buffers.Get().(*[]byte)
 	defer buffers.Put(buf)
@@ -93,7 +105,7 @@ func copyFramed(bw *bufio.Writer, resp *http.Response, chunked bool) error {
 			break
 		}
 		if rerr != nil {
-			return rerr
+			return &answerError{err: rerr}
 		}
 	}
 	if !chunked {
