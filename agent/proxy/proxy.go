@@ -405,7 +405,7 @@ func (s *Server) refuse(rw http.ResponseWriter, ctx context.Context, sess *sessi
 		sess.code = plain(rw, http.StatusGatewayTimeout, "ferry: no worker process became free within the queue timeout")
 	case errors.Is(err, pool.ErrUnavailable):
 		rw.Header().Set("Retry-After", "5")
-		sess.code = plain(rw, http.StatusServiceUnavailable, "ferry: the application has no running process and could not start one; the agent's status and log say why")
+		sess.code = plain(rw, http.StatusServiceUnavailable, "ferry: the application has no running process: its processes fail to start, or die soon after, and are retried with backoff; the agent's status and log say why")
 	case errors.Is(err, pool.ErrClosed):
 		rw.Header().Set("Retry-After", "1")
 		sess.code = plain(rw, http.StatusServiceUnavailable, "ferry: this agent is shutting down")
