@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -106,15 +107,16 @@ func TestCrashLoopBesideLongLivedWorkerIsBackedOff(t *testing.T) {
 	}
 }
 
-// TestCrashInARequestIsNoFailedSpawn: a request that kills its process (one
-// URL, one input) gets 502, and the process is replaced at once: no
-// scaling error, no backoff, no spawn failure counted. Before, a process
-// killed by a request within 10 s of being ready counted as a failed
-// spawn; a few such requests a second kept every replacement younger than
-// that, the backoff grew to 32 s, and every other request got 503 ("no
-// running process and could not start one"). Mid-rollout, the same
-// requests put a revision that starts fine into deployment error
-// resistance.
+// TestCrashInARequestIsNoFailedSpawn: of a revision whose app is known to
+// stay up (a process of it lived past the crash window), a request that
+// kills its process (one URL, one input) gets 502, and the process is
+// replaced at once: no scaling error, no backoff, no spawn failure
+// counted. Before, a process killed by a request within 10 s of being
+// ready counted as a failed spawn; a few such requests a second kept every
+// replacement younger than that, the backoff grew to 32 s, and every other
+// request got 503. Of a revision not yet known to stay up, such a death
+// still counts (it cannot be told from an app that dies on its own under
+// load: TestCrashLoopUnderLoadIsBackedOff).
 func TestCrashInARequestIsNoFailedSpawn(t *testing.T) {
 	obs := &observer{}
 	root, _ := filepath.Abs("testdata/bootdie")
@@ -140,18 +142,26 @@ func TestCrashInARequestIsNoFailedSpawn(t *testing.T) {
 			t.Fatalf("GET / after the crash = %d, want 200", code)
 		}
 	}
+	e.WaitFor(t, 30*time.Second, "a ready worker", agenttest.Ready(1))
+	time.Sleep(10*time.Second + 500*time.Millisecond) // past the crash window: revision 1 stays up
 	for range 4 {
 		crashAndRecover("1")
 	}
+	if n := obs.failed.Load(); n != 0 {
+		t.Errorf("%d spawn failures counted, want 0: every spawn succeeded", n)
+	}
+
+	// Revision 2 has not shown yet that it stays up: the same death counts.
 	e.Pool.Update(pool.Config{Name: "t/crashurl", Revision: "2", Template: tmpl})
 	e.WaitFor(t, 30*time.Second, "revision 2 rolled out", func(s pool.Status) bool {
 		return agenttest.Ready(1)(s) && s.Processes[0].Revision == "2"
 	})
-	for range 2 {
-		crashAndRecover("2")
+	if code, _ := get(t, e.URL+"/crash"); code != http.StatusBadGateway {
+		t.Fatalf("GET /crash on revision 2 = %d, want 502", code)
 	}
-	if n := obs.failed.Load(); n != 0 {
-		t.Errorf("%d spawn failures counted, want 0: every spawn succeeded", n)
+	s := e.WaitFor(t, 30*time.Second, "the crash counted for revision 2", func(s pool.Status) bool { return s.ScalingFailures > 0 })
+	if s.ScalingError == nil || !strings.Contains(s.ScalingError.Reason, "while handling a request") {
+		t.Errorf("scaling error %+v, want one saying the process died while handling a request", s.ScalingError)
 	}
 }
 
@@ -206,4 +216,52 @@ func TestCrashLoopRecoveryIsLoggedWhenItEnds(t *testing.T) {
 		t.Errorf("recovery line says %v crashes, want at least 3", n)
 	}
 	book.Check(t)
+}
+
+// TestCrashLoopUnderLoadIsBackedOff: an app that dies on its own 0.2 s
+// after it is ready crash-loops the same whether or not a request happens
+// to be at the process when it dies. Under steady traffic one always is:
+// that must not make every crash "a request killed it", respawned back to
+// back with no backoff, no scaling error and no spawn failure counted (a
+// revision that boots and dies would never halt a rollout).
+func TestCrashLoopUnderLoadIsBackedOff(t *testing.T) {
+	obs := &observer{}
+	root, _ := filepath.Abs("testdata/bootdie")
+	tmpl := agenttest.WSGIAt(root, 1, 1, env("DIE_AFTER", "0.2"))
+	e := agenttest.Start(t, pool.Config{Name: "t/loadloop", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 { // clients that keep a slow request at the worker
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := http.Get(e.URL + "/slow")
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				} else {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	e.WaitFor(t, 30*time.Second, "a first worker ready", agenttest.Ready(1))
+	before := obs.spawns.Load()
+	time.Sleep(6 * time.Second)
+	s := e.Pool.Status()
+	if n := obs.spawns.Load() - before; n > 3 {
+		t.Fatalf("%d spawns in 6 s of an app that dies 0.2 s after it is ready, under load (scaling error %v, failures counted %d); want a backoff (at most 3)",
+			n, s.ScalingError != nil, obs.failed.Load())
+	}
+	if s.ScalingError == nil {
+		t.Errorf("no scaling error for an app that dies 0.2 s after it is ready, under load")
+	}
 }

@@ -230,10 +230,10 @@ func TestRecycling(t *testing.T) {
 			t.Errorf("after recycling: %d", resp.StatusCode)
 		}
 	})
-	// A memoryLimit below what the app needs to start: a worker that has
-	// served nothing is as large as its replacement would be. Before, the
-	// pool recycled a fresh worker at every sample (12 in 12 s at 5Mi),
-	// saying only "recycling it" each time.
+	// A memoryLimit below what the app needs to start: a worker above it
+	// as soon as it is ready is as large as its replacement would be.
+	// Before, the pool recycled a fresh worker at every sample (12 in 12 s
+	// at 5Mi), saying only "recycling it" each time.
 	t.Run("memoryLimit below the start size", func(t *testing.T) {
 		tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
 		limit := resource.MustParse("2Mi")
@@ -243,20 +243,47 @@ func TestRecycling(t *testing.T) {
 		e := agenttest.Start(t, pool.Config{Name: "t/memstart", Revision: "1", Template: tmpl},
 			agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
 		first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
-		book.WaitFor(t, "Worker is above memoryLimit before it served a request")
+		book.WaitFor(t, "Worker was above memoryLimit as soon as it was ready")
 		time.Sleep(time.Second) // 20 samples
 		if s := e.Pool.Status(); !agenttest.Ready(1)(s) || s.Processes[0].PID != first {
 			t.Fatalf("a worker that served nothing was recycled for memoryLimit: %+v", s.Processes)
 		}
-		if n := len(book.Find("Worker is above memoryLimit before")); n != 1 {
+		// Nor once it has served requests.
+		for range 3 {
+			if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET /: %d", resp.StatusCode)
+			}
+		}
+		time.Sleep(time.Second)
+		if s := e.Pool.Status(); !agenttest.Ready(1)(s) || s.Processes[0].PID != first {
+			t.Fatalf("a worker that started above memoryLimit was recycled after its requests: %+v", s.Processes)
+		}
+		if n := len(book.Find("Worker was above memoryLimit as soon as")); n != 1 {
 			t.Errorf("logged %d times that the app starts above memoryLimit, want once", n)
 		}
-		// Once it has served a request, memoryLimit recycles it.
-		if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /: %d", resp.StatusCode)
-		}
-		e.WaitFor(t, time.Minute, "the worker recycled after its request", func(s pool.Status) bool {
-			return agenttest.Ready(1)(s) && s.Processes[0].PID != first
-		})
 	})
+}
+
+// TestMemoryLimitBelowStartSizeUnderLoad: a memoryLimit below what the app
+// needs to start must not recycle a fresh process at every sample under
+// traffic either (each replacement serves a request within milliseconds),
+// and the log must say once that the limit is below the start size.
+func TestMemoryLimitBelowStartSizeUnderLoad(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	limit := resource.MustParse("2Mi")
+	tmpl.Pool.MemoryLimit = &limit
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	obs := &observer{}
+	e := agenttest.Start(t, pool.Config{Name: "t/memload", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond, Log: &log, Observer: obs})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	stop := load(t, e.URL, 2)
+	before := obs.spawns.Load()
+	time.Sleep(3 * time.Second) // 60 samples
+	stop()
+	if n := obs.spawns.Load() - before; n > 1 {
+		t.Errorf("%d workers spawned in 3 s under load for a memoryLimit below the app's start size; "+
+			"logged the limit below the start size %d times", n, len(book.Find("Worker was above memoryLimit as soon as")))
+	}
 }

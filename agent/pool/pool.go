@@ -185,6 +185,11 @@ type Pool struct {
 	// pool's life (the target and those of live workers are kept): a
 	// revision not in it has never started here, booting or failing.
 	started map[string]bool
+	// lasted are the revisions of which a worker has lived past
+	// crashWindow in this pool's life (kept as started is): their app is
+	// known to start and stay up, so a young worker of one that dies in a
+	// request died of the request (watchExit).
+	lasted map[string]bool
 	// gaveUp are the workers the last restart to givenUpFor could not
 	// replace (resistDeploymentErrors off): no new restart retries them
 	// until the next revision.
@@ -261,6 +266,7 @@ func New(cfg Config, opts Options) *Pool {
 		cancel:  cancel,
 		cfg:     cfg,
 		started: map[string]bool{},
+		lasted:  map[string]bool{},
 		changed: make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -532,6 +538,17 @@ func (p *Pool) forgetStartedLocked() {
 	for rev := range p.started {
 		if rev != p.cfg.Revision && !slices.ContainsFunc(p.workers, func(w *Worker) bool { return w.Revision == rev }) {
 			delete(p.started, rev)
+			delete(p.lasted, rev)
+		}
+	}
+}
+
+// noteLastedLocked records the revisions of which a ready worker has now
+// lived past crashWindow.
+func (p *Pool) noteLastedLocked(now time.Time) {
+	for _, w := range p.workers {
+		if w.state == ferryv1.ProcessReady && now.Sub(w.readyAt) >= crashWindow {
+			p.lasted[w.Revision] = true
 		}
 	}
 }
@@ -633,6 +650,7 @@ func (p *Pool) reconcile() bool {
 	v := p.viewLocked(time.Now())
 	d := decide(v)
 	p.endCrashLoopLocked(v.now)
+	p.noteLastedLocked(v.now)
 	if p.scaling.err != nil && !v.now.Before(p.scaling.until) && d.spawn == 0 && d.recycle < 0 &&
 		v.spawning == 0 && p.restart == nil && !p.recycling && p.readyOfRevisionLocked(p.scaling.err.Revision) > 0 {
 		// Backed off, nothing to spawn now, and the revision serves: the
@@ -788,6 +806,10 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	}
 	started := time.Now()
 	proc, err := spawn.Spawn(p.ctx, spec)
+	var startRSS int64 // its size as it starts, before any request (memoryLimit)
+	if err == nil {
+		_, startRSS, _ = readProcStat(proc.PID)
+	}
 
 	p.mu.Lock()
 	if err != nil {
@@ -807,6 +829,7 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 		return ErrClosed
 	}
 	w.proc = proc
+	w.stats.startRSS = startRSS
 	w.startedAt = proc.StartedAt
 	w.lastUsed = time.Now()
 	w.readyAt = w.lastUsed
@@ -911,6 +934,10 @@ func (p *Pool) watchExit(w *Worker) {
 	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
 	lived := time.Since(w.readyAt)
 	inRequest := w.inRequest || w.sessions > 0
+	if lived >= crashWindow && prev == ferryv1.ProcessReady {
+		p.lasted[w.Revision] = true
+	}
+	ofRequest := inRequest && p.lasted[w.Revision]
 	p.transitionLocked(w, EventExit)
 	p.removeLocked(w)
 	closeOnce(w.drained)
@@ -918,18 +945,27 @@ func (p *Pool) watchExit(w *Worker) {
 	// A crash soon after the worker was ready is as good as a failed
 	// spawn: back off before the next, decided under this lock so that no
 	// reconcile respawns it first. (reconcile ends the loop once a worker
-	// has lived past crashWindow.) Not a crash in a request: the app
-	// started, a request killed it (one URL, one input), and the next
+	// has lived past crashWindow.)
+	//
+	// Not a crash in a request of a revision whose app is known to stay
+	// up (lasted): a request killed it (one URL, one input), and the next
 	// process may serve every other request; as Passenger, the request
 	// gets 502 and the process is replaced at once. Backing off would
 	// leave the pool empty under a stream of such requests (each
 	// replacement is younger than the window), answering every request
-	// 503, and mid-rollout resist a revision that starts fine.
+	// 503. Of a revision not yet known to stay up (a new one, mid-
+	// rollout), a death in a request cannot be told from an app that dies
+	// on its own: under load a request is nearly always at a process. It
+	// counts, so that a revision that boots and dies halts its rollout
+	// under load too.
 	var crash error
 	var backoff time.Duration
-	if unexpected && !inRequest && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
-		crash = &spawn.Error{Reason: fmt.Sprintf("%s %s after it was ready", w.proc.DescribeExit(), lived.Round(time.Millisecond)),
-			Output: w.proc.Output()}
+	if unexpected && !ofRequest && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
+		reason := fmt.Sprintf("%s %s after it was ready", w.proc.DescribeExit(), lived.Round(time.Millisecond))
+		if inRequest {
+			reason += ", while handling a request (no process of this revision has lived past the crash window yet)"
+		}
+		crash = &spawn.Error{Reason: reason, Output: w.proc.Output()}
 		backoff = p.backOffLocked(w.Revision, crash, true)
 	}
 	// Backing off with no worker left, nothing will serve the waiting
@@ -947,7 +983,7 @@ func (p *Pool) watchExit(w *Worker) {
 			w.Revision, crash, SpawnScale, backoff)
 	}
 	switch {
-	case unexpected && inRequest:
+	case unexpected && ofRequest:
 		p.log.Info("Worker exited while handling a request; replacing it", "pid", w.PID(), "revision", w.Revision,
 			"status", w.proc.ExitStatus(), "output", lastLines(w.proc.Output(), 5))
 	case unexpected:

@@ -21,6 +21,9 @@ type procStats struct {
 	cpuTicks   int64
 	cpuPercent int32
 	rssBytes   int64
+	// startRSS is the worker's RSS as it became ready, before any
+	// request: a memoryLimit below it is one the app cannot meet.
+	startRSS int64
 }
 
 // readProcStat reads a process's CPU ticks (user+system) and RSS.
@@ -90,8 +93,8 @@ func (p *Pool) sample() {
 		}
 		st.at, st.cpuTicks, st.rssBytes = now, r.ticks, r.rss
 		if limit > 0 && r.rss > limit && t.w.recycle == recycleNone && t.w.state == ferryv1.ProcessReady {
-			if t.w.processed == 0 {
-				p.startsAboveLocked(t.w, r.rss, limit)
+			if st.startRSS > limit {
+				p.startsAboveLocked(t.w, st.startRSS, limit)
 				continue
 			}
 			t.w.recycle = recycleMemory
@@ -110,18 +113,18 @@ type startsAboveLimit struct {
 	limit    int64
 }
 
-// startsAboveLocked leaves a worker above memoryLimit that has served no
-// request where it is: it is as large as the app starts, and its
-// replacement would be too, so recycling it would respawn a process every
-// sample for ever. That memoryLimit is below what the app needs is
-// logged once for the revision and limit; the worker is recycled once it
-// has served a request and is still above it.
+// startsAboveLocked leaves a worker that was above memoryLimit as it
+// became ready (startRSS) where it is, for good: it is as large as the
+// app starts, and its replacement would be too, so recycling it would
+// respawn a process every sample for ever (under load as well: each
+// replacement serves requests at once). That memoryLimit is below what
+// the app needs is logged once for the revision and limit.
 func (p *Pool) startsAboveLocked(w *Worker, rss, limit int64) {
 	key := startsAboveLimit{w.Revision, limit}
 	if p.startsAbove == key {
 		return
 	}
 	p.startsAbove = key
-	p.log.Info("Worker is above memoryLimit before it served a request; not recycling it, as its replacement would start as large. Raise memoryLimit above what the app needs to start",
-		"pid", w.PID(), "revision", w.Revision, "rss", rss, "limit", limit)
+	p.log.Info("Worker was above memoryLimit as soon as it was ready; not recycling it, as its replacement would start as large. Raise memoryLimit above what the app needs to start",
+		"pid", w.PID(), "revision", w.Revision, "rssWhenReady", rss, "limit", limit)
 }

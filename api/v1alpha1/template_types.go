@@ -289,10 +289,10 @@ type PoolSpec struct {
 
 	// memoryLimit recycles a process whose resident memory (RSS) grows above
 	// it, replacement first, as maxRequestsPerProcess does. It still applies
-	// while the pool resists a deployment error. A process above it that
-	// has served no request is left (its replacement would start as large)
-	// and the agent logs once that memoryLimit is below what the app needs
-	// to start. Unset turns it off.
+	// while the pool resists a deployment error. A process already above it
+	// as it became ready, before any request, is left (its replacement
+	// would start as large), and the agent logs once that memoryLimit is below what the
+	// app needs to start. Unset turns it off.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (string(self).size() <= 64 && !string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}'))",message="memoryLimit must be at most 64 characters, with an exponent (e) from -999 to 999"
 	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || (isQuantity(string(self)) ? quantity(string(self)).isGreaterThan(quantity('1Mi')) : !string(self).matches(r'^[+-]?(\\d+([.]\\d*)?|[.]\\d+)[eE][+-]?(\\d+([.]\\d*)?|[.]\\d+)$'))",message="memoryLimit must be greater than 1Mi"

@@ -4,9 +4,9 @@ import "time"
 
 // CrashWindow is how long a new process must live once ready before it
 // counts as working. The agent counts a worker that exits unexpectedly
-// within it, with no request at it, as a failed spawn (a scaling error,
-// backed off from the second; one killed by a request is replaced at
-// once), and the manager gives no further node a revision not yet
+// within it as a failed spawn (a scaling error, backed off from the
+// second; once a worker of the revision has lived it, one that dies in a
+// request is replaced at once), and the manager gives no further node a revision not yet
 // proven until the first nodes' new processes have all lived it: an app
 // that boots and then dies stops at the first wave, as one that cannot
 // boot does.

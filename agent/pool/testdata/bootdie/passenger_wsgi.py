@@ -1,5 +1,6 @@
 """A WSGI app that imports fine, reports ready, and dies DIE_AFTER seconds later;
-and at once on a request to /crash (a request that kills its process)."""
+and at once on a request to /crash (a request that kills its process).
+/slow takes a second to answer."""
 import os
 import threading
 import time
@@ -20,6 +21,8 @@ if os.environ.get("DIE_AFTER") and (not _flag or os.path.exists(_flag)):
 def application(environ, start_response):
     if environ.get("PATH_INFO") == "/crash":
         os._exit(3)
+    if environ.get("PATH_INFO") == "/slow":
+        time.sleep(1)
     body = ("%d\n" % os.getpid()).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
