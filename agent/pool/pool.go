@@ -190,6 +190,10 @@ type Pool struct {
 	// known to start and stay up, so a young worker of one that dies in a
 	// request died of the request (watchExit).
 	lasted map[string]bool
+	// excused counts the young deaths in a request taken as the request's
+	// (watchExit) since a worker readied after the first of them lived
+	// past crashWindow: past maxExcused in a row, they count as crashes.
+	excused excusedDeaths
 	// gaveUp are the workers the last restart to givenUpFor could not
 	// replace (resistDeploymentErrors off): no new restart retries them
 	// until the next revision.
@@ -548,9 +552,42 @@ func (p *Pool) forgetStartedLocked() {
 func (p *Pool) noteLastedLocked(now time.Time) {
 	for _, w := range p.workers {
 		if w.state == ferryv1.ProcessReady && now.Sub(w.readyAt) >= crashWindow {
-			p.lasted[w.Revision] = true
+			p.lastedLocked(w)
 		}
 	}
+}
+
+// lastedLocked records that w, ready, has lived past crashWindow.
+func (p *Pool) lastedLocked(w *Worker) {
+	p.lasted[w.Revision] = true
+	if p.excused.n > 0 && w.readyAt.After(p.excused.since) {
+		p.excused = excusedDeaths{}
+	}
+}
+
+type excusedDeaths struct {
+	n     int
+	since time.Time
+}
+
+// maxExcused is how many young deaths in a request in a row are taken as
+// the requests' (a request of death, now and then) before the pool takes
+// them as its app's, and backs off: it cannot tell a client that keeps
+// sending a request that kills from an app that dies on its own under
+// load, or code of a proven revision broken in place.
+const maxExcused = 2
+
+// excuseLocked: a young death in a request of a revision that lasted is
+// the request's, unless maxExcused such deaths came in a row.
+func (p *Pool) excuseLocked(now time.Time) bool {
+	if p.excused.n >= maxExcused {
+		return false
+	}
+	if p.excused.n == 0 {
+		p.excused.since = now
+	}
+	p.excused.n++
+	return true
 }
 
 // Config returns the pool's current config.
@@ -934,10 +971,10 @@ func (p *Pool) watchExit(w *Worker) {
 	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
 	lived := time.Since(w.readyAt)
 	inRequest := w.inRequest || w.sessions > 0
-	if lived >= crashWindow && prev == ferryv1.ProcessReady {
-		p.lasted[w.Revision] = true
+	if lived >= crashWindow && (prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining) {
+		p.lastedLocked(w)
 	}
-	ofRequest := inRequest && p.lasted[w.Revision]
+	ofRequest := unexpected && inRequest && p.lasted[w.Revision] && (lived >= crashWindow || p.excuseLocked(time.Now()))
 	p.transitionLocked(w, EventExit)
 	p.removeLocked(w)
 	closeOnce(w.drained)
@@ -957,12 +994,16 @@ func (p *Pool) watchExit(w *Worker) {
 	// rollout), a death in a request cannot be told from an app that dies
 	// on its own: under load a request is nearly always at a process. It
 	// counts, so that a revision that boots and dies halts its rollout
-	// under load too.
+	// under load too. Nor more than maxExcused in a row (excuseLocked):
+	// code of a lasted revision broken in place dies the same way.
 	var crash error
 	var backoff time.Duration
 	if unexpected && !ofRequest && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
 		reason := fmt.Sprintf("%s %s after it was ready", w.proc.DescribeExit(), lived.Round(time.Millisecond))
-		if inRequest {
+		switch {
+		case inRequest && p.lasted[w.Revision]:
+			reason += fmt.Sprintf(", while handling a request (more than %d such deaths in a row: taken as the app's)", maxExcused)
+		case inRequest:
 			reason += ", while handling a request (no process of this revision has lived past the crash window yet)"
 		}
 		crash = &spawn.Error{Reason: reason, Output: w.proc.Output()}
@@ -1027,6 +1068,9 @@ func (p *Pool) drainLocked(w *Worker) {
 	if w.state != ferryv1.ProcessReady {
 		return
 	}
+	if time.Since(w.readyAt) >= crashWindow {
+		p.lastedLocked(w) // before a tick could see it
+	}
 	p.transitionLocked(w, EventDrain)
 	if w.sessions == 0 {
 		closeOnce(w.drained)
@@ -1059,7 +1103,10 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	t.Stop()
 
 	p.mu.Lock()
-	if w.state == ferryv1.ProcessDraining {
+	// A process that exited on its own while it drained (one the proxy
+	// found dead: Unreachable) is left Draining, so that watchExit takes
+	// its exit as the crash it was, not as this stop.
+	if w.state == ferryv1.ProcessDraining && !w.Exited() {
 		p.transitionLocked(w, EventStop)
 	}
 	p.notifyLocked()
