@@ -81,13 +81,7 @@ func TestCrashOfReplacedRevisionLeavesNoScalingError(t *testing.T) {
 func TestCrashLoopBesideLongLivedWorkerIsBackedOff(t *testing.T) {
 	obs := &observer{}
 	root, _ := filepath.Abs("testdata/bootdie")
-	dir, err := os.MkdirTemp("", "crashflag")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	_ = os.Chmod(dir, 0o755)
-	flag := filepath.Join(dir, "die")
+	flag := dieFlag(t)
 	tmpl := agenttest.WSGIAt(root, 2, 2, env("DIE_AFTER", "0.2"), env("DIE_IF_EXISTS", flag))
 	e := agenttest.Start(t, pool.Config{Name: "t/beside", Revision: "1", Template: tmpl},
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
@@ -196,13 +190,7 @@ func get(t *testing.T, url string) (int, string) {
 // just before the worker died again.
 func TestCrashLoopRecoveryIsLoggedWhenItEnds(t *testing.T) {
 	root, _ := filepath.Abs("testdata/bootdie")
-	dir, err := os.MkdirTemp("", "crashflag") // not t.TempDir: its parent is closed to the worker's user
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	_ = os.Chmod(dir, 0o755)
-	flag := filepath.Join(dir, "die")
+	flag := dieFlag(t)
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -243,29 +231,7 @@ func TestCrashLoopUnderLoadIsBackedOff(t *testing.T) {
 	tmpl := agenttest.WSGIAt(root, 1, 1, env("DIE_AFTER", "0.2"))
 	e := agenttest.Start(t, pool.Config{Name: "t/loadloop", Revision: "1", Template: tmpl},
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 { // clients that keep a slow request at the worker
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := http.Get(e.URL + "/slow")
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-				} else {
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	defer slowLoad(e.URL)()
 	e.WaitFor(t, 30*time.Second, "a first worker ready", agenttest.Ready(1))
 	before := obs.spawns.Load()
 	time.Sleep(6 * time.Second)
@@ -289,40 +255,13 @@ func TestCrashLoopUnderLoadIsBackedOff(t *testing.T) {
 func TestBrokenInPlaceUnderLoadIsBackedOff(t *testing.T) {
 	obs := &observer{}
 	root, _ := filepath.Abs("testdata/bootdie")
-	dir, err := os.MkdirTemp("", "crashflag")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	_ = os.Chmod(dir, 0o755)
-	flag := filepath.Join(dir, "die")
+	flag := dieFlag(t)
 	tmpl := agenttest.WSGIAt(root, 2, 2, env("DIE_AFTER", "0.2"), env("DIE_IF_EXISTS", flag))
 	e := agenttest.Start(t, pool.Config{Name: "t/inplace", Revision: "1", Template: tmpl},
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
 	s := e.WaitFor(t, 30*time.Second, "two workers ready", func(s pool.Status) bool { return s.Counts.Ready == 2 })
 	time.Sleep(10*time.Second + 500*time.Millisecond) // both past the crash window
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 { // clients that keep a slow request at the workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if resp, err := http.Get(e.URL + "/slow"); err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-				} else {
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	defer slowLoad(e.URL)()
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -344,3 +283,42 @@ func TestBrokenInPlaceUnderLoadIsBackedOff(t *testing.T) {
 // recorded, once a backoff has run out: a step or two earlier. Without
 // the backoff it is some 25.
 const loadedBackoffSpawns = 5
+
+// slowLoad keeps a slow request at the pool's workers from 4 clients
+// until the returned stop is called.
+func slowLoad(url string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if resp, err := http.Get(url + "/slow"); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				} else {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
+}
+
+// dieFlag is a path for bootdie's DIE_IF_EXISTS, in a directory the
+// worker's user can read (not t.TempDir: its parent is closed to it).
+func dieFlag(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "crashflag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	_ = os.Chmod(dir, 0o755)
+	return filepath.Join(dir, "die")
+}
