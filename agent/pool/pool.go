@@ -228,7 +228,7 @@ type scalingState struct {
 	// of workers that died soon after they were ready. Their replacements
 	// coming up proves nothing, so the count stays (each crash backs off
 	// longer) until a worker ready since then has been ready for
-	// crashWindow (endCrashLoopLocked); one that served from before the
+	// crashWindow (lastedLocked); one that served from before the
 	// crashes proves nothing of the workers spawned since.
 	crashSince time.Time
 }
@@ -557,11 +557,19 @@ func (p *Pool) noteLastedLocked(now time.Time) {
 	}
 }
 
-// lastedLocked records that w, ready, has lived past crashWindow.
+// lastedLocked records that w, ready, has lived past crashWindow. A
+// worker that came up after a run of deaths began ends it: a crash loop's
+// failures are forgotten (the next crash is a first one again, replaced
+// at once), and so are the young deaths in a request excused so far.
 func (p *Pool) lastedLocked(w *Worker) {
 	p.lasted[w.Revision] = true
 	if p.excused.n > 0 && w.readyAt.After(p.excused.since) {
 		p.excused = excusedDeaths{}
+	}
+	if loop := p.scaling.crashSince; !loop.IsZero() && p.scaling.err == nil && w.readyAt.After(loop) {
+		p.log.Info("Recovered from crashes soon after ready: a worker has lived past the crash window",
+			"revision", w.Revision, "pid", w.PID(), "crashes", p.scaling.failures, "window", crashWindow.String())
+		p.scaling = scalingState{}
 	}
 }
 
@@ -686,7 +694,6 @@ func (p *Pool) reconcile() bool {
 	}
 	v := p.viewLocked(time.Now())
 	d := decide(v)
-	p.endCrashLoopLocked(v.now)
 	p.noteLastedLocked(v.now)
 	if p.scaling.err != nil && !v.now.Before(p.scaling.until) && d.spawn == 0 && d.recycle < 0 &&
 		v.spawning == 0 && p.restart == nil && !p.recycling && p.readyOfRevisionLocked(p.scaling.err.Revision) > 0 {
@@ -878,7 +885,7 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	// for it: the condition must not keep saying "failing" at steady state.
 	// In a crash loop, a worker coming up recovers nothing yet: the loop
 	// ends, and says so, once one lives past crashWindow
-	// (endCrashLoopLocked).
+	// (lastedLocked).
 	if p.scaling.err != nil && p.scaling.err.Revision == w.Revision {
 		if !p.scaling.crashSince.IsZero() {
 			p.scaling.err = nil
@@ -1035,23 +1042,6 @@ func (p *Pool) watchExit(w *Worker) {
 		p.opts.Observer.WorkerExited(p.name, unexpected)
 	}
 	p.kickSupervisor()
-}
-
-// endCrashLoopLocked forgets the failures of a crash loop once a worker
-// that came up after the loop began has been ready for crashWindow: the
-// next crash is a first one again, replaced at once.
-func (p *Pool) endCrashLoopLocked(now time.Time) {
-	if p.scaling.crashSince.IsZero() || p.scaling.err != nil {
-		return
-	}
-	for _, w := range p.workers {
-		if w.state == ferryv1.ProcessReady && w.readyAt.After(p.scaling.crashSince) && now.Sub(w.readyAt) >= crashWindow {
-			p.log.Info("Recovered from crashes soon after ready: a worker has lived past the crash window",
-				"revision", w.Revision, "pid", w.PID(), "crashes", p.scaling.failures, "window", crashWindow.String())
-			p.scaling = scalingState{}
-			return
-		}
-	}
 }
 
 // spawnsRevisionLocked: the pool would spawn revision to replace a worker

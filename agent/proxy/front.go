@@ -403,7 +403,7 @@ func (cc *clientConn) answerFailed(err error, since uint64) bool {
 	switch {
 	case cc.ctx.Err() != nil:
 		return false
-	case cc.sc != nil && cc.sc.progress.Load() == since:
+	case cc.sc != nil && cc.sentBytes() == since:
 		cc.bw.Reset(cc.conn)
 		return true
 	}
