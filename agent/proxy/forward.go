@@ -372,23 +372,16 @@ func endChunks(bw *bufio.Writer, cw io.WriteCloser, trailer http.Header) error {
 // respond copies the worker's response to the client: end-to-end header
 // fields, status, body (flushed as it comes when its length is unknown:
 // streams, server-sent events), trailers. The head is written once the
-// body's first bytes (or its end) came: net/http would hold it in its
-// buffer until then anyway, so that costs a stream no time, and a worker
-// that fails before them (it exits after its head, sends a malformed
-// chunk) leaves nothing written, and is answered as one that fails before
-// its head (an *answerError, early). Any other error is a body cut short
-// (the client gone, or the worker mid-body: an *answerError): the caller
-// must not let the response end as a complete one.
+// body's first bytes (or its end) came, or headWait passed without them
+// (holdHead), so that a worker that fails before them (it exits after its
+// head, sends a malformed chunk) leaves nothing written, and is answered
+// as one that fails before its head (an *answerError, early). Any other
+// error is a body cut short (the client gone, or the worker mid-body: an
+// *answerError): the caller must not let the response end as a complete
+// one.
 func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 	buf := buffers.Get().(*[]byte)
 	defer buffers.Put(buf)
-	n, rerr := resp.Body.Read(*buf)
-	for n == 0 && rerr == nil {
-		n, rerr = resp.Body.Read(*buf)
-	}
-	if n == 0 && rerr != io.EOF {
-		return &answerError{err: rerr, early: true}
-	}
 	h := rw.Header()
 	conn := resp.Header["Connection"]
 	for k, vv := range resp.Header {
@@ -404,7 +397,13 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 		declared = keys(resp.Trailer)
 		h["Trailer"] = []string{strings.Join(declared, ", ")}
 	}
-	rw.WriteHeader(resp.StatusCode)
+	n, rerr, sent := firstRead(rw, resp, *buf)
+	if n == 0 && !errors.Is(rerr, io.EOF) && !sent {
+		return &answerError{err: rerr, early: true}
+	}
+	if !sent {
+		rw.WriteHeader(resp.StatusCode)
+	}
 	sess.code = resp.StatusCode
 	if err := copyBody(rw, resp.Body, *buf, n, rerr, resp.ContentLength < 0); err != nil {
 		return err
@@ -416,6 +415,26 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 		h[k] = vv
 	}
 	return nil
+}
+
+// firstRead reads the body's first bytes into buf, and reports whether
+// the head went out before them, headWait after the read began.
+func firstRead(rw http.ResponseWriter, resp *http.Response, buf []byte) (n int, rerr error, sent bool) {
+	var held *heldHead
+	if streams(resp) {
+		held = holdHead(func() {
+			rw.WriteHeader(resp.StatusCode)
+			_ = http.NewResponseController(rw).Flush()
+		})
+	}
+	n, rerr = resp.Body.Read(buf)
+	for n == 0 && rerr == nil {
+		n, rerr = resp.Body.Read(buf)
+	}
+	if held != nil {
+		sent = held.release()
+	}
+	return n, rerr, sent
 }
 
 // copyBody writes the body's first piece (buf[:n], read with rerr) and

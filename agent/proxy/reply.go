@@ -80,12 +80,21 @@ func suppressed(code int, k string) bool {
 // copyFramed copies the body: as it is when its length is known (the
 // buffer goes out when full, and at the end), else chunk by chunk, each
 // flushed as it comes (streams, server-sent events), then the trailers. A
-// failed read of the worker's body is an *answerError.
+// failed read of the worker's body is an *answerError. The head, in bw,
+// waits for the body's first bytes up to headWait (holdHead).
 func copyFramed(bw *bufio.Writer, resp *http.Response, chunked bool) error {
 	buf := buffers.Get().(*[]byte)
 	defer buffers.Put(buf)
+	var held *heldHead
+	if streams(resp) {
+		held = holdHead(func() { _ = bw.Flush() }) // an error stays bw's
+	}
 	for {
 		n, rerr := resp.Body.Read(*buf)
+		if held != nil {
+			held.release()
+			held = nil
+		}
 		if n > 0 {
 			var err error
 			if chunked {

@@ -5,7 +5,10 @@
              closed; the process lives on
   /sent      a chunked head and a 256 KiB chunk, then the connection is
              closed; the process lives on
-  /late      a chunked head, then after 2 s one event and the end
+  /quiet?flag=PATH     a chunked head, then, once the file PATH exists, one
+             event and the end
+  /quietcut?flag=PATH  a chunked head, then, once the file PATH exists, the
+             connection is closed; the process lives on
   anything else: 200 "ok"
 """
 import os
@@ -23,7 +26,8 @@ def serve(c):
             line = f.readline()
             if not line:
                 return
-            path = line.split(b" ")[1].split(b"?")[0]
+            path, _, query = line.split(b" ")[1].partition(b"?")
+            flag = query.partition(b"flag=")[2].decode()
             length = 0
             while True:
                 h = f.readline()
@@ -46,9 +50,12 @@ def serve(c):
             elif path == b"/sent":
                 c.sendall(CHUNKED + b"40000\r\n" + b"x" * 0x40000 + b"\r\n")
                 return
-            elif path == b"/late":
+            elif path in (b"/quiet", b"/quietcut"):
                 c.sendall(CHUNKED)
-                time.sleep(2)
+                while not os.path.exists(flag):
+                    time.sleep(0.01)
+                if path == b"/quietcut":
+                    return
                 c.sendall(b"9\r\ndata: 1\n\n\r\n0\r\n\r\n")
             else:
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
