@@ -116,6 +116,8 @@ type Server struct {
 	// spoolFailedAt is when a body last could not go to a file, and
 	// budgetSpentAt when one last found RequestDisk spent (UnixNano).
 	spoolFailedAt, budgetSpentAt atomic.Int64
+	// queueFull and queueTimedOut log the pool's refusals (refuse).
+	queueFull, queueTimedOut refusals
 
 	// The front end (front.go): its connections, and net/http's share.
 	closing   atomic.Bool
@@ -399,9 +401,11 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 func (s *Server) refuse(rw http.ResponseWriter, ctx context.Context, sess *session, err error) {
 	switch {
 	case errors.Is(err, pool.ErrQueueFull):
+		s.queueFull.note(s.opts.Log, "Requests refused with 503: maxRequestQueueSize requests already wait for a worker process; raise maxProcesses (or maxRequestQueueSize, for a short burst), or add nodes")
 		rw.Header().Set("Retry-After", "1")
 		sess.code = plain(rw, http.StatusServiceUnavailable, "ferry: too many requests are waiting for a worker process; try again shortly")
 	case errors.Is(err, pool.ErrQueueTimeout):
+		s.queueTimedOut.note(s.opts.Log, "Requests answered 504: no worker process became free for them within queueTimeout; the processes are too few or too slow for the load")
 		sess.code = plain(rw, http.StatusGatewayTimeout, "ferry: no worker process became free within the queue timeout")
 	case errors.Is(err, pool.ErrUnavailable):
 		rw.Header().Set("Retry-After", "5")
