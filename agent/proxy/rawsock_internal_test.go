@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // tcpPair is a connected pair of loopback TCP connections.
@@ -51,6 +53,42 @@ func resetBy(peer *net.TCPConn) {
 	peer.SetLinger(0)
 	peer.Close()
 	time.Sleep(50 * time.Millisecond)
+}
+
+// awaitInput waits until c's socket holds n bytes to read, n == 0 meaning
+// the end of the stream (the peer's close) with nothing before it: it
+// polls (poll(2)) until the socket is readable, then reads the count it
+// holds (SIOCINQ, Linux's FIONREAD for a socket). After a minute the test
+// fails.
+func awaitInput(t *testing.T, c *net.TCPConn, n int) {
+	t.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline, queued := time.Now().Add(time.Minute), -1
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			t.Fatalf("the socket holds %d bytes to read after a minute (-1: not readable), want %d (0: its end)", queued, n)
+		}
+		queued = -1
+		cerr := raw.Control(func(fd uintptr) {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if _, err = unix.Poll(fds, int(left.Milliseconds())+1); err != nil || fds[0].Revents == 0 {
+				return
+			}
+			queued, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		})
+		switch {
+		case cerr != nil:
+			t.Fatal(cerr)
+		case err != nil && !errors.Is(err, unix.EINTR):
+			t.Fatalf("waiting for %d bytes to read: %v", n, err)
+		case err == nil && queued == n:
+			return
+		}
+	}
 }
 
 // rawOrPlain is the connection's reads and writes through a rawSocket or
@@ -289,7 +327,7 @@ func TestRawSocketReadNow(t *testing.T) {
 	if _, err := peer.Write([]byte("in time")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // it reached c
+	awaitInput(t, c, len("in time"))
 	c.SetReadDeadline(aLongTimeAgo)
 	buf := make([]byte, 16)
 	if n, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -303,7 +341,7 @@ func TestRawSocketReadNow(t *testing.T) {
 		t.Fatalf("ReadNow of nothing: %+v, want a read's i/o timeout", o)
 	}
 	peer.CloseWrite()
-	time.Sleep(50 * time.Millisecond)
+	awaitInput(t, c, 0)
 	if n, err := r.ReadNow(buf); n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("ReadNow after the peer's close: %d, %v; want EOF", n, err)
 	}
