@@ -199,10 +199,8 @@ func TestCrashLoopRecoveryIsLoggedWhenItEnds(t *testing.T) {
 	tmpl := agenttest.WSGIAt(root, 1, 1, env("DIE_AFTER", "0.2"), env("DIE_IF_EXISTS", flag))
 	e := agenttest.Start(t, pool.Config{Name: "t/loop", Revision: "1", Template: tmpl},
 		agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
-	for len(book.Find("Worker crashed soon after it was ready")) < 3 {
-		e.WaitFor(t, 30*time.Second, "a crash", func(s pool.Status) bool { return s.ScalingError != nil })
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.WaitFor(t, 30*time.Second, "a crash", func(s pool.Status) bool { return s.ScalingError != nil })
+	book.WaitForN(t, "Worker crashed soon after it was ready", 3)
 	if got := book.Find("Recovered"); len(got) > 0 {
 		t.Fatalf("logged %q in a crash loop, with every worker dying 0.2 s after it is ready", got[0].Msg)
 	}

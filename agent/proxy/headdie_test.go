@@ -109,8 +109,7 @@ func TestWorkerFailingAfterItsHead(t *testing.T) {
 // it names path and pid.
 func logged(t *testing.T, book *agenttest.Logbook, path, pid string, n int) {
 	t.Helper()
-	waitUntil(t, fmt.Sprintf("log line %d", n), func() bool { return len(book.Find("Request failed in a worker")) >= n })
-	l := book.Find("Request failed in a worker")[n-1]
+	l := book.WaitForN(t, "Request failed in a worker", n)[n-1]
 	p, _ := l.Value("path")
 	w, _ := l.Value("pid")
 	if p != path || fmt.Sprint(w) != pid {

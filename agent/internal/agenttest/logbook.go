@@ -18,6 +18,7 @@ type Logbook struct {
 	t       *testing.T
 	mu      sync.Mutex
 	entries []LogEntry
+	added   chan struct{} // closed, and replaced, at each new entry
 }
 
 // LogEntry is one logged line.
@@ -28,7 +29,7 @@ type LogEntry struct {
 }
 
 // NewLogbook returns an empty logbook that passes lines on to t's log.
-func NewLogbook(t *testing.T) *Logbook { return &Logbook{t: t} }
+func NewLogbook(t *testing.T) *Logbook { return &Logbook{t: t, added: make(chan struct{})} }
 
 // Logger is a logger that writes to b.
 func (b *Logbook) Logger() logr.Logger {
@@ -49,6 +50,12 @@ func (e LogEntry) Value(key string) (any, int) {
 
 // Find returns the entries whose message starts with prefix.
 func (b *Logbook) Find(prefix string) []LogEntry {
+	out, _ := b.find(prefix)
+	return out
+}
+
+// find is Find, and a channel closed at the next entry.
+func (b *Logbook) find(prefix string) ([]LogEntry, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []LogEntry
@@ -57,19 +64,46 @@ func (b *Logbook) Find(prefix string) []LogEntry {
 			out = append(out, e)
 		}
 	}
-	return out
+	return out, b.added
 }
 
 // WaitFor waits (a minute at most) until an entry starts with prefix and
 // returns the first.
 func (b *Logbook) WaitFor(t *testing.T, prefix string) LogEntry {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		if es := b.Find(prefix); len(es) > 0 {
-			return es[0]
+	es := b.await(prefix, 1)
+	if len(es) == 0 {
+		t.Fatalf("no log line %q within a minute", prefix)
+	}
+	return es[0]
+}
+
+// WaitForN waits (a minute at most) until n entries start with prefix and
+// returns every entry that does, n or more.
+func (b *Logbook) WaitForN(t *testing.T, prefix string, n int) []LogEntry {
+	t.Helper()
+	es := b.await(prefix, n)
+	if len(es) < n {
+		t.Fatalf("%d log lines %q within a minute, want %d", len(es), prefix, n)
+	}
+	return es
+}
+
+// await returns the entries that start with prefix once there are n, or
+// those there are after a minute.
+func (b *Logbook) await(prefix string, n int) []LogEntry {
+	timeout := time.NewTimer(time.Minute)
+	defer timeout.Stop()
+	for {
+		es, added := b.find(prefix)
+		if len(es) >= n {
+			return es
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line %q within a minute", prefix)
+		select {
+		case <-added:
+		case <-timeout.C:
+			es, _ = b.find(prefix)
+			return es
 		}
 	}
 }
@@ -106,6 +140,8 @@ func (s *bookSink) record(e LogEntry) {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	s.b.entries = append(s.b.entries, e)
+	close(s.b.added)
+	s.b.added = make(chan struct{})
 }
 
 // GetCallStackHelper makes testr name the agent's line, not this sink's.
