@@ -71,6 +71,20 @@ func startAgent(t *testing.T, files map[string]string, flags ...string) (string,
 	return dir, readLog, agent.Process
 }
 
+// appYAML is an app file of one WSGI AppGroup, name, at root, on port,
+// with processes workers (minProcesses and maxProcesses). A port of PORT
+// is startAgent's free port.
+func appYAML(name, root, port string, processes int) string {
+	return fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: AppGroup
+metadata: {name: %s}
+spec:
+  app: {type: WSGI, root: %s}
+  listen: {port: %s}
+  pool: {minProcesses: %d, maxProcesses: %d}
+`, name, root, port, processes, processes)
+}
+
 // entries parses a JSON log, but for a last line still being written.
 func entries(t *testing.T, log string) []logEntry {
 	t.Helper()
@@ -128,14 +142,7 @@ def application(environ, start_response):
 func TestEveryLineOfWorkerOutputIsLogged(t *testing.T) {
 	_, readLog, _ := startAgent(t, map[string]string{
 		"passenger_wsgi.py": chattyApp,
-		"app.yaml": `apiVersion: ferry.dev/v1alpha1
-kind: AppGroup
-metadata: {name: chatty}
-spec:
-  app: {type: WSGI, root: .}
-  listen: {port: PORT}
-  pool: {minProcesses: 2, maxProcesses: 2}
-`,
+		"app.yaml":          appYAML("chatty", ".", "PORT", 2),
 	})
 	// Each stream is logged in order: the last line of each, from both
 	// workers, means all of it is in.
@@ -196,14 +203,7 @@ spec:
 func TestAppFailuresCarryNoGoStackTrace(t *testing.T) {
 	files := map[string]string{
 		"passenger_wsgi.py": "raise RuntimeError('the app is broken')\n",
-		"app.yaml": `apiVersion: ferry.dev/v1alpha1
-kind: AppGroup
-metadata: {name: broken}
-spec:
-  app: {type: WSGI, root: .}
-  listen: {port: PORT}
-  pool: {minProcesses: 1, maxProcesses: 1}
-`,
+		"app.yaml":          appYAML("broken", ".", "PORT", 1),
 	}
 	for _, tc := range []struct {
 		flags  []string
@@ -277,14 +277,7 @@ func TestInvalidFileIsOneError(t *testing.T) {
 	checkOneError(t, "standalone", startErr)
 
 	root, _ := filepath.Abs("../../examples/hello-wsgi")
-	dir, readLog, agent := startAgent(t, map[string]string{"app.yaml": `apiVersion: ferry.dev/v1alpha1
-kind: AppGroup
-metadata: {name: q}
-spec:
-  app: {type: WSGI, root: ` + root + `}
-  listen: {port: PORT}
-  pool: {minProcesses: 1, maxProcesses: 1}
-`})
+	dir, readLog, agent := startAgent(t, map[string]string{"app.yaml": appYAML("q", root, "PORT", 1)})
 	sock := filepath.Join(dir, "state", "admin.sock")
 	waitFor(readLog, func(log string) bool { return strings.Contains(log, `"msg":"Serving"`) })
 	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(invalidApp), 0o644); err != nil {
