@@ -235,34 +235,13 @@ func TestFlagsAfterAnArgument(t *testing.T) {
 // TestWorkersDieWithTheAgent: an agent killed outright (SIGKILL, no chance
 // to stop its workers) takes its workers with it (Pdeathsig).
 func TestWorkersDieWithTheAgent(t *testing.T) {
-	dir, err := os.MkdirTemp("", "fkill")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	_ = os.Chmod(dir, 0o755)
-	port := freePort(t)
-	file := filepath.Join(dir, "hello.yaml")
 	root, _ := filepath.Abs("../../examples/hello-wsgi")
-	_ = os.WriteFile(file, []byte(fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
-kind: AppGroup
-metadata: {name: hello}
-spec:
-  app: {type: WSGI, root: %s}
-  listen: {port: %d}
-  pool: {minProcesses: 2, maxProcesses: 2}
-`, root, port)), 0o644)
-	state := filepath.Join(dir, "state")
-	agent := exec.Command(agentBin, "standalone", "-f", file, "--state-dir", state, "--bind-address", "127.0.0.1")
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(state, "admin.sock")
+	dir, _, agent := startAgent(t, map[string]string{"app.yaml": appYAML("hello", root, "PORT", 2)})
+	sock := filepath.Join(dir, "state", "admin.sock")
 	var pids []int
 	deadline := time.Now().Add(time.Minute)
 	for len(pids) < 2 {
 		if time.Now().After(deadline) {
-			_ = agent.Process.Kill()
 			t.Fatal("the workers never became ready")
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -290,10 +269,10 @@ spec:
 			}
 		}
 	}
-	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := agent.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = agent.Wait()
+	_, _ = agent.Wait()
 	deadline = time.Now().Add(30 * time.Second)
 	for _, pid := range pids {
 		for syscall.Kill(pid, 0) == nil && !zombie(pid) {
