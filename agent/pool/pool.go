@@ -24,7 +24,9 @@ var (
 	ErrQueueFull = errors.New("request queue is full")
 	// ErrQueueTimeout: the request waited queueTimeout for a worker (504).
 	ErrQueueTimeout = errors.New("timed out waiting for a worker process")
-	// ErrUnavailable: no worker exists and spawning one keeps failing (503).
+	// ErrUnavailable: no worker exists and spawning one keeps failing
+	// (503); Acquire's error is an *UnavailableError, which says when the
+	// pool tries again.
 	ErrUnavailable = errors.New("no worker process could be started")
 	// ErrClosed: the pool is shutting down (503).
 	ErrClosed = errors.New("the pool is shutting down")
@@ -371,7 +373,7 @@ func (p *Pool) refuseLocked() error {
 	case p.closed:
 		return ErrClosed
 	case p.unavailableLocked():
-		return ErrUnavailable
+		return p.unavailableErrLocked()
 	case p.queue.n >= int(p.cfg.Template.Pool.MaxRequestQueueSize):
 		return ErrQueueFull
 	}
@@ -390,6 +392,19 @@ func (p *Pool) unavailableLocked() bool {
 		}
 	}
 	return p.scaling.err != nil && time.Now().Before(p.scaling.until)
+}
+
+// UnavailableError is ErrUnavailable with the time the pool next tries
+// to spawn (the end of its backoff): a client's Retry-After.
+type UnavailableError struct{ RetryAt time.Time }
+
+func (e *UnavailableError) Error() string        { return ErrUnavailable.Error() }
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// unavailableErrLocked is the error of a request refused while
+// unavailableLocked.
+func (p *Pool) unavailableErrLocked() error {
+	return &UnavailableError{RetryAt: p.scaling.until}
 }
 
 // pickLocked returns the least-busy ready worker with a free slot, the
@@ -930,7 +945,7 @@ func (p *Pool) recordScalingError(revision string, err error, kind SpawnKind) {
 	p.mu.Lock()
 	backoff := p.backOffLocked(revision, err, false)
 	if p.unavailableLocked() {
-		p.failQueueLocked(ErrUnavailable)
+		p.failQueueLocked(p.unavailableErrLocked())
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
@@ -1019,7 +1034,7 @@ func (p *Pool) watchExit(w *Worker) {
 	// Backing off with no worker left, nothing will serve the waiting
 	// requests.
 	if p.unavailableLocked() {
-		p.failQueueLocked(ErrUnavailable)
+		p.failQueueLocked(p.unavailableErrLocked())
 	}
 	p.notifyLocked()
 	p.mu.Unlock()

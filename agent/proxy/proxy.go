@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -397,6 +398,19 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
+// retryAfter is the Retry-After of a request refused for err, an
+// unavailable pool: the seconds until its next spawn (the end of its
+// backoff, which doubles up to a minute), at least 1; 5 when the
+// error does not say.
+func retryAfter(err error, now time.Time) string {
+	var u *pool.UnavailableError
+	if !errors.As(err, &u) || u.RetryAt.IsZero() {
+		return "5"
+	}
+	secs := int64(math.Ceil(u.RetryAt.Sub(now).Seconds()))
+	return strconv.FormatInt(max(secs, 1), 10)
+}
+
 // refuse answers a request that got no worker; sess.code says how.
 func (s *Server) refuse(rw http.ResponseWriter, ctx context.Context, sess *session, err error) {
 	switch {
@@ -408,7 +422,7 @@ func (s *Server) refuse(rw http.ResponseWriter, ctx context.Context, sess *sessi
 		s.queueTimedOut.note(s.opts.Log, "Requests answered 504: no worker process became free for them within queueTimeout; the processes are too few or too slow for the load")
 		sess.code = plain(rw, http.StatusGatewayTimeout, "ferry: no worker process became free within the queue timeout")
 	case errors.Is(err, pool.ErrUnavailable):
-		rw.Header().Set("Retry-After", "5")
+		rw.Header().Set("Retry-After", retryAfter(err, time.Now()))
 		sess.code = plain(rw, http.StatusServiceUnavailable, "ferry: the application has no running process: its processes fail to start, or die soon after, and are retried with backoff; the agent's status and log say why")
 	case errors.Is(err, pool.ErrClosed):
 		rw.Header().Set("Retry-After", "1")
