@@ -118,6 +118,8 @@ func parseLength(v []byte, n *int64) bool {
 
 // relay writes the plain response in cc.resp to the client's buffer and
 // copies its body from br; clock is read only if the worker sent no Date.
+// The head waits for the body's first bytes up to headWait (holdHead), as
+// a streamed one does (copyFramed).
 // The caller flushes what is left in the buffer, once it gave the worker
 // back: a response that fits there holds no worker while a client that
 // does not read keeps it from its socket. keep: the client's connection
@@ -129,9 +131,18 @@ func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, wor
 	keep = cc.writeResponseHead(clock)
 	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
 	h.raw = nil
+	var held *heldHead
+	if h.length > 0 && br.Buffered() == 0 { // the head waits for the body's first bytes up to headWait
+		held = holdHead(func() { _ = bw.Flush() }) // an error stays bw's
+	}
 	for n := h.length; n > 0; {
 		if br.Buffered() == 0 {
-			if _, err := br.Peek(1); err != nil {
+			_, err := br.Peek(1)
+			if held != nil {
+				held.release()
+				held = nil
+			}
+			if err != nil {
 				return false, false, err // the worker went away mid-body: answerFailed
 			}
 		}

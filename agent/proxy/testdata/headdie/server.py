@@ -9,6 +9,8 @@
              event and the end
   /quietcut?flag=PATH  a chunked head, then, once the file PATH exists, the
              connection is closed; the process lives on
+  /quietlongcut?flag=PATH  a head declaring 8 MiB, then, once the file PATH
+             exists, the connection is closed; the process lives on
   anything else: 200 "ok"
 """
 import os
@@ -50,11 +52,14 @@ def serve(c):
             elif path == b"/sent":
                 c.sendall(CHUNKED + b"40000\r\n" + b"x" * 0x40000 + b"\r\n")
                 return
-            elif path in (b"/quiet", b"/quietcut"):
-                c.sendall(CHUNKED)
+            elif path in (b"/quiet", b"/quietcut", b"/quietlongcut"):
+                if path == b"/quietlongcut":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8388608\r\n\r\n")
+                else:
+                    c.sendall(CHUNKED)
                 while not os.path.exists(flag):
                     time.sleep(0.01)
-                if path == b"/quietcut":
+                if path != b"/quiet":
                     return
                 c.sendall(b"9\r\ndata: 1\n\n\r\n0\r\n\r\n")
             else:
