@@ -55,8 +55,10 @@ func (h *heldHead) release() (sent bool) {
 }
 
 // streams reports whether resp's body is read from its worker as it comes
-// (bufferResponse did not read it whole).
+// (bufferResponse did not read it whole), and may have to be waited for:
+// not one there is none of (a HEAD's, a 204's or 304's, a length of 0),
+// whose head would cost a timer, and its allocations, for nothing.
 func streams(resp *http.Response) bool {
-	_, ok := resp.Body.(*workerBody)
-	return ok
+	b, ok := resp.Body.(*workerBody)
+	return ok && b.rc != http.NoBody
 }
