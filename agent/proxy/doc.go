@@ -59,8 +59,9 @@
 //     a slow client never gets a worker killed (workerConn.bound: a read
 //     deadline on the worker connection, lifted when the head came);
 //   - every refusal is explicit: 503 with Retry-After when the queue is full
-//     or nothing can be spawned, 504 after the queue timeout (these two
-//     logged once a minute at most, with a count: refusals), 502 with a
+//     or nothing can be spawned, 504 after the queue timeout (the full
+//     queue's 503 and this 504 logged once a minute at most, with a
+//     count: refusals), 502 with a
 //     body naming the worker when it died mid-request (or closed its
 //     connection without an answer, which is not called an exit; or
 //     failed after its head, before any of the answer reached the
