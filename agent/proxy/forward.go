@@ -420,19 +420,16 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 // firstRead reads the body's first bytes into buf, and reports whether
 // the head went out before them, headWait after the read began.
 func firstRead(rw http.ResponseWriter, resp *http.Response, buf []byte) (n int, rerr error, sent bool) {
-	var held *heldHead
 	if streams(resp) {
-		held = holdHead(func() {
+		held := holdHead(func() {
 			rw.WriteHeader(resp.StatusCode)
 			_ = http.NewResponseController(rw).Flush()
 		})
+		defer func() { sent = held.release() }() // also if a read panics: rw is done with then
 	}
 	n, rerr = resp.Body.Read(buf)
 	for n == 0 && rerr == nil {
 		n, rerr = resp.Body.Read(buf)
-	}
-	if held != nil {
-		sent = held.release()
 	}
 	return n, rerr, sent
 }

@@ -44,7 +44,8 @@ func holdHead(send func()) *heldHead {
 
 // release ends the wait, once the body's first read returned, and
 // reports whether the head went out alone. A send under way is waited
-// for: the head's writer is the caller's again.
+// for: the head's writer is the caller's again. Again, it does nothing
+// more: a deferred call ends the wait also when a read panics.
 func (h *heldHead) release() (sent bool) {
 	h.mu.Lock()
 	h.done = true

@@ -134,6 +134,7 @@ func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, wor
 	var held *heldHead
 	if h.length > 0 && br.Buffered() == 0 { // the head waits for the body's first bytes up to headWait
 		held = holdHead(func() { _ = bw.Flush() }) // an error stays bw's
+		defer held.release()                       // also if a read panics: bw goes back to a pool
 	}
 	for n := h.length; n > 0; {
 		if br.Buffered() == 0 {

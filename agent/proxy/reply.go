@@ -88,6 +88,7 @@ func copyFramed(bw *bufio.Writer, resp *http.Response, chunked bool) error {
 	var held *heldHead
 	if streams(resp) {
 		held = holdHead(func() { _ = bw.Flush() }) // an error stays bw's
+		defer held.release()                       // also if a read panics: bw goes back to a pool
 	}
 	for {
 		n, rerr := resp.Body.Read(*buf)
