@@ -213,21 +213,38 @@ func TestRecycling(t *testing.T) {
 			t.Errorf("answers came from %v, want the first worker and its replacement", rep.PIDs)
 		}
 	})
+	// A worker that grows past the limit within its first requests is
+	// recycled, and the log says once that a limit below the app's warm
+	// size replaces every process after a few requests (before, each
+	// recycling said only "recycling it").
 	t.Run("memoryLimit", func(t *testing.T) {
 		tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
 		limit := resource.MustParse("64Mi")
 		tmpl.Pool.MemoryLimit = &limit
+		book := agenttest.NewLogbook(t)
+		log := book.Logger()
 		e := agenttest.Start(t, pool.Config{Name: "t/mem", Revision: "1", Template: tmpl},
-			agenttest.Options{Tick: 100 * time.Millisecond})
-		first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
-		if resp, _ := httpGet(t, e.URL+"/alloc?mb=100"); resp.StatusCode != http.StatusOK {
-			t.Fatalf("/alloc: %d", resp.StatusCode)
+			agenttest.Options{Tick: 100 * time.Millisecond, Log: &log})
+		pid := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
+		for range 2 {
+			if resp, _ := httpGet(t, e.URL+"/alloc?mb=100"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("/alloc: %d", resp.StatusCode)
+			}
+			was := pid
+			pid = e.WaitFor(t, time.Minute, "a recycled worker", func(s pool.Status) bool {
+				return agenttest.Ready(1)(s) && s.Processes[0].PID != was
+			}).Processes[0].PID
 		}
-		e.WaitFor(t, time.Minute, "a recycled worker", func(s pool.Status) bool {
-			return agenttest.Ready(1)(s) && s.Processes[0].PID != first
-		})
 		if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
 			t.Errorf("after recycling: %d", resp.StatusCode)
+		}
+		recycled := book.WaitForN(t, "Worker is above memoryLimit; recycling it", 2)
+		// 0 when the sample came while the request was still at it.
+		if n, _ := recycled[0].Value("processed"); n != int64(0) && n != int64(1) {
+			t.Errorf("the recycling says processed=%v, want its one request (or 0)", n)
+		}
+		if n := len(book.Find("Worker grew above memoryLimit within its first requests")); n != 1 {
+			t.Errorf("logged %d times that workers grow past memoryLimit soon after they start, want once", n)
 		}
 	})
 	// A memoryLimit below what the app needs to start: a worker above it

@@ -175,10 +175,12 @@ type Pool struct {
 	restart   *restartState
 	resisting *ferryv1.SpawnError
 	lastErr   *ferryv1.SpawnError
-	// startsAbove is the revision and memoryLimit for which a worker that
-	// had served no request was seen above the limit (sample): logged
-	// once for each.
-	startsAbove startsAboveLimit
+	// startsAbove is the revision and memoryLimit for which a worker
+	// above the limit as it became ready was logged (sample), and
+	// growsAbove the one for which a worker recycled within its first
+	// few requests was: once for each.
+	startsAbove memoryNote
+	growsAbove  memoryNote
 	scaling     scalingState
 	recycling   bool
 	closed      bool

@@ -99,7 +99,11 @@ func (p *Pool) sample() {
 			}
 			t.w.recycle = recycleMemory
 			flagged = true
-			p.log.Info("Worker is above memoryLimit; recycling it", "pid", t.pid, "rss", r.rss, "limit", limit)
+			p.log.Info("Worker is above memoryLimit; recycling it", "pid", t.pid, "rss", r.rss, "limit", limit,
+				"processed", t.w.processed)
+			if t.w.processed < fewRequests {
+				p.growsAboveLocked(t.w, r.rss, limit)
+			}
 		}
 	}
 	p.mu.Unlock()
@@ -108,10 +112,16 @@ func (p *Pool) sample() {
 	}
 }
 
-type startsAboveLimit struct {
+// memoryNote is a revision and memoryLimit that something was logged
+// for once.
+type memoryNote struct {
 	revision string
 	limit    int64
 }
+
+// fewRequests: a worker above memoryLimit after fewer requests than this
+// grew past it soon after it started (growsAboveLocked).
+const fewRequests = 10
 
 // startsAboveLocked leaves a worker that was above memoryLimit as it
 // became ready (startRSS) where it is, for good: it is as large as the
@@ -120,11 +130,27 @@ type startsAboveLimit struct {
 // replacement serves requests at once). That memoryLimit is below what
 // the app needs is logged once for the revision and limit.
 func (p *Pool) startsAboveLocked(w *Worker, rss, limit int64) {
-	key := startsAboveLimit{w.Revision, limit}
+	key := memoryNote{w.Revision, limit}
 	if p.startsAbove == key {
 		return
 	}
 	p.startsAbove = key
 	p.log.Info("Worker was above memoryLimit as soon as it was ready; not recycling it, as its replacement would start as large. Raise memoryLimit above what the app needs to start",
 		"pid", w.PID(), "revision", w.Revision, "rssWhenReady", rss, "limit", limit)
+}
+
+// growsAboveLocked logs, once for the revision and limit, that a worker
+// grew past memoryLimit within its first few requests (it is recycled
+// all the same: a leak it may be). If every process of the app does (a
+// cache it builds as it warms up), each is replaced after a few requests,
+// and each replacement costs a boot: the limit is below what the app
+// needs once warm.
+func (p *Pool) growsAboveLocked(w *Worker, rss, limit int64) {
+	key := memoryNote{w.Revision, limit}
+	if p.growsAbove == key {
+		return
+	}
+	p.growsAbove = key
+	p.log.Info("Worker grew above memoryLimit within its first requests. If the app's processes all do, each is replaced after a few requests and every replacement costs a boot: raise memoryLimit above what the app needs once warmed up",
+		"pid", w.PID(), "revision", w.Revision, "processed", w.processed, "rssWhenReady", w.stats.startRSS, "rss", rss, "limit", limit)
 }

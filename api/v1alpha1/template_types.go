@@ -292,7 +292,10 @@ type PoolSpec struct {
 	// while the pool resists a deployment error. A process already above it
 	// as it became ready, before any request, is left (its replacement
 	// would start as large), and the agent logs once that memoryLimit is below what the
-	// app needs to start. Unset turns it off.
+	// app needs to start. One that grows above it within its first 10
+	// requests is recycled, and the agent logs once that a limit below the
+	// app's warmed-up size replaces every process after a few requests.
+	// Unset turns it off.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (string(self).size() <= 64 && !string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}'))",message="memoryLimit must be at most 64 characters, with an exponent (e) from -999 to 999"
 	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || (isQuantity(string(self)) ? quantity(string(self)).isGreaterThan(quantity('1Mi')) : !string(self).matches(r'^[+-]?(\\d+([.]\\d*)?|[.]\\d+)[eE][+-]?(\\d+([.]\\d*)?|[.]\\d+)$'))",message="memoryLimit must be greater than 1Mi"
