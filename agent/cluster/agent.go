@@ -326,6 +326,7 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 			a.drainDelay(rp)
 			rp.close()
 		}
+		conflicts := 0
 		for attempt := 0; ; attempt++ {
 			err := a.removeFinalizer(context.Background(), pp)
 			if err == nil || a.stopping.Load() {
@@ -338,6 +339,15 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 						break // released meanwhile; a new pool has the name
 					}
 					pp = fresh
+					// The pool was written since the copy was taken (its
+					// status reported during the drain delay, its labels
+					// patched): no failure. Try the fresh copy at once, a
+					// few times, before counting it as one.
+					if conflicts++; conflicts <= quietConflicts {
+						a.log.V(1).Info("Pool changed while it drained; removing the drain finalizer again", "pool", key)
+						attempt--
+						continue
+					}
 				}
 			}
 			a.log.Error(err, "Could not remove the drain finalizer; will retry", "pool", key)
@@ -348,6 +358,11 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 		a.mu.Unlock()
 	}()
 }
+
+// quietConflicts is how many conflicts in a row the removal of a drained
+// pool's finalizer retries at once, logging at V(1) only: each means the
+// pool was written meanwhile, which its own reporter does.
+const quietConflicts = 5
 
 // drainDelay serves a deleted pool as before for Options.DrainDelay, or
 // until the agent stops: the manager marks its node's endpoint

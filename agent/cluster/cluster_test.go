@@ -362,6 +362,42 @@ func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	}
 }
 
+// TestDrainOfAPoolChangedMeanwhileLogsNoError: a deleted pool written
+// during its drain delay (its status reported, or its labels patched by
+// the manager) makes the agent's copy stale. Taking the finalizer off then
+// meets a conflict, which is no failure: the agent reads the pool again
+// and retries at once, without an error in its log.
+func TestDrainOfAPoolChangedMeanwhileLogsNoError(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	book := agenttest.NewLogbook(t)
+	runAgent(t, "node-c", env.Config, stateDir(t), logTo(book), func(o *Options) { o.DrainDelay = 2 * time.Second })
+	pp, key := readyPool(t, ns, "hello-node-c", "node-c", freePort(t))
+	if err := env.Client.Delete(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
+	// The pool changes after the agent took its copy, within the delay.
+	if err := env.Client.Get(ctx, key, pp); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(pp.DeepCopy())
+	metav1.SetMetaDataAnnotation(&pp.ObjectMeta, "test.ferry.dev/touched", "yes")
+	if err := env.Client.Patch(ctx, pp, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the deleted pool released", func() bool {
+		return apierrors.IsNotFound(env.Client.Get(ctx, key, &ferryv1.ProcessPool{}))
+	})
+	book.WaitFor(t, "Drained deleted pool")
+	for _, e := range book.Find("") {
+		if e.IsError {
+			t.Errorf("logged an error while draining a deleted pool: %q %v", e.Msg, e.KVs)
+		}
+	}
+	book.Check(t)
+}
+
 // TestMovedPortServesThroughTheDrainDelay: after a move of listen.port,
 // the old port goes on taking new connections for the drain delay (the
 // manager moves the node's endpoint only once the agent reports the new
