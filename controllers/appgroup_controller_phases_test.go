@@ -46,6 +46,10 @@ func TestDesiredEndpoints(t *testing.T) {
 		testPool("node-l", targetRev, rolledOut(2), address("192.0.2.12:7070"), func(p *ferryv1.ProcessPool) {
 			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "cannot listen on port 8080; still serves on 7070")
 		}),
+		// Its agent stops (SIGTERM): its proxy takes no new connections.
+		testPool("node-m", targetRev, rolledOut(2), address("192.0.2.13:8080"), func(p *ferryv1.ProcessPool) {
+			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonAgentStopping, "the agent on node-m is stopping")
+		}),
 	)
 	draining := assessAll(targetRev, testPool("node-z", targetRev, rolledOut(2), address("192.0.2.9:8080"), deleting))
 	got := desiredEndpoints(active, draining)
@@ -63,6 +67,7 @@ func TestDesiredEndpoints(t *testing.T) {
 		{"192.0.2.10", "node-j", false, false, false},
 		{"192.0.2.11", "node-k", false, false, false},
 		{"192.0.2.12", "node-l", true, true, false}, // serves on its old port
+		{"192.0.2.13", "node-m", false, false, false},
 		{"192.0.2.9", "node-z", false, true, true},
 	}
 	if len(got) != len(want) {

@@ -102,8 +102,8 @@ func setConditions(st *ferryv1.AppGroupStatus, generation int64, now time.Time, 
 	}
 }
 
-// processCounts sums the pools' process counts. A stale pool's processes
-// count in total but not as ready; only processes of pools that took up the
+// processCounts sums the pools' process counts. A stale pool's processes,
+// and those of a pool whose agent stops, count in total but not as ready; only processes of pools that took up the
 // target count as updated (a pool's own "updated" is relative to its
 // spec.revision, which may be an earlier one).
 func processCounts(in rollupInput) ferryv1.ProcessCounts {
@@ -115,7 +115,7 @@ func processCounts(in rollupInput) ferryv1.ProcessCounts {
 		}
 		c := r.Pool.Status.ProcessCounts
 		pc.Total += c.Total
-		if !r.Stale {
+		if !r.Stale && !r.Stopping {
 			pc.Ready += c.Ready
 		}
 		if r.OnTarget && r.Pool.Status.ObservedRevision == in.Target {

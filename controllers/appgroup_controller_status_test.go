@@ -130,6 +130,15 @@ func TestReadyCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonListenFailed, []string{"1/2 nodes ready; not ready: node-b (the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use)"}},
 		},
 		{
+			// Its agent stops: its report, fresh, still counts its
+			// processes, but they no longer take requests.
+			name: "a node whose agent stops",
+			in: input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonAgentStopping, "the agent on node-b is stopping: x")
+			})),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"1/2 nodes ready; not ready: node-b (the agent on node-b is stopping: x)"}},
+		},
+		{
 			name: "a node cannot listen and has too few processes ready",
 			in: input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), notReady, func(p *ferryv1.ProcessPool) {
 				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "the proxy cannot listen: x")
@@ -593,22 +602,26 @@ func TestDeletingCondition(t *testing.T) {
 }
 
 func TestCounts(t *testing.T) {
-	in := input([]string{"node-a", "node-b", "node-c", "node-d", "node-e"},
+	in := input([]string{"node-a", "node-b", "node-c", "node-d", "node-e", "node-f"},
 		testPool("node-a", targetRev, rolledOut(3)),                                    // 3 ready, 3 updated
 		testPool("node-b", targetRev, restarting(1, 2)),                                // 2 ready, 1 updated
 		testPool("node-c", oldRev, rolledOut(2)),                                       // ready, not updated: older revision
 		testPool("node-d", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), // stale: total only (and updated as last said)
 		// node-e: no pool
+		// node-f: its agent stops: total only, and updated as it says
+		testPool("node-f", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
+			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonAgentStopping, "the agent on node-f is stopping")
+		}),
 	)
 	st := computeStatus(in)
-	if want := (ferryv1.ProcessCounts{Ready: 7, Updated: 6, Total: 9}); st.Processes != want {
+	if want := (ferryv1.ProcessCounts{Ready: 7, Updated: 8, Total: 11}); st.Processes != want {
 		t.Errorf("processes %+v, want %+v", st.Processes, want)
 	}
-	if want := (ferryv1.NodeCounts{Ready: 3, Updated: 1, Total: 5}); st.Nodes != want {
+	if want := (ferryv1.NodeCounts{Ready: 3, Updated: 2, Total: 6}); st.Nodes != want {
 		t.Errorf("nodes %+v, want %+v", st.Nodes, want)
 	}
-	if st.ReadyProcesses != "7/9" || st.ReadyNodes != "3/5" {
-		t.Errorf("readyProcesses %q readyNodes %q, want 7/9 and 3/5", st.ReadyProcesses, st.ReadyNodes)
+	if st.ReadyProcesses != "7/11" || st.ReadyNodes != "3/6" {
+		t.Errorf("readyProcesses %q readyNodes %q, want 7/11 and 3/6", st.ReadyProcesses, st.ReadyNodes)
 	}
 	if st.Revision != targetRev {
 		t.Errorf("revision %q, want %q", st.Revision, targetRev)

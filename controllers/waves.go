@@ -59,11 +59,15 @@ type poolReport struct {
 	// Ready: Ready=True and at least minProcesses processes ready.
 	Ready bool
 	// Serving: a recent report has a process ready and the proxy
-	// listening: the node takes traffic, whether or not as many processes
-	// as minProcesses are ready (raising it must not take every node out
-	// of the Service while the new processes spawn). The EndpointSlice
-	// goes by it.
+	// listening, from an agent that is not stopping: the node takes
+	// traffic, whether or not as many processes as minProcesses are
+	// ready (raising it must not take every node out of the Service while
+	// the new processes spawn). The EndpointSlice goes by it.
 	Serving bool
+	// Stopping: a recent report says that the node's agent is stopping
+	// (Ready=False, AgentStopping): its processes count as not ready, and
+	// the node leaves the Service.
+	Stopping bool
 	// ServesOn is the port the proxy still serves on while it cannot
 	// listen on listen.port: the old one of a move whose new port is
 	// taken (the agent reports its address there, with listenPort the
@@ -169,7 +173,10 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	if ready != nil && ready.Reason == ferryv1.ReasonListenFailed && st.ListenPort == pool.Spec.Template.Listen.Port {
 		r.ServesOn = oldPort(st.Address, pool.Spec.Template.Listen.Port)
 	}
-	r.Serving = c.Ready > 0 && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed || r.ServesOn != 0)
+	// A stopping agent's proxy takes no new connections: its node leaves
+	// the Service at once, not once its Lease goes stale.
+	r.Stopping = ready != nil && ready.Reason == ferryv1.ReasonAgentStopping
+	r.Serving = c.Ready > 0 && !r.Stopping && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed || r.ServesOn != 0)
 	r.Updated = st.ObservedRevision == pool.Spec.Revision &&
 		c.Updated == c.Total &&
 		!meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionRollingRestart) &&

@@ -398,6 +398,30 @@ func TestDrainOfAPoolChangedMeanwhileLogsNoError(t *testing.T) {
 	book.Check(t)
 }
 
+// TestStoppingAgentSaysSo: an agent that stops (SIGTERM: an upgrade, a
+// node drain) takes its node's processes and proxy with it. Its pools'
+// last status must not go on saying they serve until its Lease goes
+// stale: it reports Ready=False, AgentStopping, as it stops.
+func TestStoppingAgentSaysSo(t *testing.T) {
+	ns := namespace(t)
+	stop := runAgent(t, "node-s", env.Config, stateDir(t))
+	port := freePort(t)
+	_, key := readyPool(t, ns, "hello-node-s", "node-s", port)
+	stop()
+	if _, _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+		t.Error("the proxy still answers after the agent stopped")
+	}
+	pp := &ferryv1.ProcessPool{}
+	if err := env.Client.Get(context.Background(), key, pp); err != nil {
+		t.Fatal(err)
+	}
+	c := meta.FindStatusCondition(pp.Status.Conditions, ferryv1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != ferryv1.ReasonAgentStopping ||
+		!strings.Contains(c.Message, "node-s is stopping") || c.ObservedGeneration != pp.Generation {
+		t.Errorf("Ready after the agent stopped: %+v, want False, %s, naming the node", c, ferryv1.ReasonAgentStopping)
+	}
+}
+
 // TestMovedPortServesThroughTheDrainDelay: after a move of listen.port,
 // the old port goes on taking new connections for the drain delay (the
 // manager moves the node's endpoint only once the agent reports the new

@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -253,6 +255,9 @@ func drainProxy(srv *proxy.Server, timeout time.Duration) {
 func (rp *runningPool) close() {
 	close(rp.stop)
 	<-rp.done
+	if rp.a.stopping.Load() {
+		rp.reportStopping()
+	}
 	rp.mu.Lock()
 	srv, prev := rp.proxy, rp.prev
 	rp.prev = nil
@@ -275,6 +280,34 @@ func (rp *runningPool) close() {
 		rp.untrack() // its series go with it
 	}
 	rp.log.Info("Stopped pool")
+}
+
+// stoppingWriteTimeout bounds reportStopping's write: an API server that
+// does not answer delays the agent's shutdown by this much at most.
+const stoppingWriteTimeout = 3 * time.Second
+
+// reportStopping writes, as the agent stops, that the pool no longer
+// serves on this node (Ready=False, AgentStopping), before its proxy
+// drains and its processes stop: the manager takes the node out of the
+// AppGroup's Service and its status says why at once, instead of trusting
+// the last report until the agent's Lease goes stale (--agent-stale-after).
+// Once: a failure is logged, not retried (the Lease then tells).
+func (rp *runningPool) reportStopping() {
+	desired, obj := rp.desired()
+	if obj == nil || obj.ResourceVersion == "" {
+		return // another pool has the name, or the API server was never heard
+	}
+	meta.SetStatusCondition(&desired.Conditions, metav1.Condition{Type: ferryv1.ConditionReady,
+		Status: metav1.ConditionFalse, Reason: ferryv1.ReasonAgentStopping, ObservedGeneration: obj.Generation,
+		Message: "the agent on " + rp.a.opts.NodeName + " is stopping: its proxy takes no new connections, " +
+			"and its processes stop once their requests finish, until an agent starts again on the node"})
+	patch := client.MergeFrom(obj.DeepCopy())
+	obj.Status = desired
+	ctx, cancel := context.WithTimeout(context.Background(), stoppingWriteTimeout)
+	defer cancel()
+	if err := rp.a.client.Status().Patch(ctx, obj, patch); err != nil && !apierrors.IsNotFound(err) {
+		rp.log.Error(err, "Could not report that the agent stops; its node reads silent once its Lease is stale")
+	}
 }
 
 // report writes the pool's status: at once (coalesced) when its state
