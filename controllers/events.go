@@ -151,7 +151,13 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 		// a revision bump goes maxConcurrentNodes at a time.
 		note := fmt.Sprintf("Rolling out revision %s to %d nodes", cur.Revision, cur.Nodes.Total)
 		if old.Revision != "" {
-			note += fmt.Sprintf(", %d at a time (was %s)", max(ag.Spec.Restart.MaxConcurrentNodes, 1), old.Revision)
+			// The previous target may never have rolled out (a halted
+			// one, or one superseded mid-rollout): say what did last.
+			was := old.Revision
+			if lro := old.LastRolledOut; lro != nil && lro.Revision != old.Revision {
+				was += ", last rolled out " + lro.Revision
+			}
+			note += fmt.Sprintf(", %d at a time (was %s)", max(ag.Spec.Restart.MaxConcurrentNodes, 1), was)
 		}
 		add(corev1.EventTypeNormal, EventRolloutStarted, "Rollout", note)
 	}

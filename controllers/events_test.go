@@ -244,6 +244,12 @@ func TestRolloutStartedNote(t *testing.T) {
 	}{
 		{"new AppGroup", &ferryv1.AppGroupStatus{}, "Rolling out revision 2 to 3 nodes"},
 		{"bump", &ferryv1.AppGroupStatus{Revision: "1"}, "Rolling out revision 2 to 3 nodes, 2 at a time (was 1)"},
+		{"bump of a rolled-out revision", &ferryv1.AppGroupStatus{Revision: "1", LastRolledOut: &ferryv1.RolledOutRevision{Revision: "1"}},
+			"Rolling out revision 2 to 3 nodes, 2 at a time (was 1)"},
+		// 1 halted (or was superseded before it ran everywhere): 0 is what
+		// the nodes run.
+		{"bump after a halt", &ferryv1.AppGroupStatus{Revision: "1", LastRolledOut: &ferryv1.RolledOutRevision{Revision: "0"}},
+			"Rolling out revision 2 to 3 nodes, 2 at a time (was 1, last rolled out 0)"},
 	} {
 		evs := statusEvents(ag, tt.old, rolling("2"), silenceSeen{})
 		if len(evs) != 1 || evs[0].Reason != EventRolloutStarted || evs[0].Note != tt.want {
