@@ -109,7 +109,13 @@ func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 		return rollout{Progress: cmp.Or(generationLag(ag),
 			fmt.Sprintf("the manager has not reconciled generation %d yet", ag.Generation))}
 	case rolling != nil && rolling.Status != metav1.ConditionFalse:
-		return rollout{Progress: fmt.Sprintf("RollingRestart=%s: %s", rolling.Status, rolling.Message)}
+		progress := fmt.Sprintf("RollingRestart=%s: %s", rolling.Status, rolling.Message)
+		// A rollout waiting for a node whose agent is silent or stopping
+		// says only where it stands: Ready says why it does not move.
+		if ready != nil && ready.Status != metav1.ConditionTrue && rolling.Status == metav1.ConditionTrue {
+			progress += fmt.Sprintf("; Ready=%s (%s): %s", ready.Status, ready.Reason, ready.Message)
+		}
+		return rollout{Progress: progress}
 	case ready == nil:
 		return rollout{Progress: "no Ready condition yet"}
 	case ready.Status != metav1.ConditionTrue:

@@ -68,6 +68,22 @@ func TestAssessRollout(t *testing.T) {
 			}},
 		{name: "rolling", progress: "RollingRestart=True: node 1/2 (node-1), process 1/2",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, rolling) }},
+		// The rollout waits for a node whose agent is silent (killed, or
+		// cut off): RollingRestart alone would not say why it stands.
+		{name: "rolling while an agent is silent",
+			progress: "RollingRestart=True: node 1/2 (node-1), process 1/2; Ready=Unknown (AgentNotReporting): silent",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, rolling)
+				set(st, cond(ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, "silent"))
+			}},
+		// Or whose agent stops.
+		{name: "rolling while an agent stops",
+			progress: "RollingRestart=True: node 1/2 (node-1), process 1/2; Ready=False (ProcessesNotReady): 1/2 nodes ready; not ready: node-1 (the agent on node-1 is stopping",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, rolling)
+				set(st, cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+					"1/2 nodes ready; not ready: node-1 (the agent on node-1 is stopping: x)"))
+			}},
 		{name: "rolling unknown", progress: "RollingRestart=Unknown",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				set(st, cond(ferryv1.ConditionRollingRestart, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, "silent"))
