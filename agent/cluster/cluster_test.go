@@ -760,6 +760,72 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 	book.Check(t)
 }
 
+// TestStatusWritesFailingAreLoggedOnce: while the API server is away, a
+// pool whose figures move tries to write its status every heartbeat. An
+// outage of minutes on a node with many pools must not write a line per
+// pool per heartbeat: as the Lease's renewals, a failure is logged when
+// it starts, when it changes, and every five minutes while it lasts; its
+// end once.
+func TestStatusWritesFailingAreLoggedOnce(t *testing.T) {
+	ns := namespace(t)
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := newForwarder(t, u.Host)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Host = "https://" + fwd.addr
+	cfg.Timeout = 5 * time.Second
+	book := agenttest.NewLogbook(t)
+	runAgent(t, "node-q", cfg, stateDir(t), logTo(book))
+	port := freePort(t)
+	_, key := readyPool(t, ns, "app-node-q", "node-q", port)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+
+	fwd.cut()
+	// Requests move the pool's figures: each stats interval (1s here) is
+	// a write, which fails, and is retried every heartbeat (1s).
+	failing := func() []agenttest.LogEntry {
+		var es []agenttest.LogEntry
+		for _, e := range book.Find("Could not report status") {
+			if v, _ := e.Value("pool"); v == key {
+				es = append(es, e)
+			}
+		}
+		return es
+	}
+	for len(failing()) == 0 {
+		if code, _, err := get(url); err != nil || code != 200 {
+			t.Fatalf("with the API unreachable: %d %v", code, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for start := time.Now(); time.Since(start) < 4*time.Second; time.Sleep(50 * time.Millisecond) {
+		if code, _, err := get(url); err != nil || code != 200 {
+			t.Fatalf("with the API unreachable: %d %v", code, err)
+		}
+	}
+	before := waitPool(t, key, "the last report", func(*ferryv1.ProcessPool) bool { return true }).Status.HeartbeatTime.Time
+	fwd.restore(t)
+	waitPool(t, key, "the status to catch up", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.HeartbeatTime != nil && p.Status.HeartbeatTime.After(before)
+	})
+	es := failing()
+	for i, e := range es {
+		if v, _ := e.Value("failingSince"); v == nil {
+			t.Errorf("%q without failingSince: %v", e.Msg, e.KVs)
+		}
+		if i > 0 && troubleKey(e.Err) == troubleKey(es[i-1].Err) {
+			t.Errorf("the same failure logged again within %v: %v (%d lines in all)", leaseRemindEvery, e.Err, len(es))
+			break
+		}
+	}
+	if v, _ := book.WaitFor(t, "Reported status again").Value("failedFor"); v == nil {
+		t.Error("the end of the failures logged without failedFor")
+	}
+	book.Check(t)
+}
+
 // TestSimulatedWorkers: the benchmark-only mode reports processes and rolls
 // revisions without running any.
 func TestSimulatedWorkers(t *testing.T) {

@@ -50,7 +50,8 @@ const leaseRemindEvery = 5 * time.Minute
 
 // leaseTrouble decides which failed lease renewals are logged: the first,
 // one that fails otherwise than the last logged (an outage that turns
-// into a Forbidden), and a reminder every leaseRemindEvery.
+// into a Forbidden), and a reminder every leaseRemindEvery. Each pool's
+// reporter keeps one for its status writes too.
 type leaseTrouble struct {
 	since, logged time.Time // since: zero while renewals succeed
 	msg           string    // the last logged error's troubleKey

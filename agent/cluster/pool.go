@@ -323,6 +323,10 @@ func (rp *runningPool) report() {
 	// API holds last, which this reporter wrote.
 	written, stored := false, false
 	backoff := time.Duration(0)
+	// Failed writes are logged as the Lease's renewals are: when they
+	// start, when the error changes, and every leaseRemindEvery; not one
+	// line per pool per heartbeat through an API server outage.
+	var trouble leaseTrouble
 	for {
 		changed := rp.pool.Changed()
 		if time.Since(lastListen) >= rp.a.listenRetry() {
@@ -341,6 +345,9 @@ func (rp *runningPool) report() {
 			switch {
 			case err == nil:
 				last, lastWrite, written, stored, backoff = desired, now, true, true, 0
+				if since, was := trouble.renewed(); was {
+					rp.log.Info("Reported status again", "failedFor", now.Sub(since).Round(time.Second).String())
+				}
 			case apierrors.IsNotFound(err):
 				// Deleted: the reconcile loop stops this pool; until then,
 				// write no more often than a heartbeat.
@@ -353,8 +360,9 @@ func (rp *runningPool) report() {
 				// back, the report must not lag more than a heartbeat.
 				cap := rp.a.opts.HeartbeatInterval
 				backoff = min(max(2*backoff, 500*time.Millisecond), cap)
-				if backoff <= time.Second || backoff == cap {
-					rp.log.Error(err, "Could not report status; still serving, will retry", "retryIn", backoff.String())
+				if since, log := trouble.failed(now, err); log {
+					rp.log.Error(err, "Could not report status; still serving, will retry", "retryIn", backoff.String(),
+						"failingSince", since.UTC().Format(time.RFC3339))
 				}
 			}
 		}

@@ -24,7 +24,8 @@ type Logbook struct {
 // LogEntry is one logged line.
 type LogEntry struct {
 	Msg     string
-	IsError bool // logged with Error
+	IsError bool  // logged with Error
+	Err     error // the error logged with Error
 	KVs     []any
 }
 
@@ -157,7 +158,7 @@ func (s *bookSink) Info(level int, msg string, kvs ...any) {
 
 func (s *bookSink) Error(err error, msg string, kvs ...any) {
 	s.b.t.Helper()
-	s.record(LogEntry{Msg: msg, IsError: true, KVs: append(slices.Clone(s.values), kvs...)})
+	s.record(LogEntry{Msg: msg, IsError: true, Err: err, KVs: append(slices.Clone(s.values), kvs...)})
 	s.inner.Error(err, msg, kvs...)
 }
 
