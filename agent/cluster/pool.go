@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -360,6 +361,12 @@ func (rp *runningPool) report() {
 				// back, the report must not lag more than a heartbeat.
 				cap := rp.a.opts.HeartbeatInterval
 				backoff = min(max(2*backoff, 500*time.Millisecond), cap)
+				// A pool resumed from disk waits for the first sync with
+				// the API server (at once when it is up): no failure to
+				// log; while it is away, the Lease's renewals say so.
+				if errors.Is(err, errNotSynced) {
+					break // the switch
+				}
 				if since, log := trouble.failed(now, err); log {
 					rp.log.Error(err, "Could not report status; still serving, will retry", "retryIn", backoff.String(),
 						"failingSince", since.UTC().Format(time.RFC3339))
