@@ -401,24 +401,35 @@ func TestDrainOfAPoolChangedMeanwhileLogsNoError(t *testing.T) {
 // TestStoppingAgentSaysSo: an agent that stops (SIGTERM: an upgrade, a
 // node drain) takes its node's processes and proxy with it. Its pools'
 // last status must not go on saying they serve until its Lease goes
-// stale: it reports Ready=False, AgentStopping, as it stops.
+// stale: it reports Ready=False, AgentStopping, as it stops. Then it
+// serves on, new connections too, for the drain delay (the manager takes
+// the node out of the Service, and load balancers take a while to
+// follow), and only then drains.
 func TestStoppingAgentSaysSo(t *testing.T) {
 	ns := namespace(t)
-	stop := runAgent(t, "node-s", env.Config, stateDir(t))
+	stop := runAgent(t, "node-s", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 10 * time.Second })
 	port := freePort(t)
 	_, key := readyPool(t, ns, "hello-node-s", "node-s", port)
-	stop()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		stop()
+	}()
+	pp := waitPool(t, key, "Ready=False, AgentStopping", func(p *ferryv1.ProcessPool) bool {
+		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
+		return c != nil && c.Reason == ferryv1.ReasonAgentStopping
+	})
+	c := meta.FindStatusCondition(pp.Status.Conditions, ferryv1.ConditionReady)
+	if c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "node-s is stopping") || c.ObservedGeneration != pp.Generation {
+		t.Errorf("Ready as the agent stops: %+v, want False, %s, naming the node", c, ferryv1.ReasonAgentStopping)
+	}
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if code, _, err := getWith(fresh, fmt.Sprintf("http://127.0.0.1:%d/", port)); code != http.StatusOK {
+		t.Errorf("a new connection in the drain delay: %d, %v; want it served", code, err)
+	}
+	<-stopped
 	if _, _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
 		t.Error("the proxy still answers after the agent stopped")
-	}
-	pp := &ferryv1.ProcessPool{}
-	if err := env.Client.Get(context.Background(), key, pp); err != nil {
-		t.Fatal(err)
-	}
-	c := meta.FindStatusCondition(pp.Status.Conditions, ferryv1.ConditionReady)
-	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != ferryv1.ReasonAgentStopping ||
-		!strings.Contains(c.Message, "node-s is stopping") || c.ObservedGeneration != pp.Generation {
-		t.Errorf("Ready after the agent stopped: %+v, want False, %s, naming the node", c, ferryv1.ReasonAgentStopping)
 	}
 }
 

@@ -256,8 +256,8 @@ func drainProxy(srv *proxy.Server, timeout time.Duration) {
 func (rp *runningPool) close() {
 	close(rp.stop)
 	<-rp.done
-	if rp.a.stopping.Load() {
-		rp.reportStopping()
+	if rp.a.stopping.Load() && rp.reportStopping() {
+		rp.serveOnStopping()
 	}
 	rp.mu.Lock()
 	srv, prev := rp.proxy, rp.prev
@@ -292,11 +292,12 @@ const stoppingWriteTimeout = 3 * time.Second
 // drains and its processes stop: the manager takes the node out of the
 // AppGroup's Service and its status says why at once, instead of trusting
 // the last report until the agent's Lease goes stale (--agent-stale-after).
-// Once: a failure is logged, not retried (the Lease then tells).
-func (rp *runningPool) reportStopping() {
+// Once: a failure is logged, not retried (the Lease then tells). It
+// reports whether the API server took it.
+func (rp *runningPool) reportStopping() bool {
 	desired, obj := rp.desired()
 	if obj == nil || obj.ResourceVersion == "" {
-		return // another pool has the name, or the API server was never heard
+		return false // another pool has the name, or the API server was never heard
 	}
 	meta.SetStatusCondition(&desired.Conditions, metav1.Condition{Type: ferryv1.ConditionReady,
 		Status: metav1.ConditionFalse, Reason: ferryv1.ReasonAgentStopping, ObservedGeneration: obj.Generation,
@@ -306,8 +307,22 @@ func (rp *runningPool) reportStopping() {
 	obj.Status = desired
 	ctx, cancel := context.WithTimeout(context.Background(), stoppingWriteTimeout)
 	defer cancel()
-	if err := rp.a.client.Status().Patch(ctx, obj, patch); err != nil && !apierrors.IsNotFound(err) {
+	err := rp.a.client.Status().Patch(ctx, obj, patch)
+	if err != nil && !apierrors.IsNotFound(err) {
 		rp.log.Error(err, "Could not report that the agent stops; its node reads silent once its Lease is stale")
+	}
+	return err == nil
+}
+
+// serveOnStopping serves as before for Options.DrainDelay once the agent
+// reported that it stops, new connections too, as a deleted pool does:
+// the manager takes the node out of the AppGroup's Service at once, and
+// load balancers (kube-proxy too) take a while to stop sending there.
+// The pools stop together, so the agent's stop waits one drain delay.
+func (rp *runningPool) serveOnStopping() {
+	if d := rp.a.opts.DrainDelay; d > 0 {
+		rp.log.Info("Agent stopping; serving on for the drain delay before draining", "drainDelay", d.String())
+		waitDelay(d, nil, nil)
 	}
 }
 

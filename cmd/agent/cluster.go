@@ -46,7 +46,7 @@ func runCluster(args []string) error {
 	qps := fs.Float64("kube-api-qps", 50, "the agent's sustained rate of API requests")
 	burst := fs.Int("kube-api-burst", 100, "the agent's burst of API requests")
 	drainDelay := fs.Duration("drain-delay", 5*time.Second,
-		"how long a deleted pool (its node unselected, its AppGroup deleted), or the old port of a pool whose listen.port moved, goes on serving new connections before it drains, while load balancers stop sending there (0: drain at once)")
+		"how long a deleted pool (its node unselected, its AppGroup deleted), the old port of a pool whose listen.port moved, or every pool of an agent that stops (once it reported so), goes on serving new connections before it drains, while load balancers stop sending there (0: drain at once)")
 	simulate := fs.Duration("simulate-workers", 0,
 		"FOR BENCHMARKS ONLY: report each pool's processes without running any (one replaced per this step on a new revision); nothing is served")
 	popts := proxyFlags(fs)
