@@ -404,11 +404,14 @@ class Response:
     Headers are sent with the first non-empty body chunk, or at the end. The
     framing is the application's Content-Length if it set one, else a length
     Ferry knows (a list body, or an empty one), else chunked (HTTP/1.1) or
-    close-delimited (HTTP/1.0). Hop-by-hop headers from the application are
-    dropped; "Connection: close" among them closes the connection afterwards.
+    close-delimited (HTTP/1.0). A response without a body (HEAD, 1xx, 204,
+    304) has the same head, and the iterable is not iterated past the chunk
+    that sent it: a HEAD to an endless stream must end. Hop-by-hop headers
+    from the application are dropped; "Connection: close" among them closes
+    the connection afterwards.
     """
 
-    __slots__ = ("sock", "head_req", "http11", "keep", "inp", "status", "code", "block", "app_cl", "mode", "left", "hint", "discarded")
+    __slots__ = ("sock", "head_req", "http11", "keep", "inp", "status", "code", "block", "app_cl", "mode", "left", "hint")
 
     def __init__(self, sock, head_req, http11, keep, inp):
         self.sock = sock
@@ -420,7 +423,6 @@ class Response:
         self.mode = None  # set when the headers are sent
         self.app_cl = None
         self.hint = None
-        self.discarded = 0
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info:
@@ -524,11 +526,6 @@ class Response:
             return
         mode = self.mode
         if mode is None:
-            if self.head_req:
-                if self.status is None:
-                    raise AssertionError("the application produced body data before calling start_response()")
-                self.discarded += len(data)
-                return
             head = self._begin(self.hint)
             mode = self.mode
         else:
@@ -554,7 +551,7 @@ class Response:
     def finish(self):
         mode = self.mode
         if mode is None:
-            _sendall(self.sock, self._begin(self.discarded if self.head_req else 0))
+            _sendall(self.sock, self._begin(0))
             mode = self.mode
         elif mode == _CHUNKED:
             _sendall(self.sock, b"0\r\n\r\n")
@@ -975,8 +972,11 @@ class Server:
                     else:
                         resp.hint = total
                 write = resp.write
-                for data in result:
-                    write(data)
+                if resp.mode != _NOBODY:  # write() may have sent a bodiless head
+                    for data in result:
+                        write(data)
+                        if resp.mode == _NOBODY:
+                            break  # nothing more goes out: stop (a HEAD to an endless stream)
                 resp.finish()
                 ok = True
             finally:

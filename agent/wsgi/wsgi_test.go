@@ -512,6 +512,27 @@ func TestServe(t *testing.T) {
 		}
 	})
 
+	t.Run("HEAD stops at the first body chunk", func(t *testing.T) {
+		// A HEAD to an event stream, or to a large file an app streams,
+		// needs nothing of the body past its first chunk: the worker must
+		// answer then and close the iterable, not run it to its end
+		// (never, for an endless stream, which held the worker for good).
+		c := w.dial(t)
+		resp, body := c.roundTrip(t, "GET", "GET /closed HTTP/1.1\r\nHost: x\r\n\r\n")
+		before, _ := strconv.Atoi(body)
+		resp, body = c.roundTrip(t, "HEAD", "HEAD /event-stream HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if got := resp.Header.Get("Content-Type"); got != "text/event-stream" || resp.ContentLength != -1 || resp.Close {
+			t.Errorf("Content-Type %q, Content-Length %d, Connection: close %v; want the app's type, no length (a GET has none) and the connection kept",
+				got, resp.ContentLength, resp.Close)
+		}
+		resp, body = c.roundTrip(t, "GET", "GET /closed HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if after, _ := strconv.Atoi(body); after != before+1 {
+			t.Errorf("close() count %d after the HEAD, want %d", after, before+1)
+		}
+	})
+
 	t.Run("keep-alive", func(t *testing.T) {
 		c := w.dial(t)
 		for i := range 200 {

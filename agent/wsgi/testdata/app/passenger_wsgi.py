@@ -110,6 +110,12 @@ def app(environ, start_response):
     if path == "/close":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Closing([b"a", b"b"])
+    if path == "/event-stream":
+        # As an endless event stream, iterated past its first chunk only for
+        # GET: a HEAD that ran it would never end (here: a 500, as the
+        # iterable raises before anything was sent).
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return Closing([b"", b"data: 1\n\n"], fail=True)
     if path == "/closed":
         return reply(start_response, b"%d" % CLOSED[0])
     if path == "/boom":
