@@ -746,6 +746,27 @@ func TestServe(t *testing.T) {
 		}
 	})
 
+	t.Run("control characters in a header value", func(t *testing.T) {
+		// HTTP allows none but HTAB in a field value, and the proxy's HTTP
+		// parser refuses the response (a 502 without a word of the app's):
+		// the app's start_response fails instead, a 500 with its traceback.
+		c := w.dial(t)
+		for _, v := range []string{"a%01b", "a%1Bb", "a%7Fb", "a%0Bb", "a%00b", "a%0D%0AX-Injected:%201", "a%0Ab", "a%0Db"} {
+			resp, body := c.roundTrip(t, "GET", "GET /raw/header?"+v+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			expectStatus(t, resp, body, 500)
+		}
+		if !w.outputHas("ValueError: header 'X-Value' contains a control character: 'a\\x01b'") {
+			t.Error("no ValueError naming the header on stderr")
+		}
+		for v, want := range map[string]string{"a%09b": "a\tb", "caf%E9": "caf\xe9"} {
+			resp, body := c.roundTrip(t, "GET", "GET /raw/header?"+v+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			expectStatus(t, resp, body, 200)
+			if got := resp.Header.Get("X-Value"); got != want {
+				t.Errorf("X-Value %q, want %q", got, want)
+			}
+		}
+	})
+
 	t.Run("str in a list body", func(t *testing.T) {
 		// The whole list is known before anything is sent: a clear 500, not
 		// a 200 cut short.

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 from wsgiref.validate import validator
 
 CLOSED = [0]  # how many times the server called close() on our iterables
@@ -164,6 +164,11 @@ def raw(environ, start_response):
     if path == "/raw/bytes-subclass":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [Blob(b"a bytes "), Blob(b"subclass")]
+    if path == "/raw/header":
+        # Not under the validator, which refuses control characters itself:
+        # the value is the query string, as an app echoing input would send it.
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Value", unquote(environ["QUERY_STRING"], "latin-1"))])
+        return [b"ok"]
     if path == "/raw/str-in-list":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"bytes, then ", "a str"]
