@@ -558,6 +558,8 @@ class Response:
     def finish(self):
         mode = self.mode
         if mode is None:
+            if self.status is None:
+                raise AssertionError("the application returned without calling start_response()")
             _sendall(self.sock, self._begin(0))
             mode = self.mode
         elif mode == _CHUNKED:
@@ -968,16 +970,23 @@ class Server:
         try:
             try:
                 result = self.app(env, resp.start_response)
-                if type(result) is list and resp.status is not None and resp.mode is None:
-                    total = 0
-                    for data in result:
-                        if type(data) is not bytes:
-                            if not isinstance(data, bytes):
-                                resp.write(data)  # raises TypeError before anything is sent
-                            break
-                        total += len(data)
-                    else:
-                        resp.hint = total
+                if type(result) is list:
+                    if resp.status is not None and resp.mode is None:
+                        total = 0
+                        for data in result:
+                            if type(data) is not bytes:
+                                if not isinstance(data, bytes):
+                                    resp.write(data)  # raises TypeError before anything is sent
+                                break
+                            total += len(data)
+                        else:
+                            resp.hint = total
+                elif type(result) in _NOT_BODIES and (result is None or result):
+                    # Iterated, bytes give ints and a str 1-character strs: say what
+                    # the app did. (An empty one, after write(), iterates as nothing.)
+                    if result is None:
+                        raise TypeError("the application returned None, not an iterable of bytes")
+                    raise TypeError("the application returned %s, not an iterable of bytes (return [body])" % type(result).__name__)
                 write = resp.write
                 if resp.mode != _NOBODY:  # write() may have sent a bodiless head
                     for data in result:
@@ -1007,6 +1016,9 @@ class Server:
             except ClientDisconnected:
                 return False
         return resp.keep
+
+
+_NOT_BODIES = frozenset((type(None), bytes, bytearray, str))
 
 
 def _log_app_error(env):

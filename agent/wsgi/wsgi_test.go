@@ -860,6 +860,56 @@ func TestServe(t *testing.T) {
 	})
 }
 
+// What a request to an application that breaks PEP 3333 in the commonest
+// ways gets (a 500, the connection kept) and what stderr says: the loader's
+// own frames are left out of the traceback, so the message alone must say
+// what the application did.
+func TestApplicationMistakes(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeApp(t, root, `
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/no-start-response":
+        return []
+    if path == "/data-before-start-response":
+        return [b"x"]
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    if path == "/none":
+        return None
+    if path == "/bytes":
+        return b"hello"
+    if path == "/str":
+        return "hello"
+    if path == "/write-then-empty":
+        write(b"written")
+        return b""  # iterates as nothing: old apps do this, and it works
+    return [b"ok"]
+`)
+	w := spawn(t, root)
+	c := w.dial(t)
+	for path, want := range map[string]string{
+		"/no-start-response":          "AssertionError: the application returned without calling start_response()\n",
+		"/data-before-start-response": "AssertionError: the application produced body data before calling start_response()\n",
+		"/none":                       "TypeError: the application returned None, not an iterable of bytes\n",
+		"/bytes":                      "TypeError: the application returned bytes, not an iterable of bytes (return [body])\n",
+		"/str":                        "TypeError: the application returned str, not an iterable of bytes (return [body])\n",
+	} {
+		resp, body := c.roundTrip(t, "GET", "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 500)
+		if !w.outputHas("ferry-wsgi: error serving GET " + path + "\n" + want) {
+			t.Errorf("%s: stderr does not say %q", path, want)
+		}
+	}
+	resp, body := c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	expectStatus(t, resp, body, 200)
+	resp, body = c.roundTrip(t, "GET", "GET /write-then-empty HTTP/1.1\r\nHost: x\r\n\r\n")
+	expectStatus(t, resp, body, 200)
+	if body != "written" {
+		t.Errorf("body %q, want %q", body, "written")
+	}
+}
+
 // A startup file named like a package it imports (Flask's and mod_wsgi's
 // "yourapplication.wsgi" doing "from yourapplication import app", or an old
 // Django "django.wsgi") must not shadow that package.
