@@ -37,7 +37,8 @@
 //     (wsgi.url_scheme) and X-Forwarded-Host (SERVER_NAME, SERVER_PORT; else
 //     Host): the proxy in front must set them, overwriting what clients sent
 //     or appending to X-Forwarded-For. Request headers whose names contain "_"
-//     and the Proxy header are dropped.
+//     and the Proxy header are dropped; a header that comes more than once is
+//     one environ value, joined with ", " (Cookie with "; ").
 //   - SIGTERM or SIGINT: the request in progress finishes (its response says
 //     Connection: close), requests already received on other connections are
 //     answered, then every connection is closed, the socket file removed and

@@ -874,8 +874,8 @@ class Server:
             if not key:
                 continue
             value = line[c + 1 :].strip(b" \t").decode("latin-1")
-            if key in env:
-                env[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+            if key in env:  # one value, as RFC 9110 5.3 joins them ("a, b": as one line would say it)
+                env[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
             else:
                 env[key] = value
 

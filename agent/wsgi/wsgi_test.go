@@ -637,7 +637,7 @@ func TestServe(t *testing.T) {
 			"SERVER_PROTOCOL":       "HTTP/1.1",
 			"REMOTE_ADDR":           "198.51.100.4",
 			"HTTP_HOST":             "example.com:8443",
-			"HTTP_X_MULTI":          "a,b",
+			"HTTP_X_MULTI":          "a, b", // RFC 9110 5.3: "For consistency, use comma SP", as a single line would
 			"HTTP_X_SNEAKY":         nil,
 			"HTTP_PROXY":            nil,
 			"CONTENT_TYPE":          nil,
