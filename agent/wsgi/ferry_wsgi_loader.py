@@ -1015,6 +1015,12 @@ class Server:
                 return resp.error(inp)
             except ClientDisconnected:
                 return False
+        except SystemExit:
+            # As under gunicorn, the process exits (the pool starts another),
+            # but Python would print nothing: say where and why.
+            _log_app_error(env)
+            sys.stderr.write("ferry-wsgi: the application raised SystemExit: the process exits\n")
+            raise
         return resp.keep
 
 

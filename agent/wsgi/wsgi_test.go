@@ -910,6 +910,38 @@ def application(environ, start_response):
 	}
 }
 
+// sys.exit() in a request ends the worker, as it ends a gunicorn worker,
+// but not without a word: Python prints nothing for a SystemExit, and the
+// worker vanished from its own log with its request unanswered.
+func TestSysExitInARequest(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeApp(t, root, `
+import sys
+
+def shutdown():
+    sys.exit(3)
+
+def application(environ, start_response):
+    shutdown()
+`)
+	w := spawn(t, root)
+	c := w.dial(t)
+	if _, err := io.WriteString(c, "GET /admin/stop HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c.expectEOF(t)
+	if code := w.wait(t); code != 3 {
+		t.Errorf("exit code %d, want the app's 3", code)
+	}
+	out := w.output.String()
+	for _, want := range []string{"ferry-wsgi: error serving GET /admin/stop\n", "in shutdown\n", "SystemExit: 3\n", "the application raised SystemExit: the process exits"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, out)
+		}
+	}
+}
+
 // A startup file named like a package it imports (Flask's and mod_wsgi's
 // "yourapplication.wsgi" doing "from yourapplication import app", or an old
 // Django "django.wsgi") must not shadow that package.
