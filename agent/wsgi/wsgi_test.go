@@ -705,6 +705,19 @@ func TestServe(t *testing.T) {
 		if afterOK != before+1 || afterError != afterOK+1 {
 			t.Errorf("close() counts %d, %d, %d: want one more after each request", before, afterOK, afterError)
 		}
+		// A client that goes away from an endless body: the next write
+		// fails, and the iterable is closed all the same.
+		c = w.dial(t)
+		if _, err := io.WriteString(c, "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := http.ReadResponse(c.br, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if afterGone := closed(); afterGone != afterError+1 {
+			t.Errorf("close() count %d after the client went away, want %d", afterGone, afterError+1)
+		}
 	})
 
 	t.Run("application error", func(t *testing.T) {

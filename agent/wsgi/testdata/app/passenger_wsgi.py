@@ -7,6 +7,7 @@ by the server into an AssertionError (a 500 and a traceback on stderr).
 
 import enum
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -116,6 +117,9 @@ def app(environ, start_response):
         # iterable raises before anything was sent).
         start_response("200 OK", [("Content-Type", "text/event-stream")])
         return Closing([b"", b"data: 1\n\n"], fail=True)
+    if path == "/endless":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Closing(itertools.repeat(b"data\n"))
     if path == "/closed":
         return reply(start_response, b"%d" % CLOSED[0])
     if path == "/boom":
