@@ -39,6 +39,13 @@
 //     or appending to X-Forwarded-For. Request headers whose names contain "_"
 //     and the Proxy header are dropped; a header that comes more than once is
 //     one environ value, joined with ", " (Cookie with "; ").
+//   - Responses: the head goes out with the first non-empty body chunk (or
+//     at the end), and the iterable's close() is always called. A response
+//     without a body (HEAD, 204, 304) iterates no further than that chunk: a
+//     HEAD to an endless stream ends. A status or header value holding a
+//     control character other than HTAB fails start_response. An error
+//     before the head is a 500 and a traceback; after it, the connection is
+//     closed. sys.exit() in a request ends the process, with its traceback.
 //   - SIGTERM or SIGINT: the request in progress finishes (its response says
 //     Connection: close), requests already received on other connections are
 //     answered, then every connection is closed, the socket file removed and
