@@ -518,9 +518,9 @@ func TestServe(t *testing.T) {
 		// answer then and close the iterable, not run it to its end
 		// (never, for an endless stream, which held the worker for good).
 		c := w.dial(t)
-		resp, body := c.roundTrip(t, "GET", "GET /closed HTTP/1.1\r\nHost: x\r\n\r\n")
+		_, body := c.roundTrip(t, "GET", "GET /closed HTTP/1.1\r\nHost: x\r\n\r\n")
 		before, _ := strconv.Atoi(body)
-		resp, body = c.roundTrip(t, "HEAD", "HEAD /event-stream HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, body := c.roundTrip(t, "HEAD", "HEAD /event-stream HTTP/1.1\r\nHost: x\r\n\r\n")
 		expectStatus(t, resp, body, 200)
 		if got := resp.Header.Get("Content-Type"); got != "text/event-stream" || resp.ContentLength != -1 || resp.Close {
 			t.Errorf("Content-Type %q, Content-Length %d, Connection: close %v; want the app's type, no length (a GET has none) and the connection kept",
