@@ -514,8 +514,11 @@ class Response:
         else:
             mode = _EOF
             keep = False
-        if keep and self.inp is not None and not self.inp.can_drain():
-            keep = False
+        inp = self.inp
+        if inp is not None:
+            if keep and not inp.can_drain():
+                keep = False
+            inp._cont = False  # a 100 Continue after this head would land in its body
         if not keep:
             extra += b"Connection: close\r\n"
         elif not self.http11:

@@ -451,6 +451,31 @@ func TestServe(t *testing.T) {
 		c.expectEOF(t)
 	})
 
+	t.Run("Expect 100-continue after the response began", func(t *testing.T) {
+		// The app answers, then reads the body: a 100 Continue then would
+		// land in the response's body (the proxy, which passes Expect on,
+		// saw "invalid byte in chunk length" and cut the response short).
+		c := w.dial(t)
+		if _, err := io.WriteString(c, "POST /raw/late-read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(c.br, &http.Request{Method: "POST"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectStatus(t, resp, "", 200)
+		if _, err := io.WriteString(c, "hello"); err != nil { // as a client may, once it waited for a 100
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || string(body) != "receiving\ngot 5 bytes\n" {
+			t.Errorf("body %q (%v), want %q", body, err, "receiving\ngot 5 bytes\n")
+		}
+		if !resp.Close {
+			t.Error("a response that began with the body unsent kept the connection")
+		}
+	})
+
 	t.Run("streamed response", func(t *testing.T) {
 		resp, body := w.get(t, "/stream?n=4")
 		expectStatus(t, resp, body, 200)

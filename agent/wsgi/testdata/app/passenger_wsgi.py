@@ -173,6 +173,11 @@ def raw(environ, start_response):
         # the value is the query string, as an app echoing input would send it.
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Value", unquote(environ["QUERY_STRING"], "latin-1"))])
         return [b"ok"]
+    if path == "/raw/late-read":
+        # Starts its answer, then reads the upload, as a streaming transform does.
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"receiving\n")
+        return [b"got %d bytes\n" % len(inp.read())]
     if path == "/raw/str-in-list":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"bytes, then ", "a str"]
