@@ -948,6 +948,38 @@ def application(environ, start_response):
 	}
 }
 
+// An application that is a class (its instances the response, as in PEP
+// 3333's example): the instance is iterated and its close() called.
+func TestApplicationClass(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeApp(t, root, `
+CLOSED = []
+
+class application:
+    def __init__(self, environ, start_response):
+        self.path = environ["PATH_INFO"]
+        self.start_response = start_response
+
+    def __iter__(self):
+        self.start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"closed %d, " % len(CLOSED)
+        yield self.path.encode()
+
+    def close(self):
+        CLOSED.append(self.path)
+`)
+	w := spawn(t, root)
+	c := w.dial(t)
+	for i, want := range []string{"closed 0, /a", "closed 1, /b"} {
+		resp, body := c.roundTrip(t, "GET", fmt.Sprintf("GET /%c HTTP/1.1\r\nHost: x\r\n\r\n", 'a'+i))
+		expectStatus(t, resp, body, 200)
+		if body != want {
+			t.Errorf("body %q, want %q", body, want)
+		}
+	}
+}
+
 // sys.exit() in a request ends the worker, as it ends a gunicorn worker,
 // but not without a word: Python prints nothing for a SystemExit, and the
 // worker vanished from its own log with its request unanswered.
