@@ -16,7 +16,8 @@
 // end's worker requests to net/http's path's.
 //
 // What it guarantees:
-//   - hop-by-hop headers never reach a worker; X-Forwarded-For, -Proto and
+//   - hop-by-hop headers never reach a worker, nor Expect (the proxy meets
+//     a 100-continue itself); X-Forwarded-For, -Proto and
 //     -Host are set (by default the client address replaces any
 //     X-Forwarded-For the client sent, and -Proto is http: see
 //     Options.TrustForwardedFor); a client's X-Real-IP, X-Forwarded-Ssl,

@@ -233,8 +233,8 @@ func (s *Server) writeRequest(bw *bufio.Writer, r *http.Request, body *retryBody
 	conn := r.Header["Connection"]
 	for k, vv := range r.Header {
 		if hopByHop(k) || forwardedField(k) || (balancerField(k) && !s.opts.TrustForwardedFor) ||
-			underscoreForwardingKey(k) || k == "Content-Length" || listed(conn, k) {
-			continue
+			underscoreForwardingKey(k) || k == "Content-Length" || k == "Expect" || listed(conn, k) {
+			continue // Expect: the proxy met it (net/http's 100 Continue as the body is read), as nginx does
 		}
 		for _, v := range vv {
 			h.field(k, v)

@@ -83,6 +83,14 @@ func TestWriteRequest(t *testing.T) {
 		head: append([]string{"Host: shop.example", "Content-Type: text/plain", "Content-Length: 5"}, fwd...),
 		body: "hello",
 	}, {
+		// The proxy answered it (net/http's 100 Continue as the body is
+		// read): the worker has no expectation to meet, as behind nginx.
+		name: "Expect: 100-continue is the proxy's, not passed on",
+		raw:  "POST /p HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+		line: "POST /p HTTP/1.1",
+		head: append([]string{"Host: shop.example", "Content-Length: 5"}, fwd...),
+		body: "hello",
+	}, {
 		name: "empty POST says so",
 		raw:  "POST /p HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 0\r\n\r\n",
 		line: "POST /p HTTP/1.1",
