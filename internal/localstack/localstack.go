@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -338,11 +339,20 @@ func (s *Stack) StartAPIServer(ctx context.Context) error {
 
 // Down stops the agents (they drain), the manager and the control plane.
 func (s *Stack) Down() error {
-	var errs []error
+	// Together: each serves on for its drain delay once it said it stops.
+	errs := make([]error, 0, len(s.agents)+1)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for name, p := range s.agents {
 		s.progress("Stopping the agent of " + name)
-		errs = append(errs, p.stop(3*time.Minute))
+		wg.Go(func() {
+			err := p.stop(3 * time.Minute)
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		})
 	}
+	wg.Wait()
 	if s.manager != nil {
 		s.progress("Stopping the manager")
 		errs = append(errs, s.manager.stop(time.Minute))
