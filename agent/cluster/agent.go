@@ -82,6 +82,9 @@ type Agent struct {
 	opts   Options
 	log    logr.Logger
 	client client.Client
+	// live reads the API server itself, not the cache: a drained pool's
+	// fresh copy after a conflict (the cache may lag, or have stopped).
+	live   client.Reader
 	cache  cache.Cache
 	queue  workqueue.TypedRateLimitingInterface[types.NamespacedName]
 	store  *store
@@ -160,8 +163,12 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	live, err := client.New(opts.Config, client.Options{Scheme: s, Mapper: mapper})
+	if err != nil {
+		return nil, err
+	}
 	return &Agent{
-		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, cache: c, store: st,
+		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, live: live, cache: c, store: st,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
 		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]int64{},
 		stopped: make(chan struct{}),
@@ -324,17 +331,19 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 		defer a.wg.Done()
 		if rp != nil {
 			a.drainDelay(rp)
-			rp.close()
+			rp.close(false) // deleted: cut short by a stop, it does not serve on
 		}
 		conflicts := 0
 		for attempt := 0; ; attempt++ {
 			err := a.removeFinalizer(context.Background(), pp)
-			if err == nil || a.stopping.Load() {
+			if err == nil {
 				break
 			}
+			// A conflict is retried on a fresh copy even as the agent
+			// stops: its pools' last reports made the copy stale.
 			if apierrors.IsConflict(err) {
 				fresh := &ferryv1.ProcessPool{}
-				if a.client.Get(context.Background(), key, fresh) == nil {
+				if a.live.Get(context.Background(), key, fresh) == nil {
 					if fresh.UID != pp.UID {
 						break // released meanwhile; a new pool has the name
 					}
@@ -349,6 +358,10 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 						continue
 					}
 				}
+			}
+			if a.stopping.Load() {
+				a.log.Error(err, "Could not remove the drain finalizer; the node's next agent will", "pool", key)
+				break
 			}
 			a.log.Error(err, "Could not remove the drain finalizer; will retry", "pool", key)
 			time.Sleep(min(time.Second<<min(attempt, 5), 30*time.Second))
@@ -428,7 +441,7 @@ func (a *Agent) stop(key types.NamespacedName) {
 	delete(a.pools, key)
 	a.mu.Unlock()
 	if rp != nil {
-		rp.close()
+		rp.close(false)
 	}
 }
 
@@ -445,7 +458,7 @@ func (a *Agent) stopAll() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rp.close()
+			rp.close(true)
 		}()
 	}
 	wg.Wait()

@@ -1111,3 +1111,52 @@ func setPort(t *testing.T, key types.NamespacedName, port int32) {
 		t.Fatal(err)
 	}
 }
+
+// TestAgentStoppedInADrainDelayReleasesThePool: an agent that stops
+// (an upgrade, a node drain) while a deleted pool serves out its drain
+// delay cuts the delay short, drains the pool and takes its drain
+// finalizer off before it exits, though the pool was written meanwhile:
+// the pool is gone once the agent is, not held until an agent starts on
+// the node again. The deleted pool does not report AgentStopping nor
+// serve on for a second drain delay as the node's other pools do.
+func TestAgentStoppedInADrainDelayReleasesThePool(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	book := agenttest.NewLogbook(t)
+	a, err := New(Options{NodeName: "node-x", Config: env.Config, BindAddress: "127.0.0.1", StateDir: stateDir(t),
+		HeartbeatInterval: time.Second, StatsInterval: time.Second, Log: book.Logger(), DrainDelay: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pp, key := readyPool(t, ns, "hello-node-x", "node-x", freePort(t))
+	if err := env.Client.Delete(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
+	// Written after the agent took its copy (its status, its labels).
+	if err := env.Client.Get(ctx, key, pp); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(pp.DeepCopy())
+	metav1.SetMetaDataAnnotation(&pp.ObjectMeta, "test.ferry.dev/touched", "yes")
+	if err := env.Client.Patch(ctx, pp, patch); err != nil {
+		t.Fatal(err)
+	}
+	// Run marks the agent stopping once its worker is done, which may be
+	// before or after the drain's wait ends: here, before.
+	a.stopping.Store(true)
+	cancel()
+	<-done
+	got := &ferryv1.ProcessPool{}
+	if err := env.Client.Get(ctx, key, got); !apierrors.IsNotFound(err) {
+		c := meta.FindStatusCondition(got.Status.Conditions, ferryv1.ConditionReady)
+		t.Errorf("the deleted pool is still there after its agent stopped (finalizers %v, Ready %+v): %v", got.Finalizers, c, err)
+	}
+	if es := book.Find("Agent stopping; serving on"); len(es) > 0 {
+		t.Errorf("the deleted pool served on as the agent stopped: %q", es[0].Msg)
+	}
+}

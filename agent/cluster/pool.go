@@ -252,11 +252,14 @@ func drainProxy(srv *proxy.Server, timeout time.Duration) {
 	_ = srv.Shutdown(ctx)
 }
 
-// close drains the proxy, stops the workers and the reporter.
-func (rp *runningPool) close() {
+// close drains the proxy, stops the workers and the reporter. agentStops:
+// the pool stops because the agent does (not because it was deleted or
+// its AppGroup gone): it reports AgentStopping, then serves on for the
+// drain delay.
+func (rp *runningPool) close(agentStops bool) {
 	close(rp.stop)
 	<-rp.done
-	if rp.a.stopping.Load() && rp.reportStopping() {
+	if agentStops && rp.reportStopping() {
 		rp.serveOnStopping()
 	}
 	rp.mu.Lock()
