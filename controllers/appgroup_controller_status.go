@@ -434,11 +434,13 @@ func listenFailures(in rollupInput) []listenFailure {
 }
 
 // unheardNodes are the selected nodes whose agent's word on its pool the
-// pass cannot take: no pool or report yet, or a stale report.
+// pass cannot take: no pool or report yet, a stale report, or the report
+// of an agent that stops (AgentStopping in Ready says nothing of its
+// port any more; the next agent's report will).
 func unheardNodes(in rollupInput) []string {
 	var nodes []string
 	for _, node := range in.Nodes {
-		if r, ok := in.Reports[node]; !ok || !r.Reported || r.Stale {
+		if r, ok := in.Reports[node]; !ok || !r.Reported || r.Stale || r.Stopping {
 			nodes = append(nodes, node)
 		}
 	}

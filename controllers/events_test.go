@@ -663,3 +663,25 @@ func TestNoRolloutCompleteWhenNoNodeIsLeft(t *testing.T) {
 		t.Errorf("events %v, want %v", got, want)
 	}
 }
+
+// TestListenEventsAgentStops: a node warned of (ListenFailed) whose agent
+// then stops reports AgentStopping in Ready instead of its port's
+// failure: its port is no more free for that. Its warning stands, as a
+// silent agent's does, with no ListenRecovered; the next agent's report
+// says whether the port is free.
+func TestListenEventsAgentStops(t *testing.T) {
+	ag := &ferryv1.AppGroup{}
+	ag.Spec.Listen.Port = 8080
+	ab := []string{"node-a", "node-b"}
+	stopping := input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
+		setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonAgentStopping, "the agent on node-b is stopping")
+	}))
+	cur := computeStatus(stopping)
+	l := listenSeen{warned: []string{"node-b"}, failing: listenFailures(stopping), unheard: unheardNodes(stopping)}
+	for _, e := range listenEvents(ag, &cur, l) {
+		t.Errorf("event as the warned node's agent stops: %s: %s", e.Reason, e.Note)
+	}
+	if got := l.warnedAfter(&cur); !slices.Equal(got, []string{"node-b"}) {
+		t.Errorf("warned after the agent stopped: %v, want [node-b]", got)
+	}
+}
