@@ -46,7 +46,7 @@ func TestDesiredEndpoints(t *testing.T) {
 		testPool("node-l", targetRev, rolledOut(2), address("192.0.2.12:7070"), func(p *ferryv1.ProcessPool) {
 			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "cannot listen on port 8080; still serves on 7070")
 		}),
-		// Its agent stops (SIGTERM): its proxy takes no new connections.
+		// Its agent stops (SIGTERM): its proxy serves out the drain delay only.
 		testPool("node-m", targetRev, rolledOut(2), address("192.0.2.13:8080"), func(p *ferryv1.ProcessPool) {
 			setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonAgentStopping, "the agent on node-m is stopping")
 		}),

@@ -173,8 +173,9 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	if ready != nil && ready.Reason == ferryv1.ReasonListenFailed && st.ListenPort == pool.Spec.Template.Listen.Port {
 		r.ServesOn = oldPort(st.Address, pool.Spec.Template.Listen.Port)
 	}
-	// A stopping agent's proxy takes no new connections: its node leaves
-	// the Service at once, not once its Lease goes stale.
+	// A stopping agent's proxy takes no new connections once its drain
+	// delay is over: its node leaves the Service at once (the delay covers
+	// the load balancers' lag), not once its Lease goes stale.
 	r.Stopping = ready != nil && ready.Reason == ferryv1.ReasonAgentStopping
 	r.Serving = c.Ready > 0 && !r.Stopping && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed || r.ServesOn != 0)
 	r.Updated = st.ObservedRevision == pool.Spec.Revision &&

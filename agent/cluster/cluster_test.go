@@ -423,6 +423,10 @@ func TestStoppingAgentSaysSo(t *testing.T) {
 	if c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "node-s is stopping") || c.ObservedGeneration != pp.Generation {
 		t.Errorf("Ready as the agent stops: %+v, want False, %s, naming the node", c, ferryv1.ReasonAgentStopping)
 	}
+	// What it says of its proxy holds through the drain delay.
+	if !strings.Contains(c.Message, "serves on for the drain delay (10s)") || strings.Contains(c.Message, "its proxy takes no new connections") {
+		t.Errorf("Ready's message as the agent stops: %q, want it to say that the proxy serves on for the drain delay (10s)", c.Message)
+	}
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	if code, _, err := getWith(fresh, fmt.Sprintf("http://127.0.0.1:%d/", port)); code != http.StatusOK {
 		t.Errorf("a new connection in the drain delay: %d, %v; want it served", code, err)

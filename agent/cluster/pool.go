@@ -304,8 +304,8 @@ func (rp *runningPool) reportStopping() bool {
 	}
 	meta.SetStatusCondition(&desired.Conditions, metav1.Condition{Type: ferryv1.ConditionReady,
 		Status: metav1.ConditionFalse, Reason: ferryv1.ReasonAgentStopping, ObservedGeneration: obj.Generation,
-		Message: "the agent on " + rp.a.opts.NodeName + " is stopping: its proxy takes no new connections, " +
-			"and its processes stop once their requests finish, until an agent starts again on the node"})
+		Message: "the agent on " + rp.a.opts.NodeName + " is stopping: " + stoppingProxy(rp.a.opts.DrainDelay) +
+			", and its processes stop once their requests finish, until an agent starts again on the node"})
 	patch := client.MergeFrom(obj.DeepCopy())
 	obj.Status = desired
 	ctx, cancel := context.WithTimeout(context.Background(), stoppingWriteTimeout)
@@ -315,6 +315,16 @@ func (rp *runningPool) reportStopping() bool {
 		rp.log.Error(err, "Could not report that the agent stops; its node reads silent once its Lease is stale")
 	}
 	return err == nil
+}
+
+// stoppingProxy is what AgentStopping's message says of the pool's proxy
+// (serveOnStopping).
+func stoppingProxy(drainDelay time.Duration) string {
+	if drainDelay <= 0 {
+		return "its proxy takes no new connections"
+	}
+	return "its proxy serves on for the drain delay (" + drainDelay.String() +
+		") while load balancers follow the Service, then takes no new connections"
 }
 
 // serveOnStopping serves as before for Options.DrainDelay once the agent

@@ -81,9 +81,9 @@ const (
 	// gets no pool there until the port is free.
 	ReasonPortConflict = "PortConflict"
 	// ReasonAgentStopping: on a ProcessPool, its node's agent is stopping
-	// (SIGTERM: an upgrade, a node drain): its proxy takes no new
-	// connections and its processes stop, until an agent starts again on
-	// the node. The manager takes the node out of the AppGroup's Service
+	// (SIGTERM: an upgrade, a node drain): its proxy serves on for the
+	// agent's drain delay, then takes no new connections, and its
+	// processes stop, until an agent starts again on the node. The manager takes the node out of the AppGroup's Service
 	// at once; on the AppGroup, the node reads not ready.
 	ReasonAgentStopping = "AgentStopping"
 	// ReasonDeleting: the AppGroup is being deleted; it is released once
