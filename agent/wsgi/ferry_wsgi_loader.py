@@ -499,7 +499,9 @@ class Response:
         extra = b""
         if self.head_req or code < 200 or code == 204 or code == 304:
             mode = _NOBODY
-            if self.head_req and cl is None and total is not None and code >= 200 and code != 204 and code != 304:
+            # Only a length a GET would say (a list body's): none when no body
+            # bytes came, as apps (Werkzeug) answer a HEAD with an empty body.
+            if self.head_req and cl is None and total and code >= 200 and code != 204 and code != 304:
                 extra = b"Content-Length: %d\r\n" % total
         elif cl is not None:
             mode = _LENGTH

@@ -537,6 +537,24 @@ func TestServe(t *testing.T) {
 		}
 	})
 
+	t.Run("HEAD with an empty body claims no length", func(t *testing.T) {
+		// Werkzeug (Flask) answers a HEAD with an empty iterable, and sets
+		// Content-Length only when it knows it: a streamed response's GET
+		// is chunked, so its HEAD must not say "Content-Length: 0" (RFC
+		// 9110 8.6: only the length a GET would have had).
+		c := w.dial(t)
+		resp, body := c.roundTrip(t, "HEAD", "HEAD /streamed HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if resp.ContentLength != -1 || resp.Close {
+			t.Errorf("Content-Length %d, Connection: close %v; want no length (a GET has none) and the connection kept", resp.ContentLength, resp.Close)
+		}
+		resp, body = c.roundTrip(t, "GET", "GET /streamed HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if body != "a,b\nc,d\n" || resp.ContentLength != -1 {
+			t.Errorf("GET: body %q, Content-Length %d; want the stream, chunked", body, resp.ContentLength)
+		}
+	})
+
 	t.Run("HEAD stops at the first body chunk", func(t *testing.T) {
 		// A HEAD to an event stream, or to a large file an app streams,
 		// needs nothing of the body past its first chunk: the worker must

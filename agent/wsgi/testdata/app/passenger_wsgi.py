@@ -117,6 +117,13 @@ def app(environ, start_response):
         # iterable raises before anything was sent).
         start_response("200 OK", [("Content-Type", "text/event-stream")])
         return Closing([b"", b"data: 1\n\n"], fail=True)
+    if path == "/streamed":
+        # As Werkzeug answers a HEAD to a streamed response: the same head
+        # (no Content-Length: the length is unknown), and an empty body.
+        start_response("200 OK", [("Content-Type", "text/csv")])
+        if environ["REQUEST_METHOD"] == "HEAD":
+            return ()
+        return iter([b"a,b\n", b"c,d\n"])
     if path == "/endless":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Closing(itertools.repeat(b"data\n"))
