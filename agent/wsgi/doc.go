@@ -43,7 +43,8 @@
 //     at the end), and the iterable's close() is always called. A response
 //     without a body (HEAD, 204, 304) iterates no further than that chunk: a
 //     HEAD to an endless stream ends. A status or header value holding a
-//     control character other than HTAB fails start_response. An error
+//     control character other than HTAB fails start_response, as does a
+//     1xx status (interim: the proxy would wait on for the final one). An error
 //     before the head is a 500 and a traceback; after it, the connection is
 //     closed. sys.exit() in a request ends the process, with its traceback.
 //   - SIGTERM or SIGINT: the request in progress finishes (its response says

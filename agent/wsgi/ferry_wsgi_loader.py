@@ -411,8 +411,8 @@ class Response:
     Headers are sent with the first non-empty body chunk, or at the end. The
     framing is the application's Content-Length if it set one, else a length
     Ferry knows (a list body, or an empty one), else chunked (HTTP/1.1) or
-    close-delimited (HTTP/1.0). A response without a body (HEAD, 1xx, 204,
-    304) has the same head, and the iterable is not iterated past the chunk
+    close-delimited (HTTP/1.0). A response without a body (HEAD, 204, 304)
+    has the same head, and the iterable is not iterated past the chunk
     that sent it: a HEAD to an endless stream must end. Hop-by-hop headers
     from the application are dropped; "Connection: close" among them closes
     the connection afterwards.
@@ -447,6 +447,8 @@ class Response:
         code = status[:3]
         if len(status) < 4 or status[3] != " " or not (code.isascii() and code.isdigit()):
             raise ValueError("status must look like '200 OK', not %r" % status)
+        if code < "200":  # the proxy reads past a 1xx for the final answer, which would never come
+            raise ValueError("status %r is not a final status (a 1xx is interim: its client would wait for another answer)" % status)
         if not status.isprintable() and _CTL(status):
             raise ValueError("the status contains a control character: %r" % status)
         if type(headers) is not list:

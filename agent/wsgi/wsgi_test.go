@@ -930,6 +930,9 @@ def application(environ, start_response):
         return []
     if path == "/data-before-start-response":
         return [b"x"]
+    if path == "/early-hints":
+        start_response("103 Early Hints", [("Link", "</app.css>; rel=preload")])
+        return []
     write = start_response("200 OK", [("Content-Type", "text/plain")])
     if path == "/none":
         return None
@@ -957,7 +960,14 @@ def application(environ, start_response):
 			t.Errorf("%s: stderr does not say %q", path, want)
 		}
 	}
-	resp, body := c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	// A 1xx is interim: sent as the answer, the proxy read past it for a
+	// final one that never came, and the request hung with its worker's slot.
+	resp, body := c.roundTrip(t, "GET", "GET /early-hints HTTP/1.1\r\nHost: x\r\n\r\n")
+	expectStatus(t, resp, body, 500)
+	if want := "ValueError: status '103 Early Hints' is not a final status (a 1xx is interim: its client would wait for another answer)\n"; !w.outputHas(want) {
+		t.Errorf("stderr does not say %q", want)
+	}
+	resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	expectStatus(t, resp, body, 200)
 	resp, body = c.roundTrip(t, "GET", "GET /write-then-empty HTTP/1.1\r\nHost: x\r\n\r\n")
 	expectStatus(t, resp, body, 200)
