@@ -405,6 +405,17 @@ def _response_kind(name):
     return kind
 
 
+def _not_latin1(out):
+    """Say which of a head's status and values (out[1::4]) latin-1 cannot encode."""
+    for i in range(1, len(out), 4):
+        try:
+            out[i].encode("latin-1")
+        except UnicodeEncodeError:
+            what = "the status" if i == 1 else "header %r" % out[i - 2]
+            return "%s holds a character that is not latin-1, as PEP 3333 requires: %r" % (what, out[i])
+    return "the response head is not latin-1"
+
+
 class Response:
     """One response: PEP 3333's start_response and write, and the framing.
 
@@ -483,7 +494,10 @@ class Response:
                         close = True
                     continue
             out += (name, ": ", value, "\r\n")
-        self.block = "".join(out).encode("latin-1")
+        try:
+            self.block = "".join(out).encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(_not_latin1(out)) from None
         self.code = int(code)
         self.app_cl = cl
         self.status = status

@@ -930,6 +930,9 @@ def application(environ, start_response):
         return []
     if path == "/data-before-start-response":
         return [b"x"]
+    if path == "/not-latin-1":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Disposition", "attachment; filename=\u2192.txt")])
+        return [b"ok"]
     if path == "/early-hints":
         start_response("103 Early Hints", [("Link", "</app.css>; rel=preload")])
         return []
@@ -965,6 +968,13 @@ def application(environ, start_response):
 	resp, body := c.roundTrip(t, "GET", "GET /early-hints HTTP/1.1\r\nHost: x\r\n\r\n")
 	expectStatus(t, resp, body, 500)
 	if want := "ValueError: status '103 Early Hints' is not a final status (a 1xx is interim: its client would wait for another answer)\n"; !w.outputHas(want) {
+		t.Errorf("stderr does not say %q", want)
+	}
+	// A character latin-1 cannot encode: the error names the header, not
+	// a position in a head the app never saw.
+	resp, body = c.roundTrip(t, "GET", "GET /not-latin-1 HTTP/1.1\r\nHost: x\r\n\r\n")
+	expectStatus(t, resp, body, 500)
+	if want := "ValueError: header 'Content-Disposition' holds a character that is not latin-1, as PEP 3333 requires: "; !w.outputHas(want) {
 		t.Errorf("stderr does not say %q", want)
 	}
 	resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
