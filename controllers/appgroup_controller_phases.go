@@ -572,11 +572,14 @@ func (r *AppGroupReconciler) createOrPatch(ctx context.Context, ag *ferryv1.AppG
 // IPv4 address the API accepts in an EndpointSlice (endpointIP): first the
 // active pools (in node order), ready and serving where the pool serves on
 // a recent report (poolReport.Serving: a process ready, though fewer than
-// minProcesses); then the draining ones, terminating and never ready
-// (serving while their processes still are).
+// minProcesses), terminating where the agent stops (its proxy serves out
+// its drain delay: serving while a process is ready, for kube-proxy to
+// fall back on when no node is ready); then the draining ones, terminating
+// and never ready (serving while their processes still are).
 func desiredEndpoints(active, draining []poolReport) []discoveryv1.Endpoint {
 	var out []discoveryv1.Endpoint
 	add := func(r poolReport, terminating bool) {
+		serving := r.Serving || r.Stopping && r.Pool.Status.ProcessCounts.Ready > 0
 		host := r.Pool.Status.Address
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
@@ -588,15 +591,15 @@ func desiredEndpoints(active, draining []poolReport) []discoveryv1.Endpoint {
 		out = append(out, discoveryv1.Endpoint{
 			Addresses: []string{ip.To4().String()},
 			Conditions: discoveryv1.EndpointConditions{
-				Ready:       ptr.To(r.Serving && !terminating),
-				Serving:     ptr.To(r.Serving),
+				Ready:       ptr.To(serving && !terminating),
+				Serving:     ptr.To(serving),
 				Terminating: ptr.To(terminating),
 			},
 			NodeName: ptr.To(r.Node),
 		})
 	}
 	for _, r := range active {
-		add(r, false)
+		add(r, r.Stopping)
 	}
 	for _, r := range draining {
 		add(r, true)

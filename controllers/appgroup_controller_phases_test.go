@@ -67,7 +67,7 @@ func TestDesiredEndpoints(t *testing.T) {
 		{"192.0.2.10", "node-j", false, false, false},
 		{"192.0.2.11", "node-k", false, false, false},
 		{"192.0.2.12", "node-l", true, true, false}, // serves on its old port
-		{"192.0.2.13", "node-m", false, false, false},
+		{"192.0.2.13", "node-m", false, true, true}, // serves out its drain delay
 		{"192.0.2.9", "node-z", false, true, true},
 	}
 	if len(got) != len(want) {

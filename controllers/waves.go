@@ -66,7 +66,8 @@ type poolReport struct {
 	Serving bool
 	// Stopping: a recent report says that the node's agent is stopping
 	// (Ready=False, AgentStopping): its processes count as not ready, and
-	// the node leaves the Service.
+	// the node's endpoint turns terminating (serving while it has ready
+	// processes: its proxy serves out the drain delay).
 	Stopping bool
 	// ServesOn is the port the proxy still serves on while it cannot
 	// listen on listen.port: the old one of a move whose new port is
@@ -174,8 +175,9 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 		r.ServesOn = oldPort(st.Address, pool.Spec.Template.Listen.Port)
 	}
 	// A stopping agent's proxy takes no new connections once its drain
-	// delay is over: its node leaves the Service at once (the delay covers
-	// the load balancers' lag), not once its Lease goes stale.
+	// delay is over: its node leaves the Service's ready endpoints at once
+	// (the delay covers the load balancers' lag), not once its Lease goes
+	// stale.
 	r.Stopping = ready != nil && ready.Reason == ferryv1.ReasonAgentStopping
 	r.Serving = c.Ready > 0 && !r.Stopping && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed || r.ServesOn != 0)
 	r.Updated = st.ObservedRevision == pool.Spec.Revision &&

@@ -84,7 +84,8 @@ const (
 	// (SIGTERM: an upgrade, a node drain): its proxy serves on for the
 	// agent's drain delay, then takes no new connections, and its
 	// processes stop, until an agent starts again on the node. The manager takes the node out of the AppGroup's Service
-	// at once; on the AppGroup, the node reads not ready.
+	// at once (its endpoint terminating, serving while processes are
+	// ready); on the AppGroup, the node reads not ready.
 	ReasonAgentStopping = "AgentStopping"
 	// ReasonDeleting: the AppGroup is being deleted; it is released once
 	// every node's agent has drained its pool. On every condition of a
