@@ -651,6 +651,21 @@ type forwarder struct {
 	conns  map[net.Conn]bool
 }
 
+// throughForwarder is a forwarder to the test API server, and a config
+// that reaches it through it (cut and restore make it unreachable and
+// back).
+func throughForwarder(t *testing.T) (*forwarder, *rest.Config) {
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := newForwarder(t, u.Host)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Host = "https://" + fwd.addr
+	cfg.Timeout = 5 * time.Second
+	return fwd, cfg
+}
+
 func newForwarder(t *testing.T, target string) *forwarder {
 	f := &forwarder{target: target, conns: map[net.Conn]bool{}}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -714,14 +729,7 @@ func (f *forwarder) restore(t *testing.T) {
 // pools from disk; once it is back, the status catches up.
 func TestAgentSurvivesTheAPIServer(t *testing.T) {
 	ns := namespace(t)
-	u, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fwd := newForwarder(t, u.Host)
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Host = "https://" + fwd.addr
-	cfg.Timeout = 5 * time.Second
+	fwd, cfg := throughForwarder(t)
 	state := stateDir(t)
 	book := agenttest.NewLogbook(t)
 	stop := runAgent(t, "node-s", cfg, state, logTo(book))
@@ -782,14 +790,7 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 // end once.
 func TestStatusWritesFailingAreLoggedOnce(t *testing.T) {
 	ns := namespace(t)
-	u, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fwd := newForwarder(t, u.Host)
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Host = "https://" + fwd.addr
-	cfg.Timeout = 5 * time.Second
+	fwd, cfg := throughForwarder(t)
 	book := agenttest.NewLogbook(t)
 	runAgent(t, "node-q", cfg, stateDir(t), logTo(book))
 	port := freePort(t)
