@@ -130,13 +130,8 @@ const fewRequests = 10
 // replacement serves requests at once). That memoryLimit is below what
 // the app needs is logged once for the revision and limit.
 func (p *Pool) startsAboveLocked(w *Worker, rss, limit int64) {
-	key := memoryNote{w.Revision, limit}
-	if p.startsAbove == key {
-		return
-	}
-	p.startsAbove = key
-	p.log.Info("Worker was above memoryLimit as soon as it was ready; not recycling it, as its replacement would start as large. Raise memoryLimit above what the app needs to start",
-		"pid", w.PID(), "revision", w.Revision, "rssWhenReady", rss, "limit", limit)
+	p.noteOnceLocked(&p.startsAbove, w, limit, "Worker was above memoryLimit as soon as it was ready; not recycling it, as its replacement would start as large. Raise memoryLimit above what the app needs to start",
+		"rssWhenReady", rss)
 }
 
 // growsAboveLocked logs, once for the revision and limit, that a worker
@@ -146,11 +141,17 @@ func (p *Pool) startsAboveLocked(w *Worker, rss, limit int64) {
 // and each replacement costs a boot: the limit is below what the app
 // needs once warm.
 func (p *Pool) growsAboveLocked(w *Worker, rss, limit int64) {
+	p.noteOnceLocked(&p.growsAbove, w, limit, "Worker grew above memoryLimit within its first requests. If the app's processes all do, each is replaced after a few requests and every replacement costs a boot: raise memoryLimit above what the app needs once warmed up",
+		"processed", w.processed, "rssWhenReady", w.stats.startRSS, "rss", rss)
+}
+
+// noteOnceLocked logs msg about w, with its pid, revision, kv and limit,
+// unless seen says it was logged for w's revision and limit already.
+func (p *Pool) noteOnceLocked(seen *memoryNote, w *Worker, limit int64, msg string, kv ...any) {
 	key := memoryNote{w.Revision, limit}
-	if p.growsAbove == key {
+	if *seen == key {
 		return
 	}
-	p.growsAbove = key
-	p.log.Info("Worker grew above memoryLimit within its first requests. If the app's processes all do, each is replaced after a few requests and every replacement costs a boot: raise memoryLimit above what the app needs once warmed up",
-		"pid", w.PID(), "revision", w.Revision, "processed", w.processed, "rssWhenReady", w.stats.startRSS, "rss", rss, "limit", limit)
+	*seen = key
+	p.log.Info(msg, append(append([]any{"pid", w.PID(), "revision", w.Revision}, kv...), "limit", limit)...)
 }
