@@ -106,7 +106,29 @@ type running struct {
 	stop   func()
 }
 
+// run starts an agent on s's file and waits until its processes are
+// ready. s.port came from the kernel, free a moment ago; a connection
+// elsewhere may have taken it since as its own (ephemeral) port, and the
+// agent then refuses to start, rightly: a race of the test's setup, not
+// the agent's, so the port is chosen again, twice at most.
 func run(t *testing.T, s *site) *running {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		r, err := start(t, s)
+		if err == nil {
+			r.waitStatus(t, "ready", func(a AppStatus) bool { return a.Pool.Counts.Ready >= a.Pool.MinProcesses })
+			return r
+		}
+		if attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("the agent did not start: %v", err)
+		}
+		s.movePort(t)
+	}
+}
+
+// start starts an agent on s's file and waits until its admin socket
+// answers, or the agent ends (its error).
+func start(t *testing.T, s *site) (*running, error) {
 	t.Helper()
 	state := filepath.Join(s.dir, "state")
 	srv, err := New(Options{File: s.file, BindAddress: "127.0.0.1", AdminSocket: filepath.Join(state, "admin.sock"),
@@ -119,6 +141,23 @@ func run(t *testing.T, s *site) *running {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	r := &running{srv: srv, client: NewClient(filepath.Join(state, "admin.sock"))}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-done:
+			cancel()
+			if err == nil {
+				err = errors.New("it stopped at once")
+			}
+			return nil, err
+		default:
+		}
+		if _, err := r.client.Status(context.Background()); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the agent's admin socket did not answer: %v", err)
+		}
+	}
 	r.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -132,8 +171,22 @@ func run(t *testing.T, s *site) *running {
 			r.stop()
 		}
 	})
-	r.waitStatus(t, "ready", func(a AppStatus) bool { return a.Pool.Counts.Ready >= a.Pool.MinProcesses })
-	return r
+	return r, nil
+}
+
+// movePort gives s another port from the kernel, in its file too.
+func (s *site) movePort(t *testing.T) {
+	t.Helper()
+	data, err := os.ReadFile(s.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	doc := strings.Replace(string(data), fmt.Sprintf("listen: {port: %d}", s.port), fmt.Sprintf("listen: {port: %d}", port), 1)
+	if err := os.WriteFile(s.file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.port = port
 }
 
 func (r *running) waitStatus(t *testing.T, what string, cond func(AppStatus) bool) AppStatus {
