@@ -79,24 +79,7 @@ func TestCrashOfReplacedRevisionLeavesNoScalingError(t *testing.T) {
 // loop forgotten at every reconcile (each crash a first one, replaced at
 // once, back to back).
 func TestCrashLoopBesideLongLivedWorkerIsBackedOff(t *testing.T) {
-	obs := &observer{}
-	root, _ := filepath.Abs("testdata/bootdie")
-	flag := dieFlag(t)
-	tmpl := agenttest.WSGIAt(root, 2, 2, env("DIE_AFTER", "0.2"), env("DIE_IF_EXISTS", flag))
-	e := agenttest.Start(t, pool.Config{Name: "t/beside", Revision: "1", Template: tmpl},
-		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
-	s := e.WaitFor(t, 30*time.Second, "two workers ready", func(s pool.Status) bool { return s.Counts.Ready == 2 })
-	time.Sleep(10*time.Second + 500*time.Millisecond) // both past the crash window
-	if err := os.WriteFile(flag, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(int(s.Processes[0].PID), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	e.WaitFor(t, 30*time.Second, "the replacement's crash", func(s pool.Status) bool { return s.ScalingError != nil })
-	before := obs.spawns.Load()
-	time.Sleep(6 * time.Second)
-	if n := obs.spawns.Load() - before; n > 3 {
+	if n := spawnsAfterBreakingInPlace(t, "t/beside", false); n > 3 {
 		t.Fatalf("%d spawns in 6 s of a replacement that dies 0.2 s after it is ready, beside a long-lived worker; want a backoff (at most 3)", n)
 	}
 }
@@ -251,15 +234,29 @@ func TestCrashLoopUnderLoadIsBackedOff(t *testing.T) {
 // at them. The revision having lasted must not excuse them for ever (found
 // by review): after maxExcused such deaths in a row the pool backs off.
 func TestBrokenInPlaceUnderLoadIsBackedOff(t *testing.T) {
+	if n := spawnsAfterBreakingInPlace(t, "t/inplace", true); n > loadedBackoffSpawns {
+		t.Fatalf("%d spawns in 6 s of replacements that die 0.2 s after they are ready, under load; want a backoff (at most %d)", n, loadedBackoffSpawns)
+	}
+}
+
+// spawnsAfterBreakingInPlace runs two workers of a revision until both
+// have lived past the crash window, then breaks its code in place (the
+// die flag: a new worker dies 0.2 s after it is ready) and kills one, so
+// that its replacements die; under slowLoad when load. It returns the
+// spawns in the 6 s after the pool counted their deaths.
+func spawnsAfterBreakingInPlace(t *testing.T, name string, load bool) int64 {
+	t.Helper()
 	obs := &observer{}
 	root, _ := filepath.Abs("testdata/bootdie")
 	flag := dieFlag(t)
 	tmpl := agenttest.WSGIAt(root, 2, 2, env("DIE_AFTER", "0.2"), env("DIE_IF_EXISTS", flag))
-	e := agenttest.Start(t, pool.Config{Name: "t/inplace", Revision: "1", Template: tmpl},
+	e := agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: tmpl},
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
 	s := e.WaitFor(t, 30*time.Second, "two workers ready", func(s pool.Status) bool { return s.Counts.Ready == 2 })
 	time.Sleep(10*time.Second + 500*time.Millisecond) // both past the crash window
-	defer slowLoad(e.URL)()
+	if load {
+		defer slowLoad(e.URL)()
+	}
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -269,9 +266,7 @@ func TestBrokenInPlaceUnderLoadIsBackedOff(t *testing.T) {
 	e.WaitFor(t, 30*time.Second, "the replacements' deaths counted", func(s pool.Status) bool { return s.ScalingError != nil })
 	before := obs.spawns.Load()
 	time.Sleep(6 * time.Second)
-	if n := obs.spawns.Load() - before; n > loadedBackoffSpawns {
-		t.Fatalf("%d spawns in 6 s of replacements that die 0.2 s after they are ready, under load; want a backoff (at most %d)", n, loadedBackoffSpawns)
-	}
+	return obs.spawns.Load() - before
 }
 
 // loadedBackoffSpawns bounds the spawns in 6 s of a crash loop under load:
