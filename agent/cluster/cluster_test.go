@@ -362,6 +362,26 @@ func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	}
 }
 
+// deleteAndTouch deletes pp, waits until its agent serves out the drain
+// delay (book), and then writes the pool, as its status or the manager's
+// labels would be written: the agent's copy is stale from then on.
+func deleteAndTouch(t *testing.T, book *agenttest.Logbook, pp *ferryv1.ProcessPool) {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Delete(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(pp), pp); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(pp.DeepCopy())
+	metav1.SetMetaDataAnnotation(&pp.ObjectMeta, "test.ferry.dev/touched", "yes")
+	if err := env.Client.Patch(ctx, pp, patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestDrainOfAPoolChangedMeanwhileLogsNoError: a deleted pool written
 // during its drain delay (its status reported, or its labels patched by
 // the manager) makes the agent's copy stale. Taking the finalizer off then
@@ -373,19 +393,7 @@ func TestDrainOfAPoolChangedMeanwhileLogsNoError(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	runAgent(t, "node-c", env.Config, stateDir(t), logTo(book), func(o *Options) { o.DrainDelay = 2 * time.Second })
 	pp, key := readyPool(t, ns, "hello-node-c", "node-c", freePort(t))
-	if err := env.Client.Delete(ctx, pp); err != nil {
-		t.Fatal(err)
-	}
-	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
-	// The pool changes after the agent took its copy, within the delay.
-	if err := env.Client.Get(ctx, key, pp); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(pp.DeepCopy())
-	metav1.SetMetaDataAnnotation(&pp.ObjectMeta, "test.ferry.dev/touched", "yes")
-	if err := env.Client.Patch(ctx, pp, patch); err != nil {
-		t.Fatal(err)
-	}
+	deleteAndTouch(t, book, pp)
 	waitUntil(t, "the deleted pool released", func() bool {
 		return apierrors.IsNotFound(env.Client.Get(ctx, key, &ferryv1.ProcessPool{}))
 	})
@@ -1138,19 +1146,7 @@ func TestAgentStoppedInADrainDelayReleasesThePool(t *testing.T) {
 	go func() { defer close(done); _ = a.Run(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	pp, key := readyPool(t, ns, "hello-node-x", "node-x", freePort(t))
-	if err := env.Client.Delete(ctx, pp); err != nil {
-		t.Fatal(err)
-	}
-	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
-	// Written after the agent took its copy (its status, its labels).
-	if err := env.Client.Get(ctx, key, pp); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(pp.DeepCopy())
-	metav1.SetMetaDataAnnotation(&pp.ObjectMeta, "test.ferry.dev/touched", "yes")
-	if err := env.Client.Patch(ctx, pp, patch); err != nil {
-		t.Fatal(err)
-	}
+	deleteAndTouch(t, book, pp)
 	// Run marks the agent stopping once its worker is done, which may be
 	// before or after the drain's wait ends: here, before.
 	a.stopping.Store(true)
