@@ -995,7 +995,7 @@ func (p *Pool) watchExit(w *Worker) {
 	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
 	lived := time.Since(w.readyAt)
 	inRequest := w.inRequest || w.sessions > 0
-	if lived >= crashWindow && (prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining) {
+	if unexpected && lived >= crashWindow {
 		p.lastedLocked(w)
 	}
 	ofRequest := unexpected && inRequest && p.lasted[w.Revision] && (lived >= crashWindow || p.excuseLocked(time.Now()))
