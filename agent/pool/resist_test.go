@@ -58,8 +58,8 @@ func condition(s pool.Status, typ string) metav1.Condition {
 // TestResistDeploymentError: a broken revision during a rolling restart
 // freezes the pool. No visitor sees an error, the old workers keep
 // serving unchanged, nothing is spawned (though traffic would spawn) or
-// idle-cleaned, the status carries the traceback, and a fixed revision
-// ends the mode and rolls.
+// idle-cleaned, the status carries the traceback, turning the field off
+// ends nothing, and a fixed revision ends the mode and rolls.
 func TestResistDeploymentError(t *testing.T) {
 	obs := &observer{}
 	good := fast(agenttest.WSGI("hello-wsgi", 2, 4, env("REQUEST_DELAY_MS", "5")), time.Second)
@@ -95,6 +95,13 @@ func TestResistDeploymentError(t *testing.T) {
 	if c := condition(resisting, ferryv1.ConditionRollingRestart); c.Reason != ferryv1.ReasonRolloutHalted {
 		t.Errorf("RollingRestart condition = %+v, want RolloutHalted", c)
 	}
+
+	// Turning resistDeploymentErrors off for the same revision ends
+	// nothing: it applies from the next revision on, so the checks below
+	// (no spawn, the same workers, still resisting) cover it too.
+	off := broken
+	off.Restart.ResistDeploymentErrors = ptr.To(false)
+	e.Pool.Update(pool.Config{Name: "t/resist", Revision: "2", Template: off})
 
 	// Idle for well past idleTimeout (1s): nothing is idle-cleaned. The wait
 	// is the point of the check: an absence needs time to pass.

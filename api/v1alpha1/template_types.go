@@ -340,8 +340,10 @@ type RestartSpec struct {
 	// of the new revision is spawned, nothing for traffic, nothing is
 	// idle-cleaned (an old process that exits is replaced by the old
 	// revision, up to minProcesses), the error is recorded, and no further
-	// node gets the revision. A new revision ends it. When false, the failed
-	// process is skipped and the restart goes on. Default: true.
+	// node gets the revision. A new revision ends it; turning this field off
+	// while a pool resists does not (it applies from the next revision on).
+	// When false, the failed process is skipped and the restart goes on.
+	// Default: true.
 	// +optional
 	// +kubebuilder:default=true
 	ResistDeploymentErrors *bool `json:"resistDeploymentErrors,omitempty"`
