@@ -262,7 +262,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
 			fmt.Sprintf("%s; revision %s stays the target until it is fixed", in.RevisionErr.Error(), in.Target))
 	}
-	var restarting, notRolledOut, settling, waiting, resisting, failing, stale, incomplete []string
+	var restarting, notRolledOut, settling, waiting, resisting, failing, stale, incomplete, joining []string
 	updated := 0
 	// The target ran rolled out on every selected node: a node that cannot
 	// spawn it now (its agent restarted while a database is down) halts
@@ -282,6 +282,12 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 			stale = append(stale, node)
 		case ok && r.Incomplete:
 			incomplete = append(incomplete, node)
+		case rolledOutEverywhere && (!ok || !r.Reported):
+			// A node that joined once the target ran everywhere: nothing
+			// restarts there (its pool starts on the target), so no
+			// rollout is in progress, and none completes when it
+			// reports. Ready says how its processes come up.
+			joining = append(joining, node)
 		case !ok || !r.Updated:
 			restarting = append(restarting, node)
 		case !r.RolledOut:
@@ -349,6 +355,9 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 				in.Target, updated, total, nodeList(incomplete), ferryv1.RevisionAnnotation))
 	}
 	msg := fmt.Sprintf("Revision %s runs on %d/%d nodes", in.Target, updated, total)
+	if len(joining) > 0 {
+		msg += fmt.Sprintf("; %s joined, with no report from the agent yet (see Ready)", nodeList(joining))
+	}
 	deaf, moved := splitListenFailures(listenFailures(in))
 	if len(deaf) > 0 {
 		msg += fmt.Sprintf("; on %s the proxy cannot listen on listen.port, so it serves no request (see Ready)",

@@ -34,6 +34,13 @@ func input(nodes []string, pools ...*ferryv1.ProcessPool) rollupInput {
 	}
 }
 
+// rolledOutBefore is in after the target ran rolled out on every node
+// selected then (lastRolledOut).
+func rolledOutBefore(in rollupInput) rollupInput {
+	in.LastRolledOut = &ferryv1.RolledOutRevision{Revision: in.Target}
+	return in
+}
+
 // withRevisionErr is in with the annotation invalid (msg): after a valid
 // revision, which stays the target, or never valid (no target).
 func withRevisionErr(in rollupInput, msg string, neverValid bool) rollupInput {
@@ -302,6 +309,34 @@ func TestRollingRestartCondition(t *testing.T) {
 			name: "a pool about to be created",
 			in:   input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, []string{"node 3/3 (node-c), creating its pool"}},
+		},
+		{
+			// The target ran rolled out everywhere, then node-c was
+			// selected: a join restarts nothing, and completes no
+			// rollout when it reports (found by a walkthrough: it read
+			// RollingOut, then recorded a second RolloutComplete while
+			// node-c's processes still booted).
+			name: "a node joins after the rollout, its pool about to be created",
+			in: rolledOutBefore(input(abc, testPool("node-a", targetRev, rolledOut(2)),
+				testPool("node-b", targetRev, rolledOut(2)))),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 2/3 nodes; node-c joined, with no report from the agent yet (see Ready)",
+		},
+		{
+			name: "two nodes join after the rollout, one pool not reported yet",
+			in: rolledOutBefore(input(abc, testPool("node-a", targetRev, rolledOut(2)),
+				testPool("node-b", targetRev))),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 1/3 nodes; node-b and node-c joined, with no report from the agent yet (see Ready)",
+		},
+		{
+			// Once it reports, its processes booting on the proven
+			// target, it counts as updated: still no rollout.
+			name: "a joined node boots its processes",
+			in: rolledOutBefore(input(abc, testPool("node-a", targetRev, rolledOut(2)),
+				testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll))),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 3/3 nodes",
 		},
 		{
 			// A new AppGroup: its pools boot their first processes, or

@@ -497,6 +497,39 @@ func reportedAt(report, start time.Time) poolOpt {
 	}
 }
 
+// TestNodeJoinIsNoRollout: a node selected once the target ran rolled out
+// everywhere restarts nothing. From the pass before its pool exists to
+// its processes ready, RollingRestart stays RolloutComplete and no rollout
+// event is recorded (found by a walkthrough: the status read RollingOut,
+// then a second RolloutComplete came while the node's processes booted).
+func TestNodeJoinIsNoRollout(t *testing.T) {
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog", Namespace: "ns", Generation: 1}}
+	ag.Status = ferryv1.AppGroupStatus{Revision: targetRev, LastRolledOut: &ferryv1.RolledOutRevision{Revision: targetRev},
+		ProvenRevision: targetRev}
+	abc := []string{"node-a", "node-b", "node-c"}
+	var seen rolloutSeen
+	var evs []string
+	pass := func(now time.Time, c ...*ferryv1.ProcessPool) {
+		a := testPool("node-a", targetRev, rolledOut(2), reportedAt(now, t0.Add(-time.Hour)))
+		b := testPool("node-b", targetRev, rolledOut(2), reportedAt(now, t0.Add(-time.Hour)))
+		evs = append(evs, rolloutPass(ag, &seen, abc, now, append([]*ferryv1.ProcessPool{a, b}, c...)...)...)
+		if rr := condition(&ag.Status, ferryv1.ConditionRollingRestart); rr.Reason != ferryv1.ReasonRolloutComplete {
+			t.Errorf("at %s: RollingRestart %s: %s, want RolloutComplete", now.Sub(t0), rr.Reason, rr.Message)
+		}
+	}
+	pass(sec(0))                                // selected, no pool yet
+	pass(sec(1), testPool("node-c", targetRev)) // created, not reported
+	pass(sec(2), testPool("node-c", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll, reportedAt(sec(2), sec(2))))
+	pass(sec(4), testPool("node-c", targetRev, rolledOut(2), reportedAt(sec(4), sec(3))))
+	if len(evs) != 0 {
+		t.Errorf("a node's join recorded %v, want no event", evs)
+	}
+	if ag.Status.Nodes.Updated != 3 {
+		t.Errorf("nodes %+v after the join, want 3 updated", ag.Status.Nodes)
+	}
+}
+
 // TestCrashInCrashWindowIsNoSecondRollout: processes that crash soon after
 // they were ready, on a target not yet proven, are respawned; the rollout
 // does not go back to rolling, so RolloutComplete and NodeRolledOut are
