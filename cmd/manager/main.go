@@ -24,7 +24,7 @@ import (
 )
 
 // leaderElectionID names the Lease the manager replicas compete for.
-const leaderElectionID = "manager.ferry.dev"
+const leaderElectionID = contract.ManagerLeaseName
 
 func main() {
 	var (

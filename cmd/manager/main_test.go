@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/deployargs"
 	"github.com/ferry-dev/ferry/internal/testenv"
 )
@@ -126,7 +127,7 @@ func TestBinary(t *testing.T) {
 		})
 	}
 	eventually(t, "leader lease", func() error {
-		return env.Client.Get(ctx, types.NamespacedName{Namespace: "ferry-system", Name: "manager.ferry.dev"}, &coordinationv1.Lease{})
+		return env.Client.Get(ctx, types.NamespacedName{Namespace: "ferry-system", Name: contract.ManagerLeaseName}, &coordinationv1.Lease{})
 	})
 
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"ferry.dev/web": "true"}}}
@@ -175,6 +176,18 @@ func TestBinary(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A clean stop releases the leader Lease (an empty holder), which is
+	// how `kubectl ferry status` tells that no manager leads.
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+	lease := &coordinationv1.Lease{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: "ferry-system", Name: contract.ManagerLeaseName}, lease); err != nil {
+		t.Fatal(err)
+	}
+	if h := lease.Spec.HolderIdentity; h == nil || *h != "" {
+		t.Errorf("after a clean stop the leader Lease's holder is %v, want released (empty)", h)
+	}
 }
 
 // TestFlags checks the flag set: defaults, and that a bad value stops the

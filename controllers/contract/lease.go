@@ -37,6 +37,12 @@ const (
 	// node status (its nodeStatusReportFrequency): a pool's heartbeatTime
 	// may be this old while its agent is alive, and its Lease says so.
 	StatusReportInterval = 5 * time.Minute
+	// ManagerLeaseName is the Lease through which the manager's replicas
+	// elect their leader (--leader-elect), in the manager's namespace
+	// (--leader-election-namespace; in a cluster, the one Ferry is
+	// installed in). `kubectl ferry status` reads it to tell a manager
+	// that is down.
+	ManagerLeaseName = "manager.ferry.dev"
 )
 
 // AgentLeaseName is the name of the Lease the agent of node renews:

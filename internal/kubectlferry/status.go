@@ -11,9 +11,11 @@ import (
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ferry-dev/ferry/agent/statusview"
@@ -54,7 +56,9 @@ func (a *App) status(ctx context.Context, conn *connection, args []string) error
 	if *asJSON {
 		return writeJSON(a.Out, ag, pools)
 	}
-	return writeStatus(a.Out, ag, pools, a.now(), *staleAfter, cl.agentLeases(ctx, *leaseNS))
+	now := a.now()
+	return writeStatus(a.Out, ag, pools, now, *staleAfter, cl.agentLeases(ctx, *leaseNS),
+		managerNote(cl.managerLease(ctx, *leaseNS), now))
 }
 
 // agentLeases maps each node to its agent's last Lease renewal; nil when
@@ -66,6 +70,57 @@ func (cl *clients) agentLeases(ctx context.Context, namespace string) map[string
 		return nil
 	}
 	return renewals
+}
+
+// managerLease is the manager's leader Lease; nil when it cannot be read
+// (leader election is off, or no permission): no note is made then.
+func (cl *clients) managerLease(ctx context.Context, namespace string) *coordinationv1.Lease {
+	var l coordinationv1.Lease
+	if err := cl.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: contract.ManagerLeaseName}, &l); err != nil {
+		return nil
+	}
+	return &l
+}
+
+// managerClockSlack is how far past its Lease's duration a leader's last
+// renewal may lie before the note calls the manager gone: the renewal is
+// stamped by the manager's clock, and read here by this one.
+const managerClockSlack = 30 * time.Second
+
+// managerNote says, from the manager's leader Lease l, that no manager
+// leads: the last leader released the Lease (a clean stop), or has not
+// renewed it for longer than it lasts. Nothing then reconciles the
+// AppGroup, and its status stays what was last written; without this, it
+// would read as current. "" while a leader renews it, or without l.
+func managerNote(l *coordinationv1.Lease, now time.Time) string {
+	if l == nil {
+		return ""
+	}
+	where := l.Namespace + "/" + l.Name
+	holder := ptr.Deref(l.Spec.HolderIdentity, "")
+	last := l.Spec.RenewTime
+	if last == nil {
+		last = l.Spec.AcquireTime
+	}
+	if holder == "" {
+		// A leader that stops cleanly releases the Lease (an empty holder).
+		ago := ""
+		if last != nil {
+			ago = fmt.Sprintf(", last renewed %s ago", duration.HumanDuration(now.Sub(last.Time)))
+		}
+		return fmt.Sprintf("No ferry-manager leads: its leader Lease %s is released%s. Nothing reconciles the AppGroup, "+
+			"and this status is what the manager last wrote, until a manager runs again.", where, ago)
+	}
+	if last == nil {
+		return ""
+	}
+	lasts := time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 15)) * time.Second
+	if now.Sub(last.Time) <= lasts+managerClockSlack {
+		return ""
+	}
+	return fmt.Sprintf("The ferry-manager leader %s has not renewed its Lease %s for %s (it lasts %s): the manager may be down. "+
+		"Nothing reconciles the AppGroup meanwhile, and this status is what it last wrote.",
+		holder, where, duration.HumanDuration(now.Sub(last.Time)), lasts)
 }
 
 // listPools lists the ProcessPools of ag, sorted by node.
@@ -124,9 +179,9 @@ func writeJSON(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) e
 // writeStatus prints the AppGroup's header, then the passenger-status view
 // of its pools.
 func writeStatus(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time, staleAfter time.Duration,
-	leases map[string]time.Time) error {
+	leases map[string]time.Time, manager string) error {
 	var b bytes.Buffer
-	writeHeader(&b, ag, pools, now)
+	writeHeader(&b, ag, pools, now, manager)
 	b.WriteString("\n")
 	views := make([]statusview.Pool, 0, len(pools))
 	for i := range pools {
@@ -149,9 +204,10 @@ var headerConditions = []string{
 }
 
 // writeHeader writes the AppGroup's own block: revision, counts,
-// conditions, the halted rollout the manager remembers, and notes on what
-// the manager has not caught up with and on why there is no pool.
-func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time) {
+// conditions, the halted rollout the manager remembers, and notes on a
+// manager that does not run (manager, from managerNote), on what the
+// manager has not caught up with, and on why there is no pool.
+func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time, manager string) {
 	st := &ag.Status
 	fmt.Fprintf(b, "----------- AppGroup %s/%s -----------\n", ag.Namespace, ag.Name)
 	width := len(ferryv1.ConditionResistingDeploymentError)
@@ -179,6 +235,9 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 	}
 	if l := st.LastRolledOut; l != nil && l.Revision != st.Revision {
 		field("Last rolled out", l.Revision)
+	}
+	if manager != "" {
+		b.WriteString(manager + "\n")
 	}
 	for _, n := range headerNotes(ag, pools) {
 		b.WriteString(n + "\n")

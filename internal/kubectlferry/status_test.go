@@ -402,6 +402,76 @@ func TestStatusLeaseSaysAlive(t *testing.T) {
 	}
 }
 
+// TestStatusManagerDown: with the manager's leader Lease renewed, the
+// status has no note on it; with it released (a clean stop) or not renewed
+// for longer than it lasts (a crash, a lost node), a note says the
+// manager may be down and the status is what it last wrote. Before, the
+// last status read as current (found by a walkthrough).
+func TestStatusManagerDown(t *testing.T) {
+	ns := healthyFixture(t)
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: contract.ManagerLeaseName},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("ferry-manager-7d9f_1f3a"), LeaseDurationSeconds: ptr.To[int32](15),
+			RenewTime: &metav1.MicroTime{Time: testNow.Add(-2 * time.Second)}},
+	}
+	if err := env.Client.Create(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		t.Helper()
+		r := run(t, "status", "hello", "-n", ns, "--lease-namespace", ns)
+		if r.code != ExitOK {
+			t.Fatalf("exit %d: %s", r.code, r.err)
+		}
+		return r.out
+	}
+	if out := status(); strings.Contains(out, "ferry-manager") && strings.Contains(out, "Lease") {
+		t.Errorf("a renewed leader Lease, still a note:\n%s", out)
+	}
+
+	lease.Spec.RenewTime = &metav1.MicroTime{Time: testNow.Add(-4 * time.Minute)}
+	if err := env.Client.Update(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	assertContains(t, status(), "The ferry-manager leader ferry-manager-7d9f_1f3a has not renewed its Lease "+ns+
+		"/manager.ferry.dev for 4m (it lasts 15s): the manager may be down.")
+
+	lease.Spec.HolderIdentity = ptr.To("")
+	if err := env.Client.Update(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	assertContains(t, status(), "No ferry-manager leads: its leader Lease "+ns+"/manager.ferry.dev is released, last renewed 4m ago.")
+}
+
+func TestManagerNote(t *testing.T) {
+	lease := func(holder string, renewed time.Duration, lasts int32) *coordinationv1.Lease {
+		l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "ferry-system", Name: contract.ManagerLeaseName}}
+		l.Spec.HolderIdentity = ptr.To(holder)
+		l.Spec.LeaseDurationSeconds = ptr.To(lasts)
+		l.Spec.RenewTime = &metav1.MicroTime{Time: testNow.Add(-renewed)}
+		return l
+	}
+	for _, tt := range []struct {
+		name  string
+		lease *coordinationv1.Lease
+		want  string // a part of the note; "" for none
+	}{
+		{"no Lease (leader election off)", nil, ""},
+		{"renewed", lease("m1", 2*time.Second, 15), ""},
+		{"late, within the clock slack", lease("m1", 40*time.Second, 15), ""},
+		{"expired", lease("m1", 50*time.Second, 15), "leader m1 has not renewed its Lease ferry-system/manager.ferry.dev for 50s (it lasts 15s)"},
+		{"released", lease("", time.Minute, 1), "its leader Lease ferry-system/manager.ferry.dev is released, last renewed 60s ago"},
+		{"never renewed, held", func() *coordinationv1.Lease { l := lease("m1", 0, 15); l.Spec.RenewTime = nil; return l }(), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := managerNote(tt.lease, testNow)
+			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+				t.Errorf("managerNote = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestSilence(t *testing.T) {
 	pool := func(heartbeat time.Duration) *ferryv1.ProcessPool {
 		p := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: "n"}}
