@@ -262,7 +262,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
 			fmt.Sprintf("%s; revision %s stays the target until it is fixed", in.RevisionErr.Error(), in.Target))
 	}
-	var restarting, notRolledOut, settling, waiting, resisting, failing, stale, incomplete, joining []string
+	var restarting, notRolledOut, settling, waiting, silentWaiting, resisting, failing, stale, incomplete, joining []string
 	updated := 0
 	// The target ran rolled out on every selected node: a node that cannot
 	// spawn it now (its agent restarted while a database is down) halts
@@ -276,6 +276,11 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		case ok && r.FailsTarget && rolledOutEverywhere:
 		case ok && r.FailsTarget:
 			failing = append(failing, node)
+		case ok && !r.OnTarget && r.Stale:
+			// Not given the target while silent (planWave): it holds no
+			// other node back, and only it stands between the rollout
+			// and its end once the others are done.
+			silentWaiting = append(silentWaiting, node)
 		case ok && !r.OnTarget:
 			waiting = append(waiting, node)
 		case ok && r.Stale:
@@ -346,8 +351,12 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 				nodeList(settling), contract.CrashWindow)
 		}
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, msg)
-	case len(stale) > 0:
-		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
+	case len(stale)+len(silentWaiting) > 0:
+		msg := staleMessage(in, slices.Concat(stale, silentWaiting))
+		if len(silentWaiting) > 0 {
+			msg += fmt.Sprintf("; not given revision %s while silent: %s, once heard again", in.Target, nodeList(silentWaiting))
+		}
+		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, msg)
 	case len(incomplete) > 0:
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
 			fmt.Sprintf("Revision %s runs on %d/%d nodes; on %s some processes could not be replaced and keep "+

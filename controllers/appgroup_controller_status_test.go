@@ -311,6 +311,23 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, []string{"node 3/3 (node-c), creating its pool"}},
 		},
 		{
+			// A silent node is not given the target (planWave): once the
+			// others run it, only it stands between the rollout and its
+			// end.
+			name: "a silent node waits for its agent, the others rolled out",
+			in: input(abc, testPool("node-a", oldRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))),
+				testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
+				[]string{"The agent on node-a has not reported since", "; not given revision 2-abc while silent: node-a, once heard again"}},
+		},
+		{
+			name: "a silent node is not counted waiting for its wave",
+			in: input(abc, testPool("node-a", oldRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))),
+				testPool("node-b", targetRev, restarting(1, 2)), testPool("node-c", oldRev, rolledOut(2))),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 1/3 (node-b), process 2/2; 1 waiting for their wave",
+		},
+		{
 			// The target ran rolled out everywhere, then node-c was
 			// selected: a join restarts nothing, and completes no
 			// rollout when it reports (found by a walkthrough: it read

@@ -787,6 +787,39 @@ func TestStaleAgentMakesStatusUnknown(t *testing.T) {
 		"The agents on "+a+" and "+b+" have not reported for more than")
 }
 
+// TestSilentNodeHoldsNoWave: a node whose agent went silent before a
+// revision bump is not given it, and holds no other node back; it gets the
+// revision once its agent is heard again. Before, not ready, it got the
+// revision first and then held the only slot (maxConcurrentNodes 1) for as
+// long as it was silent: a dead node still selected held every rollout.
+func TestSilentNodeHoldsNoWave(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
+	rev1 := target(t, ns, "blog")
+
+	// a's agent goes silent; b's keeps reporting.
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	agentB.heartbeat("blog")
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev1, b: rev2})
+	agentB.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
+		"not given revision "+rev2+" while silent: "+a+", once heard again")
+
+	// Heard again: a gets the revision, once b has lived the crash window
+	// on it (the revision is not proven yet), and the rollout completes.
+	agentA.heartbeat("blog")
+	clk.SetTime(clk.Now().Add(contract.CrashWindow + time.Second))
+	agentB.heartbeat("blog")
+	agentA.heartbeat("blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
+	agentA.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
+}
+
 // checkEndpoints compares the AppGroup's EndpointSlice's endpoints, by
 // address, with their wanted ready flag.
 func checkEndpoints(ns, name string, want map[string]bool) error {

@@ -456,6 +456,10 @@ func (p wavePlan) Halted() bool { return len(p.Halting) > 0 }
 //   - Among the pools waiting, those resisting (an earlier revision) or not
 //     ready go first, as the new revision cannot make them worse; then by
 //     node name, so the order is deterministic.
+//   - A pool whose agent is silent (stale) waits without a slot, and holds
+//     no other node back: it gets the target once its agent is heard
+//     again. One silent after it got the target holds its slot: a canary
+//     gone silent is no better than a failed one.
 //   - A pool still restarting onto an earlier target gets the new one at
 //     once, even past maxConcurrent: it restarts anyway, and should not
 //     finish rolling out a revision the user has left.
@@ -487,10 +491,19 @@ func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRol
 	if !plan.Halted() {
 		slots = max(int(maxConcurrent), 1) - len(plan.Rolling)
 	}
-	for i, c := range candidates {
-		if i < slots || !plan.Halted() && c.Restarting {
+	for _, c := range candidates {
+		switch {
+		case c.Stale:
+			// Its agent is silent: it could not act on the target, and
+			// given it, it would hold a slot for as long as it stays
+			// silent (a dead node still selected would hold every
+			// rollout at its first wave). It gets the target once heard
+			// again, first in line (not ready: waveOrder).
+			plan.Waiting = append(plan.Waiting, c.Node)
+		case slots > 0 || !plan.Halted() && c.Restarting:
 			plan.Give = append(plan.Give, c.Node)
-		} else {
+			slots--
+		default:
 			plan.Waiting = append(plan.Waiting, c.Node)
 		}
 	}

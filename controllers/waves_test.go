@@ -350,12 +350,38 @@ func TestPlanWave(t *testing.T) {
 				testPool("a", old, rolledOut(2)),
 				testPool("b", old, rolledOut(2)),
 				testPool("c", old, rolledOut(2), notReady),
-				testPool("d", old),                                                  // never reported
-				testPool("e", old, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), // stale
+				testPool("d", old), // never reported
 			},
-			max:     3,
-			give:    []string{"c", "d", "e"},
+			max:     2,
+			give:    []string{"c", "d"},
 			waiting: []string{"a", "b"},
+		},
+		{
+			// A dead node still selected held every rollout at its first
+			// wave: not ready, it got the target first, then held its
+			// slot for as long as it was silent (found in a walkthrough).
+			name: "a silent pool takes no slot and holds no node back",
+			pools: []*ferryv1.ProcessPool{
+				testPool("a", old, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), // stale
+				testPool("b", old, rolledOut(2)),
+				testPool("c", old, rolledOut(2)),
+			},
+			max:     1,
+			give:    []string{"b"},
+			waiting: []string{"a", "c"},
+		},
+		{
+			name:    "a silent pool is not given the target when it is the last",
+			pools:   []*ferryv1.ProcessPool{testPool("a", old, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), testPool("b", target, rolledOut(2))},
+			max:     1,
+			waiting: []string{"a"},
+		},
+		{
+			name:    "a silent pool restarting onto an earlier target waits too",
+			pools:   []*ferryv1.ProcessPool{testPool("a", old, restarting(1, 2), heartbeatAt(t0.Add(-time.Minute))), testPool("b", old, rolledOut(2))},
+			max:     1,
+			give:    []string{"b"},
+			waiting: []string{"a"},
 		},
 		{
 			name:    "a silent pool on the target holds its slot",
