@@ -279,6 +279,41 @@ func TestRecycling(t *testing.T) {
 			t.Errorf("logged %d times that the app starts above memoryLimit, want once", n)
 		}
 	})
+	// But one that then leaks is: left for good, it grew without bound
+	// and memoryLimit did nothing. Once it is past twice its size when
+	// ready it is recycled, and the note says where that bound is.
+	t.Run("memoryLimit below the start size, leaking", func(t *testing.T) {
+		tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+		limit := resource.MustParse("2Mi")
+		tmpl.Pool.MemoryLimit = &limit
+		book := agenttest.NewLogbook(t)
+		log := book.Logger()
+		e := agenttest.Start(t, pool.Config{Name: "t/memleak", Revision: "1", Template: tmpl},
+			agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+		first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
+		note := book.WaitFor(t, "Worker was above memoryLimit as soon as it was ready")
+		v, _ := note.Value("rssWhenReady")
+		start, _ := v.(int64)
+		if start <= 0 {
+			t.Fatalf("the note says rssWhenReady=%v, want the worker's size", v)
+		}
+		if b, _ := note.Value("bound"); b != 2*start {
+			t.Errorf("the note says bound=%v, want twice rssWhenReady (%d)", b, 2*start)
+		}
+		// A leak to well past twice the start size, in steps, as a leak grows.
+		for range 4 {
+			if resp, _ := httpGet(t, e.URL+"/alloc?mb="+strconv.FormatInt(start>>20/2+8, 10)); resp.StatusCode != http.StatusOK {
+				t.Fatalf("/alloc: %d", resp.StatusCode)
+			}
+		}
+		e.WaitFor(t, 30*time.Second, "the leaking worker recycled", func(s pool.Status) bool {
+			return agenttest.Ready(1)(s) && s.Processes[0].PID != first
+		})
+		book.WaitFor(t, "Worker that was above memoryLimit as soon as it was ready has grown past twice that size; recycling it")
+		if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+			t.Errorf("after recycling: %d", resp.StatusCode)
+		}
+	})
 }
 
 // TestMemoryLimitBelowStartSizeUnderLoad: a memoryLimit below what the app

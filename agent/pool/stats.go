@@ -93,23 +93,54 @@ func (p *Pool) sample() {
 		}
 		st.at, st.cpuTicks, st.rssBytes = now, r.ticks, r.rss
 		if limit > 0 && r.rss > limit && t.w.recycle == recycleNone && t.w.state == ferryv1.ProcessReady {
-			if st.startRSS > limit {
-				p.startsAboveLocked(t.w, st.startRSS, limit)
-				continue
-			}
-			t.w.recycle = recycleMemory
-			flagged = true
-			p.log.Info("Worker is above memoryLimit; recycling it", "pid", t.pid, "rss", r.rss, "limit", limit,
-				"processed", t.w.processed)
-			if t.w.processed < fewRequests {
-				p.growsAboveLocked(t.w, r.rss, limit)
-			}
+			flagged = p.overMemoryLocked(t.w, r.rss, limit) || flagged
 		}
 	}
 	p.mu.Unlock()
 	if flagged {
 		p.kickSupervisor()
 	}
+}
+
+// overMemoryLocked flags w, ready and above memoryLimit at rss, for
+// recycling, unless it is within the bound of a worker that was above the
+// limit as it became ready (memoryBound). It reports whether it flagged w.
+func (p *Pool) overMemoryLocked(w *Worker, rss, limit int64) bool {
+	bound := memoryBound(limit, w.stats.startRSS)
+	if bound == limit {
+		p.log.Info("Worker is above memoryLimit; recycling it", "pid", w.PID(), "rss", rss, "limit", limit,
+			"processed", w.processed)
+		if w.processed < fewRequests {
+			p.growsAboveLocked(w, rss, limit)
+		}
+	} else {
+		p.startsAboveLocked(w, w.stats.startRSS, limit, bound)
+		if rss <= bound {
+			return false
+		}
+		p.log.Info("Worker that was above memoryLimit as soon as it was ready has grown past twice that size; recycling it",
+			"pid", w.PID(), "rss", rss, "rssWhenReady", w.stats.startRSS, "bound", bound, "limit", limit, "processed", w.processed)
+	}
+	w.recycle = recycleMemory
+	return true
+}
+
+// startsAboveFactor: a worker that was above memoryLimit as it became
+// ready is recycled for memory once it has grown to this many times its
+// size then. Below, it is left: its replacement would start as large.
+// Twice is well past what an app grows by as it warms up (lazy imports,
+// first caches), and still bounds a leak, which memoryLimit is there to
+// catch, at twice what the app needs to start.
+const startsAboveFactor = 2
+
+// memoryBound is the RSS above which a worker is recycled for memory:
+// memoryLimit, or, for a worker that was above it as it became ready
+// (startRSS, before any request), startsAboveFactor times startRSS.
+func memoryBound(limit, startRSS int64) int64 {
+	if startRSS > limit {
+		return max(limit, startsAboveFactor*startRSS)
+	}
+	return limit
 }
 
 // memoryNote is a revision and memoryLimit that something was logged
@@ -123,15 +154,15 @@ type memoryNote struct {
 // grew past it soon after it started (growsAboveLocked).
 const fewRequests = 10
 
-// startsAboveLocked leaves a worker that was above memoryLimit as it
-// became ready (startRSS) where it is, for good: it is as large as the
-// app starts, and its replacement would be too, so recycling it would
+// startsAboveLocked logs, once for the revision and limit, that a worker
+// was above memoryLimit as it became ready (startRSS), and is left until
+// it grows past bound (memoryBound): it is as large as the app starts,
+// and its replacement would be too, so recycling it at the limit would
 // respawn a process every sample for ever (under load as well: each
-// replacement serves requests at once). That memoryLimit is below what
-// the app needs is logged once for the revision and limit.
-func (p *Pool) startsAboveLocked(w *Worker, rss, limit int64) {
-	p.noteOnceLocked(&p.startsAbove, w, limit, "Worker was above memoryLimit as soon as it was ready; not recycling it, as its replacement would start as large. Raise memoryLimit above what the app needs to start",
-		"rssWhenReady", rss)
+// replacement serves requests at once).
+func (p *Pool) startsAboveLocked(w *Worker, rss, limit, bound int64) {
+	p.noteOnceLocked(&p.startsAbove, w, limit, "Worker was above memoryLimit as soon as it was ready; not recycling it unless it grows past twice that size (bound), as its replacement would start as large. Raise memoryLimit above what the app needs to start",
+		"rssWhenReady", rss, "bound", bound)
 }
 
 // growsAboveLocked logs, once for the revision and limit, that a worker

@@ -291,8 +291,9 @@ type PoolSpec struct {
 	// it, replacement first, as maxRequestsPerProcess does. It still applies
 	// while the pool resists a deployment error. A process already above it
 	// as it became ready, before any request, is left (its replacement
-	// would start as large), and the agent logs once that memoryLimit is below what the
-	// app needs to start. One that grows above it within its first 10
+	// would start as large) until it grows past twice its size then (a
+	// leak), and the agent logs once that memoryLimit is below what the
+	// app needs to start, with that bound. One that grows above it within its first 10
 	// requests is recycled, and the agent logs once that a limit below the
 	// app's warmed-up size replaces every process after a few requests.
 	// Unset turns it off.
