@@ -155,6 +155,51 @@ func TestCrashInARequestIsNoFailedSpawn(t *testing.T) {
 	}
 }
 
+// TestCrashInARequestWhileRecyclingIsNoFailedSpawn: under load with a
+// low maxRequestsPerProcess, every worker is recycled long before it
+// lives the crash window. One the pool recycled after it served its
+// requests did not die: it proves its revision serves as one that lived
+// past the window does. Before, no worker ever made the revision lasted,
+// and every request of death counted as a failed spawn: a scaling error,
+// backoffs growing from the second, and no recycling while they ran.
+func TestCrashInARequestWhileRecyclingIsNoFailedSpawn(t *testing.T) {
+	obs := &observer{}
+	root, _ := filepath.Abs("testdata/bootdie")
+	tmpl := agenttest.WSGIAt(root, 2, 2)
+	tmpl.Pool.MaxRequestsPerProcess = 30
+	e := agenttest.Start(t, pool.Config{Name: "t/crashrecycle", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
+	e.WaitFor(t, 30*time.Second, "two ready workers", agenttest.Ready(2))
+	stop := load(t, e.URL, 2)
+	// recycled waits until the pool has stopped n more workers.
+	recycled := func(n int64) {
+		t.Helper()
+		want := obs.stopped.Load() + n
+		e.WaitFor(t, 30*time.Second, "workers recycled", func(pool.Status) bool { return obs.stopped.Load() >= want })
+	}
+	recycled(4)
+	for i := range 3 {
+		code, body := get(t, e.URL+"/crash")
+		if code != http.StatusBadGateway || !strings.Contains(body, "exited while handling this request") {
+			t.Fatalf("GET /crash = %d %q, want 502 saying the worker exited while handling it", code, body)
+		}
+		// Of the three, one at least readied after the crash: the next
+		// one is a first again.
+		recycled(3)
+		// (A scaling error shows only while it lasts: the spawn error
+		// recorded and the count of failures stay.)
+		if s := e.Pool.Status(); s.LastSpawnError != nil || obs.failed.Load() != 0 {
+			t.Fatalf("after request of death %d: spawn error %+v, %d spawn failures counted; want none (every spawn succeeded)",
+				i+1, s.LastSpawnError, obs.failed.Load())
+		}
+	}
+	rep := stop().Report()
+	if rep.Failed != 0 {
+		t.Errorf("%d of %d requests of the load failed (%v), want none: only the requests of death do", rep.Failed, rep.Requests, rep.FirstFailure)
+	}
+	e.WaitFor(t, 30*time.Second, "two ready workers", agenttest.Ready(2))
+}
+
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)

@@ -574,7 +574,8 @@ func (p *Pool) noteLastedLocked(now time.Time) {
 	}
 }
 
-// lastedLocked records that w, ready, has lived past crashWindow. A
+// lastedLocked records that w, ready, has lived past crashWindow, or
+// served until it was recycled (recycledAfterServing). A
 // worker that came up after a run of deaths began ends it: a crash loop's
 // failures are forgotten (the next crash is a first one again, replaced
 // at once), and so are the young deaths in a request excused so far.
@@ -584,8 +585,11 @@ func (p *Pool) lastedLocked(w *Worker) {
 		p.excused = excusedDeaths{}
 	}
 	if loop := p.scaling.crashSince; !loop.IsZero() && p.scaling.err == nil && w.readyAt.After(loop) {
-		p.log.Info("Recovered from crashes soon after ready: a worker has lived past the crash window",
-			"revision", w.Revision, "pid", w.PID(), "crashes", p.scaling.failures, "window", crashWindow.String())
+		msg := "Recovered from crashes soon after ready: a worker has lived past the crash window"
+		if w.state == ferryv1.ProcessStopping {
+			msg = "Recovered from crashes soon after ready: a worker served until it was recycled"
+		}
+		p.log.Info(msg, "revision", w.Revision, "pid", w.PID(), "crashes", p.scaling.failures, "window", crashWindow.String())
 		p.scaling = scalingState{}
 	}
 }
@@ -995,7 +999,7 @@ func (p *Pool) watchExit(w *Worker) {
 	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
 	lived := time.Since(w.readyAt)
 	inRequest := w.inRequest || w.sessions > 0
-	if unexpected && lived >= crashWindow {
+	if unexpected && lived >= crashWindow || recycledAfterServing(w, prev) {
 		p.lastedLocked(w)
 	}
 	ofRequest := unexpected && inRequest && p.lasted[w.Revision] && (lived >= crashWindow || p.excuseLocked(time.Now()))
@@ -1059,6 +1063,16 @@ func (p *Pool) watchExit(w *Worker) {
 		p.opts.Observer.WorkerExited(p.name, unexpected)
 	}
 	p.kickSupervisor()
+}
+
+// recycledAfterServing: w, exiting from prev, is one the pool stopped on
+// purpose after it served requests, as maxRequestsPerProcess or
+// memoryLimit asked (a restart or the agent's stop may have done it for
+// them). It did not die: its revision is known to serve, as surely as by
+// a worker that lived past crashWindow, which under load with a low
+// maxRequestsPerProcess none may ever do.
+func recycledAfterServing(w *Worker, prev State) bool {
+	return prev == ferryv1.ProcessStopping && w.recycle != recycleNone && w.processed > 0
 }
 
 // spawnsRevisionLocked: the pool would spawn revision to replace a worker

@@ -26,6 +26,7 @@ type observer struct {
 	spawns   atomic.Int64
 	failed   atomic.Int64
 	overran  atomic.Int64
+	stopped  atomic.Int64 // exits the pool expected (it stopped the worker)
 	mu       sync.Mutex
 	outcomes []string
 }
@@ -34,8 +35,12 @@ func (o *observer) SpawnStarted(string, pool.SpawnKind)            { o.spawns.Ad
 func (o *observer) SpawnSucceeded(string, time.Duration)           {}
 func (o *observer) SpawnFailed(string, pool.SpawnKind)             { o.failed.Add(1) }
 func (o *observer) RestartStarted(string, ferryv1.RestartStrategy) {}
-func (o *observer) WorkerExited(string, bool)                      {}
-func (o *observer) WorkerOverran(string)                           { o.overran.Add(1) }
+func (o *observer) WorkerExited(_ string, unexpected bool) {
+	if !unexpected {
+		o.stopped.Add(1)
+	}
+}
+func (o *observer) WorkerOverran(string) { o.overran.Add(1) }
 func (o *observer) RestartFinished(_ string, outcome string) {
 	o.mu.Lock()
 	o.outcomes = append(o.outcomes, outcome)
