@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"slices"
@@ -337,5 +338,45 @@ func TestMemoryLimitBelowStartSizeUnderLoad(t *testing.T) {
 	if n := obs.spawns.Load() - before; n > 1 {
 		t.Errorf("%d workers spawned in 3 s under load for a memoryLimit below the app's start size; "+
 			"logged the limit below the start size %d times", n, len(book.Find("Worker was above memoryLimit as soon as")))
+	}
+}
+
+// TestCloseTakesOneShutdownTimeout: a pool that closes with a worker stuck
+// in a request (which a WSGI worker finishes before it heeds SIGTERM)
+// kills it within one shutdownTimeout in all. Before, the wait for its
+// request and the wait for its exit after SIGTERM each took the whole
+// timeout: the agent's stop took twice what its grace period is sized
+// for. The elapsed time is the only measure of it; the bound leaves a
+// whole timeout of slack for a slow machine.
+func TestCloseTakesOneShutdownTimeout(t *testing.T) {
+	const timeout = 3 * time.Second
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: timeout}
+	e := agenttest.Start(t, pool.Config{Name: "t/close", Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	go func() {
+		if resp, err := http.Get(e.URL + "/slow?ms=120000"); err == nil {
+			_ = resp.Body.Close()
+		}
+	}()
+	stuck := busyWorker(t, e)
+
+	closed := make(chan time.Duration)
+	go func() {
+		start := time.Now()
+		e.Pool.Close(context.Background())
+		closed <- time.Since(start)
+	}()
+	select {
+	case took := <-closed:
+		t.Logf("Close took %s with shutdownTimeout %s", took.Round(time.Millisecond), timeout)
+		if took >= 2*timeout {
+			t.Errorf("Close took %s, want one shutdownTimeout (%s) in all, not one per wait", took.Round(time.Millisecond), timeout)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Close did not return within a minute")
+	}
+	if err := syscall.Kill(int(stuck.PID), 0); err == nil {
+		t.Errorf("worker %d still runs after Close", stuck.PID)
 	}
 }

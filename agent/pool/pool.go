@@ -184,6 +184,9 @@ type Pool struct {
 	scaling     scalingState
 	recycling   bool
 	closed      bool
+	// closeBy is when the workers' stop must be over, once closed: one
+	// shutdownTimeout from Close, shared by the two waits of each stop.
+	closeBy     time.Time
 	lastRestart *RestartSummary
 	// started are the revisions of which a worker has been ready in this
 	// pool's life (the target and those of live workers are kept): a
@@ -653,8 +656,10 @@ func (p *Pool) kickSupervisor() {
 }
 
 // Close stops the pool: waiting requests get ErrClosed, and every worker is
-// drained and stopped (shutdownTimeout each, in parallel). Requests already
-// given a worker finish first, within ctx.
+// drained and stopped, in parallel, within one shutdownTimeout in all: its
+// requests' wait and, after SIGTERM, its exit's share it (retire), so that
+// the agent's stop, which its grace period must cover, takes one timeout,
+// not two. Requests already given a worker finish first, within ctx.
 func (p *Pool) Close(ctx context.Context) {
 	p.mu.Lock()
 	if p.closed {
@@ -663,6 +668,7 @@ func (p *Pool) Close(ctx context.Context) {
 		return
 	}
 	p.closed = true
+	p.closeBy = time.Now().Add(durationOr(p.cfg.Template.Pool.ShutdownTimeout, time.Minute))
 	p.failQueueLocked(ErrClosed)
 	workers := slices.Clone(p.workers)
 	p.notifyLocked() // wakes a restart sleeping out a backoff
@@ -889,8 +895,9 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	}
 	if p.closed {
 		p.removeLocked(w)
+		by := p.closeBy
 		p.mu.Unlock()
-		proc.Stop(durationOr(tmpl.Pool.ShutdownTimeout, time.Minute))
+		proc.Stop(waitWithin(durationOr(tmpl.Pool.ShutdownTimeout, time.Minute), by))
 		return ErrClosed
 	}
 	w.proc = proc
@@ -1100,11 +1107,15 @@ func (p *Pool) drainLocked(w *Worker) {
 
 // retire takes w out of service and stops it: no new requests; wait for
 // its in-flight requests (up to shutdownTimeout); SIGTERM; wait for the
-// exit (up to shutdownTimeout); SIGKILL. It returns once the process is
-// gone and out of the pool's table. A worker still spawning is stopped when its spawn completes.
+// exit (up to shutdownTimeout); SIGKILL. Once the pool is closed, the two
+// waits end by closeBy: one shutdownTimeout in all, and a worker whose
+// requests took all of it gets SIGKILL right after SIGTERM. It returns
+// once the process is gone and out of the pool's table. A worker still
+// spawning is stopped when its spawn completes.
 func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	p.mu.Lock()
 	timeout := durationOr(p.cfg.Template.Pool.ShutdownTimeout, time.Minute)
+	by := p.closeBy
 	if w.state == ferryv1.ProcessSpawning || w.proc == nil {
 		p.mu.Unlock()
 		return
@@ -1113,7 +1124,7 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	p.notifyLocked()
 	p.mu.Unlock()
 
-	t := time.NewTimer(timeout)
+	t := time.NewTimer(waitWithin(timeout, by))
 	select {
 	case <-w.drained:
 	case <-w.proc.Done():
@@ -1132,13 +1143,22 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
-	if killed := w.proc.Stop(timeout); killed {
+	if killed := w.proc.Stop(waitWithin(timeout, by)); killed {
 		p.log.Info("Killed worker that did not exit within shutdownTimeout", "pid", w.PID(), "timeout", timeout.String())
 	}
 	// Return once the pool no longer counts it, so that the next step of a
 	// restart never sees size+2.
 	<-w.gone
 	p.log.V(1).Info("Stopped worker", "pid", w.PID(), "revision", w.Revision, "reason", why)
+}
+
+// waitWithin is how long a wait of a stopping worker may take: timeout,
+// or, once the pool closes (by is set), what is left until by.
+func waitWithin(timeout time.Duration, by time.Time) time.Duration {
+	if by.IsZero() {
+		return timeout
+	}
+	return max(0, time.Until(by))
 }
 
 // recycle replaces w: a new worker of the current revision first, then w

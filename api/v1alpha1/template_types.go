@@ -315,7 +315,10 @@ type PoolSpec struct {
 	// shutdownTimeout bounds each of the two waits of a stopping process:
 	// for its in-flight requests to finish (it gets no new ones meanwhile),
 	// then, after SIGTERM, for it to exit. A process still running after the
-	// second wait gets SIGKILL. Default: 60s.
+	// second wait gets SIGKILL. When the pool itself stops (its agent
+	// stops, or its AppGroup is deleted or leaves the node), the two waits
+	// share one shutdownTimeout: a process whose requests took all of it
+	// gets SIGKILL right after SIGTERM. Default: 60s.
 	// +optional
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
