@@ -257,7 +257,11 @@ func settle(reports map[string]poolReport, now time.Time, window time.Duration) 
 		waiting = waiting || !r.OnTarget
 	}
 	for node, r := range reports {
-		if !r.OnTarget || !r.RolledOut {
+		if !r.OnTarget || !r.RolledOut || r.Pool.Status.LastedRevision == r.Pool.Spec.Revision {
+			// Not rolled out; or its agent says a process of the target
+			// lived the window, or served until recycled (lastedRevision):
+			// under load with recycling no process may live the window,
+			// and one measured from the youngest start would never end.
 			continue
 		}
 		if d := settledAt(r.Pool).Add(window).Sub(now.Add(r.Ahead)); d > 0 {

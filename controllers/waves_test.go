@@ -673,6 +673,17 @@ func TestSettle(t *testing.T) {
 		{"a process replaced since (a crash)", []*ferryv1.ProcessPool{
 			testPool("a", targetRev, rolledOut(2), finished(time.Minute), process(targetRev, time.Minute), process(targetRev, 2*time.Second)), waiting,
 		}, window, false, 8 * time.Second},
+		// Recycled under load faster than the window: the youngest
+		// process is always young, and the window measured from it never
+		// ended (found by review); the agent says the revision lasted.
+		{"young processes, but the agent says the revision lasted", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(time.Minute), process(targetRev, 2*time.Second), process(targetRev, time.Second),
+				func(p *ferryv1.ProcessPool) { p.Status.LastedRevision = targetRev }), waiting,
+		}, window, true, 0},
+		{"lasted an older revision only", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, rolledOut(2), finished(time.Minute), process(targetRev, 2*time.Second),
+				func(p *ferryv1.ProcessPool) { p.Status.LastedRevision = oldRev }), waiting,
+		}, window, false, 8 * time.Second},
 		{"lived the window", []*ferryv1.ProcessPool{
 			testPool("a", targetRev, rolledOut(2), finished(11*time.Second), process(targetRev, 12*time.Second)), waiting,
 		}, window, true, 0},

@@ -67,6 +67,9 @@ func desiredStatus(current ferryv1.ProcessPoolStatus, generation int64, s pool.S
 		HeartbeatTime:      &metav1.Time{Time: now},
 		Conditions:         append([]metav1.Condition(nil), current.Conditions...),
 	}
+	if s.RevisionLasted {
+		out.LastedRevision = s.Revision
+	}
 	if len(out.Processes) > 512 {
 		out.Processes = out.Processes[:512]
 	}

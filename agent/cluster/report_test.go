@@ -35,6 +35,16 @@ func TestDesiredStatus(t *testing.T) {
 		c.ObservedGeneration != 7 {
 		t.Errorf("Ready kept its transition time? %+v", c)
 	}
+	if got.LastedRevision != "" {
+		t.Errorf("lastedRevision %q before a process lasted, want none", got.LastedRevision)
+	}
+
+	// Once a process of it lasted: said at once, as a change of state.
+	s.RevisionLasted = true
+	lasted := desiredStatus(got, pp.Generation, s, "10.0.0.1", listening{port: 8080}, now)
+	if lasted.LastedRevision != "2" || !stateChanged(got, lasted) {
+		t.Errorf("lastedRevision %q (a change of state: %t), want 2, written at once", lasted.LastedRevision, stateChanged(got, lasted))
+	}
 }
 
 // TestDesiredStatusListening: the address is where the proxy serves, and

@@ -170,6 +170,9 @@ func TestCrashInARequestWhileRecyclingIsNoFailedSpawn(t *testing.T) {
 	e := agenttest.Start(t, pool.Config{Name: "t/crashrecycle", Revision: "1", Template: tmpl},
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
 	e.WaitFor(t, 30*time.Second, "two ready workers", agenttest.Ready(2))
+	if e.Pool.Status().RevisionLasted {
+		t.Fatal("the revision reads lasted before any worker lived the crash window or was recycled")
+	}
 	stop := load(t, e.URL, 2)
 	// recycled waits until the pool has stopped n more workers.
 	recycled := func(n int64) {
@@ -178,6 +181,10 @@ func TestCrashInARequestWhileRecyclingIsNoFailedSpawn(t *testing.T) {
 		e.WaitFor(t, 30*time.Second, "workers recycled", func(pool.Status) bool { return obs.stopped.Load() >= want })
 	}
 	recycled(4)
+	// The status says so, for the manager's crash window (lastedRevision).
+	if !e.Pool.Status().RevisionLasted {
+		t.Error("workers recycled after serving, yet the status does not read the revision lasted")
+	}
 	for i := range 3 {
 		code, body := get(t, e.URL+"/crash")
 		if code != http.StatusBadGateway || !strings.Contains(body, "exited while handling this request") {

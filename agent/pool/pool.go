@@ -583,7 +583,10 @@ func (p *Pool) noteLastedLocked(now time.Time) {
 // failures are forgotten (the next crash is a first one again, replaced
 // at once), and so are the young deaths in a request excused so far.
 func (p *Pool) lastedLocked(w *Worker) {
-	p.lasted[w.Revision] = true
+	if !p.lasted[w.Revision] {
+		p.lasted[w.Revision] = true
+		p.notifyLocked() // the status says so (RevisionLasted)
+	}
 	if p.excused.n > 0 && w.readyAt.After(p.excused.since) {
 		p.excused = excusedDeaths{}
 	}

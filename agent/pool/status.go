@@ -34,6 +34,9 @@ type Status struct {
 	// life. False while the pool boots its first processes of it, and
 	// while its app cannot start (every spawn fails).
 	RevisionStarted bool `json:"revisionStarted"`
+	// RevisionLasted: a process of Revision has lived past crashWindow
+	// from ready, or served until the pool recycled it (lastedLocked).
+	RevisionLasted bool `json:"revisionLasted"`
 }
 
 // Status returns a snapshot of the pool.
@@ -51,6 +54,7 @@ func (p *Pool) Status() Status {
 		LastSpawnError:  p.lastErr.DeepCopy(),
 		LastRestart:     p.lastRestart.deepCopy(),
 		RevisionStarted: p.started[p.cfg.Revision],
+		RevisionLasted:  p.lasted[p.cfg.Revision],
 		Processes:       make([]ferryv1.ProcessInfo, 0, len(p.workers)),
 	}
 	if p.scaling.err != nil {

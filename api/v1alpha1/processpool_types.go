@@ -167,6 +167,18 @@ type ProcessPoolStatus struct {
 	// +kubebuilder:validation:MaxLength=128
 	ObservedRevision string `json:"observedRevision,omitempty"`
 
+	// lastedRevision is observedRevision once a process of it has lived
+	// past the crash window (10s) from ready on this node, or served
+	// requests until the agent recycled it (maxRequestsPerProcess,
+	// memoryLimit): the revision is known to serve here, and the manager
+	// counts the node's crash window on it as passed. Under load with
+	// recycling, no process may live 10s, and the window measured from
+	// process starts would never end. Empty until then, and after an
+	// agent restart until it is seen again.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	LastedRevision string `json:"lastedRevision,omitempty"`
+
 	// processCounts counts the pool's processes.
 	// +optional
 	ProcessCounts ProcessCounts `json:"processCounts,omitzero"`
