@@ -1,0 +1,209 @@
+package proxy_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/proxy"
+)
+
+// seenRequest is a request as the seen app (testdata/seen) read it.
+type seenRequest struct {
+	Line     string      `json:"line"`
+	Fields   [][2]string `json:"fields"`
+	Body     string      `json:"body"`
+	Trailers [][2]string `json:"trailers"`
+}
+
+// field is the values of the request's fields named name, in order.
+func (r seenRequest) field(name string) []string {
+	var vs []string
+	for _, f := range r.Fields {
+		if strings.EqualFold(f[0], name) {
+			vs = append(vs, f[1])
+		}
+	}
+	return vs
+}
+
+// requestsKept is what the seen app was sent since the last call.
+func requestsKept(t *testing.T, url string) []seenRequest {
+	t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get(url + "/seen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []seenRequest
+	if err := json.Unmarshal(readBody(t, resp), &got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// statuses reads the responses in out, in order, as a client would.
+func statuses(out string) []int {
+	var codes []int
+	br := bufio.NewReader(strings.NewReader(out))
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return codes
+		}
+		codes = append(codes, resp.StatusCode)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// TestParserDifferential sends malformed and ambiguous requests over TCP
+// and checks both ends: what the client is answered (and whether its
+// connection carries the request after it, "GET /last", which closes it),
+// and what the worker is sent. The worker never gets two requests where
+// the client meant one, nor one the client's bytes did not make, nor a
+// field the proxy drops; a request whose framing is in doubt is refused
+// with its connection closed.
+//
+// Where RFC 9112 leaves a choice, the proxy makes Go's server's (whose
+// path serves every head the front end does not take): two equal
+// Content-Lengths are one, a list of them is refused; an obs-fold and a
+// bare LF ending a line are taken (the fold read as a space), a bare CR
+// is refused; a chunk size with whitespace after it is taken (the body
+// reaches the worker framed anew, so no reader after the proxy sees it);
+// "HTTP/1.2" is read as 1.1; "OPTIONS *" is answered by Go's server
+// itself.
+func TestParserDifferential(t *testing.T) {
+	tmpl := commandApp("seen")
+	tmpl.App.Concurrency = 1
+	e := start(t, tmpl, proxy.Options{})
+	addr := strings.TrimPrefix(e.URL, "http://")
+	const last = "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	const post = "POST /a HTTP/1.1\r\nHost: x\r\n"
+	const chunked = post + "Transfer-Encoding: chunked\r\n"
+	const smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	pathOnly := []string{"POST /a HTTP/1.1", "GET /last HTTP/1.1"}
+	getOnly := []string{"GET /a HTTP/1.1", "GET /last HTTP/1.1"}
+	none := []string(nil)
+	refused := func(code int) []int { return []int{code} }
+	both := []int{200, 200}
+	for _, tc := range []struct {
+		name  string
+		raw   string
+		codes []int    // the answers, in order
+		lines []string // the request lines the worker got, in order
+		check func(t *testing.T, seen []seenRequest)
+	}{
+		// Content-Length.
+		{"two equal lengths", post + "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello" + last, both, pathOnly, bodyIs("hello")},
+		{"two lengths that differ", post + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!" + last, refused(400), none, nil},
+		{"a list of lengths", post + "Content-Length: 5, 5\r\n\r\nhello" + last, refused(400), none, nil},
+		{"length +5", post + "Content-Length: +5\r\n\r\nhello" + last, refused(400), none, nil},
+		{"length -1", post + "Content-Length: -1\r\n\r\nhello" + last, refused(400), none, nil},
+		{"length with spaces", post + "Content-Length:  5 \r\n\r\nhello" + last, both, pathOnly, bodyIs("hello")},
+		{"length 0x5", post + "Content-Length: 0x5\r\n\r\nhello" + last, refused(400), none, nil},
+		{"length past int64", post + "Content-Length: 99999999999999999999\r\n\r\nhello" + last, refused(400), none, nil},
+		{"empty length", post + "Content-Length: \r\n\r\nhello" + last, refused(400), none, nil},
+		{"length 0 on the front end", "GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 00\r\n\r\n" + last, both, getOnly, nil},
+		{"a GET with a body", "GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" + last, both, getOnly, bodyIs("hello")},
+		{"no length", post + "\r\n" + last, both, pathOnly, bodyIs("")},
+		// Transfer-Encoding.
+		{"chunked, identity", post + "Transfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + last, refused(501), none, nil},
+		{"gzip, chunked", post + "Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + last, refused(501), none, nil},
+		{"chunked twice", chunked + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + last, refused(501), none, nil},
+		{"chunked, chunked", post + "Transfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + last, refused(501), none, nil},
+		{"Chunked", post + "Transfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + last, []int{200}, []string{"POST /a HTTP/1.1"}, bodyIs("hello")},
+		{"xchunked", post + "Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + last, refused(501), none, nil},
+		{"identity", post + "Transfer-Encoding: identity\r\n\r\nhello" + last, refused(501), none, nil},
+		// Chunks.
+		{"chunk size past int64", chunked + "\r\n10000000000000005\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
+		{"space before a chunk size", chunked + "\r\n 5\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
+		{"space after a chunk size", chunked + "\r\n5 \r\nhello\r\n0\r\n\r\n" + last, []int{200}, []string{"POST /a HTTP/1.1"}, bodyIs("hello")},
+		{"chunk size 0x5", chunked + "\r\n0x5\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
+		{"chunk extension", chunked + "\r\n5;a=b\r\nhello\r\n0\r\n\r\n" + last, []int{200}, []string{"POST /a HTTP/1.1"}, bodyIs("hello")},
+		{"chunk extension ending in a bare LF", chunked + "\r\n5;a=b\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
+		{"chunk extension quoting a CRLF", chunked + "\r\n5;a=\"x\r\ny\"\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
+		{"no CRLF after chunk data", chunked + "\r\n5\r\nhelloXX0\r\n\r\n" + last, refused(400), none, nil},
+		{"a bare LF after chunk data", chunked + "\r\n5\r\nhello\n0\r\n\r\n" + last, refused(400), none, nil},
+		{"chunk size lines ending in bare LFs", chunked + "\r\n5\nhello\r\n0\n\n" + last, refused(400), none, nil},
+		// Trailers.
+		{"a declared Content-Length trailer", chunked + "Trailer: Content-Length\r\n\r\n5\r\nhello\r\n0\r\nContent-Length: 50\r\n\r\n" + last,
+			refused(400), none, nil},
+		// The head's lines.
+		{"bare LF line ends", "GET /a HTTP/1.1\nHost: x\n\n" + last, both, getOnly, nil},
+		{"a bare CR", "GET /a HTTP/1.1\rHost: x\r\n\r\n" + last, refused(400), none, nil},
+		{"a bare CR in a value", "GET /a HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n" + last, refused(400), none, nil},
+		{"obs-fold", "GET /a HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n" + last, both, getOnly, fieldIs("X-A", "a b")},
+		{"obs-fold with a tab", "GET /a HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n" + last, both, getOnly, fieldIs("X-A", "a b")},
+		{"obs-fold after Content-Length", post + "Content-Length: 5\r\n 6\r\n\r\nhello!" + last, refused(400), none, nil},
+		{"space before the colon", "GET /a HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n" + last, refused(400), none, nil},
+		{"space before the colon of Content-Length", post + "Content-Length : 5\r\n\r\nhello" + last, refused(400), none, nil},
+		{"NUL in a value", "GET /a HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n" + last, refused(400), none, nil},
+		{"a control character in a value", "GET /a HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n" + last, refused(400), none, nil},
+		{"NUL in the target", "GET /a\x00b HTTP/1.1\r\nHost: x\r\n\r\n" + last, refused(400), none, nil},
+		{"a control character in the target", "GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n" + last, refused(400), none, nil},
+		{"an empty field name", "GET /a HTTP/1.1\r\nHost: x\r\n: a\r\n\r\n" + last, refused(400), none, nil},
+		// The target.
+		{"absolute-form naming another host", "GET http://other.example/a HTTP/1.1\r\nHost: x\r\n\r\n" + last, both, getOnly,
+			fieldIs("Host", "other.example")},
+		{"asterisk-form with OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n" + last, both, []string{"GET /last HTTP/1.1"}, nil},
+		// Host.
+		{"no Host in HTTP/1.1", "GET /a HTTP/1.1\r\n\r\n" + last, refused(400), none, nil},
+		{"two Hosts", "GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n" + last, refused(400), none, nil},
+		// The request line.
+		{"h2c's preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + last, refused(505), none, nil},
+		{"HTTP/0.9", "GET /\r\n\r\n" + last, refused(400), none, nil},
+		{"HTTP/1.2", "GET /a HTTP/1.2\r\nHost: x\r\n\r\n" + last, both, getOnly, nil},
+		{"HTTP/2.0", "GET /a HTTP/2.0\r\nHost: x\r\n\r\n" + last, refused(505), none, nil},
+		{"a lower-case version", "GET /a http/1.1\r\nHost: x\r\n\r\n" + last, refused(400), none, nil},
+		{"a lower-case method", "get /a HTTP/1.1\r\nHost: x\r\n\r\n" + last, both, []string{"get /a HTTP/1.1", "GET /last HTTP/1.1"}, nil},
+		{"two spaces", "GET  /a HTTP/1.1\r\nHost: x\r\n\r\n" + last, refused(400), none, nil},
+		{"a long method", strings.Repeat("G", 10000) + " /a HTTP/1.1\r\nHost: x\r\n\r\n" + last,
+			[]int{501, 200}, []string{"GET /last HTTP/1.1"}, nil}, // the worker's 501: an unknown method, if a long one
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_ = requestsKept(t, e.URL)
+			out, closed := rawExchangeClosed(t, addr, tc.raw, 30*time.Second)
+			seen := requestsKept(t, e.URL)
+			var lines []string
+			for _, r := range seen {
+				lines = append(lines, r.Line)
+			}
+			if codes := statuses(out); !slices.Equal(codes, tc.codes) || !closed {
+				t.Errorf("answered %v (closed %t), want %v and the connection closed: %q", codes, closed, tc.codes, out)
+			}
+			if !slices.Equal(lines, tc.lines) {
+				t.Errorf("the worker got %q, want %q", lines, tc.lines)
+			}
+			for _, r := range seen {
+				if len(r.field("Host")) != 1 || len(r.field("Content-Length"))+len(r.field("Transfer-Encoding")) > 1 {
+					t.Errorf("the worker got %q with fields %q", r.Line, r.Fields)
+				}
+			}
+			if tc.check != nil && len(seen) > 0 {
+				tc.check(t, seen)
+			}
+		})
+	}
+}
+
+func bodyIs(want string) func(*testing.T, []seenRequest) {
+	return func(t *testing.T, seen []seenRequest) {
+		if seen[0].Body != want {
+			t.Errorf("the worker got the body %q, want %q", seen[0].Body, want)
+		}
+	}
+}
+
+func fieldIs(name, want string) func(*testing.T, []seenRequest) {
+	return func(t *testing.T, seen []seenRequest) {
+		if got := seen[0].field(name); len(got) != 1 || got[0] != want {
+			t.Errorf("the worker got %s %q, want %q", name, got, want)
+		}
+	}
+}
