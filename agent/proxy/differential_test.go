@@ -77,7 +77,8 @@ func statuses(out string) []int {
 // is refused; a chunk size with whitespace after it is taken (the body
 // reaches the worker framed anew, so no reader after the proxy sees it);
 // "HTTP/1.2" is read as 1.1; "OPTIONS *" is answered by Go's server
-// itself.
+// itself. It refuses what nginx refuses beyond that: an HTTP/1.0 request
+// with a Transfer-Encoding.
 func TestParserDifferential(t *testing.T) {
 	tmpl := commandApp("seen")
 	tmpl.App.Concurrency = 1
@@ -120,6 +121,11 @@ func TestParserDifferential(t *testing.T) {
 		{"Chunked", post + "Transfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + last, []int{200}, []string{"POST /a HTTP/1.1"}, bodyIs("hello")},
 		{"xchunked", post + "Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + last, refused(501), none, nil},
 		{"identity", post + "Transfer-Encoding: identity\r\n\r\nhello" + last, refused(501), none, nil},
+		{"an HTTP/1.0 request chunked", "POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"5\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
+		{"an HTTP/1.0 request chunked, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
+			"POST /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, both, []string{"POST /a HTTP/1.1", "POST /b HTTP/1.1"}, nil},
 		// Chunks.
 		{"chunk size past int64", chunked + "\r\n10000000000000005\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
 		{"space before a chunk size", chunked + "\r\n 5\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},

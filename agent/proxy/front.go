@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,8 +175,8 @@ func (s *Server) serveFront(c net.Conn) {
 		switch {
 		case handoff:
 			prefix := cc.buffered()
-			if bothFramings(prefix) {
-				s.refuseFraming(cc)
+			if why := badFraming(prefix); why != "" {
+				s.refuseFraming(cc, why)
 				return
 			}
 			s.handedOff.Add(1)
@@ -190,40 +191,55 @@ func (s *Server) serveFront(c net.Conn) {
 	}
 }
 
-// bothFramings reports whether the head at the start of b, as far as b
-// holds it, has both a Content-Length and a Transfer-Encoding field. Such
-// a request is a smuggling attempt as often as not: a server or balancer
+// badFraming says why the head at the start of b, as far as b holds it,
+// is refused ("" when it is not): it has both a Content-Length and a
+// Transfer-Encoding field, or it is HTTP/1.0 with a Transfer-Encoding.
+//
+// The first is a smuggling attempt as often as not: a server or balancer
 // in front that went by the length sent what the proxy would read as the
 // next request. net/http goes by the encoding and keeps the connection;
 // RFC 9112 (6.1) has the server reject it or close the connection after
 // it, and the front end, which sees the head before net/http does,
-// rejects it, as nginx does. Lines may end in a bare LF, as net/http
-// takes them.
-func bothFramings(b []byte) bool {
-	var length, encoding bool
+// rejects it, as nginx does. The second is the same desync the other way:
+// net/http drops an HTTP/1.0 request's Transfer-Encoding unread, reads
+// the body by its length (none: empty), and may keep the connection for
+// the next request, which would begin with the chunks a balancer in front
+// sent as the body; RFC 9112 (6.1) has the framing taken as faulty, and
+// nginx answers 400. Lines may end in a bare LF, as net/http takes them.
+func badFraming(b []byte) string {
+	var length, encoding, http10 bool
+	first := true
 	for line := range bytes.Lines(b) {
-		name, _, ok := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte{':'})
+		line = bytes.TrimRight(line, "\r\n")
+		if first { // the request line
+			http10, first = bytes.HasSuffix(line, []byte(" HTTP/1.0")), false
+			continue
+		}
+		name, _, ok := bytes.Cut(line, []byte{':'})
 		switch {
 		case len(name) == 0 && !ok: // the blank line: the head ends
-			return false
+			return ""
 		case asciiEqualFold(name, "content-length"):
 			length = true
 		case asciiEqualFold(name, "transfer-encoding"):
 			encoding = true
 		}
-		if length && encoding {
-			return true
+		switch {
+		case length && encoding:
+			return "ferry: a request may not have both Content-Length and Transfer-Encoding"
+		case http10 && encoding:
+			return "ferry: an HTTP/1.0 request may not have a Transfer-Encoding"
 		}
 	}
-	return false
+	return ""
 }
 
-// refuseFraming answers a request with both framings 400, and closes its
-// connection: nothing after it on the connection can be trusted to be a
-// request.
-func (s *Server) refuseFraming(cc *clientConn) {
-	const answer = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
-		"Content-Length: 72\r\n\r\nferry: a request may not have both Content-Length and Transfer-Encoding\n"
+// refuseFraming answers a request badFraming refused 400, saying why, and
+// closes its connection: nothing after it on the connection can be
+// trusted to be a request.
+func (s *Server) refuseFraming(cc *clientConn, why string) {
+	answer := "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(why)+1) + "\r\n\r\n" + why + "\n"
 	_ = cc.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = io.WriteString(cc.conn, answer)
 	// Closed with the client's bytes unread, the connection would be
