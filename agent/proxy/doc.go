@@ -17,10 +17,11 @@
 //
 // What it guarantees:
 //   - hop-by-hop headers never reach a worker, nor Expect (the proxy meets
-//     a 100-continue itself); X-Forwarded-For, -Proto and
-//     -Host are set (by default the client address replaces any
-//     X-Forwarded-For the client sent, and -Proto is http: see
-//     Options.TrustForwardedFor); a client's X-Real-IP, X-Forwarded-Ssl,
+//     a 100-continue itself), nor a request trailer that RFC 9110 keeps
+//     out of trailers (framing, Host, credentials: trailerKept);
+//     X-Forwarded-For, -Proto and -Host are set (by default the client
+//     address replaces any X-Forwarded-For the client sent, and -Proto is
+//     http: see Options.TrustForwardedFor); a client's X-Real-IP, X-Forwarded-Ssl,
 //     -Port, -Prefix and -Scheme reach it only when trusted, and any of
 //     these eight names spelt with underscores (X_Real_IP,
 //     X_Forwarded_For) never;

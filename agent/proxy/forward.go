@@ -248,8 +248,8 @@ func (s *Server) writeRequest(bw *bufio.Writer, r *http.Request, body *retryBody
 	switch {
 	case chunked:
 		h.field("Transfer-Encoding", "chunked")
-		if len(r.Trailer) > 0 {
-			h.field("Trailer", strings.Join(keys(r.Trailer), ", "))
+		if declared := keptTrailers(r.Trailer); len(declared) > 0 {
+			h.field("Trailer", strings.Join(declared, ", "))
 		}
 	case body != nil:
 		h.length(r.ContentLength)
@@ -361,6 +361,9 @@ func endChunks(bw *bufio.Writer, cw io.WriteCloser, trailer http.Header) error {
 	}
 	h := head{bw}
 	for k, vv := range trailer {
+		if !trailerKept(k) {
+			continue
+		}
 		for _, v := range vv {
 			h.field(k, v)
 		}
@@ -550,6 +553,34 @@ func balancerField(k string) bool {
 // underscoreForwardingKey is underscoreForwarding for a header key.
 func underscoreForwardingKey(k string) bool {
 	return strings.IndexByte(k, '_') >= 0 && underscoreForwarding([]byte(k))
+}
+
+// trailerKept: a request trailer field the worker may get. RFC 9110
+// (6.5.1) keeps out of trailers what must be known before the content:
+// its framing and processing, routing, authentication. Go's server takes
+// any field in a trailer, and a worker that merges trailers into the head
+// (as some servers and frameworks do) would see a second Content-Length
+// or Host, a Transfer-Encoding, or an X-Forwarded-For the proxy drops
+// from the head: none of these is passed on, nor anything the head's
+// rules drop.
+func trailerKept(k string) bool {
+	switch k {
+	case "Content-Length", "Content-Type", "Content-Encoding", "Content-Range", "Host", "Expect",
+		"Authorization", "Cookie":
+		return false
+	}
+	return !hopByHop(k) && !forwardedField(k) && !balancerField(k) && !underscoreForwardingKey(k)
+}
+
+// keptTrailers is the names of h's fields trailerKept keeps.
+func keptTrailers(h http.Header) []string {
+	var ks []string
+	for k := range h {
+		if trailerKept(k) {
+			ks = append(ks, k)
+		}
+	}
+	return ks
 }
 
 // listed reports whether the Connection field values name k.

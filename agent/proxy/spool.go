@@ -51,7 +51,8 @@ var errDiskBudget = errors.New("the request bodies buffered in files already tak
 
 // spool reads r's body, up to limit bytes, and returns the request the
 // worker gets: with the whole body, framed by its length (a chunked body
-// too, unless it declared trailers, which need chunks to travel), or,
+// too, unless it has trailers the worker gets (trailerKept), which need
+// chunks to travel), or,
 // past the limit, with what was read followed by the rest as it comes.
 // A body declared longer than limit is not read: r comes back as it was.
 // The error is the client's: its body failed (malformed, cut short).
@@ -91,7 +92,7 @@ func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*h
 	out := new(http.Request)
 	*out = *r
 	out.Body = io.NopCloser(sp.reader())
-	if sp.rest == nil && len(r.Trailer) == 0 {
+	if sp.rest == nil && len(keptTrailers(r.Trailer)) == 0 {
 		out.ContentLength = sp.size
 		out.TransferEncoding = nil
 		if sp.size == 0 {
