@@ -78,8 +78,10 @@ func statuses(out string) []int {
 // reaches the worker framed anew, so no reader after the proxy sees it);
 // "HTTP/1.2" is read as 1.1; "OPTIONS *" is answered by Go's server
 // itself. It refuses what nginx refuses beyond that: an HTTP/1.0 request
-// with a Transfer-Encoding. Trailers pass, but none that RFC 9110
-// (6.5.1) keeps out of them.
+// with a Transfer-Encoding, and a target that is neither a path nor an
+// absolute URL (asterisk-form but for OPTIONS, authority-form but for
+// CONNECT). Trailers pass, but none that RFC 9110 (6.5.1) keeps out of
+// them.
 func TestParserDifferential(t *testing.T) {
 	tmpl := commandApp("seen")
 	tmpl.App.Concurrency = 1
@@ -161,7 +163,9 @@ func TestParserDifferential(t *testing.T) {
 		// The target.
 		{"absolute-form naming another host", "GET http://other.example/a HTTP/1.1\r\nHost: x\r\n\r\n" + last, both, getOnly,
 			fieldIs("Host", "other.example")},
+		{"asterisk-form with GET", "GET * HTTP/1.1\r\nHost: x\r\n\r\n" + last, []int{400, 200}, []string{"GET /last HTTP/1.1"}, nil},
 		{"asterisk-form with OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n" + last, both, []string{"GET /last HTTP/1.1"}, nil},
+		{"authority-form with GET", "GET x:80 HTTP/1.1\r\nHost: x\r\n\r\n" + last, []int{400, 200}, []string{"GET /last HTTP/1.1"}, nil},
 		// Host.
 		{"no Host in HTTP/1.1", "GET /a HTTP/1.1\r\n\r\n" + last, refused(400), none, nil},
 		{"two Hosts", "GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n" + last, refused(400), none, nil},

@@ -79,8 +79,9 @@
 //     Transfer-Encoding, or is HTTP/1.0 with Transfer-Encoding
 //     (badFraming; after any chunked request, and any HTTP/1.0 one with a
 //     body, the connection is closed, so that nothing smuggled after it
-//     is read as a request), 405 (connection closed) to CONNECT and 505
-//     (connection closed) to h2c's "PRI * HTTP/2.0", neither given to a worker
+//     is read as a request), 400 to a target that is neither a path nor
+//     an absolute URL (targetServed), 405 (connection closed) to CONNECT
+//     and 505 (connection closed) to h2c's "PRI * HTTP/2.0", neither given to a worker
 //     (notServed); a client found gone gets no answer (499 in the metrics,
 //     its connection closed), never one net/http would make up;
 //   - a client that goes away while its request waits (queued, or at a

@@ -266,6 +266,11 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.observe(sess.code, sess)
 		return
 	}
+	if !targetServed(r) {
+		sess.code = plain(rw, http.StatusBadRequest, "ferry: the request target is neither a path nor an absolute URL")
+		s.observe(sess.code, sess)
+		return
+	}
 	if len(r.TransferEncoding) > 0 || !r.ProtoAtLeast(1, 1) && r.ContentLength > 0 {
 		// net/http dropped a Content-Length beside the encoding, and the
 		// front end sees only the heads it reads (badFraming): after a
@@ -318,6 +323,18 @@ func notServed(rw http.ResponseWriter, r *http.Request, sess *session) {
 		return
 	}
 	sess.code = plain(rw, http.StatusHTTPVersionNotSupported, "ferry: only HTTP/1.x is served here")
+}
+
+// targetServed: r's target is a path (origin-form) or an absolute URL
+// with a host (absolute-form), the forms RFC 9112 (3.2) has a server take
+// for any method but CONNECT and OPTIONS. net/http also hands on "*"
+// (asterisk-form, for OPTIONS only; it answers OPTIONS * itself) and a
+// scheme with no "//" after it ("GET host:80", which authority-form is
+// for CONNECT only), which would reach the worker as "GET *" or "GET 80":
+// nginx answers both 400, as this does.
+func targetServed(r *http.Request) bool {
+	uri := r.RequestURI
+	return len(uri) > 0 && uri[0] == '/' || r.URL.Opaque == "" && r.URL.Host != ""
 }
 
 // buffer reads r's body before it queues (spool.go), and answers a body
