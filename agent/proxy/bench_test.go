@@ -101,6 +101,23 @@ func BenchmarkResponse(b *testing.B) {
 	}
 }
 
+// BenchmarkChunkedResponse measures a GET of a small chunked response,
+// whose head and body the worker writes at once, through the proxy and
+// straight from the upstream: the proxy holds a streamed answer's head
+// for its body's first bytes (holdHead), which need not be waited for
+// when they are in already.
+//
+//	go test -run '^$' -bench ChunkedResponse -benchmem ./agent/proxy/
+func BenchmarkChunkedResponse(b *testing.B) {
+	client, direct, e := benchUpstreams(b)
+	run := func(b *testing.B, url string) {
+		waitAnswer(b, client, url)
+		parallel(b, func() (*http.Response, error) { return client.Get(url) })
+	}
+	b.Run("direct", func(b *testing.B) { run(b, direct+"chunked") })
+	b.Run("proxy", func(b *testing.B) { run(b, e.URL+"/chunked") })
+}
+
 // benchUpstreams starts bench/cmd/upstream twice: straight (its URL), and
 // as a Command worker behind a proxy (e).
 func benchUpstreams(b *testing.B) (*http.Client, string, *agenttest.Env) {

@@ -1,7 +1,8 @@
 // Command upstream is the proxy benchmark's upstream: the smallest useful
 // Go HTTP server. Every request gets 200 and the server's pid and a newline
 // as a text/plain body (so loadgen records which process answered), except
-// /bytes/N, which answers N zero bytes, and GET /_conns, which answers how
+// /bytes/N, which answers N zero bytes, /chunked, which answers the pid
+// chunked (head and body in one write), and GET /_conns, which answers how
 // many connections the server has accepted
 // (so the benchmark can tell a proxy that reuses its upstream connections
 // from one that dials per request). It listens on -addr, by default
@@ -46,7 +47,11 @@ func main() {
 				_, _ = w.Write(make([]byte, size))
 				return
 			}
-			h["Content-Length"] = []string{length}
+			if r.URL.Path == "/chunked" { // proxy.BenchmarkChunkedResponse
+				h["Transfer-Encoding"] = []string{"chunked"}
+			} else {
+				h["Content-Length"] = []string{length}
+			}
 			_, _ = w.Write(body)
 		}),
 		ConnState: func(_ net.Conn, st http.ConnState) {
