@@ -423,7 +423,7 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 // firstRead reads the body's first bytes into buf, and reports whether
 // the head went out before them, headWait after the read began.
 func firstRead(rw http.ResponseWriter, resp *http.Response, buf []byte) (n int, rerr error, sent bool) {
-	if streams(resp) {
+	if holdsHead(resp) {
 		held := holdHead(func() {
 			rw.WriteHeader(resp.StatusCode)
 			_ = http.NewResponseController(rw).Flush()

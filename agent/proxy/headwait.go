@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"net/http"
 	"sync"
 	"time"
@@ -14,7 +15,8 @@ import (
 // nothing after. Past headWait the head goes out alone: a stream that is
 // quiet at first (server-sent events waiting for their first event, a
 // long poll) shows the client its head, as nginx and Passenger do at
-// once, and a failure after that cuts the answer short.
+// once, and a failure after that cuts the answer short. A body already
+// in (holdsHead) is not waited for.
 const headWait = 100 * time.Millisecond
 
 // heldHead sends a response head held in a buffer (send) once headWait
@@ -53,6 +55,88 @@ func (h *heldHead) release() (sent bool) {
 	h.mu.Unlock()
 	h.t.Stop()
 	return sent
+}
+
+// holdsHead reports whether resp's head is held for its body's first
+// bytes: it streams, and they are not in already. A small chunked answer
+// whose worker wrote it at once, head and body, would cost a timer and
+// its allocations for a read that returns at once (found by review).
+func holdsHead(resp *http.Response) bool {
+	return streams(resp) && !bodyIn(resp)
+}
+
+// bodyIn reports whether the first read of resp's body (a *workerBody)
+// returns without waiting for its worker: some of it is in the
+// connection's buffer, or, when chunked, all of it (a chunked read that
+// has part of it goes on to the next chunk's bytes, and may wait for
+// them, once that chunk's size came).
+func bodyIn(resp *http.Response) bool {
+	b, ok := resp.Body.(*workerBody)
+	if !ok || b.c == nil || b.c.br == nil {
+		return false
+	}
+	in, _ := b.c.br.Peek(b.c.br.Buffered())
+	if len(resp.TransferEncoding) == 0 {
+		return len(in) > 0
+	}
+	return chunkedWhole(in)
+}
+
+// chunkedWhole reports whether b holds a whole chunked body, its trailers
+// and their blank line included. Anything it cannot read says no.
+func chunkedWhole(b []byte) bool {
+	for {
+		line, rest, ok := bytes.Cut(b, []byte{'\n'})
+		if !ok {
+			return false
+		}
+		size, ok := chunkSize(line)
+		if !ok {
+			return false
+		}
+		b = rest
+		if size == 0 {
+			break
+		}
+		if uint64(len(b)) < size+2 { // its data, and their CRLF
+			return false
+		}
+		b = b[size+2:]
+	}
+	for { // the trailers, to their blank line
+		line, rest, ok := bytes.Cut(b, []byte{'\n'})
+		if !ok {
+			return false
+		}
+		if len(bytes.TrimRight(line, "\r")) == 0 {
+			return true
+		}
+		b = rest
+	}
+}
+
+// chunkSize reads a chunk's size line (without its LF), extension and
+// all; false when it is no hexadecimal size of 15 digits at most.
+func chunkSize(line []byte) (uint64, bool) {
+	line, _, _ = bytes.Cut(line, []byte{';'})
+	line = bytes.TrimRight(line, " \t\r")
+	if len(line) == 0 || len(line) > 15 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range line {
+		switch {
+		case '0' <= c && c <= '9':
+			n = n<<4 | uint64(c-'0')
+		case 'a' <= c && c <= 'f':
+			n = n<<4 | uint64(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			n = n<<4 | uint64(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return n, true
 }
 
 // streams reports whether resp's body is read from its worker as it comes

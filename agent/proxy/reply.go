@@ -86,7 +86,7 @@ func copyFramed(bw *bufio.Writer, resp *http.Response, chunked bool) error {
 	buf := buffers.Get().(*[]byte)
 	defer buffers.Put(buf)
 	var held *heldHead
-	if streams(resp) {
+	if holdsHead(resp) {
 		held = holdHead(func() { _ = bw.Flush() }) // an error stays bw's
 		defer held.release()                       // also if a read panics: bw goes back to a pool
 	}
