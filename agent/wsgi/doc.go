@@ -47,6 +47,17 @@
 //     1xx status (interim: the proxy would wait on for the final one). An error
 //     before the head is a 500 and a traceback; after it, the connection is
 //     closed. sys.exit() in a request ends the process, with its traceback.
+//   - wsgi.file_wrapper: returned for a regular file (its fileno() works:
+//     open(path, "rb"), a Django File, a temporary file), the file goes out
+//     with sendfile, never read into Python, from its position (tell()):
+//     as many bytes as the app's Content-Length says, else the rest of the
+//     file, a length the head then says (so never chunked). A file that
+//     ends first (shorter than said, or shrinking) closes the connection.
+//     Any other file-like (BytesIO, a pipe, a text-mode file, a GzipFile,
+//     whose fileno() is the compressed file's) is read in blksize pieces, no
+//     further than the Content-Length. HEAD, 204 and 304 never touch the
+//     file; the wrapper's close() closes it. Wrapped in a middleware's own
+//     iterable, the wrapper is just read.
 //   - SIGTERM or SIGINT: the request in progress finishes (its response says
 //     Connection: close), requests already received on other connections are
 //     answered, then every connection is closed, the socket file removed and

@@ -30,12 +30,14 @@ answers requests already received, then closes everything and exits 0.
 
 import errno
 import gc
+import io
 import json
 import os
 import re
 import select
 import signal
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -109,6 +111,35 @@ def _sendall(sock, data):
             return
         data = memoryview(data)[n:]
         _wait(sock, select.POLLOUT)
+
+
+# A socket error of sendfile's that means the client went away; any other
+# (an I/O error reading the file, say) is the application's to hear about.
+_GONE = frozenset((errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN, errno.ECONNABORTED))
+
+
+def _sendfile(sock, fd, offset, count):
+    """Send count bytes of the file fd from offset; return how many were sent.
+
+    Fewer than count: the file ended first (it is shorter than the caller
+    said, or shrank meanwhile).
+    """
+    out = sock.fileno()
+    sent = 0
+    while sent < count:
+        try:
+            n = os.sendfile(out, fd, offset + sent, count - sent)
+        except BlockingIOError:
+            _wait(sock, select.POLLOUT)
+            continue
+        except OSError as e:
+            if e.errno in _GONE:
+                raise ClientDisconnected(e.errno, str(e)) from None
+            raise
+        if not n:
+            break
+        sent += n
+    return sent
 
 
 def _sendv(sock, parts):
@@ -368,6 +399,90 @@ _EMPTY_INPUT = Input(None, b"", 0, False, False)
 
 
 # ---------------------------------------------------------------------------
+# wsgi.file_wrapper
+
+
+class FileWrapper:
+    """wsgi.file_wrapper (PEP 3333's "Optional Platform-Specific File Handling").
+
+    Returned by the application, it lets Response.send_file send a regular
+    file with os.sendfile: the file's bytes go from the page cache to the
+    socket without passing through Python. Anywhere else (inside a
+    middleware's iterable, say) it is an ordinary iterable of read(blksize)
+    pieces.
+    """
+
+    __slots__ = ("filelike", "blksize", "left")
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        self.left = None  # the most the loader still sends, when it knows (the app's Content-Length)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        n = self.blksize
+        left = self.left
+        if left is not None:
+            if left <= 0:
+                raise StopIteration  # read no further than a Content-Length allows
+            if left < n:
+                n = left
+        data = self.filelike.read(n)
+        if not data:
+            raise StopIteration
+        if left is not None:
+            self.left = left - len(data)
+        return data
+
+    def close(self):
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    # Werkzeug's _RangeWrapper seeks the wrapper (for a Range request)
+    # rather than read up to the range's start when it can.
+
+    def seekable(self):
+        seekable = getattr(self.filelike, "seekable", None)
+        return bool(seekable and seekable())
+
+    def seek(self, offset, whence=0):
+        return self.filelike.seek(offset, whence)
+
+    def tell(self):
+        return self.filelike.tell()
+
+
+def _file_span(f):
+    """(fd, offset, size) of the regular file under f from its position, or None.
+
+    None for what sendfile must not send: no real descriptor (BytesIO), not a
+    regular file (a pipe), or a file-like whose bytes are not its
+    descriptor's (text mode; a GzipFile, whose fileno() is the compressed
+    file's).
+    """
+    if isinstance(f, io.TextIOBase) or (isinstance(f, io.BufferedIOBase) and not isinstance(f, (io.BufferedReader, io.BufferedRandom))):
+        return None
+    try:
+        fd = f.fileno()
+        if type(fd) is not int:
+            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        tell = getattr(f, "tell", None)  # a buffered file's position, which the descriptor's is ahead of
+        pos = tell() if tell is not None else os.lseek(fd, 0, os.SEEK_CUR)
+    except Exception:  # the app's own file-like may fail any way it likes: iterate it instead
+        return None
+    if type(pos) is not int or pos < 0:
+        return None
+    return fd, pos, max(st.st_size - pos, 0)
+
+
+# ---------------------------------------------------------------------------
 # The response: start_response, write, framing.
 
 _NOBODY, _LENGTH, _CHUNKED, _EOF = 1, 2, 3, 4
@@ -576,6 +691,33 @@ class Response:
             return
         _sendv(self.sock, parts)
 
+    def send_file(self, wrapper):
+        """Answer with a wsgi.file_wrapper's file; return False to iterate it instead.
+
+        A regular file goes out with sendfile, as many bytes as the app's
+        Content-Length says (else the file's size from its position, which
+        the head then says: the length is known, so nothing is chunked). A
+        file that ends first leaves self.left set: finish() closes the
+        connection, as for any body short of its length. A response without
+        a body never touches the file.
+        """
+        span = _file_span(wrapper.filelike)
+        if span is None:
+            if self.head_req or self.code == 204 or self.code == 304:
+                _sendall(self.sock, self._begin(None))
+                return True
+            wrapper.left = self.app_cl
+            return False
+        fd, pos, size = span
+        head = self._begin(size)
+        if self.mode != _LENGTH:
+            _sendall(self.sock, head)
+            return True
+        count = self.left
+        _sendall(self.sock, head)
+        self.left = count - _sendfile(self.sock, fd, pos, count)
+        return True
+
     def finish(self):
         mode = self.mode
         if mode is None:
@@ -722,6 +864,7 @@ class Server:
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
         }
 
     def run(self):
@@ -988,6 +1131,7 @@ class Server:
         """Run the application for one request; return whether to keep the connection."""
         result = None
         ok = False
+        sent = False  # the body went out with sendfile
         try:
             try:
                 result = self.app(env, resp.start_response)
@@ -1002,6 +1146,8 @@ class Server:
                             total += len(data)
                         else:
                             resp.hint = total
+                elif type(result) is FileWrapper:
+                    sent = resp.status is not None and resp.mode is None and resp.send_file(result)
                 elif type(result) in _NOT_BODIES and (result is None or result):
                     # Iterated, bytes give ints and a str 1-character strs: say what
                     # the app did. (An empty one, after write(), iterates as nothing.)
@@ -1009,7 +1155,7 @@ class Server:
                         raise TypeError("the application returned None, not an iterable of bytes")
                     raise TypeError("the application returned %s, not an iterable of bytes (return [body])" % type(result).__name__)
                 write = resp.write
-                if resp.mode != _NOBODY:  # write() may have sent a bodiless head
+                if not sent and resp.mode != _NOBODY:  # write() may have sent a bodiless head
                     for data in result:
                         write(data)
                         if resp.mode == _NOBODY:

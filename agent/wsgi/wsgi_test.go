@@ -1018,6 +1018,179 @@ class application:
 	}
 }
 
+// fileWrapperApp serves files of its root through wsgi.file_wrapper, and
+// counts the reads and closes of the files it hands the loader.
+const fileWrapperApp = `
+import io
+from urllib.parse import parse_qs
+
+COUNTS = {"reads": 0, "closed": 0}
+
+
+class Tracked(io.BufferedReader):
+    """A real file, as open(path, "rb") gives, whose read() and close() are counted."""
+
+    def __init__(self, path):
+        super().__init__(io.FileIO(path))
+
+    def read(self, n=-1):
+        COUNTS["reads"] += 1
+        return super().read(n)
+
+    def close(self):
+        if not self.closed:
+            COUNTS["closed"] += 1
+        super().close()
+
+
+class TrackedBytes(io.BytesIO):
+    """No descriptor: the loader must read it."""
+
+    def read(self, n=-1):
+        COUNTS["reads"] += 1
+        return super().read(n)
+
+    def close(self):
+        COUNTS["closed"] += 1
+        super().close()
+
+
+def application(environ, start_response):
+    q = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}
+    path = environ["PATH_INFO"]
+    if path == "/counts":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [("%(reads)d %(closed)d" % COUNTS).encode()]
+    if path == "/bytes":
+        f = TrackedBytes(open(q["name"], "rb").read())
+    else:
+        f = Tracked(q["name"])
+    if "seek" in q:
+        f.seek(int(q["seek"]))
+    if "readahead" in q:
+        io.BufferedReader.read(f, int(q["readahead"]))  # uncounted; the descriptor's position is now past the file's
+    wrapper = environ["wsgi.file_wrapper"](f, 4096)
+    if "range" in q and wrapper.seekable():
+        wrapper.seek(int(q["range"]))  # as Werkzeug's _RangeWrapper does
+    headers = [("Content-Type", "application/octet-stream")]
+    if "cl" in q:
+        headers.append(("Content-Length", q["cl"]))
+    start_response(q.get("status", "200 OK"), headers)
+    return wrapper
+`
+
+// wsgi.file_wrapper: a regular file goes out with sendfile (its read() is
+// never called), byte-exact, from its position and no further than the
+// app's Content-Length; a body-less answer never touches the file; a file
+// without a descriptor is read; a file shorter than its Content-Length
+// closes the connection; close() is called every time.
+func TestFileWrapper(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeApp(t, root, fileWrapperApp)
+	data := make([]byte, 12<<20+123)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "big.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := spawn(t, root)
+	c := w.dial(t)
+	counts := func(t *testing.T) (reads, closed int) {
+		t.Helper()
+		resp, body := c.roundTrip(t, "GET", "GET /counts HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if _, err := fmt.Sscan(body, &reads, &closed); err != nil {
+			t.Fatalf("counts %q: %v", body, err)
+		}
+		return reads, closed
+	}
+	size := strconv.Itoa(len(data))
+
+	tests := []struct {
+		name, method, query string
+		want                []byte // the body
+		length              int64  // the Content-Length said; -1: none
+		reads               bool   // the loader calls read()
+	}{
+		{"with the app's Content-Length", "GET", "name=big.bin&cl=" + size, data, int64(len(data)), false},
+		{"without one: the file's size", "GET", "name=big.bin", data, int64(len(data)), false},
+		{"from the file's position", "GET", "name=big.bin&seek=1000", data[1000:], int64(len(data) - 1000), false},
+		{"no further than the Content-Length", "GET", "name=big.bin&seek=1000&cl=5000", data[1000:6000], 5000, false},
+		{"from a buffered file's position", "GET", "name=big.bin&readahead=10", data[10:], int64(len(data) - 10), false},
+		{"seeked through the wrapper", "GET", "name=big.bin&range=7", data[7:], int64(len(data) - 7), false},
+		{"HEAD", "HEAD", "name=big.bin", nil, int64(len(data)), false},
+		{"HEAD with the app's Content-Length", "HEAD", "name=big.bin&cl=" + size, nil, int64(len(data)), false},
+		{"204", "GET", "name=big.bin&status=204+No+Content", nil, -1, false},
+		{"304", "GET", "name=big.bin&status=304+Not+Modified&cl=" + size, nil, int64(len(data)), false},
+		{"no descriptor", "GET", "name=big.bin", data, -1, true},
+		{"no descriptor, a Content-Length", "GET", "name=big.bin&cl=70000", data[:70000], 70000, true},
+		{"no descriptor, HEAD", "HEAD", "name=big.bin", nil, -1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := "/file"
+			if strings.HasPrefix(tt.name, "no descriptor") {
+				path = "/bytes"
+			}
+			reads, closed := counts(t)
+			resp, body := c.roundTrip(t, tt.method, tt.method+" "+path+"?"+tt.query+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp.StatusCode >= 300 && resp.StatusCode != 304 && resp.StatusCode != 204 {
+				t.Fatalf("status %d; body %q", resp.StatusCode, body)
+			}
+			if !bytes.Equal([]byte(body), tt.want) {
+				t.Errorf("body of %d bytes, want %d bytes, byte-exact", len(body), len(tt.want))
+			}
+			if got := resp.Header.Get("Content-Length"); tt.length >= 0 && got != strconv.FormatInt(tt.length, 10) || tt.length < 0 && got != "" {
+				t.Errorf("Content-Length %q, want %d (-1: none)", got, tt.length)
+			}
+			if resp.Close {
+				t.Error("the connection was not kept")
+			}
+			afterReads, afterClosed := counts(t)
+			if got := afterReads - reads; (got > 0) != tt.reads {
+				t.Errorf("%d read() calls; want reads %v", got, tt.reads)
+			}
+			if afterClosed != closed+1 {
+				t.Errorf("close() called %d times, want once", afterClosed-closed)
+			}
+		})
+	}
+
+	t.Run("a file shorter than its Content-Length", func(t *testing.T) {
+		for _, path := range []string{"/file", "/bytes"} {
+			_, closed := counts(t)
+			c := w.dial(t)
+			if _, err := fmt.Fprintf(c, "GET %s?name=big.bin&seek=%d&cl=1000 HTTP/1.1\r\nHost: x\r\n\r\n", path, len(data)-10); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			if !errors.Is(err, io.ErrUnexpectedEOF) || !bytes.Equal(body, data[len(data)-10:]) {
+				t.Errorf("%s: body %q, %v; want the file's last 10 bytes, then the connection closed", path, body, err)
+			}
+			if _, after := counts(t); after != closed+1 {
+				t.Errorf("%s: close() called %d times, want once", path, after-closed)
+			}
+		}
+	})
+
+	t.Run("HTTP/1.0 keeps the connection", func(t *testing.T) {
+		c := w.dial(t)
+		for range 2 {
+			resp, body := c.roundTrip(t, "GET", "GET /file?name=big.bin&seek=100 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+			expectStatus(t, resp, body, 200)
+			if body != string(data[100:]) || resp.Close {
+				t.Errorf("body of %d bytes, Connection: close %v; want %d bytes and the connection kept", len(body), resp.Close, len(data)-100)
+			}
+		}
+	})
+}
+
 // sys.exit() in a request ends the worker, as it ends a gunicorn worker,
 // but not without a word: Python prints nothing for a SystemExit, and the
 // worker vanished from its own log with its request unanswered.
