@@ -47,6 +47,10 @@
 //     1xx status (interim: the proxy would wait on for the final one). An error
 //     before the head is a 500 and a traceback; after it, the connection is
 //     closed. sys.exit() in a request ends the process, with its traceback.
+//     A request body the application leaves unread is read and discarded
+//     to keep the connection, up to 256 KiB; past that the connection is
+//     closed after the answer, whose head says Connection: close (for a
+//     chunked body, when the chunk sizes received by then show it).
 //   - wsgi.file_wrapper: returned for a regular file (its fileno() works:
 //     open(path, "rb"), a Django File, a temporary file), the file goes out
 //     with sendfile, never read into Python, from its position (tell()):

@@ -242,14 +242,7 @@ class Input:
                     self._raw = self._raw[2:]
                     self._chunk = 0
                     continue
-                line = self._line()
-                i = line.find(b";")
-                if i >= 0:
-                    line = line[:i]
-                line = line.strip(b" \t")
-                if not line or len(line) > 16 or not _HEX(line):
-                    raise BadRequestBody("malformed chunked request body: bad chunk size")
-                size = int(line, 16)
+                size = _chunk_size(self._line())
                 if size:
                     self._chunk = size
                     continue
@@ -368,12 +361,39 @@ class Input:
     # -- after the response
 
     def can_drain(self):
-        """Whether what the application left of the body may be read and discarded."""
+        """Whether what the application left of the body may be read and discarded.
+
+        False when it is more than finish() reads, as far as the loader knows
+        by now: the response head, which asks this, says Connection: close
+        then. A chunked body shows its length only chunk by chunk: one whose
+        next chunks take it over the limit is closed without a word.
+        """
         if self._bad:
             return False
         if self._chunked:
-            return self._done or not self._cont
-        return self._left <= DRAIN_LIMIT and not (self._cont and self._left)
+            if self._done:
+                return True
+            return not self._cont and len(self._buf) + self._known_chunk() <= DRAIN_LIMIT
+        return len(self._buf) + self._left <= DRAIN_LIMIT and not (self._cont and self._left)
+
+    def _known_chunk(self):
+        """The chunk data still to come that is known: the current chunk's, or the next one's if its size line is here."""
+        size = self._chunk
+        if size > 0:
+            return size
+        raw = self._raw
+        start = 0
+        if size < 0:  # the CRLF after a chunk's data comes first
+            if raw[:2] != b"\r\n":
+                return 0
+            start = 2
+        i = raw.find(b"\r\n", start)
+        if i < 0:
+            return 0
+        try:
+            return _chunk_size(raw[start:i])
+        except BadRequestBody:
+            return DRAIN_LIMIT + 1  # finish() would fail on it
 
     def finish(self):
         """Discard the unread body; return the bytes that follow it, or None to close."""
@@ -395,6 +415,19 @@ class Input:
 
 
 _HEX = re.compile(rb"[0-9A-Fa-f]+").fullmatch
+
+
+def _chunk_size(line):
+    """The size a chunk-size line says, its extensions ignored."""
+    i = line.find(b";")
+    if i >= 0:
+        line = line[:i]
+    line = line.strip(b" \t")
+    if not line or len(line) > 16 or not _HEX(line):
+        raise BadRequestBody("malformed chunked request body: bad chunk size")
+    return int(line, 16)
+
+
 _EMPTY_INPUT = Input(None, b"", 0, False, False)
 
 

@@ -859,6 +859,26 @@ func TestServe(t *testing.T) {
 		if !resp.Close {
 			t.Error("a large unread body kept the connection; want Connection: close")
 		}
+
+		// Whenever the worker will close the connection for what it leaves
+		// unread and knows it by the head, the head says so: the proxy
+		// would otherwise take the connection for a kept one. Just over the
+		// limit, some of it received with the head; and chunked, its first
+		// chunk alone over it.
+		over := 256<<10 + 1000
+		for head, size := range map[string]int{
+			fmt.Sprintf("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", over):              over,
+			fmt.Sprintf("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n", big): big,
+		} {
+			c = w.dial(t)
+			go func() { _, _ = c.Write(append([]byte(head), make([]byte, size)...)) }() // fails once the worker closes
+			resp, body = c.read(t, "POST")
+			expectStatus(t, resp, body, 200)
+			if !resp.Close {
+				t.Errorf("%.60q: no Connection: close", head)
+			}
+			c.expectEOF(t)
+		}
 	})
 
 	t.Run("malformed requests", func(t *testing.T) {
