@@ -28,7 +28,9 @@
 //     message (killed, interpreter missing, ...): the caller then reports the
 //     exit status and the last lines of the process's output.
 //   - Tracebacks (import errors and application errors during requests) also
-//     go to stderr, which is also wsgi.errors. Nothing is logged per request.
+//     go to stderr, which is also wsgi.errors. They leave out the loader's
+//     and importlib's own frames, in every exception of a chain. Nothing is
+//     logged per request.
 //   - It serves HTTP/1.1 and HTTP/1.0 with keep-alive on the socket, one
 //     request at a time from a single-threaded poll loop over every open
 //     connection: several idle keep-alive connections are fine, requests on

@@ -1311,12 +1311,26 @@ def _summary(e):
 
 
 def _format_traceback(e):
-    """The traceback without the loader's and importlib's own frames."""
+    """The traceback without the loader's and importlib's own frames.
+
+    Those of the exceptions it chains (its cause or context, an exception
+    group's members) too: an app that raises its own error while handling
+    one the loader raised (reading a malformed upload) shows both.
+    """
     here = os.path.abspath(__file__)
     te = traceback.TracebackException(type(e), e, e.__traceback__)
-    te.stack = traceback.StackSummary.from_list(
-        [f for f in te.stack if f.filename != here and not f.filename.startswith("<frozen importlib")]
-    )
+    todo = [te]
+    seen = set()
+    while todo:
+        t = todo.pop()
+        if t is None or id(t) in seen:
+            continue
+        seen.add(id(t))
+        t.stack = traceback.StackSummary.from_list(
+            [f for f in t.stack if f.filename != here and not f.filename.startswith("<frozen importlib")]
+        )
+        todo += (t.__cause__, t.__context__)
+        todo += getattr(t, "exceptions", None) or ()  # an ExceptionGroup's (3.11)
     return "".join(te.format())
 
 

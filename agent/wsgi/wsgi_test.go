@@ -1211,6 +1211,56 @@ func TestFileWrapper(t *testing.T) {
 	})
 }
 
+// A chained exception's traceback leaves out the loader's own frames, as the
+// last one's does: an app that turns the loader's error reading its upload
+// into its own, and an iterable whose close() fails after its iteration did.
+func TestChainedTracebacks(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeApp(t, root, `
+class Body:
+    def __iter__(self):
+        raise KeyError("iterating")
+
+    def close(self):
+        raise RuntimeError("closing")
+
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/upload":
+        try:
+            environ["wsgi.input"].read()
+        except ValueError as e:
+            raise RuntimeError("cannot read the upload") from e
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Body()
+`)
+	w := spawn(t, root)
+	c := w.dial(t)
+	resp, body := c.roundTrip(t, "POST", "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+	expectStatus(t, resp, body, 500)
+	c = w.dial(t)
+	resp, body = c.roundTrip(t, "GET", "GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
+	expectStatus(t, resp, body, 500)
+	for _, want := range []string{"RuntimeError: cannot read the upload\n", "RuntimeError: closing\n"} {
+		if !w.outputHas(want) {
+			t.Fatalf("stderr does not say %q", want)
+		}
+	}
+	out := w.output.String()
+	for _, want := range []string{
+		"BadRequestBody: malformed chunked request body: bad chunk size\n\nThe above exception was the direct cause",
+		`in __iter__` + "\n", "KeyError: 'iterating'\n\nDuring handling of the above exception, another exception occurred",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "ferry_wsgi_loader") {
+		t.Errorf("stderr shows the loader's own frames:\n%s", out)
+	}
+}
+
 // sys.exit() in a request ends the worker, as it ends a gunicorn worker,
 // but not without a word: Python prints nothing for a SystemExit, and the
 // worker vanished from its own log with its request unanswered.
