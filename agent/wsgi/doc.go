@@ -40,7 +40,10 @@
 //     Host): the proxy in front must set them, overwriting what clients sent
 //     or appending to X-Forwarded-For. Request headers whose names contain "_"
 //     and the Proxy header are dropped; a header that comes more than once is
-//     one environ value, joined with ", " (Cookie with "; ").
+//     one environ value, joined with ", " (Cookie with "; "). REQUEST_URI
+//     and RAW_URI (gunicorn's) are the request target; RAW_URI keeps an
+//     absolute-form target as it came. There is no REMOTE_PORT: the proxy
+//     passes on no client port.
 //   - Responses: the head goes out with the first non-empty body chunk (or
 //     at the end), and the iterable's close() is always called. A response
 //     without a body (HEAD, 204, 304) iterates no further than that chunk: a

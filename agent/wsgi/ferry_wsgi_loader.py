@@ -1079,6 +1079,7 @@ class Server:
         env["REQUEST_METHOD"] = m
         env["SERVER_PROTOCOL"] = "HTTP/1.1" if http11 else "HTTP/1.0"
 
+        raw_target = target
         if target[:1] != b"/":
             lower = target[:8].lower()
             if lower.startswith(b"http://") or lower.startswith(b"https://"):
@@ -1096,7 +1097,9 @@ class Server:
         if b"%" in path:
             path = unquote_to_bytes(path)
         env["PATH_INFO"] = path.decode("latin-1")
-        env["REQUEST_URI"] = target.decode("latin-1")
+        uri = target.decode("latin-1")
+        env["REQUEST_URI"] = uri
+        env["RAW_URI"] = uri if target is raw_target else raw_target.decode("latin-1")  # gunicorn's
 
         # The proxy in front sets X-Forwarded-*; a comma list ends with the
         # value the nearest (trusted) proxy added.

@@ -675,6 +675,7 @@ func TestServe(t *testing.T) {
 			"PATH_INFO":             "/environ/a b\u00c3\u00a9", // UTF-8 bytes, decoded as latin-1
 			"QUERY_STRING":          "x=1&y=%20z",
 			"REQUEST_URI":           "/environ/a%20b%C3%A9?x=1&y=%20z",
+			"RAW_URI":               "/environ/a%20b%C3%A9?x=1&y=%20z", // gunicorn's name for the target as sent
 			"SERVER_NAME":           "example.com",
 			"SERVER_PORT":           "8443",
 			"SERVER_PROTOCOL":       "HTTP/1.1",
@@ -700,6 +701,22 @@ func TestServe(t *testing.T) {
 			"SERVER_PORT":  "443",
 			"REMOTE_ADDR":  "127.0.0.1",
 			"QUERY_STRING": "",
+		})
+
+		// An absolute-form target: the app's REQUEST_URI is its path and
+		// query, RAW_URI what came, as under gunicorn.
+		c := w.dial(t)
+		resp, body := c.roundTrip(t, "GET", "GET http://example.com/environ?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		var env map[string]any
+		if err := json.Unmarshal([]byte(body), &env); err != nil {
+			t.Fatal(err)
+		}
+		check(env, map[string]any{
+			"PATH_INFO":    "/environ",
+			"QUERY_STRING": "q=1",
+			"REQUEST_URI":  "/environ?q=1",
+			"RAW_URI":      "http://example.com/environ?q=1",
 		})
 
 		req, _ = http.NewRequest(http.MethodPost, "http://ferry/environ", strings.NewReader("a=1"))
