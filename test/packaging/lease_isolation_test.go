@@ -3,6 +3,7 @@ package packaging_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,16 @@ func (s *isolationScenario) runLeases(t *testing.T, policy string) {
 	ns := s.saNS
 	denied := fmt.Sprintf("ValidatingAdmissionPolicy '%s' with binding '%s' denied request", policy, policy)
 	leaseA, leaseB := contract.AgentLeaseName(s.nodeA), contract.AgentLeaseName(s.nodeB)
-	for _, name := range []string{leaseA, leaseB, "forged-" + s.nodeA, "unlabelled-" + s.nodeA} {
+	// Node C's agent has not made its Lease yet (a node just added): node
+	// A's may not make it first, holding it itself, which would leave C's
+	// agent unable to renew it (no take-over) and C looking dead.
+	nodeC := strings.Replace(s.nodeA, "node-a", "node-c", 1)
+	leaseC := contract.AgentLeaseName(nodeC)
+	// A node whose name is too long for "ferry-agent-<node>" gets a
+	// shortened, hashed Lease name: its agent may still write it.
+	longNode := s.nodeA + "." + strings.Repeat("n", 240)
+	agentLong := impersonate(t, "system:serviceaccount:"+ns+":"+s.agentSA, ns, map[string][]string{nodeNameExtra: {longNode}})
+	for _, name := range []string{leaseA, leaseB, leaseC, contract.AgentLeaseName(longNode), "forged-" + s.nodeA, "unlabelled-" + s.nodeA} {
 		t.Cleanup(func() {
 			_ = env.Client.Delete(context.Background(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}})
 		})
@@ -57,6 +67,12 @@ func (s *isolationScenario) runLeases(t *testing.T, policy string) {
 		{"creating a Lease for another node", func() error {
 			return s.agentA.Create(ctx, agentLease(ns, "forged-"+s.nodeA, s.nodeB, true))
 		}, []string{denied, fmt.Sprintf(`may not write Lease forged-%s with holder "%s"`, s.nodeA, s.nodeB)}},
+		{"creating another node's Lease before that node's agent does", func() error {
+			return s.agentA.Create(ctx, agentLease(ns, leaseC, s.nodeA, true))
+		}, []string{denied, fmt.Sprintf("may not write Lease %s: the agent Lease of node %s is named ferry-agent-%[2]s", leaseC, s.nodeA)}},
+		{"a node with a long name renews its own Lease", func() error {
+			return cluster.RenewLease(ctx, agentLong, ns, longNode, 10*time.Second)
+		}, nil},
 		{"creating a Lease without the agent-lease label", func() error {
 			return s.agentA.Create(ctx, agentLease(ns, "unlabelled-"+s.nodeA, s.nodeA, false))
 		}, []string{denied, "it writes only the agent Lease of its own node"}},
