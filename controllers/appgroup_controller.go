@@ -79,13 +79,17 @@ const conflictRetry = 250 * time.Millisecond
 // EventRecorderName is the reporting controller of the manager's events.
 const EventRecorderName = "ferry-manager"
 
+// The manager's ClusterRole: what it calls, no more. It writes only by
+// patch (never update: appgroups/finalizers' update is what setting an
+// owner reference with blockOwnerDeletion takes), and deletes pools and
+// extra EndpointSlices but never a Service (garbage collection does).
 // +kubebuilder:rbac:groups=ferry.dev,resources=appgroups,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=ferry.dev,resources=appgroups/status,verbs=patch;update
+// +kubebuilder:rbac:groups=ferry.dev,resources=appgroups/status,verbs=patch
 // +kubebuilder:rbac:groups=ferry.dev,resources=appgroups/finalizers,verbs=update
-// +kubebuilder:rbac:groups=ferry.dev,resources=processpools,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=ferry.dev,resources=processpools,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // AppGroupReconciler turns each AppGroup into one ProcessPool per selected
