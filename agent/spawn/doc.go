@@ -10,7 +10,7 @@
 //   - gets SIGKILL if the agent dies (Pdeathsig), and has no_new_privs set,
 //     so no setuid binary can raise its privileges;
 //   - runs as the AppGroup's user, or as nobody when the agent is root and
-//     no user is given (workers never run as root);
+//     no user is given (workers never run as root, nor in root's group);
 //   - gets a minimal environment (PATH, HOME, LANG, USER, LOGNAME, the
 //     FERRY_* variables, then the app's env) rather than the agent's;
 //   - has its stdout and stderr logged line by line with its pid and

@@ -22,7 +22,8 @@ type identity struct {
 // workerIdentity resolves the AppGroup's user. A root agent runs workers as
 // that user, or as nobody when none is given; a non-root agent can only run
 // them as itself. Root (uid 0) is refused even though the API forbids it
-// already: a standalone file could still name it.
+// already: a standalone file could still name it. So is a user in root's
+// group, which the API cannot see.
 func workerIdentity(name string) (identity, error) {
 	if os.Geteuid() != 0 {
 		self, err := user.Current()
@@ -46,18 +47,37 @@ func rootIdentity(name string) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
+	groups, err := u.GroupIds()
+	if err != nil {
+		groups = nil // a uid with no passwd entry has no groups
+	}
+	return credential(name, u, groups)
+}
+
+// credential is who a root agent runs the worker of the AppGroup user name
+// as: u, resolved from name, with its supplementary groups.
+func credential(name string, u *user.User, groups []string) (identity, error) {
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 	if uid == 0 {
 		return identity{}, fmt.Errorf("refusing to run workers as %q: it is uid 0", name)
 	}
+	// Root's group reads, and may write, what root's files grant their
+	// group (the agent's state, host paths): a worker is not root in
+	// either way, whatever the image's passwd and group files say.
+	if gid == 0 {
+		return identity{}, fmt.Errorf("refusing to run workers as %q: its group is root (gid 0)", name)
+	}
 	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	if gids, err := u.GroupIds(); err == nil {
-		for _, g := range gids {
-			if n, err := strconv.ParseUint(g, 10, 32); err == nil {
-				cred.Groups = append(cred.Groups, uint32(n))
-			}
+	for _, g := range groups {
+		n, err := strconv.ParseUint(g, 10, 32)
+		if err != nil {
+			continue
 		}
+		if n == 0 {
+			return identity{}, fmt.Errorf("refusing to run workers as %q: it is in root's group (gid 0)", name)
+		}
+		cred.Groups = append(cred.Groups, uint32(n))
 	}
 	home := u.HomeDir
 	if home == "" {

@@ -48,3 +48,32 @@ func TestRootIdentity(t *testing.T) {
 		})
 	}
 }
+
+// TestCredentialRefusesTheRootGroup: a worker never runs as root, nor in
+// root's group, which reads and writes what root's files grant their
+// group. An image's passwd may put a user there (primary or
+// supplementary): such a user is refused, as uid 0 is.
+func TestCredentialRefusesTheRootGroup(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		u      user.User
+		groups []string
+		want   string // "" for allowed
+	}{
+		{"primary group root", user.User{Uid: "1001", Gid: "0", Username: "app"}, []string{"0"}, `refusing to run workers as "app": its group is root (gid 0)`},
+		{"supplementary group root", user.User{Uid: "1001", Gid: "1001", Username: "app"}, []string{"1001", "0"}, `refusing to run workers as "app": it is in root's group (gid 0)`},
+		{"groups of its own", user.User{Uid: "1001", Gid: "1001", Username: "app"}, []string{"1001", "33"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := credential("app", &tt.u, tt.groups)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("err = %v, want allowed", err)
+			case tt.want == "" && (id.cred.Gid != 1001 || !slices.Equal(id.cred.Groups, []uint32{1001, 33})):
+				t.Errorf("cred %+v, want gid 1001 and groups 1001, 33", id.cred)
+			case tt.want != "" && (err == nil || err.Error() != tt.want):
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

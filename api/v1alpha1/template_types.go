@@ -152,9 +152,10 @@ type AppSpec struct {
 	Env []EnvVar `json:"env,omitempty"`
 
 	// user is the system user (name or numeric uid) the workers run as. It
-	// may not be root or uid 0. When unset and the agent runs as root, the
-	// workers run as nobody; when the agent is not root, they run as the
-	// agent's own user.
+	// may not be root or uid 0; the agent also refuses a user whose group,
+	// or one of whose groups, is root's (gid 0). When unset and the agent
+	// runs as root, the workers run as nobody; when the agent is not root,
+	// they run as the agent's own user.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=32
