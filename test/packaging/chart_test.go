@@ -76,6 +76,27 @@ func TestHelmTemplateDefaults(t *testing.T) {
 	}
 }
 
+// TestAgentTokenIsRootsAlone: the workers run in the agent's container,
+// as other users. The kubelet writes a container's service account token
+// mode 0600, owned by its user, only when every container of the pod names
+// its user (runAsUser), and world-readable (0644) otherwise: the agent's
+// container must name root, though the image's user is root already, or
+// any worker could read the agent's token. An fsGroup would make it the
+// group's too.
+func TestAgentTokenIsRootsAlone(t *testing.T) {
+	ds := find(t, render(t, renderOpts{}), "DaemonSet", "agent")
+	spec := nested[map[string]any](t, ds.Object, "spec", "template", "spec")
+	for _, c := range nested[[]any](t, spec, "containers") {
+		sc, _ := c.(map[string]any)["securityContext"].(map[string]any)
+		if fmt.Sprint(sc["runAsUser"]) != "0" {
+			t.Errorf("agent container %v: runAsUser %v, want 0", c.(map[string]any)["name"], sc["runAsUser"])
+		}
+	}
+	if psc, _ := spec["securityContext"].(map[string]any); psc["fsGroup"] != nil {
+		t.Errorf("agent pod: fsGroup %v, want none", psc["fsGroup"])
+	}
+}
+
 // TestAgentNodeSelectorReplacesTheDefault: a user's agent.nodeSelector is
 // the agents' node selector, not the chart's default with the user's labels
 // added (Helm merges a map value into the default map): otherwise agents run
