@@ -2,6 +2,9 @@ package spawn
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,5 +43,56 @@ func TestWorkersNeverShareASocketDirectory(t *testing.T) {
 		if info, err := os.Stat(filepath.Dir(p.Address)); err != nil || info.Mode().Perm() != 0o700 {
 			t.Errorf("socket directory of %d: %v, %v; want mode 0700", p.PID, info, err)
 		}
+	}
+}
+
+// TestWorkerCannotRedirectItsSocket: the agent connects to a WSGI
+// worker's socket at its path, as root, which may connect to any socket.
+// An app that puts a link to another socket in its own socket's place
+// (here a socket in a directory only root may enter, as the standalone
+// agent's admin socket or another app's worker's) must not be answered
+// from there: either the spawn fails, saying so, or the socket directory
+// is the agent's by the time the app tries, and the worker answers.
+func TestWorkerCannotRedirectItsSocket(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the worker must run as another user than the agent: run as root")
+	}
+	private := t.TempDir() // 0700, root's
+	victim := filepath.Join(private, "victim.sock")
+	l, err := net.Listen("unix", victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "victim\n") })}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	shared, err := os.MkdirTemp("", "fswap") // the app's to write: t.TempDir's parent is root's alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(shared) })
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	result := filepath.Join(shared, "result")
+
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/swap", StartupFile: "passenger_wsgi.py",
+		Env: []ferryv1.EnvVar{{Name: "SWAP_TARGET", Value: victim}, {Name: "SWAP_RESULT", Value: result}}})
+	p, err := Spawn(context.Background(), spec)
+	if err != nil {
+		if !strings.Contains(err.Error(), "is not the worker's own socket") {
+			t.Fatalf("spawn: %v; want it refused for its replaced socket", err)
+		}
+		return
+	}
+	t.Cleanup(func() { p.Stop(5 * time.Second) })
+	var got []byte
+	for deadline := time.Now().Add(10 * time.Second); len(got) == 0; time.Sleep(10 * time.Millisecond) {
+		if got, _ = os.ReadFile(result); len(got) == 0 && time.Now().After(deadline) {
+			t.Fatal("the app never said whether it replaced its socket")
+		}
+	}
+	if body := get(t, p, "/"); strings.Fields(body)[0] != strconv.Itoa(p.PID) {
+		t.Errorf("the worker of pid %d was answered by %q (the app: %s)", p.PID, body, got)
 	}
 }

@@ -233,7 +233,9 @@ func Spawn(ctx context.Context, spec Spec) (*Process, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if ready != nil {
-		err = waitLoaderReady(ctx, proc, ready)
+		if err = waitLoaderReady(ctx, proc, ready); err == nil {
+			err = proc.sealSockDir()
+		}
 	} else {
 		err = waitCommandReady(ctx, proc, spec.App.ReadinessPath)
 	}
@@ -511,6 +513,31 @@ func makeSockDir(run string) (string, error) {
 			return "", err
 		}
 	}
+}
+
+// sealSockDir takes a WSGI worker's socket directory back from it once its
+// loader listens. The agent connects to the socket at its path, as root,
+// which may connect to any socket: a worker still able to change the
+// directory could put a link to another socket in its socket's place (the
+// standalone agent's admin socket, another app's worker's) and have its
+// clients answered from there. The socket found there once the directory
+// is the agent's must then be the worker's own: a socket, not a link, of
+// the worker's user. A worker of the agent's own user gains nothing.
+func (p *Process) sealSockDir() error {
+	if p.uid == os.Geteuid() {
+		return nil
+	}
+	if err := os.Chown(p.sockDir, os.Geteuid(), os.Getegid()); err != nil {
+		return fmt.Errorf("taking back the socket directory: %w", err)
+	}
+	fi, err := os.Lstat(p.Address)
+	if err != nil {
+		return fmt.Errorf("the worker's socket: %w", err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); fi.Mode().Type() != fs.ModeSocket || !ok || int(st.Uid) != p.uid {
+		return fmt.Errorf("%s is not the worker's own socket: its app replaced it", p.Address)
+	}
+	return nil
 }
 
 // prepare builds the command for spec without starting it. For WSGI it also
