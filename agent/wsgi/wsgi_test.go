@@ -865,12 +865,15 @@ func TestServe(t *testing.T) {
 		expectStatus(t, resp, body, 200)
 
 		// Too much to drain: the worker answers, then closes.
+		// Each writer goroutine gets its own connection: c is dialled anew
+		// below while it may still write (a closure over c wrote the rest
+		// of one body into the next connection, under -race).
 		c = w.dial(t)
 		big := 4 << 20
-		go func() {
+		go func(c *rawConn) {
 			_, _ = fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", big)
 			_, _ = c.Write(make([]byte, big)) // fails once the worker closes
-		}()
+		}(c)
 		resp, body = c.read(t, "POST")
 		expectStatus(t, resp, body, 200)
 		if !resp.Close {
@@ -888,7 +891,7 @@ func TestServe(t *testing.T) {
 			fmt.Sprintf("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n", big): big,
 		} {
 			c = w.dial(t)
-			go func() { _, _ = c.Write(append([]byte(head), make([]byte, size)...)) }() // fails once the worker closes
+			go func(c *rawConn) { _, _ = c.Write(append([]byte(head), make([]byte, size)...)) }(c) // fails once the worker closes
 			resp, body = c.read(t, "POST")
 			expectStatus(t, resp, body, 200)
 			if !resp.Close {
