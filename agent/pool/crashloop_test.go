@@ -1,10 +1,12 @@
 package pool_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
 // TestWorkerThatDiesAfterBootIsBackedOff: an app that imports fine, says
@@ -205,6 +208,56 @@ func TestCrashInARequestWhileRecyclingIsNoFailedSpawn(t *testing.T) {
 		t.Errorf("%d of %d requests of the load failed (%v), want none: only the requests of death do", rep.Failed, rep.Requests, rep.FirstFailure)
 	}
 	e.WaitFor(t, 30*time.Second, "two ready workers", agenttest.Ready(2))
+}
+
+// TestFaultWhileAwaitingRecycleProvesNothing: a worker due for recycling
+// (maxRequestsPerProcess reached, its replacement still booting) that the
+// pool then stops as faulty, killed for maxRequestTime or taken out for
+// refusing a connection (a dying process), did not serve until it was
+// recycled: it hung or died. Its exit must not make its revision lasted,
+// or a revision whose requests hang, or whose processes die, would be
+// proven by it (status.lastedRevision ends the manager's crash window).
+func TestFaultWhileAwaitingRecycleProvesNothing(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		fault func(*pool.Pool, *pool.Worker)
+	}{
+		{"killed for maxRequestTime", func(p *pool.Pool, w *pool.Worker) {
+			p.Overran(w, "/stuck", time.Second)
+			p.Release(w)
+		}},
+		{"refused a connection", func(p *pool.Pool, w *pool.Worker) {
+			p.Release(w)
+			p.Unreachable(w)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tmpl := agenttest.WSGI("hello-wsgi", 1, 1, env("BOOT_DELAY", "3"))
+			tmpl.Pool.MaxRequestsPerProcess = 1
+			e := agenttest.Start(t, pool.Config{Name: "t/faultrecycle", Revision: "1", Template: tmpl},
+				agenttest.Options{Tick: 50 * time.Millisecond})
+			e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+			w, err := e.Pool.Acquire(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Pool.Release(w) // its one request: due for recycling; the replacement boots for 3 s
+			again, err := e.Pool.Acquire(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again != w {
+				t.Fatalf("acquired pid %d, want %d, still serving while its replacement boots", again.PID(), w.PID())
+			}
+			c.fault(e.Pool, w)
+			s := e.WaitFor(t, 30*time.Second, "the faulty worker gone", func(s pool.Status) bool {
+				return !slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.PID == int32(w.PID()) })
+			})
+			if s.RevisionLasted {
+				t.Errorf("revision lasted after a worker due for recycling %s, want not", c.name)
+			}
+		})
+	}
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -107,6 +107,11 @@ type Worker struct {
 	lastUsed  time.Time
 	recycle   recycleReason
 	replacing bool
+	// faulty: stopped for a fault, killed for maxRequestTime (Overran) or
+	// taken out for refusing a connection (Unreachable). Its exit is a
+	// stop, but no recycle even if one was due: it hung or was dying
+	// (recycledAfterServing).
+	faulty bool
 	// inRequest: the process exited while a request was at it (a session
 	// ended after the exit, or was open at it): watchExit.
 	inRequest bool
@@ -465,6 +470,7 @@ func (p *Pool) Unreachable(w *Worker) {
 		p.mu.Unlock()
 		return
 	}
+	w.faulty = true
 	p.drainLocked(w)
 	p.notifyLocked()
 	p.mu.Unlock()
@@ -491,6 +497,7 @@ func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	}
 	p.drainLocked(w)
 	p.transitionLocked(w, EventStop)
+	w.faulty = true
 	p.notifyLocked()
 	p.mu.Unlock()
 	p.log.Info("Killing worker: a request got no answer (or no whole buffered one) within maxRequestTime", "pid", w.PID(),
@@ -1080,9 +1087,12 @@ func (p *Pool) watchExit(w *Worker) {
 // memoryLimit asked (a restart or the agent's stop may have done it for
 // them). It did not die: its revision is known to serve, as surely as by
 // a worker that lived past crashWindow, which under load with a low
-// maxRequestsPerProcess none may ever do.
+// maxRequestsPerProcess none may ever do. Not one stopped as faulty
+// while its recycle was due (its replacement booting): it hung or was
+// dying, and would prove a revision whose requests hang or whose
+// processes die.
 func recycledAfterServing(w *Worker, prev State) bool {
-	return prev == ferryv1.ProcessStopping && w.recycle != recycleNone && w.processed > 0
+	return prev == ferryv1.ProcessStopping && w.recycle != recycleNone && w.processed > 0 && !w.faulty
 }
 
 // spawnsRevisionLocked: the pool would spawn revision to replace a worker
