@@ -202,6 +202,13 @@ type Pool struct {
 	// known to start and stay up, so a young worker of one that dies in a
 	// request died of the request (watchExit).
 	lasted map[string]bool
+	// steady is, per revision, since when a worker of it has been ready
+	// throughout with none of its workers dying or stopped as faulty
+	// meanwhile (noteLastedLocked). A revision steady for crashWindow has
+	// lasted too: under load with maxRequestsPerProcess or memoryLimit
+	// recycling, no worker may live that long, yet one served request
+	// alone proves nothing of an app that dies a few seconds after ready.
+	steady map[string]time.Time
 	// excused counts the young deaths in a request taken as the request's
 	// (watchExit) since a worker readied after the first of them lived
 	// past crashWindow: past maxExcused in a row, they count as crashes.
@@ -283,6 +290,7 @@ func New(cfg Config, opts Options) *Pool {
 		cfg:     cfg,
 		started: map[string]bool{},
 		lasted:  map[string]bool{},
+		steady:  map[string]time.Time{},
 		changed: make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -471,6 +479,7 @@ func (p *Pool) Unreachable(w *Worker) {
 		return
 	}
 	w.faulty = true
+	delete(p.steady, w.Revision)
 	p.drainLocked(w)
 	p.notifyLocked()
 	p.mu.Unlock()
@@ -498,6 +507,7 @@ func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	p.drainLocked(w)
 	p.transitionLocked(w, EventStop)
 	w.faulty = true
+	delete(p.steady, w.Revision)
 	p.notifyLocked()
 	p.mu.Unlock()
 	p.log.Info("Killing worker: a request got no answer (or no whole buffered one) within maxRequestTime", "pid", w.PID(),
@@ -570,37 +580,60 @@ func (p *Pool) forgetStartedLocked() {
 		if rev != p.cfg.Revision && !slices.ContainsFunc(p.workers, func(w *Worker) bool { return w.Revision == rev }) {
 			delete(p.started, rev)
 			delete(p.lasted, rev)
+			delete(p.steady, rev)
 		}
 	}
 }
 
 // noteLastedLocked records the revisions of which a ready worker has now
-// lived past crashWindow.
+// lived past crashWindow, or which have been steady for it: a worker of
+// the revision ready throughout, none dying meanwhile (steady). A
+// revision with no worker ready is steady no more.
 func (p *Pool) noteLastedLocked(now time.Time) {
 	for _, w := range p.workers {
 		if w.state == ferryv1.ProcessReady && now.Sub(w.readyAt) >= crashWindow {
 			p.lastedLocked(w)
 		}
 	}
+	for rev, since := range p.steady {
+		i := slices.IndexFunc(p.workers, func(w *Worker) bool { return w.Revision == rev && w.state == ferryv1.ProcessReady })
+		switch {
+		case i < 0:
+			delete(p.steady, rev)
+		case now.Sub(since) >= crashWindow && !p.lasted[rev]:
+			p.lastedLocked(p.workers[i])
+		}
+	}
 }
 
 // lastedLocked records that w, ready, has lived past crashWindow, or
-// served until it was recycled (recycledAfterServing). A
-// worker that came up after a run of deaths began ends it: a crash loop's
-// failures are forgotten (the next crash is a first one again, replaced
-// at once), and so are the young deaths in a request excused so far.
+// that its revision has been steady for it, then takes w as having served
+// (servedLocked).
 func (p *Pool) lastedLocked(w *Worker) {
 	if !p.lasted[w.Revision] {
 		p.lasted[w.Revision] = true
 		p.notifyLocked() // the status says so (RevisionLasted)
 	}
+	p.servedLocked(w)
+}
+
+// servedLocked takes w as having served well: it lasted, or served until
+// it was recycled (recycledAfterServing). A worker that came up after a
+// run of deaths began ends it: a crash loop's failures are forgotten (the
+// next crash is a first one again, replaced at once), and so are the young
+// deaths in a request excused so far. It proves its revision only once
+// it lasted (lastedLocked): one served request alone does not.
+func (p *Pool) servedLocked(w *Worker) {
 	if p.excused.n > 0 && w.readyAt.After(p.excused.since) {
 		p.excused = excusedDeaths{}
 	}
 	if loop := p.scaling.crashSince; !loop.IsZero() && p.scaling.err == nil && w.readyAt.After(loop) {
 		msg := "Recovered from crashes soon after ready: a worker has lived past the crash window"
-		if w.state == ferryv1.ProcessStopping {
+		switch {
+		case w.state == ferryv1.ProcessStopping:
 			msg = "Recovered from crashes soon after ready: a worker served until it was recycled"
+		case time.Since(w.readyAt) < crashWindow:
+			msg = "Recovered from crashes soon after ready: the revision has served the crash window through with no death"
 		}
 		p.log.Info(msg, "revision", w.Revision, "pid", w.PID(), "crashes", p.scaling.failures, "window", crashWindow.String())
 		p.scaling = scalingState{}
@@ -917,6 +950,9 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	w.readyAt = w.lastUsed
 	p.transitionLocked(w, EventReady)
 	p.started[w.Revision] = true
+	if _, ok := p.steady[w.Revision]; !ok {
+		p.steady[w.Revision] = w.readyAt
+	}
 	w.Transport = p.opts.NewTransport(w)
 	p.grantLocked(w)
 	// Any spawn that works for a revision ends the scaling error recorded
@@ -1016,8 +1052,14 @@ func (p *Pool) watchExit(w *Worker) {
 	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
 	lived := time.Since(w.readyAt)
 	inRequest := w.inRequest || w.sessions > 0
-	if unexpected && lived >= crashWindow || recycledAfterServing(w, prev) {
+	switch {
+	case unexpected && lived >= crashWindow:
 		p.lastedLocked(w)
+	case recycledAfterServing(w, prev):
+		p.servedLocked(w)
+	}
+	if unexpected || w.faulty {
+		delete(p.steady, w.Revision) // a death ends the revision's steadiness
 	}
 	ofRequest := unexpected && inRequest && p.lasted[w.Revision] && (lived >= crashWindow || p.excuseLocked(time.Now()))
 	p.transitionLocked(w, EventExit)
@@ -1085,9 +1127,10 @@ func (p *Pool) watchExit(w *Worker) {
 // recycledAfterServing: w, exiting from prev, is one the pool stopped on
 // purpose after it served requests, as maxRequestsPerProcess or
 // memoryLimit asked (a restart or the agent's stop may have done it for
-// them). It did not die: its revision is known to serve, as surely as by
-// a worker that lived past crashWindow, which under load with a low
-// maxRequestsPerProcess none may ever do. Not one stopped as faulty
+// them). It did not die: the deaths before it were not its app's
+// (servedLocked), though its revision is proven only by lasting, which
+// under load with a low maxRequestsPerProcess comes from being steady
+// (noteLastedLocked), not from one worker's life. Not one stopped as faulty
 // while its recycle was due (its replacement booting): it hung or was
 // dying, and would prove a revision whose requests hang or whose
 // processes die.

@@ -168,9 +168,11 @@ type ProcessPoolStatus struct {
 	ObservedRevision string `json:"observedRevision,omitempty"`
 
 	// lastedRevision is observedRevision once a process of it has lived
-	// past the crash window (10s) from ready on this node, or served
-	// requests until the agent recycled it (maxRequestsPerProcess,
-	// memoryLimit): the revision is known to serve here, and the manager
+	// past the crash window (10s) from ready on this node, or the revision
+	// has served the window through, a process of it ready all along and
+	// none dying or stopped as faulty, while the agent recycled them
+	// (maxRequestsPerProcess, memoryLimit): the revision is known to serve
+	// here, and the manager
 	// counts the node's crash window on it as passed. Under load with
 	// recycling, no process may live 10s, and the window measured from
 	// process starts would never end. Empty until then, and after an
