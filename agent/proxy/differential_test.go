@@ -129,6 +129,12 @@ func TestParserDifferential(t *testing.T) {
 		{"an HTTP/1.0 request chunked, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
 			"POST /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" +
 			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, both, []string{"POST /a HTTP/1.1", "POST /b HTTP/1.1"}, nil},
+		{"an HTTP/1.0 request chunked without a length, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
+			"POST /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, both, []string{"POST /a HTTP/1.1", "POST /b HTTP/1.1"}, nil},
+		{"an HTTP/1.0 request chunked, its head past the front end's buffer", "POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" +
+			"X-Pad: " + strings.Repeat("p", 9000) + "\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, []int{200}, []string{"POST /a HTTP/1.1"}, bodyIs("")},
 		// Chunks.
 		{"chunk size past int64", chunked + "\r\n10000000000000005\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
 		{"space before a chunk size", chunked + "\r\n 5\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},

@@ -77,9 +77,9 @@
 //     connection is closed instead: idleBody), 400 (connection closed)
 //     when a head the front end reads has both Content-Length and
 //     Transfer-Encoding, or is HTTP/1.0 with Transfer-Encoding
-//     (badFraming; after any chunked request, and any HTTP/1.0 one with a
-//     body, the connection is closed, so that nothing smuggled after it
-//     is read as a request), 400 to a target that is neither a path nor
+//     (badFraming; after any chunked request, and any HTTP/1.0 one, the
+//     connection is closed, so that nothing smuggled after it is read as
+//     a request), 400 to a target that is neither a path nor
 //     an absolute URL (targetServed), 405 (connection closed) to CONNECT
 //     and 505 (connection closed) to h2c's "PRI * HTTP/2.0", neither given to a worker
 //     (notServed); a client found gone gets no answer (499 in the metrics,

@@ -271,14 +271,16 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.observe(sess.code, sess)
 		return
 	}
-	if len(r.TransferEncoding) > 0 || !r.ProtoAtLeast(1, 1) && r.ContentLength > 0 {
+	if len(r.TransferEncoding) > 0 || !r.ProtoAtLeast(1, 1) {
 		// net/http dropped a Content-Length beside the encoding, and the
-		// front end sees only the heads it reads (badFraming): after a
-		// chunked request, the connection is not trusted with another
-		// (RFC 9112, 6.1). Nor after an HTTP/1.0 one with a body, as
-		// net/http dropped any Transfer-Encoding of it unread and went by
-		// its length: a balancer in front that went by the encoding sent
-		// a body whose rest would be read as the next request.
+		// front end sees only the heads it reads whole (badFraming: not
+		// one past its buffer, nor the rest of a connection it handed
+		// on): after a chunked request, the connection is not trusted
+		// with another (RFC 9112, 6.1). Nor after any HTTP/1.0 one:
+		// net/http dropped its Transfer-Encoding unread, leaving no trace
+		// of it in r, and went by its length, or none: a balancer in
+		// front that went by the encoding sent a body whose rest would be
+		// read as the next request.
 		rw.Header().Set("Connection", "close")
 	}
 
