@@ -76,8 +76,9 @@ func statuses(out string) []int {
 // bare LF ending a line are taken (the fold read as a space), a bare CR
 // is refused; a chunk size with whitespace after it is taken (the body
 // reaches the worker framed anew, so no reader after the proxy sees it);
-// "HTTP/1.2" is read as 1.1; "OPTIONS *" is answered by Go's server
-// itself. It refuses what nginx refuses beyond that: an HTTP/1.0 request
+// "HTTP/1.2" is read as 1.1; "OPTIONS *" is answered 200 by the proxy
+// itself, as by Go's server, and closes its connection after a chunked or
+// HTTP/1.0 one as any request does. It refuses what nginx refuses beyond that: an HTTP/1.0 request
 // with a Transfer-Encoding, and a target that is neither a path nor an
 // absolute URL (asterisk-form but for OPTIONS, authority-form but for
 // CONNECT). Trailers pass, but none that RFC 9110 (6.5.1) keeps out of
@@ -135,6 +136,11 @@ func TestParserDifferential(t *testing.T) {
 		{"an HTTP/1.0 request chunked, its head past the front end's buffer", "POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" +
 			"X-Pad: " + strings.Repeat("p", 9000) + "\r\nTransfer-Encoding: chunked\r\n\r\n" +
 			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, []int{200}, []string{"POST /a HTTP/1.1"}, bodyIs("")},
+		{"OPTIONS * chunked", "OPTIONS * HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + last,
+			[]int{200}, none, nil},
+		{"OPTIONS * in HTTP/1.0 chunked, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
+			"OPTIONS * HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, both, []string{"POST /a HTTP/1.1"}, nil},
 		// Chunks.
 		{"chunk size past int64", chunked + "\r\n10000000000000005\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
 		{"space before a chunk size", chunked + "\r\n 5\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
@@ -171,6 +177,8 @@ func TestParserDifferential(t *testing.T) {
 			fieldIs("Host", "other.example")},
 		{"asterisk-form with GET", "GET * HTTP/1.1\r\nHost: x\r\n\r\n" + last, []int{400, 200}, []string{"GET /last HTTP/1.1"}, nil},
 		{"asterisk-form with OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n" + last, both, []string{"GET /last HTTP/1.1"}, nil},
+		{"asterisk-form with GET, chunked", "GET * HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + last,
+			refused(400), none, nil},
 		{"authority-form with GET", "GET x:80 HTTP/1.1\r\nHost: x\r\n\r\n" + last, []int{400, 200}, []string{"GET /last HTTP/1.1"}, nil},
 		// Host.
 		{"no Host in HTTP/1.1", "GET /a HTTP/1.1\r\n\r\n" + last, refused(400), none, nil},

@@ -170,6 +170,9 @@ func New(router Router, opts Options) *Server {
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ErrorLog:          log.New(logWriter{opts.Log}, "", 0),
+		// OPTIONS * comes to ServeHTTP (serverOptions), which closes its
+		// connection after a chunked or HTTP/1.0 one, as after any other.
+		DisableGeneralOptionsHandler: true,
 	}
 	return s
 }
@@ -266,11 +269,6 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.observe(sess.code, sess)
 		return
 	}
-	if !targetServed(r) {
-		sess.code = plain(rw, http.StatusBadRequest, "ferry: the request target is neither a path nor an absolute URL")
-		s.observe(sess.code, sess)
-		return
-	}
 	if len(r.TransferEncoding) > 0 || !r.ProtoAtLeast(1, 1) {
 		// net/http dropped a Content-Length beside the encoding, and the
 		// front end sees only the heads it reads whole (badFraming: not
@@ -282,6 +280,16 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// front that went by the encoding sent a body whose rest would be
 		// read as the next request.
 		rw.Header().Set("Connection", "close")
+	}
+	if r.Method == http.MethodOptions && r.RequestURI == "*" {
+		serverOptions(rw, sess)
+		s.observe(sess.code, sess)
+		return
+	}
+	if !targetServed(r) {
+		sess.code = plain(rw, http.StatusBadRequest, "ferry: the request target is neither a path nor an absolute URL")
+		s.observe(sess.code, sess)
+		return
 	}
 
 	held := false // the whole body is in the proxy's buffer
@@ -327,10 +335,21 @@ func notServed(rw http.ResponseWriter, r *http.Request, sess *session) {
 	sess.code = plain(rw, http.StatusHTTPVersionNotSupported, "ferry: only HTTP/1.x is served here")
 }
 
+// serverOptions answers OPTIONS *, a question about the server, not a
+// resource of the app's, as net/http would: 200, without a body. It is
+// answered here, not by net/http's own handler, because that one kept the
+// connection after a chunked or HTTP/1.0 request, and what a balancer in
+// front sent as its body was read as the next request.
+func serverOptions(rw http.ResponseWriter, sess *session) {
+	rw.Header().Set("Content-Length", "0")
+	rw.WriteHeader(http.StatusOK)
+	sess.code = http.StatusOK
+}
+
 // targetServed: r's target is a path (origin-form) or an absolute URL
 // with a host (absolute-form), the forms RFC 9112 (3.2) has a server take
 // for any method but CONNECT and OPTIONS. net/http also hands on "*"
-// (asterisk-form, for OPTIONS only; it answers OPTIONS * itself) and a
+// (asterisk-form, for OPTIONS only: serverOptions answers OPTIONS *) and a
 // scheme with no "//" after it ("GET host:80", which authority-form is
 // for CONNECT only), which would reach the worker as "GET *" or "GET 80":
 // nginx answers both 400, as this does.
