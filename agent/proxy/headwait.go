@@ -103,16 +103,10 @@ func chunkedWhole(b []byte) bool {
 		}
 		b = b[size+2:]
 	}
-	for { // the trailers, to their blank line
-		line, rest, ok := bytes.Cut(b, []byte{'\n'})
-		if !ok {
-			return false
-		}
-		if len(bytes.TrimRight(line, "\r")) == 0 {
-			return true
-		}
-		b = rest
-	}
+	// The trailers, to their blank line, as net/http's reader looks for
+	// it: a CRLF at once, or a CRLF CRLF further on. Trailers ended by a
+	// bare LF have it wait for more bytes, which may never come.
+	return bytes.HasPrefix(b, []byte("\r\n")) || bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 // chunkSize reads a chunk's size line (without its LF), extension and

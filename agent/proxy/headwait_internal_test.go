@@ -58,6 +58,10 @@ func TestBodyInHoldsNoHead(t *testing.T) {
 		{chunked + "5\r\nhello\r\n3\r\n", true}, // a read would wait for the second chunk's bytes
 		{chunked + "5\r\nhello\r\n0\r\nX-T: v\r\n", true},
 		{chunked + "zz\r\nhello\r\n0\r\n\r\n", true},
+		{chunked + "5\r\nhello\r\n0\r\nX-T: v\nX-U: w\r\n\r\n", false},
+		{chunked + "5\r\nhello\r\n0\r\n\n", true}, // net/http's reader waits for a CRLF, or a CRLF CRLF
+		{chunked + "5\r\nhello\r\n0\r\nX-T: v\n\n", true},
+		{chunked + "5\r\nhello\r\n0\r\nX-T: v\n\r\n", true},
 		{"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome", false},
 		{"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", true},
 	} {
