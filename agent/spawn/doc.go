@@ -12,8 +12,9 @@
 //   - runs as the AppGroup's user, or as nobody when the agent is root and
 //     no user is given (workers never run as root, nor in root's group);
 //   - WSGI: listens on a socket in a directory of its own, which the agent
-//     takes back once the socket is bound, so that the worker cannot put a
-//     link to another socket in its place for the agent to connect to;
+//     takes back (its owner and mode) once the socket is bound, so that the
+//     worker cannot put a link to another socket in its place for the agent
+//     to connect to;
 //   - gets a minimal environment (PATH, HOME, LANG, USER, LOGNAME, the
 //     FERRY_* variables, then the app's env) rather than the agent's;
 //   - has its stdout and stderr logged line by line with its pid and

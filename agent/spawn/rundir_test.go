@@ -54,28 +54,7 @@ func TestWorkersNeverShareASocketDirectory(t *testing.T) {
 // from there: either the spawn fails, saying so, or the socket directory
 // is the agent's by the time the app tries, and the worker answers.
 func TestWorkerCannotRedirectItsSocket(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("the worker must run as another user than the agent: run as root")
-	}
-	private := t.TempDir() // 0700, root's
-	victim := filepath.Join(private, "victim.sock")
-	l, err := net.Listen("unix", victim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "victim\n") })}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	shared, err := os.MkdirTemp("", "fswap") // the app's to write: t.TempDir's parent is root's alone
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(shared) })
-	if err := os.Chmod(shared, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	result := filepath.Join(shared, "result")
-
+	victim, result := victimSocket(t), appResult(t)
 	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/swap", StartupFile: "passenger_wsgi.py",
 		Env: []ferryv1.EnvVar{{Name: "SWAP_TARGET", Value: victim}, {Name: "SWAP_RESULT", Value: result}}})
 	p, err := Spawn(context.Background(), spec)
@@ -86,13 +65,88 @@ func TestWorkerCannotRedirectItsSocket(t *testing.T) {
 		return
 	}
 	t.Cleanup(func() { p.Stop(5 * time.Second) })
-	var got []byte
-	for deadline := time.Now().Add(10 * time.Second); len(got) == 0; time.Sleep(10 * time.Millisecond) {
-		if got, _ = os.ReadFile(result); len(got) == 0 && time.Now().After(deadline) {
-			t.Fatal("the app never said whether it replaced its socket")
-		}
-	}
+	got := waitResult(t, result)
 	if body := get(t, p, "/"); strings.Fields(body)[0] != strconv.Itoa(p.PID) {
 		t.Errorf("the worker of pid %d was answered by %q (the app: %s)", p.PID, body, got)
+	}
+}
+
+// TestWorkerCannotKeepItsSocketDirectory: the agent's chown alone leaves
+// the directory's mode and ACL as the worker set them while it owned it.
+// An app that opened the directory to itself (mode 0777, or an ACL entry
+// naming its user) must still be unable to change it once the agent took
+// it back, or it replaces its socket after the agent checked it, and the
+// agent's next connection, made at the socket's path, goes elsewhere.
+func TestWorkerCannotKeepItsSocketDirectory(t *testing.T) {
+	for _, widen := range []string{"mode", "acl"} {
+		t.Run(widen, func(t *testing.T) {
+			victim, result := victimSocket(t), appResult(t)
+			spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/widen", StartupFile: "passenger_wsgi.py",
+				Env: []ferryv1.EnvVar{{Name: "WIDEN", Value: widen}, {Name: "SWAP_TARGET", Value: victim}, {Name: "SWAP_RESULT", Value: result}}})
+			p, err := Spawn(context.Background(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Stop(5 * time.Second) })
+			if body := get(t, p, "/"); strings.Fields(body)[0] != strconv.Itoa(p.PID) {
+				t.Fatalf("the worker of pid %d was answered by %q before its app tried", p.PID, body)
+			}
+			got := waitResult(t, result)
+			if body := get(t, p, "/"); strings.Fields(body)[0] != strconv.Itoa(p.PID) {
+				t.Errorf("the worker of pid %d was answered by %q (the app: %s)", p.PID, body, got)
+			}
+			if info, err := os.Stat(filepath.Dir(p.Address)); err != nil {
+				t.Error(err)
+			} else if info.Mode().Perm() != 0o700 {
+				t.Errorf("socket directory mode %v, want 0700", info.Mode())
+			}
+		})
+	}
+}
+
+// victimSocket serves "victim" on a socket in a directory only root may
+// enter, as the standalone agent's admin socket or another user's
+// worker's socket is, and returns its path.
+func victimSocket(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the worker must run as another user than the agent: run as root")
+	}
+	victim := filepath.Join(t.TempDir(), "victim.sock") // 0700, root's
+	l, err := net.Listen("unix", victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "victim\n") })}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return victim
+}
+
+// appResult is a path where a hostile app, running as nobody, can write
+// what came of its attempt.
+func appResult(t *testing.T) string {
+	t.Helper()
+	shared, err := os.MkdirTemp("", "fswap") // t.TempDir's parent is root's alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(shared) })
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(shared, "result")
+}
+
+// waitResult returns what the app wrote to result.
+func waitResult(t *testing.T, result string) []byte {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if got, _ := os.ReadFile(result); len(got) > 0 {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the app never said whether it replaced its socket")
+		}
 	}
 }

@@ -523,11 +523,20 @@ func makeSockDir(run string) (string, error) {
 // clients answered from there. The socket found there once the directory
 // is the agent's must then be the worker's own: a socket, not a link, of
 // the worker's user. A worker of the agent's own user gains nothing.
+//
+// The chown leaves the mode, and any ACL, as the worker set them while it
+// owned the directory: it could have opened it to itself (0777, or an
+// entry naming its user) and replace the socket after the check. The mode
+// is set again once the worker can no longer change it, and 0700 also
+// sets an ACL's mask to nothing, which voids its named entries.
 func (p *Process) sealSockDir() error {
 	if p.uid == os.Geteuid() {
 		return nil
 	}
 	if err := os.Chown(p.sockDir, os.Geteuid(), os.Getegid()); err != nil {
+		return fmt.Errorf("taking back the socket directory: %w", err)
+	}
+	if err := os.Chmod(p.sockDir, 0o700); err != nil {
 		return fmt.Errorf("taking back the socket directory: %w", err)
 	}
 	fi, err := os.Lstat(p.Address)
