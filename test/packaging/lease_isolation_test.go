@@ -35,7 +35,13 @@ func (s *isolationScenario) runLeases(t *testing.T, policy string) {
 	// shortened, hashed Lease name: its agent may still write it.
 	longNode := s.nodeA + "." + strings.Repeat("n", 240)
 	agentLong := impersonate(t, "system:serviceaccount:"+ns+":"+s.agentSA, ns, map[string][]string{nodeNameExtra: {longNode}})
-	for _, name := range []string{leaseA, leaseB, leaseC, contract.AgentLeaseName(longNode), "forged-" + s.nodeA, "unlabelled-" + s.nodeA} {
+	// Nodes whose names begin as the long one's does, for their first 150
+	// characters: a short one, and one as long whose name then differs.
+	// Their agents have not made their Leases yet; the long node's may
+	// not make them first.
+	leaseShort := contract.AgentLeaseName(longNode[:150])
+	leaseSibling := contract.AgentLeaseName(longNode[:150] + "e" + longNode[151:])
+	for _, name := range []string{leaseA, leaseB, leaseC, contract.AgentLeaseName(longNode), leaseShort, leaseSibling, "forged-" + s.nodeA, "unlabelled-" + s.nodeA} {
 		t.Cleanup(func() {
 			_ = env.Client.Delete(context.Background(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}})
 		})
@@ -73,6 +79,12 @@ func (s *isolationScenario) runLeases(t *testing.T, policy string) {
 		{"a node with a long name renews its own Lease", func() error {
 			return cluster.RenewLease(ctx, agentLong, ns, longNode, 10*time.Second)
 		}, nil},
+		{"a node with a long name creating the Lease of a node whose name begins as its own", func() error {
+			return agentLong.Create(ctx, agentLease(ns, leaseShort, longNode, true))
+		}, []string{denied, fmt.Sprintf("may not write Lease %s: the agent Lease of node %s is named", leaseShort, longNode)}},
+		{"a node with a long name creating the Lease of another with a long name that begins as its own", func() error {
+			return agentLong.Create(ctx, agentLease(ns, leaseSibling, longNode, true))
+		}, []string{denied, fmt.Sprintf("may not write Lease %s: the agent Lease of node %s is named", leaseSibling, longNode)}},
 		{"creating a Lease without the agent-lease label", func() error {
 			return s.agentA.Create(ctx, agentLease(ns, "unlabelled-"+s.nodeA, s.nodeA, false))
 		}, []string{denied, "it writes only the agent Lease of its own node"}},
