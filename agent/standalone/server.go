@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -116,6 +117,9 @@ func New(opts Options) (*Server, error) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fail(err)
 		}
+		if err := ownDir(d); err != nil {
+			return fail(err)
+		}
 		if err := os.Chmod(d, 0o755); err != nil {
 			return fail(err)
 		}
@@ -129,6 +133,30 @@ func New(opts Options) (*Server, error) {
 	}
 	s.loader = loader
 	return s, nil
+}
+
+// ownDir refuses a state directory that is a symbolic link or that
+// another user owns. The proxy finds the workers' sockets by path there:
+// whoever can change what the path names (another user who made
+// /tmp/ferry-<uid> first, as a directory or as a link they can later point
+// elsewhere) could put their own socket where the agent connects, and take
+// the app's requests.
+func ownDir(d string) error {
+	fi, err := os.Lstat(d)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("state directory %s is a symbolic link: give the directory it names (--state-dir), so that no one who can change the link can move the workers' sockets", d)
+	case !fi.IsDir():
+		return fmt.Errorf("state directory %s is not a directory", d)
+	case ok && int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("state directory %s belongs to uid %d, not to this agent's user (uid %d): another user may have made it first; remove it, or choose another --state-dir",
+			d, st.Uid, os.Geteuid())
+	}
+	return nil
 }
 
 // notYet lists, of paths, the outermost directory of each that does not

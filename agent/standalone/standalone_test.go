@@ -502,6 +502,45 @@ func counts(total, updated, ready int32) ferryv1.ProcessCounts {
 // AppGroup's port is taken) removes the state directory it created for
 // the run (the loader, w/, the request-body directory), its parents it
 // created too; of a state directory that was there, only what it added.
+// TestStateDirOfAnotherUserIsRefused: a state directory that is a link,
+// or that another user owns (one who made /tmp/ferry-<uid> first), is
+// refused with the reason: whoever controls it could put their own socket
+// where the proxy connects to a worker, and take the app's requests.
+func TestStateDirOfAnotherUserIsRefused(t *testing.T) {
+	s := newSite(t)
+	start := func(state string) error {
+		t.Helper()
+		_, err := New(Options{File: s.file, BindAddress: "127.0.0.1", AdminSocket: filepath.Join(state, "admin.sock"),
+			StateDir: state, Log: testr.New(t)})
+		return err
+	}
+	real := filepath.Join(s.dir, "real")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(s.dir, "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := start(link); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Errorf("a linked state directory: %v, want refused as a symbolic link", err)
+	}
+
+	theirs := filepath.Join(s.dir, "theirs")
+	if err := os.Mkdir(theirs, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := start(theirs); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Errorf("another user's state directory: %v, want refused naming its owner", err)
+	}
+	if _, err := os.Stat(filepath.Join(theirs, "w")); !os.IsNotExist(err) {
+		t.Errorf("the refused run left %s/w behind (%v)", theirs, err)
+	}
+}
+
 // The run of another agent whose admin socket it found in use keeps that
 // agent's directory.
 func TestRefusedStartRemovesWhatItMade(t *testing.T) {
