@@ -64,7 +64,8 @@
 //     ends first (shorter than said, or shrinking) closes the connection.
 //     Any other file-like (BytesIO, a pipe, a text-mode file, a GzipFile,
 //     whose fileno() is the compressed file's) is read in blksize pieces, no
-//     further than the Content-Length. HEAD, 204 and 304 never touch the
+//     further than the Content-Length (a text-mode file's str pieces are
+//     the app's error, a 500: PEP 3333 wants bytes). HEAD, 204 and 304 never touch the
 //     file; the wrapper's close() closes it. Wrapped in a middleware's own
 //     iterable, the wrapper is just read.
 //   - SIGTERM or SIGINT: the request in progress finishes (its response says

@@ -1103,6 +1103,8 @@ def application(environ, start_response):
         return [("%(reads)d %(closed)d" % COUNTS).encode()]
     if path == "/bytes":
         f = TrackedBytes(open(q["name"], "rb").read())
+    elif path == "/text":
+        f = open(q["name"], encoding="latin-1")  # text mode: read() gives str
     else:
         f = Tracked(q["name"])
     if "seek" in q:
@@ -1216,6 +1218,20 @@ func TestFileWrapper(t *testing.T) {
 			if _, after := counts(t); after != closed+1 {
 				t.Errorf("%s: close() called %d times, want once", path, after-closed)
 			}
+		}
+	})
+
+	// A text-mode file is not sent as its bytes (which ones? its encoding
+	// decides): it is read like any other file-like, and its first str is
+	// the app's mistake, as PEP 3333 has it: a 500 and a traceback naming it.
+	t.Run("a text-mode file", func(t *testing.T) {
+		resp, body := c.roundTrip(t, "GET", "GET /text?name=big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 500)
+		if resp.Close {
+			t.Error("the connection was not kept")
+		}
+		if !w.outputHas("TypeError: response body data must be bytes, not str") {
+			t.Error("no traceback naming the str")
 		}
 	})
 
