@@ -117,6 +117,10 @@ def _sendall(sock, data):
 # (an I/O error reading the file, say) is the application's to hear about.
 _GONE = frozenset((errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN, errno.ECONNABORTED))
 
+# The most one sendfile call is asked for: Linux's own cap on one call, and
+# well inside the C ssize_t the count must fit (an app's Content-Length need not).
+SENDFILE_MAX = 0x7FFFF000
+
 
 def _sendfile(sock, fd, offset, count):
     """Send count bytes of the file fd from offset; return how many were sent.
@@ -128,7 +132,8 @@ def _sendfile(sock, fd, offset, count):
     sent = 0
     while sent < count:
         try:
-            n = os.sendfile(out, fd, offset + sent, count - sent)
+            left = count - sent
+            n = os.sendfile(out, fd, offset + sent, left if left < SENDFILE_MAX else SENDFILE_MAX)
         except BlockingIOError:
             _wait(sock, select.POLLOUT)
             continue

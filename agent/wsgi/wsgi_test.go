@@ -1221,6 +1221,26 @@ func TestFileWrapper(t *testing.T) {
 		}
 	})
 
+	// A Content-Length past what sendfile's count can say (2^63 and up) is
+	// a file that ends first like any other: its bytes, then the connection
+	// closed; not an OverflowError logged as the app's, with nothing sent.
+	t.Run("a Content-Length past a 64-bit count", func(t *testing.T) {
+		c := w.dial(t)
+		if _, err := fmt.Fprintf(c, "GET /file?name=big.bin&seek=%d&cl=18446744073709551616 HTTP/1.1\r\nHost: x\r\n\r\n", len(data)-10); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(c.br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasSuffix(raw, []byte("\r\n\r\n"+string(data[len(data)-10:]))) {
+			t.Errorf("answer %.200q; want the file's last 10 bytes after the head, then the connection closed", raw)
+		}
+		if strings.Contains(w.output.String(), "OverflowError") {
+			t.Error("the worker logged an OverflowError")
+		}
+	})
+
 	// A text-mode file is not sent as its bytes (which ones? its encoding
 	// decides): it is read like any other file-like, and its first str is
 	// the app's mistake, as PEP 3333 has it: a 500 and a traceback naming it.
