@@ -62,6 +62,8 @@
 //     as many bytes as the app's Content-Length says, else the rest of the
 //     file, a length the head then says (so never chunked). A file that
 //     ends first (shorter than said, or shrinking) closes the connection.
+//     One sendfile refuses (EINVAL: /proc's, some FUSE file systems) is
+//     read and sent from the same offset instead.
 //     Any other file-like (BytesIO, a pipe, a text-mode file, a GzipFile,
 //     whose fileno() is the compressed file's) is read in blksize pieces, no
 //     further than the Content-Length (a text-mode file's str pieces are

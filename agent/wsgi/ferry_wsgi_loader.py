@@ -140,10 +140,30 @@ def _sendfile(sock, fd, offset, count):
         except OSError as e:
             if e.errno in _GONE:
                 raise ClientDisconnected(e.errno, str(e)) from None
+            if e.errno in _NO_SENDFILE:
+                return sent + _send_read(sock, fd, offset + sent, count - sent)
             raise
         if not n:
             break
         sent += n
+    return sent
+
+
+# What sendfile says of a file it cannot send (/proc's, some FUSE file
+# systems): the head is out, so the rest is read and sent instead.
+_NO_SENDFILE = frozenset((errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP))
+
+
+def _send_read(sock, fd, offset, count):
+    """_sendfile through Python: pread pieces of the file, sent in turn."""
+    sent = 0
+    while sent < count:
+        left = count - sent
+        data = os.pread(fd, left if left < RECV_SIZE else RECV_SIZE, offset + sent)
+        if not data:
+            break
+        _sendall(sock, data)
+        sent += len(data)
     return sent
 
 

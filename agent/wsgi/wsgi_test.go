@@ -1241,6 +1241,17 @@ func TestFileWrapper(t *testing.T) {
 		}
 	})
 
+	// A regular file sendfile refuses (EINVAL: /proc's, some FUSE file
+	// systems) is read and sent instead, from the same offset: its head is
+	// out by then, so failing would cut the answer short.
+	t.Run("a file sendfile refuses", func(t *testing.T) {
+		resp, body := c.roundTrip(t, "GET", "GET /file?name=/proc/self/status&cl=20 HTTP/1.1\r\nHost: x\r\n\r\n")
+		expectStatus(t, resp, body, 200)
+		if len(body) != 20 || !strings.HasPrefix(body, "Name:") || resp.Close {
+			t.Errorf("body %q, Connection: close %v; want /proc/self/status's first 20 bytes and the connection kept", body, resp.Close)
+		}
+	})
+
 	// A text-mode file is not sent as its bytes (which ones? its encoding
 	// decides): it is read like any other file-like, and its first str is
 	// the app's mistake, as PEP 3333 has it: a 500 and a traceback naming it.
