@@ -259,8 +259,9 @@ func settle(reports map[string]poolReport, now time.Time, window time.Duration) 
 	for node, r := range reports {
 		if !r.OnTarget || !r.RolledOut || r.Pool.Status.LastedRevision == r.Pool.Spec.Revision {
 			// Not rolled out; or its agent says a process of the target
-			// lived the window, or served until recycled (lastedRevision):
-			// under load with recycling no process may live the window,
+			// lived the window, or the target served it through with no
+			// death (lastedRevision): under load with recycling no
+			// process may live the window,
 			// and one measured from the youngest start would never end.
 			continue
 		}

@@ -198,7 +198,8 @@ type Pool struct {
 	// revision not in it has never started here, booting or failing.
 	started map[string]bool
 	// lasted are the revisions of which a worker has lived past
-	// crashWindow in this pool's life (kept as started is): their app is
+	// crashWindow, or which have been steady for it (steady), in this
+	// pool's life (kept as started is): their app is
 	// known to start and stay up, so a young worker of one that dies in a
 	// request died of the request (watchExit).
 	lasted map[string]bool
@@ -210,8 +211,9 @@ type Pool struct {
 	// alone proves nothing of an app that dies a few seconds after ready.
 	steady map[string]time.Time
 	// excused counts the young deaths in a request taken as the request's
-	// (watchExit) since a worker readied after the first of them lived
-	// past crashWindow: past maxExcused in a row, they count as crashes.
+	// (watchExit) since a worker readied after the first of them lasted
+	// or served until it was recycled (servedLocked): past maxExcused in
+	// a row, they count as crashes.
 	excused excusedDeaths
 	// gaveUp are the workers the last restart to givenUpFor could not
 	// replace (resistDeploymentErrors off): no new restart retries them
@@ -246,9 +248,9 @@ type scalingState struct {
 	// crashSince, when set, is the first crash of a loop: the failures are
 	// of workers that died soon after they were ready. Their replacements
 	// coming up proves nothing, so the count stays (each crash backs off
-	// longer) until a worker ready since then has been ready for
-	// crashWindow (lastedLocked); one that served from before the
-	// crashes proves nothing of the workers spawned since.
+	// longer) until a worker ready since then has lasted (lastedLocked)
+	// or served until it was recycled (servedLocked); one that served
+	// from before the crashes proves nothing of the workers spawned since.
 	crashSince time.Time
 }
 
@@ -958,8 +960,8 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	// Any spawn that works for a revision ends the scaling error recorded
 	// for it: the condition must not keep saying "failing" at steady state.
 	// In a crash loop, a worker coming up recovers nothing yet: the loop
-	// ends, and says so, once one lives past crashWindow
-	// (lastedLocked).
+	// ends, and says so, once one has lasted or served until it was
+	// recycled (servedLocked).
 	if p.scaling.err != nil && p.scaling.err.Revision == w.Revision {
 		if !p.scaling.crashSince.IsZero() {
 			p.scaling.err = nil

@@ -35,7 +35,8 @@ type Status struct {
 	// while its app cannot start (every spawn fails).
 	RevisionStarted bool `json:"revisionStarted"`
 	// RevisionLasted: a process of Revision has lived past crashWindow
-	// from ready, or served until the pool recycled it (lastedLocked).
+	// from ready, or the revision has been steady for it, a worker of it
+	// ready throughout and none dying or stopped as faulty (lastedLocked).
 	RevisionLasted bool `json:"revisionLasted"`
 }
 
