@@ -219,13 +219,7 @@ func TestRecycling(t *testing.T) {
 	// size replaces every process after a few requests (before, each
 	// recycling said only "recycling it").
 	t.Run("memoryLimit", func(t *testing.T) {
-		tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
-		limit := resource.MustParse("64Mi")
-		tmpl.Pool.MemoryLimit = &limit
-		book := agenttest.NewLogbook(t)
-		log := book.Logger()
-		e := agenttest.Start(t, pool.Config{Name: "t/mem", Revision: "1", Template: tmpl},
-			agenttest.Options{Tick: 100 * time.Millisecond, Log: &log})
+		e, book := startMemoryLimited(t, "t/mem", "64Mi", agenttest.Options{Tick: 100 * time.Millisecond})
 		pid := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
 		for range 2 {
 			if resp, _ := httpGet(t, e.URL+"/alloc?mb=100"); resp.StatusCode != http.StatusOK {
@@ -253,13 +247,7 @@ func TestRecycling(t *testing.T) {
 	// Before, the pool recycled a fresh worker at every sample (12 in 12 s
 	// at 5Mi), saying only "recycling it" each time.
 	t.Run("memoryLimit below the start size", func(t *testing.T) {
-		tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
-		limit := resource.MustParse("2Mi")
-		tmpl.Pool.MemoryLimit = &limit
-		book := agenttest.NewLogbook(t)
-		log := book.Logger()
-		e := agenttest.Start(t, pool.Config{Name: "t/memstart", Revision: "1", Template: tmpl},
-			agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+		e, book := startMemoryLimited(t, "t/memstart", "2Mi", agenttest.Options{Tick: 50 * time.Millisecond})
 		first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
 		book.WaitFor(t, "Worker was above memoryLimit as soon as it was ready")
 		time.Sleep(time.Second) // 20 samples
@@ -284,13 +272,7 @@ func TestRecycling(t *testing.T) {
 	// and memoryLimit did nothing. Once it is past twice its size when
 	// ready it is recycled, and the note says where that bound is.
 	t.Run("memoryLimit below the start size, leaking", func(t *testing.T) {
-		tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
-		limit := resource.MustParse("2Mi")
-		tmpl.Pool.MemoryLimit = &limit
-		book := agenttest.NewLogbook(t)
-		log := book.Logger()
-		e := agenttest.Start(t, pool.Config{Name: "t/memleak", Revision: "1", Template: tmpl},
-			agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+		e, book := startMemoryLimited(t, "t/memleak", "2Mi", agenttest.Options{Tick: 50 * time.Millisecond})
 		first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
 		note := book.WaitFor(t, "Worker was above memoryLimit as soon as it was ready")
 		v, _ := note.Value("rssWhenReady")
@@ -317,19 +299,27 @@ func TestRecycling(t *testing.T) {
 	})
 }
 
+// startMemoryLimited starts a pool of one hello-wsgi worker whose
+// memoryLimit is limit, with o's options, and returns the book its log
+// goes to.
+func startMemoryLimited(t *testing.T, name, limit string, o agenttest.Options) (*agenttest.Env, *agenttest.Logbook) {
+	t.Helper()
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	l := resource.MustParse(limit)
+	tmpl.Pool.MemoryLimit = &l
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	o.Log = &log
+	return agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: tmpl}, o), book
+}
+
 // TestMemoryLimitBelowStartSizeUnderLoad: a memoryLimit below what the app
 // needs to start must not recycle a fresh process at every sample under
 // traffic either (each replacement serves a request within milliseconds),
 // and the log must say once that the limit is below the start size.
 func TestMemoryLimitBelowStartSizeUnderLoad(t *testing.T) {
-	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
-	limit := resource.MustParse("2Mi")
-	tmpl.Pool.MemoryLimit = &limit
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
 	obs := &observer{}
-	e := agenttest.Start(t, pool.Config{Name: "t/memload", Revision: "1", Template: tmpl},
-		agenttest.Options{Tick: 50 * time.Millisecond, Log: &log, Observer: obs})
+	e, book := startMemoryLimited(t, "t/memload", "2Mi", agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
 	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
 	stop := load(t, e.URL, 2)
 	before := obs.spawns.Load()
