@@ -1054,15 +1054,7 @@ func (p *Pool) watchExit(w *Worker) {
 	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
 	lived := time.Since(w.readyAt)
 	inRequest := w.inRequest || w.sessions > 0
-	switch {
-	case unexpected && lived >= crashWindow:
-		p.lastedLocked(w)
-	case recycledAfterServing(w, prev):
-		p.servedLocked(w)
-	}
-	if unexpected || w.faulty {
-		delete(p.steady, w.Revision) // a death ends the revision's steadiness
-	}
+	p.exitSaysLocked(w, prev, unexpected, lived)
 	ofRequest := unexpected && inRequest && p.lasted[w.Revision] && (lived >= crashWindow || p.excuseLocked(time.Now()))
 	p.transitionLocked(w, EventExit)
 	p.removeLocked(w)
@@ -1124,6 +1116,22 @@ func (p *Pool) watchExit(w *Worker) {
 		p.opts.Observer.WorkerExited(p.name, unexpected)
 	}
 	p.kickSupervisor()
+}
+
+// exitSaysLocked records what w's exit from prev, lived after ready,
+// says of its revision: one that lived past crashWindow lasted
+// (lastedLocked); one recycled after serving served (servedLocked); a
+// death, or a stop as faulty, ends the revision's steadiness.
+func (p *Pool) exitSaysLocked(w *Worker, prev State, unexpected bool, lived time.Duration) {
+	switch {
+	case unexpected && lived >= crashWindow:
+		p.lastedLocked(w)
+	case recycledAfterServing(w, prev):
+		p.servedLocked(w)
+	}
+	if unexpected || w.faulty {
+		delete(p.steady, w.Revision)
+	}
 }
 
 // recycledAfterServing: w, exiting from prev, is one the pool stopped on
