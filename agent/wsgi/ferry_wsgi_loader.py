@@ -117,6 +117,11 @@ def _sendall(sock, data):
 # (an I/O error reading the file, say) is the application's to hear about.
 _GONE = frozenset((errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN, errno.ECONNABORTED))
 
+# What sendfile says of a file it cannot send (/proc's, some FUSE file
+# systems): the head is out, so the rest is read and sent instead.
+_NO_SENDFILE = frozenset((errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP))
+
+
 # The most one sendfile call is asked for: Linux's own cap on one call, and
 # well inside the C ssize_t the count must fit (an app's Content-Length need not).
 SENDFILE_MAX = 0x7FFFF000
@@ -147,11 +152,6 @@ def _sendfile(sock, fd, offset, count):
             break
         sent += n
     return sent
-
-
-# What sendfile says of a file it cannot send (/proc's, some FUSE file
-# systems): the head is out, so the rest is read and sent instead.
-_NO_SENDFILE = frozenset((errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP))
 
 
 def _send_read(sock, fd, offset, count):
