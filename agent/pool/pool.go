@@ -1062,8 +1062,9 @@ func (p *Pool) watchExit(w *Worker) {
 	close(w.gone)
 	// A crash soon after the worker was ready is as good as a failed
 	// spawn: back off before the next, decided under this lock so that no
-	// reconcile respawns it first. (reconcile ends the loop once a worker
-	// has lived past crashWindow.)
+	// reconcile respawns it first. (The loop ends once a worker ready
+	// since it began has lasted or served until it was recycled:
+	// servedLocked.)
 	//
 	// Not a crash in a request of a revision whose app is known to stay
 	// up (lasted): a request killed it (one URL, one input), and the next
