@@ -248,11 +248,7 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 	}
 
 	// A new revision rolls; RollingRestart shows while it does.
-	patch := client.MergeFrom(got.DeepCopy())
-	got.Spec.Revision = "2-bbb"
-	if err := env.Client.Patch(ctx, got, patch); err != nil {
-		t.Fatal(err)
-	}
+	patchPool(t, got, func(p *ferryv1.ProcessPool) { p.Spec.Revision = "2-bbb" })
 	rolled := waitPool(t, key, "revision 2 rolled out", func(p *ferryv1.ProcessPool) bool {
 		return p.Status.ObservedRevision == "2-bbb" && rolledOut(p)
 	})
@@ -264,11 +260,7 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 
 	// A new port: the new one serves before the old one closes.
 	newPort := freePort(t)
-	patch = client.MergeFrom(rolled.DeepCopy())
-	rolled.Spec.Template.Listen.Port = newPort
-	if err := env.Client.Patch(ctx, rolled, patch); err != nil {
-		t.Fatal(err)
-	}
+	patchPool(t, rolled, func(p *ferryv1.ProcessPool) { p.Spec.Template.Listen.Port = newPort })
 	newURL := fmt.Sprintf("http://127.0.0.1:%d/", newPort)
 	// Until the new port serves, the old one must: the old port checked
 	// first, a refusal there means the new one has been open since before,
@@ -372,14 +364,9 @@ func deleteAndTouch(t *testing.T, book *agenttest.Logbook, pp *ferryv1.ProcessPo
 		t.Fatal(err)
 	}
 	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
-	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(pp), pp); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(pp.DeepCopy())
-	metav1.SetMetaDataAnnotation(&pp.ObjectMeta, "test.ferry.dev/touched", "yes")
-	if err := env.Client.Patch(ctx, pp, patch); err != nil {
-		t.Fatal(err)
-	}
+	patchPool(t, getPool(t, client.ObjectKeyFromObject(pp)), func(p *ferryv1.ProcessPool) {
+		metav1.SetMetaDataAnnotation(&p.ObjectMeta, "test.ferry.dev/touched", "yes")
+	})
 }
 
 // TestDrainOfAPoolChangedMeanwhileLogsNoError: a deleted pool written
@@ -524,12 +511,10 @@ func TestAgentReportsDeploymentError(t *testing.T) {
 	}
 	key := client.ObjectKeyFromObject(pp)
 	got := waitPool(t, key, "ready", rolledOut)
-	patch := client.MergeFrom(got.DeepCopy())
-	got.Spec.Revision = "2-broken"
-	got.Spec.Template.App.Root = example("broken-wsgi")
-	if err := env.Client.Patch(ctx, got, patch); err != nil {
-		t.Fatal(err)
-	}
+	patchPool(t, got, func(p *ferryv1.ProcessPool) {
+		p.Spec.Revision = "2-broken"
+		p.Spec.Template.App.Root = example("broken-wsgi")
+	})
 	resisting := waitPool(t, key, "resistance reported", func(p *ferryv1.ProcessPool) bool {
 		return meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionResistingDeploymentError)
 	})
@@ -901,11 +886,7 @@ func TestSimulatedWorkers(t *testing.T) {
 	if got.Status.ReadyProcesses != "2/2" {
 		t.Fatalf("status %+v", got.Status)
 	}
-	patch := client.MergeFrom(got.DeepCopy())
-	got.Spec.Revision = "2-bbb"
-	if err := env.Client.Patch(ctx, got, patch); err != nil {
-		t.Fatal(err)
-	}
+	patchPool(t, got, func(p *ferryv1.ProcessPool) { p.Spec.Revision = "2-bbb" })
 	waitPool(t, key, "a simulated roll", func(p *ferryv1.ProcessPool) bool {
 		return p.Status.ObservedRevision == "2-bbb" && rolledOut(p)
 	})
@@ -1071,15 +1052,7 @@ func releaseDuringDrain(t *testing.T, dir string, pp *ferryv1.ProcessPool, key t
 		_, err := os.Stat(st.path(key))
 		return os.IsNotExist(err)
 	})
-	old := &ferryv1.ProcessPool{}
-	if err := env.Client.Get(ctx, key, old); err != nil {
-		t.Fatal(err)
-	}
-	orig := old.DeepCopy()
-	controllerutil.RemoveFinalizer(old, contract.DrainFinalizer)
-	if err := env.Client.Patch(ctx, old, client.MergeFrom(orig)); err != nil {
-		t.Fatal(err)
-	}
+	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { controllerutil.RemoveFinalizer(p, contract.DrainFinalizer) })
 	waitUntil(t, "the released pool gone", func() bool { return env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) != nil })
 }
 
@@ -1113,14 +1086,25 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 // setPort patches the pool's listen.port.
 func setPort(t *testing.T, key types.NamespacedName, port int32) {
 	t.Helper()
-	ctx := context.Background()
-	cur := &ferryv1.ProcessPool{}
-	if err := env.Client.Get(ctx, key, cur); err != nil {
+	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { p.Spec.Template.Listen.Port = port })
+}
+
+// getPool reads the pool at key from the API server.
+func getPool(t *testing.T, key types.NamespacedName) *ferryv1.ProcessPool {
+	t.Helper()
+	pp := &ferryv1.ProcessPool{}
+	if err := env.Client.Get(context.Background(), key, pp); err != nil {
 		t.Fatal(err)
 	}
-	patch := client.MergeFrom(cur.DeepCopy())
-	cur.Spec.Template.Listen.Port = port
-	if err := env.Client.Patch(ctx, cur, patch); err != nil {
+	return pp
+}
+
+// patchPool merge-patches pp, in place, with what mutate changes in it.
+func patchPool(t *testing.T, pp *ferryv1.ProcessPool, mutate func(*ferryv1.ProcessPool)) {
+	t.Helper()
+	patch := client.MergeFrom(pp.DeepCopy())
+	mutate(pp)
+	if err := env.Client.Patch(context.Background(), pp, patch); err != nil {
 		t.Fatal(err)
 	}
 }
