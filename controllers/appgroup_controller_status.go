@@ -184,7 +184,11 @@ func readyCondition(in rollupInput) metav1.Condition {
 			"No pool on "+nodeList(poolless)+": no node serves a revision to start it on, and "+
 				in.RevisionErr.Error())
 	case len(pending) > 0:
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPoolsPending, pendingMessage(pending, in.AwaitingDrain))
+		msg := pendingMessage(pending, in.AwaitingDrain)
+		if unheard := unheardOf(in, pending); len(unheard) > 0 {
+			msg += ". " + unheardMessage(in, unheard)
+		}
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPoolsPending, msg)
 	case len(notReady) > 0:
 		return withStatus(c, metav1.ConditionFalse, notReadyReason(in, notReady),
 			fmt.Sprintf("%d/%d nodes ready; not ready: %s%s",
@@ -276,7 +280,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		case ok && r.FailsTarget && rolledOutEverywhere:
 		case ok && r.FailsTarget:
 			failing = append(failing, node)
-		case ok && !r.OnTarget && r.Stale:
+		case ok && !r.OnTarget && (r.Stale || r.Unheard):
 			// Not given the target while silent (planWave): it holds no
 			// other node back, and only it stands between the rollout
 			// and its end once the others are done.
@@ -352,7 +356,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		}
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, msg)
 	case len(stale)+len(silentWaiting) > 0:
-		msg := staleMessage(in, slices.Concat(stale, silentWaiting))
+		msg := silentMessage(in, slices.Concat(stale, silentWaiting))
 		if len(silentWaiting) > 0 {
 			msg += fmt.Sprintf("; not given revision %s while silent: %s, once heard again", in.Target, nodeList(silentWaiting))
 		}
@@ -699,6 +703,38 @@ func outputExcerpt(out string, n int) string {
 // staleMessage names the silent agents and when the first last reported.
 // It names a time, not a duration, so that it stays the same, and the
 // status unwritten, while the agent stays silent.
+// silentMessage is staleMessage for the nodes whose agent fell silent,
+// and unheardMessage for those whose agent never reported (Unheard).
+func silentMessage(in rollupInput, nodes []string) string {
+	unheard := unheardOf(in, nodes)
+	stale := slices.DeleteFunc(slices.Clone(nodes), func(n string) bool { return slices.Contains(unheard, n) })
+	switch {
+	case len(unheard) == 0:
+		return staleMessage(in, stale)
+	case len(stale) == 0:
+		return unheardMessage(in, unheard)
+	}
+	return staleMessage(in, stale) + ". " + unheardMessage(in, unheard)
+}
+
+// unheardOf are those of nodes whose pool is Unheard.
+func unheardOf(in rollupInput, nodes []string) []string {
+	var unheard []string
+	for _, node := range nodes {
+		if r, ok := in.Reports[node]; ok && r.Unheard {
+			unheard = append(unheard, node)
+		}
+	}
+	return unheard
+}
+
+// unheardMessage says that no agent ever reported the pools on nodes,
+// for longer than the staleness bound.
+func unheardMessage(in rollupInput, nodes []string) string {
+	return fmt.Sprintf("No agent has reported the pool on %s in the %s since it was made: is ferry-agent running there?",
+		nodeList(nodes), in.StaleAfter)
+}
+
 func staleMessage(in rollupInput, stale []string) string {
 	// Last seen: the later of its report and its Lease's renewal, as
 	// staleness is judged (assessPool), not the report alone.
@@ -753,7 +789,7 @@ func truncate(s string, n int) string {
 func nextStaleness(reports map[string]poolReport) time.Duration {
 	var next time.Duration
 	for _, r := range reports {
-		if !r.Reported || r.Stale || r.LeaseIsLast {
+		if r.Stale || r.Unheard || r.Reported && r.LeaseIsLast {
 			continue
 		}
 		if d := r.StaleIn + time.Second; next == 0 || d < next {

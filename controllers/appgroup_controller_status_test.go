@@ -180,6 +180,13 @@ func TestReadyCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{"node-b"}},
 		},
 		{
+			name: "a pool never reported for longer than the bound",
+			in:   input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, created(time.Minute))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{
+				"Waiting for the first report from the agent on node-b. " +
+					"No agent has reported the pool on node-b in the 40s since it was made: is ferry-agent running there?"}},
+		},
+		{
 			name: "a node whose previous pool still drains",
 			in: func() rollupInput {
 				in := input(ab, testPool("node-a", targetRev, rolledOut(2)))
@@ -319,6 +326,22 @@ func TestRollingRestartCondition(t *testing.T) {
 				testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
 				[]string{"The agent on node-a has not reported since", "; not given revision 2-abc while silent: node-a, once heard again"}},
+		},
+		{
+			name: "a node never heard from waits for its agent, the others rolled out",
+			in: input(abc, testPool("node-a", oldRev, created(time.Minute)),
+				testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
+				[]string{"No agent has reported the pool on node-a in the 40s since it was made: is ferry-agent running there?" +
+					"; not given revision 2-abc while silent: node-a, once heard again"}},
+		},
+		{
+			name: "a silent node and one never heard from",
+			in: input(abc, testPool("node-a", oldRev, created(time.Minute)), testPool("node-b", oldRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))),
+				testPool("node-c", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
+				[]string{"The agent on node-b has not reported since", ". No agent has reported the pool on node-a in the 40s",
+					"not given revision 2-abc while silent: node-a and node-b, once heard again"}},
 		},
 		{
 			name: "a silent node is not counted waiting for its wave",
@@ -604,9 +627,6 @@ func TestResistingCondition(t *testing.T) {
 func TestDeletingCondition(t *testing.T) {
 	fresh := testPool("node-a", targetRev, rolledOut(2))
 	silent := testPool("node-b", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute)))
-	created := func(ago time.Duration) poolOpt {
-		return func(p *ferryv1.ProcessPool) { p.CreationTimestamp = metav1.NewTime(t0.Add(-ago)) }
-	}
 	unseen := testPool("node-c", targetRev, created(time.Minute))
 	young := testPool("node-d", targetRev, created(time.Second))
 	tests := []struct {
@@ -757,8 +777,13 @@ func TestNextStaleness(t *testing.T) {
 	if got, want := nextStaleness(reports), 11*time.Second; got != want {
 		t.Errorf("nextStaleness = %v, want %v", got, want)
 	}
-	if got := nextStaleness(byNode(assessAll(targetRev, testPool("d", targetRev)))); got != 0 {
-		t.Errorf("nextStaleness with nobody reporting = %v, want 0", got)
+	// A pool never reported is due when it turns Unheard (the waves then
+	// pass it over); once it is, nothing is due.
+	if got, want := nextStaleness(byNode(assessAll(targetRev, testPool("d", targetRev, created(30*time.Second))))), 11*time.Second; got != want {
+		t.Errorf("nextStaleness with a pool never reported = %v, want %v", got, want)
+	}
+	if got := nextStaleness(byNode(assessAll(targetRev, testPool("d", targetRev, created(time.Hour))))); got != 0 {
+		t.Errorf("nextStaleness with a pool unheard = %v, want 0", got)
 	}
 	// A report from before an outage (within the bound of its start)
 	// turns stale the bound after contact came back.

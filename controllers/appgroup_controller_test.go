@@ -820,6 +820,53 @@ func TestSilentNodeHoldsNoWave(t *testing.T) {
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
 }
 
+// A node whose agent never reported its pool (no agent runs there, or it
+// crashes before it reports) is passed over by the waves as a silent one
+// is: before, not ready, it got the target first and held its slot for
+// good.
+func TestNeverHeardNodeHoldsNoWave(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "blog", nil)
+	rev1 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev1, b: rev1})
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	agentB.rollOut("blog", 2)
+
+	// The pool was made by the API server's clock, which the manager's
+	// test clock may be behind of.
+	made := agentA.pool("blog").CreationTimestamp.Time
+	clk.SetTime(later(clk.Now(), made).Add(staleAfter + 5*time.Second))
+	agentB.heartbeat("blog")
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
+		"No agent has reported the pool on "+a, "is ferry-agent running there?")
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev1, b: rev2})
+	agentB.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
+		"No agent has reported the pool on "+a, "not given revision "+rev2+" while silent: "+a+", once heard again")
+
+	// Its agent comes up: a gets the revision once b has lived the crash
+	// window on it, and the rollout completes.
+	agentA.rollOut("blog", 2)
+	clk.SetTime(clk.Now().Add(contract.CrashWindow + time.Second))
+	agentB.heartbeat("blog")
+	agentA.heartbeat("blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
+	agentA.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // checkEndpoints compares the AppGroup's EndpointSlice's endpoints, by
 // address, with their wanted ready flag.
 func checkEndpoints(ns, name string, want map[string]bool) error {

@@ -20,7 +20,9 @@ type poolOpt func(*ferryv1.ProcessPool)
 
 func testPool(node, revision string, opts ...poolOpt) *ferryv1.ProcessPool {
 	p := &ferryv1.ProcessPool{
-		ObjectMeta: metav1.ObjectMeta{Name: "blog-" + node, Namespace: "ns"},
+		// Made at t0 unless created says otherwise: a pool never
+		// reported is young (not Unheard).
+		ObjectMeta: metav1.ObjectMeta{Name: "blog-" + node, Namespace: "ns", CreationTimestamp: metav1.NewTime(t0)},
 		Spec: ferryv1.ProcessPoolSpec{
 			NodeName: node, AppGroup: "blog", Revision: revision,
 			Template: ferryv1.AppTemplate{Pool: ferryv1.PoolSpec{MinProcesses: 2, MaxProcesses: 6}, Listen: ferryv1.ListenSpec{Port: 8080}},
@@ -30,6 +32,11 @@ func testPool(node, revision string, opts ...poolOpt) *ferryv1.ProcessPool {
 		o(p)
 	}
 	return p
+}
+
+// created sets the pool's creation to ago before t0.
+func created(ago time.Duration) poolOpt {
+	return func(p *ferryv1.ProcessPool) { p.CreationTimestamp = metav1.NewTime(t0.Add(-ago)) }
 }
 
 // reported sets a fresh heartbeat (at t0).

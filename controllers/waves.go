@@ -37,8 +37,15 @@ type poolReport struct {
 	Silence time.Duration
 	// StaleIn is how long until the report turns stale, while it is not:
 	// the bound less the silence since the later of the agent's last sign
-	// and the start of the manager's contact with the API server.
+	// and the start of the manager's contact with the API server. For a
+	// pool never reported, how long until it is Unheard.
 	StaleIn time.Duration
+	// Unheard: the agent has never reported the pool, and nothing was
+	// heard from it (no Lease renewed) for the staleness bound since the
+	// pool was made, judged as Stale is (hearing): a node with no agent,
+	// or one whose agent crashes before it reports. The waves treat it as
+	// a silent node; Ready keeps it pending.
+	Unheard bool
 	// Ahead is how far the agent's last sign (its report or its Lease's
 	// renewal, both stamped by its own clock) is ahead of the manager's
 	// clock: at least that much is the agent's clock ahead. Times the
@@ -145,17 +152,25 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	if st.HeartbeatTime != nil {
 		r.Ahead = max(st.HeartbeatTime.Sub(now), r.Ahead)
 	}
+	// The agent's last sign: its report, or its Lease's renewal, or for a
+	// pool it never reported, the pool's making (no sign is expected
+	// before it).
+	last := pool.CreationTimestamp.Time
 	if r.Reported {
-		last := st.HeartbeatTime.Time
-		if leaseRenew.After(last) {
-			last = leaseRenew
-		}
+		last = st.HeartbeatTime.Time
+	}
+	if leaseRenew.After(last) {
+		last = leaseRenew
+	}
+	unheard := max(now.Sub(heard.from(last, staleAfter)), 0)
+	if unheard <= staleAfter {
+		r.StaleIn = staleAfter - unheard
+	}
+	if r.Reported {
 		r.Silence = max(now.Sub(last), 0)
-		unheard := max(now.Sub(heard.from(last, staleAfter)), 0)
 		r.Stale = unheard > staleAfter
-		if !r.Stale {
-			r.StaleIn = staleAfter - unheard
-		}
+	} else {
+		r.Unheard = unheard > staleAfter
 	}
 	r.Resisting = r.Reported && meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionResistingDeploymentError)
 	r.ResistsTarget = r.Resisting && r.OnTarget &&
@@ -461,8 +476,9 @@ func (p wavePlan) Halted() bool { return len(p.Halting) > 0 }
 //   - Among the pools waiting, those resisting (an earlier revision) or not
 //     ready go first, as the new revision cannot make them worse; then by
 //     node name, so the order is deterministic.
-//   - A pool whose agent is silent (stale) waits without a slot, and holds
-//     no other node back: it gets the target once its agent is heard
+//   - A pool whose agent is silent (stale), or never reported it within
+//     the staleness bound (unheard), waits without a slot, and holds no
+//     other node back: it gets the target once its agent is heard
 //     again. One silent after it got the target holds its slot: a canary
 //     gone silent is no better than a failed one.
 //   - A pool still restarting onto an earlier target gets the new one at
@@ -498,7 +514,7 @@ func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRol
 	}
 	for _, c := range candidates {
 		switch {
-		case c.Stale:
+		case c.Stale || c.Unheard:
 			// Its agent is silent: it could not act on the target, and
 			// given it, it would hold a slot for as long as it stays
 			// silent (a dead node still selected would hold every

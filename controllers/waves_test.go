@@ -28,6 +28,31 @@ func TestAssessPool(t *testing.T) {
 			want: poolReport{OnTarget: true},
 		},
 		{
+			name: "never reported, for longer than the bound",
+			pool: testPool("a", target, created(time.Minute)),
+			want: poolReport{OnTarget: true, Unheard: true},
+		},
+		{
+			// Its agent runs: the pool is about to be reported.
+			name:  "never reported, for longer than the bound, the agent's Lease renewed",
+			pool:  testPool("a", target, created(time.Minute)),
+			lease: t0.Add(-time.Second),
+			want:  poolReport{OnTarget: true, HasLease: true},
+		},
+		{
+			name:  "never reported, for longer than the bound, the agent's Lease stale",
+			pool:  testPool("a", target, created(time.Minute)),
+			lease: t0.Add(-time.Minute),
+			want:  poolReport{OnTarget: true, Unheard: true, HasLease: true, LeaseStale: true},
+		},
+		{
+			// The manager could not have heard it (hearing.from).
+			name:  "never reported, made before an outage",
+			pool:  testPool("a", target, created(time.Minute)),
+			heard: hearing{since: t0.Add(-5 * time.Second), lost: t0.Add(-30 * time.Second)},
+			want:  poolReport{OnTarget: true},
+		},
+		{
 			name: "rolled out",
 			pool: testPool("a", target, rolledOut(2)),
 			want: poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true, RolledOut: true},
@@ -363,6 +388,20 @@ func TestPlanWave(t *testing.T) {
 			name: "a silent pool takes no slot and holds no node back",
 			pools: []*ferryv1.ProcessPool{
 				testPool("a", old, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), // stale
+				testPool("b", old, rolledOut(2)),
+				testPool("c", old, rolledOut(2)),
+			},
+			max:     1,
+			give:    []string{"b"},
+			waiting: []string{"a", "c"},
+		},
+		{
+			// A node whose agent never reported (none runs there, or it
+			// crashes before it reports) held every rollout as a silent
+			// one did (found by review).
+			name: "a pool never reported within the bound takes no slot either",
+			pools: []*ferryv1.ProcessPool{
+				testPool("a", old, created(time.Minute)),
 				testPool("b", old, rolledOut(2)),
 				testPool("c", old, rolledOut(2)),
 			},
