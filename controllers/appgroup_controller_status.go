@@ -247,27 +247,86 @@ func poolNotReadyDetail(r poolReport) string {
 // restarting); the next wave still waits for it to be ready (planWave).
 func rollingRestartCondition(in rollupInput) metav1.Condition {
 	c := metav1.Condition{Type: ferryv1.ConditionRollingRestart}
+	if done, ok := nothingToRoll(c, in); ok {
+		return done
+	}
+	n := sortRollout(in)
+	switch {
+	case len(n.resisting)+len(n.failing) > 0:
+		return haltedCondition(c, in, n)
+	case haltRemembered(in):
+		// Between two of its retries, the node reads as the failing case.
+		r, ok := in.Reports[in.Halt.Node]
+		remedy := haltRemedy(ok && r.OnTarget && !in.Halt.Resisted && failingRetried(in))
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it failed to spawn on %s (%s)%s; %s",
+				in.Target, n.updated, len(in.Nodes), in.Halt.Node, truncate(in.Halt.Reason, 256), whereNow(in), remedy))
+	case len(n.restarting) > 0:
+		reason := ferryv1.ReasonRollingOut
+		if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
+			reason = ferryv1.ReasonRestartingBlocking
+		}
+		msg := restartProgressMessage(in, n.restarting, n.updated)
+		if len(n.waiting) > 0 {
+			msg += fmt.Sprintf("; %d waiting for their wave", len(n.waiting))
+		}
+		return withStatus(c, metav1.ConditionTrue, reason, msg)
+	case len(n.waiting) > 0:
+		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, waitingMessage(in, n))
+	case len(n.stale)+len(n.silentWaiting) > 0:
+		msg := silentMessage(in, slices.Concat(n.stale, n.silentWaiting))
+		if len(n.silentWaiting) > 0 {
+			msg += fmt.Sprintf("; not given revision %s while silent: %s, once heard again", in.Target, nodeList(n.silentWaiting))
+		}
+		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, msg)
+	case len(n.incomplete) > 0:
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
+			fmt.Sprintf("Revision %s runs on %d/%d nodes; on %s some processes could not be replaced and keep "+
+				"serving an older revision (resistDeploymentErrors is false); change the %s annotation or the app to try again",
+				in.Target, n.updated, len(in.Nodes), nodeList(n.incomplete), ferryv1.RevisionAnnotation))
+	}
+	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, completeMessage(in, n))
+}
+
+// nothingToRoll is RollingRestart when there is no rollout to speak of: no
+// node selected, or no valid revision (ok is then true).
+func nothingToRoll(c metav1.Condition, in rollupInput) (metav1.Condition, bool) {
 	switch {
 	case len(in.Nodes) == 0 && len(in.PortLost) > 0:
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
-			"No node to roll: another AppGroup has listen.port on every selected node (see Ready, PortConflict)")
+			"No node to roll: another AppGroup has listen.port on every selected node (see Ready, PortConflict)"), true
 	case len(in.Nodes) == 0:
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "No node is selected")
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "No node is selected"), true
 	case in.Target == "":
 		// The annotation has never been valid: there is nothing to roll.
 		msg := "No valid revision to roll out yet"
 		if in.RevisionErr != nil {
 			msg = in.RevisionErr.Error() + "; nothing is rolled out until it is fixed"
 		}
-		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, msg)
+		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, msg), true
 	case in.RevisionErr != nil:
 		// The last valid revision stays the target; no wave starts.
 		// No counts in it: the message is the event's, once per change.
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
-			fmt.Sprintf("%s; revision %s stays the target until it is fixed", in.RevisionErr.Error(), in.Target))
+			fmt.Sprintf("%s; revision %s stays the target until it is fixed", in.RevisionErr.Error(), in.Target)), true
 	}
-	var restarting, notRolledOut, settling, waiting, silentWaiting, resisting, failing, stale, incomplete, joining []string
-	updated := 0
+	return c, false
+}
+
+// rolloutNodes are the selected nodes sorted by where the rollout of the
+// target stands on each (sortRollout): each node is in one list at most
+// (settling nodes are also notRolledOut).
+type rolloutNodes struct {
+	restarting, notRolledOut, settling, waiting, silentWaiting []string
+	resisting, failing, stale, incomplete, joining             []string
+	// updated counts the nodes on the target with every process on it.
+	updated int
+}
+
+// sortRollout sorts the selected nodes by where the rollout stands on
+// each.
+func sortRollout(in rollupInput) rolloutNodes {
+	var n rolloutNodes
 	// The target ran rolled out on every selected node: a node that cannot
 	// spawn it now (its agent restarted while a database is down) halts
 	// no rollout (haltRecord records none); Ready says what is wrong.
@@ -276,100 +335,83 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		r, ok := in.Reports[node]
 		switch {
 		case ok && r.ResistsTarget:
-			resisting = append(resisting, node)
+			n.resisting = append(n.resisting, node)
 		case ok && r.FailsTarget && rolledOutEverywhere:
 		case ok && r.FailsTarget:
-			failing = append(failing, node)
+			n.failing = append(n.failing, node)
 		case ok && !r.OnTarget && (r.Stale || r.Unheard):
 			// Not given the target while silent (planWave): it holds no
 			// other node back, and only it stands between the rollout
 			// and its end once the others are done.
-			silentWaiting = append(silentWaiting, node)
+			n.silentWaiting = append(n.silentWaiting, node)
 		case ok && !r.OnTarget:
-			waiting = append(waiting, node)
+			n.waiting = append(n.waiting, node)
 		case ok && r.Stale:
-			stale = append(stale, node)
+			n.stale = append(n.stale, node)
 		case ok && r.Incomplete:
-			incomplete = append(incomplete, node)
+			n.incomplete = append(n.incomplete, node)
 		case rolledOutEverywhere && (!ok || !r.Reported):
 			// A node that joined once the target ran everywhere: nothing
 			// restarts there (its pool starts on the target), so no
 			// rollout is in progress, and none completes when it
 			// reports. Ready says how its processes come up.
-			joining = append(joining, node)
+			n.joining = append(n.joining, node)
 		case !ok || !r.Updated:
-			restarting = append(restarting, node)
+			n.restarting = append(n.restarting, node)
 		case !r.RolledOut:
-			notRolledOut = append(notRolledOut, node)
+			n.notRolledOut = append(n.notRolledOut, node)
 			if r.SettlesIn > 0 {
-				settling = append(settling, node)
+				n.settling = append(n.settling, node)
 			}
 		}
 		if ok && r.OnTarget && r.Updated {
-			updated++
+			n.updated++
 		}
 	}
-	total := len(in.Nodes)
-	switch {
-	case len(resisting)+len(failing) > 0:
-		var why []string
-		if len(resisting) > 0 {
-			why = append(why, nodeList(resisting)+" resisting a deployment error")
-		}
-		if len(failing) > 0 {
-			e := in.Reports[failing[0]].Pool.Status.LastSpawnError
-			why = append(why, fmt.Sprintf("%s failing to spawn it, with no older process to keep serving (%s)",
-				nodeList(failing), truncate(e.Reason, 256)))
-		}
-		remedy := haltRemedy(len(resisting) == 0 && failingRetried(in))
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
-				in.Target, updated, total, strings.Join(why, "; "), remedy))
-	case haltRemembered(in):
-		// Between two of its retries, the node reads as the failing case.
-		r, ok := in.Reports[in.Halt.Node]
-		remedy := haltRemedy(ok && r.OnTarget && !in.Halt.Resisted && failingRetried(in))
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it failed to spawn on %s (%s)%s; %s",
-				in.Target, updated, total, in.Halt.Node, truncate(in.Halt.Reason, 256), whereNow(in), remedy))
-	case len(restarting) > 0:
-		reason := ferryv1.ReasonRollingOut
-		if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
-			reason = ferryv1.ReasonRestartingBlocking
-		}
-		msg := restartProgressMessage(in, restarting, updated)
-		if len(waiting) > 0 {
-			msg += fmt.Sprintf("; %d waiting for their wave", len(waiting))
-		}
-		return withStatus(c, metav1.ConditionTrue, reason, msg)
-	case len(waiting) > 0:
-		// The node planWave gives the target next, not the first by name.
-		next := slices.MinFunc(waiting, func(a, b string) int { return waveOrder(in.Reports[a], in.Reports[b]) })
-		msg := fmt.Sprintf("%d/%d nodes updated; next: %s", updated, total, next)
-		if blockers := slices.Concat(notRolledOut, stale); len(blockers) > 0 {
-			msg += ", after " + nodeList(blockers) + " rolled out"
-		}
-		if len(settling) > 0 {
-			// No countdown: the message must not change by itself.
-			msg += fmt.Sprintf(" (new processes on %s must first live %s, the crash window)",
-				nodeList(settling), contract.CrashWindow)
-		}
-		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, msg)
-	case len(stale)+len(silentWaiting) > 0:
-		msg := silentMessage(in, slices.Concat(stale, silentWaiting))
-		if len(silentWaiting) > 0 {
-			msg += fmt.Sprintf("; not given revision %s while silent: %s, once heard again", in.Target, nodeList(silentWaiting))
-		}
-		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, msg)
-	case len(incomplete) > 0:
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
-			fmt.Sprintf("Revision %s runs on %d/%d nodes; on %s some processes could not be replaced and keep "+
-				"serving an older revision (resistDeploymentErrors is false); change the %s annotation or the app to try again",
-				in.Target, updated, total, nodeList(incomplete), ferryv1.RevisionAnnotation))
+	return n
+}
+
+// haltedCondition is RollingRestart while nodes resist the target or fail
+// to spawn it.
+func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.Condition {
+	var why []string
+	if len(n.resisting) > 0 {
+		why = append(why, nodeList(n.resisting)+" resisting a deployment error")
 	}
-	msg := fmt.Sprintf("Revision %s runs on %d/%d nodes", in.Target, updated, total)
-	if len(joining) > 0 {
-		msg += fmt.Sprintf("; %s joined, with no report from the agent yet (see Ready)", nodeList(joining))
+	if len(n.failing) > 0 {
+		e := in.Reports[n.failing[0]].Pool.Status.LastSpawnError
+		why = append(why, fmt.Sprintf("%s failing to spawn it, with no older process to keep serving (%s)",
+			nodeList(n.failing), truncate(e.Reason, 256)))
+	}
+	remedy := haltRemedy(len(n.resisting) == 0 && failingRetried(in))
+	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
+			in.Target, n.updated, len(in.Nodes), strings.Join(why, "; "), remedy))
+}
+
+// waitingMessage is RollingRestart's message while nodes wait for their
+// wave and none restarts.
+func waitingMessage(in rollupInput, n rolloutNodes) string {
+	// The node planWave gives the target next, not the first by name.
+	next := slices.MinFunc(n.waiting, func(a, b string) int { return waveOrder(in.Reports[a], in.Reports[b]) })
+	msg := fmt.Sprintf("%d/%d nodes updated; next: %s", n.updated, len(in.Nodes), next)
+	if blockers := slices.Concat(n.notRolledOut, n.stale); len(blockers) > 0 {
+		msg += ", after " + nodeList(blockers) + " rolled out"
+	}
+	if len(n.settling) > 0 {
+		// No countdown: the message must not change by itself.
+		msg += fmt.Sprintf(" (new processes on %s must first live %s, the crash window)",
+			nodeList(n.settling), contract.CrashWindow)
+	}
+	return msg
+}
+
+// completeMessage is RollingRestart's message once the rollout completed:
+// where it runs, who joined since, and where the proxy cannot listen.
+func completeMessage(in rollupInput, n rolloutNodes) string {
+	msg := fmt.Sprintf("Revision %s runs on %d/%d nodes", in.Target, n.updated, len(in.Nodes))
+	if len(n.joining) > 0 {
+		msg += fmt.Sprintf("; %s joined, with no report from the agent yet (see Ready)", nodeList(n.joining))
 	}
 	deaf, moved := splitListenFailures(listenFailures(in))
 	if len(deaf) > 0 {
@@ -380,7 +422,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		msg += fmt.Sprintf("; on %s the proxy cannot listen on listen.port and serves on its old port until it can (see Ready)",
 			nodeList(failingNodes(moved)))
 	}
-	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, msg)
+	return msg
 }
 
 // haltRemedy says how a halted rollout goes on: a new revision, or, where
