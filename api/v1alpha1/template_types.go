@@ -360,7 +360,10 @@ type RestartSpec struct {
 	// that a revision whose processes boot and then die halts at the first
 	// wave, and its nodes return to what worked. A new AppGroup, which has
 	// nothing running to keep serving, starts on every selected node at
-	// once; waves are for a change of revision. Default: 1.
+	// once; waves are for a change of revision. A node still restarting
+	// onto an earlier revision gets a newer one at once, past this bound
+	// (it restarts anyway). A node whose agent is silent waits, without
+	// holding the others back, until it is heard again. Default: 1.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
