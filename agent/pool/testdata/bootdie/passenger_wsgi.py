@@ -1,5 +1,7 @@
 """A WSGI app that imports fine, reports ready, and dies DIE_AFTER seconds later;
-and at once on a request to /crash (a request that kills its process).
+and at once on a request to /crash, or a path under it (a request that kills
+its process), or on any request while the file DIE_IN_REQUEST_IF_EXISTS
+names exists (code broken in place that dies on every path).
 /slow takes a second to answer."""
 import os
 import threading
@@ -19,9 +21,13 @@ if os.environ.get("DIE_AFTER") and (not _flag or os.path.exists(_flag)):
 
 
 def application(environ, start_response):
-    if environ.get("PATH_INFO") == "/crash":
+    path = environ.get("PATH_INFO") or ""
+    if path == "/crash" or path.startswith("/crash/"):
         os._exit(3)
-    if environ.get("PATH_INFO") == "/slow":
+    _always = os.environ.get("DIE_IN_REQUEST_IF_EXISTS")
+    if _always and os.path.exists(_always):
+        os._exit(3)
+    if path == "/slow":
         time.sleep(1)
     body = ("%d\n" % os.getpid()).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
