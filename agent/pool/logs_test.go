@@ -29,7 +29,7 @@ func TestLogLines(t *testing.T) {
 		e := agenttest.Start(t, pool.Config{Name: "t/logs", Revision: "1", Template: tmpl},
 			agenttest.Options{Log: bookLogger(book)})
 		e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
-		w, err := e.Pool.Acquire(context.Background())
+		w, err := e.Pool.Acquire(context.Background(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}

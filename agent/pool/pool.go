@@ -121,6 +121,13 @@ type Worker struct {
 	// registered, so that what runs matches the revision it is labelled.
 	tmpl  ferryv1.AppTemplate
 	stats procStats
+	// key is the request at the worker while it is the only one
+	// (takeLocked); diedIn, the method and path of the one its process
+	// exited under, as the proxy reports it (DiedIn); ofKey, that its
+	// death was excused as a run's request of death (excuseLocked).
+	key    RequestKey
+	diedIn string
+	ofKey  bool
 }
 
 // PID is the worker's process id, 0 while it spawns.
@@ -345,12 +352,13 @@ func requestBufferLimit(spec ferryv1.ProxySpec) int64 {
 	return DefaultRequestBufferLimit
 }
 
-// Acquire returns a ready worker with a free slot for one request, waiting
-// in the FIFO queue when every worker is busy. The caller must Release it.
-func (p *Pool) Acquire(ctx context.Context) (*Worker, error) {
+// Acquire returns a ready worker with a free slot for one request, of
+// key (KeyOf; 0: none), waiting in the FIFO queue when every worker is
+// busy. The caller must Release it.
+func (p *Pool) Acquire(ctx context.Context, key RequestKey) (*Worker, error) {
 	p.mu.Lock()
 	if w := p.pickLocked(); w != nil {
-		w.sessions++
+		w.takeLocked(key)
 		p.mu.Unlock()
 		return w, nil
 	}
@@ -358,7 +366,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Worker, error) {
 		p.mu.Unlock()
 		return nil, err
 	}
-	wt := &waiter{ch: make(chan grant, 1)}
+	wt := &waiter{ch: make(chan grant, 1), key: key}
 	p.queue.push(wt)
 	timeout := durationOr(p.cfg.Template.Pool.QueueTimeout, 60*time.Second)
 	p.mu.Unlock()
@@ -451,6 +459,8 @@ func (p *Pool) Release(w *Worker) {
 	p.mu.Lock()
 	if w.Exited() {
 		w.inRequest = true // the proxy's answer came before watchExit's lock
+	} else if p.excused.n > 0 && w.sessions == 1 && w.key != 0 {
+		p.answeredLocked(w)
 	}
 	w.sessions--
 	w.processed++
@@ -528,7 +538,7 @@ func (p *Pool) grantLocked(w *Worker) {
 		if wt == nil {
 			return
 		}
-		w.sessions++
+		w.takeLocked(wt.key)
 		wt.granted = true
 		wt.ch <- grant{w: w}
 	}
@@ -640,31 +650,6 @@ func (p *Pool) servedLocked(w *Worker) {
 		p.log.Info(msg, "revision", w.Revision, "pid", w.PID(), "crashes", p.scaling.failures, "window", crashWindow.String())
 		p.scaling = scalingState{}
 	}
-}
-
-type excusedDeaths struct {
-	n     int
-	since time.Time
-}
-
-// maxExcused is how many young deaths in a request in a row are taken as
-// the requests' (a request of death, now and then) before the pool takes
-// them as its app's, and backs off: it cannot tell a client that keeps
-// sending a request that kills from an app that dies on its own under
-// load, or code of a proven revision broken in place.
-const maxExcused = 2
-
-// excuseLocked: a young death in a request of a revision that lasted is
-// the request's, unless maxExcused such deaths came in a row.
-func (p *Pool) excuseLocked(now time.Time) bool {
-	if p.excused.n >= maxExcused {
-		return false
-	}
-	if p.excused.n == 0 {
-		p.excused.since = now
-	}
-	p.excused.n++
-	return true
 }
 
 // Config returns the pool's current config.
@@ -1055,7 +1040,7 @@ func (p *Pool) watchExit(w *Worker) {
 	lived := time.Since(w.readyAt)
 	inRequest := w.inRequest || w.sessions > 0
 	p.exitSaysLocked(w, prev, unexpected, lived)
-	ofRequest := unexpected && inRequest && p.lasted[w.Revision] && (lived >= crashWindow || p.excuseLocked(time.Now()))
+	ofRequest := unexpected && inRequest && p.lasted[w.Revision] && (lived >= crashWindow || p.excuseYoungLocked(w))
 	p.transitionLocked(w, EventExit)
 	p.removeLocked(w)
 	closeOnce(w.drained)
@@ -1077,7 +1062,9 @@ func (p *Pool) watchExit(w *Worker) {
 	// on its own: under load a request is nearly always at a process. It
 	// counts, so that a revision that boots and dies halts its rollout
 	// under load too. Nor more than maxExcused in a row (excuseLocked):
-	// code of a lasted revision broken in place dies the same way.
+	// code of a lasted revision broken in place dies the same way; unless
+	// every death of the run was in a request of one key while others
+	// were answered (deadly): one URL must not take the app down.
 	var crash error
 	var backoff time.Duration
 	if unexpected && !ofRequest && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
@@ -1133,6 +1120,18 @@ func (p *Pool) exitSaysLocked(w *Worker, prev State, unexpected bool, lived time
 	if unexpected || w.faulty {
 		delete(p.steady, w.Revision)
 	}
+}
+
+// excuseYoungLocked: the young death of w in a request of a lasted
+// revision is the request's (excuseLocked); one excused as a request of
+// death is logged once its request is known (DiedIn).
+func (p *Pool) excuseYoungLocked(w *Worker) bool {
+	excused, ofKey := p.excuseLocked(time.Now(), w.key)
+	if ofKey {
+		w.ofKey = true
+		p.noteRequestOfDeathLocked(w)
+	}
+	return excused
 }
 
 // recycledAfterServing: w, exiting from prev, is one the pool stopped on

@@ -5,6 +5,7 @@ type waiter struct {
 	ch       chan grant // buffered(1): receives exactly one grant
 	granted  bool       // a grant was sent (guarded by the pool's mutex)
 	canceled bool       // gave up (timeout, client gone)
+	key      RequestKey // the request's (takeLocked)
 }
 
 // grant is a worker for a waiting request, or why there will be none.

@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,63 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 )
+
+// TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown: a client keeps sending
+// a request that kills the worker (GET /crash: a bug, or an attacker) to a
+// one-worker pool of a revision known to stay up, while another client
+// asks for /. Each replacement dies young, on the same path, while the
+// others are served: a request of death, not a crash loop. The pool
+// replaces the worker at once every time, as Passenger and gunicorn do:
+// no backoff, no scaling error, / served throughout, the bad path logged
+// once. Before, the third young death in a row was taken as the app's and
+// backed off, growing, and every user of the app got 503s meanwhile.
+func TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown(t *testing.T) {
+	obs := &observer{}
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	root, _ := filepath.Abs("testdata/bootdie")
+	e := agenttest.Start(t, pool.Config{Name: "t/deathurl", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
+	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+
+	users := load(t, e.URL, 1) // GET /, answered 200 by a living worker
+	const want = 8
+	var deaths int
+	var refused []string // /crash answered otherwise than by its worker's death
+	for end := time.Now().Add(90 * time.Second); deaths < want && time.Now().Before(end); {
+		code, body, err := fetch(e.URL + "/crash")
+		switch {
+		case err == nil && code == http.StatusBadGateway && strings.Contains(body, "exited while handling this request"):
+			deaths++
+		case len(refused) < 5:
+			refused = append(refused, fmt.Sprintf("%d %q %v", code, body, err))
+		}
+		if s := e.Pool.Status(); s.ScalingError != nil {
+			t.Fatalf("after %d requests of death: scaling error %+v (failures %d); want none: the app serves every other request",
+				deaths, s.ScalingError, s.ScalingFailures)
+		}
+	}
+	rep := users().Report()
+	if deaths < want {
+		t.Fatalf("%d of %d requests of death killed their worker; others answered: %v", deaths, want, refused)
+	}
+	if rep.Failed != 0 || rep.Requests == 0 {
+		t.Errorf("%d of %d requests to / failed (%v), want none: no worker died under one", rep.Failed, rep.Requests, rep.FirstFailure)
+	}
+	s := e.WaitFor(t, 30*time.Second, "the last worker replaced", agenttest.Ready(1))
+	if s.ScalingFailures != 0 || s.LastSpawnError != nil || obs.failed.Load() != 0 {
+		t.Errorf("scaling failures %d, last spawn error %+v, spawn failures counted %d; want none (every spawn succeeded)",
+			s.ScalingFailures, s.LastSpawnError, obs.failed.Load())
+	}
+	got := book.WaitFor(t, "Worker processes keep dying in requests to one path")
+	if req, _ := got.Value("request"); req != "GET /crash" {
+		t.Errorf("the request of death is logged as %v, want GET /crash", req)
+	}
+	if n := len(book.Find("Worker processes keep dying in requests to one path")); n != 1 {
+		t.Errorf("the request of death logged %d times, want once", n)
+	}
+	book.Check(t)
+}
 
 // TestDeathsInRequestsOnEveryPathBackOff: code of a revision known to stay
 // up, broken in place so that every request kills its worker, whatever the

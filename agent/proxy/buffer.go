@@ -39,7 +39,7 @@ func (cc *clientConn) relayBuffered(x pending, clock func() time.Time) (clientOK
 	now := time.Now()
 	x.done(err == nil && !h.close, now)
 	if err != nil {
-		cc.s.fail(&cc.reply, cc.ctx, cc.path(), cc.sess, err)
+		cc.s.fail(&cc.reply, cc.ctx, cc.req.Method, cc.path(), cc.sess, err)
 		cc.s.giveBack(cc.sess)
 		return cc.sendReply(now)
 	}

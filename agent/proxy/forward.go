@@ -70,16 +70,16 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 		sess.code = plain(rw, http.StatusBadRequest, "ferry: the request body could not be read: "+body.err().Error())
 		return
 	case err != nil:
-		s.fail(rw, r.Context(), r.URL.Path, sess, err)
+		s.fail(rw, r.Context(), r.Method, r.URL.Path, sess, err)
 		return
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
-		s.fail(rw, r.Context(), r.URL.Path, sess, errors.New("the worker switched protocols unasked"))
+		s.fail(rw, r.Context(), r.Method, r.URL.Path, sess, errors.New("the worker switched protocols unasked"))
 		return
 	}
 	if err := s.bufferResponse(resp, sess, s.router.ResponseBufferLimit()); err != nil {
-		s.fail(rw, r.Context(), r.URL.Path, sess, err)
+		s.fail(rw, r.Context(), r.Method, r.URL.Path, sess, err)
 		return
 	}
 	if err := respond(rw, resp, sess); err != nil {
@@ -90,7 +90,7 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 			s.stalledBody(rw, r, sess)
 			return
 		case worker && failed.early: // nothing was written: answered as a worker failing before its head is
-			s.fail(rw, r.Context(), r.URL.Path, sess, &cutShortError{failed.err})
+			s.fail(rw, r.Context(), r.Method, r.URL.Path, sess, &cutShortError{failed.err})
 			return
 		case idle.timedOut():
 			s.bodyStalled(r, sess, "connection closed")

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferry-dev/ferry/agent/pool"
 )
 
 // The front end: the proxy's own HTTP/1.1 server for the requests most
@@ -353,7 +355,8 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	cc.sess = sess
 	cc.req.Method = methodString(cc.head.method.of(cc.head.raw))
 	cc.armWatch(sess.start)
-	w, err := s.router.Acquire(cc.ctx)
+	sess.key = pool.KeyOfBytes(cc.req.Method, cc.head.target.of(cc.head.raw))
+	w, err := s.router.Acquire(cc.ctx, sess.key)
 	if err != nil {
 		cc.disarmWatch()
 		s.refuse(&cc.reply, cc.ctx, sess, err)
@@ -366,7 +369,7 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	switch {
 	case err != nil:
 		cc.disarmWatch()
-		s.fail(&cc.reply, cc.ctx, cc.path(), sess, err)
+		s.fail(&cc.reply, cc.ctx, cc.req.Method, cc.path(), sess, err)
 		return cc.sendReply(time.Now())
 	case out.relayed:
 		cc.disarmWatch()
@@ -377,12 +380,12 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
 		cc.disarmWatch()
-		s.fail(&cc.reply, cc.ctx, cc.path(), sess, errors.New("the worker switched protocols unasked"))
+		s.fail(&cc.reply, cc.ctx, cc.req.Method, cc.path(), sess, errors.New("the worker switched protocols unasked"))
 		return cc.sendReply(time.Now())
 	}
 	if err := s.bufferResponse(resp, sess, s.router.ResponseBufferLimit()); err != nil {
 		cc.disarmWatch()
-		s.fail(&cc.reply, cc.ctx, cc.path(), sess, err)
+		s.fail(&cc.reply, cc.ctx, cc.req.Method, cc.path(), sess, err)
 		return cc.sendReply(time.Now())
 	}
 	sess.code = resp.StatusCode
@@ -393,7 +396,7 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 	keep, failed := cc.respond(resp, time.Now())
 	cc.disarmWatch()
 	if failed != nil { // nothing of the answer reached the client
-		s.fail(&cc.reply, cc.ctx, cc.path(), sess, failed)
+		s.fail(&cc.reply, cc.ctx, cc.req.Method, cc.path(), sess, failed)
 		return cc.sendReply(time.Now())
 	}
 	return keep

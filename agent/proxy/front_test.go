@@ -15,13 +15,14 @@ import (
 // expect: serving a request with it panics.
 type brokenRouter struct{}
 
-func (brokenRouter) Acquire(context.Context) (*pool.Worker, error) { return nil, nil }
-func (brokenRouter) Release(*pool.Worker)                          {}
-func (brokenRouter) Unreachable(*pool.Worker)                      {}
-func (brokenRouter) RequestBufferLimit() int64                     { return 0 }
-func (brokenRouter) ResponseBufferLimit() int64                    { return 0 }
-func (brokenRouter) MaxRequestTime() time.Duration                 { return 0 }
-func (brokenRouter) Overran(*pool.Worker, string, time.Duration)   {}
+func (brokenRouter) Acquire(context.Context, pool.RequestKey) (*pool.Worker, error) { return nil, nil }
+func (brokenRouter) Release(*pool.Worker)                                           {}
+func (brokenRouter) Unreachable(*pool.Worker)                                       {}
+func (brokenRouter) DiedIn(*pool.Worker, string, string)                            {}
+func (brokenRouter) RequestBufferLimit() int64                                      { return 0 }
+func (brokenRouter) ResponseBufferLimit() int64                                     { return 0 }
+func (brokenRouter) MaxRequestTime() time.Duration                                  { return 0 }
+func (brokenRouter) Overran(*pool.Worker, string, time.Duration)                    {}
 
 // TestPanicClosesOnlyItsConnection: a panic while the front end serves a
 // request closes that connection; the agent lives on, serves the next

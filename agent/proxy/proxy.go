@@ -89,10 +89,14 @@ type Observer interface {
 
 // Router is what the proxy needs of a pool.
 type Router interface {
-	Acquire(ctx context.Context) (*pool.Worker, error)
+	// Acquire gives a worker to a request of key (pool.KeyOf).
+	Acquire(ctx context.Context, key pool.RequestKey) (*pool.Worker, error)
 	Release(w *pool.Worker)
 	// Unreachable reports a worker whose socket refused a connection.
 	Unreachable(w *pool.Worker)
+	// DiedIn reports the method and path of a request whose worker's
+	// process exited under it (the pool logs a request of death by them).
+	DiedIn(w *pool.Worker, method, path string)
 	// RequestBufferLimit is how much of a request's body to read before
 	// the request queues (spool.go); 0: none, bodies stream.
 	RequestBufferLimit() int64
@@ -301,7 +305,8 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		r, held = buffered, sp != nil && sp.rest == nil
 	}
-	w, err := s.router.Acquire(r.Context())
+	sess.key = pool.KeyOf(r.Method, r.RequestURI)
+	w, err := s.router.Acquire(r.Context(), sess.key)
 	if err != nil {
 		s.refuse(rw, r.Context(), sess, err)
 		s.observe(sess.code, sess)
@@ -482,11 +487,11 @@ func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) 
 	if sess == nil {
 		sess = &session{}
 	}
-	s.fail(rw, r.Context(), r.URL.Path, sess, err)
+	s.fail(rw, r.Context(), r.Method, r.URL.Path, sess, err)
 }
 
 // fail answers a request whose worker failed it.
-func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, sess *session, err error) {
+func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, method, path string, sess *session, err error) {
 	var overran *overranError
 	if errors.As(err, &overran) && sess.worker != nil {
 		s.overran(rw, ctx, path, sess, overran)
@@ -509,6 +514,7 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, path string, 
 		switch {
 		case w.Exited() || (peerGone(err) && w.ExitsWithin(reapWait)):
 			msg = "ferry: the worker process (pid " + pid + ") exited while handling this request"
+			s.router.DiedIn(w, method, path)
 		case peerGone(err) && errors.As(err, &cut):
 			msg = "ferry: the worker process (pid " + pid + ") closed the connection partway through its answer"
 		case peerGone(err):
@@ -580,6 +586,9 @@ type session struct {
 	// (ReverseProxy's round trip reads it here; other requests are given
 	// theirs directly).
 	maxRequestTime time.Duration
+	// key is the request's, for the pool (pool.KeyOf): a retry acquires
+	// its next worker with it.
+	key pool.RequestKey
 }
 
 var sessions = sync.Pool{New: func() any { return &session{} }}

@@ -579,7 +579,7 @@ func TestRetryAfterAFailedWrite(t *testing.T) {
 	}{{"GET", http.MethodGet, ""}, {"POST without a body", http.MethodPost, ""}, {"GET through net/http", http.MethodGet, big}} {
 		var workers []*pool.Worker
 		for range 2 {
-			w, err := e.Pool.Acquire(context.Background())
+			w, err := e.Pool.Acquire(context.Background(), 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -82,7 +82,7 @@ func withRetries[R any](router Router, ctx context.Context, sess *session, body 
 			router.Unreachable(sess.worker)
 		}
 		router.Release(sess.worker)
-		next, aerr := router.Acquire(ctx)
+		next, aerr := router.Acquire(ctx, sess.key)
 		if aerr != nil {
 			sess.worker = nil // released already
 			var none R

@@ -1,0 +1,160 @@
+package pool
+
+import (
+	"bytes"
+	"hash/maphash"
+	"strings"
+	"time"
+)
+
+// RequestKey is a digest of a request's method and path (its target
+// without the query), which the proxy hands Acquire: the pool keeps, for
+// each worker with one request at it, that request's key, so that a run of
+// young deaths all in requests of one key, while others are answered, is
+// taken as a request of death and not as the app's crash loop
+// (excusedDeaths). A hash, not the text: the front end has the target
+// only as bytes of a buffer it reuses, and a string of it would cost an
+// allocation on every request. 0 is no key (a caller that has none).
+type RequestKey uint64
+
+var keySeed = maphash.MakeSeed()
+
+// KeyOf is the key of a request of method to target.
+func KeyOf(method, target string) RequestKey {
+	if i := strings.IndexByte(target, '?'); i >= 0 {
+		target = target[:i]
+	}
+	return mixKey(maphash.String(keySeed, method), maphash.String(keySeed, target))
+}
+
+// KeyOfBytes is KeyOf for a target the caller has as bytes; the same
+// request has the same key either way.
+func KeyOfBytes(method string, target []byte) RequestKey {
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
+		target = target[:i]
+	}
+	return mixKey(maphash.String(keySeed, method), maphash.Bytes(keySeed, target))
+}
+
+// mixKey combines the hashes of a method and a path; never 0.
+func mixKey(method, path uint64) RequestKey {
+	return RequestKey((method*0x9e3779b97f4a7c15 ^ path) | 1)
+}
+
+// takeLocked gives w one more request, of key. The worker keeps the key
+// only while that request is alone at it: with several, which of them a
+// death was in is not known. Once its process was found exited under a
+// request (Release), the key of that request stays, whatever is handed
+// the dead worker before its exit is recorded.
+func (w *Worker) takeLocked(key RequestKey) {
+	w.sessions++
+	switch {
+	case w.inRequest:
+	case w.sessions == 1:
+		w.key = key
+	default:
+		w.key = 0
+	}
+}
+
+// excusedDeaths is the run of young deaths in a request of a lasted
+// revision, from the first until a worker readied after it lasted or
+// served until it was recycled (servedLocked).
+type excusedDeaths struct {
+	n     int       // deaths of the run excused
+	since time.Time // the run's first death
+	// key is the request every death of the run was in; 0 once they were
+	// in requests of several keys, or in one whose key is not known.
+	key RequestKey
+	// other: a worker ready since the run began answered a request of
+	// another key (the app serves, as of now); keyServed: a worker
+	// answered one of key (it does not kill every process it reaches).
+	other, keyServed bool
+	// logged: the run's request of death was logged
+	// (noteRequestOfDeathLocked).
+	logged bool
+}
+
+// maxExcused is how many young deaths in a request in a row are taken as
+// the requests' (a request of death, now and then) before the pool takes
+// them as its app's, and backs off, unless the run is of one request of
+// death (deadly): otherwise it cannot tell a client that keeps sending a
+// request that kills from an app that dies on its own under load, or code
+// of a proven revision broken in place.
+const maxExcused = 2
+
+// deadly: every death of the run was in a request of one key, which no
+// worker answered, while a worker ready since the run began answered
+// another: the request kills the processes, not the app. An app that dies
+// on its own dies in requests of any key (or answers none but the one it
+// gets), and code broken in place answers no other.
+func (r *excusedDeaths) deadly() bool { return r.key != 0 && r.other && !r.keyServed }
+
+// excuseLocked: a young death in a request of key, of a revision that
+// lasted, is the request's, unless maxExcused such deaths came in a row
+// and the run is not of one request of death (deadly). ofKey: it was
+// excused as the run's request of death.
+func (p *Pool) excuseLocked(now time.Time, key RequestKey) (excused, ofKey bool) {
+	r := &p.excused
+	if r.n == 0 {
+		*r = excusedDeaths{since: now, key: key}
+	} else if key != r.key {
+		r.key = 0
+	}
+	switch {
+	case r.n < maxExcused:
+	case r.deadly():
+		ofKey = true
+	default:
+		return false, false
+	}
+	r.n++
+	return true, ofKey
+}
+
+// answeredLocked notes, during a run of excused deaths, a request w
+// answered: its process did not die under it. Only while it was the one
+// request at w (w.key is known): called by Release.
+func (p *Pool) answeredLocked(w *Worker) {
+	r := &p.excused
+	switch {
+	case w.key == r.key:
+		r.keyServed = true
+	case w.readyAt.After(r.since):
+		r.other = true
+	}
+}
+
+// maxLoggedPath bounds the path a request of death is logged with: it is
+// the client's.
+const maxLoggedPath = 200
+
+// DiedIn tells the pool the request the proxy had at w when w's process
+// exited under it, for the log: the death is decided on by the request's
+// key, when the exit is (watchExit), and the proxy may learn of it before
+// or after. Called only for a request that failed so, off the request
+// path.
+func (p *Pool) DiedIn(w *Worker, method, path string) {
+	if len(path) > maxLoggedPath {
+		path = path[:maxLoggedPath] + "..."
+	}
+	p.mu.Lock()
+	if w.diedIn == "" {
+		w.diedIn = method + " " + path
+	}
+	p.noteRequestOfDeathLocked(w)
+	p.mu.Unlock()
+}
+
+// noteRequestOfDeathLocked logs, once a run, the request that keeps
+// killing workers, once both are known: that w's death was excused as the
+// run's request of death (watchExit), and what the request was (DiedIn).
+func (p *Pool) noteRequestOfDeathLocked(w *Worker) {
+	if !w.ofKey || w.diedIn == "" || p.excused.logged {
+		return
+	}
+	p.excused.logged = true
+	p.log.Info("Worker processes keep dying in requests to one path while other requests are served: "+
+		"taken as a request of death, not as the app crashing; each is replaced at once, with no backoff",
+		"request", w.diedIn, "pid", w.PID(), "revision", w.Revision, "deaths", p.excused.n)
+}

@@ -1,0 +1,110 @@
+package pool
+
+import (
+	"testing"
+	"time"
+)
+
+// TestRequestKey: the two front ends' keys of one request agree (the
+// query left out), and differ by method and path.
+func TestRequestKey(t *testing.T) {
+	k := KeyOf("GET", "/crash?x=1")
+	if b := KeyOfBytes("GET", []byte("/crash?y=2")); b != k {
+		t.Errorf("KeyOfBytes(GET /crash?y=2) = %x, KeyOf(GET /crash?x=1) = %x: want one key", b, k)
+	}
+	for _, other := range []RequestKey{KeyOf("POST", "/crash"), KeyOf("GET", "/crash/"), KeyOf("GET", "/")} {
+		if other == k {
+			t.Errorf("a different request has the key of GET /crash")
+		}
+	}
+	if KeyOf("", "") == 0 {
+		t.Error("a key is 0, which means none")
+	}
+}
+
+// TestExcuseLocked: past maxExcused young deaths in a row, only a run of
+// deaths all in requests of one key, none of them answered, with another
+// key answered by a worker ready since the run began, is excused.
+func TestExcuseLocked(t *testing.T) {
+	crash, root, slow := KeyOf("GET", "/crash"), KeyOf("GET", "/"), KeyOf("GET", "/slow")
+	start := time.Unix(1000, 0)
+	before := &Worker{readyAt: start.Add(-time.Second)}
+	after := &Worker{readyAt: start.Add(time.Second)}
+	type answer struct {
+		w   *Worker
+		key RequestKey
+	}
+	for _, c := range []struct {
+		name     string
+		deaths   []RequestKey
+		answered []answer // after the first death
+		excused  []bool
+		ofKey    int // deaths excused as the run's request of death
+	}{
+		{"one key, another answered", []RequestKey{crash, crash, crash, crash}, []answer{{after, root}},
+			[]bool{true, true, true, true}, 2},
+		{"one key, nothing else answered", []RequestKey{slow, slow, slow}, nil, []bool{true, true, false}, 0},
+		{"one key, another answered only by a worker older than the run", []RequestKey{crash, crash, crash},
+			[]answer{{before, root}}, []bool{true, true, false}, 0},
+		{"one key, which was answered too", []RequestKey{slow, slow, slow}, []answer{{after, root}, {after, slow}},
+			[]bool{true, true, false}, 0},
+		{"two keys", []RequestKey{crash, root, crash}, []answer{{after, slow}}, []bool{true, true, false}, 0},
+		{"unknown key", []RequestKey{0, 0, 0}, []answer{{after, root}}, []bool{true, true, false}, 0},
+		{"a second key after the run was excused", []RequestKey{crash, crash, crash, slow, crash}, []answer{{after, root}},
+			[]bool{true, true, true, false, false}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := &Pool{}
+			ofKey := 0
+			for i, k := range c.deaths {
+				excused, byKey := p.excuseLocked(start.Add(time.Duration(i)*time.Millisecond), k)
+				if excused != c.excused[i] {
+					t.Errorf("death %d excused %v, want %v", i+1, excused, c.excused[i])
+				}
+				if byKey {
+					ofKey++
+				}
+				if i == 0 {
+					for _, a := range c.answered {
+						a.w.key = a.key
+						p.answeredLocked(a.w)
+					}
+				}
+			}
+			if ofKey != c.ofKey {
+				t.Errorf("%d deaths excused as a request of death, want %d", ofKey, c.ofKey)
+			}
+		})
+	}
+}
+
+// TestTakeLockedKeepsTheKeyOfADeath: a worker keeps the key of its one
+// request; with two at once, none; and once its process was found exited
+// under a request (Release), a request handed the dead worker before its
+// exit is recorded does not take that one's place.
+func TestTakeLockedKeepsTheKeyOfADeath(t *testing.T) {
+	crash, root := KeyOf("GET", "/crash"), KeyOf("GET", "/")
+	w := &Worker{}
+	if w.takeLocked(crash); w.key != crash {
+		t.Fatalf("one request at the worker: key %x, want its own", w.key)
+	}
+	if w.takeLocked(root); w.key != 0 {
+		t.Fatalf("two requests at the worker: key %x, want none", w.key)
+	}
+	w = &Worker{}
+	w.takeLocked(crash)
+	w.sessions--
+	w.inRequest = true // Release found its process exited
+	if w.takeLocked(root); w.key != crash {
+		t.Fatalf("a request handed the dead worker took the key of the one it died in")
+	}
+}
+
+// BenchmarkKeyOfBytes is what the front end's request path pays for a
+// request's key.
+func BenchmarkKeyOfBytes(b *testing.B) {
+	target := []byte("/api/v1/items/12345?page=2")
+	for b.Loop() {
+		_ = KeyOfBytes("GET", target)
+	}
+}
