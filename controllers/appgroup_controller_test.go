@@ -812,12 +812,7 @@ func TestSilentNodeHoldsNoWave(t *testing.T) {
 	// Heard again: a gets the revision, once b has lived the crash window
 	// on it (the revision is not proven yet), and the rollout completes.
 	agentA.heartbeat("blog")
-	clk.SetTime(clk.Now().Add(contract.CrashWindow + time.Second))
-	agentB.heartbeat("blog")
-	agentA.heartbeat("blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
-	agentA.rollOut("blog", 2)
-	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
+	rollsOutOnceSettled(t, ns, rev2, map[string]*simAgent{a: agentA, b: agentB})
 }
 
 // A node whose agent never reported its pool (no agent runs there, or it
@@ -851,11 +846,25 @@ func TestNeverHeardNodeHoldsNoWave(t *testing.T) {
 	// Its agent comes up: a gets the revision once b has lived the crash
 	// window on it, and the rollout completes.
 	agentA.rollOut("blog", 2)
+	rollsOutOnceSettled(t, ns, rev2, map[string]*simAgent{a: agentA, b: agentB})
+}
+
+// rollsOutOnceSettled has every agent (by node) heard once the crash
+// window went by, so that the revision's first node settles; it waits
+// until every node is given rev2, has each roll it out (again, for those
+// that had), and waits for the rollout to complete.
+func rollsOutOnceSettled(t *testing.T, ns, rev2 string, agents map[string]*simAgent) {
+	t.Helper()
 	clk.SetTime(clk.Now().Add(contract.CrashWindow + time.Second))
-	agentB.heartbeat("blog")
-	agentA.heartbeat("blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
-	agentA.rollOut("blog", 2)
+	want := map[string]string{}
+	for node, agent := range agents {
+		agent.heartbeat("blog")
+		want[node] = rev2
+	}
+	waitRevisions(t, ns, "blog", want)
+	for _, agent := range agents {
+		agent.rollOut("blog", 2)
+	}
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)
 }
 
