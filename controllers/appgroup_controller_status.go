@@ -273,8 +273,8 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionTrue, reason, msg)
 	case len(n.waiting) > 0:
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, waitingMessage(in, n))
-	case len(n.stale)+len(n.silentWaiting) > 0:
-		msg := silentMessage(in, slices.Concat(n.stale, n.silentWaiting))
+	case len(n.stale)+len(n.silentWaiting)+len(n.unheard) > 0:
+		msg := silentMessage(in, slices.Concat(n.stale, n.unheard, n.silentWaiting))
 		if len(n.silentWaiting) > 0 {
 			msg += fmt.Sprintf("; not given revision %s while silent: %s, once heard again", in.Target, nodeList(n.silentWaiting))
 		}
@@ -319,6 +319,9 @@ func nothingToRoll(c metav1.Condition, in rollupInput) (metav1.Condition, bool) 
 type rolloutNodes struct {
 	restarting, notRolledOut, settling, waiting, silentWaiting []string
 	resisting, failing, stale, incomplete, joining             []string
+	// unheard are on the target, never reported since their pool was
+	// made (Unheard): unlike stale ones, they hold no wave (planWave).
+	unheard []string
 	// updated counts the nodes on the target with every process on it.
 	updated int
 }
@@ -356,6 +359,8 @@ func sortRollout(in rollupInput) rolloutNodes {
 			// rollout is in progress, and none completes when it
 			// reports. Ready says how its processes come up.
 			n.joining = append(n.joining, node)
+		case ok && r.Unheard:
+			n.unheard = append(n.unheard, node)
 		case !ok || !r.Updated:
 			n.restarting = append(n.restarting, node)
 		case !r.RolledOut:

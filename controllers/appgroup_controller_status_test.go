@@ -336,6 +336,19 @@ func TestRollingRestartCondition(t *testing.T) {
 					"; not given revision 2-abc while silent: node-a, once heard again"}},
 		},
 		{
+			name: "a node given the target and never heard from, the others rolled out",
+			in: input(abc, testPool("node-a", targetRev, created(time.Minute)),
+				testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
+				[]string{"No agent has reported the pool on node-a in the 40s since it was made: is ferry-agent running there?"}},
+		},
+		{
+			name: "a node given the target and never heard from is no node to wait for",
+			in: input(abc, testPool("node-a", targetRev, created(time.Minute)),
+				testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"1/3 nodes updated; next: node-c"}},
+		},
+		{
 			name: "a silent node and one never heard from",
 			in: input(abc, testPool("node-a", oldRev, created(time.Minute)), testPool("node-b", oldRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))),
 				testPool("node-c", targetRev, rolledOut(2))),

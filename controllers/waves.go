@@ -480,7 +480,8 @@ func (p wavePlan) Halted() bool { return len(p.Halting) > 0 }
 //     the staleness bound (unheard), waits without a slot, and holds no
 //     other node back: it gets the target once its agent is heard
 //     again. One silent after it got the target holds its slot: a canary
-//     gone silent is no better than a failed one.
+//     gone silent is no better than a failed one; one never heard from
+//     does not (it never ran the target).
 //   - A pool still restarting onto an earlier target gets the new one at
 //     once, even past maxConcurrent: it restarts anyway, and should not
 //     finish rolling out a revision the user has left.
@@ -497,7 +498,10 @@ func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRol
 				plan.Rolling = append(plan.Rolling, r.Node)
 			}
 		case r.OnTarget:
-			if !r.RolledOut {
+			// One given the target before its agent ever reported, and
+			// unheard since, ran nothing of it: nothing is learnt by
+			// waiting for it, and it would hold its slot for good.
+			if !r.RolledOut && !r.Unheard {
 				plan.Rolling = append(plan.Rolling, r.Node)
 			}
 		default:

@@ -410,6 +410,27 @@ func TestPlanWave(t *testing.T) {
 			waiting: []string{"a", "c"},
 		},
 		{
+			// Given the target while young (an AppGroup changed just
+			// after it was made), never heard from since: it ran nothing
+			// of it, and would hold its slot for good.
+			name: "a pool given the target and never reported within the bound holds no slot",
+			pools: []*ferryv1.ProcessPool{
+				testPool("a", target, created(time.Minute)),
+				testPool("b", old, rolledOut(2)),
+				testPool("c", old, rolledOut(2)),
+			},
+			max:     1,
+			give:    []string{"b"},
+			waiting: []string{"c"},
+		},
+		{
+			name:    "a pool given the target and not reported yet holds its slot",
+			pools:   []*ferryv1.ProcessPool{testPool("a", target, created(time.Second)), testPool("b", old, rolledOut(2))},
+			max:     1,
+			rolling: []string{"a"},
+			waiting: []string{"b"},
+		},
+		{
 			name:    "a silent pool is not given the target when it is the last",
 			pools:   []*ferryv1.ProcessPool{testPool("a", old, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))), testPool("b", target, rolledOut(2))},
 			max:     1,
