@@ -5,6 +5,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -29,13 +31,17 @@ const leaderElectionID = contract.ManagerLeaseName
 func main() {
 	var (
 		metricsAddr, probeAddr, pprofAddr, leaderElectionNamespace, leaseNamespace string
-		leaderElect                                                                bool
+		leaderElect, metricsSecure                                                 bool
 		staleAfter                                                                 time.Duration
 		qps                                                                        float64
 		burst, workers                                                             int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080",
-		`Address the Prometheus metrics endpoint (/metrics, plain HTTP) binds to; "0" disables it.`)
+		`Address the Prometheus metrics endpoint (/metrics) binds to; "0" disables it.`)
+	flag.BoolVar(&metricsSecure, "metrics-secure", true,
+		"Serve /metrics over HTTPS (a self-signed certificate) to callers whose bearer token the API server "+
+			"authenticates (TokenReview) and allows to get the non-resource URL /metrics (SubjectAccessReview); "+
+			"false serves it in plain HTTP to anyone.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081",
 		`Address the /healthz and /readyz endpoints bind to; "0" disables them.`)
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
@@ -70,14 +76,14 @@ func main() {
 	}
 
 	ctrl.SetLogger(newLogger())
-	if err := run(metricsAddr, probeAddr, pprofAddr, leaderElect, leaderElectionNamespace, staleAfter,
+	if err := run(metricsOptions(metricsAddr, metricsSecure), probeAddr, pprofAddr, leaderElect, leaderElectionNamespace, staleAfter,
 		leaseNamespace, float32(qps), burst, workers); err != nil {
 		ctrl.Log.Error(err, "Manager failed")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr, pprofAddr string, leaderElect bool, leaderElectionNamespace string, staleAfter time.Duration,
+func run(metrics metricsserver.Options, probeAddr, pprofAddr string, leaderElect bool, leaderElectionNamespace string, staleAfter time.Duration,
 	leaseNamespace string, qps float32, burst, workers int) error {
 	if staleAfter <= 0 {
 		return fmt.Errorf("--agent-stale-after must be positive, got %s", staleAfter)
@@ -101,7 +107,7 @@ func run(metricsAddr, probeAddr, pprofAddr string, leaderElect bool, leaderElect
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         controllers.CacheOptions(leaseNamespace),
-		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                       metrics,
 		HealthProbeBindAddress:        probeAddr,
 		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
@@ -133,6 +139,26 @@ func run(metricsAddr, probeAddr, pprofAddr string, leaderElect bool, leaderElect
 	log.Info("Configured manager", "version", version.Version, "leaderElection", leaderElect,
 		"agentStaleAfter", staleAfter, "agentLeaseNamespace", leaseNamespace, "workers", workers)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// metricsOptions serves /metrics at addr, secure as kubebuilder's scaffold
+// does: HTTPS with a self-signed certificate (Prometheus then skips its
+// verification: the token, not the certificate, is what guards the
+// endpoint), and only to callers the API server authenticates and allows
+// to get /metrics.
+func metricsOptions(addr string, secure bool) metricsserver.Options {
+	if !secure {
+		return metricsserver.Options{BindAddress: addr}
+	}
+	return metricsserver.Options{
+		BindAddress:    addr,
+		SecureServing:  true,
+		FilterProvider: filters.WithAuthenticationAndAuthorization,
+		// HTTP/1.1 only: HTTP/2's stream reset and continuation floods
+		// (CVE-2023-44487, CVE-2023-39325) reach a server before any
+		// token is checked, and a scrape gains nothing from HTTP/2.
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	}
 }
 
 func envOr(key, def string) string {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
 	if err := env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
@@ -63,6 +67,32 @@ func get(url string) (int, string, error) {
 	return resp.StatusCode, string(body), err
 }
 
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// managerBinary builds ferry-manager once for the tests that run it.
+func managerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ferry-manager-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ferry-manager")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
 func eventually(t *testing.T, what string, fn func() error) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -79,17 +109,14 @@ func eventually(t *testing.T, what string, fn func() error) {
 }
 
 // TestBinary runs the real ferry-manager with the arguments the chart
-// renders (internal/deployargs), leader election included: it serves its probes and metrics, takes the leader Lease and
-// reconciles an AppGroup.
+// renders (internal/deployargs), leader election included: it serves its
+// probes, and its metrics only to an authorized token, takes the leader
+// Lease and reconciles an AppGroup.
 func TestBinary(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	bin := filepath.Join(t.TempDir(), "ferry-manager")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := managerBinary(t)
 	for _, ns := range []string{"ferry-system", "apps"} {
 		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			t.Fatal(err)
@@ -161,21 +188,26 @@ func TestBinary(t *testing.T) {
 		return nil
 	})
 
-	eventually(t, "metrics", func() error {
-		code, body, err := get("http://" + metricsAddr + "/metrics")
-		if err != nil {
-			return err
-		}
+	// Metrics are served over HTTPS to the tokens allowed to get them.
+	tokens, err := env.MetricsTokens(ctx, "ferry-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMetricsAuth(t, "https://"+metricsAddr+"/metrics", tokens, func(body string) error {
 		for _, want := range []string{
 			"ferry_rollouts_started_total 1", "ferry_rollouts_completed_total", "ferry_rollouts_halted_total",
 			"ferry_appgroups_resisting 0", `controller_runtime_reconcile_total{controller="appgroup"`,
 		} {
-			if code != http.StatusOK || !strings.Contains(body, want) {
-				return fmt.Errorf("/metrics (%d) lacks %q", code, want)
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("/metrics lacks %q", want)
 			}
 		}
 		return nil
 	})
+	// Not in plain HTTP.
+	if code, _, err := get("http://" + metricsAddr + "/metrics"); err == nil && code == http.StatusOK {
+		t.Errorf("plain HTTP /metrics answered %d", code)
+	}
 
 	// A clean stop releases the leader Lease (an empty holder), which is
 	// how `kubectl ferry status` tells that no manager leads.
@@ -195,7 +227,7 @@ func TestBinary(t *testing.T) {
 func TestFlags(t *testing.T) {
 	out, _ := exec.Command("go", "run", ".", "--help").CombinedOutput()
 	for _, want := range []string{
-		`-metrics-bind-address string`, `(default ":8080")`,
+		`-metrics-bind-address string`, `(default ":8080")`, "-metrics-secure\n", "(default true)",
 		`-health-probe-bind-address string`, `(default ":8081")`,
 		"-leader-elect", "-leader-election-namespace", "-kubeconfig",
 		"-agent-stale-after duration", "(default 40s)", "-zap-log-level",

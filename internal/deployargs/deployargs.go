@@ -18,8 +18,10 @@ import (
 
 // Manager holds the manager's settings (chart: .Values.manager).
 type Manager struct {
-	LeaderElect            bool
-	MetricsBindAddress     string
+	LeaderElect        bool
+	MetricsBindAddress string
+	// MetricsSecure serves /metrics over HTTPS to authorized tokens only.
+	MetricsSecure          bool
 	HealthProbeBindAddress string
 	AgentStaleAfter        time.Duration
 	// AgentLeaseNamespace is where agents renew their Leases:
@@ -33,7 +35,7 @@ type Manager struct {
 
 // DefaultManager is what the chart renders with its default values.
 func DefaultManager() Manager {
-	return Manager{LeaderElect: true, MetricsBindAddress: ":8080", HealthProbeBindAddress: ":8081",
+	return Manager{LeaderElect: true, MetricsBindAddress: ":8080", MetricsSecure: true, HealthProbeBindAddress: ":8081",
 		AgentStaleAfter: 40 * time.Second, AgentLeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 300, KubeAPIBurst: 600,
 		MaxConcurrentReconciles: 8, LogLevel: "info"}
 }
@@ -41,10 +43,12 @@ func DefaultManager() Manager {
 // LocalManager is the manager of `make local-up` and the e2e tests: one
 // process, so no leader election, and its ports on 127.0.0.1 away from the
 // apps' ports, which the simulated nodes' agents serve on 127.0.0.2, ...
+// Its metrics are plain HTTP, on loopback, for curl and the benchmarks.
 func LocalManager() Manager {
 	m := DefaultManager()
 	m.LeaderElect = false
 	m.MetricsBindAddress = "127.0.0.1:18080"
+	m.MetricsSecure = false
 	m.HealthProbeBindAddress = "127.0.0.1:18081"
 	return m
 }
@@ -54,6 +58,7 @@ func ManagerArgs(m Manager) []string {
 	return []string{
 		fmt.Sprintf("--leader-elect=%t", m.LeaderElect),
 		"--metrics-bind-address=" + m.MetricsBindAddress,
+		fmt.Sprintf("--metrics-secure=%t", m.MetricsSecure),
 		"--health-probe-bind-address=" + m.HealthProbeBindAddress,
 		"--agent-stale-after=" + m.AgentStaleAfter.String(),
 		"--agent-lease-namespace=" + m.AgentLeaseNamespace,

@@ -48,6 +48,7 @@ func TestHelmTemplateDefaults(t *testing.T) {
 		"Role/ferry-manager-leader-election", "RoleBinding/ferry-manager-leader-election",
 		"ServiceAccount/ferry-agent", "ClusterRole/ferry-agent", "ClusterRoleBinding/ferry-agent",
 		"Role/ferry-agent-lease", "RoleBinding/ferry-agent-lease",
+		"ClusterRole/ferry-metrics-auth", "ClusterRoleBinding/ferry-metrics-auth", "ClusterRole/ferry-metrics-reader",
 		"ValidatingAdmissionPolicy/ferry-agent-node-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-node-isolation",
 		"ValidatingAdmissionPolicy/ferry-agent-lease-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-lease-isolation",
 		"Deployment/ferry-manager", "DaemonSet/ferry-agent",
@@ -133,8 +134,8 @@ func TestHelmTemplateCRDToggles(t *testing.T) {
 func TestHelmTemplateAllKnobs(t *testing.T) {
 	objs := render(t, renderOpts{release: "knobs", namespace: "ferry-knobs", valuesFiles: []string{"all-knobs.yaml"}})
 	want := []string{
-		"ClusterRole/knobs-agent", "ClusterRole/knobs-manager", "ClusterRoleBinding/knobs-agent", "ClusterRoleBinding/knobs-manager",
-		"DaemonSet/knobs-agent", "Deployment/knobs-manager", "Role/knobs-agent-lease", "Role/knobs-manager-leader-election",
+		"ClusterRole/knobs-agent", "ClusterRole/knobs-manager", "ClusterRole/knobs-metrics-reader",
+		"ClusterRoleBinding/knobs-agent", "ClusterRoleBinding/knobs-manager", "DaemonSet/knobs-agent", "Deployment/knobs-manager", "Role/knobs-agent-lease", "Role/knobs-manager-leader-election",
 		"RoleBinding/knobs-agent-lease", "RoleBinding/knobs-manager-leader-election", "Service/knobs-agent-metrics",
 		"Service/knobs-manager-metrics",
 		"ServiceMonitor/knobs-agent", "ServiceMonitor/knobs-manager",

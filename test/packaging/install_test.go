@@ -182,7 +182,8 @@ func TestAllKnobsAcceptedByAPIServer(t *testing.T) {
 func TestKustomizeDefaultAcceptedByAPIServer(t *testing.T) {
 	objs := kustomize(t, "default")
 	want := []string{
-		"ClusterRole/ferry-agent", "ClusterRole/ferry-manager", "ClusterRoleBinding/ferry-agent", "ClusterRoleBinding/ferry-manager",
+		"ClusterRole/ferry-agent", "ClusterRole/ferry-manager", "ClusterRole/ferry-metrics-auth", "ClusterRole/ferry-metrics-reader",
+		"ClusterRoleBinding/ferry-agent", "ClusterRoleBinding/ferry-manager", "ClusterRoleBinding/ferry-metrics-auth",
 		"CustomResourceDefinition/appgroups.ferry.dev", "CustomResourceDefinition/processpools.ferry.dev",
 		"DaemonSet/ferry-agent", "Deployment/ferry-manager", "Namespace/ferry-system",
 		"Role/ferry-agent-lease", "Role/ferry-manager-leader-election",

@@ -130,6 +130,7 @@ from the downward API (deployargs.ManagerEnvVars).
 {{- define "ferry.manager.args" -}}
 - {{ printf "--leader-elect=%t" .Values.manager.leaderElect | quote }}
 - {{ printf "--metrics-bind-address=%s" .Values.manager.metricsBindAddress | quote }}
+- {{ printf "--metrics-secure=%t" .Values.manager.metricsSecure | quote }}
 - {{ printf "--health-probe-bind-address=%s" .Values.manager.healthProbeBindAddress | quote }}
 - {{ printf "--agent-stale-after=%s" .Values.manager.agentStaleAfter | quote }}
 - "--agent-lease-namespace=$(POD_NAMESPACE)"

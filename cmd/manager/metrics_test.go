@@ -1,0 +1,78 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/internal/testenv"
+)
+
+// checkMetricsAuth checks who may read a secure metrics endpoint at url
+// (https://.../metrics): the reader (200, its body checked by then), not
+// a token the API server authenticates but does not authorize (403), and
+// nobody without a token (401).
+func checkMetricsAuth(t *testing.T, url string, tokens testenv.ScrapeTokens, then func(body string) error) {
+	t.Helper()
+	eventually(t, "metrics with the reader's token", func() error {
+		code, body, err := testenv.GetWithToken(url, tokens.Reader)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("GET %s with the reader's token: %d %s", url, code, body)
+		}
+		return then(body)
+	})
+	for _, c := range []struct {
+		who   string
+		token string
+		want  int
+	}{{"no token", "", http.StatusUnauthorized}, {"a token not bound to the reader role", tokens.Stranger, http.StatusForbidden}} {
+		code, body, err := testenv.GetWithToken(url, c.token)
+		if err != nil || code != c.want {
+			t.Errorf("GET %s with %s: %d %q (%v), want %d", url, c.who, code, body, err, c.want)
+		}
+	}
+}
+
+// TestInsecureMetrics: --metrics-secure=false serves /metrics in plain
+// HTTP to anyone, as before secure metrics (the local stack's setting).
+func TestInsecureMetrics(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "insecure"}}); err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := freeAddr(t)
+	var logs bytes.Buffer
+	cmd := exec.CommandContext(ctx, managerBinary(t), "--kubeconfig", env.Kubeconfig, "--metrics-secure=false",
+		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0", "--agent-lease-namespace", "insecure")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("manager logs:\n%s", logs.String())
+		}
+	}()
+	eventually(t, "plain HTTP metrics", func() error {
+		code, body, err := get("http://" + metricsAddr + "/metrics")
+		if err == nil && (code != http.StatusOK || !strings.Contains(body, "ferry_appgroups_resisting")) {
+			err = fmt.Errorf("%d, body without ferry_appgroups_resisting:\n%s", code, body)
+		}
+		return err
+	})
+}

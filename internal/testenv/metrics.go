@@ -1,0 +1,78 @@
+package testenv
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// ScrapeTokens are the bearer tokens of two ServiceAccounts, for the tests
+// of secure metrics: Reader's is bound to a ClusterRole that may get
+// /metrics (as the chart's metrics-reader), Stranger's to nothing.
+type ScrapeTokens struct{ Reader, Stranger string }
+
+// MetricsTokens makes the ServiceAccounts reader and stranger in ns, and
+// the ClusterRole <ns>-metrics-reader with its binding to reader, and
+// asks for their tokens (TokenRequest), as a pod of theirs would get them.
+func (e *Env) MetricsTokens(ctx context.Context, ns string) (ScrapeTokens, error) {
+	cs, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		return ScrapeTokens{}, err
+	}
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-metrics-reader"},
+		Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}},
+	}
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		return ScrapeTokens{}, err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "reader", Namespace: ns}},
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		return ScrapeTokens{}, err
+	}
+	var tokens [2]string
+	for i, name := range []string{"reader", "stranger"} {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+		if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+			return ScrapeTokens{}, err
+		}
+		tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		if err != nil {
+			return ScrapeTokens{}, err
+		}
+		tokens[i] = tr.Status.Token
+	}
+	return ScrapeTokens{Reader: tokens[0], Stranger: tokens[1]}, nil
+}
+
+// GetWithToken GETs url with token as its bearer token (none if empty),
+// trusting any certificate, as secure metrics' are self-signed, and
+// returns the status code and body.
+func GetWithToken(url, token string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
