@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -36,6 +37,8 @@ func runCluster(args []string) error {
 	advertise := fs.String("advertise-address", "", "address reported in each pool's status for the Service endpoints (default: --bind-address)")
 	stateDir := fs.String("state-dir", "/var/lib/ferry", "directory for the WSGI loader, worker sockets and saved pool specs")
 	metricsAddr := fs.String("metrics-bind-address", ":9441", "address of the Prometheus /metrics endpoint (0 turns it off)")
+	metricsSecure := fs.Bool("metrics-secure", true,
+		"serve /metrics over HTTPS (a self-signed certificate) to callers whose bearer token the API server authenticates (TokenReview) and allows to get the non-resource URL /metrics (SubjectAccessReview); false serves it in plain HTTP to anyone")
 	probeAddr := fs.String("health-probe-bind-address", ":9442", "address of /healthz and /readyz (0 turns them off)")
 	heartbeat := fs.Duration("heartbeat-interval", 10*time.Second,
 		"how often the agent renews its Lease, which tells the manager it is alive")
@@ -84,7 +87,10 @@ func runCluster(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	serve(ctx, *metricsAddr, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}), log.WithName("metrics"))
+	if err := serveMetrics(ctx, *metricsAddr, *metricsSecure, cfg, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
+		log.WithName("metrics")); err != nil {
+		return err
+	}
 	probes := http.NewServeMux()
 	probes.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	probes.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -94,12 +100,34 @@ func runCluster(args []string) error {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	serve(ctx, *probeAddr, probes, log.WithName("probes"))
+	serve(ctx, *probeAddr, probes, nil, log.WithName("probes"))
 	log.Info("Starting agent", "version", version.Version, "node", *node, "bindAddress", *bind)
 	if *simulate > 0 {
 		log.Info("Simulating workers for a benchmark: no process runs and nothing is served", "step", *simulate)
 	}
 	return agent.Run(ctx)
+}
+
+// serveMetrics serves h at addr: to authorized callers over HTTPS when
+// secure, else in plain HTTP to anyone.
+func serveMetrics(ctx context.Context, addr string, secure bool, cfg *rest.Config, h http.Handler, log logr.Logger) error {
+	if addr == "" || addr == "0" {
+		return nil
+	}
+	if !secure {
+		serve(ctx, addr, h, nil, log)
+		return nil
+	}
+	h, err := authorizedOnly(cfg, h, log)
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := selfSignedTLS()
+	if err != nil {
+		return err
+	}
+	serve(ctx, addr, h, tlsConfig, log)
+	return nil
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

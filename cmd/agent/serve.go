@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"time"
@@ -9,15 +10,19 @@ import (
 	"github.com/go-logr/logr"
 )
 
-// serve runs an HTTP endpoint in the background until ctx is done; addr
-// "0" or "" turns it off.
-func serve(ctx context.Context, addr string, h http.Handler, log logr.Logger) {
+// serve runs an HTTP endpoint in the background until ctx is done, over
+// TLS when tlsConfig is not nil; addr "0" or "" turns it off.
+func serve(ctx context.Context, addr string, h http.Handler, tlsConfig *tls.Config, log logr.Logger) {
 	if addr == "" || addr == "0" {
 		return
 	}
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
 	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		listen := srv.ListenAndServe
+		if tlsConfig != nil {
+			listen = func() error { return srv.ListenAndServeTLS("", "") }
+		}
+		if err := listen(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error(err, "Endpoint stopped", "address", addr)
 		}
 	}()

@@ -88,9 +88,11 @@ type Agent struct {
 	// $(HOST_IP) when several simulated nodes share one host.
 	BindAddress string
 	// AdvertiseAddress is the address reported for the Service's endpoints.
-	AdvertiseAddress       string
-	StateDir               string
-	MetricsBindAddress     string
+	AdvertiseAddress   string
+	StateDir           string
+	MetricsBindAddress string
+	// MetricsSecure serves /metrics over HTTPS to authorized tokens only.
+	MetricsSecure          bool
 	HealthProbeBindAddress string
 	HeartbeatInterval      time.Duration
 	StatsInterval          time.Duration
@@ -115,7 +117,7 @@ type Agent struct {
 // DefaultAgent is what the chart renders with its default values.
 func DefaultAgent() Agent {
 	return Agent{BindAddress: "0.0.0.0", AdvertiseAddress: "$(HOST_IP)", StateDir: "/var/lib/ferry",
-		MetricsBindAddress: ":9441", HealthProbeBindAddress: ":9442", HeartbeatInterval: 10 * time.Second,
+		MetricsBindAddress: ":9441", MetricsSecure: true, HealthProbeBindAddress: ":9442", HeartbeatInterval: 10 * time.Second,
 		StatsInterval: 30 * time.Second, DrainDelay: 5 * time.Second, LeaseNamespace: "$(POD_NAMESPACE)", KubeAPIQPS: 50, KubeAPIBurst: 100,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, SendTimeout: 60 * time.Second,
 		RequestBodyTimeout: 60 * time.Second, MaxHeaderBytes: 65536, ResponseBufferMemory: 256 << 20,
@@ -124,11 +126,13 @@ func DefaultAgent() Agent {
 
 // LocalAgent is the agent of one simulated node of `make local-up` and the
 // e2e tests: every agent shares the host, so each binds its node's own
-// loopback address and keeps its own state directory.
+// loopback address and keeps its own state directory. Its metrics are
+// plain HTTP, on loopback, for curl.
 func LocalAgent(stateDir string) Agent {
 	a := DefaultAgent()
 	a.BindAddress = "$(HOST_IP)"
 	a.MetricsBindAddress = "$(HOST_IP):9441"
+	a.MetricsSecure = false
 	a.HealthProbeBindAddress = "$(HOST_IP):9442"
 	a.StateDir = stateDir
 	return a
@@ -142,6 +146,7 @@ func AgentArgs(a Agent) []string {
 		"--advertise-address=" + a.AdvertiseAddress,
 		"--state-dir=" + a.StateDir,
 		"--metrics-bind-address=" + a.MetricsBindAddress,
+		fmt.Sprintf("--metrics-secure=%t", a.MetricsSecure),
 		"--health-probe-bind-address=" + a.HealthProbeBindAddress,
 		"--heartbeat-interval=" + a.HeartbeatInterval.String(),
 		"--stats-interval=" + a.StatsInterval.String(),

@@ -154,6 +154,7 @@ downward API (deployargs.AgentEnvVars).
 - {{ printf "--advertise-address=%s" .Values.agent.advertiseAddress | quote }}
 - {{ printf "--state-dir=%s" .Values.agent.stateDir | quote }}
 - {{ printf "--metrics-bind-address=%s" .Values.agent.metricsBindAddress | quote }}
+- {{ printf "--metrics-secure=%t" .Values.agent.metricsSecure | quote }}
 - {{ printf "--health-probe-bind-address=%s" .Values.agent.healthProbeBindAddress | quote }}
 - {{ printf "--heartbeat-interval=%s" .Values.agent.heartbeatInterval | quote }}
 - {{ printf "--stats-interval=%s" .Values.agent.statsInterval | quote }}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/internal/testenv"
+)
+
+// TestClusterMetricsAreAuthenticated runs the agent against a real API
+// server: by default its /metrics is HTTPS and answers only a token the
+// API server authenticates and allows to get /metrics; with
+// --metrics-secure=false it is plain HTTP to anyone, as before.
+func TestClusterMetricsAreAuthenticated(t *testing.T) {
+	env, err := testenv.Start(testenv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stopped after the agents (cleanups run last-registered first): the
+	// API server waits for their connections to close.
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const ns = "ferry-metrics"
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := env.MetricsTokens(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	secure := startClusterAgent(t, env, ns, "node-secure")
+	url := "https://" + secure + "/metrics"
+	eventually(t, "metrics with the reader's token", func() error {
+		code, body, err := testenv.GetWithToken(url, tokens.Reader)
+		if err == nil && (code != http.StatusOK || !strings.Contains(body, "go_goroutines")) {
+			err = fmt.Errorf("%d %s", code, body)
+		}
+		return err
+	})
+	for _, c := range []struct {
+		who   string
+		token string
+		want  int
+	}{{"no token", "", http.StatusUnauthorized}, {"a token not bound to the reader role", tokens.Stranger, http.StatusForbidden}} {
+		if code, body, err := testenv.GetWithToken(url, c.token); err != nil || code != c.want {
+			t.Errorf("GET %s with %s: %d %q (%v), want %d", url, c.who, code, body, err, c.want)
+		}
+	}
+	if resp, err := http.Get("http://" + secure + "/metrics"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("plain HTTP /metrics answered %s", resp.Status)
+		}
+	}
+
+	insecure := startClusterAgent(t, env, ns, "node-insecure", "--metrics-secure=false")
+	eventually(t, "plain HTTP metrics", func() error {
+		resp, err := http.Get("http://" + insecure + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("plain HTTP /metrics: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// startClusterAgent starts the agent of node in cluster mode, as a cluster
+// admin, with its metrics on a free loopback port, which it returns.
+func startClusterAgent(t *testing.T, env *testenv.Env, ns, node string, extra ...string) string {
+	t.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	args := append([]string{"--node-name=" + node, "--kubeconfig=" + env.Kubeconfig, "--lease-namespace=" + ns,
+		"--bind-address=127.0.0.1", "--state-dir=" + t.TempDir(), "--metrics-bind-address=" + addr,
+		"--health-probe-bind-address=0"}, extra...)
+	cmd := exec.Command(agentBin, args...)
+	var logs bytes.Buffer // read only once the agent has exited
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("agent of %s:\n%s", node, logs.String())
+		}
+	})
+	return addr
+}
+
+func eventually(t *testing.T, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
