@@ -20,6 +20,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,6 +34,7 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/deployargs"
+	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
 // binVersion is the version stamped into the binaries the tests build.
@@ -78,6 +80,8 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 	// the e2e tests' (127.0.0.1-127.0.0.9).
 	const managerIP, nodeIP = "127.0.0.76", "127.0.0.77"
 	appPort, managerProbe, agentProbe := freePort(t, nodeIP), freePort(t, managerIP), freePort(t, nodeIP)
+	managerMetrics := net.JoinHostPort(managerIP, strconv.Itoa(freePort(t, managerIP)))
+	agentMetrics := net.JoinHostPort(nodeIP, strconv.Itoa(freePort(t, nodeIP)))
 
 	// The state directory is the node's /var/lib/ferry: open to the
 	// workers, which run as nobody and load the WSGI loader from it.
@@ -92,9 +96,11 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 
 	objs := render(t, renderOpts{release: rel, namespace: ns, valuesFiles: []string{"local.yaml"}, sets: []string{
 		"manager.leaderElect=true",
-		"manager.metricsBindAddress=" + managerIP + ":0",
+		// Secure metrics, as by default (local.yaml turns them off).
+		"manager.metricsSecure=true", "agent.metricsSecure=true",
+		"manager.metricsBindAddress=" + managerMetrics,
 		"manager.healthProbeBindAddress=" + net.JoinHostPort(managerIP, strconv.Itoa(managerProbe)),
-		"agent.metricsBindAddress=$(HOST_IP):0",
+		"agent.metricsBindAddress=" + agentMetrics,
 		"agent.healthProbeBindAddress=$(HOST_IP):" + strconv.Itoa(agentProbe),
 		"agent.stateDir=" + stateDir,
 	}})
@@ -196,6 +202,22 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 	}
 	waitRevision("1")
 
+	// Both serve their metrics to a token bound to the chart's
+	// metrics-reader ClusterRole, checking it with the rights the chart
+	// gives them (a refused TokenReview would be logged as forbidden).
+	reader := readerToken(t, ns, find(t, objs, "ClusterRole", "metrics-reader").GetName())
+	for _, m := range []struct{ url, want string }{
+		{"https://" + managerMetrics + "/metrics", "ferry_rollouts_started_total"},
+		{"https://" + agentMetrics + "/metrics", `pool="` + appNS + `/hello-` + node + `"`},
+	} {
+		for token, want := range map[string]int{"": http.StatusUnauthorized, reader: http.StatusOK} {
+			code, body, err := testenv.GetWithToken(m.url, token)
+			if err != nil || code != want || (want == http.StatusOK && !strings.Contains(body, m.want)) {
+				t.Errorf("GET %s (with a token: %t): %d, %v, want %d with %s; body:\n%.2000s", m.url, token != "", code, err, want, m.want, body)
+			}
+		}
+	}
+
 	// The agent renews its node's Lease in the release's namespace, where
 	// the manager reads it.
 	lease := &coordinationv1.Lease{}
@@ -228,6 +250,38 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// readerToken is the token of a new ServiceAccount of ns bound to the
+// ClusterRole role: a scraper's, such as Prometheus's.
+func readerToken(t *testing.T, ns, role string) string {
+	t.Helper()
+	ctx := testContext(t)
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "scraper"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-scraper"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: ns}},
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+		_ = cs.CoreV1().ServiceAccounts(ns).Delete(context.Background(), sa.Name, metav1.DeleteOptions{})
+	})
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa.Name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
 }
 
 // podKubeconfig writes a kubeconfig with the token a pod of workload o

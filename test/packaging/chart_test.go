@@ -657,3 +657,26 @@ func TestAgentProbesFollowALoopbackBind(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceMonitorsScrapeSecureMetrics: where metrics are secure (the
+// default) the ServiceMonitors scrape over HTTPS with Prometheus's token,
+// skipping the self-signed certificate; where they are not, in plain HTTP.
+func TestServiceMonitorsScrapeSecureMetrics(t *testing.T) {
+	for _, c := range []struct {
+		sets   []string
+		scheme string
+	}{
+		{[]string{"metrics.serviceMonitor.enabled=true"}, "https"},
+		{[]string{"metrics.serviceMonitor.enabled=true", "manager.metricsSecure=false", "agent.metricsSecure=false"}, ""},
+	} {
+		for _, sm := range ofKind(render(t, renderOpts{sets: c.sets}), "ServiceMonitor") {
+			ep := nested[[]any](t, sm.Object, "spec", "endpoints")[0].(map[string]any)
+			scheme, _ := ep["scheme"].(string)
+			skip, _, _ := unstructured.NestedBool(ep, "tlsConfig", "insecureSkipVerify")
+			token, _ := ep["bearerTokenFile"].(string)
+			if scheme != c.scheme || skip != (c.scheme == "https") || (token != "") != (c.scheme == "https") {
+				t.Errorf("%v: ServiceMonitor %s endpoint %v, want scheme %q", c.sets, sm.GetName(), ep, c.scheme)
+			}
+		}
+	}
+}
