@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -77,8 +78,8 @@ func statuses(out string) []int {
 // is refused; a chunk size with whitespace after it is taken (the body
 // reaches the worker framed anew, so no reader after the proxy sees it);
 // "HTTP/1.2" is read as 1.1; "OPTIONS *" is answered 200 by the proxy
-// itself, as by Go's server, and closes its connection after a chunked or
-// HTTP/1.0 one as any request does. It refuses what nginx refuses beyond that: an HTTP/1.0 request
+// itself, as by Go's server, and closes its connection after a chunked one, or
+// an HTTP/1.0 one with a Transfer-Encoding, as any request does. It refuses what nginx refuses beyond that: an HTTP/1.0 request
 // with a Transfer-Encoding, and a target that is neither a path nor an
 // absolute URL (asterisk-form but for OPTIONS, authority-form but for
 // CONNECT). Trailers pass, but none that RFC 9110 (6.5.1) keeps out of
@@ -136,6 +137,27 @@ func TestParserDifferential(t *testing.T) {
 		{"an HTTP/1.0 request chunked, its head past the front end's buffer", "POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" +
 			"X-Pad: " + strings.Repeat("p", 9000) + "\r\nTransfer-Encoding: chunked\r\n\r\n" +
 			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, []int{200}, []string{"POST /a HTTP/1.1"}, bodyIs("")},
+		// HTTP/1.0 keep-alive: kept but after a Transfer-Encoding.
+		{"an HTTP/1.0 GET kept alive", "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + last, both, getOnly, nil},
+		{"an HTTP/1.0 POST kept alive, its length declared", "POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" +
+			"Content-Length: 5\r\n\r\nhello" + last, both, pathOnly, bodyIs("hello")},
+		{"an HTTP/1.0 GET kept alive, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
+			"GET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + last, []int{200, 200, 200},
+			[]string{"POST /a HTTP/1.1", "GET /b HTTP/1.1", "GET /last HTTP/1.1"}, nil},
+		{"an HTTP/1.0 GET kept alive, its head past the front end's buffer", "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" +
+			"X-Pad: " + strings.Repeat("p", 9000) + "\r\n\r\n" + last, both, getOnly, nil},
+		{"an HTTP/1.0 GET kept alive, bare LF line ends", "GET /a HTTP/1.0\nHost: x\nConnection: keep-alive\n\n" + last, both, getOnly, nil},
+		{"an HTTP/1.0 request chunked in lower case, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
+			"POST /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n" +
+			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, both, []string{"POST /a HTTP/1.1", "POST /b HTTP/1.1"}, nil},
+		{"an HTTP/1.0 request chunked, bare LF line ends, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
+			"POST /b HTTP/1.0\nHost: x\nConnection: keep-alive\nTRANSFER-ENCODING: chunked\n\n" +
+			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, both, []string{"POST /a HTTP/1.1", "POST /b HTTP/1.1"}, nil},
+		{"an HTTP/1.0 request chunked, its head past the front end's buffer, after a kept HTTP/1.0 one",
+			"GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" +
+				"POST /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nX-Pad: " + strings.Repeat("p", 9000) +
+				"\r\nTransfer-Encoding: chunked\r\n\r\n25\r\n" + smuggled + "\r\n0\r\n\r\n" + last,
+			both, []string{"GET /a HTTP/1.1", "POST /b HTTP/1.1"}, nil},
 		{"OPTIONS * chunked", "OPTIONS * HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + last,
 			[]int{200}, none, nil},
 		{"OPTIONS * in HTTP/1.0 chunked, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
@@ -245,5 +267,87 @@ func onlyTrailer(name string) func(*testing.T, []seenRequest) {
 			t.Errorf("the worker got the body %q, trailers %q and fields %q; want hello and the trailer %s alone",
 				r.Body, r.Trailers, r.Fields, name)
 		}
+	}
+}
+
+// TestHTTP10KeepAlive: an HTTP/1.0 client that asks for keep-alive (ab -k)
+// keeps its connection, request after request, with a body of a declared
+// length or none, until a request whose head carries a Transfer-Encoding
+// (which net/http drops from an HTTP/1.0 request without a trace): that
+// one is answered and its connection closed, and its chunks reach no
+// worker as a request. On the second connection the front end serves an
+// HTTP/1.1 request first, then gets the chunked HTTP/1.0 head in pieces
+// that end in bare LFs, so that it hands the connection to net/http
+// before the Transfer-Encoding line has come.
+func TestHTTP10KeepAlive(t *testing.T) {
+	tmpl := commandApp("seen")
+	tmpl.App.Concurrency = 1
+	e := start(t, tmpl, proxy.Options{})
+	addr := strings.TrimPrefix(e.URL, "http://")
+	const chunkedTail = "Transfer-Encoding: chunked\n\n25\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n\r\n0\r\n\r\n"
+	const keep = "Host: x\r\nConnection: keep-alive\r\n"
+	for _, tc := range []struct {
+		name  string
+		kept  [][]string // requests answered with the connection kept, each in the pieces it is written in
+		last  []string   // the chunked HTTP/1.0 request, in pieces
+		lines []string   // what the worker gets
+	}{
+		{"on net/http's path", [][]string{
+			{"GET /0 HTTP/1.0\r\n" + keep + "\r\n"},
+			{"GET /1 HTTP/1.0\r\n" + keep + "\r\n"},
+			{"POST /2 HTTP/1.0\r\n" + keep + "Content-Length: 5\r\n\r\nhello"},
+			{"GET /3 HTTP/1.0\r\n" + keep + "X-Pad: " + strings.Repeat("p", 9000) + "\r\n\r\n"},
+		}, []string{"POST /b HTTP/1.0\r\n" + keep + chunkedTail},
+			[]string{"GET /0 HTTP/1.1", "GET /1 HTTP/1.1", "POST /2 HTTP/1.1", "GET /3 HTTP/1.1", "POST /b HTTP/1.1"}},
+		{"a head in pieces, after the front end's", [][]string{
+			{"GET /0 HTTP/1.1\r\nHost: x\r\n\r\n"},
+		}, []string{"POST /b HTTP/1.0\nHost: x\nConnection: keep-alive\n", chunkedTail},
+			[]string{"GET /0 HTTP/1.1", "POST /b HTTP/1.1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_ = requestsKept(t, e.URL)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			br := bufio.NewReader(c)
+			exchange := func(pieces []string) *http.Response {
+				for i, p := range pieces {
+					if i > 0 {
+						time.Sleep(50 * time.Millisecond) // a head in pieces: the proxy likely reads the first alone
+					}
+					if _, err := io.WriteString(c, p); err != nil {
+						t.Fatal(err)
+					}
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("no answer to %q: %v", pieces[0], err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp
+			}
+			for _, pieces := range tc.kept {
+				if resp := exchange(pieces); resp.StatusCode != 200 || resp.Close {
+					t.Fatalf("%q: %d, closing %t; want 200 and the connection kept", pieces[0][:20], resp.StatusCode, resp.Close)
+				}
+			}
+			if resp := exchange(tc.last); resp.StatusCode != 200 || !resp.Close {
+				t.Errorf("the chunked HTTP/1.0 request: %d, closing %t; want 200 and the connection closed", resp.StatusCode, resp.Close)
+			}
+			if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+				t.Errorf("after the chunked HTTP/1.0 request's answer: %q, %v; want the connection closed", rest, err)
+			}
+			var lines []string
+			for _, r := range requestsKept(t, e.URL) {
+				lines = append(lines, r.Line)
+			}
+			if !slices.Equal(lines, tc.lines) {
+				t.Errorf("the worker got %q, want %q", lines, tc.lines)
+			}
+		})
 	}
 }

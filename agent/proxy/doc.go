@@ -77,9 +77,11 @@
 //     connection is closed instead: idleBody), 400 (connection closed)
 //     when a head the front end reads has both Content-Length and
 //     Transfer-Encoding, or is HTTP/1.0 with Transfer-Encoding
-//     (badFraming; after any chunked request, and any HTTP/1.0 one, the
-//     connection is closed, so that nothing smuggled after it is read as
-//     a request), 400 to a target that is neither a path nor
+//     (badFraming; after any chunked request, and any HTTP/1.0 one with
+//     a Transfer-Encoding net/http dropped, spotted in the connection's
+//     bytes (http10Kept), the connection is closed, so that nothing
+//     smuggled after it is read as a request; an HTTP/1.0 one without
+//     keeps it when it asks to), 400 to a target that is neither a path nor
 //     an absolute URL (targetServed), 405 (connection closed) to CONNECT
 //     and 505 (connection closed) to h2c's "PRI * HTTP/2.0", neither given to a worker
 //     (notServed); a client found gone gets no answer (499 in the metrics,

@@ -703,6 +703,10 @@ type prefixConn struct {
 	// headBy is the front end's deadline for the head it hands over (zero
 	// when it was waiting for none).
 	headBy time.Time
+	// encoding spots a Transfer-Encoding field in what net/http reads,
+	// which it drops from an HTTP/1.0 request without a trace
+	// (http10Kept).
+	encoding encodingSpotter
 }
 
 // SetReadDeadline holds net/http's first deadline, its ReadHeaderTimeout
@@ -727,9 +731,60 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	if len(c.prefix) > 0 {
 		n := copy(p, c.prefix)
 		c.prefix = c.prefix[n:]
+		c.encoding.scan(p[:n])
 		return n, nil
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	c.encoding.scan(p[:n])
+	return n, err
+}
+
+// encodingSpotter watches the bytes of a connection net/http serves for
+// a line that begins "Transfer-Encoding:" (any case; lines end in a CRLF
+// or a bare LF, as net/http reads them). net/http drops an HTTP/1.0
+// request's Transfer-Encoding unread and leaves no trace of it in the
+// request, so ServeHTTP cannot tell from the request whether a balancer
+// in front sent it a chunked body, whose chunks would be read as the next
+// request were the connection kept. net/http reads a head whole before
+// its handler runs, so a request's own field has been seen by then; a
+// match in a body, or in a pipelined head read ahead, only closes a
+// connection that could have been kept. Reads are net/http's, one at a
+// time (its background read included); seen is read by the handler.
+type encodingSpotter struct {
+	matched int // how much of encodingLine the bytes read so far end with
+	seen    atomic.Bool
+}
+
+const encodingLine = "\ntransfer-encoding:"
+
+// scan goes through the bytes just read: from one LF to the next at
+// memchr's speed, comparing only the bytes after each.
+func (s *encodingSpotter) scan(b []byte) {
+	m := s.matched
+	for len(b) > 0 {
+		if m == 0 {
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				break
+			}
+			b, m = b[i+1:], 1
+			continue
+		}
+		c := b[0]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != encodingLine[m] {
+			m = 0 // b[0] is looked at again: it may be an LF
+			continue
+		}
+		b, m = b[1:], m+1
+		if m == len(encodingLine) {
+			s.seen.Store(true)
+			m = 0
+		}
+	}
+	s.matched = m
 }
 
 // drainFront closes the front end's idle connections until none is left

@@ -175,10 +175,35 @@ func New(router Router, opts Options) *Server {
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ErrorLog:          log.New(logWriter{opts.Log}, "", 0),
 		// OPTIONS * comes to ServeHTTP (serverOptions), which closes its
-		// connection after a chunked or HTTP/1.0 one, as after any other.
+		// connection after a chunked one, or an HTTP/1.0 one with a
+		// Transfer-Encoding, as after any other.
 		DisableGeneralOptionsHandler: true,
+		ConnContext:                  handedConn,
 	}
 	return s
+}
+
+// handedConnKey keys the connection the front end handed to net/http
+// (a *prefixConn) in the contexts of its requests.
+type handedConnKey struct{}
+
+// handedConn puts c, when the front end handed it over, in the context
+// of its requests (http10Kept reads what it saw).
+func handedConn(ctx context.Context, c net.Conn) context.Context {
+	if pc, ok := c.(*prefixConn); ok {
+		return context.WithValue(ctx, handedConnKey{}, pc)
+	}
+	return ctx
+}
+
+// http10Kept: the HTTP/1.0 request r may keep its connection, as far as
+// its framing goes: no Transfer-Encoding field came on the connection so
+// far (encodingSpotter), so r's body was none, or the length it declared.
+// A connection the front end did not hand over (TLS, which it does not
+// read) is never kept after an HTTP/1.0 request.
+func http10Kept(r *http.Request) bool {
+	pc, ok := r.Context().Value(handedConnKey{}).(*prefixConn)
+	return ok && !pc.encoding.seen.Load()
 }
 
 // Serve accepts connections on l until Shutdown: the front end serves
@@ -273,16 +298,17 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.observe(sess.code, sess)
 		return
 	}
-	if len(r.TransferEncoding) > 0 || !r.ProtoAtLeast(1, 1) {
+	if len(r.TransferEncoding) > 0 || !r.ProtoAtLeast(1, 1) && !http10Kept(r) {
 		// net/http dropped a Content-Length beside the encoding, and the
 		// front end sees only the heads it reads whole (badFraming: not
 		// one past its buffer, nor the rest of a connection it handed
 		// on): after a chunked request, the connection is not trusted
-		// with another (RFC 9112, 6.1). Nor after any HTTP/1.0 one:
-		// net/http dropped its Transfer-Encoding unread, leaving no trace
-		// of it in r, and went by its length, or none: a balancer in
-		// front that went by the encoding sent a body whose rest would be
-		// read as the next request.
+		// with another (RFC 9112, 6.1). Nor after an HTTP/1.0 one with a
+		// Transfer-Encoding: net/http dropped it unread, leaving no trace
+		// of it in r (only the connection's bytes show it: http10Kept),
+		// and went by its length, or none: a balancer in front that went
+		// by the encoding sent a body whose rest would be read as the
+		// next request.
 		rw.Header().Set("Connection", "close")
 	}
 	if r.Method == http.MethodOptions && r.RequestURI == "*" {

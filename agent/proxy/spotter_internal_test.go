@@ -1,0 +1,39 @@
+package proxy
+
+import "testing"
+
+// TestEncodingSpotter: a line that begins "Transfer-Encoding:", in any
+// case and after a CRLF or a bare LF, is spotted however the reads split
+// the bytes; a field that only contains the words, or an obs-fold that
+// begins with them (net/http takes it as the line before's), is not.
+func TestEncodingSpotter(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		seen bool
+	}{
+		{"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.0\nHost: x\ntRANSFER-eNCODING:chunked\n\n", true},
+		{"POST / HTTP/1.0\r\nHost: x\r\n\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.0\r\nHost: x\r\nX-Transfer-Encoding: chunked\r\n\r\n", false},
+		{"POST / HTTP/1.0\r\nHost: x\r\nX-A: a\r\n Transfer-Encoding: chunked\r\n\r\n", false},
+		{"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encodings: chunked\r\n\r\n", false},
+		{"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding\r\n\r\n", false},
+		{"GET / HTTP/1.0\r\nHost: x\r\n\n\ntransfer-encoding:\r\n", true},
+	} {
+		for cut := range len(tc.in) { // two reads, split anywhere
+			var s encodingSpotter
+			s.scan([]byte(tc.in[:cut]))
+			s.scan([]byte(tc.in[cut:]))
+			if s.seen.Load() != tc.seen {
+				t.Errorf("%q read as %q and %q: seen %t, want %t", tc.in, tc.in[:cut], tc.in[cut:], !tc.seen, tc.seen)
+			}
+		}
+		var s encodingSpotter // a byte a read
+		for i := range len(tc.in) {
+			s.scan([]byte{tc.in[i]})
+		}
+		if s.seen.Load() != tc.seen {
+			t.Errorf("%q read a byte at a time: seen %t, want %t", tc.in, !tc.seen, tc.seen)
+		}
+	}
+}
