@@ -163,6 +163,22 @@ func TestParserDifferential(t *testing.T) {
 		{"OPTIONS * in HTTP/1.0 chunked, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
 			"OPTIONS * HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" +
 			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, both, []string{"POST /a HTTP/1.1"}, nil},
+		// Empty lines before a request line (RFC 9112, 2.2): a few are skipped.
+		{"an empty line after a POST body", post + "Content-Length: 5\r\n\r\nhello\r\n" + last, both, pathOnly, bodyIs("hello")},
+		{"an empty line after a POST without a body", post + "Content-Length: 0\r\n\r\n\r\n" + last, both, pathOnly, bodyIs("")},
+		{"an empty line between pipelined requests", "GET /a HTTP/1.1\r\nHost: x\r\n\r\n\r\n" + last, both, getOnly, nil},
+		{"empty lines before the first request", "\r\n\n\r\n\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n" + last, both, getOnly, nil},
+		{"an empty line before an HTTP/1.0 request", "\r\nGET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + last,
+			both, getOnly, nil},
+		{"an empty line before a chunked HTTP/1.0 request", "\r\nPOST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" +
+			"Transfer-Encoding: chunked\r\n\r\n25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, refused(400), none, nil},
+		{"an empty line before a request with two framings", "\r\n" + chunked + "Content-Length: 4\r\n\r\n25\r\n" + smuggled +
+			"\r\n0\r\n\r\n" + last, refused(400), none, nil},
+		{"five empty lines", strings.Repeat("\r\n", 5) + "GET /a HTTP/1.1\r\nHost: x\r\n\r\n" + last, refused(400), none, nil},
+		{"a flood of empty lines", strings.Repeat("\r\n", 10000) + "GET /a HTTP/1.1\r\nHost: x\r\n\r\n" + last, refused(400), none, nil},
+		{"a bare CR before a request", "\rGET /a HTTP/1.1\r\nHost: x\r\n\r\n" + last, refused(400), none, nil},
+		{"an empty line after a GET with a body", "GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\r\n" + last,
+			[]int{200, 400}, []string{"GET /a HTTP/1.1"}, bodyIs("hello")}, // net/http's: it skips them after a POST only
 		// Chunks.
 		{"chunk size past int64", chunked + "\r\n10000000000000005\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},
 		{"space before a chunk size", chunked + "\r\n 5\r\nhello\r\n0\r\n\r\n" + last, refused(400), none, nil},

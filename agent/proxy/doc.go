@@ -81,7 +81,9 @@
 //     a Transfer-Encoding net/http dropped, spotted in the connection's
 //     bytes (http10Kept), the connection is closed, so that nothing
 //     smuggled after it is read as a request; an HTTP/1.0 one without
-//     keeps it when it asks to), 400 to a target that is neither a path nor
+//     keeps it when it asks to), 400 (connection closed) to more empty
+//     lines before a request line than the front end skips
+//     (maxEmptyLines), 400 to a target that is neither a path nor
 //     an absolute URL (targetServed), 405 (connection closed) to CONNECT
 //     and 505 (connection closed) to h2c's "PRI * HTTP/2.0", neither given to a worker
 //     (notServed); a client found gone gets no answer (499 in the metrics,

@@ -195,7 +195,8 @@ func (s *Server) serveFront(c net.Conn) {
 
 // badFraming says why the head at the start of b, as far as b holds it,
 // is refused ("" when it is not): it has both a Content-Length and a
-// Transfer-Encoding field, or it is HTTP/1.0 with a Transfer-Encoding.
+// Transfer-Encoding field, it is HTTP/1.0 with a Transfer-Encoding, or
+// it begins with an empty line.
 //
 // The first is a smuggling attempt as often as not: a server or balancer
 // in front that went by the length sent what the proxy would read as the
@@ -208,12 +209,17 @@ func (s *Server) serveFront(c net.Conn) {
 // the next request, which would begin with the chunks a balancer in front
 // sent as the body; RFC 9112 (6.1) has the framing taken as faulty, and
 // nginx answers 400. Lines may end in a bare LF, as net/http takes them.
+// An empty line where the request line should be is refused too: readHead
+// skipped as many as a client sends (emptyLines).
 func badFraming(b []byte) string {
 	var length, encoding, http10 bool
 	first := true
 	for line := range bytes.Lines(b) {
 		line = bytes.TrimRight(line, "\r\n")
 		if first { // the request line
+			if len(line) == 0 { // readHead skipped maxEmptyLines before it
+				return "ferry: too many empty lines before the request line"
+			}
 			http10, first = bytes.HasSuffix(line, []byte(" HTTP/1.0")), false
 			continue
 		}
@@ -286,15 +292,18 @@ func (cc *clientConn) readHead(first bool) (take, handoff bool) {
 	deadline := first
 	for {
 		buf, _ := cc.br.Peek(cc.br.Buffered())
-		n := headEnd(buf)
+		skip := emptyLines(buf) // skipped whichever server serves the request
+		n := headEnd(buf[skip:])
 		switch {
 		case n > limit, n < 0, n == 0 && len(buf) >= limit:
+			_, _ = cc.br.Discard(skip)
 			return false, true
 		case n > 0:
 			cc.head.reset()
-			cc.head.raw = append(cc.head.raw, buf[:n]...)
+			cc.head.raw = append(cc.head.raw, buf[skip:skip+n]...)
+			_, _ = cc.br.Discard(skip)
 			if !parseHead(&cc.head, o.TrustForwardedFor) {
-				return false, true // buf is still unread: net/http reads it all
+				return false, true // the head is still unread: net/http reads it all
 			}
 			_, _ = cc.br.Discard(n)
 			return true, false

@@ -41,6 +41,31 @@ func (h *requestHead) reset() {
 	h.close = false
 }
 
+// maxEmptyLines bounds the empty lines the front end skips before a
+// request line. RFC 9112 (2.2) has a server ignore at least one: clients
+// send one after a POST body, as old ones did, or before a request. More
+// than a few are no client's: they go to net/http, which answers 400 and
+// closes the connection.
+const maxEmptyLines = 4
+
+// emptyLines returns the length of the empty lines, CRLFs or bare LFs (as
+// net/http takes line ends), at the start of b: maxEmptyLines of them at
+// most. A CR not yet followed by its LF is not counted.
+func emptyLines(b []byte) int {
+	n := 0
+	for range maxEmptyLines {
+		switch {
+		case len(b) > n && b[n] == '\n':
+			n++
+		case len(b) > n+1 && b[n] == '\r' && b[n+1] == '\n':
+			n += 2
+		default:
+			return n
+		}
+	}
+	return n
+}
+
 // headEnd returns the length of the head at the start of b (through its
 // blank line), 0 while it is incomplete, or -1 when a line ends in a bare
 // LF (which the front end leaves to net/http).

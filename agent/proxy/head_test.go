@@ -146,6 +146,29 @@ func TestHeadEnd(t *testing.T) {
 	}
 }
 
+// TestEmptyLines: the empty lines skipped before a request line, CRLFs
+// or bare LFs, maxEmptyLines at most; a CR without its LF is none.
+func TestEmptyLines(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int
+	}{
+		{"", 0},
+		{"GET", 0},
+		{"\r", 0},
+		{"\rGET", 0},
+		{"\r\nGET", 2},
+		{"\n\r\n\r", 3},
+		{"\r\n\n\r\n\nGET", 6},
+		{"\n\n\n\n\n\nGET", 4},
+		{strings.Repeat("\r\n", 100), 8},
+	} {
+		if got := emptyLines([]byte(tt.in)); got != tt.want {
+			t.Errorf("emptyLines(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
 // TestFieldKindOf: every name the net/http path drops or handles is
 // classified, whatever its case, in a request and in a response
 // (specialFields is indexed by the name's length).
