@@ -194,6 +194,10 @@ func TestParserDifferential(t *testing.T) {
 		{"trailers naming framing and routing", chunked + "Trailer: X-T\r\n\r\n5\r\nhello\r\n0\r\nContent-Length: 50\r\n" +
 			"Transfer-Encoding: chunked\r\nHost: evil\r\nX-Forwarded-For: 6.6.6.6\r\nX-T: v\r\n\r\n" + last,
 			[]int{200}, []string{"POST /a HTTP/1.1"}, onlyTrailer("X-T")},
+		{"trailers naming request modifiers, credentials and a field Connection names", chunked + "Connection: X-Hop\r\n" +
+			"Trailer: X-T\r\n\r\n5\r\nhello\r\n0\r\nRange: bytes=0-1\r\nIf-None-Match: *\r\nIf-Modified-Since: x\r\n" +
+			"Cache-Control: no-cache\r\nAccept: x/y\r\nCookie: a=b\r\nX-Hop: 1\r\nX-T: v\r\n\r\n" + last,
+			[]int{200}, []string{"POST /a HTTP/1.1"}, onlyTrailer("X-T")},
 		{"a declared Content-Length trailer", chunked + "Trailer: Content-Length\r\n\r\n5\r\nhello\r\n0\r\nContent-Length: 50\r\n\r\n" + last,
 			refused(400), none, nil},
 		// The head's lines.

@@ -18,7 +18,8 @@
 // What it guarantees:
 //   - hop-by-hop headers never reach a worker, nor Expect (the proxy meets
 //     a 100-continue itself), nor a request trailer that RFC 9110 keeps
-//     out of trailers (framing, Host, credentials: trailerKept);
+//     out of trailers (framing, routing, request modifiers, credentials,
+//     a field the head's Connection names: trailerKept);
 //     X-Forwarded-For, -Proto and -Host are set (by default the client
 //     address replaces any X-Forwarded-For the client sent, and -Proto is
 //     http: see Options.TrustForwardedFor); a client's X-Real-IP, X-Forwarded-Ssl,
@@ -33,7 +34,9 @@
 //   - a response body of a declared length up to the app's limit is read
 //     whole before it is written (buffer.go: a slow client holds no
 //     worker), while the agent's ResponseMemory lasts; a larger or
-//     chunked one streams; trailers pass; interim
+//     chunked one streams; trailers pass, but none that RFC 9110 keeps
+//     out of trailers (framing, caching, content fields, Set-Cookie,
+//     WWW-Authenticate: trailerKept), in the Trailer field too; interim
 //     1xx responses are read past, not passed on; upgrades (WebSocket)
 //     pass through;
 //   - a request whose connection to a worker failed before any byte was

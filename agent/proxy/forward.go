@@ -248,7 +248,7 @@ func (s *Server) writeRequest(bw *bufio.Writer, r *http.Request, body *retryBody
 	switch {
 	case chunked:
 		h.field("Transfer-Encoding", "chunked")
-		if declared := keptTrailers(r.Trailer); len(declared) > 0 {
+		if declared := keptTrailers(r.Trailer, conn); len(declared) > 0 {
 			h.field("Trailer", strings.Join(declared, ", "))
 		}
 	case body != nil:
@@ -346,7 +346,7 @@ func writeBody(bw *bufio.Writer, r *http.Request, body *retryBody, chunked bool)
 		case errors.Is(rerr, io.EOF) && !chunked:
 			return io.ErrUnexpectedEOF
 		case errors.Is(rerr, io.EOF):
-			return endChunks(bw, cw, r.Trailer)
+			return endChunks(bw, cw, r.Trailer, r.Header["Connection"])
 		case rerr != nil:
 			return rerr
 		}
@@ -354,14 +354,14 @@ func writeBody(bw *bufio.Writer, r *http.Request, body *retryBody, chunked bool)
 }
 
 // endChunks writes the last chunk and the trailers (complete once the body
-// was read to its end).
-func endChunks(bw *bufio.Writer, cw io.WriteCloser, trailer http.Header) error {
+// was read to its end); conn is the head's Connection field.
+func endChunks(bw *bufio.Writer, cw io.WriteCloser, trailer http.Header, conn []string) error {
 	if err := cw.Close(); err != nil {
 		return err
 	}
 	h := head{bw}
 	for k, vv := range trailer {
-		if !trailerKept(k) {
+		if !trailerKept(k, conn) {
 			continue
 		}
 		for _, v := range vv {
@@ -395,9 +395,8 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 	if _, ok := resp.Header["Content-Type"]; !ok {
 		h["Content-Type"] = nil // the worker's to say: net/http must not sniff one
 	}
-	var declared []string
-	if len(resp.Trailer) > 0 {
-		declared = keys(resp.Trailer)
+	declared := keptTrailers(resp.Trailer, conn)
+	if len(declared) > 0 {
 		h["Trailer"] = []string{strings.Join(declared, ", ")}
 	}
 	n, rerr, sent := firstRead(rw, resp, *buf)
@@ -412,6 +411,9 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 		return err
 	}
 	for k, vv := range resp.Trailer { // complete now the body was read
+		if !trailerKept(k, conn) {
+			continue
+		}
 		if !slices.Contains(declared, k) {
 			k = http.TrailerPrefix + k
 		}
@@ -555,28 +557,39 @@ func underscoreForwardingKey(k string) bool {
 	return strings.IndexByte(k, '_') >= 0 && underscoreForwarding([]byte(k))
 }
 
-// trailerKept: a request trailer field the worker may get. RFC 9110
-// (6.5.1) keeps out of trailers what must be known before the content:
-// its framing and processing, routing, authentication. Go's server takes
-// any field in a trailer, and a worker that merges trailers into the head
-// (as some servers and frameworks do) would see a second Content-Length
-// or Host, a Transfer-Encoding, or an X-Forwarded-For the proxy drops
-// from the head: none of these is passed on, nor anything the head's
-// rules drop.
-func trailerKept(k string) bool {
+// trailerKept: a trailer field the other end may get, of a request (its
+// worker) or a response (its client); conn is the message head's
+// Connection field, whose fields are the connection's in a trailer too.
+// RFC 9110 (6.5.1) keeps out of trailers what must be known before the
+// content: its framing, routing, request modifiers, authentication,
+// response control and content handling. Go's server and client take any
+// field in a trailer, and a peer that merges trailers into the head (as
+// some servers, frameworks and caches do) would take such a field for
+// the head's: a second Content-Length or Host, a Transfer-Encoding, an
+// X-Forwarded-For the proxy drops from the head, a Range or If-None-Match
+// applied to a request the worker already answered, a Set-Cookie or
+// Cache-Control the app never meant its answer to carry. None of these
+// is passed on, nor anything the head's rules drop.
+func trailerKept(k string, conn []string) bool {
 	switch k {
-	case "Content-Length", "Content-Type", "Content-Encoding", "Content-Range", "Host", "Expect",
-		"Authorization", "Cookie":
+	case "Content-Length", "Content-Type", "Content-Encoding", "Content-Range", "Content-Language", // framing, content handling
+		"Content-Location", "Content-Disposition",
+		"Host", "Max-Forwards", "Location", // routing
+		"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", // request modifiers
+		"Expect", "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language",
+		"Authorization", "Www-Authenticate", "Cookie", "Set-Cookie", // authentication, state
+		"Cache-Control", "Pragma", "Expires", "Age", "Date", "Vary", "Etag", "Last-Modified", // response control
+		"Retry-After", "Warning", "Allow", "Accept-Ranges":
 		return false
 	}
-	return !hopByHop(k) && !forwardedField(k) && !balancerField(k) && !underscoreForwardingKey(k)
+	return !hopByHop(k) && !listed(conn, k) && !forwardedField(k) && !balancerField(k) && !underscoreForwardingKey(k)
 }
 
 // keptTrailers is the names of h's fields trailerKept keeps.
-func keptTrailers(h http.Header) []string {
+func keptTrailers(h http.Header, conn []string) []string {
 	var ks []string
 	for k := range h {
-		if trailerKept(k) {
+		if trailerKept(k, conn) {
 			ks = append(ks, k)
 		}
 	}
@@ -610,12 +623,4 @@ func hasBody(r *http.Request) bool {
 // isUpgrade: the client asks to switch protocols (WebSocket, say).
 func isUpgrade(r *http.Request) bool {
 	return len(r.Header["Upgrade"]) > 0 && hasToken(r.Header["Connection"], "upgrade")
-}
-
-func keys(h http.Header) []string {
-	ks := make([]string, 0, len(h))
-	for k := range h {
-		ks = append(ks, k)
-	}
-	return ks
 }

@@ -9,12 +9,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -754,6 +757,53 @@ func TestTrailersAndConnectionFieldsOfResponses(t *testing.T) {
 		if v := resp.Header.Get("X-Hop-Resp"); v != "" {
 			t.Errorf("request %d: X-Hop-Resp, named by the worker's Connection field, reached the client: %q", i, v)
 		}
+	}
+}
+
+// TestResponseTrailersKeptOut: of a worker's response trailers, declared
+// or not, none that RFC 9110 (6.5.1) keeps out of trailers reaches the
+// client (framing, routing, caching and content fields, Set-Cookie,
+// WWW-Authenticate, hop-by-hop ones and one the response's Connection
+// field names), on the front end's path and on net/http's (a request with
+// a body), and the client is told of the one kept alone; the connection
+// carries the next request.
+func TestResponseTrailersKeptOut(t *testing.T) {
+	e := start(t, commandApp("trailers"), proxy.Options{})
+	for name, raw := range map[string]string{
+		"front end": "GET /bad HTTP/1.1\r\nHost: x\r\n\r\n",
+		"net/http":  "GET /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			br := bufio.NewReader(c)
+			for i := range 2 {
+				if _, err := io.WriteString(c, raw); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				if declared := slices.Collect(maps.Keys(resp.Trailer)); !slices.Equal(declared, []string{"X-Checksum"}) {
+					t.Errorf("request %d: trailers declared %q, want X-Checksum alone", i, declared) // Go's client takes its Trailer field
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err != nil || resp.StatusCode != 200 || string(body) != "hello trailers\n" {
+					t.Fatalf("request %d: %d %q, %v", i, resp.StatusCode, body, err)
+				}
+				if want := (http.Header{"X-Checksum": {"42"}}); !reflect.DeepEqual(resp.Trailer, want) {
+					t.Errorf("request %d: trailers %q, want %q alone", i, resp.Trailer, want)
+				}
+				if resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("Content-Type") != "text/plain" {
+					t.Errorf("request %d: head %q", i, resp.Header)
+				}
+			}
+		})
 	}
 }
 

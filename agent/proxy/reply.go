@@ -45,8 +45,8 @@ func (cc *clientConn) respond(resp *http.Response, now time.Time) (keep bool, fa
 	switch {
 	case chunked:
 		w.str("Transfer-Encoding: chunked\r\n")
-		if len(resp.Trailer) > 0 {
-			w.field("Trailer", strings.Join(keys(resp.Trailer), ", "))
+		if declared := keptTrailers(resp.Trailer, conn); len(declared) > 0 {
+			w.field("Trailer", strings.Join(declared, ", "))
 		}
 	case bodyAllowed:
 		w.length(resp.ContentLength)
@@ -123,6 +123,9 @@ func copyFramed(bw *bufio.Writer, resp *http.Response, chunked bool) error {
 	}
 	_, _ = bw.WriteString("0\r\n")
 	for k, vv := range resp.Trailer { // complete now the body was read
+		if !trailerKept(k, resp.Header["Connection"]) {
+			continue
+		}
 		for _, v := range vv {
 			head{bw}.field(k, v)
 		}

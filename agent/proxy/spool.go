@@ -92,7 +92,7 @@ func (s *Server) spool(rw http.ResponseWriter, r *http.Request, limit int64) (*h
 	out := new(http.Request)
 	*out = *r
 	out.Body = io.NopCloser(sp.reader())
-	if sp.rest == nil && len(keptTrailers(r.Trailer)) == 0 {
+	if sp.rest == nil && len(keptTrailers(r.Trailer, r.Header["Connection"])) == 0 {
 		out.ContentLength = sp.size
 		out.TransferEncoding = nil
 		if sp.size == 0 {
