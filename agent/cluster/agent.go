@@ -296,7 +296,7 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		return nil
 	}
 	if !pp.DeletionTimestamp.IsZero() {
-		// Draining takes up to twice shutdownTimeout: off this worker, so
+		// Draining takes the drain delay and shutdownTimeout: off this worker, so
 		// the node's other pools do not wait for it.
 		a.drainAsync(key, pp)
 		return nil

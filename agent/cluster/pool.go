@@ -52,12 +52,26 @@ type runningPool struct {
 	// listener holds the port).
 	moved map[int32]movedProxy
 
+	// stopCtx ends when close's deadline passes (endStop): the drains of
+	// the ports moved from end with it.
+	stopCtx context.Context
+	endStop context.CancelFunc
+
 	// untrack ends the pool's metrics (nil without metrics).
 	untrack func()
 
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
+}
+
+// shutdownTimeout is how long the stop of pp's pool may take, as its
+// Pool defaults it.
+func shutdownTimeout(pp *ferryv1.ProcessPool) time.Duration {
+	if d := pp.Spec.Template.Pool.ShutdownTimeout; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return time.Minute
 }
 
 func configOf(pp *ferryv1.ProcessPool) pool.Config {
@@ -68,6 +82,7 @@ func (a *Agent) startPool(pp *ferryv1.ProcessPool) *runningPool {
 	key := types.NamespacedName{Namespace: pp.Namespace, Name: pp.Name}
 	rp := &runningPool{a: a, key: key, log: a.log.WithValues("pool", key), obj: pp.DeepCopy(),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	rp.stopCtx, rp.endStop = context.WithCancel(context.Background())
 	cfg := configOf(pp)
 	var obs pool.Observer
 	if a.opts.Metrics != nil {
@@ -215,7 +230,9 @@ func (rp *runningPool) drainMovedLocked(srv *proxy.Server, port int32) {
 			delete(rp.moved, port)
 		}
 		rp.mu.Unlock()
-		drainProxy(srv, time.Minute)
+		ctx, cancel := context.WithTimeout(rp.stopCtx, time.Minute)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
 	}()
 }
 
@@ -246,16 +263,16 @@ func waitDelay(d time.Duration, stop, back <-chan struct{}) bool {
 	return true
 }
 
-func drainProxy(srv *proxy.Server, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	_ = srv.Shutdown(ctx)
-}
-
 // close drains the proxy, stops the workers and the reporter. agentStops:
 // the pool stops because the agent does (not because it was deleted or
 // its AppGroup gone): it reports AgentStopping, then serves on for the
 // drain delay.
+//
+// The stop after that takes one shutdownTimeout in all, the SIGKILL and
+// reap of workers still running at its end aside: the proxies' drain (the
+// ports moved from too) and the workers' stop end by one deadline, so that
+// a request stuck in a worker holds it no longer than the grace period is
+// sized for (before, the drain alone could take twice the timeout).
 func (rp *runningPool) close(agentStops bool) {
 	close(rp.stop)
 	<-rp.done
@@ -263,23 +280,29 @@ func (rp *runningPool) close(agentStops bool) {
 		rp.serveOnStopping()
 	}
 	rp.mu.Lock()
-	srv, prev := rp.proxy, rp.prev
+	srvs := []*proxy.Server{rp.proxy, rp.prev}
 	rp.prev = nil
-	timeout := 2 * time.Minute
-	if d := rp.obj.Spec.Template.Pool.ShutdownTimeout; d != nil {
-		timeout = 2*d.Duration + 10*time.Second
-	}
+	timeout := shutdownTimeout(rp.obj)
 	rp.mu.Unlock()
-	if srv != nil {
-		drainProxy(srv, timeout)
-	}
-	if prev != nil {
-		drainProxy(prev, timeout)
-	}
-	rp.drains.Wait() // each bounded by drainMoved's minute
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	stopAfter := context.AfterFunc(ctx, rp.endStop) // the moved ports' drains end with it
+	defer stopAfter()
+	var wg sync.WaitGroup
+	for _, srv := range srvs {
+		if srv == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = srv.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+	rp.drains.Wait()
 	rp.pool.Close(ctx)
+	rp.endStop()
 	if rp.untrack != nil {
 		rp.untrack() // its series go with it
 	}

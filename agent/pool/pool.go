@@ -197,7 +197,8 @@ type Pool struct {
 	recycling   bool
 	closed      bool
 	// closeBy is when the workers' stop must be over, once closed: one
-	// shutdownTimeout from Close, shared by the two waits of each stop.
+	// shutdownTimeout from Close (or Close's ctx's deadline, if sooner),
+	// shared by the two waits of each stop.
 	closeBy     time.Time
 	lastRestart *RestartSummary
 	// started are the revisions of which a worker has been ready in this
@@ -689,7 +690,9 @@ func (p *Pool) kickSupervisor() {
 // drained and stopped, in parallel, within one shutdownTimeout in all: its
 // requests' wait and, after SIGTERM, its exit's share it (retire), so that
 // the agent's stop, which its grace period must cover, takes one timeout,
-// not two. Requests already given a worker finish first, within ctx.
+// not two. Requests already given a worker finish first, within ctx. A
+// deadline of ctx sooner than one shutdownTimeout ends the stop by then:
+// the agent's stop drained its proxy first and spent part of the timeout.
 func (p *Pool) Close(ctx context.Context) {
 	p.mu.Lock()
 	if p.closed {
@@ -698,7 +701,7 @@ func (p *Pool) Close(ctx context.Context) {
 		return
 	}
 	p.closed = true
-	p.closeBy = time.Now().Add(durationOr(p.cfg.Template.Pool.ShutdownTimeout, time.Minute))
+	p.closeBy = closeDeadline(ctx, time.Now(), durationOr(p.cfg.Template.Pool.ShutdownTimeout, time.Minute))
 	p.failQueueLocked(ErrClosed)
 	workers := slices.Clone(p.workers)
 	p.notifyLocked() // wakes a restart sleeping out a backoff
@@ -717,6 +720,16 @@ func (p *Pool) Close(ctx context.Context) {
 	wg.Wait()
 	p.wg.Wait()
 	close(p.done)
+}
+
+// closeDeadline is when a pool closed at now must have stopped: one
+// timeout later, or at ctx's deadline if that comes first.
+func closeDeadline(ctx context.Context, now time.Time, timeout time.Duration) time.Time {
+	by := now.Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(by) {
+		return d
+	}
+	return by
 }
 
 // supervise keeps the pool in shape: it reacts to kicks (a queued request,

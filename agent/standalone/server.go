@@ -317,7 +317,8 @@ func observer(m *metrics.Metrics) pool.Observer {
 	return m
 }
 
-// drainTimeout bounds the drain of ag's proxy and pool.
+// drainTimeout bounds the drain of the proxy of ag's port moved from, which
+// its workers serve on meanwhile.
 func drainTimeout(ag ferryv1.AppGroup) time.Duration {
 	if d := ag.Spec.Pool.ShutdownTimeout; d != nil {
 		return 2*d.Duration + 10*time.Second
@@ -325,11 +326,24 @@ func drainTimeout(ag ferryv1.AppGroup) time.Duration {
 	return 2 * time.Minute
 }
 
+// stopTimeout bounds the stop of ag's app as a whole, as its Pool defaults
+// shutdownTimeout.
+func stopTimeout(ag ferryv1.AppGroup) time.Duration {
+	if d := ag.Spec.Pool.ShutdownTimeout; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return time.Minute
+}
+
 // stop drains one AppGroup's proxy, and those a move left draining, and
-// then stops its workers.
+// then stops its workers, all within one shutdownTimeout (the SIGKILL and
+// reap of workers still running at its end aside): the drain's wait for
+// requests and the workers' stop share it, so that a request stuck in a
+// worker holds the stop no longer (before, the drain alone could take
+// twice the timeout, and the workers' stop one more).
 func (s *Server) stop(a *app) {
 	s.mu.Lock()
-	srv, timeout := a.proxy, drainTimeout(a.ag)
+	srv, timeout := a.proxy, stopTimeout(a.ag)
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

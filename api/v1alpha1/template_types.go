@@ -317,9 +317,13 @@ type PoolSpec struct {
 	// for its in-flight requests to finish (it gets no new ones meanwhile),
 	// then, after SIGTERM, for it to exit. A process still running after the
 	// second wait gets SIGKILL. When the pool itself stops (its agent
-	// stops, or its AppGroup is deleted or leaves the node), the two waits
-	// share one shutdownTimeout: a process whose requests took all of it
-	// gets SIGKILL right after SIGTERM. Default: 60s.
+	// stops, or its AppGroup is deleted or leaves the node), its whole stop
+	// (in a cluster, after the agent's drain delay) takes one shutdownTimeout, and a second
+	// or so to SIGKILL and reap what still runs then: the proxy's wait for
+	// in-flight requests and both waits of every process share it, so a
+	// process whose requests took all of it gets SIGKILL right after
+	// SIGTERM. The agent's grace period must cover the largest one on its
+	// node (the pools stop in parallel). Default: 60s.
 	// +optional
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
