@@ -330,6 +330,7 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	go func() {
 		defer a.wg.Done()
 		if rp != nil {
+			rp.pool.Stopping() // no roll through the drain delay
 			a.drainDelay(rp)
 			rp.close(false) // deleted: cut short by a stop, it does not serve on
 		}

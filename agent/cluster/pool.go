@@ -274,6 +274,7 @@ func waitDelay(d time.Duration, stop, back <-chan struct{}) bool {
 // a request stuck in a worker holds it no longer than the grace period is
 // sized for (before, the drain alone could take twice the timeout).
 func (rp *runningPool) close(agentStops bool) {
+	rp.pool.Stopping() // no roll through the drain delay and the drain
 	close(rp.stop)
 	<-rp.done
 	if agentStops && rp.reportStopping() {

@@ -17,6 +17,7 @@ type runner interface {
 	Status() pool.Status
 	Changed() <-chan struct{}
 	Update(pool.Config)
+	Stopping()
 	Close(ctx context.Context)
 }
 
@@ -123,6 +124,9 @@ func (p *simulatedPool) Status() pool.Status {
 	}
 	return s
 }
+
+// Stopping does nothing: a simulated roll spawns nothing to hold a stop up.
+func (p *simulatedPool) Stopping() {}
 
 func (p *simulatedPool) Close(context.Context) {
 	p.mu.Lock()

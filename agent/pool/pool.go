@@ -195,7 +195,9 @@ type Pool struct {
 	growsAbove  memoryNote
 	scaling     scalingState
 	recycling   bool
-	closed      bool
+	// stopping: the pool is about to close (Stopping): it rolls no more.
+	stopping bool
+	closed   bool
 	// closeBy is when the workers' stop must be over, once closed: one
 	// shutdownTimeout from Close (or Close's ctx's deadline, if sooner),
 	// shared by the two waits of each stop.
@@ -684,6 +686,20 @@ func (p *Pool) kickSupervisor() {
 	case p.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Stopping says the pool is about to close: its ProcessPool or AppGroup is
+// gone, or its agent stops, and it serves on only through the drain delay
+// and its proxy's drain. It rolls no more: no restart starts, and one under
+// way ends (aborted) once its step in progress is over. The workers of a
+// new revision would serve no one for long, and each step would hold the
+// stop up by a spawn and a retire. It scales and replaces crashed workers
+// as before: its requests still need them.
+func (p *Pool) Stopping() {
+	p.mu.Lock()
+	p.stopping = true
+	p.notifyLocked() // wakes a restart sleeping out a backoff
+	p.mu.Unlock()
 }
 
 // Close stops the pool: waiting requests get ErrClosed, and every worker is

@@ -55,7 +55,7 @@ type RestartSummary struct {
 // resistance off, those are not retried until the next revision). It may
 // not start while a recycle is under way: both would replace workers.
 func (p *Pool) needsRestartLocked() bool {
-	if p.closed || p.recycling {
+	if p.closed || p.stopping || p.recycling {
 		return false
 	}
 	for _, w := range p.workers {
@@ -115,7 +115,7 @@ func (p *Pool) rollingRestart(rs *restartState) {
 	for {
 		x, y, target, ok := p.nextReplacement(rs)
 		if !ok {
-			if p.isClosed() {
+			if p.isStopping() {
 				outcome = OutcomeAborted
 			} else if rs.failed > 0 {
 				outcome = OutcomeWithErrors
@@ -145,11 +145,11 @@ func (p *Pool) rollingRestart(rs *restartState) {
 }
 
 // nextReplacement picks the next old worker and registers its replacement;
-// ok is false when none is left (or the pool closed).
+// ok is false when none is left (or the pool stops or closed).
 func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, target string, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || p.stopping {
 		return nil, nil, "", false
 	}
 	if rs.revision != p.cfg.Revision {
@@ -227,12 +227,12 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x *Worker, target strin
 	}
 }
 
-// waitBackoff sleeps out a scaling backoff, waking early if the pool closes
-// or the target revision changes.
+// waitBackoff sleeps out a scaling backoff, waking early if the pool stops
+// or closes, or the target revision changes.
 func (p *Pool) waitBackoff(target string) {
 	for {
 		p.mu.Lock()
-		until, closed, moved := p.scaling.until, p.closed, p.cfg.Revision != target
+		until, closed, moved := p.scaling.until, p.closed || p.stopping, p.cfg.Revision != target
 		ch := p.changed
 		p.mu.Unlock()
 		d := time.Until(until)
@@ -370,10 +370,11 @@ func (p *Pool) readyOfRevisionLocked(revision string) int {
 	return n
 }
 
-func (p *Pool) isClosed() bool {
+// isStopping: the pool closed, or is about to (Stopping).
+func (p *Pool) isStopping() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.closed
+	return p.closed || p.stopping
 }
 
 // spawnError turns a spawn failure into the API's record of it.

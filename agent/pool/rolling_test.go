@@ -303,3 +303,48 @@ func TestRollingRestartDrainsBeforeSignalling(t *testing.T) {
 		t.Errorf("last restart = %+v, want 1 replaced, completed", *lr)
 	}
 }
+
+// TestStoppingPoolRollsNoMore: a pool about to close (its ProcessPool
+// deleted, its agent stopping: Stopping) ends a rolling restart under way
+// once its step in progress is over, aborted, instead of replacing every
+// worker through its drain delay and its proxy's drain: what it spawned
+// would serve no one for long, and each step held the stop up. It keeps
+// serving with what it has.
+func TestStoppingPoolRollsNoMore(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 3, 3, env("BOOT_DELAY", "1"))
+	e := agenttest.Start(t, pool.Config{Name: "t/stopping", Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, 2*time.Minute, "3 ready workers", agenttest.Ready(3))
+	e.Pool.Update(pool.Config{Name: "t/stopping", Revision: "2", Template: tmpl})
+	e.WaitFor(t, time.Minute, "the first replacement spawning", func(s pool.Status) bool {
+		return s.Restart != nil && spawning(s) > 0
+	})
+	e.Pool.Stopping()
+	after := e.WaitFor(t, 2*time.Minute, "the restart over", func(s pool.Status) bool {
+		return s.LastRestart != nil && s.Restart == nil && spawning(s) == 0
+	})
+	if lr := after.LastRestart; lr.Outcome != pool.OutcomeAborted || lr.Replaced > 1 {
+		t.Errorf("last restart = %+v, want aborted after the step under way (at most 1 replaced)", *lr)
+	}
+	var old int
+	for _, p := range after.Processes {
+		if p.Revision == "1" {
+			old++
+		}
+	}
+	if old < 2 || len(after.Processes) != 3 {
+		t.Errorf("processes after the stop began: %d, %d of revision 1; want 3, at least 2 of them not replaced", len(after.Processes), old)
+	}
+	if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("a request to the stopping pool: %d, want it served", resp.StatusCode)
+	}
+}
+
+func spawning(s pool.Status) int {
+	n := 0
+	for _, p := range s.Processes {
+		if p.State == ferryv1.ProcessSpawning {
+			n++
+		}
+	}
+	return n
+}

@@ -345,6 +345,7 @@ func (s *Server) stop(a *app) {
 	s.mu.Lock()
 	srv, timeout := a.proxy, stopTimeout(a.ag)
 	s.mu.Unlock()
+	a.pool.Stopping() // no roll through the drain
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	_ = srv.Shutdown(ctx)
