@@ -436,14 +436,24 @@ func (a *Agent) ensure(pp *ferryv1.ProcessPool) {
 	rp.update(pp)
 }
 
+// stop stops the pool of key, gone, in the background, as drainAsync does
+// a deleted one: its stop takes up to its shutdownTimeout, for which the
+// reconcile worker would hold every other pool's changes, and, should the
+// agent stop meanwhile, the start of their stop (Run waits for the worker
+// before stopAll).
 func (a *Agent) stop(key types.NamespacedName) {
 	a.mu.Lock()
 	rp := a.pools[key]
 	delete(a.pools, key)
 	a.mu.Unlock()
-	if rp != nil {
-		rp.close(false)
+	if rp == nil {
+		return
 	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		rp.close(false)
+	}()
 }
 
 func (a *Agent) stopAll() {

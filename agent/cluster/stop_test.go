@@ -3,15 +3,19 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"syscall"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // TestAgentStopTakesOneShutdownTimeout: an agent that stops while a
@@ -38,25 +42,7 @@ func TestAgentStopTakesOneShutdownTimeout(t *testing.T) {
 	key := client.ObjectKeyFromObject(pp)
 	waitPool(t, key, "a ready report", rolledOut)
 
-	answered := make(chan error, 1)
-	go func() {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/slow?ms=600000", port))
-		if err == nil {
-			err = fmt.Errorf("status %d", resp.StatusCode)
-			_ = resp.Body.Close()
-		}
-		answered <- err
-	}()
-	var stuck ferryv1.ProcessInfo
-	waitPool(t, key, "the request in the worker", func(p *ferryv1.ProcessPool) bool {
-		for _, proc := range p.Status.Processes {
-			if proc.Sessions > 0 {
-				stuck = proc
-				return true
-			}
-		}
-		return false
-	})
+	answered, stuck := stickRequest(t, key, port)
 
 	start := time.Now()
 	stopped := make(chan struct{})
@@ -82,5 +68,73 @@ func TestAgentStopTakesOneShutdownTimeout(t *testing.T) {
 		t.Logf("the stuck client got: %v", err)
 	case <-time.After(time.Minute):
 		t.Error("the stuck client had no answer a minute after the agent stopped")
+	}
+}
+
+// stickRequest sends pool key, on port, a request that its worker does not
+// answer for ten minutes, and waits until the worker has it. answered
+// gets what the client got at last: an error, or the answer's status.
+func stickRequest(t *testing.T, key types.NamespacedName, port int32) (answered <-chan error, stuck ferryv1.ProcessInfo) {
+	t.Helper()
+	ch := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/slow?ms=600000", port))
+		if err == nil {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+			_ = resp.Body.Close()
+		}
+		ch <- err
+	}()
+	waitPool(t, key, "the request in the worker", func(p *ferryv1.ProcessPool) bool {
+		for _, proc := range p.Status.Processes {
+			if proc.Sessions > 0 {
+				stuck = proc
+				return true
+			}
+		}
+		return false
+	})
+	return ch, stuck
+}
+
+// TestGonePoolStopsBesideTheOthers: a pool whose ProcessPool is gone at
+// once (its drain finalizer taken off, by hand or by the manager for a
+// Node that went) stops in the background, as a deleted one drains: the
+// node's other pools are reconciled meanwhile (and, should the agent stop
+// then, stop beside it, not after it). Before, its stop ran on the agent's
+// one reconcile worker: a request stuck in it held every other pool's
+// changes, and the agent's own stop, for up to its shutdownTimeout. What
+// shows it is an order, not a clock: the other pool rolls to a new
+// revision while the gone pool's stuck worker still runs.
+func TestGonePoolStopsBesideTheOthers(t *testing.T) {
+	ns := namespace(t)
+	runAgent(t, "node-g", env.Config, stateDir(t))
+	gonePort := freePort(t)
+	gone := newPool(ns, "gone-node-g", "node-g", "1-aaa", gonePort, example("hello-wsgi"))
+	gone.Spec.Template.Pool.MinProcesses, gone.Spec.Template.Pool.MaxProcesses = 1, 1
+	gone.Spec.Template.Pool.ShutdownTimeout = &metav1.Duration{Duration: 20 * time.Second}
+	if err := env.Client.Create(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	goneKey := client.ObjectKeyFromObject(gone)
+	waitPool(t, goneKey, "a ready report", rolledOut)
+	_, otherKey := readyPool(t, ns, "other-node-g", "node-g", freePort(t))
+	_, stuck := stickRequest(t, goneKey, gonePort)
+
+	patchPool(t, getPool(t, goneKey), func(p *ferryv1.ProcessPool) { controllerutil.RemoveFinalizer(p, contract.DrainFinalizer) })
+	if err := env.Client.Delete(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the gone pool's proxy closed", func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", gonePort))
+		if err == nil {
+			_ = c.Close()
+		}
+		return err != nil
+	})
+	patchPool(t, getPool(t, otherKey), func(p *ferryv1.ProcessPool) { p.Spec.Revision = "2-bbb" })
+	waitPool(t, otherKey, "the other pool rolled to 2-bbb", rolledOut)
+	if err := syscall.Kill(int(stuck.PID), 0); err != nil {
+		t.Errorf("the gone pool's stuck worker %d was stopped before the other pool rolled (%v): its stop held the agent's reconciles", stuck.PID, err)
 	}
 }
