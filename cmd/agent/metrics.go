@@ -9,24 +9,21 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+
+	"github.com/ferry-dev/ferry/internal/metricsauth"
 )
 
 // authorizedOnly lets through to h only the callers the manager's secure
-// metrics let through (controller-runtime's filter): those whose bearer
-// token the API server authenticates (a TokenReview) and allows to get
-// the request's path (a SubjectAccessReview). Both answers are cached for
-// a while, so a scrape every 30s costs the API server little.
+// metrics let through (internal/metricsauth): those whose bearer token the
+// API server authenticates (a TokenReview) and allows to get /metrics (a
+// SubjectAccessReview). Decisions are cached for a while, so a scrape
+// every 30s costs the API server little.
 func authorizedOnly(cfg *rest.Config, h http.Handler, log logr.Logger) (http.Handler, error) {
-	client, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return nil, err
-	}
-	filter, err := filters.WithAuthenticationAndAuthorization(cfg, client)
+	filter, err := metricsauth.ForConfig(cfg, nil)
 	if err != nil {
 		return nil, fmt.Errorf("secure metrics: %w", err)
 	}
-	return filter(log, h)
+	return filter.Wrap(log, h), nil
 }
 
 // selfSignedTLS is the manager's secure metrics' TLS: a certificate made

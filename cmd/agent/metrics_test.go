@@ -59,7 +59,11 @@ func TestClusterMetricsAreAuthenticated(t *testing.T) {
 		who   string
 		token string
 		want  int
-	}{{"no token", "", http.StatusUnauthorized}, {"a token not bound to the reader role", tokens.Stranger, http.StatusForbidden}} {
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"a token the API server rejects", tokens.Forged, http.StatusUnauthorized},
+		{"a token not bound to the reader role", tokens.Stranger, http.StatusForbidden},
+	} {
 		if code, body, err := testenv.GetWithToken(url, c.token); err != nil || code != c.want {
 			t.Errorf("GET %s with %s: %d %q (%v), want %d", url, c.who, code, body, err, c.want)
 		}

@@ -8,20 +8,23 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/logging"
+	"github.com/ferry-dev/ferry/internal/metricsauth"
 	"github.com/ferry-dev/ferry/internal/version"
 )
 
@@ -153,12 +156,23 @@ func metricsOptions(addr string, secure bool) metricsserver.Options {
 	return metricsserver.Options{
 		BindAddress:    addr,
 		SecureServing:  true,
-		FilterProvider: filters.WithAuthenticationAndAuthorization,
+		FilterProvider: metricsFilter,
 		// HTTP/1.1 only: HTTP/2's stream reset and continuation floods
 		// (CVE-2023-44487, CVE-2023-39325) reach a server before any
 		// token is checked, and a scrape gains nothing from HTTP/2.
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 	}
+}
+
+// metricsFilter lets through only the callers the API server authenticates
+// and allows to get /metrics (internal/metricsauth, which the agent's
+// secure metrics use too).
+func metricsFilter(cfg *rest.Config, httpClient *http.Client) (metricsserver.Filter, error) {
+	f, err := metricsauth.ForConfig(cfg, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	return func(log logr.Logger, h http.Handler) (http.Handler, error) { return f.Wrap(log, h), nil }, nil
 }
 
 func envOr(key, def string) string {

@@ -19,8 +19,8 @@ import (
 
 // checkMetricsAuth checks who may read a secure metrics endpoint at url
 // (https://.../metrics): the reader (200, its body checked by then), not
-// a token the API server authenticates but does not authorize (403), and
-// nobody without a token (401).
+// a token the API server authenticates but does not authorize (403), nor
+// one it rejects (401), nor anybody without a token (401).
 func checkMetricsAuth(t *testing.T, url string, tokens testenv.ScrapeTokens, then func(body string) error) {
 	t.Helper()
 	eventually(t, "metrics with the reader's token", func() error {
@@ -37,7 +37,11 @@ func checkMetricsAuth(t *testing.T, url string, tokens testenv.ScrapeTokens, the
 		who   string
 		token string
 		want  int
-	}{{"no token", "", http.StatusUnauthorized}, {"a token not bound to the reader role", tokens.Stranger, http.StatusForbidden}} {
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"a token the API server rejects", tokens.Forged, http.StatusUnauthorized},
+		{"a token not bound to the reader role", tokens.Stranger, http.StatusForbidden},
+	} {
 		code, body, err := testenv.GetWithToken(url, c.token)
 		if err != nil || code != c.want {
 			t.Errorf("GET %s with %s: %d %q (%v), want %d", url, c.who, code, body, err, c.want)

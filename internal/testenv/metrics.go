@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
+	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,10 +14,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// ScrapeTokens are the bearer tokens of two ServiceAccounts, for the tests
-// of secure metrics: Reader's is bound to a ClusterRole that may get
-// /metrics (as the chart's metrics-reader), Stranger's to nothing.
-type ScrapeTokens struct{ Reader, Stranger string }
+// ScrapeTokens are bearer tokens for the tests of secure metrics: Reader's
+// ServiceAccount is bound to a ClusterRole that may get /metrics (as the
+// chart's metrics-reader), Stranger's to nothing, and Forged is Reader's
+// with another signature, which the API server rejects (as an expired
+// token or another cluster's).
+type ScrapeTokens struct{ Reader, Stranger, Forged string }
 
 // MetricsTokens makes the ServiceAccounts reader and stranger in ns, and
 // the ClusterRole <ns>-metrics-reader with its binding to reader, and
@@ -53,7 +56,13 @@ func (e *Env) MetricsTokens(ctx context.Context, ns string) (ScrapeTokens, error
 		}
 		tokens[i] = tr.Status.Token
 	}
-	return ScrapeTokens{Reader: tokens[0], Stranger: tokens[1]}, nil
+	return ScrapeTokens{Reader: tokens[0], Stranger: tokens[1], Forged: Forge(tokens[0])}, nil
+}
+
+// Forge is token (a JWT) with its signature replaced: a token of the right
+// shape and claims that the API server rejects.
+func Forge(token string) string {
+	return token[:strings.LastIndexByte(token, '.')+1] + "c2lnbmVkIGJ5IG5vYm9keQ"
 }
 
 // GetWithToken GETs url with token as its bearer token (none if empty),

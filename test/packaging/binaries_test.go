@@ -210,7 +210,7 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 		{"https://" + managerMetrics + "/metrics", "ferry_rollouts_started_total"},
 		{"https://" + agentMetrics + "/metrics", `pool="` + appNS + `/hello-` + node + `"`},
 	} {
-		for token, want := range map[string]int{"": http.StatusUnauthorized, reader: http.StatusOK} {
+		for token, want := range map[string]int{"": http.StatusUnauthorized, testenv.Forge(reader): http.StatusUnauthorized, reader: http.StatusOK} {
 			code, body, err := testenv.GetWithToken(m.url, token)
 			if err != nil || code != want || (want == http.StatusOK && !strings.Contains(body, m.want)) {
 				t.Errorf("GET %s (with a token: %t): %d, %v, want %d with %s; body:\n%.2000s", m.url, token != "", code, err, want, m.want, body)
