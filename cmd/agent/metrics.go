@@ -28,7 +28,8 @@ func authorizedOnly(cfg *rest.Config, h http.Handler, log logr.Logger) (http.Han
 
 // selfSignedTLS is the manager's secure metrics' TLS: a certificate made
 // at start, for localhost, that no one verifies (the bearer token guards
-// the endpoint; TLS keeps it from the network), and HTTP/1.1 only, as
+// the endpoint; TLS keeps it from the network), and HTTP/1.1 only (which
+// takes serve's Protocols too: net/http would add h2 to NextProtos), as
 // HTTP/2's stream reset and continuation floods reach a server before any
 // token is checked.
 func selfSignedTLS() (*tls.Config, error) {

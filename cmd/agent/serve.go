@@ -10,13 +10,23 @@ import (
 	"github.com/go-logr/logr"
 )
 
+// http1Only is HTTP/1.1 alone: over TLS, net/http adds h2 to the
+// config's NextProtos unless Protocols leaves it out, and HTTP/2's stream
+// reset and continuation floods reach a server before any token is checked.
+func http1Only() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	return &p
+}
+
 // serve runs an HTTP endpoint in the background until ctx is done, over
 // TLS when tlsConfig is not nil; addr "0" or "" turns it off.
 func serve(ctx context.Context, addr string, h http.Handler, tlsConfig *tls.Config, log logr.Logger) {
 	if addr == "" || addr == "0" {
 		return
 	}
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig,
+		Protocols: http1Only()}
 	go func() {
 		listen := srv.ListenAndServe
 		if tlsConfig != nil {

@@ -65,6 +65,17 @@ func Forge(token string) string {
 	return token[:strings.LastIndexByte(token, '.')+1] + "c2lnbmVkIGJ5IG5vYm9keQ"
 }
 
+// SpeaksHTTP2 tells whether the TLS server at addr agrees to HTTP/2 with
+// a client offering only that (ALPN), as a flood of HTTP/2 streams would.
+func SpeaksHTTP2(addr string) bool {
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}) // self-signed
+	if err != nil {
+		return false // refused: no protocol in common
+	}
+	defer conn.Close()
+	return conn.ConnectionState().NegotiatedProtocol == "h2"
+}
+
 // GetWithToken GETs url with token as its bearer token (none if empty),
 // trusting any certificate, as secure metrics' are self-signed, and
 // returns the status code and body.
