@@ -25,8 +25,12 @@ func serve(ctx context.Context, addr string, h http.Handler, tlsConfig *tls.Conf
 	if addr == "" || addr == "0" {
 		return
 	}
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig,
-		Protocols: http1Only()}
+	// IdleTimeout: without it (and no ReadTimeout) net/http waits for a
+	// keep-alive connection's next request for ever, so anyone reaching
+	// the node's port could hold connections open, before any token is
+	// checked. Scrapers come back within a minute or two.
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 3 * time.Minute,
+		TLSConfig: tlsConfig, Protocols: http1Only()}
 	go func() {
 		listen := srv.ListenAndServe
 		if tlsConfig != nil {
