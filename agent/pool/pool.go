@@ -462,7 +462,7 @@ func (p *Pool) Release(w *Worker) {
 	p.mu.Lock()
 	if w.Exited() {
 		w.inRequest = true // the proxy's answer came before watchExit's lock
-	} else if p.excused.n > 0 && w.sessions == 1 && w.key != 0 {
+	} else if p.excused.n > 0 && w.sessions == 1 && w.key != 0 && !w.faulty {
 		p.answeredLocked(w)
 	}
 	w.sessions--

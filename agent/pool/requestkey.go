@@ -114,7 +114,10 @@ func (p *Pool) excuseLocked(now time.Time, key RequestKey) (excused, ofKey bool)
 
 // answeredLocked notes, during a run of excused deaths, a request w
 // answered: its process did not die under it. Only while it was the one
-// request at w (w.key is known): called by Release.
+// request at w (w.key is known), and not once w was found faulty: a
+// request that maxRequestTime ended (Overran) or that w refused
+// (Unreachable) got no answer, and says nothing of the app serving:
+// called by Release.
 func (p *Pool) answeredLocked(w *Worker) {
 	r := &p.excused
 	switch {

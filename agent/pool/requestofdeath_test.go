@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 )
@@ -103,6 +105,40 @@ func TestDeathsInRequestsOnEveryPathBackOff(t *testing.T) {
 	if !counted.Load() {
 		t.Fatal("workers died in every request, on every path, for a minute with no death counted: want a backoff")
 	}
+}
+
+// TestRequestOfDeathNeedsAnAnsweredRequest: code of a lasted revision
+// broken in place so that every request hangs (a dependency gone dead)
+// while one path kills its worker answers nothing: a request that
+// maxRequestTime ended (504, its worker killed) was not answered, and is
+// no sign that the app serves others. The deaths on the one path count
+// from the third, as any crash loop's; they are no request of death.
+func TestRequestOfDeathNeedsAnAnsweredRequest(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	flag := dieFlag(t)
+	tmpl := agenttest.WSGIAt(root, 1, 1, env("HANG_IF_EXISTS", flag))
+	tmpl.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
+	e := agenttest.Start(t, pool.Config{Name: "t/hangdie", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond})
+	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var timedOut int
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); {
+		_, _, _ = fetch(e.URL + "/crash")
+		if s := e.Pool.Status(); s.ScalingFailures > 0 {
+			if s.ScalingError == nil || !strings.Contains(s.ScalingError.Reason, "in a row") {
+				t.Errorf("scaling error %+v, want one saying such deaths came in a row", s.ScalingError)
+			}
+			return
+		}
+		if code, _, _ := fetch(e.URL + "/"); code == http.StatusGatewayTimeout {
+			timedOut++
+		}
+	}
+	t.Fatalf("workers died in every request to /crash for a minute while every other request hung (%d ended by maxRequestTime) "+
+		"with no death counted: want a backoff, nothing was answered", timedOut)
 }
 
 // fetch is a GET that returns its failure rather than failing the test.

@@ -1,8 +1,9 @@
 """A WSGI app that imports fine, reports ready, and dies DIE_AFTER seconds later;
 and at once on a request to /crash, or a path under it (a request that kills
 its process), or on any request while the file DIE_IN_REQUEST_IF_EXISTS
-names exists (code broken in place that dies on every path).
-/slow takes a second to answer."""
+names exists (code broken in place that dies on every path); and hangs on
+any other request while the file HANG_IF_EXISTS names exists (a dependency
+gone dead). /slow takes a second to answer."""
 import os
 import threading
 import time
@@ -27,6 +28,9 @@ def application(environ, start_response):
     _always = os.environ.get("DIE_IN_REQUEST_IF_EXISTS")
     if _always and os.path.exists(_always):
         os._exit(3)
+    _hang = os.environ.get("HANG_IF_EXISTS")
+    if _hang and os.path.exists(_hang):
+        time.sleep(3600)
     if path == "/slow":
         time.sleep(1)
     body = ("%d\n" % os.getpid()).encode()
