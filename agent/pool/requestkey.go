@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // RequestKey is a digest of a request's method and path (its target
@@ -128,9 +129,13 @@ func (p *Pool) answeredLocked(w *Worker) {
 	}
 }
 
-// maxLoggedPath bounds the path a request of death is logged with: it is
-// the client's.
-const maxLoggedPath = 200
+// maxLoggedPath and maxLoggedMethod bound the path and method a request
+// of death is logged with: they are the client's (a method may be any
+// token the headers' limit allows).
+const (
+	maxLoggedPath   = 200
+	maxLoggedMethod = 20
+)
 
 // DiedIn tells the pool the request the proxy had at w when w's process
 // exited under it, for the log: the death is decided on by the request's
@@ -138,12 +143,10 @@ const maxLoggedPath = 200
 // or after. Called only for a request that failed so, off the request
 // path.
 func (p *Pool) DiedIn(w *Worker, method, path string) {
-	if len(path) > maxLoggedPath {
-		path = path[:maxLoggedPath] + "..."
-	}
+	request := cutForLog(method, maxLoggedMethod) + " " + cutForLog(path, maxLoggedPath)
 	p.mu.Lock()
 	if w.diedIn == "" {
-		w.diedIn = method + " " + path
+		w.diedIn = request
 	}
 	p.noteRequestOfDeathLocked(w)
 	p.mu.Unlock()
@@ -160,4 +163,17 @@ func (p *Pool) noteRequestOfDeathLocked(w *Worker) {
 	p.log.Info("Worker processes keep dying in requests to one path while other requests are served: "+
 		"taken as a request of death, not as the app crashing; each is replaced at once, with no backoff",
 		"request", w.diedIn, "pid", w.PID(), "revision", w.Revision, "deaths", p.excused.n)
+}
+
+// cutForLog is s cut to at most max bytes, then "...", at the start of a
+// character, so that a cut path of valid UTF-8 stays valid.
+func cutForLog(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "..."
 }

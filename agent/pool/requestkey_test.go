@@ -1,8 +1,12 @@
 package pool
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/go-logr/logr/funcr"
 )
 
 // TestRequestKey: the two front ends' keys of one request agree (the
@@ -106,5 +110,28 @@ func BenchmarkKeyOfBytes(b *testing.B) {
 	target := []byte("/api/v1/items/12345?page=2")
 	for b.Loop() {
 		_ = KeyOfBytes("GET", target)
+	}
+}
+
+// TestDiedInBoundsTheLoggedRequest: the request of death is logged with
+// its method and path cut (both are the client's: a method may be any
+// token up to the headers' limit), a path cut between characters, not
+// inside one.
+func TestDiedInBoundsTheLoggedRequest(t *testing.T) {
+	var logged []string
+	p := &Pool{log: funcr.New(func(_, args string) { logged = append(logged, args) }, funcr.Options{})}
+	long := strings.Repeat("X", 10000)
+	path := "/" + strings.Repeat("a", maxLoggedPath-2) + "é/rest" // é straddles the cut
+	w := &Worker{ofKey: true}
+	p.DiedIn(w, long, path)
+	method, rest, _ := strings.Cut(w.diedIn, " ")
+	if len(method) > maxLoggedMethod+len("...") || !strings.HasSuffix(method, "...") {
+		t.Errorf("a %d-byte method is logged as %d bytes (%.30q), want it cut at %d", len(long), len(method), method, maxLoggedMethod)
+	}
+	if len(rest) > maxLoggedPath+len("...") || !utf8.ValidString(rest) || !strings.HasSuffix(rest, "a...") {
+		t.Errorf("a %d-byte path is logged as %q, want it cut before the character that straddles byte %d", len(path), rest, maxLoggedPath)
+	}
+	if len(logged) != 1 || len(logged[0]) > 2*(maxLoggedMethod+maxLoggedPath)+200 {
+		t.Errorf("logged %d lines (%.80q...), want one, of bounded length", len(logged), logged)
 	}
 }
