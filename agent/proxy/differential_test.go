@@ -158,6 +158,25 @@ func TestParserDifferential(t *testing.T) {
 				"POST /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nX-Pad: " + strings.Repeat("p", 9000) +
 				"\r\nTransfer-Encoding: chunked\r\n\r\n25\r\n" + smuggled + "\r\n0\r\n\r\n" + last,
 			both, []string{"GET /a HTTP/1.1", "POST /b HTTP/1.1"}, nil},
+		{"an HTTP/1.0 request chunked in an obs-fold, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
+			"POST /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nContent-Length: 4\r\nX-A: a\r\n Transfer-Encoding: chunked\r\n\r\n" +
+			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, both, []string{"POST /a HTTP/1.1", "POST /b HTTP/1.1"}, nil},
+		{"an HTTP/1.0 request chunked in a tab fold, its head past the front end's buffer", "POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" +
+			"Content-Length: 4\r\nX-Pad: " + strings.Repeat("p", 9000) + "\r\n\t \tTRANSFER-ENCODING:chunked\r\n\r\n" +
+			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, []int{200}, []string{"POST /a HTTP/1.1"}, bodyIs("25\r\n")},
+		{"an HTTP/1.0 request chunked right after its request line, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
+			"POST /b HTTP/1.0\r\nTransfer-Encoding: chunked\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" +
+			"25\r\n" + smuggled + "\r\n0\r\n\r\n" + last, both, []string{"POST /a HTTP/1.1", "POST /b HTTP/1.1"}, nil},
+		{"an HTTP/1.0 request chunked, pipelined before another", "POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" +
+			"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + last,
+			refused(400), none, nil},
+		{"HTTP/1.1 and 1.0 requests mixed, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
+			"GET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\nPOST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" +
+			"GET /d HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + last, []int{200, 200, 200, 200, 200},
+			[]string{"POST /a HTTP/1.1", "GET /b HTTP/1.1", "POST /c HTTP/1.1", "GET /d HTTP/1.1", "GET /last HTTP/1.1"}, nil},
+		{"an HTTP/1.0 request after a chunked HTTP/1.1 one", chunked + "\r\n0\r\n\r\n" +
+			"GET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + last, []int{200}, []string{"POST /a HTTP/1.1"}, nil},
+		{"CR CR LF before a request", "\r\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n" + last, refused(400), none, nil},
 		{"OPTIONS * chunked", "OPTIONS * HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + last,
 			[]int{200}, none, nil},
 		{"OPTIONS * in HTTP/1.0 chunked, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +

@@ -750,7 +750,10 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 
 // encodingSpotter watches the bytes of a connection net/http serves for
 // a line that begins "Transfer-Encoding:" (any case; lines end in a CRLF
-// or a bare LF, as net/http reads them). net/http drops an HTTP/1.0
+// or a bare LF, as net/http reads them), after spaces or tabs too: an
+// obs-fold, which net/http takes as the line before's, but a balancer in
+// front may take as a field of its own, and send a chunked body by it.
+// net/http drops an HTTP/1.0
 // request's Transfer-Encoding unread and leaves no trace of it in the
 // request, so ServeHTTP cannot tell from the request whether a balancer
 // in front sent it a chunked body, whose chunks would be read as the next
@@ -780,6 +783,10 @@ func (s *encodingSpotter) scan(b []byte) {
 			continue
 		}
 		c := b[0]
+		if m == 1 && (c == ' ' || c == '\t') { // an obs-fold's indent
+			b = b[1:]
+			continue
+		}
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}

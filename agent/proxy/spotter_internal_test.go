@@ -4,8 +4,9 @@ import "testing"
 
 // TestEncodingSpotter: a line that begins "Transfer-Encoding:", in any
 // case and after a CRLF or a bare LF, is spotted however the reads split
-// the bytes; a field that only contains the words, or an obs-fold that
-// begins with them (net/http takes it as the line before's), is not.
+// the bytes, also as an obs-fold (net/http takes it as the line before's,
+// a balancer in front may not); a field that only contains the words is
+// not.
 func TestEncodingSpotter(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -15,7 +16,9 @@ func TestEncodingSpotter(t *testing.T) {
 		{"POST / HTTP/1.0\nHost: x\ntRANSFER-eNCODING:chunked\n\n", true},
 		{"POST / HTTP/1.0\r\nHost: x\r\n\nTransfer-Encoding: chunked\r\n\r\n", true},
 		{"POST / HTTP/1.0\r\nHost: x\r\nX-Transfer-Encoding: chunked\r\n\r\n", false},
-		{"POST / HTTP/1.0\r\nHost: x\r\nX-A: a\r\n Transfer-Encoding: chunked\r\n\r\n", false},
+		{"POST / HTTP/1.0\r\nHost: x\r\nX-A: a\r\n Transfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.0\r\nHost: x\r\nX-A: a\n\t \ttransfer-encoding:chunked\n\n", true},
+		{"POST / HTTP/1.0\r\nHost: x\r\nX-A: a\r\n X Transfer-Encoding: chunked\r\n\r\n", false},
 		{"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encodings: chunked\r\n\r\n", false},
 		{"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding\r\n\r\n", false},
 		{"GET / HTTP/1.0\r\nHost: x\r\n\n\ntransfer-encoding:\r\n", true},
