@@ -170,6 +170,8 @@ func TestParserDifferential(t *testing.T) {
 		{"an HTTP/1.0 request chunked, pipelined before another", "POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" +
 			"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + last,
 			refused(400), none, nil},
+		{"an HTTP/1.0 request asking for keep-alive and close", "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n" + last,
+			[]int{200}, []string{"GET /a HTTP/1.1"}, nil},
 		{"HTTP/1.1 and 1.0 requests mixed, after a handoff", post + "Content-Length: 5\r\n\r\nhello" +
 			"GET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\nPOST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" +
 			"GET /d HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + last, []int{200, 200, 200, 200, 200},

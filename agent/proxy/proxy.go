@@ -200,10 +200,14 @@ func handedConn(ctx context.Context, c net.Conn) context.Context {
 // its framing goes: no Transfer-Encoding field came on the connection so
 // far (encodingSpotter), so r's body was none, or the length it declared.
 // A connection the front end did not hand over (TLS, which it does not
-// read) is never kept after an HTTP/1.0 request.
+// read) is never kept after an HTTP/1.0 request. Nor is one whose request
+// asks for close beside keep-alive (r.Close): Go's server, seeing the
+// keep-alive and a length in the response, would keep it and read what
+// the client sends after, which a balancer in front that heeded the close
+// may not have meant as a request.
 func http10Kept(r *http.Request) bool {
 	pc, ok := r.Context().Value(handedConnKey{}).(*prefixConn)
-	return ok && !pc.encoding.seen.Load()
+	return ok && !r.Close && !pc.encoding.seen.Load()
 }
 
 // Serve accepts connections on l until Shutdown: the front end serves
