@@ -82,7 +82,8 @@
 //     Transfer-Encoding, or is HTTP/1.0 with Transfer-Encoding
 //     (badFraming; after any chunked request, and any HTTP/1.0 one with
 //     a Transfer-Encoding net/http dropped, spotted in the connection's
-//     bytes (http10Kept), the connection is closed, so that nothing
+//     bytes (http10Kept), and any request once a folded
+//     Transfer-Encoding line came (framingKept), the connection is closed, so that nothing
 //     smuggled after it is read as a request; an HTTP/1.0 one without
 //     keeps it when it asks to), 400 (connection closed) to more empty
 //     lines before a request line than the front end skips

@@ -762,9 +762,14 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 // match in a body, or in a pipelined head read ahead, only closes a
 // connection that could have been kept. Reads are net/http's, one at a
 // time (its background read included); seen is read by the handler.
+//
+// A folded one is noted apart (folded): net/http takes no encoding from
+// it, of an HTTP/1.1 request either, and goes by the length beside it.
 type encodingSpotter struct {
-	matched int // how much of encodingLine the bytes read so far end with
-	seen    atomic.Bool
+	matched  int  // how much of encodingLine the bytes read so far end with
+	indented bool // the line matched so far began with an obs-fold's indent
+	seen     atomic.Bool
+	folded   atomic.Bool
 }
 
 const encodingLine = "\ntransfer-encoding:"
@@ -784,20 +789,23 @@ func (s *encodingSpotter) scan(b []byte) {
 		}
 		c := b[0]
 		if m == 1 && (c == ' ' || c == '\t') { // an obs-fold's indent
-			b = b[1:]
+			b, s.indented = b[1:], true
 			continue
 		}
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
 		if c != encodingLine[m] {
-			m = 0 // b[0] is looked at again: it may be an LF
+			m, s.indented = 0, false // b[0] is looked at again: it may be an LF
 			continue
 		}
 		b, m = b[1:], m+1
 		if m == len(encodingLine) {
 			s.seen.Store(true)
-			m = 0
+			if s.indented {
+				s.folded.Store(true)
+			}
+			m, s.indented = 0, false
 		}
 	}
 	s.matched = m

@@ -196,6 +196,21 @@ func handedConn(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
+// framingKept: r may keep its connection, as far as its framing goes:
+// an HTTP/1.0 one as http10Kept says, an HTTP/1.1 one unless a
+// Transfer-Encoding line folded into the field before it came on the
+// connection (encodingSpotter): net/http took none from it and went by
+// the length, or none, where a balancer in front that took the fold for
+// a field of its own sent a chunked body, whose rest would be read as the
+// next request. Over TLS (not handed over) it is not looked for.
+func framingKept(r *http.Request) bool {
+	if !r.ProtoAtLeast(1, 1) {
+		return http10Kept(r)
+	}
+	pc, ok := r.Context().Value(handedConnKey{}).(*prefixConn)
+	return !ok || !pc.encoding.folded.Load()
+}
+
 // http10Kept: the HTTP/1.0 request r may keep its connection, as far as
 // its framing goes: no Transfer-Encoding field came on the connection so
 // far (encodingSpotter), so r's body was none, or the length it declared.
@@ -302,7 +317,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.observe(sess.code, sess)
 		return
 	}
-	if len(r.TransferEncoding) > 0 || !r.ProtoAtLeast(1, 1) && !http10Kept(r) {
+	if len(r.TransferEncoding) > 0 || !framingKept(r) {
 		// net/http dropped a Content-Length beside the encoding, and the
 		// front end sees only the heads it reads whole (badFraming: not
 		// one past its buffer, nor the rest of a connection it handed
@@ -312,7 +327,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// of it in r (only the connection's bytes show it: http10Kept),
 		// and went by its length, or none: a balancer in front that went
 		// by the encoding sent a body whose rest would be read as the
-		// next request.
+		// next request. Nor after any request once a folded one came.
 		rw.Header().Set("Connection", "close")
 	}
 	if r.Method == http.MethodOptions && r.RequestURI == "*" {
