@@ -25,7 +25,7 @@ type decision struct {
 
 // cache holds recent decisions, keyed by a hash of the token so that no
 // token stays in memory, and holds at most max of them: when full of
-// unexpired ones, a new decision is not kept (under a flood of made-up
+// ones not stale, a new decision is not kept (under a flood of made-up
 // tokens the cache keeps what it had, and each new token costs a review).
 type cache struct {
 	mu      sync.Mutex
@@ -39,24 +39,24 @@ func newCache(maxEntries int) *cache {
 
 func key(token string) [sha256.Size]byte { return sha256.Sum256([]byte(token)) }
 
-// get returns the unexpired decision on the token hashed to k.
-func (c *cache) get(k [sha256.Size]byte, now time.Time) (decision, bool) {
+// get returns the decision on the token hashed to k, expired or not (its
+// verdict 0 if there is none), and whether it is still fresh: an expired
+// one is kept until its token is reviewed again or room is needed, so that
+// a token allowed before is known when it comes back.
+func (c *cache) get(k [sha256.Size]byte, now time.Time) (d decision, fresh bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d, ok := c.entries[k]
-	if !ok || !now.Before(d.expires) {
-		return decision{}, false
-	}
-	return d, true
+	d = c.entries[k]
+	return d, d.verdict != 0 && now.Before(d.expires)
 }
 
-// put keeps d, first dropping expired decisions if the cache is full.
+// put keeps d, first dropping stale decisions if the cache is full.
 func (c *cache) put(k [sha256.Size]byte, d decision, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
 		for k, e := range c.entries {
-			if !now.Before(e.expires) {
+			if stale(e, now) {
 				delete(c.entries, k)
 			}
 		}
@@ -72,4 +72,15 @@ func (c *cache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)
+}
+
+// stale tells whether e may be dropped: a refusal once expired, an
+// allowed token's decision only a further allowedFor after it expired,
+// so that made-up tokens filling the cache do not make a scraper coming
+// back to renew its decision a new token, which waits its turn.
+func stale(e decision, now time.Time) bool {
+	if e.verdict == allowed {
+		return !now.Before(e.expires.Add(allowedFor))
+	}
+	return !now.Before(e.expires)
 }

@@ -17,9 +17,12 @@
 //     us): 500, logged at most once a minute, never with the token;
 //   - decisions are cached by a hash of the token (allowed for a minute, so
 //     that a scrape every 15-30 s costs about two reviews a minute; refused
-//     for 10 s, so that a fixed binding is seen soon), in a bounded cache, and
-//     the reviews are made at a bounded rate, so that a flood of made-up
-//     tokens costs the API server little.
+//     for 10 s, so that a fixed binding is seen soon), in a bounded cache;
+//   - tokens not allowed before are reviewed at 5 a second at most (past
+//     that, 500 at once), so that a flood of made-up tokens costs the API
+//     server little, while a token allowed before is reviewed again at
+//     once when its decision expires, so that the flood cannot keep a
+//     scraper out.
 //
 // The review calls are behind the Reviews interface (Filter's pure logic is
 // tested with a fake); APIReviews makes them with client-go's typed clients.

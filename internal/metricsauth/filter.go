@@ -2,12 +2,14 @@ package metricsauth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	"k8s.io/client-go/rest"
 )
 
@@ -24,6 +26,13 @@ const (
 	refusedFor = 10 * time.Second
 	// maxDecisions bounds the cache: a few scrapers need a few entries.
 	maxDecisions = 256
+	// reviewRate and reviewBurst bound the reviews of tokens not allowed
+	// before (a TokenReview each, and a SubjectAccessReview if
+	// authenticated), per Filter: a scraper's token is reviewed about
+	// once a minute, and a flood of made-up tokens gets 500 past them
+	// rather than loading the API server.
+	reviewRate  = 5
+	reviewBurst = 10
 	// reviewTimeout bounds a request's wait for its reviews.
 	reviewTimeout = 10 * time.Second
 	// failureLogInterval is how often at most a failed review is logged:
@@ -38,14 +47,20 @@ const (
 type Filter struct {
 	reviews   Reviews
 	decisions *cache
+	turns     *rate.Limiter // of reviews of tokens not allowed before
 	now       func() time.Time
 	failures  failureLog
 }
 
 // New is a Filter asking reviews.
 func New(reviews Reviews) *Filter {
-	return &Filter{reviews: reviews, decisions: newCache(maxDecisions), now: time.Now}
+	return &Filter{reviews: reviews, decisions: newCache(maxDecisions),
+		turns: rate.NewLimiter(reviewRate, reviewBurst), now: time.Now}
 }
+
+// errTooManyReviews answers a token past the reviews' rate at once (500),
+// rather than holding its request until a turn comes.
+var errTooManyReviews = fmt.Errorf("more new tokens than the %d a second to review (a token allowed before does not wait)", reviewRate)
 
 // ForConfig is a Filter asking the API server of cfg, over httpClient
 // (made from cfg if nil).
@@ -107,8 +122,16 @@ func (f *Filter) decide(ctx context.Context, token string, log logr.Logger) (dec
 		return decision{verdict: unauthenticated}, nil
 	}
 	k, now := key(token), f.now()
-	if d, ok := f.decisions.get(k, now); ok {
+	d, fresh := f.decisions.get(k, now)
+	if fresh {
 		return d, nil
+	}
+	// Only new tokens, and refused ones, take their turn: a token allowed
+	// before is re-reviewed at once, so that a flood of made-up tokens,
+	// which spends the turns, cannot keep a scraper out once its
+	// decision expires (nobody without that token can ask for it).
+	if d.verdict != allowed && !f.turns.AllowN(now, 1) {
+		return decision{}, errTooManyReviews
 	}
 	d, err := f.review(ctx, token)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 )
 
@@ -218,6 +219,7 @@ func TestDecisionsAreCached(t *testing.T) {
 func TestCacheIsBounded(t *testing.T) {
 	reviews := newFake()
 	f := New(reviews)
+	f.turns = rate.NewLimiter(rate.Inf, 0) // the cache alone
 	clk := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
 	f.now = clk.now
 	h := f.Wrap(logr.Discard(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
@@ -273,5 +275,54 @@ func TestFailuresAreLoggedOncePerInterval(t *testing.T) {
 	}
 	if !strings.Contains((*lines)[1], `"failuresSinceLastLogged"=59`) {
 		t.Errorf("second line does not count the 59 failures not logged: %s", (*lines)[1])
+	}
+}
+
+// TestAFloodDoesNotKeepAScraperOut: made-up tokens past the reviews' rate
+// get 500 at once, and a scraper whose decision expired meanwhile is
+// reviewed again without waiting a turn, even once the made-up tokens
+// filled the cache; a token not allowed before waits its turn.
+func TestAFloodDoesNotKeepAScraperOut(t *testing.T) {
+	reviews := newFake()
+	f := New(reviews)
+	clk := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	f.now = clk.now
+	h := f.Wrap(logr.Discard(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	flood := func(n int) (refused, failed int) {
+		for i := range n {
+			switch scrape(h, http.MethodGet, fmt.Sprintf("Bearer made-up-%d-%d", clk.t.Unix(), i)).StatusCode {
+			case http.StatusUnauthorized:
+				refused++
+			case http.StatusInternalServerError:
+				failed++
+			}
+		}
+		return refused, failed
+	}
+	if resp := scrape(h, http.MethodGet, "Bearer reader-token"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("reader: %d", resp.StatusCode)
+	}
+
+	clk.t = clk.t.Add(allowedFor) // the reader's decision expires
+	if refused, failed := flood(100); refused != reviewBurst || failed != 100-refused {
+		t.Fatalf("flood: %d refused, %d past the rate, want %d refused and the rest past the rate", refused, failed, reviewBurst)
+	}
+	if resp := scrape(h, http.MethodGet, "Bearer reader-token"); resp.StatusCode != http.StatusOK {
+		t.Errorf("reader during the flood: %d, want 200", resp.StatusCode)
+	}
+	if resp := scrape(h, http.MethodGet, "Bearer stranger-token"); resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("a new token during the flood: %d, want 500 (past the rate)", resp.StatusCode)
+	}
+
+	// The flood goes on until the cache is full, just after the reader's
+	// decision expired again: it stays known all the same.
+	clk.t = clk.t.Add(allowedFor)
+	for f.decisions.len() < maxDecisions {
+		clk.t = clk.t.Add(time.Second)
+		flood(reviewRate)
+	}
+	flood(100) // full: each new decision makes room by dropping the stale ones
+	if resp := scrape(h, http.MethodGet, "Bearer reader-token"); resp.StatusCode != http.StatusOK {
+		t.Errorf("reader once the flood filled the cache: %d, want 200", resp.StatusCode)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 )
 
 // Reviews are the API server's two answers the filter needs.
@@ -21,14 +22,6 @@ type Reviews interface {
 	MayGetMetrics(ctx context.Context, user authenticationv1.UserInfo) (bool, error)
 }
 
-// reviewQPS and reviewBurst bound the reviews made per process: a scraper
-// costs about two a minute, and a flood of made-up tokens waits (then gets
-// 500) rather than loading the API server.
-const (
-	reviewQPS   = 5
-	reviewBurst = 10
-)
-
 // APIReviews asks the API server, with client-go's typed clients.
 type APIReviews struct {
 	tokens authenticationclient.TokenReviewInterface
@@ -36,10 +29,12 @@ type APIReviews struct {
 }
 
 // NewAPIReviews makes the reviews with cfg's credentials over httpClient
-// (rest.HTTPClientFor(cfg) if nil), at their own bounded rate.
+// (rest.HTTPClientFor(cfg) if nil), without client-go's rate limiter: the
+// Filter bounds the reviews of new tokens itself, and a client-side queue
+// shared by all tokens would hold a known scraper's behind a flood.
 func NewAPIReviews(cfg *rest.Config, httpClient *http.Client) (*APIReviews, error) {
 	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst, cfg.RateLimiter = reviewQPS, reviewBurst, nil
+	cfg.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
 	if httpClient == nil {
 		var err error
 		if httpClient, err = rest.HTTPClientFor(cfg); err != nil {
