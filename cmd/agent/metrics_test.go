@@ -62,6 +62,7 @@ func TestClusterMetricsAreAuthenticated(t *testing.T) {
 	}{
 		{"no token", "", http.StatusUnauthorized},
 		{"a token the API server rejects", tokens.Forged, http.StatusUnauthorized},
+		{"the reader's token for another audience", tokens.OtherAudience, http.StatusUnauthorized},
 		{"a token not bound to the reader role", tokens.Stranger, http.StatusForbidden},
 	} {
 		if code, body, err := testenv.GetWithToken(url, c.token); err != nil || code != c.want {

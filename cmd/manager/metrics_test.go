@@ -40,6 +40,7 @@ func checkMetricsAuth(t *testing.T, url string, tokens testenv.ScrapeTokens, the
 	}{
 		{"no token", "", http.StatusUnauthorized},
 		{"a token the API server rejects", tokens.Forged, http.StatusUnauthorized},
+		{"the reader's token for another audience", tokens.OtherAudience, http.StatusUnauthorized},
 		{"a token not bound to the reader role", tokens.Stranger, http.StatusForbidden},
 	} {
 		code, body, err := testenv.GetWithToken(url, c.token)

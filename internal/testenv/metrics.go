@@ -18,8 +18,10 @@ import (
 // ServiceAccount is bound to a ClusterRole that may get /metrics (as the
 // chart's metrics-reader), Stranger's to nothing, and Forged is Reader's
 // with another signature, which the API server rejects (as an expired
-// token or another cluster's).
-type ScrapeTokens struct{ Reader, Stranger, Forged string }
+// token or another cluster's); OtherAudience is a genuine token of
+// Reader's for another audience than the API server's (as a pod gets for
+// a vault), which a scraper must not be let in with.
+type ScrapeTokens struct{ Reader, Stranger, Forged, OtherAudience string }
 
 // MetricsTokens makes the ServiceAccounts reader and stranger in ns, and
 // the ClusterRole <ns>-metrics-reader with its binding to reader, and
@@ -56,7 +58,12 @@ func (e *Env) MetricsTokens(ctx context.Context, ns string) (ScrapeTokens, error
 		}
 		tokens[i] = tr.Status.Token
 	}
-	return ScrapeTokens{Reader: tokens[0], Stranger: tokens[1], Forged: Forge(tokens[0])}, nil
+	other, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "reader", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"ferry-test-other-audience"}}}, metav1.CreateOptions{})
+	if err != nil {
+		return ScrapeTokens{}, err
+	}
+	return ScrapeTokens{Reader: tokens[0], Stranger: tokens[1], Forged: Forge(tokens[0]), OtherAudience: other.Status.Token}, nil
 }
 
 // Forge is token (a JWT) with its signature replaced: a token of the right
