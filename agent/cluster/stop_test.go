@@ -2,13 +2,18 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -136,5 +141,82 @@ func TestGonePoolStopsBesideTheOthers(t *testing.T) {
 	waitPool(t, otherKey, "the other pool rolled to 2-bbb", rolledOut)
 	if err := syscall.Kill(int(stuck.PID), 0); err != nil {
 		t.Errorf("the gone pool's stuck worker %d was stopped before the other pool rolled (%v): its stop held the agent's reconciles", stuck.PID, err)
+	}
+}
+
+// killLog is a logger that keeps the pids of the workers the pool says it
+// killed (SIGKILL), beside testr's lines.
+type killLog struct {
+	mu     sync.Mutex
+	killed map[int64]bool
+}
+
+func (k *killLog) logger(t *testing.T) logr.Logger {
+	return funcr.NewJSON(func(obj string) {
+		t.Log(obj)
+		if !strings.Contains(obj, `"Killed worker that did not exit within shutdownTimeout"`) {
+			return
+		}
+		var line struct {
+			PID int64 `json:"pid"`
+		}
+		if err := json.Unmarshal([]byte(obj), &line); err == nil {
+			k.mu.Lock()
+			k.killed[line.PID] = true
+			k.mu.Unlock()
+		}
+	}, funcr.Options{})
+}
+
+func (k *killLog) wasKilled(pid int32) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.killed[int64(pid)]
+}
+
+// TestIdleWorkersExitOnSIGTERMAsTheAgentStops: as the agent stops while a
+// request is stuck in one worker, the pool's other, idle, workers still
+// get their SIGTERM and the time to exit on it, not SIGKILL right after:
+// only a process whose own requests took the shutdownTimeout is killed.
+// Before, the proxy's drain, waiting on the stuck request, used up the
+// shared deadline, and every worker of the pool was then killed outright
+// (a long poll or a slow upload in flight cost every worker its clean
+// exit).
+func TestIdleWorkersExitOnSIGTERMAsTheAgentStops(t *testing.T) {
+	ns := namespace(t)
+	kl := &killLog{killed: map[int64]bool{}}
+	stop := runAgent(t, "node-i", env.Config, stateDir(t), func(o *Options) {
+		o.Log = kl.logger(t)
+	})
+	port := freePort(t)
+	pp := newPool(ns, "idle-node-i", "node-i", "1-aaa", port, example("hello-wsgi"))
+	pp.Spec.Template.Pool.MinProcesses, pp.Spec.Template.Pool.MaxProcesses = 2, 2
+	pp.Spec.Template.Pool.ShutdownTimeout = &metav1.Duration{Duration: 3 * time.Second}
+	if err := env.Client.Create(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	waitPool(t, key, "2 ready workers", func(p *ferryv1.ProcessPool) bool {
+		return rolledOut(p) && p.Status.ReadyProcesses == "2/2"
+	})
+	_, stuck := stickRequest(t, key, port)
+	var idle int32
+	for _, proc := range getPool(t, key).Status.Processes {
+		if proc.PID != stuck.PID {
+			idle = proc.PID
+		}
+	}
+	if idle == 0 {
+		t.Fatal("no idle worker beside the stuck one")
+	}
+	stop()
+	if !kl.wasKilled(stuck.PID) {
+		t.Errorf("the stuck worker %d was not killed", stuck.PID)
+	}
+	if kl.wasKilled(idle) {
+		t.Errorf("the idle worker %d was killed (SIGKILL right after SIGTERM), want it to exit on SIGTERM", idle)
+	}
+	if err := syscall.Kill(int(idle), 0); err == nil {
+		t.Errorf("the idle worker %d still runs after the agent stopped", idle)
 	}
 }

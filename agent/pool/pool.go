@@ -1224,10 +1224,15 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	case <-w.drained:
 	case <-w.proc.Done():
 	case <-t.C:
-		p.log.Info("Worker did not finish its requests within shutdownTimeout", "pid", w.PID(), "timeout", timeout.String())
 	case <-ctx.Done():
 	}
 	t.Stop()
+	// Asked again: with the deadline already past, select picks among
+	// the ready cases at random.
+	finished := isClosed(w.drained) || isClosed(w.proc.Done())
+	if !finished && !errors.Is(ctx.Err(), context.Canceled) { // not for a pool cut short
+		p.log.Info("Worker did not finish its requests within shutdownTimeout", "pid", w.PID(), "timeout", timeout.String())
+	}
 
 	p.mu.Lock()
 	// A process that exited on its own while it drained (one the proxy
@@ -1238,7 +1243,7 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
-	if killed := w.proc.Stop(waitWithin(timeout, by)); killed {
+	if killed := w.proc.Stop(exitWait(timeout, by, finished)); killed {
 		p.log.Info("Killed worker that did not exit within shutdownTimeout", "pid", w.PID(), "timeout", timeout.String())
 	}
 	// Return once the pool no longer counts it, so that the next step of a
@@ -1254,6 +1259,35 @@ func waitWithin(timeout time.Duration, by time.Time) time.Duration {
 		return timeout
 	}
 	return max(0, time.Until(by))
+}
+
+// isClosed reports whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// exitGrace is the least a worker whose requests were over gets to exit
+// after SIGTERM as its pool closes, even past the close's deadline: that
+// deadline may have gone on another worker's stuck request (the proxy's
+// drain waits for it before Close), which must not cost every worker of
+// the pool its clean exit. A worker that exits on SIGTERM takes far less.
+const exitGrace = time.Second
+
+// exitWait is how long a stopping worker gets to exit after SIGTERM: as
+// waitWithin says, but at least exitGrace (within timeout) when its
+// requests were over (finished), so that only a worker whose own requests
+// took the time is killed right after SIGTERM.
+func exitWait(timeout time.Duration, by time.Time, finished bool) time.Duration {
+	d := waitWithin(timeout, by)
+	if finished {
+		d = max(d, min(timeout, exitGrace))
+	}
+	return d
 }
 
 // recycle replaces w: a new worker of the current revision first, then w

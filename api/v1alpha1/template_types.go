@@ -322,8 +322,10 @@ type PoolSpec struct {
 	// or so to SIGKILL and reap what still runs then: the proxy's wait for
 	// in-flight requests and both waits of every process share it, so a
 	// process whose requests took all of it gets SIGKILL right after
-	// SIGTERM. The agent's grace period must cover the largest one on its
-	// node (the pools stop in parallel). Default: 60s.
+	// SIGTERM (one whose requests were over still gets a second, at most
+	// the timeout, to exit on SIGTERM, even past it). The agent's grace
+	// period must cover the largest one on its node (the pools stop in
+	// parallel). Default: 60s.
 	// +optional
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
