@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 )
@@ -49,22 +50,7 @@ func TestAgentStopTakesOneShutdownTimeout(t *testing.T) {
 
 	answered, stuck := stickRequest(t, key, port)
 
-	start := time.Now()
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		stop()
-	}()
-	select {
-	case <-stopped:
-	case <-time.After(2 * time.Minute):
-		t.Fatal("the agent did not stop within two minutes")
-	}
-	took := time.Since(start)
-	t.Logf("the agent stopped in %s with shutdownTimeout %s", took.Round(time.Millisecond), timeout)
-	if took >= 2*timeout {
-		t.Errorf("the agent's stop took %s, want one shutdownTimeout (%s) in all", took.Round(time.Millisecond), timeout)
-	}
+	agenttest.StopsWithin(t, stop, timeout)
 	if err := syscall.Kill(int(stuck.PID), 0); err == nil {
 		t.Errorf("worker %d still runs after the agent stopped", stuck.PID)
 	}

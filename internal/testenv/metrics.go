@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -102,4 +103,33 @@ func GetWithToken(url, token string) (int, string, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), err
+}
+
+// Refusals asks url (https://host:port/metrics) with every token but the
+// reader's, and returns an error for each answer other than the one due
+// (401, or 403 for the stranger's token), and one if the server agrees to
+// HTTP/2 (its floods reach a server before any token is checked).
+func (s ScrapeTokens) Refusals(url string) []error {
+	var errs []error
+	for _, c := range []struct {
+		who   string
+		token string
+		want  int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"a token the API server rejects", s.Forged, http.StatusUnauthorized},
+		{"the reader's token for another audience", s.OtherAudience, http.StatusUnauthorized},
+		{"a token not bound to the reader role", s.Stranger, http.StatusForbidden},
+	} {
+		switch code, body, err := GetWithToken(url, c.token); {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("GET %s with %s: %w", url, c.who, err))
+		case code != c.want:
+			errs = append(errs, fmt.Errorf("GET %s with %s: %d %q, want %d", url, c.who, code, body, c.want))
+		}
+	}
+	if SpeaksHTTP2(strings.TrimSuffix(strings.TrimPrefix(url, "https://"), "/metrics")) {
+		errs = append(errs, fmt.Errorf("%s agrees to HTTP/2", url))
+	}
+	return errs
 }

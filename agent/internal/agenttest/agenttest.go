@@ -135,3 +135,28 @@ func Ready(n int32) func(pool.Status) bool {
 		return s.Counts.Ready == n && s.Counts.Total == n && s.Counts.Updated == n && s.Restart == nil
 	}
 }
+
+// StopsWithin runs stop, which is to end the agent within one
+// shutdownTimeout (timeout), and fails the test if it has not returned in
+// two minutes. The time it took is logged, and an error reported past
+// twice the timeout: the bound in time is the behaviour here, kept loose
+// for a slow machine.
+func StopsWithin(t *testing.T, stop func(), timeout time.Duration) {
+	t.Helper()
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		stop()
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the agent did not stop within two minutes")
+	}
+	took := time.Since(start)
+	t.Logf("the agent stopped in %s with shutdownTimeout %s", took.Round(time.Millisecond), timeout)
+	if took >= 2*timeout {
+		t.Errorf("the agent's stop took %s, want one shutdownTimeout (%s) in all", took.Round(time.Millisecond), timeout)
+	}
+}
