@@ -131,18 +131,8 @@ func TestBinary(t *testing.T) {
 	settings.MetricsBindAddress, settings.HealthProbeBindAddress = metricsAddr, probeAddr
 	args := append(deployargs.ManagerArgs(settings),
 		"--kubeconfig", env.Kubeconfig, "--leader-election-namespace", "ferry-system")
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("manager logs:\n%s", logs.String())
-		}
-	}()
+	cmd, stop := startManager(ctx, t, &logs, bin, args...)
+	defer stop()
 
 	for _, path := range []string{"/healthz", "/readyz"} {
 		eventually(t, path, func() error {
@@ -262,5 +252,25 @@ func TestFlags(t *testing.T) {
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), `unexpected argument "false"`) {
 		t.Errorf("--leader-elect false: err %v, output:\n%s", err, out)
+	}
+}
+
+// startManager starts the manager binary bin with args, its output in
+// logs. The caller defers stop: it interrupts the manager and waits for
+// it (before ctx is cancelled, which would kill it), and shows its logs if
+// the test failed.
+func startManager(ctx context.Context, t *testing.T, logs *bytes.Buffer, bin string, args ...string) (cmd *exec.Cmd, stop func()) {
+	t.Helper()
+	cmd = exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("manager logs:\n%s", logs.String())
+		}
 	}
 }

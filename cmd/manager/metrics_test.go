@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -48,19 +46,9 @@ func TestInsecureMetrics(t *testing.T) {
 	}
 	metricsAddr := freeAddr(t)
 	var logs bytes.Buffer
-	cmd := exec.CommandContext(ctx, managerBinary(t), "--kubeconfig", env.Kubeconfig, "--metrics-secure=false",
+	_, stop := startManager(ctx, t, &logs, managerBinary(t), "--kubeconfig", env.Kubeconfig, "--metrics-secure=false",
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0", "--agent-lease-namespace", "insecure")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("manager logs:\n%s", logs.String())
-		}
-	}()
+	defer stop()
 	eventually(t, "plain HTTP metrics", func() error {
 		code, body, err := get("http://" + metricsAddr + "/metrics")
 		if err == nil && (code != http.StatusOK || !strings.Contains(body, "ferry_appgroups_resisting")) {
