@@ -39,13 +39,7 @@ func TestAgentStopTakesOneShutdownTimeout(t *testing.T) {
 	ns := namespace(t)
 	stop := runAgent(t, "node-t", env.Config, stateDir(t))
 	port := freePort(t)
-	pp := newPool(ns, "stuck-node-t", "node-t", "1-aaa", port, example("hello-wsgi"))
-	pp.Spec.Template.Pool.MinProcesses, pp.Spec.Template.Pool.MaxProcesses = 1, 1
-	pp.Spec.Template.Pool.ShutdownTimeout = &metav1.Duration{Duration: timeout}
-	if err := env.Client.Create(context.Background(), pp); err != nil {
-		t.Fatal(err)
-	}
-	key := client.ObjectKeyFromObject(pp)
+	_, key := createSized(t, ns, "stuck-node-t", "node-t", port, 1, timeout)
 	waitPool(t, key, "a ready report", rolledOut)
 
 	answered, stuck := stickRequest(t, key, port)
@@ -101,13 +95,7 @@ func TestGonePoolStopsBesideTheOthers(t *testing.T) {
 	ns := namespace(t)
 	runAgent(t, "node-g", env.Config, stateDir(t))
 	gonePort := freePort(t)
-	gone := newPool(ns, "gone-node-g", "node-g", "1-aaa", gonePort, example("hello-wsgi"))
-	gone.Spec.Template.Pool.MinProcesses, gone.Spec.Template.Pool.MaxProcesses = 1, 1
-	gone.Spec.Template.Pool.ShutdownTimeout = &metav1.Duration{Duration: 20 * time.Second}
-	if err := env.Client.Create(context.Background(), gone); err != nil {
-		t.Fatal(err)
-	}
-	goneKey := client.ObjectKeyFromObject(gone)
+	gone, goneKey := createSized(t, ns, "gone-node-g", "node-g", gonePort, 1, 20*time.Second)
 	waitPool(t, goneKey, "a ready report", rolledOut)
 	_, otherKey := readyPool(t, ns, "other-node-g", "node-g", freePort(t))
 	_, stuck := stickRequest(t, goneKey, gonePort)
@@ -175,13 +163,7 @@ func TestIdleWorkersExitOnSIGTERMAsTheAgentStops(t *testing.T) {
 		o.Log = kl.logger(t)
 	})
 	port := freePort(t)
-	pp := newPool(ns, "idle-node-i", "node-i", "1-aaa", port, example("hello-wsgi"))
-	pp.Spec.Template.Pool.MinProcesses, pp.Spec.Template.Pool.MaxProcesses = 2, 2
-	pp.Spec.Template.Pool.ShutdownTimeout = &metav1.Duration{Duration: 3 * time.Second}
-	if err := env.Client.Create(context.Background(), pp); err != nil {
-		t.Fatal(err)
-	}
-	key := client.ObjectKeyFromObject(pp)
+	_, key := createSized(t, ns, "idle-node-i", "node-i", port, 2, 3*time.Second)
 	waitPool(t, key, "2 ready workers", func(p *ferryv1.ProcessPool) bool {
 		return rolledOut(p) && p.Status.ReadyProcesses == "2/2"
 	})
@@ -205,4 +187,17 @@ func TestIdleWorkersExitOnSIGTERMAsTheAgentStops(t *testing.T) {
 	if err := syscall.Kill(int(idle), 0); err == nil {
 		t.Errorf("the idle worker %d still runs after the agent stopped", idle)
 	}
+}
+
+// createSized creates a pool of the hello-wsgi example on node, of
+// exactly workers processes, with shutdownTimeout timeout.
+func createSized(t *testing.T, ns, name, node string, port, workers int32, timeout time.Duration) (*ferryv1.ProcessPool, types.NamespacedName) {
+	t.Helper()
+	pp := newPool(ns, name, node, "1-aaa", port, example("hello-wsgi"))
+	pp.Spec.Template.Pool.MinProcesses, pp.Spec.Template.Pool.MaxProcesses = workers, workers
+	pp.Spec.Template.Pool.ShutdownTimeout = &metav1.Duration{Duration: timeout}
+	if err := env.Client.Create(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	return pp, client.ObjectKeyFromObject(pp)
 }
