@@ -234,10 +234,10 @@ func TestFaultWhileAwaitingRecycleProvesNothing(t *testing.T) {
 	}{
 		{"killed for maxRequestTime", func(p *pool.Pool, w *pool.Worker) {
 			p.Overran(w, "/stuck", time.Second)
-			p.Release(w)
+			p.Release(w, pool.Answered)
 		}},
 		{"refused a connection", func(p *pool.Pool, w *pool.Worker) {
-			p.Release(w)
+			p.Release(w, pool.Answered)
 			p.Unreachable(w)
 		}},
 	} {
@@ -251,7 +251,7 @@ func TestFaultWhileAwaitingRecycleProvesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e.Pool.Release(w) // its one request: due for recycling; the replacement boots for 3 s
+			e.Pool.Release(w, pool.Answered) // its one request: due for recycling; the replacement boots for 3 s
 			again, err := e.Pool.Acquire(context.Background(), 0)
 			if err != nil {
 				t.Fatal(err)

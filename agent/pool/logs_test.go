@@ -34,7 +34,7 @@ func TestLogLines(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.Pool.Overran(w, "/stuck", 30*time.Second)
-		e.Pool.Release(w)
+		e.Pool.Release(w, pool.Answered)
 		killing := book.WaitFor(t, "Killing worker")
 		if v, _ := killing.Value("maxRequestTime"); v != "30s" {
 			t.Errorf("maxRequestTime logged as %#v, want \"30s\"", v)

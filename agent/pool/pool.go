@@ -456,13 +456,26 @@ func (p *Pool) pickLocked() *Worker {
 	return best
 }
 
-// Release gives back a worker taken with Acquire after its request ended.
-func (p *Pool) Release(w *Worker) {
+// Outcome is how a request ended at its worker, as the proxy tells
+// Release.
+type Outcome uint8
+
+const (
+	// Answered: the worker's answer came (its head, at least).
+	Answered Outcome = iota
+	// Unanswered: the worker failed the request, or it never reached the
+	// worker.
+	Unanswered
+)
+
+// Release gives back a worker taken with Acquire after its request ended
+// as outcome says.
+func (p *Pool) Release(w *Worker, outcome Outcome) {
 	now := time.Now()
 	p.mu.Lock()
 	if w.Exited() {
 		w.inRequest = true // the proxy's answer came before watchExit's lock
-	} else if p.excused.n > 0 && w.sessions == 1 && w.key != 0 && !w.faulty {
+	} else if outcome == Answered && p.excused.n > 0 && w.sessions == 1 && w.key != 0 && !w.faulty {
 		p.answeredLocked(w)
 	}
 	w.sessions--
@@ -481,6 +494,41 @@ func (p *Pool) Release(w *Worker) {
 		}
 	}
 	p.mu.Unlock()
+}
+
+// abandonedHold is how long, at most, Abandon keeps a one-request worker
+// from the next request.
+const abandonedHold = 2 * time.Second
+
+// Abandon gives back w, whose request (method to path) its client left
+// after the request reached w, before the answer came. A worker serving
+// one request at a time is still at it (a WSGI app notices no closed
+// connection before it writes its answer): it is given back once its
+// process exits or abandonedHold has passed (or the pool closes), not at
+// once. Until then a request handed to it would wait behind the abandoned
+// one; and should that one be killing it (a request of death whose client
+// does not wait for the answer), the next would die with it and take the
+// blame: its key would be the death's (excuseLocked), and the request
+// would fail. Called off the request path.
+func (p *Pool) Abandon(w *Worker, method, path string) {
+	p.mu.Lock()
+	hold := w.capacity == 1 && !p.closed && !w.Exited()
+	p.mu.Unlock()
+	if !hold {
+		p.Release(w, Unanswered)
+		return
+	}
+	p.goBackground(func() {
+		t := time.NewTimer(abandonedHold)
+		defer t.Stop()
+		select {
+		case <-w.proc.Done():
+			p.DiedIn(w, method, path)
+		case <-t.C:
+		case <-p.ctx.Done():
+		}
+		p.Release(w, Unanswered)
+	})
 }
 
 // Unreachable takes a worker whose socket refused a connection out of

@@ -3,6 +3,7 @@ package pool_test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,6 +73,69 @@ func TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown(t *testing.T) {
 		t.Errorf("the request of death logged %d times, want once", n)
 	}
 	book.Check(t)
+}
+
+// TestRequestOfDeathFromAClientThatHangsUp: the request of death of
+// TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown, from a client that
+// sends it and closes its connection at once, as an attacker need not wait
+// for an answer, and one that takes a moment to kill (/crash/late: the
+// client is gone before the worker dies). The client's request
+// was not answered (it proves nothing of the path being served), and the
+// dying worker must not be handed the next request, which would take the
+// blame (and fail). No backoff, / served throughout, the path logged.
+func TestRequestOfDeathFromAClientThatHangsUp(t *testing.T) {
+	obs := &observer{}
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	root, _ := filepath.Abs("testdata/bootdie")
+	e := agenttest.Start(t, pool.Config{Name: "t/hangup", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
+	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+	addr := strings.TrimPrefix(e.URL, "http://")
+
+	users := load(t, e.URL, 1)
+	const want = 8
+	for end := time.Now().Add(90 * time.Second); obs.died.Load() < want && time.Now().Before(end); {
+		before := obs.died.Load()
+		hangUp(t, addr, "GET /crash/late HTTP/1.1\r\nHost: t\r\n\r\n")
+		for wait := time.Now().Add(5 * time.Second); obs.died.Load() == before && time.Now().Before(wait); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		e.WaitFor(t, 30*time.Second, "the worker replaced", agenttest.Ready(1))
+		if s := e.Pool.Status(); s.ScalingError != nil {
+			t.Fatalf("after %d requests of death from clients that hung up: scaling error %+v (failures %d); "+
+				"want none: the app serves every other request", obs.died.Load(), s.ScalingError, s.ScalingFailures)
+		}
+	}
+	rep := users().Report()
+	if n := obs.died.Load(); n < want {
+		t.Fatalf("%d of %d requests of death killed their worker", n, want)
+	}
+	if rep.Failed != 0 || rep.Requests == 0 {
+		t.Errorf("%d of %d requests to / failed (%v), want none: no worker died under one", rep.Failed, rep.Requests, rep.FirstFailure)
+	}
+	s := e.WaitFor(t, 30*time.Second, "the last worker replaced", agenttest.Ready(1))
+	if s.ScalingFailures != 0 || obs.failed.Load() != 0 {
+		t.Errorf("scaling failures %d, spawn failures counted %d; want none", s.ScalingFailures, obs.failed.Load())
+	}
+	got := book.WaitFor(t, "Worker processes keep dying in requests to one path")
+	if req, _ := got.Value("request"); req != "GET /crash/late" {
+		t.Errorf("the request of death is logged as %v, want GET /crash/late", req)
+	}
+	book.Check(t)
+}
+
+// hangUp sends request on a new connection to addr and closes it at once.
+func hangUp(t *testing.T, addr, request string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
 }
 
 // TestDeathsInRequestsOnEveryPathBackOff: code of a revision known to stay

@@ -27,6 +27,7 @@ type observer struct {
 	failed   atomic.Int64
 	overran  atomic.Int64
 	stopped  atomic.Int64 // exits the pool expected (it stopped the worker)
+	died     atomic.Int64 // exits it did not
 	mu       sync.Mutex
 	outcomes []string
 }
@@ -36,7 +37,9 @@ func (o *observer) SpawnSucceeded(string, time.Duration)           {}
 func (o *observer) SpawnFailed(string, pool.SpawnKind)             { o.failed.Add(1) }
 func (o *observer) RestartStarted(string, ferryv1.RestartStrategy) {}
 func (o *observer) WorkerExited(_ string, unexpected bool) {
-	if !unexpected {
+	if unexpected {
+		o.died.Add(1)
+	} else {
 		o.stopped.Add(1)
 	}
 }

@@ -91,7 +91,12 @@ type Observer interface {
 type Router interface {
 	// Acquire gives a worker to a request of key (pool.KeyOf).
 	Acquire(ctx context.Context, key pool.RequestKey) (*pool.Worker, error)
-	Release(w *pool.Worker)
+	// Release gives back the worker of a request that ended as outcome
+	// says.
+	Release(w *pool.Worker, outcome pool.Outcome)
+	// Abandon gives back the worker of a request (method to path) that
+	// reached it but whose client went away before its answer came.
+	Abandon(w *pool.Worker, method, path string)
 	// Unreachable reports a worker whose socket refused a connection.
 	Unreachable(w *pool.Worker)
 	// DiedIn reports the method and path of a request whose worker's
@@ -444,7 +449,7 @@ func abortIfGone(sess *session) {
 // finish releases the request's worker and counts the request.
 func (s *Server) finish(sess *session) {
 	if sess.worker != nil { // nil when a retry found no other worker, or given back early
-		s.router.Release(sess.worker)
+		s.router.Release(sess.worker, sess.outcome)
 	}
 	s.opts.ResponseMemory.give(sess.held)
 	code := sess.code
@@ -537,12 +542,18 @@ func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) 
 
 // fail answers a request whose worker failed it.
 func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, method, path string, sess *session, err error) {
+	sess.outcome = pool.Unanswered
 	var overran *overranError
 	if errors.As(err, &overran) && sess.worker != nil {
 		s.overran(rw, ctx, path, sess, overran)
 		return
 	}
 	if ctx.Err() != nil {
+		var notSent *notSentError
+		if w := sess.worker; w != nil && !errors.As(err, &notSent) && !errors.Is(err, errClientGone) {
+			s.router.Abandon(w, method, path) // the worker may still be at it
+			sess.worker = nil
+		}
 		sess.clientGone()
 		return
 	}
@@ -634,6 +645,9 @@ type session struct {
 	// key is the request's, for the pool (pool.KeyOf): a retry acquires
 	// its next worker with it.
 	key pool.RequestKey
+	// outcome is how the request ended at its worker, for Release: the
+	// zero value, Answered, unless fail says otherwise.
+	outcome pool.Outcome
 }
 
 var sessions = sync.Pool{New: func() any { return &session{} }}

@@ -590,7 +590,7 @@ func TestRetryAfterAFailedWrite(t *testing.T) {
 		}
 		for _, w := range workers {
 			proxy.BreakIdleConnection(w.Transport)
-			e.Pool.Release(w)
+			e.Pool.Release(w, pool.Answered)
 		}
 		before := proxy.HandedOff(e.Proxy)
 		for i := range 3 {

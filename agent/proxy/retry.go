@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/ferry-dev/ferry/agent/pool"
 )
 
 // retryingTransport sends a request to the session's worker, and, if
@@ -81,7 +83,7 @@ func withRetries[R any](router Router, ctx context.Context, sess *session, body 
 		if refused(err) {
 			router.Unreachable(sess.worker)
 		}
-		router.Release(sess.worker)
+		router.Release(sess.worker, pool.Unanswered)
 		next, aerr := router.Acquire(ctx, sess.key)
 		if aerr != nil {
 			sess.worker = nil // released already

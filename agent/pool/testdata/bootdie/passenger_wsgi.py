@@ -1,6 +1,6 @@
 """A WSGI app that imports fine, reports ready, and dies DIE_AFTER seconds later;
 and at once on a request to /crash, or a path under it (a request that kills
-its process), or on any request while the file DIE_IN_REQUEST_IF_EXISTS
+its process; /crash/late works 0.3 s first), or on any request while the file DIE_IN_REQUEST_IF_EXISTS
 names exists (code broken in place that dies on every path); and hangs on
 any other request while the file HANG_IF_EXISTS names exists (a dependency
 gone dead). /slow takes a second to answer."""
@@ -23,6 +23,8 @@ if os.environ.get("DIE_AFTER") and (not _flag or os.path.exists(_flag)):
 
 def application(environ, start_response):
     path = environ.get("PATH_INFO") or ""
+    if path == "/crash/late":
+        time.sleep(0.3)
     if path == "/crash" or path.startswith("/crash/"):
         os._exit(3)
     _always = os.environ.get("DIE_IN_REQUEST_IF_EXISTS")
