@@ -1117,7 +1117,7 @@ func (p *Pool) watchExit(w *Worker) {
 	lived := time.Since(w.readyAt)
 	inRequest := w.inRequest || w.sessions > 0
 	p.exitSaysLocked(w, prev, unexpected, lived)
-	ofRequest := unexpected && inRequest && p.lasted[w.Revision] && (lived >= crashWindow || p.excuseYoungLocked(w))
+	ofRequest := unexpected && inRequest && p.ofRequestLocked(w, lived)
 	p.transitionLocked(w, EventExit)
 	p.removeLocked(w)
 	closeOnce(w.drained)
@@ -1197,6 +1197,35 @@ func (p *Pool) exitSaysLocked(w *Worker, prev State, unexpected bool, lived time
 	if unexpected || w.faulty {
 		delete(p.steady, w.Revision)
 	}
+}
+
+// ofRequestLocked: the death of w, lived after ready, with a request at
+// it, is the request's, not its app's: of a revision that lasted, one
+// past crashWindow, or a young one excused (excuseYoungLocked); of one
+// that has not, only a death in the request of death of a run already
+// taken as one (excuseUnprovenLocked).
+func (p *Pool) ofRequestLocked(w *Worker, lived time.Duration) bool {
+	if !p.lasted[w.Revision] {
+		return p.excuseUnprovenLocked(w)
+	}
+	return lived >= crashWindow || p.excuseYoungLocked(w)
+}
+
+// excuseUnprovenLocked: the death of w, of a revision not yet known to
+// stay up, was in the request of death of the run under way (deadly),
+// which kills the processes of the revisions before it too: a client
+// that keeps sending it through a deploy must not halt the rollout of a
+// revision that serves every other request. Any other death of such a
+// revision counts (watchExit), and does not change the run.
+func (p *Pool) excuseUnprovenLocked(w *Worker) bool {
+	r := &p.excused
+	if r.n == 0 || w.key != r.key || !r.deadly() {
+		return false
+	}
+	r.n++
+	w.ofKey = true
+	p.noteRequestOfDeathLocked(w)
+	return true
 }
 
 // excuseYoungLocked: the young death of w in a request of a lasted

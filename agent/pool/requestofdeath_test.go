@@ -75,6 +75,97 @@ func TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown(t *testing.T) {
 	book.Check(t)
 }
 
+// TestRequestOfDeathThroughADeploy: a client keeps sending a request of
+// death to a one-worker pool while a new revision rolls out. The new
+// revision has not shown yet that it stays up, and its deaths would count
+// as a failed start (halting the rollout, the old revision resisting), but
+// these are in the request of death the pool already took as one: they
+// are excused. The rollout completes, / is served throughout, nothing
+// counts as a failed spawn.
+func TestRequestOfDeathThroughADeploy(t *testing.T) {
+	obs := &observer{}
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	root, _ := filepath.Abs("testdata/bootdie")
+	cfg := pool.Config{Name: "t/deathdeploy", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)}
+	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
+	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+
+	users := load(t, e.URL, 1)
+	attack := func(until func() bool) {
+		t.Helper()
+		for end := time.Now().Add(90 * time.Second); !until(); {
+			if time.Now().After(end) {
+				t.Fatalf("attacking for 90 s: %+v", e.Pool.Status())
+			}
+			_, _, _ = fetch(e.URL + "/crash")
+			if s := e.Pool.Status(); s.ScalingError != nil || s.Resisting != nil {
+				t.Fatalf("scaling error %+v, resisting %+v (failures %d); want neither: the app serves every other request",
+					s.ScalingError, s.Resisting, s.ScalingFailures)
+			}
+		}
+	}
+	attack(func() bool { return len(book.Find("Worker processes keep dying in requests to one path")) > 0 })
+	cfg.Revision = "2"
+	e.Pool.Update(cfg)
+	rolled := func() bool {
+		s := e.Pool.Status()
+		return s.Restart == nil && s.Counts.Updated == s.Counts.Total && s.Counts.Total == 1
+	}
+	attack(rolled)
+	// Revision 2's own processes, young, die in it too.
+	deaths := obs.died.Load()
+	attack(func() bool { return obs.died.Load() >= deaths+3 })
+	rep := users().Report()
+	if rep.Failed != 0 || rep.Requests == 0 {
+		t.Errorf("%d of %d requests to / failed (%v), want none", rep.Failed, rep.Requests, rep.FirstFailure)
+	}
+	s := e.WaitFor(t, 30*time.Second, "the last worker replaced", agenttest.Ready(1))
+	if s.ScalingFailures != 0 || obs.failed.Load() != 0 || s.Processes[0].Revision != "2" {
+		t.Errorf("scaling failures %d, spawn failures counted %d, serving revision %s; want none, none, 2",
+			s.ScalingFailures, obs.failed.Load(), s.Processes[0].Revision)
+	}
+}
+
+// TestBrokenRevisionThroughARequestOfDeath: the request of death of
+// TestRequestOfDeathThroughADeploy goes on while a new revision rolls out
+// that dies in every request: its deaths in other requests count as ever,
+// and its rollout is stopped by them.
+func TestBrokenRevisionThroughARequestOfDeath(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	root, _ := filepath.Abs("testdata/bootdie")
+	cfg := pool.Config{Name: "t/deathbroken", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)}
+	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+	for end := time.Now().Add(60 * time.Second); len(book.Find("Worker processes keep dying in requests to one path")) == 0; {
+		if time.Now().After(end) {
+			t.Fatal("no request of death taken as one within a minute")
+		}
+		_, _, _ = fetch(e.URL + "/crash")
+		_, _, _ = fetch(e.URL + "/")
+	}
+	flag := dieFlag(t)
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Revision = "2"
+	cfg.Template = agenttest.WSGIAt(root, 1, 1, env("DIE_IN_REQUEST_IF_EXISTS", flag))
+	e.Pool.Update(cfg)
+	for end := time.Now().Add(60 * time.Second); ; {
+		s := e.Pool.Status()
+		if s.Resisting != nil && s.Resisting.Revision == "2" || s.ScalingError != nil && s.ScalingError.Revision == "2" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("revision 2 died in every request for a minute with nothing counted: %+v", s)
+		}
+		_, _, _ = fetch(e.URL + "/crash")
+		_, _, _ = fetch(e.URL + "/")
+	}
+	book.Check(t)
+}
+
 // TestRequestOfDeathFromAClientThatHangsUp: the request of death of
 // TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown, from a client that
 // sends it and closes its connection at once, as an attacker need not wait
