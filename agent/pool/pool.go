@@ -574,7 +574,7 @@ func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	p.notifyLocked()
 	p.mu.Unlock()
 	p.log.Info("Killing worker: a request got no answer (or no whole buffered one) within maxRequestTime", "pid", w.PID(),
-		"revision", w.Revision, "maxRequestTime", limit.String(), "path", path)
+		"revision", w.Revision, "maxRequestTime", limit.String(), "path", LoggedPath(path))
 	if p.opts.Observer != nil {
 		p.opts.Observer.WorkerOverran(p.name)
 	}

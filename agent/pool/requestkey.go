@@ -143,7 +143,7 @@ const (
 // or after. Called only for a request that failed so, off the request
 // path.
 func (p *Pool) DiedIn(w *Worker, method, path string) {
-	request := cutForLog(method, maxLoggedMethod) + " " + cutForLog(path, maxLoggedPath)
+	request := cutForLog(method, maxLoggedMethod) + " " + LoggedPath(path)
 	p.mu.Lock()
 	if w.diedIn == "" {
 		w.diedIn = request
@@ -164,6 +164,11 @@ func (p *Pool) noteRequestOfDeathLocked(w *Worker) {
 		"taken as a request of death, not as the app crashing; each is replaced at once, with no backoff",
 		"request", w.diedIn, "pid", w.PID(), "revision", w.Revision, "deaths", p.excused.n)
 }
+
+// LoggedPath is a request's path as a log line shows it: cut at
+// maxLoggedPath bytes, as the client chooses it, up to the headers'
+// limit, and a log line per failed request must not carry kilobytes.
+func LoggedPath(path string) string { return cutForLog(path, maxLoggedPath) }
 
 // cutForLog is s cut to at most max bytes, then "...", at the start of a
 // character, so that a cut path of valid UTF-8 stays valid.

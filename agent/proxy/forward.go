@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferry-dev/ferry/agent/pool"
 )
 
 // forward is the request path for every request but upgrades: the
@@ -132,14 +134,14 @@ func (e *answerError) Unwrap() error { return e.err }
 // the answer cut short.
 func (s *Server) answerCut(path string, sess *session, err error) {
 	s.opts.Log.Info("Request failed in a worker partway through its answer; the client got it cut short, its connection closed",
-		"pid", pidOf(sess), "error", err.Error(), "path", path)
+		"pid", pidOf(sess), "error", err.Error(), "path", pool.LoggedPath(path))
 }
 
 // bodyStalled logs a request ended because its client stopped sending the
 // body that streamed to its worker; answer is what the client got.
 func (s *Server) bodyStalled(r *http.Request, sess *session, answer string) {
 	s.opts.Log.Info("Request body stalled: the client sent none of it for --request-body-timeout; the request was ended and its worker's connection closed",
-		"pid", pidOf(sess), "path", r.URL.Path, "requestBodyTimeout", s.opts.RequestBodyTimeout.String(), "answer", answer)
+		"pid", pidOf(sess), "path", pool.LoggedPath(r.URL.Path), "requestBodyTimeout", s.opts.RequestBodyTimeout.String(), "answer", answer)
 }
 
 // idleBody is a request body that streams from the client to a worker

@@ -99,6 +99,16 @@ func TestWorkerFailingAfterItsHead(t *testing.T) {
 		}
 		logged(t, book, strings.Fields(raw)[1], pid, requests)
 	}
+	// The path is the client's, of any length the head allows: the log
+	// line has it cut.
+	requests++
+	long := "/badchunk/" + strings.Repeat("a", 1000)
+	resp, err := http.Get(e.URL + long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	logged(t, book, long[:200]+"...", pidOfWorker(t, e), requests)
 	waitUntil(t, "the requests counted", func() bool { return len(codes.all()) == requests })
 	if n := codes.count(http.StatusOK); n != 3 {
 		t.Errorf("%d cut-short answers counted as the 200 sent, want 3 (%v)", n, codes.all())

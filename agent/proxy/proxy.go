@@ -579,7 +579,7 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, method, path 
 			msg = "ferry: error talking to the worker process (pid " + pid + "): " + err.Error()
 		}
 	}
-	s.opts.Log.Info("Request failed in a worker", "pid", pidOf(sess), "error", err.Error(), "path", path)
+	s.opts.Log.Info("Request failed in a worker", "pid", pidOf(sess), "error", err.Error(), "path", pool.LoggedPath(path))
 	sess.code = plain(rw, http.StatusBadGateway, msg)
 }
 

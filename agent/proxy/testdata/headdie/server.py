@@ -1,6 +1,7 @@
 """A Command app whose answers fail after their head. Any method:
   /die       a chunked head, then the process exits
-  /badchunk  a chunked head and a malformed chunk size; the process lives on
+  /badchunk  (or a path under it) a chunked head and a malformed chunk
+             size; the process lives on
   /cut       a head declaring 8 MiB, 100 bytes of it, then the connection is
              closed; the process lives on
   /sent      a chunked head and a 256 KiB chunk, then the connection is
@@ -43,7 +44,7 @@ def serve(c):
             if path == b"/die":
                 c.sendall(CHUNKED)
                 os._exit(1)
-            elif path == b"/badchunk":
+            elif path == b"/badchunk" or path.startswith(b"/badchunk/"):
                 c.sendall(CHUNKED + b"zz\r\n")
                 return
             elif path == b"/cut":
