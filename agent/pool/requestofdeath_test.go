@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/bench/loadgen"
 )
 
 // TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown: a client keeps sending
@@ -28,13 +29,7 @@ import (
 // once. Before, the third young death in a row was taken as the app's and
 // backed off, growing, and every user of the app got 503s meanwhile.
 func TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown(t *testing.T) {
-	obs := &observer{}
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
-	root, _ := filepath.Abs("testdata/bootdie")
-	e := agenttest.Start(t, pool.Config{Name: "t/deathurl", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)},
-		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
-	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+	e, _ := startLasted(t, "t/deathurl")
 
 	users := load(t, e.URL, 1) // GET /, answered 200 by a living worker
 	const want = 8
@@ -53,26 +48,11 @@ func TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown(t *testing.T) {
 				deaths, s.ScalingError, s.ScalingFailures)
 		}
 	}
-	rep := users().Report()
 	if deaths < want {
 		t.Fatalf("%d of %d requests of death killed their worker; others answered: %v", deaths, want, refused)
 	}
-	if rep.Failed != 0 || rep.Requests == 0 {
-		t.Errorf("%d of %d requests to / failed (%v), want none: no worker died under one", rep.Failed, rep.Requests, rep.FirstFailure)
-	}
-	s := e.WaitFor(t, 30*time.Second, "the last worker replaced", agenttest.Ready(1))
-	if s.ScalingFailures != 0 || s.LastSpawnError != nil || obs.failed.Load() != 0 {
-		t.Errorf("scaling failures %d, last spawn error %+v, spawn failures counted %d; want none (every spawn succeeded)",
-			s.ScalingFailures, s.LastSpawnError, obs.failed.Load())
-	}
-	got := book.WaitFor(t, "Worker processes keep dying in requests to one path")
-	if req, _ := got.Value("request"); req != "GET /crash" {
-		t.Errorf("the request of death is logged as %v, want GET /crash", req)
-	}
-	if n := len(book.Find("Worker processes keep dying in requests to one path")); n != 1 {
-		t.Errorf("the request of death logged %d times, want once", n)
-	}
-	book.Check(t)
+	e.servedThrough(t, users)
+	e.loggedOnce(t, "GET /crash")
 }
 
 // TestRequestOfDeathThroughADeploy: a client keeps sending a request of
@@ -83,13 +63,7 @@ func TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown(t *testing.T) {
 // are excused. The rollout completes, / is served throughout, nothing
 // counts as a failed spawn.
 func TestRequestOfDeathThroughADeploy(t *testing.T) {
-	obs := &observer{}
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
-	root, _ := filepath.Abs("testdata/bootdie")
-	cfg := pool.Config{Name: "t/deathdeploy", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)}
-	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
-	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+	e, cfg := startLasted(t, "t/deathdeploy")
 
 	users := load(t, e.URL, 1)
 	attack := func(until func() bool) {
@@ -105,7 +79,7 @@ func TestRequestOfDeathThroughADeploy(t *testing.T) {
 			}
 		}
 	}
-	attack(func() bool { return len(book.Find("Worker processes keep dying in requests to one path")) > 0 })
+	attack(e.tookAsRequestOfDeath)
 	cfg.Revision = "2"
 	e.Pool.Update(cfg)
 	rolled := func() bool {
@@ -114,17 +88,12 @@ func TestRequestOfDeathThroughADeploy(t *testing.T) {
 	}
 	attack(rolled)
 	// Revision 2's own processes, young, die in it too.
-	deaths := obs.died.Load()
-	attack(func() bool { return obs.died.Load() >= deaths+3 })
-	rep := users().Report()
-	if rep.Failed != 0 || rep.Requests == 0 {
-		t.Errorf("%d of %d requests to / failed (%v), want none", rep.Failed, rep.Requests, rep.FirstFailure)
+	deaths := e.obs.died.Load()
+	attack(func() bool { return e.obs.died.Load() >= deaths+3 })
+	if s := e.servedThrough(t, users); s.Processes[0].Revision != "2" {
+		t.Errorf("serving revision %s, want 2", s.Processes[0].Revision)
 	}
-	s := e.WaitFor(t, 30*time.Second, "the last worker replaced", agenttest.Ready(1))
-	if s.ScalingFailures != 0 || obs.failed.Load() != 0 || s.Processes[0].Revision != "2" {
-		t.Errorf("scaling failures %d, spawn failures counted %d, serving revision %s; want none, none, 2",
-			s.ScalingFailures, obs.failed.Load(), s.Processes[0].Revision)
-	}
+	e.loggedOnce(t, "GET /crash")
 }
 
 // TestBrokenRevisionThroughARequestOfDeath: the request of death of
@@ -132,13 +101,8 @@ func TestRequestOfDeathThroughADeploy(t *testing.T) {
 // that dies in every request: its deaths in other requests count as ever,
 // and its rollout is stopped by them.
 func TestBrokenRevisionThroughARequestOfDeath(t *testing.T) {
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
-	root, _ := filepath.Abs("testdata/bootdie")
-	cfg := pool.Config{Name: "t/deathbroken", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)}
-	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
-	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
-	for end := time.Now().Add(60 * time.Second); len(book.Find("Worker processes keep dying in requests to one path")) == 0; {
+	e, cfg := startLasted(t, "t/deathbroken")
+	for end := time.Now().Add(60 * time.Second); !e.tookAsRequestOfDeath(); {
 		if time.Now().After(end) {
 			t.Fatal("no request of death taken as one within a minute")
 		}
@@ -150,7 +114,7 @@ func TestBrokenRevisionThroughARequestOfDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Revision = "2"
-	cfg.Template = agenttest.WSGIAt(root, 1, 1, env("DIE_IN_REQUEST_IF_EXISTS", flag))
+	cfg.Template.App.Env = append(cfg.Template.App.Env, env("DIE_IN_REQUEST_IF_EXISTS", flag))
 	e.Pool.Update(cfg)
 	for end := time.Now().Add(60 * time.Second); ; {
 		s := e.Pool.Status()
@@ -163,7 +127,7 @@ func TestBrokenRevisionThroughARequestOfDeath(t *testing.T) {
 		_, _, _ = fetch(e.URL + "/crash")
 		_, _, _ = fetch(e.URL + "/")
 	}
-	book.Check(t)
+	e.book.Check(t)
 }
 
 // TestRequestOfDeathFromAClientThatHangsUp: the request of death of
@@ -175,13 +139,8 @@ func TestBrokenRevisionThroughARequestOfDeath(t *testing.T) {
 // dying worker must not be handed the next request, which would take the
 // blame (and fail). No backoff, / served throughout, the path logged.
 func TestRequestOfDeathFromAClientThatHangsUp(t *testing.T) {
-	obs := &observer{}
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
-	root, _ := filepath.Abs("testdata/bootdie")
-	e := agenttest.Start(t, pool.Config{Name: "t/hangup", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)},
-		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
-	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+	e, _ := startLasted(t, "t/hangup")
+	obs := e.obs
 	addr := strings.TrimPrefix(e.URL, "http://")
 
 	users := load(t, e.URL, 1)
@@ -198,22 +157,67 @@ func TestRequestOfDeathFromAClientThatHangsUp(t *testing.T) {
 				"want none: the app serves every other request", obs.died.Load(), s.ScalingError, s.ScalingFailures)
 		}
 	}
-	rep := users().Report()
 	if n := obs.died.Load(); n < want {
 		t.Fatalf("%d of %d requests of death killed their worker", n, want)
 	}
+	e.servedThrough(t, users)
+	e.loggedOnce(t, "GET /crash/late")
+}
+
+// deathEnv is a one-worker pool of testdata/bootdie whose revision
+// lasted, with its observer and log: the request-of-death tests'.
+type deathEnv struct {
+	*agenttest.Env
+	obs  *observer
+	book *agenttest.Logbook
+}
+
+// startLasted starts a deathEnv named name, and returns it and its config
+// once its revision lasted.
+func startLasted(t *testing.T, name string) (*deathEnv, pool.Config) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	cfg := pool.Config{Name: name, Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)}
+	d := &deathEnv{obs: &observer{}, book: agenttest.NewLogbook(t)}
+	log := d.book.Logger()
+	d.Env = agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Observer: d.obs, Log: &log})
+	d.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+	return d, cfg
+}
+
+const requestOfDeathLogged = "Worker processes keep dying in requests to one path"
+
+// tookAsRequestOfDeath: the pool logged a run's deaths as a request of
+// death.
+func (d *deathEnv) tookAsRequestOfDeath() bool { return len(d.book.Find(requestOfDeathLogged)) > 0 }
+
+// servedThrough checks what a request of death must leave: no request of
+// users (load on /) failed, one ready worker in the end, and no spawn
+// counted as failed. It returns the pool's status.
+func (d *deathEnv) servedThrough(t *testing.T, users func() *loadgen.Result) pool.Status {
+	t.Helper()
+	rep := users().Report()
 	if rep.Failed != 0 || rep.Requests == 0 {
 		t.Errorf("%d of %d requests to / failed (%v), want none: no worker died under one", rep.Failed, rep.Requests, rep.FirstFailure)
 	}
-	s := e.WaitFor(t, 30*time.Second, "the last worker replaced", agenttest.Ready(1))
-	if s.ScalingFailures != 0 || obs.failed.Load() != 0 {
-		t.Errorf("scaling failures %d, spawn failures counted %d; want none", s.ScalingFailures, obs.failed.Load())
+	s := d.WaitFor(t, 30*time.Second, "the last worker replaced", agenttest.Ready(1))
+	if s.ScalingFailures != 0 || s.LastSpawnError != nil || d.obs.failed.Load() != 0 {
+		t.Errorf("scaling failures %d, last spawn error %+v, spawn failures counted %d; want none (every spawn succeeded)",
+			s.ScalingFailures, s.LastSpawnError, d.obs.failed.Load())
 	}
-	got := book.WaitFor(t, "Worker processes keep dying in requests to one path")
-	if req, _ := got.Value("request"); req != "GET /crash/late" {
-		t.Errorf("the request of death is logged as %v, want GET /crash/late", req)
+	return s
+}
+
+// loggedOnce checks the request of death was logged once, as request.
+func (d *deathEnv) loggedOnce(t *testing.T, request string) {
+	t.Helper()
+	got := d.book.WaitFor(t, requestOfDeathLogged)
+	if req, _ := got.Value("request"); req != request {
+		t.Errorf("the request of death is logged as %v, want %s", req, request)
 	}
-	book.Check(t)
+	if n := len(d.book.Find(requestOfDeathLogged)); n != 1 {
+		t.Errorf("the request of death logged %d times, want once", n)
+	}
+	d.book.Check(t)
 }
 
 // hangUp sends request on a new connection to addr and closes it at once.
