@@ -231,7 +231,7 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 		field(t, conditionSummary(meta.FindStatusCondition(st.Conditions, t)))
 	}
 	if h := st.HaltedRollout; h != nil {
-		field("Halted rollout", haltSummary(h, now))
+		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Revision, pools)))
 	}
 	if l := st.LastRolledOut; l != nil && l.Revision != st.Revision {
 		field("Last rolled out", l.Revision)
@@ -247,7 +247,9 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 // haltSummary is the halted rollout the manager remembers, in a sentence:
 // it outlives the node's own report (the node may be gone, or returned to
 // an older revision), and is what keeps the revision from the next node.
-func haltSummary(h *ferryv1.HaltedRollout, now time.Time) string {
+// everyPool: every pool was given the revision already (a new AppGroup
+// starts on all its nodes at once), so no node waits on the halt.
+func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool) string {
 	s := fmt.Sprintf("revision %s, on %s, %s ago", h.Revision, h.Node, duration.HumanDuration(now.Sub(h.Since.Time)))
 	if h.Reason != "" {
 		s += ": " + h.Reason
@@ -255,11 +257,24 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time) string {
 	if !h.Resisted {
 		// A Blocking restart, or resistDeploymentErrors off: the node
 		// stays on the revision, and the halt ends once it runs there.
-		return s + "\n(the node was left with no process; its agent keeps retrying)" +
-			"\nNo other node gets it until that node runs it."
+		s += "\n(the node was left with no process; its agent keeps retrying)"
+		if everyPool {
+			return s + "\nEvery node was given it already; the halt ends once that node runs it."
+		}
+		return s + "\nNo other node gets it until that node runs it."
 	}
 	return s + "\n(the node kept serving an older revision)" +
 		"\nNo other node gets it, and it is not retried: set a new revision to retry."
+}
+
+// givenToEveryPool: every pool (at least one) has revision as its spec.
+func givenToEveryPool(revision string, pools []ferryv1.ProcessPool) bool {
+	for i := range pools {
+		if pools[i].Spec.Revision != revision {
+			return false
+		}
+	}
+	return len(pools) > 0
 }
 
 // conditionSummary is "True (Reason) message", or that it is not reported.

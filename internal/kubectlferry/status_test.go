@@ -257,9 +257,12 @@ func TestStatusHaltedRollout(t *testing.T) {
 // keeps retrying it, and the rollout goes on once it succeeds"). The
 // header must not tell the user it is not retried. (Found by review.)
 func TestStatusHaltNotResistedIsRetried(t *testing.T) {
-	ns, ag, _, target := haltedFixture(t, "blocking", false)
+	ns, ag, oldRev, target := haltedFixture(t, "blocking", false)
 	p := newPool(t, ag, "node-1", target)
 	setPoolStatus(t, p, ferryv1.ProcessPoolStatus{ObservedRevision: target, HeartbeatTime: ago(time.Second)})
+	// A node the halt keeps the revision from.
+	p2 := newPool(t, ag, "node-2", oldRev)
+	setPoolStatus(t, p2, ferryv1.ProcessPoolStatus{ObservedRevision: oldRev, HeartbeatTime: ago(time.Second)})
 
 	r := run(t, "status", "blocking", "-n", ns)
 	if r.code != ExitOK {
@@ -269,6 +272,37 @@ func TestStatusHaltNotResistedIsRetried(t *testing.T) {
 		"No other node gets it until that node runs it.")
 	if strings.Contains(r.out, "it is not retried") {
 		t.Errorf("a halt its node keeps retrying is said not to be retried:\n%s", r.out)
+	}
+}
+
+// TestStatusHaltOnEveryNode: a new AppGroup starts on every node at once,
+// so when it cannot spawn there, each node already has the revision the
+// halt names. The header must not say that no other node gets it (seen
+// with a new AppGroup whose app.root was wrong on both nodes of make
+// local-up: "No other node gets it until that node runs it.").
+func TestStatusHaltOnEveryNode(t *testing.T) {
+	ns := newNamespace(t)
+	target := "1-" + hash
+	ag := newAppGroup(t, ns, "fresh", "1")
+	setAppGroupStatus(t, ns, "fresh", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		st.ObservedGeneration = ag.Generation
+		st.Revision = target
+		st.HaltedRollout = &ferryv1.HaltedRollout{Revision: target, Node: "node-2",
+			Reason: "could not start: app.root /srv/hello does not exist", Since: metav1.Time{Time: testNow.Add(-time.Minute)}}
+	})
+	for _, node := range []string{"node-1", "node-2"} {
+		p := newPool(t, ag, node, target)
+		setPoolStatus(t, p, ferryv1.ProcessPoolStatus{ObservedRevision: target, HeartbeatTime: ago(time.Second)})
+	}
+
+	r := run(t, "status", "fresh", "-n", ns)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	assertContains(t, r.out, "(the node was left with no process; its agent keeps retrying)",
+		"Every node was given it already; the halt ends once that node runs it.")
+	if strings.Contains(r.out, "No other node gets it") {
+		t.Errorf("a halt every node was given says another node does not get it:\n%s", r.out)
 	}
 }
 
