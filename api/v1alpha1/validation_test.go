@@ -199,9 +199,9 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"zero start timeout", validAppGroup, map[string]any{"spec.pool.startTimeout": "0s"},
 			"spec.pool.startTimeout", "startTimeout must be a positive duration"},
 		{"negative shutdown timeout", validAppGroup, map[string]any{"spec.pool.shutdownTimeout": "-5s"},
-			"spec.pool.shutdownTimeout", "should match"},
+			"spec.pool.shutdownTimeout", "shutdownTimeout must be a positive duration of at most 1h"},
 		{"idle timeout not a duration", validAppGroup, map[string]any{"spec.pool.idleTimeout": "forever"},
-			"spec.pool.idleTimeout", "should match"},
+			"spec.pool.idleTimeout", "idleTimeout must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"},
 		{"queue timeout too long", validAppGroup, map[string]any{"spec.pool.queueTimeout": "2h"},
 			"spec.pool.queueTimeout", "queueTimeout must be a positive duration of at most 1h"},
 		{"max request time too short", validAppGroup, map[string]any{"spec.pool.maxRequestTime": "500ms"},
@@ -209,7 +209,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"max request time too long", validAppGroup, map[string]any{"spec.pool.maxRequestTime": "25h"},
 			"spec.pool.maxRequestTime", "maxRequestTime must be a duration from 1s to 24h"},
 		{"max request time not a duration", validAppGroup, map[string]any{"spec.pool.maxRequestTime": "30"},
-			"spec.pool.maxRequestTime", "should match"},
+			"spec.pool.maxRequestTime", "maxRequestTime must be a duration: numbers, each with a unit"},
 		{"startup file escapes root", validAppGroup, map[string]any{"spec.app.startupFile": "../other/app.py"},
 			"spec.app.startupFile", "startupFile must stay inside root"},
 		{"absolute startup file", validAppGroup, map[string]any{"spec.app.startupFile": "/etc/app.py"},
@@ -404,12 +404,14 @@ func TestUsersAccepted(t *testing.T) {
 }
 
 // TestMalformedDurationsAndQuantities: a value that is no duration or
-// quantity at all gets one error for its field, the pattern's, not also
-// the field's rule failing (its message) or erring (a CEL conversion
-// error), on both kinds. A value that matches the pattern is still held to
-// the rule (a decimal, a number, an exponent), and one that matches the
-// pattern but is no quantity is refused with the rule's message, not a
-// CEL error; the values of every form the pattern allows are accepted.
+// quantity at all gets one error for its field, not also the field's rule
+// failing (its message) or erring (a CEL conversion error), on both kinds:
+// for a quantity the pattern's, for a duration one that says what a
+// duration is (the pattern, a regular expression, was all a user who wrote
+// "300" or "5min" got). A value of the right form is still held to the
+// rule (a decimal, a number, an exponent, a negative duration), and one
+// that matches the pattern but is no quantity is refused with the rule's
+// message, not a CEL error; the values of every form allowed are accepted.
 func TestMalformedDurationsAndQuantities(t *testing.T) {
 	rules := map[string]string{ // field under spec.pool or spec.proxy -> its rule's message
 		"pool.queueTimeout":         "queueTimeout must be a positive duration of at most 1h",
@@ -422,7 +424,7 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 		"proxy.responseBufferLimit": "responseBufferLimit must be between 0 and 64Mi",
 	}
 	malformed := map[bool][]string{ // quantity? -> values
-		false: {"5 minutes", "-5s", "1.5", "forever", "1h 30m"},
+		false: {"5 minutes", "1.5", "forever", "1h 30m", "300", "5min", "1d", "PT5M", "--5s", "1h-5s", "+5s"},
 		true:  {"lots", "64 MiB", "1Mb", "-", "Mi", ".Ki", "1.5.5Mi"}, // "-", "Mi" and ".Ki" parse (as 0)
 	}
 	kinds := []struct{ base, prefix string }{{validAppGroup, "spec."}, {validProcessPool, "spec.template."}}
@@ -447,15 +449,24 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 						t.Fatalf("%s: %q accepted", path, value)
 					}
 					msg := err.Error()
-					if !strings.Contains(msg, path+": Invalid value: "+strconv.Quote(value)+": "+path+" in body should match") {
-						t.Errorf("no pattern error for %s:\n%s", path, msg)
+					_, name, _ := strings.Cut(field, ".")
+					want := path + " in body should match"
+					if !quantity {
+						want = name + " must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"
+					}
+					if !strings.Contains(msg, path+": Invalid value: "+strconv.Quote(value)+": "+want) {
+						t.Errorf("no %q error for %s:\n%s", want, path, msg)
 					}
 					if n := strings.Count(msg, path+":"); n != 1 {
-						t.Errorf("%d errors for %s, want the pattern's alone:\n%s", n, path, msg)
+						t.Errorf("%d errors for %s, want that one alone:\n%s", n, path, msg)
 					}
-					for _, extra := range []string{rule, "evaluating rule", "type conversion error", "quantities must match", "no such overload"} {
+					extras := []string{rule, "evaluating rule", "type conversion error", "quantities must match", "no such overload"}
+					if !quantity {
+						extras = append(extras, "should match")
+					}
+					for _, extra := range extras {
 						if strings.Contains(msg, extra) {
-							t.Errorf("the error for %s has %q beside the pattern's:\n%s", path, extra, msg)
+							t.Errorf("the error for %s has %q beside that one:\n%s", path, extra, msg)
 						}
 					}
 				})
@@ -466,6 +477,9 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 			value any
 		}{
 			{"pool.maxRequestTime", "0.5s"},
+			{"pool.maxRequestTime", "-5s"},
+			{"pool.shutdownTimeout", "-5s"},
+			{"pool.idleTimeout", "-0s"},
 			{"pool.maxRequestTime", "24h0.5s"},
 			{"pool.queueTimeout", "59m60.5s"},
 			{"pool.memoryLimit", 5},
