@@ -13,9 +13,11 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/proxy"
 	"github.com/ferry-dev/ferry/bench/loadgen"
 )
 
@@ -218,6 +220,70 @@ func (d *deathEnv) loggedOnce(t *testing.T, request string) {
 		t.Errorf("the request of death logged %d times, want once", n)
 	}
 	d.book.Check(t)
+}
+
+// TestBotchedBodyIsNoAnswer: with request buffering off, a request whose
+// client botches its body (a malformed chunk: 400; or stops sending it:
+// 408) reached its worker, which gave no answer: it must not be taken as
+// answered. Sent to the path of a request of death that kills once its
+// whole body came (/crash/upload), it would pass for that path served,
+// the run would be no request of death, and the deaths after it would
+// back the pool off: a client could take the app down by sending, beside
+// the request of death, the same request botched. No backoff, / served
+// throughout.
+func TestBotchedBodyIsNoAnswer(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	tmpl := agenttest.WSGIAt(root, 1, 1)
+	tmpl.Proxy.RequestBuffering = ptr.To(false)
+	e := agenttest.Start(t, pool.Config{Name: "t/botched", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond, Proxy: proxy.Options{RequestBodyTimeout: 300 * time.Millisecond}})
+	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+	addr := strings.TrimPrefix(e.URL, "http://")
+
+	users := load(t, e.URL, 1)
+	const upload = "POST /crash/upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+	const want = 5
+	for deaths := 0; deaths < want; deaths++ {
+		if got := exchange(t, addr, upload+"Content-Length: 5\r\n\r\nhello"); !strings.Contains(got, "exited while handling this request") {
+			t.Fatalf("request of death %d got %q, want its worker's death", deaths+1, got)
+		}
+		e.WaitFor(t, 30*time.Second, "the worker replaced", agenttest.Ready(1))
+		if s := e.Pool.Status(); s.LastSpawnError != nil {
+			t.Fatalf("after %d requests of death and two botched ones: spawn error %+v; "+
+				"want none: the app serves every other request", deaths+1, s.LastSpawnError)
+		}
+		if deaths != 1 { // botched after the first young death: the first worker lasted, its death begins no run
+			continue
+		}
+		for _, b := range []struct{ body, want string }{
+			{"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", "HTTP/1.1 400"},
+			{"Content-Length: 10\r\n\r\nhello", "HTTP/1.1 408"},
+		} {
+			if got := exchange(t, addr, upload+b.body); !strings.HasPrefix(got, b.want) {
+				t.Fatalf("a botched body got %q, want %s", got, b.want)
+			}
+		}
+	}
+	if rep := users().Report(); rep.Failed != 0 || rep.Requests == 0 {
+		t.Errorf("%d of %d requests to / failed (%v), want none", rep.Failed, rep.Requests, rep.FirstFailure)
+	}
+}
+
+// exchange sends request on a new connection to addr and returns what
+// comes back until the proxy closes it.
+func exchange(t *testing.T, addr, request string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	b, _ := io.ReadAll(c)
+	return string(b)
 }
 
 // hangUp sends request on a new connection to addr and closes it at once.

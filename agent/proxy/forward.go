@@ -63,6 +63,12 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 		return t.exchange(r, body != nil, write, sess.replaying, requestBound{
 			limit: s.router.MaxRequestTime(), afterBody: body != nil && !held})
 	})
+	if err != nil {
+		// No answer came, whoever failed: the client's body too (400,
+		// 408), or the request would pass for answered in the pool's
+		// reckoning of a request of death (Release).
+		sess.outcome = pool.Unanswered
+	}
 	switch {
 	case err != nil && idle.timedOut():
 		s.stalledBody(rw, r, sess)
