@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -267,6 +268,52 @@ func TestBotchedBodyIsNoAnswer(t *testing.T) {
 	if rep := users().Report(); rep.Failed != 0 || rep.Requests == 0 {
 		t.Errorf("%d of %d requests to / failed (%v), want none", rep.Failed, rep.Requests, rep.FirstFailure)
 	}
+}
+
+// TestRequestOfDeathMidAnswer: a request of death that kills its worker
+// partway through the answer, after the client got part of it (an export
+// that crashes halfway: /crash/midway), on both of the proxy's servers
+// (HTTP/1.1: the front end; HTTP/1.0: net/http's; one key). The worker
+// was at the request when it died: it must not be given back as free
+// before its exit is known, or it is handed the next request (which it
+// refuses, dead), its death is taken as no request's, and counted as a
+// crash soon after ready: the pool backs off. No backoff, / served
+// throughout, the path logged.
+func TestRequestOfDeathMidAnswer(t *testing.T) {
+	obs := &observer{}
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	root, _ := filepath.Abs("testdata/bootdie")
+	e := agenttest.Start(t, pool.Config{Name: "t/midway", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
+	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+	addr := strings.TrimPrefix(e.URL, "http://")
+
+	users := load(t, e.URL, 1)
+	const want = 8
+	for i := 0; obs.died.Load() < want; i++ {
+		before := obs.died.Load()
+		got := exchange(t, addr, "GET /crash/midway HTTP/1."+strconv.Itoa(1-i%2)+"\r\nHost: t\r\nConnection: close\r\n\r\n")
+		if status, _, _ := strings.Cut(got, "\r\n"); !strings.HasSuffix(status, " 200 OK") || len(got) >= 4<<20 {
+			t.Fatalf("request of death %d got %d bytes (%.40q), want 200 and its answer cut short", i+1, len(got), got)
+		}
+		for wait := time.Now().Add(5 * time.Second); obs.died.Load() == before && time.Now().Before(wait); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		e.WaitFor(t, 30*time.Second, "the worker replaced", agenttest.Ready(1))
+		if s := e.Pool.Status(); s.LastSpawnError != nil {
+			t.Fatalf("after %d requests of death mid-answer: spawn error %+v; want none: the app serves every other request",
+				obs.died.Load(), s.LastSpawnError)
+		}
+	}
+	if rep := users().Report(); rep.Failed != 0 || rep.Requests == 0 {
+		t.Errorf("%d of %d requests to / failed (%v), want none", rep.Failed, rep.Requests, rep.FirstFailure)
+	}
+	got := book.WaitFor(t, "Worker processes keep dying in requests to one path")
+	if req, _ := got.Value("request"); req != "GET /crash/midway" {
+		t.Errorf("the request of death is logged as %v, want GET /crash/midway", req)
+	}
+	book.Check(t)
 }
 
 // exchange sends request on a new connection to addr and returns what

@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/http"
 	"time"
-
-	"github.com/ferry-dev/ferry/agent/pool"
 )
 
 // Response buffering. A WSGI process serves one request at a time, and a
@@ -105,11 +103,12 @@ func (s *Server) buffers(sess *session, n, limit int64) bool {
 	return true
 }
 
-// giveBack releases the session's worker, whose answer came, before the
-// response is written: finish will not.
+// giveBack releases the session's worker before the response is
+// written, its answer come (or failed: sess.outcome says): finish will
+// not.
 func (s *Server) giveBack(sess *session) {
 	if sess.worker != nil {
-		s.router.Release(sess.worker, pool.Answered)
+		s.router.Release(sess.worker, sess.outcome)
 		sess.worker = nil
 	}
 }

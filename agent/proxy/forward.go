@@ -103,7 +103,7 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 		case idle.timedOut():
 			s.bodyStalled(r, sess, "connection closed")
 		case worker && r.Context().Err() == nil:
-			s.answerCut(r.URL.Path, sess, failed.err)
+			s.answerCut(r.Method, r.URL.Path, sess, failed.err)
 			// What net/http still holds goes out: the client sees the
 			// answer cut short, not an empty reply.
 			_ = http.NewResponseController(rw).Flush()
@@ -137,8 +137,17 @@ func (e *answerError) Unwrap() error { return e.err }
 
 // answerCut logs a worker that failed partway through an answer the
 // client was given part of, whose connection is closed: the client sees
-// the answer cut short.
-func (s *Server) answerCut(path string, sess *session, err error) {
+// the answer cut short. A worker whose connection ended may be dying (a
+// request of death midway through its answer): its exit is waited for,
+// as fail waits for it, so that Release finds the process gone with the
+// request at it. Given back before its reaping, the dead worker would
+// pass for free, be handed the next request (which it refuses), and its
+// death be taken as no request's: a crash soon after ready.
+func (s *Server) answerCut(method, path string, sess *session, err error) {
+	if w := sess.worker; w != nil && peerGone(err) && w.ExitsWithin(reapWait) {
+		sess.outcome = pool.Unanswered
+		s.router.DiedIn(w, method, path)
+	}
 	s.opts.Log.Info("Request failed in a worker partway through its answer; the client got it cut short, its connection closed",
 		"pid", pidOf(sess), "error", err.Error(), "path", pool.LoggedPath(path))
 }

@@ -435,7 +435,7 @@ func (cc *clientConn) answerFailed(err error, since uint64) bool {
 		cc.bw.Reset(cc.conn)
 		return true
 	}
-	cc.s.answerCut(cc.path(), cc.sess, err)
+	cc.s.answerCut(cc.req.Method, cc.path(), cc.sess, err)
 	_ = cc.bw.Flush()
 	return false
 }

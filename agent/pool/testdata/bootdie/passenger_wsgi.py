@@ -1,7 +1,8 @@
 """A WSGI app that imports fine, reports ready, and dies DIE_AFTER seconds later;
 and at once on a request to /crash, or a path under it (a request that kills
-its process; /crash/late works 0.3 s first, and /crash/upload reads its
-whole body first: one cut short raises instead), or on any request while the file DIE_IN_REQUEST_IF_EXISTS
+its process; /crash/late works 0.3 s first, /crash/upload reads its
+whole body first: one cut short raises instead, and /crash/midway sends
+1 MiB of the 4 MiB it announces first), or on any request while the file DIE_IN_REQUEST_IF_EXISTS
 names exists (code broken in place that dies on every path); and hangs on
 any other request while the file HANG_IF_EXISTS names exists (a dependency
 gone dead). /slow takes a second to answer."""
@@ -22,12 +23,21 @@ if os.environ.get("DIE_AFTER") and (not _flag or os.path.exists(_flag)):
     threading.Thread(target=_die, daemon=True).start()
 
 
+def _midway():
+    for _ in range(16):
+        yield b"x" * 65536
+    os._exit(3)
+
+
 def application(environ, start_response):
     path = environ.get("PATH_INFO") or ""
     if path == "/crash/late":
         time.sleep(0.3)
     if path == "/crash/upload":
         environ["wsgi.input"].read()
+    if path == "/crash/midway":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(4 << 20))])
+        return _midway()
     if path == "/crash" or path.startswith("/crash/"):
         os._exit(3)
     _always = os.environ.get("DIE_IN_REQUEST_IF_EXISTS")
