@@ -497,12 +497,18 @@ func (p *Pool) Release(w *Worker, outcome Outcome) {
 }
 
 // abandonedHold is how long, at most, Abandon keeps a one-request worker
-// from the next request.
-const abandonedHold = 2 * time.Second
+// from the next request. The pool cannot see the worker finish the
+// abandoned request (the proxy closed its connection), so the hold is
+// blind: a worker that finished at once waits it out too, which costs a
+// one-worker pool that much capacity for each abandoned request. Long
+// enough for a request that kills its process within a second to be
+// found dying in it; short, as each hold is paid by the requests queued
+// behind it.
+const abandonedHold = time.Second
 
 // Abandon gives back w, whose request (method to path) its client left
 // after the request reached w, before the answer came. A worker serving
-// one request at a time is still at it (a WSGI app notices no closed
+// one request at a time may still be at it (a WSGI app notices no closed
 // connection before it writes its answer): it is given back once its
 // process exits or abandonedHold has passed (or the pool closes), not at
 // once. Until then a request handed to it would wait behind the abandoned
@@ -513,22 +519,31 @@ const abandonedHold = 2 * time.Second
 func (p *Pool) Abandon(w *Worker, method, path string) {
 	p.mu.Lock()
 	hold := w.capacity == 1 && !p.closed && !w.Exited()
+	if hold { // under the lock that Close sets closed under: Add before its Wait
+		p.goBackground(func() { p.holdAbandoned(w, method, path) })
+	}
 	p.mu.Unlock()
 	if !hold {
-		p.Release(w, Unanswered)
-		return
-	}
-	p.goBackground(func() {
-		t := time.NewTimer(abandonedHold)
-		defer t.Stop()
-		select {
-		case <-w.proc.Done():
+		if w.Exited() {
 			p.DiedIn(w, method, path)
-		case <-t.C:
-		case <-p.ctx.Done():
 		}
 		p.Release(w, Unanswered)
-	})
+	}
+}
+
+// holdAbandoned is Abandon's hold of w: until its process exits (the
+// request is then reported, for the log), abandonedHold passes, or the
+// pool closes.
+func (p *Pool) holdAbandoned(w *Worker, method, path string) {
+	t := time.NewTimer(abandonedHold)
+	defer t.Stop()
+	select {
+	case <-w.proc.Done():
+		p.DiedIn(w, method, path)
+	case <-t.C:
+	case <-p.ctx.Done():
+	}
+	p.Release(w, Unanswered)
 }
 
 // Unreachable takes a worker whose socket refused a connection out of
