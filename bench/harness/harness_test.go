@@ -1,6 +1,9 @@
 package harness
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -84,5 +87,27 @@ func TestMetricLabel(t *testing.T) {
 		if got := label(line, name); got != want {
 			t.Errorf("label(%q) = %q, want %q", name, got, want)
 		}
+	}
+}
+
+// TestFerrySpawnSeconds: the spawn times come from the agent's "Spawned
+// worker" lines, whose duration is a Go duration string ("2.203s"); a
+// number of seconds is read too. The first initial spawns (the pool's
+// start) are left out. Before, only numbers were read, and every spawn
+// time of a run was lost: the restart-duration target read 0.00 s spawns.
+func TestFerrySpawnSeconds(t *testing.T) {
+	log := `{"level":"info","msg":"Spawned worker","pid":1,"duration":"2.2s"}
+{"level":"info","msg":"Started restart"}
+{"level":"info","msg":"Spawned worker","pid":2,"duration":"2.25s"}
+{"level":"info","msg":"Spawned worker","pid":3,"duration":2.5}
+{"level":"info","msg":"Spawned worker","pid":4,"duration":"1500ms"}
+not json
+`
+	path := filepath.Join(t.TempDir(), "server.log")
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ferrySpawnSeconds(path, 1), []float64{2.25, 2.5, 1.5}; !slices.Equal(got, want) {
+		t.Errorf("spawn seconds %v, want %v", got, want)
 	}
 }

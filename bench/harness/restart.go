@@ -225,15 +225,29 @@ func ferrySpawnSeconds(logPath string, initial int) []float64 {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var line struct {
-			Msg      string  `json:"msg"`
-			Duration float64 `json:"duration"`
+			Msg      string          `json:"msg"`
+			Duration json.RawMessage `json:"duration"`
 		}
 		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "Spawned worker" {
 			continue
 		}
-		if n++; n > initial {
-			out = append(out, line.Duration)
+		d, ok := logSeconds(line.Duration)
+		if n++; n > initial && ok {
+			out = append(out, d)
 		}
 	}
 	return out
+}
+
+// logSeconds reads a duration the agent logged: a Go duration string
+// ("2.203s", as the agent logs it) or a number of seconds (as zap logs a
+// time.Duration, which older agents did).
+func logSeconds(v json.RawMessage) (float64, bool) {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		d, err := time.ParseDuration(s)
+		return d.Seconds(), err == nil
+	}
+	var f float64
+	return f, json.Unmarshal(v, &f) == nil
 }
