@@ -264,15 +264,7 @@ func TestStatusHaltNotResistedIsRetried(t *testing.T) {
 	p2 := newPool(t, ag, "node-2", oldRev)
 	setPoolStatus(t, p2, ferryv1.ProcessPoolStatus{ObservedRevision: oldRev, HeartbeatTime: ago(time.Second)})
 
-	r := run(t, "status", "blocking", "-n", ns)
-	if r.code != ExitOK {
-		t.Fatalf("exit %d: %s", r.code, r.err)
-	}
-	assertContains(t, r.out, "(the node was left with no process; its agent keeps retrying)",
-		"No other node gets it until that node runs it.")
-	if strings.Contains(r.out, "it is not retried") {
-		t.Errorf("a halt its node keeps retrying is said not to be retried:\n%s", r.out)
-	}
+	haltSays(t, ns, "blocking", "it is not retried", "No other node gets it until that node runs it.")
 }
 
 // TestStatusHaltOnEveryNode: a new AppGroup starts on every node at once,
@@ -295,14 +287,21 @@ func TestStatusHaltOnEveryNode(t *testing.T) {
 		setPoolStatus(t, p, ferryv1.ProcessPoolStatus{ObservedRevision: target, HeartbeatTime: ago(time.Second)})
 	}
 
-	r := run(t, "status", "fresh", "-n", ns)
+	haltSays(t, ns, "fresh", "No other node gets it", "Every node was given it already; the halt ends once that node runs it.")
+}
+
+// haltSays runs kubectl ferry status on name, whose rollout is halted on
+// a node left with no process, and checks that its header says so, and
+// then says, about the nodes, next and not notWant.
+func haltSays(t *testing.T, ns, name, notWant, next string) {
+	t.Helper()
+	r := run(t, "status", name, "-n", ns)
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.err)
 	}
-	assertContains(t, r.out, "(the node was left with no process; its agent keeps retrying)",
-		"Every node was given it already; the halt ends once that node runs it.")
-	if strings.Contains(r.out, "No other node gets it") {
-		t.Errorf("a halt every node was given says another node does not get it:\n%s", r.out)
+	assertContains(t, r.out, "(the node was left with no process; its agent keeps retrying)", next)
+	if strings.Contains(r.out, notWant) {
+		t.Errorf("the halt's header says %q:\n%s", notWant, r.out)
 	}
 }
 
