@@ -3,7 +3,6 @@ package pool_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -320,14 +319,8 @@ func TestRequestOfDeathMidAnswer(t *testing.T) {
 // comes back until the proxy closes it.
 func exchange(t *testing.T, addr, request string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := agenttest.Send(t, addr, request)
 	defer func() { _ = c.Close() }()
-	if _, err := io.WriteString(c, request); err != nil {
-		t.Fatal(err)
-	}
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	b, _ := io.ReadAll(c)
 	return string(b)
@@ -336,14 +329,7 @@ func exchange(t *testing.T, addr, request string) string {
 // hangUp sends request on a new connection to addr and closes it at once.
 func hangUp(t *testing.T, addr, request string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(c, request); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.Close()
+	_ = agenttest.Send(t, addr, request).Close()
 }
 
 // TestDeathsInRequestsOnEveryPathBackOff: code of a revision known to stay

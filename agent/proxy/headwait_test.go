@@ -83,13 +83,7 @@ func TestQuietStreamShowsItsHead(t *testing.T) {
 // head; its body is read from the returned connection.
 func headOf(t *testing.T, addr, raw string) (*http.Response, net.Conn) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
+	c := agenttest.Send(t, addr, raw)
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second)) // a bound on a hang, not a timing assert
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
