@@ -518,17 +518,19 @@ const abandonedHold = time.Second
 // would fail. Called off the request path.
 func (p *Pool) Abandon(w *Worker, method, path string) {
 	p.mu.Lock()
-	hold := w.capacity == 1 && !p.closed && !w.Exited()
+	exited := w.Exited()
+	hold := w.capacity == 1 && !p.closed && !exited
 	if hold { // under the lock that Close sets closed under: Add before its Wait
 		p.goBackground(func() { p.holdAbandoned(w, method, path) })
 	}
 	p.mu.Unlock()
-	if !hold {
-		if w.Exited() {
-			p.DiedIn(w, method, path)
-		}
-		p.Release(w, Unanswered)
+	if hold {
+		return
 	}
+	if exited {
+		p.DiedIn(w, method, path)
+	}
+	p.Release(w, Unanswered)
 }
 
 // holdAbandoned is Abandon's hold of w: until its process exits (the
@@ -1216,38 +1218,22 @@ func (p *Pool) exitSaysLocked(w *Worker, prev State, unexpected bool, lived time
 
 // ofRequestLocked: the death of w, lived after ready, with a request at
 // it, is the request's, not its app's: of a revision that lasted, one
-// past crashWindow, or a young one excused (excuseYoungLocked); of one
+// past crashWindow, or a young one excused (excuseLocked); of one
 // that has not, only a death in the request of death of a run already
-// taken as one (excuseUnprovenLocked).
-func (p *Pool) ofRequestLocked(w *Worker, lived time.Duration) bool {
-	if !p.lasted[w.Revision] {
-		return p.excuseUnprovenLocked(w)
-	}
-	return lived >= crashWindow || p.excuseYoungLocked(w)
-}
-
-// excuseUnprovenLocked: the death of w, of a revision not yet known to
-// stay up, was in the request of death of the run under way (deadly),
-// which kills the processes of the revisions before it too: a client
-// that keeps sending it through a deploy must not halt the rollout of a
-// revision that serves every other request. Any other death of such a
-// revision counts (watchExit), and does not change the run.
-func (p *Pool) excuseUnprovenLocked(w *Worker) bool {
-	r := &p.excused
-	if r.n == 0 || w.key != r.key || !r.deadly() {
-		return false
-	}
-	r.n++
-	w.ofKey = true
-	p.noteRequestOfDeathLocked(w)
-	return true
-}
-
-// excuseYoungLocked: the young death of w in a request of a lasted
-// revision is the request's (excuseLocked); one excused as a request of
+// taken as one (excuseUnproven). One excused as the run's request of
 // death is logged once its request is known (DiedIn).
-func (p *Pool) excuseYoungLocked(w *Worker) bool {
-	excused, ofKey := p.excuseLocked(time.Now(), w.key)
+func (p *Pool) ofRequestLocked(w *Worker, lived time.Duration) bool {
+	lasted := p.lasted[w.Revision]
+	if lasted && lived >= crashWindow {
+		return true
+	}
+	var excused, ofKey bool
+	if lasted {
+		excused, ofKey = p.excuseLocked(time.Now(), w.key)
+	} else {
+		excused = p.excused.excuseUnproven(w.key)
+		ofKey = excused
+	}
 	if ofKey {
 		w.ofKey = true
 		p.noteRequestOfDeathLocked(w)

@@ -113,6 +113,21 @@ func (p *Pool) excuseLocked(now time.Time, key RequestKey) (excused, ofKey bool)
 	return true, ofKey
 }
 
+// excuseUnproven: a death in a request of key, of a revision not yet
+// known to stay up, is the request's only when it is the request of death
+// of the run under way (deadly), which kills the processes of the
+// revisions before it too: a client that keeps sending it through a
+// deploy must not halt the rollout of a revision that serves every other
+// request. Any other death of such a revision counts (watchExit), and
+// does not change the run.
+func (r *excusedDeaths) excuseUnproven(key RequestKey) bool {
+	if r.n == 0 || key != r.key || !r.deadly() {
+		return false
+	}
+	r.n++
+	return true
+}
+
 // answeredLocked notes, during a run of excused deaths, a request w
 // answered: its process did not die under it. Only while it was the one
 // request at w (w.key is known), and not once w was found faulty: a
