@@ -150,11 +150,7 @@ func TestRequestOfDeathFromAClientThatHangsUp(t *testing.T) {
 	for end := time.Now().Add(90 * time.Second); obs.died.Load() < want && time.Now().Before(end); {
 		before := obs.died.Load()
 		hangUp(t, addr, "GET /crash/late HTTP/1.1\r\nHost: t\r\n\r\n")
-		for wait := time.Now().Add(5 * time.Second); obs.died.Load() == before && time.Now().Before(wait); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		e.WaitFor(t, 30*time.Second, "the worker replaced", agenttest.Ready(1))
-		if s := e.Pool.Status(); s.ScalingError != nil {
+		if s := e.replaced(t, before); s.ScalingError != nil {
 			t.Fatalf("after %d requests of death from clients that hung up: scaling error %+v (failures %d); "+
 				"want none: the app serves every other request", obs.died.Load(), s.ScalingError, s.ScalingFailures)
 		}
@@ -187,6 +183,18 @@ func startLasted(t *testing.T, name string) (*deathEnv, pool.Config) {
 }
 
 const requestOfDeathLogged = "Worker processes keep dying in requests to one path"
+
+// replaced waits, after a request of death, for its worker's death (up to
+// 5 s: the request may have found no worker to kill) while there were
+// before deaths, then for the pool's one worker to be ready again, and
+// returns the pool's status.
+func (d *deathEnv) replaced(t *testing.T, before int64) pool.Status {
+	t.Helper()
+	for wait := time.Now().Add(5 * time.Second); d.obs.died.Load() == before && time.Now().Before(wait); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return d.WaitFor(t, 30*time.Second, "the worker replaced", agenttest.Ready(1))
+}
 
 // tookAsRequestOfDeath: the pool logged a run's deaths as a request of
 // death.
@@ -279,13 +287,8 @@ func TestBotchedBodyIsNoAnswer(t *testing.T) {
 // crash soon after ready: the pool backs off. No backoff, / served
 // throughout, the path logged.
 func TestRequestOfDeathMidAnswer(t *testing.T) {
-	obs := &observer{}
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
-	root, _ := filepath.Abs("testdata/bootdie")
-	e := agenttest.Start(t, pool.Config{Name: "t/midway", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)},
-		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
-	e.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
+	e, _ := startLasted(t, "t/midway")
+	obs := e.obs
 	addr := strings.TrimPrefix(e.URL, "http://")
 
 	users := load(t, e.URL, 1)
@@ -296,23 +299,13 @@ func TestRequestOfDeathMidAnswer(t *testing.T) {
 		if status, _, _ := strings.Cut(got, "\r\n"); !strings.HasSuffix(status, " 200 OK") || len(got) >= 4<<20 {
 			t.Fatalf("request of death %d got %d bytes (%.40q), want 200 and its answer cut short", i+1, len(got), got)
 		}
-		for wait := time.Now().Add(5 * time.Second); obs.died.Load() == before && time.Now().Before(wait); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		e.WaitFor(t, 30*time.Second, "the worker replaced", agenttest.Ready(1))
-		if s := e.Pool.Status(); s.LastSpawnError != nil {
+		if s := e.replaced(t, before); s.LastSpawnError != nil {
 			t.Fatalf("after %d requests of death mid-answer: spawn error %+v; want none: the app serves every other request",
 				obs.died.Load(), s.LastSpawnError)
 		}
 	}
-	if rep := users().Report(); rep.Failed != 0 || rep.Requests == 0 {
-		t.Errorf("%d of %d requests to / failed (%v), want none", rep.Failed, rep.Requests, rep.FirstFailure)
-	}
-	got := book.WaitFor(t, "Worker processes keep dying in requests to one path")
-	if req, _ := got.Value("request"); req != "GET /crash/midway" {
-		t.Errorf("the request of death is logged as %v, want GET /crash/midway", req)
-	}
-	book.Check(t)
+	e.servedThrough(t, users)
+	e.loggedOnce(t, "GET /crash/midway")
 }
 
 // exchange sends request on a new connection to addr and returns what
