@@ -461,11 +461,14 @@ func (p *Pool) pickLocked() *Worker {
 type Outcome uint8
 
 const (
-	// Answered: the worker's answer came (its head, at least).
-	Answered Outcome = iota
-	// Unanswered: the worker failed the request, or it never reached the
-	// worker.
-	Unanswered
+	// Unanswered, the zero value: no answer came from the worker (it
+	// failed the request, died in it, or the request never reached it).
+	// A request is unanswered until its answer is seen coming, so that a
+	// way to fail forgotten is never taken for an answer.
+	Unanswered Outcome = iota
+	// Answered: the worker's answer came (its head, at least), and the
+	// worker did not die partway through it.
+	Answered
 )
 
 // Release gives back a worker taken with Acquire after its request ended

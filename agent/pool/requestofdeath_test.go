@@ -57,6 +57,28 @@ func TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown(t *testing.T) {
 	e.loggedOnce(t, "GET /crash")
 }
 
+// TestRequestOfDeathOverHTTP10: as
+// TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown, with every request in
+// HTTP/1.0, which net/http's server takes (the proxy's forward), not the
+// front end: the answers that show the app serves its other paths are
+// seen there too. Before they were, every request was an answer there by
+// default; now none is until its head comes.
+func TestRequestOfDeathOverHTTP10(t *testing.T) {
+	e, _ := startLasted(t, "t/deathurl10")
+	addr := strings.TrimPrefix(e.URL, "http://")
+	for deaths := 1; deaths <= 8; deaths++ {
+		if got := exchange(t, addr, "GET / HTTP/1.0\r\nHost: t\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.0 200 ") {
+			t.Fatalf("before request of death %d, / got %.60q; want 200", deaths, got)
+		}
+		before := e.obs.died.Load()
+		_ = exchange(t, addr, "GET /crash HTTP/1.0\r\nHost: t\r\n\r\n")
+		if s := e.replaced(t, before); s.ScalingError != nil {
+			t.Fatalf("after %d requests of death: scaling error %+v; want none: the app serves every other request", deaths, s.ScalingError)
+		}
+	}
+	e.loggedOnce(t, "GET /crash")
+}
+
 // TestRequestOfDeathThroughADeploy: a client keeps sending a request of
 // death to a one-worker pool while a new revision rolls out. The new
 // revision has not shown yet that it stays up, and its deaths would count

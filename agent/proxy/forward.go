@@ -63,12 +63,6 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 		return t.exchange(r, body != nil, write, sess.replaying, requestBound{
 			limit: s.router.MaxRequestTime(), afterBody: body != nil && !held})
 	})
-	if err != nil {
-		// No answer came, whoever failed: the client's body too (400,
-		// 408), or the request would pass for answered in the pool's
-		// reckoning of a request of death (Release).
-		sess.outcome = pool.Unanswered
-	}
 	switch {
 	case err != nil && idle.timedOut():
 		s.stalledBody(rw, r, sess)
@@ -81,6 +75,7 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 		s.fail(rw, r.Context(), r.Method, r.URL.Path, sess, err)
 		return
 	}
+	sess.outcome = pool.Answered // the head came (fail and answerCut may yet say otherwise)
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
 		s.fail(rw, r.Context(), r.Method, r.URL.Path, sess, errors.New("the worker switched protocols unasked"))

@@ -463,9 +463,13 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 	}
 	if cc.req.Method == http.MethodHead || !cc.peekPlain(x.c.br) {
 		resp, err := x.receive() //nolint:bodyclose // serveRequest closes it
+		if err == nil {
+			cc.sess.outcome = pool.Answered // (fail may yet say otherwise)
+		}
 		return sent{resp: resp}, err
 	}
 	x.headCame()
+	cc.sess.outcome = pool.Answered // (answerCut may yet say otherwise)
 	cc.sess.code = cc.resp.code
 	if cc.resp.bodyPending(x.c.br) && cc.s.buffers(cc.sess, cc.resp.length, cc.s.router.ResponseBufferLimit()) {
 		return sent{relayed: true, keep: cc.relayBuffered(x, time.Now)}, nil // buffer.go

@@ -540,7 +540,8 @@ func (s *Server) proxyError(rw http.ResponseWriter, r *http.Request, err error) 
 	s.fail(rw, r.Context(), r.Method, r.URL.Path, sess, err)
 }
 
-// fail answers a request whose worker failed it.
+// fail answers a request whose worker failed it: no answer, whatever of
+// its head came.
 func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, method, path string, sess *session, err error) {
 	sess.outcome = pool.Unanswered
 	var overran *overranError
@@ -646,7 +647,9 @@ type session struct {
 	// its next worker with it.
 	key pool.RequestKey
 	// outcome is how the request ended at its worker, for Release: the
-	// zero value, Answered, unless fail says otherwise.
+	// zero value, Unanswered, until the worker's answer head is read
+	// (forward, sendToWorker, recordStatus); fail and answerCut take it
+	// back for an answer that failed after its head.
 	outcome pool.Outcome
 }
 
@@ -675,7 +678,7 @@ func plain(rw http.ResponseWriter, code int, msg string) int {
 
 func recordStatus(resp *http.Response) error {
 	if sess, ok := resp.Request.Context().Value(sessionKey{}).(*session); ok {
-		sess.code = resp.StatusCode
+		sess.code, sess.outcome = resp.StatusCode, pool.Answered
 	}
 	return nil
 }
