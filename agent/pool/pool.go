@@ -499,58 +499,6 @@ func (p *Pool) Release(w *Worker, outcome Outcome) {
 	p.mu.Unlock()
 }
 
-// abandonedHold is how long, at most, Abandon keeps a one-request worker
-// from the next request. The pool cannot see the worker finish the
-// abandoned request (the proxy closed its connection), so the hold is
-// blind: a worker that finished at once waits it out too, which costs a
-// one-worker pool that much capacity for each abandoned request. Long
-// enough for a request that kills its process within a second to be
-// found dying in it; short, as each hold is paid by the requests queued
-// behind it.
-const abandonedHold = time.Second
-
-// Abandon gives back w, whose request (method to path) its client left
-// after the request reached w, before the answer came. A worker serving
-// one request at a time may still be at it (a WSGI app notices no closed
-// connection before it writes its answer): it is given back once its
-// process exits or abandonedHold has passed (or the pool closes), not at
-// once. Until then a request handed to it would wait behind the abandoned
-// one; and should that one be killing it (a request of death whose client
-// does not wait for the answer), the next would die with it and take the
-// blame: its key would be the death's (excuseLocked), and the request
-// would fail. Called off the request path.
-func (p *Pool) Abandon(w *Worker, method, path string) {
-	p.mu.Lock()
-	exited := w.Exited()
-	hold := w.capacity == 1 && !p.closed && !exited
-	if hold { // under the lock that Close sets closed under: Add before its Wait
-		p.goBackground(func() { p.holdAbandoned(w, method, path) })
-	}
-	p.mu.Unlock()
-	if hold {
-		return
-	}
-	if exited {
-		p.DiedIn(w, method, path)
-	}
-	p.Release(w, Unanswered)
-}
-
-// holdAbandoned is Abandon's hold of w: until its process exits (the
-// request is then reported, for the log), abandonedHold passes, or the
-// pool closes.
-func (p *Pool) holdAbandoned(w *Worker, method, path string) {
-	t := time.NewTimer(abandonedHold)
-	defer t.Stop()
-	select {
-	case <-w.proc.Done():
-		p.DiedIn(w, method, path)
-	case <-t.C:
-	case <-p.ctx.Done():
-	}
-	p.Release(w, Unanswered)
-}
-
 // Unreachable takes a worker whose socket refused a connection out of
 // routing at once and retires it: a worker that does not accept is dying
 // (killed, not yet reaped: its least-busy slot would otherwise attract

@@ -94,9 +94,12 @@
 //     its connection closed), never one net/http would make up;
 //   - a client that goes away while its request waits (queued, or at a
 //     slow worker) takes the request with it: out of the queue, or off
-//     the worker, whose slot comes back at once; for a request whose
-//     body streams, only once a worker takes it and its body is read, as
-//     net/http reads no connection while a body is unread;
+//     the worker (its connection closed); for a request whose body
+//     streams, only once a worker takes it and its body is read, as
+//     net/http reads no connection while a body is unread. A worker
+//     that serves one request at a time and got the whole request is
+//     still at it, and gets its slot back only once its answer begins,
+//     it dies, or maxRequestTime kills it (abandon.go);
 //   - nothing is invented: a response without Content-Type gets none (Go's
 //     server would sniff one), only a missing Date is added;
 //   - a worker's response head is bounded (10 MiB, five interim responses);

@@ -17,7 +17,6 @@ type brokenRouter struct{}
 
 func (brokenRouter) Acquire(context.Context, pool.RequestKey) (*pool.Worker, error) { return nil, nil }
 func (brokenRouter) Release(*pool.Worker, pool.Outcome)                             {}
-func (brokenRouter) Abandon(*pool.Worker, string, string)                           {}
 func (brokenRouter) Unreachable(*pool.Worker)                                       {}
 func (brokenRouter) DiedIn(*pool.Worker, string, string)                            {}
 func (brokenRouter) RequestBufferLimit() int64                                      { return 0 }

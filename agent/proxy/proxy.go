@@ -94,9 +94,6 @@ type Router interface {
 	// Release gives back the worker of a request that ended as outcome
 	// says.
 	Release(w *pool.Worker, outcome pool.Outcome)
-	// Abandon gives back the worker of a request (method to path) that
-	// reached it but whose client went away before its answer came.
-	Abandon(w *pool.Worker, method, path string)
 	// Unreachable reports a worker whose socket refused a connection.
 	Unreachable(w *pool.Worker)
 	// DiedIn reports the method and path of a request whose worker's
@@ -550,11 +547,7 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, method, path 
 		return
 	}
 	if ctx.Err() != nil {
-		var notSent *notSentError
-		if w := sess.worker; w != nil && !errors.As(err, &notSent) && !errors.Is(err, errClientGone) {
-			s.router.Abandon(w, method, path) // the worker may still be at it
-			sess.worker = nil
-		}
+		s.abandon(method, path, sess, err)
 		sess.clientGone()
 		return
 	}

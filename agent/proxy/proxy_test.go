@@ -991,13 +991,16 @@ func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response
 }
 
 // TestClientGoneWhileWaiting: a client that goes away while its request
-// waits, in the queue or at a slow worker, takes its request with it: the
-// queue empties and the worker's slot comes back long before the worker
-// would have answered.
+// waits, in the queue or at a slow worker, is noticed at once (499): a
+// queued request leaves the queue; one at a worker that serves one
+// request at a time leaves its connection, but its worker, still at it,
+// gets its slot back only once it answered (TestAbandonedRequestKeepsItsWorker
+// in agent/pool says why).
 func TestClientGoneWhileWaiting(t *testing.T) {
 	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
 	tmpl.Pool.QueueTimeout = &metav1.Duration{Duration: time.Minute}
-	e := start(t, tmpl, proxy.Options{})
+	codes := &codeLog{}
+	e := start(t, tmpl, proxy.Options{Observer: codes})
 	addr := strings.TrimPrefix(e.URL, "http://")
 	// Fast requests first on the slow one's connection: the watch's
 	// timer, set for the first of them, fires while the slow one has
@@ -1017,7 +1020,7 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 	e.WaitFor(t, 10*time.Second, "the fast requests' worker released", func(s pool.Status) bool {
 		return len(s.Processes) == 1 && s.Processes[0].Sessions == 0
 	})
-	if _, err := io.WriteString(slow, "GET /slow?ms=20000 HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(slow, "GET /slow?ms=3000 HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	e.WaitFor(t, 10*time.Second, "the slow request at the worker", func(s pool.Status) bool {
@@ -1040,11 +1043,14 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 		e.WaitFor(t, 10*time.Second, "the queue empty", func(s pool.Status) bool { return s.QueueLength == 0 })
 	}
 	slow.Close()
-	e.WaitFor(t, 10*time.Second, "the worker's slot back", func(s pool.Status) bool {
-		return len(s.Processes) == 1 && s.Processes[0].Sessions == 0
+	// Seen gone while the worker is still at the request: by the watch,
+	// not by the failed write of its answer.
+	e.WaitFor(t, 10*time.Second, "the slow request's client seen gone (499) while its worker is at it", func(s pool.Status) bool {
+		return codes.count(499) == 3 && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
 	})
-	// The worker still sleeps: spare the cleanup its 20 seconds.
-	_ = syscall.Kill(int(e.Pool.Status().Processes[0].PID), syscall.SIGKILL)
+	e.WaitFor(t, 30*time.Second, "the worker's slot back once it answered", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 0 && s.Processes[0].Processed == 3
+	})
 }
 
 // TestNoContentTypeInvented: a response without Content-Type reaches the

@@ -42,6 +42,10 @@ type workerTransport struct {
 	dialer        net.Dialer
 	maxIdle       int
 
+	// awaitsAbandoned: the worker serves one request at a time, and a
+	// request its client abandons is still awaited (abandonedError).
+	awaitsAbandoned bool
+
 	mu     sync.Mutex
 	idle   []*workerConn // most recently used last
 	closed bool          // the worker is gone: keep nothing
@@ -62,6 +66,9 @@ func NewWorkerTransport(w *pool.Worker) http.RoundTripper {
 		network: w.Network(), addr: w.Address(),
 		dialer:  net.Dialer{Timeout: 5 * time.Second},
 		maxIdle: max(2, w.Capacity()),
+		// One that takes several at once is more than a WSGI process: it
+		// may notice the connection closed and stop work no one awaits.
+		awaitsAbandoned: w.Capacity() == 1,
 	}
 }
 
@@ -205,6 +212,9 @@ func (x pending) receive() (*http.Response, error) {
 	c := x.c
 	resp, silent, err := c.readResponse(x.req)
 	if err != nil {
+		if silent && x.abandoned() {
+			return nil, &abandonedError{err: err, c: c, limit: x.limit}
+		}
 		return nil, x.failed(err, silent)
 	}
 	x.headCame()
@@ -236,6 +246,48 @@ func (x pending) failed(err error, silent bool) error {
 		return &staleConnError{err}
 	}
 	return err
+}
+
+// abandonedError: the client went away (the request was cancelled) once
+// the whole request had reached a worker that serves one request at a
+// time (awaitsAbandoned), before any byte of its answer came. The worker
+// is at the request still, as a WSGI process does not notice its client
+// gone: c, kept open and no longer the request's (x.stop), is where its
+// answer, or its death, will show. Server.fail hands it to
+// awaitAbandoned, which owns c from then on.
+type abandonedError struct {
+	err   error
+	c     *workerConn
+	limit time.Duration // the request's maxRequestTime, which c's read deadline still holds it to
+}
+
+func (e *abandonedError) Error() string { return e.err.Error() }
+func (e *abandonedError) Unwrap() error { return e.err }
+
+// abandoned reports whether the request, whose answer's read failed, was
+// cancelled after all of it reached the worker, which is then still to be
+// awaited (abandonedError): its connection is taken from the request
+// (stop) and its cancel's deadlines lifted (keep). A body still being
+// written, or that failed, never reached the worker whole: the connection
+// is then closed as for any failure.
+func (x pending) abandoned() bool {
+	if !x.t.awaitsAbandoned || !x.c.cancelled() {
+		return false
+	}
+	if x.wrote != nil {
+		select {
+		case err := <-x.wrote:
+			x.wrote <- err // for failed, should it come to that
+			if err != nil {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	x.stop() // cancelled already: nothing aborts c after this
+	x.c.keep()
+	return true
 }
 
 // headCame ends the bound on the wait for the response head: a body the
@@ -610,6 +662,24 @@ func (c *workerConn) abort() {
 	c.deadlineMu.Lock()
 	c.aborted = true
 	_ = c.SetDeadline(aLongTimeAgo)
+	c.deadlineMu.Unlock()
+}
+
+// cancelled: abort was called.
+func (c *workerConn) cancelled() bool {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	return c.aborted
+}
+
+// keep lifts abort's deadlines from c, whose request was abandoned but
+// whose answer is still awaited (abandonedError); maxRequestTime's bound
+// on the head, when one holds, is its read deadline again.
+func (c *workerConn) keep() {
+	c.deadlineMu.Lock()
+	c.aborted = false
+	_ = c.SetWriteDeadline(time.Time{})
+	_ = c.SetReadDeadline(c.boundBy)
 	c.deadlineMu.Unlock()
 }
 

@@ -5,7 +5,9 @@ whole body first: one cut short raises instead, and /crash/midway sends
 1 MiB of the 4 MiB it announces first), or on any request while the file DIE_IN_REQUEST_IF_EXISTS
 names exists (code broken in place that dies on every path); and hangs on
 any other request while the file HANG_IF_EXISTS names exists (a dependency
-gone dead). /slow takes a second to answer."""
+gone dead). /slow takes a second to answer; /gate answers once the file
+GATE names exists, having made GATE.reached (a request the test lets
+finish when it chooses)."""
 import os
 import threading
 import time
@@ -48,6 +50,11 @@ def application(environ, start_response):
         time.sleep(3600)
     if path == "/slow":
         time.sleep(1)
+    if path == "/gate":
+        _gate = os.environ["GATE"]
+        open(_gate + ".reached", "w").close()
+        while not os.path.exists(_gate):
+            time.sleep(0.01)
     body = ("%d\n" % os.getpid()).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]

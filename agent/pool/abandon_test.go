@@ -1,0 +1,143 @@
+package pool_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+)
+
+// TestAbandonedRequestKeepsItsWorker: a client sends a request to a
+// two-worker pool and goes away while its worker is at it (GET /gate,
+// answered once the test opens the gate). The worker serves one request at
+// a time and is at the abandoned one until it answers: the pool must hand
+// it no other request, which would wait behind the abandoned one while the
+// other worker is free. Two users keep asking for / for longer than the
+// second the pool once held such a worker blindly (and then took it for
+// free): every request is answered, by the other worker. Then the gate
+// opens, the answer comes, and the worker is given back, unharmed.
+func TestAbandonedRequestKeepsItsWorker(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	gate := gatePath(t)
+	obs := &observer{}
+	e := agenttest.Start(t, pool.Config{Name: "t/abandoned", Revision: "1",
+		Template: agenttest.WSGIAt(root, 2, 2, env("GATE", gate))},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
+	e.WaitFor(t, 30*time.Second, "two workers ready", agenttest.Ready(2))
+
+	hangUp(t, strings.TrimPrefix(e.URL, "http://"), "GET /gate HTTP/1.1\r\nHost: t\r\n\r\n")
+	s := e.WaitFor(t, 30*time.Second, "the abandoned request at its worker", func(s pool.Status) bool {
+		_, err := os.Stat(gate + ".reached")
+		return err == nil && busyPID(s) != 0
+	})
+	held := busyPID(s)
+
+	failed, answered := usersFor(e.URL, 2, 2*time.Second)
+	if failed != 0 || answered == 0 {
+		t.Errorf("%d of %d requests to / failed while the other worker was free; want none: none may wait behind the abandoned request",
+			failed, failed+answered)
+	}
+	if busy := busyPID(e.Pool.Status()); busy != held {
+		t.Errorf("with the abandoned request still at pid %d, the busy worker is %d; want it held until its answer", held, busy)
+	}
+
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitFor(t, 30*time.Second, "the worker given back once its answer came", func(s pool.Status) bool {
+		return busyPID(s) == 0 && agenttest.Ready(2)(s) && hasPID(s, held)
+	})
+	if obs.died.Load() != 0 || obs.overran.Load() != 0 {
+		t.Errorf("%d workers died, %d overran; want none: the abandoned request was answered", obs.died.Load(), obs.overran.Load())
+	}
+}
+
+// gatePath is a path for the app's GATE file (and GATE.reached), in a
+// directory the worker's user may write to.
+func gatePath(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "gate") // not t.TempDir(), whose parent only the test's user may enter
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "gate")
+}
+
+// busyPID is the pid of the one process serving a request; 0 for none.
+func busyPID(s pool.Status) int32 {
+	for _, p := range s.Processes {
+		if p.Sessions > 0 {
+			return p.PID
+		}
+	}
+	return 0
+}
+
+func hasPID(s pool.Status, pid int32) bool {
+	for _, p := range s.Processes {
+		if p.PID == pid {
+			return true
+		}
+	}
+	return false
+}
+
+// usersFor has clients ask for url/ one request after another for d, each
+// given 10 s, and counts what failed and what was answered 200.
+func usersFor(url string, clients int, d time.Duration) (failed, answered int64) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	var f, a atomic.Int64
+	var wg sync.WaitGroup
+	end := time.Now().Add(d)
+	for range clients {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				resp, err := client.Get(url + "/")
+				if err == nil {
+					_ = resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != http.StatusOK {
+					f.Add(1)
+					continue
+				}
+				a.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return f.Load(), a.Load()
+}
+
+// TestAbandonedRequestStillHasMaxRequestTime: a request whose client went
+// away is still held to maxRequestTime while its worker is at it: a
+// worker stuck in it (the gate never opens) is killed and replaced, as
+// for a client that waits, not left stuck with its slot taken for free.
+func TestAbandonedRequestStillHasMaxRequestTime(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	tmpl := agenttest.WSGIAt(root, 1, 1, env("GATE", gatePath(t)))
+	tmpl.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
+	obs := &observer{}
+	e := agenttest.Start(t, pool.Config{Name: "t/abandonedstuck", Revision: "1", Template: tmpl},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
+	first := e.WaitFor(t, 30*time.Second, "a worker ready", agenttest.Ready(1)).Processes[0].PID
+
+	hangUp(t, strings.TrimPrefix(e.URL, "http://"), "GET /gate HTTP/1.1\r\nHost: t\r\n\r\n")
+	e.WaitFor(t, 30*time.Second, "the stuck worker killed and replaced", func(s pool.Status) bool {
+		return obs.overran.Load() == 1 && agenttest.Ready(1)(s) && !hasPID(s, first)
+	})
+	if code, _, err := fetch(e.URL + "/"); err != nil || code != http.StatusOK {
+		t.Errorf("GET / after the replacement: %d %v, want 200", code, err)
+	}
+}
