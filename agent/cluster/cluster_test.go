@@ -399,7 +399,8 @@ func TestDrainOfAPoolChangedMeanwhileLogsNoError(t *testing.T) {
 // stale: it reports Ready=False, AgentStopping, as it stops. Then it
 // serves on, new connections too, for the drain delay (the manager takes
 // the node out of the Service, and load balancers take a while to
-// follow), and only then drains.
+// follow), and only then drains. Once stopped, its last report lists no
+// process.
 func TestStoppingAgentSaysSo(t *testing.T) {
 	ns := namespace(t)
 	stop := runAgent(t, "node-s", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 10 * time.Second })
@@ -429,6 +430,18 @@ func TestStoppingAgentSaysSo(t *testing.T) {
 	<-stopped
 	if _, _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
 		t.Error("the proxy still answers after the agent stopped")
+	}
+	// Its processes are gone, and its last report says so, not only its
+	// Lease once stale.
+	pp = waitPool(t, key, "the stopped agent's last report", func(p *ferryv1.ProcessPool) bool {
+		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
+		return c != nil && strings.Contains(c.Message, "node-s stopped")
+	})
+	if c := meta.FindStatusCondition(pp.Status.Conditions, ferryv1.ConditionReady); c.Status != metav1.ConditionFalse || c.Reason != ferryv1.ReasonAgentStopping {
+		t.Errorf("Ready once the agent stopped: %+v, want False, %s", c, ferryv1.ReasonAgentStopping)
+	}
+	if n := pp.Status.ProcessCounts.Ready; n != 0 || len(pp.Status.Processes) != 0 {
+		t.Errorf("once the agent stopped, its pool reports %d ready processes of %v; want none", n, pp.Status.Processes)
 	}
 }
 

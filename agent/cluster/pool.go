@@ -277,7 +277,8 @@ func (rp *runningPool) close(agentStops bool) {
 	rp.pool.Stopping() // no roll through the drain delay and the drain
 	close(rp.stop)
 	<-rp.done
-	if agentStops && rp.reportStopping() {
+	reported := agentStops && rp.reportStopping(stoppingMessage(rp.a.opts.NodeName, rp.a.opts.DrainDelay))
+	if reported {
 		rp.serveOnStopping()
 	}
 	rp.mu.Lock()
@@ -304,6 +305,12 @@ func (rp *runningPool) close(agentStops bool) {
 	rp.drains.Wait()
 	rp.pool.Close(ctx)
 	rp.endStop()
+	if reported {
+		// Its processes are gone: the last report must not go on listing
+		// them ready (and the node's endpoint serving) until the Lease is
+		// stale.
+		rp.reportStopping("the agent on " + rp.a.opts.NodeName + " stopped: its proxy and processes are gone, until an agent starts again on the node")
+	}
 	if rp.untrack != nil {
 		rp.untrack() // its series go with it
 	}
@@ -315,21 +322,21 @@ func (rp *runningPool) close(agentStops bool) {
 const stoppingWriteTimeout = 3 * time.Second
 
 // reportStopping writes, as the agent stops, that the pool no longer
-// serves on this node (Ready=False, AgentStopping), before its proxy
-// drains and its processes stop: the manager takes the node out of the
+// serves on this node (Ready=False, AgentStopping, with message), with the
+// pool's processes as they are: before its proxy drains and its
+// processes stop, so that the manager takes the node out of the
 // AppGroup's Service and its status says why at once, instead of trusting
-// the last report until the agent's Lease goes stale (--agent-stale-after).
-// Once: a failure is logged, not retried (the Lease then tells). It
-// reports whether the API server took it.
-func (rp *runningPool) reportStopping() bool {
+// the last report until the agent's Lease goes stale (--agent-stale-after);
+// and once they stopped. Once each: a failure is logged, not retried (the
+// Lease then tells). It reports whether the API server took it.
+func (rp *runningPool) reportStopping(message string) bool {
 	desired, obj := rp.desired()
 	if obj == nil || obj.ResourceVersion == "" {
 		return false // another pool has the name, or the API server was never heard
 	}
 	meta.SetStatusCondition(&desired.Conditions, metav1.Condition{Type: ferryv1.ConditionReady,
 		Status: metav1.ConditionFalse, Reason: ferryv1.ReasonAgentStopping, ObservedGeneration: obj.Generation,
-		Message: "the agent on " + rp.a.opts.NodeName + " is stopping: " + stoppingProxy(rp.a.opts.DrainDelay) +
-			", and its processes stop once their requests finish, until an agent starts again on the node"})
+		Message: message})
 	patch := client.MergeFrom(obj.DeepCopy())
 	obj.Status = desired
 	ctx, cancel := context.WithTimeout(context.Background(), stoppingWriteTimeout)
@@ -339,6 +346,12 @@ func (rp *runningPool) reportStopping() bool {
 		rp.log.Error(err, "Could not report that the agent stops; its node reads silent once its Lease is stale")
 	}
 	return err == nil
+}
+
+// stoppingMessage is Ready's message as the agent on node begins to stop.
+func stoppingMessage(node string, drainDelay time.Duration) string {
+	return "the agent on " + node + " is stopping: " + stoppingProxy(drainDelay) +
+		", and its processes stop once their requests finish, until an agent starts again on the node"
 }
 
 // stoppingProxy is what AgentStopping's message says of the pool's proxy
