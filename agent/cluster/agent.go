@@ -26,6 +26,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/metrics"
 	"github.com/ferry-dev/ferry/agent/proxy"
+	"github.com/ferry-dev/ferry/agent/spawn"
 	"github.com/ferry-dev/ferry/agent/wsgi"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
@@ -70,6 +71,9 @@ type Options struct {
 	// balancers take to see the node's endpoint terminating and stop
 	// sending to it. 0: it drains at once.
 	DrainDelay time.Duration
+	// WorkerUsers is who workers may run as (--worker-users); the zero
+	// value: anyone but root.
+	WorkerUsers spawn.WorkerUsers
 	// SimulateWorkers, when positive, makes every pool report minProcesses
 	// ready processes without running any, replacing one per this step on
 	// a new revision. For the control-plane scale benchmark only: nothing

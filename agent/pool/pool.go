@@ -48,6 +48,9 @@ type Options struct {
 	RunDir string
 	// LoaderPath is the installed WSGI loader.
 	LoaderPath string
+	// WorkerUsers is who workers may run as (the agent's --worker-users);
+	// the zero value: anyone but root.
+	WorkerUsers spawn.WorkerUsers
 	// Log is the pool's logger. It names the pool already (cluster mode:
 	// "pool", standalone: "appgroup"): the pool adds no key of its own, or
 	// every line, the workers' output too, would carry the name twice.
@@ -949,6 +952,7 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 		RunDir:       p.opts.RunDir,
 		LoaderPath:   p.opts.LoaderPath,
 		Log:          p.log,
+		Users:        p.opts.WorkerUsers,
 	}
 	started := time.Now()
 	proc, err := spawn.Spawn(p.ctx, spec)

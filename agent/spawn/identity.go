@@ -19,6 +19,14 @@ type identity struct {
 	cred       *syscall.Credential // nil: the agent's own user
 }
 
+// uid is the uid the worker runs as.
+func (id identity) uid() uint32 {
+	if id.cred != nil {
+		return id.cred.Uid
+	}
+	return uint32(os.Geteuid())
+}
+
 // workerIdentity resolves the AppGroup's user. A root agent runs workers as
 // that user, or as nobody when none is given; a non-root agent can only run
 // them as itself. Root (uid 0) is refused even though the API forbids it

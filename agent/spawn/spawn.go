@@ -41,6 +41,9 @@ type Spec struct {
 	LoaderPath string
 	// Log receives the worker's output lines and lifecycle messages.
 	Log logr.Logger
+	// Users is who the agent lets workers run as (--worker-users); the
+	// zero value: anyone but root.
+	Users WorkerUsers
 }
 
 // Error is a failed spawn.
@@ -556,14 +559,14 @@ func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := spec.Users.check(spec.App.User, ident); err != nil {
+		return nil, nil, nil, err
+	}
 	if err := checkRoot(spec.App.Root); err != nil {
 		return nil, nil, nil, err
 	}
 	env := baseEnv(ident)
-	proc := &Process{Revision: spec.Revision, StartedAt: time.Now(), done: make(chan struct{}), uid: os.Geteuid()}
-	if ident.cred != nil {
-		proc.uid = int(ident.cred.Uid)
-	}
+	proc := &Process{Revision: spec.Revision, StartedAt: time.Now(), done: make(chan struct{}), uid: int(ident.uid())}
 	var argv []string
 	var ready, readyW *os.File
 	var port int

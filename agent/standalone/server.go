@@ -26,6 +26,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/metrics"
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
+	"github.com/ferry-dev/ferry/agent/spawn"
 	"github.com/ferry-dev/ferry/agent/wsgi"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
@@ -46,6 +47,9 @@ type Options struct {
 	// RestartFilePoll is how often tmp/restart.txt is checked; negative
 	// turns the check off. Default 1s.
 	RestartFilePoll time.Duration
+	// WorkerUsers is who workers may run as (--worker-users); the zero
+	// value: anyone but root.
+	WorkerUsers spawn.WorkerUsers
 	// Log is the agent's logger.
 	Log logr.Logger
 	// Metrics, if set, receives the pools' and proxies' metrics.
@@ -275,7 +279,7 @@ func (s *Server) startOn(ag ferryv1.AppGroup, l net.Listener) error {
 	log := s.log.WithValues("appgroup", ag.Name)
 	p := pool.New(pool.Config{Name: ag.Name, Revision: base, Template: ag.Spec.AppTemplate}, pool.Options{
 		RunDir: s.runDir, LoaderPath: s.loader, Log: log, NewTransport: proxy.NewWorkerTransport,
-		Observer: observer(s.opts.Metrics),
+		Observer: observer(s.opts.Metrics), WorkerUsers: s.opts.WorkerUsers,
 	})
 	var untrack func()
 	if s.opts.Metrics != nil {

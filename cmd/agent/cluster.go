@@ -53,6 +53,7 @@ func runCluster(args []string) error {
 	simulate := fs.Duration("simulate-workers", 0,
 		"FOR BENCHMARKS ONLY: report each pool's processes without running any (one replaced per this step on a new revision); nothing is served")
 	popts := proxyFlags(fs)
+	users := workerUsersFlag(fs)
 	newLogger := logging.BindFlags(fs)
 	operands := parseArgs(fs, args)
 	if err := noOperands("ferry-agent", operands); err != nil {
@@ -80,7 +81,7 @@ func runCluster(args []string) error {
 	agent, err := cluster.New(cluster.Options{
 		NodeName: *node, Config: cfg, BindAddress: *bind, AdvertiseAddress: *advertise, StateDir: *stateDir,
 		HeartbeatInterval: *heartbeat, StatsInterval: *stats, LeaseNamespace: *leaseNS, Proxy: popts(), Metrics: m,
-		Log: log, SimulateWorkers: *simulate, DrainDelay: *drainDelay,
+		Log: log, SimulateWorkers: *simulate, DrainDelay: *drainDelay, WorkerUsers: *users,
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/metrics"
 	"github.com/ferry-dev/ferry/agent/proxy"
+	"github.com/ferry-dev/ferry/agent/spawn"
 	"github.com/ferry-dev/ferry/agent/standalone"
 	"github.com/ferry-dev/ferry/internal/logging"
 	"github.com/ferry-dev/ferry/internal/version"
@@ -24,6 +25,7 @@ func runStandalone(args []string) error {
 	stateDir := fs.String("state-dir", standalone.DefaultStateDir(), "directory for the WSGI loader, worker sockets and the admin socket")
 	admin := fs.String("admin-socket", "", "admin Unix socket for status/restart/reload (default STATE-DIR/admin.sock)")
 	popts := proxyFlags(fs)
+	users := workerUsersFlag(fs)
 	restartPoll := fs.Duration("restart-file-poll", time.Second, "how often tmp/restart.txt in each app root is checked; 0 turns it off")
 	newLogger := logging.BindFlags(fs)
 	operands := parseArgs(fs, args)
@@ -44,7 +46,7 @@ func runStandalone(args []string) error {
 	log := newLogger()
 	srv, err := standalone.New(standalone.Options{
 		File: *file, BindAddress: *bind, AdminSocket: *admin, StateDir: *stateDir, Proxy: popts(),
-		RestartFilePoll: poll, Log: log, Metrics: metrics.New(),
+		RestartFilePoll: poll, Log: log, Metrics: metrics.New(), WorkerUsers: *users,
 		Agent: "ferry-agent " + version.Version + " (standalone)",
 	})
 	if err != nil {
@@ -64,6 +66,19 @@ func runStandalone(args []string) error {
 		}
 	}()
 	return srv.Run(ctx)
+}
+
+// workerUsersFlag binds --worker-users, shared with the cluster mode: a
+// list the agent cannot read stops it at its start, not at a spawn.
+func workerUsersFlag(fs *flag.FlagSet) *spawn.WorkerUsers {
+	var wu spawn.WorkerUsers
+	fs.Func("worker-users", "the users workers may run as, comma-separated: names, uids and uid ranges (10000-19999); "+
+		"a worker of any other user (an app's app.user, or nobody for an app that names none) fails to spawn (default: any user but root)",
+		func(s string) (err error) {
+			wu, err = spawn.ParseWorkerUsers(s)
+			return err
+		})
+	return &wu
 }
 
 // proxyFlags binds the proxy's limits, shared with the cluster mode; the

@@ -1,0 +1,89 @@
+package spawn
+
+import (
+	"context"
+	"os/user"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// TestParseWorkerUsers: names (www-data too, which is no range) and uids
+// become the uids they are, ranges are inclusive, and what is no user, no
+// uid and no range, or takes in root, is refused with the entry named.
+func TestParseWorkerUsers(t *testing.T) {
+	daemon, err := user.Lookup("daemon")
+	if err != nil {
+		t.Fatalf("the test needs the daemon user of every Debian system: %v", err)
+	}
+	d, _ := strconv.ParseUint(daemon.Uid, 10, 32)
+	www, err := user.Lookup("www-data")
+	if err != nil {
+		t.Fatalf("the test needs the www-data user of every Debian system: %v", err)
+	}
+	w, _ := strconv.ParseUint(www.Uid, 10, 32)
+	wu, err := ParseWorkerUsers(" daemon, 10000-10009 ,4000000,www-data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uid, want := range map[uint32]bool{uint32(d): true, uint32(w): true, 10000: true, 10009: true, 10010: false, 9999: false,
+		4000000: true, 4000001: false, 0: false} {
+		if got := wu.allows(uid); got != want {
+			t.Errorf("%q allows uid %d: %v, want %v", wu, uid, got, want)
+		}
+	}
+	for _, s := range []string{"", " , "} {
+		if wu, err := ParseWorkerUsers(s); err != nil || wu.Restricted() || !wu.allows(1) {
+			t.Errorf("ParseWorkerUsers(%q) = %v, %v; want no restriction", s, wu, err)
+		}
+	}
+	for s, want := range map[string]string{
+		"root":              "uid 0",
+		"0":                 "uid 0",
+		"0-100":             "uid 0",
+		"10-1":              "first is greater than its last",
+		"10-":               `user "10-"`,
+		"no-such-user-here": `user "no-such-user-here"`,
+		"nosuchuserhere":    `user "nosuchuserhere"`,
+	} {
+		if _, err := ParseWorkerUsers("daemon," + s); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseWorkerUsers(%q): %v, want an error saying %q", s, err, want)
+		}
+	}
+}
+
+// TestSpawnRefusesAUserOutsideWorkerUsers: with --worker-users set, a
+// worker whose user is not in it (here the default, nobody, of an app
+// that names none) does not start, and the error says who it would have
+// run as and what the agent allows; one in it starts.
+func TestSpawnRefusesAUserOutsideWorkerUsers(t *testing.T) {
+	app := ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/ok", StartupFile: "passenger_wsgi.py"}
+	self := ident(t, "")
+	spec := testSpec(t, app)
+	spec.Users, _ = ParseWorkerUsers("4000000-4000009")
+	_, err := Spawn(context.Background(), spec)
+	if err == nil || !strings.Contains(err.Error(), "cannot run workers as "+strconv.Quote(self.name)) ||
+		!strings.Contains(err.Error(), "the user of an app that names none") ||
+		!strings.Contains(err.Error(), "only as --worker-users 4000000-4000009") {
+		t.Fatalf("spawn as %s outside --worker-users: %v; want it refused, saying so", self.name, err)
+	}
+
+	spec.Users, _ = ParseWorkerUsers("4000000-4000009," + strconv.FormatUint(uint64(self.uid()), 10))
+	p, err := Spawn(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("spawn as %s, in --worker-users: %v", self.name, err)
+	}
+	p.Stop(5 * time.Second)
+}
+
+// ident is who a worker of user name runs as under this test's agent.
+func ident(t *testing.T, name string) identity {
+	id, err := workerIdentity(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
