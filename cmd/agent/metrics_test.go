@@ -48,7 +48,7 @@ func TestClusterMetricsAreAuthenticated(t *testing.T) {
 
 	secure := startClusterAgent(t, env, ns, "node-secure")
 	url := "https://" + secure + "/metrics"
-	eventually(t, "metrics with the reader's token", func() error {
+	testenv.Eventually(t, time.Minute, "metrics with the reader's token", func() error {
 		code, body, err := testenv.GetWithToken(url, tokens.Reader)
 		if err == nil && (code != http.StatusOK || !strings.Contains(body, "go_goroutines")) {
 			err = fmt.Errorf("%d %s", code, body)
@@ -66,7 +66,7 @@ func TestClusterMetricsAreAuthenticated(t *testing.T) {
 	}
 
 	insecure := startClusterAgent(t, env, ns, "node-insecure", "--metrics-secure=false")
-	eventually(t, "plain HTTP metrics", func() error {
+	testenv.Eventually(t, time.Minute, "plain HTTP metrics", func() error {
 		resp, err := http.Get("http://" + insecure + "/metrics")
 		if err != nil {
 			return err
@@ -102,19 +102,4 @@ func startClusterAgent(t *testing.T, env *testenv.Env, ns, node string, extra ..
 		}
 	})
 	return addr
-}
-
-func eventually(t *testing.T, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

@@ -93,21 +93,6 @@ func managerBinary(t *testing.T) string {
 	return binPath
 }
 
-func eventually(t *testing.T, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // TestBinary runs the real ferry-manager with the arguments the chart
 // renders (internal/deployargs), leader election included: it serves its
 // probes, and its metrics only to an authorized token, takes the leader
@@ -135,7 +120,7 @@ func TestBinary(t *testing.T) {
 	defer stop()
 
 	for _, path := range []string{"/healthz", "/readyz"} {
-		eventually(t, path, func() error {
+		testenv.Eventually(t, 2*time.Minute, path, func() error {
 			code, body, err := get("http://" + probeAddr + path)
 			if err == nil && code != http.StatusOK {
 				err = fmt.Errorf("%d %s", code, body)
@@ -143,7 +128,7 @@ func TestBinary(t *testing.T) {
 			return err
 		})
 	}
-	eventually(t, "leader lease", func() error {
+	testenv.Eventually(t, 2*time.Minute, "leader lease", func() error {
 		return env.Client.Get(ctx, types.NamespacedName{Namespace: "ferry-system", Name: contract.ManagerLeaseName}, &coordinationv1.Lease{})
 	})
 
@@ -164,10 +149,10 @@ func TestBinary(t *testing.T) {
 	if err := env.Client.Create(ctx, ag); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pool created", func() error {
+	testenv.Eventually(t, 2*time.Minute, "pool created", func() error {
 		return env.Client.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "hello-node-a"}, &ferryv1.ProcessPool{})
 	})
-	eventually(t, "status written", func() error {
+	testenv.Eventually(t, 2*time.Minute, "status written", func() error {
 		got := &ferryv1.AppGroup{}
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(ag), got); err != nil {
 			return err

@@ -21,7 +21,7 @@ import (
 // one it rejects (401), nor anybody without a token (401).
 func checkMetricsAuth(t *testing.T, url string, tokens testenv.ScrapeTokens, then func(body string) error) {
 	t.Helper()
-	eventually(t, "metrics with the reader's token", func() error {
+	testenv.Eventually(t, 2*time.Minute, "metrics with the reader's token", func() error {
 		code, body, err := testenv.GetWithToken(url, tokens.Reader)
 		if err != nil {
 			return err
@@ -49,7 +49,7 @@ func TestInsecureMetrics(t *testing.T) {
 	_, stop := startManager(ctx, t, &logs, managerBinary(t), "--kubeconfig", env.Kubeconfig, "--metrics-secure=false",
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0", "--agent-lease-namespace", "insecure")
 	defer stop()
-	eventually(t, "plain HTTP metrics", func() error {
+	testenv.Eventually(t, 2*time.Minute, "plain HTTP metrics", func() error {
 		code, body, err := get("http://" + metricsAddr + "/metrics")
 		if err == nil && (code != http.StatusOK || !strings.Contains(body, "ferry_appgroups_resisting")) {
 			err = fmt.Errorf("%d, body without ferry_appgroups_resisting:\n%s", code, body)

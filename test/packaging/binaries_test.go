@@ -174,7 +174,7 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 	url := "http://" + net.JoinHostPort(nodeIP, strconv.Itoa(appPort)) + "/"
 	waitRevision := func(rev string) {
 		t.Helper()
-		eventually(t, 3*time.Minute, "the AppGroup is Ready on revision "+rev, func() error {
+		testenv.Eventually(t, 3*time.Minute, "the AppGroup is Ready on revision "+rev, func() error {
 			for _, p := range []*binary{mp, ap} {
 				if lines := p.grep("forbidden"); len(lines) > 0 {
 					t.Fatalf("%s was refused a request:\n%s", filepath.Base(p.path), lines[0])
@@ -239,7 +239,7 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 	if err := env.Client.Delete(ctx, ag); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Minute, "the AppGroup and its pools are gone", func() error {
+	testenv.Eventually(t, 3*time.Minute, "the AppGroup and its pools are gone", func() error {
 		pools := &ferryv1.ProcessPoolList{}
 		if err := env.Client.List(ctx, pools, client.InNamespace(appNS)); err != nil {
 			return err
@@ -378,7 +378,7 @@ func (b *binary) grep(s string) []string {
 
 func waitOK(t *testing.T, url string, b *binary) {
 	t.Helper()
-	eventually(t, 2*time.Minute, "GET "+url, func() error {
+	testenv.Eventually(t, 2*time.Minute, "GET "+url, func() error {
 		select {
 		case <-b.done:
 			t.Fatalf("%s exited:\n%s", filepath.Base(b.path), b.log.String())

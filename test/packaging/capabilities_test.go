@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
 // TestAgentRunsWithTheChartsCapabilities runs the real ferry-agent as the
@@ -76,7 +78,7 @@ spec:
 	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/"
 	answers := func(what string) {
 		t.Helper()
-		eventually(t, time.Minute, what, func() error {
+		testenv.Eventually(t, time.Minute, what, func() error {
 			resp, err := http.Get(url)
 			if err != nil {
 				return err

@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
 var ferryCRDs = []string{"appgroups.ferry.dev", "processpools.ferry.dev"}
@@ -77,7 +79,7 @@ func TestHelmLifecycle(t *testing.T) {
 	// The CRDs serve: the sample AppGroup goes in, and `kubectl get
 	// appgroups` lists it.
 	ensureNamespace(t, appNS, nil)
-	eventually(t, time.Minute, "applying the sample AppGroup", func() error {
+	testenv.Eventually(t, time.Minute, "applying the sample AppGroup", func() error {
 		_, err := env.Kubectl(ctx, "apply", "-n", appNS, "-k", filepath.Join(root, "config", "samples"))
 		return err
 	})
@@ -151,7 +153,7 @@ func TestHelmLifecycle(t *testing.T) {
 	if _, err := helm(ctx, "uninstall", rel, "-n", ns, "--wait"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Minute, "the CRDs are deleted with crds.keep=false", func() error {
+	testenv.Eventually(t, 2*time.Minute, "the CRDs are deleted with crds.keep=false", func() error {
 		for _, name := range ferryCRDs {
 			if out, err := env.Kubectl(ctx, "get", "crd", name, "--ignore-not-found", "-o", "name"); err != nil || out != "" {
 				return fmt.Errorf("CRD %s: %q %w", name, out, err)
@@ -441,7 +443,7 @@ func removeFerryObjects(t *testing.T, ns string) {
 func restoreFerryCRDs(t *testing.T) {
 	t.Helper()
 	ctx := testContext(t)
-	eventually(t, 2*time.Minute, "no Ferry CRD is being deleted", func() error {
+	testenv.Eventually(t, 2*time.Minute, "no Ferry CRD is being deleted", func() error {
 		for _, name := range ferryCRDs {
 			out, err := env.Kubectl(ctx, "get", "crd", name, "--ignore-not-found", "-o", "jsonpath={.metadata.deletionTimestamp}")
 			if err != nil || out != "" {
@@ -454,7 +456,7 @@ func restoreFerryCRDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEstablished(t, ferryCRDs...)
-	eventually(t, time.Minute, "the ferry.dev API serves", func() error {
+	testenv.Eventually(t, time.Minute, "the ferry.dev API serves", func() error {
 		_, err := env.Kubectl(ctx, "get", "appgroups,processpools", "-A")
 		return err
 	})

@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/cluster"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
+	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
 // nodeNameExtra is the user-info extra the API server sets from a bound
@@ -132,10 +133,10 @@ func (s *isolationScenario) run(t *testing.T, policy string) {
 	otherNode := fmt.Sprintf("the Ferry agent on node %s may not write ProcessPool %s: it belongs to node %s", s.nodeA, s.poolB, s.nodeB)
 
 	// RBAC and the policy take effect within moments: wait for both.
-	eventually(t, time.Minute, "the agent may write its own node's status", func() error {
+	testenv.Eventually(t, time.Minute, "the agent may write its own node's status", func() error {
 		return patchStatus(ctx, s.agentA, s.appNS, s.poolA, "10.0.0.1:8080")
 	})
-	eventually(t, time.Minute, "the policy denies the agent another node's status", func() error {
+	testenv.Eventually(t, time.Minute, "the policy denies the agent another node's status", func() error {
 		return wantDenied(patchStatus(ctx, s.agentA, s.appNS, s.poolB, "10.0.0.1:8080"), denied, otherNode)
 	})
 
@@ -203,7 +204,7 @@ func (s *isolationScenario) run(t *testing.T, policy string) {
 	if err := removeDrainFinalizer(ctx, s.agentA, s.appNS, s.poolA); err != nil {
 		t.Errorf("removing its own node's finalizer: %v", err)
 	}
-	eventually(t, 30*time.Second, "the drained pool is gone", func() error {
+	testenv.Eventually(t, 30*time.Second, "the drained pool is gone", func() error {
 		err := env.Client.Get(ctx, client.ObjectKey{Namespace: s.appNS, Name: s.poolA}, &ferryv1.ProcessPool{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -268,7 +269,7 @@ func (s *isolationScenario) runWithBoundToken(t *testing.T, denied, otherNode st
 	// The agent's own lease code, with the agent's real credentials: the
 	// Lease RBAC and the lease isolation policy let it through (creating,
 	// then renewing), and only for its own node.
-	eventually(t, time.Minute, "the agent renews its own node's Lease with a bound token", func() error {
+	testenv.Eventually(t, time.Minute, "the agent renews its own node's Lease with a bound token", func() error {
 		return cluster.RenewLease(ctx, c, s.saNS, s.nodeA, 10*time.Second)
 	})
 	if err := cluster.RenewLease(ctx, c, s.saNS, s.nodeA, 10*time.Second); err != nil {
@@ -304,13 +305,13 @@ subjects:
 	}
 	t.Cleanup(func() { _, _ = kubectlIn(context.Background(), grant, "delete", "--ignore-not-found", "-f", "-") })
 	onlyUpdate := "the Ferry agent may only update ProcessPools and their status"
-	eventually(t, time.Minute, "the policy refuses the agent a create RBAC allows", func() error {
+	testenv.Eventually(t, time.Minute, "the policy refuses the agent a create RBAC allows", func() error {
 		pp := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Name: "forged", Namespace: s.appNS},
 			Spec: ferryv1.ProcessPoolSpec{NodeName: s.nodeA, AppGroup: "blog", Revision: "1",
 				Template: ferryv1.AppTemplate{App: ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "/"}, Listen: ferryv1.ListenSpec{Port: 80}}}}
 		return wantDenied(s.agentA.Create(ctx, pp), denied, onlyUpdate)
 	})
-	eventually(t, time.Minute, "the policy refuses the agent a delete RBAC allows", func() error {
+	testenv.Eventually(t, time.Minute, "the policy refuses the agent a delete RBAC allows", func() error {
 		pp := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Name: s.poolA, Namespace: s.appNS}}
 		return wantDenied(s.agentA.Delete(ctx, pp), denied, onlyUpdate)
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/cluster"
 	"github.com/ferry-dev/ferry/controllers/contract"
+	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
 // runLeases checks the lease isolation policy: node A's agent creates and
@@ -48,7 +49,7 @@ func (s *isolationScenario) runLeases(t *testing.T, policy string) {
 	}
 
 	// RBAC and the policy take effect within moments.
-	eventually(t, time.Minute, "the agent creates its own node's Lease", func() error {
+	testenv.Eventually(t, time.Minute, "the agent creates its own node's Lease", func() error {
 		return cluster.RenewLease(ctx, s.agentA, ns, s.nodeA, 10*time.Second)
 	})
 	if err := cluster.RenewLease(ctx, s.agentA, ns, s.nodeA, 10*time.Second); err != nil {
@@ -136,7 +137,7 @@ subjects:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = kubectlIn(context.Background(), grant, "delete", "--ignore-not-found", "-f", "-") })
-	eventually(t, time.Minute, "the policy refuses the agent a delete RBAC allows", func() error {
+	testenv.Eventually(t, time.Minute, "the policy refuses the agent a delete RBAC allows", func() error {
 		err := s.agentA.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: leaseA, Namespace: ns}})
 		return wantDenied(err, denied, "the Ferry agent may not delete Leases")
 	})

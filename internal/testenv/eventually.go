@@ -1,0 +1,26 @@
+package testenv
+
+import (
+	"testing"
+	"time"
+)
+
+// Eventually polls fn until it returns nil, failing the test with fn's
+// last error once timeout has passed. The tests that start real
+// processes (the manager, agents, a control plane) wait on them through
+// it: what they wait for is a state reached, not a time elapsed, and the
+// timeout only bounds a test that would otherwise hang.
+func Eventually(t testing.TB, timeout time.Duration, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
