@@ -109,14 +109,14 @@ func runCluster(args []string) error {
 	return agent.Run(ctx)
 }
 
-// serveMetrics serves h at addr: to authorized callers over HTTPS when
-// secure, else in plain HTTP to anyone.
+// serveMetrics serves h at addr, at the path /metrics: to authorized
+// callers over HTTPS when secure, else in plain HTTP to anyone.
 func serveMetrics(ctx context.Context, addr string, secure bool, cfg *rest.Config, h http.Handler, log logr.Logger) error {
 	if addr == "" || addr == "0" {
 		return nil
 	}
 	if !secure {
-		serve(ctx, addr, h, nil, log)
+		serve(ctx, addr, metricsPathOnly(h), nil, log)
 		return nil
 	}
 	h, err := authorizedOnly(cfg, h, log)
@@ -127,8 +127,19 @@ func serveMetrics(ctx context.Context, addr string, secure bool, cfg *rest.Confi
 	if err != nil {
 		return err
 	}
-	serve(ctx, addr, h, tlsConfig, log)
+	serve(ctx, addr, metricsPathOnly(h), tlsConfig, log)
 	return nil
+}
+
+// metricsPathOnly serves h at /metrics and 404 at every other path, as
+// the manager's metrics server (controller-runtime's) does: without it,
+// any path (/, /healthz, ...) answered with the metrics, which tells a
+// probe or a scanner pointed at the wrong port that all is well. Other
+// paths are refused before the token is checked, as at the manager's.
+func metricsPathOnly(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	return mux
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -22,7 +22,8 @@ import (
 // TestClusterMetricsAreAuthenticated runs the agent against a real API
 // server: by default its /metrics is HTTPS and answers only a token the
 // API server authenticates and allows to get /metrics; with
-// --metrics-secure=false it is plain HTTP to anyone, as before.
+// --metrics-secure=false it is plain HTTP to anyone, as before. Either way
+// it serves /metrics alone: every other path is 404, as at the manager's.
 func TestClusterMetricsAreAuthenticated(t *testing.T) {
 	env, err := testenv.Start(testenv.Options{})
 	if err != nil {
@@ -58,6 +59,7 @@ func TestClusterMetricsAreAuthenticated(t *testing.T) {
 	for _, err := range tokens.Refusals(url) {
 		t.Error(err)
 	}
+	checkMetricsPathOnly(t, "https://"+secure, tokens.Reader)
 	if resp, err := http.Get("http://" + secure + "/metrics"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
@@ -77,6 +79,20 @@ func TestClusterMetricsAreAuthenticated(t *testing.T) {
 		}
 		return nil
 	})
+	checkMetricsPathOnly(t, "http://"+insecure, "")
+}
+
+// checkMetricsPathOnly asks the metrics endpoint at base (scheme://host:port)
+// for paths other than /metrics, with token (one allowed to get /metrics,
+// or none where metrics are plain HTTP): each must be 404, not the metrics.
+func checkMetricsPathOnly(t *testing.T, base, token string) {
+	t.Helper()
+	for _, path := range []string{"/", "/foo", "/metrics/", "/metricsfoo", "/healthz"} {
+		code, body, err := testenv.GetWithToken(base+path, token)
+		if err != nil || code != http.StatusNotFound {
+			t.Errorf("GET %s%s: %d %.80q %v, want 404", base, path, code, body, err)
+		}
+	}
 }
 
 // startClusterAgent starts the agent of node in cluster mode, as a cluster
