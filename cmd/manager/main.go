@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -17,6 +18,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -35,6 +37,7 @@ func main() {
 	var (
 		metricsAddr, probeAddr, pprofAddr, leaderElectionNamespace, leaseNamespace string
 		leaderElect, metricsSecure                                                 bool
+		metricsCert                                                                servingCert
 		staleAfter                                                                 time.Duration
 		qps                                                                        float64
 		burst, workers                                                             int
@@ -42,9 +45,14 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080",
 		`Address the Prometheus metrics endpoint (/metrics) binds to; "0" disables it.`)
 	flag.BoolVar(&metricsSecure, "metrics-secure", true,
-		"Serve /metrics over HTTPS (a self-signed certificate) to callers whose bearer token the API server "+
-			"authenticates (TokenReview) and allows to get the non-resource URL /metrics (SubjectAccessReview); "+
-			"false serves it in plain HTTP to anyone.")
+		"Serve /metrics over HTTPS (a self-signed certificate, or --metrics-cert-path's) to callers whose bearer "+
+			"token the API server authenticates (TokenReview) and allows to get the non-resource URL /metrics "+
+			"(SubjectAccessReview); false serves it in plain HTTP to anyone.")
+	flag.StringVar(&metricsCert.dir, "metrics-cert-path", "",
+		"Directory holding the certificate and key the secure /metrics serves (a cert-manager Certificate's Secret, "+
+			"mounted), read again when they change; empty: a self-signed certificate made at start.")
+	flag.StringVar(&metricsCert.certName, "metrics-cert-name", "tls.crt", "The certificate's file in --metrics-cert-path.")
+	flag.StringVar(&metricsCert.keyName, "metrics-cert-key", "tls.key", "The key's file in --metrics-cert-path.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081",
 		`Address the /healthz and /readyz endpoints bind to; "0" disables them.`)
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
@@ -79,20 +87,25 @@ func main() {
 	}
 
 	ctrl.SetLogger(newLogger())
-	if err := run(metricsOptions(metricsAddr, metricsSecure), probeAddr, pprofAddr, leaderElect, leaderElectionNamespace, staleAfter,
+	metrics := metricsSettings{addr: metricsAddr, secure: metricsSecure, cert: metricsCert}
+	if err := run(metrics, probeAddr, pprofAddr, leaderElect, leaderElectionNamespace, staleAfter,
 		leaseNamespace, float32(qps), burst, workers); err != nil {
 		ctrl.Log.Error(err, "Manager failed")
 		os.Exit(1)
 	}
 }
 
-func run(metrics metricsserver.Options, probeAddr, pprofAddr string, leaderElect bool, leaderElectionNamespace string, staleAfter time.Duration,
+func run(metrics metricsSettings, probeAddr, pprofAddr string, leaderElect bool, leaderElectionNamespace string, staleAfter time.Duration,
 	leaseNamespace string, qps float32, burst, workers int) error {
 	if staleAfter <= 0 {
 		return fmt.Errorf("--agent-stale-after must be positive, got %s", staleAfter)
 	}
 	if qps <= 0 || burst <= 0 || workers <= 0 {
 		return fmt.Errorf("--kube-api-qps, --kube-api-burst and --max-concurrent-reconciles must be positive")
+	}
+	metricsOpts, certs, err := metricsOptions(metrics)
+	if err != nil {
+		return err
 	}
 	log := ctrl.Log.WithName("setup")
 	scheme := runtime.NewScheme()
@@ -110,7 +123,7 @@ func run(metrics metricsserver.Options, probeAddr, pprofAddr string, leaderElect
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         controllers.CacheOptions(leaseNamespace),
-		Metrics:                       metrics,
+		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
 		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
@@ -133,6 +146,13 @@ func run(metrics metricsserver.Options, probeAddr, pprofAddr string, leaderElect
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if certs != nil {
+		// Watches the files for a renewal, on every replica: each serves
+		// its own metrics, leader or not.
+		if err := mgr.Add(certs); err != nil {
+			return err
+		}
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
@@ -140,21 +160,37 @@ func run(metrics metricsserver.Options, probeAddr, pprofAddr string, leaderElect
 		return err
 	}
 	log.Info("Configured manager", "version", version.Version, "leaderElection", leaderElect,
-		"agentStaleAfter", staleAfter, "agentLeaseNamespace", leaseNamespace, "workers", workers)
+		"agentStaleAfter", staleAfter, "agentLeaseNamespace", leaseNamespace, "workers", workers,
+		"metricsCertPath", metrics.cert.dir)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
-// metricsOptions serves /metrics at addr, secure as kubebuilder's scaffold
-// does: HTTPS with a self-signed certificate (Prometheus then skips its
-// verification: the token, not the certificate, is what guards the
-// endpoint), and only to callers the API server authenticates and allows
-// to get /metrics.
-func metricsOptions(addr string, secure bool) metricsserver.Options {
-	if !secure {
-		return metricsserver.Options{BindAddress: addr}
+// metricsSettings are the flags of the metrics endpoint.
+type metricsSettings struct {
+	addr   string
+	secure bool
+	cert   servingCert
+}
+
+// servingCert names the certificate and key files the secure metrics
+// serve; dir "" for a self-signed certificate.
+type servingCert struct{ dir, certName, keyName string }
+
+// metricsOptions serves /metrics at m.addr, secure as kubebuilder's
+// scaffold does: HTTPS, and only to callers the API server authenticates
+// and allows to get /metrics. The certificate is m.cert's, through the
+// returned watcher (which the manager must run: it reads a renewal), or
+// else self-signed (Prometheus then skips its verification: the token, not
+// the certificate, is what guards the endpoint).
+func metricsOptions(m metricsSettings) (metricsserver.Options, *certwatcher.CertWatcher, error) {
+	if !m.secure {
+		if m.cert.dir != "" {
+			return metricsserver.Options{}, nil, fmt.Errorf("--metrics-cert-path needs --metrics-secure: plain HTTP serves no certificate")
+		}
+		return metricsserver.Options{BindAddress: m.addr}, nil, nil
 	}
-	return metricsserver.Options{
-		BindAddress:    addr,
+	opts := metricsserver.Options{
+		BindAddress:    m.addr,
 		SecureServing:  true,
 		FilterProvider: metricsFilter,
 		// HTTP/1.1 only: HTTP/2's stream reset and continuation floods
@@ -162,6 +198,18 @@ func metricsOptions(addr string, secure bool) metricsserver.Options {
 		// token is checked, and a scrape gains nothing from HTTP/2.
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 	}
+	if m.cert.dir == "" {
+		return opts, nil, nil
+	}
+	// Our own watcher rather than the metrics server's CertDir, which
+	// falls back to a self-signed certificate when the files are missing:
+	// a wrong path or name stops the manager with the reason instead.
+	certs, err := certwatcher.New(filepath.Join(m.cert.dir, m.cert.certName), filepath.Join(m.cert.dir, m.cert.keyName))
+	if err != nil {
+		return metricsserver.Options{}, nil, fmt.Errorf("--metrics-cert-path: %w", err)
+	}
+	opts.TLSOpts = append(opts.TLSOpts, func(c *tls.Config) { c.GetCertificate = certs.GetCertificate })
+	return opts, certs, nil
 }
 
 // metricsFilter lets through only the callers the API server authenticates

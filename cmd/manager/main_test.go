@@ -203,6 +203,7 @@ func TestFlags(t *testing.T) {
 	out, _ := exec.Command("go", "run", ".", "--help").CombinedOutput()
 	for _, want := range []string{
 		`-metrics-bind-address string`, `(default ":8080")`, "-metrics-secure\n", "(default true)",
+		"-metrics-cert-path string", `-metrics-cert-name string`, `(default "tls.crt")`, `-metrics-cert-key string`, `(default "tls.key")`,
 		`-health-probe-bind-address string`, `(default ":8081")`,
 		"-leader-elect", "-leader-election-namespace", "-kubeconfig",
 		"-agent-stale-after duration", "(default 40s)", "-zap-log-level",

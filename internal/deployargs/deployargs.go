@@ -21,7 +21,11 @@ type Manager struct {
 	LeaderElect        bool
 	MetricsBindAddress string
 	// MetricsSecure serves /metrics over HTTPS to authorized tokens only.
-	MetricsSecure          bool
+	MetricsSecure bool
+	// MetricsCertPath is the directory of the certificate (tls.crt) and
+	// key (tls.key) secure metrics serve; empty: a self-signed one. The
+	// chart mounts manager.metricsCertSecret at MetricsCertMountPath.
+	MetricsCertPath        string
 	HealthProbeBindAddress string
 	AgentStaleAfter        time.Duration
 	// AgentLeaseNamespace is where agents renew their Leases:
@@ -55,19 +59,28 @@ func LocalManager() Manager {
 
 // ManagerArgs are the manager's arguments.
 func ManagerArgs(m Manager) []string {
-	return []string{
+	args := []string{
 		fmt.Sprintf("--leader-elect=%t", m.LeaderElect),
 		"--metrics-bind-address=" + m.MetricsBindAddress,
 		fmt.Sprintf("--metrics-secure=%t", m.MetricsSecure),
-		"--health-probe-bind-address=" + m.HealthProbeBindAddress,
-		"--agent-stale-after=" + m.AgentStaleAfter.String(),
-		"--agent-lease-namespace=" + m.AgentLeaseNamespace,
+	}
+	if m.MetricsCertPath != "" {
+		args = append(args, "--metrics-cert-path="+m.MetricsCertPath)
+	}
+	return append(args,
+		"--health-probe-bind-address="+m.HealthProbeBindAddress,
+		"--agent-stale-after="+m.AgentStaleAfter.String(),
+		"--agent-lease-namespace="+m.AgentLeaseNamespace,
 		fmt.Sprintf("--kube-api-qps=%d", m.KubeAPIQPS),
 		fmt.Sprintf("--kube-api-burst=%d", m.KubeAPIBurst),
 		fmt.Sprintf("--max-concurrent-reconciles=%d", m.MaxConcurrentReconciles),
-		"--zap-log-level=" + m.LogLevel,
-	}
+		"--zap-log-level="+m.LogLevel,
+	)
 }
+
+// MetricsCertMountPath is where the chart mounts the Secret of
+// manager.metricsCertSecret in the manager's container.
+const MetricsCertMountPath = "/etc/ferry/metrics-certs"
 
 // ManagerEnvVars names the environment the manager's arguments reference,
 // and where a pod gets each from (a downward API field path).

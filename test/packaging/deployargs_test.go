@@ -2,6 +2,7 @@ package packaging_test
 
 import (
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -96,5 +97,52 @@ func checkEnv(t *testing.T, what string, o *unstructured.Unstructured, want map[
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("%s env: got %v, want %v (internal/deployargs)", what, got, want)
+	}
+}
+
+// TestChartMountsTheMetricsCertificate: manager.metricsCertSecret mounts
+// that Secret read-only where the manager's --metrics-cert-path points
+// (deployargs.MetricsCertMountPath), and the manager's ServiceMonitor
+// verifies the certificate against the Secret's ca.crt, for the metrics
+// Service's name; the agents' certificate stays self-signed. With plain
+// HTTP metrics there is no certificate to serve: nothing is mounted.
+func TestChartMountsTheMetricsCertificate(t *testing.T) {
+	sets := []string{"manager.metricsCertSecret=ferry-metrics-cert", "metrics.serviceMonitor.enabled=true"}
+	objs := render(t, renderOpts{sets: sets})
+	manager := find(t, objs, "Deployment", "manager")
+	settings := deployargs.DefaultManager()
+	settings.MetricsCertPath = deployargs.MetricsCertMountPath
+	checkArgs(t, "manager with a certificate", manager, deployargs.ManagerArgs(settings))
+	volumes := nested[[]any](t, manager.Object, "spec", "template", "spec", "volumes")
+	mounts := nested[[]any](t, container(t, manager), "volumeMounts")
+	if len(volumes) != 1 || len(mounts) != 1 {
+		t.Fatalf("manager volumes %v, mounts %v; want the certificate's alone", volumes, mounts)
+	}
+	secret, _, _ := unstructured.NestedString(volumes[0].(map[string]any), "secret", "secretName")
+	mount := mounts[0].(map[string]any)
+	if secret != "ferry-metrics-cert" || mount["mountPath"] != deployargs.MetricsCertMountPath || mount["readOnly"] != true ||
+		mount["name"] != volumes[0].(map[string]any)["name"] {
+		t.Errorf("manager volume %v mounted as %v; want Secret ferry-metrics-cert read-only at %s",
+			volumes[0], mount, deployargs.MetricsCertMountPath)
+	}
+	want := map[string]any{
+		"manager": map[string]any{"ca": map[string]any{"secret": map[string]any{"name": "ferry-metrics-cert", "key": "ca.crt"}},
+			"serverName": "ferry-manager-metrics.ferry-system.svc"},
+		"agent": map[string]any{"insecureSkipVerify": true},
+	}
+	for _, component := range []string{"manager", "agent"} {
+		sm := find(t, objs, "ServiceMonitor", component)
+		ep := nested[[]any](t, sm.Object, "spec", "endpoints")[0].(map[string]any)
+		if !reflect.DeepEqual(ep["tlsConfig"], want[component]) {
+			t.Errorf("%s ServiceMonitor tlsConfig %v, want %v", component, ep["tlsConfig"], want[component])
+		}
+	}
+
+	plain := find(t, render(t, renderOpts{sets: append(sets, "manager.metricsSecure=false")}), "Deployment", "manager")
+	settings = deployargs.DefaultManager()
+	settings.MetricsSecure = false
+	checkArgs(t, "plain HTTP manager with a certificate", plain, deployargs.ManagerArgs(settings))
+	if v, ok, _ := unstructured.NestedSlice(plain.Object, "spec", "template", "spec", "volumes"); ok {
+		t.Errorf("plain HTTP manager mounts %v", v)
 	}
 }

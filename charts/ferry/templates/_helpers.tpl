@@ -123,6 +123,16 @@ merges maps), so that every node would also need ferry.dev/web=true.
 {{- end }}
 
 {{/*
+The Secret whose certificate the manager's secure metrics serve
+(manager.metricsCertSecret), mounted at deployargs.MetricsCertMountPath;
+empty when there is none, or when metrics are plain HTTP, which serves no
+certificate.
+*/}}
+{{- define "ferry.manager.metricsCertSecret" -}}
+{{- if .Values.manager.metricsSecure }}{{ .Values.manager.metricsCertSecret }}{{ end }}
+{{- end }}
+
+{{/*
 The manager's arguments: internal/deployargs.ManagerArgs, from values. The
 agents' Leases are always in the release's namespace: $(POD_NAMESPACE),
 from the downward API (deployargs.ManagerEnvVars).
@@ -131,6 +141,9 @@ from the downward API (deployargs.ManagerEnvVars).
 - {{ printf "--leader-elect=%t" .Values.manager.leaderElect | quote }}
 - {{ printf "--metrics-bind-address=%s" .Values.manager.metricsBindAddress | quote }}
 - {{ printf "--metrics-secure=%t" .Values.manager.metricsSecure | quote }}
+{{- if include "ferry.manager.metricsCertSecret" . }}
+- "--metrics-cert-path=/etc/ferry/metrics-certs"
+{{- end }}
 - {{ printf "--health-probe-bind-address=%s" .Values.manager.healthProbeBindAddress | quote }}
 - {{ printf "--agent-stale-after=%s" .Values.manager.agentStaleAfter | quote }}
 - "--agent-lease-namespace=$(POD_NAMESPACE)"
