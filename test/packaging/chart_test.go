@@ -202,9 +202,13 @@ func TestEveryValueIsDocumented(t *testing.T) {
 // alone (to its all-knobs.yaml setting) and checks the output differs from
 // the defaults': no value is dead, and each renders on its own.
 func TestEveryValueChangesTheOutput(t *testing.T) {
-	// Values that only act with another one set.
+	// Values that only act with others set; the longest prefix of a value's
+	// name applies.
 	prereqs := map[string]map[string]any{
-		"metrics.serviceMonitor.":       {"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}}},
+		"metrics.serviceMonitor.": {"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}}},
+		// The chart's own scraper's Secret holds its token at "token".
+		"metrics.serviceMonitor.tokenSecret.key": {"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true,
+			"tokenSecret": map[string]any{"name": "prometheus-metrics-token"}}}},
 		"manager.serviceAccount.create": {"manager": map[string]any{"serviceAccount": map[string]any{"name": "existing"}}},
 		"agent.serviceAccount.create":   {"agent": map[string]any{"serviceAccount": map[string]any{"name": "existing"}}},
 	}
@@ -242,13 +246,15 @@ func TestEveryValueChangesTheOutput(t *testing.T) {
 		if !ok {
 			continue // TestAllKnobsValuesChangeEveryValue reports it
 		}
-		var files []string
 		prereq := ""
-		for prefix, p := range prereqs {
-			if strings.HasPrefix(name, prefix) && name != "metrics.serviceMonitor.enabled" {
+		for prefix := range prereqs {
+			if strings.HasPrefix(name, prefix) && name != "metrics.serviceMonitor.enabled" && len(prefix) > len(prereq) {
 				prereq = prefix
-				files = append(files, write(fmt.Sprintf("prereq-%d.yaml", i), p))
 			}
+		}
+		var files []string
+		if prereq != "" {
+			files = []string{write(fmt.Sprintf("prereq-%d.yaml", i), prereqs[prereq])}
 		}
 		knob := write(fmt.Sprintf("knob-%d.yaml", i), setPath(k.path, v))
 		wg.Add(1)
@@ -659,24 +665,65 @@ func TestAgentProbesFollowALoopbackBind(t *testing.T) {
 }
 
 // TestServiceMonitorsScrapeSecureMetrics: where metrics are secure (the
-// default) the ServiceMonitors scrape over HTTPS with Prometheus's token,
-// skipping the self-signed certificate; where they are not, in plain HTTP.
+// default) the ServiceMonitors scrape over HTTPS, skipping the self-signed
+// certificate, with the token of a Secret (authorization.credentials):
+// the chart's scraper's, or the one metrics.serviceMonitor.tokenSecret
+// names, in which case the chart makes no scraper. Where they are not, in
+// plain HTTP with no token, and no scraper either. No ServiceMonitor reads
+// a file of Prometheus's (bearerTokenFile, deprecated by the Prometheus
+// Operator, and refused where arbitraryFSAccessThroughSMs is denied).
 func TestServiceMonitorsScrapeSecureMetrics(t *testing.T) {
+	enabled := "metrics.serviceMonitor.enabled=true"
 	for _, c := range []struct {
-		sets   []string
-		scheme string
+		sets    []string
+		scheme  string
+		secret  string // the Secret the endpoints' credentials name, key
+		scraper bool   // the chart makes the scraper
 	}{
-		{[]string{"metrics.serviceMonitor.enabled=true"}, "https"},
-		{[]string{"metrics.serviceMonitor.enabled=true", "manager.metricsSecure=false", "agent.metricsSecure=false"}, ""},
+		{[]string{enabled}, "https", "ferry-metrics-scraper-token/token", true},
+		{[]string{enabled, "metrics.serviceMonitor.tokenSecret.name=prometheus-token",
+			"metrics.serviceMonitor.tokenSecret.key=jwt"}, "https", "prometheus-token/jwt", false},
+		{[]string{enabled, "manager.metricsSecure=false", "agent.metricsSecure=false"}, "", "", false},
 	} {
-		for _, sm := range ofKind(render(t, renderOpts{sets: c.sets}), "ServiceMonitor") {
+		objs := render(t, renderOpts{sets: c.sets})
+		sms := ofKind(objs, "ServiceMonitor")
+		if len(sms) != 2 {
+			t.Fatalf("%v: %d ServiceMonitors, want 2", c.sets, len(sms))
+		}
+		for _, sm := range sms {
 			ep := nested[[]any](t, sm.Object, "spec", "endpoints")[0].(map[string]any)
 			scheme, _ := ep["scheme"].(string)
 			skip, _, _ := unstructured.NestedBool(ep, "tlsConfig", "insecureSkipVerify")
-			token, _ := ep["bearerTokenFile"].(string)
-			if scheme != c.scheme || skip != (c.scheme == "https") || (token != "") != (c.scheme == "https") {
-				t.Errorf("%v: ServiceMonitor %s endpoint %v, want scheme %q", c.sets, sm.GetName(), ep, c.scheme)
+			authType, _, _ := unstructured.NestedString(ep, "authorization", "type")
+			name, _, _ := unstructured.NestedString(ep, "authorization", "credentials", "name")
+			key, _, _ := unstructured.NestedString(ep, "authorization", "credentials", "key")
+			secret := name + "/" + key
+			if c.secret == "" {
+				secret = ""
 			}
+			if scheme != c.scheme || skip != (c.scheme == "https") || secret != c.secret ||
+				(authType == "Bearer") != (c.secret != "") {
+				t.Errorf("%v: ServiceMonitor %s endpoint %v, want scheme %q and the token of %q", c.sets, sm.GetName(), ep, c.scheme, c.secret)
+			}
+			for _, deprecated := range []string{"bearerTokenFile", "bearerTokenSecret"} {
+				if _, ok := ep[deprecated]; ok {
+					t.Errorf("%v: ServiceMonitor %s endpoint has %s: %v", c.sets, sm.GetName(), deprecated, ep)
+				}
+			}
+		}
+		var scraper []string
+		for _, o := range objs {
+			if strings.Contains(o.GetName(), "metrics-scraper") {
+				scraper = append(scraper, kindName(o))
+			}
+		}
+		want := []string{"ClusterRoleBinding/ferry-metrics-scraper", "Secret/ferry-metrics-scraper-token", "ServiceAccount/ferry-metrics-scraper"}
+		if !c.scraper {
+			want = nil
+		}
+		slices.Sort(scraper)
+		if !slices.Equal(scraper, want) {
+			t.Errorf("%v: scraper objects %q, want %q", c.sets, scraper, want)
 		}
 	}
 }

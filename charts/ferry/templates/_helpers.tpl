@@ -106,6 +106,20 @@ merges maps), so that every node would also need ferry.dev/web=true.
 {{- printf "%s-agent" (include "ferry.fullname" .) }}
 {{- end }}
 
+{{/*
+The Secret and key whose token the ServiceMonitors send to secure metrics:
+metrics.serviceMonitor.tokenSecret, else the chart's scraper's
+(templates/metrics/scraper.yaml). As (dict "name" ... "key" ...).
+*/}}
+{{- define "ferry.metrics.tokenSecret" -}}
+{{- $s := .Values.metrics.serviceMonitor.tokenSecret }}
+{{- if $s.name }}
+{{- toYaml (dict "name" $s.name "key" $s.key) }}
+{{- else }}
+{{- toYaml (dict "name" (printf "%s-metrics-scraper-token" (include "ferry.fullname" .)) "key" "token") }}
+{{- end }}
+{{- end }}
+
 {{- define "ferry.manager.serviceAccountName" -}}
 {{- if .Values.manager.serviceAccount.create }}
 {{- default (include "ferry.manager.fullname" .) .Values.manager.serviceAccount.name }}
