@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
@@ -39,9 +36,6 @@ func TestClusterMetricsAreAuthenticated(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const ns = "ferry-metrics"
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
 	tokens, err := env.MetricsTokens(ctx, ns)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -21,9 +20,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ferry-dev/ferry/internal/testenv"
 )
@@ -41,9 +37,6 @@ func TestMetricsServeTheGivenCertificate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const ns = "metrics-cert"
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
 	tokens, err := env.MetricsTokens(ctx, ns)
 	if err != nil {
 		t.Fatal(err)
@@ -192,23 +185,12 @@ func (ca *testCA) scrape(url, token string, want *x509.Certificate) error {
 // the status and body; an error when the certificate served is not want
 // (nil: any the CA issued).
 func (ca *testCA) get(url, token string, want *x509.Certificate) (int, string, error) {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	code, body, state, err := testenv.GetWithTokenOver(url, token, &tls.Config{RootCAs: ca.pool, ServerName: metricsServerName})
 	if err != nil {
 		return 0, "", err
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: metricsServerName}}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	if got := resp.TLS.PeerCertificates[0]; want != nil && !got.Equal(want) {
+	if got := state.PeerCertificates[0]; want != nil && !got.Equal(want) {
 		return 0, "", fmt.Errorf("served the certificate of serial %s, want %s", got.SerialNumber, want.SerialNumber)
 	}
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), err
+	return code, body, nil
 }

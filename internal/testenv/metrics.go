@@ -11,6 +11,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -24,12 +25,17 @@ import (
 // a vault), which a scraper must not be let in with.
 type ScrapeTokens struct{ Reader, Stranger, Forged, OtherAudience string }
 
-// MetricsTokens makes the ServiceAccounts reader and stranger in ns, and
-// the ClusterRole <ns>-metrics-reader with its binding to reader, and
-// asks for their tokens (TokenRequest), as a pod of theirs would get them.
+// MetricsTokens makes the namespace ns unless it exists, the
+// ServiceAccounts reader and stranger in it, and the ClusterRole
+// <ns>-metrics-reader with its binding to reader, and asks for their
+// tokens (TokenRequest), as a pod of theirs would get them.
 func (e *Env) MetricsTokens(ctx context.Context, ns string) (ScrapeTokens, error) {
 	cs, err := kubernetes.NewForConfig(e.Config)
 	if err != nil {
+		return ScrapeTokens{}, err
+	}
+	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, namespace, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return ScrapeTokens{}, err
 	}
 	role := &rbacv1.ClusterRole{
@@ -88,21 +94,31 @@ func SpeaksHTTP2(addr string) bool {
 // trusting any certificate, as secure metrics' are self-signed, and
 // returns the status code and body.
 func GetWithToken(url, token string) (int, string, error) {
+	code, body, _, err := GetWithTokenOver(url, token, &tls.Config{InsecureSkipVerify: true}) // self-signed
+	return code, body, err
+}
+
+// GetWithTokenOver GETs url with token as its bearer token (none if
+// empty), over TLS as tlsConfig says when url is https, and returns the
+// status code, the body and the TLS connection's state (nil over plain
+// HTTP), whose certificates tell what the server served.
+func GetWithTokenOver(url, token string, tlsConfig *tls.Config) (int, string, *tls.ConnectionState, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		return 0, "", err
+		return 0, "", nil, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed
-	resp, err := c.Do(req)
+	tr := &http.Transport{TLSClientConfig: tlsConfig}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, "", nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), err
+	return resp.StatusCode, string(body), resp.TLS, err
 }
 
 // Refusals asks url (https://host:port/metrics) with every token but the
