@@ -125,6 +125,9 @@ type Agent struct {
 	RequestBufferDisk int64
 	TrustForwardedFor bool
 	LogLevel          string
+	// WorkerUsers is --worker-users; empty: not rendered (any user but
+	// root).
+	WorkerUsers string
 }
 
 // DefaultAgent is what the chart renders with its default values.
@@ -153,7 +156,7 @@ func LocalAgent(stateDir string) Agent {
 
 // AgentArgs are the agent's arguments (cluster mode).
 func AgentArgs(a Agent) []string {
-	return []string{
+	args := []string{
 		"--node-name=$(NODE_NAME)",
 		"--bind-address=" + a.BindAddress,
 		"--advertise-address=" + a.AdvertiseAddress,
@@ -177,6 +180,10 @@ func AgentArgs(a Agent) []string {
 		fmt.Sprintf("--trust-forwarded-for=%t", a.TrustForwardedFor),
 		"--zap-log-level=" + a.LogLevel,
 	}
+	if a.WorkerUsers != "" {
+		args = append(args, "--worker-users="+a.WorkerUsers)
+	}
+	return args
 }
 
 // AgentEnvVars names the environment the agent's arguments reference, and

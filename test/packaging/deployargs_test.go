@@ -106,6 +106,15 @@ func checkEnv(t *testing.T, what string, o *unstructured.Unstructured, want map[
 // verifies the certificate against the Secret's ca.crt, for the metrics
 // Service's name; the agents' certificate stays self-signed. With plain
 // HTTP metrics there is no certificate to serve: nothing is mounted.
+// TestChartRendersWorkerUsers: agent.workerUsers is the agent's
+// --worker-users, as deployargs renders it; unset, no flag at all.
+func TestChartRendersWorkerUsers(t *testing.T) {
+	objs := render(t, renderOpts{sets: []string{`agent.workerUsers=nobody\,10000-19999`}})
+	settings := deployargs.DefaultAgent()
+	settings.WorkerUsers = "nobody,10000-19999"
+	checkArgs(t, "agent with worker users", find(t, objs, "DaemonSet", "agent"), deployargs.AgentArgs(settings))
+}
+
 func TestChartMountsTheMetricsCertificate(t *testing.T) {
 	sets := []string{"manager.metricsCertSecret=ferry-metrics-cert", "metrics.serviceMonitor.enabled=true"}
 	objs := render(t, renderOpts{sets: sets})

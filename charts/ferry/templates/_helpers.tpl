@@ -198,6 +198,9 @@ downward API (deployargs.AgentEnvVars).
 - {{ printf "--request-buffer-disk=%d" (int64 .Values.agent.requestBufferDisk) | quote }}
 - {{ printf "--trust-forwarded-for=%t" .Values.agent.trustForwardedFor | quote }}
 - {{ printf "--zap-log-level=%s" (toString .Values.agent.logLevel) | quote }}
+{{- with .Values.agent.workerUsers }}
+- {{ printf "--worker-users=%s" . | quote }}
+{{- end }}
 {{- range .Values.agent.extraArgs }}
 - {{ . | quote }}
 {{- end }}
