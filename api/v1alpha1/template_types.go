@@ -155,7 +155,9 @@ type AppSpec struct {
 	// may not be root or uid 0; the agent also refuses a user whose group,
 	// or one of whose groups, is root's (gid 0). When unset and the agent
 	// runs as root, the workers run as nobody; when the agent is not root,
-	// they run as the agent's own user.
+	// they run as the agent's own user. An agent started with
+	// --worker-users (the chart's agent.workerUsers) runs workers only as
+	// a user in that list: any other fails to spawn.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=32
