@@ -82,6 +82,42 @@ func TestExcuseLocked(t *testing.T) {
 	}
 }
 
+// TestExcuseUnproven: a death of a revision not yet known to stay up is
+// excused only as the request of death of the run under way (deadly), and
+// then counts in the run; any other leaves the run as it was.
+func TestExcuseUnproven(t *testing.T) {
+	crash, root := KeyOf("GET", "/crash"), KeyOf("GET", "/")
+	deadly := excusedDeaths{n: 3, key: crash, other: true}
+	for _, c := range []struct {
+		name string
+		run  excusedDeaths
+		key  RequestKey
+		want bool
+	}{
+		{"the run's request of death", deadly, crash, true},
+		{"another request", deadly, root, false},
+		{"an unknown request", deadly, 0, false},
+		{"no run", excusedDeaths{}, crash, false},
+		{"a run of several requests", excusedDeaths{n: 3, other: true}, crash, false},
+		{"its request answered too", excusedDeaths{n: 3, key: crash, other: true, keyServed: true}, crash, false},
+		{"nothing else answered", excusedDeaths{n: 3, key: crash}, crash, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := c.run
+			if got := r.excuseUnproven(c.key); got != c.want {
+				t.Errorf("excused %v, want %v", got, c.want)
+			}
+			want := c.run
+			if c.want {
+				want.n++
+			}
+			if r != want {
+				t.Errorf("the run became %+v, want %+v", r, want)
+			}
+		})
+	}
+}
+
 // TestTakeLockedKeepsTheKeyOfADeath: a worker keeps the key of its one
 // request; with two at once, none; and once its process was found exited
 // under a request (Release), a request handed the dead worker before its
