@@ -228,6 +228,8 @@ var invalidCases = []struct {
 		"spec.app.startupFile", "should match"},
 	{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
 		"spec.app.env[0].name", "should match"},
+	{"memory limit with a space", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1 GB"},
+		"spec.pool.memoryLimit", `Invalid value: "1 GB": memoryLimit must be a quantity: a number and an optional suffix, with no space`},
 	{"tiny memory limit", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1Ki"},
 		"spec.pool.memoryLimit", "memoryLimit must be greater than 1Mi"},
 	{"zero concurrent nodes", validAppGroup, map[string]any{"spec.restart.maxConcurrentNodes": 0},

@@ -15,22 +15,27 @@
 // applies them to both kinds alike.
 //
 // The rule (x-kubernetes-validations) of a duration or quantity field
-// holds for any value its pattern refuses: the API server runs the rules
-// on such a value too, where duration() or quantity() fails, and a CEL
-// conversion error would follow the pattern's own. A duration's rule
-// spells the pattern again ([.] for \.), and must change with it (a
-// duration past Go's, about 2562047h, matches it and still fails
-// duration(): its one error names the rule, after the CEL's). A
-// quantity's cannot (Quantity's pattern, on a string of no bounded length,
-// costs more than a rule may, and controller-gen puts no maxLength on an
-// int-or-string), so it asks what Quantity's pattern comes to: a value
-// that does not begin with a digit (after a sign, a dot) is refused by the
-// pattern; one that does and parses (isQuantity) matches it, and is held
-// to the range; one that does and does not parse matches it only in the
-// form mantissa, e, exponent (1E0.0, a fractional exponent), which the
-// rule refuses with its message. Before any of that, a quantity longer
-// than 64 characters, or with an exponent past 999 either way, is refused
-// by a rule of its own, and the range rule passes it without parsing it:
+// holds for any value its form refuses: the API server runs the rules on
+// such a value too, where duration() or quantity() fails, and a CEL
+// conversion error would follow the form's own. The form is a rule of its
+// own too, whose message says what a duration or a quantity is: a
+// pattern's error shows only its regular expression, which told a user
+// who wrote "5min" or "1 GB" nothing. A duration's range rule spells the
+// form again ([.] for \.), and must change with it (a duration past Go's,
+// about 2562047h, has the form and still fails duration(): its one error
+// names the rule, after the CEL's). A quantity field is Schemaless, an
+// int-or-string of at most 1024 characters: controller-gen would give it
+// Quantity's pattern, and with no bound on its length its rules would
+// cost most of the API server's budget for the CRD (past the bound the
+// API server runs no rule and says only that the value is too long). Its
+// form rule spells Kubernetes' quantity pattern and asks that a value of
+// that form parse (isQuantity): one that does not has the form mantissa,
+// e, exponent (1E0.0, a fractional exponent), and is no quantity. Its
+// range rule passes a value that does not begin with a digit (after a
+// sign, a dot), which the form refuses ("-", "Mi" and ".Ki" parse, as 0),
+// and one that does not parse. Before any parsing, a quantity longer than
+// 64 characters, or with an exponent past 999 either way, is refused by a
+// rule of its own, and the other two pass it without parsing it:
 // Kubernetes' parser takes time that grows with the square of a negative
 // exponent (1e-99999999999999 held an API server's request until its
 // timeout) and with the digits. The rules spell digits \\d in raw CEL

@@ -301,8 +301,12 @@ type PoolSpec struct {
 	// app's warmed-up size replaces every process after a few requests.
 	// Unset turns it off.
 	// +optional
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="string(self).matches(r'^[+-]?(\\d+[.]?\\d*|[.]\\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?(\\d+[.]?\\d*|[.]\\d+))?$') && (string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || isQuantity(string(self)))",message="memoryLimit must be a quantity: a number and an optional suffix, with no space: Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), as 512Mi or 1G"
 	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (string(self).size() <= 64 && !string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}'))",message="memoryLimit must be at most 64 characters, with an exponent (e) from -999 to 999"
-	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || (isQuantity(string(self)) ? quantity(string(self)).isGreaterThan(quantity('1Mi')) : !string(self).matches(r'^[+-]?(\\d+([.]\\d*)?|[.]\\d+)[eE][+-]?(\\d+([.]\\d*)?|[.]\\d+)$'))",message="memoryLimit must be greater than 1Mi"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || !isQuantity(string(self)) || quantity(string(self)).isGreaterThan(quantity('1Mi'))",message="memoryLimit must be greater than 1Mi"
 	MemoryLimit *resource.Quantity `json:"memoryLimit,omitempty"`
 
 	// startTimeout is how long a new process may take to become ready. A
@@ -404,8 +408,12 @@ type ProxySpec struct {
 	// which a body streams too. Default: 64Mi.
 	// +optional
 	// +kubebuilder:default="64Mi"
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="string(self).matches(r'^[+-]?(\\d+[.]?\\d*|[.]\\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?(\\d+[.]?\\d*|[.]\\d+))?$') && (string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || isQuantity(string(self)))",message="requestBufferLimit must be a quantity: a number and an optional suffix, with no space: Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), as 512Mi or 1G"
 	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (string(self).size() <= 64 && !string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}'))",message="requestBufferLimit must be at most 64 characters, with an exponent (e) from -999 to 999"
-	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || (isQuantity(string(self)) ? quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).isLessThan(quantity('8Gi')) : !string(self).matches(r'^[+-]?(\\d+([.]\\d*)?|[.]\\d+)[eE][+-]?(\\d+([.]\\d*)?|[.]\\d+)$'))",message="requestBufferLimit must be greater than 0 and less than 8Gi"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || !isQuantity(string(self)) || (quantity(string(self)).isGreaterThan(quantity('0')) && quantity(string(self)).isLessThan(quantity('8Gi')))",message="requestBufferLimit must be greater than 0 and less than 8Gi"
 	RequestBufferLimit *resource.Quantity `json:"requestBufferLimit,omitempty"`
 
 	// responseBufferLimit is the largest response body, of a declared
@@ -422,7 +430,11 @@ type ProxySpec struct {
 	// response buffering off. Default: 1Mi.
 	// +optional
 	// +kubebuilder:default="1Mi"
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="string(self).matches(r'^[+-]?(\\d+[.]?\\d*|[.]\\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?(\\d+[.]?\\d*|[.]\\d+))?$') && (string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || isQuantity(string(self)))",message="responseBufferLimit must be a quantity: a number and an optional suffix, with no space: Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), as 512Mi or 1G"
 	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || (string(self).size() <= 64 && !string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}'))",message="responseBufferLimit must be at most 64 characters, with an exponent (e) from -999 to 999"
-	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || (isQuantity(string(self)) ? !quantity(string(self)).isLessThan(quantity('0')) && !quantity(string(self)).isGreaterThan(quantity('64Mi')) : !string(self).matches(r'^[+-]?(\\d+([.]\\d*)?|[.]\\d+)[eE][+-]?(\\d+([.]\\d*)?|[.]\\d+)$'))",message="responseBufferLimit must be between 0 and 64Mi"
+	// +kubebuilder:validation:XValidation:rule="!string(self).matches('^[+-]?[.]?[0-9]') || string(self).size() > 64 || string(self).matches(r'[eE][+-]?0*[1-9]\\d{3}') || !isQuantity(string(self)) || (!quantity(string(self)).isLessThan(quantity('0')) && !quantity(string(self)).isGreaterThan(quantity('64Mi')))",message="responseBufferLimit must be between 0 and 64Mi"
 	ResponseBufferLimit *resource.Quantity `json:"responseBufferLimit,omitempty"`
 }

@@ -216,6 +216,8 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			"spec.app.startupFile", "should match"},
 		{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
 			"spec.app.env[0].name", "should match"},
+		{"memory limit with a space", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1 GB"},
+			"spec.pool.memoryLimit", `Invalid value: "1 GB": memoryLimit` + quantityForm},
 		{"tiny memory limit", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1Ki"},
 			"spec.pool.memoryLimit", "memoryLimit must be greater than 1Mi"},
 		{"zero request buffer limit", validAppGroup, map[string]any{"spec.proxy.requestBufferLimit": "0"},
@@ -406,12 +408,17 @@ func TestUsersAccepted(t *testing.T) {
 // TestMalformedDurationsAndQuantities: a value that is no duration or
 // quantity at all gets one error for its field, not also the field's rule
 // failing (its message) or erring (a CEL conversion error), on both kinds:
-// for a quantity the pattern's, for a duration one that says what a
-// duration is (the pattern, a regular expression, was all a user who wrote
-// "300" or "5min" got). A value of the right form is still held to the
-// rule (a decimal, a number, an exponent, a negative duration), and one
-// that matches the pattern but is no quantity is refused with the rule's
-// message, not a CEL error; the values of every form allowed are accepted.
+// one that says what a duration or a quantity is (Kubernetes' pattern, a
+// regular expression, was all a user who wrote "300", "5min" or "1 GB"
+// got). A value of the right form is still held to the rule (a decimal, a
+// number, an exponent, a negative duration), and one that has the form of
+// a quantity but is none is refused with the rule's message, not a CEL
+// error; the values of every form allowed are accepted.
+// quantityForm is what the refusal of a malformed quantity says after
+// the field's name.
+const quantityForm = " must be a quantity: a number and an optional suffix, with no space: " +
+	"Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), as 512Mi or 1G"
+
 func TestMalformedDurationsAndQuantities(t *testing.T) {
 	rules := map[string]string{ // field under spec.pool or spec.proxy -> its rule's message
 		"pool.queueTimeout":         "queueTimeout must be a positive duration of at most 1h",
@@ -423,9 +430,11 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 		"proxy.requestBufferLimit":  "requestBufferLimit must be greater than 0 and less than 8Gi",
 		"proxy.responseBufferLimit": "responseBufferLimit must be between 0 and 64Mi",
 	}
+	// Of the quantities, "-", "Mi" and ".Ki" parse (as 0), and "1E0.0" has
+	// Kubernetes' pattern but does not parse.
 	malformed := map[bool][]string{ // quantity? -> values
 		false: {"5 minutes", "1.5", "forever", "1h 30m", "300", "5min", "1d", "PT5M", "--5s", "1h-5s", "+5s"},
-		true:  {"lots", "64 MiB", "1Mb", "-", "Mi", ".Ki", "1.5.5Mi"}, // "-", "Mi" and ".Ki" parse (as 0)
+		true:  {"lots", "64 MiB", "1 GB", "512MB", "1gi", "1Mb", "-", "Mi", ".Ki", "1.5.5Mi", "1E0.0"},
 	}
 	kinds := []struct{ base, prefix string }{{validAppGroup, "spec."}, {validProcessPool, "spec.template."}}
 	ns := newNamespace(t)
@@ -450,9 +459,9 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 					}
 					msg := err.Error()
 					_, name, _ := strings.Cut(field, ".")
-					want := path + " in body should match"
-					if !quantity {
-						want = name + " must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"
+					want := name + " must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"
+					if quantity {
+						want = name + quantityForm
 					}
 					if !strings.Contains(msg, path+": Invalid value: "+strconv.Quote(value)+": "+want) {
 						t.Errorf("no %q error for %s:\n%s", want, path, msg)
@@ -460,10 +469,7 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 					if n := strings.Count(msg, path+":"); n != 1 {
 						t.Errorf("%d errors for %s, want that one alone:\n%s", n, path, msg)
 					}
-					extras := []string{rule, "evaluating rule", "type conversion error", "quantities must match", "no such overload"}
-					if !quantity {
-						extras = append(extras, "should match")
-					}
+					extras := []string{rule, "evaluating rule", "type conversion error", "quantities must match", "no such overload", "should match"}
 					for _, extra := range extras {
 						if strings.Contains(msg, extra) {
 							t.Errorf("the error for %s has %q beside that one:\n%s", path, extra, msg)
@@ -485,7 +491,6 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 			{"pool.memoryLimit", 5},
 			{"pool.memoryLimit", "1e6"},
 			{"pool.memoryLimit", "-2Mi"},
-			{"proxy.requestBufferLimit", "1E0.0"}, // matches the pattern, no quantity
 			{"proxy.requestBufferLimit", "8.5Gi"},
 			{"proxy.responseBufferLimit", ".1Gi"},
 			{"proxy.responseBufferLimit", "+68M"},
@@ -557,6 +562,22 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 					}
 				})
 			}
+		}
+		// Past 1024 characters (the bound that keeps the rules' cost within
+		// the API server's budget) the length's error is the only one.
+		for _, field := range []string{"pool.memoryLimit", "proxy.requestBufferLimit", "proxy.responseBufferLimit"} {
+			path := kind.prefix + field
+			t.Run(path+"=1025 digits", func(t *testing.T) {
+				t.Parallel()
+				err := create(t, kind.base, path, strings.Repeat("9", 1025))
+				if err == nil {
+					t.Fatalf("%s: 1025 digits accepted", path)
+				}
+				msg := err.Error()
+				if !strings.Contains(msg, path+": Too long: may not be more than 1024 bytes") || strings.Count(msg, path+":") != 1 {
+					t.Errorf("want the length's error alone:\n%s", msg)
+				}
+			})
 		}
 	}
 }
