@@ -181,7 +181,8 @@ func readyCondition(in rollupInput) metav1.Condition {
 	case len(poolless) > 0:
 		// servedRevision found nothing known to work to start them on.
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
-			"No pool on "+nodeList(poolless)+": no node serves a revision to start it on, and "+
+			plural(len(poolless), "No pool on ", "No pools on ")+nodeList(poolless)+
+				": no node serves a revision to start "+plural(len(poolless), "it", "them")+" on, and "+
 				in.RevisionErr.Error())
 	case len(pending) > 0:
 		msg := pendingMessage(pending, in.AwaitingDrain)
@@ -257,7 +258,11 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 	case haltRemembered(in):
 		// Between two of its retries, the node reads as the failing case.
 		r, ok := in.Reports[in.Halt.Node]
-		remedy := haltRemedy(ok && r.OnTarget && !in.Halt.Resisted && failingRetried(in))
+		retrying := 0
+		if ok && r.OnTarget && !in.Halt.Resisted && failingRetried(in) {
+			retrying = 1 // the node the message names
+		}
+		remedy := haltRemedy(retrying)
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it failed to spawn on %s (%s)%s; %s",
 				in.Target, n.updated, len(in.Nodes), in.Halt.Node, truncate(in.Halt.Reason, 256), whereNow(in), remedy))
@@ -388,7 +393,11 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 		why = append(why, fmt.Sprintf("%s failing to spawn it, with no older process to keep serving (%s)",
 			nodeList(n.failing), truncate(e.Reason, 256)))
 	}
-	remedy := haltRemedy(len(n.resisting) == 0 && failingRetried(in))
+	retrying := 0
+	if len(n.resisting) == 0 && failingRetried(in) {
+		retrying = len(n.failing)
+	}
+	remedy := haltRemedy(retrying)
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 		fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
 			in.Target, n.updated, len(in.Nodes), strings.Join(why, "; "), remedy))
@@ -416,7 +425,8 @@ func waitingMessage(in rollupInput, n rolloutNodes) string {
 func completeMessage(in rollupInput, n rolloutNodes) string {
 	msg := fmt.Sprintf("Revision %s runs on %d/%d nodes", in.Target, n.updated, len(in.Nodes))
 	if len(n.joining) > 0 {
-		msg += fmt.Sprintf("; %s joined, with no report from the agent yet (see Ready)", nodeList(n.joining))
+		msg += fmt.Sprintf("; %s joined, with no report from %s yet (see Ready)",
+			nodeList(n.joining), plural(len(n.joining), "the agent", "their agents"))
 	}
 	deaf, moved := splitListenFailures(listenFailures(in))
 	if len(deaf) > 0 {
@@ -431,11 +441,13 @@ func completeMessage(in rollupInput, n rolloutNodes) string {
 }
 
 // haltRemedy says how a halted rollout goes on: a new revision, or, where
-// the nodes that cannot spawn it keep retrying (retried), also by itself.
-func haltRemedy(retried bool) string {
+// the nodes that cannot spawn it keep retrying (retrying of them, those
+// the message names), also by itself.
+func haltRemedy(retrying int) string {
 	remedy := fmt.Sprintf("change the %s annotation or the app to start a new rollout", ferryv1.RevisionAnnotation)
-	if retried {
-		remedy = "their agents retry it with backoff, and the rollout goes on once it starts there; or " + remedy
+	if retrying > 0 {
+		remedy = plural(retrying, "its agent retries", "their agents retry") +
+			" it with backoff, and the rollout goes on once it starts there; or " + remedy
 	}
 	return remedy
 }
@@ -653,7 +665,7 @@ func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Durati
 		msg += ". " + staleMessage(in, stale)
 	}
 	if len(unseen) > 0 {
-		msg += ". No agent has ever reported the pool on " + nodeList(unseen)
+		msg += ". No agent has ever reported the " + plural(len(unseen), "pool", "pools") + " on " + nodeList(unseen)
 		if agentless {
 			msg += " (no agent renews a Lease there: is ferry-agent running?)"
 		}
@@ -778,8 +790,8 @@ func unheardOf(in rollupInput, nodes []string) []string {
 // unheardMessage says that no agent ever reported the pools on nodes,
 // for longer than the staleness bound.
 func unheardMessage(in rollupInput, nodes []string) string {
-	return fmt.Sprintf("No agent has reported the pool on %s in the %s since it was made: is ferry-agent running there?",
-		nodeList(nodes), in.StaleAfter)
+	return fmt.Sprintf("No agent has reported the %s on %s in the %s since %s made: is ferry-agent running there?",
+		plural(len(nodes), "pool", "pools"), nodeList(nodes), in.StaleAfter, plural(len(nodes), "it was", "they were"))
 }
 
 func staleMessage(in rollupInput, stale []string) string {
@@ -812,6 +824,16 @@ func nodeList(nodes []string) string {
 		return nodes[0]
 	}
 	return strings.Join(nodes[:len(nodes)-1], ", ") + " and " + nodes[len(nodes)-1]
+}
+
+// plural is one when n is 1, else many: a message says of one node what
+// it says of one, "its agent", and of several what it says of several,
+// "their agents".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // truncate cuts s to at most n bytes on a rune boundary, ending in "..."
@@ -868,12 +890,16 @@ func pendingMessage(pending, awaitingDrain []string) string {
 			report = append(report, node)
 		}
 	}
-	const drains = "Waiting for the agent to drain the previous pool (when the node was last selected) on "
+	firstReport := "Waiting for the " + plural(len(report), "first report from the agent", "first reports from the agents") +
+		" on " + nodeList(report)
 	switch {
 	case len(report) == 0:
-		return drains + nodeList(drain) + "; the new pool is made after"
+		return "Waiting for the " + plural(len(drain),
+			"agent to drain the previous pool (when the node was last selected) on "+nodeList(drain)+"; the new pool is made after",
+			"agents to drain the previous pools (when the nodes were last selected) on "+nodeList(drain)+"; the new pools are made after")
 	case len(drain) == 0:
-		return "Waiting for the first report from the agent on " + nodeList(report)
+		return firstReport
 	}
-	return "Waiting for the first report from the agent on " + nodeList(report) + ", and for the agent to drain the previous pool on " + nodeList(drain)
+	return firstReport + ", and for the " + plural(len(drain), "agent to drain the previous pool", "agents to drain the previous pools") +
+		" on " + nodeList(drain)
 }

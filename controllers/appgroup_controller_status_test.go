@@ -114,6 +114,16 @@ func TestReadyCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, []string{"No pool on node-b", "is empty"}},
 		},
 		{
+			name: "an invalid revision, and two nodes with nothing to start on",
+			in: func() rollupInput {
+				in := withRevisionErr(input(ab), "annotation ferry.dev/revision is empty", false)
+				in.Unserved = ab
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, []string{
+				"No pools on node-a and node-b: no node serves a revision to start them on, and annotation ferry.dev/revision is empty"}},
+		},
+		{
 			// node-a serves: node-b's pool was made, or waits for its
 			// old pool to drain; nothing is wrong with what it starts on.
 			name: "an invalid revision, and a node whose pool is yet to report",
@@ -194,6 +204,26 @@ func TestReadyCondition(t *testing.T) {
 				return in
 			}(),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{"drain the previous pool", "node-b", "the new pool is made after"}},
+		},
+		{
+			name: "two nodes whose previous pools still drain, two pools yet to report",
+			in: func() rollupInput {
+				in := input([]string{"node-a", "node-b", "node-c", "node-d"}, testPool("node-a", targetRev), testPool("node-b", targetRev))
+				in.AwaitingDrain = []string{"node-c", "node-d"}
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{
+				"Waiting for the first reports from the agents on node-a and node-b, and for the agents to drain the previous pools on node-c and node-d"}},
+		},
+		{
+			name: "two nodes whose previous pools still drain",
+			in: func() rollupInput {
+				in := input(ab)
+				in.AwaitingDrain = ab
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{
+				"Waiting for the agents to drain the previous pools (when the nodes were last selected) on node-a and node-b; the new pools are made after"}},
 		},
 		{
 			name: "one node's pool yet to report, another's previous pool draining",
@@ -380,7 +410,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			in: rolledOutBefore(input(abc, testPool("node-a", targetRev, rolledOut(2)),
 				testPool("node-b", targetRev))),
 			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
-			exact: "Revision 2-abc runs on 1/3 nodes; node-b and node-c joined, with no report from the agent yet (see Ready)",
+			exact: "Revision 2-abc runs on 1/3 nodes; node-b and node-c joined, with no report from their agents yet (see Ready)",
 		},
 		{
 			// Once it reports, its processes booting on the proven
@@ -495,7 +525,7 @@ func TestRollingRestartCondition(t *testing.T) {
 				return in
 			}(),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"it failed to spawn on node-a",
-				"their agents retry it with backoff, and the rollout goes on once it starts there"}},
+				"; its agent retries it with backoff, and the rollout goes on once it starts there"}},
 		},
 		{
 			name: "halted by a node that no longer shows it: gone",

@@ -511,6 +511,40 @@ func TestNewAppGroupThatCannotStart(t *testing.T) {
 	assertNoEvent(t, ns, "blog", controllers.EventRolloutComplete)
 }
 
+// TestMessagesAgreeInNumber: what the status and the events say of one
+// node is said of one, and of several of several. With one node that
+// cannot start a new AppGroup, RollingRestart said "their agents retry
+// it"; a bump on one node was "Rolling out revision ... to 1 nodes"; and
+// two nodes yet to report waited for "the first report from the agent",
+// then "the pool on" both "since it was made".
+func TestMessagesAgreeInNumber(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA := newAgent(t, ns, a, "192.0.2.2")
+	agentA.failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
+	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		a+" failing to spawn it", "; its agent retries it with backoff, and the rollout goes on once it starts there")
+	if msg := conditionOf(&ag.Status, ferryv1.ConditionRollingRestart).Message; strings.Contains(msg, "their agents") {
+		t.Errorf("one node's halt speaks of several: %s", msg)
+	}
+	agentA.rollOut("blog", 2)
+	waitRolledOut(t, ns, "blog", 1)
+	bump(t, ns, "blog", "2")
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutStarted,
+		"Rolling out revision "+target(t, ns, "blog")+" to 1 node, 1 at a time")
+
+	ns2 := newNamespace(t)
+	c, d := newNode(t, ns2, "c", true), newNode(t, ns2, "d", true)
+	newAppGroup(t, ns2, "shop", nil)
+	waitCondition(t, ns2, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
+		"Waiting for the first reports from the agents on "+c+" and "+d)
+	clk.SetTime(later(clk.Now(), time.Now()).Add(staleAfter + 5*time.Second))
+	setNodeLabel(t, c, "test.ferry.dev/poke", "1")
+	waitCondition(t, ns2, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
+		"No agent has reported the pools on "+c+" and "+d+" in the 40s since they were made")
+}
+
 // TestNodeThatCannotResistReturnsToLastRolledOut: a node whose agent
 // restarted while it resisted (or that otherwise has nothing older to
 // serve) cannot spawn the new revision: with resistance on, the manager

@@ -149,7 +149,7 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 	if started && (!complete || old.Revision != "") {
 		// A new AppGroup's pools are created on every node at once; only
 		// a revision bump goes maxConcurrentNodes at a time.
-		note := fmt.Sprintf("Rolling out revision %s to %d nodes", cur.Revision, cur.Nodes.Total)
+		note := fmt.Sprintf("Rolling out revision %s to %d %s", cur.Revision, cur.Nodes.Total, plural(int(cur.Nodes.Total), "node", "nodes"))
 		if old.Revision != "" {
 			// The previous target may never have rolled out (a halted
 			// one, or one superseded mid-rollout): say what did last.
