@@ -191,9 +191,13 @@ func readyCondition(in rollupInput) metav1.Condition {
 		}
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPoolsPending, msg)
 	case len(notReady) > 0:
-		return withStatus(c, metav1.ConditionFalse, notReadyReason(in, notReady),
-			fmt.Sprintf("%d/%d nodes ready; not ready: %s%s",
-				len(in.Nodes)-len(notReady)-len(stale), len(in.Nodes), nodeList(notReady), notReadyDetail(in, notReady)))
+		msg := fmt.Sprintf("%d/%d nodes ready; not ready: %s%s",
+			len(in.Nodes)-len(notReady)-len(stale), len(in.Nodes), nodeList(notReady), notReadyDetail(in, notReady))
+		if len(stale) > 0 {
+			// Counted among those not ready: say which, and why.
+			msg += ". " + staleMessage(in, stale)
+		}
+		return withStatus(c, metav1.ConditionFalse, notReadyReason(in, notReady), msg)
 	case len(stale) > 0:
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
 	}

@@ -272,7 +272,8 @@ func TestReadyCondition(t *testing.T) {
 		{
 			name: "a known False wins over Unknown",
 			in:   input(ab, testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))), testPool("node-b", targetRev, rolledOut(2), notReady)),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"0/2 nodes ready", "node-b"}},
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, []string{"0/2 nodes ready; not ready: node-b (",
+				"The agent on node-a has not reported since 2026-05-01T11:00:00Z"}},
 		},
 	}
 	for _, tt := range tests {

@@ -821,6 +821,23 @@ func TestStaleAgentMakesStatusUnknown(t *testing.T) {
 		"The agents on "+a+" and "+b+" have not reported for more than")
 }
 
+// TestNotReadyBesideSilentNames both: Ready is False while one node is not
+// ready, and its message counts a silent node among those not ready; it
+// names that node too, with when its agent last reported. It named only
+// the node not ready: "0/2 nodes ready; not ready: b" left a reader to
+// guess what became of a.
+func TestNotReadyBesideSilentNames(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, _, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
+
+	lastReport := clk.Now()
+	clk.SetTime(lastReport.Add(staleAfter + 5*time.Second))
+	agentB.notReady("blog", 1, 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+		"0/2 nodes ready; not ready: "+b+" (",
+		"The agent on "+a+" has not reported since "+lastReport.UTC().Format(time.RFC3339))
+}
+
 // TestSilentNodeHoldsNoWave: a node whose agent went silent before a
 // revision bump is not given it, and holds no other node back; it gets the
 // revision once its agent is heard again. Before, not ready, it got the
