@@ -428,9 +428,21 @@ func waitingMessage(in rollupInput, n rolloutNodes) string {
 // where it runs, who joined since, and where the proxy cannot listen.
 func completeMessage(in rollupInput, n rolloutNodes) string {
 	msg := fmt.Sprintf("Revision %s runs on %d/%d nodes", in.Target, n.updated, len(in.Nodes))
-	if len(n.joining) > 0 {
+	var draining, joined []string
+	for _, node := range n.joining {
+		if slices.Contains(in.AwaitingDrain, node) {
+			draining = append(draining, node)
+		} else {
+			joined = append(joined, node)
+		}
+	}
+	if len(joined) > 0 {
 		msg += fmt.Sprintf("; %s joined, with no report from %s yet (see Ready)",
-			nodeList(n.joining), plural(len(n.joining), "the agent", "their agents"))
+			nodeList(joined), plural(len(joined), "the agent", "their agents"))
+	}
+	if len(draining) > 0 {
+		msg += fmt.Sprintf("; %s joined again, and %s once %s drained (see Ready)", nodeList(draining),
+			plural(len(draining), "gets its pool", "get their pools"), plural(len(draining), "its previous one has", "their previous ones have"))
 	}
 	deaf, moved := splitListenFailures(listenFailures(in))
 	if len(deaf) > 0 {
@@ -557,6 +569,8 @@ func restartProgressMessage(in rollupInput, restarting []string, updated int) st
 func nodeProgress(in rollupInput, node string) string {
 	r, ok := in.Reports[node]
 	switch {
+	case !ok && slices.Contains(in.AwaitingDrain, node):
+		return "waiting for its previous pool to drain"
 	case !ok:
 		return "creating its pool"
 	case !r.Reported || r.Pool.Status.ObservedRevision != r.Pool.Spec.Revision:

@@ -407,6 +407,26 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "Revision 2-abc runs on 2/3 nodes; node-c joined, with no report from the agent yet (see Ready)",
 		},
 		{
+			name: "a node selected again after the rollout, its previous pool draining",
+			in: func() rollupInput {
+				in := rolledOutBefore(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2))))
+				in.AwaitingDrain = []string{"node-c"}
+				return in
+			}(),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 2/3 nodes; node-c joined again, and gets its pool once its previous one has drained (see Ready)",
+		},
+		{
+			name: "a node selected again mid-rollout, its previous pool draining",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)))
+				in.AwaitingDrain = []string{"node-c"}
+				return in
+			}(),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 3/3 (node-c), waiting for its previous pool to drain",
+		},
+		{
 			name: "two nodes join after the rollout, one pool not reported yet",
 			in: rolledOutBefore(input(abc, testPool("node-a", targetRev, rolledOut(2)),
 				testPool("node-b", targetRev))),

@@ -279,6 +279,49 @@ func TestPoolsFollowNodeLabels(t *testing.T) {
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes)
 }
 
+// TestRejoinedNodeWaitsForItsOldPool: a node selected again mid-rollout
+// while its previous pool still drains gets no pool until that one is
+// gone, and RollingRestart says so, where it said "creating its pool" for
+// as long as the old pool's agent took (forever, with no agent).
+func TestRejoinedNodeWaitsForItsOldPool(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
+	setNodeLabel(t, b, testLabel, "")
+	eventually(t, "pool of node b deleting", func() error {
+		p, err := agentB.find("blog")
+		if err != nil {
+			return err
+		}
+		if p.DeletionTimestamp.IsZero() {
+			return errors.New("not deleting")
+		}
+		return nil
+	})
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: revisions(t, ns, "blog")[b]})
+	setNodeLabel(t, b, testLabel, ns)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+		"nodes 1-2/2 ("+a+": waiting for its agent, "+b+": waiting for its previous pool to drain)")
+	agentA.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+		"node 2/2 ("+b+"), waiting for its previous pool to drain")
+
+	agentB.drain("blog")
+	eventually(t, "pool of node b on revision 2", func() error {
+		p, err := agentB.find("blog")
+		switch {
+		case err != nil:
+			return err
+		case p.Spec.Revision != rev2 || !p.DeletionTimestamp.IsZero():
+			return fmt.Errorf("pool on revision %s, deleted at %v", p.Spec.Revision, p.DeletionTimestamp)
+		}
+		return nil
+	})
+	agentB.rollOut("blog", 2)
+	waitRolledOut(t, ns, "blog", 2)
+}
+
 func TestLongNames(t *testing.T) {
 	ns := newNamespace(t)
 	// A node name of 253 characters: the namespace, a dash, then padding.
