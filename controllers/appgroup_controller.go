@@ -855,7 +855,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	r.written.wrote(ag, orig.ResourceVersion)
 	r.warned.set(key, ag.UID, silence.warnedAfter(&old, &cur))
 	r.deaf.set(key, ag.UID, listen.warnedAfter(&cur))
-	evs, seen := r.rollouts.get(key, ag.UID).filter(&old, &cur, statusEvents(ag, &old, &cur, silence))
+	evs, seen := r.rollouts.get(key, ag.UID).filter(&cur, updatedNodes(in), statusEvents(ag, &old, &cur, silence))
 	r.rollouts.set(key, ag.UID, seen)
 	for _, ev := range slices.Concat(evs, listenEvents(ag, &cur, listen)) {
 		r.record(ctx, ag, ev)

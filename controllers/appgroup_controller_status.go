@@ -128,20 +128,25 @@ func processCounts(in rollupInput) ferryv1.ProcessCounts {
 // nodeCounts counts the selected nodes, those whose pool is ready, and
 // those whose every process runs the target.
 func nodeCounts(in rollupInput) ferryv1.NodeCounts {
-	nc := ferryv1.NodeCounts{Total: int32(len(in.Nodes))}
+	nc := ferryv1.NodeCounts{Total: int32(len(in.Nodes)), Updated: int32(len(updatedNodes(in)))}
 	for _, node := range in.Nodes {
-		r, ok := in.Reports[node]
-		if !ok {
-			continue
-		}
-		if r.Ready {
+		if r, ok := in.Reports[node]; ok && r.Ready {
 			nc.Ready++
-		}
-		if r.OnTarget && r.Updated {
-			nc.Updated++
 		}
 	}
 	return nc
+}
+
+// updatedNodes are the selected nodes whose every process runs the
+// target: those nodes.updated counts.
+func updatedNodes(in rollupInput) []string {
+	var nodes []string
+	for _, node := range in.Nodes {
+		if r, ok := in.Reports[node]; ok && r.OnTarget && r.Updated {
+			nodes = append(nodes, node)
+		}
+	}
+	return nodes
 }
 
 // readyCondition is Ready, with three-valued logic: False when a selected

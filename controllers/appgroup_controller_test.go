@@ -881,6 +881,50 @@ func TestNotReadyBesideSilentNames(t *testing.T) {
 		"The agent on "+a+" has not reported since "+lastReport.UTC().Format(time.RFC3339))
 }
 
+// TestSilentNodeBackIsNoNodeRolledOut: a node that rolled out the target,
+// and whose agent goes silent and comes back while the next node rolls,
+// records no second NodeRolledOut: it is the same node, not one more.
+// Once the target had run on a node (provenRevision), every rise of the
+// count of nodes updated was recorded, and a silence of an updated node
+// took one from it.
+func TestSilentNodeBackIsNoNodeRolledOut(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, nil)
+	waitLastRolledOut(t, ns, "blog", rev1)
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	agents[0].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventNodeRolledOut, "1/3 nodes run revision "+rev2)
+	agents[1].restarting("blog", 1, 2)
+
+	// a's agent falls silent while b rolls, then is heard again.
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	agents[1].restarting("blog", 1, 2)
+	agents[2].heartbeat("blog")
+	waitStatus(t, ns, "blog", "a silent", func(st *ferryv1.AppGroupStatus) error {
+		if st.Nodes.Updated != 0 {
+			return fmt.Errorf("nodes %+v", st.Nodes)
+		}
+		return nil
+	})
+	agents[0].heartbeat("blog")
+	waitStatus(t, ns, "blog", "a heard again", func(st *ferryv1.AppGroupStatus) error {
+		if st.Nodes.Updated != 1 {
+			return fmt.Errorf("nodes %+v", st.Nodes)
+		}
+		return nil
+	})
+
+	agents[1].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
+	agents[2].rollOut("blog", 2)
+	waitRolledOut(t, ns, "blog", 3)
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev2+" runs on 3/3 nodes")
+	assertEventCountOf(t, ns, "blog", controllers.EventNodeRolledOut, "revision "+rev2, 2) // 1/3, then 2/3
+}
+
 // TestSilentNodeHoldsNoWave: a node whose agent went silent before a
 // revision bump is not given it, and holds no other node back; it gets the
 // revision once its agent is heard again. Before, not ready, it got the

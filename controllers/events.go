@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -226,48 +227,58 @@ func (s silenceSeen) warnedAfter(old, cur *ferryv1.AppGroupStatus) bool {
 }
 
 // rolloutSeen is what the manager remembers of the events of an
-// AppGroup's rollout of one revision: the most nodes it recorded running
-// it, and whether it recorded its completion. A node that drops back
-// while the revision is not proven (its processes crashed in the crash
-// window, or its agent restarted: unstarted) and comes back records no
-// NodeRolledOut or RolloutComplete a second time; a halt starts them
-// over. After a restart of the manager one may be recorded again.
+// AppGroup's rollout of one revision: the nodes it has seen running it
+// (updated), and whether it recorded its completion. A node that drops
+// back and comes back records no NodeRolledOut or RolloutComplete a second
+// time: while the revision is not proven, its processes crashed in the
+// crash window, or its agent restarted (unstarted); at any time, its agent
+// was silent for a while. A node that joins, or replaces another, is news.
+// A halt starts them over. After a restart of the manager one may be
+// recorded again.
 type rolloutSeen struct {
 	revision string
-	updated  int32
+	nodes    map[string]bool
 	complete bool
 }
 
 // filter drops from evs the NodeRolledOut and RolloutComplete events of
 // the rollout that s has recorded already, and returns what to remember
-// after the move of the status from old to cur. Once the revision was
-// proven before this move, nodes no longer drop back (unstarted applies no
-// more), and a node that joins later is news: nothing is dropped.
-func (s rolloutSeen) filter(old, cur *ferryv1.AppGroupStatus, evs []statusEvent) ([]statusEvent, rolloutSeen) {
-	if cur.Revision != "" && old.ProvenRevision == cur.Revision {
-		return evs, rolloutSeen{revision: cur.Revision}
-	}
+// after the move of the status from old to cur; updated are the nodes cur
+// counts updated (nodes.updated). A move in which no node is updated that
+// s has not seen already records neither. (By counts alone, a node
+// updated whose agent fell silent, and was heard again, was recorded
+// again: found by review.)
+func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated []string, evs []statusEvent) ([]statusEvent, rolloutSeen) {
 	if s.revision != cur.Revision {
 		s = rolloutSeen{revision: cur.Revision}
 	}
+	s.nodes = maps.Clone(s.nodes)
+	if s.nodes == nil {
+		s.nodes = map[string]bool{}
+	}
+	news := slices.ContainsFunc(updated, func(n string) bool { return !s.nodes[n] })
 	var out []statusEvent
 	for _, ev := range evs {
 		switch ev.Reason {
 		case EventRolloutHalted:
-			s.updated, s.complete = 0, false // max'd with cur's below: those were named
+			clear(s.nodes) // those updated now were named
+			s.complete = false
+			news = false
 		case EventNodeRolledOut:
-			if cur.Nodes.Updated <= s.updated {
+			if !news {
 				continue
 			}
 		case EventRolloutComplete:
-			if s.complete {
+			if s.complete && !news {
 				continue
 			}
 			s.complete = true
 		}
 		out = append(out, ev)
 	}
-	s.updated = max(s.updated, cur.Nodes.Updated)
+	for _, n := range updated {
+		s.nodes[n] = true
+	}
 	return out, s
 }
 

@@ -471,11 +471,12 @@ func rolloutPass(ag *ferryv1.AppGroup, seen *rolloutSeen, nodes []string, now ti
 	}
 	reports := s.reports(staleAfter)
 	s.remember(reports)
-	cur := computeStatus(rollupInput{AppGroup: ag, Target: s.target, Nodes: s.nodes, Reports: reports, Halt: s.halt,
-		LastRolledOut: s.lastGood, Proven: s.proven, Now: now, StaleAfter: staleAfter, Clean: true})
+	in := rollupInput{AppGroup: ag, Target: s.target, Nodes: s.nodes, Reports: reports, Halt: s.halt,
+		LastRolledOut: s.lastGood, Proven: s.proven, Now: now, StaleAfter: staleAfter, Clean: true}
+	cur := computeStatus(in)
 	old := ag.Status
 	ag.Status = cur
-	evs, next := seen.filter(&old, &cur, statusEvents(ag, &old, &cur, silenceSeen{}))
+	evs, next := seen.filter(&cur, updatedNodes(in), statusEvents(ag, &old, &cur, silenceSeen{}))
 	*seen = next
 	var reasons []string
 	for _, ev := range evs {
@@ -590,67 +591,64 @@ func TestCrashInCrashWindowIsNoSecondRollout(t *testing.T) {
 }
 
 // TestRolloutSeenFilter: NodeRolledOut and RolloutComplete are recorded
-// once per rollout of a revision, however often the status goes back and
-// forth; a halt, or another revision, starts them over.
+// only for a node not seen updated before in the rollout of a revision,
+// however often the status goes back and forth; a halt, or another
+// revision, starts them over.
 func TestRolloutSeenFilter(t *testing.T) {
-	status := func(revision string, updated int32) *ferryv1.AppGroupStatus {
-		return &ferryv1.AppGroupStatus{Revision: revision, Nodes: ferryv1.NodeCounts{Updated: updated, Total: 3}}
-	}
 	ev := func(reason string) statusEvent { return statusEvent{Reason: reason} }
-	proven := func(st *ferryv1.AppGroupStatus) *ferryv1.AppGroupStatus {
-		st.ProvenRevision = st.Revision
-		return st
-	}
 	type pass struct {
-		cur *ferryv1.AppGroupStatus
-		evs []statusEvent
+		revision string
+		updated  []string // the nodes updated
+		evs      []statusEvent
 	}
+	abc := []string{"node-a", "node-b", "node-c"}
 	for _, tt := range []struct {
 		name   string
 		passes []pass
 		want   []string
 	}{
-		// Proven: a node joins (or is replaced) after the completion and
-		// rolls out; that is news (found by review).
-		{"nodes that join once the revision is proven", []pass{
-			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
-			{proven(status("2", 3)), nil},
-			{proven(status("2", 3)), []statusEvent{ev(EventNodeRolledOut)}},
-			{proven(status("2", 4)), []statusEvent{ev(EventRolloutComplete)}},
+		// A node joins (or replaces one) after the completion and rolls
+		// out; that is news (found by review).
+		{"nodes that join once the revision ran everywhere", []pass{
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
+			{"2", abc, nil},
+			{"2", []string{"node-a", "node-b", "node-d"}, []statusEvent{ev(EventNodeRolledOut)}},
+			{"2", []string{"node-a", "node-b", "node-d", "node-e"}, []statusEvent{ev(EventRolloutComplete)}},
 		}, []string{EventRolloutComplete, EventNodeRolledOut, EventRolloutComplete}},
+		// Its processes crashed in the crash window, its agent restarted,
+		// or it was silent for a while.
 		{"a node drops back and returns", []pass{
-			{status("2", 1), []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}},
-			{status("2", 0), nil},
-			{status("2", 1), []statusEvent{ev(EventNodeRolledOut)}},
-			{status("2", 2), []statusEvent{ev(EventNodeRolledOut)}},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}},
+			{"2", nil, nil},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventNodeRolledOut)}},
+			{"2", []string{"node-a", "node-b"}, []statusEvent{ev(EventNodeRolledOut)}},
 		}, []string{EventRolloutStarted, EventNodeRolledOut, EventNodeRolledOut}},
 		{"complete, back to rolling, complete", []pass{
-			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
-			{status("2", 2), nil},
-			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
+			{"2", []string{"node-a", "node-b"}, nil},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
 		}, []string{EventRolloutComplete}},
 		// From the halt on: the nodes it left updated were named.
 		{"a halt starts them over", []pass{
-			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
-			{status("2", 1), []statusEvent{ev(EventRolloutHalted)}},
-			{status("2", 1), []statusEvent{ev(EventNodeRolledOut)}},
-			{status("2", 2), []statusEvent{ev(EventNodeRolledOut)}},
-			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutHalted)}},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventNodeRolledOut)}},
+			{"2", []string{"node-a", "node-b"}, []statusEvent{ev(EventNodeRolledOut)}},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
 		}, []string{EventRolloutComplete, EventRolloutHalted, EventNodeRolledOut, EventRolloutComplete}},
 		{"another revision starts them over", []pass{
-			{status("2", 3), []statusEvent{ev(EventRolloutComplete)}},
-			{status("3", 1), []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}},
-			{status("3", 3), []statusEvent{ev(EventRolloutComplete)}},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
+			{"3", []string{"node-a"}, []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}},
+			{"3", abc, []statusEvent{ev(EventRolloutComplete)}},
 		}, []string{EventRolloutComplete, EventRolloutStarted, EventNodeRolledOut, EventRolloutComplete}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var seen rolloutSeen
 			var got []string
-			old := &ferryv1.AppGroupStatus{}
 			for _, p := range tt.passes {
 				var evs []statusEvent
-				evs, seen = seen.filter(old, p.cur, p.evs)
-				old = p.cur
+				cur := &ferryv1.AppGroupStatus{Revision: p.revision, Nodes: ferryv1.NodeCounts{Updated: int32(len(p.updated)), Total: 3}}
+				evs, seen = seen.filter(cur, p.updated, p.evs)
 				for _, e := range evs {
 					got = append(got, e.Reason)
 				}
@@ -682,7 +680,7 @@ func TestNoRolloutCompleteWhenNoNodeIsLeft(t *testing.T) {
 		unstarted(in.Reports)
 		in.AppGroup.Status = old
 		cur := computeStatus(in)
-		evs, s := seen.filter(&old, &cur, statusEvents(in.AppGroup, &old, &cur, silenceSeen{}))
+		evs, s := seen.filter(&cur, updatedNodes(in), statusEvents(in.AppGroup, &old, &cur, silenceSeen{}))
 		seen = s
 		for _, ev := range evs {
 			got = append(got, ev.Reason)

@@ -333,13 +333,20 @@ func assertNoEvent(t *testing.T, ns, name, reason string) {
 // with a series).
 func assertEventCount(t *testing.T, ns, name, reason string, n int) {
 	t.Helper()
+	assertEventCountOf(t, ns, name, reason, "", n)
+}
+
+// assertEventCountOf is assertEventCount of the events whose note contains
+// note.
+func assertEventCountOf(t *testing.T, ns, name, reason, note string, n int) {
+	t.Helper()
 	var list eventsv1.EventList
 	if err := env.Client.List(testContext(t), &list, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
 	}
 	got := 0
 	for _, e := range list.Items {
-		if e.Regarding.Name == name && e.Regarding.Kind == "AppGroup" && e.Reason == reason {
+		if e.Regarding.Name == name && e.Regarding.Kind == "AppGroup" && e.Reason == reason && strings.Contains(e.Note, note) {
 			got++
 			if e.Series != nil {
 				got += int(e.Series.Count) - 1
@@ -347,7 +354,7 @@ func assertEventCount(t *testing.T, ns, name, reason string, n int) {
 		}
 	}
 	if got != n {
-		t.Fatalf("%d %s events, want %d", got, reason, n)
+		t.Fatalf("%d %s events (of %q), want %d", got, reason, note, n)
 	}
 }
 
