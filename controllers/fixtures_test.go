@@ -23,6 +23,7 @@ import (
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
+	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
 // Fixtures and polling for the envtest suite.
@@ -45,17 +46,7 @@ func testContext(t *testing.T) context.Context {
 // last error after waitTimeout.
 func eventually(t *testing.T, what string, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, waitTimeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, waitTimeout, what, fn)
 }
 
 // newNamespace creates a namespace for one test; its name also keys the
