@@ -41,7 +41,7 @@ func (s *Server) abandon(method, path string, sess *session, err error) {
 // request of death, it would die with it and take the blame.
 func (s *Server) awaitAbandoned(w *pool.Worker, a *abandonedError, method, path string) {
 	c := a.c
-	_, _, err := c.readResponse(&http.Request{Method: method}) //nolint:bodyclose // the connection is closed
+	_, _, _, err := c.readResponse(&http.Request{Method: method}) //nolint:bodyclose // the connection is closed
 	_ = c.Close()
 	outcome := pool.Unanswered
 	switch {

@@ -98,8 +98,9 @@
 //     streams, only once a worker takes it and its body is read, as
 //     net/http reads no connection while a body is unread. A worker
 //     that serves one request at a time and got the whole request is
-//     still at it, and gets its slot back only once its answer begins,
-//     it dies, or maxRequestTime kills it (abandon.go);
+//     still at it, and gets its slot back only once its answer begins
+//     (its final head: an interim 1xx is no answer), it dies, or
+//     maxRequestTime kills it (abandon.go);
 //   - nothing is invented: a response without Content-Type gets none (Go's
 //     server would sniff one), only a missing Date is added;
 //   - a worker's response head is bounded (10 MiB, five interim responses);

@@ -210,9 +210,9 @@ func (t *workerTransport) start(c *workerConn, req *http.Request, hasBody bool, 
 // receive reads the response head; its body reads the connection.
 func (x pending) receive() (*http.Response, error) {
 	c := x.c
-	resp, silent, err := c.readResponse(x.req)
+	resp, silent, unbegun, err := c.readResponse(x.req)
 	if err != nil {
-		if silent && x.abandoned() {
+		if unbegun && x.abandoned() {
 			return nil, &abandonedError{err: err, c: c, limit: x.limit}
 		}
 		return nil, x.failed(err, silent)
@@ -250,7 +250,8 @@ func (x pending) failed(err error, silent bool) error {
 
 // abandonedError: the client went away (the request was cancelled) once
 // the whole request had reached a worker that serves one request at a
-// time (awaitsAbandoned), before any byte of its answer came. The worker
+// time (awaitsAbandoned), before any byte of its answer came (interim
+// 1xx responses aside, which say the worker is at it). The worker
 // is at the request still, as a WSGI process does not notice its client
 // gone: c, kept open and no longer the request's (x.stop), is where its
 // answer, or its death, will show. Server.fail hands it to
@@ -809,25 +810,30 @@ const maxInterim = 5
 
 // readResponse reads the final response head: interim 1xx responses
 // (100 Continue, 103 Early Hints) are read past and not passed on, 101 is
-// final. silent: it failed before any byte of the response came.
-func (c *workerConn) readResponse(req *http.Request) (*http.Response, bool, error) {
-	silent := c.br.Buffered() == 0
+// final. How far it got when it failed: silent, before any byte of a
+// response came; unbegun, before any byte of the final one (interim ones
+// may have come: the worker is still at the request, as when silent).
+func (c *workerConn) readResponse(req *http.Request) (resp *http.Response, silent, unbegun bool, err error) {
+	silent = c.br.Buffered() == 0
 	c.lr.N = maxResponseHead
 	defer func() { c.lr.N = math.MaxInt64 }()
 	for range maxInterim + 1 {
-		resp, err := http.ReadResponse(c.br, req)
+		// Nothing of this response came if br holds nothing now and lr
+		// gives no byte more before the read fails.
+		empty, left := c.br.Buffered() == 0, c.lr.N
+		resp, err = http.ReadResponse(c.br, req)
 		switch {
 		case err != nil && c.lr.N <= 0:
-			return nil, false, fmt.Errorf("the response head is longer than %d bytes", maxResponseHead)
+			return nil, false, false, fmt.Errorf("the response head is longer than %d bytes", maxResponseHead)
 		case err != nil:
-			return nil, silent && c.lr.N == maxResponseHead, err
+			return nil, silent && c.lr.N == maxResponseHead, empty && c.lr.N == left, err
 		case resp.StatusCode < 100:
-			return nil, false, fmt.Errorf("malformed response status %d", resp.StatusCode)
+			return nil, false, false, fmt.Errorf("malformed response status %d", resp.StatusCode)
 		case resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols:
-			return resp, false, nil
+			return resp, false, false, nil
 		}
 	}
-	return nil, false, fmt.Errorf("more than %d interim (1xx) responses", maxInterim)
+	return nil, false, false, fmt.Errorf("more than %d interim (1xx) responses", maxInterim)
 }
 
 // fail closes c after a failed exchange and says whether the request may

@@ -1,0 +1,64 @@
+package proxy_test
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/proxy"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// TestAbandonedAfterAnInterimResponse: a client goes away from a request
+// whose worker, serving one request at a time, sent an interim response
+// (103 Early Hints) and is still at it. An interim response is no answer:
+// the request is awaited as one whose worker sent nothing yet is
+// (TestAbandonedRequestKeepsItsWorker in agent/pool), and the worker keeps
+// its slot until its answer comes, not handed a request that would wait
+// behind the abandoned one. Through the front end (HTTP/1.1), net/http
+// (HTTP/1.0), and ReverseProxy's round trip (an upgrade, refused).
+func TestAbandonedAfterAnInterimResponse(t *testing.T) {
+	gate := filepath.Join(sharedTempDir(t, "hints"), "gate")
+	tmpl := commandApp("hints", ferryv1.EnvVar{Name: "GATE", Value: gate})
+	tmpl.App.Concurrency = 1
+	codes := &codeLog{}
+	e := start(t, tmpl, proxy.Options{Observer: codes})
+	for i, req := range []string{
+		"GET /gate HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /gate HTTP/1.0\r\nHost: h\r\n\r\n",
+		"GET /gate HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+	} {
+		c, _ := dial(t, e)
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		e.WaitFor(t, 10*time.Second, "the worker at the request, its interim response sent", func(s pool.Status) bool {
+			_, err := os.Stat(gate + ".reached")
+			return err == nil && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+		})
+		_ = c.Close()
+		e.WaitFor(t, 10*time.Second, "the client seen gone (499)", func(pool.Status) bool { return codes.count(499) == i+1 })
+		if s := e.Pool.Status(); len(s.Processes) != 1 || s.Processes[0].Sessions != 1 {
+			t.Fatalf("%q: with the abandoned request still at its worker: %+v; want its slot still taken until its answer",
+				req, s.Processes)
+		}
+		if err := os.WriteFile(gate, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.WaitFor(t, 10*time.Second, "the worker given back once its answer came", func(s pool.Status) bool {
+			return len(s.Processes) == 1 && s.Processes[0].Sessions == 0 && s.Processes[0].Processed == int64(i+1)
+		})
+		for _, f := range []string{gate, gate + ".reached"} {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil)); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET / after: %d %q, want 200", resp.StatusCode, body)
+	}
+}
