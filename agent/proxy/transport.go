@@ -268,21 +268,22 @@ func (e *abandonedError) Unwrap() error { return e.err }
 // abandoned reports whether the request, whose answer's read failed, was
 // cancelled after all of it reached the worker, which is then still to be
 // awaited (abandonedError): its connection is taken from the request
-// (stop) and its cancel's deadlines lifted (keep). A body still being
-// written, or that failed, never reached the worker whole: the connection
-// is then closed as for any failure.
+// (stop) and its cancel's deadlines lifted (keep). A body that failed
+// never reached the worker whole: the connection is then closed as for
+// any failure. Its writer's word is waited for: the cancel may have come
+// as it wrote the body's last byte, before it said so (and set
+// maxRequestTime's deadline, which keep restores); and it is soon had, as
+// c is aborted (abort's deadline fails the writes to come), and a client
+// gone sends no more of a body (net/http cancels a request only once its
+// body was read to its end).
 func (x pending) abandoned() bool {
 	if !x.t.awaitsAbandoned || !x.c.cancelled() {
 		return false
 	}
 	if x.wrote != nil {
-		select {
-		case err := <-x.wrote:
-			x.wrote <- err // for failed, should it come to that
-			if err != nil {
-				return false
-			}
-		default:
+		err := <-x.wrote
+		x.wrote <- err // for failed, should it come to that
+		if err != nil {
 			return false
 		}
 	}
@@ -685,12 +686,17 @@ func (c *workerConn) keep() {
 }
 
 // bound makes the response head's read fail at by (maxRequestTime), unless
-// the head came already or the request was cancelled.
+// the head came already. A cancelled request keeps abort's deadline, but
+// the bound is noted all the same: a request abandoned at its worker is
+// awaited under it (keep), and a body's writer may set it (afterBody)
+// after the cancel came.
 func (c *workerConn) bound(by time.Time) {
 	c.deadlineMu.Lock()
-	if !c.headIn && !c.aborted {
+	if !c.headIn {
 		c.boundBy = by
-		_ = c.SetReadDeadline(by)
+		if !c.aborted {
+			_ = c.SetReadDeadline(by)
+		}
 	}
 	c.deadlineMu.Unlock()
 }

@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestAbandonedAsItsBodyEnds: a client goes away the moment its request's
+// body has all reached a worker that serves one request at a time (a
+// client that posts and leaves: net/http cancels the request once it read
+// the body to its end): after the body's writer wrote the last byte,
+// before it said so and, for a body that streamed, before it set
+// maxRequestTime's deadline, which counts from that byte. The request is
+// awaited all the same (abandonedError), and the wait is still held to
+// maxRequestTime: a worker stuck in the request overruns (awaitAbandoned
+// has the pool kill it), not hold its slot for good. The worker here
+// never answers.
+func TestAbandonedAsItsBodyEnds(t *testing.T) {
+	addr := silentWorker(t)
+	const limit = 200 * time.Millisecond
+	for _, tc := range []struct {
+		name      string
+		afterBody bool // maxRequestTime counts from the body's last byte
+	}{{"a body that streamed", true}, {"a body the proxy held", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &workerTransport{network: "tcp", addr: addr, maxIdle: 2, awaitsAbandoned: true}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req := (&http.Request{Method: http.MethodPost}).WithContext(ctx)
+			write := func(c *workerConn) error {
+				_, _ = io.WriteString(c.bw, "POST /stuck HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx")
+				if err := c.bw.Flush(); err != nil {
+					return err
+				}
+				// The client goes away, its request all at the worker; its
+				// cancel's abort (context.AfterFunc) runs before the writer
+				// says it is done.
+				cancel()
+				for !c.cancelled() {
+					runtime.Gosched()
+				}
+				return nil
+			}
+			_, err := tr.exchange(req, true, write, false, requestBound{limit: limit, afterBody: tc.afterBody})
+			var abandoned *abandonedError
+			if !errors.As(err, &abandoned) {
+				t.Fatalf("%v (%T); want an abandonedError: the whole request reached the worker, which is still at it", err, err)
+			}
+			defer abandoned.c.Close()
+			if abandoned.limit != limit {
+				t.Errorf("limit %v, want %v", abandoned.limit, limit)
+			}
+			// Read as awaitAbandoned reads it.
+			read := make(chan error, 1)
+			go func() {
+				_, _, _, err := abandoned.c.readResponse(&http.Request{Method: http.MethodPost})
+				read <- err
+			}()
+			select {
+			case err := <-read:
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Errorf("the awaited answer's read: %v; want it ended by maxRequestTime's deadline", err)
+				}
+			case <-time.After(50 * limit): // a guard: without a deadline the read would never end
+				t.Errorf("the awaited answer's read had not ended %v after maxRequestTime (%v): it had no deadline, and a worker stuck in the abandoned request would hold its slot for good",
+					50*limit, limit)
+			}
+		})
+	}
+}
+
+// silentWorker listens on loopback for a worker that reads requests and
+// never answers them, and returns its address.
+func silentWorker(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
