@@ -77,9 +77,16 @@ func TestAbandonedAsItsBodyEnds(t *testing.T) {
 	}
 }
 
-// silentWorker listens on loopback for a worker that reads requests and
-// never answers them, and returns its address.
+// silentWorker is a worker on loopback that reads requests and never
+// answers them; it returns its address.
 func silentWorker(t *testing.T) string {
+	return stubWorker(t, func(_ net.Conn, req *http.Request) { _, _ = io.Copy(io.Discard, req.Body) })
+}
+
+// stubWorker is a worker on loopback that reads the requests on each
+// connection and hands each to answer, with its connection; it returns
+// its address.
+func stubWorker(t *testing.T, answer func(c net.Conn, req *http.Request)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -100,7 +107,7 @@ func silentWorker(t *testing.T) string {
 					if err != nil {
 						return
 					}
-					_, _ = io.Copy(io.Discard, req.Body)
+					answer(c, req)
 				}
 			}()
 		}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -21,35 +20,14 @@ import (
 // connection and on a kept one (whose look at the worker's end comes with
 // the write).
 func TestABoundThatPassedBeforeTheHead(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
 	got := make(chan string, 4)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					got <- req.URL.Path
-					if req.URL.Path == "/answer" {
-						_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-					} // else no answer: the worker is stuck
-				}
-			}()
-		}
-	}()
-	tr := &workerTransport{network: "tcp", addr: l.Addr().String(), maxIdle: 2}
+	addr := stubWorker(t, func(c net.Conn, req *http.Request) {
+		got <- req.URL.Path
+		if req.URL.Path == "/answer" {
+			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		} // else no answer: the worker is stuck
+	})
+	tr := &workerTransport{network: "tcp", addr: addr, maxIdle: 2}
 	send := func(path string, now time.Time, limit time.Duration) error {
 		return getThrough(tr, path, now, requestBound{limit: limit}, nil)
 	}
