@@ -1,12 +1,11 @@
 package pool_test
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/bench/loadgen"
 )
 
 // TestAbandonedRequestKeepsItsWorker: a client sends a request to a
@@ -41,10 +41,15 @@ func TestAbandonedRequestKeepsItsWorker(t *testing.T) {
 	})
 	held := busyPID(s)
 
-	failed, answered := usersFor(e.URL, 2, 2*time.Second)
-	if failed != 0 || answered == 0 {
-		t.Errorf("%d of %d requests to / failed while the other worker was free; want none: none may wait behind the abandoned request",
-			failed, failed+answered)
+	// Each request has loadgen's 10 s: one handed the held worker would
+	// wait for the gate, which opens only after.
+	res, err := loadgen.Run(context.Background(), loadgen.Config{URLs: []string{e.URL + "/"}, Clients: 2, Duration: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := res.Report(); rep.Failed != 0 || rep.Requests == 0 {
+		t.Errorf("%d of %d requests to / failed while the other worker was free (%v); want none: none may wait behind the abandoned request",
+			rep.Failed, rep.Requests, rep.FirstFailure)
 	}
 	if busy := busyPID(e.Pool.Status()); busy != held {
 		t.Errorf("with the abandoned request still at pid %d, the busy worker is %d; want it held until its answer", held, busy)
@@ -92,32 +97,6 @@ func hasPID(s pool.Status, pid int32) bool {
 		}
 	}
 	return false
-}
-
-// usersFor has clients ask for url/ one request after another for d, each
-// given 10 s, and counts what failed and what was answered 200.
-func usersFor(url string, clients int, d time.Duration) (failed, answered int64) {
-	client := &http.Client{Timeout: 10 * time.Second}
-	var f, a atomic.Int64
-	var wg sync.WaitGroup
-	end := time.Now().Add(d)
-	for range clients {
-		wg.Go(func() {
-			for time.Now().Before(end) {
-				resp, err := client.Get(url + "/")
-				if err == nil {
-					_ = resp.Body.Close()
-				}
-				if err != nil || resp.StatusCode != http.StatusOK {
-					f.Add(1)
-					continue
-				}
-				a.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	return f.Load(), a.Load()
 }
 
 // TestAbandonedRequestStillHasMaxRequestTime: a request whose client went

@@ -26,7 +26,7 @@ func (s *Server) abandon(method, path string, sess *session, err error) {
 		go s.awaitAbandoned(w, abandoned, method, path)
 		return
 	}
-	if w.Exited() || peerGone(err) && w.ExitsWithin(reapWait) {
+	if diedUnder(w, err) {
 		s.router.DiedIn(w, method, path)
 	}
 }
@@ -49,7 +49,7 @@ func (s *Server) awaitAbandoned(w *pool.Worker, a *abandonedError, method, path 
 		outcome = pool.Answered
 	case a.limit > 0 && errors.Is(err, os.ErrDeadlineExceeded):
 		s.router.Overran(w, path, a.limit)
-	case w.Exited() || peerGone(err) && w.ExitsWithin(reapWait):
+	case diedUnder(w, err):
 		s.router.DiedIn(w, method, path)
 	}
 	s.router.Release(w, outcome)

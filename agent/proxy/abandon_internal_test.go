@@ -87,6 +87,22 @@ func silentWorker(t *testing.T) string {
 // connection and hands each to answer, with its connection; it returns
 // its address.
 func stubWorker(t *testing.T, answer func(c net.Conn, req *http.Request)) string {
+	return stubConns(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			answer(c, req)
+		}
+	})
+}
+
+// stubConns listens on loopback and hands each connection to serve, on a
+// goroutine of its own; it returns its address.
+func stubConns(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -99,17 +115,7 @@ func stubWorker(t *testing.T, answer func(c net.Conn, req *http.Request)) string
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					answer(c, req)
-				}
-			}()
+			go serve(c)
 		}
 	}()
 	return l.Addr().String()

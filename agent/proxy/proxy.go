@@ -562,7 +562,7 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, method, path 
 	if w := sess.worker; w != nil {
 		pid := strconv.Itoa(w.PID())
 		switch {
-		case w.Exited() || (peerGone(err) && w.ExitsWithin(reapWait)):
+		case diedUnder(w, err):
 			msg = "ferry: the worker process (pid " + pid + ") exited while handling this request"
 			s.router.DiedIn(w, method, path)
 		case peerGone(err) && errors.As(err, &cut):
@@ -600,6 +600,13 @@ func pidOf(sess *session) int {
 		return 0
 	}
 	return sess.worker.PID()
+}
+
+// diedUnder: w's process exited under the request that failed with err:
+// found exited, or its connection ended (a process killed closes it a
+// moment before it is reaped) and it exits within reapWait.
+func diedUnder(w *pool.Worker, err error) bool {
+	return w.Exited() || peerGone(err) && w.ExitsWithin(reapWait)
 }
 
 // reapWait is how long a 502 waits to learn whether the worker that closed

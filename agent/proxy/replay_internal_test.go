@@ -14,22 +14,7 @@ import (
 // writes second (when empty, nothing: a silent close) and closes the
 // connection.
 func keptServer(t *testing.T, second string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go serveTwice(c, second)
-		}
-	}()
-	return l.Addr().String()
+	return stubConns(t, func(c net.Conn) { serveTwice(c, second) })
 }
 
 func serveTwice(c net.Conn, second string) {
