@@ -34,13 +34,22 @@ func (s *Server) abandon(method, path string, sess *session, err error) {
 // awaitAbandoned waits for w's answer to an abandoned request on its
 // connection (abandonedError), and gives w back when its head came (w is
 // serving; what remains of the answer is dropped with the connection,
-// which w notices at its next write), when w died in the request, or when
-// maxRequestTime passed (w is killed, as for a request whose client
-// waits). Until then the pool hands w no other request: one would wait
-// behind the abandoned request, which is still w's; and should that be a
-// request of death, it would die with it and take the blame.
+// which w notices at its next write), when w closed the connection
+// unanswered, when w died in the request, or when maxRequestTime passed
+// (w is killed, as for a request whose client waits). Until then the pool
+// hands w no other request: one would wait behind the abandoned request,
+// which is still w's; and should that be a request of death, it would die
+// with it and take the blame.
+//
+// The connection is half-closed first, as the client's was: a server that
+// watches for its client leaving (Go's net/http, Node, a long poll) sees
+// the end of the request stream and may stop at once, while a WSGI
+// process, which does not look, answers as before. A server that closes
+// the connection then but works on (Node's default) is given back while
+// still at it: the close is all the proxy can see.
 func (s *Server) awaitAbandoned(w *pool.Worker, a *abandonedError, method, path string) {
 	c := a.c
+	c.closeWrite()
 	_, _, _, err := c.readResponse(&http.Request{Method: method}) //nolint:bodyclose // the connection is closed
 	_ = c.Close()
 	outcome := pool.Unanswered

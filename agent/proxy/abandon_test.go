@@ -62,3 +62,49 @@ func TestAbandonedAfterAnInterimResponse(t *testing.T) {
 		t.Errorf("GET / after: %d %q, want 200", resp.StatusCode, body)
 	}
 }
+
+// TestAbandonedRequestIsHalfClosed: a client goes away from a request at a
+// worker that serves one request at a time and watches for its client
+// leaving, as a Go or Node server does (hints' /notice answers nothing
+// until it reads the end of its connection). The proxy, which keeps the
+// connection to await the answer, half-closes it as the client did: the
+// worker notices, ends the request unanswered, and is given back, not
+// held at a request nobody waits for. Through the front end (HTTP/1.1)
+// and net/http (HTTP/1.0).
+func TestAbandonedRequestIsHalfClosed(t *testing.T) {
+	gate := filepath.Join(sharedTempDir(t, "hints"), "gate")
+	tmpl := commandApp("hints", ferryv1.EnvVar{Name: "GATE", Value: gate})
+	tmpl.App.Concurrency = 1
+	codes := &codeLog{}
+	e := start(t, tmpl, proxy.Options{Observer: codes})
+	pid := e.Pool.Status().Processes[0].PID
+	for i, req := range []string{
+		"GET /notice HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /notice HTTP/1.0\r\nHost: h\r\n\r\n",
+	} {
+		c, _ := dial(t, e)
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		e.WaitFor(t, 10*time.Second, "the worker at the request", func(s pool.Status) bool {
+			_, err := os.Stat(gate + ".reached")
+			return err == nil && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+		})
+		_ = c.Close()
+		e.WaitFor(t, 10*time.Second, "the worker to notice its client gone, and be given back", func(s pool.Status) bool {
+			_, err := os.Stat(gate + ".noticed")
+			return err == nil && codes.count(499) == i+1 && len(s.Processes) == 1 && s.Processes[0].Sessions == 0
+		})
+		for _, f := range []string{gate + ".reached", gate + ".noticed"} {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil)); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET / after: %d %q, want 200", resp.StatusCode, body)
+	}
+	if s := e.Pool.Status(); len(s.Processes) != 1 || s.Processes[0].PID != pid {
+		t.Errorf("processes after: %+v; want pid %d alone (it closed connections, it did not die)", s.Processes, pid)
+	}
+}

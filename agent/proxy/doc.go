@@ -99,8 +99,9 @@
 //     net/http reads no connection while a body is unread. A worker
 //     that serves one request at a time and got the whole request is
 //     still at it, and gets its slot back only once its answer begins
-//     (its final head: an interim 1xx is no answer), it dies, or
-//     maxRequestTime kills it (abandon.go);
+//     (its final head: an interim 1xx is no answer), it closes the
+//     connection (half-closed for it, as the client did, so a server that
+//     notices may stop), it dies, or maxRequestTime kills it (abandon.go);
 //   - nothing is invented: a response without Content-Type gets none (Go's
 //     server would sniff one), only a missing Date is added;
 //   - a worker's response head is bounded (10 MiB, five interim responses);

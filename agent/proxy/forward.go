@@ -64,6 +64,12 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 			limit: s.router.MaxRequestTime(), afterBody: body != nil && !held})
 	})
 	switch {
+	case err != nil && isAbandoned(err):
+		// The whole body reached the worker, which is still at the
+		// request: fail hands its connection on to be awaited
+		// (awaitAbandoned), which no other answer here would.
+		s.fail(rw, r.Context(), r.Method, r.URL.Path, sess, err)
+		return
 	case err != nil && idle.timedOut():
 		s.stalledBody(rw, r, sess)
 		return

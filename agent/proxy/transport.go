@@ -262,6 +262,14 @@ type abandonedError struct {
 	limit time.Duration // the request's maxRequestTime, which c's read deadline still holds it to
 }
 
+// isAbandoned: err is an abandonedError. A function of its own, as the
+// target of errors.As escapes: declared in forward, it would be allocated
+// on every request.
+func isAbandoned(err error) bool {
+	var a *abandonedError
+	return errors.As(err, &a)
+}
+
 func (e *abandonedError) Error() string { return e.err.Error() }
 func (e *abandonedError) Unwrap() error { return e.err }
 
@@ -683,6 +691,15 @@ func (c *workerConn) keep() {
 	_ = c.SetWriteDeadline(time.Time{})
 	_ = c.SetReadDeadline(c.boundBy)
 	c.deadlineMu.Unlock()
+}
+
+// closeWrite half-closes c (shutdown of its write side): the worker reads
+// the end of the stream, as from a client that went away, and may still
+// answer. TCP and unix connections can; any other kind is left as it is.
+func (c *workerConn) closeWrite() {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
 }
 
 // bound makes the response head's read fail at by (maxRequestTime), unless

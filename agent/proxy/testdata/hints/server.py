@@ -2,9 +2,13 @@
 it accepts a connection only once it answered the one before (each answer
 closes its connection). To /gate it sends an interim response (103 Early
 Hints) at once, makes the file GATE.reached, and answers only once the
-file GATE names exists; any other request it answers at once, with its
+file GATE names exists. To /notice it sends nothing and waits for its
+client to go, as a Go or Node server notices one gone: it makes the file
+GATE.reached, and once it reads the end of the connection, GATE.noticed,
+and closes it unanswered. Any other request it answers at once, with its
 pid."""
 import os
+import select
 import socket
 import time
 
@@ -21,7 +25,16 @@ def handle(c):
         if not chunk:
             return
         data += chunk
-    if data.split(b" ", 2)[1] == b"/gate":
+    path = data.split(b" ", 2)[1]
+    if path == b"/notice":
+        gate = os.environ["GATE"]
+        open(gate + ".reached", "w").close()
+        while True:
+            select.select([c], [], [])
+            if not c.recv(65536):
+                open(gate + ".noticed", "w").close()
+                return
+    if path == b"/gate":
         c.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
         gate = os.environ["GATE"]
         open(gate + ".reached", "w").close()
