@@ -56,4 +56,6 @@ COPY --from=build /src/out/ferry-agent /usr/local/bin/ferry-agent
 # capability but the few this takes. User names resolve in this image's
 # /etc/passwd (www-data, nobody), or give a numeric uid.
 USER 0:0
+# No init before it: as pid 1 the agent runs itself as its child and
+# collects the orphans' exits itself (agent/pid1).
 ENTRYPOINT ["/usr/local/bin/ferry-agent"]

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/cluster"
 	"github.com/ferry-dev/ferry/agent/metrics"
+	"github.com/ferry-dev/ferry/agent/pid1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/logging"
 	"github.com/ferry-dev/ferry/internal/version"
@@ -70,6 +71,7 @@ func runCluster(args []string) error {
 		return errors.New("--drain-delay and --simulate-workers may not be negative")
 	}
 	log := newLogger()
+	pid1.Announce(log)
 	// controller-runtime's cache logs through its own logger.
 	ctrllog.SetLogger(log)
 	cfg, err := restConfig(*kubeconfig)

@@ -29,6 +29,13 @@ type logEntry struct {
 // and the agent's process.
 func startAgent(t *testing.T, files map[string]string, flags ...string) (string, func() string, *os.Process) {
 	t.Helper()
+	return startAgentUnder(t, nil, files, flags...)
+}
+
+// startAgentUnder is startAgent with the agent run by the command wrap
+// (its argv before the agent's own), whose process it returns.
+func startAgentUnder(t *testing.T, wrap []string, files map[string]string, flags ...string) (string, func() string, *os.Process) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "flog")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +54,8 @@ func startAgent(t *testing.T, files map[string]string, flags ...string) (string,
 	}
 	args := append([]string{"standalone", "-f", filepath.Join(dir, "app.yaml"),
 		"--state-dir", filepath.Join(dir, "state"), "--bind-address", "127.0.0.1"}, flags...)
-	agent := exec.Command(agentBin, args...)
+	argv := append(append(wrap[:len(wrap):len(wrap)], agentBin), args...)
+	agent := exec.Command(argv[0], argv[1:]...)
 	agent.Stdout, agent.Stderr = logFile, logFile
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ferry-dev/ferry/agent/pid1"
 	"github.com/ferry-dev/ferry/internal/version"
 )
 
@@ -28,6 +29,9 @@ those of the cluster mode).
 `
 
 func main() {
+	if code, supervised := pid1.Supervise(); supervised {
+		os.Exit(code)
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/metrics"
+	"github.com/ferry-dev/ferry/agent/pid1"
 	"github.com/ferry-dev/ferry/agent/proxy"
 	"github.com/ferry-dev/ferry/agent/spawn"
 	"github.com/ferry-dev/ferry/agent/standalone"
@@ -44,6 +45,7 @@ func runStandalone(args []string) error {
 		poll = -1
 	}
 	log := newLogger()
+	pid1.Announce(log)
 	srv, err := standalone.New(standalone.Options{
 		File: *file, BindAddress: *bind, AdminSocket: *admin, StateDir: *stateDir, Proxy: popts(),
 		RestartFilePoll: poll, Log: log, Metrics: metrics.New(), WorkerUsers: *users,
