@@ -140,7 +140,10 @@ type AppGroupReconciler struct {
 	deaf nodeLists
 	// rollouts are, per AppGroup, the rollout events recorded of its
 	// revision (rolloutSeen).
-	rollouts rolloutMemory
+	rollouts objectMemory[rolloutSeen]
+	// unsure are, per AppGroup, its last status write whose outcome is
+	// unknown, with its events (confirmUnsure).
+	unsure objectMemory[statusWrite]
 	// conflicts counts, per AppGroup, the passes in a row that ended in
 	// conflicts alone (Reconcile).
 	conflicts streaks
@@ -476,6 +479,7 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 			r.warned.set(req.NamespacedName, "", false)
 			r.deaf.set(req.NamespacedName, "", nil)
 			r.rollouts.forget(req.NamespacedName)
+			r.unsure.forget(req.NamespacedName)
 			r.written.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
@@ -748,6 +752,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	r.warned.set(client.ObjectKeyFromObject(ag), ag.UID, false)
 	r.deaf.set(client.ObjectKeyFromObject(ag), ag.UID, nil)
 	r.rollouts.forget(client.ObjectKeyFromObject(ag))
+	r.unsure.forget(client.ObjectKeyFromObject(ag))
 	log.Info("Released AppGroup after every pool drained")
 	return ctrl.Result{}, nil
 }
@@ -804,8 +809,12 @@ func byNode(reports []poolReport) map[string]poolReport {
 // The write is a merge patch guarded by the resourceVersion read: events
 // are recorded by comparing the status read with the one written, so a
 // write from a stale read must fail rather than record a transition twice.
+// A write of unknown outcome (a timeout) keeps its events until the next
+// pass, which reads the API server: they are recorded if the write was
+// made (confirmUnsure).
 func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean bool) (time.Duration, error) {
 	ag := s.ag
+	r.confirmUnsure(ctx, ag)
 	reports := s.reports(r.AgentStaleAfter)
 	s.remember(reports)
 	key := client.ObjectKeyFromObject(ag)
@@ -843,24 +852,66 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	orig := ag.DeepCopy()
 	old := orig.Status
 	ag.Status = cur
+	w := statusWrite{status: cur, warned: silence.warnedAfter(&old, &cur), deaf: listen.warnedAfter(&cur)}
+	seen, _ := r.rollouts.get(key, ag.UID)
+	w.events, w.rollouts = seen.filter(&cur, updatedNodes(in), statusEvents(ag, &old, &cur, silence))
+	w.events = append(w.events, listenEvents(ag, &cur, listen)...)
 	if err := r.Client.Status().Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) && !apierrors.IsBadRequest(err) {
+		refused := apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err)
+		if !refused {
 			// The write may have been made (a timeout, a lost response),
 			// or the pass started from an AppGroup behind the API
 			// server's (a conflict): the next pass reads the API server.
 			r.written.failed(orig, orig.ResourceVersion)
 		}
+		if !refused && !apierrors.IsConflict(err) {
+			r.unsure.set(key, ag.UID, w)
+		}
 		return 0, err
 	}
 	r.written.wrote(ag, orig.ResourceVersion)
-	r.warned.set(key, ag.UID, silence.warnedAfter(&old, &cur))
-	r.deaf.set(key, ag.UID, listen.warnedAfter(&cur))
-	evs, seen := r.rollouts.get(key, ag.UID).filter(&cur, updatedNodes(in), statusEvents(ag, &old, &cur, silence))
-	r.rollouts.set(key, ag.UID, seen)
-	for _, ev := range slices.Concat(evs, listenEvents(ag, &cur, listen)) {
+	r.wroteStatus(ctx, ag, w)
+	return requeue, nil
+}
+
+// statusWrite is a status write and what follows it once made: its
+// events, and what the manager then remembers of them.
+type statusWrite struct {
+	status   ferryv1.AppGroupStatus
+	events   []statusEvent
+	warned   bool
+	deaf     []string
+	rollouts rolloutSeen
+}
+
+// wroteStatus records the events of w, made on ag, and remembers what
+// they say.
+func (r *AppGroupReconciler) wroteStatus(ctx context.Context, ag *ferryv1.AppGroup, w statusWrite) {
+	key := client.ObjectKeyFromObject(ag)
+	r.warned.set(key, ag.UID, w.warned)
+	r.deaf.set(key, ag.UID, w.deaf)
+	r.rollouts.set(key, ag.UID, w.rollouts)
+	for _, ev := range w.events {
 		r.record(ctx, ag, ev)
 	}
-	return requeue, nil
+}
+
+// confirmUnsure settles ag's last status write of unknown outcome, if any:
+// ag, as the API server shows it (lastWritten), has the status that write
+// sent when it was made, and its events are recorded then. Only the
+// manager writes the status, and the next write was made on what it read,
+// so ag shows the write if anything does. Not made, its events are
+// dropped: the pass computes them again from the status before.
+func (r *AppGroupReconciler) confirmUnsure(ctx context.Context, ag *ferryv1.AppGroup) {
+	key := client.ObjectKeyFromObject(ag)
+	w, ok := r.unsure.get(key, ag.UID)
+	if !ok {
+		return
+	}
+	r.unsure.forget(key)
+	if equality.Semantic.DeepEqual(ag.Status, w.status) {
+		r.wroteStatus(ctx, ag, w)
+	}
 }
 
 // sameMemory: a and b remember the same of the rollout.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -319,6 +320,97 @@ func TestServedRevision(t *testing.T) {
 // status writes.
 func TestCreatingPassLeavesStatusToNext(t *testing.T) {
 	ctx := context.Background()
+	statusWrites := 0
+	f := newFakePasses(t, func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
+		opts ...client.SubResourcePatchOption) error {
+		if _, ok := obj.(*ferryv1.AppGroup); ok && sub == "status" {
+			statusWrites++
+		}
+		return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+	})
+
+	if _, err := f.r.Reconcile(ctx, f.req); err != nil {
+		t.Fatal(err)
+	}
+	if statusWrites != 0 {
+		t.Errorf("the pass that created the pool wrote the status %d times, want 0", statusWrites)
+	}
+	f.agentRollsOut(t)
+	if _, err := f.r.Reconcile(ctx, f.req); err != nil {
+		t.Fatal(err)
+	}
+	if statusWrites != 1 {
+		t.Errorf("status written %d times after the agent's report, want 1", statusWrites)
+	}
+	got := &ferryv1.AppGroup{}
+	if err := f.c.Get(ctx, f.req.NamespacedName, got); err != nil {
+		t.Fatal(err)
+	}
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ferryv1.ConditionReady) {
+		t.Errorf("status not Ready after the agent's report: %+v", got.Status.Conditions)
+	}
+	if evs := f.events(); len(evs) != 1 || !strings.HasPrefix(evs[0], "Normal "+EventRolloutComplete+" ") {
+		t.Errorf("events %q, want one %s", evs, EventRolloutComplete)
+	}
+}
+
+// TestWriteOfUnknownOutcomeKeepsItsEvents: a status write that lands but
+// whose answer is lost (a timeout) records its events once, on the pass
+// that finds it made; one that did not land records them on the write
+// that makes it. Before, the pass that found the status already written
+// had nothing to write and recorded nothing: the rollout's completion was
+// never in `kubectl describe`.
+func TestWriteOfUnknownOutcomeKeepsItsEvents(t *testing.T) {
+	for _, landed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("landed=%v", landed), func(t *testing.T) {
+			ctx := context.Background()
+			lose := true // the answer of the next status write
+			f := newFakePasses(t, func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
+				opts ...client.SubResourcePatchOption) error {
+				if _, ok := obj.(*ferryv1.AppGroup); !ok || sub != "status" || !lose {
+					return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+				}
+				lose = false
+				if landed {
+					if err := c.SubResource(sub).Patch(ctx, obj, patch, opts...); err != nil {
+						return err
+					}
+				}
+				return apierrors.NewTimeoutError("the status write timed out", 0)
+			})
+			if _, err := f.r.Reconcile(ctx, f.req); err != nil {
+				t.Fatal(err)
+			}
+			f.agentRollsOut(t)
+			if _, err := f.r.Reconcile(ctx, f.req); !apierrors.IsTimeout(err) {
+				t.Fatalf("the pass whose status write timed out returned %v", err)
+			}
+			if evs := f.events(); len(evs) != 0 {
+				t.Errorf("events of a write of unknown outcome: %q, want none yet", evs)
+			}
+			for range 2 {
+				if _, err := f.r.Reconcile(ctx, f.req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if evs := f.events(); len(evs) != 1 || !strings.HasPrefix(evs[0], "Normal "+EventRolloutComplete+" ") {
+				t.Errorf("events %q, want one %s", evs, EventRolloutComplete)
+			}
+		})
+	}
+}
+
+// fakePasses runs the manager's passes by hand over one AppGroup on one
+// node, on a fake client whose status writes go through patch.
+type fakePasses struct {
+	r   *AppGroupReconciler
+	c   client.Client
+	rec *events.FakeRecorder
+	req ctrl.Request
+}
+
+func newFakePasses(t *testing.T, patch func(ctx context.Context, c client.Client, sub string, obj client.Object,
+	patch client.Patch, opts ...client.SubResourcePatchOption) error) *fakePasses {
 	s := scheme.New()
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"web": "true"}}}
 	ag := &ferryv1.AppGroup{
@@ -333,61 +425,38 @@ func TestCreatingPassLeavesStatusToNext(t *testing.T) {
 			NodeSelector: map[string]ferryv1.LabelValue{"web": "true"},
 		},
 	}
-	statusWrites := 0
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(node, ag).WithIndex(&ferryv1.AppGroup{}, portIndex, indexPort).
 		WithIndex(&ferryv1.ProcessPool{}, portNodeIndex, indexPortNode).WithIndex(&ferryv1.ProcessPool{}, poolOwnerIndex, indexPoolOwner).
 		WithIndex(&discoveryv1.EndpointSlice{}, portSliceIndex, indexPortSlice).
 		WithStatusSubresource(&ferryv1.AppGroup{}, &ferryv1.ProcessPool{}).
-		WithInterceptorFuncs(interceptor.Funcs{
-			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
-				opts ...client.SubResourcePatchOption) error {
-				if _, ok := obj.(*ferryv1.AppGroup); ok && sub == "status" {
-					statusWrites++
-				}
-				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
-			},
-		}).Build()
+		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: patch}).Build()
 	rec := events.NewFakeRecorder(10)
 	r := &AppGroupReconciler{Client: c, APIReader: c, Scheme: s, Recorder: rec,
 		Clock: clocktesting.NewFakePassiveClock(t0), AgentStaleAfter: staleAfter}
-	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ag)}
+	return &fakePasses{r: r, c: c, rec: rec, req: ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ag)}}
+}
 
-	if _, err := r.Reconcile(ctx, req); err != nil {
-		t.Fatal(err)
-	}
+// agentRollsOut has the node's agent report its pool (made by the first
+// pass) rolled out.
+func (f *fakePasses) agentRollsOut(t *testing.T) {
 	var list ferryv1.ProcessPoolList
-	if err := c.List(ctx, &list); err != nil || len(list.Items) != 1 {
+	if err := f.c.List(context.Background(), &list); err != nil || len(list.Items) != 1 {
 		t.Fatalf("pools after the first pass: %d (%v), want 1", len(list.Items), err)
 	}
-	if statusWrites != 0 {
-		t.Errorf("the pass that created the pool wrote the status %d times, want 0", statusWrites)
-	}
-
 	p := &list.Items[0]
 	rolledOut(2)(p)
-	if err := c.Status().Update(ctx, p); err != nil {
+	if err := f.c.Status().Update(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Reconcile(ctx, req); err != nil {
-		t.Fatal(err)
-	}
-	if statusWrites != 1 {
-		t.Errorf("status written %d times after the agent's report, want 1", statusWrites)
-	}
-	got := &ferryv1.AppGroup{}
-	if err := c.Get(ctx, req.NamespacedName, got); err != nil {
-		t.Fatal(err)
-	}
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ferryv1.ConditionReady) {
-		t.Errorf("status not Ready after the agent's report: %+v", got.Status.Conditions)
-	}
+}
+
+// events takes the events recorded so far.
+func (f *fakePasses) events() []string {
 	var evs []string
-	for len(rec.Events) > 0 {
-		evs = append(evs, <-rec.Events)
+	for len(f.rec.Events) > 0 {
+		evs = append(evs, <-f.rec.Events)
 	}
-	if len(evs) != 1 || !strings.HasPrefix(evs[0], "Normal "+EventRolloutComplete+" ") {
-		t.Errorf("events %q, want one %s", evs, EventRolloutComplete)
-	}
+	return evs
 }
 
 // TestCreateOrPatchOwnObjectTheCacheMisses: a create refused as

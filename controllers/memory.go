@@ -185,38 +185,41 @@ func (s *nodeLists) set(k types.NamespacedName, uid types.UID, nodes []string) {
 	s.m[k] = uidNodes{uid: uid, nodes: nodes}
 }
 
-// rolloutMemory keeps, per AppGroup, what rolloutSeen remembers of the
-// events of its rollout. A new leader starts empty.
-type rolloutMemory struct {
+// objectMemory keeps a T per AppGroup, safe for concurrent passes. An
+// entry is of one object (its UID), as in keySet. A new leader starts
+// empty.
+type objectMemory[T any] struct {
 	mu sync.Mutex
-	m  map[types.NamespacedName]uidRollout
+	m  map[types.NamespacedName]uidEntry[T]
 }
 
-type uidRollout struct {
-	uid  types.UID
-	seen rolloutSeen
+type uidEntry[T any] struct {
+	uid types.UID
+	v   T
 }
 
-func (s *rolloutMemory) get(k types.NamespacedName, uid types.UID) rolloutSeen {
+// get is k's entry, if it is of the object uid.
+func (s *objectMemory[T]) get(k types.NamespacedName, uid types.UID) (T, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.m[k]; ok && r.uid == uid {
-		return r.seen
+	if e, ok := s.m[k]; ok && e.uid == uid {
+		return e.v, true
 	}
-	return rolloutSeen{}
+	var zero T
+	return zero, false
 }
 
-func (s *rolloutMemory) set(k types.NamespacedName, uid types.UID, seen rolloutSeen) {
+func (s *objectMemory[T]) set(k types.NamespacedName, uid types.UID, v T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[types.NamespacedName]uidRollout{}
+		s.m = map[types.NamespacedName]uidEntry[T]{}
 	}
-	s.m[k] = uidRollout{uid: uid, seen: seen}
+	s.m[k] = uidEntry[T]{uid: uid, v: v}
 }
 
-// forget drops an AppGroup that is gone.
-func (s *rolloutMemory) forget(k types.NamespacedName) {
+// forget drops k's entry.
+func (s *objectMemory[T]) forget(k types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, k)
