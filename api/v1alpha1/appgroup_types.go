@@ -29,7 +29,7 @@ type AppGroupSpec struct {
 // 63 letters, digits, '-', '_' or '.', beginning and ending with a letter
 // or digit.
 // +kubebuilder:validation:MaxLength=63
-// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+// +kubebuilder:validation:XValidation:rule="self.matches('^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$')",message="nodeSelector values must be label values: empty, or at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit"
 type LabelValue string
 
 // NodeLabels is the nodeSelector as a label set, to build a selector of.

@@ -43,6 +43,11 @@
 // the regular expressions' lengths. TestMalformedDurationsAndQuantities
 // holds all of it to one error per field.
 //
+// A user, an env name and a nodeSelector value have the form of a rule
+// with a message too, rather than a pattern, for the same reason; the
+// rule spells the pattern it replaced, so the values accepted are the
+// same (TestMalformedNamesSayWhatTheyMust).
+//
 // +kubebuilder:object:generate=true
 // +groupName=ferry.dev
 package v1alpha1

@@ -161,7 +161,7 @@ type AppSpec struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([a-z_][a-z0-9_.-]*[$]?|[0-9]+)$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([a-z_][a-z0-9_.-]*[$]?|[0-9]+)$')",message="user must be a user name or a numeric uid: a name is lower-case letters, digits, '_', '.' or '-', begins with a letter or '_', and may end in '$', as www-data"
 	// +kubebuilder:validation:XValidation:rule="self != 'root' && !self.matches('^0+$')",message="user may not be root or uid 0: workers never run as root"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^[0-9]+$') || (self.matches('^0*[0-9]{1,10}$') && int(self) < 4294967295)",message="a numeric user must be a uid below 4294967295"
 	User string `json:"user,omitempty"`
@@ -173,7 +173,7 @@ type EnvVar struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
-	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z_][A-Za-z0-9_]*$')",message="an env name must be letters, digits and '_', and not begin with a digit, as DJANGO_SETTINGS_MODULE"
 	Name string `json:"name"`
 
 	// value is the variable's value. Default: empty.

@@ -195,7 +195,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"user uid 0", validAppGroup, map[string]any{"spec.app.user": "000"},
 			"spec.app.user", "user may not be root or uid 0"},
 		{"user with a space", validAppGroup, map[string]any{"spec.app.user": "www data"},
-			"spec.app.user", "should match"},
+			"spec.app.user", userForm},
 		{"zero start timeout", validAppGroup, map[string]any{"spec.pool.startTimeout": "0s"},
 			"spec.pool.startTimeout", "startTimeout must be a positive duration"},
 		{"negative shutdown timeout", validAppGroup, map[string]any{"spec.pool.shutdownTimeout": "-5s"},
@@ -215,7 +215,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"absolute startup file", validAppGroup, map[string]any{"spec.app.startupFile": "/etc/app.py"},
 			"spec.app.startupFile", "should match"},
 		{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
-			"spec.app.env[0].name", "should match"},
+			"spec.app.env[0].name", envNameForm},
 		{"memory limit with a space", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1 GB"},
 			"spec.pool.memoryLimit", `Invalid value: "1 GB": memoryLimit` + quantityForm},
 		{"tiny memory limit", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1Ki"},
@@ -345,11 +345,14 @@ func TestNodeSelectorMustBeLabels(t *testing.T) {
 		sel  map[string]any
 		want string // empty: accepted
 	}{
-		"label keys and values":  {map[string]any{"ferry.dev/web": "true", "kubernetes.io/os": "linux", "tier": "", "a_b.c-d": "X.y_z-1"}, ""},
-		"a value of 63":          {map[string]any{"web": strings.Repeat("x", 63)}, ""},
-		"value with spaces":      {map[string]any{"ferry.dev/web": "yes please"}, "spec.nodeSelector.ferry.dev/web"},
+		"label keys and values": {map[string]any{"ferry.dev/web": "true", "kubernetes.io/os": "linux", "tier": "", "a_b.c-d": "X.y_z-1"}, ""},
+		"a value of 63":         {map[string]any{"web": strings.Repeat("x", 63)}, ""},
+		// The API server names a map key in brackets in a CEL rule's
+		// error (the value's form), with a dot in a schema check's (its
+		// length).
+		"value with spaces":      {map[string]any{"ferry.dev/web": "yes please"}, "spec.nodeSelector[ferry.dev/web]"},
 		"value too long":         {map[string]any{"web": strings.Repeat("x", 64)}, "spec.nodeSelector.web"},
-		"value ending in a dash": {map[string]any{"web": "true-"}, "spec.nodeSelector.web"},
+		"value ending in a dash": {map[string]any{"web": "true-"}, "spec.nodeSelector[web]"},
 		"key with spaces":        {map[string]any{"web tier": "true"}, "nodeSelector keys must be label keys"},
 		"key with an empty name": {map[string]any{"ferry.dev/": "true"}, "nodeSelector keys must be label keys"},
 		"key name too long":      {map[string]any{strings.Repeat("k", 64): "true"}, "nodeSelector keys must be label keys"},
@@ -388,6 +391,79 @@ func longPrefix(n int) string {
 		b.WriteString(strings.Repeat("a", min(63, n-b.Len())))
 	}
 	return b.String()
+}
+
+// What the refusal of a malformed user, env name or nodeSelector value
+// says.
+const (
+	userForm = "user must be a user name or a numeric uid: a name is lower-case letters, digits, '_', '.' or '-', " +
+		"begins with a letter or '_', and may end in '$', as www-data"
+	envNameForm    = "an env name must be letters, digits and '_', and not begin with a digit, as DJANGO_SETTINGS_MODULE"
+	labelValueForm = "nodeSelector values must be label values: empty, or at most 63 letters, digits, '-', '_' or '.', " +
+		"beginning and ending with a letter or digit"
+)
+
+// TestMalformedNamesSayWhatTheyMust: a user, an env name or a nodeSelector
+// value of the wrong form is refused, on each kind that has it, with one
+// error that says what the field must be, not the pattern's regular
+// expression ("should match '^...$'"), which told a user who wrote "www
+// data" nothing; the values of every form allowed are still accepted.
+func TestMalformedNamesSayWhatTheyMust(t *testing.T) {
+	type field struct {
+		base, path string
+		set        func(v string) any // the value of path that has v in the field
+		errPath    string             // where the error is
+		want       string
+		bad, good  []string
+	}
+	users := []string{"www data", "WWW", "-x", "a$b", "1a", ".x", "$", "ä"}
+	okUsers := []string{"www-data", "_apt", "a.b-c", "samba$", "x", "1000", "0001"}
+	envs := []string{"1BAD", "MY-VAR", "A B", "A.B", "é", "$X"}
+	okEnvs := []string{"_", "a1", "DJANGO_SETTINGS_MODULE", "_x9", "Z"}
+	plain := func(v string) any { return v }
+	envList := func(v string) any { return []any{map[string]any{"name": v, "value": "x"}} }
+	fields := []field{
+		{validAppGroup, "spec.app.user", plain, "spec.app.user", userForm, users, okUsers},
+		{validProcessPool, "spec.template.app.user", plain, "spec.template.app.user", userForm, users, okUsers},
+		{validAppGroup, "spec.app.env", envList, "spec.app.env[0].name", envNameForm, envs, okEnvs},
+		{validProcessPool, "spec.template.app.env", envList, "spec.template.app.env[0].name", envNameForm, envs, okEnvs},
+		{validAppGroup, "spec.nodeSelector", func(v string) any { return map[string]any{"web": v} }, "spec.nodeSelector[web]",
+			labelValueForm, []string{"yes please", "true-", "-true", "_x", "a/b", "x."}, []string{"", "a", "1", "X.y_z-1", "a--b"}},
+	}
+	ns := newNamespace(t)
+	create := func(t *testing.T, f field, v string) error {
+		obj := decode(t, f.base)
+		obj.SetNamespace(ns)
+		obj.SetName("n-" + rand.String(8))
+		setPath(t, obj.Object, f.path, f.set(v))
+		return env.Client.Create(testContext(t), obj)
+	}
+	for _, f := range fields {
+		for _, v := range f.bad {
+			t.Run(f.path+"="+v, func(t *testing.T) {
+				t.Parallel()
+				err := create(t, f, v)
+				if err == nil {
+					t.Fatalf("%s: %q accepted", f.path, v)
+				}
+				msg := err.Error()
+				if want := f.errPath + ": Invalid value: " + strconv.Quote(v) + ": " + f.want; !strings.Contains(msg, want) {
+					t.Errorf("no %q:\n%s", want, msg)
+				}
+				if n := strings.Count(msg, f.errPath+":"); n != 1 || strings.Contains(msg, "should match") {
+					t.Errorf("%d errors for %s, want that one alone:\n%s", n, f.errPath, msg)
+				}
+			})
+		}
+		for _, v := range f.good {
+			t.Run(f.path+"="+v, func(t *testing.T) {
+				t.Parallel()
+				if err := create(t, f, v); err != nil {
+					t.Errorf("%s: %q refused: %v", f.path, v, err)
+				}
+			})
+		}
+	}
 }
 
 // TestUsersAccepted: names and uids a worker may run as, leading zeros
