@@ -390,6 +390,20 @@ func sortRollout(in rollupInput) rolloutNodes {
 	return n
 }
 
+// haltingNodes are the nodes RollingRestart names as halting the rollout:
+// those that resist the target or fail to spawn it, else the node of the
+// halt remembered.
+func haltingNodes(in rollupInput) []string {
+	n := sortRollout(in)
+	if nodes := slices.Concat(n.resisting, n.failing); len(nodes) > 0 {
+		return nodes
+	}
+	if haltRemembered(in) {
+		return []string{in.Halt.Node}
+	}
+	return nil
+}
+
 // haltedCondition is RollingRestart while nodes resist the target or fail
 // to spawn it.
 func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.Condition {

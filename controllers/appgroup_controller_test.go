@@ -925,6 +925,32 @@ func TestSilentNodeBackIsNoNodeRolledOut(t *testing.T) {
 	assertEventCountOf(t, ns, "blog", controllers.EventNodeRolledOut, "revision "+rev2, 2) // 1/3, then 2/3
 }
 
+// TestSilentHaltingNodeBackIsNoSecondHalt: a node that cannot spawn a
+// proven target halts the rollout; its agent falls silent (RollingRestart
+// then waits for it) and is heard again, still failing: that is the same
+// halt, recorded once. Before, RolloutHalted was recorded again.
+func TestSilentHaltingNodeBackIsNoSecondHalt(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, _, rev2 := revision2OnA(t, ns)
+	agents[1].failSpawns("blog", "the app failed to load: OperationalError: could not connect to server")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, b+" failing to spawn it")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "revision "+rev2+" ")
+
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	agents[0].heartbeat("blog")
+	agents[2].heartbeat("blog")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave)
+	agents[1].failSpawns("blog", "the app failed to load: OperationalError: could not connect to server")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, b+" failing to spawn it")
+
+	// The rollout's completion is recorded after any second halt.
+	agents[1].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
+	agents[2].rollOut("blog", 2)
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev2+" runs on 3/3 nodes")
+	assertEventCountOf(t, ns, "blog", controllers.EventRolloutHalted, "revision "+rev2+" ", 1)
+}
+
 // TestSilentNodeHoldsNoWave: a node whose agent went silent before a
 // revision bump is not given it, and holds no other node back; it gets the
 // revision once its agent is heard again. Before, not ready, it got the

@@ -233,22 +233,29 @@ func (s silenceSeen) warnedAfter(old, cur *ferryv1.AppGroupStatus) bool {
 // time: while the revision is not proven, its processes crashed in the
 // crash window, or its agent restarted (unstarted); at any time, its agent
 // was silent for a while. A node that joins, or replaces another, is news.
-// A halt starts them over. After a restart of the manager one may be
-// recorded again.
+// A halt starts them over. A RolloutHalted is recorded once for the nodes
+// it names, until a node is seen updated anew: one of them whose agent
+// falls silent and is heard again, still halting it, is the same halt
+// (while silent, its failure is not known, and RollingRestart may say
+// another thing). After a restart of the manager one may be recorded
+// again.
 type rolloutSeen struct {
 	revision string
 	nodes    map[string]bool
 	complete bool
+	// halted are the nodes the last RolloutHalted recorded named.
+	halted []string
 }
 
-// filter drops from evs the NodeRolledOut and RolloutComplete events of
-// the rollout that s has recorded already, and returns what to remember
-// after the move of the status from old to cur; updated are the nodes cur
-// counts updated (nodes.updated). A move in which no node is updated that
-// s has not seen already records neither. (By counts alone, a node
-// updated whose agent fell silent, and was heard again, was recorded
-// again: found by review.)
-func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated []string, evs []statusEvent) ([]statusEvent, rolloutSeen) {
+// filter drops from evs the NodeRolledOut, RolloutComplete and
+// RolloutHalted events of the rollout that s has recorded already, and
+// returns what to remember after the move of the status to cur; updated
+// are the nodes cur counts updated (nodes.updated), halting those its
+// RollingRestart names as halting the rollout (haltingNodes). A move in
+// which no node is updated that s has not seen already records neither of
+// the first two. (By counts alone, a node updated whose agent fell silent,
+// and was heard again, was recorded again: found by review.)
+func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated, halting []string, evs []statusEvent) ([]statusEvent, rolloutSeen) {
 	if s.revision != cur.Revision {
 		s = rolloutSeen{revision: cur.Revision}
 	}
@@ -261,9 +268,13 @@ func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated []string, evs [
 	for _, ev := range evs {
 		switch ev.Reason {
 		case EventRolloutHalted:
+			if s.halted != nil && !slices.ContainsFunc(halting, func(n string) bool { return !slices.Contains(s.halted, n) }) {
+				continue // the same halt, back from a silence
+			}
 			clear(s.nodes) // those updated now were named
 			s.complete = false
 			news = false
+			s.halted = slices.Clone(halting)
 		case EventNodeRolledOut:
 			if !news {
 				continue
@@ -275,6 +286,9 @@ func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated []string, evs [
 			s.complete = true
 		}
 		out = append(out, ev)
+	}
+	if news {
+		s.halted = nil // the rollout went on: a halt now is another
 	}
 	for _, n := range updated {
 		s.nodes[n] = true

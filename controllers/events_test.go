@@ -476,7 +476,7 @@ func rolloutPass(ag *ferryv1.AppGroup, seen *rolloutSeen, nodes []string, now ti
 	cur := computeStatus(in)
 	old := ag.Status
 	ag.Status = cur
-	evs, next := seen.filter(&cur, updatedNodes(in), statusEvents(ag, &old, &cur, silenceSeen{}))
+	evs, next := seen.filter(&cur, updatedNodes(in), haltingNodes(in), statusEvents(ag, &old, &cur, silenceSeen{}))
 	*seen = next
 	var reasons []string
 	for _, ev := range evs {
@@ -593,14 +593,17 @@ func TestCrashInCrashWindowIsNoSecondRollout(t *testing.T) {
 // TestRolloutSeenFilter: NodeRolledOut and RolloutComplete are recorded
 // only for a node not seen updated before in the rollout of a revision,
 // however often the status goes back and forth; a halt, or another
-// revision, starts them over.
+// revision, starts them over. A halt is recorded once for the nodes it
+// names, until the rollout goes on.
 func TestRolloutSeenFilter(t *testing.T) {
 	ev := func(reason string) statusEvent { return statusEvent{Reason: reason} }
 	type pass struct {
 		revision string
 		updated  []string // the nodes updated
 		evs      []statusEvent
+		halting  []string // the nodes that halt the rollout
 	}
+	b, c := []string{"node-b"}, []string{"node-c"}
 	abc := []string{"node-a", "node-b", "node-c"}
 	for _, tt := range []struct {
 		name   string
@@ -610,36 +613,54 @@ func TestRolloutSeenFilter(t *testing.T) {
 		// A node joins (or replaces one) after the completion and rolls
 		// out; that is news (found by review).
 		{"nodes that join once the revision ran everywhere", []pass{
-			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
-			{"2", abc, nil},
-			{"2", []string{"node-a", "node-b", "node-d"}, []statusEvent{ev(EventNodeRolledOut)}},
-			{"2", []string{"node-a", "node-b", "node-d", "node-e"}, []statusEvent{ev(EventRolloutComplete)}},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}, nil},
+			{"2", abc, nil, nil},
+			{"2", []string{"node-a", "node-b", "node-d"}, []statusEvent{ev(EventNodeRolledOut)}, nil},
+			{"2", []string{"node-a", "node-b", "node-d", "node-e"}, []statusEvent{ev(EventRolloutComplete)}, nil},
 		}, []string{EventRolloutComplete, EventNodeRolledOut, EventRolloutComplete}},
 		// Its processes crashed in the crash window, its agent restarted,
 		// or it was silent for a while.
 		{"a node drops back and returns", []pass{
-			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}},
-			{"2", nil, nil},
-			{"2", []string{"node-a"}, []statusEvent{ev(EventNodeRolledOut)}},
-			{"2", []string{"node-a", "node-b"}, []statusEvent{ev(EventNodeRolledOut)}},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}, nil},
+			{"2", nil, nil, nil},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventNodeRolledOut)}, nil},
+			{"2", []string{"node-a", "node-b"}, []statusEvent{ev(EventNodeRolledOut)}, nil},
 		}, []string{EventRolloutStarted, EventNodeRolledOut, EventNodeRolledOut}},
 		{"complete, back to rolling, complete", []pass{
-			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
-			{"2", []string{"node-a", "node-b"}, nil},
-			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}, nil},
+			{"2", []string{"node-a", "node-b"}, nil, nil},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}, nil},
 		}, []string{EventRolloutComplete}},
 		// From the halt on: the nodes it left updated were named.
 		{"a halt starts them over", []pass{
-			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
-			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutHalted)}},
-			{"2", []string{"node-a"}, []statusEvent{ev(EventNodeRolledOut)}},
-			{"2", []string{"node-a", "node-b"}, []statusEvent{ev(EventNodeRolledOut)}},
-			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}, nil},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutHalted)}, b},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventNodeRolledOut)}, nil},
+			{"2", []string{"node-a", "node-b"}, []statusEvent{ev(EventNodeRolledOut)}, nil},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}, nil},
 		}, []string{EventRolloutComplete, EventRolloutHalted, EventNodeRolledOut, EventRolloutComplete}},
+		// Its agent fell silent (RollingRestart then waits for it, or reads
+		// Unknown) and is heard again, still failing (found by review:
+		// recorded twice).
+		{"the same halt, back from a silence", []pass{
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutHalted)}, b},
+			{"2", []string{"node-a"}, nil, nil},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutHalted)}, b},
+		}, []string{EventRolloutHalted}},
+		{"a halt on another node", []pass{
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutHalted)}, b},
+			{"2", []string{"node-a"}, nil, nil},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutHalted)}, slices.Concat(b, c)},
+		}, []string{EventRolloutHalted, EventRolloutHalted}},
+		{"a halt after the rollout went on", []pass{
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutHalted)}, b},
+			{"2", []string{"node-a", "node-b"}, []statusEvent{ev(EventNodeRolledOut)}, nil},
+			{"2", []string{"node-a", "node-b"}, []statusEvent{ev(EventRolloutHalted)}, b},
+		}, []string{EventRolloutHalted, EventNodeRolledOut, EventRolloutHalted}},
 		{"another revision starts them over", []pass{
-			{"2", abc, []statusEvent{ev(EventRolloutComplete)}},
-			{"3", []string{"node-a"}, []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}},
-			{"3", abc, []statusEvent{ev(EventRolloutComplete)}},
+			{"2", abc, []statusEvent{ev(EventRolloutComplete)}, nil},
+			{"3", []string{"node-a"}, []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}, nil},
+			{"3", abc, []statusEvent{ev(EventRolloutComplete)}, nil},
 		}, []string{EventRolloutComplete, EventRolloutStarted, EventNodeRolledOut, EventRolloutComplete}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -648,7 +669,7 @@ func TestRolloutSeenFilter(t *testing.T) {
 			for _, p := range tt.passes {
 				var evs []statusEvent
 				cur := &ferryv1.AppGroupStatus{Revision: p.revision, Nodes: ferryv1.NodeCounts{Updated: int32(len(p.updated)), Total: 3}}
-				evs, seen = seen.filter(cur, p.updated, p.evs)
+				evs, seen = seen.filter(cur, p.updated, p.halting, p.evs)
 				for _, e := range evs {
 					got = append(got, e.Reason)
 				}
@@ -680,7 +701,7 @@ func TestNoRolloutCompleteWhenNoNodeIsLeft(t *testing.T) {
 		unstarted(in.Reports)
 		in.AppGroup.Status = old
 		cur := computeStatus(in)
-		evs, s := seen.filter(&cur, updatedNodes(in), statusEvents(in.AppGroup, &old, &cur, silenceSeen{}))
+		evs, s := seen.filter(&cur, updatedNodes(in), haltingNodes(in), statusEvents(in.AppGroup, &old, &cur, silenceSeen{}))
 		seen = s
 		for _, ev := range evs {
 			got = append(got, ev.Reason)
