@@ -396,6 +396,33 @@ func (s *scope) memoryMoved() bool {
 	return !sameMemory(&now, &s.remembered)
 }
 
+// awaitedDrains assesses, at the pass's time, the previous pools that the
+// nodes awaiting a drain wait for (one per node).
+func (s *scope) awaitedDrains(staleAfter time.Duration) []poolReport {
+	var out []poolReport
+	for _, p := range s.draining {
+		node := p.Spec.NodeName
+		if slices.Contains(s.awaitingDrain, node) && !slices.ContainsFunc(out, func(r poolReport) bool { return r.Node == node }) {
+			out = append(out, assessPool(p, s.target, s.now, staleAfter, s.leases[node], s.hearing))
+		}
+	}
+	return out
+}
+
+// undrained are those of reports whose agent is silent or was never
+// heard: nothing may drain their pools.
+func undrained(reports []poolReport) []poolReport {
+	return slices.DeleteFunc(slices.Clone(reports), func(r poolReport) bool { return !r.Stale && !r.Unheard })
+}
+
+// sooner is the sooner of two delays, 0 standing for none.
+func sooner(a, b time.Duration) time.Duration {
+	if a == 0 || b > 0 && b < a {
+		return b
+	}
+	return a
+}
+
 // reports assesses the active pools at the pass's time.
 func (s *scope) reports(staleAfter time.Duration) map[string]poolReport {
 	out := make(map[string]poolReport, len(s.pools))
@@ -823,6 +850,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		r.noteJudged(rep)
 		silence.silent = silence.silent || rep.Stale
 	}
+	awaited := s.awaitedDrains(r.AgentStaleAfter)
 	in := rollupInput{
 		AppGroup:      ag,
 		Target:        s.target,
@@ -835,16 +863,16 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Proven:        s.proven,
 		Unserved:      s.unserved,
 		AwaitingDrain: s.awaitingDrain,
+		Undrained:     undrained(awaited),
 		Now:           s.now,
 		StaleAfter:    r.AgentStaleAfter,
 		Clean:         clean && s.revisionErr == nil,
 	}
 	cur := computeStatus(in)
 	listen := listenSeen{warned: r.deaf.get(key, ag.UID), failing: listenFailures(in), unheard: unheardNodes(in)}
-	requeue := nextStaleness(reports)
-	if d := nextSettle(reports); d > 0 && (requeue == 0 || d < requeue) {
-		requeue = d
-	}
+	// An awaited pool's report turning stale changes what the status says
+	// of it.
+	requeue := sooner(sooner(nextStaleness(reports), nextSettle(reports)), nextStaleness(byNode(awaited)))
 	r.resisting.Set(client.ObjectKeyFromObject(ag), meta.IsStatusConditionTrue(cur.Conditions, ferryv1.ConditionResistingDeploymentError))
 	if equality.Semantic.DeepEqual(ag.Status, cur) {
 		return requeue, nil

@@ -68,6 +68,10 @@ type rollupInput struct {
 	// AwaitingDrain are the selected nodes without a pool because their
 	// previous one still drains.
 	AwaitingDrain []string
+	// Undrained are the reports of those previous pools whose agent is
+	// silent (Stale) or never reported them (Unheard): nothing may ever
+	// drain them.
+	Undrained []poolReport
 }
 
 // computeStatus is the AppGroup's new status. It starts from a copy of the
@@ -194,6 +198,7 @@ func readyCondition(in rollupInput) metav1.Condition {
 		if unheard := unheardOf(in, pending); len(unheard) > 0 {
 			msg += ". " + unheardMessage(in, unheard)
 		}
+		msg += undrainedMessage(in)
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPoolsPending, msg)
 	case len(notReady) > 0:
 		msg := fmt.Sprintf("%d/%d nodes ready; not ready: %s%s",
@@ -284,7 +289,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		if len(n.waiting) > 0 {
 			msg += fmt.Sprintf("; %d waiting for their wave", len(n.waiting))
 		}
-		return withStatus(c, metav1.ConditionTrue, reason, msg)
+		return withStatus(c, metav1.ConditionTrue, reason, msg+undrainedMessage(in))
 	case len(n.waiting) > 0:
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, waitingMessage(in, n))
 	case len(n.stale)+len(n.silentWaiting)+len(n.unheard) > 0:
@@ -472,7 +477,7 @@ func completeMessage(in rollupInput, n rolloutNodes) string {
 		msg += fmt.Sprintf("; on %s the proxy cannot listen on listen.port and serves on its old port until it can (see Ready)",
 			nodeList(failingNodes(moved)))
 	}
-	return msg
+	return msg + undrainedMessage(in)
 }
 
 // haltRemedy says how a halted rollout goes on: a new revision, or, where
@@ -913,6 +918,37 @@ func effectiveTarget(ag *ferryv1.AppGroup) (target string, err error) {
 		return ag.Status.Revision, err
 	}
 	return target, nil
+}
+
+// undrainedMessage says, after a message, of the nodes that wait for a
+// previous pool to drain, those where no agent is heard to drain it (its
+// agent fell silent, or never reported it), and what lets their new pools
+// be made; "" when there are none.
+func undrainedMessage(in rollupInput) string {
+	u := in.Undrained
+	if len(u) == 0 {
+		return ""
+	}
+	nodes := make([]string, len(u))
+	for i, r := range u {
+		nodes[i] = r.Node
+	}
+	heard := "has never reported it"
+	if u[0].Reported {
+		heard = fmt.Sprintf("has not reported since %s (more than %s ago)",
+			in.Now.Add(-u[0].Silence).UTC().Truncate(time.Second).Format(time.RFC3339), in.StaleAfter)
+	}
+	p := u[0].Pool
+	if len(u) == 1 {
+		return fmt.Sprintf(". The previous pool on %s does not drain: its agent %s, and only an agent drains a pool. "+
+			"Start ferry-agent there, delete Node %s if the node is gone, or remove the %s finalizer from ProcessPool %s/%s "+
+			"to have the new pool made without draining",
+			u[0].Node, heard, u[0].Node, contract.DrainFinalizer, p.Namespace, p.Name)
+	}
+	return fmt.Sprintf(". The previous pools on %s do not drain: their agents are silent (%s's %s), and only an agent "+
+		"drains a pool. Start ferry-agent there, delete the Nodes that are gone, or remove the %s finalizer from their "+
+		"ProcessPools (such as %s/%s) to have the new pools made without draining",
+		nodeList(nodes), u[0].Node, heard, contract.DrainFinalizer, p.Namespace, p.Name)
 }
 
 // pendingMessage is Ready's message while pools are yet to report: a node

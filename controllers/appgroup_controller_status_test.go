@@ -58,6 +58,12 @@ func withHalt(in rollupInput, node, reason string) rollupInput {
 	return in
 }
 
+// silentPreviousPool is a pool on node being deleted, whose agent last
+// reported a minute before t0.
+func silentPreviousPool(node string) *ferryv1.ProcessPool {
+	return testPool(node, oldRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute)), deleting)
+}
+
 type wantCond struct {
 	status metav1.ConditionStatus
 	reason string
@@ -204,6 +210,18 @@ func TestReadyCondition(t *testing.T) {
 				return in
 			}(),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{"drain the previous pool", "node-b", "the new pool is made after"}},
+		},
+		{
+			name: "a node whose previous pool's agent is silent",
+			in: func() rollupInput {
+				in := input(ab, testPool("node-a", targetRev, rolledOut(2)))
+				in.AwaitingDrain = []string{"node-b"}
+				in.Undrained = assessAll(targetRev, silentPreviousPool("node-b"))
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPoolsPending, []string{
+				"the new pool is made after. The previous pool on node-b does not drain: its agent has not reported since",
+				"remove the ferry.dev/drain finalizer from ProcessPool ns/blog-node-b"}},
 		},
 		{
 			name: "two nodes whose previous pools still drain, two pools yet to report",
@@ -425,6 +443,38 @@ func TestRollingRestartCondition(t *testing.T) {
 			}(),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
 			exact: "node 3/3 (node-c), waiting for its previous pool to drain",
+		},
+		{
+			// Found by review: it waited for good, saying only that.
+			name: "a node selected again mid-rollout, its previous pool's agent silent",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)))
+				in.AwaitingDrain = []string{"node-c"}
+				in.Undrained = assessAll(targetRev, silentPreviousPool("node-c"))
+				return in
+			}(),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 3/3 (node-c), waiting for its previous pool to drain. The previous pool on node-c does not drain: " +
+				"its agent has not reported since 2026-05-01T11:59:00Z (more than 40s ago), and only an agent drains a pool. " +
+				"Start ferry-agent there, delete Node node-c if the node is gone, or remove the ferry.dev/drain finalizer " +
+				"from ProcessPool ns/blog-node-c to have the new pool made without draining",
+		},
+		{
+			name: "two nodes selected again after the rollout, their previous pools never reported",
+			in: func() rollupInput {
+				in := rolledOutBefore(input([]string{"node-a", "node-b", "node-c", "node-d"},
+					testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2))))
+				in.AwaitingDrain = []string{"node-c", "node-d"}
+				in.Undrained = assessAll(targetRev, testPool("node-c", oldRev, created(time.Minute), deleting),
+					testPool("node-d", oldRev, created(time.Minute), deleting))
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 2/4 nodes; node-c and node-d joined again, and get their pools once their previous ones " +
+				"have drained (see Ready). The previous pools on node-c and node-d do not drain: their agents are silent " +
+				"(node-c's has never reported it), and only an agent drains a pool. Start ferry-agent there, delete the Nodes " +
+				"that are gone, or remove the ferry.dev/drain finalizer from their ProcessPools (such as ns/blog-node-c) " +
+				"to have the new pools made without draining",
 		},
 		{
 			name: "two nodes join after the rollout, one pool not reported yet",

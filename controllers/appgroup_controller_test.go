@@ -282,7 +282,8 @@ func TestPoolsFollowNodeLabels(t *testing.T) {
 // TestRejoinedNodeWaitsForItsOldPool: a node selected again mid-rollout
 // while its previous pool still drains gets no pool until that one is
 // gone, and RollingRestart says so, where it said "creating its pool" for
-// as long as the old pool's agent took (forever, with no agent).
+// as long as the old pool's agent took (forever, with no agent); when
+// that agent falls silent, it says that, and how to go on.
 func TestRejoinedNodeWaitsForItsOldPool(t *testing.T) {
 	ns := newNamespace(t)
 	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
@@ -306,6 +307,17 @@ func TestRejoinedNodeWaitsForItsOldPool(t *testing.T) {
 	agentA.rollOut("blog", 2)
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
 		"node 2/2 ("+b+"), waiting for its previous pool to drain")
+	// b's agent falls silent: nothing drains the old pool, and the
+	// condition says so, and what to do (found by review: it waited on
+	// with no word of it).
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	agentA.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+		"node 2/2 ("+b+"), waiting for its previous pool to drain. The previous pool on "+b+
+			" does not drain: its agent has not reported since", "delete Node "+b+" if the node is gone",
+		"remove the ferry.dev/drain finalizer from ProcessPool "+ns+"/")
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
+		"The previous pool on "+b+" does not drain")
 
 	agentB.drain("blog")
 	eventually(t, "pool of node b on revision 2", func() error {
