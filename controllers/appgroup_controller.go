@@ -741,7 +741,6 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 		return ctrl.Result{}, nil
 	}
 	log := ctrl.LoggerFrom(ctx)
-	r.resisting.Set(client.ObjectKeyFromObject(ag), false) // nothing resists any more
 	s, err := r.newScope(ctx, ag)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -798,6 +797,7 @@ func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) 
 	}
 	cur := deletingStatus(s.ag, reports, s.now, r.AgentStaleAfter)
 	if equality.Semantic.DeepEqual(s.ag.Status, cur) {
+		r.noteResisting(s.ag, &cur)
 		return ctrl.Result{RequeueAfter: deletingRequeue(reports, s.now, r.AgentStaleAfter)}, nil
 	}
 	orig := s.ag.DeepCopy()
@@ -805,6 +805,9 @@ func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) 
 	err := r.Client.Status().Patch(ctx, s.ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	if err == nil {
+		r.noteResisting(s.ag, &cur) // nothing resists any more
 	}
 	return ctrl.Result{RequeueAfter: deletingRequeue(reports, s.now, r.AgentStaleAfter)}, err
 }
@@ -873,8 +876,8 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	// An awaited pool's report turning stale changes what the status says
 	// of it.
 	requeue := sooner(sooner(nextStaleness(reports), nextSettle(reports)), nextStaleness(byNode(awaited)))
-	r.resisting.Set(client.ObjectKeyFromObject(ag), meta.IsStatusConditionTrue(cur.Conditions, ferryv1.ConditionResistingDeploymentError))
 	if equality.Semantic.DeepEqual(ag.Status, cur) {
+		r.noteResisting(ag, &cur)
 		return requeue, nil
 	}
 	orig := ag.DeepCopy()
@@ -916,12 +919,21 @@ type statusWrite struct {
 // they say.
 func (r *AppGroupReconciler) wroteStatus(ctx context.Context, ag *ferryv1.AppGroup, w statusWrite) {
 	key := client.ObjectKeyFromObject(ag)
+	r.noteResisting(ag, &w.status)
 	r.warned.set(key, ag.UID, w.warned)
 	r.deaf.set(key, ag.UID, w.deaf)
 	r.rollouts.set(key, ag.UID, w.rollouts)
 	for _, ev := range w.events {
 		r.record(ctx, ag, ev)
 	}
+}
+
+// noteResisting counts ag among the AppGroups that resist (the
+// ferry_appgroups_resisting gauge) as st, its status as the API server
+// has it, says: a status that could not be written leaves the gauge as it
+// was, with what the API says.
+func (r *AppGroupReconciler) noteResisting(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+	r.resisting.Set(client.ObjectKeyFromObject(ag), meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionResistingDeploymentError))
 }
 
 // confirmUnsure settles ag's last status write of unknown outcome, if any:

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -400,6 +401,46 @@ func TestWriteOfUnknownOutcomeKeepsItsEvents(t *testing.T) {
 	}
 }
 
+// TestResistingGaugeFollowsTheWrittenStatus: the AppGroup counts as
+// resisting (ferry_appgroups_resisting) once a status that says so is
+// written, not when the pass computed it: before, a write refused left
+// the gauge claiming what the API did not say.
+func TestResistingGaugeFollowsTheWrittenStatus(t *testing.T) {
+	ctx := context.Background()
+	refuse := true
+	f := newFakePasses(t, func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
+		opts ...client.SubResourcePatchOption) error {
+		if _, ok := obj.(*ferryv1.AppGroup); ok && sub == "status" && refuse {
+			return apierrors.NewForbidden(ferryv1.GroupVersion.WithResource("appgroups").GroupResource(), obj.GetName(),
+				errors.New("refused by the test"))
+		}
+		return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+	})
+	resisting := func() bool {
+		_, ok := f.r.resisting.set[f.req.NamespacedName]
+		return ok
+	}
+	if _, err := f.r.Reconcile(ctx, f.req); err != nil {
+		t.Fatal(err)
+	}
+	f.agentReports(t, rolledOut(2), func(p *ferryv1.ProcessPool) {
+		resists(p.Spec.Revision, "exited with status 1", "")(p)
+	})
+	if _, err := f.r.Reconcile(ctx, f.req); !apierrors.IsForbidden(err) {
+		t.Fatalf("the pass whose status write was refused returned %v", err)
+	}
+	if resisting() {
+		t.Error("counted as resisting while its written status says nothing of it")
+	}
+	refuse = false
+	if _, err := f.r.Reconcile(ctx, f.req); err != nil {
+		t.Fatal(err)
+	}
+	if !resisting() {
+		t.Error("not counted as resisting once its status says so")
+	}
+}
+
 // fakePasses runs the manager's passes by hand over one AppGroup on one
 // node, on a fake client whose status writes go through patch.
 type fakePasses struct {
@@ -438,13 +479,19 @@ func newFakePasses(t *testing.T, patch func(ctx context.Context, c client.Client
 
 // agentRollsOut has the node's agent report its pool (made by the first
 // pass) rolled out.
-func (f *fakePasses) agentRollsOut(t *testing.T) {
+func (f *fakePasses) agentRollsOut(t *testing.T) { f.agentReports(t, rolledOut(2)) }
+
+// agentReports has the node's agent report its pool (made by the first
+// pass) as opts leave it.
+func (f *fakePasses) agentReports(t *testing.T, opts ...poolOpt) {
 	var list ferryv1.ProcessPoolList
 	if err := f.c.List(context.Background(), &list); err != nil || len(list.Items) != 1 {
 		t.Fatalf("pools after the first pass: %d (%v), want 1", len(list.Items), err)
 	}
 	p := &list.Items[0]
-	rolledOut(2)(p)
+	for _, o := range opts {
+		o(p)
+	}
 	if err := f.c.Status().Update(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
