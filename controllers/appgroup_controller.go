@@ -188,6 +188,9 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, portSliceIndex, indexPortSlice); err != nil {
 		return err
 	}
+	if err := setupDrainReleaser(mgr, r.APIReader); err != nil {
+		return err
+	}
 	peers := portPeers{client: mgr.GetClient()}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&ferryv1.AppGroup{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: appGroupChanged})).
@@ -330,8 +333,6 @@ type scope struct {
 	// nodes are the selected nodes, sorted; selected is the same as a set.
 	nodes    []string
 	selected map[string]bool
-	// nodeExists holds every Node.
-	nodeExists map[string]bool
 	// owned are the pools the AppGroup controls, as listed.
 	owned []*ferryv1.ProcessPool
 
@@ -612,12 +613,11 @@ func (r *AppGroupReconciler) lastWritten(ctx context.Context, cached *ferryv1.Ap
 // newScope reads what a pass needs: the target, the nodes and the pools.
 func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup) (*scope, error) {
 	s := &scope{
-		ag:         ag,
-		now:        r.Clock.Now(),
-		settle:     r.settleFor(),
-		selected:   map[string]bool{},
-		nodeExists: map[string]bool{},
-		pools:      map[string]*ferryv1.ProcessPool{},
+		ag:       ag,
+		now:      r.Clock.Now(),
+		settle:   r.settleFor(),
+		selected: map[string]bool{},
+		pools:    map[string]*ferryv1.ProcessPool{},
 	}
 	s.target, s.revisionErr = effectiveTarget(ag)
 	s.hearing = r.contact.hearing()
@@ -635,7 +635,6 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	nodeLabels := make(map[string]labels.Set, len(nodes.Items))
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
-		s.nodeExists[n.Name] = true
 		nodeLabels[n.Name] = n.Labels
 		if sel.Matches(labels.Set(n.Labels)) {
 			s.nodes = append(s.nodes, n.Name)
@@ -747,7 +746,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	}
 	var errs []error
 	for _, p := range s.owned {
-		if err := r.deletePool(ctx, s, p); err != nil {
+		if err := r.deletePool(ctx, p); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -52,7 +52,8 @@ const cacheSyncTimeout = 10 * time.Second
 // reconcilePools gives every selected node one pool and takes pools away
 // from nodes no longer selected. A pool being deleted is drained by its
 // node's agent, which then removes the drain finalizer; when the Node is
-// gone there is no agent, and the manager removes the finalizer itself.
+// gone there is no agent, and the manager removes the finalizer itself
+// (drainReleaser).
 func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error {
 	var errs []error
 	drainingOn := map[string]bool{}
@@ -60,14 +61,14 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 		node := p.Spec.NodeName
 		switch {
 		case !p.DeletionTimestamp.IsZero() || !s.selected[node]:
-			if err := r.deletePool(ctx, s, p); err != nil {
+			if err := r.deletePool(ctx, p); err != nil {
 				errs = append(errs, err)
 			}
 			drainingOn[node] = true
 			s.draining = append(s.draining, p)
 		case s.pools[node] != nil:
 			// Two pools for one node (a lost race); keep the first.
-			if err := r.deletePool(ctx, s, p); err != nil {
+			if err := r.deletePool(ctx, p); err != nil {
 				errs = append(errs, err)
 			}
 			s.draining = append(s.draining, p)
@@ -145,25 +146,16 @@ func (r *AppGroupReconciler) awaitCreated(ctx context.Context, s *scope) error {
 	return errors.Join(errs...)
 }
 
-// deletePool deletes a pool (if not already deleting) and, when its Node is
-// gone, removes its drain finalizer.
-func (r *AppGroupReconciler) deletePool(ctx context.Context, s *scope, p *ferryv1.ProcessPool) error {
-	log := ctrl.LoggerFrom(ctx).WithValues("pool", klog.KObj(p), "node", p.Spec.NodeName)
-	if !s.nodeExists[p.Spec.NodeName] && controllerutil.ContainsFinalizer(p, contract.DrainFinalizer) {
-		orig := p.DeepCopy()
-		controllerutil.RemoveFinalizer(p, contract.DrainFinalizer)
-		if err := r.Client.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-		log.Info("Removed drain finalizer of a pool whose node is gone")
-	}
+// deletePool deletes a pool, if not already deleting (drainReleaser lets
+// go of one whose Node is gone).
+func (r *AppGroupReconciler) deletePool(ctx context.Context, p *ferryv1.ProcessPool) error {
 	if !p.DeletionTimestamp.IsZero() {
 		return nil
 	}
 	if err := r.Client.Delete(ctx, p, client.Preconditions{UID: &p.UID}); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	log.Info("Deleted pool")
+	ctrl.LoggerFrom(ctx).Info("Deleted pool", "pool", klog.KObj(p), "node", p.Spec.NodeName)
 	return nil
 }
 

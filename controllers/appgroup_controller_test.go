@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers"
@@ -259,23 +260,11 @@ func TestPoolsFollowNodeLabels(t *testing.T) {
 	})
 	setNodeLabel(t, nodeA, testLabel, "")
 	agentA.drain("blog")
-	eventually(t, "pool of node a gone", func() error {
-		if _, err := agentA.find("blog"); err == nil {
-			return errors.New("still there")
-		}
-		return nil
-	})
+	agentA.waitGone("blog")
 
 	// Delete a node: its pool goes without any agent draining it.
-	if err := env.Client.Delete(testContext(t), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeB}}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "pool of deleted node b gone", func() error {
-		if _, err := agentB.find("blog"); err == nil {
-			return errors.New("still there")
-		}
-		return nil
-	})
+	deleteNode(t, nodeB)
+	agentB.waitGone("blog")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes)
 }
 
@@ -1441,12 +1430,7 @@ func TestDeleteAppGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentA.drain("blog")
-	eventually(t, "pool on a gone", func() error {
-		if _, err := agentA.find("blog"); err == nil {
-			return errors.New("still there")
-		}
-		return nil
-	})
+	agentA.waitGone("blog")
 	if got := getAppGroup(t, ns, "blog"); got.DeletionTimestamp.IsZero() {
 		t.Fatal("AppGroup not being deleted")
 	}
@@ -1470,16 +1454,39 @@ func TestDeleteAppGroup(t *testing.T) {
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting,
 		"The agent on "+b+" has not reported since", "when its Node is deleted", "remove the ferry.dev/drain finalizer from ProcessPool "+ns+"/")
 	// b's node goes away instead.
-	if err := env.Client.Delete(testContext(t), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: b}}); err != nil {
+	deleteNode(t, b)
+	waitAppGroupGone(t, ag)
+}
+
+// TestPoolsOfDeletedNodesGoWithoutTheirAppGroup: the AppGroup's own
+// finalizer is removed by hand while its pools drain, and it is gone; a
+// pool whose Node is then deleted still loses its drain finalizer, with
+// no agent left to drain it. Before, only the AppGroup's pass let go of
+// such a pool, and with the AppGroup gone it stayed for good.
+func TestPoolsOfDeletedNodesGoWithoutTheirAppGroup(t *testing.T) {
+	ns := newNamespace(t)
+	a, _, agentA, agentB, ag := rolledOutOnTwo(t, ns, "blog", nil)
+	if err := env.Client.Delete(testContext(t), ag); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "AppGroup gone", func() error {
-		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(ag), &ferryv1.AppGroup{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("still there (%w)", err)
-	})
+	for _, agent := range []*simAgent{agentA, agentB} {
+		eventually(t, "pool on "+agent.node+" deleting", func() error {
+			p, err := agent.find("blog")
+			if err == nil && p.DeletionTimestamp.IsZero() {
+				return errors.New("not deleting")
+			}
+			return err
+		})
+	}
+	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Finalizers = nil })
+	waitAppGroupGone(t, ag)
+
+	deleteNode(t, a)
+	agentA.waitGone("blog")
+	// b's Node stays: its agent drains its pool.
+	if p, err := agentB.find("blog"); err != nil || !controllerutil.ContainsFinalizer(p, contract.DrainFinalizer) {
+		t.Errorf("pool on b: %v, want it there, still to drain", err)
+	}
 }
 
 // renewLease plays a node's agent renewing its Lease at the manager's now.

@@ -15,6 +15,9 @@
 //     target next (planWave), pure too.
 //   - events.go, metrics.go: events on status transitions, Prometheus
 //     counters.
+//   - drainrelease.go: a small reconciler of its own that lets go of the
+//     pools being deleted whose Node is gone, whatever became of their
+//     AppGroup.
 //
 // Contract with the node agents (see also package contract): the manager
 // writes a pool's spec, never its status; an agent writes its pool's

@@ -75,6 +75,26 @@ func newNode(t *testing.T, ns, suffix string, selected bool) string {
 	return n.Name
 }
 
+// deleteNode deletes a Node.
+func deleteNode(t *testing.T, name string) {
+	t.Helper()
+	if err := env.Client.Delete(testContext(t), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitAppGroupGone waits until ag is gone from the API server.
+func waitAppGroupGone(t *testing.T, ag *ferryv1.AppGroup) {
+	t.Helper()
+	eventually(t, "AppGroup "+ag.Name+" gone", func() error {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(ag), &ferryv1.AppGroup{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (%w)", err)
+	})
+}
+
 // setNodeLabel sets (or with value "", removes) a label of a node.
 func setNodeLabel(t *testing.T, node, key, value string) {
 	t.Helper()

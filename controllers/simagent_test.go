@@ -206,6 +206,17 @@ func (a *simAgent) drain(agName string) {
 	})
 }
 
+// waitGone waits until this node's pool of the AppGroup is gone.
+func (a *simAgent) waitGone(agName string) {
+	a.t.Helper()
+	eventually(a.t, "pool of "+agName+" on "+a.node+" gone", func() error {
+		if _, err := a.find(agName); err == nil {
+			return errors.New("still there")
+		}
+		return nil
+	})
+}
+
 func removeDrainFinalizer(ctx context.Context, p *ferryv1.ProcessPool) error {
 	orig := p.DeepCopy()
 	if !controllerutil.RemoveFinalizer(p, contract.DrainFinalizer) {
