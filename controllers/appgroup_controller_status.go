@@ -287,7 +287,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		}
 		msg := restartProgressMessage(in, n.restarting, n.updated)
 		if len(n.waiting) > 0 {
-			msg += fmt.Sprintf("; %d waiting for their wave", len(n.waiting))
+			msg += fmt.Sprintf("; %d %s", len(n.waiting), plural(len(n.waiting), "node waits for its wave", "nodes wait for their wave"))
 		}
 		return withStatus(c, metav1.ConditionTrue, reason, msg+undrainedMessage(in))
 	case len(n.waiting) > 0:
@@ -470,12 +470,12 @@ func completeMessage(in rollupInput, n rolloutNodes) string {
 	}
 	deaf, moved := splitListenFailures(listenFailures(in))
 	if len(deaf) > 0 {
-		msg += fmt.Sprintf("; on %s the proxy cannot listen on listen.port, so it serves no request (see Ready)",
-			nodeList(failingNodes(deaf)))
+		msg += fmt.Sprintf("; %s cannot listen on listen.port, so %s (see Ready)", proxiesOn(failingNodes(deaf)),
+			plural(len(deaf), "it serves no request", "they serve no request"))
 	}
 	if len(moved) > 0 {
-		msg += fmt.Sprintf("; on %s the proxy cannot listen on listen.port and serves on its old port until it can (see Ready)",
-			nodeList(failingNodes(moved)))
+		msg += fmt.Sprintf("; %s cannot listen on listen.port and %s (see Ready)", proxiesOn(failingNodes(moved)),
+			plural(len(moved), "serves on its old port until it can", "serve on their old ports until they can"))
 	}
 	return msg + undrainedMessage(in)
 }
@@ -525,6 +525,12 @@ func splitListenFailures(fs []listenFailure) (deaf, moved []listenFailure) {
 		}
 	}
 	return deaf, moved
+}
+
+// proxiesOn names the proxies of nodes: "the proxy on a", "the proxies on
+// a and b".
+func proxiesOn(nodes []string) string {
+	return plural(len(nodes), "the proxy on ", "the proxies on ") + nodeList(nodes)
 }
 
 // failingNodes are the nodes of fs, in order.

@@ -188,7 +188,7 @@ func TestReadyCondition(t *testing.T) {
 				in.PortLost = map[string]types.NamespacedName{"node-b": {Namespace: "shop", Name: "cart"}}
 				return in
 			}(),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPortConflict, []string{"listen.port 8080 is taken: on node-b it belongs to AppGroup shop/cart", "no pool there"}},
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonPortConflict, []string{"listen.port 8080 is taken by AppGroup shop/cart on node-b (", "no pool there"}},
 		},
 		{
 			name: "a node without a pool yet",
@@ -323,7 +323,17 @@ func TestRollingRestartCondition(t *testing.T) {
 					"the proxy cannot listen: listen tcp 0.0.0.0:9441: bind: address already in use")
 			}), testPool("node-c", targetRev, rolledOut(2))),
 			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
-			exact: "Revision 2-abc runs on 3/3 nodes; on node-b the proxy cannot listen on listen.port, so it serves no request (see Ready)",
+			exact: "Revision 2-abc runs on 3/3 nodes; the proxy on node-b cannot listen on listen.port, so it serves no request (see Ready)",
+		},
+		{
+			name: "complete, but two nodes' proxies cannot listen",
+			in: input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "the proxy cannot listen: x")
+			}), testPool("node-c", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "the proxy cannot listen: x")
+			})),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 3/3 nodes; the proxies on node-b and node-c cannot listen on listen.port, so they serve no request (see Ready)",
 		},
 		{
 			// A move from 7070 whose new port (listen.port) is taken on
@@ -335,13 +345,13 @@ func TestRollingRestartCondition(t *testing.T) {
 					"the proxy cannot listen on port 8080 (bind: address already in use); it still serves on the old port 7070 until 8080 is free")
 			}), testPool("node-c", targetRev, rolledOut(2))),
 			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
-			exact: "Revision 2-abc runs on 3/3 nodes; on node-b the proxy cannot listen on listen.port and serves on its old port until it can (see Ready)",
+			exact: "Revision 2-abc runs on 3/3 nodes; the proxy on node-b cannot listen on listen.port and serves on its old port until it can (see Ready)",
 		},
 		{
 			name:  "second node rolling",
 			in:    input(abc, testPool("node-a", targetRev, rolledOut(4)), testPool("node-b", targetRev, restarting(2, 4)), testPool("node-c", oldRev, rolledOut(4))),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
-			exact: "node 2/3 (node-b), process 3/4; 1 waiting for their wave",
+			exact: "node 2/3 (node-b), process 3/4; 1 node waits for its wave",
 		},
 		{
 			name:  "last node rolling",
@@ -353,13 +363,13 @@ func TestRollingRestartCondition(t *testing.T) {
 			name:  "given the target, agent has not taken it up",
 			in:    input(abc, testPool("node-a", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) { p.Status.ObservedRevision = oldRev }), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
-			exact: "node 1/3 (node-a), waiting for its agent; 2 waiting for their wave",
+			exact: "node 1/3 (node-a), waiting for its agent; 2 nodes wait for their wave",
 		},
 		{
 			name:  "two nodes at once",
 			in:    input(abc, testPool("node-a", targetRev, restarting(1, 2)), testPool("node-b", targetRev), testPool("node-c", oldRev, rolledOut(2))),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
-			exact: "nodes 1-2/3 (node-a: process 2/2, node-b: waiting for its agent); 1 waiting for their wave",
+			exact: "nodes 1-2/3 (node-a: process 2/2, node-b: waiting for its agent); 1 node waits for its wave",
 		},
 		{
 			name: "a pool about to be created",
@@ -410,7 +420,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			in: input(abc, testPool("node-a", oldRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))),
 				testPool("node-b", targetRev, restarting(1, 2)), testPool("node-c", oldRev, rolledOut(2))),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
-			exact: "node 1/3 (node-b), process 2/2; 1 waiting for their wave",
+			exact: "node 1/3 (node-b), process 2/2; 1 node waits for its wave",
 		},
 		{
 			// The target ran rolled out everywhere, then node-c was

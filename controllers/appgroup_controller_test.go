@@ -381,7 +381,7 @@ func TestRolloutOneNodeAtATime(t *testing.T) {
 	// The first node (by name) gets it; the others wait for their wave.
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
 	ag = waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
-		"node 1/3 ("+a+"), waiting for its agent", "2 waiting for their wave")
+		"node 1/3 ("+a+"), waiting for its agent", "2 nodes wait for their wave")
 	if ag.Generation != generation || ag.Status.Revision != rev2 {
 		t.Errorf("annotation bump: generation %d (was %d), status.revision %q, want %q", ag.Generation, generation, ag.Status.Revision, rev2)
 	}
@@ -481,7 +481,7 @@ func TestRolloutTwoNodesAtATime(t *testing.T) {
 	rev2 := target(t, ns, "blog")
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
-		"nodes 1-2/3 ("+a+": waiting for its agent, "+b+": waiting for its agent); 1 waiting for their wave")
+		"nodes 1-2/3 ("+a+": waiting for its agent, "+b+": waiting for its agent); 1 node waits for its wave")
 	settle(t, ns, "blog", agents[2])
 	assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
 
@@ -753,7 +753,7 @@ func TestListenFailedEvents(t *testing.T) {
 
 	agentB.cannotListen("blog", 2, "the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use")
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventListenFailed,
-		"On "+b+" the proxy cannot listen on listen.port", "so no request reaches the processes there", "bind: address already in use")
+		"The proxy on "+b+" cannot listen on listen.port", "so no request reaches its processes", "bind: address already in use")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed,
 		"not ready: "+b+" (the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use)")
 
@@ -791,9 +791,9 @@ func TestListenFailedEvents(t *testing.T) {
 			"the proxy cannot listen on port 9090 (listen tcp 0.0.0.0:9090: bind: address already in use); it still serves on the old port 8080 until 9090 is free"
 	})
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventListenFailed,
-		"On "+b+" the proxy cannot listen on listen.port 9090 and serves on its old port 8080 until it can")
+		"The proxy on "+b+" cannot listen on listen.port 9090 and serves on its old port 8080 until it can")
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
-		"on "+b+" the proxy cannot listen on listen.port and serves on its old port until it can")
+		"the proxy on "+b+" cannot listen on listen.port and serves on its old port until it can")
 	eventually(t, "b on the old port's slice", func() error {
 		if err := checkSliceOnPort(ns, "blog.8080", 8080, map[string]bool{"192.0.2.3": true}); err != nil {
 			return err
@@ -1644,7 +1644,7 @@ func TestPortConflict(t *testing.T) {
 
 	newAppGroup(t, ns, "second", nil)
 	waitCondition(t, ns, "second", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
-		"listen.port 8080 is taken: on "+a+" and "+b+" it belongs to AppGroup "+ns+"/first")
+		"listen.port 8080 is taken by AppGroup "+ns+"/first on "+a+" and "+b+" (")
 	waitEvent(t, ns, "second", corev1.EventTypeWarning, controllers.EventPortConflict, ns+"/first")
 	waitCondition(t, ns, "second", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
 		"another AppGroup has listen.port on every selected node")
@@ -1703,7 +1703,7 @@ func TestKeptPortStaysTaken(t *testing.T) {
 
 	newAppGroup(t, ns, "fourth", func(ag *ferryv1.AppGroup) { ag.Spec.Listen.Port = 9090 })
 	waitCondition(t, ns, "fourth", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
-		"listen.port 9090 is taken: on "+a+" and "+b+" it belongs to AppGroup "+ns+"/third")
+		"listen.port 9090 is taken by AppGroup "+ns+"/third on "+a+" and "+b+" (")
 	settle(t, ns, "first", agentA)
 	if ps := mustPools(t, ns, "fourth"); len(ps) != 0 {
 		t.Errorf("fourth has pools on %v, where third's pools hold 9090", slices.Collect(maps.Keys(ps)))

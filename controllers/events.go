@@ -345,18 +345,21 @@ func listenFailedNote(port int32, fresh []listenFailure) string {
 	deaf, moved := splitListenFailures(fresh)
 	var parts []string
 	if len(deaf) > 0 {
-		parts = append(parts, fmt.Sprintf("on %s the proxy cannot listen on listen.port %d, so no request reaches the processes there",
-			nodeList(failingNodes(deaf)), port))
+		parts = append(parts, fmt.Sprintf("%s cannot listen on listen.port %d, so no request reaches %s", proxiesOn(failingNodes(deaf)),
+			port, plural(len(deaf), "its processes", "their processes")))
 	}
 	if len(moved) > 0 {
-		old := fmt.Sprintf(" %d", moved[0].servesOn)
+		serves := fmt.Sprintf("serves on its old port %d until it can", moved[0].servesOn)
+		if len(moved) > 1 {
+			serves = fmt.Sprintf("serve on their old port %d until they can", moved[0].servesOn)
+		}
 		for _, f := range moved {
 			if f.servesOn != moved[0].servesOn {
-				old = "" // moved from different ports: each node's Ready says which
+				// Moved from different ports: each node's Ready says which.
+				serves = "serve on their old ports until they can"
 			}
 		}
-		parts = append(parts, fmt.Sprintf("on %s the proxy cannot listen on listen.port %d and serves on its old port%s until it can",
-			nodeList(failingNodes(moved)), port, old))
+		parts = append(parts, fmt.Sprintf("%s cannot listen on listen.port %d and %s", proxiesOn(failingNodes(moved)), port, serves))
 	}
 	why := strings.TrimPrefix(fresh[0].message, "the proxy cannot listen: ")
 	note := strings.Join(parts, "; ")

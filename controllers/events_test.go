@@ -383,7 +383,7 @@ func TestListenEvents(t *testing.T) {
 	}{
 		{"none", []pass{{ready, nil, nil}, {ready, nil, nil}}, nil},
 		{"one node fails, then listens", []pass{{ready, []listenFailure{bind("node-b")}, nil}, {ready, []listenFailure{bind("node-b")}, nil}, {ready, nil, nil}}, []string{
-			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenFailed: The proxy on node-b cannot listen on listen.port 8080, so no request reaches its processes (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
 			"ListenRecovered: No selected node reports its proxy unable to listen on listen.port 8080 any more",
 		}},
 		{"a second node joins the failure, the first recovers", []pass{
@@ -392,33 +392,33 @@ func TestListenEvents(t *testing.T) {
 			{ready, []listenFailure{bind("node-c")}, nil},
 			{ready, nil, nil},
 		}, []string{
-			"ListenFailed: On node-a the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
-			"ListenFailed: On node-c the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-c: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenFailed: The proxy on node-a cannot listen on listen.port 8080, so no request reaches its processes (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenFailed: The proxy on node-c cannot listen on listen.port 8080, so no request reaches its processes (node-c: listen tcp 0.0.0.0:8080: bind: address already in use)",
 			"ListenRecovered: No selected node reports its proxy unable to listen on listen.port 8080 any more",
 		}},
 		{"two at once", []pass{{ready, []listenFailure{bind("node-a"), bind("node-b")}, nil}}, []string{
-			"ListenFailed: On node-a and node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenFailed: The proxies on node-a and node-b cannot listen on listen.port 8080, so no request reaches their processes (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
 		}},
 		{"a warned node's agent goes silent, and comes back still failing", []pass{
 			{ready, []listenFailure{bind("node-b")}, nil},
 			{ready, nil, []string{"node-b"}},
 			{ready, []listenFailure{bind("node-b")}, nil},
 		}, []string{
-			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenFailed: The proxy on node-b cannot listen on listen.port 8080, so no request reaches its processes (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
 		}},
 		{"a warned node's agent goes silent, and comes back listening", []pass{
 			{ready, []listenFailure{bind("node-b")}, nil},
 			{ready, nil, []string{"node-b"}},
 			{ready, nil, nil},
 		}, []string{
-			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenFailed: The proxy on node-b cannot listen on listen.port 8080, so no request reaches its processes (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
 			"ListenRecovered: No selected node reports its proxy unable to listen on listen.port 8080 any more",
 		}},
 		{"another node's agent is silent: no bearing", []pass{
 			{ready, []listenFailure{bind("node-b")}, []string{"node-a"}},
 			{ready, nil, []string{"node-a"}},
 		}, []string{
-			"ListenFailed: On node-b the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenFailed: The proxy on node-b cannot listen on listen.port 8080, so no request reaches its processes (node-b: listen tcp 0.0.0.0:8080: bind: address already in use)",
 			"ListenRecovered: No selected node reports its proxy unable to listen on listen.port 8080 any more",
 		}},
 		// A move from 7070 to 8080, whose new port is taken on node-b,
@@ -429,13 +429,25 @@ func TestListenEvents(t *testing.T) {
 				{node: "node-c", message: "the proxy cannot listen: bind: permission denied"}}, nil},
 			{ready, nil, nil},
 		}, []string{
-			"ListenFailed: On node-c the proxy cannot listen on listen.port 8080, so no request reaches the processes there; " +
-				"on node-b the proxy cannot listen on listen.port 8080 and serves on its old port 7070 until it can " +
+			"ListenFailed: The proxy on node-c cannot listen on listen.port 8080, so no request reaches its processes; " +
+				"the proxy on node-b cannot listen on listen.port 8080 and serves on its old port 7070 until it can " +
 				"(node-b: the proxy cannot listen on port 8080 (bind: address already in use); it still serves on the old port 7070)",
 			"ListenRecovered: No selected node reports its proxy unable to listen on listen.port 8080 any more",
 		}},
+		// Found by review: "on node-b and node-c the proxy cannot listen".
+		{"two nodes still serve on their old ports", []pass{
+			{ready, []listenFailure{{node: "node-b", message: "the proxy cannot listen on port 8080", servesOn: 7070},
+				{node: "node-c", message: "the proxy cannot listen on port 8080", servesOn: 7070}}, nil},
+			{ready, []listenFailure{{node: "node-a", message: "the proxy cannot listen on port 8080", servesOn: 7070},
+				{node: "node-d", message: "the proxy cannot listen on port 8080", servesOn: 6060}}, nil},
+		}, []string{
+			"ListenFailed: The proxies on node-b and node-c cannot listen on listen.port 8080 and serve on their old port 7070 " +
+				"until they can (node-b: the proxy cannot listen on port 8080)",
+			"ListenFailed: The proxies on node-a and node-d cannot listen on listen.port 8080 and serve on their old ports " +
+				"until they can (node-a: the proxy cannot listen on port 8080)",
+		}},
 		{"deleting ends it without a recovery", []pass{{ready, []listenFailure{bind("node-a")}, nil}, {deleting, []listenFailure{bind("node-a")}, nil}, {deleting, nil, nil}}, []string{
-			"ListenFailed: On node-a the proxy cannot listen on listen.port 8080, so no request reaches the processes there (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
+			"ListenFailed: The proxy on node-a cannot listen on listen.port 8080, so no request reaches its processes (node-a: listen tcp 0.0.0.0:8080: bind: address already in use)",
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -279,9 +279,9 @@ func portConflictMessage(port int32, lost map[string]types.NamespacedName) strin
 	slices.SortFunc(winners, func(a, b types.NamespacedName) int { return cmp.Compare(a.String(), b.String()) })
 	parts := make([]string, 0, len(winners))
 	for _, w := range winners {
-		parts = append(parts, "on "+nodeList(byWinner[w])+" it belongs to AppGroup "+w.String())
+		parts = append(parts, "by AppGroup "+w.String()+" on "+nodeList(byWinner[w]))
 	}
-	return "listen.port " + strconv.Itoa(int(port)) + " is taken: " + strings.Join(parts, "; ") +
+	return "listen.port " + strconv.Itoa(int(port)) + " is taken " + strings.Join(parts, ", and ") +
 		" (whose pool has it there, or which is older). This AppGroup gets no pool there until the port is free " +
 		"(a pool it has there on another port serves on that port, still behind the Service, through an EndpointSlice of that port); " +
 		"choose another listen.port"
