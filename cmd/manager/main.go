@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -27,6 +26,7 @@ import (
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/logging"
 	"github.com/ferry-dev/ferry/internal/metricsauth"
+	"github.com/ferry-dev/ferry/internal/metricscert"
 	"github.com/ferry-dev/ferry/internal/version"
 )
 
@@ -37,7 +37,6 @@ func main() {
 	var (
 		metricsAddr, probeAddr, pprofAddr, leaderElectionNamespace, leaseNamespace string
 		leaderElect, metricsSecure                                                 bool
-		metricsCert                                                                servingCert
 		staleAfter                                                                 time.Duration
 		qps                                                                        float64
 		burst, workers                                                             int
@@ -48,11 +47,7 @@ func main() {
 		"Serve /metrics over HTTPS (a self-signed certificate, or --metrics-cert-path's) to callers whose bearer "+
 			"token the API server authenticates (TokenReview) and allows to get the non-resource URL /metrics "+
 			"(SubjectAccessReview); false serves it in plain HTTP to anyone.")
-	flag.StringVar(&metricsCert.dir, "metrics-cert-path", "",
-		"Directory holding the certificate and key the secure /metrics serves (a cert-manager Certificate's Secret, "+
-			"mounted), read again when they change; empty: a self-signed certificate made at start.")
-	flag.StringVar(&metricsCert.certName, "metrics-cert-name", "tls.crt", "The certificate's file in --metrics-cert-path.")
-	flag.StringVar(&metricsCert.keyName, "metrics-cert-key", "tls.key", "The key's file in --metrics-cert-path.")
+	metricsCert := metricscert.BindFlags(flag.CommandLine)
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081",
 		`Address the /healthz and /readyz endpoints bind to; "0" disables them.`)
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
@@ -87,7 +82,7 @@ func main() {
 	}
 
 	ctrl.SetLogger(newLogger())
-	metrics := metricsSettings{addr: metricsAddr, secure: metricsSecure, cert: metricsCert}
+	metrics := metricsSettings{addr: metricsAddr, secure: metricsSecure, cert: *metricsCert}
 	if err := run(metrics, probeAddr, pprofAddr, leaderElect, leaderElectionNamespace, staleAfter,
 		leaseNamespace, float32(qps), burst, workers); err != nil {
 		ctrl.Log.Error(err, "Manager failed")
@@ -161,7 +156,7 @@ func run(metrics metricsSettings, probeAddr, pprofAddr string, leaderElect bool,
 	}
 	log.Info("Configured manager", "version", version.Version, "leaderElection", leaderElect,
 		"agentStaleAfter", staleAfter, "agentLeaseNamespace", leaseNamespace, "workers", workers,
-		"metricsCertPath", metrics.cert.dir)
+		"metricsCertPath", metrics.cert.Dir)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
@@ -169,12 +164,8 @@ func run(metrics metricsSettings, probeAddr, pprofAddr string, leaderElect bool,
 type metricsSettings struct {
 	addr   string
 	secure bool
-	cert   servingCert
+	cert   metricscert.Files
 }
-
-// servingCert names the certificate and key files the secure metrics
-// serve; dir "" for a self-signed certificate.
-type servingCert struct{ dir, certName, keyName string }
 
 // metricsOptions serves /metrics at m.addr, secure as kubebuilder's
 // scaffold does: HTTPS, and only to callers the API server authenticates
@@ -183,10 +174,11 @@ type servingCert struct{ dir, certName, keyName string }
 // else self-signed (Prometheus then skips its verification: the token, not
 // the certificate, is what guards the endpoint).
 func metricsOptions(m metricsSettings) (metricsserver.Options, *certwatcher.CertWatcher, error) {
+	certs, err := m.cert.Watcher(m.secure)
+	if err != nil {
+		return metricsserver.Options{}, nil, err
+	}
 	if !m.secure {
-		if m.cert.dir != "" {
-			return metricsserver.Options{}, nil, fmt.Errorf("--metrics-cert-path needs --metrics-secure: plain HTTP serves no certificate")
-		}
 		return metricsserver.Options{BindAddress: m.addr}, nil, nil
 	}
 	opts := metricsserver.Options{
@@ -198,17 +190,9 @@ func metricsOptions(m metricsSettings) (metricsserver.Options, *certwatcher.Cert
 		// token is checked, and a scrape gains nothing from HTTP/2.
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 	}
-	if m.cert.dir == "" {
-		return opts, nil, nil
+	if certs != nil {
+		opts.TLSOpts = append(opts.TLSOpts, func(c *tls.Config) { c.GetCertificate = certs.GetCertificate })
 	}
-	// Our own watcher rather than the metrics server's CertDir, which
-	// falls back to a self-signed certificate when the files are missing:
-	// a wrong path or name stops the manager with the reason instead.
-	certs, err := certwatcher.New(filepath.Join(m.cert.dir, m.cert.certName), filepath.Join(m.cert.dir, m.cert.keyName))
-	if err != nil {
-		return metricsserver.Options{}, nil, fmt.Errorf("--metrics-cert-path: %w", err)
-	}
-	opts.TLSOpts = append(opts.TLSOpts, func(c *tls.Config) { c.GetCertificate = certs.GetCertificate })
 	return opts, certs, nil
 }
 
