@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/pid1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/logging"
+	"github.com/ferry-dev/ferry/internal/metricscert"
 	"github.com/ferry-dev/ferry/internal/version"
 )
 
@@ -39,7 +41,8 @@ func runCluster(args []string) error {
 	stateDir := fs.String("state-dir", "/var/lib/ferry", "directory for the WSGI loader, worker sockets and saved pool specs")
 	metricsAddr := fs.String("metrics-bind-address", ":9441", "address of the Prometheus /metrics endpoint (0 turns it off)")
 	metricsSecure := fs.Bool("metrics-secure", true,
-		"serve /metrics over HTTPS (a self-signed certificate) to callers whose bearer token the API server authenticates (TokenReview) and allows to get the non-resource URL /metrics (SubjectAccessReview); false serves it in plain HTTP to anyone")
+		"serve /metrics over HTTPS (a self-signed certificate, or --metrics-cert-path's) to callers whose bearer token the API server authenticates (TokenReview) and allows to get the non-resource URL /metrics (SubjectAccessReview); false serves it in plain HTTP to anyone")
+	metricsCert := metricscert.BindFlags(fs)
 	probeAddr := fs.String("health-probe-bind-address", ":9442", "address of /healthz and /readyz (0 turns them off)")
 	heartbeat := fs.Duration("heartbeat-interval", 10*time.Second,
 		"how often the agent renews its Lease, which tells the manager it is alive")
@@ -70,6 +73,10 @@ func runCluster(args []string) error {
 	if *drainDelay < 0 || *simulate < 0 {
 		return errors.New("--drain-delay and --simulate-workers may not be negative")
 	}
+	certs, err := metricsCert.Watcher(*metricsSecure)
+	if err != nil {
+		return err
+	}
 	log := newLogger()
 	pid1.Announce(log)
 	// controller-runtime's cache logs through its own logger.
@@ -90,7 +97,8 @@ func runCluster(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := serveMetrics(ctx, *metricsAddr, *metricsSecure, cfg, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
+	endpoint := metricsEndpoint{addr: *metricsAddr, secure: *metricsSecure, certs: certs}
+	if err := serveMetrics(ctx, endpoint, cfg, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
 		log.WithName("metrics")); err != nil {
 		return err
 	}
@@ -104,33 +112,56 @@ func runCluster(args []string) error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	serve(ctx, *probeAddr, probes, nil, log.WithName("probes"))
-	log.Info("Starting agent", "version", version.Version, "node", *node, "bindAddress", *bind)
+	log.Info("Starting agent", "version", version.Version, "node", *node, "bindAddress", *bind, "metricsCertPath", metricsCert.Dir)
 	if *simulate > 0 {
 		log.Info("Simulating workers for a benchmark: no process runs and nothing is served", "step", *simulate)
 	}
 	return agent.Run(ctx)
 }
 
-// serveMetrics serves h at addr, at the path /metrics: to authorized
-// callers over HTTPS when secure, else in plain HTTP to anyone.
-func serveMetrics(ctx context.Context, addr string, secure bool, cfg *rest.Config, h http.Handler, log logr.Logger) error {
-	if addr == "" || addr == "0" {
+// metricsEndpoint is where and how the metrics are served: over HTTPS
+// when secure, with the certificate of certs (--metrics-cert-path), or a
+// self-signed one when it is nil.
+type metricsEndpoint struct {
+	addr   string
+	secure bool
+	certs  *certwatcher.CertWatcher
+}
+
+// serveMetrics serves h at e.addr, at the path /metrics: to authorized
+// callers over HTTPS when secure, else in plain HTTP to anyone. It
+// watches e.certs for a renewal until ctx is done.
+func serveMetrics(ctx context.Context, e metricsEndpoint, cfg *rest.Config, h http.Handler, log logr.Logger) error {
+	if e.addr == "" || e.addr == "0" {
 		return nil
 	}
-	if !secure {
-		serve(ctx, addr, metricsPathOnly(h), nil, log)
+	if !e.secure {
+		serve(ctx, e.addr, metricsPathOnly(h), nil, log)
 		return nil
 	}
 	h, err := authorizedOnly(cfg, h, log)
 	if err != nil {
 		return err
 	}
-	tlsConfig, err := selfSignedTLS()
+	tlsConfig, err := metricsTLS(e.certs)
 	if err != nil {
 		return err
 	}
-	serve(ctx, addr, metricsPathOnly(h), tlsConfig, log)
+	if e.certs != nil {
+		go watchCerts(ctx, e.certs, log)
+	}
+	serve(ctx, e.addr, metricsPathOnly(h), tlsConfig, log)
 	return nil
+}
+
+// watchCerts reads the certificate again whenever its files change, until
+// ctx is done. Should the watch fail to begin, the certificate read at
+// start is still served, and a renewal is not: the agent goes on, as its
+// pools matter more than its metrics, and says so.
+func watchCerts(ctx context.Context, certs *certwatcher.CertWatcher, log logr.Logger) {
+	if err := certs.Start(ctx); err != nil && ctx.Err() == nil {
+		log.Error(err, "Stopped watching the metrics certificate: a renewal is not served until the agent restarts")
+	}
 }
 
 // metricsPathOnly serves h at /metrics and 404 at every other path, as

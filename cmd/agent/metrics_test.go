@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,17 +23,7 @@ import (
 // --metrics-secure=false it is plain HTTP to anyone, as before. Either way
 // it serves /metrics alone: every other path is 404, as at the manager's.
 func TestClusterMetricsAreAuthenticated(t *testing.T) {
-	env, err := testenv.Start(testenv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Stopped after the agents (cleanups run last-registered first): the
-	// API server waits for their connections to close.
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	env := startEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const ns = "ferry-metrics"
@@ -74,6 +65,91 @@ func TestClusterMetricsAreAuthenticated(t *testing.T) {
 		return nil
 	})
 	checkMetricsPathOnly(t, "http://"+insecure, "")
+}
+
+// agentMetricsServerName is the name the test's certificate is for, and
+// the name its client verifies, as the agents' ServiceMonitor does
+// (agent.metricsCertServerName): one name for every node's agent, the
+// agents' metrics Service's.
+const agentMetricsServerName = "ferry-agent-metrics.ferry-system.svc"
+
+// TestMetricsServeTheGivenCertificate: with --metrics-cert-path the
+// agent's secure metrics serve the certificate in that directory, mounted
+// as the kubelet mounts a Secret, which a client verifies against its CA
+// for the name the ServiceMonitor verifies, still only to an authorized
+// token and over HTTP/1.1 alone; a renewal of the Secret, swapped in as
+// the kubelet does, is served without a restart.
+func TestMetricsServeTheGivenCertificate(t *testing.T) {
+	env := startEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const ns = "ferry-metrics-cert"
+	tokens, err := env.MetricsTokens(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := testenv.NewCA(t, agentMetricsServerName)
+	dir := t.TempDir()
+	first := ca.MountServing(t, dir, 1)
+
+	url := "https://" + startClusterAgent(t, env, ns, "node-cert", "--metrics-cert-path="+dir) + "/metrics"
+	testenv.Eventually(t, time.Minute, "verified metrics with the reader's token", func() error {
+		return ca.Scrape(url, tokens.Reader, "go_goroutines", first)
+	})
+	for _, err := range tokens.Refusals(url) {
+		t.Error(err)
+	}
+
+	renewed := ca.MountServing(t, dir, 2)
+	testenv.Eventually(t, time.Minute, "the renewed certificate served", func() error {
+		return ca.Scrape(url, tokens.Reader, "go_goroutines", renewed)
+	})
+}
+
+// TestMetricsCertificateFlagsRefused: a certificate that cannot be read
+// (--metrics-cert-name and --metrics-cert-key name the files), or one
+// given for plain HTTP metrics, stops the agent at its start with the
+// reason, as the manager, rather than serving a self-signed certificate
+// (or none) in its place.
+func TestMetricsCertificateFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	ca := testenv.NewCA(t, agentMetricsServerName)
+	ca.WriteServing(t, dir, "metrics.crt", "metrics.key", 1)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--metrics-cert-path=" + dir}, filepath.Join(dir, "tls.crt")},
+		{[]string{"--metrics-cert-path=" + dir, "--metrics-cert-name=metrics.crt"}, filepath.Join(dir, "tls.key")},
+		{[]string{"--metrics-cert-path=" + dir, "--metrics-cert-key=metrics.key"}, filepath.Join(dir, "tls.crt")},
+		{[]string{"--metrics-cert-path=" + dir, "--metrics-cert-name=metrics.crt", "--metrics-cert-key=metrics.key",
+			"--metrics-secure=false"}, "--metrics-cert-path needs --metrics-secure"},
+	} {
+		// No API server: the flags are refused before the agent reaches one.
+		args := append([]string{"--node-name=node-refused", "--kubeconfig=/nonexistent", "--state-dir=" + t.TempDir(),
+			"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=0"}, c.args...)
+		stdout, stderr, code := ferry(t, args...)
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%q: exit %d, want 1 and an error naming %q; output:\n%s%s", c.args, code, c.want, stdout, stderr)
+		}
+	}
+}
+
+// startEnv starts a control plane, stopped after the test's agents
+// (cleanups run last-registered first): the API server waits for their
+// connections to close.
+func startEnv(t *testing.T) *testenv.Env {
+	t.Helper()
+	env, err := testenv.Start(testenv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return env
 }
 
 // checkMetricsPathOnly asks the metrics endpoint at base (scheme://host:port)

@@ -79,7 +79,8 @@ func ManagerArgs(m Manager) []string {
 }
 
 // MetricsCertMountPath is where the chart mounts the Secret of
-// manager.metricsCertSecret in the manager's container.
+// manager.metricsCertSecret in the manager's container, and that of
+// agent.metricsCertSecret in the agent's.
 const MetricsCertMountPath = "/etc/ferry/metrics-certs"
 
 // ManagerEnvVars names the environment the manager's arguments reference,
@@ -105,7 +106,10 @@ type Agent struct {
 	StateDir           string
 	MetricsBindAddress string
 	// MetricsSecure serves /metrics over HTTPS to authorized tokens only.
-	MetricsSecure          bool
+	MetricsSecure bool
+	// MetricsCertPath is as the manager's: the chart mounts
+	// agent.metricsCertSecret at MetricsCertMountPath.
+	MetricsCertPath        string
 	HealthProbeBindAddress string
 	HeartbeatInterval      time.Duration
 	StatsInterval          time.Duration
@@ -163,23 +167,28 @@ func AgentArgs(a Agent) []string {
 		"--state-dir=" + a.StateDir,
 		"--metrics-bind-address=" + a.MetricsBindAddress,
 		fmt.Sprintf("--metrics-secure=%t", a.MetricsSecure),
-		"--health-probe-bind-address=" + a.HealthProbeBindAddress,
-		"--heartbeat-interval=" + a.HeartbeatInterval.String(),
-		"--stats-interval=" + a.StatsInterval.String(),
-		"--drain-delay=" + a.DrainDelay.String(),
-		"--lease-namespace=" + a.LeaseNamespace,
+	}
+	if a.MetricsCertPath != "" {
+		args = append(args, "--metrics-cert-path="+a.MetricsCertPath)
+	}
+	args = append(args,
+		"--health-probe-bind-address="+a.HealthProbeBindAddress,
+		"--heartbeat-interval="+a.HeartbeatInterval.String(),
+		"--stats-interval="+a.StatsInterval.String(),
+		"--drain-delay="+a.DrainDelay.String(),
+		"--lease-namespace="+a.LeaseNamespace,
 		fmt.Sprintf("--kube-api-qps=%d", a.KubeAPIQPS),
 		fmt.Sprintf("--kube-api-burst=%d", a.KubeAPIBurst),
-		"--read-header-timeout=" + a.ReadHeaderTimeout.String(),
-		"--idle-timeout=" + a.IdleTimeout.String(),
-		"--send-timeout=" + a.SendTimeout.String(),
-		"--request-body-timeout=" + a.RequestBodyTimeout.String(),
+		"--read-header-timeout="+a.ReadHeaderTimeout.String(),
+		"--idle-timeout="+a.IdleTimeout.String(),
+		"--send-timeout="+a.SendTimeout.String(),
+		"--request-body-timeout="+a.RequestBodyTimeout.String(),
 		fmt.Sprintf("--max-header-bytes=%d", a.MaxHeaderBytes),
 		fmt.Sprintf("--response-buffer-memory=%d", a.ResponseBufferMemory),
 		fmt.Sprintf("--request-buffer-disk=%d", a.RequestBufferDisk),
 		fmt.Sprintf("--trust-forwarded-for=%t", a.TrustForwardedFor),
-		"--zap-log-level=" + a.LogLevel,
-	}
+		"--zap-log-level="+a.LogLevel,
+	)
 	if a.WorkerUsers != "" {
 		args = append(args, "--worker-users="+a.WorkerUsers)
 	}

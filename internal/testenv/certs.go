@@ -108,6 +108,45 @@ func writeAtomically(t testing.TB, path string, data []byte) {
 	}
 }
 
+// MountServing issues a serving certificate with serial and puts it in
+// dir as the kubelet updates a mounted kubernetes.io/tls Secret: tls.crt,
+// tls.key and ca.crt are links to ..data/<name>, ..data a link to a new
+// directory holding the files, swapped in one rename, and the previous
+// directory then removed. It returns the certificate.
+func (ca *CA) MountServing(t testing.TB, dir string, serial int64) *x509.Certificate {
+	t.Helper()
+	cert, certPEM, keyPEM := ca.issue(t, serial)
+	files := map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM,
+		"ca.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})}
+	version := fmt.Sprintf("..%d", serial)
+	if err := os.Mkdir(filepath.Join(dir, version), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, version, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	previous, _ := os.Readlink(filepath.Join(dir, "..data"))
+	if err := os.Symlink(version, filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for name := range files {
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+	}
+	if previous != "" {
+		if err := os.RemoveAll(filepath.Join(dir, previous)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cert
+}
+
 // Scrape GETs url with token, as Get does, and checks that the answer is
 // the metrics, holding metric, over the certificate want.
 func (ca *CA) Scrape(url, token, metric string, want *x509.Certificate) error {

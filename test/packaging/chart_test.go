@@ -211,6 +211,9 @@ func TestEveryValueChangesTheOutput(t *testing.T) {
 			"tokenSecret": map[string]any{"name": "prometheus-metrics-token"}}}},
 		"manager.serviceAccount.create": {"manager": map[string]any{"serviceAccount": map[string]any{"name": "existing"}}},
 		"agent.serviceAccount.create":   {"agent": map[string]any{"serviceAccount": map[string]any{"name": "existing"}}},
+		// The name the agents' ServiceMonitor verifies their certificate for.
+		"agent.metricsCertServerName": {"agent": map[string]any{"metricsCertSecret": "ferry-agent-metrics-cert"},
+			"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}}},
 	}
 	all := readValues(t, filepath.Join("testdata", "all-knobs.yaml"))
 	dir := t.TempDir()
@@ -300,6 +303,7 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 		{"bad log level", "manager: {logLevel: loud}", "/manager/logLevel"},
 		{"tolerations as a map", "agent: {tolerations: {key: a}}", "/agent/tolerations"},
 		{"env without a name", "agent: {extraEnv: [{value: x}]}", "/agent/extraEnv/0"},
+		{"server name as a URL", "agent: {metricsCertServerName: https://metrics.example.com}", "/agent/metricsCertServerName"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := filepath.Join(t.TempDir(), "values.yaml")

@@ -1,6 +1,7 @@
 package packaging_test
 
 import (
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -100,12 +101,6 @@ func checkEnv(t *testing.T, what string, o *unstructured.Unstructured, want map[
 	}
 }
 
-// TestChartMountsTheMetricsCertificate: manager.metricsCertSecret mounts
-// that Secret read-only where the manager's --metrics-cert-path points
-// (deployargs.MetricsCertMountPath), and the manager's ServiceMonitor
-// verifies the certificate against the Secret's ca.crt, for the metrics
-// Service's name; the agents' certificate stays self-signed. With plain
-// HTTP metrics there is no certificate to serve: nothing is mounted.
 // TestChartRendersWorkerUsers: agent.workerUsers is the agent's
 // --worker-users, as deployargs renders it; unset, no flag at all.
 func TestChartRendersWorkerUsers(t *testing.T) {
@@ -115,43 +110,97 @@ func TestChartRendersWorkerUsers(t *testing.T) {
 	checkArgs(t, "agent with worker users", find(t, objs, "DaemonSet", "agent"), deployargs.AgentArgs(settings))
 }
 
+// TestChartMountsTheMetricsCertificate: <component>.metricsCertSecret
+// mounts that Secret read-only where the component's --metrics-cert-path
+// points (deployargs.MetricsCertMountPath), and the component's
+// ServiceMonitor verifies the certificate against the Secret's ca.crt, for
+// one name: the metrics Service's, or for the agents, on every node's
+// address, agent.metricsCertServerName; the other component's certificate
+// stays self-signed. With plain HTTP metrics there is no certificate to
+// serve: nothing is mounted.
 func TestChartMountsTheMetricsCertificate(t *testing.T) {
-	sets := []string{"manager.metricsCertSecret=ferry-metrics-cert", "metrics.serviceMonitor.enabled=true"}
-	objs := render(t, renderOpts{sets: sets})
-	manager := find(t, objs, "Deployment", "manager")
-	settings := deployargs.DefaultManager()
-	settings.MetricsCertPath = deployargs.MetricsCertMountPath
-	checkArgs(t, "manager with a certificate", manager, deployargs.ManagerArgs(settings))
-	volumes := nested[[]any](t, manager.Object, "spec", "template", "spec", "volumes")
-	mounts := nested[[]any](t, container(t, manager), "volumeMounts")
-	if len(volumes) != 1 || len(mounts) != 1 {
-		t.Fatalf("manager volumes %v, mounts %v; want the certificate's alone", volumes, mounts)
+	for _, c := range []struct {
+		component, other string
+		extra            []string
+		serverName       string
+	}{
+		{"manager", "agent", nil, "ferry-manager-metrics.ferry-system.svc"},
+		{"agent", "manager", nil, "ferry-agent-metrics.ferry-system.svc"},
+		{"agent", "manager", []string{"agent.metricsCertServerName=metrics.agents.example.com"}, "metrics.agents.example.com"},
+	} {
+		sets := append([]string{c.component + ".metricsCertSecret=ferry-metrics-cert", "metrics.serviceMonitor.enabled=true"}, c.extra...)
+		objs := render(t, renderOpts{sets: sets})
+		checkMetricsCertArgs(t, objs, c.component, true, deployargs.MetricsCertMountPath)
+		checkMetricsCertMount(t, workload(t, objs, c.component), "ferry-metrics-cert")
+		want := map[string]any{
+			c.component: map[string]any{"ca": map[string]any{"secret": map[string]any{"name": "ferry-metrics-cert", "key": "ca.crt"}},
+				"serverName": c.serverName},
+			c.other: map[string]any{"insecureSkipVerify": true},
+		}
+		for _, component := range []string{c.component, c.other} {
+			sm := find(t, objs, "ServiceMonitor", component)
+			ep := nested[[]any](t, sm.Object, "spec", "endpoints")[0].(map[string]any)
+			if !reflect.DeepEqual(ep["tlsConfig"], want[component]) {
+				t.Errorf("%v: %s ServiceMonitor tlsConfig %v, want %v", sets, component, ep["tlsConfig"], want[component])
+			}
+		}
+
+		plain := render(t, renderOpts{sets: append(sets, c.component+".metricsSecure=false")})
+		checkMetricsCertArgs(t, plain, c.component, false, "")
+		checkMetricsCertMount(t, workload(t, plain, c.component), "")
 	}
-	secret, _, _ := unstructured.NestedString(volumes[0].(map[string]any), "secret", "secretName")
-	mount := mounts[0].(map[string]any)
-	if secret != "ferry-metrics-cert" || mount["mountPath"] != deployargs.MetricsCertMountPath || mount["readOnly"] != true ||
-		mount["name"] != volumes[0].(map[string]any)["name"] {
-		t.Errorf("manager volume %v mounted as %v; want Secret ferry-metrics-cert read-only at %s",
-			volumes[0], mount, deployargs.MetricsCertMountPath)
+}
+
+// workload is the Deployment of the manager or the DaemonSet of the agents.
+func workload(t *testing.T, objs []*unstructured.Unstructured, component string) *unstructured.Unstructured {
+	t.Helper()
+	if component == "manager" {
+		return find(t, objs, "Deployment", "manager")
 	}
-	want := map[string]any{
-		"manager": map[string]any{"ca": map[string]any{"secret": map[string]any{"name": "ferry-metrics-cert", "key": "ca.crt"}},
-			"serverName": "ferry-manager-metrics.ferry-system.svc"},
-		"agent": map[string]any{"insecureSkipVerify": true},
+	return find(t, objs, "DaemonSet", "agent")
+}
+
+// checkMetricsCertArgs checks the component's arguments: the defaults,
+// with metrics secure or not, and the certificate's path.
+func checkMetricsCertArgs(t *testing.T, objs []*unstructured.Unstructured, component string, secure bool, certPath string) {
+	t.Helper()
+	what := fmt.Sprintf("%s with a certificate, metrics secure %t", component, secure)
+	if component == "manager" {
+		settings := deployargs.DefaultManager()
+		settings.MetricsSecure, settings.MetricsCertPath = secure, certPath
+		checkArgs(t, what, workload(t, objs, component), deployargs.ManagerArgs(settings))
+		return
 	}
-	for _, component := range []string{"manager", "agent"} {
-		sm := find(t, objs, "ServiceMonitor", component)
-		ep := nested[[]any](t, sm.Object, "spec", "endpoints")[0].(map[string]any)
-		if !reflect.DeepEqual(ep["tlsConfig"], want[component]) {
-			t.Errorf("%s ServiceMonitor tlsConfig %v, want %v", component, ep["tlsConfig"], want[component])
+	settings := deployargs.DefaultAgent()
+	settings.MetricsSecure, settings.MetricsCertPath = secure, certPath
+	checkArgs(t, what, workload(t, objs, component), deployargs.AgentArgs(settings))
+}
+
+// checkMetricsCertMount checks that o mounts the Secret named secret
+// read-only at deployargs.MetricsCertMountPath, or, with secret "", that
+// nothing is mounted there.
+func checkMetricsCertMount(t *testing.T, o *unstructured.Unstructured, secret string) {
+	t.Helper()
+	volumes, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
+	mounts, _, _ := unstructured.NestedSlice(container(t, o), "volumeMounts")
+	var got []string
+	for _, m := range mounts {
+		m := m.(map[string]any)
+		if m["mountPath"] != deployargs.MetricsCertMountPath {
+			continue
+		}
+		for _, v := range volumes {
+			v := v.(map[string]any)
+			if name, _, _ := unstructured.NestedString(v, "secret", "secretName"); v["name"] == m["name"] {
+				got = append(got, fmt.Sprintf("Secret %s read-only %v", name, m["readOnly"]))
+			}
 		}
 	}
-
-	plain := find(t, render(t, renderOpts{sets: append(sets, "manager.metricsSecure=false")}), "Deployment", "manager")
-	settings = deployargs.DefaultManager()
-	settings.MetricsSecure = false
-	checkArgs(t, "plain HTTP manager with a certificate", plain, deployargs.ManagerArgs(settings))
-	if v, ok, _ := unstructured.NestedSlice(plain.Object, "spec", "template", "spec", "volumes"); ok {
-		t.Errorf("plain HTTP manager mounts %v", v)
+	want := []string{"Secret " + secret + " read-only true"}
+	if secret == "" {
+		want = nil
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s mounts at %s: %q, want %q", o.GetName(), deployargs.MetricsCertMountPath, got, want)
 	}
 }

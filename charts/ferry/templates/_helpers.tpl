@@ -137,13 +137,61 @@ metrics.serviceMonitor.tokenSecret, else the chart's scraper's
 {{- end }}
 
 {{/*
-The Secret whose certificate the manager's secure metrics serve
-(manager.metricsCertSecret), mounted at deployargs.MetricsCertMountPath;
+The Secret whose certificate the secure metrics of a component serve
+(<component>.metricsCertSecret), mounted at deployargs.MetricsCertMountPath;
 empty when there is none, or when metrics are plain HTTP, which serves no
-certificate.
+certificate. For (dict "root" $ "component" "manager" or "agent").
 */}}
-{{- define "ferry.manager.metricsCertSecret" -}}
-{{- if .Values.manager.metricsSecure }}{{ .Values.manager.metricsCertSecret }}{{ end }}
+{{- define "ferry.metricsCertSecret" -}}
+{{- $v := index .root.Values .component }}
+{{- if $v.metricsSecure }}{{ $v.metricsCertSecret }}{{ end }}
+{{- end }}
+
+{{/*
+The name the ServiceMonitor of a component verifies its metrics
+certificate for: the agents' agent.metricsCertServerName, else (and for
+the manager) the component's metrics Service's. Every agent serves the one
+certificate, on its node's address: no name of a node's would do for all.
+For (dict "root" $ "component" "manager" or "agent").
+*/}}
+{{- define "ferry.metricsCertServerName" -}}
+{{- $service := printf "%s-metrics.%s.svc" (include (printf "ferry.%s.fullname" .component) .root) .root.Release.Namespace }}
+{{- (index .root.Values .component).metricsCertServerName | default $service }}
+{{- end }}
+
+{{/*
+The volume and the mount of the metrics certificate's Secret
+(<component>.metricsCertSecret), in the pod's volumes and the
+container's volumeMounts; nothing without one. A Secret volume follows
+the Secret's renewals, which the binary reads as they land. For (dict
+"root" $ "component" "manager" or "agent").
+*/}}
+{{- define "ferry.metricsCert.volume" -}}
+{{- with include "ferry.metricsCertSecret" . -}}
+- name: metrics-cert
+  secret:
+    secretName: {{ . }}
+{{- end }}
+{{- end }}
+
+{{- define "ferry.metricsCert.volumeMount" -}}
+{{- if include "ferry.metricsCertSecret" . -}}
+- name: metrics-cert
+  mountPath: {{ include "ferry.metricsCertMountPath" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* Where the metrics certificate is mounted: deployargs.MetricsCertMountPath. */}}
+{{- define "ferry.metricsCertMountPath" -}}
+/etc/ferry/metrics-certs
+{{- end }}
+
+{{/* The argument of the metrics certificate, if any (as ferry.metricsCert.volume). */}}
+{{- define "ferry.metricsCert.args" -}}
+{{- if include "ferry.metricsCertSecret" . }}
+- {{ printf "--metrics-cert-path=%s" (include "ferry.metricsCertMountPath" .) | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -155,9 +203,7 @@ from the downward API (deployargs.ManagerEnvVars).
 - {{ printf "--leader-elect=%t" .Values.manager.leaderElect | quote }}
 - {{ printf "--metrics-bind-address=%s" .Values.manager.metricsBindAddress | quote }}
 - {{ printf "--metrics-secure=%t" .Values.manager.metricsSecure | quote }}
-{{- if include "ferry.manager.metricsCertSecret" . }}
-- "--metrics-cert-path=/etc/ferry/metrics-certs"
-{{- end }}
+{{- include "ferry.metricsCert.args" (dict "root" . "component" "manager") }}
 - {{ printf "--health-probe-bind-address=%s" .Values.manager.healthProbeBindAddress | quote }}
 - {{ printf "--agent-stale-after=%s" .Values.manager.agentStaleAfter | quote }}
 - "--agent-lease-namespace=$(POD_NAMESPACE)"
@@ -182,6 +228,7 @@ downward API (deployargs.AgentEnvVars).
 - {{ printf "--state-dir=%s" .Values.agent.stateDir | quote }}
 - {{ printf "--metrics-bind-address=%s" .Values.agent.metricsBindAddress | quote }}
 - {{ printf "--metrics-secure=%t" .Values.agent.metricsSecure | quote }}
+{{- include "ferry.metricsCert.args" (dict "root" . "component" "agent") }}
 - {{ printf "--health-probe-bind-address=%s" .Values.agent.healthProbeBindAddress | quote }}
 - {{ printf "--heartbeat-interval=%s" .Values.agent.heartbeatInterval | quote }}
 - {{ printf "--stats-interval=%s" .Values.agent.statsInterval | quote }}
