@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,25 +20,105 @@ import (
 
 // listenAdmin listens on the admin socket, mode 0600 (whoever can use it
 // can restart apps). A stale socket of a dead agent is replaced; one of a
-// live agent is an error.
+// live agent is an error. Closing the listener removes the socket.
 func listenAdmin(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("admin socket %s is in use: is another ferry-agent running? (use --admin-socket)", path)
+		return nil, inUse(path)
 	}
 	_ = os.Remove(path)
-	l, err := net.Listen("unix", path)
-	if err != nil {
+	l, err := listenPrivately(path)
+	switch {
+	case errors.Is(err, errInUse):
+		return nil, inUse(path)
+	case err != nil:
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	return &adminListener{Listener: l, path: path}, nil
+}
+
+// errInUse is a socket found at the admin socket's path.
+var errInUse = errors.New("in use")
+
+func inUse(path string) error {
+	return fmt.Errorf("admin socket %s is in use: is another ferry-agent running? (use --admin-socket)", path)
+}
+
+// listenPrivately listens on a unix socket that only this agent's user
+// can connect to, from the first moment, and puts it at path. A socket
+// made at path would have the mode the umask leaves until a chmod, and
+// a connection another user made meanwhile would be accepted; the umask
+// cannot be narrowed for the while, as it is the process's, which other
+// goroutines create files under. So the socket is made in a directory of
+// its own, mode 0700, which no other user may enter, made 0600 there, and
+// then linked at path (the directory is beside path, on its filesystem):
+// a link, unlike a rename, does not replace a socket another agent
+// started at the same moment has put there since.
+func listenPrivately(path string) (*net.UnixListener, error) {
+	if len(path) >= maxSocketPath {
+		return nil, fmt.Errorf("%s is too long a path for a unix socket (at most %d bytes): choose a shorter --admin-socket",
+			path, maxSocketPath-1)
+	}
+	private, err := os.MkdirTemp(filepath.Dir(path), ".admin-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(private)
+	bound := filepath.Join(private, "s")
+	// Bound through the directory's descriptor, the socket's address is
+	// short, whatever the length of bound (which is longer than path's).
+	d, err := os.Open(private)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/s", d.Fd()), Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	if afterAdminListen != nil {
+		afterAdminListen(bound)
+	}
+	// The listener would remove the socket at bound, which goes with its
+	// directory: adminListener removes the one at path.
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(bound, 0o600); err != nil {
 		_ = l.Close()
 		return nil, err
 	}
+	if err := os.Link(bound, path); err != nil {
+		_ = l.Close()
+		if errors.Is(err, fs.ErrExist) {
+			return nil, errInUse
+		}
+		return nil, err
+	}
 	return l, nil
+}
+
+// maxSocketPath is the size of Linux's sockaddr_un.sun_path, which holds
+// a socket's path and its terminating NUL.
+const maxSocketPath = 108
+
+// afterAdminListen, when set (by a test), is called with the path the
+// admin socket is made at, as soon as its listen returns.
+var afterAdminListen func(bound string)
+
+// adminListener is the admin socket's listener, which removes the socket
+// when first closed, as a listener of net.Listen does.
+type adminListener struct {
+	net.Listener
+	path   string
+	remove sync.Once
+}
+
+func (l *adminListener) Close() error {
+	err := l.Listener.Close()
+	l.remove.Do(func() { _ = os.Remove(l.path) })
+	return err
 }
 
 // RestartRequest is POST /v1/restart.
