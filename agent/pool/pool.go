@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -1359,7 +1360,11 @@ func (p *Pool) removeLocked(w *Worker) {
 func (p *Pool) transitionLocked(w *Worker, e Event) {
 	next, err := Transition(w.state, e)
 	if err != nil {
-		p.log.Error(err, "Ignored impossible worker transition", "pid", w.PID())
+		// A bug of the pool's own, which the line must let one find: which
+		// worker, the transition, and the stack that asked for it (the
+		// logger adds stacks to no error; internal/logging).
+		p.log.Error(err, "Ignored impossible worker transition", "pid", w.PID(), "worker", w.ID, "revision", w.Revision,
+			"state", w.state, "event", e, "stack", string(debug.Stack()))
 		return
 	}
 	w.state = next
