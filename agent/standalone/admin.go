@@ -25,19 +25,14 @@ func listenAdmin(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		_ = c.Close()
-		return nil, inUse(path)
-	}
-	_ = os.Remove(path)
-	l, err := listenPrivately(path)
+	l, linked, err := listenPrivately(path)
 	switch {
 	case errors.Is(err, errInUse):
 		return nil, inUse(path)
 	case err != nil:
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
-	return &adminListener{Listener: l, path: path}, nil
+	return &adminListener{Listener: l, path: path, linked: linked}, nil
 }
 
 // errInUse is a socket found at the admin socket's path.
@@ -56,15 +51,16 @@ func inUse(path string) error {
 // its own, mode 0700, which no other user may enter, made 0600 there, and
 // then linked at path (the directory is beside path, on its filesystem):
 // a link, unlike a rename, does not replace a socket another agent
-// started at the same moment has put there since.
-func listenPrivately(path string) (*net.UnixListener, error) {
+// started at the same moment has put there since. It returns the socket
+// as linked, to tell it from another put at path later.
+func listenPrivately(path string) (*net.UnixListener, fs.FileInfo, error) {
 	if len(path) >= maxSocketPath {
-		return nil, fmt.Errorf("%s is too long a path for a unix socket (at most %d bytes): choose a shorter --admin-socket",
+		return nil, nil, fmt.Errorf("%s is too long a path for a unix socket (at most %d bytes): choose a shorter --admin-socket",
 			path, maxSocketPath-1)
 	}
 	private, err := os.MkdirTemp(filepath.Dir(path), ".admin-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer os.RemoveAll(private)
 	bound := filepath.Join(private, "s")
@@ -72,12 +68,12 @@ func listenPrivately(path string) (*net.UnixListener, error) {
 	// short, whatever the length of bound (which is longer than path's).
 	d, err := os.Open(private)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer d.Close()
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/s", d.Fd()), Net: "unix"})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if afterAdminListen != nil {
 		afterAdminListen(bound)
@@ -87,16 +83,64 @@ func listenPrivately(path string) (*net.UnixListener, error) {
 	l.SetUnlinkOnClose(false)
 	if err := os.Chmod(bound, 0o600); err != nil {
 		_ = l.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	if err := os.Link(bound, path); err != nil {
+	linked, err := link(bound, path)
+	if err != nil {
 		_ = l.Close()
-		if errors.Is(err, fs.ErrExist) {
+		return nil, nil, err
+	}
+	return l, linked, nil
+}
+
+// link links the socket at bound at path, and returns it as linked. A
+// socket found at path is another agent's: in use if it answers; if not,
+// its agent is gone, and it is removed and the link made again. Linked
+// first and checked after, a socket is removed only once seen dead, and
+// only if still the one seen: two agents starting at once on a stale
+// socket cannot each remove the socket the other has just linked.
+func link(bound, path string) (fs.FileInfo, error) {
+	for range 3 { // each turn another agent's socket died or went: rare
+		err := os.Link(bound, path)
+		if err == nil {
+			return os.Lstat(bound)
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		// Seen before the dial: one put there after it would pass for dead.
+		found, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			_ = c.Close()
 			return nil, errInUse
 		}
-		return nil, err
+		if err := removeIfSame(path, found); err != nil {
+			return nil, err
+		}
 	}
-	return l, nil
+	return nil, errInUse
+}
+
+// removeIfSame removes the file at path if it is still the one seen as
+// was; one that another agent has put there since is its own.
+func removeIfSame(path string, was fs.FileInfo) error {
+	if beforeAdminRemove != nil {
+		beforeAdminRemove()
+	}
+	now, err := os.Lstat(path)
+	if err != nil || !os.SameFile(now, was) {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // maxSocketPath is the size of Linux's sockaddr_un.sun_path, which holds
@@ -107,11 +151,18 @@ const maxSocketPath = 108
 // admin socket is made at, as soon as its listen returns.
 var afterAdminListen func(bound string)
 
+// beforeAdminRemove, when set (by a test), is called before a dead socket
+// found at the admin socket's path is checked for the last time and
+// removed.
+var beforeAdminRemove func()
+
 // adminListener is the admin socket's listener, which removes the socket
-// when first closed, as a listener of net.Listen does.
+// when first closed, as a listener of net.Listen does. linked is the
+// socket it linked at path.
 type adminListener struct {
 	net.Listener
 	path   string
+	linked fs.FileInfo
 	remove sync.Once
 }
 

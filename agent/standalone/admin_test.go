@@ -67,7 +67,7 @@ func TestAdminSocketIsNeverOpenToOthers(t *testing.T) {
 	_ = c.Close()
 	// Another agent's socket, put there since the check that none was, is
 	// kept, and this one refused.
-	if _, err := listenPrivately(path); !errors.Is(err, errInUse) {
+	if _, _, err := listenPrivately(path); !errors.Is(err, errInUse) {
 		t.Errorf("listening again on %s: %v, want refused as in use", path, err)
 	}
 	if c, err := net.Dial("unix", path); err != nil {
@@ -158,4 +158,64 @@ func names(entries []os.DirEntry) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// TestTwoAgentsStartingOnAStaleSocket: two agents start at once where a
+// dead agent's admin socket is, and both find it dead. The one paused
+// just before removing it (slow) must not remove the socket the other
+// (quick) has linked meanwhile, as if it were the dead one: slow finds
+// quick's socket live and is refused, and quick stays reachable at the
+// path. Before, slow removed whatever was at the path and linked its
+// own: both ran, and quick could not be reached.
+func TestTwoAgentsStartingOnAStaleSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "admin.sock")
+	deadSocket(t, path)
+	var quick net.Listener
+	var quickErr error
+	removals := 0
+	beforeAdminRemove = func() {
+		if removals++; removals == 1 { // slow, about to remove the dead socket
+			quick, quickErr = listenAdmin(path)
+		}
+	}
+	defer func() { beforeAdminRemove = nil }()
+	slow, err := listenAdmin(path)
+	if slow != nil {
+		defer slow.Close()
+	}
+	if quickErr != nil {
+		t.Fatalf("the agent that started while the other was about to remove the dead socket: %v", quickErr)
+	}
+	defer quick.Close()
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("the agent paused before removing the dead socket: %v, want refused as in use (the other's socket is there, live)", err)
+	}
+	answers(t, path, quick)
+}
+
+// answers checks that the admin socket at path is l's, and answers.
+func answers(t *testing.T, path string, l net.Listener) {
+	t.Helper()
+	if st, err := os.Lstat(path); err != nil || !os.SameFile(st, l.(*adminListener).linked) {
+		t.Fatalf("the socket at %s (%v) is not the running agent's", path, err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("the running agent's admin socket: %v", err)
+	}
+	_ = c.Close()
+}
+
+// deadSocket leaves at path the socket of an agent that died.
+func deadSocket(t *testing.T, path string) {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	_ = l.Close()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatal(err)
+	}
 }
