@@ -20,7 +20,8 @@ import (
 
 // listenAdmin listens on the admin socket, mode 0600 (whoever can use it
 // can restart apps). A stale socket of a dead agent is replaced; one of a
-// live agent is an error. Closing the listener removes the socket.
+// live agent is an error. Closing the listener removes the socket, if it
+// is still this one.
 func listenAdmin(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
@@ -151,14 +152,15 @@ const maxSocketPath = 108
 // admin socket is made at, as soon as its listen returns.
 var afterAdminListen func(bound string)
 
-// beforeAdminRemove, when set (by a test), is called before a dead socket
-// found at the admin socket's path is checked for the last time and
-// removed.
+// beforeAdminRemove, when set (by a test), is called before a socket at
+// the admin socket's path (a dead one found there, or this agent's own as
+// it closes) is checked for the last time and removed.
 var beforeAdminRemove func()
 
 // adminListener is the admin socket's listener, which removes the socket
-// when first closed, as a listener of net.Listen does. linked is the
-// socket it linked at path.
+// when first closed, as a listener of net.Listen does; but only if the
+// socket at its path is still the one it linked (linked): another agent,
+// started as this one stopped, may have put its own there.
 type adminListener struct {
 	net.Listener
 	path   string
@@ -168,7 +170,7 @@ type adminListener struct {
 
 func (l *adminListener) Close() error {
 	err := l.Listener.Close()
-	l.remove.Do(func() { _ = os.Remove(l.path) })
+	l.remove.Do(func() { _ = removeIfSame(l.path, l.linked) })
 	return err
 }
 

@@ -193,6 +193,51 @@ func TestTwoAgentsStartingOnAStaleSocket(t *testing.T) {
 	answers(t, path, quick)
 }
 
+// TestClosedAdminSocketKeepsTheNextAgents: an agent started while another
+// closes its admin socket (in its drain) finds that socket dead and puts
+// its own there; the closing one must not then remove the new one.
+func TestClosedAdminSocketKeepsTheNextAgents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "admin.sock")
+	first, err := listenAdmin(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := startsOnClose(t, path)
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	answers(t, path, next())
+}
+
+// startsOnClose starts an agent's admin socket at path the moment the
+// first removal of an admin socket is about to be made (the closing
+// agent's own), and returns a function giving that agent's listener.
+func startsOnClose(t *testing.T, path string) func() net.Listener {
+	t.Helper()
+	var next net.Listener
+	var nextErr error
+	started := false
+	beforeAdminRemove = func() {
+		if !started {
+			started = true
+			next, nextErr = listenAdmin(path)
+		}
+	}
+	t.Cleanup(func() {
+		beforeAdminRemove = nil
+		if next != nil {
+			_ = next.Close()
+		}
+	})
+	return func() net.Listener {
+		t.Helper()
+		if !started || nextErr != nil {
+			t.Fatalf("the agent started as the other closed (started: %t): %v", started, nextErr)
+		}
+		return next
+	}
+}
+
 // answers checks that the admin socket at path is l's, and answers.
 func answers(t *testing.T, path string, l net.Listener) {
 	t.Helper()

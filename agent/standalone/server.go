@@ -240,7 +240,9 @@ func (s *Server) Run(ctx context.Context) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	_ = adminSrv.Shutdown(shutdownCtx)
-	_ = os.Remove(s.opts.AdminSocket)
+	// Shutdown closed the listener (removing the socket) unless Serve had
+	// not begun; closing again only makes sure before the workers stop.
+	_ = admin.Close()
 	s.shutdown()
 	return nil
 }

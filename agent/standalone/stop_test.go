@@ -65,3 +65,14 @@ func TestStopTakesOneShutdownTimeout(t *testing.T) {
 		t.Error("the stuck client had no answer a minute after the agent stopped")
 	}
 }
+
+// TestStopKeepsTheNextAgentsSocket: an agent started while another
+// drains, on the same admin socket, finds the draining one's socket dead
+// and puts its own there; the draining agent, as it stops, must leave it.
+func TestStopKeepsTheNextAgentsSocket(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	next := startsOnClose(t, r.client.Socket)
+	r.stop()
+	answers(t, r.client.Socket, next())
+}
