@@ -73,7 +73,7 @@ func runCluster(args []string) error {
 	if *drainDelay < 0 || *simulate < 0 {
 		return errors.New("--drain-delay and --simulate-workers may not be negative")
 	}
-	certs, err := metricsCert.Watcher(*metricsSecure)
+	certs, err := metricsCert.Watcher(*metricsAddr, *metricsSecure)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ type metricsEndpoint struct {
 // callers over HTTPS when secure, else in plain HTTP to anyone. It
 // watches e.certs for a renewal until ctx is done.
 func serveMetrics(ctx context.Context, e metricsEndpoint, cfg *rest.Config, h http.Handler, log logr.Logger) error {
-	if e.addr == "" || e.addr == "0" {
+	if metricscert.Off(e.addr) {
 		return nil
 	}
 	if !e.secure {

@@ -135,6 +135,28 @@ func TestMetricsCertificateFlagsRefused(t *testing.T) {
 	}
 }
 
+// TestMetricsOffReadsNoCertificate: with its metrics off
+// (--metrics-bind-address=0), the agent neither reads nor checks the
+// metrics certificate, which serves nothing: one that is missing (a
+// Secret not issued yet), or given with --metrics-secure=false, does not
+// stop it at start. It goes on to the API server (here none: its error
+// names the kubeconfig).
+func TestMetricsOffReadsNoCertificate(t *testing.T) {
+	empty := t.TempDir()
+	for _, extra := range [][]string{
+		{"--metrics-cert-path=" + empty},
+		{"--metrics-cert-path=" + empty, "--metrics-secure=false"},
+	} {
+		args := append([]string{"--node-name=node-off", "--kubeconfig=/nonexistent", "--state-dir=" + t.TempDir(),
+			"--metrics-bind-address=0", "--health-probe-bind-address=0"}, extra...)
+		stdout, stderr, code := ferry(t, args...)
+		if code != 1 || !strings.Contains(stderr, "/nonexistent") || strings.Contains(stderr, "metrics-cert") {
+			t.Errorf("%q: exit %d, want 1 and an error naming the kubeconfig, not the certificate; output:\n%s%s",
+				extra, code, stdout, stderr)
+		}
+	}
+}
+
 // startEnv starts a control plane, stopped after the test's agents
 // (cleanups run last-registered first): the API server waits for their
 // connections to close.

@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -82,5 +83,35 @@ func TestMetricsCertificateFlagsRefused(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), c.want) {
 			t.Errorf("%q: err %v, want an exit naming %q; output:\n%s", c.args, err, c.want, out)
 		}
+	}
+}
+
+// TestMetricsOffReadsNoCertificate: with its metrics off
+// (--metrics-bind-address=0), the manager neither reads nor checks the
+// metrics certificate, which serves nothing: one that is missing (a
+// Secret not issued yet), or given with --metrics-secure=false, does not
+// stop it; it starts, and answers its readiness probe.
+func TestMetricsOffReadsNoCertificate(t *testing.T) {
+	empty := t.TempDir()
+	for name, extra := range map[string][]string{
+		"missing certificate": {"--metrics-cert-path", empty},
+		"plain HTTP":          {"--metrics-cert-path", empty, "--metrics-secure=false"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			probes := freeAddr(t)
+			var logs bytes.Buffer
+			_, stop := startManager(ctx, t, &logs, managerBinary(t), append([]string{"--kubeconfig", env.Kubeconfig,
+				"--metrics-bind-address", "0", "--health-probe-bind-address", probes}, extra...)...)
+			defer stop()
+			testenv.Eventually(t, 2*time.Minute, "the manager ready", func() error {
+				code, body, err := get("http://" + probes + "/readyz")
+				if err == nil && code != http.StatusOK {
+					err = fmt.Errorf("readyz: %d %s", code, body)
+				}
+				return err
+			})
+		})
 	}
 }

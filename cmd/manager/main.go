@@ -42,7 +42,7 @@ func main() {
 		burst, workers                                                             int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080",
-		`Address the Prometheus metrics endpoint (/metrics) binds to; "0" disables it.`)
+		`Address the Prometheus metrics endpoint (/metrics) binds to; "0" (or empty) disables it.`)
 	flag.BoolVar(&metricsSecure, "metrics-secure", true,
 		"Serve /metrics over HTTPS (a self-signed certificate, or --metrics-cert-path's) to callers whose bearer "+
 			"token the API server authenticates (TokenReview) and allows to get the non-resource URL /metrics "+
@@ -172,11 +172,15 @@ type metricsSettings struct {
 // and allows to get /metrics. The certificate is m.cert's, through the
 // returned watcher (which the manager must run: it reads a renewal), or
 // else self-signed (Prometheus then skips its verification: the token, not
-// the certificate, is what guards the endpoint).
+// the certificate, is what guards the endpoint). With metrics off
+// (metricscert.Off), nothing is served, and no certificate read.
 func metricsOptions(m metricsSettings) (metricsserver.Options, *certwatcher.CertWatcher, error) {
-	certs, err := m.cert.Watcher(m.secure)
+	certs, err := m.cert.Watcher(m.addr, m.secure)
 	if err != nil {
 		return metricsserver.Options{}, nil, err
+	}
+	if metricscert.Off(m.addr) {
+		return metricsserver.Options{BindAddress: "0"}, nil, nil
 	}
 	if !m.secure {
 		return metricsserver.Options{BindAddress: m.addr}, nil, nil

@@ -29,14 +29,23 @@ func BindFlags(fs *flag.FlagSet) *Files {
 // errNotSecure refuses a certificate for plain HTTP metrics.
 var errNotSecure = errors.New("--metrics-cert-path needs --metrics-secure: plain HTTP serves no certificate")
 
-// Watcher reads the certificate and key of f, for metrics that are secure
-// or not, and returns a watcher whose GetCertificate serves them: it must
-// be started (its Start) for a renewal to be read. It returns nil when f
-// names no directory (a self-signed certificate, or plain HTTP), and an
-// error when the files cannot be read or the metrics are plain HTTP.
-func (f Files) Watcher(secure bool) (*certwatcher.CertWatcher, error) {
+// Off tells whether the metrics bind address addr turns the metrics off:
+// "0", as both components' --metrics-bind-address says, or "" (the agent
+// always took it so; the manager takes it so too, rather than leave it to
+// controller-runtime, whose default it would be, serving on :8080).
+func Off(addr string) bool { return addr == "" || addr == "0" }
+
+// Watcher reads the certificate and key of f, for metrics served at addr,
+// secure or not, and returns a watcher whose GetCertificate serves them:
+// it must be started (its Start) for a renewal to be read. It returns nil
+// when the metrics are off (nothing to serve: the files are neither read
+// nor checked, so a Secret that is missing or not yet issued stops
+// nothing) or f names no directory (a self-signed certificate, or plain
+// HTTP), and an error when the files cannot be read or the metrics are
+// plain HTTP.
+func (f Files) Watcher(addr string, secure bool) (*certwatcher.CertWatcher, error) {
 	switch {
-	case f.Dir == "":
+	case Off(addr) || f.Dir == "":
 		return nil, nil
 	case !secure:
 		return nil, errNotSecure
