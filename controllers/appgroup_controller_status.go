@@ -106,10 +106,15 @@ func setConditions(st *ferryv1.AppGroupStatus, generation int64, now time.Time, 
 	}
 }
 
-// processCounts sums the pools' process counts. A stale pool's processes,
-// and those of a pool whose agent stops, count in total but not as ready; only processes of pools that took up the
-// target count as updated (a pool's own "updated" is relative to its
-// spec.revision, which may be an earlier one).
+// processCounts sums the pools' process counts. Only the processes a
+// request can reach count as ready: those of a node that serves (Serving,
+// as the EndpointSlice goes by). A stale pool's processes, those of a pool
+// whose agent stops, and those behind a proxy that cannot listen on
+// listen.port (and serves on no old port) count in total but not as
+// ready: READY said 4/4 while no request reached half of them. Only
+// processes of pools that took up the target count as updated (a pool's
+// own "updated" is relative to its spec.revision, which may be an earlier
+// one).
 func processCounts(in rollupInput) ferryv1.ProcessCounts {
 	var pc ferryv1.ProcessCounts
 	for _, node := range in.Nodes {
@@ -119,7 +124,7 @@ func processCounts(in rollupInput) ferryv1.ProcessCounts {
 		}
 		c := r.Pool.Status.ProcessCounts
 		pc.Total += c.Total
-		if !r.Stale && !r.Stopping {
+		if r.Serving {
 			pc.Ready += c.Ready
 		}
 		if r.OnTarget && r.Pool.Status.ObservedRevision == in.Target {

@@ -824,6 +824,61 @@ func TestCounts(t *testing.T) {
 	}
 }
 
+// TestReadyProcessCounts: processes.ready (the READY column) counts the
+// processes a request can reach: those of a node whose proxy cannot listen
+// on listen.port, and serves on no older port, run but serve nothing.
+func TestReadyProcessCounts(t *testing.T) {
+	cannotListen := func(p *ferryv1.ProcessPool) {
+		setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "the proxy cannot listen: x")
+	}
+	tests := []struct {
+		name string
+		pool *ferryv1.ProcessPool
+		want ferryv1.ProcessCounts
+	}{
+		{name: "rolled out", pool: testPool("node-a", targetRev, rolledOut(3)), want: ferryv1.ProcessCounts{Ready: 3, Updated: 3, Total: 3}},
+		{name: "restarting", pool: testPool("node-a", targetRev, restarting(1, 2)), want: ferryv1.ProcessCounts{Ready: 2, Updated: 1, Total: 2}},
+		{name: "too few ready", pool: testPool("node-a", targetRev, rolledOut(2), notReady), want: ferryv1.ProcessCounts{Ready: 1, Updated: 2, Total: 2}},
+		{name: "no report yet", pool: testPool("node-a", targetRev)},
+		{
+			name: "its agent is silent",
+			pool: testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))),
+			want: ferryv1.ProcessCounts{Updated: 2, Total: 2},
+		},
+		{
+			name: "its agent stops",
+			pool: testPool("node-a", targetRev, rolledOut(2), func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonAgentStopping, "x")
+			}),
+			want: ferryv1.ProcessCounts{Updated: 2, Total: 2},
+		},
+		{
+			name: "its proxy cannot listen",
+			pool: testPool("node-a", targetRev, rolledOut(2), cannotListen),
+			want: ferryv1.ProcessCounts{Updated: 2, Total: 2},
+		},
+		{
+			// It stays in the Service, on the old port's EndpointSlice.
+			name: "its proxy cannot listen on a new listen.port and serves on the old one",
+			pool: testPool("node-a", targetRev, rolledOut(2), address("192.0.2.2:7070"), cannotListen),
+			want: ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2},
+		},
+		{
+			name: "its proxy cannot listen, reported before its agent took up listen.port's move",
+			pool: testPool("node-a", targetRev, rolledOut(2), address("192.0.2.2:7070"), cannotListen,
+				func(p *ferryv1.ProcessPool) { p.Status.ListenPort = 7070 }),
+			want: ferryv1.ProcessCounts{Updated: 2, Total: 2},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := computeStatus(input([]string{"node-a"}, tt.pool)).Processes; got != tt.want {
+				t.Errorf("processes %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestComputeStatusConditionsAndGeneration(t *testing.T) {
 	ready := func() rollupInput {
 		return input([]string{"node-a"}, testPool("node-a", targetRev, rolledOut(2)))

@@ -744,6 +744,17 @@ func TestResistanceHaltsRollout(t *testing.T) {
 	waitRolledOut(t, ns, "blog", 4)
 }
 
+// waitReadyProcesses waits until the AppGroup's READY column reads want.
+func waitReadyProcesses(t *testing.T, ns, name, want string) {
+	t.Helper()
+	waitStatus(t, ns, name, "READY "+want, func(st *ferryv1.AppGroupStatus) error {
+		if st.ReadyProcesses != want {
+			return fmt.Errorf("READY %s", st.ReadyProcesses)
+		}
+		return nil
+	})
+}
+
 // TestListenFailedEvents: a node whose proxy cannot listen on listen.port
 // serves no request though its processes run; a Warning names the node
 // and the agent's words, and a Normal event says when it listens again.
@@ -756,6 +767,8 @@ func TestListenFailedEvents(t *testing.T) {
 		"The proxy on "+b+" cannot listen on listen.port", "so no request reaches its processes", "bind: address already in use")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed,
 		"not ready: "+b+" (the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use)")
+	// No request reaches b's processes: READY leaves them out.
+	waitReadyProcesses(t, ns, "blog", "2/4")
 
 	// b's agent goes silent, then reports the same failure: a silence is
 	// no recovery, and the failure is not named twice.
@@ -794,6 +807,7 @@ func TestListenFailedEvents(t *testing.T) {
 		"The proxy on "+b+" cannot listen on listen.port 9090 and serves on its old port 8080 until it can")
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
 		"the proxy on "+b+" cannot listen on listen.port and serves on its old port until it can")
+	waitReadyProcesses(t, ns, "blog", "4/4") // b's serve, on 8080
 	eventually(t, "b on the old port's slice", func() error {
 		if err := checkSliceOnPort(ns, "blog.8080", 8080, map[string]bool{"192.0.2.3": true}); err != nil {
 			return err

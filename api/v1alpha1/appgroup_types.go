@@ -89,6 +89,10 @@ type AppGroupStatus struct {
 
 	// processes counts the worker processes over every node. Written also
 	// when all are zero, so that the UPDATED column reads 0, not blank.
+	// processes.ready counts only the processes a request can reach: not
+	// those of a node whose proxy cannot listen on listen.port
+	// (ListenFailed; one that still serves on its old port counts), nor
+	// those of a node whose agent is silent or stopping.
 	// +optional
 	Processes ProcessCounts `json:"processes"`
 
@@ -193,7 +197,7 @@ type RolledOutRevision struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ag,categories=ferry
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.revision`
-// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.readyProcesses`,description="Ready/total worker processes over every node"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.readyProcesses`,description="Ready/total worker processes over every node (ready: a request can reach them)"
 // +kubebuilder:printcolumn:name="Updated",type=integer,JSONPath=`.status.processes.updated`,description="Processes on the target revision"
 // +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.readyNodes`,description="Ready/total selected nodes (those lost to a port conflict left out)"
 // +kubebuilder:printcolumn:name="Restarting",type=string,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].status`
