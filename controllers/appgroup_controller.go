@@ -883,7 +883,10 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	old := orig.Status
 	ag.Status = cur
 	w := statusWrite{status: cur, warned: silence.warnedAfter(&old, &cur), deaf: listen.warnedAfter(&cur)}
-	seen, _ := r.rollouts.get(key, ag.UID)
+	seen, ok := r.rollouts.get(key, ag.UID)
+	if !ok {
+		seen = seedRollout(&old)
+	}
 	w.events, w.rollouts = seen.filter(&cur, updatedNodes(in), haltingNodes(in), statusEvents(ag, &old, &cur, silence))
 	w.events = append(w.events, listenEvents(ag, &cur, listen)...)
 	if err := r.Client.Status().Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {

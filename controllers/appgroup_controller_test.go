@@ -902,7 +902,11 @@ func TestNotReadyBesideSilentNames(t *testing.T) {
 // Once the target had run on a node (provenRevision), every rise of the
 // count of nodes updated was recorded, and a silence of an updated node
 // took one from it.
-func TestSilentNodeBackIsNoNodeRolledOut(t *testing.T) {
+func TestSilentNodeBackIsNoNodeRolledOut(t *testing.T) { silentNodeBack(t, func() {}) }
+
+// silentNodeBack is TestSilentNodeBackIsNoNodeRolledOut, with then run
+// once a has rolled out and b restarts, before a's agent falls silent.
+func silentNodeBack(t *testing.T, then func()) {
 	ns := newNamespace(t)
 	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, nil)
 	waitLastRolledOut(t, ns, "blog", rev1)
@@ -913,6 +917,8 @@ func TestSilentNodeBackIsNoNodeRolledOut(t *testing.T) {
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
 	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventNodeRolledOut, "1/3 nodes run revision "+rev2)
 	agents[1].restarting("blog", 1, 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, "process 2/2")
+	then()
 
 	// a's agent falls silent while b rolls, then is heard again.
 	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
@@ -934,22 +940,31 @@ func TestSilentNodeBackIsNoNodeRolledOut(t *testing.T) {
 
 	agents[1].rollOut("blog", 2)
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventNodeRolledOut, "2/3 nodes run revision "+rev2)
 	agents[2].rollOut("blog", 2)
 	waitRolledOut(t, ns, "blog", 3)
 	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev2+" runs on 3/3 nodes")
 	assertEventCountOf(t, ns, "blog", controllers.EventNodeRolledOut, "revision "+rev2, 2) // 1/3, then 2/3
+	assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, "Revision "+rev2, 1)
+	assertEventCountOf(t, ns, "blog", controllers.EventRolloutStarted, "revision "+rev2, 1)
 }
 
 // TestSilentHaltingNodeBackIsNoSecondHalt: a node that cannot spawn a
 // proven target halts the rollout; its agent falls silent (RollingRestart
 // then waits for it) and is heard again, still failing: that is the same
 // halt, recorded once. Before, RolloutHalted was recorded again.
-func TestSilentHaltingNodeBackIsNoSecondHalt(t *testing.T) {
+func TestSilentHaltingNodeBackIsNoSecondHalt(t *testing.T) { silentHaltingNodeBack(t, func() {}) }
+
+// silentHaltingNodeBack is TestSilentHaltingNodeBackIsNoSecondHalt, with
+// then run once the halt is recorded, before the node's agent falls
+// silent.
+func silentHaltingNodeBack(t *testing.T, then func()) {
 	ns := newNamespace(t)
 	a, b, c, agents, _, rev2 := revision2OnA(t, ns)
 	agents[1].failSpawns("blog", "the app failed to load: OperationalError: could not connect to server")
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, b+" failing to spawn it")
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "revision "+rev2+" ")
+	then()
 
 	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
 	agents[0].heartbeat("blog")
@@ -964,6 +979,7 @@ func TestSilentHaltingNodeBackIsNoSecondHalt(t *testing.T) {
 	agents[2].rollOut("blog", 2)
 	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev2+" runs on 3/3 nodes")
 	assertEventCountOf(t, ns, "blog", controllers.EventRolloutHalted, "revision "+rev2+" ", 1)
+	assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, "Revision "+rev2, 1)
 }
 
 // TestSilentNodeHoldsNoWave: a node whose agent went silent before a

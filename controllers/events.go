@@ -237,14 +237,38 @@ func (s silenceSeen) warnedAfter(old, cur *ferryv1.AppGroupStatus) bool {
 // it names, until a node is seen updated anew: one of them whose agent
 // falls silent and is heard again, still halting it, is the same halt
 // (while silent, its failure is not known, and RollingRestart may say
-// another thing). After a restart of the manager one may be recorded
-// again.
+// another thing). A manager that just started takes what the status it
+// finds shows to be recorded (seedRollout).
 type rolloutSeen struct {
 	revision string
 	nodes    map[string]bool
 	complete bool
 	// halted are the nodes the last RolloutHalted recorded named.
 	halted []string
+	// floor, seeded from a status, is how many nodes were seen updated
+	// though not which (the status counts them, it does not name them):
+	// a node not in nodes is news only once more than floor are updated.
+	floor int
+	// haltSeen, seeded from a status: a RolloutHalted was recorded, of
+	// nodes not known; any halt is that one until a node is news.
+	haltSeen bool
+}
+
+// seedRollout is what a manager that remembers nothing of an AppGroup's
+// rollout (it just started: a new leader, or one back from a crash) takes
+// to have been recorded of it: what old, the status it finds, shows. The
+// manager that wrote old recorded the events of its move to it: as many
+// nodes updated as it counts, its completion, its halt. Without it, a node
+// back from a silence after the restart was recorded rolled out again,
+// and a halt back from its node's silence halted again.
+func seedRollout(old *ferryv1.AppGroupStatus) rolloutSeen {
+	rr := condition(old, ferryv1.ConditionRollingRestart)
+	return rolloutSeen{
+		revision: old.Revision,
+		floor:    int(old.Nodes.Updated),
+		complete: rr.Status == metav1.ConditionFalse && rr.Reason == ferryv1.ReasonRolloutComplete && old.Nodes.Total > 0,
+		haltSeen: rr.Reason == ferryv1.ReasonRolloutHalted,
+	}
 }
 
 // filter drops from evs the NodeRolledOut, RolloutComplete and
@@ -263,16 +287,16 @@ func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated, halting []stri
 	if s.nodes == nil {
 		s.nodes = map[string]bool{}
 	}
-	news := slices.ContainsFunc(updated, func(n string) bool { return !s.nodes[n] })
+	news := slices.ContainsFunc(updated, func(n string) bool { return !s.nodes[n] }) && len(updated) > s.floor
 	var out []statusEvent
 	for _, ev := range evs {
 		switch ev.Reason {
 		case EventRolloutHalted:
-			if s.halted != nil && !slices.ContainsFunc(halting, func(n string) bool { return !slices.Contains(s.halted, n) }) {
+			if s.haltSeen || s.halted != nil && !slices.ContainsFunc(halting, func(n string) bool { return !slices.Contains(s.halted, n) }) {
 				continue // the same halt, back from a silence
 			}
 			clear(s.nodes) // those updated now were named
-			s.complete = false
+			s.complete, s.floor = false, 0
 			news = false
 			s.halted = slices.Clone(halting)
 		case EventNodeRolledOut:
@@ -288,7 +312,7 @@ func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated, halting []stri
 		out = append(out, ev)
 	}
 	if news {
-		s.halted = nil // the rollout went on: a halt now is another
+		s.halted, s.haltSeen = nil, false // the rollout went on: a halt now is another
 	}
 	for _, n := range updated {
 		s.nodes[n] = true

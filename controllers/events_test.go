@@ -609,12 +609,7 @@ func TestCrashInCrashWindowIsNoSecondRollout(t *testing.T) {
 // names, until the rollout goes on.
 func TestRolloutSeenFilter(t *testing.T) {
 	ev := func(reason string) statusEvent { return statusEvent{Reason: reason} }
-	type pass struct {
-		revision string
-		updated  []string // the nodes updated
-		evs      []statusEvent
-		halting  []string // the nodes that halt the rollout
-	}
+	type pass = seenPass
 	b, c := []string{"node-b"}, []string{"node-c"}
 	abc := []string{"node-a", "node-b", "node-c"}
 	for _, tt := range []struct {
@@ -676,21 +671,34 @@ func TestRolloutSeenFilter(t *testing.T) {
 		}, []string{EventRolloutComplete, EventRolloutStarted, EventNodeRolledOut, EventRolloutComplete}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var seen rolloutSeen
-			var got []string
-			for _, p := range tt.passes {
-				var evs []statusEvent
-				cur := &ferryv1.AppGroupStatus{Revision: p.revision, Nodes: ferryv1.NodeCounts{Updated: int32(len(p.updated)), Total: 3}}
-				evs, seen = seen.filter(cur, p.updated, p.halting, p.evs)
-				for _, e := range evs {
-					got = append(got, e.Reason)
-				}
-			}
-			if !slices.Equal(got, tt.want) {
+			if got := filterPasses(rolloutSeen{}, tt.passes); !slices.Equal(got, tt.want) {
 				t.Errorf("events %v, want %v", got, tt.want)
 			}
 		})
 	}
+}
+
+// seenPass is a status write as rolloutSeen.filter sees it.
+type seenPass struct {
+	revision string
+	updated  []string // the nodes updated
+	evs      []statusEvent
+	halting  []string // the nodes that halt the rollout
+}
+
+// filterPasses runs passes through seen's filter, over three nodes, and
+// returns the reasons of the events it lets through.
+func filterPasses(seen rolloutSeen, passes []seenPass) []string {
+	var got []string
+	for _, p := range passes {
+		var evs []statusEvent
+		cur := &ferryv1.AppGroupStatus{Revision: p.revision, Nodes: ferryv1.NodeCounts{Updated: int32(len(p.updated)), Total: 3}}
+		evs, seen = seen.filter(cur, p.updated, p.halting, p.evs)
+		for _, e := range evs {
+			got = append(got, e.Reason)
+		}
+	}
+	return got
 }
 
 // TestNoRolloutCompleteWhenNoNodeIsLeft: mid-rollout the nodeSelector
@@ -747,5 +755,58 @@ func TestListenEventsAgentStops(t *testing.T) {
 	}
 	if got := l.warnedAfter(&cur); !slices.Equal(got, []string{"node-b"}) {
 		t.Errorf("warned after the agent stopped: %v, want [node-b]", got)
+	}
+}
+
+// TestSeededRolloutSeen: a manager that just started (seedRollout) takes
+// the events of the status it finds as recorded: a node back from a
+// silence is no news, nor the same halt or completion; a node beyond the
+// count the status showed, or another revision, is.
+func TestSeededRolloutSeen(t *testing.T) {
+	ev := func(reason string) statusEvent { return statusEvent{Reason: reason} }
+	rr := func(status metav1.ConditionStatus, reason string) []metav1.Condition {
+		return []metav1.Condition{{Type: ferryv1.ConditionRollingRestart, Status: status, Reason: reason}}
+	}
+	type pass = seenPass
+	a, ab := []string{"node-a"}, []string{"node-a", "node-b"}
+	for _, tt := range []struct {
+		name   string
+		found  ferryv1.AppGroupStatus
+		passes []pass
+		want   []string
+	}{
+		{"a node back from a silence, then one more",
+			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 1, Total: 3}, Conditions: rr(metav1.ConditionTrue, ferryv1.ReasonRollingOut)},
+			[]pass{
+				{"2", nil, nil, nil},
+				{"2", a, []statusEvent{ev(EventNodeRolledOut)}, nil},
+				{"2", ab, []statusEvent{ev(EventNodeRolledOut)}, nil},
+			}, []string{EventNodeRolledOut}},
+		{"the same halt back from a silence, then a halt after the rollout went on",
+			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 1, Total: 3}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutHalted)},
+			[]pass{
+				{"2", a, nil, nil},
+				{"2", a, []statusEvent{ev(EventRolloutHalted)}, []string{"node-b"}},
+				{"2", ab, []statusEvent{ev(EventNodeRolledOut)}, nil},
+				{"2", ab, []statusEvent{ev(EventRolloutHalted)}, []string{"node-c"}},
+			}, []string{EventNodeRolledOut, EventRolloutHalted}},
+		{"complete, back to rolling, complete",
+			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)},
+			[]pass{
+				{"2", a, nil, nil},
+				{"2", ab, []statusEvent{ev(EventRolloutComplete)}, nil},
+			}, nil},
+		{"another revision",
+			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)},
+			[]pass{
+				{"3", a, []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}, nil},
+				{"3", ab, []statusEvent{ev(EventRolloutComplete)}, nil},
+			}, []string{EventRolloutStarted, EventNodeRolledOut, EventRolloutComplete}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := filterPasses(seedRollout(&tt.found), tt.passes); !slices.Equal(got, tt.want) {
+				t.Errorf("events %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

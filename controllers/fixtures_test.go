@@ -351,6 +351,15 @@ func assertEventCount(t *testing.T, ns, name, reason string, n int) {
 // note.
 func assertEventCountOf(t *testing.T, ns, name, reason, note string, n int) {
 	t.Helper()
+	if got := eventCountOf(t, ns, name, reason, note); got != n {
+		t.Fatalf("%d %s events (of %q), want %d", got, reason, note, n)
+	}
+}
+
+// eventCountOf is how many events of reason the AppGroup has whose note
+// contains note, each occurrence counted.
+func eventCountOf(t *testing.T, ns, name, reason, note string) int {
+	t.Helper()
 	var list eventsv1.EventList
 	if err := env.Client.List(testContext(t), &list, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
@@ -364,9 +373,7 @@ func assertEventCountOf(t *testing.T, ns, name, reason, note string, n int) {
 			}
 		}
 	}
-	if got != n {
-		t.Fatalf("%d %s events (of %q), want %d", got, reason, note, n)
-	}
+	return got
 }
 
 // reconciles is how many passes the manager's AppGroup controller has

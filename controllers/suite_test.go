@@ -19,7 +19,9 @@ import (
 	"k8s.io/client-go/rest"
 
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -73,15 +75,38 @@ func runSuite(m *testing.M) int {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: managerUser}
 
+	stop, err := startManager(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { stopManager() }()
+	stopManager = stop
+	return m.Run()
+}
+
+// stopManager stops the manager under test (restartManager replaces it).
+var stopManager func()
+
+// managerConfig is the manager's client configuration, kept for
+// restartManager.
+var managerConfig *rest.Config
+
+// startManager starts a manager, with a new AppGroupReconciler, against
+// the control plane, and waits for its cache; stop stops it and waits.
+func startManager(cfg *rest.Config) (stop func(), err error) {
+	managerConfig = cfg
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Cache:                  controllers.CacheOptions(contract.DefaultLeaseNamespace),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		// A restarted manager registers its controllers' names again in
+		// this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	r := &controllers.AppGroupReconciler{
 		Client:          mgr.GetClient(),
@@ -96,23 +121,35 @@ func runSuite(m *testing.M) int {
 		SettleFor: -1,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	defer func() {
+	stop = func() {
 		cancel()
 		if err := <-done; err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
-	}()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		fmt.Fprintln(os.Stderr, "the manager's cache did not sync")
-		return 1
 	}
-	return m.Run()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		stop()
+		return nil, errors.New("the manager's cache did not sync")
+	}
+	return stop, nil
+}
+
+// restartManager stops the manager under test and starts a new one, as
+// a new leader or a manager back from a crash: what it knows of each
+// AppGroup is what the API server has.
+func restartManager(t *testing.T) {
+	t.Helper()
+	stopManager()
+	stop, err := startManager(managerConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopManager = stop
 }
 
 // applyRBAC creates the namespace ferry-system and every object in

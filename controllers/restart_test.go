@@ -1,0 +1,63 @@
+package controllers_test
+
+import (
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ferry-dev/ferry/controllers"
+)
+
+// A restarted manager (a new leader, one back from a crash) knows of each
+// AppGroup only what the API server has. These tests make a transition,
+// restart the manager, and check that what it then records is no second
+// event of the same transition.
+
+// TestRestartedManagerRecordsNoSecondNodeRolledOut: a node rolled out
+// the target (NodeRolledOut 1/3), the manager restarts, and that node's
+// agent goes silent and is heard again while the next node rolls: the
+// same node, no second "1/3" (seen failing: recorded again).
+func TestRestartedManagerRecordsNoSecondNodeRolledOut(t *testing.T) {
+	silentNodeBack(t, func() { restartManager(t) })
+}
+
+// TestRestartedManagerRecordsNoSecondHalt: a node halts the rollout
+// (RolloutHalted), the manager restarts, and the node's agent falls
+// silent and is heard again, still failing: the same halt (seen failing:
+// recorded again).
+func TestRestartedManagerRecordsNoSecondHalt(t *testing.T) {
+	silentHaltingNodeBack(t, func() { restartManager(t) })
+}
+
+// TestRestartedManagerRecordsNothingOfARolloutComplete: a rollout
+// completed, the manager restarts and passes over the AppGroup again: no
+// event of the rollout is recorded again.
+func TestRestartedManagerRecordsNothingOfARolloutComplete(t *testing.T) {
+	ns := newNamespace(t)
+	_, _, _, agents, rev1 := rolledOutOnThree(t, ns, nil)
+	waitLastRolledOut(t, ns, "blog", rev1)
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev1+" runs on 3/3 nodes")
+	reasons := []string{controllers.EventRolloutStarted, controllers.EventNodeRolledOut,
+		controllers.EventRolloutComplete, controllers.EventRolloutHalted}
+	before := map[string]int{}
+	for _, reason := range reasons {
+		before[reason] = eventCountOf(t, ns, "blog", reason, "")
+	}
+
+	restartManager(t)
+	passes := reconciles(t)
+	for _, agent := range agents {
+		agent.heartbeat("blog")
+	}
+	eventually(t, "a pass of the new manager", func() error {
+		if reconciles(t) <= passes {
+			return fmt.Errorf("no pass yet")
+		}
+		return nil
+	})
+	waitRolledOut(t, ns, "blog", 3)
+	for _, reason := range reasons {
+		assertEventCountOf(t, ns, "blog", reason, "", before[reason])
+	}
+}
