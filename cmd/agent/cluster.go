@@ -39,7 +39,7 @@ func runCluster(args []string) error {
 	bind := fs.String("bind-address", "0.0.0.0", "address the proxies listen on, each on its pool's listen.port")
 	advertise := fs.String("advertise-address", "", "address reported in each pool's status for the Service endpoints (default: --bind-address)")
 	stateDir := fs.String("state-dir", "/var/lib/ferry", "directory for the WSGI loader, worker sockets and saved pool specs")
-	metricsAddr := fs.String("metrics-bind-address", ":9441", "address of the Prometheus /metrics endpoint (0 turns it off)")
+	metricsAddr := fs.String("metrics-bind-address", ":9441", "address of the Prometheus /metrics endpoint (0, or empty, turns it off)")
 	metricsSecure := fs.Bool("metrics-secure", true,
 		"serve /metrics over HTTPS (a self-signed certificate, or --metrics-cert-path's) to callers whose bearer token the API server authenticates (TokenReview) and allows to get the non-resource URL /metrics (SubjectAccessReview); false serves it in plain HTTP to anyone")
 	metricsCert := metricscert.BindFlags(fs)
