@@ -124,11 +124,14 @@ type AppSpec struct {
 	// readinessPath, for a Command app, is the HTTP path the agent GETs to
 	// learn that a new process is ready: any answer below 500 means ready.
 	// When unset, a process is ready once its port accepts connections.
-	// Command only.
+	// Command only. It is a URL path and an optional query, as /healthz
+	// or /ready?deep=1: no control characters or '#' (a fragment is never
+	// sent), and each '%' in the path followed by two hex digits.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:Pattern=`^/`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]') && self.matches('^([^%?#]|%[0-9A-Fa-f]{2})*([?][^#]*)?$')",message="readinessPath must be a URL path and an optional query, as /healthz: no control characters (a tab, a newline) or '#', and each '%' in the path followed by two hex digits"
 	ReadinessPath string `json:"readinessPath,omitempty"`
 
 	// concurrency is how many requests one worker process is given at once.

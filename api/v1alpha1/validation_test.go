@@ -172,6 +172,22 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			"spec.app.python", "python may only be set when type is WSGI"},
 		{"Command setting PORT", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "PORT", "value": "80"}}},
 			"spec.app.env", "env may not set PORT when type is Command"},
+		// The agent GETs http://127.0.0.1:$PORT + readinessPath: a path
+		// Go's URL parser refuses is never probed, so every spawn ran out
+		// startTimeout and the rollout halted, with no word of the path.
+		{"readiness path with a newline", validCommandAppGroup, map[string]any{"spec.app.readinessPath": "/healthz\n"},
+			"spec.app.readinessPath", readinessPathForm},
+		{"readiness path with a tab", validCommandAppGroup, map[string]any{"spec.app.readinessPath": "/health\tz"},
+			"spec.app.readinessPath", readinessPathForm},
+		{"readiness path with a bad escape", validCommandAppGroup, map[string]any{"spec.app.readinessPath": "/health%zz"},
+			"spec.app.readinessPath", readinessPathForm},
+		{"readiness path ending in %", validCommandAppGroup, map[string]any{"spec.app.readinessPath": "/health%"},
+			"spec.app.readinessPath", readinessPathForm},
+		{"readiness path with a fragment", validCommandAppGroup, map[string]any{"spec.app.readinessPath": "/healthz#deep"},
+			"spec.app.readinessPath", readinessPathForm},
+		{"pool readiness path with a newline", validProcessPool, map[string]any{"spec.template.app.type": "Command",
+			"spec.template.app.root": nil, "spec.template.app.command": []any{"./server"}, "spec.template.app.readinessPath": "/healthz\n"},
+			"spec.template.app.readinessPath", readinessPathForm},
 		{"empty program", validCommandAppGroup, map[string]any{"spec.app.command": []any{"", "x"}},
 			"spec.app.command", "command[0], the program to run, may not be empty"},
 		{"user uid too large", validAppGroup, map[string]any{"spec.app.user": "99999999999999999999"},
@@ -398,7 +414,9 @@ func longPrefix(n int) string {
 const (
 	userForm = "user must be a user name or a numeric uid: a name is lower-case letters, digits, '_', '.' or '-', " +
 		"begins with a letter or '_', and may end in '$', as www-data"
-	envNameForm    = "an env name must be letters, digits and '_', and not begin with a digit, as DJANGO_SETTINGS_MODULE"
+	envNameForm       = "an env name must be letters, digits and '_', and not begin with a digit, as DJANGO_SETTINGS_MODULE"
+	readinessPathForm = "readinessPath must be a URL path and an optional query, as /healthz: no control characters " +
+		"(a tab, a newline) or '#', and each '%' in the path followed by two hex digits"
 	labelValueForm = "nodeSelector values must be label values: empty, or at most 63 letters, digits, '-', '_' or '.', " +
 		"beginning and ending with a letter or digit"
 )
@@ -469,14 +487,28 @@ func TestMalformedNamesSayWhatTheyMust(t *testing.T) {
 // TestUsersAccepted: names and uids a worker may run as, leading zeros
 // and the largest uid included.
 func TestUsersAccepted(t *testing.T) {
+	assertAccepted(t, validAppGroup, "spec.app.user", "www-data", "app_1", "1000", "00000000001", "4294967294")
+}
+
+// TestReadinessPathsAccepted: every path and query the agent can GET is
+// still accepted, the ones whose characters it escapes included.
+func TestReadinessPathsAccepted(t *testing.T) {
+	assertAccepted(t, validCommandAppGroup, "spec.app.readinessPath",
+		"/", "/healthz", "/ready?deep=1", "/a b", "/é", "/a%2Fb", "/a?x=%zz", "/-/_.~!$&'()*+,;=:@")
+}
+
+// assertAccepted creates an object of base with path set to each of
+// values: each must be accepted.
+func assertAccepted(t *testing.T, base, path string, values ...string) {
+	t.Helper()
 	ns := newNamespace(t)
-	for i, user := range []string{"www-data", "app_1", "1000", "00000000001", "4294967294"} {
-		obj := decode(t, validAppGroup)
+	for i, v := range values {
+		obj := decode(t, base)
 		obj.SetNamespace(ns)
-		obj.SetName(fmt.Sprintf("user-%d", i))
-		setPath(t, obj.Object, "spec.app.user", user)
+		obj.SetName(fmt.Sprintf("value-%d", i))
+		setPath(t, obj.Object, path, v)
 		if err := env.Client.Create(testContext(t), obj); err != nil {
-			t.Errorf("user %q refused: %v", user, err)
+			t.Errorf("%s %q refused: %v", path, v, err)
 		}
 	}
 }
