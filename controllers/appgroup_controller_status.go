@@ -331,10 +331,28 @@ func nothingToRoll(c metav1.Condition, in rollupInput) (metav1.Condition, bool) 
 	case in.RevisionErr != nil:
 		// The last valid revision stays the target; no wave starts.
 		// No counts in it: the message is the event's, once per change.
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
-			fmt.Sprintf("%s; revision %s stays the target until it is fixed", in.RevisionErr.Error(), in.Target)), true
+		// The nodes a rollout had yet to reach are named (they stay so
+		// until the fix): RESTARTING reads False, and "stays the target"
+		// alone read as if the rollout had gone on to them.
+		msg := fmt.Sprintf("%s; revision %s stays the target until it is fixed", in.RevisionErr.Error(), in.Target)
+		if behind := offTarget(in); len(behind) > 0 {
+			msg += fmt.Sprintf("; %s, not on it yet, %s no revision until then", nodeList(behind), plural(len(behind), "is given", "are given"))
+		}
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, msg), true
 	}
 	return c, false
+}
+
+// offTarget are the selected nodes whose pool has not been given the
+// target.
+func offTarget(in rollupInput) []string {
+	var nodes []string
+	for _, node := range in.Nodes {
+		if r, ok := in.Reports[node]; ok && !r.OnTarget {
+			nodes = append(nodes, node)
+		}
+	}
+	return nodes
 }
 
 // rolloutNodes are the selected nodes sorted by where the rollout of the

@@ -655,6 +655,26 @@ func TestRollingRestartCondition(t *testing.T) {
 			name: "an invalid revision after a valid one: the last valid stays the target",
 			in: withRevisionErr(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)),
 				testPool("node-c", oldRev, rolledOut(2))), "annotation ferry.dev/revision is empty", false),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, nil},
+			exact: "annotation ferry.dev/revision is empty; revision 2-abc stays the target until it is fixed; " +
+				"node-c, not on it yet, is given no revision until then",
+		},
+		{
+			// Found by review: the message said only that the target
+			// stays, with RESTARTING False, while the rollout stood still
+			// at 1/3 nodes (no wave starts while the annotation is
+			// invalid).
+			name: "an invalid revision mid-rollout: the nodes not on the target are named",
+			in: withRevisionErr(input(abc, testPool("node-a", targetRev, restarting(1, 2)), testPool("node-b", oldRev, rolledOut(2)),
+				testPool("node-c", oldRev, rolledOut(2))), "annotation ferry.dev/revision is empty", false),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, nil},
+			exact: "annotation ferry.dev/revision is empty; revision 2-abc stays the target until it is fixed; " +
+				"node-b and node-c, not on it yet, are given no revision until then",
+		},
+		{
+			name: "an invalid revision once every node runs the target",
+			in: withRevisionErr(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)),
+				testPool("node-c", targetRev, rolledOut(2))), "annotation ferry.dev/revision is empty", false),
 			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonInvalidRevision, nil},
 			exact: "annotation ferry.dev/revision is empty; revision 2-abc stays the target until it is fixed",
 		},
