@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -162,23 +164,7 @@ func TestOldWorkersExitWhileResisting(t *testing.T) {
 	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
 	e.Pool.Update(pool.Config{Name: "t/dark", Revision: "2", Template: broken})
 	resisting := e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil })
-	killed := pids(resisting)
-	for _, pid := range killed {
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-	}
-	back := e.WaitFor(t, time.Minute, "2 new workers", func(s pool.Status) bool {
-		return s.Counts.Ready == 2 && !slices.ContainsFunc(pids(s), func(pid int) bool { return slices.Contains(killed, pid) })
-	})
-	for _, p := range back.Processes {
-		if p.Revision != "1" {
-			t.Errorf("pid %d runs revision %q, want the revision resisted from, 1", p.PID, p.Revision)
-		}
-	}
-	if back.Resisting == nil || back.Resisting.Revision != "2" {
-		t.Errorf("resisting = %+v, want revision 2 still resisted", back.Resisting)
-	}
+	killAllWhileResisting(t, e, pids(resisting), "2")
 	if resp, body := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
 		t.Errorf("GET / = %d %q while resisting, want the old revision's answer", resp.StatusCode, body)
 	}
@@ -473,5 +459,149 @@ func TestResistingPoolDoesNotScaleForTraffic(t *testing.T) {
 	}
 	if !slices.Equal(pids(now), pids(resisting)) || now.Resisting == nil {
 		t.Errorf("workers %v -> %v (resisting %v), want the same one, still resisting", pids(resisting), pids(now), now.Resisting)
+	}
+}
+
+// TestBrokenRevisionWhileResisting: a new revision asked for while the
+// pool resists ends the mode and rolls; when it cannot spawn either, the
+// pool resists it in turn, with the same old workers serving, and the
+// revision it still falls back on is the one that worked.
+func TestBrokenRevisionWhileResisting(t *testing.T) {
+	good := agenttest.WSGI("hello-wsgi", 2, 2)
+	broken := good
+	broken.App.Root = agenttest.Example("broken-wsgi")
+	e := agenttest.Start(t, pool.Config{Name: "t/twice", Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond})
+	before := pids(e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2)))
+	e.Pool.Update(pool.Config{Name: "t/twice", Revision: "2", Template: broken})
+	e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
+	e.Pool.Update(pool.Config{Name: "t/twice", Revision: "3", Template: broken})
+	again := e.WaitFor(t, time.Minute, "resistance to 3", func(s pool.Status) bool {
+		return s.Resisting != nil && s.Resisting.Revision == "3"
+	})
+	if got := pids(again); !slices.Equal(got, before) {
+		t.Errorf("workers %v -> %v, want the old ones serving on", before, got)
+	}
+	if resp, body := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET / = %d %q while resisting 3", resp.StatusCode, body)
+	}
+	// Should they exit, they are replaced by revision 1, not 2 or 3.
+	killAllWhileResisting(t, e, before, "3")
+}
+
+// killAllWhileResisting kills the two workers of a pool resisting
+// revision resisted and checks that two of revision 1 replace them, the
+// pool resisting on.
+func killAllWhileResisting(t *testing.T, e *agenttest.Env, killed []int, resisted string) {
+	t.Helper()
+	for _, pid := range killed {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back := e.WaitFor(t, time.Minute, "2 new workers", func(s pool.Status) bool {
+		return s.Counts.Ready == 2 && !slices.ContainsFunc(pids(s), func(pid int) bool { return slices.Contains(killed, pid) })
+	})
+	for _, p := range back.Processes {
+		if p.Revision != "1" {
+			t.Errorf("pid %d runs revision %q, want the revision resisted from, 1", p.PID, p.Revision)
+		}
+	}
+	if back.Resisting == nil || back.Resisting.Revision != resisted {
+		t.Errorf("resisting = %+v, want revision %s still resisted", back.Resisting, resisted)
+	}
+}
+
+// TestBlockingRestartDoesNotResist: deployment error resistance needs a
+// rolling restart (both seeds). A blocking restart to a revision that
+// cannot spawn stopped every old worker already: nothing is left to
+// resist with. Its failure is a scaling error, retried with backoff, and
+// the pool never reports resisting.
+func TestBlockingRestartDoesNotResist(t *testing.T) {
+	good := agenttest.WSGI("hello-wsgi", 1, 1)
+	good.Restart.Strategy = ferryv1.RestartBlocking
+	broken := good
+	broken.App.Root = agenttest.Example("broken-wsgi")
+	e := agenttest.Start(t, pool.Config{Name: "t/blockbroken", Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond})
+	old := pids(e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)))
+	e.Pool.Update(pool.Config{Name: "t/blockbroken", Revision: "2", Template: broken})
+	s := e.WaitFor(t, time.Minute, "the blocking restart over, failing", func(s pool.Status) bool {
+		if s.Resisting != nil {
+			t.Fatalf("a blocking restart resists: %+v", *s.Resisting)
+		}
+		return s.LastRestart != nil && s.Restart == nil && s.ScalingError != nil
+	})
+	if lr := s.LastRestart; lr.Outcome != pool.OutcomeWithErrors || lr.Strategy != ferryv1.RestartBlocking {
+		t.Errorf("last restart = %+v, want a blocking one completed with errors", *lr)
+	}
+	if s.ScalingError.Revision != "2" || !strings.Contains(s.ScalingError.Reason, "ModuleNotFoundError") {
+		t.Errorf("scaling error = %+v, want revision 2's import error", *s.ScalingError)
+	}
+	if slices.ContainsFunc(pids(s), func(pid int) bool { return slices.Contains(old, pid) }) {
+		t.Errorf("an old worker survived the blocking restart: %v", pids(s))
+	}
+	if c := condition(s, ferryv1.ConditionResistingDeploymentError); c.Status == metav1.ConditionTrue {
+		t.Errorf("ResistingDeploymentError = %+v after a blocking restart", c)
+	}
+}
+
+// TestMemoryLimitWhileResisting: a resisting pool still stops a worker
+// above memoryLimit (the seed: processes may still be shut down for other
+// events), never its last one; one stopped is replaced, to keep
+// minProcesses, by the revision resisted from, never the failing one.
+func TestMemoryLimitWhileResisting(t *testing.T) {
+	good := agenttest.WSGI("hello-wsgi", 2, 2)
+	l := resource.MustParse("64Mi")
+	good.Pool.MemoryLimit = &l
+	broken := good
+	broken.App.Root = agenttest.Example("broken-wsgi")
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	e := agenttest.Start(t, pool.Config{Name: "t/resistmem", Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
+	e.Pool.Update(pool.Config{Name: "t/resistmem", Revision: "2", Template: broken})
+	before := pids(e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil }))
+	resp, body := httpGet(t, e.URL+"/alloc?mb=100")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/alloc: %d", resp.StatusCode)
+	}
+	grown, _ := strconv.Atoi(resp.Header.Get("X-Pid"))
+	if !slices.Contains(before, grown) {
+		t.Fatalf("/alloc answered by pid %q (%q), want one of %v", resp.Header.Get("X-Pid"), body, before)
+	}
+	book.WaitFor(t, "Stopped worker above memoryLimit without replacement while resisting a deployment error")
+	after := e.WaitFor(t, time.Minute, "the grown worker replaced", func(s pool.Status) bool {
+		return s.Counts.Ready == 2 && !slices.Contains(pids(s), grown)
+	})
+	for _, p := range after.Processes {
+		if p.Revision != "1" {
+			t.Errorf("pid %d runs revision %q, want 1, the revision resisted from", p.PID, p.Revision)
+		}
+	}
+	if after.Resisting == nil || after.Resisting.Revision != "2" {
+		t.Fatalf("resisting = %+v, want revision 2 still", after.Resisting)
+	}
+
+	// The last worker is never stopped for it, though above the limit.
+	one := good
+	one.Pool.MinProcesses, one.Pool.MaxProcesses = 1, 1
+	brokenOne := one
+	brokenOne.App.Root = broken.App.Root
+	e = agenttest.Start(t, pool.Config{Name: "t/resistmemlast", Revision: "1", Template: one},
+		agenttest.Options{Tick: 50 * time.Millisecond})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	e.Pool.Update(pool.Config{Name: "t/resistmemlast", Revision: "2", Template: brokenOne})
+	last := pids(e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil }))
+	if resp, _ := httpGet(t, e.URL+"/alloc?mb=100"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/alloc: %d", resp.StatusCode)
+	}
+	e.WaitFor(t, time.Minute, "the worker sampled above the limit", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].MemoryBytes > l.Value()
+	})
+	time.Sleep(500 * time.Millisecond) // ten ticks: an absence needs time to pass
+	if s := e.Pool.Status(); !slices.Equal(pids(s), last) {
+		t.Errorf("the last worker above memoryLimit while resisting: %v -> %v, want it kept", last, pids(s))
 	}
 }

@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,8 +10,11 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
@@ -347,4 +351,55 @@ func spawning(s pool.Status) int {
 		}
 	}
 	return n
+}
+
+// TestRollingRestartKillsAnOldWorkerPastShutdownTimeout: the seed's
+// restart waits for the old worker's requests and then for its exit; a
+// worker stuck in a request (its WSGI loader finishes a request before it
+// heeds SIGTERM) bounds neither wait for ever: after shutdownTimeout it
+// is signalled, after another it is killed, and the restart completes.
+func TestRollingRestartKillsAnOldWorkerPastShutdownTimeout(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	hang := dieFlag(t) // a path the worker may read: while it exists, requests hang
+	tmpl := agenttest.WSGIAt(root, 1, 1, env("HANG_IF_EXISTS", hang))
+	tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: time.Second}
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	e := agenttest.Start(t, pool.Config{Name: "t/stuck", Revision: "1", Template: tmpl}, agenttest.Options{Log: &log})
+	old := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
+	if err := os.WriteFile(hang, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan int, 1)
+	go func() {
+		code, _, _ := fetch(e.URL + "/")
+		answered <- code
+	}()
+	e.WaitFor(t, time.Minute, "the request stuck in the worker", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	})
+	if err := os.Remove(hang); err != nil { // the new worker answers
+		t.Fatal(err)
+	}
+	e.Pool.Update(pool.Config{Name: "t/stuck", Revision: "2", Template: tmpl})
+	after := e.WaitFor(t, time.Minute, "the restart over", func(s pool.Status) bool {
+		return s.LastRestart != nil && s.Restart == nil
+	})
+	if lr := after.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 1 {
+		t.Errorf("last restart = %+v, want 1 of 1 replaced, completed", *lr)
+	}
+	if !agenttest.Ready(1)(after) || after.Processes[0].PID == old || after.Processes[0].Revision != "2" {
+		t.Errorf("processes after the restart: %+v, want one new worker of revision 2", after.Processes)
+	}
+	if err := syscall.Kill(int(old), 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the old worker (pid %d) still exists after the restart: %v", old, err)
+	}
+	book.WaitFor(t, "Worker did not finish its requests within shutdownTimeout")
+	book.WaitFor(t, "Killed worker that did not exit within shutdownTimeout")
+	if code := <-answered; code != http.StatusBadGateway {
+		t.Errorf("the stuck request got %d, want 502: its worker was killed", code)
+	}
+	if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET / after the restart: %d", resp.StatusCode)
+	}
 }
