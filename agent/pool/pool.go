@@ -1093,6 +1093,7 @@ func (p *Pool) watchExit(w *Worker) {
 	ofRequest := unexpected && inRequest && p.ofRequestLocked(w, lived)
 	p.transitionLocked(w, EventExit)
 	p.removeLocked(w)
+	stepDoneLocked(p.restart, w)
 	closeOnce(w.drained)
 	close(w.gone)
 	// A crash soon after the worker was ready is as good as a failed

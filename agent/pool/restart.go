@@ -30,8 +30,11 @@ type restartState struct {
 	total     int
 	failed    int
 	replacing *Worker
-	skipped   map[int]bool // old workers left in place after a failed spawn (resistance off)
-	errors    []ferryv1.SpawnError
+	// replaced: replacing's replacement is ready; the step is done once
+	// replacing has left the pool's table (stepDoneLocked).
+	replaced bool
+	skipped  map[int]bool // old workers left in place after a failed spawn (resistance off)
+	errors   []ferryv1.SpawnError
 }
 
 // maxRestartErrors bounds the spawn errors a restart keeps for its summary.
@@ -124,11 +127,12 @@ func (p *Pool) rollingRestart(rs *restartState) {
 		}
 		err := p.spawn(y, SpawnRestart)
 		if err == nil {
+			p.mu.Lock()
+			rs.replaced = true
+			p.mu.Unlock()
 			p.retire(context.Background(), x, "rolling restart")
 			p.mu.Lock()
-			x.replacing = false
-			rs.done++
-			rs.replacing = nil
+			stepDoneLocked(rs, x) // if x's exit has not done it
 			p.notifyLocked()
 			p.mu.Unlock()
 			continue
@@ -172,6 +176,20 @@ func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, target string, o
 	y = p.addSpawningLocked(p.targetLocked()) // rs.revision is the target now
 	p.notifyLocked()
 	return x, y, rs.revision, true
+}
+
+// stepDoneLocked ends the step that replaced x, once x is gone: in the
+// same snapshot that no longer lists x, no worker is marked as being
+// replaced and the step counts done (passenger-status's "Rolling
+// restarting..." is never on a process that has left). Called at x's exit
+// and after its retire; the first call counts.
+func stepDoneLocked(rs *restartState, x *Worker) {
+	if rs == nil || rs.replacing != x || !rs.replaced {
+		return
+	}
+	x.replacing = false
+	rs.done++
+	rs.replacing, rs.replaced = nil, false
 }
 
 // handleRestartSpawnError decides what a failed replacement spawn means.

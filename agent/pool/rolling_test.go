@@ -80,6 +80,11 @@ type invariants struct {
 	stop       chan struct{}
 	done       chan struct{}
 	sawRestart bool
+	// marked counts the samples of a restart replacing a worker; badMark
+	// says how the first wrong one marked it (passenger-status's "Rolling
+	// restarting..." must be on that worker alone).
+	marked  int
+	badMark string
 }
 
 func watch(e *agenttest.Env) *invariants {
@@ -94,6 +99,7 @@ func watch(e *agenttest.Env) *invariants {
 			inv.minReady = min(inv.minReady, s.Counts.Ready)
 			inv.maxLive = max(inv.maxLive, s.Counts.Total)
 			inv.sawRestart = inv.sawRestart || s.Restart != nil
+			inv.checkMark(s)
 			inv.mu.Unlock()
 			select {
 			case <-ch:
@@ -103,6 +109,27 @@ func watch(e *agenttest.Env) *invariants {
 		}
 	}()
 	return inv
+}
+
+// checkMark checks, while a restart replaces a worker, that exactly that
+// worker, of an older revision, is marked as being replaced.
+func (inv *invariants) checkMark(s pool.Status) {
+	if s.Restart == nil || s.Restart.ReplacingPID == 0 {
+		return
+	}
+	inv.marked++
+	var marked []int32
+	for _, p := range s.Processes {
+		if p.Replacing {
+			marked = append(marked, p.PID)
+			if p.Revision == s.Restart.Revision && inv.badMark == "" {
+				inv.badMark = fmt.Sprintf("pid %d of the new revision %s is marked", p.PID, p.Revision)
+			}
+		}
+	}
+	if inv.badMark == "" && (len(marked) != 1 || marked[0] != s.Restart.ReplacingPID) {
+		inv.badMark = fmt.Sprintf("replacing pid %d, but marked %v", s.Restart.ReplacingPID, marked)
+	}
 }
 
 func (inv *invariants) end() {
@@ -156,6 +183,9 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	}
 	if inv.maxLive > 5 {
 		t.Errorf("the pool held %d workers, want at most size+1 = 5", inv.maxLive)
+	}
+	if inv.marked == 0 || inv.badMark != "" {
+		t.Errorf("the worker being replaced was marked wrong (%d samples replacing one): %s", inv.marked, inv.badMark)
 	}
 	if lr := after.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 4 || lr.Total != 4 {
 		t.Errorf("last restart = %+v, want 4/4 replaced, completed", *lr)
