@@ -65,6 +65,14 @@ type Options struct {
 	// Tick is how often idle workers, memory and backoffs are checked.
 	// Default 1s.
 	Tick time.Duration
+	// ResistEarlyCrashes: a worker of a revision a rolling restart rolls
+	// to that dies within crashWindow of ready, before the revision
+	// lasted, is a deployment error (resisted, when the template says so),
+	// not a scaling error. Standalone sets it: no manager returns the
+	// node to what worked, and the restart, whose every new worker was
+	// ready first, would otherwise replace every old one with a dying one.
+	// In a cluster the manager's crash window does it, cluster-wide.
+	ResistEarlyCrashes bool
 }
 
 // Observer receives the pool's notable events, for metrics.
@@ -237,6 +245,9 @@ type Pool struct {
 	// resistFrom is what the pool spawns, while it resists, to keep
 	// serving should the old workers exit: the revision it resists from.
 	resistFrom spawnable
+	// rolledFrom is the last worker a rolling restart replaced
+	// (resistCrashLocked).
+	rolledFrom rollingFrom
 	changed    chan struct{} // closed and replaced on every change
 
 	kick chan struct{}
@@ -593,6 +604,7 @@ func (p *Pool) Update(cfg Config) {
 		// be asked for again after another: 2, 1, 2).
 		p.scaling = scalingState{}
 		p.gaveUp, p.givenUpFor = nil, ""
+		p.rolledFrom = rollingFrom{}
 		p.forgetStartedLocked()
 	}
 	if cfg.Template.Pool.MaxRequestsPerProcess != old.Template.Pool.MaxRequestsPerProcess {
@@ -1118,6 +1130,7 @@ func (p *Pool) watchExit(w *Worker) {
 	// were answered (deadly): one URL must not take the app down.
 	var crash error
 	var backoff time.Duration
+	var resisted bool
 	if unexpected && !ofRequest && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
 		reason := fmt.Sprintf("%s %s after it was ready", w.proc.DescribeExit(), lived.Round(time.Millisecond))
 		switch {
@@ -1127,7 +1140,9 @@ func (p *Pool) watchExit(w *Worker) {
 			reason += ", while handling a request (no process of this revision has lived past the crash window yet)"
 		}
 		crash = &spawn.Error{Reason: reason, Output: w.proc.Output()}
-		backoff = p.backOffLocked(w.Revision, crash, true)
+		if resisted = p.resistCrashLocked(w, crash); !resisted {
+			backoff = p.backOffLocked(w.Revision, crash, true)
+		}
 	}
 	// Backing off with no worker left, nothing will serve the waiting
 	// requests.
@@ -1139,7 +1154,10 @@ func (p *Pool) watchExit(w *Worker) {
 	if t, ok := w.Transport.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
-	if crash != nil {
+	switch {
+	case resisted:
+		p.reportResisting(w.Revision, crash)
+	case crash != nil:
 		p.reportFailure("Worker crashed soon after it was ready, as good as a failed spawn; backing off",
 			w.Revision, crash, SpawnScale, backoff)
 	}
@@ -1213,12 +1231,38 @@ func recycledAfterServing(w *Worker, prev State) bool {
 }
 
 // spawnsRevisionLocked: the pool would spawn revision to replace a worker
-// now (the target, or the one resistance keeps serving). The crash of a
-// worker of another revision, one being replaced, is no failed spawn: its
-// scaling error would stay until the next revision, as no worker of its
-// revision is ever ready again to clear it.
+// now (the target, or, while resisting, the one resistance keeps
+// serving). The crash of a worker of another revision, one being
+// replaced, or one of the resisted revision (ResistEarlyCrashes), is no
+// failed spawn: its scaling error would stay until the next revision, as
+// no worker of its revision is ever ready again to clear it, and its
+// backoff would hold up the replacements resistance spawns.
 func (p *Pool) spawnsRevisionLocked(revision string) bool {
-	return revision == p.cfg.Revision || (p.resisting != nil && revision == p.resistFrom.revision)
+	if p.resisting != nil {
+		return revision == p.resistFrom.revision
+	}
+	return revision == p.cfg.Revision
+}
+
+// resistCrashLocked enters resistance for w, a worker that died within
+// crashWindow of ready (crash says how), when that is a deployment error
+// (ResistEarlyCrashes): w is of the revision a rolling restart rolls, or
+// rolled, to from rolledFrom, and no worker of it has lasted. It reports
+// whether it did.
+func (p *Pool) resistCrashLocked(w *Worker, crash error) bool {
+	if !p.opts.ResistEarlyCrashes || p.resisting != nil || p.lasted[w.Revision] ||
+		w.Revision != p.cfg.Revision || p.rolledFrom.to != w.Revision || !resists(p.cfg.Template) {
+		return false
+	}
+	p.enterResistanceLocked(w.Revision, crash, p.rolledFrom.from)
+	return true
+}
+
+// rollingFrom is what a rolling restart to revision to replaced last: the
+// revision and template it falls back on, should to's workers die young.
+type rollingFrom struct {
+	to   string
+	from spawnable
 }
 
 // drainLocked stops routing to w.

@@ -605,3 +605,42 @@ func TestMemoryLimitWhileResisting(t *testing.T) {
 		t.Errorf("the last worker above memoryLimit while resisting: %v -> %v, want it kept", last, pids(s))
 	}
 }
+
+// TestRevisionThatBootsAndDiesIsResisted: with no manager to return the
+// node to what worked (standalone: ResistEarlyCrashes), a rolling restart
+// to a revision whose processes are ready and then die (within the crash
+// window, before any of them lasted) is a deployment error like a failed
+// spawn. The pool resists it: the restart stops, and the dead workers are
+// replaced by the revision it rolled from, so the app serves on. Before,
+// the restart replaced every old worker (each new one was ready first),
+// they all died, and the pool backed off answering 503.
+func TestRevisionThatBootsAndDiesIsResisted(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	good := agenttest.WSGIAt(root, 3, 3)
+	bad := agenttest.WSGIAt(root, 3, 3, env("DIE_AFTER", "1"))
+	e := agenttest.Start(t, pool.Config{Name: "t/bootdie-roll", Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: true})
+	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	e.Pool.Update(pool.Config{Name: "t/bootdie-roll", Revision: "2", Template: bad})
+	resisting := e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
+	if r := resisting.Resisting; r.Revision != "2" || !strings.Contains(r.Reason, "after it was ready") {
+		t.Errorf("resisting = %+v, want revision 2, dead after it was ready", *r)
+	}
+	back := e.WaitFor(t, time.Minute, "3 ready workers of revision 1", func(s pool.Status) bool {
+		return s.Counts.Ready == 3 && !slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision != "1" })
+	})
+	if back.Resisting == nil || back.ScalingError != nil {
+		t.Errorf("resisting %+v, scaling error %+v; want resisting revision 2, no scaling error", back.Resisting, back.ScalingError)
+	}
+	if lr := back.LastRestart; lr == nil || lr.Outcome != pool.OutcomeResisting && lr.Outcome != pool.OutcomeCompleted {
+		t.Errorf("last restart = %+v, want resisting (or completed, when every step was done before the first death)", lr)
+	}
+	stop := load(t, e.URL, 3)
+	waitRequests(t, e, back.Processes[0].Processed+300)
+	if rep := stop().Report(); rep.Failed != 0 {
+		t.Errorf("%d requests failed to the pool back on revision 1: %v %v", rep.Failed, rep.FailedByKind, rep.FirstFailure)
+	}
+	if s := e.Pool.Status(); slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision != "1" }) {
+		t.Errorf("processes %+v, want revision 1 alone: nothing of the resisted revision is spawned", s.Processes)
+	}
+}

@@ -118,18 +118,15 @@ func (p *Pool) rollingRestart(rs *restartState) {
 	for {
 		x, y, target, ok := p.nextReplacement(rs)
 		if !ok {
-			if p.isStopping() {
-				outcome = OutcomeAborted
-			} else if rs.failed > 0 {
-				outcome = OutcomeWithErrors
-			}
+			outcome = p.restartOutcome(rs)
 			return
 		}
 		err := p.spawn(y, SpawnRestart)
 		if err == nil {
-			p.mu.Lock()
-			rs.replaced = true
-			p.mu.Unlock()
+			if p.keepInstead(rs, x, y) {
+				outcome = OutcomeResisting
+				return
+			}
 			p.retire(context.Background(), x, "rolling restart")
 			p.mu.Lock()
 			stepDoneLocked(rs, x) // if x's exit has not done it
@@ -148,12 +145,46 @@ func (p *Pool) rollingRestart(rs *restartState) {
 	}
 }
 
+// restartOutcome is how a rolling restart with no worker left to replace
+// ended.
+func (p *Pool) restartOutcome(rs *restartState) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed || p.stopping:
+		return OutcomeAborted
+	case p.resisting != nil:
+		return OutcomeResisting // a young worker of the revision died (resistCrashLocked)
+	case rs.failed > 0:
+		return OutcomeWithErrors
+	}
+	return OutcomeCompleted
+}
+
+// keepInstead: y, x's replacement, is ready, but the pool resists its
+// revision now (a worker of it died young: resistCrashLocked). x stays,
+// y goes, and the restart ends. Otherwise the step goes on: x is retired.
+func (p *Pool) keepInstead(rs *restartState, x, y *Worker) bool {
+	p.mu.Lock()
+	if p.resisting == nil {
+		rs.replaced = true
+		p.mu.Unlock()
+		return false
+	}
+	x.replacing = false
+	rs.replacing = nil
+	p.notifyLocked()
+	p.mu.Unlock()
+	p.retire(context.Background(), y, "deployment error resisted")
+	return true
+}
+
 // nextReplacement picks the next old worker and registers its replacement;
 // ok is false when none is left (or the pool stops or closed).
 func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, target string, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.stopping {
+	if p.closed || p.stopping || p.resisting != nil {
 		return nil, nil, "", false
 	}
 	if rs.revision != p.cfg.Revision {
@@ -173,6 +204,7 @@ func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, target string, o
 	x = old[0]
 	x.replacing = true
 	rs.replacing = x
+	p.rolledFrom = rollingFrom{to: rs.revision, from: spawnable{revision: x.Revision, tmpl: x.tmpl}}
 	y = p.addSpawningLocked(p.targetLocked()) // rs.revision is the target now
 	p.notifyLocked()
 	return x, y, rs.revision, true
@@ -200,12 +232,12 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x *Worker, target strin
 	rs.replacing = nil
 	moved := p.cfg.Revision != target
 	proven := p.readyOfRevisionLocked(target) > 0
-	resist := p.cfg.Template.Restart.ResistDeploymentErrors == nil || *p.cfg.Template.Restart.ResistDeploymentErrors
+	resist := resists(p.cfg.Template)
 	if resist && !moved && !proven {
 		// Decided and done under one lock: a revision asked for in between
 		// would find nothing to end, and the pool would resist a revision
 		// nobody wants any more.
-		p.enterResistanceLocked(target, err, x)
+		p.enterResistanceLocked(target, err, spawnable{revision: x.Revision, tmpl: x.tmpl})
 	}
 	p.mu.Unlock()
 
@@ -221,11 +253,7 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x *Worker, target strin
 		p.waitBackoff(target)
 		return false
 	case resist:
-		if p.opts.Observer != nil {
-			p.opts.Observer.SpawnFailed(p.name, SpawnRestart)
-		}
-		p.log.Error(err, "Resisting deployment error: the old processes keep serving until a new revision is requested",
-			"revision", target)
+		p.reportResisting(target, err)
 		return true
 	default:
 		p.recordSpawnError(target, err)
@@ -243,6 +271,21 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x *Worker, target strin
 			"revision", target)
 		return false
 	}
+}
+
+// resists: the template asks for deployment error resistance (the default).
+func resists(t ferryv1.AppTemplate) bool {
+	return t.Restart.ResistDeploymentErrors == nil || *t.Restart.ResistDeploymentErrors
+}
+
+// reportResisting logs and counts the deployment error err of revision
+// that made the pool resist.
+func (p *Pool) reportResisting(revision string, err error) {
+	if p.opts.Observer != nil {
+		p.opts.Observer.SpawnFailed(p.name, SpawnRestart)
+	}
+	p.log.Error(err, "Resisting deployment error: the old processes keep serving until a new revision is requested",
+		"revision", revision)
 }
 
 // waitBackoff sleeps out a scaling backoff, waking early if the pool stops
@@ -358,14 +401,14 @@ func (p *Pool) finishRestart(rs *restartState, outcome string) {
 
 // enterResistanceLocked freezes the pool on a deployment error: the old
 // workers keep serving, nothing of the new revision is spawned and nothing
-// is idle-cleaned until a new revision. x, the old worker the failed spawn
-// was to replace, is what the pool falls back on should the old workers
-// all be gone (decide).
-func (p *Pool) enterResistanceLocked(revision string, err error, x *Worker) {
+// is idle-cleaned until a new revision. from, the revision of the old
+// worker the failed spawn was to replace, is what the pool falls back on
+// should the old workers all be gone (decide).
+func (p *Pool) enterResistanceLocked(revision string, err error, from spawnable) {
 	se := spawnError(revision, err)
 	p.resisting = se
 	p.lastErr = se
-	p.resistFrom = spawnable{revision: x.Revision, tmpl: x.tmpl}
+	p.resistFrom = from
 	// One snapshot must never show a restart under way and resisting.
 	p.restart = nil
 	p.notifyLocked()
@@ -386,13 +429,6 @@ func (p *Pool) readyOfRevisionLocked(revision string) int {
 		}
 	}
 	return n
-}
-
-// isStopping: the pool closed, or is about to (Stopping).
-func (p *Pool) isStopping() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed || p.stopping
 }
 
 // spawnError turns a spawn failure into the API's record of it.

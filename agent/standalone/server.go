@@ -282,6 +282,7 @@ func (s *Server) startOn(ag ferryv1.AppGroup, l net.Listener) error {
 	p := pool.New(pool.Config{Name: ag.Name, Revision: base, Template: ag.Spec.AppTemplate}, pool.Options{
 		RunDir: s.runDir, LoaderPath: s.loader, Log: log, NewTransport: proxy.NewWorkerTransport,
 		Observer: observer(s.opts.Metrics), WorkerUsers: s.opts.WorkerUsers,
+		ResistEarlyCrashes: true, // no manager returns the machine to what worked
 	})
 	var untrack func()
 	if s.opts.Metrics != nil {

@@ -62,6 +62,8 @@ type Options struct {
 	Tick     time.Duration
 	Log      *logr.Logger
 	Observer pool.Observer
+	// ResistEarlyCrashes is pool.Options' (standalone's).
+	ResistEarlyCrashes bool
 }
 
 // Start runs a pool for cfg behind a proxy; both stop at the end of the test.
@@ -86,7 +88,7 @@ func Start(t testing.TB, cfg pool.Config, o Options) *Env {
 		log = *o.Log
 	}
 	p := pool.New(cfg, pool.Options{RunDir: dir, LoaderPath: loader, Log: log,
-		NewTransport: proxy.NewWorkerTransport, Tick: o.Tick, Observer: o.Observer})
+		NewTransport: proxy.NewWorkerTransport, Tick: o.Tick, Observer: o.Observer, ResistEarlyCrashes: o.ResistEarlyCrashes})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
