@@ -433,3 +433,26 @@ func TestRollingRestartKillsAnOldWorkerPastShutdownTimeout(t *testing.T) {
 		t.Errorf("GET / after the restart: %d", resp.StatusCode)
 	}
 }
+
+// TestRollingRestartReplacesAGrownPool: a restart replaces every process
+// the pool has, those traffic added above minProcesses too, not
+// minProcesses of them; none of the load fails.
+func TestRollingRestartReplacesAGrownPool(t *testing.T) {
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 3, env("REQUEST_DELAY_MS", "20"))
+	e := agenttest.Start(t, pool.Config{Name: "t/grown", Revision: "1", Template: tmpl}, agenttest.Options{})
+	stop := load(t, e.URL, 8)
+	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	e.Pool.Update(pool.Config{Name: "t/grown", Revision: "2", Template: tmpl})
+	after := e.WaitFor(t, time.Minute, "the restart over", func(s pool.Status) bool {
+		return s.LastRestart != nil && s.Restart == nil
+	})
+	if rep := stop().Report(); rep.Failed != 0 {
+		t.Errorf("%d requests failed: %v", rep.Failed, rep.FailedByKind)
+	}
+	if lr := after.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 3 || lr.Total != 3 {
+		t.Errorf("last restart = %+v, want 3 of 3 replaced", *lr)
+	}
+	if after.Counts.Updated != after.Counts.Total || after.Counts.Ready != 3 {
+		t.Errorf("counts after the restart: %+v, want 3 ready, all on revision 2", after.Counts)
+	}
+}
