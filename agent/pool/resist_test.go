@@ -644,3 +644,32 @@ func TestRevisionThatBootsAndDiesIsResisted(t *testing.T) {
 		t.Errorf("processes %+v, want revision 1 alone: nothing of the resisted revision is spawned", s.Processes)
 	}
 }
+
+// TestStartTimeoutIsADeploymentError: a new revision whose processes do
+// not become ready within startTimeout (an import that hangs on a
+// database) is resisted like one that fails to import: the old workers
+// serve on, and the log says why.
+func TestStartTimeoutIsADeploymentError(t *testing.T) {
+	good := agenttest.WSGI("hello-wsgi", 1, 1)
+	good.Pool.StartTimeout = &metav1.Duration{Duration: time.Second}
+	slow := good
+	slow.App.Env = []ferryv1.EnvVar{env("BOOT_DELAY", "30")}
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	e := agenttest.Start(t, pool.Config{Name: "t/slowboot", Revision: "1", Template: good}, agenttest.Options{Log: &log})
+	old := pids(e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)))
+	e.Pool.Update(pool.Config{Name: "t/slowboot", Revision: "2", Template: slow})
+	s := e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil })
+	if s.Resisting.Revision != "2" || !strings.Contains(s.Resisting.Reason, "startTimeout") {
+		t.Errorf("resisting = %+v, want revision 2, not ready within startTimeout", *s.Resisting)
+	}
+	if !slices.Equal(pids(s), old) {
+		t.Errorf("workers %v -> %v, want the old one serving on", old, pids(s))
+	}
+	if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET / while resisting: %d", resp.StatusCode)
+	}
+	if got := book.WaitFor(t, "Resisting deployment error"); got.Err == nil || !strings.Contains(got.Err.Error(), "startTimeout") {
+		t.Errorf("the log says %+v, want the startTimeout error", got)
+	}
+}
