@@ -673,3 +673,27 @@ func TestStartTimeoutIsADeploymentError(t *testing.T) {
 		t.Errorf("the log says %+v, want the startTimeout error", got)
 	}
 }
+
+// TestBootAndDieMidRestartKeepsTheOldWorkers: when the first new worker
+// dies young while the restart's next step boots, the restart stops
+// there: that step's new worker is not kept (its revision is resisted)
+// and the old workers not yet replaced serve on.
+func TestBootAndDieMidRestartKeepsTheOldWorkers(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	good := agenttest.WSGIAt(root, 3, 3)
+	bad := agenttest.WSGIAt(root, 3, 3, env("BOOT_DELAY", "1"), env("DIE_AFTER", "0.3"))
+	e := agenttest.Start(t, pool.Config{Name: "t/bootdie-mid", Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: true})
+	old := pids(e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3)))
+	e.Pool.Update(pool.Config{Name: "t/bootdie-mid", Revision: "2", Template: bad})
+	done := e.WaitFor(t, time.Minute, "the restart over, 3 ready of revision 1", func(s pool.Status) bool {
+		return s.LastRestart != nil && s.Restart == nil && s.Counts.Ready == 3 && s.Counts.Total == 3 &&
+			!slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision != "1" })
+	})
+	if lr := done.LastRestart; lr.Outcome != pool.OutcomeResisting || lr.Replaced != 1 {
+		t.Errorf("last restart = %+v, want resisting after 1 replaced", *lr)
+	}
+	if kept := slices.DeleteFunc(pids(done), func(pid int) bool { return !slices.Contains(old, pid) }); len(kept) != 2 {
+		t.Errorf("old workers kept: %v of %v, want the 2 the restart had not replaced", kept, old)
+	}
+}
