@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -107,6 +108,8 @@ func (c *connection) bind(fs *pflag.FlagSet) {
 type clients struct {
 	c         client.Client
 	namespace string
+	// host is the API server's URL, for the error that cannot reach it.
+	host string
 }
 
 // connect loads the kubeconfig as kubectl does and makes a client.
@@ -132,7 +135,7 @@ func (c *connection) connect() (*clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clients{c: cl, namespace: ns}, nil
+	return &clients{c: cl, namespace: ns, host: cfg.Host}, nil
 }
 
 // Run runs kubectl-ferry with args (the command line without the program
@@ -252,8 +255,32 @@ func (cl *clients) explain(err error, name string) error {
 	case meta.IsNoMatchError(err):
 		return fmt.Errorf("this cluster does not serve AppGroups (ferry.dev/v1alpha1): is Ferry installed? (%w)", err)
 	}
+	// client-go's own words for it ("failed to get server groups: Get
+	// ...") name neither the kubeconfig nor what to check.
+	if op := (*net.OpError)(nil); errors.As(err, &op) && op.Op == "dial" {
+		return &unreachableError{host: cl.host, err: op}
+	}
 	return err
 }
+
+// explained: explain worded err whole, for the user as it stands.
+func explained(err error) bool {
+	nf, ur := (*notFoundError)(nil), (*unreachableError)(nil)
+	return errors.As(err, &nf) || errors.As(err, &ur)
+}
+
+// unreachableError: no connection to the API server could be made.
+type unreachableError struct {
+	host string
+	err  *net.OpError
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("could not reach the API server at %s: %v. Is the cluster up, and are the kubeconfig "+
+		"and its context (--kubeconfig, $KUBECONFIG, --context) the right ones?", e.host, e.err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }
 
 // notFoundError names the AppGroup that is missing; apierrors.IsNotFound
 // still sees the API's error through it.

@@ -2,7 +2,6 @@ package kubectlferry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -77,8 +76,7 @@ func (a *App) restart(ctx context.Context, conn *connection, args []string) erro
 		return cl.c.Patch(ctx, ag, patch)
 	})
 	if err != nil {
-		err = cl.explain(err, name)
-		if nf := (*notFoundError)(nil); errors.As(err, &nf) {
+		if err = cl.explain(err, name); explained(err) {
 			return err
 		}
 		return fmt.Errorf("bumping the revision of AppGroup %s/%s: %w", cl.namespace, name, err)
