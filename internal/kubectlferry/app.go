@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -257,10 +258,28 @@ func (cl *clients) explain(err error, name string) error {
 	}
 	// client-go's own words for it ("failed to get server groups: Get
 	// ...") name neither the kubeconfig nor what to check.
-	if op := (*net.OpError)(nil); errors.As(err, &op) && op.Op == "dial" {
-		return &unreachableError{host: cl.host, err: op}
+	if cause := unreachable(err); cause != nil {
+		return &unreachableError{host: cl.host, err: cause}
 	}
 	return err
+}
+
+// unreachable is why no answer came from the API server at all: no
+// connection (refused, no route, no such host), or none in time (a hung
+// server: the TLS handshake or the response timed out). Nil for an
+// answer, however bad.
+func unreachable(err error) error {
+	ue := (*url.Error)(nil)
+	if !errors.As(err, &ue) {
+		return nil
+	}
+	if op := (*net.OpError)(nil); errors.As(ue.Err, &op) && op.Op == "dial" {
+		return op
+	}
+	if ue.Timeout() {
+		return ue.Err
+	}
+	return nil
 }
 
 // explained: explain worded err whole, for the user as it stands.
@@ -272,7 +291,7 @@ func explained(err error) bool {
 // unreachableError: no connection to the API server could be made.
 type unreachableError struct {
 	host string
-	err  *net.OpError
+	err  error
 }
 
 func (e *unreachableError) Error() string {

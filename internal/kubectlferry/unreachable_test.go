@@ -21,34 +21,79 @@ func TestUnreachableAPIServer(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now: connections are refused
-	data, err := os.ReadFile(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	live := env.Config.Host
-	dead := strings.ReplaceAll(string(data), strings.TrimSuffix(strings.TrimPrefix(live, "https://"), "/"), addr)
-	if dead == string(data) {
-		t.Fatalf("the kubeconfig does not name the API server %s", live)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(dead), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := kubeconfigFor(t, addr)
 	for _, args := range [][]string{
 		{"status", "app"},
 		{"status", "app", "--json"},
 		{"restart", "app", "--timeout", "5s"},
 		{"restart", "app", "--wait", "--timeout", "5s"},
 	} {
-		var out, errb bytes.Buffer
-		a := &App{Out: &out, Err: &errb, PollInterval: 20 * time.Millisecond}
-		code := a.Run(context.Background(), append(args, "--kubeconfig", kubeconfig))
-		r := result{out: out.String(), err: errb.String(), code: code}
+		r := runWith(kubeconfig, args...)
 		want := "error: could not reach the API server at https://" + addr + ": "
-		hint := "Is the cluster up, and are the kubeconfig and its context (--kubeconfig, $KUBECONFIG, --context) the right ones?"
 		if r.code != ExitFailure || !strings.HasPrefix(r.err, want) || !strings.Contains(r.err, "connection refused") ||
-			!strings.Contains(r.err, hint) || r.out != "" {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 and %q ... %q", args, r.code, r.out, r.err, want, hint)
+			!strings.Contains(r.err, unreachableHint) || r.out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 and %q ... %q", args, r.code, r.out, r.err, want, unreachableHint)
 		}
 	}
+}
+
+// TestHungAPIServer: a server that accepts connections and never answers
+// (a stopped or overloaded API server) is named the same way, once the
+// TLS handshake times out.
+func TestHungAPIServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		var held []net.Conn // accepted and never answered
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	kubeconfig := kubeconfigFor(t, l.Addr().String())
+	r := runWith(kubeconfig, "status", "app")
+	want := "error: could not reach the API server at https://" + l.Addr().String() + ": "
+	if r.code != ExitFailure || !strings.HasPrefix(r.err, want) || !strings.Contains(r.err, "TLS handshake timeout") ||
+		!strings.Contains(r.err, unreachableHint) || r.out != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and %q ... %q", r.code, r.out, r.err, want, unreachableHint)
+	}
+}
+
+const unreachableHint = "Is the cluster up, and are the kubeconfig and its context (--kubeconfig, $KUBECONFIG, --context) the right ones?"
+
+// kubeconfigFor is the test API server's kubeconfig with its server moved
+// to addr.
+func kubeconfigFor(t *testing.T, addr string) string {
+	t.Helper()
+	data, err := os.ReadFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := strings.TrimSuffix(strings.TrimPrefix(env.Config.Host, "https://"), "/")
+	moved := strings.ReplaceAll(string(data), live, addr)
+	if moved == string(data) {
+		t.Fatalf("the kubeconfig does not name the API server %s", live)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(moved), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig
+}
+
+// runWith runs the plugin with a kubeconfig of the test's own.
+func runWith(kubeconfig string, args ...string) result {
+	var out, errb bytes.Buffer
+	a := &App{Out: &out, Err: &errb, PollInterval: 20 * time.Millisecond}
+	code := a.Run(context.Background(), append(args, "--kubeconfig", kubeconfig))
+	return result{out: out.String(), err: errb.String(), code: code}
 }
