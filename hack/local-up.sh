@@ -43,7 +43,7 @@ if ! $detach; then
 	exec bin/ferry-local --dir "$dir" --bin bin --repo "$root"
 fi
 
-setsid bin/ferry-local --dir "$dir" --bin bin --repo "$root" >"$dir/logs/local-up.log" 2>&1 </dev/null &
+setsid bin/ferry-local --dir "$dir" --bin bin --repo "$root" --detached >"$dir/logs/local-up.log" 2>&1 </dev/null &
 pid=$!
 echo "==> Starting in the background (log: $dir/logs/local-up.log)"
 for _ in $(seq 1 600); do

@@ -27,14 +27,15 @@ func main() {
 	dir := flag.String("dir", ".local", "where the kubeconfig, logs and agents' state go")
 	bin := flag.String("bin", "bin", "where ferry-manager, ferry-agent and kubectl-ferry are")
 	repo := flag.String("repo", ".", "the repository (for the sample app and AppGroup)")
+	detached := flag.Bool("detached", false, "started in the background (make local-up DETACH=1): say to stop it with make local-down, not Ctrl-C")
 	flag.Parse()
-	if err := run(*dir, *bin, *repo); err != nil {
+	if err := run(*dir, *bin, *repo, *detached); err != nil {
 		fmt.Fprintln(os.Stderr, "ferry-local:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, bin, repo string) error {
+func run(dir, bin, repo string, detached bool) error {
 	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 	dir, bin, repo = abs(dir), abs(bin), abs(repo)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -73,7 +74,7 @@ func run(dir, bin, repo string) error {
 	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
 		return err
 	}
-	printTryThis(dir, repo, s)
+	printTryThis(dir, repo, s, detached)
 	<-ctx.Done()
 	return nil
 }
@@ -118,8 +119,12 @@ func writeEnv(dir, bin string, s *localstack.Stack) error {
 	return os.WriteFile(filepath.Join(dir, "env"), []byte(b.String()), 0o644)
 }
 
-func printTryThis(dir, repo string, s *localstack.Stack) {
+func printTryThis(dir, repo string, s *localstack.Stack, detached bool) {
 	nodes := s.Nodes()
+	stop := "Ctrl-C"
+	if detached {
+		stop = "make local-down"
+	}
 	fmt.Printf(`
 Ferry is up: a kube-apiserver, the manager, and an agent on each of %d simulated nodes,
 serving the sample AppGroup "hello" (examples/hello-wsgi, 2 processes per node).
@@ -136,8 +141,8 @@ serving the sample AppGroup "hello" (examples/hello-wsgi, 2 processes per node).
 Roll it (zero downtime, one process at a time, node by node):
   kubectl annotate appgroup hello ferry.dev/revision=2 --overwrite
   kubectl get appgroups -w                  # RESTARTING True, then False
+  kubectl ferry restart hello --wait        # or: bump the revision and follow the rollout to its end
   kubectl ferry status hello                # passenger-status across nodes
-  kubectl ferry restart hello --wait        # the same, waiting for the end
 
 Break a deploy, then mend it:
   kubectl patch appgroup hello --type merge -p '{"spec":{"app":{"root":"%[1]s/examples/broken-wsgi"}}}'
@@ -145,6 +150,6 @@ Break a deploy, then mend it:
   kubectl describe appgroup hello           # the reason and the Python traceback
   kubectl patch appgroup hello --type merge -p '{"spec":{"app":{"root":"%[1]s/examples/hello-wsgi"}}}'
 
-Logs: %[2]s/logs/   Stop: Ctrl-C (or make local-down after make local-up DETACH=1)
-`, repo, dir)
+Logs: %[2]s/logs/   Stop: %[3]s
+`, repo, dir, stop)
 }
