@@ -1121,10 +1121,12 @@ func (p *Pool) watchExit(w *Worker) {
 	// leave the pool empty under a stream of such requests (each
 	// replacement is younger than the window), answering every request
 	// 503. Of a revision not yet known to stay up (a new one, mid-
-	// rollout), a death in a request cannot be told from an app that dies
-	// on its own: under load a request is nearly always at a process. It
-	// counts, so that a revision that boots and dies halts its rollout
-	// under load too. Nor more than maxExcused in a row (excuseLocked):
+	// rollout), one death in a request cannot be told from an app that
+	// dies on its own: under load a request is nearly always at a
+	// process. The first of a run is the request's; from the second, the
+	// deaths count unless they are of one request of death
+	// (excuseUnproven), so that a revision that boots and dies halts its
+	// rollout under load too. Nor more than maxExcused in a row (excuseLocked):
 	// code of a lasted revision broken in place dies the same way; unless
 	// every death of the run was in a request of one key while others
 	// were answered (deadly): one URL must not take the app down.
@@ -1137,7 +1139,7 @@ func (p *Pool) watchExit(w *Worker) {
 		case inRequest && p.lasted[w.Revision]:
 			reason += fmt.Sprintf(", while handling a request (more than %d such deaths in a row: taken as the app's)", maxExcused)
 		case inRequest:
-			reason += ", while handling a request (no process of this revision has lived past the crash window yet)"
+			reason += ", while handling a request (not the first death in a row, and no process of this revision has lived past the crash window yet)"
 		}
 		crash = &spawn.Error{Reason: reason, Output: w.proc.Output()}
 		if resisted = p.resistCrashLocked(w, crash); !resisted {
@@ -1194,8 +1196,8 @@ func (p *Pool) exitSaysLocked(w *Worker, prev State, unexpected bool, lived time
 // ofRequestLocked: the death of w, lived after ready, with a request at
 // it, is the request's, not its app's: of a revision that lasted, one
 // past crashWindow, or a young one excused (excuseLocked); of one
-// that has not, only a death in the request of death of a run already
-// taken as one (excuseUnproven). One excused as the run's request of
+// that has not, the first death of a run, and then only one in the run's
+// request of death (excuseUnproven). One excused as the run's request of
 // death is logged once its request is known (DiedIn).
 func (p *Pool) ofRequestLocked(w *Worker, lived time.Duration) bool {
 	lasted := p.lasted[w.Revision]
@@ -1206,8 +1208,7 @@ func (p *Pool) ofRequestLocked(w *Worker, lived time.Duration) bool {
 	if lasted {
 		excused, ofKey = p.excuseLocked(time.Now(), w.key)
 	} else {
-		excused = p.excused.excuseUnproven(w.key)
-		ofKey = excused
+		excused, ofKey = p.excused.excuseUnproven(time.Now(), w.key)
 	}
 	if ofKey {
 		w.ofKey = true

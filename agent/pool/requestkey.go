@@ -68,9 +68,10 @@ type excusedDeaths struct {
 	// in requests of several keys, or in one whose key is not known.
 	key RequestKey
 	// other: a worker ready since the run began answered a request of
-	// another key (the app serves, as of now); keyServed: a worker
-	// answered one of key (it does not kill every process it reaches).
-	other, keyServed bool
+	// another key (the app serves, as of now); answered: any worker did
+	// (deadlyUnproven); keyServed: a worker answered one of key (it does
+	// not kill every process it reaches).
+	other, answered, keyServed bool
 	// logged: the run's request of death was logged
 	// (noteRequestOfDeathLocked).
 	logged bool
@@ -113,19 +114,40 @@ func (p *Pool) excuseLocked(now time.Time, key RequestKey) (excused, ofKey bool)
 	return true, ofKey
 }
 
-// excuseUnproven: a death in a request of key, of a revision not yet
-// known to stay up, is the request's only when it is the request of death
-// of the run under way (deadly), which kills the processes of the
-// revisions before it too: a client that keeps sending it through a
-// deploy must not halt the rollout of a revision that serves every other
-// request. Any other death of such a revision counts (watchExit), and
-// does not change the run.
-func (r *excusedDeaths) excuseUnproven(key RequestKey) bool {
-	if r.n == 0 || key != r.key || !r.deadly() {
-		return false
+// excuseUnproven: a young death in a request of key, of a revision not
+// yet known to stay up. The first of a run is excused: one request of
+// death, sent once, would otherwise halt a rollout, return a node to the
+// revision before, or back a new app off, and a revision whose processes
+// die on their own dies again, in other requests or in ones it also
+// answers, and is then counted. A later one only when it is the request
+// of death of the run (deadlyUnproven), which may be the one that killed
+// the processes of the revisions before it too: a client that keeps
+// sending it, through a deploy or at a new app, must not halt the
+// rollout or take the app down. ofKey: excused as the run's request of
+// death. Any other death of such a revision counts (watchExit), and does
+// not change the run.
+func (r *excusedDeaths) excuseUnproven(now time.Time, key RequestKey) (excused, ofKey bool) {
+	switch {
+	case r.n == 0:
+		*r = excusedDeaths{since: now, key: key}
+	case key != r.key || !r.deadlyUnproven():
+		return false, false
+	default:
+		ofKey = true
 	}
 	r.n++
-	return true
+	return true, ofKey
+}
+
+// deadlyUnproven is deadly for a revision not yet known to stay up, whose
+// processes are all young: that the app serves other requests may be
+// shown by any process, not only by one ready since the run began. A
+// client that sends the request of death in a loop kills the processes
+// faster than their replacements boot; waiting for one of these to
+// answer, the deaths between would count, and back a new app off until
+// it answers nothing.
+func (r *excusedDeaths) deadlyUnproven() bool {
+	return r.key != 0 && (r.other || r.answered) && !r.keyServed
 }
 
 // answeredLocked notes, during a run of excused deaths, a request w
@@ -141,6 +163,9 @@ func (p *Pool) answeredLocked(w *Worker) {
 		r.keyServed = true
 	case w.readyAt.After(r.since):
 		r.other = true
+		fallthrough
+	default:
+		r.answered = true
 	}
 }
 

@@ -83,36 +83,42 @@ func TestExcuseLocked(t *testing.T) {
 }
 
 // TestExcuseUnproven: a death of a revision not yet known to stay up is
-// excused only as the request of death of the run under way (deadly), and
-// then counts in the run; any other leaves the run as it was.
+// excused when it is the first of a run (it starts one), or the request of
+// death of the run under way (deadlyUnproven: answers of other requests
+// by any process count), and then counts in the run; any other leaves the
+// run as it was.
 func TestExcuseUnproven(t *testing.T) {
 	crash, root := KeyOf("GET", "/crash"), KeyOf("GET", "/")
-	deadly := excusedDeaths{n: 3, key: crash, other: true}
+	now := time.Now()
+	deadly := excusedDeaths{n: 3, key: crash, other: true, answered: true}
 	for _, c := range []struct {
-		name string
-		run  excusedDeaths
-		key  RequestKey
-		want bool
+		name           string
+		run            excusedDeaths
+		key            RequestKey
+		excused, ofKey bool
+		want           excusedDeaths // the run after
 	}{
-		{"the run's request of death", deadly, crash, true},
-		{"another request", deadly, root, false},
-		{"an unknown request", deadly, 0, false},
-		{"no run", excusedDeaths{}, crash, false},
-		{"a run of several requests", excusedDeaths{n: 3, other: true}, crash, false},
-		{"its request answered too", excusedDeaths{n: 3, key: crash, other: true, keyServed: true}, crash, false},
-		{"nothing else answered", excusedDeaths{n: 3, key: crash}, crash, false},
+		{"the run's request of death", deadly, crash, true, true, excusedDeaths{n: 4, key: crash, other: true, answered: true}},
+		{"answered by processes ready before the run", excusedDeaths{n: 1, key: crash, answered: true}, crash, true, true,
+			excusedDeaths{n: 2, key: crash, answered: true}},
+		{"another request", deadly, root, false, false, deadly},
+		{"an unknown request", deadly, 0, false, false, deadly},
+		{"no run: the first death starts one", excusedDeaths{}, crash, true, false, excusedDeaths{n: 1, since: now, key: crash}},
+		{"no run, an unknown request", excusedDeaths{}, 0, true, false, excusedDeaths{n: 1, since: now}},
+		{"a run of several requests", excusedDeaths{n: 3, other: true, answered: true}, crash, false, false,
+			excusedDeaths{n: 3, other: true, answered: true}},
+		{"its request answered too", excusedDeaths{n: 3, key: crash, answered: true, keyServed: true}, crash, false, false,
+			excusedDeaths{n: 3, key: crash, answered: true, keyServed: true}},
+		{"nothing else answered", excusedDeaths{n: 1, key: crash}, crash, false, false, excusedDeaths{n: 1, key: crash}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := c.run
-			if got := r.excuseUnproven(c.key); got != c.want {
-				t.Errorf("excused %v, want %v", got, c.want)
+			excused, byKey := r.excuseUnproven(now, c.key)
+			if excused != c.excused || byKey != c.ofKey {
+				t.Errorf("excused %v, as the request of death %v; want %v, %v", excused, byKey, c.excused, c.ofKey)
 			}
-			want := c.run
-			if c.want {
-				want.n++
-			}
-			if r != want {
-				t.Errorf("the run became %+v, want %+v", r, want)
+			if r != c.want {
+				t.Errorf("the run became %+v, want %+v", r, c.want)
 			}
 		})
 	}

@@ -184,22 +184,33 @@ func TestRequestOfDeathFromAClientThatHangsUp(t *testing.T) {
 	e.loggedOnce(t, "GET /crash/late")
 }
 
-// deathEnv is a one-worker pool of testdata/bootdie whose revision
-// lasted, with its observer and log: the request-of-death tests'.
+// deathEnv is a pool of testdata/bootdie with its observer and log: the
+// request-of-death tests'.
 type deathEnv struct {
 	*agenttest.Env
 	obs  *observer
 	book *agenttest.Logbook
+	size int32 // its processes
 }
 
-// startLasted starts a deathEnv named name, and returns it and its config
-// once its revision lasted.
-func startLasted(t *testing.T, name string) (*deathEnv, pool.Config) {
+// startDeath starts a deathEnv named name of size processes, standalone's
+// (ResistEarlyCrashes) when resist, and returns it and its config once
+// they are ready.
+func startDeath(t *testing.T, name string, size int32, resist bool) (*deathEnv, pool.Config) {
 	root, _ := filepath.Abs("testdata/bootdie")
-	cfg := pool.Config{Name: name, Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)}
-	d := &deathEnv{obs: &observer{}, book: agenttest.NewLogbook(t)}
+	cfg := pool.Config{Name: name, Revision: "1", Template: agenttest.WSGIAt(root, size, size)}
+	d := &deathEnv{obs: &observer{}, book: agenttest.NewLogbook(t), size: size}
 	log := d.book.Logger()
-	d.Env = agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Observer: d.obs, Log: &log})
+	d.Env = agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Observer: d.obs, Log: &log,
+		ResistEarlyCrashes: resist})
+	d.WaitFor(t, 30*time.Second, "the processes ready", agenttest.Ready(size))
+	return d, cfg
+}
+
+// startLasted starts a one-process deathEnv named name, and returns it
+// and its config once its revision lasted.
+func startLasted(t *testing.T, name string) (*deathEnv, pool.Config) {
+	d, cfg := startDeath(t, name, 1, false)
 	d.WaitFor(t, 30*time.Second, "the revision lasted", func(s pool.Status) bool { return s.RevisionLasted })
 	return d, cfg
 }
@@ -223,7 +234,7 @@ func (d *deathEnv) replaced(t *testing.T, before int64) pool.Status {
 func (d *deathEnv) tookAsRequestOfDeath() bool { return len(d.book.Find(requestOfDeathLogged)) > 0 }
 
 // servedThrough checks what a request of death must leave: no request of
-// users (load on /) failed, one ready worker in the end, and no spawn
+// users (load on /) failed, every worker ready in the end, and no spawn
 // counted as failed. It returns the pool's status.
 func (d *deathEnv) servedThrough(t *testing.T, users func() *loadgen.Result) pool.Status {
 	t.Helper()
@@ -231,7 +242,7 @@ func (d *deathEnv) servedThrough(t *testing.T, users func() *loadgen.Result) poo
 	if rep.Failed != 0 || rep.Requests == 0 {
 		t.Errorf("%d of %d requests to / failed (%v), want none: no worker died under one", rep.Failed, rep.Requests, rep.FirstFailure)
 	}
-	s := d.WaitFor(t, 30*time.Second, "the last worker replaced", agenttest.Ready(1))
+	s := d.WaitFor(t, 30*time.Second, "the last worker replaced", agenttest.Ready(d.size))
 	if s.ScalingFailures != 0 || s.LastSpawnError != nil || d.obs.failed.Load() != 0 {
 		t.Errorf("scaling failures %d, last spawn error %+v, spawn failures counted %d; want none (every spawn succeeded)",
 			s.ScalingFailures, s.LastSpawnError, d.obs.failed.Load())
