@@ -90,6 +90,7 @@ type AppSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
 	// +kubebuilder:validation:Pattern=`^/`
+	// +kubebuilder:validation:XValidation:rule="!self.contains('\\u0000')",message="root may not contain a NUL character: no path can hold one"
 	Root string `json:"root,omitempty"`
 
 	// startupFile is the WSGI module, relative to root, that exposes the
@@ -100,6 +101,7 @@ type AppSpec struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:Pattern=`^[^/]`
 	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '..')",message="startupFile must stay inside root: it may not contain a '..' segment"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('\\u0000')",message="startupFile may not contain a NUL character: no path can hold one"
 	StartupFile string `json:"startupFile,omitempty"`
 
 	// python is the Python interpreter that runs the WSGI loader: a command
@@ -108,6 +110,7 @@ type AppSpec struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule="!self.contains('\\u0000')",message="python may not contain a NUL character: no program's path can hold one"
 	Python string `json:"python,omitempty"`
 
 	// command is the argv of a Command app, run from root. It must serve
@@ -119,6 +122,7 @@ type AppSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=4096
 	// +kubebuilder:validation:XValidation:rule="self[0] != ''",message="command[0], the program to run, may not be empty"
+	// +kubebuilder:validation:XValidation:rule="self.all(a, !a.contains('\\u0000'))",message="command may not contain a NUL character: no program's argument can hold one"
 	Command []string `json:"command,omitempty"`
 
 	// readinessPath, for a Command app, is the HTTP path the agent GETs to
@@ -182,6 +186,7 @@ type EnvVar struct {
 	// value is the variable's value. Default: empty.
 	// +optional
 	// +kubebuilder:validation:MaxLength=32768
+	// +kubebuilder:validation:XValidation:rule="!self.contains('\\u0000')",message="an env value may not contain a NUL character: no environment variable can hold one"
 	Value string `json:"value,omitempty"`
 }
 

@@ -689,3 +689,61 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 		}
 	}
 }
+
+// TestNULRefused: a NUL in a string the agent passes to exec or the
+// filesystem (a path, a program, an argument, an env value) is refused,
+// with a message that names the field: exec refused it at every spawn with
+// "invalid argument", naming none. Ordinary values are still accepted.
+func TestNULRefused(t *testing.T) {
+	cases := []struct {
+		base, path string
+		value      any
+		errPath    string
+		want       string
+	}{
+		{validAppGroup, "spec.app.root", "/srv/a\x00pp", "spec.app.root", "root may not contain a NUL character"},
+		{validAppGroup, "spec.app.startupFile", "app\x00.py", "spec.app.startupFile", "startupFile may not contain a NUL character"},
+		{validAppGroup, "spec.app.python", "python3\x00", "spec.app.python", "python may not contain a NUL character"},
+		{validCommandAppGroup, "spec.app.command", []any{"./server", "--x=\x00"}, "spec.app.command",
+			"command may not contain a NUL character"},
+		{validAppGroup, "spec.app.env", []any{map[string]any{"name": "A", "value": "a\x00b"}}, "spec.app.env[0].value",
+			"an env value may not contain a NUL character"},
+		{validProcessPool, "spec.template.app.root", "/srv/\x00", "spec.template.app.root", "root may not contain a NUL character"},
+	}
+	ns := newNamespace(t)
+	for i, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			obj := decode(t, tc.base)
+			obj.SetNamespace(ns)
+			obj.SetName(fmt.Sprintf("nul-%d", i))
+			setPath(t, obj.Object, tc.path, tc.value)
+			err := env.Client.Create(testContext(t), obj)
+			if err == nil {
+				t.Fatalf("%s with a NUL accepted", tc.path)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.errPath+":") || !strings.Contains(msg, tc.want) {
+				t.Errorf("error does not name %q with %q:\n%s", tc.errPath, tc.want, msg)
+			}
+		})
+	}
+	// Other control characters are a value's own: a newline in an env
+	// value (a PEM key, say), a tab in an argument.
+	assertAccepted(t, validAppGroup, "spec.app.root", "/srv/my app", "/srv/é\t")
+	accepted := []struct {
+		base, path string
+		value      any
+	}{
+		{validAppGroup, "spec.app.env", []any{map[string]any{"name": "KEY", "value": "-----BEGIN-----\nx\n"}}},
+		{validCommandAppGroup, "spec.app.command", []any{"./server", "a\tb", "$(PORT)", ""}},
+		{validAppGroup, "spec.app.python", "/opt/venv 1/bin/python"},
+	}
+	for i, tc := range accepted {
+		obj := decode(t, tc.base)
+		obj.SetNamespace(ns)
+		obj.SetName(fmt.Sprintf("ok-%d", i))
+		setPath(t, obj.Object, tc.path, tc.value)
+		if err := env.Client.Create(testContext(t), obj); err != nil {
+			t.Errorf("%s %q refused: %v", tc.path, tc.value, err)
+		}
+	}
+}
