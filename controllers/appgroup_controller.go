@@ -72,6 +72,10 @@ const (
 // maxEventNote is the longest note events.k8s.io/v1 accepts, in bytes.
 const maxEventNote = 1024
 
+// takenRecheck is how often an AppGroup whose Service or EndpointSlice
+// name is taken (Ready reason NameTaken) looks again by itself.
+const takenRecheck = 10 * time.Second
+
 // conflictRetry is how soon a pass whose status write conflicted runs
 // again.
 const conflictRetry = 250 * time.Millisecond
@@ -370,6 +374,9 @@ type scope struct {
 	awaitingDrain []string
 	// remembered is the memory the pass started from.
 	remembered ferryv1.AppGroupStatus
+	// taken are the Service and EndpointSlices of the AppGroup that an
+	// object not its own keeps it from writing (reconcileTraffic).
+	taken []nameTaken
 }
 
 // remember brings halt and lastGood up to date with reports. A phase calls
@@ -558,6 +565,11 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 			result.RequeueAfter = requeue
 			if len(s.portLost) > 0 && (requeue == 0 || requeue > portRecheck) {
 				result.RequeueAfter = portRecheck
+			}
+			if len(s.taken) > 0 {
+				// The manager watches only the objects it made: the
+				// deletion of the one in the way brings no pass.
+				result.RequeueAfter = sooner(result.RequeueAfter, takenRecheck)
 			}
 		}
 	}()
@@ -865,6 +877,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Proven:        s.proven,
 		Unserved:      s.unserved,
 		AwaitingDrain: s.awaitingDrain,
+		Taken:         s.taken,
 		Undrained:     undrained(awaited),
 		Now:           s.now,
 		StaleAfter:    r.AgentStaleAfter,

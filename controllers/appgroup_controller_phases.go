@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
@@ -368,6 +369,14 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 		}}
 		return controllerutil.SetControllerReference(ag, svc, r.Scheme)
 	}); err != nil {
+		var taken *nameTaken
+		if errors.As(err, &taken) {
+			// The status says so; no slice is written: labelled with
+			// another's Service, it would send that Service's traffic
+			// to the AppGroup's nodes.
+			s.taken = append(s.taken, *taken)
+			return nil
+		}
 		return writeFailed("create or update Service "+name, err)
 	}
 
@@ -408,7 +417,13 @@ func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) e
 	for _, port := range ports {
 		name := endpointSliceName(ag, port)
 		wanted[name] = true
-		errs = append(errs, r.writeEndpointSlice(ctx, s.ag, name, port, byPort[port]))
+		err := r.writeEndpointSlice(ctx, s.ag, name, port, byPort[port])
+		var taken *nameTaken
+		if errors.As(err, &taken) {
+			s.taken = append(s.taken, *taken) // the status says so
+			continue
+		}
+		errs = append(errs, err)
 	}
 	errs = append(errs, r.deleteEndpointSlicesBut(ctx, ag, wanted))
 	return errors.Join(errs...)
@@ -509,6 +524,10 @@ func (r *AppGroupReconciler) writeEndpointSlice(ctx context.Context, ag *ferryv1
 		slice.Endpoints = endpoints
 		return controllerutil.SetControllerReference(ag, slice, r.Scheme)
 	}); err != nil {
+		var taken *nameTaken
+		if errors.As(err, &taken) {
+			return err
+		}
 		return writeFailed("create or update EndpointSlice "+name, err)
 	}
 	return nil
@@ -539,8 +558,7 @@ func (r *AppGroupReconciler) deleteEndpointSlicesBut(ctx context.Context, ag *fe
 // a patch of the API server's copy: the cache lags an earlier pass's
 // create, or the object lost the label the cache selects by (someone took
 // it off; mutate puts it back). An object of the name that is not the
-// AppGroup's stays the create's AlreadyExists: the manager never takes
-// one over.
+// AppGroup's is a *nameTaken: the manager never takes one over.
 func (r *AppGroupReconciler) createOrPatch(ctx context.Context, ag *ferryv1.AppGroup, obj client.Object, mutate controllerutil.MutateFn) error {
 	_, err := controllerutil.CreateOrPatch(ctx, r.Client, obj, mutate)
 	if !apierrors.IsAlreadyExists(err) {
@@ -550,8 +568,11 @@ func (r *AppGroupReconciler) createOrPatch(ctx context.Context, ag *ferryv1.AppG
 	key := client.ObjectKeyFromObject(obj)
 	v := reflect.ValueOf(obj).Elem()
 	v.Set(reflect.Zero(v.Type()))
-	if gerr := r.APIReader.Get(ctx, key, obj); gerr != nil || !metav1.IsControlledBy(obj, ag) {
+	if gerr := r.APIReader.Get(ctx, key, obj); gerr != nil {
 		return err
+	}
+	if !ownName(obj, ag) {
+		return &nameTaken{kind: v.Type().Name(), name: key.Name}
 	}
 	before := obj.DeepCopyObject().(client.Object)
 	if err := mutate(); err != nil {
@@ -559,6 +580,32 @@ func (r *AppGroupReconciler) createOrPatch(ctx context.Context, ag *ferryv1.AppG
 	}
 	return r.Client.Patch(ctx, obj, client.MergeFrom(before))
 }
+
+// ownName: obj is controlled by an AppGroup of ag's name, ag or one
+// deleted before it was created again, whose objects garbage collection
+// has yet to delete. Those are adopted (SetControllerReference replaces
+// the controller of the same kind and name, whatever its uid), as the
+// cache's path always did: they are the name's own, and what waits for a
+// collector is no conflict to report.
+func ownName(obj client.Object, ag *ferryv1.AppGroup) bool {
+	ref := metav1.GetControllerOf(obj)
+	if ref == nil {
+		return false
+	}
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	return err == nil && gv.Group == ferryv1.GroupVersion.Group && ref.Kind == "AppGroup" && ref.Name == ag.Name
+}
+
+// nameTaken is an object of a name the AppGroup's Service or an
+// EndpointSlice of it needs that is not the AppGroup's (createOrPatch):
+// no retry helps, so it is no error of the pass but a Ready reason
+// (NameTaken).
+type nameTaken struct {
+	// kind and name are the object's.
+	kind, name string
+}
+
+func (e *nameTaken) Error() string { return e.kind + " " + e.name + " is not this AppGroup's" }
 
 // desiredEndpoints lists one endpoint per pool whose agent reported an
 // IPv4 address the API accepts in an EndpointSlice (endpointIP): first the

@@ -509,7 +509,9 @@ func (f *fakePasses) events() []string {
 // TestCreateOrPatchOwnObjectTheCacheMisses: a create refused as
 // AlreadyExists patches the API server's copy when it is the AppGroup's
 // own (the cache lagged, or the object lost the label the cache selects
-// by); a name taken by someone else's object stays the create's error.
+// by), or an AppGroup's of its name deleted before it was created again
+// (garbage collection has yet to delete it): adopted, as the cache's path
+// does; a name taken by someone else's object is a *nameTaken.
 func TestCreateOrPatchOwnObjectTheCacheMisses(t *testing.T) {
 	s := scheme.New()
 	ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns", UID: "uid-shop"}}
@@ -517,9 +519,14 @@ func TestCreateOrPatchOwnObjectTheCacheMisses(t *testing.T) {
 	if err := ctrl.SetControllerReference(ag, ours, s); err != nil {
 		t.Fatal(err)
 	}
+	before := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns", UID: "uid-before"}}
+	predecessor := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "ns"}}
+	if err := ctrl.SetControllerReference(before, predecessor, s); err != nil {
+		t.Fatal(err)
+	}
 	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}}
-	api := fake.NewClientBuilder().WithScheme(s).WithObjects(ours, foreign).Build()
-	// The cache shows neither; writes go to the API server.
+	api := fake.NewClientBuilder().WithScheme(s).WithObjects(ours, predecessor, foreign).Build()
+	// The cache shows none; writes go to the API server.
 	cache := interceptor.NewClient(fake.NewClientBuilder().WithScheme(s).Build(), interceptor.Funcs{
 		Create: func(ctx context.Context, _ client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 			return api.Create(ctx, obj, opts...)
@@ -530,25 +537,26 @@ func TestCreateOrPatchOwnObjectTheCacheMisses(t *testing.T) {
 	})
 	r := &AppGroupReconciler{Client: cache, APIReader: api, Scheme: s}
 	for _, tt := range []struct {
-		name    string
-		wantErr bool
-	}{{"shop", false}, {"web", true}} {
+		name  string
+		taken bool
+	}{{"shop", false}, {"old", false}, {"web", true}} {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: "ns"}}
 		err := r.createOrPatch(context.Background(), ag, svc, func() error {
 			svc.Labels = map[string]string{ManagedByLabel: ManagedByValue}
 			svc.Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 8080}}
 			return ctrl.SetControllerReference(ag, svc, s)
 		})
-		if got := err != nil; got != tt.wantErr || (err != nil && !apierrors.IsAlreadyExists(err)) {
-			t.Errorf("%s: %v, want an error: %v (AlreadyExists)", tt.name, err, tt.wantErr)
+		var taken *nameTaken
+		if got := errors.As(err, &taken); got != tt.taken || (err != nil && !got) {
+			t.Errorf("%s: %v, want taken: %v", tt.name, err, tt.taken)
 		}
 		got := &corev1.Service{}
 		if err := api.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: tt.name}, got); err != nil {
 			t.Fatal(err)
 		}
-		patched := got.Labels[ManagedByLabel] == ManagedByValue && len(got.Spec.Ports) == 1
-		if patched == tt.wantErr {
-			t.Errorf("%s: patched %v, want %v: %+v", tt.name, patched, !tt.wantErr, got)
+		patched := got.Labels[ManagedByLabel] == ManagedByValue && len(got.Spec.Ports) == 1 && metav1.IsControlledBy(got, ag)
+		if patched == tt.taken {
+			t.Errorf("%s: patched %v, want %v: %+v", tt.name, patched, !tt.taken, got)
 		}
 	}
 }

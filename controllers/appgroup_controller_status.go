@@ -72,6 +72,9 @@ type rollupInput struct {
 	// silent (Stale) or never reported them (Unheard): nothing may ever
 	// drain them.
 	Undrained []poolReport
+	// Taken are the AppGroup's Service and EndpointSlices whose name an
+	// object not its own has.
+	Taken []nameTaken
 }
 
 // computeStatus is the AppGroup's new status. It starts from a copy of the
@@ -174,6 +177,35 @@ func readyCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
 			portConflictMessage(in.AppGroup.Spec.Listen.Port, in.PortLost))
 	}
+	pools := poolsReadyCondition(in, c)
+	if len(in.Taken) > 0 {
+		// The pools run on, but no request reaches them through the
+		// Service: say both.
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNameTaken,
+			nameTakenMessage(in.Taken)+". The pools: "+pools.Message)
+	}
+	return pools
+}
+
+// nameTakenMessage says which of the AppGroup's objects have a name taken
+// by another, and what to do.
+func nameTakenMessage(taken []nameTaken) string {
+	names := make([]string, 0, len(taken))
+	for _, t := range taken {
+		names = append(names, t.kind+" "+t.name)
+	}
+	what := "that " + taken[0].kind
+	if len(taken) > 1 {
+		what = "them"
+	}
+	return nodeList(names) + plural(len(taken), " is", " are") + " not this AppGroup's (the manager never takes over " +
+		"an object it did not make), so no request reaches the pools through the AppGroup's Service: " +
+		"rename or delete " + what + ", and the manager makes the AppGroup's own"
+}
+
+// poolsReadyCondition is Ready as the pools make it: NoNodes, or how the
+// selected nodes' pools are.
+func poolsReadyCondition(in rollupInput, c metav1.Condition) metav1.Condition {
 	if len(in.Nodes) == 0 {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoNodes, "No node matches spec.nodeSelector")
 	}

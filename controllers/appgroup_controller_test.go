@@ -1370,12 +1370,17 @@ func TestEndpointSliceOnlyWithEndpoints(t *testing.T) {
 }
 
 // TestServiceNameTaken: a Service of the AppGroup's name that is not
-// Ferry's is never taken over; the failure shows as a Warning event, the
-// pools are still created, and once the name is free the manager's own
-// Service follows.
+// Ferry's is never taken over, and the status says so: Ready is False,
+// NameTaken, naming the Service and what to do, while the rest of the
+// status is rolled up and written (the pool's readiness in the message,
+// observedGeneration following the spec, the pools served and their spec
+// followed). Once the name is free the manager's own Service follows, by
+// itself (the manager does not watch a Service it did not make), and
+// Ready says how the pools are.
 func TestServiceNameTaken(t *testing.T) {
 	ns := newNamespace(t)
 	node := newNode(t, ns, "a", true)
+	agent := newAgent(t, ns, node, "192.0.2.7")
 	foreign := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "web", Port: 80}}},
@@ -1384,14 +1389,34 @@ func TestServiceNameTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	ag := newAppGroup(t, ns, "shop", nil)
-	waitEvent(t, ns, "shop", corev1.EventTypeWarning, controllers.EventWriteFailed, "could not create or update Service shop", "already exists")
-	eventually(t, "the pool despite the failure", func() error {
-		ps, err := pools(context.Background(), ns, "shop")
-		if err == nil && ps[node] == nil {
-			err = errors.New("no pool yet")
+	agent.rollOut("shop", 2)
+	waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNameTaken,
+		"Service shop is not this AppGroup's", "rename or delete that Service", "1/1 nodes ready")
+	waitEvent(t, ns, "shop", corev1.EventTypeWarning, controllers.EventNameTaken, "Service shop is not this AppGroup's")
+	waitStatus(t, ns, "shop", "observedGeneration 1", func(st *ferryv1.AppGroupStatus) error {
+		if st.ObservedGeneration != ag.Generation {
+			return fmt.Errorf("observedGeneration %d, want %d", st.ObservedGeneration, ag.Generation)
+		}
+		return nil
+	})
+
+	// A change of the spec still reaches the pool and the status.
+	patchAppGroup(t, ns, "shop", func(ag *ferryv1.AppGroup) { ag.Spec.Pool.MaxProcesses = 5 })
+	changed := getAppGroup(t, ns, "shop")
+	eventually(t, "the pool's new spec", func() error {
+		p, err := agent.find("shop")
+		if err == nil && p.Spec.Template.Pool.MaxProcesses != 5 {
+			err = fmt.Errorf("maxProcesses %d", p.Spec.Template.Pool.MaxProcesses)
 		}
 		return err
 	})
+	waitStatus(t, ns, "shop", "observedGeneration 2", func(st *ferryv1.AppGroupStatus) error {
+		if st.ObservedGeneration != changed.Generation {
+			return fmt.Errorf("observedGeneration %d, want %d", st.ObservedGeneration, changed.Generation)
+		}
+		return nil
+	})
+	assertNoEvent(t, ns, "shop", controllers.EventWriteFailed)
 	svc := &corev1.Service{}
 	if err := env.Client.Get(testContext(t), client.ObjectKeyFromObject(foreign), svc); err != nil {
 		t.Fatal(err)
@@ -1412,6 +1437,73 @@ func TestServiceNameTaken(t *testing.T) {
 		}
 		return nil
 	})
+	agent.heartbeat("shop")
+	waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	waitEvent(t, ns, "shop", corev1.EventTypeNormal, controllers.EventNameTakenResolved, "Service shop")
+}
+
+// TestEndpointSliceNameTaken: an EndpointSlice of the Service's name that
+// is not the AppGroup's is never taken over either: Ready says so, and
+// once it is deleted the AppGroup's own serves its nodes.
+func TestEndpointSliceNameTaken(t *testing.T) {
+	ns := newNamespace(t)
+	node := newNode(t, ns, "a", true)
+	agent := newAgent(t, ns, node, "192.0.2.8")
+	foreign := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "cart", Namespace: ns},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	if err := env.Client.Create(testContext(t), foreign); err != nil {
+		t.Fatal(err)
+	}
+	newAppGroup(t, ns, "cart", nil)
+	agent.rollOut("cart", 2)
+	waitCondition(t, ns, "cart", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNameTaken,
+		"EndpointSlice cart is not this AppGroup's", "rename or delete that EndpointSlice")
+	if err := env.Client.Delete(testContext(t), foreign); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the AppGroup's own slice", func() error {
+		return checkEndpoints(ns, "cart", map[string]bool{"192.0.2.8": true})
+	})
+	agent.heartbeat("cart")
+	waitCondition(t, ns, "cart", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+}
+
+// TestRecreatedAppGroupAdoptsItsOldService: an AppGroup deleted and
+// created again under its name finds its predecessor's Service, which
+// garbage collection has yet to delete (envtest runs none): it is the
+// AppGroup's name's own, so the new AppGroup adopts it rather than call
+// it taken, whether the cache shows it or not; and should the garbage
+// collector delete it after all, the next one is created.
+func TestRecreatedAppGroupAdoptsItsOldService(t *testing.T) {
+	ns := newNamespace(t)
+	old := newAppGroup(t, ns, "blog", nil)
+	key := types.NamespacedName{Namespace: ns, Name: "blog"}
+	svc := &corev1.Service{}
+	eventually(t, "the first AppGroup's Service", func() error { return env.Client.Get(context.Background(), key, svc) })
+	deleteAppGroup(t, old)
+	waitAppGroupGone(t, old)
+
+	ag := newAppGroup(t, ns, "blog", nil)
+	controlled := func() error {
+		if err := env.Client.Get(context.Background(), key, svc); err != nil {
+			return err
+		}
+		if !metav1.IsControlledBy(svc, ag) {
+			return fmt.Errorf("owners %+v", svc.OwnerReferences)
+		}
+		return nil
+	}
+	eventually(t, "the old Service adopted", controlled)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes)
+	assertNoEvent(t, ns, "blog", controllers.EventNameTaken)
+	assertNoEvent(t, ns, "blog", controllers.EventWriteFailed)
+
+	if err := env.Client.Delete(testContext(t), svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a new Service", controlled)
 }
 
 // TestStatusWrittenOnlyWhenChanged makes the manager pass over a settled

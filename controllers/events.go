@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // Reasons of the events the manager records on an AppGroup.
@@ -46,6 +47,12 @@ const (
 	// EventPortConflictResolved: no other AppGroup holds listen.port on
 	// the selected nodes any more; pools are created there.
 	EventPortConflictResolved = "PortConflictResolved"
+	// EventNameTaken: the AppGroup's Service or EndpointSlice has a name
+	// taken by an object that is not the AppGroup's (Warning).
+	EventNameTaken = "NameTaken"
+	// EventNameTakenResolved: after EventNameTaken, the names are the
+	// AppGroup's again.
+	EventNameTakenResolved = "NameTakenResolved"
 	// EventAgentNotReporting: a node's agent went silent (Warning).
 	EventAgentNotReporting = "AgentNotReporting"
 	// EventAgentReporting: no selected node's agent is silent any more
@@ -189,6 +196,9 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 	if curReady.Reason == ferryv1.ReasonPortConflict && (oldReady.Reason != ferryv1.ReasonPortConflict || oldReady.Message != curReady.Message) {
 		add(corev1.EventTypeWarning, EventPortConflict, "Schedule", curReady.Message)
 	}
+	if curReady.Reason == ferryv1.ReasonNameTaken && oldReady.Reason != ferryv1.ReasonNameTaken {
+		add(corev1.EventTypeWarning, EventNameTaken, "Write", curReady.Message)
+	}
 	standing := silence.standing(old)
 	if curReady.Reason == ferryv1.ReasonAgentNotReporting && !standing {
 		add(corev1.EventTypeWarning, EventAgentNotReporting, "Monitor", curReady.Message)
@@ -199,6 +209,13 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 		if oldReady.Reason == ferryv1.ReasonPortConflict && curReady.Reason != ferryv1.ReasonPortConflict {
 			add(corev1.EventTypeNormal, EventPortConflictResolved, "Schedule",
 				fmt.Sprintf("No other AppGroup holds listen.port %d on the selected nodes any more", ag.Spec.Listen.Port))
+		}
+		// A reason Ready ranks above NameTaken hides it: that is no news
+		// of the names.
+		above := curReady.Reason == ferryv1.ReasonPortConflict || curReady.Reason == ferryv1.ReasonInvalidRevision
+		if oldReady.Reason == ferryv1.ReasonNameTaken && curReady.Reason != ferryv1.ReasonNameTaken && !above {
+			add(corev1.EventTypeNormal, EventNameTakenResolved, "Write",
+				fmt.Sprintf("Service %s and its EndpointSlice are the AppGroup's own now", contract.ServiceName(ag.Name)))
 		}
 		if standing && !silence.silent {
 			add(corev1.EventTypeNormal, EventAgentReporting, "Monitor", "No selected node's agent is silent any more")

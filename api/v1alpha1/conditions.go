@@ -80,6 +80,13 @@ const (
 	// selected nodes (it had the port there first, or is older); this one
 	// gets no pool there until the port is free.
 	ReasonPortConflict = "PortConflict"
+	// ReasonNameTaken: the AppGroup's Service, or its EndpointSlice, cannot
+	// be made: an object of that name that is not the AppGroup's has it
+	// (the manager never takes one over). Every selected node's pool runs
+	// as usual, but no request reaches them through the Service until that
+	// object is renamed or deleted; the message names it, and says how
+	// the pools are.
+	ReasonNameTaken = "NameTaken"
 	// ReasonAgentStopping: on a ProcessPool, its node's agent is stopping
 	// (SIGTERM: an upgrade, a node drain): its proxy serves on for the
 	// agent's drain delay, then takes no new connections, and its
