@@ -619,11 +619,7 @@ func desiredEndpoints(active, draining []poolReport) []discoveryv1.Endpoint {
 	var out []discoveryv1.Endpoint
 	add := func(r poolReport, terminating bool) {
 		serving := r.Serving || r.Stopping && r.Pool.Status.ProcessCounts.Ready > 0
-		host := r.Pool.Status.Address
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		ip := net.ParseIP(host)
+		ip := reportedIP(r.Pool.Status.Address)
 		if ip == nil || ip.To4() == nil || !endpointIP(ip) {
 			return
 		}
@@ -644,6 +640,15 @@ func desiredEndpoints(active, draining []poolReport) []discoveryv1.Endpoint {
 		add(r, true)
 	}
 	return out
+}
+
+// reportedIP is the IP of a pool's reported address ("host:port", or a
+// bare host); nil when it holds none.
+func reportedIP(addr string) net.IP {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		addr = h
+	}
+	return net.ParseIP(addr)
 }
 
 // endpointIP is false for the addresses the API server rejects in an

@@ -178,6 +178,7 @@ func readyCondition(in rollupInput) metav1.Condition {
 			portConflictMessage(in.AppGroup.Spec.Listen.Port, in.PortLost))
 	}
 	pools := poolsReadyCondition(in, c)
+	pools.Message += unlistedMessage(in)
 	if len(in.Taken) > 0 {
 		// The pools run on, but no request reaches them through the
 		// Service: say both.
@@ -201,6 +202,32 @@ func nameTakenMessage(taken []nameTaken) string {
 	return nodeList(names) + plural(len(taken), " is", " are") + " not this AppGroup's (the manager never takes over " +
 		"an object it did not make), so no request reaches the pools through the AppGroup's Service: " +
 		"rename or delete " + what + ", and the manager makes the AppGroup's own"
+}
+
+// unlistedMessage names the selected nodes whose agents report an IPv6
+// address, which desiredEndpoints leaves out of the Service (its slices
+// are IPv4): on an IPv6-only cluster the Service had no endpoint, and
+// nothing said so.
+func unlistedMessage(in rollupInput) string {
+	var nodes, ips []string
+	for _, node := range in.Nodes {
+		r, ok := in.Reports[node]
+		if !ok || !r.Reported {
+			continue
+		}
+		if ip := reportedIP(r.Pool.Status.Address); ip != nil && ip.To4() == nil {
+			nodes, ips = append(nodes, node), append(ips, ip.String())
+		}
+	}
+	if len(nodes) == 0 {
+		return ""
+	}
+	why := "its agent reports " + ips[0] + ", an IPv6 address"
+	if len(nodes) > 1 {
+		why = "their agents report IPv6 addresses, as " + ips[0]
+	}
+	return ". Not behind the Service: " + nodeList(nodes) + " (" + why +
+		"; Ferry lists IPv4 addresses only in the Service's EndpointSlices)"
 }
 
 // poolsReadyCondition is Ready as the pools make it: NoNodes, or how the

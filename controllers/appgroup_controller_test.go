@@ -2063,3 +2063,32 @@ func TestRevertAfterTransientSpawnError(t *testing.T) {
 	// Three at a time: every node gets it, b too.
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
 }
+
+// TestIPv6NodeIsNamed: Ferry's EndpointSlices list IPv4 addresses only.
+// A node whose only InternalIP is IPv6 (an IPv6-only cluster), whose
+// agent reports that address (the chart's default, status.hostIP), is left
+// out of the Service: Ready's message names it and says why, where nothing
+// said so; the IPv4 node is listed as before.
+func TestIPv6NodeIsNamed(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	b := newNode(t, ns, "b", true)
+	n := &corev1.Node{}
+	if err := env.Client.Get(testContext(t), types.NamespacedName{Name: b}, n); err != nil {
+		t.Fatal(err)
+	}
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "2001:db8::9"}}
+	if err := env.Client.Status().Update(testContext(t), n); err != nil {
+		t.Fatal(err)
+	}
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.9"), newAgent(t, ns, b, "[2001:db8::9]")
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	agentA.rollOut("blog", 2)
+	agentB.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady,
+		"2/2 nodes ready", "Not behind the Service: "+b+" (its agent reports 2001:db8::9, an IPv6 address; "+
+			"Ferry lists IPv4 addresses only")
+	eventually(t, "the IPv4 node's endpoint alone", func() error {
+		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.9": true})
+	})
+}
