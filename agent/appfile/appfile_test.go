@@ -136,7 +136,7 @@ func TestJSON(t *testing.T) {
 
 func TestParseWithoutBaseDirKeepsRelativeRootInvalid(t *testing.T) {
 	_, err := Parse([]byte(strings.Replace(validAppGroup, "/srv/app", "app", 1)), "", "")
-	if err == nil || !strings.Contains(err.Error(), `<input>: AppGroup "valid": spec.app.root: Invalid value: "app": spec.app.root in body should match '^/'`) {
+	if err == nil || !strings.Contains(err.Error(), `<input>: AppGroup "valid": spec.app.root: Invalid value: "app": root must be an absolute path, as /srv/app`) {
 		t.Fatalf("got %v, want the relative root rejected", err)
 	}
 }
@@ -191,7 +191,7 @@ var invalidCases = []struct {
 	{"WSGI without root", validAppGroup, map[string]any{"spec.app.root": nil},
 		"spec.app.root", "root is required when type is WSGI"},
 	{"relative root", validAppGroup, map[string]any{"spec.app.root": "srv/app"},
-		"spec.app.root", "should match '^/'"},
+		"spec.app.root", "root must be an absolute path, as /srv/app"},
 	{"Command without command", validCommandAppGroup, map[string]any{"spec.app.command": nil},
 		"spec.app.command", "command is required when type is Command"},
 	{"WSGI with command", validAppGroup, map[string]any{"spec.app.command": []any{"./server"}},
@@ -225,7 +225,7 @@ var invalidCases = []struct {
 	{"startup file escapes root", validAppGroup, map[string]any{"spec.app.startupFile": "../other/app.py"},
 		"spec.app.startupFile", "startupFile must stay inside root"},
 	{"absolute startup file", validAppGroup, map[string]any{"spec.app.startupFile": "/etc/app.py"},
-		"spec.app.startupFile", "should match"},
+		"spec.app.startupFile", "startupFile must be a path relative to root"},
 	{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
 		"spec.app.env[0].name", `Invalid value: "1BAD": an env name must be letters, digits and '_'`},
 	{"memory limit with a space", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1 GB"},

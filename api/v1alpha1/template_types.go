@@ -87,9 +87,8 @@ type AppSpec struct {
 	// is also put first on sys.path. Required for WSGI; optional for Command
 	// (default: the agent's working directory).
 	// +optional
-	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
-	// +kubebuilder:validation:Pattern=`^/`
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="root must be an absolute path, as /srv/app"
 	// +kubebuilder:validation:XValidation:rule="!self.contains('\\u0000')",message="root may not contain a NUL character: no path can hold one"
 	Root string `json:"root,omitempty"`
 
@@ -99,7 +98,7 @@ type AppSpec struct {
 	// +kubebuilder:default="passenger_wsgi.py"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:Pattern=`^[^/]`
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="startupFile must be a path relative to root, as passenger_wsgi.py or app/wsgi.py: it may not begin with '/'"
 	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '..')",message="startupFile must stay inside root: it may not contain a '..' segment"
 	// +kubebuilder:validation:XValidation:rule="!self.contains('\\u0000')",message="startupFile may not contain a NUL character: no path can hold one"
 	StartupFile string `json:"startupFile,omitempty"`
@@ -132,10 +131,8 @@ type AppSpec struct {
 	// or /ready?deep=1: no control characters or '#' (a fragment is never
 	// sent), and each '%' in the path followed by two hex digits.
 	// +optional
-	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:Pattern=`^/`
-	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]') && self.matches('^([^%?#]|%[0-9A-Fa-f]{2})*([?][^#]*)?$')",message="readinessPath must be a URL path and an optional query, as /healthz: no control characters (a tab, a newline) or '#', and each '%' in the path followed by two hex digits"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]') && self.matches('^/([^%?#]|%[0-9A-Fa-f]{2})*([?][^#]*)?$')",message="readinessPath must be a URL path beginning with '/' and an optional query, as /healthz: no control characters (a tab, a newline) or '#', and each '%' in the path followed by two hex digits"
 	ReadinessPath string `json:"readinessPath,omitempty"`
 
 	// concurrency is how many requests one worker process is given at once.

@@ -163,7 +163,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"WSGI without root", validAppGroup, map[string]any{"spec.app.root": nil},
 			"spec.app.root", "root is required when type is WSGI"},
 		{"relative root", validAppGroup, map[string]any{"spec.app.root": "srv/app"},
-			"spec.app.root", "should match '^/'"},
+			"spec.app.root", rootForm},
 		{"Command without command", validCommandAppGroup, map[string]any{"spec.app.command": nil},
 			"spec.app.command", "command is required when type is Command"},
 		{"WSGI with command", validAppGroup, map[string]any{"spec.app.command": []any{"./server"}},
@@ -229,7 +229,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"startup file escapes root", validAppGroup, map[string]any{"spec.app.startupFile": "../other/app.py"},
 			"spec.app.startupFile", "startupFile must stay inside root"},
 		{"absolute startup file", validAppGroup, map[string]any{"spec.app.startupFile": "/etc/app.py"},
-			"spec.app.startupFile", "should match"},
+			"spec.app.startupFile", startupFileForm},
 		{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
 			"spec.app.env[0].name", envNameForm},
 		{"memory limit with a space", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1 GB"},
@@ -409,23 +409,26 @@ func longPrefix(n int) string {
 	return b.String()
 }
 
-// What the refusal of a malformed user, env name or nodeSelector value
-// says.
+// What the refusal of a malformed user, env name, path or nodeSelector
+// value says.
 const (
 	userForm = "user must be a user name or a numeric uid: a name is lower-case letters, digits, '_', '.' or '-', " +
 		"begins with a letter or '_', and may end in '$', as www-data"
 	envNameForm       = "an env name must be letters, digits and '_', and not begin with a digit, as DJANGO_SETTINGS_MODULE"
-	readinessPathForm = "readinessPath must be a URL path and an optional query, as /healthz: no control characters " +
+	readinessPathForm = "readinessPath must be a URL path beginning with '/' and an optional query, as /healthz: no control characters " +
 		"(a tab, a newline) or '#', and each '%' in the path followed by two hex digits"
-	labelValueForm = "nodeSelector values must be label values: empty, or at most 63 letters, digits, '-', '_' or '.', " +
+	rootForm        = "root must be an absolute path, as /srv/app"
+	startupFileForm = "startupFile must be a path relative to root, as passenger_wsgi.py or app/wsgi.py: it may not begin with '/'"
+	labelValueForm  = "nodeSelector values must be label values: empty, or at most 63 letters, digits, '-', '_' or '.', " +
 		"beginning and ending with a letter or digit"
 )
 
-// TestMalformedNamesSayWhatTheyMust: a user, an env name or a nodeSelector
-// value of the wrong form is refused, on each kind that has it, with one
-// error that says what the field must be, not the pattern's regular
-// expression ("should match '^...$'"), which told a user who wrote "www
-// data" nothing; the values of every form allowed are still accepted.
+// TestMalformedNamesSayWhatTheyMust: a user, an env name, a root, a
+// startupFile, a readinessPath or a nodeSelector value of the wrong form is
+// refused, on each kind that has it, with one error that says what the
+// field must be, not the pattern's regular expression ("should match
+// '^/'"), which told a user who wrote "www data" or "srv/app" nothing; the
+// values of every form allowed are still accepted.
 func TestMalformedNamesSayWhatTheyMust(t *testing.T) {
 	type field struct {
 		base, path string
@@ -438,6 +441,8 @@ func TestMalformedNamesSayWhatTheyMust(t *testing.T) {
 	okUsers := []string{"www-data", "_apt", "a.b-c", "samba$", "x", "1000", "0001"}
 	envs := []string{"1BAD", "MY-VAR", "A B", "A.B", "é", "$X"}
 	okEnvs := []string{"_", "a1", "DJANGO_SETTINGS_MODULE", "_x9", "Z"}
+	roots := []string{"srv/app", "./app", "~/app", "", " /srv/app"}
+	okRoots := []string{"/", "/srv/app", "//srv/app/", "/srv/my app", "/srv/é"}
 	plain := func(v string) any { return v }
 	envList := func(v string) any { return []any{map[string]any{"name": v, "value": "x"}} }
 	fields := []field{
@@ -445,6 +450,12 @@ func TestMalformedNamesSayWhatTheyMust(t *testing.T) {
 		{validProcessPool, "spec.template.app.user", plain, "spec.template.app.user", userForm, users, okUsers},
 		{validAppGroup, "spec.app.env", envList, "spec.app.env[0].name", envNameForm, envs, okEnvs},
 		{validProcessPool, "spec.template.app.env", envList, "spec.template.app.env[0].name", envNameForm, envs, okEnvs},
+		{validAppGroup, "spec.app.root", plain, "spec.app.root", rootForm, roots, okRoots},
+		{validProcessPool, "spec.template.app.root", plain, "spec.template.app.root", rootForm, roots, okRoots},
+		{validAppGroup, "spec.app.startupFile", plain, "spec.app.startupFile", startupFileForm,
+			[]string{"/srv/app/passenger_wsgi.py", "/", "//app.py"}, []string{"app.py", "app/wsgi.py", ".wsgi.py", "./app.py", "a/"}},
+		{validCommandAppGroup, "spec.app.readinessPath", plain, "spec.app.readinessPath", readinessPathForm,
+			[]string{"healthz", "", "?deep=1", "http://x/healthz"}, nil},
 		{validAppGroup, "spec.nodeSelector", func(v string) any { return map[string]any{"web": v} }, "spec.nodeSelector[web]",
 			labelValueForm, []string{"yes please", "true-", "-true", "_x", "a/b", "x."}, []string{"", "a", "1", "X.y_z-1", "a--b"}},
 	}
