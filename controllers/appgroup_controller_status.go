@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -230,11 +231,28 @@ func unlistedMessage(in rollupInput) string {
 		"; Ferry lists IPv4 addresses only in the Service's EndpointSlices)"
 }
 
+// noNodesMessage is Ready's message when selector matches no node: it
+// names the labels a node needs, so the user can label one or fix a typo
+// in the selector.
+func noNodesMessage(selector map[string]ferryv1.LabelValue) string {
+	if len(selector) == 0 {
+		return "No node matches spec.nodeSelector: it is empty and selects every node, and the cluster has none; " +
+			"the app runs once a node joins"
+	}
+	pairs := make([]string, 0, len(selector))
+	for _, k := range slices.Sorted(maps.Keys(selector)) {
+		pairs = append(pairs, k+"="+string(selector[k]))
+	}
+	return fmt.Sprintf("No node matches spec.nodeSelector (%s): label the nodes to run the app on "+
+		"(kubectl label node NODE %s), or change spec.nodeSelector",
+		strings.Join(pairs, ","), strings.Join(pairs, " "))
+}
+
 // poolsReadyCondition is Ready as the pools make it: NoNodes, or how the
 // selected nodes' pools are.
 func poolsReadyCondition(in rollupInput, c metav1.Condition) metav1.Condition {
 	if len(in.Nodes) == 0 {
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoNodes, "No node matches spec.nodeSelector")
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoNodes, noNodesMessage(in.AppGroup.Spec.NodeSelector))
 	}
 	var pending, poolless, notReady, stale []string
 	for _, node := range in.Nodes {
@@ -379,7 +397,9 @@ func nothingToRoll(c metav1.Condition, in rollupInput) (metav1.Condition, bool) 
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
 			"No node to roll: another AppGroup has listen.port on every selected node (see Ready, PortConflict)"), true
 	case len(in.Nodes) == 0:
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "No node is selected"), true
+		// Not RolloutComplete: nothing was rolled out anywhere.
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoNodes,
+			"No node is selected, so there is nothing to roll out (see Ready)"), true
 	case in.Target == "":
 		// The annotation has never been valid: there is nothing to roll.
 		msg := "No valid revision to roll out yet"

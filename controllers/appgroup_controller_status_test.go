@@ -177,8 +177,13 @@ func TestReadyCondition(t *testing.T) {
 		},
 		{
 			name: "no nodes",
-			in:   input(nil),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonNoNodes, []string{"nodeSelector"}},
+			in: func() rollupInput {
+				in := input(nil)
+				in.AppGroup.Spec.NodeSelector = map[string]ferryv1.LabelValue{"web": "true"}
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonNoNodes, []string{"spec.nodeSelector (web=true)",
+				"kubectl label node NODE web=true", "or change spec.nodeSelector"}},
 		},
 		{
 			name: "another AppGroup has the port on a node",
@@ -642,9 +647,11 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"after node-a"}},
 		},
 		{
-			name: "no nodes",
-			in:   input(nil),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			// Nothing was rolled out: not RolloutComplete.
+			name:  "no nodes",
+			in:    input(nil),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonNoNodes, nil},
+			exact: "No node is selected, so there is nothing to roll out (see Ready)",
 		},
 		{
 			name: "never a valid revision",
@@ -1098,6 +1105,28 @@ func TestNameTakenMessage(t *testing.T) {
 	} {
 		if got := nameTakenMessage(tt.taken); got != tt.want {
 			t.Errorf("got  %q\nwant %q", got, tt.want)
+		}
+	}
+}
+
+// TestNoNodesMessage: Ready's message with no node names the labels a node
+// needs, in the selector's form and as kubectl label takes them.
+func TestNoNodesMessage(t *testing.T) {
+	tests := []struct {
+		selector map[string]ferryv1.LabelValue
+		want     string
+	}{
+		{nil, "No node matches spec.nodeSelector: it is empty and selects every node, and the cluster has none; " +
+			"the app runs once a node joins"},
+		{map[string]ferryv1.LabelValue{"web": "true"}, "No node matches spec.nodeSelector (web=true): label the nodes " +
+			"to run the app on (kubectl label node NODE web=true), or change spec.nodeSelector"},
+		{map[string]ferryv1.LabelValue{"zone": "a", "example.com/web": ""}, "No node matches spec.nodeSelector " +
+			"(example.com/web=,zone=a): label the nodes to run the app on (kubectl label node NODE example.com/web= zone=a), " +
+			"or change spec.nodeSelector"},
+	}
+	for _, tt := range tests {
+		if got := noNodesMessage(tt.selector); got != tt.want {
+			t.Errorf("noNodesMessage(%v) =\n%s\nwant\n%s", tt.selector, got, tt.want)
 		}
 	}
 }

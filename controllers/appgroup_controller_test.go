@@ -268,6 +268,34 @@ func TestPoolsFollowNodeLabels(t *testing.T) {
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes)
 }
 
+// TestNoNodesSaysWhatToDo: an AppGroup whose nodeSelector matches no node
+// says which labels a node needs and what to do, in Ready, in a Warning
+// event, and in RollingRestart, which read RolloutComplete though nothing
+// was rolled out; a node that comes to match is a Normal event, and one
+// that stops matching warns again.
+func TestNoNodesSaysWhatToDo(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "blog", nil)
+	sel := testLabel + "=" + ns
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes,
+		"No node matches spec.nodeSelector ("+sel+")", "kubectl label node NODE "+sel, "or change spec.nodeSelector")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonNoNodes,
+		"No node is selected, so there is nothing to roll out")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNoNodes, "kubectl label node NODE "+sel)
+
+	node := newNode(t, ns, "a", true)
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventNodesSelected, "spec.nodeSelector matches 1 node now")
+	setNodeLabel(t, node, testLabel, "")
+	eventually(t, "a second NoNodes event", func() error {
+		if n := eventCountOf(t, ns, "blog", controllers.EventNoNodes, sel); n != 2 {
+			return fmt.Errorf("%d NoNodes events", n)
+		}
+		return nil
+	})
+	assertEventCount(t, ns, "blog", controllers.EventNodesSelected, 1)
+	assertNoEvent(t, ns, "blog", controllers.EventRolloutComplete)
+}
+
 // TestRejoinedNodeWaitsForItsOldPool: a node selected again mid-rollout
 // while its previous pool still drains gets no pool until that one is
 // gone, and RollingRestart says so, where it said "creating its pool" for

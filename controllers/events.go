@@ -53,6 +53,12 @@ const (
 	// EventNameTakenResolved: after EventNameTaken, the names are the
 	// AppGroup's again.
 	EventNameTakenResolved = "NameTakenResolved"
+	// EventNoNodes: the AppGroup came to select no node: its nodeSelector
+	// matches none (Warning).
+	EventNoNodes = "NoNodes"
+	// EventNodesSelected: after EventNoNodes, the nodeSelector matches
+	// nodes again.
+	EventNodesSelected = "NodesSelected"
 	// EventAgentNotReporting: a node's agent went silent (Warning).
 	EventAgentNotReporting = "AgentNotReporting"
 	// EventAgentReporting: no selected node's agent is silent any more
@@ -199,6 +205,9 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 	if curReady.Reason == ferryv1.ReasonNameTaken && oldReady.Reason != ferryv1.ReasonNameTaken {
 		add(corev1.EventTypeWarning, EventNameTaken, "Write", curReady.Message)
 	}
+	if curReady.Reason == ferryv1.ReasonNoNodes && oldReady.Reason != ferryv1.ReasonNoNodes {
+		add(corev1.EventTypeWarning, EventNoNodes, "Schedule", curReady.Message)
+	}
 	standing := silence.standing(old)
 	if curReady.Reason == ferryv1.ReasonAgentNotReporting && !standing {
 		add(corev1.EventTypeWarning, EventAgentNotReporting, "Monitor", curReady.Message)
@@ -216,6 +225,12 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 		if oldReady.Reason == ferryv1.ReasonNameTaken && curReady.Reason != ferryv1.ReasonNameTaken && !above {
 			add(corev1.EventTypeNormal, EventNameTakenResolved, "Write",
 				fmt.Sprintf("Service %s and its EndpointSlice are the AppGroup's own now", contract.ServiceName(ag.Name)))
+		}
+		// Selected nodes where listen.port is taken are left out of the
+		// count: PortConflict says so.
+		if oldReady.Reason == ferryv1.ReasonNoNodes && cur.Nodes.Total > 0 {
+			add(corev1.EventTypeNormal, EventNodesSelected, "Schedule", fmt.Sprintf("spec.nodeSelector matches %d %s now",
+				cur.Nodes.Total, plural(int(cur.Nodes.Total), "node", "nodes")))
 		}
 		if standing && !silence.silent {
 			add(corev1.EventTypeNormal, EventAgentReporting, "Monitor", "No selected node's agent is silent any more")

@@ -67,6 +67,11 @@ func TestStatusEvents(t *testing.T) {
 		return status(rev, updated, ready(metav1.ConditionTrue, ferryv1.ReasonProcessesReady),
 			rr(metav1.ConditionTrue, ferryv1.ReasonRollingOut), res(metav1.ConditionFalse))
 	}
+	// unselected: no node counted, Ready and RollingRestart with reasons.
+	unselected := func(readyReason, rrReason string) ferryv1.AppGroupStatus {
+		return ferryv1.AppGroupStatus{Revision: "1", Conditions: []metav1.Condition{ready(metav1.ConditionFalse, readyReason),
+			rr(metav1.ConditionFalse, rrReason), res(metav1.ConditionFalse)}}
+	}
 	// settled: rolled out on nodes of 3, Ready with reason.
 	settled := func(nodes int32, s metav1.ConditionStatus, reason string) ferryv1.AppGroupStatus {
 		return status("1", nodes, ready(s, reason), rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete), res(metav1.ConditionFalse))
@@ -126,9 +131,34 @@ func TestStatusEvents(t *testing.T) {
 				rr(metav1.ConditionFalse, ferryv1.ReasonInvalidRevision), res(metav1.ConditionFalse)),
 		},
 		{
-			name: "no nodes: no rollout",
+			name: "no nodes: no rollout, a warning",
 			old:  ferryv1.AppGroupStatus{},
 			cur:  ferryv1.AppGroupStatus{Revision: "1", Conditions: []metav1.Condition{ready(metav1.ConditionFalse, ferryv1.ReasonNoNodes)}},
+			want: []string{EventNoNodes},
+		},
+		{
+			name: "no node selected any more",
+			old:  steady("1"), cur: unselected(ferryv1.ReasonNoNodes, ferryv1.ReasonNoNodes),
+			want: []string{EventNoNodes},
+		},
+		{
+			name: "still no node",
+			old:  unselected(ferryv1.ReasonNoNodes, ferryv1.ReasonNoNodes), cur: unselected(ferryv1.ReasonNoNodes, ferryv1.ReasonNoNodes),
+		},
+		{
+			name: "nodes selected again",
+			old:  unselected(ferryv1.ReasonNoNodes, ferryv1.ReasonNoNodes), cur: steady("1"),
+			want: []string{EventNodesSelected},
+		},
+		{
+			// PortConflict says why no pool is made.
+			name: "nodes selected again, another AppGroup has the port on each",
+			old:  unselected(ferryv1.ReasonNoNodes, ferryv1.ReasonNoNodes), cur: unselected(ferryv1.ReasonPortConflict, ferryv1.ReasonRolloutComplete),
+			want: []string{EventPortConflict},
+		},
+		{
+			name: "no node while deleting: no NodesSelected",
+			old:  unselected(ferryv1.ReasonNoNodes, ferryv1.ReasonNoNodes), cur: unselected(ferryv1.ReasonDeleting, ferryv1.ReasonDeleting),
 		},
 		{
 			name: "the silent agent is back",
@@ -703,9 +733,10 @@ func filterPasses(seen rolloutSeen, passes []seenPass) []string {
 
 // TestNoRolloutCompleteWhenNoNodeIsLeft: mid-rollout the nodeSelector
 // stops matching any node (or another AppGroup takes listen.port on all of
-// them). RollingRestart reads RolloutComplete ("No node is selected"), but
+// them). RollingRestart read RolloutComplete ("No node is selected"), but
 // nothing rolled out: no RolloutComplete is recorded then, and the one of
-// the real completion, once nodes are selected again, is not lost.
+// the real completion, once nodes are selected again, is not lost. The
+// selection's loss and return are events of their own.
 func TestNoRolloutCompleteWhenNoNodeIsLeft(t *testing.T) {
 	ab := []string{"node-a", "node-b"}
 	passes := []rollupInput{
@@ -731,7 +762,7 @@ func TestNoRolloutCompleteWhenNoNodeIsLeft(t *testing.T) {
 		}
 		old = cur
 	}
-	if want := []string{EventRolloutStarted, EventRolloutComplete}; !slices.Equal(got, want) {
+	if want := []string{EventRolloutStarted, EventNoNodes, EventNodesSelected, EventRolloutComplete}; !slices.Equal(got, want) {
 		t.Errorf("events %v, want %v", got, want)
 	}
 }

@@ -57,7 +57,8 @@ const (
 	ReasonProcessesReady = "ProcessesReady"
 	// ReasonProcessesNotReady: some pool has fewer than minProcesses ready.
 	ReasonProcessesNotReady = "ProcessesNotReady"
-	// ReasonNoNodes: no node matches the AppGroup's nodeSelector.
+	// ReasonNoNodes: no node matches the AppGroup's nodeSelector. On
+	// RollingRestart too: with no node, nothing is rolled out.
 	ReasonNoNodes = "NoNodes"
 	// ReasonPoolsPending: some selected node's pool has not reported yet,
 	// or is not made yet because the node's previous pool (of a time it
