@@ -360,8 +360,9 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		}
 		remedy := haltRemedy(retrying)
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it failed to spawn on %s (%s)%s; %s",
-				in.Target, n.updated, len(in.Nodes), in.Halt.Node, truncate(in.Halt.Reason, 256), whereNow(in), remedy))
+			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it %s (%s)%s; %s",
+				in.Target, n.updated, len(in.Nodes), failedHow(in.Halt.Reason, " on "+in.Halt.Node),
+				truncate(in.Halt.Reason, 256), whereNow(in), remedy))
 	case len(n.restarting) > 0:
 		reason := ferryv1.ReasonRollingOut
 		if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
@@ -520,8 +521,8 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 	}
 	if len(n.failing) > 0 {
 		e := in.Reports[n.failing[0]].Pool.Status.LastSpawnError
-		why = append(why, fmt.Sprintf("%s failing to spawn it, with no older process to keep serving (%s)",
-			nodeList(n.failing), truncate(e.Reason, 256)))
+		why = append(why, fmt.Sprintf("it %s (%s), with no older process to keep serving",
+			failedHow(e.Reason, " on "+nodeList(n.failing)), truncate(e.Reason, 256)))
 	}
 	retrying := 0
 	if len(n.resisting) == 0 && failingRetried(in) {
@@ -749,9 +750,9 @@ func resistingCondition(in rollupInput) metav1.Condition {
 		// The node that resisted is gone, or was returned to an older
 		// revision: the AppGroup as a whole still resists.
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
-			fmt.Sprintf("node %s: revision %s failed to spawn (%s)%s; no further node gets it, "+
+			fmt.Sprintf("node %s: revision %s %s (%s)%s; no further node gets it, "+
 				"and the nodes not on it keep serving older revisions",
-				in.Halt.Node, in.Halt.Revision, truncate(in.Halt.Reason, 256), whereNow(in)))
+				in.Halt.Node, in.Halt.Revision, failedHow(in.Halt.Reason, ""), truncate(in.Halt.Reason, 256), whereNow(in)))
 	case len(stale) > 0:
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
 	}
@@ -872,6 +873,17 @@ func whereNow(in rollupInput) string {
 	return ""
 }
 
+// failedHow says what became of a process of a revision the agent reports
+// failing, on where (" on node-b", or ""): it failed to spawn, or, as the
+// agent's reason says, it spawned and died soon after it was ready, which
+// the agent counts as a failed spawn.
+func failedHow(reason, on string) string {
+	if strings.Contains(reason, "after it was ready") {
+		return "died" + on + " soon after it was ready"
+	}
+	return "failed to spawn" + on
+}
+
 // resistingMessage describes one resisting pool: "node node-b: revision
 // 8-0a1b2c3d4e failed to spawn (exited with status 1); the old processes
 // keep serving. Output: ...".
@@ -883,8 +895,8 @@ func resistingMessage(r poolReport) string {
 		cond := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionResistingDeploymentError)
 		return truncate(fmt.Sprintf("node %s: %s", r.Node, cond.Message), maxMessage)
 	}
-	head := fmt.Sprintf("node %s: revision %s failed to spawn (%s); the old processes keep serving",
-		r.Node, e.Revision, truncate(e.Reason, 256))
+	head := fmt.Sprintf("node %s: revision %s %s (%s); the old processes keep serving",
+		r.Node, e.Revision, failedHow(e.Reason, ""), truncate(e.Reason, 256))
 	if out := outputExcerpt(e.Output, maxOutputExcerpt); out != "" {
 		head += ". Output: " + out
 	}

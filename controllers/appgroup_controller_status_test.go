@@ -572,7 +572,17 @@ func TestRollingRestartCondition(t *testing.T) {
 		{
 			name: "halted by a node that cannot spawn the target",
 			in:   input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, failsSpawns(targetRev, "the app failed to load")), testPool("node-c", oldRev, rolledOut(2))),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"2-abc halted", "1/3 nodes updated", "node-b failing to spawn it", "the app failed to load", "ferry.dev/revision"}},
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"2-abc halted", "1/3 nodes updated",
+				"it failed to spawn on node-b (the app failed to load), with no older process to keep serving", "ferry.dev/revision"}},
+		},
+		{
+			// The agent counts a process that dies in its first seconds
+			// as a failed spawn; the message says what happened.
+			name: "halted by a node where the target dies soon after it is ready",
+			in: input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, failsSpawns(targetRev, "exited with status 1 1.2s after it was ready")),
+				testPool("node-c", oldRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
+				"it died on node-b soon after it was ready (exited with status 1 1.2s after it was ready), with no older process to keep serving"}},
 		},
 		{
 			// A new AppGroup: nothing older to return the nodes to, so
@@ -580,7 +590,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			name: "halted by nodes that cannot spawn a first revision",
 			in: input(abc, testPool("node-a", targetRev, failsSpawns(targetRev, "the app failed to load")), testPool("node-b", targetRev, failsSpawns(targetRev, "the app failed to load")),
 				testPool("node-c", targetRev, failsSpawns(targetRev, "the app failed to load"))),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"0/3 nodes updated", "node-a, node-b and node-c failing to spawn it",
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"0/3 nodes updated", "it failed to spawn on node-a, node-b and node-c (the app failed to load)",
 				"their agents retry it with backoff, and the rollout goes on once it starts there; or change the ferry.dev/revision annotation"}},
 		},
 		{
@@ -597,7 +607,7 @@ func TestRollingRestartCondition(t *testing.T) {
 				in.Halt.Resisted = false
 				return in
 			}(),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"node-b and node-c failing to spawn it",
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"it failed to spawn on node-b and node-c (the app failed to load)",
 				"their agents retry it with backoff"}},
 		},
 		{
@@ -624,7 +634,14 @@ func TestRollingRestartCondition(t *testing.T) {
 			name: "halted by a node that no longer shows it: back on the last revision rolled out",
 			in: withHalt(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 				"node-b", "exited with status 1"),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"failed to spawn on node-b (exited with status 1), which now runs revision 1-abc"}},
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"it failed to spawn on node-b (exited with status 1), which now runs revision 1-abc"}},
+		},
+		{
+			name: "halted by a node that no longer shows it, where it died soon after it was ready",
+			in: withHalt(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
+				"node-b", "exited with status 1 1.2s after it was ready"),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
+				"it died on node-b soon after it was ready (exited with status 1 1.2s after it was ready), which now runs revision 1-abc"}},
 		},
 		{
 			name: "a halt of an earlier target is over",
@@ -717,6 +734,21 @@ func TestResistingCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{
 				"node node-b", "revision 2-abc failed to spawn", "exited with status 1", "No module named 'flask'", "...",
 			}},
+		},
+		{
+			name: "a node resists a revision that died soon after it was ready",
+			in: input(ab, testPool("node-a", targetRev, rolledOut(2)),
+				testPool("node-b", targetRev, rolledOut(2), resists(targetRev, "exited with status 1 1.2s after it was ready", ""))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{
+				"node node-b: revision 2-abc died soon after it was ready (exited with status 1 1.2s after it was ready); the old processes keep serving",
+			}},
+		},
+		{
+			name: "the node that resisted a revision dying soon after it was ready is gone",
+			in: withHalt(input(ab, testPool("node-a", oldRev, rolledOut(2)), testPool("node-b", oldRev, rolledOut(2))), "node-c",
+				"exited with status 1 1.2s after it was ready"),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonSpawnFailed, []string{
+				"node node-c: revision 2-abc died soon after it was ready (exited with status 1 1.2s after it was ready), which is no longer selected"}},
 		},
 		{
 			name: "two nodes resist",

@@ -539,7 +539,7 @@ func TestFailingTargetHaltsRollout(t *testing.T) {
 	agents[1].failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
 	agents[0].rollOut("blog", 2)
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-		b+" failing to spawn it", "No module named 'flask'")
+		"it failed to spawn on "+b, "No module named 'flask'")
 	for range 2 {
 		settle(t, ns, "blog", agents[2])
 		assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
@@ -596,7 +596,7 @@ func TestMessagesAgreeInNumber(t *testing.T) {
 	agentA := newAgent(t, ns, a, "192.0.2.2")
 	agentA.failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
 	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-		a+" failing to spawn it", "; its agent retries it with backoff, and the rollout goes on once it starts there")
+		"it failed to spawn on "+a, "; its agent retries it with backoff, and the rollout goes on once it starts there")
 	if msg := conditionOf(&ag.Status, ferryv1.ConditionRollingRestart).Message; strings.Contains(msg, "their agents") {
 		t.Errorf("one node's halt speaks of several: %s", msg)
 	}
@@ -644,7 +644,7 @@ func TestNodeThatCannotResistReturnsToLastRolledOut(t *testing.T) {
 	agents[1].rollOut("blog", 2)
 	agents[0].rollOut("blog", 2)
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-		"failed to spawn on "+b, "which now runs revision "+rev1, "No module named 'flask'")
+		"it failed to spawn on "+b+" (", "which now runs revision "+rev1, "No module named 'flask'")
 	waitCondition(t, ns, "blog", ferryv1.ConditionResistingDeploymentError, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
 		"node "+b+": revision "+rev2+" failed to spawn")
 	for range 2 {
@@ -990,7 +990,7 @@ func silentHaltingNodeBack(t *testing.T, then func()) {
 	ns := newNamespace(t)
 	a, b, c, agents, _, rev2 := revision2OnA(t, ns)
 	agents[1].failSpawns("blog", "the app failed to load: OperationalError: could not connect to server")
-	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, b+" failing to spawn it")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, "it failed to spawn on "+b)
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "revision "+rev2+" ")
 	then()
 
@@ -999,7 +999,7 @@ func silentHaltingNodeBack(t *testing.T, then func()) {
 	agents[2].heartbeat("blog")
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave)
 	agents[1].failSpawns("blog", "the app failed to load: OperationalError: could not connect to server")
-	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, b+" failing to spawn it")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, "it failed to spawn on "+b)
 
 	// The rollout's completion is recorded after any second halt.
 	agents[1].rollOut("blog", 2)

@@ -112,7 +112,7 @@ func TestAssessRollout(t *testing.T) {
 		{name: "halted by a node that cannot spawn the target", progress: "halted: Rollout of revision", err: ErrHalted,
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				set(st, cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-					"Rollout of revision "+target+" halted at 1/2 nodes updated: node-2 failing to spawn it"))
+					"Rollout of revision "+target+" halted at 1/2 nodes updated: it failed to spawn on node-2 (the app failed to load)"))
 			}},
 		{name: "a node behind", progress: "1/2 nodes updated",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Nodes.Updated = 1 }},
@@ -325,8 +325,8 @@ func TestRestartWaitHaltedByANodeThatCannotSpawn(t *testing.T) {
 		ns := newNamespace(t)
 		newAppGroup(t, ns, "app", "5")
 		target := "6-" + hash
-		halted := "Rollout of revision " + target + " halted at 1/2 nodes updated: node-2 failing to spawn it, " +
-			"with no older process to keep serving (the app failed to load)"
+		halted := "Rollout of revision " + target + " halted at 1/2 nodes updated: it failed to spawn on node-2 " +
+			"(the app failed to load), with no older process to keep serving"
 		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 2) })
 		w := startWait(t, ns, "app")
 		w.next(t)
