@@ -246,6 +246,10 @@ func Spawn(ctx context.Context, spec Spec) (*Process, error) {
 		reason := err.Error()
 		if errors.Is(err, context.DeadlineExceeded) {
 			reason = fmt.Sprintf("not ready within startTimeout (%s)", timeout)
+			var ur *unreadyError
+			if errors.As(err, &ur) && ur.seen != "" {
+				reason += ": " + ur.seen
+			}
 			var pt *portTakenError
 			if errors.As(err, &pt) {
 				reason += pt.note()
@@ -419,13 +423,18 @@ func describeExit(status string) string {
 // worker's (listener.go), or /proc cannot tell.
 func waitCommandReady(ctx context.Context, proc *Process, path string) error {
 	client := &http.Client{
-		Timeout:   time.Second,
+		Timeout:   probeTimeout,
 		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
 	}
 	delay := 5 * time.Millisecond
 	taken := false // another process answered on the worker's port
+	var last sighting
 	for {
-		if ok := probe(ctx, client, proc.Address, path); ok {
+		s := probe(ctx, client, proc.Address, path)
+		if ctx.Err() == nil { // else the deadline cut the probe short: the one before says more
+			last = s
+		}
+		if s.ready() {
 			if listenerOwner(proc.PID, proc.uid, proc.port) == ownerOther {
 				// Keep polling rather than fail now: the worker, which
 				// could not bind, is expected to exit, and its exit status
@@ -440,7 +449,7 @@ func waitCommandReady(ctx context.Context, proc *Process, path string) error {
 		case <-proc.done:
 			return portTaken(exitError(proc), taken, proc.Address)
 		case <-ctx.Done():
-			return portTaken(ctx.Err(), taken, proc.Address)
+			return portTaken(&unreadyError{err: ctx.Err(), seen: last.describe(proc.Address, path, proc.port)}, taken, proc.Address)
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 100*time.Millisecond)
@@ -470,26 +479,82 @@ func (e *portTakenError) note() string {
 	return "; its port " + e.addr + " was taken by a process outside the worker, which answered in its place"
 }
 
-func probe(ctx context.Context, client *http.Client, addr, path string) bool {
+// probeTimeout bounds one readiness probe.
+const probeTimeout = time.Second
+
+// sighting is what one readiness probe found at the worker's address.
+type sighting struct {
+	refused bool  // nothing accepted the connection
+	status  int   // the status of the answer to the readiness path; 0: none
+	err     error // the probe failed otherwise (no answer within its timeout)
+}
+
+// ready: the probe found the app serving.
+func (s sighting) ready() bool {
+	return !s.refused && s.err == nil && s.status < 500
+}
+
+// describe words what the last probe found, for a worker that was not
+// ready in time, so that the reader sees what was waited for: "" when
+// there was no probe, or it found the app serving (another process's, as
+// portTakenError then says).
+func (s sighting) describe(addr, path string, port int) string {
+	switch {
+	case s.refused:
+		return fmt.Sprintf("nothing accepted connections on %s (the app must listen on $PORT, %d)", addr, port)
+	case s.err != nil && path == "":
+		return fmt.Sprintf("connecting to %s failed (%v)", addr, s.err)
+	case s.err != nil:
+		var ne net.Error
+		if errors.As(s.err, &ne) && ne.Timeout() {
+			return fmt.Sprintf("GET %s on %s got no answer within %s", path, addr, probeTimeout)
+		}
+		return fmt.Sprintf("GET %s on %s failed (%v)", path, addr, s.err)
+	case s.status >= 500:
+		return fmt.Sprintf("GET %s on %s answered %d %s until then (readiness takes a status below 500)",
+			path, addr, s.status, http.StatusText(s.status))
+	}
+	return ""
+}
+
+// probe connects to the worker's address, and when the app has a
+// readiness path, GETs it there.
+func probe(ctx context.Context, client *http.Client, addr, path string) sighting {
 	if path == "" {
-		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+		c, err := (&net.Dialer{Timeout: probeTimeout}).DialContext(ctx, "tcp", addr)
 		if err != nil {
-			return false
+			return sighting{refused: errors.Is(err, syscall.ECONNREFUSED), err: err}
 		}
 		_ = c.Close()
-		return true
+		return sighting{}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
-		return false
+		return sighting{err: err}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return false
+		return sighting{refused: errors.Is(err, syscall.ECONNREFUSED), err: err}
 	}
 	_ = resp.Body.Close()
-	return resp.StatusCode < 500
+	return sighting{status: resp.StatusCode}
 }
+
+// unreadyError: a Command worker was not ready in time (err), and what
+// the last probe found there (seen).
+type unreadyError struct {
+	err  error
+	seen string
+}
+
+func (e *unreadyError) Error() string {
+	if e.seen == "" {
+		return e.err.Error()
+	}
+	return e.err.Error() + ": " + e.seen
+}
+
+func (e *unreadyError) Unwrap() error { return e.err }
 
 var sockSeq atomic.Uint64
 

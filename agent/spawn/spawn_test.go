@@ -298,3 +298,53 @@ func TestFailedSpawnsLeakNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestSpawnCommandNotReadySaysWhatItSaw: a Command worker that runs out
+// of startTimeout is told apart by what the probe found: one listening on
+// another port than $PORT left nothing accepting connections on its own,
+// one whose readiness path answers 503 did answer, with that status.
+func TestSpawnCommandNotReadySaysWhatItSaw(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close() // the worker's to take
+	wrongPort := fmt.Sprintf("import http.server as s; s.HTTPServer(('127.0.0.1', %d), s.BaseHTTPRequestHandler).serve_forever()", other)
+	unhealthy := `import http.server as s, os
+class H(s.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(503 if self.path == "/healthz" else 200)
+        self.end_headers()
+s.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()`
+	for _, tc := range []struct {
+		name, script, path, want string
+	}{
+		{"wrong port", wrongPort, "", "not ready within startTimeout (2s): nothing accepted connections on 127.0.0.1:{port} (the app must listen on $PORT, {port})"},
+		{"wrong port with a readiness path", wrongPort, "/healthz", "not ready within startTimeout (2s): nothing accepted connections on 127.0.0.1:{port} (the app must listen on $PORT, {port})"},
+		{"unhealthy", unhealthy, "/healthz", "not ready within startTimeout (2s): GET /healthz on 127.0.0.1:{port} answered 503 Service Unavailable until then (readiness takes a status below 500)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := l.Addr().(*net.TCPAddr).Port
+			_ = l.Close()
+			givePort(t, port)
+			spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+				Command: []string{"python3", "-c", tc.script}, ReadinessPath: tc.path})
+			spec.StartTimeout = 2 * time.Second
+			p, err := Spawn(context.Background(), spec)
+			if err == nil {
+				p.Stop(5 * time.Second)
+				t.Fatal("the spawn succeeded")
+			}
+			want := strings.ReplaceAll(tc.want, "{port}", strconv.Itoa(port))
+			var se *Error
+			if !errors.As(err, &se) || se.Reason != want {
+				t.Errorf("err = %v,\nwant reason %q", err, want)
+			}
+		})
+	}
+}
