@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -52,6 +53,9 @@ func rootIdentity(name string) (identity, error) {
 		name = "nobody"
 	}
 	u, err := lookupUser(name)
+	if errors.As(err, new(unknownUserError)) { // nobody too, the default: app.user is the way out
+		return identity{}, fmt.Errorf("%w: create it, or set app.user to one that does", err)
+	}
 	if err != nil {
 		return identity{}, err
 	}
@@ -104,10 +108,21 @@ func lookupUser(name string) (*user.User, error) {
 		return &user.User{Uid: uid, Gid: uid, Username: uid, HomeDir: "/"}, nil
 	}
 	u, err := user.Lookup(name)
+	if errors.As(err, new(user.UnknownUserError)) {
+		return nil, unknownUserError{name}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %w", name, err)
 	}
 	return u, nil
+}
+
+// unknownUserError: no passwd entry has the name. Its callers say what to
+// do (the AppGroup's user, a --worker-users entry).
+type unknownUserError struct{ name string }
+
+func (e unknownUserError) Error() string {
+	return fmt.Sprintf("user %q does not exist on this machine", e.name)
 }
 
 // canonicalUID is name as a uid without leading zeros, when it is one: the

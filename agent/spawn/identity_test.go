@@ -77,3 +77,19 @@ func TestCredentialRefusesTheRootGroup(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownUserSaysWhatToDo: a user no passwd entry has is named once,
+// as missing on this machine, with what to do about it where that is the
+// AppGroup's to fix.
+func TestUnknownUserSaysWhatToDo(t *testing.T) {
+	_, err := rootIdentity("no-such-user-xyz")
+	want := `user "no-such-user-xyz" does not exist on this machine: create it, or set app.user to one that does`
+	if err == nil || err.Error() != want {
+		t.Errorf("app.user: err = %v,\nwant %s", err, want)
+	}
+	_, err = ParseWorkerUsers("10000-19999,no-such-user-xyz")
+	want = `worker users: user "no-such-user-xyz" does not exist on this machine`
+	if err == nil || err.Error() != want {
+		t.Errorf("--worker-users: err = %v,\nwant %s", err, want)
+	}
+}
