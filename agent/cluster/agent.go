@@ -64,6 +64,10 @@ type Options struct {
 	Proxy proxy.Options
 	// Metrics receives the pools' and proxies' metrics. Optional.
 	Metrics *metrics.Metrics
+	// AgentPorts are the ports the agent itself listens on, each with
+	// what serves there ("metrics endpoint (--metrics-bind-address)"): a
+	// pool whose listen.port is one of them is told so. Optional.
+	AgentPorts map[int32]string
 	// Log is the agent's logger.
 	Log logr.Logger
 	// DrainDelay is how long a deleted pool's proxy goes on serving as

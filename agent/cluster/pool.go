@@ -502,7 +502,7 @@ func (rp *runningPool) retryListen() {
 func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPool) {
 	rp.mu.Lock()
 	obj := rp.obj.DeepCopy()
-	l := listening{port: rp.port, err: rp.listenErr}
+	l := listening{port: rp.port, err: rp.listenErr, agentUse: rp.a.opts.AgentPorts[rp.port]}
 	if rp.prev != nil {
 		l.old = rp.prevPort
 	}

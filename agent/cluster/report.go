@@ -1,10 +1,12 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -22,6 +24,9 @@ type listening struct {
 	// old is the port moved from, still served while port cannot be
 	// opened; 0: none is.
 	old int32
+	// agentUse is what of the agent's own serves on port ("metrics
+	// endpoint"); "": nothing does.
+	agentUse string
 }
 
 // serving is the port the proxy serves on: the old one while the new one
@@ -38,11 +43,24 @@ func (l listening) serving() int32 {
 // opened: whether the node serves nothing, or still serves on the old
 // port. (The manager reads the first form's error after its prefix.)
 func (l listening) failure() string {
+	why := l.err.Error() + l.advice()
 	if l.old == 0 {
-		return "the proxy cannot listen: " + l.err.Error()
+		return "the proxy cannot listen: " + why
 	}
-	return fmt.Sprintf("the proxy cannot listen on port %d (%v); it still serves on the old port %d until %d is free",
-		l.port, l.err, l.old, l.port)
+	return fmt.Sprintf("the proxy cannot listen on port %d (%s); it still serves on the old port %d until %d is free",
+		l.port, why, l.old, l.port)
+}
+
+// advice says, when the port is taken, whose it is and what to do: the
+// bind error alone names neither.
+func (l listening) advice() string {
+	switch {
+	case !errors.Is(l.err, syscall.EADDRINUSE):
+		return ""
+	case l.agentUse != "":
+		return fmt.Sprintf("; port %d is this agent's own %s: choose another listen.port", l.port, l.agentUse)
+	}
+	return fmt.Sprintf("; another process on the node holds port %d: free it, or choose another listen.port", l.port)
 }
 
 // desiredStatus computes a ProcessPool's status from the pool's snapshot,

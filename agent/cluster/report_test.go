@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"encoding/json"
-	"errors"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,7 +59,9 @@ func TestDesiredStatusListening(t *testing.T) {
 		Processes: []ferryv1.ProcessInfo{{PID: 1, Revision: "2", State: ferryv1.ProcessReady}}}
 	current := ferryv1.ProcessPoolStatus{Conditions: []metav1.Condition{{Type: ferryv1.ConditionReady,
 		Status: metav1.ConditionTrue, Reason: ferryv1.ReasonProcessesReady, LastTransitionTime: metav1.Time{Time: now.Add(-time.Hour)}}}}
-	taken := errors.New("listen tcp 127.0.0.3:9090: bind: address already in use")
+	taken := listenError(9090, syscall.EADDRINUSE)
+	denied := listenError(80, syscall.EACCES)
+	metricsUse := "metrics endpoint (--metrics-bind-address)"
 	tests := []struct {
 		name    string
 		host    string
@@ -73,10 +77,19 @@ func TestDesiredStatusListening(t *testing.T) {
 			metav1.ConditionTrue, ferryv1.ReasonProcessesReady, ""},
 		{"the port taken, nothing served: the spec's port", "127.0.0.3", listening{port: 9090, err: taken}, "127.0.0.3:9090",
 			metav1.ConditionFalse, ferryv1.ReasonListenFailed,
-			"the proxy cannot listen: listen tcp 127.0.0.3:9090: bind: address already in use"},
+			"the proxy cannot listen: listen tcp 127.0.0.3:9090: bind: address already in use; " +
+				"another process on the node holds port 9090: free it, or choose another listen.port"},
+		{"the agent's own port", "127.0.0.3", listening{port: 9090, err: taken, agentUse: metricsUse}, "127.0.0.3:9090",
+			metav1.ConditionFalse, ferryv1.ReasonListenFailed,
+			"the proxy cannot listen: listen tcp 127.0.0.3:9090: bind: address already in use; " +
+				"port 9090 is this agent's own metrics endpoint (--metrics-bind-address): choose another listen.port"},
+		{"a port the agent may not bind: no word of another process", "127.0.0.3", listening{port: 80, err: denied}, "127.0.0.3:80",
+			metav1.ConditionFalse, ferryv1.ReasonListenFailed,
+			"the proxy cannot listen: listen tcp 127.0.0.3:80: bind: permission denied"},
 		{"moved onto a taken port: the old port, which serves", "127.0.0.3", listening{port: 9090, err: taken, old: 8080},
 			"127.0.0.3:8080", metav1.ConditionFalse, ferryv1.ReasonListenFailed,
-			"the proxy cannot listen on port 9090 (listen tcp 127.0.0.3:9090: bind: address already in use); " +
+			"the proxy cannot listen on port 9090 (listen tcp 127.0.0.3:9090: bind: address already in use; " +
+				"another process on the node holds port 9090: free it, or choose another listen.port); " +
 				"it still serves on the old port 8080 until 9090 is free"},
 		{"an old port without a failure is no longer served", "127.0.0.3", listening{port: 9090, old: 8080}, "127.0.0.3:9090",
 			metav1.ConditionTrue, ferryv1.ReasonProcessesReady, ""},
@@ -99,6 +112,13 @@ func TestDesiredStatusListening(t *testing.T) {
 			}
 		})
 	}
+}
+
+// listenError is the error net.Listen gives for 127.0.0.3:port when the
+// bind fails with errno.
+func listenError(port int, errno syscall.Errno) error {
+	return &net.OpError{Op: "listen", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3), Port: port},
+		Err: os.NewSyscallError("bind", errno)}
 }
 
 func TestStateChangedIgnoresStats(t *testing.T) {

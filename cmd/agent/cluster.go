@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -91,6 +93,7 @@ func runCluster(args []string) error {
 		NodeName: *node, Config: cfg, BindAddress: *bind, AdvertiseAddress: *advertise, StateDir: *stateDir,
 		HeartbeatInterval: *heartbeat, StatsInterval: *stats, LeaseNamespace: *leaseNS, Proxy: popts(), Metrics: m,
 		Log: log, SimulateWorkers: *simulate, DrainDelay: *drainDelay, WorkerUsers: *users,
+		AgentPorts: agentPorts(*metricsAddr, *probeAddr),
 	})
 	if err != nil {
 		return err
@@ -206,4 +209,24 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// agentPorts are the ports of the agent's own endpoints, with what each
+// is, for the message of a pool whose listen.port is one of them. An
+// address that turns its endpoint off ("0", "") has none.
+func agentPorts(metricsAddr, probeAddr string) map[int32]string {
+	ports := map[int32]string{}
+	for _, e := range [][2]string{
+		{metricsAddr, "metrics endpoint (--metrics-bind-address, agent.metricsBindAddress in the chart)"},
+		{probeAddr, "health probe endpoint (--health-probe-bind-address, agent.healthProbeBindAddress in the chart)"},
+	} {
+		_, p, err := net.SplitHostPort(e[0])
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.ParseUint(p, 10, 16); err == nil && n != 0 {
+			ports[int32(n)] = e[1]
+		}
+	}
+	return ports
 }
