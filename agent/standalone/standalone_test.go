@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -442,6 +443,25 @@ func TestAdminSocketAndMetrics(t *testing.T) {
 	}
 	for _, want := range lacks {
 		t.Errorf("/metrics lacks %s", want)
+	}
+
+	// A worker killed from outside, as a crash ends it, counts as an
+	// unexpected exit: the only trace of a crash between requests but
+	// the log.
+	a := r.waitStatus(t, "a ready process", func(a AppStatus) bool { return a.Pool.Counts.Ready > 0 })
+	for _, p := range a.Pool.Processes {
+		if p.State == ferryv1.ProcessReady {
+			if err := syscall.Kill(int(p.PID), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	want := `ferry_worker_exits_total{pool="hello",unexpected="true"} 1`
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(r.metrics(t), want); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %s after a worker was killed:\n%s", want, r.metrics(t))
+		}
 	}
 }
 
