@@ -875,10 +875,10 @@ func whereNow(in rollupInput) string {
 
 // failedHow says what became of a process of a revision the agent reports
 // failing, on where (" on node-b", or ""): it failed to spawn, or, as the
-// agent's reason says, it spawned and died soon after it was ready, which
-// the agent counts as a failed spawn.
+// agent's reason says (contract.DiedAfterReady), it spawned and died soon
+// after it was ready, which the agent counts as a failed spawn.
 func failedHow(reason, on string) string {
-	if strings.Contains(reason, "after it was ready") {
+	if strings.Contains(reason, contract.DiedAfterReady) {
 		return "died" + on + " soon after it was ready"
 	}
 	return "failed to spawn" + on

@@ -1134,7 +1134,7 @@ func (p *Pool) watchExit(w *Worker) {
 	var backoff time.Duration
 	var resisted bool
 	if unexpected && !ofRequest && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
-		reason := fmt.Sprintf("%s %s after it was ready", w.proc.DescribeExit(), lived.Round(time.Millisecond))
+		reason := fmt.Sprintf("%s %s %s", w.proc.DescribeExit(), lived.Round(time.Millisecond), contract.DiedAfterReady)
 		switch {
 		case inRequest && p.lasted[w.Revision]:
 			reason += fmt.Sprintf(", while handling a request (more than %d such deaths in a row: taken as the app's)", maxExcused)
