@@ -395,8 +395,9 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 func nothingToRoll(c metav1.Condition, in rollupInput) (metav1.Condition, bool) {
 	switch {
 	case len(in.Nodes) == 0 && len(in.PortLost) > 0:
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
-			"No node to roll: another AppGroup has listen.port on every selected node (see Ready, PortConflict)"), true
+		// Not RolloutComplete, as with no node: nothing was rolled out.
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
+			"No node to roll: another AppGroup has listen.port on every selected node, so there is nothing to roll out (see Ready)"), true
 	case len(in.Nodes) == 0:
 		// Not RolloutComplete: nothing was rolled out anywhere.
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNoNodes,

@@ -671,6 +671,17 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "No node is selected, so there is nothing to roll out (see Ready)",
 		},
 		{
+			// Nor with the port taken on every selected node.
+			name: "the port taken on every selected node",
+			in: func() rollupInput {
+				in := input(nil)
+				in.PortLost = map[string]types.NamespacedName{"node-a": {Namespace: "shop", Name: "cart"}}
+				return in
+			}(),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonPortConflict, nil},
+			exact: "No node to roll: another AppGroup has listen.port on every selected node, so there is nothing to roll out (see Ready)",
+		},
+		{
 			name: "never a valid revision",
 			in:   withRevisionErr(input(abc), "bad", true),
 			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonInvalidRevision, []string{"bad", "nothing is rolled out"}},

@@ -1796,8 +1796,8 @@ func TestPortConflict(t *testing.T) {
 	waitCondition(t, ns, "second", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
 		"listen.port 8080 is taken by AppGroup "+ns+"/first on "+a+" and "+b+" (")
 	waitEvent(t, ns, "second", corev1.EventTypeWarning, controllers.EventPortConflict, ns+"/first")
-	waitCondition(t, ns, "second", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
-		"another AppGroup has listen.port on every selected node")
+	waitCondition(t, ns, "second", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
+		"another AppGroup has listen.port on every selected node, so there is nothing to roll out")
 	// Nothing rolls there: no rollout event (found by review).
 	assertNoEvent(t, ns, "second", controllers.EventRolloutComplete)
 	assertNoEvent(t, ns, "second", controllers.EventRolloutStarted)

@@ -149,10 +149,10 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 		(old.LastRolledOut == nil || old.LastRolledOut.Revision != cur.Revision)
 	resumed := (oldRR.Reason == ferryv1.ReasonRolloutHalted || oldRR.Status == metav1.ConditionUnknown) &&
 		(old.LastRolledOut == nil || old.LastRolledOut.Revision != cur.Revision)
-	// No node selected (or listen.port taken on every one) reads
-	// RolloutComplete too, but nothing rolled out: no completion (its
-	// event would also count as recorded, and the real one be dropped,
-	// once nodes are selected again: rolloutSeen).
+	// With no node selected, or listen.port taken on every one, nothing
+	// rolled out: no completion (RollingRestart reads NoNodes or
+	// PortConflict then; its event would also count as recorded, and the
+	// real one be dropped, once nodes are selected again: rolloutSeen).
 	complete := curRR.Status == metav1.ConditionFalse && curRR.Reason == ferryv1.ReasonRolloutComplete && cur.Nodes.Total > 0 &&
 		(oldRR.Status == metav1.ConditionTrue || started || resumed || firstRolledOut && !oldComplete)
 	// A new AppGroup whose first status already shows its revision on every

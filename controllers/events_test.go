@@ -153,7 +153,7 @@ func TestStatusEvents(t *testing.T) {
 		{
 			// PortConflict says why no pool is made.
 			name: "nodes selected again, another AppGroup has the port on each",
-			old:  unselected(ferryv1.ReasonNoNodes, ferryv1.ReasonNoNodes), cur: unselected(ferryv1.ReasonPortConflict, ferryv1.ReasonRolloutComplete),
+			old:  unselected(ferryv1.ReasonNoNodes, ferryv1.ReasonNoNodes), cur: unselected(ferryv1.ReasonPortConflict, ferryv1.ReasonPortConflict),
 			want: []string{EventPortConflict},
 		},
 		{

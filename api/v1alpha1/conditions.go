@@ -79,7 +79,8 @@ const (
 	ReasonListenFailed = "ListenFailed"
 	// ReasonPortConflict: another AppGroup has listen.port on some of the
 	// selected nodes (it had the port there first, or is older); this one
-	// gets no pool there until the port is free.
+	// gets no pool there until the port is free. On RollingRestart too,
+	// when that is every selected node: nothing is rolled out.
 	ReasonPortConflict = "PortConflict"
 	// ReasonNameTaken: the AppGroup's Service, or its EndpointSlice, cannot
 	// be made: an object of that name that is not the AppGroup's has it

@@ -650,8 +650,8 @@ func TestStatusNoPoolsNotes(t *testing.T) {
 		{name: "the port taken on every selected node", status: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 			rolledOut(ag, st, "0-"+hash, 0)
 			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPortConflict, portLost)
-			st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
-				"No node to roll: another AppGroup has listen.port on every selected node (see Ready, PortConflict)")
+			st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
+				"No node to roll: another AppGroup has listen.port on every selected node, so there is nothing to roll out (see Ready)")
 		}, want: "No ProcessPools: another AppGroup has this one's listen.port on every selected node (see Ready)."},
 		{name: "no node selected", status: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 			rolledOut(ag, st, "0-"+hash, 0)
