@@ -147,7 +147,7 @@ func (r *excusedDeaths) excuseUnproven(now time.Time, key RequestKey) (excused, 
 // answer, the deaths between would count, and back a new app off until
 // it answers nothing.
 func (r *excusedDeaths) deadlyUnproven() bool {
-	return r.key != 0 && (r.other || r.answered) && !r.keyServed
+	return r.key != 0 && r.answered && !r.keyServed // answered covers other (answeredLocked)
 }
 
 // answeredLocked notes, during a run of excused deaths, a request w
