@@ -69,8 +69,15 @@ if ! have "$cache"; then
 		go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" ./etcd
 		go build -trimpath -ldflags "$k8s_ldflags" -o "$tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 	)
-	"$tmp/etcd" --version | grep -q "etcd Version: ${ETCD_VERSION}$"
-	"$tmp/kube-apiserver" --version | grep -q "v${K8S_VERSION}$"
+	# The output is read whole before it is matched: `etcd --version | grep -q`
+	# fails now and then under pipefail, when grep has matched the first line
+	# and exited before etcd writes the next (SIGPIPE, exit 141).
+	etcd_version=$("$tmp/etcd" --version)
+	apiserver_version=$("$tmp/kube-apiserver" --version)
+	if [[ $etcd_version != *"etcd Version: ${ETCD_VERSION}"$'\n'* || $apiserver_version != *"v${K8S_VERSION}" ]]; then
+		echo "The control plane built is not the version asked for: $etcd_version / $apiserver_version" >&2
+		exit 1
+	fi
 	mkdir -p "$(dirname "$cache")"
 	rm -rf "$cache"
 	mv "$tmp" "$cache"
