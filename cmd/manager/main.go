@@ -115,6 +115,13 @@ func run(metrics metricsSettings, probeAddr, pprofAddr string, leaderElect bool,
 		return err
 	}
 	cfg.QPS, cfg.Burst = qps, burst
+	ctx := ctrl.SetupSignalHandler()
+	if err := waitForAPIServer(ctx, cfg, probeAddr, log); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting
+		}
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         controllers.CacheOptions(leaseNamespace),
@@ -157,7 +164,7 @@ func run(metrics metricsSettings, probeAddr, pprofAddr string, leaderElect bool,
 	log.Info("Configured manager", "version", version.Version, "leaderElection", leaderElect,
 		"agentStaleAfter", staleAfter, "agentLeaseNamespace", leaseNamespace, "workers", workers,
 		"metricsCertPath", metrics.cert.Dir)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
 }
 
 // metricsSettings are the flags of the metrics endpoint.

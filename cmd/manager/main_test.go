@@ -241,11 +241,17 @@ func TestFlags(t *testing.T) {
 	}
 }
 
+// logSink holds a manager's output.
+type logSink interface {
+	io.Writer
+	String() string
+}
+
 // startManager starts the manager binary bin with args, its output in
 // logs. The caller defers stop: it interrupts the manager and waits for
 // it (before ctx is cancelled, which would kill it), and shows its logs if
 // the test failed.
-func startManager(ctx context.Context, t *testing.T, logs *bytes.Buffer, bin string, args ...string) (cmd *exec.Cmd, stop func()) {
+func startManager(ctx context.Context, t *testing.T, logs logSink, bin string, args ...string) (cmd *exec.Cmd, stop func()) {
 	t.Helper()
 	cmd = exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
