@@ -196,14 +196,17 @@ type RolledOutRevision struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ag,categories=ferry
-// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.revision`
-// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.readyProcesses`,description="Ready/total worker processes over every node (ready: a request can reach them)"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="The Ready condition: True when every selected node's pool has minProcesses ready processes a request can reach"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Why Ready is what it is, in a word (NoNodes, PortConflict, NameTaken, InvalidRevision, ...); -o wide adds its message"
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.revision`,description="The target revision: the ferry.dev/revision annotation and a hash of spec.app"
+// +kubebuilder:printcolumn:name="Processes",type=string,JSONPath=`.status.readyProcesses`,description="Ready/total worker processes over every node (ready: a request can reach them)"
 // +kubebuilder:printcolumn:name="Updated",type=integer,JSONPath=`.status.processes.updated`,description="Processes on the target revision"
 // +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.readyNodes`,description="Ready/total selected nodes (those lost to a port conflict left out)"
-// +kubebuilder:printcolumn:name="Restarting",type=string,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].status`
-// +kubebuilder:printcolumn:name="Resisting",type=string,JSONPath=`.status.conditions[?(@.type=="ResistingDeploymentError")].status`
+// +kubebuilder:printcolumn:name="Restarting",type=string,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].status`,description="The RollingRestart condition: True while a rollout is under way"
+// +kubebuilder:printcolumn:name="Resisting",type=string,JSONPath=`.status.conditions[?(@.type=="ResistingDeploymentError")].status`,description="The ResistingDeploymentError condition: True while a node keeps its old processes because the new revision failed to spawn"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].message`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,description="Ready's message: how the nodes are, or what is wrong and what to do"
+// +kubebuilder:printcolumn:name="Rollout",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].message`,description="RollingRestart's message: where the rollout is, or why it halted"
 type AppGroup struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional

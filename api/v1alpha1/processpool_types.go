@@ -239,12 +239,15 @@ type ProcessPoolStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=pp,categories=ferry
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
-// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.spec.revision`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="The Ready condition as the node's agent last wrote it: True when minProcesses processes are ready (the AppGroup reads Unknown when the agent has gone silent)"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Why Ready is what it is, in a word (ProcessesNotReady, ListenFailed, AgentStopping, ...); -o wide adds its message"
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.spec.revision`,description="The revision the manager asks the node to run"
 // +kubebuilder:printcolumn:name="Processes",type=string,JSONPath=`.status.readyProcesses`,description="Ready/total worker processes"
-// +kubebuilder:printcolumn:name="Restarting",type=string,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].status`
-// +kubebuilder:printcolumn:name="Resisting",type=string,JSONPath=`.status.conditions[?(@.type=="ResistingDeploymentError")].status`
+// +kubebuilder:printcolumn:name="Restarting",type=string,JSONPath=`.status.conditions[?(@.type=="RollingRestart")].status`,description="The RollingRestart condition: True while processes are replaced by ones of a new revision"
+// +kubebuilder:printcolumn:name="Resisting",type=string,JSONPath=`.status.conditions[?(@.type=="ResistingDeploymentError")].status`,description="The ResistingDeploymentError condition: True while the pool keeps its old processes because the new revision failed to spawn"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:printcolumn:name="Address",type=string,priority=1,JSONPath=`.status.address`
+// +kubebuilder:printcolumn:name="Address",type=string,priority=1,JSONPath=`.status.address`,description="Where the node's proxy serves the pool"
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,description="Ready's message"
 type ProcessPool struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional

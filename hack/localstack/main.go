@@ -131,7 +131,7 @@ serving the sample AppGroup "hello" (examples/hello-wsgi, 2 processes per node).
 
   source %s/env                     # KUBECONFIG, and bin/ on PATH for kubectl ferry
 
-  kubectl get appgroups                     # REVISION, READY, UPDATED, NODES, RESTARTING, RESISTING
+  kubectl get appgroups                     # READY and its REASON, REVISION, PROCESSES, NODES, RESTARTING, RESISTING
   kubectl get processpools -o wide          # one pool per node
 `, len(nodes), dir)
 	for _, n := range nodes {
