@@ -5,11 +5,13 @@ package v1alpha1
 // replaces its processes with ones of the new revision (a rolling restart,
 // node by node in waves of restart.maxConcurrentNodes), the Kubernetes
 // equivalent of Passenger's `touch tmp/restart.txt`. The value is 1 to 63
-// letters, digits, '.', '_' or '-'; a counter or a commit id is usual (an
-// invalid value rolls nothing: the condition says InvalidRevision, and the
-// last valid value stays the target). Absent, it counts as "0". A change of the
-// annotation alone is enough: it rolls even though metadata.generation does
-// not move. Setting it to the value it already has does nothing.
+// letters, digits, '.', '_' or '-'; a counter or a commit id is usual. The
+// chart's revision policy refuses an invalid value at apply; without it,
+// an invalid value rolls nothing: the condition says InvalidRevision, and
+// the last valid value stays the target. Absent, it counts as "0". A
+// change of the annotation alone is enough: it rolls even though
+// metadata.generation does not move. Setting it to the value it already
+// has does nothing.
 const RevisionAnnotation = "ferry.dev/revision"
 
 // Labels the manager puts on every ProcessPool it creates.
@@ -68,6 +70,10 @@ const (
 	// the staleness bound; what it last said can no longer be trusted.
 	ReasonAgentNotReporting = "AgentNotReporting"
 	// ReasonInvalidRevision: the revision annotation is not a valid value.
+	// It is what clusters without the chart's revision policy (the
+	// ValidatingAdmissionPolicy <fullname>-revision, value revisionPolicy)
+	// see: the policy refuses such a value when it is set or changed, and
+	// leaves only one stored before it.
 	// On Ready only while it has never been valid (nothing is rolled out);
 	// after a valid one, on RollingRestart: the last valid revision stays
 	// the target, and Ready says how what runs is. A node selected

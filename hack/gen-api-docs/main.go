@@ -73,8 +73,9 @@ served by the API server: ` + "`kubectl explain appgroup.spec.pool`" + `.
 Changing the ` + "`ferry.dev/revision`" + ` annotation of an AppGroup rolls it:
 see the [standalone guide](standalone.md) for what a restart does. Its
 value is 1 to 63 letters, digits, ` + "`.`, `_` or `-`" + ` (a counter or a commit
-id; absent, it counts as ` + "`0`" + `); an invalid value rolls nothing, and the
-AppGroup's conditions say ` + "`InvalidRevision`" + `.
+id; absent, it counts as ` + "`0`" + `). The chart's revision policy refuses an
+invalid value when it is set or changed; without it, an invalid value rolls
+nothing, and the AppGroup's conditions say ` + "`InvalidRevision`" + `.
 
 Durations are Go duration strings (` + "`90s`" + `, ` + "`5m`" + `, ` + "`1h30m`" + `). A default is
 applied by the API server when the field is omitted.

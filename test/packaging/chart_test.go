@@ -51,6 +51,7 @@ func TestHelmTemplateDefaults(t *testing.T) {
 		"ClusterRole/ferry-metrics-auth", "ClusterRoleBinding/ferry-metrics-auth", "ClusterRole/ferry-metrics-reader",
 		"ValidatingAdmissionPolicy/ferry-agent-node-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-node-isolation",
 		"ValidatingAdmissionPolicy/ferry-agent-lease-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-lease-isolation",
+		"ValidatingAdmissionPolicy/ferry-revision", "ValidatingAdmissionPolicyBinding/ferry-revision",
 		"Deployment/ferry-manager", "DaemonSet/ferry-agent",
 		"Service/ferry-manager-metrics", "Service/ferry-agent-metrics",
 	}

@@ -193,7 +193,9 @@ func TestKustomizeDefaultAcceptedByAPIServer(t *testing.T) {
 		"Service/ferry-agent-metrics", "Service/ferry-manager-metrics",
 		"ServiceAccount/ferry-agent", "ServiceAccount/ferry-manager",
 		"ValidatingAdmissionPolicy/ferry-agent-lease-isolation", "ValidatingAdmissionPolicy/ferry-agent-node-isolation",
+		"ValidatingAdmissionPolicy/ferry-revision",
 		"ValidatingAdmissionPolicyBinding/ferry-agent-lease-isolation", "ValidatingAdmissionPolicyBinding/ferry-agent-node-isolation",
+		"ValidatingAdmissionPolicyBinding/ferry-revision",
 	}
 	if got := kindNames(objs); !slices.Equal(got, want) {
 		t.Errorf("config/default renders:\n got %q\nwant %q", got, want)
