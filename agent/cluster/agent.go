@@ -104,6 +104,9 @@ type Agent struct {
 	draining map[types.UID]bool             // deleted pools draining, by UID: a pool of the same name may follow
 	saved    map[types.NamespacedName]int64 // generation last saved to disk
 	wg       sync.WaitGroup                 // background drains
+	// ports are the ports the pools' proxies listen on (ports.go).
+	portsMu  sync.Mutex
+	ports    map[int32]portHold
 	stopping atomic.Bool
 	stopped  chan struct{} // closed when Run's context is done
 
@@ -178,7 +181,7 @@ func New(opts Options) (*Agent, error) {
 	return &Agent{
 		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, live: live, cache: c, store: st,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
-		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]int64{},
+		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]int64{}, ports: map[int32]portHold{},
 		stopped: make(chan struct{}),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
 			200*time.Millisecond, 30*time.Second)),
@@ -338,6 +341,9 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	go func() {
 		defer a.wg.Done()
 		if rp != nil {
+			rp.mu.Lock()
+			rp.deleted = true
+			rp.mu.Unlock()
 			rp.pool.Stopping() // no roll through the drain delay
 			a.drainDelay(rp)
 			rp.close(false) // deleted: cut short by a stop, it does not serve on

@@ -545,9 +545,10 @@ func TestAgentReportsDeploymentError(t *testing.T) {
 	}
 }
 
-// TestPortTakenIsReported: a pool whose port is taken says so in Ready,
-// logs it once (as what it is, no error of the agent's), and listens as
-// soon as the port is free.
+// TestPortTakenIsReported: a pool whose port is taken says so in Ready
+// (another process holds it: none of the agent's own pools does, see
+// TestAgentHeldPort), logs it once (as what it is, no error of the
+// agent's), and listens as soon as the port is free.
 func TestPortTakenIsReported(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
@@ -565,7 +566,8 @@ func TestPortTakenIsReported(t *testing.T) {
 	key := client.ObjectKeyFromObject(pp)
 	waitPool(t, key, "ListenFailed", func(p *ferryv1.ProcessPool) bool {
 		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
-		return c != nil && c.Reason == ferryv1.ReasonListenFailed && strings.Contains(c.Message, "address already in use")
+		return c != nil && c.Reason == ferryv1.ReasonListenFailed && strings.Contains(c.Message, "address already in use") &&
+			strings.Contains(c.Message, fmt.Sprintf("another process on the node holds port %d", port))
 	})
 	time.Sleep(2 * time.Second) // tried again every half heartbeat: 4 times
 	checkCannotListenLogged(t, book, "Proxy cannot listen; will retry", port)

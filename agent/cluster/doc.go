@@ -18,7 +18,10 @@
 //
 // Listening: each pool's proxy listens on the pool's listen.port. A port
 // that is taken is reported (Ready False, ListenFailed) and tried again
-// every half heartbeat interval. A moved port is opened first; the old
+// every half heartbeat interval; one that another of the agent's pools
+// holds (deleted, or moved off it, serving out the drain delay) is named
+// with that pool, and taken as soon as its listener closes (ports.go).
+// A moved port is opened first; the old
 // one serves on for the drain delay (the manager moves the node's
 // endpoint once the status shows the new port), then drains. While the
 // new one is taken, the old one serves on, and the status says so:

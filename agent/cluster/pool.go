@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -60,6 +61,10 @@ type runningPool struct {
 	// untrack ends the pool's metrics (nil without metrics).
 	untrack func()
 
+	// deleted: the pool is deleted, and serves out the drain delay before
+	// it drains (drainAsync).
+	deleted bool
+
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
@@ -114,7 +119,8 @@ func (a *Agent) startPool(pp *ferryv1.ProcessPool) *runningPool {
 
 // listenLocked opens the proxy on port. A failure (the port is taken) is
 // returned for the caller to log, reported in the status and retried every
-// listenRetry.
+// listenRetry, or as soon as the agent's own proxy that holds the port
+// lets it go (Agent.release).
 func (rp *runningPool) listenLocked(port int32) error {
 	rp.port = port
 	l, err := net.Listen("tcp", rp.a.listenAddr(port))
@@ -122,6 +128,7 @@ func (rp *runningPool) listenLocked(port int32) error {
 		rp.listenErr = err
 		return err
 	}
+	l = rp.a.hold(port, rp, l)
 	rp.listenErr = nil
 	opts := rp.a.opts.Proxy
 	opts.Name, opts.Log = rp.key.String(), rp.log
@@ -164,10 +171,7 @@ func (rp *runningPool) update(pp *ferryv1.ProcessPool) {
 	}
 	rp.mu.Unlock()
 	rp.pool.Update(configOf(pp))
-	select {
-	case rp.kick <- struct{}{}:
-	default:
-	}
+	rp.wake()
 }
 
 // moveLocked opens the proxy on port, the spec's new one, before the old
@@ -477,23 +481,53 @@ func (rp *runningPool) listenFailing() bool {
 	return rp.listenErr != nil
 }
 
-// retryListen tries again to open a port that was taken.
-func (rp *runningPool) retryListen() {
+// waitsFor reports whether the pool waits to listen on port, taken.
+func (rp *runningPool) waitsFor(port int32) bool {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	if rp.listenErr == nil || rp.proxy != nil || rp.a.opts.SimulateWorkers > 0 {
-		return
+	return rp.listenErr != nil && rp.proxy == nil && rp.port == port
+}
+
+// retryListen tries again to open a port that was taken; true when it
+// opened it now. Not once the pool stops: close collects the proxies to
+// drain after it closed stop, under mu, and one opened later would hold
+// the port for good (Agent.release calls this outside the reporter, which
+// close waits for).
+func (rp *runningPool) retryListen() bool {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.listenErr == nil || rp.proxy != nil || rp.a.opts.SimulateWorkers > 0 || rp.stopping() {
+		return false
 	}
 	if rp.listenLocked(rp.port) != nil {
-		return // logged when it first failed
+		return false // logged when it first failed
 	}
 	if rp.prev == nil {
 		rp.log.Info("Proxy listens again", "port", rp.port)
-		return
+		return true
 	}
 	rp.log.Info("Proxy listens again; the old port drains", "port", rp.port, "old", rp.a.listenAddr(rp.prevPort))
 	rp.drainMovedLocked(rp.prev, rp.prevPort)
 	rp.prev = nil
+	return true
+}
+
+// stopping: close has begun.
+func (rp *runningPool) stopping() bool {
+	select {
+	case <-rp.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// wake has the reporter report the pool's status now (coalesced).
+func (rp *runningPool) wake() {
+	select {
+	case rp.kick <- struct{}{}:
+	default:
+	}
 }
 
 // desired computes the status to report, on top of the latest object the
@@ -507,6 +541,9 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 		l.old = rp.prevPort
 	}
 	rp.mu.Unlock()
+	if errors.Is(l.err, syscall.EADDRINUSE) && l.agentUse == "" {
+		l.holder, l.held = rp.a.holder(l.port, rp)
+	}
 	// Before the cache has synced (an agent resumed from disk while the API
 	// server is away), a Get would block until it does: use the saved spec.
 	if rp.a.synced.Load() {

@@ -27,6 +27,9 @@ type listening struct {
 	// agentUse is what of the agent's own serves on port ("metrics
 	// endpoint"); "": nothing does.
 	agentUse string
+	// holder is the agent's own pool that holds port, when held.
+	holder portUse
+	held   bool
 }
 
 // serving is the port the proxy serves on: the old one while the new one
@@ -59,6 +62,8 @@ func (l listening) advice() string {
 		return ""
 	case l.agentUse != "":
 		return fmt.Sprintf("; port %d is this agent's own %s: choose another listen.port", l.port, l.agentUse)
+	case l.held:
+		return "; " + l.holder.advice(l.port)
 	}
 	return fmt.Sprintf("; another process on the node holds port %d: free it, or choose another listen.port", l.port)
 }

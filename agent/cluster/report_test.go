@@ -91,6 +91,19 @@ func TestDesiredStatusListening(t *testing.T) {
 			"the proxy cannot listen on port 9090 (listen tcp 127.0.0.3:9090: bind: address already in use; " +
 				"another process on the node holds port 9090: free it, or choose another listen.port); " +
 				"it still serves on the old port 8080 until 9090 is free"},
+		{"held by this agent's own pool: named, not another process", "127.0.0.3",
+			listening{port: 9090, err: taken, held: true, holder: portUse{pool: "default/hello", how: heldDeleted, drainDelay: 5 * time.Second}},
+			"127.0.0.3:9090", metav1.ConditionFalse, ferryv1.ReasonListenFailed,
+			"the proxy cannot listen: listen tcp 127.0.0.3:9090: bind: address already in use; " +
+				"port 9090 is still held by this agent's pool default/hello, deleted, which serves on there for the drain delay " +
+				"(--drain-delay, agent.drainDelay in the chart: 5s) before it drains: this pool listens there as soon as it is released; nothing to do"},
+		{"moved onto a port this agent's pool holds: the old port serves", "127.0.0.3",
+			listening{port: 9090, err: taken, old: 8080, held: true, holder: portUse{pool: "default/other", how: heldMovedFrom, drainDelay: 5 * time.Second}},
+			"127.0.0.3:8080", metav1.ConditionFalse, ferryv1.ReasonListenFailed,
+			"the proxy cannot listen on port 9090 (listen tcp 127.0.0.3:9090: bind: address already in use; " +
+				"port 9090 is still held by this agent's pool default/other, which moved off it and serves on there for the drain delay " +
+				"(--drain-delay, agent.drainDelay in the chart: 5s): this pool listens there as soon as it is released; nothing to do); " +
+				"it still serves on the old port 8080 until 9090 is free"},
 		{"an old port without a failure is no longer served", "127.0.0.3", listening{port: 9090, old: 8080}, "127.0.0.3:9090",
 			metav1.ConditionTrue, ferryv1.ReasonProcessesReady, ""},
 	}
@@ -109,6 +122,40 @@ func TestDesiredStatusListening(t *testing.T) {
 			}
 			if tt.ready == metav1.ConditionFalse && c.LastTransitionTime.Time != now {
 				t.Errorf("Ready's transition time kept although it turned False: %v", c.LastTransitionTime)
+			}
+		})
+	}
+}
+
+// TestPortUseAdvice: a port one of the agent's own pools holds is named
+// with that pool and how it holds it: whether it is released by itself
+// (nothing to do) or not (choose another listen.port).
+func TestPortUseAdvice(t *testing.T) {
+	const delay = "for the drain delay (--drain-delay, agent.drainDelay in the chart: 5s)"
+	const waits = "this pool listens there as soon as it is released; nothing to do"
+	tests := []struct {
+		name string
+		use  portUse
+		want string
+	}{
+		{"a deleted pool in its drain delay", portUse{pool: "default/hello", how: heldDeleted},
+			"port 9000 is still held by this agent's pool default/hello, deleted, which serves on there " + delay + " before it drains: " + waits},
+		{"an earlier pool of the same name, deleted", portUse{pool: "default/hello", sameName: true, how: heldDeleted},
+			"port 9000 is still held by this agent's earlier pool of this name, default/hello, deleted, which serves on there " + delay +
+				" before it drains: " + waits},
+		{"a port another pool moved off", portUse{pool: "default/other", how: heldMovedFrom},
+			"port 9000 is still held by this agent's pool default/other, which moved off it and serves on there " + delay + ": " + waits},
+		{"the old port of a pool whose new one is taken", portUse{pool: "default/other", how: heldOldPort, newPort: 9001},
+			"port 9000 is still served by this agent's pool default/other, whose new listen.port 9001 is taken: " +
+				"it serves on 9000 until 9001 is free; choose another listen.port"},
+		{"another pool's listen.port", portUse{pool: "default/other", how: heldServing},
+			"port 9000 is the listen.port of this agent's pool default/other: two pools on a node cannot share a port; choose another listen.port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.use.drainDelay = 5 * time.Second
+			if got := tt.use.advice(9000); got != tt.want {
+				t.Errorf("advice =\n%q\nwant\n%q", got, tt.want)
 			}
 		})
 	}
