@@ -1,13 +1,14 @@
 package spawn
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -64,20 +65,13 @@ func listenerOwner(pid, uid, port int) owner {
 // one takes 127.0.0.1's connections first, and a socket on [::] shares
 // the port with one only when it takes no IPv4 (IPV6_V6ONLY).
 func listeningSockets(port int) map[string]string {
-	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		f, err := os.Open(file)
-		if err != nil {
-			continue
-		}
+	for _, table := range tcpTables() {
 		sockets := map[string]string{}
-		sc := bufio.NewScanner(f)
-		sc.Scan() // the header
-		for sc.Scan() {
-			if inode, uid, ok := listenerOn(sc.Text(), port); ok {
+		for _, line := range strings.Split(table, "\n") {
+			if inode, uid, ok := listenerOn(line, port); ok {
 				sockets[inode] = uid
 			}
 		}
-		_ = f.Close()
 		if len(sockets) > 0 {
 			return sockets
 		}
@@ -85,29 +79,81 @@ func listeningSockets(port int) map[string]string {
 	return nil
 }
 
+// tcpTables are the texts of /proc/net/tcp and /proc/net/tcp6, in that
+// order; one that cannot be read is left out.
+func tcpTables() []string {
+	var tables []string
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		if b, err := os.ReadFile(file); err == nil {
+			tables = append(tables, string(b))
+		}
+	}
+	return tables
+}
+
 // tcpListen is the LISTEN state in /proc/net/tcp.
 const tcpListen = "0A"
 
-// listenerOn parses one line of /proc/net/tcp or tcp6 ("sl local rem st
-// ... uid timeout inode") and returns its inode and uid when it is a
-// socket listening on port for 127.0.0.1.
-func listenerOn(line string, port int) (inode, uid string, ok bool) {
+// listenRow is a listening socket, as a line of /proc/net/tcp or tcp6
+// tells it.
+type listenRow struct {
+	inode, uid string
+	ip         net.IP
+	port       int
+}
+
+// takesLoopback: the socket takes connections to 127.0.0.1 (on its port).
+func (r listenRow) takesLoopback() bool {
+	return r.ip.IsUnspecified() || r.ip.Equal(net.IPv4(127, 0, 0, 1))
+}
+
+// takes: the socket takes connections to 127.0.0.1:port.
+func (r listenRow) takes(port int) bool { return r.port == port && r.takesLoopback() }
+
+// address is where the socket listens: "127.0.0.1:8000", "[::]:8000".
+func (r listenRow) address() string {
+	return net.JoinHostPort(r.ip.String(), strconv.Itoa(r.port))
+}
+
+// listenRows are the listening sockets of a text of /proc/net/tcp or
+// tcp6; the header and the other sockets are left out.
+func listenRows(table string) []listenRow {
+	var rows []listenRow
+	for _, line := range strings.Split(table, "\n") {
+		if row, ok := parseListenRow(line); ok {
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+// parseListenRow parses one line of /proc/net/tcp or tcp6 ("sl local rem
+// st ... uid timeout inode"); false unless it is a listening socket.
+func parseListenRow(line string) (listenRow, bool) {
 	f := strings.Fields(line)
 	if len(f) < 10 || f[3] != tcpListen {
-		return "", "", false
+		return listenRow{}, false
 	}
 	addr, p, ok := strings.Cut(f[1], ":")
 	if !ok {
-		return "", "", false
+		return listenRow{}, false
 	}
-	if n, err := strconv.ParseUint(p, 16, 16); err != nil || int(n) != port {
-		return "", "", false
-	}
+	port, err := strconv.ParseUint(p, 16, 16)
 	ip := procIP(addr)
-	if ip == nil || !ip.IsUnspecified() && !ip.Equal(net.IPv4(127, 0, 0, 1)) {
+	if err != nil || ip == nil {
+		return listenRow{}, false
+	}
+	return listenRow{inode: f[9], uid: f[7], ip: ip, port: int(port)}, true
+}
+
+// listenerOn parses one line of /proc/net/tcp or tcp6 and returns its
+// inode and uid when it is a socket listening on port for 127.0.0.1.
+func listenerOn(line string, port int) (inode, uid string, ok bool) {
+	row, ok := parseListenRow(line)
+	if !ok || !row.takes(port) {
 		return "", "", false
 	}
-	return f[9], f[7], true
+	return row.inode, row.uid, true
 }
 
 // procIP decodes an address of /proc/net/tcp: the kernel prints each 32-bit
@@ -223,4 +269,62 @@ func readStat(pid int) (process, bool) {
 		return process{}, false
 	}
 	return process{pid: pid, ppid: ppid, pgrp: pgrp, start: start}, true
+}
+
+// A Command worker that is not ready in time because nothing accepted
+// connections on 127.0.0.1:$PORT often listens, but elsewhere: a port of
+// its own (8000, its framework's default), or [::1]. Its sockets tell
+// where, for the message; read only once its startTimeout ran out, never
+// while it is probed. The worker's processes are its process group and
+// what they started: a shell that runs the app (sh -c "python3 -m
+// http.server 8000") leaves the listener to its child.
+
+// workerListens are the addresses that the worker pid's processes listen
+// on, but that leave 127.0.0.1:port unanswered; nil when /proc cannot
+// tell (workerSockets: another user's files the agent may not read).
+func workerListens(pid, port int) []string {
+	held, ok := workerSockets(pid)
+	if !ok || len(held) == 0 {
+		return nil
+	}
+	return listensOf(tcpTables(), held, port)
+}
+
+// listensOf are the addresses of the listening sockets in tables (texts
+// of /proc/net/tcp and tcp6) whose inodes are held, sorted, each once,
+// but for those that take 127.0.0.1:port (one bound since the last probe
+// is no sign of a mistake).
+func listensOf(tables []string, held map[string]bool, port int) []string {
+	var addrs []string
+	for _, table := range tables {
+		for _, row := range listenRows(table) {
+			if held[row.inode] && !row.takes(port) {
+				addrs = append(addrs, row.address())
+			}
+		}
+	}
+	slices.Sort(addrs)
+	return slices.Compact(addrs)
+}
+
+// maxListensShown bounds the addresses listensInstead names.
+const maxListensShown = 3
+
+// listensInstead words where a worker that left 127.0.0.1:port unanswered
+// listens instead (addrs; none: ""), and what to do about it.
+func listensInstead(addrs []string, port int) string {
+	if len(addrs) == 0 {
+		return ""
+	}
+	list := strings.Join(addrs[:min(len(addrs), maxListensShown)], ", ")
+	if n := len(addrs) - maxListensShown; n > 0 {
+		list += fmt.Sprintf(" and %d more", n)
+	}
+	fix := fmt.Sprintf("make it listen on $PORT (%d)", port)
+	for _, a := range addrs {
+		if strings.HasSuffix(a, ":"+strconv.Itoa(port)) { // the port, on another address
+			fix = fmt.Sprintf("make it listen on 127.0.0.1 (or every address) at $PORT (%d)", port)
+		}
+	}
+	return "it listens on " + list + " instead; " + fix
 }

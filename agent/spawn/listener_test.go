@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,5 +257,84 @@ func TestSpawnCommandWithTheDaemonSetsCapabilities(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.Count(string(out), "--- PASS") != 3 {
 		t.Fatalf("with the DaemonSet's capabilities: %v\n%s", err, out)
+	}
+}
+
+// capturedTCP is /proc/net/tcp and tcp6 as captured while python3
+// listened on 127.0.0.1:8000 (inode 168072) and [::1]:8001 (167906), with
+// rows added: another process's listener on 0.0.0.0:9000, a connection to
+// the first, a listener on the worker's $PORT 41234 (0xA112) and one on
+// [::]:8000. The addresses are written in this machine's byte order
+// (procHex), as the kernel writes them.
+func capturedTCP() []string {
+	lo, any4 := procHex(net.IPv4(127, 0, 0, 1).To4()), procHex(net.IPv4zero.To4())
+	lo6, any6 := procHex(net.IPv6loopback), procHex(net.IPv6unspecified)
+	row := func(sl, local, remote, st, uid, inode string) string {
+		return fmt.Sprintf("%4s: %s %s %s 00000000:00000000 00:00000000 00000000 %5s        0 %s 1 00000000fbfde047 100 0 0 10 0", sl, local, remote, st, uid, inode)
+	}
+	tcp := strings.Join([]string{
+		"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+		row("8", lo+":1F40", any4+":0000", "0A", "0", "168072"),
+		row("9", any4+":2328", any4+":0000", "0A", "1000", "170001"),
+		row("10", lo+":1F40", lo+":C822", "01", "0", "170002"),
+		row("11", lo+":A112", any4+":0000", "0A", "0", "170003"),
+	}, "\n") + "\n"
+	tcp6 := strings.Join([]string{
+		"  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+		row("0", lo6+":1F41", any6+":0000", "0A", "0", "167906"),
+		row("1", any6+":1F40", any6+":0000", "0A", "0", "170004"),
+	}, "\n") + "\n"
+	return []string{tcp, tcp6}
+}
+
+// TestListensOf: the addresses the worker's sockets listen on, from
+// /proc/net/tcp and tcp6: listeners only, its own only, and not one that
+// takes its $PORT (bound since the last probe).
+func TestListensOf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		held []string
+		want []string
+	}{
+		{"the app on another port", []string{"168072"}, []string{"127.0.0.1:8000"}},
+		{"another process's listener is not the worker's", nil, nil},
+		{"a connection is no listener", []string{"170002"}, nil},
+		{"its $PORT, bound since the last probe", []string{"170003"}, nil},
+		{"IPv6 loopback", []string{"167906"}, []string{"[::1]:8001"}},
+		{"several, sorted", []string{"170004", "167906", "168072", "170002"}, []string{"127.0.0.1:8000", "[::1]:8001", "[::]:8000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			held := map[string]bool{}
+			for _, inode := range tc.held {
+				held[inode] = true
+			}
+			if got := listensOf(capturedTCP(), held, 41234); !slices.Equal(got, tc.want) {
+				t.Errorf("listensOf = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestListensInstead: where a worker listens instead of 127.0.0.1:$PORT,
+// and what to do: another port wants $PORT, $PORT on another address
+// wants 127.0.0.1.
+func TestListensInstead(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		addrs []string
+		want  string
+	}{
+		{"nowhere known", nil, ""},
+		{"another port", []string{"127.0.0.1:8000"}, "it listens on 127.0.0.1:8000 instead; make it listen on $PORT (41234)"},
+		{"$PORT on IPv6 loopback only", []string{"[::1]:41234"},
+			"it listens on [::1]:41234 instead; make it listen on 127.0.0.1 (or every address) at $PORT (41234)"},
+		{"many", []string{"127.0.0.1:8000", "127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003", "127.0.0.1:8004"},
+			"it listens on 127.0.0.1:8000, 127.0.0.1:8001, 127.0.0.1:8002 and 2 more instead; make it listen on $PORT (41234)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := listensInstead(tc.addrs, 41234); got != tc.want {
+				t.Errorf("listensInstead =\n%q\nwant\n%q", got, tc.want)
+			}
+		})
 	}
 }

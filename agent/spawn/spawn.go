@@ -449,7 +449,8 @@ func waitCommandReady(ctx context.Context, proc *Process, path string) error {
 		case <-proc.done:
 			return portTaken(exitError(proc), taken, proc.Address)
 		case <-ctx.Done():
-			return portTaken(&unreadyError{err: ctx.Err(), seen: last.describe(proc.Address, path, proc.port)}, taken, proc.Address)
+			return portTaken(&unreadyError{err: ctx.Err(), seen: last.describe(proc.Address, path, proc.port, insteadOf(proc, last))},
+				taken, proc.Address)
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 100*time.Millisecond)
@@ -494,12 +495,25 @@ func (s sighting) ready() bool {
 	return !s.refused && s.err == nil && s.status < 500
 }
 
+// insteadOf is where the worker proc listens instead of its address,
+// when the last probe found nothing there (listensInstead); "" when it
+// found something, or /proc cannot tell.
+func insteadOf(proc *Process, last sighting) string {
+	if !last.refused {
+		return ""
+	}
+	return listensInstead(workerListens(proc.PID, proc.port), proc.port)
+}
+
 // describe words what the last probe found, for a worker that was not
 // ready in time, so that the reader sees what was waited for: "" when
 // there was no probe, or it found the app serving (another process's, as
-// portTakenError then says).
-func (s sighting) describe(addr, path string, port int) string {
+// portTakenError then says). instead is where the app listens instead,
+// when nothing accepted connections ("": not known).
+func (s sighting) describe(addr, path string, port int, instead string) string {
 	switch {
+	case s.refused && instead != "":
+		return fmt.Sprintf("nothing accepted connections on %s: %s", addr, instead)
 	case s.refused:
 		return fmt.Sprintf("nothing accepted connections on %s (the app must listen on $PORT, %d)", addr, port)
 	case s.err != nil && path == "":

@@ -302,7 +302,10 @@ func TestFailedSpawnsLeakNothing(t *testing.T) {
 // TestSpawnCommandNotReadySaysWhatItSaw: a Command worker that runs out
 // of startTimeout is told apart by what the probe found: one listening on
 // another port than $PORT left nothing accepting connections on its own,
-// one whose readiness path answers 503 did answer, with that status.
+// and its sockets say where it listens instead, also when a shell runs it
+// (the listener is the shell's child, in the worker's process group); one
+// whose readiness path answers 503 did answer, with that status. (The
+// timeout leaves python3 time to bind: the message is read at its end.)
 func TestSpawnCommandNotReadySaysWhatItSaw(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -317,12 +320,21 @@ class H(s.BaseHTTPRequestHandler):
         self.send_response(503 if self.path == "/healthz" else 200)
         self.end_headers()
 s.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()`
+	elsewhere := "not ready within startTimeout (4s): nothing accepted connections on 127.0.0.1:{port}: " +
+		"it listens on 127.0.0.1:{other} instead; make it listen on $PORT ({port})"
 	for _, tc := range []struct {
-		name, script, path, want string
+		name    string
+		command []string
+		path    string
+		want    string
 	}{
-		{"wrong port", wrongPort, "", "not ready within startTimeout (2s): nothing accepted connections on 127.0.0.1:{port} (the app must listen on $PORT, {port})"},
-		{"wrong port with a readiness path", wrongPort, "/healthz", "not ready within startTimeout (2s): nothing accepted connections on 127.0.0.1:{port} (the app must listen on $PORT, {port})"},
-		{"unhealthy", unhealthy, "/healthz", "not ready within startTimeout (2s): GET /healthz on 127.0.0.1:{port} answered 503 Service Unavailable until then (readiness takes a status below 500)"},
+		{"wrong port", []string{"python3", "-c", wrongPort}, "", elsewhere},
+		{"wrong port with a readiness path", []string{"python3", "-c", wrongPort}, "/healthz", elsewhere},
+		{"wrong port, run by a shell", []string{"sh", "-c", `python3 -c "$0"; exit $?`, wrongPort}, "", elsewhere},
+		{"listening nowhere", []string{"sleep", "60"}, "",
+			"not ready within startTimeout (4s): nothing accepted connections on 127.0.0.1:{port} (the app must listen on $PORT, {port})"},
+		{"unhealthy", []string{"python3", "-c", unhealthy}, "/healthz",
+			"not ready within startTimeout (4s): GET /healthz on 127.0.0.1:{port} answered 503 Service Unavailable until then (readiness takes a status below 500)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -333,14 +345,14 @@ s.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()`
 			_ = l.Close()
 			givePort(t, port)
 			spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
-				Command: []string{"python3", "-c", tc.script}, ReadinessPath: tc.path})
-			spec.StartTimeout = 2 * time.Second
+				Command: tc.command, ReadinessPath: tc.path})
+			spec.StartTimeout = 4 * time.Second
 			p, err := Spawn(context.Background(), spec)
 			if err == nil {
 				p.Stop(5 * time.Second)
 				t.Fatal("the spawn succeeded")
 			}
-			want := strings.ReplaceAll(tc.want, "{port}", strconv.Itoa(port))
+			want := strings.NewReplacer("{port}", strconv.Itoa(port), "{other}", strconv.Itoa(other)).Replace(tc.want)
 			var se *Error
 			if !errors.As(err, &se) || se.Reason != want {
 				t.Errorf("err = %v,\nwant reason %q", err, want)
