@@ -85,10 +85,14 @@ type invariants struct {
 	// restarting..." must be on that worker alone).
 	marked  int
 	badMark string
+	// seen are the pids the samples showed; resisted, that one showed the
+	// pool resisting.
+	seen     map[int]bool
+	resisted bool
 }
 
 func watch(e *agenttest.Env) *invariants {
-	inv := &invariants{minReady: 1 << 30, stop: make(chan struct{}), done: make(chan struct{})}
+	inv := &invariants{minReady: 1 << 30, stop: make(chan struct{}), done: make(chan struct{}), seen: map[int]bool{}}
 	go func() {
 		defer close(inv.done)
 		for {
@@ -99,6 +103,12 @@ func watch(e *agenttest.Env) *invariants {
 			inv.minReady = min(inv.minReady, s.Counts.Ready)
 			inv.maxLive = max(inv.maxLive, s.Counts.Total)
 			inv.sawRestart = inv.sawRestart || s.Restart != nil
+			inv.resisted = inv.resisted || s.Resisting != nil
+			for _, pid := range pids(s) {
+				if pid != 0 {
+					inv.seen[pid] = true
+				}
+			}
 			inv.checkMark(s)
 			inv.mu.Unlock()
 			select {
@@ -135,6 +145,19 @@ func (inv *invariants) checkMark(s pool.Status) {
 func (inv *invariants) end() {
 	close(inv.stop)
 	<-inv.done
+}
+
+// strangers are the pids that answered requests of res but that no sample
+// showed in the pool: none, when every answer came from one of its live
+// processes, old or new.
+func (inv *invariants) strangers(res *loadgen.Result) []int {
+	var out []int
+	for _, r := range res.Records {
+		if r.OK() && !inv.seen[r.PID] && !slices.Contains(out, r.PID) {
+			out = append(out, r.PID)
+		}
+	}
+	return out
 }
 
 // TestRollingRestartUnderLoad is the seed's zero-downtime restart: 4

@@ -141,6 +141,11 @@ func (s Status) restartCondition() metav1.Condition {
 			c.Message += fmt.Sprintf(", replacing pid %d", s.Restart.ReplacingPID)
 		}
 		c.Message += ", to revision " + s.Restart.Revision
+		if e := s.ScalingError; e != nil && e.Revision == s.Restart.Revision {
+			// A step's spawn that failed while a process of the revision
+			// serves is retried (restart.go), the old process serving on.
+			c.Message += "; its spawns fail (see ScalingError), " + retried
+		}
 	case s.LastRestart != nil && s.LastRestart.Revision == s.Revision && s.LastRestart.Failed > 0 &&
 		s.Counts.Updated < s.Counts.Total:
 		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete
@@ -215,8 +220,13 @@ func (s Status) scalingCondition() metav1.Condition {
 		// A time, not a countdown: the message must not change by itself.
 		c.Message += "; next attempt at " + s.ScalingRetryAt.UTC().Format(time.TimeOnly) + " UTC"
 	}
+	c.Message += "; " + retried
 	return c
 }
+
+// retried is what becomes of failing spawns: no end but another revision
+// (in a cluster, the manager's return of the node to what worked is one).
+const retried = "retried with backoff, at most a minute apart, until one works or another revision is requested"
 
 // excerpt keeps the end of s (where a traceback says what went wrong),
 // within n bytes, on whole lines.

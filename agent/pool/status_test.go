@@ -46,6 +46,14 @@ func TestConditions(t *testing.T) {
 			ferryv1.ConditionRollingRestart: {metav1.ConditionTrue, ferryv1.ReasonRollingOut, "process 2/2, replacing pid 42, to revision 3"},
 			ferryv1.ConditionReady:          {metav1.ConditionTrue, ferryv1.ReasonProcessesReady, ""},
 		}},
+		{"rolling, its spawns failing", with(func(s *Status) {
+			s.Restart = &ferryv1.RestartProgress{Revision: "3", Done: 1, Total: 2}
+			s.ScalingError, s.ScalingFailures = spawnErr, 2
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+				"process 2/2, to revision 3; its spawns fail (see ScalingError), retried with backoff, at most a minute apart, " +
+					"until one works or another revision is requested"},
+		}},
 		{"blocking", with(func(s *Status) {
 			s.Strategy = ferryv1.RestartBlocking
 			s.Restart = &ferryv1.RestartProgress{Revision: "3", Total: 2}
@@ -79,7 +87,8 @@ func TestConditions(t *testing.T) {
 			s.ScalingError = spawnErr
 			s.ScalingRetryAt = &metav1.Time{Time: now.Add(4 * time.Second)}
 		}), map[string]want{
-			ferryv1.ConditionScalingError: {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "next attempt at 13:46:44 UTC"},
+			ferryv1.ConditionScalingError: {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff,
+				"next attempt at 13:46:44 UTC; retried with backoff, at most a minute apart, until one works or another revision is requested"},
 		}},
 		{"nothing serves and spawns fail", with(func(s *Status) {
 			s.Counts = ferryv1.ProcessCounts{}

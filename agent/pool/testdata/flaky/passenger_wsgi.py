@@ -5,9 +5,12 @@ by the worker's user); each import increments it under a lock. FAIL_SPAWNS
 is a comma-separated list of import numbers (1-based) that raise, and
 FAIL_FROM makes every import from that number on raise. BOOT_DELAY is
 seconds (float) to sleep at import, after the count: a slow boot.
+DIE_AFTER makes a process that imported fine exit (status 3) that many
+seconds later: ready, then dead.
 """
 import fcntl
 import os
+import threading
 import time
 
 with open(os.environ["SPAWN_COUNTER"], "r+") as f:
@@ -23,6 +26,15 @@ fail = {int(x) for x in os.environ.get("FAIL_SPAWNS", "").split(",") if x}
 fail_from = int(os.environ.get("FAIL_FROM", "0") or "0")
 if n in fail or (fail_from and n >= fail_from):
     raise RuntimeError("flaky app: spawn %d was told to fail" % n)
+
+
+def _die():
+    time.sleep(float(os.environ["DIE_AFTER"]))
+    os._exit(3)
+
+
+if os.environ.get("DIE_AFTER"):
+    threading.Thread(target=_die, daemon=True).start()
 
 DELAY = float(os.environ.get("REQUEST_DELAY_MS", "0")) / 1000.0
 
