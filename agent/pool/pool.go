@@ -1049,15 +1049,30 @@ func (p *Pool) scaleSpawn(w *Worker) {
 
 // recordScalingError backs off after a failed spawn that is not a
 // deployment error, and fails waiting requests if nothing can serve them.
+// A failed spawn of a revision the pool spawns no more (it began before a
+// newer revision was asked for, or before the pool came to resist its
+// own) is only recorded: as a scaling error it would stay, no worker of
+// the revision being ever ready again to clear it, and its backoff would
+// hold up the spawns of the revision the pool does spawn.
 func (p *Pool) recordScalingError(revision string, err error, kind SpawnKind) {
 	p.mu.Lock()
-	backoff := p.backOffLocked(revision, err, false)
+	retried := p.spawnsRevisionLocked(revision)
+	var backoff time.Duration
+	if retried {
+		backoff = p.backOffLocked(revision, err, false)
+	} else {
+		p.lastErr = spawnError(revision, err)
+	}
 	if p.unavailableLocked() {
 		p.failQueueLocked(p.unavailableErrLocked())
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
-	p.reportFailure("Spawn failed; backing off", revision, err, kind, backoff)
+	if !retried {
+		p.reportFailure("Spawn failed of a revision the pool spawns no more; not retried", revision, err, kind)
+		return
+	}
+	p.reportFailure("Spawn failed; backing off", revision, err, kind, "backoff", backoff.String())
 }
 
 // backOffLocked records a failed spawn, or a crash soon after one, and
@@ -1083,13 +1098,13 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool) time.Durati
 	return backoff
 }
 
-// reportFailure logs a failed spawn (msg says which kind of failure) and
-// counts it.
-func (p *Pool) reportFailure(msg, revision string, err error, kind SpawnKind, backoff time.Duration) {
+// reportFailure logs a failed spawn (msg says which kind of failure, kvs
+// what follows from it) and counts it.
+func (p *Pool) reportFailure(msg, revision string, err error, kind SpawnKind, kvs ...any) {
 	if p.opts.Observer != nil {
 		p.opts.Observer.SpawnFailed(p.name, kind)
 	}
-	p.log.Error(err, msg, "revision", revision, "kind", kind, "backoff", backoff.String())
+	p.log.Error(err, msg, append([]any{"revision", revision, "kind", kind}, kvs...)...)
 }
 
 // watchExit removes a worker once its process exits; an exit in Ready is a
@@ -1161,7 +1176,7 @@ func (p *Pool) watchExit(w *Worker) {
 		p.reportResisting(w.Revision, crash)
 	case crash != nil:
 		p.reportFailure("Worker crashed soon after it was ready, as good as a failed spawn; backing off",
-			w.Revision, crash, SpawnScale, backoff)
+			w.Revision, crash, SpawnScale, "backoff", backoff.String())
 	}
 	switch {
 	case unexpected && ofRequest:

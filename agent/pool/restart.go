@@ -409,6 +409,11 @@ func (p *Pool) enterResistanceLocked(revision string, err error, from spawnable)
 	p.resisting = se
 	p.lastErr = se
 	p.resistFrom = from
+	// The scaling error and backoff of the revision (a restart step
+	// retried while a process of it served, the crash of one) go with
+	// it: nothing spawns it now, so nothing would clear them, and the
+	// backoff would hold up the spawns of the revision resisted from.
+	p.scaling = scalingState{}
 	// One snapshot must never show a restart under way and resisting.
 	p.restart = nil
 	p.notifyLocked()

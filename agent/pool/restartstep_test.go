@@ -173,3 +173,41 @@ func TestRestartStepRetriedWhileTheRevisionServes(t *testing.T) {
 		t.Errorf("after revision 3: scaling error %+v, last restart %+v; want none, completed", fixed.ScalingError, *fixed.LastRestart)
 	}
 }
+
+// TestRestartStepOfARevisionThatServesThenDies: a step whose spawn fails
+// while the revision's first process serves is retried (a scaling
+// error); once that process has died too, the next failure is a
+// deployment error after all, and the pool resists it. Its scaling error
+// goes then: nothing will spawn the resisted revision again, so nothing
+// would clear it, and its backoff would hold up the replacements of the
+// revision resisted from.
+func TestRestartStepOfARevisionThatServesThenDies(t *testing.T) {
+	good := flaky(t, 3, 3, "")
+	bad := flaky(t, 3, 3, "", env("FAIL_FROM", "2"), env("DIE_AFTER", "3"))
+	cfg := pool.Config{Name: "t/stepdies", Revision: "1", Template: good}
+	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond})
+	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	stop := load(t, e.URL, 3)
+	inv := watch(e)
+	cfg.Revision, cfg.Template = "2", bad
+	e.Pool.Update(cfg)
+
+	retried := e.WaitFor(t, time.Minute, "the step retried", func(s pool.Status) bool { return s.ScalingError != nil })
+	if retried.Restart == nil || retried.Resisting != nil || retried.ScalingError.Revision != "2" {
+		t.Errorf("restart %+v, resisting %+v, scaling error %+v; want the restart retrying revision 2's step",
+			retried.Restart, retried.Resisting, retried.ScalingError)
+	}
+	back := e.WaitFor(t, time.Minute, "resistance, 3 ready of revision 1", func(s pool.Status) bool {
+		return s.Resisting != nil && s.Counts.Ready == 3 && s.Counts.Total == 3 &&
+			!slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision != "1" })
+	})
+	if back.Resisting.Revision != "2" || back.ScalingError != nil {
+		t.Errorf("resisting %+v, scaling error %+v; want revision 2 resisted, no scaling error", *back.Resisting, back.ScalingError)
+	}
+	if lr := back.LastRestart; lr == nil || lr.Outcome != pool.OutcomeResisting || lr.Replaced != 1 {
+		t.Errorf("last restart = %+v, want resisting after 1 replaced", lr)
+	}
+	res := stop()
+	inv.end()
+	answeredByThePool(t, inv, res, http.StatusBadGateway)
+}
