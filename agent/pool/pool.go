@@ -595,7 +595,8 @@ func (p *Pool) Update(cfg Config) {
 	p.storeLimits(cfg.Template)
 	if cfg.Revision != old.Revision {
 		if p.resisting != nil {
-			p.log.Info("Left deployment error resistance", "revision", cfg.Revision, "resisted", p.resisting.Revision)
+			p.log.Info("Left deployment error resistance", "revision", cfg.Revision, "resisted", p.resisting.Revision,
+				"error", p.resisting.Reason)
 			p.resisting, p.resistFrom = nil, spawnable{}
 		}
 		// A revision the operator asked for deserves a fresh attempt: its

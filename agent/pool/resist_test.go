@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -75,8 +76,10 @@ func TestResistDeploymentError(t *testing.T) {
 	good := fast(agenttest.WSGI("hello-wsgi", 2, 4, env("REQUEST_DELAY_MS", "5")), time.Second)
 	broken := good
 	broken.App.Root = agenttest.Example("broken-wsgi")
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
 	e := agenttest.Start(t, pool.Config{Name: "t/resist", Revision: "1", Template: good},
-		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
 	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
 
 	// Traffic grows the pool to its max, 4, above minProcesses.
@@ -148,6 +151,31 @@ func TestResistDeploymentError(t *testing.T) {
 			t.Errorf("old pid %d survived the fixed rollout", pid)
 		}
 	}
+	loggedResistanceOnce(t, book, "2", "ModuleNotFoundError", "3")
+}
+
+// loggedResistanceOnce checks that the pool logged the start of its
+// resistance to revision, with the error (errText in it), and its end
+// when next was asked for, once each: a user greps for them.
+func loggedResistanceOnce(t *testing.T, book *agenttest.Logbook, revision, errText, next string) {
+	t.Helper()
+	book.WaitFor(t, "Resisting deployment error") // logged once the lock is released
+	started, ended := book.Find("Resisting deployment error"), book.Find("Left deployment error resistance")
+	if len(started) != 1 || len(ended) != 1 {
+		t.Fatalf("resistance logged as started %d times and ended %d times, want once each", len(started), len(ended))
+	}
+	start, end := started[0], ended[0]
+	if rev, _ := start.Value("revision"); !start.IsError || rev != revision || start.Err == nil || !strings.Contains(start.Err.Error(), errText) {
+		t.Errorf("the start of resistance logged as %q %v (error %v), want an error line of revision %s with %q",
+			start.Msg, start.KVs, start.Err, revision, errText)
+	}
+	rev, _ := end.Value("revision")
+	resisted, _ := end.Value("resisted")
+	if err, _ := end.Value("error"); rev != next || resisted != revision || !strings.Contains(fmt.Sprint(err), errText) {
+		t.Errorf("the end of resistance logged as %q %v, want revision %s, resisted %s, and the error with %q",
+			end.Msg, end.KVs, next, revision, errText)
+	}
+	book.Check(t)
 }
 
 // TestOldWorkersExitWhileResisting: when the old workers a resisting pool
@@ -618,8 +646,10 @@ func TestRevisionThatBootsAndDiesIsResisted(t *testing.T) {
 	root, _ := filepath.Abs("testdata/bootdie")
 	good := agenttest.WSGIAt(root, 3, 3)
 	bad := agenttest.WSGIAt(root, 3, 3, env("DIE_AFTER", "1"))
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
 	e := agenttest.Start(t, pool.Config{Name: "t/bootdie-roll", Revision: "1", Template: good},
-		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: true})
+		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: true, Log: &log})
 	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
 	e.Pool.Update(pool.Config{Name: "t/bootdie-roll", Revision: "2", Template: bad})
 	resisting := e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
@@ -643,6 +673,9 @@ func TestRevisionThatBootsAndDiesIsResisted(t *testing.T) {
 	if s := e.Pool.Status(); slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision != "1" }) {
 		t.Errorf("processes %+v, want revision 1 alone: nothing of the resisted revision is spawned", s.Processes)
 	}
+	e.Pool.Update(pool.Config{Name: "t/bootdie-roll", Revision: "3", Template: good})
+	e.WaitFor(t, time.Minute, "revision 3 rolled out", func(s pool.Status) bool { return agenttest.Ready(3)(s) && s.Revision == "3" })
+	loggedResistanceOnce(t, book, "2", "after it was ready", "3")
 }
 
 // TestStartTimeoutIsADeploymentError: a new revision whose processes do
