@@ -22,6 +22,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/bench/loadgen"
 )
 
 // observer counts what the pool tells its Observer.
@@ -74,19 +75,16 @@ func condition(s pool.Status, typ string) metav1.Condition {
 func TestResistDeploymentError(t *testing.T) {
 	obs := &observer{}
 	good := fast(agenttest.WSGI("hello-wsgi", 2, 4, env("REQUEST_DELAY_MS", "5")), time.Second)
-	broken := good
-	broken.App.Root = agenttest.Example("broken-wsgi")
+	broken := brokenWSGI(good)
 	book := agenttest.NewLogbook(t)
 	log := book.Logger()
-	e := agenttest.Start(t, pool.Config{Name: "t/resist", Revision: "1", Template: good},
-		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
-	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
-
-	// Traffic grows the pool to its max, 4, above minProcesses.
-	stop := load(t, e.URL, 16)
-	e.WaitFor(t, time.Minute, "4 ready workers", agenttest.Ready(4))
-	e.Pool.Update(pool.Config{Name: "t/resist", Revision: "2", Template: broken})
-	resisting := e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil })
+	var stop func() *loadgen.Result
+	e, _, resisting := startResisting(t, "t/resist", good, broken, agenttest.Options{Observer: obs, Log: &log},
+		func(e *agenttest.Env) {
+			// Traffic grows the pool to its max, 4, above minProcesses.
+			stop = load(t, e.URL, 16)
+			e.WaitFor(t, time.Minute, "4 ready workers", agenttest.Ready(4))
+		})
 	spawns := obs.spawns.Load()
 	frozenPIDs := pids(resisting)
 	waitRequests(t, e, 500)
@@ -178,6 +176,35 @@ func loggedResistanceOnce(t *testing.T, book *agenttest.Logbook, revision, errTe
 	book.Check(t)
 }
 
+// brokenWSGI is tmpl with its app on broken-wsgi, which fails to import.
+func brokenWSGI(tmpl ferryv1.AppTemplate) ferryv1.AppTemplate {
+	tmpl.App.Root = agenttest.Example("broken-wsgi")
+	return tmpl
+}
+
+// startResisting runs a pool named name on good, as revision 1, until its
+// minProcesses are ready; then runs before on it (if not nil), asks for
+// revision 2 on broken and waits until the pool resists it. It returns
+// the pool, the pids of revision 1 as revision 2 was asked for, and the
+// status as resistance began. A zero o.Tick is 50 ms.
+func startResisting(t *testing.T, name string, good, broken ferryv1.AppTemplate, o agenttest.Options,
+	before func(*agenttest.Env)) (e *agenttest.Env, old []int, resisting pool.Status) {
+	t.Helper()
+	if o.Tick == 0 {
+		o.Tick = 50 * time.Millisecond
+	}
+	e = agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: good}, o)
+	n := good.Pool.MinProcesses
+	e.WaitFor(t, time.Minute, fmt.Sprintf("%d ready workers", n), agenttest.Ready(n))
+	if before != nil {
+		before(e)
+	}
+	old = pids(e.Pool.Status())
+	e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: broken})
+	resisting = e.WaitFor(t, time.Minute, "resistance to revision 2", func(s pool.Status) bool { return s.Resisting != nil })
+	return e, old, resisting
+}
+
 // TestOldWorkersExitWhileResisting: when the old workers a resisting pool
 // keeps serving with all exit (crash, OOM kill), the pool replaces them
 // with workers of the revision it resists from, up to minProcesses, and
@@ -185,14 +212,8 @@ func loggedResistanceOnce(t *testing.T, book *agenttest.Logbook, revision, errTe
 // revision is spawned.
 func TestOldWorkersExitWhileResisting(t *testing.T) {
 	good := agenttest.WSGI("hello-wsgi", 2, 4)
-	broken := good
-	broken.App.Root = agenttest.Example("broken-wsgi")
-	e := agenttest.Start(t, pool.Config{Name: "t/dark", Revision: "1", Template: good},
-		agenttest.Options{Tick: 50 * time.Millisecond})
-	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
-	e.Pool.Update(pool.Config{Name: "t/dark", Revision: "2", Template: broken})
-	resisting := e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil })
-	killAllWhileResisting(t, e, pids(resisting), "2")
+	e, old, _ := startResisting(t, "t/dark", good, brokenWSGI(good), agenttest.Options{}, nil)
+	killAllWhileResisting(t, e, old, "2")
 	if resp, body := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
 		t.Errorf("GET / = %d %q while resisting, want the old revision's answer", resp.StatusCode, body)
 	}
@@ -467,13 +488,7 @@ func TestScalingErrorDoesNotFreeze(t *testing.T) {
 func TestResistingPoolDoesNotScaleForTraffic(t *testing.T) {
 	obs := &observer{}
 	good := agenttest.WSGI("hello-wsgi", 1, 3, env("REQUEST_DELAY_MS", "20"))
-	broken := good
-	broken.App.Root = agenttest.Example("broken-wsgi")
-	e := agenttest.Start(t, pool.Config{Name: "t/noscale", Revision: "1", Template: good},
-		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
-	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
-	e.Pool.Update(pool.Config{Name: "t/noscale", Revision: "2", Template: broken})
-	resisting := e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil })
+	e, _, resisting := startResisting(t, "t/noscale", good, brokenWSGI(good), agenttest.Options{Observer: obs}, nil)
 	spawns := obs.spawns.Load()
 	stop := load(t, e.URL, 8) // a request at a time per worker: 7 wait
 	waitRequests(t, e, 200)
@@ -496,13 +511,8 @@ func TestResistingPoolDoesNotScaleForTraffic(t *testing.T) {
 // revision it still falls back on is the one that worked.
 func TestBrokenRevisionWhileResisting(t *testing.T) {
 	good := agenttest.WSGI("hello-wsgi", 2, 2)
-	broken := good
-	broken.App.Root = agenttest.Example("broken-wsgi")
-	e := agenttest.Start(t, pool.Config{Name: "t/twice", Revision: "1", Template: good},
-		agenttest.Options{Tick: 50 * time.Millisecond})
-	before := pids(e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2)))
-	e.Pool.Update(pool.Config{Name: "t/twice", Revision: "2", Template: broken})
-	e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
+	broken := brokenWSGI(good)
+	e, before, _ := startResisting(t, "t/twice", good, broken, agenttest.Options{}, nil)
 	e.Pool.Update(pool.Config{Name: "t/twice", Revision: "3", Template: broken})
 	again := e.WaitFor(t, time.Minute, "resistance to 3", func(s pool.Status) bool {
 		return s.Resisting != nil && s.Resisting.Revision == "3"
@@ -582,15 +592,9 @@ func TestMemoryLimitWhileResisting(t *testing.T) {
 	good := agenttest.WSGI("hello-wsgi", 2, 2)
 	l := resource.MustParse("64Mi")
 	good.Pool.MemoryLimit = &l
-	broken := good
-	broken.App.Root = agenttest.Example("broken-wsgi")
 	book := agenttest.NewLogbook(t)
 	log := book.Logger()
-	e := agenttest.Start(t, pool.Config{Name: "t/resistmem", Revision: "1", Template: good},
-		agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
-	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
-	e.Pool.Update(pool.Config{Name: "t/resistmem", Revision: "2", Template: broken})
-	before := pids(e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil }))
+	e, before, _ := startResisting(t, "t/resistmem", good, brokenWSGI(good), agenttest.Options{Log: &log}, nil)
 	resp, body := httpGet(t, e.URL+"/alloc?mb=100")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/alloc: %d", resp.StatusCode)
@@ -615,22 +619,27 @@ func TestMemoryLimitWhileResisting(t *testing.T) {
 	// The last worker is never stopped for it, though above the limit.
 	one := good
 	one.Pool.MinProcesses, one.Pool.MaxProcesses = 1, 1
-	brokenOne := one
-	brokenOne.App.Root = broken.App.Root
-	e = agenttest.Start(t, pool.Config{Name: "t/resistmemlast", Revision: "1", Template: one},
-		agenttest.Options{Tick: 50 * time.Millisecond})
-	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
-	e.Pool.Update(pool.Config{Name: "t/resistmemlast", Revision: "2", Template: brokenOne})
-	last := pids(e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil }))
+	book = agenttest.NewLogbook(t)
+	log = book.Logger()
+	e, last, _ := startResisting(t, "t/resistmemlast", one, brokenWSGI(one), agenttest.Options{Log: &log}, nil)
 	if resp, _ := httpGet(t, e.URL+"/alloc?mb=100"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("/alloc: %d", resp.StatusCode)
 	}
-	e.WaitFor(t, time.Minute, "the worker sampled above the limit", func(s pool.Status) bool {
+	// The sample that finds it above the limit flags it, and the pool
+	// decides on it before its next sample: one that sees the worker
+	// grow again comes after that decision.
+	book.WaitFor(t, "Worker is above memoryLimit")
+	sampled := e.WaitFor(t, time.Minute, "the worker sampled above the limit", func(s pool.Status) bool {
 		return len(s.Processes) == 1 && s.Processes[0].MemoryBytes > l.Value()
+	}).Processes[0].MemoryBytes
+	if resp, _ := httpGet(t, e.URL+"/alloc?mb=16"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/alloc: %d", resp.StatusCode)
+	}
+	s := e.WaitFor(t, time.Minute, "a later sample, or the worker gone", func(s pool.Status) bool {
+		return !slices.Equal(pids(s), last) || s.Processes[0].MemoryBytes > sampled
 	})
-	time.Sleep(500 * time.Millisecond) // ten ticks: an absence needs time to pass
-	if s := e.Pool.Status(); !slices.Equal(pids(s), last) {
-		t.Errorf("the last worker above memoryLimit while resisting: %v -> %v, want it kept", last, pids(s))
+	if !slices.Equal(pids(s), last) || s.Processes[0].State != ferryv1.ProcessReady || len(book.Find("Stopped worker above memoryLimit")) > 0 {
+		t.Errorf("the last worker above memoryLimit while resisting: %v -> %v (%+v), want it kept, ready", last, pids(s), s.Processes)
 	}
 }
 
@@ -643,14 +652,7 @@ func TestMemoryLimitWhileResisting(t *testing.T) {
 // the restart replaced every old worker (each new one was ready first),
 // they all died, and the pool backed off answering 503.
 func TestRevisionThatBootsAndDiesIsResisted(t *testing.T) {
-	root, _ := filepath.Abs("testdata/bootdie")
-	good := agenttest.WSGIAt(root, 3, 3)
-	bad := agenttest.WSGIAt(root, 3, 3, env("DIE_AFTER", "1"))
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
-	e := agenttest.Start(t, pool.Config{Name: "t/bootdie-roll", Revision: "1", Template: good},
-		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: true, Log: &log})
-	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	e, book, good, bad := startBootDie(t, "t/bootdie-roll", true)
 	e.Pool.Update(pool.Config{Name: "t/bootdie-roll", Revision: "2", Template: bad})
 	resisting := e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
 	if r := resisting.Resisting; r.Revision != "2" || !strings.Contains(r.Reason, "after it was ready") {
@@ -678,6 +680,24 @@ func TestRevisionThatBootsAndDiesIsResisted(t *testing.T) {
 	loggedResistanceOnce(t, book, "2", "after it was ready", "3")
 }
 
+// startBootDie runs three workers of testdata/bootdie as revision 1,
+// logging to book, with resistEarlyCrashes as pool.Options has it, and
+// returns their template, good, and bad, whose processes die a second
+// after they are ready.
+func startBootDie(t *testing.T, name string, resistEarlyCrashes bool) (e *agenttest.Env, book *agenttest.Logbook,
+	good, bad ferryv1.AppTemplate) {
+	t.Helper()
+	root, _ := filepath.Abs("testdata/bootdie")
+	good = agenttest.WSGIAt(root, 3, 3)
+	bad = agenttest.WSGIAt(root, 3, 3, env("DIE_AFTER", "1"))
+	book = agenttest.NewLogbook(t)
+	log := book.Logger()
+	e = agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: resistEarlyCrashes, Log: &log})
+	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	return e, book, good, bad
+}
+
 // TestStartTimeoutIsADeploymentError: a new revision whose processes do
 // not become ready within startTimeout (an import that hangs on a
 // database) is resisted like one that fails to import: the old workers
@@ -689,10 +709,7 @@ func TestStartTimeoutIsADeploymentError(t *testing.T) {
 	slow.App.Env = []ferryv1.EnvVar{env("BOOT_DELAY", "30")}
 	book := agenttest.NewLogbook(t)
 	log := book.Logger()
-	e := agenttest.Start(t, pool.Config{Name: "t/slowboot", Revision: "1", Template: good}, agenttest.Options{Log: &log})
-	old := pids(e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)))
-	e.Pool.Update(pool.Config{Name: "t/slowboot", Revision: "2", Template: slow})
-	s := e.WaitFor(t, time.Minute, "resistance", func(s pool.Status) bool { return s.Resisting != nil })
+	e, old, s := startResisting(t, "t/slowboot", good, slow, agenttest.Options{Log: &log}, nil)
 	if s.Resisting.Revision != "2" || !strings.Contains(s.Resisting.Reason, "startTimeout") {
 		t.Errorf("resisting = %+v, want revision 2, not ready within startTimeout", *s.Resisting)
 	}

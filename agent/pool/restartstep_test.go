@@ -2,7 +2,6 @@ package pool_test
 
 import (
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -32,17 +31,11 @@ const retriedUntil = "until one works or another revision is requested"
 // request from a live process, or with 502 (the process died in it) or
 // 503 (none is up: it backs off). Another revision ends it.
 func TestRevisionThatBootsAndDiesInACluster(t *testing.T) {
-	root, _ := filepath.Abs("testdata/bootdie")
-	good := agenttest.WSGIAt(root, 3, 3)
-	bad := agenttest.WSGIAt(root, 3, 3, env("DIE_AFTER", "1"))
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
-	cfg := pool.Config{Name: "t/bootdie-cluster", Revision: "1", Template: good}
-	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
-	old := pids(e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3)))
+	e, book, good, bad := startBootDie(t, "t/bootdie-cluster", false)
+	old := pids(e.Pool.Status())
 	stop := load(t, e.URL, 3)
 	inv := watch(e)
-	cfg.Revision, cfg.Template = "2", bad
+	cfg := pool.Config{Name: "t/bootdie-cluster", Revision: "2", Template: bad}
 	e.Pool.Update(cfg)
 
 	done := e.WaitFor(t, time.Minute, "the restart over", func(s pool.Status) bool { return s.LastRestart != nil && s.Restart == nil })
