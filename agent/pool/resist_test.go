@@ -603,6 +603,7 @@ func TestMemoryLimitWhileResisting(t *testing.T) {
 	if !slices.Contains(before, grown) {
 		t.Fatalf("/alloc answered by pid %q (%q), want one of %v", resp.Header.Get("X-Pid"), body, before)
 	}
+	book.WaitFor(t, "Worker is above memoryLimit; stopping it, while resisting a deployment error")
 	book.WaitFor(t, "Stopped worker above memoryLimit without replacement while resisting a deployment error")
 	after := e.WaitFor(t, time.Minute, "the grown worker replaced", func(s pool.Status) bool {
 		return s.Counts.Ready == 2 && !slices.Contains(pids(s), grown)
@@ -628,7 +629,7 @@ func TestMemoryLimitWhileResisting(t *testing.T) {
 	// The sample that finds it above the limit flags it, and the pool
 	// decides on it before its next sample: one that sees the worker
 	// grow again comes after that decision.
-	book.WaitFor(t, "Worker is above memoryLimit")
+	book.WaitFor(t, "Worker is above memoryLimit; keeping it, the last ready worker, while resisting")
 	sampled := e.WaitFor(t, time.Minute, "the worker sampled above the limit", func(s pool.Status) bool {
 		return len(s.Processes) == 1 && s.Processes[0].MemoryBytes > l.Value()
 	}).Processes[0].MemoryBytes
@@ -638,7 +639,8 @@ func TestMemoryLimitWhileResisting(t *testing.T) {
 	s := e.WaitFor(t, time.Minute, "a later sample, or the worker gone", func(s pool.Status) bool {
 		return !slices.Equal(pids(s), last) || s.Processes[0].MemoryBytes > sampled
 	})
-	if !slices.Equal(pids(s), last) || s.Processes[0].State != ferryv1.ProcessReady || len(book.Find("Stopped worker above memoryLimit")) > 0 {
+	if !slices.Equal(pids(s), last) || s.Processes[0].State != ferryv1.ProcessReady || len(book.Find("Stopped worker above memoryLimit")) > 0 ||
+		len(book.Find("recycling it")) > 0 || len(book.Find("stopping it")) > 0 {
 		t.Errorf("the last worker above memoryLimit while resisting: %v -> %v (%+v), want it kept, ready", last, pids(s), s.Processes)
 	}
 }

@@ -108,8 +108,7 @@ func (p *Pool) sample() {
 func (p *Pool) overMemoryLocked(w *Worker, rss, limit int64) bool {
 	bound := memoryBound(limit, w.stats.startRSS)
 	if bound == limit {
-		p.log.Info("Worker is above memoryLimit; recycling it", "pid", w.PID(), "rss", rss, "limit", limit,
-			"processed", w.processed)
+		p.log.Info(p.overMemoryMsgLocked(), "pid", w.PID(), "rss", rss, "limit", limit, "processed", w.processed)
 		if w.processed < fewRequests {
 			p.growsAboveLocked(w, rss, limit)
 		}
@@ -123,6 +122,26 @@ func (p *Pool) overMemoryLocked(w *Worker, rss, limit int64) bool {
 	}
 	w.recycle = recycleMemory
 	return true
+}
+
+// overMemoryMsgLocked says what becomes of a worker flagged above
+// memoryLimit. While the pool resists a deployment error, it is stopped
+// without a replacement first, and never while it is the last ready
+// worker (decide): then it is kept until another is ready.
+func (p *Pool) overMemoryMsgLocked() string {
+	if p.resisting == nil {
+		return "Worker is above memoryLimit; recycling it"
+	}
+	ready := 0
+	for _, w := range p.workers {
+		if w.state == ferryv1.ProcessReady {
+			ready++
+		}
+	}
+	if ready > 1 {
+		return "Worker is above memoryLimit; stopping it, while resisting a deployment error"
+	}
+	return "Worker is above memoryLimit; keeping it, the last ready worker, while resisting a deployment error (stopped once another is ready)"
 }
 
 // startsAboveFactor: a worker that was above memoryLimit as it became
