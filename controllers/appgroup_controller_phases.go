@@ -97,7 +97,7 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 	var app ferryv1.AppSpec
 	if s.revisionErr == nil {
 		s.remember(reports)
-		revision, app = newPoolRevision(s.ag, s.target, s.nodes, reports, s.halt != nil, s.lastGood)
+		revision, app = newPoolRevision(s.ag, s.target, s.nodes, reports, s.halt != nil, s.targetProven(), s.lastGood)
 	} else {
 		var ok bool
 		if revision, app, ok = servedRevision(s.target, s.nodes, reports, s.halt != nil, s.lastGood); !ok {
@@ -161,13 +161,20 @@ func (r *AppGroupReconciler) deletePool(ctx context.Context, p *ferryv1.ProcessP
 }
 
 // newPoolRevision is the revision, and the app, a new node's pool starts
-// on: the target, unless its rollout is halted (a pool resists it or
-// cannot spawn it, or did), in which case the fallback revision, if any. A
-// node that joins during a halted rollout then serves what works, and
-// takes the next target in its turn.
+// on: the target once it is proven (it ran rolled out on a node, past the
+// crash window) and its rollout is not halted; else the fallback revision,
+// if any (what a node serves ready on an earlier revision, or the last
+// revision rolled out everywhere). A node that joins mid-rollout, before
+// the target has proven itself, so serves what works and is given the
+// target in a later wave, when it has processes of its own to resist a
+// broken target with (planWave); given the target at once, a target that
+// cannot start would have left it serving nothing until the manager
+// returned it. A node that joins during a halted rollout serves what
+// works too, and takes the next target in its turn. With no fallback (a
+// new AppGroup's first revision) it is the target.
 func newPoolRevision(ag *ferryv1.AppGroup, target string, nodes []string, reports map[string]poolReport,
-	halted bool, last *ferryv1.RolledOutRevision) (string, ferryv1.AppSpec) {
-	if halted {
+	halted, proven bool, last *ferryv1.RolledOutRevision) (string, ferryv1.AppSpec) {
+	if halted || !proven {
 		if rev, app, ok := fallback(nodes, reports, last, target); ok {
 			return rev, app
 		}
@@ -268,7 +275,7 @@ func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) err
 				}
 			}
 		}
-		plan := planWave(ordered, s.ag.Spec.Restart.MaxConcurrentNodes, s.halt)
+		plan := planWave(ordered, s.ag.Spec.Restart.MaxConcurrentNodes, s.halt, s.targetProven())
 		for _, node := range plan.Give {
 			give[node] = true
 		}

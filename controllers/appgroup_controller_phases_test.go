@@ -224,14 +224,25 @@ func TestNewPoolRevision(t *testing.T) {
 	}
 	nodes := []string{"a", "b", "c"}
 	last := &ferryv1.RolledOutRevision{Revision: "0-abc", App: ferryv1.AppSpec{Root: "/srv/last"}}
+	rolling := []*ferryv1.ProcessPool{
+		testPool("a", targetRev, restarting(1, 2), withApp("/srv/new")),
+		testPool("b", oldRev, rolledOut(2), withApp("/srv/old")),
+	}
 	tests := []struct {
 		name          string
 		pools         []*ferryv1.ProcessPool
 		halt          *ferryv1.HaltedRollout // the status's record
+		proven        bool                   // the target ran rolled out on a node
 		wantRev, root string
 	}{
-		{"no pools yet", nil, nil, targetRev, "/srv/new"},
-		{"rolling", []*ferryv1.ProcessPool{testPool("a", targetRev, restarting(1, 2), withApp("/srv/new")), testPool("b", oldRev, rolledOut(2), withApp("/srv/old"))}, nil, targetRev, "/srv/new"},
+		{"no pools yet, the target not proven: the last revision rolled out", nil, nil, false, last.Revision, "/srv/last"},
+		{"no pools yet, the target proven: the target", nil, nil, true, targetRev, "/srv/new"},
+		{"rolling, the target not proven: what a node serves ready", rolling, nil, false, oldRev, "/srv/old"},
+		{"rolling, the target proven: the target", rolling, nil, true, targetRev, "/srv/new"},
+		{
+			"every node on the target, not proven yet: the last revision rolled out",
+			[]*ferryv1.ProcessPool{testPool("a", targetRev, rolledOut(2))}, nil, false, last.Revision, "/srv/last",
+		},
 		{
 			"halted: the first ready node on an earlier revision",
 			[]*ferryv1.ProcessPool{
@@ -239,28 +250,32 @@ func TestNewPoolRevision(t *testing.T) {
 				testPool("b", oldRev, rolledOut(2), notReady, withApp("/srv/older")),
 				testPool("c", oldRev, rolledOut(2), withApp("/srv/old")),
 			},
-			nil, oldRev, "/srv/old",
+			nil, true, oldRev, "/srv/old",
 		},
 		{
 			"halted, every node on the target: the last revision rolled out",
-			[]*ferryv1.ProcessPool{testPool("a", targetRev, resists(targetRev, "x", ""))}, nil, last.Revision, "/srv/last",
+			[]*ferryv1.ProcessPool{testPool("a", targetRev, resists(targetRev, "x", ""))}, nil, true, last.Revision, "/srv/last",
 		},
 		{
 			"halted by a node no longer there: the last revision rolled out",
 			[]*ferryv1.ProcessPool{testPool("a", targetRev, rolledOut(2))}, &ferryv1.HaltedRollout{Revision: targetRev, Node: "z"},
-			last.Revision, "/srv/last",
+			true, last.Revision, "/srv/last",
 		},
-		{"not halted: the target", []*ferryv1.ProcessPool{testPool("a", targetRev, rolledOut(2))}, nil, targetRev, "/srv/new"},
+		{"proven, not halted: the target", []*ferryv1.ProcessPool{testPool("a", targetRev, rolledOut(2))}, nil, true, targetRev, "/srv/new"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reports := assessAll(targetRev, tt.pools...)
 			halt := haltRecord(tt.halt, targetRev, nodesOf(reports), byNode(reports), nil, false, t0)
-			rev, app := newPoolRevision(ag, targetRev, nodes, byNode(reports), halt != nil, last)
+			rev, app := newPoolRevision(ag, targetRev, nodes, byNode(reports), halt != nil, tt.proven, last)
 			if rev != tt.wantRev || app.Root != tt.root {
 				t.Errorf("newPoolRevision = %s %s, want %s %s", rev, app.Root, tt.wantRev, tt.root)
 			}
 		})
+	}
+	// A new AppGroup's first revision: nothing else to start on.
+	if rev, app := newPoolRevision(ag, targetRev, nodes, nil, false, false, nil); rev != targetRev || app.Root != "/srv/new" {
+		t.Errorf("with nothing rolled out before, newPoolRevision = %s %s, want %s /srv/new", rev, app.Root, targetRev)
 	}
 }
 

@@ -1120,12 +1120,12 @@ func TestWaitingForWaveNamesTheNextNode(t *testing.T) {
 	for _, n := range abc {
 		ordered = append(ordered, in.Reports[n])
 	}
-	plan := planWave(ordered, 2, nil)
+	plan := planWave(ordered, 2, nil, false)
 	if len(plan.Give) != 1 || plan.Give[0] != "node-b" {
 		t.Fatalf("planWave gives %v, want [node-b]", plan.Give)
 	}
 	// One slot: node-c holds it; node-b is next.
-	plan = planWave(ordered, 1, nil)
+	plan = planWave(ordered, 1, nil, false)
 	if len(plan.Waiting) == 0 || plan.Waiting[0] != "node-b" {
 		t.Fatalf("planWave waiting %v, want node-b first", plan.Waiting)
 	}

@@ -1980,6 +1980,83 @@ func TestProvenRevisionIsRetriedNotReturned(t *testing.T) {
 	}
 }
 
+// TestNodeJoiningMidRolloutStartsOnWhatWorks: one node at a time. While
+// revision 2 rolls out on a and has not proven itself (no node ran it
+// rolled out), node d joins: it starts on revision 1, which the others
+// serve, not on 2, which would leave it with nothing to serve should 2
+// not start; it is given 2 in its wave. Once 2 ran rolled out on a, node
+// e joins on 2 directly.
+func TestNodeJoiningMidRolloutStartsOnWhatWorks(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, d, agents, rev1, rev2 := joinMidRollout(t, ns, 1)
+	agentD := agents[3]
+	agentD.rollOut("blog", 2)
+	settle(t, ns, "blog", agents[2])
+	assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1, d: rev1})
+
+	agents[0].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1, d: rev1})
+	waitStatus(t, ns, "blog", "revision 2 proven", func(st *ferryv1.AppGroupStatus) error {
+		if st.ProvenRevision != rev2 {
+			return fmt.Errorf("provenRevision %q", st.ProvenRevision)
+		}
+		return nil
+	})
+	e := newNode(t, ns, "e", true)
+	agentE := newAgent(t, ns, e, "192.0.2.6")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1, d: rev1, e: rev2})
+	agentE.rollOut("blog", 2)
+	agents[1].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2, d: rev1, e: rev2})
+	agents[2].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2, d: rev2, e: rev2})
+	agentD.rollOut("blog", 2)
+	waitRolledOut(t, ns, "blog", 5)
+}
+
+// joinMidRollout is rolledOutOnThree's "blog", maxConcurrentNodes at a
+// time, remembered rolled out on revision 1, then bumped to revision 2,
+// which the first wave has been given; then node d joins, and its pool is
+// made on revision 1, what the other nodes serve. agents are a's to d's.
+func joinMidRollout(t *testing.T, ns string, maxConcurrentNodes int32) (a, b, c, d string, agents []*simAgent, rev1, rev2 string) {
+	t.Helper()
+	a, b, c, agents, rev1 = rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = maxConcurrentNodes })
+	waitLastRolledOut(t, ns, "blog", rev1)
+	bump(t, ns, "blog", "2")
+	rev2 = target(t, ns, "blog")
+	want := map[string]string{a: rev1, b: rev1, c: rev1}
+	for _, n := range []string{a, b, c}[:min(maxConcurrentNodes, 3)] {
+		want[n] = rev2
+	}
+	waitRevisions(t, ns, "blog", want)
+	d = newNode(t, ns, "d", true)
+	agents = append(agents, newAgent(t, ns, d, "192.0.2.5"))
+	want[d] = rev1
+	waitRevisions(t, ns, "blog", want)
+	return a, b, c, d, agents, rev1, rev2
+}
+
+// TestNodeJoiningMidRolloutWaitsForItsReport: a slot is free (four nodes
+// at a time, three rolling) when d joins while revision 2 is not proven.
+// d starts on revision 1 and is not given 2 in the pass that made its
+// pool, nor before its agent reports it: it would run 2 with nothing to
+// resist with. Reported, it takes the free slot.
+func TestNodeJoiningMidRolloutWaitsForItsReport(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, d, agents, rev1, rev2 := joinMidRollout(t, ns, 4)
+	agentD := agents[3]
+	settle(t, ns, "blog", agents[2])
+	assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2, d: rev1})
+	if gen := agentD.pool("blog").Generation; gen != 1 {
+		t.Errorf("d's pool spec moved %d times before its agent reported", gen-1)
+	}
+
+	agentD.rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2, d: rev2})
+	rollAll("blog", 2, agents...)
+	waitRolledOut(t, ns, "blog", 4)
+}
+
 // TestHaltEndsWhenEveryNodeRunsTarget: the last node of a rollout resists
 // and is then unselected. Every selected node now runs the target rolled
 // out: the halt is over (RolloutComplete, no resistance), and a node that

@@ -485,9 +485,14 @@ func (p wavePlan) Halted() bool { return len(p.Halting) > 0 }
 //   - A pool still restarting onto an earlier target gets the new one at
 //     once, even past maxConcurrent: it restarts anyway, and should not
 //     finish rolling out a revision the user has left.
-//
-// Pools of new nodes are not here: they are created on the target directly.
-func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRollout) wavePlan {
+//   - While the target is not proven, a pool whose agent has not reported
+//     it yet waits, without a slot: it runs nothing yet, and given a
+//     target that cannot start, it would have no older process to resist
+//     with. This is a node that joined mid-rollout, started on the
+//     fallback (newPoolRevision): it is given the target in its turn once
+//     its agent reports it. Once the target is proven, a new node's pool
+//     is created on it directly.
+func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRollout, proven bool) wavePlan {
 	var plan wavePlan
 	var candidates []poolReport
 	for _, r := range reports {
@@ -518,12 +523,13 @@ func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRol
 	}
 	for _, c := range candidates {
 		switch {
-		case c.Stale || c.Unheard:
+		case c.Stale || c.Unheard || !c.Reported && !proven:
 			// Its agent is silent: it could not act on the target, and
 			// given it, it would hold a slot for as long as it stays
 			// silent (a dead node still selected would hold every
 			// rollout at its first wave). It gets the target once heard
-			// again, first in line (not ready: waveOrder).
+			// again, first in line (not ready: waveOrder). Or it runs
+			// nothing yet, and the target is not proven.
 			plan.Waiting = append(plan.Waiting, c.Node)
 		case slots > 0 || !plan.Halted() && c.Restarting:
 			plan.Give = append(plan.Give, c.Node)

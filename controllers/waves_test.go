@@ -234,6 +234,12 @@ func TestAssessPool(t *testing.T) {
 
 func TestPlanWave(t *testing.T) {
 	const old, target = "1-abc", "2-abc"
+	oneNotReadyOneUnreported := []*ferryv1.ProcessPool{
+		testPool("a", old, rolledOut(2)),
+		testPool("b", old, rolledOut(2)),
+		testPool("c", old, rolledOut(2), notReady),
+		testPool("d", old), // never reported
+	}
 	tests := []struct {
 		name          string
 		pools         []*ferryv1.ProcessPool
@@ -242,6 +248,7 @@ func TestPlanWave(t *testing.T) {
 		rolling       []string
 		halt          *ferryv1.HaltedRollout // the status's record
 		halted        bool
+		proven        bool // the target ran rolled out on a node
 	}{
 		{
 			name:  "every pool on the target and rolled out",
@@ -370,16 +377,22 @@ func TestPlanWave(t *testing.T) {
 			waiting: []string{"a", "c"},
 		},
 		{
-			name: "then to pools not ready, then by name",
-			pools: []*ferryv1.ProcessPool{
-				testPool("a", old, rolledOut(2)),
-				testPool("b", old, rolledOut(2)),
-				testPool("c", old, rolledOut(2), notReady),
-				testPool("d", old), // never reported
-			},
+			name:    "then to pools not ready, then by name",
+			pools:   oneNotReadyOneUnreported,
 			max:     2,
 			give:    []string{"c", "d"},
 			waiting: []string{"a", "b"},
+			proven:  true,
+		},
+		{
+			// A node that joined mid-rollout starts on the revision that
+			// works (newPoolRevision); given the unproven target before
+			// it runs anything, it would have nothing to resist with.
+			name:    "a pool not reported yet waits while the target is not proven, without a slot",
+			pools:   oneNotReadyOneUnreported,
+			max:     2,
+			give:    []string{"c", "a"},
+			waiting: []string{"d", "b"},
 		},
 		{
 			// A dead node still selected held every rollout at its first
@@ -455,7 +468,7 @@ func TestPlanWave(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			reports := assessAll(target, tt.pools...)
 			slices.SortFunc(reports, func(a, b poolReport) int { return cmp.Compare(a.Node, b.Node) })
-			plan := planWave(reports, tt.max, haltRecord(tt.halt, target, nodesOf(reports), byNode(reports), nil, false, t0))
+			plan := planWave(reports, tt.max, haltRecord(tt.halt, target, nodesOf(reports), byNode(reports), nil, false, t0), tt.proven)
 			if !slices.Equal(plan.Give, tt.give) {
 				t.Errorf("give %v, want %v", plan.Give, tt.give)
 			}
@@ -654,7 +667,7 @@ func TestNewTargetMidRestartKeepsOneNodeRolling(t *testing.T) {
 		testPool("b", revB, restarting(1, 2)),
 		testPool("c", revA, rolledOut(2)),
 	)
-	plan := planWave(reports, 1, nil)
+	plan := planWave(reports, 1, nil, false)
 	restartingNow := len(plan.Give) + len(plan.Rolling)
 	if !slices.Contains(plan.Give, "b") {
 		restartingNow++ // b goes on restarting onto the revision the user left
