@@ -171,14 +171,18 @@ func readyCondition(in rollupInput) metav1.Condition {
 		// Never a valid revision: nothing was rolled out to be ready. (An
 		// invalid value after a valid one leaves what runs as it is, and
 		// Ready says how that is: RollingRestart says the value is wrong.)
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
-			in.RevisionErr.Error()+"; nothing is rolled out until it is fixed")
+		return alsoTaken(withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
+			in.RevisionErr.Error()+"; nothing is rolled out until it is fixed"), in.Taken)
 	}
 	if len(in.PortLost) > 0 {
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
-			portConflictMessage(in.AppGroup.Spec.Listen.Port, in.PortLost))
+		return alsoTaken(withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
+			portConflictMessage(in.AppGroup.Spec.Listen.Port, in.PortLost)), in.Taken)
 	}
 	pools := poolsReadyCondition(in, c)
+	if pools.Reason == ferryv1.ReasonNoNodes {
+		// No pool for the Service to reach: NoNodes is what to fix first.
+		return alsoTaken(pools, in.Taken)
+	}
 	pools.Message += unlistedMessage(in)
 	if len(in.Taken) > 0 {
 		// The pools run on, but no request reaches them through the
@@ -187,6 +191,44 @@ func readyCondition(in rollupInput) metav1.Condition {
 			nameTakenMessage(in.Taken)+". The pools: "+pools.Message)
 	}
 	return pools
+}
+
+// takenAlso leads what Ready's message says of the names taken
+// (nameTakenMessage) after a reason that ranks above NameTaken
+// (InvalidRevision, PortConflict, NoNodes): the names are still in the
+// status while that reason shows, so their events pair (namesTaken).
+const takenAlso = ". Also: "
+
+// alsoTaken adds to c's message, after takenAlso, which names are taken,
+// if any; c's own message is cut first if the two would not fit.
+func alsoTaken(c metav1.Condition, taken []nameTaken) metav1.Condition {
+	if len(taken) == 0 {
+		return c
+	}
+	also := takenAlso + nameTakenMessage(taken)
+	c.Message = truncate(truncate(c.Message, max(maxMessage-len(also), maxMessage/2))+also, maxMessage)
+	return c
+}
+
+// splitTaken parts Ready's message into what its reason says and what it
+// says of the names taken after it (alsoTaken; "" when nothing).
+func splitTaken(ready metav1.Condition) (own, taken string) {
+	switch ready.Reason {
+	case ferryv1.ReasonInvalidRevision, ferryv1.ReasonPortConflict, ferryv1.ReasonNoNodes:
+		if i := strings.LastIndex(ready.Message, takenAlso); i >= 0 {
+			return ready.Message[:i], ready.Message[i+len(takenAlso):]
+		}
+	}
+	return ready.Message, ""
+}
+
+// namesTaken: st says that a name of the AppGroup's Service or
+// EndpointSlice is taken, in Ready's reason or after a reason that ranks
+// above it.
+func namesTaken(st *ferryv1.AppGroupStatus) bool {
+	ready := condition(st, ferryv1.ConditionReady)
+	_, taken := splitTaken(ready)
+	return ready.Reason == ferryv1.ReasonNameTaken || taken != ""
 }
 
 // nameTakenMessage says which of the AppGroup's objects have a name taken

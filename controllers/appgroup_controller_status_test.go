@@ -1152,6 +1152,27 @@ func TestNameTakenMessage(t *testing.T) {
 	}
 }
 
+// TestAlsoTaken: behind a reason that ranks above NameTaken, Ready's
+// message says which names are taken after "Also:", whole even when the
+// reason's own message is long, and splitTaken parts them again.
+func TestAlsoTaken(t *testing.T) {
+	taken := []nameTaken{{"Service", "shop"}}
+	for _, own := range []string{"listen.port 8080 is taken by AppGroup shop/cart on node-b", strings.Repeat("x", 2*maxMessage)} {
+		c := alsoTaken(metav1.Condition{Type: ferryv1.ConditionReady, Reason: ferryv1.ReasonPortConflict, Message: own}, taken)
+		gotOwn, gotTaken := splitTaken(c)
+		if len(c.Message) > maxMessage || gotTaken != nameTakenMessage(taken) || !strings.HasPrefix(own, strings.TrimSuffix(gotOwn, "...")) {
+			t.Errorf("message %q (%d bytes) parts into %q and %q", c.Message, len(c.Message), gotOwn, gotTaken)
+		}
+	}
+	if c := alsoTaken(metav1.Condition{Reason: ferryv1.ReasonNoNodes, Message: "No node"}, nil); c.Message != "No node" {
+		t.Errorf("nothing taken: message %q", c.Message)
+	}
+	// Another reason's message is not parted: it may quote an agent.
+	if own, tk := splitTaken(metav1.Condition{Reason: ferryv1.ReasonProcessesNotReady, Message: "a" + takenAlso + "b"}); tk != "" || own != "a"+takenAlso+"b" {
+		t.Errorf("ProcessesNotReady parted into %q and %q", own, tk)
+	}
+}
+
 // TestNoNodesMessage: Ready's message with no node names the labels a node
 // needs, in the selector's form and as kubectl label takes them.
 func TestNoNodesMessage(t *testing.T) {

@@ -1407,19 +1407,7 @@ func TestEndpointSliceOnlyWithEndpoints(t *testing.T) {
 // Ready says how the pools are.
 func TestServiceNameTaken(t *testing.T) {
 	ns := newNamespace(t)
-	node := newNode(t, ns, "a", true)
-	agent := newAgent(t, ns, node, "192.0.2.7")
-	foreign := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "web", Port: 80}}},
-	}
-	if err := env.Client.Create(testContext(t), foreign); err != nil {
-		t.Fatal(err)
-	}
-	ag := newAppGroup(t, ns, "shop", nil)
-	agent.rollOut("shop", 2)
-	waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNameTaken,
-		"Service shop is not this AppGroup's", "rename or delete that Service", "1/1 nodes ready")
+	agent, foreign, ag := shopNameTaken(t, ns)
 	waitEvent(t, ns, "shop", corev1.EventTypeWarning, controllers.EventNameTaken, "Service shop is not this AppGroup's")
 	waitStatus(t, ns, "shop", "observedGeneration 1", func(st *ferryv1.AppGroupStatus) error {
 		if st.ObservedGeneration != ag.Generation {
@@ -1445,13 +1433,8 @@ func TestServiceNameTaken(t *testing.T) {
 		return nil
 	})
 	assertNoEvent(t, ns, "shop", controllers.EventWriteFailed)
+	assertUntouched(t, foreign)
 	svc := &corev1.Service{}
-	if err := env.Client.Get(testContext(t), client.ObjectKeyFromObject(foreign), svc); err != nil {
-		t.Fatal(err)
-	}
-	if len(svc.OwnerReferences) != 0 || svc.Spec.Ports[0].Name != "web" {
-		t.Fatalf("the foreign Service was touched: %+v %+v", svc.OwnerReferences, svc.Spec.Ports)
-	}
 
 	if err := env.Client.Delete(testContext(t), foreign); err != nil {
 		t.Fatal(err)
@@ -1468,6 +1451,82 @@ func TestServiceNameTaken(t *testing.T) {
 	agent.heartbeat("shop")
 	waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
 	waitEvent(t, ns, "shop", corev1.EventTypeNormal, controllers.EventNameTakenResolved, "Service shop")
+}
+
+// TestNameTakenBehindNoNodes: an AppGroup that selects no node and whose
+// Service name is another's reads NoNodes, what to fix first, and says
+// the name is taken too: both warnings are recorded (NameTaken hid
+// NoNodes). The name freed while NoNodes shows is recorded resolved
+// (before, never: NameTakenResolved waited for Ready's reason to leave
+// NameTaken); the node labelled in, NodesSelected.
+func TestNameTakenBehindNoNodes(t *testing.T) {
+	ns := newNamespace(t)
+	node := newNode(t, ns, "a", false)
+	agent := newAgent(t, ns, node, "192.0.2.7")
+	foreign := foreignService(t, ns, "shop")
+	newAppGroup(t, ns, "shop", nil)
+	waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes,
+		"No node matches spec.nodeSelector", ". Also: Service shop is not this AppGroup's", "rename or delete that Service")
+	waitEvent(t, ns, "shop", corev1.EventTypeWarning, controllers.EventNoNodes, "No node matches spec.nodeSelector")
+	waitEvent(t, ns, "shop", corev1.EventTypeWarning, controllers.EventNameTaken, "Service shop is not this AppGroup's")
+
+	if err := env.Client.Delete(testContext(t), foreign); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ns, "shop", corev1.EventTypeNormal, controllers.EventNameTakenResolved, "Service shop")
+	ag := waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes)
+	if msg := conditionOf(&ag.Status, ferryv1.ConditionReady).Message; strings.Contains(msg, "Also") {
+		t.Errorf("Ready still says the name is taken: %q", msg)
+	}
+
+	setNodeLabel(t, node, testLabel, ns)
+	waitEvent(t, ns, "shop", corev1.EventTypeNormal, controllers.EventNodesSelected, "matches 1 node now")
+	agent.rollOut("shop", 2)
+	waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	for reason, n := range map[string]int{controllers.EventNoNodes: 1, controllers.EventNameTaken: 1, controllers.EventNameTakenResolved: 1} {
+		assertEventCount(t, ns, "shop", reason, n)
+	}
+}
+
+// shopNameTaken makes, in ns, node a with its agent, a Service "shop"
+// that is no AppGroup's (foreignService) and AppGroup "shop", rolled out
+// on a, and waits until Ready says its Service name is taken.
+func shopNameTaken(t *testing.T, ns string) (agent *simAgent, foreign *corev1.Service, ag *ferryv1.AppGroup) {
+	t.Helper()
+	agent = newAgent(t, ns, newNode(t, ns, "a", true), "192.0.2.7")
+	foreign = foreignService(t, ns, "shop")
+	ag = newAppGroup(t, ns, "shop", nil)
+	agent.rollOut("shop", 2)
+	waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNameTaken,
+		"Service shop is not this AppGroup's", "rename or delete that Service", "1/1 nodes ready")
+	return agent, foreign, ag
+}
+
+// foreignService creates a Service name in ns that is no AppGroup's, as a
+// user's own would be.
+func foreignService(t *testing.T, ns, name string) *corev1.Service {
+	t.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "web", Port: 80}}},
+	}
+	if err := env.Client.Create(testContext(t), svc); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// assertUntouched fails the test unless the Service foreignService made
+// is as it made it: no owner, its one port.
+func assertUntouched(t *testing.T, foreign *corev1.Service) {
+	t.Helper()
+	svc := &corev1.Service{}
+	if err := env.Client.Get(testContext(t), client.ObjectKeyFromObject(foreign), svc); err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.OwnerReferences) != 0 || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "web" {
+		t.Fatalf("the foreign Service was touched: %+v %+v", svc.OwnerReferences, svc.Spec.Ports)
+	}
 }
 
 // TestEndpointSliceNameTaken: an EndpointSlice of the Service's name that

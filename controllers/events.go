@@ -48,7 +48,9 @@ const (
 	// the selected nodes any more; pools are created there.
 	EventPortConflictResolved = "PortConflictResolved"
 	// EventNameTaken: the AppGroup's Service or EndpointSlice has a name
-	// taken by an object that is not the AppGroup's (Warning).
+	// taken by an object that is not the AppGroup's (Warning): Ready reads
+	// NameTaken, or says so after a reason that ranks above it
+	// (namesTaken).
 	EventNameTaken = "NameTaken"
 	// EventNameTakenResolved: after EventNameTaken, the names are the
 	// AppGroup's again.
@@ -199,14 +201,24 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 			add(corev1.EventTypeWarning, EventInvalidRevision, "Validate", inv)
 		}
 	}
-	if curReady.Reason == ferryv1.ReasonPortConflict && (oldReady.Reason != ferryv1.ReasonPortConflict || oldReady.Message != curReady.Message) {
-		add(corev1.EventTypeWarning, EventPortConflict, "Schedule", curReady.Message)
+	// Ready's message may also say which names are taken (splitTaken):
+	// that is no news of the reason's own.
+	oldOwn, _ := splitTaken(oldReady)
+	curOwn, curTaken := splitTaken(curReady)
+	if curReady.Reason == ferryv1.ReasonPortConflict && (oldReady.Reason != ferryv1.ReasonPortConflict || oldOwn != curOwn) {
+		add(corev1.EventTypeWarning, EventPortConflict, "Schedule", curOwn)
 	}
-	if curReady.Reason == ferryv1.ReasonNameTaken && oldReady.Reason != ferryv1.ReasonNameTaken {
-		add(corev1.EventTypeWarning, EventNameTaken, "Write", curReady.Message)
+	// Whatever reason Ready shows, the names are in the status.
+	wasTaken, taken := namesTaken(old), namesTaken(cur)
+	if taken && !wasTaken {
+		note := curReady.Message
+		if curTaken != "" {
+			note = curTaken
+		}
+		add(corev1.EventTypeWarning, EventNameTaken, "Write", note)
 	}
 	if curReady.Reason == ferryv1.ReasonNoNodes && oldReady.Reason != ferryv1.ReasonNoNodes {
-		add(corev1.EventTypeWarning, EventNoNodes, "Schedule", curReady.Message)
+		add(corev1.EventTypeWarning, EventNoNodes, "Schedule", curOwn)
 	}
 	standing := silence.standing(old)
 	if curReady.Reason == ferryv1.ReasonAgentNotReporting && !standing {
@@ -219,10 +231,7 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 			add(corev1.EventTypeNormal, EventPortConflictResolved, "Schedule",
 				fmt.Sprintf("No other AppGroup holds listen.port %d on the selected nodes any more", ag.Spec.Listen.Port))
 		}
-		// A reason Ready ranks above NameTaken hides it: that is no news
-		// of the names.
-		above := curReady.Reason == ferryv1.ReasonPortConflict || curReady.Reason == ferryv1.ReasonInvalidRevision
-		if oldReady.Reason == ferryv1.ReasonNameTaken && curReady.Reason != ferryv1.ReasonNameTaken && !above {
+		if wasTaken && !taken {
 			add(corev1.EventTypeNormal, EventNameTakenResolved, "Write",
 				fmt.Sprintf("Service %s and its EndpointSlice are the AppGroup's own now", contract.ServiceName(ag.Name)))
 		}

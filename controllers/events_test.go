@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -191,6 +193,81 @@ func TestStatusEvents(t *testing.T) {
 				got = append(got, ev.Reason)
 				if ev.Type == "" || ev.Action == "" || ev.Note == "" {
 					t.Errorf("incomplete event %+v", ev)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("events %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestNameTakenEvents: the names taken are in the status whatever reason
+// Ready shows (behind InvalidRevision, PortConflict or NoNodes, after
+// "Also:"), so NameTaken and NameTakenResolved pair, once each, through
+// those reasons: before, a name freed while PortConflict showed never got
+// its NameTakenResolved, and a NameTaken hid the NoNodes event.
+func TestNameTakenEvents(t *testing.T) {
+	svc := []nameTaken{{"Service", "blog"}}
+	// st is the status of the pass whose input fn leaves, from in's
+	// defaults: one node, rolled out and ready, nothing taken.
+	st := func(fn func(in *rollupInput)) ferryv1.AppGroupStatus {
+		in := input([]string{"node-a"}, testPool("node-a", targetRev, rolledOut(2)))
+		in.AppGroup.Spec.Listen.Port = 8080
+		fn(&in)
+		return computeStatus(in)
+	}
+	taken := func(in *rollupInput) { in.Taken = svc }
+	portLost := func(in *rollupInput) {
+		in.PortLost = map[string]types.NamespacedName{"node-b": {Namespace: "shop", Name: "cart"}}
+	}
+	noNodes := func(in *rollupInput) { in.Nodes, in.Reports = nil, nil }
+	invalid := func(in *rollupInput) { in.Target, in.RevisionErr = "", errors.New("revision annotation is empty") }
+	both := func(fns ...func(*rollupInput)) ferryv1.AppGroupStatus {
+		return st(func(in *rollupInput) {
+			for _, fn := range fns {
+				fn(in)
+			}
+		})
+	}
+	ready := st(func(*rollupInput) {})
+	gone := ready
+	gone.Conditions = []metav1.Condition{cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting)}
+	tests := []struct {
+		name     string
+		old, cur ferryv1.AppGroupStatus
+		want     []string
+		note     string // the NameTaken note must hold it
+	}{
+		{name: "taken", old: ready, cur: both(taken), want: []string{EventNameTaken}, note: "Service blog is not this AppGroup's"},
+		{name: "freed", old: both(taken), cur: ready, want: []string{EventNameTakenResolved}},
+		{name: "still taken", old: both(taken), cur: both(taken)},
+		{name: "freed while PortConflict shows", old: both(portLost, taken), cur: both(portLost), want: []string{EventNameTakenResolved}},
+		{name: "freed as PortConflict takes over", old: both(taken), cur: both(portLost), want: []string{EventPortConflict, EventNameTakenResolved}},
+		{name: "still taken as PortConflict takes over", old: both(taken), cur: both(portLost, taken), want: []string{EventPortConflict}},
+		{name: "taken while PortConflict shows", old: both(portLost), cur: both(portLost, taken), want: []string{EventNameTaken},
+			note: "Service blog is not this AppGroup's"},
+		{name: "the port freed, the name still taken", old: both(portLost, taken), cur: both(taken), want: []string{EventPortConflictResolved}},
+		{name: "freed as InvalidRevision takes over", old: both(taken), cur: both(invalid), want: []string{EventInvalidRevision, EventNameTakenResolved}},
+		{name: "taken with no node selected", old: ferryv1.AppGroupStatus{}, cur: both(noNodes, taken),
+			want: []string{EventNameTaken, EventNoNodes}, note: "Service blog is not this AppGroup's"},
+		{name: "nodes selected, still taken", old: both(noNodes, taken), cur: both(taken), want: []string{EventNodesSelected}},
+		{name: "no node any more, still taken", old: both(taken), cur: both(noNodes, taken), want: []string{EventNoNodes}},
+		{name: "deleted while taken: not resolved", old: both(taken), cur: gone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, ev := range statusEvents(&ferryv1.AppGroup{}, &tt.old, &tt.cur, silenceSeen{}) {
+				if ev.Reason == EventRolloutStarted || ev.Reason == EventRolloutComplete {
+					continue // of the statuses' making, not of the names
+				}
+				got = append(got, ev.Reason)
+				if ev.Reason == EventNameTaken && !strings.HasPrefix(ev.Note, tt.note) {
+					t.Errorf("NameTaken note %q, want it to begin %q", ev.Note, tt.note)
+				}
+				if ev.Reason == EventNoNodes && strings.Contains(ev.Note, "Also") {
+					t.Errorf("NoNodes note %q says more than that no node is selected", ev.Note)
 				}
 			}
 			if !slices.Equal(got, tt.want) {
