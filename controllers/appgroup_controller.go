@@ -767,10 +767,19 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	}
 	if len(s.owned) > 0 {
 		// Every endpoint turns terminating while its pool drains (the
-		// agents serve on for their drain delay), and goes with it.
+		// agents serve on for their drain delay), and goes with it. Not
+		// when the Service of the AppGroup's name is another's: a slice
+		// labelled with its name would send that Service's traffic to
+		// the draining nodes.
 		s.draining = s.owned
-		if err := r.reconcileEndpoints(ctx, s); err != nil {
+		own, err := r.serviceOwned(ctx, ag)
+		if err != nil {
 			return ctrl.Result{}, err
+		}
+		if own {
+			if err := r.reconcileEndpoints(ctx, s); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 		return r.writeDeletingStatus(ctx, s)
 	}

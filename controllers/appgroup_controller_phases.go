@@ -603,6 +603,22 @@ func ownName(obj client.Object, ag *ferryv1.AppGroup) bool {
 	return err == nil && gv.Group == ferryv1.GroupVersion.Group && ref.Kind == "AppGroup" && ref.Name == ag.Name
 }
 
+// serviceOwned: the Service of ag's name exists and is ag's (ownName), as
+// the cache shows it, else the API server (the cache holds only the
+// Services the manager labels: not another's).
+func (r *AppGroupReconciler) serviceOwned(ctx context.Context, ag *ferryv1.AppGroup) (bool, error) {
+	svc := &corev1.Service{}
+	key := client.ObjectKey{Namespace: ag.Namespace, Name: contract.ServiceName(ag.Name)}
+	err := r.Client.Get(ctx, key, svc)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, svc)
+	}
+	if err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return ownName(svc, ag), nil
+}
+
 // nameTaken is an object of a name the AppGroup's Service or an
 // EndpointSlice of it needs that is not the AppGroup's (createOrPatch):
 // no retry helps, so it is no error of the pass but a Ready reason

@@ -1488,6 +1488,28 @@ func TestNameTakenBehindNoNodes(t *testing.T) {
 	}
 }
 
+// TestDeletingWithServiceNameTaken: an AppGroup whose Service name is
+// another's is deleted: its pool drains and the AppGroup goes, and the
+// other's Service is left as it was, with no EndpointSlice of its name
+// written (the draining node's endpoint, terminating but serving, would
+// have fed that Service while the agent drained).
+func TestDeletingWithServiceNameTaken(t *testing.T) {
+	ns := newNamespace(t)
+	agent, foreign, ag := shopNameTaken(t, ns)
+
+	if err := env.Client.Delete(testContext(t), ag); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting)
+	err := env.Client.Get(testContext(t), client.ObjectKeyFromObject(foreign), &discoveryv1.EndpointSlice{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("an EndpointSlice of the foreign Service's name was written while the pool drained (get: %v)", err)
+	}
+	agent.drain("shop")
+	waitAppGroupGone(t, ag)
+	assertUntouched(t, foreign)
+}
+
 // shopNameTaken makes, in ns, node a with its agent, a Service "shop"
 // that is no AppGroup's (foreignService) and AppGroup "shop", rolled out
 // on a, and waits until Ready says its Service name is taken.
