@@ -140,8 +140,10 @@ type AppGroupReconciler struct {
 	// (silenceSeen).
 	warned keySet
 	// deaf are, per AppGroup, the nodes whose proxy cannot listen that a
-	// ListenFailed event has named (listenSeen).
-	deaf nodeLists
+	// ListenFailed event has named (listenSeen); an AppGroup without an
+	// entry has not been passed over since the manager started
+	// (seedListen).
+	deaf objectMemory[[]string]
 	// rollouts are, per AppGroup, the rollout events recorded of its
 	// revision (rolloutSeen).
 	rollouts objectMemory[rolloutSeen]
@@ -512,7 +514,7 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 		if apierrors.IsNotFound(err) {
 			r.resisting.Set(req.NamespacedName, false)
 			r.warned.set(req.NamespacedName, "", false)
-			r.deaf.set(req.NamespacedName, "", nil)
+			r.deaf.forget(req.NamespacedName)
 			r.rollouts.forget(req.NamespacedName)
 			r.unsure.forget(req.NamespacedName)
 			r.written.forget(req.NamespacedName)
@@ -796,7 +798,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	r.resisting.Set(client.ObjectKeyFromObject(ag), false)
 	r.written.forget(client.ObjectKeyFromObject(ag))
 	r.warned.set(client.ObjectKeyFromObject(ag), ag.UID, false)
-	r.deaf.set(client.ObjectKeyFromObject(ag), ag.UID, nil)
+	r.deaf.forget(client.ObjectKeyFromObject(ag))
 	r.rollouts.forget(client.ObjectKeyFromObject(ag))
 	r.unsure.forget(client.ObjectKeyFromObject(ag))
 	log.Info("Released AppGroup after every pool drained")
@@ -893,12 +895,16 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Clean:         clean && s.revisionErr == nil,
 	}
 	cur := computeStatus(in)
-	listen := listenSeen{warned: r.deaf.get(key, ag.UID), failing: listenFailures(in), unheard: unheardNodes(in)}
+	warned, known := r.deaf.get(key, ag.UID)
+	listen := listenSeen{warned: warned, failing: listenFailures(in), unheard: unheardNodes(in)}
 	// An awaited pool's report turning stale changes what the status says
 	// of it.
 	requeue := sooner(sooner(nextStaleness(reports), nextSettle(reports)), nextStaleness(byNode(awaited)))
 	if equality.Semantic.DeepEqual(ag.Status, cur) {
 		r.noteResisting(ag, &cur)
+		if !known {
+			r.seedListen(ag, &cur, listen)
+		}
 		return requeue, nil
 	}
 	orig := ag.DeepCopy()
@@ -927,6 +933,20 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	r.written.wrote(ag, orig.ResourceVersion)
 	r.wroteStatus(ctx, ag, w)
 	return requeue, nil
+}
+
+// seedListen is the first pass over ag of a manager that just started
+// (a new leader, one back from a crash), which finds the status as it
+// would write it: the manager before it wrote that status, and named the
+// nodes failing to listen then in a ListenFailed event (listenEvents
+// records one at the write in which a node starts failing, its ready
+// processes leaving READY). Those failing now are taken as named: before,
+// the next status write named them all again. A node that started
+// failing while no manager ran is taken as named too when the status is
+// still as it was: one with no process ready to leave READY, already
+// named not ready in Ready's message.
+func (r *AppGroupReconciler) seedListen(ag *ferryv1.AppGroup, cur *ferryv1.AppGroupStatus, listen listenSeen) {
+	r.deaf.set(client.ObjectKeyFromObject(ag), ag.UID, listen.warnedAfter(cur))
 }
 
 // statusWrite is a status write and what follows it once made: its

@@ -150,41 +150,6 @@ func (s *keySet) set(k types.NamespacedName, uid types.UID, in bool) {
 	}
 }
 
-// nodeLists remembers a list of nodes per AppGroup, safe for concurrent
-// passes. A list is of one object (its UID), as in keySet.
-type nodeLists struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]uidNodes
-}
-
-type uidNodes struct {
-	uid   types.UID
-	nodes []string
-}
-
-func (s *nodeLists) get(k types.NamespacedName, uid types.UID) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l, ok := s.m[k]; ok && l.uid == uid {
-		return l.nodes
-	}
-	return nil
-}
-
-// set remembers nodes for k; none forgets k.
-func (s *nodeLists) set(k types.NamespacedName, uid types.UID, nodes []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(nodes) == 0 {
-		delete(s.m, k)
-		return
-	}
-	if s.m == nil {
-		s.m = map[types.NamespacedName]uidNodes{}
-	}
-	s.m[k] = uidNodes{uid: uid, nodes: nodes}
-}
-
 // objectMemory keeps a T per AppGroup, safe for concurrent passes. An
 // entry is of one object (its UID), as in keySet. A new leader starts
 // empty.

@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers"
 )
 
@@ -60,4 +62,31 @@ func TestRestartedManagerRecordsNothingOfARolloutComplete(t *testing.T) {
 	for _, reason := range reasons {
 		assertEventCountOf(t, ns, "blog", reason, "", before[reason])
 	}
+}
+
+// TestRestartedManagerNamesNoListenFailureTwice: b's proxy cannot listen
+// (ListenFailed names b), the manager restarts, and its first pass finds
+// the status as it would write it; a's report then changes the status:
+// b is not named again, and once it listens ListenRecovered says so
+// (seen failing: a second ListenFailed of b at a's report).
+func TestRestartedManagerNamesNoListenFailureTwice(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
+	agentB.cannotListen("blog", 2, "the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventListenFailed, b)
+
+	passes := restartManager(t)
+	eventually(t, "a pass of the new manager", func() error {
+		if reconciles(t) <= passes {
+			return fmt.Errorf("no pass yet")
+		}
+		return nil
+	})
+	agentA.notReady("blog", 1, 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "not ready: "+a+" and "+b)
+	assertEventCount(t, ns, "blog", controllers.EventListenFailed, 1)
+
+	agentB.rollOut("blog", 2)
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "listen.port 8080")
+	assertEventCount(t, ns, "blog", controllers.EventListenFailed, 1)
 }

@@ -141,15 +141,18 @@ func startManager(cfg *rest.Config) (stop func(), err error) {
 
 // restartManager stops the manager under test and starts a new one, as
 // a new leader or a manager back from a crash: what it knows of each
-// AppGroup is what the API server has.
-func restartManager(t *testing.T) {
+// AppGroup is what the API server has. passes is how many passes the
+// stopped one had made (reconciles): the new one's are those past it.
+func restartManager(t *testing.T) (passes float64) {
 	t.Helper()
 	stopManager()
+	passes = reconciles(t)
 	stop, err := startManager(managerConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stopManager = stop
+	return passes
 }
 
 // applyRBAC creates the namespace ferry-system and every object in
