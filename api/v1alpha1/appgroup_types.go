@@ -139,10 +139,11 @@ type AppGroupStatus struct {
 	ProvenRevision string `json:"provenRevision,omitempty"`
 
 	// lastRolledOut is the last revision that ran, rolled out, on every
-	// selected node, and its app. While a rollout is halted, a node that
-	// joins, or that can no longer resist (its agent restarted and lost
-	// the old processes), starts on the revision another node serves
-	// ready, else on this one.
+	// selected node, and its app. While a rollout is halted, or its target
+	// has not proven itself yet (provenRevision), a node that joins, or
+	// that can no longer resist (its agent restarted and lost the old
+	// processes), starts on the revision another node serves ready, else
+	// on this one; a joining node is then rolled to the target in turn.
 	// +optional
 	LastRolledOut *RolledOutRevision `json:"lastRolledOut,omitempty"`
 }

@@ -93,7 +93,9 @@ const (
 	// (the manager never takes one over). Every selected node's pool runs
 	// as usual, but no request reaches them through the Service until that
 	// object is renamed or deleted; the message names it, and says how
-	// the pools are.
+	// the pools are. Behind InvalidRevision, PortConflict or NoNodes,
+	// which Ready reads first, a taken name is in Ready's message after
+	// "Also:".
 	ReasonNameTaken = "NameTaken"
 	// ReasonAgentStopping: on a ProcessPool, its node's agent is stopping
 	// (SIGTERM: an upgrade, a node drain): its proxy serves on for the
