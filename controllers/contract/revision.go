@@ -22,6 +22,13 @@ var revisionPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 // ValidateRevision reports what is wrong with a ferry.dev/revision
 // annotation value, or nil when it is fine: it must be 1 to 63 characters
 // out of letters, digits, '.', '_' and '-'.
+//
+// The admission policy config/admission/revision_policy.yaml (the chart's
+// <fullname>-revision is a copy) repeats this rule and these words in CEL,
+// to refuse such a value at apply: change both together.
+// test/packaging's TestRevisionPolicy runs the same values through the
+// policy on a real API server and through this function, and fails where
+// they accept differently or word a refusal differently.
 func ValidateRevision(value string) error {
 	switch {
 	case value == "":

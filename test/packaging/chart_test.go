@@ -362,8 +362,9 @@ func TestSchemaCoversEveryValue(t *testing.T) {
 	walk(nil, readValues(t, filepath.Join(chartDir, "values.yaml")), schema)
 }
 
-// TestChartCopiesAreCurrent: the chart's copies of generated files are
-// what `make manifests` copies: the CRDs and the manager's ClusterRole.
+// TestChartCopiesAreCurrent: the chart's copies of files of config/ are
+// what `make manifests` copies: the CRDs, the manager's ClusterRole and
+// the revision policy with its binding.
 func TestChartCopiesAreCurrent(t *testing.T) {
 	bases, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
 	if err != nil || len(bases) == 0 {
@@ -372,6 +373,9 @@ func TestChartCopiesAreCurrent(t *testing.T) {
 	copies, _ := filepath.Glob(filepath.Join(chartDir, "files", "crds", "*.yaml"))
 	pairs := map[string]string{
 		filepath.Join(root, "config", "rbac", "role.yaml"): filepath.Join(chartDir, "files", "rbac", "manager-role.yaml"),
+	}
+	for _, f := range []string{"revision_policy.yaml", "revision_policy_binding.yaml"} {
+		pairs[filepath.Join(root, "config", "admission", f)] = filepath.Join(chartDir, "files", "admission", f)
 	}
 	for _, b := range bases {
 		pairs[b] = filepath.Join(chartDir, "files", "crds", filepath.Base(b))
