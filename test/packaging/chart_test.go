@@ -305,6 +305,17 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 		{"tolerations as a map", "agent: {tolerations: {key: a}}", "/agent/tolerations"},
 		{"env without a name", "agent: {extraEnv: [{value: x}]}", "/agent/extraEnv/0"},
 		{"server name as a URL", "agent: {metricsCertServerName: https://metrics.example.com}", "/agent/metricsCertServerName"},
+		// Image references the kubelet would refuse to pull.
+		{"tag with a colon", `agent: {image: {tag: "bad:tag"}}`,
+			`at '/agent/image/tag': 'bad:tag' does not match pattern '^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$'`},
+		{"tag with a space", `manager: {image: {tag: "has space"}}`, `at '/manager/image/tag': 'has space' does not match`},
+		{"tag starting with a dot", `agent: {image: {tag: ".1"}}`, `at '/agent/image/tag': '.1' does not match`},
+		{"short digest", `agent: {image: {digest: "sha256:abc"}}`, `at '/agent/image/digest': 'sha256:abc' does not match`},
+		{"digest without its algorithm", `manager: {image: {digest: "` + strings.Repeat("0", 64) + `"}}`, `at '/manager/image/digest'`},
+		// Addresses every pool's listen would fail on, after a DNS lookup.
+		{"bind address not an IP", "agent: {bindAddress: not-an-ip}", `at '/agent/bindAddress': 'not-an-ip' is not valid ipv4`},
+		{"bind address with a port", `agent: {bindAddress: "0.0.0.0:80"}`, `at '/agent/bindAddress': value must be one of '', '$(HOST_IP)'`},
+		{"bind address a host name", "agent: {bindAddress: localhost}", `at '/agent/bindAddress': 'localhost' is not valid ipv6`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := filepath.Join(t.TempDir(), "values.yaml")
@@ -319,6 +330,54 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 				t.Fatalf("values %q: want a schema error at %s, got: %v", tt.values, tt.want, err)
 			}
 		})
+	}
+}
+
+// TestChartRefusesValuesThatFailAtRunTime: values of the right form that
+// the manager or the agents would refuse at start, or run badly with, are
+// refused at render time (before `helm install` or `upgrade` changes
+// anything), with a sentence naming the value and what is accepted; the
+// values around them render.
+func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
+	for _, tt := range []struct {
+		sets []string
+		want string // "" when accepted
+	}{
+		{[]string{"agent.heartbeatInterval=0s"}, "agent.heartbeatInterval is 0s: it must be above zero (the default is 10s); " +
+			"the agent would not start, saying --heartbeat-interval must be positive"},
+		{[]string{"agent.statsInterval=0ms"}, "agent.statsInterval is 0ms: it must be above zero (the default is 30s); " +
+			"the agent would not start, saying --stats-interval must be positive"},
+		{[]string{"manager.agentStaleAfter=0h0m0.0s"}, "manager.agentStaleAfter is 0h0m0.0s: it must be above zero (the default is 40s); " +
+			"the manager would not start, saying --agent-stale-after must be positive"},
+		{[]string{"manager.agentStaleAfter=5s"}, "manager.agentStaleAfter is 5s, under twice agent.heartbeatInterval (10s): " +
+			"a node's pools would read Unknown between any two renewals of its agent's Lease. Set manager.agentStaleAfter " +
+			"to at least 20s, or agent.heartbeatInterval to at most half of it"},
+		{[]string{"manager.agentStaleAfter=19.5s"}, "manager.agentStaleAfter is 19.5s, under twice agent.heartbeatInterval (10s): " +
+			"a node's pools would read Unknown whenever its agent misses a single renewal of its Lease"},
+		{[]string{"agent.heartbeatInterval=1m30s"}, "manager.agentStaleAfter is 40s, under twice agent.heartbeatInterval (1m30s)"},
+		{[]string{"agent.heartbeatInterval=500ms", "manager.agentStaleAfter=999ms"}, "under twice agent.heartbeatInterval (500ms)"},
+		// Both said at once.
+		{[]string{"agent.heartbeatInterval=0s", "agent.statsInterval=0s"}, "saying --heartbeat-interval must be positive\n" +
+			"agent.statsInterval is 0s"},
+		{[]string{"manager.agentStaleAfter=20s"}, ""},
+		{[]string{"agent.heartbeatInterval=1m30s", "manager.agentStaleAfter=3m"}, ""},
+		{[]string{"agent.heartbeatInterval=500ms", "manager.agentStaleAfter=1s"}, ""},
+		{[]string{"agent.statsInterval=1ns"}, ""},
+		{[]string{"agent.bindAddress="}, ""},
+		{[]string{"agent.bindAddress=::"}, ""},
+		{[]string{"agent.bindAddress=127.0.0.1"}, ""},
+		{[]string{"agent.bindAddress=fd00::10"}, ""},
+		{[]string{"agent.image.tag=v1.2.3_rc-1", "manager.image.tag=" + strings.Repeat("a", 128)}, ""},
+	} {
+		_, err := templateRaw(testContext(t), renderOpts{sets: tt.sets})
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("--set %q refused: %v", tt.sets, err)
+		case tt.want != "" && err == nil:
+			t.Errorf("--set %q accepted; want refused with %q", tt.sets, tt.want)
+		case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+			t.Errorf("--set %q: want %q, got: %v", tt.sets, tt.want, err)
+		}
 	}
 }
 

@@ -87,6 +87,22 @@ func TestHelmLifecycle(t *testing.T) {
 		t.Fatalf("kubectl get appgroups: %v\n%s", err, out)
 	}
 
+	// Values that would break the manager or the agents are refused
+	// before the release changes: by the schema, or by the chart.
+	for set, want := range map[string]string{
+		"agent.bindAddress=not-an-ip": "at '/agent/bindAddress': 'not-an-ip' is not valid ipv4",
+		"manager.agentStaleAfter=5s":  "manager.agentStaleAfter is 5s, under twice agent.heartbeatInterval (10s)",
+		"agent.heartbeatInterval=0s":  "agent.heartbeatInterval is 0s: it must be above zero",
+		"manager.image.tag=has space": "at '/manager/image/tag': 'has space' does not match",
+	} {
+		if _, err := helm(ctx, "upgrade", rel, chartDir, "-n", ns, "--reuse-values", "--set", set); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("helm upgrade --set %s: want refused with %q, got %v", set, want, err)
+		}
+	}
+	if rev := releaseRevision(t, rel, ns); rev != 1 {
+		t.Errorf("release revision %d after refused upgrades, want 1", rev)
+	}
+
 	// Upgrade with changed values.
 	if _, err := helm(ctx, "upgrade", rel, chartDir, "-n", ns, "-f", filepath.Join("testdata", "upgrade.yaml")); err != nil {
 		t.Fatal(err)

@@ -252,3 +252,17 @@ downward API (deployargs.AgentEnvVars).
 - {{ . | quote }}
 {{- end }}
 {{- end }}
+
+{{/*
+The seconds a Go duration ("1m30s", "500ms", "1.5h") stands for, as a
+number in a string (float64 it back). The schema has checked its form.
+*/}}
+{{- define "ferry.seconds" -}}
+{{- $units := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "ms" 1e-3 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- $total := 0.0 }}
+{{- range regexFindAll "[0-9.]+[^0-9.]+" . -1 }}
+{{- $n := regexFind "^[0-9.]+" . }}
+{{- $total = addf $total (mulf (float64 $n) (get $units (trimPrefix $n .))) }}
+{{- end }}
+{{- $total }}
+{{- end }}
