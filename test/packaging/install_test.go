@@ -179,6 +179,67 @@ func TestHelmLifecycle(t *testing.T) {
 	})
 }
 
+// TestSecondReleaseRefused: with one release installed, a second one in
+// another namespace (crds.enabled=false, as it would need: the first
+// owns the CRDs) is refused before it creates anything, naming the first;
+// the first still upgrades, and `helm template` (no cluster) renders.
+func TestSecondReleaseRefused(t *testing.T) {
+	ctx := testContext(t)
+	const first, firstNS, second, secondNS = "first", "ferry-first", "second", "ferry-second"
+	// The CRDs are the control plane's (config/crd/bases): neither
+	// release owns them.
+	if _, err := helm(ctx, "install", first, chartDir, "-n", firstNS, "--create-namespace", "--set", "crds.enabled=false"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = helm(context.Background(), "uninstall", first, "-n", firstNS, "--wait") })
+
+	_, err := helm(ctx, "install", second, chartDir, "-n", secondNS, "--create-namespace", "--set", "crds.enabled=false")
+	if err == nil {
+		t.Cleanup(func() { _, _ = helm(context.Background(), "uninstall", second, "-n", secondNS, "--wait") })
+	}
+	want := "Ferry is already installed in this cluster: Helm release first in namespace ferry-first runs its manager " +
+		"(Deployment ferry-first/first-ferry-manager). One Ferry per cluster: a second manager would write every AppGroup's " +
+		"status too, judging the nodes by Leases it does not have. Upgrade that release (helm upgrade first -n ferry-first), " +
+		"or uninstall it before installing this one"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("a second release: want refused with %q, got %v", want, err)
+	}
+	if out, err := helm(ctx, "list", "-n", secondNS, "-a", "-q"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("the refused release left %q (%v)", out, err)
+	}
+	if out, err := env.Kubectl(ctx, "get", "clusterrole", second+"-ferry-manager", "--ignore-not-found", "-o", "name"); err != nil || out != "" {
+		t.Errorf("the refused release made its ClusterRole: %q %v", out, err)
+	}
+	// The first release is its own: it upgrades.
+	if _, err := helm(ctx, "upgrade", first, chartDir, "-n", firstNS, "--reuse-values", "--set", "manager.logLevel=debug"); err != nil {
+		t.Errorf("upgrading the first release: %v", err)
+	}
+	// helm template has no cluster to look in.
+	if _, err := templateRaw(ctx, renderOpts{release: second, namespace: secondNS}); err != nil {
+		t.Errorf("helm template of a second release: %v", err)
+	}
+
+	// A Ferry installed with kustomize (config/default) counts too.
+	if _, err := helm(ctx, "uninstall", first, "-n", firstNS, "--wait"); err != nil {
+		t.Fatal(err)
+	}
+	dep := find(t, kustomize(t, "manager"), "Deployment", "ferry-manager")
+	ensureNamespace(t, dep.GetNamespace(), nil)
+	if err := env.Client.Create(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), dep) })
+	_, err = helm(ctx, "install", second, chartDir, "-n", secondNS, "--set", "crds.enabled=false")
+	if err == nil {
+		t.Cleanup(func() { _, _ = helm(context.Background(), "uninstall", second, "-n", secondNS, "--wait") })
+	}
+	want = "Ferry is already installed in this cluster: its manager runs as Deployment ferry-system/ferry-manager, " +
+		"not a Helm release's (kubectl apply -k config/default makes it)."
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("beside config/default's manager: want refused with %q, got %v", want, err)
+	}
+}
+
 // TestAllKnobsAcceptedByAPIServer: the chart rendered with every value
 // changed is accepted, object by object, by the API server (server-side dry
 // run), ServiceMonitors included.

@@ -266,3 +266,31 @@ number in a string (float64 it back). The schema has checked its form.
 {{- end }}
 {{- $total }}
 {{- end }}
+
+{{/*
+Why this release may not be installed, when the cluster runs another
+Ferry: its manager Deployment, this chart's (app.kubernetes.io/part-of:
+ferry) or config/default's (app.kubernetes.io/name: ferry), of another
+release or none. Two managers would both write every AppGroup's status.
+Empty when there is none, and under `helm template` or a client-side dry
+run, where lookup finds nothing.
+*/}}
+{{- define "ferry.otherInstallation" -}}
+{{- range (lookup "apps/v1" "Deployment" "" "").items }}
+{{- $labels := .metadata.labels | default dict }}
+{{- $notes := .metadata.annotations | default dict }}
+{{- $rel := get $notes "meta.helm.sh/release-name" }}
+{{- $relNS := get $notes "meta.helm.sh/release-namespace" }}
+{{- $ferry := or (eq (get $labels "app.kubernetes.io/part-of") "ferry") (eq (get $labels "app.kubernetes.io/name") "ferry") }}
+{{- $own := and (eq $rel $.Release.Name) (eq $relNS $.Release.Namespace) }}
+{{- if and $ferry (eq (get $labels "app.kubernetes.io/component") "manager") (not $own) }}
+{{- $dep := printf "%s/%s" .metadata.namespace .metadata.name }}
+{{- if $rel }}
+{{- printf "Ferry is already installed in this cluster: Helm release %s in namespace %s runs its manager (Deployment %s). One Ferry per cluster: a second manager would write every AppGroup's status too, judging the nodes by Leases it does not have. Upgrade that release (helm upgrade %s -n %s), or uninstall it before installing this one" $rel $relNS $dep $rel $relNS }}
+{{- else }}
+{{- printf "Ferry is already installed in this cluster: its manager runs as Deployment %s, not a Helm release's (kubectl apply -k config/default makes it). One Ferry per cluster: a second manager would write every AppGroup's status too, judging the nodes by Leases it does not have. Remove that installation before installing this release, all but its CRDs (deleting a CRD deletes every AppGroup)" $dep }}
+{{- end }}
+{{- break }}
+{{- end }}
+{{- end }}
+{{- end }}
