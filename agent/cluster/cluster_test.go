@@ -650,13 +650,17 @@ func TestTakenPortIsTriedAgainSoon(t *testing.T) {
 }
 
 // forwarder is a TCP proxy to the API server that a test can cut and
-// restore, to make the API server unreachable for the agent only.
+// restore, to make the API server unreachable for the agent only, or
+// freeze and thaw, to make it answer nothing.
 type forwarder struct {
 	target string
 	mu     sync.Mutex
 	l      net.Listener
 	addr   string
 	conns  map[net.Conn]bool
+	// thawed is closed when the forwarder is not frozen: nothing is
+	// passed on while it is open.
+	thawed chan struct{}
 }
 
 // throughForwarder is a forwarder to the test API server, and a config
@@ -675,7 +679,8 @@ func throughForwarder(t *testing.T) (*forwarder, *rest.Config) {
 }
 
 func newForwarder(t *testing.T, target string) *forwarder {
-	f := &forwarder{target: target, conns: map[net.Conn]bool{}}
+	f := &forwarder{target: target, conns: map[net.Conn]bool{}, thawed: make(chan struct{})}
+	close(f.thawed)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -704,10 +709,55 @@ func (f *forwarder) serve(l net.Listener) {
 			f.mu.Lock()
 			f.conns[c], f.conns[up] = true, true
 			f.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			go f.pipe(up, c)
+			go f.pipe(c, up)
 		}
 	}()
+}
+
+// pipe passes what src sends on to dst while the forwarder is not frozen.
+func (f *forwarder) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			f.mu.Lock()
+			thawed := f.thawed
+			f.mu.Unlock()
+			<-thawed
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// freeze makes the API server answer nothing, as one stopped with SIGSTOP:
+// connections are still taken, new ones too, and what is sent on them
+// waits until thaw.
+func (f *forwarder) freeze() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.thawed = make(chan struct{})
+}
+
+// thaw passes on what waited, and what comes.
+func (f *forwarder) thaw() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.thawLocked()
+}
+
+func (f *forwarder) thawLocked() {
+	select {
+	case <-f.thawed:
+	default:
+		close(f.thawed)
+	}
 }
 
 // cut closes the listener and every connection: the API is unreachable.
@@ -722,6 +772,7 @@ func (f *forwarder) cut() {
 		c.Close()
 	}
 	f.conns = map[net.Conn]bool{}
+	f.thawLocked() // what waited finds its connection closed
 }
 
 func (f *forwarder) restore(t *testing.T) {

@@ -2,14 +2,19 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"net"
 	"regexp"
+	"strings"
+	"syscall"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -57,13 +62,59 @@ type leaseTrouble struct {
 	msg           string    // the last logged error's troubleKey
 }
 
-// numbers are what troubleKey leaves out.
+// The kinds of trouble that are one whatever their errors say: through
+// one outage the words change from try to try (a frozen API server's TLS
+// handshake times out on one try, the request's deadline passes first on
+// the next; a rebooting node's refuses, then has no route), and a line
+// each time they do would log an outage every few seconds.
+const (
+	troubleNoAnswer    = "the API server does not answer"
+	troubleUnreachable = "the API server cannot be reached"
+)
+
+// numbers are what troubleKey leaves out of other errors.
 var numbers = regexp.MustCompile(`[0-9]+`)
 
-// troubleKey is err's message without its numbers: a reset or a broken
-// pipe names the connection's ephemeral port, another on every try, and
-// is the same trouble all the same.
-func troubleKey(err error) string { return numbers.ReplaceAllString(err.Error(), "#") }
+// troubleKey is what tells one trouble from another: troubleUnreachable
+// or troubleNoAnswer for the connection's errors that are one (see
+// unreachable and noAnswer); for any other error, an answer of the API
+// server's always (a Forbidden, a Conflict, a 5xx with its message), its
+// message without its numbers: a reset or a broken pipe names the
+// connection's ephemeral port, another on every try, and is the same
+// trouble all the same.
+func troubleKey(err error) string {
+	if answer := apierrors.APIStatus(nil); !errors.As(err, &answer) {
+		switch {
+		case unreachable(err):
+			return troubleUnreachable
+		case noAnswer(err):
+			return troubleNoAnswer
+		}
+	}
+	return numbers.ReplaceAllString(err.Error(), "#")
+}
+
+// unreachable: nothing takes the connection; the address is refused, has
+// no route, or its name does not resolve (a DNS error, even one that
+// timed out).
+func unreachable(err error) bool {
+	var dns *net.DNSError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.As(err, &dns)
+}
+
+// noAnswer: the connection was made, or is being made, and nothing comes
+// back in time, however it is said: a dial, a TLS handshake or a read
+// that timed out ("i/o timeout", "net/http: TLS handshake timeout",
+// "Client.Timeout exceeded"), the request's deadline ("context deadline
+// exceeded"), client-go's rate limiter that would wait past it, or an
+// HTTP/2 connection closed because its pings went unanswered.
+func noAnswer(err error) bool {
+	msg := err.Error()
+	return utilnet.IsTimeout(err) || errors.Is(err, context.DeadlineExceeded) ||
+		strings.Contains(msg, "would exceed context deadline") || // golang.org/x/time/rate's Wait
+		strings.Contains(msg, "http2: client connection lost") // golang.org/x/net/http2's lost ping
+}
 
 // failed records a failed renewal at now; log says to log it, and since
 // is when the renewals began to fail.

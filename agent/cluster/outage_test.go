@@ -1,0 +1,139 @@
+package cluster
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+)
+
+// TestOutageIsLoggedOncePerKind: through an outage whose errors change
+// from try to try, the agent logs the failures of its Lease's renewals
+// and of each pool's status writes once per kind of outage. First the API
+// server answers nothing (as one stopped with SIGSTOP: connections are
+// taken, nothing comes back), and a try that passes its deadline (1s
+// here, 10s in the agent) says so in words that change from one try to
+// the next ("context deadline exceeded", "request canceled (Client.Timeout
+// exceeded while awaiting headers)"; on the local stack, "TLS handshake
+// timeout" too); then it refuses connections.
+func TestOutageIsLoggedOncePerKind(t *testing.T) {
+	ns := namespace(t)
+	fwd, cfg := throughForwarder(t)
+	cfg.Timeout = time.Second
+	failures := countFailures(cfg)
+	book := agenttest.NewLogbook(t)
+	runAgent(t, "node-o", cfg, stateDir(t), logTo(book))
+	port := freePort(t)
+	_, key := readyPool(t, ns, "app-node-o", "node-o", port)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	ofPool := func(es []agenttest.LogEntry) []agenttest.LogEntry {
+		var out []agenttest.LogEntry
+		for _, e := range es {
+			if v, _ := e.Value("pool"); v == key {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+
+	outages := []struct {
+		kind       string
+		start, end func()
+	}{
+		{troubleNoAnswer, fwd.freeze, fwd.thaw},
+		{troubleUnreachable, fwd.cut, func() { fwd.restore(t) }},
+	}
+	for i, o := range outages {
+		o.start()
+		// Requests move the pool's figures: a status write every stats
+		// interval (1s), each failing, retried within a heartbeat (1s).
+		before := failures.counts()
+		for failures.since(before, "/leases/") < 6 || failures.since(before, "/status") < 6 {
+			if code, _, err := get(url); err != nil || code != 200 {
+				t.Fatalf("with %s: %d %v", o.kind, code, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		o.end()
+		book.WaitForN(t, "Renewed the agent's lease again", i+1)
+		for len(ofPool(book.Find("Reported status again"))) < i+1 {
+			if code, _, err := get(url); err != nil || code != 200 {
+				t.Fatalf("after %s: %d %v", o.kind, code, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("%s: %d lease renewals and %d status writes failed", o.kind, failures.since(before, "/leases/"),
+			failures.since(before, "/status"))
+	}
+
+	for what, es := range map[string][]agenttest.LogEntry{
+		"the Lease's renewals":     book.Find("Could not renew the agent's lease"),
+		"the pool's status writes": ofPool(book.Find("Could not report status")),
+	} {
+		perKind := map[string][]string{}
+		for _, e := range es {
+			perKind[troubleKey(e.Err)] = append(perKind[troubleKey(e.Err)], e.Err.Error())
+		}
+		for _, o := range outages {
+			if n := len(perKind[o.kind]); n != 1 {
+				t.Errorf("%s failing because %s logged %d times, want once:\n%s", what, o.kind, n,
+					strings.Join(perKind[o.kind], "\n"))
+			}
+		}
+	}
+	book.Check(t)
+}
+
+// failureCounts counts the requests through a config that failed without
+// an answer, by path.
+type failureCounts struct {
+	mu     sync.Mutex
+	failed []string // the paths
+}
+
+// countFailures has cfg's requests counted.
+func countFailures(cfg *rest.Config) *failureCounts {
+	fc := &failureCounts{}
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				fc.mu.Lock()
+				fc.failed = append(fc.failed, req.URL.Path)
+				fc.mu.Unlock()
+			}
+			return resp, err
+		})
+	}
+	return fc
+}
+
+func (fc *failureCounts) counts() int {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return len(fc.failed)
+}
+
+// since is how many requests whose path holds part failed after the
+// first n failures.
+func (fc *failureCounts) since(n int, part string) int {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	count := 0
+	for _, p := range fc.failed[n:] {
+		if strings.Contains(p, part) {
+			count++
+		}
+	}
+	return count
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
