@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +33,7 @@ func TestWaitsForTheAPIServer(t *testing.T) {
 	apiAddr := freeAddr(t)
 	kubeconfig := kubeconfigFor(t, env.Kubeconfig, "https://"+apiAddr, "")
 	probeAddr := freeAddr(t)
-	var logs syncBuffer
+	var logs testenv.Output
 	_, stop := startManager(ctx, t, &logs, managerBinary(t), "--kubeconfig", kubeconfig,
 		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address="+probeAddr)
 	defer stop()
@@ -97,7 +95,7 @@ func TestRefusedCredentialsAreNotWaitedFor(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	kubeconfig := kubeconfigFor(t, env.Kubeconfig, "", "not-a-token")
-	var logs syncBuffer
+	var logs testenv.Output
 	cmd, stop := startManager(ctx, t, &logs, managerBinary(t), "--kubeconfig", kubeconfig,
 		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0")
 	defer stop()
@@ -163,23 +161,4 @@ func relayTo(ctx context.Context, t *testing.T, addr, host string) {
 			}()
 		}
 	}()
-}
-
-// syncBuffer is a bytes.Buffer the manager's output is written to while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.String()
 }

@@ -1,7 +1,6 @@
 package packaging_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -330,13 +329,13 @@ func podKubeconfig(t *testing.T, ns string, o *unstructured.Unstructured, podNam
 type binary struct {
 	path string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testenv.Output
 	done chan struct{}
 }
 
 func startBinary(t *testing.T, path string, args []string, env map[string]string) *binary {
 	t.Helper()
-	b := &binary{path: path, log: &syncBuffer{}, done: make(chan struct{})}
+	b := &binary{path: path, log: &testenv.Output{}, done: make(chan struct{})}
 	b.cmd = exec.Command(path, args...)
 	b.cmd.Env = deployargs.Environ(env)
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
@@ -406,22 +405,4 @@ func freePort(t *testing.T, ip string) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
