@@ -87,7 +87,7 @@ func decide(v view) decision {
 			}
 			d.spawn = max(0, min(need, v.max-live))
 		}
-		if v.ready > 1 && !v.recycling {
+		if stopsAboveMemoryWhileFrozen(v.ready) && !v.recycling {
 			for _, w := range v.workers {
 				if w.recycle == recycleMemory {
 					d.shutdown = w.id
@@ -199,3 +199,9 @@ func backoffAfter(n int) time.Duration {
 	d := time.Second << min(n-1, 6)
 	return min(d, time.Minute)
 }
+
+// stopsAboveMemoryWhileFrozen: while the pool resists a deployment error,
+// a worker above memoryLimit is stopped (without a replacement first)
+// only when another is ready: the last ready worker is kept. decide acts
+// on it, and the log line that flags the worker says it.
+func stopsAboveMemoryWhileFrozen(ready int) bool { return ready > 1 }

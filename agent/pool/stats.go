@@ -126,8 +126,8 @@ func (p *Pool) overMemoryLocked(w *Worker, rss, limit int64) bool {
 
 // overMemoryMsgLocked says what becomes of a worker flagged above
 // memoryLimit. While the pool resists a deployment error, it is stopped
-// without a replacement first, and never while it is the last ready
-// worker (decide): then it is kept until another is ready.
+// without a replacement first, and kept while it is the last ready
+// worker (stopsAboveMemoryWhileFrozen) until another is ready.
 func (p *Pool) overMemoryMsgLocked() string {
 	if p.resisting == nil {
 		return "Worker is above memoryLimit; recycling it"
@@ -138,7 +138,7 @@ func (p *Pool) overMemoryMsgLocked() string {
 			ready++
 		}
 	}
-	if ready > 1 {
+	if stopsAboveMemoryWhileFrozen(ready) {
 		return "Worker is above memoryLimit; stopping it, while resisting a deployment error"
 	}
 	return "Worker is above memoryLimit; keeping it, the last ready worker, while resisting a deployment error (stopped once another is ready)"
