@@ -118,10 +118,7 @@ func writeProcess(b *strings.Builder, p ferryv1.ProcessInfo, target string, now 
 	if !p.StartedAt.IsZero() {
 		uptime = formatUptime(now.Sub(p.StartedAt.Time))
 	}
-	lastUsed := "never"
-	if p.LastUsed != nil {
-		lastUsed = formatAgo(now.Sub(p.LastUsed.Time))
-	}
+	lastUsed := lastUsed(p, now)
 	pid := "-" // spawning: no process yet
 	if p.PID != 0 {
 		pid = strconv.Itoa(int(p.PID))
@@ -137,6 +134,20 @@ func writeProcess(b *strings.Builder, p ferryv1.ProcessInfo, target string, now 
 	if p.Replacing {
 		b.WriteString("    Rolling restarting...\n")
 	}
+}
+
+// lastUsed is when p was last used: "now" while it is in a request, as
+// lastUsed (the end of its last request) would say a process streaming an
+// answer for a minute was idle that long; else how long ago its last
+// request ended, or "never".
+func lastUsed(p ferryv1.ProcessInfo, now time.Time) string {
+	switch {
+	case p.Sessions > 0:
+		return "now"
+	case p.LastUsed != nil:
+		return formatAgo(now.Sub(p.LastUsed.Time))
+	}
+	return "never"
 }
 
 func strategy(s ferryv1.RestartStrategy) string {

@@ -13,7 +13,7 @@ import (
 func TestWrite(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) metav1.Time { return metav1.Time{Time: now.Add(-d)} }
-	used := at(4 * time.Second)
+	used, streaming := at(4*time.Second), at(57*time.Second)
 	p := Pool{
 		Title: "hello", Root: "/srv/hello", Listen: "0.0.0.0:8080", Revision: "2-abc", MinProcesses: 2, MaxProcesses: 4,
 		QueueLength: 3,
@@ -22,7 +22,8 @@ func TestWrite(t *testing.T) {
 			{PID: 29843, Revision: "2-abc", State: ferryv1.ProcessReady, Processed: 1, StartedAt: at(14 * time.Second),
 				LastUsed: &used, MemoryBytes: 60 << 20},
 			{PID: 18334, Revision: "1-def", State: ferryv1.ProcessDraining, Replacing: true, Sessions: 1, Processed: 2873,
-				StartedAt: at(5*time.Hour + 53*time.Minute + 26*time.Second), CPUPercent: 3, MemoryBytes: 96 << 20},
+				StartedAt: at(5*time.Hour + 53*time.Minute + 26*time.Second), CPUPercent: 3, MemoryBytes: 96 << 20,
+				LastUsed: &streaming}, // its last request ended 57s ago; it is in another (a stream) now
 		},
 	}
 	var b strings.Builder
@@ -37,6 +38,7 @@ func TestWrite(t *testing.T) {
 		"* PID: 29843   Sessions: 0       Processed: 1       Uptime: 0h 0m 14s",
 		"CPU: 0%      Memory  : 60M     Last used: 4s ago",
 		"* PID: 18334   Sessions: 1       Processed: 2873    Uptime: 5h 53m 26s",
+		"CPU: 3%      Memory  : 96M     Last used: now",
 		"State: Draining Revision: 1-def (old)",
 		"Rolling restarting...",
 	} {

@@ -93,6 +93,8 @@ func TestStatusHealthy(t *testing.T) {
 		"State: Draining Revision: 7-"+hash+" (old)",
 		"Rolling restart: 1 of 2 processes replaced, to revision 8-"+hash,
 		"agent on node-2 has not reported for 2m; figures may be stale",
+		"figures as of 5s ago (the agent sends them when a process changes state, else at most every --stats-interval)",
+		"Last used: now", // PID 2002, in a request
 	)
 	// Sorted by node, the marker on the replaced process only, the stale
 	// note on the silent node only, and nothing of the other AppGroup.
@@ -106,6 +108,9 @@ func TestStatusHealthy(t *testing.T) {
 	}
 	if strings.Count(out, "has not reported") != 1 || strings.Index(out, "has not reported") < n2 {
 		t.Errorf("want the stale note for node-2 only:\n%s", out)
+	}
+	if strings.Count(out, "figures as of") != 1 || strings.Index(out, "figures as of") > n2 {
+		t.Errorf("want the figures' age for node-1 only (node-2's are stale, said otherwise):\n%s", out)
 	}
 	for _, unwanted := range []string{"9999", "9090", "App groups", "has not taken up", "has not reconciled"} {
 		if strings.Contains(out, unwanted) {
