@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -132,6 +133,10 @@ type AppGroupReconciler struct {
 	// wave have it (settle). Zero: contract.CrashWindow, the agents' own;
 	// negative: not at all (tests whose simulated agents report no crash).
 	SettleFor time.Duration
+	// ResyncEvery is the longest an AppGroup goes without a pass (each
+	// pass asks for the next within it, spread by up to a tenth). Zero:
+	// DefaultResyncEvery.
+	ResyncEvery time.Duration
 
 	resisting resistingSet
 	// written is the rollout memory of each AppGroup's last status write.
@@ -168,7 +173,8 @@ type AppGroupReconciler struct {
 //
 // AppGroup updates are not filtered on metadata.generation: a revision bump
 // changes only an annotation. Only updates that change nothing but the
-// status (the manager's own writes) are dropped.
+// status (the manager's own writes) are dropped: a status written by
+// anyone else stands until the next pass, at most ResyncEvery away.
 //
 // The manager's cache must be built with CacheOptions, which limits the
 // Services and EndpointSlices it holds to the ones it manages.
@@ -311,6 +317,29 @@ func (r *AppGroupReconciler) appGroupsForNode(ctx context.Context, _ client.Obje
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
+}
+
+// DefaultResyncEvery is the longest an AppGroup goes without a pass when
+// nothing the manager watches changes. The manager drops the updates of an
+// AppGroup that change only its status (its own writes), so a status
+// written by anyone else (a hand edit of the status subresource, a
+// restored backup, a second manager) would stand until the AppGroup, its
+// pools or its nodes changed, which for an idle app can be never; the pass
+// writes the manager's status back. A pass that finds nothing changed
+// writes nothing and reads only the cache: a thousand AppGroups cost about
+// three such passes a second.
+const DefaultResyncEvery = 5 * time.Minute
+
+// resyncAfter is when a pass asks for the next one at the latest:
+// ResyncEvery (or its default) and up to a tenth more, so that AppGroups
+// whose passes came together (a manager that started) do not come
+// together again every time.
+func (r *AppGroupReconciler) resyncAfter() time.Duration {
+	every := r.ResyncEvery
+	if every <= 0 {
+		every = DefaultResyncEvery
+	}
+	return wait.Jitter(every, 0.1)
 }
 
 // settleFor is SettleFor with its default.
@@ -573,6 +602,7 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 				// deletion of the one in the way brings no pass.
 				result.RequeueAfter = sooner(result.RequeueAfter, takenRecheck)
 			}
+			result.RequeueAfter = sooner(result.RequeueAfter, r.resyncAfter())
 		}
 	}()
 

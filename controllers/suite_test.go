@@ -118,7 +118,8 @@ func startManager(cfg *rest.Config) (stop func(), err error) {
 		LeaseNamespace:  contract.DefaultLeaseNamespace,
 		// The simulated agents' processes never crash: nothing to wait
 		// for (settle's own tests are TestSettle and the e2e test's).
-		SettleFor: -1,
+		SettleFor:   -1,
+		ResyncEvery: resyncEvery,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
@@ -138,6 +139,10 @@ func startManager(cfg *rest.Config) (stop func(), err error) {
 	}
 	return stop, nil
 }
+
+// resyncEvery is the ResyncEvery of the managers startManager starts
+// (zero: the default, past every wait of the tests).
+var resyncEvery time.Duration
 
 // restartManager stops the manager under test and starts a new one, as
 // a new leader or a manager back from a crash: what it knows of each
