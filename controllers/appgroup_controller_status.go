@@ -633,7 +633,7 @@ func haltRemedy(retrying int) string {
 	remedy := fmt.Sprintf("change the %s annotation or the app to start a new rollout", ferryv1.RevisionAnnotation)
 	if retrying > 0 {
 		remedy = plural(retrying, "its agent retries", "their agents retry") +
-			" it with backoff, and the rollout goes on once it starts there; or " + remedy
+			" it with backoff, at most a minute apart, and the rollout goes on once it starts there; or " + remedy
 	}
 	return remedy
 }
@@ -754,7 +754,13 @@ func nodeProgress(in rollupInput, node string) string {
 	}
 	st := &r.Pool.Status
 	if p := st.RestartProgress; p != nil && p.Revision == in.Target && p.Total > 0 {
-		return fmt.Sprintf("process %d/%d", min(p.Done+1, p.Total), p.Total)
+		msg := fmt.Sprintf("process %d/%d", min(p.Done+1, p.Total), p.Total)
+		if spawnsFail(st, p.Revision) {
+			// The step's spawn failed while a process of the target
+			// serves: the agent retries it, the old process serving on.
+			msg += ", its spawns failing (" + contract.SpawnsRetried + "; see the pool's ScalingError)"
+		}
+		return msg
 	}
 	if pc := st.ProcessCounts; pc.Ready == 0 && pc.Updated == pc.Total {
 		// unstarted: on the target, none of it ready yet.

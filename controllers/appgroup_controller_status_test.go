@@ -359,6 +359,23 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "node 2/3 (node-b), process 3/4; 1 node waits for its wave",
 		},
 		{
+			// The step's spawn failed while a process of the target
+			// serves: the agent retries it, as its ScalingError says.
+			name: "second node rolling, its spawns failing",
+			in: input(abc, testPool("node-a", targetRev, rolledOut(4)), testPool("node-b", targetRev, restarting(2, 4), spawnFailed("exited with status 1")),
+				testPool("node-c", oldRev, rolledOut(4))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 2/3 (node-b), process 3/4, its spawns failing (retried with backoff, at most a minute apart, " +
+				"until one works or another revision is requested; see the pool's ScalingError); 1 node waits for its wave",
+		},
+		{
+			// A spawn error of the revision before is no news of this one.
+			name:  "second node rolling, spawns of another revision failed",
+			in:    input(abc, testPool("node-a", targetRev, rolledOut(4)), testPool("node-b", targetRev, restarting(2, 4), spawnFailed("x"), spawnsOf(oldRev)), testPool("node-c", oldRev, rolledOut(4))),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 2/3 (node-b), process 3/4; 1 node waits for its wave",
+		},
+		{
 			name:  "last node rolling",
 			in:    input(abc, testPool("node-a", targetRev, rolledOut(4)), testPool("node-b", targetRev, rolledOut(4)), testPool("node-c", targetRev, restarting(0, 4))),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
@@ -591,7 +608,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			in: input(abc, testPool("node-a", targetRev, failsSpawns(targetRev, "the app failed to load")), testPool("node-b", targetRev, failsSpawns(targetRev, "the app failed to load")),
 				testPool("node-c", targetRev, failsSpawns(targetRev, "the app failed to load"))),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"0/3 nodes updated", "it failed to spawn on node-a, node-b and node-c (the app failed to load)",
-				"their agents retry it with backoff, and the rollout goes on once it starts there; or change the ferry.dev/revision annotation"}},
+				"their agents retry it with backoff, at most a minute apart, and the rollout goes on once it starts there; or change the ferry.dev/revision annotation"}},
 		},
 		{
 			// Between two retries a process of it spawns: the halt is the
@@ -621,7 +638,7 @@ func TestRollingRestartCondition(t *testing.T) {
 				return in
 			}(),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"it failed to spawn on node-a",
-				"; its agent retries it with backoff, and the rollout goes on once it starts there"}},
+				"; its agent retries it with backoff, at most a minute apart, and the rollout goes on once it starts there"}},
 		},
 		{
 			name: "halted by a node that no longer shows it: gone",

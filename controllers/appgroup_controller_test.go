@@ -596,7 +596,7 @@ func TestMessagesAgreeInNumber(t *testing.T) {
 	agentA := newAgent(t, ns, a, "192.0.2.2")
 	agentA.failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
 	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-		"it failed to spawn on "+a, "; its agent retries it with backoff, and the rollout goes on once it starts there")
+		"it failed to spawn on "+a, "; its agent retries it with backoff, at most a minute apart, and the rollout goes on once it starts there")
 	if msg := conditionOf(&ag.Status, ferryv1.ConditionRollingRestart).Message; strings.Contains(msg, "their agents") {
 		t.Errorf("one node's halt speaks of several: %s", msg)
 	}

@@ -103,9 +103,21 @@ func notReadyAtAll(p *ferryv1.ProcessPool) {
 // after they were ready, as the agent reports it: ScalingError, the crash
 // as the last spawn error.
 func crashedInWindow(p *ferryv1.ProcessPool) {
-	p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: "exited with status 1 1.2s after it was ready",
-		Time: metav1.Time{Time: t0}}
-	setCond(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "")
+	spawnFailed("exited with status 1 1.2s after it was ready")(p)
+}
+
+// spawnFailed: a spawn of spec.revision failed for reason, and the agent
+// backs them off (ScalingError); the counts are left as they are.
+func spawnFailed(reason string) poolOpt {
+	return func(p *ferryv1.ProcessPool) {
+		p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: reason, Time: metav1.Time{Time: t0}}
+		setCond(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "")
+	}
+}
+
+// spawnsOf makes the last spawn error one of revision.
+func spawnsOf(revision string) poolOpt {
+	return func(p *ferryv1.ProcessPool) { p.Status.LastSpawnError.Revision = revision }
 }
 
 // resists: the pool resists a failed spawn of revision.

@@ -123,6 +123,13 @@ type poolReport struct {
 	Returned bool
 }
 
+// spawnsFail: the pool's agent reports that its spawns of revision fail
+// (ScalingError, the last spawn error of revision), and backs them off.
+func spawnsFail(st *ferryv1.ProcessPoolStatus, revision string) bool {
+	return meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionScalingError) &&
+		st.LastSpawnError != nil && st.LastSpawnError.Revision == revision
+}
+
 // settled: the pool runs the target rolled out, and has lived the crash
 // window on it if the target was not proven (SettlesIn).
 func (r poolReport) settled() bool { return r.OnTarget && r.RolledOut && r.SettlesIn == 0 }
@@ -205,8 +212,7 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 		rr != nil && rr.Status == metav1.ConditionFalse && rr.Reason == ferryv1.ReasonRolloutIncomplete
 	r.RolledOut = (r.Updated && c.Ready == c.Total || r.Incomplete) && c.Ready >= minProcesses
 	r.FailsTarget = r.OnTarget && !r.Resisting && st.ObservedRevision == pool.Spec.Revision && c.Updated == 0 &&
-		meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionScalingError) &&
-		st.LastSpawnError != nil && st.LastSpawnError.Revision == target
+		spawnsFail(st, target)
 	// None of its processes runs another revision, but none runs at all.
 	r.Updated = r.Updated && !r.FailsTarget
 	return r

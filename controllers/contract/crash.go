@@ -18,3 +18,10 @@ const CrashWindow = 10 * time.Second
 // and what it was doing then): the manager words such a failure "died
 // soon after it was ready", not "failed to spawn".
 const DiedAfterReady = "after it was ready"
+
+// SpawnsRetried is what becomes of a pool's failing spawns, as the agent
+// words it in the pool's ScalingError and RollingRestart and the manager
+// in the AppGroup's: the agent tries again with a backoff that grows to a
+// minute, with no end but a spawn that works or another revision (in a
+// cluster, the manager's return of the node to what worked is one).
+const SpawnsRetried = "retried with backoff, at most a minute apart, until one works or another revision is requested"
