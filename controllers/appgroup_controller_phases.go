@@ -252,107 +252,140 @@ func (r *AppGroupReconciler) createPool(ctx context.Context, s *scope, node, rev
 // listen, pool and restart settings at once, the app and the revision when
 // the pool's wave comes (planWave).
 func (r *AppGroupReconciler) reconcileRollout(ctx context.Context, s *scope) error {
-	log := ctrl.LoggerFrom(ctx)
-	give := map[string]bool{}
-	type spawnable struct {
-		revision string
-		app      ferryv1.AppSpec
-	}
-	back := map[string]spawnable{}
-	canRoll := s.revisionErr == nil && s.target != ""
-	if canRoll {
-		reports := s.reports(r.AgentStaleAfter)
-		s.remember(reports)
-		ordered := make([]poolReport, 0, len(reports))
-		for _, node := range s.nodes {
-			if rep, ok := reports[node]; ok {
-				ordered = append(ordered, rep)
-				if !returnsFromTarget(s.ag, rep, s.targetProven(), s.halt) {
-					continue
-				}
-				if rev, app, ok := fallback(s.nodes, reports, s.lastGood, s.target); ok {
-					back[node] = spawnable{rev, app}
-				}
-			}
-		}
-		plan := planWave(ordered, s.ag.Spec.Restart.MaxConcurrentNodes, s.halt, s.targetProven())
-		for _, node := range plan.Give {
-			give[node] = true
-		}
-		if len(plan.Give) > 0 {
-			log.Info("Started wave", "revision", s.target, "nodes", plan.Give,
-				"rolling", len(plan.Rolling), "waiting", len(plan.Waiting))
-		}
-	}
-
+	plan := r.planRollout(ctx, s)
 	var errs []error
 	for _, node := range s.nodes {
 		p := s.pools[node]
 		if p == nil {
 			continue
 		}
-		desired := p.DeepCopy()
-		t := &desired.Spec.Template
-		if _, lost := s.portLost[node]; !lost {
-			// Where another AppGroup has the new port, the pool keeps
-			// its old one (leavePortsTaken).
-			t.Listen = s.ag.Spec.Listen
-		}
-		t.Pool = *s.ag.Spec.Pool.DeepCopy()
-		t.Restart = *s.ag.Spec.Restart.DeepCopy()
-		t.Proxy = *s.ag.Spec.Proxy.DeepCopy()
-		to, returned := back[node]
-		switch {
-		case returned:
-			desired.Spec.Revision = to.revision
-			t.App = to.app
-			metav1.SetMetaDataAnnotation(&desired.ObjectMeta, contract.ReturnedFromAnnotation, s.target)
-		case canRoll && (give[node] || p.Spec.Revision == s.target):
-			desired.Spec.Revision = s.target
-			t.App = *s.ag.Spec.App.DeepCopy()
-		}
-		if v, ok := desired.Annotations[contract.ReturnedFromAnnotation]; ok && (v != s.target || desired.Spec.Revision == s.target) {
-			// Returned from an earlier target, or given the target again.
-			delete(desired.Annotations, contract.ReturnedFromAnnotation)
-		}
-		if desired.Labels == nil {
-			desired.Labels = map[string]string{}
-		}
-		for k, v := range contract.PoolLabels(s.ag.Name, node) {
-			desired.Labels[k] = v
-		}
-		controllerutil.AddFinalizer(desired, contract.DrainFinalizer)
+		desired, returned := plan.desired(s, node, p)
 		if equality.Semantic.DeepEqual(p, desired) {
 			continue
 		}
-		revisionMoved := desired.Spec.Revision != p.Spec.Revision
-		// No resourceVersion guard: the manager is the spec's only writer,
-		// and the agent's status reports move the resourceVersion all the
-		// time.
-		if err := r.Client.Patch(ctx, desired, client.MergeFrom(p)); err != nil {
+		if err := r.patchPool(ctx, s, p, desired, returned); err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		*p = *desired
-		if revisionMoved {
-			if returned {
-				log.Info("Returned node to an older revision: it cannot spawn the target, which runs nowhere yet",
-					"pool", klog.KObj(p), "node", node, "revision", p.Spec.Revision, "halted", s.target)
-				r.record(ctx, s.ag, statusEvent{Type: corev1.EventTypeWarning, Reason: EventNodeReturned, Action: "Rollout",
-					Note: fmt.Sprintf("Returned node %s to revision %s: it cannot spawn revision %s and had no older process to serve",
-						node, p.Spec.Revision, s.target)})
-			} else {
-				log.Info("Gave revision to node", "pool", klog.KObj(p), "node", node, "revision", s.target)
-			}
-			// The next pass counts this pool as rolling only if the cache
-			// shows its new spec; wait for it rather than over-roll.
-			generation := p.Generation
-			if err := r.waitForCache(ctx, p, func(o client.Object) bool { return o.GetGeneration() >= generation }); err != nil {
-				errs = append(errs, err)
-			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// rolloutPlan is what a pass gives each node's pool of the rollout.
+type rolloutPlan struct {
+	// canRoll: the target is valid and set, so pools may be given it.
+	canRoll bool
+	// give are the nodes whose wave comes now (planWave).
+	give map[string]bool
+	// back are the nodes returned from the target to what worked
+	// (returnsFromTarget), with that revision and its app.
+	back map[string]spawnable
+}
+
+// spawnable is a revision and the app that runs it.
+type spawnable struct {
+	revision string
+	app      ferryv1.AppSpec
+}
+
+// planRollout decides, from the pools' reports, which nodes get the target
+// now and which go back from it.
+func (r *AppGroupReconciler) planRollout(ctx context.Context, s *scope) rolloutPlan {
+	plan := rolloutPlan{canRoll: s.revisionErr == nil && s.target != "", give: map[string]bool{}, back: map[string]spawnable{}}
+	if !plan.canRoll {
+		return plan
+	}
+	reports := s.reports(r.AgentStaleAfter)
+	s.remember(reports)
+	ordered := make([]poolReport, 0, len(reports))
+	for _, node := range s.nodes {
+		if rep, ok := reports[node]; ok {
+			ordered = append(ordered, rep)
+			if !returnsFromTarget(s.ag, rep, s.targetProven(), s.halt) {
+				continue
+			}
+			if rev, app, ok := fallback(s.nodes, reports, s.lastGood, s.target); ok {
+				plan.back[node] = spawnable{rev, app}
+			}
+		}
+	}
+	wave := planWave(ordered, s.ag.Spec.Restart.MaxConcurrentNodes, s.halt, s.targetProven())
+	for _, node := range wave.Give {
+		plan.give[node] = true
+	}
+	if len(wave.Give) > 0 {
+		ctrl.LoggerFrom(ctx).Info("Started wave", "revision", s.target, "nodes", wave.Give,
+			"rolling", len(wave.Rolling), "waiting", len(wave.Waiting))
+	}
+	return plan
+}
+
+// desired is node's pool p as the plan wants it, and whether the plan
+// returns it from the target.
+func (plan rolloutPlan) desired(s *scope, node string, p *ferryv1.ProcessPool) (*ferryv1.ProcessPool, bool) {
+	desired := p.DeepCopy()
+	t := &desired.Spec.Template
+	if _, lost := s.portLost[node]; !lost {
+		// Where another AppGroup has the new port, the pool keeps
+		// its old one (leavePortsTaken).
+		t.Listen = s.ag.Spec.Listen
+	}
+	t.Pool = *s.ag.Spec.Pool.DeepCopy()
+	t.Restart = *s.ag.Spec.Restart.DeepCopy()
+	t.Proxy = *s.ag.Spec.Proxy.DeepCopy()
+	to, returned := plan.back[node]
+	switch {
+	case returned:
+		desired.Spec.Revision = to.revision
+		t.App = to.app
+		metav1.SetMetaDataAnnotation(&desired.ObjectMeta, contract.ReturnedFromAnnotation, s.target)
+	case plan.canRoll && (plan.give[node] || p.Spec.Revision == s.target):
+		desired.Spec.Revision = s.target
+		t.App = *s.ag.Spec.App.DeepCopy()
+	}
+	if v, ok := desired.Annotations[contract.ReturnedFromAnnotation]; ok && (v != s.target || desired.Spec.Revision == s.target) {
+		// Returned from an earlier target, or given the target again.
+		delete(desired.Annotations, contract.ReturnedFromAnnotation)
+	}
+	if desired.Labels == nil {
+		desired.Labels = map[string]string{}
+	}
+	for k, v := range contract.PoolLabels(s.ag.Name, node) {
+		desired.Labels[k] = v
+	}
+	controllerutil.AddFinalizer(desired, contract.DrainFinalizer)
+	return desired, returned
+}
+
+// patchPool writes desired over p, and when that moves its revision, says
+// so (an event for a node returned from the target) and waits for the
+// cache to show it.
+func (r *AppGroupReconciler) patchPool(ctx context.Context, s *scope, p, desired *ferryv1.ProcessPool, returned bool) error {
+	log := ctrl.LoggerFrom(ctx)
+	revisionMoved := desired.Spec.Revision != p.Spec.Revision
+	// No resourceVersion guard: the manager is the spec's only writer,
+	// and the agent's status reports move the resourceVersion all the
+	// time.
+	if err := r.Client.Patch(ctx, desired, client.MergeFrom(p)); err != nil {
+		return err
+	}
+	*p = *desired
+	if !revisionMoved {
+		return nil
+	}
+	node := p.Spec.NodeName
+	if returned {
+		log.Info("Returned node to an older revision: it cannot spawn the target, which runs nowhere yet",
+			"pool", klog.KObj(p), "node", node, "revision", p.Spec.Revision, "halted", s.target)
+		r.record(ctx, s.ag, statusEvent{Type: corev1.EventTypeWarning, Reason: EventNodeReturned, Action: "Rollout",
+			Note: fmt.Sprintf("Returned node %s to revision %s: it cannot spawn revision %s and had no older process to serve",
+				node, p.Spec.Revision, s.target)})
+	} else {
+		log.Info("Gave revision to node", "pool", klog.KObj(p), "node", node, "revision", s.target)
+	}
+	// The next pass counts this pool as rolling only if the cache shows
+	// its new spec; wait for it rather than over-roll.
+	generation := p.Generation
+	return r.waitForCache(ctx, p, func(o client.Object) bool { return o.GetGeneration() >= generation })
 }
 
 // reconcileTraffic keeps the AppGroup's Service and EndpointSlice: one
