@@ -124,28 +124,75 @@ type statusEvent struct {
 // rank (a process not ready elsewhere), so Ready alone cannot pair the
 // silence events.
 func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silence silenceSeen) []statusEvent {
-	var evs []statusEvent
-	add := func(typ, reason, action, note string) {
-		evs = append(evs, statusEvent{Type: typ, Reason: reason, Action: action, Note: note})
+	evs := rolloutEvents(ag, old, cur)
+	evs = append(evs, resistEvents(old, cur)...)
+	if inv, ok := invalidRevision(cur); ok {
+		if was, wasOK := invalidRevision(old); !wasOK || was != inv {
+			evs.add(corev1.EventTypeWarning, EventInvalidRevision, "Validate", inv)
+		}
 	}
-	oldRR, curRR := condition(old, ferryv1.ConditionRollingRestart), condition(cur, ferryv1.ConditionRollingRestart)
-	oldRes, curRes := condition(old, ferryv1.ConditionResistingDeploymentError), condition(cur, ferryv1.ConditionResistingDeploymentError)
-	oldReady, curReady := condition(old, ferryv1.ConditionReady), condition(cur, ferryv1.ConditionReady)
+	evs = append(evs, readyWarnings(old, cur, silence)...)
+	// A warning that ends says so, or `kubectl describe` leaves it standing
+	// as the last word. Deleting ends both without resolving either.
+	if condition(cur, ferryv1.ConditionReady).Reason != ferryv1.ReasonDeleting {
+		evs = append(evs, readyResolutions(ag, old, cur, silence)...)
+	}
+	return evs
+}
 
+// eventList gathers the events of a move of the status.
+type eventList []statusEvent
+
+func (l *eventList) add(typ, reason, action, note string) {
+	*l = append(*l, statusEvent{Type: typ, Reason: reason, Action: action, Note: note})
+}
+
+// rolloutEvents are the events of the rollout that the move from old to
+// cur deserves: started, a node rolled out, complete, halted.
+func rolloutEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) eventList {
+	var evs eventList
+	oldRR, curRR := condition(old, ferryv1.ConditionRollingRestart), condition(cur, ferryv1.ConditionRollingRestart)
 	started := cur.Revision != "" && cur.Revision != old.Revision && cur.Nodes.Total > 0
-	// complete: the rollout is seen complete for the first time, after a
-	// status that showed it rolling, or on a revision the manager first
-	// sees already rolled out everywhere (it was behind while the agents
-	// reported).
-	// Also when the status before showed it halted or Unknown (the halting
-	// node was unselected, the last node's agent was briefly silent): the
-	// revision is rolled out everywhere for the first time (lastRolledOut).
-	// RollingRestart may show RolloutComplete before lastRolledOut moves
-	// (a node runs the target everywhere, a process not ready yet): the
-	// move into RolloutComplete from halted or Unknown is then the
-	// completion, while the revision had not been seen rolled out
-	// everywhere before; the later move of lastRolledOut, from a status
-	// already complete, is no second one.
+	complete := rolloutCompleted(old, cur, started)
+	// A new AppGroup whose first status already shows its revision on every
+	// node gets RolloutComplete alone: nothing was seen rolling, and at a
+	// thousand AppGroups every event is a request the API server serves.
+	// A revision bump seen complete at once keeps both: RolloutStarted
+	// says which revision it replaced.
+	if started && (!complete || old.Revision != "") {
+		evs.add(corev1.EventTypeNormal, EventRolloutStarted, "Rollout", rolloutStartedNote(ag, old, cur))
+	}
+	// The node that completes the rollout gets no event of its own:
+	// RolloutComplete says the same, and at a thousand AppGroups every
+	// event is a request the API server serves.
+	if cur.Revision == old.Revision && cur.Nodes.Updated > old.Nodes.Updated && oldRR.Status == metav1.ConditionTrue && !complete {
+		evs.add(corev1.EventTypeNormal, EventNodeRolledOut, "Rollout",
+			fmt.Sprintf("%d/%d nodes run revision %s", cur.Nodes.Updated, cur.Nodes.Total, cur.Revision))
+	}
+	if complete {
+		evs.add(corev1.EventTypeNormal, EventRolloutComplete, "Rollout", curRR.Message)
+	}
+	if curRR.Reason == ferryv1.ReasonRolloutHalted && (oldRR.Reason != ferryv1.ReasonRolloutHalted || cur.Revision != old.Revision) {
+		evs.add(corev1.EventTypeWarning, EventRolloutHalted, "Rollout", curRR.Message)
+	}
+	return evs
+}
+
+// rolloutCompleted: the rollout is seen complete for the first time, after
+// a status that showed it rolling, or on a revision the manager first sees
+// already rolled out everywhere (it was behind while the agents reported;
+// started: cur's revision is new).
+//
+// Also when the status before showed it halted or Unknown (the halting
+// node was unselected, the last node's agent was briefly silent): the
+// revision is rolled out everywhere for the first time (lastRolledOut).
+// RollingRestart may show RolloutComplete before lastRolledOut moves (a
+// node runs the target everywhere, a process not ready yet): the move into
+// RolloutComplete from halted or Unknown is then the completion, while the
+// revision had not been seen rolled out everywhere before; the later move
+// of lastRolledOut, from a status already complete, is no second one.
+func rolloutCompleted(old, cur *ferryv1.AppGroupStatus, started bool) bool {
+	oldRR, curRR := condition(old, ferryv1.ConditionRollingRestart), condition(cur, ferryv1.ConditionRollingRestart)
 	oldComplete := oldRR.Status == metav1.ConditionFalse && oldRR.Reason == ferryv1.ReasonRolloutComplete
 	firstRolledOut := cur.LastRolledOut != nil && cur.LastRolledOut.Revision == cur.Revision &&
 		(old.LastRolledOut == nil || old.LastRolledOut.Revision != cur.Revision)
@@ -155,95 +202,91 @@ func statusEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silenc
 	// rolled out: no completion (RollingRestart reads NoNodes or
 	// PortConflict then; its event would also count as recorded, and the
 	// real one be dropped, once nodes are selected again: rolloutSeen).
-	complete := curRR.Status == metav1.ConditionFalse && curRR.Reason == ferryv1.ReasonRolloutComplete && cur.Nodes.Total > 0 &&
+	return curRR.Status == metav1.ConditionFalse && curRR.Reason == ferryv1.ReasonRolloutComplete && cur.Nodes.Total > 0 &&
 		(oldRR.Status == metav1.ConditionTrue || started || resumed || firstRolledOut && !oldComplete)
-	// A new AppGroup whose first status already shows its revision on every
-	// node gets RolloutComplete alone: nothing was seen rolling, and at a
-	// thousand AppGroups every event is a request the API server serves.
-	// A revision bump seen complete at once keeps both: RolloutStarted
-	// says which revision it replaced.
-	if started && (!complete || old.Revision != "") {
-		// A new AppGroup's pools are created on every node at once; only
-		// a revision bump goes maxConcurrentNodes at a time.
-		note := fmt.Sprintf("Rolling out revision %s to %d %s", cur.Revision, cur.Nodes.Total, plural(int(cur.Nodes.Total), "node", "nodes"))
-		if old.Revision != "" {
-			// The previous target may never have rolled out (a halted
-			// one, or one superseded mid-rollout): say what did last.
-			was := old.Revision
-			if lro := old.LastRolledOut; lro != nil && lro.Revision != old.Revision {
-				was += ", last rolled out " + lro.Revision
-			}
-			note += fmt.Sprintf(", %d at a time (was %s)", max(ag.Spec.Restart.MaxConcurrentNodes, 1), was)
-		}
-		add(corev1.EventTypeNormal, EventRolloutStarted, "Rollout", note)
+}
+
+// rolloutStartedNote is RolloutStarted's note: the revision, how many
+// nodes, and for a revision bump how many at a time and what it replaced.
+func rolloutStartedNote(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) string {
+	// A new AppGroup's pools are created on every node at once; only a
+	// revision bump goes maxConcurrentNodes at a time.
+	note := fmt.Sprintf("Rolling out revision %s to %d %s", cur.Revision, cur.Nodes.Total, plural(int(cur.Nodes.Total), "node", "nodes"))
+	if old.Revision == "" {
+		return note
 	}
-	// The node that completes the rollout gets no event of its own:
-	// RolloutComplete says the same, and at a thousand AppGroups every
-	// event is a request the API server serves.
-	if cur.Revision == old.Revision && cur.Nodes.Updated > old.Nodes.Updated && oldRR.Status == metav1.ConditionTrue && !complete {
-		add(corev1.EventTypeNormal, EventNodeRolledOut, "Rollout",
-			fmt.Sprintf("%d/%d nodes run revision %s", cur.Nodes.Updated, cur.Nodes.Total, cur.Revision))
+	// The previous target may never have rolled out (a halted one, or one
+	// superseded mid-rollout): say what did last.
+	was := old.Revision
+	if lro := old.LastRolledOut; lro != nil && lro.Revision != old.Revision {
+		was += ", last rolled out " + lro.Revision
 	}
-	if complete {
-		add(corev1.EventTypeNormal, EventRolloutComplete, "Rollout", curRR.Message)
-	}
-	if curRR.Reason == ferryv1.ReasonRolloutHalted && (oldRR.Reason != ferryv1.ReasonRolloutHalted || cur.Revision != old.Revision) {
-		add(corev1.EventTypeWarning, EventRolloutHalted, "Rollout", curRR.Message)
-	}
+	return note + fmt.Sprintf(", %d at a time (was %s)", max(ag.Spec.Restart.MaxConcurrentNodes, 1), was)
+}
+
+// resistEvents: a pool started resisting a deployment error, or none
+// resists any more.
+func resistEvents(old, cur *ferryv1.AppGroupStatus) eventList {
+	var evs eventList
+	oldRes, curRes := condition(old, ferryv1.ConditionResistingDeploymentError), condition(cur, ferryv1.ConditionResistingDeploymentError)
 	if curRes.Status == metav1.ConditionTrue && oldRes.Status != metav1.ConditionTrue {
-		add(corev1.EventTypeWarning, EventResistingDeploymentError, "Resist", curRes.Message)
+		evs.add(corev1.EventTypeWarning, EventResistingDeploymentError, "Resist", curRes.Message)
 	}
 	if oldRes.Status == metav1.ConditionTrue && curRes.Status == metav1.ConditionFalse {
-		add(corev1.EventTypeNormal, EventDeploymentErrorResolved, "Resist", "No pool resists a deployment error any more")
+		evs.add(corev1.EventTypeNormal, EventDeploymentErrorResolved, "Resist", "No pool resists a deployment error any more")
 	}
-	if inv, ok := invalidRevision(cur); ok {
-		if was, wasOK := invalidRevision(old); !wasOK || was != inv {
-			add(corev1.EventTypeWarning, EventInvalidRevision, "Validate", inv)
-		}
-	}
+	return evs
+}
+
+// readyWarnings are the warnings Ready's move deserves: a port conflict,
+// names taken, no nodes, a silent agent.
+func readyWarnings(old, cur *ferryv1.AppGroupStatus, silence silenceSeen) eventList {
+	var evs eventList
+	oldReady, curReady := condition(old, ferryv1.ConditionReady), condition(cur, ferryv1.ConditionReady)
 	// Ready's message may also say which names are taken (splitTaken):
 	// that is no news of the reason's own.
 	oldOwn, _ := splitTaken(oldReady)
 	curOwn, curTaken := splitTaken(curReady)
 	if curReady.Reason == ferryv1.ReasonPortConflict && (oldReady.Reason != ferryv1.ReasonPortConflict || oldOwn != curOwn) {
-		add(corev1.EventTypeWarning, EventPortConflict, "Schedule", curOwn)
+		evs.add(corev1.EventTypeWarning, EventPortConflict, "Schedule", curOwn)
 	}
 	// Whatever reason Ready shows, the names are in the status.
-	wasTaken, taken := namesTaken(old), namesTaken(cur)
-	if taken && !wasTaken {
+	if namesTaken(cur) && !namesTaken(old) {
 		note := curReady.Message
 		if curTaken != "" {
 			note = curTaken
 		}
-		add(corev1.EventTypeWarning, EventNameTaken, "Write", note)
+		evs.add(corev1.EventTypeWarning, EventNameTaken, "Write", note)
 	}
 	if curReady.Reason == ferryv1.ReasonNoNodes && oldReady.Reason != ferryv1.ReasonNoNodes {
-		add(corev1.EventTypeWarning, EventNoNodes, "Schedule", curOwn)
+		evs.add(corev1.EventTypeWarning, EventNoNodes, "Schedule", curOwn)
 	}
-	standing := silence.standing(old)
-	if curReady.Reason == ferryv1.ReasonAgentNotReporting && !standing {
-		add(corev1.EventTypeWarning, EventAgentNotReporting, "Monitor", curReady.Message)
+	if curReady.Reason == ferryv1.ReasonAgentNotReporting && !silence.standing(old) {
+		evs.add(corev1.EventTypeWarning, EventAgentNotReporting, "Monitor", curReady.Message)
 	}
-	// A warning that ends says so, or `kubectl describe` leaves it standing
-	// as the last word. Deleting ends both without resolving either.
-	if curReady.Reason != ferryv1.ReasonDeleting {
-		if oldReady.Reason == ferryv1.ReasonPortConflict && curReady.Reason != ferryv1.ReasonPortConflict {
-			add(corev1.EventTypeNormal, EventPortConflictResolved, "Schedule",
-				fmt.Sprintf("No other AppGroup holds listen.port %d on the selected nodes any more", ag.Spec.Listen.Port))
-		}
-		if wasTaken && !taken {
-			add(corev1.EventTypeNormal, EventNameTakenResolved, "Write",
-				fmt.Sprintf("Service %s and its EndpointSlice are the AppGroup's own now", contract.ServiceName(ag.Name)))
-		}
-		// Selected nodes where listen.port is taken are left out of the
-		// count: PortConflict says so.
-		if oldReady.Reason == ferryv1.ReasonNoNodes && cur.Nodes.Total > 0 {
-			add(corev1.EventTypeNormal, EventNodesSelected, "Schedule", fmt.Sprintf("spec.nodeSelector matches %d %s now",
-				cur.Nodes.Total, plural(int(cur.Nodes.Total), "node", "nodes")))
-		}
-		if standing && !silence.silent {
-			add(corev1.EventTypeNormal, EventAgentReporting, "Monitor", "No selected node's agent is silent any more")
-		}
+	return evs
+}
+
+// readyResolutions say that the warnings readyWarnings recorded ended.
+func readyResolutions(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, silence silenceSeen) eventList {
+	var evs eventList
+	oldReady, curReady := condition(old, ferryv1.ConditionReady), condition(cur, ferryv1.ConditionReady)
+	if oldReady.Reason == ferryv1.ReasonPortConflict && curReady.Reason != ferryv1.ReasonPortConflict {
+		evs.add(corev1.EventTypeNormal, EventPortConflictResolved, "Schedule",
+			fmt.Sprintf("No other AppGroup holds listen.port %d on the selected nodes any more", ag.Spec.Listen.Port))
+	}
+	if namesTaken(old) && !namesTaken(cur) {
+		evs.add(corev1.EventTypeNormal, EventNameTakenResolved, "Write",
+			fmt.Sprintf("Service %s and its EndpointSlice are the AppGroup's own now", contract.ServiceName(ag.Name)))
+	}
+	// Selected nodes where listen.port is taken are left out of the
+	// count: PortConflict says so.
+	if oldReady.Reason == ferryv1.ReasonNoNodes && cur.Nodes.Total > 0 {
+		evs.add(corev1.EventTypeNormal, EventNodesSelected, "Schedule", fmt.Sprintf("spec.nodeSelector matches %d %s now",
+			cur.Nodes.Total, plural(int(cur.Nodes.Total), "node", "nodes")))
+	}
+	if silence.standing(old) && !silence.silent {
+		evs.add(corev1.EventTypeNormal, EventAgentReporting, "Monitor", "No selected node's agent is silent any more")
 	}
 	return evs
 }
