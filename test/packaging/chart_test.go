@@ -312,6 +312,24 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 		{"tag starting with a dot", `agent: {image: {tag: ".1"}}`, `at '/agent/image/tag': '.1' does not match`},
 		{"short digest", `agent: {image: {digest: "sha256:abc"}}`, `at '/agent/image/digest': 'sha256:abc' does not match`},
 		{"digest without its algorithm", `manager: {image: {digest: "` + strings.Repeat("0", 64) + `"}}`, `at '/manager/image/digest'`},
+		// Repositories the kubelet could not parse, or would parse as
+		// another image (the tag and digest are values of their own).
+		{"repository with a tag", `agent: {image: {repository: "ghcr.io/ferry-dev/ferry-agent:v1"}}`,
+			`at '/agent/image/repository': 'ghcr.io/ferry-dev/ferry-agent:v1' does not match pattern`},
+		{"repository with a digest", `manager: {image: {repository: "ghcr.io/ferry-dev/ferry-manager@sha256:` + strings.Repeat("0", 64) + `"}}`,
+			`at '/manager/image/repository': 'ghcr.io/ferry-dev/ferry-manager@sha256:`},
+		{"repository in uppercase", `manager: {image: {repository: "ghcr.io/Ferry-Dev/manager"}}`,
+			`at '/manager/image/repository': 'ghcr.io/Ferry-Dev/manager' does not match pattern`},
+		{"repository with a space", `agent: {image: {repository: "my registry/agent"}}`,
+			`at '/agent/image/repository': 'my registry/agent' does not match pattern`},
+		{"empty repository", `agent: {image: {repository: ""}}`, `at '/agent/image/repository': '' does not match pattern`},
+		{"repository with a double slash", `agent: {image: {repository: "ghcr.io//agent"}}`, `at '/agent/image/repository'`},
+		// An advertise address the manager cannot parse into an endpoint.
+		{"advertise address a host name", "agent: {advertiseAddress: node-1.example.com}",
+			`at '/agent/advertiseAddress': 'node-1.example.com' is not valid ipv4`},
+		{"advertise address empty", `agent: {advertiseAddress: ""}`, `at '/agent/advertiseAddress': '' is not valid ipv4`},
+		{"advertise address with a port", `agent: {advertiseAddress: "10.0.0.1:8080"}`,
+			`at '/agent/advertiseAddress': '10.0.0.1:8080' is not valid ipv4`},
 		// Addresses every pool's listen would fail on, after a DNS lookup.
 		{"bind address not an IP", "agent: {bindAddress: not-an-ip}", `at '/agent/bindAddress': 'not-an-ip' is not valid ipv4`},
 		{"bind address with a port", `agent: {bindAddress: "0.0.0.0:80"}`, `at '/agent/bindAddress': value must be one of '', '$(HOST_IP)'`},
@@ -375,6 +393,18 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 		{[]string{"agent.bindAddress=127.0.0.1"}, ""},
 		{[]string{"agent.bindAddress=fd00::10"}, ""},
 		{[]string{"agent.image.tag=v1.2.3_rc-1", "manager.image.tag=" + strings.Repeat("a", 128)}, ""},
+		// Advertise addresses no Service can list.
+		{[]string{"agent.advertiseAddress=fd00::1"}, "agent.advertiseAddress is fd00::1, an IPv6 address: the manager lists " +
+			"only IPv4 addresses in the Services' EndpointSlices, so no AppGroup's Service would reach the nodes. " +
+			"Set an IPv4 address of the node's, or $(HOST_IP), the default (the node's IP)"},
+		{[]string{"agent.advertiseAddress=0.0.0.0"}, "agent.advertiseAddress is 0.0.0.0, the unspecified address, " +
+			"which the API server refuses in an EndpointSlice"},
+		{[]string{"agent.advertiseAddress=127.0.0.2"}, "agent.advertiseAddress is 127.0.0.2, a loopback address"},
+		{[]string{"agent.advertiseAddress=169.254.3.4"}, "agent.advertiseAddress is 169.254.3.4, a link-local address"},
+		{[]string{"agent.advertiseAddress=10.1.2.3"}, ""},
+		{[]string{"agent.advertiseAddress=$(HOST_IP)"}, ""},
+		{[]string{"agent.image.repository=localhost:5000/ferry__agent/x.y-z", "manager.image.repository=registry.example.com:443/a--b/c_d"}, ""},
+		{[]string{"agent.image.repository=[fd00::1]:5000/agent", "manager.image.repository=ferry-manager"}, ""},
 	} {
 		_, err := templateRaw(testContext(t), renderOpts{sets: tt.sets})
 		switch {

@@ -254,6 +254,21 @@ downward API (deployargs.AgentEnvVars).
 {{- end }}
 
 {{/*
+Why an advertise address (the schema has checked it is an IP or
+$(HOST_IP)) cannot be an AppGroup Service's endpoint, or nothing: the
+manager lists IPv4 addresses only (desiredEndpoints), and the API server
+refuses unspecified, loopback and link-local ones in an EndpointSlice.
+*/}}
+{{- define "ferry.advertiseAddressProblem" -}}
+{{- $refused := "which the API server refuses in an EndpointSlice" }}
+{{- if contains ":" . }}an IPv6 address: the manager lists only IPv4 addresses in the Services' EndpointSlices
+{{- else if eq . "0.0.0.0" }}the unspecified address, {{ $refused }}
+{{- else if hasPrefix "127." . }}a loopback address, {{ $refused }}
+{{- else if hasPrefix "169.254." . }}a link-local address, {{ $refused }}
+{{- end }}
+{{- end }}
+
+{{/*
 The seconds a Go duration ("1m30s", "500ms", "1.5h") stands for, as a
 number in a string (float64 it back). The schema has checked its form.
 */}}
