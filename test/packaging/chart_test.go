@@ -393,6 +393,24 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 		{[]string{"agent.bindAddress=127.0.0.1"}, ""},
 		{[]string{"agent.bindAddress=fd00::10"}, ""},
 		{[]string{"agent.image.tag=v1.2.3_rc-1", "manager.image.tag=" + strings.Repeat("a", 128)}, ""},
+		// An extra argument may not set a flag the chart sets from a value,
+		// past the chart's checks of it, in any of the flag package's forms.
+		{[]string{"agent.extraArgs={--heartbeat-interval=0s}"}, "agent.extraArgs has --heartbeat-interval=0s, but the chart " +
+			"sets --heartbeat-interval from agent.heartbeatInterval, which an extra argument would override past the chart's " +
+			"checks. Set agent.heartbeatInterval instead, and take --heartbeat-interval=0s out of agent.extraArgs"},
+		{[]string{"manager.extraArgs={-leader-elect=false}"}, "manager.extraArgs has -leader-elect=false, but the chart sets " +
+			"--leader-elect from manager.leaderElect"},
+		{[]string{"agent.extraArgs={--zap-encoder=console,-send-timeout,0s}"}, "agent.extraArgs has -send-timeout, but the chart " +
+			"sets --send-timeout from agent.sendTimeout"},
+		{[]string{"agent.extraArgs={--metrics-cert-path=/certs}"}, "sets --metrics-cert-path from agent.metricsCertSecret"},
+		{[]string{"agent.extraArgs={--worker-users=root}"}, "sets --worker-users from agent.workerUsers"},
+		{[]string{"manager.extraArgs={--zap-log-level=debug}", "agent.extraArgs={--kube-api-qps=1}"},
+			"manager.extraArgs has --zap-log-level=debug, but the chart sets --zap-log-level from manager.logLevel, " +
+				"which an extra argument would override past the chart's checks. Set manager.logLevel instead, and take " +
+				"--zap-log-level=debug out of manager.extraArgs\nagent.extraArgs has --kube-api-qps=1"},
+		// Flags the chart does not set from a value stay free.
+		{[]string{"manager.extraArgs={--zap-encoder=console,--agent-lease-namespace=ferry-leases,--pprof-bind-address=127.0.0.1:6060}",
+			"agent.extraArgs={--zap-encoder=console,--request-buffer-dir=/tmp,--lease-namespace=ferry-leases,--}"}, ""},
 		// Advertise addresses no Service can list.
 		{[]string{"agent.advertiseAddress=fd00::1"}, "agent.advertiseAddress is fd00::1, an IPv6 address: the manager lists " +
 			"only IPv4 addresses in the Services' EndpointSlices, so no AppGroup's Service would reach the nodes. " +

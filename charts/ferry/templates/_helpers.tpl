@@ -187,69 +187,123 @@ the Secret's renewals, which the binary reads as they land. For (dict
 /etc/ferry/metrics-certs
 {{- end }}
 
-{{/* The argument of the metrics certificate, if any (as ferry.metricsCert.volume). */}}
+{{/*
+The argument of the metrics certificate, if any (as ferry.metricsCert.volume);
+with "names", the value it comes from (as ferry.valueArgs).
+*/}}
 {{- define "ferry.metricsCert.args" -}}
-{{- if include "ferry.metricsCertSecret" . }}
+{{- if .names }}
+metrics-cert-path: {{ .component }}.metricsCertSecret
+{{- else if include "ferry.metricsCertSecret" . }}
 - {{ printf "--metrics-cert-path=%s" (include "ferry.metricsCertMountPath" .) | quote }}
 {{- end }}
 {{- end }}
 
 {{/*
-The manager's arguments: internal/deployargs.ManagerArgs, from values. The
-agents' Leases are always in the release's namespace: $(POD_NAMESPACE),
-from the downward API (deployargs.ManagerEnvVars).
+Arguments the chart renders from values: "flags" lists flag names, each
+followed by the value it comes from ("agent.heartbeatInterval"). Renders
+"- --flag=value" for each (a bool as true or false, a number as an
+integer), or, with "names", a map of each flag to its value's name, which
+validate.yaml holds extraArgs to. Call with (dict "root" $ "names" bool
+"flags" (list "heartbeat-interval" "agent.heartbeatInterval" ...)).
 */}}
-{{- define "ferry.manager.args" -}}
-- {{ printf "--leader-elect=%t" .Values.manager.leaderElect | quote }}
-- {{ printf "--metrics-bind-address=%s" .Values.manager.metricsBindAddress | quote }}
-- {{ printf "--metrics-secure=%t" .Values.manager.metricsSecure | quote }}
-{{- include "ferry.metricsCert.args" (dict "root" . "component" "manager") }}
-- {{ printf "--health-probe-bind-address=%s" .Values.manager.healthProbeBindAddress | quote }}
-- {{ printf "--agent-stale-after=%s" .Values.manager.agentStaleAfter | quote }}
-- "--agent-lease-namespace=$(POD_NAMESPACE)"
-- {{ printf "--kube-api-qps=%d" (int64 .Values.manager.kubeAPIQPS) | quote }}
-- {{ printf "--kube-api-burst=%d" (int64 .Values.manager.kubeAPIBurst) | quote }}
-- {{ printf "--max-concurrent-reconciles=%d" (int64 .Values.manager.maxConcurrentReconciles) | quote }}
-- {{ printf "--zap-log-level=%s" (toString .Values.manager.logLevel) | quote }}
-{{- range .Values.manager.extraArgs }}
-- {{ . | quote }}
+{{- define "ferry.valueArgs" -}}
+{{- $flags := .flags }}
+{{- range $i, $flag := $flags }}
+{{- if not (mod $i 2) }}
+{{- $name := index $flags (add1 $i) }}
+{{- if $.names }}
+{{ $flag }}: {{ $name }}
+{{- else }}
+{{- $v := $.root.Values }}
+{{- range splitList "." $name }}{{ $v = index $v . }}{{ end }}
+{{- if kindIs "bool" $v }}{{ $v = printf "%t" $v }}
+{{- else if not (kindIs "string" $v) }}{{ $v = printf "%d" (int64 $v) }}
+{{- end }}
+- {{ printf "--%s=%s" $flag $v | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
 {{/*
-The agent's arguments: internal/deployargs.AgentArgs, from values. Its
-Lease is always in the release's namespace: $(POD_NAMESPACE), from the
-downward API (deployargs.AgentEnvVars).
+The manager's arguments: internal/deployargs.ManagerArgs, from values,
+then manager.extraArgs; with "names", which values the flags come from
+(ferry.valueArgs). The agents' Leases are always in the release's
+namespace: $(POD_NAMESPACE), from the downward API
+(deployargs.ManagerEnvVars). Call with (dict "root" $ ["names" true]).
+*/}}
+{{- define "ferry.manager.args" -}}
+{{- $r := .root }}
+{{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list
+  "leader-elect" "manager.leaderElect"
+  "metrics-bind-address" "manager.metricsBindAddress"
+  "metrics-secure" "manager.metricsSecure")) }}
+{{- include "ferry.metricsCert.args" (dict "root" $r "names" .names "component" "manager") }}
+{{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list
+  "health-probe-bind-address" "manager.healthProbeBindAddress"
+  "agent-stale-after" "manager.agentStaleAfter")) }}
+{{- if not .names }}
+- "--agent-lease-namespace=$(POD_NAMESPACE)"
+{{- end }}
+{{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list
+  "kube-api-qps" "manager.kubeAPIQPS"
+  "kube-api-burst" "manager.kubeAPIBurst"
+  "max-concurrent-reconciles" "manager.maxConcurrentReconciles"
+  "zap-log-level" "manager.logLevel")) }}
+{{- if not .names }}
+{{- range $r.Values.manager.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The agent's arguments: internal/deployargs.AgentArgs, from values, then
+agent.extraArgs; with "names", which values the flags come from
+(ferry.valueArgs). Its Lease is always in the release's namespace:
+$(POD_NAMESPACE), from the downward API (deployargs.AgentEnvVars). Call
+with (dict "root" $ ["names" true]).
 */}}
 {{- define "ferry.agent.args" -}}
+{{- $r := .root }}
+{{- if not .names }}
 - "--node-name=$(NODE_NAME)"
-- {{ printf "--bind-address=%s" .Values.agent.bindAddress | quote }}
-- {{ printf "--advertise-address=%s" .Values.agent.advertiseAddress | quote }}
-- {{ printf "--state-dir=%s" .Values.agent.stateDir | quote }}
-- {{ printf "--metrics-bind-address=%s" .Values.agent.metricsBindAddress | quote }}
-- {{ printf "--metrics-secure=%t" .Values.agent.metricsSecure | quote }}
-{{- include "ferry.metricsCert.args" (dict "root" . "component" "agent") }}
-- {{ printf "--health-probe-bind-address=%s" .Values.agent.healthProbeBindAddress | quote }}
-- {{ printf "--heartbeat-interval=%s" .Values.agent.heartbeatInterval | quote }}
-- {{ printf "--stats-interval=%s" .Values.agent.statsInterval | quote }}
-- {{ printf "--drain-delay=%s" .Values.agent.drainDelay | quote }}
-- "--lease-namespace=$(POD_NAMESPACE)"
-- {{ printf "--kube-api-qps=%d" (int64 .Values.agent.kubeAPIQPS) | quote }}
-- {{ printf "--kube-api-burst=%d" (int64 .Values.agent.kubeAPIBurst) | quote }}
-- {{ printf "--read-header-timeout=%s" .Values.agent.readHeaderTimeout | quote }}
-- {{ printf "--idle-timeout=%s" .Values.agent.idleTimeout | quote }}
-- {{ printf "--send-timeout=%s" .Values.agent.sendTimeout | quote }}
-- {{ printf "--request-body-timeout=%s" .Values.agent.requestBodyTimeout | quote }}
-- {{ printf "--max-header-bytes=%d" (int64 .Values.agent.maxHeaderBytes) | quote }}
-- {{ printf "--response-buffer-memory=%d" (int64 .Values.agent.responseBufferMemory) | quote }}
-- {{ printf "--request-buffer-disk=%d" (int64 .Values.agent.requestBufferDisk) | quote }}
-- {{ printf "--trust-forwarded-for=%t" .Values.agent.trustForwardedFor | quote }}
-- {{ printf "--zap-log-level=%s" (toString .Values.agent.logLevel) | quote }}
-{{- with .Values.agent.workerUsers }}
-- {{ printf "--worker-users=%s" . | quote }}
 {{- end }}
-{{- range .Values.agent.extraArgs }}
+{{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list
+  "bind-address" "agent.bindAddress"
+  "advertise-address" "agent.advertiseAddress"
+  "state-dir" "agent.stateDir"
+  "metrics-bind-address" "agent.metricsBindAddress"
+  "metrics-secure" "agent.metricsSecure")) }}
+{{- include "ferry.metricsCert.args" (dict "root" $r "names" .names "component" "agent") }}
+{{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list
+  "health-probe-bind-address" "agent.healthProbeBindAddress"
+  "heartbeat-interval" "agent.heartbeatInterval"
+  "stats-interval" "agent.statsInterval"
+  "drain-delay" "agent.drainDelay")) }}
+{{- if not .names }}
+- "--lease-namespace=$(POD_NAMESPACE)"
+{{- end }}
+{{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list
+  "kube-api-qps" "agent.kubeAPIQPS"
+  "kube-api-burst" "agent.kubeAPIBurst"
+  "read-header-timeout" "agent.readHeaderTimeout"
+  "idle-timeout" "agent.idleTimeout"
+  "send-timeout" "agent.sendTimeout"
+  "request-body-timeout" "agent.requestBodyTimeout"
+  "max-header-bytes" "agent.maxHeaderBytes"
+  "response-buffer-memory" "agent.responseBufferMemory"
+  "request-buffer-disk" "agent.requestBufferDisk"
+  "trust-forwarded-for" "agent.trustForwardedFor"
+  "zap-log-level" "agent.logLevel")) }}
+{{- if or .names $r.Values.agent.workerUsers }}
+{{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list "worker-users" "agent.workerUsers")) }}
+{{- end }}
+{{- if not .names }}
+{{- range $r.Values.agent.extraArgs }}
 - {{ . | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 
