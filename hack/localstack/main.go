@@ -141,6 +141,7 @@ serving the sample AppGroup "hello" (examples/hello-wsgi, 2 processes per node).
 Roll it (zero downtime, one process at a time, node by node):
   kubectl annotate appgroup hello ferry.dev/revision=2 --overwrite
   kubectl get appgroups -w                  # RESTARTING True, then False
+  kubectl annotate appgroup hello ferry.dev/revision='bad value!' --overwrite   # refused: the revision policy
   kubectl ferry restart hello --wait        # or: bump the revision and follow the rollout to its end
   kubectl ferry status hello                # passenger-status across nodes
 

@@ -1,7 +1,8 @@
 // Package localstack runs a whole Ferry on one machine: a real
-// kube-apiserver and etcd (internal/testenv), Node objects for simulated
-// nodes, the manager, and one agent per node bound to its own loopback
-// address (127.0.0.2, 127.0.0.3, ...). There is no kubelet here, so the
+// kube-apiserver and etcd (internal/testenv) with the revision admission
+// policy (config/admission), Node objects for simulated nodes, the
+// manager, and one agent per node bound to its own loopback address
+// (127.0.0.2, 127.0.0.3, ...). There is no kubelet here, so the
 // binaries run as local processes, with exactly the arguments the Helm
 // chart renders (internal/deployargs) plus a --kubeconfig.
 //
@@ -27,10 +28,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/config/admission"
 	"github.com/ferry-dev/ferry/internal/deployargs"
 	"github.com/ferry-dev/ferry/internal/testenv"
 )
@@ -143,6 +147,10 @@ func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
+	s.progress("Installing the revision admission policy (config/admission)")
+	if err := s.installRevisionPolicy(ctx); err != nil {
+		return nil, err
+	}
 
 	s.progress("Starting the manager")
 	menv := deployargs.LocalManagerEnv()
@@ -177,6 +185,47 @@ func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}
 	return s, nil
+}
+
+// installRevisionPolicy installs config/admission's revision policy and
+// its binding, as a cluster installed with the chart or config/default
+// has them, and waits until the API server enforces them (it takes a
+// policy up a moment after it is made): until a dry run of an AppGroup
+// with an invalid revision is refused.
+func (s *Stack) installRevisionPolicy(ctx context.Context) error {
+	policy, binding, err := admission.RevisionPolicy()
+	if err != nil {
+		return err
+	}
+	for _, o := range []client.Object{policy, binding} {
+		if err := s.Client.Create(ctx, o); err != nil {
+			return fmt.Errorf("installing %s: %w", o.GetName(), err)
+		}
+	}
+	probe := &ferryv1.AppGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: "revision-policy-probe",
+			Annotations: map[string]string{ferryv1.RevisionAnnotation: "bad value!"}},
+		Spec: ferryv1.AppGroupSpec{AppTemplate: ferryv1.AppTemplate{
+			App:    ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "/srv/probe"},
+			Listen: ferryv1.ListenSpec{Port: 8080},
+		}},
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		err := s.Client.Create(ctx, probe.DeepCopy(), client.DryRunAll)
+		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+policy.Name+"'") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = errors.New("accepted")
+			}
+			return fmt.Errorf("the API server did not enforce the revision policy %s within a minute: a dry run of an AppGroup with an invalid revision: %w", policy.Name, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // pickPorts asks the kernel for the manager's and every agent's metrics
