@@ -53,12 +53,14 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the code, the chart's copies of them and of the admission policy, and docs/api.md.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the code, the chart's copies of them and of the admission policies, and docs/api.md.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=ferry-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	rm -rf charts/ferry/files/crds && mkdir -p charts/ferry/files/crds charts/ferry/files/rbac charts/ferry/files/admission
 	cp config/crd/bases/*.yaml charts/ferry/files/crds/
 	cp config/rbac/role.yaml charts/ferry/files/rbac/manager-role.yaml
+	cp config/rbac/node_isolation_policy.yaml config/rbac/node_isolation_policy_binding.yaml \
+		config/rbac/lease_isolation_policy.yaml config/rbac/lease_isolation_policy_binding.yaml charts/ferry/files/rbac/
 	cp config/admission/revision_policy.yaml config/admission/revision_policy_binding.yaml charts/ferry/files/admission/
 	$(GO) run ./hack/gen-api-docs -crds config/crd/bases -out docs/api.md
 

@@ -477,8 +477,9 @@ func TestSchemaCoversEveryValue(t *testing.T) {
 }
 
 // TestChartCopiesAreCurrent: the chart's copies of files of config/ are
-// what `make manifests` copies: the CRDs, the manager's ClusterRole and
-// the revision policy with its binding.
+// what `make manifests` copies: the CRDs, the manager's ClusterRole, the
+// revision policy and the agents' node and lease isolation policies, with
+// their bindings.
 func TestChartCopiesAreCurrent(t *testing.T) {
 	bases, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
 	if err != nil || len(bases) == 0 {
@@ -490,6 +491,10 @@ func TestChartCopiesAreCurrent(t *testing.T) {
 	}
 	for _, f := range []string{"revision_policy.yaml", "revision_policy_binding.yaml"} {
 		pairs[filepath.Join(root, "config", "admission", f)] = filepath.Join(chartDir, "files", "admission", f)
+	}
+	for _, f := range []string{"node_isolation_policy.yaml", "node_isolation_policy_binding.yaml",
+		"lease_isolation_policy.yaml", "lease_isolation_policy_binding.yaml"} {
+		pairs[filepath.Join(root, "config", "rbac", f)] = filepath.Join(chartDir, "files", "rbac", f)
 	}
 	for _, b := range bases {
 		pairs[b] = filepath.Join(chartDir, "files", "crds", filepath.Base(b))

@@ -308,6 +308,40 @@ with (dict "root" $ ["names" true]).
 {{- end }}
 
 {{/*
+A ValidatingAdmissionPolicy and its binding, from the chart's copies of
+config/'s files (files/, which `make manifests` keeps in step) renamed
+"name" and labelled for the release's "component". With "agent", the
+policy's match condition ferry-agent names the release's agent service
+account instead of config/'s (ferry-system's ferry-agent): the one string
+of such a policy that is the release's. Call with (dict "root" $ "policy"
+"files/..." "binding" "files/..." "name" ... "component" ... ["agent" true]).
+*/}}
+{{- define "ferry.policy" -}}
+{{- $labels := include "ferry.labels" (dict "root" .root "component" .component) | fromYaml }}
+{{- $policy := .root.Files.Get .policy | fromYaml }}
+{{- $_ := set $policy "metadata" (dict "name" .name "labels" $labels) }}
+{{- if .agent }}
+{{- $user := printf "system:serviceaccount:%s:%s" .root.Release.Namespace (include "ferry.agent.serviceAccountName" .root) }}
+{{- $named := false }}
+{{- range $policy.spec.matchConditions }}
+{{- if eq .name "ferry-agent" }}
+{{- $_ := set . "expression" (printf "request.userInfo.username == '%s'" $user) }}
+{{- $named = true }}
+{{- end }}
+{{- end }}
+{{- if not $named }}
+{{- fail (printf "%s has no match condition ferry-agent, which the chart points at the release's agent" .policy) }}
+{{- end }}
+{{- end }}
+{{- $binding := .root.Files.Get .binding | fromYaml }}
+{{- $_ := set $binding "metadata" (dict "name" .name "labels" $labels) }}
+{{- $_ := set $binding.spec "policyName" .name }}
+{{- toYaml $policy }}
+---
+{{ toYaml $binding }}
+{{- end }}
+
+{{/*
 Why an advertise address (the schema has checked it is an IP or
 $(HOST_IP)) cannot be an AppGroup Service's endpoint, or nothing: the
 manager lists IPv4 addresses only (desiredEndpoints), and the API server
