@@ -225,7 +225,7 @@ func Spawn(ctx context.Context, spec Spec) (*Process, error) {
 		if ready != nil {
 			_ = ready.Close()
 		}
-		return nil, &Error{Reason: "could not start: " + err.Error()}
+		return nil, &Error{Reason: "could not start: " + startError(spec, cmd, err)}
 	}
 	log.V(1).Info("Started worker", "pid", proc.PID, "argv", cmd.Args)
 
