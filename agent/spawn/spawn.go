@@ -254,11 +254,37 @@ func Spawn(ctx context.Context, spec Spec) (*Process, error) {
 			if errors.As(err, &pt) {
 				reason += pt.note()
 			}
+			if ready != nil {
+				reason += stillLoading(spec.App, timeout)
+			}
+		} else if ready == nil {
+			reason += foregroundNote(proc)
 		}
 		proc.Stop(2 * time.Second)
 		return nil, &Error{Reason: reason, Output: proc.spawnOutput(err)}
 	}
 	return proc, nil
+}
+
+// stillLoading says, of a WSGI worker whose loader had not reported ready
+// within timeout, that its app was still loading, and what to do.
+func stillLoading(app ferryv1.AppSpec, timeout time.Duration) string {
+	startup := app.StartupFile
+	if startup == "" {
+		startup = "passenger_wsgi.py"
+	}
+	return fmt.Sprintf(": the app was still loading (importing %s); if it needs longer, raise pool.startTimeout (now %s)",
+		startup, timeout)
+}
+
+// foregroundNote says, of a Command worker that exited with status 0
+// before it was ready, that its command must not daemonize.
+func foregroundNote(proc *Process) string {
+	if !proc.Exited() || proc.ExitStatus() != "exit status 0" {
+		return ""
+	}
+	return "; the command must stay in the foreground, serving, not fork into the background (daemonize) and exit: " +
+		"Ferry watches the process it started, and kills what it leaves behind"
 }
 
 // run starts cmd on a locked OS thread and waits for it there: Pdeathsig

@@ -1,0 +1,38 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// TestSpawnSlowImportSaysToRaiseStartTimeout: a WSGI app still importing
+// at startTimeout is said to be, with the knob and its value.
+func TestSpawnSlowImportSaysToRaiseStartTimeout(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/hang", StartupFile: "passenger_wsgi.py"})
+	spec.StartTimeout = time.Second
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	want := "not ready within startTimeout (1s): the app was still loading (importing passenger_wsgi.py); " +
+		"if it needs longer, raise pool.startTimeout (now 1s)"
+	if !errors.As(err, &se) || se.Reason != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+}
+
+// TestSpawnDaemonizingCommandSaysStayInTheForeground: a command that
+// exits 0 before it is ready (having forked its server away) is told to
+// stay in the foreground.
+func TestSpawnDaemonizingCommandSaysStayInTheForeground(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"sh", "-c", "sleep 60 & exit 0"}})
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	if !errors.As(err, &se) || !strings.HasPrefix(se.Reason, "exited with status 0 before it was ready; the command must stay in the foreground") {
+		t.Fatalf("err = %v, want exit status 0 and to stay in the foreground", err)
+	}
+}
