@@ -36,3 +36,14 @@ func TestSpawnDaemonizingCommandSaysStayInTheForeground(t *testing.T) {
 		t.Fatalf("err = %v, want exit status 0 and to stay in the foreground", err)
 	}
 }
+
+// TestSpawnNotCallableApplication: the loader names the type of an
+// application that is not callable, with its article.
+func TestSpawnNotCallableApplication(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/notcallable"})
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	if !errors.As(err, &se) || !strings.Contains(se.Reason, "passenger_wsgi.py: 'application' is not callable (it is an int)") {
+		t.Fatalf("err = %v, want it to say the application is an int", err)
+	}
+}

@@ -1285,7 +1285,7 @@ def _load_app(root, startup):
     if app is None:
         raise LoadError("%s does not define 'application'" % startup)
     if not callable(app):
-        raise LoadError("%s: 'application' is not callable (it is a %s)" % (startup, type(app).__name__))
+        raise LoadError("%s: 'application' is not callable (it is %s %s)" % (startup, "an" if type(app).__name__[:1] in "aeiouAEIOU" else "a", type(app).__name__))
     return app
 
 
