@@ -47,6 +47,52 @@ func TestWorkerThatDiesAfterBootIsBackedOff(t *testing.T) {
 	}
 }
 
+// TestProcessesDyingTogetherAreOneBackoffStep: the four young workers
+// of a pool die together (killed at once, as an OOM sweep or an app whose
+// database went away would have them): one event, one backoff step, the
+// first crash's (none: all four are replaced at once); their
+// replacements, killed together too, take the next step (1s) between
+// them. Each death is still counted. Before, each death was a step:
+// the four backed off 0s, 1s, 2s and 4s, the next four 8s to a minute.
+func TestProcessesDyingTogetherAreOneBackoffStep(t *testing.T) {
+	obs := &observer{}
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	root, _ := filepath.Abs("testdata/bootdie")
+	e := agenttest.Start(t, pool.Config{Name: "t/together", Revision: "1", Template: agenttest.WSGIAt(root, 4, 4)},
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
+	const crashed = "Worker crashed soon after it was ready"
+	killAll := func(round int) {
+		t.Helper()
+		s := e.WaitFor(t, time.Minute, "4 ready workers", func(s pool.Status) bool {
+			return agenttest.Ready(4)(s) && len(book.Find(crashed)) == 4*(round-1)
+		})
+		for _, pid := range pids(s) {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lines := book.WaitForN(t, crashed, 4*round)[4*(round-1):]
+		step := []time.Duration{0, time.Second}[round-1]
+		for i, l := range lines {
+			v, _ := l.Value("backoff")
+			n, _ := l.Value("step")
+			d, err := time.ParseDuration(v.(string))
+			if err != nil || d > step || i == 0 && d != step || n != round {
+				t.Errorf("round %d: death %d backs off %v, step %v; want the round's one step, %d: %s for the first, at most that for the others",
+					round, i+1, v, n, round, step)
+			}
+		}
+	}
+	killAll(1)
+	killAll(2)
+	e.WaitFor(t, time.Minute, "4 ready workers", agenttest.Ready(4))
+	if n := obs.failed.Load(); n != 8 {
+		t.Errorf("%d deaths counted as failed spawns, want 8", n)
+	}
+	book.Check(t)
+}
+
 // TestCrashOfReplacedRevisionLeavesNoScalingError: a crash-looping
 // revision is fixed by deploying the next one. Its last worker, ready
 // when the new revision was asked for, dies while its replacement boots.

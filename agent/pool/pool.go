@@ -119,6 +119,10 @@ type Worker struct {
 	lastUsed  time.Time
 	recycle   recycleReason
 	replacing bool
+	// foundDying: when it was taken out for refusing a connection
+	// (Unreachable), its replacement spawned from then: its death's
+	// backoff step is taken as of then (scalingState.fail).
+	foundDying time.Time
 	// faulty: stopped for a fault, killed for maxRequestTime (Overran) or
 	// taken out for refusing a connection (Unreachable). Its exit is a
 	// stop, but no recycle even if one was due: it hung or was dying
@@ -267,9 +271,14 @@ func (p *Pool) targetLocked() spawnable {
 }
 
 type scalingState struct {
-	failures int
-	until    time.Time
-	err      *ferryv1.SpawnError
+	// failures counts the failed spawns and crashes (ScalingError's "failed
+	// N time(s)"); steps, the backoff steps they took (fail), the last at
+	// steppedAt.
+	failures  int
+	steps     int
+	steppedAt time.Time
+	until     time.Time
+	err       *ferryv1.SpawnError
 	// crashSince, when set, is the first crash of a loop: the failures are
 	// of workers that died soon after they were ready. Their replacements
 	// coming up proves nothing, so the count stays (each crash backs off
@@ -525,6 +534,7 @@ func (p *Pool) Unreachable(w *Worker) {
 		return
 	}
 	w.faulty = true
+	w.foundDying = time.Now()
 	delete(p.steady, w.Revision)
 	p.drainLocked(w)
 	p.notifyLocked()
@@ -1042,7 +1052,7 @@ func (p *Pool) scaleSpawn(w *Worker) {
 	case err == nil:
 	case errors.Is(err, ErrClosed):
 	default:
-		p.recordScalingError(w.Revision, err, SpawnScale)
+		p.recordScalingError(w, err, SpawnScale)
 	}
 	p.notify()
 	p.kickSupervisor()
@@ -1055,12 +1065,13 @@ func (p *Pool) scaleSpawn(w *Worker) {
 // own) is only recorded: as a scaling error it would stay, no worker of
 // the revision being ever ready again to clear it, and its backoff would
 // hold up the spawns of the revision the pool does spawn.
-func (p *Pool) recordScalingError(revision string, err error, kind SpawnKind) {
+func (p *Pool) recordScalingError(w *Worker, err error, kind SpawnKind) {
+	revision := w.Revision
 	p.mu.Lock()
 	retried := p.spawnsRevisionLocked(revision)
-	var backoff time.Duration
+	var backoff []any
 	if retried {
-		backoff = p.backOffLocked(revision, err, false)
+		backoff = p.backOffLocked(revision, err, false, w.startedAt, time.Now())
 	} else {
 		p.lastErr = spawnError(revision, err)
 	}
@@ -1073,30 +1084,59 @@ func (p *Pool) recordScalingError(revision string, err error, kind SpawnKind) {
 		p.reportFailure("Spawn failed of a revision the pool spawns no more; not retried", revision, err, kind)
 		return
 	}
-	p.reportFailure("Spawn failed; backing off", revision, err, kind, "backoff", backoff.String())
+	p.reportFailure("Spawn failed; backing off", revision, err, kind, backoff...)
 }
 
-// backOffLocked records a failed spawn, or a crash soon after one, and
-// starts its backoff. A first crash backs off none: a single worker that
-// crashed once is replaced at once. The caller fails the queue if nothing
-// can serve it now.
-func (p *Pool) backOffLocked(revision string, err error, crash bool) time.Duration {
+// backOffLocked records a failed spawn, or a crash soon after one, of an
+// attempt begun at began (the worker's startedAt) and found failing at
+// failed, and returns what the
+// failure's log line says of the backoff (fail): "backoff", how long the
+// pool backs off from now, and "step", the step the failure is counted
+// in (the failures of one round share it). The caller fails the queue
+// if nothing can serve it now.
+func (p *Pool) backOffLocked(revision string, err error, crash bool, began, failed time.Time) []any {
 	se := spawnError(revision, err)
 	p.lastErr = se
-	p.scaling.failures++
 	p.scaling.err = se
-	n := p.scaling.failures
+	now := time.Now()
+	backoff := max(0, p.scaling.fail(now, began, failed, crash).Sub(now))
+	return []any{"backoff", backoff.Round(time.Millisecond).String(), "step", p.scaling.steps}
+}
+
+// fail records, at now, a failed attempt begun at began and found failing
+// at failed (a spawn, or a worker that crashed soon after it was ready:
+// crash), and returns when the next attempt may be made. The backoff grows one step per round of
+// attempts that fail, not per failure: a failure of an attempt begun
+// before the last step was taken is of the round that took it (processes
+// that die together as their database goes away or an OOM sweep kills
+// them, spawns started together for minProcesses or by a blocking
+// restart) and keeps that step's backoff, as a spawn throttle per pool
+// would; counted all the same (failures), but N of them together no
+// longer push the next attempts out N steps (1s to 16s for 4). The
+// attempts made once the backoff is over are the next round, and so are
+// those made once the failure was found: a worker the proxy found dying
+// (it refused a connection) is replaced before its exit is recorded, and
+// that replacement is the next attempt, not one of its round. A first
+// crash backs off none: a single worker that crashed once is replaced at
+// once; so are the others of its round.
+func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time {
+	s.failures++
+	if !crash {
+		s.crashSince = time.Time{}
+	} else if s.crashSince.IsZero() {
+		s.crashSince = now
+	}
+	if began.Before(s.steppedAt) {
+		return s.until
+	}
+	s.steps++
+	s.steppedAt = failed
+	n := s.steps
 	if crash {
 		n--
-		if p.scaling.crashSince.IsZero() {
-			p.scaling.crashSince = time.Now()
-		}
-	} else {
-		p.scaling.crashSince = time.Time{}
 	}
-	backoff := backoffAfter(n)
-	p.scaling.until = time.Now().Add(backoff)
-	return backoff
+	s.until = now.Add(backoffAfter(n))
+	return s.until
 }
 
 // reportFailure logs a failed spawn (msg says which kind of failure, kvs
@@ -1147,7 +1187,7 @@ func (p *Pool) watchExit(w *Worker) {
 	// every death of the run was in a request of one key while others
 	// were answered (deadly): one URL must not take the app down.
 	var crash error
-	var backoff time.Duration
+	var backoff []any
 	var resisted bool
 	if unexpected && !ofRequest && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
 		reason := fmt.Sprintf("%s %s %s", w.proc.DescribeExit(), lived.Round(time.Millisecond), contract.DiedAfterReady)
@@ -1159,7 +1199,11 @@ func (p *Pool) watchExit(w *Worker) {
 		}
 		crash = &spawn.Error{Reason: reason, Output: w.proc.Output()}
 		if resisted = p.resistCrashLocked(w, crash); !resisted {
-			backoff = p.backOffLocked(w.Revision, crash, true)
+			failed := time.Now()
+			if !w.foundDying.IsZero() {
+				failed = w.foundDying
+			}
+			backoff = p.backOffLocked(w.Revision, crash, true, w.startedAt, failed)
 		}
 	}
 	// Backing off with no worker left, nothing will serve the waiting
@@ -1177,7 +1221,7 @@ func (p *Pool) watchExit(w *Worker) {
 		p.reportResisting(w.Revision, crash)
 	case crash != nil:
 		p.reportFailure("Worker crashed soon after it was ready, as good as a failed spawn; backing off",
-			w.Revision, crash, SpawnScale, "backoff", backoff.String())
+			w.Revision, crash, SpawnScale, backoff...)
 	}
 	switch {
 	case unexpected && ofRequest:
@@ -1406,7 +1450,7 @@ func (p *Pool) recycle(w *Worker) {
 		w.replacing = false
 		p.mu.Unlock()
 		if !errors.Is(err, ErrClosed) {
-			p.recordScalingError(y.Revision, err, SpawnRecycle)
+			p.recordScalingError(y, err, SpawnRecycle)
 		}
 		return
 	}

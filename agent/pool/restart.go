@@ -116,7 +116,7 @@ func (p *Pool) rollingRestart(rs *restartState) {
 	outcome := OutcomeCompleted
 	defer func() { p.finishRestart(rs, outcome) }()
 	for {
-		x, y, target, ok := p.nextReplacement(rs)
+		x, y, ok := p.nextReplacement(rs)
 		if !ok {
 			outcome = p.restartOutcome(rs)
 			return
@@ -138,7 +138,7 @@ func (p *Pool) rollingRestart(rs *restartState) {
 			outcome = OutcomeAborted
 			return
 		}
-		if stop := p.handleRestartSpawnError(rs, x, target, err); stop {
+		if stop := p.handleRestartSpawnError(rs, x, y, err); stop {
 			outcome = OutcomeResisting
 			return
 		}
@@ -181,11 +181,11 @@ func (p *Pool) keepInstead(rs *restartState, x, y *Worker) bool {
 
 // nextReplacement picks the next old worker and registers its replacement;
 // ok is false when none is left (or the pool stops or closed).
-func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, target string, ok bool) {
+func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || p.stopping || p.resisting != nil {
-		return nil, nil, "", false
+		return nil, nil, false
 	}
 	if rs.revision != p.cfg.Revision {
 		// A newer revision was asked for mid-way: roll on to it.
@@ -198,7 +198,7 @@ func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, target string, o
 	}
 	old := p.oldWorkersLocked(rs)
 	if len(old) == 0 {
-		return nil, nil, "", false
+		return nil, nil, false
 	}
 	rs.total = rs.done + rs.failed + len(old) // the skipped too: each is one of the restart's
 	x = old[0]
@@ -207,7 +207,7 @@ func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, target string, o
 	p.rolledFrom = rollingFrom{to: rs.revision, from: spawnable{revision: x.Revision, tmpl: x.tmpl}}
 	y = p.addSpawningLocked(p.targetLocked()) // rs.revision is the target now
 	p.notifyLocked()
-	return x, y, rs.revision, true
+	return x, y, true
 }
 
 // stepDoneLocked ends the step that replaced x, once x is gone: in the
@@ -224,9 +224,11 @@ func stepDoneLocked(rs *restartState, x *Worker) {
 	rs.replacing, rs.replaced = nil, false
 }
 
-// handleRestartSpawnError decides what a failed replacement spawn means.
-// It reports whether the restart must stop (resistance).
-func (p *Pool) handleRestartSpawnError(rs *restartState, x *Worker, target string, err error) (stop bool) {
+// handleRestartSpawnError decides what the failed spawn of y, x's
+// replacement, means. It reports whether the restart must stop
+// (resistance).
+func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error) (stop bool) {
+	target := y.Revision
 	p.mu.Lock()
 	x.replacing = false
 	rs.replacing = nil
@@ -249,7 +251,7 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x *Worker, target strin
 	case proven:
 		// The revision already serves: a scaling error (out of memory, say),
 		// not a broken deployment. Back off, then try this step again.
-		p.recordScalingError(target, err, SpawnRestart)
+		p.recordScalingError(y, err, SpawnRestart)
 		p.waitBackoff(target)
 		return false
 	case resist:
@@ -369,7 +371,7 @@ func (p *Pool) blockingRestart(rs *restartState) {
 			outcome = OutcomeAborted
 		default:
 			outcome = OutcomeWithErrors
-			p.recordScalingError(spawns[i].Revision, err, SpawnRestart)
+			p.recordScalingError(spawns[i], err, SpawnRestart)
 		}
 	}
 }

@@ -79,21 +79,28 @@ func TestRevisionThatBootsAndDiesInACluster(t *testing.T) {
 	}
 }
 
-// crashBackoffs reads the backoff of each "Worker crashed soon after it
-// was ready" line until one backs off a minute, the bound.
+// crashBackoffs reads the backoff of each step of "Worker crashed soon
+// after it was ready" lines (the first line of each: the crashes of a
+// round share its step, and back off what is left of it) until one backs
+// off a minute, the bound.
 func crashBackoffs(t *testing.T, book *agenttest.Logbook) []time.Duration {
 	t.Helper()
 	var out []time.Duration
+	last := 0
 	for n := 1; len(out) == 0 || out[len(out)-1] < time.Minute; n++ {
-		if n > 20 {
-			t.Fatalf("20 crashes backed off %v, none a minute", out)
+		if n > 40 {
+			t.Fatalf("40 crashes backed off %v, none a minute", out)
 		}
-		v, _ := book.WaitForN(t, "Worker crashed soon after it was ready", n)[n-1].Value("backoff")
+		l := book.WaitForN(t, "Worker crashed soon after it was ready", n)[n-1]
+		v, _ := l.Value("backoff")
 		d, err := time.ParseDuration(v.(string))
 		if err != nil || d > time.Minute {
 			t.Fatalf("a crash backed off %v (%v), want a duration of a minute at most", v, err)
 		}
-		out = append(out, d)
+		if step, _ := l.Value("step"); step.(int) > last {
+			last = step.(int)
+			out = append(out, d)
+		}
 	}
 	return out
 }

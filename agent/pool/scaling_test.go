@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 
@@ -34,12 +35,83 @@ func TestScalingErrorOnlyOfARevisionSpawned(t *testing.T) {
 	for _, tc := range cases {
 		p := &Pool{cfg: Config{Revision: "2"}, log: logr.Discard(), changed: make(chan struct{})}
 		tc.setup(p)
-		p.recordScalingError(tc.revision, errors.New("out of memory"), SpawnScale)
+		p.recordScalingError(&Worker{Revision: tc.revision}, errors.New("out of memory"), SpawnScale)
 		if got := p.scaling.err != nil && p.scaling.failures == 1; got != tc.backsOff {
 			t.Errorf("%s: scaling %+v, want a scaling error and backoff: %v", tc.name, p.scaling, tc.backsOff)
 		}
 		if p.lastErr == nil || p.lastErr.Revision != tc.revision {
 			t.Errorf("%s: last spawn error %+v, want revision %s's recorded", tc.name, p.lastErr, tc.revision)
+		}
+	}
+}
+
+// TestBackoffStepsPerRound: failures of attempts begun before the last
+// backoff step share it (one event: N processes dying together, N spawns
+// started together), and are counted; an attempt begun after the step
+// (once the backoff is over) takes the next. A crash's first step backs
+// off none.
+func TestBackoffStepsPerRound(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	at := t0.Add
+	type failure struct {
+		now, began time.Duration
+		crash      bool
+		until      time.Duration // when the next attempt may be made
+		found      time.Duration // when it was found failing, if before now
+	}
+	cases := []struct {
+		name     string
+		failures []failure
+		steps    int
+	}{
+		{"one spawn after another", []failure{
+			{0, -time.Second, false, time.Second, 0},
+			{time.Second + 100*time.Millisecond, time.Second, false, 3100 * time.Millisecond, 0},
+			{3200 * time.Millisecond, 3100 * time.Millisecond, false, 7200 * time.Millisecond, 0},
+		}, 3},
+		{"four spawns started together", []failure{
+			{0, -time.Second, false, time.Second, 0},
+			{10 * time.Millisecond, -time.Second, false, time.Second, 0},
+			{20 * time.Millisecond, -time.Second, false, time.Second, 0},
+			{30 * time.Millisecond, -time.Second, false, time.Second, 0},
+			// The round after the backoff: one step more.
+			{1100 * time.Millisecond, time.Second, false, 3100 * time.Millisecond, 0},
+			{1110 * time.Millisecond, time.Second, false, 3100 * time.Millisecond, 0},
+		}, 2},
+		{"four workers killed together, twice", []failure{
+			{0, -5 * time.Second, true, 0, 0},
+			{time.Millisecond, -5 * time.Second, true, 0, 0},
+			{2 * time.Millisecond, -4 * time.Second, true, 0, 0},
+			{3 * time.Millisecond, -4 * time.Second, true, 0, 0},
+			// Their replacements, spawned at once, killed together.
+			{2 * time.Second, 10 * time.Millisecond, true, 3 * time.Second, 0},
+			{2*time.Second + time.Millisecond, 10 * time.Millisecond, true, 3 * time.Second, 0},
+			{2*time.Second + 2*time.Millisecond, 12 * time.Millisecond, true, 3 * time.Second, 0},
+			{2*time.Second + 3*time.Millisecond, 12 * time.Millisecond, true, 3 * time.Second, 0},
+		}, 2},
+		{"a worker of the round dies later", []failure{
+			{0, -5 * time.Second, true, 0, 0},
+			{4 * time.Second, -5 * time.Second, true, 0, 0},
+		}, 1},
+		{"a worker found dying, replaced before its exit", []failure{
+			{time.Second, -5 * time.Second, true, time.Second, 500 * time.Millisecond},
+			// Its replacement, spawned as it was found dying, dies too.
+			{3 * time.Second, 600 * time.Millisecond, true, 4 * time.Second, 0},
+		}, 2},
+	}
+	for _, tc := range cases {
+		var s scalingState
+		for i, f := range tc.failures {
+			found := f.now
+			if f.found != 0 {
+				found = f.found
+			}
+			if got := s.fail(at(f.now), at(f.began), at(found), f.crash); !got.Equal(at(f.until)) {
+				t.Errorf("%s: failure %d: next attempt at +%s, want +%s", tc.name, i+1, got.Sub(t0), f.until)
+			}
+		}
+		if s.failures != len(tc.failures) || s.steps != tc.steps {
+			t.Errorf("%s: %d failures in %d steps, want %d in %d", tc.name, s.failures, s.steps, len(tc.failures), tc.steps)
 		}
 	}
 }
