@@ -7,6 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ferry-dev/ferry/agent/statusview"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
@@ -144,7 +145,7 @@ func (s Status) restartCondition() metav1.Condition {
 		if e := s.ScalingError; e != nil && e.Revision == s.Restart.Revision {
 			// A step's spawn that failed while a process of the revision
 			// serves is retried (restart.go), the old process serving on.
-			c.Message += "; its spawns fail (see ScalingError), " + retried
+			c.Message += "; its spawns fail (see ScalingError), " + statusview.SpawnsRetried
 		}
 	case s.LastRestart != nil && s.LastRestart.Revision == s.Revision && s.LastRestart.Failed > 0 &&
 		s.Counts.Updated < s.Counts.Total:
@@ -220,13 +221,9 @@ func (s Status) scalingCondition() metav1.Condition {
 		// A time, not a countdown: the message must not change by itself.
 		c.Message += "; next attempt at " + s.ScalingRetryAt.UTC().Format(time.TimeOnly) + " UTC"
 	}
-	c.Message += "; " + retried
+	c.Message += "; " + statusview.SpawnsRetried
 	return c
 }
-
-// retried is what becomes of failing spawns: no end but another revision
-// (in a cluster, the manager's return of the node to what worked is one).
-const retried = "retried with backoff, at most a minute apart, until one works or another revision is requested"
 
 // excerpt keeps the end of s (where a traceback says what went wrong),
 // within n bytes, on whole lines.

@@ -40,6 +40,13 @@ type Pool struct {
 	Notes []string
 }
 
+// SpawnsRetried is what becomes of a pool's failing spawns, in the words
+// the view's "Scaling error" block and the pool's ScalingError and
+// RollingRestart conditions use: the agent retries them with no end but
+// another revision (in a cluster, the manager's return of the node to
+// what worked is one).
+const SpawnsRetried = "retried with backoff, at most a minute apart, until one works or another revision is requested"
+
 // Header is the "General information" block.
 type Header struct {
 	Agent string // e.g. "ferry-agent dev (standalone)"
@@ -104,6 +111,7 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		}
 		fmt.Fprintf(b, "  Scaling error (backing off%s): revision %s failed to spawn: %s\n", next, e.Revision, e.Reason)
 		writeIndented(b, lastLines(e.Output, 5), "    | ")
+		b.WriteString("    Spawns are " + SpawnsRetried + ".\n")
 	}
 	for _, n := range p.Notes {
 		fmt.Fprintf(b, "  %s\n", n)

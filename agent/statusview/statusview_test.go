@@ -64,7 +64,8 @@ func TestWrite(t *testing.T) {
 }
 
 // TestWriteScalingRetryStartingAndNotes: a pool backing off says when it
-// tries next, a process still spawning shows no pid (it has none yet; it
+// tries next, and that it goes on trying (in the words of the
+// ScalingError condition), a process still spawning shows no pid (it has none yet; it
 // read "PID: 0"), and the header's notes (a failed reload) are shown.
 func TestWriteScalingRetryStartingAndNotes(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -83,6 +84,7 @@ func TestWriteScalingRetryStartingAndNotes(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"Scaling error (backing off; next try in 12s): revision 1-abc failed to spawn: exited with status 3",
+		"\n    Spawns are retried with backoff, at most a minute apart, until one works or another revision is requested.\n",
 		"* PID: -       Sessions: 0",
 		"Last reload failed at 2026-11-22T11:59:00Z; ...\n  spec.listen: Required value\n",
 	} {
