@@ -962,6 +962,14 @@ func (p *Pool) addSpawningLocked(s spawnable) *Worker {
 	return w
 }
 
+// errResisted: the spawn worked, but of the revision the pool came to
+// resist meanwhile (a scale spawn, or a recycle's, in flight as a worker
+// of it died young): the worker is stopped before it serves, as it would
+// serve a revision known not to work (boot-and-die: its requests would
+// fail as it dies), and no restart replaces it while the pool resists. A
+// restart's replacement is the restart's to stop (keepInstead).
+var errResisted = errors.New("the pool resists the worker's revision")
+
 // spawn runs the spawn of a registered worker and makes it Ready, or
 // removes it and returns the failure.
 func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
@@ -1002,6 +1010,16 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 		p.mu.Unlock()
 		proc.Stop(waitWithin(durationOr(tmpl.Pool.ShutdownTimeout, time.Minute), by))
 		return ErrClosed
+	}
+	if kind != SpawnRestart && p.resisting != nil && w.Revision == p.resisting.Revision {
+		p.removeLocked(w)
+		p.notifyLocked()
+		timeout := waitWithin(durationOr(tmpl.Pool.ShutdownTimeout, time.Minute), p.closeBy)
+		p.mu.Unlock()
+		p.log.Info("Stopped a new worker of the revision the pool resists: its spawn began before the pool came to resist it",
+			"pid", proc.PID, "revision", w.Revision)
+		proc.Stop(timeout)
+		return errResisted
 	}
 	w.proc = proc
 	w.stats.startRSS = startRSS
@@ -1050,7 +1068,7 @@ func (p *Pool) scaleSpawn(w *Worker) {
 	err := p.spawn(w, SpawnScale)
 	switch {
 	case err == nil:
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed), errors.Is(err, errResisted):
 	default:
 		p.recordScalingError(w, err, SpawnScale)
 	}
@@ -1449,7 +1467,7 @@ func (p *Pool) recycle(w *Worker) {
 		p.mu.Lock()
 		w.replacing = false
 		p.mu.Unlock()
-		if !errors.Is(err, ErrClosed) {
+		if !errors.Is(err, ErrClosed) && !errors.Is(err, errResisted) {
 			p.recordScalingError(y, err, SpawnRecycle)
 		}
 		return

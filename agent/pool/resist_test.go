@@ -682,6 +682,95 @@ func TestRevisionThatBootsAndDiesIsResisted(t *testing.T) {
 	loggedResistanceOnce(t, book, "2", "after it was ready", "3")
 }
 
+// TestRevisionThatBootsAndDiesUnderLoadIsResistedAtTheSecondDeath: the
+// rollout of TestRevisionThatBootsAndDiesIsResisted under load, where a
+// request is nearly always at a process as it dies. The first young death
+// in a request of a revision not yet known to stay up is the request's
+// (it cannot be told from a request of death, which must not halt a
+// rollout); the second is the app's, and the pool resists. What a user
+// sees meanwhile is bounded: at most one death excused, at most size+1
+// processes of the revision spawned (the restart's three and the excused
+// one's replacement), each failing at most the request it died in (502,
+// nothing else failing), and the pool back on the old revision.
+func TestRevisionThatBootsAndDiesUnderLoadIsResistedAtTheSecondDeath(t *testing.T) {
+	e, book, _, bad := startBootDie(t, "t/bootdie-load", true)
+	stop := load(t, e.URL, 3)
+	inv := watch(e)
+	e.Pool.Update(pool.Config{Name: "t/bootdie-load", Revision: "2", Template: bad})
+	e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
+	e.WaitFor(t, time.Minute, "3 ready workers of revision 1", func(s pool.Status) bool {
+		return s.Counts.Ready == 3 && !slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision != "1" })
+	})
+	res := stop()
+	inv.end()
+	answeredByThePool(t, inv, res, http.StatusBadGateway)
+	ofRevision2 := func(msg string) int {
+		return len(slices.DeleteFunc(book.Find(msg), func(l agenttest.LogEntry) bool {
+			rev, _ := l.Value("revision")
+			return rev != "2"
+		}))
+	}
+	if n := ofRevision2("Worker exited while handling a request; replacing it"); n > 1 {
+		t.Errorf("%d deaths of revision 2 excused as their requests', want at most one: the second is the app's", n)
+	}
+	if n := ofRevision2("Spawned worker"); n < 2 {
+		t.Errorf("%d processes of revision 2 spawned, want 2 at least: a death excused, then one counted", n)
+	}
+}
+
+// TestSpawnOfAResistedRevisionInFlightDoesNotServe: a scale spawn of the
+// new revision (replacing old workers killed mid-rollout) is in flight as
+// the restart's first new worker dies young and the pool comes to resist
+// the revision. The spawn's worker, once up, is stopped before it serves,
+// logged so, and the pool is back on the old revision alone. Before, it
+// was made ready and served the resisted revision: here, where the
+// revision's later processes stay up (its first died as a dependency was
+// down), for good, beside the old ones; with a revision that boots and
+// dies, it failed a request as it died, after resistance began (found by
+// TestRevisionThatBootsAndDiesUnderLoadIsResistedAtTheSecondDeath).
+func TestSpawnOfAResistedRevisionInFlightDoesNotServe(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	flag := dieFlag(t)
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := agenttest.WSGIAt(root, 3, 3)
+	bad := agenttest.WSGIAt(root, 3, 3, env("BOOT_DELAY", "2"), env("DIE_AFTER", "1"), env("DIE_IF_EXISTS", flag))
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	e := agenttest.Start(t, pool.Config{Name: "t/inflight", Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: true, Log: &log})
+	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	e.Pool.Update(pool.Config{Name: "t/inflight", Revision: "2", Template: bad})
+	s := e.WaitFor(t, time.Minute, "a ready worker of revision 2", func(s pool.Status) bool {
+		return slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision == "2" && p.State == ferryv1.ProcessReady })
+	})
+	// It dies a second after it is ready; the processes spawned from now
+	// boot in two, and stay up.
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range s.Processes {
+		if p.Revision == "1" && p.State == ferryv1.ProcessReady {
+			if err := syscall.Kill(int(p.PID), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
+	back := e.WaitFor(t, time.Minute, "3 ready workers of revision 1 alone", func(s pool.Status) bool {
+		return s.Counts.Ready == 3 && s.Counts.Total == 3 &&
+			!slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision != "1" })
+	})
+	if back.Resisting == nil || back.Resisting.Revision != "2" || back.ScalingError != nil {
+		t.Errorf("resisting %+v, scaling error %+v; want resisting revision 2, no scaling error", back.Resisting, back.ScalingError)
+	}
+	if stopped := book.WaitFor(t, "Stopped a new worker of the revision the pool resists"); !slices.Contains(stopped.KVs, any("2")) {
+		t.Errorf("stopped a new worker: %v, want of revision 2", stopped.KVs)
+	}
+	book.Check(t)
+}
+
 // startBootDie runs three workers of testdata/bootdie as revision 1,
 // logging to book, with resistEarlyCrashes as pool.Options has it, and
 // returns their template, good, and bad, whose processes die a second
