@@ -660,109 +660,164 @@ func (p *Process) sealSockDir() error {
 // prepare builds the command for spec without starting it. For WSGI it also
 // returns the read end of the loader's ready pipe.
 func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
-	ident, err := workerIdentity(spec.App.User)
+	ident, err := checkSpawn(spec)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := spec.Users.check(spec.App.User, ident); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := checkRoot(spec.App.Root); err != nil {
-		return nil, nil, nil, err
-	}
-	env := baseEnv(ident)
 	proc := &Process{Revision: spec.Revision, StartedAt: time.Now(), done: make(chan struct{}), uid: int(ident.uid())}
-	var argv []string
-	var ready, readyW *os.File
-	var port int
-	dir := spec.App.Root
+	var l launch
 	// Whatever fails below, nothing opened or created here may leak: a
 	// spawn that keeps failing is retried for as long as it fails.
 	defer func() {
 		if err == nil {
 			return
 		}
-		for _, f := range []*os.File{ready, readyW} {
-			if f != nil {
-				_ = f.Close()
-			}
-		}
+		l.closePipe()
 		proc.closeChildEnds()
 		for _, out := range proc.outputs {
 			_ = out.r.Close()
 		}
 		proc.cleanup()
 	}()
-
-	switch spec.App.Type {
-	case ferryv1.AppTypeWSGI:
-		if proc.sockDir, err = makeSockDir(spec.RunDir); err != nil {
-			return nil, nil, nil, err
-		}
-		if ident.cred != nil {
-			if err := os.Chown(proc.sockDir, int(ident.cred.Uid), int(ident.cred.Gid)); err != nil {
-				return nil, nil, nil, err
-			}
-		}
-		proc.Network, proc.Address = "unix", filepath.Join(proc.sockDir, "s")
-		opts := wsgi.Options{
-			Python: spec.App.Python, Root: spec.App.Root, StartupFile: spec.App.StartupFile,
-			Socket: proc.Address, Revision: spec.Revision,
-		}
-		argv = opts.Argv(spec.LoaderPath)
-		env = append(env, opts.Env()...)
-		if ready, readyW, err = os.Pipe(); err != nil {
-			return nil, nil, nil, err
-		}
-	case ferryv1.AppTypeCommand:
-		if port, err = pickPort(); err != nil {
-			return nil, nil, nil, err
-		}
-		proc.port = port
-		proc.Network, proc.Address = "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		for _, a := range spec.App.Command {
-			argv = append(argv, strings.ReplaceAll(a, "$(PORT)", strconv.Itoa(port)))
-		}
-		env = append(env, "FERRY_REVISION="+spec.Revision)
-	default:
-		return nil, nil, nil, fmt.Errorf("unknown app type %q", spec.App.Type)
+	if l, err = appLaunch(spec, proc, ident); err != nil {
+		return nil, nil, nil, err
 	}
-	for _, e := range spec.App.Env {
-		if spec.App.Type == ferryv1.AppTypeCommand && e.Name == "PORT" {
-			continue // the agent's to set
-		}
-		env = append(env, e.Name+"="+e.Value)
-	}
-	if port != 0 {
-		env = append(env, "PORT="+strconv.Itoa(port))
-	}
-	if len(argv) == 0 {
+	env := append(append(baseEnv(ident), l.env...), appEnv(spec.App, l.port)...)
+	if len(l.argv) == 0 {
 		return nil, nil, nil, errors.New("empty command")
 	}
-	path, err := lookPath(argv[0], envValue(env, "PATH"), dir)
+	path, err := lookPath(l.argv[0], envValue(env, "PATH"), spec.App.Root)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-
-	cmd := &exec.Cmd{Path: path, Args: argv, Dir: dir}
-	if readyW != nil {
-		cmd.ExtraFiles = []*os.File{readyW} // fd 3 == wsgi.ReadyFD
-		proc.childEnds = append(proc.childEnds, readyW)
-		readyW = nil // closed with the other child ends from now on
+	cmd := &exec.Cmd{Path: path, Args: l.argv, Dir: spec.App.Root, Env: env}
+	if l.readyW != nil {
+		cmd.ExtraFiles = []*os.File{l.readyW} // fd 3 == wsgi.ReadyFD
+		proc.childEnds = append(proc.childEnds, l.readyW)
+		l.readyW = nil // closed with the other child ends from now on
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:    true,
 		Pdeathsig:  syscall.SIGKILL,
 		Credential: ident.cred,
 	}
+	if err := attachOutput(cmd, proc); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, proc, l.ready, nil
+}
+
+// checkSpawn checks that spec may be spawned (its user, its root) and
+// returns who its worker runs as.
+func checkSpawn(spec Spec) (identity, error) {
+	ident, err := workerIdentity(spec.App.User)
+	if err != nil {
+		return identity{}, err
+	}
+	if err := spec.Users.check(spec.App.User, ident); err != nil {
+		return identity{}, err
+	}
+	return ident, checkRoot(spec.App.Root)
+}
+
+// launch is how an app type runs: its command line, its environment
+// beyond the base one and the app's own, the port of a Command app, and
+// the pipe a WSGI loader says it is ready on (ready, the agent's end;
+// readyW, the child's).
+type launch struct {
+	argv          []string
+	env           []string
+	port          int
+	ready, readyW *os.File
+}
+
+// closePipe closes the ends of the ready pipe still held.
+func (l launch) closePipe() {
+	for _, f := range []*os.File{l.ready, l.readyW} {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+}
+
+// appLaunch sets proc up for spec's app type (where it serves) and
+// returns how to run it.
+func appLaunch(spec Spec, proc *Process, ident identity) (launch, error) {
+	switch spec.App.Type {
+	case ferryv1.AppTypeWSGI:
+		return wsgiLaunch(spec, proc, ident)
+	case ferryv1.AppTypeCommand:
+		return commandLaunch(spec, proc)
+	}
+	return launch{}, fmt.Errorf("unknown app type %q", spec.App.Type)
+}
+
+// wsgiLaunch runs the WSGI loader on a socket in a directory of proc's
+// own, which the worker's user owns.
+func wsgiLaunch(spec Spec, proc *Process, ident identity) (launch, error) {
+	var err error
+	if proc.sockDir, err = makeSockDir(spec.RunDir); err != nil {
+		return launch{}, err
+	}
+	if ident.cred != nil {
+		if err := os.Chown(proc.sockDir, int(ident.cred.Uid), int(ident.cred.Gid)); err != nil {
+			return launch{}, err
+		}
+	}
+	proc.Network, proc.Address = "unix", filepath.Join(proc.sockDir, "s")
+	opts := wsgi.Options{
+		Python: spec.App.Python, Root: spec.App.Root, StartupFile: spec.App.StartupFile,
+		Socket: proc.Address, Revision: spec.Revision,
+	}
+	l := launch{argv: opts.Argv(spec.LoaderPath), env: opts.Env()}
+	if l.ready, l.readyW, err = os.Pipe(); err != nil {
+		return launch{}, err
+	}
+	return l, nil
+}
+
+// commandLaunch runs the app's command on a free local port, $(PORT) in
+// its arguments replaced by it.
+func commandLaunch(spec Spec, proc *Process) (launch, error) {
+	port, err := pickPort()
+	if err != nil {
+		return launch{}, err
+	}
+	proc.port = port
+	proc.Network, proc.Address = "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	l := launch{port: port, env: []string{"FERRY_REVISION=" + spec.Revision}}
+	for _, a := range spec.App.Command {
+		l.argv = append(l.argv, strings.ReplaceAll(a, "$(PORT)", strconv.Itoa(port)))
+	}
+	return l, nil
+}
+
+// appEnv is the app's environment as its template gives it, then PORT, a
+// Command app's port (the agent's to set: the template's is left out).
+func appEnv(app ferryv1.AppSpec, port int) []string {
+	var env []string
+	for _, e := range app.Env {
+		if app.Type == ferryv1.AppTypeCommand && e.Name == "PORT" {
+			continue
+		}
+		env = append(env, e.Name+"="+e.Value)
+	}
+	if port != 0 {
+		env = append(env, "PORT="+strconv.Itoa(port))
+	}
+	return env
+}
+
+// attachOutput gives the command pipes of our own for its stdout and
+// stderr, kept in proc, rather than io.Writers: exec would otherwise copy
+// the output in goroutines that Wait waits for, and a worker's orphaned
+// child holding stdout open would keep Wait from returning.
+func attachOutput(cmd *exec.Cmd, proc *Process) error {
 	proc.output = newTail(64, 4096)
-	// Pipes of our own rather than io.Writers: exec would otherwise copy
-	// the output in goroutines that Wait waits for, and a worker's orphaned
-	// child holding stdout open would keep Wait from returning.
 	for _, stream := range []string{"stdout", "stderr"} {
-		r, w, perr := os.Pipe()
-		if perr != nil {
-			return nil, nil, nil, perr
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
 		}
 		if stream == "stdout" {
 			cmd.Stdout = w
@@ -772,8 +827,7 @@ func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
 		proc.childEnds = append(proc.childEnds, w)
 		proc.outputs = append(proc.outputs, outputPipe{r, stream})
 	}
-	cmd.Env = env
-	return cmd, proc, ready, nil
+	return nil
 }
 
 // checkRoot says so when the app's root is not a directory: exec would
