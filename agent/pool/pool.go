@@ -824,18 +824,7 @@ func (p *Pool) reconcile() bool {
 	v := p.viewLocked(time.Now())
 	d := decide(v)
 	p.noteLastedLocked(v.now)
-	if p.scaling.err != nil && !v.now.Before(p.scaling.until) && d.spawn == 0 && d.recycle < 0 &&
-		v.spawning == 0 && p.restart == nil && !p.recycling && p.readyOfRevisionLocked(p.scaling.err.Revision) > 0 {
-		// Backed off, nothing to spawn now, and the revision serves: the
-		// error is of a need that passed (a spike), not of the pool as it
-		// is. (A revision with no process ready keeps its error: its app
-		// cannot start, whether or not anything asks for it now.) The
-		// failure count stays, so that the next spike's first failure
-		// backs off as long as this one's last did.
-		p.log.Info("Cleared scaling error: the pool needs no spawn now", "revision", p.scaling.err.Revision)
-		p.scaling.err = nil
-		p.notifyLocked()
-	}
+	p.clearPassedScalingErrorLocked(v, d)
 	next := p.targetLocked()
 	if p.resisting != nil && d.spawn > 0 {
 		next = p.resistFrom
@@ -879,6 +868,23 @@ func (p *Pool) reconcile() bool {
 		p.notify()
 	}
 	return true
+}
+
+// clearPassedScalingErrorLocked clears the scaling error once the pool
+// has backed off, needs no spawn now (as v and d say), and the revision
+// serves: the error is of a need that passed (a spike), not of the pool
+// as it is. (A revision with no process ready keeps its error: its app
+// cannot start, whether or not anything asks for it now.) The failure
+// count and backoff steps stay, so that the next spike's first failure
+// backs off as long as this one's last did.
+func (p *Pool) clearPassedScalingErrorLocked(v view, d decision) {
+	if p.scaling.err == nil || v.now.Before(p.scaling.until) || d.spawn > 0 || d.recycle >= 0 ||
+		v.spawning > 0 || p.restart != nil || p.recycling || p.readyOfRevisionLocked(p.scaling.err.Revision) == 0 {
+		return
+	}
+	p.log.Info("Cleared scaling error: the pool needs no spawn now", "revision", p.scaling.err.Revision)
+	p.scaling.err = nil
+	p.notifyLocked()
 }
 
 func (p *Pool) goBackground(f func()) {
@@ -973,21 +979,11 @@ var errResisted = errors.New("the pool resists the worker's revision")
 // spawn runs the spawn of a registered worker and makes it Ready, or
 // removes it and returns the failure.
 func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
-	tmpl := w.tmpl
 	if p.opts.Observer != nil {
 		p.opts.Observer.SpawnStarted(p.name, kind)
 	}
-	spec := spawn.Spec{
-		App:          tmpl.App,
-		Revision:     w.Revision,
-		StartTimeout: durationOr(tmpl.Pool.StartTimeout, 90*time.Second),
-		RunDir:       p.opts.RunDir,
-		LoaderPath:   p.opts.LoaderPath,
-		Log:          p.log,
-		Users:        p.opts.WorkerUsers,
-	}
 	started := time.Now()
-	proc, err := spawn.Spawn(p.ctx, spec)
+	proc, err := spawn.Spawn(p.ctx, p.spawnSpec(w))
 	var startRSS int64 // its size as it starts, before any request (memoryLimit)
 	if err == nil {
 		_, startRSS, _ = readProcStat(proc.PID)
@@ -1004,23 +1000,60 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 		}
 		return err
 	}
-	if p.closed {
-		p.removeLocked(w)
-		by := p.closeBy
-		p.mu.Unlock()
-		proc.Stop(waitWithin(durationOr(tmpl.Pool.ShutdownTimeout, time.Minute), by))
-		return ErrClosed
-	}
-	if kind != SpawnRestart && p.resisting != nil && w.Revision == p.resisting.Revision {
+	if refused := p.refuseSpawnedLocked(w, kind); refused != nil {
 		p.removeLocked(w)
 		p.notifyLocked()
-		timeout := waitWithin(durationOr(tmpl.Pool.ShutdownTimeout, time.Minute), p.closeBy)
+		timeout := waitWithin(durationOr(w.tmpl.Pool.ShutdownTimeout, time.Minute), p.closeBy)
 		p.mu.Unlock()
-		p.log.Info("Stopped a new worker of the revision the pool resists: its spawn began before the pool came to resist it",
-			"pid", proc.PID, "revision", w.Revision)
+		if errors.Is(refused, errResisted) {
+			p.log.Info("Stopped a new worker of the revision the pool resists: its spawn began before the pool came to resist it",
+				"pid", proc.PID, "revision", w.Revision)
+		}
 		proc.Stop(timeout)
+		return refused
+	}
+	p.readyLocked(w, proc, startRSS)
+	p.notifyLocked()
+	p.mu.Unlock()
+
+	if p.opts.Observer != nil {
+		p.opts.Observer.SpawnSucceeded(p.name, time.Since(started))
+	}
+	p.log.Info("Spawned worker", "pid", proc.PID, "revision", w.Revision, "duration", time.Since(started).Round(time.Millisecond).String())
+	p.goBackground(func() { p.watchExit(w) })
+	return nil
+}
+
+// spawnSpec is what spawns w: its template's app, as of its revision.
+func (p *Pool) spawnSpec(w *Worker) spawn.Spec {
+	return spawn.Spec{
+		App:          w.tmpl.App,
+		Revision:     w.Revision,
+		StartTimeout: durationOr(w.tmpl.Pool.StartTimeout, 90*time.Second),
+		RunDir:       p.opts.RunDir,
+		LoaderPath:   p.opts.LoaderPath,
+		Log:          p.log,
+		Users:        p.opts.WorkerUsers,
+	}
+}
+
+// refuseSpawnedLocked says why w, whose process is up, may not serve: the
+// pool closed meanwhile (ErrClosed), or came to resist its revision
+// (errResisted; not for a restart's replacement, which keepInstead
+// stops); nil when it may.
+func (p *Pool) refuseSpawnedLocked(w *Worker, kind SpawnKind) error {
+	switch {
+	case p.closed:
+		return ErrClosed
+	case kind != SpawnRestart && p.resisting != nil && w.Revision == p.resisting.Revision:
 		return errResisted
 	}
+	return nil
+}
+
+// readyLocked puts w, its process proc up, in service: Ready, handed
+// waiting requests, its revision started.
+func (p *Pool) readyLocked(w *Worker, proc *spawn.Process, startRSS int64) {
 	w.proc = proc
 	w.stats.startRSS = startRSS
 	w.startedAt = proc.StartedAt
@@ -1033,34 +1066,30 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 	}
 	w.Transport = p.opts.NewTransport(w)
 	p.grantLocked(w)
-	// Any spawn that works for a revision ends the scaling error recorded
-	// for it: the condition must not keep saying "failing" at steady state.
-	// In a crash loop, a worker coming up recovers nothing yet: the loop
-	// ends, and says so, once one has lasted or served until it was
-	// recycled (servedLocked).
-	if p.scaling.err != nil && p.scaling.err.Revision == w.Revision {
-		if !p.scaling.crashSince.IsZero() {
-			p.scaling.err = nil
-		} else {
-			p.log.Info("Recovered from scaling error", "revision", w.Revision)
-			p.scaling = scalingState{}
-		}
-	}
+	p.spawnWorkedLocked(w.Revision)
 	// A worker that came up on a revision that is no longer the target
 	// (its spawn began before a new revision was asked for) is replaced
 	// by the next restart: wake the supervisor.
 	if w.Revision != p.cfg.Revision {
 		p.kickSupervisor()
 	}
-	p.notifyLocked()
-	p.mu.Unlock()
+}
 
-	if p.opts.Observer != nil {
-		p.opts.Observer.SpawnSucceeded(p.name, time.Since(started))
+// spawnWorkedLocked ends the scaling error recorded for revision, a spawn
+// of which worked: the condition must not keep saying "failing" at steady
+// state. In a crash loop, a worker coming up recovers nothing yet: the
+// loop ends, and says so, once one has lasted or served until it was
+// recycled (servedLocked).
+func (p *Pool) spawnWorkedLocked(revision string) {
+	if p.scaling.err == nil || p.scaling.err.Revision != revision {
+		return
 	}
-	p.log.Info("Spawned worker", "pid", proc.PID, "revision", w.Revision, "duration", time.Since(started).Round(time.Millisecond).String())
-	p.goBackground(func() { p.watchExit(w) })
-	return nil
+	if !p.scaling.crashSince.IsZero() {
+		p.scaling.err = nil
+		return
+	}
+	p.log.Info("Recovered from scaling error", "revision", revision)
+	p.scaling = scalingState{}
 }
 
 // scaleSpawn grows the pool by one worker; a failure is a scaling error.
@@ -1182,47 +1211,9 @@ func (p *Pool) watchExit(w *Worker) {
 	stepDoneLocked(p.restart, w)
 	closeOnce(w.drained)
 	close(w.gone)
-	// A crash soon after the worker was ready is as good as a failed
-	// spawn: back off before the next, decided under this lock so that no
-	// reconcile respawns it first. (The loop ends once a worker ready
-	// since it began has lasted or served until it was recycled:
-	// servedLocked.)
-	//
-	// Not a crash in a request of a revision whose app is known to stay
-	// up (lasted): a request killed it (one URL, one input), and the next
-	// process may serve every other request; as Passenger, the request
-	// gets 502 and the process is replaced at once. Backing off would
-	// leave the pool empty under a stream of such requests (each
-	// replacement is younger than the window), answering every request
-	// 503. Of a revision not yet known to stay up (a new one, mid-
-	// rollout), one death in a request cannot be told from an app that
-	// dies on its own: under load a request is nearly always at a
-	// process. The first of a run is the request's; from the second, the
-	// deaths count unless they are of one request of death
-	// (excuseUnproven), so that a revision that boots and dies halts its
-	// rollout under load too. Nor more than maxExcused in a row (excuseLocked):
-	// code of a lasted revision broken in place dies the same way; unless
-	// every death of the run was in a request of one key while others
-	// were answered (deadly): one URL must not take the app down.
-	var crash error
-	var backoff []any
-	var resisted bool
-	if unexpected && !ofRequest && !p.closed && lived < crashWindow && p.spawnsRevisionLocked(w.Revision) {
-		reason := fmt.Sprintf("%s %s %s", w.proc.DescribeExit(), lived.Round(time.Millisecond), contract.DiedAfterReady)
-		switch {
-		case inRequest && p.lasted[w.Revision]:
-			reason += fmt.Sprintf(", while handling a request (more than %d such deaths in a row: taken as the app's)", maxExcused)
-		case inRequest:
-			reason += ", while handling a request (not the first death in a row, and no process of this revision has lived past the crash window yet)"
-		}
-		crash = &spawn.Error{Reason: reason, Output: w.proc.Output()}
-		if resisted = p.resistCrashLocked(w, crash); !resisted {
-			failed := time.Now()
-			if !w.foundDying.IsZero() {
-				failed = w.foundDying
-			}
-			backoff = p.backOffLocked(w.Revision, crash, true, w.startedAt, failed)
-		}
+	var young youngDeath
+	if unexpected && !ofRequest {
+		young = p.youngDeathLocked(w, lived, inRequest)
 	}
 	// Backing off with no worker left, nothing will serve the waiting
 	// requests.
@@ -1234,12 +1225,76 @@ func (p *Pool) watchExit(w *Worker) {
 	if t, ok := w.Transport.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
+	p.reportExit(w, unexpected, ofRequest, young)
+	p.kickSupervisor()
+}
+
+// youngDeath is what the pool made of a worker's unexpected death within
+// crashWindow of ready (youngDeathLocked): crash, as good as a failed
+// spawn, nil if it was none; resisted, that the pool came to resist its
+// revision for it; backoff, the failure's backoff otherwise (backOffLocked).
+type youngDeath struct {
+	crash    error
+	resisted bool
+	backoff  []any
+}
+
+// youngDeathLocked judges the unexpected death of w, lived after ready,
+// not taken as its request's (ofRequestLocked).
+//
+// A crash soon after the worker was ready is as good as a failed
+// spawn: back off before the next, decided under this lock so that no
+// reconcile respawns it first. (The loop ends once a worker ready
+// since it began has lasted or served until it was recycled:
+// servedLocked.)
+//
+// Not a crash in a request of a revision whose app is known to stay
+// up (lasted): a request killed it (one URL, one input), and the next
+// process may serve every other request; as Passenger, the request
+// gets 502 and the process is replaced at once. Backing off would
+// leave the pool empty under a stream of such requests (each
+// replacement is younger than the window), answering every request
+// 503. Of a revision not yet known to stay up (a new one, mid-
+// rollout), one death in a request cannot be told from an app that
+// dies on its own: under load a request is nearly always at a
+// process. The first of a run is the request's; from the second, the
+// deaths count unless they are of one request of death
+// (excuseUnproven), so that a revision that boots and dies halts its
+// rollout under load too. Nor more than maxExcused in a row (excuseLocked):
+// code of a lasted revision broken in place dies the same way; unless
+// every death of the run was in a request of one key while others
+// were answered (deadly): one URL must not take the app down.
+func (p *Pool) youngDeathLocked(w *Worker, lived time.Duration, inRequest bool) youngDeath {
+	if p.closed || lived >= crashWindow || !p.spawnsRevisionLocked(w.Revision) {
+		return youngDeath{}
+	}
+	reason := fmt.Sprintf("%s %s %s", w.proc.DescribeExit(), lived.Round(time.Millisecond), contract.DiedAfterReady)
 	switch {
-	case resisted:
-		p.reportResisting(w.Revision, crash)
-	case crash != nil:
+	case inRequest && p.lasted[w.Revision]:
+		reason += fmt.Sprintf(", while handling a request (more than %d such deaths in a row: taken as the app's)", maxExcused)
+	case inRequest:
+		reason += ", while handling a request (not the first death in a row, and no process of this revision has lived past the crash window yet)"
+	}
+	d := youngDeath{crash: &spawn.Error{Reason: reason, Output: w.proc.Output()}}
+	if d.resisted = p.resistCrashLocked(w, d.crash); !d.resisted {
+		failed := time.Now()
+		if !w.foundDying.IsZero() {
+			failed = w.foundDying
+		}
+		d.backoff = p.backOffLocked(w.Revision, d.crash, true, w.startedAt, failed)
+	}
+	return d
+}
+
+// reportExit logs and counts w's exit: unexpected, taken as its
+// request's (ofRequest), and what the pool made of it (young).
+func (p *Pool) reportExit(w *Worker, unexpected, ofRequest bool, young youngDeath) {
+	switch {
+	case young.resisted:
+		p.reportResisting(w.Revision, young.crash)
+	case young.crash != nil:
 		p.reportFailure("Worker crashed soon after it was ready, as good as a failed spawn; backing off",
-			w.Revision, crash, SpawnScale, backoff...)
+			w.Revision, young.crash, SpawnScale, young.backoff...)
 	}
 	switch {
 	case unexpected && ofRequest:
@@ -1252,7 +1307,6 @@ func (p *Pool) watchExit(w *Worker) {
 	if p.opts.Observer != nil {
 		p.opts.Observer.WorkerExited(p.name, unexpected)
 	}
-	p.kickSupervisor()
 }
 
 // exitSaysLocked records what w's exit from prev, lived after ready,
