@@ -7,8 +7,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ferry-dev/ferry/agent/statusview"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // Status is a snapshot of a pool, what `ferry-agent status` shows and what
@@ -145,7 +145,7 @@ func (s Status) restartCondition() metav1.Condition {
 		if e := s.ScalingError; e != nil && e.Revision == s.Restart.Revision {
 			// A step's spawn that failed while a process of the revision
 			// serves is retried (restart.go), the old process serving on.
-			c.Message += "; its spawns fail (see ScalingError), " + statusview.SpawnsRetried
+			c.Message += "; its spawns fail (see ScalingError), " + contract.SpawnsRetried
 		}
 	case s.LastRestart != nil && s.LastRestart.Revision == s.Revision && s.LastRestart.Failed > 0 &&
 		s.Counts.Updated < s.Counts.Total:
@@ -221,7 +221,7 @@ func (s Status) scalingCondition() metav1.Condition {
 		// A time, not a countdown: the message must not change by itself.
 		c.Message += "; next attempt at " + s.ScalingRetryAt.UTC().Format(time.TimeOnly) + " UTC"
 	}
-	c.Message += "; " + statusview.SpawnsRetried
+	c.Message += "; " + contract.SpawnsRetried
 	return c
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // Pool is one pool as the view shows it.
@@ -39,13 +40,6 @@ type Pool struct {
 	// Notes are extra lines, e.g. that an agent stopped reporting.
 	Notes []string
 }
-
-// SpawnsRetried is what becomes of a pool's failing spawns, in the words
-// the view's "Scaling error" block and the pool's ScalingError and
-// RollingRestart conditions use: the agent retries them with no end but
-// another revision (in a cluster, the manager's return of the node to
-// what worked is one).
-const SpawnsRetried = "retried with backoff, at most a minute apart, until one works or another revision is requested"
 
 // Header is the "General information" block.
 type Header struct {
@@ -111,7 +105,7 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		}
 		fmt.Fprintf(b, "  Scaling error (backing off%s): revision %s failed to spawn: %s\n", next, e.Revision, e.Reason)
 		writeIndented(b, lastLines(e.Output, 5), "    | ")
-		b.WriteString("    Spawns are " + SpawnsRetried + ".\n")
+		b.WriteString("    Spawns are " + contract.SpawnsRetried + ".\n")
 	}
 	for _, n := range p.Notes {
 		fmt.Fprintf(b, "  %s\n", n)
