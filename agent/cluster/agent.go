@@ -422,11 +422,14 @@ func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool)
 	a.mu.Unlock()
 }
 
+// removeFinalizer takes the drain finalizer off pp. It leaves pp as it
+// is: a removal that failed is tried again on it.
 func (a *Agent) removeFinalizer(ctx context.Context, pp *ferryv1.ProcessPool) error {
 	if !controllerutil.ContainsFinalizer(pp, contract.DrainFinalizer) {
 		return nil
 	}
-	patch := client.MergeFromWithOptions(pp.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	patch := client.MergeFromWithOptions(pp, client.MergeFromWithOptimisticLock{})
+	pp = pp.DeepCopy()
 	controllerutil.RemoveFinalizer(pp, contract.DrainFinalizer)
 	if err := a.client.Patch(ctx, pp, patch); err != nil && !apierrors.IsNotFound(err) {
 		return err

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -8,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
 // TestOutageIsLoggedOncePerKind: through an outage whose errors change
@@ -90,6 +93,46 @@ func TestOutageIsLoggedOncePerKind(t *testing.T) {
 	book.Check(t)
 }
 
+// TestDrainFinalizerThroughAnOutage: a deleted pool's finalizer that
+// cannot be taken off through an outage (the API server answers nothing,
+// then refuses connections) is taken off once it is over.
+func TestDrainFinalizerThroughAnOutage(t *testing.T) {
+	ns := namespace(t)
+	fwd, cfg := throughForwarder(t)
+	cfg.Timeout = time.Second
+	failures := countFailures(cfg)
+	book := agenttest.NewLogbook(t)
+	runAgent(t, "node-f", cfg, stateDir(t), logTo(book), func(o *Options) { o.DrainDelay = 2 * time.Second })
+	pp, key := readyPool(t, ns, "app-node-f", "node-f", freePort(t))
+	finalizerPatches := func(path string) bool { return strings.HasSuffix(path, "/processpools/"+pp.Name) }
+	if err := env.Client.Delete(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
+
+	outages := []struct {
+		kind       string
+		start, end func()
+	}{
+		{troubleNoAnswer, fwd.freeze, func() {}}, // the cut ends the freeze
+		{troubleUnreachable, fwd.cut, func() { fwd.restore(t) }},
+	}
+	for _, o := range outages {
+		before := failures.counts()
+		o.start()
+		waitUntil(t, "the finalizer's removal to fail twice with "+o.kind, func() bool {
+			return failures.sinceWhere(before, finalizerPatches) >= 2
+		})
+		o.end()
+	}
+	waitUntil(t, "the deleted pool released", func() bool {
+		return apierrors.IsNotFound(env.Client.Get(context.Background(), key, &ferryv1.ProcessPool{}))
+	})
+
+	book.WaitFor(t, "Drained deleted pool")
+	book.Check(t)
+}
+
 // failureCounts counts the requests through a config that failed without
 // an answer, by path.
 type failureCounts struct {
@@ -123,11 +166,17 @@ func (fc *failureCounts) counts() int {
 // since is how many requests whose path holds part failed after the
 // first n failures.
 func (fc *failureCounts) since(n int, part string) int {
+	return fc.sinceWhere(n, func(path string) bool { return strings.Contains(path, part) })
+}
+
+// sinceWhere is how many requests whose path is one of match's failed
+// after the first n failures.
+func (fc *failureCounts) sinceWhere(n int, match func(path string) bool) int {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	count := 0
 	for _, p := range fc.failed[n:] {
-		if strings.Contains(p, part) {
+		if match(p) {
 			count++
 		}
 	}
