@@ -348,43 +348,70 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 			a.drainDelay(rp)
 			rp.close(false) // deleted: cut short by a stop, it does not serve on
 		}
-		conflicts := 0
-		for attempt := 0; ; attempt++ {
-			err := a.removeFinalizer(context.Background(), pp)
-			if err == nil {
-				break
-			}
-			// A conflict is retried on a fresh copy even as the agent
-			// stops: its pools' last reports made the copy stale.
-			if apierrors.IsConflict(err) {
-				fresh := &ferryv1.ProcessPool{}
-				if a.live.Get(context.Background(), key, fresh) == nil {
-					if fresh.UID != pp.UID {
-						break // released meanwhile; a new pool has the name
-					}
-					pp = fresh
-					// The pool was written since the copy was taken (its
-					// status reported during the drain delay, its labels
-					// patched): no failure. Try the fresh copy at once, a
-					// few times, before counting it as one.
-					if conflicts++; conflicts <= quietConflicts {
-						a.log.V(1).Info("Pool changed while it drained; removing the drain finalizer again", "pool", key)
-						attempt--
-						continue
-					}
-				}
-			}
-			if a.stopping.Load() {
-				a.log.Error(err, "Could not remove the drain finalizer; the node's next agent will", "pool", key)
-				break
-			}
-			a.log.Error(err, "Could not remove the drain finalizer; will retry", "pool", key)
-			time.Sleep(min(time.Second<<min(attempt, 5), 30*time.Second))
-		}
+		a.releaseFinalizer(key, pp)
 		a.mu.Lock()
 		delete(a.draining, uid)
 		a.mu.Unlock()
 	}()
+}
+
+// releaseFinalizer removes a drained pool's finalizer, retried until it
+// succeeds or the agent stops. Its failures are logged as the Lease's
+// renewals are (leaseTrouble): when they start, when they fail otherwise,
+// and every leaseRemindEvery, not at every retry through an API server
+// outage; the release after them with how long they lasted.
+func (a *Agent) releaseFinalizer(key types.NamespacedName, pp *ferryv1.ProcessPool) {
+	var trouble leaseTrouble
+	conflicts := 0
+	for attempt := 0; ; attempt++ {
+		removed, err := a.removeFinalizer(context.Background(), pp)
+		if err == nil {
+			if removed {
+				a.logDrained(key, &trouble)
+			}
+			return
+		}
+		// A conflict is retried on a fresh copy even as the agent
+		// stops: its pools' last reports made the copy stale.
+		if apierrors.IsConflict(err) {
+			fresh := &ferryv1.ProcessPool{}
+			if a.live.Get(context.Background(), key, fresh) == nil {
+				if fresh.UID != pp.UID {
+					return // released meanwhile; a new pool has the name
+				}
+				pp = fresh
+				// The pool was written since the copy was taken (its
+				// status reported during the drain delay, its labels
+				// patched): no failure. Try the fresh copy at once, a
+				// few times, before counting it as one.
+				if conflicts++; conflicts <= quietConflicts {
+					a.log.V(1).Info("Pool changed while it drained; removing the drain finalizer again", "pool", key)
+					attempt--
+					continue
+				}
+			}
+		}
+		if a.stopping.Load() {
+			a.log.Error(err, "Could not remove the drain finalizer; the node's next agent will", "pool", key)
+			return
+		}
+		retryIn := min(time.Second<<min(attempt, 5), 30*time.Second)
+		if since, log := trouble.failed(time.Now(), err); log {
+			a.log.Error(err, "Could not remove the drain finalizer; will retry", "pool", key, "retryIn", retryIn.String(),
+				"failingSince", since.UTC().Format(time.RFC3339))
+		}
+		time.Sleep(retryIn)
+	}
+}
+
+// logDrained says a deleted pool was released, and for how long taking
+// its finalizer off had failed, if it had.
+func (a *Agent) logDrained(key types.NamespacedName, trouble *leaseTrouble) {
+	if since, was := trouble.renewed(); was {
+		a.log.Info("Drained deleted pool", "pool", key, "failedFor", time.Since(since).Round(time.Second).String())
+		return
+	}
+	a.log.Info("Drained deleted pool", "pool", key)
 }
 
 // quietConflicts is how many conflicts in a row the removal of a drained
@@ -422,20 +449,20 @@ func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool)
 	a.mu.Unlock()
 }
 
-// removeFinalizer takes the drain finalizer off pp. It leaves pp as it
-// is: a removal that failed is tried again on it.
-func (a *Agent) removeFinalizer(ctx context.Context, pp *ferryv1.ProcessPool) error {
+// removeFinalizer takes the drain finalizer off pp; removed: pp had it,
+// and now neither has (or the pool is gone). It leaves pp as it is: a
+// removal that failed is tried again on it.
+func (a *Agent) removeFinalizer(ctx context.Context, pp *ferryv1.ProcessPool) (removed bool, err error) {
 	if !controllerutil.ContainsFinalizer(pp, contract.DrainFinalizer) {
-		return nil
+		return false, nil
 	}
 	patch := client.MergeFromWithOptions(pp, client.MergeFromWithOptimisticLock{})
 	pp = pp.DeepCopy()
 	controllerutil.RemoveFinalizer(pp, contract.DrainFinalizer)
 	if err := a.client.Patch(ctx, pp, patch); err != nil && !apierrors.IsNotFound(err) {
-		return err
+		return false, err
 	}
-	a.log.Info("Drained deleted pool", "pool", client.ObjectKeyFromObject(pp))
-	return nil
+	return true, nil
 }
 
 // ensure runs pp's pool with its current spec.

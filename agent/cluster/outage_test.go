@@ -75,27 +75,31 @@ func TestOutageIsLoggedOncePerKind(t *testing.T) {
 			failures.since(before, "/status"))
 	}
 
-	for what, es := range map[string][]agenttest.LogEntry{
-		"the Lease's renewals":     book.Find("Could not renew the agent's lease"),
-		"the pool's status writes": ofPool(book.Find("Could not report status")),
-	} {
-		perKind := map[string][]string{}
-		for _, e := range es {
-			perKind[troubleKey(e.Err)] = append(perKind[troubleKey(e.Err)], e.Err.Error())
-		}
-		for _, o := range outages {
-			if n := len(perKind[o.kind]); n != 1 {
-				t.Errorf("%s failing because %s logged %d times, want once:\n%s", what, o.kind, n,
-					strings.Join(perKind[o.kind], "\n"))
-			}
+	checkOncePerKind(t, "the Lease's renewals", book.Find("Could not renew the agent's lease"), troubleNoAnswer, troubleUnreachable)
+	checkOncePerKind(t, "the pool's status writes", ofPool(book.Find("Could not report status")), troubleNoAnswer, troubleUnreachable)
+	book.Check(t)
+}
+
+// checkOncePerKind fails t unless the failures of what logged (es) are
+// one line for each of kinds (troubleKeys).
+func checkOncePerKind(t *testing.T, what string, es []agenttest.LogEntry, kinds ...string) {
+	t.Helper()
+	perKind := map[string][]string{}
+	for _, e := range es {
+		perKind[troubleKey(e.Err)] = append(perKind[troubleKey(e.Err)], e.Err.Error())
+	}
+	for _, kind := range kinds {
+		if n := len(perKind[kind]); n != 1 {
+			t.Errorf("%s failing because %s logged %d times, want once:\n%s", what, kind, n, strings.Join(perKind[kind], "\n"))
 		}
 	}
-	book.Check(t)
 }
 
 // TestDrainFinalizerThroughAnOutage: a deleted pool's finalizer that
 // cannot be taken off through an outage (the API server answers nothing,
-// then refuses connections) is taken off once it is over.
+// then refuses connections) is taken off once it is over. Its failures
+// are logged once per kind of outage, not at every retry, and the release
+// with how long they lasted.
 func TestDrainFinalizerThroughAnOutage(t *testing.T) {
 	ns := namespace(t)
 	fwd, cfg := throughForwarder(t)
@@ -129,7 +133,10 @@ func TestDrainFinalizerThroughAnOutage(t *testing.T) {
 		return apierrors.IsNotFound(env.Client.Get(context.Background(), key, &ferryv1.ProcessPool{}))
 	})
 
-	book.WaitFor(t, "Drained deleted pool")
+	checkOncePerKind(t, "the finalizer's removal", book.Find("Could not remove the drain finalizer"), troubleNoAnswer, troubleUnreachable)
+	if v, _ := book.WaitFor(t, "Drained deleted pool").Value("failedFor"); v == nil {
+		t.Error("the release after failures logged without failedFor")
+	}
 	book.Check(t)
 }
 
