@@ -845,8 +845,8 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 // pool whose figures move tries to write its status every heartbeat. An
 // outage of minutes on a node with many pools must not write a line per
 // pool per heartbeat: as the Lease's renewals, a failure is logged when
-// it starts, when it changes, and every five minutes while it lasts; its
-// end once.
+// it starts, when it fails in a way not yet logged since, and every five
+// minutes while it lasts; its end once.
 func TestStatusWritesFailingAreLoggedOnce(t *testing.T) {
 	ns := namespace(t)
 	fwd, cfg := throughForwarder(t)

@@ -54,13 +54,22 @@ func (a *Agent) renewLease(ctx context.Context) {
 const leaseRemindEvery = 5 * time.Minute
 
 // leaseTrouble decides which failed lease renewals are logged: the first,
-// one that fails otherwise than the last logged (an outage that turns
-// into a Forbidden), and a reminder every leaseRemindEvery. Each pool's
-// reporter keeps one for its status writes too.
+// one that fails in a way not yet logged since they began to fail (an
+// outage that turns into a Forbidden), and a reminder every
+// leaseRemindEvery. A kind that comes back is not logged again before the
+// reminder: a restarting API server refuses, then does not answer, then
+// refuses again, and a line at each switch would log its outage every
+// few tries. Each pool's reporter keeps one for its status writes too,
+// and each drained pool's release of its finalizer.
 type leaseTrouble struct {
-	since, logged time.Time // since: zero while renewals succeed
-	msg           string    // the last logged error's troubleKey
+	since, logged time.Time       // since: zero while renewals succeed
+	kinds         map[string]bool // the troubleKeys logged since since
 }
+
+// maxTroubleKinds bounds leaseTrouble.kinds: errors whose words change
+// otherwise than by their numbers are a kind each, logged each; once
+// there are this many, the kinds start over.
+const maxTroubleKinds = 8
 
 // The kinds of trouble that are one whatever their errors say: through
 // one outage the words change from try to try (a frozen API server's TLS
@@ -122,11 +131,15 @@ func (lt *leaseTrouble) failed(now time.Time, err error) (since time.Time, log b
 	if lt.since.IsZero() {
 		lt.since = now
 	}
-	if msg := troubleKey(err); lt.logged.IsZero() || msg != lt.msg || now.Sub(lt.logged) >= leaseRemindEvery {
-		lt.logged, lt.msg = now, msg
-		return lt.since, true
+	kind := troubleKey(err)
+	if lt.kinds[kind] && now.Sub(lt.logged) < leaseRemindEvery {
+		return lt.since, false
 	}
-	return lt.since, false
+	if lt.kinds == nil || len(lt.kinds) >= maxTroubleKinds {
+		lt.kinds = map[string]bool{}
+	}
+	lt.logged, lt.kinds[kind] = now, true
+	return lt.since, true
 }
 
 // renewed records a renewal that succeeded; was says renewals had failed

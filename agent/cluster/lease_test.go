@@ -22,7 +22,7 @@ import (
 )
 
 // TestLeaseTroubleLogging: a renewal that keeps failing is logged when it
-// starts, when it fails otherwise, and as a reminder every
+// starts, when it fails in a way not yet logged, and as a reminder every
 // leaseRemindEvery; never every second, never only once.
 func TestLeaseTroubleLogging(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
@@ -185,6 +185,71 @@ func TestLeaseTroubleOutageThatFlaps(t *testing.T) {
 	want := []string{handshake.Error(), forbidden.Error(), refused.Error()}
 	if !slices.Equal(logged, want) {
 		t.Errorf("logged %d lines:\n%s\nwant %d:\n%s", len(logged), strings.Join(logged, "\n"), len(want), strings.Join(want, "\n"))
+	}
+}
+
+// TestLeaseTroubleKindsOncePerOutage: an outage whose kind switches back
+// and forth (a restarting API server refuses, then does not answer, then
+// refuses again) logs each kind once, then only the reminder every
+// leaseRemindEvery; a kind not yet logged is logged when it comes, and
+// a renewal starts over. One try every 10s.
+func TestLeaseTroubleKindsOncePerOutage(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	silent := silentListener(t)
+	refused := refusedGET(t, http.DefaultClient, closedAddr(t))
+	timeout := refusedGET(t, &http.Client{Timeout: 50 * time.Millisecond}, silent)
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"},
+		"ferry-agent-node-a", errors.New("no RBAC policy matched"))
+	flapping := func(n int) []error { // n tries, refused and timeout in turn
+		var errs []error
+		for i := range n {
+			errs = append(errs, []error{refused, timeout}[i%2])
+		}
+		return errs
+	}
+	cases := []struct {
+		name  string
+		tries []error  // nil: a renewal that succeeded
+		want  []string // the lines logged: when, and which error
+	}{
+		{"a restart's minute", flapping(6), []string{"0s refused", "10s timeout"}},
+		{"flapping for 7 minutes", flapping(42), []string{"0s refused", "10s timeout", "5m10s timeout"}},
+		{"an answer between", append(flapping(4), forbidden, refused, timeout, forbidden),
+			[]string{"0s refused", "10s timeout", "40s forbidden"}},
+		{"a new outage after a renewal", append(append(flapping(4), nil), flapping(4)...),
+			[]string{"0s refused", "10s timeout", "50s refused", "1m0s timeout"}},
+	}
+	name := map[error]string{refused: "refused", timeout: "timeout", forbidden: "forbidden"}
+	for _, c := range cases {
+		var lt leaseTrouble
+		var logged []string
+		for i, err := range c.tries {
+			at := time.Duration(i) * 10 * time.Second
+			if err == nil { // renewed
+				lt.renewed()
+			} else if _, log := lt.failed(t0.Add(at), err); log {
+				logged = append(logged, at.String()+" "+name[err])
+			}
+		}
+		if !slices.Equal(logged, c.want) {
+			t.Errorf("%s: logged %q, want %q", c.name, logged, c.want)
+		}
+	}
+}
+
+// TestLeaseTroubleKindsAreBounded: errors whose words differ at every try
+// (each its own kind, each logged) do not pile up in a long outage.
+func TestLeaseTroubleKindsAreBounded(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	var lt leaseTrouble
+	for i := range 100 {
+		err := fmt.Errorf("request %s failed", strings.Repeat("x", i))
+		if _, log := lt.failed(t0.Add(time.Duration(i)*time.Second), err); !log {
+			t.Errorf("try %d, an error of its own: not logged", i)
+		}
+	}
+	if len(lt.kinds) > maxTroubleKinds {
+		t.Errorf("%d kinds kept after 100 of them, want at most %d", len(lt.kinds), maxTroubleKinds)
 	}
 }
 

@@ -394,8 +394,9 @@ func (rp *runningPool) report() {
 	written, stored := false, false
 	backoff := time.Duration(0)
 	// Failed writes are logged as the Lease's renewals are: when they
-	// start, when the error changes, and every leaseRemindEvery; not one
-	// line per pool per heartbeat through an API server outage.
+	// start, when they fail in a way not yet logged since, and every
+	// leaseRemindEvery; not one line per pool per heartbeat through an
+	// API server outage.
 	var trouble leaseTrouble
 	for {
 		changed := rp.pool.Changed()
