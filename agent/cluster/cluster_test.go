@@ -34,6 +34,8 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/testenv"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 var env *testenv.Env
@@ -60,14 +62,10 @@ func example(name string) string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "examples", name)
 }
 
+// freePort is testsupport.FreePort, as a pool's listen.port.
 func freePort(t *testing.T) int32 {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return int32(l.Addr().(*net.TCPAddr).Port)
+	return int32(testsupport.FreePort(t))
 }
 
 func namespace(t *testing.T) string {

@@ -27,11 +27,7 @@ import (
 // timeout" too); then it refuses connections.
 func TestOutageIsLoggedOncePerKind(t *testing.T) {
 	ns := namespace(t)
-	fwd, cfg := throughForwarder(t)
-	cfg.Timeout = time.Second
-	failures := countFailures(cfg)
-	book := agenttest.NewLogbook(t)
-	runAgent(t, "node-o", cfg, stateDir(t), logTo(book))
+	fwd, failures, book := outageAgent(t, "node-o")
 	port := freePort(t)
 	_, key := readyPool(t, ns, "app-node-o", "node-o", port)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
@@ -102,11 +98,7 @@ func checkOncePerKind(t *testing.T, what string, es []agenttest.LogEntry, kinds 
 // with how long they lasted.
 func TestDrainFinalizerThroughAnOutage(t *testing.T) {
 	ns := namespace(t)
-	fwd, cfg := throughForwarder(t)
-	cfg.Timeout = time.Second
-	failures := countFailures(cfg)
-	book := agenttest.NewLogbook(t)
-	runAgent(t, "node-f", cfg, stateDir(t), logTo(book), func(o *Options) { o.DrainDelay = 2 * time.Second })
+	fwd, failures, book := outageAgent(t, "node-f", func(o *Options) { o.DrainDelay = 2 * time.Second })
 	pp, key := readyPool(t, ns, "app-node-f", "node-f", freePort(t))
 	finalizerPatches := func(path string) bool { return strings.HasSuffix(path, "/processpools/"+pp.Name) }
 	if err := env.Client.Delete(context.Background(), pp); err != nil {
@@ -138,6 +130,19 @@ func TestDrainFinalizerThroughAnOutage(t *testing.T) {
 		t.Error("the release after failures logged without failedFor")
 	}
 	book.Check(t)
+}
+
+// outageAgent runs an agent for node through a forwarder (returned, to
+// freeze or cut) with 1s deadlines, with its failed requests counted and
+// its log in a logbook; opts change its options first.
+func outageAgent(t *testing.T, node string, opts ...func(*Options)) (*forwarder, *failureCounts, *agenttest.Logbook) {
+	t.Helper()
+	fwd, cfg := throughForwarder(t)
+	cfg.Timeout = time.Second
+	failures := countFailures(cfg)
+	book := agenttest.NewLogbook(t)
+	runAgent(t, node, cfg, stateDir(t), append(opts, logTo(book))...)
+	return fwd, failures, book
 }
 
 // failureCounts counts the requests through a config that failed without

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestReloadOntoTakenPortKeepsServing: the file moves an AppGroup to a
@@ -23,7 +25,7 @@ func TestReloadOntoTakenPortKeepsServing(t *testing.T) {
 	s := newSite(t)
 	r := run(t, s)
 	oldURL := s.url() + "/"
-	taken := freePort(t)
+	taken := testsupport.FreePort(t)
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", taken))
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +158,7 @@ func TestReloadToNewPortKeepsProcesses(t *testing.T) {
 		}
 		return m
 	}
-	s.port = freePort(t)
+	s.port = testsupport.FreePort(t)
 	s.write(t, 2, "1")
 	if err := r.client.Reload(context.Background()); err != nil {
 		t.Fatal(err)
@@ -185,7 +187,7 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 	req := agenttest.StartHalfSentEcho(t, fmt.Sprintf("127.0.0.1:%d", s.port))
 	time.Sleep(200 * time.Millisecond)
 
-	s.port = freePort(t)
+	s.port = testsupport.FreePort(t)
 	s.write(t, 2, "1")
 	if err := r.client.Reload(context.Background()); err != nil {
 		t.Fatal(err)
@@ -227,7 +229,7 @@ func TestStatusDuringMoves(t *testing.T) {
 		}
 	}()
 	for range 3 {
-		s.port = freePort(t)
+		s.port = testsupport.FreePort(t)
 		s.write(t, 2, "1")
 		if err := r.srv.Reload(); err != nil {
 			t.Fatal(err)
@@ -247,7 +249,7 @@ func TestStatusDuringMoves(t *testing.T) {
 func TestMoveBackAtOnce(t *testing.T) {
 	s := newSite(t)
 	r := run(t, s)
-	ports := []int{s.port, freePort(t)}
+	ports := []int{s.port, testsupport.FreePort(t)}
 	for i := range 200 {
 		s.port = ports[(i+1)%2]
 		s.write(t, 2, "1")

@@ -23,22 +23,14 @@ import (
 	"github.com/ferry-dev/ferry/agent/proxy"
 	"github.com/ferry-dev/ferry/agent/statusview"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // site is a copy of an example app and an AppGroup file serving it.
 type site struct {
 	dir, file, root string
 	port            int
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func newSite(t *testing.T) *site {
@@ -49,7 +41,7 @@ func newSite(t *testing.T) *site {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	_ = os.Chmod(dir, 0o755)
-	s := &site{dir: dir, file: filepath.Join(dir, "ferry.yaml"), root: filepath.Join(dir, "app"), port: freePort(t)}
+	s := &site{dir: dir, file: filepath.Join(dir, "ferry.yaml"), root: filepath.Join(dir, "app"), port: testsupport.FreePort(t)}
 	if out, err := exec.Command("cp", "-r", "../../examples/hello-wsgi", s.root).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -182,7 +174,7 @@ func (s *site) movePort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testsupport.FreePort(t)
 	doc := strings.Replace(string(data), fmt.Sprintf("listen: {port: %d}", s.port), fmt.Sprintf("listen: {port: %d}", port), 1)
 	if err := os.WriteFile(s.file, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
@@ -338,7 +330,7 @@ func TestReload(t *testing.T) {
 	}
 
 	// A new annotation rolls; a new AppGroup starts.
-	other := freePort(t)
+	other := testsupport.FreePort(t)
 	s.write(t, 3, "2", fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
 kind: AppGroup
 metadata: {name: second}
@@ -418,32 +410,13 @@ func TestAdminSocketAndMetrics(t *testing.T) {
 		t.Errorf("a second agent on the admin socket: %v", err)
 	}
 	get(t, s.url()+"/")
-	c := &http.Client{Transport: r.client.http.Transport}
 	// A request is counted once its response is written: the client may
 	// scrape before that, so the scrape is retried for a while.
-	var lacks []string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := c.Get("http://agent/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		lacks = lacks[:0]
-		for _, want := range []string{`ferry_requests_total{code="200",pool="hello"} 1`, `ferry_queue_length{pool="hello"} 0`,
+	testsupport.Eventually(t, 10*time.Second, "/metrics to count the request", func() error {
+		return lacking(r.metrics(t), `ferry_requests_total{code="200",pool="hello"} 1`, `ferry_queue_length{pool="hello"} 0`,
 			`ferry_processes{pool="hello",revision=`, `ferry_spawn_duration_seconds_bucket`, `ferry_resisting_deployment_error{pool="hello"} 0`,
-			`ferry_spawns_total{kind="scale",pool="hello"} 2`} {
-			if !strings.Contains(string(body), want) {
-				lacks = append(lacks, want)
-			}
-		}
-		if len(lacks) == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
-	for _, want := range lacks {
-		t.Errorf("/metrics lacks %s", want)
-	}
+			`ferry_spawns_total{kind="scale",pool="hello"} 2`)
+	})
 
 	// A worker killed from outside, as a crash ends it, counts as an
 	// unexpected exit: the only trace of a crash between requests but
@@ -457,12 +430,23 @@ func TestAdminSocketAndMetrics(t *testing.T) {
 			break
 		}
 	}
-	want := `ferry_worker_exits_total{pool="hello",unexpected="true"} 1`
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(r.metrics(t), want); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics lacks %s after a worker was killed:\n%s", want, r.metrics(t))
+	testsupport.Eventually(t, 10*time.Second, "/metrics to count the killed worker's exit", func() error {
+		return lacking(r.metrics(t), `ferry_worker_exits_total{pool="hello",unexpected="true"} 1`)
+	})
+}
+
+// lacking says which of wants metrics (a scrape) lacks; nil: none.
+func lacking(metrics string, wants ...string) error {
+	var lacks []string
+	for _, want := range wants {
+		if !strings.Contains(metrics, want) {
+			lacks = append(lacks, want)
 		}
 	}
+	if len(lacks) > 0 {
+		return fmt.Errorf("/metrics lacks %s:\n%s", strings.Join(lacks, ", "), metrics)
+	}
+	return nil
 }
 
 func TestPortInUseIsAnError(t *testing.T) {

@@ -23,29 +23,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // hangGuard bounds every wait in these tests. It only turns a hang into a
 // failure; nothing asserts how fast anything is.
 const hangGuard = 60 * time.Second
-
-// lockedBuffer collects a worker's stdout and stderr.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // worker is one loader process, started the way the spawner starts it.
 type worker struct {
@@ -53,7 +37,7 @@ type worker struct {
 	msg     Message
 	root    string
 	socket  string
-	output  *lockedBuffer
+	output  *testsupport.Output
 	exited  chan struct{}
 	waitErr error
 	client  *http.Client
@@ -105,7 +89,7 @@ func spawnStartup(t testing.TB, root, startup string) *worker {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = root
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, o.Env()...)
-	w := &worker{cmd: cmd, root: root, socket: o.Socket, output: &lockedBuffer{}, exited: make(chan struct{})}
+	w := &worker{cmd: cmd, root: root, socket: o.Socket, output: &testsupport.Output{}, exited: make(chan struct{})}
 	cmd.Stdout = w.output
 	cmd.Stderr = w.output
 

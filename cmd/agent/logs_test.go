@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // logEntry is one line of the agent's JSON log.
@@ -43,7 +45,7 @@ func startAgentUnder(t *testing.T, wrap []string, files map[string]string, flags
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	_ = os.Chmod(dir, 0o755)
 	for name, content := range files {
-		content = strings.ReplaceAll(content, "PORT", fmt.Sprint(freePort(t)))
+		content = strings.ReplaceAll(content, "PORT", fmt.Sprint(testsupport.FreePort(t)))
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}

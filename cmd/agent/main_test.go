@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // The tests drive the real ferry-agent binary the way the user guide
@@ -54,16 +55,6 @@ func ferry(t *testing.T, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestStandaloneFromANewUsersPointOfView(t *testing.T) {
 	dir, err := os.MkdirTemp("", "fuser")
 	if err != nil {
@@ -75,7 +66,7 @@ func TestStandaloneFromANewUsersPointOfView(t *testing.T) {
 	if out, err := exec.Command("cp", "-r", "../../examples/hello-wsgi", root).CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	port := freePort(t)
+	port := testsupport.FreePort(t)
 	file := filepath.Join(dir, "hello.yaml")
 	example, _ := os.ReadFile(filepath.Join(root, "appgroup.yaml"))
 	yaml := strings.Replace(strings.Replace(string(example), "root: .", "root: hello", 1),

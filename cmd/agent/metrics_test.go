@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/testenv"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestClusterMetricsAreAuthenticated runs the agent against a real API
@@ -191,7 +193,7 @@ func checkMetricsPathOnly(t *testing.T, base, token string) {
 // admin, with its metrics on a free loopback port, which it returns.
 func startClusterAgent(t *testing.T, env *testenv.Env, ns, node string, extra ...string) string {
 	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testsupport.FreePort(t)))
 	args := append([]string{"--node-name=" + node, "--kubeconfig=" + env.Kubeconfig, "--lease-namespace=" + ns,
 		"--bind-address=127.0.0.1", "--state-dir=" + t.TempDir(), "--metrics-bind-address=" + addr,
 		"--health-probe-bind-address=0"}, extra...)

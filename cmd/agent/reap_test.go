@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/testenv"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // orphanApp is a WSGI app whose /orphans makes three orphans, as a shell's
@@ -52,7 +54,7 @@ func TestAgentAsPID1ReapsOrphans(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("a pid namespace of the agent's own takes root (unshare --pid): run as root, as make test and CI do")
 	}
-	port := freePort(t)
+	port := testsupport.FreePort(t)
 	yaml := strings.Replace(appYAML("reap", ".", "PORT", 1), "PORT", strconv.Itoa(port), 1)
 	dir, readLog, unshare := startAgentUnder(t, []string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"},
 		map[string]string{"app.yaml": yaml, "passenger_wsgi.py": orphanApp})

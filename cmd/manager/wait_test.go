@@ -13,8 +13,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -31,7 +29,7 @@ func TestWaitsForTheAPIServer(t *testing.T) {
 	defer cancel()
 
 	apiAddr := freeAddr(t)
-	kubeconfig := kubeconfigFor(t, env.Kubeconfig, "https://"+apiAddr, "")
+	kubeconfig := env.KubeconfigFor(t, "https://"+apiAddr, "")
 	probeAddr := freeAddr(t)
 	var logs testenv.Output
 	_, stop := startManager(ctx, t, &logs, managerBinary(t), "--kubeconfig", kubeconfig,
@@ -94,7 +92,7 @@ func TestWaitsForTheAPIServer(t *testing.T) {
 func TestRefusedCredentialsAreNotWaitedFor(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	kubeconfig := kubeconfigFor(t, env.Kubeconfig, "", "not-a-token")
+	kubeconfig := env.KubeconfigFor(t, "", "not-a-token")
 	var logs testenv.Output
 	cmd, stop := startManager(ctx, t, &logs, managerBinary(t), "--kubeconfig", kubeconfig,
 		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0")
@@ -103,31 +101,6 @@ func TestRefusedCredentialsAreNotWaitedFor(t *testing.T) {
 	if err == nil || !strings.Contains(logs.String(), "refused the manager's credentials") || strings.Contains(logs.String(), "Waiting for the API server") {
 		t.Errorf("with a refused token: exit %v, logs:\n%s", err, logs.String())
 	}
-}
-
-// kubeconfigFor writes a copy of the kubeconfig at path, its server
-// replaced by server and its credentials by token where they are given.
-func kubeconfigFor(t *testing.T, path, server, token string) string {
-	t.Helper()
-	cfg, err := clientcmd.LoadFromFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cfg.Clusters {
-		if server != "" {
-			c.Server = server
-		}
-	}
-	for _, a := range cfg.AuthInfos {
-		if token != "" {
-			*a = clientcmdapi.AuthInfo{Token: token}
-		}
-	}
-	out := t.TempDir() + "/kubeconfig"
-	if err := clientcmd.WriteToFile(*cfg, out); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // relayTo accepts connections on addr (which must be free) and relays

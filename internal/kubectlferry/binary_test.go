@@ -82,14 +82,7 @@ func TestBinaryAsAKubectlPlugin(t *testing.T) {
 	check("kubectl plugin list", r, ExitOK, filepath.Join(dir, "kubectl-ferry"))
 
 	// $KUBECONFIG, whose current context names the namespace: no flags.
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	data, err := os.ReadFile(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := env.KubeconfigFor(t, "", "")
 	r = exe(t, nil, "kubectl", "--kubeconfig", kubeconfig, "config", "set-context", "--current", "--namespace", ns)
 	check("kubectl config set-context", r, ExitOK)
 	r = exe(t, append(path, "KUBECONFIG="+kubeconfig), "kubectl", "ferry", "status", "hello")

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +19,7 @@ func TestUnreachableAPIServer(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now: connections are refused
-	kubeconfig := kubeconfigFor(t, addr)
+	kubeconfig := env.KubeconfigFor(t, "https://"+addr, "")
 	for _, args := range [][]string{
 		{"status", "app"},
 		{"status", "app", "--json"},
@@ -59,7 +57,7 @@ func TestHungAPIServer(t *testing.T) {
 			held = append(held, c)
 		}
 	}()
-	kubeconfig := kubeconfigFor(t, l.Addr().String())
+	kubeconfig := env.KubeconfigFor(t, "https://"+l.Addr().String(), "")
 	r := runWith(kubeconfig, "status", "app")
 	want := "error: could not reach the API server at https://" + l.Addr().String() + ": "
 	if r.code != ExitFailure || !strings.HasPrefix(r.err, want) || !strings.Contains(r.err, "TLS handshake timeout") ||
@@ -69,26 +67,6 @@ func TestHungAPIServer(t *testing.T) {
 }
 
 const unreachableHint = "Is the cluster up, and are the kubeconfig and its context (--kubeconfig, $KUBECONFIG, --context) the right ones?"
-
-// kubeconfigFor is the test API server's kubeconfig with its server moved
-// to addr.
-func kubeconfigFor(t *testing.T, addr string) string {
-	t.Helper()
-	data, err := os.ReadFile(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	live := strings.TrimSuffix(strings.TrimPrefix(env.Config.Host, "https://"), "/")
-	moved := strings.ReplaceAll(string(data), live, addr)
-	if moved == string(data) {
-		t.Fatalf("the kubeconfig does not name the API server %s", live)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(moved), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return kubeconfig
-}
 
 // runWith runs the plugin with a kubeconfig of the test's own.
 func runWith(kubeconfig string, args ...string) result {

@@ -34,6 +34,8 @@ import (
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/deployargs"
 	"github.com/ferry-dev/ferry/internal/testenv"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // binVersion is the version stamped into the binaries the tests build.
@@ -78,9 +80,9 @@ func TestBinariesRunWithTheChartsRBAC(t *testing.T) {
 	// Loopback addresses of their own, away from the local stack's and
 	// the e2e tests' (127.0.0.1-127.0.0.9).
 	const managerIP, nodeIP = "127.0.0.76", "127.0.0.77"
-	appPort, managerProbe, agentProbe := freePort(t, nodeIP), freePort(t, managerIP), freePort(t, nodeIP)
-	managerMetrics := net.JoinHostPort(managerIP, strconv.Itoa(freePort(t, managerIP)))
-	agentMetrics := net.JoinHostPort(nodeIP, strconv.Itoa(freePort(t, nodeIP)))
+	appPort, managerProbe, agentProbe := testsupport.FreePortOn(t, nodeIP), testsupport.FreePortOn(t, managerIP), testsupport.FreePortOn(t, nodeIP)
+	managerMetrics := net.JoinHostPort(managerIP, strconv.Itoa(testsupport.FreePortOn(t, managerIP)))
+	agentMetrics := net.JoinHostPort(nodeIP, strconv.Itoa(testsupport.FreePortOn(t, nodeIP)))
 
 	// The state directory is the node's /var/lib/ferry: open to the
 	// workers, which run as nobody and load the WSGI loader from it.
@@ -394,15 +396,4 @@ func waitOK(t *testing.T, url string, b *binary) {
 		}
 		return nil
 	})
-}
-
-// freePort returns a TCP port free on ip.
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

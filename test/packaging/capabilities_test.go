@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/testenv"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestAgentRunsWithTheChartsCapabilities runs the real ferry-agent as the
@@ -49,7 +51,7 @@ func TestAgentRunsWithTheChartsCapabilities(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t, "127.0.0.1")
+	port := testsupport.FreePort(t)
 	file := filepath.Join(dir, "hello.yaml")
 	app := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
 kind: AppGroup
