@@ -120,26 +120,10 @@ func New(opts Options) (*Agent, error) {
 	if opts.NodeName == "" {
 		return nil, errors.New("the node name is required (--node-name, or NODE_NAME from the downward API)")
 	}
-	if opts.HeartbeatInterval <= 0 {
-		opts.HeartbeatInterval = 10 * time.Second
-	}
-	if opts.StatsInterval <= 0 {
-		opts.StatsInterval = 30 * time.Second
-	}
-	if opts.LeaseNamespace == "" {
-		opts.LeaseNamespace = contract.DefaultLeaseNamespace
-	}
-	if opts.StatusReportInterval <= 0 {
-		opts.StatusReportInterval = contract.StatusReportInterval
-	}
+	opts = opts.withDefaults()
 	runDir := filepath.Join(opts.StateDir, "w")
-	for _, d := range []string{opts.StateDir, runDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.Chmod(d, 0o755); err != nil {
-			return nil, err
-		}
+	if err := makeDirs(opts.StateDir, runDir); err != nil {
+		return nil, err
 	}
 	if err := opts.Proxy.UseSpoolDir(opts.StateDir); err != nil {
 		return nil, err
@@ -152,29 +136,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := scheme.New()
-	// The agent only ever touches ProcessPools: a static mapping, so that
-	// starting needs no discovery from an API server that may be away.
-	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{ferryv1.GroupVersion})
-	mapper.Add(ferryv1.GroupVersion.WithKind("ProcessPool"), meta.RESTScopeNamespace)
-	mapper.Add(coordinationv1.SchemeGroupVersion.WithKind("Lease"), meta.RESTScopeNamespace)
-	c, err := cache.New(opts.Config, cache.Options{
-		Scheme: s,
-		Mapper: mapper,
-		ByObject: map[client.Object]cache.ByObject{
-			&ferryv1.ProcessPool{}: {Label: contract.NodeSelector(opts.NodeName)},
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	// ProcessPools are read from the cache; the agent's own Lease directly.
-	cl, err := client.New(opts.Config, client.Options{Scheme: s, Mapper: mapper,
-		Cache: &client.CacheOptions{Reader: c, DisableFor: []client.Object{&coordinationv1.Lease{}}}})
-	if err != nil {
-		return nil, err
-	}
-	live, err := client.New(opts.Config, client.Options{Scheme: s, Mapper: mapper})
+	c, cl, live, err := newClients(opts.Config, opts.NodeName)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +148,70 @@ func New(opts Options) (*Agent, error) {
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
 			200*time.Millisecond, 30*time.Second)),
 	}, nil
+}
+
+// withDefaults is o with its zero intervals and namespace defaulted.
+func (o Options) withDefaults() Options {
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = 10 * time.Second
+	}
+	if o.StatsInterval <= 0 {
+		o.StatsInterval = 30 * time.Second
+	}
+	if o.LeaseNamespace == "" {
+		o.LeaseNamespace = contract.DefaultLeaseNamespace
+	}
+	if o.StatusReportInterval <= 0 {
+		o.StatusReportInterval = contract.StatusReportInterval
+	}
+	return o
+}
+
+// makeDirs makes dirs, mode 0755 whatever the umask: workers that run as
+// another user reach their sockets through them.
+func makeDirs(dirs ...string) error {
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newClients are the agent's cache of node's ProcessPools, its client
+// (ProcessPools from that cache, its Lease direct), and a client that
+// reads the API server itself.
+func newClients(cfg *rest.Config, node string) (cache.Cache, client.Client, client.Reader, error) {
+	s := scheme.New()
+	// The agent only ever touches ProcessPools: a static mapping, so that
+	// starting needs no discovery from an API server that may be away.
+	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{ferryv1.GroupVersion})
+	mapper.Add(ferryv1.GroupVersion.WithKind("ProcessPool"), meta.RESTScopeNamespace)
+	mapper.Add(coordinationv1.SchemeGroupVersion.WithKind("Lease"), meta.RESTScopeNamespace)
+	c, err := cache.New(cfg, cache.Options{
+		Scheme: s,
+		Mapper: mapper,
+		ByObject: map[client.Object]cache.ByObject{
+			&ferryv1.ProcessPool{}: {Label: contract.NodeSelector(node)},
+		},
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// ProcessPools are read from the cache; the agent's own Lease directly.
+	cl, err := client.New(cfg, client.Options{Scheme: s, Mapper: mapper,
+		Cache: &client.CacheOptions{Reader: c, DisableFor: []client.Object{&coordinationv1.Lease{}}}})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	live, err := client.New(cfg, client.Options{Scheme: s, Mapper: mapper})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, cl, live, nil
 }
 
 // Ready reports whether the agent knows what to run: from the API server,

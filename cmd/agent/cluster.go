@@ -26,6 +26,8 @@ import (
 	"github.com/ferry-dev/ferry/agent/cluster"
 	"github.com/ferry-dev/ferry/agent/metrics"
 	"github.com/ferry-dev/ferry/agent/pid1"
+	"github.com/ferry-dev/ferry/agent/proxy"
+	"github.com/ferry-dev/ferry/agent/spawn"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/logging"
 	"github.com/ferry-dev/ferry/internal/metricscert"
@@ -36,90 +38,128 @@ import (
 // internal/deployargs.AgentArgs renders (and the Helm chart with it).
 func runCluster(args []string) error {
 	fs := flag.NewFlagSet("ferry-agent", flag.ExitOnError)
-	node := fs.String("node-name", os.Getenv("NODE_NAME"), "the node this agent serves (default $NODE_NAME)")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
-	bind := fs.String("bind-address", "0.0.0.0", "address the proxies listen on, each on its pool's listen.port")
-	advertise := fs.String("advertise-address", "", "address reported in each pool's status for the Service endpoints (default: --bind-address)")
-	stateDir := fs.String("state-dir", "/var/lib/ferry", "directory for the WSGI loader, worker sockets and saved pool specs")
-	metricsAddr := fs.String("metrics-bind-address", ":9441", "address of the Prometheus /metrics endpoint (0, or empty, turns it off)")
-	metricsSecure := fs.Bool("metrics-secure", true,
-		"serve /metrics over HTTPS (a self-signed certificate, or --metrics-cert-path's) to callers whose bearer token the API server authenticates (TokenReview) and allows to get the non-resource URL /metrics (SubjectAccessReview); false serves it in plain HTTP to anyone")
-	metricsCert := metricscert.BindFlags(fs)
-	probeAddr := fs.String("health-probe-bind-address", ":9442", "address of /healthz and /readyz (0 turns them off)")
-	heartbeat := fs.Duration("heartbeat-interval", 10*time.Second,
-		"how often the agent renews its Lease, which tells the manager it is alive")
-	stats := fs.Duration("stats-interval", 30*time.Second,
-		"how often, at most, a pool's status is rewritten when only its figures (CPU, memory, requests) changed; state changes are reported at once, an unchanged status every 5 minutes")
-	leaseNS := fs.String("lease-namespace", envOr("POD_NAMESPACE", contract.DefaultLeaseNamespace),
-		"namespace of the agent's Lease: $POD_NAMESPACE when set")
-	qps := fs.Float64("kube-api-qps", 50, "the agent's sustained rate of API requests")
-	burst := fs.Int("kube-api-burst", 100, "the agent's burst of API requests")
-	drainDelay := fs.Duration("drain-delay", 5*time.Second,
-		"how long a deleted pool (its node unselected, its AppGroup deleted), the old port of a pool whose listen.port moved, or every pool of an agent that stops (once it reported so), goes on serving new connections before it drains, while load balancers stop sending there (0: drain at once)")
-	simulate := fs.Duration("simulate-workers", 0,
-		"FOR BENCHMARKS ONLY: report each pool's processes without running any (one replaced per this step on a new revision); nothing is served")
-	popts := proxyFlags(fs)
-	users := workerUsersFlag(fs)
-	newLogger := logging.BindFlags(fs)
-	operands := parseArgs(fs, args)
-	if err := noOperands("ferry-agent", operands); err != nil {
+	f := bindClusterFlags(fs)
+	if err := noOperands("ferry-agent", parseArgs(fs, args)); err != nil {
 		return err
 	}
-	if *node == "" {
-		return errors.New("--node-name is required (in a DaemonSet, set NODE_NAME from spec.nodeName)")
-	}
-	if err := positive(map[string]float64{"--heartbeat-interval": heartbeat.Seconds(),
-		"--stats-interval": stats.Seconds(), "--kube-api-qps": *qps, "--kube-api-burst": float64(*burst)}); err != nil {
+	if err := f.check(); err != nil {
 		return err
 	}
-	if *drainDelay < 0 || *simulate < 0 {
-		return errors.New("--drain-delay and --simulate-workers may not be negative")
-	}
-	certs, err := metricsCert.Watcher(*metricsAddr, *metricsSecure)
+	certs, err := f.metricsCert.Watcher(f.metricsAddr, f.metricsSecure)
 	if err != nil {
 		return err
 	}
-	log := newLogger()
+	log := f.newLogger()
 	pid1.Announce(log)
 	// controller-runtime's cache logs through its own logger.
 	ctrllog.SetLogger(log)
-	cfg, err := restConfig(*kubeconfig)
+	cfg, err := restConfig(f.kubeconfig)
 	if err != nil {
 		return err
 	}
-	cfg.QPS, cfg.Burst = float32(*qps), *burst
+	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
 	m := metrics.New()
-	agent, err := cluster.New(cluster.Options{
-		NodeName: *node, Config: cfg, BindAddress: *bind, AdvertiseAddress: *advertise, StateDir: *stateDir,
-		HeartbeatInterval: *heartbeat, StatsInterval: *stats, LeaseNamespace: *leaseNS, Proxy: popts(), Metrics: m,
-		Log: log, SimulateWorkers: *simulate, DrainDelay: *drainDelay, WorkerUsers: *users,
-		AgentPorts: agentPorts(*metricsAddr, *probeAddr),
-	})
+	agent, err := cluster.New(f.options(cfg, m, log))
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	endpoint := metricsEndpoint{addr: *metricsAddr, secure: *metricsSecure, certs: certs}
+	endpoint := metricsEndpoint{addr: f.metricsAddr, secure: f.metricsSecure, certs: certs}
 	if err := serveMetrics(ctx, endpoint, cfg, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
 		log.WithName("metrics")); err != nil {
 		return err
 	}
-	probes := http.NewServeMux()
-	probes.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	probes.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+	serve(ctx, f.probeAddr, probes(agent), nil, log.WithName("probes"))
+	log.Info("Starting agent", "version", version.Version, "node", f.node, "bindAddress", f.bind, "metricsCertPath", f.metricsCert.Dir)
+	if f.simulate > 0 {
+		log.Info("Simulating workers for a benchmark: no process runs and nothing is served", "step", f.simulate)
+	}
+	return agent.Run(ctx)
+}
+
+// clusterFlags are runCluster's flags.
+type clusterFlags struct {
+	node, kubeconfig, bind, advertise, stateDir, leaseNS string
+	metricsAddr, probeAddr                               string
+	metricsSecure                                        bool
+	metricsCert                                          *metricscert.Files
+	heartbeat, stats, drainDelay, simulate               time.Duration
+	qps                                                  float64
+	burst                                                int
+	popts                                                func() proxy.Options
+	users                                                *spawn.WorkerUsers
+	newLogger                                            func() logr.Logger
+}
+
+// bindClusterFlags defines runCluster's flags on fs.
+func bindClusterFlags(fs *flag.FlagSet) *clusterFlags {
+	f := &clusterFlags{}
+	fs.StringVar(&f.node, "node-name", os.Getenv("NODE_NAME"), "the node this agent serves (default $NODE_NAME)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
+	fs.StringVar(&f.bind, "bind-address", "0.0.0.0", "address the proxies listen on, each on its pool's listen.port")
+	fs.StringVar(&f.advertise, "advertise-address", "", "address reported in each pool's status for the Service endpoints (default: --bind-address)")
+	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/ferry", "directory for the WSGI loader, worker sockets and saved pool specs")
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":9441", "address of the Prometheus /metrics endpoint (0, or empty, turns it off)")
+	fs.BoolVar(&f.metricsSecure, "metrics-secure", true,
+		"serve /metrics over HTTPS (a self-signed certificate, or --metrics-cert-path's) to callers whose bearer token the API server authenticates (TokenReview) and allows to get the non-resource URL /metrics (SubjectAccessReview); false serves it in plain HTTP to anyone")
+	f.metricsCert = metricscert.BindFlags(fs)
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":9442", "address of /healthz and /readyz (0 turns them off)")
+	fs.DurationVar(&f.heartbeat, "heartbeat-interval", 10*time.Second,
+		"how often the agent renews its Lease, which tells the manager it is alive")
+	fs.DurationVar(&f.stats, "stats-interval", 30*time.Second,
+		"how often, at most, a pool's status is rewritten when only its figures (CPU, memory, requests) changed; state changes are reported at once, an unchanged status every 5 minutes")
+	fs.StringVar(&f.leaseNS, "lease-namespace", envOr("POD_NAMESPACE", contract.DefaultLeaseNamespace),
+		"namespace of the agent's Lease: $POD_NAMESPACE when set")
+	fs.Float64Var(&f.qps, "kube-api-qps", 50, "the agent's sustained rate of API requests")
+	fs.IntVar(&f.burst, "kube-api-burst", 100, "the agent's burst of API requests")
+	fs.DurationVar(&f.drainDelay, "drain-delay", 5*time.Second,
+		"how long a deleted pool (its node unselected, its AppGroup deleted), the old port of a pool whose listen.port moved, or every pool of an agent that stops (once it reported so), goes on serving new connections before it drains, while load balancers stop sending there (0: drain at once)")
+	fs.DurationVar(&f.simulate, "simulate-workers", 0,
+		"FOR BENCHMARKS ONLY: report each pool's processes without running any (one replaced per this step on a new revision); nothing is served")
+	f.popts = proxyFlags(fs)
+	f.users = workerUsersFlag(fs)
+	f.newLogger = logging.BindFlags(fs)
+	return f
+}
+
+// check refuses flags that cannot work, saying which.
+func (f *clusterFlags) check() error {
+	if f.node == "" {
+		return errors.New("--node-name is required (in a DaemonSet, set NODE_NAME from spec.nodeName)")
+	}
+	if err := positive(map[string]float64{"--heartbeat-interval": f.heartbeat.Seconds(),
+		"--stats-interval": f.stats.Seconds(), "--kube-api-qps": f.qps, "--kube-api-burst": float64(f.burst)}); err != nil {
+		return err
+	}
+	if f.drainDelay < 0 || f.simulate < 0 {
+		return errors.New("--drain-delay and --simulate-workers may not be negative")
+	}
+	return nil
+}
+
+// options are the agent's options the flags give, with cfg, m and log.
+func (f *clusterFlags) options(cfg *rest.Config, m *metrics.Metrics, log logr.Logger) cluster.Options {
+	return cluster.Options{
+		NodeName: f.node, Config: cfg, BindAddress: f.bind, AdvertiseAddress: f.advertise, StateDir: f.stateDir,
+		HeartbeatInterval: f.heartbeat, StatsInterval: f.stats, LeaseNamespace: f.leaseNS, Proxy: f.popts(), Metrics: m,
+		Log: log, SimulateWorkers: f.simulate, DrainDelay: f.drainDelay, WorkerUsers: *f.users,
+		AgentPorts: agentPorts(f.metricsAddr, f.probeAddr),
+	}
+}
+
+// probes serves /healthz, and /readyz once agent is ready.
+func probes(agent *cluster.Agent) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !agent.Ready() {
 			http.Error(w, "not synced with the API server and nothing saved to resume", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	serve(ctx, *probeAddr, probes, nil, log.WithName("probes"))
-	log.Info("Starting agent", "version", version.Version, "node", *node, "bindAddress", *bind, "metricsCertPath", metricsCert.Dir)
-	if *simulate > 0 {
-		log.Info("Simulating workers for a benchmark: no process runs and nothing is served", "step", *simulate)
-	}
-	return agent.Run(ctx)
+	return mux
 }
 
 // metricsEndpoint is where and how the metrics are served: over HTTPS
