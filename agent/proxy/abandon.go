@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/ferry-dev/ferry/agent/pool"
 )
@@ -53,13 +55,86 @@ func (s *Server) awaitAbandoned(w *pool.Worker, a *abandonedError, method, path 
 	_, _, _, err := c.readResponse(&http.Request{Method: method}) //nolint:bodyclose // the connection is closed
 	_ = c.Close()
 	outcome := pool.Unanswered
+	if err == nil {
+		outcome = pool.Answered
+	}
+	s.settleAbandoned(w, err, a.limit, method, path, outcome)
+}
+
+// settleAbandoned gives back w, whose abandoned request (method to path)
+// was awaited until err: nil, its answer came; a deadline, maxRequestTime
+// (limit) passed, and w is killed for path; else w is given back, after
+// its death in the request, if it died, is reported.
+func (s *Server) settleAbandoned(w *pool.Worker, err error, limit time.Duration, method, path string, outcome pool.Outcome) {
 	switch {
 	case err == nil:
-		outcome = pool.Answered
-	case a.limit > 0 && errors.Is(err, os.ErrDeadlineExceeded):
-		s.router.Overran(w, path, a.limit)
+	case limit > 0 && errors.Is(err, os.ErrDeadlineExceeded):
+		s.router.Overran(w, path, limit)
+		outcome = pool.Unanswered
 	case diedUnder(w, err):
 		s.router.DiedIn(w, method, path)
+		outcome = pool.Unanswered
 	}
 	s.router.Release(w, outcome)
+}
+
+// A worker that serves one request at a time is at a request until its
+// answer has ended, whether or not the client still reads it: a client
+// that goes away partway through a streamed answer (a download, a long
+// poll, server-sent events) leaves a WSGI process writing the rest, or
+// sleeping between chunks. Given back at once, it would be handed the
+// next request, which would wait behind the rest of the abandoned answer
+// (or be blamed, and killed, when maxRequestTime ran out on it). So such
+// a worker is taken from the session (leaveMidAnswer), and the rest of
+// its answer read and dropped off the request path (drainAbandoned).
+
+// closeAnswer closes resp's body when its request (method to path) ends:
+// when the client left partway through it, from a worker still at it,
+// the worker is taken from sess and the rest awaited (leaveMidAnswer).
+// path is called then only: the front end's makes a string.
+func (s *Server) closeAnswer(resp *http.Response, sess *session, method string, path func() string) {
+	b, ok := resp.Body.(*workerBody)
+	if !ok || sess.worker == nil || !b.leftMidAnswer() {
+		_ = resp.Body.Close()
+		return
+	}
+	b.closed = true
+	s.leaveMidAnswer(sess, b.c, b.stop, method, path())
+}
+
+// leaveMidAnswer takes sess's worker, whose client left partway through
+// its answer on c, from the session, and drains the rest of the answer
+// off the request path (drainAbandoned). stop ends the request's hold on
+// c: nothing aborts it after this; keep lifts an abort that came.
+func (s *Server) leaveMidAnswer(sess *session, c *workerConn, stop func() bool, method, path string) {
+	stop()
+	c.keep()
+	w := sess.worker
+	sess.worker = nil
+	go s.drainAbandoned(w, c, method, path)
+}
+
+// drainAbandoned reads and drops the rest of an abandoned answer on c,
+// half-closed first as the client's was, until w closes the connection:
+// at the end of the answer, when it reads the end of the request stream
+// for its next request; earlier, when it notices the half-close (the
+// WSGI loader looks between the chunks of a stream, and stops it). The
+// framing is not followed: whatever w sends after the half-close is of
+// no one's asking. maxRequestTime, counted from the abandon, bounds the
+// drain: a worker still at it then is killed, for path, as one whose
+// answer does not come is (a stream with no end, an app that does not
+// notice its client gone). Without maxRequestTime it is awaited as long
+// as it takes, as an answer whose head has not come is (awaitAbandoned).
+func (s *Server) drainAbandoned(w *pool.Worker, c *workerConn, method, path string) {
+	limit := c.boundLimit
+	if limit > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(limit))
+	}
+	c.closeWrite()
+	_, err := io.Copy(io.Discard, c.br)
+	_ = c.Close()
+	if err == nil {
+		err = io.EOF // w closed the connection: it may have died in the answer (diedUnder)
+	}
+	s.settleAbandoned(w, err, limit, method, path, pool.Answered)
 }

@@ -102,6 +102,9 @@
 //     (its final head: an interim 1xx is no answer), it closes the
 //     connection (half-closed for it, as the client did, so a server that
 //     notices may stop), it dies, or maxRequestTime kills it (abandon.go);
+//     one whose client goes away partway through the answer keeps it
+//     until the rest was read and dropped (the worker closed the
+//     connection), it dies, or maxRequestTime, from the leaving, kills it;
 //   - nothing is invented: a response without Content-Type gets none (Go's
 //     server would sniff one), only a missing Date is added;
 //   - a worker's response head is bounded (10 MiB, five interim responses);

@@ -82,7 +82,7 @@ func (s *Server) forward(rw http.ResponseWriter, r *http.Request, sess *session,
 		return
 	}
 	sess.outcome = pool.Answered // the head came (fail and answerCut may yet say otherwise)
-	defer resp.Body.Close()
+	defer s.closeAnswer(resp, sess, r.Method, func() string { return r.URL.Path })
 	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
 		s.fail(rw, r.Context(), r.Method, r.URL.Path, sess, errors.New("the worker switched protocols unasked"))
 		return

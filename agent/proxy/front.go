@@ -386,7 +386,7 @@ func (s *Server) serveRequest(cc *clientConn) bool {
 		return out.keep
 	}
 	resp := out.resp
-	defer resp.Body.Close()
+	defer s.closeAnswer(resp, sess, cc.req.Method, cc.path)
 	if resp.StatusCode == http.StatusSwitchingProtocols { // this request asked for no upgrade
 		cc.disarmWatch()
 		s.fail(&cc.reply, cc.ctx, cc.req.Method, cc.path(), sess, errors.New("the worker switched protocols unasked"))
@@ -475,14 +475,28 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 		return sent{relayed: true, keep: cc.relayBuffered(x, time.Now)}, nil // buffer.go
 	}
 	since := cc.sentBytes()
-	keep, workerOK, werr := cc.relay(x.c.br, time.Now)
+	keep, workerOK, clientLeft, werr := cc.relay(x.c.br, time.Now)
 	cc.sess.end = time.Now()
-	x.done(workerOK, cc.sess.end)
+	cc.relayEnded(x, workerOK, clientLeft, werr)
 	if werr != nil && cc.answerFailed(werr, since) {
 		return sent{}, &cutShortError{werr} // answered as a worker failing before its head is
 	}
 	cc.s.giveBack(cc.sess)
 	return sent{relayed: true, keep: cc.bw.Flush() == nil && keep}, nil
+}
+
+// relayEnded ends the exchange x once its plain response was relayed
+// (relay's results): x's connection goes back to the idle list, or is
+// closed; or, when the client left partway through the answer of a
+// worker still at it (it could not be written to, or its watch cancelled
+// the request), the worker is taken from the session and the rest of its
+// answer awaited (leaveMidAnswer).
+func (cc *clientConn) relayEnded(x pending, workerOK, clientLeft bool, werr error) {
+	if x.t.awaitsAbandoned && (clientLeft || werr != nil && x.c.cancelled()) {
+		cc.s.leaveMidAnswer(cc.sess, x.c, x.stop, cc.req.Method, cc.path())
+		return
+	}
+	x.done(workerOK, cc.sess.end)
 }
 
 // writeHead writes the request to the worker on c, which the client's

@@ -125,8 +125,10 @@ func parseLength(v []byte, n *int64) bool {
 // does not read keeps it from its socket. keep: the client's connection
 // may carry another request (after that flush); workerOK: the worker's
 // response was read to its end, and the worker keeps the connection;
-// werr: the read that failed when the worker's body ended short.
-func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, workerOK bool, werr error) {
+// clientLeft: the client could not be written to, and the worker's body
+// was left partway (leaveMidAnswer); werr: the read that failed when the
+// worker's body ended short.
+func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, workerOK, clientLeft bool, werr error) {
 	h, bw := &cc.resp, cc.bw
 	keep = cc.writeResponseHead(clock)
 	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
@@ -144,18 +146,18 @@ func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, wor
 				held = nil
 			}
 			if err != nil {
-				return false, false, err // the worker went away mid-body: answerFailed
+				return false, false, false, err // the worker went away mid-body (answerFailed), or the request was cancelled
 			}
 		}
 		k := int(min(n, int64(br.Buffered())))
 		p, _ := br.Peek(k)
 		if _, err := bw.Write(p); err != nil {
-			return false, false, nil
+			return false, false, true, nil
 		}
 		_, _ = br.Discard(k)
 		n -= int64(k)
 	}
-	return keep, !h.close, nil
+	return keep, !h.close, false, nil
 }
 
 // writeResponseHead writes the head of the plain response in cc.resp to

@@ -922,15 +922,41 @@ type workerBody struct {
 	wrote  chan error
 	reuse  bool
 	eof    bool
+	failed bool // a read failed: the worker's doing, unless the request was cancelled
 	closed bool
 }
 
 func (b *workerBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	if err == io.EOF {
+	switch err {
+	case nil:
+	case io.EOF:
 		b.eof = true
+	default:
+		b.failed = true
 	}
 	return n, err
+}
+
+// leftMidAnswer: the body is closed before its end though its worker, one
+// that serves a request at a time (awaitsAbandoned), did not fail it: its
+// client went away (or could not be written to), and the worker is still
+// at the answer (Server.closeAnswer). A request body still being written
+// (or whose write failed) is not: c is then closed, as before.
+func (b *workerBody) leftMidAnswer() bool {
+	if b.closed || b.eof || b.rc == http.NoBody || !b.t.awaitsAbandoned || b.failed && !b.c.cancelled() {
+		return false
+	}
+	if b.wrote != nil {
+		select {
+		case err := <-b.wrote:
+			b.wrote <- err // for Close, should it come to that
+			return err == nil
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (b *workerBody) Close() error {

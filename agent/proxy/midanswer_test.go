@@ -1,0 +1,141 @@
+package proxy_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/proxy"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// slowStream is a pool of two WSGI processes (testdata/slowstream), whose
+// /stream sleeps between its chunks, each serving one request at a time;
+// env is the app's.
+func slowStream(env ...ferryv1.EnvVar) ferryv1.AppTemplate {
+	_, file, _, _ := runtime.Caller(0)
+	return agenttest.WSGIAt(filepath.Join(filepath.Dir(file), "testdata", "slowstream"), 2, 2, env...)
+}
+
+// midAnswer are the ways a streamed answer reaches a client: the front
+// end's relay of a declared length too large to buffer (1 MiB chunks),
+// its copy of a chunked answer, and net/http's (a request with a body).
+var midAnswer = []struct{ name, raw string }{
+	{"front end, plain", "GET /stream?n=3&d=3&size=1048576&cl=1 HTTP/1.1\r\nHost: x\r\n\r\n"},
+	{"front end, chunked", "GET /stream?n=3&d=3 HTTP/1.1\r\nHost: x\r\n\r\n"},
+	{"net/http", "POST /stream?n=3&d=3 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"},
+}
+
+// TestClientGoneMidAnswerKeepsItsWorker: a client that goes away partway
+// through a streamed answer (its worker, serving one request at a time,
+// sleeps between chunks) leaves the worker at it: the worker keeps its
+// slot until the answer has ended, and the next request goes to the
+// other process, not behind the rest of the abandoned answer. Before,
+// the worker was given back at once and, the oldest, handed the next
+// request, which waited for the stream to end. On every path.
+func TestClientGoneMidAnswerKeepsItsWorker(t *testing.T) {
+	codes := &codeLog{}
+	e := start(t, slowStream(), proxy.Options{Observer: codes})
+	for i, tc := range midAnswer {
+		streamer := leaveMidAnswer(t, e, tc.raw)
+		waitUntil(t, "the abandoned request ended", func() bool { return len(codes.all()) == 2*i+1 })
+		resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
+		if resp.StatusCode != http.StatusOK || string(body) == streamer {
+			t.Errorf("%s: GET / after the abandon: %d from pid %s; want 200 from the process not at the stream (%s)",
+				tc.name, resp.StatusCode, body, streamer)
+		}
+		if n := sessionsOf(e, streamer); n != 1 {
+			t.Errorf("%s: the streaming process %s has %d requests; want 1, its slot held until the stream ends", tc.name, streamer, n)
+		}
+		e.WaitFor(t, time.Minute, "the streaming process given back, alive", func(s pool.Status) bool {
+			return len(s.Processes) == 2 && sessionsOf(e, streamer) == 0 && s.Processes[0].Sessions == 0 && s.Processes[1].Sessions == 0
+		})
+	}
+}
+
+// TestAbandonedStreamOverrunsMaxRequestTime: a stream abandoned partway
+// that does not end within maxRequestTime of the abandon has its worker
+// killed, blamed on the stream's path; the next request goes to the other
+// process meanwhile. Before, the worker was given back at once, the next
+// request (GET /) waited behind the stream, got 504, and the kill was
+// blamed on "/".
+func TestAbandonedStreamOverrunsMaxRequestTime(t *testing.T) {
+	codes := &codeLog{}
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	tmpl := slowStream()
+	tmpl.Pool.MaxRequestTime = &metav1.Duration{Duration: 2 * time.Second}
+	e := agenttest.Start(t, pool.Config{Name: "t/overstream", Revision: "1", Template: tmpl},
+		agenttest.Options{Log: &log, Proxy: proxy.Options{Observer: codes}})
+	e.WaitFor(t, time.Minute, "ready workers", agenttest.Ready(2))
+	streamer := leaveMidAnswer(t, e, "GET /stream?n=3&d=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitUntil(t, "the abandoned request ended", func() bool { return len(codes.all()) == 1 })
+	resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
+	if resp.StatusCode != http.StatusOK || string(body) == streamer {
+		t.Errorf("GET / after the abandon: %d %q; want 200 from the process not at the stream (%s)", resp.StatusCode, body, streamer)
+	}
+	l := book.WaitFor(t, "Killing worker")
+	p, _ := l.Value("path")
+	w, _ := l.Value("pid")
+	if p != "/stream" || fmt.Sprint(w) != streamer {
+		t.Errorf("log line %q %v: want the kill of pid %s, blamed on /stream", l.Msg, l.KVs, streamer)
+	}
+	waitGone(t, streamer)
+}
+
+// leaveMidAnswer sends raw on a connection of its own, reads the head of
+// the answer, and closes the connection (the client goes away while the
+// worker sleeps between chunks). It returns the pid of the process at the
+// request.
+func leaveMidAnswer(t *testing.T, e *agenttest.Env, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%q: the answer's head: %v", raw, err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	s := e.WaitFor(t, 10*time.Second, "the stream under way", func(s pool.Status) bool {
+		return len(s.Processes) == 2 && s.Processes[0].Sessions+s.Processes[1].Sessions == 1
+	})
+	for _, p := range s.Processes {
+		if p.Sessions == 1 {
+			return strconv.Itoa(int(p.PID))
+		}
+	}
+	panic("unreachable")
+}
+
+// sessionsOf is how many requests the process pid has; -1 when it is not
+// the pool's.
+func sessionsOf(e *agenttest.Env, pid string) int {
+	for _, p := range e.Pool.Status().Processes {
+		if strconv.Itoa(int(p.PID)) == pid {
+			return int(p.Sessions)
+		}
+	}
+	return -1
+}
