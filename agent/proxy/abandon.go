@@ -34,11 +34,11 @@ func (s *Server) abandon(method, path string, sess *session, err error) {
 }
 
 // awaitAbandoned waits for w's answer to an abandoned request on its
-// connection (abandonedError), and gives w back when its head came (w is
-// serving; what remains of the answer is dropped with the connection,
-// which w notices at its next write), when w closed the connection
-// unanswered, when w died in the request, or when maxRequestTime passed
-// (w is killed, as for a request whose client waits). Until then the pool
+// connection (abandonedError): when its head comes, the rest is drained
+// as for a client gone partway through the answer (drainAbandoned); w
+// is given back when it closed the connection unanswered, or when it
+// died in the request, or is killed when maxRequestTime passed (as for a
+// request whose client waits). Until then the pool
 // hands w no other request: one would wait behind the abandoned request,
 // which is still w's; and should that be a request of death, it would die
 // with it and take the blame.
@@ -52,13 +52,13 @@ func (s *Server) abandon(method, path string, sess *session, err error) {
 func (s *Server) awaitAbandoned(w *pool.Worker, a *abandonedError, method, path string) {
 	c := a.c
 	c.closeWrite()
-	_, _, _, err := c.readResponse(&http.Request{Method: method}) //nolint:bodyclose // the connection is closed
-	_ = c.Close()
-	outcome := pool.Unanswered
+	_, _, _, err := c.readResponse(&http.Request{Method: method}) //nolint:bodyclose // drained, then closed
 	if err == nil {
-		outcome = pool.Answered
+		s.drainAbandoned(w, c, method, path)
+		return
 	}
-	s.settleAbandoned(w, err, a.limit, method, path, outcome)
+	_ = c.Close()
+	s.settleAbandoned(w, err, a.limit, method, path, pool.Unanswered)
 }
 
 // settleAbandoned gives back w, whose abandoned request (method to path)
@@ -109,13 +109,14 @@ func (s *Server) closeAnswer(resp *http.Response, sess *session, method string, 
 func (s *Server) leaveMidAnswer(sess *session, c *workerConn, stop func() bool, method, path string) {
 	stop()
 	c.keep()
+	c.closeWrite()
 	w := sess.worker
 	sess.worker = nil
 	go s.drainAbandoned(w, c, method, path)
 }
 
 // drainAbandoned reads and drops the rest of an abandoned answer on c,
-// half-closed first as the client's was, until w closes the connection:
+// half-closed as the client's was, until w closes the connection:
 // at the end of the answer, when it reads the end of the request stream
 // for its next request; earlier, when it notices the half-close (the
 // WSGI loader looks between the chunks of a stream, and stops it). The
@@ -123,14 +124,14 @@ func (s *Server) leaveMidAnswer(sess *session, c *workerConn, stop func() bool, 
 // no one's asking. maxRequestTime, counted from the abandon, bounds the
 // drain: a worker still at it then is killed, for path, as one whose
 // answer does not come is (a stream with no end, an app that does not
-// notice its client gone). Without maxRequestTime it is awaited as long
-// as it takes, as an answer whose head has not come is (awaitAbandoned).
+// notice its client gone); counted from the answer's head for a client
+// gone before it (awaitAbandoned). Without maxRequestTime it is awaited
+// as long as it takes, as an answer whose head has not come is.
 func (s *Server) drainAbandoned(w *pool.Worker, c *workerConn, method, path string) {
 	limit := c.boundLimit
 	if limit > 0 {
 		_ = c.SetReadDeadline(time.Now().Add(limit))
 	}
-	c.closeWrite()
 	_, err := io.Copy(io.Discard, c.br)
 	_ = c.Close()
 	if err == nil {

@@ -98,13 +98,13 @@
 //     streams, only once a worker takes it and its body is read, as
 //     net/http reads no connection while a body is unread. A worker
 //     that serves one request at a time and got the whole request is
-//     still at it, and gets its slot back only once its answer begins
-//     (its final head: an interim 1xx is no answer), it closes the
-//     connection (half-closed for it, as the client did, so a server that
-//     notices may stop), it dies, or maxRequestTime kills it (abandon.go);
-//     one whose client goes away partway through the answer keeps it
-//     until the rest was read and dropped (the worker closed the
-//     connection), it dies, or maxRequestTime, from the leaving, kills it;
+//     still at it, and gets its slot back only once its answer has
+//     ended (read and dropped: an interim 1xx is no answer), it closes
+//     the connection (half-closed for it, as the client did, so a server
+//     that notices may stop), it dies, or maxRequestTime kills it (for
+//     the head, then again for the rest: abandon.go); so does one whose
+//     client goes away partway through the answer (maxRequestTime
+//     counted from the leaving);
 //   - nothing is invented: a response without Content-Type gets none (Go's
 //     server would sniff one), only a missing Date is added;
 //   - a worker's response head is bounded (10 MiB, five interim responses);

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -138,4 +139,49 @@ func sessionsOf(e *agenttest.Env, pid string) int {
 		}
 	}
 	return -1
+}
+
+// TestClientGoneBeforeAStreamKeepsItsWorker: a client that goes away
+// before its answer began (its worker, serving one request at a time, is
+// at it still: awaitAbandoned) leaves the worker its slot past the
+// answer's head, until the whole answer has ended: a stream that begins
+// after the client left (half a second on) and sleeps between chunks
+// holds it, and the next request goes to the other process. Before, the
+// worker was given back as the head came, and handed the next request,
+// which waited behind the rest of the stream.
+func TestClientGoneBeforeAStreamKeepsItsWorker(t *testing.T) {
+	codes := &codeLog{}
+	marks := sharedTempDir(t, "midanswer")
+	e := start(t, slowStream(ferryv1.EnvVar{Name: "MARKS", Value: marks}), proxy.Options{Observer: codes})
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("GET /stream?n=3&d=3&first=0.5 HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	s := e.WaitFor(t, 10*time.Second, "the stream's worker at it", func(s pool.Status) bool {
+		return len(s.Processes) == 2 && s.Processes[0].Sessions+s.Processes[1].Sessions == 1
+	})
+	_ = c.Close()
+	streamer := strconv.Itoa(int(s.Processes[0].PID))
+	if s.Processes[1].Sessions == 1 {
+		streamer = strconv.Itoa(int(s.Processes[1].PID))
+	}
+	waitUntil(t, "the client seen gone (499)", func() bool { return codes.count(499) == 1 })
+	waitUntil(t, "the stream begun", func() bool {
+		_, err := os.Stat(filepath.Join(marks, "began"))
+		return err == nil
+	})
+	resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
+	if resp.StatusCode != http.StatusOK || string(body) == streamer {
+		t.Errorf("GET / once the abandoned stream began: %d from pid %s; want 200 from the process not at the stream (%s)",
+			resp.StatusCode, body, streamer)
+	}
+	if n := sessionsOf(e, streamer); n != 1 {
+		t.Errorf("the streaming process %s has %d requests; want 1, its slot held until the stream ends", streamer, n)
+	}
+	e.WaitFor(t, time.Minute, "the streaming process given back, alive", func(s pool.Status) bool {
+		return len(s.Processes) == 2 && sessionsOf(e, streamer) == 0 && s.Processes[0].Sessions == 0 && s.Processes[1].Sessions == 0
+	})
 }

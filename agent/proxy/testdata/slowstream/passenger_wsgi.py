@@ -1,9 +1,11 @@
 """A WSGI app whose /stream answer sleeps between its chunks, for tests of
-a client that goes away partway through it. /stream?n=3&d=3&size=16&cl=0:
-n chunks of size bytes, d seconds apart; cl=1 declares the whole length
-(Content-Length) rather than chunking. When MARKS is set, the app writes
-MARKS/closed, saying how many chunks it yielded, once the server closes
-the iterable. Any other path answers the process's pid."""
+a client that goes away partway through it. /stream?n=3&d=3&size=16&cl=0&first=0:
+n chunks of size bytes, d seconds apart, the first after first seconds;
+cl=1 declares the whole length (Content-Length) rather than chunking.
+When MARKS is set, the app makes MARKS/began as it yields its first
+chunk, and writes MARKS/closed, saying how many chunks it yielded, once
+the server closes the iterable. Any other path answers the process's
+pid."""
 import os
 import time
 from urllib.parse import parse_qs
@@ -15,17 +17,17 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
     q = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-    n, d, size = int(q.get("n", 3)), float(q.get("d", 3)), int(q.get("size", 16))
+    n, d, size, first = int(q.get("n", 3)), float(q.get("d", 3)), int(q.get("size", 16)), float(q.get("first", 0))
     headers = [("Content-Type", "application/octet-stream")]
     if q.get("cl") == "1":
         headers.append(("Content-Length", str(n * size)))
     start_response("200 OK", headers)
-    return Stream(n, d, size)
+    return Stream(n, d, size, first)
 
 
 class Stream:
-    def __init__(self, n, d, size):
-        self.n, self.d, self.size, self.sent = n, d, size, 0
+    def __init__(self, n, d, size, first):
+        self.n, self.d, self.size, self.first, self.sent = n, d, size, first, 0
 
     def __iter__(self):
         return self
@@ -35,6 +37,11 @@ class Stream:
             raise StopIteration
         if self.sent:
             time.sleep(self.d)
+        else:
+            time.sleep(self.first)
+            marks = os.environ.get("MARKS")
+            if marks:
+                open(os.path.join(marks, "began"), "w").close()
         self.sent += 1
         return b"x" * self.size
 
