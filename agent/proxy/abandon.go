@@ -46,7 +46,8 @@ func (s *Server) abandon(method, path string, sess *session, err error) {
 // The connection is half-closed first, as the client's was: a server that
 // watches for its client leaving (Go's net/http, Node, a long poll) sees
 // the end of the request stream and may stop at once, while a WSGI
-// process, which does not look, answers as before. A server that closes
+// process looks only between the chunks of a streamed answer (its
+// loader stops it there), and otherwise answers as before. A server that closes
 // the connection then but works on (Node's default) is given back while
 // still at it: the close is all the proxy can see.
 func (s *Server) awaitAbandoned(w *pool.Worker, a *abandonedError, method, path string) {

@@ -44,10 +44,13 @@ var midAnswer = []struct{ name, raw string }{
 // slot until the answer has ended, and the next request goes to the
 // other process, not behind the rest of the abandoned answer. Before,
 // the worker was given back at once and, the oldest, handed the next
-// request, which waited for the stream to end. On every path.
+// request, which waited for the stream to end. On every path. The WSGI
+// loader, which finds the connection half-closed at the stream's next
+// chunk, stops the stream there: 2 chunks of 3 (its iterable closed).
 func TestClientGoneMidAnswerKeepsItsWorker(t *testing.T) {
 	codes := &codeLog{}
-	e := start(t, slowStream(), proxy.Options{Observer: codes})
+	marks := sharedTempDir(t, "midanswer")
+	e := start(t, slowStream(ferryv1.EnvVar{Name: "MARKS", Value: marks}), proxy.Options{Observer: codes})
 	for i, tc := range midAnswer {
 		streamer := leaveMidAnswer(t, e, tc.raw)
 		waitUntil(t, "the abandoned request ended", func() bool { return len(codes.all()) == 2*i+1 })
@@ -62,6 +65,13 @@ func TestClientGoneMidAnswerKeepsItsWorker(t *testing.T) {
 		e.WaitFor(t, time.Minute, "the streaming process given back, alive", func(s pool.Status) bool {
 			return len(s.Processes) == 2 && sessionsOf(e, streamer) == 0 && s.Processes[0].Sessions == 0 && s.Processes[1].Sessions == 0
 		})
+		closed := filepath.Join(marks, "closed")
+		if sent, err := os.ReadFile(closed); err != nil || string(sent) != "2" {
+			t.Errorf("%s: the stream's iterable was closed after %q chunks (%v); want 2 of 3, stopped once the proxy left", tc.name, sent, err)
+		}
+		if err := os.Remove(closed); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

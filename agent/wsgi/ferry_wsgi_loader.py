@@ -65,6 +65,10 @@ class ClientDisconnected(OSError):
     """The client went away (or stalled past IO_TIMEOUT_MS) mid-request."""
 
 
+class Abandoned(ClientDisconnected):
+    """The proxy closed its side of the connection mid-answer: no one reads the rest."""
+
+
 class BadRequestBody(ValueError):
     """The request body is not valid chunked encoding."""
 
@@ -97,6 +101,29 @@ def _recv(sock, n):
         if not data:
             raise ClientDisconnected(errno.ECONNRESET, "the client closed the connection mid-request")
         return data
+
+
+# How often, at most, a streamed answer looks whether the proxy closed its
+# side (_left): a stream whose chunks come fast pays one look a second, a
+# slow one (a long poll, server-sent events) one per chunk.
+LOOK_EVERY = 1.0
+
+
+def _left(sock):
+    """Whether the proxy closed its side of the connection (read EOF on it).
+
+    The proxy half-closes the connection of an answer its client went away
+    from, and reads the rest until the loader closes it: nothing more is
+    asked on a connection while an answer is under way, so EOF there (not
+    bytes: a request body the application did not read) means no one
+    awaits the answer.
+    """
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _sendall(sock, data):
@@ -1217,7 +1244,17 @@ class Server:
                     raise TypeError("the application returned %s, not an iterable of bytes (return [body])" % type(result).__name__)
                 write = resp.write
                 if not sent and resp.mode != _NOBODY:  # write() may have sent a bodiless head
+                    # A stream (not a list, whose chunks are all there) looks
+                    # between chunks, LOOK_EVERY at most, whether the proxy
+                    # gave up on it (its client went away): the iterable is
+                    # then closed (PEP 3333), so that an endless one (server-
+                    # sent events) does not hold the process for ever.
+                    look = None if type(result) is list else time.monotonic() + LOOK_EVERY
                     for data in result:
+                        if look is not None and time.monotonic() >= look:
+                            if _left(resp.sock):
+                                raise Abandoned(errno.ECONNRESET, "the proxy closed the connection mid-answer")
+                            look = time.monotonic() + LOOK_EVERY
                         write(data)
                         if resp.mode == _NOBODY:
                             break  # nothing more goes out: stop (a HEAD to an endless stream)
@@ -1233,6 +1270,13 @@ class Server:
                             _log_app_error(env)
                     else:
                         close()
+        except Abandoned:
+            sys.stderr.write(
+                "ferry-wsgi: stopped the answer to %s %s partway: its client went away (the proxy closed the connection);"
+                " the application's iterable was closed\n" % (env.get("REQUEST_METHOD"), env.get("PATH_INFO"))
+            )
+            sys.stderr.flush()
+            return False
         except ClientDisconnected:
             return False
         except Exception:
