@@ -629,10 +629,12 @@ class Response:
     the connection afterwards.
     """
 
-    __slots__ = ("sock", "head_req", "http11", "keep", "inp", "status", "code", "block", "app_cl", "mode", "left", "hint")
+    __slots__ = ("sock", "head_req", "http11", "keep", "inp", "status", "code", "block", "app_cl", "mode", "left", "hint", "over", "env")
 
-    def __init__(self, sock, head_req, http11, keep, inp):
+    def __init__(self, sock, head_req, http11, keep, inp, env=None):
         self.sock = sock
+        self.env = env  # for a log line
+        self.over = 0  # bytes the application gave past its Content-Length
         self.head_req = head_req
         self.http11 = http11
         self.keep = keep
@@ -764,7 +766,8 @@ class Response:
         elif mode == _LENGTH:
             left = self.left
             if len(data) > left:
-                data = data[:left]  # more than its Content-Length: cut, then close
+                self.over += len(data) - left
+                data = data[:left]  # more than its Content-Length: cut, then close (finish says so)
                 self.keep = False
             self.left = left - len(data)
             parts = [head, data] if head else [data]
@@ -814,6 +817,26 @@ class Response:
             _sendall(self.sock, b"0\r\n\r\n")
         if mode == _LENGTH and self.left:
             self.keep = False  # shorter than its Content-Length: the client must see EOF
+        if mode == _LENGTH and (self.left or self.over) and self.app_cl is not None:
+            self.mismatch()
+
+    def mismatch(self):
+        """Log an answer whose body disagrees with the application's Content-Length."""
+        declared = self.app_cl
+        env = self.env or {}
+        where = "%s %s" % (env.get("REQUEST_METHOD"), env.get("PATH_INFO"))
+        if self.over:
+            what = (
+                "gave %d bytes, more than its Content-Length (%d): the answer was cut at %d bytes and the connection closed"
+                % (declared + self.over, declared, declared)
+            )
+        else:
+            what = (
+                "gave %d bytes, fewer than its Content-Length (%d): the connection was closed, and the client gets the answer"
+                " cut short (the agent answers 502 when it had sent none of it)" % (declared - self.left, declared)
+            )
+        sys.stderr.write("ferry-wsgi: the answer to %s %s; set Content-Length to the body's length, or leave it out\n" % (where, what))
+        sys.stderr.flush()
 
     def error(self, inp):
         """Answer 500 if nothing was sent yet; return whether to keep the connection."""
@@ -1208,7 +1231,7 @@ class Server:
             inp = None
             env["wsgi.input"] = _EMPTY_INPUT
 
-        resp = Response(conn.sock, m == "HEAD", http11, keep, inp)
+        resp = Response(conn.sock, m == "HEAD", http11, keep, inp, env)
         if not self.call(env, resp, inp):
             return None
         if inp is not None:

@@ -92,3 +92,34 @@ func TestAbandonedStreamIsStopped(t *testing.T) {
 		t.Errorf("a stream whose reader stays: %d %q; want 200 and all 3 chunks", resp.StatusCode, body)
 	}
 }
+
+// TestContentLengthMismatchIsLogged: a body shorter than the
+// application's Content-Length, or longer, is cut off where it disagrees
+// (the connection closed), and the loader says so: the request, the
+// length declared and the bytes given.
+func TestContentLengthMismatchIsLogged(t *testing.T) {
+	root := t.TempDir()
+	writeApp(t, root, streamApp)
+	w := spawn(t, root)
+	for _, tc := range []struct{ path, body, says string }{
+		{"/short", "hello", "ferry-wsgi: the answer to GET /short gave 5 bytes, fewer than its Content-Length (10): "},
+		{"/long", "hello", "ferry-wsgi: the answer to GET /long gave 11 bytes, more than its Content-Length (5): "},
+	} {
+		c := w.dial(t)
+		if _, err := io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodGet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != tc.body {
+			t.Errorf("%s: body %q, want %q", tc.path, body, tc.body)
+		}
+		c.expectEOF(t)
+		if !w.outputHas(tc.says) {
+			t.Errorf("%s: no line %q; output:\n%s", tc.path, tc.says, w.output.String())
+		}
+	}
+}
