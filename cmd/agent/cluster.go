@@ -135,6 +135,10 @@ func (f *clusterFlags) check() error {
 	if f.drainDelay < 0 || f.simulate < 0 {
 		return errors.New("--drain-delay and --simulate-workers may not be negative")
 	}
+	if f.advertise != "" && net.ParseIP(f.advertise) == nil {
+		return fmt.Errorf("--advertise-address %q is not an IP address: the manager lists it in the Services' EndpointSlices "+
+			"(in a DaemonSet, $(HOST_IP) from status.hostIP)", f.advertise)
+	}
 	return nil
 }
 

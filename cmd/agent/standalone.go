@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"os/signal"
 	"strconv"
@@ -83,16 +84,34 @@ func workerUsersFlag(fs *flag.FlagSet) *spawn.WorkerUsers {
 	return &wu
 }
 
+// timeoutFlag binds a proxy timeout, refusing one not above zero at
+// parse: the proxy has no "none", and would take it for its default
+// (proxy.New), which is not what "0s" reads as. The chart refuses it too.
+func timeoutFlag(fs *flag.FlagSet, d *time.Duration, name string, def time.Duration, usage string) {
+	*d = def
+	fs.Func(name, fmt.Sprintf("%s (default %s)", usage, def), func(s string) error {
+		v, err := time.ParseDuration(s)
+		switch {
+		case err != nil:
+			return err
+		case v <= 0:
+			return fmt.Errorf("%s is not above zero: the proxy has no \"none\"; give a duration, %s by default", s, def)
+		}
+		*d = v
+		return nil
+	})
+}
+
 // proxyFlags binds the proxy's limits, shared with the cluster mode; the
 // options are complete once fs is parsed.
 func proxyFlags(fs *flag.FlagSet) func() proxy.Options {
 	o := &proxy.Options{}
-	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second,
+	timeoutFlag(fs, &o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second,
 		"how long a client may take to send a request's headers before its connection is closed")
-	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle client keep-alive connection stays open")
-	fs.DurationVar(&o.SendTimeout, "send-timeout", 60*time.Second,
+	timeoutFlag(fs, &o.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle client keep-alive connection stays open")
+	timeoutFlag(fs, &o.SendTimeout, "send-timeout", 60*time.Second,
 		"how long a client may take none of a response being written to it before its connection is closed")
-	fs.DurationVar(&o.RequestBodyTimeout, "request-body-timeout", 60*time.Second,
+	timeoutFlag(fs, &o.RequestBodyTimeout, "request-body-timeout", 60*time.Second,
 		"how long a client may go without sending any of a request body (buffered, or streaming to its worker) before it gets 408 and its connection is closed; a streaming body's worker has its connection closed too, freeing its slot (after a worker began its answer, the client's connection is closed without the 408)")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block accepted (larger gets 431)")
 	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false,
