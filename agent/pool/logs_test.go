@@ -3,11 +3,14 @@ package pool_test
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
@@ -76,4 +79,31 @@ func TestLogLines(t *testing.T) {
 		}
 		book.Check(t)
 	})
+}
+
+// TestKillLogNamesTheWaitUsed: a worker that ignores SIGTERM, idle as its
+// pool closes past the close's deadline, gets exitGrace (1s) to exit, not
+// its shutdownTimeout (5s); the kill's log says the wait it got. Before,
+// it said "timeout":"5s".
+func TestKillLogNamesTheWaitUsed(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	root, _ := filepath.Abs("testdata/abrupt")
+	tmpl := agenttest.WSGIAt(root, 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"},
+		Concurrency: 1, Env: []ferryv1.EnvVar{env("IGNORE_TERM", "1")}}
+	tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: 5 * time.Second}
+	e := agenttest.Start(t, pool.Config{Name: "t/logs", Revision: "1", Template: tmpl},
+		agenttest.Options{Log: bookLogger(book)})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now()) // the close's deadline is past
+	defer cancel()
+	e.Pool.Close(ctx)
+	killed := book.WaitFor(t, "Killed worker that did not exit within shutdownTimeout")
+	if v, _ := killed.Value("timeout"); v != "1s" {
+		t.Errorf("the kill logs timeout %#v, want \"1s\", the wait the worker got (exitGrace): %v", v, killed.KVs)
+	}
+	if v, _ := killed.Value("shutdownTimeout"); v != "5s" {
+		t.Errorf("the kill logs shutdownTimeout %#v, want \"5s\"", v)
+	}
+	book.Check(t)
 }

@@ -1455,8 +1455,10 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
-	if killed := w.proc.Stop(exitWait(timeout, by, finished)); killed {
-		p.log.Info("Killed worker that did not exit within shutdownTimeout", "pid", w.PID(), "timeout", timeout.String())
+	wait := exitWait(timeout, by, finished)
+	if killed := w.proc.Stop(wait); killed {
+		p.log.Info("Killed worker that did not exit within shutdownTimeout", "pid", w.PID(),
+			"timeout", wait.Round(time.Millisecond).String(), "shutdownTimeout", timeout.String())
 	}
 	// Return once the pool no longer counts it, so that the next step of a
 	// restart never sees size+2.

@@ -5,10 +5,12 @@ progress and all, as many servers do: only the pool's drain (no SIGTERM
 until the worker's requests are done) lets them finish.
 
 GET /hold waits until the file $HOLD_FILE exists, then answers 200 with
-the pid (body and X-Pid). GET / answers at once.
+the pid (body and X-Pid). GET / answers at once. With $IGNORE_TERM set,
+it ignores SIGTERM instead: only SIGKILL stops it.
 """
 
 import os
+import signal
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -34,6 +36,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+if os.environ.get("IGNORE_TERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
 server.daemon_threads = True
 server.serve_forever()
