@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,9 @@ func TestLogLines(t *testing.T) {
 		e.Pool.Overran(w, "/stuck", 30*time.Second)
 		e.Pool.Release(w, pool.Answered)
 		killing := book.WaitFor(t, "Killing worker")
+		if want := "or the rest of one whose client left)"; !strings.HasSuffix(killing.Msg, want) {
+			t.Errorf("the kill says %q; want it to cover an abandoned answer that did not end (%q)", killing.Msg, want)
+		}
 		if v, _ := killing.Value("maxRequestTime"); v != "30s" {
 			t.Errorf("maxRequestTime logged as %#v, want \"30s\"", v)
 		}

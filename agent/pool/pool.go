@@ -566,7 +566,8 @@ func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	delete(p.steady, w.Revision)
 	p.notifyLocked()
 	p.mu.Unlock()
-	p.log.Info("Killing worker: a request got no answer (or no whole buffered one) within maxRequestTime", "pid", w.PID(),
+	p.log.Info("Killing worker: a request's answer did not come, or did not end, within maxRequestTime "+
+		"(no answer, no whole buffered one, or the rest of one whose client left)", "pid", w.PID(),
 		"revision", w.Revision, "maxRequestTime", limit.String(), "path", LoggedPath(path))
 	if p.opts.Observer != nil {
 		p.opts.Observer.WorkerOverran(p.name)
