@@ -38,6 +38,9 @@ func TestLogLines(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.Pool.Overran(w, "/stuck", 30*time.Second)
+		if by := w.StoppedBy(); by != "at maxRequestTime (30s)" {
+			t.Errorf("StoppedBy after an overrun = %q, want \"at maxRequestTime (30s)\"", by)
+		}
 		e.Pool.Release(w, pool.Answered)
 		killing := book.WaitFor(t, "Killing worker")
 		if want := "or the rest of one whose client left)"; !strings.HasSuffix(killing.Msg, want) {

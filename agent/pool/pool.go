@@ -132,6 +132,9 @@ type Worker struct {
 	// ended after the exit, or was open at it): watchExit.
 	inRequest bool
 	drained   chan struct{} // closed when Draining with no session left
+	// stoppedBy says why the agent signalled the worker with requests
+	// still at it (StoppedBy); set before the signal.
+	stoppedBy atomic.Pointer[string]
 	gone      chan struct{} // closed once the exited worker left the pool's table
 	// tmpl is the template as of Revision, taken when the worker was
 	// registered, so that what runs matches the revision it is labelled.
@@ -165,6 +168,18 @@ func (w *Worker) Capacity() int { return w.capacity }
 
 // Exited reports whether the worker's process is gone.
 func (w *Worker) Exited() bool { return w.proc != nil && w.proc.Exited() }
+
+// StoppedBy says, when the agent itself signalled the worker while it
+// still had requests, at what and why ("at shutdownTimeout (5s) (rolling
+// restart)", "at maxRequestTime (30s)"); "" when it did not: a request
+// cut by its exit was cut by the agent, not by a crash. Read it once the
+// request failed: it is set before the signal.
+func (w *Worker) StoppedBy() string {
+	if by := w.stoppedBy.Load(); by != nil {
+		return *by
+	}
+	return ""
+}
 
 // ExitsWithin reports whether the worker's process is gone, or goes
 // within d: a process that dies closes its connections a moment before
@@ -566,6 +581,8 @@ func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	delete(p.steady, w.Revision)
 	p.notifyLocked()
 	p.mu.Unlock()
+	by := "at maxRequestTime (" + limit.String() + ")"
+	w.stoppedBy.Store(&by)
 	p.log.Info("Killing worker: a request's answer did not come, or did not end, within maxRequestTime "+
 		"(no answer, no whole buffered one, or the rest of one whose client left)", "pid", w.PID(),
 		"revision", w.Revision, "maxRequestTime", limit.String(), "path", LoggedPath(path))
@@ -1457,6 +1474,10 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	p.notifyLocked()
 	p.mu.Unlock()
 	wait := exitWait(timeout, by, finished)
+	if !finished {
+		stoppedBy := "at shutdownTimeout (" + timeout.String() + ") (" + why + ")"
+		w.stoppedBy.Store(&stoppedBy)
+	}
 	if killed := w.proc.Stop(wait); killed {
 		p.log.Info("Killed worker that did not exit within shutdownTimeout", "pid", w.PID(),
 			"timeout", wait.Round(time.Millisecond).String(), "shutdownTimeout", timeout.String())

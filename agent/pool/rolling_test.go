@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -307,22 +306,7 @@ func TestRollingRestartDrainsBeforeSignalling(t *testing.T) {
 	e := agenttest.Start(t, pool.Config{Name: "t/abrupt", Revision: "1", Template: tmpl}, agenttest.Options{})
 	oldPID := fmt.Sprint(e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID)
 
-	type answer struct {
-		code int
-		pid  string
-		err  error
-	}
-	held := make(chan answer, 1)
-	go func() {
-		resp, err := http.Get(e.URL + "/hold")
-		if err != nil {
-			held <- answer{err: err}
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		held <- answer{code: resp.StatusCode, pid: resp.Header.Get("X-Pid")}
-	}()
+	held := agenttest.GetLater(e.URL + "/hold")
 	e.WaitFor(t, time.Minute, "the request held by the worker", func(s pool.Status) bool {
 		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
 	})
@@ -349,9 +333,9 @@ func TestRollingRestartDrainsBeforeSignalling(t *testing.T) {
 	if err := os.WriteFile(hold, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if a := <-held; a.err != nil || a.code != http.StatusOK || a.pid != oldPID {
+	if a := <-held; a.Err != nil || a.Code != http.StatusOK || a.Header.Get("X-Pid") != oldPID {
 		t.Errorf("the request the old worker held when the restart began: %d from pid %q (%v), want 200 from pid %s",
-			a.code, a.pid, a.err, oldPID)
+			a.Code, a.Header.Get("X-Pid"), a.Err, oldPID)
 	}
 	after := e.WaitFor(t, time.Minute, "revision 2 alone", func(s pool.Status) bool {
 		return agenttest.Ready(1)(s) && s.Revision == "2" && s.LastRestart != nil

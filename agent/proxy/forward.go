@@ -150,7 +150,7 @@ func (s *Server) answerCut(method, path string, sess *session, err error) {
 		s.router.DiedIn(w, method, path)
 	}
 	s.opts.Log.Info("Request failed in a worker partway through its answer; the client got it cut short, its connection closed",
-		"pid", pidOf(sess), "error", err.Error(), "path", pool.LoggedPath(path))
+		"pid", pidOf(sess), "error", err.Error(), "path", pool.LoggedPath(path), "stoppedBy", stoppedBy(sess))
 }
 
 // bodyStalled logs a request ended because its client stopped sending the

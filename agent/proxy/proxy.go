@@ -563,7 +563,7 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, method, path 
 		pid := strconv.Itoa(w.PID())
 		switch {
 		case diedUnder(w, err):
-			msg = "ferry: the worker process (pid " + pid + ") exited while handling this request"
+			msg = diedMessage(w.StoppedBy(), pid)
 			s.router.DiedIn(w, method, path)
 		case peerGone(err) && errors.As(err, &cut):
 			msg = "ferry: the worker process (pid " + pid + ") closed the connection partway through its answer"
@@ -573,7 +573,8 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, method, path 
 			msg = "ferry: error talking to the worker process (pid " + pid + "): " + err.Error()
 		}
 	}
-	s.opts.Log.Info("Request failed in a worker", "pid", pidOf(sess), "error", err.Error(), "path", pool.LoggedPath(path))
+	s.opts.Log.Info("Request failed in a worker", "pid", pidOf(sess), "error", err.Error(), "path", pool.LoggedPath(path),
+		"stoppedBy", stoppedBy(sess))
 	sess.code = plain(rw, http.StatusBadGateway, msg)
 }
 
@@ -593,6 +594,25 @@ func (s *Server) overran(rw http.ResponseWriter, ctx context.Context, path strin
 	}
 	sess.code = plain(rw, http.StatusGatewayTimeout, "ferry: the worker process (pid "+strconv.Itoa(w.PID())+") "+what+
 		" within maxRequestTime ("+e.limit.String()+"); it was killed and is being replaced")
+}
+
+// diedMessage is the 502 for a request whose worker (pid) exited under
+// it: cut by the agent's own stop when by (pool.Worker.StoppedBy) says
+// so, else a death.
+func diedMessage(by, pid string) string {
+	if by != "" {
+		return "ferry: the agent stopped the worker process (pid " + pid + ") " + by + "; the request was cut"
+	}
+	return "ferry: the worker process (pid " + pid + ") exited while handling this request"
+}
+
+// stoppedBy is, for the log, why the agent stopped sess's worker with
+// requests at it, or "no" when it did not.
+func stoppedBy(sess *session) string {
+	if sess == nil || sess.worker == nil || sess.worker.StoppedBy() == "" {
+		return "no"
+	}
+	return sess.worker.StoppedBy()
 }
 
 func pidOf(sess *session) int {
