@@ -91,7 +91,7 @@ func New() *Metrics {
 		}, []string{"pool", "unexpected"}),
 		overruns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_workers_overran_total",
-			Help: "Worker processes killed because a request at them got no answer (or, for a response the proxy buffers, not all of it) within maxRequestTime (the client got 504).",
+			Help: "Worker processes killed because a request's answer did not come, or did not end, within maxRequestTime: no answer (the client got 504), not all of one the proxy buffers, or the rest of one whose client left.",
 		}, []string{"pool"}),
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_requests_replayed_total",
