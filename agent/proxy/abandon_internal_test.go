@@ -120,3 +120,46 @@ func stubConns(t *testing.T, serve func(c net.Conn)) string {
 	}()
 	return l.Addr().String()
 }
+
+// TestAbortAfterKeepDoesNothing: a connection taken from its request for
+// an abandoned answer (keep) is no request's any more, and the request's
+// cancel (abort) may still come after keep: context.AfterFunc's stop
+// returns false once abort has begun, before abort took deadlineMu (a
+// client gone with a reset, whose write failed as its context was
+// cancelled). That late abort must not set its deadline in the past, or
+// the drain of the answer would fail at once: the worker, still at the
+// answer, given back (or, with maxRequestTime, killed as overrun).
+func TestAbortAfterKeepDoesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker := <-accepted
+	defer worker.Close()
+	c := &workerConn{Conn: conn, br: bufio.NewReader(conn)}
+	defer c.Close()
+
+	c.keep()
+	_ = c.SetReadDeadline(time.Now().Add(time.Minute)) // the drain begins: drainAbandoned's maxRequestTime
+	c.abort()                                          // late: after keep
+	if c.cancelled() {
+		t.Error("an abort after keep marked the connection cancelled")
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_, _ = io.WriteString(worker, "rest of the answer")
+	}()
+	if _, err := c.br.ReadByte(); err != nil {
+		t.Errorf("reading the rest of the answer after a late abort: %v; want it read", err)
+	}
+}

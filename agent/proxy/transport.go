@@ -451,11 +451,14 @@ type workerConn struct {
 	// request (abort), which a body writer and the client's watch may set
 	// beside the response read: boundBy is the bound's deadline, zero when
 	// none holds; headIn, the response head came (no bound from then on);
-	// aborted, the request was cancelled (no deadline lifts that).
+	// aborted, the request was cancelled (no deadline lifts that); kept,
+	// c was taken from its request for an abandoned answer (keep), and
+	// no abort touches it from then on.
 	deadlineMu sync.Mutex
 	boundBy    time.Time
 	headIn     bool
 	aborted    bool
+	kept       bool
 	// headBound is the deadline the head had (boundBy before unbound), and
 	// boundLimit the request's maxRequestTime: a body the proxy buffers is
 	// held to them (boundBody).
@@ -670,8 +673,10 @@ func (c *workerConn) await(fd uintptr) bool {
 
 func (c *workerConn) abort() {
 	c.deadlineMu.Lock()
-	c.aborted = true
-	_ = c.SetDeadline(aLongTimeAgo)
+	if !c.kept {
+		c.aborted = true
+		_ = c.SetDeadline(aLongTimeAgo)
+	}
 	c.deadlineMu.Unlock()
 }
 
@@ -683,11 +688,15 @@ func (c *workerConn) cancelled() bool {
 }
 
 // keep lifts abort's deadlines from c, whose request was abandoned but
-// whose answer is still awaited (abandonedError); maxRequestTime's bound
-// on the head, when one holds, is its read deadline again.
+// whose answer is still awaited (abandonedError, leaveMidAnswer);
+// maxRequestTime's bound on the head, when one holds, is its read
+// deadline again. An abort that comes after keep does nothing: the
+// request's stop returns false once its abort has begun, which may then
+// not yet have taken deadlineMu (a client gone with a reset, whose write
+// failed as its context was cancelled), and c is no request's any more.
 func (c *workerConn) keep() {
 	c.deadlineMu.Lock()
-	c.aborted = false
+	c.aborted, c.kept = false, true
 	_ = c.SetWriteDeadline(time.Time{})
 	_ = c.SetReadDeadline(c.boundBy)
 	c.deadlineMu.Unlock()
