@@ -21,7 +21,8 @@ const DiedAfterReady = "after it was ready"
 
 // SpawnsRetried is what becomes of a pool's failing spawns, as the agent
 // words it in the pool's ScalingError and RollingRestart and its status
-// view's "Scaling error" block, and the manager in the AppGroup's: the agent tries again with a backoff that grows to a
-// minute, with no end but a spawn that works or another revision (in a
-// cluster, the manager's return of the node to what worked is one).
+// view's "Scaling error" block, and the manager in the AppGroup's: the
+// agent tries again with a backoff that grows to a minute, with no end
+// but a spawn that works or another revision (in a cluster, the manager's
+// return of the node to what worked is one).
 const SpawnsRetried = "retried with backoff, at most a minute apart, until one works or another revision is requested"

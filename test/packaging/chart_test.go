@@ -377,12 +377,12 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 		// Both said at once.
 		{[]string{"agent.heartbeatInterval=0s", "agent.statsInterval=0s"}, "saying --heartbeat-interval must be positive\n" +
 			"agent.statsInterval is 0s"},
-		// The agent takes a timeout of 0 for its default: there is no "none".
-		{[]string{"agent.readHeaderTimeout=0s"}, "agent.readHeaderTimeout is 0s, which the agent would take for its default, " +
-			"10s, not for no timeout: its proxies have none. Set a duration above zero (the default is 10s)"},
-		{[]string{"agent.idleTimeout=0m"}, "agent.idleTimeout is 0m, which the agent would take for its default, 2m0s"},
-		{[]string{"agent.sendTimeout=0ms"}, "agent.sendTimeout is 0ms, which the agent would take for its default, 1m0s"},
-		{[]string{"agent.requestBodyTimeout=0h0s"}, "agent.requestBodyTimeout is 0h0s, which the agent would take for its default, 1m0s"},
+		// The agent refuses a timeout of 0: there is no "none".
+		{[]string{"agent.readHeaderTimeout=0s"}, "agent.readHeaderTimeout is 0s, which the agent refuses at its start: its proxies have no \"none\", " +
+			"and each timeout must be above zero. Set a duration above zero (the default is 10s)"},
+		{[]string{"agent.idleTimeout=0m"}, "agent.idleTimeout is 0m, which the agent refuses at its start"},
+		{[]string{"agent.sendTimeout=0ms"}, "agent.sendTimeout is 0ms, which the agent refuses at its start"},
+		{[]string{"agent.requestBodyTimeout=0h0s"}, "agent.requestBodyTimeout is 0h0s, which the agent refuses at its start"},
 		{[]string{"agent.sendTimeout=1ns", "agent.idleTimeout=24h", "agent.readHeaderTimeout=500ms", "agent.requestBodyTimeout=1h"}, ""},
 		{[]string{"manager.agentStaleAfter=20s"}, ""},
 		{[]string{"agent.heartbeatInterval=1m30s", "manager.agentStaleAfter=3m"}, ""},
