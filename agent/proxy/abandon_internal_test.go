@@ -130,24 +130,8 @@ func stubConns(t *testing.T, serve func(c net.Conn)) string {
 // the drain of the answer would fail at once: the worker, still at the
 // answer, given back (or, with maxRequestTime, killed as overrun).
 func TestAbortAfterKeepDoesNothing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	worker := <-accepted
-	defer worker.Close()
+	conn, worker := connPair(t, "tcp", "127.0.0.1:0")
 	c := &workerConn{Conn: conn, br: bufio.NewReader(conn)}
-	defer c.Close()
 
 	c.keep()
 	_ = c.SetReadDeadline(time.Now().Add(time.Minute)) // the drain begins: drainAbandoned's maxRequestTime
