@@ -105,11 +105,10 @@ func (s *Server) closeAnswer(resp *http.Response, sess *session, method string, 
 
 // leaveMidAnswer takes sess's worker, whose client left partway through
 // its answer on c, from the session, and drains the rest of the answer
-// off the request path (drainAbandoned). stop ends the request's hold on
-// c: nothing aborts it after this; keep lifts an abort that came.
+// off the request path (drainAbandoned). stop is the request's hold on c
+// (takeFromRequest).
 func (s *Server) leaveMidAnswer(sess *session, c *workerConn, stop func() bool, method, path string) {
-	stop()
-	c.keep()
+	c.takeFromRequest(stop)
 	c.closeWrite()
 	w := sess.worker
 	sess.worker = nil

@@ -295,8 +295,7 @@ func (x pending) abandoned() bool {
 			return false
 		}
 	}
-	x.stop() // cancelled already: nothing aborts c after this
-	x.c.keep()
+	x.c.takeFromRequest(x.stop)
 	return true
 }
 
@@ -700,6 +699,14 @@ func (c *workerConn) keep() {
 	_ = c.SetWriteDeadline(time.Time{})
 	_ = c.SetReadDeadline(c.boundBy)
 	c.deadlineMu.Unlock()
+}
+
+// takeFromRequest takes c from its request for an abandoned answer
+// (abandoned, leaveMidAnswer): stop ends the request's hold on c, and
+// keep lifts an abort that came and makes any later one do nothing.
+func (c *workerConn) takeFromRequest(stop func() bool) {
+	stop()
+	c.keep()
 }
 
 // closeWrite half-closes c (shutdown of its write side): the worker reads
