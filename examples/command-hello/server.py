@@ -28,6 +28,10 @@ _inflight_lock = threading.Lock()
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every answer sets Content-Length
     server_version = "command-hello"
+    # The head and the body go out in two writes; with Nagle's algorithm on,
+    # the second waits for the proxy's delayed ACK on a reused connection:
+    # about 40 ms a request instead of well under one.
+    disable_nagle_algorithm = True
 
     def do_GET(self):
         self._counted(head=False)
