@@ -141,9 +141,10 @@ type AppGroupReconciler struct {
 	resisting resistingSet
 	// written is the rollout memory of each AppGroup's last status write.
 	written writtenMemory
-	// warned are the AppGroups with an AgentNotReporting warning standing
-	// (silenceSeen).
-	warned keySet
+	// warned is, per AppGroup, whether an AgentNotReporting warning
+	// stands (silenceSeen); an AppGroup without an entry has not been
+	// passed over since the manager started (seedSilence).
+	warned objectMemory[bool]
 	// deaf are, per AppGroup, the nodes whose proxy cannot listen that a
 	// ListenFailed event has named (listenSeen); an AppGroup without an
 	// entry has not been passed over since the manager started
@@ -542,7 +543,7 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 	if err := r.Client.Get(ctx, req.NamespacedName, ag); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.resisting.Set(req.NamespacedName, false)
-			r.warned.set(req.NamespacedName, "", false)
+			r.warned.forget(req.NamespacedName)
 			r.deaf.forget(req.NamespacedName)
 			r.rollouts.forget(req.NamespacedName)
 			r.unsure.forget(req.NamespacedName)
@@ -827,7 +828,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	}
 	r.resisting.Set(client.ObjectKeyFromObject(ag), false)
 	r.written.forget(client.ObjectKeyFromObject(ag))
-	r.warned.set(client.ObjectKeyFromObject(ag), ag.UID, false)
+	r.warned.forget(client.ObjectKeyFromObject(ag))
 	r.deaf.forget(client.ObjectKeyFromObject(ag))
 	r.rollouts.forget(client.ObjectKeyFromObject(ag))
 	r.unsure.forget(client.ObjectKeyFromObject(ag))
@@ -900,7 +901,8 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	reports := s.reports(r.AgentStaleAfter)
 	s.remember(reports)
 	key := client.ObjectKeyFromObject(ag)
-	silence := silenceSeen{warned: r.warned.has(key, ag.UID)}
+	var silence silenceSeen
+	silence.warned, silence.known = r.warned.get(key, ag.UID)
 	for _, rep := range reports {
 		r.noteJudged(rep)
 		silence.silent = silence.silent || rep.Stale
@@ -934,6 +936,9 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		r.noteResisting(ag, &cur)
 		if !known {
 			r.seedListen(ag, &cur, listen)
+		}
+		if !silence.known {
+			r.seedSilence(ag, &cur, silence)
 		}
 		return requeue, nil
 	}
@@ -977,6 +982,16 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 // named not ready in Ready's message.
 func (r *AppGroupReconciler) seedListen(ag *ferryv1.AppGroup, cur *ferryv1.AppGroupStatus, listen listenSeen) {
 	r.deaf.set(client.ObjectKeyFromObject(ag), ag.UID, listen.warnedAfter(cur))
+}
+
+// seedSilence is the first pass over ag of a manager that just started
+// and finds the status as it would write it: a warning the status shows
+// was recorded by the manager before it, and stands while the silence
+// goes on. From then on the manager knows: a warning that a status
+// written by another later shows is not taken for one it recorded
+// (silenceSeen.standing).
+func (r *AppGroupReconciler) seedSilence(ag *ferryv1.AppGroup, cur *ferryv1.AppGroupStatus, silence silenceSeen) {
+	r.warned.set(client.ObjectKeyFromObject(ag), ag.UID, silence.warnedAfter(cur, cur))
 }
 
 // statusWrite is a status write and what follows it once made: its

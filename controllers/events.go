@@ -294,14 +294,18 @@ func readyResolutions(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, si
 // silenceSeen is what the manager knows of an AppGroup's agents' silences
 // at a status write: whether an AgentNotReporting warning stands (warned:
 // one was recorded, and no AgentReporting since, as far as this manager
-// saw), and whether the pass found any selected node's agent silent.
-type silenceSeen struct{ warned, silent bool }
+// saw), whether it knows that (known: it has passed over the AppGroup
+// since it started), and whether the pass found any selected node's agent
+// silent.
+type silenceSeen struct{ warned, known, silent bool }
 
-// standing: a warning stands before the write, recorded by this manager or
-// shown by the status it starts from (a manager that just started knows
-// only that).
+// standing: a warning stands before the write, recorded by this manager,
+// or, for a manager that does not know yet (one that just started), shown
+// by the status it starts from. Once the manager knows, a warning the
+// status shows that it did not record is another writer's (a status the
+// pass puts back): putting it back is no news of an agent.
 func (s silenceSeen) standing(old *ferryv1.AppGroupStatus) bool {
-	return s.warned || condition(old, ferryv1.ConditionReady).Reason == ferryv1.ReasonAgentNotReporting
+	return s.warned || !s.known && condition(old, ferryv1.ConditionReady).Reason == ferryv1.ReasonAgentNotReporting
 }
 
 // warnedAfter: a warning stands after the write of cur (statusEvents

@@ -168,6 +168,13 @@ func TestStatusEvents(t *testing.T) {
 			want: []string{EventAgentReporting},
 		},
 		{
+			// The manager knows no warning stands: the status it puts
+			// back was another writer's, and no agent came back.
+			name: "a foreign AgentNotReporting put back",
+			old:  settled(3, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting), cur: steady("1"),
+			silence: silenceSeen{known: true},
+		},
+		{
 			name:    "a process not ready elsewhere hides a silence that goes on (found by review)",
 			old:     settled(3, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting),
 			cur:     settled(3, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady),
@@ -318,7 +325,8 @@ func TestSilenceEventsPair(t *testing.T) {
 				if equality.Semantic.DeepEqual(old, cur) {
 					continue
 				}
-				silence := silenceSeen{warned: warned, silent: tt.steps[i].silent}
+				// The manager knows from its first write on.
+				silence := silenceSeen{warned: warned, known: i > 1, silent: tt.steps[i].silent}
 				for _, ev := range statusEvents(&ferryv1.AppGroup{}, old, cur, silence) {
 					if ev.Reason == EventAgentNotReporting || ev.Reason == EventAgentReporting {
 						got = append(got, ev.Reason)

@@ -122,37 +122,10 @@ func (e lastWrite) behind(rv string) bool {
 	return c < 0
 }
 
-// keySet is a set of AppGroups, safe for concurrent passes. An entry is
-// of one object (its UID): an AppGroup deleted and created again under its
-// name, before a pass saw it gone, is not in the set.
-type keySet struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]types.UID
-}
-
-func (s *keySet) has(k types.NamespacedName, uid types.UID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	got, ok := s.m[k]
-	return ok && got == uid
-}
-
-func (s *keySet) set(k types.NamespacedName, uid types.UID, in bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[types.NamespacedName]types.UID{}
-	}
-	if in {
-		s.m[k] = uid
-	} else {
-		delete(s.m, k)
-	}
-}
-
 // objectMemory keeps a T per AppGroup, safe for concurrent passes. An
-// entry is of one object (its UID), as in keySet. A new leader starts
-// empty.
+// entry is of one object (its UID): an AppGroup deleted and created again
+// under its name, before a pass saw it gone, has no entry. A new leader
+// starts empty.
 type objectMemory[T any] struct {
 	mu sync.Mutex
 	m  map[types.NamespacedName]uidEntry[T]

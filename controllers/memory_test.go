@@ -118,19 +118,22 @@ func TestUncertainWriteReadsTheAPIServer(t *testing.T) {
 	}
 }
 
-// TestKeySetIsOfOneObject: an AppGroup deleted and created again under
-// its name, before a pass saw it gone, does not inherit its predecessor's
-// entry (found by review: a recreated AppGroup inherited a standing
-// AgentNotReporting warning, and recorded AgentReporting with none before).
-func TestKeySetIsOfOneObject(t *testing.T) {
-	var s keySet
+// TestObjectMemoryIsOfOneObject: an AppGroup deleted and created again
+// under its name, before a pass saw it gone, does not inherit its
+// predecessor's entry (found by review: a recreated AppGroup inherited a
+// standing AgentNotReporting warning, and recorded AgentReporting with
+// none before).
+func TestObjectMemoryIsOfOneObject(t *testing.T) {
+	var s objectMemory[bool]
 	k := types.NamespacedName{Namespace: "ns", Name: "blog"}
 	s.set(k, "uid-1", true)
-	if !s.has(k, "uid-1") || s.has(k, "uid-2") {
-		t.Errorf("has(uid-1) %v, has(uid-2) %v; want true, false", s.has(k, "uid-1"), s.has(k, "uid-2"))
+	got1, known1 := s.get(k, "uid-1")
+	_, known2 := s.get(k, "uid-2")
+	if !got1 || !known1 || known2 {
+		t.Errorf("get(uid-1) %v, %v; get(uid-2) known %v; want true, true; false", got1, known1, known2)
 	}
-	s.set(k, "", false)
-	if s.has(k, "uid-1") {
-		t.Error("still set after set(false)")
+	s.forget(k)
+	if _, known := s.get(k, "uid-1"); known {
+		t.Error("still known after forget")
 	}
 }

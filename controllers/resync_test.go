@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers"
 )
 
 // TestForeignStatusIsPutBack: a status another writer put on an AppGroup
@@ -18,7 +19,10 @@ import (
 // pass (ResyncEvery, a second here) writes the manager's status back, and
 // the passes that find nothing changed write nothing (seen failing
 // without the periodic pass: Ready stayed the foreign Unknown for the
-// whole wait).
+// whole wait). Putting back a foreign AgentNotReporting records no
+// AgentReporting: no agent was silent, none came back (seen failing
+// while a manager took any AgentNotReporting its status showed for a
+// warning of its own).
 func TestForeignStatusIsPutBack(t *testing.T) {
 	ns := newNamespace(t)
 	a := newNode(t, ns, "a", true)
@@ -57,6 +61,8 @@ func TestForeignStatusIsPutBack(t *testing.T) {
 	if w := apiWrites(t); w != writes {
 		t.Errorf("%v API writes over passes that found nothing changed, want none", w-writes)
 	}
+	assertNoEvent(t, ns, "blog", controllers.EventAgentReporting)
+	assertNoEvent(t, ns, "blog", controllers.EventAgentNotReporting)
 }
 
 // withResync restarts the manager under test with ResyncEvery every, and
