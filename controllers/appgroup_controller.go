@@ -839,7 +839,9 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 // writeDeletingStatus says, in Ready, what a deleted AppGroup waits for: the
 // agents draining its pools, and which of them have gone silent (a dead
 // agent on a Node that still exists never drains). It looks again when a
-// report would turn stale.
+// report would turn stale, and within ResyncEvery in any case: a deletion
+// held by a silent agent can wait for good, and a status written by
+// anyone else meanwhile would stand as long.
 func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) (ctrl.Result, error) {
 	reports := make([]poolReport, 0, len(s.owned))
 	for _, p := range s.owned {
@@ -849,9 +851,10 @@ func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) 
 		r.noteJudged(rep)
 	}
 	cur := deletingStatus(s.ag, reports, s.now, r.AgentStaleAfter)
+	next := ctrl.Result{RequeueAfter: sooner(deletingRequeue(reports, s.now, r.AgentStaleAfter), r.resyncAfter())}
 	if equality.Semantic.DeepEqual(s.ag.Status, cur) {
 		r.noteResisting(s.ag, &cur)
-		return ctrl.Result{RequeueAfter: deletingRequeue(reports, s.now, r.AgentStaleAfter)}, nil
+		return next, nil
 	}
 	orig := s.ag.DeepCopy()
 	s.ag.Status = cur
@@ -862,7 +865,7 @@ func (r *AppGroupReconciler) writeDeletingStatus(ctx context.Context, s *scope) 
 	if err == nil {
 		r.noteResisting(s.ag, &cur) // nothing resists any more
 	}
-	return ctrl.Result{RequeueAfter: deletingRequeue(reports, s.now, r.AgentStaleAfter)}, err
+	return next, err
 }
 
 // noteJudged tells the lease watcher what the pass concluded of rep's

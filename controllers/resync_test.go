@@ -65,6 +65,46 @@ func TestForeignStatusIsPutBack(t *testing.T) {
 	assertNoEvent(t, ns, "blog", controllers.EventAgentNotReporting)
 }
 
+// TestForeignStatusIsPutBackWhileDeleting: an AppGroup whose deletion
+// waits for an agent to drain its pool gets the periodic pass too, so a
+// status another writer put on it is put back (seen failing while a
+// deleting AppGroup asked for no pass past its reports' staleness).
+func TestForeignStatusIsPutBackWhileDeleting(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	renewLease(t, a) // before the manager starts (TestForeignStatusIsPutBack)
+	withResync(t, time.Second)
+	ag := newAppGroup(t, ns, "blog", nil)
+	agentA := newAgent(t, ns, a, "192.0.2.2")
+	rollAll("blog", 2, agentA)
+	waitRolledOut(t, ns, "blog", 1)
+
+	// Its agent never drains the pool: the deletion waits.
+	if err := env.Client.Delete(testContext(t), ag); err != nil {
+		t.Fatal(err)
+	}
+	waiting := "Waiting for the agent on " + a + " to drain its pool"
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting, waiting)
+	// A new manager has none of the old one's passes pending (those of
+	// before the deletion, a second away, would put the status back
+	// whatever a deleting pass asks): only its first pass, then those
+	// the passes ask for.
+	passes := restartManager(t)
+	eventually(t, "the new manager's first pass", func() error {
+		if n := reconciles(t); n <= passes {
+			return fmt.Errorf("%v passes, none of the new manager's", n)
+		}
+		return nil
+	})
+	foreign := getAppGroup(t, ns, "blog")
+	meta.SetStatusCondition(&foreign.Status.Conditions, metav1.Condition{Type: ferryv1.ConditionReady,
+		Status: metav1.ConditionUnknown, Reason: ferryv1.ReasonAgentNotReporting, Message: "written by another manager"})
+	if err := env.Client.Status().Update(testContext(t), foreign); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting, waiting)
+}
+
 // withResync restarts the manager under test with ResyncEvery every, and
 // with the default again when the test ends.
 func withResync(t *testing.T, every time.Duration) {
