@@ -102,7 +102,16 @@ func TestValidateRevision(t *testing.T) {
 		{strings.Repeat("a", 64), "64 characters long; at most 63"},
 		{"bad value", "may only contain"},
 		{"a/b", "may only contain"},
-		{"é", "may only contain"},
+		{"é", `value "é" may only contain`},
+		{"two\nlines", `value "two\nlines" may only contain`},
+		// Counted in characters: not too long, only not allowed.
+		{strings.Repeat("é", 40), "may only contain"},
+		{strings.Repeat("é", 64), "64 characters long; at most 63"},
+		// Not shown: %q and the policy's strings.quote would differ.
+		{"esc\x1b[0m", "value has a character that is not printable, so it is not shown; it may only contain"},
+		{"nb\u00a0sp", "not printable"},
+		{"zero\u200bwidth", "not printable"},
+		{"del\x7f", "not printable"},
 	}
 	for _, tt := range tests {
 		err := ValidateRevision(tt.value)

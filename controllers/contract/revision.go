@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
+	"unicode/utf8"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -21,7 +23,9 @@ var revisionPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // ValidateRevision reports what is wrong with a ferry.dev/revision
 // annotation value, or nil when it is fine: it must be 1 to 63 characters
-// out of letters, digits, '.', '_' and '-'.
+// out of letters, digits, '.', '_' and '-'. Its length is counted in
+// characters (code points), as CEL's size() counts them; a value of the
+// allowed characters has as many bytes.
 //
 // The admission policy config/admission/revision_policy.yaml (the chart's
 // <fullname>-revision is a copy) repeats this rule and these words in CEL,
@@ -30,17 +34,37 @@ var revisionPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 // policy on a real API server and through this function, and fails where
 // they accept differently or word a refusal differently.
 func ValidateRevision(value string) error {
-	switch {
+	switch n := utf8.RuneCountInString(value); {
 	case value == "":
 		return fmt.Errorf("annotation %s is empty; set it to a counter or a commit id, or remove it", ferryv1.RevisionAnnotation)
-	case len(value) > MaxRevisionAnnotationLength:
+	case n > MaxRevisionAnnotationLength:
 		return fmt.Errorf("annotation %s is %d characters long; at most %d are allowed",
-			ferryv1.RevisionAnnotation, len(value), MaxRevisionAnnotationLength)
+			ferryv1.RevisionAnnotation, n, MaxRevisionAnnotationLength)
 	case !revisionPattern.MatchString(value):
+		if !quotedAlike(value) {
+			return fmt.Errorf("annotation %s value has a character that is not printable, so it is not shown; "+
+				"it may only contain letters, digits, '.', '_' and '-'", ferryv1.RevisionAnnotation)
+		}
 		return fmt.Errorf("annotation %s value %q may only contain letters, digits, '.', '_' and '-'",
 			ferryv1.RevisionAnnotation, value)
 	}
 	return nil
+}
+
+// quotedAlike: %q quotes value as the policy's CEL strings.quote does, so
+// both may show it. Both escape '\\', '"' and \a \b \t \n \v \f \r, and
+// leave a printable character (strconv.IsPrint: a letter, mark, number,
+// punctuation, symbol or ' ') as it is; any other character %q escapes
+// and strings.quote does not (a terminal would act on an escape sequence
+// shown raw), so neither shows such a value. The policy's message
+// expression has the same test as a regular expression.
+func quotedAlike(value string) bool {
+	for _, r := range value {
+		if !strconv.IsPrint(r) && (r < '\a' || r > '\r') {
+			return false
+		}
+	}
+	return true
 }
 
 // TargetRevision is the revision every pool of ag should run:
