@@ -402,8 +402,14 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 			"--leader-elect from manager.leaderElect"},
 		{[]string{"agent.extraArgs={--zap-encoder=console,-send-timeout,0s}"}, "agent.extraArgs has -send-timeout, but the chart " +
 			"sets --send-timeout from agent.sendTimeout"},
-		{[]string{"agent.extraArgs={--metrics-cert-path=/certs}"}, "sets --metrics-cert-path from agent.metricsCertSecret"},
-		{[]string{"agent.extraArgs={--worker-users=root}"}, "sets --worker-users from agent.workerUsers"},
+		// Only a flag the chart renders with these values is refused.
+		{[]string{"agent.extraArgs={--metrics-cert-path=/certs}", "agent.metricsCertSecret=agent-metrics"},
+			"sets --metrics-cert-path from agent.metricsCertSecret"},
+		{[]string{"manager.extraArgs={--metrics-cert-path=/certs}", "manager.metricsCertSecret=manager-metrics"},
+			"manager.extraArgs has --metrics-cert-path=/certs, but the chart sets --metrics-cert-path from manager.metricsCertSecret"},
+		{[]string{"agent.extraArgs={--worker-users=root}", "agent.workerUsers=www-data"}, "sets --worker-users from agent.workerUsers"},
+		{[]string{"agent.extraArgs={--metrics-cert-path=/certs,--worker-users=www-data}", "manager.extraArgs={--metrics-cert-path=/certs}"}, ""},
+		{[]string{"agent.extraArgs={--metrics-cert-path=/certs}", "agent.metricsCertSecret=agent-metrics", "agent.metricsSecure=false"}, ""},
 		{[]string{"manager.extraArgs={--zap-log-level=debug}", "agent.extraArgs={--kube-api-qps=1}"},
 			"manager.extraArgs has --zap-log-level=debug, but the chart sets --zap-log-level from manager.logLevel, " +
 				"which an extra argument would override past the chart's checks. Set manager.logLevel instead, and take " +

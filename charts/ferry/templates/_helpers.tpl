@@ -189,13 +189,16 @@ the Secret's renewals, which the binary reads as they land. For (dict
 
 {{/*
 The argument of the metrics certificate, if any (as ferry.metricsCert.volume);
-with "names", the value it comes from (as ferry.valueArgs).
+with "names", the value it comes from (as ferry.valueArgs), if the chart
+renders the argument.
 */}}
 {{- define "ferry.metricsCert.args" -}}
+{{- if include "ferry.metricsCertSecret" . }}
 {{- if .names }}
 metrics-cert-path: {{ .component }}.metricsCertSecret
-{{- else if include "ferry.metricsCertSecret" . }}
+{{- else }}
 - {{ printf "--metrics-cert-path=%s" (include "ferry.metricsCertMountPath" .) | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -204,7 +207,8 @@ Arguments the chart renders from values: "flags" lists flag names, each
 followed by the value it comes from ("agent.heartbeatInterval"). Renders
 "- --flag=value" for each (a bool as true or false, a number as an
 integer), or, with "names", a map of each flag to its value's name, which
-validate.yaml holds extraArgs to. Call with (dict "root" $ "names" bool
+validate.yaml holds extraArgs to: a caller renders both or neither, so
+that only a flag the chart renders is refused in extraArgs. Call with (dict "root" $ "names" bool
 "flags" (list "heartbeat-interval" "agent.heartbeatInterval" ...)).
 */}}
 {{- define "ferry.valueArgs" -}}
@@ -297,7 +301,7 @@ with (dict "root" $ ["names" true]).
   "request-buffer-disk" "agent.requestBufferDisk"
   "trust-forwarded-for" "agent.trustForwardedFor"
   "zap-log-level" "agent.logLevel")) }}
-{{- if or .names $r.Values.agent.workerUsers }}
+{{- if $r.Values.agent.workerUsers }}
 {{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list "worker-users" "agent.workerUsers")) }}
 {{- end }}
 {{- if not .names }}
