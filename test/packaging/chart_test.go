@@ -400,13 +400,21 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 			"checks. Set agent.heartbeatInterval instead, and take --heartbeat-interval=0s out of agent.extraArgs"},
 		{[]string{"manager.extraArgs={-leader-elect=false}"}, "manager.extraArgs has -leader-elect=false, but the chart sets " +
 			"--leader-elect from manager.leaderElect"},
-		{[]string{"agent.extraArgs={--zap-encoder=console,-send-timeout,0s}"}, "agent.extraArgs has -send-timeout, but the chart " +
-			"sets --send-timeout from agent.sendTimeout"},
+		// A flag that takes a value, without "=", takes the next item:
+		// both are named. A bool's takes none.
+		{[]string{"agent.extraArgs={--zap-encoder=console,-send-timeout,0s}"}, "agent.extraArgs has -send-timeout 0s (two items), " +
+			"but the chart sets --send-timeout from agent.sendTimeout, which an extra argument would override past the chart's " +
+			"checks. Set agent.sendTimeout instead, and take -send-timeout and 0s out of agent.extraArgs"},
+		{[]string{"agent.extraArgs={--drain-delay,-1s}"}, "agent.extraArgs has --drain-delay -1s (two items)"},
+		{[]string{"agent.extraArgs={--send-timeout}"}, "agent.extraArgs has --send-timeout, but the chart"},
+		{[]string{"manager.extraArgs={--leader-elect,--zap-encoder=console}"}, "manager.extraArgs has --leader-elect, but the chart " +
+			"sets --leader-elect from manager.leaderElect, which an extra argument would override past the chart's checks. " +
+			"Set manager.leaderElect instead, and take --leader-elect out of manager.extraArgs"},
 		// Only a flag the chart renders with these values is refused.
 		{[]string{"agent.extraArgs={--metrics-cert-path=/certs}", "agent.metricsCertSecret=agent-metrics"},
 			"sets --metrics-cert-path from agent.metricsCertSecret"},
-		{[]string{"manager.extraArgs={--metrics-cert-path=/certs}", "manager.metricsCertSecret=manager-metrics"},
-			"manager.extraArgs has --metrics-cert-path=/certs, but the chart sets --metrics-cert-path from manager.metricsCertSecret"},
+		{[]string{"manager.extraArgs={--metrics-cert-path,/certs}", "manager.metricsCertSecret=manager-metrics"},
+			"manager.extraArgs has --metrics-cert-path /certs (two items), but the chart sets --metrics-cert-path from manager.metricsCertSecret"},
 		{[]string{"agent.extraArgs={--worker-users=root}", "agent.workerUsers=www-data"}, "sets --worker-users from agent.workerUsers"},
 		{[]string{"agent.extraArgs={--metrics-cert-path=/certs,--worker-users=www-data}", "manager.extraArgs={--metrics-cert-path=/certs}"}, ""},
 		{[]string{"agent.extraArgs={--metrics-cert-path=/certs}", "agent.metricsCertSecret=agent-metrics", "agent.metricsSecure=false"}, ""},
