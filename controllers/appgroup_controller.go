@@ -73,8 +73,9 @@ const (
 // maxEventNote is the longest note events.k8s.io/v1 accepts, in bytes.
 const maxEventNote = 1024
 
-// takenRecheck is how often an AppGroup whose Service or EndpointSlice
-// name is taken (Ready reason NameTaken) looks again by itself.
+// takenRecheck is how often an AppGroup with a name taken (Ready reason
+// NameTaken: its Service's, an EndpointSlice's, or both of a node's
+// pool's) looks again by itself.
 const takenRecheck = 10 * time.Second
 
 // conflictRetry is how soon a pass whose status write conflicted runs
@@ -409,6 +410,9 @@ type scope struct {
 	// taken are the Service and EndpointSlices of the AppGroup that an
 	// object not its own keeps it from writing (reconcileTraffic).
 	taken []nameTaken
+	// poolTaken are the selected nodes whose pool other ProcessPools keep
+	// the AppGroup from making (reconcilePools), by node order.
+	poolTaken []poolNamesTaken
 }
 
 // remember brings halt and lastGood up to date with reports. A phase calls
@@ -598,7 +602,7 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 			if len(s.portLost) > 0 && (requeue == 0 || requeue > portRecheck) {
 				result.RequeueAfter = portRecheck
 			}
-			if len(s.taken) > 0 {
+			if len(s.taken) > 0 || len(s.poolTaken) > 0 {
 				// The manager watches only the objects it made: the
 				// deletion of the one in the way brings no pass.
 				result.RequeueAfter = sooner(result.RequeueAfter, takenRecheck)
@@ -924,6 +928,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Unserved:      s.unserved,
 		AwaitingDrain: s.awaitingDrain,
 		Taken:         s.taken,
+		PoolTaken:     s.poolTaken,
 		Undrained:     undrained(awaited),
 		Now:           s.now,
 		StaleAfter:    r.AgentStaleAfter,

@@ -122,7 +122,12 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 	}
 	wg.Wait()
 	for i, node := range missing {
-		if createErrs[i] != nil {
+		var taken *poolNamesTaken
+		switch {
+		case errors.As(createErrs[i], &taken):
+			s.poolTaken = append(s.poolTaken, *taken) // the status says so
+			continue
+		case createErrs[i] != nil:
 			errs = append(errs, writeFailed("create the pool of node "+node, createErrs[i]))
 			continue
 		}
@@ -245,7 +250,20 @@ func (r *AppGroupReconciler) createPool(ctx context.Context, s *scope, node, rev
 			return existing, nil
 		}
 	}
-	return nil, fmt.Errorf("creating the pool of node %s: names %q and %q are taken by other ProcessPools", node, names[0], names[1])
+	return nil, &poolNamesTaken{node: node, names: names}
+}
+
+// poolNamesTaken is a node's pool that cannot be made: both names it may
+// have (createPool) are other ProcessPools' (not the AppGroup's, or of
+// another node). No retry helps, so it is no error of the pass but a
+// Ready reason (NameTaken) that names them.
+type poolNamesTaken struct {
+	node  string
+	names []string
+}
+
+func (e *poolNamesTaken) Error() string {
+	return fmt.Sprintf("creating the pool of node %s: names %q and %q are taken by other ProcessPools", e.node, e.names[0], e.names[1])
 }
 
 // reconcileRollout keeps every pool's spec in line with the AppGroup: the

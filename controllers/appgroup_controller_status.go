@@ -76,6 +76,9 @@ type rollupInput struct {
 	// Taken are the AppGroup's Service and EndpointSlices whose name an
 	// object not its own has.
 	Taken []nameTaken
+	// PoolTaken are the selected nodes whose pool cannot be made: other
+	// ProcessPools have both its names.
+	PoolTaken []poolNamesTaken
 }
 
 // computeStatus is the AppGroup's new status. It starts from a copy of the
@@ -247,6 +250,25 @@ func nameTakenMessage(taken []nameTaken) string {
 		"rename or delete " + what + ", and the manager makes the AppGroup's own"
 }
 
+// poolNamesTakenMessage says which nodes get no pool because other
+// ProcessPools have the names it would have, which ones (of the first
+// node, when several), and what to do.
+func poolNamesTakenMessage(taken []poolNamesTaken) string {
+	nodes := make([]string, 0, len(taken))
+	for _, t := range taken {
+		nodes = append(nodes, t.node)
+	}
+	first := taken[0]
+	names := "ProcessPools " + first.names[0] + " and " + first.names[1]
+	if len(taken) == 1 {
+		return "No pool on " + first.node + ": " + names + ", the names it would have, are not this AppGroup's " +
+			"(the manager never takes over an object it did not make): delete either, and the manager makes the AppGroup's own"
+	}
+	return "No pools on " + nodeList(nodes) + ": the names each would have are other ProcessPools' (the manager never " +
+		"takes over an object it did not make), on " + first.node + " " + names + ": delete either of each node's, " +
+		"and the manager makes the AppGroup's own"
+}
+
 // unlistedMessage names the selected nodes whose agents report an IPv6
 // address, which desiredEndpoints leaves out of the Service (its slices
 // are IPv4): on an IPv6-only cluster the Service had no endpoint, and
@@ -311,6 +333,8 @@ func poolsReadyCondition(in rollupInput, c metav1.Condition) metav1.Condition {
 		}
 	}
 	switch {
+	case len(in.PoolTaken) > 0:
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNameTaken, poolNamesTakenMessage(in.PoolTaken))
 	case len(poolless) > 0:
 		// servedRevision found nothing known to work to start them on.
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,

@@ -1169,6 +1169,43 @@ func TestNameTakenMessage(t *testing.T) {
 	}
 }
 
+// TestPoolNamesTaken: a node whose pool other ProcessPools keep from
+// being made (both its names taken) reads NameTaken in Ready, naming the
+// node, the ProcessPools and what to do; behind a Service taken too, after
+// "The pools:". Before, Ready waited for the agent's first report there
+// (PoolsPending), and only a WriteFailed event named them.
+func TestPoolNamesTaken(t *testing.T) {
+	a := poolNamesTaken{node: "node-a", names: []string{"blog-node-a", "blog-node-a-0123456789"}}
+	b := poolNamesTaken{node: "node-b", names: []string{"blog-node-b", "blog-node-b-9876543210"}}
+	one := "No pool on node-a: ProcessPools blog-node-a and blog-node-a-0123456789, the names it would have, are not this " +
+		"AppGroup's (the manager never takes over an object it did not make): delete either, and the manager makes the AppGroup's own"
+	for _, tt := range []struct {
+		name  string
+		taken []poolNamesTaken
+		svc   []nameTaken
+		want  string
+	}{
+		{"one node", []poolNamesTaken{a}, nil, one},
+		{"two nodes", []poolNamesTaken{a, b}, nil, "No pools on node-a and node-b: the names each would have are other " +
+			"ProcessPools' (the manager never takes over an object it did not make), on node-a ProcessPools blog-node-a and " +
+			"blog-node-a-0123456789: delete either of each node's, and the manager makes the AppGroup's own"},
+		{"and the Service", []poolNamesTaken{a}, []nameTaken{{"Service", "blog"}},
+			nameTakenMessage([]nameTaken{{"Service", "blog"}}) + ". The pools: " + one},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := input([]string{"node-a", "node-b", "node-c"}, testPool("node-c", targetRev, rolledOut(2)))
+			if len(tt.taken) == 1 {
+				in.Nodes = []string{"node-a", "node-c"}
+			}
+			in.PoolTaken, in.Taken = tt.taken, tt.svc
+			c := readyCondition(in)
+			if c.Status != metav1.ConditionFalse || c.Reason != ferryv1.ReasonNameTaken || c.Message != tt.want {
+				t.Errorf("Ready %s, %s, %q\nwant False, NameTaken, %q", c.Status, c.Reason, c.Message, tt.want)
+			}
+		})
+	}
+}
+
 // TestAlsoTaken: behind a reason that ranks above NameTaken, Ready's
 // message says which names are taken after "Also:", whole even when the
 // reason's own message is long, and splitTaken parts them again.

@@ -1579,6 +1579,50 @@ func TestEndpointSliceNameTaken(t *testing.T) {
 	waitCondition(t, ns, "cart", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
 }
 
+// TestPoolNamesTakenByOthers: a node both of whose pool names are other
+// ProcessPools' gets no pool, and Ready says so (NameTaken, naming them
+// and what to do) with a NameTaken event, no WriteFailed: no retry helps.
+// Once one of them is deleted the manager makes its own by itself (it
+// watches no pool it did not make), and the event says resolved. Before,
+// Ready read PoolsPending, waiting for the agent's first report, and a
+// WriteFailed was recorded at every retry.
+func TestPoolNamesTakenByOthers(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	var foreign []*ferryv1.ProcessPool
+	for _, name := range []string{contract.PoolName("blog", a), contract.HashedPoolName("blog", a)} {
+		p := &ferryv1.ProcessPool{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: ferryv1.ProcessPoolSpec{NodeName: "nowhere", AppGroup: "other", Revision: "1-x",
+				Template: ferryv1.AppTemplate{App: ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "/srv"},
+					Listen: ferryv1.ListenSpec{Port: 9090}}},
+		}
+		if err := env.Client.Create(testContext(t), p); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), p) })
+		foreign = append(foreign, p)
+	}
+	newAppGroup(t, ns, "blog", nil)
+	agent := newAgent(t, ns, a, "192.0.2.2")
+	taken := "No pool on " + a + ": ProcessPools " + foreign[0].Name + " and " + foreign[1].Name
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNameTaken, taken, "delete either")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNameTaken, taken)
+	assertNoEvent(t, ns, "blog", controllers.EventWriteFailed)
+
+	if err := env.Client.Delete(testContext(t), foreign[1]); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the AppGroup's own pool", func() error {
+		_, err := agent.find("blog")
+		return err
+	})
+	rollAll("blog", 2, agent)
+	waitRolledOut(t, ns, "blog", 1)
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventNameTakenResolved, "have names of their own now")
+	assertNoEvent(t, ns, "blog", controllers.EventWriteFailed)
+}
+
 // TestRecreatedAppGroupAdoptsItsOldService: an AppGroup deleted and
 // created again under its name finds its predecessor's Service, which
 // garbage collection has yet to delete (envtest runs none): it is the

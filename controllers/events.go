@@ -48,8 +48,9 @@ const (
 	// the selected nodes any more; pools are created there.
 	EventPortConflictResolved = "PortConflictResolved"
 	// EventNameTaken: the AppGroup's Service or EndpointSlice has a name
-	// taken by an object that is not the AppGroup's (Warning): Ready reads
-	// NameTaken, or says so after a reason that ranks above it
+	// taken by an object that is not the AppGroup's, or a node's pool both
+	// of its names (Warning): Ready reads NameTaken, or says so of the
+	// Service or EndpointSlice after a reason that ranks above it
 	// (namesTaken).
 	EventNameTaken = "NameTaken"
 	// EventNameTakenResolved: after EventNameTaken, the names are the
@@ -277,7 +278,7 @@ func readyResolutions(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, si
 	}
 	if namesTaken(old) && !namesTaken(cur) {
 		evs.add(corev1.EventTypeNormal, EventNameTakenResolved, "Write",
-			fmt.Sprintf("Service %s and its EndpointSlice are the AppGroup's own now", contract.ServiceName(ag.Name)))
+			fmt.Sprintf("Service %s, its EndpointSlices and the AppGroup's pools have names of their own now", contract.ServiceName(ag.Name)))
 	}
 	// Selected nodes where listen.port is taken are left out of the
 	// count: PortConflict says so.

@@ -225,6 +225,10 @@ func TestNameTakenEvents(t *testing.T) {
 		return computeStatus(in)
 	}
 	taken := func(in *rollupInput) { in.Taken = svc }
+	poolTaken := func(in *rollupInput) {
+		in.Nodes = append(in.Nodes, "node-b")
+		in.PoolTaken = []poolNamesTaken{{node: "node-b", names: []string{"blog-node-b", "blog-node-b-0123456789"}}}
+	}
 	portLost := func(in *rollupInput) {
 		in.PortLost = map[string]types.NamespacedName{"node-b": {Namespace: "shop", Name: "cart"}}
 	}
@@ -248,6 +252,9 @@ func TestNameTakenEvents(t *testing.T) {
 	}{
 		{name: "taken", old: ready, cur: both(taken), want: []string{EventNameTaken}, note: "Service blog is not this AppGroup's"},
 		{name: "freed", old: both(taken), cur: ready, want: []string{EventNameTakenResolved}},
+		{name: "a pool's names taken", old: ready, cur: both(poolTaken), want: []string{EventNameTaken},
+			note: "No pool on node-b: ProcessPools blog-node-b and blog-node-b-0123456789"},
+		{name: "a pool's names freed", old: both(poolTaken), cur: ready, want: []string{EventNameTakenResolved}},
 		{name: "still taken", old: both(taken), cur: both(taken)},
 		{name: "freed while PortConflict shows", old: both(portLost, taken), cur: both(portLost), want: []string{EventNameTakenResolved}},
 		{name: "freed as PortConflict takes over", old: both(taken), cur: both(portLost), want: []string{EventPortConflict, EventNameTakenResolved}},

@@ -95,7 +95,8 @@ const (
 	// object is renamed or deleted; the message names it, and says how
 	// the pools are. Behind InvalidRevision, PortConflict or NoNodes,
 	// which Ready reads first, a taken name is in Ready's message after
-	// "Also:".
+	// "Also:". Also when a node's pool cannot be made: other ProcessPools
+	// have both names it may have; the message names the node and them.
 	ReasonNameTaken = "NameTaken"
 	// ReasonAgentStopping: on a ProcessPool, its node's agent is stopping
 	// (SIGTERM: an upgrade, a node drain): its proxy serves on for the
