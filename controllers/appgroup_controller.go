@@ -73,10 +73,22 @@ const (
 // maxEventNote is the longest note events.k8s.io/v1 accepts, in bytes.
 const maxEventNote = 1024
 
-// takenRecheck is how often an AppGroup with a name taken (Ready reason
-// NameTaken: its Service's, an EndpointSlice's, or both of a node's
-// pool's) looks again by itself.
-const takenRecheck = 10 * time.Second
+// An AppGroup with a name taken (Ready reason NameTaken: its Service's,
+// an EndpointSlice's, or both of a node's pool's) looks again by itself,
+// first after takenRecheck, then after as long as the name has been
+// taken, up to maxTakenRecheck (takenRecheckAfter): each look costs a
+// create and a get of the object in the way, and one taken for long is
+// likely to stay so.
+const (
+	takenRecheck    = 10 * time.Second
+	maxTakenRecheck = 5 * time.Minute
+)
+
+// takenRecheckAfter is when an AppGroup whose names have been taken since
+// since looks again, at now.
+func takenRecheckAfter(since, now time.Time) time.Duration {
+	return min(max(now.Sub(since), takenRecheck), maxTakenRecheck)
+}
 
 // conflictRetry is how soon a pass whose status write conflicted runs
 // again.
@@ -160,6 +172,9 @@ type AppGroupReconciler struct {
 	// conflicts counts, per AppGroup, the passes in a row that ended in
 	// conflicts alone (Reconcile).
 	conflicts streaks
+	// takenSince is, per AppGroup, since when a pass has found a name it
+	// needs taken (takenRecheckAfter).
+	takenSince objectMemory[time.Time]
 	// contact is the manager's contact with the API server, probed by the
 	// lease watcher; nil without one.
 	contact *apiContact
@@ -552,6 +567,7 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 			r.rollouts.forget(req.NamespacedName)
 			r.unsure.forget(req.NamespacedName)
 			r.written.forget(req.NamespacedName)
+			r.takenSince.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -602,11 +618,9 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 			if len(s.portLost) > 0 && (requeue == 0 || requeue > portRecheck) {
 				result.RequeueAfter = portRecheck
 			}
-			if len(s.taken) > 0 || len(s.poolTaken) > 0 {
-				// The manager watches only the objects it made: the
-				// deletion of the one in the way brings no pass.
-				result.RequeueAfter = sooner(result.RequeueAfter, takenRecheck)
-			}
+			// The manager watches only the objects it made: the
+			// deletion of the one in the way brings no pass.
+			result.RequeueAfter = sooner(result.RequeueAfter, r.takenRecheck(s))
 			result.RequeueAfter = sooner(result.RequeueAfter, r.resyncAfter())
 		}
 	}()
@@ -638,6 +652,22 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 			"error", s.revisionErr.Error())
 	}
 	return ctrl.Result{}, nil
+}
+
+// takenRecheck is when a clean pass that found names of the AppGroup
+// taken asks to look again (takenRecheckAfter), 0 when none is taken.
+func (r *AppGroupReconciler) takenRecheck(s *scope) time.Duration {
+	key := client.ObjectKeyFromObject(s.ag)
+	if len(s.taken) == 0 && len(s.poolTaken) == 0 {
+		r.takenSince.forget(key)
+		return 0
+	}
+	since, ok := r.takenSince.get(key, s.ag.UID)
+	if !ok {
+		since = s.now
+		r.takenSince.set(key, s.ag.UID, since)
+	}
+	return takenRecheckAfter(since, s.now)
 }
 
 // lastWritten is the AppGroup a pass starts from: the cached one, unless
@@ -836,6 +866,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	r.deaf.forget(client.ObjectKeyFromObject(ag))
 	r.rollouts.forget(client.ObjectKeyFromObject(ag))
 	r.unsure.forget(client.ObjectKeyFromObject(ag))
+	r.takenSince.forget(client.ObjectKeyFromObject(ag))
 	log.Info("Released AppGroup after every pool drained")
 	return ctrl.Result{}, nil
 }

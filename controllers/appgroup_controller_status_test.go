@@ -1206,6 +1206,25 @@ func TestPoolNamesTaken(t *testing.T) {
 	}
 }
 
+// TestTakenRecheckAfter: an AppGroup whose names are taken looks again
+// after 10s at first, then after as long as they have been taken, at
+// most 5 minutes apart.
+func TestTakenRecheckAfter(t *testing.T) {
+	for _, tt := range []struct{ takenFor, want time.Duration }{
+		{0, 10 * time.Second},
+		{3 * time.Second, 10 * time.Second},
+		{10 * time.Second, 10 * time.Second},
+		{25 * time.Second, 25 * time.Second},
+		{2 * time.Minute, 2 * time.Minute},
+		{5 * time.Minute, 5 * time.Minute},
+		{3 * time.Hour, 5 * time.Minute},
+	} {
+		if got := takenRecheckAfter(t0.Add(-tt.takenFor), t0); got != tt.want {
+			t.Errorf("taken for %v: looks again after %v, want %v", tt.takenFor, got, tt.want)
+		}
+	}
+}
+
 // TestAlsoTaken: behind a reason that ranks above NameTaken, Ready's
 // message says which names are taken after "Also:", whole even when the
 // reason's own message is long, and splitTaken parts them again.
