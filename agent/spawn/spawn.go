@@ -23,6 +23,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/wsgi"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/freeport"
 )
 
 // Spec is everything needed to start one worker.
@@ -865,18 +866,17 @@ var heldPorts = struct {
 // thousands of ports, so a second draw is rare and a tenth never happens.
 const portTries = 64
 
-// freePort asks the kernel for a free loopback port that no worker of this
-// agent holds, and holds it until releasePort. Another process could take
-// it before the worker binds it; the worker then fails to start and the
-// spawn is reported (and retried) like any other spawn error.
+// freePort asks the kernel (freeport.Loopback) for a free loopback port
+// that no worker of this agent holds, and holds it until releasePort.
+// Another process could take it before the worker binds it; the worker
+// then fails to start and the spawn is reported (and retried) like any
+// other spawn error.
 func freePort() (int, error) {
 	for range portTries {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := freeport.Loopback()
 		if err != nil {
 			return 0, err
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
 		heldPorts.Lock()
 		held := heldPorts.m[port]
 		if !held {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/freeport"
 )
 
 // wsgiRun is one run of a WSGI server: its directories, port and app
@@ -195,7 +197,7 @@ func (h *Harness) newWSGIRun(dir string, boot float64, delayMS, processes int) (
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/bench/loadgen"
+	"github.com/ferry-dev/ferry/internal/freeport"
 )
 
 // proxyParams: 16 and 64 clients, 10 s each, no delays.
@@ -159,7 +160,7 @@ func (h *Harness) proxyScenario(ctx context.Context, dir string, sr *ScenarioRes
 
 // startUpstream starts bench/cmd/upstream on a kernel-given port.
 func (h *Harness) startUpstream(ctx context.Context, dir, name string) (*server, int, error) {
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -198,7 +199,7 @@ func (h *Harness) startFerryProxy(ctx context.Context, dir, state string) (*prox
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +253,7 @@ func (h *Harness) startNginx(ctx context.Context, dir, _ string) (*proxyTarget, 
 		return nil, err
 	}
 	t := &proxyTarget{id: "nginx", server: "nginx keep-alive reverse proxy", servers: []*server{up}}
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return t, err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/testenv"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // metricsServerName is the name the test's certificate is for, and the
@@ -39,7 +40,7 @@ func TestMetricsServeTheGivenCertificate(t *testing.T) {
 	dir := t.TempDir()
 	first := ca.WriteServing(t, dir, "metrics.crt", "metrics.key", 1)
 
-	metricsAddr := freeAddr(t)
+	metricsAddr := testsupport.FreeAddr(t)
 	var logs bytes.Buffer
 	_, stop := startManager(ctx, t, &logs, managerBinary(t), "--kubeconfig", env.Kubeconfig,
 		"--metrics-bind-address", metricsAddr, "--metrics-cert-path", dir,
@@ -75,7 +76,7 @@ func TestMetricsCertificateFlagsRefused(t *testing.T) {
 		{[]string{"--metrics-cert-path", empty}, filepath.Join(empty, "tls.crt")},
 		{[]string{"--metrics-cert-path", empty, "--metrics-secure=false"}, "--metrics-cert-path needs --metrics-secure"},
 	} {
-		args := append([]string{"--kubeconfig", env.Kubeconfig, "--metrics-bind-address", freeAddr(t),
+		args := append([]string{"--kubeconfig", env.Kubeconfig, "--metrics-bind-address", testsupport.FreeAddr(t),
 			"--health-probe-bind-address", "0"}, c.args...)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		out, err := exec.CommandContext(ctx, managerBinary(t), args...).CombinedOutput()
@@ -100,7 +101,7 @@ func TestMetricsOffReadsNoCertificate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			probes := freeAddr(t)
+			probes := testsupport.FreeAddr(t)
 			var logs bytes.Buffer
 			_, stop := startManager(ctx, t, &logs, managerBinary(t), append([]string{"--kubeconfig", env.Kubeconfig,
 				"--metrics-bind-address", "0", "--health-probe-bind-address", probes}, extra...)...)

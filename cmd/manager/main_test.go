@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,7 @@ import (
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/deployargs"
 	"github.com/ferry-dev/ferry/internal/testenv"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 var env *testenv.Env
@@ -44,17 +44,6 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
-}
-
-// freeAddr is a loopback address with a port nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func get(url string) (int, string, error) {
@@ -108,7 +97,7 @@ func TestBinary(t *testing.T) {
 		}
 	}
 
-	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, probeAddr := testsupport.FreeAddr(t), testsupport.FreeAddr(t)
 	var logs bytes.Buffer
 	// The arguments the chart renders (deployargs), on free ports; out of a
 	// cluster the Lease's namespace must be named.

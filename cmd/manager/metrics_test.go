@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ferry-dev/ferry/internal/testenv"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // checkMetricsAuth checks who may read a secure metrics endpoint at url
@@ -44,7 +45,7 @@ func TestInsecureMetrics(t *testing.T) {
 	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "insecure"}}); err != nil {
 		t.Fatal(err)
 	}
-	metricsAddr := freeAddr(t)
+	metricsAddr := testsupport.FreeAddr(t)
 	var logs bytes.Buffer
 	_, stop := startManager(ctx, t, &logs, managerBinary(t), "--kubeconfig", env.Kubeconfig, "--metrics-secure=false",
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0", "--agent-lease-namespace", "insecure")

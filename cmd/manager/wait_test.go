@@ -17,6 +17,7 @@ import (
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/internal/testenv"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestWaitsForTheAPIServer starts the real ferry-manager while its API
@@ -28,9 +29,9 @@ func TestWaitsForTheAPIServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	apiAddr := freeAddr(t)
+	apiAddr := testsupport.FreeAddr(t)
 	kubeconfig := env.KubeconfigFor(t, "https://"+apiAddr, "")
-	probeAddr := freeAddr(t)
+	probeAddr := testsupport.FreeAddr(t)
 	var logs testenv.Output
 	_, stop := startManager(ctx, t, &logs, managerBinary(t), "--kubeconfig", kubeconfig,
 		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address="+probeAddr)

@@ -36,6 +36,7 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/config/admission"
 	"github.com/ferry-dev/ferry/internal/deployargs"
+	"github.com/ferry-dev/ferry/internal/freeport"
 	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
@@ -233,7 +234,7 @@ func (s *Stack) installRevisionPolicy(ctx context.Context) error {
 func (s *Stack) pickPorts(m *deployargs.Manager) error {
 	ports := make([]int, 2)
 	for i := range ports {
-		p, err := freePortOn("127.0.0.1")
+		p, err := freeport.Loopback()
 		if err != nil {
 			return err
 		}
@@ -245,7 +246,7 @@ func (s *Stack) pickPorts(m *deployargs.Manager) error {
 	for _, n := range s.opts.Nodes {
 		var p [2]int
 		for i := range p {
-			port, err := freePortOn(n.IP)
+			port, err := freeport.On(n.IP)
 			if err != nil {
 				return err
 			}
@@ -254,17 +255,6 @@ func (s *Stack) pickPorts(m *deployargs.Manager) error {
 		s.agentPorts[n.Name] = p
 	}
 	return nil
-}
-
-// freePortOn is a port free on ip now. Another process could take it
-// before the stack binds it; the stack then fails to start, saying so.
-func freePortOn(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Stack) progress(msg string) { fmt.Fprintln(s.opts.Progress, "==> "+msg) }

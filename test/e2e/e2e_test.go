@@ -32,6 +32,7 @@ import (
 	"github.com/ferry-dev/ferry/bench/loadgen"
 	"github.com/ferry-dev/ferry/controllers"
 	"github.com/ferry-dev/ferry/internal/localstack"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 var (
@@ -96,12 +97,7 @@ func kubectl(t *testing.T, args ...string) string {
 func freePort(t *testing.T) int {
 	t.Helper()
 	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
+		port := testsupport.FreePort(t)
 		free := true
 		for _, n := range stack.Nodes() {
 			if l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", n.IP, port)); err != nil {
