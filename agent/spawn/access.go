@@ -190,14 +190,14 @@ func statStep(path string, fi fs.FileInfo) step {
 	return s
 }
 
-// startError words why cmd, built for spec, could not start (err): which
-// path the worker's user could not reach, a program that does not exist
-// or is a directory; else err as exec said it.
-func startError(spec Spec, cmd *exec.Cmd, err error) string {
+// startError words why cmd, built for spec to run as ident, could not
+// start (err): which path the worker's user could not reach, a program
+// that does not exist or is a directory; else err as exec said it.
+func startError(spec Spec, cmd *exec.Cmd, ident identity, err error) string {
 	if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return err.Error()
 	}
-	w, agentsUser := workerOf(cmd)
+	w, agentsUser := workerOf(ident)
 	if filepath.IsAbs(cmd.Dir) {
 		steps := walkPath(cmd.Dir)
 		i, why := firstBlocked(steps, w, false)
@@ -227,19 +227,14 @@ func programLabel(app ferryv1.AppSpec) string {
 	return "app.command[0]"
 }
 
-// workerOf is whom cmd runs as, and whether that is the agent's own user.
-func workerOf(cmd *exec.Cmd) (worker, bool) {
-	if c := cmd.SysProcAttr.Credential; c != nil {
-		name := strconv.FormatUint(uint64(c.Uid), 10)
-		if u, err := user.LookupId(name); err == nil {
-			name = u.Username
-		}
-		return worker{name: name, uid: c.Uid, gid: c.Gid, groups: c.Groups}, false
+// workerOf is whom a worker run as ident runs as, with its groups, and
+// whether that is the agent's own user. The name is the one the spawn
+// resolved (workerIdentity), not looked up again.
+func workerOf(ident identity) (worker, bool) {
+	if c := ident.cred; c != nil {
+		return worker{name: ident.name, uid: c.Uid, gid: c.Gid, groups: c.Groups}, false
 	}
-	w := worker{name: strconv.Itoa(os.Geteuid()), uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}
-	if u, err := user.Current(); err == nil {
-		w.name = u.Username
-	}
+	w := worker{name: ident.name, uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}
 	groups, _ := os.Getgroups()
 	for _, g := range groups {
 		w.groups = append(w.groups, uint32(g))

@@ -214,7 +214,11 @@ func killStrays(strays []stray) {
 // Spawn starts a worker and returns once it is ready. On failure the
 // process is gone and the error is an *Error.
 func Spawn(ctx context.Context, spec Spec) (*Process, error) {
-	cmd, proc, ready, err := prepare(spec)
+	ident, err := checkSpawn(spec)
+	if err != nil {
+		return nil, &Error{Reason: "could not start: " + err.Error()}
+	}
+	cmd, proc, ready, err := prepare(spec, ident)
 	if err != nil {
 		return nil, &Error{Reason: "could not start: " + err.Error()}
 	}
@@ -226,7 +230,7 @@ func Spawn(ctx context.Context, spec Spec) (*Process, error) {
 		if ready != nil {
 			_ = ready.Close()
 		}
-		return nil, &Error{Reason: "could not start: " + startError(spec, cmd, err)}
+		return nil, &Error{Reason: "could not start: " + startError(spec, cmd, ident, err)}
 	}
 	log.V(1).Info("Started worker", "pid", proc.PID, "argv", cmd.Args)
 
@@ -658,13 +662,10 @@ func (p *Process) sealSockDir() error {
 	return nil
 }
 
-// prepare builds the command for spec without starting it. For WSGI it also
-// returns the read end of the loader's ready pipe.
-func prepare(spec Spec) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
-	ident, err := checkSpawn(spec)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+// prepare builds the command for spec, run as ident (checkSpawn's), without
+// starting it. For WSGI it also returns the read end of the loader's ready
+// pipe.
+func prepare(spec Spec, ident identity) (_ *exec.Cmd, _ *Process, _ *os.File, err error) {
 	proc := &Process{Revision: spec.Revision, StartedAt: time.Now(), done: make(chan struct{}), uid: int(ident.uid())}
 	var l launch
 	// Whatever fails below, nothing opened or created here may leak: a
