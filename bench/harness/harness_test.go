@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -109,5 +111,34 @@ not json
 	}
 	if got, want := ferrySpawnSeconds(path, 1), []float64{2.25, 2.5, 1.5}; !slices.Equal(got, want) {
 		t.Errorf("spawn seconds %v, want %v", got, want)
+	}
+}
+
+// TestRecordServerOnce: a configuration's report shows the command and
+// files of its first run whose spec was built, with placeholders; later
+// runs, and a run whose spec failed, leave it.
+func TestRecordServerOnce(t *testing.T) {
+	h := &Harness{opts: Options{Tools: "/r/bench/results/bin", Agent: "/r/bin/ferry-agent", Repo: "/r"}}
+	run := func(n, port int) placeholders {
+		r := &wsgiRun{h: h, dir: fmt.Sprintf("/r/bench/results/wsgi/x/run-%d", n), state: fmt.Sprintf("/tmp/fb%d", n), port: port}
+		return r.placeholders()
+	}
+	var cfg ConfigResult
+	if run(1, 4000).recordServer(&cfg, serverSpec{}, map[string]string{"a": "x"}) || cfg.ServerCmd != "" || cfg.Files != nil {
+		t.Fatalf("a spec that failed (no Argv) was recorded: %+v", cfg)
+	}
+	spec := serverSpec{Argv: []string{"/r/bin/ferry-agent", "standalone", "--port", "4001"}, Dir: "/r/bench/results/wsgi/x/run-2/app"}
+	files := map[string]string{"ferry.yaml": "root: /r/bench/results/wsgi/x/run-2/app\nstate: /tmp/fb2\nport: 4001\n"}
+	if !run(2, 4001).recordServer(&cfg, spec, files) {
+		t.Fatal("the first built spec was not recorded")
+	}
+	wantCmd := "cd $RUN/app && bin/ferry-agent standalone --port $PORT"
+	wantFiles := map[string]string{"ferry.yaml": "root: $RUN/app\nstate: $STATE\nport: $PORT\n"}
+	if cfg.ServerCmd != wantCmd || !maps.Equal(cfg.Files, wantFiles) {
+		t.Errorf("recorded %q %q; want %q %q", cfg.ServerCmd, cfg.Files, wantCmd, wantFiles)
+	}
+	later := serverSpec{Argv: []string{"/r/bin/ferry-agent", "standalone", "--port", "4002"}}
+	if run(3, 4002).recordServer(&cfg, later, nil) || cfg.ServerCmd != wantCmd || !maps.Equal(cfg.Files, wantFiles) {
+		t.Errorf("a later run replaced the record: %q %q", cfg.ServerCmd, cfg.Files)
 	}
 }

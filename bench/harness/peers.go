@@ -228,6 +228,11 @@ func (h *Harness) startWSGI(ctx context.Context, srv wsgiServer, r *wsgiRun) (*s
 	return s, pids, spec, files, nil
 }
 
+// placeholders stand, in the report, for the run's paths and port.
+func (r *wsgiRun) placeholders() placeholders {
+	return placeholders{h: r.h, runDir: r.dir, tmpDir: r.state, port: r.port}
+}
+
 // cleanup removes the run's socket directory and checks the port is free.
 func (r *wsgiRun) cleanup() string {
 	_ = os.RemoveAll(r.state)
@@ -235,6 +240,23 @@ func (r *wsgiRun) cleanup() string {
 		return fmt.Sprintf("port %d still accepts after the stop", r.port)
 	}
 	return ""
+}
+
+// recordServer fills cfg's server command and files from spec and files,
+// with placeholders, when no earlier run of the configuration did and
+// spec was built (has an Argv); it reports whether it did. The report
+// shows one run's command: each run's differs only in what the
+// placeholders stand for.
+func (p placeholders) recordServer(cfg *ConfigResult, spec serverSpec, files map[string]string) bool {
+	if cfg.ServerCmd != "" || spec.Argv == nil {
+		return false
+	}
+	cfg.ServerCmd = p.describe(spec)
+	cfg.Files = map[string]string{}
+	for k, v := range files {
+		cfg.Files[k] = p.apply(v)
+	}
+	return true
 }
 
 // describe renders a spec for the report with placeholders.

@@ -104,14 +104,8 @@ func (h *Harness) restartRun(ctx context.Context, dir string, srv wsgiServer, ru
 		}
 	}()
 	s, pids, spec, files, err := h.startWSGI(ctx, srv, r)
-	ph := placeholders{h: h, runDir: runDir, tmpDir: r.state, port: r.port}
-	if cfg.ServerCmd == "" && spec.Argv != nil {
-		cfg.ServerCmd = ph.describe(spec)
-		cfg.Files = map[string]string{}
-		for k, v := range files {
-			cfg.Files[k] = ph.apply(v)
-		}
-	}
+	ph := r.placeholders()
+	ph.recordServer(cfg, spec, files)
 	if err != nil {
 		rr.Error = err.Error()
 		return rr

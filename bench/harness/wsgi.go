@@ -66,13 +66,8 @@ func (h *Harness) wsgiRun(ctx context.Context, dir string, srv wsgiServer, run i
 		}
 	}()
 	s, _, spec, files, err := h.startWSGI(ctx, srv, r)
-	ph := placeholders{h: h, runDir: runDir, tmpDir: r.state, port: r.port}
-	if cfg.ServerCmd == "" && spec.Argv != nil {
-		cfg.ServerCmd = ph.describe(spec)
-		cfg.Files = map[string]string{}
-		for k, v := range files {
-			cfg.Files[k] = ph.apply(v)
-		}
+	ph := r.placeholders()
+	if ph.recordServer(cfg, spec, files) {
 		cfg.LoadCmd = ph.apply(shellQuote([]string{filepath.Join(h.opts.Tools, "loadgen"), "-c", fmt.Sprint(cfg.Clients),
 			"-d", p.Duration.String(), "-url", r.url()}))
 	}
