@@ -83,6 +83,11 @@ type Options struct {
 	// a new revision. For the control-plane scale benchmark only: nothing
 	// is served.
 	SimulateWorkers time.Duration
+
+	// releaseRetry is how long the release of a drained pool's finalizer
+	// waits after its attempt'th failure; default releaseRetryIn. Tests
+	// lengthen it.
+	releaseRetry func(attempt int) time.Duration
 }
 
 // Agent runs the node's pools.
@@ -105,10 +110,9 @@ type Agent struct {
 	saved    map[types.NamespacedName]int64 // generation last saved to disk
 	wg       sync.WaitGroup                 // background drains
 	// ports are the ports the pools' proxies listen on (ports.go).
-	portsMu  sync.Mutex
-	ports    map[int32]portHold
-	stopping atomic.Bool
-	stopped  chan struct{} // closed when Run's context is done
+	portsMu sync.Mutex
+	ports   map[int32]portHold
+	stopped chan struct{} // closed when Run's context is done
 
 	synced       atomic.Bool
 	restored     atomic.Bool
@@ -163,6 +167,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StatusReportInterval <= 0 {
 		o.StatusReportInterval = contract.StatusReportInterval
+	}
+	if o.releaseRetry == nil {
+		o.releaseRetry = releaseRetryIn
 	}
 	return o
 }
@@ -245,7 +252,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	// No reconcile may start a pool after stopAll: wait for the worker.
 	a.queue.ShutDown()
 	<-workDone
-	a.stopping.Store(true)
 	a.stopAll()
 	a.wg.Wait()
 	return nil
@@ -417,17 +423,27 @@ func (a *Agent) releaseFinalizer(key types.NamespacedName, pp *ferryv1.ProcessPo
 				}
 			}
 		}
-		if a.stopping.Load() {
+		select {
+		case <-a.stopped:
 			a.log.Error(err, "Could not remove the drain finalizer; the node's next agent will", "pool", key)
 			return
+		default:
 		}
-		retryIn := min(time.Second<<min(attempt, 5), 30*time.Second)
+		retryIn := a.opts.releaseRetry(attempt)
 		if since, log := trouble.failed(time.Now(), err); log {
 			a.log.Error(err, "Could not remove the drain finalizer; will retry", "pool", key, "retryIn", retryIn.String(),
 				"failingSince", since.UTC().Format(time.RFC3339))
 		}
-		time.Sleep(retryIn)
+		// The agent's stop ends the wait: one last try, then the node's
+		// next agent's, not a stop held up to 30s through an outage.
+		waitDelay(retryIn, a.stopped, nil)
 	}
+}
+
+// releaseRetryIn is how long the release of a drained pool's finalizer
+// waits after its attempt'th failure: 1s, doubled each time, at most 30s.
+func releaseRetryIn(attempt int) time.Duration {
+	return min(time.Second<<min(attempt, 5), 30*time.Second)
 }
 
 // logDrained says a deleted pool was released, and for how long taking

@@ -1195,9 +1195,8 @@ func TestAgentStoppedInADrainDelayReleasesThePool(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	pp, key := readyPool(t, ns, "hello-node-x", "node-x", freePort(t))
 	deleteAndTouch(t, book, pp)
-	// Run marks the agent stopping once its worker is done, which may be
-	// before or after the drain's wait ends: here, before.
-	a.stopping.Store(true)
+	// The stop ends the drain delay: the finalizer's removal is tried
+	// with the agent stopped, on a copy the touch made stale.
 	cancel()
 	<-done
 	got := &ferryv1.ProcessPool{}

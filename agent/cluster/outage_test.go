@@ -132,6 +132,41 @@ func TestDrainFinalizerThroughAnOutage(t *testing.T) {
 	book.Check(t)
 }
 
+// TestAgentStopEndsTheFinalizersRetryWait: an agent told to stop while
+// the removal of a drained pool's finalizer waits to be tried again (the
+// API server unreachable) stops without waiting for that retry: it tries
+// once more, then leaves the finalizer to the node's next agent, saying
+// so. The retry is 5 minutes away here (30s at most in the agent), so an
+// agent that slept through it would not stop within the test's minute.
+func TestAgentStopEndsTheFinalizersRetryWait(t *testing.T) {
+	ns := namespace(t)
+	fwd, cfg := throughForwarder(t)
+	cfg.Timeout = time.Second
+	book := agenttest.NewLogbook(t)
+	stop := runAgent(t, "node-w", cfg, stateDir(t), logTo(book), func(o *Options) {
+		o.DrainDelay = 2 * time.Second
+		o.releaseRetry = func(int) time.Duration { return 5 * time.Minute }
+	})
+	pp, _ := readyPool(t, ns, "app-node-w", "node-w", freePort(t))
+	if err := env.Client.Delete(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
+	fwd.cut()
+	book.WaitFor(t, "Could not remove the drain finalizer; will retry")
+
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(time.Minute):
+		t.Fatal("the agent did not stop within a minute of its context's end: its release of a drained pool's " +
+			"finalizer waited for its retry (in 5m) instead of ending with the agent")
+	}
+	book.WaitFor(t, "Could not remove the drain finalizer; the node's next agent will")
+	book.Check(t)
+}
+
 // outageAgent runs an agent for node through a forwarder (returned, to
 // freeze or cut) with 1s deadlines, with its failed requests counted and
 // its log in a logbook; opts change its options first.
