@@ -135,9 +135,25 @@ func (f *clusterFlags) check() error {
 	if f.drainDelay < 0 || f.simulate < 0 {
 		return errors.New("--drain-delay and --simulate-workers may not be negative")
 	}
-	if f.advertise != "" && net.ParseIP(f.advertise) == nil {
+	return advertiseProblem(f.advertise)
+}
+
+// advertiseProblem refuses an --advertise-address no Service could list:
+// the manager lists it in the Services' EndpointSlices, which are IPv4.
+func advertiseProblem(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	ip := net.ParseIP(addr)
+	if ip == nil {
 		return fmt.Errorf("--advertise-address %q is not an IP address: the manager lists it in the Services' EndpointSlices "+
-			"(in a DaemonSet, $(HOST_IP) from status.hostIP)", f.advertise)
+			"(in a DaemonSet, $(HOST_IP) from status.hostIP)", addr)
+	}
+	if ip.To4() == nil {
+		return fmt.Errorf("--advertise-address %q is an IPv6 address, and Ferry does not serve IPv6 nodes yet: the manager "+
+			"lists IPv4 addresses only in the Services' EndpointSlices, so no request would reach this node's pools. "+
+			"Give the agent an IPv4 address of the node (the chart's agent.advertiseAddress; its default, $(HOST_IP), "+
+			"is the node's first address, IPv6 on an IPv6-only cluster or an IPv6-first dual-stack one)", addr)
 	}
 	return nil
 }

@@ -215,6 +215,8 @@ func TestFlagsAfterAnArgument(t *testing.T) {
 		{[]string{"--node-name", "n", "--drain-delay=-1s"}, `--drain-delay and --simulate-workers may not be negative`},
 		{[]string{"--node-name", "n", "--advertise-address", "node-1.example.com"},
 			`--advertise-address "node-1.example.com" is not an IP address: the manager lists it in the Services' EndpointSlices`},
+		{[]string{"--node-name", "n", "--advertise-address", "2001:db8::9"},
+			`--advertise-address "2001:db8::9" is an IPv6 address, and Ferry does not serve IPv6 nodes yet`},
 		{[]string{"--node-name", "n", "--send-timeout=0s"}, `invalid value "0s" for flag -send-timeout: 0s is not above zero: the proxy has no "none"; give a duration, 1m0s by default`},
 		{[]string{"standalone", "-f", "/nonexistent.yaml", "--idle-timeout=-1s"}, `-1s is not above zero`},
 		{[]string{"standalone", "-f", "/nonexistent.yaml", "--read-header-timeout=soon"}, `invalid value "soon" for flag -read-header-timeout`},
@@ -224,6 +226,25 @@ func TestFlagsAfterAnArgument(t *testing.T) {
 	} {
 		if _, errOut, code := ferry(t, tc.args...); code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, want an error with %q: %s", tc.args, code, tc.want, errOut)
+		}
+	}
+}
+
+// TestAdvertiseProblem: an --advertise-address a Service can list (an
+// IPv4 one, or IPv4 written as IPv6, which the manager lists as IPv4) is
+// taken; a host name or an IPv6 address is refused.
+func TestAdvertiseProblem(t *testing.T) {
+	for addr, want := range map[string]string{
+		"":                   "",
+		"10.0.0.7":           "",
+		"::ffff:10.0.0.7":    "",
+		"node-1.example.com": "is not an IP address",
+		"2001:db8::9":        "is an IPv6 address",
+		"::1":                "is an IPv6 address",
+	} {
+		err := advertiseProblem(addr)
+		if (err == nil) != (want == "") || err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", addr, err, want)
 		}
 	}
 }
