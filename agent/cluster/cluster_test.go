@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -141,30 +142,33 @@ func stateDir(t *testing.T) string {
 	return dir
 }
 
+// waitPool polls the pool of key until cond holds, for at most 90 s, and
+// returns it.
 func waitPool(t *testing.T, key types.NamespacedName, what string, cond func(*ferryv1.ProcessPool) bool) *ferryv1.ProcessPool {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		pp := &ferryv1.ProcessPool{}
-		err := env.Client.Get(context.Background(), key, pp)
-		if err == nil && cond(pp) {
-			return pp
+	var pp *ferryv1.ProcessPool
+	testsupport.Eventually(t, 90*time.Second, what, func() error {
+		pp = &ferryv1.ProcessPool{}
+		if err := env.Client.Get(context.Background(), key, pp); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %v\n%+v", what, err, pp.Status)
+		if !cond(pp) {
+			return fmt.Errorf("not yet: %+v", pp.Status)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
+	return pp
 }
 
 // waitUntil polls cond until it holds, for at most 90 s.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(90 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testsupport.Eventually(t, 90*time.Second, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-	}
+		return nil
+	})
 }
 
 func rolledOut(pp *ferryv1.ProcessPool) bool {
@@ -175,6 +179,27 @@ func rolledOut(pp *ferryv1.ProcessPool) bool {
 }
 
 func get(url string) (int, string, error) { return getWith(http.DefaultClient, url) }
+
+// poolGone is nil once the pool of key is gone.
+func poolGone(key types.NamespacedName) error {
+	err := env.Client.Get(context.Background(), key, &ferryv1.ProcessPool{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err == nil:
+		return errors.New("still there")
+	}
+	return err
+}
+
+// served is nil when url answers 200.
+func served(url string) error {
+	code, _, err := get(url)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("status %d", code)
+	}
+	return err
+}
 
 func getWith(c *http.Client, url string) (int, string, error) {
 	resp, err := c.Get(url)
@@ -228,16 +253,9 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 		t.Errorf("lease %+v", lease)
 	}
 	renewed := lease.Spec.RenewTime.Time
-	deadline0 := time.Now().Add(30 * time.Second)
-	for {
-		if err := env.Client.Get(ctx, leaseKey, lease); err == nil && lease.Spec.RenewTime.After(renewed) {
-			break
-		}
-		if time.Now().After(deadline0) {
-			t.Fatal("the agent's lease was not renewed")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitUntil(t, "the agent's lease renewed", func() bool {
+		return env.Client.Get(ctx, leaseKey, lease) == nil && lease.Spec.RenewTime.After(renewed)
+	})
 
 	// Another node's pool is not this agent's business.
 	if o := (&ferryv1.ProcessPool{}); env.Client.Get(ctx, client.ObjectKeyFromObject(other), o) == nil &&
@@ -273,6 +291,8 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}
+	// A loop of its own, not waitUntil: it fails at once when neither
+	// port serves, and tries often so as not to miss such a gap.
 	deadline := time.Now().Add(time.Minute)
 	for {
 		oldServes := serves(url)
@@ -296,13 +316,9 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 	if err := env.Client.Delete(ctx, rolled); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(time.Minute)
-	for env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the deleted pool is still there: the agent did not remove its finalizer")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testsupport.Eventually(t, time.Minute, "the deleted pool gone (the agent removing its finalizer)", func() error {
+		return poolGone(key)
+	})
 	if _, _, err := get(url); err == nil {
 		t.Error("the proxy still answers after the pool was deleted")
 	}
@@ -633,14 +649,9 @@ func TestTakenPortIsTriedAgainSoon(t *testing.T) {
 
 	l.Close()
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	for end := time.Now().Add(deadline); ; time.Sleep(100 * time.Millisecond) {
-		if code, _, err := get(url); err == nil && code == 200 {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("port %d freed, not served within %v (stats interval %v)", port, deadline, stats)
-		}
-	}
+	testsupport.Eventually(t, deadline, fmt.Sprintf("port %d freed, served (stats interval %v)", port, stats), func() error {
+		return served(url)
+	})
 	waitPool(t, key, "Ready once the port is served", func(p *ferryv1.ProcessPool) bool {
 		return meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionReady) &&
 			p.Status.Address == fmt.Sprintf("127.0.0.1:%d", port)
@@ -807,17 +818,9 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 		t.Fatal("the stopped agent still serves")
 	}
 	runAgent(t, "node-s", cfg, state, logTo(book))
-	deadline := time.Now().Add(time.Minute)
-	for {
-		code, _, err := get(url)
-		if err == nil && code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the restarted agent did not resume its pool from disk: %d %v", code, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testsupport.Eventually(t, time.Minute, "the restarted agent resuming its pool from disk", func() error {
+		return served(url)
+	})
 	// Stopping an agent that resumed from disk, with the API still away,
 	// must not hang (its reporters never saw the cache synced).
 	stop2 := runAgent(t, "node-s-probe", cfg, stateDir(t))

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestDrainingPoolDoesNotReportOnItsSuccessor: a deleted pool is released
@@ -133,11 +134,6 @@ func TestDeletedDuringPredecessorsDrain(t *testing.T) {
 	if err := env.Client.Delete(ctx, pp2); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2*delay + 20*time.Second)
-	for env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the second pool, deleted while the first drained, was never drained and let go")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testsupport.Eventually(t, 2*delay+20*time.Second, "the second pool, deleted while the first drained, drained and let go",
+		func() error { return poolGone(key) })
 }

@@ -134,6 +134,8 @@ func start(t *testing.T, s *site) (*running, error) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	r := &running{srv: srv, client: NewClient(filepath.Join(state, "admin.sock"))}
+	// A loop of its own, not testsupport.Eventually: an agent that stops
+	// meanwhile is its caller's error to check, not a failure.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		select {
 		case err := <-done:
@@ -184,21 +186,21 @@ func (s *site) movePort(t *testing.T) {
 
 func (r *running) waitStatus(t *testing.T, what string, cond func(AppStatus) bool) AppStatus {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	var app AppStatus
+	testsupport.Eventually(t, time.Minute, what, func() error {
 		st, err := r.client.Status(context.Background())
-		if err == nil {
-			for _, a := range st.Apps {
-				if a.Name == "hello" && cond(a) {
-					return a
-				}
+		if err != nil {
+			return err
+		}
+		for _, a := range st.Apps {
+			if a.Name == "hello" && cond(a) {
+				app = a
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %+v %v", what, st, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("not yet: %+v", st)
+	})
+	return app
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -347,20 +349,17 @@ spec:
 	r.waitStatus(t, "a roll to revision 2", func(a AppStatus) bool {
 		return strings.HasPrefix(a.Pool.Revision, "2-") && a.Pool.Restart == nil && a.Pool.Counts.Updated == 3
 	})
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testsupport.Eventually(t, time.Minute, "the second AppGroup serving", func() error {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", other))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the second AppGroup does not serve: %v", err)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 
 	// An AppGroup removed from the file stops, and its metrics go with it.
 	if !strings.Contains(r.metrics(t), `pool="second"`) {

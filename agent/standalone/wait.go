@@ -23,6 +23,9 @@ var ErrResisting = errors.New("resisting deployment error")
 // resists, and an error listing the failed spawns when the restart
 // finished with some processes left on the old revision.
 func WaitRestart(ctx context.Context, c *Client, name, revision string, poll time.Duration) error {
+	// A loop of its own, unlike the tests' testsupport.Eventually: it runs
+	// in the binary, ends with ctx (restart --timeout), and returns the
+	// restart's outcome, or an error that says what was still going on.
 	for {
 		st, err := c.Status(ctx)
 		if err != nil {

@@ -113,7 +113,9 @@ func entries(t *testing.T, log string) []logEntry {
 }
 
 // waitFor polls the log until done says it holds what the test waits for,
-// or a minute went by; the test then checks what the log holds.
+// or a minute went by; the test then checks what the log holds. Not
+// testsupport.Eventually: at the deadline it returns the log rather than
+// failing, so that the test's own checks say what is missing from it.
 func waitFor(readLog func() string, done func(string) bool) string {
 	deadline := time.Now().Add(time.Minute)
 	for {

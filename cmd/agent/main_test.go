@@ -91,21 +91,18 @@ func TestStandaloneFromANewUsersPointOfView(t *testing.T) {
 		}
 	}()
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testsupport.Eventually(t, time.Minute, "the app answering", func() error {
 		resp, err := http.Get(url)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the app never answered: %v", err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 
 	out, errOut, code := ferry(t, "status", "--admin-socket", sock)
 	if code != 0 || !strings.Contains(out, "hello:") || !strings.Contains(out, "* PID:") ||
@@ -114,7 +111,7 @@ func TestStandaloneFromANewUsersPointOfView(t *testing.T) {
 	}
 	// The first answer needs one process; minProcesses is 2, and the
 	// second may still be spawning: wait for it as a user would.
-	for {
+	testsupport.Eventually(t, time.Minute, "two processes ready", func() error {
 		out, _, _ = ferry(t, "status", "--json", "--admin-socket", sock)
 		var st struct {
 			Apps []struct {
@@ -124,15 +121,14 @@ func TestStandaloneFromANewUsersPointOfView(t *testing.T) {
 				}
 			}
 		}
-		err := json.Unmarshal([]byte(out), &st)
-		if err == nil && len(st.Apps) == 1 && st.Apps[0].Pool.Counts.Ready == 2 {
-			break
-		}
-		if err != nil || len(st.Apps) != 1 || time.Now().After(deadline) {
+		if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Apps) != 1 {
 			t.Fatalf("status --json: %v\n%s", err, out)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		if n := st.Apps[0].Pool.Counts.Ready; n != 2 {
+			return fmt.Errorf("%d ready", n)
+		}
+		return nil
+	})
 
 	out, errOut, code = ferry(t, "restart", "hello", "--wait", "--admin-socket", sock)
 	if code != 0 || !strings.Contains(out, "Every process of hello runs revision") {
@@ -256,15 +252,10 @@ func TestWorkersDieWithTheAgent(t *testing.T) {
 	dir, _, agent := startAgent(t, map[string]string{"app.yaml": appYAML("hello", root, "PORT", 2)})
 	sock := filepath.Join(dir, "state", "admin.sock")
 	var pids []int
-	deadline := time.Now().Add(time.Minute)
-	for len(pids) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the workers never became ready")
-		}
-		time.Sleep(100 * time.Millisecond)
-		out, _, code := ferry(t, "status", "--json", "--admin-socket", sock)
+	testsupport.Eventually(t, time.Minute, "the workers ready", func() error {
+		out, errOut, code := ferry(t, "status", "--json", "--admin-socket", sock)
 		if code != 0 {
-			continue
+			return fmt.Errorf("status --json: exit %d %s", code, errOut)
 		}
 		var st struct {
 			Apps []struct {
@@ -276,8 +267,11 @@ func TestWorkersDieWithTheAgent(t *testing.T) {
 				}
 			}
 		}
-		if json.Unmarshal([]byte(out), &st) != nil || len(st.Apps) != 1 {
-			continue
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			return fmt.Errorf("status --json: %w\n%s", err, out)
+		}
+		if len(st.Apps) != 1 {
+			return fmt.Errorf("status --json: %d apps, want 1\n%s", len(st.Apps), out)
 		}
 		pids = pids[:0]
 		for _, p := range st.Apps[0].Pool.Processes {
@@ -285,12 +279,18 @@ func TestWorkersDieWithTheAgent(t *testing.T) {
 				pids = append(pids, p.PID)
 			}
 		}
-	}
+		if len(pids) < 2 {
+			return fmt.Errorf("%d ready", len(pids))
+		}
+		return nil
+	})
 	if err := agent.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = agent.Wait()
-	deadline = time.Now().Add(30 * time.Second)
+	// A loop of its own, not testsupport.Eventually: a worker that
+	// outlived the agent is killed before the test fails.
+	deadline := time.Now().Add(30 * time.Second)
 	for _, pid := range pids {
 		for syscall.Kill(pid, 0) == nil && !zombie(pid) {
 			if time.Now().After(deadline) {
