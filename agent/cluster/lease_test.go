@@ -19,6 +19,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/flowcontrol"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestLeaseTroubleLogging: a renewal that keeps failing is logged when it
@@ -288,7 +290,7 @@ func silentListener(t *testing.T) string {
 // closedAddr is an address nothing listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	return testsupport.FreeAddr(t)
 }
 
 // refusedGET is c's error for an HTTPS GET of addr, which must fail.

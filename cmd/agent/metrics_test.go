@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -193,7 +191,7 @@ func checkMetricsPathOnly(t *testing.T, base, token string) {
 // admin, with its metrics on a free loopback port, which it returns.
 func startClusterAgent(t *testing.T, env *testenv.Env, ns, node string, extra ...string) string {
 	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testsupport.FreePort(t)))
+	addr := testsupport.FreeAddr(t)
 	args := append([]string{"--node-name=" + node, "--kubeconfig=" + env.Kubeconfig, "--lease-namespace=" + ns,
 		"--bind-address=127.0.0.1", "--state-dir=" + t.TempDir(), "--metrics-bind-address=" + addr,
 		"--health-probe-bind-address=0"}, extra...)

@@ -7,18 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestUnreachableAPIServer: with the API server down, or a kubeconfig
 // pointing elsewhere, each command says which server it could not reach
 // and what to check, rather than client-go's "failed to get server groups".
 func TestUnreachableAPIServer(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now: connections are refused
+	addr := testsupport.FreeAddr(t) // nothing listens there: connections are refused
 	kubeconfig := env.KubeconfigFor(t, "https://"+addr, "")
 	for _, args := range [][]string{
 		{"status", "app"},
