@@ -132,10 +132,10 @@ type Worker struct {
 	// ended after the exit, or was open at it): watchExit.
 	inRequest bool
 	drained   chan struct{} // closed when Draining with no session left
-	// stoppedBy says why the agent signalled the worker with requests
-	// still at it (StoppedBy); set before the signal.
-	stoppedBy atomic.Pointer[string]
-	gone      chan struct{} // closed once the exited worker left the pool's table
+	// stopped is what the agent did to the worker with requests still at
+	// it (StoppedBy); set before the signal.
+	stopped atomic.Pointer[stopCause]
+	gone    chan struct{} // closed once the exited worker left the pool's table
 	// tmpl is the template as of Revision, taken when the worker was
 	// registered, so that what runs matches the revision it is labelled.
 	tmpl  ferryv1.AppTemplate
@@ -170,15 +170,19 @@ func (w *Worker) Capacity() int { return w.capacity }
 func (w *Worker) Exited() bool { return w.proc != nil && w.proc.Exited() }
 
 // StoppedBy says, when the agent itself signalled the worker while it
-// still had requests, at what and why ("at shutdownTimeout (5s) (rolling
-// restart)", "at maxRequestTime (30s)"); "" when it did not: a request
-// cut by its exit was cut by the agent, not by a crash. Read it once the
-// request failed: it is set before the signal.
+// still had requests, why and at what, as the rest of a sentence "the
+// agent stopped the worker process (pid N) ..." ("for a rolling restart:
+// its requests were not done within shutdownTimeout (5s)"); "" when it
+// did not, or when the process died of something else meanwhile
+// (stopCause.explains): a request cut by its exit was cut by the agent,
+// not by a crash. Read it once the request failed: it is set before the
+// signal.
 func (w *Worker) StoppedBy() string {
-	if by := w.stoppedBy.Load(); by != nil {
-		return *by
+	c := w.stopped.Load()
+	if c == nil || !c.explains(w.proc.ExitStatus(), time.Now()) {
+		return ""
 	}
-	return ""
+	return c.words
 }
 
 // ExitsWithin reports whether the worker's process is gone, or goes
@@ -581,8 +585,7 @@ func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	delete(p.steady, w.Revision)
 	p.notifyLocked()
 	p.mu.Unlock()
-	by := "at maxRequestTime (" + limit.String() + ")"
-	w.stoppedBy.Store(&by)
+	w.stopped.Store(overranCause(limit))
 	p.log.Info("Killing worker: a request's answer did not come, or did not end, within maxRequestTime "+
 		"(no answer, no whole buffered one, or the rest of one whose client left)", "pid", w.PID(),
 		"revision", w.Revision, "maxRequestTime", limit.String(), "path", LoggedPath(path))
@@ -1449,7 +1452,9 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	p.notifyLocked()
 	p.mu.Unlock()
 
-	t := time.NewTimer(waitWithin(timeout, by))
+	allowed := waitWithin(timeout, by)
+	began := time.Now()
+	t := time.NewTimer(allowed)
 	select {
 	case <-w.drained:
 	case <-w.proc.Done():
@@ -1460,8 +1465,10 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	// Asked again: with the deadline already past, select picks among
 	// the ready cases at random.
 	finished := isClosed(w.drained) || isClosed(w.proc.Done())
+	waited := waitHad(timeout, allowed, time.Since(began))
 	if !finished && !errors.Is(ctx.Err(), context.Canceled) { // not for a pool cut short
-		p.log.Info("Worker did not finish its requests within shutdownTimeout", "pid", w.PID(), "timeout", timeout.String())
+		p.log.Info("Worker did not finish its requests within shutdownTimeout", "pid", w.PID(), "timeout", waited.String(),
+			"shutdownTimeout", timeout.String())
 	}
 
 	p.mu.Lock()
@@ -1475,8 +1482,7 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	p.mu.Unlock()
 	wait := exitWait(timeout, by, finished)
 	if !finished {
-		stoppedBy := "at shutdownTimeout (" + timeout.String() + ") (" + why + ")"
-		w.stoppedBy.Store(&stoppedBy)
+		w.stopped.Store(shutdownCause(why, timeout, waited, time.Now().Add(wait)))
 	}
 	if killed := w.proc.Stop(wait); killed {
 		p.log.Info("Killed worker that did not exit within shutdownTimeout", "pid", w.PID(),

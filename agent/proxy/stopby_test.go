@@ -40,12 +40,12 @@ func TestRequestCutByTheAgentSaysSo(t *testing.T) {
 	e.Pool.Update(pool.Config{Name: "t/stopby", Revision: "2", Template: tmpl})
 	a := <-answered
 	want := "ferry: the agent stopped the worker process (pid " + strconv.Itoa(int(pid)) +
-		") at shutdownTimeout (1s) (rolling restart); the request was cut"
+		") for a rolling restart: its requests were not done within shutdownTimeout (1s); the request was cut"
 	if a.Err != nil || a.Code != http.StatusBadGateway || !strings.Contains(a.Body, want) {
 		t.Errorf("the cut request got %d %q (%v), want 502 %q", a.Code, a.Body, a.Err, want)
 	}
 	failed := book.WaitFor(t, "Request failed in a worker")
-	if v, _ := failed.Value("stoppedBy"); v != "at shutdownTimeout (1s) (rolling restart)" {
+	if v, _ := failed.Value("stoppedBy"); v != "for a rolling restart: its requests were not done within shutdownTimeout (1s)" {
 		t.Errorf("the failure's log says stoppedBy %#v, want the restart's stop: %v", v, failed.KVs)
 	}
 }

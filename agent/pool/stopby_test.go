@@ -1,0 +1,120 @@
+package pool_test
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// startHeld runs one worker of testdata/abrupt that ignores SIGTERM,
+// taking concurrency requests at once, with shutdownTimeout, logging to
+// book, and sends it GET /hold, which it never answers. It returns the
+// pool, the worker's pid and the request's answer to come.
+func startHeld(t *testing.T, book *agenttest.Logbook, concurrency int32, shutdownTimeout time.Duration) (
+	*agenttest.Env, int, <-chan agenttest.Answer) {
+	t.Helper()
+	root, _ := filepath.Abs("testdata/abrupt")
+	tmpl := agenttest.WSGIAt(root, 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"},
+		Concurrency: concurrency, Env: []ferryv1.EnvVar{env("HOLD_FILE", filepath.Join(t.TempDir(), "never")), env("IGNORE_TERM", "1")}}
+	tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: shutdownTimeout}
+	e := agenttest.Start(t, pool.Config{Name: "t/held", Revision: "1", Template: tmpl}, agenttest.Options{Log: bookLogger(book)})
+	pid := int(e.WaitFor(t, time.Minute, "a ready worker", agenttest.Ready(1)).Processes[0].PID)
+	answer := agenttest.GetLater(e.URL + "/hold")
+	e.WaitFor(t, time.Minute, "the request at the worker", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	})
+	return e, pid, answer
+}
+
+// cutWith checks that the request a got 502 saying the agent stopped the
+// worker pid, followed by each of want.
+func cutWith(t *testing.T, a agenttest.Answer, pid int, want ...string) {
+	t.Helper()
+	prefix := "ferry: the agent stopped the worker process (pid " + strconv.Itoa(pid) + ") "
+	if a.Err != nil || a.Code != http.StatusBadGateway || !strings.HasPrefix(a.Body, prefix) {
+		t.Fatalf("the cut request got %d %q (%v), want 502 %q...", a.Code, a.Body, a.Err, prefix)
+	}
+	for _, w := range want {
+		if !strings.Contains(a.Body, w) {
+			t.Errorf("the cut request got %q, want it to say %q", a.Body, w)
+		}
+	}
+}
+
+// TestRequestCutAtThePoolsCloseNamesTheWaitItHad: a request at a worker
+// as its pool closes with a deadline sooner than its shutdownTimeout (the
+// agent's stop drained its proxy first) is told the wait it had, not the
+// shutdownTimeout it did not get. Before, it read "at shutdownTimeout
+// (5s) (agent shutdown)" after a second.
+func TestRequestCutAtThePoolsCloseNamesTheWaitItHad(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	e, pid, answer := startHeld(t, book, 1, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	e.Pool.Close(ctx)
+	a := <-answer
+	cutWith(t, a, pid, "as its pool closed (the agent stopping, or the pool removed): its requests were not done within "+
+		"the 1s the pool's close left them (shutdownTimeout is 5s); the request was cut")
+	if strings.Contains(a.Body, "within shutdownTimeout") {
+		t.Errorf("the cut request got %q, want the wait it had, not shutdownTimeout's", a.Body)
+	}
+	book.Check(t)
+}
+
+// TestOtherRequestOfAnOverrunWorkerSaysAnotherOverran: a worker taking
+// two requests at once is killed as one of them overruns maxRequestTime
+// (as the proxy has the pool do); the other, cut, is told another request
+// overran, not that it did. Before, it read "at maxRequestTime (30s)".
+func TestOtherRequestOfAnOverrunWorkerSaysAnotherOverran(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	e, pid, answer := startHeld(t, book, 2, 5*time.Second)
+	w, err := e.Pool.Acquire(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Pool.Overran(w, "/stuck", 30*time.Second)
+	e.Pool.Release(w, pool.Unanswered)
+	cutWith(t, <-answer, pid, "by killing it, as the answer to another request at it did not come, or did not end, "+
+		"within maxRequestTime (30s); the request was cut")
+	book.Check(t)
+}
+
+// TestRequestCutByADeathInTheSIGTERMGraceIsADeath: a worker that ignores
+// SIGTERM, its request not done within shutdownTimeout at a rolling
+// restart, is killed by another (as the kernel's OOM killer would) during
+// the grace SIGTERM gives it: its request is told the worker died, not
+// that the agent stopped it, and the failure's log says stoppedBy "no".
+// Before, the stop set before SIGTERM stayed: "the agent stopped ... at
+// shutdownTimeout (1s) (rolling restart)".
+func TestRequestCutByADeathInTheSIGTERMGraceIsADeath(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	e, pid, answer := startHeld(t, book, 1, 3*time.Second)
+	cfg := e.Pool.Config()
+	cfg.Revision = "2"
+	e.Pool.Update(cfg)
+	book.WaitFor(t, "Worker did not finish its requests within shutdownTimeout")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a := <-answer
+	if want := "ferry: the worker process (pid " + strconv.Itoa(pid) + ") exited while handling this request"; a.Code != http.StatusBadGateway ||
+		!strings.HasPrefix(a.Body, want) {
+		t.Errorf("the request got %d %q (%v), want 502 %q", a.Code, a.Body, a.Err, want)
+	}
+	if v, _ := book.WaitFor(t, "Request failed in a worker").Value("stoppedBy"); v != "no" {
+		t.Errorf("the failure's log says stoppedBy %#v, want \"no\"", v)
+	}
+	book.Check(t)
+}

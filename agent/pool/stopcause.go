@@ -1,0 +1,93 @@
+package pool
+
+import (
+	"strings"
+	"time"
+)
+
+// stopCause is what the agent did to a worker with requests still at it
+// (Worker.StoppedBy): killed it at once as another request at it overran
+// maxRequestTime (Overran), or signalled it once its requests were not
+// done within the stop's wait (retire).
+type stopCause struct {
+	// words go on "the agent stopped the worker process (pid N) ".
+	words   string
+	overran bool
+	// killAt is when the agent's SIGKILL may come, if the worker has not
+	// exited by then: a SIGKILL before it is another's (the kernel's OOM
+	// killer).
+	killAt time.Time
+}
+
+// overranCause is Overran's, for the worker's other requests (the one
+// that overran is answered 504): maxRequestTime, limit, was another's.
+func overranCause(limit time.Duration) *stopCause {
+	return &stopCause{
+		words: "by killing it, as the answer to another request at it did not come, or did not end, within maxRequestTime (" +
+			limit.String() + ")",
+		overran: true,
+		killAt:  time.Now(),
+	}
+}
+
+// shutdownCause is retire's, for a worker stopped for why whose requests
+// were not done within waited: its shutdownTimeout, timeout, or what the
+// pool's close left of it. killAt is the end of its SIGTERM grace.
+func shutdownCause(why string, timeout, waited time.Duration, killAt time.Time) *stopCause {
+	within := "shutdownTimeout (" + timeout.String() + ")"
+	if waited < timeout {
+		within = "the " + waited.String() + " the pool's close left them (shutdownTimeout is " + timeout.String() + ")"
+	}
+	return &stopCause{words: stopPurpose(why) + ": its requests were not done within " + within, killAt: killAt}
+}
+
+// waitHad is the wait a stopping worker's requests had (for the words
+// and the log), ended since after it began: timeout, or what the pool's
+// close left of it (allowed), or less if the close was cut short; to
+// 10ms, and never above timeout.
+func waitHad(timeout, allowed, since time.Duration) time.Duration {
+	had := min(allowed, since)
+	if had < timeout {
+		had = min(had.Round(10*time.Millisecond), timeout)
+	}
+	return had
+}
+
+// stopPurposes word retire's reasons as what the stop was for.
+var stopPurposes = map[string]string{
+	"rolling restart":           "for a rolling restart",
+	"blocking restart":          "for a blocking restart",
+	"agent shutdown":            "as its pool closed (the agent stopping, or the pool removed)",
+	"idle":                      "as idle",
+	"unreachable":               "as it had refused a connection",
+	"deployment error resisted": "as the pool resists its revision",
+	string(recycleMemory):       "to recycle it above memoryLimit",
+	string(recycleMaxRequests):  "to recycle it at maxRequestsPerProcess",
+}
+
+func stopPurpose(why string) string {
+	if p, ok := stopPurposes[why]; ok {
+		return p
+	}
+	return "(" + why + ")"
+}
+
+// explains reports whether the stop explains the worker's exit, as its
+// status says ("" while it runs: the stop is under way), read at now.
+// The agent's SIGKILL explains "signal: killed" once it may have come
+// (killAt); SIGTERM explains "signal: terminated" and an exit with a
+// status (an app's handler exits so; one that ignores SIGTERM and exits
+// on its own meanwhile cannot be told from it). Another signal (SIGSEGV,
+// SIGABRT) is a death of the worker's own, as is any exit before
+// Overran's SIGKILL.
+func (c *stopCause) explains(status string, now time.Time) bool {
+	switch {
+	case status == "":
+		return true
+	case status == "signal: killed":
+		return !now.Before(c.killAt)
+	case c.overran:
+		return false
+	}
+	return status == "signal: terminated" || strings.HasPrefix(status, "exit status ")
+}

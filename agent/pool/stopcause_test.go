@@ -1,0 +1,99 @@
+package pool
+
+import (
+	"testing"
+	"time"
+)
+
+// TestStopCauseWords: what a request cut by the agent's stop is told
+// follows "the agent stopped the worker process (pid N) ": what the stop
+// was for, in one clause, and the wait its requests actually had.
+func TestStopCauseWords(t *testing.T) {
+	at := time.Now()
+	for _, tc := range []struct {
+		name string
+		c    *stopCause
+		want string
+	}{
+		{"a rolling restart, its shutdownTimeout through", shutdownCause("rolling restart", 5*time.Second, 5*time.Second, at),
+			"for a rolling restart: its requests were not done within shutdownTimeout (5s)"},
+		{"the pool's close, its deadline sooner", shutdownCause("agent shutdown", 5*time.Second, 1200*time.Millisecond, at),
+			"as its pool closed (the agent stopping, or the pool removed): its requests were not done within " +
+				"the 1.2s the pool's close left them (shutdownTimeout is 5s)"},
+		{"the pool's close, its deadline past", shutdownCause("agent shutdown", 5*time.Second, 0, at),
+			"as its pool closed (the agent stopping, or the pool removed): its requests were not done within " +
+				"the 0s the pool's close left them (shutdownTimeout is 5s)"},
+		{"a recycle", shutdownCause(string(recycleMemory), time.Minute, time.Minute, at),
+			"to recycle it above memoryLimit: its requests were not done within shutdownTimeout (1m0s)"},
+		{"a reason with no words of its own", shutdownCause("reason", time.Second, time.Second, at),
+			"(reason): its requests were not done within shutdownTimeout (1s)"},
+		{"another request's maxRequestTime", overranCause(30 * time.Second),
+			"by killing it, as the answer to another request at it did not come, or did not end, within maxRequestTime (30s)"},
+	} {
+		if tc.c.words != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, tc.c.words, tc.want)
+		}
+	}
+	for why := range stopPurposes {
+		if p := stopPurpose(why); p == "" || p[0] == '(' {
+			t.Errorf("stopPurpose(%q) = %q, want words of its own", why, p)
+		}
+	}
+}
+
+// TestWaitHad: the wait a stopping worker's requests had is its
+// shutdownTimeout, or what the pool's close left of it, or what they had
+// when the close was cut short, to 10ms.
+func TestWaitHad(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name                    string
+		timeout, allowed, since time.Duration
+		want                    time.Duration
+	}{
+		{"shutdownTimeout through", 5 * time.Second, 5 * time.Second, 5*time.Second + 3*ms, 5 * time.Second},
+		{"the close's deadline sooner", 5 * time.Second, 1200*ms - 3*ms, 1200*ms + 2*ms, 1200 * ms},
+		{"the close's whole timeout, less what Close took", 500 * ms, 500*ms - 40*time.Microsecond, 500 * ms, 500 * ms},
+		{"the close's deadline past", 5 * time.Second, 0, 2 * ms, 0},
+		{"the close cut short", 5 * time.Second, 5 * time.Second, 300*ms + 4*ms, 300 * ms},
+		{"a short timeout, never rounded above", 257 * ms, 256 * ms, 256 * ms, 257 * ms},
+	} {
+		if got := waitHad(tc.timeout, tc.allowed, tc.since); got != tc.want {
+			t.Errorf("%s: waitHad(%v, %v, %v) = %v, want %v", tc.name, tc.timeout, tc.allowed, tc.since, got, tc.want)
+		}
+	}
+}
+
+// TestStopCauseExplains: the stop explains the exit that cut a request
+// only when the agent's signal may have caused it; a death of the
+// worker's own meanwhile (a crash signal, another's SIGKILL within the
+// SIGTERM grace, any exit before Overran's kill) reads as a death.
+func TestStopCauseExplains(t *testing.T) {
+	now := time.Now()
+	grace := shutdownCause("rolling restart", time.Second, time.Second, now.Add(time.Second))
+	graceOver := shutdownCause("rolling restart", time.Second, time.Second, now.Add(-time.Millisecond))
+	overran := overranCause(time.Second)
+	overran.killAt = now
+	for _, tc := range []struct {
+		name   string
+		c      *stopCause
+		status string
+		want   bool
+	}{
+		{"running: the stop under way", grace, "", true},
+		{"SIGTERM's default", grace, "signal: terminated", true},
+		{"an exit on SIGTERM", grace, "exit status 0", true},
+		{"an exit with a status on SIGTERM", grace, "exit status 143", true},
+		{"a crash in the grace", grace, "signal: segmentation fault (core dumped)", false},
+		{"an abort in the grace", grace, "signal: aborted", false},
+		{"SIGKILL within the grace: another's", grace, "signal: killed", false},
+		{"SIGKILL once the grace is over: the agent's", graceOver, "signal: killed", true},
+		{"Overran's kill", overran, "signal: killed", true},
+		{"an exit before Overran's kill", overran, "exit status 3", false},
+		{"SIGTERM before Overran's kill", overran, "signal: terminated", false},
+	} {
+		if got := tc.c.explains(tc.status, now); got != tc.want {
+			t.Errorf("%s: explains(%q) = %v, want %v", tc.name, tc.status, got, tc.want)
+		}
+	}
+}
