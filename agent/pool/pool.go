@@ -990,11 +990,12 @@ func (p *Pool) addSpawningLocked(s spawnable) *Worker {
 }
 
 // errResisted: the spawn worked, but of the revision the pool came to
-// resist meanwhile (a scale spawn, or a recycle's, in flight as a worker
-// of it died young): the worker is stopped before it serves, as it would
-// serve a revision known not to work (boot-and-die: its requests would
-// fail as it dies), and no restart replaces it while the pool resists. A
-// restart's replacement is the restart's to stop (keepInstead).
+// resist meanwhile (a scale spawn, a recycle's or a rolling restart's
+// replacement, in flight as a worker of it died young): the worker is
+// stopped before it serves, as it would serve a revision known not to
+// work (boot-and-die: its requests would fail as it dies), and no
+// restart replaces it while the pool resists. A restart's step keeps its
+// old worker (keepOldLocked).
 var errResisted = errors.New("the pool resists the worker's revision")
 
 // spawn runs the spawn of a registered worker and makes it Ready, or
@@ -1021,7 +1022,7 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 		}
 		return err
 	}
-	if refused := p.refuseSpawnedLocked(w, kind); refused != nil {
+	if refused := p.refuseSpawnedLocked(w); refused != nil {
 		p.removeLocked(w)
 		p.notifyLocked()
 		timeout := waitWithin(durationOr(w.tmpl.Pool.ShutdownTimeout, time.Minute), p.closeBy)
@@ -1060,13 +1061,13 @@ func (p *Pool) spawnSpec(w *Worker) spawn.Spec {
 
 // refuseSpawnedLocked says why w, whose process is up, may not serve: the
 // pool closed meanwhile (ErrClosed), or came to resist its revision
-// (errResisted; not for a restart's replacement, which keepInstead
-// stops); nil when it may.
-func (p *Pool) refuseSpawnedLocked(w *Worker, kind SpawnKind) error {
+// (errResisted); nil when it may. Decided under the lock that makes w
+// ready, so that no waiting request is handed to it first (readyLocked).
+func (p *Pool) refuseSpawnedLocked(w *Worker) error {
 	switch {
 	case p.closed:
 		return ErrClosed
-	case kind != SpawnRestart && p.resisting != nil && w.Revision == p.resisting.Revision:
+	case p.resisting != nil && w.Revision == p.resisting.Revision:
 		return errResisted
 	}
 	return nil
@@ -1403,6 +1404,20 @@ func (p *Pool) spawnsRevisionLocked(revision string) bool {
 // (ResistEarlyCrashes): w is of the revision a rolling restart rolls, or
 // rolled, to from rolledFrom, and no worker of it has lasted. It reports
 // whether it did.
+//
+// The revision's workers ready at that moment are not drained: they
+// serve on until they exit (and are then replaced by the revision
+// resisted from), as the seed's resistance freezes the process list,
+// keeping the processes there are and spawning none. Draining them would
+// cut the pool's capacity by their number at once and spawn as many of
+// the old revision to keep minProcesses, the queue growing meanwhile; of
+// a revision that boots and dies they die within crashWindow anyway, each
+// failing at most the request at it (the bound the boot-and-die load test
+// checks), and of one whose first death was a passing fault they serve
+// well. What the freeze refuses is a new worker of the revision: a spawn
+// that completes once the pool resists is stopped before it serves
+// (errResisted), and a restart's replacement ready just before is
+// retired in place of its old worker (keepInstead).
 func (p *Pool) resistCrashLocked(w *Worker, crash error) bool {
 	if !p.opts.ResistEarlyCrashes || p.resisting != nil || p.lasted[w.Revision] ||
 		w.Revision != p.cfg.Revision || p.rolledFrom.to != w.Revision || !resists(p.cfg.Template) {

@@ -736,11 +736,7 @@ func TestSpawnOfAResistedRevisionInFlightDoesNotServe(t *testing.T) {
 	}
 	good := agenttest.WSGIAt(root, 3, 3)
 	bad := agenttest.WSGIAt(root, 3, 3, env("BOOT_DELAY", "2"), env("DIE_AFTER", "1"), env("DIE_IF_EXISTS", flag))
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
-	e := agenttest.Start(t, pool.Config{Name: "t/inflight", Revision: "1", Template: good},
-		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: true, Log: &log})
-	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	e, book := startResistingEarly(t, "t/inflight", good, true)
 	e.Pool.Update(pool.Config{Name: "t/inflight", Revision: "2", Template: bad})
 	s := e.WaitFor(t, time.Minute, "a ready worker of revision 2", func(s pool.Status) bool {
 		return slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision == "2" && p.State == ferryv1.ProcessReady })
@@ -771,6 +767,82 @@ func TestSpawnOfAResistedRevisionInFlightDoesNotServe(t *testing.T) {
 	book.Check(t)
 }
 
+// TestRestartReplacementOfAResistedRevisionDoesNotServe: a rolling
+// restart's replacement whose spawn completes once the pool has come to
+// resist its revision (the restart's first new worker died young while it
+// booted) is stopped before it serves: a request waiting as it comes up is
+// not handed to it, but served by the old revision, and the step's old
+// worker serves on. Before, readyLocked handed it the waiting request,
+// and only then did the restart retire it (keepInstead): the request was
+// served by the resisted revision.
+func TestRestartReplacementOfAResistedRevisionDoesNotServe(t *testing.T) {
+	root, _ := filepath.Abs("testdata/bootdie")
+	dir := filepath.Dir(dieFlag(t))
+	if err := os.Chmod(dir, 0o777); err != nil { // the workers' user takes the tokens
+		t.Fatal(err)
+	}
+	token, gate := filepath.Join(dir, "boot"), filepath.Join(dir, "gate")
+	boot := func() {
+		if err := os.WriteFile(token, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := agenttest.WSGIAt(root, 2, 2, env("GATE", gate))
+	bad := agenttest.WSGIAt(root, 2, 2, env("GATE", gate), env("BOOT_TOKEN", token))
+	e, book := startResistingEarly(t, "t/resisted-step", good, true)
+	e.Pool.Update(pool.Config{Name: "t/resisted-step", Revision: "2", Template: bad})
+	boot()
+	var y1 ferryv1.ProcessInfo
+	e.WaitFor(t, time.Minute, "the first step done, the second's worker booting", func(s pool.Status) bool {
+		byState := map[string]int{}
+		for _, p := range s.Processes {
+			byState[p.Revision+"/"+string(p.State)]++
+			if p.Revision == "2" && p.State == ferryv1.ProcessReady {
+				y1 = p
+			}
+		}
+		return len(s.Processes) == 3 && byState["1/Ready"] == 1 && byState["2/Ready"] == 1 && byState["2/Spawning"] == 1
+	})
+	held := agenttest.GetLater(e.URL + "/gate") // at the old worker, the oldest of the two idle
+	e.WaitFor(t, time.Minute, "the old worker busy", func(s pool.Status) bool {
+		return slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision == "1" && p.Sessions == 1 })
+	})
+	if err := syscall.Kill(int(y1.PID), syscall.SIGKILL); err != nil { // dead young, in no request
+		t.Fatal(err)
+	}
+	e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
+	waiting := agenttest.GetLater(e.URL + "/")
+	e.WaitFor(t, time.Minute, "a request waiting", func(s pool.Status) bool { return s.QueueLength == 1 })
+	boot() // the second step's worker comes up
+	a := <-waiting
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	back := e.WaitFor(t, time.Minute, "2 ready workers of revision 1 alone", func(s pool.Status) bool {
+		return s.Counts.Ready == 2 && s.Counts.Total == 2 && s.Restart == nil &&
+			!slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision != "1" })
+	})
+	var ofRevision2 []string
+	for _, l := range book.Find("Spawned worker") {
+		if rev, _ := l.Value("revision"); rev == "2" {
+			pid, _ := l.Value("pid")
+			ofRevision2 = append(ofRevision2, fmt.Sprint(pid))
+		}
+	}
+	if pid := strings.TrimSpace(a.Body); a.Code != http.StatusOK || slices.Contains(ofRevision2, pid) {
+		t.Errorf("the request waiting as the pool resisted got %d from pid %s (%v); want 200 from a process of revision 1, not of "+
+			"revision 2 (%v)", a.Code, pid, a.Err, ofRevision2)
+	}
+	if lr := back.LastRestart; lr == nil || lr.Outcome != pool.OutcomeResisting || lr.Replaced != 1 {
+		t.Errorf("last restart = %+v, want resisting after 1 replaced", lr)
+	}
+	if n := len(book.Find("Stopped a new worker of the revision the pool resists")); n != 1 {
+		t.Errorf("%d new workers of the resisted revision stopped, want the second step's", n)
+	}
+	book.Check(t)
+}
+
 // startBootDie runs three workers of testdata/bootdie as revision 1,
 // logging to book, with resistEarlyCrashes as pool.Options has it, and
 // returns their template, good, and bad, whose processes die a second
@@ -781,12 +853,22 @@ func startBootDie(t *testing.T, name string, resistEarlyCrashes bool) (e *agentt
 	root, _ := filepath.Abs("testdata/bootdie")
 	good = agenttest.WSGIAt(root, 3, 3)
 	bad = agenttest.WSGIAt(root, 3, 3, env("DIE_AFTER", "1"))
-	book = agenttest.NewLogbook(t)
-	log := book.Logger()
-	e = agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: good},
-		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: resistEarlyCrashes, Log: &log})
-	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	e, book = startResistingEarly(t, name, good, resistEarlyCrashes)
 	return e, book, good, bad
+}
+
+// startResistingEarly runs good as revision 1 of pool name, with
+// resistEarlyCrashes as pool.Options has it, ticking every 50ms and
+// logging to the book it returns, once its minProcesses are ready.
+func startResistingEarly(t *testing.T, name string, good ferryv1.AppTemplate, resistEarlyCrashes bool) (
+	*agenttest.Env, *agenttest.Logbook) {
+	t.Helper()
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	e := agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: resistEarlyCrashes, Log: &log})
+	e.WaitFor(t, time.Minute, "the ready workers", agenttest.Ready(good.Pool.MinProcesses))
+	return e, book
 }
 
 // TestStartTimeoutIsADeploymentError: a new revision whose processes do

@@ -138,6 +138,13 @@ func (p *Pool) rollingRestart(rs *restartState) {
 			outcome = OutcomeAborted
 			return
 		}
+		if errors.Is(err, errResisted) { // y was stopped before it served
+			p.mu.Lock()
+			p.keepOldLocked(rs, x)
+			p.mu.Unlock()
+			outcome = OutcomeResisting
+			return
+		}
 		if stop := p.handleRestartSpawnError(rs, x, y, err); stop {
 			outcome = OutcomeResisting
 			return
@@ -162,8 +169,10 @@ func (p *Pool) restartOutcome(rs *restartState) string {
 }
 
 // keepInstead: y, x's replacement, is ready, but the pool resists its
-// revision now (a worker of it died young: resistCrashLocked). x stays,
-// y goes, and the restart ends. Otherwise the step goes on: x is retired.
+// revision now (a worker of it died young, after y was made ready:
+// resistCrashLocked). x stays, y goes, and the restart ends. Otherwise
+// the step goes on: x is retired. (A y whose spawn completes once the
+// pool resists is stopped before it serves: errResisted.)
 func (p *Pool) keepInstead(rs *restartState, x, y *Worker) bool {
 	p.mu.Lock()
 	if p.resisting == nil {
@@ -171,12 +180,18 @@ func (p *Pool) keepInstead(rs *restartState, x, y *Worker) bool {
 		p.mu.Unlock()
 		return false
 	}
-	x.replacing = false
-	rs.replacing = nil
-	p.notifyLocked()
+	p.keepOldLocked(rs, x)
 	p.mu.Unlock()
 	p.retire(context.Background(), y, "deployment error resisted")
 	return true
+}
+
+// keepOldLocked ends the step that was to replace x, the pool resisting
+// the revision of x's replacement: x serves on.
+func (p *Pool) keepOldLocked(rs *restartState, x *Worker) {
+	x.replacing = false
+	rs.replacing = nil
+	p.notifyLocked()
 }
 
 // nextReplacement picks the next old worker and registers its replacement;

@@ -7,7 +7,9 @@ names exists (code broken in place that dies on every path); and hangs on
 any other request while the file HANG_IF_EXISTS names exists (a dependency
 gone dead). /slow takes a second to answer; /gate answers once the file
 GATE names exists, having made GATE.reached (a request the test lets
-finish when it chooses)."""
+finish when it chooses). With BOOT_TOKEN set, the import waits until the
+file it names exists and takes it (removes it): one process boots per
+token the test writes."""
 import os
 import threading
 import time
@@ -17,6 +19,14 @@ def _die():
     os._exit(3)
 
 time.sleep(float(os.environ.get("BOOT_DELAY") or "0"))  # a slow import
+
+_token = os.environ.get("BOOT_TOKEN")
+while _token:
+    try:
+        os.remove(_token)
+        break
+    except FileNotFoundError:
+        time.sleep(0.01)
 
 # DIE_IF_EXISTS: die only when this file exists at boot (a dependency that
 # fails for new processes while those already up keep theirs).
