@@ -846,49 +846,70 @@ func (p *Pool) reconcile() bool {
 	d := decide(v)
 	p.noteLastedLocked(v.now)
 	p.clearPassedScalingErrorLocked(v, d)
+	w := p.takeWorkLocked(d)
+	p.mu.Unlock()
+	p.startWork(w)
+	return true
+}
+
+// work is what one reconcile starts: the workers it registered to spawn,
+// those it took to stop as idle, and the one to recycle, or to shut down
+// above memoryLimit while resisting.
+type work struct {
+	spawns, stops     []*Worker
+	recycle, shutdown *Worker
+}
+
+// takeWorkLocked registers and takes the workers d asks for, so that no
+// later decision counts them again: the spawns (of the revision
+// resistance keeps serving, while it resists), the idle workers to stop
+// (Draining at once), and the worker to recycle or shut down (recycling
+// set until that is over).
+func (p *Pool) takeWorkLocked(d decision) work {
 	next := p.targetLocked()
 	if p.resisting != nil && d.spawn > 0 {
 		next = p.resistFrom
 		p.log.Info("Replacing exited workers with the revision resistance keeps serving",
 			"revision", next.revision, "spawns", d.spawn)
 	}
-	var spawns []*Worker
+	var w work
 	for range d.spawn {
-		spawns = append(spawns, p.addSpawningLocked(next))
+		w.spawns = append(w.spawns, p.addSpawningLocked(next))
 	}
-	stops := p.takeWorkersLocked(d.stop)
-	var recycle, shutdown *Worker
+	w.stops = p.takeWorkersLocked(d.stop)
 	if d.recycle >= 0 {
-		recycle = p.workerLocked(d.recycle)
-		p.recycling = recycle != nil
+		w.recycle = p.workerLocked(d.recycle)
+		p.recycling = w.recycle != nil
 	}
 	if d.shutdown >= 0 {
-		shutdown = p.workerLocked(d.shutdown)
-		p.recycling = shutdown != nil
+		w.shutdown = p.workerLocked(d.shutdown)
+		p.recycling = w.shutdown != nil
 	}
-	p.mu.Unlock()
+	return w
+}
 
-	for _, w := range spawns {
-		p.goBackground(func() { p.scaleSpawn(w) })
+// startWork starts w in the background.
+func (p *Pool) startWork(w work) {
+	for _, y := range w.spawns {
+		p.goBackground(func() { p.scaleSpawn(y) })
 	}
-	for _, w := range stops {
-		p.goBackground(func() { p.retire(context.Background(), w, "idle") })
+	for _, x := range w.stops {
+		p.goBackground(func() { p.retire(context.Background(), x, "idle") })
 	}
-	if recycle != nil {
-		p.goBackground(func() { p.recycle(recycle) })
+	if w.recycle != nil {
+		p.goBackground(func() { p.recycle(w.recycle) })
 	}
-	if shutdown != nil {
+	if w.shutdown != nil {
 		p.goBackground(func() {
 			p.log.Info("Stopped worker above memoryLimit without replacement while resisting a deployment error",
-				"pid", shutdown.PID())
-			p.retire(context.Background(), shutdown, string(recycleMemory))
+				"pid", w.shutdown.PID())
+			p.retire(context.Background(), w.shutdown, string(recycleMemory))
 			p.setRecycling(false)
 		})
 	}
-	if len(spawns)+len(stops) > 0 {
+	if len(w.spawns)+len(w.stops) > 0 {
 		p.notify()
 	}
-	return true
 }
 
 // clearPassedScalingErrorLocked clears the scaling error once the pool
