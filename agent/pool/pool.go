@@ -465,7 +465,24 @@ func (p *Pool) unavailableLocked() bool {
 			return false
 		}
 	}
-	return p.scaling.err != nil && time.Now().Before(p.scaling.until)
+	now := time.Now()
+	return p.scaling.err != nil && now.Before(p.scaling.until) && !p.awaitsReturnLocked(now)
+}
+
+// awaitsReturnLocked: the pool rolled onto its revision from another, no
+// worker of it has lasted, and its workers have been dying young for
+// less than crashWindow. That is a revision that is ready and dies in its
+// first requests, with the rolling restart already over (it retires an
+// old worker once its replacement is ready): in a cluster the manager
+// returns the node to the revision it rolled from (NodeReturned) about a
+// second later, and standalone the pool resists and spawns it. A request
+// waits in the queue for that rather than fail for want of a process (a
+// day-2 walk saw a node's every request refused for a second, and both
+// nodes' with maxConcurrentNodes 2). Past crashWindow with no return, it
+// is refused again, and the queue with it (reconcile).
+func (p *Pool) awaitsReturnLocked(now time.Time) bool {
+	return p.rolledFrom.to == p.cfg.Revision && !p.lasted[p.cfg.Revision] &&
+		!p.scaling.crashSince.IsZero() && now.Sub(p.scaling.crashSince) < crashWindow
 }
 
 // UnavailableError is ErrUnavailable with the time the pool next tries
@@ -847,6 +864,9 @@ func (p *Pool) reconcile() bool {
 	p.noteLastedLocked(v.now)
 	p.clearPassedScalingErrorLocked(v, d)
 	w := p.takeWorkLocked(d)
+	if p.queue.n > 0 && p.unavailableLocked() {
+		p.failQueueLocked(p.unavailableErrLocked()) // a wait for a return ran out (awaitsReturnLocked)
+	}
 	p.mu.Unlock()
 	p.startWork(w)
 	return true

@@ -1,0 +1,148 @@
+package pool_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/bench/loadgen"
+	"github.com/ferry-dev/ferry/internal/testsupport"
+)
+
+// A revision that loads, is ready, and dies on its first request (the
+// day-2 walk's os._exit(7) in application), rolled out under load. The
+// old processes are retired as soon as the new ones are ready, before any
+// has served; the new ones then die in their first requests. What a
+// client sees until the node serves the old revision again must be at
+// most the requests the dying processes were handling (502): no request
+// may be refused with 503 for want of a process.
+
+// TestDiesOnFirstRequestReturnedNodeFailsNoRequest: in a cluster
+// (ResistEarlyCrashes off), the manager returns the node to the old
+// revision (NodeReturned) once the pool reports the new one failing:
+// here, the test does, by asking for revision 1 again.
+func TestDiesOnFirstRequestReturnedNodeFailsNoRequest(t *testing.T) {
+	e, good, bad := startDiesOnRequest(t, "t/firstreq-returned", false)
+	stop := load(t, e.URL, 3)
+	waitRequests(t, e, 100)
+	e.Pool.Update(pool.Config{Name: "t/firstreq-returned", Revision: "2", Template: bad})
+	// What the manager returns a node on (FailsTarget): no process of
+	// the target runs, and its spawns fail (ScalingError). The pool
+	// reports it with no older process left, backing off.
+	e.WaitFor(t, time.Minute, "no process left, backing off from revision 2", func(s pool.Status) bool {
+		return s.Counts.Total == 0 && s.ScalingError != nil && s.ScalingError.Revision == "2" &&
+			s.ScalingRetryAt != nil && s.ScalingRetryAt.After(time.Now())
+	})
+	time.Sleep(time.Second) // the manager's round trip: about a second on the local stack
+	t.Logf("%s returning the node to revision 1", time.Now().Format("15:04:05.000"))
+	e.Pool.Update(pool.Config{Name: "t/firstreq-returned", Revision: "1", Template: good})
+	backOnRevision1(t, e)
+	noRequestRefused(t, stop())
+}
+
+// TestDiesOnFirstRequestNotReturnedIsRefusedAgain: the wait for a return
+// is bounded. With no return (a manager away, or one that keeps the
+// revision), a request is refused with 503 again once the crash window
+// of the first crash has passed, rather than queue until queueTimeout.
+func TestDiesOnFirstRequestNotReturnedIsRefusedAgain(t *testing.T) {
+	e, _, bad := startDiesOnRequest(t, "t/firstreq-kept", false)
+	bad.Pool.QueueTimeout = &metav1.Duration{Duration: 10 * time.Minute}
+	e.Pool.Update(pool.Config{Name: "t/firstreq-kept", Revision: "2", Template: bad})
+	client := &http.Client{Timeout: 5 * time.Minute}
+	testsupport.Eventually(t, 2*time.Minute, "a request refused with 503", func() error {
+		res, err := client.Get(e.URL + "/")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("%d %q", res.StatusCode, body)
+		}
+		return nil
+	})
+}
+
+// TestDiesOnFirstRequestResistedFailsNoRequest: standalone
+// (ResistEarlyCrashes on), the pool resists the revision at its second
+// death and spawns the old one.
+func TestDiesOnFirstRequestResistedFailsNoRequest(t *testing.T) {
+	e, _, bad := startDiesOnRequest(t, "t/firstreq-resisted", true)
+	stop := load(t, e.URL, 3)
+	waitRequests(t, e, 100)
+	e.Pool.Update(pool.Config{Name: "t/firstreq-resisted", Revision: "2", Template: bad})
+	e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
+	backOnRevision1(t, e)
+	noRequestRefused(t, stop())
+}
+
+// startDiesOnRequest runs three workers of testdata/bootdie as revision
+// 1, logging with timestamps, and returns its template, good, and bad,
+// whose processes are ready and die in every request.
+func startDiesOnRequest(t *testing.T, name string, resist bool) (e *agenttest.Env, good, bad ferryv1.AppTemplate) {
+	t.Helper()
+	root, _ := filepath.Abs("testdata/bootdie")
+	flag := dieFlag(t)
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good = agenttest.WSGIAt(root, 3, 3)
+	bad = agenttest.WSGIAt(root, 3, 3, env("DIE_IN_REQUEST_IF_EXISTS", flag))
+	log := stampedLogger(t)
+	e = agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: good},
+		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: resist, Log: &log})
+	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
+	return e, good, bad
+}
+
+// stampedLogger logs to t with the time of each line: the sequence of
+// retirements, deaths and spawns is what the test shows.
+func stampedLogger(t *testing.T) logr.Logger {
+	return funcr.New(func(prefix, args string) { t.Log(prefix, args) },
+		funcr.Options{LogTimestamp: true, TimestampFormat: "15:04:05.000"})
+}
+
+func backOnRevision1(t *testing.T, e *agenttest.Env) {
+	t.Helper()
+	e.WaitFor(t, time.Minute, "3 ready workers of revision 1", func(s pool.Status) bool {
+		return s.Counts.Ready == 3 && !slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision != "1" })
+	})
+	waitRequests(t, e, 100)
+}
+
+// noRequestRefused fails for every request that got another answer than
+// 200 or 502 (the one a process died in), and logs all non-200 ones.
+func noRequestRefused(t *testing.T, res *loadgen.Result) {
+	t.Helper()
+	by := map[int]int{}
+	var first, last time.Duration
+	for _, r := range res.Records {
+		if r.OK() {
+			continue
+		}
+		by[r.Status]++
+		if first == 0 {
+			first = r.Start
+		}
+		last = r.End
+	}
+	t.Logf("%d requests; not 200, by status: %v, from %s to %s after the load began (%s)", len(res.Records), by,
+		res.Start.Add(first).Format("15:04:05.000"), res.Start.Add(last).Format("15:04:05.000"), (last - first).Round(time.Millisecond))
+	for status, n := range by {
+		if status != 502 {
+			t.Errorf("%d requests failed with status %d, want none but the 502s of the requests the dying processes were handling", n, status)
+		}
+	}
+}
