@@ -492,7 +492,7 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 // the request), the worker is taken from the session and the rest of its
 // answer awaited (leaveMidAnswer).
 func (cc *clientConn) relayEnded(x pending, workerOK, clientLeft bool, werr error) {
-	if x.t.awaitsAbandoned && (clientLeft || werr != nil && x.c.cancelled()) {
+	if (clientLeft || werr != nil) && x.t.abandonedMidAnswer(x.c, werr != nil) {
 		cc.s.leaveMidAnswer(cc.sess, x.c, x.stop, cc.req.Method, cc.path())
 		return
 	}

@@ -116,7 +116,7 @@ type pending struct {
 	c     *workerConn
 	req   *http.Request
 	stop  func() bool // false once the request was cancelled (c is aborted)
-	wrote chan error  // the body writer's result; nil without a body
+	wrote bodyWrite   // the body writer's result; nil without a body
 	safe  bool        // a safe method without a body: it may be replayed (staleConnError)
 	// limit: the response head must come within this (maxRequestTime:
 	// workerConn.bound), or the request overran; 0: no bound.
@@ -178,7 +178,7 @@ func (t *workerTransport) start(c *workerConn, req *http.Request, hasBody bool, 
 		// A worker may answer before it read the whole body (413, say) and
 		// stop reading: the body is written beside the response read, as
 		// Go's transport does, or both sides would wait for each other.
-		x.wrote = make(chan error, 1)
+		x.wrote = make(bodyWrite, 1)
 		go func() {
 			if afterBody {
 				c.writeLimit = limit
@@ -288,15 +288,35 @@ func (x pending) abandoned() bool {
 	if !x.t.awaitsAbandoned || !x.c.cancelled() {
 		return false
 	}
-	if x.wrote != nil {
-		err := <-x.wrote
-		x.wrote <- err // for failed, should it come to that
-		if err != nil {
-			return false
-		}
+	if _, err := x.wrote.result(true); err != nil {
+		return false
 	}
 	x.c.takeFromRequest(x.stop)
 	return true
+}
+
+// bodyWrite carries the result of a request body's writer, which writes
+// beside the response read (start); nil when the request has no body.
+type bodyWrite chan error
+
+// result is the writer's result, which stays for the next look: ended is
+// false while the writer is still at it (when wait is false; wait waits
+// for it). Without a body (nil) there is no writer: ended, nil.
+func (w bodyWrite) result(wait bool) (ended bool, err error) {
+	if w == nil {
+		return true, nil
+	}
+	if wait {
+		err = <-w
+	} else {
+		select {
+		case err = <-w:
+		default:
+			return false, nil
+		}
+	}
+	w <- err
+	return true, err
 }
 
 // headCame ends the bound on the wait for the response head: a body the
@@ -405,6 +425,18 @@ func (t *workerTransport) get(ctx context.Context, now time.Time, fresh, peekLat
 		return nil, err
 	}
 	return newWorkerConn(conn), nil
+}
+
+// abandonedMidAnswer: an answer on c that stopped before its end, where
+// its read failed (readFailed) or did not, was left by its client while
+// its worker, one that serves a request at a time (awaitsAbandoned), is
+// still at it (Server.leaveMidAnswer): the read did not fail (the client
+// could not be written to, or the body was closed early), or failed only
+// because the request was cancelled (its client went away). A read that
+// failed on its own is the worker's failure. The front end's relay
+// (relayEnded) and a response body (workerBody.leftMidAnswer) ask it.
+func (t *workerTransport) abandonedMidAnswer(c *workerConn, readFailed bool) bool {
+	return t.awaitsAbandoned && (!readFailed || c.cancelled())
 }
 
 // put keeps c for the next request, or closes it when enough are idle.
@@ -878,20 +910,11 @@ func (c *workerConn) readResponse(req *http.Request) (resp *http.Response, silen
 // fail closes c after a failed exchange and says whether the request may
 // be retried. A body still being written (its client is slow) counts as
 // sent: the retry would need the body the writer is still reading.
-func (c *workerConn) fail(stop func() bool, err error, wrote chan error) error {
+func (c *workerConn) fail(stop func() bool, err error, wrote bodyWrite) error {
 	stop()
 	_ = c.Close()
-	sent := c.written.Load()
-	if wrote != nil {
-		select {
-		case werr := <-wrote:
-			_ = werr // the writer ended; the read's error says more
-			sent = sent || c.written.Load()
-		default:
-			sent = true
-		}
-	}
-	if sent {
+	ended, _ := wrote.result(false) // the writer's error: the read's says more
+	if !ended || c.written.Load() {
 		return err
 	}
 	return &notSentError{err}
@@ -935,7 +958,7 @@ type workerBody struct {
 	c      *workerConn
 	t      *workerTransport
 	stop   func() bool
-	wrote  chan error
+	wrote  bodyWrite
 	reuse  bool
 	eof    bool
 	failed bool // a read failed: the worker's doing, unless the request was cancelled
@@ -960,19 +983,11 @@ func (b *workerBody) Read(p []byte) (int, error) {
 // at the answer (Server.closeAnswer). A request body still being written
 // (or whose write failed) is not: c is then closed, as before.
 func (b *workerBody) leftMidAnswer() bool {
-	if b.closed || b.eof || b.rc == http.NoBody || !b.t.awaitsAbandoned || b.failed && !b.c.cancelled() {
+	if b.closed || b.eof || b.rc == http.NoBody || !b.t.abandonedMidAnswer(b.c, b.failed) {
 		return false
 	}
-	if b.wrote != nil {
-		select {
-		case err := <-b.wrote:
-			b.wrote <- err // for Close, should it come to that
-			return err == nil
-		default:
-			return false
-		}
-	}
-	return true
+	ended, err := b.wrote.result(false)
+	return ended && err == nil
 }
 
 func (b *workerBody) Close() error {
@@ -982,13 +997,9 @@ func (b *workerBody) Close() error {
 	b.closed = true
 	// stop is false when the request was cancelled: the deadline is spent.
 	reuse := b.reuse && (b.eof || b.rc == http.NoBody) && b.stop()
-	if reuse && b.wrote != nil {
-		select {
-		case err := <-b.wrote:
-			reuse = err == nil
-		default: // the worker answered before it read the whole body
-			reuse = false
-		}
+	if reuse {
+		ended, err := b.wrote.result(false) // not ended: the worker answered before it read the whole body
+		reuse = ended && err == nil
 	}
 	if reuse && b.c.br.Buffered() == 0 {
 		b.t.put(b.c, time.Now())
