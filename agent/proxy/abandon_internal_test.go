@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -147,4 +148,80 @@ func TestAbortAfterKeepDoesNothing(t *testing.T) {
 	if _, err := c.br.ReadByte(); err != nil {
 		t.Errorf("reading the rest of the answer after a late abort: %v; want it read", err)
 	}
+}
+
+// TestAnswerRestEndsAtItsFraming: the rest of an abandoned answer is read
+// to where its framing ends it (nil: the worker's answer ended whole, and
+// it is given back with no wait to tell a death from a close), and only
+// an answer without framing, or one cut short, ends at the worker's close
+// (io.EOF, io.ErrUnexpectedEOF: diedUnder waits reapWait). What follows
+// the end is not read. A chunked body whose read failed where the client
+// left (the cancel's deadline: "|" in raw), which spoils
+// http.ReadResponse's reader, is followed again from a chunk's start;
+// partway through a chunk, it is read to the close.
+func TestAnswerRestEndsAtItsFraming(t *testing.T) {
+	const after = "HTTP/1.1 200 OK\r\n" // what the worker sends after the answer: no one's asking
+	const chunks = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+	for _, tc := range []struct {
+		name, method, raw string
+		want              error
+	}{
+		{"a length", http.MethodGet, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe|llo" + after, nil},
+		{"a length, cut short", http.MethodGet, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhe|llo", io.ErrUnexpectedEOF},
+		{"chunked", http.MethodGet, chunks + "0\r\n\r\n" + after, nil},
+		{"chunked, cut short", http.MethodGet, chunks, io.ErrUnexpectedEOF},
+		{"chunked, failed between chunks", http.MethodGet, chunks + "|3\r\nbye\r\n0\r\nX-T: 1\r\n\r\n" + after, nil},
+		{"chunked, failed between chunks, cut short", http.MethodGet, chunks + "|3\r\nby", io.ErrUnexpectedEOF},
+		{"chunked, failed partway through a chunk", http.MethodGet, chunks + "3\r\nb|ye\r\n0\r\n\r\n" + after, io.EOF},
+		{"no body (HEAD)", http.MethodHead, "HTTP/1.1 200 OK\r\n\r\n" + after, nil},
+		{"no body (204)", http.MethodGet, "HTTP/1.1 204 No Content\r\n\r\n" + after, nil},
+		{"ended by the close", http.MethodGet, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello", io.EOF},
+	} {
+		src := io.Reader(strings.NewReader(tc.raw))
+		before, rest, failed := strings.Cut(tc.raw, "|")
+		if failed {
+			src = io.MultiReader(strings.NewReader(before), &failOnce{}, strings.NewReader(rest))
+		}
+		br := bufio.NewReader(src)
+		resp, err := http.ReadResponse(br, &http.Request{Method: tc.method})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if failed {
+			if _, err := io.Copy(io.Discard, resp.Body); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("%s: reading up to the cancel: %v", tc.name, err)
+			}
+		}
+		if err := restOfBody(resp, resp.Body, br, failed)(); !errors.Is(err, tc.want) || err != nil && tc.want == nil {
+			t.Errorf("%s: the rest ended with %v; want %v", tc.name, err, tc.want)
+		}
+		if left, _ := io.ReadAll(br); tc.want == nil && strings.HasSuffix(tc.raw, after) && string(left) != after {
+			t.Errorf("%s: %q left unread; want %q, what follows the answer", tc.name, left, after)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		rest string
+		want error
+	}{{"a length", "hello" + after, nil}, {"a length, cut short", "hel", io.EOF}} {
+		br := bufio.NewReader(strings.NewReader(tc.rest))
+		if err := restOfLength(br, 5)(); !errors.Is(err, tc.want) || err != nil && tc.want == nil {
+			t.Errorf("relayed, %s: the rest ended with %v; want %v", tc.name, err, tc.want)
+		}
+		if left, _ := io.ReadAll(br); strings.HasSuffix(tc.rest, after) && string(left) != after {
+			t.Errorf("relayed, %s: %q left unread; want %q, what follows the answer", tc.name, left, after)
+		}
+	}
+}
+
+// failOnce fails its first read as a cancelled request's does (abort's
+// deadline), then ends: the next reader of an io.MultiReader goes on.
+type failOnce struct{ failed bool }
+
+func (f *failOnce) Read([]byte) (int, error) {
+	if f.failed {
+		return 0, io.EOF
+	}
+	f.failed = true
+	return 0, os.ErrDeadlineExceeded
 }

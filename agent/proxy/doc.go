@@ -99,7 +99,8 @@
 //     net/http reads no connection while a body is unread. A worker
 //     that serves one request at a time and got the whole request is
 //     still at it, and gets its slot back only once its answer has
-//     ended (read and dropped: an interim 1xx is no answer), it closes
+//     ended (read and dropped to where its length or last chunk says, or
+//     to the close without either: an interim 1xx is no answer), it closes
 //     the connection (half-closed for it, as the client did, so a server
 //     that notices may stop), it dies, or maxRequestTime kills it (for
 //     the head, then again for the rest: abandon.go); so does one whose

@@ -493,7 +493,7 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 // answer awaited (leaveMidAnswer).
 func (cc *clientConn) relayEnded(x pending, workerOK, clientLeft bool, werr error) {
 	if (clientLeft || werr != nil) && x.t.abandonedMidAnswer(x.c, werr != nil) {
-		cc.s.leaveMidAnswer(cc.sess, x.c, x.stop, cc.req.Method, cc.path())
+		cc.s.leaveMidAnswer(cc.sess, x.c, x.stop, restOfLength(x.c.br, cc.resp.left), cc.req.Method, cc.path())
 		return
 	}
 	x.done(workerOK, cc.sess.end)

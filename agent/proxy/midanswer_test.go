@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -194,4 +195,67 @@ func TestClientGoneBeforeAStreamKeepsItsWorker(t *testing.T) {
 	e.WaitFor(t, time.Minute, "the streaming process given back, alive", func(s pool.Status) bool {
 		return len(s.Processes) == 2 && sessionsOf(e, streamer) == 0 && s.Processes[0].Sessions == 0 && s.Processes[1].Sessions == 0
 	})
+}
+
+// TestAbandonedAnswerEndsAtItsFraming: an abandoned answer (its client
+// gone partway through it, or before it began) is over where its framing
+// says, at its length or its last chunk, not at its worker's close. The
+// worker here, a Command server that serves one request at a time, keeps
+// its connections open past an answer and ignores the half-close
+// (testdata/keepidle, idle for 10 minutes): it is given back, alive, as
+// its answer ends. Before, the proxy read on until the worker closed the
+// connection: the worker was held until its own idle close (with
+// maxRequestTime, killed as one whose answer did not end). On every path.
+func TestAbandonedAnswerEndsAtItsFraming(t *testing.T) {
+	gate := filepath.Join(sharedTempDir(t, "keepidle"), "gate")
+	tmpl := commandApp("keepidle", ferryv1.EnvVar{Name: "GATE", Value: gate})
+	tmpl.App.Concurrency = 1
+	codes := &codeLog{}
+	e := start(t, tmpl, proxy.Options{Observer: codes})
+	pid := e.Pool.Status().Processes[0].PID
+	for i, tc := range []struct {
+		name, raw string
+		midAnswer bool // the client reads the answer's head before it leaves
+	}{
+		{"front end, plain", "GET /stream?n=2097152&cl=1 HTTP/1.1\r\nHost: x\r\n\r\n", true}, // past the response buffer limit
+		{"front end, chunked", "GET /stream?n=2097152 HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"net/http", "POST /stream?n=2097152 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", true},
+		{"before the head", "GET /late HTTP/1.1\r\nHost: x\r\n\r\n", false},
+	} {
+		c, br := dial(t, e)
+		if _, err := io.WriteString(c, tc.raw); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, tc.name+": the worker at the answer", func() bool { return exists(gate + ".reached") })
+		if tc.midAnswer {
+			if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: the answer's head: %v %v", tc.name, resp, err)
+			}
+		}
+		_ = c.Close()
+		waitUntil(t, tc.name+": the request ended", func() bool { return len(codes.all()) == i+1 })
+		if n := sessionsOf(e, strconv.Itoa(int(pid))); n != 1 {
+			t.Errorf("%s: the worker has %d requests while its abandoned answer goes on; want 1", tc.name, n)
+		}
+		if err := os.WriteFile(gate, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.WaitFor(t, 30*time.Second, tc.name+": the worker given back as its answer ended, the connection still open",
+			func(s pool.Status) bool { return len(s.Processes) == 1 && s.Processes[0].Sessions == 0 })
+		waitUntil(t, tc.name+": the worker done with the answer", func() bool { return exists(gate + ".ended") })
+		for _, f := range []string{gate, gate + ".reached", gate + ".ended"} {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	resp, body := do(t, newRequest(t, http.MethodGet, e.URL+"/", nil))
+	if want := strconv.Itoa(int(pid)) + "\n"; resp.StatusCode != http.StatusOK || string(body) != want {
+		t.Errorf("GET / after: %d %q; want 200 %q, from the same process", resp.StatusCode, body, want)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -20,7 +20,8 @@ type responseHead struct {
 	raw    []byte
 	code   int
 	length int64
-	close  bool // Connection: close: the worker does not keep the connection
+	left   int64 // what relay left of the body unread when it stopped short
+	close  bool  // Connection: close: the worker does not keep the connection
 	date   bool
 	fields []span // passed on
 }
@@ -127,7 +128,8 @@ func parseLength(v []byte, n *int64) bool {
 // response was read to its end, and the worker keeps the connection;
 // clientLeft: the client could not be written to, and the worker's body
 // was left partway (leaveMidAnswer); werr: the read that failed when the
-// worker's body ended short.
+// worker's body ended short. When either is set, h.left is how much of
+// the body is unread.
 func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, workerOK, clientLeft bool, werr error) {
 	h, bw := &cc.resp, cc.bw
 	keep = cc.writeResponseHead(clock)
@@ -146,12 +148,14 @@ func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, wor
 				held = nil
 			}
 			if err != nil {
+				h.left = n
 				return false, false, false, err // the worker went away mid-body (answerFailed), or the request was cancelled
 			}
 		}
 		k := int(min(n, int64(br.Buffered())))
 		p, _ := br.Peek(k)
 		if _, err := bw.Write(p); err != nil {
+			h.left = n // p is still br's
 			return false, false, true, nil
 		}
 		_, _ = br.Discard(k)
