@@ -629,7 +629,7 @@ class Response:
     the connection afterwards.
     """
 
-    __slots__ = ("sock", "head_req", "http11", "keep", "inp", "status", "code", "block", "app_cl", "mode", "left", "hint", "over", "env")
+    __slots__ = ("sock", "head_req", "http11", "keep", "inp", "status", "code", "block", "app_cl", "mode", "left", "hint", "over", "env", "look")
 
     def __init__(self, sock, head_req, http11, keep, inp, env=None):
         self.sock = sock
@@ -643,6 +643,7 @@ class Response:
         self.mode = None  # set when the headers are sent
         self.app_cl = None
         self.hint = None
+        self.look = None  # when to look next whether the proxy left (stay); None: not yet asked
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info:
@@ -705,7 +706,35 @@ class Response:
         self.status = status
         if close:
             self.keep = False
-        return self.write
+        return self.app_write
+
+    def app_write(self, data):
+        """PEP 3333's write() callable: write(), once the proxy is found still there.
+
+        As between the chunks of a streamed iterable (stay), an application
+        that writes its answer in a loop of its own (a download, a long poll)
+        learns that its client went away: write() raises Abandoned, an
+        OSError, which PEP 3333 lets it raise.
+        """
+        self.stay()
+        self.write(data)
+
+    def stay(self):
+        """Raise Abandoned if the proxy closed its side of the connection.
+
+        It looks LOOK_EVERY at most, the first call starting the clock: a
+        stream whose chunks come fast pays one look a second, a slow one
+        (a long poll, server-sent events) one per chunk. Once the proxy is
+        found gone, each call raises.
+        """
+        now = time.monotonic()
+        look = self.look
+        if look is None:
+            self.look = now + LOOK_EVERY
+        elif now >= look:
+            if _left(self.sock):
+                raise Abandoned(errno.ECONNRESET, "the proxy closed the connection mid-answer")
+            self.look = now + LOOK_EVERY
 
     def _begin(self, total):
         """Settle the framing; return the response head."""
@@ -1242,6 +1271,7 @@ class Server:
         """Run the application for one request; return whether to keep the connection."""
         result = None
         ok = False
+        stopped = None  # the Abandoned that stopped the answer: the proxy left mid-answer
         sent = False  # the body went out with sendfile
         try:
             try:
@@ -1272,35 +1302,37 @@ class Server:
                     # gave up on it (its client went away): the iterable is
                     # then closed (PEP 3333), so that an endless one (server-
                     # sent events) does not hold the process for ever.
-                    look = None if type(result) is list else time.monotonic() + LOOK_EVERY
+                    stream = type(result) is not list
+                    if stream:
+                        resp.stay()  # the clock starts, unless write() started it
                     for data in result:
-                        if look is not None and time.monotonic() >= look:
-                            if _left(resp.sock):
-                                raise Abandoned(errno.ECONNRESET, "the proxy closed the connection mid-answer")
-                            look = time.monotonic() + LOOK_EVERY
+                        if stream:
+                            resp.stay()
                         write(data)
                         if resp.mode == _NOBODY:
                             break  # nothing more goes out: stop (a HEAD to an endless stream)
                 resp.finish()
                 ok = True
+            except Abandoned as e:
+                # Said before the iterable's close(), whose own error, if
+                # it raises one, is said after (without the Abandoned it
+                # met, said already).
+                stopped = e
+                _log_stopped(env, result)
+                raise
             finally:
                 close = getattr(result, "close", None)
                 if close is not None:
-                    if ok:
+                    if ok or stopped:
                         try:
                             close()
-                        except Exception:
-                            _log_app_error(env)
+                        except Exception as e:
+                            if stopped:
+                                _cut_context(e, stopped)
+                            _log_app_error(env, "closing the iterable of the stopped answer to" if stopped else "serving")
                     else:
                         close()
-        except Abandoned:
-            sys.stderr.write(
-                "ferry-wsgi: stopped the answer to %s %s partway: its client went away (the proxy closed the connection);"
-                " the application's iterable was closed\n" % (env.get("REQUEST_METHOD"), env.get("PATH_INFO"))
-            )
-            sys.stderr.flush()
-            return False
-        except ClientDisconnected:
+        except ClientDisconnected:  # Abandoned too: said above
             return False
         except Exception:
             _log_app_error(env)
@@ -1322,9 +1354,34 @@ class Server:
 _NOT_BODIES = frozenset((type(None), bytes, bytearray, str))
 
 
-def _log_app_error(env):
+def _log_app_error(env, doing="serving"):
     sys.stderr.write(
-        "ferry-wsgi: error serving %s %s\n%s" % (env.get("REQUEST_METHOD"), env.get("REQUEST_URI"), _format_traceback(sys.exc_info()[1]))
+        "ferry-wsgi: error %s %s %s\n%s"
+        % (doing, env.get("REQUEST_METHOD"), env.get("REQUEST_URI"), _format_traceback(sys.exc_info()[1]))
+    )
+    sys.stderr.flush()
+
+
+def _cut_context(e, said):
+    """Take the exception said out of e's chain of contexts."""
+    while e is not None:
+        if e.__context__ is said:
+            e.__context__ = None
+            return
+        e = e.__context__
+
+
+def _log_stopped(env, result):
+    """Say that an answer was stopped partway, its client gone, and how the application heard of it."""
+    if result is None:
+        how = "its write() raised an OSError (Abandoned) in the application"
+    elif getattr(result, "close", None) is None:
+        how = "the rest of the application's iterable is dropped"
+    else:
+        how = "the application's iterable is closed"
+    sys.stderr.write(
+        "ferry-wsgi: stopped the answer to %s %s partway: its client went away (the proxy closed the connection); %s\n"
+        % (env.get("REQUEST_METHOD"), env.get("PATH_INFO"), how)
     )
     sys.stderr.flush()
 

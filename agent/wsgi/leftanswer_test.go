@@ -12,9 +12,12 @@ import (
 )
 
 // streamApp streams /stream?n=N: N chunks, 1.5 s apart (past LOOK_EVERY),
-// and writes "closed" in its root, saying how many chunks it yielded, when
-// the loader closes its iterable. /short and /long declare a
-// Content-Length their bodies disagree with.
+// and writes "stopped" in its root, saying how many chunks it yielded,
+// when the loader closes its iterable before its end. /write?n=N writes
+// them with PEP 3333's write() instead, and writes "stopped", saying how
+// many it wrote, if write() raises an OSError. /closeraises?n=N yields them from a
+// generator that raises RuntimeError("cleanup failed") when closed.
+// /short and /long declare a Content-Length their bodies disagree with.
 const streamApp = `
 import os, time
 
@@ -27,8 +30,34 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Length", "5")])
         return iter([b"hello", b" world"])
     n = int(environ["QUERY_STRING"].split("=")[1])
-    start_response("200 OK", [("Content-Type", "text/plain")])
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    if path == "/write":
+        for i in range(n):
+            if i:
+                time.sleep(1.5)
+            try:
+                write(b"chunk\n")
+            except OSError:
+                mark("stopped", str(i))
+                raise
+        return []
+    if path == "/closeraises":
+        return raising(n)
     return Stream(n)
+
+def mark(name, text):
+    with open(name + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(name + ".tmp", name)
+
+def raising(n):
+    try:
+        for i in range(n):
+            if i:
+                time.sleep(1.5)
+            yield b"chunk\n"
+    except GeneratorExit:
+        raise RuntimeError("cleanup failed")
 
 class Stream:
     def __init__(self, n):
@@ -43,24 +72,55 @@ class Stream:
         self.sent += 1
         return b"chunk\n"
     def close(self):
-        with open("closed.tmp", "w") as f:
-            f.write(str(self.sent))
-        os.replace("closed.tmp", "closed")
+        if self.sent < self.n:
+            mark("stopped", str(self.sent))
 `
 
 // TestAbandonedStreamIsStopped: the proxy half-closes the connection of
 // an answer whose client went away, and reads on until the loader closes
-// it. A stream that would go on (100 chunks, 1.5 s apart) is stopped at
-// its next chunk: its iterable is closed (PEP 3333), the loader says so,
-// closes the connection, and serves the next one. A stream whose reader
-// stays is not: it gets every chunk.
+// it. A stream that would go on (10 chunks, 1.5 s apart) is stopped at its
+// next chunk: a streamed iterable is closed (PEP 3333); an application
+// that writes its answer with PEP 3333's write() in a loop of its own
+// has write() raise (an OSError, which PEP 3333 allows). The loader says
+// so, closes the connection, and serves the next one. A stream whose
+// reader stays is not stopped: it gets every chunk. Before, write() never
+// raised: such a loop wrote to its end for no one.
 func TestAbandonedStreamIsStopped(t *testing.T) {
 	root := t.TempDir()
 	writeApp(t, root, streamApp)
 	w := spawn(t, root)
+	for _, tc := range []struct{ path, how string }{
+		{"/stream", "the application's iterable is closed"},
+		{"/write", "its write() raised an OSError (Abandoned) in the application"},
+	} {
+		leaveAfterFirstChunk(t, w, tc.path+"?n=10")
+		stopped := filepath.Join(root, "stopped")
+		sent, err := os.ReadFile(stopped)
+		if n, _ := strconv.Atoi(string(sent)); err != nil || n < 1 || n >= 10 {
+			t.Errorf("%s: the app was stopped after %q chunks (%v); want it stopped partway", tc.path, sent, err)
+		}
+		says := "ferry-wsgi: stopped the answer to GET " + tc.path + " partway: its client went away (the proxy closed the connection); " + tc.how + "\n"
+		if !w.outputHas(says) {
+			t.Errorf("%s: no line %q; output:\n%s", tc.path, says, w.output.String())
+		}
+		if err := os.Remove(stopped); err != nil {
+			t.Fatal(err)
+		}
+		resp, body := w.get(t, tc.path+"?n=3")
+		if resp.StatusCode != http.StatusOK || body != strings.Repeat("chunk\n", 3) {
+			t.Errorf("%s: a stream whose reader stays: %d %q; want 200 and all 3 chunks", tc.path, resp.StatusCode, body)
+		}
+	}
+}
 
+// leaveAfterFirstChunk asks w for path, a stream of chunk lines, reads
+// the first, and half-closes the connection as the proxy does when the
+// client went away: the rest must be cut short (not end whole), and the
+// connection closed.
+func leaveAfterFirstChunk(t *testing.T, w *worker, path string) {
+	t.Helper()
 	c := w.dial(t)
-	if _, err := io.WriteString(c, "GET /stream?n=100 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodGet})
@@ -69,27 +129,41 @@ func TestAbandonedStreamIsStopped(t *testing.T) {
 	}
 	first := make([]byte, len("chunk\n"))
 	if _, err := io.ReadFull(resp.Body, first); err != nil {
-		t.Fatalf("the first chunk: %v", err)
+		t.Fatalf("%s: the first chunk: %v", path, err)
 	}
 	if err := c.Conn.(*net.UnixConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	rest, err := io.ReadAll(resp.Body)
-	if err == nil {
-		t.Errorf("the abandoned stream ended whole (%d bytes more); want it cut short", len(rest))
+	if rest, err := io.ReadAll(resp.Body); err == nil {
+		t.Errorf("%s: the abandoned stream ended whole (%d bytes more); want it cut short", path, len(rest))
 	}
 	c.expectEOF(t)
-	sent, err := os.ReadFile(filepath.Join(root, "closed"))
-	if n, _ := strconv.Atoi(string(sent)); err != nil || n < 1 || n >= 100 {
-		t.Errorf("the iterable was closed after %q chunks (%v); want it closed partway", sent, err)
-	}
-	if !w.outputHas("ferry-wsgi: stopped the answer to GET /stream partway: its client went away") {
-		t.Errorf("no line says the stream was stopped; output:\n%s", w.output.String())
-	}
+}
 
-	resp, body := w.get(t, "/stream?n=3")
-	if resp.StatusCode != http.StatusOK || body != strings.Repeat("chunk\n", 3) {
-		t.Errorf("a stream whose reader stays: %d %q; want 200 and all 3 chunks", resp.StatusCode, body)
+// TestStoppedStreamWhoseCloseRaises: a stream stopped because its client
+// went away, whose generator raises as it is closed, has both said, in
+// order: the line that the answer was stopped, then the close's error
+// and traceback. Before, the close's traceback took the stop line's place.
+func TestStoppedStreamWhoseCloseRaises(t *testing.T) {
+	root := t.TempDir()
+	writeApp(t, root, streamApp)
+	w := spawn(t, root)
+	leaveAfterFirstChunk(t, w, "/closeraises?n=10")
+	lines := []string{
+		"ferry-wsgi: stopped the answer to GET /closeraises partway: its client went away (the proxy closed the connection); the application's iterable is closed\n",
+		"ferry-wsgi: error closing the iterable of the stopped answer to GET /closeraises?n=10\n",
+		"RuntimeError: cleanup failed\n",
+	}
+	if !w.outputHas(lines[2]) {
+		t.Fatalf("no line says the close raised; output:\n%s", w.output.String())
+	}
+	out, at := w.output.String(), -1
+	for _, l := range lines {
+		i := strings.Index(out, l)
+		if i <= at {
+			t.Errorf("%q is not after the line before it (at %d, want after %d); output:\n%s", l, i, at, out)
+		}
+		at = i
 	}
 }
 
