@@ -448,12 +448,37 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		}
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, msg)
 	case len(n.incomplete) > 0:
-		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
-			fmt.Sprintf("Revision %s runs on %d/%d nodes; on %s some processes could not be replaced and keep "+
-				"serving an older revision (resistDeploymentErrors is false); change the %s annotation or the app to try again",
-				in.Target, n.updated, len(in.Nodes), nodeList(n.incomplete), ferryv1.RevisionAnnotation))
+		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, incompleteMessage(in, n))
 	}
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, completeMessage(in, n))
+}
+
+// incompleteMessage is RollingRestart when nodes finished their restart
+// without replacing every process (resistDeploymentErrors false): where,
+// what to do, and why, as the first of those nodes' agent says (its last
+// failed spawn of the target, else its own condition's message).
+func incompleteMessage(in rollupInput, n rolloutNodes) string {
+	msg := fmt.Sprintf("Revision %s runs on %d/%d nodes; on %s some processes could not be replaced and keep "+
+		"serving an older revision (resistDeploymentErrors is false); change the %s annotation or the app to try again",
+		in.Target, n.updated, len(in.Nodes), nodeList(n.incomplete), ferryv1.RevisionAnnotation)
+	r := in.Reports[n.incomplete[0]]
+	if e := r.Pool.Status.LastSpawnError; e != nil && e.Revision == in.Target {
+		return truncate(fmt.Sprintf("%s. On %s, revision %s %s (%s)%s", msg, r.Node, e.Revision,
+			failedHow(e.Reason, ""), truncate(e.Reason, 256), outputSuffix(e)), maxMessage)
+	}
+	if rr := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionRollingRestart); rr != nil && rr.Message != "" {
+		return truncate(fmt.Sprintf("%s. %s: %s", msg, r.Node, rr.Message), maxMessage)
+	}
+	return msg
+}
+
+// outputSuffix is ". Output: " and the end of the failed spawn's output,
+// or nothing when it wrote none.
+func outputSuffix(e *ferryv1.SpawnError) string {
+	if out := outputExcerpt(e.Output, maxOutputExcerpt); out != "" {
+		return ". Output: " + out
+	}
+	return ""
 }
 
 // nothingToRoll is RollingRestart when there is no rollout to speak of: no
@@ -970,10 +995,7 @@ func resistingMessage(r poolReport) string {
 	}
 	head := fmt.Sprintf("node %s: revision %s %s (%s); the old processes keep serving",
 		r.Node, e.Revision, failedHow(e.Reason, ""), truncate(e.Reason, 256))
-	if out := outputExcerpt(e.Output, maxOutputExcerpt); out != "" {
-		head += ". Output: " + out
-	}
-	return truncate(head, maxMessage)
+	return truncate(head+outputSuffix(e), maxMessage)
 }
 
 // outputExcerpt is the end of a spawn's output, at most n bytes, starting at

@@ -772,6 +772,35 @@ func TestResistanceHaltsRollout(t *testing.T) {
 	waitRolledOut(t, ns, "blog", 4)
 }
 
+// TestIncompleteRolloutSaysWhy: with resistDeploymentErrors false, a
+// rollout whose nodes could not replace some processes says why, as the
+// resisting case does: RollingRestart names the node and the failed
+// spawn's cause and output, and a Warning event says so once, not on
+// every pass.
+func TestIncompleteRolloutSaysWhy(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+		ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
+	})
+	rev1 := target(t, ns, "blog")
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1})
+	output := "  File \"/srv/hello/passenger_wsgi.py\", line 1\n    def app(\n           ^\nSyntaxError: '(' was never closed"
+	agentA.leaveBehind("blog", 2, 2, "exited with status 1", output)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
+	agentB.leaveBehind("blog", 2, 2, "exited with status 1", output)
+
+	why := "On " + a + ", revision " + rev2 + " failed to spawn (exited with status 1). Output: "
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
+		"0/2 nodes", a+" and "+b, "resistDeploymentErrors is false", why, "SyntaxError: '(' was never closed")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutIncomplete, why, "SyntaxError")
+	for range 2 {
+		settle(t, ns, "blog", agentB)
+	}
+	assertEventCountOf(t, ns, "blog", controllers.EventRolloutIncomplete, "", 1)
+}
+
 // waitReadyProcesses waits until the AppGroup's READY column reads want.
 func waitReadyProcesses(t *testing.T, ns, name, want string) {
 	t.Helper()

@@ -30,6 +30,10 @@ const (
 	// EventRolloutHalted: a pool resists the target; no further node gets
 	// it (Warning).
 	EventRolloutHalted = "RolloutHalted"
+	// EventRolloutIncomplete: the rollout ended with processes on some
+	// nodes that could not be replaced (resistDeploymentErrors false), and
+	// why (Warning).
+	EventRolloutIncomplete = "RolloutIncomplete"
 	// EventResistingDeploymentError: a pool entered deployment error
 	// resistance (Warning).
 	EventResistingDeploymentError = "ResistingDeploymentError"
@@ -149,7 +153,7 @@ func (l *eventList) add(typ, reason, action, note string) {
 }
 
 // rolloutEvents are the events of the rollout that the move from old to
-// cur deserves: started, a node rolled out, complete, halted.
+// cur deserves: started, a node rolled out, complete, halted, incomplete.
 func rolloutEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) eventList {
 	var evs eventList
 	oldRR, curRR := condition(old, ferryv1.ConditionRollingRestart), condition(cur, ferryv1.ConditionRollingRestart)
@@ -175,6 +179,9 @@ func rolloutEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) event
 	}
 	if curRR.Reason == ferryv1.ReasonRolloutHalted && (oldRR.Reason != ferryv1.ReasonRolloutHalted || cur.Revision != old.Revision) {
 		evs.add(corev1.EventTypeWarning, EventRolloutHalted, "Rollout", curRR.Message)
+	}
+	if curRR.Reason == ferryv1.ReasonRolloutIncomplete && (oldRR.Reason != ferryv1.ReasonRolloutIncomplete || cur.Revision != old.Revision) {
+		evs.add(corev1.EventTypeWarning, EventRolloutIncomplete, "Rollout", curRR.Message)
 	}
 	return evs
 }

@@ -171,6 +171,21 @@ func (a *simAgent) resist(agName, reason, output string, n int32) {
 	})
 }
 
+// leaveBehind reports what an agent whose restart onto spec.revision could
+// not replace left of its n processes reports with resistDeploymentErrors
+// false: its restart over, those left on an older revision, all ready,
+// and its last failed spawn of the revision.
+func (a *simAgent) leaveBehind(agName string, left, n int32, reason, output string) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		setRolledOut(p, n)
+		st := &p.Status
+		st.ProcessCounts.Updated = n - left
+		st.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: reason, Output: output, Time: metav1.Time{Time: clk.Now()}}
+		setCondition(p, ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete)
+	})
+}
+
 // failSpawns reports what an agent that restarted on a broken revision
 // does: no process runs, and every spawn of the revision fails
 // (ScalingError), with nothing older to resist with.
