@@ -325,14 +325,14 @@ func TestInvalidFiles(t *testing.T) {
 			`  AppGroup "valid": unknown field "metadata.labls"`,
 			`  AppGroup "valid": unknown field "satus"`,
 			`  AppGroup "valid": unknown field "spec.pool.maxProcess"`,
-			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
+			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses`,
 		},
 	}, {
 		name: "all field errors of a document",
 		data: validAppGroup + "  pool: {minProcesses: 7, startTimeout: 2h}\n",
 		want: []string{
 			`f.yaml: 2 problems:`,
-			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
+			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses`,
 			`  AppGroup "valid": spec.pool.startTimeout: Invalid value: "2h": startTimeout must be a positive duration of at most 1h`,
 		},
 	}, {
@@ -374,7 +374,7 @@ func TestInvalidFiles(t *testing.T) {
 		want: []string{
 			`f.yaml: 2 problems:`,
 			`  document 1 (line 2): metadata.name: Required value: name or generateName is required`,
-			`  document 1 (line 2): spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses`,
+			`  document 1 (line 2): spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses`,
 		},
 	}, {
 		name: "generateName",

@@ -209,7 +209,7 @@ type ListenSpec struct {
 // PoolSpec sizes a node's pool of worker processes and bounds its queue and
 // timeouts. Durations are Go duration strings ("90s", "5m", "1h30m").
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.minProcesses) || !has(self.maxProcesses) || self.minProcesses <= self.maxProcesses",message="minProcesses must be less than or equal to maxProcesses",fieldPath=.minProcesses
+// +kubebuilder:validation:XValidation:rule="!has(self.minProcesses) || !has(self.maxProcesses) || self.minProcesses <= self.maxProcesses",message="minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses",fieldPath=.minProcesses
 type PoolSpec struct {
 	// minProcesses is how many worker processes the pool keeps at least,
 	// however idle. It is also the number a rolling restart replaces one by

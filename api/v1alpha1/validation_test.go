@@ -153,9 +153,9 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		reason string         // a fragment of the rule's message
 	}{
 		{"min above max", validAppGroup, map[string]any{"spec.pool.minProcesses": 5, "spec.pool.maxProcesses": 2},
-			"spec.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses"},
+			"spec.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses"},
 		{"min above default max", validAppGroup, map[string]any{"spec.pool.minProcesses": 10},
-			"spec.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses"},
+			"spec.pool.minProcesses", "maxProcesses, which is 6 when not set"},
 		{"min zero", validAppGroup, map[string]any{"spec.pool.minProcesses": 0},
 			"spec.pool.minProcesses", "greater than or equal to 1"},
 		{"max too large", validAppGroup, map[string]any{"spec.pool.maxProcesses": 1000},
@@ -256,7 +256,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			"spec.revision", "at least 1 chars long"},
 		{"pool template min above max", validProcessPool,
 			map[string]any{"spec.template.pool.minProcesses": 3, "spec.template.pool.maxProcesses": 2},
-			"spec.template.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses"},
+			"spec.template.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses, which is 6 when not set"},
 		{"pool template Command without command", validProcessPool, map[string]any{"spec.template.app.type": "Command"},
 			"spec.template.app.command", "command is required when type is Command"},
 	}
