@@ -800,6 +800,9 @@ func nodeProgress(in rollupInput, node string) string {
 		return "creating its pool"
 	case !r.Reported || r.Pool.Status.ObservedRevision != r.Pool.Spec.Revision:
 		return "waiting for its agent"
+	case r.Stopping:
+		// Its counts are what the agent left, not a restart under way.
+		return "its agent stopped (see Ready); the node goes on once its agent is back"
 	}
 	st := &r.Pool.Status
 	if p := st.RestartProgress; p != nil && p.Revision == in.Target && p.Total > 0 {
@@ -814,7 +817,8 @@ func nodeProgress(in rollupInput, node string) string {
 	if pc := st.ProcessCounts; pc.Ready == 0 && pc.Updated == pc.Total {
 		// unstarted: on the target, none of it ready yet.
 		if pc.Total == 0 {
-			return "starting its processes"
+			// Nothing spawned yet: the agent may be about to, or unable to.
+			return "no process of it running yet"
 		}
 		return fmt.Sprintf("starting its processes, 0/%d ready", pc.Total)
 	}
@@ -1055,12 +1059,24 @@ func staleMessage(in rollupInput, stale []string) string {
 	// Last seen: the later of its report and its Lease's renewal, as
 	// staleness is judged (assessPool), not the report alone.
 	since := in.Now.Add(-in.Reports[stale[0]].Silence).UTC().Truncate(time.Second).Format(time.RFC3339)
+	if len(stale) == 1 && saidStopping(in.Reports[stale[0]]) {
+		// Its last word was that it stopped: say so, not only the silence.
+		return fmt.Sprintf("The agent on %s stopped: its last report, at %s (more than %s ago), said it was stopping, "+
+			"and it has not been heard since; start it again, or unselect the node", stale[0], since, in.StaleAfter)
+	}
 	if len(stale) == 1 {
 		return fmt.Sprintf("The agent on %s has not reported since %s (more than %s ago); what it last reported is not trusted",
 			stale[0], since, in.StaleAfter)
 	}
 	return fmt.Sprintf("The agents on %s have not reported for more than %s (%s since %s); what they last reported is not trusted",
 		nodeList(stale), in.StaleAfter, stale[0], since)
+}
+
+// saidStopping: the pool's last report, however old, said its agent was
+// stopping (poolReport.Stopping is judged on fresh reports only).
+func saidStopping(r poolReport) bool {
+	c := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionReady)
+	return c != nil && c.Reason == ferryv1.ReasonAgentStopping
 }
 
 // withStatus fills a condition's status, reason and message, the message

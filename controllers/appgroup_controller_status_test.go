@@ -278,6 +278,15 @@ func TestReadyCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"The agent on node-a has not reported since 2026-05-01T11:58:45Z (more than 40s ago)"}},
 		},
 		{
+			// Its last word, that it stopped, is kept once it is stale.
+			name: "a stale report of an agent that stopped says it stopped",
+			in: input(ab, testPool("node-a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-75*time.Second)), agentStopping),
+				testPool("node-b", targetRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, []string{"The agent on node-a stopped: " +
+				"its last report, at 2026-05-01T11:58:45Z (more than 40s ago), said it was stopping, and it has not been heard since; " +
+				"start it again, or unselect the node"}},
+		},
+		{
 			name: "last seen is the later of the report and the Lease's renewal",
 			in: func() rollupInput {
 				in := input(ab, testPool("node-b", targetRev, rolledOut(2)))
@@ -306,6 +315,7 @@ func TestReadyCondition(t *testing.T) {
 
 func TestRollingRestartCondition(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
+	ab := abc[:2]
 	tests := []struct {
 		name  string
 		in    rollupInput
@@ -536,7 +546,7 @@ func TestRollingRestartCondition(t *testing.T) {
 				return in
 			}(),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
-			exact: "nodes 2-3/3 (node-a: starting its processes, 0/2 ready, node-b: starting its processes)",
+			exact: "nodes 2-3/3 (node-a: starting its processes, 0/2 ready, node-b: no process of it running yet)",
 		},
 		{
 			// Proven: a pool whose processes all crashed is no rollout
@@ -575,6 +585,29 @@ func TestRollingRestartCondition(t *testing.T) {
 			name: "a node that left processes behind (resistance off) does not hold the next wave",
 			in:   input(abc, testPool("node-a", targetRev, incomplete(1, 2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"0/3 nodes updated", "next: node-b"}},
+		},
+		{
+			// Given the target, its agent stopped before it spawned: its
+			// 0 of 0 processes are no start.
+			name: "a node whose agent stopped mid-wave",
+			in: func() rollupInput {
+				in := input(ab, testPool("node-a", targetRev, rolledOut(0), agentStopping), testPool("node-b", oldRev, rolledOut(2)))
+				unstarted(in.Reports) // the target is not proven
+				return in
+			}(),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 1/2 (node-a), its agent stopped (see Ready); the node goes on once its agent is back; " +
+				"1 node waits for its wave",
+		},
+		{
+			name: "a node on the target with no process yet",
+			in: func() rollupInput {
+				in := input(ab, testPool("node-a", targetRev, rolledOut(0)), testPool("node-b", oldRev, rolledOut(2)))
+				unstarted(in.Reports)
+				return in
+			}(),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 1/2 (node-a), no process of it running yet; 1 node waits for its wave",
 		},
 		{
 			name: "a rollout that left processes behind says so",

@@ -574,7 +574,7 @@ func TestNewAppGroupThatCannotStart(t *testing.T) {
 	agentA.booting("blog", 1)
 	agentB.booting("blog", 0)
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
-		a+": starting its processes, 0/1 ready", b+": starting its processes")
+		a+": starting its processes, 0/1 ready", b+": no process of it running yet")
 	agentA.failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
 	agentB.failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
@@ -1037,6 +1037,42 @@ func silentHaltingNodeBack(t *testing.T, then func()) {
 	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev2+" runs on 3/3 nodes")
 	assertEventCountOf(t, ns, "blog", controllers.EventRolloutHalted, "revision "+rev2+" ", 1)
 	assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, "Revision "+rev2, 1)
+}
+
+// TestAgentStoppedMidWaveHoldsItsSlot: a node whose agent stops after it
+// got the revision keeps its place in the wave (maxConcurrentNodes 1), as
+// a canary would: the revision may be what stopped it, so the next node
+// does not get it until the agent is back. Meanwhile RollingRestart says
+// the agent stopped (not "starting its processes", from its 0 of 0), and
+// Ready, once the report is stale, still says it stopped.
+func TestAgentStoppedMidWaveHoldsItsSlot(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
+	rev1 := target(t, ns, "blog")
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1})
+	agentA.report("blog", func(p *ferryv1.ProcessPool) {
+		setRolledOut(p, 0)
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonAgentStopping)
+	})
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+		"node 1/2 ("+a+"), its agent stopped (see Ready)")
+
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	agentB.heartbeat("blog")
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
+		"The agent on "+a+" stopped: its last report", "start it again, or unselect the node")
+	for range 2 {
+		settle(t, ns, "blog", agentB)
+		assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1})
+	}
+
+	// Its agent back, the rollout goes on.
+	agentA.rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
+	agentB.rollOut("blog", 2)
+	waitRolledOut(t, ns, "blog", 2)
 }
 
 // TestSilentNodeHoldsNoWave: a node whose agent went silent before a

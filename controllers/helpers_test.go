@@ -175,6 +175,11 @@ func nodesOf(reports []poolReport) []string {
 	return nodes
 }
 
+// agentStopping: the pool's agent said it is stopping (Ready, AgentStopping).
+func agentStopping(p *ferryv1.ProcessPool) {
+	setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonAgentStopping, "the agent on "+p.Spec.NodeName+" is stopping")
+}
+
 // incomplete: the agent finished its restart onto spec.revision but could
 // not replace `left` of total processes (resistDeploymentErrors false).
 func incomplete(left, total int32) poolOpt {

@@ -379,8 +379,13 @@ type RestartSpec struct {
 	// nothing running to keep serving, starts on every selected node at
 	// once; waves are for a change of revision. A node still restarting
 	// onto an earlier revision gets a newer one at once, past this bound
-	// (it restarts anyway). A node whose agent is silent waits, without
-	// holding the others back, until it is heard again. Default: 1.
+	// (it restarts anyway). A node whose agent is silent before it gets
+	// the revision waits, without holding the others back, until it is
+	// heard again. One whose agent stops or falls silent after it got the
+	// revision keeps its place in the wave until it is heard again, as a
+	// canary would: the revision may be what stopped it, so no other node
+	// gets it meanwhile (RollingRestart names the node; restart its agent,
+	// or unselect the node). Default: 1.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
