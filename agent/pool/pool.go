@@ -479,9 +479,11 @@ func (p *Pool) unavailableLocked() bool {
 // waits in the queue for that rather than fail for want of a process (a
 // day-2 walk saw a node's every request refused for a second, and both
 // nodes' with maxConcurrentNodes 2). Past crashWindow with no return, it
-// is refused again, and the queue with it (reconcile).
+// is refused again, and the queue with it (reconcile). With
+// resistDeploymentErrors off no return comes (the manager keeps the node
+// on its revision; standalone does not resist): refused at once, as ever.
 func (p *Pool) awaitsReturnLocked(now time.Time) bool {
-	return p.rolledFrom.to == p.cfg.Revision && !p.lasted[p.cfg.Revision] &&
+	return p.rolledFrom.to == p.cfg.Revision && !p.lasted[p.cfg.Revision] && resists(p.cfg.Template) &&
 		!p.scaling.crashSince.IsZero() && now.Sub(p.scaling.crashSince) < crashWindow
 }
 
@@ -1523,7 +1525,7 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	finished := isClosed(w.drained) || isClosed(w.proc.Done())
 	waited := waitHad(timeout, allowed, time.Since(began))
 	if !finished && !errors.Is(ctx.Err(), context.Canceled) { // not for a pool cut short
-		p.log.Info("Worker did not finish its requests within shutdownTimeout", "pid", w.PID(), "timeout", waited.String(),
+		p.log.Info("Worker did not finish its requests within the wait it had", "pid", w.PID(), "timeout", waited.String(),
 			"shutdownTimeout", timeout.String())
 	}
 
