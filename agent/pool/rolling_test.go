@@ -431,7 +431,7 @@ func TestRollingRestartKillsAnOldWorkerPastShutdownTimeout(t *testing.T) {
 	if err := syscall.Kill(int(old), 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("the old worker (pid %d) still exists after the restart: %v", old, err)
 	}
-	book.WaitFor(t, "Worker did not finish its requests within shutdownTimeout")
+	book.WaitFor(t, "Worker did not finish its requests within the wait it had")
 	book.WaitFor(t, "Killed worker that did not exit within shutdownTimeout")
 	if code := <-answered; code != http.StatusBadGateway {
 		t.Errorf("the stuck request got %d, want 502: its worker was killed", code)

@@ -104,7 +104,7 @@ func TestRequestCutByADeathInTheSIGTERMGraceIsADeath(t *testing.T) {
 	cfg := e.Pool.Config()
 	cfg.Revision = "2"
 	e.Pool.Update(cfg)
-	book.WaitFor(t, "Worker did not finish its requests within shutdownTimeout")
+	book.WaitFor(t, "Worker did not finish its requests within the wait it had")
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

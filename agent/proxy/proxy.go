@@ -609,10 +609,14 @@ func diedMessage(by, pid string) string {
 // stoppedBy is, for the log, why the agent stopped sess's worker with
 // requests at it, or "no" when it did not.
 func stoppedBy(sess *session) string {
-	if sess == nil || sess.worker == nil || sess.worker.StoppedBy() == "" {
+	if sess == nil || sess.worker == nil {
 		return "no"
 	}
-	return sess.worker.StoppedBy()
+	// Read once: it is judged as it is read (the exit status, the time).
+	if by := sess.worker.StoppedBy(); by != "" {
+		return by
+	}
+	return "no"
 }
 
 func pidOf(sess *session) int {

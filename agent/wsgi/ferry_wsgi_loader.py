@@ -113,7 +113,8 @@ def _left(sock):
     """Whether the proxy closed its side of the connection (read EOF on it).
 
     The proxy half-closes the connection of an answer its client went away
-    from, and reads the rest until the loader closes it: nothing more is
+    from, and reads the rest (to the end its framing gives, or until the
+    loader closes the connection, when it has none): nothing more is
     asked on a connection while an answer is under way, so EOF there (not
     bytes: a request body the application did not read) means no one
     awaits the answer.
