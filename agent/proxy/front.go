@@ -475,7 +475,7 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 		return sent{relayed: true, keep: cc.relayBuffered(x, time.Now)}, nil // buffer.go
 	}
 	since := cc.sentBytes()
-	keep, workerOK, clientLeft, werr := cc.relay(x.c.br, time.Now)
+	keep, workerOK, clientLeft, werr := cc.relay(x.c.br, x.c.rs, time.Now)
 	cc.sess.end = time.Now()
 	cc.relayEnded(x, workerOK, clientLeft, werr)
 	if werr != nil && cc.answerFailed(werr, since) {

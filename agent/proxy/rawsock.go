@@ -45,9 +45,13 @@ type rawSocket struct {
 	rp, wp              []byte
 	rn, wn              int
 	rerr, werr          syscall.Errno
-	wzero               bool                  // write(2) wrote nothing and said nothing
-	readFn, writeFn     func(fd uintptr) bool // r.read, r.write, made once
-	readNowFn           func(fd uintptr)      // r.readNow, made at ReadNow's first call (it is rare)
+	wzero               bool // write(2) wrote nothing and said nothing
+	// noWait: Read returns errWouldWait instead of waiting in the poller
+	// when the socket is empty (its read(2) said EAGAIN); set and cleared
+	// by the reader around one Read (clientConn.awaitBody).
+	noWait          bool
+	readFn, writeFn func(fd uintptr) bool // r.read, r.write, made once
+	readNowFn       func(fd uintptr)      // r.readNow, made at ReadNow's first call (it is rare)
 }
 
 func newRawSocket(c net.Conn) *rawSocket {
@@ -73,7 +77,10 @@ func (r *rawSocket) read(fd uintptr) bool {
 	case 0:
 		r.rn = n
 	case syscall.EAGAIN:
-		return false
+		if !r.noWait {
+			return false
+		}
+		r.rerr = e
 	default:
 		r.rerr = e
 	}
@@ -118,6 +125,8 @@ func (r *rawSocket) Read(p []byte) (int, error) {
 	switch {
 	case err != nil:
 		return 0, r.opError("read", err)
+	case e == syscall.EAGAIN:
+		return 0, errWouldWait
 	case e != 0:
 		return 0, r.opError("read", os.NewSyscallError("read", e))
 	case n == 0:
@@ -125,6 +134,9 @@ func (r *rawSocket) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// errWouldWait: a Read with noWait set found the socket empty.
+var errWouldWait = errors.New("ferry: the read would wait")
 
 func (r *rawSocket) Write(p []byte) (int, error) {
 	if r.raw == nil || !r.writeBusy.CompareAndSwap(false, true) {

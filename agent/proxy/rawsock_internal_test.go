@@ -353,3 +353,27 @@ func TestRawSocketReadNow(t *testing.T) {
 		t.Fatalf("ReadNow without a file descriptor: %d, %v; want a deadline's error", n, err)
 	}
 }
+
+// TestRawSocketNoWait: with noWait, a Read of an empty socket returns
+// errWouldWait at once, and one with bytes there, or past its deadline,
+// answers as it does without it.
+func TestRawSocketNoWait(t *testing.T) {
+	c, peer := tcpPair(t)
+	r := newRawSocket(c)
+	r.noWait = true
+	buf := make([]byte, 16)
+	if n, err := r.Read(buf); n != 0 || !errors.Is(err, errWouldWait) {
+		t.Fatalf("Read of an empty socket with noWait: %d, %v; want errWouldWait", n, err)
+	}
+	if _, err := peer.Write([]byte("came")); err != nil {
+		t.Fatal(err)
+	}
+	awaitInput(t, c, len("came"))
+	if n, err := r.Read(buf); string(buf[:n]) != "came" || err != nil {
+		t.Fatalf("Read with noWait of a socket holding bytes: %q, %v; want came", buf[:n], err)
+	}
+	c.SetReadDeadline(aLongTimeAgo)
+	if n, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read with noWait past the deadline: %d, %v; want a deadline's error", n, err)
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"time"
 )
 
@@ -121,6 +122,8 @@ func parseLength(v []byte, n *int64) bool {
 // copies its body from br; clock is read only if the worker sent no Date.
 // The head waits for the body's first bytes up to headWait (holdHead), as
 // a streamed one does (copyFramed).
+// What the buffer holds goes out whenever the worker pauses (awaitBody);
+// rs is the worker connection's socket, under br (nil: no such flushes).
 // The caller flushes what is left in the buffer, once it gave the worker
 // back: a response that fits there holds no worker while a client that
 // does not read keeps it from its socket. keep: the client's connection
@@ -130,7 +133,7 @@ func parseLength(v []byte, n *int64) bool {
 // was left partway (leaveMidAnswer); werr: the read that failed when the
 // worker's body ended short. When either is set, h.left is how much of
 // the body is unread.
-func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, workerOK, clientLeft bool, werr error) {
+func (cc *clientConn) relay(br *bufio.Reader, rs *rawSocket, clock func() time.Time) (keep, workerOK, clientLeft bool, werr error) {
 	h, bw := &cc.resp, cc.bw
 	keep = cc.writeResponseHead(clock)
 	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
@@ -142,7 +145,7 @@ func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, wor
 	}
 	for n := h.length; n > 0; {
 		if br.Buffered() == 0 {
-			_, err := br.Peek(1)
+			err := cc.awaitBody(br, rs, held == nil)
 			if held != nil {
 				held.release()
 				held = nil
@@ -162,6 +165,33 @@ func (cc *clientConn) relay(br *bufio.Reader, clock func() time.Time) (keep, wor
 		n -= int64(k)
 	}
 	return keep, !h.close, false, nil
+}
+
+// awaitBody waits for more of the worker's body in br (br.Peek). When the
+// worker has sent nothing more yet, what the client's buffer holds goes
+// out first (flush; not while holdHead's timer owns the buffer): a worker
+// that sent its head and a few KiB, then works on the rest for seconds,
+// has its client get them meanwhile, as nginx sends what it has as it
+// comes. Asked "would the read wait?" by the read itself (rawSocket's
+// noWait: the read(2) that says EAGAIN is the one a waiting read makes
+// anyway), so a worker that keeps up costs no system call more than
+// before, and the client's buffer still goes out full; one that pauses
+// costs the flush's write(2) and a second read(2) before the wait. On a
+// connection without a file descriptor the read waits, unflushed.
+func (cc *clientConn) awaitBody(br *bufio.Reader, rs *rawSocket, flush bool) error {
+	if !flush || rs == nil || cc.bw.Buffered() == 0 {
+		_, err := br.Peek(1)
+		return err
+	}
+	rs.noWait = true
+	_, err := br.Peek(1)
+	rs.noWait = false
+	if !errors.Is(err, errWouldWait) {
+		return err
+	}
+	_ = cc.bw.Flush() // an error stays bw's: the next Write says the client left
+	_, err = br.Peek(1)
+	return err
 }
 
 // writeResponseHead writes the head of the plain response in cc.resp to

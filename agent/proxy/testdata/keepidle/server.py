@@ -4,8 +4,9 @@ bytes does: after an answer it waits for the next request for $IDLE
 seconds (600 by default), and the end of the stream (the proxy's
 half-close, or its close) does not end the wait. Each connection has a
 thread of its own. /stream?n=N answers N bytes, chunked (cl=1: with a
-Content-Length): its head and 64 KiB at once, GATE.reached made, and
-the rest once the file GATE exists, then GATE.ended. /late makes
+Content-Length): its head and 64 KiB at once (first=K: K bytes),
+GATE.reached made, and the rest once the file GATE exists, then
+GATE.ended. /late makes
 GATE.reached as its request comes, and answers (a Content-Length) once
 GATE exists, then GATE.ended. Any other request is answered its pid. A
 request body is read by its Content-Length."""
@@ -71,7 +72,8 @@ def answer(c, target):
     q = parse_qs(u.query)
     if u.path == "/stream":
         n = int(q["n"][0])
-        first, rest = b"x" * 65536, b"x" * (n - 65536)  # the first fills the proxy's buffer to its client: the head goes out
+        k = int(q.get("first", ["65536"])[0])  # 64 KiB fills the proxy's buffer to its client: the head goes out
+        first, rest = b"x" * k, b"x" * (n - k)
         if q.get("cl") == ["1"]:
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (n, first))
         else:
