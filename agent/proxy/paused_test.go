@@ -28,6 +28,9 @@ func TestPausedAnswerReachesItsClient(t *testing.T) {
 	tmpl := commandApp("keepidle", ferryv1.EnvVar{Name: "GATE", Value: gate})
 	tmpl.App.Concurrency = 1
 	e := start(t, tmpl, proxy.Options{})
+	// A row that fails leaves its worker waiting: let it end before the
+	// pool's stop would wait shutdownTimeout for it (cleanups run last first).
+	t.Cleanup(func() { _ = os.WriteFile(gate, nil, 0o644) })
 	const n, first = 2 << 20, 4 << 10
 	for _, tc := range []struct{ name, raw string }{
 		{"front end, plain", "GET /stream?n=2097152&cl=1&first=4096 HTTP/1.1\r\nHost: x\r\n\r\n"},

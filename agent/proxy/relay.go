@@ -123,7 +123,8 @@ func parseLength(v []byte, n *int64) bool {
 // The head waits for the body's first bytes up to headWait (holdHead), as
 // a streamed one does (copyFramed).
 // What the buffer holds goes out whenever the worker pauses (awaitBody);
-// rs is the worker connection's socket, under br (nil: no such flushes).
+// rs is the worker connection's socket, under br (nil: no such flushes);
+// since: how much the client's socket had taken before (sentBytes).
 // The caller flushes what is left in the buffer, once it gave the worker
 // back: a response that fits there holds no worker while a client that
 // does not read keeps it from its socket. keep: the client's connection
@@ -133,7 +134,7 @@ func parseLength(v []byte, n *int64) bool {
 // was left partway (leaveMidAnswer); werr: the read that failed when the
 // worker's body ended short. When either is set, h.left is how much of
 // the body is unread.
-func (cc *clientConn) relay(br *bufio.Reader, rs *rawSocket, clock func() time.Time) (keep, workerOK, clientLeft bool, werr error) {
+func (cc *clientConn) relay(br *bufio.Reader, rs *rawSocket, since uint64, clock func() time.Time) (keep, workerOK, clientLeft bool, werr error) {
 	h, bw := &cc.resp, cc.bw
 	keep = cc.writeResponseHead(clock)
 	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
@@ -145,7 +146,7 @@ func (cc *clientConn) relay(br *bufio.Reader, rs *rawSocket, clock func() time.T
 	}
 	for n := h.length; n > 0; {
 		if br.Buffered() == 0 {
-			err := cc.awaitBody(br, rs, held == nil)
+			err := cc.awaitBody(br, rs, held == nil, since)
 			if held != nil {
 				held.release()
 				held = nil
@@ -172,13 +173,17 @@ func (cc *clientConn) relay(br *bufio.Reader, rs *rawSocket, clock func() time.T
 // out first (flush; not while holdHead's timer owns the buffer): a worker
 // that sent its head and a few KiB, then works on the rest for seconds,
 // has its client get them meanwhile, as nginx sends what it has as it
-// comes. Asked "would the read wait?" by the read itself (rawSocket's
-// noWait: the read(2) that says EAGAIN is the one a waiting read makes
-// anyway), so a worker that keeps up costs no system call more than
-// before, and the client's buffer still goes out full; one that pauses
-// costs the flush's write(2) and a second read(2) before the wait. On a
-// connection without a file descriptor the read waits, unflushed.
-func (cc *clientConn) awaitBody(br *bufio.Reader, rs *rawSocket, flush bool) error {
+// comes. While none of the answer has reached the client (noneSent), the
+// flush waits up to headWait, as the head does (holdHead): a worker that
+// sent part of its body and fails within it still gets its client a 502
+// naming it (answerFailed), not an answer cut short. Asked "would the
+// read wait?" by the read itself (rawSocket's noWait: the read(2) that
+// says EAGAIN is the one a waiting read makes anyway), so a worker that
+// keeps up costs no system call more than before, and the client's
+// buffer still goes out full; one that pauses costs the flush's write(2)
+// and a second read(2) before the wait. On a connection without a file
+// descriptor the read waits, unflushed.
+func (cc *clientConn) awaitBody(br *bufio.Reader, rs *rawSocket, flush bool, since uint64) error {
 	if !flush || rs == nil || cc.bw.Buffered() == 0 {
 		_, err := br.Peek(1)
 		return err
@@ -189,7 +194,12 @@ func (cc *clientConn) awaitBody(br *bufio.Reader, rs *rawSocket, flush bool) err
 	if !errors.Is(err, errWouldWait) {
 		return err
 	}
-	_ = cc.bw.Flush() // an error stays bw's: the next Write says the client left
+	if cc.noneSent(since) {
+		held := holdHead(func() { _ = cc.bw.Flush() }) // an error stays bw's
+		defer held.release()
+	} else {
+		_ = cc.bw.Flush() // an error stays bw's: the next Write says the client left
+	}
 	_, err = br.Peek(1)
 	return err
 }
