@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
@@ -32,24 +34,101 @@ import (
 // TestDiesOnFirstRequestReturnedNodeFailsNoRequest: in a cluster
 // (ResistEarlyCrashes off), the manager returns the node to the old
 // revision (NodeReturned) once the pool reports the new one failing:
-// here, the test does, by asking for revision 1 again.
+// here, a stand-in manager does, by asking for revision 1 again.
 func TestDiesOnFirstRequestReturnedNodeFailsNoRequest(t *testing.T) {
 	e, good, bad := startDiesOnRequest(t, "t/firstreq-returned", false)
 	stop := load(t, e.URL, 3)
 	waitRequests(t, e, 100)
+	returned := standInManager(t, e, "2", pool.Config{Name: "t/firstreq-returned", Revision: "1", Template: good})
 	e.Pool.Update(pool.Config{Name: "t/firstreq-returned", Revision: "2", Template: bad})
-	// What the manager returns a node on (FailsTarget): no process of
-	// the target runs, and its spawns fail (ScalingError). The pool
-	// reports it with no older process left, backing off.
-	e.WaitFor(t, time.Minute, "no process left, backing off from revision 2", func(s pool.Status) bool {
-		return s.Counts.Total == 0 && s.ScalingError != nil && s.ScalingError.Revision == "2" &&
-			s.ScalingRetryAt != nil && s.ScalingRetryAt.After(time.Now())
-	})
-	time.Sleep(time.Second) // the manager's round trip: about a second on the local stack
-	t.Logf("%s returning the node to revision 1", time.Now().Format("15:04:05.000"))
-	e.Pool.Update(pool.Config{Name: "t/firstreq-returned", Revision: "1", Template: good})
+	select {
+	case <-returned:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the pool did not report within 2m what the manager returns a node on (FailsTarget); status: %+v", e.Pool.Status())
+	}
 	backOnRevision1(t, e)
 	noRequestRefused(t, stop())
+}
+
+// managerRoundTrip is how long the manager's return takes on the local
+// stack once the agent reports a pool failing its revision: the report's
+// write, the manager's pass and its patch of the pool's spec, the agent's
+// watch; about a second. The stand-in takes as long, so that the pool
+// has as wide a window to bridge as in a cluster.
+const managerRoundTrip = time.Second
+
+// reportCoalesce is the agent's reporter's wait after a change before it
+// reads the pool's status (agent/cluster's coalesce): a state that lasts
+// less may never be written, nor seen by the manager.
+const reportCoalesce = 100 * time.Millisecond
+
+// standInManager stands in for the agent's reporter and the manager:
+// once the pool's status, read as the reporter reads it (reported), shows
+// what the manager returns a node on (failsTarget of target), it asks for
+// back managerRoundTrip later, as the manager's return does
+// (returnsFromTarget: an AppGroup that resists deployment errors, a
+// target that has run on no node yet). The channel is closed once it has.
+func standInManager(t *testing.T, e *agenttest.Env, target string, back pool.Config) <-chan struct{} {
+	returned, stopped := make(chan struct{}), make(chan struct{})
+	ctx := t.Context()
+	t.Cleanup(func() { <-stopped })
+	go func() {
+		defer close(stopped)
+		if !reported(ctx, e, func(s pool.Status) bool { return failsTarget(s, target) }) {
+			return
+		}
+		t.Logf("%s the pool reports it fails revision %s: returning it to %s", time.Now().Format("15:04:05.000"),
+			target, back.Revision)
+		if !pause(ctx, managerRoundTrip) {
+			return
+		}
+		e.Pool.Update(back)
+		close(returned)
+	}()
+	return returned
+}
+
+// reported waits until the pool's status, read as the agent's reporter
+// reads it (at each change, once coalesced), satisfies cond; false if
+// ctx ends first.
+func reported(ctx context.Context, e *agenttest.Env, cond func(pool.Status) bool) bool {
+	for {
+		ch := e.Pool.Changed()
+		if cond(e.Pool.Status()) {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+		if !pause(ctx, reportCoalesce) {
+			return false
+		}
+	}
+}
+
+// pause waits d; false if ctx ends first.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// failsTarget is the manager's FailsTarget (assessPool,
+// controllers/waves.go) of the report the agent writes from s
+// (agent/cluster's desiredStatus): on target, not resisting, no process
+// of it, and its spawns fail (ScalingError, the last spawn error of it).
+func failsTarget(s pool.Status, target string) bool {
+	conds := s.Conditions(time.Now())
+	return s.Revision == target && !meta.IsStatusConditionTrue(conds, ferryv1.ConditionResistingDeploymentError) &&
+		s.Counts.Updated == 0 && meta.IsStatusConditionTrue(conds, ferryv1.ConditionScalingError) &&
+		s.LastSpawnError != nil && s.LastSpawnError.Revision == target
 }
 
 // TestDiesOnFirstRequestNotReturnedIsRefusedAgain: the wait for a return
