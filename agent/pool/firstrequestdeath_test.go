@@ -133,8 +133,10 @@ func failsTarget(s pool.Status, target string) bool {
 
 // TestDiesOnFirstRequestNotReturnedIsRefusedAgain: the wait for a return
 // is bounded. With no return (a manager away, or one that keeps the
-// revision), a request is refused with 503 again once the crash window
-// of the first crash has passed, rather than queue until queueTimeout.
+// node on the revision: a revision proven on another node, which the
+// pool cannot tell), a request is refused with 503 again once the crash
+// window of the first crash has passed, rather than queue until
+// queueTimeout.
 func TestDiesOnFirstRequestNotReturnedIsRefusedAgain(t *testing.T) {
 	e, _, bad := startDiesOnRequest(t, "t/firstreq-kept", false)
 	bad.Pool.QueueTimeout = &metav1.Duration{Duration: 10 * time.Minute}

@@ -482,6 +482,13 @@ func (p *Pool) unavailableLocked() bool {
 // is refused again, and the queue with it (reconcile). With
 // resistDeploymentErrors off no return comes (the manager keeps the node
 // on its revision; standalone does not resist): refused at once, as ever.
+// Nor does one come in a cluster where the revision already ran, rolled
+// out, on another node (the AppGroup's provenRevision: every node after
+// the first wave gets it so): the manager keeps a node that cannot run a
+// proven revision on it (returnsFromTarget). The pool cannot tell that
+// case: its ProcessPool does not say whether the revision is proven, so
+// its requests wait for nothing, up to the crash window and a tick
+// (docs/local.md says what a client sees).
 func (p *Pool) awaitsReturnLocked(now time.Time) bool {
 	return p.rolledFrom.to == p.cfg.Revision && !p.lasted[p.cfg.Revision] && resists(p.cfg.Template) &&
 		!p.scaling.crashSince.IsZero() && now.Sub(p.scaling.crashSince) < crashWindow
