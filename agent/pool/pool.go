@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -1547,16 +1548,34 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	p.mu.Unlock()
 	wait := exitWait(timeout, by, finished)
 	if !finished {
-		w.stopped.Store(shutdownCause(why, timeout, waited, time.Now().Add(wait)))
+		c := shutdownCause(why, timeout, waited, time.Now().Add(wait))
+		c.termIgnored = ignoresSignal(w.PID(), syscall.SIGTERM)
+		w.stopped.Store(c)
 	}
 	if killed := w.proc.Stop(wait); killed {
 		p.log.Info("Killed worker that did not exit within shutdownTimeout", "pid", w.PID(),
 			"timeout", wait.Round(time.Millisecond).String(), "shutdownTimeout", timeout.String())
 	}
+	p.reportOwnExit(w)
 	// Return once the pool no longer counts it, so that the next step of a
 	// restart never sees size+2.
 	<-w.gone
 	p.log.V(1).Info("Stopped worker", "pid", w.PID(), "revision", w.Revision, "reason", why)
+}
+
+// reportOwnExit logs the exit of w, stopped by the agent with requests
+// still at it, when the stop does not explain it (stopCause.explains): the
+// process died of its own meanwhile (a crash, another's SIGKILL, or an
+// exit with a status while it ignores SIGTERM), and its requests were cut
+// by that, as they are told.
+func (p *Pool) reportOwnExit(w *Worker) {
+	c := w.stopped.Load()
+	if c == nil || c.explains(w.proc.ExitStatus(), time.Now()) {
+		return
+	}
+	p.log.Info("Worker exited of its own while the agent stopped it; the requests at it were cut by that exit",
+		"pid", w.PID(), "revision", w.Revision, "status", w.proc.ExitStatus(), "sigtermIgnored", c.termIgnored,
+		"output", lastLines(w.proc.Output(), 5))
 }
 
 // waitWithin is how long a wait of a stopping worker may take: timeout,

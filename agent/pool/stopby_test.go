@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,19 +16,22 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // startHeld runs one worker of testdata/abrupt that ignores SIGTERM,
-// taking concurrency requests at once, with shutdownTimeout, logging to
-// book, and sends it GET /hold, which it never answers. It returns the
-// pool, the worker's pid and the request's answer to come.
-func startHeld(t *testing.T, book *agenttest.Logbook, concurrency int32, shutdownTimeout time.Duration) (
-	*agenttest.Env, int, <-chan agenttest.Answer) {
+// taking concurrency requests at once, with shutdownTimeout and extra
+// environment variables, logging to book, and sends it GET /hold, which
+// it never answers. It returns the pool, the worker's pid and the
+// request's answer to come.
+func startHeld(t *testing.T, book *agenttest.Logbook, concurrency int32, shutdownTimeout time.Duration,
+	extra ...ferryv1.EnvVar) (*agenttest.Env, int, <-chan agenttest.Answer) {
 	t.Helper()
 	root, _ := filepath.Abs("testdata/abrupt")
 	tmpl := agenttest.WSGIAt(root, 1, 1)
 	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"},
-		Concurrency: concurrency, Env: []ferryv1.EnvVar{env("HOLD_FILE", filepath.Join(t.TempDir(), "never")), env("IGNORE_TERM", "1")}}
+		Concurrency: concurrency, Env: append([]ferryv1.EnvVar{env("HOLD_FILE", filepath.Join(t.TempDir(), "never")),
+			env("IGNORE_TERM", "1")}, extra...)}
 	tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: shutdownTimeout}
 	e := agenttest.Start(t, pool.Config{Name: "t/held", Revision: "1", Template: tmpl}, agenttest.Options{Log: bookLogger(book)})
 	pid := int(e.WaitFor(t, time.Minute, "a ready worker", agenttest.Ready(1)).Processes[0].PID)
@@ -97,7 +101,8 @@ func TestOtherRequestOfAnOverrunWorkerSaysAnotherOverran(t *testing.T) {
 // the grace SIGTERM gives it: its request is told the worker died, not
 // that the agent stopped it, and the failure's log says stoppedBy "no".
 // Before, the stop set before SIGTERM stayed: "the agent stopped ... at
-// shutdownTimeout (1s) (rolling restart)".
+// shutdownTimeout (1s) (rolling restart)". The log says the exit was the
+// worker's own, with its status.
 func TestRequestCutByADeathInTheSIGTERMGraceIsADeath(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	e, pid, answer := startHeld(t, book, 1, 3*time.Second)
@@ -108,13 +113,56 @@ func TestRequestCutByADeathInTheSIGTERMGraceIsADeath(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	a := <-answer
+	cutByItsOwnExit(t, book, <-answer, pid, "signal: killed")
+}
+
+// TestRequestCutByAnExitOfItsOwnInTheSIGTERMGraceIsAnExit: a worker that
+// ignores SIGTERM, its request not done within shutdownTimeout at a
+// rolling restart, exits with a status of its own during the grace
+// SIGTERM gives it (after the signal, before the SIGKILL): its request is
+// told the worker exited, not that the agent stopped it, whose SIGTERM
+// cannot have ended a process that ignores it, and the log says what
+// happened. Before, an exit with a status after SIGTERM read as the
+// agent's stop.
+func TestRequestCutByAnExitOfItsOwnInTheSIGTERMGraceIsAnExit(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	dir := filepath.Dir(gatePath(t))
+	probe, exit := filepath.Join(dir, "sigterm-came"), filepath.Join(dir, "exit")
+	e, pid, answer := startHeld(t, book, 1, 5*time.Second, env("TERM_PROBE", probe), env("EXIT_FILE", exit))
+	cfg := e.Pool.Config()
+	cfg.Revision = "2"
+	cfg.Template.App.Env = cfg.Template.App.Env[:2] // startHeld's own two: the new worker neither probes nor exits
+	e.Pool.Update(cfg)
+	testsupport.Eventually(t, time.Minute, "the worker's group to get SIGTERM", func() error {
+		_, err := os.Stat(probe)
+		return err
+	})
+	if err := os.WriteFile(exit, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cutByItsOwnExit(t, book, <-answer, pid, "exit status 3")
+}
+
+// cutByItsOwnExit checks that the request a, cut as the agent stopped
+// its worker pid, was told the worker exited, not that the agent stopped
+// it; that the failure's log says stoppedBy "no"; and that the pool
+// logged the exit as the worker's own, with status, and that it ignored
+// SIGTERM (startHeld's workers do).
+func cutByItsOwnExit(t *testing.T, book *agenttest.Logbook, a agenttest.Answer, pid int, status string) {
+	t.Helper()
 	if want := "ferry: the worker process (pid " + strconv.Itoa(pid) + ") exited while handling this request"; a.Code != http.StatusBadGateway ||
 		!strings.HasPrefix(a.Body, want) {
 		t.Errorf("the request got %d %q (%v), want 502 %q", a.Code, a.Body, a.Err, want)
 	}
 	if v, _ := book.WaitFor(t, "Request failed in a worker").Value("stoppedBy"); v != "no" {
 		t.Errorf("the failure's log says stoppedBy %#v, want \"no\"", v)
+	}
+	line := book.WaitFor(t, "Worker exited of its own while the agent stopped it")
+	if v, _ := line.Value("status"); v != status {
+		t.Errorf("the exit's log says status %#v, want %q", v, status)
+	}
+	if v, _ := line.Value("sigtermIgnored"); v != true {
+		t.Errorf("the exit's log says sigtermIgnored %#v, want true", v)
 	}
 	book.Check(t)
 }

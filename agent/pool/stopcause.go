@@ -1,7 +1,10 @@
 package pool
 
 import (
+	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -17,6 +20,10 @@ type stopCause struct {
 	// exited by then: a SIGKILL before it is another's (the kernel's OOM
 	// killer).
 	killAt time.Time
+	// termIgnored: the worker's process ignored SIGTERM as the agent sent
+	// it (ignoresSignal): an exit with a status during the grace is then
+	// of its own, not SIGTERM's answer.
+	termIgnored bool
 }
 
 // overranCause is Overran's, for the worker's other requests (the one
@@ -76,10 +83,11 @@ func stopPurpose(why string) string {
 // status says ("" while it runs: the stop is under way), read at now.
 // The agent's SIGKILL explains "signal: killed" once it may have come
 // (killAt); SIGTERM explains "signal: terminated" and an exit with a
-// status (an app's handler exits so; one that ignores SIGTERM and exits
-// on its own meanwhile cannot be told from it). Another signal (SIGSEGV,
-// SIGABRT) is a death of the worker's own, as is any exit before
-// Overran's SIGKILL.
+// status (an app's handler exits so), unless the process ignored SIGTERM:
+// then the exit was its own (a handler's exit cannot be told from one of
+// its own that a handler let happen, and is taken as the stop's). Another
+// signal (SIGSEGV, SIGABRT) is a death of the worker's own, as is any exit
+// before Overran's SIGKILL.
 func (c *stopCause) explains(status string, now time.Time) bool {
 	switch {
 	case status == "":
@@ -88,6 +96,28 @@ func (c *stopCause) explains(status string, now time.Time) bool {
 		return !now.Before(c.killAt)
 	case c.overran:
 		return false
+	case status == "signal: terminated":
+		return true
 	}
-	return status == "signal: terminated" || strings.HasPrefix(status, "exit status ")
+	return strings.HasPrefix(status, "exit status ") && !c.termIgnored
+}
+
+// ignoresSignal reports whether process pid ignores sig now, as
+// /proc/<pid>/status's SigIgn says; false when it cannot be read (the
+// process is gone).
+func ignoresSignal(pid int, sig syscall.Signal) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	return err == nil && sigIgnored(string(data), sig)
+}
+
+// sigIgnored reports whether the SigIgn mask of a /proc/<pid>/status text
+// has sig (bit sig-1).
+func sigIgnored(status string, sig syscall.Signal) bool {
+	for line := range strings.Lines(status) {
+		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(sig-1)) != 0
+		}
+	}
+	return false
 }

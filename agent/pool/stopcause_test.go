@@ -1,6 +1,9 @@
 package pool
 
 import (
+	"os"
+	"os/signal"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -67,11 +70,16 @@ func TestWaitHad(t *testing.T) {
 // TestStopCauseExplains: the stop explains the exit that cut a request
 // only when the agent's signal may have caused it; a death of the
 // worker's own meanwhile (a crash signal, another's SIGKILL within the
-// SIGTERM grace, any exit before Overran's kill) reads as a death.
+// SIGTERM grace, an exit with a status while it ignores SIGTERM, any exit
+// before Overran's kill) reads as a death.
 func TestStopCauseExplains(t *testing.T) {
 	now := time.Now()
 	grace := shutdownCause("rolling restart", time.Second, time.Second, now.Add(time.Second))
 	graceOver := shutdownCause("rolling restart", time.Second, time.Second, now.Add(-time.Millisecond))
+	ignored := shutdownCause("rolling restart", time.Second, time.Second, now.Add(time.Second))
+	ignored.termIgnored = true
+	ignoredOver := shutdownCause("rolling restart", time.Second, time.Second, now.Add(-time.Millisecond))
+	ignoredOver.termIgnored = true
 	overran := overranCause(time.Second)
 	overran.killAt = now
 	for _, tc := range []struct {
@@ -84,6 +92,9 @@ func TestStopCauseExplains(t *testing.T) {
 		{"SIGTERM's default", grace, "signal: terminated", true},
 		{"an exit on SIGTERM", grace, "exit status 0", true},
 		{"an exit with a status on SIGTERM", grace, "exit status 143", true},
+		{"an exit with a status, SIGTERM ignored: its own", ignored, "exit status 3", false},
+		{"an exit 0, SIGTERM ignored: its own", ignored, "exit status 0", false},
+		{"SIGKILL once the grace is over, SIGTERM ignored: the agent's", ignoredOver, "signal: killed", true},
 		{"a crash in the grace", grace, "signal: segmentation fault (core dumped)", false},
 		{"an abort in the grace", grace, "signal: aborted", false},
 		{"SIGKILL within the grace: another's", grace, "signal: killed", false},
@@ -95,5 +106,40 @@ func TestStopCauseExplains(t *testing.T) {
 		if got := tc.c.explains(tc.status, now); got != tc.want {
 			t.Errorf("%s: explains(%q) = %v, want %v", tc.name, tc.status, got, tc.want)
 		}
+	}
+}
+
+// TestSigIgnored: SigIgn of /proc/<pid>/status is a hex mask, bit sig-1.
+func TestSigIgnored(t *testing.T) {
+	for _, tc := range []struct {
+		name, status string
+		want         bool
+	}{
+		{"SIGTERM ignored", "Name:\tpython3\nSigBlk:\t0000000000000000\nSigIgn:\t0000000001004000\nSigCgt:\t0000000180000002\n", true},
+		{"SIGTERM caught, not ignored", "SigIgn:\t0000000001001000\nSigCgt:\t0000000180004002\n", false},
+		{"nothing ignored", "SigIgn:\t0000000000000000\n", false},
+		{"no SigIgn line", "Name:\tpython3\n", false},
+		{"a mask that does not parse", "SigIgn:\tzz\n", false},
+		{"the last line, unterminated", "SigQ:\t0/63\nSigIgn:\t4000", true},
+	} {
+		if got := sigIgnored(tc.status, syscall.SIGTERM); got != tc.want {
+			t.Errorf("%s: sigIgnored(SIGTERM) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestIgnoresSignal reads a real process's mask: this test's own, which
+// ignores what it is made to, and one that is gone.
+func TestIgnoresSignal(t *testing.T) {
+	signal.Ignore(syscall.SIGUSR2)
+	defer signal.Reset(syscall.SIGUSR2)
+	if !ignoresSignal(os.Getpid(), syscall.SIGUSR2) {
+		t.Error("ignoresSignal(self, SIGUSR2) = false after signal.Ignore, want true")
+	}
+	if ignoresSignal(os.Getpid(), syscall.SIGTERM) {
+		t.Error("ignoresSignal(self, SIGTERM) = true, want false")
+	}
+	if ignoresSignal(1<<30, syscall.SIGTERM) {
+		t.Error("ignoresSignal of no process = true, want false")
 	}
 }

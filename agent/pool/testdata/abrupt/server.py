@@ -6,11 +6,16 @@ until the worker's requests are done) lets them finish.
 
 GET /hold waits until the file $HOLD_FILE exists, then answers 200 with
 the pid (body and X-Pid). GET / answers at once. With $IGNORE_TERM set,
-it ignores SIGTERM instead: only SIGKILL stops it.
+it ignores SIGTERM instead: only SIGKILL stops it. With $EXIT_FILE set,
+it exits with status 3 once that file exists (an exit of its own). With
+$TERM_PROBE set, a child in its process group, which the agent signals
+with it, makes that file when SIGTERM comes (the test learns the signal
+was sent, whatever the app does with it).
 """
 
 import os
 import signal
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -36,6 +41,26 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def probe(path):
+    def on_term(*_):
+        open(path, "w").close()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    while True:
+        signal.pause()
+
+
+def exit_once(path):
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    os._exit(3)
+
+
+if os.environ.get("TERM_PROBE") and os.fork() == 0:
+    probe(os.environ["TERM_PROBE"])
+if os.environ.get("EXIT_FILE"):
+    threading.Thread(target=exit_once, args=(os.environ["EXIT_FILE"],), daemon=True).start()
 if os.environ.get("IGNORE_TERM"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
