@@ -55,7 +55,8 @@ type ProcessPoolSpec struct {
 
 // ProcessInfo is one worker process, as `passenger-status` shows it.
 type ProcessInfo struct {
-	// pid is the process id on the node.
+	// pid is the process id on the node; 0 while the process is being
+	// started and has none yet (state Spawning).
 	// +required
 	PID int32 `json:"pid"`
 
