@@ -1059,7 +1059,7 @@ func staleMessage(in rollupInput, stale []string) string {
 	// Last seen: the later of its report and its Lease's renewal, as
 	// staleness is judged (assessPool), not the report alone.
 	since := in.Now.Add(-in.Reports[stale[0]].Silence).UTC().Truncate(time.Second).Format(time.RFC3339)
-	if len(stale) == 1 && saidStopping(in.Reports[stale[0]]) {
+	if len(stale) == 1 && in.Reports[stale[0]].SaidStopping {
 		// Its last word was that it stopped: say so, not only the silence.
 		return fmt.Sprintf("The agent on %s stopped: its last report, at %s (more than %s ago), said it was stopping, "+
 			"and it has not been heard since; start it again, or unselect the node", stale[0], since, in.StaleAfter)
@@ -1070,13 +1070,6 @@ func staleMessage(in rollupInput, stale []string) string {
 	}
 	return fmt.Sprintf("The agents on %s have not reported for more than %s (%s since %s); what they last reported is not trusted",
 		nodeList(stale), in.StaleAfter, stale[0], since)
-}
-
-// saidStopping: the pool's last report, however old, said its agent was
-// stopping (poolReport.Stopping is judged on fresh reports only).
-func saidStopping(r poolReport) bool {
-	c := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionReady)
-	return c != nil && c.Reason == ferryv1.ReasonAgentStopping
 }
 
 // withStatus fills a condition's status, reason and message, the message

@@ -28,9 +28,9 @@ type poolReport struct {
 	// Reported: the agent has reported at least once (heartbeatTime set).
 	Reported bool
 	// Stale: the last report is older than the staleness bound; nothing
-	// below that depends on the report is then true, except Resisting and
-	// ResistsTarget, which keep what the agent last said (a rollout halted
-	// by a node stays halted while that node is silent).
+	// below that depends on the report is then true, except Resisting,
+	// ResistsTarget and SaidStopping, which keep what the agent last said
+	// (a rollout halted by a node stays halted while that node is silent).
 	Stale bool
 	// Silence is how long ago the agent last showed it was alive: renewed
 	// its node's Lease, or wrote this pool's status.
@@ -71,10 +71,13 @@ type poolReport struct {
 	// ready (raising it must not take every node out of the Service while
 	// the new processes spawn). The EndpointSlice goes by it.
 	Serving bool
-	// Stopping: a recent report says that the node's agent is stopping
-	// (Ready=False, AgentStopping): its processes count as not ready, and
-	// the node's endpoint turns terminating (serving while it has ready
-	// processes: its proxy serves out the drain delay).
+	// SaidStopping: the agent's last report, recent or stale, says that
+	// it is stopping (Ready=False, AgentStopping): a stale one is the last
+	// word of an agent that stopped (staleMessage).
+	SaidStopping bool
+	// Stopping: SaidStopping, on a recent report: its processes count as
+	// not ready, and the node's endpoint turns terminating (serving while
+	// it has ready processes: its proxy serves out the drain delay).
 	Stopping bool
 	// ServesOn is the port the proxy still serves on while it cannot
 	// listen on listen.port: the old one of a move whose new port is
@@ -183,12 +186,13 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	r.ResistsTarget = r.Resisting && r.OnTarget &&
 		(st.DeploymentError == nil || st.DeploymentError.Revision == target)
 	r.Returned = !r.OnTarget && target != "" && pool.Annotations[contract.ReturnedFromAnnotation] == target
+	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
+	r.SaidStopping = r.Reported && ready != nil && ready.Reason == ferryv1.ReasonAgentStopping
 	if !r.Reported || r.Stale {
 		return r
 	}
 	c := st.ProcessCounts
 	minProcesses := max(pool.Spec.Template.Pool.MinProcesses, 1)
-	ready := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady)
 	r.Ready = ready != nil && ready.Status == metav1.ConditionTrue && c.Ready >= minProcesses
 	// Only once the agent has taken up listen.port (listenPort): a report
 	// written before listen.port moved has its address on what was then
@@ -200,7 +204,7 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	// delay is over: its node leaves the Service's ready endpoints at once
 	// (the delay covers the load balancers' lag), not once its Lease goes
 	// stale.
-	r.Stopping = ready != nil && ready.Reason == ferryv1.ReasonAgentStopping
+	r.Stopping = r.SaidStopping
 	r.Serving = c.Ready > 0 && !r.Stopping && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed || r.ServesOn != 0)
 	r.Updated = st.ObservedRevision == pool.Spec.Revision &&
 		c.Updated == c.Total &&

@@ -215,6 +215,17 @@ func TestAssessPool(t *testing.T) {
 			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true},
 		},
 		{
+			name: "its agent stopping",
+			pool: testPool("a", target, rolledOut(2), agentStopping),
+			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true, SaidStopping: true, Stopping: true},
+		},
+		{
+			// Its last word, kept for Ready's message (staleMessage).
+			name: "its agent said it was stopping, and is stale",
+			pool: testPool("a", target, rolledOut(2), agentStopping, heartbeatAt(t0.Add(-time.Minute))),
+			want: poolReport{OnTarget: true, Reported: true, Stale: true, SaidStopping: true},
+		},
+		{
 			name:  "a recent report is not stale whatever the lease says",
 			pool:  testPool("a", target, rolledOut(2)),
 			lease: t0.Add(-time.Hour),
