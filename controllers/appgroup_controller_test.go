@@ -473,6 +473,18 @@ func rolledOutOnTwo(t *testing.T, ns, name string, mutate func(*ferryv1.AppGroup
 	return a, b, agentA, agentB, ag
 }
 
+// bumpedOnTwo is rolledOutOnTwo's AppGroup "blog" (as mutate leaves it)
+// bumped from revision rev1 to rev2, which the first wave gave a alone.
+func bumpedOnTwo(t *testing.T, ns string, mutate func(*ferryv1.AppGroup)) (a, b string, agentA, agentB *simAgent, rev1, rev2 string) {
+	t.Helper()
+	a, b, agentA, agentB, _ = rolledOutOnTwo(t, ns, "blog", mutate)
+	rev1 = target(t, ns, "blog")
+	bump(t, ns, "blog", "2")
+	rev2 = target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1})
+	return a, b, agentA, agentB, rev1, rev2
+}
+
 // revision2OnA is rolledOutOnThree's "blog", remembered rolled out on
 // revision 1 (lastRolledOut), then bumped to revision 2, which a rolled
 // out and b has been given.
@@ -779,13 +791,9 @@ func TestResistanceHaltsRollout(t *testing.T) {
 // every pass.
 func TestIncompleteRolloutSaysWhy(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+	a, b, agentA, agentB, _, rev2 := bumpedOnTwo(t, ns, func(ag *ferryv1.AppGroup) {
 		ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
 	})
-	rev1 := target(t, ns, "blog")
-	bump(t, ns, "blog", "2")
-	rev2 := target(t, ns, "blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1})
 	output := "  File \"/srv/hello/passenger_wsgi.py\", line 1\n    def app(\n           ^\nSyntaxError: '(' was never closed"
 	agentA.leaveBehind("blog", 2, 2, "exited with status 1", output)
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
@@ -1047,11 +1055,7 @@ func silentHaltingNodeBack(t *testing.T, then func()) {
 // Ready, once the report is stale, still says it stopped.
 func TestAgentStoppedMidWaveHoldsItsSlot(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
-	rev1 := target(t, ns, "blog")
-	bump(t, ns, "blog", "2")
-	rev2 := target(t, ns, "blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1})
+	a, b, agentA, agentB, rev1, rev2 := bumpedOnTwo(t, ns, nil)
 	agentA.report("blog", func(p *ferryv1.ProcessPool) {
 		setRolledOut(p, 0)
 		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonAgentStopping)
@@ -2254,12 +2258,7 @@ func TestNodeJoiningMidRolloutWaitsForItsReport(t *testing.T) {
 // halt forever.)
 func TestHaltEndsWhenEveryNodeRunsTarget(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
-	rev1 := target(t, ns, "blog")
-
-	bump(t, ns, "blog", "2")
-	rev2 := target(t, ns, "blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1})
+	a, b, agentA, agentB, _, rev2 := bumpedOnTwo(t, ns, nil)
 	agentA.rollOut("blog", 2)
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
 	agentB.resist("blog", "exited with status 1", "boom", 2)
