@@ -788,7 +788,7 @@ func TestResistanceHaltsRollout(t *testing.T) {
 // rollout whose nodes could not replace some processes says why, as the
 // resisting case does: RollingRestart names the node and the failed
 // spawn's cause and output, and a Warning event says so once, not on
-// every pass.
+// every pass, nor again when a node's agent falls silent and comes back.
 func TestIncompleteRolloutSaysWhy(t *testing.T) {
 	ns := newNamespace(t)
 	a, b, agentA, agentB, _, rev2 := bumpedOnTwo(t, ns, func(ag *ferryv1.AppGroup) {
@@ -806,6 +806,17 @@ func TestIncompleteRolloutSaysWhy(t *testing.T) {
 	for range 2 {
 		settle(t, ns, "blog", agentB)
 	}
+	assertEventCountOf(t, ns, "blog", controllers.EventRolloutIncomplete, "", 1)
+
+	// a's agent falls silent and is heard again, its processes still
+	// left behind: the same incomplete rollout, not recorded again (it
+	// was, once RollingRestart had read Unknown meanwhile).
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	agentB.heartbeat("blog")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
+	agentA.heartbeat("blog")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, a+" and "+b)
+	settle(t, ns, "blog", agentB)
 	assertEventCountOf(t, ns, "blog", controllers.EventRolloutIncomplete, "", 1)
 }
 

@@ -334,11 +334,16 @@ func (s silenceSeen) warnedAfter(old, cur *ferryv1.AppGroupStatus) bool {
 // falls silent and is heard again, still halting it, is the same halt
 // (while silent, its failure is not known, and RollingRestart may say
 // another thing). A manager that just started takes what the status it
-// finds shows to be recorded (seedRollout).
+// finds shows to be recorded (seedRollout). A RolloutIncomplete is
+// recorded once for the revision (until a halt starts them over): a node
+// of the incomplete rollout whose agent falls silent (RollingRestart
+// reads Unknown) and is heard again still leaves it incomplete.
 type rolloutSeen struct {
 	revision string
 	nodes    map[string]bool
 	complete bool
+	// incomplete: a RolloutIncomplete was recorded of the revision.
+	incomplete bool
 	// halted are the nodes the last RolloutHalted recorded named.
 	halted []string
 	// floor, seeded from a status, is how many nodes were seen updated
@@ -360,15 +365,17 @@ type rolloutSeen struct {
 func seedRollout(old *ferryv1.AppGroupStatus) rolloutSeen {
 	rr := condition(old, ferryv1.ConditionRollingRestart)
 	return rolloutSeen{
-		revision: old.Revision,
-		floor:    int(old.Nodes.Updated),
-		complete: rr.Status == metav1.ConditionFalse && rr.Reason == ferryv1.ReasonRolloutComplete && old.Nodes.Total > 0,
-		haltSeen: rr.Reason == ferryv1.ReasonRolloutHalted,
+		revision:   old.Revision,
+		floor:      int(old.Nodes.Updated),
+		complete:   rr.Status == metav1.ConditionFalse && rr.Reason == ferryv1.ReasonRolloutComplete && old.Nodes.Total > 0,
+		haltSeen:   rr.Reason == ferryv1.ReasonRolloutHalted,
+		incomplete: rr.Reason == ferryv1.ReasonRolloutIncomplete,
 	}
 }
 
-// filter drops from evs the NodeRolledOut, RolloutComplete and
-// RolloutHalted events of the rollout that s has recorded already, and
+// filter drops from evs the NodeRolledOut, RolloutComplete,
+// RolloutHalted and RolloutIncomplete events of the rollout that s has
+// recorded already, and
 // returns what to remember after the move of the status to cur; updated
 // are the nodes cur counts updated (nodes.updated), halting those its
 // RollingRestart names as halting the rollout (haltingNodes). A move in
@@ -392,7 +399,7 @@ func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated, halting []stri
 				continue // the same halt, back from a silence
 			}
 			clear(s.nodes) // those updated now were named
-			s.complete, s.floor = false, 0
+			s.complete, s.incomplete, s.floor = false, false, 0
 			news = false
 			s.halted = slices.Clone(halting)
 		case EventNodeRolledOut:
@@ -404,6 +411,11 @@ func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated, halting []stri
 				continue
 			}
 			s.complete = true
+		case EventRolloutIncomplete:
+			if s.incomplete {
+				continue
+			}
+			s.incomplete = true
 		}
 		out = append(out, ev)
 	}

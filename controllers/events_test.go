@@ -728,7 +728,8 @@ func TestCrashInCrashWindowIsNoSecondRollout(t *testing.T) {
 // only for a node not seen updated before in the rollout of a revision,
 // however often the status goes back and forth; a halt, or another
 // revision, starts them over. A halt is recorded once for the nodes it
-// names, until the rollout goes on.
+// names, until the rollout goes on; an incomplete rollout once per
+// revision, until a halt.
 func TestRolloutSeenFilter(t *testing.T) {
 	ev := func(reason string) statusEvent { return statusEvent{Reason: reason} }
 	type pass = seenPass
@@ -786,6 +787,24 @@ func TestRolloutSeenFilter(t *testing.T) {
 			{"2", []string{"node-a", "node-b"}, []statusEvent{ev(EventNodeRolledOut)}, nil},
 			{"2", []string{"node-a", "node-b"}, []statusEvent{ev(EventRolloutHalted)}, b},
 		}, []string{EventRolloutHalted, EventNodeRolledOut, EventRolloutHalted}},
+		// A node of it fell silent (RollingRestart read Unknown) and is
+		// heard again, its processes still left behind (found by review:
+		// recorded again).
+		{"the same incomplete rollout, back from a silence", []pass{
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutIncomplete)}, nil},
+			{"2", []string{"node-a"}, nil, nil},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutIncomplete)}, nil},
+		}, []string{EventRolloutIncomplete}},
+		{"incomplete after a halt", []pass{
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutIncomplete)}, nil},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutHalted)}, b},
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutIncomplete)}, nil},
+		}, []string{EventRolloutIncomplete, EventRolloutHalted, EventRolloutIncomplete}},
+		{"another revision incomplete", []pass{
+			{"2", []string{"node-a"}, []statusEvent{ev(EventRolloutIncomplete)}, nil},
+			{"3", nil, []statusEvent{ev(EventRolloutStarted)}, nil},
+			{"3", []string{"node-a"}, []statusEvent{ev(EventRolloutIncomplete)}, nil},
+		}, []string{EventRolloutIncomplete, EventRolloutStarted, EventRolloutIncomplete}},
 		{"another revision starts them over", []pass{
 			{"2", abc, []statusEvent{ev(EventRolloutComplete)}, nil},
 			{"3", []string{"node-a"}, []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}, nil},
@@ -918,6 +937,12 @@ func TestSeededRolloutSeen(t *testing.T) {
 			[]pass{
 				{"2", a, nil, nil},
 				{"2", ab, []statusEvent{ev(EventRolloutComplete)}, nil},
+			}, nil},
+		{"the same incomplete rollout back from a silence",
+			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 1, Total: 2}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete)},
+			[]pass{
+				{"2", a, nil, nil},
+				{"2", a, []statusEvent{ev(EventRolloutIncomplete)}, nil},
 			}, nil},
 		{"another revision",
 			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)},
