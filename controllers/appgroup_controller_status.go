@@ -175,16 +175,16 @@ func readyCondition(in rollupInput) metav1.Condition {
 		// invalid value after a valid one leaves what runs as it is, and
 		// Ready says how that is: RollingRestart says the value is wrong.)
 		return alsoTaken(withStatus(c, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision,
-			in.RevisionErr.Error()+"; nothing is rolled out until it is fixed"), in.Taken)
+			in.RevisionErr.Error()+"; nothing is rolled out until it is fixed"), in.Taken, in.PoolTaken)
 	}
 	if len(in.PortLost) > 0 {
 		return alsoTaken(withStatus(c, metav1.ConditionFalse, ferryv1.ReasonPortConflict,
-			portConflictMessage(in.AppGroup.Spec.Listen.Port, in.PortLost)), in.Taken)
+			portConflictMessage(in.AppGroup.Spec.Listen.Port, in.PortLost)), in.Taken, in.PoolTaken)
 	}
 	pools := poolsReadyCondition(in, c)
 	if pools.Reason == ferryv1.ReasonNoNodes {
 		// No pool for the Service to reach: NoNodes is what to fix first.
-		return alsoTaken(pools, in.Taken)
+		return alsoTaken(pools, in.Taken, in.PoolTaken)
 	}
 	pools.Message += unlistedMessage(in)
 	if len(in.Taken) > 0 {
@@ -197,20 +197,40 @@ func readyCondition(in rollupInput) metav1.Condition {
 }
 
 // takenAlso leads what Ready's message says of the names taken
-// (nameTakenMessage) after a reason that ranks above NameTaken
+// (takenMessage) after a reason that ranks above NameTaken
 // (InvalidRevision, PortConflict, NoNodes): the names are still in the
-// status while that reason shows, so their events pair (namesTaken).
+// status while that reason shows, so their events pair (namesTaken), and
+// a user who fixes that reason knows what comes next.
 const takenAlso = ". Also: "
 
 // alsoTaken adds to c's message, after takenAlso, which names are taken,
-// if any; c's own message is cut first if the two would not fit.
-func alsoTaken(c metav1.Condition, taken []nameTaken) metav1.Condition {
-	if len(taken) == 0 {
+// if any: the Service's or EndpointSlices' (taken), the pools' (poolTaken;
+// only PortConflict has pools made beside it); c's own message is cut
+// first if the two would not fit.
+func alsoTaken(c metav1.Condition, taken []nameTaken, poolTaken []poolNamesTaken) metav1.Condition {
+	words := takenMessage(taken, poolTaken)
+	if words == "" {
 		return c
 	}
-	also := takenAlso + nameTakenMessage(taken)
+	also := takenAlso + words
 	c.Message = truncate(truncate(c.Message, max(maxMessage-len(also), maxMessage/2))+also, maxMessage)
 	return c
+}
+
+// takenMessage says which names of the AppGroup are taken, as NameTaken
+// in Ready does: the Service's or EndpointSlices' (nameTakenMessage),
+// then the pools' (poolNamesTakenMessage, after "The pools: " when both
+// are); "" when none is.
+func takenMessage(taken []nameTaken, poolTaken []poolNamesTaken) string {
+	switch {
+	case len(poolTaken) == 0 && len(taken) == 0:
+		return ""
+	case len(poolTaken) == 0:
+		return nameTakenMessage(taken)
+	case len(taken) == 0:
+		return poolNamesTakenMessage(poolTaken)
+	}
+	return nameTakenMessage(taken) + ". The pools: " + poolNamesTakenMessage(poolTaken)
 }
 
 // splitTaken parts Ready's message into what its reason says and what it

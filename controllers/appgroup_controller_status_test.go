@@ -1259,19 +1259,42 @@ func TestTakenRecheckAfter(t *testing.T) {
 }
 
 // TestAlsoTaken: behind a reason that ranks above NameTaken, Ready's
-// message says which names are taken after "Also:", whole even when the
-// reason's own message is long, and splitTaken parts them again.
+// message says which names are taken after "Also:", the Service's and
+// the pools', whole even when the reason's own message is long, and
+// splitTaken parts them again.
 func TestAlsoTaken(t *testing.T) {
-	taken := []nameTaken{{"Service", "shop"}}
-	for _, own := range []string{"listen.port 8080 is taken by AppGroup shop/cart on node-b", strings.Repeat("x", 2*maxMessage)} {
-		c := alsoTaken(metav1.Condition{Type: ferryv1.ConditionReady, Reason: ferryv1.ReasonPortConflict, Message: own}, taken)
-		gotOwn, gotTaken := splitTaken(c)
-		if len(c.Message) > maxMessage || gotTaken != nameTakenMessage(taken) || !strings.HasPrefix(own, strings.TrimSuffix(gotOwn, "...")) {
-			t.Errorf("message %q (%d bytes) parts into %q and %q", c.Message, len(c.Message), gotOwn, gotTaken)
+	svc := []nameTaken{{"Service", "shop"}}
+	pool := []poolNamesTaken{{node: "node-a", names: []string{"shop-node-a", "shop-node-a-0123456789"}}}
+	for _, tt := range []struct {
+		name      string
+		taken     []nameTaken
+		poolTaken []poolNamesTaken
+		want      string
+	}{
+		{"the Service", svc, nil, nameTakenMessage(svc)},
+		{"a pool", nil, pool, poolNamesTakenMessage(pool)},
+		{"both", svc, pool, nameTakenMessage(svc) + ". The pools: " + poolNamesTakenMessage(pool)},
+	} {
+		for _, own := range []string{"listen.port 8080 is taken by AppGroup shop/cart on node-b", strings.Repeat("x", 2*maxMessage)} {
+			c := alsoTaken(metav1.Condition{Type: ferryv1.ConditionReady, Reason: ferryv1.ReasonPortConflict, Message: own}, tt.taken, tt.poolTaken)
+			gotOwn, gotTaken := splitTaken(c)
+			if len(c.Message) > maxMessage || gotTaken != tt.want || !strings.HasPrefix(own, strings.TrimSuffix(gotOwn, "...")) {
+				t.Errorf("%s: message %q (%d bytes) parts into %q and %q", tt.name, c.Message, len(c.Message), gotOwn, gotTaken)
+			}
 		}
 	}
-	if c := alsoTaken(metav1.Condition{Reason: ferryv1.ReasonNoNodes, Message: "No node"}, nil); c.Message != "No node" {
+	if c := alsoTaken(metav1.Condition{Reason: ferryv1.ReasonNoNodes, Message: "No node"}, nil, nil); c.Message != "No node" {
 		t.Errorf("nothing taken: message %q", c.Message)
+	}
+	// listen.port taken on node-b, and node-a's pool names: Ready says
+	// both, so that the user who frees the port is not met by NameTaken
+	// next (found by review: it named the port alone).
+	in := input([]string{"node-a", "node-c"}, testPool("node-c", targetRev, rolledOut(2)))
+	in.PortLost = map[string]types.NamespacedName{"node-b": {Namespace: "shop", Name: "cart"}}
+	in.PoolTaken = pool
+	c := readyCondition(in)
+	if _, gotTaken := splitTaken(c); c.Reason != ferryv1.ReasonPortConflict || gotTaken != poolNamesTakenMessage(pool) {
+		t.Errorf("Ready %s: %q, want PortConflict, then %q", c.Reason, c.Message, takenAlso+poolNamesTakenMessage(pool))
 	}
 	// Another reason's message is not parted: it may quote an agent.
 	if own, tk := splitTaken(metav1.Condition{Reason: ferryv1.ReasonProcessesNotReady, Message: "a" + takenAlso + "b"}); tk != "" || own != "a"+takenAlso+"b" {

@@ -230,7 +230,7 @@ func TestNameTakenEvents(t *testing.T) {
 		in.PoolTaken = []poolNamesTaken{{node: "node-b", names: []string{"blog-node-b", "blog-node-b-0123456789"}}}
 	}
 	portLost := func(in *rollupInput) {
-		in.PortLost = map[string]types.NamespacedName{"node-b": {Namespace: "shop", Name: "cart"}}
+		in.PortLost = map[string]types.NamespacedName{"node-c": {Namespace: "shop", Name: "cart"}}
 	}
 	noNodes := func(in *rollupInput) { in.Nodes, in.Reports = nil, nil }
 	invalid := func(in *rollupInput) { in.Target, in.RevisionErr = "", errors.New("revision annotation is empty") }
@@ -262,6 +262,12 @@ func TestNameTakenEvents(t *testing.T) {
 		{name: "taken while PortConflict shows", old: both(portLost), cur: both(portLost, taken), want: []string{EventNameTaken},
 			note: "Service blog is not this AppGroup's"},
 		{name: "the port freed, the name still taken", old: both(portLost, taken), cur: both(taken), want: []string{EventPortConflictResolved}},
+		{name: "a pool's names taken while PortConflict shows", old: both(portLost), cur: both(portLost, poolTaken),
+			want: []string{EventNameTaken}, note: "No pool on node-b: ProcessPools blog-node-b and blog-node-b-0123456789"},
+		{name: "the port freed, a pool's names still taken", old: both(portLost, poolTaken), cur: both(poolTaken),
+			want: []string{EventPortConflictResolved}},
+		{name: "a pool's names freed while PortConflict shows", old: both(portLost, poolTaken), cur: both(portLost),
+			want: []string{EventNameTakenResolved}},
 		{name: "freed as InvalidRevision takes over", old: both(taken), cur: both(invalid), want: []string{EventInvalidRevision, EventNameTakenResolved}},
 		{name: "taken with no node selected", old: ferryv1.AppGroupStatus{}, cur: both(noNodes, taken),
 			want: []string{EventNameTaken, EventNoNodes}, note: "Service blog is not this AppGroup's"},

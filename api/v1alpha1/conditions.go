@@ -93,10 +93,11 @@ const (
 	// (the manager never takes one over). Every selected node's pool runs
 	// as usual, but no request reaches them through the Service until that
 	// object is renamed or deleted; the message names it, and says how
-	// the pools are. Behind InvalidRevision, PortConflict or NoNodes,
-	// which Ready reads first, a taken name is in Ready's message after
-	// "Also:". Also when a node's pool cannot be made: other ProcessPools
-	// have both names it may have; the message names the node and them.
+	// the pools are. Also when a node's pool cannot be made: other
+	// ProcessPools have both names it may have; the message names the
+	// node and them. Behind InvalidRevision, PortConflict or NoNodes,
+	// which Ready reads first, taken names (the pools' too) are in
+	// Ready's message after "Also:".
 	ReasonNameTaken = "NameTaken"
 	// ReasonAgentStopping: on a ProcessPool, its node's agent is stopping
 	// (SIGTERM: an upgrade, a node drain): its proxy serves on for the
