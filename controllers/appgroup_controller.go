@@ -78,7 +78,9 @@ const maxEventNote = 1024
 // first after takenRecheck, then after as long as the name has been
 // taken, up to maxTakenRecheck (takenRecheckAfter): each look costs a
 // create and a get of the object in the way, and one taken for long is
-// likely to stay so.
+// likely to stay so. The passes in between take what the last look found
+// (takenLook), unless the AppGroup changed or a ProcessPool in the way
+// went (takenFreed).
 const (
 	takenRecheck    = 10 * time.Second
 	maxTakenRecheck = 5 * time.Minute
@@ -172,9 +174,9 @@ type AppGroupReconciler struct {
 	// conflicts counts, per AppGroup, the passes in a row that ended in
 	// conflicts alone (Reconcile).
 	conflicts streaks
-	// takenSince is, per AppGroup, since when a pass has found a name it
-	// needs taken (takenRecheckAfter).
-	takenSince objectMemory[time.Time]
+	// takenLooks are, per AppGroup with names taken, what the last pass
+	// that looked found, and when the next looks (takenLook).
+	takenLooks objectMemory[takenLook]
 	// contact is the manager's contact with the API server, probed by the
 	// lease watcher; nil without one.
 	contact *apiContact
@@ -227,6 +229,9 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// when that one moves or goes, and when its pools are gone.
 		Watches(&ferryv1.AppGroup{}, peers).
 		Watches(&ferryv1.ProcessPool{}, peers).
+		// A pool whose names another's kept from being made is made
+		// when that one goes.
+		Watches(&ferryv1.ProcessPool{}, takenFreed(&r.takenLooks)).
 		Owns(&ferryv1.ProcessPool{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: r.poolChanged})).
 		Owns(&corev1.Service{}).
 		Owns(&discoveryv1.EndpointSlice{}).
@@ -428,6 +433,9 @@ type scope struct {
 	// poolTaken are the selected nodes whose pool other ProcessPools keep
 	// the AppGroup from making (reconcilePools), by node order.
 	poolTaken []poolNamesTaken
+	// known is the last look at the names taken, when the next is not
+	// due: the pass takes what it found instead of looking (takenLook).
+	known *takenLook
 }
 
 // remember brings halt and lastGood up to date with reports. A phase calls
@@ -567,7 +575,7 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 			r.rollouts.forget(req.NamespacedName)
 			r.unsure.forget(req.NamespacedName)
 			r.written.forget(req.NamespacedName)
-			r.takenSince.forget(req.NamespacedName)
+			r.takenLooks.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -655,19 +663,28 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 }
 
 // takenRecheck is when a clean pass that found names of the AppGroup
-// taken asks to look again (takenRecheckAfter), 0 when none is taken.
+// taken asks to look again, 0 when none is taken. A pass that looked
+// remembers what it found, and when the next look is due (nextLook); one
+// that took the last look's finding, what it found (knownPoolsTaken's
+// pools made, a new node's pool looked at).
 func (r *AppGroupReconciler) takenRecheck(s *scope) time.Duration {
 	key := client.ObjectKeyFromObject(s.ag)
 	if len(s.taken) == 0 && len(s.poolTaken) == 0 {
-		r.takenSince.forget(key)
+		r.takenLooks.forget(key)
 		return 0
 	}
-	since, ok := r.takenSince.get(key, s.ag.UID)
-	if !ok {
-		since = s.now
-		r.takenSince.set(key, s.ag.UID, since)
+	var look takenLook
+	if s.known != nil {
+		// What it found: the same, less pools made, and the names of a
+		// node's pool it looked at for the first time.
+		look = *s.known
+		look.taken, look.poolTaken = slices.Clone(s.taken), slices.Clone(s.poolTaken)
+	} else {
+		prev, ok := r.takenLooks.get(key, s.ag.UID)
+		look = nextLook(prev, ok, s.ag, s.now, s.taken, s.poolTaken)
 	}
-	return takenRecheckAfter(since, s.now)
+	r.takenLooks.set(key, s.ag.UID, look)
+	return look.next.Sub(s.now)
 }
 
 // lastWritten is the AppGroup a pass starts from: the cached one, unless
@@ -704,6 +721,9 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	s.lastGood = ag.Status.LastRolledOut.DeepCopy()
 	s.proven = ag.Status.ProvenRevision
 	s.remembered.HaltedRollout, s.remembered.LastRolledOut, s.remembered.ProvenRevision = s.halt.DeepCopy(), s.lastGood.DeepCopy(), s.proven
+	if look, ok := r.takenLooks.get(client.ObjectKeyFromObject(ag), ag.UID); ok && !look.due(ag, s.now) {
+		s.known = &look
+	}
 
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
@@ -866,7 +886,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	r.deaf.forget(client.ObjectKeyFromObject(ag))
 	r.rollouts.forget(client.ObjectKeyFromObject(ag))
 	r.unsure.forget(client.ObjectKeyFromObject(ag))
-	r.takenSince.forget(client.ObjectKeyFromObject(ag))
+	r.takenLooks.forget(client.ObjectKeyFromObject(ag))
 	log.Info("Released AppGroup after every pool drained")
 	return ctrl.Result{}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,6 +106,7 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 			return errors.Join(errs...)
 		}
 	}
+	missing = r.knownPoolsTaken(ctx, s, missing)
 	// Each creation is a round trip to the API server: make them at once
 	// (at most maxConcurrentCreates), not one after the other.
 	created := make([]*ferryv1.ProcessPool, len(missing))
@@ -134,6 +136,8 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 		s.pools[node] = created[i]
 		s.created = append(s.created, created[i])
 	}
+	// Those the last look found (knownPoolsTaken) came first.
+	slices.SortFunc(s.poolTaken, func(a, b poolNamesTaken) int { return strings.Compare(a.node, b.node) })
 	return errors.Join(errs...)
 }
 
@@ -413,6 +417,9 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 	ag := s.ag
 	name := contract.ServiceName(ag.Name)
 	port := ag.Spec.Listen.Port
+	if s.knownTaken("Service", name) {
+		return nil
+	}
 
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ag.Namespace}}
 	if err := r.createOrPatch(ctx, ag, svc, func() error {
@@ -475,6 +482,9 @@ func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) e
 	for _, port := range ports {
 		name := endpointSliceName(ag, port)
 		wanted[name] = true
+		if s.knownTaken("EndpointSlice", name) {
+			continue
+		}
 		err := r.writeEndpointSlice(ctx, s.ag, name, port, byPort[port])
 		var taken *nameTaken
 		if errors.As(err, &taken) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -1519,6 +1520,7 @@ func TestServiceNameTaken(t *testing.T) {
 	if err := env.Client.Delete(testContext(t), foreign); err != nil {
 		t.Fatal(err)
 	}
+	takenWaitOver()
 	eventually(t, "the manager's own Service", func() error {
 		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(foreign), svc); err != nil {
 			return err
@@ -1553,6 +1555,7 @@ func TestNameTakenBehindNoNodes(t *testing.T) {
 	if err := env.Client.Delete(testContext(t), foreign); err != nil {
 		t.Fatal(err)
 	}
+	takenWaitOver()
 	waitEvent(t, ns, "shop", corev1.EventTypeNormal, controllers.EventNameTakenResolved, "Service shop")
 	ag := waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes)
 	if msg := conditionOf(&ag.Status, ferryv1.ConditionReady).Message; strings.Contains(msg, "Also") {
@@ -1604,6 +1607,58 @@ func shopNameTaken(t *testing.T, ns string) (agent *simAgent, foreign *corev1.Se
 	return agent, foreign, ag
 }
 
+// takenRecheck is the manager's first wait before it looks again at a
+// name taken.
+const takenRecheck = 10 * time.Second
+
+// takenWaitOver steps the manager's clock past its wait before it looks
+// again at a name taken: its next pass looks (the one it asked for, at
+// most takenRecheck away in real time).
+func takenWaitOver() { clk.SetTime(clk.Now().Add(takenRecheck)) }
+
+// TestTakenNameLooksWhenDue: between its looks at a name taken (each a
+// create and a get of the object in the way), an AppGroup's passes, which
+// come with its agents' reports, take what the last look found and send
+// neither; the first pass once the wait is over looks again, and so does
+// one brought by a change of the AppGroup (kubectl annotate, to look
+// now). Before, every pass sent both.
+func TestTakenNameLooksWhenDue(t *testing.T) {
+	ns := newNamespace(t)
+	agent, _, _ := shopNameTaken(t, ns)
+	looks := func() int {
+		return managerRequests.count(http.MethodPost, "/api/v1/namespaces/"+ns+"/services") +
+			managerRequests.count(http.MethodGet, "/api/v1/namespaces/"+ns+"/services/shop")
+	}
+	before := looks()
+	for range 3 {
+		settle(t, ns, "shop", agent)
+	}
+	if n := looks() - before; n != 0 {
+		t.Errorf("%d requests for Service shop in 3 passes before the next look was due, want none", n)
+	}
+	if c := conditionOf(&getAppGroup(t, ns, "shop").Status, ferryv1.ConditionReady); c.Reason != ferryv1.ReasonNameTaken {
+		t.Errorf("Ready %s: %s, want NameTaken still (the last look's finding)", c.Reason, c.Message)
+	}
+
+	takenWaitOver()
+	settle(t, ns, "shop", agent)
+	eventually(t, "a look once due", func() error {
+		if looks() == before {
+			return errors.New("no request for Service shop")
+		}
+		return nil
+	})
+
+	before = looks()
+	patchAppGroup(t, ns, "shop", func(ag *ferryv1.AppGroup) { metav1.SetMetaDataAnnotation(&ag.ObjectMeta, "example.com/poke", "1") })
+	eventually(t, "a look brought by the AppGroup's change", func() error {
+		if looks() == before {
+			return errors.New("no request for Service shop")
+		}
+		return nil
+	})
+}
+
 // foreignService creates a Service name in ns that is no AppGroup's, as a
 // user's own would be.
 func foreignService(t *testing.T, ns, name string) *corev1.Service {
@@ -1652,6 +1707,7 @@ func TestEndpointSliceNameTaken(t *testing.T) {
 	if err := env.Client.Delete(testContext(t), foreign); err != nil {
 		t.Fatal(err)
 	}
+	takenWaitOver()
 	eventually(t, "the AppGroup's own slice", func() error {
 		return checkEndpoints(ns, "cart", map[string]bool{"192.0.2.8": true})
 	})

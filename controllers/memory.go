@@ -156,6 +156,19 @@ func (s *objectMemory[T]) set(k types.NamespacedName, uid types.UID, v T) {
 	s.m[k] = uidEntry[T]{uid: uid, v: v}
 }
 
+// find are the keys of the entries match is true of.
+func (s *objectMemory[T]) find(match func(types.NamespacedName, T) bool) []types.NamespacedName {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []types.NamespacedName
+	for k, e := range s.m {
+		if match(k, e.v) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 // forget drops k's entry.
 func (s *objectMemory[T]) forget(k types.NamespacedName) {
 	s.mu.Lock()

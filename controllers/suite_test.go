@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,6 +98,8 @@ var managerConfig *rest.Config
 // the control plane, and waits for its cache; stop stops it and waits.
 func startManager(cfg *rest.Config) (stop func(), err error) {
 	managerConfig = cfg
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(managerRequests.wrap)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Cache:                  controllers.CacheOptions(contract.DefaultLeaseNamespace),
@@ -139,6 +143,41 @@ func startManager(cfg *rest.Config) (stop func(), err error) {
 	}
 	return stop, nil
 }
+
+// managerRequests counts the requests the manager under test sends the
+// API server.
+var managerRequests requestCounter
+
+// requestCounter counts the requests of a client by method and path
+// ("POST /api/v1/namespaces/ns/services").
+type requestCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// wrap counts the requests sent through rt.
+func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		c.mu.Lock()
+		if c.n == nil {
+			c.n = map[string]int{}
+		}
+		c.n[req.Method+" "+req.URL.Path]++
+		c.mu.Unlock()
+		return rt.RoundTrip(req)
+	})
+}
+
+// count is how many requests of method to path were sent.
+func (c *requestCounter) count(method, path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[method+" "+path]
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // resyncEvery is the ResyncEvery of the managers startManager starts
 // (zero: the default, past every wait of the tests).
