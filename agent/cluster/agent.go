@@ -388,15 +388,16 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 }
 
 // releaseFinalizer removes a drained pool's finalizer, retried until it
-// succeeds or the agent stops. Its failures are logged as the Lease's
-// renewals are (leaseTrouble): when they start, when they fail otherwise,
-// and every leaseRemindEvery, not at every retry through an API server
-// outage; the release after them with how long they lasted.
+// succeeds or the agent stops, each try given requestTimeout. Its
+// failures are logged as the Lease's renewals are (leaseTrouble): when
+// they start, when they fail otherwise, and every leaseRemindEvery, not
+// at every retry through an API server outage; the release after them
+// with how long they lasted.
 func (a *Agent) releaseFinalizer(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	var trouble leaseTrouble
 	conflicts := 0
 	for attempt := 0; ; attempt++ {
-		removed, err := a.removeFinalizer(context.Background(), pp)
+		removed, err := a.removeFinalizer(pp)
 		if err == nil {
 			if removed {
 				a.logDrained(key, &trouble)
@@ -407,7 +408,7 @@ func (a *Agent) releaseFinalizer(key types.NamespacedName, pp *ferryv1.ProcessPo
 		// stops: its pools' last reports made the copy stale.
 		if apierrors.IsConflict(err) {
 			fresh := &ferryv1.ProcessPool{}
-			if a.live.Get(context.Background(), key, fresh) == nil {
+			if bounded(context.Background(), func(ctx context.Context) error { return a.live.Get(ctx, key, fresh) }) == nil {
 				if fresh.UID != pp.UID {
 					return // released meanwhile; a new pool has the name
 				}
@@ -491,20 +492,39 @@ func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool)
 	a.mu.Unlock()
 }
 
-// removeFinalizer takes the drain finalizer off pp; removed: pp had it,
-// and now neither has (or the pool is gone). It leaves pp as it is: a
-// removal that failed is tried again on it.
-func (a *Agent) removeFinalizer(ctx context.Context, pp *ferryv1.ProcessPool) (removed bool, err error) {
+// removeFinalizer takes the drain finalizer off pp, in one request of
+// requestTimeout at most; removed: pp had it, and now neither has (or the
+// pool is gone). It leaves pp as it is: a removal that failed is tried
+// again on it.
+func (a *Agent) removeFinalizer(pp *ferryv1.ProcessPool) (removed bool, err error) {
 	if !controllerutil.ContainsFinalizer(pp, contract.DrainFinalizer) {
 		return false, nil
 	}
 	patch := client.MergeFromWithOptions(pp, client.MergeFromWithOptimisticLock{})
 	pp = pp.DeepCopy()
 	controllerutil.RemoveFinalizer(pp, contract.DrainFinalizer)
-	if err := a.client.Patch(ctx, pp, patch); err != nil && !apierrors.IsNotFound(err) {
+	err = bounded(context.Background(), func(ctx context.Context) error { return a.client.Patch(ctx, pp, patch) })
+	if err != nil && !apierrors.IsNotFound(err) {
 		return false, err
 	}
 	return true, nil
+}
+
+// requestTimeout bounds each request the agent makes to the API server of
+// its own (a Lease renewal, a status write, a finalizer's removal), not
+// its watches: its client has no timeout, as the watches must last, and a
+// request the API server took and does not answer would otherwise hold
+// its caller as long as the connection lasts (HTTP/2's health check ends
+// one in about 45 s; over HTTP/1.1, or through a proxy that answers the
+// pings, nothing does), a drained pool's release and the agent's stop
+// with it.
+const requestTimeout = 10 * time.Second
+
+// bounded makes the request req, given requestTimeout at most.
+func bounded(ctx context.Context, req func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return req(ctx)
 }
 
 // ensure runs pp's pool with its current spec.

@@ -151,9 +151,9 @@ func (lt *leaseTrouble) renewed() (since time.Time, was bool) {
 }
 
 func (a *Agent) renewOnce(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return RenewLease(ctx, a.client, a.opts.LeaseNamespace, a.opts.NodeName, a.opts.HeartbeatInterval)
+	return bounded(ctx, func(ctx context.Context) error {
+		return RenewLease(ctx, a.client, a.opts.LeaseNamespace, a.opts.NodeName, a.opts.HeartbeatInterval)
+	})
 }
 
 // RenewLease creates or renews node's agent Lease in namespace, held by

@@ -570,9 +570,7 @@ func (rp *runningPool) write(base *ferryv1.ProcessPool, status ferryv1.ProcessPo
 	patch := client.MergeFrom(base)
 	obj := base.DeepCopy()
 	obj.Status = status
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return rp.a.client.Status().Patch(ctx, obj, patch)
+	return bounded(context.Background(), func(ctx context.Context) error { return rp.a.client.Status().Patch(ctx, obj, patch) })
 }
 
 type notSynced struct{}
