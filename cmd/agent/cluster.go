@@ -135,27 +135,46 @@ func (f *clusterFlags) check() error {
 	if f.drainDelay < 0 || f.simulate < 0 {
 		return errors.New("--drain-delay and --simulate-workers may not be negative")
 	}
-	return advertiseProblem(f.advertise)
+	return advertiseProblem(f.advertise, f.bind)
 }
 
-// advertiseProblem refuses an --advertise-address no Service could list:
-// the manager lists it in the Services' EndpointSlices, which are IPv4.
-func advertiseProblem(addr string) error {
-	if addr == "" {
+// advertiseProblem refuses the address each pool would report that no
+// Service could list: --advertise-address, or, when it is unset,
+// --bind-address. The manager lists it in the Services' EndpointSlices,
+// which are IPv4. Every address ("" or 0.0.0.0, the flags' defaults) and
+// loopback ones (the local stack's) are left to the manager, which leaves
+// them out of the Service.
+func advertiseProblem(advertise, bind string) error {
+	if advertise != "" {
+		if why := unlistable(advertise); why != "" {
+			return fmt.Errorf("--advertise-address %q %s. Give the agent an IPv4 address of the node (the chart's "+
+				"agent.advertiseAddress; its default, $(HOST_IP) from status.hostIP, is the node's first address, IPv6 on "+
+				"an IPv6-only cluster or an IPv6-first dual-stack one)", advertise, why)
+		}
 		return nil
 	}
-	ip := net.ParseIP(addr)
-	if ip == nil {
-		return fmt.Errorf("--advertise-address %q is not an IP address: the manager lists it in the Services' EndpointSlices "+
-			"(in a DaemonSet, $(HOST_IP) from status.hostIP)", addr)
+	if bind == "" {
+		return nil
 	}
-	if ip.To4() == nil {
-		return fmt.Errorf("--advertise-address %q is an IPv6 address, and Ferry does not serve IPv6 nodes yet: the manager "+
-			"lists IPv4 addresses only in the Services' EndpointSlices, so no request would reach this node's pools. "+
-			"Give the agent an IPv4 address of the node (the chart's agent.advertiseAddress; its default, $(HOST_IP), "+
-			"is the node's first address, IPv6 on an IPv6-only cluster or an IPv6-first dual-stack one)", addr)
+	if why := unlistable(bind); why != "" {
+		return fmt.Errorf("--advertise-address is unset, so each pool reports its --bind-address, %q, which %s. "+
+			"Set --advertise-address to an IPv4 address of the node", bind, why)
 	}
 	return nil
+}
+
+// unlistable says why addr, reported as a pool's address, is one no
+// Service could list (it "is not an IP address: ..."), or "".
+func unlistable(addr string) string {
+	ip := net.ParseIP(addr)
+	switch {
+	case ip == nil:
+		return "is not an IP address: the manager lists it in the Services' EndpointSlices"
+	case ip.To4() == nil:
+		return "is an IPv6 address, and Ferry does not serve IPv6 nodes yet: the manager lists IPv4 addresses only " +
+			"in the Services' EndpointSlices, so no request would reach this node's pools"
+	}
+	return ""
 }
 
 // options are the agent's options the flags give, with cfg, m and log.

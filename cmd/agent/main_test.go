@@ -213,6 +213,8 @@ func TestFlagsAfterAnArgument(t *testing.T) {
 			`--advertise-address "node-1.example.com" is not an IP address: the manager lists it in the Services' EndpointSlices`},
 		{[]string{"--node-name", "n", "--advertise-address", "2001:db8::9"},
 			`--advertise-address "2001:db8::9" is an IPv6 address, and Ferry does not serve IPv6 nodes yet`},
+		{[]string{"--node-name", "n", "--bind-address", "2001:db8::9"},
+			`--advertise-address is unset, so each pool reports its --bind-address, "2001:db8::9", which is an IPv6 address, and Ferry does not serve IPv6 nodes yet`},
 		{[]string{"--node-name", "n", "--send-timeout=0s"}, `invalid value "0s" for flag -send-timeout: 0s is not above zero: the proxy has no "none"; give a duration, 1m0s by default`},
 		{[]string{"standalone", "-f", "/nonexistent.yaml", "--idle-timeout=-1s"}, `-1s is not above zero`},
 		{[]string{"standalone", "-f", "/nonexistent.yaml", "--read-header-timeout=soon"}, `invalid value "soon" for flag -read-header-timeout`},
@@ -226,21 +228,32 @@ func TestFlagsAfterAnArgument(t *testing.T) {
 	}
 }
 
-// TestAdvertiseProblem: an --advertise-address a Service can list (an
-// IPv4 one, or IPv4 written as IPv6, which the manager lists as IPv4) is
-// taken; a host name or an IPv6 address is refused.
+// TestAdvertiseProblem: the address each pool reports, --advertise-address
+// or, when it is unset, --bind-address, is taken when a Service can list
+// it (an IPv4 one, or IPv4 written as IPv6, which the manager lists as
+// IPv4); a host name or an IPv6 address is refused, naming the flag it
+// came from. Every address ("", 0.0.0.0, the default) and loopback ones
+// (the local stack's) are taken as before.
 func TestAdvertiseProblem(t *testing.T) {
-	for addr, want := range map[string]string{
-		"":                   "",
-		"10.0.0.7":           "",
-		"::ffff:10.0.0.7":    "",
-		"node-1.example.com": "is not an IP address",
-		"2001:db8::9":        "is an IPv6 address",
-		"::1":                "is an IPv6 address",
+	for _, tc := range []struct{ advertise, bind, want string }{
+		{"", "0.0.0.0", ""},
+		{"", "", ""},
+		{"", "127.0.0.1", ""},
+		{"10.0.0.7", "0.0.0.0", ""},
+		{"::ffff:10.0.0.7", "0.0.0.0", ""},
+		{"10.0.0.7", "2001:db8::9", ""},
+		{"10.0.0.7", "::", ""},
+		{"node-1.example.com", "0.0.0.0", `--advertise-address "node-1.example.com" is not an IP address`},
+		{"2001:db8::9", "0.0.0.0", `--advertise-address "2001:db8::9" is an IPv6 address`},
+		{"::1", "0.0.0.0", `--advertise-address "::1" is an IPv6 address`},
+		{"", "::ffff:10.0.0.7", ""},
+		{"", "2001:db8::9", `--advertise-address is unset, so each pool reports its --bind-address, "2001:db8::9", which is an IPv6 address`},
+		{"", "::", `--advertise-address is unset, so each pool reports its --bind-address, "::", which is an IPv6 address`},
+		{"", "localhost", `--advertise-address is unset, so each pool reports its --bind-address, "localhost", which is not an IP address`},
 	} {
-		err := advertiseProblem(addr)
-		if (err == nil) != (want == "") || err != nil && !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: %v, want %q", addr, err, want)
+		err := advertiseProblem(tc.advertise, tc.bind)
+		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--advertise-address %q, --bind-address %q: %v, want %q", tc.advertise, tc.bind, err, tc.want)
 		}
 	}
 }
