@@ -56,7 +56,9 @@ func TestReloadOntoTakenPortKeepsServing(t *testing.T) {
 	}
 
 	// Once the port is free, a reload moves the AppGroup there, without a
-	// moment in which it serves on neither port.
+	// moment in which it serves on neither port. A loop of its own, not
+	// testsupport.Eventually: it samples, every 20ms so as not to miss a
+	// gap, what must hold throughout the move, and fails at once.
 	l.Close()
 	stop := make(chan struct{})
 	failed := make(chan error, 1)

@@ -100,9 +100,7 @@ func TestAbandonedStreamIsStopped(t *testing.T) {
 			t.Errorf("%s: the app was stopped after %q chunks (%v); want it stopped partway", tc.path, sent, err)
 		}
 		says := "ferry-wsgi: stopped the answer to GET " + tc.path + " partway: its client went away (the proxy closed the connection); " + tc.how + "\n"
-		if !w.outputHas(says) {
-			t.Errorf("%s: no line %q; output:\n%s", tc.path, says, w.output.String())
-		}
+		w.expectOutput(t, says)
 		if err := os.Remove(stopped); err != nil {
 			t.Fatal(err)
 		}
@@ -154,9 +152,7 @@ func TestStoppedStreamWhoseCloseRaises(t *testing.T) {
 		"ferry-wsgi: error closing the iterable of the stopped answer to GET /closeraises?n=10\n",
 		"RuntimeError: cleanup failed\n",
 	}
-	if !w.outputHas(lines[2]) {
-		t.Fatalf("no line says the close raised; output:\n%s", w.output.String())
-	}
+	w.expectOutput(t, lines[2])
 	out, at := w.output.String(), -1
 	for _, l := range lines {
 		i := strings.Index(out, l)
@@ -192,8 +188,6 @@ func TestContentLengthMismatchIsLogged(t *testing.T) {
 			t.Errorf("%s: body %q, want %q", tc.path, body, tc.body)
 		}
 		c.expectEOF(t)
-		if !w.outputHas(tc.says) {
-			t.Errorf("%s: no line %q; output:\n%s", tc.path, tc.says, w.output.String())
-		}
+		w.expectOutput(t, tc.says)
 	}
 }

@@ -141,17 +141,17 @@ func spawnStartup(t testing.TB, root, startup string) *worker {
 	return w
 }
 
-// outputHas waits a while for the worker's stderr to show s: the worker
-// writes it as it answers, and the pipe is copied on its own time.
-func (w *worker) outputHas(s string) bool {
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(w.output.String(), s) {
-			return true
+// expectOutput waits until the worker's output says s, failing t with
+// what it says if it does not within 10 s: the worker writes it as it
+// answers, and the pipe is copied on its own time.
+func (w *worker) expectOutput(t testing.TB, s string) {
+	t.Helper()
+	testsupport.Eventually(t, 10*time.Second, fmt.Sprintf("the worker's output to say %q", s), func() error {
+		if out := w.output.String(); !strings.Contains(out, s) {
+			return fmt.Errorf("it says:\n%s", out)
 		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
+		return nil
+	})
 }
 
 // wait waits for the process to exit and returns its exit code.
@@ -773,9 +773,7 @@ func TestServe(t *testing.T) {
 		}
 		resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		expectStatus(t, resp, body, 200)
-		if !w.outputHas("RuntimeError: boom") {
-			t.Error("no traceback on stderr")
-		}
+		w.expectOutput(t, "RuntimeError: boom")
 		resp, body = c.roundTrip(t, "GET", "GET /exc-info HTTP/1.1\r\nHost: x\r\n\r\n")
 		expectStatus(t, resp, body, 503)
 	})
@@ -812,9 +810,7 @@ func TestServe(t *testing.T) {
 			resp, body := c.roundTrip(t, "GET", "GET /raw/header?"+v+" HTTP/1.1\r\nHost: x\r\n\r\n")
 			expectStatus(t, resp, body, 500)
 		}
-		if !w.outputHas("ValueError: header 'X-Value' contains a control character: 'a\\x01b'") {
-			t.Error("no ValueError naming the header on stderr")
-		}
+		w.expectOutput(t, "ValueError: header 'X-Value' contains a control character: 'a\\x01b'")
 		for v, want := range map[string]string{"a%09b": "a\tb", "caf%E9": "caf\xe9"} {
 			resp, body := c.roundTrip(t, "GET", "GET /raw/header?"+v+" HTTP/1.1\r\nHost: x\r\n\r\n")
 			expectStatus(t, resp, body, 200)
@@ -830,9 +826,7 @@ func TestServe(t *testing.T) {
 		c := w.dial(t)
 		resp, body := c.roundTrip(t, "GET", "GET /raw/str-in-list HTTP/1.1\r\nHost: x\r\n\r\n")
 		expectStatus(t, resp, body, 500)
-		if !w.outputHas("response body data must be bytes, not str") {
-			t.Error("no TypeError on stderr")
-		}
+		w.expectOutput(t, "response body data must be bytes, not str")
 		resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		expectStatus(t, resp, body, 200)
 	})
@@ -983,24 +977,18 @@ def application(environ, start_response):
 	} {
 		resp, body := c.roundTrip(t, "GET", "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
 		expectStatus(t, resp, body, 500)
-		if !w.outputHas("ferry-wsgi: error serving GET " + path + "\n" + want) {
-			t.Errorf("%s: stderr does not say %q", path, want)
-		}
+		w.expectOutput(t, "ferry-wsgi: error serving GET "+path+"\n"+want)
 	}
 	// A 1xx is interim: sent as the answer, the proxy read past it for a
 	// final one that never came, and the request hung with its worker's slot.
 	resp, body := c.roundTrip(t, "GET", "GET /early-hints HTTP/1.1\r\nHost: x\r\n\r\n")
 	expectStatus(t, resp, body, 500)
-	if want := "ValueError: status '103 Early Hints' is not a final status (a 1xx is interim: its client would wait for another answer)\n"; !w.outputHas(want) {
-		t.Errorf("stderr does not say %q", want)
-	}
+	w.expectOutput(t, "ValueError: status '103 Early Hints' is not a final status (a 1xx is interim: its client would wait for another answer)\n")
 	// A character latin-1 cannot encode: the error names the header, not
 	// a position in a head the app never saw.
 	resp, body = c.roundTrip(t, "GET", "GET /not-latin-1 HTTP/1.1\r\nHost: x\r\n\r\n")
 	expectStatus(t, resp, body, 500)
-	if want := "ValueError: header 'Content-Disposition' holds a character that is not latin-1, as PEP 3333 requires: "; !w.outputHas(want) {
-		t.Errorf("stderr does not say %q", want)
-	}
+	w.expectOutput(t, "ValueError: header 'Content-Disposition' holds a character that is not latin-1, as PEP 3333 requires: ")
 	resp, body = c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	expectStatus(t, resp, body, 200)
 	resp, body = c.roundTrip(t, "GET", "GET /write-then-empty HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -1245,9 +1233,7 @@ func TestFileWrapper(t *testing.T) {
 		if resp.Close {
 			t.Error("the connection was not kept")
 		}
-		if !w.outputHas("TypeError: response body data must be bytes, not str") {
-			t.Error("no traceback naming the str")
-		}
+		w.expectOutput(t, "TypeError: response body data must be bytes, not str")
 	})
 
 	t.Run("HTTP/1.0 keeps the connection", func(t *testing.T) {
@@ -1294,9 +1280,7 @@ def application(environ, start_response):
 	resp, body = c.roundTrip(t, "GET", "GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
 	expectStatus(t, resp, body, 500)
 	for _, want := range []string{"RuntimeError: cannot read the upload\n", "RuntimeError: closing\n"} {
-		if !w.outputHas(want) {
-			t.Fatalf("stderr does not say %q", want)
-		}
+		w.expectOutput(t, want)
 	}
 	out := w.output.String()
 	for _, want := range []string{
@@ -1396,14 +1380,10 @@ func TestSIGTERM(t *testing.T) {
 			resp.Body.Close()
 			done <- result{resp, string(body), err}
 		}()
-		for deadline := time.Now().Add(hangGuard); ; time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Stat(started); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the slow request never started")
-			}
-		}
+		testsupport.Eventually(t, hangGuard, "the slow request to start", func() error {
+			_, err := os.Stat(started)
+			return err
+		})
 		// A second connection whose request arrives while the first is served.
 		c := w.dial(t)
 		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {

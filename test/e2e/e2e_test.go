@@ -197,6 +197,9 @@ func startTrafficTo(t *testing.T, urls []string) *traffic {
 func (tr *traffic) check(t *testing.T, phase string) {
 	t.Helper()
 	running := true
+	// A loop of its own, not testsupport.Eventually: a load that answers
+	// nothing within the minute is reported below with its failures, which
+	// say why, rather than ending the test here.
 	for deadline := time.Now().Add(time.Minute); running && tr.ok.Load() <= tr.checkedOK && time.Now().Before(deadline); {
 		select {
 		case <-tr.done: // stopped: nothing more will come
@@ -222,23 +225,23 @@ func (tr *traffic) check(t *testing.T, phase string) {
 func waitFor(t *testing.T, key types.NamespacedName, what string, timeout time.Duration,
 	cond func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) bool) (*ferryv1.AppGroup, []ferryv1.ProcessPool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ag := &ferryv1.AppGroup{}
-		var pools ferryv1.ProcessPoolList
-		err := stack.Client.Get(context.Background(), key, ag)
-		if err == nil {
-			err = stack.Client.List(context.Background(), &pools, client.InNamespace(key.Namespace),
-				client.MatchingLabels{ferryv1.AppGroupLabel: key.Name})
+	var ag *ferryv1.AppGroup
+	var pools ferryv1.ProcessPoolList
+	testsupport.Eventually(t, timeout, what, func() error {
+		ag, pools = &ferryv1.AppGroup{}, ferryv1.ProcessPoolList{}
+		if err := stack.Client.Get(context.Background(), key, ag); err != nil {
+			return err
 		}
-		if err == nil && cond(ag, pools.Items) {
-			return ag, pools.Items
+		if err := stack.Client.List(context.Background(), &pools, client.InNamespace(key.Namespace),
+			client.MatchingLabels{ferryv1.AppGroupLabel: key.Name}); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v\nstatus: %+v", timeout, what, err, ag.Status)
+		if !cond(ag, pools.Items) {
+			return fmt.Errorf("status: %+v", ag.Status)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
+	return ag, pools.Items
 }
 
 // checkColumns compares the named columns of `kubectl get appgroups
@@ -384,7 +387,9 @@ func TestRollingResistingAndAPIServerDowntime(t *testing.T) {
 		}
 		checkColumns(t, "e2e", "while resisting", map[string]string{"READY": "True", "RESISTING": "True"})
 		// The second node must never get the broken revision: watch it for
-		// a while, as long as a healthy rollout would take to reach it.
+		// a while, as long as a healthy rollout would take to reach it. A
+		// loop of its own, not testsupport.Eventually: it samples what must
+		// hold throughout, and waits for nothing.
 		broken := ag.Status.Revision
 		deadline := time.Now().Add(8 * time.Second)
 		for time.Now().Before(deadline) {
@@ -467,7 +472,8 @@ func TestRollingResistingAndAPIServerDowntime(t *testing.T) {
 		// The agents were silent only because nobody could hear them:
 		// Ready stays True, also for the staleness bound after the API
 		// server is back (while the manager's cache catches up), and
-		// nobody is told they stopped reporting.
+		// nobody is told they stopped reporting. A loop of its own, not
+		// testsupport.Eventually: it samples what must hold throughout.
 		for until := back.Add(controllers.DefaultAgentStaleAfter + 10*time.Second); time.Now().Before(until); time.Sleep(2 * time.Second) {
 			ag, _ := waitFor(t, key, "the AppGroup", time.Minute, func(*ferryv1.AppGroup, []ferryv1.ProcessPool) bool { return true })
 			if c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionReady); c == nil ||
