@@ -717,7 +717,11 @@ class Response:
         learns that its client went away: write() raises Abandoned, an
         OSError, which PEP 3333 lets it raise.
         """
-        self.stay()
+        try:
+            self.stay()
+        except Abandoned as e:
+            e.in_write = True  # _log_stopped says where it was raised
+            raise
         self.write(data)
 
     def stay(self):
@@ -1319,7 +1323,7 @@ class Server:
                 # it raises one, is said after (without the Abandoned it
                 # met, said already).
                 stopped = e
-                _log_stopped(env, result)
+                _log_stopped(env, result, e)
                 raise
             finally:
                 close = getattr(result, "close", None)
@@ -1372,10 +1376,14 @@ def _cut_context(e, said):
         e = e.__context__
 
 
-def _log_stopped(env, result):
+def _log_stopped(env, result, stopped):
     """Say that an answer was stopped partway, its client gone, and how the application heard of it."""
     if result is None:
         how = "its write() raised an OSError (Abandoned) in the application"
+    elif getattr(stopped, "in_write", False):
+        # The application's iterable called write(), and let its error through.
+        how = "its write() raised an OSError (Abandoned) in the application's iterable, which let it through; the iterable is %s" % (
+            "dropped" if getattr(result, "close", None) is None else "closed")
     elif getattr(result, "close", None) is None:
         how = "the rest of the application's iterable is dropped"
     else:

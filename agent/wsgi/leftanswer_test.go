@@ -15,7 +15,9 @@ import (
 // and writes "stopped" in its root, saying how many chunks it yielded,
 // when the loader closes its iterable before its end. /write?n=N writes
 // them with PEP 3333's write() instead, and writes "stopped", saying how
-// many it wrote, if write() raises an OSError. /closeraises?n=N yields them from a
+// many it wrote, if write() raises an OSError; /writeiter?n=N too, but
+// from inside the iterable it returns (a generator that writes each chunk
+// with write() and yields nothing). /closeraises?n=N yields them from a
 // generator that raises RuntimeError("cleanup failed") when closed.
 // /short and /long declare a Content-Length their bodies disagree with.
 const streamApp = `
@@ -32,18 +34,25 @@ def application(environ, start_response):
     n = int(environ["QUERY_STRING"].split("=")[1])
     write = start_response("200 OK", [("Content-Type", "text/plain")])
     if path == "/write":
-        for i in range(n):
-            if i:
-                time.sleep(1.5)
-            try:
-                write(b"chunk\n")
-            except OSError:
-                mark("stopped", str(i))
-                raise
+        for _ in writing(write, n):
+            pass
         return []
+    if path == "/writeiter":
+        return writing(write, n)
     if path == "/closeraises":
         return raising(n)
     return Stream(n)
+
+def writing(write, n):
+    for i in range(n):
+        if i:
+            time.sleep(1.5)
+        try:
+            write(b"chunk\n")
+        except OSError:
+            mark("stopped", str(i))
+            raise
+        yield b""
 
 def mark(name, text):
     with open(name + ".tmp", "w") as f:
@@ -81,8 +90,10 @@ class Stream:
 // it. A stream that would go on (10 chunks, 1.5 s apart) is stopped at its
 // next chunk: a streamed iterable is closed (PEP 3333); an application
 // that writes its answer with PEP 3333's write() in a loop of its own
-// has write() raise (an OSError, which PEP 3333 allows). The loader says
-// so, closes the connection, and serves the next one. A stream whose
+// has write() raise (an OSError, which PEP 3333 allows), and so does one
+// whose iterable calls write(). The loader says which, closes the
+// connection, and serves the next one. (Before, the last read "the
+// application's iterable is closed", as if the loader had stopped it.) A stream whose
 // reader stays is not stopped: it gets every chunk. Before, write() never
 // raised: such a loop wrote to its end for no one.
 func TestAbandonedStreamIsStopped(t *testing.T) {
@@ -92,6 +103,7 @@ func TestAbandonedStreamIsStopped(t *testing.T) {
 	for _, tc := range []struct{ path, how string }{
 		{"/stream", "the application's iterable is closed"},
 		{"/write", "its write() raised an OSError (Abandoned) in the application"},
+		{"/writeiter", "its write() raised an OSError (Abandoned) in the application's iterable, which let it through; the iterable is closed"},
 	} {
 		leaveAfterFirstChunk(t, w, tc.path+"?n=10")
 		stopped := filepath.Join(root, "stopped")
