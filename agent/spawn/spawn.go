@@ -438,14 +438,41 @@ func exitError(proc *Process) error {
 	return fmt.Errorf("%s before it was ready", describeExit(proc.ExitStatus()))
 }
 
+// describeExit words an exit status as Go's os/exec gives it ("exit
+// status 1", "signal: killed", "signal: segmentation fault (core
+// dumped)"): a signal by its name (SIGKILL, SIGSEGV) as well as Go's
+// text, and SIGKILL with who sends it, since nothing else says.
 func describeExit(status string) string {
-	if strings.HasPrefix(status, "exit status ") {
-		return "exited with status " + strings.TrimPrefix(status, "exit status ")
+	if code, ok := strings.CutPrefix(status, "exit status "); ok {
+		return "exited with status " + code
 	}
-	if strings.HasPrefix(status, "signal: ") {
-		return "was killed by a signal (" + strings.TrimPrefix(status, "signal: ") + ")"
+	text, ok := strings.CutPrefix(status, "signal: ")
+	if !ok {
+		return "exited (" + status + ")"
 	}
-	return "exited (" + status + ")"
+	text, core := strings.CutSuffix(text, " (core dumped)")
+	name := signalName(text)
+	if name == "SIGKILL" {
+		return "was killed (SIGKILL: by the kernel's out-of-memory killer, or by someone; see dmesg)"
+	}
+	if name != "" {
+		text = name + ": " + text
+	}
+	if core {
+		text += ", core dumped"
+	}
+	return "was killed by a signal (" + text + ")"
+}
+
+// signalName is the name (SIGSEGV) of the signal Go words as text
+// ("segmentation fault"); "" for none.
+func signalName(text string) string {
+	for sig := syscall.Signal(1); sig < 65; sig++ {
+		if sig.String() == text {
+			return unix.SignalName(sig)
+		}
+	}
+	return ""
 }
 
 // waitCommandReady polls the Command app until it answers: quickly at

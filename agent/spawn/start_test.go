@@ -47,3 +47,36 @@ func TestSpawnNotCallableApplication(t *testing.T) {
 		t.Fatalf("err = %v, want it to say the application is an int", err)
 	}
 }
+
+// TestDescribeExit: a signal is named (SIGKILL, SIGSEGV), not only worded
+// as Go words it, and SIGKILL says who sends it.
+func TestDescribeExit(t *testing.T) {
+	for status, want := range map[string]string{
+		"exit status 3":  "exited with status 3",
+		"exit status 0":  "exited with status 0",
+		"signal: killed": "was killed (SIGKILL: by the kernel's out-of-memory killer, or by someone; see dmesg)",
+		"signal: segmentation fault (core dumped)": "was killed by a signal (SIGSEGV: segmentation fault, core dumped)",
+		"signal: segmentation fault":               "was killed by a signal (SIGSEGV: segmentation fault)",
+		"signal: terminated":                       "was killed by a signal (SIGTERM: terminated)",
+		"signal: aborted":                          "was killed by a signal (SIGABRT: aborted)",
+		"signal: signal 40":                        "was killed by a signal (signal 40)",
+		"wait: no child processes":                 "exited (wait: no child processes)",
+	} {
+		if got := describeExit(status); got != want {
+			t.Errorf("describeExit(%q) = %q, want %q", status, got, want)
+		}
+	}
+}
+
+// TestSpawnKilledCommandNamesSIGKILL: a Command worker SIGKILLed before it
+// was ready (as the out-of-memory killer does) is said to be, by name.
+func TestSpawnKilledCommandNamesSIGKILL(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"sh", "-c", "kill -KILL $$"}})
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	want := "was killed (SIGKILL: by the kernel's out-of-memory killer, or by someone; see dmesg) before it was ready"
+	if !errors.As(err, &se) || se.Reason != want {
+		t.Fatalf("err = %v, want reason %q", err, want)
+	}
+}
