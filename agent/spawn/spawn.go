@@ -890,18 +890,19 @@ var heldPorts = struct {
 	m map[int]bool
 }{m: map[int]bool{}}
 
-// portTries bounds freePort's draws; the kernel draws at random from
-// thousands of ports, so a second draw is rare and a tenth never happens.
+// portTries bounds freePort's draws; each is at random from thousands of
+// ports, so a second draw is rare and a tenth never happens.
 const portTries = 64
 
-// freePort asks the kernel (freeport.Loopback) for a free loopback port
-// that no worker of this agent holds, and holds it until releasePort.
-// Another process could take it before the worker binds it; the worker
-// then fails to start and the spawn is reported (and retried) like any
-// other spawn error.
+// freePort picks a free loopback port outside the kernel's ephemeral
+// range (freeport.Spare), so that no outgoing connection from 127.0.0.1
+// takes it while the worker boots, and that no worker of this agent
+// holds; it holds it until releasePort. Another process could still bind
+// it before the worker does; the worker then fails to start and the
+// spawn is reported (and retried) like any other spawn error.
 func freePort() (int, error) {
 	for range portTries {
-		port, err := freeport.Loopback()
+		port, err := freeport.Spare("127.0.0.1")
 		if err != nil {
 			return 0, err
 		}

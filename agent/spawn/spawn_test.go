@@ -360,3 +360,27 @@ s.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()`
 		})
 	}
 }
+
+// TestFreePortIsOutsideTheEphemeralRange: a worker's port is none that
+// the kernel gives an outgoing connection (ip_local_port_range), which
+// could take it while the worker boots.
+func TestFreePortIsOutsideTheEphemeralRange(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, last int
+	if _, err := fmt.Sscan(string(b), &first, &last); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		releasePort(p)
+		if p >= first && p <= last {
+			t.Fatalf("port %d is of the kernel's ephemeral range %d-%d", p, first, last)
+		}
+	}
+}
