@@ -25,7 +25,9 @@
 // on the readiness path answers below 500, or else when the port accepts,
 // and /proc does not show the socket listening on the port as another's
 // (listener.go). No two Command workers of an agent are given one port
-// (freePort holds it until the worker exits). A failure (exit, import
+// (freePort holds it until the worker exits), and none of the kernel's
+// ephemeral range; one that exits before it is ready, its port held by
+// another socket, is spawned again on another. A failure (exit, import
 // error, startTimeout) comes back as an *Error carrying the exit status and
 // the process's last output lines.
 //

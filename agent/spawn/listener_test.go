@@ -123,8 +123,9 @@ func TestListenerOfAChildOutsideTheGroup(t *testing.T) {
 }
 
 // TestSpawnCommandOnATakenPort: a worker whose port another process took
-// first fails to bind it, and the spawn fails saying so; the other
-// process's answers to the readiness probe do not make it ready.
+// first fails to bind it, and the spawn fails saying so (after its tries
+// on other ports, which the test gives the same); the other process's
+// answers to the readiness probe do not make it ready.
 func TestSpawnCommandOnATakenPort(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -137,7 +138,7 @@ func TestSpawnCommandOnATakenPort(t *testing.T) {
 		t.Fatal("the spawn succeeded on a port another process answers on")
 	}
 	var se *Error
-	want := fmt.Sprintf("its port 127.0.0.1:%d was taken by a process outside the worker", port)
+	want := fmt.Sprintf("its port %d was taken by another socket before it bound it", port)
 	if !errors.As(err, &se) || !strings.HasPrefix(se.Reason, "exited with status 1 before it was ready") ||
 		!strings.Contains(se.Reason, want) || !strings.Contains(se.Output, "Address already in use") {
 		t.Errorf("err = %v, want an exit, %q, and the worker's bind error", err, want)

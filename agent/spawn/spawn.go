@@ -54,6 +54,10 @@ type Error struct {
 	Reason string
 	// Output is the last lines the process wrote; for WSGI the traceback.
 	Output string
+
+	// lostPort is the port of a Command worker that exited before it was
+	// ready and found held by another socket then: Spawn tries another.
+	lostPort int
 }
 
 func (e *Error) Error() string {
@@ -211,9 +215,51 @@ func killStrays(strays []stray) {
 	}
 }
 
+// portSpawns bounds the spawns of a Command worker whose port another
+// socket took each time before it bound it.
+const portSpawns = 3
+
 // Spawn starts a worker and returns once it is ready. On failure the
-// process is gone and the error is an *Error.
+// process is gone and the error is an *Error. A Command worker that exits
+// before it is ready, its port held by another socket then (an outgoing
+// connection given it, another program's listener), is spawned again on
+// another port, up to portSpawns times: that is no fault of its app, and
+// its caller, which counts spawn errors against the revision, sees only
+// the last. The log says why it was spawned again.
 func Spawn(ctx context.Context, spec Spec) (*Process, error) {
+	for n := 1; ; n++ {
+		proc, err := spawnOnce(ctx, spec)
+		var se *Error
+		if err == nil || !errors.As(err, &se) || se.lostPort == 0 {
+			return proc, err
+		}
+		se.Reason += portLostNote(se.lostPort, n, portSpawns)
+		if n == portSpawns || ctx.Err() != nil {
+			return nil, se
+		}
+		spec.Log.Info("Worker's port was taken by another socket before it bound it; spawning it again on another port",
+			"revision", spec.Revision, "port", se.lostPort, "reason", se.Reason, "output", lastLine(se.Output))
+	}
+}
+
+// portLostNote says, of the nth of most spawns of a worker, that its port
+// was taken, and what comes of it.
+func portLostNote(port, n, most int) string {
+	note := fmt.Sprintf("; its port %d was taken by another socket before it bound it", port)
+	if n < most {
+		return note + "; Ferry gives it another port"
+	}
+	return note + fmt.Sprintf(", as were the ports of its %d spawns before: see what holds ports of 127.0.0.1 (ss -tanp)", most-1)
+}
+
+// lastLine is the last line of s.
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+// spawnOnce is one try of Spawn.
+func spawnOnce(ctx context.Context, spec Spec) (*Process, error) {
 	ident, err := checkSpawn(spec)
 	if err != nil {
 		return nil, &Error{Reason: "could not start: " + err.Error()}
@@ -265,10 +311,29 @@ func Spawn(ctx context.Context, spec Spec) (*Process, error) {
 		} else if ready == nil {
 			reason += foregroundNote(proc)
 		}
+		exited := proc.Exited() // of its own, before the Stop
 		proc.Stop(2 * time.Second)
-		return nil, &Error{Reason: reason, Output: proc.spawnOutput(err)}
+		lost := lostPort(proc, ready == nil && exited)
+		var pt *portTakenError
+		if lost != 0 && errors.As(err, &pt) {
+			reason = strings.Replace(reason, pt.note(), "", 1) // Spawn's note says it
+		}
+		return nil, &Error{Reason: reason, Output: proc.spawnOutput(err), lostPort: lost}
 	}
 	return proc, nil
+}
+
+// lostPort is the port of a Command worker that exited of its own before
+// it was ready (exitedCommand), when another socket holds it now (the
+// worker's own are closed: it and its group are gone); 0 otherwise.
+func lostPort(proc *Process, exitedCommand bool) int {
+	if !exitedCommand {
+		return 0
+	}
+	if taken, err := freeport.InUse("127.0.0.1", proc.port); err != nil || !taken {
+		return 0
+	}
+	return proc.port
 }
 
 // stillLoading says, of a WSGI worker whose loader had not reported ready

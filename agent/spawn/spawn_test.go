@@ -243,14 +243,8 @@ func TestSpawnMissingRoot(t *testing.T) {
 // TestWorkerOutputIsLoggedWithPIDAndRevision: every line a worker writes
 // reaches the agent's log with the worker's pid and revision.
 func TestWorkerOutputIsLoggedWithPIDAndRevision(t *testing.T) {
-	var mu sync.Mutex
-	var lines []string
 	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/ok", StartupFile: "passenger_wsgi.py"})
-	spec.Log = funcr.New(func(prefix, args string) {
-		mu.Lock()
-		lines = append(lines, args)
-		mu.Unlock()
-	}, funcr.Options{})
+	lines := captureLog(&spec)
 	p, err := Spawn(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
@@ -259,16 +253,29 @@ func TestWorkerOutputIsLoggedWithPIDAndRevision(t *testing.T) {
 	want := fmt.Sprintf(`"revision"="r1" "pid"=%d "stream"="stderr" "line"="booting %d"`, p.PID, p.PID)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		mu.Lock()
-		found := slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) })
-		mu.Unlock()
-		if found {
+		if slices.ContainsFunc(lines(), func(l string) bool { return strings.Contains(l, want) }) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %s in:\n%s", want, strings.Join(lines, "\n"))
+			t.Fatalf("no log line with %s in:\n%s", want, strings.Join(lines(), "\n"))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// captureLog makes spec's log one the test reads: the lines so far.
+func captureLog(spec *Spec) func() []string {
+	var mu sync.Mutex
+	var lines []string
+	spec.Log = funcr.New(func(_, args string) {
+		mu.Lock()
+		lines = append(lines, args)
+		mu.Unlock()
+	}, funcr.Options{})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(lines)
 	}
 }
 

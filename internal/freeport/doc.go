@@ -16,8 +16,8 @@
 // bound it, or to an outgoing connection (On's port is of the ephemeral
 // range, which connections are given ports from; Spare's is not). A lost race shows as the caller's bind failing ("address
 // already in use"), which each caller reports as its own error: the local
-// stack fails to start, a test fails, a worker's spawn fails and is
-// retried. A caller that hands out ports faster than they are bound keeps
+// stack fails to start, a test fails, a worker's spawn is tried again on
+// another port. A caller that hands out ports faster than they are bound keeps
 // a set of those given and not yet bound, as agent/spawn does for its
 // workers' ports.
 package freeport

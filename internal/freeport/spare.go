@@ -46,16 +46,31 @@ func Spare(ip string) (int, error) {
 		if !ok {
 			break
 		}
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		if err == nil {
-			_ = l.Close()
-			return port, nil
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) && !errors.Is(err, syscall.EACCES) {
+		taken, err := InUse(ip, port)
+		if err != nil {
 			return 0, err
+		}
+		if !taken {
+			return port, nil
 		}
 	}
 	return On(ip)
+}
+
+// InUse reports whether another socket holds port on ip: whether a
+// listen there fails with "address already in use" (or, for a port kept
+// from this user, is refused). A listener holds it, and so does an
+// outgoing connection given the port.
+func InUse(ip string, port int) (bool, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err == nil {
+		_ = l.Close()
+		return false, nil
+	}
+	if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
+		return true, nil
+	}
+	return false, err
 }
 
 // readEphemeral reads the kernel's ephemeral range.

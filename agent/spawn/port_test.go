@@ -1,0 +1,126 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// connectFrom takes port of 127.0.0.1 the way walk5's client connections
+// did: an outgoing connection from it, to a listener of the test's (the
+// kernel completes it into the listener's backlog; nothing accepts it).
+func connectFrom(t *testing.T, port int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}}
+	c, err := d.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+}
+
+// takenPort is a port of 127.0.0.1 that an outgoing connection holds.
+func takenPort(t *testing.T) int {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	releasePort(port)
+	connectFrom(t, port)
+	return port
+}
+
+// TestSpawnCommandWhosePortAConnectionTookGetsAnother: a worker whose port
+// an outgoing connection took before it bound it exits ("Address already
+// in use"); the spawn tries again on another port, and succeeds, its
+// caller seeing no error; the log says why.
+func TestSpawnCommandWhosePortAConnectionTookGetsAnother(t *testing.T) {
+	port := takenPort(t)
+	first := true
+	pickPort = func() (int, error) {
+		if first {
+			first = false
+			return port, nil
+		}
+		return freePort()
+	}
+	t.Cleanup(func() { pickPort = freePort })
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"python3", "server.py", "$(PORT)"}})
+	lines := captureLog(&spec)
+	p, err := Spawn(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("the spawn failed: %v", err)
+	}
+	defer p.Stop(5 * time.Second)
+	if p.Address == fmt.Sprintf("127.0.0.1:%d", port) {
+		t.Fatalf("the worker serves on %s, the port the connection holds", p.Address)
+	}
+	want := fmt.Sprintf("before it was ready; its port %d was taken by another socket before it bound it; Ferry gives it another port", port)
+	for _, l := range lines() {
+		if strings.Contains(l, "Worker's port was taken by another socket") && strings.Contains(l, want) &&
+			strings.Contains(l, "Address already in use") {
+			return
+		}
+	}
+	t.Errorf("no log line saying %q with the worker's error in:\n%s", want, strings.Join(lines(), "\n"))
+}
+
+// TestSpawnCommandWhosePortsAreAllTakenSaysSo: when each port given is
+// taken, the spawn fails after portSpawns tries, saying so.
+func TestSpawnCommandWhosePortsAreAllTakenSaysSo(t *testing.T) {
+	port := takenPort(t)
+	givePort(t, port)
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"python3", "server.py", "$(PORT)"}})
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	want := fmt.Sprintf("exited with status 1 before it was ready; its port %d was taken by another socket before it bound it, "+
+		"as were the ports of its 2 spawns before: see what holds ports of 127.0.0.1 (ss -tanp)", port)
+	if !errors.As(err, &se) || se.Reason != want || !strings.Contains(se.Output, "Address already in use") {
+		t.Fatalf("err = %v,\nwant reason %q and the worker's bind error", err, want)
+	}
+}
+
+// TestSpawnCommandExitOnAFreePortIsNotRetried: a worker that exits before
+// it is ready, its port free, fails its spawn at once, its reason its own.
+func TestSpawnCommandExitOnAFreePortIsNotRetried(t *testing.T) {
+	spawns := 0
+	pickPort = func() (int, error) { spawns++; return freePort() }
+	t.Cleanup(func() { pickPort = freePort })
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"python3", "server.py", "$(PORT)"}, Env: []ferryv1.EnvVar{{Name: "FAIL", Value: "1"}}})
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	if !errors.As(err, &se) || se.Reason != "exited with status 3 before it was ready" || spawns != 1 {
+		t.Fatalf("err = %v after %d spawns, want exit status 3 after 1", err, spawns)
+	}
+}
+
+func TestPortLostNote(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{
+		{1, "; its port 61234 was taken by another socket before it bound it; Ferry gives it another port"},
+		{2, "; its port 61234 was taken by another socket before it bound it; Ferry gives it another port"},
+		{3, "; its port 61234 was taken by another socket before it bound it, as were the ports of its 2 spawns before: " +
+			"see what holds ports of 127.0.0.1 (ss -tanp)"},
+	} {
+		if got := portLostNote(61234, tc.n, 3); got != tc.want {
+			t.Errorf("portLostNote(61234, %d, 3) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
