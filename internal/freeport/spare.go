@@ -21,6 +21,11 @@ var dynamic = portRange{49152, 65535}
 // connections (and listeners on port 0).
 const ephemeralFile = "/proc/sys/net/ipv4/ip_local_port_range"
 
+// reservedFile lists the ports the kernel gives no outgoing connection
+// because a service of the machine's is to listen on them; Spare leaves
+// them alone too.
+var reservedFile = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+
 // spareTries bounds Spare's draws before it asks the kernel instead.
 const spareTries = 32
 
@@ -33,6 +38,7 @@ const spareTries = 32
 // proxying thousands) makes that likely. No outgoing connection is given
 // a port outside the range. Ports below the dynamic range are left alone:
 // services register and listen there (Kubernetes' NodePorts among them).
+// Ports the machine reserves (ip_local_reserved_ports) are not given.
 // When the range leaves no spare port, or every draw is taken, or the
 // range cannot be read, it is On(ip).
 func Spare(ip string) (int, error) {
@@ -41,10 +47,14 @@ func Spare(ip string) (int, error) {
 		return On(ip)
 	}
 	spare := outside(dynamic, kernel)
+	reserved := readReserved()
 	for range spareTries {
 		port, ok := draw(spare, rand.IntN)
 		if !ok {
 			break
+		}
+		if within(reserved, port) {
+			continue
 		}
 		taken, err := InUse(ip, port)
 		if err != nil {
@@ -94,6 +104,43 @@ func parseRange(s string) (portRange, error) {
 		return portRange{}, fmt.Errorf("%s: %w", ephemeralFile, err)
 	}
 	return portRange{first, last}, nil
+}
+
+// readReserved reads the ports the machine reserves; none when it cannot.
+func readReserved() []portRange {
+	b, err := os.ReadFile(reservedFile)
+	if err != nil {
+		return nil
+	}
+	return parseReserved(string(b))
+}
+
+// parseReserved parses ip_local_reserved_ports: "8080,61000-61100\n";
+// what does not parse is left out.
+func parseReserved(s string) []portRange {
+	var rs []portRange
+	for _, f := range strings.Split(strings.TrimSpace(s), ",") {
+		a, b, isRange := strings.Cut(f, "-")
+		if !isRange {
+			b = a
+		}
+		first, err1 := strconv.Atoi(a)
+		last, err2 := strconv.Atoi(b)
+		if err1 == nil && err2 == nil {
+			rs = append(rs, portRange{first, last})
+		}
+	}
+	return rs
+}
+
+// within reports whether port is of one of rs.
+func within(rs []portRange, port int) bool {
+	for _, r := range rs {
+		if port >= r.first && port <= r.last {
+			return true
+		}
+	}
+	return false
 }
 
 // outside is the ports of r not in cut: none, one range or two.

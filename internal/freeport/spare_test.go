@@ -2,6 +2,8 @@ package freeport
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"testing"
@@ -101,5 +103,37 @@ func TestSpareSkipsATakenPort(t *testing.T) {
 	defer func() { dynamic = saved }()
 	if got, err := Spare("127.0.0.1"); err != nil || got == port {
 		t.Fatalf("Spare = %d, %v; want a port but %d, which is listened on", got, err, port)
+	}
+}
+
+func TestParseReserved(t *testing.T) {
+	for in, want := range map[string][]portRange{
+		"\n":                    nil,
+		"8080\n":                {{8080, 8080}},
+		"8080,61000-61100\n":    {{8080, 8080}, {61000, 61100}},
+		"x,61000-y,62000-62001": {{62000, 62001}},
+	} {
+		if got := parseReserved(in); !reflect.DeepEqual(got, want) {
+			t.Errorf("parseReserved(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// TestSpareSkipsAReservedPort: a port the machine reserves for a service
+// is not given, though nothing listens there yet.
+func TestSpareSkipsAReservedPort(t *testing.T) {
+	port, err := Spare("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserved := filepath.Join(t.TempDir(), "ip_local_reserved_ports")
+	if err := os.WriteFile(reserved, []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	savedFile, savedRange := reservedFile, dynamic
+	reservedFile, dynamic = reserved, portRange{port, port} // every draw is the reserved port
+	defer func() { reservedFile, dynamic = savedFile, savedRange }()
+	if got, err := Spare("127.0.0.1"); err != nil || got == port {
+		t.Fatalf("Spare = %d, %v; want a port but %d, which is reserved", got, err, port)
 	}
 }
