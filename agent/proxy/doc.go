@@ -71,7 +71,9 @@
 //     connection without an answer, which is not called an exit; or
 //     failed after its head, before any of the answer reached the
 //     client: answerFailed, respond, whose heads wait for the body's
-//     first bytes up to headWait, and go out alone after it), 400
+//     first bytes up to headWait, and go out alone after it, and with
+//     what came when the worker paused that long after it:
+//     workerConn.readOrFlush), 400
 //     (connection closed) when the client's body is malformed, which also
 //     frees the worker at once, 408 (connection closed) when a body stalls
 //     (nothing of it for RequestBodyTimeout: a buffered one before it

@@ -425,7 +425,7 @@ func respond(rw http.ResponseWriter, resp *http.Response, sess *session) error {
 		rw.WriteHeader(resp.StatusCode)
 	}
 	sess.code = resp.StatusCode
-	if err := copyBody(rw, resp.Body, *buf, n, rerr, resp.ContentLength < 0); err != nil {
+	if err := copyBody(rw, resp.Body, flushingBody(resp), *buf, n, rerr, resp.ContentLength < 0); err != nil {
 		return err
 	}
 	for k, vv := range resp.Trailer { // complete now the body was read
@@ -459,8 +459,17 @@ func firstRead(rw http.ResponseWriter, resp *http.Response, buf []byte) (n int, 
 
 // copyBody writes the body's first piece (buf[:n], read with rerr) and
 // the rest of it, reading into buf; a failed read is an *answerError.
-func copyBody(rw http.ResponseWriter, body io.Reader, buf []byte, n int, rerr error, flush bool) error {
+// flush: each piece is flushed as it comes (a body without a length);
+// else what net/http holds goes out whenever the worker pauses (wc, the
+// connection under body: workerConn.readOrFlush; nil for one in memory).
+func copyBody(rw http.ResponseWriter, body io.Reader, wc *workerConn, buf []byte, n int, rerr error, flush bool) error {
 	f, _ := rw.(http.Flusher)
+	if wc != nil && !flush && f != nil {
+		// Flushed on every pause, not held: net/http's buffers are not
+		// seen, and what they hold goes out also when the worker fails.
+		wc.flushOnPause(f, false)
+		defer wc.flushOnPause(nil, false)
+	}
 	for {
 		if n > 0 {
 			if _, err := rw.Write(buf[:n]); err != nil {

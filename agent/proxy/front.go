@@ -420,12 +420,6 @@ func (cc *clientConn) sentBytes() uint64 {
 	return cc.sc.progress.Load()
 }
 
-// noneSent: the client's socket has taken nothing since it had taken
-// since bytes (sentBytes); false when that is not counted.
-func (cc *clientConn) noneSent(since uint64) bool {
-	return cc.sc != nil && cc.sentBytes() == since
-}
-
 // answerFailed deals with a worker that failed (err) after its response
 // head, which is in cc.bw, since the client's socket had taken since
 // bytes (sentBytes). When none of the answer reached the client, the
@@ -437,7 +431,7 @@ func (cc *clientConn) answerFailed(err error, since uint64) bool {
 	switch {
 	case cc.ctx.Err() != nil:
 		return false
-	case cc.noneSent(since):
+	case cc.sc != nil && cc.sentBytes() == since:
 		cc.bw.Reset(cc.conn)
 		return true
 	}
@@ -481,7 +475,7 @@ func (cc *clientConn) sendToWorker() (sent, error) {
 		return sent{relayed: true, keep: cc.relayBuffered(x, time.Now)}, nil // buffer.go
 	}
 	since := cc.sentBytes()
-	keep, workerOK, clientLeft, werr := cc.relay(x.c.br, x.c.rs, since, time.Now)
+	keep, workerOK, clientLeft, werr := cc.relay(x.c.br, x.c, time.Now)
 	cc.sess.end = time.Now()
 	cc.relayEnded(x, workerOK, clientLeft, werr)
 	if werr != nil && cc.answerFailed(werr, since) {

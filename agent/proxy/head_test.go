@@ -326,7 +326,7 @@ func BenchmarkHeads(b *testing.B) {
 		if !cc.peekPlain(br) {
 			b.Fatal("the response is not plain")
 		}
-		if ok, _, _, _ := cc.relay(br, nil, 0, clock); !ok || cc.bw.Flush() != nil {
+		if ok, _, _, _ := cc.relay(br, nil, clock); !ok || cc.bw.Flush() != nil {
 			b.Fatal("the relay failed")
 		}
 	}

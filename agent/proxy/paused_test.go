@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/proxy"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -20,9 +22,11 @@ import (
 // relayed as it comes), then waits for the test's gate file before the
 // rest: the client reads the head and the 4 KiB while the rest cannot
 // have come. Before, the front end's plain relay kept them in its buffer
-// to the client until more came. The read deadline only turns a hang
-// into a failure. (The net/http path, a POST's answer, still holds them
-// in net/http's buffers: not fixed yet.)
+// to the client until more came, and so did the net/http path (a POST's
+// answer) in net/http's buffers and the front end's http.ReadResponse
+// fallback (a head with a Trailer field, or a Connection field naming
+// another) in its own. The read deadline only turns a hang into a
+// failure.
 func TestPausedAnswerReachesItsClient(t *testing.T) {
 	gate := filepath.Join(sharedTempDir(t, "keepidle"), "gate")
 	tmpl := commandApp("keepidle", ferryv1.EnvVar{Name: "GATE", Value: gate})
@@ -35,34 +39,53 @@ func TestPausedAnswerReachesItsClient(t *testing.T) {
 	for _, tc := range []struct{ name, raw string }{
 		{"front end, plain", "GET /stream?n=2097152&cl=1&first=4096 HTTP/1.1\r\nHost: x\r\n\r\n"},
 		{"front end, chunked", "GET /stream?n=2097152&first=4096 HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"front end's fallback, Connection naming a field", "GET /stream?n=2097152&cl=1&first=4096&hdr=conn HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"front end's fallback, Trailer", "GET /stream?n=2097152&cl=1&first=4096&hdr=trailer HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"front end's fallback, chunked", "GET /stream?n=2097152&first=4096&hdr=trailer HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"net/http path, plain", "POST /stream?n=2097152&cl=1&first=4096 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"},
+		{"net/http path, chunked", "POST /stream?n=2097152&first=4096 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"},
+		{"net/http path, HTTP/1.0", "GET /stream?n=2097152&cl=1&first=4096 HTTP/1.0\r\nHost: x\r\n\r\n"},
 	} {
-		c, br := dial(t, e)
-		if _, err := io.WriteString(c, tc.raw); err != nil {
-			t.Fatal(err)
-		}
-		waitUntil(t, tc.name+": the worker paused in its answer", func() bool { return exists(gate + ".reached") })
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: the head of an answer whose worker paused after it and %d bytes: %v %v; want 200 before the pause ends", tc.name, first, resp, err)
-		}
-		got := make([]byte, first)
-		if k, err := io.ReadFull(resp.Body, got); err != nil {
-			t.Fatalf("%s: the client got %d of the %d bytes its worker sent before it paused: %v; want all of them during the pause", tc.name, k, first, err)
-		}
-		if err := os.WriteFile(gate, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Time{})
-		rest, err := io.ReadAll(resp.Body)
-		if err != nil || len(rest) != n-first || !bytes.Equal(rest, bytes.Repeat([]byte("x"), n-first)) {
-			t.Fatalf("%s: the rest after the pause: %d bytes, %v; want %d", tc.name, len(rest), err, n-first)
-		}
-		waitUntil(t, tc.name+": the worker done with the answer", func() bool { return exists(gate + ".ended") })
-		for _, f := range []string{gate, gate + ".reached", gate + ".ended"} {
-			if err := os.Remove(f); err != nil {
-				t.Fatal(err)
-			}
+		if err := pausedAnswer(t, e, gate, tc.raw, n, first); err != "" {
+			t.Errorf("%s: %s", tc.name, err)
 		}
 	}
+}
+
+// pausedAnswer sends raw, a request for n bytes of which the worker
+// sends first then waits for gate, and says what went wrong ("": nothing).
+// Whatever happened, gate is made and the worker's files removed, for the
+// next request.
+func pausedAnswer(t *testing.T, e *agenttest.Env, gate, raw string, n, first int) string {
+	defer func() {
+		_ = os.WriteFile(gate, nil, 0o644)
+		waitUntil(t, "the worker done with the answer", func() bool { return exists(gate + ".ended") })
+		for _, f := range []string{gate, gate + ".reached", gate + ".ended"} {
+			_ = os.Remove(f)
+		}
+	}()
+	c, br := dial(t, e)
+	defer c.Close()
+	if _, err := io.WriteString(c, raw); err != nil {
+		return err.Error()
+	}
+	waitUntil(t, "the worker paused in its answer", func() bool { return exists(gate + ".reached") })
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("the head of an answer whose worker paused after it and %d bytes: %v %v; want 200 before the pause ends", first, resp, err)
+	}
+	got := make([]byte, first)
+	if k, err := io.ReadFull(resp.Body, got); err != nil {
+		return fmt.Sprintf("the client got %d of the %d bytes its worker sent before it paused: %v; want all of them during the pause", k, first, err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		return err.Error()
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || len(rest) != n-first || !bytes.Equal(rest, bytes.Repeat([]byte("x"), n-first)) {
+		return fmt.Sprintf("the rest after the pause: %d bytes, %v; want %d", len(rest), err, n-first)
+	}
+	return ""
 }

@@ -48,7 +48,7 @@ type rawSocket struct {
 	wzero               bool // write(2) wrote nothing and said nothing
 	// noWait: Read returns errWouldWait instead of waiting in the poller
 	// when the socket is empty (its read(2) said EAGAIN); set and cleared
-	// by the reader around one Read (clientConn.awaitBody).
+	// by the reader around one Read (workerConn.readOrFlush).
 	noWait          bool
 	readFn, writeFn func(fd uintptr) bool // r.read, r.write, made once
 	readNowFn       func(fd uintptr)      // r.readNow, made at ReadNow's first call (it is rare)

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"errors"
 	"time"
 )
 
@@ -123,8 +122,7 @@ func parseLength(v []byte, n *int64) bool {
 // The head waits for the body's first bytes up to headWait (holdHead), as
 // a streamed one does (copyFramed).
 // What the buffer holds goes out whenever the worker pauses (awaitBody);
-// rs is the worker connection's socket, under br (nil: no such flushes);
-// since: how much the client's socket had taken before (sentBytes).
+// c is the worker connection under br (nil: no such flushes).
 // The caller flushes what is left in the buffer, once it gave the worker
 // back: a response that fits there holds no worker while a client that
 // does not read keeps it from its socket. keep: the client's connection
@@ -134,8 +132,8 @@ func parseLength(v []byte, n *int64) bool {
 // was left partway (leaveMidAnswer); werr: the read that failed when the
 // worker's body ended short. When either is set, h.left is how much of
 // the body is unread.
-func (cc *clientConn) relay(br *bufio.Reader, rs *rawSocket, since uint64, clock func() time.Time) (keep, workerOK, clientLeft bool, werr error) {
-	h, bw := &cc.resp, cc.bw
+func (cc *clientConn) relay(br *bufio.Reader, c *workerConn, clock func() time.Time) (keep, workerOK, clientLeft bool, werr error) {
+	h, bw, since := &cc.resp, cc.bw, cc.sentBytes()
 	keep = cc.writeResponseHead(clock)
 	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
 	h.raw = nil
@@ -146,7 +144,7 @@ func (cc *clientConn) relay(br *bufio.Reader, rs *rawSocket, since uint64, clock
 	}
 	for n := h.length; n > 0; {
 		if br.Buffered() == 0 {
-			err := cc.awaitBody(br, rs, held == nil, since)
+			err := cc.awaitBody(br, c, held == nil, since)
 			if held != nil {
 				held.release()
 				held = nil
@@ -170,37 +168,19 @@ func (cc *clientConn) relay(br *bufio.Reader, rs *rawSocket, since uint64, clock
 
 // awaitBody waits for more of the worker's body in br (br.Peek). When the
 // worker has sent nothing more yet, what the client's buffer holds goes
-// out first (flush; not while holdHead's timer owns the buffer): a worker
-// that sent its head and a few KiB, then works on the rest for seconds,
-// has its client get them meanwhile, as nginx sends what it has as it
-// comes. While none of the answer has reached the client (noneSent), the
-// flush waits up to headWait, as the head does (holdHead): a worker that
-// sent part of its body and fails within it still gets its client a 502
-// naming it (answerFailed), not an answer cut short. Asked "would the
-// read wait?" by the read itself (rawSocket's noWait: the read(2) that
-// says EAGAIN is the one a waiting read makes anyway), so a worker that
-// keeps up costs no system call more than before, and the client's
-// buffer still goes out full; one that pauses costs the flush's write(2)
-// and a second read(2) before the wait. On a connection without a file
-// descriptor the read waits, unflushed.
-func (cc *clientConn) awaitBody(br *bufio.Reader, rs *rawSocket, flush bool, since uint64) error {
-	if !flush || rs == nil || cc.bw.Buffered() == 0 {
+// out first (workerConn.readOrFlush), once the pause lasted headWait
+// while none of the answer reached the client's socket since it had
+// taken since bytes (sentBytes); not while holdHead's timer owns the
+// buffer (flush false), nor when it holds nothing, which would cost a
+// read(2) for no write.
+func (cc *clientConn) awaitBody(br *bufio.Reader, c *workerConn, flush bool, since uint64) error {
+	if !flush || c == nil || cc.bw.Buffered() == 0 {
 		_, err := br.Peek(1)
 		return err
 	}
-	rs.noWait = true
+	c.flushOnPause((*clientBuffer)(cc.bw), cc.sentBytes() == since)
 	_, err := br.Peek(1)
-	rs.noWait = false
-	if !errors.Is(err, errWouldWait) {
-		return err
-	}
-	if cc.noneSent(since) {
-		held := holdHead(func() { _ = cc.bw.Flush() }) // an error stays bw's
-		defer held.release()
-	} else {
-		_ = cc.bw.Flush() // an error stays bw's: the next Write says the client left
-	}
-	_, err = br.Peek(1)
+	c.flushOnPause(nil, false)
 	return err
 }
 

@@ -24,7 +24,7 @@ func relayOrRespond(t *testing.T, raw, method string) (out string, relayed, reus
 	cc := &clientConn{s: &Server{}, ctx: context.Background(), bw: bufio.NewWriter(&buf), req: &http.Request{Method: method}}
 	br := bufio.NewReaderSize(strings.NewReader(raw), 4096)
 	if method != http.MethodHead && cc.peekPlain(br) {
-		_, reuse, _, _ = cc.relay(br, nil, 0, func() time.Time { return relayNow })
+		_, reuse, _, _ = cc.relay(br, nil, func() time.Time { return relayNow })
 		_ = cc.bw.Flush()
 		return buf.String(), true, reuse
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"net/http"
@@ -53,7 +52,7 @@ func (cc *clientConn) respond(resp *http.Response, now time.Time) (keep bool, fa
 	}
 	w.end(keep)
 	if bodyAllowed {
-		if err := copyFramed(bw, resp, chunked); err != nil {
+		if err := cc.copyFramed(resp, chunked, since); err != nil {
 			// The client must see a cut-short response, not a complete one.
 			var werr *answerError
 			if errors.As(err, &werr) && cc.answerFailed(werr.err, since) {
@@ -77,12 +76,15 @@ func suppressed(code int, k string) bool {
 	return false
 }
 
-// copyFramed copies the body: as it is when its length is known (the
-// buffer goes out when full, and at the end), else chunk by chunk, each
-// flushed as it comes (streams, server-sent events), then the trailers. A
-// failed read of the worker's body is an *answerError. The head, in bw,
-// waits for the body's first bytes up to headWait (holdHead).
-func copyFramed(bw *bufio.Writer, resp *http.Response, chunked bool) error {
+// copyFramed copies the body to the client's buffer: as it is when its
+// length is known (the buffer goes out when full, at the end, and
+// whenever the worker pauses: awaitBody says when), else chunk by chunk,
+// each flushed as it comes (streams, server-sent events), then the
+// trailers. A failed read of the worker's body is an *answerError. The
+// head, in the buffer, waits for the body's first bytes up to headWait
+// (holdHead); since is what the client's socket had taken before it.
+func (cc *clientConn) copyFramed(resp *http.Response, chunked bool, since uint64) error {
+	bw := cc.bw
 	buf := buffers.Get().(*[]byte)
 	defer buffers.Put(buf)
 	var held *heldHead
@@ -90,8 +92,15 @@ func copyFramed(bw *bufio.Writer, resp *http.Response, chunked bool) error {
 		held = holdHead(func() { _ = bw.Flush() }) // an error stays bw's
 		defer held.release()                       // also if a read panics: bw goes back to a pool
 	}
+	wc := flushingBody(resp)
 	for {
+		if wc != nil && held == nil && bw.Buffered() > 0 { // not while holdHead's timer owns bw
+			wc.flushOnPause((*clientBuffer)(bw), cc.sentBytes() == since)
+		}
 		n, rerr := resp.Body.Read(*buf)
+		if wc != nil {
+			wc.flushOnPause(nil, false)
+		}
 		if held != nil {
 			held.release()
 			held = nil

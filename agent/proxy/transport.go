@@ -502,6 +502,12 @@ type workerConn struct {
 	// lateUntil: no late read waits past it.
 	late, lateFlowing bool
 	lateUntil         time.Time
+	// pause, while a body read through c is copied to a client, is the
+	// client's writer: what it holds goes out when the worker pauses
+	// (readOrFlush); pauseHolds: only once the pause lasted headWait.
+	// The copy sets and clears them, on its goroutine.
+	pause      http.Flusher
+	pauseHolds bool
 }
 
 func newWorkerConn(conn net.Conn) *workerConn {
@@ -520,11 +526,69 @@ func newWorkerConn(conn net.Conn) *workerConn {
 // buffered body's deadline it takes what is there, and waits for more only
 // while the body flows (readLateStep).
 func (c *workerConn) Read(p []byte) (int, error) {
-	if c.late {
+	switch {
+	case c.late:
 		return c.readLateStep(p)
+	case c.pause != nil:
+		return c.readOrFlush(p)
 	}
 	return c.rs.Read(p)
 }
+
+// readOrFlush reads as Read does, but when the worker has sent nothing
+// more yet, what the client's writer (c.pause) holds goes out first: a
+// worker that sent its head and a few KiB, then works on the rest for
+// seconds, has its client get them meanwhile, as nginx sends what it has
+// as it comes. Asked "would the read wait?" by the read itself (rawSocket's
+// noWait: the read(2) that says EAGAIN is the one a waiting read makes
+// anyway), so a worker that keeps up costs no system call more, and the
+// client's buffer still goes out full; one that pauses costs the flush's
+// write(2) and a second read(2) before the wait. With pauseHolds (none
+// of the answer reached the client yet) the flush waits for the pause to
+// last headWait (holdHead, a timer and its allocations: on a pause only),
+// as a head alone waits for its body: a worker that sends a few bytes and
+// fails at once gets its client a 502 naming it, not a head and the
+// bytes cut short. On a connection without a file descriptor the read
+// waits, unflushed. It is under the body's readers (bufio, net/http's
+// chunked reader, which keeps any error it meets for good), so
+// errWouldWait never reaches them.
+func (c *workerConn) readOrFlush(p []byte) (int, error) {
+	c.rs.noWait = true
+	n, err := c.rs.Read(p)
+	c.rs.noWait = false
+	if !errors.Is(err, errWouldWait) {
+		return n, err
+	}
+	if c.pauseHolds {
+		held := holdHead(c.pause.Flush)
+		defer held.release() // also if the read panics: the writer is the caller's again
+		return c.rs.Read(p)
+	}
+	c.pause.Flush()
+	return c.rs.Read(p)
+}
+
+// flushOnPause makes c's reads send what f holds when the worker pauses,
+// holding it for headWait while unsent (nothing of the answer reached
+// the client); nil f ends that.
+func (c *workerConn) flushOnPause(f http.Flusher, unsent bool) {
+	c.pause, c.pauseHolds = f, unsent
+}
+
+// flushingBody is the connection under resp's body, read from its worker
+// as it comes, for a copy to set its pause on; nil for a body in memory.
+func flushingBody(resp *http.Response) *workerConn {
+	if b, ok := resp.Body.(*workerBody); ok {
+		return b.c
+	}
+	return nil
+}
+
+// clientBuffer is the front end's writer to its client, as c.pause: its
+// error stays the writer's, for the next Write to say the client left.
+type clientBuffer bufio.Writer
+
+func (b *clientBuffer) Flush() { _ = (*bufio.Writer)(b).Flush() }
 
 // lateStep is how long a late read of a buffered body waits for more once
 // the socket is empty, if the read before it brought bytes: a worker that

@@ -4,7 +4,9 @@ bytes does: after an answer it waits for the next request for $IDLE
 seconds (600 by default), and the end of the stream (the proxy's
 half-close, or its close) does not end the wait. Each connection has a
 thread of its own. /stream?n=N answers N bytes, chunked (cl=1: with a
-Content-Length): its head and 64 KiB at once (first=K: K bytes),
+Content-Length): its head and 64 KiB at once (first=K: K bytes; hdr=conn:
+a head with a Connection field naming another, hdr=trailer: with a
+Trailer field, heads the proxy's front end does not relay itself),
 GATE.reached made, and the rest once the file GATE exists, then
 GATE.ended. /late makes
 GATE.reached as its request comes, and answers (a Content-Length) once
@@ -74,10 +76,11 @@ def answer(c, target):
         n = int(q["n"][0])
         k = int(q.get("first", ["65536"])[0])  # 64 KiB fills the proxy's buffer to its client: the head goes out
         first, rest = b"x" * k, b"x" * (n - k)
+        extra = {"conn": b"Connection: X-Hop\r\nX-Hop: 1\r\n", "trailer": b"Trailer: X-Sum\r\n"}.get(q.get("hdr", [""])[0], b"")
         if q.get("cl") == ["1"]:
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (n, first))
+            c.sendall(b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s" % (extra, n, first))
         else:
-            c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(first))
+            c.sendall(b"HTTP/1.1 200 OK\r\n%sTransfer-Encoding: chunked\r\n\r\n%s" % (extra, chunk(first)))
             rest = chunk(rest) + b"0\r\n\r\n"
         touch(GATE + ".reached")
         wait_gate()
