@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,7 +182,7 @@ func (s *Server) serveFront(c net.Conn) {
 			}
 			s.handedOff.Add(1)
 			cc.release()
-			s.handoff.give(&prefixConn{Conn: c, prefix: prefix, headBy: cc.headBy})
+			s.handoff.give(&prefixConn{Conn: c, s: s, prefix: prefix, headBy: cc.headBy})
 			return
 		case !take || !s.serveRequest(cc) || !cc.state.CompareAndSwap(stateActive, stateIdle) || s.closing.Load():
 			_ = c.Close()
@@ -246,10 +245,8 @@ func badFraming(b []byte) string {
 // closes its connection: nothing after it on the connection can be
 // trusted to be a request.
 func (s *Server) refuseFraming(cc *clientConn, why string) {
-	answer := "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
-		"Content-Length: " + strconv.Itoa(len(why)+1) + "\r\n\r\n" + why + "\n"
 	_ = cc.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(cc.conn, answer)
+	_, _ = cc.conn.Write(closingAnswer(http.StatusBadRequest, why))
 	// Closed with the client's bytes unread, the connection would be
 	// reset, and the answer might be lost with it: half-close, and give
 	// the client a moment to read and close, as net/http does.
@@ -726,6 +723,7 @@ const shuttingDown = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/pla
 // prefixConn is a connection whose first bytes were already read.
 type prefixConn struct {
 	net.Conn
+	s      *Server
 	prefix []byte
 	// headBy is the front end's deadline for the head it hands over (zero
 	// when it was waiting for none).
@@ -734,6 +732,12 @@ type prefixConn struct {
 	// which it drops from an HTTP/1.0 request without a trace
 	// (http10Kept).
 	encoding encodingSpotter
+	// unserved: a request's bytes came, and the proxy's handler has not
+	// taken it: a write now is net/http's own refusal (gorefusals.go).
+	// lineEnded: an LF came since the last answer ended (net/http's
+	// reads, one at a time; its ConnState hook resets it).
+	unserved  atomic.Bool
+	lineEnded bool
 }
 
 // SetReadDeadline holds net/http's first deadline, its ReadHeaderTimeout
@@ -755,14 +759,18 @@ func (c *prefixConn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {
+	var n int
+	var err error
 	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
+		n = copy(p, c.prefix)
 		c.prefix = c.prefix[n:]
-		c.encoding.scan(p[:n])
-		return n, nil
+	} else {
+		n, err = c.Conn.Read(p)
 	}
-	n, err := c.Conn.Read(p)
 	c.encoding.scan(p[:n])
+	if !c.lineEnded {
+		c.lineEnded = bytes.IndexByte(p[:n], '\n') >= 0
+	}
 	return n, err
 }
 

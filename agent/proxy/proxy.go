@@ -35,7 +35,8 @@ type Options struct {
 	// busy connection's deadline once per that slack, not per request.
 	// Default 120s.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds a request's headers; larger gets 431.
+	// MaxHeaderBytes bounds a request's headers; larger gets 431, and a
+	// request line alone over it 414 (gorefusals.go).
 	// Default 64 KiB.
 	MaxHeaderBytes int
 	// TrustForwardedFor appends the client address to the X-Forwarded-For
@@ -181,6 +182,7 @@ func New(router Router, opts Options) *Server {
 		// Transfer-Encoding, as after any other.
 		DisableGeneralOptionsHandler: true,
 		ConnContext:                  handedConn,
+		ConnState:                    s.connState, // Go's own refusals, counted (gorefusals.go)
 	}
 	return s
 }
@@ -310,6 +312,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	defer s.inflight.Done()
+	served(r)
 	sess := getSession()
 	sess.start = time.Now()
 	defer putSession(sess)
