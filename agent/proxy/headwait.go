@@ -57,6 +57,48 @@ func (h *heldHead) release() (sent bool) {
 	return sent
 }
 
+// pauseHold is holdHead for a worker connection's pauses
+// (workerConn.readOrFlush), which may come on many of its answers: its
+// timer is made at the first and reset at the next, so that a pause
+// costs no allocation. Between begin and end, f is flushed once headWait
+// passed; a firing that comes late (it began before end, or was set by
+// the hold before) flushes only while a hold is under way, whose reader
+// does not touch f.
+type pauseHold struct {
+	mu sync.Mutex
+	f  http.Flusher // nil: no hold under way
+	t  *time.Timer
+}
+
+func (h *pauseHold) begin(f http.Flusher) {
+	h.mu.Lock()
+	h.f = f
+	h.mu.Unlock()
+	if h.t == nil {
+		h.t = time.AfterFunc(headWait, h.fire)
+		return
+	}
+	h.t.Reset(headWait)
+}
+
+// end ends the hold: f is the caller's again (a flush under way is
+// waited for).
+func (h *pauseHold) end() {
+	h.mu.Lock()
+	h.f = nil
+	h.mu.Unlock()
+	h.t.Stop()
+}
+
+func (h *pauseHold) fire() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.f != nil {
+		h.f.Flush()
+		h.f = nil
+	}
+}
+
 // holdsHead reports whether resp's head is held for its body's first
 // bytes: it streams, and they are not in already. A small chunked answer
 // whose worker wrote it at once, head and body, would cost a timer and

@@ -508,6 +508,7 @@ type workerConn struct {
 	// The copy sets and clears them, on its goroutine.
 	pause      http.Flusher
 	pauseHolds bool
+	hold       pauseHold
 }
 
 func newWorkerConn(conn net.Conn) *workerConn {
@@ -545,10 +546,10 @@ func (c *workerConn) Read(p []byte) (int, error) {
 // client's buffer still goes out full; one that pauses costs the flush's
 // write(2) and a second read(2) before the wait. With pauseHolds (none
 // of the answer reached the client yet) the flush waits for the pause to
-// last headWait (holdHead, a timer and its allocations: on a pause only),
-// as a head alone waits for its body: a worker that sends a few bytes and
-// fails at once gets its client a 502 naming it, not a head and the
-// bytes cut short. On a connection without a file descriptor the read
+// last headWait (c.hold: a timer made once per connection), as a head
+// alone waits for its body: a worker that sends a few bytes and fails at
+// once gets its client a 502 naming it, not a head and the bytes cut
+// short. On a connection without a file descriptor the read
 // waits, unflushed. It is under the body's readers (bufio, net/http's
 // chunked reader, which keeps any error it meets for good), so
 // errWouldWait never reaches them.
@@ -560,8 +561,8 @@ func (c *workerConn) readOrFlush(p []byte) (int, error) {
 		return n, err
 	}
 	if c.pauseHolds {
-		held := holdHead(c.pause.Flush)
-		defer held.release() // also if the read panics: the writer is the caller's again
+		c.hold.begin(c.pause)
+		defer c.hold.end() // also if the read panics: the writer is the caller's again
 		return c.rs.Read(p)
 	}
 	c.pause.Flush()
