@@ -113,7 +113,7 @@ func proxyFlags(fs *flag.FlagSet) func() proxy.Options {
 		"how long a client may take none of a response being written to it before its connection is closed")
 	timeoutFlag(fs, &o.RequestBodyTimeout, "request-body-timeout", 60*time.Second,
 		"how long a client may go without sending any of a request body (buffered, or streaming to its worker) before it gets 408 and its connection is closed; a streaming body's worker has its connection closed too, freeing its slot (after a worker began its answer, the client's connection is closed without the 408)")
-	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block accepted (larger gets 431)")
+	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block accepted (larger gets 431; a request line alone over it, 414)")
 	fs.BoolVar(&o.TrustForwardedFor, "trust-forwarded-for", false,
 		"behind a trusted load balancer: append the client address to the X-Forwarded-For the client sent, and pass on its X-Forwarded-Proto (http or https), instead of replacing both, and its X-Real-IP, X-Forwarded-Ssl, -Port, -Prefix and -Scheme, which are otherwise dropped")
 	fs.StringVar(&o.SpoolDir, "request-buffer-dir", "",
