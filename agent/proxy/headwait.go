@@ -60,25 +60,28 @@ func (h *heldHead) release() (sent bool) {
 // pauseHold is holdHead for a worker connection's pauses
 // (workerConn.readOrFlush), which may come on many of its answers: its
 // timer is made at the first and reset at the next, so that a pause
-// costs no allocation. Between begin and end, f is flushed once headWait
-// passed; a firing that comes late (it began before end, or was set by
+// costs no allocation. Between begin and end, f is flushed once due
+// passed. A firing that comes late (it began before end, or was set by
 // the hold before) flushes only while a hold is under way, whose reader
-// does not touch f.
+// does not touch f, and only once that hold's due passed: a late firing
+// of an earlier hold does not end a later one early.
 type pauseHold struct {
-	mu sync.Mutex
-	f  http.Flusher // nil: no hold under way
-	t  *time.Timer
+	mu  sync.Mutex
+	f   http.Flusher // nil: no hold under way
+	due time.Time
+	t   *time.Timer
 }
 
-func (h *pauseHold) begin(f http.Flusher) {
+// begin holds f until due, which is wait from now.
+func (h *pauseHold) begin(f http.Flusher, due time.Time, wait time.Duration) {
 	h.mu.Lock()
-	h.f = f
+	h.f, h.due = f, due
 	h.mu.Unlock()
 	if h.t == nil {
-		h.t = time.AfterFunc(headWait, h.fire)
+		h.t = time.AfterFunc(wait, h.fire)
 		return
 	}
-	h.t.Reset(headWait)
+	h.t.Reset(wait)
 }
 
 // end ends the hold: f is the caller's again (a flush under way is
@@ -93,7 +96,7 @@ func (h *pauseHold) end() {
 func (h *pauseHold) fire() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.f != nil {
+	if h.f != nil && !time.Now().Before(h.due) {
 		h.f.Flush()
 		h.f = nil
 	}

@@ -89,3 +89,30 @@ func pausedAnswer(t *testing.T, e *agenttest.Env, gate, raw string, n, first int
 	}
 	return ""
 }
+
+// TestTrickledAnswerReachesItsClient: an answer of a declared length that
+// its worker sends in small pieces, less than headWait apart, reaches the
+// client as it comes: its head and first bytes go out headWait after the
+// answer's first pause at most, not once the client's 4 KiB buffer is
+// full. Here a byte every 90 ms of a 2 MB answer (past the response
+// buffer limit: relayed), which would fill that buffer in six minutes.
+// Before, each pause held the flush for headWait anew, and the next byte
+// came within it (found by review). The read deadline only turns that
+// wait into a failure.
+func TestTrickledAnswerReachesItsClient(t *testing.T) {
+	e := start(t, slowStream(), proxy.Options{})
+	c, br := dial(t, e)
+	if _, err := io.WriteString(c, "GET /stream?n=2000000&d=0.09&size=1&cl=1 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the head of an answer trickled a byte every 90 ms: %v %v; want 200 as it trickles", resp, err)
+	}
+	got := make([]byte, 3)
+	if k, err := io.ReadFull(resp.Body, got); err != nil {
+		t.Fatalf("the client got %d of the first 3 bytes of an answer trickled a byte every 90 ms: %v; want them as they come", k, err)
+	}
+	c.Close()
+}

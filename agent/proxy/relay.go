@@ -137,6 +137,9 @@ func (cc *clientConn) relay(br *bufio.Reader, c *workerConn, clock func() time.T
 	keep = cc.writeResponseHead(clock)
 	_, _ = br.Discard(len(h.raw)) // h.raw is br's buffer: written out first
 	h.raw = nil
+	if c != nil {
+		c.newAnswer()
+	}
 	var held *heldHead
 	if h.length > 0 && br.Buffered() == 0 { // the head waits for the body's first bytes up to headWait
 		held = holdHead(func() { _ = bw.Flush() }) // an error stays bw's
@@ -179,8 +182,8 @@ func (cc *clientConn) awaitBody(br *bufio.Reader, c *workerConn, flush bool, sin
 		return err
 	}
 	c.flushOnPause((*clientBuffer)(cc.bw), cc.sentBytes() == since)
+	defer c.flushOnPause(nil, false) // also if the read panics: cc.bw goes back to a pool
 	_, err := br.Peek(1)
-	c.flushOnPause(nil, false)
 	return err
 }
 

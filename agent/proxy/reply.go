@@ -93,6 +93,9 @@ func (cc *clientConn) copyFramed(resp *http.Response, chunked bool, since uint64
 		defer held.release()                       // also if a read panics: bw goes back to a pool
 	}
 	wc := flushingBody(resp)
+	if wc != nil {
+		wc.newAnswer()
+	}
 	for {
 		if wc != nil && held == nil && bw.Buffered() > 0 { // not while holdHead's timer owns bw
 			wc.flushOnPause((*clientBuffer)(bw), cc.sentBytes() == since)

@@ -509,6 +509,12 @@ type workerConn struct {
 	pause      http.Flusher
 	pauseHolds bool
 	hold       pauseHold
+	// pauseDue: when the holds of this answer's pauses end, headWait
+	// after its first (zero: none yet; newAnswer clears it). One due for
+	// all of them, so that a worker that sends its answer in small pieces
+	// less than headWait apart has it go out headWait after it first
+	// paused, not once the client's buffer is full.
+	pauseDue time.Time
 }
 
 func newWorkerConn(conn net.Conn) *workerConn {
@@ -545,8 +551,9 @@ func (c *workerConn) Read(p []byte) (int, error) {
 // anyway), so a worker that keeps up costs no system call more, and the
 // client's buffer still goes out full; one that pauses costs the flush's
 // write(2) and a second read(2) before the wait. With pauseHolds (none
-// of the answer reached the client yet) the flush waits for the pause to
-// last headWait (c.hold: a timer made once per connection), as a head
+// of the answer reached the client yet) the flush waits until headWait
+// after the answer's first pause (c.hold: a timer made once per
+// connection; pauseDue), as a head
 // alone waits for its body: a worker that sends a few bytes and fails at
 // once gets its client a 502 naming it, not a head and the bytes cut
 // short. On a connection without a file descriptor the read
@@ -561,12 +568,24 @@ func (c *workerConn) readOrFlush(p []byte) (int, error) {
 		return n, err
 	}
 	if c.pauseHolds {
-		c.hold.begin(c.pause)
-		defer c.hold.end() // also if the read panics: the writer is the caller's again
-		return c.rs.Read(p)
+		now := time.Now()
+		if c.pauseDue.IsZero() {
+			c.pauseDue = now.Add(headWait)
+		}
+		if now.Before(c.pauseDue) {
+			c.hold.begin(c.pause, c.pauseDue, c.pauseDue.Sub(now))
+			defer c.hold.end() // also if the read panics: the writer is the caller's again
+			return c.rs.Read(p)
+		}
 	}
 	c.pause.Flush()
 	return c.rs.Read(p)
+}
+
+// newAnswer says the next reads through c are of another answer: its
+// pauses' holds start anew (pauseDue).
+func (c *workerConn) newAnswer() {
+	c.pauseDue = time.Time{}
 }
 
 // flushOnPause makes c's reads send what f holds when the worker pauses,
