@@ -299,6 +299,67 @@ func TestRecycling(t *testing.T) {
 	})
 }
 
+// TestRecyclingWorkerYieldsToAFreeOne: a worker flagged for a recycle
+// takes no request while its replacement boots and another ready worker
+// has a free slot. Before, the oldest idle worker took every request
+// whether or not it was leaving: walk5's leak ran to 17x its memoryLimit
+// at the worker being recycled, its neighbour idle.
+func TestRecyclingWorkerYieldsToAFreeOne(t *testing.T) {
+	cases := []struct {
+		name string
+		set  func(*ferryv1.AppTemplate)
+		flag string // the requests that get the oldest worker flagged
+		n    int
+	}{
+		// More than the 5 requests the other gets after, or it would be flagged too.
+		{"maxRequestsPerProcess", func(tmpl *ferryv1.AppTemplate) { tmpl.Pool.MaxRequestsPerProcess = 8 }, "/", 8},
+		{"memoryLimit", func(tmpl *ferryv1.AppTemplate) {
+			l := resource.MustParse("64Mi")
+			tmpl.Pool.MemoryLimit = &l
+		}, "/alloc?mb=100", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tmpl := agenttest.WSGI("hello-wsgi", 2, 2, env("BOOT_DELAY", "2")) // the replacement boots for 2s
+			c.set(&tmpl)
+			e := agenttest.Start(t, pool.Config{Name: "t/yield", Revision: "1", Template: tmpl},
+				agenttest.Options{Tick: 100 * time.Millisecond})
+			e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
+			var flagged string
+			// The proxy gives a worker back once the answer went out: the
+			// next request of a client may come before. Each request here is
+			// sent when the pool has both workers free.
+			idle := func() {
+				e.WaitFor(t, time.Minute, "no request at any worker", func(s pool.Status) bool {
+					return !slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Sessions > 0 })
+				})
+			}
+			for range c.n { // both idle: the oldest takes them
+				idle()
+				resp, _ := httpGet(t, e.URL+c.flag)
+				if resp.StatusCode != http.StatusOK || flagged != "" && resp.Header.Get("X-Pid") != flagged {
+					t.Fatalf("GET %s: %d from pid %s, want 200 from the oldest worker", c.flag, resp.StatusCode, resp.Header.Get("X-Pid"))
+				}
+				flagged = resp.Header.Get("X-Pid")
+			}
+			e.WaitFor(t, time.Minute, "the recycle under way", func(s pool.Status) bool { return s.Counts.Total == 3 })
+			for range 5 {
+				idle()
+				resp, _ := httpGet(t, e.URL+"/")
+				if got := resp.Header.Get("X-Pid"); resp.StatusCode != http.StatusOK || got == flagged {
+					t.Fatalf("GET / while pid %s is recycled, another idle: %d from pid %s, want 200 from the other",
+						flagged, resp.StatusCode, got)
+				}
+			}
+			e.WaitFor(t, time.Minute, "the recycled worker gone", func(s pool.Status) bool {
+				return agenttest.Ready(2)(s) && !slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool {
+					return strconv.Itoa(int(p.PID)) == flagged
+				})
+			})
+		})
+	}
+}
+
 // startMemoryLimited starts a pool of one hello-wsgi worker whose
 // memoryLimit is limit, with o's options, and returns the book its log
 // goes to.

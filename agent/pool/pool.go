@@ -508,23 +508,42 @@ func (p *Pool) unavailableErrLocked() error {
 	return &UnavailableError{RetryAt: p.scaling.until}
 }
 
-// pickLocked returns the least-busy ready worker with a free slot, the
-// oldest among equals, so that surplus workers go idle and can be stopped.
-func (p *Pool) pickLocked() *Worker {
+// pickLocked returns the worker for the next request: pick.
+func (p *Pool) pickLocked() *Worker { return pick(p.workers) }
+
+// pick returns the least-busy ready worker with a free slot, the oldest
+// among equals, so that surplus workers go idle and can be stopped; but
+// one that is leaving (leaving) only when no other has a free slot, so
+// that a worker past memoryLimit does not take request after request,
+// and grow, while its replacement boots. ws is in the order the workers
+// were added.
+func pick(ws []*Worker) *Worker {
 	var best *Worker
-	for _, w := range p.workers {
+	for _, w := range ws {
 		if w.state != ferryv1.ProcessReady || w.sessions >= w.capacity {
 			continue
 		}
-		if best == nil || w.sessions < best.sessions {
+		if best == nil || pickedBefore(w, best) {
 			best = w
-			if w.sessions == 0 {
-				break
-			}
 		}
 	}
 	return best
 }
+
+// pickedBefore: a, a ready worker with a free slot, is a better pick
+// than b: staying before leaving, then less busy.
+func pickedBefore(a, b *Worker) bool {
+	if a.leaving() != b.leaving() {
+		return b.leaving()
+	}
+	return a.sessions < b.sessions
+}
+
+// leaving: w is flagged for a recycle (memoryLimit, maxRequestsPerProcess):
+// it stops once its replacement is ready. A rolling restart's old worker
+// whose replacement boots is not: the others may be of the new revision,
+// not yet proven, and the restart's tests hold a request at it.
+func (w *Worker) leaving() bool { return w.recycle != recycleNone }
 
 // Outcome is how a request ended at its worker, as the proxy tells
 // Release.
