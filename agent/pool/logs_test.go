@@ -81,8 +81,20 @@ func TestLogLines(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		e.Pool.Close(ctx)
-		if v, _ := book.WaitFor(t, "Worker did not finish its requests").Value("timeout"); v != "500ms" {
+		cut := book.WaitFor(t, "Worker did not finish its requests")
+		if v, _ := cut.Value("timeout"); v != "500ms" {
 			t.Errorf("timeout logged as %#v, want \"500ms\"", v)
+		}
+		// What was cut (walk5 F4: the line said nothing of it): one
+		// request, at the worker since before the 500ms wait began.
+		if v, _ := cut.Value("requests"); v != 1 {
+			t.Errorf("requests logged as %#v, want 1: %v", v, cut.KVs)
+		}
+		if v, _ := cut.Value("busyFor"); !atLeast(v, 500*time.Millisecond) {
+			t.Errorf("busyFor logged as %#v, want the request's age, at least the 500ms wait: %v", v, cut.KVs)
+		}
+		if v, _ := cut.Value("reason"); v != "agent shutdown" {
+			t.Errorf("reason logged as %#v, want \"agent shutdown\"", v)
 		}
 		book.Check(t)
 	})
@@ -113,4 +125,11 @@ func TestKillLogNamesTheWaitUsed(t *testing.T) {
 		t.Errorf("the kill logs shutdownTimeout %#v, want \"5s\"", v)
 	}
 	book.Check(t)
+}
+
+// atLeast: v is a duration's text of at least d.
+func atLeast(v any, d time.Duration) bool {
+	s, _ := v.(string)
+	got, err := time.ParseDuration(s)
+	return err == nil && got >= d
 }

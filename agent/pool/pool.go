@@ -110,9 +110,11 @@ type Worker struct {
 	// Transport carries requests to the worker; set once it is ready.
 	Transport http.RoundTripper
 
-	proc      *spawn.Process
-	state     State
-	sessions  int
+	proc     *spawn.Process
+	state    State
+	sessions int
+	// busySince: when sessions last went from 0 to 1 (takeLocked).
+	busySince time.Time
 	capacity  int
 	processed int64
 	startedAt time.Time
@@ -1551,12 +1553,14 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	// the ready cases at random.
 	finished := isClosed(w.drained) || isClosed(w.proc.Done())
 	waited := waitHad(timeout, allowed, time.Since(began))
-	if !finished && !errors.Is(ctx.Err(), context.Canceled) { // not for a pool cut short
-		p.log.Info("Worker did not finish its requests within the wait it had", "pid", w.PID(), "timeout", waited.String(),
-			"shutdownTimeout", timeout.String())
-	}
-
 	p.mu.Lock()
+	if !finished && !errors.Is(ctx.Err(), context.Canceled) { // not for a pool cut short
+		requests, busyFor := w.inFlightLocked(time.Now())
+		p.log.Info("Worker did not finish its requests within the wait it had; stopping it cuts them "+
+			"(the proxy's line for each cut request names its path, but none comes for an upgraded connection, a WebSocket)",
+			"pid", w.PID(), "revision", w.Revision, "reason", why, "requests", requests, "busyFor", busyFor,
+			"timeout", waited.String(), "shutdownTimeout", timeout.String())
+	}
 	// A process that exited on its own while it drained (one the proxy
 	// found dead: Unreachable) is left Draining, so that watchExit takes
 	// its exit as the crash it was, not as this stop.
@@ -1580,6 +1584,19 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	// restart never sees size+2.
 	<-w.gone
 	p.log.V(1).Info("Stopped worker", "pid", w.PID(), "revision", w.Revision, "reason", why)
+}
+
+// inFlightLocked is, for the log, how many requests are at w and how
+// long it has been busy without a pause (since busySince, to 10ms; ""
+// with none): with one request at it, that request's age; with several,
+// no less than the oldest's. The pool knows no more of them: the proxy
+// hands Acquire a digest of each request's method and path (RequestKey),
+// not the text.
+func (w *Worker) inFlightLocked(now time.Time) (requests int, busyFor string) {
+	if w.sessions == 0 {
+		return 0, ""
+	}
+	return w.sessions, now.Sub(w.busySince).Round(10 * time.Millisecond).String()
 }
 
 // reportOwnExit logs the exit of w, stopped by the agent with requests

@@ -49,6 +49,9 @@ func mixKey(method, path uint64) RequestKey {
 // the dead worker before its exit is recorded.
 func (w *Worker) takeLocked(key RequestKey) {
 	w.sessions++
+	if w.sessions == 1 {
+		w.busySince = time.Now()
+	}
 	switch {
 	case w.inRequest:
 	case w.sessions == 1:

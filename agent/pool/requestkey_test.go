@@ -177,3 +177,41 @@ func TestDiedInBoundsTheLoggedRequest(t *testing.T) {
 		t.Errorf("logged %d lines (%.80q...), want one, of bounded length", len(logged), logged)
 	}
 }
+
+// TestInFlight: what the log says of the requests a stopping worker did
+// not finish: their count, and how long it has had one without a pause.
+func TestInFlight(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	cases := []struct {
+		name     string
+		sessions int
+		since    time.Duration
+		want     int
+		wantBusy string
+	}{
+		{"none", 0, time.Hour, 0, ""},
+		{"one, 90s old", 1, 90 * time.Second, 1, "1m30s"},
+		{"three, to 10ms", 3, 1234567 * time.Microsecond, 3, "1.23s"},
+	}
+	for _, c := range cases {
+		w := &Worker{sessions: c.sessions, busySince: now.Add(-c.since)}
+		if n, busy := w.inFlightLocked(now); n != c.want || busy != c.wantBusy {
+			t.Errorf("%s: %d, %q; want %d, %q", c.name, n, busy, c.want, c.wantBusy)
+		}
+	}
+}
+
+// TestTakeNotesBusySince: busySince is when the worker went from no
+// request to one, kept while others join.
+func TestTakeNotesBusySince(t *testing.T) {
+	w := &Worker{capacity: 2}
+	w.takeLocked(0)
+	first := w.busySince
+	if first.IsZero() {
+		t.Fatal("busySince not set by the first request")
+	}
+	w.takeLocked(0)
+	if w.busySince != first {
+		t.Errorf("busySince moved with a second request: %v, was %v", w.busySince, first)
+	}
+}
