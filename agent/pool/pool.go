@@ -527,6 +527,9 @@ func pick(ws []*Worker) *Worker {
 		}
 		if best == nil || pickedBefore(w, best) {
 			best = w
+			if w.sessions == 0 && !w.leaving() {
+				break // none comes before it, and later ones are younger
+			}
 		}
 	}
 	return best

@@ -261,10 +261,11 @@ type PoolSpec struct {
 
 	// maxRequestsPerProcess recycles a process after it served this many
 	// requests: a replacement is spawned first, then the old one drains, as
-	// in a rolling restart of that one process. It is a soft limit: the old
-	// process goes on taking requests until its replacement is ready (a
-	// boot's worth, under load), so it serves more than this many. 0 turns
-	// it off. Default: 0.
+	// in a rolling restart of that one process. It is a soft limit: until
+	// its replacement is ready (a boot's worth), the old process takes a
+	// request only when no other ready process has a free slot, so under
+	// full load it serves more than this many. The same holds for one
+	// recycled for memoryLimit. 0 turns it off. Default: 0.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000000000
