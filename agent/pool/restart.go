@@ -478,12 +478,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
-
-// lastLines returns the last n lines of s, for log messages.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

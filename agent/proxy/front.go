@@ -417,6 +417,13 @@ func (cc *clientConn) sentBytes() uint64 {
 	return cc.sc.progress.Load()
 }
 
+// noneSent: the client's socket has taken nothing of the answer since it
+// had taken since bytes (sentBytes); false where that is not counted, as
+// then nothing can be taken back.
+func (cc *clientConn) noneSent(since uint64) bool {
+	return cc.sc != nil && cc.sentBytes() == since
+}
+
 // answerFailed deals with a worker that failed (err) after its response
 // head, which is in cc.bw, since the client's socket had taken since
 // bytes (sentBytes). When none of the answer reached the client, the
@@ -428,7 +435,7 @@ func (cc *clientConn) answerFailed(err error, since uint64) bool {
 	switch {
 	case cc.ctx.Err() != nil:
 		return false
-	case cc.sc != nil && cc.sentBytes() == since:
+	case cc.noneSent(since):
 		cc.bw.Reset(cc.conn)
 		return true
 	}

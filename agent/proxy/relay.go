@@ -181,7 +181,7 @@ func (cc *clientConn) awaitBody(br *bufio.Reader, c *workerConn, flush bool, sin
 		_, err := br.Peek(1)
 		return err
 	}
-	c.flushOnPause((*clientBuffer)(cc.bw), cc.sentBytes() == since)
+	c.flushOnPause((*clientBuffer)(cc.bw), cc.noneSent(since))
 	defer c.flushOnPause(nil, false) // also if the read panics: cc.bw goes back to a pool
 	_, err := br.Peek(1)
 	return err

@@ -98,7 +98,7 @@ func (cc *clientConn) copyFramed(resp *http.Response, chunked bool, since uint64
 	}
 	for {
 		if wc != nil && held == nil && bw.Buffered() > 0 { // not while holdHead's timer owns bw
-			wc.flushOnPause((*clientBuffer)(bw), cc.sentBytes() == since)
+			wc.flushOnPause((*clientBuffer)(bw), cc.noneSent(since))
 		}
 		n, rerr := resp.Body.Read(*buf)
 		if wc != nil {

@@ -553,13 +553,12 @@ func (c *workerConn) Read(p []byte) (int, error) {
 // write(2) and a second read(2) before the wait. With pauseHolds (none
 // of the answer reached the client yet) the flush waits until headWait
 // after the answer's first pause (c.hold: a timer made once per
-// connection; pauseDue), as a head
-// alone waits for its body: a worker that sends a few bytes and fails at
-// once gets its client a 502 naming it, not a head and the bytes cut
-// short. On a connection without a file descriptor the read
-// waits, unflushed. It is under the body's readers (bufio, net/http's
-// chunked reader, which keeps any error it meets for good), so
-// errWouldWait never reaches them.
+// connection; pauseDue), as a head alone waits for its body: a worker
+// that sends a few bytes and fails at once gets its client a 502 naming
+// it, not a head and the bytes cut short. On a connection without a file
+// descriptor the read waits, unflushed. It is under the body's readers
+// (bufio, net/http's chunked reader, which keeps any error it meets for
+// good), so errWouldWait never reaches them.
 func (c *workerConn) readOrFlush(p []byte) (int, error) {
 	c.rs.noWait = true
 	n, err := c.rs.Read(p)
