@@ -102,14 +102,20 @@ func TestOtherRequestOfAnOverrunWorkerSaysAnotherOverran(t *testing.T) {
 // that the agent stopped it, and the failure's log says stoppedBy "no".
 // Before, the stop set before SIGTERM stayed: "the agent stopped ... at
 // shutdownTimeout (1s) (rolling restart)". The log says the exit was the
-// worker's own, with its status.
+// worker's own, with its status. The SIGKILL comes once SIGTERM has (the
+// probe): the pool reads whether the worker ignores SIGTERM just before
+// it sends it, and a worker killed before that read cannot be said to
+// ignore it (a SIGKILL sent at the "did not finish" line made the log say
+// sigtermIgnored false in one CI run).
 func TestRequestCutByADeathInTheSIGTERMGraceIsADeath(t *testing.T) {
 	book := agenttest.NewLogbook(t)
-	e, pid, answer := startHeld(t, book, 1, 3*time.Second)
+	probe := filepath.Join(filepath.Dir(gatePath(t)), "sigterm-came") // a directory the worker (nobody) may write
+	e, pid, answer := startHeld(t, book, 1, 3*time.Second, env("TERM_PROBE", probe))
 	cfg := e.Pool.Config()
 	cfg.Revision = "2"
+	cfg.Template.App.Env = cfg.Template.App.Env[:2] // startHeld's own two: the new worker does not probe
 	e.Pool.Update(cfg)
-	book.WaitFor(t, "Worker did not finish its requests within the wait it had")
+	waitForSIGTERM(t, probe)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -133,10 +139,7 @@ func TestRequestCutByAnExitOfItsOwnInTheSIGTERMGraceIsAnExit(t *testing.T) {
 	cfg.Revision = "2"
 	cfg.Template.App.Env = cfg.Template.App.Env[:2] // startHeld's own two: the new worker neither probes nor exits
 	e.Pool.Update(cfg)
-	testsupport.Eventually(t, time.Minute, "the worker's group to get SIGTERM", func() error {
-		_, err := os.Stat(probe)
-		return err
-	})
+	waitForSIGTERM(t, probe)
 	if err := os.WriteFile(exit, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -165,4 +168,14 @@ func cutByItsOwnExit(t *testing.T, book *agenttest.Logbook, a agenttest.Answer, 
 		t.Errorf("the exit's log says sigtermIgnored %#v, want true", v)
 	}
 	book.Check(t)
+}
+
+// waitForSIGTERM waits until the probe file of a startHeld worker run
+// with TERM_PROBE exists: the agent has sent its process group SIGTERM.
+func waitForSIGTERM(t *testing.T, probe string) {
+	t.Helper()
+	testsupport.Eventually(t, time.Minute, "the worker's group to get SIGTERM", func() error {
+		_, err := os.Stat(probe)
+		return err
+	})
 }
