@@ -55,8 +55,9 @@ func main() {
 			`manager's CPU or memory goes; empty (the default) or "0" disables it. Keep it on loopback.`)
 	flag.BoolVar(&leaderElect, "leader-elect", false,
 		"Elect a leader among manager replicas through a Lease, so that only one reconciles at a time.")
-	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "",
-		"Namespace of the leader election Lease. Default: the manager's own namespace when it runs in a cluster.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", os.Getenv("POD_NAMESPACE"),
+		"Namespace of the leader election Lease, which `kubectl ferry status` reads to tell that no manager runs: "+
+			"$POD_NAMESPACE when set (the chart sets it), else the manager's own namespace when it runs in a cluster.")
 	flag.DurationVar(&staleAfter, "agent-stale-after", controllers.DefaultAgentStaleAfter,
 		"How long a node agent may go without renewing its Lease (or reporting a pool) before what it reported is "+
 			"treated as Unknown. Agents renew every 10s.")

@@ -99,12 +99,13 @@ func TestBinary(t *testing.T) {
 
 	metricsAddr, probeAddr := testsupport.FreeAddr(t), testsupport.FreeAddr(t)
 	var logs bytes.Buffer
-	// The arguments the chart renders (deployargs), on free ports; out of a
-	// cluster the Lease's namespace must be named.
+	// The arguments the chart renders (deployargs), on free ports, and
+	// $POD_NAMESPACE, which it sets too: out of a cluster, that is the
+	// leader Lease's namespace.
 	settings := deployargs.DefaultManager()
 	settings.MetricsBindAddress, settings.HealthProbeBindAddress = metricsAddr, probeAddr
-	args := append(deployargs.ManagerArgs(settings),
-		"--kubeconfig", env.Kubeconfig, "--leader-election-namespace", "ferry-system")
+	t.Setenv("POD_NAMESPACE", "ferry-system")
+	args := append(deployargs.ManagerArgs(settings), "--kubeconfig", env.Kubeconfig)
 	cmd, stop := startManager(ctx, t, &logs, bin, args...)
 	defer stop()
 
