@@ -44,13 +44,14 @@ func DefaultManager() Manager {
 		MaxConcurrentReconciles: 8, LogLevel: "info"}
 }
 
-// LocalManager is the manager of `make local-up` and the e2e tests: one
-// process, so no leader election, and its ports on 127.0.0.1 away from the
-// apps' ports, which the simulated nodes' agents serve on 127.0.0.2, ...
-// Its metrics are plain HTTP, on loopback, for curl and the benchmarks.
+// LocalManager is the manager of `make local-up` and the e2e tests: with
+// leader election, as the chart runs it, so that its Lease in
+// LocalNamespace tells `kubectl ferry status` when no manager runs; its
+// ports on 127.0.0.1 away from the apps' ports, which the simulated nodes'
+// agents serve on 127.0.0.2, ... Its metrics are plain HTTP, on loopback,
+// for curl and the benchmarks.
 func LocalManager() Manager {
 	m := DefaultManager()
-	m.LeaderElect = false
 	m.MetricsBindAddress = "127.0.0.1:18080"
 	m.MetricsSecure = false
 	m.HealthProbeBindAddress = "127.0.0.1:18081"

@@ -84,9 +84,14 @@ type Stack struct {
 	env        *testenv.Env
 	Kubeconfig string
 	Client     client.Client
-	manager    *process
-	agents     map[string]*process
-	apiserver  *exec.Cmd // set once the API server was restarted by StartAPIServer
+	// managerMu guards manager, the manager running now (keepManager
+	// replaces it when it exits), and stopping: Down began, and the
+	// manager is not started again.
+	managerMu sync.Mutex
+	manager   *process
+	stopping  bool
+	agents    map[string]*process
+	apiserver *exec.Cmd // set once the API server was restarted by StartAPIServer
 	// managerHealth is the manager's health endpoint, host:port;
 	// agentPorts are each node's agent's metrics and health ports when
 	// Options.FreePorts picked them.
@@ -94,6 +99,19 @@ type Stack struct {
 	agentPorts    map[string][2]int
 	// apiserverArgv is the API server's command line, read when stopped.
 	apiserverArgv []string
+}
+
+// BuildBinaries builds ferry-manager and ferry-agent from the repository
+// at repo into bin, for a stack's Options.Bin.
+func BuildBinaries(repo, bin string) error {
+	for pkg, out := range map[string]string{"./cmd/manager": "ferry-manager", "./cmd/agent": "ferry-agent"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(bin, out), pkg)
+		build.Dir = repo
+		if b, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %w\n%s", pkg, err, b)
+		}
+	}
+	return nil
 }
 
 // Up starts everything and waits until the manager and every agent answer
@@ -164,17 +182,21 @@ func Up(ctx context.Context, opts Options) (_ *Stack, err error) {
 	s.managerHealth = local.HealthProbeBindAddress
 	margs := deployargs.Expand(deployargs.ManagerArgs(local), menv)
 	margs = append(append(margs, "--kubeconfig="+s.Kubeconfig), opts.ManagerArgs...)
-	if s.manager, err = start(filepath.Join(opts.Bin, "ferry-manager"), margs, menv, filepath.Join(opts.Dir, "logs", "manager.log")); err != nil {
+	mpath, mlog := filepath.Join(opts.Bin, "ferry-manager"), filepath.Join(opts.Dir, "logs", "manager.log")
+	manager, err := start(mpath, margs, menv, mlog, false)
+	if err != nil {
 		return nil, err
 	}
+	s.manager = manager
+	go s.keepManager(manager, mpath, margs, menv, mlog)
 	for _, n := range opts.Nodes {
 		s.progress("Starting the agent of " + n.Name + " on " + n.IP)
 		if err := s.StartAgent(n.Name); err != nil {
 			return nil, err
 		}
 	}
-	if err := waitHTTP(ctx, "http://"+s.managerHealth+"/readyz", s.manager); err != nil {
-		return nil, fmt.Errorf("the manager did not become ready: %w\n%s", err, s.manager.tail())
+	if err := waitHTTP(ctx, "http://"+s.managerHealth+"/readyz", manager); err != nil {
+		return nil, fmt.Errorf("the manager did not become ready: %w\n%s", err, manager.tail())
 	}
 	for _, n := range opts.Nodes {
 		health := 9442
@@ -304,7 +326,7 @@ func (s *Stack) StartAgent(node string) error {
 		return fmt.Errorf("the agent of %s is running", node)
 	}
 	p, err := start(filepath.Join(s.opts.Bin, "ferry-agent"), s.AgentArgs(node),
-		deployargs.LocalAgentEnv(n.Name, n.IP), filepath.Join(s.opts.Dir, "logs", "agent-"+n.Name+".log"))
+		deployargs.LocalAgentEnv(n.Name, n.IP), filepath.Join(s.opts.Dir, "logs", "agent-"+n.Name+".log"), false)
 	if err != nil {
 		return err
 	}
@@ -392,9 +414,13 @@ func (s *Stack) Down() error {
 		})
 	}
 	wg.Wait()
-	if s.manager != nil {
+	s.managerMu.Lock()
+	s.stopping = true
+	manager := s.manager
+	s.managerMu.Unlock()
+	if manager != nil {
 		s.progress("Stopping the manager")
-		errs = append(errs, s.manager.stop(time.Minute))
+		errs = append(errs, manager.stop(time.Minute))
 	}
 	if s.apiserver != nil {
 		_ = s.apiserver.Process.Signal(syscall.SIGTERM)
@@ -475,8 +501,14 @@ type process struct {
 	err  error
 }
 
-func start(path string, args []string, env map[string]string, logPath string) (*process, error) {
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+// start starts path with args and env, its output in logPath: appended
+// to it with appendLog, else replacing it.
+func start(path string, args []string, env map[string]string, logPath string, appendLog bool) (*process, error) {
+	mode := os.O_TRUNC
+	if appendLog {
+		mode = os.O_APPEND
+	}
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|mode, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -540,8 +572,57 @@ func (p *process) tail() string {
 // Config reaches the API server as a cluster admin.
 func (s *Stack) Config() *rest.Config { return s.env.Config }
 
-// ManagerPID is the manager's process id.
-func (s *Stack) ManagerPID() int { return s.manager.cmd.Process.Pid }
+// ManagerPID is the process id of the manager running now (keepManager
+// starts another when it exits).
+func (s *Stack) ManagerPID() int {
+	s.managerMu.Lock()
+	defer s.managerMu.Unlock()
+	return s.manager.cmd.Process.Pid
+}
+
+// managerRestartDelay is how long keepManager waits before it starts the
+// manager again.
+const managerRestartDelay = 2 * time.Second
+
+// keepManager starts the manager again each time it exits while the stack
+// runs (p is the one running first), as the kubelet restarts a
+// Deployment's container: with leader election, as the chart runs it, a
+// manager that could not renew its Lease for 10 s (an API server down or
+// frozen) exits with "leader election lost", and the next one waits for
+// the API server. Each restart is said on Progress and in the manager's
+// log, which the new manager appends to.
+func (s *Stack) keepManager(p *process, path string, args []string, env map[string]string, logPath string) {
+	for {
+		<-p.done
+		time.Sleep(managerRestartDelay)
+		s.managerMu.Lock()
+		if s.stopping {
+			s.managerMu.Unlock()
+			return
+		}
+		note := fmt.Sprintf("The manager exited (%s); starting it again, as the kubelet would (its log: %s)", p.exitStatus(), logPath)
+		s.progress(note)
+		appendLine(logPath, "ferry-local: "+note)
+		next, err := start(path, args, env, logPath, true)
+		if err != nil {
+			s.progress("Could not start the manager again: " + err.Error())
+			s.managerMu.Unlock()
+			return
+		}
+		s.manager, p = next, next
+		s.managerMu.Unlock()
+	}
+}
+
+// appendLine adds line to the file at path, if it can.
+func appendLine(path, line string) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = fmt.Fprintln(f, line)
+}
 
 // Nodes returns the simulated nodes.
 func (s *Stack) Nodes() []Node { return slices.Clone(s.opts.Nodes) }
