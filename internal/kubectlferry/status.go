@@ -12,6 +12,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -57,8 +58,9 @@ func (a *App) status(ctx context.Context, conn *connection, args []string) error
 		return writeJSON(a.Out, ag, pools)
 	}
 	now := a.now()
+	lease, leaseErr := cl.managerLease(ctx, *leaseNS)
 	return writeStatus(a.Out, ag, pools, now, *staleAfter, cl.agentLeases(ctx, *leaseNS),
-		managerNote(cl.managerLease(ctx, *leaseNS), now))
+		managerNote(*leaseNS, lease, leaseErr, now))
 }
 
 // agentLeases maps each node to its agent's last Lease renewal; nil when
@@ -72,14 +74,13 @@ func (cl *clients) agentLeases(ctx context.Context, namespace string) map[string
 	return renewals
 }
 
-// managerLease is the manager's leader Lease; nil when it cannot be read
-// (leader election is off, or no permission): no note is made then.
-func (cl *clients) managerLease(ctx context.Context, namespace string) *coordinationv1.Lease {
+// managerLease reads the manager's leader Lease in namespace.
+func (cl *clients) managerLease(ctx context.Context, namespace string) (*coordinationv1.Lease, error) {
 	var l coordinationv1.Lease
 	if err := cl.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: contract.ManagerLeaseName}, &l); err != nil {
-		return nil
+		return nil, err
 	}
-	return &l
+	return &l, nil
 }
 
 // managerClockSlack is how far past its Lease's duration a leader's last
@@ -87,13 +88,21 @@ func (cl *clients) managerLease(ctx context.Context, namespace string) *coordina
 // stamped by the manager's clock, and read here by this one.
 const managerClockSlack = 30 * time.Second
 
-// managerNote says, from the manager's leader Lease l, that no manager
-// leads: the last leader released the Lease (a clean stop), or has not
-// renewed it for longer than it lasts. Nothing then reconciles the
-// AppGroup, and its status stays what was last written; without this, it
-// would read as current. "" while a leader renews it, or without l.
-func managerNote(l *coordinationv1.Lease, now time.Time) string {
-	if l == nil {
+// managerNote says, from the manager's leader Lease l in namespace (or
+// the error reading it, err), that no manager leads: there is no such
+// Lease, the last leader released it (a clean stop), or it has not renewed
+// it for longer than it lasts. Nothing then reconciles the AppGroup, and
+// its status stays what was last written; without this, it would read as
+// current. "" while a leader renews it, or when the Lease could not be
+// read for another reason than its absence (no permission, say).
+func managerNote(namespace string, l *coordinationv1.Lease, err error, now time.Time) string {
+	if apierrors.IsNotFound(err) {
+		return fmt.Sprintf("No ferry-manager leads: there is no leader Lease %s/%s, so none may be running, nothing "+
+			"reconciles the AppGroup, and this status is what a manager last wrote. A manager run with --leader-elect=false "+
+			"makes no Lease (ignore this then); one installed in another namespace makes it there (pass --lease-namespace).",
+			namespace, contract.ManagerLeaseName)
+	}
+	if err != nil || l == nil {
 		return ""
 	}
 	where := l.Namespace + "/" + l.Name

@@ -3,11 +3,13 @@ package kubectlferry
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -440,21 +442,14 @@ func TestStatusLeaseSaysAlive(t *testing.T) {
 	}
 }
 
-// TestStatusManagerDown: with the manager's leader Lease renewed, the
-// status has no note on it; with it released (a clean stop) or not renewed
-// for longer than it lasts (a crash, a lost node), a note says the
-// manager may be down and the status is what it last wrote. Before, the
-// last status read as current (found by a walkthrough).
+// TestStatusManagerDown: with no leader Lease (no manager ever led there),
+// a note says none may run; with it renewed, the status has no note on
+// it; with it released (a clean stop) or not renewed for longer than it
+// lasts (a crash, a lost node), a note says the manager may be down and
+// the status is what it last wrote. Before, the last status read as
+// current (found by a walkthrough), and with no Lease it still did.
 func TestStatusManagerDown(t *testing.T) {
 	ns := healthyFixture(t)
-	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: contract.ManagerLeaseName},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("ferry-manager-7d9f_1f3a"), LeaseDurationSeconds: ptr.To[int32](15),
-			RenewTime: &metav1.MicroTime{Time: testNow.Add(-2 * time.Second)}},
-	}
-	if err := env.Client.Create(context.Background(), lease); err != nil {
-		t.Fatal(err)
-	}
 	status := func() string {
 		t.Helper()
 		r := run(t, "status", "hello", "-n", ns, "--lease-namespace", ns)
@@ -462,6 +457,16 @@ func TestStatusManagerDown(t *testing.T) {
 			t.Fatalf("exit %d: %s", r.code, r.err)
 		}
 		return r.out
+	}
+	assertContains(t, status(), "No ferry-manager leads: there is no leader Lease "+ns+"/manager.ferry.dev, so none may be running")
+
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: contract.ManagerLeaseName},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("ferry-manager-7d9f_1f3a"), LeaseDurationSeconds: ptr.To[int32](15),
+			RenewTime: &metav1.MicroTime{Time: testNow.Add(-2 * time.Second)}},
+	}
+	if err := env.Client.Create(context.Background(), lease); err != nil {
+		t.Fatal(err)
 	}
 	if out := status(); strings.Contains(out, "ferry-manager") && strings.Contains(out, "Lease") {
 		t.Errorf("a renewed leader Lease, still a note:\n%s", out)
@@ -489,20 +494,25 @@ func TestManagerNote(t *testing.T) {
 		l.Spec.RenewTime = &metav1.MicroTime{Time: testNow.Add(-renewed)}
 		return l
 	}
+	gone := apierrors.NewNotFound(coordinationv1.Resource("leases"), contract.ManagerLeaseName)
+	forbidden := apierrors.NewForbidden(coordinationv1.Resource("leases"), contract.ManagerLeaseName, errors.New("no RBAC"))
 	for _, tt := range []struct {
 		name  string
 		lease *coordinationv1.Lease
+		err   error
 		want  string // a part of the note; "" for none
 	}{
-		{"no Lease (leader election off)", nil, ""},
-		{"renewed", lease("m1", 2*time.Second, 15), ""},
-		{"late, within the clock slack", lease("m1", 40*time.Second, 15), ""},
-		{"expired", lease("m1", 50*time.Second, 15), "leader m1 has not renewed its Lease ferry-system/manager.ferry.dev for 50s (it lasts 15s)"},
-		{"released", lease("", time.Minute, 1), "its leader Lease ferry-system/manager.ferry.dev is released, last renewed 60s ago"},
-		{"never renewed, held", func() *coordinationv1.Lease { l := lease("m1", 0, 15); l.Spec.RenewTime = nil; return l }(), ""},
+		{"no Lease: none led, or leader election off", nil, gone,
+			"there is no leader Lease ferry-system/manager.ferry.dev, so none may be running"},
+		{"Lease not readable", nil, forbidden, ""},
+		{"renewed", lease("m1", 2*time.Second, 15), nil, ""},
+		{"late, within the clock slack", lease("m1", 40*time.Second, 15), nil, ""},
+		{"expired", lease("m1", 50*time.Second, 15), nil, "leader m1 has not renewed its Lease ferry-system/manager.ferry.dev for 50s (it lasts 15s)"},
+		{"released", lease("", time.Minute, 1), nil, "its leader Lease ferry-system/manager.ferry.dev is released, last renewed 60s ago"},
+		{"never renewed, held", func() *coordinationv1.Lease { l := lease("m1", 0, 15); l.Spec.RenewTime = nil; return l }(), nil, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := managerNote(tt.lease, testNow)
+			got := managerNote("ferry-system", tt.lease, tt.err, testNow)
 			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
 				t.Errorf("managerNote = %q, want %q", got, tt.want)
 			}
