@@ -897,6 +897,30 @@ func TestStartTimeoutIsADeploymentError(t *testing.T) {
 	}
 }
 
+// TestFailingReadinessPathIsADeploymentError: a new revision of a WSGI
+// app that imports fine and answers 500 at its readiness path (its views,
+// loaded at the first request, broken) is resisted: the old worker serves
+// on, and the reason says what the path answered.
+func TestFailingReadinessPathIsADeploymentError(t *testing.T) {
+	root, _ := filepath.Abs("../spawn/testdata/lazyviews")
+	good := agenttest.WSGIAt(root, 1, 1, env("VIEWS", "views"))
+	good.App.ReadinessPath = "/healthz"
+	good.Pool.StartTimeout = &metav1.Duration{Duration: 2 * time.Second}
+	broken := good
+	broken.App.Env = []ferryv1.EnvVar{env("VIEWS", "broken_views")}
+	e, old, s := startResisting(t, "t/readiness", good, broken, agenttest.Options{}, nil)
+	if r := s.Resisting; r.Revision != "2" || !strings.Contains(r.Reason, "answered 500 Internal Server Error") ||
+		!strings.Contains(r.Output, "SyntaxError") {
+		t.Errorf("resisting = %+v, want revision 2, its readiness path answering 500, with the traceback", *r)
+	}
+	if !slices.Equal(pids(s), old) {
+		t.Errorf("workers %v -> %v, want the old one serving on", old, pids(s))
+	}
+	if resp, body := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET / while resisting: %d %s", resp.StatusCode, body)
+	}
+}
+
 // TestBootAndDieMidRestartKeepsTheOldWorkers: when the first new worker
 // dies young while the restart's next step boots, the restart stops
 // there: that step's new worker is not kept (its revision is resisted)

@@ -31,6 +31,11 @@
 // error, startTimeout) comes back as an *Error carrying the exit status and
 // the process's last output lines.
 //
+// A WSGI app that has a readiness path is ready only once a GET on it,
+// over the worker's socket, answers below 500 as well (wsgiready.go): an
+// app may import fine and fail every request, as a Django project whose
+// views, loaded at the first request, are broken.
+//
 // Pdeathsig is delivered when the thread that forked the child exits, and
 // no_new_privs is a per-thread setting, so each worker is started and waited
 // for by one goroutine locked to its own OS thread for the worker's whole

@@ -294,6 +294,9 @@ func spawnOnce(ctx context.Context, spec Spec) (*Process, error) {
 		if err = waitLoaderReady(ctx, proc, ready); err == nil {
 			err = proc.sealSockDir()
 		}
+		if err == nil {
+			err = waitWSGIReady(ctx, proc, spec.App.ReadinessPath)
+		}
 	} else {
 		err = waitCommandReady(ctx, proc, spec.App.ReadinessPath)
 	}
@@ -309,7 +312,7 @@ func spawnOnce(ctx context.Context, spec Spec) (*Process, error) {
 			if errors.As(err, &pt) {
 				reason += pt.note()
 			}
-			if ready != nil {
+			if ready != nil && ur == nil { // else loaded, its readiness path failing
 				reason += stillLoading(spec.App, timeout)
 			}
 		} else if ready == nil {

@@ -1,0 +1,2 @@
+def handle(environ, start_response:
+    pass

@@ -1,0 +1,5 @@
+import sys
+
+
+def handle(environ, start_response):
+    sys.exit(3)
