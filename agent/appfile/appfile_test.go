@@ -246,8 +246,8 @@ var invalidCases = []struct {
 
 	// Beyond the server test: what the server also rejects, and what
 	// only a file can get wrong.
-	{"readinessPath on WSGI", validAppGroup, map[string]any{"spec.app.readinessPath": "/healthz"},
-		"spec.app.readinessPath", "readinessPath may only be set when type is Command"},
+	{"WSGI readinessPath that is no path", validAppGroup, map[string]any{"spec.app.readinessPath": "healthz"},
+		"spec.app.readinessPath", "readinessPath must be a URL path beginning with '/'"},
 	{"Command concurrency too large", validCommandAppGroup, map[string]any{"spec.app.concurrency": 2000},
 		"spec.app.concurrency", "less than or equal to 1024"},
 	{"duplicate env name", validAppGroup, map[string]any{"spec.app.env": []any{

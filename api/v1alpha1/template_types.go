@@ -72,7 +72,6 @@ type AppTemplate struct {
 // +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || has(self.root)",message="root is required when type is WSGI",fieldPath=.root
 // +kubebuilder:validation:XValidation:rule="self.type != 'Command' || has(self.command)",message="command is required when type is Command",fieldPath=.command
 // +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || !has(self.command)",message="command may only be set when type is Command",fieldPath=.command
-// +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || !has(self.readinessPath)",message="readinessPath may only be set when type is Command",fieldPath=.readinessPath
 // +kubebuilder:validation:XValidation:rule="self.type != 'WSGI' || !has(self.concurrency) || self.concurrency == 1",message="concurrency must be 1 when type is WSGI: a WSGI worker serves one request at a time",fieldPath=.concurrency
 type AppSpec struct {
 	// type is how a worker is started: WSGI (a Python WSGI application run by
@@ -124,12 +123,18 @@ type AppSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(a, !a.contains('\\u0000'))",message="command may not contain a NUL character: no program's argument can hold one"
 	Command []string `json:"command,omitempty"`
 
-	// readinessPath, for a Command app, is the HTTP path the agent GETs to
-	// learn that a new process is ready: any answer below 500 means ready.
-	// When unset, a process is ready once its port accepts connections.
-	// Command only. It is a URL path and an optional query, as /healthz
-	// or /ready?deep=1: no control characters or '#' (a fragment is never
-	// sent), and each '%' in the path followed by two hex digits.
+	// readinessPath is the HTTP path the agent GETs from a new process to
+	// learn that it is ready: any answer below 500 means ready, and until
+	// one comes within startTimeout the process is not (in a rolling
+	// restart, a deployment error). For a WSGI app it is asked once the
+	// app is imported, with Host: localhost: point it at a URL that loads
+	// what the first request would (Django's URLconf and views), or an app
+	// that imports fine and fails every request becomes ready. When unset,
+	// a WSGI process is ready once its app is imported, a Command process
+	// once its port accepts connections. It is a URL path and an optional
+	// query, as /healthz or /ready?deep=1: no control characters or '#' (a
+	// fragment is never sent), and each '%' in the path followed by two
+	// hex digits.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]') && self.matches('^/([^%?#]|%[0-9A-Fa-f]{2})*([?][^#]*)?$')",message="readinessPath must be a URL path beginning with '/' and an optional query, as /healthz: no control characters (a tab, a newline) or '#', and each '%' in the path followed by two hex digits"

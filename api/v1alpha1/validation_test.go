@@ -502,10 +502,13 @@ func TestUsersAccepted(t *testing.T) {
 }
 
 // TestReadinessPathsAccepted: every path and query the agent can GET is
-// still accepted, the ones whose characters it escapes included.
+// still accepted, the ones whose characters it escapes included, for a
+// Command app and for a WSGI app.
 func TestReadinessPathsAccepted(t *testing.T) {
 	assertAccepted(t, validCommandAppGroup, "spec.app.readinessPath",
 		"/", "/healthz", "/ready?deep=1", "/a b", "/é", "/a%2Fb", "/a?x=%zz", "/-/_.~!$&'()*+,;=:@")
+	// A WSGI app's too: one that imports fine may fail every request.
+	assertAccepted(t, validAppGroup, "spec.app.readinessPath", "/healthz")
 }
 
 // assertAccepted creates an object of base with path set to each of
