@@ -82,8 +82,12 @@ type AppSpec struct {
 
 	// root is the absolute path of the application's code on the node. It is
 	// resolved again at every spawn, so deploy tools may swap a symlink and
-	// bump the revision. The working directory of every worker; for WSGI it
-	// is also put first on sys.path. Required for WSGI; optional for Command
+	// bump the revision; but then, while the pool resists a broken release,
+	// an old process that dies is replaced from the symlink, that is from
+	// the broken release: a root naming the release's own directory keeps
+	// the old release for replacements, and setting it back is the
+	// rollback. The working directory of every worker; for WSGI it is also
+	// put first on sys.path. Required for WSGI; optional for Command
 	// (default: the agent's working directory).
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
