@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/go-logr/logr"
 )
 
 // maxLine bounds one logged line; longer lines are cut.
@@ -68,9 +66,10 @@ func (t *tail) waitClosed(d time.Duration) {
 	}
 }
 
-// copyLines reads one of the worker's streams until EOF, logging each line
-// with the worker's pid and keeping it in the tail.
-func (t *tail) copyLines(r io.ReadCloser, stream string, pid int, log logr.Logger) {
+// copyLines reads one of the worker's streams until EOF, keeping each line
+// in the tail and logging it with the worker's pid, at most at its rate
+// (out).
+func (t *tail) copyLines(r io.ReadCloser, stream string, out *outputLog) {
 	defer t.streamDone()
 	defer r.Close()
 	br := bufio.NewReaderSize(r, maxLine)
@@ -86,7 +85,7 @@ func (t *tail) copyLines(r io.ReadCloser, stream string, pid int, log logr.Logge
 				}
 			}
 			t.add(text)
-			log.Info("Worker output", "pid", pid, "stream", stream, "line", text)
+			out.line(stream, text)
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return

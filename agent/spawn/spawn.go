@@ -45,6 +45,9 @@ type Spec struct {
 	// Users is who the agent lets workers run as (--worker-users); the
 	// zero value: anyone but root.
 	Users WorkerUsers
+	// OutputRate bounds the worker's output lines logged to Log; the zero
+	// value: DefaultOutputRate.
+	OutputRate OutputRate
 }
 
 // Error is a failed spawn.
@@ -274,7 +277,7 @@ func spawnOnce(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	log := spec.Log.WithValues("revision", spec.Revision)
 	started := make(chan error, 1)
-	go run(cmd, proc, started, log)
+	go run(cmd, proc, started, log, outputRate(spec))
 	if err := <-started; err != nil {
 		proc.cleanup()
 		if ready != nil {
@@ -330,6 +333,14 @@ func spawnOnce(ctx context.Context, spec Spec) (*Process, error) {
 	return proc, nil
 }
 
+// outputRate is spec's OutputRate, or the default.
+func outputRate(spec Spec) OutputRate {
+	if spec.OutputRate == (OutputRate{}) {
+		return DefaultOutputRate
+	}
+	return spec.OutputRate
+}
+
 // lostPort is the port of a Command worker that exited of its own before
 // it was ready (exitedCommand), when another socket holds it now (the
 // worker's own are closed: it and its group are gone); 0 otherwise.
@@ -368,7 +379,7 @@ func foregroundNote(proc *Process) string {
 // fires when the forking thread exits and no_new_privs is per thread (see
 // the package doc). The thread is never unlocked, so it exits with this
 // goroutine, after the worker has exited.
-func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger) {
+func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger, rate OutputRate) {
 	runtime.LockOSThread()
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		proc.closeChildEnds()
@@ -389,9 +400,14 @@ func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger) {
 	// The child holds its copies of the pipes' write ends now.
 	proc.closeChildEnds()
 	proc.PID = cmd.Process.Pid
+	outLog := newOutputLog(rate, log, proc.PID)
 	for _, out := range proc.outputs {
-		go proc.output.copyLines(out.r, out.stream, proc.PID, log)
+		go proc.output.copyLines(out.r, out.stream, outLog)
 	}
+	go func() {
+		<-proc.output.closed
+		outLog.close()
+	}()
 	started <- nil
 	// What the worker left in its group (children that ignored SIGTERM, or
 	// that a crashed worker left behind) must not outlive it. The group is
