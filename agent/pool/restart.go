@@ -249,8 +249,9 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 	rs.replacing = nil
 	moved := p.cfg.Revision != target
 	proven := p.readyOfRevisionLocked(target) > 0
+	machine := portTaken(err) // the spawn failed for no fault of the revision
 	resist := resists(p.cfg.Template)
-	if resist && !moved && !proven {
+	if resist && !moved && !proven && !machine {
 		// Decided and done under one lock: a revision asked for in between
 		// would find nothing to end, and the pool would resist a revision
 		// nobody wants any more.
@@ -263,9 +264,10 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 		// The failure is of a revision nobody wants any more.
 		p.recordSpawnError(target, err)
 		return false
-	case proven:
-		// The revision already serves: a scaling error (out of memory, say),
-		// not a broken deployment. Back off, then try this step again.
+	case proven, machine:
+		// The revision already serves, or its spawn failed for a cause of
+		// the machine's: a scaling error (out of memory, say), not a broken
+		// deployment. Back off, then try this step again.
 		p.recordScalingError(y, err, SpawnRestart)
 		p.waitBackoff(target)
 		return false
@@ -288,6 +290,13 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 			"revision", target)
 		return false
 	}
+}
+
+// portTaken: err is a spawn's that failed because other sockets took its
+// worker's ports (spawn.Error.PortTaken), which says nothing of the app.
+func portTaken(err error) bool {
+	var se *spawn.Error
+	return errors.As(err, &se) && se.PortTaken()
 }
 
 // resists: the template asks for deployment error resistance (the default).

@@ -92,6 +92,9 @@ func TestSpawnCommandWhosePortsAreAllTakenSaysSo(t *testing.T) {
 	if !errors.As(err, &se) || se.Reason != want || !strings.Contains(se.Output, "Address already in use") {
 		t.Fatalf("err = %v,\nwant reason %q and the worker's bind error", err, want)
 	}
+	if !se.PortTaken() {
+		t.Error("PortTaken() = false, want true: the pool must not count the error against the revision")
+	}
 }
 
 // TestSpawnCommandExitOnAFreePortIsNotRetried: a worker that exits before
@@ -107,6 +110,9 @@ func TestSpawnCommandExitOnAFreePortIsNotRetried(t *testing.T) {
 	if !errors.As(err, &se) || se.Reason != "exited with status 3 before it was ready" || spawns != 1 {
 		t.Fatalf("err = %v after %d spawns, want exit status 3 after 1", err, spawns)
 	}
+	if se.PortTaken() {
+		t.Error("PortTaken() = true for an app's own exit on a free port")
+	}
 }
 
 func TestPortLostNote(t *testing.T) {
@@ -121,6 +127,46 @@ func TestPortLostNote(t *testing.T) {
 	} {
 		if got := portLostNote(61234, tc.n, 3); got != tc.want {
 			t.Errorf("portLostNote(61234, %d, 3) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestFailReason: a spawn's failure is worded once, the probe's note that
+// another process answered on the port left to Spawn's when Spawn says
+// the port was taken.
+func TestFailReason(t *testing.T) {
+	exited := func(err error) *Process {
+		p := &Process{done: make(chan struct{}), exitErr: err}
+		close(p.done)
+		p.exited.Store(true)
+		return p
+	}
+	exited0, exited1 := exited(nil), exited(errors.New("exit status 1"))
+	exit1 := errors.New("exited with status 1 before it was ready")
+	taken := &portTakenError{err: exit1, addr: "127.0.0.1:61234"}
+	unready := &portTakenError{err: &unreadyError{err: context.DeadlineExceeded, seen: "GET /up on 127.0.0.1:61234 answered 503"},
+		addr: "127.0.0.1:61234"}
+	const note = "; its port 127.0.0.1:61234 was taken by a process outside the worker, which answered in its place"
+	for _, tc := range []struct {
+		name     string
+		err      error
+		proc     *Process
+		wsgi     bool
+		portLost bool
+		want     string
+	}{
+		{"an exit", exit1, exited1, false, false, "exited with status 1 before it was ready"},
+		{"an exit, another process answering", taken, exited1, false, false, "exited with status 1 before it was ready" + note},
+		{"an exit, the port lost: Spawn says so", taken, exited1, false, true, "exited with status 1 before it was ready"},
+		{"a daemonizing command", errors.New("exited with status 0 before it was ready"), exited0, false, false,
+			"exited with status 0 before it was ready" + foregroundNote(exited0)},
+		{"not ready, another process answering", unready, exited1, false, false,
+			"not ready within startTimeout (5s): GET /up on 127.0.0.1:61234 answered 503" + note},
+		{"a WSGI app still loading", context.DeadlineExceeded, exited1, true, false,
+			"not ready within startTimeout (5s)" + stillLoading(ferryv1.AppSpec{}, 5*time.Second)},
+	} {
+		if got := failReason(tc.err, ferryv1.AppSpec{}, tc.proc, tc.wsgi, 5*time.Second, tc.portLost); got != tc.want {
+			t.Errorf("%s: failReason = %q,\nwant %q", tc.name, got, tc.want)
 		}
 	}
 }

@@ -63,6 +63,13 @@ type Error struct {
 	lostPort int
 }
 
+// PortTaken reports whether the spawn failed because another socket took
+// its Command worker's port before the worker bound it, on each of
+// Spawn's tries: no fault of the app's revision (something on the machine
+// holds ports of 127.0.0.1), so its caller should not count it as a
+// deployment error, but back off and try again.
+func (e *Error) PortTaken() bool { return e.lostPort != 0 }
+
 func (e *Error) Error() string {
 	if e.Output == "" {
 		return e.Reason
@@ -304,30 +311,10 @@ func spawnOnce(ctx context.Context, spec Spec) (*Process, error) {
 		err = waitCommandReady(ctx, proc, spec.App.ReadinessPath)
 	}
 	if err != nil {
-		reason := err.Error()
-		if errors.Is(err, context.DeadlineExceeded) {
-			reason = fmt.Sprintf("not ready within startTimeout (%s)", timeout)
-			var ur *unreadyError
-			if errors.As(err, &ur) && ur.seen != "" {
-				reason += ": " + ur.seen
-			}
-			var pt *portTakenError
-			if errors.As(err, &pt) {
-				reason += pt.note()
-			}
-			if ready != nil && ur == nil { // else loaded, its readiness path failing
-				reason += stillLoading(spec.App, timeout)
-			}
-		} else if ready == nil {
-			reason += foregroundNote(proc)
-		}
 		exited := proc.Exited() // of its own, before the Stop
 		proc.Stop(2 * time.Second)
 		lost := lostPort(proc, ready == nil && exited)
-		var pt *portTakenError
-		if lost != 0 && errors.As(err, &pt) {
-			reason = strings.Replace(reason, pt.note(), "", 1) // Spawn's note says it
-		}
+		reason := failReason(err, spec.App, proc, ready != nil, timeout, lost != 0)
 		return nil, &Error{Reason: reason, Output: proc.spawnOutput(err), lostPort: lost}
 	}
 	return proc, nil
@@ -339,6 +326,35 @@ func outputRate(spec Spec) OutputRate {
 		return DefaultOutputRate
 	}
 	return spec.OutputRate
+}
+
+// failReason words err, the failure of a spawn that waited up to timeout
+// for proc, a WSGI worker or a Command one. portLost: Spawn says that the
+// worker's port was taken (portLostNote), so the probe's own note that it
+// was is left out.
+func failReason(err error, app ferryv1.AppSpec, proc *Process, wsgi bool, timeout time.Duration, portLost bool) string {
+	var pt *portTakenError
+	if portLost && errors.As(err, &pt) {
+		err = pt.err
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		if wsgi {
+			return err.Error()
+		}
+		return err.Error() + foregroundNote(proc)
+	}
+	reason := fmt.Sprintf("not ready within startTimeout (%s)", timeout)
+	var ur *unreadyError
+	if errors.As(err, &ur) && ur.seen != "" {
+		reason += ": " + ur.seen
+	}
+	if errors.As(err, &pt) {
+		reason += pt.note()
+	}
+	if wsgi && ur == nil { // else loaded, its readiness path failing
+		reason += stillLoading(app, timeout)
+	}
+	return reason
 }
 
 // lostPort is the port of a Command worker that exited of its own before
