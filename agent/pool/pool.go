@@ -1560,7 +1560,7 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	if !finished && !errors.Is(ctx.Err(), context.Canceled) { // not for a pool cut short
 		requests, busyFor := w.inFlightLocked(time.Now())
 		p.log.Info("Worker did not finish its requests within the wait it had; stopping it cuts them "+
-			"(the proxy's line for each cut request names its path, but none comes for an upgraded connection, a WebSocket)",
+			"(the proxy's line for each cut request, or upgraded connection (WebSocket), names its path)",
 			"pid", w.PID(), "revision", w.Revision, "reason", why, "requests", requests, "busyFor", busyFor,
 			"timeout", waited.String(), "shutdownTimeout", timeout.String())
 	}

@@ -38,7 +38,8 @@
 //     out of trailers (framing, caching, content fields, Set-Cookie,
 //     WWW-Authenticate: trailerKept), in the Trailer field too; interim
 //     1xx responses are read past, not passed on; upgrades (WebSocket)
-//     pass through;
+//     pass through, and one cut as the agent stops its worker is logged
+//     (upgradedConn.end);
 //   - a request whose connection to a worker failed before any byte was
 //     sent is retried on another worker; once a byte was sent it never
 //     goes to another worker: a request that crashed one worker must not

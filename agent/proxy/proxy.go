@@ -167,7 +167,7 @@ func New(router Router, opts Options) *Server {
 		Rewrite:        s.rewrite,
 		Transport:      &retryingTransport{router: router},
 		ErrorHandler:   s.proxyError,
-		ModifyResponse: recordStatus,
+		ModifyResponse: s.recordStatus,
 		ErrorLog:       log.New(io.Discard, "", 0),
 		BufferPool:     bufferPool{},
 	}
@@ -703,9 +703,17 @@ func plain(rw http.ResponseWriter, code int, msg string) int {
 	return code
 }
 
-func recordStatus(resp *http.Response) error {
-	if sess, ok := resp.Request.Context().Value(sessionKey{}).(*session); ok {
-		sess.code, sess.outcome = resp.StatusCode, pool.Answered
+// recordStatus is ReverseProxy's ModifyResponse (upgrades' path): it
+// records the worker's answer, and has a tunnel after a 101 log its cut
+// (upgradedConn.end).
+func (s *Server) recordStatus(resp *http.Response) error {
+	sess, ok := resp.Request.Context().Value(sessionKey{}).(*session)
+	if !ok {
+		return nil
+	}
+	sess.code, sess.outcome = resp.StatusCode, pool.Answered
+	if u, ok := resp.Body.(*upgradedConn); ok {
+		u.watch(s.opts.Log, sess.worker, resp.Request.URL.Path)
 	}
 	return nil
 }

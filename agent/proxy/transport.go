@@ -222,7 +222,7 @@ func (x pending) receive() (*http.Response, error) {
 		// The connection is the upgraded protocol's now; ReverseProxy
 		// closes it when either side ends or the request is cancelled.
 		x.stop()
-		resp.Body = &upgradedConn{c}
+		resp.Body = &upgradedConn{c: c}
 		return resp, nil
 	}
 	// Only the worker's side decides: a client's Connection: close (or
@@ -1091,11 +1091,3 @@ func (b *workerBody) Close() error {
 	b.stop()
 	return b.c.Close()
 }
-
-// upgradedConn is the body of a 101 response: the connection itself, both
-// ways, starting with what the head's reader already buffered.
-type upgradedConn struct{ c *workerConn }
-
-func (u *upgradedConn) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
-func (u *upgradedConn) Write(p []byte) (int, error) { return u.c.Conn.Write(p) }
-func (u *upgradedConn) Close() error                { return u.c.Close() }

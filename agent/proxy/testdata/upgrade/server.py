@@ -1,11 +1,13 @@
 """A Command app that accepts an HTTP Upgrade to a line-echo protocol, for
 the proxy's upgrade (WebSocket-style) pass-through test. The 101 says, in
 Seen-* fields, which of a balancer's fields about the client came, and in
-Seen-Underscored the names of the fields spelt with an underscore."""
+Seen-Underscored the names of the fields spelt with an underscore. GET
+/hang never answers (for maxRequestTime to kill the process)."""
 import http.server
 import os
 import signal
 import sys
+import threading
 
 
 BALANCER_FIELDS = ("X-Real-IP", "X-Forwarded-Ssl", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme")
@@ -30,6 +32,8 @@ class H(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
             self.close_connection = True
             return
+        if self.path == "/hang":
+            threading.Event().wait()
         body = ("%d\n" % os.getpid()).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
