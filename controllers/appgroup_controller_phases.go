@@ -692,7 +692,8 @@ type nameTaken struct {
 func (e *nameTaken) Error() string { return e.kind + " " + e.name + " is not this AppGroup's" }
 
 // desiredEndpoints lists one endpoint per pool whose agent reported an
-// IPv4 address the API accepts in an EndpointSlice (endpointIP): first the
+// IPv4 address the API accepts in an EndpointSlice (not one of
+// contract.UnlistedAddress's, which Ready's message names): first the
 // active pools (in node order), ready and serving where the pool serves on
 // a recent report (poolReport.Serving: a process ready, though fewer than
 // minProcesses), terminating where the agent stops (its proxy serves out
@@ -704,7 +705,7 @@ func desiredEndpoints(active, draining []poolReport) []discoveryv1.Endpoint {
 	add := func(r poolReport, terminating bool) {
 		serving := r.Serving || r.Stopping && r.Pool.Status.ProcessCounts.Ready > 0
 		ip := reportedIP(r.Pool.Status.Address)
-		if ip == nil || ip.To4() == nil || !endpointIP(ip) {
+		if contract.UnlistedAddress(ip) != "" {
 			return
 		}
 		out = append(out, discoveryv1.Endpoint{
@@ -733,14 +734,6 @@ func reportedIP(addr string) net.IP {
 		addr = h
 	}
 	return net.ParseIP(addr)
-}
-
-// endpointIP is false for the addresses the API server rejects in an
-// EndpointSlice: unspecified, loopback and link-local. Agents bound to
-// 127.0.0.x (the local stack) are reachable on their pools' addresses but
-// cannot be listed; skipping them keeps the other nodes' endpoints.
-func endpointIP(ip net.IP) bool {
-	return !ip.IsUnspecified() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !ip.IsLinkLocalMulticast()
 }
 
 // waitForCache waits until the cache holds obj in a state done accepts, so

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -289,30 +290,54 @@ func poolNamesTakenMessage(taken []poolNamesTaken) string {
 		"and the manager makes the AppGroup's own"
 }
 
-// unlistedMessage names the selected nodes whose agents report an IPv6
-// address, which desiredEndpoints leaves out of the Service (its slices
-// are IPv4): on an IPv6-only cluster the Service had no endpoint, and
-// nothing said so.
+// unlistedMessage names the selected nodes whose agents report an
+// address desiredEndpoints leaves out of the Service
+// (contract.UnlistedAddress), with the first one's address, why, and what
+// to set: such pools run and are Ready, and without it a Service that
+// routes nowhere said nothing (an agent run by hand reports its default
+// --bind-address, 0.0.0.0). A pool with no address yet is not named.
 func unlistedMessage(in rollupInput) string {
-	var nodes, ips []string
+	var nodes []string
+	var first string
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
-		if !ok || !r.Reported {
+		if !ok || !r.Reported || r.Pool.Status.Address == "" {
 			continue
 		}
-		if ip := reportedIP(r.Pool.Status.Address); ip != nil && ip.To4() == nil {
-			nodes, ips = append(nodes, node), append(ips, ip.String())
+		if why := unlistedWhy(r.Pool.Status.Address); why != "" {
+			if first == "" {
+				first = why
+			}
+			nodes = append(nodes, node)
 		}
 	}
 	if len(nodes) == 0 {
 		return ""
 	}
-	why := "its agent reports " + ips[0] + ", an IPv6 address"
-	if len(nodes) > 1 {
-		why = "their agents report IPv6 addresses, as " + ips[0]
+	if len(nodes) == 1 {
+		return ". Not behind the Service: " + nodes[0] + " (its agent reports " + first +
+			": set its --advertise-address, agent.advertiseAddress in the chart, to an IPv4 address of the node)"
 	}
-	return ". Not behind the Service: " + nodeList(nodes) + " (" + why +
-		"; Ferry lists IPv4 addresses only in the Service's EndpointSlices)"
+	return ". Not behind the Service: " + nodeList(nodes) + " (their agents report addresses it cannot list, " +
+		nodes[0] + "'s " + first + ": set each agent's --advertise-address, agent.advertiseAddress in the chart, " +
+		"to an IPv4 address of its node)"
+}
+
+// unlistedWhy says which address a pool reports and why the Service
+// leaves it out ("0.0.0.0, the unspecified address; ..."), or "" when the
+// Service lists it.
+func unlistedWhy(addr string) string {
+	ip := reportedIP(addr)
+	what := contract.UnlistedAddress(ip)
+	switch {
+	case what == "":
+		return ""
+	case ip == nil:
+		return strconv.Quote(addr) + ", " + what
+	case ip.To4() == nil:
+		return ip.String() + ", " + what + "; Ferry lists IPv4 addresses only in the Service's EndpointSlices"
+	}
+	return ip.String() + ", " + what + ", which the API server takes in no EndpointSlice"
 }
 
 // noNodesMessage is Ready's message when selector matches no node: it

@@ -1323,3 +1323,35 @@ func TestNoNodesMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestUnlistedMessage: Ready names the nodes the Service leaves out, the
+// first one's address and why, and what to set; a node listed, or whose
+// pool has no address yet, is not named.
+func TestUnlistedMessage(t *testing.T) {
+	ab := []string{"node-a", "node-b"}
+	pools := func(a, b string) []*ferryv1.ProcessPool {
+		return []*ferryv1.ProcessPool{testPool("node-a", targetRev, rolledOut(2), address(a)),
+			testPool("node-b", targetRev, rolledOut(2), address(b))}
+	}
+	one := func(why string) string {
+		return ". Not behind the Service: node-b (its agent reports " + why +
+			": set its --advertise-address, agent.advertiseAddress in the chart, to an IPv4 address of the node)"
+	}
+	for _, tc := range []struct{ a, b, want string }{
+		{"192.0.2.2:8080", "192.0.2.3:8080", ""},
+		{"192.0.2.2:8080", "", ""}, // no address yet
+		{"192.0.2.2:8080", "0.0.0.0:8080", one("0.0.0.0, the unspecified address, which the API server takes in no EndpointSlice")},
+		{"192.0.2.2:8080", "127.0.0.3:8080", one("127.0.0.3, a loopback address, which the API server takes in no EndpointSlice")},
+		{"192.0.2.2:8080", "169.254.1.1:8080", one("169.254.1.1, a link-local address, which the API server takes in no EndpointSlice")},
+		{"192.0.2.2:8080", "[2001:db8::9]:8080", one("2001:db8::9, an IPv6 address; Ferry lists IPv4 addresses only in the Service's EndpointSlices")},
+		{"192.0.2.2:8080", ":8080", one(`":8080", not an IP address`)},
+		{"192.0.2.2:8080", "node-b:8080", one(`"node-b:8080", not an IP address`)},
+		{"0.0.0.0:8080", "127.0.0.3:8080", ". Not behind the Service: node-a and node-b (their agents report addresses it cannot list, " +
+			"node-a's 0.0.0.0, the unspecified address, which the API server takes in no EndpointSlice: set each agent's " +
+			"--advertise-address, agent.advertiseAddress in the chart, to an IPv4 address of its node)"},
+	} {
+		if got := unlistedMessage(input(ab, pools(tc.a, tc.b)...)); got != tc.want {
+			t.Errorf("node-a at %q, node-b at %q:\n got %q\nwant %q", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

@@ -2425,6 +2425,41 @@ func TestRevertAfterTransientSpawnError(t *testing.T) {
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
 }
 
+// TestUnspecifiedAddressIsNamed: an agent run by hand with its defaults
+// (--bind-address 0.0.0.0, no --advertise-address) reports 0.0.0.0, which
+// no EndpointSlice may hold: its pool is Ready and the Service never
+// reaches it. Ready's message names the node, its address and what to
+// set, where nothing said so; once its agent reports the node's address,
+// the note goes and the node is listed.
+func TestUnspecifiedAddressIsNamed(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	b := newNode(t, ns, "b", true)
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.9"), newAgent(t, ns, b, "0.0.0.0")
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	agentA.rollOut("blog", 2)
+	agentB.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady,
+		"2/2 nodes ready", "Not behind the Service: "+b+" (its agent reports 0.0.0.0, the unspecified address, "+
+			"which the API server takes in no EndpointSlice: set its --advertise-address, agent.advertiseAddress "+
+			"in the chart, to an IPv4 address of the node)")
+	eventually(t, "the listed node's endpoint alone", func() error {
+		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.9": true})
+	})
+
+	agentB.addr = "192.0.2.10"
+	agentB.heartbeat("blog")
+	eventually(t, "both nodes' endpoints", func() error {
+		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.9": true, "192.0.2.10": true})
+	})
+	waitStatus(t, ns, "blog", "Ready without the note", func(st *ferryv1.AppGroupStatus) error {
+		if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionReady); c == nil || c.Message != "2/2 nodes ready, 4/4 processes ready" {
+			return fmt.Errorf("Ready is %+v", c)
+		}
+		return nil
+	})
+}
+
 // TestIPv6NodeIsNamed: Ferry's EndpointSlices list IPv4 addresses only.
 // A node whose only InternalIP is IPv6 (an IPv6-only cluster), whose
 // agent reports that address (the chart's default, status.hostIP), is left

@@ -51,6 +51,9 @@ func runCluster(args []string) error {
 	}
 	log := f.newLogger()
 	pid1.Announce(log)
+	if msg := unlistedWarning(f.advertise, f.bind); msg != "" {
+		log.Info(msg)
+	}
 	// controller-runtime's cache logs through its own logger.
 	ctrllog.SetLogger(log)
 	cfg, err := restConfig(f.kubeconfig)
@@ -97,8 +100,10 @@ func bindClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	f := &clusterFlags{}
 	fs.StringVar(&f.node, "node-name", os.Getenv("NODE_NAME"), "the node this agent serves (default $NODE_NAME)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
-	fs.StringVar(&f.bind, "bind-address", "0.0.0.0", "address the proxies listen on, each on its pool's listen.port")
-	fs.StringVar(&f.advertise, "advertise-address", "", "address reported in each pool's status for the Service endpoints (default: --bind-address)")
+	fs.StringVar(&f.bind, "bind-address", "0.0.0.0",
+		"address the proxies listen on, each on its pool's listen.port (0.0.0.0 or empty: every address; then set --advertise-address)")
+	fs.StringVar(&f.advertise, "advertise-address", "",
+		"address reported in each pool's status, which the manager lists in the AppGroup's Service: an IPv4 address of the node the cluster reaches (default: --bind-address; 0.0.0.0, a loopback or a link-local address is left out of the Service, and the agent says so at its start)")
 	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/ferry", "directory for the WSGI loader, worker sockets and saved pool specs")
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":9441", "address of the Prometheus /metrics endpoint (0, or empty, turns it off)")
 	fs.BoolVar(&f.metricsSecure, "metrics-secure", true,
@@ -175,6 +180,33 @@ func unlistable(addr string) string {
 			"in the Services' EndpointSlices, so no request would reach this node's pools"
 	}
 	return ""
+}
+
+// unlistedWarning is what the agent says at its start when the address
+// each pool reports, --advertise-address or else --bind-address, is one
+// the manager leaves out of the AppGroups' Services
+// (contract.UnlistedAddress) and advertiseProblem lets pass: every
+// address (0.0.0.0, the default, or empty), a loopback or a link-local
+// one. The pools run and are Ready, and no Service reaches them: without
+// a word here, only the AppGroup's Ready said so. "" when the Services
+// list the address.
+func unlistedWarning(advertise, bind string) string {
+	lead, host := "Each pool reports its --advertise-address", advertise
+	if advertise == "" {
+		lead, host = "--advertise-address is unset, so each pool reports its --bind-address", bind
+	}
+	what := contract.UnlistedAddress(net.ParseIP(host))
+	switch {
+	case host == "":
+		what = "every address"
+	case what == "":
+		return ""
+	}
+	return fmt.Sprintf("%s, %q, %s, which the manager leaves out of the AppGroups' Services (the API server takes "+
+		"it in no EndpointSlice): the pools run and are Ready, but no request reaches them through a Service. "+
+		"Set --advertise-address to an IPv4 address of the node that the cluster reaches (the chart sets "+
+		"$(HOST_IP), the node's IP). The local stack's agents report loopback addresses and are reached there: "+
+		"for them this is expected", lead, host, what)
 }
 
 // options are the agent's options the flags give, with cfg, m and log.

@@ -258,6 +258,54 @@ func TestAdvertiseProblem(t *testing.T) {
 	}
 }
 
+// TestUnlistedWarning: the agent says at its start when each pool reports
+// an address the manager leaves out of the Services, naming the flag it
+// comes from, the address, and what to set; nothing when the Services
+// list it.
+func TestUnlistedWarning(t *testing.T) {
+	unset := "--advertise-address is unset, so each pool reports its --bind-address, "
+	for _, tc := range []struct{ advertise, bind, want string }{
+		{"", "0.0.0.0", unset + `"0.0.0.0", the unspecified address, which the manager leaves out of the AppGroups' Services`},
+		{"", "", unset + `"", every address, which the manager leaves out`},
+		{"", "127.0.0.2", unset + `"127.0.0.2", a loopback address, which the manager leaves out`},
+		{"", "169.254.1.1", unset + `"169.254.1.1", a link-local address, which the manager leaves out`},
+		{"127.0.0.2", "0.0.0.0", `Each pool reports its --advertise-address, "127.0.0.2", a loopback address, which the manager leaves out`},
+		{"0.0.0.0", "10.0.0.7", `Each pool reports its --advertise-address, "0.0.0.0", the unspecified address`},
+		{"", "10.0.0.7", ""},
+		{"10.0.0.7", "0.0.0.0", ""},
+		{"::ffff:10.0.0.7", "", ""},
+	} {
+		got := unlistedWarning(tc.advertise, tc.bind)
+		if (got == "") != (tc.want == "") || !strings.Contains(got, tc.want) ||
+			got != "" && !strings.Contains(got, "Set --advertise-address to an IPv4 address of the node") {
+			t.Errorf("--advertise-address %q, --bind-address %q: %q, want %q and what to set", tc.advertise, tc.bind, got, tc.want)
+		}
+	}
+}
+
+// TestUnlistedAddressIsSaidAtStart: the agent run by hand with its
+// defaults logs, at its start, that no Service reaches its pools, and its
+// -h says so of --advertise-address; given an address the Services list,
+// it says nothing of it. (No API server: the agent then stops on its
+// kubeconfig, after the line.)
+func TestUnlistedAddressIsSaidAtStart(t *testing.T) {
+	const said = "which the manager leaves out of the AppGroups' Services"
+	for _, extra := range [][]string{nil, {"--advertise-address=192.0.2.9"}} {
+		args := append([]string{"--node-name=node-1", "--kubeconfig=/nonexistent", "--state-dir=" + t.TempDir(),
+			"--metrics-bind-address=0", "--health-probe-bind-address=0"}, extra...)
+		stdout, stderr, code := ferry(t, args...)
+		out := stdout + stderr
+		if code != 1 || !strings.Contains(out, "/nonexistent") || strings.Contains(out, said) != (extra == nil) {
+			t.Errorf("%q: exit %d, want 1, the kubeconfig named, and %q said only without --advertise-address; output:\n%s",
+				extra, code, said, out)
+		}
+	}
+	_, help, _ := ferry(t, "cluster", "-h")
+	if want := "0.0.0.0, a loopback or a link-local address is left out of the Service, and the agent says so at its start"; !strings.Contains(help, want) {
+		t.Errorf("cluster -h lacks %q:\n%s", want, help)
+	}
+}
+
 // TestWorkersDieWithTheAgent: an agent killed outright (SIGKILL, no chance
 // to stop its workers) takes its workers with it (Pdeathsig).
 func TestWorkersDieWithTheAgent(t *testing.T) {

@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"net"
 	"strings"
 	"testing"
 
@@ -227,5 +228,24 @@ func TestAgentLeaseName(t *testing.T) {
 	got := AgentLeaseName(long)
 	if len(got) > 253 || len(validation.IsDNS1123Subdomain(got)) != 0 || got == AgentLeaseName(long+"x") {
 		t.Errorf("AgentLeaseName(250 chars) = %q (%d): want a valid, distinct name", got, len(got))
+	}
+}
+
+func TestUnlistedAddress(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"192.0.2.9", ""},
+		{"10.0.0.7", ""},
+		{"", "not an IP address"},
+		{"node-1.example.com", "not an IP address"},
+		{"2001:db8::9", "an IPv6 address"},
+		{"::", "an IPv6 address"},
+		{"0.0.0.0", "the unspecified address"},
+		{"127.0.0.2", "a loopback address"},
+		{"169.254.1.1", "a link-local address"},
+		{"224.0.0.1", "a link-local address"},
+	} {
+		if got := UnlistedAddress(net.ParseIP(tc.addr)); got != tc.want {
+			t.Errorf("UnlistedAddress(%q) = %q, want %q", tc.addr, got, tc.want)
+		}
 	}
 }

@@ -20,6 +20,9 @@
 //   - TargetRevision and ValidateRevision implement the revision rule.
 //   - AgentLeaseName and AgentLeaseLabels name the Lease each node's agent
 //     renews to show it is alive; DefaultAgentStaleAfter bounds its age.
+//   - UnlistedAddress says which addresses a pool may report that the
+//     manager leaves out of the AppGroup's Service, and why: the agent
+//     warns of them at its start, the manager names the nodes in Ready.
 //   - CrashWindow is how long a new process must live to count as
 //     working: to the agent's crash-loop backoff and to the manager's waves.
 package contract
