@@ -104,7 +104,7 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 			next = "; next try " + formatIn(at.Sub(now))
 		}
 		fmt.Fprintf(b, "  Scaling error (backing off%s): revision %s failed to spawn: %s\n", next, e.Revision, e.Reason)
-		writeIndented(b, lastLines(e.Output, 5), "    | ")
+		writeIndented(b, contract.LastLines(e.Output, 5), "    | ")
 		b.WriteString("    Spawns are " + contract.SpawnsRetried + ".\n")
 	}
 	for _, n := range p.Notes {
@@ -167,14 +167,6 @@ func writeIndented(b *strings.Builder, text, prefix string) {
 	for _, line := range strings.Split(text, "\n") {
 		b.WriteString(prefix + line + "\n")
 	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func formatUptime(d time.Duration) string {

@@ -66,13 +66,15 @@ func TestWrite(t *testing.T) {
 // TestWriteScalingRetryStartingAndNotes: a pool backing off says when it
 // tries next, and that it goes on trying (in the words of the
 // ScalingError condition), a process still spawning shows no pid (it has none yet; it
-// read "PID: 0"), and the header's notes (a failed reload) are shown.
+// read "PID: 0"), and the header's notes (a failed reload) are shown. The
+// spawn's output is cut to its last 5 lines.
 func TestWriteScalingRetryStartingAndNotes(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	next := now.Add(12 * time.Second)
 	p := Pool{
 		Title: "hello", Revision: "1-abc", MinProcesses: 1, MaxProcesses: 1,
-		ScalingError:   &ferryv1.SpawnError{Revision: "1-abc", Reason: "exited with status 3 200ms after it was ready"},
+		ScalingError: &ferryv1.SpawnError{Revision: "1-abc", Reason: "exited with status 3 200ms after it was ready",
+			Output: "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\n"},
 		ScalingRetryAt: &next,
 		Processes:      []ferryv1.ProcessInfo{{Revision: "1-abc", State: ferryv1.ProcessSpawning}},
 	}
@@ -84,7 +86,8 @@ func TestWriteScalingRetryStartingAndNotes(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"Scaling error (backing off; next try in 12s): revision 1-abc failed to spawn: exited with status 3",
-		"\n    Spawns are retried with backoff, at most a minute apart, until one works or another revision is requested.\n",
+		"exited with status 3 200ms after it was ready\n    | line 3\n    | line 4\n    | line 5\n    | line 6\n    | line 7\n" +
+			"    Spawns are retried with backoff, at most a minute apart, until one works or another revision is requested.\n",
 		"* PID: -       Sessions: 0",
 		"Last reload failed at 2026-11-22T11:59:00Z; ...\n  spec.listen: Required value\n",
 	} {

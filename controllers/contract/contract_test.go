@@ -249,3 +249,21 @@ func TestUnlistedAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestLastLines(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"", 5, ""},
+		{"one\n", 5, "one"},
+		{"a\nb\nc\n", 2, "b\nc"},
+		{"a\nb\nc", 3, "a\nb\nc"},
+		{"a\n\nc\n\n\n", 2, "\nc"},
+	} {
+		if got := LastLines(tc.in, tc.n); got != tc.want {
+			t.Errorf("LastLines(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

@@ -23,6 +23,9 @@
 //   - UnlistedAddress says which addresses a pool may report that the
 //     manager leaves out of the AppGroup's Service, and why: the agent
 //     warns of them at its start, the manager names the nodes in Ready.
+//   - LastLines cuts a process's output to its last lines, for the
+//     agent's log and the status views (agent/spawn builds on Linux only;
+//     kubectl-ferry, which prints the view, builds anywhere).
 //   - CrashWindow is how long a new process must live to count as
 //     working: to the agent's crash-loop backoff and to the manager's waves.
 package contract
