@@ -2,6 +2,7 @@ package standalone
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -130,7 +131,10 @@ func TestReloadToNewRootRestartsOnce(t *testing.T) {
 	a := r.waitStatus(t, "the new root rolled out", func(a AppStatus) bool {
 		return a.Root == release && a.Pool.Restart == nil && a.Pool.LastRestart != nil && a.Pool.Counts.Updated == a.Pool.Counts.Total
 	})
-	// Several polls of the restart file (every 100ms here).
+	// A sleep that stays: what must not come is a second roll, and there is
+	// nothing to wait on, as a poll that finds the restart file unchanged
+	// does and says nothing a test can see. Ten polls' time (every 100ms
+	// here), after which a roll would show in the status.
 	time.Sleep(time.Second)
 	b := r.waitStatus(t, "status", func(AppStatus) bool { return true })
 	if b.Pool.Revision != a.Pool.Revision || strings.Contains(b.Pool.Revision, "+") {
@@ -187,7 +191,7 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 	s := newSite(t)
 	r := run(t, s)
 	req := agenttest.StartHalfSentEcho(t, fmt.Sprintf("127.0.0.1:%d", s.port))
-	time.Sleep(200 * time.Millisecond)
+	waitAccepted(t, s.port)
 
 	s.port = testsupport.FreePort(t)
 	s.write(t, 2, "1")
@@ -202,7 +206,16 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 		defer close(stopped)
 		r.stop()
 	}()
-	time.Sleep(500 * time.Millisecond)
+	// The stop under way: the new port's proxy, which holds no request,
+	// has shut down; the old one's request keeps the pool open.
+	testsupport.Eventually(t, time.Minute, "the new port closed by the stop", func() error {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+		if err == nil {
+			c.Close()
+			return errors.New("it still accepts connections")
+		}
+		return nil
+	})
 	select {
 	case <-stopped:
 		t.Error("the agent stopped while a request on its old port was in flight")
@@ -210,6 +223,29 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 	}
 	req.Finish(t)
 	<-stopped
+}
+
+// waitAccepted waits until the agent (this process) has accepted a
+// connection on port: until then the connection is only in the kernel's
+// queue, which a move's close of the listener resets. An accepted socket
+// has an inode in /proc/self/net/tcp; a queued one has none.
+func waitAccepted(t *testing.T, port int) {
+	t.Helper()
+	local := fmt.Sprintf(":%04X", port)
+	testsupport.Eventually(t, time.Minute, fmt.Sprintf("a connection on port %d accepted", port), func() error {
+		data, err := os.ReadFile("/proc/self/net/tcp")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			// sl local_address rem_address st ... inode
+			f := strings.Fields(line)
+			if len(f) > 9 && strings.HasSuffix(f[1], local) && f[3] == "01" && f[9] != "0" {
+				return nil
+			}
+		}
+		return errors.New("none yet")
+	})
 }
 
 // TestStatusDuringMoves: status may be asked while reloads move the
