@@ -583,7 +583,10 @@ func TestPortTakenIsReported(t *testing.T) {
 		return c != nil && c.Reason == ferryv1.ReasonListenFailed && strings.Contains(c.Message, "address already in use") &&
 			strings.Contains(c.Message, fmt.Sprintf("another process on the node holds port %d", port))
 	})
-	time.Sleep(2 * time.Second) // tried again every half heartbeat: 4 times
+	// A sleep that stays: a retry that fails again changes nothing a test
+	// can see (no new line is the point), so wait four retries' time (one
+	// every half heartbeat, 500ms here) before counting the lines.
+	time.Sleep(2 * time.Second)
 	checkCannotListenLogged(t, book, "Proxy cannot listen; will retry", port)
 	l.Close()
 	waitPool(t, key, "Ready once the port is free", func(p *ferryv1.ProcessPool) bool {
@@ -1145,7 +1148,20 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 		defer close(stopped)
 		stop()
 	}()
-	time.Sleep(500 * time.Millisecond) // the stop under way
+	// The stop under way: the new port's proxy, which holds no request,
+	// has shut down; the old one's request keeps the pool open.
+	waitUntil(t, "the new port closed by the stop", func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", newPort))
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case <-stopped:
+		t.Error("the agent stopped while a request on its old port was in flight")
+	default:
+	}
 	req.Finish(t)
 	<-stopped
 }
