@@ -1396,10 +1396,10 @@ func (p *Pool) reportExit(w *Worker, unexpected, ofRequest bool, young youngDeat
 	switch {
 	case unexpected && ofRequest:
 		p.log.Info("Worker exited while handling a request; replacing it", "pid", w.PID(), "revision", w.Revision,
-			"status", w.proc.ExitStatus(), "output", spawn.LastLines(w.proc.Output(), 5))
+			"status", w.proc.ExitStatus(), "output", contract.LastLines(w.proc.Output(), 5))
 	case unexpected:
 		p.log.Info("Worker exited unexpectedly", "pid", w.PID(), "revision", w.Revision,
-			"status", w.proc.ExitStatus(), "output", spawn.LastLines(w.proc.Output(), 5))
+			"status", w.proc.ExitStatus(), "output", contract.LastLines(w.proc.Output(), 5))
 	}
 	if p.opts.Observer != nil {
 		p.opts.Observer.WorkerExited(p.name, unexpected)
@@ -1614,7 +1614,7 @@ func (p *Pool) reportOwnExit(w *Worker) {
 	}
 	p.log.Info("Worker exited of its own while the agent stopped it; the requests at it were cut by that exit",
 		"pid", w.PID(), "revision", w.Revision, "status", w.proc.ExitStatus(), "sigtermIgnored", c.termIgnored,
-		"output", spawn.LastLines(w.proc.Output(), 5))
+		"output", contract.LastLines(w.proc.Output(), 5))
 }
 
 // waitWithin is how long a wait of a stopping worker may take: timeout,

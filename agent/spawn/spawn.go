@@ -23,6 +23,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/wsgi"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/freeport"
 )
 
@@ -248,7 +249,7 @@ func Spawn(ctx context.Context, spec Spec) (*Process, error) {
 			return nil, se
 		}
 		spec.Log.Info("Worker's port was taken by another socket before it bound it; spawning it again on another port",
-			"revision", spec.Revision, "port", se.lostPort, "reason", se.Reason, "output", LastLines(se.Output, 1))
+			"revision", spec.Revision, "port", se.lostPort, "reason", se.Reason, "output", contract.LastLines(se.Output, 1))
 	}
 }
 
@@ -260,16 +261,6 @@ func portLostNote(port, n, most int) string {
 		return note + "; Ferry gives it another port"
 	}
 	return note + fmt.Sprintf(", as were the ports of its %d spawns before: see what holds ports of 127.0.0.1 (ss -tanp)", most-1)
-}
-
-// LastLines returns the last n lines of s (a process's output), for log
-// messages.
-func LastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // spawnOnce is one try of Spawn.
