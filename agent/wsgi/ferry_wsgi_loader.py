@@ -1401,6 +1401,8 @@ def _log_stopped(env, result, stopped):
 
 def _load_app(root, startup):
     path = os.path.join(root, startup)
+    if not os.path.exists(path):
+        _no_startup_file(root, startup)
     base = os.path.basename(startup)
     name = re.sub(r"\W", "_", base.split(".")[0]) or "ferry_app"
     if name in sys.modules or not name.isidentifier() or not _names_only(name, path):
@@ -1420,6 +1422,33 @@ def _load_app(root, startup):
     if not callable(app):
         raise LoadError("%s: 'application' is not callable (it is %s %s)" % (startup, "an" if type(app).__name__[:1] in "aeiouAEIOU" else "a", type(app).__name__))
     return app
+
+
+def _no_startup_file(root, startup):
+    """Raise a LoadError for a missing startup file written as a module name whose file is there.
+
+    "mysite.wsgi" (or gunicorn's "mysite.wsgi:application") for
+    mysite/wsgi.py. Otherwise return: opening the file says it is missing.
+    """
+    meant = _module_file(startup)
+    if meant is None or not os.path.isfile(os.path.join(root, meant)):
+        return
+    raise LoadError(
+        "startupFile %s: no such file in %s; startupFile is a path, not a module name: did you mean %s?"
+        % (startup, root, meant)
+    )
+
+
+def _module_file(startup):
+    """The file a module name, as gunicorn takes it ("mysite.wsgi:application"), stands for: "mysite/wsgi.py".
+
+    None when startup is not a module name.
+    """
+    module = startup.partition(":")[0]
+    parts = module.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    return "/".join(parts) + ".py"
 
 
 def _names_only(name, path):

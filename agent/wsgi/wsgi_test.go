@@ -55,6 +55,16 @@ func copyApp(t testing.TB, name string) string {
 	return root
 }
 
+// copyTree copies the tree testdata/<name> into a fresh root.
+func copyTree(t testing.TB, name string) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(filepath.Join("testdata", name))); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
 func writeApp(t testing.TB, root, src string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(root, "passenger_wsgi.py"), []byte(src), 0o644); err != nil {
@@ -1354,6 +1364,31 @@ func TestStartupFileNamedLikeAPackage(t *testing.T) {
 	expectStatus(t, resp, body, 200)
 	if body != "from the package\n" {
 		t.Errorf("body %q", body)
+	}
+}
+
+// startupFile is a path: written as a module name, as gunicorn takes it,
+// the error names the file meant, if it is there.
+func TestStartupFileWrittenAsAModule(t *testing.T) {
+	t.Parallel()
+	for startup, want := range map[string]string{
+		"mysite.wsgi":             "startupFile mysite.wsgi: no such file in %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
+		"mysite.wsgi:application": "startupFile mysite.wsgi:application: no such file in %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
+		"app_attr":                "startupFile app_attr: no such file in %s; startupFile is a path, not a module name: did you mean app_attr.py?",
+		"mysite.asgi":             "FileNotFoundError: [Errno 2] No such file or directory: '%s/mysite.asgi'",
+		"mysite/asgi.py":          "FileNotFoundError: [Errno 2] No such file or directory: '%s/mysite/asgi.py'",
+	} {
+		t.Run(startup, func(t *testing.T) {
+			t.Parallel()
+			root := copyTree(t, "shapes")
+			w := spawnStartup(t, root, startup)
+			if want := fmt.Sprintf(want, root); w.msg.Error != want {
+				t.Errorf("error %q, want %q", w.msg.Error, want)
+			}
+			if code := w.wait(t); code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+		})
 	}
 }
 
