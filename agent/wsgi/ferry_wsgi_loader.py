@@ -30,6 +30,7 @@ answers requests already received, then closes everything and exits 0.
 
 import errno
 import gc
+import inspect
 import io
 import json
 import os
@@ -41,6 +42,7 @@ import stat
 import sys
 import time
 import traceback
+import types
 from importlib.machinery import SourceFileLoader
 from importlib.util import find_spec, module_from_spec, spec_from_file_location
 from urllib.parse import unquote_to_bytes
@@ -1418,10 +1420,69 @@ def _load_app(root, startup):
         raise
     app = getattr(module, "application", None)
     if app is None:
-        raise LoadError("%s does not define 'application'" % startup)
+        raise LoadError("%s does not define 'application'%s" % (startup, _found_instead(module, startup)))
     if not callable(app):
-        raise LoadError("%s: 'application' is not callable (it is %s %s)" % (startup, "an" if type(app).__name__[:1] in "aeiouAEIOU" else "a", type(app).__name__))
+        raise LoadError("%s: 'application' is not callable (it is %s)" % (startup, _a(type(app).__name__)))
     return app
+
+
+# The names Flask's command line looks for an application factory under.
+FACTORY_NAMES = ("create_app", "make_app")
+
+
+def _found_instead(module, startup):
+    """What a startup file without 'application' defines that could be it, and the line to add."""
+    apps = [name for name, v in vars(module).items() if not name.startswith("_") and _looks_wsgi(v, module.__name__)]
+    if apps:
+        return "; it defines %s, which look%s like a WSGI application: add 'application = %s' to %s (Ferry calls 'application'; no AppGroup field names another)" % (
+            ", ".join("%s (%s)" % (name, _kind(getattr(module, name))) for name in apps),
+            "" if len(apps) > 1 else "s",
+            apps[0] if len(apps) == 1 else "<the one to serve>",
+            startup,
+        )
+    for name in FACTORY_NAMES:
+        v = getattr(module, name, None)
+        if v is not None and _binds(v, ()):
+            return "; it defines %s, an application factory: add 'application = %s()' to %s" % (name, name, startup)
+    return ": define application(environ, start_response), or assign your application to it"
+
+
+def _looks_wsgi(v, module_name):
+    """Whether v looks like a WSGI application: it can be called with two arguments, and not one.
+
+    A function only if the startup file defines it (not one it imported to
+    use); an object as long as its class is no module, class or function.
+    """
+    if isinstance(v, (type, types.ModuleType)) or not callable(v):
+        return False
+    if isinstance(v, (types.FunctionType, types.BuiltinFunctionType)) and getattr(v, "__module__", None) != module_name:
+        return False
+    return _binds(v, (None, None)) is True and _binds(v, (None,)) is False
+
+
+def _binds(f, args):
+    """Whether f can be called with args: True, False, or None when inspect cannot tell (a builtin, say)."""
+    try:
+        sig = inspect.signature(f, follow_wrapped=False)
+    except (ValueError, TypeError):
+        return None
+    try:
+        sig.bind(*args)
+    except TypeError:
+        return False
+    return True
+
+
+def _kind(v):
+    """What v is, for a message: "a function", "a Flask object"."""
+    if isinstance(v, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        return "a function"
+    return _a(type(v).__name__) + " object"
+
+
+def _a(word):
+    """word with its indefinite article: "a Flask", "an int"."""
+    return ("an " if word[:1] in "aeiouAEIOU" else "a ") + word
 
 
 def _no_startup_file(root, startup):

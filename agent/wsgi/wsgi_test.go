@@ -1367,6 +1367,33 @@ func TestStartupFileNamedLikeAPackage(t *testing.T) {
 	}
 }
 
+// A startup file that does not define 'application' is told which of its
+// names look like a WSGI application (objects and functions that take two
+// arguments), or which application factory it has, and the line to add.
+func TestNoApplicationSaysWhatIsThere(t *testing.T) {
+	t.Parallel()
+	for startup, want := range map[string]string{
+		"app_attr.py": "app_attr.py does not define 'application'; it defines app (a Flask object), which looks like a WSGI application: " +
+			"add 'application = app' to app_attr.py (Ferry calls 'application'; no AppGroup field names another)",
+		"factory_only.py": "factory_only.py does not define 'application'; it defines create_app, an application factory: " +
+			"add 'application = create_app()' to factory_only.py",
+		"two_apps.py": "two_apps.py does not define 'application'; it defines handler (a WSGIHandler object), serve (a function), which look like a WSGI application: " +
+			"add 'application = <the one to serve>' to two_apps.py (Ferry calls 'application'; no AppGroup field names another)",
+		"mysite/__init__.py": "mysite/__init__.py does not define 'application': define application(environ, start_response), or assign your application to it",
+	} {
+		t.Run(startup, func(t *testing.T) {
+			t.Parallel()
+			w := spawnStartup(t, copyTree(t, "shapes"), startup)
+			if w.msg.Error != want {
+				t.Errorf("error %q, want %q", w.msg.Error, want)
+			}
+			if code := w.wait(t); code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+		})
+	}
+}
+
 // startupFile is a path: written as a module name, as gunicorn takes it,
 // the error names the file meant, if it is there.
 func TestStartupFileWrittenAsAModule(t *testing.T) {

@@ -1,0 +1,1 @@
+from shop import create_app  # noqa: F401
