@@ -22,7 +22,8 @@
 //     {"ready": true, "pid": N} once the application is imported and the Unix
 //     socket at Options.Socket is listening (a stale file there is replaced);
 //     {"error": "...", "traceback": "..."} when the startup file cannot be
-//     imported, does not define a callable `application`, or the socket cannot
+//     imported, does not define a callable `application` that can take two
+//     arguments (as far as inspect.signature can tell), or the socket cannot
 //     be bound. After an error message it exits with status 1. ReadMessage
 //     returns io.ErrUnexpectedEOF when the process dies before writing a
 //     message (killed, interpreter missing, ...): the caller then reports the

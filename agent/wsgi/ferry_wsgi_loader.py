@@ -1423,6 +1423,9 @@ def _load_app(root, startup):
         raise LoadError("%s does not define 'application'%s" % (startup, _found_instead(module, startup)))
     if not callable(app):
         raise LoadError("%s: 'application' is not callable (it is %s)" % (startup, _a(type(app).__name__)))
+    refused = _cannot_serve(app)
+    if refused:
+        raise LoadError("%s: 'application' cannot be called as application(environ, start_response): %s" % (startup, refused))
     return app
 
 
@@ -1460,17 +1463,49 @@ def _looks_wsgi(v, module_name):
     return _binds(v, (None, None)) is True and _binds(v, (None,)) is False
 
 
-def _binds(f, args):
-    """Whether f can be called with args: True, False, or None when inspect cannot tell (a builtin, say)."""
+def _cannot_serve(app):
+    """Why app cannot be called with two arguments, and what to do; None if it can, or inspect cannot tell.
+
+    An application factory assigned uncalled ("application = create_app")
+    imports fine and fails every request: refused here, it fails the spawn.
+    """
+    sig = _signature(app)
+    if sig is None or _bind_error(sig, (None, None)) is None:
+        return None
+    name = getattr(app, "__name__", None)
+    if isinstance(name, str) and name.isidentifier():
+        what = "it is %s%s" % (name, sig)
+    else:
+        what = "it is %s taking %s" % (_kind(app), sig)
+    what += " (%s)" % _bind_error(sig, (None, None))
+    if name and _bind_error(sig, ()) is None:
+        return what + "; if %s makes the application, call it: application = %s()" % (name, name)
+    return what + "; a WSGI application takes (environ, start_response)"
+
+
+def _signature(f):
+    """f's signature, as written (not that of the function a decorator wrapped); None when inspect cannot read it."""
     try:
-        sig = inspect.signature(f, follow_wrapped=False)
+        return inspect.signature(f, follow_wrapped=False)
     except (ValueError, TypeError):
         return None
+
+
+def _bind_error(sig, args):
+    """Why a callable of signature sig cannot take args; None if it can."""
     try:
         sig.bind(*args)
-    except TypeError:
-        return False
-    return True
+    except TypeError as e:
+        return str(e)
+    return None
+
+
+def _binds(f, args):
+    """Whether f can be called with args: True, False, or None when inspect cannot tell (a builtin, say)."""
+    sig = _signature(f)
+    if sig is None:
+        return None
+    return _bind_error(sig, args) is None
 
 
 def _kind(v):

@@ -1394,6 +1394,74 @@ func TestNoApplicationSaysWhatIsThere(t *testing.T) {
 	}
 }
 
+// An 'application' that cannot be called with environ and start_response
+// (an application factory assigned uncalled) imported fine and failed every
+// request; it fails the spawn now, saying what to write. One inspect cannot
+// read, or that takes any arguments, is served.
+func TestApplicationThatCannotTakeTwoArguments(t *testing.T) {
+	t.Parallel()
+	const serve = "def serve(environ, start_response, greeting=b'served'):\n" +
+		"    start_response('200 OK', [('Content-Type', 'text/plain')])\n" +
+		"    return [greeting]\n"
+	const refused = "passenger_wsgi.py: 'application' cannot be called as application(environ, start_response): "
+	for _, tt := range []struct {
+		name, src string
+		error     string // "": served
+	}{{
+		name:  "an uncalled factory",
+		src:   "from shop import create_app\napplication = create_app\n",
+		error: refused + "it is create_app(config=None) (too many positional arguments); if create_app makes the application, call it: application = create_app()",
+	}, {
+		name:  "a function of one argument",
+		src:   "def application(request):\n    pass\n",
+		error: refused + "it is application(request) (too many positional arguments); a WSGI application takes (environ, start_response)",
+	}, {
+		name: "an object of three arguments",
+		src:  "class Handler:\n    def __call__(self, environ, start_response, extra):\n        pass\napplication = Handler()\n",
+		error: refused + "it is a Handler object taking (environ, start_response, extra) (missing a required argument: 'extra'); " +
+			"a WSGI application takes (environ, start_response)",
+	}, {
+		name: "a decorator's wrapper",
+		src: "import functools\n" + serve +
+			"def request_application(f):\n    def application(*args):\n        return serve(*args)\n    return functools.update_wrapper(application, f)\n" +
+			"@request_application\ndef application(request):\n    pass\n",
+	}, {
+		name: "a partial",
+		src:  "import functools\n" + serve + "application = functools.partial(serve, greeting=b'served')\n",
+	}, {
+		name: "an object taking anything",
+		src:  serve + "class Handler:\n    def __call__(self, *args, **kwargs):\n        return serve(*args)\napplication = Handler()\n",
+	}, {
+		name: "a signature inspect cannot read",
+		src: serve + "class Handler:\n    __signature__ = 'unreadable'\n    def __call__(self, environ, start_response):\n        return serve(environ, start_response)\n" +
+			"application = Handler()\n",
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			root := copyTree(t, "shapes")
+			writeApp(t, root, tt.src)
+			w := spawn(t, root)
+			if tt.error != "" {
+				if w.msg.Error != tt.error {
+					t.Errorf("error %q, want %q", w.msg.Error, tt.error)
+				}
+				if code := w.wait(t); code != 1 {
+					t.Errorf("exit code %d, want 1", code)
+				}
+				return
+			}
+			if !w.msg.Ready {
+				t.Fatalf("message %+v, want ready", w.msg)
+			}
+			resp, body := w.get(t, "/")
+			expectStatus(t, resp, body, 200)
+			if body != "served" {
+				t.Errorf("body %q, want %q", body, "served")
+			}
+		})
+	}
+}
+
 // startupFile is a path: written as a module name, as gunicorn takes it,
 // the error names the file meant, if it is there.
 func TestStartupFileWrittenAsAModule(t *testing.T) {
