@@ -30,6 +30,7 @@ answers requests already received, then closes everything and exits 0.
 
 import errno
 import gc
+import importlib
 import inspect
 import io
 import json
@@ -1405,19 +1406,7 @@ def _load_app(root, startup):
     path = os.path.join(root, startup)
     if not os.path.exists(path):
         _no_startup_file(root, startup)
-    base = os.path.basename(startup)
-    name = re.sub(r"\W", "_", base.split(".")[0]) or "ferry_app"
-    if name in sys.modules or not name.isidentifier() or not _names_only(name, path):
-        name = "ferry_app_" + name
-    loader = SourceFileLoader(name, path)  # any suffix, e.g. app.wsgi
-    spec = spec_from_file_location(name, path, loader=loader)
-    module = module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
+    module = _import_startup(root, startup, path)
     app = getattr(module, "application", None)
     if app is None:
         raise LoadError("%s does not define 'application'%s" % (startup, _found_instead(module, startup)))
@@ -1427,6 +1416,60 @@ def _load_app(root, startup):
     if refused:
         raise LoadError("%s: 'application' cannot be called as application(environ, start_response): %s" % (startup, refused))
     return app
+
+
+def _import_startup(root, startup, path):
+    """Import the startup file: as a module of its package if it is in one (shop/wsgi.py as shop.wsgi), else top-level."""
+    stem = os.path.basename(startup).split(".")[0]
+    package = _package_of(root, startup)
+    if package and stem.isidentifier():
+        name = package + "." + stem
+        parent = importlib.import_module(package)
+        module = sys.modules.get(name)
+        if module is not None and os.path.realpath(getattr(module, "__file__", None) or "") == os.path.realpath(path):
+            return module  # the package imported it already
+        if module is None:
+            module = _exec_file(name, path)
+            setattr(parent, stem, module)
+            return module
+    name = re.sub(r"\W", "_", stem) or "ferry_app"
+    if name in sys.modules or not name.isidentifier() or not _names_only(name, path):
+        name = "ferry_app_" + name
+    return _exec_file(name, path)
+
+
+def _exec_file(name, path):
+    """Run the file at path as the module name (a package's module, if name is dotted)."""
+    loader = SourceFileLoader(name, path)  # any suffix, e.g. app.wsgi
+    spec = spec_from_file_location(name, path, loader=loader)
+    module = module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def _package_of(root, startup):
+    """The package the startup file is a module of, as imported from root: "shop" for shop/wsgi.py; "" if none.
+
+    The directories above the file, up to root and not root itself, that
+    hold an __init__.py, if the outermost of them is what its name imports
+    (root is first on sys.path; a package of that name imported already
+    or built in comes first).
+    """
+    parts = startup.split("/")[:-1]
+    names = []
+    while parts and parts[-1].isidentifier() and os.path.isfile(os.path.join(root, *parts, "__init__.py")):
+        names.insert(0, parts.pop())
+    if not names:
+        return ""
+    top = os.path.join(root, *parts, names[0], "__init__.py")
+    if _spec_file(names[0]) != os.path.realpath(top):
+        return ""
+    return ".".join(names)
 
 
 # The names Flask's command line looks for an application factory under.
@@ -1553,14 +1596,25 @@ def _names_only(name, path):
     A startup file named like a package it imports ("yourapplication.wsgi"
     doing "from yourapplication import app") must not take that name.
     """
+    found = _spec_file(name)
+    return found == "" or found == os.path.realpath(path)
+
+
+def _spec_file(name):
+    """The file, symlinks resolved, that importing the top-level name would run.
+
+    "" if nothing; None if it cannot be told (finding it fails, or it is
+    built in).
+    """
     try:
         spec = find_spec(name)
     except Exception:
-        return False
+        return None
     if spec is None:
-        return True
-    origin = spec.origin if spec.has_location else None
-    return origin is not None and os.path.realpath(origin) == os.path.realpath(path)
+        return ""
+    if not spec.has_location or spec.origin is None:
+        return None
+    return os.path.realpath(spec.origin)
 
 
 def _listen(path):

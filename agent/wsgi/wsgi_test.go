@@ -182,6 +182,33 @@ func (w *worker) wait(t testing.TB) int {
 	return 0
 }
 
+// expectLoadError checks that the loader reported the error want and exited 1.
+func (w *worker) expectLoadError(t testing.TB, want string) {
+	t.Helper()
+	if w.msg.Ready {
+		t.Fatalf("the loader is ready, want the error %q", want)
+	}
+	if w.msg.Error != want {
+		t.Errorf("error %q, want %q", w.msg.Error, want)
+	}
+	if code := w.wait(t); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+}
+
+// expectServes checks that the loader came up ready and answers / with want.
+func (w *worker) expectServes(t testing.TB, want string) {
+	t.Helper()
+	if !w.msg.Ready {
+		t.Fatalf("message %+v, want ready", w.msg)
+	}
+	resp, body := w.get(t, "/")
+	expectStatus(t, resp, body, 200)
+	if body != want {
+		t.Errorf("body %q, want %q", body, want)
+	}
+}
+
 func (w *worker) get(t testing.TB, path string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, "http://ferry"+path, nil)
@@ -1383,13 +1410,7 @@ func TestNoApplicationSaysWhatIsThere(t *testing.T) {
 	} {
 		t.Run(startup, func(t *testing.T) {
 			t.Parallel()
-			w := spawnStartup(t, copyTree(t, "shapes"), startup)
-			if w.msg.Error != want {
-				t.Errorf("error %q, want %q", w.msg.Error, want)
-			}
-			if code := w.wait(t); code != 1 {
-				t.Errorf("exit code %d, want 1", code)
-			}
+			spawnStartup(t, copyTree(t, "shapes"), startup).expectLoadError(t, want)
 		})
 	}
 }
@@ -1442,47 +1463,46 @@ func TestApplicationThatCannotTakeTwoArguments(t *testing.T) {
 			writeApp(t, root, tt.src)
 			w := spawn(t, root)
 			if tt.error != "" {
-				if w.msg.Error != tt.error {
-					t.Errorf("error %q, want %q", w.msg.Error, tt.error)
-				}
-				if code := w.wait(t); code != 1 {
-					t.Errorf("exit code %d, want 1", code)
-				}
+				w.expectLoadError(t, tt.error)
 				return
 			}
-			if !w.msg.Ready {
-				t.Fatalf("message %+v, want ready", w.msg)
-			}
-			resp, body := w.get(t, "/")
-			expectStatus(t, resp, body, 200)
-			if body != "served" {
-				t.Errorf("body %q, want %q", body, "served")
-			}
+			w.expectServes(t, "served")
 		})
 	}
 }
 
+// Where the startup file is, and what it is loaded as. A file in a package
+// directory (one with __init__.py) is a module of its package, as
+// gunicorn's shop.wsgi would be: its relative imports work, and Django's
+// mysite/wsgi.py is mysite.wsgi. One whose package root does not import
+// as such (a src/ layout without PYTHONPATH) stays top-level, as before.
 // startupFile is a path: written as a module name, as gunicorn takes it,
 // the error names the file meant, if it is there.
-func TestStartupFileWrittenAsAModule(t *testing.T) {
+func TestWhereTheStartupFileIs(t *testing.T) {
 	t.Parallel()
+	const failed = "error: " // a want that starts so is the loader's error, %s its root
 	for startup, want := range map[string]string{
-		"mysite.wsgi":             "startupFile mysite.wsgi: no such file in %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
-		"mysite.wsgi:application": "startupFile mysite.wsgi:application: no such file in %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
-		"app_attr":                "startupFile app_attr: no such file in %s; startupFile is a path, not a module name: did you mean app_attr.py?",
-		"mysite.asgi":             "FileNotFoundError: [Errno 2] No such file or directory: '%s/mysite.asgi'",
-		"mysite/asgi.py":          "FileNotFoundError: [Errno 2] No such file or directory: '%s/mysite/asgi.py'",
+		"shop/wsgi.py":            "shop, as shop\n",
+		"mysite/wsgi.py":          "mysite, as mysite.wsgi\n",
+		"src/shop/wsgi.py":        failed + "ImportError: attempted relative import with no known parent package",
+		"mysite.wsgi":             failed + "startupFile mysite.wsgi: no such file in %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
+		"mysite.wsgi:application": failed + "startupFile mysite.wsgi:application: no such file in %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
+		"app_attr":                failed + "startupFile app_attr: no such file in %s; startupFile is a path, not a module name: did you mean app_attr.py?",
+		"mysite.asgi":             failed + "FileNotFoundError: [Errno 2] No such file or directory: '%s/mysite.asgi'",
+		"mysite/asgi.py":          failed + "FileNotFoundError: [Errno 2] No such file or directory: '%s/mysite/asgi.py'",
 	} {
 		t.Run(startup, func(t *testing.T) {
 			t.Parallel()
 			root := copyTree(t, "shapes")
 			w := spawnStartup(t, root, startup)
-			if want := fmt.Sprintf(want, root); w.msg.Error != want {
-				t.Errorf("error %q, want %q", w.msg.Error, want)
+			if msg, ok := strings.CutPrefix(want, failed); ok {
+				if strings.Contains(msg, "%s") {
+					msg = fmt.Sprintf(msg, root)
+				}
+				w.expectLoadError(t, msg)
+				return
 			}
-			if code := w.wait(t); code != 1 {
-				t.Errorf("exit code %d, want 1", code)
-			}
+			w.expectServes(t, want)
 		})
 	}
 }

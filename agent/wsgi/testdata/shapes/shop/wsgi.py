@@ -1,0 +1,3 @@
+from . import create_app
+
+application = create_app()
