@@ -1435,7 +1435,13 @@ def _import_startup(root, startup, path):
     name = re.sub(r"\W", "_", stem) or "ferry_app"
     if name in sys.modules or not name.isidentifier() or not _names_only(name, path):
         name = "ferry_app_" + name
-    return _exec_file(name, path)
+    try:
+        return _exec_file(name, path)
+    except ImportError as e:
+        hint = _outside_its_package(root, startup, e)
+        if hint:
+            raise LoadError(hint) from e
+        raise
 
 
 def _exec_file(name, path):
@@ -1455,21 +1461,48 @@ def _exec_file(name, path):
 def _package_of(root, startup):
     """The package the startup file is a module of, as imported from root: "shop" for shop/wsgi.py; "" if none.
 
-    The directories above the file, up to root and not root itself, that
-    hold an __init__.py, if the outermost of them is what its name imports
-    (root is first on sys.path; a package of that name imported already
-    or built in comes first).
+    Its package directories (_package_dirs), if the outermost of them is
+    what its name imports (root is first on sys.path; a package of that
+    name imported already or built in comes first).
     """
-    parts = startup.split("/")[:-1]
-    names = []
-    while parts and parts[-1].isidentifier() and os.path.isfile(os.path.join(root, *parts, "__init__.py")):
-        names.insert(0, parts.pop())
-    if not names:
-        return ""
-    top = os.path.join(root, *parts, names[0], "__init__.py")
-    if _spec_file(names[0]) != os.path.realpath(top):
+    above, names = _package_dirs(root, startup)
+    if not names or _spec_file(names[0]) != os.path.realpath(os.path.join(root, *above, names[0], "__init__.py")):
         return ""
     return ".".join(names)
+
+
+def _package_dirs(root, startup):
+    """The directories above the startup file that are packages, and those above them, up to root (not root itself).
+
+    (["src"], ["shop"]) for src/shop/wsgi.py when src/shop holds an
+    __init__.py and src does not.
+    """
+    above = startup.split("/")[:-1]
+    names = []
+    while above and above[-1].isidentifier() and os.path.isfile(os.path.join(root, *above, "__init__.py")):
+        names.insert(0, above.pop())
+    return above, names
+
+
+def _outside_its_package(root, startup, e):
+    """What to do about a startup file's own relative import that failed as it was not loaded in its package; "" if e is not that."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if "no known parent package" not in str(e) or tb is None or tb.tb_frame.f_code.co_filename != os.path.join(root, startup):
+        return ""
+    above, names = _package_dirs(root, startup)
+    if not names:
+        return ""
+    found = _spec_file(names[0])
+    if found == "":
+        why = "finds nothing"
+        fix = "put its parent on the path (env PYTHONPATH=%s, relative to root), or import absolutely" % ("/".join(above) or ".")
+    else:
+        why = "finds %s first" % (os.path.relpath(found, root) if found and found.startswith(root + "/") else found or "a module built in")
+        fix = "rename one of them, or import absolutely"
+    return "%s: %s: %s is a package directory, but importing %s from root %s, so the file was loaded as a top-level module: %s" % (
+        startup, e, "/".join(above + names), names[0], why, fix)
 
 
 # The names Flask's command line looks for an application factory under.

@@ -1475,16 +1475,20 @@ func TestApplicationThatCannotTakeTwoArguments(t *testing.T) {
 // directory (one with __init__.py) is a module of its package, as
 // gunicorn's shop.wsgi would be: its relative imports work, and Django's
 // mysite/wsgi.py is mysite.wsgi. One whose package root does not import
-// as such (a src/ layout without PYTHONPATH) stays top-level, as before.
+// as such (a src/ layout without PYTHONPATH) stays top-level, as before,
+// and its relative import's error says why and what to do.
 // startupFile is a path: written as a module name, as gunicorn takes it,
 // the error names the file meant, if it is there.
 func TestWhereTheStartupFileIs(t *testing.T) {
 	t.Parallel()
 	const failed = "error: " // a want that starts so is the loader's error, %s its root
 	for startup, want := range map[string]string{
-		"shop/wsgi.py":            "shop, as shop\n",
-		"mysite/wsgi.py":          "mysite, as mysite.wsgi\n",
-		"src/shop/wsgi.py":        failed + "ImportError: attempted relative import with no known parent package",
+		"shop/wsgi.py":   "shop, as shop\n",
+		"mysite/wsgi.py": "mysite, as mysite.wsgi\n",
+		"src/shop/wsgi.py": failed + "src/shop/wsgi.py: attempted relative import with no known parent package: src/shop is a package directory, " +
+			"but importing shop from root finds shop/__init__.py first, so the file was loaded as a top-level module: rename one of them, or import absolutely",
+		"src/store/wsgi.py": failed + "src/store/wsgi.py: attempted relative import with no known parent package: src/store is a package directory, " +
+			"but importing store from root finds nothing, so the file was loaded as a top-level module: put its parent on the path (env PYTHONPATH=src, relative to root), or import absolutely",
 		"mysite.wsgi":             failed + "startupFile mysite.wsgi: no such file in %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
 		"mysite.wsgi:application": failed + "startupFile mysite.wsgi:application: no such file in %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
 		"app_attr":                failed + "startupFile app_attr: no such file in %s; startupFile is a path, not a module name: did you mean app_attr.py?",
