@@ -1423,8 +1423,10 @@ def _import_startup(root, startup, path):
     stem = os.path.basename(startup).split(".")[0]
     package = _package_of(root, startup)
     if package and stem.isidentifier():
-        name = package + "." + stem
         parent = importlib.import_module(package)
+        if stem == "__init__":
+            return parent  # the package itself, run once
+        name = package + "." + stem
         module = sys.modules.get(name)
         if module is not None and os.path.realpath(getattr(module, "__file__", None) or "") == os.path.realpath(path):
             return module  # the package imported it already
@@ -1438,7 +1440,7 @@ def _import_startup(root, startup, path):
     try:
         return _exec_file(name, path)
     except ImportError as e:
-        hint = _outside_its_package(root, startup, e)
+        hint = _outside_its_package(root, startup, path, e)
         if hint:
             raise LoadError(hint) from e
         raise
@@ -1484,12 +1486,12 @@ def _package_dirs(root, startup):
     return above, names
 
 
-def _outside_its_package(root, startup, e):
+def _outside_its_package(root, startup, path, e):
     """What to do about a startup file's own relative import that failed as it was not loaded in its package; "" if e is not that."""
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    if "no known parent package" not in str(e) or tb is None or tb.tb_frame.f_code.co_filename != os.path.join(root, startup):
+    if "no known parent package" not in str(e) or tb is None or tb.tb_frame.f_code.co_filename != path:
         return ""
     above, names = _package_dirs(root, startup)
     if not names:
@@ -1532,9 +1534,12 @@ def _looks_wsgi(v, module_name):
     A function only if the startup file defines it (not one it imported to
     use); an object as long as its class is no module, class or function.
     """
-    if isinstance(v, (type, types.ModuleType)) or not callable(v):
-        return False
-    if isinstance(v, (types.FunctionType, types.BuiltinFunctionType)) and getattr(v, "__module__", None) != module_name:
+    try:
+        if isinstance(v, (type, types.ModuleType)) or not callable(v):
+            return False
+        if isinstance(v, (types.FunctionType, types.BuiltinFunctionType)) and getattr(v, "__module__", None) != module_name:
+            return False
+    except Exception:  # a proxy, as in _signature
         return False
     return _binds(v, (None, None)) is True and _binds(v, (None,)) is False
 
@@ -1560,10 +1565,15 @@ def _cannot_serve(app):
 
 
 def _signature(f):
-    """f's signature, as written (not that of the function a decorator wrapped); None when inspect cannot read it."""
+    """f's signature, as written (not that of the function a decorator wrapped); None when inspect cannot read it.
+
+    Reading it may raise anything: a proxy (werkzeug's LocalProxy, as
+    flask.current_app) looks its attributes up on what it stands for,
+    which outside a request is nothing.
+    """
     try:
         return inspect.signature(f, follow_wrapped=False)
-    except (ValueError, TypeError):
+    except Exception:
         return None
 
 

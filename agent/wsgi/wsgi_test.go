@@ -1404,6 +1404,8 @@ func TestNoApplicationSaysWhatIsThere(t *testing.T) {
 			"add 'application = app' to app_attr.py (Ferry calls 'application'; no AppGroup field names another)",
 		"factory_only.py": "factory_only.py does not define 'application'; it defines create_app, an application factory: " +
 			"add 'application = create_app()' to factory_only.py",
+		"with_proxy.py": "with_proxy.py does not define 'application'; it defines create_app, an application factory: " +
+			"add 'application = create_app()' to with_proxy.py",
 		"two_apps.py": "two_apps.py does not define 'application'; it defines handler (a WSGIHandler object), serve (a function), which look like a WSGI application: " +
 			"add 'application = <the one to serve>' to two_apps.py (Ferry calls 'application'; no AppGroup field names another)",
 		"mysite/__init__.py": "mysite/__init__.py does not define 'application': define application(environ, start_response), or assign your application to it",
@@ -1483,8 +1485,9 @@ func TestWhereTheStartupFileIs(t *testing.T) {
 	t.Parallel()
 	const failed = "error: " // a want that starts so is the loader's error, %s its root
 	for startup, want := range map[string]string{
-		"shop/wsgi.py":   "shop, as shop\n",
-		"mysite/wsgi.py": "mysite, as mysite.wsgi\n",
+		"shop/wsgi.py":       "shop, as shop\n",
+		"mysite/wsgi.py":     "mysite, as mysite.wsgi\n",
+		"pkgapp/__init__.py": "pkgapp ran 1 time(s)\n",
 		"src/shop/wsgi.py": failed + "src/shop/wsgi.py: attempted relative import with no known parent package: src/shop is a package directory, " +
 			"but importing shop from root finds shop/__init__.py first, so the file was loaded as a top-level module: rename one of them, or import absolutely",
 		"src/store/wsgi.py": failed + "src/store/wsgi.py: attempted relative import with no known parent package: src/store is a package directory, " +
