@@ -95,8 +95,11 @@ type AppSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!self.contains('\\u0000')",message="root may not contain a NUL character: no path can hold one"
 	Root string `json:"root,omitempty"`
 
-	// startupFile is the WSGI module, relative to root, that exposes the
-	// `application` callable. WSGI only. Default: passenger_wsgi.py.
+	// startupFile is the path of the Python file, relative to root, that
+	// defines the `application` callable: a file path, as mysite/wsgi.py,
+	// not a module name (mysite.wsgi). A file in a package directory (one
+	// with __init__.py) is loaded as a module of its package. WSGI only.
+	// Default: passenger_wsgi.py.
 	// +optional
 	// +kubebuilder:default="passenger_wsgi.py"
 	// +kubebuilder:validation:MinLength=1
