@@ -575,10 +575,7 @@ func signalName(text string) string {
 // answer counts only when the socket that listens on the port is the
 // worker's (listener.go), or /proc cannot tell.
 func waitCommandReady(ctx context.Context, proc *Process, path string) error {
-	client := &http.Client{
-		Timeout:   probeTimeout,
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-	}
+	client := probeClient(&http.Transport{DisableKeepAlives: true, Proxy: nil})
 	delay := 5 * time.Millisecond
 	taken := false // another process answered on the worker's port
 	var last sighting
@@ -635,6 +632,21 @@ func (e *portTakenError) note() string {
 
 // probeTimeout bounds one readiness probe.
 const probeTimeout = time.Second
+
+// probeClient is the client of a readiness probe over t. It follows no
+// redirect: a 3xx is an answer below 500, so the worker is ready (an app
+// that redirects every plain-HTTP request to https, Django's
+// SECURE_SSL_REDIRECT, answers its readiness path 301); following it would
+// ask another address, the https one, which the worker does not serve.
+func probeClient(t *http.Transport) *http.Client {
+	return &http.Client{
+		Timeout:   probeTimeout,
+		Transport: t,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
 
 // sighting is what one readiness probe found at the worker's address.
 type sighting struct {

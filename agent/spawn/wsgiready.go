@@ -24,13 +24,10 @@ func waitWSGIReady(ctx context.Context, proc *Process, path string) error {
 	if path == "" {
 		return nil
 	}
-	client := &http.Client{
-		Timeout: probeTimeout,
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil,
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, proc.Network, proc.Address)
-			}},
-	}
+	client := probeClient(&http.Transport{DisableKeepAlives: true, Proxy: nil,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, proc.Network, proc.Address)
+		}})
 	delay := 5 * time.Millisecond
 	var last sighting
 	for {

@@ -131,7 +131,8 @@ type AppSpec struct {
 	Command []string `json:"command,omitempty"`
 
 	// readinessPath is the HTTP path the agent GETs from a new process to
-	// learn that it is ready: any answer below 500 means ready, and until
+	// learn that it is ready: any answer below 500 means ready (a redirect
+	// too, not followed: an app redirecting plain HTTP to https), and until
 	// one comes within startTimeout the process is not (in a rolling
 	// restart, a deployment error). For a WSGI app it is asked once the
 	// app is imported, with Host: localhost: point it at a URL that loads
