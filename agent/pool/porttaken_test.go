@@ -117,3 +117,27 @@ func holdPorts(t *testing.T, n int32) *heldPorts {
 	}()
 	return h
 }
+
+// TestDaemonizingRevisionIsResisted: a revision whose command daemonizes
+// (spawn's testdata/cmd/daemonize.sh: a child out of its process group
+// listens on $PORT, and the command exits) is the revision's fault, though
+// a socket holds its port after it exited: the pool resists it, as it
+// resists any revision that cannot spawn. Before (the review of 5607385),
+// each spawn read "taken by another socket", PortTaken, and the restart
+// backed off and tried again for ever, 3 more daemons each round.
+func TestDaemonizingRevisionIsResisted(t *testing.T) {
+	root, _ := filepath.Abs("../spawn/testdata/cmd")
+	tmpl := agenttest.WSGIAt(root, 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py", "$(PORT)"}}
+	e := agenttest.Start(t, pool.Config{Name: "t/daemon", Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+
+	tmpl2 := tmpl
+	tmpl2.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"sh", "daemonize.sh"},
+		Env: []ferryv1.EnvVar{env("DAEMON_DIR", filepath.Dir(gatePath(t)))}} // the daemons end with the directory
+	e.Pool.Update(pool.Config{Name: "t/daemon", Revision: "2", Template: tmpl2})
+	s := e.WaitFor(t, 2*time.Minute, "resistance to revision 2", func(s pool.Status) bool { return s.Resisting != nil })
+	if r := s.Resisting.Reason; strings.Contains(r, "taken by another socket") {
+		t.Errorf("resisted with %q, want the command's own exit, not a port taken", r)
+	}
+}

@@ -59,6 +59,18 @@ func listenerOwner(pid, uid, port int) owner {
 	return ownerWorker
 }
 
+// listenedByUser reports whether a socket of user uid listens on
+// 127.0.0.1:port (listeningSockets).
+func listenedByUser(port, uid int) bool {
+	user := strconv.Itoa(uid)
+	for _, by := range listeningSockets(port) {
+		if by == user {
+			return true
+		}
+	}
+	return false
+}
+
 // listeningSockets are the TCP sockets that take connections to
 // 127.0.0.1:port: their inodes, and the uid of the user who made each.
 // IPv6 sockets count only when no IPv4 socket listens on the port: an IPv4

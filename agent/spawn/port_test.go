@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,47 @@ func TestSpawnCommandExitOnAFreePortIsNotRetried(t *testing.T) {
 	if se.PortTaken() {
 		t.Error("PortTaken() = true for an app's own exit on a free port")
 	}
+}
+
+// TestSpawnCommandThatDaemonizesOntoItsPortIsNotRetried: a command that
+// daemonizes (testdata/cmd/daemonize.sh: a child outside its process group
+// listens on $PORT, and the command exits) fails its spawn at once, its port not counted as taken
+// by another: a socket of the worker's own user listens there, which a
+// retry on another port would only repeat. Before, its 3 spawns each read
+// "taken by another socket" and PortTaken, which the pool retries for
+// ever instead of resisting the revision (the review of 5607385).
+func TestSpawnCommandThatDaemonizesOntoItsPortIsNotRetried(t *testing.T) {
+	dir := daemonDir(t)
+	spawns := 0
+	pickPort = func() (int, error) { spawns++; return freePort() }
+	t.Cleanup(func() { pickPort = freePort })
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"sh", "daemonize.sh"}, Env: []ferryv1.EnvVar{{Name: "DAEMON_DIR", Value: dir}}})
+	spec.StartTimeout = 10 * time.Second
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	if !errors.As(err, &se) || spawns != 1 || strings.Contains(se.Reason, "taken by another socket") ||
+		!strings.Contains(se.Reason, "exited with status 0 before it was ready") {
+		t.Fatalf("err = %v after %d spawns, want its exit (status 0) after 1, no port taken", err, spawns)
+	}
+	if se.PortTaken() {
+		t.Error("PortTaken() = true for a command whose own daemon holds its port")
+	}
+}
+
+// daemonDir is a directory the worker's user (nobody, under a root
+// agent) may enter, whose life is testdata/cmd/daemonize.sh's daemons':
+// removed as the test ends.
+func daemonDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "daemon") // not t.TempDir(), whose parent only the test's user may enter
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func TestPortLostNote(t *testing.T) {

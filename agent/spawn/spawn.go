@@ -350,12 +350,22 @@ func failReason(err error, app ferryv1.AppSpec, proc *Process, wsgi bool, timeou
 
 // lostPort is the port of a Command worker that exited of its own before
 // it was ready (exitedCommand), when another socket holds it now (the
-// worker's own are closed: it and its group are gone); 0 otherwise.
+// worker's own are closed: it and its group are gone); 0 otherwise. A
+// port on which a socket of the worker's user listens is not lost: that
+// is the worker's own doing (a command that daemonizes, a child outside
+// its process group serving $PORT), the revision's fault, which a retry
+// on another port would only repeat (and the pool would retry for ever,
+// PortTaken). What took a port from a worker that did not bind it in time
+// is a socket of another's: a client connection's local port, another
+// program's listener.
 func lostPort(proc *Process, exitedCommand bool) int {
 	if !exitedCommand {
 		return 0
 	}
 	if taken, err := freeport.InUse("127.0.0.1", proc.port); err != nil || !taken {
+		return 0
+	}
+	if listenedByUser(proc.port, proc.uid) {
 		return 0
 	}
 	return proc.port
