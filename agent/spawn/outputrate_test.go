@@ -138,11 +138,14 @@ func countWorkerOutput(log []string) int {
 }
 
 // TestOutputLogReportsARunWithoutAnotherLine: a worker that floods and
-// then writes nothing is told of by the timer, not only at its exit.
+// then writes nothing is told of by the timer, not only at its exit. The
+// run ends once the bucket holds 2 lines again, a second at 2 lines a
+// second: the 10 lines are written well within it on a loaded machine
+// too (at 50 a second, a pause of 40ms in the loop ended the run early).
 func TestOutputLogReportsARunWithoutAnotherLine(t *testing.T) {
 	spec := Spec{}
 	lines := captureLog(&spec)
-	o := newOutputLog(OutputRate{Burst: 2, PerSecond: 50}, spec.Log, 42)
+	o := newOutputLog(OutputRate{Burst: 2, PerSecond: 2}, spec.Log, 42)
 	defer o.close()
 	for i := range 10 {
 		o.line("stdout", fmt.Sprint("line ", i))

@@ -684,11 +684,14 @@ func insteadOf(proc *Process, last sighting) string {
 // ready in time, so that the reader sees what was waited for: "" when
 // there was no probe, or it found the app serving (another process's, as
 // portTakenError then says). instead is where the app listens instead,
-// when nothing accepted connections ("": not known).
+// when nothing accepted connections ("": not known); port is 0 for a
+// WSGI worker's socket, which the loader, not the app, listens on.
 func (s sighting) describe(addr, path string, port int, instead string) string {
 	switch {
 	case s.refused && instead != "":
 		return fmt.Sprintf("nothing accepted connections on %s: %s", addr, instead)
+	case s.refused && port == 0:
+		return fmt.Sprintf("nothing accepted connections on %s", addr)
 	case s.refused:
 		return fmt.Sprintf("nothing accepted connections on %s (the app must listen on $PORT, %d)", addr, port)
 	case s.err != nil && path == "":

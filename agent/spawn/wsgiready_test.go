@@ -69,3 +69,17 @@ func TestSpawnWSGIWaitsForItsReadinessPath(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedWSGISocketNamesNoPort: a WSGI worker's socket that refuses
+// the readiness probe is not told to listen on $PORT, which a WSGI app
+// never sees (the loader listens for it); a Command app's is.
+func TestRefusedWSGISocketNamesNoPort(t *testing.T) {
+	refused := sighting{refused: true}
+	if got, want := refused.describe("/run/w/s", "/healthz", 0, ""), "nothing accepted connections on /run/w/s"; got != want {
+		t.Errorf("WSGI: %q, want %q", got, want)
+	}
+	if got, want := refused.describe("127.0.0.1:61000", "/healthz", 61000, ""),
+		"nothing accepted connections on 127.0.0.1:61000 (the app must listen on $PORT, 61000)"; got != want {
+		t.Errorf("Command: %q, want %q", got, want)
+	}
+}
