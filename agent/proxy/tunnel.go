@@ -34,16 +34,17 @@ type upgradedConn struct {
 
 func (u *upgradedConn) Read(p []byte) (int, error) {
 	n, err := u.c.br.Read(p)
-	u.fromWorker.Add(int64(n))
-	if err != nil {
-		u.end(err)
-	}
-	return n, err
+	return u.count(&u.fromWorker, n, err)
 }
 
 func (u *upgradedConn) Write(p []byte) (int, error) {
 	n, err := u.c.Conn.Write(p)
-	u.toWorker.Add(int64(n))
+	return u.count(&u.toWorker, n, err)
+}
+
+// count adds n to one way's bytes, and takes err as the tunnel's end.
+func (u *upgradedConn) count(way *atomic.Int64, n int, err error) (int, error) {
+	way.Add(int64(n))
 	if err != nil {
 		u.end(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // bucketStep is one call on a bucket at ms milliseconds: take (a line), resume
@@ -159,16 +160,16 @@ func TestOutputLogReportsARunWithoutAnotherLine(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 10s; what is what it waits for, in lines.
+// waitFor waits up to 10s for cond (testsupport.Eventually); what is
+// what it waits for, said with the log's lines when it does not come.
 func waitFor(t *testing.T, what string, lines func() []string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 10s in:\n%s", what, strings.Join(lines(), "\n"))
+	testsupport.Eventually(t, 10*time.Second, what, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("not yet, in:\n%s", strings.Join(lines(), "\n"))
+	})
 }
 
 // TestFloodingWorkerIsLoggedAtItsRate: a real worker that writes 3000
