@@ -179,13 +179,20 @@ func (w *Worker) Exited() bool { return w.proc != nil && w.proc.Exited() }
 // did not, or when the process died of something else meanwhile
 // (stopCause.explains): a request cut by its exit was cut by the agent,
 // not by a crash. Read it once the request failed: it is set before the
-// signal.
+// signal. Once the process has exited it no longer changes (the exit is
+// judged at its own time, not the reader's); before, it is the stop's.
 func (w *Worker) StoppedBy() string {
 	c := w.stopped.Load()
-	if c == nil || !c.explains(w.proc.ExitStatus(), time.Now()) {
+	if c == nil || !w.stopExplainsExit(c) {
 		return ""
 	}
 	return c.words
+}
+
+// stopExplainsExit reports whether stop c explains w's exit (true while
+// w runs): stopCause.explains at the time the exit came.
+func (w *Worker) stopExplainsExit(c *stopCause) bool {
+	return c.explains(w.proc.ExitStatus(), w.proc.ExitedAt())
 }
 
 // ExitsWithin reports whether the worker's process is gone, or goes
@@ -1609,7 +1616,7 @@ func (w *Worker) inFlightLocked(now time.Time) (requests int, busyFor string) {
 // by that, as they are told.
 func (p *Pool) reportOwnExit(w *Worker) {
 	c := w.stopped.Load()
-	if c == nil || c.explains(w.proc.ExitStatus(), time.Now()) {
+	if c == nil || w.stopExplainsExit(c) {
 		return
 	}
 	p.log.Info("Worker exited of its own while the agent stopped it; the requests at it were cut by that exit",

@@ -80,7 +80,8 @@ func stopPurpose(why string) string {
 }
 
 // explains reports whether the stop explains the worker's exit, as its
-// status says ("" while it runs: the stop is under way), read at now.
+// status says ("" while it runs: the stop is under way), at the time the
+// exit came (at, zero while it runs).
 // The agent's SIGKILL explains "signal: killed" once it may have come
 // (killAt); SIGTERM explains "signal: terminated" and an exit with a
 // status (an app's handler exits so), unless the process ignored SIGTERM:
@@ -88,12 +89,12 @@ func stopPurpose(why string) string {
 // its own that a handler let happen, and is taken as the stop's). Another
 // signal (SIGSEGV, SIGABRT) is a death of the worker's own, as is any exit
 // before Overran's SIGKILL.
-func (c *stopCause) explains(status string, now time.Time) bool {
+func (c *stopCause) explains(status string, at time.Time) bool {
 	switch {
 	case status == "":
 		return true
 	case status == "signal: killed":
-		return !now.Before(c.killAt)
+		return !at.Before(c.killAt)
 	case c.overran:
 		return false
 	case status == "signal: terminated":

@@ -1,11 +1,18 @@
 package pool
 
 import (
+	"context"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr/testr"
+
+	"github.com/ferry-dev/ferry/agent/spawn"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
 // TestStopCauseWords: what a request cut by the agent's stop is told
@@ -73,15 +80,15 @@ func TestWaitHad(t *testing.T) {
 // SIGTERM grace, an exit with a status while it ignores SIGTERM, any exit
 // before Overran's kill) reads as a death.
 func TestStopCauseExplains(t *testing.T) {
-	now := time.Now()
-	grace := shutdownCause("rolling restart", time.Second, time.Second, now.Add(time.Second))
-	graceOver := shutdownCause("rolling restart", time.Second, time.Second, now.Add(-time.Millisecond))
-	ignored := shutdownCause("rolling restart", time.Second, time.Second, now.Add(time.Second))
+	exit := time.Now() // when the process exited
+	grace := shutdownCause("rolling restart", time.Second, time.Second, exit.Add(time.Second))
+	graceOver := shutdownCause("rolling restart", time.Second, time.Second, exit.Add(-time.Millisecond))
+	ignored := shutdownCause("rolling restart", time.Second, time.Second, exit.Add(time.Second))
 	ignored.termIgnored = true
-	ignoredOver := shutdownCause("rolling restart", time.Second, time.Second, now.Add(-time.Millisecond))
+	ignoredOver := shutdownCause("rolling restart", time.Second, time.Second, exit.Add(-time.Millisecond))
 	ignoredOver.termIgnored = true
 	overran := overranCause(time.Second)
-	overran.killAt = now
+	overran.killAt = exit
 	for _, tc := range []struct {
 		name   string
 		c      *stopCause
@@ -103,7 +110,7 @@ func TestStopCauseExplains(t *testing.T) {
 		{"an exit before Overran's kill", overran, "exit status 3", false},
 		{"SIGTERM before Overran's kill", overran, "signal: terminated", false},
 	} {
-		if got := tc.c.explains(tc.status, now); got != tc.want {
+		if got := tc.c.explains(tc.status, exit); got != tc.want {
 			t.Errorf("%s: explains(%q) = %v, want %v", tc.name, tc.status, got, tc.want)
 		}
 	}
@@ -141,5 +148,53 @@ func TestIgnoresSignal(t *testing.T) {
 	}
 	if ignoresSignal(1<<30, syscall.SIGTERM) {
 		t.Error("ignoresSignal of no process = true, want false")
+	}
+}
+
+// TestStoppedByJudgesTheExitAtItsTime: a worker killed by another within
+// the grace of the agent's SIGTERM died of its own, whenever that is
+// read: StoppedBy judges the exit at the time it came, not at the read.
+// Before, it judged at the read (time.Now): read once the grace was over,
+// another's SIGKILL passed for the agent's (a loaded machine's 502 said
+// the agent stopped the worker, its log said not). A real process: its
+// exit time is the reaper's.
+func TestStoppedByJudgesTheExitAtItsTime(t *testing.T) {
+	run, err := os.MkdirTemp("", "fstop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(run) })
+	if err := os.Chmod(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := filepath.Abs("testdata/abrupt")
+	proc, err := spawn.Spawn(context.Background(), spawn.Spec{
+		App:      ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"}},
+		Revision: "1", StartTimeout: 30 * time.Second, RunDir: run, Log: testr.New(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proc.Stop(5 * time.Second) })
+	if err := syscall.Kill(proc.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-proc.Done()
+	w := &Worker{proc: proc}
+	for _, tc := range []struct {
+		name   string
+		killAt time.Time // the end of the agent's SIGTERM grace
+		want   string
+	}{
+		{"killed within the grace, read after it: another's", proc.ExitedAt().Add(time.Millisecond), ""},
+		{"killed once the grace was over: the agent's", proc.ExitedAt(), "for a rolling restart: its requests were not done within shutdownTimeout (1s)"},
+	} {
+		w.stopped.Store(shutdownCause("rolling restart", time.Second, time.Second, tc.killAt))
+		for !time.Now().After(tc.killAt) {
+			time.Sleep(time.Millisecond)
+		}
+		if got := w.StoppedBy(); got != tc.want {
+			t.Errorf("%s: StoppedBy() = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -615,7 +615,8 @@ func stoppedBy(sess *session) string {
 	if sess == nil || sess.worker == nil {
 		return "no"
 	}
-	// Read once: it is judged as it is read (the exit status, the time).
+	// Read once (it may change until the process has exited; from then it
+	// is fixed, so the 502's words, read after the exit, and this agree).
 	if by := sess.worker.StoppedBy(); by != "" {
 		return by
 	}

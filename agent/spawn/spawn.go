@@ -91,7 +91,8 @@ type Process struct {
 	StartedAt time.Time
 
 	done      chan struct{}
-	exitErr   error // set before done is closed
+	exitErr   error     // set before exited
+	exitedAt  time.Time // set before exited
 	output    *tail
 	sockDir   string
 	port      int          // a Command worker's, held until cleanup
@@ -104,21 +105,34 @@ type Process struct {
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Exited reports whether the process has exited.
+// Exited reports whether the process has exited. Its ExitStatus and
+// ExitedAt are known from then (Done is closed a moment later, once what
+// the process held is cleaned up): a reader that saw Exited never reads
+// "" for the status.
 func (p *Process) Exited() bool { return p.exited.Load() }
 
 // ExitStatus describes how the process ended ("exit status 1", "signal:
 // killed"); empty while it runs.
 func (p *Process) ExitStatus() string {
-	select {
-	case <-p.done:
-	default:
+	if !p.Exited() {
 		return ""
 	}
 	if p.exitErr == nil {
 		return "exit status 0"
 	}
 	return p.exitErr.Error()
+}
+
+// ExitedAt is when the process was seen to have exited (a zombie, before
+// the agent reaped it); zero while it runs. What an exit means can
+// depend on when it came (a SIGKILL in a stop's grace is not the stop's):
+// judged by this, not by when the judgement is made, it is the same
+// whenever it is read.
+func (p *Process) ExitedAt() time.Time {
+	if !p.Exited() {
+		return time.Time{}
+	}
+	return p.exitedAt
 }
 
 // DescribeExit words how the process ended: "exited with status 3", "was
@@ -435,6 +449,7 @@ func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger, ra
 	for errors.Is(err, unix.EINTR) {
 		err = unix.Waitid(unix.P_PID, proc.PID, &info, unix.WEXITED|unix.WNOWAIT, nil)
 	}
+	proc.exitedAt = time.Now()
 	if err == nil { // else the worker may still run: Wait says how it ends
 		_ = syscall.Kill(-proc.PID, syscall.SIGKILL)
 	}

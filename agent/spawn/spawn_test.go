@@ -391,3 +391,56 @@ func TestFreePortIsOutsideTheEphemeralRange(t *testing.T) {
 		}
 	}
 }
+
+// TestExitIsKnownOnceExitedSaysSo: a reader that sees Exited reads the
+// exit's status and time, before the reaper has cleaned up what the
+// process held (its port here, held up by the test) and closed Done; and
+// ExitedAt does not move after. Before, the status was "" until Done
+// closed: the proxy, finding the worker Exited, took a SIGKILL of another
+// in a stop's grace for the agent's stop in its 502 ("the agent stopped
+// the worker process ... for a rolling restart"), and its log, read a
+// moment later, said stoppedBy "no" (a CI run).
+func TestExitIsKnownOnceExitedSaysSo(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"python3", "server.py", "$(PORT)"}, ReadinessPath: "/"})
+	p, err := Spawn(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop(5 * time.Second) })
+	if !p.ExitedAt().IsZero() || p.ExitStatus() != "" {
+		t.Fatalf("a running process: ExitedAt %v, ExitStatus %q, want zero and \"\"", p.ExitedAt(), p.ExitStatus())
+	}
+	heldPorts.Lock() // the reaper's cleanup waits here: Done stays open
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			heldPorts.Unlock()
+		}
+	}
+	defer unlock()
+	killed := time.Now()
+	if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !p.Exited(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the process not seen to exit within a minute")
+		}
+	}
+	status, at := p.ExitStatus(), p.ExitedAt()
+	select {
+	case <-p.Done():
+		t.Error("Done closed before the cleanup could run: the test held nothing up")
+	default:
+	}
+	unlock()
+	<-p.Done()
+	if status != "signal: killed" || at.Before(killed) || at.After(time.Now()) {
+		t.Errorf("once Exited: ExitStatus %q, ExitedAt %v, want \"signal: killed\" at or after the kill (%v)", status, at, killed)
+	}
+	if p.ExitedAt() != at {
+		t.Errorf("ExitedAt moved from %v to %v as Done closed", at, p.ExitedAt())
+	}
+}
