@@ -73,9 +73,9 @@ vet: ## Run go vet.
 	$(GO) vet ./...
 
 .PHONY: lint
+# golangci-lint's lock is the machine's (in /tmp): a second clone's lint
+# waits for the first instead of failing "parallel golangci-lint is running".
 lint: $(GOLANGCI_LINT) ## Run golangci-lint (config in .golangci.yml).
-	# Its lock is the machine's (in /tmp): a second clone's lint waits for
-	# the first instead of failing "parallel golangci-lint is running".
 	$(GOLANGCI_LINT) run --allow-serial-runners ./...
 
 .PHONY: verify-gen
