@@ -196,20 +196,9 @@ func (w *Worker) stopExplainsExit(c *stopCause) bool {
 }
 
 // ExitsWithin reports whether the worker's process is gone, or goes
-// within d: a process that dies closes its connections a moment before
-// the agent reaps it.
+// within d, its exit known when it is (spawn.Process.ExitsWithin).
 func (w *Worker) ExitsWithin(d time.Duration) bool {
-	if w.proc == nil {
-		return false
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-w.proc.Done():
-		return true
-	case <-t.C:
-		return false
-	}
+	return w.proc != nil && w.proc.ExitsWithin(d)
 }
 
 // Pool is one AppGroup's workers on this node.

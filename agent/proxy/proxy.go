@@ -638,7 +638,9 @@ func diedUnder(w *pool.Worker, err error) bool {
 }
 
 // reapWait is how long a 502 waits to learn whether the worker that closed
-// its connection died: one killed closes it a moment before it is reaped.
+// its connection died: one killed closes it a moment before it is a
+// zombie. Once it is one, its reaping is waited for however long it takes
+// (spawn.Process.ExitsWithin).
 const reapWait = 250 * time.Millisecond
 
 // peerGone: the error is the other side of the connection vanishing (the

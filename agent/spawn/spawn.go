@@ -135,6 +135,41 @@ func (p *Process) ExitedAt() time.Time {
 	return p.exitedAt
 }
 
+// ExitsWithin reports whether the process has exited, or exits within
+// d, and once it has, returns only when its exit is known (ExitStatus,
+// ExitedAt). A process that dies closes its connections a moment before
+// it is a zombie, and the agent's reaper may see the zombie long after
+// on a loaded machine: waiting d for the reaper alone, a death read as a
+// close. So the zombie itself is looked for, at a growing interval, and
+// once seen the reaper is waited for, however long it takes.
+func (p *Process) ExitsWithin(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for delay := time.Millisecond; ; delay = min(2*delay, 20*time.Millisecond) {
+		if p.Exited() || p.zombie() {
+			<-p.done
+			return true
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		select {
+		case <-p.done:
+			return true
+		case <-time.After(min(delay, left)):
+		}
+	}
+}
+
+// zombie reports whether the process has exited and waits to be reaped:
+// waitid with WNOWAIT leaves it to the reaper. false once it is reaped
+// (the reaper set Exited first).
+func (p *Process) zombie() bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, p.PID, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+	return err == nil && info.Signo == int32(syscall.SIGCHLD)
+}
+
 // DescribeExit words how the process ended: "exited with status 3", "was
 // killed by a signal (segmentation fault)".
 func (p *Process) DescribeExit() string { return describeExit(p.ExitStatus()) }

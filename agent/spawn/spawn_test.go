@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -443,4 +444,59 @@ func TestExitIsKnownOnceExitedSaysSo(t *testing.T) {
 	if p.ExitedAt() != at {
 		t.Errorf("ExitedAt moved from %v to %v as Done closed", at, p.ExitedAt())
 	}
+}
+
+// TestExitsWithinWaitsForASlowReaper: a process that has died, its
+// reaper not yet run (a loaded machine: the reaper's goroutine waits its
+// turn), exits within d however short d is, and ExitsWithin returns once
+// the reaper has made its exit known; a live process does not. Before,
+// ExitsWithin waited d for the reaper alone: a reaper later than the
+// proxy's 250 ms (reapWait) turned a worker's death into "closed the
+// connection without answering", and the cut's log blamed the agent's
+// stop (found by review, with a 300 ms sleep in the reaper). The reaper
+// here is the test's: the process is exec's child, not spawned.
+func TestExitsWithinWaitsForASlowReaper(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{PID: cmd.Process.Pid, done: make(chan struct{})}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if p.ExitsWithin(20 * time.Millisecond) {
+		t.Fatal("a live process exits within 20ms, says ExitsWithin")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !isZombie(t, p.PID); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the killed process not a zombie within a minute")
+		}
+	}
+	reaped := make(chan struct{})
+	go func() { // a reaper later than d
+		time.Sleep(200 * time.Millisecond)
+		p.exitErr = cmd.Wait()
+		p.exited.Store(true)
+		close(p.done)
+		close(reaped)
+	}()
+	if !p.ExitsWithin(10 * time.Millisecond) {
+		t.Error("a dead process, its reaper late, does not exit within 10ms, says ExitsWithin")
+	}
+	if p.ExitStatus() != "signal: killed" {
+		t.Errorf("ExitsWithin returned before the exit was known: ExitStatus %q", p.ExitStatus())
+	}
+	<-reaped
+}
+
+// isZombie reads /proc/<pid>/stat's state: Z, exited and not reaped.
+func isZombie(t *testing.T, pid int) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(after, "Z")
 }
