@@ -630,37 +630,67 @@ func signalName(text string) string {
 	return ""
 }
 
-// waitCommandReady polls the Command app until it answers: quickly at
-// first (apps often start in milliseconds), backing off to 100ms. An
-// answer counts only when the socket that listens on the port is the
-// worker's (listener.go), or /proc cannot tell.
+// waitCommandReady polls the Command app at its address until it
+// answers (pollReady). An answer counts only when the socket that listens
+// on the port is the worker's (listener.go), or /proc cannot tell; the
+// error of a spawn that fails after another process answered in its place
+// says so (portTaken).
 func waitCommandReady(ctx context.Context, proc *Process, path string) error {
-	client := probeClient(&http.Transport{DisableKeepAlives: true, Proxy: nil})
-	delay := 5 * time.Millisecond
 	taken := false // another process answered on the worker's port
-	var last sighting
-	for {
-		s := probe(ctx, client, proc.Address, path)
-		if ctx.Err() == nil { // else the deadline cut the probe short: the one before says more
-			last = s
-		}
-		if s.ready() {
+	err := pollReady(ctx, proc, path, readyPoll{
+		client: probeClient(&http.Transport{DisableKeepAlives: true, Proxy: nil}),
+		host:   proc.Address,
+		theWorkers: func() bool {
 			if listenerOwner(proc.PID, proc.uid, proc.port) == ownerOther {
 				// Keep polling rather than fail now: the worker, which
 				// could not bind, is expected to exit, and its exit status
 				// and output make the better error; one that does not exit
 				// runs out startTimeout.
 				taken = true
-			} else if !proc.exited.Load() { // an exited worker's port is no one's: the answer was another's
-				return nil
+				return false
 			}
+			return !proc.exited.Load() // an exited worker's port is no one's: the answer was another's
+		},
+		seen: func(last sighting) string {
+			return last.describe(proc.Address, path, proc.port, insteadOf(proc, last))
+		},
+	})
+	if err == nil {
+		return nil
+	}
+	return portTaken(err, taken, proc.Address)
+}
+
+// readyPoll is what a readiness poll of one kind of worker brings to
+// pollReady.
+type readyPoll struct {
+	client     *http.Client
+	host       string                     // the address (and Host) the probe asks
+	theWorkers func() bool                // a ready answer was the worker's; false polls on
+	seen       func(last sighting) string // what the last probe found, for an unreadyError
+}
+
+// pollReady probes the worker proc (probe, over p's client and host) until
+// it answers path below 500 and p.theWorkers agrees: quickly at first
+// (apps often start in milliseconds), backing off to 100ms. A worker that
+// exits meanwhile is an exit before it was ready (exitError); past ctx's
+// deadline the error is an unreadyError saying what the last probe found.
+func pollReady(ctx context.Context, proc *Process, path string, p readyPoll) error {
+	delay := 5 * time.Millisecond
+	var last sighting
+	for {
+		s := probe(ctx, p.client, p.host, path)
+		if ctx.Err() == nil { // else the deadline cut the probe short: the one before says more
+			last = s
+		}
+		if s.ready() && p.theWorkers() {
+			return nil
 		}
 		select {
 		case <-proc.done:
-			return portTaken(exitError(proc), taken, proc.Address)
+			return exitError(proc)
 		case <-ctx.Done():
-			return portTaken(&unreadyError{err: ctx.Err(), seen: last.describe(proc.Address, path, proc.port, insteadOf(proc, last))},
-				taken, proc.Address)
+			return &unreadyError{err: ctx.Err(), seen: p.seen(last)}
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 100*time.Millisecond)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"time"
 )
 
 // wsgiProbeHost is the Host of a WSGI worker's readiness probe. An app
@@ -16,35 +15,23 @@ const wsgiProbeHost = "localhost"
 // loader has reported the app imported, over the worker's socket, until
 // it answers below 500: an app may import fine and fail every request (a
 // Django project loads its URLconf and views at the first request). It
-// polls as waitCommandReady does, with the same probe, and returns at
-// once when path is empty. Past ctx's deadline the error says what the
-// last probe found (an unreadyError); a worker that exits meanwhile is an
-// exit before it was ready.
+// polls as waitCommandReady does (pollReady), with the same probe, and
+// returns at once when path is empty. Past ctx's deadline the error says
+// what the last probe found (an unreadyError); a worker that exits
+// meanwhile is an exit before it was ready.
 func waitWSGIReady(ctx context.Context, proc *Process, path string) error {
 	if path == "" {
 		return nil
 	}
-	client := probeClient(&http.Transport{DisableKeepAlives: true, Proxy: nil,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, proc.Network, proc.Address)
-		}})
-	delay := 5 * time.Millisecond
-	var last sighting
-	for {
-		s := probe(ctx, client, wsgiProbeHost, path)
-		if s.ready() {
-			return nil
-		}
-		if ctx.Err() == nil { // else the deadline cut the probe short: the one before says more
-			last = s
-		}
-		select {
-		case <-proc.done:
-			return exitError(proc)
-		case <-ctx.Done():
-			return &unreadyError{err: ctx.Err(), seen: last.describe(proc.Address, path, 0, "")}
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 100*time.Millisecond)
-	}
+	return pollReady(ctx, proc, path, readyPoll{
+		client: probeClient(&http.Transport{DisableKeepAlives: true, Proxy: nil,
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, proc.Network, proc.Address)
+			}}),
+		host:       wsgiProbeHost,
+		theWorkers: func() bool { return true }, // its socket is the worker's own
+		seen: func(last sighting) string {
+			return last.describe(proc.Address, path, 0, "")
+		},
+	})
 }
