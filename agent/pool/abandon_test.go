@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/bench/loadgen"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestAbandonedRequestKeepsItsWorker: a client sends a request to a
@@ -69,15 +70,7 @@ func TestAbandonedRequestKeepsItsWorker(t *testing.T) {
 // gatePath is a path for the app's GATE file (and GATE.reached), in a
 // directory the worker's user may write to.
 func gatePath(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "gate") // not t.TempDir(), whose parent only the test's user may enter
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, "gate")
+	return filepath.Join(testsupport.SharedDir(t), "gate")
 }
 
 // busyPID is the pid of the one process serving a request; 0 for none.

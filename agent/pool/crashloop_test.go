@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestWorkerThatDiesAfterBootIsBackedOff: an app that imports fine, says
@@ -468,11 +469,5 @@ func slowLoad(url string) (stop func()) {
 // dieFlag is a path for bootdie's DIE_IF_EXISTS, in a directory the
 // worker's user can read (not t.TempDir: its parent is closed to it).
 func dieFlag(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "crashflag")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	_ = os.Chmod(dir, 0o755)
-	return filepath.Join(dir, "die")
+	return filepath.Join(testsupport.WorkerDir(t), "die")
 }

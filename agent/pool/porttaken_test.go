@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestPortTakenIsNotADeploymentError: a rolling restart whose replacement
@@ -75,14 +76,7 @@ type heldPorts struct {
 // it listens on the first n ports asked about, then lets them be.
 func holdPorts(t *testing.T, n int32) *heldPorts {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "fport")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil { // workers run as nobody under a root agent
-		t.Fatal(err)
-	}
+	dir := testsupport.SharedDir(t) // workers run as nobody under a root agent
 	h := &heldPorts{dir: dir}
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
@@ -134,7 +128,7 @@ func TestDaemonizingRevisionIsResisted(t *testing.T) {
 
 	tmpl2 := tmpl
 	tmpl2.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"sh", "daemonize.sh"},
-		Env: []ferryv1.EnvVar{env("DAEMON_DIR", filepath.Dir(gatePath(t)))}} // the daemons end with the directory
+		Env: []ferryv1.EnvVar{env("DAEMON_DIR", testsupport.WorkerDir(t))}} // the daemons end with the directory
 	e.Pool.Update(pool.Config{Name: "t/daemon", Revision: "2", Template: tmpl2})
 	s := e.WaitFor(t, 2*time.Minute, "resistance to revision 2", func(s pool.Status) bool { return s.Resisting != nil })
 	if r := s.Resisting.Reason; strings.Contains(r, "taken by another socket") {

@@ -23,6 +23,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/bench/loadgen"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // observer counts what the pool tells its Observer.
@@ -349,17 +350,9 @@ func TestRestartRollsOnToANewerRevision(t *testing.T) {
 // (1-based, counting every spawn of the test) fail to import.
 func flaky(t *testing.T, min, max int32, fail string, extra ...ferryv1.EnvVar) ferryv1.AppTemplate {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "fflaky")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	counter := filepath.Join(dir, "count")
-	if err := os.WriteFile(counter, nil, 0o666); err != nil {
-		t.Fatal(err)
-	}
 	// Workers run as nobody under a root agent: they must write the counter.
-	if err := os.Chmod(dir, 0o777); err != nil {
+	counter := filepath.Join(testsupport.SharedDir(t), "count")
+	if err := os.WriteFile(counter, nil, 0o666); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(counter, 0o666); err != nil {
@@ -777,10 +770,7 @@ func TestSpawnOfAResistedRevisionInFlightDoesNotServe(t *testing.T) {
 // served by the resisted revision.
 func TestRestartReplacementOfAResistedRevisionDoesNotServe(t *testing.T) {
 	root, _ := filepath.Abs("testdata/bootdie")
-	dir := filepath.Dir(dieFlag(t))
-	if err := os.Chmod(dir, 0o777); err != nil { // the workers' user takes the tokens
-		t.Fatal(err)
-	}
+	dir := testsupport.SharedDir(t) // the workers' user takes the tokens
 	token, gate := filepath.Join(dir, "boot"), filepath.Join(dir, "gate")
 	boot := func() {
 		if err := os.WriteFile(token, nil, 0o644); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/bench/loadgen"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 func env(name, value string) ferryv1.EnvVar { return ferryv1.EnvVar{Name: name, Value: value} }
@@ -292,13 +293,7 @@ func TestRestartWaitsForARecycle(t *testing.T) {
 // loader finishes its request on SIGTERM and so would hide a pool that
 // signals at once: here only the pool's drain saves the request.
 func TestRollingRestartDrainsBeforeSignalling(t *testing.T) {
-	dir, err := os.MkdirTemp("", "fabrupt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	_ = os.Chmod(dir, 0o755) // workers run as nobody under a root agent
-	hold := filepath.Join(dir, "release")
+	hold := filepath.Join(testsupport.WorkerDir(t), "release")
 	root, _ := filepath.Abs("testdata/abrupt")
 	tmpl := agenttest.WSGIAt(root, 1, 1)
 	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"},

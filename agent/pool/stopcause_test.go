@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/spawn"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestStopCauseWords: what a request cut by the agent's stop is told
@@ -159,14 +160,7 @@ func TestIgnoresSignal(t *testing.T) {
 // the agent stopped the worker, its log said not). A real process: its
 // exit time is the reaper's.
 func TestStoppedByJudgesTheExitAtItsTime(t *testing.T) {
-	run, err := os.MkdirTemp("", "fstop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(run) })
-	if err := os.Chmod(run, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	run := testsupport.WorkerDir(t)
 	root, _ := filepath.Abs("testdata/abrupt")
 	proc, err := spawn.Spawn(context.Background(), spawn.Spec{
 		App:      ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"}},

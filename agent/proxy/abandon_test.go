@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestAbandonedAfterAnInterimResponse: a client goes away from a request
@@ -91,7 +92,7 @@ func TestAbandonedRequestIsHalfClosed(t *testing.T) {
 // the status of every request.
 func startHints(t *testing.T) (e *agenttest.Env, gate string, codes *codeLog) {
 	t.Helper()
-	gate = filepath.Join(sharedTempDir(t, "hints"), "gate")
+	gate = filepath.Join(testsupport.SharedDir(t), "gate")
 	tmpl := commandApp("hints", ferryv1.EnvVar{Name: "GATE", Value: gate})
 	tmpl.App.Concurrency = 1
 	codes = &codeLog{}

@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // BenchmarkRequest measures one request's cost on the proxy's path:
@@ -123,13 +124,7 @@ func BenchmarkChunkedResponse(b *testing.B) {
 func benchUpstreams(b *testing.B) (*http.Client, string, *agenttest.Env) {
 	_, file, _, _ := runtime.Caller(0)
 	repo := filepath.Join(filepath.Dir(file), "..", "..")
-	// Not b.TempDir: the worker runs as another user, who must reach it.
-	dir, err := os.MkdirTemp("", "fbench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	_ = os.Chmod(dir, 0o755)
+	dir := testsupport.WorkerDir(b) // the worker runs as another user, who must reach it
 	upstream := filepath.Join(dir, "upstream")
 	build := exec.Command("go", "build", "-o", upstream, "./bench/cmd/upstream")
 	build.Dir = repo

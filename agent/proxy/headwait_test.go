@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestQuietStreamShowsItsHead: a stream whose worker sends its head and
@@ -34,12 +35,7 @@ func TestQuietStreamShowsItsHead(t *testing.T) {
 		agenttest.Options{Log: &log, Proxy: proxy.Options{Observer: codes}})
 	e.WaitFor(t, time.Minute, "a ready worker", agenttest.Ready(1))
 	addr := strings.TrimPrefix(e.URL, "http://")
-	dir, err := os.MkdirTemp("", "quietflag")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	_ = os.Chmod(dir, 0o755) // the worker may run as another user
+	dir := testsupport.WorkerDir(t) // the worker may run as another user
 	cuts := 0
 	for _, method := range []string{http.MethodGet, http.MethodPost} { // the front end's, net/http's
 		for _, path := range []string{"/quiet", "/quietcut", "/quietlongcut"} { // a stream; a body longer than the proxy buffers

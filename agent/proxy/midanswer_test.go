@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // slowStream is a pool of two WSGI processes (testdata/slowstream), whose
@@ -50,7 +51,7 @@ var midAnswer = []struct{ name, raw string }{
 // chunk, stops the stream there: 2 chunks of 3 (its iterable closed).
 func TestClientGoneMidAnswerKeepsItsWorker(t *testing.T) {
 	codes := &codeLog{}
-	marks := sharedTempDir(t, "midanswer")
+	marks := testsupport.SharedDir(t)
 	e := start(t, slowStream(ferryv1.EnvVar{Name: "MARKS", Value: marks}), proxy.Options{Observer: codes})
 	for i, tc := range midAnswer {
 		streamer := leaveMidAnswer(t, e, tc.raw)
@@ -162,7 +163,7 @@ func sessionsOf(e *agenttest.Env, pid string) int {
 // which waited behind the rest of the stream.
 func TestClientGoneBeforeAStreamKeepsItsWorker(t *testing.T) {
 	codes := &codeLog{}
-	marks := sharedTempDir(t, "midanswer")
+	marks := testsupport.SharedDir(t)
 	e := start(t, slowStream(ferryv1.EnvVar{Name: "MARKS", Value: marks}), proxy.Options{Observer: codes})
 	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
 	if err != nil {
@@ -207,7 +208,7 @@ func TestClientGoneBeforeAStreamKeepsItsWorker(t *testing.T) {
 // connection: the worker was held until its own idle close (with
 // maxRequestTime, killed as one whose answer did not end). On every path.
 func TestAbandonedAnswerEndsAtItsFraming(t *testing.T) {
-	gate := filepath.Join(sharedTempDir(t, "keepidle"), "gate")
+	gate := filepath.Join(testsupport.SharedDir(t), "gate")
 	tmpl := commandApp("keepidle", ferryv1.EnvVar{Name: "GATE", Value: gate})
 	tmpl.App.Concurrency = 1
 	codes := &codeLog{}

@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/proxy"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestPausedAnswerReachesItsClient: the bytes of an answer that came
@@ -28,7 +29,7 @@ import (
 // another) in its own. The read deadline only turns a hang into a
 // failure.
 func TestPausedAnswerReachesItsClient(t *testing.T) {
-	gate := filepath.Join(sharedTempDir(t, "keepidle"), "gate")
+	gate := filepath.Join(testsupport.SharedDir(t), "gate")
 	tmpl := commandApp("keepidle", ferryv1.EnvVar{Name: "GATE", Value: gate})
 	tmpl.App.Concurrency = 1
 	e := start(t, tmpl, proxy.Options{})

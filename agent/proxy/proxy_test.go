@@ -32,6 +32,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/proxy"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/bench/loadgen"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 func start(t *testing.T, tmpl ferryv1.AppTemplate, opts proxy.Options) *agenttest.Env {
@@ -687,7 +688,7 @@ func TestSafeRequestReplayedWhenAKeptConnectionCloses(t *testing.T) {
 // exit, and never handed to the worker that replaces it (whether the
 // proxy tried the dead worker's socket again or knew it had exited).
 func TestRequestThatKillsItsWorkerIsNotReplayedElsewhere(t *testing.T) {
-	dir := sharedTempDir(t, "deaths")
+	dir := testsupport.SharedDir(t)
 	tmpl := commandApp("closekept", ferryv1.EnvVar{Name: "DEATHS_DIR", Value: dir})
 	tmpl.App.Concurrency = 1
 	e := start(t, tmpl, proxy.Options{})
@@ -719,7 +720,7 @@ func TestRequestThatKillsItsWorkerIsNotReplayedElsewhere(t *testing.T) {
 // client has its answer, so they cannot come with it (the proxy would
 // drop a connection with bytes left over from a response anyway).
 func TestBytesSentUnaskedAreNotAResponse(t *testing.T) {
-	dir := sharedTempDir(t, "unasked")
+	dir := testsupport.SharedDir(t)
 	tmpl := commandApp("idleclose", ferryv1.EnvVar{Name: "IDLE_TIMEOUT", Value: "60"}, ferryv1.EnvVar{Name: "UNASKED_DIR", Value: dir})
 	e := start(t, tmpl, proxy.Options{})
 	resp, first := do(t, newRequest(t, http.MethodGet, e.URL+"/unasked", nil))
@@ -1292,20 +1293,4 @@ func TestWorkerHangupIsNotCalledAnExit(t *testing.T) {
 	if ps := e.Pool.Status().Processes; len(ps) != 1 || strconv.Itoa(int(ps[0].PID)) != pid {
 		t.Errorf("processes: %+v, want pid %s alive", ps, pid)
 	}
-}
-
-// sharedTempDir is a directory a worker and the test both write to: not
-// t.TempDir, whose parent is private, as the worker may run as another
-// user.
-func sharedTempDir(t *testing.T, prefix string) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 func TestFirstBlocked(t *testing.T) {
@@ -115,14 +116,7 @@ func TestWalkPathFollowsLinks(t *testing.T) {
 // test's user (root): a worker run as nobody cannot enter it.
 func privateDir(t *testing.T) (base, private string) {
 	t.Helper()
-	base, err := os.MkdirTemp("", "fsp") // not t.TempDir(): its parent is 0700
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	base = testsupport.WorkerDir(t)
 	private = filepath.Join(base, "private")
 	if err := os.Mkdir(private, 0o700); err != nil {
 		t.Fatal(err)

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // connectFrom takes port of 127.0.0.1 the way walk5's client connections
@@ -124,7 +124,7 @@ func TestSpawnCommandExitOnAFreePortIsNotRetried(t *testing.T) {
 // "taken by another socket" and PortTaken, which the pool retries for
 // ever instead of resisting the revision (the review of 5607385).
 func TestSpawnCommandThatDaemonizesOntoItsPortIsNotRetried(t *testing.T) {
-	dir := daemonDir(t)
+	dir := testsupport.WorkerDir(t) // the daemon lives as long as it: it ends with the test
 	spawns := 0
 	pickPort = func() (int, error) { spawns++; return freePort() }
 	t.Cleanup(func() { pickPort = freePort })
@@ -140,21 +140,6 @@ func TestSpawnCommandThatDaemonizesOntoItsPortIsNotRetried(t *testing.T) {
 	if se.PortTaken() {
 		t.Error("PortTaken() = true for a command whose own daemon holds its port")
 	}
-}
-
-// daemonDir is a directory the worker's user (nobody, under a root
-// agent) may enter, whose life is testdata/cmd/daemonize.sh's daemons':
-// removed as the test ends.
-func daemonDir(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "daemon") // not t.TempDir(), whose parent only the test's user may enter
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 func TestPortLostNote(t *testing.T) {

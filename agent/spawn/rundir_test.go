@@ -13,6 +13,7 @@ import (
 	"time"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestWorkersNeverShareASocketDirectory: a worker's loader unlinks the
@@ -127,15 +128,7 @@ func victimSocket(t *testing.T) string {
 // what came of its attempt.
 func appResult(t *testing.T) string {
 	t.Helper()
-	shared, err := os.MkdirTemp("", "fswap") // t.TempDir's parent is root's alone
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(shared) })
-	if err := os.Chmod(shared, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(shared, "result")
+	return filepath.Join(testsupport.SharedDir(t), "result")
 }
 
 // waitResult returns what the app wrote to result.

@@ -23,18 +23,12 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/wsgi"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 func testSpec(t *testing.T, app ferryv1.AppSpec) Spec {
 	t.Helper()
-	run, err := os.MkdirTemp("", "fsp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(run) })
-	if err := os.Chmod(run, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	run := testsupport.WorkerDir(t)
 	loader, err := wsgi.Install(filepath.Join(run, "loader"))
 	if err != nil {
 		t.Fatal(err)

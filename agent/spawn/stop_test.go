@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // spawnWithChild spawns a Command worker whose shell starts child (a
@@ -20,14 +21,7 @@ import (
 // returns the worker and the child's pid.
 func spawnWithChild(t *testing.T, child string, env ...ferryv1.EnvVar) (*Process, int) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "fsp-child") // t.TempDir's parent is root's alone
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil { // the worker runs as nobody
-		t.Fatal(err)
-	}
+	dir := testsupport.SharedDir(t) // the worker writes the child's pid there
 	pidFile := filepath.Join(dir, "child.pid")
 	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
 		Command: []string{"sh", "-c", child + " & echo $! > " + pidFile + "; exec python3 server.py $PORT"}, Env: env})

@@ -5,7 +5,6 @@ package agenttest
 import (
 	"context"
 	"net"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/proxy"
 	"github.com/ferry-dev/ferry/agent/wsgi"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // Example returns the absolute path of examples/<name>.
@@ -69,13 +69,7 @@ type Options struct {
 // Start runs a pool for cfg behind a proxy; both stop at the end of the test.
 func Start(t testing.TB, cfg pool.Config, o Options) *Env {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "fat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := testsupport.WorkerDir(t) // removed after the pool's close below: cleanups run last first
 	loader, err := wsgi.Install(filepath.Join(dir, "loader"))
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +95,6 @@ func Start(t testing.TB, cfg pool.Config, o Options) *Env {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		p.Close(ctx)
-		_ = os.RemoveAll(dir)
 	})
 	return &Env{Pool: p, Proxy: srv, URL: "http://" + l.Addr().String()}
 }
