@@ -35,6 +35,7 @@ import (
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/config/admission"
+	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/deployargs"
 	"github.com/ferry-dev/ferry/internal/freeport"
 	"github.com/ferry-dev/ferry/internal/testenv"
@@ -562,11 +563,11 @@ func (p *process) stop(timeout time.Duration) error {
 	}
 }
 
-// tail returns the end of the process's log.
+// tail returns the end of the process's log: its last 20 lines ("" when
+// there is none).
 func (p *process) tail() string {
 	data, _ := os.ReadFile(p.log)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+	return contract.LastLines(string(data), 20)
 }
 
 // Config reaches the API server as a cluster admin.
