@@ -2437,20 +2437,9 @@ func TestRevertAfterTransientSpawnError(t *testing.T) {
 // set, where nothing said so; once its agent reports the node's address,
 // the note goes and the node is listed.
 func TestUnspecifiedAddressIsNamed(t *testing.T) {
-	ns := newNamespace(t)
-	a := newNode(t, ns, "a", true)
-	b := newNode(t, ns, "b", true)
-	agentA, agentB := newAgent(t, ns, a, "192.0.2.9"), newAgent(t, ns, b, "0.0.0.0")
-	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
-	agentA.rollOut("blog", 2)
-	agentB.rollOut("blog", 2)
-	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady,
-		"2/2 nodes ready", "Not behind the Service: "+b+" (its agent reports 0.0.0.0, the unspecified address, "+
-			"which the API server takes in no EndpointSlice: set its --advertise-address, agent.advertiseAddress "+
-			"in the chart, to an IPv4 address of the node)")
-	eventually(t, "the listed node's endpoint alone", func() error {
-		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.9": true})
-	})
+	ns, agentB := unlistedNode(t, "0.0.0.0", "", "0.0.0.0, the unspecified address, "+
+		"which the API server takes in no EndpointSlice: set its --advertise-address, agent.advertiseAddress "+
+		"in the chart, to an IPv4 address of the node)")
 
 	agentB.addr = "192.0.2.10"
 	agentB.heartbeat("blog")
@@ -2471,25 +2460,38 @@ func TestUnspecifiedAddressIsNamed(t *testing.T) {
 // out of the Service: Ready's message names it and says why, where nothing
 // said so; the IPv4 node is listed as before.
 func TestIPv6NodeIsNamed(t *testing.T) {
+	unlistedNode(t, "[2001:db8::9]", "2001:db8::9", "2001:db8::9, an IPv6 address; Ferry lists IPv4 addresses only")
+}
+
+// unlistedNode runs "blog" (2 processes a node) on nodes a and b of a new
+// namespace, a's agent reporting 192.0.2.9 and b's addrB (b's only
+// InternalIP is nodeIPB, when not ""). It waits until Ready is True and
+// says b is not behind the Service, its agent reporting why (the note's
+// words after "its agent reports "), and until a's endpoint alone is
+// listed; it returns the namespace and b's agent.
+func unlistedNode(t *testing.T, addrB, nodeIPB, why string) (string, *simAgent) {
+	t.Helper()
 	ns := newNamespace(t)
 	a := newNode(t, ns, "a", true)
 	b := newNode(t, ns, "b", true)
-	n := &corev1.Node{}
-	if err := env.Client.Get(testContext(t), types.NamespacedName{Name: b}, n); err != nil {
-		t.Fatal(err)
+	if nodeIPB != "" {
+		n := &corev1.Node{}
+		if err := env.Client.Get(testContext(t), types.NamespacedName{Name: b}, n); err != nil {
+			t.Fatal(err)
+		}
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: nodeIPB}}
+		if err := env.Client.Status().Update(testContext(t), n); err != nil {
+			t.Fatal(err)
+		}
 	}
-	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "2001:db8::9"}}
-	if err := env.Client.Status().Update(testContext(t), n); err != nil {
-		t.Fatal(err)
-	}
-	agentA, agentB := newAgent(t, ns, a, "192.0.2.9"), newAgent(t, ns, b, "[2001:db8::9]")
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.9"), newAgent(t, ns, b, addrB)
 	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
 	agentA.rollOut("blog", 2)
 	agentB.rollOut("blog", 2)
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady,
-		"2/2 nodes ready", "Not behind the Service: "+b+" (its agent reports 2001:db8::9, an IPv6 address; "+
-			"Ferry lists IPv4 addresses only")
-	eventually(t, "the IPv4 node's endpoint alone", func() error {
+		"2/2 nodes ready", "Not behind the Service: "+b+" (its agent reports "+why)
+	eventually(t, "node a's endpoint alone", func() error {
 		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.9": true})
 	})
+	return ns, agentB
 }
