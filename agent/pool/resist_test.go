@@ -895,7 +895,7 @@ func TestFailingReadinessPathIsADeploymentError(t *testing.T) {
 	root, _ := filepath.Abs("../spawn/testdata/lazyviews")
 	good := agenttest.WSGIAt(root, 1, 1, env("VIEWS", "views"))
 	good.App.ReadinessPath = "/healthz"
-	good.Pool.StartTimeout = &metav1.Duration{Duration: 2 * time.Second}
+	good.Pool.StartTimeout = &metav1.Duration{Duration: 10 * time.Second} // the broken revision waits it whole; a loaded machine loads the app well within it
 	broken := good
 	broken.App.Env = []ferryv1.EnvVar{env("VIEWS", "broken_views")}
 	e, old, s := startResisting(t, "t/readiness", good, broken, agenttest.Options{}, nil)

@@ -27,7 +27,7 @@ func TestSpawnWSGIWaitsForItsReadinessPath(t *testing.T) {
 		{"healthy", "views", "/healthz", "", ""},
 		{"broken views, no readiness path", "broken_views", "", "", ""},
 		{"broken views", "broken_views", "/healthz",
-			"not ready within startTimeout (3s): GET /healthz on {socket} answered 500 Internal Server Error until then " +
+			"not ready within startTimeout (10s): GET /healthz on {socket} answered 500 Internal Server Error until then " +
 				"(readiness takes a status below 500)",
 			"SyntaxError"},
 		{"redirects to https", "redirect_views", "/healthz", "", ""}, // a 3xx is below 500: not followed
@@ -36,7 +36,7 @@ func TestSpawnWSGIWaitsForItsReadinessPath(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/lazyviews",
 				StartupFile: "passenger_wsgi.py", ReadinessPath: tc.path, Env: []ferryv1.EnvVar{{Name: "VIEWS", Value: tc.views}}})
-			spec.StartTimeout = 3 * time.Second
+			spec.StartTimeout = 10 * time.Second // the broken case waits it whole; a loaded machine loads the app well within it
 			p, err := Spawn(context.Background(), spec)
 			if tc.reason == "" {
 				if err != nil {

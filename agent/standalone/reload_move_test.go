@@ -191,7 +191,6 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 	s := newSite(t)
 	r := run(t, s)
 	req := agenttest.StartHalfSentEcho(t, fmt.Sprintf("127.0.0.1:%d", s.port))
-	waitAccepted(t, s.port)
 
 	s.port = testsupport.FreePort(t)
 	s.write(t, 2, "1")
@@ -223,29 +222,6 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 	}
 	req.Finish(t)
 	<-stopped
-}
-
-// waitAccepted waits until the agent (this process) has accepted a
-// connection on port: until then the connection is only in the kernel's
-// queue, which a move's close of the listener resets. An accepted socket
-// has an inode in /proc/self/net/tcp; a queued one has none.
-func waitAccepted(t *testing.T, port int) {
-	t.Helper()
-	local := fmt.Sprintf(":%04X", port)
-	testsupport.Eventually(t, time.Minute, fmt.Sprintf("a connection on port %d accepted", port), func() error {
-		data, err := os.ReadFile("/proc/self/net/tcp")
-		if err != nil {
-			return err
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			// sl local_address rem_address st ... inode
-			f := strings.Fields(line)
-			if len(f) > 9 && strings.HasSuffix(f[1], local) && f[3] == "01" && f[9] != "0" {
-				return nil
-			}
-		}
-		return errors.New("none yet")
-	})
 }
 
 // TestStatusDuringMoves: status may be asked while reloads move the
