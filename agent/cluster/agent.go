@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -96,7 +97,8 @@ type Agent struct {
 	log    logr.Logger
 	client client.Client
 	// live reads the API server itself, not the cache: a drained pool's
-	// fresh copy after a conflict (the cache may lag, or have stopped).
+	// fresh copy after a conflict (the cache may lag, or have stopped),
+	// and the Secrets and ConfigMaps of env valueFrom (never cached).
 	live   client.Reader
 	cache  cache.Cache
 	queue  workqueue.TypedRateLimitingInterface[types.NamespacedName]
@@ -198,6 +200,9 @@ func newClients(cfg *rest.Config, node string) (cache.Cache, client.Client, clie
 	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{ferryv1.GroupVersion})
 	mapper.Add(ferryv1.GroupVersion.WithKind("ProcessPool"), meta.RESTScopeNamespace)
 	mapper.Add(coordinationv1.SchemeGroupVersion.WithKind("Lease"), meta.RESTScopeNamespace)
+	// Secrets and ConfigMaps an env valueFrom names, got one by one (envfrom.go).
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("Secret"), meta.RESTScopeNamespace)
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 	c, err := cache.New(cfg, cache.Options{
 		Scheme: s,
 		Mapper: mapper,

@@ -101,7 +101,8 @@ func (a *Agent) startPool(pp *ferryv1.ProcessPool) *runningPool {
 		return rp
 	}
 	real := pool.New(cfg, pool.Options{RunDir: a.runDir, LoaderPath: a.loader, Log: rp.log,
-		NewTransport: proxy.NewWorkerTransport, Observer: obs, WorkerUsers: a.opts.WorkerUsers})
+		NewTransport: proxy.NewWorkerTransport, Observer: obs, WorkerUsers: a.opts.WorkerUsers,
+		EnvFrom: envReader{c: a.live, namespace: pp.Namespace}})
 	rp.pool = real
 	if a.opts.Metrics != nil {
 		rp.untrack = a.opts.Metrics.Track(cfg.Name, real.Status)

@@ -74,6 +74,10 @@ type Options struct {
 	// ready first, would otherwise replace every old one with a dying one.
 	// In a cluster the manager's crash window does it, cluster-wide.
 	ResistEarlyCrashes bool
+	// EnvFrom reads the template's env valueFrom at each spawn (cluster
+	// mode: the pool's namespace); nil, as standalone: a valueFrom fails
+	// the spawn.
+	EnvFrom spawn.EnvSource
 }
 
 // Observer receives the pool's notable events, for metrics.
@@ -1127,6 +1131,7 @@ func (p *Pool) spawnSpec(w *Worker) spawn.Spec {
 		LoaderPath:   p.opts.LoaderPath,
 		Log:          p.log,
 		Users:        p.opts.WorkerUsers,
+		EnvFrom:      p.opts.EnvFrom,
 	}
 }
 

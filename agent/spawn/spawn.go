@@ -49,6 +49,9 @@ type Spec struct {
 	// OutputRate bounds the worker's output lines logged to Log; the zero
 	// value: DefaultOutputRate.
 	OutputRate OutputRate
+	// EnvFrom reads the app's env valueFrom at each spawn (cluster mode);
+	// nil: a valueFrom fails the spawn.
+	EnvFrom EnvSource
 }
 
 // Error is a failed spawn.
@@ -285,8 +288,14 @@ const portSpawns = 3
 // connection given it, another program's listener), is spawned again on
 // another port, up to portSpawns times: that is no fault of its app, and
 // its caller, which counts spawn errors against the revision, sees only
-// the last. The log says why it was spawned again.
+// the last. The log says why it was spawned again. The app's env
+// valueFrom is read once, before the first try (EnvFrom).
 func Spawn(ctx context.Context, spec Spec) (*Process, error) {
+	env, err := resolveEnv(ctx, spec.App.Env, spec.EnvFrom)
+	if err != nil {
+		return nil, &Error{Reason: "could not start: " + err.Error()}
+	}
+	spec.App.Env = env
 	for n := 1; ; n++ {
 		proc, err := spawnOnce(ctx, spec)
 		var se *Error

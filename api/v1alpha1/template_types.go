@@ -184,7 +184,12 @@ type AppSpec struct {
 	User string `json:"user,omitempty"`
 }
 
-// EnvVar is one environment variable given to every worker process.
+// EnvVar is one environment variable given to every worker process: a
+// value, or one read from a Secret or ConfigMap (valueFrom), as a Pod's.
+// Neither is an empty value, as in a Pod (a Go client leaves out an empty
+// value).
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.value) || !has(self.valueFrom)",message="an env variable takes one of value and valueFrom, not both: a value written here, or one read by valueFrom.secretKeyRef or valueFrom.configMapKeyRef"
 type EnvVar struct {
 	// name is the variable's name.
 	// +required
@@ -193,11 +198,72 @@ type EnvVar struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z_][A-Za-z0-9_]*$')",message="an env name must be letters, digits and '_', and not begin with a digit, as DJANGO_SETTINGS_MODULE"
 	Name string `json:"name"`
 
-	// value is the variable's value. Default: empty.
+	// value is the variable's value. Default: empty. Not with valueFrom.
 	// +optional
 	// +kubebuilder:validation:MaxLength=32768
 	// +kubebuilder:validation:XValidation:rule="!self.contains('\\u0000')",message="an env value may not contain a NUL character: no environment variable can hold one"
 	Value string `json:"value,omitempty"`
+
+	// valueFrom reads the value from a key of a Secret or ConfigMap in the
+	// AppGroup's namespace, as a Pod's env does: the agent reads it each
+	// time it spawns a worker (a rolling restart picks up a changed value;
+	// running workers keep theirs) and puts it in the worker's environment
+	// only, never in a ProcessPool, a status, a log line or the agent's
+	// saved state. The agent must be allowed to get Secrets and ConfigMaps
+	// (the chart's agent.secretEnv). Not in standalone mode.
+	// +optional
+	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
+}
+
+// EnvVarSource is where an env variable's value is read from: exactly one
+// of secretKeyRef and configMapKeyRef.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.secretKeyRef) != has(self.configMapKeyRef)",message="valueFrom takes exactly one of secretKeyRef and configMapKeyRef"
+type EnvVarSource struct {
+	// secretKeyRef selects a key of a Secret in the AppGroup's namespace.
+	// +optional
+	SecretKeyRef *KeySelector `json:"secretKeyRef,omitempty"`
+
+	// configMapKeyRef selects a key of a ConfigMap in the AppGroup's
+	// namespace.
+	// +optional
+	ConfigMapKeyRef *KeySelector `json:"configMapKeyRef,omitempty"`
+}
+
+// Ref is the selector s holds and the kind it selects from: "Secret" or
+// "ConfigMap" ("" for neither, which validation refuses).
+func (s EnvVarSource) Ref() (kind string, ref KeySelector) {
+	switch {
+	case s.SecretKeyRef != nil:
+		return "Secret", *s.SecretKeyRef
+	case s.ConfigMapKeyRef != nil:
+		return "ConfigMap", *s.ConfigMapKeyRef
+	}
+	return "", KeySelector{}
+}
+
+// KeySelector names a key of a Secret or ConfigMap, with corev1's
+// SecretKeySelector's and ConfigMapKeySelector's fields.
+type KeySelector struct {
+	// name is the Secret's or ConfigMap's name, in the AppGroup's
+	// namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="name must be a Secret's or ConfigMap's name: lower-case letters, digits, '-' and '.', as django-secrets"
+	Name string `json:"name"`
+
+	// key is the key of its data whose value is the variable's.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-._a-zA-Z0-9]+$')",message="key must be a key of a Secret's or ConfigMap's data: letters, digits, '-', '_' and '.', as SECRET_KEY"
+	Key string `json:"key"`
+
+	// optional: when true, a missing Secret, ConfigMap or key sets no
+	// variable, as in a Pod; when false (the default) it fails the spawn.
+	// +optional
+	Optional *bool `json:"optional,omitempty"`
 }
 
 // ListenSpec says where each node's proxy accepts requests for the app.

@@ -1,0 +1,96 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// envGetTimeout bounds the read of one valueFrom: an API server away fails
+// the spawn (retried as any failed spawn) rather than holding it.
+const envGetTimeout = 10 * time.Second
+
+// envReader reads env valueFrom for the pools of one namespace, with a
+// direct GET of the one Secret or ConfigMap at each spawn: no cache or
+// watch holds every Secret of the cluster in the agent's memory, and a
+// changed value is read at the next spawn.
+type envReader struct {
+	c         client.Reader
+	namespace string
+}
+
+// Value implements the agent/spawn package's EnvSource.
+func (r envReader) Value(ctx context.Context, from ferryv1.EnvVarSource) (string, bool, error) {
+	kind, ref := from.Ref()
+	ctx, cancel := context.WithTimeout(ctx, envGetTimeout)
+	defer cancel()
+	key := types.NamespacedName{Namespace: r.namespace, Name: ref.Name}
+	var data map[string]string
+	var err error
+	if kind == "Secret" {
+		s := &corev1.Secret{}
+		if err = r.c.Get(ctx, key, s); err == nil {
+			data = secretData(s)
+		}
+	} else {
+		cm := &corev1.ConfigMap{}
+		if err = r.c.Get(ctx, key, cm); err == nil {
+			data = configMapData(cm)
+		}
+	}
+	return pickValue(kind, ref, r.namespace, data, err)
+}
+
+func secretData(s *corev1.Secret) map[string]string {
+	data := make(map[string]string, len(s.Data))
+	for k, v := range s.Data {
+		data[k] = string(v)
+	}
+	return data
+}
+
+func configMapData(cm *corev1.ConfigMap) map[string]string {
+	data := make(map[string]string, len(cm.Data)+len(cm.BinaryData))
+	for k, v := range cm.BinaryData {
+		data[k] = string(v)
+	}
+	for k, v := range cm.Data {
+		data[k] = v
+	}
+	return data
+}
+
+// pickValue is the value of ref's key in data, the object read (kind,
+// ref.Name in namespace) or the error reading it: ok false for an
+// optional one missing; otherwise an error that says what is missing or
+// refused, and what to do. No error holds a value.
+func pickValue(kind string, ref ferryv1.KeySelector, namespace string, data map[string]string, getErr error) (string, bool, error) {
+	optional := ref.Optional != nil && *ref.Optional
+	what := fmt.Sprintf("%s %q in namespace %s", kind, ref.Name, namespace)
+	switch {
+	case apierrors.IsNotFound(getErr) && optional:
+		return "", false, nil
+	case apierrors.IsNotFound(getErr):
+		return "", false, fmt.Errorf("%s does not exist: create it with the key %q, or mark the reference optional", what, ref.Key)
+	case apierrors.IsForbidden(getErr):
+		return "", false, fmt.Errorf("the agent may not get %ss in namespace %s, so cannot read key %q of %s %q: the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts)",
+			kind, namespace, ref.Key, kind, ref.Name)
+	case getErr != nil:
+		return "", false, fmt.Errorf("could not read %s (is the API server reachable from the node?): %w", what, getErr)
+	}
+	v, ok := data[ref.Key]
+	switch {
+	case !ok && optional:
+		return "", false, nil
+	case !ok:
+		return "", false, fmt.Errorf("%s has no key %q: add it, or mark the reference optional", what, ref.Key)
+	}
+	return v, true, nil
+}

@@ -1,0 +1,66 @@
+package spawn
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// EnvSource reads the values of env variables given by valueFrom (a key
+// of a Secret or ConfigMap). The agent's cluster mode reads them from the
+// API server, in the pool's namespace, at each spawn.
+type EnvSource interface {
+	// Value returns the value from names; ok is false when the Secret,
+	// ConfigMap or key is missing and from says it is optional. Its error
+	// names what could not be read and what to do.
+	Value(ctx context.Context, from ferryv1.EnvVarSource) (value string, ok bool, err error)
+}
+
+// resolveEnv is env with each valueFrom read from src: a variable whose
+// optional source is missing is left out, as a Pod leaves it out. The
+// values go only into the returned list, which becomes the worker's
+// environment; env (the template's) is not changed.
+func resolveEnv(ctx context.Context, env []ferryv1.EnvVar, src EnvSource) ([]ferryv1.EnvVar, error) {
+	if !hasValueFrom(env) {
+		return env, nil
+	}
+	out := make([]ferryv1.EnvVar, 0, len(env))
+	for _, e := range env {
+		if e.ValueFrom == nil {
+			out = append(out, e)
+			continue
+		}
+		if src == nil {
+			return nil, fmt.Errorf("env %s: valueFrom reads a Secret or ConfigMap from the API server, and this agent has none (standalone): set value instead", e.Name)
+		}
+		v, ok, err := src.Value(ctx, *e.ValueFrom)
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %w", e.Name, err)
+		}
+		if strings.ContainsRune(v, 0) {
+			return nil, fmt.Errorf("env %s: the value of %s holds a NUL character, which no environment variable can hold: store it without one (or read it from a file)",
+				e.Name, describeEnvSource(*e.ValueFrom))
+		}
+		if ok {
+			out = append(out, ferryv1.EnvVar{Name: e.Name, Value: v})
+		}
+	}
+	return out, nil
+}
+
+func hasValueFrom(env []ferryv1.EnvVar) bool {
+	for _, e := range env {
+		if e.ValueFrom != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// describeEnvSource names the key from reads: `key "k" of Secret "s"`.
+func describeEnvSource(from ferryv1.EnvVarSource) string {
+	kind, ref := from.Ref()
+	return fmt.Sprintf("key %q of %s %q", ref.Key, kind, ref.Name)
+}
