@@ -237,7 +237,28 @@ func (s *crdSchema) load(d *document, obj map[string]any, baseDir string) {
 		d.errs = append(d.errs, fmt.Errorf("converting to AppGroup: %w", err))
 		return
 	}
+	if errs := standaloneRefusals(&group); len(errs) > 0 {
+		d.errs = append(d.errs, toErrors(errs)...)
+		return
+	}
 	d.group = &group
+}
+
+// standaloneRefusals are what the API server accepts and the standalone
+// agent cannot serve: an env valueFrom, which reads a Secret or ConfigMap
+// from an API server it has none of.
+func standaloneRefusals(g *v1alpha1.AppGroup) field.ErrorList {
+	var errs field.ErrorList
+	for i, e := range g.Spec.App.Env {
+		if e.ValueFrom == nil {
+			continue
+		}
+		kind, ref := e.ValueFrom.Ref()
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "app", "env").Index(i).Child("valueFrom"), fmt.Sprintf(
+			"%s: the standalone agent has no API server to read %s %q from: set value instead, in a file others may not read",
+			e.Name, kind, ref.Name)))
+	}
+	return errs
 }
 
 // validateTypeMeta checks apiVersion and kind, in the words of the server's

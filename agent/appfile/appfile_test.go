@@ -313,6 +313,15 @@ func TestInvalidFiles(t *testing.T) {
 		data string
 		want []string // every line of the error, in order
 	}{{
+		name: "env valueFrom, which the server accepts",
+		data: strings.Replace(validAppGroup, "root: /srv/app}", "root: /srv/app, env: [{name: A, value: a}, "+
+			"{name: SECRET_KEY, valueFrom: {secretKeyRef: {name: django, key: k}}}, {name: MODE, valueFrom: {configMapKeyRef: {name: settings, key: m}}}]}", 1),
+		want: []string{
+			`f.yaml: 2 problems:`,
+			`  AppGroup "valid": spec.app.env[1].valueFrom: Forbidden: SECRET_KEY: the standalone agent has no API server to read Secret "django" from: set value instead, in a file others may not read`,
+			`  AppGroup "valid": spec.app.env[2].valueFrom: Forbidden: MODE: the standalone agent has no API server to read ConfigMap "settings" from: set value instead, in a file others may not read`,
+		},
+	}, {
 		name: "unknown field",
 		data: validAppGroup + "  pool: {maxProcess: 3}\n",
 		want: []string{`f.yaml: AppGroup "valid": unknown field "spec.pool.maxProcess"`},

@@ -38,6 +38,9 @@
 // with an empty baseDir leaves a relative root alone, and it is rejected as
 // the server would reject it.
 //
+// spec.app.env[].valueFrom is refused: the standalone agent has no API
+// server to read a Secret or ConfigMap from.
+//
 // metadata.namespace defaults to "default". A namespace that is set is kept
 // and validated, but does not separate AppGroups: names and ports must be
 // unique in the whole file.
