@@ -99,6 +99,31 @@ func TestAgentTokenIsRootsAlone(t *testing.T) {
 	}
 }
 
+// TestAgentSecretEnvGrantsGetOnly: the agents' ClusterRole grants no
+// Secret or ConfigMap by default, and with agent.secretEnv=true get on
+// both, and nothing more (no list or watch: the agent reads by name the
+// one an env valueFrom names).
+func TestAgentSecretEnvGrantsGetOnly(t *testing.T) {
+	for _, tt := range []struct {
+		sets []string
+		want []any
+	}{
+		{nil, nil},
+		{[]string{"agent.secretEnv=true"}, []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"secrets", "configmaps"}, "verbs": []any{"get"}}}},
+	} {
+		role := find(t, render(t, renderOpts{sets: tt.sets}), "ClusterRole", "ferry-agent")
+		var got []any
+		for _, r := range nested[[]any](t, role.Object, "rules") {
+			if groups := r.(map[string]any)["apiGroups"].([]any); slices.Contains(groups, any("")) {
+				got = append(got, r)
+			}
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("--set %q: the agent's core rules %v, want %v", tt.sets, got, tt.want)
+		}
+	}
+}
+
 // TestAgentNodeSelectorReplacesTheDefault: a user's agent.nodeSelector is
 // the agents' node selector, not the chart's default with the user's labels
 // added (Helm merges a map value into the default map): otherwise agents run
