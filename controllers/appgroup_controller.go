@@ -177,6 +177,10 @@ type AppGroupReconciler struct {
 	// takenLooks are, per AppGroup with names taken, what the last pass
 	// that looked found, and when the next looks (takenLook).
 	takenLooks objectMemory[takenLook]
+	// vouched is, per AppGroup, whether its status vouched for its agents
+	// when this manager first passed over it (statusVouches): its
+	// predecessor's judgement, which hearing.from keeps.
+	vouched objectMemory[bool]
 	// contact is the manager's contact with the API server, probed by the
 	// lease watcher; nil without one.
 	contact *apiContact
@@ -565,17 +569,23 @@ func raced(err error, key types.NamespacedName) race {
 	return out
 }
 
+// forget drops what the manager remembers of the AppGroup key, gone.
+func (r *AppGroupReconciler) forget(key types.NamespacedName) {
+	r.resisting.Set(key, false)
+	r.warned.forget(key)
+	r.deaf.forget(key)
+	r.rollouts.forget(key)
+	r.unsure.forget(key)
+	r.written.forget(key)
+	r.takenLooks.forget(key)
+	r.vouched.forget(key)
+}
+
 func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	ag := &ferryv1.AppGroup{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ag); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.resisting.Set(req.NamespacedName, false)
-			r.warned.forget(req.NamespacedName)
-			r.deaf.forget(req.NamespacedName)
-			r.rollouts.forget(req.NamespacedName)
-			r.unsure.forget(req.NamespacedName)
-			r.written.forget(req.NamespacedName)
-			r.takenLooks.forget(req.NamespacedName)
+			r.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -706,6 +716,27 @@ func (r *AppGroupReconciler) lastWritten(ctx context.Context, cached *ferryv1.Ap
 	return fresh, nil
 }
 
+// vouchedFor is whether ag's status vouched for its agents when this
+// manager first passed over it; the first pass remembers it.
+func (r *AppGroupReconciler) vouchedFor(ag *ferryv1.AppGroup) bool {
+	key := client.ObjectKeyFromObject(ag)
+	v, ok := r.vouched.get(key, ag.UID)
+	if !ok {
+		v = statusVouches(&ag.Status)
+		r.vouched.set(key, ag.UID, v)
+	}
+	return v
+}
+
+// statusVouches: st says that every selected node's agent was reporting
+// when it was written (Ready is True: a silent agent, or one never heard
+// from, makes it Unknown or False). Other reasons may hide a silence
+// (PoolsPending, PortConflict) or name it only in their message, so a
+// status that is not Ready vouches for none of its agents.
+func statusVouches(st *ferryv1.AppGroupStatus) bool {
+	return condition(st, ferryv1.ConditionReady).Status == metav1.ConditionTrue
+}
+
 // newScope reads what a pass needs: the target, the nodes and the pools.
 func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup) (*scope, error) {
 	s := &scope{
@@ -717,6 +748,7 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	}
 	s.target, s.revisionErr = effectiveTarget(ag)
 	s.hearing = r.contact.hearing()
+	s.hearing.vouched = r.vouchedFor(ag)
 	s.halt = ag.Status.HaltedRollout.DeepCopy()
 	s.lastGood = ag.Status.LastRolledOut.DeepCopy()
 	s.proven = ag.Status.ProvenRevision
@@ -880,13 +912,7 @@ func (r *AppGroupReconciler) reconcileDelete(ctx context.Context, ag *ferryv1.Ap
 	if err := r.Client.Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.resisting.Set(client.ObjectKeyFromObject(ag), false)
-	r.written.forget(client.ObjectKeyFromObject(ag))
-	r.warned.forget(client.ObjectKeyFromObject(ag))
-	r.deaf.forget(client.ObjectKeyFromObject(ag))
-	r.rollouts.forget(client.ObjectKeyFromObject(ag))
-	r.unsure.forget(client.ObjectKeyFromObject(ag))
-	r.takenLooks.forget(client.ObjectKeyFromObject(ag))
+	r.forget(client.ObjectKeyFromObject(ag))
 	log.Info("Released AppGroup after every pool drained")
 	return ctrl.Result{}, nil
 }

@@ -31,6 +31,7 @@ type apiContact struct {
 	mu    sync.Mutex
 	state contactState
 	since time.Time // inContact: when the current unbroken contact began; zero before any outage
+	began time.Time // the manager's first look (hearing): when it began to lead
 	at    time.Time // lost, catchingUp: when that began
 	lost  time.Time // when the last outage began; zero before any
 }
@@ -43,9 +44,11 @@ const (
 	catchingUp              // the probe succeeds; the cache is behind
 )
 
-// newAPIContact starts in contact, with no outage seen: a manager that has
-// just started cannot tell an agent silent through an outage from one that
-// died long before, and judges both as it finds them.
+// newAPIContact starts in contact, with no outage seen. A manager that has
+// just started (a new leader, one back from a crash) cannot itself tell an
+// agent silent through an outage (the one that may have ended its
+// predecessor) from one that died long before: it takes its predecessor's
+// word from each AppGroup's status (hearing.vouched).
 func newAPIContact(c clock.PassiveClock) *apiContact {
 	return &apiContact{clock: c}
 }
@@ -58,30 +61,53 @@ type hearing struct {
 	since time.Time
 	// lost is when the last outage began.
 	lost time.Time
+	// began is when the manager began to lead: its first look at the
+	// agents (a pass or a lease check). Nothing it heard of agents is
+	// older.
+	began time.Time
+	// vouched: the AppGroup's status, when this manager first passed over
+	// it, said its agents were reporting (statusVouches): the manager
+	// before it judged them alive at its last write.
+	vouched bool
 }
 
-// from is when an agent last seen at last is judged silent from: since,
-// for an agent that was still within staleAfter of its last sign when
-// the outage began (its silence may be the outage's); last otherwise (it
-// was silent past the bound already, and an outage does not revive it).
+// from is when an agent last seen at last is judged silent from. An agent
+// the status vouched for is judged from when the manager began, if its
+// last sign is older: a new leader heard nothing before it began, and
+// after an API server outage that ended its predecessor every agent's
+// Lease may be older than the bound for a while (as the node lifecycle
+// controller gives a node its grace from its own first look). One the
+// status did not vouch for (its predecessor judged it silent, or the
+// status says nothing of it) stays judged by its last sign. Then since,
+// for an agent that was still within staleAfter of that when the outage
+// began (its silence may be the outage's); that otherwise (it was silent
+// past the bound already, and an outage does not revive it).
 func (h hearing) from(last time.Time, staleAfter time.Duration) time.Time {
+	if h.vouched && h.began.After(last) {
+		last = h.began
+	}
 	if h.since.After(last) && !h.lost.IsZero() && h.lost.Sub(last) <= staleAfter {
 		return h.since
 	}
 	return last
 }
 
-// hearing is the manager's contact now; the zero hearing for a nil
-// apiContact (no lease watcher).
+// hearing is the manager's contact now, vouching for no agent; the zero
+// hearing for a nil apiContact (no lease watcher). The first call is the
+// manager's first look: it began then.
 func (c *apiContact) hearing() hearing {
 	if c == nil {
 		return hearing{}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	h := hearing{since: c.since, lost: c.lost}
+	now := c.clock.Now()
+	if c.began.IsZero() {
+		c.began = now
+	}
+	h := hearing{since: c.since, lost: c.lost, began: c.began}
 	if c.state != inContact {
-		h.since = c.clock.Now()
+		h.since = now
 	}
 	return h
 }

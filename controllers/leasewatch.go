@@ -38,8 +38,12 @@ type leaseWatcher struct {
 	clock      clock.PassiveClock
 	events     chan<- event.GenericEvent
 	stale      map[string]bool // node -> stale, as last seen
-	checked    bool            // a check has run to its end
-	log        logr.Logger
+	// staleVouched is stale for passes over AppGroups whose status
+	// vouched for their agents (hearing.vouched), as last seen: later
+	// than stale for a Lease older than the manager's start.
+	staleVouched map[string]bool
+	checked      bool // a check has run to its end
+	log          logr.Logger
 
 	mu sync.Mutex
 	// judgements are what passes concluded of each node's agent since the
@@ -139,7 +143,12 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 		return nil // no judging a silence the manager could not hear through
 	}
 	heard := w.contact.hearing()
+	vouched := heard
+	vouched.vouched = true
 	now := w.clock.Now()
+	if w.staleVouched == nil {
+		w.staleVouched = map[string]bool{}
+	}
 	judged := w.takeJudgements()
 	defer func() {
 		if err != nil {
@@ -153,7 +162,9 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 		}
 		node := *l.Spec.HolderIdentity
 		seen[node] = true
-		stale := now.Sub(heard.from(l.Spec.RenewTime.Time, w.staleAfter)) > w.staleAfter
+		renewed := l.Spec.RenewTime.Time
+		stale := now.Sub(heard.from(renewed, w.staleAfter)) > w.staleAfter
+		staleVouched := now.Sub(vouched.from(renewed, w.staleAfter)) > w.staleAfter
 		before, known := w.stale[node]
 		// A Lease first seen counts as a change too, stale (the passes so
 		// far may have trusted the node's reports) or, after the first
@@ -161,14 +172,18 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 		// judged by its pools' reports while it had none, however long
 		// ago (the first check's Leases are the informers' initial list,
 		// whose AppGroups have their passes queued already). A pass that
-		// concluded otherwise than this check does too (judged).
+		// concluded otherwise than this check would for any AppGroup
+		// does too (judged): fresh where it is stale even for one whose
+		// status vouched, silent where it is fresh even for one whose
+		// status did not.
 		j := judged[node]
-		if (known && before != stale) || (!known && (stale || w.checked)) || (stale && j.fresh) || (!stale && j.silent) {
+		if (known && (before != stale || w.staleVouched[node] != staleVouched)) || (!known && (stale || w.checked)) ||
+			(staleVouched && j.fresh) || (!stale && j.silent) {
 			if err := w.enqueueNode(ctx, node); err != nil {
 				return err
 			}
 		}
-		w.stale[node] = stale
+		w.stale[node], w.staleVouched[node] = stale, staleVouched
 	}
 	for node := range w.stale {
 		if !seen[node] { // the Lease is gone: its pools' reports decide alone
@@ -176,6 +191,7 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 				return err
 			}
 			delete(w.stale, node)
+			delete(w.staleVouched, node)
 		}
 	}
 	w.checked = true

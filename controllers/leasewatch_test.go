@@ -425,3 +425,38 @@ func TestFirstCheckAsksForNoPassOfFreshLeases(t *testing.T) {
 		t.Fatalf("a Lease created after the first check: %d passes, want 1", n)
 	}
 }
+
+// TestLeaseWatcherGivesVouchedAgentsTheirGrace: a new leader finds an
+// agent's Lease older than the bound. Its first check asks for a pass
+// (passes over AppGroups whose status did not vouch for the agent judge
+// it silent); a pass that judged it fresh (its AppGroup's status vouched)
+// brings no further pass within the grace; once the grace is over, the
+// check asks for one (the vouched passes now judge it silent), and no
+// more after a pass that did.
+func TestLeaseWatcherGivesVouchedAgentsTheirGrace(t *testing.T) {
+	ctx := context.Background()
+	w, _, _, contact, events := outageWatcher(t)
+	w.probe = nil
+	clk := contact.clock.(*clocktesting.FakePassiveClock)
+	began := t0.Add(2 * staleAfter) // the Lease, renewed at t0, is past the bound
+	clk.SetTime(began)
+	if n := checkPasses(t, ctx, w, events); n != 1 {
+		t.Fatalf("first check of a Lease past the bound: %d passes, want 1", n)
+	}
+	for _, at := range []time.Duration{2 * time.Second, staleAfter} {
+		clk.SetTime(began.Add(at))
+		w.judged("node-a", false) // a pass over a vouched AppGroup
+		if n := checkPasses(t, ctx, w, events); n != 0 {
+			t.Errorf("%s into the grace, a pass judged the agent fresh: %d passes, want none", at, n)
+		}
+	}
+	clk.SetTime(began.Add(staleAfter + time.Second))
+	if n := checkPasses(t, ctx, w, events); n != 1 {
+		t.Errorf("the grace over: %d passes, want 1", n)
+	}
+	w.judged("node-a", true)
+	clk.SetTime(began.Add(staleAfter + 3*time.Second))
+	if n := checkPasses(t, ctx, w, events); n != 0 {
+		t.Errorf("after the grace, a pass judged the agent silent: %d passes, want none", n)
+	}
+}

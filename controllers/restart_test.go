@@ -1,8 +1,10 @@
 package controllers_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,4 +91,48 @@ func TestRestartedManagerNamesNoListenFailureTwice(t *testing.T) {
 	agentB.rollOut("blog", 2)
 	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventListenRecovered, "listen.port 8080")
 	assertEventCount(t, ns, "blog", controllers.EventListenFailed, 1)
+}
+
+// TestNewLeaderGivesVouchedAgentsTheirGrace: an API server outage kept
+// the agent from renewing its Lease and ended the manager; a new one
+// starts with the Lease and the report older than the staleness bound,
+// and the AppGroup's status Ready. It takes its predecessor's word: the
+// node stays in the Service and no AgentNotReporting comes while the
+// agent has the bound from the new manager's start to renew; past it,
+// unrenewed, the agent is judged not reporting as before, and trusted
+// again once it renews.
+func TestNewLeaderGivesVouchedAgentsTheirGrace(t *testing.T) {
+	ns := newNamespace(t)
+	a, agentA := rolledOutWithLease(t, ns)
+	eventually(t, "a in the Service", func() error { return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.2": true}) })
+
+	restartManagerAfter(t, func() { clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second)) })
+	// The agent's pool changes (3 processes) with no heartbeat: the new
+	// manager's pass over it shows in the status.
+	p := agentA.pool("blog")
+	heartbeat := p.Status.HeartbeatTime
+	setRolledOut(p, 3)
+	p.Status.HeartbeatTime, p.Status.ReadyProcesses = heartbeat, "3/3"
+	if err := env.Client.Status().Update(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	ag := waitStatus(t, ns, "blog", "the new manager's pass over 3 processes", func(st *ferryv1.AppGroupStatus) error {
+		if st.Processes.Total != 3 {
+			return fmt.Errorf("processes %+v", st.Processes)
+		}
+		return nil
+	})
+	if c := conditionOf(&ag.Status, ferryv1.ConditionReady); c.Status != metav1.ConditionTrue {
+		t.Errorf("within the grace, Ready is %s %s (%s), want True", c.Status, c.Reason, c.Message)
+	}
+	if err := checkEndpoints(ns, "blog", map[string]bool{"192.0.2.2": true}); err != nil {
+		t.Errorf("within the grace: %v", err)
+	}
+	assertNoEvent(t, ns, "blog", controllers.EventAgentNotReporting)
+
+	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
+	eventually(t, "a not ready in the Service", func() error { return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.2": false}) })
+	renewLease(t, a)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
 }

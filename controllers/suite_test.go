@@ -189,13 +189,29 @@ var resyncEvery time.Duration
 // stopped one had made (reconciles): the new one's are those past it.
 func restartManager(t *testing.T) (passes float64) {
 	t.Helper()
+	return restartManagerAfter(t, func() {})
+}
+
+// restartManagerAfter is restartManager, with between done while no
+// manager runs (the clock stepped over an outage that ended the last).
+// It returns once the new manager has made a pass: it began (its first
+// look, from which it gives agents their grace) before the test goes on.
+func restartManagerAfter(t *testing.T, between func()) (passes float64) {
+	t.Helper()
 	stopManager()
 	passes = reconciles(t)
+	between()
 	stop, err := startManager(managerConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stopManager = stop
+	eventually(t, "a pass of the new manager", func() error {
+		if reconciles(t) <= passes {
+			return errors.New("no pass yet")
+		}
+		return nil
+	})
 	return passes
 }
 
