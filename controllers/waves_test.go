@@ -176,9 +176,23 @@ func TestAssessPool(t *testing.T) {
 			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true, LeaseStale: true},
 		},
 		{
-			name: "no outage seen: a manager just started judges as it finds",
+			name: "no outage seen, status not vouching: a manager just started judges as it finds",
 			pool: testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Minute))),
 			want: poolReport{OnTarget: true, Reported: true, Stale: true},
+		},
+		{
+			name:  "status vouching: a new leader counts from its start",
+			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
+			lease: t0.Add(-time.Minute),
+			heard: hearing{began: t0.Add(-10 * time.Second), vouched: true},
+			want:  poolReport{OnTarget: true, Reported: true, Ready: true, Updated: true, RolledOut: true, HasLease: true},
+		},
+		{
+			name:  "status vouching: stale the bound after the new leader's start",
+			pool:  testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour))),
+			lease: t0.Add(-time.Minute),
+			heard: hearing{began: t0.Add(-41 * time.Second), vouched: true},
+			want:  poolReport{OnTarget: true, Reported: true, Stale: true, HasLease: true, LeaseStale: true},
 		},
 		{
 			name: "cannot listen on listen.port",
