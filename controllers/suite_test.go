@@ -185,21 +185,21 @@ var resyncEvery time.Duration
 
 // restartManager stops the manager under test and starts a new one, as
 // a new leader or a manager back from a crash: what it knows of each
-// AppGroup is what the API server has. passes is how many passes the
-// stopped one had made (reconciles): the new one's are those past it.
-func restartManager(t *testing.T) (passes float64) {
+// AppGroup is what the API server has. It returns once the new one has
+// made a pass (restartManagerAfter).
+func restartManager(t *testing.T) {
 	t.Helper()
-	return restartManagerAfter(t, func() {})
+	restartManagerAfter(t, func() {})
 }
 
 // restartManagerAfter is restartManager, with between done while no
 // manager runs (the clock stepped over an outage that ended the last).
 // It returns once the new manager has made a pass: it began (its first
 // look, from which it gives agents their grace) before the test goes on.
-func restartManagerAfter(t *testing.T, between func()) (passes float64) {
+func restartManagerAfter(t *testing.T, between func()) {
 	t.Helper()
 	stopManager()
-	passes = reconciles(t)
+	passes := reconciles(t)
 	between()
 	stop, err := startManager(managerConfig)
 	if err != nil {
@@ -212,7 +212,6 @@ func restartManagerAfter(t *testing.T, between func()) (passes float64) {
 		}
 		return nil
 	})
-	return passes
 }
 
 // applyRBAC creates the namespace ferry-system and every object in
