@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/ferry-dev/ferry/agent/spawn"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
@@ -67,6 +68,11 @@ func configMapData(cm *corev1.ConfigMap) map[string]string {
 	return data
 }
 
+// resistedFix ends the message of a reference the revision got wrong: a
+// pool that resists the revision for it spawns it no more, so the fix
+// needs a new revision.
+const resistedFix = " (a pool that resists a revision for this needs a new one: kubectl ferry restart)"
+
 // pickValue is the value of ref's key in data, the object read (kind,
 // ref.Name in namespace) or the error reading it: ok false for an
 // optional one missing; otherwise an error that says what is missing or
@@ -78,19 +84,19 @@ func pickValue(kind string, ref ferryv1.KeySelector, namespace string, data map[
 	case apierrors.IsNotFound(getErr) && optional:
 		return "", false, nil
 	case apierrors.IsNotFound(getErr):
-		return "", false, fmt.Errorf("%s does not exist: create it with the key %q, or mark the reference optional", what, ref.Key)
+		return "", false, fmt.Errorf("%s does not exist: create it with the key %q, or mark the reference optional%s", what, ref.Key, resistedFix)
 	case apierrors.IsForbidden(getErr):
-		return "", false, fmt.Errorf("the agent may not get %ss in namespace %s, so cannot read key %q of %s %q: the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts)",
-			kind, namespace, ref.Key, kind, ref.Name)
+		return "", false, &spawn.EnvUnreadError{Err: fmt.Errorf("the agent may not get %ss in namespace %s, so cannot read key %q of %s %q: the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again",
+			kind, namespace, ref.Key, kind, ref.Name)}
 	case getErr != nil:
-		return "", false, fmt.Errorf("could not read %s (is the API server reachable from the node?): %w", what, getErr)
+		return "", false, &spawn.EnvUnreadError{Err: fmt.Errorf("could not read %s (is the API server reachable from the node?); the agent tries again: %w", what, getErr)}
 	}
 	v, ok := data[ref.Key]
 	switch {
 	case !ok && optional:
 		return "", false, nil
 	case !ok:
-		return "", false, fmt.Errorf("%s has no key %q: add it, or mark the reference optional", what, ref.Key)
+		return "", false, fmt.Errorf("%s has no key %q: add it, or mark the reference optional%s", what, ref.Key, resistedFix)
 	}
 	return v, true, nil
 }

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/spawn"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
@@ -167,7 +168,7 @@ func TestEnvFromMissingSecretIsResisted(t *testing.T) {
 		return meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionResistingDeploymentError)
 	})
 	de := resisting.Status.DeploymentError
-	want := fmt.Sprintf(`could not start: env SECRET_KEY: Secret "django" in namespace %s does not exist: create it with the key "SECRET_KEY", or mark the reference optional`, ns)
+	want := fmt.Sprintf(`could not start: env SECRET_KEY: Secret "django" in namespace %s does not exist: create it with the key "SECRET_KEY", or mark the reference optional (a pool that resists a revision for this needs a new one: kubectl ferry restart)`, ns)
 	if de == nil || de.Revision != "2-nosecret" || de.Reason != want {
 		t.Errorf("deploymentError = %+v, want revision 2-nosecret, reason %q", de, want)
 	}
@@ -195,19 +196,20 @@ func TestPickValue(t *testing.T) {
 		value   string
 		ok      bool
 		wantErr string
+		unread  bool // spawn.EnvUnreadError: no fault of the revision, tried again
 	}{
-		{"found", ref, data, nil, "v", true, ""},
-		{"empty value found", ref, map[string]string{"SECRET_KEY": ""}, nil, "", true, ""},
+		{"found", ref, data, nil, "v", true, "", false},
+		{"empty value found", ref, map[string]string{"SECRET_KEY": ""}, nil, "", true, "", false},
 		{"no such Secret", ref, nil, notFound, "", false,
-			`Secret "django" in namespace ns does not exist: create it with the key "SECRET_KEY", or mark the reference optional`},
-		{"no such Secret, optional", opt, nil, notFound, "", false, ""},
+			`Secret "django" in namespace ns does not exist: create it with the key "SECRET_KEY", or mark the reference optional (a pool that resists a revision for this needs a new one: kubectl ferry restart)`, false},
+		{"no such Secret, optional", opt, nil, notFound, "", false, "", false},
 		{"no such key", ref, map[string]string{"OTHER": "w"}, nil, "", false,
-			`Secret "django" in namespace ns has no key "SECRET_KEY": add it, or mark the reference optional`},
-		{"no such key, optional", opt, map[string]string{"OTHER": "w"}, nil, "", false, ""},
+			`Secret "django" in namespace ns has no key "SECRET_KEY": add it, or mark the reference optional (a pool that resists a revision for this needs a new one: kubectl ferry restart)`, false},
+		{"no such key, optional", opt, map[string]string{"OTHER": "w"}, nil, "", false, "", false},
 		{"forbidden, optional or not", opt, nil, forbidden, "", false,
-			`the agent may not get Secrets in namespace ns, so cannot read key "SECRET_KEY" of Secret "django": the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts)`},
+			`the agent may not get Secrets in namespace ns, so cannot read key "SECRET_KEY" of Secret "django": the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again`, true},
 		{"API server away, optional or not", opt, nil, down, "", false,
-			`could not read Secret "django" in namespace ns (is the API server reachable from the node?): ` + down.Error()},
+			`could not read Secret "django" in namespace ns (is the API server reachable from the node?); the agent tries again: ` + down.Error(), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -218,6 +220,10 @@ func TestPickValue(t *testing.T) {
 			}
 			if v != tc.value || ok != tc.ok || gotErr != tc.wantErr {
 				t.Errorf("pickValue = %q, %v, %q; want %q, %v, %q", v, ok, gotErr, tc.value, tc.ok, tc.wantErr)
+			}
+			var u *spawn.EnvUnreadError
+			if errors.As(err, &u) != tc.unread {
+				t.Errorf("pickValue's error %v: an EnvUnreadError %v, want %v", err, !tc.unread, tc.unread)
 			}
 		})
 	}
@@ -267,7 +273,7 @@ func TestEnvFromForbiddenSaysWhatGrantsIt(t *testing.T) {
 	pp.Spec.Template.App.Env = []ferryv1.EnvVar{{Name: "SECRET_KEY", ValueFrom: fromSecret("django", "SECRET_KEY")}}
 	create(t, pp)
 	key := client.ObjectKeyFromObject(pp)
-	want := fmt.Sprintf(`could not start: env SECRET_KEY: the agent may not get Secrets in namespace %s, so cannot read key "SECRET_KEY" of Secret "django": the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts)`, ns)
+	want := fmt.Sprintf(`could not start: env SECRET_KEY: the agent may not get Secrets in namespace %s, so cannot read key "SECRET_KEY" of Secret "django": the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again`, ns)
 	waitPool(t, key, "the forbidden read reported", func(p *ferryv1.ProcessPool) bool {
 		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Reason == want
 	})

@@ -249,7 +249,7 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 	rs.replacing = nil
 	moved := p.cfg.Revision != target
 	proven := p.readyOfRevisionLocked(target) > 0
-	machine := portTaken(err) // the spawn failed for no fault of the revision
+	machine := notTheRevisions(err) // the spawn failed for no fault of the revision
 	resist := resists(p.cfg.Template)
 	if resist && !moved && !proven && !machine {
 		// Decided and done under one lock: a revision asked for in between
@@ -292,11 +292,12 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 	}
 }
 
-// portTaken: err is a spawn's that failed because other sockets took its
-// worker's ports (spawn.Error.PortTaken), which says nothing of the app.
-func portTaken(err error) bool {
+// notTheRevisions: err is a spawn's that failed for no fault of the app's
+// revision (spawn.Error.NotTheRevisions: other sockets took its worker's
+// ports, or its env valueFrom could not be read).
+func notTheRevisions(err error) bool {
 	var se *spawn.Error
-	return errors.As(err, &se) && se.PortTaken()
+	return errors.As(err, &se) && se.NotTheRevisions()
 }
 
 // resists: the template asks for deployment error resistance (the default).

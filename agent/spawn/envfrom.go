@@ -18,6 +18,23 @@ type EnvSource interface {
 	Value(ctx context.Context, from ferryv1.EnvVarSource) (value string, ok bool, err error)
 }
 
+// EnvUnreadError is an EnvSource's error for a read that failed for no
+// fault of the revision: the API server did not answer, or refused the
+// agent (RBAC). The spawn fails, and its caller backs off and tries
+// again (Error.NotTheRevisions) rather than resisting the revision: once
+// the API server answers, or the agent is granted the read, the same
+// revision spawns. A missing Secret, ConfigMap or key is the revision's.
+type EnvUnreadError struct{ Err error }
+
+func (e *EnvUnreadError) Error() string { return e.Err.Error() }
+func (e *EnvUnreadError) Unwrap() error { return e.Err }
+
+// maxEnvString is the longest "NAME=value" Linux takes in an environment
+// (MAX_ARG_STRLEN, 32 pages): exec refuses a longer one with "argument
+// list too long", naming neither the variable nor where its value came
+// from. A plain value is bounded by the CRD; one read from a Secret is not.
+const maxEnvString = 32 * 4096
+
 // resolveEnv is env with each valueFrom read from src: a variable whose
 // optional source is missing is left out, as a Pod leaves it out. The
 // values go only into the returned list, which becomes the worker's
@@ -38,6 +55,10 @@ func resolveEnv(ctx context.Context, env []ferryv1.EnvVar, src EnvSource) ([]fer
 		v, ok, err := src.Value(ctx, *e.ValueFrom)
 		if err != nil {
 			return nil, fmt.Errorf("env %s: %w", e.Name, err)
+		}
+		if n := len(e.Name) + 1 + len(v) + 1; n > maxEnvString {
+			return nil, fmt.Errorf("env %s: the value of %s is %d bytes, more than an environment variable can hold (%d with its name): put it in a file the app reads",
+				e.Name, describeEnvSource(*e.ValueFrom), len(v), maxEnvString)
 		}
 		if strings.ContainsRune(v, 0) {
 			return nil, fmt.Errorf("env %s: the value of %s holds a NUL character, which no environment variable can hold: store it without one (or read it from a file)",

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -42,6 +44,10 @@ func TestResolveEnv(t *testing.T) {
 			`env S: Secret "s" has no key "k": add it`},
 		{"a NUL in the value", []ferryv1.EnvVar{{Name: "S", ValueFrom: secret}}, mapSource{"Secret/s/k": "a\x00b"}, nil,
 			`env S: the value of key "k" of Secret "s" holds a NUL character, which no environment variable can hold: store it without one (or read it from a file)`},
+		{"the longest value exec takes (S=, 131069 bytes, a NUL)", []ferryv1.EnvVar{{Name: "S", ValueFrom: secret}},
+			mapSource{"Secret/s/k": strings.Repeat("x", 131069)}, []ferryv1.EnvVar{{Name: "S", Value: strings.Repeat("x", 131069)}}, ""},
+		{"a byte longer", []ferryv1.EnvVar{{Name: "S", ValueFrom: secret}}, mapSource{"Secret/s/k": strings.Repeat("x", 131070)}, nil,
+			`env S: the value of key "k" of Secret "s" is 131070 bytes, more than an environment variable can hold (131072 with its name): put it in a file the app reads`},
 		{"no source (standalone)", []ferryv1.EnvVar{{Name: "S", ValueFrom: secret}}, nil, nil,
 			"env S: valueFrom reads a Secret or ConfigMap from the API server, and this agent has none (standalone): set value instead"},
 	}
@@ -61,4 +67,20 @@ func TestResolveEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLongestEnvValueExecs: maxEnvString is the kernel's bound, not a
+// guess: a worker spawned with the longest value resolveEnv lets through
+// starts (one byte more and exec refuses it: "argument list too long").
+func TestLongestEnvValueExecs(t *testing.T) {
+	long := strings.Repeat("x", maxEnvString-len("S=")-1)
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd",
+		Command: []string{"python3", "server.py", "$(PORT)"}, ReadinessPath: "/",
+		Env: []ferryv1.EnvVar{{Name: "S", ValueFrom: &ferryv1.EnvVarSource{SecretKeyRef: &ferryv1.KeySelector{Name: "s", Key: "k"}}}}})
+	spec.EnvFrom = mapSource{"Secret/s/k": long}
+	p, err := Spawn(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("a %d-byte value: %v", len(long), err)
+	}
+	p.Stop(5 * time.Second)
 }

@@ -65,7 +65,16 @@ type Error struct {
 	// lostPort is the port of a Command worker that exited before it was
 	// ready and found held by another socket then: Spawn tries another.
 	lostPort int
+	// envUnread: an env valueFrom could not be read (EnvUnreadError).
+	envUnread bool
 }
+
+// NotTheRevisions reports whether the spawn failed for no fault of the
+// app's revision, so that its caller should not count it as a deployment
+// error but back off and try again: its port taken (PortTaken), or an env
+// valueFrom that could not be read (the API server away, or the agent not
+// allowed to read it: EnvUnreadError).
+func (e *Error) NotTheRevisions() bool { return e.PortTaken() || e.envUnread }
 
 // PortTaken reports whether the spawn failed because another socket took
 // its Command worker's port before the worker bound it, on each of
@@ -293,7 +302,8 @@ const portSpawns = 3
 func Spawn(ctx context.Context, spec Spec) (*Process, error) {
 	env, err := resolveEnv(ctx, spec.App.Env, spec.EnvFrom)
 	if err != nil {
-		return nil, &Error{Reason: "could not start: " + err.Error()}
+		var unread *EnvUnreadError
+		return nil, &Error{Reason: "could not start: " + err.Error(), envUnread: errors.As(err, &unread)}
 	}
 	spec.App.Env = env
 	for n := 1; ; n++ {

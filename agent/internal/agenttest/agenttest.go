@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
+	"github.com/ferry-dev/ferry/agent/spawn"
 	"github.com/ferry-dev/ferry/agent/wsgi"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/internal/testsupport"
@@ -64,6 +65,8 @@ type Options struct {
 	Observer pool.Observer
 	// ResistEarlyCrashes is pool.Options' (standalone's).
 	ResistEarlyCrashes bool
+	// EnvFrom is pool.Options': what reads env valueFrom.
+	EnvFrom spawn.EnvSource
 }
 
 // Start runs a pool for cfg behind a proxy; both stop at the end of the test.
@@ -82,7 +85,7 @@ func Start(t testing.TB, cfg pool.Config, o Options) *Env {
 		log = *o.Log
 	}
 	p := pool.New(cfg, pool.Options{RunDir: dir, LoaderPath: loader, Log: log,
-		NewTransport: proxy.NewWorkerTransport, Tick: o.Tick, Observer: o.Observer, ResistEarlyCrashes: o.ResistEarlyCrashes})
+		NewTransport: proxy.NewWorkerTransport, Tick: o.Tick, Observer: o.Observer, ResistEarlyCrashes: o.ResistEarlyCrashes, EnvFrom: o.EnvFrom})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,61 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/spawn"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// unreadOnce fails its first read as the agent's envReader fails one the
+// API server did not answer (spawn.EnvUnreadError), then answers.
+type unreadOnce struct{ reads atomic.Int32 }
+
+func (u *unreadOnce) Value(context.Context, ferryv1.EnvVarSource) (string, bool, error) {
+	if u.reads.Add(1) == 1 {
+		return "", false, &spawn.EnvUnreadError{Err: errors.New(`could not read Secret "django" in namespace t (is the API server reachable from the node?); the agent tries again: context deadline exceeded`)}
+	}
+	return "from the Secret", true, nil
+}
+
+// TestUnreadEnvIsNotADeploymentError: a rolling restart to a revision
+// whose env valueFrom the API server did not answer once (a timeout, a
+// refusal by RBAC) backs off and tries the step again, and completes: the
+// revision is not resisted for it. Before, the failed read was a spawn
+// error like the app's own, and the pool resisted a good revision (and
+// the manager halted its rollout everywhere) until someone asked for
+// another (found by review).
+func TestUnreadEnvIsNotADeploymentError(t *testing.T) {
+	root, _ := filepath.Abs("../spawn/testdata/cmd")
+	tmpl := agenttest.WSGIAt(root, 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py", "$(PORT)"}}
+	src := &unreadOnce{}
+	e := agenttest.Start(t, pool.Config{Name: "t/envunread", Revision: "1", Template: tmpl}, agenttest.Options{EnvFrom: src})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	next := tmpl
+	next.App.Env = []ferryv1.EnvVar{{Name: "S", ValueFrom: &ferryv1.EnvVarSource{SecretKeyRef: &ferryv1.KeySelector{Name: "django", Key: "S"}}}}
+	e.Pool.Update(pool.Config{Name: "t/envunread", Revision: "2", Template: next})
+	s := e.WaitFor(t, 2*time.Minute, "the restart to revision 2 over", func(s pool.Status) bool {
+		if s.Resisting != nil {
+			t.Fatalf("the pool resists revision 2 for a read the API server did not answer once: %s", s.Resisting.Reason)
+		}
+		return s.LastRestart != nil && s.Restart == nil
+	})
+	if len(s.Processes) != 1 || s.Processes[0].Revision != "2" {
+		t.Errorf("processes %+v, want one of revision 2", s.Processes)
+	}
+	if n := src.reads.Load(); n < 2 {
+		t.Errorf("%d reads of the Secret, want the failed one and another", n)
+	}
+	if s.LastSpawnError == nil || !strings.Contains(s.LastSpawnError.Reason, "the agent tries again") {
+		t.Errorf("last spawn error %+v, want the failed read's", s.LastSpawnError)
+	}
+}
