@@ -462,7 +462,7 @@ func TestExitsWithinWaitsForASlowReaper(t *testing.T) {
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(time.Minute); !isZombie(t, p.PID); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); testsupport.Running(p.PID); time.Sleep(time.Millisecond) { // a zombie: no reaper yet
 		if time.Now().After(deadline) {
 			t.Fatal("the killed process not a zombie within a minute")
 		}
@@ -482,15 +482,4 @@ func TestExitsWithinWaitsForASlowReaper(t *testing.T) {
 		t.Errorf("ExitsWithin returned before the exit was known: ExitStatus %q", p.ExitStatus())
 	}
 	<-reaped
-}
-
-// isZombie reads /proc/<pid>/stat's state: Z, exited and not reaped.
-func isZombie(t *testing.T, pid int) bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, _ := strings.Cut(string(b), ") ")
-	return strings.HasPrefix(after, "Z")
 }
