@@ -184,9 +184,7 @@ func TestStoppedByJudgesTheExitAtItsTime(t *testing.T) {
 		{"killed once the grace was over: the agent's", proc.ExitedAt(), "for a rolling restart: its requests were not done within shutdownTimeout (1s)"},
 	} {
 		w.stopped.Store(shutdownCause("rolling restart", time.Second, time.Second, tc.killAt))
-		for !time.Now().After(tc.killAt) {
-			time.Sleep(time.Millisecond)
-		}
+		time.Sleep(time.Until(tc.killAt) + time.Millisecond) // read after the grace
 		if got := w.StoppedBy(); got != tc.want {
 			t.Errorf("%s: StoppedBy() = %q, want %q", tc.name, got, tc.want)
 		}

@@ -419,11 +419,12 @@ func TestExitIsKnownOnceExitedSaysSo(t *testing.T) {
 	if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(time.Minute); !p.Exited(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the process not seen to exit within a minute")
+	testsupport.Eventually(t, time.Minute, "the process seen to exit", func() error {
+		if !p.Exited() {
+			return errors.New("not exited")
 		}
-	}
+		return nil
+	})
 	status, at := p.ExitStatus(), p.ExitedAt()
 	select {
 	case <-p.Done():
@@ -462,11 +463,12 @@ func TestExitsWithinWaitsForASlowReaper(t *testing.T) {
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(time.Minute); testsupport.Running(p.PID); time.Sleep(time.Millisecond) { // a zombie: no reaper yet
-		if time.Now().After(deadline) {
-			t.Fatal("the killed process not a zombie within a minute")
+	testsupport.Eventually(t, time.Minute, "the killed process a zombie (no reaper yet)", func() error {
+		if testsupport.Running(p.PID) {
+			return errors.New("still running")
 		}
-	}
+		return nil
+	})
 	reaped := make(chan struct{})
 	go func() { // a reaper later than d
 		time.Sleep(200 * time.Millisecond)
