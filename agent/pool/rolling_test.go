@@ -407,29 +407,28 @@ func spawning(s pool.Status) int {
 // worker stuck in a request (its WSGI loader finishes a request before it
 // heeds SIGTERM) bounds neither wait for ever: after shutdownTimeout it
 // is signalled, after another it is killed, and the restart completes.
+// The stuck request is at /gate, which the test never opens, and the
+// restart begins once the app has reached it (GATE.reached): the pool
+// counts a session when the proxy takes the worker, before the app has
+// read the request.
 func TestRollingRestartKillsAnOldWorkerPastShutdownTimeout(t *testing.T) {
 	root, _ := filepath.Abs("testdata/bootdie")
-	hang := dieFlag(t) // a path the worker may read: while it exists, requests hang
-	tmpl := agenttest.WSGIAt(root, 1, 1, env("HANG_IF_EXISTS", hang))
+	gate := gatePath(t)
+	tmpl := agenttest.WSGIAt(root, 1, 1, env("GATE", gate))
 	tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: time.Second}
 	book := agenttest.NewLogbook(t)
 	log := book.Logger()
 	e := agenttest.Start(t, pool.Config{Name: "t/stuck", Revision: "1", Template: tmpl}, agenttest.Options{Log: &log})
 	old := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
-	if err := os.WriteFile(hang, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	answered := make(chan int, 1)
 	go func() {
-		code, _, _ := fetch(e.URL + "/")
+		code, _, _ := fetch(e.URL + "/gate")
 		answered <- code
 	}()
-	e.WaitFor(t, time.Minute, "the request stuck in the worker", func(s pool.Status) bool {
-		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	e.WaitFor(t, time.Minute, "the request stuck in the app", func(s pool.Status) bool {
+		_, err := os.Stat(gate + ".reached")
+		return err == nil && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
 	})
-	if err := os.Remove(hang); err != nil { // the new worker answers
-		t.Fatal(err)
-	}
 	e.Pool.Update(pool.Config{Name: "t/stuck", Revision: "2", Template: tmpl})
 	after := e.WaitFor(t, time.Minute, "the restart over", func(s pool.Status) bool {
 		return s.LastRestart != nil && s.Restart == nil
