@@ -33,39 +33,38 @@ func (r envReader) Value(ctx context.Context, from ferryv1.EnvVarSource) (string
 	ctx, cancel := context.WithTimeout(ctx, envGetTimeout)
 	defer cancel()
 	key := types.NamespacedName{Namespace: r.namespace, Name: ref.Name}
-	var data map[string]string
+	var v string
+	var found bool
 	var err error
 	if kind == "Secret" {
 		s := &corev1.Secret{}
 		if err = r.c.Get(ctx, key, s); err == nil {
-			data = secretData(s)
+			v, found = secretValue(s, ref.Key)
 		}
 	} else {
 		cm := &corev1.ConfigMap{}
 		if err = r.c.Get(ctx, key, cm); err == nil {
-			data = configMapData(cm)
+			v, found = configMapValue(cm, ref.Key)
 		}
 	}
-	return pickValue(kind, ref, r.namespace, data, err)
+	return pickValue(kind, ref, r.namespace, v, found, err)
 }
 
-func secretData(s *corev1.Secret) map[string]string {
-	data := make(map[string]string, len(s.Data))
-	for k, v := range s.Data {
-		data[k] = string(v)
-	}
-	return data
+// secretValue is the one key asked for, copied out alone: the object's
+// other values are never made strings the agent would hold.
+func secretValue(s *corev1.Secret, key string) (string, bool) {
+	b, ok := s.Data[key]
+	return string(b), ok
 }
 
-func configMapData(cm *corev1.ConfigMap) map[string]string {
-	data := make(map[string]string, len(cm.Data)+len(cm.BinaryData))
-	for k, v := range cm.BinaryData {
-		data[k] = string(v)
+// configMapValue is the key's value, from data or binaryData (the API
+// server refuses a key in both).
+func configMapValue(cm *corev1.ConfigMap, key string) (string, bool) {
+	if v, ok := cm.Data[key]; ok {
+		return v, true
 	}
-	for k, v := range cm.Data {
-		data[k] = v
-	}
-	return data
+	b, ok := cm.BinaryData[key]
+	return string(b), ok
 }
 
 // resistedFix ends the message of a reference the revision got wrong: a
@@ -73,11 +72,11 @@ func configMapData(cm *corev1.ConfigMap) map[string]string {
 // needs a new revision.
 const resistedFix = " (a pool that resists a revision for this needs a new one: kubectl ferry restart)"
 
-// pickValue is the value of ref's key in data, the object read (kind,
-// ref.Name in namespace) or the error reading it: ok false for an
+// pickValue is the value of ref's key (v, found in the object read: kind,
+// ref.Name in namespace) or the error reading the object: ok false for an
 // optional one missing; otherwise an error that says what is missing or
 // refused, and what to do. No error holds a value.
-func pickValue(kind string, ref ferryv1.KeySelector, namespace string, data map[string]string, getErr error) (string, bool, error) {
+func pickValue(kind string, ref ferryv1.KeySelector, namespace string, v string, found bool, getErr error) (string, bool, error) {
 	optional := ref.Optional != nil && *ref.Optional
 	what := fmt.Sprintf("%s %q in namespace %s", kind, ref.Name, namespace)
 	switch {
@@ -91,11 +90,10 @@ func pickValue(kind string, ref ferryv1.KeySelector, namespace string, data map[
 	case getErr != nil:
 		return "", false, &spawn.EnvUnreadError{Err: fmt.Errorf("could not read %s (is the API server reachable from the node?); the agent tries again: %w", what, getErr)}
 	}
-	v, ok := data[ref.Key]
 	switch {
-	case !ok && optional:
+	case !found && optional:
 		return "", false, nil
-	case !ok:
+	case !found:
 		return "", false, fmt.Errorf("%s has no key %q: add it, or mark the reference optional%s", what, ref.Key, resistedFix)
 	}
 	return v, true, nil

@@ -213,7 +213,8 @@ func TestPickValue(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v, ok, err := pickValue("Secret", tc.ref, "ns", tc.data, tc.err)
+			value, found := tc.data[tc.ref.Key]
+			v, ok, err := pickValue("Secret", tc.ref, "ns", value, found, tc.err)
 			gotErr := ""
 			if err != nil {
 				gotErr = err.Error()
@@ -280,4 +281,30 @@ func TestEnvFromForbiddenSaysWhatGrantsIt(t *testing.T) {
 	grant(t, user, user+"-env", `[{apiGroups: [""], resources: [secrets, configmaps], verbs: [get]}]`)
 	waitPool(t, key, "rolled out once granted", rolledOut)
 	wantEnv(t, port, "SECRET_KEY", "granted")
+}
+
+// TestObjectValues: the one key is found in a Secret's data, and in a
+// ConfigMap's data or binaryData; a key in neither is not found.
+func TestObjectValues(t *testing.T) {
+	s := &corev1.Secret{Data: map[string][]byte{"SECRET_KEY": []byte("s"), "EMPTY": {}}}
+	cm := &corev1.ConfigMap{Data: map[string]string{"MODE": "m"}, BinaryData: map[string][]byte{"BLOB": []byte("b")}}
+	cases := []struct {
+		name  string
+		get   func(string) (string, bool)
+		key   string
+		value string
+		found bool
+	}{
+		{"secret key", func(k string) (string, bool) { return secretValue(s, k) }, "SECRET_KEY", "s", true},
+		{"secret empty value", func(k string) (string, bool) { return secretValue(s, k) }, "EMPTY", "", true},
+		{"secret no key", func(k string) (string, bool) { return secretValue(s, k) }, "NONE", "", false},
+		{"configmap data", func(k string) (string, bool) { return configMapValue(cm, k) }, "MODE", "m", true},
+		{"configmap binaryData", func(k string) (string, bool) { return configMapValue(cm, k) }, "BLOB", "b", true},
+		{"configmap no key", func(k string) (string, bool) { return configMapValue(cm, k) }, "NONE", "", false},
+	}
+	for _, tc := range cases {
+		if v, ok := tc.get(tc.key); v != tc.value || ok != tc.found {
+			t.Errorf("%s: %q, %v; want %q, %v", tc.name, v, ok, tc.value, tc.found)
+		}
+	}
 }
