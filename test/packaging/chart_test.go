@@ -580,30 +580,44 @@ func TestChartCopiesAreCurrent(t *testing.T) {
 // TestChartMatchesConfig: rendered with default values, named like
 // config/ (fullnameOverride=ferry) and in ferry-system, the chart makes the
 // same objects as `kubectl kustomize config/default`, with the same
-// contents but for labels, images and selectors.
+// contents but for labels, images and selectors; and with
+// agent.secretEnv=true, the same as config/default with the
+// agent-secret-env component (config/components).
 func TestChartMatchesConfig(t *testing.T) {
-	chart := map[string]*unstructured.Unstructured{}
-	for _, o := range render(t, renderOpts{sets: []string{"fullnameOverride=ferry"}}) {
-		chart[kindName(o)] = o
+	for _, tt := range []struct {
+		sets  []string
+		dir   string // kustomized, relative to config/
+		named string
+	}{
+		{nil, "default", "config/default"},
+		{[]string{"agent.secretEnv=true"}, "../test/packaging/testdata/secret-env", "config/default + components/agent-secret-env"},
+	} {
+		t.Run(tt.named, func(t *testing.T) {
+			chart := byKindName(render(t, renderOpts{sets: append([]string{"fullnameOverride=ferry"}, tt.sets...)}))
+			config := byKindName(kustomize(t, tt.dir))
+			delete(config, "Namespace/ferry-system") // Helm's --namespace / --create-namespace
+			if a, b := sortedKeys(chart), sortedKeys(config); !slices.Equal(a, b) {
+				t.Fatalf("objects differ:\n chart  %q\n config %q", a, b)
+			}
+			for key, c := range chart {
+				a, b := comparable(c), comparable(config[key])
+				if !reflect.DeepEqual(a, b) {
+					ay, _ := yaml.Marshal(a)
+					by, _ := yaml.Marshal(b)
+					t.Errorf("%s differs between the chart and config/:\n--- chart\n%s\n--- config\n%s", key, ay, by)
+				}
+			}
+		})
 	}
-	config := map[string]*unstructured.Unstructured{}
-	for _, o := range kustomize(t, "default") {
-		if o.GetKind() == "Namespace" {
-			continue // Helm's --namespace / --create-namespace
-		}
-		config[kindName(o)] = o
+}
+
+// byKindName indexes objects by kindName.
+func byKindName(objs []*unstructured.Unstructured) map[string]*unstructured.Unstructured {
+	m := make(map[string]*unstructured.Unstructured, len(objs))
+	for _, o := range objs {
+		m[kindName(o)] = o
 	}
-	if a, b := sortedKeys(chart), sortedKeys(config); !slices.Equal(a, b) {
-		t.Fatalf("objects differ:\n chart  %q\n config %q", a, b)
-	}
-	for key, c := range chart {
-		a, b := comparable(c), comparable(config[key])
-		if !reflect.DeepEqual(a, b) {
-			ay, _ := yaml.Marshal(a)
-			by, _ := yaml.Marshal(b)
-			t.Errorf("%s differs between the chart and config/:\n--- chart\n%s\n--- config\n%s", key, ay, by)
-		}
-	}
+	return m
 }
 
 // comparable strips what legitimately differs between the chart and
