@@ -35,12 +35,8 @@ func TestAbandonedRequestKeepsItsWorker(t *testing.T) {
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
 	e.WaitFor(t, 30*time.Second, "two workers ready", agenttest.Ready(2))
 
-	hangUp(t, strings.TrimPrefix(e.URL, "http://"), "GET /gate HTTP/1.1\r\nHost: t\r\n\r\n")
-	s := e.WaitFor(t, 30*time.Second, "the abandoned request at its worker", func(s pool.Status) bool {
-		_, err := os.Stat(gate + ".reached")
-		return err == nil && busyPID(s) != 0
-	})
-	held := busyPID(s)
+	leaveAtGate(t, e, gate)
+	held := busyPID(e.Pool.Status()) // the app has the request: its worker is busy
 
 	// Each request has loadgen's 10 s: one handed the held worker would
 	// wait for the gate, which opens only after.
@@ -73,6 +69,26 @@ func gatePath(t *testing.T) string {
 	return filepath.Join(testsupport.SharedDir(t), "gate")
 }
 
+// leaveAtGate sends GET /gate on a connection of its own, waits until the
+// app is at it (GATE.reached), and closes the connection: the client goes
+// away from a request its worker has. A client that closed at once could
+// be seen gone before its request was sent (the proxy watches a waiting
+// client from 50 ms on), and the request would never reach the app.
+func leaveAtGate(t *testing.T, e *agenttest.Env, gate string) {
+	t.Helper()
+	c := agenttest.Send(t, strings.TrimPrefix(e.URL, "http://"), "GET /gate HTTP/1.1\r\nHost: t\r\n\r\n")
+	defer func() { _ = c.Close() }()
+	e.WaitFor(t, 30*time.Second, "the request in the app", func(pool.Status) bool { return reached(gate) })
+}
+
+// reached: the app has made file.reached (at /gate, GATE.reached): the
+// request is in the app, not only counted; the pool counts a session as
+// the proxy takes the worker, before the app has read the request.
+func reached(file string) bool {
+	_, err := os.Stat(file + ".reached")
+	return err == nil
+}
+
 // busyPID is the pid of the one process serving a request; 0 for none.
 func busyPID(s pool.Status) int32 {
 	for _, p := range s.Processes {
@@ -98,14 +114,15 @@ func hasPID(s pool.Status, pid int32) bool {
 // for a client that waits, not left stuck with its slot taken for free.
 func TestAbandonedRequestStillHasMaxRequestTime(t *testing.T) {
 	root, _ := filepath.Abs("testdata/bootdie")
-	tmpl := agenttest.WSGIAt(root, 1, 1, env("GATE", gatePath(t)))
+	gate := gatePath(t)
+	tmpl := agenttest.WSGIAt(root, 1, 1, env("GATE", gate))
 	tmpl.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
 	obs := &observer{}
 	e := agenttest.Start(t, pool.Config{Name: "t/abandonedstuck", Revision: "1", Template: tmpl},
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
 	first := e.WaitFor(t, 30*time.Second, "a worker ready", agenttest.Ready(1)).Processes[0].PID
 
-	hangUp(t, strings.TrimPrefix(e.URL, "http://"), "GET /gate HTTP/1.1\r\nHost: t\r\n\r\n")
+	leaveAtGate(t, e, gate)
 	e.WaitFor(t, 30*time.Second, "the stuck worker killed and replaced", func(s pool.Status) bool {
 		return obs.overran.Load() == 1 && agenttest.Ready(1)(s) && !hasPID(s, first)
 	})

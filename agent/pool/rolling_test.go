@@ -426,8 +426,7 @@ func TestRollingRestartKillsAnOldWorkerPastShutdownTimeout(t *testing.T) {
 		answered <- code
 	}()
 	e.WaitFor(t, time.Minute, "the request stuck in the app", func(s pool.Status) bool {
-		_, err := os.Stat(gate + ".reached")
-		return err == nil && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+		return reached(gate) && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
 	})
 	e.Pool.Update(pool.Config{Name: "t/stuck", Revision: "2", Template: tmpl})
 	after := e.WaitFor(t, time.Minute, "the restart over", func(s pool.Status) bool {
