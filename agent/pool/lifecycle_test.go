@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,9 +76,16 @@ func TestKilledWorkerUnderLoad(t *testing.T) {
 }
 
 // TestKilledWorkerAnswers502WithClearBody checks what the client of the
-// killed worker's request gets.
+// killed worker's request gets. The request is at /gate, which the test
+// never opens, and the worker is killed once the app has reached it
+// (GATE.reached): the pool counts a session when the proxy takes the
+// worker, before the request is sent, and a worker killed before that
+// refuses the connection; the proxy then gives the request to its
+// replacement, as it should.
 func TestKilledWorkerAnswers502WithClearBody(t *testing.T) {
-	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	root, _ := filepath.Abs("testdata/bootdie")
+	gate := gatePath(t)
+	tmpl := agenttest.WSGIAt(root, 1, 1, env("GATE", gate))
 	e := agenttest.Start(t, pool.Config{Name: "t/kill502", Revision: "1", Template: tmpl}, agenttest.Options{})
 	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
 	type answer struct {
@@ -86,10 +94,12 @@ func TestKilledWorkerAnswers502WithClearBody(t *testing.T) {
 	}
 	got := make(chan answer, 1)
 	go func() {
-		resp, body := httpGet(t, e.URL+"/slow?ms=30000")
+		resp, body := httpGet(t, e.URL+"/gate")
 		got <- answer{resp.StatusCode, body}
 	}()
-	victim := busyWorker(t, e)
+	victim := e.WaitFor(t, time.Minute, "the request in the app", func(s pool.Status) bool {
+		return reached(gate) && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	}).Processes[0]
 	if err := syscall.Kill(int(victim.PID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
