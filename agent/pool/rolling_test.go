@@ -310,7 +310,7 @@ func TestRestartWaitsForARecycle(t *testing.T) {
 // loader finishes its request on SIGTERM and so would hide a pool that
 // signals at once: here only the pool's drain saves the request.
 func TestRollingRestartDrainsBeforeSignalling(t *testing.T) {
-	hold := filepath.Join(testsupport.WorkerDir(t), "release")
+	hold := filepath.Join(testsupport.SharedDir(t), "release") // the app makes release.reached there
 	root, _ := filepath.Abs("testdata/abrupt")
 	tmpl := agenttest.WSGIAt(root, 1, 1)
 	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"},

@@ -23,21 +23,24 @@ import (
 // taking concurrency requests at once, with shutdownTimeout and extra
 // environment variables, logging to book, and sends it GET /hold, which
 // it never answers. It returns the pool, the worker's pid and the
-// request's answer to come.
+// request's answer to come, once the app has the request (it made
+// HOLD_FILE.reached): a worker stopped before the proxy sent it would
+// refuse the connection, and the request would go to another.
 func startHeld(t *testing.T, book *agenttest.Logbook, concurrency int32, shutdownTimeout time.Duration,
 	extra ...ferryv1.EnvVar) (*agenttest.Env, int, <-chan agenttest.Answer) {
 	t.Helper()
 	root, _ := filepath.Abs("testdata/abrupt")
+	hold := filepath.Join(testsupport.SharedDir(t), "never")
 	tmpl := agenttest.WSGIAt(root, 1, 1)
 	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"},
-		Concurrency: concurrency, Env: append([]ferryv1.EnvVar{env("HOLD_FILE", filepath.Join(t.TempDir(), "never")),
+		Concurrency: concurrency, Env: append([]ferryv1.EnvVar{env("HOLD_FILE", hold),
 			env("IGNORE_TERM", "1")}, extra...)}
 	tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: shutdownTimeout}
 	e := agenttest.Start(t, pool.Config{Name: "t/held", Revision: "1", Template: tmpl}, agenttest.Options{Log: bookLogger(book)})
 	pid := int(e.WaitFor(t, time.Minute, "a ready worker", agenttest.Ready(1)).Processes[0].PID)
 	answer := agenttest.GetLater(e.URL + "/hold")
-	e.WaitFor(t, time.Minute, "the request at the worker", func(s pool.Status) bool {
-		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	e.WaitFor(t, time.Minute, "the request in the app", func(s pool.Status) bool {
+		return reached(hold) && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
 	})
 	return e, pid, answer
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestRequestCutByTheAgentSaysSo: a request in flight at a worker that
@@ -26,7 +27,7 @@ func TestRequestCutByTheAgentSaysSo(t *testing.T) {
 	log := book.Logger()
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "pool", "testdata", "abrupt")
-	hold := filepath.Join(t.TempDir(), "never") // /hold waits for it: for ever
+	hold := filepath.Join(testsupport.SharedDir(t), "never") // /hold waits for it: for ever
 	tmpl := agenttest.WSGIAt(root, 1, 1)
 	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"},
 		Concurrency: 1, Env: []ferryv1.EnvVar{{Name: "HOLD_FILE", Value: hold}, {Name: "IGNORE_TERM", Value: "1"}}}
@@ -34,8 +35,11 @@ func TestRequestCutByTheAgentSaysSo(t *testing.T) {
 	e := agenttest.Start(t, pool.Config{Name: "t/stopby", Revision: "1", Template: tmpl}, agenttest.Options{Log: &log})
 	pid := e.WaitFor(t, time.Minute, "a ready worker", agenttest.Ready(1)).Processes[0].PID
 	answered := agenttest.GetLater(e.URL + "/hold")
-	e.WaitFor(t, time.Minute, "the request at the worker", func(s pool.Status) bool {
-		return len(s.Processes) == 1 && s.Processes[0].Sessions == 1
+	// In the app (it made never.reached), not only counted: a worker stopped
+	// before the proxy sent the request would refuse the connection, and
+	// the request would go to the new worker.
+	e.WaitFor(t, time.Minute, "the request in the app", func(s pool.Status) bool {
+		return exists(hold+".reached") && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
 	})
 	e.Pool.Update(pool.Config{Name: "t/stopby", Revision: "2", Template: tmpl})
 	a := <-answered

@@ -4,7 +4,8 @@ Python's default for SIGTERM is to end the process at once, requests in
 progress and all, as many servers do: only the pool's drain (no SIGTERM
 until the worker's requests are done) lets them finish.
 
-GET /hold waits until the file $HOLD_FILE exists, then answers 200 with
+GET /hold makes $HOLD_FILE.reached (the test learns the request is in
+the app), waits until the file $HOLD_FILE exists, then answers 200 with
 the pid (body and X-Pid). GET / answers at once. With $IGNORE_TERM set,
 it ignores SIGTERM instead: only SIGKILL stops it. With $EXIT_FILE set,
 it exits with status 3 once that file exists (an exit of its own). With
@@ -27,6 +28,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path.startswith("/hold"):
+            open(HOLD_FILE + ".reached", "w").close()
             while not os.path.exists(HOLD_FILE):
                 time.sleep(0.01)
         body = b"%d\n" % os.getpid()
