@@ -537,16 +537,17 @@ func TestClientDisconnectFreesTheWorker(t *testing.T) {
 // refuses connections (dying, or broken) gets no byte of a POST, so the
 // POST goes to another worker, body and all; the broken worker is replaced.
 func TestRequestWithBodyRetriedOnAnotherWorker(t *testing.T) {
-	tmpl := commandApp("closer")
+	closed := filepath.Join(testsupport.SharedDir(t), "closed")
+	tmpl := commandApp("closer", ferryv1.EnvVar{Name: "CLOSED_MARK", Value: closed})
 	tmpl.Pool.MinProcesses, tmpl.Pool.MaxProcesses, tmpl.App.Concurrency = 2, 2, 1
 	e := start(t, tmpl, proxy.Options{})
 	oldest := e.Pool.Status().Processes[0].PID
 	if err := syscall.Kill(int(oldest), syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	// Give the app a moment to close its socket (it polls every 50ms; the
-	// pool does not know when it has, so no status shows it).
-	time.Sleep(time.Second)
+	// The pool does not know when the app has closed its socket, so no
+	// status shows it: the app says so.
+	waitUntil(t, "the app's socket closed", func() bool { return exists(closed) })
 	for i := range 10 {
 		body := strings.Repeat("b", 1000+i)
 		resp, got := do(t, newRequest(t, http.MethodPost, e.URL+"/", strings.NewReader(body)))

@@ -1,5 +1,6 @@
 """A Command app that stops accepting connections on SIGUSR1 but stays
 alive: its socket then refuses connections, as a dying worker's does.
+With $CLOSED_MARK set, it makes that file once its socket is closed.
 
 Each request is answered with its body's length, the X-Pid header and
 Connection: close, so every request needs a new connection.
@@ -45,6 +46,8 @@ def handle(c):
 while True:
     if closing[0]:
         ls.close()
+        if os.environ.get("CLOSED_MARK"):
+            open(os.environ["CLOSED_MARK"], "w").close()
         while True:
             time.sleep(1)
     ready, _, _ = select.select([ls], [], [], 0.05)
