@@ -157,10 +157,14 @@ func sessionsOf(e *agenttest.Env, pid string) int {
 // before its answer began (its worker, serving one request at a time, is
 // at it still: awaitAbandoned) leaves the worker its slot past the
 // answer's head, until the whole answer has ended: a stream that begins
-// after the client left (half a second on) and sleeps between chunks
-// holds it, and the next request goes to the other process. Before, the
-// worker was given back as the head came, and handed the next request,
-// which waited behind the rest of the stream.
+// after the client left (once the test opens its gate) and sleeps
+// between chunks holds it, and the next request goes to the other
+// process. Before, the worker was given back as the head came, and
+// handed the next request, which waited behind the rest of the stream.
+// The client leaves once the app has the request (MARKS/reached): the
+// pool counts a session as the proxy takes the worker, before the
+// request is sent, and a client gone before that leaves nothing at the
+// worker to wait for.
 func TestClientGoneBeforeAStreamKeepsItsWorker(t *testing.T) {
 	codes := &codeLog{}
 	marks := testsupport.SharedDir(t)
@@ -169,11 +173,11 @@ func TestClientGoneBeforeAStreamKeepsItsWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write([]byte("GET /stream?n=3&d=3&first=0.5 HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+	if _, err := c.Write([]byte("GET /stream?n=3&d=3&gate=1 HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	s := e.WaitFor(t, 10*time.Second, "the stream's worker at it", func(s pool.Status) bool {
-		return len(s.Processes) == 2 && s.Processes[0].Sessions+s.Processes[1].Sessions == 1
+		return exists(filepath.Join(marks, "reached")) && len(s.Processes) == 2 && s.Processes[0].Sessions+s.Processes[1].Sessions == 1
 	})
 	_ = c.Close()
 	streamer := strconv.Itoa(int(s.Processes[0].PID))
@@ -181,6 +185,9 @@ func TestClientGoneBeforeAStreamKeepsItsWorker(t *testing.T) {
 		streamer = strconv.Itoa(int(s.Processes[1].PID))
 	}
 	waitUntil(t, "the client seen gone (499)", func() bool { return codes.count(499) == 1 })
+	if err := os.WriteFile(filepath.Join(marks, "gate"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	waitUntil(t, "the stream begun", func() bool {
 		_, err := os.Stat(filepath.Join(marks, "began"))
 		return err == nil
