@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,12 +73,29 @@ func TestRequestCutAtThePoolsCloseNamesTheWaitItHad(t *testing.T) {
 	defer cancel()
 	e.Pool.Close(ctx)
 	a := <-answer
-	cutWith(t, a, pid, "as its pool closed (the agent stopping, or the pool removed): its requests were not done within "+
-		"the 1s the pool's close left them (shutdownTimeout is 5s); the request was cut")
+	cutWith(t, a, pid, "as its pool closed (the agent stopping, or the pool removed): its requests were not done within the ",
+		" the pool's close left them (shutdownTimeout is 5s); the request was cut")
+	// The wait it had is the close's deadline less the time taken to get
+	// to the worker's stop (to 10ms): 1s, or a little less on a loaded
+	// machine.
+	if d := waitHadIn(a.Body); d > time.Second || d < 500*time.Millisecond {
+		t.Errorf("the cut request got %q, want the wait it had, at most the close's 1s", a.Body)
+	}
 	if strings.Contains(a.Body, "within shutdownTimeout") {
 		t.Errorf("the cut request got %q, want the wait it had, not shutdownTimeout's", a.Body)
 	}
 	book.Check(t)
+}
+
+// waitHadIn is the wait a cut request's body says the pool's close left
+// its worker; 0 when it names none.
+func waitHadIn(body string) time.Duration {
+	m := regexp.MustCompile(`within the (\S+) the pool's close left them`).FindStringSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	d, _ := time.ParseDuration(m[1])
+	return d
 }
 
 // TestOtherRequestOfAnOverrunWorkerSaysAnotherOverran: a worker taking
