@@ -852,7 +852,12 @@ func nodeProgress(in rollupInput, node string) string {
 	st := &r.Pool.Status
 	if p := st.RestartProgress; p != nil && p.Revision == in.Target && p.Total > 0 {
 		msg := fmt.Sprintf("process %d/%d", min(p.Done+1, p.Total), p.Total)
-		if spawnsFail(st, p.Revision) {
+		switch c := spawnsBackOff(st, p.Revision); {
+		case c != nil && c.Reason == ferryv1.ReasonSpawnBlocked:
+			// For no fault of the revision (a Secret the agent may not
+			// read): what to fix is in the spawn's error.
+			msg += ", its spawns blocked: " + truncate(st.LastSpawnError.Reason, 256)
+		case c != nil:
 			// The step's spawn failed while a process of the target
 			// serves: the agent retries it, the old process serving on.
 			msg += ", its spawns failing (" + contract.SpawnsRetried + "; see the pool's ScalingError)"

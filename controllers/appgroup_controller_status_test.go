@@ -379,6 +379,15 @@ func TestRollingRestartCondition(t *testing.T) {
 				"until one works or another revision is requested; see the pool's ScalingError); 1 node waits for its wave",
 		},
 		{
+			// For no fault of the revision: the error says what to fix.
+			name: "second node rolling, its spawns blocked",
+			in: input(abc, testPool("node-a", targetRev, rolledOut(4)),
+				testPool("node-b", targetRev, restarting(2, 4), spawnFailed("could not start: env S: the agent may not get Secrets ...; the agent tries again"), blocked),
+				testPool("node-c", oldRev, rolledOut(4))),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
+			exact: "node 2/3 (node-b), process 3/4, its spawns blocked: could not start: env S: the agent may not get Secrets ...; the agent tries again; 1 node waits for its wave",
+		},
+		{
 			// A spawn error of the revision before is no news of this one.
 			name:  "second node rolling, spawns of another revision failed",
 			in:    input(abc, testPool("node-a", targetRev, rolledOut(4)), testPool("node-b", targetRev, restarting(2, 4), spawnFailed("x"), spawnsOf(oldRev)), testPool("node-c", oldRev, rolledOut(4))),

@@ -3,6 +3,7 @@ package controllers
 import (
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -113,6 +114,13 @@ func spawnFailed(reason string) poolOpt {
 		p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: reason, Time: metav1.Time{Time: t0}}
 		setCond(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "")
 	}
+}
+
+// blocked: the pool's failing spawns fail for no fault of their revision
+// (ReasonSpawnBlocked: a port taken, a Secret the agent could not read).
+func blocked(p *ferryv1.ProcessPool) {
+	c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionScalingError)
+	setCond(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBlocked, c.Message)
 }
 
 // spawnsOf makes the last spawn error one of revision.

@@ -127,10 +127,24 @@ type poolReport struct {
 }
 
 // spawnsFail: the pool's agent reports that its spawns of revision fail
-// (ScalingError, the last spawn error of revision), and backs them off.
+// (ScalingError, the last spawn error of revision), and backs them off;
+// not for a cause outside the revision (ReasonSpawnBlocked: a port taken,
+// a Secret the agent could not read), which says nothing of whether the
+// revision starts: the agent retries until the cause passes.
 func spawnsFail(st *ferryv1.ProcessPoolStatus, revision string) bool {
-	return meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionScalingError) &&
-		st.LastSpawnError != nil && st.LastSpawnError.Revision == revision
+	c := spawnsBackOff(st, revision)
+	return c != nil && c.Reason != ferryv1.ReasonSpawnBlocked
+}
+
+// spawnsBackOff is the pool's ScalingError condition when its agent backs
+// off spawns of revision, for whatever cause (its reason says which);
+// nil when it does not.
+func spawnsBackOff(st *ferryv1.ProcessPoolStatus, revision string) *metav1.Condition {
+	c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionScalingError)
+	if c == nil || c.Status != metav1.ConditionTrue || st.LastSpawnError == nil || st.LastSpawnError.Revision != revision {
+		return nil
+	}
+	return c
 }
 
 // settled: the pool runs the target rolled out, and has lived the crash

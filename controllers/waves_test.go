@@ -138,6 +138,24 @@ func TestAssessPool(t *testing.T) {
 			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true},
 		},
 		{
+			// Resistance off: the target's spawns fail, the old processes serve.
+			name: "failing to spawn the target mid-restart",
+			pool: testPool("a", target, restarting(0, 2), spawnFailed("exited with status 1")),
+			want: poolReport{OnTarget: true, Reported: true, Ready: true, Restarting: true, FailsTarget: true},
+		},
+		{
+			// A Secret the agent may not read: the agent retries the step,
+			// the old processes serve, nothing is known of the revision.
+			name: "spawns of the target blocked mid-restart are not failing it",
+			pool: testPool("a", target, restarting(0, 2), spawnFailed("env SECRET_KEY: the agent may not get Secrets"), blocked),
+			want: poolReport{OnTarget: true, Reported: true, Ready: true, Restarting: true},
+		},
+		{
+			name: "spawns of the target blocked with nothing running are not failing it",
+			pool: testPool("a", target, failsSpawns(target, "env SECRET_KEY: could not read Secret"), blocked),
+			want: poolReport{OnTarget: true, Reported: true, Updated: true},
+		},
+		{
 			name: "failing to spawn an older revision is not failing the target",
 			pool: testPool("a", target, failsSpawns("1-abc", "x")),
 			want: poolReport{OnTarget: true, Reported: true, Updated: true},

@@ -256,9 +256,13 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: %[2]s}]
 }
 
 // TestEnvFromForbiddenSaysWhatGrantsIt: an agent with the chart's RBAC
-// without agent.secretEnv (ProcessPools and Leases only) fails the spawn
-// with a message naming the Secret, the key and the value that grants
-// it; once granted get on Secrets, the next spawn works.
+// without agent.secretEnv (ProcessPools and Leases only), restarting onto
+// a revision with a valueFrom, fails the spawn with a message naming the
+// Secret, the key and the value that grants it; the pool neither resists
+// the revision nor reports it as one that cannot start (ScalingError
+// SpawnBlocked, which the manager does not hold against it), the old
+// processes serving; once granted get on Secrets, the restart completes
+// with no new revision.
 func TestEnvFromForbiddenSaysWhatGrantsIt(t *testing.T) {
 	ns := namespace(t)
 	user := "ferry-agent-" + rand.String(6)
@@ -271,15 +275,28 @@ func TestEnvFromForbiddenSaysWhatGrantsIt(t *testing.T) {
 	runAgent(t, "node-forbidden", cfg, stateDir(t))
 	port := freePort(t)
 	pp := newPool(ns, "env-node-forbidden", "node-forbidden", "1-aaa", port, envecho())
-	pp.Spec.Template.App.Env = []ferryv1.EnvVar{{Name: "SECRET_KEY", ValueFrom: fromSecret("django", "SECRET_KEY")}}
 	create(t, pp)
 	key := client.ObjectKeyFromObject(pp)
-	want := fmt.Sprintf(`could not start: env SECRET_KEY: the agent may not get Secrets in namespace %s, so cannot read key "SECRET_KEY" of Secret "django": the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again`, ns)
-	waitPool(t, key, "the forbidden read reported", func(p *ferryv1.ProcessPool) bool {
-		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Reason == want
+	got := waitPool(t, key, "revision 1 rolled out", rolledOut)
+	patchPool(t, got, func(p *ferryv1.ProcessPool) {
+		p.Spec.Revision = "2-secret"
+		p.Spec.Template.App.Env = []ferryv1.EnvVar{{Name: "SECRET_KEY", ValueFrom: fromSecret("django", "SECRET_KEY")}}
 	})
+	want := fmt.Sprintf(`could not start: env SECRET_KEY: the agent may not get Secrets in namespace %s, so cannot read key "SECRET_KEY" of Secret "django": the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again`, ns)
+	blocked := waitPool(t, key, "the forbidden read reported", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Reason == want &&
+			meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionScalingError)
+	})
+	st := blocked.Status
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionScalingError); c.Reason != ferryv1.ReasonSpawnBlocked {
+		t.Errorf("ScalingError reason %q, want %s: the manager would take revision 2 for one that cannot start here", c.Reason, ferryv1.ReasonSpawnBlocked)
+	}
+	if meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionResistingDeploymentError) || st.ProcessCounts.Ready != 2 {
+		t.Errorf("resisting %v, counts %+v: want revision 1's 2 processes serving, nothing resisted",
+			meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionResistingDeploymentError), st.ProcessCounts)
+	}
 	grant(t, user, user+"-env", `[{apiGroups: [""], resources: [secrets, configmaps], verbs: [get]}]`)
-	waitPool(t, key, "rolled out once granted", rolledOut)
+	waitPool(t, key, "revision 2 rolled out once granted", rolledOut)
 	wantEnv(t, port, "SECRET_KEY", "granted")
 }
 

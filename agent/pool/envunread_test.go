@@ -32,7 +32,9 @@ func (u *unreadOnce) Value(context.Context, ferryv1.EnvVarSource) (string, bool,
 // revision is not resisted for it. Before, the failed read was a spawn
 // error like the app's own, and the pool resisted a good revision (and
 // the manager halted its rollout everywhere) until someone asked for
-// another (found by review).
+// another (found by review). While it backs off, its status says the
+// failure is not the revision's (ScalingBlocked), or the manager would
+// take the revision for one that cannot start and send the node back.
 func TestUnreadEnvIsNotADeploymentError(t *testing.T) {
 	root, _ := filepath.Abs("../spawn/testdata/cmd")
 	tmpl := agenttest.WSGIAt(root, 1, 1)
@@ -43,12 +45,23 @@ func TestUnreadEnvIsNotADeploymentError(t *testing.T) {
 	next := tmpl
 	next.App.Env = []ferryv1.EnvVar{{Name: "S", ValueFrom: &ferryv1.EnvVarSource{SecretKeyRef: &ferryv1.KeySelector{Name: "django", Key: "S"}}}}
 	e.Pool.Update(pool.Config{Name: "t/envunread", Revision: "2", Template: next})
+	var backedOff, blocked int // statuses with revision 2's scaling error, and those saying it is not the revision's
 	s := e.WaitFor(t, 2*time.Minute, "the restart to revision 2 over", func(s pool.Status) bool {
 		if s.Resisting != nil {
 			t.Fatalf("the pool resists revision 2 for a read the API server did not answer once: %s", s.Resisting.Reason)
 		}
+		if s.ScalingError != nil && s.ScalingError.Revision == "2" {
+			backedOff++
+			if s.ScalingBlocked {
+				blocked++
+			}
+		}
 		return s.LastRestart != nil && s.Restart == nil
 	})
+	if backedOff == 0 || blocked != backedOff {
+		t.Errorf("%d of %d statuses backing off revision 2 said ScalingBlocked, want all and at least one: "+
+			"the manager takes the others for a revision that cannot start", blocked, backedOff)
+	}
 	if len(s.Processes) != 1 || s.Processes[0].Revision != "2" {
 		t.Errorf("processes %+v, want one of revision 2", s.Processes)
 	}

@@ -301,6 +301,11 @@ type scalingState struct {
 	steppedAt time.Time
 	until     time.Time
 	err       *ferryv1.SpawnError
+	// blocked: err failed for no fault of its revision (notTheRevisions:
+	// a port another program took, an env valueFrom not read). The
+	// ScalingError condition says so (ReasonSpawnBlocked), and the manager
+	// does not take it for a revision that cannot start there.
+	blocked bool
 	// crashSince, when set, is the first crash of a loop: the failures are
 	// of workers that died soon after they were ready. Their replacements
 	// coming up proves nothing, so the count stays (each crash backs off
@@ -1243,6 +1248,7 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool, began, fail
 	se := spawnError(revision, err)
 	p.lastErr = se
 	p.scaling.err = se
+	p.scaling.blocked = !crash && notTheRevisions(err)
 	now := time.Now()
 	backoff := max(0, p.scaling.fail(now, began, failed, crash).Sub(now))
 	return []any{"backoff", backoff.Round(time.Millisecond).String(), "step", p.scaling.steps}

@@ -29,8 +29,12 @@ type Status struct {
 	ScalingError    *ferryv1.SpawnError `json:"scalingError,omitempty"`
 	ScalingRetryAt  *metav1.Time        `json:"scalingRetryAt,omitempty"`
 	ScalingFailures int                 `json:"scalingFailures,omitempty"`
-	LastSpawnError  *ferryv1.SpawnError `json:"lastSpawnError,omitempty"`
-	LastRestart     *RestartSummary     `json:"lastRestart,omitempty"`
+	// ScalingBlocked: ScalingError failed for no fault of its revision (a
+	// port another program took, an env valueFrom the agent could not
+	// read): the pool retries, and nothing is judged of the revision.
+	ScalingBlocked bool                `json:"scalingBlocked,omitempty"`
+	LastSpawnError *ferryv1.SpawnError `json:"lastSpawnError,omitempty"`
+	LastRestart    *RestartSummary     `json:"lastRestart,omitempty"`
 	// RevisionStarted: a process of Revision has been ready in this pool's
 	// life. False while the pool boots its first processes of it, and
 	// while its app cannot start (every spawn fails).
@@ -63,6 +67,7 @@ func (p *Pool) Status() Status {
 		s.ScalingError = p.scaling.err.DeepCopy()
 		s.ScalingRetryAt = &metav1.Time{Time: p.scaling.until}
 		s.ScalingFailures = p.scaling.failures
+		s.ScalingBlocked = p.scaling.blocked
 	}
 	for _, w := range p.workers {
 		s.Processes = append(s.Processes, w.infoLocked())
@@ -212,6 +217,9 @@ func (s Status) scalingCondition() metav1.Condition {
 		return c
 	}
 	c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff
+	if s.ScalingBlocked {
+		c.Reason = ferryv1.ReasonSpawnBlocked
+	}
 	c.Message = fmt.Sprintf("spawn of revision %s failed %d time(s)", s.ScalingError.Revision, max(1, s.ScalingFailures))
 	if !s.RevisionStarted && s.failsToStart() {
 		c.Message += ", and no process of it has been ready yet"

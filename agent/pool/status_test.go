@@ -83,6 +83,11 @@ func TestConditions(t *testing.T) {
 			ferryv1.ConditionScalingError:             {metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff, "failed 3 time(s): the app failed to load"},
 			ferryv1.ConditionResistingDeploymentError: {metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError, "No deployment error is being resisted"},
 		}},
+		{"scaling error of no fault of the revision", with(func(s *Status) {
+			s.ScalingError, s.ScalingBlocked = spawnErr, true
+		}), map[string]want{
+			ferryv1.ConditionScalingError: {metav1.ConditionTrue, ferryv1.ReasonSpawnBlocked, "the app failed to load"},
+		}},
 		{"scaling error next attempt", with(func(s *Status) {
 			s.ScalingError = spawnErr
 			s.ScalingRetryAt = &metav1.Time{Time: now.Add(4 * time.Second)}

@@ -149,6 +149,14 @@ const (
 	// extra one, a replacement, or the first of a new pool); the pool
 	// retries with exponential backoff.
 	ReasonSpawnBackoff = "SpawnBackoff"
+	// ReasonSpawnBlocked: a spawn failed for a cause outside the app's
+	// revision: a port the worker was given taken by another program, or
+	// an env valueFrom whose Secret or ConfigMap the agent could not read
+	// (API server away, or not allowed). The pool retries with backoff,
+	// a rolling restart's old processes serving; the manager does not
+	// count it against the revision (it neither halts the rollout nor
+	// returns the node), and it passes once the cause does.
+	ReasonSpawnBlocked = "SpawnBlocked"
 	// ReasonSpawnsHealthy: no spawn is failing.
 	ReasonSpawnsHealthy = "SpawnsHealthy"
 )
