@@ -138,7 +138,8 @@ func TestAssessPool(t *testing.T) {
 			want: poolReport{OnTarget: true, Reported: true, Updated: true, RolledOut: true},
 		},
 		{
-			// Resistance off: the target's spawns fail, the old processes serve.
+			// The target's spawns fail (SpawnBackoff) with none of it
+			// running, old processes serving: held against the target.
 			name: "failing to spawn the target mid-restart",
 			pool: testPool("a", target, restarting(0, 2), spawnFailed("exited with status 1")),
 			want: poolReport{OnTarget: true, Reported: true, Ready: true, Restarting: true, FailsTarget: true},

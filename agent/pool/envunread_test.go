@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/spawn"
@@ -70,5 +72,37 @@ func TestUnreadEnvIsNotADeploymentError(t *testing.T) {
 	}
 	if s.LastSpawnError == nil || !strings.Contains(s.LastSpawnError.Reason, "the agent tries again") {
 		t.Errorf("last spawn error %+v, want the failed read's", s.LastSpawnError)
+	}
+}
+
+// TestBlockedStepThenTheAppsOwnFailure: with resistDeploymentErrors
+// false, a restart step blocked once (the Secret not read) and then
+// failing of the app's own (read since) ends that step, as any failed
+// step does; the blocked backoff is not left behind as a scaling error
+// that says the revision's spawns are blocked (review2 found it).
+func TestBlockedStepThenTheAppsOwnFailure(t *testing.T) {
+	root, _ := filepath.Abs("../spawn/testdata/cmd")
+	tmpl := agenttest.WSGIAt(root, 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py", "$(PORT)"}}
+	tmpl.Restart.ResistDeploymentErrors = ptr.To(false)
+	src := &unreadOnce{}
+	e := agenttest.Start(t, pool.Config{Name: "t/blockedthenbroken", Revision: "1", Template: tmpl}, agenttest.Options{EnvFrom: src})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	broken := tmpl
+	broken.App.Command = []string{"python3", "-c", "import sys; sys.exit('broken in revision 2')"}
+	broken.App.Env = []ferryv1.EnvVar{{Name: "S", ValueFrom: &ferryv1.EnvVarSource{SecretKeyRef: &ferryv1.KeySelector{Name: "django", Key: "S"}}}}
+	e.Pool.Update(pool.Config{Name: "t/blockedthenbroken", Revision: "2", Template: broken})
+	s := e.WaitFor(t, 2*time.Minute, "the restart to revision 2 over", func(s pool.Status) bool {
+		return s.LastRestart != nil && s.Restart == nil
+	})
+	if lr := s.LastRestart; lr.Failed != 1 || lr.Outcome != pool.OutcomeWithErrors {
+		t.Errorf("last restart %+v, want its one step failed (%s)", *lr, pool.OutcomeWithErrors)
+	}
+	if s.ScalingError != nil {
+		t.Errorf("scaling error %+v (blocked %v) after the step failed of the app's own: want none, nothing backs off",
+			*s.ScalingError, s.ScalingBlocked)
+	}
+	if n := src.reads.Load(); n != 2 {
+		t.Errorf("%d reads of the Secret, want the failed one and the one before the app failed", n)
 	}
 }

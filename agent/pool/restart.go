@@ -277,6 +277,12 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 	default:
 		p.recordSpawnError(target, err)
 		p.mu.Lock()
+		if p.scaling.err != nil && p.scaling.err.Revision == target {
+			// The backoff of an earlier try of this step, blocked (a Secret
+			// not read, since granted): this failure is the app's own and
+			// ends the step; the blocked one no longer holds anything.
+			p.scaling = scalingState{}
+		}
 		rs.skipped[x.ID] = true
 		rs.failed++
 		if len(rs.errors) < maxRestartErrors {

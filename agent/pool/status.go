@@ -160,6 +160,11 @@ func (s Status) restartCondition() metav1.Condition {
 		if len(s.LastRestart.Errors) > 0 {
 			c.Message += ": " + s.LastRestart.Errors[0].Reason
 		}
+	case !s.RevisionStarted && s.failsToStart() && s.ScalingBlocked:
+		// Nothing is known of the revision yet: what blocks it is not its.
+		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutComplete
+		c.Message = fmt.Sprintf("no process of revision %s has been ready yet: its spawns are blocked for no fault "+
+			"of the revision (see ScalingError), %s", s.Revision, contract.SpawnsRetried)
 	case !s.RevisionStarted && s.failsToStart():
 		// Nothing older to resist with: the revision has never run here.
 		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutHalted

@@ -127,6 +127,14 @@ func TestConditions(t *testing.T) {
 				"spawn of revision 2 failed 4 time(s), and no process of it has been ready yet: the app failed to load"},
 			ferryv1.ConditionReady: {metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady, "spawns are failing"},
 		}},
+		{"blocked before it started", with(func(s *Status) {
+			s.RevisionStarted, s.Counts = false, ferryv1.ProcessCounts{}
+			s.ScalingError, s.ScalingBlocked = &ferryv1.SpawnError{Revision: "2", Reason: "env S: the agent may not get Secrets"}, true
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+				"no process of revision 2 has been ready yet: its spawns are blocked for no fault of the revision (see ScalingError), retried with backoff"},
+			ferryv1.ConditionScalingError: {metav1.ConditionTrue, ferryv1.ReasonSpawnBlocked, "env S: the agent may not get Secrets"},
+		}},
 		{"cannot start, a spawn retried", with(func(s *Status) {
 			s.RevisionStarted, s.Counts = false, ferryv1.ProcessCounts{Updated: 1, Total: 1}
 			s.Processes = []ferryv1.ProcessInfo{{PID: 7, Revision: "2", State: ferryv1.ProcessSpawning}}

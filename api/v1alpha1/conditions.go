@@ -145,9 +145,10 @@ const (
 
 // Reasons for the ScalingError condition.
 const (
-	// ReasonSpawnBackoff: a spawn failed outside a rolling restart (an
-	// extra one, a replacement, or the first of a new pool); the pool
-	// retries with exponential backoff.
+	// ReasonSpawnBackoff: a spawn failed (an extra one, a replacement, the
+	// first of a new pool, or a rolling restart's step of a revision that
+	// already serves there) or a process died soon after it was ready;
+	// the pool retries with exponential backoff.
 	ReasonSpawnBackoff = "SpawnBackoff"
 	// ReasonSpawnBlocked: a spawn failed for a cause outside the app's
 	// revision: a port the worker was given taken by another program, or
