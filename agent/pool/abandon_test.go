@@ -37,6 +37,9 @@ func TestAbandonedRequestKeepsItsWorker(t *testing.T) {
 
 	leaveAtGate(t, e, gate)
 	held := busyPID(e.Pool.Status()) // the app has the request: its worker is busy
+	if held == 0 {
+		t.Fatalf("no worker busy once the app had the abandoned request: %+v", e.Pool.Status().Processes)
+	}
 
 	// Each request has loadgen's 10 s: one handed the held worker would
 	// wait for the gate, which opens only after.
@@ -60,6 +63,21 @@ func TestAbandonedRequestKeepsItsWorker(t *testing.T) {
 	})
 	if obs.died.Load() != 0 || obs.overran.Load() != 0 {
 		t.Errorf("%d workers died, %d overran; want none: the abandoned request was answered", obs.died.Load(), obs.overran.Load())
+	}
+}
+
+// receive is what ch gives, failing the test after two minutes with what
+// it waited for: a request the test holds at /gate answers only if its
+// worker is stopped, and one that went elsewhere would never.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("timed out after 2m waiting for %s", what)
+		var zero T
+		return zero
 	}
 }
 

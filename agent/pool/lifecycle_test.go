@@ -103,7 +103,7 @@ func TestKilledWorkerAnswers502WithClearBody(t *testing.T) {
 	if err := syscall.Kill(int(victim.PID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	a := <-got
+	a := receive(t, got, "the killed worker's request answered")
 	want := "the worker process (pid " + strconv.Itoa(int(victim.PID)) + ") exited while handling this request"
 	if a.code != http.StatusBadGateway || !strings.Contains(a.body, want) {
 		t.Fatalf("got %d %q, want 502 saying %q", a.code, a.body, want)

@@ -443,7 +443,7 @@ func TestRollingRestartKillsAnOldWorkerPastShutdownTimeout(t *testing.T) {
 	}
 	book.WaitFor(t, "Worker did not finish its requests within the wait it had")
 	book.WaitFor(t, "Killed worker that did not exit within shutdownTimeout")
-	if code := <-answered; code != http.StatusBadGateway {
+	if code := receive(t, answered, "the stuck request answered"); code != http.StatusBadGateway {
 		t.Errorf("the stuck request got %d, want 502: its worker was killed", code)
 	}
 	if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {

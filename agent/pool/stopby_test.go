@@ -76,9 +76,8 @@ func TestRequestCutAtThePoolsCloseNamesTheWaitItHad(t *testing.T) {
 	cutWith(t, a, pid, "as its pool closed (the agent stopping, or the pool removed): its requests were not done within the ",
 		" the pool's close left them (shutdownTimeout is 5s); the request was cut")
 	// The wait it had is the close's deadline less the time taken to get
-	// to the worker's stop (to 10ms): 1s, or a little less on a loaded
-	// machine.
-	if d := waitHadIn(a.Body); d > time.Second || d < 500*time.Millisecond {
+	// to the worker's stop (to 10ms): 1s, or less on a loaded machine.
+	if d := waitHadIn(a.Body); d <= 0 || d > time.Second {
 		t.Errorf("the cut request got %q, want the wait it had, at most the close's 1s", a.Body)
 	}
 	if strings.Contains(a.Body, "within shutdownTimeout") {
