@@ -62,7 +62,11 @@ func TestRequestOfDeathThroughARollout(t *testing.T) {
 }
 
 // crashLoop starts a client that sends GET /crash to e in a loop, until
-// stop is called (or the test ends).
+// stop is called (or the test ends). After each death, once the pool has
+// judged it, it asks for / until one is answered: the pool excuses a
+// young revision's deaths in one request only while the app is seen
+// serving others, and on a loaded machine the users' requests alone may
+// not be answered between two deaths the loop makes back to back.
 func crashLoop(t *testing.T, e *deathEnv) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -71,8 +75,19 @@ func crashLoop(t *testing.T, e *deathEnv) (stop func()) {
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
+			before := e.obs.died.Load()
 			if code, _, _ := fetch(e.URL + "/crash"); code != http.StatusBadGateway {
 				time.Sleep(10 * time.Millisecond) // no process to kill: do not spin
+				continue
+			}
+			for end := time.Now().Add(5 * time.Second); e.obs.died.Load() == before && time.Now().Before(end); {
+				time.Sleep(time.Millisecond)
+			}
+			for ctx.Err() == nil {
+				if code, _, _ := fetch(e.URL + "/"); code == http.StatusOK {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 		}
 	}()
