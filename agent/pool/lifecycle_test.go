@@ -88,15 +88,7 @@ func TestKilledWorkerAnswers502WithClearBody(t *testing.T) {
 	tmpl := agenttest.WSGIAt(root, 1, 1, env("GATE", gate))
 	e := agenttest.Start(t, pool.Config{Name: "t/kill502", Revision: "1", Template: tmpl}, agenttest.Options{})
 	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
-	type answer struct {
-		code int
-		body string
-	}
-	got := make(chan answer, 1)
-	go func() {
-		resp, body := httpGet(t, e.URL+"/gate")
-		got <- answer{resp.StatusCode, body}
-	}()
+	got := agenttest.GetLater(e.URL + "/gate")
 	victim := e.WaitFor(t, time.Minute, "the request in the app", func(s pool.Status) bool {
 		return reached(gate) && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
 	}).Processes[0]
@@ -105,8 +97,8 @@ func TestKilledWorkerAnswers502WithClearBody(t *testing.T) {
 	}
 	a := receive(t, got, "the killed worker's request answered")
 	want := "the worker process (pid " + strconv.Itoa(int(victim.PID)) + ") exited while handling this request"
-	if a.code != http.StatusBadGateway || !strings.Contains(a.body, want) {
-		t.Fatalf("got %d %q, want 502 saying %q", a.code, a.body, want)
+	if a.Code != http.StatusBadGateway || !strings.Contains(a.Body, want) {
+		t.Fatalf("got %d %q (%v), want 502 saying %q", a.Code, a.Body, a.Err, want)
 	}
 	e.WaitFor(t, time.Minute, "a replacement", func(s pool.Status) bool {
 		return agenttest.Ready(1)(s) && s.Processes[0].PID != victim.PID

@@ -420,11 +420,7 @@ func TestRollingRestartKillsAnOldWorkerPastShutdownTimeout(t *testing.T) {
 	log := book.Logger()
 	e := agenttest.Start(t, pool.Config{Name: "t/stuck", Revision: "1", Template: tmpl}, agenttest.Options{Log: &log})
 	old := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
-	answered := make(chan int, 1)
-	go func() {
-		code, _, _ := fetch(e.URL + "/gate")
-		answered <- code
-	}()
+	answered := agenttest.GetLater(e.URL + "/gate")
 	e.WaitFor(t, time.Minute, "the request stuck in the app", func(s pool.Status) bool {
 		return reached(gate) && len(s.Processes) == 1 && s.Processes[0].Sessions == 1
 	})
@@ -443,8 +439,8 @@ func TestRollingRestartKillsAnOldWorkerPastShutdownTimeout(t *testing.T) {
 	}
 	book.WaitFor(t, "Worker did not finish its requests within the wait it had")
 	book.WaitFor(t, "Killed worker that did not exit within shutdownTimeout")
-	if code := receive(t, answered, "the stuck request answered"); code != http.StatusBadGateway {
-		t.Errorf("the stuck request got %d, want 502: its worker was killed", code)
+	if a := receive(t, answered, "the stuck request answered"); a.Code != http.StatusBadGateway {
+		t.Errorf("the stuck request got %d (%v), want 502: its worker was killed", a.Code, a.Err)
 	}
 	if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {
 		t.Errorf("GET / after the restart: %d", resp.StatusCode)
