@@ -88,7 +88,10 @@ func pickValue(kind string, ref ferryv1.KeySelector, namespace string, v string,
 		return "", false, &spawn.EnvUnreadError{Err: fmt.Errorf("the agent may not get %ss in namespace %s, so cannot read key %q of %s %q: the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again",
 			kind, namespace, ref.Key, kind, ref.Name)}
 	case getErr != nil:
-		return "", false, &spawn.EnvUnreadError{Err: fmt.Errorf("could not read %s (is the API server reachable from the node?); the agent tries again: %w", what, getErr)}
+		// Any other failure is the API server's not answering (a transport
+		// error, a timeout, 429, 5xx), but for refused credentials.
+		return "", false, &spawn.EnvUnreadError{Unanswered: !apierrors.IsUnauthorized(getErr),
+			Err: fmt.Errorf("could not read %s (is the API server reachable from the node?); the agent tries again: %w", what, getErr)}
 	}
 	switch {
 	case !found && optional:

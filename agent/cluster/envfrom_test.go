@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,6 +28,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/spawn"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // envecho is the testdata app answering GET /NAME with $NAME.
@@ -185,6 +188,7 @@ func TestPickValue(t *testing.T) {
 	notFound := apierrors.NewNotFound(gr, "django")
 	forbidden := apierrors.NewForbidden(gr, "django", errors.New("no RBAC"))
 	down := errors.New("dial tcp 10.0.0.1:6443: connect: connection refused")
+	unauthorized := apierrors.NewUnauthorized("token expired")
 	ref := ferryv1.KeySelector{Name: "django", Key: "SECRET_KEY"}
 	opt := ferryv1.KeySelector{Name: "django", Key: "SECRET_KEY", Optional: ptr.To(true)}
 	data := map[string]string{"SECRET_KEY": "v", "OTHER": "w"}
@@ -196,20 +200,25 @@ func TestPickValue(t *testing.T) {
 		value   string
 		ok      bool
 		wantErr string
-		unread  bool // spawn.EnvUnreadError: no fault of the revision, tried again
+		// unread is "" or how the spawn.EnvUnreadError (no fault of the
+		// revision, tried again) came: "refused", or "unanswered" (the
+		// agent's memory of the revision's value may stand in).
+		unread string
 	}{
-		{"found", ref, data, nil, "v", true, "", false},
-		{"empty value found", ref, map[string]string{"SECRET_KEY": ""}, nil, "", true, "", false},
+		{"found", ref, data, nil, "v", true, "", ""},
+		{"empty value found", ref, map[string]string{"SECRET_KEY": ""}, nil, "", true, "", ""},
 		{"no such Secret", ref, nil, notFound, "", false,
-			`Secret "django" in namespace ns does not exist: create it with the key "SECRET_KEY", or mark the reference optional (a pool that resists a revision for this needs a new one: kubectl ferry restart)`, false},
-		{"no such Secret, optional", opt, nil, notFound, "", false, "", false},
+			`Secret "django" in namespace ns does not exist: create it with the key "SECRET_KEY", or mark the reference optional (a pool that resists a revision for this needs a new one: kubectl ferry restart)`, ""},
+		{"no such Secret, optional", opt, nil, notFound, "", false, "", ""},
 		{"no such key", ref, map[string]string{"OTHER": "w"}, nil, "", false,
-			`Secret "django" in namespace ns has no key "SECRET_KEY": add it, or mark the reference optional (a pool that resists a revision for this needs a new one: kubectl ferry restart)`, false},
-		{"no such key, optional", opt, map[string]string{"OTHER": "w"}, nil, "", false, "", false},
+			`Secret "django" in namespace ns has no key "SECRET_KEY": add it, or mark the reference optional (a pool that resists a revision for this needs a new one: kubectl ferry restart)`, ""},
+		{"no such key, optional", opt, map[string]string{"OTHER": "w"}, nil, "", false, "", ""},
 		{"forbidden, optional or not", opt, nil, forbidden, "", false,
-			`the agent may not get Secrets in namespace ns, so cannot read key "SECRET_KEY" of Secret "django": the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again`, true},
+			`the agent may not get Secrets in namespace ns, so cannot read key "SECRET_KEY" of Secret "django": the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again`, "refused"},
 		{"API server away, optional or not", opt, nil, down, "", false,
-			`could not read Secret "django" in namespace ns (is the API server reachable from the node?); the agent tries again: ` + down.Error(), true},
+			`could not read Secret "django" in namespace ns (is the API server reachable from the node?); the agent tries again: ` + down.Error(), "unanswered"},
+		{"credentials refused", ref, nil, unauthorized, "", false,
+			`could not read Secret "django" in namespace ns (is the API server reachable from the node?); the agent tries again: ` + unauthorized.Error(), "refused"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,9 +231,12 @@ func TestPickValue(t *testing.T) {
 			if v != tc.value || ok != tc.ok || gotErr != tc.wantErr {
 				t.Errorf("pickValue = %q, %v, %q; want %q, %v, %q", v, ok, gotErr, tc.value, tc.ok, tc.wantErr)
 			}
-			var u *spawn.EnvUnreadError
-			if errors.As(err, &u) != tc.unread {
-				t.Errorf("pickValue's error %v: an EnvUnreadError %v, want %v", err, !tc.unread, tc.unread)
+			unread := ""
+			if u := (*spawn.EnvUnreadError)(nil); errors.As(err, &u) {
+				unread = map[bool]string{false: "refused", true: "unanswered"}[u.Unanswered]
+			}
+			if unread != tc.unread {
+				t.Errorf("pickValue's error %v: unread %q, want %q", err, unread, tc.unread)
 			}
 		})
 	}
@@ -324,4 +336,49 @@ func TestObjectValues(t *testing.T) {
 			t.Errorf("%s: %q, %v; want %q, %v", tc.name, v, ok, tc.value, tc.found)
 		}
 	}
+}
+
+// TestEnvFromOutageKeepsTheRevisionsValues: with the API server
+// unreachable, a worker of a revision whose env has valueFrom that dies is
+// replaced, with the value its revision's workers got (kept in the agent's
+// memory: spawn.EnvMemory), not left out until the API server is back.
+func TestEnvFromOutageKeepsTheRevisionsValues(t *testing.T) {
+	ns := namespace(t)
+	fwd, cfg := throughForwarder(t)
+	book := agenttest.NewLogbook(t)
+	runAgent(t, "node-envout", cfg, stateDir(t), logTo(book))
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "django"}, Data: map[string][]byte{"SECRET_KEY": []byte("kept")}})
+	port := freePort(t)
+	pp := newPool(ns, "env-node-envout", "node-envout", "1-aaa", port, envecho())
+	pp.Spec.Template.App.Env = []ferryv1.EnvVar{{Name: "SECRET_KEY", ValueFrom: fromSecret("django", "SECRET_KEY")}}
+	create(t, pp)
+	ready := waitPool(t, client.ObjectKeyFromObject(pp), "revision 1 rolled out", rolledOut)
+	old := map[int]bool{}
+	for _, p := range ready.Status.Processes {
+		old[int(p.PID)] = true
+	}
+
+	fwd.cut()
+	defer fwd.restore(t)
+	victim := ready.Status.Processes[0].PID
+	if err := syscall.Kill(int(victim), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Eventually(t, 90*time.Second, "a worker spawned in place of the killed one", func() error {
+		for _, e := range book.Find("Spawned worker") {
+			if pid, _ := e.Value("pid"); pid != nil && !old[pid.(int)] {
+				return nil
+			}
+		}
+		return errors.New("none yet")
+	})
+	recalled := book.Find("The API server did not answer the read of an env valueFrom")
+	if len(recalled) == 0 {
+		t.Fatal("no log line says the replacement got its revision's value from the agent's memory")
+	}
+	if src, _ := recalled[0].Value("source"); src != `key "SECRET_KEY" of Secret "django"` {
+		t.Errorf("the line names %v, want the key and the Secret", src)
+	}
+	wantEnv(t, port, "SECRET_KEY", "kept")
+	book.Check(t)
 }

@@ -217,6 +217,10 @@ type Pool struct {
 	// ctx is cancelled by Close: spawns in flight give up.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// envMemory keeps what env valueFrom gave the newest revisions'
+	// workers, for their replacements while the API server does not
+	// answer (spawn.EnvMemory).
+	envMemory spawn.EnvMemory
 
 	mu        sync.Mutex
 	cfg       Config
@@ -1137,6 +1141,7 @@ func (p *Pool) spawnSpec(w *Worker) spawn.Spec {
 		Log:          p.log,
 		Users:        p.opts.WorkerUsers,
 		EnvFrom:      p.opts.EnvFrom,
+		EnvMemory:    &p.envMemory,
 	}
 }
 

@@ -24,7 +24,14 @@ type EnvSource interface {
 // again (Error.NotTheRevisions) rather than resisting the revision: once
 // the API server answers, or the agent is granted the read, the same
 // revision spawns. A missing Secret, ConfigMap or key is the revision's.
-type EnvUnreadError struct{ Err error }
+type EnvUnreadError struct {
+	Err error
+	// Unanswered: the API server did not answer (unreachable, timed out,
+	// overloaded), as opposed to refusing the agent. A worker of a
+	// revision already spawned then gets the value its siblings got
+	// (EnvMemory).
+	Unanswered bool
+}
 
 func (e *EnvUnreadError) Error() string { return e.Err.Error() }
 func (e *EnvUnreadError) Unwrap() error { return e.Err }

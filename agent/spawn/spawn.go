@@ -52,6 +52,9 @@ type Spec struct {
 	// EnvFrom reads the app's env valueFrom at each spawn (cluster mode);
 	// nil: a valueFrom fails the spawn.
 	EnvFrom EnvSource
+	// EnvMemory, if set, keeps what EnvFrom read for Revision, and gives
+	// it when the API server does not answer (one per pool).
+	EnvMemory *EnvMemory
 }
 
 // Error is a failed spawn.
@@ -300,7 +303,11 @@ const portSpawns = 3
 // the last. The log says why it was spawned again. The app's env
 // valueFrom is read once, before the first try (EnvFrom).
 func Spawn(ctx context.Context, spec Spec) (*Process, error) {
-	env, err := resolveEnv(ctx, spec.App.Env, spec.EnvFrom)
+	src := spec.EnvFrom
+	if src != nil && spec.EnvMemory != nil {
+		src = spec.EnvMemory.source(spec.Revision, src, spec.Log)
+	}
+	env, err := resolveEnv(ctx, spec.App.Env, src)
 	if err != nil {
 		var unread *EnvUnreadError
 		return nil, &Error{Reason: "could not start: " + err.Error(), envUnread: errors.As(err, &unread)}

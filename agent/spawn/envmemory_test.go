@@ -1,0 +1,97 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/go-logr/logr"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// scriptedSource answers each read with the next of its answers.
+type scriptedSource struct{ answers []answer }
+
+type answer struct {
+	v   string
+	ok  bool
+	err error
+}
+
+func (s *scriptedSource) Value(context.Context, ferryv1.EnvVarSource) (string, bool, error) {
+	a := s.answers[0]
+	s.answers = s.answers[1:]
+	return a.v, a.ok, a.err
+}
+
+func TestEnvMemory(t *testing.T) {
+	secret := ferryv1.EnvVarSource{SecretKeyRef: &ferryv1.KeySelector{Name: "s", Key: "k"}}
+	other := ferryv1.EnvVarSource{SecretKeyRef: &ferryv1.KeySelector{Name: "s", Key: "other"}}
+	away := &EnvUnreadError{Err: errors.New("could not read Secret: connection refused"), Unanswered: true}
+	refused := &EnvUnreadError{Err: errors.New("the agent may not get Secrets")}
+	missing := errors.New(`Secret "s" does not exist`)
+	read := answer{v: "v1", ok: true}
+	type step struct {
+		revision string
+		from     ferryv1.EnvVarSource
+		answer   answer // the API server's
+		want     answer // the spawn's
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"an unanswered read gets the revision's value", []step{
+			{"1", secret, read, read},
+			{"1", secret, answer{err: away}, read},
+		}},
+		{"an optional reference found missing stays so", []step{
+			{"1", secret, answer{}, answer{}},
+			{"1", secret, answer{err: away}, answer{}},
+		}},
+		{"a newer value read is the one kept", []step{
+			{"1", secret, read, read},
+			{"1", secret, answer{v: "v2", ok: true}, answer{v: "v2", ok: true}},
+			{"1", secret, answer{err: away}, answer{v: "v2", ok: true}},
+		}},
+		{"another revision's value is not given", []step{
+			{"1", secret, read, read},
+			{"2", secret, answer{err: away}, answer{err: away}},
+		}},
+		{"another key's value is not given", []step{
+			{"1", secret, read, read},
+			{"1", other, answer{err: away}, answer{err: away}},
+		}},
+		{"a refusal is not covered, and forgets", []step{
+			{"1", secret, read, read},
+			{"1", secret, answer{err: refused}, answer{err: refused}},
+			{"1", secret, answer{err: away}, answer{err: away}},
+		}},
+		{"a missing object forgets", []step{
+			{"1", secret, read, read},
+			{"1", secret, answer{err: missing}, answer{err: missing}},
+			{"1", secret, answer{err: away}, answer{err: away}},
+		}},
+		{"the two newest revisions are kept", []step{
+			{"1", secret, read, read},
+			{"2", secret, answer{v: "v2", ok: true}, answer{v: "v2", ok: true}},
+			{"3", secret, answer{v: "v3", ok: true}, answer{v: "v3", ok: true}},
+			{"1", secret, answer{err: away}, answer{err: away}},
+			{"2", secret, answer{err: away}, answer{v: "v2", ok: true}},
+			{"3", secret, answer{err: away}, answer{v: "v3", ok: true}},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var mem EnvMemory
+			for i, s := range tc.steps {
+				src := mem.source(s.revision, &scriptedSource{answers: []answer{s.answer}}, logr.Discard())
+				v, ok, err := src.Value(context.Background(), s.from)
+				if got := (answer{v, ok, err}); got != s.want {
+					t.Fatalf("step %d (revision %s, API server %+v): got %+v, want %+v", i, s.revision, s.answer, got, s.want)
+				}
+			}
+		})
+	}
+}
