@@ -31,6 +31,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -304,12 +305,16 @@ func (s *Stack) createNode(ctx context.Context, n Node) error {
 	return s.Client.Status().Update(ctx, node)
 }
 
-// AgentArgs are the arguments the agent of node runs with.
-func (s *Stack) AgentArgs(node string) []string {
+// AgentArgs are the arguments the agent of node runs with (StartAgent's).
+func (s *Stack) AgentArgs(node string) []string { return s.agentArgs(node, s.Kubeconfig) }
+
+// agentArgs are the arguments of node's agent reaching the API server
+// through kubeconfig.
+func (s *Stack) agentArgs(node, kubeconfig string) []string {
 	n, _ := s.node(node)
 	state := filepath.Join(s.opts.Dir, "agents", n.Name)
 	args := deployargs.Expand(deployargs.AgentArgs(deployargs.LocalAgent(state)), deployargs.LocalAgentEnv(n.Name, n.IP))
-	args = append(args, "--kubeconfig="+s.Kubeconfig)
+	args = append(args, "--kubeconfig="+kubeconfig)
 	if p, ok := s.agentPorts[n.Name]; ok {
 		args = append(args, "--metrics-bind-address="+net.JoinHostPort(n.IP, strconv.Itoa(p[0])),
 			"--health-probe-bind-address="+net.JoinHostPort(n.IP, strconv.Itoa(p[1])))
@@ -317,8 +322,34 @@ func (s *Stack) AgentArgs(node string) []string {
 	return append(args, s.opts.AgentArgs...)
 }
 
-// StartAgent starts (or restarts) the agent of a node.
-func (s *Stack) StartAgent(node string) error {
+// StartAgent starts (or restarts) the agent of a node, as a cluster admin
+// (the stack's Kubeconfig).
+func (s *Stack) StartAgent(node string) error { return s.startAgent(node, s.Kubeconfig) }
+
+// StartAgentAs starts (or restarts) the agent of a node as user: through
+// a kubeconfig like the stack's whose user impersonates user (its `as:`),
+// so that the agent may do only what RBAC grants user, as in a cluster,
+// where it has its service account's roles and no more (a test binds user
+// to the chart's agent roles). The kubeconfig is DIR/kubeconfig-as-USER.
+// StartAgent starts it as an admin again.
+func (s *Stack) StartAgentAs(node, user string) error {
+	cfg, err := clientcmd.LoadFromFile(s.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx, ok := cfg.Contexts[cfg.CurrentContext]
+	if !ok || cfg.AuthInfos[ctx.AuthInfo] == nil {
+		return fmt.Errorf("%s: no user in its current context %q", s.Kubeconfig, cfg.CurrentContext)
+	}
+	cfg.AuthInfos[ctx.AuthInfo].Impersonate = user
+	path := filepath.Join(s.opts.Dir, "kubeconfig-as-"+user)
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return err
+	}
+	return s.startAgent(node, path)
+}
+
+func (s *Stack) startAgent(node, kubeconfig string) error {
 	n, ok := s.node(node)
 	if !ok {
 		return fmt.Errorf("no node %q", node)
@@ -326,7 +357,7 @@ func (s *Stack) StartAgent(node string) error {
 	if p := s.agents[node]; p != nil && p.running() {
 		return fmt.Errorf("the agent of %s is running", node)
 	}
-	p, err := start(filepath.Join(s.opts.Bin, "ferry-agent"), s.AgentArgs(node),
+	p, err := start(filepath.Join(s.opts.Bin, "ferry-agent"), s.agentArgs(node, kubeconfig),
 		deployargs.LocalAgentEnv(n.Name, n.IP), filepath.Join(s.opts.Dir, "logs", "agent-"+n.Name+".log"), false)
 	if err != nil {
 		return err
