@@ -160,10 +160,16 @@ type assessed struct {
 
 func startWait(t *testing.T, ns, name string, args ...string) *waiter {
 	t.Helper()
+	return startWaitGrace(t, 3*time.Second, ns, name, args...)
+}
+
+// startWaitGrace is startWait with App.HaltGrace grace.
+func startWaitGrace(t *testing.T, grace time.Duration, ns, name string, args ...string) *waiter {
+	t.Helper()
 	w := &waiter{seen: make(chan assessed), done: make(chan result, 1)}
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
-	a := &App{HaltGrace: 3 * time.Second, observed: func(ag *ferryv1.AppGroup, r rollout) {
+	a := &App{HaltGrace: grace, observed: func(ag *ferryv1.AppGroup, r rollout) {
 		select {
 		case w.seen <- assessed{ag.ResourceVersion, r}:
 		case <-stop:
@@ -320,6 +326,10 @@ func TestRestartWaitFailsWhenResisting(t *testing.T) {
 // that cannot spawn the revision is followed while the halt may lift (a
 // retried spawn that works); one that lifts rolls out, one that lasts past
 // HaltGrace (3s here) ends the wait with exit 1 and the manager's reason.
+// The halt that lifts has a grace of a minute: the grace runs in real time
+// from the waiter's first sight of the halt, and a read of the AppGroup
+// that a loaded API server answers late, with the halt still in it, would
+// otherwise end the wait before it could see the halt lifted.
 func TestRestartWaitHaltedByANodeThatCannotSpawn(t *testing.T) {
 	for _, lifts := range []bool{true, false} {
 		ns := newNamespace(t)
@@ -328,7 +338,11 @@ func TestRestartWaitHaltedByANodeThatCannotSpawn(t *testing.T) {
 		halted := "Rollout of revision " + target + " halted at 1/2 nodes updated: it failed to spawn on node-2 " +
 			"(the app failed to load), with no older process to keep serving"
 		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 2) })
-		w := startWait(t, ns, "app")
+		grace := 3 * time.Second
+		if lifts {
+			grace = time.Minute
+		}
+		w := startWaitGrace(t, grace, ns, "app")
 		w.next(t)
 		ag := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 			st.Revision = target
