@@ -89,6 +89,12 @@ type Options struct {
 	// waits after its attempt'th failure; default releaseRetryIn. Tests
 	// lengthen it.
 	releaseRetry func(attempt int) time.Duration
+	// drainDelayOver, closed, ends every drain delay (a deleted pool's, a
+	// port's moved from, the agent's stop's), as their timer would. Tests
+	// that must act within a delay (freeze the API server, write the pool,
+	// create a pool on the port) set a long DrainDelay and close it once
+	// they have, rather than race the timer on a loaded machine.
+	drainDelayOver <-chan struct{}
 }
 
 // Agent runs the node's pools.
@@ -476,7 +482,7 @@ func (a *Agent) drainDelay(rp *runningPool) {
 		return
 	}
 	rp.log.Info("Pool deleted; serving on for the drain delay before draining", "drainDelay", a.opts.DrainDelay.String())
-	waitDelay(a.opts.DrainDelay, a.stopped, nil)
+	a.waitDrainDelay(a.stopped, nil)
 }
 
 // saveIfChanged writes a pool's spec to disk when its generation moved:

@@ -368,6 +368,17 @@ func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	}
 }
 
+// drainDelayOnCue gives the agent drain delays (a deleted pool's, a moved
+// port's, its stop's) that end once end is called: for a test that must
+// act within one, which would race a delay of seconds on a loaded
+// machine. The test defers end too, so that a test that fails before its
+// cue does not hold its agent's stop (a cleanup, after the defers) for
+// the hour.
+func drainDelayOnCue() (opt func(*Options), end func()) {
+	over := make(chan struct{})
+	return func(o *Options) { o.DrainDelay, o.drainDelayOver = time.Hour, over }, sync.OnceFunc(func() { close(over) })
+}
+
 // deleteAndTouch deletes pp, waits until its agent serves out the drain
 // delay (book), and then writes the pool, as its status or the manager's
 // labels would be written: the agent's copy is stale from then on.
@@ -392,9 +403,12 @@ func TestDrainOfAPoolChangedMeanwhileLogsNoError(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
 	book := agenttest.NewLogbook(t)
-	runAgent(t, "node-c", env.Config, stateDir(t), logTo(book), func(o *Options) { o.DrainDelay = 2 * time.Second })
+	onCue, endDelay := drainDelayOnCue()
+	defer endDelay()
+	runAgent(t, "node-c", env.Config, stateDir(t), logTo(book), onCue)
 	pp, key := readyPool(t, ns, "hello-node-c", "node-c", freePort(t))
 	deleteAndTouch(t, book, pp)
+	endDelay() // the pool written within it
 	waitUntil(t, "the deleted pool released", func() bool {
 		return apierrors.IsNotFound(env.Client.Get(ctx, key, &ferryv1.ProcessPool{}))
 	})

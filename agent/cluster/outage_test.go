@@ -98,7 +98,9 @@ func checkOncePerKind(t *testing.T, what string, es []agenttest.LogEntry, kinds 
 // with how long they lasted.
 func TestDrainFinalizerThroughAnOutage(t *testing.T) {
 	ns := namespace(t)
-	fwd, failures, book := outageAgent(t, "node-f", func(o *Options) { o.DrainDelay = 2 * time.Second })
+	onCue, endDelay := drainDelayOnCue()
+	defer endDelay()
+	fwd, failures, book := outageAgent(t, "node-f", onCue)
 	pp, key := readyPool(t, ns, "app-node-f", "node-f", freePort(t))
 	finalizerPatches := func(path string) bool { return strings.HasSuffix(path, "/processpools/"+pp.Name) }
 	if err := env.Client.Delete(context.Background(), pp); err != nil {
@@ -116,6 +118,7 @@ func TestDrainFinalizerThroughAnOutage(t *testing.T) {
 	for _, o := range outages {
 		before := failures.counts()
 		o.start()
+		endDelay() // the first outage begun: the removal meets it
 		waitUntil(t, "the finalizer's removal to fail twice with "+o.kind, func() bool {
 			return failures.sinceWhere(before, finalizerPatches) >= 2
 		})
@@ -143,8 +146,9 @@ func TestAgentStopEndsTheFinalizersRetryWait(t *testing.T) {
 	fwd, cfg := throughForwarder(t)
 	cfg.Timeout = time.Second
 	book := agenttest.NewLogbook(t)
-	stop := runAgent(t, "node-w", cfg, stateDir(t), logTo(book), func(o *Options) {
-		o.DrainDelay = 2 * time.Second
+	onCue, endDelay := drainDelayOnCue()
+	defer endDelay()
+	stop := runAgent(t, "node-w", cfg, stateDir(t), logTo(book), onCue, func(o *Options) {
 		o.releaseRetry = func(int) time.Duration { return 5 * time.Minute }
 	})
 	pp, _ := readyPool(t, ns, "app-node-w", "node-w", freePort(t))
@@ -153,6 +157,7 @@ func TestAgentStopEndsTheFinalizersRetryWait(t *testing.T) {
 	}
 	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
 	fwd.cut()
+	endDelay() // the API server unreachable: the removal fails
 	book.WaitFor(t, "Could not remove the drain finalizer; will retry")
 
 	stopped := make(chan struct{})

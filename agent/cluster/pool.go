@@ -248,7 +248,25 @@ func (rp *runningPool) drainMovedLocked(srv *proxy.Server, port int32) {
 // follow; until then they send to the old port, which must not refuse.
 // False when a move back took the port back (back closed) first.
 func (rp *runningPool) servePortMovedFrom(back <-chan struct{}) bool {
-	return waitDelay(rp.a.opts.DrainDelay, rp.stop, back)
+	return rp.a.waitDrainDelay(rp.stop, back)
+}
+
+// waitDrainDelay is waitDelay of Options.DrainDelay, which a test may
+// also end (Options.drainDelayOver).
+func (a *Agent) waitDrainDelay(stop, back <-chan struct{}) bool {
+	if a.opts.DrainDelay <= 0 {
+		return true
+	}
+	t := time.NewTimer(a.opts.DrainDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-stop:
+	case <-a.opts.drainDelayOver: // nil but in tests: never
+	case <-back:
+		return false
+	}
+	return true
 }
 
 // waitDelay waits d (not at all when d <= 0), or until stop closes; false
@@ -377,7 +395,7 @@ func stoppingProxy(drainDelay time.Duration) string {
 func (rp *runningPool) serveOnStopping() {
 	if d := rp.a.opts.DrainDelay; d > 0 {
 		rp.log.Info("Agent stopping; serving on for the drain delay before draining", "drainDelay", d.String())
-		waitDelay(d, nil, nil)
+		rp.a.waitDrainDelay(nil, nil)
 	}
 }
 
