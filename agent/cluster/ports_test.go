@@ -74,9 +74,12 @@ func TestAgentHeldPort(t *testing.T) {
 			node := "node-hp" + strconv.Itoa(i)
 			dir := stateDir(t)
 			book := agenttest.NewLogbook(t)
-			runAgent(t, node, env.Config, dir, logTo(book), func(o *Options) {
-				o.DrainDelay, o.HeartbeatInterval = 10*time.Second, 10*time.Minute
-			})
+			// The holder's drain delay ends once the new pool was seen
+			// refused the port: a timer would race the create, the
+			// spawn and the report on a loaded machine.
+			onCue, endDelay := drainDelayOnCue()
+			defer endDelay()
+			runAgent(t, node, env.Config, dir, logTo(book), onCue, func(o *Options) { o.HeartbeatInterval = 10 * time.Minute })
 			port := freePort(t)
 			h := tt.hold(t, ns, node, dir, book, port)
 			pp := newPool(ns, h.name, node, "1-aaa", port, example("hello-wsgi"))
@@ -92,6 +95,7 @@ func TestAgentHeldPort(t *testing.T) {
 			if !strings.Contains(c.Message, h.want) || strings.Contains(c.Message, "another process") {
 				t.Errorf("Ready's message:\n%q\nwant it to say %q, not another process", c.Message, h.want)
 			}
+			endDelay()
 			served := waitPool(t, key, "Ready, on the port released", func(p *ferryv1.ProcessPool) bool {
 				return meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionReady) && p.Status.Address == addr(port)
 			})
