@@ -327,34 +327,42 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 // TestDeletedPoolServesThroughItsDrainDelay: a deleted pool goes on
 // taking new connections for the drain delay (load balancers still send
 // to its node while they learn its endpoint is terminating), then drains
-// and lets the pool go.
+// and lets the pool go. The delay ends on the test's cue, once it has seen
+// new connections served after the agent saw the deletion: a delay of
+// seconds would race the test's requests on a loaded machine (the timer's
+// own end is TestRecreatedDuringDrainDelay's and the successor tests').
 func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
 	m := metrics.New()
-	runAgent(t, "node-a", env.Config, stateDir(t), func(o *Options) { o.DrainDelay = 5 * time.Second; o.Metrics = m })
+	book := agenttest.NewLogbook(t)
+	onCue, endDelay := drainDelayOnCue()
+	defer endDelay()
+	runAgent(t, "node-a", env.Config, stateDir(t), logTo(book), onCue, func(o *Options) { o.Metrics = m })
 	port := freePort(t)
 	pp, key := readyPool(t, ns, "hello-node-a", "node-a", port)
 	if err := env.Client.Delete(ctx, pp); err != nil {
 		t.Fatal(err)
 	}
+	// The agent has seen the deletion: without the delay it would drain
+	// now, and refuse new connections.
+	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	// New connections for the first 2 s of the 5 s delay: the agent sees
-	// the deletion within them, and without the delay would refuse.
-	for start := time.Now(); time.Since(start) < 2*time.Second; time.Sleep(50 * time.Millisecond) {
+	for i := range 10 {
 		resp, err := fresh.Get(url)
 		if err != nil {
-			t.Fatalf("a new connection %s after the pool's deletion: %v", time.Since(start).Round(time.Millisecond), err)
+			t.Fatalf("new connection %d after the agent saw the pool's deletion: %v", i+1, err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("a request %s after the pool's deletion: %d", time.Since(start).Round(time.Millisecond), resp.StatusCode)
+			t.Fatalf("request %d after the agent saw the pool's deletion: %d", i+1, resp.StatusCode)
 		}
 	}
 	if env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) != nil {
 		t.Error("the pool is gone while its drain delay runs")
 	}
+	endDelay()
 	waitUntil(t, "the deleted pool gone after its drain delay", func() bool {
 		return env.Client.Get(ctx, key, &ferryv1.ProcessPool{}) != nil
 	})
