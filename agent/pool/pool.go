@@ -184,7 +184,8 @@ func (w *Worker) Exited() bool { return w.proc != nil && w.proc.Exited() }
 // (stopCause.explains): a request cut by its exit was cut by the agent,
 // not by a crash. Read it once the request failed: it is set before the
 // signal. Once the process has exited it no longer changes (the exit is
-// judged at its own time, not the reader's); before, it is the stop's.
+// judged by the signals the agent sent before it, not by when it is read,
+// nor by when the reaper saw it); before, it is the stop's.
 func (w *Worker) StoppedBy() string {
 	c := w.stopped.Load()
 	if c == nil || !w.stopExplainsExit(c) {
@@ -194,9 +195,12 @@ func (w *Worker) StoppedBy() string {
 }
 
 // stopExplainsExit reports whether stop c explains w's exit (true while
-// w runs): stopCause.explains at the time the exit came.
+// w runs): stopCause.explains, given the signals the agent sent the
+// process before it exited. The status is read first: once it says the
+// process exited, what it was sent no longer changes.
 func (w *Worker) stopExplainsExit(c *stopCause) bool {
-	return c.explains(w.proc.ExitStatus(), w.proc.ExitedAt())
+	status := w.proc.ExitStatus()
+	return c.explains(status, w.proc.Sent(syscall.SIGTERM), w.proc.Sent(syscall.SIGKILL))
 }
 
 // ExitsWithin reports whether the worker's process is gone, or goes
@@ -1586,7 +1590,7 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	p.mu.Unlock()
 	wait := exitWait(timeout, by, finished)
 	if !finished {
-		c := shutdownCause(why, timeout, waited, time.Now().Add(wait))
+		c := shutdownCause(why, timeout, waited)
 		c.termIgnored = ignoresSignal(w.PID(), syscall.SIGTERM)
 		w.stopped.Store(c)
 	}

@@ -126,7 +126,13 @@ func TestOtherRequestOfAnOverrunWorkerSaysAnotherOverran(t *testing.T) {
 // probe): the pool reads whether the worker ignores SIGTERM just before
 // it sends it, and a worker killed before that read cannot be said to
 // ignore it (a SIGKILL sent at the "did not finish" line made the log say
-// sigtermIgnored false in one CI run).
+// sigtermIgnored false in one CI run). However late the agent's reaper
+// sees the death (past the end of the grace), it is the worker's own, and
+// the pool logs no kill of it: with a 4 s sleep put in the reaper, the
+// 502 said "the agent stopped the worker process ... for a rolling
+// restart", and the pool logged "Killed worker that did not exit within
+// shutdownTimeout", SIGKILL sent to a zombie, before the kill was judged
+// by whether the process still ran (spawn.Process.Sent).
 func TestRequestCutByADeathInTheSIGTERMGraceIsADeath(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	probe := filepath.Join(filepath.Dir(gatePath(t)), "sigterm-came") // a directory the worker (nobody) may write
@@ -168,9 +174,9 @@ func TestRequestCutByAnExitOfItsOwnInTheSIGTERMGraceIsAnExit(t *testing.T) {
 
 // cutByItsOwnExit checks that the request a, cut as the agent stopped
 // its worker pid, was told the worker exited, not that the agent stopped
-// it; that the failure's log says stoppedBy "no"; and that the pool
-// logged the exit as the worker's own, with status, and that it ignored
-// SIGTERM (startHeld's workers do).
+// it; that the failure's log says stoppedBy "no"; that the pool logged
+// the exit as the worker's own, with status, and that it ignored SIGTERM
+// (startHeld's workers do); and that it did not log a kill of it.
 func cutByItsOwnExit(t *testing.T, book *agenttest.Logbook, a agenttest.Answer, pid int, status string) {
 	t.Helper()
 	if want := "ferry: the worker process (pid " + strconv.Itoa(pid) + ") exited while handling this request"; a.Code != http.StatusBadGateway ||
@@ -186,6 +192,12 @@ func cutByItsOwnExit(t *testing.T, book *agenttest.Logbook, a agenttest.Answer, 
 	}
 	if v, _ := line.Value("sigtermIgnored"); v != true {
 		t.Errorf("the exit's log says sigtermIgnored %#v, want true", v)
+	}
+	// Logged before the line above, had the agent killed it.
+	for _, k := range book.Find("Killed worker") {
+		if v, _ := k.Value("pid"); v == pid {
+			t.Errorf("the pool logged %q (%v) for a worker that exited of its own before the agent's SIGKILL", k.Msg, k.KVs)
+		}
 	}
 	book.Check(t)
 }

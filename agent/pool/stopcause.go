@@ -16,10 +16,6 @@ type stopCause struct {
 	// words go on "the agent stopped the worker process (pid N) ".
 	words   string
 	overran bool
-	// killAt is when the agent's SIGKILL may come, if the worker has not
-	// exited by then: a SIGKILL before it is another's (the kernel's OOM
-	// killer).
-	killAt time.Time
 	// termIgnored: the worker's process ignored SIGTERM as the agent sent
 	// it (ignoresSignal): an exit with a status during the grace is then
 	// of its own, not SIGTERM's answer.
@@ -33,19 +29,18 @@ func overranCause(limit time.Duration) *stopCause {
 		words: "by killing it, as the answer to another request at it did not come, or did not end, within maxRequestTime (" +
 			limit.String() + ")",
 		overran: true,
-		killAt:  time.Now(),
 	}
 }
 
 // shutdownCause is retire's, for a worker stopped for why whose requests
 // were not done within waited: its shutdownTimeout, timeout, or what the
-// pool's close left of it. killAt is the end of its SIGTERM grace.
-func shutdownCause(why string, timeout, waited time.Duration, killAt time.Time) *stopCause {
+// pool's close left of it.
+func shutdownCause(why string, timeout, waited time.Duration) *stopCause {
 	within := "shutdownTimeout (" + timeout.String() + ")"
 	if waited < timeout {
 		within = "the " + waited.String() + " the pool's close left them (shutdownTimeout is " + timeout.String() + ")"
 	}
-	return &stopCause{words: stopPurpose(why) + ": its requests were not done within " + within, killAt: killAt}
+	return &stopCause{words: stopPurpose(why) + ": its requests were not done within " + within}
 }
 
 // waitHad is the wait a stopping worker's requests had (for the words
@@ -80,22 +75,26 @@ func stopPurpose(why string) string {
 }
 
 // explains reports whether the stop explains the worker's exit, as its
-// status says ("" while it runs: the stop is under way), at the time the
-// exit came (at, zero while it runs).
-// The agent's SIGKILL explains "signal: killed" once it may have come
-// (killAt); SIGTERM explains "signal: terminated" and an exit with a
-// status (an app's handler exits so), unless the process ignored SIGTERM:
-// then the exit was its own (a handler's exit cannot be told from one of
-// its own that a handler let happen, and is taken as the stop's). Another
-// signal (SIGSEGV, SIGABRT) is a death of the worker's own, as is any exit
-// before Overran's SIGKILL.
-func (c *stopCause) explains(status string, at time.Time) bool {
+// status says ("" while it runs: the stop is under way), given whether
+// the agent's SIGTERM and SIGKILL reached the process while it still ran
+// (termed, killed: spawn.Process.Sent; the cause is stored before them,
+// so an exit may come before either).
+// The agent's SIGKILL explains "signal: killed"; without it, that is
+// another's (the kernel's OOM killer), however late the reaper saw it.
+// SIGTERM explains "signal: terminated" and an exit with a status (an
+// app's handler exits so), unless the process ignored SIGTERM: then the
+// exit was its own (a handler's exit cannot be told from one of its own
+// that a handler let happen, and is taken as the stop's). An exit before
+// SIGTERM reached it (the worker died as its wait ended) is its own, as is
+// another signal (SIGSEGV, SIGABRT), and any exit before Overran's
+// SIGKILL.
+func (c *stopCause) explains(status string, termed, killed bool) bool {
 	switch {
 	case status == "":
 		return true
 	case status == "signal: killed":
-		return !at.Before(c.killAt)
-	case c.overran:
+		return killed
+	case c.overran || !termed:
 		return false
 	case status == "signal: terminated":
 		return true

@@ -20,23 +20,22 @@ import (
 // follows "the agent stopped the worker process (pid N) ": what the stop
 // was for, in one clause, and the wait its requests actually had.
 func TestStopCauseWords(t *testing.T) {
-	at := time.Now()
 	for _, tc := range []struct {
 		name string
 		c    *stopCause
 		want string
 	}{
-		{"a rolling restart, its shutdownTimeout through", shutdownCause("rolling restart", 5*time.Second, 5*time.Second, at),
+		{"a rolling restart, its shutdownTimeout through", shutdownCause("rolling restart", 5*time.Second, 5*time.Second),
 			"for a rolling restart: its requests were not done within shutdownTimeout (5s)"},
-		{"the pool's close, its deadline sooner", shutdownCause("agent shutdown", 5*time.Second, 1200*time.Millisecond, at),
+		{"the pool's close, its deadline sooner", shutdownCause("agent shutdown", 5*time.Second, 1200*time.Millisecond),
 			"as its pool closed (the agent stopping, or the pool removed): its requests were not done within " +
 				"the 1.2s the pool's close left them (shutdownTimeout is 5s)"},
-		{"the pool's close, its deadline past", shutdownCause("agent shutdown", 5*time.Second, 0, at),
+		{"the pool's close, its deadline past", shutdownCause("agent shutdown", 5*time.Second, 0),
 			"as its pool closed (the agent stopping, or the pool removed): its requests were not done within " +
 				"the 0s the pool's close left them (shutdownTimeout is 5s)"},
-		{"a recycle", shutdownCause(string(recycleMemory), time.Minute, time.Minute, at),
+		{"a recycle", shutdownCause(string(recycleMemory), time.Minute, time.Minute),
 			"to recycle it above memoryLimit: its requests were not done within shutdownTimeout (1m0s)"},
-		{"a reason with no words of its own", shutdownCause("reason", time.Second, time.Second, at),
+		{"a reason with no words of its own", shutdownCause("reason", time.Second, time.Second),
 			"(reason): its requests were not done within shutdownTimeout (1s)"},
 		{"another request's maxRequestTime", overranCause(30 * time.Second),
 			"by killing it, as the answer to another request at it did not come, or did not end, within maxRequestTime (30s)"},
@@ -76,43 +75,44 @@ func TestWaitHad(t *testing.T) {
 }
 
 // TestStopCauseExplains: the stop explains the exit that cut a request
-// only when the agent's signal may have caused it; a death of the
-// worker's own meanwhile (a crash signal, another's SIGKILL within the
-// SIGTERM grace, an exit with a status while it ignores SIGTERM, any exit
-// before Overran's kill) reads as a death.
+// only when the agent's signal may have caused it, having reached the
+// process while it ran (termed, killed); a death of the worker's own
+// meanwhile (a crash signal, another's SIGKILL within the SIGTERM grace,
+// an exit with a status while it ignores SIGTERM, any exit before SIGTERM
+// reached it, any exit before Overran's kill) reads as a death.
 func TestStopCauseExplains(t *testing.T) {
-	exit := time.Now() // when the process exited
-	grace := shutdownCause("rolling restart", time.Second, time.Second, exit.Add(time.Second))
-	graceOver := shutdownCause("rolling restart", time.Second, time.Second, exit.Add(-time.Millisecond))
-	ignored := shutdownCause("rolling restart", time.Second, time.Second, exit.Add(time.Second))
+	stop := shutdownCause("rolling restart", time.Second, time.Second)
+	ignored := shutdownCause("rolling restart", time.Second, time.Second)
 	ignored.termIgnored = true
-	ignoredOver := shutdownCause("rolling restart", time.Second, time.Second, exit.Add(-time.Millisecond))
-	ignoredOver.termIgnored = true
 	overran := overranCause(time.Second)
-	overran.killAt = exit
 	for _, tc := range []struct {
-		name   string
-		c      *stopCause
-		status string
-		want   bool
+		name           string
+		c              *stopCause
+		status         string
+		termed, killed bool
+		want           bool
 	}{
-		{"running: the stop under way", grace, "", true},
-		{"SIGTERM's default", grace, "signal: terminated", true},
-		{"an exit on SIGTERM", grace, "exit status 0", true},
-		{"an exit with a status on SIGTERM", grace, "exit status 143", true},
-		{"an exit with a status, SIGTERM ignored: its own", ignored, "exit status 3", false},
-		{"an exit 0, SIGTERM ignored: its own", ignored, "exit status 0", false},
-		{"SIGKILL once the grace is over, SIGTERM ignored: the agent's", ignoredOver, "signal: killed", true},
-		{"a crash in the grace", grace, "signal: segmentation fault (core dumped)", false},
-		{"an abort in the grace", grace, "signal: aborted", false},
-		{"SIGKILL within the grace: another's", grace, "signal: killed", false},
-		{"SIGKILL once the grace is over: the agent's", graceOver, "signal: killed", true},
-		{"Overran's kill", overran, "signal: killed", true},
-		{"an exit before Overran's kill", overran, "exit status 3", false},
-		{"SIGTERM before Overran's kill", overran, "signal: terminated", false},
+		{"running: the stop under way", stop, "", false, false, true},
+		{"SIGTERM's default", stop, "signal: terminated", true, false, true},
+		{"an exit on SIGTERM", stop, "exit status 0", true, false, true},
+		{"an exit with a status on SIGTERM", stop, "exit status 143", true, false, true},
+		{"an exit with a status before SIGTERM: its own", stop, "exit status 3", false, false, false},
+		{"another's SIGTERM before the agent's", stop, "signal: terminated", false, false, false},
+		{"an exit with a status, SIGTERM ignored: its own", ignored, "exit status 3", true, false, false},
+		{"an exit 0, SIGTERM ignored: its own", ignored, "exit status 0", true, false, false},
+		{"SIGKILL once the grace is over, SIGTERM ignored: the agent's", ignored, "signal: killed", true, true, true},
+		{"a crash in the grace", stop, "signal: segmentation fault (core dumped)", true, false, false},
+		{"an abort in the grace", stop, "signal: aborted", true, false, false},
+		{"SIGKILL within the grace: another's", stop, "signal: killed", true, false, false},
+		{"SIGKILL before SIGTERM: another's", stop, "signal: killed", false, false, false},
+		{"SIGKILL once the grace is over: the agent's", stop, "signal: killed", true, true, true},
+		{"Overran's kill", overran, "signal: killed", false, true, true},
+		{"an exit before Overran's kill", overran, "exit status 3", false, false, false},
+		{"SIGKILL before Overran's: another's", overran, "signal: killed", false, false, false},
+		{"SIGTERM before Overran's kill", overran, "signal: terminated", false, false, false},
 	} {
-		if got := tc.c.explains(tc.status, exit); got != tc.want {
-			t.Errorf("%s: explains(%q) = %v, want %v", tc.name, tc.status, got, tc.want)
+		if got := tc.c.explains(tc.status, tc.termed, tc.killed); got != tc.want {
+			t.Errorf("%s: explains(%q, termed %v, killed %v) = %v, want %v", tc.name, tc.status, tc.termed, tc.killed, got, tc.want)
 		}
 	}
 }
@@ -152,41 +152,52 @@ func TestIgnoresSignal(t *testing.T) {
 	}
 }
 
-// TestStoppedByJudgesTheExitAtItsTime: a worker killed by another within
-// the grace of the agent's SIGTERM died of its own, whenever that is
-// read: StoppedBy judges the exit at the time it came, not at the read.
-// Before, it judged at the read (time.Now): read once the grace was over,
-// another's SIGKILL passed for the agent's (a loaded machine's 502 said
-// the agent stopped the worker, its log said not). A real process: its
-// exit time is the reaper's.
-func TestStoppedByJudgesTheExitAtItsTime(t *testing.T) {
-	run := testsupport.WorkerDir(t)
-	root, _ := filepath.Abs("testdata/abrupt")
-	proc, err := spawn.Spawn(context.Background(), spawn.Spec{
-		App:      ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py"}},
-		Revision: "1", StartTimeout: 30 * time.Second, RunDir: run, Log: testr.New(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proc.Stop(5 * time.Second) })
-	if err := syscall.Kill(proc.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-proc.Done()
-	w := &Worker{proc: proc}
+// TestStoppedByJudgesTheExitBySignalsSentBefore: a worker killed by
+// another within the grace of the agent's SIGTERM died of its own,
+// whenever that is read, and the agent's SIGKILL coming after (Stop finds
+// it gone) does not make it the agent's; one the agent killed was stopped
+// by the agent. StoppedBy judges the exit by the signals the agent sent
+// the process while it ran. Before, it judged by the time the reaper saw
+// the exit against the end of the grace: a reaper late past it (a loaded
+// machine) took another's SIGKILL within the grace for the agent's. Real
+// processes.
+func TestStoppedByJudgesTheExitBySignalsSentBefore(t *testing.T) {
+	const words = "for a rolling restart: its requests were not done within shutdownTimeout (1s)"
 	for _, tc := range []struct {
-		name   string
-		killAt time.Time // the end of the agent's SIGTERM grace
-		want   string
+		name string
+		kill func(*spawn.Process)
+		want string
 	}{
-		{"killed within the grace, read after it: another's", proc.ExitedAt().Add(time.Millisecond), ""},
-		{"killed once the grace was over: the agent's", proc.ExitedAt(), "for a rolling restart: its requests were not done within shutdownTimeout (1s)"},
+		{"killed by another, then stopped: another's", func(p *spawn.Process) {
+			if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-p.Done()
+			p.Stop(0)
+		}, ""},
+		{"killed by the agent: the agent's", (*spawn.Process).Kill, words},
 	} {
-		w.stopped.Store(shutdownCause("rolling restart", time.Second, time.Second, tc.killAt))
-		time.Sleep(time.Until(tc.killAt) + time.Millisecond) // read after the grace
+		proc, err := spawn.Spawn(context.Background(), spawn.Spec{
+			App:      ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: abruptRoot(), Command: []string{"python3", "server.py"}},
+			Revision: "1", StartTimeout: 30 * time.Second, RunDir: testsupport.WorkerDir(t), Log: testr.New(t),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { proc.Stop(5 * time.Second) })
+		w := &Worker{proc: proc}
+		w.stopped.Store(shutdownCause("rolling restart", time.Second, time.Second))
+		if got := w.StoppedBy(); got != words {
+			t.Errorf("%s: StoppedBy() while it runs = %q, want the stop's %q", tc.name, got, words)
+		}
+		tc.kill(proc)
 		if got := w.StoppedBy(); got != tc.want {
 			t.Errorf("%s: StoppedBy() = %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+func abruptRoot() string {
+	root, _ := filepath.Abs("testdata/abrupt")
+	return root
 }

@@ -115,6 +115,9 @@ type Process struct {
 	childEnds []*os.File   // write ends of the pipes, closed once the child has them
 	outputs   []outputPipe // read ends of stdout and stderr
 	exited    atomic.Bool
+	// sent holds the signals the agent sent the process while it still
+	// ran, bit 1<<sig (Sent).
+	sent atomic.Uint64
 }
 
 // Done is closed when the process has exited.
@@ -139,10 +142,9 @@ func (p *Process) ExitStatus() string {
 }
 
 // ExitedAt is when the process was seen to have exited (a zombie, before
-// the agent reaped it); zero while it runs. What an exit means can
-// depend on when it came (a SIGKILL in a stop's grace is not the stop's):
-// judged by this, not by when the judgement is made, it is the same
-// whenever it is read.
+// the agent reaped it); zero while it runs. It is the reaper's time, which
+// on a loaded machine may come well after the exit: whether an exit
+// answers the agent's signals is judged by Sent, not by this.
 func (p *Process) ExitedAt() time.Time {
 	if !p.Exited() {
 		return time.Time{}
@@ -192,10 +194,14 @@ func (p *Process) DescribeExit() string { return describeExit(p.ExitStatus()) }
 // Output returns the last lines the process wrote.
 func (p *Process) Output() string { return p.output.String() }
 
-// Signal sends sig to the worker's process group.
+// Signal sends sig to the worker's process group, and records whether the
+// process still ran as it did (Sent).
 func (p *Process) Signal(sig syscall.Signal) error {
 	if p.exited.Load() {
 		return nil
+	}
+	if p.running() {
+		p.sent.Or(1 << sig) // before the signal: an exit it causes is seen after
 	}
 	err := syscall.Kill(-p.PID, sig)
 	if errors.Is(err, syscall.ESRCH) {
@@ -204,9 +210,34 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	return err
 }
 
+// Sent reports whether the agent sent the process sig (Signal, Stop, Kill)
+// while it still ran: an exit after it may be its answer, one that came
+// before cannot be. The kernel's word is taken, not the reaper's, which
+// may see an exit late on a loaded machine: a process that exited a moment
+// before the signal was sent, not yet reaped, was not sent it. Only a
+// death between that look and the signal (microseconds) is taken as the
+// signal's answer. Read it once Exited says the process exited (or once
+// ExitStatus is not ""): from then it no longer changes.
+func (p *Process) Sent(sig syscall.Signal) bool { return p.sent.Load()&(1<<sig) != 0 }
+
+// running reports whether the process has not exited, as the kernel says:
+// neither a zombie waiting for the reaper nor reaped (waitid with WNOWAIT
+// leaves it to the reaper).
+func (p *Process) running() bool {
+	var info unix.Siginfo
+	err := error(unix.EINTR)
+	for errors.Is(err, unix.EINTR) {
+		err = unix.Waitid(unix.P_PID, p.PID, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+	}
+	return err == nil && info.Signo != int32(syscall.SIGCHLD)
+}
+
 // Stop sends SIGTERM to the process group, waits up to timeout for the
 // worker to exit, then sends SIGKILL and waits for the exit. It reports
-// whether SIGKILL was needed. It returns at once if the process has exited.
+// whether SIGKILL was needed: whether the process still ran when the
+// timeout passed (one that had exited just before, its reaper late, did
+// not need it, though its group is sent it). It returns at once if the
+// process has exited.
 // Once the worker has exited, nothing it started runs on: its group is
 // killed as it exits (run), and so is what it started outside the group.
 func (p *Process) Stop(timeout time.Duration) (killed bool) {
@@ -222,7 +253,7 @@ func (p *Process) Stop(timeout time.Duration) (killed bool) {
 	}
 	_ = p.Signal(syscall.SIGKILL)
 	<-p.done
-	return true
+	return p.Sent(syscall.SIGKILL)
 }
 
 // Kill sends SIGKILL to the process group at once, as Stop does once its

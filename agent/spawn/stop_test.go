@@ -2,7 +2,9 @@ package spawn
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -117,4 +119,86 @@ func pidfds(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// TestStopCountsOnlySignalsToALiveProcess: Stop's SIGKILL, and the SIGTERM
+// before it, count (Sent, Stop's killed) only if the process still ran as
+// they were sent. A process that exited of its own (status 3) before the
+// stop, its reaper late (on a loaded machine it may see the exit after
+// the timeout), was neither terminated nor killed by the agent: before,
+// Stop said killed (the pool logged "Killed worker that did not exit
+// within shutdownTimeout"), and its exit, judged at the reaper's time,
+// read as the answer to the agent's signals. One that still runs, and
+// ignores SIGTERM, was sent both and killed. The reaper here is the
+// test's: the processes are exec's children, not spawned. The dead one's
+// group holds a child that ignores SIGTERM: its end says Stop's SIGKILL
+// went out before the test reaps.
+func TestStopCountsOnlySignalsToALiveProcess(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	cmd := exec.Command("sh", "-c", `trap "" TERM; sleep 60 & echo $! > `+pidFile+`; exit 3`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{PID: cmd.Process.Pid, done: make(chan struct{})}
+	reaped := false
+	t.Cleanup(func() {
+		_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+		if !reaped {
+			_ = cmd.Wait()
+		}
+	})
+	testsupport.Eventually(t, time.Minute, "the process exited, a zombie (no reaper yet)", func() error {
+		if testsupport.Running(p.PID) {
+			return errors.New("still running")
+		}
+		return nil
+	})
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := make(chan bool, 1)
+	go func() { killed <- p.Stop(0) }() // SIGKILL right after SIGTERM
+	testsupport.Eventually(t, time.Minute, "the group's child gone: Stop sent SIGKILL", func() error {
+		if testsupport.Running(child) {
+			return errors.New("still running")
+		}
+		return nil
+	})
+	p.exitErr = cmd.Wait() // the late reaper
+	reaped = true
+	p.exited.Store(true)
+	close(p.done)
+	if k := <-killed; k || p.Sent(syscall.SIGTERM) || p.Sent(syscall.SIGKILL) {
+		t.Errorf("a process that exited (%s) before Stop: Stop says killed %v, Sent SIGTERM %v, SIGKILL %v; want none",
+			p.ExitStatus(), k, p.Sent(syscall.SIGTERM), p.Sent(syscall.SIGKILL))
+	}
+
+	live := exec.Command("sh", "-c", `trap "" TERM; exec sleep 60`)
+	live.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	q := &Process{PID: live.Process.Pid, done: make(chan struct{})}
+	go func() {
+		q.exitErr = live.Wait()
+		q.exited.Store(true)
+		close(q.done)
+	}()
+	t.Cleanup(func() { _ = syscall.Kill(-q.PID, syscall.SIGKILL); <-q.done })
+	testsupport.Eventually(t, time.Minute, "the live process ignoring SIGTERM (sleep, past the trap)", func() error {
+		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(q.PID) + "/comm"); string(b) != "sleep\n" {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if k := q.Stop(0); !k || !q.Sent(syscall.SIGTERM) || !q.Sent(syscall.SIGKILL) || q.ExitStatus() != "signal: killed" {
+		t.Errorf("a live process ignoring SIGTERM: Stop says killed %v, Sent SIGTERM %v, SIGKILL %v, status %q; "+
+			"want killed, both sent, \"signal: killed\"", k, q.Sent(syscall.SIGTERM), q.Sent(syscall.SIGKILL), q.ExitStatus())
+	}
 }
