@@ -124,6 +124,8 @@ type traffic struct {
 	stop       func()
 	done       chan struct{}
 	checkedOK  int64 // tr.ok at the last check
+	urls       []string
+	okAt       []atomic.Int64 // answers through each of urls
 }
 
 // checkUploads posts a chunked body larger than the proxy keeps in memory
@@ -163,7 +165,7 @@ func startTraffic(t *testing.T, port int) *traffic {
 // startTrafficTo is startTraffic to the given URLs alone.
 func startTrafficTo(t *testing.T, urls []string) *traffic {
 	t.Helper()
-	tr := &traffic{done: make(chan struct{})}
+	tr := &traffic{done: make(chan struct{}), urls: urls, okAt: make([]atomic.Int64, len(urls))}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr.stop = func() { cancel(); <-tr.done }
 	go func() {
@@ -171,6 +173,7 @@ func startTrafficTo(t *testing.T, urls []string) *traffic {
 		_, _ = loadgen.Run(ctx, loadgen.Config{URLs: urls, Clients: 8, Timeout: time.Minute, OnRecord: func(r loadgen.Record) {
 			if r.OK() {
 				tr.ok.Add(1)
+				tr.okAt[r.Client%len(urls)].Add(1) // loadgen's client c sends to urls[c % len(urls)]
 				return
 			}
 			tr.failed.Add(1)
@@ -189,6 +192,20 @@ func startTrafficTo(t *testing.T, urls []string) *traffic {
 		}
 	})
 	return tr
+}
+
+// reachedEach waits until the load has had an answer through each of its
+// URLs (every node), for a minute at most.
+func (tr *traffic) reachedEach(t *testing.T) {
+	t.Helper()
+	testsupport.Eventually(t, time.Minute, "an answer through every node", func() error {
+		for i := range tr.okAt {
+			if tr.okAt[i].Load() == 0 {
+				return fmt.Errorf("none through %s yet", tr.urls[i])
+			}
+		}
+		return nil
+	})
 }
 
 // check fails the test if any request failed so far, or if none was
@@ -359,7 +376,7 @@ func TestRollingResistingAndAPIServerDowntime(t *testing.T) {
 	waitFor(t, key, "revision 1 on both nodes", 2*time.Minute, rolledOut("1-"))
 	checkUploads(t, port)
 	tr := startTraffic(t, port)
-	time.Sleep(time.Second) // let the load reach both nodes before the first change
+	tr.reachedEach(t) // the load through both nodes before the first change
 
 	t.Run("annotation bump rolls with zero failed requests", func(t *testing.T) {
 		kubectl(t, "annotate", "appgroup", "e2e", "ferry.dev/revision=2", "--overwrite")
@@ -434,7 +451,7 @@ func TestRollingResistingAndAPIServerDowntime(t *testing.T) {
 			})
 		t.Logf("after the agent restart: %s", meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart).Message)
 		tr = startTraffic(outer, port)
-		time.Sleep(2 * time.Second)
+		tr.reachedEach(t) // the restarted node too
 		tr.check(t, "after the agent restart")
 	})
 
