@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -89,8 +90,9 @@ func pickValue(kind string, ref ferryv1.KeySelector, namespace string, v string,
 			kind, namespace, ref.Key, kind, ref.Name)}
 	case getErr != nil:
 		// Any other failure is the API server's not answering (a transport
-		// error, a timeout, 429, 5xx), but for refused credentials.
-		return "", false, &spawn.EnvUnreadError{Unanswered: !apierrors.IsUnauthorized(getErr),
+		// error, a timeout, 429, 5xx), but for refused credentials and a
+		// spawn given up (the pool closing).
+		return "", false, &spawn.EnvUnreadError{Unanswered: !apierrors.IsUnauthorized(getErr) && !errors.Is(getErr, context.Canceled),
 			Err: fmt.Errorf("could not read %s (is the API server reachable from the node?); the agent tries again: %w", what, getErr)}
 	}
 	switch {

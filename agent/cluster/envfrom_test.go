@@ -189,6 +189,7 @@ func TestPickValue(t *testing.T) {
 	forbidden := apierrors.NewForbidden(gr, "django", errors.New("no RBAC"))
 	down := errors.New("dial tcp 10.0.0.1:6443: connect: connection refused")
 	unauthorized := apierrors.NewUnauthorized("token expired")
+	canceled := fmt.Errorf("Get \"https://10.0.0.1:6443/api/v1/namespaces/ns/secrets/django\": %w", context.Canceled)
 	ref := ferryv1.KeySelector{Name: "django", Key: "SECRET_KEY"}
 	opt := ferryv1.KeySelector{Name: "django", Key: "SECRET_KEY", Optional: ptr.To(true)}
 	data := map[string]string{"SECRET_KEY": "v", "OTHER": "w"}
@@ -200,9 +201,9 @@ func TestPickValue(t *testing.T) {
 		value   string
 		ok      bool
 		wantErr string
-		// unread is "" or how the spawn.EnvUnreadError (no fault of the
-		// revision, tried again) came: "refused", or "unanswered" (the
-		// agent's memory of the revision's value may stand in).
+		// unread is "" or what the spawn.EnvUnreadError (no fault of the
+		// revision, tried again) allows: "stand-in" (unanswered: the
+		// agent's memory of the revision's value may stand in), or "none".
 		unread string
 	}{
 		{"found", ref, data, nil, "v", true, "", ""},
@@ -214,11 +215,13 @@ func TestPickValue(t *testing.T) {
 			`Secret "django" in namespace ns has no key "SECRET_KEY": add it, or mark the reference optional (a pool that resists a revision for this needs a new one: kubectl ferry restart)`, ""},
 		{"no such key, optional", opt, map[string]string{"OTHER": "w"}, nil, "", false, "", ""},
 		{"forbidden, optional or not", opt, nil, forbidden, "", false,
-			`the agent may not get Secrets in namespace ns, so cannot read key "SECRET_KEY" of Secret "django": the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again`, "refused"},
+			`the agent may not get Secrets in namespace ns, so cannot read key "SECRET_KEY" of Secret "django": the chart's agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again`, "none"},
 		{"API server away, optional or not", opt, nil, down, "", false,
-			`could not read Secret "django" in namespace ns (is the API server reachable from the node?); the agent tries again: ` + down.Error(), "unanswered"},
+			`could not read Secret "django" in namespace ns (is the API server reachable from the node?); the agent tries again: ` + down.Error(), "stand-in"},
 		{"credentials refused", ref, nil, unauthorized, "", false,
-			`could not read Secret "django" in namespace ns (is the API server reachable from the node?); the agent tries again: ` + unauthorized.Error(), "refused"},
+			`could not read Secret "django" in namespace ns (is the API server reachable from the node?); the agent tries again: ` + unauthorized.Error(), "none"},
+		{"spawn given up (the pool closing)", ref, nil, canceled, "", false,
+			`could not read Secret "django" in namespace ns (is the API server reachable from the node?); the agent tries again: ` + canceled.Error(), "none"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,7 +236,7 @@ func TestPickValue(t *testing.T) {
 			}
 			unread := ""
 			if u := (*spawn.EnvUnreadError)(nil); errors.As(err, &u) {
-				unread = map[bool]string{false: "refused", true: "unanswered"}[u.Unanswered]
+				unread = map[bool]string{false: "none", true: "stand-in"}[u.Unanswered]
 			}
 			if unread != tc.unread {
 				t.Errorf("pickValue's error %v: unread %q, want %q", err, unread, tc.unread)

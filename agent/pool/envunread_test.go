@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,5 +105,50 @@ func TestBlockedStepThenTheAppsOwnFailure(t *testing.T) {
 	}
 	if n := src.reads.Load(); n != 2 {
 		t.Errorf("%d reads of the Secret, want the failed one and the one before the app failed", n)
+	}
+}
+
+// awayAfter answers "kept" until away is set, then as the agent's
+// envReader does when the API server does not answer.
+type awayAfter struct{ away atomic.Bool }
+
+func (a *awayAfter) Value(context.Context, ferryv1.EnvVarSource) (string, bool, error) {
+	if a.away.Load() {
+		return "", false, &spawn.EnvUnreadError{Unanswered: true,
+			Err: errors.New(`could not read Secret "django" in namespace t (is the API server reachable from the node?); the agent tries again: connection refused`)}
+	}
+	return "kept", true, nil
+}
+
+// TestOutageReplacesTheRevisionResistedFrom: a pool resisting two broken
+// revisions in a row serves on with revision 1, and during an API server
+// outage a revision 1 worker that dies is replaced with the value its
+// revision got. The memory follows what the pool runs (review found it
+// kept the two revisions read last, 2 and 3, and forgot the one serving).
+func TestOutageReplacesTheRevisionResistedFrom(t *testing.T) {
+	root, _ := filepath.Abs("../spawn/testdata/cmd")
+	tmpl := agenttest.WSGIAt(root, 1, 1)
+	tmpl.App = ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: root, Command: []string{"python3", "server.py", "$(PORT)"},
+		Env: []ferryv1.EnvVar{{Name: "S", ValueFrom: &ferryv1.EnvVarSource{SecretKeyRef: &ferryv1.KeySelector{Name: "django", Key: "S"}}}}}
+	src := &awayAfter{}
+	e := agenttest.Start(t, pool.Config{Name: "t/envaway", Revision: "1", Template: tmpl}, agenttest.Options{EnvFrom: src})
+	first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
+	broken := tmpl
+	broken.App.Command = []string{"python3", "-c", "import sys; sys.exit('broken')"}
+	for _, rev := range []string{"2", "3"} {
+		e.Pool.Update(pool.Config{Name: "t/envaway", Revision: rev, Template: broken})
+		e.WaitFor(t, time.Minute, "revision "+rev+" resisted", func(s pool.Status) bool {
+			return s.Resisting != nil && s.Resisting.Revision == rev
+		})
+	}
+	src.away.Store(true)
+	if err := syscall.Kill(int(first), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	s := e.WaitFor(t, time.Minute, "a revision 1 worker in place of the killed one", func(s pool.Status) bool {
+		return s.Counts.Ready == 1 && s.Processes[0].PID != first
+	})
+	if p := s.Processes[0]; p.Revision != "1" {
+		t.Errorf("the replacement is of revision %s, want 1", p.Revision)
 	}
 }

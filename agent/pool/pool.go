@@ -715,17 +715,24 @@ func (p *Pool) Update(cfg Config) {
 	p.kickSupervisor()
 }
 
-// forgetStartedLocked keeps, of the revisions that started, the target
-// and those of live workers: a pool that rolls through many revisions
-// does not remember them all.
+// forgetStartedLocked keeps, of the revisions that started and of the
+// env values read for them, the target's and those of live workers: a
+// pool that rolls through many revisions does not remember them all.
 func (p *Pool) forgetStartedLocked() {
 	for rev := range p.started {
-		if rev != p.cfg.Revision && !slices.ContainsFunc(p.workers, func(w *Worker) bool { return w.Revision == rev }) {
+		if !p.runsRevisionLocked(rev) {
 			delete(p.started, rev)
 			delete(p.lasted, rev)
 			delete(p.steady, rev)
 		}
 	}
+	p.envMemory.Keep(p.runsRevisionLocked)
+}
+
+// runsRevisionLocked reports whether rev is the target or a live
+// worker's revision.
+func (p *Pool) runsRevisionLocked(rev string) bool {
+	return rev == p.cfg.Revision || slices.ContainsFunc(p.workers, func(w *Worker) bool { return w.Revision == rev })
 }
 
 // noteLastedLocked records the revisions of which a ready worker has now

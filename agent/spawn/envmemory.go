@@ -3,6 +3,7 @@ package spawn
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -10,12 +11,8 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
-// envMemoryRevisions is how many revisions an EnvMemory keeps values of:
-// the pool's newest and the one before it (a rollout's old workers).
-const envMemoryRevisions = 2
-
 // EnvMemory keeps the values env valueFrom gave the workers of a pool's
-// newest revisions, in the agent's memory only (never on disk, in a
+// revisions, in the agent's memory only (never on disk, in a
 // status or a log line), so that while the API server does not answer,
 // a worker of a revision already spawned is replaced with the values its
 // siblings got, as the kubelet restarts a container with the Secret it
@@ -23,10 +20,11 @@ const envMemoryRevisions = 2
 // the API server is back. It covers an unanswered read only: a refusal
 // (RBAC), a missing object or key is answered, and the spawn sees it,
 // as does a revision whose values were never read by this agent (a new
-// revision, an agent restarted meanwhile). The zero value is ready.
+// revision, an agent restarted meanwhile). Its owner trims it to the
+// revisions it runs (Keep). The zero value is ready.
 type EnvMemory struct {
 	mu   sync.Mutex
-	revs []revisionValues // oldest first, at most envMemoryRevisions
+	revs []revisionValues
 }
 
 type revisionValues struct {
@@ -46,8 +44,7 @@ func keyOf(from ferryv1.EnvVarSource) envKey {
 	return envKey{kind, ref.Name, ref.Key}
 }
 
-// valuesLocked is revision's values; with add, made if missing (dropping
-// the oldest revision's beyond envMemoryRevisions).
+// valuesLocked is revision's values; with add, made if missing.
 func (m *EnvMemory) valuesLocked(revision string, add bool) map[envKey]rememberedValue {
 	for _, r := range m.revs {
 		if r.revision == revision {
@@ -58,10 +55,16 @@ func (m *EnvMemory) valuesLocked(revision string, add bool) map[envKey]remembere
 		return nil
 	}
 	m.revs = append(m.revs, revisionValues{revision: revision, values: map[envKey]rememberedValue{}})
-	if len(m.revs) > envMemoryRevisions {
-		m.revs = m.revs[len(m.revs)-envMemoryRevisions:]
-	}
 	return m.revs[len(m.revs)-1].values
+}
+
+// Keep forgets the values of every revision but those keep says the
+// owner still runs or may spawn (its target, its live workers'): a pool
+// that rolls through many revisions does not hold them all.
+func (m *EnvMemory) Keep(keep func(revision string) bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.revs = slices.DeleteFunc(m.revs, func(r revisionValues) bool { return !keep(r.revision) })
 }
 
 func (m *EnvMemory) remember(revision string, from ferryv1.EnvVarSource, v rememberedValue) {
@@ -70,10 +73,14 @@ func (m *EnvMemory) remember(revision string, from ferryv1.EnvVarSource, v remem
 	m.valuesLocked(revision, true)[keyOf(from)] = v
 }
 
-func (m *EnvMemory) forget(revision string, from ferryv1.EnvVarSource) {
+// forget drops what was read of from, for every revision: the answer
+// (a refusal, the object or key missing) holds for them all.
+func (m *EnvMemory) forget(from ferryv1.EnvVarSource) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.valuesLocked(revision, false), keyOf(from))
+	for _, r := range m.revs {
+		delete(r.values, keyOf(from))
+	}
 }
 
 func (m *EnvMemory) recall(revision string, from ferryv1.EnvVarSource) (rememberedValue, bool) {
@@ -109,7 +116,7 @@ func (r rememberingSource) Value(ctx context.Context, from ferryv1.EnvVarSource)
 			return got.value, got.ok, nil
 		}
 	default: // answered (refused, missing): what was read before holds no more
-		r.mem.forget(r.revision, from)
+		r.mem.forget(from)
 	}
 	return v, ok, err
 }

@@ -73,13 +73,19 @@ func TestEnvMemory(t *testing.T) {
 			{"1", secret, answer{err: missing}, answer{err: missing}},
 			{"1", secret, answer{err: away}, answer{err: away}},
 		}},
-		{"the two newest revisions are kept", []step{
+		{"each revision keeps its own", []step{
 			{"1", secret, read, read},
 			{"2", secret, answer{v: "v2", ok: true}, answer{v: "v2", ok: true}},
 			{"3", secret, answer{v: "v3", ok: true}, answer{v: "v3", ok: true}},
-			{"1", secret, answer{err: away}, answer{err: away}},
+			{"1", secret, answer{err: away}, read},
 			{"2", secret, answer{err: away}, answer{v: "v2", ok: true}},
 			{"3", secret, answer{err: away}, answer{v: "v3", ok: true}},
+		}},
+		{"a refusal forgets for every revision", []step{
+			{"1", secret, read, read},
+			{"2", secret, read, read},
+			{"2", secret, answer{err: refused}, answer{err: refused}},
+			{"1", secret, answer{err: away}, answer{err: away}},
 		}},
 	}
 	for _, tc := range cases {
@@ -93,5 +99,21 @@ func TestEnvMemory(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEnvMemoryKeep: the owner's trim forgets the revisions it no longer
+// runs, and only those.
+func TestEnvMemoryKeep(t *testing.T) {
+	from := ferryv1.EnvVarSource{SecretKeyRef: &ferryv1.KeySelector{Name: "s", Key: "k"}}
+	var mem EnvMemory
+	for _, rev := range []string{"1", "2", "3"} {
+		mem.remember(rev, from, rememberedValue{"v" + rev, true})
+	}
+	mem.Keep(func(rev string) bool { return rev != "2" })
+	for rev, want := range map[string]bool{"1": true, "2": false, "3": true} {
+		if _, found := mem.recall(rev, from); found != want {
+			t.Errorf("revision %s kept %v, want %v", rev, found, want)
+		}
 	}
 }
