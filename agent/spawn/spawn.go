@@ -214,9 +214,10 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // while it still ran: an exit after it may be its answer, one that came
 // before cannot be. The kernel's word is taken, not the reaper's, which
 // may see an exit late on a loaded machine: a process that exited a moment
-// before the signal was sent, not yet reaped, was not sent it. Only a
-// death between that look and the signal (microseconds) is taken as the
-// signal's answer. Read it once Exited says the process exited (or once
+// before the signal was sent, not yet reaped, was not sent it. A death
+// under way as the signal goes out (the process exiting of its own, not
+// yet a zombie: tearing down a large process takes a while) is taken as
+// the signal's answer. Read it once Exited says the process exited (or once
 // ExitStatus is not ""): from then it no longer changes.
 func (p *Process) Sent(sig syscall.Signal) bool { return p.sent.Load()&(1<<sig) != 0 }
 
