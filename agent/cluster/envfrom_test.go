@@ -343,7 +343,7 @@ func TestObjectValues(t *testing.T) {
 
 // TestEnvFromOutageKeepsTheRevisionsValues: with the API server
 // unreachable, a worker of a revision whose env has valueFrom that dies is
-// replaced, with the value its revision's workers got (kept in the agent's
+// replaced, with the value last read (kept in the agent's
 // memory: spawn.EnvMemory), not left out until the API server is back.
 func TestEnvFromOutageKeepsTheRevisionsValues(t *testing.T) {
 	ns := namespace(t)

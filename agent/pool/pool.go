@@ -221,9 +221,9 @@ type Pool struct {
 	// ctx is cancelled by Close: spawns in flight give up.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// envMemory keeps what env valueFrom gave the newest revisions'
-	// workers, for their replacements while the API server does not
-	// answer (spawn.EnvMemory).
+	// envMemory keeps what env valueFrom read for the revisions the pool
+	// may spawn, for their workers' replacements while the API server
+	// does not answer (spawn.EnvMemory).
 	envMemory spawn.EnvMemory
 
 	mu        sync.Mutex
@@ -726,6 +726,9 @@ func (p *Pool) forgetStartedLocked() {
 			delete(p.steady, rev)
 		}
 	}
+	// Right here only, where a new revision has just cleared resistFrom
+	// and rolledFrom: elsewhere a revision no worker runs may still be
+	// spawned (resisting, it is resistFrom's).
 	p.envMemory.Keep(p.runsRevisionLocked)
 }
 

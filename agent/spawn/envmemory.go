@@ -3,7 +3,7 @@ package spawn
 import (
 	"context"
 	"errors"
-	"slices"
+	"maps"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -11,25 +11,26 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
-// EnvMemory keeps the values env valueFrom gave the workers of a pool's
-// revisions, in the agent's memory only (never on disk, in a
-// status or a log line), so that while the API server does not answer,
-// a worker of a revision already spawned is replaced with the values its
-// siblings got, as the kubelet restarts a container with the Secret it
-// holds. Without it, one crash during an outage would lose a worker until
-// the API server is back. It covers an unanswered read only: a refusal
-// (RBAC), a missing object or key is answered, and the spawn sees it,
-// as does a revision whose values were never read by this agent (a new
-// revision, an agent restarted meanwhile). Its owner trims it to the
-// revisions it runs (Keep). The zero value is ready.
+// EnvMemory keeps, for the env valueFrom of a pool's revisions, the last
+// answer read of each key, in the agent's memory only (never on disk, in
+// a status or a log line), so that while the API server does not answer,
+// a worker of a revision already spawned is replaced with the value the
+// API server last gave, as the kubelet restarts a container with the
+// Secret it holds. Without it, one crash during an outage would lose a
+// worker until the API server is back. It covers an unanswered read only:
+// a refusal (RBAC), a missing object or key is answered, and the spawn
+// sees it, as does a revision whose values were never read by this agent
+// (a new revision, an agent restarted meanwhile). Its owner trims it to
+// the revisions it may spawn (Keep). The zero value is ready.
 type EnvMemory struct {
-	mu   sync.Mutex
-	revs []revisionValues
-}
-
-type revisionValues struct {
-	revision string
-	values   map[envKey]rememberedValue
+	mu sync.Mutex
+	// values is the last answer read of each key, whichever revision's
+	// spawn read it: what the API server would give now, as far as the
+	// agent knows.
+	values map[envKey]rememberedValue
+	// read is, for each revision, the keys read for its workers: only
+	// those are answered from values for it.
+	read map[string]map[envKey]bool
 }
 
 type envKey struct{ kind, name, key string }
@@ -44,49 +45,52 @@ func keyOf(from ferryv1.EnvVarSource) envKey {
 	return envKey{kind, ref.Name, ref.Key}
 }
 
-// valuesLocked is revision's values; with add, made if missing.
-func (m *EnvMemory) valuesLocked(revision string, add bool) map[envKey]rememberedValue {
-	for _, r := range m.revs {
-		if r.revision == revision {
-			return r.values
-		}
-	}
-	if !add {
-		return nil
-	}
-	m.revs = append(m.revs, revisionValues{revision: revision, values: map[envKey]rememberedValue{}})
-	return m.revs[len(m.revs)-1].values
-}
-
-// Keep forgets the values of every revision but those keep says the
-// owner still runs or may spawn (its target, its live workers'): a pool
-// that rolls through many revisions does not hold them all.
+// Keep forgets the revisions keep does not name, and the values no
+// revision kept has read: a pool that rolls through many revisions does
+// not hold them all.
 func (m *EnvMemory) Keep(keep func(revision string) bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.revs = slices.DeleteFunc(m.revs, func(r revisionValues) bool { return !keep(r.revision) })
+	maps.DeleteFunc(m.read, func(rev string, _ map[envKey]bool) bool { return !keep(rev) })
+	maps.DeleteFunc(m.values, func(k envKey, _ rememberedValue) bool {
+		for _, keys := range m.read {
+			if keys[k] {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func (m *EnvMemory) remember(revision string, from ferryv1.EnvVarSource, v rememberedValue) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.valuesLocked(revision, true)[keyOf(from)] = v
+	if m.values == nil {
+		m.values, m.read = map[envKey]rememberedValue{}, map[string]map[envKey]bool{}
+	}
+	if m.read[revision] == nil {
+		m.read[revision] = map[envKey]bool{}
+	}
+	k := keyOf(from)
+	m.values[k], m.read[revision][k] = v, true
 }
 
-// forget drops what was read of from, for every revision: the answer
-// (a refusal, the object or key missing) holds for them all.
+// forget drops the answer of from: the API server's latest (a refusal,
+// the object or key missing) holds for every revision.
 func (m *EnvMemory) forget(from ferryv1.EnvVarSource) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, r := range m.revs {
-		delete(r.values, keyOf(from))
-	}
+	delete(m.values, keyOf(from))
 }
 
 func (m *EnvMemory) recall(revision string, from ferryv1.EnvVarSource) (rememberedValue, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	v, ok := m.valuesLocked(revision, false)[keyOf(from)]
+	k := keyOf(from)
+	if !m.read[revision][k] {
+		return rememberedValue{}, false
+	}
+	v, ok := m.values[k]
 	return v, ok
 }
 
@@ -111,10 +115,11 @@ func (r rememberingSource) Value(ctx context.Context, from ferryv1.EnvVarSource)
 		r.mem.remember(r.revision, from, rememberedValue{v, ok})
 	case errors.As(err, &unread) && unread.Unanswered:
 		if got, found := r.mem.recall(r.revision, from); found {
-			r.log.Info("The API server did not answer the read of an env valueFrom; the worker gets the value its revision's workers got",
+			r.log.Info("The API server did not answer the read of an env valueFrom; the worker gets the value last read",
 				"revision", r.revision, "source", describeEnvSource(from), "error", err.Error())
 			return got.value, got.ok, nil
 		}
+	case ctx.Err() != nil: // the spawn given up (the pool closing): nothing learnt
 	default: // answered (refused, missing): what was read before holds no more
 		r.mem.forget(from)
 	}

@@ -73,13 +73,17 @@ func TestEnvMemory(t *testing.T) {
 			{"1", secret, answer{err: missing}, answer{err: missing}},
 			{"1", secret, answer{err: away}, answer{err: away}},
 		}},
-		{"each revision keeps its own", []step{
+		{"the last answer of a key, for every revision that read it", []step{
 			{"1", secret, read, read},
 			{"2", secret, answer{v: "v2", ok: true}, answer{v: "v2", ok: true}},
 			{"3", secret, answer{v: "v3", ok: true}, answer{v: "v3", ok: true}},
-			{"1", secret, answer{err: away}, read},
-			{"2", secret, answer{err: away}, answer{v: "v2", ok: true}},
-			{"3", secret, answer{err: away}, answer{v: "v3", ok: true}},
+			{"1", secret, answer{err: away}, answer{v: "v3", ok: true}},
+			{"2", secret, answer{err: away}, answer{v: "v3", ok: true}},
+		}},
+		{"an optional reference found missing since, for every revision", []step{
+			{"1", secret, read, read},
+			{"2", secret, answer{}, answer{}},
+			{"1", secret, answer{err: away}, answer{}},
 		}},
 		{"a refusal forgets for every revision", []step{
 			{"1", secret, read, read},
@@ -115,5 +119,22 @@ func TestEnvMemoryKeep(t *testing.T) {
 		if _, found := mem.recall(rev, from); found != want {
 			t.Errorf("revision %s kept %v, want %v", rev, found, want)
 		}
+	}
+}
+
+// TestEnvMemoryGivenUpReadForgetsNothing: a read cut short because the
+// spawn was given up (the pool closing) is no answer of the API server.
+func TestEnvMemoryGivenUpReadForgetsNothing(t *testing.T) {
+	from := ferryv1.EnvVarSource{SecretKeyRef: &ferryv1.KeySelector{Name: "s", Key: "k"}}
+	var mem EnvMemory
+	mem.remember("1", from, rememberedValue{"v1", true})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	src := mem.source("1", &scriptedSource{answers: []answer{{err: context.Canceled}}}, logr.Discard())
+	if _, _, err := src.Value(ctx, from); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the given-up read: %v, want its error", err)
+	}
+	if v, found := mem.recall("1", from); !found || v.value != "v1" {
+		t.Errorf("after a given-up read: %+v, %v; want v1 kept", v, found)
 	}
 }

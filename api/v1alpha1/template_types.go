@@ -210,8 +210,8 @@ type EnvVar struct {
 	// running workers keep theirs) and puts it in the worker's environment
 	// only, never in a ProcessPool, a status, a log line or the agent's
 	// saved state. While the API server does not answer, a worker of a
-	// revision the agent has already read it for gets the value its
-	// revision's workers got (kept in the agent's memory only). The agent
+	// revision the agent has already read it for gets the value last read
+	// (kept in the agent's memory only). The agent
 	// must be allowed to get Secrets and ConfigMaps (the chart's
 	// agent.secretEnv). Not in standalone mode.
 	// +optional
