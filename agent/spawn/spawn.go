@@ -738,7 +738,7 @@ func pollReady(ctx context.Context, proc *Process, path string, p readyPoll) err
 	var last sighting
 	for {
 		s := probe(ctx, p.client, p.host, path)
-		if ctx.Err() == nil { // else the deadline cut the probe short: the one before says more
+		if ctx.Err() == nil && s.saysMoreThan(last) { // else the deadline cut the probe short: the one before says more
 			last = s
 		}
 		if s.ready() && p.theWorkers() {
@@ -806,6 +806,22 @@ type sighting struct {
 // ready: the probe found the app serving.
 func (s sighting) ready() bool {
 	return !s.refused && s.err == nil && s.status < 500
+}
+
+// stalled: the probe could not even connect within probeTimeout, where a
+// loopback connection is accepted or refused at once: on a loaded machine,
+// a stall of the agent's, which says nothing of the worker.
+func (s sighting) stalled() bool {
+	var op *net.OpError
+	return errors.As(s.err, &op) && op.Op == "dial" && op.Timeout()
+}
+
+// saysMoreThan reports whether s, the latest probe's sighting, should
+// stand for what the probes found rather than last, the one before: not
+// when s stalled and last found something (refused, or an answer), which
+// the message can then word (where the app listens instead, say).
+func (s sighting) saysMoreThan(last sighting) bool {
+	return !s.stalled() || !last.refused && last.status == 0
 }
 
 // insteadOf is where the worker proc listens instead of its address,

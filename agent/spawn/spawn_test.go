@@ -485,3 +485,39 @@ func TestExitsWithinWaitsForASlowReaper(t *testing.T) {
 	}
 	<-reaped
 }
+
+// TestStalledProbeSaysLessThanTheOneBefore: a probe that could not connect
+// within its timeout (the agent stalled, on a loaded machine) does not
+// hide what the probe before found, which the message words (CI saw
+// 'connecting to 127.0.0.1:N failed (dial tcp …: i/o timeout)' where the
+// app listened on another port, and the message could have said so).
+func TestStalledProbeSaysLessThanTheOneBefore(t *testing.T) {
+	stalled := sighting{err: &net.OpError{Op: "dial", Net: "tcp", Err: timeoutError{}}}
+	refused := sighting{refused: true, err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	answered := sighting{status: 503}
+	noAnswer := sighting{err: &net.OpError{Op: "read", Net: "tcp", Err: timeoutError{}}}
+	for _, tc := range []struct {
+		name        string
+		latest, was sighting
+		want        bool
+	}{
+		{"stalled after refused", stalled, refused, false},
+		{"stalled after an answer", stalled, answered, false},
+		{"stalled after nothing", stalled, sighting{}, true},
+		{"stalled after stalled", stalled, stalled, true},
+		{"refused after an answer", refused, answered, true},
+		{"an answer after refused", answered, refused, true},
+		{"no answer read after refused", noAnswer, refused, true},
+	} {
+		if got := tc.latest.saysMoreThan(tc.was); got != tc.want {
+			t.Errorf("%s: saysMoreThan %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// timeoutError is a net.Error that timed out.
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
