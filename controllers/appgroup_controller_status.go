@@ -28,6 +28,8 @@ const (
 	maxOutputExcerpt = 512
 	// maxMessage bounds every condition message, in bytes.
 	maxMessage = 1000
+	// maxReason bounds an agent's error quoted inside a message, in bytes.
+	maxReason = 256
 )
 
 // rollupInput is everything an AppGroup's status is computed from. The
@@ -473,7 +475,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it %s (%s)%s; %s",
 				in.Target, n.updated, len(in.Nodes), failedHow(in.Halt.Reason, " on "+in.Halt.Node),
-				truncate(in.Halt.Reason, 256), whereNow(in), remedy))
+				cutMiddle(in.Halt.Reason, maxReason), whereNow(in), remedy))
 	case len(n.restarting) > 0:
 		reason := ferryv1.ReasonRollingOut
 		if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
@@ -509,7 +511,7 @@ func incompleteMessage(in rollupInput, n rolloutNodes) string {
 	r := in.Reports[n.incomplete[0]]
 	if e := r.Pool.Status.LastSpawnError; e != nil && e.Revision == in.Target {
 		return truncate(fmt.Sprintf("%s. On %s, revision %s %s (%s)%s", msg, r.Node, e.Revision,
-			failedHow(e.Reason, ""), truncate(e.Reason, 256), outputSuffix(e)), maxMessage)
+			failedHow(e.Reason, ""), cutMiddle(e.Reason, maxReason), outputSuffix(e)), maxMessage)
 	}
 	if rr := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionRollingRestart); rr != nil && rr.Message != "" {
 		return truncate(fmt.Sprintf("%s. %s: %s", msg, r.Node, rr.Message), maxMessage)
@@ -659,7 +661,7 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 	if len(n.failing) > 0 {
 		e := in.Reports[n.failing[0]].Pool.Status.LastSpawnError
 		why = append(why, fmt.Sprintf("it %s (%s), with no older process to keep serving",
-			failedHow(e.Reason, " on "+nodeList(n.failing)), truncate(e.Reason, 256)))
+			failedHow(e.Reason, " on "+nodeList(n.failing)), cutMiddle(e.Reason, maxReason)))
 	}
 	retrying := 0
 	if len(n.resisting) == 0 && failingRetried(in) {
@@ -856,7 +858,7 @@ func nodeProgress(in rollupInput, node string) string {
 		case c != nil && c.Reason == ferryv1.ReasonSpawnBlocked:
 			// For no fault of the revision (a Secret the agent may not
 			// read): what to fix is in the spawn's error.
-			msg += ", its spawns blocked: " + truncate(st.LastSpawnError.Reason, 256)
+			msg += ", its spawns blocked: " + cutMiddle(st.LastSpawnError.Reason, maxReason)
 		case c != nil:
 			// The step's spawn failed while a process of the target
 			// serves: the agent retries it, the old process serving on.
@@ -904,7 +906,7 @@ func resistingCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
 			fmt.Sprintf("node %s: revision %s %s (%s)%s; no further node gets it, "+
 				"and the nodes not on it keep serving older revisions",
-				in.Halt.Node, in.Halt.Revision, failedHow(in.Halt.Reason, ""), truncate(in.Halt.Reason, 256), whereNow(in)))
+				in.Halt.Node, in.Halt.Revision, failedHow(in.Halt.Reason, ""), cutMiddle(in.Halt.Reason, maxReason), whereNow(in)))
 	case len(stale) > 0:
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
 	}
@@ -1048,7 +1050,7 @@ func resistingMessage(r poolReport) string {
 		return truncate(fmt.Sprintf("node %s: %s", r.Node, cond.Message), maxMessage)
 	}
 	head := fmt.Sprintf("node %s: revision %s %s (%s); the old processes keep serving",
-		r.Node, e.Revision, failedHow(e.Reason, ""), truncate(e.Reason, 256))
+		r.Node, e.Revision, failedHow(e.Reason, ""), cutMiddle(e.Reason, maxReason))
 	return truncate(head+outputSuffix(e), maxMessage)
 }
 
@@ -1150,6 +1152,26 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// cutMiddle cuts s to at most n bytes on rune boundaries by leaving out
+// its middle, marked "...". It is for an error quoted in a message: its
+// start says what failed, and its end the cause and often what to do
+// ("...: the chart's agent.secretEnv=true grants it; the agent tries
+// again"), which truncate would cut first once names are long.
+func cutMiddle(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	keep := n - len("...")
+	head, tail := keep-keep/2, len(s)-keep/2
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+		tail++
+	}
+	return s[:head] + "..." + s[tail:]
 }
 
 // truncate cuts s to at most n bytes on a rune boundary, ending in "..."

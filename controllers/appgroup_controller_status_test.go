@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -386,6 +387,19 @@ func TestRollingRestartCondition(t *testing.T) {
 				testPool("node-c", oldRev, rolledOut(4))),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, nil},
 			exact: "node 2/3 (node-b), process 3/4, its spawns blocked: could not start: env S: the agent may not get Secrets ...; the agent tries again; 1 node waits for its wave",
+		},
+		{
+			// Names as long as Kubernetes allows: the quoted error loses
+			// its middle, never what to do at its end.
+			name: "second node rolling, its spawns blocked on long names",
+			in: input(abc, testPool("node-a", targetRev, rolledOut(4)),
+				testPool("node-b", targetRev, restarting(2, 4), spawnFailed(fmt.Sprintf("could not start: env SECRET_KEY: the agent may not get "+
+					"Secrets in namespace %s, so cannot read key \"SECRET_KEY\" of Secret %q: the chart's agent.secretEnv=true grants it "+
+					"(docs/install.md, Who Ferry trusts); the agent tries again", strings.Repeat("n", 63), strings.Repeat("s", 253))), blocked),
+				testPool("node-c", oldRev, rolledOut(4))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonRollingOut, []string{
+				"node 2/3 (node-b), process 3/4, its spawns blocked: could not start: env SECRET_KEY: the agent may not get Secrets in namespace nnn",
+				"...", "agent.secretEnv=true grants it (docs/install.md, Who Ferry trusts); the agent tries again; 1 node waits for its wave"}},
 		},
 		{
 			// A spawn error of the revision before is no news of this one.
@@ -1126,6 +1140,17 @@ func TestOutputExcerptAndTruncate(t *testing.T) {
 	multibyte := strings.Repeat("é", 600)
 	if got := truncate(multibyte, 101); len(got) > 101 || !strings.HasSuffix(got, "...") || !utf8Valid(got) {
 		t.Errorf("truncate = %q", got)
+	}
+	if got := cutMiddle("short", 10); got != "short" {
+		t.Errorf("cutMiddle cut what fits: %q", got)
+	}
+	if got := cutMiddle("what failed: a long middle: what to do", 27); got != "what failed:...: what to do" {
+		t.Errorf("cutMiddle = %q, want its start and its end", got)
+	}
+	for n := 4; n <= 20; n++ {
+		if got := cutMiddle(strings.Repeat("é", 10), n); len(got) > n || !utf8Valid(got) {
+			t.Errorf("cutMiddle to %d bytes = %q (%d bytes)", n, got, len(got))
+		}
 	}
 	if got := outputExcerpt(multibyte, 101); !utf8Valid(got) {
 		t.Errorf("outputExcerpt cut a rune: %q", got)
