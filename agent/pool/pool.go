@@ -1579,8 +1579,10 @@ func (p *Pool) retire(ctx context.Context, w *Worker, why string) {
 	}
 	t.Stop()
 	// Asked again: with the deadline already past, select picks among
-	// the ready cases at random.
-	finished := isClosed(w.drained) || isClosed(w.proc.Done())
+	// the ready cases at random. And of the kernel, not only the reaper:
+	// a worker that died in its wait is a death, however late the reaper
+	// sees it on a loaded machine (ExitsWithin waits for it then).
+	finished := isClosed(w.drained) || w.proc.ExitsWithin(0)
 	waited := waitHad(timeout, allowed, time.Since(began))
 	p.mu.Lock()
 	if !finished && !errors.Is(ctx.Err(), context.Canceled) { // not for a pool cut short

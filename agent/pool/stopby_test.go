@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -170,6 +171,42 @@ func TestRequestCutByAnExitOfItsOwnInTheSIGTERMGraceIsAnExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	cutByItsOwnExit(t, book, <-answer, pid, "exit status 3")
+}
+
+// TestDeathInTheDrainWaitIsNoUnfinishedStop: a worker that dies while
+// the agent waits for its requests at a rolling restart is a death, also
+// when the agent's reaper sees it late (a loaded machine): the pool does
+// not log that the worker did not finish its requests within its wait
+// and that stopping it cuts them. Before, the wait's end asked only
+// whether the reaper had seen the exit. Seen failing with a 4 s sleep in
+// the reaper.
+func TestDeathInTheDrainWaitIsNoUnfinishedStop(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	e, pid, answer := startHeld(t, book, 1, 3*time.Second)
+	cfg := e.Pool.Config()
+	cfg.Revision = "2"
+	e.Pool.Update(cfg)
+	e.WaitFor(t, time.Minute, "the revision 1 worker draining", func(s pool.Status) bool {
+		return slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool {
+			return int(p.PID) == pid && p.State == ferryv1.ProcessDraining
+		})
+	})
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if a, want := <-answer, "ferry: the worker process (pid "+strconv.Itoa(pid)+") exited while handling this request"; a.Code != http.StatusBadGateway ||
+		!strings.HasPrefix(a.Body, want) {
+		t.Errorf("the request got %d %q (%v), want 502 %q", a.Code, a.Body, a.Err, want)
+	}
+	e.WaitFor(t, time.Minute, "revision 2 alone", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Revision == "2" && s.Processes[0].State == ferryv1.ProcessReady
+	})
+	for _, l := range book.Find("Worker did not finish its requests") {
+		if v, _ := l.Value("pid"); v == pid {
+			t.Errorf("the pool logged %q (%v) for a worker that died in its wait", l.Msg, l.KVs)
+		}
+	}
+	book.Check(t)
 }
 
 // cutByItsOwnExit checks that the request a, cut as the agent stopped
