@@ -32,16 +32,23 @@ func spawnWithChild(t *testing.T, child string, env ...ferryv1.EnvVar) (*Process
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Stop(5 * time.Second) })
-	b, err := os.ReadFile(pidFile)
+	pid := readPID(t, pidFile)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // if the test fails
+	return p, pid
+}
+
+// readPID reads the pid a test's shell wrote (echo $!) to path.
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("reading the pid file: %v", err)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("pid file %s holds %q, not a pid", path, b)
 	}
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // if the test fails
-	return p, pid
+	return pid
 }
 
 // gone waits a while for pid to end (a zombie has ended); false if it
@@ -154,14 +161,7 @@ func TestStopCountsOnlySignalsToALiveProcess(t *testing.T) {
 		}
 		return nil
 	})
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	child, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	child := readPID(t, pidFile)
 	killed := make(chan bool, 1)
 	go func() { killed <- p.Stop(0) }() // SIGKILL right after SIGTERM
 	testsupport.Eventually(t, time.Minute, "the group's child gone: Stop sent SIGKILL", func() error {
