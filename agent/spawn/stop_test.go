@@ -3,6 +3,7 @@ package spawn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,20 +52,16 @@ func readPID(t *testing.T, path string) int {
 	return pid
 }
 
-// gone waits a while for pid to end (a zombie has ended); false if it
-// still runs.
-func gone(pid int) bool {
-	for range 100 {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			return true
+// waitGone waits until pid no longer runs (a zombie has ended), failing
+// the test, naming what, if it still runs after a minute.
+func waitGone(t *testing.T, pid int, what string) {
+	t.Helper()
+	testsupport.Eventually(t, time.Minute, what, func() error {
+		if testsupport.Running(pid) {
+			return fmt.Errorf("pid %d still runs", pid)
 		}
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(string(b[i+1:]), " Z") {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
+		return nil
+	})
 }
 
 // TestCrashedWorkerLeavesNoChildren: a worker that dies on its own (here
@@ -76,9 +73,7 @@ func TestCrashedWorkerLeavesNoChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-p.Done()
-	if !gone(child) {
-		t.Errorf("the crashed worker's child %d still runs", child)
-	}
+	waitGone(t, child, "the crashed worker's child gone")
 }
 
 // TestStopReachesChildrenOutsideTheGroup: a child in a session of its own
@@ -101,9 +96,7 @@ func TestStopReachesChildrenOutsideTheGroup(t *testing.T) {
 				t.Fatalf("the child's session is %d, want its own", sid)
 			}
 			p.Stop(tc.timeout)
-			if !gone(child) {
-				t.Errorf("the worker's child %d in its own session still runs after Stop", child)
-			}
+			waitGone(t, child, "the worker's child in its own session gone after Stop")
 			if n := pidfds(t); n != 0 {
 				t.Errorf("%d pidfds open after Stop: the strays' handles leak", n)
 			}
@@ -155,21 +148,11 @@ func TestStopCountsOnlySignalsToALiveProcess(t *testing.T) {
 			_ = cmd.Wait()
 		}
 	})
-	testsupport.Eventually(t, time.Minute, "the process exited, a zombie (no reaper yet)", func() error {
-		if testsupport.Running(p.PID) {
-			return errors.New("still running")
-		}
-		return nil
-	})
+	waitGone(t, p.PID, "the process exited, a zombie (no reaper yet)")
 	child := readPID(t, pidFile)
 	killed := make(chan bool, 1)
 	go func() { killed <- p.Stop(0) }() // SIGKILL right after SIGTERM
-	testsupport.Eventually(t, time.Minute, "the group's child gone: Stop sent SIGKILL", func() error {
-		if testsupport.Running(child) {
-			return errors.New("still running")
-		}
-		return nil
-	})
+	waitGone(t, child, "the group's child gone: Stop sent SIGKILL")
 	p.exitErr = cmd.Wait() // the late reaper
 	reaped = true
 	p.exited.Store(true)
