@@ -448,7 +448,7 @@ func (a *Agent) releaseFinalizer(key types.NamespacedName, pp *ferryv1.ProcessPo
 		}
 		// The agent's stop ends the wait: one last try, then the node's
 		// next agent's, not a stop held up to 30s through an outage.
-		waitDelay(retryIn, a.stopped, nil)
+		waitDelay(retryIn, a.stopped, nil, nil)
 	}
 }
 

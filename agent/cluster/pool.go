@@ -254,24 +254,13 @@ func (rp *runningPool) servePortMovedFrom(back <-chan struct{}) bool {
 // waitDrainDelay is waitDelay of Options.DrainDelay, which a test may
 // also end (Options.drainDelayOver).
 func (a *Agent) waitDrainDelay(stop, back <-chan struct{}) bool {
-	if a.opts.DrainDelay <= 0 {
-		return true
-	}
-	t := time.NewTimer(a.opts.DrainDelay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-stop:
-	case <-a.opts.drainDelayOver: // nil but in tests: never
-	case <-back:
-		return false
-	}
-	return true
+	return waitDelay(a.opts.DrainDelay, stop, a.opts.drainDelayOver, back) // drainDelayOver: nil but in tests
 }
 
-// waitDelay waits d (not at all when d <= 0), or until stop closes; false
-// when back (nil: never) closes first.
-func waitDelay(d time.Duration, stop, back <-chan struct{}) bool {
+// waitDelay waits d (not at all when d <= 0), or until stop closes, or
+// over (a test ending the delay as its timer would); false when back
+// closes first. A nil channel never closes.
+func waitDelay(d time.Duration, stop, over, back <-chan struct{}) bool {
 	if d <= 0 {
 		return true
 	}
@@ -280,6 +269,7 @@ func waitDelay(d time.Duration, stop, back <-chan struct{}) bool {
 	select {
 	case <-t.C:
 	case <-stop:
+	case <-over:
 	case <-back:
 		return false
 	}
