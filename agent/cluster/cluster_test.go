@@ -463,7 +463,7 @@ func TestStoppingAgentSaysSo(t *testing.T) {
 	if code, _, err := getWith(fresh, fmt.Sprintf("http://127.0.0.1:%d/", port)); code != http.StatusOK {
 		t.Errorf("a new connection in the drain delay: %d, %v; want it served", code, err)
 	}
-	<-stopped
+	testsupport.Receive(t, 2*time.Minute, "the agent stopped after its drain delay (10s)", stopped)
 	if _, _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
 		t.Error("the proxy still answers after the agent stopped")
 	}
@@ -1185,7 +1185,7 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 	default:
 	}
 	req.Finish(t)
-	<-stopped
+	testsupport.Receive(t, 2*time.Minute, "the agent stopped once the old port's request was done", stopped)
 }
 
 // setPort patches the pool's listen.port.
@@ -1239,7 +1239,7 @@ func TestAgentStoppedInADrainDelayReleasesThePool(t *testing.T) {
 	// The stop ends the drain delay: the finalizer's removal is tried
 	// with the agent stopped, on a copy the touch made stale.
 	cancel()
-	<-done
+	testsupport.Receive(t, 2*time.Minute, "the agent stopped in the deleted pool's drain delay", done)
 	got := &ferryv1.ProcessPool{}
 	if err := env.Client.Get(ctx, key, got); !apierrors.IsNotFound(err) {
 		c := meta.FindStatusCondition(got.Status.Conditions, ferryv1.ConditionReady)

@@ -105,7 +105,7 @@ func TestNotReadyWithoutAPIServerOrSavedPools(t *testing.T) {
 			}
 		}
 		cancel()
-		<-done
+		testsupport.Receive(t, 2*time.Minute, fmt.Sprintf("the agent stopped (API server unreachable, pool saved %v)", saved), done)
 	}
 }
 

@@ -66,21 +66,6 @@ func TestAbandonedRequestKeepsItsWorker(t *testing.T) {
 	}
 }
 
-// receive is what ch gives, failing the test after two minutes with what
-// it waited for: a request the test holds at /gate answers only if its
-// worker is stopped, and one that went elsewhere would never.
-func receive[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("timed out after 2m waiting for %s", what)
-		var zero T
-		return zero
-	}
-}
-
 // gatePath is a path for the app's GATE file (and GATE.reached), in a
 // directory the worker's user may write to.
 func gatePath(t *testing.T) string {

@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 func httpGet(t *testing.T, url string) (*http.Response, string) {
@@ -95,7 +96,7 @@ func TestKilledWorkerAnswers502WithClearBody(t *testing.T) {
 	if err := syscall.Kill(int(victim.PID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	a := receive(t, got, "the killed worker's request answered")
+	a := testsupport.Receive(t, 2*time.Minute, "the killed worker's request answered", got)
 	want := "the worker process (pid " + strconv.Itoa(int(victim.PID)) + ") exited while handling this request"
 	if a.Code != http.StatusBadGateway || !strings.Contains(a.Body, want) {
 		t.Fatalf("got %d %q (%v), want 502 saying %q", a.Code, a.Body, a.Err, want)

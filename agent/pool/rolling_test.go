@@ -439,7 +439,7 @@ func TestRollingRestartKillsAnOldWorkerPastShutdownTimeout(t *testing.T) {
 	}
 	book.WaitFor(t, "Worker did not finish its requests within the wait it had")
 	book.WaitFor(t, "Killed worker that did not exit within shutdownTimeout")
-	if a := receive(t, answered, "the stuck request answered"); a.Code != http.StatusBadGateway {
+	if a := testsupport.Receive(t, 2*time.Minute, "the stuck request answered", answered); a.Code != http.StatusBadGateway {
 		t.Errorf("the stuck request got %d (%v), want 502: its worker was killed", a.Code, a.Err)
 	}
 	if resp, _ := httpGet(t, e.URL+"/"); resp.StatusCode != http.StatusOK {

@@ -221,7 +221,7 @@ func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 	default:
 	}
 	req.Finish(t)
-	<-stopped
+	testsupport.Receive(t, 2*time.Minute, "the agent stopped once the old port's request was done", stopped)
 }
 
 // TestStatusDuringMoves: status may be asked while reloads move the
@@ -250,7 +250,7 @@ func TestStatusDuringMoves(t *testing.T) {
 		}
 	}
 	close(stop)
-	<-done
+	testsupport.Receive(t, 2*time.Minute, "the status reader's last Status returned", done)
 	if st := r.srv.Status(); len(st.Apps) != 1 || st.Apps[0].Listen != fmt.Sprintf("127.0.0.1:%d", s.port) {
 		t.Errorf("status after the moves: %+v, want hello on port %d", st.Apps, s.port)
 	}

@@ -24,3 +24,20 @@ func Eventually(t testing.TB, timeout time.Duration, what string, fn func() erro
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// Receive is what ch gives, failing the test, naming what it waited for,
+// once timeout has passed: a test waiting on something the code under
+// test must do (a stop that returns, a request answered) fails saying so
+// if the code breaks, rather than hang until the test binary's timeout
+// names nothing. As for Eventually, the timeout only bounds the wait.
+func Receive[T any](t testing.TB, timeout time.Duration, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("%s: not within %s", what, timeout)
+		var zero T
+		return zero
+	}
+}
