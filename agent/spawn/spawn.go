@@ -106,8 +106,7 @@ type Process struct {
 	StartedAt time.Time
 
 	done      chan struct{}
-	exitErr   error     // set before exited
-	exitedAt  time.Time // set before exited
+	exitErr   error // set before exited
 	output    *tail
 	sockDir   string
 	port      int          // a Command worker's, held until cleanup
@@ -123,10 +122,9 @@ type Process struct {
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Exited reports whether the process has exited. Its ExitStatus and
-// ExitedAt are known from then (Done is closed a moment later, once what
-// the process held is cleaned up): a reader that saw Exited never reads
-// "" for the status.
+// Exited reports whether the process has exited. Its ExitStatus is known
+// from then (Done is closed a moment later, once what the process held is
+// cleaned up): a reader that saw Exited never reads "" for the status.
 func (p *Process) Exited() bool { return p.exited.Load() }
 
 // ExitStatus describes how the process ended ("exit status 1", "signal:
@@ -141,22 +139,11 @@ func (p *Process) ExitStatus() string {
 	return p.exitErr.Error()
 }
 
-// ExitedAt is when the process was seen to have exited (a zombie, before
-// the agent reaped it); zero while it runs. It is the reaper's time, which
-// on a loaded machine may come well after the exit: whether an exit
-// answers the agent's signals is judged by Sent, not by this.
-func (p *Process) ExitedAt() time.Time {
-	if !p.Exited() {
-		return time.Time{}
-	}
-	return p.exitedAt
-}
-
 // ExitsWithin reports whether the process has exited, or exits within
-// d, and once it has, returns only when its exit is known (ExitStatus,
-// ExitedAt). A process that dies closes its connections a moment before
-// it is a zombie, and the agent's reaper may see the zombie long after
-// on a loaded machine: waiting d for the reaper alone, a death read as a
+// d, and once it has, returns only when its exit is known (ExitStatus).
+// A process that dies closes its connections a moment before it is a
+// zombie, and the agent's reaper may see the zombie long after on a
+// loaded machine: waiting d for the reaper alone, a death read as a
 // close. So the zombie itself is looked for, at a growing interval, and
 // once seen the reaper is waited for, however long it takes.
 func (p *Process) ExitsWithin(d time.Duration) bool {
@@ -542,7 +529,6 @@ func run(cmd *exec.Cmd, proc *Process, started chan<- error, log logr.Logger, ra
 	for errors.Is(err, unix.EINTR) {
 		err = unix.Waitid(unix.P_PID, proc.PID, &info, unix.WEXITED|unix.WNOWAIT, nil)
 	}
-	proc.exitedAt = time.Now()
 	if err == nil { // else the worker may still run: Wait says how it ends
 		_ = syscall.Kill(-proc.PID, syscall.SIGKILL)
 	}
