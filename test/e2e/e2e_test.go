@@ -371,7 +371,8 @@ func TestRollingResistingAndAPIServerDowntime(t *testing.T) {
 	port := freePort(t)
 	key := types.NamespacedName{Namespace: "default", Name: "e2e"}
 	// Apply -> Ready, as a user would wait for it.
-	applyAppGroup(t, "e2e", port, `[{name: BOOT_DELAY, value: "1"}, {name: REQUEST_DELAY_MS, value: "2"}]`)
+	f := applyAppGroup(t, "e2e", port, `[{name: BOOT_DELAY, value: "1"}, {name: REQUEST_DELAY_MS, value: "2"}]`)
+	t.Cleanup(func() { kubectl(t, "delete", "-f", f, "--wait=true", "--timeout=2m") })
 	kubectl(t, "wait", "--for=condition=Ready", "appgroup/e2e", "--timeout=180s")
 	waitFor(t, key, "revision 1 on both nodes", 2*time.Minute, rolledOut("1-"))
 	checkUploads(t, port)
