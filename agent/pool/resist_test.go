@@ -581,13 +581,32 @@ func TestBlockingRestartDoesNotResist(t *testing.T) {
 // above memoryLimit (the seed: processes may still be shut down for other
 // events), never its last one; one stopped is replaced, to keep
 // minProcesses, by the revision resisted from, never the failing one.
+// Also a worker past maxRequestsPerProcess, whose recycle a resisting pool
+// does not do: before, it was flagged for that alone, and never stopped
+// for memory however large it grew (seedreview; seen failing: pid N above
+// memoryLimit serves on, no 'Worker is above memoryLimit' line).
 func TestMemoryLimitWhileResisting(t *testing.T) {
+	t.Run("a worker above it is stopped", func(t *testing.T) { stoppedAboveMemoryWhileResisting(t, 0) })
+	t.Run("also one past maxRequestsPerProcess", func(t *testing.T) { stoppedAboveMemoryWhileResisting(t, 2) })
+	t.Run("never the last one", keptAboveMemoryWhileResisting)
+}
+
+// stoppedAboveMemoryWhileResisting: with maxRequests > 0, every worker has
+// served at least that many requests before one grows.
+func stoppedAboveMemoryWhileResisting(t *testing.T, maxRequests int64) {
 	good := agenttest.WSGI("hello-wsgi", 2, 2)
 	l := resource.MustParse("64Mi")
 	good.Pool.MemoryLimit = &l
+	good.Pool.MaxRequestsPerProcess = maxRequests
 	book := agenttest.NewLogbook(t)
 	log := book.Logger()
 	e, before, _ := startResisting(t, "t/resistmem", good, brokenWSGI(good), agenttest.Options{Log: &log}, nil)
+	for sent := 0; slices.ContainsFunc(e.Pool.Status().Processes, func(p ferryv1.ProcessInfo) bool { return p.Processed < maxRequests }); sent++ {
+		if sent == 100 {
+			t.Fatalf("after %d requests, not every worker has served %d: %+v", sent, maxRequests, e.Pool.Status().Processes)
+		}
+		httpGet(t, e.URL+"/")
+	}
 	resp, body := httpGet(t, e.URL+"/alloc?mb=100")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/alloc: %d", resp.StatusCode)
@@ -609,12 +628,16 @@ func TestMemoryLimitWhileResisting(t *testing.T) {
 	if after.Resisting == nil || after.Resisting.Revision != "2" {
 		t.Fatalf("resisting = %+v, want revision 2 still", after.Resisting)
 	}
+}
 
-	// The last worker is never stopped for it, though above the limit.
-	one := good
-	one.Pool.MinProcesses, one.Pool.MaxProcesses = 1, 1
-	book = agenttest.NewLogbook(t)
-	log = book.Logger()
+// keptAboveMemoryWhileResisting: the last worker is never stopped for it,
+// though above the limit.
+func keptAboveMemoryWhileResisting(t *testing.T) {
+	one := agenttest.WSGI("hello-wsgi", 1, 1)
+	l := resource.MustParse("64Mi")
+	one.Pool.MemoryLimit = &l
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
 	e, last, _ := startResisting(t, "t/resistmemlast", one, brokenWSGI(one), agenttest.Options{Log: &log}, nil)
 	if resp, _ := httpGet(t, e.URL+"/alloc?mb=100"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("/alloc: %d", resp.StatusCode)

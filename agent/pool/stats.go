@@ -92,7 +92,11 @@ func (p *Pool) sample() {
 			}
 		}
 		st.at, st.cpuTicks, st.rssBytes = now, r.ticks, r.rss
-		if limit > 0 && r.rss > limit && t.w.recycle == recycleNone && t.w.state == ferryv1.ProcessReady {
+		// A worker flagged at maxRequestsPerProcess, its recycle not begun
+		// (a pool that resists does none), is still flagged above the
+		// limit: memoryLimit applies while the pool resists, and a
+		// resisting pool stops only those (decide).
+		if limit > 0 && r.rss > limit && t.w.recycle != recycleMemory && !t.w.replacing && t.w.state == ferryv1.ProcessReady {
 			flagged = p.overMemoryLocked(t.w, r.rss, limit) || flagged
 		}
 	}
