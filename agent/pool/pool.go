@@ -226,11 +226,17 @@ type Pool struct {
 	// does not answer (spawn.EnvMemory).
 	envMemory spawn.EnvMemory
 
-	mu        sync.Mutex
-	cfg       Config
-	workers   []*Worker // live workers, in spawn order
-	queue     waitQueue
-	restart   *restartState
+	mu      sync.Mutex
+	cfg     Config
+	workers []*Worker // live workers, in spawn order
+	queue   waitQueue
+	restart *restartState
+	// stepping is the restart whose goroutine still runs. It is restart
+	// but once the pool resists: a young worker's death (resistCrashLocked)
+	// clears restart mid-step, so that no snapshot shows both, and the
+	// goroutine ends at its next look (orphanedLocked). No restart starts
+	// before it has: two would replace workers at once.
+	stepping  *restartState
 	resisting *ferryv1.SpawnError
 	lastErr   *ferryv1.SpawnError
 	// startsAbove is the revision and memoryLimit for which a worker
@@ -913,7 +919,7 @@ func (p *Pool) reconcile() bool {
 		p.mu.Unlock()
 		return false
 	}
-	if p.restart == nil && p.resisting == nil && p.needsRestartLocked() {
+	if p.restart == nil && p.stepping == nil && p.resisting == nil && p.needsRestartLocked() {
 		p.startRestartLocked()
 	}
 	v := p.viewLocked(time.Now())
@@ -1029,7 +1035,7 @@ func (p *Pool) viewLocked(now time.Time) view {
 		max:       int(pool.MaxProcesses),
 		queued:    p.queue.n,
 		frozen:    p.resisting != nil,
-		restart:   p.restart != nil,
+		restart:   p.stepping != nil, // an orphaned restart's step too
 		paused:    p.restart != nil && p.restart.strategy == ferryv1.RestartBlocking,
 		recycling: p.recycling,
 		backoff:   p.scaling.until,

@@ -83,7 +83,7 @@ func (p *Pool) startRestartLocked() {
 		rs.strategy = ferryv1.RestartRolling
 	}
 	rs.total = len(p.oldWorkersLocked(rs))
-	p.restart = rs
+	p.restart, p.stepping = rs, rs
 	p.notifyLocked()
 	p.log.Info("Started restart", "strategy", rs.strategy, "revision", rs.revision, "processes", rs.total)
 	if p.opts.Observer != nil {
@@ -160,7 +160,7 @@ func (p *Pool) restartOutcome(rs *restartState) string {
 	switch {
 	case p.closed || p.stopping:
 		return OutcomeAborted
-	case p.resisting != nil:
+	case p.resisting != nil, p.orphanedLocked(rs):
 		return OutcomeResisting // a young worker of the revision died (resistCrashLocked)
 	case rs.failed > 0:
 		return OutcomeWithErrors
@@ -175,7 +175,7 @@ func (p *Pool) restartOutcome(rs *restartState) string {
 // pool resists is stopped before it serves: errResisted.)
 func (p *Pool) keepInstead(rs *restartState, x, y *Worker) bool {
 	p.mu.Lock()
-	if p.resisting == nil {
+	if p.resisting == nil && !p.orphanedLocked(rs) {
 		rs.replaced = true
 		p.mu.Unlock()
 		return false
@@ -185,6 +185,13 @@ func (p *Pool) keepInstead(rs *restartState, x, y *Worker) bool {
 	p.retire(context.Background(), y, "deployment error resisted")
 	return true
 }
+
+// orphanedLocked reports whether the pool came to resist rs's revision
+// while rs's goroutine was in a step (resistCrashLocked, in standalone),
+// resistance ended since or not: rs must end at its next look, as it does
+// for a resistance it sees, without rolling on to a revision asked for
+// meanwhile (the restart that one starts, once rs ended, does that).
+func (p *Pool) orphanedLocked(rs *restartState) bool { return p.restart != rs }
 
 // keepOldLocked ends the step that was to replace x, the pool resisting
 // the revision of x's replacement: x serves on.
@@ -199,7 +206,7 @@ func (p *Pool) keepOldLocked(rs *restartState, x *Worker) {
 func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.stopping || p.resisting != nil {
+	if p.closed || p.stopping || p.resisting != nil || p.orphanedLocked(rs) {
 		return nil, nil, false
 	}
 	if rs.revision != p.cfg.Revision {
@@ -247,7 +254,8 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 	p.mu.Lock()
 	x.replacing = false
 	rs.replacing = nil
-	moved := p.cfg.Revision != target
+	newer := p.cfg.Revision
+	moved := newer != target
 	proven := p.readyOfRevisionLocked(target) > 0
 	machine := notTheRevisions(err) // the spawn failed for no fault of the revision
 	resist := resists(p.cfg.Template)
@@ -261,8 +269,15 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 
 	switch {
 	case moved:
-		// The failure is of a revision nobody wants any more.
+		// The failure is of a revision nobody wants any more; logged and
+		// counted all the same (the seed: all errors of a rolling restart
+		// are logged), and the restart rolls on to the newer one.
 		p.recordSpawnError(target, err)
+		if p.opts.Observer != nil {
+			p.opts.Observer.SpawnFailed(p.name, SpawnRestart)
+		}
+		p.log.Error(err, "Could not replace worker with a revision no longer asked for; the restart goes on to the newer one",
+			"pid", x.PID(), "revision", target, "newer", newer)
 		return false
 	case proven, machine:
 		// The revision already serves, or its spawn failed for a cause of
@@ -409,10 +424,13 @@ func (p *Pool) blockingRestart(rs *restartState) {
 
 func (p *Pool) finishRestart(rs *restartState, outcome string) {
 	p.mu.Lock()
-	// Resistance may have ended (a new revision) and a newer restart begun
-	// between the hand-off and here: that one is not ours to clear.
+	// The pool may have come to resist mid-step and cleared it
+	// (orphanedLocked); no newer restart begins before stepping is clear.
 	if p.restart == rs {
 		p.restart = nil
+	}
+	if p.stepping == rs {
+		p.stepping = nil
 	}
 	if outcome != OutcomeAborted && outcome != OutcomeResisting {
 		p.givenUpFor, p.gaveUp = rs.revision, maps.Clone(rs.skipped)
