@@ -26,6 +26,11 @@ var ErrResisting = errors.New("resisting deployment error")
 // mid-rollout).
 var ErrHalted = errors.New("rollout halted")
 
+// ErrIncomplete: the rollout reached every node, but some could not
+// replace every process (resistDeploymentErrors false): those serve an
+// older revision until the next one (RollingRestart RolloutIncomplete).
+var ErrIncomplete = errors.New("rollout incomplete")
+
 // ErrNoNodes: the AppGroup selects no node, so nothing is rolled out.
 var ErrNoNodes = errors.New("no node selected")
 
@@ -60,9 +65,11 @@ type rollout struct {
 // (status.revision is "<annotation>-<hash>") and reconciled the current
 // generation, RollingRestart is not True, Ready is True and every selected
 // node, of at least one, runs the target; failed when the annotation was
-// changed again, when ResistingDeploymentError is True for this target, or
-// when no node is selected. A rollout halted otherwise (RolloutHalted: a
-// node cannot spawn the revision) is Halted: waitRollout gives it a grace.
+// changed again, when ResistingDeploymentError is True for this target,
+// when no node is selected, or when the rollout ended incomplete (some
+// processes left on an older revision, RolloutIncomplete). A rollout
+// halted otherwise (RolloutHalted: a node cannot spawn the revision) is
+// Halted: waitRollout gives it a grace.
 func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 	st := &ag.Status
 	if current, ok := ag.Annotations[ferryv1.RevisionAnnotation]; !ok || current != annotation {
@@ -108,6 +115,9 @@ func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 		// is invalid, which predate its valid value here.
 		return rollout{Progress: cmp.Or(generationLag(ag),
 			fmt.Sprintf("the manager has not reconciled generation %d yet", ag.Generation))}
+	case rolling != nil && rolling.Status == metav1.ConditionFalse && rolling.Reason == ferryv1.ReasonRolloutIncomplete:
+		// Final for this revision: the nodes left behind do not retry it.
+		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s: %s", ErrIncomplete, ag.Namespace, ag.Name, rolling.Message)}
 	case rolling != nil && rolling.Status != metav1.ConditionFalse:
 		progress := fmt.Sprintf("RollingRestart=%s: %s", rolling.Status, rolling.Message)
 		// A rollout waiting for a node whose agent is silent or stopping
@@ -176,6 +186,9 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 			return nil
 		case r.Done && errors.Is(r.Err, ErrResisting):
 			return fmt.Errorf("%w\nThe old processes keep serving. Fix the app, then roll again: kubectl ferry restart %s -n %s",
+				r.Err, ag.Name, ag.Namespace)
+		case r.Done && errors.Is(r.Err, ErrIncomplete):
+			return fmt.Errorf("%w\nThe processes not replaced keep serving the older revision. Fix the app, then roll again: kubectl ferry restart %s -n %s",
 				r.Err, ag.Name, ag.Namespace)
 		case r.Done && errors.Is(r.Err, ErrHalted):
 			return fmt.Errorf("%w (for %s)\nFix the app, then roll again: kubectl ferry restart %s -n %s", r.Err,

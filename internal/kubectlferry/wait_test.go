@@ -114,6 +114,12 @@ func TestAssessRollout(t *testing.T) {
 				set(st, cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 					"Rollout of revision "+target+" halted at 1/2 nodes updated: it failed to spawn on node-2 (the app failed to load)"))
 			}},
+		{name: "ended incomplete", done: true, err: ErrIncomplete,
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				st.Nodes.Updated = 0
+				set(st, cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
+					"Revision "+target+" runs on 0/2 nodes; some processes could not be replaced"))
+			}},
 		{name: "a node behind", progress: "1/2 nodes updated",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { st.Nodes.Updated = 1 }},
 		{name: "resisting the target, rollout halted", done: true, err: ErrResisting,
@@ -319,6 +325,35 @@ func TestRestartWaitFailsWhenResisting(t *testing.T) {
 	assertContains(t, r.err,
 		"error: resisting deployment error: AppGroup "+ns+"/app resists revision "+target+": "+resistingMsg(target),
 		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
+	)
+}
+
+// TestRestartWaitEndsWhenTheRolloutEndsIncomplete: with
+// resistDeploymentErrors off, a rollout that reached every node but left
+// processes on the older revision (RolloutIncomplete) ends the wait with
+// exit 1 and the manager's reason. Before, the wait printed "0/2 nodes
+// updated" and went on until --timeout (30 minutes by default).
+func TestRestartWaitEndsWhenTheRolloutEndsIncomplete(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "app", "5")
+	target := "6-" + hash
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 2) })
+	w := startWait(t, ns, "app")
+	w.next(t)
+	incomplete := "Revision " + target + " runs on 0/2 nodes; some processes could not be replaced and serve an older revision. " +
+		"On node-1, revision " + target + " failed to spawn (exited with status 1)"
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		st.Revision = target
+		st.Nodes.Updated = 0
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, incomplete)
+	})
+	r := w.result(t)
+	if r.code != ExitFailure {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
+	}
+	assertContains(t, r.err,
+		"error: rollout incomplete: AppGroup "+ns+"/app: "+incomplete,
+		"The processes not replaced keep serving the older revision. Fix the app, then roll again: kubectl ferry restart app -n "+ns,
 	)
 }
 
