@@ -345,7 +345,12 @@ func TestRecyclingWorkerYieldsToAFreeOne(t *testing.T) {
 				}
 				flagged = resp.Header.Get("X-Pid")
 			}
-			e.WaitFor(t, time.Minute, "the recycle under way", func(s pool.Status) bool { return s.Counts.Total == 3 })
+			s := e.WaitFor(t, time.Minute, "the recycle under way", func(s pool.Status) bool { return s.Counts.Total == 3 })
+			// No restart runs: the recycled worker is not "Rolling restarting...".
+			if i := slices.IndexFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return strconv.Itoa(int(p.PID)) == flagged }); i < 0 ||
+				s.Processes[i].Replacing || s.Restart != nil {
+				t.Errorf("while pid %s is recycled: %+v (restart %+v), want it listed, not replacing, and no restart", flagged, s.Processes, s.Restart)
+			}
 			for range 5 {
 				idle()
 				resp, _ := httpGet(t, e.URL+"/")

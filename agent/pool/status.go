@@ -70,7 +70,7 @@ func (p *Pool) Status() Status {
 		s.ScalingBlocked = p.scaling.blocked
 	}
 	for _, w := range p.workers {
-		s.Processes = append(s.Processes, w.infoLocked())
+		s.Processes = append(s.Processes, w.infoLocked(p.restart))
 		s.Counts.Total++
 		if w.state == ferryv1.ProcessReady {
 			s.Counts.Ready++
@@ -89,12 +89,16 @@ func (p *Pool) Status() Status {
 	return s
 }
 
-func (w *Worker) infoLocked() ferryv1.ProcessInfo {
+// infoLocked is w's entry in a status; rs is the restart under way, if
+// any. Replacing is for the process rs's step replaces (Passenger's
+// "Rolling restarting..."), not for one a recycle replaces, which is
+// marked replacing too, for the pool's counts.
+func (w *Worker) infoLocked(rs *restartState) ferryv1.ProcessInfo {
 	info := ferryv1.ProcessInfo{
 		PID:         int32(w.PID()),
 		Revision:    w.Revision,
 		State:       w.state,
-		Replacing:   w.replacing,
+		Replacing:   w.replacing && rs != nil && rs.replacing == w,
 		Sessions:    int32(w.sessions),
 		Processed:   w.processed,
 		StartedAt:   metav1.Time{Time: w.startedAt},
