@@ -35,11 +35,6 @@ func TestResistanceEndedMidStepRollsOneRestart(t *testing.T) {
 	root, _ := filepath.Abs("testdata/bootdie")
 	dir := testsupport.SharedDir(t) // the workers' user takes the tokens
 	gate, token2, token3 := filepath.Join(dir, "gate"), filepath.Join(dir, "boot2"), filepath.Join(dir, "boot3")
-	write := func(f string) {
-		if err := os.WriteFile(f, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	good := agenttest.WSGIAt(root, 3, 3, env("GATE", gate))
 	bad := agenttest.WSGIAt(root, 3, 3, env("GATE", gate), env("BOOT_TOKEN", token2))
 	fixed := agenttest.WSGIAt(root, 3, 3, env("GATE", gate), env("BOOT_TOKEN", token3))
@@ -52,7 +47,7 @@ func TestResistanceEndedMidStepRollsOneRestart(t *testing.T) {
 	inv := watch(e)
 
 	e.Pool.Update(pool.Config{Name: "t/twice", Revision: "2", Template: bad})
-	write(token2) // the first step's worker boots
+	touch(t, token2) // the first step's worker boots
 	var y1 ferryv1.ProcessInfo
 	e.WaitFor(t, time.Minute, "the first step retiring its old worker", func(s pool.Status) bool {
 		draining := slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool {
@@ -72,7 +67,7 @@ func TestResistanceEndedMidStepRollsOneRestart(t *testing.T) {
 	})
 
 	e.Pool.Update(pool.Config{Name: "t/twice", Revision: "3", Template: fixed})
-	write(gate) // the first step's old worker finishes its request and exits
+	touch(t, gate) // the first step's old worker finishes its request and exits
 	if a := <-held; a.Err != nil || a.Code != http.StatusOK {
 		t.Fatalf("the held request: %d %q (%v), want 200", a.Code, a.Body, a.Err)
 	}
@@ -164,34 +159,19 @@ func TestResistedRevisionSpawnInFlightAtABumpServes(t *testing.T) {
 	root, _ := filepath.Abs("testdata/bootdie")
 	dir := testsupport.SharedDir(t)
 	token2, token3 := filepath.Join(dir, "boot2"), filepath.Join(dir, "boot3")
-	write := func(f string) {
-		if err := os.WriteFile(f, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	good := agenttest.WSGIAt(root, 3, 3)
 	bad := agenttest.WSGIAt(root, 3, 3, env("BOOT_TOKEN", token2))
 	fixed := agenttest.WSGIAt(root, 3, 3, env("BOOT_TOKEN", token3))
 	e, book := startResistingEarly(t, "t/inflightbump", good, true)
 	e.Pool.Update(pool.Config{Name: "t/inflightbump", Revision: "2", Template: bad})
-	write(token2)
-	var y1 ferryv1.ProcessInfo
-	e.WaitFor(t, time.Minute, "the first step done, the second's worker booting", func(s pool.Status) bool {
-		byState := map[string]int{}
-		for _, p := range s.Processes {
-			byState[p.Revision+"/"+string(p.State)]++
-			if p.Revision == "2" && p.State == ferryv1.ProcessReady {
-				y1 = p
-			}
-		}
-		return len(s.Processes) == 4 && byState["1/Ready"] == 2 && byState["2/Ready"] == 1 && byState["2/Spawning"] == 1
-	})
+	touch(t, token2)
+	y1 := secondStepBooting(t, e, 3)
 	if err := syscall.Kill(int(y1.PID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
 	e.Pool.Update(pool.Config{Name: "t/inflightbump", Revision: "3", Template: fixed})
-	write(token2) // the orphaned step's worker of revision 2 comes up
+	touch(t, token2) // the orphaned step's worker of revision 2 comes up
 	e.WaitFor(t, time.Minute, "the orphaned step's worker of revision 2 spawned", func(pool.Status) bool {
 		n := 0
 		for _, l := range book.Find("Spawned worker") {
@@ -209,5 +189,32 @@ func TestResistedRevisionSpawnInFlightAtABumpServes(t *testing.T) {
 	s := e.Pool.Status()
 	if n := running(s); n > 4 {
 		t.Errorf("the pool holds %d processes, want at most size+1 = 4: %v", n, brief(s))
+	}
+}
+
+// secondStepBooting waits until a rolling restart from revision 1 to 2 of
+// a pool of size has replaced one worker and boots the next, and returns
+// the first step's worker of revision 2.
+func secondStepBooting(t *testing.T, e *agenttest.Env, size int) ferryv1.ProcessInfo {
+	t.Helper()
+	var y1 ferryv1.ProcessInfo
+	e.WaitFor(t, time.Minute, "the first step done, the second's worker booting", func(s pool.Status) bool {
+		byState := map[string]int{}
+		for _, p := range s.Processes {
+			byState[p.Revision+"/"+string(p.State)]++
+			if p.Revision == "2" && p.State == ferryv1.ProcessReady {
+				y1 = p
+			}
+		}
+		return len(s.Processes) == size+1 && byState["1/Ready"] == size-1 && byState["2/Ready"] == 1 && byState["2/Spawning"] == 1
+	})
+	return y1
+}
+
+// touch creates the file f, empty: a token or gate for testdata/bootdie.
+func touch(t *testing.T, f string) {
+	t.Helper()
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

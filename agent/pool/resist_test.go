@@ -805,17 +805,7 @@ func TestRestartReplacementOfAResistedRevisionDoesNotServe(t *testing.T) {
 	e, book := startResistingEarly(t, "t/resisted-step", good, true)
 	e.Pool.Update(pool.Config{Name: "t/resisted-step", Revision: "2", Template: bad})
 	boot()
-	var y1 ferryv1.ProcessInfo
-	e.WaitFor(t, time.Minute, "the first step done, the second's worker booting", func(s pool.Status) bool {
-		byState := map[string]int{}
-		for _, p := range s.Processes {
-			byState[p.Revision+"/"+string(p.State)]++
-			if p.Revision == "2" && p.State == ferryv1.ProcessReady {
-				y1 = p
-			}
-		}
-		return len(s.Processes) == 3 && byState["1/Ready"] == 1 && byState["2/Ready"] == 1 && byState["2/Spawning"] == 1
-	})
+	y1 := secondStepBooting(t, e, 2)
 	held := agenttest.GetLater(e.URL + "/gate") // at the old worker, the oldest of the two idle
 	e.WaitFor(t, time.Minute, "the old worker busy", func(s pool.Status) bool {
 		return slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision == "1" && p.Sessions == 1 })

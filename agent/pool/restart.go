@@ -271,12 +271,13 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 	case moved:
 		// The failure is of a revision nobody wants any more; logged and
 		// counted all the same (the seed: all errors of a rolling restart
-		// are logged), and the restart rolls on to the newer one.
+		// are logged). Whether this restart rolls on to the newer one
+		// (nextReplacement) or ends (orphaned, stopping) is decided next.
 		p.recordSpawnError(target, err)
 		if p.opts.Observer != nil {
 			p.opts.Observer.SpawnFailed(p.name, SpawnRestart)
 		}
-		p.log.Error(err, "Could not replace worker with a revision no longer asked for; the restart goes on to the newer one",
+		p.log.Error(err, "Could not replace worker with a revision no longer asked for",
 			"pid", x.PID(), "revision", target, "newer", newer)
 		return false
 	case proven, machine:
