@@ -3,8 +3,18 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"testing"
 	"time"
 )
+
+// HoldHeadsFor makes the proxy hold a streamed answer's head for its
+// body's first bytes up to d (headWait) until the test ends. Set before
+// the test starts a pool: the proxy reads it per answer.
+func HoldHeadsFor(t testing.TB, d time.Duration) {
+	old := headWait
+	headWait = d
+	t.Cleanup(func() { headWait = old })
+}
 
 // HandedOff is how many connections the front end gave net/http.
 func HandedOff(s *Server) int64 { return s.handedOff.Load() }

@@ -26,7 +26,13 @@ import (
 // back what it holds, sends that out first). Either way the agent logs
 // the failure with the pid and path. Before, the client got nothing at
 // all (curl: Empty reply from server), and nothing was logged.
+// The head is held for a minute here: a worker's exit that a loaded
+// machine delays past the proxy's 100ms would send the head alone, and
+// the client get it cut short instead (a CI run saw it: 'GET /die:
+// unexpected EOF'). What a head held 100ms does for a quiet stream is
+// TestQuietStreamShowsItsHead's.
 func TestWorkerFailingAfterItsHead(t *testing.T) {
+	proxy.HoldHeadsFor(t, time.Minute)
 	codes := &codeLog{}
 	book := agenttest.NewLogbook(t)
 	log := book.Logger()

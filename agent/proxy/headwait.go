@@ -16,8 +16,10 @@ import (
 // quiet at first (server-sent events waiting for their first event, a
 // long poll) shows the client its head, as nginx and Passenger do at
 // once, and a failure after that cuts the answer short. A body already
-// in (holdsHead) is not waited for.
-const headWait = 100 * time.Millisecond
+// in (holdsHead) is not waited for. A variable only so that a test can
+// lengthen it (export_test.go): one whose worker fails after its head
+// must not depend on the worker's exit coming within 100ms.
+var headWait = 100 * time.Millisecond
 
 // heldHead sends a response head held in a buffer (send) once headWait
 // passed before the body's first read returned. The head's writer is the
