@@ -1061,11 +1061,7 @@ func outputExcerpt(out string, n int) string {
 	if len(out) <= n {
 		return out
 	}
-	cut := len(out) - n
-	for cut < len(out) && !utf8.RuneStart(out[cut]) {
-		cut++
-	}
-	tail := out[cut:]
+	tail := out[runeCeil(out, len(out)-n):]
 	if i := strings.IndexByte(tail, '\n'); i >= 0 && i < n/2 {
 		tail = tail[i+1:]
 	}
@@ -1164,14 +1160,24 @@ func cutMiddle(s string, n int) string {
 		return s
 	}
 	keep := n - len("...")
-	head, tail := keep-keep/2, len(s)-keep/2
-	for head > 0 && !utf8.RuneStart(s[head]) {
-		head--
+	return s[:runeFloor(s, keep-keep/2)] + "..." + s[runeCeil(s, len(s)-keep/2):]
+}
+
+// runeFloor is i, or the start of the rune of s that byte i is in.
+func runeFloor(s string, i int) int {
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
 	}
-	for tail < len(s) && !utf8.RuneStart(s[tail]) {
-		tail++
+	return i
+}
+
+// runeCeil is i, or the start of the rune of s after the one byte i is in
+// (len(s) at its end).
+func runeCeil(s string, i int) int {
+	for i < len(s) && !utf8.RuneStart(s[i]) {
+		i++
 	}
-	return s[:head] + "..." + s[tail:]
+	return i
 }
 
 // truncate cuts s to at most n bytes on a rune boundary, ending in "..."
@@ -1180,11 +1186,7 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := n - len("...")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return s[:runeFloor(s, n-len("..."))] + "..."
 }
 
 // nextStaleness is how long until the first pool that reports in time

@@ -92,13 +92,13 @@ func (p *Pool) Status() Status {
 // infoLocked is w's entry in a status; rs is the restart under way, if
 // any. Replacing is for the process rs's step replaces (Passenger's
 // "Rolling restarting..."), not for one a recycle replaces, which is
-// marked replacing too, for the pool's counts.
+// marked replacing too (w.replacing), for the pool's counts.
 func (w *Worker) infoLocked(rs *restartState) ferryv1.ProcessInfo {
 	info := ferryv1.ProcessInfo{
 		PID:         int32(w.PID()),
 		Revision:    w.Revision,
 		State:       w.state,
-		Replacing:   w.replacing && rs != nil && rs.replacing == w,
+		Replacing:   rs != nil && rs.replacing == w,
 		Sessions:    int32(w.sessions),
 		Processed:   w.processed,
 		StartedAt:   metav1.Time{Time: w.startedAt},

@@ -165,13 +165,11 @@ func (p *Process) ExitsWithin(d time.Duration) bool {
 	}
 }
 
-// zombie reports whether the process has exited and waits to be reaped:
-// waitid with WNOWAIT leaves it to the reaper. false once it is reaped
-// (the reaper set Exited first).
+// zombie reports whether the process has exited and waits to be reaped.
+// false once it is reaped (the reaper set Exited first).
 func (p *Process) zombie() bool {
-	var info unix.Siginfo
-	err := unix.Waitid(unix.P_PID, p.PID, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
-	return err == nil && info.Signo == int32(syscall.SIGCHLD)
+	exited, seen := p.peekExit()
+	return seen && exited
 }
 
 // DescribeExit words how the process ended: "exited with status 3", "was
@@ -209,15 +207,22 @@ func (p *Process) Signal(sig syscall.Signal) error {
 func (p *Process) Sent(sig syscall.Signal) bool { return p.sent.Load()&(1<<sig) != 0 }
 
 // running reports whether the process has not exited, as the kernel says:
-// neither a zombie waiting for the reaper nor reaped (waitid with WNOWAIT
-// leaves it to the reaper).
+// neither a zombie waiting for the reaper nor reaped.
 func (p *Process) running() bool {
+	exited, seen := p.peekExit()
+	return seen && !exited
+}
+
+// peekExit asks the kernel whether the process has exited, without
+// reaping it (waitid with WNOWAIT leaves that to the reaper, run): seen is
+// false once the reaper has reaped it, when the kernel no longer knows it.
+func (p *Process) peekExit() (exited, seen bool) {
 	var info unix.Siginfo
 	err := error(unix.EINTR)
 	for errors.Is(err, unix.EINTR) {
 		err = unix.Waitid(unix.P_PID, p.PID, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
 	}
-	return err == nil && info.Signo != int32(syscall.SIGCHLD)
+	return info.Signo == int32(syscall.SIGCHLD), err == nil
 }
 
 // Stop sends SIGTERM to the process group, waits up to timeout for the
