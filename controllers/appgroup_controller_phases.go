@@ -368,6 +368,11 @@ func (plan rolloutPlan) desired(s *scope, node string, p *ferryv1.ProcessPool) (
 		// Returned from an earlier target, or given the target again.
 		delete(desired.Annotations, contract.ReturnedFromAnnotation)
 	}
+	if s.proven != "" && desired.Spec.Revision == s.proven {
+		metav1.SetMetaDataAnnotation(&desired.ObjectMeta, contract.ProvenAnnotation, s.proven)
+	} else {
+		delete(desired.Annotations, contract.ProvenAnnotation)
+	}
 	if desired.Labels == nil {
 		desired.Labels = map[string]string{}
 	}

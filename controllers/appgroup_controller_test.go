@@ -2280,6 +2280,48 @@ func TestNodeJoiningMidRolloutStartsOnWhatWorks(t *testing.T) {
 	waitRolledOut(t, ns, "blog", 5)
 }
 
+// TestPoolsSayWhenTheirRevisionIsProven: a pool whose revision is the
+// AppGroup's provenRevision says so (contract.ProvenAnnotation), and one
+// on a revision not proven says nothing: its agent holds the spawns of a
+// revision whose processes die young, awaiting the node's return, only
+// when a return can come (returnsFromTarget keeps a node on a proven
+// revision). Revision 1 rolled out: every pool says 1. Revision 2 given
+// to a: a's says nothing, the others still 1; once 2 ran rolled out on a,
+// a and b (the next wave) say 2, and c, still on 1, says nothing.
+func TestPoolsSayWhenTheirRevisionIsProven(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 1 })
+	waitLastRolledOut(t, ns, "blog", rev1)
+	waitProvenMarks(t, ns, "blog", map[string]string{a: rev1, b: rev1, c: rev1})
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	waitProvenMarks(t, ns, "blog", map[string]string{a: "", b: rev1, c: rev1})
+	agents[0].rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	waitProvenMarks(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: ""})
+}
+
+// waitProvenMarks waits until each node's pool of agName carries the
+// proven revision want has for it ("": none).
+func waitProvenMarks(t *testing.T, ns, agName string, want map[string]string) {
+	t.Helper()
+	eventually(t, "pools' proven marks", func() error {
+		ps, err := pools(testContext(t), ns, agName)
+		if err != nil {
+			return err
+		}
+		got := map[string]string{}
+		for node, p := range ps {
+			got[node] = p.Annotations[contract.ProvenAnnotation]
+		}
+		if !maps.Equal(got, want) {
+			return fmt.Errorf("%v, want %v", got, want)
+		}
+		return nil
+	})
+}
+
 // joinMidRollout is rolledOutOnThree's "blog", maxConcurrentNodes at a
 // time, remembered rolled out on revision 1, then bumped to revision 2,
 // which the first wave has been given; then node d joins, and its pool is

@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/proxy"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // coalesce is how long the reporter waits after a change for more changes
@@ -79,8 +80,11 @@ func shutdownTimeout(pp *ferryv1.ProcessPool) time.Duration {
 	return time.Minute
 }
 
+// configOf is what pp asks its pool to run; its revision is proven when
+// the manager says so (contract.ProvenAnnotation).
 func configOf(pp *ferryv1.ProcessPool) pool.Config {
-	return pool.Config{Name: pp.Namespace + "/" + pp.Name, Revision: pp.Spec.Revision, Template: pp.Spec.Template}
+	return pool.Config{Name: pp.Namespace + "/" + pp.Name, Revision: pp.Spec.Revision, Template: pp.Spec.Template,
+		Proven: pp.Annotations[contract.ProvenAnnotation] == pp.Spec.Revision}
 }
 
 func (a *Agent) startPool(pp *ferryv1.ProcessPool) *runningPool {

@@ -2,12 +2,14 @@ package pool_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,9 +36,13 @@ import (
 // TestDiesOnFirstRequestReturnedNodeFailsNoRequest: in a cluster
 // (ResistEarlyCrashes off), the manager returns the node to the old
 // revision (NodeReturned) once the pool reports the new one failing:
-// here, a stand-in manager does, by asking for revision 1 again.
+// here, a stand-in manager does, by asking for revision 1 again. Once
+// its workers die young the pool awaits that return: it makes no worker
+// of revision 2 ready (each would take a waiting request and die in it:
+// a 502 more), and a rolling restart still under way replaces no more
+// old workers.
 func TestDiesOnFirstRequestReturnedNodeFailsNoRequest(t *testing.T) {
-	e, good, bad := startDiesOnRequest(t, "t/firstreq-returned", false)
+	e, book, good, bad := startDiesOnRequest(t, "t/firstreq-returned", false)
 	stop := load(t, e.URL, 3)
 	waitRequests(t, e, 100)
 	returned := standInManager(t, e, "2", pool.Config{Name: "t/firstreq-returned", Revision: "1", Template: good})
@@ -47,7 +53,68 @@ func TestDiesOnFirstRequestReturnedNodeFailsNoRequest(t *testing.T) {
 		t.Fatalf("the pool did not report within 2m what the manager returns a node on (FailsTarget); status: %+v", e.Pool.Status())
 	}
 	backOnRevision1(t, e)
-	noRequestRefused(t, stop())
+	res := stop()
+	noRequestRefused(t, res)
+	ready := noSpawnOfRevisionOnceHeld(t, book, "2")
+	failed := 0
+	for _, r := range res.Records {
+		if !r.OK() {
+			failed++
+		}
+	}
+	if failed > ready {
+		t.Errorf("%d requests failed, more than the %d workers of revision 2 made ready: each dies in its one request", failed, ready)
+	}
+}
+
+// TestDiesOnFirstRequestOfAProvenRevisionIsNotHeld: of a revision the
+// manager holds proven (it ran rolled out on another node), no return
+// comes (returnsFromTarget): the pool backs off and respawns it, as for
+// any crash loop, rather than hold its spawns.
+func TestDiesOnFirstRequestOfAProvenRevisionIsNotHeld(t *testing.T) {
+	e, book, _, bad := startDiesOnRequest(t, "t/firstreq-proven", false)
+	stop := load(t, e.URL, 3)
+	waitRequests(t, e, 100)
+	e.Pool.Update(pool.Config{Name: "t/firstreq-proven", Revision: "2", Template: bad, Proven: true})
+	book.WaitFor(t, "Worker crashed soon after it was ready, as good as a failed spawn")
+	testsupport.Eventually(t, 2*time.Minute, "a worker of revision 2 spawned after the first crash", func() error {
+		if n := spawnedAfter(book, "Worker crashed soon after it was ready", "2"); n == 0 {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	stop()
+	if held := book.Find("Worker crashed soon after it was ready; spawning none"); len(held) > 0 {
+		t.Errorf("the pool held the spawns of revision 2, proven: %+v", held[0])
+	}
+}
+
+// noSpawnOfRevisionOnceHeld checks that the pool held the spawns of
+// revision for the manager's return at its first young crash (the first
+// death not excused as its request's), and made no worker of it ready
+// after it; it returns how many it made ready in all.
+func noSpawnOfRevisionOnceHeld(t *testing.T, book *agenttest.Logbook, revision string) (ready int) {
+	t.Helper()
+	if held := "Worker crashed soon after it was ready; spawning none of its revision"; len(book.Find(held)) == 0 {
+		t.Errorf("no %q line: the pool never held the spawns of revision %s", held, revision)
+	}
+	if n := spawnedAfter(book, "Worker crashed soon after it was ready", revision); n > 0 {
+		t.Errorf("%d workers of revision %s made ready after its first young crash, awaiting the manager's return", n, revision)
+	}
+	return spawnedAfter(book, "", revision)
+}
+
+// spawnedAfter counts the workers of revision made ready after the first
+// line that begins with prefix ("": from the first line).
+func spawnedAfter(book *agenttest.Logbook, prefix, revision string) int {
+	n, seen := 0, prefix == ""
+	for _, e := range book.Find("") {
+		seen = seen || strings.HasPrefix(e.Msg, prefix)
+		if v, _ := e.Value("revision"); seen && e.Msg == "Spawned worker" && v == revision {
+			n++
+		}
+	}
+	return n
 }
 
 // managerRoundTrip is how long the manager's return takes on the local
@@ -132,13 +199,12 @@ func failsTarget(s pool.Status, target string) bool {
 }
 
 // TestDiesOnFirstRequestNotReturnedIsRefusedAgain: the wait for a return
-// is bounded. With no return (a manager away, or one that keeps the
-// node on the revision: a revision proven on another node, which the
-// pool cannot tell), a request is refused with 503 again once the crash
-// window of the first crash has passed, rather than queue until
-// queueTimeout.
+// is bounded. With no return (a manager away), the pool spawns the
+// revision again once the crash window of the first crash has passed,
+// and a request is refused with 503 while it backs off, rather than queue
+// until queueTimeout.
 func TestDiesOnFirstRequestNotReturnedIsRefusedAgain(t *testing.T) {
-	e, _, bad := startDiesOnRequest(t, "t/firstreq-kept", false)
+	e, _, _, bad := startDiesOnRequest(t, "t/firstreq-kept", false)
 	bad.Pool.QueueTimeout = &metav1.Duration{Duration: 10 * time.Minute}
 	e.Pool.Update(pool.Config{Name: "t/firstreq-kept", Revision: "2", Template: bad})
 	client := &http.Client{Timeout: 5 * time.Minute}
@@ -160,7 +226,7 @@ func TestDiesOnFirstRequestNotReturnedIsRefusedAgain(t *testing.T) {
 // (ResistEarlyCrashes on), the pool resists the revision at its second
 // death and spawns the old one.
 func TestDiesOnFirstRequestResistedFailsNoRequest(t *testing.T) {
-	e, _, bad := startDiesOnRequest(t, "t/firstreq-resisted", true)
+	e, _, _, bad := startDiesOnRequest(t, "t/firstreq-resisted", true)
 	stop := load(t, e.URL, 3)
 	waitRequests(t, e, 100)
 	e.Pool.Update(pool.Config{Name: "t/firstreq-resisted", Revision: "2", Template: bad})
@@ -170,9 +236,10 @@ func TestDiesOnFirstRequestResistedFailsNoRequest(t *testing.T) {
 }
 
 // startDiesOnRequest runs three workers of testdata/bootdie as revision
-// 1, logging with timestamps, and returns its template, good, and bad,
-// whose processes are ready and die in every request.
-func startDiesOnRequest(t *testing.T, name string, resist bool) (e *agenttest.Env, good, bad ferryv1.AppTemplate) {
+// 1, logging with timestamps to the test and to book, and returns its
+// template, good, and bad, whose processes are ready and die in every
+// request.
+func startDiesOnRequest(t *testing.T, name string, resist bool) (e *agenttest.Env, book *agenttest.Logbook, good, bad ferryv1.AppTemplate) {
 	t.Helper()
 	root, _ := filepath.Abs("testdata/bootdie")
 	flag := dieFlag(t)
@@ -181,11 +248,12 @@ func startDiesOnRequest(t *testing.T, name string, resist bool) (e *agenttest.En
 	}
 	good = agenttest.WSGIAt(root, 3, 3)
 	bad = agenttest.WSGIAt(root, 3, 3, env("DIE_IN_REQUEST_IF_EXISTS", flag))
-	log := stampedLogger(t)
+	book = agenttest.NewLogbook(t)
+	log := book.Over(stampedLogger(t))
 	e = agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: good},
 		agenttest.Options{Tick: 50 * time.Millisecond, ResistEarlyCrashes: resist, Log: &log})
 	e.WaitFor(t, time.Minute, "3 ready workers", agenttest.Ready(3))
-	return e, good, bad
+	return e, book, good, bad
 }
 
 // stampedLogger logs to t with the time of each line: the sequence of

@@ -78,7 +78,7 @@ func TestResistanceEndedMidStepRollsOneRestart(t *testing.T) {
 	inv.end()
 	t.Logf("processes: %+v", brief(s))
 	t.Logf("restart: %+v; finished: %d; rolled on: %d; most running: %d; bad mark: %q", s.Restart,
-		len(book.Find("Finished restart")), len(book.Find("Restart continues to a newer revision")), inv.maxLive, inv.badMark)
+		len(book.Find("Finished restart")), len(book.Find("Restart continues to the revision asked for since")), inv.maxLive, inv.badMark)
 	if n := spawningOf(s, "3"); n > 1 {
 		t.Errorf("%d workers of revision 3 spawning at once: two restarts run", n)
 	}

@@ -42,6 +42,12 @@ type Config struct {
 	Revision string
 	// Template is the AppGroup's app/listen/pool/restart as of Revision.
 	Template ferryv1.AppTemplate
+	// Proven: the manager holds Revision proven (it ran, rolled out, past
+	// the crash window on a node: the AppGroup's provenRevision), so it
+	// keeps a node whose processes of it die young on it rather than
+	// return the node to the revision it rolled from (awaitsReturnLocked).
+	// Standalone has no manager and leaves it false.
+	Proven bool
 }
 
 // Options are the pool's environment, fixed for its life.
@@ -506,14 +512,47 @@ func (p *Pool) unavailableLocked() bool {
 // on its revision; standalone does not resist): refused at once, as ever.
 // Nor does one come in a cluster where the revision already ran, rolled
 // out, on another node (the AppGroup's provenRevision: every node after
-// the first wave gets it so): the manager keeps a node that cannot run a
-// proven revision on it (returnsFromTarget). The pool cannot tell that
-// case: its ProcessPool does not say whether the revision is proven, so
-// its requests wait for nothing, up to the crash window and a tick
-// (docs/local.md says what a client sees).
+// the first wave gets it so, and the manager says so, Config.Proven): the
+// manager keeps a node that cannot run a proven revision on it
+// (returnsFromTarget), and the pool backs off and respawns as for any
+// crash loop.
+//
+// While it awaits a return the pool spawns none of the revision
+// (holdForReturnLocked): each process of it would take a waiting request
+// and die in it, and the manager returns the node only once a report
+// shows none of it running.
 func (p *Pool) awaitsReturnLocked(now time.Time) bool {
-	return p.rolledFrom.to == p.cfg.Revision && !p.lasted[p.cfg.Revision] && resists(p.cfg.Template) &&
+	return p.rolledFrom.to == p.cfg.Revision && !p.cfg.Proven && !p.lasted[p.cfg.Revision] && resists(p.cfg.Template) &&
 		!p.scaling.crashSince.IsZero() && now.Sub(p.scaling.crashSince) < crashWindow
+}
+
+// holdsLocked: the pool spawns no worker of revision now, awaiting the
+// manager's return from it (awaitsReturnLocked): its young deaths hold
+// its spawns up to the crash window of the first (holdForReturnLocked).
+// A spawn of it in flight is stopped before it serves (errHeld), and a
+// rolling restart to it waits before its next step (awaitHold).
+func (p *Pool) holdsLocked(revision string, now time.Time) bool {
+	return revision == p.cfg.Revision && now.Before(p.scaling.until) && p.awaitsReturnLocked(now)
+}
+
+// holdForReturnLocked extends the backoff of a young death that made the
+// pool await the manager's return to the end of the crash window of the
+// first: a return comes within it, about a second after the agent's
+// report shows no process of the revision, or none comes (the manager is
+// away) and the pool backs off and respawns as before. It returns what
+// the death's log line says of the hold.
+func (p *Pool) holdForReturnLocked(now time.Time) []any {
+	p.scaling.until = latest(p.scaling.until, p.scaling.crashSince.Add(crashWindow))
+	return []any{"holdFor", p.scaling.until.Sub(now).Round(time.Millisecond).String(), "step", p.scaling.steps,
+		"rolledFrom", p.rolledFrom.from.revision}
+}
+
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // UnavailableError is ErrUnavailable with the time the pool next tries
@@ -1102,6 +1141,19 @@ func (p *Pool) addSpawningLocked(s spawnable) *Worker {
 // old worker (keepOldLocked).
 var errResisted = errors.New("the pool resists the worker's revision")
 
+// errHeld: the spawn worked, but the pool came to await the manager's
+// return from the worker's revision meanwhile (holdsLocked): its
+// processes die young, and this one would take a waiting request and die
+// in it. It is stopped before it serves; a restart's step keeps its old
+// worker and waits (awaitHold).
+var errHeld = errors.New("the pool holds the spawns of the worker's revision for the manager's return")
+
+// refusedSpawn: err is no failure of the spawn, which the pool refused
+// or gave up (closed, resisted, held); nothing to record.
+func refusedSpawn(err error) bool {
+	return errors.Is(err, ErrClosed) || errors.Is(err, errResisted) || errors.Is(err, errHeld)
+}
+
 // spawn runs the spawn of a registered worker and makes it Ready, or
 // removes it and returns the failure.
 func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
@@ -1131,8 +1183,12 @@ func (p *Pool) spawn(w *Worker, kind SpawnKind) error {
 		p.notifyLocked()
 		timeout := waitWithin(durationOr(w.tmpl.Pool.ShutdownTimeout, time.Minute), p.closeBy)
 		p.mu.Unlock()
-		if errors.Is(refused, errResisted) {
+		switch {
+		case errors.Is(refused, errResisted):
 			p.log.Info("Stopped a new worker of the revision the pool resists: its spawn began before the pool came to resist it",
+				"pid", proc.PID, "revision", w.Revision)
+		case errors.Is(refused, errHeld):
+			p.log.Info("Stopped a new worker of a revision whose processes die young: its spawn began before the pool came to await the manager's return from it",
 				"pid", proc.PID, "revision", w.Revision)
 		}
 		proc.Stop(timeout)
@@ -1166,8 +1222,9 @@ func (p *Pool) spawnSpec(w *Worker) spawn.Spec {
 }
 
 // refuseSpawnedLocked says why w, whose process is up, may not serve: the
-// pool closed meanwhile (ErrClosed), or came to resist its revision
-// (errResisted); nil when it may. Decided under the lock that makes w
+// pool closed meanwhile (ErrClosed), came to resist its revision
+// (errResisted), or holds its spawns awaiting the manager's return from
+// it (errHeld); nil when it may. Decided under the lock that makes w
 // ready, so that no waiting request is handed to it first (readyLocked).
 func (p *Pool) refuseSpawnedLocked(w *Worker) error {
 	switch {
@@ -1175,6 +1232,8 @@ func (p *Pool) refuseSpawnedLocked(w *Worker) error {
 		return ErrClosed
 	case p.resisting != nil && w.Revision == p.resisting.Revision:
 		return errResisted
+	case p.holdsLocked(w.Revision, time.Now()):
+		return errHeld
 	}
 	return nil
 }
@@ -1224,8 +1283,7 @@ func (p *Pool) spawnWorkedLocked(revision string) {
 func (p *Pool) scaleSpawn(w *Worker) {
 	err := p.spawn(w, SpawnScale)
 	switch {
-	case err == nil:
-	case errors.Is(err, ErrClosed), errors.Is(err, errResisted):
+	case err == nil, refusedSpawn(err):
 	default:
 		p.recordScalingError(w, err, SpawnScale)
 	}
@@ -1361,10 +1419,13 @@ func (p *Pool) watchExit(w *Worker) {
 // youngDeath is what the pool made of a worker's unexpected death within
 // crashWindow of ready (youngDeathLocked): crash, as good as a failed
 // spawn, nil if it was none; resisted, that the pool came to resist its
-// revision for it; backoff, the failure's backoff otherwise (backOffLocked).
+// revision for it; held, that it holds the revision's spawns for the
+// manager's return (holdForReturnLocked); backoff, the failure's backoff
+// or hold otherwise.
 type youngDeath struct {
 	crash    error
 	resisted bool
+	held     bool
 	backoff  []any
 }
 
@@ -1411,6 +1472,9 @@ func (p *Pool) youngDeathLocked(w *Worker, lived time.Duration, inRequest bool) 
 			failed = w.foundDying
 		}
 		d.backoff = p.backOffLocked(w.Revision, d.crash, true, w.startedAt, failed)
+		if now := time.Now(); p.awaitsReturnLocked(now) {
+			d.held, d.backoff = true, p.holdForReturnLocked(now)
+		}
 	}
 	return d
 }
@@ -1421,6 +1485,9 @@ func (p *Pool) reportExit(w *Worker, unexpected, ofRequest bool, young youngDeat
 	switch {
 	case young.resisted:
 		p.reportResisting(w.Revision, young.crash)
+	case young.held:
+		p.reportFailure("Worker crashed soon after it was ready; spawning none of its revision while the manager returns the node to the revision it rolled from",
+			w.Revision, young.crash, SpawnScale, young.backoff...)
 	case young.crash != nil:
 		p.reportFailure("Worker crashed soon after it was ready, as good as a failed spawn; backing off",
 			w.Revision, young.crash, SpawnScale, young.backoff...)
@@ -1708,7 +1775,7 @@ func (p *Pool) recycle(w *Worker) {
 		p.mu.Lock()
 		w.replacing = false
 		p.mu.Unlock()
-		if !errors.Is(err, ErrClosed) && !errors.Is(err, errResisted) {
+		if !refusedSpawn(err) {
 			p.recordScalingError(y, err, SpawnRecycle)
 		}
 		return

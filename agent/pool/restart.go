@@ -116,6 +116,7 @@ func (p *Pool) rollingRestart(rs *restartState) {
 	outcome := OutcomeCompleted
 	defer func() { p.finishRestart(rs, outcome) }()
 	for {
+		p.awaitHold(rs)
 		x, y, ok := p.nextReplacement(rs)
 		if !ok {
 			outcome = p.restartOutcome(rs)
@@ -138,10 +139,13 @@ func (p *Pool) rollingRestart(rs *restartState) {
 			outcome = OutcomeAborted
 			return
 		}
-		if errors.Is(err, errResisted) { // y was stopped before it served
+		if errors.Is(err, errResisted) || errors.Is(err, errHeld) { // y was stopped before it served
 			p.mu.Lock()
 			p.keepOldLocked(rs, x)
 			p.mu.Unlock()
+			if errors.Is(err, errHeld) {
+				continue // x is replaced after the hold, or kept by the return
+			}
 			outcome = OutcomeResisting
 			return
 		}
@@ -210,13 +214,14 @@ func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, ok bool) {
 		return nil, nil, false
 	}
 	if rs.revision != p.cfg.Revision {
-		// A newer revision was asked for mid-way: roll on to it.
-		// Its summary is of the newer revision alone: what was done and
-		// what failed for the older one says nothing of it.
-		p.log.Info("Restart continues to a newer revision", "from", rs.revision, "to", p.cfg.Revision)
+		// Another revision was asked for mid-way (a newer one, or in a
+		// cluster the one the manager returned the node to): roll on to
+		// it. Its summary is of that revision alone: what was done and
+		// what failed for the other one says nothing of it.
+		p.log.Info("Restart continues to the revision asked for since", "from", rs.revision, "to", p.cfg.Revision)
 		rs.revision = p.cfg.Revision
 		clear(rs.skipped)
-		rs.done, rs.failed, rs.errors = 0, 0, nil
+		rs.done, rs.failed, rs.errors, rs.total = 0, 0, nil, 0
 	}
 	old := p.oldWorkersLocked(rs)
 	if len(old) == 0 {
@@ -355,6 +360,20 @@ func (p *Pool) waitBackoff(target string) {
 		case <-ch:
 		}
 		t.Stop()
+	}
+}
+
+// awaitHold waits while the pool holds the spawns of rs's revision for
+// the manager's return from it (holdsLocked): the old workers not yet
+// replaced serve on, and the return (a new revision asked for: the
+// restart rolls on to it, and they run it already) or the hold's end
+// ends the wait.
+func (p *Pool) awaitHold(rs *restartState) {
+	p.mu.Lock()
+	held, target := p.holdsLocked(rs.revision, time.Now()), rs.revision
+	p.mu.Unlock()
+	if held {
+		p.waitBackoff(target)
 	}
 }
 

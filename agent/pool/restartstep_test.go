@@ -24,9 +24,11 @@ const retriedUntil = "until one works or another revision is requested"
 // worked), a rolling restart to a revision whose processes are ready and
 // then die goes through: each step waits only for its new process to be
 // ready, so the restart replaces every old process and completes, with
-// no step retried. Its processes then die, and the pool respawns them
-// with a backoff that grows to a minute and no further, for as long as
-// the revision is the one asked for, as its ScalingError says. It never
+// no step retried. Its processes then die: the pool spawns none of the
+// revision for the manager's return, up to the crash window (none comes
+// here), then respawns them with a backoff that grows to a minute and no
+// further, for as long as the revision is the one asked for, as its
+// ScalingError says. It never
 // resists, never holds more than size+1 processes, and answers every
 // request from a live process, or with 502 (the process died in it) or
 // 503 (none is up: it backs off). Another revision ends it.
@@ -82,7 +84,9 @@ func TestRevisionThatBootsAndDiesInACluster(t *testing.T) {
 // crashBackoffs reads the backoff of each step of "Worker crashed soon
 // after it was ready" lines (the first line of each: the crashes of a
 // round share its step, and back off what is left of it) until one backs
-// off a minute, the bound.
+// off a minute, the bound. The crashes that hold the revision's spawns
+// for the manager's return (holdFor) are no step of it; they must come
+// first, and hold no longer than the crash window.
 func crashBackoffs(t *testing.T, book *agenttest.Logbook) []time.Duration {
 	t.Helper()
 	var out []time.Duration
@@ -92,6 +96,12 @@ func crashBackoffs(t *testing.T, book *agenttest.Logbook) []time.Duration {
 			t.Fatalf("40 crashes backed off %v, none a minute", out)
 		}
 		l := book.WaitForN(t, "Worker crashed soon after it was ready", n)[n-1]
+		if v, held := l.Value("holdFor"); held > 0 {
+			if d, err := time.ParseDuration(v.(string)); err != nil || d > 10*time.Second || len(out) > 0 {
+				t.Fatalf("a crash held spawns for %v (%v) after backoffs %v; want a hold of the crash window (10s) at most, before any backoff", v, err, out)
+			}
+			continue
+		}
 		v, _ := l.Value("backoff")
 		d, err := time.ParseDuration(v.(string))
 		if err != nil || d > time.Minute {

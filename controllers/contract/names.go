@@ -25,6 +25,15 @@ const DrainFinalizer = "ferry.dev/drain"
 // lose it, and is removed when the pool gets a target again.
 const ReturnedFromAnnotation = "ferry.dev/returned-from"
 
+// ProvenAnnotation marks a pool whose revision the manager holds proven
+// (the AppGroup's status.provenRevision: it ran, rolled out, past the
+// crash window on a node); its value is that revision. The manager keeps
+// a node whose processes of a proven revision die young on it, and
+// returns one from a revision not proven (returnsFromTarget): the agent
+// holds the spawns of a revision whose processes die young while it
+// awaits that return, and only then.
+const ProvenAnnotation = "ferry.dev/proven"
+
 // hashLen is how many hex characters of a SHA-256 suffix a shortened name.
 const hashLen = 10
 

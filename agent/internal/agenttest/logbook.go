@@ -33,8 +33,12 @@ type LogEntry struct {
 func NewLogbook(t *testing.T) *Logbook { return &Logbook{t: t, added: make(chan struct{})} }
 
 // Logger is a logger that writes to b.
-func (b *Logbook) Logger() logr.Logger {
-	return logr.New(&bookSink{b: b, inner: testr.New(b.t).GetSink()})
+func (b *Logbook) Logger() logr.Logger { return b.Over(testr.New(b.t)) }
+
+// Over is a logger that writes to b and passes each line on to inner
+// instead of the test's log.
+func (b *Logbook) Over(inner logr.Logger) logr.Logger {
+	return logr.New(&bookSink{b: b, inner: inner.GetSink()})
 }
 
 // Value is the value of key in e, and how many times e carries key.
