@@ -81,6 +81,15 @@ func TestLogLines(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		e.Pool.Close(ctx)
+		// The wait is said as it begins: an agent's stop is otherwise
+		// silent until the pool ends, up to shutdownTimeout later.
+		waiting := book.WaitFor(t, "Closing pool: waiting for the requests under way")
+		if v, _ := waiting.Value("requests"); v != 1 {
+			t.Errorf("the close's wait says %#v requests, want 1: %v", v, waiting.KVs)
+		}
+		if v, _ := waiting.Value("upTo"); v != "500ms" {
+			t.Errorf("the close's wait says upTo %#v, want the shutdownTimeout, \"500ms\": %v", v, waiting.KVs)
+		}
 		cut := book.WaitFor(t, "Worker did not finish its requests")
 		if v, _ := cut.Value("timeout"); v != "500ms" {
 			t.Errorf("timeout logged as %#v, want \"500ms\"", v)

@@ -903,10 +903,21 @@ func (p *Pool) Close(ctx context.Context) {
 	p.closeBy = closeDeadline(ctx, time.Now(), durationOr(p.cfg.Template.Pool.ShutdownTimeout, time.Minute))
 	p.failQueueLocked(ErrClosed)
 	workers := slices.Clone(p.workers)
+	busy := 0
+	for _, w := range workers {
+		busy += w.sessions
+	}
+	by := p.closeBy
 	p.notifyLocked() // wakes a restart sleeping out a backoff
 	p.mu.Unlock()
 	p.cancel() // spawns in flight give up
 	p.kickSupervisor()
+	if busy > 0 {
+		// Else an agent's stop says nothing between its drain and the
+		// pool's end, which a long request can put a minute apart.
+		p.log.Info("Closing pool: waiting for the requests under way before stopping the workers", "requests", busy,
+			"upTo", time.Until(by).Round(100*time.Millisecond).String())
+	}
 
 	var wg sync.WaitGroup
 	for _, w := range workers {
