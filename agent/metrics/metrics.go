@@ -112,13 +112,40 @@ func New() *Metrics {
 // another pool tracked under the same name lives (one re-created while
 // the old one drains), nothing is deleted: that one's series are the same,
 // and it is the one scraped.
+//
+// Its counters start at 0 (zeroLocked): a pool's series are exported from
+// its start, not from its first spawn failure or overrun, so that rate()
+// and increase() over them, and an alert on them, see the first one.
 func (m *Metrics) Track(name string, status func() pool.Status) (untrack func()) {
 	t := &tracked{status: status}
 	m.mu.Lock()
 	m.pools[name] = append(m.pools[name], t)
+	m.zeroLocked(name)
 	m.mu.Unlock()
 	var once sync.Once
 	return func() { once.Do(func() { m.untrack(name, t) }) }
+}
+
+// zeroLocked makes the series of the pool name's counters whose labels
+// are known in advance, at 0 if new: those by kind, strategy, outcome and
+// exit, and those by pool alone. (Requests by status code are made as
+// the codes come: their set is open.)
+func (m *Metrics) zeroLocked(name string) {
+	for _, kind := range []pool.SpawnKind{pool.SpawnScale, pool.SpawnRestart, pool.SpawnRecycle} {
+		m.spawns.WithLabelValues(name, string(kind))
+		m.spawnFailures.WithLabelValues(name, string(kind))
+	}
+	for _, strategy := range []ferryv1.RestartStrategy{ferryv1.RestartRolling, ferryv1.RestartBlocking} {
+		m.restarts.WithLabelValues(name, string(strategy))
+	}
+	for _, outcome := range []string{pool.OutcomeCompleted, pool.OutcomeWithErrors, pool.OutcomeResisting, pool.OutcomeAborted} {
+		m.restartOutcomes.WithLabelValues(name, outcome)
+	}
+	for _, unexpected := range []bool{false, true} {
+		m.workerExits.WithLabelValues(name, strconv.FormatBool(unexpected))
+	}
+	m.overruns.WithLabelValues(name)
+	m.replays.WithLabelValues(name)
 }
 
 func (m *Metrics) untrack(name string, t *tracked) {

@@ -183,6 +183,28 @@ func TestUntrackDeletesThePoolsSeries(t *testing.T) {
 	}
 }
 
+// TestCountersStartAtZero: a pool's counters are exported at 0 from its
+// start, each label its known values, so that the first spawn failure or
+// overrun moves a series that exists (rate, increase and alerts see it).
+// Before, ferry_workers_overran_total was missing until the first overrun
+// (the standalone walk), though the docs list it.
+func TestCountersStartAtZero(t *testing.T) {
+	m := New()
+	defer m.Track("ns/new", func() pool.Status { return pool.Status{Name: "ns/new"} })()
+	want := map[string]int{"ferry_spawns_total": 3, "ferry_spawn_failures_total": 3, "ferry_restarts_total": 2,
+		"ferry_restarts_finished_total": 4, "ferry_worker_exits_total": 2, "ferry_workers_overran_total": 1,
+		"ferry_requests_replayed_total": 1}
+	got := agenttest.PoolSeries(t, m.Registry, "ns/new")
+	for name, n := range want {
+		if got[name] != n {
+			t.Errorf("%s has %d series of a pool that just started, want %d at 0", name, got[name], n)
+		}
+	}
+	if v := replayed(t, m, "ns/new"); v != 0 {
+		t.Errorf("ferry_requests_replayed_total = %v, want 0", v)
+	}
+}
+
 func queueLength(t *testing.T, m *Metrics, name string) float64 {
 	t.Helper()
 	families, err := m.Registry.Gather()
