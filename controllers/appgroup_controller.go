@@ -177,6 +177,10 @@ type AppGroupReconciler struct {
 	// takenLooks are, per AppGroup with names taken, what the last pass
 	// that looked found, and when the next looks (takenLook).
 	takenLooks objectMemory[takenLook]
+	// unknownWarned are, per AppGroup, the annotations Ferry does not
+	// read, with their values, that an UnknownAnnotation event named
+	// (unknownAnnotations).
+	unknownWarned objectMemory[map[string]string]
 	// vouched is, per AppGroup, whether its status vouched for its agents
 	// when this manager first passed over it (statusVouches): its
 	// predecessor's judgement, which hearing.from keeps.
@@ -579,6 +583,7 @@ func (r *AppGroupReconciler) forget(key types.NamespacedName) {
 	r.written.forget(key)
 	r.takenLooks.forget(key)
 	r.vouched.forget(key)
+	r.unknownWarned.forget(key)
 }
 
 func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -597,6 +602,7 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 	if !ag.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, ag)
 	}
+	r.warnUnknownAnnotations(ctx, ag)
 	if !controllerutil.ContainsFinalizer(ag, contract.DrainFinalizer) {
 		orig := ag.DeepCopy()
 		controllerutil.AddFinalizer(ag, contract.DrainFinalizer)
@@ -670,6 +676,25 @@ func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (r
 			"error", s.revisionErr.Error())
 	}
 	return ctrl.Result{}, nil
+}
+
+// warnUnknownAnnotations records an UnknownAnnotation event for each
+// annotation of ag under ferry.dev that Ferry does not read, once per
+// annotation and value: from what it read, at no cost of a request but
+// the event's. A manager that starts anew warns again once.
+func (r *AppGroupReconciler) warnUnknownAnnotations(ctx context.Context, ag *ferryv1.AppGroup) {
+	key := client.ObjectKeyFromObject(ag)
+	unknown := unknownAnnotations(ag)
+	warned, _ := r.unknownWarned.get(key, ag.UID)
+	for _, ev := range unknownAnnotationEvents(unknown, warned) {
+		r.record(ctx, ag, ev)
+	}
+	if len(unknown) == 0 {
+		// Removed: one set again is news again.
+		r.unknownWarned.forget(key)
+		return
+	}
+	r.unknownWarned.set(key, ag.UID, unknown)
 }
 
 // takenRecheck is when a clean pass that found names of the AppGroup

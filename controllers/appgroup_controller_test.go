@@ -1255,6 +1255,46 @@ func TestInvalidRevision(t *testing.T) {
 	}
 }
 
+// TestUnknownAnnotation: a misspelled revision annotation
+// (ferry.dev/revison, ferry.dev/Revision) rolled nothing, and nothing said
+// why. The manager says so once per annotation and value, naming the
+// annotation it reads instead; one outside ferry.dev is none of its
+// business.
+func TestUnknownAnnotation(t *testing.T) {
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+		ag.Annotations["ferry.dev/revison"] = "2"
+		ag.Annotations["ferry.dev/Revision"] = "2"
+		ag.Annotations["example.com/revison"] = "2"
+	})
+	agent := newAgent(t, ns, a, "192.0.2.2")
+	agent.rollOut("blog", 2)
+	waitRolledOut(t, ns, "blog", 1)
+	rev1 := target(t, ns, "blog")
+	// Both in one event: the recorder folds a second one of the same pass
+	// into the first's series, with the first's note.
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventUnknownAnnotation,
+		`Ferry does not read annotations ferry.dev/Revision ("2"; the closest one Ferry reads is ferry.dev/revision) and `+
+			`ferry.dev/revison ("2"; the closest one Ferry reads is ferry.dev/revision), so they change nothing`)
+
+	patch := []byte(`{"metadata":{"annotations":{"ferry.dev/revison":"3"}}}`)
+	ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "blog"}}
+	if err := env.Client.Patch(testContext(t), ag, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventUnknownAnnotation,
+		`Ferry does not read annotation ferry.dev/revison ("3"; the closest one Ferry reads is ferry.dev/revision), so it changes nothing`)
+
+	// Passes that follow say nothing again, and roll nothing.
+	settle(t, ns, "blog", agent)
+	settle(t, ns, "blog", agent)
+	assertEventCount(t, ns, "blog", controllers.EventUnknownAnnotation, 2)
+	assertEventCountOf(t, ns, "blog", controllers.EventUnknownAnnotation, `ferry.dev/revison ("3"`, 1)
+	assertEventCountOf(t, ns, "blog", controllers.EventUnknownAnnotation, "example.com", 0)
+	assertRevisions(t, ns, "blog", map[string]string{a: rev1})
+}
+
 // TestNodeJoiningWhileRevisionInvalid adds a node while the revision
 // annotation is invalid, and the app changed with it: the node gets a pool
 // running what the others serve (the last valid target, with its app, not

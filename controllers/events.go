@@ -41,6 +41,12 @@ const (
 	EventDeploymentErrorResolved = "DeploymentErrorResolved"
 	// EventInvalidRevision: the revision annotation is invalid (Warning).
 	EventInvalidRevision = "InvalidRevision"
+	// EventUnknownAnnotation: the AppGroup has an annotation under
+	// ferry.dev that Ferry does not read (a misspelled ferry.dev/revision),
+	// so it changes nothing; the note names the closest one Ferry reads
+	// (Warning). Once per annotation and value, as far as this manager
+	// remembers.
+	EventUnknownAnnotation = "UnknownAnnotation"
 	// EventNodeReturned: the manager returned a node's pool from the target
 	// it cannot spawn, with no older process to serve, to an older
 	// revision (Warning): the code that runs there changed.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -962,5 +963,43 @@ func TestSeededRolloutSeen(t *testing.T) {
 				t.Errorf("events %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestUnknownAnnotations(t *testing.T) {
+	ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+		ferryv1.RevisionAnnotation:                         "1",
+		"ferry.dev/revison":                                "2",
+		"ferry.dev/Revision":                               "2",
+		"ferry.dev/revisions":                              "2",
+		"apps.ferry.dev/revision":                          "2",
+		"notferry.dev/revision":                            "2",
+		"example.com/revision":                             "2",
+		"ferry.dev":                                        "2",
+		"kubectl.kubernetes.io/last-applied-configuration": "{}",
+	}}}
+	unknown := unknownAnnotations(ag)
+	want := []string{"apps.ferry.dev/revision", "ferry.dev/Revision", "ferry.dev/revisions", "ferry.dev/revison"}
+	if got := slices.Sorted(maps.Keys(unknown)); !slices.Equal(got, want) {
+		t.Fatalf("unknown %v, want %v", got, want)
+	}
+	evs := unknownAnnotationEvents(unknown, map[string]string{"ferry.dev/revison": "2", "ferry.dev/revisions": "1"})
+	want1 := statusEvent{Type: corev1.EventTypeWarning, Reason: EventUnknownAnnotation, Action: "Validate",
+		Note: `Ferry does not read annotations apps.ferry.dev/revision ("2"; the closest one Ferry reads is ferry.dev/revision), ` +
+			`ferry.dev/Revision ("2"; the closest one Ferry reads is ferry.dev/revision) and ` +
+			`ferry.dev/revisions ("2"; the closest one Ferry reads is ferry.dev/revision), so they change nothing`}
+	if !slices.Equal(evs, []statusEvent{want1}) {
+		t.Errorf("events\n%+v\nwant\n%+v", evs, want1)
+	}
+	if evs := unknownAnnotationEvents(unknown, unknown); evs != nil {
+		t.Errorf("events of annotations warned of: %+v", evs)
+	}
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{{"", "", 0}, {"revison", "revision", 1}, {"revisions", "revision", 1}, {"kitten", "sitting", 3}, {"", "abc", 3}} {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
 	}
 }

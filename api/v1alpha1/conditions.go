@@ -11,7 +11,9 @@ package v1alpha1
 // the last valid value stays the target. Absent, it counts as "0". A
 // change of the annotation alone is enough: it rolls even though
 // metadata.generation does not move. Setting it to the value it already
-// has does nothing.
+// has does nothing. It is the only annotation under ferry.dev that Ferry
+// reads on an AppGroup: of another one (a misspelling), the manager
+// records an UnknownAnnotation event.
 const RevisionAnnotation = "ferry.dev/revision"
 
 // Labels the manager puts on every ProcessPool it creates.

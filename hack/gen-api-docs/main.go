@@ -75,7 +75,11 @@ see the [standalone guide](standalone.md) for what a restart does. Its
 value is 1 to 63 letters, digits, ` + "`.`, `_` or `-`" + ` (a counter or a commit
 id; absent, it counts as ` + "`0`" + `). The chart's revision policy refuses an
 invalid value when it is set or changed; without it, an invalid value rolls
-nothing, and the AppGroup's conditions say ` + "`InvalidRevision`" + `.
+nothing, and the AppGroup's conditions say ` + "`InvalidRevision`" + `. It is the
+only annotation under ` + "`ferry.dev`" + ` that Ferry reads on an AppGroup: another
+one (` + "`ferry.dev/revison`, `ferry.dev/Revision`" + `) changes nothing, and the
+manager records an ` + "`UnknownAnnotation`" + ` Warning event naming it and the
+closest one Ferry reads.
 
 Durations are Go duration strings (` + "`90s`" + `, ` + "`5m`" + `, ` + "`1h30m`" + `). A default is
 applied by the API server when the field is omitted.
