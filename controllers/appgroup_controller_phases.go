@@ -389,6 +389,7 @@ func (plan rolloutPlan) desired(s *scope, node string, p *ferryv1.ProcessPool) (
 func (r *AppGroupReconciler) patchPool(ctx context.Context, s *scope, p, desired *ferryv1.ProcessPool, returned bool) error {
 	log := ctrl.LoggerFrom(ctx)
 	revisionMoved := desired.Spec.Revision != p.Spec.Revision
+	failed := p.Status.LastSpawnError
 	// No resourceVersion guard: the manager is the spec's only writer,
 	// and the agent's status reports move the resourceVersion all the
 	// time.
@@ -404,8 +405,7 @@ func (r *AppGroupReconciler) patchPool(ctx context.Context, s *scope, p, desired
 		log.Info("Returned node to an older revision: it cannot spawn the target, which runs nowhere yet",
 			"pool", klog.KObj(p), "node", node, "revision", p.Spec.Revision, "halted", s.target)
 		r.record(ctx, s.ag, statusEvent{Type: corev1.EventTypeWarning, Reason: EventNodeReturned, Action: "Rollout",
-			Note: fmt.Sprintf("Returned node %s to revision %s: it cannot spawn revision %s and had no older process to serve",
-				node, p.Spec.Revision, s.target)})
+			Note: returnedNote(node, p.Spec.Revision, s.target, failed)})
 	} else {
 		log.Info("Gave revision to node", "pool", klog.KObj(p), "node", node, "revision", s.target)
 	}
@@ -413,6 +413,20 @@ func (r *AppGroupReconciler) patchPool(ctx context.Context, s *scope, p, desired
 	// its new spec; wait for it rather than over-roll.
 	generation := p.Generation
 	return r.waitForCache(ctx, p, func(o client.Object) bool { return o.GetGeneration() >= generation })
+}
+
+// returnedNote is NodeReturned's note for node, returned to revision from
+// target, whose agent last reported failed of its spawns. The agent counts
+// a process of the target that died within the crash window of ready as a
+// failed spawn (contract.DiedAfterReady): that one spawned, so the note
+// says what became of it, not that the node cannot spawn the target.
+func returnedNote(node, revision, target string, failed *ferryv1.SpawnError) string {
+	if failed != nil && failed.Revision == target && strings.Contains(failed.Reason, contract.DiedAfterReady) {
+		return fmt.Sprintf("Returned node %s to revision %s: its processes of revision %s died soon after they were ready (%s), "+
+			"and it had no older process to serve", node, revision, target, cutMiddle(failed.Reason, maxReason))
+	}
+	return fmt.Sprintf("Returned node %s to revision %s: it cannot spawn revision %s and had no older process to serve",
+		node, revision, target)
 }
 
 // reconcileTraffic keeps the AppGroup's Service and EndpointSlice: one

@@ -680,6 +680,28 @@ func TestNodeThatCannotResistReturnsToLastRolledOut(t *testing.T) {
 	waitCondition(t, ns, "blog", ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
 }
 
+// TestNodeReturnedWhenTheTargetDiesAfterReady: a node whose processes of
+// the new revision spawned, were ready, and died within the crash window
+// (its agent restarted while resisting: nothing older to serve) is
+// returned as one that cannot spawn it is; its NodeReturned event said
+// "it cannot spawn revision 2", which sent the user looking for a boot
+// failure. It says what happened.
+func TestNodeReturnedWhenTheTargetDiesAfterReady(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	waitLastRolledOut(t, ns, "blog", rev1)
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	agents[1].failSpawns("blog", "exited with status 3 1.2s "+contract.DiedAfterReady)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNodeReturned,
+		"Returned node "+b+" to revision "+rev1+": its processes of revision "+rev2+" died soon after they were ready",
+		"(exited with status 3 1.2s after it was ready)", "had no older process to serve")
+	assertEventCountOf(t, ns, "blog", controllers.EventNodeReturned, "cannot spawn", 0)
+}
+
 // TestHaltOutlivesItsNodes: every node took the new revision at once and
 // resists it; a node that joins starts on the last revision rolled out,
 // and when the resisting nodes leave, the halt stays: the new revision

@@ -48,7 +48,8 @@ const (
 	// remembers.
 	EventUnknownAnnotation = "UnknownAnnotation"
 	// EventNodeReturned: the manager returned a node's pool from the target
-	// it cannot spawn, with no older process to serve, to an older
+	// it cannot spawn (or whose processes died soon after they were ready:
+	// the note says which), with no older process to serve, to an older
 	// revision (Warning): the code that runs there changed.
 	EventNodeReturned = "NodeReturned"
 	// EventPortConflict: another AppGroup has listen.port on some selected
