@@ -1164,7 +1164,9 @@ func (r *AppGroupReconciler) record(ctx context.Context, ag *ferryv1.AppGroup, e
 	// events.k8s.io/v1 refuses a note over 1024 bytes: the event would
 	// be lost, not shortened.
 	ev.Note = truncate(ev.Note, maxEventNote)
+	if !ev.Again {
+		countEvent(ev.Reason)
+	}
 	r.Recorder.Eventf(ag, nil, ev.Type, ev.Reason, ev.Action, "%s", ev.Note)
-	countEvent(ev.Reason)
 	ctrl.LoggerFrom(ctx).Info("Recorded event", "reason", ev.Reason, "type", ev.Type, "note", ev.Note)
 }

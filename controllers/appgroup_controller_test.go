@@ -702,6 +702,32 @@ func TestNodeReturnedWhenTheTargetDiesAfterReady(t *testing.T) {
 	assertEventCountOf(t, ns, "blog", controllers.EventNodeReturned, "cannot spawn", 0)
 }
 
+// TestFirstRevisionHaltNamesEveryNode: a new AppGroup whose first
+// revision fails on both nodes, their agents reporting one after the
+// other. RollingRestart names both; the RolloutHalted event named the first
+// alone (RollingRestart stayed halted when the second failed). A second
+// event names both.
+func TestFirstRevisionHaltNamesEveryNode(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	halted := metricValue(t, "ferry_rollouts_halted_total", nil)
+	agentA.failSpawns("blog", "the app failed to load")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		"it failed to spawn on "+a+" (the app failed to load)")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" (")
+	agentB.failSpawns("blog", "the app failed to load")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		"it failed to spawn on "+a+" and "+b+" (the app failed to load)")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" and "+b+" (")
+	assertEventCount(t, ns, "blog", controllers.EventRolloutHalted, 2)
+	// One rollout halted.
+	if d := metricValue(t, "ferry_rollouts_halted_total", nil) - halted; d != 1 {
+		t.Errorf("ferry_rollouts_halted_total moved by %v, want 1", d)
+	}
+}
+
 // TestHaltOutlivesItsNodes: every node took the new revision at once and
 // resists it; a node that joins starts on the last revision rolled out,
 // and when the resisting nodes leave, the halt stays: the new revision

@@ -125,6 +125,10 @@ func writeFailureEvents(err error) []statusEvent {
 // statusEvent is an event to record because the status moved.
 type statusEvent struct {
 	Type, Reason, Action, Note string
+	// Again: it says more fully what an event recorded already said (a
+	// halt that spread to another node), so it moves no counter
+	// (countEvent): that rollout halted once.
+	Again bool
 }
 
 // statusEvents are the events that the move of an AppGroup's status from
@@ -337,7 +341,8 @@ func (s silenceSeen) warnedAfter(old, cur *ferryv1.AppGroupStatus) bool {
 // crash window, or its agent restarted (unstarted); at any time, its agent
 // was silent for a while. A node that joins, or replaces another, is news.
 // A halt starts them over. A RolloutHalted is recorded once for the nodes
-// it names, until a node is seen updated anew: one of them whose agent
+// it names, until a node is seen updated anew (and again, naming them
+// all, when it spreads to a node it did not name): one of them whose agent
 // falls silent and is heard again, still halting it, is the same halt
 // (while silent, its failure is not known, and RollingRestart may say
 // another thing). A manager that just started takes what the status it
@@ -398,17 +403,37 @@ func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated, halting []stri
 		s.nodes = map[string]bool{}
 	}
 	news := slices.ContainsFunc(updated, func(n string) bool { return !s.nodes[n] }) && len(updated) > s.floor
+	unnamed := slices.ContainsFunc(halting, func(n string) bool { return !slices.Contains(s.halted, n) })
+	// A halt that spreads to nodes the recorded one did not name is
+	// recorded again, naming them all: RollingRestart stayed halted, so
+	// statusEvents saw no move (a new AppGroup's nodes report their failed
+	// first spawns one by one, and the one event named the first node
+	// alone). Not after a restart (haltSeen): the nodes named are not
+	// known.
+	widened := false
+	if rr := condition(cur, ferryv1.ConditionRollingRestart); rr.Reason == ferryv1.ReasonRolloutHalted && s.halted != nil && unnamed &&
+		!slices.ContainsFunc(evs, func(ev statusEvent) bool { return ev.Reason == EventRolloutHalted }) {
+		evs = append(slices.Clone(evs), statusEvent{Type: corev1.EventTypeWarning, Reason: EventRolloutHalted, Action: "Rollout", Note: rr.Message,
+			Again: true})
+		widened = true
+	}
 	var out []statusEvent
 	for _, ev := range evs {
 		switch ev.Reason {
 		case EventRolloutHalted:
-			if s.haltSeen || s.halted != nil && !slices.ContainsFunc(halting, func(n string) bool { return !slices.Contains(s.halted, n) }) {
+			if s.haltSeen || s.halted != nil && !unnamed {
 				continue // the same halt, back from a silence
 			}
 			clear(s.nodes) // those updated now were named
 			s.complete, s.incomplete, s.floor = false, false, 0
 			news = false
-			s.halted = slices.Clone(halting)
+			if widened {
+				// Still the same halt: a node of it that falls silent
+				// and is heard again is no news.
+				s.halted = slices.Concat(s.halted, slices.DeleteFunc(slices.Clone(halting), func(n string) bool { return slices.Contains(s.halted, n) }))
+			} else {
+				s.halted = slices.Clone(halting)
+			}
 		case EventNodeRolledOut:
 			if !news {
 				continue

@@ -1003,3 +1003,56 @@ func TestUnknownAnnotations(t *testing.T) {
 		}
 	}
 }
+
+// TestRolloutHaltSpreads: a new AppGroup's first revision fails on both
+// nodes, their agents reporting one after the other. RollingRestart, halted
+// since the first, comes to name both; the RolloutHalted event named the
+// first alone, and was not recorded again. It is, once per node it did not
+// name.
+func TestRolloutHaltSpreads(t *testing.T) {
+	halted := func(msg string) *ferryv1.AppGroupStatus {
+		return &ferryv1.AppGroupStatus{Revision: "1", Nodes: ferryv1.NodeCounts{Total: 2}, Conditions: []metav1.Condition{{
+			Type: ferryv1.ConditionRollingRestart, Status: metav1.ConditionFalse, Reason: ferryv1.ReasonRolloutHalted, Message: msg}}}
+	}
+	onA, onAB := "it failed to spawn on node-a", "it failed to spawn on node-a and node-b"
+	first := []statusEvent{{Type: corev1.EventTypeWarning, Reason: EventRolloutHalted, Action: "Rollout", Note: onA}}
+	for _, tt := range []struct {
+		name   string
+		seen   rolloutSeen
+		passes [][]string // the nodes halting at each pass after the first
+		want   []string   // the notes recorded after the first
+	}{
+		{name: "spreads to node-b", passes: [][]string{{"node-a", "node-b"}}, want: []string{onAB}},
+		{name: "the same nodes again", passes: [][]string{{"node-a"}}},
+		// Its agent falls silent and is heard again.
+		{name: "node-a silent and back", passes: [][]string{{"node-a", "node-b"}, {"node-b"}, {"node-a", "node-b"}}, want: []string{onAB}},
+		// node-a's agent fell silent as node-b's reported: node-b is
+		// news, node-a back is not.
+		{name: "node-b while node-a is silent", passes: [][]string{{"node-b"}, {"node-a", "node-b"}}, want: []string{onAB}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, seen := rolloutSeen{}.filter(halted(onA), nil, []string{"node-a"}, first)
+			if len(evs) != 1 {
+				t.Fatalf("first halt: %+v", evs)
+			}
+			var got []string
+			for _, halting := range tt.passes {
+				evs, seen = seen.filter(halted(onAB), nil, halting, nil)
+				for _, ev := range evs {
+					if ev.Reason != EventRolloutHalted || ev.Type != corev1.EventTypeWarning {
+						t.Errorf("event %+v", ev)
+					}
+					got = append(got, ev.Note)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("notes %q, want %q", got, tt.want)
+			}
+		})
+	}
+	t.Run("a manager that restarted while halted does not know the nodes named", func(t *testing.T) {
+		if evs, _ := seedRollout(halted(onA)).filter(halted(onAB), nil, []string{"node-a", "node-b"}, nil); len(evs) != 0 {
+			t.Errorf("events %+v", evs)
+		}
+	})
+}
