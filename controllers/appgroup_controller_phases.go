@@ -402,10 +402,13 @@ func (r *AppGroupReconciler) patchPool(ctx context.Context, s *scope, p, desired
 	}
 	node := p.Spec.NodeName
 	if returned {
-		log.Info("Returned node to an older revision: it cannot spawn the target, which runs nowhere yet",
-			"pool", klog.KObj(p), "node", node, "revision", p.Spec.Revision, "halted", s.target)
-		r.record(ctx, s.ag, statusEvent{Type: corev1.EventTypeWarning, Reason: EventNodeReturned, Action: "Rollout",
-			Note: returnedNote(node, p.Spec.Revision, s.target, failed)})
+		// Said as the event says it: the target may be proven (the node
+		// resisted it, then lost its old processes), and its processes
+		// may have spawned and died.
+		note := returnedNote(node, p.Spec.Revision, s.target, failed)
+		log.Info("Returned node to an older revision", "pool", klog.KObj(p), "node", node, "revision", p.Spec.Revision,
+			"halted", s.target, "why", note)
+		r.record(ctx, s.ag, statusEvent{Type: corev1.EventTypeWarning, Reason: EventNodeReturned, Action: "Rollout", Note: note})
 	} else {
 		log.Info("Gave revision to node", "pool", klog.KObj(p), "node", node, "revision", s.target)
 	}
