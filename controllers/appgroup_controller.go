@@ -1167,6 +1167,6 @@ func (r *AppGroupReconciler) record(ctx context.Context, ag *ferryv1.AppGroup, e
 	if !ev.Again {
 		countEvent(ev.Reason)
 	}
-	r.Recorder.Eventf(ag, nil, ev.Type, ev.Reason, ev.Action, "%s", ev.Note)
+	r.Recorder.Eventf(ag, ev.Related, ev.Type, ev.Reason, ev.Action, "%s", ev.Note)
 	ctrl.LoggerFrom(ctx).Info("Recorded event", "reason", ev.Reason, "type", ev.Type, "note", ev.Note)
 }

@@ -408,7 +408,8 @@ func (r *AppGroupReconciler) patchPool(ctx context.Context, s *scope, p, desired
 		note := returnedNote(node, p.Spec.Revision, s.target, failed)
 		log.Info("Returned node to an older revision", "pool", klog.KObj(p), "node", node, "revision", p.Spec.Revision,
 			"halted", s.target, "why", note)
-		r.record(ctx, s.ag, statusEvent{Type: corev1.EventTypeWarning, Reason: EventNodeReturned, Action: "Rollout", Note: note})
+		r.record(ctx, s.ag, statusEvent{Type: corev1.EventTypeWarning, Reason: EventNodeReturned, Action: "Rollout", Note: note,
+			Related: p})
 	} else {
 		log.Info("Gave revision to node", "pool", klog.KObj(p), "node", node, "revision", s.target)
 	}

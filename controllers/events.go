@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
@@ -106,20 +107,25 @@ func writeFailed(what string, err error) error { return &writeFailure{what: what
 func (e *writeFailure) Error() string { return "could not " + e.what + ": " + e.err.Error() }
 func (e *writeFailure) Unwrap() error { return e.err }
 
-// writeFailureEvents are the Warning events a pass's error deserves: one
-// per failed write, except those a retry settles by itself (conflicts,
-// objects gone meanwhile, the pass cancelled).
+// writeFailureEvents is the Warning event a pass's error deserves: the
+// pass's failed writes, one after another in one note (the recorder
+// would keep only the first of several events: statusEvent.Related),
+// except those a retry settles by itself (conflicts, objects gone
+// meanwhile, the pass cancelled). None when there are none.
 func writeFailureEvents(err error) []statusEvent {
-	var evs []statusEvent
+	var notes []string
 	for _, e := range flatten(err) {
 		var wf *writeFailure
 		if !errors.As(e, &wf) || apierrors.IsConflict(e) || apierrors.IsNotFound(e) ||
 			errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded) {
 			continue
 		}
-		evs = append(evs, statusEvent{Type: corev1.EventTypeWarning, Reason: EventWriteFailed, Action: "Write", Note: wf.Error()})
+		notes = append(notes, wf.Error())
 	}
-	return evs
+	if len(notes) == 0 {
+		return nil
+	}
+	return []statusEvent{{Type: corev1.EventTypeWarning, Reason: EventWriteFailed, Action: "Write", Note: strings.Join(notes, "; ")}}
 }
 
 // statusEvent is an event to record because the status moved.
@@ -129,6 +135,13 @@ type statusEvent struct {
 	// halt that spread to another node), so it moves no counter
 	// (countEvent): that rollout halted once.
 	Again bool
+	// Related is the object the event is about besides the AppGroup (a
+	// node's pool), or nil. The event recorder folds the events of one
+	// pass that share their AppGroup (at one resourceVersion), reason and
+	// related object into one, keeping the first one's note: events of a
+	// reason that a pass may record for several objects name each one
+	// here (NodeReturned), or are recorded as one (WriteFailed).
+	Related runtime.Object
 }
 
 // statusEvents are the events that the move of an AppGroup's status from

@@ -401,7 +401,7 @@ func TestWriteFailureEvents(t *testing.T) {
 		{name: "joined at two depths", err: errors.Join(
 			errors.Join(writeFailed("create the pool of node a", errors.New("quota exceeded"))),
 			writeFailed("create or update EndpointSlice blog", errors.New("range is full"))),
-			want: []string{"could not create the pool of node a: quota exceeded",
+			want: []string{"could not create the pool of node a: quota exceeded; " +
 				"could not create or update EndpointSlice blog: range is full"}},
 		{name: "a conflict settles on retry", err: writeFailed("create or update Service blog", apierrors.NewConflict(gr, "blog", errors.New("stale")))},
 		{name: "gone meanwhile", err: writeFailed("create or update Service blog", apierrors.NewNotFound(gr, "blog"))},
