@@ -23,6 +23,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/proxy"
 	"github.com/ferry-dev/ferry/agent/statusview"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 
 	"github.com/ferry-dev/ferry/internal/testsupport"
 )
@@ -227,7 +228,7 @@ func TestServeRestartAndResist(t *testing.T) {
 	if err != nil || !strings.HasSuffix(rev, "+1") {
 		t.Fatalf("restart: %q %v", rev, err)
 	}
-	if err := WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond); err != nil {
+	if err := WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond, nil); err != nil {
 		t.Fatalf("wait: %v", err)
 	}
 
@@ -238,7 +239,7 @@ func TestServeRestartAndResist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond)
+	err = WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond, nil)
 	if !errors.Is(err, ErrResisting) || !strings.Contains(err.Error(), "ferry_missing_dependency") ||
 		!strings.Contains(err.Error(), "Traceback") {
 		t.Fatalf("wait on a broken revision: %v", err)
@@ -256,7 +257,7 @@ func TestServeRestartAndResist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond); err != nil {
+	if err := WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond, nil); err != nil {
 		t.Fatalf("after the fix: %v", err)
 	}
 	if _, err := r.client.Restart(ctx, "nope", ""); !strings.Contains(fmt.Sprint(err), "no such AppGroup") {
@@ -469,29 +470,36 @@ func TestPortInUseIsAnError(t *testing.T) {
 
 func TestRestartOutcome(t *testing.T) {
 	st := func(p pool.Status) StatusResponse { return StatusResponse{Apps: []AppStatus{{Name: "a", Pool: p}}} }
+	died := ferryv1.SpawnError{Revision: "2", Reason: "exited with status 3 3s " + contract.DiedAfterReady, Output: "lost the database"}
 	cases := []struct {
-		name string
-		p    pool.Status
-		done bool
-		err  string
+		name  string
+		p     pool.Status
+		stage restartStage
+		err   string
 	}{
-		{"rolling", pool.Status{Revision: "2", Restart: &ferryv1.RestartProgress{Revision: "2", Total: 2}}, false, ""},
-		{"done", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 2)}, true, ""},
-		{"superseded", pool.Status{Revision: "3"}, true, "superseded by revision 3"},
-		{"resisting", pool.Status{Revision: "2", Resisting: &spawnErr}, true, "resisting deployment error: revision 2 failed"},
+		{"rolling", pool.Status{Revision: "2", Restart: &ferryv1.RestartProgress{Revision: "2", Total: 2}}, restartRolling, ""},
+		{"done", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 2), RevisionLasted: true}, restartOver, ""},
+		{"in the crash window", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 2)}, restartSettling, ""},
+		{"no process", pool.Status{Revision: "2"}, restartOver, ""},
+		{"superseded", pool.Status{Revision: "3"}, restartOver, "superseded by revision 3"},
+		{"resisting", pool.Status{Revision: "2", Resisting: &spawnErr}, restartOver, "resisting deployment error: revision 2 failed"},
 		{"with errors", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 1, 2),
 			LastRestart: &pool.RestartSummary{Revision: "2", Failed: 1, Total: 2, Errors: []ferryv1.SpawnError{spawnErr}}},
-			true, "1 of 2 processes could not be replaced"},
-		{"not yet started", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 0, 2)}, false, ""},
+			restartOver, "1 of 2 processes could not be replaced"},
+		{"not yet started", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 0, 2)}, restartRolling, ""},
+		{"dying, not resisted", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 1), ScalingError: &died},
+			restartOver, "processes of revision 2 die soon after they are ready: exited with status 3"},
+		{"a spawn failing for more", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 2), ScalingError: &spawnErr},
+			restartSettling, ""},
 	}
 	for _, tc := range cases {
-		done, err := restartOutcome(st(tc.p), "a", "2")
-		if done != tc.done || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
-			t.Errorf("%s: done=%v err=%v; want done=%v err containing %q", tc.name, done, err, tc.done, tc.err)
+		stage, err := restartOutcome(st(tc.p), "a", "2")
+		if stage != tc.stage || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: stage=%v err=%v; want stage=%v err containing %q", tc.name, stage, err, tc.stage, tc.err)
 		}
 	}
-	if done, err := restartOutcome(StatusResponse{}, "a", "2"); !done || !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown app: %v %v", done, err)
+	if stage, err := restartOutcome(StatusResponse{}, "a", "2"); stage != restartOver || !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown app: %v %v", stage, err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // ErrResisting: the restart stopped because the new revision failed to
@@ -18,34 +19,63 @@ import (
 var ErrResisting = errors.New("resisting deployment error")
 
 // WaitRestart follows an AppGroup until its restart to revision is over.
-// It returns nil when every process runs revision, an error wrapping
+// It returns nil when every process runs revision and the revision has
+// lasted the crash window (contract.CrashWindow), an error wrapping
 // ErrResisting (with the reason and the spawn's output) when the pool
 // resists, and an error listing the failed spawns when the restart
-// finished with some processes left on the old revision.
-func WaitRestart(ctx context.Context, c *Client, name, revision string, poll time.Duration) error {
+// finished with some processes left on the old revision, or saying how
+// the revision's processes die once they are ready. settling, if not nil,
+// is called once, when every process runs revision and the wait goes on
+// for the crash window.
+func WaitRestart(ctx context.Context, c *Client, name, revision string, poll time.Duration, settling func()) error {
 	// A loop of its own, unlike the tests' testsupport.Eventually: it runs
 	// in the binary, ends with ctx (restart --timeout), and returns the
 	// restart's outcome, or an error that says what was still going on.
+	said := false
 	for {
 		st, err := c.Status(ctx)
 		if err != nil {
 			return err
 		}
-		done, err := restartOutcome(st, name, revision)
-		if done {
+		stage, err := restartOutcome(st, name, revision)
+		switch {
+		case stage == restartOver:
 			return err
+		case stage == restartSettling && !said && settling != nil:
+			settling()
+			said = true
 		}
 		select {
 		case <-ctx.Done():
+			if stage == restartSettling {
+				return fmt.Errorf("every process of %q runs revision %s, which has not lived the crash window (%s) yet: %w",
+					name, revision, contract.CrashWindow, ctx.Err())
+			}
 			return fmt.Errorf("still restarting %q to revision %s: %w", name, revision, ctx.Err())
 		case <-time.After(poll):
 		}
 	}
 }
 
-// restartOutcome reads one status: whether the restart to revision is
-// over, and how it ended.
-func restartOutcome(st StatusResponse, name, revision string) (bool, error) {
+// restartStage is where a restart stands in one status.
+type restartStage int
+
+const (
+	// restartRolling: processes are still being replaced.
+	restartRolling restartStage = iota
+	// restartSettling: every process runs the revision, which has not
+	// lasted the crash window yet: a process of it that dies meanwhile,
+	// soon after it was ready, is a deployment error (the pool resists
+	// it), as one that fails to spawn is. The manager waits as long
+	// before it calls a node's rollout done.
+	restartSettling
+	// restartOver: the restart ended, well or not.
+	restartOver
+)
+
+// restartOutcome reads one status: where the restart to revision stands,
+// and, once over, how it ended.
+func restartOutcome(st StatusResponse, name, revision string) (restartStage, error) {
 	var ps *pool.Status
 	for i := range st.Apps {
 		if st.Apps[i].Name == name {
@@ -54,15 +84,15 @@ func restartOutcome(st StatusResponse, name, revision string) (bool, error) {
 	}
 	switch {
 	case ps == nil:
-		return true, fmt.Errorf("%w: %q", ErrNotFound, name)
+		return restartOver, fmt.Errorf("%w: %q", ErrNotFound, name)
 	case ps.Revision != revision:
-		return true, fmt.Errorf("the restart to %s was superseded by revision %s", revision, ps.Revision)
+		return restartOver, fmt.Errorf("the restart to %s was superseded by revision %s", revision, ps.Revision)
 	case ps.Resisting != nil && ps.Resisting.Revision == revision:
 		r := ps.Resisting
-		return true, fmt.Errorf("%w: revision %s failed to spawn: %s\n%s\nThe old processes keep serving; request a new revision to leave this mode",
+		return restartOver, fmt.Errorf("%w: revision %s failed to spawn: %s\n%s\nThe old processes keep serving; request a new revision to leave this mode",
 			ErrResisting, r.Revision, r.Reason, indent(r.Output))
 	case ps.Restart != nil:
-		return false, nil
+		return restartRolling, nil
 	}
 	if lr := ps.LastRestart; lr != nil && lr.Revision == revision && lr.Failed > 0 {
 		var b strings.Builder
@@ -70,12 +100,23 @@ func restartOutcome(st StatusResponse, name, revision string) (bool, error) {
 		for _, e := range lr.Errors {
 			fmt.Fprintf(&b, "\n- %s\n%s", e.Reason, indent(e.Output))
 		}
-		return true, errors.New(b.String())
+		return restartOver, errors.New(b.String())
+	}
+	if e := ps.ScalingError; e != nil && e.Revision == revision && !ps.RevisionLasted &&
+		strings.Contains(e.Reason, contract.DiedAfterReady) {
+		// Not resisted (restart.resistDeploymentErrors is false, or the
+		// restart was a blocking one): the pool respawns them, backing
+		// off, for as long as the revision is asked for.
+		return restartOver, fmt.Errorf("processes of revision %s die soon after they are ready: %s\n%s\n"+
+			"The pool respawns them with backoff (%s)", revision, e.Reason, indent(e.Output), contract.SpawnsRetried)
 	}
 	if ps.Counts.Updated == ps.Counts.Total && ps.Counts.Ready >= ps.MinProcesses {
-		return true, nil
+		if ps.RevisionLasted || ps.Counts.Total == 0 {
+			return restartOver, nil
+		}
+		return restartSettling, nil
 	}
-	return false, nil
+	return restartRolling, nil
 }
 
 func indent(s string) string {

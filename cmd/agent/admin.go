@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/standalone"
 	"github.com/ferry-dev/ferry/agent/statusview"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 func adminFlag(fs *flag.FlagSet) *string {
@@ -43,7 +44,7 @@ func runRestart(args []string) error {
 	fs := flag.NewFlagSet("restart", flag.ExitOnError)
 	socket := adminFlag(fs)
 	revision := fs.String("revision", "", "the revision to roll to (default: a new revision of the same code)")
-	wait := fs.Bool("wait", false, "wait until the restart finished (exit 0) or the pool resists the new revision (exit 1, with the reason)")
+	wait := fs.Bool("wait", false, "wait until the restart finished and the new revision lived the crash window (exit 0), or the pool resists it (exit 1, with the reason)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "with --wait, give up after this long")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ferry-agent restart NAME [--revision R] [--wait] [--timeout 30m] [--admin-socket PATH]")
@@ -70,10 +71,14 @@ func runRestart(args []string) error {
 	if !*wait {
 		return nil
 	}
-	if err := standalone.WaitRestart(ctx, c, name, rev, 200*time.Millisecond); err != nil {
+	settling := func() {
+		fmt.Printf("Every process of %s runs revision %s; waiting until it has lived the crash window (%s), "+
+			"in which a process of it that dies counts as a deployment error\n", name, rev, contract.CrashWindow)
+	}
+	if err := standalone.WaitRestart(ctx, c, name, rev, 200*time.Millisecond, settling); err != nil {
 		return err
 	}
-	fmt.Printf("Every process of %s runs revision %s\n", name, rev)
+	fmt.Printf("Every process of %s runs revision %s, which has lived the crash window\n", name, rev)
 	return nil
 }
 

@@ -131,7 +131,9 @@ func TestStandaloneFromANewUsersPointOfView(t *testing.T) {
 	})
 
 	out, errOut, code = ferry(t, "restart", "hello", "--wait", "--admin-socket", sock)
-	if code != 0 || !strings.Contains(out, "Every process of hello runs revision") {
+	// It waits out the crash window, and says so.
+	if code != 0 || !strings.Contains(out, "waiting until it has lived the crash window (10s)") ||
+		!strings.Contains(out, "which has lived the crash window") {
 		t.Fatalf("restart --wait (exit %d):\n%s%s", code, out, errOut)
 	}
 
