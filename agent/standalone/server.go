@@ -94,6 +94,48 @@ type app struct {
 	// drains counts the proxies a move left draining: stop waits for
 	// them before it closes the pool they still send to.
 	drains sync.WaitGroup
+	// conds are the pool's conditions as last seen, kept as they change
+	// (watchConditions), not only when status is asked for.
+	conds conditions
+	quit  chan struct{} // closed by stop: watchConditions ends
+}
+
+// conditions keeps a pool's conditions as meta.SetStatusCondition keeps
+// an object's: a condition's LastTransitionTime is when its status last
+// changed, not when it was last read.
+type conditions struct {
+	mu    sync.Mutex
+	conds []metav1.Condition
+}
+
+// observe takes p's status and merges its conditions, under c.mu: two
+// observations cannot merge an older snapshot after a newer one. It
+// returns the status and a copy of the conditions.
+func (c *conditions) observe(p *pool.Pool) (pool.Status, []metav1.Condition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, now := p.Status(), time.Now()
+	for _, cond := range st.Conditions(now) {
+		cond.LastTransitionTime = metav1.Time{Time: now}
+		meta.SetStatusCondition(&c.conds, cond) // keeps the time while the status stays
+	}
+	return st, slices.Clone(c.conds)
+}
+
+// watchConditions observes a's conditions at every change of its pool,
+// so that a condition's transition time is when its pool changed: one
+// that turned and turned back between two status calls shows when it
+// turned back, not when status was next asked for.
+func (a *app) watchConditions() {
+	for {
+		changed := a.pool.Changed()
+		a.conds.observe(a.pool)
+		select {
+		case <-changed:
+		case <-a.quit:
+			return
+		}
+	}
 }
 
 type fileStamp struct {
@@ -290,8 +332,9 @@ func (s *Server) startOn(ag ferryv1.AppGroup, l net.Listener) error {
 	}
 	srv := proxy.New(p, s.proxyOptions(ag))
 	a := &app{ag: ag, base: base, revision: base, pool: p, proxy: srv, ln: l,
-		addr: s.shownAddr(ag), restartF: stampOf(restartFile(ag)), untrack: untrack}
+		addr: s.shownAddr(ag), restartF: stampOf(restartFile(ag)), untrack: untrack, quit: make(chan struct{})}
 	go func() { _ = srv.Serve(l) }() // srv, not a.proxy: a move replaces that
+	go a.watchConditions()
 	s.mu.Lock()
 	s.apps[ag.Name] = a
 	s.mu.Unlock()
@@ -352,6 +395,7 @@ func (s *Server) stop(a *app) {
 	s.mu.Lock()
 	srv, timeout := a.proxy, stopTimeout(a.ag)
 	s.mu.Unlock()
+	close(a.quit)
 	a.pool.Stopping() // no roll through the drain
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -574,25 +618,19 @@ func (s *Server) Status() StatusResponse {
 	// What a reload changes (ag, addr) is read under s.mu.
 	type shown struct {
 		name, root, addr string
-		pool             *pool.Pool
+		app              *app
 	}
 	s.mu.Lock()
 	apps := make([]shown, 0, len(s.apps))
 	for _, a := range s.apps {
-		apps = append(apps, shown{a.ag.Name, a.ag.Spec.App.Root, a.addr, a.pool})
+		apps = append(apps, shown{a.ag.Name, a.ag.Spec.App.Root, a.addr, a})
 	}
 	failed := s.reloadFailed
 	s.mu.Unlock()
 	slices.SortFunc(apps, func(a, b shown) int { return strings.Compare(a.name, b.name) })
 	out := StatusResponse{Agent: s.opts.Agent, Apps: []AppStatus{}, ReloadFailed: failed}
-	now := time.Now()
 	for _, a := range apps {
-		st := a.pool.Status()
-		var conds []metav1.Condition
-		for _, c := range st.Conditions(now) {
-			c.LastTransitionTime = metav1.Time{Time: now}
-			meta.SetStatusCondition(&conds, c)
-		}
+		st, conds := a.app.conds.observe(a.app.pool)
 		out.Apps = append(out.Apps, AppStatus{Name: a.name, Root: a.root, Listen: a.addr, Pool: st,
 			Conditions: conds})
 	}
