@@ -4,9 +4,11 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ferry-dev/ferry/agent/statusview"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
 // View turns the admin API's status into the passenger-status view.
@@ -19,6 +21,7 @@ func View(st StatusResponse) []statusview.Pool {
 			MinProcesses: p.MinProcesses, MaxProcesses: p.MaxProcesses, QueueLength: p.QueueLength,
 			Processes: p.Processes, Restart: p.Restart, Resisting: p.Resisting, ScalingError: p.ScalingError,
 			LastSpawnError: p.LastSpawnError, ScalingRetryAt: retryAt(p.ScalingRetryAt),
+			Incomplete: incomplete(a),
 		})
 	}
 	return out
@@ -42,4 +45,16 @@ func retryAt(t *metav1.Time) *time.Time {
 		return nil
 	}
 	return &t.Time
+}
+
+// incomplete is a's last restart, when its RollingRestart condition says
+// it left processes on an older revision (RolloutIncomplete).
+func incomplete(a AppStatus) *statusview.Incomplete {
+	c := meta.FindStatusCondition(a.Conditions, ferryv1.ConditionRollingRestart)
+	lr := a.Pool.LastRestart
+	if c == nil || c.Reason != ferryv1.ReasonRolloutIncomplete || lr == nil {
+		return nil
+	}
+	n := a.Pool.Counts
+	return &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total, Errors: lr.Errors}
 }

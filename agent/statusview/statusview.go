@@ -2,7 +2,8 @@
 // per pool its revision, queue and restart progress, and per process its
 // PID, revision, state, sessions, processed requests, uptime, CPU, memory
 // and last use, with "Rolling restarting..." on the process being replaced
-// and "Resisting deployment error" with its reason. `ferry-agent status`
+// and "Resisting deployment error" with its reason, or "Rolling restart
+// incomplete" with its errors. `ferry-agent status`
 // and `kubectl ferry status` both print it.
 package statusview
 
@@ -21,17 +22,21 @@ import (
 // Pool is one pool as the view shows it.
 type Pool struct {
 	// Title names the pool: the AppGroup, and the node in a cluster.
-	Title          string
-	Root           string
-	Listen         string
-	Revision       string
-	Strategy       ferryv1.RestartStrategy
-	MinProcesses   int32
-	MaxProcesses   int32
-	QueueLength    int32
-	Processes      []ferryv1.ProcessInfo
-	Restart        *ferryv1.RestartProgress
-	Resisting      *ferryv1.SpawnError
+	Title        string
+	Root         string
+	Listen       string
+	Revision     string
+	Strategy     ferryv1.RestartStrategy
+	MinProcesses int32
+	MaxProcesses int32
+	QueueLength  int32
+	Processes    []ferryv1.ProcessInfo
+	Restart      *ferryv1.RestartProgress
+	Resisting    *ferryv1.SpawnError
+	// Incomplete is the last restart, to Revision, when it left processes
+	// on an older revision (resistDeploymentErrors false: the
+	// RollingRestart condition's RolloutIncomplete).
+	Incomplete     *Incomplete
 	ScalingError   *ferryv1.SpawnError
 	LastSpawnError *ferryv1.SpawnError
 	// ScalingRetryAt is when the next spawn is tried, while backing off
@@ -39,6 +44,14 @@ type Pool struct {
 	ScalingRetryAt *time.Time
 	// Notes are extra lines, e.g. that an agent stopped reporting.
 	Notes []string
+}
+
+// Incomplete is a restart that could not replace every process.
+type Incomplete struct {
+	// Left processes of Total run an older revision.
+	Left, Total int32
+	// Errors are the spawn errors met on the way.
+	Errors []ferryv1.SpawnError
 }
 
 // Header is the "General information" block.
@@ -97,6 +110,18 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 			e.Revision, e.Time.Format(time.RFC3339), e.Reason)
 		writeIndented(b, e.Output, "    | ")
 		b.WriteString("    Old processes keep serving; nothing new is spawned or idle-cleaned until a new revision.\n")
+	}
+	if in := p.Incomplete; in != nil {
+		fmt.Fprintf(b, "  Rolling restart incomplete: %d of %d processes could not be replaced and keep serving an older revision "+
+			"(resistDeploymentErrors is false); they are tried again at the next revision:\n", in.Left, in.Total)
+		for i, e := range in.Errors {
+			if i == maxErrorsShown {
+				fmt.Fprintf(b, "    - and %d more\n", len(in.Errors)-i)
+				break
+			}
+			fmt.Fprintf(b, "    - %s\n", firstLine(e.Reason))
+		}
+		b.WriteString("    (status --json: lastRestart.errors, with each spawn's output.)\n")
 	}
 	if e := p.ScalingError; e != nil {
 		next := ""
@@ -157,6 +182,15 @@ func strategy(s ferryv1.RestartStrategy) string {
 		return string(ferryv1.RestartRolling)
 	}
 	return string(s)
+}
+
+// maxErrorsShown is how many of an incomplete restart's errors the view
+// lists, one line each.
+const maxErrorsShown = 3
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
 }
 
 func writeIndented(b *strings.Builder, text, prefix string) {

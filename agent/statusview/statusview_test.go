@@ -99,3 +99,26 @@ func TestWriteScalingRetryStartingAndNotes(t *testing.T) {
 		t.Errorf("a spawning process shows pid 0:\n%s", out)
 	}
 }
+
+// TestWriteIncomplete: a restart that left processes on an older revision
+// (resistDeploymentErrors false) says how many, and why, each error's
+// first line, at most three of them.
+func TestWriteIncomplete(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	failed := ferryv1.SpawnError{Revision: "2-abc", Reason: "the app failed to load: ImportError\nsecond line", Output: "Traceback"}
+	p := Pool{Title: "hello", Revision: "2-abc", MinProcesses: 2, MaxProcesses: 4,
+		Incomplete: &Incomplete{Left: 4, Total: 4, Errors: []ferryv1.SpawnError{failed, failed, failed, failed}},
+		Processes:  []ferryv1.ProcessInfo{{PID: 7, Revision: "1-def", State: ferryv1.ProcessReady}}}
+	var b strings.Builder
+	if err := Write(&b, Header{}, []Pool{p}, now); err != nil {
+		t.Fatal(err)
+	}
+	want := "  Rolling restart incomplete: 4 of 4 processes could not be replaced and keep serving an older revision " +
+		"(resistDeploymentErrors is false); they are tried again at the next revision:\n" +
+		strings.Repeat("    - the app failed to load: ImportError\n", 3) +
+		"    - and 1 more\n" +
+		"    (status --json: lastRestart.errors, with each spawn's output.)\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
+	}
+}

@@ -1,0 +1,57 @@
+package standalone
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/statusview"
+)
+
+// TestStatusSaysRestartIncomplete: a restart with resistDeploymentErrors
+// false whose new revision fails to spawn ends incomplete, the processes
+// left on the old revision; the text status says so, and why (each
+// error's first line), as it says resistance. Before, it showed the new
+// revision and processes "(old)" with no word of why: only --json had
+// RolloutIncomplete and lastRestart.errors.
+func TestStatusSaysRestartIncomplete(t *testing.T) {
+	s := newSite(t)
+	data, err := os.ReadFile(s.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.file, append(data, "  restart: {resistDeploymentErrors: false}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, s)
+	ctx := context.Background()
+	s.breakApp(t)
+	rev, err := r.client.Restart(ctx, "hello", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond, nil); err == nil ||
+		!strings.Contains(err.Error(), "2 of 2 processes could not be replaced") {
+		t.Fatalf("wait on a broken revision, resistance off: %v", err)
+	}
+	st, err := r.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view strings.Builder
+	if err := statusview.Write(&view, Header(st), View(st), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Rolling restart incomplete: 2 of 2 processes could not be replaced and keep serving an older revision " +
+			"(resistDeploymentErrors is false); they are tried again at the next revision:\n",
+		"    - the app failed to load: ModuleNotFoundError: No module named 'ferry_missing_dependency'\n",
+		"(old)",
+	} {
+		if !strings.Contains(view.String(), want) {
+			t.Errorf("the status view lacks %q:\n%s", want, view.String())
+		}
+	}
+}
