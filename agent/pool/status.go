@@ -211,8 +211,8 @@ func (s Status) resistingCondition() metav1.Condition {
 		return c
 	}
 	c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonSpawnFailed
-	c.Message = fmt.Sprintf("Resisting deployment error: revision %s failed to spawn: %s", s.Resisting.Revision,
-		s.Resisting.Reason)
+	c.Message = fmt.Sprintf("Resisting deployment error: revision %s %s: %s", s.Resisting.Revision,
+		contract.FailedHow(s.Resisting.Reason), s.Resisting.Reason)
 	if out := excerpt(s.Resisting.Output, 600); out != "" {
 		c.Message += "\n" + out
 	}

@@ -241,7 +241,8 @@ func TestServeRestartAndResist(t *testing.T) {
 	}
 	err = WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond, nil)
 	if !errors.Is(err, ErrResisting) || !strings.Contains(err.Error(), "ferry_missing_dependency") ||
-		!strings.Contains(err.Error(), "Traceback") {
+		!strings.Contains(err.Error(), "Traceback") || !strings.Contains(err.Error(), "failed to spawn") ||
+		!strings.Contains(err.Error(), "Old processes keep serving") {
 		t.Fatalf("wait on a broken revision: %v", err)
 	}
 	if code, _ := get(t, s.url()+"/"); code != 200 {

@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/statusview"
 	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // ErrResisting: the restart stopped because the new revision failed to
-// spawn; the old processes keep serving.
+// spawn, or its processes died soon after they were ready; the old
+// processes keep serving, if any is left.
 var ErrResisting = errors.New("resisting deployment error")
 
 // WaitRestart follows an AppGroup until its restart to revision is over.
@@ -89,8 +91,9 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 		return restartOver, fmt.Errorf("the restart to %s was superseded by revision %s", revision, ps.Revision)
 	case ps.Resisting != nil && ps.Resisting.Revision == revision:
 		r := ps.Resisting
-		return restartOver, fmt.Errorf("%w: revision %s failed to spawn: %s\n%s\nThe old processes keep serving; request a new revision to leave this mode",
-			ErrResisting, r.Revision, r.Reason, indent(r.Output))
+		return restartOver, fmt.Errorf("%w: revision %s %s: %s\n%s\n%s Request a new revision to leave this mode",
+			ErrResisting, r.Revision, contract.FailedHow(r.Reason), r.Reason, indent(r.Output),
+			statusview.ResistanceNote(ps.Processes, r))
 	case ps.Restart != nil:
 		return restartRolling, nil
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-dev/ferry/agent/statusview"
 )
 
 // dieAfterBoot makes the app's processes boot, be ready, and exit with
@@ -68,5 +70,62 @@ func TestWaitOutlastsTheCrashWindow(t *testing.T) {
 	if !errors.Is(err, ErrResisting) || !strings.Contains(err.Error(), "exited with status 3") ||
 		!strings.Contains(err.Error(), "lost the database") {
 		t.Fatalf("wait on a revision whose processes die 5s after boot: %v; want the resistance's error", err)
+	}
+}
+
+// TestStatusWhileResistingWithNoOldProcess: a revision edited in place
+// whose processes die 5 s after they are ready, resisted once the restart
+// had replaced every old process, leaves no old process to serve, and the
+// replacements resistance spawns, of the old revision's app block, load
+// the same code. The wait's error and the status say so, and say the
+// processes died soon after they were ready, and the status marks the
+// replacements as spawned while resisting. Before, both said "failed to
+// spawn" and "Old processes keep serving", and the status listed the
+// replacements as "(old)", as if they were old processes serving on.
+func TestStatusWhileResistingWithNoOldProcess(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s.dieAfterBoot(t, "5")
+	rev, err := r.client.Restart(ctx, "hello", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond, nil)
+	if !errors.Is(err, ErrResisting) {
+		t.Fatalf("wait: %v; want resistance", err)
+	}
+	for _, want := range []string{"revision " + rev + " died soon after it was ready: exited with status 3",
+		"No old process is left to serve"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the wait's error lacks %q: %v", want, err)
+		}
+	}
+	// Resistance spawns a process of the old revision in place of each of
+	// the new one's that dies.
+	a := r.waitStatus(t, "a process spawned while resisting", func(a AppStatus) bool {
+		for _, p := range a.Pool.Processes {
+			if a.Pool.Resisting != nil && p.Revision != rev && !p.StartedAt.Before(&a.Pool.Resisting.Time) {
+				return true
+			}
+		}
+		return false
+	})
+	var view strings.Builder
+	if err := statusview.Write(&view, Header(StatusResponse{}), View(StatusResponse{Apps: []AppStatus{a}}), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	out := view.String()
+	for _, want := range []string{"Resisting deployment error: revision " + rev + " died soon after it was ready at ",
+		"No old process is left to serve", "(old revision, spawned while resisting)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the status view lacks %q:\n%s", want, out)
+		}
+	}
+	for _, wrong := range []string{"failed to spawn", "Old processes keep serving"} {
+		if strings.Contains(out, wrong) {
+			t.Errorf("the status view says %q:\n%s", wrong, out)
+		}
 	}
 }

@@ -106,10 +106,10 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		fmt.Fprintf(b, "  Rolling restart: %d of %d processes replaced, to revision %s\n", r.Done, r.Total, r.Revision)
 	}
 	if e := p.Resisting; e != nil {
-		fmt.Fprintf(b, "  Resisting deployment error: revision %s failed to spawn at %s: %s\n",
-			e.Revision, e.Time.Format(time.RFC3339), e.Reason)
+		fmt.Fprintf(b, "  Resisting deployment error: revision %s %s at %s: %s\n",
+			e.Revision, contract.FailedHow(e.Reason), e.Time.Format(time.RFC3339), e.Reason)
 		writeIndented(b, e.Output, "    | ")
-		b.WriteString("    Old processes keep serving; nothing new is spawned or idle-cleaned until a new revision.\n")
+		b.WriteString("    " + ResistanceNote(p.Processes, e) + "\n")
 	}
 	if in := p.Incomplete; in != nil {
 		fmt.Fprintf(b, "  Rolling restart incomplete: %d of %d processes could not be replaced and keep serving an older revision "+
@@ -128,7 +128,8 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		if at := p.ScalingRetryAt; at != nil {
 			next = "; next try " + formatIn(at.Sub(now))
 		}
-		fmt.Fprintf(b, "  Scaling error (backing off%s): revision %s failed to spawn: %s\n", next, e.Revision, e.Reason)
+		fmt.Fprintf(b, "  Scaling error (backing off%s): revision %s %s: %s\n", next, e.Revision,
+			contract.FailedHow(e.Reason), e.Reason)
 		writeIndented(b, contract.LastLines(e.Output, 5), "    | ")
 		b.WriteString("    Spawns are " + contract.SpawnsRetried + ".\n")
 	}
@@ -136,11 +137,38 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		fmt.Fprintf(b, "  %s\n", n)
 	}
 	for _, proc := range p.Processes {
-		writeProcess(b, proc, p.Revision, now)
+		writeProcess(b, proc, p.Revision, spawnedResisting(proc, p.Resisting), now)
 	}
 }
 
-func writeProcess(b *strings.Builder, p ferryv1.ProcessInfo, target string, now time.Time) {
+// ResistanceNote says what serves while a pool resists e: the old
+// processes, those of another revision there before the pool came to
+// resist (ready); or, when none is left (a restart that had replaced
+// every one before the new revision's processes died), that none is, and
+// what the pool spawns instead: processes of the revision it resists
+// from, to keep minProcesses, which load the code in the app's root now.
+func ResistanceNote(procs []ferryv1.ProcessInfo, e *ferryv1.SpawnError) string {
+	for _, p := range procs {
+		if p.Revision != e.Revision && p.State == ferryv1.ProcessReady && !spawnedResisting(p, e) {
+			return "Old processes keep serving; nothing new is spawned or idle-cleaned until a new revision."
+		}
+	}
+	return "No old process is left to serve: to keep minProcesses the pool spawns processes with the old " +
+		"revision's app block, which load the code in the app's root now, and fail too if that code was " +
+		"replaced in place (a Scaling error then says so). Nothing else is spawned or idle-cleaned until a new revision."
+}
+
+// spawnedResisting: p, of another revision than the one resisted (e), was
+// spawned since the pool came to resist it, to keep minProcesses: no old
+// process that kept serving. Both times are whole seconds, as the status
+// carries them: a process started in the second the pool came to resist
+// counts as spawned since, as nothing else is spawned then.
+func spawnedResisting(p ferryv1.ProcessInfo, e *ferryv1.SpawnError) bool {
+	return e != nil && p.Revision != e.Revision && !p.StartedAt.IsZero() &&
+		!p.StartedAt.Truncate(time.Second).Before(e.Time.Truncate(time.Second))
+}
+
+func writeProcess(b *strings.Builder, p ferryv1.ProcessInfo, target string, resisting bool, now time.Time) {
 	uptime := "-"
 	if !p.StartedAt.IsZero() {
 		uptime = formatUptime(now.Sub(p.StartedAt.Time))
@@ -154,7 +182,10 @@ func writeProcess(b *strings.Builder, p ferryv1.ProcessInfo, target string, now 
 	fmt.Fprintf(b, "    CPU: %-7s Memory  : %-7s Last used: %s\n", fmt.Sprintf("%d%%", p.CPUPercent),
 		formatBytes(p.MemoryBytes), lastUsed)
 	old := ""
-	if p.Revision != target {
+	switch {
+	case resisting:
+		old = " (old revision, spawned while resisting)"
+	case p.Revision != target:
 		old = " (old)"
 	}
 	fmt.Fprintf(b, "    State: %-8s Revision: %s%s\n", p.State, p.Revision, old)

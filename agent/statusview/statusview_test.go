@@ -85,7 +85,7 @@ func TestWriteScalingRetryStartingAndNotes(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"Scaling error (backing off; next try in 12s): revision 1-abc failed to spawn: exited with status 3",
+		"Scaling error (backing off; next try in 12s): revision 1-abc died soon after it was ready: exited with status 3",
 		"exited with status 3 200ms after it was ready\n    | line 3\n    | line 4\n    | line 5\n    | line 6\n    | line 7\n" +
 			"    Spawns are retried with backoff, at most a minute apart, until one works or another revision is requested.\n",
 		"* PID: -       Sessions: 0",
@@ -120,5 +120,44 @@ func TestWriteIncomplete(t *testing.T) {
 		"    (status --json: lastRestart.errors, with each spawn's output.)\n"
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
+	}
+}
+
+// TestWriteResistingWithNoOldProcess: resisting a revision whose
+// processes died soon after they were ready, the view says they died, not
+// that they failed to spawn; with an old process there from before, that
+// it keeps serving; with none (only processes spawned since the pool came
+// to resist, of the old revision), that none is left, and those are
+// marked as spawned while resisting.
+func TestWriteResistingWithNoOldProcess(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) metav1.Time { return metav1.Time{Time: now.Add(-d)} }
+	resisted := &ferryv1.SpawnError{Revision: "2-abc", Reason: "exited with status 3 3s after it was ready",
+		Output: "lost the database", Time: at(20 * time.Second)}
+	before := ferryv1.ProcessInfo{PID: 10, Revision: "1-def", State: ferryv1.ProcessReady, StartedAt: at(time.Hour)}
+	since := ferryv1.ProcessInfo{PID: 11, Revision: "1-def", State: ferryv1.ProcessReady, StartedAt: at(5 * time.Second)}
+	write := func(procs ...ferryv1.ProcessInfo) string {
+		var b strings.Builder
+		p := Pool{Title: "hello", Revision: "2-abc", MinProcesses: 1, MaxProcesses: 2, Resisting: resisted, Processes: procs}
+		if err := Write(&b, Header{}, []Pool{p}, now); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	out := write(before, since)
+	for _, want := range []string{
+		"Resisting deployment error: revision 2-abc died soon after it was ready at 2026-11-22T11:59:40Z: exited with status 3",
+		"Old processes keep serving",
+		"Revision: 1-def (old)\n",
+		"Revision: 1-def (old revision, spawned while resisting)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("with an old process: missing %q in:\n%s", want, out)
+		}
+	}
+	out = write(since)
+	if !strings.Contains(out, "No old process is left to serve") || strings.Contains(out, "Old processes keep serving") ||
+		strings.Contains(out, "failed to spawn") {
+		t.Errorf("with no old process:\n%s", out)
 	}
 }

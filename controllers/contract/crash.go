@@ -1,6 +1,9 @@
 package contract
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // CrashWindow is how long a new process must live once ready before it
 // counts as working. The agent counts a worker that exits unexpectedly
@@ -18,6 +21,16 @@ const CrashWindow = 10 * time.Second
 // and what it was doing then): the manager words such a failure "died
 // soon after it was ready", not "failed to spawn".
 const DiedAfterReady = "after it was ready"
+
+// FailedHow words what became of a process of a revision that failed,
+// by its reason: "died soon after it was ready" when the reason says so
+// (DiedAfterReady), else "failed to spawn".
+func FailedHow(reason string) string {
+	if strings.Contains(reason, DiedAfterReady) {
+		return "died soon after it was ready"
+	}
+	return "failed to spawn"
+}
 
 // SpawnsRetried is what becomes of a pool's failing spawns, as the agent
 // words it in the pool's ScalingError and RollingRestart and its status
