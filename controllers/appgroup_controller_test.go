@@ -874,6 +874,39 @@ func TestIncompleteRolloutSaysWhy(t *testing.T) {
 	assertEventCountOf(t, ns, "blog", controllers.EventRolloutIncomplete, "", 1)
 }
 
+// TestNodeJoiningAfterAnIncompleteRolloutStartsOnWhatRuns: with
+// resistDeploymentErrors false, revision 2 could not spawn on either
+// node, which both keep serving revision 1 (RolloutIncomplete). No
+// process of revision 2 ever ran: it is not proven, nor rolled out. A
+// node that joins starts "on what the other nodes serve" (install.md),
+// revision 1, and gets revision 2 in a later wave, where it too keeps
+// what it could not replace; started on revision 2, it would have nothing
+// to serve.
+func TestNodeJoiningAfterAnIncompleteRolloutStartsOnWhatRuns(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, agentA, agentB, rev1, rev2 := bumpedOnTwo(t, ns, func(ag *ferryv1.AppGroup) {
+		ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
+	})
+	agentA.leaveBehind("blog", 2, 2, "exited with status 1", "SyntaxError")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
+	agentB.leaveBehind("blog", 2, 2, "exited with status 1", "SyntaxError")
+	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, "0/2 nodes")
+	if st := ag.Status; st.ProvenRevision == rev2 || st.LastRolledOut == nil || st.LastRolledOut.Revision != rev1 {
+		t.Errorf("no process of %s ever ran, yet provenRevision %q, lastRolledOut %+v (want %s)", rev2, st.ProvenRevision, st.LastRolledOut, rev1)
+	}
+
+	c := newNode(t, ns, "c", true)
+	agentC := newAgent(t, ns, c, "192.0.2.4")
+	if got := agentC.pool("blog").Spec.Revision; got != rev1 {
+		t.Fatalf("node %s joined on %s, which no node could spawn; want %s, which a and b serve", c, got, rev1)
+	}
+	// Once its agent reports, it gets revision 2 in its wave.
+	agentC.rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev2})
+	agentC.leaveBehind("blog", 2, 2, "exited with status 1", "SyntaxError")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, "0/3 nodes")
+}
+
 // waitReadyProcesses waits until the AppGroup's READY column reads want.
 func waitReadyProcesses(t *testing.T, ns, name, want string) {
 	t.Helper()

@@ -94,7 +94,8 @@ type poolReport struct {
 	// RolledOut: Updated, and every process is ready (at least
 	// minProcesses); or Incomplete with at least minProcesses ready, since
 	// with resistance off the rollout goes on past a node's failed spawns.
-	// The next wave waits for this.
+	// The next wave waits for this. An Incomplete pool counts for the
+	// waves only: it did not run spec.revision rolled out (settled).
 	RolledOut bool
 	// SettlesIn: rolled out but for the crash window, while the target is
 	// not proven: how long until the pool's restart finished, and its
@@ -148,8 +149,15 @@ func spawnsBackOff(st *ferryv1.ProcessPoolStatus, revision string) *metav1.Condi
 }
 
 // settled: the pool runs the target rolled out, and has lived the crash
-// window on it if the target was not proven (SettlesIn).
-func (r poolReport) settled() bool { return r.OnTarget && r.RolledOut && r.SettlesIn == 0 }
+// window on it if the target was not proven (SettlesIn). Not an Incomplete
+// pool: some of its processes, maybe all, still run an older revision, as
+// the target could not spawn there; the rollout goes on past it
+// (RolledOut), but it shows neither that the target runs (provenRevision)
+// nor that it runs everywhere (lastRolledOut), and a node that joins must
+// not be started on a target that may never have run.
+func (r poolReport) settled() bool {
+	return r.OnTarget && r.RolledOut && !r.Incomplete && r.SettlesIn == 0
+}
 
 // HaltsTarget: the pool resists the target or fails to spawn it; no
 // further node gets the target while one does.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -649,6 +650,8 @@ func TestLastRolledOut(t *testing.T) {
 			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", target, resists(target, "x", ""))}, prev},
 		{"one selected node without its pool yet", []string{"a", "b"},
 			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2))}, prev},
+		{"one node left processes behind on an older revision (resistance off)", []string{"a", "b"},
+			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2)), testPool("b", target, incomplete(1, 2))}, prev},
 		{"one node silent", []string{"a"},
 			[]*ferryv1.ProcessPool{testPool("a", target, rolledOut(2), heartbeatAt(t0.Add(-time.Hour)))}, prev},
 		{"no node selected", nil, nil, prev},
@@ -940,5 +943,59 @@ func TestHaltReasonOfAReturnedPoolWhoseAgentRestarted(t *testing.T) {
 	}
 	if got.Reason != "" {
 		t.Errorf("halt reason %q: the message of a False condition, not a spawn error", got.Reason)
+	}
+}
+
+// TestIncompleteRolloutOfATargetThatNeverRanProvesNothing: with
+// resistDeploymentErrors false, a target none of whose processes could
+// spawn anywhere ends RolloutIncomplete on every node, each node still
+// serving the old revision's processes. The target never ran, so it is
+// not proven (api.md: provenRevision is "the target once it has run,
+// rolled out, on some node"; install.md: "before it ran on some node with
+// every process ready and lived the crash window there") and not the last
+// revision rolled out ("the last revision that ran, rolled out, on every
+// selected node"). A node that joins then starts on what works
+// (lastRolledOut), not on a revision that cannot spawn, with nothing
+// older to serve.
+func TestIncompleteRolloutOfATargetThatNeverRanProvesNothing(t *testing.T) {
+	last := &ferryv1.RolledOutRevision{Revision: oldRev, App: ferryv1.AppSpec{Root: "/srv/old"}}
+	// Both processes left on the old revision; the restart ended a minute
+	// ago, well past the crash window.
+	neverRan := func(node string) *ferryv1.ProcessPool {
+		return testPool(node, targetRev, incomplete(2, 2), func(p *ferryv1.ProcessPool) {
+			for i := range p.Status.Conditions {
+				p.Status.Conditions[i].LastTransitionTime = metav1.NewTime(t0.Add(-time.Minute))
+			}
+			for i := range 2 {
+				p.Status.Processes = append(p.Status.Processes, ferryv1.ProcessInfo{PID: int32(100 + i), Revision: oldRev,
+					State: ferryv1.ProcessReady, StartedAt: metav1.NewTime(t0.Add(-time.Hour))})
+			}
+			p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: targetRev, Reason: "exited with status 1", Time: metav1.NewTime(t0.Add(-time.Minute))}
+		})
+	}
+	ag := &ferryv1.AppGroup{}
+	ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
+	s := &scope{ag: ag, target: targetRev, now: t0, settle: 10 * time.Second,
+		pools: map[string]*ferryv1.ProcessPool{}, lastGood: last.DeepCopy(), proven: oldRev}
+	for _, p := range []*ferryv1.ProcessPool{neverRan("a"), neverRan("b")} {
+		s.nodes = append(s.nodes, p.Spec.NodeName)
+		s.pools[p.Spec.NodeName] = p
+	}
+	reports := s.reports(staleAfter)
+	// The rollout went on past both nodes.
+	if plan := planWave(slices.Collect(maps.Values(reports)), 1, nil, false); len(plan.Rolling) > 0 {
+		t.Errorf("nodes %v still roll: a node that left processes behind does not hold the rollout", plan.Rolling)
+	}
+	s.remember(reports)
+	if s.targetProven() {
+		t.Errorf("provenRevision = %s: no process of it ever ran on any node", s.proven)
+	}
+	if s.lastGood.Revision != oldRev {
+		t.Errorf("lastRolledOut = %s, want %s: no process of %s ever ran on any node", s.lastGood.Revision, oldRev, targetRev)
+	}
+	// Node c joins now.
+	s.nodes = append(s.nodes, "c")
+	if rev, _ := newPoolRevision(ag, s.target, s.nodes, reports, s.halt != nil, s.targetProven(), s.lastGood); rev != oldRev {
+		t.Errorf("a node that joins starts on %s, which no node could spawn (it has nothing older to serve), want %s", rev, oldRev)
 	}
 }

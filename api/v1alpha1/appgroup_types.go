@@ -129,7 +129,10 @@ type AppGroupStatus struct {
 	HaltedRollout *HaltedRollout `json:"haltedRollout,omitempty"`
 
 	// provenRevision is the target once it has run, rolled out, on some
-	// node. A node that cannot spawn a proven revision meets a scaling
+	// node: with every process on it and ready. A node that could not
+	// replace some processes (resistDeploymentErrors false:
+	// RolloutIncomplete) ran it only in part, and proves nothing. A node
+	// that cannot spawn a proven revision meets a scaling
 	// error (a database down at boot, say): it backs off and retries, and
 	// the next wave waits for it. One that cannot spawn a revision that
 	// never ran meets a deployment error, which halts the rollout until
@@ -139,7 +142,8 @@ type AppGroupStatus struct {
 	ProvenRevision string `json:"provenRevision,omitempty"`
 
 	// lastRolledOut is the last revision that ran, rolled out, on every
-	// selected node, and its app. While a rollout is halted, or its target
+	// selected node (not a revision some node ran only in part:
+	// RolloutIncomplete), and its app. While a rollout is halted, or its target
 	// has not proven itself yet (provenRevision), a node that joins, or
 	// that can no longer resist (its agent restarted and lost the old
 	// processes), starts on the revision another node serves ready, else
