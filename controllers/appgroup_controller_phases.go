@@ -201,7 +201,7 @@ func servedRevision(target string, nodes []string, reports map[string]poolReport
 	halted bool, last *ferryv1.RolledOutRevision) (string, ferryv1.AppSpec, bool) {
 	if !halted {
 		for _, node := range nodes {
-			if r, ok := reports[node]; ok && r.OnTarget && r.Ready && !r.Resisting {
+			if r, ok := reports[node]; ok && r.OnTarget && r.servesSpecReady() {
 				return target, *r.Pool.Spec.Template.App.DeepCopy(), true
 			}
 		}

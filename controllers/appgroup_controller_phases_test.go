@@ -310,6 +310,9 @@ func TestServedRevision(t *testing.T) {
 			testPool("a", targetRev, rolledOut(2), withApp("/srv/target")),
 			testPool("b", targetRev, resists(targetRev, "x", ""), withApp("/srv/target")),
 		}, true, lastOld, oldRev, "/srv/last-old"},
+		{"a node on the target that left its processes on an older one (resistance off) is passed over", []*ferryv1.ProcessPool{
+			testPool("a", targetRev, incomplete(2, 2), withApp("/srv/target")),
+		}, false, lastOld, oldRev, "/srv/last-old"},
 		{"nothing known to work", []*ferryv1.ProcessPool{
 			testPool("a", targetRev, restarting(1, 2), notReady, withApp("/srv/target")),
 		}, false, nil, "", ""},

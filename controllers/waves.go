@@ -159,6 +159,13 @@ func (r poolReport) settled() bool {
 	return r.OnTarget && r.RolledOut && !r.Incomplete && r.SettlesIn == 0
 }
 
+// servesSpecReady: the pool serves spec.revision ready, which is then
+// known to work there. Not while it resists (its processes of an older
+// revision serve), nor when it is Incomplete: those it could not replace
+// still run an older revision, whose app its spec no longer has, and
+// spec.revision failed to spawn there, maybe every time.
+func (r poolReport) servesSpecReady() bool { return r.Ready && !r.Resisting && !r.Incomplete }
+
 // HaltsTarget: the pool resists the target or fails to spawn it; no
 // further node gets the target while one does.
 func (r poolReport) HaltsTarget() bool { return r.ResistsTarget || r.FailsTarget }
@@ -447,7 +454,7 @@ func lastRolledOut(prev *ferryv1.RolledOutRevision, target string, nodes []strin
 // last revision rolled out everywhere; ok is false when neither exists.
 func fallback(nodes []string, reports map[string]poolReport, last *ferryv1.RolledOutRevision, target string) (string, ferryv1.AppSpec, bool) {
 	for _, node := range nodes {
-		if r, ok := reports[node]; ok && !r.OnTarget && r.Ready && !r.Resisting {
+		if r, ok := reports[node]; ok && !r.OnTarget && r.servesSpecReady() {
 			return r.Pool.Spec.Revision, *r.Pool.Spec.Template.App.DeepCopy(), true
 		}
 	}

@@ -999,3 +999,34 @@ func TestIncompleteRolloutOfATargetThatNeverRanProvesNothing(t *testing.T) {
 		t.Errorf("a node that joins starts on %s, which no node could spawn (it has nothing older to serve), want %s", rev, oldRev)
 	}
 }
+
+// TestFallbackIsNotARevisionThatNeverRan: the fallback is "the revision
+// another node serves ready, else status.lastRolledOut" (install.md): what
+// a node returned from a halted target, or one that joins before the
+// target is proven, starts on, so that it serves what works. A node whose
+// previous rollout (resistDeploymentErrors false) ended RolloutIncomplete
+// with none of its processes replaced has that revision in its spec, but
+// serves the one before it: its spec revision never ran there, and is no
+// fallback.
+func TestFallbackIsNotARevisionThatNeverRan(t *testing.T) {
+	const older, broken, target = "0-abc", "1-abc", "2-abc"
+	last := &ferryv1.RolledOutRevision{Revision: older, App: ferryv1.AppSpec{Root: "/srv/older"}}
+	// Node a: the rollout of broken ended incomplete there, both its
+	// processes still of older; node b returned from target (its agent
+	// restarted while it resisted), nothing running yet.
+	a := testPool("a", broken, incomplete(2, 2), func(p *ferryv1.ProcessPool) {
+		p.Spec.Template.App.Root = "/srv/broken"
+		for i := range 2 {
+			p.Status.Processes = append(p.Status.Processes, ferryv1.ProcessInfo{PID: int32(100 + i), Revision: older,
+				State: ferryv1.ProcessReady, StartedAt: metav1.NewTime(t0.Add(-time.Hour))})
+		}
+		p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: broken, Reason: "exited with status 1", Time: metav1.NewTime(t0.Add(-time.Hour))}
+	})
+	b := testPool("b", target, failsSpawns(target, "exited with status 1"))
+	reports := byNode(assessAll(target, a, b))
+	rev, app, ok := fallback([]string{"a", "b"}, reports, last, target)
+	if !ok || rev != older || app.Root != "/srv/older" {
+		t.Errorf("fallback = %s (root %s), ok %v; want %s (root /srv/older): no process of %s ever ran on node a, which serves %s",
+			rev, app.Root, ok, older, broken, older)
+	}
+}

@@ -146,8 +146,10 @@ type AppGroupStatus struct {
 	// RolloutIncomplete), and its app. While a rollout is halted, or its target
 	// has not proven itself yet (provenRevision), a node that joins, or
 	// that can no longer resist (its agent restarted and lost the old
-	// processes), starts on the revision another node serves ready, else
-	// on this one; a joining node is then rolled to the target in turn.
+	// processes), starts on the revision another node serves ready (not
+	// one that left processes on an older revision: RolloutIncomplete),
+	// else on this one; a joining node is then rolled to the target in
+	// turn.
 	// +optional
 	LastRolledOut *RolledOutRevision `json:"lastRolledOut,omitempty"`
 }
