@@ -310,10 +310,14 @@ type spawnable struct {
 }
 
 // planRollout decides, from the pools' reports, which nodes get the target
-// now and which go back from it.
+// now and which go back from it. While the revision annotation is invalid
+// no wave starts, but a node that cannot spawn the target with nothing
+// older to serve still goes back to what works: the invalid annotation
+// stops new waves, not resistance, and the node would serve nothing until
+// the annotation is fixed.
 func (r *AppGroupReconciler) planRollout(ctx context.Context, s *scope) rolloutPlan {
 	plan := rolloutPlan{canRoll: s.revisionErr == nil && s.target != "", give: map[string]bool{}, back: map[string]spawnable{}}
-	if !plan.canRoll {
+	if s.target == "" {
 		return plan
 	}
 	reports := s.reports(r.AgentStaleAfter)
@@ -329,6 +333,9 @@ func (r *AppGroupReconciler) planRollout(ctx context.Context, s *scope) rolloutP
 				plan.back[node] = spawnable{rev, app}
 			}
 		}
+	}
+	if !plan.canRoll {
+		return plan
 	}
 	wave := planWave(ordered, s.ag.Spec.Restart.MaxConcurrentNodes, s.halt, s.targetProven())
 	for _, node := range wave.Give {

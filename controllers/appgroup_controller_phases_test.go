@@ -328,6 +328,43 @@ func TestServedRevision(t *testing.T) {
 	}
 }
 
+// TestReturnWhileTheAnnotationIsInvalid: install.md, Deploying: a node
+// whose agent restarts while it resists the target "cannot spawn the
+// revision, and has nothing older to serve. With resistDeploymentErrors
+// on ... the manager returns that node to the revision another node
+// serves ready". An invalid revision annotation stops new waves ("no wave
+// starts until it is valid again"), not that return, as with a valid
+// one: else the node would serve nothing until the annotation is fixed.
+// Nobody is given the target meanwhile.
+func TestReturnWhileTheAnnotationIsInvalid(t *testing.T) {
+	for _, invalid := range []bool{false, true} {
+		t.Run(fmt.Sprintf("invalid %v", invalid), func(t *testing.T) {
+			ag := &ferryv1.AppGroup{}
+			s := &scope{ag: ag, target: targetRev, now: t0, settle: 10 * time.Second, nodes: []string{"a", "b", "c"},
+				pools: map[string]*ferryv1.ProcessPool{
+					"a": testPool("a", targetRev, failsSpawns(targetRev, "exited with status 1")),
+					"b": testPool("b", oldRev, rolledOut(2)),
+					"c": testPool("c", oldRev, rolledOut(2)),
+				},
+				halt:     &ferryv1.HaltedRollout{Revision: targetRev, Node: "a", Reason: "exited with status 1", Resisted: true},
+				lastGood: &ferryv1.RolledOutRevision{Revision: oldRev}, proven: oldRev}
+			if invalid {
+				s.revisionErr = errors.New(`annotation ferry.dev/revision value "bad value!" is invalid`)
+			}
+			plan := (&AppGroupReconciler{AgentStaleAfter: staleAfter}).planRollout(context.Background(), s)
+			if to, ok := plan.back["a"]; !ok || to.revision != oldRev {
+				t.Errorf("node a, which resisted %s and lost its old processes, is not returned to %s (back %+v)",
+					targetRev, oldRev, plan.back)
+			}
+			for _, node := range []string{"b", "c"} {
+				if p, _ := plan.desired(s, node, s.pools[node]); p.Spec.Revision != oldRev {
+					t.Errorf("node %s given %s while the rollout is halted", node, p.Spec.Revision)
+				}
+			}
+		})
+	}
+}
+
 // TestCreatingPassLeavesStatusToNext runs the first two passes over a new
 // AppGroup by hand, its agent reporting in between, as happens when the
 // manager is behind: the pass that creates the pool writes no status, the

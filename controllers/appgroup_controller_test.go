@@ -728,6 +728,31 @@ func TestFirstRevisionHaltNamesEveryNode(t *testing.T) {
 	}
 }
 
+// TestNodeReturnedWhileRevisionInvalid: the annotation turns invalid
+// while the rollout of revision 2 is under way, and then a node on
+// revision 2 finds it cannot spawn it, with nothing older to serve. The
+// invalid annotation stops new waves, not the return: the node goes back
+// to revision 1, which the others serve, and no further node gets
+// revision 2 meanwhile.
+func TestNodeReturnedWhileRevisionInvalid(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	bump(t, ns, "blog", "not valid!")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision)
+
+	agents[1].failSpawns("blog", "the app failed to load: ModuleNotFoundError: No module named 'flask'")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	agents[1].rollOut("blog", 2)
+	agents[0].rollOut("blog", 2)
+	for range 2 {
+		settle(t, ns, "blog", agents[2])
+		assertRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	}
+}
+
 // TestHaltOutlivesItsNodes: every node took the new revision at once and
 // resists it; a node that joins starts on the last revision rolled out,
 // and when the resisting nodes leave, the halt stays: the new revision
