@@ -563,8 +563,12 @@ func TestBlockingRestartDoesNotResist(t *testing.T) {
 		}
 		return s.LastRestart != nil && s.Restart == nil && s.ScalingError != nil
 	})
-	if lr := s.LastRestart; lr.Outcome != pool.OutcomeWithErrors || lr.Strategy != ferryv1.RestartBlocking {
-		t.Errorf("last restart = %+v, want a blocking one completed with errors", *lr)
+	// Its summary counts what it did: it stopped the one old worker, and
+	// could not spawn its replacement (it said "replaced 1 of 1, failed 0").
+	if lr := s.LastRestart; lr.Outcome != pool.OutcomeWithErrors || lr.Strategy != ferryv1.RestartBlocking ||
+		lr.Replaced != 0 || lr.Total != 1 || lr.Failed != 1 || len(lr.Errors) != 1 ||
+		!strings.Contains(lr.Errors[0].Reason, "ModuleNotFoundError") {
+		t.Errorf("last restart = %+v, want a blocking one completed with errors: 0 of 1 replaced, 1 failed, its error kept", *lr)
 	}
 	if s.ScalingError.Revision != "2" || !strings.Contains(s.ScalingError.Reason, "ModuleNotFoundError") {
 		t.Errorf("scaling error = %+v, want revision 2's import error", *s.ScalingError)

@@ -404,7 +404,6 @@ func (p *Pool) blockingRestart(rs *restartState) {
 	wg.Wait()
 
 	p.mu.Lock()
-	rs.done = len(old)
 	live := 0
 	for _, w := range p.workers {
 		if w.state == ferryv1.ProcessReady || w.state == ferryv1.ProcessSpawning {
@@ -440,6 +439,30 @@ func (p *Pool) blockingRestart(rs *restartState) {
 			p.recordScalingError(spawns[i], err, SpawnRestart)
 		}
 	}
+	p.mu.Lock()
+	rs.done, rs.failed = blockingCounts(rs, errs)
+	p.mu.Unlock()
+}
+
+// blockingCounts is what a blocking restart's summary says, of its spawns'
+// errors (nil: spawned) and the old workers it stopped (rs.total): as many
+// replaced as spawned, up to those (minProcesses may have asked for more),
+// and a failed spawn of the revision as one it could not replace, its
+// error kept (rs.errors). A spawn the pool's close cut is neither.
+func blockingCounts(rs *restartState, errs []error) (replaced, failed int) {
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			replaced++
+		case errors.Is(err, ErrClosed):
+		default:
+			failed++
+			if len(rs.errors) < maxRestartErrors {
+				rs.errors = append(rs.errors, *spawnError(rs.revision, err))
+			}
+		}
+	}
+	return min(replaced, rs.total), min(failed, rs.total)
 }
 
 func (p *Pool) finishRestart(rs *restartState, outcome string) {

@@ -267,8 +267,9 @@ func TestBlockingRestart(t *testing.T) {
 			t.Errorf("old pid %d survived", pid)
 		}
 	}
-	if lr := after.LastRestart; lr.Strategy != ferryv1.RestartBlocking || lr.Outcome != pool.OutcomeCompleted {
-		t.Errorf("last restart %+v", *lr)
+	if lr := after.LastRestart; lr.Strategy != ferryv1.RestartBlocking || lr.Outcome != pool.OutcomeCompleted ||
+		lr.Replaced != 2 || lr.Total != 2 || lr.Failed != 0 {
+		t.Errorf("last restart %+v, want a blocking one completed, 2 of 2 replaced", *lr)
 	}
 	t.Logf("blocking restart: longest gap %s (the boot time), max latency %s", rep.LongestGap.Length, rep.MaxLatency)
 }

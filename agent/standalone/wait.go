@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/statusview"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
@@ -99,7 +100,13 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 	}
 	if lr := ps.LastRestart; lr != nil && lr.Revision == revision && lr.Failed > 0 {
 		var b strings.Builder
-		fmt.Fprintf(&b, "%d of %d processes could not be replaced and keep serving the old revision:", lr.Failed, lr.Total)
+		if lr.Strategy == ferryv1.RestartBlocking {
+			// It stopped them all first: nothing old serves.
+			fmt.Fprintf(&b, "%d of %d processes could not be spawned after the blocking restart stopped the old ones; "+
+				"the pool respawns them with backoff (%s):", lr.Failed, lr.Total, contract.SpawnsRetried)
+		} else {
+			fmt.Fprintf(&b, "%d of %d processes could not be replaced and keep serving the old revision:", lr.Failed, lr.Total)
+		}
 		for _, e := range lr.Errors {
 			fmt.Fprintf(&b, "\n- %s\n%s", e.Reason, indent(e.Output))
 		}
