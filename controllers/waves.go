@@ -544,8 +544,12 @@ func planWave(reports []poolReport, maxConcurrent int32, halt *ferryv1.HaltedRol
 		case r.OnTarget:
 			// One given the target before its agent ever reported, and
 			// unheard since, ran nothing of it: nothing is learnt by
-			// waiting for it, and it would hold its slot for good.
-			if !r.RolledOut && !r.Unheard {
+			// waiting for it, and it would hold its slot for good. One
+			// whose agent stops keeps its place, as one gone silent does
+			// (not RolledOut, stale): its first report of the stop still
+			// shows its processes ready, while its proxy serves out the
+			// drain delay, but the revision may be what stops it.
+			if (!r.RolledOut || r.Stopping) && !r.Unheard {
 				plan.Rolling = append(plan.Rolling, r.Node)
 			}
 		default:

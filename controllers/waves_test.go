@@ -277,6 +277,26 @@ func TestAssessPool(t *testing.T) {
 	}
 }
 
+// TestStoppingAgentKeepsItsPlaceInTheWave: api.md, maxConcurrentNodes:
+// "One whose agent stops or falls silent after it got the revision keeps
+// its place in the wave until it is heard again, as a canary would: the
+// revision may be what stopped it, so no other node gets it meanwhile".
+// A stopping agent's first report (Ready False, AgentStopping) still
+// lists its processes ready, as they are while its proxy serves out the
+// drain delay: the next node waited only once the report went stale
+// (found by the manager's seed review).
+func TestStoppingAgentKeepsItsPlaceInTheWave(t *testing.T) {
+	reports := assessAll(targetRev,
+		testPool("a", targetRev, rolledOut(2), agentStopping),
+		testPool("b", oldRev, rolledOut(2)),
+	)
+	plan := planWave(reports, 1, nil, true)
+	if len(plan.Give) > 0 || !slices.Equal(plan.Rolling, []string{"a"}) {
+		t.Errorf("the agent on a stops, yet the plan gives %v the target (rolling %v): a keeps its place until heard again",
+			plan.Give, plan.Rolling)
+	}
+}
+
 func TestPlanWave(t *testing.T) {
 	const old, target = "1-abc", "2-abc"
 	oneNotReadyOneUnreported := []*ferryv1.ProcessPool{
