@@ -521,29 +521,50 @@ func (p *Pool) unavailableLocked() bool {
 // (holdForReturnLocked): each process of it would take a waiting request
 // and die in it, and the manager returns the node only once a report
 // shows none of it running.
+//
+// Nor does a pool that resists await one (the manager returns no
+// resisting node: FailsTarget), standalone's included: its crash loop is
+// of the revision it resists from (code replaced in place), which no
+// return mends.
 func (p *Pool) awaitsReturnLocked(now time.Time) bool {
 	return p.rolledFrom.to == p.cfg.Revision && !p.cfg.Proven && !p.lasted[p.cfg.Revision] && resists(p.cfg.Template) &&
+		p.resisting == nil && !p.opts.ResistEarlyCrashes &&
 		!p.scaling.crashSince.IsZero() && now.Sub(p.scaling.crashSince) < crashWindow
 }
 
-// holdsLocked: the pool spawns no worker of revision now, awaiting the
-// manager's return from it (awaitsReturnLocked): its young deaths hold
-// its spawns up to the crash window of the first (holdForReturnLocked).
-// A spawn of it in flight is stopped before it serves (errHeld), and a
-// rolling restart to it waits before its next step (awaitHold).
-func (p *Pool) holdsLocked(revision string, now time.Time) bool {
-	return revision == p.cfg.Revision && now.Before(p.scaling.until) && p.awaitsReturnLocked(now)
+// holdingLocked: the pool spawns none of its revision now, awaiting the
+// manager's return from it (awaitsReturnLocked), from the second young
+// death of the loop on (one death is replaced at once, as any first crash
+// is: a passing fault, an OOM kill, must not cost a node its revision),
+// up to the crash window of the first: a return comes within it, about a
+// second after the agent's report shows no process of the revision, or
+// none comes (the manager is away) and the pool backs off and respawns as
+// before. Derived, not stored: a revision the manager comes to hold
+// proven, or a return, ends it at once. A spawn of it in flight is
+// stopped before it serves (errHeld), and a rolling restart to it waits
+// before its next step (awaitHold).
+func (p *Pool) holdingLocked(now time.Time) bool {
+	return p.scaling.failures >= 2 && p.awaitsReturnLocked(now)
 }
 
-// holdForReturnLocked extends the backoff of a young death that made the
-// pool await the manager's return to the end of the crash window of the
-// first: a return comes within it, about a second after the agent's
-// report shows no process of the revision, or none comes (the manager is
-// away) and the pool backs off and respawns as before. It returns what
-// the death's log line says of the hold.
-func (p *Pool) holdForReturnLocked(now time.Time) []any {
-	p.scaling.until = latest(p.scaling.until, p.scaling.crashSince.Add(crashWindow))
-	return []any{"holdFor", p.scaling.until.Sub(now).Round(time.Millisecond).String(), "step", p.scaling.steps,
+// holdsLocked: holdingLocked, of revision.
+func (p *Pool) holdsLocked(revision string, now time.Time) bool {
+	return revision == p.cfg.Revision && p.holdingLocked(now)
+}
+
+// nextSpawnLocked is when the pool may next spawn its revision: the end
+// of its backoff, or of its hold (holdingLocked).
+func (p *Pool) nextSpawnLocked(now time.Time) time.Time {
+	if p.holdingLocked(now) {
+		return latest(p.scaling.until, p.scaling.crashSince.Add(crashWindow))
+	}
+	return p.scaling.until
+}
+
+// holdSaysLocked is what the log line of a young death that holds the
+// revision's spawns says of the hold.
+func (p *Pool) holdSaysLocked(now time.Time) []any {
+	return []any{"holdFor", p.nextSpawnLocked(now).Sub(now).Round(time.Millisecond).String(), "step", p.scaling.steps,
 		"rolledFrom", p.rolledFrom.from.revision}
 }
 
@@ -1088,7 +1109,7 @@ func (p *Pool) viewLocked(now time.Time) view {
 		restart:   p.stepping != nil, // an orphaned restart's step too
 		paused:    p.restart != nil && p.restart.strategy == ferryv1.RestartBlocking,
 		recycling: p.recycling,
-		backoff:   p.scaling.until,
+		backoff:   p.nextSpawnLocked(now),
 		idle:      durationOr(pool.IdleTimeout, 5*time.Minute),
 	}
 	for _, w := range p.workers {
@@ -1363,7 +1384,9 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool, began, fail
 // (it refused a connection) is replaced before its exit is recorded, and
 // that replacement is the next attempt, not one of its round. A first
 // crash backs off none: a single worker that crashed once is replaced at
-// once; so are the others of its round.
+// once; so are the others of its round, unless the pool awaits the
+// manager's return from the revision (holdingLocked: from its second
+// failure).
 func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time {
 	s.failures++
 	if !crash {
@@ -1483,8 +1506,8 @@ func (p *Pool) youngDeathLocked(w *Worker, lived time.Duration, inRequest bool) 
 			failed = w.foundDying
 		}
 		d.backoff = p.backOffLocked(w.Revision, d.crash, true, w.startedAt, failed)
-		if now := time.Now(); p.awaitsReturnLocked(now) {
-			d.held, d.backoff = true, p.holdForReturnLocked(now)
+		if now := time.Now(); p.holdingLocked(now) {
+			d.held, d.backoff = true, p.holdSaysLocked(now)
 		}
 	}
 	return d

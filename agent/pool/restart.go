@@ -342,12 +342,13 @@ func (p *Pool) reportResisting(revision string, err error) {
 		"revision", revision)
 }
 
-// waitBackoff sleeps out a scaling backoff, waking early if the pool stops
-// or closes, or the target revision changes.
+// waitBackoff sleeps out a scaling backoff, or a hold for the manager's
+// return (nextSpawnLocked), waking early if the pool stops or closes, or
+// the target revision changes.
 func (p *Pool) waitBackoff(target string) {
 	for {
 		p.mu.Lock()
-		until, closed, moved := p.scaling.until, p.closed || p.stopping, p.cfg.Revision != target
+		until, closed, moved := p.nextSpawnLocked(time.Now()), p.closed || p.stopping, p.cfg.Revision != target
 		ch := p.changed
 		p.mu.Unlock()
 		d := time.Until(until)
@@ -417,6 +418,9 @@ func (p *Pool) blockingRestart(rs *restartState) {
 	for range size - live {
 		spawns = append(spawns, p.addSpawningLocked(p.targetLocked()))
 	}
+	// Its summary counts these: what it stopped is gone whatever they do,
+	// and minProcesses may ask for more than it stopped.
+	rs.total = len(spawns)
 	p.notifyLocked()
 	p.mu.Unlock()
 
@@ -444,11 +448,10 @@ func (p *Pool) blockingRestart(rs *restartState) {
 	p.mu.Unlock()
 }
 
-// blockingCounts is what a blocking restart's summary says, of its spawns'
-// errors (nil: spawned) and the old workers it stopped (rs.total): as many
-// replaced as spawned, up to those (minProcesses may have asked for more),
-// and a failed spawn of the revision as one it could not replace, its
-// error kept (rs.errors). A spawn the pool's close cut is neither.
+// blockingCounts is what a blocking restart's summary says of its
+// spawns' errors (nil: spawned; rs.total is their number): a spawn that
+// worked replaced, one that failed could not, its error kept
+// (rs.errors). A spawn the pool's close cut is neither.
 func blockingCounts(rs *restartState, errs []error) (replaced, failed int) {
 	for _, err := range errs {
 		switch {
@@ -462,7 +465,7 @@ func blockingCounts(rs *restartState, errs []error) (replaced, failed int) {
 			}
 		}
 	}
-	return min(replaced, rs.total), min(failed, rs.total)
+	return replaced, failed
 }
 
 func (p *Pool) finishRestart(rs *restartState, outcome string) {

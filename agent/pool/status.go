@@ -65,7 +65,7 @@ func (p *Pool) Status() Status {
 	}
 	if p.scaling.err != nil {
 		s.ScalingError = p.scaling.err.DeepCopy()
-		s.ScalingRetryAt = &metav1.Time{Time: p.scaling.until}
+		s.ScalingRetryAt = &metav1.Time{Time: p.nextSpawnLocked(time.Now())}
 		s.ScalingFailures = p.scaling.failures
 		s.ScalingBlocked = p.scaling.blocked
 	}
