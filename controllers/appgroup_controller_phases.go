@@ -433,8 +433,11 @@ func (r *AppGroupReconciler) patchPool(ctx context.Context, s *scope, p, desired
 // says what became of it, not that the node cannot spawn the target.
 func returnedNote(node, revision, target string, failed *ferryv1.SpawnError) string {
 	if failed != nil && failed.Revision == target && strings.Contains(failed.Reason, contract.DiedAfterReady) {
-		return fmt.Sprintf("Returned node %s to revision %s: its processes of revision %s died soon after they were ready (%s), "+
-			"and it had no older process to serve", node, revision, target, cutMiddle(failed.Reason, maxReason))
+		// Not "no older process to serve": its agent held the revision's
+		// spawns mid-restart, its old processes serving on (pool's
+		// holdingLocked), and the manager returned it all the same.
+		return fmt.Sprintf("Returned node %s to revision %s: its processes of revision %s died soon after they were ready (%s)",
+			node, revision, target, cutMiddle(failed.Reason, maxReason))
 	}
 	return fmt.Sprintf("Returned node %s to revision %s: it cannot spawn revision %s and had no older process to serve",
 		node, revision, target)

@@ -660,8 +660,13 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 	}
 	if len(n.failing) > 0 {
 		e := in.Reports[n.failing[0]].Pool.Status.LastSpawnError
-		why = append(why, fmt.Sprintf("it %s (%s), with no older process to keep serving",
-			failedHow(e.Reason, " on "+nodeList(n.failing)), cutMiddle(e.Reason, maxReason)))
+		w := fmt.Sprintf("it %s (%s)", failedHow(e.Reason, " on "+nodeList(n.failing)), cutMiddle(e.Reason, maxReason))
+		if !strings.Contains(e.Reason, contract.DiedAfterReady) {
+			// One whose processes died after ready may have old ones
+			// still: its agent holds the revision mid-restart.
+			w += ", with no older process to keep serving"
+		}
+		why = append(why, w)
 	}
 	retrying := 0
 	if len(n.resisting) == 0 && failingRetried(in) {

@@ -655,7 +655,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			in: input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, failsSpawns(targetRev, "exited with status 1 1.2s after it was ready")),
 				testPool("node-c", oldRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
-				"it died on node-b soon after it was ready (exited with status 1 1.2s after it was ready), with no older process to keep serving"}},
+				"it died on node-b soon after it was ready (exited with status 1 1.2s after it was ready)"}},
 		},
 		{
 			// A new AppGroup: nothing older to return the nodes to, so

@@ -49,8 +49,8 @@ const (
 	// remembers.
 	EventUnknownAnnotation = "UnknownAnnotation"
 	// EventNodeReturned: the manager returned a node's pool from the target
-	// it cannot spawn (or whose processes died soon after they were ready:
-	// the note says which), with no older process to serve, to an older
+	// it cannot spawn with no older process to serve (or whose processes
+	// died soon after they were ready: the note says which), to an older
 	// revision (Warning): the code that runs there changed.
 	EventNodeReturned = "NodeReturned"
 	// EventPortConflict: another AppGroup has listen.port on some selected

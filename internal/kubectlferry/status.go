@@ -468,7 +468,7 @@ func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, sile
 	switch from := p.Annotations[contract.ReturnedFromAnnotation]; {
 	case from != "" && from == target:
 		notes = append(notes, fmt.Sprintf("returned by the manager to revision %s: it could not run %s, "+
-			"with no older process left to resist on", p.Spec.Revision, from))
+			"and was not resisting it (see the NodeReturned event)", p.Spec.Revision, from))
 	case target != "" && p.Spec.Revision != target:
 		why := "waiting for its wave"
 		c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
