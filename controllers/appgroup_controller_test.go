@@ -446,6 +446,19 @@ func TestRolloutOneNodeAtATime(t *testing.T) {
 	monitor.check(t)
 }
 
+// givenToTwoOfThree is rolledOutOnThree's "blog", two nodes at a time,
+// remembered rolled out on revision 1 (rev1), then bumped to revision 2
+// (rev2), which the first wave, a and b, has been given.
+func givenToTwoOfThree(t *testing.T, ns string) (a, b, c string, agents []*simAgent, rev1, rev2 string) {
+	t.Helper()
+	a, b, c, agents, rev1 = rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
+	waitLastRolledOut(t, ns, "blog", rev1)
+	bump(t, ns, "blog", "2")
+	rev2 = target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	return a, b, c, agents, rev1, rev2
+}
+
 // rolledOutOnThree makes nodes a, b and c in ns, each with its agent, and
 // AppGroup "blog" (as mutate leaves it; nil: the defaults) rolled out on
 // them, 2 processes each; it returns the nodes, the agents and the
@@ -688,12 +701,7 @@ func TestNodeThatCannotResistReturnsToLastRolledOut(t *testing.T) {
 // failure. It says what happened.
 func TestNodeReturnedWhenTheTargetDiesAfterReady(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
-	waitLastRolledOut(t, ns, "blog", rev1)
-
-	bump(t, ns, "blog", "2")
-	rev2 := target(t, ns, "blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	a, b, c, agents, rev1, rev2 := givenToTwoOfThree(t, ns)
 	agents[1].failSpawns("blog", "exited with status 3 1.2s "+contract.DiedAfterReady)
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNodeReturned,
@@ -736,10 +744,7 @@ func TestFirstRevisionHaltNamesEveryNode(t *testing.T) {
 // revision 2 meanwhile.
 func TestNodeReturnedWhileRevisionInvalid(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
-	bump(t, ns, "blog", "2")
-	rev2 := target(t, ns, "blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	a, b, c, agents, rev1, rev2 := givenToTwoOfThree(t, ns)
 	bump(t, ns, "blog", "not valid!")
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonInvalidRevision)
 
@@ -2556,11 +2561,7 @@ func TestHaltEndsWhenEveryNodeRunsTarget(t *testing.T) {
 // status write and the returned pool became evidence of the halt itself).
 func TestReturnedNodeDoesNotFlap(t *testing.T) {
 	ns := newNamespace(t)
-	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.MaxConcurrentNodes = 2 })
-	waitLastRolledOut(t, ns, "blog", rev1)
-	bump(t, ns, "blog", "2")
-	rev2 := target(t, ns, "blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	a, b, c, agents, rev1, rev2 := givenToTwoOfThree(t, ns)
 	gen := agents[1].pool("blog").Generation
 	agents[1].failSpawns("blog", "ModuleNotFoundError")
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
