@@ -191,6 +191,9 @@ type AppGroupReconciler struct {
 	// leases is the lease watcher, told of the agents passes judge silent;
 	// nil without one.
 	leases *leaseWatcher
+	// signs are when the manager saw the agents' Leases and reports
+	// change; nil (the pure tests) trusts their stamps.
+	signs *signs
 }
 
 // SetupWithManager registers the reconciler with mgr. Besides AppGroups it
@@ -215,6 +218,7 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
+	r.signs = newSigns(r.Clock)
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ferryv1.AppGroup{}, portIndex, indexPort); err != nil {
 		return err
 	}
@@ -240,7 +244,7 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A pool whose names another's kept from being made is made
 		// when that one goes.
 		Watches(&ferryv1.ProcessPool{}, takenFreed(&r.takenLooks)).
-		Owns(&ferryv1.ProcessPool{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: r.poolChanged})).
+		Owns(&ferryv1.ProcessPool{}, builder.WithPredicates(r.poolSeen())).
 		Owns(&corev1.Service{}).
 		Owns(&discoveryv1.EndpointSlice{}).
 		WatchesMetadata(&corev1.Node{},
@@ -253,7 +257,7 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.contact = newAPIContact(r.Clock)
 		w := &leaseWatcher{client: mgr.GetClient(), probe: r.APIReader, contact: r.contact,
 			namespace: r.LeaseNamespace, staleAfter: r.AgentStaleAfter,
-			every: 2 * time.Second, clock: r.Clock, events: events, stale: map[string]bool{},
+			every: 2 * time.Second, clock: r.Clock, events: events, stale: map[string]bool{}, signs: r.signs,
 			log: mgr.GetLogger().WithName("lease-watcher")}
 		if err := mgr.Add(w); err != nil {
 			return err
@@ -299,10 +303,18 @@ func appGroupChanged(e event.UpdateEvent) bool {
 func (r *AppGroupReconciler) poolChanged(e event.UpdateEvent) bool {
 	o, ok1 := e.ObjectOld.(*ferryv1.ProcessPool)
 	n, ok2 := e.ObjectNew.(*ferryv1.ProcessPool)
-	if !ok1 || !ok2 || o.Status.HeartbeatTime == nil || n.Status.HeartbeatTime == nil {
+	if !ok1 || !ok2 {
 		return true
 	}
-	if r.Clock.Since(o.Status.HeartbeatTime.Time) > r.AgentStaleAfter && !r.leaseFresh(o.Spec.NodeName) {
+	// When the manager saw the previous report, then the new one: an
+	// update is a write the agent made just now (signs).
+	heard := hearing{signs: r.signs}
+	before := heard.reportSeen(o.Namespace, o.Name, o.Status.HeartbeatTime)
+	heard.reportSeen(n.Namespace, n.Name, n.Status.HeartbeatTime)
+	if o.Status.HeartbeatTime == nil || n.Status.HeartbeatTime == nil {
+		return true
+	}
+	if r.Clock.Since(before) > r.AgentStaleAfter && !r.leaseFresh(o.Spec.NodeName) {
 		return true
 	}
 	strip := func(p *ferryv1.ProcessPool) *ferryv1.ProcessPool {
@@ -331,7 +343,25 @@ func (r *AppGroupReconciler) leaseFresh(node string) bool {
 	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != node || l.Spec.RenewTime == nil {
 		return false
 	}
-	return r.Clock.Since(l.Spec.RenewTime.Time) <= r.AgentStaleAfter
+	return r.Clock.Since(r.signs.saw(leaseSign(node), l.Spec.RenewTime.Time)) <= r.AgentStaleAfter
+}
+
+// poolSeen records the first report of a pool the manager sees made (or
+// finds when it starts), and forgets a deleted pool's (signs).
+func (r *AppGroupReconciler) poolSeen() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool {
+			if p, ok := e.Object.(*ferryv1.ProcessPool); ok {
+				hearing{signs: r.signs}.reportSeen(p.Namespace, p.Name, p.Status.HeartbeatTime)
+			}
+			return true
+		},
+		UpdateFunc: r.poolChanged,
+		DeleteFunc: func(e event.DeleteEvent) bool {
+			r.signs.forget(reportSign(e.Object.GetNamespace(), e.Object.GetName()))
+			return true
+		},
+	}
 }
 
 // appGroupsForNode maps a Node to every AppGroup: any may select it now or
@@ -774,6 +804,7 @@ func (r *AppGroupReconciler) newScope(ctx context.Context, ag *ferryv1.AppGroup)
 	s.target, s.revisionErr = effectiveTarget(ag)
 	s.hearing = r.contact.hearing()
 	s.hearing.vouched = r.vouchedFor(ag)
+	s.hearing.signs = r.signs
 	s.halt = ag.Status.HaltedRollout.DeepCopy()
 	s.lastGood = ag.Status.LastRolledOut.DeepCopy()
 	s.proven = ag.Status.ProvenRevision

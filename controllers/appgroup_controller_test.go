@@ -328,7 +328,7 @@ func TestRejoinedNodeWaitsForItsOldPool(t *testing.T) {
 	// b's agent falls silent: nothing drains the old pool, and the
 	// condition says so, and what to do (found by review: it waited on
 	// with no word of it).
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	agentA.rollOut("blog", 2)
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
 		"node 2/2 ("+b+"), waiting for its previous pool to drain. The previous pool on "+b+
@@ -642,7 +642,7 @@ func TestMessagesAgreeInNumber(t *testing.T) {
 	newAppGroup(t, ns2, "shop", nil)
 	waitCondition(t, ns2, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
 		"Waiting for the first reports from the agents on "+c+" and "+d)
-	clk.SetTime(later(clk.Now(), time.Now()).Add(staleAfter + 5*time.Second))
+	setClock(t, later(clk.Now(), time.Now()).Add(staleAfter+5*time.Second))
 	setNodeLabel(t, c, "test.ferry.dev/poke", "1")
 	waitCondition(t, ns2, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
 		"No agent has reported the pools on "+c+" and "+d+" in the 40s since they were made")
@@ -895,7 +895,7 @@ func TestIncompleteRolloutSaysWhy(t *testing.T) {
 	// a's agent falls silent and is heard again, its processes still
 	// left behind: the same incomplete rollout, not recorded again (it
 	// was, once RollingRestart had read Unknown meanwhile).
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	agentB.heartbeat("blog")
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
 	agentA.heartbeat("blog")
@@ -965,7 +965,7 @@ func TestListenFailedEvents(t *testing.T) {
 
 	// b's agent goes silent, then reports the same failure: a silence is
 	// no recovery, and the failure is not named twice.
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	agentA.heartbeat("blog")
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventAgentNotReporting, b)
 	agentB.cannotListen("blog", 2, "the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use")
@@ -1036,7 +1036,7 @@ func TestStaleAgentMakesStatusUnknown(t *testing.T) {
 
 	// Time passes; only b's agent keeps reporting.
 	lastReport := clk.Now()
-	clk.SetTime(lastReport.Add(staleAfter + 5*time.Second))
+	setClock(t, lastReport.Add(staleAfter+5*time.Second))
 	agentB.heartbeat("blog")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
 		"The agent on "+a+" has not reported since "+lastReport.UTC().Format(time.RFC3339))
@@ -1057,7 +1057,7 @@ func TestStaleAgentMakesStatusUnknown(t *testing.T) {
 	// stale: each pass looks again when the first would turn stale. A
 	// pass one second before both reports turn stale...
 	lastReport = clk.Now()
-	clk.SetTime(lastReport.Add(staleAfter - time.Second))
+	setClock(t, lastReport.Add(staleAfter-time.Second))
 	before := reconciles(t)
 	setNodeLabel(t, a, "test.ferry.dev/poke", "1")
 	eventually(t, "a pass", func() error {
@@ -1067,7 +1067,7 @@ func TestStaleAgentMakesStatusUnknown(t *testing.T) {
 		return nil
 	})
 	// ...then time moves past the bound, and nothing else happens.
-	clk.SetTime(lastReport.Add(staleAfter + 2*time.Second))
+	setClock(t, lastReport.Add(staleAfter+2*time.Second))
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
 		"The agents on "+a+" and "+b+" have not reported for more than")
 }
@@ -1082,7 +1082,7 @@ func TestNotReadyBesideSilentNames(t *testing.T) {
 	a, b, _, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
 
 	lastReport := clk.Now()
-	clk.SetTime(lastReport.Add(staleAfter + 5*time.Second))
+	setClock(t, lastReport.Add(staleAfter+5*time.Second))
 	agentB.notReady("blog", 1, 2)
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
 		"0/2 nodes ready; not ready: "+b+" (",
@@ -1114,7 +1114,7 @@ func silentNodeBack(t *testing.T, then func()) {
 	then()
 
 	// a's agent falls silent while b rolls, then is heard again.
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	agents[1].restarting("blog", 1, 2)
 	agents[2].heartbeat("blog")
 	waitStatus(t, ns, "blog", "a silent", func(st *ferryv1.AppGroupStatus) error {
@@ -1159,7 +1159,7 @@ func silentHaltingNodeBack(t *testing.T, then func()) {
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "revision "+rev2+" ")
 	then()
 
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	agents[0].heartbeat("blog")
 	agents[2].heartbeat("blog")
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave)
@@ -1191,7 +1191,7 @@ func TestAgentStoppedMidWaveHoldsItsSlot(t *testing.T) {
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
 		"node 1/2 ("+a+"), its agent stopped (see Ready)")
 
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	agentB.heartbeat("blog")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
 		"The agent on "+a+" stopped: its last report", "start it again, or unselect the node")
@@ -1218,7 +1218,7 @@ func TestSilentNodeHoldsNoWave(t *testing.T) {
 	rev1 := target(t, ns, "blog")
 
 	// a's agent goes silent; b's keeps reporting.
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	agentB.heartbeat("blog")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
 
@@ -1251,7 +1251,7 @@ func TestNeverHeardNodeHoldsNoWave(t *testing.T) {
 	// The pool was made by the API server's clock, which the manager's
 	// test clock may be behind of.
 	made := agentA.pool("blog").CreationTimestamp.Time
-	clk.SetTime(later(clk.Now(), made).Add(staleAfter + 5*time.Second))
+	setClock(t, later(clk.Now(), made).Add(staleAfter+5*time.Second))
 	agentB.heartbeat("blog")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonPoolsPending,
 		"No agent has reported the pool on "+a, "is ferry-agent running there?")
@@ -1275,7 +1275,7 @@ func TestNeverHeardNodeHoldsNoWave(t *testing.T) {
 // that had), and waits for the rollout to complete.
 func rollsOutOnceSettled(t *testing.T, ns, rev2 string, agents map[string]*simAgent) {
 	t.Helper()
-	clk.SetTime(clk.Now().Add(contract.CrashWindow + time.Second))
+	setClock(t, clk.Now().Add(contract.CrashWindow+time.Second))
 	want := map[string]string{}
 	for node, agent := range agents {
 		agent.heartbeat("blog")
@@ -2016,7 +2016,7 @@ func TestDeleteAppGroup(t *testing.T) {
 		t.Errorf("while the AppGroup is deleted: %v (want a's drained endpoint gone and b's terminating)", err)
 	}
 	// b's agent is dead: the status says so, and how to let go.
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	setNodeLabel(t, a, "test.ferry.dev/poke", "1") // a pass now, not at the requeue (in real time)
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting,
 		"The agent on "+b+" has not reported since", "when its Node is deleted", "remove the ferry.dev/drain finalizer from ProcessPool "+ns+"/")
@@ -2059,8 +2059,14 @@ func TestPoolsOfDeletedNodesGoWithoutTheirAppGroup(t *testing.T) {
 // renewLease plays a node's agent renewing its Lease at the manager's now.
 func renewLease(t *testing.T, node string) {
 	t.Helper()
+	renewLeaseAt(t, node, clk.Now())
+}
+
+// renewLeaseAt renews node's agent Lease, stamped at (the agent's clock).
+func renewLeaseAt(t *testing.T, node string, at time.Time) {
+	t.Helper()
 	ctx := context.Background()
-	now := metav1.NewMicroTime(clk.Now())
+	now := metav1.NewMicroTime(at)
 	key := types.NamespacedName{Namespace: contract.DefaultLeaseNamespace, Name: contract.AgentLeaseName(node)}
 	lease := &coordinationv1.Lease{}
 	err := env.Client.Get(ctx, key, lease)
@@ -2105,13 +2111,13 @@ func TestAgentLeaseKeepsReportsFresh(t *testing.T) {
 
 	// Far past the bound since the pool's last report, but the lease is
 	// fresh: still Ready.
-	clk.SetTime(clk.Now().Add(3 * staleAfter))
+	setClock(t, clk.Now().Add(3*staleAfter))
 	renewLease(t, a)
 	setNodeLabel(t, a, "test.ferry.dev/poke", "lease")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
 
 	// The agent stops renewing: Unknown, noticed by the lease watcher.
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
 
 	// It renews again: trusted again, with no pool report.
@@ -2129,13 +2135,13 @@ func TestAgentLeaseKeepsReportsFresh(t *testing.T) {
 func TestAgentSilentAgainBetweenChecks(t *testing.T) {
 	ns := newNamespace(t)
 	a, _ := rolledOutWithLease(t, ns)
-	clk.SetTime(clk.Now().Add(3 * staleAfter))
+	setClock(t, clk.Now().Add(3*staleAfter))
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
 
 	renewLease(t, a)
 	setNodeLabel(t, a, "test.ferry.dev/poke", "again") // a pass at once, before the next check
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
 }
 
@@ -2152,12 +2158,12 @@ func TestAgentDeadAfterAReportNewerThanItsLease(t *testing.T) {
 	renewLease(t, a)
 
 	// It reports 5s after its last renewal, then dies.
-	clk.SetTime(renewed.Add(5 * time.Second))
+	setClock(t, renewed.Add(5*time.Second))
 	agentA.heartbeat("blog")
 	// The Lease turns stale; the watcher asks for a pass, which finds the
 	// report fresh.
 	before := reconciles(t)
-	clk.SetTime(renewed.Add(staleAfter + 2*time.Second))
+	setClock(t, renewed.Add(staleAfter+2*time.Second))
 	eventually(t, "a pass once the Lease is stale", func() error {
 		if reconciles(t) <= before {
 			return errors.New("no pass yet")
@@ -2170,7 +2176,7 @@ func TestAgentDeadAfterAReportNewerThanItsLease(t *testing.T) {
 	// on. Nothing observable tells that it has; the wait is the check's.
 	time.Sleep(5 * time.Second)
 	// Then the report turns stale too, and nothing else happens.
-	clk.SetTime(renewed.Add(5*time.Second + staleAfter + 2*time.Second))
+	setClock(t, renewed.Add(5*time.Second+staleAfter+2*time.Second))
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
 }
 

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 )
 
@@ -69,6 +70,28 @@ type hearing struct {
 	// it, said its agents were reporting (statusVouches): the manager
 	// before it judged them alive at its last write.
 	vouched bool
+	// signs times the agents' stamps by when the manager saw them change;
+	// nil trusts the stamps.
+	signs *signs
+}
+
+// leaseSeen is when the manager saw node's agent renew its Lease at
+// renewed (by the agent's clock), zero for no Lease.
+func (h hearing) leaseSeen(node string, renewed time.Time) time.Time {
+	if renewed.IsZero() {
+		return renewed
+	}
+	return h.signs.saw(leaseSign(node), renewed)
+}
+
+// reportSeen is when the manager saw the pool's report, zero for none
+// (which is recorded too: the first report after it is one made now).
+func (h hearing) reportSeen(namespace, name string, heartbeat *metav1.Time) time.Time {
+	var stamp time.Time
+	if heartbeat != nil {
+		stamp = heartbeat.Time
+	}
+	return h.signs.saw(reportSign(namespace, name), stamp)
 }
 
 // from is when an agent last seen at last is judged silent from. An agent

@@ -35,9 +35,11 @@ type leaseWatcher struct {
 	namespace  string
 	staleAfter time.Duration
 	every      time.Duration
-	clock      clock.PassiveClock
-	events     chan<- event.GenericEvent
-	stale      map[string]bool // node -> stale, as last seen
+	// signs time the Leases' renewals by when the watcher saw them.
+	signs  *signs
+	clock  clock.PassiveClock
+	events chan<- event.GenericEvent
+	stale  map[string]bool // node -> stale, as last seen
 	// staleVouched is stale for passes over AppGroups whose status
 	// vouched for their agents (hearing.vouched), as last seen: later
 	// than stale for a Lease older than the manager's start.
@@ -143,6 +145,7 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 		return nil // no judging a silence the manager could not hear through
 	}
 	heard := w.contact.hearing()
+	heard.signs = w.signs
 	vouched := heard
 	vouched.vouched = true
 	now := w.clock.Now()
@@ -162,7 +165,7 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 		}
 		node := *l.Spec.HolderIdentity
 		seen[node] = true
-		renewed := l.Spec.RenewTime.Time
+		renewed := heard.leaseSeen(node, l.Spec.RenewTime.Time)
 		stale := now.Sub(heard.from(renewed, w.staleAfter)) > w.staleAfter
 		staleVouched := now.Sub(vouched.from(renewed, w.staleAfter)) > w.staleAfter
 		before, known := w.stale[node]
@@ -187,6 +190,7 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 	}
 	for node := range w.stale {
 		if !seen[node] { // the Lease is gone: its pools' reports decide alone
+			w.signs.forget(leaseSign(node))
 			if err := w.enqueueNode(ctx, node); err != nil {
 				return err
 			}

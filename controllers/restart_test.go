@@ -117,7 +117,7 @@ func TestNewLeaderGivesVouchedAgentsTheirGrace(t *testing.T) {
 	}
 	assertNoEvent(t, ns, "blog", controllers.EventAgentNotReporting)
 
-	clk.SetTime(clk.Now().Add(staleAfter + 5*time.Second))
+	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
 	eventually(t, "a not ready in the Service", func() error { return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.2": false}) })
 	renewLease(t, a)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -23,10 +24,12 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/testenv"
@@ -128,6 +131,7 @@ func startManager(cfg *rest.Config) (stop func(), err error) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	reconciler = r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
@@ -142,6 +146,34 @@ func startManager(cfg *rest.Config) (stop func(), err error) {
 		return nil, errors.New("the manager's cache did not sync")
 	}
 	return stop, nil
+}
+
+// reconciler is the manager under test's reconciler.
+var reconciler *controllers.AppGroupReconciler
+
+// setClock steps the manager's clock to at once the manager has seen every
+// pool's report and every agent Lease's renewal as they are now. The
+// manager times an agent's signs by when it sees them (signs): stepped
+// before it saw a report just written, it would take the report for one
+// made at the new time, which real time never does.
+func setClock(t *testing.T, at time.Time) {
+	t.Helper()
+	eventually(t, "the manager to see the agents' last reports and renewals", func() error {
+		ctx := context.Background()
+		var pools ferryv1.ProcessPoolList
+		if err := env.Client.List(ctx, &pools); err != nil {
+			return err
+		}
+		var leases coordinationv1.LeaseList
+		if err := env.Client.List(ctx, &leases, client.InNamespace(contract.DefaultLeaseNamespace)); err != nil {
+			return err
+		}
+		if !controllers.SawSigns(reconciler, pools.Items, leases.Items) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	clk.SetTime(at)
 }
 
 // managerRequests counts the requests the manager under test sends the

@@ -172,9 +172,11 @@ func (r poolReport) HaltsTarget() bool { return r.ResistsTarget || r.FailsTarget
 
 // assessPool reads one pool's status at now. A report is stale when the
 // agent has shown no sign of life for staleAfter: neither renewed its
-// node's Lease (leaseRenew, zero when it has none) nor written the pool's
-// status (heartbeatTime); a silence the manager could not have heard
-// through either, an API server outage, is not counted (hearing.from).
+// node's Lease (leaseRenew, by the agent's clock, zero when it has none)
+// nor written the pool's status (heartbeatTime). Both are timed by when
+// the manager saw them (heard.signs, which records them), not by the
+// agent's clock; a silence the manager could not have heard through
+// either, an API server outage, is not counted (hearing.from).
 func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAfter time.Duration,
 	leaseRenew time.Time, heard hearing) poolReport {
 	st := &pool.Status
@@ -184,9 +186,13 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 		OnTarget: target != "" && pool.Spec.Revision == target,
 		Reported: st.HeartbeatTime != nil,
 	}
+	leaseSeen := heard.leaseSeen(pool.Spec.NodeName, leaseRenew)
+	reportSeen := heard.reportSeen(pool.Namespace, pool.Name, st.HeartbeatTime)
 	r.HasLease = !leaseRenew.IsZero()
-	r.LeaseStale = r.HasLease && now.Sub(heard.from(leaseRenew, staleAfter)) > staleAfter
-	r.LeaseIsLast = r.HasLease && (st.HeartbeatTime == nil || !st.HeartbeatTime.After(leaseRenew))
+	r.LeaseStale = r.HasLease && now.Sub(heard.from(leaseSeen, staleAfter)) > staleAfter
+	r.LeaseIsLast = r.HasLease && (!r.Reported || !reportSeen.After(leaseSeen))
+	// The agent's clock ahead of the manager's, for the times in its
+	// status (settle): what the stamps show of it.
 	r.Ahead = max(leaseRenew.Sub(now), 0)
 	if st.HeartbeatTime != nil {
 		r.Ahead = max(st.HeartbeatTime.Sub(now), r.Ahead)
@@ -196,10 +202,10 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	// before it).
 	last := pool.CreationTimestamp.Time
 	if r.Reported {
-		last = st.HeartbeatTime.Time
+		last = reportSeen
 	}
-	if leaseRenew.After(last) {
-		last = leaseRenew
+	if leaseSeen.After(last) {
+		last = leaseSeen
 	}
 	unheard := max(now.Sub(heard.from(last, staleAfter)), 0)
 	if unheard <= staleAfter {

@@ -217,9 +217,11 @@ type ProcessPoolStatus struct {
 	// the pool's state changes, else every stats interval (the agent's
 	// --stats-interval, 30s by default) with fresh figures. The agent also
 	// renews its node's Lease (coordination.k8s.io, ferry-agent-<node> in
-	// Ferry's namespace) every heartbeat interval; the manager takes the
-	// later of the two, and when that is older than its staleness bound
-	// (--agent-stale-after) the AppGroup's conditions read Unknown.
+	// Ferry's namespace) every heartbeat interval; the manager times each
+	// by when it saw it change, by its own clock (the agent's may be
+	// wrong), takes the later of the two, and when that is older than its
+	// staleness bound (--agent-stale-after) the AppGroup's conditions read
+	// Unknown.
 	// +optional
 	HeartbeatTime *metav1.Time `json:"heartbeatTime,omitempty"`
 
