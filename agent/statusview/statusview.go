@@ -50,8 +50,12 @@ type Pool struct {
 type Incomplete struct {
 	// Left processes of Total run an older revision.
 	Left, Total int32
-	// Errors are the spawn errors met on the way.
+	// Errors are the spawn errors met on the way, or those of them the
+	// status keeps (a ProcessPool's, the last spawn error only).
 	Errors []ferryv1.SpawnError
+	// Details says where the errors are in full, with their output, e.g.
+	// "status --json: lastRestart.errors, with each spawn's output".
+	Details string
 }
 
 // Header is the "General information" block.
@@ -112,8 +116,12 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		b.WriteString("    " + ResistanceNote(p.Processes, e) + "\n")
 	}
 	if in := p.Incomplete; in != nil {
+		end := ":" // the errors follow
+		if len(in.Errors) == 0 {
+			end = "."
+		}
 		fmt.Fprintf(b, "  Rolling restart incomplete: %d of %d processes could not be replaced and keep serving an older revision "+
-			"(resistDeploymentErrors is false); they are tried again at the next revision:\n", in.Left, in.Total)
+			"(resistDeploymentErrors is false); they are tried again at the next revision%s\n", in.Left, in.Total, end)
 		for i, e := range in.Errors {
 			if i == maxErrorsShown {
 				fmt.Fprintf(b, "    - and %d more\n", len(in.Errors)-i)
@@ -121,7 +129,9 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 			}
 			fmt.Fprintf(b, "    - %s\n", firstLine(e.Reason))
 		}
-		b.WriteString("    (status --json: lastRestart.errors, with each spawn's output.)\n")
+		if in.Details != "" {
+			b.WriteString("    (" + in.Details + ".)\n")
+		}
 	}
 	if e := p.ScalingError; e != nil {
 		next := ""

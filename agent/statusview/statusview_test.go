@@ -107,8 +107,9 @@ func TestWriteIncomplete(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	failed := ferryv1.SpawnError{Revision: "2-abc", Reason: "the app failed to load: ImportError\nsecond line", Output: "Traceback"}
 	p := Pool{Title: "hello", Revision: "2-abc", MinProcesses: 2, MaxProcesses: 4,
-		Incomplete: &Incomplete{Left: 4, Total: 4, Errors: []ferryv1.SpawnError{failed, failed, failed, failed}},
-		Processes:  []ferryv1.ProcessInfo{{PID: 7, Revision: "1-def", State: ferryv1.ProcessReady}}}
+		Incomplete: &Incomplete{Left: 4, Total: 4, Errors: []ferryv1.SpawnError{failed, failed, failed, failed},
+			Details: "status --json: lastRestart.errors, with each spawn's output"},
+		Processes: []ferryv1.ProcessInfo{{PID: 7, Revision: "1-def", State: ferryv1.ProcessReady}}}
 	var b strings.Builder
 	if err := Write(&b, Header{}, []Pool{p}, now); err != nil {
 		t.Fatal(err)
@@ -118,6 +119,15 @@ func TestWriteIncomplete(t *testing.T) {
 		strings.Repeat("    - the app failed to load: ImportError\n", 3) +
 		"    - and 1 more\n" +
 		"    (status --json: lastRestart.errors, with each spawn's output.)\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
+	}
+	// No error known (a ProcessPool's last spawn error of another
+	// revision): the sentence ends, with no list to come.
+	p.Incomplete = &Incomplete{Left: 1, Total: 2}
+	b.Reset()
+	_ = Write(&b, Header{}, []Pool{p}, now)
+	want = "they are tried again at the next revision.\n  * PID: 7 "
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
 	}

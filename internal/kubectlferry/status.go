@@ -440,7 +440,27 @@ func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, silen
 	if meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionScalingError) {
 		v.ScalingError = st.LastSpawnError
 	}
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart); c != nil &&
+		c.Status == metav1.ConditionFalse && c.Reason == ferryv1.ReasonRolloutIncomplete {
+		v.Incomplete = incomplete(st)
+	}
 	return v
+}
+
+// incomplete is the pool's last restart, which its RollingRestart
+// condition says left processes on an older revision. A ProcessPool keeps
+// none of the restart's own errors (the standalone agent's
+// lastRestart.errors): its last spawn error, when of the revision the
+// restart went to, says why, as the manager's RolloutIncomplete message
+// does.
+func incomplete(st *ferryv1.ProcessPoolStatus) *statusview.Incomplete {
+	n := st.ProcessCounts
+	in := &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total}
+	if e := st.LastSpawnError; e != nil && e.Revision == st.ObservedRevision {
+		in.Errors = []ferryv1.SpawnError{*e}
+		in.Details = "the last spawn's error; status --json: pools[].status.lastSpawnError, with its output"
+	}
+	return in
 }
 
 // poolNotes are what the view says beyond the pool's own figures: how old

@@ -178,6 +178,72 @@ func TestStatusResisting(t *testing.T) {
 	)
 }
 
+// TestStatusRolloutIncomplete: a pool whose restart left processes on an
+// older revision (resistDeploymentErrors false: its RollingRestart
+// condition says RolloutIncomplete) says how many and why, the first line
+// of its last spawn error, as `ferry-agent status` does; a pool whose
+// restart completed says nothing of it. Before, the view showed only the
+// processes marked (old), and the why was in --json alone.
+func TestStatusRolloutIncomplete(t *testing.T) {
+	ns := newNamespace(t)
+	oldRev, target := "5-"+hash, "6-"+hash
+	ag := newAppGroup(t, ns, "partial", "6")
+	setAppGroupStatus(t, ns, "partial", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 2)
+		st.Nodes.Updated, st.Processes.Updated = 1, 2
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
+			"Revision "+target+" runs on 1/2 nodes; on node-1 some processes could not be replaced and keep serving "+
+				"an older revision (resistDeploymentErrors is false)")
+	})
+	reason := "the app failed to load: ModuleNotFoundError: No module named 'nothing_here'\n(while importing passenger_wsgi.py)"
+	old := []ferryv1.ProcessInfo{
+		{PID: 1001, Revision: oldRev, State: ferryv1.ProcessReady},
+		{PID: 1002, Revision: oldRev, State: ferryv1.ProcessReady},
+	}
+	setPoolStatus(t, newPool(t, ag, "node-1", target), ferryv1.ProcessPoolStatus{
+		Address: "127.0.0.2:8080", ObservedRevision: target, Processes: old, HeartbeatTime: ago(time.Second),
+		ProcessCounts: ferryv1.ProcessCounts{Ready: 2, Updated: 0, Total: 2},
+		LastSpawnError: &ferryv1.SpawnError{Revision: target, Reason: reason, Output: "Traceback (most recent call last):",
+			Time: metav1.Time{Time: testNow.Add(-10 * time.Second)}},
+		Conditions: []metav1.Condition{
+			cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
+				"2 of 2 processes could not be replaced and keep serving an older revision (resistDeploymentErrors is false): "+reason),
+		},
+	})
+	setPoolStatus(t, newPool(t, ag, "node-2", target), ferryv1.ProcessPoolStatus{
+		Address: "127.0.0.3:8080", ObservedRevision: target, HeartbeatTime: ago(time.Second),
+		ProcessCounts: ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2},
+		Processes: []ferryv1.ProcessInfo{
+			{PID: 2001, Revision: target, State: ferryv1.ProcessReady},
+			{PID: 2002, Revision: target, State: ferryv1.ProcessReady},
+		},
+		Conditions: []metav1.Condition{
+			cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+				"2 of 2 processes on revision "+target),
+		},
+	})
+
+	r := run(t, "status", "partial", "-n", ns)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	assertContains(t, r.out,
+		"partial on node-1 (127.0.0.2:8080):\n",
+		"  Rolling restart incomplete: 2 of 2 processes could not be replaced and keep serving an older revision "+
+			"(resistDeploymentErrors is false); they are tried again at the next revision:\n"+
+			"    - the app failed to load: ModuleNotFoundError: No module named 'nothing_here'\n"+
+			"    (the last spawn's error; status --json: pools[].status.lastSpawnError, with its output.)\n",
+		"State: Ready    Revision: "+oldRev+" (old)",
+	)
+	if strings.Count(r.out, "Rolling restart incomplete") != 1 ||
+		strings.Index(r.out, "Rolling restart incomplete") > strings.Index(r.out, "partial on node-2") {
+		t.Errorf("want the incomplete restart on node-1 only:\n%s", r.out)
+	}
+	if strings.Contains(r.out, "(while importing") {
+		t.Errorf("more than the reason's first line shown:\n%s", r.out)
+	}
+}
+
 // haltedFixture is AppGroup name on revision 9, whose rollout node-1
 // halted 2 minutes ago (resisted or not), rolled out last on revision 8;
 // its pools are the test's to make.
