@@ -429,10 +429,10 @@ func (r *AppGroupReconciler) patchPool(ctx context.Context, s *scope, p, desired
 // returnedNote is NodeReturned's note for node, returned to revision from
 // target, whose agent last reported failed of its spawns. The agent counts
 // a process of the target that died within the crash window of ready as a
-// failed spawn (contract.DiedAfterReady): that one spawned, so the note
+// failed spawn (contract.DiedAfterReadyIn): that one spawned, so the note
 // says what became of it, not that the node cannot spawn the target.
 func returnedNote(node, revision, target string, failed *ferryv1.SpawnError) string {
-	if failed != nil && failed.Revision == target && strings.Contains(failed.Reason, contract.DiedAfterReady) {
+	if failed != nil && failed.Revision == target && contract.DiedAfterReadyIn(failed.Reason) {
 		// Not "no older process to serve": its agent held the revision's
 		// spawns mid-restart, its old processes serving on (pool's
 		// holdingLocked), and the manager returned it all the same.

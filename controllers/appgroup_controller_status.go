@@ -474,7 +474,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		remedy := haltRemedy(retrying)
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it %s (%s)%s; %s",
-				in.Target, n.updated, len(in.Nodes), failedHow(in.Halt.Reason, " on "+in.Halt.Node),
+				in.Target, n.updated, len(in.Nodes), contract.FailedHow(in.Halt.Reason, " on "+in.Halt.Node),
 				cutMiddle(in.Halt.Reason, maxReason), whereNow(in), remedy))
 	case len(n.restarting) > 0:
 		reason := ferryv1.ReasonRollingOut
@@ -511,7 +511,7 @@ func incompleteMessage(in rollupInput, n rolloutNodes) string {
 	r := in.Reports[n.incomplete[0]]
 	if e := r.Pool.Status.LastSpawnError; e != nil && e.Revision == in.Target {
 		return truncate(fmt.Sprintf("%s. On %s, revision %s %s (%s)%s", msg, r.Node, e.Revision,
-			failedHow(e.Reason, ""), cutMiddle(e.Reason, maxReason), outputSuffix(e)), maxMessage)
+			contract.FailedHow(e.Reason, ""), cutMiddle(e.Reason, maxReason), outputSuffix(e)), maxMessage)
 	}
 	if rr := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionRollingRestart); rr != nil && rr.Message != "" {
 		return truncate(fmt.Sprintf("%s. %s: %s", msg, r.Node, rr.Message), maxMessage)
@@ -660,8 +660,8 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 	}
 	if len(n.failing) > 0 {
 		e := in.Reports[n.failing[0]].Pool.Status.LastSpawnError
-		w := fmt.Sprintf("it %s (%s)", failedHow(e.Reason, " on "+nodeList(n.failing)), cutMiddle(e.Reason, maxReason))
-		if !strings.Contains(e.Reason, contract.DiedAfterReady) {
+		w := fmt.Sprintf("it %s (%s)", contract.FailedHow(e.Reason, " on "+nodeList(n.failing)), cutMiddle(e.Reason, maxReason))
+		if !contract.DiedAfterReadyIn(e.Reason) {
 			// One whose processes died after ready may have old ones
 			// still: its agent holds the revision mid-restart.
 			w += ", with no older process to keep serving"
@@ -911,7 +911,7 @@ func resistingCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonSpawnFailed,
 			fmt.Sprintf("node %s: revision %s %s (%s)%s; no further node gets it, "+
 				"and the nodes not on it keep serving older revisions",
-				in.Halt.Node, in.Halt.Revision, failedHow(in.Halt.Reason, ""), cutMiddle(in.Halt.Reason, maxReason), whereNow(in)))
+				in.Halt.Node, in.Halt.Revision, contract.FailedHow(in.Halt.Reason, ""), cutMiddle(in.Halt.Reason, maxReason), whereNow(in)))
 	case len(stale) > 0:
 		return withStatus(c, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, staleMessage(in, stale))
 	}
@@ -1032,17 +1032,6 @@ func whereNow(in rollupInput) string {
 	return ""
 }
 
-// failedHow says what became of a process of a revision the agent reports
-// failing, on where (" on node-b", or ""): it failed to spawn, or, as the
-// agent's reason says (contract.DiedAfterReady), it spawned and died soon
-// after it was ready, which the agent counts as a failed spawn.
-func failedHow(reason, on string) string {
-	if strings.Contains(reason, contract.DiedAfterReady) {
-		return "died" + on + " soon after it was ready"
-	}
-	return "failed to spawn" + on
-}
-
 // resistingMessage describes one resisting pool: "node node-b: revision
 // 8-0a1b2c3d4e failed to spawn (exited with status 1); the old processes
 // keep serving. Output: ...".
@@ -1055,7 +1044,7 @@ func resistingMessage(r poolReport) string {
 		return truncate(fmt.Sprintf("node %s: %s", r.Node, cond.Message), maxMessage)
 	}
 	head := fmt.Sprintf("node %s: revision %s %s (%s); the old processes keep serving",
-		r.Node, e.Revision, failedHow(e.Reason, ""), cutMiddle(e.Reason, maxReason))
+		r.Node, e.Revision, contract.FailedHow(e.Reason, ""), cutMiddle(e.Reason, maxReason))
 	return truncate(head+outputSuffix(e), maxMessage)
 }
 

@@ -212,7 +212,7 @@ func (s Status) resistingCondition() metav1.Condition {
 	}
 	c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonSpawnFailed
 	c.Message = fmt.Sprintf("Resisting deployment error: revision %s %s: %s", s.Resisting.Revision,
-		contract.FailedHow(s.Resisting.Reason), s.Resisting.Reason)
+		contract.FailedHow(s.Resisting.Reason, ""), s.Resisting.Reason)
 	if out := excerpt(s.Resisting.Output, 600); out != "" {
 		c.Message += "\n" + out
 	}

@@ -459,7 +459,7 @@ func (s *Server) Restart(name, revision string) (string, error) {
 		// change nothing.
 		if st := a.pool.Status(); st.Resisting != nil && st.Resisting.Revision == revision {
 			return "", fmt.Errorf("AppGroup %q resists revision %q, which %s: fix the app and restart without --revision, or name a new one",
-				name, revision, contract.FailedHow(st.Resisting.Reason))
+				name, revision, contract.FailedHow(st.Resisting.Reason, ""))
 		}
 		return "", fmt.Errorf("AppGroup %q already runs revision %q: restart without --revision, or name a new one", name, revision)
 	}

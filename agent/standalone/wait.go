@@ -93,7 +93,7 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 	case ps.Resisting != nil && ps.Resisting.Revision == revision:
 		r := ps.Resisting
 		return restartOver, fmt.Errorf("%w: revision %s %s: %s\n%s\n%s Request a new revision to leave this mode",
-			ErrResisting, r.Revision, contract.FailedHow(r.Reason), r.Reason, indent(r.Output),
+			ErrResisting, r.Revision, contract.FailedHow(r.Reason, ""), r.Reason, indent(r.Output),
 			statusview.ResistanceNote(ps.Processes, r))
 	case ps.Restart != nil:
 		return restartRolling, nil
@@ -113,7 +113,7 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 		return restartOver, errors.New(b.String())
 	}
 	if e := ps.ScalingError; e != nil && e.Revision == revision && !ps.RevisionLasted &&
-		strings.Contains(e.Reason, contract.DiedAfterReady) {
+		contract.DiedAfterReadyIn(e.Reason) {
 		// Not resisted (restart.resistDeploymentErrors is false, or the
 		// restart was a blocking one): the pool respawns them, backing
 		// off, for as long as the revision is asked for.

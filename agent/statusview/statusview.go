@@ -111,7 +111,7 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 	}
 	if e := p.Resisting; e != nil {
 		fmt.Fprintf(b, "  Resisting deployment error: revision %s %s at %s: %s\n",
-			e.Revision, contract.FailedHow(e.Reason), e.Time.Format(time.RFC3339), e.Reason)
+			e.Revision, contract.FailedHow(e.Reason, ""), e.Time.Format(time.RFC3339), e.Reason)
 		writeIndented(b, e.Output, "    | ")
 		b.WriteString("    " + ResistanceNote(p.Processes, e) + "\n")
 	}
@@ -139,7 +139,7 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 			next = "; next try " + formatIn(at.Sub(now))
 		}
 		fmt.Fprintf(b, "  Scaling error (backing off%s): revision %s %s: %s\n", next, e.Revision,
-			contract.FailedHow(e.Reason), e.Reason)
+			contract.FailedHow(e.Reason, ""), e.Reason)
 		writeIndented(b, contract.LastLines(e.Output, 5), "    | ")
 		b.WriteString("    Spawns are " + contract.SpawnsRetried + ".\n")
 	}

@@ -22,14 +22,22 @@ const CrashWindow = 10 * time.Second
 // soon after it was ready", not "failed to spawn".
 const DiedAfterReady = "after it was ready"
 
-// FailedHow words what became of a process of a revision that failed,
-// by its reason: "died soon after it was ready" when the reason says so
-// (DiedAfterReady), else "failed to spawn".
-func FailedHow(reason string) string {
-	if strings.Contains(reason, DiedAfterReady) {
-		return "died soon after it was ready"
+// DiedAfterReadyIn reports whether reason, the agent's for a failed
+// spawn, is of a worker that spawned and died within CrashWindow of
+// ready (it has DiedAfterReady), not of one that never became ready.
+func DiedAfterReadyIn(reason string) bool {
+	return strings.Contains(reason, DiedAfterReady)
+}
+
+// FailedHow words what became of a process of a revision that failed, by
+// its reason, on where (" on node-b", or ""): "died soon after it was
+// ready" when the reason says so (DiedAfterReadyIn), which the agent
+// counts as a failed spawn, else "failed to spawn".
+func FailedHow(reason, on string) string {
+	if DiedAfterReadyIn(reason) {
+		return "died" + on + " soon after it was ready"
 	}
-	return "failed to spawn"
+	return "failed to spawn" + on
 }
 
 // SpawnsRetried is what becomes of a pool's failing spawns, as the agent
