@@ -170,12 +170,15 @@ func ResistanceNote(procs []ferryv1.ProcessInfo, e *ferryv1.SpawnError) string {
 
 // spawnedResisting: p, of another revision than the one resisted (e), was
 // spawned since the pool came to resist it, to keep minProcesses: no old
-// process that kept serving. Both times are whole seconds, as the status
-// carries them: a process started in the second the pool came to resist
-// counts as spawned since, as nothing else is spawned then.
+// process that kept serving. Compared as precisely as the times come: the
+// agent has them to the nanosecond, but a status read from the API server
+// or the admin API (metav1.Time, RFC 3339) has whole seconds, and a
+// process started in the second the pool came to resist then ties, and
+// counts as spawned since: the pool whose last process of the new
+// revision died spawns one of the old at once, in that second, and an
+// old process started in it before is rarer.
 func spawnedResisting(p ferryv1.ProcessInfo, e *ferryv1.SpawnError) bool {
-	return e != nil && p.Revision != e.Revision && !p.StartedAt.IsZero() &&
-		!p.StartedAt.Truncate(time.Second).Before(e.Time.Truncate(time.Second))
+	return e != nil && p.Revision != e.Revision && !p.StartedAt.IsZero() && !p.StartedAt.Before(&e.Time)
 }
 
 func writeProcess(b *strings.Builder, p ferryv1.ProcessInfo, target string, resisting bool, now time.Time) {

@@ -1,6 +1,7 @@
 package statusview
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +170,53 @@ func TestWriteResistingWithNoOldProcess(t *testing.T) {
 	if !strings.Contains(out, "No old process is left to serve") || strings.Contains(out, "Old processes keep serving") ||
 		strings.Contains(out, "failed to spawn") {
 		t.Errorf("with no old process:\n%s", out)
+	}
+}
+
+// TestSpawnedResistingInTheSameSecond: a process of the old revision
+// started in the second the pool came to resist, but before it did (spawned
+// just before a restart whose first spawn failed at once),
+// kept serving from before: with the agent's own times, to the
+// nanosecond, it is not marked as spawned while resisting, and the old
+// processes are said to keep serving; one started after, in that second,
+// is marked. Before, both times were cut to whole seconds, and the first
+// was marked too. Through JSON (metav1.Time: whole seconds, as the API
+// server and the admin API carry them) the two tie, and count as spawned
+// since, as before.
+func TestSpawnedResistingInTheSameSecond(t *testing.T) {
+	began := time.Date(2026, 11, 22, 12, 0, 0, 500_000_000, time.UTC)
+	e := &ferryv1.SpawnError{Revision: "2-abc", Reason: "exited with status 1", Time: metav1.Time{Time: began}}
+	before := ferryv1.ProcessInfo{PID: 10, Revision: "1-def", State: ferryv1.ProcessReady,
+		StartedAt: metav1.Time{Time: began.Add(-300 * time.Millisecond)}}
+	since := ferryv1.ProcessInfo{PID: 11, Revision: "1-def", State: ferryv1.ProcessReady,
+		StartedAt: metav1.Time{Time: began.Add(200 * time.Millisecond)}}
+	if spawnedResisting(before, e) {
+		t.Errorf("a process started %s before the pool came to resist is marked as spawned while resisting",
+			e.Time.Sub(before.StartedAt.Time))
+	}
+	if !spawnedResisting(since, e) {
+		t.Errorf("a process started %s after the pool came to resist is not marked", since.StartedAt.Sub(e.Time.Time))
+	}
+	if note := ResistanceNote([]ferryv1.ProcessInfo{before}, e); !strings.HasPrefix(note, "Old processes keep serving") {
+		t.Errorf("with a process from before: %q", note)
+	}
+
+	// As the status carries them.
+	var carried struct {
+		P ferryv1.ProcessInfo
+		E ferryv1.SpawnError
+	}
+	data, err := json.Marshal(struct {
+		P ferryv1.ProcessInfo
+		E ferryv1.SpawnError
+	}{before, *e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &carried); err != nil {
+		t.Fatal(err)
+	}
+	if !spawnedResisting(carried.P, &carried.E) {
+		t.Errorf("in whole seconds, a process started in the second the pool came to resist is not counted as spawned since")
 	}
 }
