@@ -306,11 +306,10 @@ func (r *AppGroupReconciler) poolChanged(e event.UpdateEvent) bool {
 	if !ok1 || !ok2 {
 		return true
 	}
-	// When the manager saw the previous report, then the new one: an
-	// update is a write the agent made just now (signs).
-	heard := hearing{signs: r.signs}
-	before := heard.reportSeen(o.Namespace, o.Name, o.Status.HeartbeatTime)
-	heard.reportSeen(n.Namespace, n.Name, n.Status.HeartbeatTime)
+	// When the manager saw the previous report; then the new one, a write
+	// the agent made just now (signs).
+	before := hearing{signs: r.signs}.reportSeen(o.Namespace, o.Name, o.Status.HeartbeatTime)
+	r.signs.saw(reportSign(n.Namespace, n.Name), heartbeatOf(n))
 	if o.Status.HeartbeatTime == nil || n.Status.HeartbeatTime == nil {
 		return true
 	}
@@ -343,7 +342,15 @@ func (r *AppGroupReconciler) leaseFresh(node string) bool {
 	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != node || l.Spec.RenewTime == nil {
 		return false
 	}
-	return r.Clock.Since(r.signs.saw(leaseSign(node), l.Spec.RenewTime.Time)) <= r.AgentStaleAfter
+	return r.Clock.Since(r.signs.at(leaseSign(node), l.Spec.RenewTime.Time)) <= r.AgentStaleAfter
+}
+
+// heartbeatOf is the pool's heartbeat stamp, zero for none.
+func heartbeatOf(p *ferryv1.ProcessPool) time.Time {
+	if p.Status.HeartbeatTime == nil {
+		return time.Time{}
+	}
+	return p.Status.HeartbeatTime.Time
 }
 
 // poolSeen records the first report of a pool the manager sees made (or
@@ -352,7 +359,7 @@ func (r *AppGroupReconciler) poolSeen() predicate.Funcs {
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool {
 			if p, ok := e.Object.(*ferryv1.ProcessPool); ok {
-				hearing{signs: r.signs}.reportSeen(p.Namespace, p.Name, p.Status.HeartbeatTime)
+				r.signs.saw(reportSign(p.Namespace, p.Name), heartbeatOf(p))
 			}
 			return true
 		},

@@ -75,23 +75,19 @@ type hearing struct {
 	signs *signs
 }
 
-// leaseSeen is when the manager saw node's agent renew its Lease at
-// renewed (by the agent's clock), zero for no Lease.
+// leaseSeen is when the manager last saw node's agent renew its Lease
+// (renewed, by the agent's clock: zero for no Lease).
 func (h hearing) leaseSeen(node string, renewed time.Time) time.Time {
-	if renewed.IsZero() {
-		return renewed
-	}
-	return h.signs.saw(leaseSign(node), renewed)
+	return h.signs.at(leaseSign(node), renewed)
 }
 
-// reportSeen is when the manager saw the pool's report, zero for none
-// (which is recorded too: the first report after it is one made now).
+// reportSeen is when the manager last saw the pool's report change, zero
+// for none.
 func (h hearing) reportSeen(namespace, name string, heartbeat *metav1.Time) time.Time {
-	var stamp time.Time
-	if heartbeat != nil {
-		stamp = heartbeat.Time
+	if heartbeat == nil {
+		return time.Time{}
 	}
-	return h.signs.saw(reportSign(namespace, name), stamp)
+	return h.signs.at(reportSign(namespace, name), heartbeat.Time)
 }
 
 // from is when an agent last seen at last is judged silent from. An agent

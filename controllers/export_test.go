@@ -16,7 +16,7 @@ func SawSigns(r *AppGroupReconciler, pools []ferryv1.ProcessPool, leases []coord
 		}
 	}
 	for _, l := range leases {
-		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil && !r.signs.seen(leaseSign(*l.Spec.HolderIdentity), l.Spec.RenewTime.Time) {
+		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil && !r.signs.seen(leaseObjectSign(l.Namespace, l.Name), l.Spec.RenewTime.Time) {
 			return false
 		}
 	}

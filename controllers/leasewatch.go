@@ -35,11 +35,13 @@ type leaseWatcher struct {
 	namespace  string
 	staleAfter time.Duration
 	every      time.Duration
-	// signs time the Leases' renewals by when the watcher saw them.
-	signs  *signs
-	clock  clock.PassiveClock
-	events chan<- event.GenericEvent
-	stale  map[string]bool // node -> stale, as last seen
+	// signs time the Leases' renewals by when the watcher saw them;
+	// leaseSigns are the Leases it last recorded there.
+	signs      *signs
+	leaseSigns map[string]bool
+	clock      clock.PassiveClock
+	events     chan<- event.GenericEvent
+	stale      map[string]bool // node -> stale, as last seen
 	// staleVouched is stale for passes over AppGroups whose status
 	// vouched for their agents (hearing.vouched), as last seen: later
 	// than stale for a Lease older than the manager's start.
@@ -158,14 +160,8 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 			w.restoreJudgements(judged)
 		}
 	}()
-	seen := map[string]bool{}
-	for _, l := range leases.Items {
-		if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil {
-			continue
-		}
-		node := *l.Spec.HolderIdentity
-		seen[node] = true
-		renewed := heard.leaseSeen(node, l.Spec.RenewTime.Time)
+	held := w.sightRenewals(leases.Items)
+	for node, renewed := range held {
 		stale := now.Sub(heard.from(renewed, w.staleAfter)) > w.staleAfter
 		staleVouched := now.Sub(vouched.from(renewed, w.staleAfter)) > w.staleAfter
 		before, known := w.stale[node]
@@ -189,7 +185,7 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 		w.stale[node], w.staleVouched[node] = stale, staleVouched
 	}
 	for node := range w.stale {
-		if !seen[node] { // the Lease is gone: its pools' reports decide alone
+		if _, ok := held[node]; !ok { // the Lease is gone: its pools' reports decide alone
 			w.signs.forget(leaseSign(node))
 			if err := w.enqueueNode(ctx, node); err != nil {
 				return err
@@ -200,6 +196,37 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 	}
 	w.checked = true
 	return nil
+}
+
+// sightRenewals records each Lease's renewal in signs (the watcher sees
+// each Lease's versions in order, as the cache holds them) and returns,
+// per node, when the manager last saw any Lease it holds renewed (two
+// Leases naming one holder must not take turns at looking new). It
+// forgets the Leases gone since the last check.
+func (w *leaseWatcher) sightRenewals(leases []coordinationv1.Lease) map[string]time.Time {
+	held := map[string]time.Time{}
+	present := map[string]bool{}
+	for _, l := range leases {
+		if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil {
+			continue
+		}
+		key := leaseObjectSign(l.Namespace, l.Name)
+		present[key] = true
+		at := w.signs.saw(key, l.Spec.RenewTime.Time)
+		if last, ok := held[*l.Spec.HolderIdentity]; !ok || at.After(last) {
+			held[*l.Spec.HolderIdentity] = at
+		}
+	}
+	for node, at := range held {
+		w.signs.heard(leaseSign(node), at)
+	}
+	for key := range w.leaseSigns {
+		if !present[key] {
+			w.signs.forget(key)
+		}
+	}
+	w.leaseSigns = present
+	return held
 }
 
 // probeContact reads the agents' Leases from the API server itself: when

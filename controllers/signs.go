@@ -16,15 +16,18 @@ import (
 // times a sign by when it saw the stamp change: a new stamp is a write the
 // agent made just now, whatever its clock says.
 //
+// Only readers that see an object's versions in order record (saw): the
+// pool predicate, as updates arrive, and the lease watcher, on its checks
+// every two seconds. A pass holds copies read earlier, or the API server's
+// newer answer to a write, and may meet a stamp older than the one last
+// seen; taken for a change, it would make a dead agent look alive. Passes
+// only read (at): the last sighting's time, whatever copy they hold.
+//
 // A stamp first seen (the manager has just started, or the object is new
 // to it) has no change to time it by: it is taken at its word, but never
 // later than now. A new leader then judges agents by their stamps, as
 // before, with hearing.vouched's grace from its start; an agent whose clock
 // is behind reads fresh again from its next renewal, a few seconds later.
-//
-// Pools' stamps are seen as their updates arrive (poolChanged), Leases'
-// on the lease watcher's checks, every two seconds, and both whenever a
-// pass reads them: a renewal may be timed up to that much late.
 type signs struct {
 	clock clock.PassiveClock
 
@@ -40,15 +43,17 @@ func newSigns(c clock.PassiveClock) *signs {
 	return &signs{clock: c, by: map[string]sighting{}}
 }
 
-// leaseSign and reportSign key a node's agent Lease and a pool's report.
-func leaseSign(node string) string             { return "lease/" + node }
-func reportSign(namespace, name string) string { return "pool/" + namespace + "/" + name }
+// leaseSign keys the last renewal of any Lease held by node (the lease
+// watcher's judgement); leaseObjectSign one Lease; reportSign a pool's
+// report.
+func leaseSign(node string) string                  { return "holder/" + node }
+func leaseObjectSign(namespace, name string) string { return "lease/" + namespace + "/" + name }
+func reportSign(namespace, name string) string      { return "pool/" + namespace + "/" + name }
 
 // saw records that the sign key carries stamp (zero: none yet) and
-// returns when the manager saw that stamp first: now for a stamp that
-// replaced another it had seen, the stamp itself, capped at now, for the
-// first it sees. A nil signs trusts every stamp (the pure tests, which
-// give stamps as the manager would have seen them).
+// returns when the manager first saw it carry that stamp: now for a stamp
+// that replaced another, the stamp itself, capped at now, for the first
+// it sees. Only for readers that see the object's versions in order.
 func (s *signs) saw(key string, stamp time.Time) time.Time {
 	if s == nil {
 		return stamp
@@ -63,16 +68,50 @@ func (s *signs) saw(key string, stamp time.Time) time.Time {
 	case known:
 		old = sighting{stamp: stamp, at: now}
 	default:
-		old = sighting{stamp: stamp, at: stamp}
-		if stamp.After(now) {
-			old.at = now
-		}
+		old = sighting{stamp: stamp, at: capped(stamp, now)}
 	}
 	if stamp.IsZero() {
 		old.at = time.Time{}
 	}
 	s.by[key] = old
 	return old.at
+}
+
+// heard records that key was last heard at (a node's Lease: the latest of
+// its Leases' sightings).
+func (s *signs) heard(key string, at time.Time) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.by[key] = sighting{at: at}
+}
+
+// at is when the manager last saw the sign key change, for a reader
+// holding a copy stamped stamp: the last sighting's time, whichever copy
+// the reader holds (an older one was replaced then; a newer one, seen
+// first by a pass, is recorded by its stream within moments). With no
+// sighting, the stamp, capped at now. A nil signs trusts every stamp (the
+// pure tests, which give stamps as the manager would have seen them).
+func (s *signs) at(key string, stamp time.Time) time.Time {
+	if s == nil || stamp.IsZero() {
+		return stamp
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.by[key]; ok && !old.at.IsZero() {
+		return old.at
+	}
+	return capped(stamp, s.clock.Now())
+}
+
+// capped is stamp, but not later than now.
+func capped(stamp, now time.Time) time.Time {
+	if stamp.After(now) {
+		return now
+	}
+	return stamp
 }
 
 // seen reports whether the manager has seen key carry stamp.
