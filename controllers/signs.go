@@ -36,8 +36,12 @@ type signs struct {
 }
 
 // sighting is the last stamp seen of one sign, and when the manager saw
-// it (its clock).
-type sighting struct{ stamp, at time.Time }
+// it (its clock); changed: it replaced another stamp (so at is when the
+// agent wrote it, give or take how late the manager saw it).
+type sighting struct {
+	stamp, at time.Time
+	changed   bool
+}
 
 func newSigns(c clock.PassiveClock) *signs {
 	return &signs{clock: c, by: map[string]sighting{}}
@@ -66,7 +70,7 @@ func (s *signs) saw(key string, stamp time.Time) time.Time {
 	case known && old.stamp.Equal(stamp):
 		return old.at
 	case known:
-		old = sighting{stamp: stamp, at: now}
+		old = sighting{stamp: stamp, at: now, changed: true}
 	default:
 		old = sighting{stamp: stamp, at: capped(stamp, now)}
 	}
@@ -104,6 +108,24 @@ func (s *signs) at(key string, stamp time.Time) time.Time {
 		return old.at
 	}
 	return capped(stamp, s.clock.Now())
+}
+
+// ahead is how far the agent's clock was ahead of the manager's (behind:
+// negative) when it last saw the sign key change: the stamp less when it
+// saw it. A sighting seen late makes it read less ahead than it is. False
+// with no sighting, or none that changed (a stamp first seen is taken at
+// its word: it says nothing of the clock).
+func (s *signs) ahead(key string) (time.Duration, bool) {
+	if s == nil {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.by[key]
+	if !ok || old.stamp.IsZero() || old.at.IsZero() || !old.changed {
+		return 0, false
+	}
+	return old.stamp.Sub(old.at), true
 }
 
 // capped is stamp, but not later than now.

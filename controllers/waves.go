@@ -46,10 +46,12 @@ type poolReport struct {
 	// or one whose agent crashes before it reports. The waves treat it as
 	// a silent node; Ready keeps it pending.
 	Unheard bool
-	// Ahead is how far the agent's last sign (its report or its Lease's
-	// renewal, both stamped by its own clock) is ahead of the manager's
-	// clock: at least that much is the agent's clock ahead. Times the
-	// agent stamps are judged with it (settle).
+	// Ahead is how far the agent's clock is ahead of the manager's
+	// (negative: behind), as far as the manager can tell: its report's
+	// stamp less when the manager saw it written (signs.ahead), or, with
+	// no such sighting, how far its last sign's stamp is ahead of now
+	// (never negative). Times the agent stamps are judged with it
+	// (settle).
 	Ahead time.Duration
 	// HasLease: the node's agent renews a Lease (its liveness is watched by
 	// the lease watcher, not by requeues).
@@ -197,6 +199,9 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	if st.HeartbeatTime != nil {
 		r.Ahead = max(st.HeartbeatTime.Sub(now), r.Ahead)
 	}
+	if ahead, ok := heard.signs.ahead(reportSign(pool.Namespace, pool.Name)); ok {
+		r.Ahead = ahead
+	}
 	// The agent's last sign: its report, or its Lease's renewal, or for a
 	// pool it never reported, the pool's making (no sign is expected
 	// before it).
@@ -299,9 +304,11 @@ func oldPort(address string, listen int32) int32 {
 // makes the pool fail the target (FailsTarget), which halts the rollout
 // and returns the node to what worked. Pools whose processes all started
 // long ago and whose restart ended long ago are not held. The start is
-// stamped by the agent's clock: it is judged by that clock as far as the
-// pool's report shows it ahead (Ahead), or an agent an hour ahead would
-// hold the rollout for an hour.
+// stamped by the agent's clock: it is judged by that clock (Ahead), or an
+// agent an hour ahead would hold the rollout for an hour, and one 45 s
+// behind would pass the window 45 s early. A report the manager saw late
+// makes the agent's clock read further behind than it is, so the window
+// ends later, never sooner.
 //
 // When no node waits (one node, or maxConcurrentNodes as many as the
 // nodes), no rollout is held, but a young pool does not prove the target

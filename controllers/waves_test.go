@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -886,6 +887,34 @@ func TestSettle(t *testing.T) {
 				t.Errorf("nextSettle = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestSettleByAClockBehind: an agent whose clock is 45 s behind the
+// manager's ended its restart 3 s ago by the manager's clock, 48 s ago by
+// its own. The manager saw its report written (signs): its processes are
+// still young, with 7 s of the window left, not past it.
+func TestSettleByAClockBehind(t *testing.T) {
+	const behind = 45 * time.Second
+	p := testPool("a", targetRev, rolledOut(2), heartbeatAt(t0.Add(-behind)), func(p *ferryv1.ProcessPool) {
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == ferryv1.ConditionRollingRestart {
+				p.Status.Conditions[i].LastTransitionTime = metav1.NewTime(t0.Add(-3*time.Second - behind))
+			}
+		}
+		p.Status.Processes = []ferryv1.ProcessInfo{{PID: 100, Revision: targetRev, State: ferryv1.ProcessReady,
+			StartedAt: metav1.NewTime(t0.Add(-5*time.Second - behind))}}
+	})
+	signs := newSigns(clocktesting.NewFakePassiveClock(t0))
+	signs.saw(reportSign(p.Namespace, p.Name), t0.Add(-time.Hour))
+	signs.saw(reportSign(p.Namespace, p.Name), t0.Add(-behind)) // written now
+	reports := byNode([]poolReport{
+		assessPool(p, targetRev, t0, staleAfter, time.Time{}, hearing{signs: signs}),
+		assessPool(testPool("b", oldRev, rolledOut(2)), targetRev, t0, staleAfter, time.Time{}, hearing{}),
+	})
+	settle(reports, t0, 10*time.Second)
+	if r := reports["a"]; r.RolledOut || r.SettlesIn != 7*time.Second {
+		t.Errorf("RolledOut %v SettlesIn %v, want false 7s: the window judged by a clock 45 s behind", r.RolledOut, r.SettlesIn)
 	}
 }
 
