@@ -114,7 +114,7 @@ const EventRecorderName = "ferry-manager"
 
 // AppGroupReconciler turns each AppGroup into one ProcessPool per selected
 // node, rolls new revisions across the pools in waves, serves the nodes
-// behind a Service and an EndpointSlice, and rolls the pools' reports up
+// behind a Service and its EndpointSlices, and rolls the pools' reports up
 // into the AppGroup's status.
 //
 // Its fields are set by the caller before SetupWithManager; Clock and
@@ -152,6 +152,12 @@ type AppGroupReconciler struct {
 	// pass asks for the next within it, spread by up to a tenth). Zero:
 	// DefaultResyncEvery.
 	ResyncEvery time.Duration
+	// MaxEndpointsPerSlice is the most endpoints the manager puts in one
+	// of an AppGroup's EndpointSlices (planSlices). Zero, or more than
+	// the API server takes in one (1000, Kubernetes' own controller's
+	// maxEndpointsPerSlice): that. Tests lower it to spread a few nodes
+	// over several slices.
+	MaxEndpointsPerSlice int
 
 	resisting resistingSet
 	// written is the rollout memory of each AppGroup's last status write.
@@ -228,7 +234,7 @@ func (r *AppGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ferryv1.ProcessPool{}, poolOwnerIndex, indexPoolOwner); err != nil {
 		return err
 	}
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, portSliceIndex, indexPortSlice); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, extraSliceIndex, indexExtraSlice); err != nil {
 		return err
 	}
 	if err := setupDrainReleaser(mgr, r.APIReader); err != nil {

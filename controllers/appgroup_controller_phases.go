@@ -8,6 +8,7 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,9 +41,19 @@ const (
 	// value of the manager's EndpointSlices, so that Kubernetes' own
 	// EndpointSlice controllers leave them alone.
 	EndpointSliceManager = "manager.ferry.dev"
-	// maxEndpoints is the most endpoints one EndpointSlice holds.
+	// maxEndpoints is the most endpoints the API server takes in one
+	// EndpointSlice.
 	maxEndpoints = 1000
 )
+
+// sliceCapacity is the most endpoints the manager puts in one slice
+// (MaxEndpointsPerSlice).
+func (r *AppGroupReconciler) sliceCapacity() int {
+	if r.MaxEndpointsPerSlice <= 0 || r.MaxEndpointsPerSlice > maxEndpoints {
+		return maxEndpoints
+	}
+	return r.MaxEndpointsPerSlice
+}
 
 // maxConcurrentCreates is how many pools one pass creates at once.
 const maxConcurrentCreates = 16
@@ -443,7 +454,7 @@ func returnedNote(node, revision, target string, failed *ferryv1.SpawnError) str
 		node, revision, target)
 }
 
-// reconcileTraffic keeps the AppGroup's Service and EndpointSlice: one
+// reconcileTraffic keeps the AppGroup's Service and EndpointSlices: one
 // endpoint per node whose agent reported an address, ready where its pool
 // is ready and its report recent.
 func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) error {
@@ -483,13 +494,13 @@ func (r *AppGroupReconciler) reconcileTraffic(ctx context.Context, s *scope) err
 
 // reconcileEndpoints keeps the AppGroup's EndpointSlices: the active pools
 // of the pass (s.pools, none while the AppGroup is deleted) and the
-// draining ones (s.draining), terminating, one slice per port they serve
-// on. Nearly always that is listen.port alone, in the slice named as the
-// Service. A pool kept on its old port where another AppGroup holds
-// listen.port (leavePortsTaken) is in a slice of its own port
-// (endpointSliceName): the
-// Service's port is named, and each slice says which port its endpoints
-// serve it on, so the Service reaches those nodes too.
+// draining ones (s.draining), terminating, in slices of the port they
+// serve on, as many as that port's endpoints need (planSlices). Nearly
+// always that is listen.port alone, in one slice named as the Service. A
+// pool kept on its old port where another AppGroup holds listen.port
+// (leavePortsTaken) is in a slice of its own port (endpointSliceName):
+// the Service's port is named, and each slice says which port its
+// endpoints serve it on, so the Service reaches those nodes too.
 func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) error {
 	ag := s.ag
 	reports := s.reports(r.AgentStaleAfter)
@@ -510,46 +521,187 @@ func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) e
 	if _, ok := byPort[ag.Spec.Listen.Port]; !ok {
 		ports = append(ports, ag.Spec.Listen.Port) // emptied, if it exists
 	}
+	had, err := r.sliceNodes(ctx, ag)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	wanted := map[string]bool{}
 	for _, port := range ports {
-		name := endpointSliceName(ag, port)
-		wanted[name] = true
-		if s.knownTaken("EndpointSlice", name) {
-			continue
+		plan := planSlices(byPort[port], had[port], r.sliceCapacity())
+		if _, ok := plan[0]; !ok && port == ag.Spec.Listen.Port {
+			plan[0] = nil // the Service's own: emptied, if it exists
 		}
-		err := r.writeEndpointSlice(ctx, s.ag, name, port, byPort[port])
-		var taken *nameTaken
-		if errors.As(err, &taken) {
-			s.taken = append(s.taken, *taken) // the status says so
-			continue
+		for _, i := range slices.Sorted(maps.Keys(plan)) {
+			name := endpointSliceName(ag, port, i)
+			wanted[name] = true
+			if s.knownTaken("EndpointSlice", name) {
+				continue
+			}
+			err := r.writeEndpointSlice(ctx, s.ag, name, port, plan[i])
+			var taken *nameTaken
+			if errors.As(err, &taken) {
+				s.taken = append(s.taken, *taken) // the status says so
+				continue
+			}
+			errs = append(errs, err)
 		}
-		errs = append(errs, err)
 	}
 	errs = append(errs, r.deleteEndpointSlicesBut(ctx, ag, wanted))
 	return errors.Join(errs...)
 }
 
-// endpointSliceName names the slice of ag's endpoints on port: the
-// Service's name for listen.port, "<service>.<port>" for another. The dot
-// keeps it from ever being another AppGroup's: a Service's name has none
-// (contract.ServiceName), and "<service>-<port>" was AppGroup
+// endpointSliceName names the index'th slice of ag's endpoints on port
+// (planSlices): the first is the Service's name for listen.port,
+// "<service>.<port>" for another; those after it "<service>.<port>-<index>".
+// The dot keeps each from ever being another AppGroup's: a Service's name
+// has none (contract.ServiceName), and "<service>-<port>" was AppGroup
 // "<service>-<port>"'s own slice (found by review).
-func endpointSliceName(ag *ferryv1.AppGroup, port int32) string {
+func endpointSliceName(ag *ferryv1.AppGroup, port int32, index int) string {
 	name := contract.ServiceName(ag.Name)
-	if port == ag.Spec.Listen.Port {
+	switch {
+	case index > 0:
+		return fmt.Sprintf("%s.%d-%d", name, port, index)
+	case port == ag.Spec.Listen.Port:
 		return name
 	}
 	return fmt.Sprintf("%s.%d", name, port)
 }
 
-// portSliceIndex indexes the EndpointSlices of a port other than
-// listen.port (endpointSliceName) by the AppGroup that controls them, so
-// that a pass finds its own, nearly always none, without going over every
-// slice of the namespace.
-const portSliceIndex = "ferry.dev/port-slice-of"
+// sliceOf is the port and index of ag's slice name (endpointSliceName);
+// ok is false for a name it gives to no port and index, such as
+// "<service>.<listen.port>": a slice made while listen.port was another,
+// whose nodes the Service's own slice takes now.
+func sliceOf(ag *ferryv1.AppGroup, name string) (port int32, index int, ok bool) {
+	if name == contract.ServiceName(ag.Name) {
+		return ag.Spec.Listen.Port, 0, true
+	}
+	rest, ok := strings.CutPrefix(name, contract.ServiceName(ag.Name)+".")
+	if !ok {
+		return 0, 0, false
+	}
+	p, i, indexed := strings.Cut(rest, "-")
+	p64, err := strconv.ParseInt(p, 10, 32)
+	if err != nil {
+		return 0, 0, false
+	}
+	if indexed {
+		if index, err = strconv.Atoi(i); err != nil {
+			return 0, 0, false
+		}
+	}
+	// Only the name itself: not "-0", "-01" or "08080".
+	return int32(p64), index, endpointSliceName(ag, int32(p64), index) == name
+}
 
-func indexPortSlice(o client.Object) []string {
+// sliceNodes are, by port and index (sliceOf), the nodes of the endpoints
+// of ag's slices in the cache: where planSlices keeps them. A slice of an
+// AppGroup of ag's name deleted before it was created again counts too:
+// it is adopted when written (ownName).
+func (r *AppGroupReconciler) sliceNodes(ctx context.Context, ag *ferryv1.AppGroup) (map[int32]map[int][]string, error) {
+	var list discoveryv1.EndpointSliceList
+	if err := r.Client.List(ctx, &list, client.InNamespace(ag.Namespace), client.MatchingFields{extraSliceIndex: ag.Name}); err != nil {
+		return nil, err
+	}
+	first := &discoveryv1.EndpointSlice{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: ag.Namespace, Name: contract.ServiceName(ag.Name)}, first)
+	switch {
+	case err == nil:
+		list.Items = append(list.Items, *first)
+	case !apierrors.IsNotFound(err):
+		return nil, err
+	}
+	out := map[int32]map[int][]string{}
+	for i := range list.Items {
+		sl := &list.Items[i]
+		port, index, ok := sliceOf(ag, sl.Name)
+		if !ok || !ownName(sl, ag) {
+			continue
+		}
+		if out[port] == nil {
+			out[port] = map[int][]string{}
+		}
+		nodes := make([]string, 0, len(sl.Endpoints)) // an empty slice is one there is
+		for _, e := range sl.Endpoints {
+			nodes = append(nodes, ptr.Deref(e.NodeName, ""))
+		}
+		out[port][index] = nodes
+	}
+	return out, nil
+}
+
+// planSlices spreads want, the endpoints of one port in order
+// (desiredEndpoints), over slices of at most capacity endpoints each, by
+// index (endpointSliceName), as Kubernetes' own EndpointSlice controller
+// spreads a Service's past its maxEndpointsPerSlice. had are the nodes
+// of each slice of the port there is: a node stays in its slice while
+// others come and go, so that a change rewrites one slice, not every one
+// after it. A node new to the port goes to the first slice there is with
+// room, else to a new one at the first index free. A node's endpoints (two
+// where a pool of it drains beside its active one) stay together; those
+// of a slice over capacity (lowered) past its first are placed anew. The
+// plan holds the slices with endpoints, each in want's order; a slice of
+// had that is not in it has none left. Slices are not merged as their
+// nodes go: each keeps its own, and takes the next new ones.
+func planSlices(want []discoveryv1.Endpoint, had map[int][]string, capacity int) map[int][]discoveryv1.Endpoint {
+	of := map[string][]discoveryv1.Endpoint{} // by node
+	var nodes []string
+	for _, e := range want {
+		node := ptr.Deref(e.NodeName, "")
+		if of[node] == nil {
+			nodes = append(nodes, node)
+		}
+		of[node] = append(of[node], e)
+	}
+	count := map[int]int{}
+	at := map[string]int{}
+	// An empty slice takes a node whatever capacity: a node's endpoints
+	// are never split (more than capacity only where it is below two).
+	fits := func(i int, node string) bool { return count[i] == 0 || count[i]+len(of[node]) <= capacity }
+	place := func(i int, node string) {
+		at[node] = i
+		count[i] += len(of[node])
+	}
+	existing := slices.Sorted(maps.Keys(had))
+	for _, i := range existing {
+		for _, node := range had[i] {
+			if _, placed := at[node]; !placed && of[node] != nil && fits(i, node) {
+				place(i, node)
+			}
+		}
+	}
+	for _, node := range nodes {
+		if _, placed := at[node]; placed {
+			continue
+		}
+		if j := slices.IndexFunc(existing, func(i int) bool { return fits(i, node) }); j >= 0 {
+			place(existing[j], node)
+			continue
+		}
+		// None there is has room: the first index free or of a slice
+		// this plan began, with room.
+		i := 0
+		for !fits(i, node) {
+			i++
+		}
+		place(i, node)
+	}
+	plan := map[int][]discoveryv1.Endpoint{}
+	for _, e := range want {
+		i := at[ptr.Deref(e.NodeName, "")]
+		plan[i] = append(plan[i], e)
+	}
+	return plan
+}
+
+// extraSliceIndex indexes the EndpointSlices other than the one named as
+// the Service (endpointSliceName: of a port other than listen.port, or
+// past a port's first) by the AppGroup that controls them, so that a pass
+// finds its own, nearly always none, without going over every slice of
+// the namespace.
+const extraSliceIndex = "ferry.dev/extra-slice-of"
+
+func indexExtraSlice(o client.Object) []string {
 	ref := metav1.GetControllerOf(o)
 	if ref == nil || ref.Kind != "AppGroup" || o.GetName() == contract.ServiceName(ref.Name) {
 		return nil
@@ -589,16 +741,14 @@ func endpointsByPort(active, draining []poolReport) map[int32][]discoveryv1.Endp
 }
 
 // writeEndpointSlice creates or updates the slice name, of endpoints on
-// port. An empty one is not created (a Service without slices has no
-// endpoints, as one with an empty slice, and a new AppGroup costs one
-// write less); the Service's own slice, once it exists, is kept, emptied,
-// and another is deleted (deleteEndpointSlicesBut).
+// port (at most sliceCapacity: planSlices). An empty one is not created (a
+// Service without slices has no endpoints, as one with an empty slice, and
+// a new AppGroup costs one write less); the Service's own slice, once it
+// exists, is kept, emptied, and another is deleted
+// (deleteEndpointSlicesBut). Unchanged, it is not written
+// (controllerutil.CreateOrPatch).
 func (r *AppGroupReconciler) writeEndpointSlice(ctx context.Context, ag *ferryv1.AppGroup, name string, port int32,
 	endpoints []discoveryv1.Endpoint) error {
-	if len(endpoints) > maxEndpoints {
-		ctrl.LoggerFrom(ctx).Info("Truncated EndpointSlice", "slice", name, "endpoints", len(endpoints), "max", maxEndpoints)
-		endpoints = endpoints[:maxEndpoints]
-	}
 	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ag.Namespace}}
 	if len(endpoints) == 0 {
 		err := r.Client.Get(ctx, client.ObjectKeyFromObject(slice), slice)
@@ -635,10 +785,11 @@ func (r *AppGroupReconciler) writeEndpointSlice(ctx context.Context, ag *ferryv1
 }
 
 // deleteEndpointSlicesBut deletes ag's EndpointSlices not in keep, and
-// none of the Service's own: those of a port no pool serves on any more.
+// none of the Service's own: those of a port no pool serves on any more,
+// and those past a port's first left with no endpoint (planSlices).
 func (r *AppGroupReconciler) deleteEndpointSlicesBut(ctx context.Context, ag *ferryv1.AppGroup, keep map[string]bool) error {
 	var list discoveryv1.EndpointSliceList
-	if err := r.Client.List(ctx, &list, client.InNamespace(ag.Namespace), client.MatchingFields{portSliceIndex: ag.Name}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(ag.Namespace), client.MatchingFields{extraSliceIndex: ag.Name}); err != nil {
 		return err
 	}
 	var errs []error

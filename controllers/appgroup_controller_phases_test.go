@@ -88,17 +88,122 @@ func TestDesiredEndpoints(t *testing.T) {
 
 // TestEndpointSliceName: the slice of a port other than listen.port is
 // never another AppGroup's: "blog"'s slice of 8080 was "blog-8080", the
-// Service slice of AppGroup "blog-8080" (found by review).
+// Service slice of AppGroup "blog-8080" (found by review). Nor is a slice
+// past a port's first; and sliceOf reads back the names it gives, no
+// other.
 func TestEndpointSliceName(t *testing.T) {
 	blog := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog"}}
 	blog.Spec.Listen.Port = 9090
 	other := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog-8080"}}
 	other.Spec.Listen.Port = 7000
-	if got := endpointSliceName(blog, 9090); got != "blog" {
+	if got := endpointSliceName(blog, 9090, 0); got != "blog" {
 		t.Errorf("listen.port's slice %q, want the Service's name", got)
 	}
-	if a, b := endpointSliceName(blog, 8080), endpointSliceName(other, 7000); a == b || a != "blog.8080" {
+	if a, b := endpointSliceName(blog, 8080, 0), endpointSliceName(other, 7000, 0); a == b || a != "blog.8080" {
 		t.Errorf("blog's slice of 8080 %q, blog-8080's Service slice %q; want blog.8080, and apart", a, b)
+	}
+	for _, tt := range []struct {
+		port  int32
+		index int
+		want  string
+	}{{9090, 1, "blog.9090-1"}, {9090, 12, "blog.9090-12"}, {8080, 2, "blog.8080-2"}} {
+		if got := endpointSliceName(blog, tt.port, tt.index); got != tt.want {
+			t.Errorf("slice %d of %d: %q, want %q", tt.index, tt.port, got, tt.want)
+		}
+		if port, index, ok := sliceOf(blog, tt.want); !ok || port != tt.port || index != tt.index {
+			t.Errorf("sliceOf(%q) = %d, %d, %v; want %d, %d", tt.want, port, index, ok, tt.port, tt.index)
+		}
+	}
+	if port, index, ok := sliceOf(blog, "blog"); !ok || port != 9090 || index != 0 {
+		t.Errorf("sliceOf(blog) = %d, %d, %v; want listen.port's first", port, index, ok)
+	}
+	if port, index, ok := sliceOf(blog, "blog.8080"); !ok || port != 8080 || index != 0 {
+		t.Errorf("sliceOf(blog.8080) = %d, %d, %v; want 8080's first", port, index, ok)
+	}
+	for _, name := range []string{"blog.9090", "blog.8080-0", "blog.8080-01", "blog.08080", "blog.8080-1-2", "blog.8080-",
+		"blog.-1", "blog.x", "blog.", "blog-8080", "blog-8080.7000-1", "blogs", "cart.8080-1"} {
+		if port, index, ok := sliceOf(blog, name); ok {
+			t.Errorf("sliceOf(%q) = %d, %d; want no slice of blog's", name, port, index)
+		}
+	}
+}
+
+// TestPlanSlices: endpoints are spread over slices of at most capacity
+// each; a node keeps its slice while others come and go, and one new to
+// the port goes to the first slice there is with room, else to a new one
+// at the first index free.
+func TestPlanSlices(t *testing.T) {
+	// ep is an endpoint of node at address addr: "a" is node a's, "a'"
+	// its second (a pool draining beside its active one).
+	ep := func(addr string) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Addresses: []string{addr}, NodeName: ptr.To(strings.TrimSuffix(addr, "'"))}
+	}
+	for _, tt := range []struct {
+		name     string
+		want     []string
+		had      map[int][]string
+		capacity int
+		plan     map[int][]string
+	}{
+		{name: "none", capacity: 2, plan: map[int][]string{}},
+		{name: "none left", had: map[int][]string{0: {"a"}, 1: {"b"}}, capacity: 2, plan: map[int][]string{}},
+		{name: "one slice", want: []string{"a", "b"}, capacity: 2, plan: map[int][]string{0: {"a", "b"}}},
+		{name: "over several, in order", want: []string{"a", "b", "c", "d", "e"}, capacity: 2,
+			plan: map[int][]string{0: {"a", "b"}, 1: {"c", "d"}, 2: {"e"}}},
+		{name: "a node goes: the others stay", want: []string{"a", "c", "d"},
+			had: map[int][]string{0: {"a", "b"}, 1: {"c", "d"}}, capacity: 2,
+			plan: map[int][]string{0: {"a"}, 1: {"c", "d"}}},
+		{name: "a new node to the first with room", want: []string{"a", "b", "c", "d"},
+			had: map[int][]string{0: {"a", "b"}, 1: {"c"}}, capacity: 2,
+			plan: map[int][]string{0: {"a", "b"}, 1: {"c", "d"}}},
+		{name: "new nodes fill the room, then a new slice", want: []string{"a", "b", "c", "d", "e"},
+			had: map[int][]string{0: {"c"}, 1: {"a", "b"}}, capacity: 2,
+			plan: map[int][]string{0: {"c", "d"}, 1: {"a", "b"}, 2: {"e"}}},
+		{name: "a slice there is with room before a free index", want: []string{"a", "b", "c", "d"},
+			had: map[int][]string{0: {"a", "b"}, 2: {"c"}}, capacity: 2,
+			plan: map[int][]string{0: {"a", "b"}, 2: {"c", "d"}}},
+		{name: "a free index before the next", want: []string{"a", "b", "c", "d", "e", "f", "g"},
+			had: map[int][]string{0: {"a", "b"}, 2: {"c", "d"}}, capacity: 2,
+			plan: map[int][]string{0: {"a", "b"}, 1: {"e", "f"}, 2: {"c", "d"}, 3: {"g"}}},
+		{name: "a slice emptied takes the next new", want: []string{"b", "c"},
+			had: map[int][]string{0: {"a"}, 1: {"b"}}, capacity: 2,
+			plan: map[int][]string{0: {"c"}, 1: {"b"}}},
+		{name: "a slice left empty is not merged", want: []string{"b"},
+			had: map[int][]string{0: {"a"}, 1: {"b"}}, capacity: 2,
+			plan: map[int][]string{1: {"b"}}},
+		{name: "capacity lowered: the first stay", want: []string{"a", "b", "c"},
+			had: map[int][]string{0: {"a", "b", "c"}}, capacity: 2,
+			plan: map[int][]string{0: {"a", "b"}, 1: {"c"}}},
+		{name: "a node in two slices stays in the first", want: []string{"a", "b"},
+			had: map[int][]string{0: {"a"}, 1: {"a", "b"}}, capacity: 2,
+			plan: map[int][]string{0: {"a"}, 1: {"b"}}},
+		{name: "in want's order", want: []string{"a", "b", "c"},
+			had: map[int][]string{0: {"c", "a", "b"}}, capacity: 3,
+			plan: map[int][]string{0: {"a", "b", "c"}}},
+		{name: "a node's endpoints together", want: []string{"a", "b", "a'"}, capacity: 2,
+			plan: map[int][]string{0: {"a", "a'"}, 1: {"b"}}},
+		{name: "a node's second endpoint where there is no room: it moves", want: []string{"a", "b", "b'"},
+			had: map[int][]string{0: {"a", "b"}}, capacity: 2,
+			plan: map[int][]string{0: {"a"}, 1: {"b", "b'"}}},
+		{name: "never split, past a capacity below two", want: []string{"a", "a'", "b"}, capacity: 1,
+			plan: map[int][]string{0: {"a", "a'"}, 1: {"b"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []discoveryv1.Endpoint
+			for _, addr := range tt.want {
+				want = append(want, ep(addr))
+			}
+			got := map[int][]string{}
+			for i, eps := range planSlices(want, tt.had, tt.capacity) {
+				got[i] = []string{}
+				for _, e := range eps {
+					got[i] = append(got[i], e.Addresses[0])
+				}
+			}
+			if !reflect.DeepEqual(got, tt.plan) {
+				t.Errorf("plan %v, want %v", got, tt.plan)
+			}
+		})
 	}
 }
 
@@ -523,7 +628,7 @@ func newFakePasses(t *testing.T, patch func(ctx context.Context, c client.Client
 	}
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(node, ag).WithIndex(&ferryv1.AppGroup{}, portIndex, indexPort).
 		WithIndex(&ferryv1.ProcessPool{}, portNodeIndex, indexPortNode).WithIndex(&ferryv1.ProcessPool{}, poolOwnerIndex, indexPoolOwner).
-		WithIndex(&discoveryv1.EndpointSlice{}, portSliceIndex, indexPortSlice).
+		WithIndex(&discoveryv1.EndpointSlice{}, extraSliceIndex, indexExtraSlice).
 		WithStatusSubresource(&ferryv1.AppGroup{}, &ferryv1.ProcessPool{}).
 		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: patch}).Build()
 	rec := events.NewFakeRecorder(10)

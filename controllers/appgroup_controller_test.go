@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
@@ -1598,6 +1599,117 @@ func TestServiceAndEndpointSlice(t *testing.T) {
 	agentA.drain("blog")
 	eventually(t, "a gone", func() error {
 		return checkEndpoints(ns, "blog", map[string]bool{"192.0.2.3": true})
+	})
+}
+
+// TestEndpointsOverSeveralSlices: past MaxEndpointsPerSlice (1000; two
+// here) the endpoints go on in more slices of the Service, as Kubernetes'
+// own controller spreads them, each labelled and owned as the first and
+// within the manager's cache. A node keeps its slice while others come
+// and go, so that a change rewrites its own slice alone; a new node goes
+// to the first slice with room; a slice left with no endpoint is deleted.
+// (The manager truncated its one slice at 1000 endpoints: the nodes past
+// those were not behind the Service.)
+func TestEndpointsOverSeveralSlices(t *testing.T) {
+	withMaxEndpointsPerSlice(t, 2)
+	ns := newNamespace(t)
+	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
+	ag := newAppGroup(t, ns, "blog", nil)
+	agentA, agentB, agentC := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")
+	// One node at a time, so that which slice each joins is known.
+	agentA.rollOut("blog", 2)
+	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2"}})
+	agentB.rollOut("blog", 2)
+	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.3"}})
+	agentC.rollOut("blog", 2)
+	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.3"}, "blog.8080-1": {"192.0.2.4"}})
+	second := &discoveryv1.EndpointSlice{}
+	if err := env.Client.Get(testContext(t), types.NamespacedName{Namespace: ns, Name: "blog.8080-1"}, second); err != nil {
+		t.Fatal(err)
+	}
+
+	// b goes; d comes, to the first slice with room: b's. c's slice is
+	// not written meanwhile.
+	setNodeLabel(t, b, testLabel, "")
+	agentB.drain("blog")
+	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2"}, "blog.8080-1": {"192.0.2.4"}})
+	agentD := newAgent(t, ns, newNode(t, ns, "d", true), "192.0.2.5")
+	agentD.rollOut("blog", 2)
+	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.5"}, "blog.8080-1": {"192.0.2.4"}})
+	now := &discoveryv1.EndpointSlice{}
+	if err := env.Client.Get(testContext(t), client.ObjectKeyFromObject(second), now); err != nil {
+		t.Fatal(err)
+	}
+	if now.ResourceVersion != second.ResourceVersion {
+		t.Errorf("slice blog.8080-1 rewritten (resourceVersion %s, was %s) while its one node stayed", now.ResourceVersion, second.ResourceVersion)
+	}
+
+	// c goes: its slice, left with none, is deleted.
+	setNodeLabel(t, c, testLabel, "")
+	agentC.drain("blog")
+	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.5"}})
+}
+
+// withMaxEndpointsPerSlice restarts the manager under test with
+// MaxEndpointsPerSlice n, and with the default again when the test ends.
+// It waits for no pass (restartManager does): there may be no AppGroup to
+// pass over yet.
+func withMaxEndpointsPerSlice(t *testing.T, n int) {
+	t.Helper()
+	restart := func(n int) {
+		stopManager()
+		maxEndpointsPerSlice = n
+		stop, err := startManager(managerConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopManager = stop
+	}
+	restart(n)
+	t.Cleanup(func() { restart(0) })
+}
+
+// waitSlices waits until ag's Service has exactly the EndpointSlices of
+// want, each with the addresses want gives it (in any order), and checks
+// that every one is as the Service's first: labelled for the Service and
+// as the manager's (within the selector of its cache, CacheOptions), owned
+// by ag, on listen.port, and within maxEndpointsPerSlice.
+func waitSlices(t *testing.T, ag *ferryv1.AppGroup, want map[string][]string) {
+	t.Helper()
+	var inCache labels.Selector
+	for obj, by := range controllers.CacheOptions(contract.DefaultLeaseNamespace).ByObject {
+		if _, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			inCache = by.Label
+		}
+	}
+	eventually(t, fmt.Sprintf("slices %v", want), func() error {
+		var list discoveryv1.EndpointSliceList
+		if err := env.Client.List(context.Background(), &list, client.InNamespace(ag.Namespace),
+			client.MatchingLabels{discoveryv1.LabelServiceName: contract.ServiceName(ag.Name)}); err != nil {
+			return err
+		}
+		got := map[string][]string{}
+		for _, sl := range list.Items {
+			if !inCache.Matches(labels.Set(sl.Labels)) || sl.Labels[ferryv1.AppGroupLabel] != ag.Name ||
+				!metav1.IsControlledBy(&sl, ag) || sl.AddressType != discoveryv1.AddressTypeIPv4 {
+				return fmt.Errorf("slice %s: labels %v, owners %v, address type %s", sl.Name, sl.Labels, sl.OwnerReferences, sl.AddressType)
+			}
+			if len(sl.Ports) != 1 || *sl.Ports[0].Name != "http" || *sl.Ports[0].Port != ag.Spec.Listen.Port {
+				return fmt.Errorf("slice %s ports %+v", sl.Name, sl.Ports)
+			}
+			if len(sl.Endpoints) > maxEndpointsPerSlice {
+				return fmt.Errorf("slice %s has %d endpoints, more than %d", sl.Name, len(sl.Endpoints), maxEndpointsPerSlice)
+			}
+			got[sl.Name] = []string{}
+			for _, e := range sl.Endpoints {
+				got[sl.Name] = append(got[sl.Name], e.Addresses[0])
+			}
+			slices.Sort(got[sl.Name])
+		}
+		if !maps.EqualFunc(got, want, slices.Equal) {
+			return fmt.Errorf("slices %v", got)
+		}
+		return nil
 	})
 }
 

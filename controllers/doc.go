@@ -9,7 +9,8 @@
 //   - appgroup_controller_phases.go: the phases. reconcilePools creates and
 //     deletes pools as nodes come and go; reconcileRollout keeps the pools'
 //     specs in line and hands the target revision out in waves;
-//     reconcileTraffic keeps a Service and an EndpointSlice over the nodes.
+//     reconcileTraffic keeps a Service and its EndpointSlices over the
+//     nodes (planSlices spreads the endpoints, at most 1000 a slice).
 //   - appgroup_controller_status.go: the status roll-up as pure functions.
 //   - waves.go: how a pool's report is read (assessPool) and who gets the
 //     target next (planWave), pure too.

@@ -125,8 +125,9 @@ func startManager(cfg *rest.Config) (stop func(), err error) {
 		LeaseNamespace:  contract.DefaultLeaseNamespace,
 		// The simulated agents' processes never crash: nothing to wait
 		// for (settle's own tests are TestSettle and the e2e test's).
-		SettleFor:   -1,
-		ResyncEvery: resyncEvery,
+		SettleFor:            -1,
+		ResyncEvery:          resyncEvery,
+		MaxEndpointsPerSlice: maxEndpointsPerSlice,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
@@ -214,6 +215,10 @@ func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { re
 // resyncEvery is the ResyncEvery of the managers startManager starts
 // (zero: the default, past every wait of the tests).
 var resyncEvery time.Duration
+
+// maxEndpointsPerSlice is the MaxEndpointsPerSlice of the managers
+// startManager starts (zero: the default, 1000).
+var maxEndpointsPerSlice int
 
 // restartManager stops the manager under test and starts a new one, as
 // a new leader or a manager back from a crash: what it knows of each
