@@ -62,19 +62,31 @@ func AgentLeaseLabels(node string) map[string]string {
 }
 
 // AgentRenewals reads when each node's agent last renewed its Lease in
-// namespace, keyed by holder (the node's name): what the manager and
-// `kubectl ferry status` judge an agent's liveness by.
+// namespace, keyed by holder (the node's name): the renewTime stamps, by
+// the agent's clock, that the manager times by when it sees them change.
+// `kubectl ferry status`, which sees no change, times the Leases by their
+// writes instead (AgentLeases).
 func AgentRenewals(ctx context.Context, r client.Reader, namespace string) (map[string]time.Time, error) {
-	var list coordinationv1.LeaseList
-	if err := r.List(ctx, &list, client.InNamespace(namespace),
-		client.MatchingLabels{AgentLeaseComponentLabel: AgentLeaseComponent}); err != nil {
+	leases, err := AgentLeases(ctx, r, namespace)
+	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]time.Time, len(list.Items))
-	for _, l := range list.Items {
+	out := make(map[string]time.Time, len(leases))
+	for _, l := range leases {
 		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil {
 			out[*l.Spec.HolderIdentity] = l.Spec.RenewTime.Time
 		}
 	}
 	return out, nil
+}
+
+// AgentLeases lists the agents' Leases in namespace: those AgentRenewals
+// reads, whole, for a reader that needs more of them than their stamps.
+func AgentLeases(ctx context.Context, r client.Reader, namespace string) ([]coordinationv1.Lease, error) {
+	var list coordinationv1.LeaseList
+	if err := r.List(ctx, &list, client.InNamespace(namespace),
+		client.MatchingLabels{AgentLeaseComponentLabel: AgentLeaseComponent}); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
 }

@@ -63,15 +63,43 @@ func (a *App) status(ctx context.Context, conn *connection, args []string) error
 		managerNote(*leaseNS, lease, leaseErr, now))
 }
 
-// agentLeases maps each node to its agent's last Lease renewal; nil when
-// the Leases cannot be read (no permission, say): staleness then rests on
-// the pools' heartbeats alone.
+// agentLeases maps each node to when its agent last renewed its Lease, by
+// the API server's clock (lastWrite); nil when the Leases cannot be read
+// (no permission, say): staleness then rests on the pools' statuses alone.
 func (cl *clients) agentLeases(ctx context.Context, namespace string) map[string]time.Time {
-	renewals, err := contract.AgentRenewals(ctx, cl.c, namespace)
+	leases, err := contract.AgentLeases(ctx, cl.c, namespace)
 	if err != nil {
 		return nil
 	}
+	renewals := make(map[string]time.Time, len(leases))
+	for _, l := range leases {
+		// Keyed and kept as the manager's contract.AgentRenewals does.
+		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil {
+			renewals[*l.Spec.HolderIdentity] = lastWrite(l.ManagedFields, "", l.Spec.RenewTime.Time)
+		}
+	}
 	return renewals
+}
+
+// lastWrite is when the API server last recorded a write that changed a
+// field of the object (of its subresource: "" for the object itself,
+// "status"), by its own clock: the latest of the managedFields' times.
+// An agent stamps its Lease's renewTime and its pools' heartbeatTime by
+// its clock, which may be wrong; every renewal changes renewTime and every
+// status report heartbeatTime, so the API server times each one as it
+// comes. stamp, when managedFields carry no time (stripped by whatever
+// served them).
+func lastWrite(fields []metav1.ManagedFieldsEntry, subresource string, stamp time.Time) time.Time {
+	var last time.Time
+	for _, f := range fields {
+		if f.Subresource == subresource && f.Time != nil && f.Time.After(last) {
+			last = f.Time.Time
+		}
+	}
+	if last.IsZero() {
+		return stamp
+	}
+	return last
 }
 
 // managerLease reads the manager's leader Lease in namespace.
@@ -83,10 +111,11 @@ func (cl *clients) managerLease(ctx context.Context, namespace string) (*coordin
 	return &l, nil
 }
 
-// managerClockSlack is how far past its Lease's duration a leader's last
-// renewal may lie before the note calls the manager gone: the renewal is
-// stamped by the manager's clock, and read here by this one.
-const managerClockSlack = 30 * time.Second
+// clockSlack is how far past its bound a sign of life may lie before a
+// note calls its writer gone: the manager's leader Lease renewal is
+// stamped by the manager's clock, an agent's writes are timed by the API
+// server's (in whole seconds), and both are read here by this one.
+const clockSlack = 30 * time.Second
 
 // managerNote says, from the manager's leader Lease l in namespace (or
 // the error reading it, err), that no manager leads: there is no such
@@ -124,7 +153,7 @@ func managerNote(namespace string, l *coordinationv1.Lease, err error, now time.
 		return ""
 	}
 	lasts := time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 15)) * time.Second
-	if now.Sub(last.Time) <= lasts+managerClockSlack {
+	if now.Sub(last.Time) <= lasts+clockSlack {
 		return ""
 	}
 	return fmt.Sprintf("The ferry-manager leader %s has not renewed its Lease %s for %s (it lasts %s): the manager may be down. "+
@@ -394,15 +423,18 @@ func noPoolsNote(ag *ferryv1.AppGroup, invalidNow bool) string {
 // silence is how long p's agent has been silent beyond what is normal, or
 // 0. An agent renews its node's Lease every few seconds and rewrites an
 // unchanged pool status only every contract.StatusReportInterval: its
-// last sign of life is the later of the Lease and the pool's heartbeat.
-// Without the Leases (leases nil), an old heartbeat is normal for up to
-// that interval more.
+// last sign of life is the later of the Lease renewal and the pool's
+// status report, each timed by the API server (lastWrite), not by the
+// agent's clock, as the manager times them by when it sees them
+// (controllers/signs.go): an agent whose clock is behind is not silent
+// for it, and a dead one whose clock is ahead is. Without the Leases
+// (leases nil), an old report is normal for up to that interval more.
 func silence(p *ferryv1.ProcessPool, now time.Time, staleAfter time.Duration, leases map[string]time.Time) time.Duration {
 	hb := p.Status.HeartbeatTime
 	if hb == nil {
 		return 0
 	}
-	last, bound := hb.Time, staleAfter
+	last, bound := lastWrite(p.ManagedFields, "status", hb.Time), staleAfter+clockSlack
 	if leases == nil {
 		bound += contract.StatusReportInterval
 	} else if renew := leases[p.Spec.NodeName]; renew.After(last) {

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
@@ -19,8 +20,10 @@ import (
 
 // healthyFixture is AppGroup hello, on revision 8, mid-rollout on node-2:
 // node-1 runs two new processes and reported 5 s ago; node-2 has replaced
-// one of two processes, is replacing PID 2002, and its agent last reported
-// 2 minutes ago. A pool of another AppGroup shares the namespace.
+// one of two processes, is replacing PID 2002, and its agent stamped its
+// report 2 minutes ago (the API server times both reports as they are
+// written, by the fixture: TestStatusSilentAgent moves the plugin's clock
+// past them). A pool of another AppGroup shares the namespace.
 func healthyFixture(t *testing.T) (ns string) {
 	t.Helper()
 	ns = newNamespace(t)
@@ -94,12 +97,13 @@ func TestStatusHealthy(t *testing.T) {
 		"Memory  : 60M",
 		"State: Draining Revision: 7-"+hash+" (old)",
 		"Rolling restart: 1 of 2 processes replaced, to revision 8-"+hash,
-		"agent on node-2 has not reported for 2m; figures may be stale",
+		"figures as of 2m ago (the agent sends them",
 		"figures as of 5s ago (the agent sends them when a process changes state, else at most every --stats-interval)",
 		"Last used: now", // PID 2002, in a request
 	)
-	// Sorted by node, the marker on the replaced process only, the stale
-	// note on the silent node only, and nothing of the other AppGroup.
+	// Sorted by node, the marker on the replaced process only, no stale
+	// note (both were written just now), and nothing of the other
+	// AppGroup.
 	n1, n2 := strings.Index(out, "hello on node-1"), strings.Index(out, "hello on node-2")
 	if n1 > n2 {
 		t.Errorf("pools not sorted by node:\n%s", out)
@@ -108,13 +112,10 @@ func TestStatusHealthy(t *testing.T) {
 		strings.Index(out, "Rolling restarting...") < strings.Index(out, "* PID: 2002") {
 		t.Errorf("want one \"Rolling restarting...\", under PID 2002:\n%s", out)
 	}
-	if strings.Count(out, "has not reported") != 1 || strings.Index(out, "has not reported") < n2 {
-		t.Errorf("want the stale note for node-2 only:\n%s", out)
+	if strings.Count(out, "figures as of") != 2 {
+		t.Errorf("want the figures' age for each node:\n%s", out)
 	}
-	if strings.Count(out, "figures as of") != 1 || strings.Index(out, "figures as of") > n2 {
-		t.Errorf("want the figures' age for node-1 only (node-2's are stale, said otherwise):\n%s", out)
-	}
-	for _, unwanted := range []string{"9999", "9090", "App groups", "has not taken up", "has not reconciled"} {
+	for _, unwanted := range []string{"9999", "9090", "App groups", "has not taken up", "has not reconciled", "has not reported"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("unexpected %q in:\n%s", unwanted, out)
 		}
@@ -478,34 +479,94 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// TestStatusLeaseSaysAlive: an agent rewrites an unchanged pool status only
-// every few minutes, and renews its node's Lease meanwhile; a fresh Lease
-// means an old heartbeat is no staleness. A Lease as old as the heartbeat
-// keeps the note.
-func TestStatusLeaseSaysAlive(t *testing.T) {
-	ns := healthyFixture(t) // node-2's heartbeat is 2 minutes old
-	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: contract.AgentLeaseName("node-2"),
-			Labels: contract.AgentLeaseLabels("node-2")},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("node-2"),
-			RenewTime: &metav1.MicroTime{Time: testNow.Add(-5 * time.Second)}},
-	}
-	if err := env.Client.Create(context.Background(), lease); err != nil {
+// TestStatusSilentAgent: an agent that has written neither its pools'
+// statuses nor its node's Lease within --stale-after (and the clocks'
+// slack) is called silent, for as long as it has been. The API server
+// times the writes, at the real time the fixture makes them, so the
+// plugin's clock is moved past them (the healthy fixture's pools read as
+// written just now: TestStatusHealthy).
+func TestStatusSilentAgent(t *testing.T) {
+	ns := healthyFixture(t) // node-2's heartbeat is stamped 2 minutes ago
+	p2 := &ferryv1.ProcessPool{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: contract.PoolName("hello", "node-2")}, p2); err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, "status", "hello", "-n", ns, "--lease-namespace", ns)
+	lease := newAgentLease(t, ns, "node-2", testNow.Add(-5*time.Second))
+	last := lastWritten(p2, lease)
+	r := runApp(t, &App{Now: func() time.Time { return last.Add(2 * time.Minute) }}, "status", "hello", "-n", ns, "--lease-namespace", ns)
+	assertContains(t, r.out, "agent on node-2 has not reported for 2m; figures may be stale")
+
+	// Written 1 minute before the clock: within --stale-after (40s) and
+	// the clocks' slack (30s).
+	r = runApp(t, &App{Now: func() time.Time { return last.Add(time.Minute) }}, "status", "hello", "-n", ns, "--lease-namespace", ns)
+	if strings.Contains(r.out, "agent on node-2 has not reported") {
+		t.Errorf("written 1m ago, called silent:\n%s", r.out)
+	}
+}
+
+// TestStatusAgentClockSkew: an agent stamps its pools' heartbeatTime and
+// its Lease's renewTime by its own clock, and the manager times them by
+// when it saw them change (controllers/signs.go); the plugin, by when the
+// API server recorded the writes. An agent 45 s behind that wrote just now
+// is not silent (before, it read "has not reported for 45s" while the
+// manager called it Ready); one an hour ahead that stopped writing is,
+// --stale-after and the slack past its last write, as the manager says
+// (before: not until an hour later). The plugin's clock is the real one,
+// as the API server's is.
+func TestStatusAgentClockSkew(t *testing.T) {
+	ns := newNamespace(t)
+	target := "8-" + hash
+	ag := newAppGroup(t, ns, "skewed", "8")
+	setAppGroupStatus(t, ns, "skewed", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, target, 2) })
+	ready := []metav1.Condition{cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "2/2 processes ready")}
+	now := time.Now()
+	behind, ahead := now.Add(-45*time.Second), now.Add(time.Hour)
+	p1 := newPool(t, ag, "node-1", target)
+	setPoolStatus(t, p1, ferryv1.ProcessPoolStatus{Address: "127.0.0.2:8080", ObservedRevision: target,
+		HeartbeatTime: &metav1.Time{Time: behind}, Conditions: ready})
+	newAgentLease(t, ns, "node-1", behind)
+	p2 := newPool(t, ag, "node-2", target)
+	setPoolStatus(t, p2, ferryv1.ProcessPoolStatus{Address: "127.0.0.3:8080", ObservedRevision: target,
+		HeartbeatTime: &metav1.Time{Time: ahead}, Conditions: ready})
+	lease2 := newAgentLease(t, ns, "node-2", ahead)
+
+	r := runApp(t, &App{Now: time.Now}, "status", "skewed", "-n", ns, "--lease-namespace", ns)
 	if r.code != ExitOK || strings.Contains(r.out, "has not reported") {
-		t.Fatalf("a fresh Lease, still a stale note (exit %d):\n%s%s", r.code, r.out, r.err)
+		t.Errorf("agents that wrote just now, by skewed clocks, called silent (exit %d):\n%s%s", r.code, r.out, r.err)
 	}
 
-	lease.Spec.RenewTime = &metav1.MicroTime{Time: testNow.Add(-3 * time.Minute)}
-	if err := env.Client.Update(context.Background(), lease); err != nil {
+	// node-2's agent died after its writes.
+	last := lastWritten(p2, lease2)
+	r = runApp(t, &App{Now: func() time.Time { return last.Add(2 * time.Minute) }}, "status", "skewed", "-n", ns, "--lease-namespace", ns)
+	assertContains(t, r.out, "agent on node-2 has not reported for 2m; figures may be stale")
+}
+
+// newAgentLease plays node's agent: it creates the node's Lease in ns,
+// renewed at renewed by the agent's clock, and returns it as written.
+func newAgentLease(t *testing.T, ns, node string, renewed time.Time) *coordinationv1.Lease {
+	t.Helper()
+	l := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: contract.AgentLeaseName(node), Labels: contract.AgentLeaseLabels(node)},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(node), RenewTime: &metav1.MicroTime{Time: renewed}},
+	}
+	if err := env.Client.Create(context.Background(), l); err != nil {
 		t.Fatal(err)
 	}
-	r = run(t, "status", "hello", "-n", ns, "--lease-namespace", ns)
-	if !strings.Contains(r.out, "agent on node-2 has not reported for 2m; figures may be stale") {
-		t.Fatalf("a stale Lease and heartbeat, no note:\n%s", r.out)
+	return l
+}
+
+// lastWritten is when the API server last recorded a write to any of objs,
+// as it returned them: their latest managedFields time.
+func lastWritten(objs ...client.Object) time.Time {
+	var last time.Time
+	for _, o := range objs {
+		for _, f := range o.GetManagedFields() {
+			if f.Time != nil && f.Time.After(last) {
+				last = f.Time.Time
+			}
+		}
 	}
+	return last
 }
 
 // TestStatusManagerDown: with no leader Lease (no manager ever led there),
@@ -587,10 +648,19 @@ func TestManagerNote(t *testing.T) {
 }
 
 func TestSilence(t *testing.T) {
-	pool := func(heartbeat time.Duration) *ferryv1.ProcessPool {
+	// pool's status is stamped heartbeat ago (never: not reported);
+	// the API server recorded its last status write written ago (never:
+	// managedFields carry no time for it, stripped). The manager wrote
+	// its spec an hour ago: no report of the agent's.
+	const never = time.Duration(-1)
+	pool := func(heartbeat, written time.Duration) *ferryv1.ProcessPool {
 		p := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: "n"}}
-		if heartbeat >= 0 {
+		if heartbeat != never {
 			p.Status.HeartbeatTime = ago(heartbeat)
+		}
+		p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "manager", Time: ago(time.Hour)}}
+		if written != never {
+			p.ManagedFields = append(p.ManagedFields, metav1.ManagedFieldsEntry{Manager: "agent", Subresource: "status", Time: ago(written)})
 		}
 		return p
 	}
@@ -598,20 +668,26 @@ func TestSilence(t *testing.T) {
 	tests := []struct {
 		name      string
 		heartbeat time.Duration
+		written   time.Duration
 		leases    map[string]time.Time
 		want      time.Duration
 	}{
-		{"never reported", -1, fresh, 0},
-		{"a recent heartbeat", 10 * time.Second, map[string]time.Time{}, 0},
-		{"an old heartbeat, no Lease", 2 * time.Minute, map[string]time.Time{}, 2 * time.Minute},
-		{"an old heartbeat, a fresh Lease", 2 * time.Minute, fresh, 0},
-		{"an old heartbeat, an older Lease", 2 * time.Minute, map[string]time.Time{"n": testNow.Add(-time.Hour)}, 2 * time.Minute},
-		{"Leases unreadable, within the report interval", 2 * time.Minute, nil, 0},
-		{"Leases unreadable, beyond it", 6 * time.Minute, nil, 6 * time.Minute},
+		{"never reported", never, never, fresh, 0},
+		{"a recent heartbeat", 10 * time.Second, never, map[string]time.Time{}, 0},
+		{"an old heartbeat, no Lease", 2 * time.Minute, never, map[string]time.Time{}, 2 * time.Minute},
+		{"an old heartbeat, a fresh Lease", 2 * time.Minute, never, fresh, 0},
+		{"an old heartbeat, an older Lease", 2 * time.Minute, never, map[string]time.Time{"n": testNow.Add(-time.Hour)}, 2 * time.Minute},
+		{"late, within the clock slack", time.Minute, never, map[string]time.Time{}, 0},
+		{"Leases unreadable, within the report interval", 2 * time.Minute, never, nil, 0},
+		{"Leases unreadable, beyond it", 7 * time.Minute, never, nil, 7 * time.Minute},
+		// The API server's time of the last status write, not the
+		// agent's stamp: its clock may be off either way.
+		{"stamped long ago, written just now", 45 * time.Second, time.Second, map[string]time.Time{}, 0},
+		{"stamped ahead, written long ago", -time.Hour, 2 * time.Minute, map[string]time.Time{}, 2 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := silence(pool(tt.heartbeat), testNow, DefaultStaleAfter, tt.leases); got != tt.want {
+			if got := silence(pool(tt.heartbeat, tt.written), testNow, DefaultStaleAfter, tt.leases); got != tt.want {
 				t.Errorf("silence = %s, want %s", got, tt.want)
 			}
 		})
