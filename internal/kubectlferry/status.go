@@ -508,7 +508,9 @@ func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, sile
 		notes = append(notes, fmt.Sprintf("agent on %s has not reported for %s; figures may be stale",
 			node, duration.HumanDuration(silent)))
 	default:
-		notes = append(notes, figuresAsOf(now.Sub(st.HeartbeatTime.Time)))
+		// Timed by the status's write, as silence is: the agent's stamp
+		// is off by as much as its clock.
+		notes = append(notes, figuresAsOf(now.Sub(lastWrite(p.ManagedFields, "status", st.HeartbeatTime.Time))))
 	}
 	if st.HeartbeatTime != nil && st.ObservedRevision != p.Spec.Revision {
 		notes = append(notes, fmt.Sprintf("agent on %s has not taken up revision %s yet (it runs %s)",

@@ -77,7 +77,14 @@ func healthyFixture(t *testing.T) (ns string) {
 
 func TestStatusHealthy(t *testing.T) {
 	ns := healthyFixture(t)
-	r := run(t, "status", "hello", "-n", ns)
+	// The figures' age is the API server's: node-1's status was written
+	// 5s before the plugin's clock, node-2's before it.
+	p1 := &ferryv1.ProcessPool{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: contract.PoolName("hello", "node-1")}, p1); err != nil {
+		t.Fatal(err)
+	}
+	written := lastWritten(p1)
+	r := runApp(t, &App{Now: func() time.Time { return written.Add(5 * time.Second) }}, "status", "hello", "-n", ns)
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.err)
 	}
@@ -97,7 +104,6 @@ func TestStatusHealthy(t *testing.T) {
 		"Memory  : 60M",
 		"State: Draining Revision: 7-"+hash+" (old)",
 		"Rolling restart: 1 of 2 processes replaced, to revision 8-"+hash,
-		"figures as of 2m ago (the agent sends them",
 		"figures as of 5s ago (the agent sends them when a process changes state, else at most every --stats-interval)",
 		"Last used: now", // PID 2002, in a request
 	)
@@ -511,8 +517,7 @@ func TestStatusSilentAgent(t *testing.T) {
 // is not silent (before, it read "has not reported for 45s" while the
 // manager called it Ready); one an hour ahead that stopped writing is,
 // --stale-after and the slack past its last write, as the manager says
-// (before: not until an hour later). The plugin's clock is the real one,
-// as the API server's is.
+// (before: not until an hour later). The figures' age is the writes' too.
 func TestStatusAgentClockSkew(t *testing.T) {
 	ns := newNamespace(t)
 	target := "8-" + hash
@@ -530,10 +535,14 @@ func TestStatusAgentClockSkew(t *testing.T) {
 		HeartbeatTime: &metav1.Time{Time: ahead}, Conditions: ready})
 	lease2 := newAgentLease(t, ns, "node-2", ahead)
 
-	r := runApp(t, &App{Now: time.Now}, "status", "skewed", "-n", ns, "--lease-namespace", ns)
+	// 10s after node-1's writes, a little less after node-2's.
+	r := runApp(t, &App{Now: func() time.Time { return lastWritten(p1).Add(10 * time.Second) }},
+		"status", "skewed", "-n", ns, "--lease-namespace", ns)
 	if r.code != ExitOK || strings.Contains(r.out, "has not reported") {
 		t.Errorf("agents that wrote just now, by skewed clocks, called silent (exit %d):\n%s%s", r.code, r.out, r.err)
 	}
+	// node-1's figures' age too is the API server's (not 55s).
+	assertContains(t, r.out, "figures as of 10s ago")
 
 	// node-2's agent died after its writes.
 	last := lastWritten(p2, lease2)
