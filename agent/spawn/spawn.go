@@ -1011,7 +1011,13 @@ func checkSpawn(spec Spec) (identity, error) {
 	if err := spec.Users.check(spec.App.User, ident); err != nil {
 		return identity{}, err
 	}
-	return ident, checkRoot(spec.App.Root)
+	if err := checkRoot(spec.App.Root); err != nil {
+		return identity{}, err
+	}
+	if spec.App.Type == ferryv1.AppTypeWSGI {
+		return ident, checkStartupFile(spec.App.Root, spec.App.StartupFile)
+	}
+	return ident, nil
 }
 
 // launch is how an app type runs: its command line, its environment
@@ -1142,6 +1148,58 @@ func checkRoot(root string) error {
 		return fmt.Errorf("app.root %s is not a directory", root)
 	}
 	return nil
+}
+
+// checkStartupFile says so when a WSGI app's startupFile is not a file in
+// its root: the loader would only fail to open it, and its traceback
+// (FileNotFoundError with a path) names neither the field nor the root.
+// Given a module name, as gunicorn takes it ("mysite.wsgi:application"),
+// it names the file meant, if that is there. An error other than its
+// absence (the agent may not search the root) is the loader's to report,
+// as the worker's user may: the loader checks again, for a file removed
+// after this check.
+func checkStartupFile(root, startup string) error {
+	if startup == "" {
+		startup = wsgi.DefaultStartupFile
+	}
+	st, err := os.Stat(filepath.Join(root, startup))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		msg := fmt.Sprintf("app.startupFile %s: no such file in app.root %s", startup, root)
+		if meant := moduleFile(startup); meant != "" {
+			if st, err := os.Stat(filepath.Join(root, meant)); err == nil && !st.IsDir() {
+				msg += "; startupFile is a path, not a module name: did you mean " + meant + "?"
+			}
+		}
+		return errors.New(msg)
+	case err == nil && st.IsDir():
+		return fmt.Errorf("app.startupFile %s: a directory in app.root %s, not a file", startup, root)
+	}
+	return nil
+}
+
+// moduleFile is the file a module name, as gunicorn takes it
+// ("mysite.wsgi:application"), stands for: "mysite/wsgi.py"; "" when
+// startup is no module name. The loader's _module_file, for ASCII names.
+func moduleFile(startup string) string {
+	module, _, _ := strings.Cut(startup, ":")
+	parts := strings.Split(module, ".")
+	for _, p := range parts {
+		if !isIdentifier(p) {
+			return ""
+		}
+	}
+	return strings.Join(parts, "/") + ".py"
+}
+
+// isIdentifier reports whether s is an ASCII Python identifier.
+func isIdentifier(s string) bool {
+	for i, c := range s {
+		if c != '_' && !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && (i == 0 || !('0' <= c && c <= '9')) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // heldPorts are the loopback ports given to this agent's Command workers

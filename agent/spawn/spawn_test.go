@@ -235,6 +235,32 @@ func TestSpawnMissingRoot(t *testing.T) {
 	}
 }
 
+// TestSpawnMissingStartupFile: a WSGI app's startupFile that is not a file
+// in its root is named, with its field and its root, before a worker is
+// started, not as the loader's FileNotFoundError; a module name whose file
+// is there gets the file meant.
+func TestSpawnMissingStartupFile(t *testing.T) {
+	root := testsupport.WorkerDir(t)
+	if err := os.MkdirAll(filepath.Join(root, "mysite"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "mysite", "wsgi.py"), []byte("def application(e, s): pass\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for startup, want := range map[string]string{
+		"nothere.py":              "could not start: app.startupFile nothere.py: no such file in app.root " + root,
+		"":                        "could not start: app.startupFile passenger_wsgi.py: no such file in app.root " + root,
+		"mysite.wsgi:application": "could not start: app.startupFile mysite.wsgi:application: no such file in app.root " + root + "; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
+		"mysite":                  "could not start: app.startupFile mysite: a directory in app.root " + root + ", not a file",
+	} {
+		_, err := Spawn(context.Background(), testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: root, StartupFile: startup}))
+		var se *Error
+		if !errors.As(err, &se) || se.Reason != want || se.Output != "" {
+			t.Errorf("startupFile %q: err = %v, want %q and no output", startup, err, want)
+		}
+	}
+}
+
 // TestWorkerOutputIsLoggedWithPIDAndRevision: every line a worker writes
 // reaches the agent's log with the worker's pid and revision.
 func TestWorkerOutputIsLoggedWithPIDAndRevision(t *testing.T) {

@@ -1406,6 +1406,8 @@ def _load_app(root, startup):
     path = os.path.join(root, startup)
     if not os.path.exists(path):
         _no_startup_file(root, startup)
+    if os.path.isdir(path):
+        raise LoadError("app.startupFile %s: a directory in app.root %s, not a file" % (startup, root))
     module = _import_startup(root, startup, path)
     app = getattr(module, "application", None)
     if app is None:
@@ -1607,18 +1609,17 @@ def _a(word):
 
 
 def _no_startup_file(root, startup):
-    """Raise a LoadError for a missing startup file written as a module name whose file is there.
+    """Raise a LoadError for a missing startup file, naming the field and the root.
 
-    "mysite.wsgi" (or gunicorn's "mysite.wsgi:application") for
-    mysite/wsgi.py. Otherwise return: opening the file says it is missing.
+    The agent checks before it spawns; this is for a file removed since.
+    Written as a module name whose file is there, "mysite.wsgi" (or
+    gunicorn's "mysite.wsgi:application") for mysite/wsgi.py, it says so.
     """
+    msg = "app.startupFile %s: no such file in app.root %s" % (startup, root)
     meant = _module_file(startup)
-    if meant is None or not os.path.isfile(os.path.join(root, meant)):
-        return
-    raise LoadError(
-        "startupFile %s: no such file in %s; startupFile is a path, not a module name: did you mean %s?"
-        % (startup, root, meant)
-    )
+    if meant is not None and os.path.isfile(os.path.join(root, meant)):
+        msg += "; startupFile is a path, not a module name: did you mean %s?" % meant
+    raise LoadError(msg)
 
 
 def _module_file(startup):

@@ -19,9 +19,9 @@ import (
 // error message: the first of exec.Cmd.ExtraFiles.
 const ReadyFD = 3
 
-// defaultStartupFile is the startup file when Options.StartupFile is empty,
+// DefaultStartupFile is the startup file when Options.StartupFile is empty,
 // as the API defaults it.
-const defaultStartupFile = "passenger_wsgi.py"
+const DefaultStartupFile = "passenger_wsgi.py"
 
 // maxMessage bounds the ready message; the loader cuts tracebacks well below.
 const maxMessage = 1 << 20
@@ -115,7 +115,7 @@ func (o Options) Argv(loaderPath string) []string {
 func (o Options) Env() []string {
 	startup := o.StartupFile
 	if startup == "" {
-		startup = defaultStartupFile
+		startup = DefaultStartupFile
 	}
 	return []string{
 		"FERRY_APP_ROOT=" + o.Root,

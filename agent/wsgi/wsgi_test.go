@@ -1480,7 +1480,10 @@ func TestApplicationThatCannotTakeTwoArguments(t *testing.T) {
 // as such (a src/ layout without PYTHONPATH) stays top-level, as before,
 // and its relative import's error says why and what to do.
 // startupFile is a path: written as a module name, as gunicorn takes it,
-// the error names the file meant, if it is there.
+// the error names the file meant, if it is there. A missing one is named
+// with its field and root, not as Python's FileNotFoundError (the agent
+// checks before it spawns; this is the loader's check, for a file removed
+// since).
 func TestWhereTheStartupFileIs(t *testing.T) {
 	t.Parallel()
 	const failed = "error: " // a want that starts so is the loader's error, %s its root
@@ -1492,11 +1495,11 @@ func TestWhereTheStartupFileIs(t *testing.T) {
 			"but importing shop from root finds shop/__init__.py first, so the file was loaded as a top-level module: rename one of them, or import absolutely",
 		"src/store/wsgi.py": failed + "src/store/wsgi.py: attempted relative import with no known parent package: src/store is a package directory, " +
 			"but importing store from root finds nothing, so the file was loaded as a top-level module: put its parent on the path (env PYTHONPATH=src, relative to root), or import absolutely",
-		"mysite.wsgi":             failed + "startupFile mysite.wsgi: no such file in %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
-		"mysite.wsgi:application": failed + "startupFile mysite.wsgi:application: no such file in %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
-		"app_attr":                failed + "startupFile app_attr: no such file in %s; startupFile is a path, not a module name: did you mean app_attr.py?",
-		"mysite.asgi":             failed + "FileNotFoundError: [Errno 2] No such file or directory: '%s/mysite.asgi'",
-		"mysite/asgi.py":          failed + "FileNotFoundError: [Errno 2] No such file or directory: '%s/mysite/asgi.py'",
+		"mysite.wsgi":             failed + "app.startupFile mysite.wsgi: no such file in app.root %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
+		"mysite.wsgi:application": failed + "app.startupFile mysite.wsgi:application: no such file in app.root %s; startupFile is a path, not a module name: did you mean mysite/wsgi.py?",
+		"app_attr":                failed + "app.startupFile app_attr: no such file in app.root %s; startupFile is a path, not a module name: did you mean app_attr.py?",
+		"mysite.asgi":             failed + "app.startupFile mysite.asgi: no such file in app.root %s",
+		"mysite/asgi.py":          failed + "app.startupFile mysite/asgi.py: no such file in app.root %s",
 	} {
 		t.Run(startup, func(t *testing.T) {
 			t.Parallel()
