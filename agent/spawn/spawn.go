@@ -569,10 +569,16 @@ func (p *Process) cleanup() {
 }
 
 // spawnOutput is what a failed spawn reports: the loader's traceback when
-// it sent one, else the process's last output lines.
+// it sent one, else the process's last output lines. A traceback that is
+// only the loader's error line (no frames of the app's: a LoadError, a
+// FileNotFoundError from opening the file) is left out: the reason says
+// it already, and its output would say it a second time.
 func (p *Process) spawnOutput(err error) string {
 	var le *loaderError
 	if errors.As(err, &le) && le.traceback != "" {
+		if le.tracebackIsSummary() {
+			return ""
+		}
 		return strings.TrimRight(le.traceback, "\n")
 	}
 	// Give the output readers a moment to drain what the process wrote
@@ -587,6 +593,13 @@ type loaderError struct {
 }
 
 func (e *loaderError) Error() string { return "the app failed to load: " + e.summary }
+
+// tracebackIsSummary reports whether the traceback is one line that says
+// no more than the summary: "LoadError: <summary>" or the summary itself.
+func (e *loaderError) tracebackIsSummary() bool {
+	tb := strings.TrimSpace(e.traceback)
+	return !strings.Contains(tb, "\n") && (tb == e.summary || strings.HasSuffix(tb, ": "+e.summary))
+}
 
 func waitLoaderReady(ctx context.Context, proc *Process, ready *os.File) error {
 	msgc := make(chan error, 1)

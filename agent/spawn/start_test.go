@@ -48,6 +48,23 @@ func TestSpawnNotCallableApplication(t *testing.T) {
 	}
 }
 
+// TestSpawnLoadErrorIsSaidOnce: the loader's error line with no frames of
+// the app's behind it (a LoadError: its traceback is that line alone) is
+// the reason, not the output as well. One with frames keeps its traceback
+// (TestSpawnWSGIImportErrorCarriesTraceback).
+func TestSpawnLoadErrorIsSaidOnce(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/notcallable"})
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+	const said = "'application' is not callable"
+	if n := strings.Count(err.Error(), said); n != 1 || se.Output != "" {
+		t.Fatalf("err says %q %d times, output %q; want once, in the reason, and no output:\n%v", said, n, se.Output, err)
+	}
+}
+
 // TestDescribeExit: a signal is named (SIGKILL, SIGSEGV), not only worded
 // as Go words it, and SIGKILL says who sends it.
 func TestDescribeExit(t *testing.T) {
