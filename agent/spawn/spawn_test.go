@@ -261,6 +261,30 @@ func TestSpawnMissingStartupFile(t *testing.T) {
 	}
 }
 
+// TestFailingReadinessPathSaysItsTracebackOnce: a readinessPath that
+// raises, asked until startTimeout, leaves its traceback once in the
+// failed spawn's output (and so in the log), and then a line at each
+// power of two, not a traceback per probe.
+func TestFailingReadinessPathSaysItsTracebackOnce(t *testing.T) {
+	root := testsupport.WorkerDir(t)
+	app := "def healthz():\n    raise RuntimeError('database unreachable')\n\n\n" +
+		"def application(environ, start_response):\n    healthz()\n"
+	if err := os.WriteFile(filepath.Join(root, "passenger_wsgi.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: root, StartupFile: "passenger_wsgi.py", ReadinessPath: "/healthz"})
+	spec.StartTimeout = time.Second
+	_, err := Spawn(context.Background(), spec)
+	var se *Error
+	if !errors.As(err, &se) || !strings.Contains(se.Reason, "not ready within startTimeout (1s): GET /healthz") {
+		t.Fatalf("err = %v, want not ready within startTimeout", err)
+	}
+	const same = "ferry-wsgi: error serving GET /healthz: same as before (RuntimeError: database unreachable), 2 times in a row; next said at 4"
+	if n := strings.Count(se.Output, "Traceback (most recent call last)"); n != 1 || !strings.Contains(se.Output, same) {
+		t.Errorf("the output has %d tracebacks, want 1, then %q:\n%s", n, same, se.Output)
+	}
+}
+
 // TestWorkerOutputIsLoggedWithPIDAndRevision: every line a worker writes
 // reaches the agent's log with the worker's pid and revision.
 func TestWorkerOutputIsLoggedWithPIDAndRevision(t *testing.T) {

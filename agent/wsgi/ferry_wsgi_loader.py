@@ -1321,6 +1321,7 @@ class Server:
                             break  # nothing more goes out: stop (a HEAD to an endless stream)
                 resp.finish()
                 ok = True
+                _streak_ends()
             except Abandoned as e:
                 # Said before the iterable's close(), whose own error, if
                 # it raises one, is said after (without the Abandoned it
@@ -1362,12 +1363,33 @@ class Server:
 _NOT_BODIES = frozenset((type(None), bytes, bytearray, str))
 
 
+# The application's error said last, as (its line, its traceback), and how
+# many times in a row it came: a request that fails the same way again
+# (the readinessPath, which the agent asks until startTimeout, ten times a
+# second; a client retrying) gets its traceback once a streak, and a line
+# at each power of two. A streak ends at a request served (_streak_ends)
+# or a different error. Fewer lines keep the traceback in the last lines
+# a failed spawn shows, too.
+_streak = [None, 0]
+
+
 def _log_app_error(env, doing="serving"):
-    sys.stderr.write(
-        "ferry-wsgi: error %s %s %s\n%s"
-        % (doing, env.get("REQUEST_METHOD"), env.get("REQUEST_URI"), _format_traceback(sys.exc_info()[1]))
-    )
+    e = sys.exc_info()[1]
+    what = "ferry-wsgi: error %s %s %s" % (doing, env.get("REQUEST_METHOD"), env.get("REQUEST_URI"))
+    tb = _format_traceback(e)
+    if _streak[0] == (what, tb):
+        n = _streak[1] = _streak[1] + 1
+        if n & (n - 1) == 0:
+            sys.stderr.write("%s: same as before (%s), %d times in a row; next said at %d\n" % (what, _summary(e), n, 2 * n))
+            sys.stderr.flush()
+        return
+    _streak[0], _streak[1] = (what, tb), 1
+    sys.stderr.write(what + "\n" + tb)
     sys.stderr.flush()
+
+
+def _streak_ends():
+    _streak[0] = None
 
 
 def _cut_context(e, said):

@@ -1333,6 +1333,53 @@ def application(environ, start_response):
 	}
 }
 
+// A request that fails the same way again (the readinessPath, asked ten
+// times a second until startTimeout) gets its traceback once a streak of
+// failures, and a line at each power of two; a request served ends the
+// streak, and the next failure's traceback is said in full.
+func TestRepeatedErrorIsSaidOnceAStreak(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeApp(t, root, `
+def healthz():
+    raise RuntimeError("database unreachable")
+
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/healthz":
+        healthz()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+`)
+	w := spawn(t, root)
+	const (
+		traceback = "ferry-wsgi: error serving GET /healthz\nTraceback (most recent call last):\n"
+		same      = "ferry-wsgi: error serving GET /healthz: same as before (RuntimeError: database unreachable), "
+	)
+	get := func(path string, code int) {
+		t.Helper()
+		resp, body := w.get(t, path)
+		expectStatus(t, resp, body, code)
+	}
+	for range 5 {
+		get("/healthz", 500)
+	}
+	w.expectOutput(t, same+"4 times in a row; next said at 8\n")
+	get("/", 200)
+	get("/healthz", 500)
+	testsupport.Eventually(t, 10*time.Second, "the second streak's traceback", func() error {
+		if n := strings.Count(w.output.String(), traceback); n != 2 {
+			return fmt.Errorf("%d tracebacks, want 2", n)
+		}
+		return nil
+	})
+	out := w.output.String()
+	if n := strings.Count(out, "RuntimeError: database unreachable\n"); n != 2 || strings.Count(out, same) != 2 ||
+		!strings.Contains(out, same+"2 times in a row; next said at 4\n") {
+		t.Errorf("want the traceback in full at the 1st and 6th failure, and a line at the 2nd and 4th; the output is:\n%s", out)
+	}
+}
+
 // sys.exit() in a request ends the worker, as it ends a gunicorn worker,
 // but not without a word: Python prints nothing for a SystemExit, and the
 // worker vanished from its own log with its request unanswered.
