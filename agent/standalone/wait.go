@@ -35,11 +35,17 @@ func WaitRestart(ctx context.Context, c *Client, name, revision string, poll tim
 	// in the binary, ends with ctx (restart --timeout), and returns the
 	// restart's outcome, or an error that says what was still going on.
 	said := false
+	start := time.Now()
+	var last *StatusResponse // the last status read: what a wait given up on says
 	for {
 		st, err := c.Status(ctx)
 		if err != nil {
+			if ctx.Err() != nil { // the deadline came during the request
+				return gaveUp(ctx, start, last, name, revision)
+			}
 			return err
 		}
+		last = &st
 		stage, err := restartOutcome(st, name, revision)
 		switch {
 		case stage == restartOver:
@@ -50,14 +56,84 @@ func WaitRestart(ctx context.Context, c *Client, name, revision string, poll tim
 		}
 		select {
 		case <-ctx.Done():
-			if stage == restartSettling {
-				return fmt.Errorf("every process of %q runs revision %s, which has not lived the crash window (%s) yet: %w",
-					name, revision, contract.CrashWindow, ctx.Err())
-			}
-			return fmt.Errorf("still restarting %q to revision %s: %w", name, revision, ctx.Err())
+			return gaveUp(ctx, start, last, name, revision)
 		case <-time.After(poll):
 		}
 	}
+}
+
+// GaveUpError: WaitRestart's context ended (restart --timeout) before the
+// restart did. It says what the wait was for, after how long, and where
+// the pool stood at the last status: not Go's bare "context deadline
+// exceeded", which it wraps.
+type GaveUpError struct {
+	// After is how long the wait went on; the caller may set the timeout
+	// it gave instead.
+	After time.Duration
+	// For is what the wait was for: "hello to run revision 2-abc".
+	For string
+	// State is where the pool stood: "1 of 3 processes run it, 1 more
+	// spawning; the rolling restart has replaced 1 of 2".
+	State string
+	err   error
+}
+
+func (e *GaveUpError) Error() string {
+	return fmt.Sprintf("gave up after %s waiting for %s: %s", e.After, e.For, e.State)
+}
+
+func (e *GaveUpError) Unwrap() error { return e.err }
+
+// gaveUp is the GaveUpError of a wait that began at start, last is the
+// last status it read (nil if none).
+func gaveUp(ctx context.Context, start time.Time, last *StatusResponse, name, revision string) error {
+	e := &GaveUpError{
+		After: time.Since(start).Round(100 * time.Millisecond),
+		For:   fmt.Sprintf("%s to run revision %s", name, revision),
+		State: "no status read from the agent",
+		err:   ctx.Err(),
+	}
+	if last == nil {
+		return e
+	}
+	var ps *pool.Status
+	for i := range last.Apps {
+		if last.Apps[i].Name == name {
+			ps = &last.Apps[i].Pool
+		}
+	}
+	if ps == nil {
+		e.State = "the agent serves no AppGroup " + strconv.Quote(name)
+		return e
+	}
+	if stage, _ := restartOutcome(*last, name, revision); stage == restartSettling {
+		e.For = fmt.Sprintf("revision %s of %s to live the crash window (%s)", revision, name, contract.CrashWindow)
+		e.State = fmt.Sprintf("all %d processes run it, ready", ps.Counts.Total)
+		return e
+	}
+	ready, spawning := 0, 0
+	for _, p := range ps.Processes {
+		switch {
+		case p.Revision != revision:
+		case p.State == ferryv1.ProcessReady:
+			ready++
+		case p.State == ferryv1.ProcessSpawning:
+			spawning++
+		}
+	}
+	e.State = fmt.Sprintf("%d of %d processes run it", ready, ps.Counts.Total)
+	if spawning > 0 {
+		e.State += fmt.Sprintf(", %d more spawning", spawning)
+	}
+	if r := ps.Restart; r != nil && r.Revision == revision {
+		e.State += fmt.Sprintf("; the %s restart has replaced %d of %d", strings.ToLower(string(ps.Strategy)), r.Done, r.Total)
+	}
+	if se := ps.ScalingError; se != nil && se.Revision == revision {
+		e.State += fmt.Sprintf("; its spawns fail (%d in a row): %s", ps.ScalingFailures, se.Reason)
+	} else if se := ps.LastSpawnError; se != nil && se.Revision == revision {
+		e.State += "; its last failed spawn: " + se.Reason
+	}
+	return e
 }
 
 // restartStage is where a restart stands in one status.

@@ -73,6 +73,38 @@ func TestWaitOutlastsTheCrashWindow(t *testing.T) {
 	}
 }
 
+// TestWaitGivenUpSaysWhatItWaitedFor: a wait whose context ends (restart
+// --timeout) before the restart does says what it waited for, after how
+// long, and where the pool stood, not Go's bare "context deadline
+// exceeded"; it still wraps it. The new revision's processes hang in
+// their import until the test ends.
+func TestWaitGivenUpSaysWhatItWaitedFor(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	f, err := os.OpenFile(filepath.Join(s.root, "passenger_wsgi.py"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(f, "\nimport time\nwhile True:\n    time.sleep(1)\n")
+	f.Close()
+	rev, err := r.client.Restart(context.Background(), "hello", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err = WaitRestart(ctx, r.client, "hello", rev, 50*time.Millisecond, nil)
+	var gu *GaveUpError
+	if !errors.As(err, &gu) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait past its deadline: %v; want a GaveUpError wrapping the deadline", err)
+	}
+	want := "waiting for hello to run revision " + rev + ": 0 of 3 processes run it, 1 more spawning; the rolling restart has replaced 0 of 2"
+	if !strings.HasPrefix(err.Error(), "gave up after ") || !strings.Contains(err.Error(), want) ||
+		strings.Contains(err.Error(), "deadline exceeded") {
+		t.Errorf("the wait's error: %v\nwant \"gave up after ... %s\"", err, want)
+	}
+}
+
 // TestStatusWhileResistingWithNoOldProcess: a revision edited in place
 // whose processes die 5 s after they are ready, resisted once the restart
 // had replaced every old process, leaves no old process to serve, and the

@@ -65,6 +65,9 @@ func runRestart(args []string) error {
 	defer cancel()
 	rev, err := c.Restart(ctx, name, *revision)
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("gave up after %s (--timeout) waiting for the agent to take the restart of %s: %w", *timeout, name, err)
+		}
 		return err
 	}
 	fmt.Printf("Restarting %s to revision %s\n", name, rev)
@@ -76,6 +79,10 @@ func runRestart(args []string) error {
 			"in which a process of it that dies counts as a deployment error\n", name, rev, contract.CrashWindow)
 	}
 	if err := standalone.WaitRestart(ctx, c, name, rev, 200*time.Millisecond, settling); err != nil {
+		var gaveUp *standalone.GaveUpError
+		if errors.As(err, &gaveUp) {
+			gaveUp.After = *timeout // the user's, which the restart's request counted against too
+		}
 		return err
 	}
 	fmt.Printf("Every process of %s runs revision %s, which has lived the crash window\n", name, rev)

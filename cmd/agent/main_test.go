@@ -154,6 +154,19 @@ func TestStandaloneFromANewUsersPointOfView(t *testing.T) {
 	if !strings.Contains(out, "Resisting deployment error") || !strings.Contains(out, "Traceback") {
 		t.Errorf("status while resisting:\n%s", out)
 	}
+
+	// A revision slow to boot, waited for less long: the wait says what it
+	// gave up on and where the pool stood, not "context deadline exceeded".
+	data, _ := os.ReadFile(filepath.Join(root, "passenger_wsgi.py"))
+	hang := strings.Replace(string(data), "\nimport ferry_missing_dependency\n", "\nimport time\nwhile True:\n    time.sleep(1)\n", 1)
+	if err := os.WriteFile(filepath.Join(root, "passenger_wsgi.py"), []byte(hang), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = ferry(t, "restart", "hello", "--wait", "--timeout", "2s", "--admin-socket", sock)
+	if code != 1 || !strings.Contains(errOut, "gave up after 2s waiting for hello to run revision ") ||
+		!strings.Contains(errOut, "processes run it, 1 more spawning") || strings.Contains(errOut, "deadline exceeded") {
+		t.Errorf("restart --wait --timeout 2s of an app that hangs at boot (exit %d):\n%s%s", code, out, errOut)
+	}
 }
 
 func TestInvalidFileNamesTheField(t *testing.T) {
