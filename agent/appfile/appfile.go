@@ -296,7 +296,7 @@ func (s *crdSchema) validate(meta *metav1.ObjectMeta, obj map[string]any) (errs 
 	}
 	metaErrs = append(metaErrs, metavalidation.ValidateObjectMetaAccessor(meta, true, metavalidation.NameIsDNSSubdomain, field.NewPath("metadata"))...)
 
-	errs = append(errs, apiservervalidation.ValidateCustomResource(nil, obj, s.openAPI)...)
+	errs = append(errs, notInBody(apiservervalidation.ValidateCustomResource(nil, obj, s.openAPI))...)
 	errs = append(errs, schemaobjectmeta.Validate(context.Background(), nil, obj, s.structural, false)...)
 	errs = append(errs, listtype.ValidateListSetsAndMaps(nil, s.structural, obj)...)
 	skipCEL := blocking(errs)
@@ -312,6 +312,20 @@ func (s *crdSchema) validate(meta *metav1.ObjectMeta, obj map[string]any) (errs 
 	celErrs, _ := s.cel.Validate(context.Background(), nil, s.structural, obj, nil, celconfig.RuntimeCELCostBudget)
 	sortByField(celErrs)
 	return append(errs, celErrs...), nil
+}
+
+// notInBody drops what the OpenAPI validator puts first in a detail,
+// "spec.pool.minProcesses in body should be greater than or equal to 1":
+// the error names its field already, and a file is no request's body
+// (the phrase is the API server's). The detail is then "should be greater
+// than or equal to 1".
+func notInBody(errs field.ErrorList) field.ErrorList {
+	for _, e := range errs {
+		if path, rest, ok := strings.Cut(e.Detail, " in body "); ok && !strings.Contains(path, " ") {
+			e.Detail = rest
+		}
+	}
+	return errs
 }
 
 // errCELSkipped says that the CEL rules were not run, in the server's words

@@ -337,6 +337,12 @@ func TestInvalidFiles(t *testing.T) {
 			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses`,
 		},
 	}, {
+		// The file and the field, in a file's words: not the API server's
+		// "spec.pool.minProcesses in body should be ...".
+		name: "a bound of the schema",
+		data: validAppGroup + "  pool: {minProcesses: -1}\n",
+		want: []string{`f.yaml: AppGroup "valid": spec.pool.minProcesses: Invalid value: -1: should be greater than or equal to 1`},
+	}, {
 		name: "all field errors of a document",
 		data: validAppGroup + "  pool: {minProcesses: 7, startTimeout: 2h}\n",
 		want: []string{
@@ -357,7 +363,7 @@ func TestInvalidFiles(t *testing.T) {
 		data: strings.Replace(validAppGroup, "8080", "80.5", 1),
 		want: []string{
 			`f.yaml: 3 problems:`,
-			`  AppGroup "valid": spec.listen.port: Invalid value: "float64": spec.listen.port in body must be of type int32: "float64"`,
+			`  AppGroup "valid": spec.listen.port: Invalid value: "float64": must be of type int32: "float64"`,
 			`  AppGroup "valid": <nil>: Invalid value: "": Checked value must be of type integer with format int32 in spec.listen.port`,
 			`  AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
 		},
@@ -418,7 +424,7 @@ func TestInvalidFiles(t *testing.T) {
 			"  listen: {port: 8081}\n  app: {type: Command}\n",
 		want: []string{
 			`f.yaml: 2 problems:`,
-			`  AppGroup "valid": spec.listen.port: Invalid value: 0: spec.listen.port in body should be greater than or equal to 1`,
+			`  AppGroup "valid": spec.listen.port: Invalid value: 0: should be greater than or equal to 1`,
 			`  document 2 (line 10): yaml: unmarshal errors:`,
 			`    line 16: key "listen" already set in map`,
 			`    line 17: key "app" already set in map`,
@@ -429,9 +435,9 @@ func TestInvalidFiles(t *testing.T) {
 			"---\n" + strings.Replace(validAppGroup, "{name: valid}", "{name: c}", 1) + "  restart: {maxConcurrentNodes: 0}\n",
 		want: []string{
 			`f.yaml: 4 problems:`,
-			`  AppGroup "valid": spec.listen.port: Invalid value: 0: spec.listen.port in body should be greater than or equal to 1`,
+			`  AppGroup "valid": spec.listen.port: Invalid value: 0: should be greater than or equal to 1`,
 			`  document 2 (line 10): metadata.name: Duplicate value: "valid": document 1 (line 2) has the same name`,
-			`  AppGroup "c": spec.restart.maxConcurrentNodes: Invalid value: 0: spec.restart.maxConcurrentNodes in body should be greater than or equal to 1`,
+			`  AppGroup "c": spec.restart.maxConcurrentNodes: Invalid value: 0: should be greater than or equal to 1`,
 			`  AppGroup "c": spec.listen.port: Duplicate value: 8080: document 2 (line 10) listens on it too; AppGroups served by one agent need different ports`,
 		},
 	}, {
