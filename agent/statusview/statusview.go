@@ -201,7 +201,10 @@ func writeProcess(b *strings.Builder, p ferryv1.ProcessInfo, target string, resi
 	case p.Revision != target:
 		old = " (old)"
 	}
-	fmt.Fprintf(b, "    State: %-8s Revision: %s%s\n", p.State, p.Revision, old)
+	// Wide enough for the longest state (Spawning, Draining, Stopping)
+	// and a gap of two, as between the columns above: at %-8s they ran
+	// into the next label ("State: Spawning Revision: ...").
+	fmt.Fprintf(b, "    State: %-9s Revision: %s%s\n", p.State, p.Revision, old)
 	if p.Replacing {
 		b.WriteString("    Rolling restarting...\n")
 	}

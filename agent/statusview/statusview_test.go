@@ -40,7 +40,8 @@ func TestWrite(t *testing.T) {
 		"CPU: 0%      Memory  : 60M     Last used: 4s ago",
 		"* PID: 18334   Sessions: 1       Processed: 2873    Uptime: 5h 53m 26s",
 		"CPU: 3%      Memory  : 96M     Last used: now",
-		"State: Draining Revision: 1-def (old)",
+		"State: Draining  Revision: 1-def (old)",
+		"State: Ready     Revision: 2-abc\n",
 		"Rolling restarting...",
 	} {
 		if !strings.Contains(out, want) {
@@ -67,7 +68,8 @@ func TestWrite(t *testing.T) {
 // TestWriteScalingRetryStartingAndNotes: a pool backing off says when it
 // tries next, and that it goes on trying (in the words of the
 // ScalingError condition), a process still spawning shows no pid (it has none yet; it
-// read "PID: 0"), and the header's notes (a failed reload) are shown. The
+// read "PID: 0") and its state apart from the next label (it read
+// "State: Spawning Revision:"), and the header's notes (a failed reload) are shown. The
 // spawn's output is cut to its last 5 lines.
 func TestWriteScalingRetryStartingAndNotes(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -90,6 +92,7 @@ func TestWriteScalingRetryStartingAndNotes(t *testing.T) {
 		"exited with status 3 200ms after it was ready\n    | line 3\n    | line 4\n    | line 5\n    | line 6\n    | line 7\n" +
 			"    Spawns are retried with backoff, at most a minute apart, until one works or another revision is requested.\n",
 		"* PID: -       Sessions: 0",
+		"    State: Spawning  Revision: 1-abc\n",
 		"Last reload failed at 2026-11-22T11:59:00Z; ...\n  spec.listen: Required value\n",
 	} {
 		if !strings.Contains(out, want) {

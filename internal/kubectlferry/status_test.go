@@ -102,7 +102,7 @@ func TestStatusHealthy(t *testing.T) {
 		"hello on node-2 (127.0.0.3:8080):",
 		"* PID: 1001", "* PID: 1002", "* PID: 2001", "* PID: 2002",
 		"Memory  : 60M",
-		"State: Draining Revision: 7-"+hash+" (old)",
+		"State: Draining  Revision: 7-"+hash+" (old)",
 		"Rolling restart: 1 of 2 processes replaced, to revision 8-"+hash,
 		"figures as of 5s ago (the agent sends them when a process changes state, else at most every --stats-interval)",
 		"Last used: now", // PID 2002, in a request
@@ -177,7 +177,7 @@ func TestStatusResisting(t *testing.T) {
 		"    |     import nothing_here",
 		"    | ModuleNotFoundError: No module named 'nothing_here'",
 		"Old processes keep serving",
-		"State: Ready    Revision: "+oldRev+" (old)",
+		"State: Ready     Revision: "+oldRev+" (old)",
 		"broken on node-2 (127.0.0.3:8080):",
 		"not given revision "+target+" yet: the rollout is halted",
 		"broken on node-3:",
