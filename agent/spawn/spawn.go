@@ -1208,7 +1208,9 @@ func moduleFile(startup string) string {
 // isIdentifier reports whether s is an ASCII Python identifier.
 func isIdentifier(s string) bool {
 	for i, c := range s {
-		if c != '_' && !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && (i == 0 || !('0' <= c && c <= '9')) {
+		letter := c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		digit := '0' <= c && c <= '9'
+		if !letter && (i == 0 || !digit) {
 			return false
 		}
 	}
