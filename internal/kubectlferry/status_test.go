@@ -240,7 +240,7 @@ func TestStatusRolloutIncomplete(t *testing.T) {
 			"(resistDeploymentErrors is false); they are tried again at the next revision:\n"+
 			"    - the app failed to load: ModuleNotFoundError: No module named 'nothing_here'\n"+
 			"    (the last spawn's error; status --json: pools[].status.lastSpawnError, with its output.)\n",
-		"State: Ready    Revision: "+oldRev+" (old)",
+		"State: Ready     Revision: "+oldRev+" (old)",
 	)
 	if strings.Count(r.out, "Rolling restart incomplete") != 1 ||
 		strings.Index(r.out, "Rolling restart incomplete") > strings.Index(r.out, "partial on node-2") {
