@@ -108,7 +108,7 @@ func gaveUp(ctx context.Context, start time.Time, last *StatusResponse, name, re
 	}
 	if stage, _ := restartOutcome(*last, name, revision); stage == restartSettling {
 		e.For = fmt.Sprintf("revision %s of %s to live the crash window (%s)", revision, name, contract.CrashWindow)
-		e.State = fmt.Sprintf("all %d processes run it, ready", ps.Counts.Total)
+		e.State = fmt.Sprintf("all %d processes run it, %d ready", ps.Counts.Total, ps.Counts.Ready)
 		return e
 	}
 	ready, spawning := 0, 0

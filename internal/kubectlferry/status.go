@@ -71,11 +71,20 @@ func (cl *clients) agentLeases(ctx context.Context, namespace string) map[string
 	if err != nil {
 		return nil
 	}
+	return renewalsByHolder(leases)
+}
+
+// renewalsByHolder is, per node, the last write of the Leases its agent
+// holds (lastWrite): of two Leases naming one holder, the later, as the
+// manager judges a node by the latest renewal of the Leases it holds.
+func renewalsByHolder(leases []coordinationv1.Lease) map[string]time.Time {
 	renewals := make(map[string]time.Time, len(leases))
 	for _, l := range leases {
-		// Keyed and kept as the manager's contract.AgentRenewals does.
-		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil {
-			renewals[*l.Spec.HolderIdentity] = lastWrite(l.ManagedFields, "", l.Spec.RenewTime.Time)
+		if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil {
+			continue
+		}
+		if t := lastWrite(l.ManagedFields, "", l.Spec.RenewTime.Time); t.After(renewals[*l.Spec.HolderIdentity]) {
+			renewals[*l.Spec.HolderIdentity] = t
 		}
 	}
 	return renewals

@@ -912,3 +912,21 @@ func TestStatusNoPoolsLeftWhileDeleted(t *testing.T) {
 		t.Errorf("a deleted AppGroup said to match no node:\n%s", r.out)
 	}
 }
+
+// TestRenewalsByHolder: of two Leases naming one node, the later write
+// counts, whichever is listed last (the manager takes the latest too: a
+// stray Lease listed after the agent's must not make a live agent read
+// silent).
+func TestRenewalsByHolder(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC)
+	lease := func(name string, written time.Time) coordinationv1.Lease {
+		return coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: name, ManagedFields: []metav1.ManagedFieldsEntry{
+				{Manager: "ferry-agent", Operation: metav1.ManagedFieldsOperationUpdate, Time: ptr.To(metav1.NewTime(written))}}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("node-a"), RenewTime: ptr.To(metav1.NewMicroTime(written))}}
+	}
+	got := renewalsByHolder([]coordinationv1.Lease{lease("ferry-agent-node-a", t0), lease("stray", t0.Add(-time.Hour))})
+	if !got["node-a"].Equal(t0) {
+		t.Errorf("node-a renewed %s, want the later Lease's write, %s", got["node-a"], t0)
+	}
+}
