@@ -314,8 +314,8 @@ func (r *AppGroupReconciler) poolChanged(e event.UpdateEvent) bool {
 	}
 	// When the manager saw the previous report; then the new one, a write
 	// the agent made just now (signs).
-	before := hearing{signs: r.signs}.reportSeen(o.Namespace, o.Name, o.Status.HeartbeatTime)
-	r.signs.saw(reportSign(n.Namespace, n.Name), heartbeatOf(n))
+	before := hearing{signs: r.signs}.reportSeen(o)
+	r.sawReport(n)
 	if o.Status.HeartbeatTime == nil || n.Status.HeartbeatTime == nil {
 		return true
 	}
@@ -359,13 +359,18 @@ func heartbeatOf(p *ferryv1.ProcessPool) time.Time {
 	return p.Status.HeartbeatTime.Time
 }
 
+// sawReport records p's report as the pool predicate sees it (signs).
+func (r *AppGroupReconciler) sawReport(p *ferryv1.ProcessPool) {
+	r.signs.saw(reportSign(p.Namespace, p.Name), heartbeatOf(p))
+}
+
 // poolSeen records the first report of a pool the manager sees made (or
 // finds when it starts), and forgets a deleted pool's (signs).
 func (r *AppGroupReconciler) poolSeen() predicate.Funcs {
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool {
 			if p, ok := e.Object.(*ferryv1.ProcessPool); ok {
-				r.signs.saw(reportSign(p.Namespace, p.Name), heartbeatOf(p))
+				r.sawReport(p)
 			}
 			return true
 		},

@@ -4,8 +4,9 @@ import (
 	"sync"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
 // apiContact is how long the manager has heard the API server without a
@@ -81,13 +82,10 @@ func (h hearing) leaseSeen(node string, renewed time.Time) time.Time {
 	return h.signs.at(leaseSign(node), renewed)
 }
 
-// reportSeen is when the manager last saw the pool's report change, zero
-// for none.
-func (h hearing) reportSeen(namespace, name string, heartbeat *metav1.Time) time.Time {
-	if heartbeat == nil {
-		return time.Time{}
-	}
-	return h.signs.at(reportSign(namespace, name), heartbeat.Time)
+// reportSeen is when the manager last saw p's report change, zero for
+// none.
+func (h hearing) reportSeen(p *ferryv1.ProcessPool) time.Time {
+	return h.signs.at(reportSign(p.Namespace, p.Name), heartbeatOf(p))
 }
 
 // from is when an agent last seen at last is judged silent from. An agent

@@ -147,7 +147,6 @@ func (w *leaseWatcher) check(ctx context.Context) (err error) {
 		return nil // no judging a silence the manager could not hear through
 	}
 	heard := w.contact.hearing()
-	heard.signs = w.signs
 	vouched := heard
 	vouched.vouched = true
 	now := w.clock.Now()

@@ -189,7 +189,7 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 		Reported: st.HeartbeatTime != nil,
 	}
 	leaseSeen := heard.leaseSeen(pool.Spec.NodeName, leaseRenew)
-	reportSeen := heard.reportSeen(pool.Namespace, pool.Name, st.HeartbeatTime)
+	reportSeen := heard.reportSeen(pool)
 	r.HasLease = !leaseRenew.IsZero()
 	r.LeaseStale = r.HasLease && now.Sub(heard.from(leaseSeen, staleAfter)) > staleAfter
 	r.LeaseIsLast = r.HasLease && (!r.Reported || !reportSeen.After(leaseSeen))

@@ -44,9 +44,7 @@ func TestWrite(t *testing.T) {
 		"State: Ready     Revision: 2-abc\n",
 		"Rolling restarting...",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("missing %q in:\n%s", want, out)
-		}
+		wantIn(t, out, "", want)
 	}
 	if strings.Count(out, "Rolling restarting...") != 1 {
 		t.Errorf("the marker must be on the replaced process only:\n%s", out)
@@ -59,9 +57,7 @@ func TestWrite(t *testing.T) {
 	_ = Write(&b, Header{}, []Pool{p}, now)
 	for _, want := range []string{"Resisting deployment error: revision 3-fff failed to spawn",
 		"    | Traceback (most recent call last):", "    | ModuleNotFoundError: No module named 'x'"} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("missing %q in:\n%s", want, b.String())
-		}
+		wantIn(t, b.String(), "", want)
 	}
 }
 
@@ -95,9 +91,7 @@ func TestWriteScalingRetryStartingAndNotes(t *testing.T) {
 		"    State: Spawning  Revision: 1-abc\n",
 		"Last reload failed at 2026-11-22T11:59:00Z; ...\n  spec.listen: Required value\n",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("missing %q in:\n%s", want, out)
-		}
+		wantIn(t, out, "", want)
 	}
 	if strings.Contains(out, "PID: 0") {
 		t.Errorf("a spawning process shows pid 0:\n%s", out)
@@ -165,9 +159,7 @@ func TestWriteResistingWithNoOldProcess(t *testing.T) {
 		"Revision: 1-def (old)\n",
 		"Revision: 1-def (old revision, spawned while resisting)\n",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("with an old process: missing %q in:\n%s", want, out)
-		}
+		wantIn(t, out, "with an old process: ", want)
 	}
 	out = write(since)
 	if !strings.Contains(out, "No old process is left to serve") || strings.Contains(out, "Old processes keep serving") ||
@@ -221,5 +213,13 @@ func TestSpawnedResistingInTheSameSecond(t *testing.T) {
 	}
 	if !spawnedResisting(carried.P, &carried.E) {
 		t.Errorf("in whole seconds, a process started in the second the pool came to resist is not counted as spawned since")
+	}
+}
+
+// wantIn fails t when out lacks want; context starts the message.
+func wantIn(t *testing.T, out, context, want string) {
+	t.Helper()
+	if !strings.Contains(out, want) {
+		t.Errorf("%smissing %q in:\n%s", context, want, out)
 	}
 }
