@@ -10,6 +10,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -29,9 +30,10 @@ type leaseWatcher struct {
 	// that contact knows when the manager could not hear it; nil: no probe.
 	probe   client.Reader
 	contact *apiContact
-	// caughtUpTo are the renewals the API server answered with when
-	// contact came back, which the cache must show before it is trusted.
-	caughtUpTo map[string]time.Time
+	// caughtUpTo are the Leases' versions the API server answered with
+	// when contact came back, which the cache must show before it is
+	// trusted.
+	caughtUpTo map[string]string
 	namespace  string
 	staleAfter time.Duration
 	every      time.Duration
@@ -230,8 +232,8 @@ func (w *leaseWatcher) sightRenewals(leases []coordinationv1.Lease) map[string]t
 
 // probeContact reads the agents' Leases from the API server itself: when
 // that fails, contact is lost; once it works again, contact is back when
-// the cache (cached) shows every Lease renewed at least as late as the
-// API server did the first time it answered again, and one renewed since
+// the cache (cached) shows every Lease at least as new as the API server
+// did the first time it answered again, and one written since
 // (cacheProgress). It reports whether the manager is in contact, its cache
 // caught up.
 func (w *leaseWatcher) probeContact(ctx context.Context, cached []coordinationv1.Lease) bool {
@@ -261,9 +263,9 @@ func (w *leaseWatcher) probeContact(ctx context.Context, cached []coordinationv1
 		return true
 	}
 	if w.caughtUpTo == nil {
-		w.caughtUpTo = renewals(direct.Items)
+		w.caughtUpTo = versions(direct.Items)
 	}
-	behind, moved := cacheProgress(w.caughtUpTo, renewals(cached))
+	behind, moved := cacheProgress(w.caughtUpTo, versions(cached))
 	if (behind > 0 || !moved) && w.contact.catchingUpFor() < maxCatchUp {
 		return false
 	}
@@ -271,7 +273,7 @@ func (w *leaseWatcher) probeContact(ctx context.Context, cached []coordinationv1
 	took := w.contact.caughtUp().Round(time.Second).String()
 	if behind > 0 || !moved {
 		w.log.Error(nil, "The cache has not caught up with the API server; judging agents by it again all the same",
-			"after", took, "leasesBehind", behind, "renewedSince", moved)
+			"after", took, "leasesBehind", behind, "writtenSince", moved)
 	} else {
 		w.log.Info("The cache caught up with the API server; agents get the staleness bound from now to renew their Leases",
 			"after", took)
@@ -279,26 +281,35 @@ func (w *leaseWatcher) probeContact(ctx context.Context, cached []coordinationv1
 	return true
 }
 
-// cacheProgress compares the cache's Lease renewals (have) with the API
+// cacheProgress compares the cache's Lease versions (have) with the API
 // server's first answer after an outage (first): behind counts the Leases
 // the cache shows older than that answer did; moved says the cache shows
-// one renewed since, proof that its watch delivers what happens now. The
+// one written since, proof that its watch delivers what happens now. The
 // first answer may predate every agent's renewal after the outage, and a
 // cache that only matches it may still lag the renewals by more than the
 // staleness bound on a loaded machine: both are waited for. A Lease
 // deleted meanwhile is not; with none left, nothing is.
-func cacheProgress(first, have map[string]time.Time) (behind int, moved bool) {
+//
+// Older and newer are the API server's order of writes (resourceVersion),
+// not the renewal times: those are the agents' clocks, and an agent whose
+// clock stepped back during the catch-up renews with an older time than
+// the first answer showed, which made the cache look behind until
+// maxCatchUp. A version the API server does not number (it may not, by
+// the API conventions) can only be matched: another counts as behind.
+func cacheProgress(first, have map[string]string) (behind int, moved bool) {
 	left := 0
-	for node, renewed := range first {
-		t, ok := have[node]
+	for key, version := range first {
+		v, ok := have[key]
 		if !ok {
 			continue
 		}
 		left++
-		if t.Before(renewed) {
+		switch c, err := resourceversion.CompareResourceVersion(v, version); {
+		case err != nil && v != version, err == nil && c < 0:
 			behind++
+		case err == nil && c > 0:
+			moved = true
 		}
-		moved = moved || t.After(renewed)
 	}
 	return behind, moved || left == 0
 }
@@ -308,13 +319,11 @@ func cacheProgress(first, have map[string]time.Time) (behind int, moved bool) {
 // much longer is broken, which must not hide dead agents for good.
 const maxCatchUp = 3 * time.Minute
 
-// renewals are the Leases' renewal times by holder.
-func renewals(leases []coordinationv1.Lease) map[string]time.Time {
-	out := make(map[string]time.Time, len(leases))
+// versions are the Leases' resourceVersions by namespace and name.
+func versions(leases []coordinationv1.Lease) map[string]string {
+	out := make(map[string]string, len(leases))
 	for _, l := range leases {
-		if l.Spec.HolderIdentity != nil && l.Spec.RenewTime != nil {
-			out[*l.Spec.HolderIdentity] = l.Spec.RenewTime.Time
-		}
+		out[leaseObjectSign(l.Namespace, l.Name)] = l.ResourceVersion
 	}
 	return out
 }

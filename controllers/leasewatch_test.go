@@ -130,6 +130,55 @@ func TestLeaseWatcherWaitsForARenewalAfterAnOutage(t *testing.T) {
 	})
 }
 
+// TestLeaseWatcherCatchesUpWhateverTheAgentsClocks: whether the cache has
+// caught up after an outage is judged by the API server's order of writes
+// (the Leases' resourceVersions), not by the renewal times the agents
+// stamp. An agent whose clock stepped back an hour during the catch-up
+// renewed with an older stamp than the API server's first answer had;
+// judged by the stamps, the cache, showing that renewal, looked behind,
+// and no agent was judged until maxCatchUp, three minutes (found by
+// review).
+func TestLeaseWatcherCatchesUpWhateverTheAgentsClocks(t *testing.T) {
+	back := 70*time.Second - time.Hour // the renewal at 70 s, by a clock stepped back an hour
+	runOutage(t, []outageStep{
+		{"fresh", time.Second, false, 0, 0, false, -1},
+		{"the API server gone", 5 * time.Second, true, 0, 0, false, 5 * time.Second},
+		{"still gone, past the bound", 60 * time.Second, true, 0, 0, false, 60 * time.Second},
+		{"back, before any renewal", 61 * time.Second, false, 0, 0, false, 61 * time.Second},
+		{"the first answer: a renewal the cache lacks", 62 * time.Second, false, 61 * time.Second, 0, false, 62 * time.Second},
+		{"renewed by a clock stepped back; the cache as the first answer", 70 * time.Second, false, back, 61 * time.Second, false, 70 * time.Second},
+		{"caught up: the cache shows that renewal", 72 * time.Second, false, back, back, false, 72 * time.Second},
+		{"still in contact", 74 * time.Second, false, back, back, false, 72 * time.Second},
+		{"the agent died: within the bound", 72*time.Second + staleAfter, false, back, back, false, 72 * time.Second},
+		{"past it: stale", 73*time.Second + staleAfter, false, back, back, true, 72 * time.Second},
+	})
+}
+
+// TestCacheProgressByWriteOrder: cacheProgress orders the Leases by the
+// API server's writes (resourceVersion, compared as numbers, not as
+// text); a version it cannot order only counts as caught up when it is
+// the very one of the first answer.
+func TestCacheProgressByWriteOrder(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		first, have map[string]string
+		behind      int
+		moved       bool
+	}{
+		{"as the first answer", map[string]string{"a": "95"}, map[string]string{"a": "95"}, 0, false},
+		{"behind", map[string]string{"a": "100"}, map[string]string{"a": "99"}, 1, false},
+		{"written since (longer)", map[string]string{"a": "99"}, map[string]string{"a": "100"}, 0, true},
+		{"one behind, one written since", map[string]string{"a": "100", "b": "101"}, map[string]string{"a": "99", "b": "102"}, 1, true},
+		{"deleted meanwhile", map[string]string{"a": "100"}, map[string]string{}, 0, true},
+		{"not numbered, as the first answer", map[string]string{"a": "x1"}, map[string]string{"a": "x1"}, 0, false},
+		{"not numbered, another", map[string]string{"a": "x1"}, map[string]string{"a": "x2"}, 1, false},
+	} {
+		if behind, moved := cacheProgress(c.first, c.have); behind != c.behind || moved != c.moved {
+			t.Errorf("%s: behind %d, moved %v; want %d, %v", c.name, behind, moved, c.behind, c.moved)
+		}
+	}
+}
+
 // outageStep is one check of an outage story.
 type outageStep struct {
 	name             string
@@ -141,14 +190,26 @@ type outageStep struct {
 }
 
 // runOutage runs the steps on an outageWatcher, checking after each the
-// passes asked for and since when the manager hears the agents.
+// passes asked for and since when the manager hears the agents. The API
+// server's Lease is written only when its renewal changes (a write, with
+// a new resourceVersion); the cache shows the version of it that held the
+// step's cached renewal, as a watch delivers them.
 func runOutage(t *testing.T, steps []outageStep) {
 	t.Helper()
 	ctx := context.Background()
 	w, api, cache, contact, events := outageWatcher(t)
+	versions := map[time.Duration]coordinationv1.Lease{0: cache.leases[0]}
+	renewed := time.Duration(0)
 	for _, st := range steps {
-		setRenewal(t, api, t0.Add(st.apiRenew))
-		setRenewal(t, cache, t0.Add(st.cached))
+		if st.apiRenew != renewed {
+			versions[st.apiRenew] = setRenewal(t, api, t0.Add(st.apiRenew))
+			renewed = st.apiRenew
+		}
+		v, ok := versions[st.cached]
+		if !ok {
+			t.Fatalf("%s: the API server never held the renewal the cache is to show (%s)", st.name, st.cached)
+		}
+		cache.leases = []coordinationv1.Lease{v}
 		w.clock.(*clocktesting.FakePassiveClock).SetTime(t0.Add(st.check))
 		w.probe.(*switchableReader).down = st.down
 		if got := checkPasses(t, ctx, w, events); (got > 0) != st.wantPass {
@@ -198,29 +259,52 @@ func TestLeaseWatcherGivesUpWaitingForACache(t *testing.T) {
 
 // outageWatcher is a lease watcher over one agent's Lease, renewed at t0
 // both in the API server (api, read by the probe) and in the cache.
-func outageWatcher(t *testing.T) (w *leaseWatcher, api, cache client.Client, contact *apiContact, events chan event.GenericEvent) {
+func outageWatcher(t *testing.T) (w *leaseWatcher, api client.Client, cache *cachedLeases, contact *apiContact, events chan event.GenericEvent) {
 	t.Helper()
-	build := func() client.Client {
-		lease := &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "ferry-system", Name: contract.AgentLeaseName("node-a"),
-				Labels: contract.AgentLeaseLabels("node-a")},
-			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("node-a"), RenewTime: ptr.To(metav1.NewMicroTime(t0))},
-		}
-		pool := testPool("node-a", "1-abc")
-		pool.Labels = contract.PoolLabels("blog", "node-a")
-		return fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(lease, pool).Build()
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ferry-system", Name: contract.AgentLeaseName("node-a"),
+			Labels: contract.AgentLeaseLabels("node-a")},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("node-a"), RenewTime: ptr.To(metav1.NewMicroTime(t0))},
 	}
-	api, cache = build(), build()
+	pool := testPool("node-a", "1-abc")
+	pool.Labels = contract.PoolLabels("blog", "node-a")
+	api = fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(lease, pool).Build()
+	var first coordinationv1.Lease
+	if err := api.Get(context.Background(), client.ObjectKeyFromObject(lease), &first); err != nil {
+		t.Fatal(err)
+	}
+	cache = &cachedLeases{Reader: api, leases: []coordinationv1.Lease{first}}
 	clk := clocktesting.NewFakePassiveClock(t0)
 	contact = newAPIContact(clk)
 	events = make(chan event.GenericEvent, 10)
 	w = &leaseWatcher{client: cache, probe: &switchableReader{Reader: api}, contact: contact, namespace: "ferry-system",
-		staleAfter: staleAfter, every: time.Second, clock: clk, events: events,
+		staleAfter: staleAfter, every: time.Second, clock: clk, events: events, signs: newSigns(clk),
 		stale: map[string]bool{}, log: logr.Discard()}
 	return w, api, cache, contact, events
 }
 
-func setRenewal(t *testing.T, c client.Client, at time.Time) {
+// cachedLeases stands in for the manager's cache: its Leases are copies
+// of versions the API server held (resourceVersion and all), as its watch
+// delivered them; the rest it reads from the API server.
+type cachedLeases struct {
+	client.Reader
+	leases []coordinationv1.Lease
+}
+
+func (c *cachedLeases) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if l, ok := list.(*coordinationv1.LeaseList); ok {
+		l.Items = nil
+		for _, lease := range c.leases {
+			l.Items = append(l.Items, *lease.DeepCopy())
+		}
+		return nil
+	}
+	return c.Reader.List(ctx, list, opts...)
+}
+
+// setRenewal writes the Lease's renewal in c and returns the Lease as
+// written.
+func setRenewal(t *testing.T, c client.Client, at time.Time) coordinationv1.Lease {
 	t.Helper()
 	var l coordinationv1.Lease
 	key := client.ObjectKey{Namespace: "ferry-system", Name: contract.AgentLeaseName("node-a")}
@@ -231,6 +315,7 @@ func setRenewal(t *testing.T, c client.Client, at time.Time) {
 	if err := c.Update(context.Background(), &l); err != nil {
 		t.Fatal(err)
 	}
+	return l
 }
 
 // checkPasses runs one check and counts the passes it asked for.
