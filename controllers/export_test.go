@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -21,4 +23,13 @@ func SawSigns(r *AppGroupReconciler, pools []ferryv1.ProcessPool, leases []coord
 		}
 	}
 	return true
+}
+
+// seen reports whether the manager has seen key carry stamp (the tests'
+// hook: the manager itself only asks when it saw a sign).
+func (s *signs) seen(key string, stamp time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.by[key]
+	return ok && old.stamp.Equal(stamp)
 }

@@ -136,14 +136,6 @@ func capped(stamp, now time.Time) time.Time {
 	return stamp
 }
 
-// seen reports whether the manager has seen key carry stamp.
-func (s *signs) seen(key string, stamp time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old, ok := s.by[key]
-	return ok && old.stamp.Equal(stamp)
-}
-
 // forget drops key: its object is gone.
 func (s *signs) forget(key string) {
 	if s == nil {
