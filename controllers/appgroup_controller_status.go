@@ -990,7 +990,15 @@ func deletingCondition(pools []poolReport, now time.Time, staleAfter time.Durati
 }
 
 // neverReported: r's agent never reported its pool, older than the
-// staleness bound.
+// staleness bound. The pool's age is by the API server's clock (its
+// creationTimestamp), not by when the manager first saw it, unlike the
+// agents' signs (signs): that one stamp is written once by the control
+// plane, whose clock the node lifecycle controller trusts the same way
+// for a node that never posted its status; a first sighting after a
+// manager restart would have to take it at its word all the same; and
+// assessPool's Unheard, the same judgement for passes not deleting, goes
+// by it too. At stake is only when a deleted AppGroup's message names the
+// pool.
 func neverReported(r poolReport, now time.Time, staleAfter time.Duration) bool {
 	return !r.Reported && now.Sub(r.Pool.CreationTimestamp.Time) > staleAfter
 }
