@@ -103,8 +103,9 @@ type Agent struct {
 	log    logr.Logger
 	client client.Client
 	// live reads the API server itself, not the cache: a drained pool's
-	// fresh copy after a conflict (the cache may lag, or have stopped),
-	// and the Secrets and ConfigMaps of env valueFrom (never cached).
+	// fresh copy after a conflict (the cache may lag, or have stopped), a
+	// pool that left the cache but may still exist (readUnlabelled), and
+	// the Secrets and ConfigMaps of env valueFrom (never cached).
 	live   client.Reader
 	cache  cache.Cache
 	queue  workqueue.TypedRateLimitingInterface[types.NamespacedName]
@@ -117,6 +118,9 @@ type Agent struct {
 	draining map[types.UID]bool             // deleted pools draining, by UID: a pool of the same name may follow
 	saved    map[types.NamespacedName]int64 // generation last saved to disk
 	wg       sync.WaitGroup                 // background drains
+	// unlabelled are the pools of this node running without their
+	// ferry.dev/node label, out of the cache (readUnlabelled).
+	unlabelled map[types.NamespacedName]bool
 	// ports are the ports the pools' proxies listen on (ports.go).
 	portsMu sync.Mutex
 	ports   map[int32]portHold
@@ -156,7 +160,8 @@ func New(opts Options) (*Agent, error) {
 		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, live: live, cache: c, store: st,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
 		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]int64{}, ports: map[int32]portHold{},
-		stopped: make(chan struct{}),
+		unlabelled: map[types.NamespacedName]bool{},
+		stopped:    make(chan struct{}),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
 			200*time.Millisecond, 30*time.Second)),
 	}, nil
@@ -334,17 +339,25 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 	err := a.cache.Get(ctx, key, pp)
 	switch {
 	case apierrors.IsNotFound(err):
-		if a.synced.Load() {
+		if !a.synced.Load() {
+			return nil
+		}
+		if pp, err = a.readUnlabelled(ctx, key); err != nil {
+			return err // it serves on until the API server says
+		}
+		if pp == nil {
 			// Gone (no finalizer left to hold it): stop what runs.
 			a.stop(key)
 			a.mu.Lock()
 			delete(a.saved, key)
+			delete(a.unlabelled, key)
 			a.mu.Unlock()
 			return a.store.remove(key)
 		}
-		return nil
 	case err != nil:
 		return err
+	default:
+		a.labelledAgain(key)
 	}
 	if pp.Spec.NodeName != a.opts.NodeName {
 		return nil
@@ -358,6 +371,56 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 	a.saveIfChanged(key, pp)
 	a.ensure(pp)
 	return nil
+}
+
+// readUnlabelled reads the pool of key from the API server itself when
+// the cache, which holds only the pools labelled ferry.dev/node=<this
+// node>, does not have it: nil when it is gone or another node's. One
+// that still names this node (spec.nodeName, immutable) only lost the
+// label (removed or changed by hand, or by a tool that rewrote its
+// labels): it is still this node's, and the AppGroup's Service still
+// sends here, so it serves on. Before, it was stopped at once, cutting
+// the requests in flight and refusing the rest, and started anew, every
+// process spawned again, when the manager put the label back at its next
+// pass. The label is the manager's to keep; while it is missing no event
+// tells of the pool's changes or deletion, so it is read again every
+// heartbeat interval. Said once; labelledAgain says when it is back.
+func (a *Agent) readUnlabelled(ctx context.Context, key types.NamespacedName) (*ferryv1.ProcessPool, error) {
+	pp := &ferryv1.ProcessPool{}
+	err := bounded(ctx, func(ctx context.Context) error { return a.live.Get(ctx, key, pp) })
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case pp.Spec.NodeName != a.opts.NodeName:
+		return nil, nil // another pool of the name, made for another node
+	case !pp.DeletionTimestamp.IsZero():
+		return pp, nil // drainAsync releases it: no need to read it again
+	}
+	a.mu.Lock()
+	first := !a.unlabelled[key]
+	a.unlabelled[key] = true
+	a.mu.Unlock()
+	if first {
+		a.log.Info("Pool no longer labelled for this node; serving on until the manager puts the label back", "pool", key,
+			"label", ferryv1.NodeLabel, "want", contract.LabelValue(a.opts.NodeName), "got", pp.Labels[ferryv1.NodeLabel],
+			"readEvery", a.opts.HeartbeatInterval.String())
+	}
+	a.queue.AddAfter(key, a.opts.HeartbeatInterval)
+	return pp, nil
+}
+
+// labelledAgain says when a pool that had lost its ferry.dev/node label
+// (readUnlabelled) is in the cache again: its running pool goes on.
+func (a *Agent) labelledAgain(key types.NamespacedName) {
+	a.mu.Lock()
+	was := a.unlabelled[key]
+	delete(a.unlabelled, key)
+	a.mu.Unlock()
+	if was {
+		a.log.Info("Pool labelled for this node again; its processes serve on", "pool", key)
+	}
 }
 
 // drainAsync stops a deleted pool in the background and then removes its
@@ -375,6 +438,7 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	// name created meanwhile (this one released by hand, or by the
 	// manager when its Node went) saves its own, which must stay.
 	delete(a.saved, key)
+	delete(a.unlabelled, key)
 	a.mu.Unlock()
 	if err := a.store.remove(key); err != nil {
 		a.log.Error(err, "Could not remove the saved spec of a deleted pool", "pool", key)

@@ -4,7 +4,11 @@
 //
 // Watching: only the ProcessPools labelled for this node
 // (ferry.dev/node), through a cache that retries its list and watch for as
-// long as the API server is away; it never gives up and never exits.
+// long as the API server is away; it never gives up and never exits. A
+// pool that leaves the cache is read from the API server before it is
+// stopped: one of this node's (spec.nodeName) that only lost its label
+// serves on, read again every heartbeat interval, until the manager puts
+// the label back (readUnlabelled).
 //
 // Reporting: the status of each pool (address, observed revision, the
 // per-process table, counts, restart progress, the deployment error being

@@ -1,0 +1,247 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// TestUnlabelledPoolServesOn: a pool whose ferry.dev/node label goes
+// (removed by hand, or by a tool that rewrote the pool's labels) while
+// the pool still exists leaves the agent's cache, which selects by that
+// label; but it is still this node's (spec.nodeName), and the AppGroup's
+// Service still sends here. The agent serves it on, says so once, and,
+// when the label comes back (the manager puts it back at its next pass),
+// keeps the running pool: no request fails meanwhile, neither the one
+// in flight as the label went nor any sent after, and every answer comes
+// from the processes that ran before. Before, the agent stopped the pool
+// at once, without even the drain delay a deletion gets, cutting the
+// request in flight and refusing the rest, and when the label came back
+// started a new pool, every process spawned again.
+func TestUnlabelledPoolServesOn(t *testing.T) {
+	ns := namespace(t)
+	book := agenttest.NewLogbook(t)
+	runAgent(t, "node-unlabelled", env.Config, stateDir(t), logTo(book))
+	port := freePort(t)
+	pp, key := readyPool(t, ns, "hello-node-unlabelled", "node-unlabelled", port)
+	before := poolPIDs(getPool(t, key))
+	addr := "127.0.0.1:" + strconv.Itoa(int(port))
+	load := startLoad(t, "http://"+addr+"/")
+	inFlight := agenttest.StartHalfSentEcho(t, addr)
+
+	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { delete(p.Labels, ferryv1.NodeLabel) })
+	// The agent has dealt with the pool gone from its cache: it warned
+	// and serves on, or (as before) stopped it.
+	waitUntil(t, "the agent acted on the label's removal", func() bool {
+		return logged(book, "Pool no longer labelled for this node", key) > 0 || logged(book, "Stopped pool", key) > 0
+	})
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := range 10 {
+		if err := answeredBy(fresh, "http://"+addr+"/", before); err != nil {
+			t.Fatalf("new connection %d after the agent saw the label go: %v", i+1, err)
+		}
+	}
+
+	// The manager puts the label back.
+	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) {
+		p.Labels[ferryv1.NodeLabel] = contract.LabelValue(pp.Spec.NodeName)
+	})
+	waitUntil(t, "the agent saw the label back", func() bool {
+		return logged(book, "Pool labelled for this node again", key) > 0 || logged(book, "Started pool", key) > 1
+	})
+	inFlight.Finish(t)
+	if err := answeredBy(fresh, "http://"+addr+"/", before); err != nil {
+		t.Errorf("a request after the label came back: %v", err)
+	}
+	load.check(t, before)
+	if n := logged(book, "Started pool", key); n != 1 {
+		t.Errorf("the pool was started %d times, want once: the label's return started it anew", n)
+	}
+	if n := logged(book, "Pool no longer labelled for this node", key); n != 1 {
+		t.Errorf("the missing label was logged %d times, want once", n)
+	}
+	after := waitPool(t, key, "a report after the label came back", func(p *ferryv1.ProcessPool) bool {
+		return rolledOut(p) && p.Status.ReadyProcesses == "2/2"
+	})
+	if got := poolPIDs(after); !sameSet(got, before) {
+		t.Errorf("processes %v after the label came back, want those from before %v", got, before)
+	}
+	for pid := range before {
+		if err := syscall.Kill(pid, 0); err != nil {
+			t.Errorf("process %d from before the label went: %v", pid, err)
+		}
+	}
+	book.Check(t)
+}
+
+// TestUnlabelledPoolFollowsItsSpecAndDrains: while its ferry.dev/node
+// label is missing, a pool still gets the changes to its spec (the agent
+// reads it from the API server every heartbeat interval, as the cache no
+// longer has it) and, deleted, is drained and released as any deleted
+// pool is. Before, it was stopped at the label's removal, and its drain
+// finalizer stayed: nothing of the agent's looked at it again.
+func TestUnlabelledPoolFollowsItsSpecAndDrains(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	book := agenttest.NewLogbook(t)
+	runAgent(t, "node-relabelled", env.Config, stateDir(t), logTo(book))
+	_, key := readyPool(t, ns, "hello-node-relabelled", "node-relabelled", freePort(t))
+
+	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { p.Labels[ferryv1.NodeLabel] = "another-node" })
+	waitUntil(t, "the agent acted on the label's change", func() bool {
+		return logged(book, "Pool no longer labelled for this node", key) > 0 || logged(book, "Stopped pool", key) > 0
+	})
+	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { p.Spec.Revision = "2-bbb" })
+	waitPool(t, key, "revision 2 rolled out without the label", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.ObservedRevision == "2-bbb" && rolledOut(p)
+	})
+	if err := env.Client.Delete(ctx, getPool(t, key)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the deleted pool released", func() bool { return poolGone(key) == nil })
+	book.WaitFor(t, "Drained deleted pool")
+	book.Check(t)
+}
+
+// logged is how many lines of book about the pool of key start with
+// prefix.
+func logged(book *agenttest.Logbook, prefix string, key types.NamespacedName) int {
+	n := 0
+	for _, e := range book.Find(prefix) {
+		if v, _ := e.Value("pool"); v == any(key) {
+			n++
+		}
+	}
+	return n
+}
+
+// poolPIDs are the pids of the processes pp's status lists.
+func poolPIDs(pp *ferryv1.ProcessPool) map[int]bool {
+	pids := map[int]bool{}
+	for _, p := range pp.Status.Processes {
+		pids[int(p.PID)] = true
+	}
+	return pids
+}
+
+func sameSet(a, b map[int]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// answeredBy is nil when url answers 200 from one of pids (the hello
+// example's body is its worker's pid).
+func answeredBy(c *http.Client, url string, pids map[int]bool) error {
+	pid, err := getPID(c, url)
+	if err == nil && !pids[pid] {
+		err = fmt.Errorf("answered by process %d, not one of %v", pid, pids)
+	}
+	return err
+}
+
+// getPID GETs url and returns the pid of the worker that answered 200.
+func getPID(c *http.Client, url string) (int, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	return strconv.Atoi(strings.TrimSpace(string(body)))
+}
+
+// load sends GETs to a pool without pause until check, over kept
+// connections and over fresh ones, and keeps what each got.
+type load struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+	end  func() // stops it, once
+
+	mu     sync.Mutex
+	sent   int
+	failed int
+	first  error // the first failure
+	pids   map[int]int
+}
+
+// startLoad starts a load on url, stopped at the end of the test.
+func startLoad(t *testing.T, url string) *load {
+	l := &load{stop: make(chan struct{}), pids: map[int]int{}}
+	l.end = sync.OnceFunc(func() {
+		close(l.stop)
+		l.wg.Wait()
+	})
+	t.Cleanup(l.end)
+	clients := []*http.Client{
+		{Transport: &http.Transport{}},
+		{Transport: &http.Transport{DisableKeepAlives: true}},
+	}
+	for _, c := range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				pid, err := getPID(c, url)
+				l.mu.Lock()
+				l.sent++
+				switch {
+				case err == nil:
+					l.pids[pid]++
+				case l.failed == 0:
+					l.first = err
+					fallthrough
+				default:
+					l.failed++
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+// check stops the load and fails the test for any request that failed or
+// was answered by a process not in pids.
+func (l *load) check(t *testing.T, pids map[int]bool) {
+	t.Helper()
+	l.end()
+	t.Logf("load: %d requests, answered by %v", l.sent, l.pids)
+	if l.failed > 0 {
+		t.Errorf("%d of %d requests failed, the first: %v", l.failed, l.sent, l.first)
+	}
+	for pid := range l.pids {
+		if !pids[pid] {
+			t.Errorf("a request was answered by process %d, not one of those from before %v", pid, pids)
+		}
+	}
+}
