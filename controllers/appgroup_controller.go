@@ -1099,6 +1099,9 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		if !silence.known {
 			r.seedSilence(ag, &cur, silence)
 		}
+		if _, ok := r.rollouts.get(key, ag.UID); !ok {
+			r.rollouts.set(key, ag.UID, seedRollout(&cur, &cur, haltingNodes(in)))
+		}
 		return requeue, nil
 	}
 	orig := ag.DeepCopy()
@@ -1107,7 +1110,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	w := statusWrite{status: cur, warned: silence.warnedAfter(&old, &cur), deaf: listen.warnedAfter(&cur)}
 	seen, ok := r.rollouts.get(key, ag.UID)
 	if !ok {
-		seen = seedRollout(&old)
+		seen = seedRollout(&old, &cur, haltingNodes(in))
 	}
 	w.events, w.rollouts = seen.filter(&cur, updatedNodes(in), haltingNodes(in), statusEvents(ag, &old, &cur, silence))
 	w.events = append(w.events, listenEvents(ag, &cur, listen)...)

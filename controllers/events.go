@@ -387,15 +387,28 @@ type rolloutSeen struct {
 // nodes updated as it counts, its completion, its halt. Without it, a node
 // back from a silence after the restart was recorded rolled out again,
 // and a halt back from its node's silence halted again.
-func seedRollout(old *ferryv1.AppGroupStatus) rolloutSeen {
+//
+// The halt old shows named the nodes that halt the rollout at the pass
+// (halting) when the pass leaves RollingRestart as old has it (cur: the
+// same message names the same nodes): a halt that spreads to another node
+// later is then recorded again, naming them all, as the manager before
+// would have (before, a new leader said nothing of it). When the pass
+// moves RollingRestart, the nodes named are not known: any halt is the
+// one recorded until a node is news (haltSeen).
+func seedRollout(old, cur *ferryv1.AppGroupStatus, halting []string) rolloutSeen {
 	rr := condition(old, ferryv1.ConditionRollingRestart)
-	return rolloutSeen{
+	seen := rolloutSeen{
 		revision:   old.Revision,
 		floor:      int(old.Nodes.Updated),
 		complete:   rr.Status == metav1.ConditionFalse && rr.Reason == ferryv1.ReasonRolloutComplete && old.Nodes.Total > 0,
 		haltSeen:   rr.Reason == ferryv1.ReasonRolloutHalted,
 		incomplete: rr.Reason == ferryv1.ReasonRolloutIncomplete,
 	}
+	if curRR := condition(cur, ferryv1.ConditionRollingRestart); seen.haltSeen && len(halting) > 0 &&
+		cur.Revision == old.Revision && curRR.Reason == rr.Reason && curRR.Message == rr.Message {
+		seen.halted, seen.haltSeen = slices.Clone(halting), false
+	}
+	return seen
 }
 
 // filter drops from evs the NodeRolledOut, RolloutComplete,
@@ -421,8 +434,8 @@ func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated, halting []stri
 	// recorded again, naming them all: RollingRestart stayed halted, so
 	// statusEvents saw no move (a new AppGroup's nodes report their failed
 	// first spawns one by one, and the one event named the first node
-	// alone). Not after a restart (haltSeen): the nodes named are not
-	// known.
+	// alone). Not after a restart that found the halt moving (haltSeen):
+	// the nodes named are not known.
 	widened := false
 	if rr := condition(cur, ferryv1.ConditionRollingRestart); rr.Reason == ferryv1.ReasonRolloutHalted && s.halted != nil && unnamed &&
 		!slices.ContainsFunc(evs, func(ev statusEvent) bool { return ev.Reason == EventRolloutHalted }) {

@@ -959,7 +959,7 @@ func TestSeededRolloutSeen(t *testing.T) {
 			}, []string{EventRolloutStarted, EventNodeRolledOut, EventRolloutComplete}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := filterPasses(seedRollout(&tt.found), tt.passes); !slices.Equal(got, tt.want) {
+			if got := filterPasses(seedRollout(&tt.found, &tt.found, nil), tt.passes); !slices.Equal(got, tt.want) {
 				t.Errorf("events %v, want %v", got, tt.want)
 			}
 		})
@@ -1050,8 +1050,25 @@ func TestRolloutHaltSpreads(t *testing.T) {
 			}
 		})
 	}
+	// Its first pass found the status as it would write it (or left
+	// RollingRestart as it was): the nodes halting then were named.
+	t.Run("spreads after a restart", func(t *testing.T) {
+		seen := seedRollout(halted(onA), halted(onA), []string{"node-a"})
+		evs, seen := seen.filter(halted(onAB), nil, []string{"node-a", "node-b"}, nil)
+		if len(evs) != 1 || evs[0].Note != onAB || !evs[0].Again {
+			t.Errorf("events %+v, want one RolloutHalted again: %s", evs, onAB)
+		}
+		if evs, _ := seen.filter(halted(onAB), nil, []string{"node-b"}, nil); len(evs) != 0 {
+			t.Errorf("node-a silent: events %+v", evs)
+		}
+		if evs, _ := seedRollout(halted(onAB), halted(onAB), []string{"node-a", "node-b"}).filter(halted(onAB), nil, []string{"node-a", "node-b"}, nil); len(evs) != 0 {
+			t.Errorf("the same nodes: events %+v", evs)
+		}
+	})
+	// Its first pass moved RollingRestart: the status it found named some
+	// of the nodes halting then, not known which.
 	t.Run("a manager that restarted while halted does not know the nodes named", func(t *testing.T) {
-		if evs, _ := seedRollout(halted(onA)).filter(halted(onAB), nil, []string{"node-a", "node-b"}, nil); len(evs) != 0 {
+		if evs, _ := seedRollout(halted(onA), halted(onAB), []string{"node-a", "node-b"}).filter(halted(onAB), nil, []string{"node-a", "node-b"}, nil); len(evs) != 0 {
 			t.Errorf("events %+v", evs)
 		}
 	})

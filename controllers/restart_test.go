@@ -123,3 +123,31 @@ func TestNewLeaderGivesVouchedAgentsTheirGrace(t *testing.T) {
 	renewLease(t, a)
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
 }
+
+// TestRestartedManagerRecordsAHaltThatSpreads: a new AppGroup's first
+// revision fails on a (RolloutHalted names a), the manager restarts, and
+// its first pass finds the status as it would write it; then b's agent
+// reports that it cannot spawn it either. The new manager records
+// RolloutHalted again, naming both, as the one before it would have, and
+// nothing more: the halt it took over is not recorded again, nor counted
+// twice (seen failing: no second event, as it did not know which nodes
+// the first one named).
+func TestRestartedManagerRecordsAHaltThatSpreads(t *testing.T) {
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "blog", nil)
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	halted := metricValue(t, "ferry_rollouts_halted_total", nil)
+	agentA.failSpawns("blog", "the app failed to load")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" (")
+
+	restartManager(t) // and its first pass
+	agentB.failSpawns("blog", "the app failed to load")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		"it failed to spawn on "+a+" and "+b+" (the app failed to load)")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" and "+b+" (")
+	assertEventCount(t, ns, "blog", controllers.EventRolloutHalted, 2)
+	if d := metricValue(t, "ferry_rollouts_halted_total", nil) - halted; d != 1 {
+		t.Errorf("ferry_rollouts_halted_total moved by %v, want 1", d)
+	}
+}
