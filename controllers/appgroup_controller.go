@@ -1112,7 +1112,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	if !ok {
 		seen = seedRollout(&old, &cur, haltingNodes(in))
 	}
-	w.events, w.rollouts = seen.filter(&cur, updatedNodes(in), haltingNodes(in), statusEvents(ag, &old, &cur, silence))
+	w.events, w.rollouts = seen.filter(&cur, rolledOutNodes(in), haltingNodes(in), statusEvents(ag, &old, &cur, silence))
 	w.events = append(w.events, listenEvents(ag, &cur, listen)...)
 	if err := r.Client.Status().Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		refused := apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err)

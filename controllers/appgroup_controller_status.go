@@ -168,6 +168,20 @@ func updatedNodes(in rollupInput) []string {
 	return nodes
 }
 
+// rolledOutNodes are the nodes the rollout's events count rolled out
+// (NodeRolledOut): the updated ones (updatedNodes) once the target is
+// proven, none before. Until then the next nodes wait for the first ones'
+// new processes to live the crash window (settle): an app that boots and
+// then dies does so in it, and its node is returned to what worked
+// (NodeReturned). Counted as it was updated, such a node was recorded
+// rolled out a second or two before it was returned.
+func rolledOutNodes(in rollupInput) []string {
+	if in.Target == "" || in.Proven != in.Target {
+		return nil
+	}
+	return updatedNodes(in)
+}
+
 // readyCondition is Ready, with three-valued logic: False when a selected
 // node is known not to be ready (or has not reported yet), else Unknown when
 // an agent went silent, else True.

@@ -24,7 +24,8 @@ const (
 	// its rollout begins.
 	EventRolloutStarted = "RolloutStarted"
 	// EventNodeRolledOut: one more node runs the target on every process (not
-	// the last: EventRolloutComplete says so).
+	// the last: EventRolloutComplete says so), and the target is proven
+	// (a node's new processes of it lived the crash window).
 	EventNodeRolledOut = "NodeRolledOut"
 	// EventRolloutComplete: every node runs the target.
 	EventRolloutComplete = "RolloutComplete"
@@ -193,8 +194,13 @@ func rolloutEvents(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus) event
 	}
 	// The node that completes the rollout gets no event of its own:
 	// RolloutComplete says the same, and at a thousand AppGroups every
-	// event is a request the API server serves.
-	if cur.Revision == old.Revision && cur.Nodes.Updated > old.Nodes.Updated && oldRR.Status == metav1.ConditionTrue && !complete {
+	// event is a request the API server serves. Nor does one before the
+	// target is proven (rolledOutNodes): the nodes updated until then are
+	// news at the write that proves it.
+	proven := cur.ProvenRevision == cur.Revision
+	provenNow := proven && old.ProvenRevision != cur.Revision
+	if cur.Revision == old.Revision && proven && (cur.Nodes.Updated > old.Nodes.Updated || provenNow && cur.Nodes.Updated > 0) &&
+		oldRR.Status == metav1.ConditionTrue && !complete {
 		evs.add(corev1.EventTypeNormal, EventNodeRolledOut, "Rollout",
 			fmt.Sprintf("%d/%d nodes run revision %s", cur.Nodes.Updated, cur.Nodes.Total, cur.Revision))
 	}
@@ -399,7 +405,7 @@ func seedRollout(old, cur *ferryv1.AppGroupStatus, halting []string) rolloutSeen
 	rr := condition(old, ferryv1.ConditionRollingRestart)
 	seen := rolloutSeen{
 		revision:   old.Revision,
-		floor:      int(old.Nodes.Updated),
+		floor:      seededFloor(old),
 		complete:   rr.Status == metav1.ConditionFalse && rr.Reason == ferryv1.ReasonRolloutComplete && old.Nodes.Total > 0,
 		haltSeen:   rr.Reason == ferryv1.ReasonRolloutHalted,
 		incomplete: rr.Reason == ferryv1.ReasonRolloutIncomplete,
@@ -411,11 +417,22 @@ func seedRollout(old, cur *ferryv1.AppGroupStatus, halting []string) rolloutSeen
 	return seen
 }
 
+// seededFloor is how many nodes the manager that wrote old recorded
+// rolled out: as many as old counts updated, once the target is proven;
+// none before (rolledOutNodes).
+func seededFloor(old *ferryv1.AppGroupStatus) int {
+	if old.Revision == "" || old.ProvenRevision != old.Revision {
+		return 0
+	}
+	return int(old.Nodes.Updated)
+}
+
 // filter drops from evs the NodeRolledOut, RolloutComplete,
 // RolloutHalted and RolloutIncomplete events of the rollout that s has
 // recorded already, and
 // returns what to remember after the move of the status to cur; updated
-// are the nodes cur counts updated (nodes.updated), halting those its
+// are the nodes cur counts rolled out (rolledOutNodes: those
+// nodes.updated counts, once the target is proven), halting those its
 // RollingRestart names as halting the rollout (haltingNodes). A move in
 // which no node is updated that s has not seen already records neither of
 // the first two. (By counts alone, a node updated whose agent fell silent,

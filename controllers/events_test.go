@@ -27,7 +27,7 @@ func cond(typ string, s metav1.ConditionStatus, reason string) metav1.Condition 
 // rolledOutTo is revision 2's status on two nodes that run it, with
 // lastRolledOut at last and the given conditions.
 func rolledOutTo(last string, conds ...metav1.Condition) ferryv1.AppGroupStatus {
-	return ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2},
+	return ferryv1.AppGroupStatus{Revision: "2", ProvenRevision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2},
 		LastRolledOut: &ferryv1.RolledOutRevision{Revision: last}, Conditions: conds}
 }
 
@@ -70,6 +70,12 @@ func TestStatusEvents(t *testing.T) {
 		return status(rev, updated, ready(metav1.ConditionTrue, ferryv1.ReasonProcessesReady),
 			rr(metav1.ConditionTrue, ferryv1.ReasonRollingOut), res(metav1.ConditionFalse))
 	}
+	// proven: st, its revision proven (a node's new processes lived the
+	// crash window).
+	proven := func(st ferryv1.AppGroupStatus) ferryv1.AppGroupStatus {
+		st.ProvenRevision = st.Revision
+		return st
+	}
 	// unselected: no node counted, Ready and RollingRestart with reasons.
 	unselected := func(readyReason, rrReason string) ferryv1.AppGroupStatus {
 		return ferryv1.AppGroupStatus{Revision: "1", Conditions: []metav1.Condition{ready(metav1.ConditionFalse, readyReason),
@@ -92,7 +98,10 @@ func TestStatusEvents(t *testing.T) {
 		{name: "nothing moved", old: steady("1"), cur: steady("1")},
 		{name: "first deployment", old: ferryv1.AppGroupStatus{}, cur: rolling("1", 0), want: []string{EventRolloutStarted}},
 		{name: "bump", old: steady("1"), cur: rolling("2", 0), want: []string{EventRolloutStarted}},
-		{name: "a node done", old: rolling("2", 0), cur: rolling("2", 1), want: []string{EventNodeRolledOut}},
+		{name: "a node done", old: proven(rolling("2", 1)), cur: proven(rolling("2", 2)), want: []string{EventNodeRolledOut}},
+		// Its new processes may yet die in the crash window.
+		{name: "a node done, the revision not proven", old: rolling("2", 0), cur: rolling("2", 1)},
+		{name: "the revision proven", old: rolling("2", 1), cur: proven(rolling("2", 1)), want: []string{EventNodeRolledOut}},
 		{name: "no progress", old: rolling("2", 1), cur: rolling("2", 1)},
 		{name: "last node done: the rollout's event only", old: rolling("2", 2), cur: steady("2"), want: []string{EventRolloutComplete}},
 		{name: "first deployment seen complete at once: its completion only", old: ferryv1.AppGroupStatus{}, cur: steady("1"), want: []string{EventRolloutComplete}},
@@ -617,7 +626,7 @@ func rolloutPass(ag *ferryv1.AppGroup, seen *rolloutSeen, nodes []string, now ti
 	cur := computeStatus(in)
 	old := ag.Status
 	ag.Status = cur
-	evs, next := seen.filter(&cur, updatedNodes(in), haltingNodes(in), statusEvents(ag, &old, &cur, silenceSeen{}))
+	evs, next := seen.filter(&cur, rolledOutNodes(in), haltingNodes(in), statusEvents(ag, &old, &cur, silenceSeen{}))
 	*seen = next
 	var reasons []string
 	for _, ev := range evs {
@@ -725,10 +734,55 @@ func TestCrashInCrashWindowIsNoSecondRollout(t *testing.T) {
 		pass(sec(2), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(2), sec(1))))
 		pass(sec(4), testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll, crashedInWindow, reportedAt(sec(4), sec(4))))
 		pass(sec(6), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(6), sec(4))))
+		// Its processes lived the crash window: the target is proven, and
+		// node-a rolled out (TestNodeRolledOutOnceSettled).
+		pass(sec(20), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(20), sec(4))))
 		if n := count(evs, EventNodeRolledOut); n != 1 {
 			t.Errorf("%d NodeRolledOut events, want 1 (%v)", n, evs)
 		}
 	})
+}
+
+// TestNodeRolledOutOnceSettled: the first node of a revision bump runs
+// the target, not yet proven, on every process, ready; the next nodes wait
+// for its new processes to live the crash window. NodeRolledOut is
+// recorded once they have (the target is then proven), not before: an app
+// that boots and then dies does so in the window, and the node is
+// returned to what worked (before, "1/3 nodes run revision" came a second
+// before each NodeReturned of such a revision).
+func TestNodeRolledOutOnceSettled(t *testing.T) {
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	for _, tt := range []struct {
+		name string
+		// last is node-a's pool at the last pass, at sec(12).
+		last func(now time.Time) *ferryv1.ProcessPool
+		want []string // the events of the last pass
+	}{
+		{"its processes live the window", func(now time.Time) *ferryv1.ProcessPool {
+			return testPool("node-a", targetRev, rolledOut(2), reportedAt(now, sec(1)))
+		}, []string{EventNodeRolledOut}},
+		{"its processes die in the window", func(now time.Time) *ferryv1.ProcessPool {
+			return testPool("node-a", targetRev, failsSpawns(targetRev, "exited with status 3 1.2s after it was ready"), heartbeatAt(now))
+		}, []string{EventRolloutHalted}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog", Namespace: "ns", Generation: 1}}
+			ag.Status = ferryv1.AppGroupStatus{Revision: oldRev, LastRolledOut: &ferryv1.RolledOutRevision{Revision: oldRev}, ProvenRevision: oldRev}
+			var seen rolloutSeen
+			pass := func(now time.Time, a *ferryv1.ProcessPool) []string {
+				b := testPool("node-b", oldRev, rolledOut(2), reportedAt(now, t0.Add(-time.Hour)))
+				c := testPool("node-c", oldRev, rolledOut(2), reportedAt(now, t0.Add(-time.Hour)))
+				return rolloutPass(ag, &seen, []string{"node-a", "node-b", "node-c"}, now, a, b, c)
+			}
+			pass(sec(0), testPool("node-a", targetRev, restarting(1, 2), reportedAt(sec(0), t0.Add(-time.Hour))))
+			if evs := pass(sec(2), testPool("node-a", targetRev, rolledOut(2), reportedAt(sec(2), sec(1)))); len(evs) != 0 {
+				t.Errorf("node-a ready, in the crash window: events %v, want none", evs)
+			}
+			if got := pass(sec(12), tt.last(sec(12))); !slices.Equal(got, tt.want) {
+				t.Errorf("events %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
 
 // TestRolloutSeenFilter: NodeRolledOut and RolloutComplete are recorded
@@ -870,7 +924,7 @@ func TestNoRolloutCompleteWhenNoNodeIsLeft(t *testing.T) {
 		unstarted(in.Reports)
 		in.AppGroup.Status = old
 		cur := computeStatus(in)
-		evs, s := seen.filter(&cur, updatedNodes(in), haltingNodes(in), statusEvents(in.AppGroup, &old, &cur, silenceSeen{}))
+		evs, s := seen.filter(&cur, rolledOutNodes(in), haltingNodes(in), statusEvents(in.AppGroup, &old, &cur, silenceSeen{}))
 		seen = s
 		for _, ev := range evs {
 			got = append(got, ev.Reason)
@@ -925,34 +979,41 @@ func TestSeededRolloutSeen(t *testing.T) {
 		want   []string
 	}{
 		{"a node back from a silence, then one more",
-			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 1, Total: 3}, Conditions: rr(metav1.ConditionTrue, ferryv1.ReasonRollingOut)},
+			ferryv1.AppGroupStatus{Revision: "2", ProvenRevision: "2", Nodes: ferryv1.NodeCounts{Updated: 1, Total: 3}, Conditions: rr(metav1.ConditionTrue, ferryv1.ReasonRollingOut)},
 			[]pass{
 				{"2", nil, nil, nil},
 				{"2", a, []statusEvent{ev(EventNodeRolledOut)}, nil},
 				{"2", ab, []statusEvent{ev(EventNodeRolledOut)}, nil},
 			}, []string{EventNodeRolledOut}},
 		{"the same halt back from a silence, then a halt after the rollout went on",
-			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 1, Total: 3}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutHalted)},
+			ferryv1.AppGroupStatus{Revision: "2", ProvenRevision: "2", Nodes: ferryv1.NodeCounts{Updated: 1, Total: 3}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutHalted)},
 			[]pass{
 				{"2", a, nil, nil},
 				{"2", a, []statusEvent{ev(EventRolloutHalted)}, []string{"node-b"}},
 				{"2", ab, []statusEvent{ev(EventNodeRolledOut)}, nil},
 				{"2", ab, []statusEvent{ev(EventRolloutHalted)}, []string{"node-c"}},
 			}, []string{EventNodeRolledOut, EventRolloutHalted}},
+		// It restarted while node-a's new processes lived the crash
+		// window: no NodeRolledOut was recorded of it yet.
+		{"a node that proves the revision after the restart",
+			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 1, Total: 3}, Conditions: rr(metav1.ConditionTrue, ferryv1.ReasonWaitingForWave)},
+			[]pass{
+				{"2", a, []statusEvent{ev(EventNodeRolledOut)}, nil},
+			}, []string{EventNodeRolledOut}},
 		{"complete, back to rolling, complete",
-			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)},
+			ferryv1.AppGroupStatus{Revision: "2", ProvenRevision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)},
 			[]pass{
 				{"2", a, nil, nil},
 				{"2", ab, []statusEvent{ev(EventRolloutComplete)}, nil},
 			}, nil},
 		{"the same incomplete rollout back from a silence",
-			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 1, Total: 2}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete)},
+			ferryv1.AppGroupStatus{Revision: "2", ProvenRevision: "2", Nodes: ferryv1.NodeCounts{Updated: 1, Total: 2}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete)},
 			[]pass{
 				{"2", a, nil, nil},
 				{"2", a, []statusEvent{ev(EventRolloutIncomplete)}, nil},
 			}, nil},
 		{"another revision",
-			ferryv1.AppGroupStatus{Revision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)},
+			ferryv1.AppGroupStatus{Revision: "2", ProvenRevision: "2", Nodes: ferryv1.NodeCounts{Updated: 2, Total: 2}, Conditions: rr(metav1.ConditionFalse, ferryv1.ReasonRolloutComplete)},
 			[]pass{
 				{"3", a, []statusEvent{ev(EventRolloutStarted), ev(EventNodeRolledOut)}, nil},
 				{"3", ab, []statusEvent{ev(EventRolloutComplete)}, nil},
