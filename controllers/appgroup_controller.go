@@ -74,7 +74,7 @@ const (
 const maxEventNote = 1024
 
 // An AppGroup with a name taken (Ready reason NameTaken: its Service's,
-// an EndpointSlice's, or both of a node's pool's) looks again by itself,
+// or both of a node's pool's) looks again by itself,
 // first after takenRecheck, then after as long as the name has been
 // taken, up to maxTakenRecheck (takenRecheckAfter): each look costs a
 // create and a get of the object in the way, and one taken for long is
@@ -187,6 +187,10 @@ type AppGroupReconciler struct {
 	// read, with their values, that an UnknownAnnotation event named
 	// (unknownAnnotations).
 	unknownWarned objectMemory[map[string]string]
+	// slicesMoved are, per AppGroup, the EndpointSlice names an object not
+	// its own has, whose endpoints went into another slice: those a
+	// NameTaken event named (warnSliceMoved).
+	slicesMoved objectMemory[[]string]
 	// vouched is, per AppGroup, whether its status vouched for its agents
 	// when this manager first passed over it (statusVouches): its
 	// predecessor's judgement, which hearing.from keeps.
@@ -483,8 +487,9 @@ type scope struct {
 	awaitingDrain []string
 	// remembered is the memory the pass started from.
 	remembered ferryv1.AppGroupStatus
-	// taken are the Service and EndpointSlices of the AppGroup that an
-	// object not its own keeps it from writing (reconcileTraffic).
+	// taken is the Service of the AppGroup, when an object not its own
+	// keeps it from writing it (reconcileTraffic). An EndpointSlice's name
+	// taken is not: its endpoints go into another (writeEndpointSlices).
 	taken []nameTaken
 	// poolTaken are the selected nodes whose pool other ProcessPools keep
 	// the AppGroup from making (reconcilePools), by node order.
@@ -632,6 +637,7 @@ func (r *AppGroupReconciler) forget(key types.NamespacedName) {
 	r.takenLooks.forget(key)
 	r.vouched.forget(key)
 	r.unknownWarned.forget(key)
+	r.slicesMoved.forget(key)
 }
 
 func (r *AppGroupReconciler) reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {

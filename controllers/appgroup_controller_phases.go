@@ -528,27 +528,104 @@ func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) e
 	var errs []error
 	wanted := map[string]bool{}
 	for _, port := range ports {
-		plan := planSlices(byPort[port], had[port], r.sliceCapacity())
-		if _, ok := plan[0]; !ok && port == ag.Spec.Listen.Port {
-			plan[0] = nil // the Service's own: emptied, if it exists
-		}
-		for _, i := range slices.Sorted(maps.Keys(plan)) {
-			name := endpointSliceName(ag, port, i)
-			wanted[name] = true
-			if s.knownTaken("EndpointSlice", name) {
-				continue
-			}
-			err := r.writeEndpointSlice(ctx, s.ag, name, port, plan[i])
-			var taken *nameTaken
-			if errors.As(err, &taken) {
-				s.taken = append(s.taken, *taken) // the status says so
-				continue
-			}
-			errs = append(errs, err)
-		}
+		errs = append(errs, r.writeEndpointSlices(ctx, ag, port, byPort[port], had[port], wanted))
 	}
 	errs = append(errs, r.deleteEndpointSlicesBut(ctx, ag, wanted))
 	return errors.Join(errs...)
+}
+
+// writeEndpointSlices writes the slices of want, the endpoints of port,
+// as planSlices spreads them from had, and adds their names to wanted. A
+// name an object not the AppGroup's has (a *nameTaken at its write) is
+// skipped: its endpoints are planned again into the next free one, so
+// every node stays behind the Service, and a Warning event says which
+// object has the name and where its endpoints went (warnSliceMoved).
+// The slices before it in the plan are as they were (a node goes to the
+// first index that fits), so only those after it are written again.
+func (r *AppGroupReconciler) writeEndpointSlices(ctx context.Context, ag *ferryv1.AppGroup, port int32, want []discoveryv1.Endpoint,
+	had map[int][]string, wanted map[string]bool) error {
+	taken := map[int]bool{}
+	var moved []movedSlice
+	wrote := map[int][]discoveryv1.Endpoint{}
+	var errs []error
+	for {
+		plan := planSlices(want, had, r.sliceCapacity(), taken)
+		if _, ok := plan[0]; !ok && port == ag.Spec.Listen.Port && !taken[0] {
+			plan[0] = nil // the Service's own: emptied, if it exists
+		}
+		again := false
+		for _, i := range slices.Sorted(maps.Keys(plan)) {
+			if done, ok := wrote[i]; ok && equality.Semantic.DeepEqual(done, plan[i]) {
+				continue
+			}
+			name := endpointSliceName(ag, port, i)
+			err := r.writeEndpointSlice(ctx, ag, name, port, plan[i])
+			var t *nameTaken
+			if errors.As(err, &t) {
+				taken[i] = true
+				if len(plan[i]) == 0 {
+					continue // an emptied one needs no other name
+				}
+				moved = append(moved, movedSlice{name: name, node: ptr.Deref(plan[i][0].NodeName, "")})
+				again = true
+				break
+			}
+			wanted[name] = true
+			wrote[i] = plan[i]
+			if err == nil && len(plan[i]) > 0 {
+				// Written (an empty one may have been no more than a
+				// look at the cache, which holds no object of another's).
+				r.sliceNameFree(ag, name)
+			}
+			errs = append(errs, err)
+		}
+		if !again {
+			for _, m := range moved {
+				for i, eps := range plan {
+					if slices.ContainsFunc(eps, func(e discoveryv1.Endpoint) bool { return ptr.Deref(e.NodeName, "") == m.node }) {
+						r.warnSliceMoved(ctx, ag, m.name, endpointSliceName(ag, port, i))
+					}
+				}
+			}
+			return errors.Join(errs...)
+		}
+	}
+}
+
+// movedSlice is a slice name found taken in a pass, and the node of the
+// first endpoint planned there: where it goes is where they went.
+type movedSlice struct{ name, node string }
+
+// warnSliceMoved records, once per name as far as this manager remembers
+// (sliceNameFree forgets it), that an object not ag's has name, which a
+// slice of ag's would have, and that its endpoints are in the slice to
+// instead.
+// Nothing is lost, so Ready does not say so: a Service's slices are those
+// labelled with its name, whatever theirs.
+func (r *AppGroupReconciler) warnSliceMoved(ctx context.Context, ag *ferryv1.AppGroup, name, to string) {
+	key := client.ObjectKeyFromObject(ag)
+	warned, _ := r.slicesMoved.get(key, ag.UID)
+	if slices.Contains(warned, name) {
+		return
+	}
+	r.slicesMoved.set(key, ag.UID, append(slices.Clone(warned), name))
+	r.record(ctx, ag, statusEvent{Type: corev1.EventTypeWarning, Reason: EventNameTaken, Action: "Write", Note: sliceMovedNote(name, to),
+		Related: &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: ag.Namespace, Name: name}}})
+}
+
+// sliceMovedNote is warnSliceMoved's note.
+func sliceMovedNote(name, to string) string {
+	return "EndpointSlice " + name + " is not this AppGroup's (the manager never takes over an object it did not make): " +
+		"the endpoints it would hold are in EndpointSlice " + to + " instead, behind the Service as the others, so no node is left out"
+}
+
+// sliceNameFree forgets that warnSliceMoved named the slice name of ag:
+// the AppGroup's own has it now, and one in the way again is news.
+func (r *AppGroupReconciler) sliceNameFree(ag *ferryv1.AppGroup, name string) {
+	key := client.ObjectKeyFromObject(ag)
+	if warned, ok := r.slicesMoved.get(key, ag.UID); ok && slices.Contains(warned, name) {
+		r.slicesMoved.set(key, ag.UID, slices.DeleteFunc(slices.Clone(warned), func(n string) bool { return n == name }))
+	}
 }
 
 // endpointSliceName names the index'th slice of ag's endpoints on port
@@ -642,8 +719,11 @@ func (r *AppGroupReconciler) sliceNodes(ctx context.Context, ag *ferryv1.AppGrou
 // of a slice over capacity (lowered) past its first are placed anew. The
 // plan holds the slices with endpoints, each in want's order; a slice of
 // had that is not in it has none left. Slices are not merged as their
-// nodes go: each keeps its own, and takes the next new ones.
-func planSlices(want []discoveryv1.Endpoint, had map[int][]string, capacity int) map[int][]discoveryv1.Endpoint {
+// nodes go: each keeps its own, and takes the next new ones. An index in
+// taken, whose name an object not the AppGroup's has, is never used: its
+// endpoints go on in the next free one, behind the Service all the same
+// (a Service's slices are those labelled with its name, whatever theirs).
+func planSlices(want []discoveryv1.Endpoint, had map[int][]string, capacity int, taken map[int]bool) map[int][]discoveryv1.Endpoint {
 	of := map[string][]discoveryv1.Endpoint{} // by node
 	var nodes []string
 	for _, e := range want {
@@ -657,7 +737,9 @@ func planSlices(want []discoveryv1.Endpoint, had map[int][]string, capacity int)
 	at := map[string]int{}
 	// An empty slice takes a node whatever capacity: a node's endpoints
 	// are never split (more than capacity only where it is below two).
-	fits := func(i int, node string) bool { return count[i] == 0 || count[i]+len(of[node]) <= capacity }
+	fits := func(i int, node string) bool {
+		return !taken[i] && (count[i] == 0 || count[i]+len(of[node]) <= capacity)
+	}
 	place := func(i int, node string) {
 		at[node] = i
 		count[i] += len(of[node])

@@ -143,6 +143,7 @@ func TestPlanSlices(t *testing.T) {
 		want     []string
 		had      map[int][]string
 		capacity int
+		taken    map[int]bool
 		plan     map[int][]string
 	}{
 		{name: "none", capacity: 2, plan: map[int][]string{}},
@@ -187,6 +188,23 @@ func TestPlanSlices(t *testing.T) {
 			plan: map[int][]string{0: {"a"}, 1: {"b", "b'"}}},
 		{name: "never split, past a capacity below two", want: []string{"a", "a'", "b"}, capacity: 1,
 			plan: map[int][]string{0: {"a", "a'"}, 1: {"b"}}},
+		// An index whose name another's object has is skipped: its nodes
+		// go on in the next free one. (They were left out of the Service.)
+		{name: "a taken index skipped", want: []string{"a", "b", "c", "d", "e"}, capacity: 2, taken: map[int]bool{1: true},
+			plan: map[int][]string{0: {"a", "b"}, 2: {"c", "d"}, 3: {"e"}}},
+		{name: "the first taken", want: []string{"a", "b", "c"}, capacity: 2, taken: map[int]bool{0: true},
+			plan: map[int][]string{1: {"a", "b"}, 2: {"c"}}},
+		{name: "taken in a row", want: []string{"a", "b", "c"}, capacity: 2, taken: map[int]bool{1: true, 2: true},
+			plan: map[int][]string{0: {"a", "b"}, 3: {"c"}}},
+		{name: "a new node past a taken index, to a slice with room", want: []string{"a", "b", "c", "d"},
+			had: map[int][]string{0: {"a", "b"}, 2: {"c"}}, capacity: 2, taken: map[int]bool{1: true},
+			plan: map[int][]string{0: {"a", "b"}, 2: {"c", "d"}}},
+		{name: "a slice of had taken since: its nodes placed anew", want: []string{"a", "b", "c"},
+			had: map[int][]string{0: {"a", "b"}, 1: {"c"}}, capacity: 2, taken: map[int]bool{1: true},
+			plan: map[int][]string{0: {"a", "b"}, 2: {"c"}}},
+		{name: "the slices before a taken one as they were", want: []string{"a", "b", "c", "d", "e"},
+			had: map[int][]string{0: {"a"}}, capacity: 2, taken: map[int]bool{1: true},
+			plan: map[int][]string{0: {"a", "b"}, 2: {"c", "d"}, 3: {"e"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var want []discoveryv1.Endpoint
@@ -194,7 +212,7 @@ func TestPlanSlices(t *testing.T) {
 				want = append(want, ep(addr))
 			}
 			got := map[int][]string{}
-			for i, eps := range planSlices(want, tt.had, tt.capacity) {
+			for i, eps := range planSlices(want, tt.had, tt.capacity, tt.taken) {
 				got[i] = []string{}
 				for _, e := range eps {
 					got[i] = append(got[i], e.Addresses[0])

@@ -76,8 +76,8 @@ type rollupInput struct {
 	// silent (Stale) or never reported them (Unheard): nothing may ever
 	// drain them.
 	Undrained []poolReport
-	// Taken are the AppGroup's Service and EndpointSlices whose name an
-	// object not its own has.
+	// Taken is the AppGroup's Service, when an object not its own has its
+	// name (scope.taken).
 	Taken []nameTaken
 	// PoolTaken are the selected nodes whose pool cannot be made: other
 	// ProcessPools have both its names.
@@ -272,7 +272,8 @@ func namesTaken(st *ferryv1.AppGroupStatus) bool {
 }
 
 // nameTakenMessage says which of the AppGroup's objects have a name taken
-// by another, and what to do.
+// by another, and what to do: the Service (scope.taken), without which
+// no request reaches the pools through it.
 func nameTakenMessage(taken []nameTaken) string {
 	names := make([]string, 0, len(taken))
 	for _, t := range taken {

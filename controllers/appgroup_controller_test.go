@@ -1697,7 +1697,7 @@ func waitSlices(t *testing.T, ag *ferryv1.AppGroup, want map[string][]string) {
 			if len(sl.Ports) != 1 || *sl.Ports[0].Name != "http" || *sl.Ports[0].Port != ag.Spec.Listen.Port {
 				return fmt.Errorf("slice %s ports %+v", sl.Name, sl.Ports)
 			}
-			if len(sl.Endpoints) > maxEndpointsPerSlice {
+			if maxEndpointsPerSlice > 0 && len(sl.Endpoints) > maxEndpointsPerSlice { // 0: the manager's 1000
 				return fmt.Errorf("slice %s has %d endpoints, more than %d", sl.Name, len(sl.Endpoints), maxEndpointsPerSlice)
 			}
 			got[sl.Name] = []string{}
@@ -1955,32 +1955,92 @@ func assertUntouched(t *testing.T, foreign *corev1.Service) {
 }
 
 // TestEndpointSliceNameTaken: an EndpointSlice of the Service's name that
-// is not the AppGroup's is never taken over either: Ready says so, and
-// once it is deleted the AppGroup's own serves its nodes.
+// is not the AppGroup's is never taken over either, and costs nothing:
+// the endpoints go into the next name, "<service>.<port>-1", labelled
+// for the Service as the first would be, Ready reads True, and a
+// NameTaken Warning names the object and where they went. Before, Ready
+// read NameTaken and the Service had no endpoint while the object stood.
 func TestEndpointSliceNameTaken(t *testing.T) {
 	ns := newNamespace(t)
 	node := newNode(t, ns, "a", true)
 	agent := newAgent(t, ns, node, "192.0.2.8")
-	foreign := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: "cart", Namespace: ns},
+	foreign := foreignSlice(t, ns, "cart")
+	ag := newAppGroup(t, ns, "cart", nil)
+	agent.rollOut("cart", 2)
+	waitSlices(t, ag, map[string][]string{"cart.8080-1": {"192.0.2.8"}})
+	waitEvent(t, ns, "cart", corev1.EventTypeWarning, controllers.EventNameTaken,
+		"EndpointSlice cart is not this AppGroup's", "in EndpointSlice cart.8080-1 instead", "no node is left out")
+	waitCondition(t, ns, "cart", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	assertSliceUntouched(t, foreign)
+}
+
+// TestExtraSliceNameTaken: an object not the AppGroup's with the name of
+// a slice past the first ("<service>.<port>-1") is skipped as the first
+// is: the endpoints meant for it go into the next free name, so every
+// node is behind the Service, Ready reads True, and one NameTaken
+// Warning names the object and where they went. When fewer nodes need
+// no slice there, no NameTakenResolved says the names are the
+// AppGroup's: the object still has its name. (Before, Ready read
+// NameTaken, "no request reaches the pools through the AppGroup's
+// Service" while the first slice served, the nodes meant for the taken
+// name were out of the Service, and NameTakenResolved followed when one
+// went.)
+func TestExtraSliceNameTaken(t *testing.T) {
+	withMaxEndpointsPerSlice(t, 2)
+	ns := newNamespace(t)
+	foreign := foreignSlice(t, ns, "blog.8080-1")
+	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
+	ag := newAppGroup(t, ns, "blog", nil)
+	agentA, agentB, agentC := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")
+	// One node at a time, so that which slice each joins is known.
+	agentA.rollOut("blog", 2)
+	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2"}})
+	agentB.rollOut("blog", 2)
+	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.3"}})
+	agentC.rollOut("blog", 2)
+	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.3"}, "blog.8080-2": {"192.0.2.4"}})
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNameTaken,
+		"EndpointSlice blog.8080-1 is not this AppGroup's", "in EndpointSlice blog.8080-2 instead", "no node is left out")
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+
+	// c goes: its slice, left with none, is deleted; the name in the way
+	// is still another's.
+	setNodeLabel(t, c, testLabel, "")
+	agentC.drain("blog")
+	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.3"}})
+	// An event of a later pass: those of the passes before are recorded.
+	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { metav1.SetMetaDataAnnotation(&ag.ObjectMeta, "ferry.dev/revison", "1") })
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventUnknownAnnotation, "ferry.dev/revison")
+	assertNoEvent(t, ns, "blog", controllers.EventNameTakenResolved)
+	assertEventCount(t, ns, "blog", controllers.EventNameTaken, 1)
+	assertSliceUntouched(t, foreign)
+}
+
+// foreignSlice creates an EndpointSlice name in ns that is no AppGroup's,
+// as a user's own would be: unlabelled, with no endpoint.
+func foreignSlice(t *testing.T, ns, name string) *discoveryv1.EndpointSlice {
+	t.Helper()
+	sl := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: ns},
 		AddressType: discoveryv1.AddressTypeIPv4,
 	}
-	if err := env.Client.Create(testContext(t), foreign); err != nil {
+	if err := env.Client.Create(testContext(t), sl); err != nil {
 		t.Fatal(err)
 	}
-	newAppGroup(t, ns, "cart", nil)
-	agent.rollOut("cart", 2)
-	waitCondition(t, ns, "cart", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNameTaken,
-		"EndpointSlice cart is not this AppGroup's", "rename or delete that EndpointSlice")
-	if err := env.Client.Delete(testContext(t), foreign); err != nil {
+	return sl
+}
+
+// assertSliceUntouched fails the test unless the EndpointSlice
+// foreignSlice made is as it made it.
+func assertSliceUntouched(t *testing.T, foreign *discoveryv1.EndpointSlice) {
+	t.Helper()
+	sl := &discoveryv1.EndpointSlice{}
+	if err := env.Client.Get(testContext(t), client.ObjectKeyFromObject(foreign), sl); err != nil {
 		t.Fatal(err)
 	}
-	takenWaitOver()
-	eventually(t, "the AppGroup's own slice", func() error {
-		return checkEndpoints(ns, "cart", map[string]bool{"192.0.2.8": true})
-	})
-	agent.heartbeat("cart")
-	waitCondition(t, ns, "cart", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
+	if sl.ResourceVersion != foreign.ResourceVersion {
+		t.Fatalf("the foreign EndpointSlice was touched: %+v %+v %v", sl.OwnerReferences, sl.Labels, sl.Endpoints)
+	}
 }
 
 // TestPoolNamesTakenByOthers: a node both of whose pool names are other

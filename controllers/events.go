@@ -60,14 +60,16 @@ const (
 	// EventPortConflictResolved: no other AppGroup holds listen.port on
 	// the selected nodes any more; pools are created there.
 	EventPortConflictResolved = "PortConflictResolved"
-	// EventNameTaken: the AppGroup's Service or EndpointSlice has a name
-	// taken by an object that is not the AppGroup's, or a node's pool both
-	// of its names (Warning): Ready reads NameTaken, or says so of the
-	// Service or EndpointSlice after a reason that ranks above it
-	// (namesTaken).
+	// EventNameTaken: the AppGroup's Service has a name taken by an object
+	// that is not the AppGroup's, or a node's pool both of its names
+	// (Warning): Ready reads NameTaken, or says so after a reason that
+	// ranks above it (namesTaken). Also, with the object in the way as
+	// its related object, when an EndpointSlice's name is taken: its
+	// endpoints went into another slice, so nothing is lost; Ready does
+	// not move, and no EventNameTakenResolved follows (warnSliceMoved).
 	EventNameTaken = "NameTaken"
-	// EventNameTakenResolved: after EventNameTaken, the names are the
-	// AppGroup's again.
+	// EventNameTakenResolved: after EventNameTaken of the Service or a
+	// pool, the names are the AppGroup's again.
 	EventNameTakenResolved = "NameTakenResolved"
 	// EventNoNodes: the AppGroup came to select no node: its nodeSelector
 	// matches none (Warning).

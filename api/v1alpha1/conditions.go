@@ -90,12 +90,14 @@ const (
 	// gets no pool there until the port is free. On RollingRestart too,
 	// when that is every selected node: nothing is rolled out.
 	ReasonPortConflict = "PortConflict"
-	// ReasonNameTaken: the AppGroup's Service, or its EndpointSlice, cannot
-	// be made: an object of that name that is not the AppGroup's has it
-	// (the manager never takes one over). Every selected node's pool runs
-	// as usual, but no request reaches them through the Service until that
-	// object is renamed or deleted; the message names it, and says how
-	// the pools are. Also when a node's pool cannot be made: other
+	// ReasonNameTaken: the AppGroup's Service cannot be made: an object of
+	// that name that is not the AppGroup's has it (the manager never takes
+	// one over). (An EndpointSlice's name taken is not: its endpoints go
+	// into a slice of another name, behind the Service all the same, and
+	// an event says so.) Every selected node's pool runs as usual, but no
+	// request reaches them through the Service until that object is
+	// renamed or deleted; the message names it, and says how the pools
+	// are. Also when a node's pool cannot be made: other
 	// ProcessPools have both names it may have; the message names the
 	// node and them. Behind InvalidRevision, PortConflict or NoNodes,
 	// which Ready reads first, taken names (the pools' too) are in
