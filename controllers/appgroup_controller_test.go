@@ -1824,7 +1824,7 @@ func TestNameTakenBehindNoNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	takenWaitOver()
-	waitEvent(t, ns, "shop", corev1.EventTypeNormal, controllers.EventNameTakenResolved, "Service shop")
+	waitEvent(t, ns, "shop", corev1.EventTypeNormal, controllers.EventNameTakenResolved, "Service shop is the AppGroup's own now")
 	ag := waitCondition(t, ns, "shop", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonNoNodes)
 	if msg := conditionOf(&ag.Status, ferryv1.ConditionReady).Message; strings.Contains(msg, "Also") {
 		t.Errorf("Ready still says the name is taken: %q", msg)
@@ -2083,7 +2083,7 @@ func TestPoolNamesTakenByOthers(t *testing.T) {
 	})
 	rollAll("blog", 2, agent)
 	waitRolledOut(t, ns, "blog", 1)
-	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventNameTakenResolved, "have names of their own now")
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventNameTakenResolved, "No selected node's pool is kept from being made")
 	assertNoEvent(t, ns, "blog", controllers.EventWriteFailed)
 }
 

@@ -316,8 +316,7 @@ func readyResolutions(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, si
 			fmt.Sprintf("No other AppGroup holds listen.port %d on the selected nodes any more", ag.Spec.Listen.Port))
 	}
 	if namesTaken(old) && !namesTaken(cur) {
-		evs.add(corev1.EventTypeNormal, EventNameTakenResolved, "Write",
-			fmt.Sprintf("Service %s, its EndpointSlices and the AppGroup's pools have names of their own now", contract.ServiceName(ag.Name)))
+		evs.add(corev1.EventTypeNormal, EventNameTakenResolved, "Write", nameTakenResolvedNote(ag, old))
 	}
 	// Selected nodes where listen.port is taken are left out of the
 	// count: PortConflict says so.
@@ -329,6 +328,36 @@ func readyResolutions(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, si
 		evs.add(corev1.EventTypeNormal, EventAgentReporting, "Monitor", "No selected node's agent is silent any more")
 	}
 	return evs
+}
+
+// nameTakenResolvedNote is NameTakenResolved's note after old, whose
+// Ready said which names were taken (takenMessage): what the names of
+// each kind it named are now. The Service's is the AppGroup's own (a
+// pass that leaves it out of the status wrote it); of the pools', only
+// that no selected node's is kept from being made: a node no longer
+// selected needs none, and the ProcessPools in the way may still have
+// its names. (It said the Service, EndpointSlices and pools had names of
+// their own, also when the objects in the way were still there.)
+func nameTakenResolvedNote(ag *ferryv1.AppGroup, old *ferryv1.AppGroupStatus) string {
+	ready := condition(old, ferryv1.ConditionReady)
+	_, taken := splitTaken(ready)
+	if taken == "" {
+		taken = ready.Message
+	}
+	var parts []string
+	if svc := "Service " + contract.ServiceName(ag.Name); strings.HasPrefix(taken, svc+" ") {
+		parts = append(parts, svc+" is the AppGroup's own now")
+	}
+	if strings.Contains(taken, "No pool on ") || strings.Contains(taken, "No pools on ") {
+		parts = append(parts, "no selected node's pool is kept from being made by other ProcessPools any more "+
+			"(those in the way were renamed or deleted, or their node is no longer selected and needs no pool)")
+	}
+	if len(parts) == 0 {
+		// A status of an older manager's, that named an EndpointSlice.
+		return "No name the AppGroup needs is another object's any more"
+	}
+	note := strings.Join(parts, "; ")
+	return strings.ToUpper(note[:1]) + note[1:]
 }
 
 // silenceSeen is what the manager knows of an AppGroup's agents' silences

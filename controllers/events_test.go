@@ -239,6 +239,13 @@ func TestNameTakenEvents(t *testing.T) {
 		in.Nodes = append(in.Nodes, "node-b")
 		in.PoolTaken = []poolNamesTaken{{node: "node-b", names: []string{"blog-node-b", "blog-node-b-0123456789"}}}
 	}
+	// poolMade: node-b's pool is made and ready, its names freed.
+	poolMade := func(in *rollupInput) {
+		in.Nodes = append(in.Nodes, "node-b")
+		in.Reports = byNode(assessAll(targetRev, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2))))
+	}
+	const poolsResolved = "No selected node's pool is kept from being made by other ProcessPools any more " +
+		"(those in the way were renamed or deleted, or their node is no longer selected and needs no pool)"
 	portLost := func(in *rollupInput) {
 		in.PortLost = map[string]types.NamespacedName{"node-c": {Namespace: "shop", Name: "cart"}}
 	}
@@ -259,14 +266,22 @@ func TestNameTakenEvents(t *testing.T) {
 		old, cur ferryv1.AppGroupStatus
 		want     []string
 		note     string // the NameTaken note must hold it
+		resolved string // the NameTakenResolved note must be it
 	}{
 		{name: "taken", old: ready, cur: both(taken), want: []string{EventNameTaken}, note: "Service blog is not this AppGroup's"},
-		{name: "freed", old: both(taken), cur: ready, want: []string{EventNameTakenResolved}},
+		{name: "freed", old: both(taken), cur: ready, want: []string{EventNameTakenResolved}, resolved: "Service blog is the AppGroup's own now"},
 		{name: "a pool's names taken", old: ready, cur: both(poolTaken), want: []string{EventNameTaken},
 			note: "No pool on node-b: ProcessPools blog-node-b and blog-node-b-0123456789"},
-		{name: "a pool's names freed", old: both(poolTaken), cur: ready, want: []string{EventNameTakenResolved}},
+		{name: "a pool's names freed", old: both(poolTaken), cur: both(poolMade), want: []string{EventNameTakenResolved}, resolved: poolsResolved},
+		// Its node no longer selected, the pool needs no name: the
+		// other ProcessPools still have them (it said the pools had
+		// names of their own).
+		{name: "a pool's node no longer selected", old: both(poolTaken), cur: ready, want: []string{EventNameTakenResolved}, resolved: poolsResolved},
+		{name: "the Service's and a pool's freed", old: both(taken, poolTaken), cur: ready, want: []string{EventNameTakenResolved},
+			resolved: "Service blog is the AppGroup's own now; " + "n" + poolsResolved[1:]},
 		{name: "still taken", old: both(taken), cur: both(taken)},
-		{name: "freed while PortConflict shows", old: both(portLost, taken), cur: both(portLost), want: []string{EventNameTakenResolved}},
+		{name: "freed while PortConflict shows", old: both(portLost, taken), cur: both(portLost), want: []string{EventNameTakenResolved},
+			resolved: "Service blog is the AppGroup's own now"},
 		{name: "freed as PortConflict takes over", old: both(taken), cur: both(portLost), want: []string{EventPortConflict, EventNameTakenResolved}},
 		{name: "still taken as PortConflict takes over", old: both(taken), cur: both(portLost, taken), want: []string{EventPortConflict}},
 		{name: "taken while PortConflict shows", old: both(portLost), cur: both(portLost, taken), want: []string{EventNameTaken},
@@ -288,13 +303,16 @@ func TestNameTakenEvents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, ev := range statusEvents(&ferryv1.AppGroup{}, &tt.old, &tt.cur, silenceSeen{}) {
+			for _, ev := range statusEvents(&ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog"}}, &tt.old, &tt.cur, silenceSeen{}) {
 				if ev.Reason == EventRolloutStarted || ev.Reason == EventRolloutComplete {
 					continue // of the statuses' making, not of the names
 				}
 				got = append(got, ev.Reason)
 				if ev.Reason == EventNameTaken && !strings.HasPrefix(ev.Note, tt.note) {
 					t.Errorf("NameTaken note %q, want it to begin %q", ev.Note, tt.note)
+				}
+				if ev.Reason == EventNameTakenResolved && ev.Note != tt.resolved && tt.resolved != "" {
+					t.Errorf("NameTakenResolved note %q, want %q", ev.Note, tt.resolved)
 				}
 				if ev.Reason == EventNoNodes && strings.Contains(ev.Note, "Also") {
 					t.Errorf("NoNodes note %q says more than that no node is selected", ev.Note)
