@@ -948,8 +948,9 @@ func (r *AppGroupReconciler) serviceOwned(ctx context.Context, ag *ferryv1.AppGr
 
 // nameTaken is an object of a name the AppGroup's Service or an
 // EndpointSlice of it needs that is not the AppGroup's (createOrPatch):
-// no retry helps, so it is no error of the pass but a Ready reason
-// (NameTaken).
+// no retry helps, so it is no error of the pass but, for the Service, a
+// Ready reason (NameTaken), and for a slice another name
+// (writeEndpointSlices).
 type nameTaken struct {
 	// kind and name are the object's.
 	kind, name string

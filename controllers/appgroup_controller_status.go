@@ -221,7 +221,7 @@ func readyCondition(in rollupInput) metav1.Condition {
 const takenAlso = ". Also: "
 
 // alsoTaken adds to c's message, after takenAlso, which names are taken,
-// if any: the Service's or EndpointSlices' (taken), the pools' (poolTaken;
+// if any: the Service's (taken), the pools' (poolTaken;
 // only PortConflict has pools made beside it); c's own message is cut
 // first if the two would not fit.
 func alsoTaken(c metav1.Condition, taken []nameTaken, poolTaken []poolNamesTaken) metav1.Condition {
@@ -235,7 +235,7 @@ func alsoTaken(c metav1.Condition, taken []nameTaken, poolTaken []poolNamesTaken
 }
 
 // takenMessage says which names of the AppGroup are taken, as NameTaken
-// in Ready does: the Service's or EndpointSlices' (nameTakenMessage),
+// in Ready does: the Service's (nameTakenMessage),
 // then the pools' (poolNamesTakenMessage, after "The pools: " when both
 // are); "" when none is.
 func takenMessage(taken []nameTaken, poolTaken []poolNamesTaken) string {
@@ -262,30 +262,24 @@ func splitTaken(ready metav1.Condition) (own, taken string) {
 	return ready.Message, ""
 }
 
-// namesTaken: st says that a name of the AppGroup's Service or
-// EndpointSlice is taken, in Ready's reason or after a reason that ranks
-// above it.
+// namesTaken: st says that the name of the AppGroup's Service, or those
+// of a node's pool, are taken, in Ready's reason or after a reason that
+// ranks above it.
 func namesTaken(st *ferryv1.AppGroupStatus) bool {
 	ready := condition(st, ferryv1.ConditionReady)
 	_, taken := splitTaken(ready)
 	return ready.Reason == ferryv1.ReasonNameTaken || taken != ""
 }
 
-// nameTakenMessage says which of the AppGroup's objects have a name taken
-// by another, and what to do: the Service (scope.taken), without which
-// no request reaches the pools through it.
+// nameTakenMessage says which of the AppGroup's objects has a name taken
+// by another, what it costs, and what to do: the Service, the one such
+// object a pass leaves unwritten (scope.taken; an EndpointSlice's
+// endpoints go into another), and with it every request through it.
 func nameTakenMessage(taken []nameTaken) string {
-	names := make([]string, 0, len(taken))
-	for _, t := range taken {
-		names = append(names, t.kind+" "+t.name)
-	}
-	what := "that " + taken[0].kind
-	if len(taken) > 1 {
-		what = "them"
-	}
-	return nodeList(names) + plural(len(taken), " is", " are") + " not this AppGroup's (the manager never takes over " +
-		"an object it did not make), so no request reaches the pools through the AppGroup's Service: " +
-		"rename or delete " + what + ", and the manager makes the AppGroup's own"
+	t := taken[0]
+	return t.kind + " " + t.name + " is not this AppGroup's (the manager never takes over an object it did not make), " +
+		"so no request reaches the pools through the AppGroup's Service: rename or delete that " + t.kind +
+		", and the manager makes the AppGroup's own"
 }
 
 // poolNamesTakenMessage says which nodes get no pool because other

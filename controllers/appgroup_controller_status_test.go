@@ -1216,8 +1216,10 @@ func TestWaitingForWaveNamesTheNextNode(t *testing.T) {
 	checkCond(t, rollingRestartCondition(in), wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"next: node-b"}})
 }
 
-// TestNameTakenMessage: one object in the way is named and singled out,
-// several are listed and told apart from one ("them", "are").
+// TestNameTakenMessage: the Service in the way is named, with what it
+// costs and what to do. (It listed EndpointSlices too, saying the same of
+// them: their endpoints go into another slice now, and Ready does not
+// name them.)
 func TestNameTakenMessage(t *testing.T) {
 	for _, tt := range []struct {
 		taken []nameTaken
@@ -1226,9 +1228,6 @@ func TestNameTakenMessage(t *testing.T) {
 		{[]nameTaken{{"Service", "shop"}}, "Service shop is not this AppGroup's (the manager never takes over an object " +
 			"it did not make), so no request reaches the pools through the AppGroup's Service: rename or delete that " +
 			"Service, and the manager makes the AppGroup's own"},
-		{[]nameTaken{{"EndpointSlice", "shop"}, {"EndpointSlice", "shop.9090"}}, "EndpointSlice shop and EndpointSlice " +
-			"shop.9090 are not this AppGroup's (the manager never takes over an object it did not make), so no request " +
-			"reaches the pools through the AppGroup's Service: rename or delete them, and the manager makes the AppGroup's own"},
 	} {
 		if got := nameTakenMessage(tt.taken); got != tt.want {
 			t.Errorf("got  %q\nwant %q", got, tt.want)
