@@ -119,8 +119,9 @@ type Agent struct {
 	saved    map[types.NamespacedName]int64 // generation last saved to disk
 	wg       sync.WaitGroup                 // background drains
 	// unlabelled are the pools of this node running without their
-	// ferry.dev/node label, out of the cache (readUnlabelled).
-	unlabelled map[types.NamespacedName]bool
+	// ferry.dev/node label, out of the cache (readUnlabelled), with the
+	// trouble of their reads from the API server.
+	unlabelled map[types.NamespacedName]*leaseTrouble
 	// ports are the ports the pools' proxies listen on (ports.go).
 	portsMu sync.Mutex
 	ports   map[int32]portHold
@@ -160,7 +161,7 @@ func New(opts Options) (*Agent, error) {
 		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, live: live, cache: c, store: st,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
 		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]int64{}, ports: map[int32]portHold{},
-		unlabelled: map[types.NamespacedName]bool{},
+		unlabelled: map[types.NamespacedName]*leaseTrouble{},
 		stopped:    make(chan struct{}),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
 			200*time.Millisecond, 30*time.Second)),
@@ -342,10 +343,13 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		if !a.synced.Load() {
 			return nil
 		}
-		if pp, err = a.readUnlabelled(ctx, key); err != nil {
+		pp, err = a.readUnlabelled(ctx, key)
+		switch {
+		case errors.Is(err, errUnread):
+			return nil // it serves on, read again at the next heartbeat
+		case err != nil:
 			return err // it serves on until the API server says
-		}
-		if pp == nil {
+		case pp == nil:
 			// Gone (no finalizer left to hold it): stop what runs.
 			a.stop(key)
 			a.mu.Lock()
@@ -384,7 +388,10 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 // process spawned again, when the manager put the label back at its next
 // pass. The label is the manager's to keep; while it is missing no event
 // tells of the pool's changes or deletion, so it is read again every
-// heartbeat interval. Said once; labelledAgain says when it is back.
+// heartbeat interval. Said once; labelledAgain says when it is back. One
+// read labelled as it should be (the label put back, or a new pool of the
+// name, before the cache shows it) is taken as it is, and said nothing
+// of: the cache's event follows.
 func (a *Agent) readUnlabelled(ctx context.Context, key types.NamespacedName) (*ferryv1.ProcessPool, error) {
 	pp := &ferryv1.ProcessPool{}
 	err := bounded(ctx, func(ctx context.Context) error { return a.live.Get(ctx, key, pp) })
@@ -392,30 +399,68 @@ func (a *Agent) readUnlabelled(ctx context.Context, key types.NamespacedName) (*
 	case apierrors.IsNotFound(err):
 		return nil, nil
 	case err != nil:
-		return nil, err
+		return nil, a.unread(key, err)
 	case pp.Spec.NodeName != a.opts.NodeName:
 		return nil, nil // another pool of the name, made for another node
 	case !pp.DeletionTimestamp.IsZero():
 		return pp, nil // drainAsync releases it: no need to read it again
+	case pp.Labels[ferryv1.NodeLabel] == contract.LabelValue(a.opts.NodeName):
+		return pp, nil
 	}
 	a.mu.Lock()
-	first := !a.unlabelled[key]
-	a.unlabelled[key] = true
+	trouble, known := a.unlabelled[key]
+	if !known {
+		a.unlabelled[key] = &leaseTrouble{}
+	}
 	a.mu.Unlock()
-	if first {
+	var since time.Time
+	var was bool // its reads had failed
+	if known {
+		since, was = trouble.renewed()
+	}
+	switch {
+	case !known:
 		a.log.Info("Pool no longer labelled for this node; serving on until the manager puts the label back", "pool", key,
 			"label", ferryv1.NodeLabel, "want", contract.LabelValue(a.opts.NodeName), "got", pp.Labels[ferryv1.NodeLabel],
 			"readEvery", a.opts.HeartbeatInterval.String())
+	case was:
+		a.log.Info("Read the unlabelled pool again", "pool", key, "failedFor", time.Since(since).Round(time.Second).String())
 	}
 	a.queue.AddAfter(key, a.opts.HeartbeatInterval)
 	return pp, nil
+}
+
+// errUnread: the read of an unlabelled pool failed, and is tried again
+// at the next heartbeat (unread); the pool serves on meanwhile.
+var errUnread = errors.New("unlabelled pool not read")
+
+// unread deals with err, a failed read of the pool of key out of the
+// cache. Of a pool known unlabelled, it is logged as the Lease's
+// renewals are (leaseTrouble: once per kind of outage, and a reminder),
+// not at each of the work queue's retries, and read again at the next
+// heartbeat, so that an API server that does not answer holds the
+// agent's one reconcile worker a request's time per heartbeat, not at
+// every retry: errUnread. Another's is err, retried by the work queue.
+func (a *Agent) unread(key types.NamespacedName, err error) error {
+	a.mu.Lock()
+	trouble := a.unlabelled[key]
+	a.mu.Unlock()
+	if trouble == nil {
+		return err
+	}
+	if since, log := trouble.failed(time.Now(), err); log {
+		a.log.Error(err, "Could not read the unlabelled pool; it serves on, read again every heartbeat", "pool", key,
+			"failingSince", since.UTC().Format(time.RFC3339))
+	}
+	a.queue.AddAfter(key, a.opts.HeartbeatInterval)
+	return errUnread
 }
 
 // labelledAgain says when a pool that had lost its ferry.dev/node label
 // (readUnlabelled) is in the cache again: its running pool goes on.
 func (a *Agent) labelledAgain(key types.NamespacedName) {
 	a.mu.Lock()
-	was := a.unlabelled[key]
+	_, was := a.unlabelled[key]
 	delete(a.unlabelled, key)
 	a.mu.Unlock()
 	if was {

@@ -31,15 +31,6 @@ func TestOutageIsLoggedOncePerKind(t *testing.T) {
 	port := freePort(t)
 	_, key := readyPool(t, ns, "app-node-o", "node-o", port)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	ofPool := func(es []agenttest.LogEntry) []agenttest.LogEntry {
-		var out []agenttest.LogEntry
-		for _, e := range es {
-			if v, _ := e.Value("pool"); v == key {
-				out = append(out, e)
-			}
-		}
-		return out
-	}
 
 	outages := []struct {
 		kind       string
@@ -61,7 +52,7 @@ func TestOutageIsLoggedOncePerKind(t *testing.T) {
 		}
 		o.end()
 		book.WaitForN(t, "Renewed the agent's lease again", i+1)
-		for len(ofPool(book.Find("Reported status again"))) < i+1 {
+		for len(ofPool(book.Find("Reported status again"), key)) < i+1 {
 			if code, _, err := get(url); err != nil || code != 200 {
 				t.Fatalf("after %s: %d %v", o.kind, code, err)
 			}
@@ -72,7 +63,7 @@ func TestOutageIsLoggedOncePerKind(t *testing.T) {
 	}
 
 	checkOncePerKind(t, "the Lease's renewals", book.Find("Could not renew the agent's lease"), troubleNoAnswer, troubleUnreachable)
-	checkOncePerKind(t, "the pool's status writes", ofPool(book.Find("Could not report status")), troubleNoAnswer, troubleUnreachable)
+	checkOncePerKind(t, "the pool's status writes", ofPool(book.Find("Could not report status"), key), troubleNoAnswer, troubleUnreachable)
 	book.Check(t)
 }
 

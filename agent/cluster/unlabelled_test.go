@@ -10,8 +10,10 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -115,16 +117,95 @@ func TestUnlabelledPoolFollowsItsSpecAndDrains(t *testing.T) {
 	book.Check(t)
 }
 
+// TestUnlabelledPoolThroughAnOutage: an unlabelled pool, read from the
+// API server every heartbeat, serves on through an outage (the API server
+// refuses connections), its failed reads logged once, as the Lease's
+// renewals are, and its read again after the outage said; the work
+// queue's retries log nothing of it. Before, each failed read was an
+// error of the reconcile ("Reconcile failed; will retry"), logged at
+// each retry: several in the first seconds, then one every 30s.
+func TestUnlabelledPoolThroughAnOutage(t *testing.T) {
+	ns := namespace(t)
+	fwd, failures, book := outageAgent(t, "node-unlabelled-out")
+	port := freePort(t)
+	_, key := readyPool(t, ns, "hello-node-unlabelled-out", "node-unlabelled-out", port)
+	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { delete(p.Labels, ferryv1.NodeLabel) })
+	waitUntil(t, "the agent saw the label go", func() bool {
+		return logged(book, "Pool no longer labelled for this node", key) > 0 || logged(book, "Stopped pool", key) > 0
+	})
+
+	before := failures.counts()
+	fwd.cut()
+	reads := func(path string) bool { return strings.HasSuffix(path, "/processpools/"+key.Name) }
+	url := "http://127.0.0.1:" + strconv.Itoa(int(port)) + "/"
+	waitUntil(t, "the pool's reads to fail 4 times", func() bool {
+		if code, _, err := get(url); err != nil || code != 200 {
+			t.Fatalf("through the outage: %d %v", code, err)
+		}
+		return failures.sinceWhere(before, reads) >= 4
+	})
+	checkOncePerKind(t, "the unlabelled pool's reads", ofPool(book.Find("Could not read the unlabelled pool"), key), troubleUnreachable)
+	if n := logged(book, "Reconcile failed", key); n != 0 {
+		t.Errorf("the failed reads logged as %d failed reconciles, want none", n)
+	}
+	fwd.restore(t)
+	book.WaitFor(t, "Read the unlabelled pool again")
+	if code, _, err := get(url); err != nil || code != 200 {
+		t.Errorf("after the outage: %d %v", code, err)
+	}
+	book.Check(t)
+}
+
+// TestReadLabelledIsNoUnlabelledPool: a pool read from the API server
+// as it left the cache, yet labelled for this node (the label put back
+// before the read, or a new pool of the name the cache has yet to show),
+// is taken as it is: not said to be unlabelled, nor read again every
+// heartbeat; the cache's event follows. Before, the agent logged "Pool no
+// longer labelled for this node ... got node-…" of a pool labelled so,
+// then "Pool labelled for this node again" once the cache showed it.
+func TestReadLabelledIsNoUnlabelledPool(t *testing.T) {
+	ns := namespace(t)
+	book := agenttest.NewLogbook(t)
+	o := Options{NodeName: "node-labelled", Config: env.Config, BindAddress: "127.0.0.1", StateDir: stateDir(t),
+		HeartbeatInterval: time.Second, StatsInterval: time.Second}
+	logTo(book)(&o)
+	a, err := New(o) // not run: its cache is empty, as one behind
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.queue.ShutDown()
+	pp := newPool(ns, "hello-node-labelled", "node-labelled", "1-aaa", freePort(t), example("hello-wsgi"))
+	if err := env.Client.Create(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	got, err := a.readUnlabelled(context.Background(), key)
+	if err != nil || got == nil || got.UID != pp.UID {
+		t.Fatalf("read %v, %v; want the pool", got, err)
+	}
+	if n := logged(book, "Pool no longer labelled for this node", key); n != 0 {
+		t.Errorf("a pool labelled for the node said unlabelled %d times", n)
+	}
+	if len(a.unlabelled) != 0 {
+		t.Errorf("unlabelled pools %v, want none", a.unlabelled)
+	}
+}
+
+// ofPool are the entries of es about the pool of key.
+func ofPool(es []agenttest.LogEntry, key types.NamespacedName) []agenttest.LogEntry {
+	var out []agenttest.LogEntry
+	for _, e := range es {
+		if v, _ := e.Value("pool"); v == any(key) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // logged is how many lines of book about the pool of key start with
 // prefix.
 func logged(book *agenttest.Logbook, prefix string, key types.NamespacedName) int {
-	n := 0
-	for _, e := range book.Find(prefix) {
-		if v, _ := e.Value("pool"); v == any(key) {
-			n++
-		}
-	}
-	return n
+	return len(ofPool(book.Find(prefix), key))
 }
 
 // poolPIDs are the pids of the processes pp's status lists.
