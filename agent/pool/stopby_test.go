@@ -87,6 +87,25 @@ func TestRequestCutAtThePoolsCloseNamesTheWaitItHad(t *testing.T) {
 	book.Check(t)
 }
 
+// TestRequestCutAtAPoolsCloseLeftNoWaitSaysSo: a request at a worker as
+// its pool closes with its deadline already past (the agent's stop cut
+// short) had no wait at all, and is told so. Before, it read "its
+// requests were not done within the 0s the pool's close left them".
+func TestRequestCutAtAPoolsCloseLeftNoWaitSaysSo(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	e, pid, answer := startHeld(t, book, 1, 5*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	e.Pool.Close(ctx)
+	a := <-answer
+	cutWith(t, a, pid, "as its pool closed (the agent stopping, or the pool removed): "+
+		"the pool's close left its requests no time to be done (shutdownTimeout is 5s); the request was cut")
+	if strings.Contains(a.Body, " 0s ") {
+		t.Errorf("the cut request got %q, want no wait of 0s", a.Body)
+	}
+	book.Check(t)
+}
+
 // waitHadIn is the wait a cut request's body says the pool's close left
 // its worker; 0 when it names none.
 func waitHadIn(body string) time.Duration {

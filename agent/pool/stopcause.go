@@ -34,13 +34,20 @@ func overranCause(limit time.Duration) *stopCause {
 
 // shutdownCause is retire's, for a worker stopped for why whose requests
 // were not done within waited: its shutdownTimeout, timeout, or what the
-// pool's close left of it.
+// pool's close left of it. A close that left none (its deadline already
+// past, the agent's stop cut short) gave the requests no wait at all:
+// "within the 0s" would read as a wait of 0s someone chose.
 func shutdownCause(why string, timeout, waited time.Duration) *stopCause {
-	within := "shutdownTimeout (" + timeout.String() + ")"
-	if waited < timeout {
-		within = "the " + waited.String() + " the pool's close left them (shutdownTimeout is " + timeout.String() + ")"
+	purpose := stopPurpose(why) + ": "
+	switch {
+	case waited <= 0:
+		return &stopCause{words: purpose + "the pool's close left its requests no time to be done (shutdownTimeout is " +
+			timeout.String() + ")"}
+	case waited < timeout:
+		return &stopCause{words: purpose + "its requests were not done within the " + waited.String() +
+			" the pool's close left them (shutdownTimeout is " + timeout.String() + ")"}
 	}
-	return &stopCause{words: stopPurpose(why) + ": its requests were not done within " + within}
+	return &stopCause{words: purpose + "its requests were not done within shutdownTimeout (" + timeout.String() + ")"}
 }
 
 // waitHad is the wait a stopping worker's requests had (for the words

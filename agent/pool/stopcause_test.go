@@ -31,8 +31,8 @@ func TestStopCauseWords(t *testing.T) {
 			"as its pool closed (the agent stopping, or the pool removed): its requests were not done within " +
 				"the 1.2s the pool's close left them (shutdownTimeout is 5s)"},
 		{"the pool's close, its deadline past", shutdownCause("agent shutdown", 5*time.Second, 0),
-			"as its pool closed (the agent stopping, or the pool removed): its requests were not done within " +
-				"the 0s the pool's close left them (shutdownTimeout is 5s)"},
+			"as its pool closed (the agent stopping, or the pool removed): the pool's close left its requests " +
+				"no time to be done (shutdownTimeout is 5s)"},
 		{"a recycle", shutdownCause(string(recycleMemory), time.Minute, time.Minute),
 			"to recycle it above memoryLimit: its requests were not done within shutdownTimeout (1m0s)"},
 		{"a reason with no words of its own", shutdownCause("reason", time.Second, time.Second),
