@@ -296,7 +296,7 @@ func (s *crdSchema) validate(meta *metav1.ObjectMeta, obj map[string]any) (errs 
 	}
 	metaErrs = append(metaErrs, metavalidation.ValidateObjectMetaAccessor(meta, true, metavalidation.NameIsDNSSubdomain, field.NewPath("metadata"))...)
 
-	errs = append(errs, notInBody(apiservervalidation.ValidateCustomResource(nil, obj, s.openAPI))...)
+	errs = append(errs, typesInWords(notInBody(apiservervalidation.ValidateCustomResource(nil, obj, s.openAPI)), obj)...)
 	errs = append(errs, schemaobjectmeta.Validate(context.Background(), nil, obj, s.structural, false)...)
 	errs = append(errs, listtype.ValidateListSetsAndMaps(nil, s.structural, obj)...)
 	skipCEL := blocking(errs)
@@ -326,6 +326,83 @@ func notInBody(errs field.ErrorList) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+var (
+	// typeDetail is a type error's detail, less notInBody's part: the type
+	// (or format) the schema wants, then the Go type of the value.
+	typeDetail = regexp.MustCompile(`^must be of type (\w+): "\w*"$`)
+	// formatDetail is the format check's, on no field ("<nil>: Invalid
+	// value: \"\": Checked value must be of type integer with format int32
+	// in spec.listen.port"), for a number that is no integer.
+	formatDetail = regexp.MustCompile(`^Checked value must be of type (\w+) with format \w+ in (\S+)$`)
+)
+
+// typeWords are what a value of a schema type (or format) is, in a file's
+// words.
+var typeWords = map[string]string{
+	"integer": "an integer", "int32": "an integer", "int64": "an integer",
+	"number": "a number", "string": "a string", "boolean": "a boolean (true or false)",
+	"object": "a mapping", "array": "a list",
+}
+
+// typesInWords words the OpenAPI validator's type errors as the package's
+// other field errors: the value the file has and what it must be
+// ("spec.listen.port: Invalid value: \"abc\": must be an integer"), not the
+// Go type of the value twice ("Invalid value: \"string\": must be of type
+// integer: \"string\""). The format check's error on no field names its
+// field in its detail: it goes onto that field, or, as the type error of
+// that field says the same, goes.
+func typesInWords(errs field.ErrorList, obj map[string]any) field.ErrorList {
+	named := map[string]bool{}
+	for _, e := range errs {
+		m := typeDetail.FindStringSubmatch(e.Detail)
+		if e.Type != field.ErrorTypeTypeInvalid || m == nil || typeWords[m[1]] == "" {
+			continue
+		}
+		if v, ok := valueAt(obj, e.Field); ok {
+			e.BadValue, e.Detail = v, "must be "+typeWords[m[1]]
+			named[e.Field] = true
+		}
+	}
+	out := errs[:0]
+	for _, e := range errs {
+		if m := formatDetail.FindStringSubmatch(e.Detail); noField(e.Field) && m != nil && typeWords[m[1]] != "" {
+			v, ok := valueAt(obj, m[2])
+			if named[m[2]] || !ok {
+				continue
+			}
+			e.Field, e.BadValue, e.Detail = m[2], v, "must be "+typeWords[m[1]]
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// valueAt is the value at a field error's path in obj ("spec.app.env[0].name").
+func valueAt(obj map[string]any, path string) (any, bool) {
+	var v any = obj
+	for part := range strings.SplitSeq(path, ".") {
+		name, index, _ := strings.Cut(part, "[")
+		m, _ := v.(map[string]any) // nil when v is no mapping: no name in it
+		next, ok := m[name]
+		if !ok {
+			return nil, false
+		}
+		v = next
+		for index != "" {
+			var i string
+			i, index, _ = strings.Cut(index, "]")
+			index = strings.TrimPrefix(index, "[")
+			n, err := strconv.Atoi(i)
+			l, ok := v.([]any)
+			if err != nil || !ok || n < 0 || n >= len(l) {
+				return nil, false
+			}
+			v = l[n]
+		}
+	}
+	return v, true
 }
 
 // errCELSkipped says that the CEL rules were not run, in the server's words

@@ -237,7 +237,7 @@ var invalidCases = []struct {
 	{"negative queue size", validAppGroup, map[string]any{"spec.pool.maxRequestQueueSize": -1},
 		"spec.pool.maxRequestQueueSize", "greater than or equal to 1"},
 	{"resist not a bool", validAppGroup, map[string]any{"spec.restart.resistDeploymentErrors": "yes"},
-		"spec.restart.resistDeploymentErrors", "must be of type boolean"},
+		"spec.restart.resistDeploymentErrors", `Invalid value: "yes": must be a boolean (true or false)`},
 	{"zero request buffer limit", validAppGroup, map[string]any{"spec.proxy.requestBufferLimit": "0"},
 		"spec.proxy.requestBufferLimit", "requestBufferLimit must be greater than 0 and less than 8Gi"},
 	// Parsed, this took the agent 9 minutes of CPU before it was refused.
@@ -258,7 +258,7 @@ var invalidCases = []struct {
 	{"bad label", validAppGroup, map[string]any{"metadata.labels": map[string]any{"a b": "c"}},
 		"metadata.labels", "name part must consist of"},
 	{"pool not an object", validAppGroup, map[string]any{"spec.pool": "big"},
-		"spec.pool", "must be of type object"},
+		"spec.pool", `Invalid value: "big": must be a mapping`},
 }
 
 // TestInvalidAppGroupsAreRejected checks that each invalid case is rejected
@@ -359,12 +359,36 @@ func TestInvalidFiles(t *testing.T) {
 			`  AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
 		},
 	}, {
-		name: "errors on no field come last",
+		// The value and what it must be, not its Go type twice
+		// ("Invalid value: \"string\": must be of type integer: \"string\"").
+		name: "a port that is no number",
+		data: strings.Replace(validAppGroup, "8080", "abc", 1),
+		want: []string{
+			`f.yaml: 2 problems:`,
+			`  AppGroup "valid": spec.listen.port: Invalid value: "abc": must be an integer`,
+			`  AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
+		},
+	}, {
+		// The OpenAPI validator's format check names the field only in its
+		// detail, on no field ("<nil>: Invalid value: \"\": Checked value
+		// must be of type integer with format int32 in spec.listen.port"),
+		// after a type error that says the same.
+		name: "a port that is no integer",
 		data: strings.Replace(validAppGroup, "8080", "80.5", 1),
 		want: []string{
-			`f.yaml: 3 problems:`,
-			`  AppGroup "valid": spec.listen.port: Invalid value: "float64": must be of type int32: "float64"`,
-			`  AppGroup "valid": <nil>: Invalid value: "": Checked value must be of type integer with format int32 in spec.listen.port`,
+			`f.yaml: 2 problems:`,
+			`  AppGroup "valid": spec.listen.port: Invalid value: 80.5: must be an integer`,
+			`  AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
+		},
+	}, {
+		name: "a type error in a list, with the other errors of its field",
+		data: strings.NewReplacer("root: /srv/app}", "root: /srv/app, env: [{name: A, value: 1.5}]}",
+			"8080", "70000.5").Replace(validAppGroup),
+		want: []string{
+			`f.yaml: 4 problems:`,
+			`  AppGroup "valid": spec.app.env[0].value: Invalid value: 1.5: must be a string`,
+			`  AppGroup "valid": spec.listen.port: Invalid value: 70000.5: must be an integer`,
+			`  AppGroup "valid": spec.listen.port: Invalid value: 70000.5: should be less than or equal to 65535`,
 			`  AppGroup "valid": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation`,
 		},
 	}, {
