@@ -76,6 +76,41 @@ type Server struct {
 	// reloadFailed is the last reload's failure, until one succeeds
 	// (under mu): status shows it, as the log alone is easy to miss.
 	reloadFailed *ReloadFailure
+	// names are, per AppGroup name, the revisions it had (under mu). They
+	// outlive a reload and the AppGroup's removal from the file: a
+	// restart's generated name stands for that restart alone.
+	names map[string]*revisionNames
+}
+
+// revisionNames are the revisions an AppGroup had in the agent's life,
+// and how far a restart without --revision counted from each revision of
+// the file (base): a reload that changes the file's revision and changes
+// it back continues from the last restart of that revision, not from +1,
+// and a name a --revision took is skipped, not refused as the one running.
+type revisionNames struct {
+	had      map[string]bool
+	restarts map[string]int // by base
+}
+
+// namesLocked are the revisions AppGroup name had (under mu).
+func (s *Server) namesLocked(name string) *revisionNames {
+	n, ok := s.names[name]
+	if !ok {
+		n = &revisionNames{had: map[string]bool{}, restarts: map[string]int{}}
+		s.names[name] = n
+	}
+	return n
+}
+
+// next is the name of base's next restart: base+N, N counting up from the
+// last one and skipping any name the AppGroup had.
+func (n *revisionNames) next(base string) string {
+	for {
+		n.restarts[base]++
+		if r := base + "+" + strconv.Itoa(n.restarts[base]); !n.had[r] {
+			return r
+		}
+	}
 }
 
 // app is one AppGroup being served.
@@ -83,7 +118,6 @@ type app struct {
 	ag       ferryv1.AppGroup
 	base     string // the revision computed from the file
 	revision string // the revision the pool runs (base, or a restart's)
-	restarts int
 	pool     *pool.Pool
 	proxy    *proxy.Server
 	ln       net.Listener // proxy's: a move closes it at once
@@ -151,7 +185,7 @@ func New(opts Options) (*Server, error) {
 	}
 	runDir := filepath.Join(opts.StateDir, "w")
 	spoolParent := cmp.Or(opts.Proxy.SpoolDir, opts.StateDir)
-	s := &Server{opts: opts, log: opts.Log, runDir: runDir, apps: map[string]*app{},
+	s := &Server{opts: opts, log: opts.Log, runDir: runDir, apps: map[string]*app{}, names: map[string]*revisionNames{},
 		made: notYet(opts.StateDir, runDir, filepath.Join(opts.StateDir, "loader"), spoolParent,
 			filepath.Join(spoolParent, proxy.SpoolDirName))}
 	fail := func(err error) (*Server, error) {
@@ -337,6 +371,7 @@ func (s *Server) startOn(ag ferryv1.AppGroup, l net.Listener) error {
 	go a.watchConditions()
 	s.mu.Lock()
 	s.apps[ag.Name] = a
+	s.namesLocked(ag.Name).had[base] = true
 	s.mu.Unlock()
 	log.Info("Serving AppGroup", "listen", a.addr, "revision", base, "root", ag.Spec.App.Root)
 	return nil
@@ -448,9 +483,9 @@ func (s *Server) Restart(name, revision string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
+	names := s.namesLocked(name)
 	if revision == "" {
-		a.restarts++
-		revision = a.base + "+" + strconv.Itoa(a.restarts)
+		revision = names.next(a.base)
 	} else if !revisionPattern.MatchString(revision) {
 		return "", fmt.Errorf("revision %q: use 1 to 128 characters from [A-Za-z0-9._+-], starting with a letter or digit", revision)
 	}
@@ -464,6 +499,7 @@ func (s *Server) Restart(name, revision string) (string, error) {
 		return "", fmt.Errorf("AppGroup %q already runs revision %q: restart without --revision, or name a new one", name, revision)
 	}
 	a.revision = revision
+	names.had[revision] = true
 	a.pool.Update(pool.Config{Name: name, Revision: revision, Template: a.ag.Spec.AppTemplate})
 	s.log.Info("Requested restart", "appgroup", name, "revision", revision)
 	return revision, nil
@@ -556,7 +592,8 @@ func (s *Server) update(a *app, ag ferryv1.AppGroup) error {
 	}
 	a.ag = ag
 	if base != a.base {
-		a.base, a.revision, a.restarts = base, base, 0
+		a.base, a.revision = base, base
+		s.namesLocked(ag.Name).had[base] = true
 		s.log.Info("Reloaded AppGroup with a new revision", "appgroup", ag.Name, "revision", base)
 	} else {
 		s.log.Info("Reloaded AppGroup settings", "appgroup", ag.Name)

@@ -266,6 +266,50 @@ func TestServeRestartAndResist(t *testing.T) {
 	}
 }
 
+// TestRestartNamesNeverRepeat: a restart without --revision gets a name
+// the AppGroup never had in the agent's life: not one a --revision took
+// (before, the counter reached it and the restart was refused as "already
+// runs revision"), and not an earlier restart's after a reload changed the
+// file's revision and changed it back (before, the counter started again
+// at +1, and the first restart of the code back in place was named as the
+// first restart of the code before it).
+func TestRestartNamesNeverRepeat(t *testing.T) {
+	s := newSite(t)
+	r := run(t, s)
+	ctx := context.Background()
+	restart := func(revision, want string) {
+		t.Helper()
+		got, err := r.client.Restart(ctx, "hello", revision)
+		if err != nil || got != want {
+			t.Fatalf("restart %q: %q %v, want %q", revision, got, err, want)
+		}
+	}
+	reload := func(revision string) string {
+		t.Helper()
+		s.write(t, 2, revision)
+		if err := r.client.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return r.waitStatus(t, "the file's revision "+revision, func(a AppStatus) bool {
+			return strings.HasPrefix(a.Pool.Revision, revision+"-")
+		}).Pool.Revision
+	}
+	st, err := r.client.Status(ctx)
+	if err != nil || len(st.Apps) != 1 {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	one := st.Apps[0].Pool.Revision
+	restart("", one+"+1")
+	restart(one+"+2", one+"+2")
+	restart("", one+"+3")
+	two := reload("2")
+	restart("", two+"+1")
+	if again := reload("1"); again != one {
+		t.Fatalf("the file's revision back at 1 is %q, want %q", again, one)
+	}
+	restart("", one+"+4")
+}
+
 func TestRestartFileTriggersRollingRestart(t *testing.T) {
 	s := newSite(t)
 	r := run(t, s)
