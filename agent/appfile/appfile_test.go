@@ -181,9 +181,9 @@ var invalidCases = []struct {
 	reason string         // a fragment of the rule's message
 }{
 	{"min above max", validAppGroup, map[string]any{"spec.pool.minProcesses": 5, "spec.pool.maxProcesses": 2},
-		"spec.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses"},
+		"spec.pool.minProcesses", "minProcesses (5) must be less than or equal to maxProcesses (2)"},
 	{"min above default max", validAppGroup, map[string]any{"spec.pool.minProcesses": 10},
-		"spec.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses"},
+		"spec.pool.minProcesses", "minProcesses (10) must be less than or equal to maxProcesses (6, its default when not set)"},
 	{"min zero", validAppGroup, map[string]any{"spec.pool.minProcesses": 0},
 		"spec.pool.minProcesses", "greater than or equal to 1"},
 	{"max too large", validAppGroup, map[string]any{"spec.pool.maxProcesses": 1000},
@@ -334,7 +334,7 @@ func TestInvalidFiles(t *testing.T) {
 			`  AppGroup "valid": unknown field "metadata.labls"`,
 			`  AppGroup "valid": unknown field "satus"`,
 			`  AppGroup "valid": unknown field "spec.pool.maxProcess"`,
-			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses`,
+			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses (7) must be less than or equal to maxProcesses (6, its default when not set): lower minProcesses or raise maxProcesses`,
 		},
 	}, {
 		// The file and the field, in a file's words: not the API server's
@@ -347,7 +347,7 @@ func TestInvalidFiles(t *testing.T) {
 		data: validAppGroup + "  pool: {minProcesses: 7, startTimeout: 2h}\n",
 		want: []string{
 			`f.yaml: 2 problems:`,
-			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses`,
+			`  AppGroup "valid": spec.pool.minProcesses: Invalid value: minProcesses (7) must be less than or equal to maxProcesses (6, its default when not set): lower minProcesses or raise maxProcesses`,
 			`  AppGroup "valid": spec.pool.startTimeout: Invalid value: "2h": startTimeout must be a positive duration of at most 1h`,
 		},
 	}, {
@@ -413,7 +413,7 @@ func TestInvalidFiles(t *testing.T) {
 		want: []string{
 			`f.yaml: 2 problems:`,
 			`  document 1 (line 2): metadata.name: Required value: name or generateName is required`,
-			`  document 1 (line 2): spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses`,
+			`  document 1 (line 2): spec.pool.minProcesses: Invalid value: minProcesses (7) must be less than or equal to maxProcesses (6, its default when not set): lower minProcesses or raise maxProcesses`,
 		},
 	}, {
 		name: "generateName",

@@ -64,7 +64,7 @@
 // "ferry-agent: " of the command line, or in a log entry's error field:
 //
 //	hello.yaml: 3 problems:
-//	  AppGroup "hello": spec.pool.minProcesses: Invalid value: minProcesses must be less than or equal to maxProcesses
+//	  AppGroup "hello": spec.pool.minProcesses: Invalid value: minProcesses (7) must be less than or equal to maxProcesses (6, its default when not set): lower minProcesses or raise maxProcesses
 //	  AppGroup "hello": unknown field "spec.pool.maxProcess"
 //	  document 2 (line 14): kind: Invalid value: "ProcessPool": must be AppGroup
 //

@@ -291,7 +291,15 @@ type ListenSpec struct {
 // PoolSpec sizes a node's pool of worker processes and bounds its queue and
 // timeouts. Durations are Go duration strings ("90s", "5m", "1h30m").
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.minProcesses) || !has(self.maxProcesses) || self.minProcesses <= self.maxProcesses",message="minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses",fieldPath=.minProcesses
+// The rule's message names both values: a user who set maxProcesses was
+// told before "which is 6 when not set", not what they set. It uses
+// format(): concatenating string(int) made the API server refuse the CRD
+// (estimated cost far over budget, kubernetes/kubernetes#124234). Two
+// branches, not an empty string: gofmt turns two single quotes in a
+// comment into a typographic quote. The message stands when the
+// expression cannot be evaluated.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.minProcesses) || !has(self.maxProcesses) || self.minProcesses <= self.maxProcesses",message="minProcesses must be less than or equal to maxProcesses (6 when not set): lower minProcesses or raise maxProcesses",messageExpression="self.maxProcesses == 6 ? 'minProcesses (%d) must be less than or equal to maxProcesses (6, its default when not set): lower minProcesses or raise maxProcesses'.format([self.minProcesses]) : 'minProcesses (%d) must be less than or equal to maxProcesses (%d): lower minProcesses or raise maxProcesses'.format([self.minProcesses, self.maxProcesses])",fieldPath=.minProcesses
 type PoolSpec struct {
 	// minProcesses is how many worker processes the pool keeps at least,
 	// however idle. It is also the number a rolling restart replaces one by

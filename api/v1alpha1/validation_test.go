@@ -153,9 +153,9 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		reason string         // a fragment of the rule's message
 	}{
 		{"min above max", validAppGroup, map[string]any{"spec.pool.minProcesses": 5, "spec.pool.maxProcesses": 2},
-			"spec.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses, which is 6 when not set: lower minProcesses or set maxProcesses"},
+			"spec.pool.minProcesses", "minProcesses (5) must be less than or equal to maxProcesses (2): lower minProcesses or raise maxProcesses"},
 		{"min above default max", validAppGroup, map[string]any{"spec.pool.minProcesses": 10},
-			"spec.pool.minProcesses", "maxProcesses, which is 6 when not set"},
+			"spec.pool.minProcesses", "minProcesses (10) must be less than or equal to maxProcesses (6, its default when not set): lower minProcesses or raise maxProcesses"},
 		{"min zero", validAppGroup, map[string]any{"spec.pool.minProcesses": 0},
 			"spec.pool.minProcesses", "greater than or equal to 1"},
 		{"max too large", validAppGroup, map[string]any{"spec.pool.maxProcesses": 1000},
@@ -272,7 +272,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			"spec.revision", "at least 1 chars long"},
 		{"pool template min above max", validProcessPool,
 			map[string]any{"spec.template.pool.minProcesses": 3, "spec.template.pool.maxProcesses": 2},
-			"spec.template.pool.minProcesses", "minProcesses must be less than or equal to maxProcesses, which is 6 when not set"},
+			"spec.template.pool.minProcesses", "minProcesses (3) must be less than or equal to maxProcesses (2): lower minProcesses or raise maxProcesses"},
 		{"pool template Command without command", validProcessPool, map[string]any{"spec.template.app.type": "Command"},
 			"spec.template.app.command", "command is required when type is Command"},
 	}

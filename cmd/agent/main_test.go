@@ -182,7 +182,7 @@ spec:
 `), 0o644)
 	_, errOut, code := ferry(t, "standalone", "-f", file, "--state-dir", filepath.Join(dir, "s"))
 	if code != 1 || !strings.Contains(errOut, "spec.pool.minProcesses") ||
-		!strings.Contains(errOut, "minProcesses must be less than or equal to maxProcesses") {
+		!strings.Contains(errOut, "minProcesses (5) must be less than or equal to maxProcesses (2)") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
