@@ -11,11 +11,13 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
-// readAnnotations are the annotations under ferry.dev that Ferry reads on
-// an AppGroup. (contract.ReturnedFromAnnotation is the manager's own, on a
-// pool; ferry.dev/drain is a finalizer, ferry.dev/appgroup and
-// ferry.dev/node are a pool's labels.)
-var readAnnotations = []string{ferryv1.RevisionAnnotation}
+// readAnnotation is the one annotation under ferry.dev that Ferry reads on
+// an AppGroup (docs/install.md says so), and so the closest one to any
+// other: a second would bring back a choice by edit distance.
+// (contract.ReturnedFromAnnotation is the manager's own, on a pool;
+// ferry.dev/drain is a finalizer, ferry.dev/appgroup and ferry.dev/node
+// are a pool's labels.)
+const readAnnotation = ferryv1.RevisionAnnotation
 
 // maxQuotedValue bounds an annotation's value quoted in an event: the
 // annotation is named in full, its value is there to tell one mistake
@@ -31,7 +33,7 @@ func unknownAnnotations(ag *ferryv1.AppGroup) map[string]string {
 	var out map[string]string
 	for k, v := range ag.Annotations {
 		prefix, _, ok := strings.Cut(k, "/")
-		if !ok || prefix != "ferry.dev" && !strings.HasSuffix(prefix, ".ferry.dev") || slices.Contains(readAnnotations, k) {
+		if !ok || prefix != "ferry.dev" && !strings.HasSuffix(prefix, ".ferry.dev") || k == readAnnotation {
 			continue
 		}
 		if out == nil {
@@ -54,7 +56,7 @@ func unknownAnnotationEvents(unknown, warned map[string]string) []statusEvent {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("%s (%q; the closest one Ferry reads is %s)",
-			k, cutMiddle(unknown[k], maxQuotedValue), closestAnnotation(k)))
+			k, cutMiddle(unknown[k], maxQuotedValue), readAnnotation))
 	}
 	if len(parts) == 0 {
 		return nil
@@ -64,34 +66,4 @@ func unknownAnnotationEvents(unknown, warned map[string]string) []statusEvent {
 		fmt.Sprintf("Ferry does not read %s%s, so %s nothing", plural(len(parts), "annotation ", "annotations "),
 			nodeList(parts), plural(len(parts), "it changes", "they change")))
 	return evs
-}
-
-// closestAnnotation is the annotation Ferry reads that is the fewest edits
-// from key, ignoring case (ferry.dev/Revision is one edit from
-// ferry.dev/revision, not eight).
-func closestAnnotation(key string) string {
-	return slices.MinFunc(readAnnotations, func(a, b string) int {
-		return editDistance(strings.ToLower(key), a) - editDistance(strings.ToLower(key), b)
-	})
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			sub := prev[j-1]
-			if a[i-1] != b[j-1] {
-				sub++
-			}
-			cur[j] = min(sub, prev[j]+1, cur[j-1]+1)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -1073,14 +1073,6 @@ func TestUnknownAnnotations(t *testing.T) {
 	if evs := unknownAnnotationEvents(unknown, unknown); evs != nil {
 		t.Errorf("events of annotations warned of: %+v", evs)
 	}
-	for _, tt := range []struct {
-		a, b string
-		want int
-	}{{"", "", 0}, {"revison", "revision", 1}, {"revisions", "revision", 1}, {"kitten", "sitting", 3}, {"", "abc", 3}} {
-		if got := editDistance(tt.a, tt.b); got != tt.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
-		}
-	}
 }
 
 // TestRolloutHaltSpreads: a new AppGroup's first revision fails on both
