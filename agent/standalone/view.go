@@ -57,5 +57,5 @@ func incomplete(a AppStatus) *statusview.Incomplete {
 	}
 	n := a.Pool.Counts
 	return &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total, Errors: lr.Errors,
-		Details: "status --json: lastRestart.errors, with each spawn's output"}
+		Details: "status --json: lastRestart.errors"}
 }

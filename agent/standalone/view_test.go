@@ -48,6 +48,8 @@ func TestStatusSaysRestartIncomplete(t *testing.T) {
 		"Rolling restart incomplete: 2 of 2 processes could not be replaced and keep serving an older revision " +
 			"(resistDeploymentErrors is false); they are tried again at the next revision:\n",
 		"    - the app failed to load: ModuleNotFoundError: No module named 'ferry_missing_dependency'\n",
+		// Each spawn's traceback is there: the view points at it.
+		"    (status --json: lastRestart.errors, with each spawn's output.)\n",
 		"(old)",
 	} {
 		if !strings.Contains(view.String(), want) {

@@ -53,8 +53,9 @@ type Incomplete struct {
 	// Errors are the spawn errors met on the way, or those of them the
 	// status keeps (a ProcessPool's, the last spawn error only).
 	Errors []ferryv1.SpawnError
-	// Details says where the errors are in full, with their output, e.g.
-	// "status --json: lastRestart.errors, with each spawn's output".
+	// Details says where the errors are in full, e.g. "status --json:
+	// lastRestart.errors". The view adds that their output is there too
+	// when they have one (withOutput).
 	Details string
 }
 
@@ -130,7 +131,7 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 			fmt.Fprintf(b, "    - %s\n", firstLine(e.Reason))
 		}
 		if in.Details != "" {
-			b.WriteString("    (" + in.Details + ".)\n")
+			b.WriteString("    (" + in.Details + withOutput(in.Errors) + ".)\n")
 		}
 	}
 	if e := p.ScalingError; e != nil {
@@ -229,6 +230,27 @@ func strategy(s ferryv1.RestartStrategy) string {
 		return string(ferryv1.RestartRolling)
 	}
 	return string(s)
+}
+
+// withOutput is what an incomplete restart's Details adds of its errors'
+// output: nothing when none has any (a loader error met before the app
+// wrote a line), so that the view never points at an empty output.
+func withOutput(errs []ferryv1.SpawnError) string {
+	n := 0
+	for _, e := range errs {
+		if e.Output != "" {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return ""
+	case len(errs) == 1:
+		return ", with its output"
+	case n == len(errs):
+		return ", with each spawn's output"
+	}
+	return fmt.Sprintf(", with the output of %d of them", n)
 }
 
 // maxErrorsShown is how many of an incomplete restart's errors the view

@@ -106,7 +106,7 @@ func TestWriteIncomplete(t *testing.T) {
 	failed := ferryv1.SpawnError{Revision: "2-abc", Reason: "the app failed to load: ImportError\nsecond line", Output: "Traceback"}
 	p := Pool{Title: "hello", Revision: "2-abc", MinProcesses: 2, MaxProcesses: 4,
 		Incomplete: &Incomplete{Left: 4, Total: 4, Errors: []ferryv1.SpawnError{failed, failed, failed, failed},
-			Details: "status --json: lastRestart.errors, with each spawn's output"},
+			Details: "status --json: lastRestart.errors"},
 		Processes: []ferryv1.ProcessInfo{{PID: 7, Revision: "1-def", State: ferryv1.ProcessReady}}}
 	var b strings.Builder
 	if err := Write(&b, Header{}, []Pool{p}, now); err != nil {
@@ -118,6 +118,35 @@ func TestWriteIncomplete(t *testing.T) {
 		"    - and 1 more\n" +
 		"    (status --json: lastRestart.errors, with each spawn's output.)\n"
 	if !strings.Contains(b.String(), want) {
+		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
+	}
+	// An error with no output (a loader error before the app wrote a
+	// line): the view points at the error, not at an empty output. Before,
+	// the caller's Details said "with its output" whatever the error had.
+	bare := ferryv1.SpawnError{Revision: "2-abc", Reason: "the app failed to load: no startup file"}
+	p.Incomplete = &Incomplete{Left: 2, Total: 2, Errors: []ferryv1.SpawnError{bare},
+		Details: "the last spawn's error; status --json: pools[].status.lastSpawnError"}
+	b.Reset()
+	_ = Write(&b, Header{}, []Pool{p}, now)
+	want = "    - the app failed to load: no startup file\n" +
+		"    (the last spawn's error; status --json: pools[].status.lastSpawnError.)\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
+	}
+	// The same with its output; and of several errors, some with output.
+	withOut := bare
+	withOut.Output = "Traceback"
+	p.Incomplete.Errors = []ferryv1.SpawnError{withOut}
+	b.Reset()
+	_ = Write(&b, Header{}, []Pool{p}, now)
+	if want = "(the last spawn's error; status --json: pools[].status.lastSpawnError, with its output.)\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
+	}
+	p.Incomplete = &Incomplete{Left: 3, Total: 3, Errors: []ferryv1.SpawnError{bare, withOut, withOut},
+		Details: "status --json: lastRestart.errors"}
+	b.Reset()
+	_ = Write(&b, Header{}, []Pool{p}, now)
+	if want = "    (status --json: lastRestart.errors, with the output of 2 of them.)\n"; !strings.Contains(b.String(), want) {
 		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
 	}
 	// No error known (a ProcessPool's last spawn error of another

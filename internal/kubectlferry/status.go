@@ -499,7 +499,7 @@ func incomplete(st *ferryv1.ProcessPoolStatus) *statusview.Incomplete {
 	in := &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total}
 	if e := st.LastSpawnError; e != nil && e.Revision == st.ObservedRevision {
 		in.Errors = []ferryv1.SpawnError{*e}
-		in.Details = "the last spawn's error; status --json: pools[].status.lastSpawnError, with its output"
+		in.Details = "the last spawn's error; status --json: pools[].status.lastSpawnError"
 	}
 	return in
 }
