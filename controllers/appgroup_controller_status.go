@@ -457,7 +457,8 @@ func poolNotReadyDetail(r poolReport) string {
 }
 
 // rollingRestartCondition is RollingRestart: True while a node restarts
-// onto the target or waits for its wave, False when the rollout completed or
+// onto the target or waits for its wave, or the new processes of a target
+// not proven yet live the crash window (settling), False when the rollout completed or
 // halted, Unknown when only a silent agent stands between the rollout and
 // its end.
 //
@@ -486,17 +487,23 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 				in.Target, n.updated, len(in.Nodes), contract.FailedHow(in.Halt.Reason, " on "+in.Halt.Node),
 				cutMiddle(in.Halt.Reason, maxReason), whereNow(in), remedy))
 	case len(n.restarting) > 0:
-		reason := ferryv1.ReasonRollingOut
-		if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
-			reason = ferryv1.ReasonRestartingBlocking
-		}
 		msg := restartProgressMessage(in, n.restarting, n.updated)
 		if len(n.waiting) > 0 {
 			msg += fmt.Sprintf("; %d %s", len(n.waiting), plural(len(n.waiting), "node waits for its wave", "nodes wait for their wave"))
 		}
-		return withStatus(c, metav1.ConditionTrue, reason, msg+undrainedMessage(in))
+		return withStatus(c, metav1.ConditionTrue, rollingReason(in), msg+undrainedMessage(in))
 	case len(n.waiting) > 0:
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, waitingMessage(in, n))
+	case len(n.settling) > 0 || in.Proven != in.Target && len(n.notRolledOut) > 0:
+		// Every node has the target, which has not run the crash window
+		// through anywhere yet (one node, or a wave of all of them): its
+		// new processes may still die in it, and their node be returned
+		// (NodeReturned). Complete then, the rollout read RolloutComplete
+		// seconds before the halt, and `kubectl ferry restart --wait`
+		// reported the revision rolled out; so too while one of them,
+		// dead young, is replaced (not every process ready).
+		return withStatus(c, metav1.ConditionTrue, rollingReason(in),
+			fmt.Sprintf("%d/%d nodes updated%s", n.updated, len(in.Nodes), settlingNote(n))+undrainedMessage(in))
 	case len(n.stale)+len(n.silentWaiting)+len(n.unheard) > 0:
 		msg := silentMessage(in, slices.Concat(n.stale, n.unheard, n.silentWaiting))
 		if len(n.silentWaiting) > 0 {
@@ -507,6 +514,14 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, incompleteMessage(in, n))
 	}
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, completeMessage(in, n))
+}
+
+// rollingReason is RollingRestart's reason while nodes restart or settle.
+func rollingReason(in rollupInput) string {
+	if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
+		return ferryv1.ReasonRestartingBlocking
+	}
+	return ferryv1.ReasonRollingOut
 }
 
 // incompleteMessage is RollingRestart when nodes finished their restart
@@ -633,7 +648,10 @@ func sortRollout(in rollupInput) rolloutNodes {
 			n.unheard = append(n.unheard, node)
 		case !ok || !r.Updated:
 			n.restarting = append(n.restarting, node)
-		case !r.RolledOut:
+		case !r.RolledOut || r.SettlesIn > 0:
+			// Settling: rolled out but for the crash window, which its
+			// new processes may yet die in (settle); whether or not
+			// another node waits for it, the rollout is not over.
 			n.notRolledOut = append(n.notRolledOut, node)
 			if r.SettlesIn > 0 {
 				n.settling = append(n.settling, node)
@@ -696,12 +714,23 @@ func waitingMessage(in rollupInput, n rolloutNodes) string {
 	if blockers := slices.Concat(n.notRolledOut, n.stale); len(blockers) > 0 {
 		msg += ", after " + nodeList(blockers) + " rolled out"
 	}
-	if len(n.settling) > 0 {
+	return msg + settlingNote(n)
+}
+
+// settlingNote is what RollingRestart's message says of the settling
+// nodes, if any; and, when no node waits for them, of those updated whose
+// processes of a target not proven yet are not all ready (they have the
+// crash window to live once they are).
+func settlingNote(n rolloutNodes) string {
+	switch {
+	case len(n.waiting) == 0 && len(n.notRolledOut) > len(n.settling):
+		return fmt.Sprintf(" (new processes on %s must first all be ready and live %s, the crash window)",
+			nodeList(n.notRolledOut), contract.CrashWindow)
+	case len(n.settling) > 0:
 		// No countdown: the message must not change by itself.
-		msg += fmt.Sprintf(" (new processes on %s must first live %s, the crash window)",
-			nodeList(n.settling), contract.CrashWindow)
+		return fmt.Sprintf(" (new processes on %s must first live %s, the crash window)", nodeList(n.settling), contract.CrashWindow)
 	}
-	return msg
+	return ""
 }
 
 // completeMessage is RollingRestart's message once the rollout completed:

@@ -42,6 +42,13 @@ func rolledOutBefore(in rollupInput) rollupInput {
 	return in
 }
 
+// provenIn is in after the target ran rolled out on some node
+// (provenRevision).
+func provenIn(in rollupInput) rollupInput {
+	in.Proven = in.Target
+	return in
+}
+
 // withRevisionErr is in with the annotation invalid (msg): after a valid
 // revision, which stays the target, or never valid (no target).
 func withRevisionErr(in rollupInput, msg string, neverValid bool) rollupInput {
@@ -552,8 +559,8 @@ func TestRollingRestartCondition(t *testing.T) {
 			// Once it reports, its processes booting on the proven
 			// target, it counts as updated: still no rollout.
 			name: "a joined node boots its processes",
-			in: rolledOutBefore(input(abc, testPool("node-a", targetRev, rolledOut(2)),
-				testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll))),
+			in: provenIn(rolledOutBefore(input(abc, testPool("node-a", targetRev, rolledOut(2)),
+				testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll)))),
 			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
 			exact: "Revision 2-abc runs on 3/3 nodes",
 		},
@@ -575,7 +582,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			// Proven: a pool whose processes all crashed is no rollout
 			// (Ready says it), so unstarted is not applied (scope.reports).
 			name:  "processes crashed on a proven target",
-			in:    input(abc, testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll), testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2))),
+			in:    provenIn(input(abc, testPool("node-a", targetRev, rolledOut(2), counts(0, 2, 2), notReadyAtAll), testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2)))),
 			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
 			exact: "Revision 2-abc runs on 3/3 nodes",
 		},

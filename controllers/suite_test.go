@@ -124,8 +124,8 @@ func startManager(cfg *rest.Config) (stop func(), err error) {
 		AgentStaleAfter: staleAfter,
 		LeaseNamespace:  contract.DefaultLeaseNamespace,
 		// The simulated agents' processes never crash: nothing to wait
-		// for (settle's own tests are TestSettle and the e2e test's).
-		SettleFor:            -1,
+		// for, but in withCrashWindow's tests (settleFor).
+		SettleFor:            settleFor,
 		ResyncEvery:          resyncEvery,
 		MaxEndpointsPerSlice: maxEndpointsPerSlice,
 	}
@@ -215,6 +215,12 @@ func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { re
 // resyncEvery is the ResyncEvery of the managers startManager starts
 // (zero: the default, past every wait of the tests).
 var resyncEvery time.Duration
+
+// settleFor is the SettleFor of the managers startManager starts: -1, no
+// settling, but while a test restarted the manager with the crash window
+// (withCrashWindow; settle's other tests are TestSettle and the e2e
+// test's).
+var settleFor time.Duration = -1
 
 // maxEndpointsPerSlice is the MaxEndpointsPerSlice of the managers
 // startManager starts (zero: the default, 1000).

@@ -118,7 +118,10 @@ const (
 
 // Reasons for the RollingRestart condition.
 const (
-	// ReasonRollingOut: processes are being replaced by new-revision ones.
+	// ReasonRollingOut: processes are being replaced by new-revision ones;
+	// or, of a revision that has not run anywhere before, the new ones must
+	// still live the crash window (the message says so), even where no
+	// node waits for them.
 	ReasonRollingOut = "RollingOut"
 	// ReasonWaitingForWave: the AppGroup's rollout waits for earlier nodes
 	// before it gives the new revision to more.

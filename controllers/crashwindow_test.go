@@ -1,0 +1,107 @@
+package controllers_test
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers"
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// withCrashWindow restarts the manager under test with the agents' crash
+// window (SettleFor zero: contract.CrashWindow), and with none again once
+// t is over.
+func withCrashWindow(t *testing.T) {
+	t.Helper()
+	// Not restartManager: with no AppGroup yet, no pass comes to wait for.
+	restart := func(settle time.Duration) {
+		stopManager()
+		settleFor = settle
+		stop, err := startManager(managerConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopManager = stop
+	}
+	restart(0)
+	t.Cleanup(func() { restart(-1) })
+}
+
+// passCrashWindow steps the manager's clock past the crash window and has
+// the agent report (nothing new): the manager's pass then finds its new
+// processes have lived it.
+func passCrashWindow(t *testing.T, agent *simAgent) {
+	t.Helper()
+	setClock(t, clk.Now().Add(contract.CrashWindow+time.Second))
+	agent.heartbeat("blog")
+}
+
+// TestOneWaveRolloutWaitsForTheCrashWindow: a revision bump on one node
+// (every node in one wave) of a revision that never ran: no node waits
+// for the first one's new processes to live the crash window, yet the
+// rollout is not over until they have: RollingRestart stays True, saying
+// so, and RolloutComplete comes once they lived it; processes that die in
+// it halt the rollout and return the node, with no RolloutComplete before,
+// nor while one that died young is replaced (seen failing: RolloutComplete as soon as the node was updated, the
+// halt and NodeReturned after it, and `kubectl ferry restart --wait`
+// said "Rolled out"). A new AppGroup's first revision, which has nothing
+// to be returned to, waits so too: processes that die in the window halt
+// it (RolloutHalted) as much as a bump.
+func TestOneWaveRolloutWaitsForTheCrashWindow(t *testing.T) {
+	withCrashWindow(t)
+	for _, lives := range []bool{true, false} {
+		name := "its processes die in the window"
+		if lives {
+			name = "its processes live the window"
+		}
+		t.Run(name, func(t *testing.T) {
+			ns := newNamespace(t)
+			a := newNode(t, ns, "a", true)
+			newAppGroup(t, ns, "blog", nil)
+			agent := newAgent(t, ns, a, "192.0.2.2")
+			rev1 := target(t, ns, "blog")
+			agent.rollOut("blog", 2)
+			settling := "1/1 nodes updated (new processes on " + a + " must first live 10s, the crash window)"
+			waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, settling)
+			assertNoEvent(t, ns, "blog", controllers.EventRolloutComplete)
+			passCrashWindow(t, agent)
+			waitLastRolledOut(t, ns, "blog", rev1)
+			waitRolledOut(t, ns, "blog", 1)
+			waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev1+" runs on 1/1 nodes")
+
+			bump(t, ns, "blog", "2")
+			rev2 := target(t, ns, "blog")
+			waitRevisions(t, ns, "blog", map[string]string{a: rev2})
+			agent.restarting("blog", 1, 2)
+			agent.rollOut("blog", 2)
+			waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, settling)
+			assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 0)
+
+			if lives {
+				// One dies young and is replaced: not over either.
+				agent.notReady("blog", 1, 2)
+				waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+					"1/1 nodes updated (new processes on "+a+" must first all be ready and live 10s, the crash window)")
+				agent.rollOut("blog", 2)
+				waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, settling)
+				assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 0)
+				passCrashWindow(t, agent)
+				waitLastRolledOut(t, ns, "blog", rev2)
+				waitRolledOut(t, ns, "blog", 1)
+				waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev2+" runs on 1/1 nodes")
+				return
+			}
+			// Its processes die in the window, all replaced: nothing of
+			// revision 2 runs, and the node goes back to revision 1.
+			agent.failSpawns("blog", "exited with status 3 1.2s after it was ready")
+			waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, rev2)
+			waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNodeReturned, "node "+a, "revision "+rev1)
+			waitRevisions(t, ns, "blog", map[string]string{a: rev1})
+			assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 0)
+		})
+	}
+}
