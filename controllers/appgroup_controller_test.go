@@ -1613,16 +1613,9 @@ func TestServiceAndEndpointSlice(t *testing.T) {
 func TestEndpointsOverSeveralSlices(t *testing.T) {
 	withMaxEndpointsPerSlice(t, 2)
 	ns := newNamespace(t)
-	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
-	ag := newAppGroup(t, ns, "blog", nil)
-	agentA, agentB, agentC := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")
-	// One node at a time, so that which slice each joins is known.
-	agentA.rollOut("blog", 2)
-	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2"}})
-	agentB.rollOut("blog", 2)
-	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.3"}})
-	agentC.rollOut("blog", 2)
-	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.3"}, "blog.8080-1": {"192.0.2.4"}})
+	ag, nodes, agents := blogOverTwoSlices(t, ns, "blog.8080-1")
+	b, c := nodes[1], nodes[2]
+	agentB, agentC := agents[1], agents[2]
 	second := &discoveryv1.EndpointSlice{}
 	if err := env.Client.Get(testContext(t), types.NamespacedName{Namespace: ns, Name: "blog.8080-1"}, second); err != nil {
 		t.Fatal(err)
@@ -1648,6 +1641,32 @@ func TestEndpointsOverSeveralSlices(t *testing.T) {
 	setNodeLabel(t, c, testLabel, "")
 	agentC.drain("blog")
 	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.5"}})
+}
+
+// blogOverTwoSlices makes AppGroup blog on three new nodes of ns (a, b
+// and c, at 192.0.2.2 to .4), with a manager of two endpoints a slice,
+// and rolls it out one node at a time, so that which slice each joins is
+// known: a and b fill slice blog, c's goes to slice extra.
+func blogOverTwoSlices(t *testing.T, ns, extra string) (*ferryv1.AppGroup, [3]string, [3]*simAgent) {
+	t.Helper()
+	nodes := [3]string{newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)}
+	ag := newAppGroup(t, ns, "blog", nil)
+	var agents [3]*simAgent
+	for i, node := range nodes {
+		agents[i] = newAgent(t, ns, node, fmt.Sprintf("192.0.2.%d", i+2))
+	}
+	want := map[string][]string{}
+	for i, agent := range agents {
+		addr := fmt.Sprintf("192.0.2.%d", i+2)
+		agent.rollOut("blog", 2)
+		slice := "blog"
+		if i == 2 {
+			slice = extra
+		}
+		want[slice] = append(want[slice], addr)
+		waitSlices(t, ag, want)
+	}
+	return ag, nodes, agents
 }
 
 // withMaxEndpointsPerSlice restarts the manager under test with
@@ -1989,16 +2008,8 @@ func TestExtraSliceNameTaken(t *testing.T) {
 	withMaxEndpointsPerSlice(t, 2)
 	ns := newNamespace(t)
 	foreign := foreignSlice(t, ns, "blog.8080-1")
-	a, b, c := newNode(t, ns, "a", true), newNode(t, ns, "b", true), newNode(t, ns, "c", true)
-	ag := newAppGroup(t, ns, "blog", nil)
-	agentA, agentB, agentC := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3"), newAgent(t, ns, c, "192.0.2.4")
-	// One node at a time, so that which slice each joins is known.
-	agentA.rollOut("blog", 2)
-	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2"}})
-	agentB.rollOut("blog", 2)
-	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.3"}})
-	agentC.rollOut("blog", 2)
-	waitSlices(t, ag, map[string][]string{"blog": {"192.0.2.2", "192.0.2.3"}, "blog.8080-2": {"192.0.2.4"}})
+	ag, nodes, agents := blogOverTwoSlices(t, ns, "blog.8080-2")
+	c, agentC := nodes[2], agents[2]
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNameTaken,
 		"EndpointSlice blog.8080-1 is not this AppGroup's", "in EndpointSlice blog.8080-2 instead", "no node is left out")
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady)
