@@ -937,7 +937,7 @@ func (p *Pool) Close(ctx context.Context) {
 		// Else an agent's stop says nothing between its drain and the
 		// pool's end, which a long request can put a minute apart.
 		p.log.Info("Closing pool: waiting for the requests under way before stopping the workers", "requests", busy,
-			"upTo", time.Until(by).Round(100*time.Millisecond).String())
+			"upTo", max(time.Until(by), 0).Round(100*time.Millisecond).String()) // a deadline past: no wait, not a negative one
 	}
 
 	var wg sync.WaitGroup

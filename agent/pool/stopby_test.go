@@ -90,7 +90,8 @@ func TestRequestCutAtThePoolsCloseNamesTheWaitItHad(t *testing.T) {
 // TestRequestCutAtAPoolsCloseLeftNoWaitSaysSo: a request at a worker as
 // its pool closes with its deadline already past (the agent's stop cut
 // short) had no wait at all, and is told so. Before, it read "its
-// requests were not done within the 0s the pool's close left them".
+// requests were not done within the 0s the pool's close left them", and
+// the close's log line "upTo -1s".
 func TestRequestCutAtAPoolsCloseLeftNoWaitSaysSo(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	e, pid, answer := startHeld(t, book, 1, 5*time.Second)
@@ -102,6 +103,10 @@ func TestRequestCutAtAPoolsCloseLeftNoWaitSaysSo(t *testing.T) {
 		"the pool's close left its requests no time to be done (shutdownTimeout is 5s); the request was cut")
 	if strings.Contains(a.Body, " 0s ") {
 		t.Errorf("the cut request got %q, want no wait of 0s", a.Body)
+	}
+	// Nor does the log say it waits up to less than nothing.
+	if v, _ := book.WaitFor(t, "Closing pool: waiting for the requests under way").Value("upTo"); v != "0s" {
+		t.Errorf("the close's wait says upTo %#v, want \"0s\"", v)
 	}
 	book.Check(t)
 }
