@@ -3,7 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -77,7 +77,7 @@ func TestUnlabelledPoolServesOn(t *testing.T) {
 	after := waitPool(t, key, "a report after the label came back", func(p *ferryv1.ProcessPool) bool {
 		return rolledOut(p) && p.Status.ReadyProcesses == "2/2"
 	})
-	if got := poolPIDs(after); !sameSet(got, before) {
+	if got := poolPIDs(after); !maps.Equal(got, before) {
 		t.Errorf("processes %v after the label came back, want those from before %v", got, before)
 	}
 	for pid := range before {
@@ -217,18 +217,6 @@ func poolPIDs(pp *ferryv1.ProcessPool) map[int]bool {
 	return pids
 }
 
-func sameSet(a, b map[int]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
-}
-
 // answeredBy is nil when url answers 200 from one of pids (the hello
 // example's body is its worker's pid).
 func answeredBy(c *http.Client, url string, pids map[int]bool) error {
@@ -241,19 +229,14 @@ func answeredBy(c *http.Client, url string, pids map[int]bool) error {
 
 // getPID GETs url and returns the pid of the worker that answered 200.
 func getPID(c *http.Client, url string) (int, error) {
-	resp, err := c.Get(url)
+	code, body, err := getWith(c, url)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
+	if code != http.StatusOK {
+		return 0, fmt.Errorf("status %d: %s", code, body)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("status %d: %s", resp.StatusCode, body)
-	}
-	return strconv.Atoi(strings.TrimSpace(string(body)))
+	return strconv.Atoi(strings.TrimSpace(body))
 }
 
 // load sends GETs to a pool without pause until check, over kept
