@@ -15,7 +15,9 @@
 //     follows the AppGroup as `ferry-agent restart --wait` follows a
 //     standalone pool (agent/standalone/wait.go): success once the rollout
 //     is done, failure with the condition's message when the AppGroup
-//     resists the new revision, or when the revision is superseded.
+//     resists the new revision, or when the revision is superseded;
+//     resisting no deployment error, failure too when its pools show its
+//     processes dying soon after they are ready (crashLoop).
 //
 // The plugin only reads AppGroups and ProcessPools and patches AppGroup
 // metadata: it needs get on both kinds, list on processpools and patch on

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // ErrResisting: the AppGroup resists the new revision: it failed to spawn
@@ -30,6 +31,14 @@ var ErrHalted = errors.New("rollout halted")
 // replace every process (resistDeploymentErrors false): those serve an
 // older revision until the next one (RollingRestart RolloutIncomplete).
 var ErrIncomplete = errors.New("rollout incomplete")
+
+// ErrCrashLoop: deployment errors not resisted (resistDeploymentErrors
+// false, or a Blocking restart), the new revision's processes die soon
+// after they are ready on some node, whose agent respawns them with
+// backoff for as long as the revision is asked for: nothing returns the
+// node, and the rollout neither goes on nor ends (RollingRestart stays
+// True, or halted by a node left with no process).
+var ErrCrashLoop = errors.New("crash loop")
 
 // ErrNoNodes: the AppGroup selects no node, so nothing is rolled out.
 var ErrNoNodes = errors.New("no node selected")
@@ -69,8 +78,10 @@ type rollout struct {
 // when no node is selected, or when the rollout ended incomplete (some
 // processes left on an older revision, RolloutIncomplete). A rollout
 // halted otherwise (RolloutHalted: a node cannot spawn the revision) is
-// Halted: waitRollout gives it a grace.
-func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
+// Halted: waitRollout gives it a grace. Deployment errors not resisted,
+// a rollout that halts or goes on while pools, of ag's pools, show the
+// revision's processes dying young (crashLoop) is failed at once.
+func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation string) rollout {
 	st := &ag.Status
 	if current, ok := ag.Annotations[ferryv1.RevisionAnnotation]; !ok || current != annotation {
 		now := "removed"
@@ -97,7 +108,13 @@ func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s resists revision %s: %s",
 			ErrResisting, ag.Namespace, ag.Name, st.Revision, c.Message)}
 	}
+	crash := crashLoop(ag, pools)
 	if rolling != nil && rolling.Reason == ferryv1.ReasonRolloutHalted {
+		if crash != nil {
+			// It lifts once the respawned processes are all ready, and
+			// comes back when they die: no grace mends that.
+			return rollout{Done: true, Err: crash}
+		}
 		return rollout{Halted: true, Progress: "halted: " + rolling.Message,
 			Err: fmt.Errorf("%w: AppGroup %s/%s: %s", ErrHalted, ag.Namespace, ag.Name, rolling.Message)}
 	}
@@ -118,6 +135,10 @@ func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 	case rolling != nil && rolling.Status == metav1.ConditionFalse && rolling.Reason == ferryv1.ReasonRolloutIncomplete:
 		// Final for this revision: the nodes left behind do not retry it.
 		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s: %s", ErrIncomplete, ag.Namespace, ag.Name, rolling.Message)}
+	case rolling != nil && rolling.Status == metav1.ConditionTrue && crash != nil:
+		// The manager waits for the node's new processes to live the
+		// crash window, which they never will.
+		return rollout{Done: true, Err: crash}
 	case rolling != nil && rolling.Status != metav1.ConditionFalse:
 		progress := fmt.Sprintf("RollingRestart=%s: %s", rolling.Status, rolling.Message)
 		// A rollout waiting for a node whose agent is silent or stopping
@@ -137,6 +158,69 @@ func assessRollout(ag *ferryv1.AppGroup, annotation string) rollout {
 	}
 	return rollout{Done: true, Progress: fmt.Sprintf("revision %s runs on %d/%d nodes, %d/%d processes ready",
 		st.Revision, st.Nodes.Updated, st.Nodes.Total, st.Processes.Ready, st.Processes.Total)}
+}
+
+// crashLoop is ErrCrashLoop's error when ag resists no deployment error
+// and some of pools, on the target, report that its processes die soon
+// after they are ready (ScalingError True, the last failed spawn the
+// target's and of contract.DiedAfterReady) while no process of it has
+// lived the crash window there (lastedRevision): their agents respawn them
+// with backoff, and with nothing to return the node the manager's rollout
+// waits for that window forever. It names the revision, the nodes, and
+// the first one's reason and output, as the standalone agent's
+// restartOutcome does of its pool. nil otherwise.
+func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
+	if resistsErrors(ag) {
+		// The manager returns such a node and halts: ResistingDeploymentError.
+		return nil
+	}
+	target := ag.Status.Revision
+	var nodes []string
+	var first *ferryv1.SpawnError
+	for i := range pools {
+		st := &pools[i].Status
+		e := st.LastSpawnError
+		scaling := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionScalingError)
+		if pools[i].Spec.Revision != target || st.ObservedRevision != target || st.LastedRevision == target ||
+			e == nil || e.Revision != target || !contract.DiedAfterReadyIn(e.Reason) ||
+			scaling == nil || scaling.Status != metav1.ConditionTrue || scaling.Reason == ferryv1.ReasonSpawnBlocked {
+			continue
+		}
+		nodes = append(nodes, pools[i].Spec.NodeName)
+		if first == nil {
+			first = e
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	why := "resistDeploymentErrors is false"
+	if ag.Spec.Restart.Strategy == ferryv1.RestartBlocking {
+		why = "a Blocking restart resists no deployment error"
+	}
+	reason := first.Reason
+	if len(nodes) > 1 {
+		reason = "on " + nodes[0] + ": " + reason
+	}
+	msg := fmt.Sprintf("AppGroup %s/%s: processes of revision %s die soon after they are ready on %s (%s)",
+		ag.Namespace, ag.Name, target, strings.Join(nodes, ", "), reason)
+	if out := strings.TrimSpace(first.Output); out != "" {
+		msg += "\n    " + strings.ReplaceAll(contract.LastLines(out, 5), "\n", "\n    ")
+	}
+	its := "its"
+	if len(nodes) > 1 {
+		its = "their"
+	}
+	return fmt.Errorf("%w: %s\nAs %s, nothing returns %s to an older revision, and %s spawns are %s",
+		ErrCrashLoop, msg, why, strings.Join(nodes, ", "), its, contract.SpawnsRetried)
+}
+
+// resistsErrors: ag's pools resist deployment errors, and the manager
+// returns a node whose new processes die young to what worked
+// (controllers' resistsErrors).
+func resistsErrors(ag *ferryv1.AppGroup) bool {
+	rs := &ag.Spec.Restart
+	return (rs.ResistDeploymentErrors == nil || *rs.ResistDeploymentErrors) && rs.Strategy != ferryv1.RestartBlocking
 }
 
 // resistsTarget tells whether a True ResistingDeploymentError is about
@@ -166,8 +250,9 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 	var last string
 	var lastErr error
 	var haltedSince time.Time
+	var pools []ferryv1.ProcessPool
 	for {
-		r := assessRollout(ag, annotation)
+		r := assessRollout(ag, pools, annotation)
 		switch {
 		case !r.Halted:
 			haltedSince = time.Time{}
@@ -190,6 +275,8 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 		case r.Done && errors.Is(r.Err, ErrIncomplete):
 			return fmt.Errorf("%w\nThe processes not replaced keep serving the older revision. Fix the app, then roll again: kubectl ferry restart %s -n %s",
 				r.Err, ag.Name, ag.Namespace)
+		case r.Done && errors.Is(r.Err, ErrCrashLoop):
+			return fmt.Errorf("%w\nFix the app, then roll again: kubectl ferry restart %s -n %s", r.Err, ag.Name, ag.Namespace)
 		case r.Done && errors.Is(r.Err, ErrHalted):
 			return fmt.Errorf("%w (for %s)\nFix the app, then roll again: kubectl ferry restart %s -n %s", r.Err,
 				grace, ag.Name, ag.Namespace)
@@ -208,6 +295,12 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 		switch {
 		case err == nil:
 			ag, lastErr = next, nil
+			pools = nil
+			if readsPools(ag, annotation) {
+				// Not an error of the wait's: one that lasts (no right to
+				// list them) leaves the wait as it was without them.
+				pools, _ = cl.listPools(ctx, ag)
+			}
 		case ctx.Err() != nil:
 			return waitAborted(ctx, ag, annotation, last, lastErr)
 		case isFatal(err):
@@ -218,6 +311,18 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 			lastErr = err
 		}
 	}
+}
+
+// readsPools: the pools may tell what ag's status does not, that the
+// target's processes die young with nothing to return their node
+// (crashLoop): deployment errors are not resisted, and the manager has
+// taken up annotation and goes on with the rollout or halted it.
+func readsPools(ag *ferryv1.AppGroup, annotation string) bool {
+	if resistsErrors(ag) || !onRevision(ag.Status.Revision, annotation) {
+		return false
+	}
+	c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
+	return c != nil && (c.Status == metav1.ConditionTrue || c.Reason == ferryv1.ReasonRolloutHalted)
 }
 
 // isFatal: an error polling will not outlast.

@@ -13,10 +13,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 func TestAssessRollout(t *testing.T) {
@@ -41,9 +43,22 @@ func TestAssessRollout(t *testing.T) {
 			"node node-1: revision "+rev+" failed to spawn (exited with status 1); the old processes keep serving")
 	}
 	rolling := cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, "node 1/2 (node-1), process 1/2")
+	// What the manager writes while node-2 waits for the new processes on
+	// node-1 to be all ready and live the crash window, a target not
+	// proven, or while they die there with none left.
+	settling := cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave,
+		"1/2 nodes updated; next: node-2, after node-1 rolled out")
+	haltedYoung := cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		"Rollout of revision "+target+" halted at 0/2 nodes updated: it died on node-1 soon after it was ready "+
+			"(exited with status 3 1.2s after it was ready); its agent retries it with backoff, at most a minute apart, "+
+			"and the rollout goes on once it starts there; or change the ferry.dev/revision annotation or the app to start a new rollout")
+	notResisting := func(ag *ferryv1.AppGroup) { ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false) }
+	lasted := diesYoung("node-1", target)
+	lasted.Status.LastedRevision = target
 	for _, tt := range []struct {
 		name     string
 		mutate   func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)
+		pools    []ferryv1.ProcessPool
 		done     bool
 		err      error
 		progress string
@@ -129,6 +144,29 @@ func TestAssessRollout(t *testing.T) {
 			}},
 		{name: "resisting the target, named in the message", done: true, err: ErrResisting,
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, resisting(target)); set(st, rolling) }},
+		// Deployment errors not resisted, the new processes die young on
+		// node-1: its agent respawns them, the manager waits for them to
+		// live the crash window, or halts while none is left, until the
+		// next revision (seen failing: the wait went on to --timeout).
+		{name: "its processes die young, errors not resisted", done: true, err: ErrCrashLoop,
+			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		{name: "its processes die young, halted with none left", done: true, err: ErrCrashLoop,
+			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, haltedYoung) }},
+		{name: "its processes die young in a Blocking restart", done: true, err: ErrCrashLoop,
+			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				ag.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				set(st, settling)
+			}},
+		// Resisted, the manager returns the node and the AppGroup resists.
+		{name: "its processes die young, errors resisted", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, settling) }},
+		{name: "a young death where the revision lasted", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools:  []ferryv1.ProcessPool{lasted},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		{name: "still resisting an earlier revision", progress: "RollingRestart=True",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				set(st, resisting("14-"+hash))
@@ -140,7 +178,7 @@ func TestAssessRollout(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(ag, &ag.Status)
 			}
-			r := assessRollout(ag, "4")
+			r := assessRollout(ag, tt.pools, "4")
 			if r.Done != tt.done || !errors.Is(r.Err, tt.err) || (tt.err == nil) != (r.Err == nil) {
 				t.Fatalf("got %+v, want done %v, error %v", r, tt.done, tt.err)
 			}
@@ -148,6 +186,40 @@ func TestAssessRollout(t *testing.T) {
 				t.Errorf("progress %q, want it to contain %q", r.Progress, tt.progress)
 			}
 		})
+	}
+}
+
+// diesYoung is the pool on node of a revision whose processes die soon
+// after they are ready, as the agent reports it (agent/pool's Status and
+// Conditions): one of two respawned, ScalingError True, the last failed
+// spawn the revision's, no process of it lived the crash window.
+func diesYoung(node, revision string) ferryv1.ProcessPool {
+	return ferryv1.ProcessPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "app-" + node},
+		Spec:       ferryv1.ProcessPoolSpec{NodeName: node, AppGroup: "app", Revision: revision, Template: template()},
+		Status:     diesYoungStatus(revision),
+	}
+}
+
+func diesYoungStatus(revision string) ferryv1.ProcessPoolStatus {
+	reason := "exited with status 3 1.2s after it was ready"
+	return ferryv1.ProcessPoolStatus{
+		ObservedRevision: revision,
+		HeartbeatTime:    ago(time.Second),
+		ProcessCounts:    ferryv1.ProcessCounts{Ready: 1, Updated: 2, Total: 2},
+		ReadyProcesses:   "1/2",
+		LastSpawnError: &ferryv1.SpawnError{Revision: revision, Reason: reason,
+			Output: "Traceback (most recent call last):\nRuntimeError: no database", Time: *ago(time.Second)},
+		Conditions: []metav1.Condition{
+			cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+				"1 of 2 processes ready, minProcesses is 2; spawns are failing: "+reason),
+			cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+				"2 of 2 processes on revision "+revision),
+			cond(ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError,
+				"No deployment error is being resisted"),
+			cond(ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff,
+				"spawn of revision "+revision+" failed 2 time(s): "+reason+"; next attempt at 09:00:00 UTC; "+contract.SpawnsRetried),
+		},
 	}
 }
 
@@ -354,6 +426,64 @@ func TestRestartWaitEndsWhenTheRolloutEndsIncomplete(t *testing.T) {
 	assertContains(t, r.err,
 		"error: rollout incomplete: AppGroup "+ns+"/app: "+incomplete,
 		"The processes not replaced keep serving the older revision. Fix the app, then roll again: kubectl ferry restart app -n "+ns,
+	)
+}
+
+// TestRestartWaitEndsWhenProcessesDieYoung: with resistDeploymentErrors
+// false, a revision whose processes die soon after they are ready on its
+// one node is respawned there with backoff, and the manager keeps
+// RollingRestart True, waiting for them to live the crash window (the
+// statuses below are those it wrote in a controllers test given such a
+// pool). The wait reads the pools and ends with exit 1, naming the
+// revision, the node and the crash. Before, it went on until --timeout.
+func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
+	ns := newNamespace(t)
+	ag := newAppGroup(t, ns, "app", "5")
+	ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
+	if err := env.Client.Update(context.Background(), ag); err != nil {
+		t.Fatal(err)
+	}
+	target := "6-" + hash
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 1) })
+	w := startWait(t, ns, "app")
+	w.next(t)
+
+	// Its new processes are ready, and must live the window first.
+	p := newPool(t, ag, "node-1", target)
+	healthy := diesYoungStatus(target)
+	healthy.ProcessCounts, healthy.ReadyProcesses, healthy.LastSpawnError = ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2}, "2/2", nil
+	healthy.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "2 of 2 processes ready (minProcesses 2)")
+	healthy.Conditions[3] = cond(ferryv1.ConditionScalingError, metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, "No spawn is failing")
+	setPoolStatus(t, p, healthy)
+	settling := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 1)
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+			"1/1 nodes updated (new processes on node-1 must first live 10s, the crash window)")
+	})
+	w.at(t, settling.ResourceVersion)
+
+	// They die in it, and are respawned.
+	setPoolStatus(t, p, diesYoungStatus(target))
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 1)
+		st.Processes = ferryv1.ProcessCounts{Ready: 1, Updated: 2, Total: 2}
+		st.Nodes.Ready, st.ReadyProcesses, st.ReadyNodes = 0, "1/2", "0/1"
+		st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+			"0/1 nodes ready; not ready: node-1 (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
+				"exited with status 3 1.2s after it was ready)")
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+			"1/1 nodes updated (new processes on node-1 must first all be ready and live 10s, the crash window)")
+	})
+	r := w.result(t)
+	if r.code != ExitFailure {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
+	}
+	assertContains(t, r.err,
+		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-1 "+
+			"(exited with status 3 1.2s after it was ready)\n"+
+			"    Traceback (most recent call last):\n    RuntimeError: no database\n",
+		"\nAs resistDeploymentErrors is false, nothing returns node-1 to an older revision, and its spawns are retried with backoff",
+		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
 	)
 }
 
