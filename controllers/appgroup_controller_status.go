@@ -501,8 +501,11 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		// (NodeReturned). Complete then, the rollout read RolloutComplete
 		// seconds before the halt, and `kubectl ferry restart --wait`
 		// reported the revision rolled out; so too while one of them,
-		// dead young, is replaced (not every process ready).
-		return withStatus(c, metav1.ConditionTrue, rollingReason(in),
+		// dead young, is replaced (not every process ready). Not
+		// RestartingBlocking nor RollingOut: no node restarts any more,
+		// and a Blocking AppGroup's new processes serve (read as "my app
+		// is down" before).
+		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 			fmt.Sprintf("%d/%d nodes updated%s", n.updated, len(in.Nodes), settlingNote(n))+undrainedMessage(in))
 	case len(n.stale)+len(n.silentWaiting)+len(n.unheard) > 0:
 		msg := silentMessage(in, slices.Concat(n.stale, n.unheard, n.silentWaiting))
@@ -516,7 +519,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, completeMessage(in, n))
 }
 
-// rollingReason is RollingRestart's reason while nodes restart or settle.
+// rollingReason is RollingRestart's reason while nodes restart.
 func rollingReason(in rollupInput) string {
 	if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
 		return ferryv1.ReasonRestartingBlocking

@@ -612,6 +612,34 @@ func TestRollingRestartCondition(t *testing.T) {
 				"after node-a rolled out (new processes on node-a must first live 10s, the crash window)"}},
 		},
 		{
+			// The restart is over on every node, and nothing waits for
+			// the wave: the new processes serve, they only have the crash
+			// window to live. Not RestartingBlocking ("the app is down").
+			name: "a blocking restart over, its new processes living the crash window",
+			in: func() rollupInput {
+				in := input(ab, testPool("node-a", targetRev, rolledOut(2)), testPool("node-b", targetRev, rolledOut(2)))
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				for _, node := range ab {
+					in.Reports[node].Pool.Status.Conditions[1].LastTransitionTime = metav1.NewTime(t0.Add(-time.Second))
+				}
+				settle(in.Reports, t0, 10*time.Second)
+				return in
+			}(),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "2/2 nodes updated (new processes on node-a and node-b must first live 10s, the crash window)",
+		},
+		{
+			// The same phase for a rolling restart: nothing rolls any more.
+			name: "a rolling restart over, a process dead young replaced on a target not proven",
+			in: func() rollupInput {
+				in := input(ab, testPool("node-a", targetRev, rolledOut(2), counts(1, 2, 2)), testPool("node-b", targetRev, rolledOut(2)))
+				settle(in.Reports, t0, 10*time.Second)
+				return in
+			}(),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "2/2 nodes updated (new processes on node-a must first all be ready and live 10s, the crash window)",
+		},
+		{
 			name: "a node that left processes behind (resistance off) does not hold the next wave",
 			in:   input(abc, testPool("node-a", targetRev, incomplete(1, 2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"0/3 nodes updated", "next: node-b"}},

@@ -66,7 +66,7 @@ func TestOneWaveRolloutWaitsForTheCrashWindow(t *testing.T) {
 			rev1 := target(t, ns, "blog")
 			agent.rollOut("blog", 2)
 			settling := "1/1 nodes updated (new processes on " + a + " must first live 10s, the crash window)"
-			waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, settling)
+			waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, settling)
 			assertNoEvent(t, ns, "blog", controllers.EventRolloutComplete)
 			passCrashWindow(t, agent)
 			waitLastRolledOut(t, ns, "blog", rev1)
@@ -78,16 +78,16 @@ func TestOneWaveRolloutWaitsForTheCrashWindow(t *testing.T) {
 			waitRevisions(t, ns, "blog", map[string]string{a: rev2})
 			agent.restarting("blog", 1, 2)
 			agent.rollOut("blog", 2)
-			waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, settling)
+			waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, settling)
 			assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 0)
 
 			if lives {
 				// One dies young and is replaced: not over either.
 				agent.notReady("blog", 1, 2)
-				waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+				waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 					"1/1 nodes updated (new processes on "+a+" must first all be ready and live 10s, the crash window)")
 				agent.rollOut("blog", 2)
-				waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut, settling)
+				waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, settling)
 				assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 0)
 				passCrashWindow(t, agent)
 				waitLastRolledOut(t, ns, "blog", rev2)
@@ -104,4 +104,36 @@ func TestOneWaveRolloutWaitsForTheCrashWindow(t *testing.T) {
 			assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 0)
 		})
 	}
+}
+
+// TestBlockingRolloutProvesItsRevision: a Blocking AppGroup's restart is
+// over once its new processes run, on one node (no wave waits): while they
+// live the crash window, RollingRestart stays True, as for a rolling
+// restart, but says ProvingRevision, not RestartingBlocking, which reads
+// as the app down while its new processes serve (seen failing: True/
+// RestartingBlocking, the crash-window message, until the window passed).
+func TestBlockingRolloutProvesItsRevision(t *testing.T) {
+	withCrashWindow(t)
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.Strategy = ferryv1.RestartBlocking })
+	agent := newAgent(t, ns, a, "192.0.2.2")
+	rev1 := target(t, ns, "blog")
+	agent.rollOut("blog", 2)
+	settling := "1/1 nodes updated (new processes on " + a + " must first live 10s, the crash window)"
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, settling)
+	passCrashWindow(t, agent)
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev1+" runs on 1/1 nodes")
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2})
+	agent.restarting("blog", 0, 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRestartingBlocking, "node 1/1 ("+a+")")
+	agent.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, settling)
+	assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 0)
+	passCrashWindow(t, agent)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, "Revision "+rev2+" runs on 1/1 nodes")
+	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev2+" runs on 1/1 nodes")
 }

@@ -118,16 +118,21 @@ const (
 
 // Reasons for the RollingRestart condition.
 const (
-	// ReasonRollingOut: processes are being replaced by new-revision ones;
-	// or, of a revision that has not run anywhere before, the new ones must
-	// still live the crash window (the message says so), even where no
-	// node waits for them.
+	// ReasonRollingOut: processes are being replaced by new-revision ones.
 	ReasonRollingOut = "RollingOut"
 	// ReasonWaitingForWave: the AppGroup's rollout waits for earlier nodes
 	// before it gives the new revision to more.
 	ReasonWaitingForWave = "WaitingForWave"
 	// ReasonRestartingBlocking: a Blocking restart is under way.
 	ReasonRestartingBlocking = "RestartingBlocking"
+	// ReasonProvingRevision: on an AppGroup, every node's restart onto a
+	// revision that has not run anywhere before is over (a Blocking one's
+	// too: the new processes serve), and no node waits for its wave; the
+	// new processes must still all be ready and live the crash window
+	// (10s) before the rollout is complete (the message names their
+	// nodes). One that dies in it halts the rollout (RolloutHalted). For
+	// either strategy: nothing restarts any more.
+	ReasonProvingRevision = "ProvingRevision"
 	// ReasonRolloutComplete: every process runs the current revision.
 	ReasonRolloutComplete = "RolloutComplete"
 	// ReasonRolloutHalted: the rollout stopped because a pool resists a
