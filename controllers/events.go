@@ -431,7 +431,11 @@ type rolloutSeen struct {
 // later is then recorded again, naming them all, as the manager before
 // would have (before, a new leader said nothing of it). When the pass
 // moves RollingRestart, the nodes named are not known: any halt is the
-// one recorded until a node is news (haltSeen).
+// one recorded until a node is news (haltSeen). Past maxListedNodes the
+// message does not name them all ("and N more"): a node that took the
+// place of an unnamed one while no manager ran leaves it as it was, and is
+// taken as named; no RolloutHalted of it, as when the message moved. From
+// then on the nodes halting are compared (filter), not the message.
 func seedRollout(old, cur *ferryv1.AppGroupStatus, halting []string) rolloutSeen {
 	rr := condition(old, ferryv1.ConditionRollingRestart)
 	seen := rolloutSeen{

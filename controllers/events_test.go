@@ -1086,6 +1086,10 @@ func TestRolloutHaltSpreads(t *testing.T) {
 			Type: ferryv1.ConditionRollingRestart, Status: metav1.ConditionFalse, Reason: ferryv1.ReasonRolloutHalted, Message: msg}}}
 	}
 	onA, onAB := "it failed to spawn on node-a", "it failed to spawn on node-a and node-b"
+	// six is node-a to node-e, and node-<sixth>.
+	six := func(sixth string) []string {
+		return []string{"node-a", "node-b", "node-c", "node-d", "node-e", "node-" + sixth}
+	}
 	first := []statusEvent{{Type: corev1.EventTypeWarning, Reason: EventRolloutHalted, Action: "Rollout", Note: onA}}
 	for _, tt := range []struct {
 		name   string
@@ -1100,6 +1104,12 @@ func TestRolloutHaltSpreads(t *testing.T) {
 		// node-a's agent fell silent as node-b's reported: node-b is
 		// news, node-a back is not.
 		{name: "node-b while node-a is silent", passes: [][]string{{"node-b"}, {"node-a", "node-b"}}, want: []string{onAB}},
+		// Past maxListedNodes, RollingRestart's message ends "and N
+		// more": the same message for another sixth node. The nodes
+		// halting are compared, not the message (the same in every pass
+		// here).
+		{name: "spreads beyond the first five", passes: [][]string{six("f"), six("g")}, want: []string{onAB, onAB}},
+		{name: "the same six again", passes: [][]string{six("f"), six("f")}, want: []string{onAB}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			evs, seen := rolloutSeen{}.filter(halted(onA), nil, []string{"node-a"}, first)
