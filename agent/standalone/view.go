@@ -56,6 +56,6 @@ func incomplete(a AppStatus) *statusview.Incomplete {
 		return nil
 	}
 	n := a.Pool.Counts
-	return &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total, Errors: lr.Errors,
+	return &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total, Errors: lr.Errors, Failed: lr.Failed,
 		Details: "status --json: lastRestart.errors"}
 }

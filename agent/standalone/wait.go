@@ -186,6 +186,10 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 		for _, e := range lr.Errors {
 			fmt.Fprintf(&b, "\n- %s\n%s", e.Reason, indent(e.Output))
 		}
+		if more := lr.Failed - len(lr.Errors); more > 0 {
+			// The summary keeps the first 16; the pool logged each.
+			fmt.Fprintf(&b, "\n- and %d more, not kept (the agent keeps the first %d): its log has each", more, len(lr.Errors))
+		}
 		return restartOver, errors.New(b.String())
 	}
 	if e := ps.ScalingError; e != nil && e.Revision == revision && !ps.RevisionLasted &&

@@ -53,6 +53,9 @@ type Incomplete struct {
 	// Errors are the spawn errors met on the way, or those of them the
 	// status keeps (a ProcessPool's, the last spawn error only).
 	Errors []ferryv1.SpawnError
+	// Failed is how many spawns failed, when Errors keeps fewer of them
+	// (a standalone restart's summary, the first 16); 0: len(Errors).
+	Failed int
 	// Details says where the errors are in full, e.g. "status --json:
 	// lastRestart.errors". The view adds that their output is there too
 	// when they have one (withOutput).
@@ -123,15 +126,17 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		}
 		fmt.Fprintf(b, "  Rolling restart incomplete: %d of %d processes could not be replaced and keep serving an older revision "+
 			"(resistDeploymentErrors is false); they are tried again at the next revision%s\n", in.Left, in.Total, end)
-		for i, e := range in.Errors {
-			if i == maxErrorsShown {
-				fmt.Fprintf(b, "    - and %d more\n", len(in.Errors)-i)
-				break
-			}
+		shown := min(len(in.Errors), maxErrorsShown)
+		for _, e := range in.Errors[:shown] {
 			fmt.Fprintf(b, "    - %s\n", firstLine(e.Reason))
 		}
-		if in.Details != "" {
-			b.WriteString("    (" + in.Details + withOutput(in.Errors) + ".)\n")
+		// The errors not kept count too: "and 13 more" of a restart that
+		// failed 20 spawns and kept 16 would say there were 16.
+		if more := max(in.Failed, len(in.Errors)) - shown; shown > 0 && more > 0 {
+			fmt.Fprintf(b, "    - and %d more\n", more)
+		}
+		if in.Details != "" && len(in.Errors) > 0 { // nothing to point at otherwise
+			b.WriteString("    (" + in.Details + kept(in) + withOutput(in.Errors) + ".)\n")
 		}
 	}
 	if e := p.ScalingError; e != nil {
@@ -230,6 +235,15 @@ func strategy(s ferryv1.RestartStrategy) string {
 		return string(ferryv1.RestartRolling)
 	}
 	return string(s)
+}
+
+// kept is what an incomplete restart's Details adds when the errors it
+// points at are not all of them: the rest are in the agent's log only.
+func kept(in *Incomplete) string {
+	if in.Failed <= len(in.Errors) {
+		return ""
+	}
+	return fmt.Sprintf(", the first %d of %d", len(in.Errors), in.Failed)
 }
 
 // withOutput is what an incomplete restart's Details adds of its errors'

@@ -149,9 +149,25 @@ func TestWriteIncomplete(t *testing.T) {
 	if want = "    (status --json: lastRestart.errors, with the output of 2 of them.)\n"; !strings.Contains(b.String(), want) {
 		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
 	}
+	// More failed than the status keeps (a standalone restart keeps 16):
+	// those not kept count in "and N more", and the pointer says which
+	// it points at. Before, "and 13 more" and no word of the 4 not kept.
+	sixteen := make([]ferryv1.SpawnError, 16)
+	for i := range sixteen {
+		sixteen[i] = failed
+	}
+	p.Incomplete = &Incomplete{Left: 20, Total: 20, Errors: sixteen, Failed: 20, Details: "status --json: lastRestart.errors"}
+	b.Reset()
+	_ = Write(&b, Header{}, []Pool{p}, now)
+	want = "    - and 17 more\n" +
+		"    (status --json: lastRestart.errors, the first 16 of 20, with each spawn's output.)\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
+	}
 	// No error known (a ProcessPool's last spawn error of another
-	// revision): the sentence ends, with no list to come.
-	p.Incomplete = &Incomplete{Left: 1, Total: 2}
+	// revision): the sentence ends, with no list to come, and no pointer
+	// at errors that are not there, Details or not.
+	p.Incomplete = &Incomplete{Left: 1, Total: 2, Failed: 1, Details: "status --json: lastRestart.errors"}
 	b.Reset()
 	_ = Write(&b, Header{}, []Pool{p}, now)
 	want = "they are tried again at the next revision.\n  * PID: 7 "
