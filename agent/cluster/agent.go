@@ -310,7 +310,82 @@ func (a *Agent) afterSync(ctx context.Context) {
 		a.queue.Add(key)
 	}
 	a.mu.Unlock()
+	a.findUnlabelledDeleted(ctx)
 }
+
+// findUnlabelledDeleted queues, once the cache has synced, this node's
+// deleted pools that still hold its drain finalizer but are not labelled
+// ferry.dev/node=<this node>: reconcile reads each from the API server
+// (readUnlabelled), drains it (nothing of it runs unless restored from
+// disk) and takes the finalizer off, as of any deleted pool. An agent
+// that stopped while such a pool drained, before it could release it
+// (killed, or stopped through an API server outage: "the node's next
+// agent will"), left it nowhere else: the cache selects by the label,
+// and the pool's saved spec went as its drain began. Its finalizer
+// stayed for good, and held its namespace's deletion. A running agent
+// follows its unlabelled pools itself, so one list at the start is
+// enough: every pool, in pages, filtered here, as neither the label nor
+// spec.nodeName (not selectable before Kubernetes 1.31) can select them.
+// A list that fails is tried again every heartbeat, logged as the
+// Lease's renewals are.
+func (a *Agent) findUnlabelledDeleted(ctx context.Context) {
+	var trouble leaseTrouble
+	for {
+		keys, err := a.listUnlabelledDeleted(ctx)
+		if err == nil {
+			for _, key := range keys {
+				a.log.Info("Deleted pool of this node holds its drain finalizer without its label; draining it", "pool", key)
+				a.queue.Add(key)
+			}
+			if since, was := trouble.renewed(); was {
+				a.log.Info("Listed the pools for this node's deleted unlabelled ones", "failedFor", time.Since(since).Round(time.Second).String())
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if since, log := trouble.failed(time.Now(), err); log {
+			a.log.Error(err, "Could not list the pools for this node's deleted unlabelled ones; will retry every heartbeat",
+				"failingSince", since.UTC().Format(time.RFC3339))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(a.opts.HeartbeatInterval):
+		}
+	}
+}
+
+// listUnlabelledDeleted lists the pools findUnlabelledDeleted looks for,
+// listChunk at a time, each page in one request of requestTimeout at most.
+func (a *Agent) listUnlabelledDeleted(ctx context.Context) ([]types.NamespacedName, error) {
+	var keys []types.NamespacedName
+	next := ""
+	for {
+		list := &ferryv1.ProcessPoolList{}
+		err := bounded(ctx, func(ctx context.Context) error {
+			return a.live.List(ctx, list, client.Limit(listChunk), client.Continue(next))
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			pp := &list.Items[i]
+			if pp.Spec.NodeName == a.opts.NodeName && !pp.DeletionTimestamp.IsZero() &&
+				controllerutil.ContainsFinalizer(pp, contract.DrainFinalizer) &&
+				pp.Labels[ferryv1.NodeLabel] != contract.LabelValue(a.opts.NodeName) {
+				keys = append(keys, client.ObjectKeyFromObject(pp))
+			}
+		}
+		if next = list.Continue; next == "" {
+			return keys, nil
+		}
+	}
+}
+
+// listChunk is how many pools each page of listUnlabelledDeleted holds.
+const listChunk = 500
 
 func (a *Agent) work(ctx context.Context) {
 	for {

@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -307,5 +308,79 @@ func (l *load) check(t *testing.T, pids map[int]bool) {
 		if !pids[pid] {
 			t.Errorf("a request was answered by process %d, not one of those from before %v", pid, pids)
 		}
+	}
+}
+
+// TestRestartedAgentReleasesUnlabelledDeletedPool: an agent that stops
+// while an unlabelled pool of its node drains, before it could take the
+// pool's drain finalizer off, leaves that to the node's next agent (it
+// says so). Here it stops through an API server outage; killed (SIGKILL,
+// OOM) mid-drain, it leaves the same: the pool deleted, its finalizer on,
+// its label gone, its saved spec removed as the drain began. The next
+// agent drains and releases it. Before, nothing of that agent found the
+// pool (its cache selects by the label, and the pool was not on disk):
+// the finalizer stayed for good, and held the namespace's deletion.
+func TestRestartedAgentReleasesUnlabelledDeletedPool(t *testing.T) {
+	ns := namespace(t)
+	const node = "node-unlabelled-kill"
+	fwd, cfg := throughForwarder(t)
+	cfg.Timeout = time.Second
+	state := stateDir(t)
+	book := agenttest.NewLogbook(t)
+	onCue, endDelay := drainDelayOnCue()
+	defer endDelay()
+	stop := runAgent(t, node, cfg, state, logTo(book), onCue)
+	pp, key := readyPool(t, ns, "hello-"+node, node, freePort(t))
+	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { delete(p.Labels, ferryv1.NodeLabel) })
+	book.WaitFor(t, "Pool no longer labelled for this node")
+	if err := env.Client.Delete(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	book.WaitFor(t, "Pool deleted; serving on for the drain delay")
+	fwd.cut()
+	stop()
+	book.WaitFor(t, "Could not remove the drain finalizer; the node's next agent will")
+	if p := getPool(t, key); !controllerutil.ContainsFinalizer(p, contract.DrainFinalizer) {
+		t.Fatalf("the pool lost its drain finalizer (%v) with its agent away", p.Finalizers)
+	}
+
+	next := agenttest.NewLogbook(t)
+	runAgent(t, node, env.Config, state, logTo(next))
+	waitUntil(t, "the deleted unlabelled pool released by the node's next agent", func() bool { return poolGone(key) == nil })
+	if n := logged(next, "Drained deleted pool", key); n != 1 {
+		t.Errorf("the next agent drained the pool %d times, want once", n)
+	}
+	next.Check(t)
+}
+
+// TestUnlabelledPoolDeletedWhileTheAgentWasAway: a pool whose label went
+// while its agent ran, and that was deleted while the agent was away, is
+// drained and released by the agent when it is back: from its saved spec
+// (kept) as before, and without it (the node's state lost, or the label
+// gone before the agent saved the pool), which nothing found before.
+func TestUnlabelledPoolDeletedWhileTheAgentWasAway(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		name := map[bool]string{true: "state kept", false: "state lost"}[keep]
+		node := map[bool]string{true: "node-away-kept", false: "node-away-lost"}[keep]
+		t.Run(name, func(t *testing.T) {
+			ns := namespace(t)
+			state := stateDir(t)
+			book := agenttest.NewLogbook(t)
+			stop := runAgent(t, node, env.Config, state, logTo(book))
+			pp, key := readyPool(t, ns, "hello-"+node, node, freePort(t))
+			patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { delete(p.Labels, ferryv1.NodeLabel) })
+			book.WaitFor(t, "Pool no longer labelled for this node")
+			stop()
+			if err := env.Client.Delete(context.Background(), pp); err != nil {
+				t.Fatal(err)
+			}
+			if !keep {
+				state = stateDir(t)
+			}
+			next := agenttest.NewLogbook(t)
+			runAgent(t, node, env.Config, state, logTo(next))
+			waitUntil(t, "the deleted unlabelled pool released", func() bool { return poolGone(key) == nil })
+			next.Check(t)
+		})
 	}
 }
