@@ -328,10 +328,17 @@ func versions(leases []coordinationv1.Lease) map[string]string {
 	return out
 }
 
-// enqueueNode asks for a pass of every AppGroup with a pool on node.
+// enqueueNode asks for a pass of every AppGroup with a pool on node. The
+// pools are found by spec.nodeName (the drain releaser's index), not by
+// their ferry.dev/node label: one whose label went (by hand, or a tool
+// that rewrote its labels) is still the node's, and a deleted one the
+// manager does not label again keeps its AppGroup waiting for the node's
+// agent. That AppGroup's passes requeue for no staleness a Lease tells
+// (nextStaleness): missed here, its status said nothing of the agent's
+// silence, or of its return, until its resync.
 func (w *leaseWatcher) enqueueNode(ctx context.Context, node string) error {
 	var pools ferryv1.ProcessPoolList
-	if err := w.client.List(ctx, &pools, client.MatchingLabels(contract.NodeSelectorSet(node))); err != nil {
+	if err := w.client.List(ctx, &pools, client.MatchingFields{poolNodeIndex: node}); err != nil {
 		return err
 	}
 	done := map[types.NamespacedName]bool{}

@@ -41,7 +41,7 @@ func TestLeaseWatcherNoticesShortSilences(t *testing.T) {
 	}
 	pool := testPool("node-a", "1-abc")
 	pool.Labels = contract.PoolLabels("blog", "node-a")
-	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(lease, pool).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithIndex(&ferryv1.ProcessPool{}, poolNodeIndex, indexPoolNode).WithObjects(lease, pool).Build()
 	clk := clocktesting.NewFakePassiveClock(t0)
 	events := make(chan event.GenericEvent, 10)
 	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: time.Second, clock: clk,
@@ -268,7 +268,7 @@ func outageWatcher(t *testing.T) (w *leaseWatcher, api client.Client, cache *cac
 	}
 	pool := testPool("node-a", "1-abc")
 	pool.Labels = contract.PoolLabels("blog", "node-a")
-	api = fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(lease, pool).Build()
+	api = fake.NewClientBuilder().WithScheme(scheme.New()).WithIndex(&ferryv1.ProcessPool{}, poolNodeIndex, indexPoolNode).WithObjects(lease, pool).Build()
 	var first coordinationv1.Lease
 	if err := api.Get(context.Background(), client.ObjectKeyFromObject(lease), &first); err != nil {
 		t.Fatal(err)
@@ -366,7 +366,7 @@ func TestLeaseWatcherKeepsJudgementsOverAFailedCheck(t *testing.T) {
 		objs = append(objs, p)
 	}
 	failPools := false
-	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithIndex(&ferryv1.ProcessPool{}, poolNodeIndex, indexPoolNode).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
 		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
 			if _, ok := list.(*ferryv1.ProcessPoolList); ok && failPools {
 				failPools = false
@@ -419,7 +419,7 @@ func TestLeaseAppearsAfterASilenceJudgedByReport(t *testing.T) {
 	ctx := context.Background()
 	pool := testPool("node-a", "1-abc")
 	pool.Labels = contract.PoolLabels("blog", "node-a")
-	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(pool).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithIndex(&ferryv1.ProcessPool{}, poolNodeIndex, indexPoolNode).WithObjects(pool).Build()
 	clk := clocktesting.NewFakePassiveClock(t0)
 	events := make(chan event.GenericEvent, 10)
 	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: 2 * time.Second, clock: clk,
@@ -468,7 +468,7 @@ func TestLeaseAppearsAfterASilenceJudgedByReport(t *testing.T) {
 // Lease that appears later asks for a pass by itself, however long after
 // (TestLeaseAppearsAfterASilenceJudgedByReport).
 func TestJudgementsOfLeaselessNodesAreNotKept(t *testing.T) {
-	c := fake.NewClientBuilder().WithScheme(scheme.New()).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithIndex(&ferryv1.ProcessPool{}, poolNodeIndex, indexPoolNode).Build()
 	events := make(chan event.GenericEvent, 10)
 	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: 2 * time.Second,
 		clock: clocktesting.NewFakePassiveClock(t0), events: events, stale: map[string]bool{}, log: logr.Discard()}
@@ -496,7 +496,7 @@ func TestFirstCheckAsksForNoPassOfFreshLeases(t *testing.T) {
 	}
 	pa, pb := testPool("node-a", "1-abc"), testPool("node-b", "1-abc")
 	pa.Labels, pb.Labels = contract.PoolLabels("blog", "node-a"), contract.PoolLabels("blog", "node-b")
-	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(mk("node-a"), pa, pb).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithIndex(&ferryv1.ProcessPool{}, poolNodeIndex, indexPoolNode).WithObjects(mk("node-a"), pa, pb).Build()
 	events := make(chan event.GenericEvent, 10)
 	w := &leaseWatcher{client: c, namespace: "ferry-system", staleAfter: staleAfter, every: 2 * time.Second,
 		clock: clocktesting.NewFakePassiveClock(t0.Add(time.Second)), events: events, stale: map[string]bool{}, log: logr.Discard()}
