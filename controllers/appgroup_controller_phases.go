@@ -549,7 +549,7 @@ func (r *AppGroupReconciler) writeEndpointSlices(ctx context.Context, ag *ferryv
 	wrote := map[int][]discoveryv1.Endpoint{}
 	var errs []error
 	for {
-		plan := planSlices(want, had, r.sliceCapacity(), taken)
+		plan, at := planSlices(want, had, r.sliceCapacity(), taken)
 		if _, ok := plan[0]; !ok && port == ag.Spec.Listen.Port && !taken[0] {
 			plan[0] = nil // the Service's own: emptied, if it exists
 		}
@@ -581,11 +581,7 @@ func (r *AppGroupReconciler) writeEndpointSlices(ctx context.Context, ag *ferryv
 		}
 		if !again {
 			for _, m := range moved {
-				for i, eps := range plan {
-					if slices.ContainsFunc(eps, func(e discoveryv1.Endpoint) bool { return ptr.Deref(e.NodeName, "") == m.node }) {
-						r.warnSliceMoved(ctx, ag, m.name, endpointSliceName(ag, port, i))
-					}
-				}
+				r.warnSliceMoved(ctx, ag, m.name, endpointSliceName(ag, port, at[m.node]))
 			}
 			return errors.Join(errs...)
 		}
@@ -723,7 +719,9 @@ func (r *AppGroupReconciler) sliceNodes(ctx context.Context, ag *ferryv1.AppGrou
 // taken, whose name an object not the AppGroup's has, is never used: its
 // endpoints go on in the next free one, behind the Service all the same
 // (a Service's slices are those labelled with its name, whatever theirs).
-func planSlices(want []discoveryv1.Endpoint, had map[int][]string, capacity int, taken map[int]bool) map[int][]discoveryv1.Endpoint {
+// at is each node's index in the plan.
+func planSlices(want []discoveryv1.Endpoint, had map[int][]string, capacity int,
+	taken map[int]bool) (plan map[int][]discoveryv1.Endpoint, at map[string]int) {
 	of := map[string][]discoveryv1.Endpoint{} // by node
 	var nodes []string
 	for _, e := range want {
@@ -734,7 +732,7 @@ func planSlices(want []discoveryv1.Endpoint, had map[int][]string, capacity int,
 		of[node] = append(of[node], e)
 	}
 	count := map[int]int{}
-	at := map[string]int{}
+	at = map[string]int{}
 	// An empty slice takes a node whatever capacity: a node's endpoints
 	// are never split (more than capacity only where it is below two).
 	fits := func(i int, node string) bool {
@@ -768,12 +766,12 @@ func planSlices(want []discoveryv1.Endpoint, had map[int][]string, capacity int,
 		}
 		place(i, node)
 	}
-	plan := map[int][]discoveryv1.Endpoint{}
+	plan = map[int][]discoveryv1.Endpoint{}
 	for _, e := range want {
 		i := at[ptr.Deref(e.NodeName, "")]
 		plan[i] = append(plan[i], e)
 	}
-	return plan
+	return plan, at
 }
 
 // extraSliceIndex indexes the EndpointSlices other than the one named as

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -212,14 +213,20 @@ func TestPlanSlices(t *testing.T) {
 				want = append(want, ep(addr))
 			}
 			got := map[int][]string{}
-			for i, eps := range planSlices(want, tt.had, tt.capacity, tt.taken) {
+			plan, at := planSlices(want, tt.had, tt.capacity, tt.taken)
+			in := map[string]int{} // each node's slice, as the plan shows it
+			for i, eps := range plan {
 				got[i] = []string{}
 				for _, e := range eps {
 					got[i] = append(got[i], e.Addresses[0])
+					in[*e.NodeName] = i
 				}
 			}
 			if !reflect.DeepEqual(got, tt.plan) {
 				t.Errorf("plan %v, want %v", got, tt.plan)
+			}
+			if !maps.Equal(at, in) {
+				t.Errorf("at %v, but the plan has the nodes in %v", at, in)
 			}
 		})
 	}
