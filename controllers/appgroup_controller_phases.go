@@ -574,7 +574,7 @@ func (r *AppGroupReconciler) writeEndpointSlices(ctx context.Context, ag *ferryv
 			wrote[i] = plan[i]
 			if err == nil && len(plan[i]) > 0 {
 				// Written (an empty one may have been no more than a
-				// look at the cache, which holds no object of another's).
+				// look at the cache, which shows no unlabelled object).
 				r.sliceNameFree(ag, name)
 			}
 			errs = append(errs, err)
@@ -890,15 +890,24 @@ func (r *AppGroupReconciler) deleteEndpointSlicesBut(ctx context.Context, ag *fe
 // a patch of the API server's copy: the cache lags an earlier pass's
 // create, or the object lost the label the cache selects by (someone took
 // it off; mutate puts it back). An object of the name that is not the
-// AppGroup's is a *nameTaken: the manager never takes one over.
+// AppGroup's is a *nameTaken: the manager never takes one over, also when
+// the cache shows it (it carries the label the cache selects by: a copy of
+// one of the manager's own, say).
 func (r *AppGroupReconciler) createOrPatch(ctx context.Context, ag *ferryv1.AppGroup, obj client.Object, mutate controllerutil.MutateFn) error {
-	_, err := controllerutil.CreateOrPatch(ctx, r.Client, obj, mutate)
+	key := client.ObjectKeyFromObject(obj)
+	v := reflect.ValueOf(obj).Elem()
+	_, err := controllerutil.CreateOrPatch(ctx, r.Client, obj, func() error {
+		// A resourceVersion is the cache's copy's (CreateOrPatch found
+		// it): one to patch only if it is the AppGroup's.
+		if obj.GetResourceVersion() != "" && !ownName(obj, ag) {
+			return &nameTaken{kind: v.Type().Name(), name: key.Name}
+		}
+		return mutate()
+	})
 	if !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	// obj holds what the create sent: start again from the server's copy.
-	key := client.ObjectKeyFromObject(obj)
-	v := reflect.ValueOf(obj).Elem()
 	v.Set(reflect.Zero(v.Type()))
 	if gerr := r.APIReader.Get(ctx, key, obj); gerr != nil {
 		return err

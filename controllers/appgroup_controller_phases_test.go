@@ -691,6 +691,35 @@ func (f *fakePasses) events() []string {
 	return evs
 }
 
+// TestCreateOrPatchForeignObjectTheCacheShows: an object of the name that
+// is not the AppGroup's, but carries the label the cache selects by (so
+// the cache shows it), is a *nameTaken as one the cache misses is, and is
+// left as it is. Before, CreateOrPatch's path patched it: the manager
+// took it over.
+func TestCreateOrPatchForeignObjectTheCacheShows(t *testing.T) {
+	s := scheme.New()
+	ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns", UID: "uid-shop"}}
+	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns",
+		Labels: map[string]string{ManagedByLabel: ManagedByValue}}}
+	c := fake.NewClientBuilder().WithScheme(s).WithObjects(foreign).Build()
+	r := &AppGroupReconciler{Client: c, APIReader: c, Scheme: s}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns"}}
+	err := r.createOrPatch(context.Background(), ag, svc, func() error {
+		svc.Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 8080}}
+		return ctrl.SetControllerReference(ag, svc, s)
+	})
+	if taken := (*nameTaken)(nil); !errors.As(err, &taken) || taken.kind != "Service" || taken.name != "shop" {
+		t.Errorf("createOrPatch: %v, want Service shop taken", err)
+	}
+	got := &corev1.Service{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(foreign), got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.OwnerReferences) != 0 || len(got.Spec.Ports) != 0 {
+		t.Errorf("the foreign Service was patched: owners %+v, ports %+v", got.OwnerReferences, got.Spec.Ports)
+	}
+}
+
 // TestCreateOrPatchOwnObjectTheCacheMisses: a create refused as
 // AlreadyExists patches the API server's copy when it is the AppGroup's
 // own (the cache lagged, or the object lost the label the cache selects
