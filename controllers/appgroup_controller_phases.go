@@ -539,7 +539,9 @@ func (r *AppGroupReconciler) reconcileEndpoints(ctx context.Context, s *scope) e
 // name an object not the AppGroup's has (a *nameTaken at its write) is
 // skipped: its endpoints are planned again into the next free one, so
 // every node stays behind the Service, and a Warning event says which
-// object has the name and where its endpoints went (warnSliceMoved).
+// object has the name and where its endpoints went (warnSliceMoved),
+// once that slice is written: while its write fails, the WriteFailed of
+// the error returned says so, and the pass that writes it names it.
 // The slices before it in the plan are as they were (a node goes to the
 // first index that fits), so only those after it are written again.
 func (r *AppGroupReconciler) writeEndpointSlices(ctx context.Context, ag *ferryv1.AppGroup, port int32, want []discoveryv1.Endpoint,
@@ -547,6 +549,7 @@ func (r *AppGroupReconciler) writeEndpointSlices(ctx context.Context, ag *ferryv
 	taken := map[int]bool{}
 	var moved []movedSlice
 	wrote := map[int][]discoveryv1.Endpoint{}
+	failed := map[int]bool{} // of wrote, those whose write failed
 	var errs []error
 	for {
 		plan, at := planSlices(want, had, r.sliceCapacity(), taken)
@@ -572,6 +575,7 @@ func (r *AppGroupReconciler) writeEndpointSlices(ctx context.Context, ag *ferryv
 			}
 			wanted[name] = true
 			wrote[i] = plan[i]
+			failed[i] = err != nil
 			if err == nil && len(plan[i]) > 0 {
 				// Written (an empty one may have been no more than a
 				// look at the cache, which shows no unlabelled object).
@@ -581,7 +585,9 @@ func (r *AppGroupReconciler) writeEndpointSlices(ctx context.Context, ag *ferryv
 		}
 		if !again {
 			for _, m := range moved {
-				r.warnSliceMoved(ctx, ag, m.name, endpointSliceName(ag, port, at[m.node]))
+				if !failed[at[m.node]] {
+					r.warnSliceMoved(ctx, ag, m.name, endpointSliceName(ag, port, at[m.node]))
+				}
 			}
 			return errors.Join(errs...)
 		}
@@ -595,7 +601,7 @@ type movedSlice struct{ name, node string }
 // warnSliceMoved records, once per name as far as this manager remembers
 // (sliceNameFree forgets it), that an object not ag's has name, which a
 // slice of ag's would have, and that its endpoints are in the slice to
-// instead.
+// instead: writeEndpointSlices calls it once to is written.
 // Nothing is lost, so Ready does not say so: a Service's slices are those
 // labelled with its name, whatever theirs.
 func (r *AppGroupReconciler) warnSliceMoved(ctx context.Context, ag *ferryv1.AppGroup, name, to string) {

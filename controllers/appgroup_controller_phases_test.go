@@ -232,6 +232,55 @@ func TestPlanSlices(t *testing.T) {
 	}
 }
 
+// TestSliceMovedSaidOnceWritten: the NameTaken Warning that says which
+// slice holds the endpoints of a name taken is recorded once that slice
+// is written. While its write fails (the error the pass returns makes the
+// WriteFailed event), no Warning names it; the pass that writes it records
+// it. Before, the Warning said the endpoints were in the slice whose write
+// had just failed.
+func TestSliceMovedSaidOnceWritten(t *testing.T) {
+	s := scheme.New()
+	ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "blog", Namespace: "ns", UID: "uid-blog"},
+		Spec: ferryv1.AppGroupSpec{AppTemplate: ferryv1.AppTemplate{Listen: ferryv1.ListenSpec{Port: 8080}}}}
+	foreign := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "blog", Namespace: "ns"},
+		AddressType: discoveryv1.AddressTypeIPv4}
+	refuse := true
+	c := fake.NewClientBuilder().WithScheme(s).WithObjects(foreign).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if refuse && obj.GetName() == "blog.8080-1" {
+				return apierrors.NewInternalError(errors.New("etcdserver: request timed out"))
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	}).Build()
+	rec := events.NewFakeRecorder(10)
+	r := &AppGroupReconciler{Client: c, APIReader: c, Scheme: s, Recorder: rec}
+	want := []discoveryv1.Endpoint{{Addresses: []string{"192.0.2.2"}, NodeName: ptr.To("node-a")}}
+	recorded := func() []string {
+		var evs []string
+		for len(rec.Events) > 0 {
+			evs = append(evs, <-rec.Events)
+		}
+		return evs
+	}
+
+	if err := r.writeEndpointSlices(context.Background(), ag, 8080, want, nil, map[string]bool{}); err == nil {
+		t.Fatal("the pass whose create of blog.8080-1 failed returned no error")
+	}
+	if evs := recorded(); len(evs) != 0 {
+		t.Errorf("events while blog.8080-1 could not be written: %q, want none", evs)
+	}
+	refuse = false
+	if err := r.writeEndpointSlices(context.Background(), ag, 8080, want, nil, map[string]bool{}); err != nil {
+		t.Fatal(err)
+	}
+	evs := recorded()
+	if len(evs) != 1 || !strings.HasPrefix(evs[0], corev1.EventTypeWarning+" "+EventNameTaken+" EndpointSlice blog is not") ||
+		!strings.Contains(evs[0], "in EndpointSlice blog.8080-1 instead") {
+		t.Errorf("events once blog.8080-1 was written: %q, want the NameTaken Warning naming it", evs)
+	}
+}
+
 // TestEndpointsByPort: endpoints go in one group per port their pools
 // serve on, active before draining; a port whose pools give no endpoint
 // has no group.
