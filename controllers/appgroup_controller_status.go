@@ -208,7 +208,7 @@ func readyCondition(in rollupInput) metav1.Condition {
 		// The pools run on, but no request reaches them through the
 		// Service: say both.
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonNameTaken,
-			nameTakenMessage(in.Taken)+". The pools: "+pools.Message)
+			nameTakenMessage(in.Taken)+thePools+pools.Message)
 	}
 	return pools
 }
@@ -247,7 +247,7 @@ func takenMessage(taken []nameTaken, poolTaken []poolNamesTaken) string {
 	case len(taken) == 0:
 		return poolNamesTakenMessage(poolTaken)
 	}
-	return nameTakenMessage(taken) + ". The pools: " + poolNamesTakenMessage(poolTaken)
+	return nameTakenMessage(taken) + thePools + poolNamesTakenMessage(poolTaken)
 }
 
 // splitTaken parts Ready's message into what its reason says and what it
@@ -271,13 +271,61 @@ func namesTaken(st *ferryv1.AppGroupStatus) bool {
 	return ready.Reason == ferryv1.ReasonNameTaken || taken != ""
 }
 
+// takenKinds are the kinds of names that ready, as readyCondition writes
+// it, says are taken: ag's Service's (service), and some node's pool's
+// (pools). It reads back the words what it says of each begins with
+// (takenLead, noPoolOn and poolsTakenWords), which the messages are built
+// from, and nothing else: a change of the words changes both (and
+// NameTakenResolved's note, which says what became of each kind, follows).
+// A status of an older manager's that named an EndpointSlice names
+// neither kind.
+func takenKinds(ag *ferryv1.AppGroup, ready metav1.Condition) (service, pools bool) {
+	_, taken := splitTaken(ready)
+	if taken == "" && ready.Reason == ferryv1.ReasonNameTaken {
+		taken = ready.Message
+	}
+	rest, service := strings.CutPrefix(taken, takenLead("Service", contract.ServiceName(ag.Name)))
+	if service {
+		// What follows says how the pools are (readyCondition), or which
+		// pools' names are taken too (takenMessage): the same words
+		// tell them apart.
+		_, rest, _ = strings.Cut(rest, thePools)
+	}
+	for _, n := range []int{1, 2} {
+		if nodes, ok := strings.CutPrefix(rest, noPoolOn(n)); ok {
+			// A node's name holds no ": ", which ends the list of them.
+			i := strings.Index(nodes, ": ")
+			return service, i >= 0 && strings.HasPrefix(nodes[i:], poolsTakenWords(n))
+		}
+	}
+	return service, false
+}
+
+// thePools leads how the pools are, after what Ready says of the Service
+// taken (readyCondition, takenMessage).
+const thePools = ". The pools: "
+
+// takenLead is how nameTakenMessage begins: the object in the way.
+func takenLead(kind, name string) string { return kind + " " + name + " is not this AppGroup's" }
+
+// noPoolOn leads what is said of n nodes that get no pool: then their
+// list, and, when poolNamesTakenMessage says it, poolsTakenWords.
+func noPoolOn(n int) string { return plural(n, "No pool on ", "No pools on ") }
+
+// poolsTakenWords follow the list of the n nodes poolNamesTakenMessage
+// names: what tells it from another message that begins with noPoolOn
+// (the InvalidRevision of nodes with no revision to start on).
+func poolsTakenWords(n int) string {
+	return plural(n, ": ProcessPools ", ": the names each would have are other ProcessPools' ")
+}
+
 // nameTakenMessage says which of the AppGroup's objects has a name taken
 // by another, what it costs, and what to do: the Service, the one such
 // object a pass leaves unwritten (scope.taken; an EndpointSlice's
 // endpoints go into another), and with it every request through it.
 func nameTakenMessage(taken []nameTaken) string {
 	t := taken[0]
-	return t.kind + " " + t.name + " is not this AppGroup's (the manager never takes over an object it did not make), " +
+	return takenLead(t.kind, t.name) + " (the manager never takes over an object it did not make), " +
 		"so no request reaches the pools through the AppGroup's Service: rename or delete that " + t.kind +
 		", and the manager makes the AppGroup's own"
 }
@@ -291,14 +339,14 @@ func poolNamesTakenMessage(taken []poolNamesTaken) string {
 		nodes = append(nodes, t.node)
 	}
 	first := taken[0]
-	names := "ProcessPools " + first.names[0] + " and " + first.names[1]
+	names := first.names[0] + " and " + first.names[1]
+	lead := noPoolOn(len(nodes)) + nodeList(nodes) + poolsTakenWords(len(nodes)) // takenKinds reads it back
 	if len(taken) == 1 {
-		return "No pool on " + first.node + ": " + names + ", the names it would have, are not this AppGroup's " +
+		return lead + names + ", the names it would have, are not this AppGroup's " +
 			"(the manager never takes over an object it did not make): delete either, and the manager makes the AppGroup's own"
 	}
-	return "No pools on " + nodeList(nodes) + ": the names each would have are other ProcessPools' (the manager never " +
-		"takes over an object it did not make), on " + first.node + " " + names + ": delete either of each node's, " +
-		"and the manager makes the AppGroup's own"
+	return lead + "(the manager never takes over an object it did not make), on " + first.node + " ProcessPools " + names +
+		": delete either of each node's, and the manager makes the AppGroup's own"
 }
 
 // unlistedMessage names the selected nodes whose agents report an

@@ -1370,6 +1370,63 @@ func TestAlsoTaken(t *testing.T) {
 	}
 }
 
+// TestTakenKinds: which kinds of names Ready says are taken is read back
+// from Ready as readyCondition writes it, whatever its reason, and from
+// nothing that only looks the same: a node with no pool for want of a
+// revision ("No pool on node-b: no node serves ...") is no pool's names
+// taken (NameTakenResolved said they were freed), nor is the pools' own
+// message after the Service's.
+func TestTakenKinds(t *testing.T) {
+	svc := []nameTaken{{"Service", "blog"}}
+	a := poolNamesTaken{node: "node-a", names: []string{"blog-node-a", "blog-node-a-0123456789"}}
+	b := poolNamesTaken{node: "node-b", names: []string{"blog-node-b", "blog-node-b-9876543210"}}
+	poolless := func(in *rollupInput) {
+		in.Nodes = append(in.Nodes, "node-b")
+		in.RevisionErr, in.Unserved = errors.New("revision annotation is empty"), []string{"node-b"}
+	}
+	for _, tt := range []struct {
+		name           string
+		fn             func(in *rollupInput)
+		service, pools bool
+	}{
+		{"none", func(*rollupInput) {}, false, false},
+		{"the Service", func(in *rollupInput) { in.Taken = svc }, true, false},
+		{"a pool", func(in *rollupInput) { in.Nodes, in.PoolTaken = []string{"node-a", "node-c"}, []poolNamesTaken{a} }, false, true},
+		{"two pools", func(in *rollupInput) {
+			in.Nodes, in.PoolTaken = []string{"node-a", "node-b", "node-c"}, []poolNamesTaken{a, b}
+		}, false, true},
+		{"the Service and two pools", func(in *rollupInput) {
+			in.Nodes, in.Taken, in.PoolTaken = []string{"node-a", "node-b", "node-c"}, svc, []poolNamesTaken{a, b}
+		}, true, true},
+		{"a node with no pool", poolless, false, false},
+		{"the Service beside a node with no pool", func(in *rollupInput) { poolless(in); in.Taken = svc }, true, false},
+		{"behind PortConflict", func(in *rollupInput) {
+			in.PortLost = map[string]types.NamespacedName{"node-b": {Namespace: "shop", Name: "cart"}}
+			in.Nodes, in.Taken, in.PoolTaken = []string{"node-a", "node-c"}, svc, []poolNamesTaken{a}
+		}, true, true},
+		{"behind NoNodes", func(in *rollupInput) { in.Nodes, in.Reports, in.Taken = nil, nil, svc }, true, false},
+		{"behind InvalidRevision", func(in *rollupInput) {
+			in.Target, in.RevisionErr = "", errors.New("revision annotation is empty")
+			in.PoolTaken = []poolNamesTaken{a, b}
+		}, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := input([]string{"node-c"}, testPool("node-c", targetRev, rolledOut(2)))
+			tt.fn(&in)
+			c := readyCondition(in)
+			if service, pools := takenKinds(in.AppGroup, c); service != tt.service || pools != tt.pools {
+				t.Errorf("Ready %s %q: Service's taken %v, pools' %v; want %v, %v", c.Reason, c.Message, service, pools, tt.service, tt.pools)
+			}
+		})
+	}
+	// An older manager's status that named an EndpointSlice names
+	// neither kind.
+	old := metav1.Condition{Reason: ferryv1.ReasonNameTaken, Message: nameTakenMessage([]nameTaken{{"EndpointSlice", "blog"}})}
+	if service, pools := takenKinds(input(nil).AppGroup, old); service || pools {
+		t.Errorf("an EndpointSlice named: Service's taken %v, pools' %v", service, pools)
+	}
+}
+
 // TestNoNodesMessage: Ready's message with no node names the labels a node
 // needs, in the selector's form and as kubectl label takes them.
 func TestNoNodesMessage(t *testing.T) {

@@ -332,23 +332,22 @@ func readyResolutions(ag *ferryv1.AppGroup, old, cur *ferryv1.AppGroupStatus, si
 
 // nameTakenResolvedNote is NameTakenResolved's note after old, whose
 // Ready said which names were taken (takenMessage): what the names of
-// each kind it named are now. The Service's is the AppGroup's own (a
-// pass that leaves it out of the status wrote it); of the pools', only
-// that no selected node's is kept from being made: a node no longer
-// selected needs none, and the ProcessPools in the way may still have
-// its names. (It said the Service, EndpointSlices and pools had names of
-// their own, also when the objects in the way were still there.)
+// each kind it named (takenKinds) are now. The Service's is the
+// AppGroup's own (a pass that leaves it out of the status wrote it); of
+// the pools', only that no selected node's is kept from being made: a
+// node no longer selected needs none, and the ProcessPools in the way may
+// still have its names. (It said the Service, EndpointSlices and pools
+// had names of their own, also when the objects in the way were still
+// there; and it found the kinds by words of the message alone, so a
+// Service taken beside a node with no pool for want of a revision, "No
+// pool on node-b: no node serves ...", said the pools' names were freed.)
 func nameTakenResolvedNote(ag *ferryv1.AppGroup, old *ferryv1.AppGroupStatus) string {
-	ready := condition(old, ferryv1.ConditionReady)
-	_, taken := splitTaken(ready)
-	if taken == "" {
-		taken = ready.Message
-	}
+	service, pools := takenKinds(ag, condition(old, ferryv1.ConditionReady))
 	var parts []string
-	if svc := "Service " + contract.ServiceName(ag.Name); strings.HasPrefix(taken, svc+" ") {
-		parts = append(parts, svc+" is the AppGroup's own now")
+	if service {
+		parts = append(parts, "Service "+contract.ServiceName(ag.Name)+" is the AppGroup's own now")
 	}
-	if strings.Contains(taken, "No pool on ") || strings.Contains(taken, "No pools on ") {
+	if pools {
 		parts = append(parts, "no selected node's pool is kept from being made by other ProcessPools any more "+
 			"(those in the way were renamed or deleted, or their node is no longer selected and needs no pool)")
 	}

@@ -250,6 +250,12 @@ func TestNameTakenEvents(t *testing.T) {
 		in.PortLost = map[string]types.NamespacedName{"node-c": {Namespace: "shop", Name: "cart"}}
 	}
 	noNodes := func(in *rollupInput) { in.Nodes, in.Reports = nil, nil }
+	// poolless: node-b has no pool, for no revision it could start on
+	// (Ready's pools' part "No pool on node-b: ...", no name taken).
+	poolless := func(in *rollupInput) {
+		in.Nodes = append(in.Nodes, "node-b")
+		in.RevisionErr, in.Unserved = errors.New("revision annotation is empty"), []string{"node-b"}
+	}
 	invalid := func(in *rollupInput) { in.Target, in.RevisionErr = "", errors.New("revision annotation is empty") }
 	both := func(fns ...func(*rollupInput)) ferryv1.AppGroupStatus {
 		return st(func(in *rollupInput) {
@@ -280,6 +286,10 @@ func TestNameTakenEvents(t *testing.T) {
 		{name: "the Service's and a pool's freed", old: both(taken, poolTaken), cur: ready, want: []string{EventNameTakenResolved},
 			resolved: "Service blog is the AppGroup's own now; " + "n" + poolsResolved[1:]},
 		{name: "still taken", old: both(taken), cur: both(taken)},
+		// The pools' part said "No pool on node-b", but of no name: the
+		// note says nothing of pools (it said their names were freed).
+		{name: "freed beside a node with no pool", old: both(taken, poolless), cur: both(poolless),
+			want: []string{EventNameTakenResolved}, resolved: "Service blog is the AppGroup's own now"},
 		{name: "freed while PortConflict shows", old: both(portLost, taken), cur: both(portLost), want: []string{EventNameTakenResolved},
 			resolved: "Service blog is the AppGroup's own now"},
 		{name: "freed as PortConflict takes over", old: both(taken), cur: both(portLost), want: []string{EventPortConflict, EventNameTakenResolved}},
