@@ -35,9 +35,10 @@ const (
 
 	// ConditionRollingRestart is True while processes are being replaced by
 	// ones of a new revision, or, on an AppGroup, while nodes wait for their
-	// wave, and while a node's pool boots its first processes of a revision
-	// that has not run on any node yet (a new AppGroup). Its message says
-	// where the rollout is.
+	// wave, and while the new processes of a revision not proven yet
+	// (status.provenRevision) must be ready and live the crash window
+	// (ProvingRevision; a new AppGroup's first revision too). Its message
+	// says where the rollout is.
 	ConditionRollingRestart = "RollingRestart"
 
 	// ConditionResistingDeploymentError is True while a pool is frozen
@@ -126,12 +127,15 @@ const (
 	// ReasonRestartingBlocking: a Blocking restart is under way.
 	ReasonRestartingBlocking = "RestartingBlocking"
 	// ReasonProvingRevision: on an AppGroup, every node's restart onto a
-	// revision that has not run anywhere before is over (a Blocking one's
-	// too: the new processes serve), and no node waits for its wave; the
-	// new processes must still all be ready and live the crash window
+	// revision not proven yet (status.provenRevision) is over (a Blocking
+	// one's too: the new processes serve), and no node waits for its wave;
+	// the new processes must still all be ready and live the crash window
 	// (10s) before the rollout is complete (the message names their
-	// nodes). One that dies in it halts the rollout (RolloutHalted). For
-	// either strategy: nothing restarts any more.
+	// nodes). For either strategy: nothing restarts any more. A first
+	// death there is replaced at once; a revision whose processes keep
+	// dying in it halts the rollout (RolloutHalted) and, resisted, its
+	// node is returned (NodeReturned); not resisted, it stays here while
+	// its agent respawns them, RolloutHalted only while none runs.
 	ReasonProvingRevision = "ProvingRevision"
 	// ReasonRolloutComplete: every process runs the current revision.
 	ReasonRolloutComplete = "RolloutComplete"
