@@ -461,6 +461,18 @@ func seededFloor(old *ferryv1.AppGroupStatus) int {
 	return int(old.Nodes.Updated)
 }
 
+// alsoHalting names, for a halt past maxListedNodes nodes, those halting
+// that the recorded event did not name: RollingRestart's message then ends
+// "and N more", the same for another sixth node, and a note that said
+// only that message would read as (and be counted by the recorder as) the
+// event before it.
+func alsoHalting(halting, named []string) string {
+	if len(halting) <= maxListedNodes {
+		return ""
+	}
+	return "; now also on " + nodeList(slices.DeleteFunc(slices.Clone(halting), func(n string) bool { return slices.Contains(named, n) }))
+}
+
 // filter drops from evs the NodeRolledOut, RolloutComplete,
 // RolloutHalted and RolloutIncomplete events of the rollout that s has
 // recorded already, and
@@ -490,8 +502,8 @@ func (s rolloutSeen) filter(cur *ferryv1.AppGroupStatus, updated, halting []stri
 	widened := false
 	if rr := condition(cur, ferryv1.ConditionRollingRestart); rr.Reason == ferryv1.ReasonRolloutHalted && s.halted != nil && unnamed &&
 		!slices.ContainsFunc(evs, func(ev statusEvent) bool { return ev.Reason == EventRolloutHalted }) {
-		evs = append(slices.Clone(evs), statusEvent{Type: corev1.EventTypeWarning, Reason: EventRolloutHalted, Action: "Rollout", Note: rr.Message,
-			Again: true})
+		evs = append(slices.Clone(evs), statusEvent{Type: corev1.EventTypeWarning, Reason: EventRolloutHalted, Action: "Rollout",
+			Note: rr.Message + alsoHalting(halting, s.halted), Again: true})
 		widened = true
 	}
 	var out []statusEvent

@@ -1117,9 +1117,11 @@ func TestRolloutHaltSpreads(t *testing.T) {
 		// Past maxListedNodes, RollingRestart's message ends "and N
 		// more": the same message for another sixth node. The nodes
 		// halting are compared, not the message (the same in every pass
-		// here).
-		{name: "spreads beyond the first five", passes: [][]string{six("f"), six("g")}, want: []string{onAB, onAB}},
-		{name: "the same six again", passes: [][]string{six("f"), six("f")}, want: []string{onAB}},
+		// here), and the note names those the events before did not.
+		{name: "spreads beyond the first five", passes: [][]string{six("f"), six("g")},
+			want: []string{onAB + "; now also on node-b, node-c, node-d, node-e and node-f", onAB + "; now also on node-g"}},
+		{name: "the same six again", passes: [][]string{six("f"), six("f")},
+			want: []string{onAB + "; now also on node-b, node-c, node-d, node-e and node-f"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			evs, seen := rolloutSeen{}.filter(halted(onA), nil, []string{"node-a"}, first)
