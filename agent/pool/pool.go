@@ -768,6 +768,12 @@ func (p *Pool) Update(cfg Config) {
 		p.gaveUp, p.givenUpFor = nil, ""
 		p.rolledFrom = rollingFrom{}
 		p.forgetStartedLocked()
+		if p.lastRestart != nil && p.lastRestart.Revision == cfg.Revision {
+			// An earlier attempt at it says nothing of this one: until this
+			// one's restart starts, its summary would pass for this one's
+			// outcome (restart --wait, RolloutIncomplete).
+			p.lastRestart = nil
+		}
 	}
 	if cfg.Template.Pool.MaxRequestsPerProcess != old.Template.Pool.MaxRequestsPerProcess {
 		for _, w := range p.workers {

@@ -246,6 +246,16 @@ func TestRevisionAskedForAgain(t *testing.T) {
 	}
 	e.Pool.Update(pool.Config{Name: "t/again", Revision: "1", Template: tmpl})
 	e.Pool.Update(pool.Config{Name: "t/again", Revision: "2", Template: tmpl})
+	// Asked for again, 2 has no outcome yet: the first attempt's is not
+	// this one's. Before, it stayed until the new restart ended, and until
+	// that restart started, restart --wait took it for this one's.
+	again := e.Pool.Status()
+	if lr := again.LastRestart; lr != nil && lr.Revision == "2" {
+		t.Errorf("right after 2 was asked for again, lastRestart is the first attempt's: %+v", *lr)
+	}
+	if c := condition(again, ferryv1.ConditionRollingRestart); c.Reason == ferryv1.ReasonRolloutIncomplete {
+		t.Errorf("right after 2 was asked for again, RollingRestart = %s %q: the first attempt's", c.Reason, c.Message)
+	}
 	done := e.WaitFor(t, time.Minute, "both workers on revision 2", func(s pool.Status) bool {
 		return s.Counts.Updated == 2 && s.Counts.Ready == 2
 	})

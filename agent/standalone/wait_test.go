@@ -161,3 +161,62 @@ func TestStatusWhileResistingWithNoOldProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitOnARevisionAskedForAgain: a revision whose restart ended
+// incomplete (resistDeploymentErrors false), asked for again after the
+// pool went back to the one its processes run, gets a fresh attempt, and
+// restart --wait reports that attempt, not the earlier one's errors. The
+// app is mended in between, so the new attempt completes. Before, the
+// earlier attempt's lastRestart stayed until the new restart ended: in
+// the status read right after the request, and, until the new restart
+// started, the wait returned its "2 of 2 processes could not be
+// replaced" at once.
+func TestWaitOnARevisionAskedForAgain(t *testing.T) {
+	s := newSite(t)
+	data, err := os.ReadFile(s.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.file, append(data, "  restart: {resistDeploymentErrors: false}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := r.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := st.Apps[0].Pool.Revision
+
+	s.breakApp(t)
+	if _, err := r.client.Restart(ctx, "hello", "r2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitRestart(ctx, r.client, "hello", "r2", 50*time.Millisecond, nil); err == nil ||
+		!strings.Contains(err.Error(), "2 of 2 processes could not be replaced") {
+		t.Fatalf("wait on a broken revision, resistance off: %v", err)
+	}
+	// Back to the revision the processes still run: nothing to restart.
+	if _, err := r.client.Restart(ctx, "hello", first); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(t, "the pool back at "+first, func(a AppStatus) bool {
+		return a.Pool.Revision == first && a.Pool.Restart == nil
+	})
+
+	s.fixApp(t)
+	if _, err := r.client.Restart(ctx, "hello", "r2"); err != nil {
+		t.Fatal(err)
+	}
+	st, err = r.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr := st.Apps[0].Pool.LastRestart; lr != nil && lr.Revision == "r2" {
+		t.Errorf("right after r2 was asked for again, lastRestart is the earlier attempt's: %+v", *lr)
+	}
+	if err := WaitRestart(ctx, r.client, "hello", "r2", 50*time.Millisecond, nil); err != nil {
+		t.Fatalf("wait on r2 asked for again, the app mended: %v", err)
+	}
+}
