@@ -534,40 +534,76 @@ func (s *Server) reload() error {
 	s.mu.Unlock()
 
 	var errs []error
+	var partial PartialReloadError
 	seen := map[string]bool{}
 	for _, ag := range groups {
 		seen[ag.Name] = true
-		a, ok := current[ag.Name]
-		switch {
-		case !ok:
-			errs = append(errs, s.start(ag))
-		case a.ag.Spec.Listen.Port != ag.Spec.Listen.Port:
-			// A new port is no revision: the pool and its processes stay,
-			// as a cluster's agent moves a pool, and only the proxy moves.
-			// The new port opens first: while it cannot, the AppGroup
-			// serves on where it is, and once it does, the old one drains
-			// with no gap between.
-			if _, err := contract.TargetRevision(&ag); err != nil {
-				errs = append(errs, fmt.Errorf("AppGroup %q: %w", ag.Name, err))
-				continue
-			}
-			l, err := s.listen(ag)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%w; still serving on %s", err, a.addr))
-				continue
-			}
-			errs = append(errs, s.move(a, ag, l))
-		default:
-			errs = append(errs, s.update(a, ag))
+		err := s.reloadOne(current[ag.Name], ag)
+		if err != nil {
+			errs = append(errs, err)
+			partial.NotApplied = append(partial.NotApplied, ag.Name)
+		} else {
+			partial.Applied = append(partial.Applied, ag.Name)
 		}
 	}
 	for name, a := range current {
 		if !seen[name] {
 			s.remove(a)
+			partial.Removed = append(partial.Removed, name)
 		}
 	}
-	return appfile.Problems(s.opts.File, errs)
+	err = appfile.Problems(s.opts.File, errs)
+	if err == nil || len(partial.Applied)+len(partial.Removed) == 0 {
+		return err // nothing changed, or all did
+	}
+	slices.Sort(partial.Removed)
+	partial.Err = err
+	return &partial
 }
+
+// reloadOne serves ag, which a serves now (nil: a new AppGroup). On an
+// error nothing of ag is applied: a new one does not start, and one that
+// runs keeps its previous configuration.
+func (s *Server) reloadOne(a *app, ag ferryv1.AppGroup) error {
+	switch {
+	case a == nil:
+		return s.start(ag)
+	case a.ag.Spec.Listen.Port != ag.Spec.Listen.Port:
+		// A new port is no revision: the pool and its processes stay,
+		// as a cluster's agent moves a pool, and only the proxy moves.
+		// The new port opens first: while it cannot, the AppGroup
+		// serves on where it is, and once it does, the old one drains
+		// with no gap between.
+		if _, err := contract.TargetRevision(&ag); err != nil {
+			return fmt.Errorf("AppGroup %q: %w", ag.Name, err)
+		}
+		l, err := s.listen(ag)
+		if err != nil {
+			return fmt.Errorf("%w; still serving on %s", err, a.addr)
+		}
+		return s.move(a, ag, l)
+	default:
+		return s.update(a, ag)
+	}
+}
+
+// PartialReloadError is Reload's error when the file was applied but for
+// the AppGroups its problems name (a taken port, a bad revision): those
+// keep their previous configuration (or, new ones, do not start), and the
+// rest of the file was applied. Any other error of Reload changed nothing.
+type PartialReloadError struct {
+	// Applied are the file's AppGroups served as it says now, changed or
+	// not; NotApplied those the error names; Removed those the file no
+	// longer has, stopped.
+	Applied, NotApplied, Removed []string
+	// Err lists the problems, as an error of a reload that changed
+	// nothing would.
+	Err error
+}
+
+func (e *PartialReloadError) Error() string { return e.Err.Error() }
+
+func (e *PartialReloadError) Unwrap() error { return e.Err }
 
 func (s *Server) remove(a *app) {
 	s.mu.Lock()

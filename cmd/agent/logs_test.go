@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -317,5 +318,54 @@ func TestInvalidFileIsOneError(t *testing.T) {
 	}
 	if want := strings.TrimSuffix(strings.TrimPrefix(reloadErr, "ferry-agent: "), "\n"); logged != want {
 		t.Errorf("SIGHUP logged the error as %q, want %q", logged, want)
+	}
+}
+
+// TestPartialReloadSaysWhatWasApplied: a SIGHUP reload of a file that
+// moves AppGroup a to a port another program holds, and changes b's pool,
+// applies b's change and not a's; the log's line says so, naming each.
+// Before, it said "Reload failed; still serving the previous
+// configuration", untrue of b.
+func TestPartialReloadSaysWhatWasApplied(t *testing.T) {
+	root, _ := filepath.Abs("../../examples/hello-wsgi")
+	portA, portB := fmt.Sprint(testsupport.FreePort(t)), fmt.Sprint(testsupport.FreePort(t))
+	dir, readLog, agent := startAgent(t, map[string]string{
+		"app.yaml": appYAML("a", root, portA, 1) + "---\n" + appYAML("b", root, portB, 1)})
+	waitFor(readLog, func(log string) bool { return strings.Contains(log, `"msg":"Serving"`) })
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	moved := appYAML("a", root, fmt.Sprint(taken.Addr().(*net.TCPAddr).Port), 1) + "---\n" + appYAML("b", root, portB, 2)
+	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	log := waitFor(readLog, func(log string) bool { return strings.Contains(log, `"msg":"Reload failed`) })
+	var failed map[string]any
+	settings := false
+	for _, line := range strings.Split(log, "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		msg, _ := e["msg"].(string)
+		switch {
+		case strings.HasPrefix(msg, "Reload failed"):
+			failed = e
+		case msg == "Reloaded AppGroup settings" && e["appgroup"] == "b":
+			settings = true
+		}
+	}
+	if !settings {
+		t.Errorf("b's new pool was not applied: no \"Reloaded AppGroup settings\" of b in the log")
+	}
+	want := "Reload failed in part; the AppGroups it names keep their previous configuration, the rest of the file was applied"
+	if failed == nil || failed["msg"] != want || fmt.Sprint(failed["notApplied"]) != "[a]" ||
+		fmt.Sprint(failed["applied"]) != "[b]" || !strings.Contains(fmt.Sprint(failed["error"]), "address already in use") {
+		t.Errorf("the reload's log line: %v\nwant msg %q, notApplied [a], applied [b], and the error", failed, want)
 	}
 }
