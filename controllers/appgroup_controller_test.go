@@ -2284,6 +2284,29 @@ func renewLeaseAt(t *testing.T, node string, at time.Time) {
 	}
 }
 
+// leaseChecks counts the checks the lease watcher of the manager under
+// test has begun: each begins by asking the API server itself for the
+// agents' Leases (its probe).
+func leaseChecks() int {
+	return managerRequests.count(http.MethodGet,
+		"/apis/coordination.k8s.io/v1/namespaces/"+contract.DefaultLeaseNamespace+"/leases")
+}
+
+// waitLeaseCheck waits until a check of the lease watcher begun after the
+// call has ended (the next has begun): it judged every agent's Lease by
+// the manager's clock as it was at the call, and asked for the passes
+// that called for.
+func waitLeaseCheck(t *testing.T) {
+	t.Helper()
+	since := leaseChecks()
+	eventually(t, "a check of the agents' Leases begun and ended", func() error {
+		if n := leaseChecks() - since; n < 2 {
+			return fmt.Errorf("%d checks begun since", n)
+		}
+		return nil
+	})
+}
+
 // rolledOutWithLease makes node a in ns, with an agent that has renewed
 // its Lease, and AppGroup "blog" rolled out on it.
 func rolledOutWithLease(t *testing.T, ns string) (a string, agentA *simAgent) {
@@ -2349,31 +2372,29 @@ func TestAgentSilentAgainBetweenChecks(t *testing.T) {
 // for minutes).
 func TestAgentDeadAfterAReportNewerThanItsLease(t *testing.T) {
 	ns := newNamespace(t)
-	a, agentA := rolledOutWithLease(t, ns)
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
 	renewed := clk.Now()
 	renewLease(t, a)
+	renewLease(t, b)
 
-	// It reports 5s after its last renewal, then dies.
+	// a's agent reports 5s after its last renewal, then dies; b's lives on.
 	setClock(t, renewed.Add(5*time.Second))
 	agentA.heartbeat("blog")
-	// The Lease turns stale; the watcher asks for a pass, which finds the
-	// report fresh.
-	before := reconciles(t)
+	renewLease(t, b)
+	// a's Lease turns stale: the watcher's check sees it so at this time
+	// and asks for a pass, which finds the report fresh. Both must be over
+	// before the clock moves on, or they would find the report stale too:
+	// b's agent reports a change, and the pass that shows it is one begun
+	// after the watcher asked (b's only use here).
 	setClock(t, renewed.Add(staleAfter+2*time.Second))
-	eventually(t, "a pass once the Lease is stale", func() error {
-		if reconciles(t) <= before {
-			return errors.New("no pass yet")
-		}
-		return nil
-	})
+	waitLeaseCheck(t)
+	renewLease(t, b)
+	settle(t, ns, "blog", agentB)
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "")
-	// The lease watcher checks every 2s: let it see the Lease stale at
-	// this time (its pass finds the report fresh), before the clock moves
-	// on. Nothing observable tells that it has; the wait is the check's.
-	time.Sleep(5 * time.Second)
-	// Then the report turns stale too, and nothing else happens.
+	// Then a's report turns stale too, and nothing else happens.
 	setClock(t, renewed.Add(5*time.Second+staleAfter+2*time.Second))
-	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting, a)
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionUnknown, ferryv1.ReasonAgentNotReporting,
+		"The agent on "+a+" has not reported since")
 }
 
 // TestServiceLabelRemovedIsRestored: the manager's cache sees only the
