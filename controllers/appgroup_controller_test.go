@@ -718,20 +718,30 @@ func TestNodeReturnedWhenTheTargetDiesAfterReady(t *testing.T) {
 // event names both.
 func TestFirstRevisionHaltNamesEveryNode(t *testing.T) {
 	ns := newNamespace(t)
+	firstRevisionHaltSpreads(t, ns, func(a string) {
+		waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+			"it failed to spawn on "+a+" (the app failed to load)")
+	})
+}
+
+// firstRevisionHaltSpreads makes nodes a and b in ns and a new AppGroup
+// "blog" whose first revision a's agent cannot spawn (RolloutHalted names
+// a), then, after between, b's agent cannot either: RollingRestart and a
+// second RolloutHalted name both, and one rollout halted is counted.
+func firstRevisionHaltSpreads(t *testing.T, ns string, between func(a string)) {
+	t.Helper()
 	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
 	newAppGroup(t, ns, "blog", nil)
 	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
 	halted := metricValue(t, "ferry_rollouts_halted_total", nil)
 	agentA.failSpawns("blog", "the app failed to load")
-	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-		"it failed to spawn on "+a+" (the app failed to load)")
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" (")
+	between(a)
 	agentB.failSpawns("blog", "the app failed to load")
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 		"it failed to spawn on "+a+" and "+b+" (the app failed to load)")
 	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" and "+b+" (")
 	assertEventCount(t, ns, "blog", controllers.EventRolloutHalted, 2)
-	// One rollout halted.
 	if d := metricValue(t, "ferry_rollouts_halted_total", nil) - halted; d != 1 {
 		t.Errorf("ferry_rollouts_halted_total moved by %v, want 1", d)
 	}

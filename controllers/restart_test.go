@@ -133,21 +133,5 @@ func TestNewLeaderGivesVouchedAgentsTheirGrace(t *testing.T) {
 // twice (seen failing: no second event, as it did not know which nodes
 // the first one named).
 func TestRestartedManagerRecordsAHaltThatSpreads(t *testing.T) {
-	ns := newNamespace(t)
-	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
-	newAppGroup(t, ns, "blog", nil)
-	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
-	halted := metricValue(t, "ferry_rollouts_halted_total", nil)
-	agentA.failSpawns("blog", "the app failed to load")
-	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" (")
-
-	restartManager(t) // and its first pass
-	agentB.failSpawns("blog", "the app failed to load")
-	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-		"it failed to spawn on "+a+" and "+b+" (the app failed to load)")
-	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" and "+b+" (")
-	assertEventCount(t, ns, "blog", controllers.EventRolloutHalted, 2)
-	if d := metricValue(t, "ferry_rollouts_halted_total", nil) - halted; d != 1 {
-		t.Errorf("ferry_rollouts_halted_total moved by %v, want 1", d)
-	}
+	firstRevisionHaltSpreads(t, newNamespace(t), func(string) { restartManager(t) }) // and its first pass
 }
