@@ -536,8 +536,11 @@ func TestRestartOutcome(t *testing.T) {
 				Errors: []ferryv1.SpawnError{spawnErr}}},
 			restartOver, "1 of 2 processes could not be spawned after the blocking restart stopped the old ones"},
 		{"not yet started", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 0, 2)}, restartRolling, ""},
-		{"dying, not resisted", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 1), ScalingError: &died},
-			restartOver, "processes of revision 2 die soon after they are ready: exited with status 3"},
+		{"dying, not resisted", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 1), ScalingError: &died,
+			ScalingFailures: 2}, restartOver, "processes of revision 2 die soon after they are ready: exited with status 3"},
+		// A first death is replaced at once; its replacement may live.
+		{"died once, not resisted", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 1), ScalingError: &died,
+			ScalingFailures: 1}, restartSettling, ""},
 		{"a spawn failing for more", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 2), ScalingError: &spawnErr},
 			restartSettling, ""},
 	}

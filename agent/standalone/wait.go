@@ -193,10 +193,13 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 		return restartOver, errors.New(b.String())
 	}
 	if e := ps.ScalingError; e != nil && e.Revision == revision && !ps.RevisionLasted &&
-		contract.DiedAfterReadyIn(e.Reason) {
+		contract.DiedAfterReadyIn(e.Reason) && ps.ScalingFailures >= 2 {
 		// Not resisted (restart.resistDeploymentErrors is false, or the
 		// restart was a blocking one): the pool respawns them, backing
-		// off, for as long as the revision is asked for.
+		// off, for as long as the revision is asked for. From the second
+		// death in a row: the first is replaced at once, and its
+		// replacement may live (a passing fault), as the pool itself
+		// holds spawns only from the second.
 		return restartOver, fmt.Errorf("processes of revision %s die soon after they are ready: %s\n%s\n"+
 			"The pool respawns them with backoff (%s)", revision, e.Reason, indent(e.Output), contract.SpawnsRetried)
 	}
