@@ -601,7 +601,7 @@ type movedSlice struct{ name, node string }
 // warnSliceMoved records, once per name as far as this manager remembers
 // (sliceNameFree forgets it), that an object not ag's has name, which a
 // slice of ag's would have, and that its endpoints are in the slice to
-// instead: writeEndpointSlices calls it once to is written.
+// instead: writeEndpointSlices calls it once the slice to is written.
 // Nothing is lost, so Ready does not say so: a Service's slices are those
 // labelled with its name, whatever theirs.
 func (r *AppGroupReconciler) warnSliceMoved(ctx context.Context, ag *ferryv1.AppGroup, name, to string) {

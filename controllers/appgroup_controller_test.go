@@ -2305,7 +2305,9 @@ func leaseChecks() int {
 // waitLeaseCheck waits until a check of the lease watcher begun after the
 // call has ended (the next has begun): it judged every agent's Lease by
 // the manager's clock as it was at the call, and asked for the passes
-// that called for.
+// that called for. It reads the Leases from the manager's cache: a Lease
+// written just before the call may not be in it yet, so what it waits
+// for is the clock, not a given renewal.
 func waitLeaseCheck(t *testing.T) {
 	t.Helper()
 	since := leaseChecks()

@@ -384,7 +384,9 @@ func (a *Agent) listUnlabelledDeleted(ctx context.Context) ([]types.NamespacedNa
 	}
 }
 
-// listChunk is how many pools each page of listUnlabelledDeleted holds.
+// listChunk is how many pools each page of listUnlabelledDeleted holds:
+// client-go's pager's default, so that a cluster of many pools is read
+// in pages the API server answers each within a request's timeout.
 const listChunk = 500
 
 func (a *Agent) work(ctx context.Context) {
