@@ -72,8 +72,9 @@ type App struct {
 	HaltGrace time.Duration
 
 	// observed, when set, is called with every AppGroup restart --wait
-	// has assessed and what it made of it: a test's sync point.
-	observed func(*ferryv1.AppGroup, rollout)
+	// has assessed, the pools it read with it, and what it made of them:
+	// a test's sync point.
+	observed func(*ferryv1.AppGroup, []ferryv1.ProcessPool, rollout)
 }
 
 // usageError is a mistake in the command line: exit code 2. cmd is the

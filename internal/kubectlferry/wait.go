@@ -34,10 +34,10 @@ var ErrIncomplete = errors.New("rollout incomplete")
 
 // ErrCrashLoop: deployment errors not resisted (resistDeploymentErrors
 // false, or a Blocking restart), the new revision's processes die soon
-// after they are ready on some node, whose agent respawns them with
-// backoff for as long as the revision is asked for: nothing returns the
-// node, and the rollout neither goes on nor ends (RollingRestart stays
-// True, or halted by a node left with no process).
+// after they are ready on some node, a second time, whose agent respawns
+// them with backoff for as long as the revision is asked for: nothing
+// returns the node, and the rollout neither goes on nor ends
+// (RollingRestart stays True, or halted by a node left with no process).
 var ErrCrashLoop = errors.New("crash loop")
 
 // ErrNoNodes: the AppGroup selects no node, so nothing is rolled out.
@@ -80,8 +80,9 @@ type rollout struct {
 // halted otherwise (RolloutHalted: a node cannot spawn the revision) is
 // Halted: waitRollout gives it a grace. Deployment errors not resisted,
 // a rollout that halts or goes on while pools, of ag's pools, show the
-// revision's processes dying young (crashLoop) is failed at once.
-func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation string) rollout {
+// revision's processes dying young a second time (crashLoop, which
+// records in deaths what it saw) is failed at once.
+func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDeaths, annotation string) rollout {
 	st := &ag.Status
 	if current, ok := ag.Annotations[ferryv1.RevisionAnnotation]; !ok || current != annotation {
 		now := "removed"
@@ -108,7 +109,7 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s resists revision %s: %s",
 			ErrResisting, ag.Namespace, ag.Name, st.Revision, c.Message)}
 	}
-	crash := crashLoop(ag, pools)
+	crash := crashLoop(ag, pools, deaths)
 	if rolling != nil && rolling.Reason == ferryv1.ReasonRolloutHalted {
 		if crash != nil {
 			// It lifts once the respawned processes are all ready, and
@@ -160,30 +161,68 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 		st.Revision, st.Nodes.Updated, st.Nodes.Total, st.Processes.Ready, st.Processes.Total)}
 }
 
+// youngDeaths is what crashLoop saw of each pool, by name, over the polls
+// of one wait: a death of the target seen before, and whether the pool
+// has shown another since.
+type youngDeaths map[string]youngDeath
+
+type youngDeath struct {
+	// revision and at are those of the pool's last young death seen
+	// (lastSpawnError).
+	revision string
+	at       metav1.Time
+	// again: the pool showed a later young death of revision than the
+	// first the wait saw.
+	again bool
+}
+
+// seen records pool's young death e of the target and tells whether the
+// pool has shown two: the first is replaced at once, as any first crash
+// (agent/pool's holdingLocked: a passing fault must not cost a node its
+// revision), and the replacement may live the crash window. The agent
+// stamps each death in lastSpawnError.time, whole seconds: a later one is
+// another death, while a wait that starts after a death counts it as the
+// first. Two in the same second read as one, and the next one counts.
+func (d youngDeaths) seen(pool string, e *ferryv1.SpawnError) bool {
+	prev, ok := d[pool]
+	now := youngDeath{revision: e.Revision, at: e.Time}
+	if ok && prev.revision == e.Revision {
+		now.again = prev.again || e.Time.After(prev.at.Time)
+		if !e.Time.After(prev.at.Time) {
+			now.at = prev.at // a read older than the last
+		}
+	}
+	d[pool] = now
+	return now.again
+}
+
 // crashLoop is ErrCrashLoop's error when ag resists no deployment error
-// and some of pools, on the target, report that its processes die soon
-// after they are ready (ScalingError True, the last failed spawn the
-// target's and of contract.DiedAfterReady) while no process of it has
-// lived the crash window there (lastedRevision): their agents respawn them
-// with backoff, and with nothing to return the node the manager's rollout
-// waits for that window forever. It names the revision, the nodes, and
-// the first one's reason and output, as the standalone agent's
-// restartOutcome does of its pool. nil otherwise.
-func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
+// and some of pools, on the target, have shown a second young death of its processes
+// (lastSpawnError the target's, of contract.DiedAfterReady, at a later
+// time than the one deaths first saw) while none of them has lived the
+// crash window there (lastedRevision): their agents respawn them with
+// backoff, and with nothing to return the node the manager's rollout
+// waits for that window forever. It names the
+// revision, the nodes, and the first one's reason and output, as the
+// standalone agent's restartOutcome does of its pool. nil otherwise.
+//
+// The pools' ScalingError is not read: it is False between deaths, once
+// the replacement is ready (agent/pool's spawnWorkedLocked), which a
+// poll may be all it sees of a loop.
+func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDeaths) error {
+	target := ag.Status.Revision
 	if resistsErrors(ag) {
 		// The manager returns such a node and halts: ResistingDeploymentError.
 		return nil
 	}
-	target := ag.Status.Revision
 	var nodes []string
 	var first *ferryv1.SpawnError
 	for i := range pools {
 		st := &pools[i].Status
 		e := st.LastSpawnError
-		scaling := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionScalingError)
 		if pools[i].Spec.Revision != target || st.ObservedRevision != target || st.LastedRevision == target ||
 			e == nil || e.Revision != target || !contract.DiedAfterReadyIn(e.Reason) ||
-			scaling == nil || scaling.Status != metav1.ConditionTrue || scaling.Reason == ferryv1.ReasonSpawnBlocked {
+			!deaths.seen(pools[i].Name, e) {
 			continue
 		}
 		nodes = append(nodes, pools[i].Spec.NodeName)
@@ -194,25 +233,46 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	if first == nil {
 		return nil
 	}
-	why := "resistDeploymentErrors is false"
+	why := "As resistDeploymentErrors is false,"
 	if ag.Spec.Restart.Strategy == ferryv1.RestartBlocking {
-		why = "a Blocking restart resists no deployment error"
+		why = "As a Blocking restart resists no deployment error,"
 	}
 	reason := first.Reason
 	if len(nodes) > 1 {
 		reason = "on " + nodes[0] + ": " + reason
 	}
 	msg := fmt.Sprintf("AppGroup %s/%s: processes of revision %s die soon after they are ready on %s (%s)",
-		ag.Namespace, ag.Name, target, strings.Join(nodes, ", "), reason)
+		ag.Namespace, ag.Name, target, nodeList(nodes), reason)
 	if out := strings.TrimSpace(first.Output); out != "" {
 		msg += "\n    " + strings.ReplaceAll(contract.LastLines(out, 5), "\n", "\n    ")
 	}
-	its := "its"
+	its, them := "its", "node"
 	if len(nodes) > 1 {
-		its = "their"
+		its, them = "their", "these nodes"
 	}
-	return fmt.Errorf("%w: %s\nAs %s, nothing returns %s to an older revision, and %s spawns are %s",
-		ErrCrashLoop, msg, why, strings.Join(nodes, ", "), its, contract.SpawnsRetried)
+	if len(nodes) == 1 {
+		them = nodes[0]
+	}
+	return fmt.Errorf("%w: %s\n%s nothing returns %s to an older revision, and %s spawns are %s",
+		ErrCrashLoop, msg, why, them, its, contract.SpawnsRetried)
+}
+
+// maxListedNodes is how many node names an error lists before "and N
+// more", as the manager's messages do.
+const maxListedNodes = 5
+
+// nodeList lists nodes as the manager's messages do (controllers'
+// nodeList): "a, b and c", at most maxListedNodes, then "and N more".
+func nodeList(nodes []string) string {
+	switch {
+	case len(nodes) == 0:
+		return ""
+	case len(nodes) > maxListedNodes:
+		return strings.Join(nodes[:maxListedNodes], ", ") + fmt.Sprintf(" and %d more", len(nodes)-maxListedNodes)
+	case len(nodes) == 1:
+		return nodes[0]
+	}
+	return strings.Join(nodes[:len(nodes)-1], ", ") + " and " + nodes[len(nodes)-1]
 }
 
 // resistsErrors: ag's pools resist deployment errors, and the manager
@@ -249,10 +309,11 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 	name := ag.Namespace + "/" + ag.Name
 	var last string
 	var lastErr error
-	var haltedSince time.Time
+	var haltedSince, listed time.Time
 	var pools []ferryv1.ProcessPool
+	deaths := youngDeaths{}
 	for {
-		r := assessRollout(ag, pools, annotation)
+		r := assessRollout(ag, pools, deaths, annotation)
 		switch {
 		case !r.Halted:
 			haltedSince = time.Time{}
@@ -262,7 +323,7 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 			r.Done = true
 		}
 		if a.observed != nil {
-			a.observed(ag, r)
+			a.observed(ag, pools, r)
 		}
 		switch {
 		case r.Done && r.Err == nil:
@@ -295,11 +356,14 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 		switch {
 		case err == nil:
 			ag, lastErr = next, nil
-			pools = nil
-			if readsPools(ag, annotation) {
+			switch {
+			case !readsPools(ag, annotation):
+				pools = nil
+			case time.Since(listed) >= poolListInterval:
 				// Not an error of the wait's: one that lasts (no right to
 				// list them) leaves the wait as it was without them.
 				pools, _ = cl.listPools(ctx, ag)
+				listed = time.Now()
 			}
 		case ctx.Err() != nil:
 			return waitAborted(ctx, ag, annotation, last, lastErr)
@@ -312,6 +376,12 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 		}
 	}
 }
+
+// poolListInterval is how often, at most, restart --wait lists the pools
+// (readsPools): a young death stays in a pool's lastSpawnError until the
+// next, and a crash loop is seen as well every few seconds as every poll,
+// for a fraction of the API server's load in a large AppGroup.
+const poolListInterval = 2 * time.Second
 
 // readsPools: the pools may tell what ag's status does not, that the
 // target's processes die young with nothing to return their node

@@ -3,6 +3,7 @@ package kubectlferry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -53,15 +55,44 @@ func TestAssessRollout(t *testing.T) {
 			"(exited with status 3 1.2s after it was ready); its agent retries it with backoff, at most a minute apart, "+
 			"and the rollout goes on once it starts there; or change the ferry.dev/revision annotation or the app to start a new rollout")
 	notResisting := func(ag *ferryv1.AppGroup) { ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false) }
+	// first is node's first young death of the target, which a wait saw
+	// before diesYoung's (a second, 9s later).
+	first := func(node string) []ferryv1.ProcessPool {
+		return []ferryv1.ProcessPool{diedAgo(diesYoung(node, target), 10*time.Second)}
+	}
 	lasted := diesYoung("node-1", target)
 	lasted.Status.LastedRevision = target
+	// Between two deaths: the replacement of the first is ready, and the
+	// agent ended the scaling error (spawnWorkedLocked).
+	between := func(p ferryv1.ProcessPool) ferryv1.ProcessPool {
+		p.Status.ProcessCounts, p.Status.ReadyProcesses = ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2}, "2/2"
+		p.Status.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "2 of 2 processes ready")
+		p.Status.Conditions[3] = cond(ferryv1.ConditionScalingError, metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, "No spawn is failing")
+		return p
+	}
+	// A spawn held back by a cause outside the revision after the first
+	// death: the agent's last failed spawn is that one.
+	blocked := diesYoung("node-1", target)
+	blocked.Status.LastSpawnError.Reason = "listen: address already in use"
+	blocked.Status.Conditions[3] = cond(ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBlocked,
+		"spawn of revision "+target+" failed 2 time(s): listen: address already in use")
+	older := diesYoung("node-1", target)
+	older.Status.LastSpawnError.Revision = "3-" + hash
+	var many, manyFirst []ferryv1.ProcessPool
+	for i := range 7 {
+		node := fmt.Sprintf("node-%d", i+1)
+		many, manyFirst = append(many, diesYoung(node, target)), append(manyFirst, first(node)...)
+	}
 	for _, tt := range []struct {
-		name     string
-		mutate   func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)
-		pools    []ferryv1.ProcessPool
-		done     bool
-		err      error
-		progress string
+		name   string
+		mutate func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)
+		// before are the pools an earlier poll of the wait read, if any.
+		before, pools []ferryv1.ProcessPool
+		done          bool
+		err           error
+		progress      string
+		// errText is in the error.
+		errText string
 	}{
 		{name: "rolled out", done: true, progress: "revision " + target + " runs on 2/2 nodes, 4/4 processes ready"},
 		{name: "annotation changed again", done: true, err: ErrSuperseded,
@@ -145,27 +176,63 @@ func TestAssessRollout(t *testing.T) {
 		{name: "resisting the target, named in the message", done: true, err: ErrResisting,
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, resisting(target)); set(st, rolling) }},
 		// Deployment errors not resisted, the new processes die young on
-		// node-1: its agent respawns them, the manager waits for them to
-		// live the crash window, or halts while none is left, until the
-		// next revision (seen failing: the wait went on to --timeout).
-		{name: "its processes die young, errors not resisted", done: true, err: ErrCrashLoop,
+		// node-1, a second time: its agent respawns them, the manager waits
+		// for them to live the crash window, or halts while none is left,
+		// until the next revision (seen failing: the wait went on to
+		// --timeout).
+		{name: "its processes die young twice, errors not resisted", done: true, err: ErrCrashLoop,
+			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			errText: "on node-1 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
+				"    RuntimeError: no database\nAs resistDeploymentErrors is false, nothing returns node-1 to an older revision, " +
+				"and its spawns are retried with backoff",
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		// A first death is replaced at once, and the replacement may live
+		// the window: a passing fault (seen failing: the wait ended at
+		// the first, "crash loop").
+		{name: "its processes die young once, errors not resisted", progress: "RollingRestart=True: 1/2 nodes updated",
 			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
-		{name: "its processes die young, halted with none left", done: true, err: ErrCrashLoop,
+		{name: "the same death seen twice", progress: "RollingRestart=True: 1/2 nodes updated",
+			before: []ferryv1.ProcessPool{diesYoung("node-1", target)}, pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		// The pools' ScalingError is False once the replacement is ready:
+		// a poll may see no more of a loop.
+		{name: "between the first death and the second", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools:  []ferryv1.ProcessPool{between(diesYoung("node-1", target))},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		{name: "between the second death and the third", done: true, err: ErrCrashLoop,
+			before: first("node-1"), pools: []ferryv1.ProcessPool{between(diesYoung("node-1", target))},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		{name: "a spawn blocked after one death", progress: "RollingRestart=True: 1/2 nodes updated",
+			before: first("node-1"), pools: []ferryv1.ProcessPool{blocked},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		{name: "young deaths of an older revision", progress: "RollingRestart=True: 1/2 nodes updated",
+			before: []ferryv1.ProcessPool{diedAgo(older, 10*time.Second)}, pools: []ferryv1.ProcessPool{older},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		{name: "its processes die young twice, halted with none left", done: true, err: ErrCrashLoop,
+			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, haltedYoung) }},
+		{name: "its processes die young once, halted with none left", err: ErrHalted, progress: "halted: Rollout of revision",
 			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, haltedYoung) }},
-		{name: "its processes die young in a Blocking restart", done: true, err: ErrCrashLoop,
-			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+		{name: "its processes die young twice in a Blocking restart", done: true, err: ErrCrashLoop,
+			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			errText: "As a Blocking restart resists no deployment error, nothing returns node-1",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				ag.Spec.Restart.Strategy = ferryv1.RestartBlocking
 				set(st, settling)
 			}},
+		{name: "on many nodes", done: true, err: ErrCrashLoop, before: manyFirst, pools: many,
+			errText: "on node-1, node-2, node-3, node-4, node-5 and 2 more (on node-1: exited with status 3 1.2s after it was ready)" +
+				"\n    Traceback (most recent call last):\n    RuntimeError: no database\n" +
+				"As resistDeploymentErrors is false, nothing returns these nodes to an older revision, and their spawns",
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		// Resisted, the manager returns the node and the AppGroup resists.
-		{name: "its processes die young, errors resisted", progress: "RollingRestart=True: 1/2 nodes updated",
-			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
+		{name: "its processes die young twice, errors resisted", progress: "RollingRestart=True: 1/2 nodes updated",
+			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, settling) }},
 		{name: "a young death where the revision lasted", progress: "RollingRestart=True: 1/2 nodes updated",
-			pools:  []ferryv1.ProcessPool{lasted},
+			before: first("node-1"), pools: []ferryv1.ProcessPool{lasted},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		{name: "still resisting an earlier revision", progress: "RollingRestart=True",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
@@ -178,9 +245,18 @@ func TestAssessRollout(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(ag, &ag.Status)
 			}
-			r := assessRollout(ag, tt.pools, "4")
+			deaths := youngDeaths{}
+			if tt.before != nil {
+				if r := assessRollout(ag, tt.before, deaths, "4"); r.Done {
+					t.Fatalf("before: got %+v, want the wait to go on", r)
+				}
+			}
+			r := assessRollout(ag, tt.pools, deaths, "4")
 			if r.Done != tt.done || !errors.Is(r.Err, tt.err) || (tt.err == nil) != (r.Err == nil) {
 				t.Fatalf("got %+v, want done %v, error %v", r, tt.done, tt.err)
+			}
+			if tt.errText != "" && !strings.Contains(r.Err.Error(), tt.errText) {
+				t.Errorf("error %q, want it to contain %q", r.Err, tt.errText)
 			}
 			if !strings.Contains(r.Progress, tt.progress) {
 				t.Errorf("progress %q, want it to contain %q", r.Progress, tt.progress)
@@ -199,6 +275,12 @@ func diesYoung(node, revision string) ferryv1.ProcessPool {
 		Spec:       ferryv1.ProcessPoolSpec{NodeName: node, AppGroup: "app", Revision: revision, Template: template()},
 		Status:     diesYoungStatus(revision),
 	}
+}
+
+// diedAgo is p with its last young death d before testNow.
+func diedAgo(p ferryv1.ProcessPool, d time.Duration) ferryv1.ProcessPool {
+	p.Status.LastSpawnError.Time = *ago(d)
+	return p
 }
 
 func diesYoungStatus(revision string) ferryv1.ProcessPoolStatus {
@@ -233,6 +315,7 @@ type waiter struct {
 
 type assessed struct {
 	resourceVersion string
+	pools           []ferryv1.ProcessPool
 	rollout         rollout
 }
 
@@ -247,9 +330,9 @@ func startWaitGrace(t *testing.T, grace time.Duration, ns, name string, args ...
 	w := &waiter{seen: make(chan assessed), done: make(chan result, 1)}
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
-	a := &App{HaltGrace: grace, observed: func(ag *ferryv1.AppGroup, r rollout) {
+	a := &App{HaltGrace: grace, observed: func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, r rollout) {
 		select {
-		case w.seen <- assessed{ag.ResourceVersion, r}:
+		case w.seen <- assessed{ag.ResourceVersion, pools, r}:
 		case <-stop:
 		}
 	}}
@@ -281,6 +364,20 @@ func (w *waiter) at(t *testing.T, rv string) rollout {
 				t.Fatalf("the wait ended at a status where it should go on: %+v", a.rollout)
 			}
 			return a.rollout
+		}
+	}
+}
+
+// sawPool waits until the waiter has assessed pools of which one is as
+// seen says, and checks that it kept waiting.
+func (w *waiter) sawPool(t *testing.T, seen func(ferryv1.ProcessPool) bool) {
+	t.Helper()
+	for {
+		if a := w.next(t); slices.ContainsFunc(a.pools, seen) {
+			if a.rollout.Done {
+				t.Fatalf("the wait ended at pools where it should go on: %+v", a.rollout)
+			}
+			return
 		}
 	}
 }
@@ -432,10 +529,13 @@ func TestRestartWaitEndsWhenTheRolloutEndsIncomplete(t *testing.T) {
 // TestRestartWaitEndsWhenProcessesDieYoung: with resistDeploymentErrors
 // false, a revision whose processes die soon after they are ready on its
 // one node is respawned there with backoff, and the manager keeps
-// RollingRestart True, waiting for them to live the crash window (the
-// statuses below are those it wrote in a controllers test given such a
-// pool). The wait reads the pools and ends with exit 1, naming the
-// revision, the node and the crash. Before, it went on until --timeout.
+// RollingRestart True (ProvingRevision), waiting for them to live the
+// crash window (the statuses below are those it wrote in a controllers
+// test given such a pool). The wait reads the pools: a first death is
+// replaced at once, and the wait goes on (seen failing: it ended there,
+// "crash loop", where the replacement may live the window and the rollout
+// complete); at the second, it ends with exit 1, naming the revision, the
+// node and the crash. Before either, it went on until --timeout.
 func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 	ns := newNamespace(t)
 	ag := newAppGroup(t, ns, "app", "5")
@@ -455,25 +555,47 @@ func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 	healthy.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady, "2 of 2 processes ready (minProcesses 2)")
 	healthy.Conditions[3] = cond(ferryv1.ConditionScalingError, metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, "No spawn is failing")
 	setPoolStatus(t, p, healthy)
-	settling := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+	proving := func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 		rolledOut(ag, st, target, 1)
-		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 			"1/1 nodes updated (new processes on node-1 must first live 10s, the crash window)")
-	})
+	}
+	settling := setAppGroupStatus(t, ns, "app", proving)
 	w.at(t, settling.ResourceVersion)
 
-	// They die in it, and are respawned.
-	setPoolStatus(t, p, diesYoungStatus(target))
-	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
-		rolledOut(ag, st, target, 1)
-		st.Processes = ferryv1.ProcessCounts{Ready: 1, Updated: 2, Total: 2}
-		st.Nodes.Ready, st.ReadyProcesses, st.ReadyNodes = 0, "1/2", "0/1"
-		st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
-			"0/1 nodes ready; not ready: node-1 (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
-				"exited with status 3 1.2s after it was ready)")
-		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
-			"1/1 nodes updated (new processes on node-1 must first all be ready and live 10s, the crash window)")
+	// One dies in it, and is replaced.
+	died := func(at time.Duration) {
+		st := diesYoungStatus(target)
+		st.LastSpawnError.Time = *ago(at)
+		setPoolStatus(t, p, st)
+		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			rolledOut(ag, st, target, 1)
+			st.Processes = ferryv1.ProcessCounts{Ready: 1, Updated: 2, Total: 2}
+			st.Nodes.Ready, st.ReadyProcesses, st.ReadyNodes = 0, "1/2", "0/1"
+			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+				"0/1 nodes ready; not ready: node-1 (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
+					"exited with status 3 1.2s after it was ready)")
+			st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
+				"1/1 nodes updated (new processes on node-1 must first all be ready and live 10s, the crash window)")
+		})
+	}
+	died(10 * time.Second)
+	w.sawPool(t, func(p ferryv1.ProcessPool) bool {
+		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Time.Equal(ago(10*time.Second))
 	})
+	// The replacement is ready: the agent ends the scaling error.
+	between := diesYoungStatus(target)
+	between.LastSpawnError.Time = *ago(10 * time.Second)
+	between.ProcessCounts, between.ReadyProcesses, between.Conditions[0], between.Conditions[3] = healthy.ProcessCounts,
+		healthy.ReadyProcesses, healthy.Conditions[0], healthy.Conditions[3]
+	setPoolStatus(t, p, between)
+	setAppGroupStatus(t, ns, "app", proving)
+	w.sawPool(t, func(p ferryv1.ProcessPool) bool {
+		return p.Status.LastSpawnError != nil && !meta.IsStatusConditionTrue(p.Status.Conditions, ferryv1.ConditionScalingError)
+	})
+
+	// It dies too.
+	died(time.Second)
 	r := w.result(t)
 	if r.code != ExitFailure {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
