@@ -32,12 +32,14 @@ var ErrHalted = errors.New("rollout halted")
 // older revision until the next one (RollingRestart RolloutIncomplete).
 var ErrIncomplete = errors.New("rollout incomplete")
 
-// ErrCrashLoop: deployment errors not resisted (resistDeploymentErrors
-// false, or a Blocking restart), the new revision's processes die soon
-// after they are ready on some node, a second time, whose agent respawns
-// them with backoff for as long as the revision is asked for: nothing
-// returns the node, and the rollout neither goes on nor ends
-// (RollingRestart stays True, or halted by a node left with no process).
+// ErrCrashLoop: the new revision's processes die soon after they are
+// ready on some node, a second time, where nothing returns the node to an
+// older revision (deployment errors not resisted: resistDeploymentErrors
+// false, or a Blocking restart; or the revision proven on another node):
+// its agent respawns them with backoff for as long as the revision is
+// asked for, and the rollout neither goes on nor ends (RollingRestart
+// stays True, halted by a node left with no process, or complete with
+// Ready not True).
 var ErrCrashLoop = errors.New("crash loop")
 
 // ErrNoNodes: the AppGroup selects no node, so nothing is rolled out.
@@ -78,10 +80,10 @@ type rollout struct {
 // when no node is selected, or when the rollout ended incomplete (some
 // processes left on an older revision, RolloutIncomplete). A rollout
 // halted otherwise (RolloutHalted: a node cannot spawn the revision) is
-// Halted: waitRollout gives it a grace. Deployment errors not resisted,
-// a rollout that halts or goes on while pools, of ag's pools, show the
-// revision's processes dying young a second time (crashLoop, which
-// records in deaths what it saw) is failed at once.
+// Halted: waitRollout gives it a grace. Where nothing returns a node from
+// the revision, a rollout that halts, goes on, or ends with Ready not True
+// while pools, of ag's pools, show its processes dying young a second
+// time (crashLoop, which records in deaths what it saw) is failed at once.
 func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDeaths, annotation string) rollout {
 	st := &ag.Status
 	if current, ok := ag.Annotations[ferryv1.RevisionAnnotation]; !ok || current != annotation {
@@ -136,9 +138,11 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths you
 	case rolling != nil && rolling.Status == metav1.ConditionFalse && rolling.Reason == ferryv1.ReasonRolloutIncomplete:
 		// Final for this revision: the nodes left behind do not retry it.
 		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s: %s", ErrIncomplete, ag.Namespace, ag.Name, rolling.Message)}
-	case rolling != nil && rolling.Status == metav1.ConditionTrue && crash != nil:
+	case crash != nil && rolling != nil && (rolling.Status == metav1.ConditionTrue ||
+		rolling.Status == metav1.ConditionFalse && (ready == nil || ready.Status != metav1.ConditionTrue)):
 		// The manager waits for the node's new processes to live the
-		// crash window, which they never will.
+		// crash window, which they never will; or, the revision proven,
+		// counts the rollout complete while Ready says they die.
 		return rollout{Done: true, Err: crash}
 	case rolling != nil && rolling.Status != metav1.ConditionFalse:
 		progress := fmt.Sprintf("RollingRestart=%s: %s", rolling.Status, rolling.Message)
@@ -196,13 +200,15 @@ func (d youngDeaths) seen(pool string, e *ferryv1.SpawnError) bool {
 	return now.again
 }
 
-// crashLoop is ErrCrashLoop's error when ag resists no deployment error
-// and some of pools, on the target, have shown a second young death of its processes
+// crashLoop is ErrCrashLoop's error when nothing returns ag's nodes from
+// the target (ag resists no deployment error, or the target is proven:
+// it lasted on another node, status.provenRevision) and some of pools,
+// on the target, have shown a second young death of its processes
 // (lastSpawnError the target's, of contract.DiedAfterReady, at a later
 // time than the one deaths first saw) while none of them has lived the
 // crash window there (lastedRevision): their agents respawn them with
-// backoff, and with nothing to return the node the manager's rollout
-// waits for that window forever. It names the
+// backoff, and the manager's rollout waits for that window forever, or
+// counts a proven target complete with Ready not True. It names the
 // revision, the nodes, and the first one's reason and output, as the
 // standalone agent's restartOutcome does of its pool. nil otherwise.
 //
@@ -211,7 +217,7 @@ func (d youngDeaths) seen(pool string, e *ferryv1.SpawnError) bool {
 // poll may be all it sees of a loop.
 func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDeaths) error {
 	target := ag.Status.Revision
-	if resistsErrors(ag) {
+	if resistsErrors(ag) && ag.Status.ProvenRevision != target {
 		// The manager returns such a node and halts: ResistingDeploymentError.
 		return nil
 	}
@@ -233,9 +239,14 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDe
 	if first == nil {
 		return nil
 	}
-	why := "As resistDeploymentErrors is false,"
-	if ag.Spec.Restart.Strategy == ferryv1.RestartBlocking {
+	var why string
+	switch {
+	case ag.Spec.Restart.Strategy == ferryv1.RestartBlocking:
 		why = "As a Blocking restart resists no deployment error,"
+	case !resistsErrors(ag):
+		why = "As resistDeploymentErrors is false,"
+	default:
+		why = fmt.Sprintf("Revision %s lasted on another node (status.provenRevision), so", target)
 	}
 	reason := first.Reason
 	if len(nodes) > 1 {
@@ -385,14 +396,20 @@ const poolListInterval = 2 * time.Second
 
 // readsPools: the pools may tell what ag's status does not, that the
 // target's processes die young with nothing to return their node
-// (crashLoop): deployment errors are not resisted, and the manager has
-// taken up annotation and goes on with the rollout or halted it.
+// (crashLoop): deployment errors are not resisted, or the target is
+// proven; and the manager has taken up annotation and goes on with the
+// rollout, halted it, or ended it with Ready not True.
 func readsPools(ag *ferryv1.AppGroup, annotation string) bool {
-	if resistsErrors(ag) || !onRevision(ag.Status.Revision, annotation) {
+	st := &ag.Status
+	if resistsErrors(ag) && st.ProvenRevision != st.Revision || !onRevision(st.Revision, annotation) {
 		return false
 	}
-	c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
-	return c != nil && (c.Status == metav1.ConditionTrue || c.Reason == ferryv1.ReasonRolloutHalted)
+	c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart)
+	if c == nil {
+		return false
+	}
+	return c.Status == metav1.ConditionTrue || c.Reason == ferryv1.ReasonRolloutHalted ||
+		c.Status == metav1.ConditionFalse && !meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionReady)
 }
 
 // isFatal: an error polling will not outlast.

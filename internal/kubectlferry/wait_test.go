@@ -54,6 +54,15 @@ func TestAssessRollout(t *testing.T) {
 		"Rollout of revision "+target+" halted at 0/2 nodes updated: it died on node-1 soon after it was ready "+
 			"(exited with status 3 1.2s after it was ready); its agent retries it with backoff, at most a minute apart, "+
 			"and the rollout goes on once it starts there; or change the ferry.dev/revision annotation or the app to start a new rollout")
+	// What it writes where no node waits and the target, proven on
+	// another node, has processes that keep dying on node-2: it counts
+	// the node rolled out (updated), and Ready says it is not.
+	provenNotReady := func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		st.ProvenRevision = target
+		set(st, cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+			"1/2 nodes ready; not ready: node-2 (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
+				"exited with status 3 1.2s after it was ready)"))
+	}
 	notResisting := func(ag *ferryv1.AppGroup) { ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false) }
 	// first is node's first young death of the target, which a wait saw
 	// before diesYoung's (a second, 9s later).
@@ -231,6 +240,20 @@ func TestAssessRollout(t *testing.T) {
 		{name: "its processes die young twice, errors resisted", progress: "RollingRestart=True: 1/2 nodes updated",
 			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, settling) }},
+		// Unless the target is proven: it lasted on another node, and a
+		// node that cannot keep it is not returned from it (controllers'
+		// returnsFromTarget); its agent respawns them with backoff (seen
+		// failing: the wait went on to --timeout).
+		{name: "a proven target dies young twice, the rollout complete", done: true, err: ErrCrashLoop,
+			before: first("node-2"), pools: []ferryv1.ProcessPool{diesYoung("node-2", target)}, mutate: provenNotReady,
+			errText: "on node-2 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
+				"    RuntimeError: no database\nRevision " + target + " lasted on another node (status.provenRevision), " +
+				"so nothing returns node-2 to an older revision, and its spawns are retried"},
+		{name: "a proven target dies young twice, a node waits", done: true, err: ErrCrashLoop,
+			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { provenNotReady(ag, st); set(st, settling) }},
+		{name: "a proven target dies young once", progress: "Ready=False (ProcessesNotReady): 1/2 nodes ready",
+			pools: []ferryv1.ProcessPool{diesYoung("node-2", target)}, mutate: provenNotReady},
 		{name: "a young death where the revision lasted", progress: "RollingRestart=True: 1/2 nodes updated",
 			before: first("node-1"), pools: []ferryv1.ProcessPool{lasted},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
@@ -605,6 +628,54 @@ func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 			"(exited with status 3 1.2s after it was ready)\n"+
 			"    Traceback (most recent call last):\n    RuntimeError: no database\n",
 		"\nAs resistDeploymentErrors is false, nothing returns node-1 to an older revision, and its spawns are retried with backoff",
+		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
+	)
+}
+
+// TestRestartWaitEndsWhenAProvenRevisionDiesYoung: deployment errors
+// resisted, a revision that lasted on node-1 (status.provenRevision) and
+// whose processes then die young on node-2 is not returned from there
+// (controllers' returnsFromTarget): node-2's agent respawns them with
+// backoff, and the manager counts the rollout complete while Ready says
+// node-2 is not ready. The wait reads the pools then too, and ends with
+// exit 1 at the second death. Before, it read none (errors resisted) and
+// went on until --timeout (seen failing: "timed out waiting for ... the
+// rollout was at: Ready=False (ProcessesNotReady)").
+func TestRestartWaitEndsWhenAProvenRevisionDiesYoung(t *testing.T) {
+	ns := newNamespace(t)
+	ag := newAppGroup(t, ns, "app", "5")
+	target := "6-" + hash
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 2) })
+	w := startWait(t, ns, "app")
+	w.next(t)
+
+	p := newPool(t, ag, "node-2", target)
+	died := func(at time.Duration) {
+		st := diesYoungStatus(target)
+		st.LastSpawnError.Time = *ago(at)
+		setPoolStatus(t, p, st)
+		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			rolledOut(ag, st, target, 2)
+			st.ProvenRevision = target
+			st.Processes = ferryv1.ProcessCounts{Ready: 3, Updated: 4, Total: 4}
+			st.Nodes.Ready, st.ReadyProcesses, st.ReadyNodes = 1, "3/4", "1/2"
+			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+				"1/2 nodes ready; not ready: node-2 (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
+					"exited with status 3 1.2s after it was ready)")
+		})
+	}
+	died(10 * time.Second)
+	w.sawPool(t, func(p ferryv1.ProcessPool) bool {
+		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Time.Equal(ago(10*time.Second))
+	})
+	died(time.Second)
+	r := w.result(t)
+	if r.code != ExitFailure {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
+	}
+	assertContains(t, r.err,
+		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-2 ",
+		"\nRevision "+target+" lasted on another node (status.provenRevision), so nothing returns node-2 to an older revision",
 		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
 	)
 }
