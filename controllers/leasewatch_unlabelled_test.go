@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -26,38 +25,43 @@ import (
 // an agent judged silent renewed again).
 func TestSilentAgentOfAnUnlabelledDeletedPool(t *testing.T) {
 	ns := newNamespace(t)
-	a, agentA := rolledOutWithLease(t, ns)
-	// The pool's report is old, the Lease fresh: the Lease is the last sign.
+	a, b, agentA, agentB, _ := rolledOutOnTwo(t, ns, "blog", nil)
+	// The pools' reports are old, the Leases fresh: the Leases are the
+	// last signs.
 	setClock(t, clk.Now().Add(3*staleAfter))
 	renewLease(t, a)
+	renewLease(t, b)
 	p := agentA.pool("blog")
 	if err := env.Client.Delete(testContext(t), getAppGroup(t, ns, "blog")); err != nil {
 		t.Fatal(err)
 	}
-	// The renewal counts once the lease watcher has seen it, which may be
-	// after the deletion's pass: wait for the status to trust the agent.
-	eventually(t, "the deleted AppGroup waiting for a trusted agent", func() error {
+	// The renewals count once the lease watcher has seen them, which may
+	// be after the deletion's pass: wait for the status to trust the
+	// agents.
+	eventually(t, "the deleted AppGroup waiting for trusted agents", func() error {
 		c := meta.FindStatusCondition(getAppGroup(t, ns, "blog").Status.Conditions, ferryv1.ConditionReady)
-		if c == nil || c.Reason != ferryv1.ReasonDeleting || strings.Contains(c.Message, "has not reported") {
+		if c == nil || c.Reason != ferryv1.ReasonDeleting || !strings.Contains(c.Message, "Waiting for the agents on") ||
+			strings.Contains(c.Message, "has not reported") {
 			return fmt.Errorf("Ready is %+v", c)
 		}
 		return nil
 	})
 
-	// The label goes; the pass that brings (the pool changed) runs while
-	// the agent is trusted, before the clock moves on.
-	before := reconciles(t)
+	// The label goes on a. The pass that brings (the pool changed) must
+	// run while a's agent is trusted, before the clock moves on: one
+	// after would find the agent silent by itself, watcher or not. So b's
+	// agent drains its pool next, and the pass that shows b's pool gone
+	// began after the label went (the manager's cache sees the pools'
+	// changes in order): it is, or comes after, the label's pass of this
+	// AppGroup, and none is left to come (b's only use here).
 	orig := p.DeepCopy()
 	delete(p.Labels, ferryv1.NodeLabel)
 	if err := env.Client.Patch(testContext(t), p, client.MergeFrom(orig)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a pass after the label went", func() error {
-		if reconciles(t) <= before {
-			return errors.New("no pass yet")
-		}
-		return nil
-	})
+	agentB.drain("blog")
+	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting,
+		"Waiting for the agent on "+a+" to drain its pool")
 
 	setClock(t, clk.Now().Add(staleAfter+5*time.Second))
 	waitCondition(t, ns, "blog", ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonDeleting,
