@@ -538,11 +538,12 @@ func (s *Server) reload() error {
 	seen := map[string]bool{}
 	for _, ag := range groups {
 		seen[ag.Name] = true
-		err := s.reloadOne(current[ag.Name], ag)
-		if err != nil {
+		changed, err := s.reloadOne(current[ag.Name], ag)
+		switch {
+		case err != nil:
 			errs = append(errs, err)
 			partial.NotApplied = append(partial.NotApplied, ag.Name)
-		} else {
+		case changed:
 			partial.Applied = append(partial.Applied, ag.Name)
 		}
 	}
@@ -554,20 +555,26 @@ func (s *Server) reload() error {
 	}
 	err = appfile.Problems(s.opts.File, errs)
 	if err == nil || len(partial.Applied)+len(partial.Removed) == 0 {
-		return err // nothing changed, or all did
+		// All of the file was applied, or none of it: an AppGroup it
+		// leaves as it is was applied no more than one it fails.
+		return err
 	}
 	slices.Sort(partial.Removed)
 	partial.Err = err
 	return &partial
 }
 
-// reloadOne serves ag, which a serves now (nil: a new AppGroup). On an
-// error nothing of ag is applied: a new one does not start, and one that
-// runs keeps its previous configuration.
-func (s *Server) reloadOne(a *app, ag ferryv1.AppGroup) error {
+// reloadOne serves ag, which a serves now (nil: a new AppGroup), and says
+// whether that changed anything. On an error nothing of ag is applied: a
+// new one does not start, and one that runs keeps its previous
+// configuration.
+func (s *Server) reloadOne(a *app, ag ferryv1.AppGroup) (changed bool, err error) {
 	switch {
 	case a == nil:
-		return s.start(ag)
+		if err := s.start(ag); err != nil {
+			return false, err
+		}
+		return true, nil
 	case a.ag.Spec.Listen.Port != ag.Spec.Listen.Port:
 		// A new port is no revision: the pool and its processes stay,
 		// as a cluster's agent moves a pool, and only the proxy moves.
@@ -575,11 +582,11 @@ func (s *Server) reloadOne(a *app, ag ferryv1.AppGroup) error {
 		// serves on where it is, and once it does, the old one drains
 		// with no gap between.
 		if _, err := contract.TargetRevision(&ag); err != nil {
-			return fmt.Errorf("AppGroup %q: %w", ag.Name, err)
+			return false, fmt.Errorf("AppGroup %q: %w", ag.Name, err)
 		}
 		l, err := s.listen(ag)
 		if err != nil {
-			return fmt.Errorf("%w; still serving on %s", err, a.addr)
+			return false, fmt.Errorf("%w; still serving on %s", err, a.addr)
 		}
 		return s.move(a, ag, l)
 	default:
@@ -592,9 +599,11 @@ func (s *Server) reloadOne(a *app, ag ferryv1.AppGroup) error {
 // keep their previous configuration (or, new ones, do not start), and the
 // rest of the file was applied. Any other error of Reload changed nothing.
 type PartialReloadError struct {
-	// Applied are the file's AppGroups served as it says now, changed or
-	// not; NotApplied those the error names; Removed those the file no
-	// longer has, stopped.
+	// Applied are the file's AppGroups the reload changed (started, moved
+	// or updated), not those it left as they were; NotApplied those the
+	// error names; Removed those the file no longer has, stopped. Applied
+	// and Removed are not both empty: a reload that changed nothing
+	// returns Err.
 	Applied, NotApplied, Removed []string
 	// Err lists the problems, as an error of a reload that changed
 	// nothing would.
@@ -612,15 +621,16 @@ func (s *Server) remove(a *app) {
 	s.stop(a)
 }
 
-func (s *Server) update(a *app, ag ferryv1.AppGroup) error {
+// update applies ag to a, and says whether ag changed anything.
+func (s *Server) update(a *app, ag ferryv1.AppGroup) (changed bool, err error) {
 	base, err := contract.TargetRevision(&ag)
 	if err != nil {
-		return fmt.Errorf("AppGroup %q: %w", ag.Name, err)
+		return false, fmt.Errorf("AppGroup %q: %w", ag.Name, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if equality.Semantic.DeepEqual(a.ag.Spec, ag.Spec) && base == a.base {
-		return nil
+		return false, nil
 	}
 	if restartFile(ag) != restartFile(a.ag) {
 		// Another root: its restart file, as it is now, is no touch.
@@ -635,12 +645,12 @@ func (s *Server) update(a *app, ag ferryv1.AppGroup) error {
 		s.log.Info("Reloaded AppGroup settings", "appgroup", ag.Name)
 	}
 	a.pool.Update(pool.Config{Name: ag.Name, Revision: a.revision, Template: ag.Spec.AppTemplate})
-	return nil
+	return true, nil
 }
 
 // move serves a on l, ag's new port, with the pool it has, then applies
 // the rest of ag as update does; the old port drains in the background.
-func (s *Server) move(a *app, ag ferryv1.AppGroup, l net.Listener) error {
+func (s *Server) move(a *app, ag ferryv1.AppGroup, l net.Listener) (bool, error) {
 	srv := proxy.New(a.pool, s.proxyOptions(ag))
 	go func() { _ = srv.Serve(l) }()
 	addr := s.shownAddr(ag)

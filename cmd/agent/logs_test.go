@@ -322,22 +322,55 @@ func TestInvalidFileIsOneError(t *testing.T) {
 }
 
 // TestPartialReloadSaysWhatWasApplied: a SIGHUP reload of a file that
-// moves AppGroup a to a port another program holds, and changes b's pool,
-// applies b's change and not a's; the log's line says so, naming each.
+// moves AppGroup a to a port another program holds applies the rest of
+// the file and not a's move; the log's line says so, naming what changed.
 // Before, it said "Reload failed; still serving the previous
-// configuration", untrue of b.
+// configuration", untrue of a changed b; and it named c, unchanged, as
+// applied, so that a file changing nothing but a's port was logged as
+// "failed in part ... the rest of the file was applied", untrue as well.
 func TestPartialReloadSaysWhatWasApplied(t *testing.T) {
+	t.Run("b changes", func(t *testing.T) {
+		failed, bSettings := reloadMovingAToATakenPort(t, 2)
+		if !bSettings {
+			t.Errorf("b's new pool was not applied: no \"Reloaded AppGroup settings\" of b in the log")
+		}
+		want := "Reload failed in part; the AppGroups it names keep their previous configuration, the rest of the file was applied"
+		if failed == nil || failed["msg"] != want || fmt.Sprint(failed["notApplied"]) != "[a]" ||
+			fmt.Sprint(failed["applied"]) != "[b]" || !strings.Contains(fmt.Sprint(failed["error"]), "address already in use") {
+			t.Errorf("the reload's log line: %v\nwant msg %q, notApplied [a], applied [b] (not c, unchanged), and the error", failed, want)
+		}
+	})
+	t.Run("nothing else changes", func(t *testing.T) {
+		failed, bSettings := reloadMovingAToATakenPort(t, 1)
+		if bSettings {
+			t.Errorf("b, unchanged, was reloaded")
+		}
+		want := "Reload failed; still serving the previous configuration"
+		if _, named := failed["applied"]; failed == nil || failed["msg"] != want || named ||
+			!strings.Contains(fmt.Sprint(failed["error"]), "address already in use") {
+			t.Errorf("the reload's log line: %v\nwant msg %q, no applied, and the error", failed, want)
+		}
+	})
+}
+
+// reloadMovingAToATakenPort serves AppGroups a, b and c, each with one
+// process, then SIGHUPs the agent with a file moving a to a port the test
+// holds, giving b bProcesses, and leaving c as it is. It returns the
+// reload's "Reload failed..." log entry, and whether b's settings were
+// reloaded.
+func reloadMovingAToATakenPort(t *testing.T, bProcesses int) (map[string]any, bool) {
 	root, _ := filepath.Abs("../../examples/hello-wsgi")
-	portA, portB := fmt.Sprint(testsupport.FreePort(t)), fmt.Sprint(testsupport.FreePort(t))
+	portA, portB, portC := fmt.Sprint(testsupport.FreePort(t)), fmt.Sprint(testsupport.FreePort(t)), fmt.Sprint(testsupport.FreePort(t))
 	dir, readLog, agent := startAgent(t, map[string]string{
-		"app.yaml": appYAML("a", root, portA, 1) + "---\n" + appYAML("b", root, portB, 1)})
+		"app.yaml": appYAML("a", root, portA, 1) + "---\n" + appYAML("b", root, portB, 1) + "---\n" + appYAML("c", root, portC, 1)})
 	waitFor(readLog, func(log string) bool { return strings.Contains(log, `"msg":"Serving"`) })
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	moved := appYAML("a", root, fmt.Sprint(taken.Addr().(*net.TCPAddr).Port), 1) + "---\n" + appYAML("b", root, portB, 2)
+	moved := appYAML("a", root, fmt.Sprint(taken.Addr().(*net.TCPAddr).Port), 1) + "---\n" +
+		appYAML("b", root, portB, bProcesses) + "---\n" + appYAML("c", root, portC, 1)
 	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(moved), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -360,12 +393,5 @@ func TestPartialReloadSaysWhatWasApplied(t *testing.T) {
 			settings = true
 		}
 	}
-	if !settings {
-		t.Errorf("b's new pool was not applied: no \"Reloaded AppGroup settings\" of b in the log")
-	}
-	want := "Reload failed in part; the AppGroups it names keep their previous configuration, the rest of the file was applied"
-	if failed == nil || failed["msg"] != want || fmt.Sprint(failed["notApplied"]) != "[a]" ||
-		fmt.Sprint(failed["applied"]) != "[b]" || !strings.Contains(fmt.Sprint(failed["error"]), "address already in use") {
-		t.Errorf("the reload's log line: %v\nwant msg %q, notApplied [a], applied [b], and the error", failed, want)
-	}
+	return failed, settings
 }
