@@ -261,6 +261,10 @@ type Pool struct {
 	// shared by the two waits of each stop.
 	closeBy     time.Time
 	lastRestart *RestartSummary
+	// asked counts the revisions asked for (Update): a restart whose
+	// count is older serves an earlier request, even of the same revision
+	// (2, 1, 2), and starts over on the newest (nextReplacement).
+	asked int
 	// started are the revisions of which a worker has been ready in this
 	// pool's life (the target and those of live workers are kept): a
 	// revision not in it has never started here, booting or failing.
@@ -755,6 +759,7 @@ func (p *Pool) Update(cfg Config) {
 	p.cfg = cfg
 	p.storeLimits(cfg.Template)
 	if cfg.Revision != old.Revision {
+		p.asked++
 		if p.resisting != nil {
 			p.log.Info("Left deployment error resistance", "revision", cfg.Revision, "resisted", p.resisting.Revision,
 				"error", p.resisting.Reason)

@@ -264,6 +264,49 @@ func TestRevisionAskedForAgain(t *testing.T) {
 	}
 }
 
+// TestRevisionAskedForAgainMidRestart: a revision asked for again (2, 1,
+// 2) while its restart, resistance off, is in a step is a fresh attempt
+// too: the restart goes on, but its summary is of the new request alone,
+// and the old worker whose replacement failed before it is tried again.
+// Before, the restart compared revisions only, saw 2 both times, and kept
+// the first attempt's failure and skipped worker: it ended "with errors",
+// that worker left on revision 1 until the next revision.
+func TestRevisionAskedForAgainMidRestart(t *testing.T) {
+	// Spawns 1-2 are revision 1; 3, the first step to 2, fails; 4, the
+	// second, waits for the hold file.
+	hold := filepath.Join(testsupport.SharedDir(t), "hold")
+	tmpl := flaky(t, 2, 2, "3", env("HOLD_SPAWNS", "4"), env("HOLD", hold))
+	tmpl.Restart.ResistDeploymentErrors = ptr.To(false)
+	e := agenttest.Start(t, pool.Config{Name: "t/againmid", Revision: "1", Template: tmpl}, agenttest.Options{})
+	old := pids(e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2)))
+	e.Pool.Update(pool.Config{Name: "t/againmid", Revision: "2", Template: tmpl})
+	held := e.WaitFor(t, time.Minute, "the second step's spawn held", func(pool.Status) bool { return reached(hold) })
+	if se := held.LastSpawnError; se == nil || se.Revision != "2" {
+		t.Fatalf("last spawn error %+v as the second step is held, want the first step's, of revision 2", se)
+	}
+	e.Pool.Update(pool.Config{Name: "t/againmid", Revision: "1", Template: tmpl})
+	e.Pool.Update(pool.Config{Name: "t/againmid", Revision: "2", Template: tmpl})
+	touch(t, hold)
+	done := e.WaitFor(t, time.Minute, "the restart to 2 over", func(s pool.Status) bool {
+		return s.Restart == nil && s.LastRestart != nil && s.LastRestart.Revision == "2"
+	})
+	// The held step began before the request, and counts for the attempt
+	// it began in, as a step does when another revision is asked for; the
+	// new attempt is the retry of the worker the first one gave up on.
+	if lr := done.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 1 || lr.Total != 1 ||
+		lr.Failed != 0 || len(lr.Errors) != 0 {
+		t.Errorf("last restart = %+v, want completed, 1 of 1 replaced: the first attempt's failure is not this one's", *lr)
+	}
+	for _, pid := range pids(done) {
+		if slices.Contains(old, pid) {
+			t.Errorf("pid %d of revision 1 is still in the pool (%v): the worker skipped before was not retried", pid, pids(done))
+		}
+	}
+	if done.Counts.Updated != 2 || done.Counts.Ready != 2 {
+		t.Errorf("counts %+v at the restart's end, want both workers ready on revision 2", done.Counts)
+	}
+}
+
 // TestScalingErrorPassesWithItsNeed: a scale-up spawn that fails during a
 // spike is reported while the pool backs off; once the spike has passed
 // and the pool needs no spawn, the error is no longer reported.

@@ -24,7 +24,10 @@ const (
 
 // restartState is a restart under way.
 type restartState struct {
-	revision  string
+	revision string
+	// asked is Pool.asked when the restart started, or last rolled on to
+	// the revision asked for (nextReplacement).
+	asked     int
 	strategy  ferryv1.RestartStrategy
 	done      int
 	total     int
@@ -76,6 +79,7 @@ func (p *Pool) needsRestartLocked() bool {
 func (p *Pool) startRestartLocked() {
 	rs := &restartState{
 		revision: p.cfg.Revision,
+		asked:    p.asked,
 		strategy: p.cfg.Template.Restart.Strategy,
 		skipped:  map[int]bool{},
 	}
@@ -213,13 +217,14 @@ func (p *Pool) nextReplacement(rs *restartState) (x, y *Worker, ok bool) {
 	if p.closed || p.stopping || p.resisting != nil || p.orphanedLocked(rs) {
 		return nil, nil, false
 	}
-	if rs.revision != p.cfg.Revision {
+	if rs.asked != p.asked {
 		// Another revision was asked for mid-way (a newer one, or in a
-		// cluster the one the manager returned the node to): roll on to
-		// it. Its summary is of that revision alone: what was done and
-		// what failed for the other one says nothing of it.
+		// cluster the one the manager returned the node to), or this one
+		// again after another (2, 1, 2): roll on to it. Its summary is of
+		// that request alone: what was done and what failed before says
+		// nothing of it, and the workers skipped before are tried again.
 		p.log.Info("Restart continues to the revision asked for since", "from", rs.revision, "to", p.cfg.Revision)
-		rs.revision = p.cfg.Revision
+		rs.revision, rs.asked = p.cfg.Revision, p.asked
 		clear(rs.skipped)
 		rs.done, rs.failed, rs.errors, rs.total = 0, 0, nil, 0
 	}

@@ -6,7 +6,9 @@ is a comma-separated list of import numbers (1-based) that raise, and
 FAIL_FROM makes every import from that number on raise. BOOT_DELAY is
 seconds (float) to sleep at import, after the count: a slow boot.
 DIE_AFTER makes a process that imported fine exit (status 3) that many
-seconds later: ready, then dead.
+seconds later: ready, then dead. HOLD_SPAWNS lists import numbers that,
+after the count, make the file HOLD.reached and wait until the file HOLD
+names exists: a spawn held until the test lets it go on.
 """
 import fcntl
 import os
@@ -21,6 +23,12 @@ with open(os.environ["SPAWN_COUNTER"], "r+") as f:
     f.write(str(n))
 
 time.sleep(float(os.environ.get("BOOT_DELAY") or 0))
+
+if n in {int(x) for x in os.environ.get("HOLD_SPAWNS", "").split(",") if x}:
+    _hold = os.environ["HOLD"]
+    open(_hold + ".reached", "w").close()
+    while not os.path.exists(_hold):
+        time.sleep(0.01)
 
 fail = {int(x) for x in os.environ.get("FAIL_SPAWNS", "").split(",") if x}
 fail_from = int(os.environ.get("FAIL_FROM", "0") or "0")
