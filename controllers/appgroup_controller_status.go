@@ -21,7 +21,7 @@ import (
 const (
 	// maxListedNodes is how many node names a message lists before "and N
 	// more".
-	maxListedNodes = 5
+	maxListedNodes = contract.MaxListedNodes
 	// maxOutputExcerpt is how many bytes of a failed spawn's output the
 	// ResistingDeploymentError message carries: the end, where a traceback
 	// names the error.
@@ -1219,17 +1219,7 @@ func withStatus(c metav1.Condition, status metav1.ConditionStatus, reason, msg s
 }
 
 // nodeList is "a, b and c", listing at most maxListedNodes names.
-func nodeList(nodes []string) string {
-	switch {
-	case len(nodes) == 0:
-		return ""
-	case len(nodes) > maxListedNodes:
-		return strings.Join(nodes[:maxListedNodes], ", ") + fmt.Sprintf(" and %d more", len(nodes)-maxListedNodes)
-	case len(nodes) == 1:
-		return nodes[0]
-	}
-	return strings.Join(nodes[:len(nodes)-1], ", ") + " and " + nodes[len(nodes)-1]
-}
+var nodeList = contract.NodeList
 
 // plural is one when n is 1, else many: a message says of one node what
 // it says of one, "its agent", and of several what it says of several,

@@ -268,23 +268,9 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDe
 		ErrCrashLoop, msg, why, them, its, contract.SpawnsRetried)
 }
 
-// maxListedNodes is how many node names an error lists before "and N
-// more", as the manager's messages do.
-const maxListedNodes = 5
-
-// nodeList lists nodes as the manager's messages do (controllers'
-// nodeList): "a, b and c", at most maxListedNodes, then "and N more".
-func nodeList(nodes []string) string {
-	switch {
-	case len(nodes) == 0:
-		return ""
-	case len(nodes) > maxListedNodes:
-		return strings.Join(nodes[:maxListedNodes], ", ") + fmt.Sprintf(" and %d more", len(nodes)-maxListedNodes)
-	case len(nodes) == 1:
-		return nodes[0]
-	}
-	return strings.Join(nodes[:len(nodes)-1], ", ") + " and " + nodes[len(nodes)-1]
-}
+// nodeList lists nodes as the manager's messages do: "a, b and c", at
+// most five, then "and N more".
+var nodeList = contract.NodeList
 
 // resistsErrors: ag's pools resist deployment errors, and the manager
 // returns a node whose new processes die young to what worked
