@@ -834,7 +834,7 @@ func haltRemedy(retrying int) string {
 // revision.
 func failingRetried(in rollupInput) bool {
 	_, _, ok := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target)
-	return !ok || !resistsErrors(in.AppGroup) || in.Proven == in.Target
+	return !ok || !in.AppGroup.Spec.Restart.ResistsDeploymentErrors() || in.Proven == in.Target
 }
 
 // listenFailed lists the selected nodes whose pool runs but whose proxy

@@ -488,14 +488,7 @@ func fallback(nodes []string, reports map[string]poolReport, last *ferryv1.Rolle
 // up): the node stays on the target and its agent retries.
 func returnsFromTarget(ag *ferryv1.AppGroup, r poolReport, proven bool, halt *ferryv1.HaltedRollout) bool {
 	resisted := halt != nil && halt.Resisted && halt.Node == r.Node && halt.Revision == r.Pool.Spec.Revision
-	return r.FailsTarget && resistsErrors(ag) && (!proven || resisted)
-}
-
-// resistsErrors: the AppGroup's pools resist deployment errors
-// (resistDeploymentErrors, which Blocking restarts give up).
-func resistsErrors(ag *ferryv1.AppGroup) bool {
-	rs := &ag.Spec.Restart
-	return (rs.ResistDeploymentErrors == nil || *rs.ResistDeploymentErrors) && rs.Strategy != ferryv1.RestartBlocking
+	return r.FailsTarget && ag.Spec.Restart.ResistsDeploymentErrors() && (!proven || resisted)
 }
 
 // wavePlan is what planWave decided.

@@ -484,6 +484,15 @@ type RestartSpec struct {
 	MaxConcurrentNodes int32 `json:"maxConcurrentNodes,omitempty"`
 }
 
+// ResistsDeploymentErrors tells whether pools of this spec resist a
+// deployment error: resistDeploymentErrors (true when not set), which a
+// Blocking restart gives up, as it stops the old processes first. The
+// manager returns a node by it, and kubectl ferry's wait reads it to know
+// whether one will be.
+func (r *RestartSpec) ResistsDeploymentErrors() bool {
+	return (r.ResistDeploymentErrors == nil || *r.ResistDeploymentErrors) && r.Strategy != RestartBlocking
+}
+
 // ProxySpec says how a node's proxy handles the app's requests.
 type ProxySpec struct {
 	// requestBuffering makes the proxy read a request's whole body before

@@ -217,7 +217,7 @@ func (d youngDeaths) seen(pool string, e *ferryv1.SpawnError) bool {
 // poll may be all it sees of a loop.
 func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDeaths) error {
 	target := ag.Status.Revision
-	if resistsErrors(ag) && ag.Status.ProvenRevision != target {
+	if ag.Spec.Restart.ResistsDeploymentErrors() && ag.Status.ProvenRevision != target {
 		// The manager returns such a node and halts: ResistingDeploymentError.
 		return nil
 	}
@@ -243,7 +243,7 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDe
 	switch {
 	case ag.Spec.Restart.Strategy == ferryv1.RestartBlocking:
 		why = "As a Blocking restart resists no deployment error,"
-	case !resistsErrors(ag):
+	case !ag.Spec.Restart.ResistsDeploymentErrors():
 		why = "As resistDeploymentErrors is false,"
 	default:
 		why = fmt.Sprintf("Revision %s lasted on another node (status.provenRevision), so", target)
@@ -271,14 +271,6 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDe
 // nodeList lists nodes as the manager's messages do: "a, b and c", at
 // most five, then "and N more".
 var nodeList = contract.NodeList
-
-// resistsErrors: ag's pools resist deployment errors, and the manager
-// returns a node whose new processes die young to what worked
-// (controllers' resistsErrors).
-func resistsErrors(ag *ferryv1.AppGroup) bool {
-	rs := &ag.Spec.Restart
-	return (rs.ResistDeploymentErrors == nil || *rs.ResistDeploymentErrors) && rs.Strategy != ferryv1.RestartBlocking
-}
 
 // resistsTarget tells whether a True ResistingDeploymentError is about
 // target, not a revision some node still resists from before: the manager
@@ -387,7 +379,7 @@ const poolListInterval = 2 * time.Second
 // rollout, halted it, or ended it with Ready not True.
 func readsPools(ag *ferryv1.AppGroup, annotation string) bool {
 	st := &ag.Status
-	if resistsErrors(ag) && st.ProvenRevision != st.Revision || !onRevision(st.Revision, annotation) {
+	if ag.Spec.Restart.ResistsDeploymentErrors() && st.ProvenRevision != st.Revision || !onRevision(st.Revision, annotation) {
 		return false
 	}
 	c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart)
