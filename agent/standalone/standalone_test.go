@@ -73,6 +73,29 @@ spec:
 
 func (s *site) url() string { return fmt.Sprintf("http://127.0.0.1:%d", s.port) }
 
+// resistNothing turns the file's resistDeploymentErrors off: a process
+// that fails to spawn in a restart is skipped, and the restart goes on.
+func (s *site) resistNothing(t *testing.T) {
+	t.Helper()
+	data, err := os.ReadFile(s.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.file, append(data, "  restart: {resistDeploymentErrors: false}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// statusText is st as `ferry-agent status` prints it.
+func statusText(t *testing.T, st StatusResponse) string {
+	t.Helper()
+	var view strings.Builder
+	if err := statusview.Write(&view, Header(st), View(st), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return view.String()
+}
+
 // breakApp makes the app fail to import; fixApp undoes it.
 func (s *site) breakApp(t *testing.T) {
 	t.Helper()
@@ -369,12 +392,8 @@ func TestReload(t *testing.T) {
 	if f := st.ReloadFailed; f == nil || !strings.Contains(f.Error, "ferry.yaml") {
 		t.Errorf("status after a failed reload: reloadFailed = %+v, want the error", f)
 	}
-	var view strings.Builder
-	if err := statusview.Write(&view, Header(st), View(st), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(view.String(), "Last reload failed at ") {
-		t.Errorf("the status view does not show the failed reload:\n%s", view.String())
+	if view := statusText(t, st); !strings.Contains(view, "Last reload failed at ") {
+		t.Errorf("the status view does not show the failed reload:\n%s", view)
 	}
 
 	// A new annotation rolls; a new AppGroup starts.

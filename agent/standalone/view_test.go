@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ferry-dev/ferry/agent/statusview"
 )
 
 // TestStatusSaysRestartIncomplete: a restart with resistDeploymentErrors
@@ -18,13 +16,7 @@ import (
 // RolloutIncomplete and lastRestart.errors.
 func TestStatusSaysRestartIncomplete(t *testing.T) {
 	s := newSite(t)
-	data, err := os.ReadFile(s.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(s.file, append(data, "  restart: {resistDeploymentErrors: false}\n"...), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s.resistNothing(t)
 	r := run(t, s)
 	ctx := context.Background()
 	s.breakApp(t)
@@ -40,10 +32,7 @@ func TestStatusSaysRestartIncomplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var view strings.Builder
-	if err := statusview.Write(&view, Header(st), View(st), time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	view := statusText(t, st)
 	for _, want := range []string{
 		"Rolling restart incomplete: 2 of 2 processes could not be replaced and keep serving an older revision " +
 			"(resistDeploymentErrors is false); they are tried again at the next revision:\n",
@@ -52,8 +41,8 @@ func TestStatusSaysRestartIncomplete(t *testing.T) {
 		"    (status --json: lastRestart.errors, with each spawn's output.)\n",
 		"(old)",
 	} {
-		if !strings.Contains(view.String(), want) {
-			t.Errorf("the status view lacks %q:\n%s", want, view.String())
+		if !strings.Contains(view, want) {
+			t.Errorf("the status view lacks %q:\n%s", want, view)
 		}
 	}
 }
@@ -92,13 +81,10 @@ func TestRestartIncompleteCountsErrorsNotKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var view strings.Builder
-	if err := statusview.Write(&view, Header(st), View(st), time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	view := statusText(t, st)
 	want := "    - and 14 more\n" +
 		"    (status --json: lastRestart.errors, the first 16 of 17, with each spawn's output.)\n"
-	if !strings.Contains(view.String(), want) {
-		t.Errorf("the status view lacks\n%s\nin:\n%s", want, view.String())
+	if !strings.Contains(view, want) {
+		t.Errorf("the status view lacks\n%s\nin:\n%s", want, view)
 	}
 }

@@ -173,13 +173,7 @@ func TestStatusWhileResistingWithNoOldProcess(t *testing.T) {
 // replaced" at once.
 func TestWaitOnARevisionAskedForAgain(t *testing.T) {
 	s := newSite(t)
-	data, err := os.ReadFile(s.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(s.file, append(data, "  restart: {resistDeploymentErrors: false}\n"...), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s.resistNothing(t)
 	r := run(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
