@@ -376,6 +376,26 @@ func eventCountOf(t *testing.T, ns, name, reason, note string) int {
 	return got
 }
 
+// passMark is where the manager's passes over the AppGroup stand:
+// waitPasses waits for passes begun after it.
+func passMark(ns, name string) int {
+	return passes.mark(types.NamespacedName{Namespace: ns, Name: name})
+}
+
+// waitPasses waits until n passes over the AppGroup begun after mark have
+// ended: passes of this AppGroup, not of any (a test's own pass may still
+// be queued when another's ends).
+func waitPasses(t *testing.T, ns, name string, mark, n int) {
+	t.Helper()
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	eventually(t, fmt.Sprintf("%d passes over %s", n, key), func() error {
+		if got := passes.endedSince(key, mark); got < n {
+			return fmt.Errorf("%d so far", got)
+		}
+		return nil
+	})
+}
+
 // reconciles is how many passes the manager's AppGroup controller has
 // finished, from controller-runtime's own metric.
 func reconciles(t *testing.T) float64 {

@@ -10,14 +10,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 
@@ -104,6 +108,9 @@ func startManager(cfg *rest.Config) (stop func(), err error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.Wrap(managerRequests.wrap)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		// Each pass's log lines count the passes over each AppGroup
+		// (passes).
+		Logger:                 logr.New(&passSink{next: ctrl.Log.GetSink()}),
 		Scheme:                 env.Scheme,
 		Cache:                  controllers.CacheOptions(contract.DefaultLeaseNamespace),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -229,7 +236,7 @@ var maxEndpointsPerSlice int
 // restartManager stops the manager under test and starts a new one, as
 // a new leader or a manager back from a crash: what it knows of each
 // AppGroup is what the API server has. It returns once the new one has
-// made a pass (restartManagerAfter).
+// made its first pass over each AppGroup (restartManagerAfter).
 func restartManager(t *testing.T) {
 	t.Helper()
 	restartManagerAfter(t, func() {})
@@ -237,24 +244,150 @@ func restartManager(t *testing.T) {
 
 // restartManagerAfter is restartManager, with between done while no
 // manager runs (the clock stepped over an outage that ended the last).
-// It returns once the new manager has made a pass: it began (its first
-// look, from which it gives agents their grace) before the test goes on.
+// It returns once the new manager has made its first pass over each
+// AppGroup there is: it began (its first look, from which it gives agents
+// their grace) before the test goes on, and no pass the test's AppGroup
+// is due on the restart is left to come. (A pass over any AppGroup would
+// show the first look, not that the test's own pass is done.)
 func restartManagerAfter(t *testing.T, between func()) {
 	t.Helper()
+	// The old manager's passes are over once it stopped: a pass begun
+	// after the marks is the new one's.
 	stopManager()
-	passes := reconciles(t)
+	var list ferryv1.AppGroupList
+	if err := env.Client.List(testContext(t), &list); err != nil {
+		t.Fatal(err)
+	}
+	marks := map[types.NamespacedName]int{}
+	for i := range list.Items {
+		key := client.ObjectKeyFromObject(&list.Items[i])
+		marks[key] = passes.mark(key)
+	}
 	between()
 	stop, err := startManager(managerConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stopManager = stop
-	eventually(t, "a pass of the new manager", func() error {
-		if reconciles(t) <= passes {
-			return errors.New("no pass yet")
+	for key, mark := range marks {
+		eventually(t, "the new manager's first pass over "+key.String(), func() error {
+			if passes.endedSince(key, mark) > 0 {
+				return nil
+			}
+			// One gone meanwhile may get no pass: nothing to wait for.
+			err := env.Client.Get(context.Background(), key, &ferryv1.AppGroup{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return errors.Join(errors.New("no pass yet"), err)
+		})
+	}
+}
+
+// passes counts the manager's passes over each AppGroup.
+var passes passCounter
+
+// passCounter counts, per AppGroup, the passes the AppGroup controller
+// began and ended, from the lines controller-runtime logs for each pass
+// ("Reconciling" before it, one of passEnds after): the only sign of a
+// pass that finds nothing to change, which writes nothing. The passes
+// over one AppGroup never overlap (the work queue hands a key to one
+// worker at a time), so the n-th ended pass is the n-th begun.
+type passCounter struct {
+	mu           sync.Mutex
+	begun, ended map[types.NamespacedName]int
+}
+
+// passEnds are the messages controller-runtime logs when a pass returns.
+var passEnds = map[string]bool{
+	"Reconcile successful": true, "Reconcile done, requeueing": true, "Reconciler error": true,
+}
+
+// note counts a log line of the AppGroup controller's pass over key.
+func (c *passCounter) note(key types.NamespacedName, msg string) {
+	begun := msg == "Reconciling"
+	if !begun && !passEnds[msg] && !strings.HasPrefix(msg, "Reconcile done, requeueing after ") {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.begun == nil {
+		c.begun, c.ended = map[types.NamespacedName]int{}, map[types.NamespacedName]int{}
+	}
+	if begun {
+		c.begun[key]++
+	} else {
+		c.ended[key]++
+	}
+}
+
+// mark is how many passes over key have begun: those begun later end
+// past it (endedSince).
+func (c *passCounter) mark(key types.NamespacedName) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.begun[key]
+}
+
+// endedSince is how many passes over key begun after mark have ended.
+func (c *passCounter) endedSince(key types.NamespacedName, mark int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(c.ended[key]-mark, 0)
+}
+
+// passSink is the manager's log sink: next's, which also counts the
+// passes (passes). It takes every level, so that controller-runtime's
+// V(5) lines of each pass reach it, and hands next those next takes.
+type passSink struct {
+	next logr.LogSink
+	// controller and key are the pass's, from the values the
+	// controller's logger carries.
+	controller string
+	key        types.NamespacedName
+}
+
+func (s *passSink) Init(info logr.RuntimeInfo) { s.next.Init(info) }
+
+func (s *passSink) Enabled(int) bool { return true }
+
+func (s *passSink) Info(level int, msg string, kv ...any) {
+	if s.controller == "appgroup" && s.key.Name != "" {
+		passes.note(s.key, msg)
+	}
+	if s.next.Enabled(level) {
+		s.next.Info(level, msg, kv...)
+	}
+}
+
+func (s *passSink) Error(err error, msg string, kv ...any) {
+	if s.controller == "appgroup" && s.key.Name != "" {
+		passes.note(s.key, msg)
+	}
+	s.next.Error(err, msg, kv...)
+}
+
+func (s *passSink) WithValues(kv ...any) logr.LogSink {
+	out := *s
+	out.next = s.next.WithValues(kv...)
+	for i := 0; i+1 < len(kv); i += 2 {
+		v, _ := kv[i+1].(string)
+		switch kv[i] {
+		case "controller":
+			out.controller = v
+		case "namespace":
+			out.key.Namespace = v
+		case "name":
+			out.key.Name = v
 		}
-		return nil
-	})
+	}
+	return &out
+}
+
+func (s *passSink) WithName(name string) logr.LogSink {
+	out := *s
+	out.next = s.next.WithName(name)
+	return &out
 }
 
 // applyRBAC creates the namespace ferry-system and every object in
