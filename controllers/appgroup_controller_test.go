@@ -2172,21 +2172,28 @@ func TestStatusWrittenOnlyWhenChanged(t *testing.T) {
 	// Let any pass already queued finish writing.
 	settle(t, ns, "blog", agent)
 	rv := getAppGroup(t, ns, "blog").ResourceVersion
+	path := "/apis/ferry.dev/v1alpha1/namespaces/" + ns + "/appgroups/blog/status"
+	writes := func() int {
+		return managerRequests.count(http.MethodPut, path) + managerRequests.count(http.MethodPatch, path)
+	}
+	written := writes()
 
 	for i := range 3 {
 		// A label change on the node passes the manager over every
-		// AppGroup; wait until it did.
-		before := reconciles(t)
+		// AppGroup; wait for a pass over blog begun after it. (One of
+		// any AppGroup could end with blog's still queued.) Whichever
+		// brought it, nothing changed for it since settle.
+		mark := passMark(ns, "blog")
 		setNodeLabel(t, a, "test.ferry.dev/poke", fmt.Sprint(i))
-		eventually(t, "a pass", func() error {
-			if reconciles(t) <= before {
-				return errors.New("no pass yet")
-			}
-			return nil
-		})
+		waitPasses(t, ns, "blog", mark, 1)
 	}
 	if got := getAppGroup(t, ns, "blog"); got.ResourceVersion != rv {
 		t.Errorf("idle passes rewrote the AppGroup: resourceVersion %s, was %s; status %+v", got.ResourceVersion, rv, got.Status)
+	}
+	// Nor sent the same status again (the API server keeps the
+	// resourceVersion of a write that changes nothing).
+	if n := writes() - written; n != 0 {
+		t.Errorf("idle passes sent %d status writes, want none", n)
 	}
 }
 
