@@ -1069,11 +1069,28 @@ func TestStaleAgentMakesStatusUnknown(t *testing.T) {
 	// pass one second before both reports turn stale...
 	lastReport = clk.Now()
 	setClock(t, lastReport.Add(staleAfter-time.Second))
-	before := reconciles(t)
-	setNodeLabel(t, a, "test.ferry.dev/poke", "1")
-	eventually(t, "a pass", func() error {
-		if reconciles(t) <= before {
-			return errors.New("no pass yet")
+	// ...over blog, and none the test brought left to come: one still
+	// queued when the clock moves on would find the reports stale by
+	// itself. A label on blog brings a pass (through blog's own watch);
+	// then a readyNodes written by someone else, which brings none, is
+	// put back only by a pass begun once the manager saw that write, so
+	// the label too (its cache sees blog's changes in order): the
+	// label's pass, or the look it asked for a second on (the clock
+	// still short of the bound). The put-back, the pass's last write,
+	// shows that pass done.
+	poke := []byte(`{"metadata":{"labels":{"test.ferry.dev/poke":"1"}}}`)
+	if err := env.Client.Patch(testContext(t), &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "blog"}},
+		client.RawPatch(types.MergePatchType, poke)); err != nil {
+		t.Fatal(err)
+	}
+	foreign := getAppGroup(t, ns, "blog")
+	foreign.Status.ReadyNodes = "0/2"
+	if err := env.Client.Status().Update(testContext(t), foreign); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ns, "blog", "readyNodes put back", func(st *ferryv1.AppGroupStatus) error {
+		if st.ReadyNodes != "2/2" {
+			return fmt.Errorf("readyNodes %q", st.ReadyNodes)
 		}
 		return nil
 	})

@@ -396,13 +396,6 @@ func waitPasses(t *testing.T, ns, name string, mark, n int) {
 	})
 }
 
-// reconciles is how many passes the manager's AppGroup controller has
-// finished, from controller-runtime's own metric.
-func reconciles(t *testing.T) float64 {
-	t.Helper()
-	return metricValue(t, "controller_runtime_reconcile_total", map[string]string{"controller": "appgroup"})
-}
-
 // metricValue sums the samples of a counter or gauge whose labels include
 // the given ones.
 func metricValue(t *testing.T, name string, labels map[string]string) float64 {
