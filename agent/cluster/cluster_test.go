@@ -581,6 +581,48 @@ func TestAgentReportsDeploymentError(t *testing.T) {
 	}
 }
 
+// TestAgentReportsSpawnFailuresOfACrashLoop: processes that die soon
+// after they are ready (2 s, within the crash window) are counted in the
+// status as failed spawns in a row (spawnFailures), and the count stays
+// between deaths, while the replacement is ready and ScalingError is
+// False: kubectl ferry restart --wait reads it there to tell a second
+// death from a first. Once one lives the crash window, it is 0 again,
+// lastSpawnError staying. Before, the status carried no count (seen
+// failing: waited 90 s for it).
+func TestAgentReportsSpawnFailuresOfACrashLoop(t *testing.T) {
+	ns := namespace(t)
+	runAgent(t, "node-c", env.Config, stateDir(t))
+	flag := filepath.Join(testsupport.WorkerDir(t), "die")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	pp := newPool(ns, "app-node-c", "node-c", "1-aaa", freePort(t), filepath.Join(filepath.Dir(file), "..", "pool", "testdata", "bootdie"))
+	tmpl := &pp.Spec.Template
+	tmpl.Pool.MinProcesses, tmpl.Pool.MaxProcesses = 1, 1
+	tmpl.Restart.ResistDeploymentErrors = ptr.To(false)
+	// DIE_IF_EXISTS: only processes that boot while flag exists die.
+	tmpl.App.Env = []ferryv1.EnvVar{{Name: "DIE_AFTER", Value: "2"}, {Name: "DIE_IF_EXISTS", Value: flag}}
+	if err := env.Client.Create(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	youngDeath := func(p *ferryv1.ProcessPool) bool {
+		e := p.Status.LastSpawnError
+		return e != nil && e.Revision == "1-aaa" && contract.DiedAfterReadyIn(e.Reason)
+	}
+	waitPool(t, key, "two young deaths counted, the replacement ready", func(p *ferryv1.ProcessPool) bool {
+		return youngDeath(p) && p.Status.SpawnFailures >= 2 && p.Status.ProcessCounts.Ready == 1 &&
+			meta.IsStatusConditionFalse(p.Status.Conditions, ferryv1.ConditionScalingError)
+	})
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	waitPool(t, key, "the count over once a process lived the crash window", func(p *ferryv1.ProcessPool) bool {
+		return youngDeath(p) && p.Status.SpawnFailures == 0 && p.Status.LastedRevision == "1-aaa"
+	})
+}
+
 // TestPortTakenIsReported: a pool whose port is taken says so in Ready
 // (another process holds it: none of the agent's own pools does, see
 // TestAgentHeldPort), logs it once (as what it is, no error of the

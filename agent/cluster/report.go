@@ -87,6 +87,7 @@ func desiredStatus(current ferryv1.ProcessPoolStatus, generation int64, s pool.S
 		RestartProgress:    s.Restart,
 		DeploymentError:    s.Resisting,
 		LastSpawnError:     s.LastSpawnError,
+		SpawnFailures:      int32(s.SpawnFailures),
 		HeartbeatTime:      &metav1.Time{Time: now},
 		Conditions:         append([]metav1.Condition(nil), current.Conditions...),
 	}

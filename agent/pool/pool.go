@@ -337,6 +337,11 @@ type scalingState struct {
 	// or served until it was recycled (servedLocked); one that served
 	// from before the crashes proves nothing of the workers spawned since.
 	crashSince time.Time
+	// last is the failure counted last, lastErr when it was recorded: the
+	// status reports failures with lastErr (SpawnFailures) while lastErr is
+	// still it, not with a failure recorded since that the count leaves out
+	// (a restart step's, or one of a revision the pool spawns no more).
+	last *ferryv1.SpawnError
 }
 
 // crashWindow: a worker that exits unexpectedly within this time of being
@@ -1373,7 +1378,7 @@ func (p *Pool) recordScalingError(w *Worker, err error, kind SpawnKind) {
 func (p *Pool) backOffLocked(revision string, err error, crash bool, began, failed time.Time) []any {
 	se := spawnError(revision, err)
 	p.lastErr = se
-	p.scaling.err = se
+	p.scaling.err, p.scaling.last = se, se
 	p.scaling.blocked = !crash && notTheRevisions(err)
 	now := time.Now()
 	backoff := max(0, p.scaling.fail(now, began, failed, crash).Sub(now))

@@ -34,7 +34,15 @@ type Status struct {
 	// read): the pool retries, and nothing is judged of the revision.
 	ScalingBlocked bool                `json:"scalingBlocked,omitempty"`
 	LastSpawnError *ferryv1.SpawnError `json:"lastSpawnError,omitempty"`
-	LastRestart    *RestartSummary     `json:"lastRestart,omitempty"`
+	// SpawnFailures is how many spawns of LastSpawnError's revision have
+	// failed in a row, LastSpawnError the last: ScalingFailures, kept once
+	// ScalingError is cleared with no spawn of it having worked since
+	// (between the young deaths of a crash loop, their replacements ready;
+	// a need that passed). 0 once the count starts over (a spawn worked, a
+	// crash loop ended, another revision, resistance), and while
+	// LastSpawnError is a failure it leaves out (scalingState.last).
+	SpawnFailures int             `json:"spawnFailures,omitempty"`
+	LastRestart   *RestartSummary `json:"lastRestart,omitempty"`
 	// RevisionStarted: a process of Revision has been ready in this pool's
 	// life. False while the pool boots its first processes of it, and
 	// while its app cannot start (every spawn fails).
@@ -62,6 +70,9 @@ func (p *Pool) Status() Status {
 		RevisionStarted: p.started[p.cfg.Revision],
 		RevisionLasted:  p.lasted[p.cfg.Revision],
 		Processes:       make([]ferryv1.ProcessInfo, 0, len(p.workers)),
+	}
+	if p.lastErr != nil && p.lastErr == p.scaling.last {
+		s.SpawnFailures = p.scaling.failures
 	}
 	if p.scaling.err != nil {
 		s.ScalingError = p.scaling.err.DeepCopy()
