@@ -83,8 +83,8 @@ type rollout struct {
 // Halted: waitRollout gives it a grace. Where nothing returns a node from
 // the revision, a rollout that halts, goes on, or ends with Ready not True
 // while pools, of ag's pools, show its processes dying young a second
-// time (crashLoop, which records in deaths what it saw) is failed at once.
-func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDeaths, annotation string) rollout {
+// time in a row (crashLoop) is failed at once.
+func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation string) rollout {
 	st := &ag.Status
 	if current, ok := ag.Annotations[ferryv1.RevisionAnnotation]; !ok || current != annotation {
 		now := "removed"
@@ -111,7 +111,7 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths you
 		return rollout{Done: true, Err: fmt.Errorf("%w: AppGroup %s/%s resists revision %s: %s",
 			ErrResisting, ag.Namespace, ag.Name, st.Revision, c.Message)}
 	}
-	crash := crashLoop(ag, pools, deaths)
+	crash := crashLoop(ag, pools)
 	if rolling != nil && rolling.Reason == ferryv1.ReasonRolloutHalted {
 		if crash != nil {
 			// It lifts once the respawned processes are all ready, and
@@ -165,57 +165,36 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths you
 		st.Revision, st.Nodes.Updated, st.Nodes.Total, st.Processes.Ready, st.Processes.Total)}
 }
 
-// youngDeaths is what crashLoop saw of each pool, by name, over the polls
-// of one wait: a death of the target seen before, and whether the pool
-// has shown another since.
-type youngDeaths map[string]youngDeath
-
-type youngDeath struct {
-	// revision and at are those of the pool's last young death seen
-	// (lastSpawnError).
-	revision string
-	at       metav1.Time
-	// again: the pool showed a later young death of revision than the
-	// first the wait saw.
-	again bool
-}
-
-// seen records pool's young death e of the target and tells whether the
-// pool has shown two: the first is replaced at once, as any first crash
-// (agent/pool's holdingLocked: a passing fault must not cost a node its
-// revision), and the replacement may live the crash window. The agent
-// stamps each death in lastSpawnError.time, whole seconds: a later one is
-// another death, while a wait that starts after a death counts it as the
-// first. Two in the same second read as one, and the next one counts.
-func (d youngDeaths) seen(pool string, e *ferryv1.SpawnError) bool {
-	prev, ok := d[pool]
-	now := youngDeath{revision: e.Revision, at: e.Time}
-	if ok && prev.revision == e.Revision {
-		now.again = prev.again || e.Time.After(prev.at.Time)
-		if !e.Time.After(prev.at.Time) {
-			now.at = prev.at // a read older than the last
-		}
-	}
-	d[pool] = now
-	return now.again
-}
-
 // crashLoop is ErrCrashLoop's error when nothing returns ag's nodes from
 // the target (ag resists no deployment error, or the target is proven:
 // it lasted on another node, status.provenRevision) and some of pools,
-// on the target, have shown a second young death of its processes
-// (lastSpawnError the target's, of contract.DiedAfterReady, at a later
-// time than the one deaths first saw) while none of them has lived the
-// crash window there (lastedRevision): their agents respawn them with
-// backoff, and the manager's rollout waits for that window forever, or
-// counts a proven target complete with Ready not True. It names the
-// revision, the nodes, and the first one's reason and output, as the
-// standalone agent's restartOutcome does of its pool. nil otherwise.
+// on the target, show a second young death of its processes in a row
+// (lastSpawnError the target's, of contract.DiedAfterReady, and
+// spawnFailures at least 2) while none of them has lived the crash window
+// there (lastedRevision): their agents respawn them with backoff, and the
+// manager's rollout waits for that window forever, or counts a proven
+// target complete with Ready not True. A first death is not one: the
+// agent replaces it at once (agent/pool's holdingLocked: a passing fault
+// must not cost a node its revision), and the replacement may live the
+// window. It names the revision, the nodes, and the first one's reason
+// and output, as the standalone agent's restartOutcome does of its pool.
+// nil otherwise.
 //
 // The pools' ScalingError is not read: it is False between deaths, once
 // the replacement is ready (agent/pool's spawnWorkedLocked), which a
-// poll may be all it sees of a loop.
-func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDeaths) error {
+// poll may be all it sees of a loop; spawnFailures keeps its count then.
+// Nor is anything remembered across polls: one status says it all, so a
+// wait started after the first death, or two deaths within the second
+// lastSpawnError.time is stamped in, count as two.
+//
+// An agent older than spawnFailures reports none: its pools never read as
+// a crash loop, and the wait goes on to --timeout, as it did before it
+// read the pools; it never ends on a first death. No fallback on
+// lastSpawnError.time: that is what told a second death from a first
+// before, missing both cases above and keeping state in the client, and
+// the field comes in the same version (0.1.0, unreleased) as the wait's
+// reading of young deaths, so no agent the fallback would serve shipped.
+func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	target := ag.Status.Revision
 	if ag.Spec.Restart.ResistsDeploymentErrors() && ag.Status.ProvenRevision != target {
 		// The manager returns such a node and halts: ResistingDeploymentError.
@@ -227,8 +206,7 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, deaths youngDe
 		st := &pools[i].Status
 		e := st.LastSpawnError
 		if pools[i].Spec.Revision != target || st.ObservedRevision != target || st.LastedRevision == target ||
-			e == nil || e.Revision != target || !contract.DiedAfterReadyIn(e.Reason) ||
-			!deaths.seen(pools[i].Name, e) {
+			e == nil || e.Revision != target || !contract.DiedAfterReadyIn(e.Reason) || st.SpawnFailures < 2 {
 			continue
 		}
 		nodes = append(nodes, pools[i].Spec.NodeName)
@@ -300,9 +278,8 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 	var lastErr error
 	var haltedSince, listed time.Time
 	var pools []ferryv1.ProcessPool
-	deaths := youngDeaths{}
 	for {
-		r := assessRollout(ag, pools, deaths, annotation)
+		r := assessRollout(ag, pools, annotation)
 		switch {
 		case !r.Halted:
 			haltedSince = time.Time{}

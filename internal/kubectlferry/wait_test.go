@@ -64,10 +64,17 @@ func TestAssessRollout(t *testing.T) {
 				"exited with status 3 1.2s after it was ready)"))
 	}
 	notResisting := func(ag *ferryv1.AppGroup) { ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false) }
-	// first is node's first young death of the target, which a wait saw
-	// before diesYoung's (a second, 9s later).
+	// once is node's pool at its first young death of the target:
+	// spawnFailures 1.
+	once := func(node string) ferryv1.ProcessPool { return firstDeath(diesYoung(node, target)) }
+	// first is node's first young death, which a wait saw before
+	// diesYoung's (the second, 9s later).
 	first := func(node string) []ferryv1.ProcessPool {
-		return []ferryv1.ProcessPool{diedAgo(diesYoung(node, target), 10*time.Second)}
+		return []ferryv1.ProcessPool{diedAgo(once(node), 10*time.Second)}
+	}
+	uncounted := func(p ferryv1.ProcessPool) ferryv1.ProcessPool {
+		p.Status.SpawnFailures = 0
+		return p
 	}
 	lasted := diesYoung("node-1", target)
 	lasted.Status.LastedRevision = target
@@ -199,18 +206,34 @@ func TestAssessRollout(t *testing.T) {
 		// the window: a passing fault (seen failing: the wait ended at
 		// the first, "crash loop").
 		{name: "its processes die young once, errors not resisted", progress: "RollingRestart=True: 1/2 nodes updated",
-			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			pools:  []ferryv1.ProcessPool{once("node-1")},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		{name: "the same death seen twice", progress: "RollingRestart=True: 1/2 nodes updated",
-			before: []ferryv1.ProcessPool{diesYoung("node-1", target)}, pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			before: []ferryv1.ProcessPool{once("node-1")}, pools: []ferryv1.ProcessPool{once("node-1")},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		// The pools' ScalingError is False once the replacement is ready:
 		// a poll may see no more of a loop.
 		{name: "between the first death and the second", progress: "RollingRestart=True: 1/2 nodes updated",
-			pools:  []ferryv1.ProcessPool{between(diesYoung("node-1", target))},
+			pools:  []ferryv1.ProcessPool{between(once("node-1"))},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		{name: "between the second death and the third", done: true, err: ErrCrashLoop,
 			before: first("node-1"), pools: []ferryv1.ProcessPool{between(diesYoung("node-1", target))},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		// The agent stamps deaths in whole seconds: two in one second
+		// read as one by their time (seen failing: the wait went on).
+		{name: "two deaths in one second", done: true, err: ErrCrashLoop,
+			before: []ferryv1.ProcessPool{once("node-1")}, pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		// A wait started (or a plugin restarted) after the first death
+		// never saw it (seen failing: the wait went on).
+		{name: "a wait started after the first death", done: true, err: ErrCrashLoop,
+			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		// An agent older than spawnFailures: the wait cannot tell a
+		// second death from a first, and goes on to --timeout, never
+		// ending on a first (crashLoop).
+		{name: "an agent that reports no count", progress: "RollingRestart=True: 1/2 nodes updated",
+			before: []ferryv1.ProcessPool{uncounted(first("node-1")[0])}, pools: []ferryv1.ProcessPool{uncounted(diesYoung("node-1", target))},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		{name: "a spawn blocked after one death", progress: "RollingRestart=True: 1/2 nodes updated",
 			before: first("node-1"), pools: []ferryv1.ProcessPool{blocked},
@@ -222,7 +245,7 @@ func TestAssessRollout(t *testing.T) {
 			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, haltedYoung) }},
 		{name: "its processes die young once, halted with none left", err: ErrHalted, progress: "halted: Rollout of revision",
-			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			pools:  []ferryv1.ProcessPool{once("node-1")},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, haltedYoung) }},
 		{name: "its processes die young twice in a Blocking restart", done: true, err: ErrCrashLoop,
 			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
@@ -253,7 +276,7 @@ func TestAssessRollout(t *testing.T) {
 			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { provenNotReady(ag, st); set(st, settling) }},
 		{name: "a proven target dies young once", progress: "Ready=False (ProcessesNotReady): 1/2 nodes ready",
-			pools: []ferryv1.ProcessPool{diesYoung("node-2", target)}, mutate: provenNotReady},
+			pools: []ferryv1.ProcessPool{once("node-2")}, mutate: provenNotReady},
 		{name: "a young death where the revision lasted", progress: "RollingRestart=True: 1/2 nodes updated",
 			before: first("node-1"), pools: []ferryv1.ProcessPool{lasted},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
@@ -268,13 +291,12 @@ func TestAssessRollout(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(ag, &ag.Status)
 			}
-			deaths := youngDeaths{}
 			if tt.before != nil {
-				if r := assessRollout(ag, tt.before, deaths, "4"); r.Done {
+				if r := assessRollout(ag, tt.before, "4"); r.Done {
 					t.Fatalf("before: got %+v, want the wait to go on", r)
 				}
 			}
-			r := assessRollout(ag, tt.pools, deaths, "4")
+			r := assessRollout(ag, tt.pools, "4")
 			if r.Done != tt.done || !errors.Is(r.Err, tt.err) || (tt.err == nil) != (r.Err == nil) {
 				t.Fatalf("got %+v, want done %v, error %v", r, tt.done, tt.err)
 			}
@@ -290,14 +312,29 @@ func TestAssessRollout(t *testing.T) {
 
 // diesYoung is the pool on node of a revision whose processes die soon
 // after they are ready, as the agent reports it (agent/pool's Status and
-// Conditions): one of two respawned, ScalingError True, the last failed
-// spawn the revision's, no process of it lived the crash window.
+// Conditions) at the second death in a row: one of two respawned,
+// ScalingError True, the last failed spawn the revision's, spawnFailures
+// 2, no process of it lived the crash window.
 func diesYoung(node, revision string) ferryv1.ProcessPool {
 	return ferryv1.ProcessPool{
 		ObjectMeta: metav1.ObjectMeta{Name: "app-" + node},
 		Spec:       ferryv1.ProcessPoolSpec{NodeName: node, AppGroup: "app", Revision: revision, Template: template()},
 		Status:     diesYoungStatus(revision),
 	}
+}
+
+// firstDeath is p as the agent reports it at the first young death of
+// a run: spawnFailures 1.
+func firstDeath(p ferryv1.ProcessPool) ferryv1.ProcessPool {
+	p.Status = firstDeathStatus(p.Status)
+	return p
+}
+
+func firstDeathStatus(st ferryv1.ProcessPoolStatus) ferryv1.ProcessPoolStatus {
+	st.SpawnFailures = 1
+	st.Conditions = slices.Clone(st.Conditions)
+	st.Conditions[3].Message = strings.Replace(st.Conditions[3].Message, "failed 2 time(s)", "failed 1 time(s)", 1)
+	return st
 }
 
 // diedAgo is p with its last young death d before testNow.
@@ -315,6 +352,7 @@ func diesYoungStatus(revision string) ferryv1.ProcessPoolStatus {
 		ReadyProcesses:   "1/2",
 		LastSpawnError: &ferryv1.SpawnError{Revision: revision, Reason: reason,
 			Output: "Traceback (most recent call last):\nRuntimeError: no database", Time: *ago(time.Second)},
+		SpawnFailures: 2,
 		Conditions: []metav1.Condition{
 			cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
 				"1 of 2 processes ready, minProcesses is 2; spawns are failing: "+reason),
@@ -586,9 +624,13 @@ func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 	settling := setAppGroupStatus(t, ns, "app", proving)
 	w.at(t, settling.ResourceVersion)
 
-	// One dies in it, and is replaced.
-	died := func(at time.Duration) {
+	// One dies in it, and is replaced. The agent counts the deaths in a
+	// row (spawnFailures): 1 at the first, 2 at the second.
+	died := func(at time.Duration, again bool) {
 		st := diesYoungStatus(target)
+		if !again {
+			st = firstDeathStatus(st)
+		}
 		st.LastSpawnError.Time = *ago(at)
 		setPoolStatus(t, p, st)
 		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
@@ -602,12 +644,13 @@ func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 				"1/1 nodes updated (new processes on node-1 must first all be ready and live 10s, the crash window)")
 		})
 	}
-	died(10 * time.Second)
+	died(10*time.Second, false)
 	w.sawPool(t, func(p ferryv1.ProcessPool) bool {
 		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Time.Equal(ago(10*time.Second))
 	})
-	// The replacement is ready: the agent ends the scaling error.
-	between := diesYoungStatus(target)
+	// The replacement is ready: the agent ends the scaling error, and
+	// keeps the count.
+	between := firstDeathStatus(diesYoungStatus(target))
 	between.LastSpawnError.Time = *ago(10 * time.Second)
 	between.ProcessCounts, between.ReadyProcesses, between.Conditions[0], between.Conditions[3] = healthy.ProcessCounts,
 		healthy.ReadyProcesses, healthy.Conditions[0], healthy.Conditions[3]
@@ -618,7 +661,7 @@ func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 	})
 
 	// It dies too.
-	died(time.Second)
+	died(time.Second, true)
 	r := w.result(t)
 	if r.code != ExitFailure {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
@@ -650,8 +693,11 @@ func TestRestartWaitEndsWhenAProvenRevisionDiesYoung(t *testing.T) {
 	w.next(t)
 
 	p := newPool(t, ag, "node-2", target)
-	died := func(at time.Duration) {
+	died := func(at time.Duration, again bool) {
 		st := diesYoungStatus(target)
+		if !again {
+			st = firstDeathStatus(st)
+		}
 		st.LastSpawnError.Time = *ago(at)
 		setPoolStatus(t, p, st)
 		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
@@ -664,11 +710,11 @@ func TestRestartWaitEndsWhenAProvenRevisionDiesYoung(t *testing.T) {
 					"exited with status 3 1.2s after it was ready)")
 		})
 	}
-	died(10 * time.Second)
+	died(10*time.Second, false)
 	w.sawPool(t, func(p ferryv1.ProcessPool) bool {
 		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Time.Equal(ago(10*time.Second))
 	})
-	died(time.Second)
+	died(time.Second, true)
 	r := w.result(t)
 	if r.code != ExitFailure {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
