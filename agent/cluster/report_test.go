@@ -47,6 +47,19 @@ func TestDesiredStatus(t *testing.T) {
 	if lasted.LastedRevision != "2" || !stateChanged(got, lasted) {
 		t.Errorf("lastedRevision %q (a change of state: %t), want 2, written at once", lasted.LastedRevision, stateChanged(got, lasted))
 	}
+
+	// A second young death within the second of the first: the same
+	// lastSpawnError as stored (whole seconds), the count says it is
+	// another, at once (restart --wait reads it).
+	s.LastSpawnError = &ferryv1.SpawnError{Revision: "2", Reason: "exited with status 3 0.2s after it was ready", Time: metav1.NewTime(now)}
+	s.SpawnFailures = 1
+	once := desiredStatus(lasted, pp.Generation, s, "10.0.0.1", listening{port: 8080}, now)
+	s.SpawnFailures = 2
+	twice := desiredStatus(once, pp.Generation, s, "10.0.0.1", listening{port: 8080}, now)
+	if once.SpawnFailures != 1 || twice.SpawnFailures != 2 || !stateChanged(once, twice) {
+		t.Errorf("spawnFailures %d then %d (a change of state: %t), want 1 then 2, written at once",
+			once.SpawnFailures, twice.SpawnFailures, stateChanged(once, twice))
+	}
 }
 
 // TestDesiredStatusListening: the address is where the proxy serves, and
