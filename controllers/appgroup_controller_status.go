@@ -554,7 +554,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		// and a Blocking AppGroup's new processes serve (read as "my app
 		// is down" before).
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
-			fmt.Sprintf("%d/%d nodes updated%s", n.updated, len(in.Nodes), settlingNote(n))+undrainedMessage(in))
+			fmt.Sprintf("%d/%d nodes updated%s", n.updated, len(in.Nodes), settlingNote(in, n))+undrainedMessage(in))
 	case len(n.stale)+len(n.silentWaiting)+len(n.unheard) > 0:
 		msg := silentMessage(in, slices.Concat(n.stale, n.unheard, n.silentWaiting))
 		if len(n.silentWaiting) > 0 {
@@ -765,23 +765,95 @@ func waitingMessage(in rollupInput, n rolloutNodes) string {
 	if blockers := slices.Concat(n.notRolledOut, n.stale); len(blockers) > 0 {
 		msg += ", after " + nodeList(blockers) + " rolled out"
 	}
-	return msg + settlingNote(n)
+	return msg + settlingNote(in, n)
 }
 
 // settlingNote is what RollingRestart's message says of the settling
 // nodes, if any; and, when no node waits for them, of those updated whose
 // processes of a target not proven yet are not all ready (they have the
-// crash window to live once they are).
-func settlingNote(n rolloutNodes) string {
+// crash window to live once they are). Nodes where the target dies young
+// with nothing to return them (crashLooping) are not said to settle: a
+// loop would read as progress, and the note would flip between its two
+// forms at every death and every replacement ready; crashNote says what
+// is going on there instead.
+func settlingNote(in rollupInput, n rolloutNodes) string {
+	looping := crashLooping(in)
+	notRolledOut := slices.DeleteFunc(slices.Clone(n.notRolledOut), func(node string) bool { return slices.Contains(looping, node) })
+	settling := slices.DeleteFunc(slices.Clone(n.settling), func(node string) bool { return slices.Contains(looping, node) })
+	var note string
 	switch {
-	case len(n.waiting) == 0 && len(n.notRolledOut) > len(n.settling):
-		return fmt.Sprintf(" (new processes on %s must first all be ready and live %s, the crash window)",
-			nodeList(n.notRolledOut), contract.CrashWindow)
-	case len(n.settling) > 0:
+	case len(n.waiting) == 0 && len(notRolledOut) > len(settling):
+		note = fmt.Sprintf(" (new processes on %s must first all be ready and live %s, the crash window)",
+			nodeList(notRolledOut), contract.CrashWindow)
+	case len(settling) > 0:
 		// No countdown: the message must not change by itself.
-		return fmt.Sprintf(" (new processes on %s must first live %s, the crash window)", nodeList(n.settling), contract.CrashWindow)
+		note = fmt.Sprintf(" (new processes on %s must first live %s, the crash window)", nodeList(settling), contract.CrashWindow)
 	}
-	return ""
+	return note + crashNote(in, looping)
+}
+
+// crashLooping are the selected nodes where the target dies young and
+// nothing returns the node from it: a process of it died within the crash
+// window of ready (the pool's lastSpawnError, contract.DiedAfterReadyIn),
+// none of it has lived the window there (lastedRevision), and the node
+// stays on it (failingRetried: deployment errors not resisted, a Blocking
+// restart, a target proven elsewhere, or nothing older to return to).
+// Its agent respawns them with backoff for as long as that lasts: the
+// rollout neither goes on nor ends by itself. Read from what stays the
+// same between deaths, not from ScalingError or the counts, which flip at
+// each death and each replacement ready.
+func crashLooping(in rollupInput) []string {
+	if !failingRetried(in) {
+		// The node is returned once none of the target's processes runs
+		// there (returnsFromTarget), and the rollout halts.
+		return nil
+	}
+	var nodes []string
+	for _, node := range in.Nodes {
+		r, ok := in.Reports[node]
+		if !ok || !r.Reported || r.Stale || !r.OnTarget {
+			continue
+		}
+		st := &r.Pool.Status
+		if e := st.LastSpawnError; st.ObservedRevision == in.Target && st.LastedRevision != in.Target &&
+			e != nil && e.Revision == in.Target && contract.DiedAfterReadyIn(e.Reason) {
+			nodes = append(nodes, node)
+		}
+	}
+	return nodes
+}
+
+// crashNote is what RollingRestart's message says of the nodes where the
+// target dies young and nothing returns them (crashLooping): that it died,
+// the first node's reason, why the node stays on it, and what becomes of
+// its spawns; "" when there are none. It changes with a death (the reason
+// quoted), never by itself between two.
+func crashNote(in rollupInput, nodes []string) string {
+	if len(nodes) == 0 {
+		return ""
+	}
+	reason := cutMiddle(in.Reports[nodes[0]].Pool.Status.LastSpawnError.Reason, maxReason)
+	if len(nodes) > 1 {
+		reason = nodes[0] + ": " + reason
+	}
+	return fmt.Sprintf("; on %s a process of revision %s died soon after it was ready (%s), and none has lived %s, "+
+		"the crash window, there yet; nothing returns %s to an older revision (%s): %s spawns are %s",
+		nodeList(nodes), in.Target, reason, contract.CrashWindow, plural(len(nodes), "the node", "these nodes"),
+		staysWhy(in), plural(len(nodes), "its", "their"), contract.SpawnsRetried)
+}
+
+// staysWhy says why nothing returns a node from a target it cannot run
+// (failingRetried).
+func staysWhy(in rollupInput) string {
+	switch restart := &in.AppGroup.Spec.Restart; {
+	case restart.Strategy == ferryv1.RestartBlocking:
+		return "a Blocking restart resists no deployment error"
+	case !restart.ResistsDeploymentErrors():
+		return "resistDeploymentErrors is false"
+	case in.Proven == in.Target:
+		return "revision " + in.Target + " lasted on a node before: status.provenRevision"
+	}
+	return "no older revision runs"
 }
 
 // completeMessage is RollingRestart's message once the rollout completed:

@@ -72,6 +72,43 @@ func silentPreviousPool(node string) *ferryv1.ProcessPool {
 	return testPool(node, oldRev, rolledOut(2), heartbeatAt(t0.Add(-time.Minute)), deleting)
 }
 
+// crashLoopInput is one node on the target, not proven, whose revision 1
+// ran rolled out before (a return is there to make), its pool as opts
+// leave it, after the pass's settle; as edit leaves it.
+func crashLoopInput(edit func(rollupInput) rollupInput, opts ...poolOpt) rollupInput {
+	in := input([]string{"node-a"}, testPool("node-a", targetRev, append([]poolOpt{rolledOut(2)}, opts...)...))
+	in.LastRolledOut = &ferryv1.RolledOutRevision{Revision: oldRev}
+	settle(in.Reports, t0, 10*time.Second)
+	return edit(in)
+}
+
+// resistingNothing is in with spec.restart.resistDeploymentErrors false.
+func resistingNothing(in rollupInput) rollupInput {
+	in.AppGroup.Spec.Restart.ResistDeploymentErrors = new(bool)
+	return in
+}
+
+// dyingYoung: a process of spec.revision died soon after it was ready,
+// and its replacement boots (1 of 2 ready), as the agent reports a crash
+// in the window: ScalingError, the crash as the last spawn error.
+func dyingYoung(p *ferryv1.ProcessPool) {
+	counts(1, 2, 2)(p)
+	notReady(p)
+	crashedInWindow(p)
+}
+
+// betweenDeaths: a process of spec.revision died soon after it was
+// ready, and its replacement is ready: the agent ends the scaling error
+// (a second ago), the crash stays the last spawn error.
+func betweenDeaths(p *ferryv1.ProcessPool) {
+	crashedInWindow(p)
+	setCond(p, ferryv1.ConditionScalingError, metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, "")
+	meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionScalingError).LastTransitionTime = metav1.NewTime(t0.Add(-time.Second))
+}
+
+// lasted: a process of spec.revision lived the crash window there.
+func lasted(p *ferryv1.ProcessPool) { p.Status.LastedRevision = p.Spec.Revision }
+
 type wantCond struct {
 	status metav1.ConditionStatus
 	reason string
@@ -638,6 +675,107 @@ func TestRollingRestartCondition(t *testing.T) {
 			}(),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "2/2 nodes updated (new processes on node-a must first all be ready and live 10s, the crash window)",
+		},
+		{
+			// Resistance off: nothing returns the node, its agent
+			// respawns them with backoff, and the rollout neither goes
+			// on nor ends. The message said only that the new processes
+			// must first be ready and live the window, for ever.
+			name: "resistance off, a target not proven dying young, one replaced",
+			in:   crashLoopInput(resistingNothing, dyingYoung),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
+				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
+			// Its replacement ready: the same message, or the status
+			// would be written at each death and each replacement, and
+			// read "must first live 10s" in between.
+			name: "resistance off, a target not proven dying young, between two deaths",
+			in:   crashLoopInput(resistingNothing, betweenDeaths),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
+				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
+			name: "a Blocking restart over, a target not proven dying young",
+			in: crashLoopInput(func(in rollupInput) rollupInput {
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				return in
+			}, dyingYoung),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, []string{
+				"1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready",
+				"nothing returns the node to an older revision (a Blocking restart resists no deployment error): its spawns are retried"}},
+		},
+		{
+			// A new AppGroup's first revision has nothing to return to.
+			name: "a first revision dying young",
+			in: func() rollupInput {
+				in := input([]string{"node-a"}, testPool("node-a", targetRev, rolledOut(2), dyingYoung))
+				settle(in.Reports, t0, 10*time.Second)
+				return in
+			}(),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, []string{
+				"nothing returns the node to an older revision (no older revision runs)"}},
+		},
+		{
+			// Resisted, the node is returned once none of the target's
+			// processes runs there, and the rollout halts: not a loop.
+			name:  "resisted, a target not proven dying young, with a revision to return to",
+			in:    crashLoopInput(func(in rollupInput) rollupInput { return in }, dyingYoung),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "1/1 nodes updated (new processes on node-a must first all be ready and live 10s, the crash window)",
+		},
+		{
+			// A process of it lived the window there: a death since is
+			// no loop of a revision that never stays up.
+			name:  "resistance off, a target that lasted on the node, dying young since",
+			in:    crashLoopInput(resistingNothing, dyingYoung, lasted),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "1/1 nodes updated (new processes on node-a must first all be ready and live 10s, the crash window)",
+		},
+		{
+			// The crash of an earlier revision is no news of this one.
+			name:  "resistance off, a young death of another revision",
+			in:    crashLoopInput(resistingNothing, dyingYoung, spawnsOf(oldRev)),
+			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "1/1 nodes updated (new processes on node-a must first all be ready and live 10s, the crash window)",
+		},
+		{
+			// Its wave waits on it for ever, too.
+			name: "resistance off, the first wave dying young",
+			in: func() rollupInput {
+				in := resistingNothing(input(abc, testPool("node-a", targetRev, rolledOut(2), dyingYoung),
+					testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))))
+				settle(in.Reports, t0, 10*time.Second)
+				return in
+			}(),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
+			exact: "1/3 nodes updated; next: node-b, after node-a rolled out; on node-a a process of revision 2-abc died soon " +
+				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
+				"there yet; nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
+				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
+			// The nodes are listed, the first one's reason quoted; a node
+			// still settling is said to settle.
+			name: "resistance off, a wave of all the nodes, two dying young",
+			in: func() rollupInput {
+				in := resistingNothing(input(abc, testPool("node-a", targetRev, rolledOut(2), dyingYoung),
+					testPool("node-b", targetRev, rolledOut(2), betweenDeaths), testPool("node-c", targetRev, rolledOut(2), counts(1, 2, 2))))
+				settle(in.Reports, t0, 10*time.Second)
+				return in
+			}(),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "3/3 nodes updated (new processes on node-c must first all be ready and live 10s, the crash window); " +
+				"on node-a and node-b a process of revision 2-abc died soon after it was ready (node-a: exited with status 1 " +
+				"1.2s after it was ready), and none has lived 10s, the crash window, there yet; nothing returns these nodes " +
+				"to an older revision (resistDeploymentErrors is false): their spawns are retried with backoff, at most a " +
+				"minute apart, until one works or another revision is requested",
 		},
 		{
 			name: "a node that left processes behind (resistance off) does not hold the next wave",

@@ -1,0 +1,94 @@
+package controllers_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// diesYoung reports what an agent reports of a pool whose process of
+// spec.revision died soon after it was ready (reason), its replacement
+// booting: one of two ready, the crash the last spawn error, ScalingError.
+func (a *simAgent) diesYoung(agName, reason string) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		setRolledOut(p, 2)
+		p.Status.ProcessCounts.Ready = 1
+		p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: reason, Time: metav1.Time{Time: clk.Now()}}
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady)
+		setCondition(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff)
+	})
+}
+
+// replacementReady reports the replacement of a process that died young
+// ready: every process ready, ScalingError ended, the crash still the
+// last spawn error.
+func (a *simAgent) replacementReady(agName string) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		setRolledOut(p, 2)
+		setCondition(p, ferryv1.ConditionScalingError, metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy)
+	})
+}
+
+// waitSameRollingRestart waits for the pass that counts ready processes
+// of the AppGroup, and fails unless its RollingRestart is still want.
+func waitSameRollingRestart(t *testing.T, ns, name string, ready int32, want metav1.Condition) {
+	t.Helper()
+	waitStatus(t, ns, name, fmt.Sprintf("%d processes ready, RollingRestart unchanged", ready), func(st *ferryv1.AppGroupStatus) error {
+		if st.Processes.Ready != ready {
+			return fmt.Errorf("%d processes ready", st.Processes.Ready)
+		}
+		c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart)
+		if c.Status != want.Status || c.Reason != want.Reason || c.Message != want.Message {
+			return errors.New("RollingRestart is " + string(c.Status) + "/" + c.Reason + ": " + c.Message)
+		}
+		return nil
+	})
+}
+
+// TestCrashLoopNothingReturnsIsSaid: with resistDeploymentErrors false, a
+// new revision whose processes die soon after they are ready on its one
+// node is respawned there with backoff for ever: nothing returns the
+// node, and the rollout neither goes on nor ends. RollingRestart stays
+// True/ProvingRevision, and says so: the node, the crash, and why nothing
+// returns it; the same words while a replacement boots and once it is
+// ready, or the status would be rewritten at each, saying something else
+// (seen failing: "1/1 nodes updated (new processes on ...-a must first all
+// be ready and live 10s, the crash window)" for ever, and "must first
+// live 10s" between deaths).
+func TestCrashLoopNothingReturnsIsSaid(t *testing.T) {
+	withCrashWindow(t)
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.ResistDeploymentErrors = new(bool) })
+	agent := newAgent(t, ns, a, "192.0.2.2")
+	rev1 := target(t, ns, "blog")
+	agent.rollOut("blog", 2)
+	passCrashWindow(t, agent)
+	waitLastRolledOut(t, ns, "blog", rev1)
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2})
+	agent.restarting("blog", 1, 2)
+	agent.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
+		"1/1 nodes updated (new processes on "+a+" must first live 10s, the crash window)")
+
+	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
+	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
+		"1/1 nodes updated; on "+a+" a process of revision "+rev2+" died soon after it was ready "+
+			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
+			"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are retried with backoff")
+	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
+	agent.replacementReady("blog")
+	waitSameRollingRestart(t, ns, "blog", 2, looping)
+	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
+	waitSameRollingRestart(t, ns, "blog", 1, looping)
+}
