@@ -885,7 +885,7 @@ func completeMessage(in rollupInput, n rolloutNodes) string {
 		msg += fmt.Sprintf("; %s cannot listen on listen.port and %s (see Ready)", proxiesOn(failingNodes(moved)),
 			plural(len(moved), "serves on its old port until it can", "serve on their old ports until they can"))
 	}
-	return msg + undrainedMessage(in)
+	return msg + crashNote(in, crashLooping(in)) + undrainedMessage(in)
 }
 
 // haltRemedy says how a halted rollout goes on: a new revision, or, where

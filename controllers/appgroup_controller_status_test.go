@@ -778,6 +778,29 @@ func TestRollingRestartCondition(t *testing.T) {
 				"minute apart, until one works or another revision is requested",
 		},
 		{
+			// Resisted, but proven on node-a: node-b stays on it, and
+			// the rollout reads complete while Ready says node-b is not
+			// ready. The message said only where the revision runs.
+			name: "a proven target dying young on the last node",
+			in: provenIn(input(ab, testPool("node-a", targetRev, rolledOut(2), lasted),
+				testPool("node-b", targetRev, rolledOut(2), dyingYoung))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
+				"its spawns are retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
+			name: "a proven target dying young on the last node, between two deaths",
+			in: provenIn(input(ab, testPool("node-a", targetRev, rolledOut(2), lasted),
+				testPool("node-b", targetRev, rolledOut(2), betweenDeaths))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
+				"its spawns are retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
 			name: "a node that left processes behind (resistance off) does not hold the next wave",
 			in:   input(abc, testPool("node-a", targetRev, incomplete(1, 2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"0/3 nodes updated", "next: node-b"}},

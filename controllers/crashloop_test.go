@@ -92,3 +92,26 @@ func TestCrashLoopNothingReturnsIsSaid(t *testing.T) {
 	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
 	waitSameRollingRestart(t, ns, "blog", 1, looping)
 }
+
+// TestProvenCrashLoopIsSaid: deployment errors resisted, a revision that
+// lived the crash window on the first node (status.provenRevision) and
+// whose processes then die young on the last one is not returned from
+// there: its agent respawns them with backoff, and the rollout reads
+// RolloutComplete while Ready says the node is not ready. Its message
+// says that they die young there, and why nothing returns the node, also
+// between two deaths (seen failing: "Revision 2-... runs on 2/2 nodes"
+// and nothing more).
+func TestProvenCrashLoopIsSaid(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, agentA, agentB, _, rev2 := bumpedOnTwo(t, ns, nil)
+	agentA.rollOut("blog", 2)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
+	agentB.diesYoung("blog", "exited with status 3 1.2s after it was ready")
+	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+		"Revision "+rev2+" runs on 2/2 nodes; on "+b+" a process of revision "+rev2+" died soon after it was ready "+
+			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
+			"nothing returns the node to an older revision (revision "+rev2+" lasted on a node before: status.provenRevision)")
+	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
+	agentB.replacementReady("blog")
+	waitSameRollingRestart(t, ns, "blog", 4, looping)
+}
