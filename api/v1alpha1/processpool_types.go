@@ -217,14 +217,15 @@ type ProcessPoolStatus struct {
 	// failed in a row on this node, lastSpawnError the last of them: the
 	// failed spawns the agent retries with backoff (the ScalingError
 	// condition), a process of the revision that exits within the crash
-	// window (10s) of being ready counting as one. It keeps its count
-	// between such deaths, while their replacements are ready and
-	// ScalingError is False. It goes back to 0 (omitted) once a spawn of
-	// the revision works (is ready), or, after such deaths, once a process of it ready
-	// since has lived the crash window, served until it was recycled, or the
-	// revision has served the window through (see lastedRevision); when the
-	// node is asked for another revision; and when the pool comes to resist
-	// the revision (deploymentError). It is 0 too while lastSpawnError is a
+	// window (10s) of being ready counting as one. After failed spawns it
+	// goes back to 0 (omitted) once a spawn of the revision works (is
+	// ready). After such a death a replacement being ready is not enough:
+	// the count is kept while it is (ScalingError False), and goes back to
+	// 0 once a process of the revision ready since the death has lived the
+	// crash window or served until it was recycled, or the revision has
+	// served the window through (see lastedRevision). It goes back to 0
+	// too when the node is asked for another revision, and when the pool
+	// comes to resist the revision (deploymentError). It is 0 too while lastSpawnError is a
 	// failure it does not count: a rolling restart's replacement that failed
 	// with deployment errors not resisted (the restart skips that process),
 	// or a spawn of a revision the pool no longer spawns. Agents older than
