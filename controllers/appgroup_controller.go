@@ -1092,6 +1092,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Clean:         clean && s.revisionErr == nil,
 	}
 	cur := computeStatus(in)
+	halting := haltingNodes(in)
 	warned, known := r.deaf.get(key, ag.UID)
 	listen := listenSeen{warned: warned, failing: listenFailures(in), unheard: unheardNodes(in)}
 	// An awaited pool's report turning stale changes what the status says
@@ -1105,8 +1106,23 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		if !silence.known {
 			r.seedSilence(ag, &cur, silence)
 		}
-		if _, ok := r.rollouts.get(key, ag.UID); !ok {
-			r.rollouts.set(key, ag.UID, seedRollout(&cur, &cur, haltingNodes(in)))
+		seen, ok := r.rollouts.get(key, ag.UID)
+		if !ok {
+			r.rollouts.set(key, ag.UID, seedRollout(&cur, &cur, halting))
+			return requeue, nil
+		}
+		// The status stands, but the nodes under it may have moved: past
+		// maxListedNodes, a node that stops halting the rollout as another
+		// starts (seen in one pass) leaves RollingRestart's message, and
+		// the status, as they were ("and N more"). The halt spread to that
+		// node all the same. Given no event, filter adds that one alone;
+		// what it remembers moves with it only, as a status write would
+		// have moved it.
+		if evs, next := seen.filter(&cur, rolledOutNodes(in), halting, nil); len(evs) > 0 {
+			r.rollouts.set(key, ag.UID, next)
+			for _, ev := range relateSpread(evs, seen.halted, halting, in.Reports) {
+				r.record(ctx, ag, ev)
+			}
 		}
 		return requeue, nil
 	}
@@ -1116,9 +1132,10 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	w := statusWrite{status: cur, warned: silence.warnedAfter(&old, &cur), deaf: listen.warnedAfter(&cur)}
 	seen, ok := r.rollouts.get(key, ag.UID)
 	if !ok {
-		seen = seedRollout(&old, &cur, haltingNodes(in))
+		seen = seedRollout(&old, &cur, halting)
 	}
-	w.events, w.rollouts = seen.filter(&cur, rolledOutNodes(in), haltingNodes(in), statusEvents(ag, &old, &cur, silence))
+	w.events, w.rollouts = seen.filter(&cur, rolledOutNodes(in), halting, statusEvents(ag, &old, &cur, silence))
+	w.events = relateSpread(w.events, seen.halted, halting, in.Reports)
 	w.events = append(w.events, listenEvents(ag, &cur, listen)...)
 	if err := r.Client.Status().Patch(ctx, ag, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		refused := apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err)

@@ -143,7 +143,8 @@ type statusEvent struct {
 	// pass that share their AppGroup (at one resourceVersion), reason and
 	// related object into one, keeping the first one's note: events of a
 	// reason that a pass may record for several objects name each one
-	// here (NodeReturned), or are recorded as one (WriteFailed).
+	// here (NodeReturned; a halt that spread, relateSpread), or are
+	// recorded as one (WriteFailed).
 	Related runtime.Object
 }
 
@@ -470,7 +471,38 @@ func alsoHalting(halting, named []string) string {
 	if len(halting) <= maxListedNodes {
 		return ""
 	}
-	return "; now also on " + nodeList(slices.DeleteFunc(slices.Clone(halting), func(n string) bool { return slices.Contains(named, n) }))
+	return "; now also on " + nodeList(haltingAnew(halting, named))
+}
+
+// haltingAnew are the nodes of halting that named does not hold.
+func haltingAnew(halting, named []string) []string {
+	return slices.DeleteFunc(slices.Clone(halting), func(n string) bool { return slices.Contains(named, n) })
+}
+
+// relateSpread gives the RolloutHalted of evs that records a halt spread
+// (Again) the pool of the first node it names anew (halting, not named)
+// as its related object. The recorder folds an event into the one before
+// of the same AppGroup resourceVersion, reason and related object,
+// keeping that one's note (statusEvent.Related): a spread recorded while
+// the status stands (past maxListedNodes, a node that takes the place of
+// another in one pass) has the resourceVersion of the RolloutHalted
+// before it, and the node it names was lost.
+func relateSpread(evs []statusEvent, named, halting []string, reports map[string]poolReport) []statusEvent {
+	anew := haltingAnew(halting, named)
+	if len(anew) == 0 {
+		return evs
+	}
+	r, ok := reports[anew[0]]
+	if !ok || r.Pool == nil {
+		return evs
+	}
+	evs = slices.Clone(evs)
+	for i, ev := range evs {
+		if ev.Reason == EventRolloutHalted && ev.Again {
+			evs[i].Related = r.Pool
+		}
+	}
+	return evs
 }
 
 // filter drops from evs the NodeRolledOut, RolloutComplete,

@@ -1166,3 +1166,26 @@ func TestRolloutHaltSpreads(t *testing.T) {
 		}
 	})
 }
+
+// TestRelateSpread: a RolloutHalted of a halt that spread relates the
+// pool of the first node it names anew; recorded while the status
+// stands, it has the AppGroup's resourceVersion of the event before it,
+// into which the recorder would fold it.
+func TestRelateSpread(t *testing.T) {
+	pool := func(node string) *ferryv1.ProcessPool {
+		return &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Name: "blog-" + node}}
+	}
+	reports := map[string]poolReport{"node-a": {Node: "node-a", Pool: pool("node-a")}, "node-g": {Node: "node-g", Pool: pool("node-g")}}
+	evs := []statusEvent{{Reason: EventRolloutHalted, Again: true}, {Reason: EventNodeReturned}}
+	got := relateSpread(evs, []string{"node-a", "node-f"}, []string{"node-a", "node-g"}, reports)
+	if p, ok := got[0].Related.(*ferryv1.ProcessPool); !ok || p.Name != "blog-node-g" {
+		t.Errorf("related %+v, want node-g's pool", got[0].Related)
+	}
+	if got[1].Related != nil || evs[0].Related != nil {
+		t.Errorf("related %+v and %+v, want the other event and evs left as they were", got[1].Related, evs[0].Related)
+	}
+	// A first RolloutHalted names them all in its message alone.
+	if got := relateSpread([]statusEvent{{Reason: EventRolloutHalted}}, nil, []string{"node-a"}, reports); got[0].Related != nil {
+		t.Errorf("first halt related %+v", got[0].Related)
+	}
+}
