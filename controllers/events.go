@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -426,16 +427,18 @@ type rolloutSeen struct {
 // and a halt back from its node's silence halted again.
 //
 // The halt old shows named the nodes that halt the rollout at the pass
-// (halting) when the pass leaves RollingRestart as old has it (cur: the
-// same message names the same nodes): a halt that spreads to another node
-// later is then recorded again, naming them all, as the manager before
-// would have (before, a new leader said nothing of it). When the pass
-// moves RollingRestart, the nodes named are not known: any halt is the
-// one recorded until a node is news (haltSeen). Past maxListedNodes the
-// message does not name them all ("and N more"): a node that took the
-// place of an unnamed one while no manager ran leaves it as it was, and is
-// taken as named; no RolloutHalted of it, as when the message moved. From
-// then on the nodes halting are compared (filter), not the message.
+// (halting) that RollingRestart's message in old names (namedIn): a halt
+// that spreads to another node later, or spread while no manager ran (the
+// pass moves the message), is then recorded again, naming them all, as
+// the manager before would have (before, a new leader said nothing of
+// either). Past maxListedNodes the message does not name them all ("and N
+// more"): the nodes halting are then all taken as named, also one that
+// took the place of an unnamed one, or joined them, while no manager ran;
+// no RolloutHalted of it. From then on the nodes halting are compared
+// (filter), not the message. When the pass moves RollingRestart off the
+// halt, or to another revision, or no node halts it, the nodes named are
+// not known: any halt is the one recorded until a node is news
+// (haltSeen).
 func seedRollout(old, cur *ferryv1.AppGroupStatus, halting []string) rolloutSeen {
 	rr := condition(old, ferryv1.ConditionRollingRestart)
 	seen := rolloutSeen{
@@ -446,11 +449,35 @@ func seedRollout(old, cur *ferryv1.AppGroupStatus, halting []string) rolloutSeen
 		incomplete: rr.Reason == ferryv1.ReasonRolloutIncomplete,
 	}
 	if curRR := condition(cur, ferryv1.ConditionRollingRestart); seen.haltSeen && len(halting) > 0 &&
-		cur.Revision == old.Revision && curRR.Reason == rr.Reason && curRR.Message == rr.Message {
-		seen.halted, seen.haltSeen = slices.Clone(halting), false
+		cur.Revision == old.Revision && curRR.Reason == rr.Reason {
+		seen.halted, seen.haltSeen = namedIn(rr.Message, halting), false
 	}
 	return seen
 }
+
+// namedIn are the nodes of halting (not empty) that msg, RollingRestart's
+// message of a halt, names: those among its words (a node's name has no
+// space, comma, semicolon, colon or parenthesis). All of halting when msg
+// may leave some out: past maxListedNodes of a kind it names five and
+// "and N more", and one cut to maxMessage may have lost the last. Not nil:
+// a halt now on none of the nodes msg named is still a halt recorded, and
+// its nodes are news (filter).
+func namedIn(msg string, halting []string) []string {
+	if moreNodes.MatchString(msg) || strings.HasSuffix(msg, "...") {
+		return slices.Clone(halting)
+	}
+	words := strings.FieldsFunc(msg, func(r rune) bool { return strings.ContainsRune(" ,;:()", r) })
+	named := []string{}
+	for _, n := range halting {
+		if slices.Contains(words, n) {
+			named = append(named, n)
+		}
+	}
+	return named
+}
+
+// moreNodes matches what nodeList writes past maxListedNodes names.
+var moreNodes = regexp.MustCompile(`\band \d+ more\b`)
 
 // seededFloor is how many nodes the manager that wrote old recorded
 // rolled out: as many as old counts updated, once the target is proven;

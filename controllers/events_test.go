@@ -1158,13 +1158,62 @@ func TestRolloutHaltSpreads(t *testing.T) {
 			t.Errorf("the same nodes: events %+v", evs)
 		}
 	})
-	// Its first pass moved RollingRestart: the status it found named some
-	// of the nodes halting then, not known which.
-	t.Run("a manager that restarted while halted does not know the nodes named", func(t *testing.T) {
-		if evs, _ := seedRollout(halted(onA), halted(onAB), []string{"node-a", "node-b"}).filter(halted(onAB), nil, []string{"node-a", "node-b"}, nil); len(evs) != 0 {
+	// Its first pass moved RollingRestart: the halt spread while no
+	// manager ran. The message it found names the nodes named.
+	t.Run("spread while no manager ran", func(t *testing.T) {
+		evs, seen := seedRollout(halted(onA), halted(onAB), []string{"node-a", "node-b"}).filter(halted(onAB), nil, []string{"node-a", "node-b"}, nil)
+		if len(evs) != 1 || evs[0].Note != onAB || !evs[0].Again {
+			t.Errorf("events %+v, want one RolloutHalted again: %s", evs, onAB)
+		}
+		if evs, _ := seen.filter(halted(onAB), nil, []string{"node-a", "node-b"}, nil); len(evs) != 0 {
+			t.Errorf("the same nodes: events %+v", evs)
+		}
+	})
+	// Past the first five the message it found does not say which nodes
+	// were named: those halting now are taken as named.
+	t.Run("past five while no manager ran", func(t *testing.T) {
+		found := halted("it failed to spawn on node-a, node-b, node-c, node-d, node-e and 1 more")
+		if evs, _ := seedRollout(found, found, six("g")).filter(found, nil, six("g"), nil); len(evs) != 0 {
 			t.Errorf("events %+v", evs)
 		}
 	})
+	// Its first pass moved RollingRestart off the halt's revision: the
+	// nodes named are not known.
+	t.Run("another revision", func(t *testing.T) {
+		cur := halted(onAB)
+		cur.Revision = "2"
+		if seen := seedRollout(halted(onA), cur, []string{"node-a", "node-b"}); !seen.haltSeen || seen.halted != nil {
+			t.Errorf("seen %+v, want the halt seen, its nodes not known", seen)
+		}
+	})
+}
+
+// TestNamedIn: the nodes halting that a halted RollingRestart's message
+// names, by their names among its words; all of them where the message
+// cannot say (five of a kind and "and N more", or cut).
+func TestNamedIn(t *testing.T) {
+	for _, tt := range []struct {
+		msg     string
+		halting []string
+		want    []string
+	}{
+		{"halted at 0/3 nodes updated: it failed to spawn on node-1 and node-2 (exited); change it",
+			[]string{"node-1", "node-2", "node-3"}, []string{"node-1", "node-2"}},
+		// A name within another's is not named.
+		{"halted at 0/11 nodes updated: it failed to spawn on node-10 (exited)", []string{"node-1", "node-10"}, []string{"node-10"}},
+		{"halted at 1/3 nodes updated: node-a resisting a deployment error; it failed to spawn on node-b.example.com (x)",
+			[]string{"node-a", "node-b.example.com", "node-c"}, []string{"node-a", "node-b.example.com"}},
+		// The halt moved to another node: none named, and not nil.
+		{"it failed to spawn on node-a (x)", []string{"node-b"}, []string{}},
+		{"it failed to spawn on node-a, node-b, node-c, node-d, node-e and 2 more (x)",
+			[]string{"node-a", "node-f", "node-g"}, []string{"node-a", "node-f", "node-g"}},
+		{"it failed to spawn on node-a, node-b, node-c, node-d, node-e, node-f..." /* cut */, []string{"node-a", "node-g"}, []string{"node-a", "node-g"}},
+	} {
+		got := namedIn(tt.msg, tt.halting)
+		if got == nil || !slices.Equal(got, tt.want) {
+			t.Errorf("namedIn(%q, %q) = %#v, want %q", tt.msg, tt.halting, got, tt.want)
+		}
+	}
 }
 
 // TestRelateSpread: a RolloutHalted of a halt that spread relates the

@@ -135,3 +135,21 @@ func TestNewLeaderGivesVouchedAgentsTheirGrace(t *testing.T) {
 func TestRestartedManagerRecordsAHaltThatSpreads(t *testing.T) {
 	firstRevisionHaltSpreads(t, newNamespace(t), func(string) { restartManager(t) }) // and its first pass
 }
+
+// TestRestartedManagerRecordsAHaltThatSpreadWhileNoneRan: a new
+// AppGroup's first revision fails on a (RolloutHalted names a); while no
+// manager runs, b's agent reports that it cannot spawn it either. The new
+// manager's first pass moves RollingRestart to name both: it records
+// RolloutHalted again, naming both, as the manager before it would have,
+// and counts no second halt (seen failing: no second event, as the nodes
+// the first one named were taken as not known once the message moved).
+func TestRestartedManagerRecordsAHaltThatSpreadWhileNoneRan(t *testing.T) {
+	ns := newNamespace(t)
+	firstRevisionHaltSpreads(t, ns, func(string) {
+		restartManagerAfter(t, func() {
+			// firstRevisionHaltSpreads reports the same again, the manager
+			// back: nothing new then.
+			newAgent(t, ns, ns+"-b", "192.0.2.3").failSpawns("blog", "the app failed to load")
+		})
+	})
+}
