@@ -516,6 +516,11 @@ func (s *Server) Reload() error {
 	s.reloadFailed = nil
 	if err != nil {
 		s.reloadFailed = &ReloadFailure{Time: metav1.Now(), Error: err.Error()}
+		var partial *PartialReloadError
+		if errors.As(err, &partial) {
+			f := s.reloadFailed
+			f.Applied, f.NotApplied, f.Removed = partial.Applied, partial.NotApplied, partial.Removed
+		}
 	}
 	s.mu.Unlock()
 	return err
@@ -543,6 +548,9 @@ func (s *Server) reload() error {
 		case err != nil:
 			errs = append(errs, err)
 			partial.NotApplied = append(partial.NotApplied, ag.Name)
+			if current[ag.Name] == nil {
+				partial.notStarted = append(partial.notStarted, ag.Name)
+			}
 		case changed:
 			partial.Applied = append(partial.Applied, ag.Name)
 		}
@@ -608,9 +616,42 @@ type PartialReloadError struct {
 	// Err lists the problems, as an error of a reload that changed
 	// nothing would.
 	Err error
+	// notStarted are those of NotApplied that are new: they have no
+	// previous configuration to keep.
+	notStarted []string
 }
 
-func (e *PartialReloadError) Error() string { return e.Err.Error() }
+// Error says what the reload applied and what keeps its previous
+// configuration, then the problems: the problems alone (`ferry-agent
+// reload`'s error, status's reloadFailed) read as a reload that changed
+// nothing, which an invalid file's is.
+func (e *PartialReloadError) Error() string {
+	var said []string
+	if len(e.Applied) > 0 {
+		said = append(said, "applied "+strings.Join(e.Applied, ", "))
+	}
+	if len(e.Removed) > 0 {
+		said = append(said, "removed "+strings.Join(e.Removed, ", "))
+	}
+	var kept []string
+	for _, name := range e.NotApplied {
+		if !slices.Contains(e.notStarted, name) {
+			kept = append(kept, name)
+		}
+	}
+	switch len(kept) {
+	case 0:
+	case 1:
+		said = append(said, kept[0]+" keeps its previous configuration")
+	default:
+		said = append(said, strings.Join(kept, ", ")+" keep their previous configuration")
+	}
+	if len(e.notStarted) > 0 {
+		said = append(said, strings.Join(e.notStarted, ", ")+", new, did not start")
+	}
+	return "reload applied in part: " + strings.Join(said, "; ") + ":\n  " +
+		strings.ReplaceAll(e.Err.Error(), "\n", "\n  ")
+}
 
 func (e *PartialReloadError) Unwrap() error { return e.Err }
 
@@ -686,15 +727,19 @@ type StatusResponse struct {
 	Agent string      `json:"agent"`
 	Apps  []AppStatus `json:"apps"`
 	// ReloadFailed is the last reload's failure (SIGHUP, ferry-agent
-	// reload), until a reload succeeds. An invalid file changed nothing;
-	// otherwise what the error does not name was applied.
+	// reload), until a reload succeeds.
 	ReloadFailed *ReloadFailure `json:"reloadFailed,omitempty"`
 }
 
-// ReloadFailure is when a reload failed, and why.
+// ReloadFailure is when a reload failed, and why. A reload that failed
+// in part (a PartialReloadError) names the AppGroups as its log line
+// does; one that names none changed nothing.
 type ReloadFailure struct {
-	Time  metav1.Time `json:"time"`
-	Error string      `json:"error"`
+	Time       metav1.Time `json:"time"`
+	Error      string      `json:"error"`
+	Applied    []string    `json:"applied,omitempty"`
+	NotApplied []string    `json:"notApplied,omitempty"`
+	Removed    []string    `json:"removed,omitempty"`
 }
 
 // Status returns every AppGroup's status, by name.

@@ -31,8 +31,12 @@ func View(st StatusResponse) []statusview.Pool {
 func Header(st StatusResponse) statusview.Header {
 	h := statusview.Header{Agent: st.Agent}
 	if f := st.ReloadFailed; f != nil {
-		h.Notes = append(h.Notes, "Last reload failed at "+f.Time.Format(time.RFC3339)+
-			"; what it does not name runs as before (an invalid file changed nothing):")
+		note := "Last reload failed at " + f.Time.Format(time.RFC3339) + "; it changed nothing:"
+		if len(f.Applied)+len(f.Removed) > 0 {
+			// Its error says what was applied and what was not.
+			note = "Last reload failed in part at " + f.Time.Format(time.RFC3339) + ":"
+		}
+		h.Notes = append(h.Notes, note)
 		for line := range strings.Lines(f.Error) {
 			h.Notes = append(h.Notes, "  "+strings.TrimRight(line, "\n"))
 		}

@@ -2,10 +2,13 @@ package standalone
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestStatusSaysRestartIncomplete: a restart with resistDeploymentErrors
@@ -86,5 +89,47 @@ func TestRestartIncompleteCountsErrorsNotKept(t *testing.T) {
 		"    (status --json: lastRestart.errors, the first 16 of 17, with each spawn's output.)\n"
 	if !strings.Contains(view, want) {
 		t.Errorf("the status view lacks\n%s\nin:\n%s", want, view)
+	}
+}
+
+// TestPartialReloadErrorSaysWhatWasApplied: the error of a reload that failed
+// in part, which `ferry-agent reload` prints and status shows, says what
+// was applied and removed and what keeps its previous configuration (or,
+// new, did not start), then the problems; status's header says it failed
+// in part. Before, both gave the problems alone, as if nothing had been
+// applied, and the header said "what it does not name runs as before".
+func TestPartialReloadErrorSaysWhatWasApplied(t *testing.T) {
+	problems := errors.New("f.yaml: 2 problems:\n  AppGroup \"a\": one\n  AppGroup \"e\": two")
+	for _, tc := range []struct {
+		err  *PartialReloadError
+		want string
+	}{
+		{&PartialReloadError{Applied: []string{"b"}, NotApplied: []string{"a"}, Err: problems},
+			"reload applied in part: applied b; a keeps its previous configuration:\n  f.yaml: 2 problems:\n" +
+				"    AppGroup \"a\": one\n    AppGroup \"e\": two"},
+		{&PartialReloadError{Applied: []string{"b", "c"}, Removed: []string{"d"}, NotApplied: []string{"a", "e", "f"},
+			notStarted: []string{"e"}, Err: problems},
+			"reload applied in part: applied b, c; removed d; a, f keep their previous configuration; e, new, did not start:\n"},
+		{&PartialReloadError{Removed: []string{"d"}, NotApplied: []string{"e"}, notStarted: []string{"e"}, Err: problems},
+			"reload applied in part: removed d; e, new, did not start:\n"},
+	} {
+		if got := tc.err.Error(); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%+v:\n%s\nwant it to begin\n%s", tc.err, got, tc.want)
+		}
+	}
+
+	at := metav1.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		failed ReloadFailure
+		want   string
+	}{
+		{ReloadFailure{Time: at, Error: "f.yaml: bad"}, "Last reload failed at 2026-12-06T12:00:00Z; it changed nothing:\n  f.yaml: bad\n"},
+		{ReloadFailure{Time: at, Error: "reload applied in part: removed d; a keeps its previous configuration:\n  f.yaml: bad",
+			NotApplied: []string{"a"}, Removed: []string{"d"}},
+			"Last reload failed in part at 2026-12-06T12:00:00Z:\n  reload applied in part: removed d; a keeps its previous configuration:\n    f.yaml: bad\n"},
+	} {
+		if view := statusText(t, StatusResponse{ReloadFailed: &tc.failed}); !strings.Contains(view, tc.want) {
+			t.Errorf("the status view lacks\n%s\nin:\n%s", tc.want, view)
+		}
 	}
 }

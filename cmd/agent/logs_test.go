@@ -328,9 +328,11 @@ func TestInvalidFileIsOneError(t *testing.T) {
 // configuration", untrue of a changed b; and it named c, unchanged, as
 // applied, so that a file changing nothing but a's port was logged as
 // "failed in part ... the rest of the file was applied", untrue as well.
+// `ferry-agent reload` and status say it too: before, they gave the
+// problems alone, which read as a reload that changed nothing.
 func TestPartialReloadSaysWhatWasApplied(t *testing.T) {
 	t.Run("b changes", func(t *testing.T) {
-		failed, bSettings := reloadMovingAToATakenPort(t, 2)
+		failed, bSettings := sighup(t, reloadMovingAToATakenPort(t, 2, true))
 		if !bSettings {
 			t.Errorf("b's new pool was not applied: no \"Reloaded AppGroup settings\" of b in the log")
 		}
@@ -340,8 +342,20 @@ func TestPartialReloadSaysWhatWasApplied(t *testing.T) {
 			t.Errorf("the reload's log line: %v\nwant msg %q, notApplied [a], applied [b] (not c, unchanged), and the error", failed, want)
 		}
 	})
+	t.Run("c is removed", func(t *testing.T) {
+		failed, bSettings := sighup(t, reloadMovingAToATakenPort(t, 1, false))
+		if bSettings {
+			t.Errorf("b, unchanged, was reloaded")
+		}
+		want := "Reload failed in part; the AppGroups it names keep their previous configuration, the rest of the file was applied"
+		applied, _ := failed["applied"].([]any)
+		if failed == nil || failed["msg"] != want || len(applied) != 0 ||
+			fmt.Sprint(failed["notApplied"]) != "[a]" || fmt.Sprint(failed["removed"]) != "[c]" {
+			t.Errorf("the reload's log line: %v\nwant msg %q, notApplied [a], removed [c] and no applied", failed, want)
+		}
+	})
 	t.Run("nothing else changes", func(t *testing.T) {
-		failed, bSettings := reloadMovingAToATakenPort(t, 1)
+		failed, bSettings := sighup(t, reloadMovingAToATakenPort(t, 1, true))
 		if bSettings {
 			t.Errorf("b, unchanged, was reloaded")
 		}
@@ -351,14 +365,46 @@ func TestPartialReloadSaysWhatWasApplied(t *testing.T) {
 			t.Errorf("the reload's log line: %v\nwant msg %q, no applied, and the error", failed, want)
 		}
 	})
+	t.Run("ferry-agent reload and status", func(t *testing.T) {
+		r := reloadMovingAToATakenPort(t, 2, false)
+		sock := filepath.Join(r.dir, "state", "admin.sock")
+		_, stderr, code := ferry(t, "reload", "--admin-socket", sock)
+		first := "reload applied in part: applied b; removed c; a keeps its previous configuration:"
+		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		if code != 1 || len(lines) != 2 || lines[0] != "ferry-agent: "+first ||
+			!strings.HasPrefix(lines[1], "  "+filepath.Join(r.dir, "app.yaml")+`: AppGroup "a": `) ||
+			!strings.Contains(lines[1], "address already in use") {
+			t.Errorf("ferry-agent reload: exit %d:\n%s\nwant exit 1, %q, then the problem indented", code, stderr, "ferry-agent: "+first)
+		}
+		out, _, _ := ferry(t, "status", "--admin-socket", sock)
+		if want := "Last reload failed in part at "; !strings.Contains(out, want) || !strings.Contains(out, "  "+first+"\n") {
+			t.Errorf("status:\n%s\nwant %q and %q", out, want, first)
+		}
+		out, _, _ = ferry(t, "status", "--json", "--admin-socket", sock)
+		var st struct {
+			ReloadFailed struct{ Error, Applied, NotApplied, Removed any } `json:"reloadFailed"`
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatal(err)
+		}
+		if f := st.ReloadFailed; fmt.Sprint(f.Applied, f.NotApplied, f.Removed) != "[b] [a] [c]" ||
+			!strings.HasPrefix(fmt.Sprint(f.Error), first) {
+			t.Errorf("status --json: reloadFailed = %+v, want applied [b], notApplied [a], removed [c], and the error", f)
+		}
+	})
+}
+
+// reloaded is an agent whose file reloadMovingAToATakenPort changed.
+type reloaded struct {
+	dir     string
+	readLog func() string
+	agent   *os.Process
 }
 
 // reloadMovingAToATakenPort serves AppGroups a, b and c, each with one
-// process, then SIGHUPs the agent with a file moving a to a port the test
-// holds, giving b bProcesses, and leaving c as it is. It returns the
-// reload's "Reload failed..." log entry, and whether b's settings were
-// reloaded.
-func reloadMovingAToATakenPort(t *testing.T, bProcesses int) (map[string]any, bool) {
+// process, then writes a file moving a to a port the test holds (until it
+// ends), giving b bProcesses, and keeping c if keepC, else leaving it out.
+func reloadMovingAToATakenPort(t *testing.T, bProcesses int, keepC bool) reloaded {
 	root, _ := filepath.Abs("../../examples/hello-wsgi")
 	portA, portB, portC := fmt.Sprint(testsupport.FreePort(t)), fmt.Sprint(testsupport.FreePort(t)), fmt.Sprint(testsupport.FreePort(t))
 	dir, readLog, agent := startAgent(t, map[string]string{
@@ -368,16 +414,25 @@ func reloadMovingAToATakenPort(t *testing.T, bProcesses int) (map[string]any, bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer taken.Close()
+	t.Cleanup(func() { taken.Close() })
 	moved := appYAML("a", root, fmt.Sprint(taken.Addr().(*net.TCPAddr).Port), 1) + "---\n" +
-		appYAML("b", root, portB, bProcesses) + "---\n" + appYAML("c", root, portC, 1)
+		appYAML("b", root, portB, bProcesses)
+	if keepC {
+		moved += "---\n" + appYAML("c", root, portC, 1)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(moved), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := agent.Signal(syscall.SIGHUP); err != nil {
+	return reloaded{dir, readLog, agent}
+}
+
+// sighup reloads r's agent by SIGHUP. It returns the reload's "Reload
+// failed..." log entry, and whether b's settings were reloaded.
+func sighup(t *testing.T, r reloaded) (map[string]any, bool) {
+	if err := r.agent.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	log := waitFor(readLog, func(log string) bool { return strings.Contains(log, `"msg":"Reload failed`) })
+	log := waitFor(r.readLog, func(log string) bool { return strings.Contains(log, `"msg":"Reload failed`) })
 	var failed map[string]any
 	settings := false
 	for _, line := range strings.Split(log, "\n") {
