@@ -43,6 +43,10 @@ type Status struct {
 	// LastSpawnError is a failure it leaves out (scalingState.last).
 	SpawnFailures int             `json:"spawnFailures,omitempty"`
 	LastRestart   *RestartSummary `json:"lastRestart,omitempty"`
+	// ResistDeploymentErrors is restart.resistDeploymentErrors as the
+	// pool has it now: a reload may have turned it on since LastRestart
+	// left processes behind, which it was off for.
+	ResistDeploymentErrors bool `json:"resistDeploymentErrors"`
 	// RevisionStarted: a process of Revision has been ready in this pool's
 	// life. False while the pool boots its first processes of it, and
 	// while its app cannot start (every spawn fails).
@@ -74,6 +78,7 @@ func (p *Pool) Status() Status {
 	if p.lastErr != nil && p.lastErr == p.scaling.last {
 		s.SpawnFailures = p.scaling.failures
 	}
+	s.ResistDeploymentErrors = resists(p.cfg.Template)
 	if p.scaling.err != nil {
 		s.ScalingError = p.scaling.err.DeepCopy()
 		s.ScalingRetryAt = &metav1.Time{Time: p.nextSpawnLocked(time.Now())}
@@ -170,8 +175,8 @@ func (s Status) restartCondition() metav1.Condition {
 	case s.LastRestart != nil && s.LastRestart.Revision == s.Revision && s.LastRestart.Failed > 0 &&
 		s.Counts.Updated < s.Counts.Total:
 		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete
-		c.Message = fmt.Sprintf("%d of %d processes could not be replaced and keep serving an older revision "+
-			"(resistDeploymentErrors is false)", s.Counts.Total-s.Counts.Updated, s.Counts.Total)
+		c.Message = fmt.Sprintf("%d of %d processes could not be replaced and keep serving an older revision (%s)",
+			s.Counts.Total-s.Counts.Updated, s.Counts.Total, notResisted(s.ResistDeploymentErrors, s.LastRestart.Revision))
 		if len(s.LastRestart.Errors) > 0 {
 			c.Message += ": " + s.LastRestart.Errors[0].Reason
 		}
@@ -274,4 +279,15 @@ func (r *RestartSummary) deepCopy() *RestartSummary {
 	c := *r
 	c.Errors = append([]ferryv1.SpawnError(nil), r.Errors...)
 	return &c
+}
+
+// notResisted says why a restart to revision left processes behind:
+// resistDeploymentErrors was false. Turned on since (resistsNow), it
+// does not take them back (the next revision retries them), and "is
+// false" would be untrue.
+func notResisted(resistsNow bool, revision string) string {
+	if resistsNow {
+		return "resistDeploymentErrors was false when revision " + revision + " rolled"
+	}
+	return "resistDeploymentErrors is false"
 }

@@ -76,6 +76,15 @@ func TestConditions(t *testing.T) {
 			ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
 				"1 of 2 processes could not be replaced and keep serving an older revision (resistDeploymentErrors is false): the app failed"},
 		}},
+		// A reload turned resistance on since: it was off for that restart.
+		{"incomplete restart, resistance on since", with(func(s *Status) {
+			s.Counts.Updated, s.ResistDeploymentErrors = 1, true
+			s.LastRestart = &RestartSummary{Revision: "2", Failed: 1, Total: 2, Errors: []ferryv1.SpawnError{*spawnErr}}
+		}), map[string]want{
+			ferryv1.ConditionRollingRestart: {metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
+				"1 of 2 processes could not be replaced and keep serving an older revision " +
+					"(resistDeploymentErrors was false when revision 2 rolled): the app failed"},
+		}},
 		{"scaling error", with(func(s *Status) {
 			s.ScalingError, s.ScalingFailures = spawnErr, 3
 			s.ScalingRetryAt = &metav1.Time{Time: now.Add(4 * time.Second)}

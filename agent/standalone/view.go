@@ -61,5 +61,5 @@ func incomplete(a AppStatus) *statusview.Incomplete {
 	}
 	n := a.Pool.Counts
 	return &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total, Errors: lr.Errors, Failed: lr.Failed,
-		Details: "status --json: lastRestart.errors"}
+		Details: "status --json: lastRestart.errors", ResistsNow: a.Pool.ResistDeploymentErrors, Revision: lr.Revision}
 }

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
 // TestStatusSaysRestartIncomplete: a restart with resistDeploymentErrors
@@ -47,6 +50,25 @@ func TestStatusSaysRestartIncomplete(t *testing.T) {
 		if !strings.Contains(view, want) {
 			t.Errorf("the status view lacks %q:\n%s", want, view)
 		}
+	}
+
+	// A reload turning resistance on, the revision the same, leaves the
+	// processes behind (the next revision retries them): the view and the
+	// condition say it was off for that restart, not that it is.
+	s.write(t, 2, "1")
+	if err := r.client.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = r.client.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	was := "(resistDeploymentErrors was false when revision " + rev + " rolled)"
+	if view := statusText(t, st); !strings.Contains(view, "keep serving an older revision "+was+"; they are tried again") {
+		t.Errorf("after a reload turning resistance on, the status view lacks %q:\n%s", was, view)
+	}
+	if c := meta.FindStatusCondition(st.Apps[0].Conditions, ferryv1.ConditionRollingRestart); c == nil ||
+		c.Reason != ferryv1.ReasonRolloutIncomplete || !strings.Contains(c.Message, was) {
+		t.Errorf("after a reload turning resistance on, RollingRestart = %+v, want RolloutIncomplete saying %q", c, was)
 	}
 }
 

@@ -60,6 +60,11 @@ type Incomplete struct {
 	// lastRestart.errors". The view adds that their output is there too
 	// when they have one (withOutput).
 	Details string
+	// ResistsNow: restart.resistDeploymentErrors is true now, turned on
+	// since the restart to Revision left the processes behind; the view
+	// says it was false then, not that it is.
+	ResistsNow bool
+	Revision   string
 }
 
 // Header is the "General information" block.
@@ -124,8 +129,12 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		if len(in.Errors) == 0 {
 			end = "."
 		}
+		setting := "resistDeploymentErrors is false"
+		if in.ResistsNow {
+			setting = "resistDeploymentErrors was false when revision " + in.Revision + " rolled"
+		}
 		fmt.Fprintf(b, "  Rolling restart incomplete: %d of %d processes could not be replaced and keep serving an older revision "+
-			"(resistDeploymentErrors is false); they are tried again at the next revision%s\n", in.Left, in.Total, end)
+			"(%s); they are tried again at the next revision%s\n", in.Left, in.Total, setting, end)
 		shown := min(len(in.Errors), maxErrorsShown)
 		for _, e := range in.Errors[:shown] {
 			fmt.Fprintf(b, "    - %s\n", firstLine(e.Reason))

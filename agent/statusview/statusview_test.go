@@ -120,6 +120,13 @@ func TestWriteIncomplete(t *testing.T) {
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
 	}
+	// A reload turned resistance on since: it was off for that restart.
+	p.Incomplete.ResistsNow, p.Incomplete.Revision = true, "2-abc"
+	b.Reset()
+	_ = Write(&b, Header{}, []Pool{p}, now)
+	if want = "an older revision (resistDeploymentErrors was false when revision 2-abc rolled); they are tried again"; !strings.Contains(b.String(), want) {
+		t.Errorf("missing\n%s\nin:\n%s", want, b.String())
+	}
 	// An error with no output (a loader error before the app wrote a
 	// line): the view points at the error, not at an empty output. Before,
 	// the caller's Details said "with its output" whatever the error had.
