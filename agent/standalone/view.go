@@ -1,6 +1,7 @@
 package standalone
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -61,5 +62,12 @@ func incomplete(a AppStatus) *statusview.Incomplete {
 	}
 	n := a.Pool.Counts
 	return &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total, Errors: lr.Errors, Failed: lr.Failed,
-		Details: "status --json: lastRestart.errors", ResistsNow: a.Pool.ResistDeploymentErrors, Revision: lr.Revision}
+		Details: errorsQuery(a.Name), ResistsNow: a.Pool.ResistDeploymentErrors, Revision: lr.Revision}
+}
+
+// errorsQuery is the command that prints the errors of app's last
+// restart in full, to paste: "lastRestart.errors" alone is no path of
+// status --json, which has them under apps[].pool, of every app.
+func errorsQuery(app string) string {
+	return fmt.Sprintf("ferry-agent status --json | jq '.apps[] | select(.name == %q).pool.lastRestart.errors'", app)
 }

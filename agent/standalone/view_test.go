@@ -1,9 +1,13 @@
 package standalone
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -44,11 +48,30 @@ func TestStatusSaysRestartIncomplete(t *testing.T) {
 			"(resistDeploymentErrors is false); they are tried again at the next revision:\n",
 		"    - the app failed to load: ModuleNotFoundError: No module named 'ferry_missing_dependency'\n",
 		// Each spawn's traceback is there: the view points at it.
-		"    (status --json: lastRestart.errors, with each spawn's output.)\n",
+		"    (ferry-agent status --json | jq '.apps[] | select(.name == \"hello\").pool.lastRestart.errors', with each spawn's output.)\n",
 		"(old)",
 	} {
 		if !strings.Contains(view, want) {
 			t.Errorf("the status view lacks %q:\n%s", want, view)
+		}
+	}
+
+	// The pointer's command, pasted, prints the errors (jq reading what
+	// status --json prints). Before, it named "lastRestart.errors", no
+	// path of status --json.
+	if jq, err := exec.LookPath("jq"); err != nil {
+		t.Log("no jq: the pointer's query is not run")
+	} else {
+		q := errorsQuery("hello")
+		q = strings.TrimSuffix(q[strings.Index(q, "jq '")+len("jq '"):], "'")
+		data, _ := json.Marshal(st)
+		cmd := exec.Command(jq, "-c", q)
+		cmd.Stdin = bytes.NewReader(data)
+		out, err := cmd.Output()
+		var errs []map[string]any
+		if err != nil || json.Unmarshal(out, &errs) != nil || len(errs) != 2 ||
+			!strings.Contains(fmt.Sprint(errs[0]["reason"]), "ferry_missing_dependency") {
+			t.Errorf("jq %q on status --json: %v\n%s\nwant the restart's 2 errors", q, err, out)
 		}
 	}
 
@@ -108,7 +131,7 @@ func TestRestartIncompleteCountsErrorsNotKept(t *testing.T) {
 	}
 	view := statusText(t, st)
 	want := "    - and 14 more\n" +
-		"    (status --json: lastRestart.errors, the first 16 of 17, with each spawn's output.)\n"
+		"    (ferry-agent status --json | jq '.apps[] | select(.name == \"hello\").pool.lastRestart.errors', the first 16 of 17, with each spawn's output.)\n"
 	if !strings.Contains(view, want) {
 		t.Errorf("the status view lacks\n%s\nin:\n%s", want, view)
 	}
