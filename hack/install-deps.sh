@@ -9,11 +9,12 @@
 #   flock       serializing runs on a shared machine
 #   curl, ip    the local stack and its tests
 #   pkill       the test control plane's guard (internal/testenv)
+#   jq          a standalone test runs the query the status view points at
 set -euo pipefail
 
 declare -A packages=(
 	[make]=make [git]=git [gcc]=gcc [python3]=python3 [flock]=util-linux
-	[curl]=curl [ip]=iproute2 [pkill]=procps
+	[curl]=curl [ip]=iproute2 [pkill]=procps [jq]=jq
 )
 missing=()
 for cmd in "${!packages[@]}"; do

@@ -59,20 +59,21 @@ func TestStatusSaysRestartIncomplete(t *testing.T) {
 	// The pointer's command, pasted, prints the errors (jq reading what
 	// status --json prints). Before, it named "lastRestart.errors", no
 	// path of status --json.
-	if jq, err := exec.LookPath("jq"); err != nil {
-		t.Log("no jq: the pointer's query is not run")
-	} else {
-		q := errorsQuery("hello")
-		q = strings.TrimSuffix(q[strings.Index(q, "jq '")+len("jq '"):], "'")
-		data, _ := json.Marshal(st)
-		cmd := exec.Command(jq, "-c", q)
-		cmd.Stdin = bytes.NewReader(data)
-		out, err := cmd.Output()
-		var errs []map[string]any
-		if err != nil || json.Unmarshal(out, &errs) != nil || len(errs) != 2 ||
-			!strings.Contains(fmt.Sprint(errs[0]["reason"]), "ferry_missing_dependency") {
-			t.Errorf("jq %q on status --json: %v\n%s\nwant the restart's 2 errors", q, err, out)
-		}
+	// jq is one of the packages hack/install-deps.sh installs.
+	jq, err := exec.LookPath("jq")
+	if err != nil {
+		t.Fatalf("jq, which the view's pointer uses, is not installed (make test installs it): %v", err)
+	}
+	q := errorsQuery("hello")
+	q = strings.TrimSuffix(q[strings.Index(q, "jq '")+len("jq '"):], "'")
+	data, _ := json.Marshal(st)
+	cmd := exec.Command(jq, "-c", q)
+	cmd.Stdin = bytes.NewReader(data)
+	out, err := cmd.Output()
+	var errs []map[string]any
+	if err != nil || json.Unmarshal(out, &errs) != nil || len(errs) != 2 ||
+		!strings.Contains(fmt.Sprint(errs[0]["reason"]), "ferry_missing_dependency") {
+		t.Errorf("jq %q on status --json: %v\n%s\nwant the restart's 2 errors", q, err, out)
 	}
 
 	// A reload turning resistance on, the revision the same, leaves the
