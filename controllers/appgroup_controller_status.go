@@ -522,14 +522,14 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 	switch {
 	case len(n.resisting)+len(n.failing) > 0:
 		return haltedCondition(c, in, n)
-	case haltRemembered(in):
+	case haltShown(in):
 		// Between two of its retries, the node reads as the failing case.
 		r, ok := in.Reports[in.Halt.Node]
 		retrying := 0
 		if ok && r.OnTarget && !in.Halt.Resisted && failingRetried(in) {
 			retrying = 1 // the node the message names
 		}
-		remedy := haltRemedy(retrying)
+		remedy := haltRemedy(retrying, contract.DiedAfterReadyIn(in.Halt.Reason))
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it %s (%s)%s; %s",
 				in.Target, n.updated, len(in.Nodes), contract.FailedHow(in.Halt.Reason, " on "+in.Halt.Node),
@@ -670,11 +670,31 @@ func sortRollout(in rollupInput) rolloutNodes {
 	// spawn it now (its agent restarted while a database is down) halts
 	// no rollout (haltRecord records none); Ready says what is wrong.
 	rolledOutEverywhere := in.LastRolledOut != nil && in.LastRolledOut.Revision == in.Target
+	looping := crashLooping(in)
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		switch {
 		case ok && r.ResistsTarget:
 			n.resisting = append(n.resisting, node)
+		case ok && slices.Contains(looping, node) && restartOver(r):
+			// A crash loop nothing returns the node from reads one way
+			// at every turn of it (crashNote): as between two deaths,
+			// every process on the target and, the target not proven,
+			// not rolled out. Not failing while a death leaves none of
+			// it running (one process), nor restarting while the
+			// replacement boots (unstarted): the loop read RolloutHalted
+			// at each death, "the rollout goes on once it starts there"
+			// when it starts and dies, and ProvingRevision again at each
+			// replacement ready, each flip a status write and a halt
+			// seen anew. Nothing halts there that a death starts or a
+			// replacement ends: the node stays on the target, its agent
+			// respawns it, and the next wave waits for it either way
+			// (planWave) until a process of it lives the crash window.
+			if in.Proven != in.Target {
+				n.notRolledOut = append(n.notRolledOut, node)
+			}
+			n.updated++
+			continue
 		case ok && r.FailsTarget && rolledOutEverywhere:
 		case ok && r.FailsTarget:
 			n.failing = append(n.failing, node)
@@ -715,6 +735,27 @@ func sortRollout(in rollupInput) rolloutNodes {
 	return n
 }
 
+// restartOver: the pool's agent is done restarting onto its revision,
+// which every process of it runs (none may run: the one there died).
+func restartOver(r poolReport) bool {
+	c := r.Pool.Status.ProcessCounts
+	return !r.Restarting && !r.Resisting && c.Updated == c.Total
+}
+
+// haltShown: RollingRestart reads the remembered halt (haltRemembered),
+// unless the halt is the death of the target on a node that crash-loops
+// on it (crashLooping), after its restart: haltRecord records one at a
+// death that leaves none of it running, and keeps it while the node has
+// not rolled out, but the loop reads as sortRollout sorts it.
+func haltShown(in rollupInput) bool {
+	if !haltRemembered(in) {
+		return false
+	}
+	r, ok := in.Reports[in.Halt.Node]
+	return !ok || in.Halt.Resisted || !contract.DiedAfterReadyIn(in.Halt.Reason) || !restartOver(r) ||
+		!slices.Contains(crashLooping(in), in.Halt.Node)
+}
+
 // haltingNodes are the nodes RollingRestart names as halting the rollout:
 // those that resist the target or fail to spawn it, else the node of the
 // halt remembered.
@@ -723,7 +764,7 @@ func haltingNodes(in rollupInput) []string {
 	if nodes := slices.Concat(n.resisting, n.failing); len(nodes) > 0 {
 		return nodes
 	}
-	if haltRemembered(in) {
+	if haltShown(in) {
 		return []string{in.Halt.Node}
 	}
 	return nil
@@ -746,11 +787,12 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 		}
 		why = append(why, w)
 	}
-	retrying := 0
+	retrying, diedYoung := 0, false
 	if len(n.resisting) == 0 && failingRetried(in) {
 		retrying = len(n.failing)
+		diedYoung = contract.DiedAfterReadyIn(in.Reports[n.failing[0]].Pool.Status.LastSpawnError.Reason)
 	}
-	remedy := haltRemedy(retrying)
+	remedy := haltRemedy(retrying, diedYoung)
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 		fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
 			in.Target, n.updated, len(in.Nodes), strings.Join(why, "; "), remedy))
@@ -890,12 +932,19 @@ func completeMessage(in rollupInput, n rolloutNodes) string {
 
 // haltRemedy says how a halted rollout goes on: a new revision, or, where
 // the nodes that cannot spawn it keep retrying (retrying of them, those
-// the message names), also by itself.
-func haltRemedy(retrying int) string {
+// the message names), also by itself: once it starts there, or, where
+// the first of them saw it die soon after it was ready (diedYoung), once
+// a process of it lives the crash window: it starts, and that is not
+// what it lacks.
+func haltRemedy(retrying int, diedYoung bool) string {
 	remedy := fmt.Sprintf("change the %s annotation or the app to start a new rollout", ferryv1.RevisionAnnotation)
+	goesOn := "it starts there"
+	if diedYoung {
+		goesOn = fmt.Sprintf("a process of it lives %s, the crash window, there", contract.CrashWindow)
+	}
 	if retrying > 0 {
 		remedy = plural(retrying, "its agent retries", "their agents retry") +
-			" it with backoff, at most a minute apart, and the rollout goes on once it starts there; or " + remedy
+			" it with backoff, at most a minute apart, and the rollout goes on once " + goesOn + "; or " + remedy
 	}
 	return remedy
 }

@@ -74,12 +74,51 @@ func silentPreviousPool(node string) *ferryv1.ProcessPool {
 
 // crashLoopInput is one node on the target, not proven, whose revision 1
 // ran rolled out before (a return is there to make), its pool as opts
-// leave it, after the pass's settle; as edit leaves it.
+// leave it, after the pass's unstarted and settle; as edit leaves it.
 func crashLoopInput(edit func(rollupInput) rollupInput, opts ...poolOpt) rollupInput {
 	in := input([]string{"node-a"}, testPool("node-a", targetRev, append([]poolOpt{rolledOut(2)}, opts...)...))
 	in.LastRolledOut = &ferryv1.RolledOutRevision{Revision: oldRev}
+	unstarted(in.Reports)
 	settle(in.Reports, t0, 10*time.Second)
 	return edit(in)
+}
+
+// haltedBy is in with the status's record of the halt that haltRecord
+// makes when node fails a target not proven with nothing older to serve
+// (FailsTarget): its death, where nothing was resisted.
+func haltedBy(node string) func(rollupInput) rollupInput {
+	return func(in rollupInput) rollupInput {
+		in = withHalt(in, node, in.Reports[node].Pool.Status.LastSpawnError.Reason)
+		in.Halt.Resisted = false
+		return in
+	}
+}
+
+// alone: the pool runs one process (minProcesses 1).
+func alone(p *ferryv1.ProcessPool) { p.Spec.Template.Pool.MinProcesses = 1 }
+
+// diedAlone: a pool of one process whose process of spec.revision died
+// soon after it was ready: none runs until its agent respawns it, with
+// backoff (ScalingError, the crash as the last spawn error).
+func diedAlone(p *ferryv1.ProcessPool) {
+	alone(p)
+	counts(0, 0, 0)(p)
+	notReadyAtAll(p)
+	crashedInWindow(p)
+}
+
+// bootsAlone: the replacement of diedAlone's process boots, not ready
+// yet; the scaling error stands until it is.
+func bootsAlone(p *ferryv1.ProcessPool) {
+	diedAlone(p)
+	counts(0, 1, 1)(p)
+}
+
+// readyAlone: the replacement of diedAlone's process is ready.
+func readyAlone(p *ferryv1.ProcessPool) {
+	alone(p)
+	counts(1, 1, 1)(p)
+	betweenDeaths(p)
 }
 
 // resistingNothing is in with spec.restart.resistDeploymentErrors false.
@@ -799,6 +838,79 @@ func TestRollingRestartCondition(t *testing.T) {
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
 				"its spawns are retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
+			// One process: its death leaves none of the target running,
+			// and its agent reports the spawns failing (FailsTarget).
+			// The loop read RolloutHalted then, "the rollout goes on
+			// once it starts there", and ProvingRevision once the
+			// replacement was ready: a flip and a RolloutHalted at each
+			// death. It reads as between deaths.
+			name: "resistance off, one process of a target not proven dead young, none running",
+			in:   crashLoopInput(func(in rollupInput) rollupInput { return haltedBy("node-a")(resistingNothing(in)) }, diedAlone),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
+				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
+			name: "resistance off, one process of a target not proven dead young, its replacement booting",
+			in:   crashLoopInput(func(in rollupInput) rollupInput { return haltedBy("node-a")(resistingNothing(in)) }, bootsAlone),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
+				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
+			// haltRecord drops the halt once the node runs it rolled out.
+			name: "resistance off, one process of a target not proven dead young, its replacement ready",
+			in:   crashLoopInput(resistingNothing, readyAlone),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
+			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
+				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
+			// A wave waits on it: the halt is kept between deaths too
+			// (the node not rolled out), and read as the loop.
+			name: "resistance off, the first wave of one process dead young, none running",
+			in: func() rollupInput {
+				in := resistingNothing(input(abc, testPool("node-a", targetRev, rolledOut(1), diedAlone),
+					testPool("node-b", oldRev, rolledOut(1)), testPool("node-c", oldRev, rolledOut(1))))
+				unstarted(in.Reports)
+				settle(in.Reports, t0, 10*time.Second)
+				return haltedBy("node-a")(in)
+			}(),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
+			exact: "1/3 nodes updated; next: node-b, after node-a rolled out; on node-a a process of revision 2-abc died soon " +
+				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
+				"there yet; nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
+				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
+			name: "a proven target of one process dead young on the last node, none running",
+			in: provenIn(input(ab, testPool("node-a", targetRev, rolledOut(1), lasted),
+				testPool("node-b", targetRev, rolledOut(1), diedAlone))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
+				"its spawns are retried with backoff, at most a minute apart, until one works or another revision is requested",
+		},
+		{
+			// Mid-restart (old processes serve), no loop is said: the
+			// halt names the death, and what the rollout waits for is
+			// not that a process starts (it did) but that one lives.
+			name: "resistance off, halted mid-restart by a death soon after ready",
+			in: resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow),
+				testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
+				"it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); " +
+					"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it " +
+					"lives 10s, the crash window, there; or change the ferry.dev/revision annotation"}},
 		},
 		{
 			name: "a node that left processes behind (resistance off) does not hold the next wave",

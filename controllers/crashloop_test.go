@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers"
 )
 
 // diesYoung reports what an agent reports of a pool whose process of
@@ -25,13 +26,30 @@ func (a *simAgent) diesYoung(agName, reason string) {
 	})
 }
 
-// replacementReady reports the replacement of a process that died young
-// ready: every process ready, ScalingError ended, the crash still the
-// last spawn error.
-func (a *simAgent) replacementReady(agName string) {
+// diesAlone reports what an agent reports of a pool of one process whose
+// process of spec.revision died soon after it was ready (reason): none
+// runs until the agent respawns it with backoff (ScalingError); its
+// restart is over.
+func (a *simAgent) diesAlone(agName, reason string) {
 	a.t.Helper()
 	a.report(agName, func(p *ferryv1.ProcessPool) {
-		setRolledOut(p, 2)
+		setRolledOut(p, 0)
+		p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: reason, Time: metav1.Time{Time: clk.Now()}}
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady)
+		setCondition(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff)
+	})
+}
+
+// onePerPool: the AppGroup runs one process per node.
+func onePerPool(ag *ferryv1.AppGroup) { ag.Spec.Pool.MinProcesses, ag.Spec.Pool.MaxProcesses = 1, 1 }
+
+// replacementReady reports the replacement of a process that died young
+// ready: every process (n) ready, ScalingError ended, the crash still the
+// last spawn error.
+func (a *simAgent) replacementReady(agName string, n int32) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		setRolledOut(p, n)
 		setCondition(p, ferryv1.ConditionScalingError, metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy)
 	})
 }
@@ -87,7 +105,7 @@ func TestCrashLoopNothingReturnsIsSaid(t *testing.T) {
 			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
 			"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are retried with backoff")
 	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
-	agent.replacementReady("blog")
+	agent.replacementReady("blog", 2)
 	waitSameRollingRestart(t, ns, "blog", 2, looping)
 	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
 	waitSameRollingRestart(t, ns, "blog", 1, looping)
@@ -112,6 +130,90 @@ func TestProvenCrashLoopIsSaid(t *testing.T) {
 			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
 			"nothing returns the node to an older revision (revision "+rev2+" lasted on a node before: status.provenRevision)")
 	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
-	agentB.replacementReady("blog")
+	agentB.replacementReady("blog", 2)
 	waitSameRollingRestart(t, ns, "blog", 4, looping)
+}
+
+// TestLoneCrashLoopReadsOneWay: TestCrashLoopNothingReturnsIsSaid with one
+// process (minProcesses 1): a death leaves none of the revision running,
+// and the agent reports its spawns failing. RollingRestart reads the loop
+// the same then as between deaths, and no RolloutHalted is recorded: the
+// node stays on the revision, its agent respawns it, and the rollout goes
+// on by itself once a process lives the crash window (seen failing:
+// "RollingRestart=True/ProvingRevision: not within 1m30s:
+// RollingRestart is False/RolloutHalted: Rollout of revision 2-... halted
+// at 0/1 nodes updated: it died on ...-a soon after it was ready (...);
+// its agent retries it with backoff, at most a minute apart, and the
+// rollout goes on once it starts there; ...").
+func TestLoneCrashLoopReadsOneWay(t *testing.T) {
+	withCrashWindow(t)
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+		ag.Spec.Restart.ResistDeploymentErrors = new(bool)
+		onePerPool(ag)
+	})
+	agent := newAgent(t, ns, a, "192.0.2.2")
+	rev1 := target(t, ns, "blog")
+	agent.rollOut("blog", 1)
+	passCrashWindow(t, agent)
+	waitLastRolledOut(t, ns, "blog", rev1)
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2})
+	agent.restarting("blog", 0, 1)
+	agent.rollOut("blog", 1)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
+		"1/1 nodes updated (new processes on "+a+" must first live 10s, the crash window)")
+
+	looping := metav1.Condition{Status: metav1.ConditionTrue, Reason: ferryv1.ReasonProvingRevision,
+		Message: "1/1 nodes updated; on " + a + " a process of revision " + rev2 + " died soon after it was ready " +
+			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+			"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are retried " +
+			"with backoff, at most a minute apart, until one works or another revision is requested"}
+	agent.diesAlone("blog", "exited with status 3 1.2s after it was ready")
+	waitSameRollingRestart(t, ns, "blog", 0, looping)
+	agent.replacementReady("blog", 1)
+	waitSameRollingRestart(t, ns, "blog", 1, looping)
+	agent.diesAlone("blog", "exited with status 3 1.2s after it was ready")
+	waitSameRollingRestart(t, ns, "blog", 0, looping)
+
+	// The events of those passes are recorded before the next rollout's.
+	bump(t, ns, "blog", "3")
+	waitEvent(t, ns, "blog", "Normal", controllers.EventRolloutStarted, "(was "+rev2)
+	assertNoEvent(t, ns, "blog", controllers.EventRolloutHalted)
+}
+
+// TestProvenLoneCrashLoopReadsOneWay: TestProvenCrashLoopIsSaid with one
+// process: a death on the last node leaves none of the proven revision
+// running there. RollingRestart stays RolloutComplete, saying the loop,
+// and no RolloutHalted nor a second RolloutComplete is recorded (seen
+// failing: RollingRestart read RolloutHalted at each death and
+// RolloutComplete at each replacement ready, the halt starting the
+// rollout's events over: "2 RolloutComplete events, want 1").
+func TestProvenLoneCrashLoopReadsOneWay(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, agentA, agentB, _, rev2 := bumpedOnTwo(t, ns, onePerPool)
+	agentA.rollOut("blog", 1)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2})
+
+	looping := metav1.Condition{Status: metav1.ConditionFalse, Reason: ferryv1.ReasonRolloutComplete,
+		Message: "Revision " + rev2 + " runs on 2/2 nodes; on " + b + " a process of revision " + rev2 + " died soon after it " +
+			"was ready (exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+			"nothing returns the node to an older revision (revision " + rev2 + " lasted on a node before: " +
+			"status.provenRevision): its spawns are retried with backoff, at most a minute apart, until one works or " +
+			"another revision is requested"}
+	agentB.diesAlone("blog", "exited with status 3 1.2s after it was ready")
+	waitSameRollingRestart(t, ns, "blog", 1, looping)
+	agentB.replacementReady("blog", 1)
+	waitSameRollingRestart(t, ns, "blog", 2, looping)
+	agentB.diesAlone("blog", "exited with status 3 1.2s after it was ready")
+	waitSameRollingRestart(t, ns, "blog", 1, looping)
+
+	// The events of those passes are recorded before the next rollout's.
+	bump(t, ns, "blog", "3")
+	waitEvent(t, ns, "blog", "Normal", controllers.EventRolloutStarted, "(was "+rev2)
+	assertNoEvent(t, ns, "blog", controllers.EventRolloutHalted)
+	assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 1)
 }
