@@ -134,10 +134,15 @@ const (
 	// nodes). For either strategy: nothing restarts any more. A first
 	// death there is replaced at once; a revision whose processes keep
 	// dying in it halts the rollout (RolloutHalted) and, resisted, its
-	// node is returned (NodeReturned); not resisted, it stays here while
-	// its agent respawns them, RolloutHalted only while none runs.
+	// node is returned (NodeReturned); where nothing returns it (not
+	// resisted, a Blocking restart, no older revision) it stays here while
+	// its agent respawns them, at each death too, and the message says
+	// where they die young in place of the crash window's note.
 	ReasonProvingRevision = "ProvingRevision"
-	// ReasonRolloutComplete: every process runs the current revision.
+	// ReasonRolloutComplete: every process runs the current revision. For
+	// a revision proven already (status.provenRevision), the message also
+	// names the nodes where its processes die young, as a node's agent
+	// respawns them there and nothing returns the node.
 	ReasonRolloutComplete = "RolloutComplete"
 	// ReasonRolloutHalted: the rollout stopped because a pool resists a
 	// deployment error, or cannot spawn the revision at all with nothing
