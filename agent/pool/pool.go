@@ -342,6 +342,16 @@ type scalingState struct {
 	// still it, not with a failure recorded since that the count leaves out
 	// (a restart step's, or one of a revision the pool spawns no more).
 	last *ferryv1.SpawnError
+	// rounds is what the status reports with last (SpawnFailures): the
+	// rounds of attempts that failed (fail), not the failures. Processes
+	// started together that die together (an OOM sweep, a database gone)
+	// are one round, so that 2 says a replacement spawned after a failure
+	// failed too, as kubectl ferry restart --wait reads it. It counts as
+	// steps does, but starts over once a spawn of last's revision works
+	// outside a crash loop after its error was cleared as passed
+	// (spawnWorkedLocked), where steps and failures stay for the backoff
+	// (clearPassedScalingErrorLocked): a later first death is a first one.
+	rounds int
 }
 
 // crashWindow: a worker that exits unexpectedly within this time of being
@@ -1316,6 +1326,11 @@ func (p *Pool) readyLocked(w *Worker, proc *spawn.Process, startRSS int64) {
 // loop ends, and says so, once one has lasted or served until it was
 // recycled (servedLocked).
 func (p *Pool) spawnWorkedLocked(revision string) {
+	if p.scaling.err == nil && p.scaling.crashSince.IsZero() && p.scaling.last != nil && p.scaling.last.Revision == revision {
+		// The error of a need that passed (clearPassedScalingErrorLocked):
+		// the count the status reports starts over, the backoff stays.
+		p.scaling.rounds = 0
+	}
 	if p.scaling.err == nil || p.scaling.err.Revision != revision {
 		return
 	}
@@ -1411,9 +1426,13 @@ func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time 
 		s.crashSince = now
 	}
 	if began.Before(s.steppedAt) {
+		// Of the last step's round; a round too if the count it reports
+		// started over since (rounds).
+		s.rounds = max(s.rounds, 1)
 		return s.until
 	}
 	s.steps++
+	s.rounds++
 	s.steppedAt = failed
 	n := s.steps
 	if crash {

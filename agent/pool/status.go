@@ -34,12 +34,13 @@ type Status struct {
 	// read): the pool retries, and nothing is judged of the revision.
 	ScalingBlocked bool                `json:"scalingBlocked,omitempty"`
 	LastSpawnError *ferryv1.SpawnError `json:"lastSpawnError,omitempty"`
-	// SpawnFailures is how many spawns of LastSpawnError's revision have
-	// failed in a row, LastSpawnError the last: ScalingFailures, kept once
-	// ScalingError is cleared with no spawn of it having worked since
-	// (between the young deaths of a crash loop, their replacements ready;
-	// a need that passed). 0 once the count starts over (a spawn worked, a
-	// crash loop ended, another revision, resistance), and while
+	// SpawnFailures is how many rounds of spawns of LastSpawnError's
+	// revision have failed in a row, LastSpawnError of the last
+	// (scalingState.rounds): not ScalingFailures, which counts each
+	// process of a round. Kept once ScalingError is cleared between the
+	// young deaths of a crash loop, their replacements ready. 0 once the
+	// count starts over (a spawn worked, after a need that passed too; a
+	// crash loop ended; another revision; resistance), and while
 	// LastSpawnError is a failure it leaves out (scalingState.last).
 	SpawnFailures int             `json:"spawnFailures,omitempty"`
 	LastRestart   *RestartSummary `json:"lastRestart,omitempty"`
@@ -76,7 +77,7 @@ func (p *Pool) Status() Status {
 		Processes:       make([]ferryv1.ProcessInfo, 0, len(p.workers)),
 	}
 	if p.lastErr != nil && p.lastErr == p.scaling.last {
-		s.SpawnFailures = p.scaling.failures
+		s.SpawnFailures = p.scaling.rounds
 	}
 	s.ResistDeploymentErrors = resists(p.cfg.Template)
 	if p.scaling.err != nil {

@@ -1,0 +1,95 @@
+package pool_test
+
+import (
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// youngDeathCounted is the status's count of failed rounds when its
+// lastSpawnError is a young death; -1 otherwise.
+func youngDeathCounted(s pool.Status) int {
+	if e := s.LastSpawnError; e == nil || !contract.DiedAfterReadyIn(e.Reason) {
+		return -1
+	}
+	return s.SpawnFailures
+}
+
+// TestSpawnFailuresCountsRounds: the two young workers of a pool die
+// together (killed at once, as an OOM sweep or a database gone away would
+// have them): the status reports one failed round (SpawnFailures 1), as
+// their replacements are spawned at once and may live; only once those
+// die too does it read 2, kubectl ferry restart --wait's crash loop.
+// Before, it counted deaths: 2 at the first event (the wait ended on a
+// passing fault), 4 at the second.
+func TestSpawnFailuresCountsRounds(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	root, _ := filepath.Abs("testdata/bootdie")
+	e := agenttest.Start(t, pool.Config{Name: "t/rounds", Revision: "1", Template: agenttest.WSGIAt(root, 2, 2)},
+		agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	const crashed = "Worker crashed soon after it was ready"
+	for round := 1; round <= 2; round++ {
+		s := e.WaitFor(t, time.Minute, "2 ready workers", func(s pool.Status) bool {
+			return agenttest.Ready(2)(s) && len(book.Find(crashed)) == 2*(round-1)
+		})
+		for _, pid := range pids(s) {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+		book.WaitForN(t, crashed, 2*round)
+		// Their replacements live for the crash window before the count
+		// starts over: read at once, it is the round's.
+		if n := youngDeathCounted(e.Pool.Status()); n != round {
+			t.Errorf("round %d, both its workers died young: spawnFailures %d, want %d (rounds, not deaths)", round, n, round)
+		}
+	}
+}
+
+// TestSpawnFailuresStartOverAfterANeedPassed: a spawn the pool needs
+// fails, and the need passes before the retry (a spike over; here
+// minProcesses raised and lowered again): the scaling error is cleared,
+// its backoff state kept. Once a later spawn of the revision works, the
+// reported count starts over (the API says so), and a first young death
+// after it reads 1, not 2, which kubectl ferry restart --wait would take
+// for a crash loop. Before, the count stayed 1 beside the old
+// lastSpawnError until the revision changed, and the death read 2.
+func TestSpawnFailuresStartOverAfterANeedPassed(t *testing.T) {
+	tmpl := flaky(t, 1, 2, "2") // spawn 2, the first the need asks for, fails
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	cfg := pool.Config{Name: "t/needs", Revision: "1", Template: tmpl}
+	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	need := func(n int32) {
+		cfg.Template.Pool.MinProcesses = n
+		e.Pool.Update(cfg)
+	}
+	need(2)
+	e.WaitFor(t, time.Minute, "a scaling error", func(s pool.Status) bool { return s.ScalingError != nil })
+	need(1) // within the 1s backoff: nothing retries spawn 2
+	book.WaitFor(t, "Cleared scaling error: the pool needs no spawn now")
+	if s := e.Pool.Status(); s.SpawnFailures != 1 || s.ScalingError != nil {
+		t.Errorf("the need passed: spawnFailures %d, scaling error %v; want 1 beside lastSpawnError, none", s.SpawnFailures, s.ScalingError)
+	}
+	need(2) // spawn 3 works
+	s := e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
+	if s.SpawnFailures != 0 || s.LastSpawnError == nil {
+		t.Errorf("a spawn worked after the need passed: spawnFailures %d, lastSpawnError %v; want 0, the failure kept",
+			s.SpawnFailures, s.LastSpawnError)
+	}
+	young := s.Processes[len(s.Processes)-1] // the pool lists its workers as it added them
+	if err := syscall.Kill(int(young.PID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	book.WaitFor(t, "Worker crashed soon after it was ready")
+	if n := youngDeathCounted(e.Pool.Status()); n != 1 {
+		t.Errorf("a first young death after the need passed: spawnFailures %d, want 1", n)
+	}
+}
