@@ -213,23 +213,28 @@ type ProcessPoolStatus struct {
 	// +optional
 	LastSpawnError *SpawnError `json:"lastSpawnError,omitempty"`
 
-	// spawnFailures is how many spawns of lastSpawnError.revision have
-	// failed in a row on this node, lastSpawnError the last of them: the
+	// spawnFailures is how many rounds of spawns of lastSpawnError.revision
+	// have failed in a row on this node, lastSpawnError of the last: the
 	// failed spawns the agent retries with backoff (the ScalingError
 	// condition), a process of the revision that exits within the crash
-	// window (10s) of being ready counting as one. After failed spawns it
-	// goes back to 0 (omitted) once a spawn of the revision works (is
-	// ready). After such a death a replacement being ready is not enough:
-	// the count is kept while it is (ScalingError False), and goes back to
-	// 0 once a process of the revision ready since the death has lived the
-	// crash window or served until it was recycled, or the revision has
-	// served the window through (see lastedRevision). It goes back to 0
-	// too when the node is asked for another revision, and when the pool
-	// comes to resist the revision (deploymentError). It is 0 too while lastSpawnError is a
-	// failure it does not count: a rolling restart's replacement that failed
-	// with deployment errors not resisted (the restart skips that process),
-	// or a spawn of a revision the pool no longer spawns. Agents older than
-	// this field report none.
+	// window (10s) of being ready counting as one. Processes started
+	// together that fail together (an OOM kill of several, a database
+	// gone) are one round, and so is a failed spawn with the deaths of
+	// processes started before it failed; the next round is of processes
+	// started after that: 2 says a replacement spawned after a failure
+	// failed too. After failed spawns it goes back to 0 (omitted) once a
+	// spawn of the revision works (is ready), the pool still backing off
+	// or not. After such a death a replacement being ready is not enough:
+	// the count is kept while it is (ScalingError False), and goes back
+	// to 0 once a process of the revision ready since the death has lived
+	// the crash window or served until it was recycled, or the revision
+	// has served the window through (see lastedRevision). It goes back to
+	// 0 too when the node is asked for another revision, and when the pool
+	// comes to resist the revision (deploymentError). It is 0 too while
+	// lastSpawnError is a failure it does not count: a rolling restart's
+	// replacement that failed with deployment errors not resisted (the
+	// restart skips that process), or a spawn of a revision the pool no
+	// longer spawns. Agents older than this field report none.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	SpawnFailures int32 `json:"spawnFailures,omitempty"`
