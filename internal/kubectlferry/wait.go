@@ -168,9 +168,11 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 // crashLoop is ErrCrashLoop's error when nothing returns ag's nodes from
 // the target (ag resists no deployment error, or the target is proven:
 // it lasted on another node, status.provenRevision) and some of pools,
-// on the target, show a second young death of its processes in a row
-// (lastSpawnError the target's, of contract.DiedAfterReady, and
-// spawnFailures at least 2) while none of them has lived the crash window
+// on the target, show a second round of young deaths of its processes in
+// a row (lastSpawnError the target's, of contract.DiedAfterReady, and
+// spawnFailures, the agent's count of rounds, at least 2: processes
+// started together that die together are one round, their replacements
+// spawned at once) while none of them has lived the crash window
 // there (lastedRevision): their agents respawn them with backoff, and the
 // manager's rollout waits for that window forever, or counts a proven
 // target complete with Ready not True. A first death is not one: the

@@ -67,11 +67,19 @@ func TestAssessRollout(t *testing.T) {
 	// once is node's pool at its first young death of the target:
 	// spawnFailures 1.
 	once := func(node string) ferryv1.ProcessPool { return firstDeath(diesYoung(node, target)) }
-	// first is node's first young death, which a wait saw before
-	// diesYoung's (the second, 9s later).
-	first := func(node string) []ferryv1.ProcessPool {
-		return []ferryv1.ProcessPool{diedAgo(once(node), 10*time.Second)}
-	}
+	// together is node's pool once both its processes of the target,
+	// started together, died young together (an OOM kill of both): one
+	// round, spawnFailures 1 beside ScalingError's two failures, both
+	// replacements spawned at once.
+	together := diesYoung("node-1", target)
+	together.Status.SpawnFailures = 1
+	together.Status.ProcessCounts, together.Status.ReadyProcesses = ferryv1.ProcessCounts{Total: 2}, "0/2"
+	// failedSpawns is node's pool after failed spawns of the target, not
+	// young deaths: a spike's, or a node out of memory. The manager
+	// handles them (a rollout halted where the target never started).
+	failedSpawns := diesYoung("node-1", target)
+	failedSpawns.Status.LastSpawnError.Reason = "the app failed to load: RuntimeError: no database"
+	failedSpawns.Status.SpawnFailures = 3
 	uncounted := func(p ferryv1.ProcessPool) ferryv1.ProcessPool {
 		p.Status.SpawnFailures = 0
 		return p
@@ -94,19 +102,17 @@ func TestAssessRollout(t *testing.T) {
 		"spawn of revision "+target+" failed 2 time(s): listen: address already in use")
 	older := diesYoung("node-1", target)
 	older.Status.LastSpawnError.Revision = "3-" + hash
-	var many, manyFirst []ferryv1.ProcessPool
+	var many []ferryv1.ProcessPool
 	for i := range 7 {
-		node := fmt.Sprintf("node-%d", i+1)
-		many, manyFirst = append(many, diesYoung(node, target)), append(manyFirst, first(node)...)
+		many = append(many, diesYoung(fmt.Sprintf("node-%d", i+1), target))
 	}
 	for _, tt := range []struct {
-		name   string
-		mutate func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)
-		// before are the pools an earlier poll of the wait read, if any.
-		before, pools []ferryv1.ProcessPool
-		done          bool
-		err           error
-		progress      string
+		name     string
+		mutate   func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)
+		pools    []ferryv1.ProcessPool
+		done     bool
+		err      error
+		progress string
 		// errText is in the error.
 		errText string
 	}{
@@ -197,7 +203,7 @@ func TestAssessRollout(t *testing.T) {
 		// until the next revision (seen failing: the wait went on to
 		// --timeout).
 		{name: "its processes die young twice, errors not resisted", done: true, err: ErrCrashLoop,
-			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			errText: "on node-1 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
 				"    RuntimeError: no database\nAs resistDeploymentErrors is false, nothing returns node-1 to an older revision, " +
 				"and its spawns are retried with backoff",
@@ -208,8 +214,16 @@ func TestAssessRollout(t *testing.T) {
 		{name: "its processes die young once, errors not resisted", progress: "RollingRestart=True: 1/2 nodes updated",
 			pools:  []ferryv1.ProcessPool{once("node-1")},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
-		{name: "the same death seen twice", progress: "RollingRestart=True: 1/2 nodes updated",
-			before: []ferryv1.ProcessPool{once("node-1")}, pools: []ferryv1.ProcessPool{once("node-1")},
+		// Processes started together that die together are one round:
+		// their replacements are spawned at once and may live. (Agents
+		// counted deaths before, spawnFailures 2 here: the wait ended,
+		// "crash loop".)
+		{name: "two processes die young in one round", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools:  []ferryv1.ProcessPool{together},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		// Failed spawns, counted: no young death, no crash loop of the wait's.
+		{name: "spawns that fail, not young deaths", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools:  []ferryv1.ProcessPool{failedSpawns},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		// The pools' ScalingError is False once the replacement is ready:
 		// a poll may see no more of a loop.
@@ -217,15 +231,12 @@ func TestAssessRollout(t *testing.T) {
 			pools:  []ferryv1.ProcessPool{between(once("node-1"))},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		{name: "between the second death and the third", done: true, err: ErrCrashLoop,
-			before: first("node-1"), pools: []ferryv1.ProcessPool{between(diesYoung("node-1", target))},
+			pools:  []ferryv1.ProcessPool{between(diesYoung("node-1", target))},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
-		// The agent stamps deaths in whole seconds: two in one second
-		// read as one by their time (seen failing: the wait went on).
-		{name: "two deaths in one second", done: true, err: ErrCrashLoop,
-			before: []ferryv1.ProcessPool{once("node-1")}, pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
-			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
-		// A wait started (or a plugin restarted) after the first death
-		// never saw it (seen failing: the wait went on).
+		// One status says it: the wait remembers nothing across polls, so
+		// one started (or a plugin restarted) after the first death, or two
+		// deaths stamped in one second, end it as well (seen failing
+		// against the wait that remembered deaths by their time: it went on).
 		{name: "a wait started after the first death", done: true, err: ErrCrashLoop,
 			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
@@ -233,52 +244,52 @@ func TestAssessRollout(t *testing.T) {
 		// second death from a first, and goes on to --timeout, never
 		// ending on a first (crashLoop).
 		{name: "an agent that reports no count", progress: "RollingRestart=True: 1/2 nodes updated",
-			before: []ferryv1.ProcessPool{uncounted(first("node-1")[0])}, pools: []ferryv1.ProcessPool{uncounted(diesYoung("node-1", target))},
+			pools:  []ferryv1.ProcessPool{uncounted(diesYoung("node-1", target))},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		{name: "a spawn blocked after one death", progress: "RollingRestart=True: 1/2 nodes updated",
-			before: first("node-1"), pools: []ferryv1.ProcessPool{blocked},
+			pools:  []ferryv1.ProcessPool{blocked},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		{name: "young deaths of an older revision", progress: "RollingRestart=True: 1/2 nodes updated",
-			before: []ferryv1.ProcessPool{diedAgo(older, 10*time.Second)}, pools: []ferryv1.ProcessPool{older},
+			pools:  []ferryv1.ProcessPool{older},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		{name: "its processes die young twice, halted with none left", done: true, err: ErrCrashLoop,
-			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, haltedYoung) }},
 		{name: "its processes die young once, halted with none left", err: ErrHalted, progress: "halted: Rollout of revision",
 			pools:  []ferryv1.ProcessPool{once("node-1")},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, haltedYoung) }},
 		{name: "its processes die young twice in a Blocking restart", done: true, err: ErrCrashLoop,
-			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			pools:   []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			errText: "As a Blocking restart resists no deployment error, nothing returns node-1",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				ag.Spec.Restart.Strategy = ferryv1.RestartBlocking
 				set(st, settling)
 			}},
-		{name: "on many nodes", done: true, err: ErrCrashLoop, before: manyFirst, pools: many,
+		{name: "on many nodes", done: true, err: ErrCrashLoop, pools: many,
 			errText: "on node-1, node-2, node-3, node-4, node-5 and 2 more (on node-1: exited with status 3 1.2s after it was ready)" +
 				"\n    Traceback (most recent call last):\n    RuntimeError: no database\n" +
 				"As resistDeploymentErrors is false, nothing returns these nodes to an older revision, and their spawns",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		// Resisted, the manager returns the node and the AppGroup resists.
 		{name: "its processes die young twice, errors resisted", progress: "RollingRestart=True: 1/2 nodes updated",
-			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, settling) }},
 		// Unless the target is proven: it lasted on another node, and a
 		// node that cannot keep it is not returned from it (controllers'
 		// returnsFromTarget); its agent respawns them with backoff (seen
 		// failing: the wait went on to --timeout).
 		{name: "a proven target dies young twice, the rollout complete", done: true, err: ErrCrashLoop,
-			before: first("node-2"), pools: []ferryv1.ProcessPool{diesYoung("node-2", target)}, mutate: provenNotReady,
+			pools: []ferryv1.ProcessPool{diesYoung("node-2", target)}, mutate: provenNotReady,
 			errText: "on node-2 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
 				"    RuntimeError: no database\nRevision " + target + " lasted on another node (status.provenRevision), " +
 				"so nothing returns node-2 to an older revision, and its spawns are retried"},
 		{name: "a proven target dies young twice, a node waits", done: true, err: ErrCrashLoop,
-			before: first("node-1"), pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { provenNotReady(ag, st); set(st, settling) }},
 		{name: "a proven target dies young once", progress: "Ready=False (ProcessesNotReady): 1/2 nodes ready",
 			pools: []ferryv1.ProcessPool{once("node-2")}, mutate: provenNotReady},
 		{name: "a young death where the revision lasted", progress: "RollingRestart=True: 1/2 nodes updated",
-			before: first("node-1"), pools: []ferryv1.ProcessPool{lasted},
+			pools:  []ferryv1.ProcessPool{lasted},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		{name: "still resisting an earlier revision", progress: "RollingRestart=True",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
@@ -290,11 +301,6 @@ func TestAssessRollout(t *testing.T) {
 			ag := base()
 			if tt.mutate != nil {
 				tt.mutate(ag, &ag.Status)
-			}
-			if tt.before != nil {
-				if r := assessRollout(ag, tt.before, "4"); r.Done {
-					t.Fatalf("before: got %+v, want the wait to go on", r)
-				}
 			}
 			r := assessRollout(ag, tt.pools, "4")
 			if r.Done != tt.done || !errors.Is(r.Err, tt.err) || (tt.err == nil) != (r.Err == nil) {
@@ -335,12 +341,6 @@ func firstDeathStatus(st ferryv1.ProcessPoolStatus) ferryv1.ProcessPoolStatus {
 	st.Conditions = slices.Clone(st.Conditions)
 	st.Conditions[3].Message = strings.Replace(st.Conditions[3].Message, "failed 2 time(s)", "failed 1 time(s)", 1)
 	return st
-}
-
-// diedAgo is p with its last young death d before testNow.
-func diedAgo(p ferryv1.ProcessPool, d time.Duration) ferryv1.ProcessPool {
-	p.Status.LastSpawnError.Time = *ago(d)
-	return p
 }
 
 func diesYoungStatus(revision string) ferryv1.ProcessPoolStatus {
