@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -456,28 +455,100 @@ func seedRollout(old, cur *ferryv1.AppGroupStatus, halting []string) rolloutSeen
 }
 
 // namedIn are the nodes of halting (not empty) that msg, RollingRestart's
-// message of a halt, names: those among its words (a node's name has no
-// space, comma, semicolon, colon or parenthesis). All of halting when msg
-// may leave some out: past maxListedNodes of a kind it names five and
-// "and N more", and one cut to maxMessage may have lost the last. Not nil:
-// a halt now on none of the nodes msg named is still a halt recorded, and
-// its nodes are news (filter).
+// message of a halt, names: those in the lists of nodes it is built from
+// (haltedLists), and in no other word of it: a node named "on" or "a",
+// or as a word of the agent's reason it quotes, is not named by those.
+// All of halting when msg may leave some out: a list past maxListedNodes
+// ("and N more"), a message cut to maxMessage inside a list, or one of
+// another form (an older manager's). Not nil: a halt now on none of the
+// nodes msg named is still a halt recorded, and its nodes are news
+// (filter).
 func namedIn(msg string, halting []string) []string {
-	if moreNodes.MatchString(msg) || strings.HasSuffix(msg, "...") {
+	lists, ok := haltedLists(msg)
+	if !ok {
 		return slices.Clone(halting)
 	}
-	words := strings.FieldsFunc(msg, func(r rune) bool { return strings.ContainsRune(" ,;:()", r) })
 	named := []string{}
 	for _, n := range halting {
-		if slices.Contains(words, n) {
+		if slices.ContainsFunc(lists, func(l []string) bool { return slices.Contains(l, n) }) {
 			named = append(named, n)
 		}
 	}
 	return named
 }
 
-// moreNodes matches what nodeList writes past maxListedNodes names.
-var moreNodes = regexp.MustCompile(`\band \d+ more\b`)
+// haltedLists are the lists of nodes in msg, a message of
+// haltedCondition's or of the halt remembered: "... nodes updated: "
+// then the nodes resisting (a nodeList before haltResisting), then, after
+// "; " or alone, "it " and what became of the spawns on a nodeList
+// (contract.FailedHow, before the reason in parentheses). Each list is
+// read where the builder writes it, and only if nodeList writes it so
+// again (nodeNames), so what the message quotes is never read as names.
+// Not ok when msg is of no such form, or when a list is not all there:
+// past maxListedNodes, or cut.
+func haltedLists(msg string) ([][]string, bool) {
+	// A revision has no space: the first is the one the builder wrote.
+	_, rest, ok := strings.Cut(msg, " nodes updated: ")
+	if !ok {
+		return nil, false
+	}
+	var lists [][]string
+	if list, after, ok := strings.Cut(rest, haltResisting); ok {
+		if nodes, ok := nodeNames(list); ok {
+			lists = append(lists, nodes)
+			var failing bool
+			if rest, failing = strings.CutPrefix(after, "; "+spawnsFailed); !failing {
+				return lists, true
+			}
+			rest = spawnsFailed + rest
+		}
+	}
+	rest, ok = strings.CutPrefix(rest, spawnsFailed)
+	if !ok {
+		return lists, len(lists) > 0
+	}
+	for _, reason := range []string{"", contract.DiedAfterReady} {
+		// FailedHow(reason, " on "+list): the words either side of the
+		// list, which ends at the reason's parenthesis.
+		lead, tail, _ := strings.Cut(contract.FailedHow(reason, " on \x00"), "\x00")
+		if after, ok := strings.CutPrefix(rest, lead); ok {
+			list, _, ok := strings.Cut(after, tail+" (")
+			if !ok {
+				return nil, false
+			}
+			nodes, ok := nodeNames(list)
+			return append(lists, nodes), ok
+		}
+	}
+	return nil, false
+}
+
+// The words of haltedCondition's message either side of its lists of
+// nodes (haltedLists): those resisting come before haltResisting, and
+// spawnsFailed comes before contract.FailedHow's words.
+const (
+	haltResisting = " resisting a deployment error"
+	spawnsFailed  = "it "
+)
+
+// nodeNames are the names of list, as nodeList writes them, if it does:
+// names have no space or comma, and nodeList writes them as list is.
+// Not ok past maxListedNodes ("and N more"): the names it left out are
+// not in list.
+func nodeNames(list string) ([]string, bool) {
+	names := strings.Split(list, ", ")
+	if i := len(names) - 1; i >= 0 {
+		if head, last, ok := strings.Cut(names[i], " and "); ok {
+			names = append(names[:i], head, last)
+		}
+	}
+	for _, n := range names {
+		if n == "" || strings.ContainsAny(n, " ,") {
+			return nil, false
+		}
+	}
+	return names, nodeList(names) == list
+}
 
 // seededFloor is how many nodes the manager that wrote old recorded
 // rolled out: as many as old counts updated, once the target is proven;

@@ -1095,7 +1095,8 @@ func TestRolloutHaltSpreads(t *testing.T) {
 		return &ferryv1.AppGroupStatus{Revision: "1", Nodes: ferryv1.NodeCounts{Total: 2}, Conditions: []metav1.Condition{{
 			Type: ferryv1.ConditionRollingRestart, Status: metav1.ConditionFalse, Reason: ferryv1.ReasonRolloutHalted, Message: msg}}}
 	}
-	onA, onAB := "it failed to spawn on node-a", "it failed to spawn on node-a and node-b"
+	const halt = "Rollout of revision 1 halted at 0/2 nodes updated: it failed to spawn on "
+	onA, onAB := halt+"node-a (x); change it", halt+"node-a and node-b (x); change it"
 	// six is node-a to node-e, and node-<sixth>.
 	six := func(sixth string) []string {
 		return []string{"node-a", "node-b", "node-c", "node-d", "node-e", "node-" + sixth}
@@ -1172,7 +1173,7 @@ func TestRolloutHaltSpreads(t *testing.T) {
 	// Past the first five the message it found does not say which nodes
 	// were named: those halting now are taken as named.
 	t.Run("past five while no manager ran", func(t *testing.T) {
-		found := halted("it failed to spawn on node-a, node-b, node-c, node-d, node-e and 1 more")
+		found := halted(halt + "node-a, node-b, node-c, node-d, node-e and 1 more (x); change it")
 		if evs, _ := seedRollout(found, found, six("g")).filter(found, nil, six("g"), nil); len(evs) != 0 {
 			t.Errorf("events %+v", evs)
 		}
@@ -1189,30 +1190,91 @@ func TestRolloutHaltSpreads(t *testing.T) {
 }
 
 // TestNamedIn: the nodes halting that a halted RollingRestart's message
-// names, by their names among its words; all of them where the message
-// cannot say (five of a kind and "and N more", or cut).
+// names in its lists of nodes, and in no other word of it; all of them
+// where the message cannot say (a list past five, "and N more", or cut
+// inside a list, or a message of another form).
 func TestNamedIn(t *testing.T) {
+	const halt = "Rollout of revision 2-abc halted at 0/3 nodes updated: "
 	for _, tt := range []struct {
 		msg     string
 		halting []string
 		want    []string
 	}{
-		{"halted at 0/3 nodes updated: it failed to spawn on node-1 and node-2 (exited); change it",
+		{halt + "it failed to spawn on node-1 and node-2 (exited); change it",
 			[]string{"node-1", "node-2", "node-3"}, []string{"node-1", "node-2"}},
 		// A name within another's is not named.
-		{"halted at 0/11 nodes updated: it failed to spawn on node-10 (exited)", []string{"node-1", "node-10"}, []string{"node-10"}},
-		{"halted at 1/3 nodes updated: node-a resisting a deployment error; it failed to spawn on node-b.example.com (x)",
+		{halt + "it failed to spawn on node-10 (exited); change it", []string{"node-1", "node-10"}, []string{"node-10"}},
+		{halt + "node-a resisting a deployment error; it failed to spawn on node-b.example.com (x); change it",
 			[]string{"node-a", "node-b.example.com", "node-c"}, []string{"node-a", "node-b.example.com"}},
+		{halt + "node-a and node-b resisting a deployment error; change it", []string{"node-a", "node-b", "node-c"}, []string{"node-a", "node-b"}},
+		{halt + "it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); change it",
+			[]string{"node-a", "node-b"}, []string{"node-a"}},
+		// The halt remembered, its node back on an older revision.
+		{halt + "it failed to spawn on node-b (exited), which now runs revision 1-abc; change it", []string{"node-b"}, []string{"node-b"}},
 		// The halt moved to another node: none named, and not nil.
-		{"it failed to spawn on node-a (x)", []string{"node-b"}, []string{}},
-		{"it failed to spawn on node-a, node-b, node-c, node-d, node-e and 2 more (x)",
+		{halt + "it failed to spawn on node-a (x); change it", []string{"node-b"}, []string{}},
+		// Nodes whose names are words of the message, or of the reason
+		// it quotes, that no list holds (found by review: all named).
+		{halt + "it failed to spawn on node-a (x); change it", []string{"node-a", "a", "on", "it", "change", "2-abc", "0/3"}, []string{"node-a"}},
+		{halt + "it failed to spawn on node-a (exited with status 1: cannot reach db-1 and node-b resisting a deployment error); change it",
+			[]string{"node-a", "db-1", "node-b"}, []string{"node-a"}},
+		{halt + "a and on resisting a deployment error; it failed to spawn on it (x); change it",
+			[]string{"a", "on", "it", "and", "resisting"}, []string{"a", "on", "it"}},
+		{halt + "and resisting a deployment error; change it", []string{"and", "a"}, []string{"and"}},
+		// "and 2 more" in the reason says nothing of the lists.
+		{halt + "it failed to spawn on node-a (3 failed and 2 more waited); change it", []string{"node-a", "node-b"}, []string{"node-a"}},
+		// Cut after its lists: they are all there.
+		{halt + "it failed to spawn on node-a (" + strings.Repeat("x", 900) + "...", []string{"node-a", "node-b"}, []string{"node-a"}},
+		// All of them where the message cannot say.
+		{halt + "it failed to spawn on node-a, node-b, node-c, node-d, node-e and 2 more (x); change it",
 			[]string{"node-a", "node-f", "node-g"}, []string{"node-a", "node-f", "node-g"}},
-		{"it failed to spawn on node-a, node-b, node-c, node-d, node-e, node-f..." /* cut */, []string{"node-a", "node-g"}, []string{"node-a", "node-g"}},
+		{halt + "node-a, node-b, node-c, node-d, node-e and 1 more resisting a deployment error; it failed to spawn on node-g (x); change it",
+			[]string{"node-f", "node-g"}, []string{"node-f", "node-g"}},
+		{halt + "it failed to spawn on node-a, node-b, node-c, node-d, node-e, node-f..." /* cut */, []string{"node-a", "node-g"}, []string{"node-a", "node-g"}},
+		{"it failed to spawn on node-a", []string{"node-a", "node-b"}, []string{"node-a", "node-b"}},
 	} {
 		got := namedIn(tt.msg, tt.halting)
 		if got == nil || !slices.Equal(got, tt.want) {
 			t.Errorf("namedIn(%q, %q) = %#v, want %q", tt.msg, tt.halting, got, tt.want)
 		}
+	}
+}
+
+// TestNamedInReadsWhatHaltedConditionWrites: namedIn reads the lists of
+// RollingRestart's messages as rollingRestartCondition writes them: the
+// nodes halting, named as they are, and nothing of the reason quoted.
+func TestNamedInReadsWhatHaltedConditionWrites(t *testing.T) {
+	failing := func(node, reason string) *ferryv1.ProcessPool {
+		return testPool(node, targetRev, failsSpawns(targetRev, reason))
+	}
+	resisting := func(node string) *ferryv1.ProcessPool {
+		return testPool(node, targetRev, rolledOut(2), resists(targetRev, "x", ""))
+	}
+	for _, tt := range []struct {
+		name  string
+		in    rollupInput
+		named []string
+	}{
+		{"failing", input([]string{"a", "on", "node-c"}, failing("a", "the app failed to load"), failing("on", "the app failed to load"),
+			testPool("node-c", oldRev, rolledOut(2))), []string{"a", "on"}},
+		{"the reason names a node", input([]string{"node-a", "db"}, failing("node-a", "cannot reach db (it failed to spawn on db)"),
+			testPool("db", oldRev, rolledOut(2))), []string{"node-a"}},
+		{"died", input([]string{"it", "node-b"}, failing("it", "exited with status 1 1.2s after it was ready"),
+			testPool("node-b", oldRev, rolledOut(2))), []string{"it"}},
+		{"resisting and failing", input([]string{"and", "of", "node-c"}, resisting("and"), failing("of", "error 1 of 2"),
+			testPool("node-c", oldRev, rolledOut(2))), []string{"and", "of"}},
+		{"remembered", withHalt(input([]string{"node-a", "at"}, testPool("node-a", targetRev, rolledOut(2)), testPool("at", oldRev, rolledOut(2))),
+			"at", "exited with status 1 at node-a"), []string{"at"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := rollingRestartCondition(tt.in)
+			if c.Reason != ferryv1.ReasonRolloutHalted {
+				t.Fatalf("RollingRestart %s: %s", c.Reason, c.Message)
+			}
+			if got := namedIn(c.Message, tt.in.Nodes); !slices.Equal(got, tt.named) {
+				t.Errorf("namedIn(%q) = %q, want %q", c.Message, got, tt.named)
+			}
+		})
 	}
 }
 
