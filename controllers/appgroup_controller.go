@@ -1092,7 +1092,6 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Clean:         clean && s.revisionErr == nil,
 	}
 	cur := computeStatus(in)
-	halting := haltingNodes(in)
 	warned, known := r.deaf.get(key, ag.UID)
 	listen := listenSeen{warned: warned, failing: listenFailures(in), unheard: unheardNodes(in)}
 	// An awaited pool's report turning stale changes what the status says
@@ -1108,7 +1107,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		}
 		seen, ok := r.rollouts.get(key, ag.UID)
 		if !ok {
-			r.rollouts.set(key, ag.UID, seedRollout(&cur, &cur, halting))
+			r.rollouts.set(key, ag.UID, seedRollout(&cur, &cur, haltingNodes(in)))
 			return requeue, nil
 		}
 		// The status stands, but the nodes under it may have moved: past
@@ -1117,7 +1116,16 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		// the status, as they were ("and N more"). The halt spread to that
 		// node all the same. Given no event, filter adds that one alone;
 		// what it remembers moves with it only, as a status write would
-		// have moved it.
+		// have moved it. Only then: most passes of most AppGroups end
+		// here, and filter (and the nodes halting) costs a pass through
+		// the reports and a copy of what it remembers.
+		if !seen.haltRecorded(&cur) {
+			return requeue, nil
+		}
+		halting := haltingNodes(in)
+		if len(haltingAnew(halting, seen.halted)) == 0 {
+			return requeue, nil
+		}
 		if evs, next := seen.filter(&cur, rolledOutNodes(in), halting, nil); len(evs) > 0 {
 			r.rollouts.set(key, ag.UID, next)
 			for _, ev := range relateSpread(evs, seen.halted, halting, in.Reports) {
@@ -1130,6 +1138,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 	old := orig.Status
 	ag.Status = cur
 	w := statusWrite{status: cur, warned: silence.warnedAfter(&old, &cur), deaf: listen.warnedAfter(&cur)}
+	halting := haltingNodes(in)
 	seen, ok := r.rollouts.get(key, ag.UID)
 	if !ok {
 		seen = seedRollout(&old, &cur, halting)

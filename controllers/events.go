@@ -572,6 +572,15 @@ func alsoHalting(halting, named []string) string {
 	return "; now also on " + nodeList(haltingAnew(halting, named))
 }
 
+// haltRecorded: cur's RollingRestart shows a halt of the revision s
+// remembers, whose nodes s knows (a RolloutHalted recorded, or seeded
+// from the message): the one case in which filter, given no event, can
+// record one (a spread to a node not in s.halted).
+func (s rolloutSeen) haltRecorded(cur *ferryv1.AppGroupStatus) bool {
+	return s.halted != nil && s.revision == cur.Revision &&
+		condition(cur, ferryv1.ConditionRollingRestart).Reason == ferryv1.ReasonRolloutHalted
+}
+
 // haltingAnew are the nodes of halting that named does not hold.
 func haltingAnew(halting, named []string) []string {
 	return slices.DeleteFunc(slices.Clone(halting), func(n string) bool { return slices.Contains(named, n) })

@@ -1278,6 +1278,34 @@ func TestNamedInReadsWhatHaltedConditionWrites(t *testing.T) {
 	}
 }
 
+// TestHaltRecordedGuardsTheFilter: a pass whose status stands runs
+// filter only where haltRecorded holds and a node halting is not among
+// those s remembers: filter, given no event, records none elsewhere.
+func TestHaltRecordedGuardsTheFilter(t *testing.T) {
+	status := func(revision, reason string) *ferryv1.AppGroupStatus {
+		return &ferryv1.AppGroupStatus{Revision: revision, Conditions: []metav1.Condition{{
+			Type: ferryv1.ConditionRollingRestart, Status: metav1.ConditionFalse, Reason: reason, Message: "m"}}}
+	}
+	ab := []string{"node-a", "node-b"}
+	for _, seen := range []rolloutSeen{
+		{}, {revision: "1"}, {revision: "1", haltSeen: true}, {revision: "1", halted: []string{}},
+		{revision: "1", halted: []string{"node-a"}}, {revision: "2", halted: []string{"node-a"}},
+		{revision: "1", halted: ab, nodes: map[string]bool{"node-c": true}},
+	} {
+		for _, cur := range []*ferryv1.AppGroupStatus{status("1", ferryv1.ReasonRolloutHalted), status("2", ferryv1.ReasonRolloutHalted),
+			status("1", ferryv1.ReasonRollingOut), status("1", ferryv1.ReasonRolloutComplete)} {
+			for _, halting := range [][]string{nil, {"node-a"}, ab, {"node-c"}} {
+				evs, _ := seen.filter(cur, nil, halting, nil)
+				guard := seen.haltRecorded(cur) && len(haltingAnew(halting, seen.halted)) > 0
+				if len(evs) > 0 && !guard || guard && len(evs) != 1 {
+					t.Errorf("seen %+v, %s of %s, halting %q: guard %v, events %+v", seen,
+						condition(cur, ferryv1.ConditionRollingRestart).Reason, cur.Revision, halting, guard, evs)
+				}
+			}
+		}
+	}
+}
+
 // TestRelateSpread: a RolloutHalted of a halt that spread relates the
 // pool of the first node it names anew; recorded while the status
 // stands, it has the AppGroup's resourceVersion of the event before it,
