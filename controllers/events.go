@@ -493,19 +493,19 @@ func haltedLists(msg string) ([][]string, bool) {
 		return nil, false
 	}
 	var lists [][]string
+	// A list that is not one (nodeNames) is no list of those resisting:
+	// words before haltResisting in the reason quoted.
 	if list, after, ok := strings.Cut(rest, haltResisting); ok {
 		if nodes, ok := nodeNames(list); ok {
 			lists = append(lists, nodes)
-			var failing bool
-			if rest, failing = strings.CutPrefix(after, "; "+spawnsFailed); !failing {
+			if rest, ok = strings.CutPrefix(after, "; "); !ok || !strings.HasPrefix(rest, spawnsFailed) {
 				return lists, true
 			}
-			rest = spawnsFailed + rest
 		}
 	}
 	rest, ok = strings.CutPrefix(rest, spawnsFailed)
 	if !ok {
-		return lists, len(lists) > 0
+		return nil, false
 	}
 	for _, reason := range []string{"", contract.DiedAfterReady} {
 		// FailedHow(reason, " on "+list): the words either side of the
