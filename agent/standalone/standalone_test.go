@@ -556,10 +556,18 @@ func TestRestartOutcome(t *testing.T) {
 			restartOver, "1 of 2 processes could not be spawned after the blocking restart stopped the old ones"},
 		{"not yet started", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 0, 2)}, restartRolling, ""},
 		{"dying, not resisted", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 1), ScalingError: &died,
-			ScalingFailures: 2}, restartOver, "processes of revision 2 die soon after they are ready: exited with status 3"},
+			ScalingFailures: 2, LastSpawnError: &died, SpawnFailures: 2},
+			restartOver, "processes of revision 2 die soon after they are ready: exited with status 3"},
+		// Between two deaths the replacement is ready and ScalingError
+		// cleared: a wait that polls only then must see the loop too.
+		{"between deaths, not resisted", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 2),
+			LastSpawnError: &died, SpawnFailures: 2},
+			restartOver, "processes of revision 2 die soon after they are ready: exited with status 3"},
 		// A first death is replaced at once; its replacement may live.
 		{"died once, not resisted", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 1), ScalingError: &died,
-			ScalingFailures: 1}, restartSettling, ""},
+			ScalingFailures: 1, LastSpawnError: &died, SpawnFailures: 1}, restartSettling, ""},
+		{"died once, replaced", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 2),
+			LastSpawnError: &died, SpawnFailures: 1}, restartSettling, ""},
 		{"a spawn failing for more", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 2), ScalingError: &spawnErr},
 			restartSettling, ""},
 	}
@@ -571,6 +579,25 @@ func TestRestartOutcome(t *testing.T) {
 	}
 	if stage, err := restartOutcome(StatusResponse{}, "a", "2"); stage != restartOver || !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown app: %v %v", stage, err)
+	}
+}
+
+// TestGaveUpCountsFailuresInARow: a wait given up on while a restart rolls
+// says how many of the revision's spawns failed in a row from
+// SpawnFailures, which the pool keeps between young deaths while the
+// replacement is ready and ScalingError nil; not the last failure alone.
+func TestGaveUpCountsFailuresInARow(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	died := ferryv1.SpawnError{Revision: "2", Reason: "exited with status 3 3s " + contract.DiedAfterReady}
+	st := StatusResponse{Apps: []AppStatus{{Name: "a", Pool: pool.Status{Revision: "2", MinProcesses: 1,
+		Strategy: ferryv1.RestartRolling, Counts: counts(2, 1, 2),
+		Restart:        &ferryv1.RestartProgress{Revision: "2", Done: 1, Total: 2},
+		LastSpawnError: &died, SpawnFailures: 2}}}}
+	err := gaveUp(ctx, time.Now(), &st, "a", "2")
+	want := "the rolling restart has replaced 1 of 2; its last failed spawn (2 in a row): exited with status 3"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("gave up: %v\nwant it to contain %q", err, want)
 	}
 }
 

@@ -131,7 +131,14 @@ func gaveUp(ctx context.Context, start time.Time, last *StatusResponse, name, re
 	if se := ps.ScalingError; se != nil && se.Revision == revision {
 		e.State += fmt.Sprintf("; its spawns fail (%d in a row): %s", ps.ScalingFailures, se.Reason)
 	} else if se := ps.LastSpawnError; se != nil && se.Revision == revision {
-		e.State += "; its last failed spawn: " + se.Reason
+		// Between failures ScalingError is cleared (a replacement ready
+		// after a young death, a need that passed); SpawnFailures keeps
+		// the count of the failures in a row.
+		e.State += "; its last failed spawn"
+		if ps.SpawnFailures >= 2 {
+			e.State += fmt.Sprintf(" (%d in a row)", ps.SpawnFailures)
+		}
+		e.State += ": " + se.Reason
 	}
 	return e
 }
@@ -192,14 +199,18 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 		}
 		return restartOver, errors.New(b.String())
 	}
-	if e := ps.ScalingError; e != nil && e.Revision == revision && !ps.RevisionLasted &&
-		contract.DiedAfterReadyIn(e.Reason) && ps.ScalingFailures >= 2 {
+	if e := ps.LastSpawnError; e != nil && e.Revision == revision && !ps.RevisionLasted &&
+		contract.DiedAfterReadyIn(e.Reason) && ps.SpawnFailures >= 2 {
 		// Not resisted (restart.resistDeploymentErrors is false, or the
 		// restart was a blocking one): the pool respawns them, backing
 		// off, for as long as the revision is asked for. From the second
 		// death in a row: the first is replaced at once, and its
 		// replacement may live (a passing fault), as the pool itself
-		// holds spawns only from the second.
+		// holds spawns only from the second. LastSpawnError and
+		// SpawnFailures, not ScalingError and ScalingFailures: between
+		// deaths the replacement is ready and ScalingError cleared, which
+		// may be all a poll sees of the loop; SpawnFailures keeps the
+		// count then (as kubectl ferry's crashLoop reads spawnFailures).
 		return restartOver, fmt.Errorf("processes of revision %s die soon after they are ready: %s\n%s\n"+
 			"The pool respawns them with backoff (%s)", revision, e.Reason, indent(e.Output), contract.SpawnsRetried)
 	}
