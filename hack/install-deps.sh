@@ -9,7 +9,7 @@
 #   flock       serializing runs on a shared machine
 #   curl, ip    the local stack and its tests
 #   pkill       the test control plane's guard (internal/testenv)
-#   jq          a standalone test runs the query the status view points at
+#   jq          tests run the queries the status views point at (standalone, kubectl ferry)
 set -euo pipefail
 
 declare -A packages=(

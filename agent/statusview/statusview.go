@@ -56,9 +56,9 @@ type Incomplete struct {
 	// Failed is how many spawns failed, when Errors keeps fewer of them
 	// (a standalone restart's summary, the first 16); 0: len(Errors).
 	Failed int
-	// Details says where the errors are in full, e.g. "status --json:
-	// lastRestart.errors". The view adds that their output is there too
-	// when they have one (withOutput).
+	// Details says where the errors are in full: a command that prints
+	// them, to paste (ferry-agent status --json | jq '...'). The view adds
+	// that their output is there too when they have one (withOutput).
 	Details string
 	// ResistsNow: restart.resistDeploymentErrors is true now, turned on
 	// since the restart to Revision left the processes behind; the view

@@ -483,25 +483,35 @@ func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, silen
 	}
 	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart); c != nil &&
 		c.Status == metav1.ConditionFalse && c.Reason == ferryv1.ReasonRolloutIncomplete {
-		v.Incomplete = incomplete(st)
+		v.Incomplete = incomplete(ag, p)
 	}
 	return v
 }
 
-// incomplete is the pool's last restart, which its RollingRestart
+// incomplete is pool p's last restart, which its RollingRestart
 // condition says left processes on an older revision. A ProcessPool keeps
 // none of the restart's own errors (the standalone agent's
 // lastRestart.errors): its last spawn error, when of the revision the
 // restart went to, says why, as the manager's RolloutIncomplete message
 // does.
-func incomplete(st *ferryv1.ProcessPoolStatus) *statusview.Incomplete {
+func incomplete(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool) *statusview.Incomplete {
+	st := &p.Status
 	n := st.ProcessCounts
 	in := &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total}
 	if e := st.LastSpawnError; e != nil && e.Revision == st.ObservedRevision {
 		in.Errors = []ferryv1.SpawnError{*e}
-		in.Details = "the last spawn's error; status --json: pools[].status.lastSpawnError"
+		in.Details = "the last spawn's error: " + lastSpawnErrorQuery(ag, p.Spec.NodeName)
 	}
 	return in
+}
+
+// lastSpawnErrorQuery is the command that prints the last spawn error of
+// ag's pool on node in full, to paste: "pools[].status.lastSpawnError"
+// alone is no jq query (no leading dot), and, made one, prints every
+// node's.
+func lastSpawnErrorQuery(ag *ferryv1.AppGroup, node string) string {
+	return fmt.Sprintf("kubectl ferry status %s -n %s --json | jq '.pools[] | select(.node == %q).status.lastSpawnError'",
+		ag.Name, ag.Namespace, node)
 }
 
 // poolNotes are what the view says beyond the pool's own figures: how old

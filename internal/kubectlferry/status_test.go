@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -234,14 +235,34 @@ func TestStatusRolloutIncomplete(t *testing.T) {
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.err)
 	}
+	pointer := "kubectl ferry status partial -n " + ns + ` --json | jq '.pools[] | select(.node == "node-1").status.lastSpawnError'`
 	assertContains(t, r.out,
 		"partial on node-1 (127.0.0.2:8080):\n",
 		"  Rolling restart incomplete: 2 of 2 processes could not be replaced and keep serving an older revision "+
 			"(resistDeploymentErrors is false); they are tried again at the next revision:\n"+
 			"    - the app failed to load: ModuleNotFoundError: No module named 'nothing_here'\n"+
-			"    (the last spawn's error; status --json: pools[].status.lastSpawnError, with its output.)\n",
+			"    (the last spawn's error: "+pointer+", with its output.)\n",
 		"State: Ready     Revision: "+oldRev+" (old)",
 	)
+	// The pointer, pasted, prints node-1's error in full: its status
+	// --json run here, its jq query run by jq. Before, it named
+	// "pools[].status.lastSpawnError", which jq refuses (no leading dot)
+	// and which, fixed, prints every pool's.
+	if i := strings.Index(r.out, "kubectl ferry status partial -n"); i < 0 {
+		t.Errorf("no pointer to paste in:\n%s", r.out)
+	} else {
+		line, _, _ := strings.Cut(r.out[i:], ", with its output.)")
+		cmd, query, _ := strings.Cut(line, " | jq '")
+		j := run(t, strings.Fields(strings.TrimPrefix(cmd, "kubectl ferry "))...)
+		if j.code != ExitOK {
+			t.Fatalf("%s: exit %d: %s", cmd, j.code, j.err)
+		}
+		var got ferryv1.SpawnError
+		if out := runJQ(t, strings.TrimSuffix(query, "'"), j.out); json.Unmarshal([]byte(out), &got) != nil ||
+			got.Reason != reason || got.Output != "Traceback (most recent call last):" {
+			t.Errorf("%s printed %s; want node-1's last spawn error, its reason and output", line, out)
+		}
+	}
 	if strings.Count(r.out, "Rolling restart incomplete") != 1 ||
 		strings.Index(r.out, "Rolling restart incomplete") > strings.Index(r.out, "partial on node-2") {
 		t.Errorf("want the incomplete restart on node-1 only:\n%s", r.out)
@@ -249,6 +270,26 @@ func TestStatusRolloutIncomplete(t *testing.T) {
 	if strings.Contains(r.out, "(while importing") {
 		t.Errorf("more than the reason's first line shown:\n%s", r.out)
 	}
+}
+
+// runJQ runs jq's query on input, as a user pasting a pointer of the view
+// does, and returns what it printed. jq is one of the packages
+// hack/install-deps.sh installs (make test).
+func runJQ(t *testing.T, query, input string) string {
+	t.Helper()
+	jq, err := exec.LookPath("jq")
+	if err != nil {
+		t.Fatalf("jq, which the view's pointers use, is not installed (make test installs it): %v", err)
+	}
+	cmd := exec.Command(jq, "-c", query)
+	cmd.Stdin = strings.NewReader(input)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("jq %q: %v: %s", query, err, stderr.String())
+	}
+	return string(out)
 }
 
 // haltedFixture is AppGroup name on revision 9, whose rollout node-1
