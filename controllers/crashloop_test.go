@@ -81,23 +81,7 @@ func waitSameRollingRestart(t *testing.T, ns, name string, ready int32, want met
 // be ready and live 10s, the crash window)" for ever, and "must first
 // live 10s" between deaths).
 func TestCrashLoopNothingReturnsIsSaid(t *testing.T) {
-	withCrashWindow(t)
-	ns := newNamespace(t)
-	a := newNode(t, ns, "a", true)
-	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.ResistDeploymentErrors = new(bool) })
-	agent := newAgent(t, ns, a, "192.0.2.2")
-	rev1 := target(t, ns, "blog")
-	agent.rollOut("blog", 2)
-	passCrashWindow(t, agent)
-	waitLastRolledOut(t, ns, "blog", rev1)
-
-	bump(t, ns, "blog", "2")
-	rev2 := target(t, ns, "blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2})
-	agent.restarting("blog", 1, 2)
-	agent.rollOut("blog", 2)
-	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
-		"1/1 nodes updated (new processes on "+a+" must first live 10s, the crash window)")
+	ns, a, agent, rev2 := provingUnresisted(t, 2)
 
 	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
 	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
@@ -146,26 +130,7 @@ func TestProvenCrashLoopIsSaid(t *testing.T) {
 // its agent retries it with backoff, at most a minute apart, and the
 // rollout goes on once it starts there; ...").
 func TestLoneCrashLoopReadsOneWay(t *testing.T) {
-	withCrashWindow(t)
-	ns := newNamespace(t)
-	a := newNode(t, ns, "a", true)
-	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
-		ag.Spec.Restart.ResistDeploymentErrors = new(bool)
-		onePerPool(ag)
-	})
-	agent := newAgent(t, ns, a, "192.0.2.2")
-	rev1 := target(t, ns, "blog")
-	agent.rollOut("blog", 1)
-	passCrashWindow(t, agent)
-	waitLastRolledOut(t, ns, "blog", rev1)
-
-	bump(t, ns, "blog", "2")
-	rev2 := target(t, ns, "blog")
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2})
-	agent.restarting("blog", 0, 1)
-	agent.rollOut("blog", 1)
-	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
-		"1/1 nodes updated (new processes on "+a+" must first live 10s, the crash window)")
+	ns, a, agent, rev2 := provingUnresisted(t, 1)
 
 	looping := metav1.Condition{Status: metav1.ConditionTrue, Reason: ferryv1.ReasonProvingRevision,
 		Message: "1/1 nodes updated; on " + a + " a process of revision " + rev2 + " died soon after it was ready " +
@@ -216,4 +181,36 @@ func TestProvenLoneCrashLoopReadsOneWay(t *testing.T) {
 	waitEvent(t, ns, "blog", "Normal", controllers.EventRolloutStarted, "(was "+rev2)
 	assertNoEvent(t, ns, "blog", controllers.EventRolloutHalted)
 	assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 1)
+}
+
+// provingUnresisted is the opening of the crash-loop tests without
+// resistance: blog, deployment errors not resisted, procs processes (1:
+// onePerPool; 2: the default minProcesses) on one node a; revision 2 rolled out there over the first and proving
+// itself (ProvingRevision, the crash window's note), with the crash
+// window on.
+func provingUnresisted(t *testing.T, procs int32) (ns, a string, agent *simAgent, rev2 string) {
+	t.Helper()
+	withCrashWindow(t)
+	ns = newNamespace(t)
+	a = newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+		ag.Spec.Restart.ResistDeploymentErrors = new(bool)
+		if procs == 1 {
+			onePerPool(ag)
+		}
+	})
+	agent = newAgent(t, ns, a, "192.0.2.2")
+	rev1 := target(t, ns, "blog")
+	agent.rollOut("blog", procs)
+	passCrashWindow(t, agent)
+	waitLastRolledOut(t, ns, "blog", rev1)
+
+	bump(t, ns, "blog", "2")
+	rev2 = target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2})
+	agent.restarting("blog", procs-1, procs)
+	agent.rollOut("blog", procs)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
+		"1/1 nodes updated (new processes on "+a+" must first live 10s, the crash window)")
+	return ns, a, agent, rev2
 }
