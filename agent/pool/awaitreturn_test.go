@@ -16,9 +16,8 @@ import (
 // (returnsFromTarget), so a request is refused at once; a pool that
 // resists is never returned (FailsTarget), and standalone
 // (ResistEarlyCrashes) has no manager. It holds the revision's spawns
-// for the return from the second round of failures of the loop on (not
-// the second failure: processes that die together are one round, replaced
-// at once), up to the crash window of the first (nextSpawnLocked).
+// for the return from the second failure of the loop on, up to the crash
+// window of the first (nextSpawnLocked).
 func TestAwaitsReturnOnlyWhenOneCanCome(t *testing.T) {
 	now := time.Now()
 	for _, tc := range []struct {
@@ -28,18 +27,16 @@ func TestAwaitsReturnOnlyWhenOneCanCome(t *testing.T) {
 		resisting  bool
 		standalone bool
 		failures   int
-		rounds     int
 		want, hold bool
 	}{
-		{name: "resistance on (default)", failures: 2, rounds: 2, want: true, hold: true},
-		{name: "its first young death: replaced at once", failures: 1, rounds: 1, want: true},
-		{name: "two young deaths of one round: replaced at once", failures: 2, rounds: 1, want: true},
-		{name: "resistance off: no return comes", resist: ptr.To(false), failures: 2, rounds: 2},
-		{name: "a proven revision: no return comes", proven: true, failures: 2, rounds: 2},
+		{name: "resistance on (default)", failures: 2, want: true, hold: true},
+		{name: "its first young death: replaced at once", failures: 1, want: true},
+		{name: "resistance off: no return comes", resist: ptr.To(false), failures: 2},
+		{name: "a proven revision: no return comes", proven: true, failures: 2},
 		// Found by review: the old revision's replacements dying young (code
 		// replaced in place) held its spawns for a return that never comes.
-		{name: "resisting: no return comes", resisting: true, failures: 2, rounds: 2},
-		{name: "standalone: no manager", standalone: true, failures: 2, rounds: 2},
+		{name: "resisting: no return comes", resisting: true, failures: 2},
+		{name: "standalone: no manager", standalone: true, failures: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &Pool{lasted: map[string]bool{}}
@@ -52,7 +49,7 @@ func TestAwaitsReturnOnlyWhenOneCanCome(t *testing.T) {
 			}
 			p.rolledFrom = rollingFrom{to: "2"}
 			p.scaling.crashSince = now.Add(-time.Second)
-			p.scaling.failures, p.scaling.rounds = tc.failures, tc.rounds
+			p.scaling.failures = tc.failures
 			p.scaling.until = now.Add(time.Second)
 			if got := p.awaitsReturnLocked(now); got != tc.want {
 				t.Errorf("awaitsReturnLocked = %v, want %v", got, tc.want)

@@ -346,8 +346,7 @@ type scalingState struct {
 	// rounds of attempts that failed (fail), not the failures. Processes
 	// started together that die together (an OOM sweep, a database gone)
 	// are one round, so that 2 says a replacement spawned after a failure
-	// failed too, as kubectl ferry restart --wait reads it, and as the
-	// hold for the manager's return (holdingLocked) starts. It counts as
+	// failed too, as kubectl ferry restart --wait reads it. It counts as
 	// steps does, but starts over once a spawn of last's revision works
 	// outside a crash loop after its error was cleared as passed
 	// (spawnWorkedLocked), where steps and failures stay for the backoff
@@ -537,9 +536,9 @@ func (p *Pool) unavailableLocked() bool {
 // (returnsFromTarget), and the pool backs off and respawns as for any
 // crash loop.
 //
-// While it awaits a return the pool spawns none of the revision from the
-// second round of deaths (holdingLocked): each process of it would take a
-// waiting request and die in it, and the manager returns the node only once a report
+// While it awaits a return the pool spawns none of the revision
+// (holdForReturnLocked): each process of it would take a waiting request
+// and die in it, and the manager returns the node only once a report
 // shows none of it running.
 //
 // Nor does a pool that resists await one (the manager returns no
@@ -553,15 +552,10 @@ func (p *Pool) awaitsReturnLocked(now time.Time) bool {
 }
 
 // holdingLocked: the pool spawns none of its revision now, awaiting the
-// manager's return from it (awaitsReturnLocked), from the second round of
-// young deaths of the loop on (rounds: a replacement spawned after a
-// death died too), up to the crash window of the first. The first round
-// is replaced at once, as any first crash is, every process of it: those
-// that die together (an OOM sweep, a database blip) are one passing
-// fault, which must not cost a node its revision, and their replacements
-// may live. (Counted in failures, the second death of one round held,
-// the first one's replacement was stopped before it served, and the
-// manager returned the node.) A return comes within the window, about a
+// manager's return from it (awaitsReturnLocked), from the second young
+// death of the loop on (one death is replaced at once, as any first crash
+// is: a passing fault, an OOM kill, must not cost a node its revision),
+// up to the crash window of the first: a return comes within it, about a
 // second after the agent's report shows no process of the revision, or
 // none comes (the manager is away) and the pool backs off and respawns as
 // before. Derived, not stored: a revision the manager comes to hold
@@ -569,7 +563,7 @@ func (p *Pool) awaitsReturnLocked(now time.Time) bool {
 // stopped before it serves (errHeld), and a rolling restart to it waits
 // before its next step (awaitHold).
 func (p *Pool) holdingLocked(now time.Time) bool {
-	return p.scaling.rounds >= 2 && p.awaitsReturnLocked(now)
+	return p.scaling.failures >= 2 && p.awaitsReturnLocked(now)
 }
 
 // holdsLocked: holdingLocked, of revision.
@@ -1421,9 +1415,9 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool, began, fail
 // (it refused a connection) is replaced before its exit is recorded, and
 // that replacement is the next attempt, not one of its round. A first
 // crash backs off none: a single worker that crashed once is replaced at
-// once; so are the others of its round, also where the pool awaits the
-// manager's return from the revision, which it holds the spawns for only
-// from the second round (holdingLocked, rounds).
+// once; so are the others of its round, unless the pool awaits the
+// manager's return from the revision (holdingLocked: from its second
+// failure).
 func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time {
 	s.failures++
 	if !crash {
@@ -1495,7 +1489,7 @@ func (p *Pool) watchExit(w *Worker) {
 // crashWindow of ready (youngDeathLocked): crash, as good as a failed
 // spawn, nil if it was none; resisted, that the pool came to resist its
 // revision for it; held, that it holds the revision's spawns for the
-// manager's return (holdingLocked); backoff, the failure's backoff
+// manager's return (holdForReturnLocked); backoff, the failure's backoff
 // or hold otherwise.
 type youngDeath struct {
 	crash    error
