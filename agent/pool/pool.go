@@ -338,7 +338,7 @@ type scalingState struct {
 	// from before the crashes proves nothing of the workers spawned since.
 	crashSince time.Time
 	// last is the failure counted last, lastErr when it was recorded: the
-	// status reports failures with lastErr (SpawnFailures) while lastErr is
+	// status reports rounds with lastErr (SpawnFailures) while lastErr is
 	// still it, not with a failure recorded since that the count leaves out
 	// (a restart step's, or one of a revision the pool spawns no more).
 	last *ferryv1.SpawnError

@@ -647,7 +647,7 @@ func (e *PartialReloadError) Error() string {
 		said = append(said, strings.Join(kept, ", ")+" keep their previous configuration")
 	}
 	if len(e.notStarted) > 0 {
-		said = append(said, strings.Join(e.notStarted, ", ")+", new, did not start")
+		said = append(said, "did not start (new): "+strings.Join(e.notStarted, ", "))
 	}
 	return "reload applied in part: " + strings.Join(said, "; ") + ":\n  " +
 		strings.ReplaceAll(e.Err.Error(), "\n", "\n  ")

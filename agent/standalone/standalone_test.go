@@ -595,7 +595,7 @@ func TestGaveUpCountsFailuresInARow(t *testing.T) {
 		Restart:        &ferryv1.RestartProgress{Revision: "2", Done: 1, Total: 2},
 		LastSpawnError: &died, SpawnFailures: 2}}}}
 	err := gaveUp(ctx, time.Now(), &st, "a", "2")
-	want := "the rolling restart has replaced 1 of 2; its last failed spawn (2 in a row): exited with status 3"
+	want := "the rolling restart has replaced 1 of 2; its last failed spawn (2 rounds in a row): exited with status 3"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("gave up: %v\nwant it to contain %q", err, want)
 	}

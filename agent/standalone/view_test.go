@@ -140,9 +140,9 @@ func TestRestartIncompleteCountsErrorsNotKept(t *testing.T) {
 
 // TestPartialReloadErrorSaysWhatWasApplied: the error of a reload that failed
 // in part, which `ferry-agent reload` prints and status shows, says what
-// was applied and removed and what keeps its previous configuration (or,
-// new, did not start), then the problems; status's header says it failed
-// in part. Before, both gave the problems alone, as if nothing had been
+// was applied and removed and what keeps its previous configuration (or
+// did not start, if new), then the problems; status's header says it
+// failed in part. Before, both gave the problems alone, as if nothing had been
 // applied, and the header said "what it does not name runs as before".
 func TestPartialReloadErrorSaysWhatWasApplied(t *testing.T) {
 	problems := errors.New("f.yaml: 2 problems:\n  AppGroup \"a\": one\n  AppGroup \"e\": two")
@@ -155,9 +155,9 @@ func TestPartialReloadErrorSaysWhatWasApplied(t *testing.T) {
 				"    AppGroup \"a\": one\n    AppGroup \"e\": two"},
 		{&PartialReloadError{Applied: []string{"b", "c"}, Removed: []string{"d"}, NotApplied: []string{"a", "e", "f"},
 			notStarted: []string{"e"}, Err: problems},
-			"reload applied in part: applied b, c; removed d; a, f keep their previous configuration; e, new, did not start:\n"},
+			"reload applied in part: applied b, c; removed d; a, f keep their previous configuration; did not start (new): e:\n"},
 		{&PartialReloadError{Removed: []string{"d"}, NotApplied: []string{"e"}, notStarted: []string{"e"}, Err: problems},
-			"reload applied in part: removed d; e, new, did not start:\n"},
+			"reload applied in part: removed d; did not start (new): e:\n"},
 	} {
 		if got := tc.err.Error(); !strings.HasPrefix(got, tc.want) {
 			t.Errorf("%+v:\n%s\nwant it to begin\n%s", tc.err, got, tc.want)

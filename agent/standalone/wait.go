@@ -133,10 +133,11 @@ func gaveUp(ctx context.Context, start time.Time, last *StatusResponse, name, re
 	} else if se := ps.LastSpawnError; se != nil && se.Revision == revision {
 		// Between failures ScalingError is cleared (a replacement ready
 		// after a young death, a need that passed); SpawnFailures keeps
-		// the count of the failures in a row.
+		// the count of the failed rounds in a row (processes that fail
+		// together are one), not of the failures ScalingFailures counts.
 		e.State += "; its last failed spawn"
 		if ps.SpawnFailures >= 2 {
-			e.State += fmt.Sprintf(" (%d in a row)", ps.SpawnFailures)
+			e.State += fmt.Sprintf(" (%d rounds in a row)", ps.SpawnFailures)
 		}
 		e.State += ": " + se.Reason
 	}
@@ -204,9 +205,10 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 		// Not resisted (restart.resistDeploymentErrors is false, or the
 		// restart was a blocking one): the pool respawns them, backing
 		// off, for as long as the revision is asked for. From the second
-		// death in a row: the first is replaced at once, and its
-		// replacement may live (a passing fault), as the pool itself
-		// holds spawns only from the second. LastSpawnError and
+		// round of deaths in a row (a process spawned after a death died
+		// young too; processes that die together are one round): the
+		// first is replaced at once, and its replacement may live (a
+		// passing fault). LastSpawnError and
 		// SpawnFailures, not ScalingError and ScalingFailures: between
 		// deaths the replacement is ready and ScalingError cleared, which
 		// may be all a poll sees of the loop; SpawnFailures keeps the

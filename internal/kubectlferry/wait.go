@@ -186,8 +186,10 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 // the replacement is ready (agent/pool's spawnWorkedLocked), which a
 // poll may be all it sees of a loop; spawnFailures keeps its count then.
 // Nor is anything remembered across polls: one status says it all, so a
-// wait started after the first death, or two deaths within the second
-// lastSpawnError.time is stamped in, count as two.
+// wait started after the first death ends at the second, and two deaths
+// within the second lastSpawnError.time is stamped in count as two when
+// the second was a replacement for the first (processes that die
+// together are one round, spawnFailures 1).
 //
 // An agent older than spawnFailures reports none: its pools never read as
 // a crash loop, and the wait goes on to --timeout, as it did before it
