@@ -16,8 +16,10 @@ import (
 // (returnsFromTarget), so a request is refused at once; a pool that
 // resists is never returned (FailsTarget), and standalone
 // (ResistEarlyCrashes) has no manager. It holds the revision's spawns
-// for the return from the second failure of the loop on, up to the crash
-// window of the first (nextSpawnLocked).
+// for the return from the second round of failures of the loop on (not
+// the second failure: processes that die together are one round,
+// replaced at once), for the crash window from that round (holdFrom),
+// not from the first death (nextSpawnLocked).
 func TestAwaitsReturnOnlyWhenOneCanCome(t *testing.T) {
 	now := time.Now()
 	for _, tc := range []struct {
@@ -27,16 +29,28 @@ func TestAwaitsReturnOnlyWhenOneCanCome(t *testing.T) {
 		resisting  bool
 		standalone bool
 		failures   int
-		want, hold bool
+		rounds     int
+		// since and held are how long ago the loop's first death and its
+		// second round (0: none yet) were recorded.
+		since, held time.Duration
+		want, hold  bool
 	}{
-		{name: "resistance on (default)", failures: 2, want: true, hold: true},
-		{name: "its first young death: replaced at once", failures: 1, want: true},
-		{name: "resistance off: no return comes", resist: ptr.To(false), failures: 2},
-		{name: "a proven revision: no return comes", proven: true, failures: 2},
+		{name: "resistance on (default)", failures: 2, rounds: 2, held: time.Second, want: true, hold: true},
+		{name: "its first young death: replaced at once", failures: 1, rounds: 1, want: true},
+		{name: "two young deaths of one round: replaced at once", failures: 2, rounds: 1, want: true},
+		{name: "the first death's window over, no second round: no wait", failures: 1, rounds: 1, since: 11 * time.Second},
+		// Found by review: timed from the first death, a second round past
+		// its window (an app that boots slowly) held nothing.
+		{name: "a second round past the first death's window: held from it", failures: 2, rounds: 2,
+			since: 12 * time.Second, held: time.Second, want: true, hold: true},
+		{name: "a later round, the hold's window over: not held again", failures: 3, rounds: 3,
+			since: 25 * time.Second, held: 11 * time.Second},
+		{name: "resistance off: no return comes", resist: ptr.To(false), failures: 2, rounds: 2, held: time.Second},
+		{name: "a proven revision: no return comes", proven: true, failures: 2, rounds: 2, held: time.Second},
 		// Found by review: the old revision's replacements dying young (code
 		// replaced in place) held its spawns for a return that never comes.
-		{name: "resisting: no return comes", resisting: true, failures: 2},
-		{name: "standalone: no manager", standalone: true, failures: 2},
+		{name: "resisting: no return comes", resisting: true, failures: 2, rounds: 2, held: time.Second},
+		{name: "standalone: no manager", standalone: true, failures: 2, rounds: 2, held: time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &Pool{lasted: map[string]bool{}}
@@ -48,15 +62,21 @@ func TestAwaitsReturnOnlyWhenOneCanCome(t *testing.T) {
 				p.resisting = &ferryv1.SpawnError{Revision: "2"}
 			}
 			p.rolledFrom = rollingFrom{to: "2"}
-			p.scaling.crashSince = now.Add(-time.Second)
-			p.scaling.failures = tc.failures
+			p.scaling.crashSince = now.Add(-max(tc.since, 2*time.Second))
+			if tc.held > 0 {
+				p.scaling.holdFrom = now.Add(-tc.held)
+			}
+			p.scaling.failures, p.scaling.rounds = tc.failures, tc.rounds
 			p.scaling.until = now.Add(time.Second)
 			if got := p.awaitsReturnLocked(now); got != tc.want {
 				t.Errorf("awaitsReturnLocked = %v, want %v", got, tc.want)
 			}
+			if got := p.holdingLocked(now); got != tc.hold {
+				t.Errorf("holdingLocked = %v, want %v", got, tc.hold)
+			}
 			wantNext := p.scaling.until
 			if tc.hold {
-				wantNext = p.scaling.crashSince.Add(crashWindow)
+				wantNext = p.scaling.holdFrom.Add(crashWindow)
 			}
 			if got := p.nextSpawnLocked(now); got.Sub(now) != wantNext.Sub(now) {
 				t.Errorf("next spawn in %s, want %s (holding %v)", got.Sub(now), wantNext.Sub(now), tc.hold)

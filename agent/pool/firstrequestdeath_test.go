@@ -113,9 +113,9 @@ func TestAProvenMarkEndsTheHold(t *testing.T) {
 }
 
 // noSpawnOfRevisionOnceHeld checks that the pool held the spawns of
-// revision for the manager's return (from its second young crash: the
-// first is replaced at once), and made no worker of it ready after that;
-// it returns how many it made ready in all.
+// revision for the manager's return (from its second round of young
+// crashes: the first round is replaced at once), and made no worker of it
+// ready after that; it returns how many it made ready in all.
 func noSpawnOfRevisionOnceHeld(t *testing.T, book *agenttest.Logbook, revision string) (ready int) {
 	t.Helper()
 	held := "Worker crashed soon after it was ready; spawning none of its revision"
@@ -224,9 +224,9 @@ func failsTarget(s pool.Status, target string) bool {
 
 // TestDiesOnFirstRequestNotReturnedIsRefusedAgain: the wait for a return
 // is bounded. With no return (a manager away), the pool spawns the
-// revision again once the crash window of the first crash has passed,
-// and a request is refused with 503 while it backs off, rather than queue
-// until queueTimeout.
+// revision again once the crash window from its second round of crashes
+// (the hold's) has passed, holds no later round, and a request is refused
+// with 503 while it backs off, rather than queue until queueTimeout.
 func TestDiesOnFirstRequestNotReturnedIsRefusedAgain(t *testing.T) {
 	e, _, _, bad := startDiesOnRequest(t, "t/firstreq-kept", false)
 	bad.Pool.QueueTimeout = &metav1.Duration{Duration: 10 * time.Minute}

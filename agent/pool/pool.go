@@ -330,7 +330,8 @@ type scalingState struct {
 	// ScalingError condition says so (ReasonSpawnBlocked), and the manager
 	// does not take it for a revision that cannot start there.
 	blocked bool
-	// crashSince, when set, is the first crash of a loop: the failures are
+	// crashSince, when set, is the first crash of a loop (the hold for
+	// the manager's return is timed from holdFrom): the failures are
 	// of workers that died soon after they were ready. Their replacements
 	// coming up proves nothing, so the count stays (each crash backs off
 	// longer) until a worker ready since then has lasted (lastedLocked)
@@ -346,12 +347,23 @@ type scalingState struct {
 	// rounds of attempts that failed (fail), not the failures. Processes
 	// started together that die together (an OOM sweep, a database gone)
 	// are one round, so that 2 says a replacement spawned after a failure
-	// failed too, as kubectl ferry restart --wait reads it. It counts as
+	// failed too, as kubectl ferry restart --wait reads it, and as the
+	// hold for the manager's return (holdingLocked) starts. It counts as
 	// steps does, but starts over once a spawn of last's revision works
 	// outside a crash loop after its error was cleared as passed
 	// (spawnWorkedLocked), where steps and failures stay for the backoff
 	// (clearPassedScalingErrorLocked): a later first death is a first one.
 	rounds int
+	// holdFrom, set in a crash loop only, is when its young death that
+	// found rounds at 2 or more was recorded (fail): the second round of
+	// the loop, where the hold for the manager's return starts
+	// (holdingLocked), and the moment the hold and the wait for the return
+	// are timed from (awaitFrom), not crashSince. A process spawned
+	// after the first death must boot before it can die young: of an app
+	// that boots in 5 to 10s, the second round comes near the end of the
+	// first death's crash window, or after it. Set once a loop: a later
+	// round (the hold over, no return came) does not set it again.
+	holdFrom time.Time
 }
 
 // crashWindow: a worker that exits unexpectedly within this time of being
@@ -518,7 +530,8 @@ func (p *Pool) unavailableLocked() bool {
 
 // awaitsReturnLocked: the pool rolled onto its revision from another, no
 // worker of it has lasted, and its workers have been dying young for
-// less than crashWindow. That is a revision that is ready and dies in its
+// less than crashWindow, counted from the loop's second round once it has
+// come (awaitFrom). That is a revision that is ready and dies in its
 // first requests, with the rolling restart already over (it retires an
 // old worker once its replacement is ready): in a cluster the manager
 // returns the node to the revision it rolled from (NodeReturned) about a
@@ -536,10 +549,10 @@ func (p *Pool) unavailableLocked() bool {
 // (returnsFromTarget), and the pool backs off and respawns as for any
 // crash loop.
 //
-// While it awaits a return the pool spawns none of the revision
-// (holdForReturnLocked): each process of it would take a waiting request
-// and die in it, and the manager returns the node only once a report
-// shows none of it running.
+// While it awaits a return the pool spawns none of the revision from the
+// second round of deaths (holdingLocked): each process of it would take a
+// waiting request and die in it, and the manager returns the node only
+// once a report shows none of it running.
 //
 // Nor does a pool that resists await one (the manager returns no
 // resisting node: FailsTarget), standalone's included: its crash loop is
@@ -548,22 +561,45 @@ func (p *Pool) unavailableLocked() bool {
 func (p *Pool) awaitsReturnLocked(now time.Time) bool {
 	return p.rolledFrom.to == p.cfg.Revision && !p.cfg.Proven && !p.lasted[p.cfg.Revision] && resists(p.cfg.Template) &&
 		p.resisting == nil && !p.opts.ResistEarlyCrashes &&
-		!p.scaling.crashSince.IsZero() && now.Sub(p.scaling.crashSince) < crashWindow
+		!p.scaling.crashSince.IsZero() && now.Sub(p.scaling.awaitFrom()) < crashWindow
+}
+
+// awaitFrom is when the wait for the manager's return of a crash loop
+// (awaitsReturnLocked) is timed from: its second round (holdFrom), where
+// its spawns are held, once it has come; its first death (crashSince)
+// before. The return follows the report that shows none of the revision
+// running, which the second round's hold brings about: timed from the
+// first death, a second round past its crash window (an app that boots
+// slowly) held nothing, and one near its end held less than the manager
+// takes to return the node.
+func (s *scalingState) awaitFrom() time.Time {
+	if !s.holdFrom.IsZero() {
+		return s.holdFrom
+	}
+	return s.crashSince
 }
 
 // holdingLocked: the pool spawns none of its revision now, awaiting the
-// manager's return from it (awaitsReturnLocked), from the second young
-// death of the loop on (one death is replaced at once, as any first crash
-// is: a passing fault, an OOM kill, must not cost a node its revision),
-// up to the crash window of the first: a return comes within it, about a
-// second after the agent's report shows no process of the revision, or
-// none comes (the manager is away) and the pool backs off and respawns as
-// before. Derived, not stored: a revision the manager comes to hold
-// proven, or a return, ends it at once. A spawn of it in flight is
-// stopped before it serves (errHeld), and a rolling restart to it waits
-// before its next step (awaitHold).
+// manager's return from it (awaitsReturnLocked), from the second round of
+// young deaths of the loop on (rounds: a replacement spawned after a
+// death died too), for the crash window from that round (holdFrom). The
+// first round is replaced at once, every process of it: those that die
+// together (an OOM sweep, a database blip) are one passing fault, which
+// must not cost a node its revision. (Counted in failures, the second
+// death of one round held, and the manager returned the node.) A return
+// comes within the window, about a second after the agent's report shows
+// no process of the revision. If none comes (the manager is away), the
+// pool backs off and respawns as for any crash loop, and holds no later
+// round: a return not come in a whole window is not coming soon, a held
+// request would wait for its queueTimeout where the backoff refuses it
+// with a time to retry, and each backoff still reports none of the
+// revision running, which a manager back by then returns the node on.
+// Derived, not stored: a revision the manager comes to hold proven, or a
+// return, ends it at once. A spawn of it in flight is stopped before it
+// serves (errHeld), and a rolling restart to it waits before its next
+// step (awaitHold).
 func (p *Pool) holdingLocked(now time.Time) bool {
-	return p.scaling.failures >= 2 && p.awaitsReturnLocked(now)
+	return p.scaling.rounds >= 2 && p.awaitsReturnLocked(now)
 }
 
 // holdsLocked: holdingLocked, of revision.
@@ -575,7 +611,7 @@ func (p *Pool) holdsLocked(revision string, now time.Time) bool {
 // of its backoff, or of its hold (holdingLocked).
 func (p *Pool) nextSpawnLocked(now time.Time) time.Time {
 	if p.holdingLocked(now) {
-		return latest(p.scaling.until, p.scaling.crashSince.Add(crashWindow))
+		return latest(p.scaling.until, p.scaling.holdFrom.Add(crashWindow))
 	}
 	return p.scaling.until
 }
@@ -1415,13 +1451,14 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool, began, fail
 // (it refused a connection) is replaced before its exit is recorded, and
 // that replacement is the next attempt, not one of its round. A first
 // crash backs off none: a single worker that crashed once is replaced at
-// once; so are the others of its round, unless the pool awaits the
-// manager's return from the revision (holdingLocked: from its second
-// failure).
+// once; so are the others of its round, also where the pool awaits the
+// manager's return from the revision, which it holds the spawns for only
+// from the second round (holdingLocked, rounds), timed from when that
+// round's first young death was recorded (holdFrom).
 func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time {
 	s.failures++
 	if !crash {
-		s.crashSince = time.Time{}
+		s.crashSince, s.holdFrom = time.Time{}, time.Time{}
 	} else if s.crashSince.IsZero() {
 		s.crashSince = now
 	}
@@ -1429,16 +1466,19 @@ func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time 
 		// Of the last step's round; a round too if the count it reports
 		// started over since (rounds).
 		s.rounds = max(s.rounds, 1)
-		return s.until
+	} else {
+		s.steps++
+		s.rounds++
+		s.steppedAt = failed
+		n := s.steps
+		if crash {
+			n--
+		}
+		s.until = now.Add(backoffAfter(n))
 	}
-	s.steps++
-	s.rounds++
-	s.steppedAt = failed
-	n := s.steps
-	if crash {
-		n--
+	if crash && s.rounds >= 2 && s.holdFrom.IsZero() {
+		s.holdFrom = now
 	}
-	s.until = now.Add(backoffAfter(n))
 	return s.until
 }
 
@@ -1489,7 +1529,7 @@ func (p *Pool) watchExit(w *Worker) {
 // crashWindow of ready (youngDeathLocked): crash, as good as a failed
 // spawn, nil if it was none; resisted, that the pool came to resist its
 // revision for it; held, that it holds the revision's spawns for the
-// manager's return (holdForReturnLocked); backoff, the failure's backoff
+// manager's return (holdingLocked); backoff, the failure's backoff
 // or hold otherwise.
 type youngDeath struct {
 	crash    error

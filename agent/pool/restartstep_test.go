@@ -85,8 +85,8 @@ func TestRevisionThatBootsAndDiesInACluster(t *testing.T) {
 // after it was ready" lines (the first line of each: the crashes of a
 // round share its step, and back off what is left of it) until one backs
 // off a minute, the bound. The crashes that hold the revision's spawns
-// for the manager's return (holdFor, from the second) are no step of it,
-// and hold no longer than the crash window.
+// for the manager's return (holdFor, from the second round, once) are no
+// step of it, and hold no longer than the crash window.
 func crashBackoffs(t *testing.T, book *agenttest.Logbook) []time.Duration {
 	t.Helper()
 	var out []time.Duration

@@ -115,3 +115,66 @@ func TestBackoffStepsPerRound(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldFromTheSecondRound: a crash loop's hold for the manager's
+// return is timed from its second round (holdFrom: the first young death
+// recorded with rounds at 2), however long after the first death it comes
+// (a replacement must boot before it dies): not from one round of deaths
+// together, not again from a later round (the hold is once a loop), and a
+// failed spawn ends the loop with it.
+func TestHoldFromTheSecondRound(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	at := t0.Add
+	type failure struct {
+		now, began time.Duration
+		crash      bool
+	}
+	const none = time.Duration(-1)
+	cases := []struct {
+		name     string
+		failures []failure
+		holdFrom time.Duration // none: not set
+	}{
+		{"one young death", []failure{{0, -5 * time.Second, true}}, none},
+		{"two young deaths of one round", []failure{
+			{0, -5 * time.Second, true},
+			{time.Millisecond, -4 * time.Second, true},
+		}, none},
+		{"a second round within the first death's window", []failure{
+			{0, -5 * time.Second, true},
+			{3 * time.Second, 10 * time.Millisecond, true},
+		}, 3 * time.Second},
+		{"a second round past the first death's window (a slow boot)", []failure{
+			{0, -5 * time.Second, true},
+			{12 * time.Second, 10 * time.Millisecond, true},
+		}, 12 * time.Second},
+		{"the second round's other death", []failure{
+			{0, -5 * time.Second, true},
+			{12 * time.Second, 10 * time.Millisecond, true},
+			{12*time.Second + time.Millisecond, 11 * time.Millisecond, true},
+		}, 12 * time.Second},
+		{"a third round, the hold over: not again", []failure{
+			{0, -5 * time.Second, true},
+			{12 * time.Second, 10 * time.Millisecond, true},
+			{30 * time.Second, 22 * time.Second, true},
+		}, 12 * time.Second},
+		{"a failed spawn ends the loop", []failure{
+			{0, -5 * time.Second, true},
+			{3 * time.Second, 10 * time.Millisecond, true},
+			{5 * time.Second, 4 * time.Second, false},
+		}, none},
+	}
+	for _, tc := range cases {
+		var s scalingState
+		for _, f := range tc.failures {
+			s.fail(at(f.now), at(f.began), at(f.now), f.crash)
+		}
+		want := time.Time{}
+		if tc.holdFrom != none {
+			want = at(tc.holdFrom)
+		}
+		if !s.holdFrom.Equal(want) {
+			t.Errorf("%s: hold from %v, want %v (%d rounds)", tc.name, s.holdFrom, want, s.rounds)
+		}
+	}
+}

@@ -26,9 +26,12 @@ type Status struct {
 	// Resisting is the deployment error the pool is frozen on.
 	Resisting *ferryv1.SpawnError `json:"resisting,omitempty"`
 	// ScalingError is the last failed scaling spawn while it backs off.
-	ScalingError    *ferryv1.SpawnError `json:"scalingError,omitempty"`
-	ScalingRetryAt  *metav1.Time        `json:"scalingRetryAt,omitempty"`
-	ScalingFailures int                 `json:"scalingFailures,omitempty"`
+	ScalingError *ferryv1.SpawnError `json:"scalingError,omitempty"`
+	// ScalingRetryAt is when the pool next spawns: the end of its backoff,
+	// or of its hold for the manager's return (the crash window from the
+	// second round of young deaths: nextSpawnLocked), whichever is later.
+	ScalingRetryAt  *metav1.Time `json:"scalingRetryAt,omitempty"`
+	ScalingFailures int          `json:"scalingFailures,omitempty"`
 	// ScalingBlocked: ScalingError failed for no fault of its revision (a
 	// port another program took, an env valueFrom the agent could not
 	// read): the pool retries, and nothing is judged of the revision.
@@ -37,9 +40,10 @@ type Status struct {
 	// SpawnFailures is how many rounds of spawns of LastSpawnError's
 	// revision have failed in a row, LastSpawnError of the last
 	// (scalingState.rounds): not ScalingFailures, which counts each
-	// process of a round. Kept once ScalingError is cleared between the
-	// young deaths of a crash loop, their replacements ready. 0 once the
-	// count starts over (a spawn worked, after a need that passed too; a
+	// process of a round; from 2, a pool that awaits the manager's
+	// return holds the revision's spawns (holdingLocked). Kept once
+	// ScalingError is cleared between the young deaths of a crash loop,
+	// their replacements ready. 0 once the count starts over (a spawn worked, after a need that passed too; a
 	// crash loop ended; another revision; resistance), and while
 	// LastSpawnError is a failure it leaves out (scalingState.last).
 	SpawnFailures int             `json:"spawnFailures,omitempty"`

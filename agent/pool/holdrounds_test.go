@@ -1,0 +1,172 @@
+package pool_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/controllers/contract"
+)
+
+// The log lines of a young death: any (crashed), one that holds the
+// revision's spawns for the manager's return (held), and a spawn in
+// flight stopped by the hold (stopped).
+const (
+	crashed = "Worker crashed soon after it was ready"
+	held    = "Worker crashed soon after it was ready; spawning none of its revision"
+	stopped = "Stopped a new worker of a revision whose processes die young"
+)
+
+// TestOneRoundOfYoungDeathsIsNotHeld: right after a rolling restart to a
+// revision not proven, resistance on, in a cluster (ResistEarlyCrashes
+// off), the two new workers die young together (killed at once, as an
+// OOM sweep or a database blip would have them): one round, replaced at
+// once as any first crash is, since the replacements may live; the pool
+// does not hold the revision's spawns for the manager's return, which
+// would cost the node its revision for a passing fault. Only once the
+// replacements die young too (a second round) does it hold them, and
+// report what the manager returns a node on (FailsTarget). Before, the
+// hold began at the second death of the first round (failures, not
+// rounds): the replacements were stopped before they served, and the
+// status showed none of the revision running.
+func TestOneRoundOfYoungDeathsIsNotHeld(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	log := book.Over(stampedLogger(t))
+	root, _ := filepath.Abs("testdata/bootdie")
+	cfg := pool.Config{Name: "t/holdrounds", Revision: "1", Template: agenttest.WSGIAt(root, 2, 2)}
+	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	e.WaitFor(t, time.Minute, "2 ready workers of revision 1", agenttest.Ready(2))
+	cfg.Revision = "2"
+	e.Pool.Update(cfg)
+
+	var killed []int
+	killTogether(t, book, readyUnkilled(t, e, killed), &killed)
+	// Their replacements are spawned at once and serve: the kill asked for
+	// nothing else (they are the next round).
+	s := e.WaitFor(t, time.Minute, "2 replacements of revision 2 ready", func(s pool.Status) bool {
+		return agenttest.Ready(2)(s) && !slices.ContainsFunc(pids(s), func(pid int) bool { return slices.Contains(killed, pid) })
+	})
+	if l := book.Find(held); len(l) > 0 {
+		t.Fatalf("one round of young deaths held the revision's spawns for the manager's return: %q %v", l[0].Msg, l[0].KVs)
+	}
+	if l := book.Find(stopped); len(l) > 0 {
+		t.Errorf("a replacement was stopped before it served: %q %v", l[0].Msg, l[0].KVs)
+	}
+	if s.Revision != "2" || s.SpawnFailures != 1 {
+		t.Errorf("after one round: revision %q, spawnFailures %d; want 2 kept, 1 round", s.Revision, s.SpawnFailures)
+	}
+
+	killTogether(t, book, readyUnkilled(t, e, killed), &killed) // young too: the loop goes on
+	book.WaitFor(t, held)
+	if n := spawnedAfter(book, held, "2"); n > 0 {
+		t.Errorf("%d workers of revision 2 made ready once the pool held its spawns", n)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if !reported(ctx, e, func(s pool.Status) bool { return failsTarget(s, "2") }) {
+		t.Errorf("held after the second round, the pool did not report what the manager returns a node on (FailsTarget); status: %+v",
+			e.Pool.Status())
+	}
+}
+
+// TestHoldOfASlowBootIsTimedFromItsSecondRound: as above, of an app whose
+// processes take 3s to boot (BOOT_DELAY). The first round's replacements
+// are ready 3s after it and die young (killed together) once the crash
+// window of the first death is over: the second round comes after it, as
+// it does for an app that boots in 5 to 10s and dies in its first
+// requests. The hold starts at that round all the same, and runs the
+// crash window from it: the pool reports what the manager returns a node
+// on (FailsTarget), its next spawn of revision 2 is no sooner than the
+// window from the second kill, and no worker of revision 2 is made ready
+// before the (stand-in) manager's return. Timed from the first death
+// (5854aa4), the hold was over before the second round: the pool
+// respawned at once, and under load each replacement would take a
+// waiting request and die in it.
+func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	log := book.Over(stampedLogger(t))
+	root, _ := filepath.Abs("testdata/bootdie")
+	good := pool.Config{Name: "t/holdslowboot", Revision: "1", Template: agenttest.WSGIAt(root, 2, 2)}
+	e := agenttest.Start(t, good, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	e.WaitFor(t, time.Minute, "2 ready workers of revision 1", agenttest.Ready(2))
+	e.Pool.Update(pool.Config{Name: good.Name, Revision: "2", Template: agenttest.WSGIAt(root, 2, 2, env("BOOT_DELAY", "3"))})
+
+	var killed []int
+	killTogether(t, book, readyUnkilled(t, e, killed), &killed)
+	// The pool recorded the first death before it logged it: its crash
+	// window is over by then.
+	firstOver := time.Now().Add(contract.CrashWindow)
+	replacements := readyUnkilled(t, e, killed)
+	if l := book.Find(held); len(l) > 0 {
+		t.Fatalf("one round of young deaths held the revision's spawns for the manager's return: %q %v", l[0].Msg, l[0].KVs)
+	}
+	// The fault comes back once the first death's window is over: the
+	// moment is the test's setting, not a wait for the pool. The
+	// replacements, ready at least 3s after the first death, are young
+	// still (not 7s old).
+	if !pause(t.Context(), time.Until(firstOver)) {
+		t.Fatal("the test ended before the first death's crash window was over")
+	}
+	secondKill := time.Now()
+	killTogether(t, book, replacements, &killed)
+	if l := book.Find(held); len(l) == 0 {
+		t.Fatalf("a second round of young deaths, past the crash window of the first death, held nothing: the pool "+
+			"backs off and respawns as for any crash loop (%d lines %q)", len(book.Find(crashed)), crashed)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var s pool.Status
+	if !reported(ctx, e, func(r pool.Status) bool { s = r; return failsTarget(r, "2") }) {
+		t.Fatalf("held after the second round, the pool did not report what the manager returns a node on (FailsTarget); status: %+v",
+			e.Pool.Status())
+	}
+	if holdEnd := secondKill.Add(contract.CrashWindow); s.ScalingRetryAt == nil || s.ScalingRetryAt.Time.Before(holdEnd) {
+		t.Errorf("held, the pool spawns revision 2 next at %v, want no sooner than the crash window from the second round (%s)",
+			s.ScalingRetryAt, holdEnd.Format("15:04:05.000"))
+	}
+	if !pause(ctx, managerRoundTrip) {
+		t.Fatal("the test ended before the stand-in manager's return")
+	}
+	e.Pool.Update(good) // the manager's return (NodeReturned)
+	e.WaitFor(t, time.Minute, "2 ready workers of revision 1", func(s pool.Status) bool {
+		return agenttest.Ready(2)(s) && s.Revision == "1"
+	})
+	if n := spawnedAfter(book, held, "2"); n > 0 {
+		t.Errorf("%d workers of revision 2 made ready while the pool held its spawns for the manager's return", n)
+	}
+}
+
+// readyUnkilled waits until the pool runs 2 ready workers of revision 2,
+// none of them in killed, its rolling restart to 2 completed, and returns
+// their pids.
+func readyUnkilled(t *testing.T, e *agenttest.Env, killed []int) []int {
+	t.Helper()
+	s := e.WaitFor(t, time.Minute, "2 ready workers of revision 2, none killed", func(s pool.Status) bool {
+		return agenttest.Ready(2)(s) && s.Revision == "2" &&
+			!slices.ContainsFunc(pids(s), func(pid int) bool { return slices.Contains(killed, pid) })
+	})
+	if s.LastRestart == nil || s.LastRestart.Revision != "2" || s.LastRestart.Outcome != pool.OutcomeCompleted {
+		t.Fatalf("last restart %+v, want the rolling restart to 2 completed", s.LastRestart)
+	}
+	return pids(s)
+}
+
+// killTogether kills the workers pids at once (as an OOM sweep would:
+// one round), adds them to killed, and waits for the pool to log a young
+// death for each worker killed so far.
+func killTogether(t *testing.T, book *agenttest.Logbook, pids []int, killed *[]int) {
+	t.Helper()
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		*killed = append(*killed, pid)
+	}
+	book.WaitForN(t, crashed, len(*killed))
+}
