@@ -557,12 +557,12 @@ func TestRestartOutcome(t *testing.T) {
 		{"not yet started", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 0, 2)}, restartRolling, ""},
 		{"dying, not resisted", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 1), ScalingError: &died,
 			ScalingFailures: 2, LastSpawnError: &died, SpawnFailures: 2},
-			restartOver, "processes of revision 2 die soon after they are ready: exited with status 3"},
+			restartOver, "processes of revision 2 die soon after they are ready: " + died.Reason},
 		// Between two deaths the replacement is ready and ScalingError
 		// cleared: a wait that polls only then must see the loop too.
 		{"between deaths, not resisted", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 2),
 			LastSpawnError: &died, SpawnFailures: 2},
-			restartOver, "processes of revision 2 die soon after they are ready: exited with status 3"},
+			restartOver, "processes of revision 2 die soon after they are ready: " + died.Reason},
 		// A first death is replaced at once; its replacement may live.
 		{"died once, not resisted", pool.Status{Revision: "2", MinProcesses: 1, Counts: counts(2, 2, 1), ScalingError: &died,
 			ScalingFailures: 1, LastSpawnError: &died, SpawnFailures: 1}, restartSettling, ""},
@@ -583,21 +583,45 @@ func TestRestartOutcome(t *testing.T) {
 }
 
 // TestGaveUpCountsFailuresInARow: a wait given up on while a restart rolls
-// says how many of the revision's spawns failed in a row from
-// SpawnFailures, which the pool keeps between young deaths while the
-// replacement is ready and ScalingError nil; not the last failure alone.
+// says how many rounds of the revision's spawns failed in a row
+// (SpawnFailures: processes that fail together are one), the same count
+// whether the pool backs off (ScalingError) or the replacement of a young
+// death is up between deaths (ScalingError cleared). Before, the first
+// said ScalingFailures, which counts each process ("(4 in a row)" for a
+// death, then a round of three), beside "(2 rounds in a row)" between
+// deaths: two numbers of the same text that counted different things.
 func TestGaveUpCountsFailuresInARow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	died := ferryv1.SpawnError{Revision: "2", Reason: "exited with status 3 3s " + contract.DiedAfterReady}
-	st := StatusResponse{Apps: []AppStatus{{Name: "a", Pool: pool.Status{Revision: "2", MinProcesses: 1,
-		Strategy: ferryv1.RestartRolling, Counts: counts(2, 1, 2),
-		Restart:        &ferryv1.RestartProgress{Revision: "2", Done: 1, Total: 2},
-		LastSpawnError: &died, SpawnFailures: 2}}}}
-	err := gaveUp(ctx, time.Now(), &st, "a", "2")
-	want := "the rolling restart has replaced 1 of 2; its last failed spawn (2 rounds in a row): exited with status 3"
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("gave up: %v\nwant it to contain %q", err, want)
+	old := ferryv1.SpawnError{Revision: "1", Reason: "exited with status 3 3s " + contract.DiedAfterReady}
+	rolling := func(p pool.Status) pool.Status {
+		p.Revision, p.MinProcesses, p.Strategy, p.Counts = "2", 1, ferryv1.RestartRolling, counts(3, 1, 3)
+		p.Restart = &ferryv1.RestartProgress{Revision: "2", Done: 1, Total: 3}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		p    pool.Status
+		want string
+	}{
+		{"backing off, three processes in the second round", rolling(pool.Status{ScalingError: &died, ScalingFailures: 4,
+			LastSpawnError: &died, SpawnFailures: 2}),
+			"the rolling restart has replaced 1 of 3; its spawns fail (2 rounds in a row): " + died.Reason},
+		{"between deaths", rolling(pool.Status{LastSpawnError: &died, SpawnFailures: 2}),
+			"the rolling restart has replaced 1 of 3; its last failed spawn (2 rounds in a row): " + died.Reason},
+		{"backing off, one round of two processes", rolling(pool.Status{ScalingError: &died, ScalingFailures: 2,
+			LastSpawnError: &died, SpawnFailures: 1}),
+			"the rolling restart has replaced 1 of 3; its spawns fail: " + died.Reason},
+		{"the last failure another revision's", rolling(pool.Status{ScalingError: &died, ScalingFailures: 3,
+			LastSpawnError: &old, SpawnFailures: 3}),
+			"the rolling restart has replaced 1 of 3; its spawns fail: " + died.Reason},
+	} {
+		st := StatusResponse{Apps: []AppStatus{{Name: "a", Pool: tc.p}}}
+		err := gaveUp(ctx, time.Now(), &st, "a", "2")
+		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+			t.Errorf("%s: gave up: %v\nwant it to end %q", tc.name, err, tc.want)
+		}
 	}
 }
 

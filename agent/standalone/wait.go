@@ -129,19 +129,29 @@ func gaveUp(ctx context.Context, start time.Time, last *StatusResponse, name, re
 		e.State += fmt.Sprintf("; the %s restart has replaced %d of %d", strings.ToLower(string(ps.Strategy)), r.Done, r.Total)
 	}
 	if se := ps.ScalingError; se != nil && se.Revision == revision {
-		e.State += fmt.Sprintf("; its spawns fail (%d in a row): %s", ps.ScalingFailures, se.Reason)
+		e.State += "; its spawns fail" + roundsInARow(ps, revision) + ": " + se.Reason
 	} else if se := ps.LastSpawnError; se != nil && se.Revision == revision {
 		// Between failures ScalingError is cleared (a replacement ready
 		// after a young death, a need that passed); SpawnFailures keeps
-		// the count of the failed rounds in a row (processes that fail
-		// together are one), not of the failures ScalingFailures counts.
-		e.State += "; its last failed spawn"
-		if ps.SpawnFailures >= 2 {
-			e.State += fmt.Sprintf(" (%d rounds in a row)", ps.SpawnFailures)
-		}
-		e.State += ": " + se.Reason
+		// the count.
+		e.State += "; its last failed spawn" + roundsInARow(ps, revision) + ": " + se.Reason
 	}
 	return e
+}
+
+// roundsInARow is " (N rounds in a row)" when N, SpawnFailures, is 2 or
+// more of revision's failed rounds: the one count the gave-up text gives,
+// whether the pool backs off or a replacement is up between deaths.
+// Processes that fail together are one round, so that 2 says a process
+// spawned after a failure failed too; ScalingFailures, which counts each
+// process, would count one OOM kill of three as 3 beside a 1 read between
+// deaths, two numbers a person cannot tell apart. A first failure gets no
+// count: "1 in a row" is no row.
+func roundsInARow(ps *pool.Status, revision string) string {
+	if se := ps.LastSpawnError; se == nil || se.Revision != revision || ps.SpawnFailures < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d rounds in a row)", ps.SpawnFailures)
 }
 
 // restartStage is where a restart stands in one status.
