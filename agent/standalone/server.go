@@ -526,6 +526,34 @@ func (s *Server) Reload() error {
 	return err
 }
 
+// ReloadAndLog reloads as Reload does, for SIGHUP: no one reads its
+// error, so the log says how it went (logReload).
+func (s *Server) ReloadAndLog() {
+	logReload(s.log, s.opts.File, s.Reload())
+}
+
+// logReload logs the outcome of a reload of file. One that failed in part
+// names its AppGroups in fields (applied, notApplied, of these notStarted,
+// the new ones, and removed), and its error is the problems alone: the
+// PartialReloadError's own text, which puts the names before the problems
+// for the people who read `ferry-agent reload` and status, would give
+// every list twice in one entry.
+func logReload(log logr.Logger, file string, err error) {
+	var partial *PartialReloadError
+	switch {
+	case errors.As(err, &partial):
+		// The rest of the file was applied: "still serving the previous
+		// configuration" is true only of what the error names.
+		log.Error(partial.Err, "Reload failed in part; the AppGroups it names keep their previous configuration, the rest of the file was applied",
+			"notApplied", partial.NotApplied, "notStarted", partial.notStarted, "applied", partial.Applied,
+			"removed", partial.Removed)
+	case err != nil:
+		log.Error(err, "Reload failed; still serving the previous configuration")
+	default:
+		log.Info("Reloaded", "file", file)
+	}
+}
+
 func (s *Server) reload() error {
 	groups, err := appfile.Load(s.opts.File)
 	if err != nil {

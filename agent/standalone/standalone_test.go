@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 
 	"github.com/ferry-dev/ferry/agent/metrics"
@@ -130,8 +131,14 @@ type running struct {
 // the agent's, so the port is chosen again, twice at most.
 func run(t *testing.T, s *site) *running {
 	t.Helper()
+	return runLogged(t, s, testr.New(t))
+}
+
+// runLogged is run with the agent logging to log.
+func runLogged(t *testing.T, s *site, log logr.Logger) *running {
+	t.Helper()
 	for attempt := 0; ; attempt++ {
-		r, err := start(t, s)
+		r, err := start(t, s, log)
 		if err == nil {
 			r.waitStatus(t, "ready", func(a AppStatus) bool { return a.Pool.Counts.Ready >= a.Pool.MinProcesses })
 			return r
@@ -143,13 +150,13 @@ func run(t *testing.T, s *site) *running {
 	}
 }
 
-// start starts an agent on s's file and waits until its admin socket
-// answers, or the agent ends (its error).
-func start(t *testing.T, s *site) (*running, error) {
+// start starts an agent on s's file, logging to log, and waits until its
+// admin socket answers, or the agent ends (its error).
+func start(t *testing.T, s *site, log logr.Logger) (*running, error) {
 	t.Helper()
 	state := filepath.Join(s.dir, "state")
 	srv, err := New(Options{File: s.file, BindAddress: "127.0.0.1", AdminSocket: filepath.Join(state, "admin.sock"),
-		StateDir: state, RestartFilePoll: 100 * time.Millisecond, Log: testr.New(t), Metrics: metrics.New(),
+		StateDir: state, RestartFilePoll: 100 * time.Millisecond, Log: log, Metrics: metrics.New(),
 		Agent: "ferry-agent test"})
 	if err != nil {
 		t.Fatal(err)

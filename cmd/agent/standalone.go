@@ -61,19 +61,7 @@ func runStandalone(args []string) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			err := srv.Reload()
-			var partial *standalone.PartialReloadError
-			switch {
-			case errors.As(err, &partial):
-				// The rest of the file was applied: "still serving the
-				// previous configuration" is true only of what the error names.
-				log.Error(err, "Reload failed in part; the AppGroups it names keep their previous configuration, the rest of the file was applied",
-					"notApplied", partial.NotApplied, "applied", partial.Applied, "removed", partial.Removed)
-			case err != nil:
-				log.Error(err, "Reload failed; still serving the previous configuration")
-			default:
-				log.Info("Reloaded", "file", *file)
-			}
+			srv.ReloadAndLog()
 		}
 	}()
 	return srv.Run(ctx)
