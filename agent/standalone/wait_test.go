@@ -1,15 +1,19 @@
 package standalone
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/agent/statusview"
 )
 
@@ -212,5 +216,92 @@ func TestWaitOnARevisionAskedForAgain(t *testing.T) {
 	}
 	if err := WaitRestart(ctx, r.client, "hello", "r2", 50*time.Millisecond, nil); err != nil {
 		t.Fatalf("wait on r2 asked for again, the app mended: %v", err)
+	}
+}
+
+// betweenDeaths wraps the transport of a client of the admin socket: a
+// status in which hello's pool backs off from a failure (ScalingError
+// set) is held back, and asked for again until one without comes, so that
+// a wait through it reads a crash loop only between deaths, the
+// replacement of the last one ready. held counts the statuses held back;
+// shown is the last one let through.
+type betweenDeaths struct {
+	next  http.RoundTripper
+	held  int
+	shown pool.Status
+}
+
+func (b *betweenDeaths) RoundTrip(req *http.Request) (*http.Response, error) {
+	for {
+		resp, err := b.next.RoundTrip(req) // a GET: no body to send again
+		if err != nil || req.URL.Path != "/v1/status" {
+			return resp, err
+		}
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		var st StatusResponse
+		if err := json.Unmarshal(data, &st); err != nil {
+			return nil, err
+		}
+		if len(st.Apps) != 1 || st.Apps[0].Pool.ScalingError == nil {
+			if len(st.Apps) == 1 {
+				b.shown = st.Apps[0].Pool
+			}
+			resp.Body = io.NopCloser(bytes.NewReader(data))
+			return resp, nil
+		}
+		b.held++
+		// Polling the agent until the pool is between deaths: a wait on
+		// that, which the pool does not announce.
+		select {
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestWaitReadingOnlyBetweenDeathsEndsTheCrashLoop: with
+// resistDeploymentErrors false, a revision whose process boots, is ready
+// and dies 2 s later is respawned, backing off, for as long as it is
+// asked for; restart --wait ends with "die soon after they are ready" at
+// the second round of deaths. Here the wait reads the status only between
+// deaths (betweenDeaths: never while the pool backs off, its ScalingError
+// set; only once a replacement is ready and ScalingError cleared), and
+// still ends so: it reads the count of failed rounds that the pool keeps
+// then (spawnFailures), not ScalingError, which such a wait never sees.
+func TestWaitReadingOnlyBetweenDeathsEndsTheCrashLoop(t *testing.T) {
+	s := newSite(t)
+	s.write(t, 1, "1")
+	s.resistNothing(t)
+	r := run(t, s)
+	filter := &betweenDeaths{next: r.client.http.Transport}
+	c := NewClient(r.client.Socket)
+	// No timeout of the client's own: a status held back through a long
+	// backoff is no agent that does not answer; the wait's ctx bounds it.
+	c.http.Transport, c.http.Timeout = filter, 0
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	s.dieAfterBoot(t, "2")
+	rev, err := r.client.Restart(ctx, "hello", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = WaitRestart(ctx, c, "hello", rev, 50*time.Millisecond, nil)
+	want := "processes of revision " + rev + " die soon after they are ready: exited with status 3"
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "lost the database") {
+		t.Fatalf("wait, reading only between deaths, on a revision whose processes die 2s after they are ready, not resisted: %v\nwant %q and the output",
+			err, want)
+	}
+	if p := filter.shown; p.ScalingError != nil || p.SpawnFailures < 2 || p.Counts.Ready < 1 {
+		t.Errorf("the wait ended on a status with scalingError %v, spawnFailures %d, %d ready; want it read between deaths "+
+			"(no scalingError, a replacement ready) of the second round or later", p.ScalingError, p.SpawnFailures, p.Counts.Ready)
+	}
+	if filter.held == 0 {
+		t.Errorf("no status was held back: the wait never missed a death")
 	}
 }
