@@ -23,7 +23,11 @@ const (
 
 // ProcessPoolSpec is what the manager asks one node's agent to run.
 type ProcessPoolSpec struct {
-	// nodeName is the node whose agent runs this pool. Immutable.
+	// nodeName is the node whose agent runs this pool. The agent watches
+	// the pools that name its node here, whatever their labels: a
+	// selectable field (kubectl get processpools --field-selector
+	// spec.nodeName=<node>). Immutable: a pool moved to another node would
+	// leave its first node's agent's view without being drained there.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
@@ -267,6 +271,7 @@ type ProcessPoolStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=pp,categories=ferry
+// +kubebuilder:selectablefield:JSONPath=".spec.nodeName"
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="The Ready condition as the node's agent last wrote it: True when minProcesses processes are ready (the AppGroup reads Unknown when the agent has gone silent)"
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Why Ready is what it is, in a word (ProcessesNotReady, ListenFailed, AgentStopping, ...); -o wide adds its message"
