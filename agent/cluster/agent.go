@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -103,9 +104,8 @@ type Agent struct {
 	log    logr.Logger
 	client client.Client
 	// live reads the API server itself, not the cache: a drained pool's
-	// fresh copy after a conflict (the cache may lag, or have stopped), a
-	// pool that left the cache but may still exist (readUnlabelled), and
-	// the Secrets and ConfigMaps of env valueFrom (never cached).
+	// fresh copy after a conflict (the cache may lag, or have stopped),
+	// and the Secrets and ConfigMaps of env valueFrom (never cached).
 	live   client.Reader
 	cache  cache.Cache
 	queue  workqueue.TypedRateLimitingInterface[types.NamespacedName]
@@ -118,10 +118,9 @@ type Agent struct {
 	draining map[types.UID]bool             // deleted pools draining, by UID: a pool of the same name may follow
 	saved    map[types.NamespacedName]int64 // generation last saved to disk
 	wg       sync.WaitGroup                 // background drains
-	// unlabelled are the pools of this node running without their
-	// ferry.dev/node label, out of the cache (readUnlabelled), with the
-	// trouble of their reads from the API server.
-	unlabelled map[types.NamespacedName]*leaseTrouble
+	// unlabelled are the pools of this node that were not labelled
+	// ferry.dev/node=<this node> at their last reconcile (noteLabel).
+	unlabelled map[types.NamespacedName]bool
 	// ports are the ports the pools' proxies listen on (ports.go).
 	portsMu sync.Mutex
 	ports   map[int32]portHold
@@ -161,7 +160,7 @@ func New(opts Options) (*Agent, error) {
 		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, live: live, cache: c, store: st,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
 		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]int64{}, ports: map[int32]portHold{},
-		unlabelled: map[types.NamespacedName]*leaseTrouble{},
+		unlabelled: map[types.NamespacedName]bool{},
 		stopped:    make(chan struct{}),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
 			200*time.Millisecond, 30*time.Second)),
@@ -204,7 +203,15 @@ func makeDirs(dirs ...string) error {
 
 // newClients are the agent's cache of node's ProcessPools, its client
 // (ProcessPools from that cache, its Lease direct), and a client that
-// reads the API server itself.
+// reads the API server itself. The cache selects the pools by
+// spec.nodeName (a selectable field of the CRD, Kubernetes 1.32 and
+// later), not by their ferry.dev/node label: a pool of the node whose
+// label is missing or wrong (removed by hand, rewritten by a tool) stays
+// in it, followed, and drained when deleted. By the label, such a pool
+// left the agent's view, and one labelled so before the agent ever saw
+// it was never run, nor drained once deleted, until the agent's next
+// start listed every pool in the cluster for it. spec.nodeName is
+// immutable, so a pool leaves the cache only when it is gone.
 func newClients(cfg *rest.Config, node string) (cache.Cache, client.Client, client.Reader, error) {
 	s := scheme.New()
 	// The agent only ever touches ProcessPools: a static mapping, so that
@@ -219,7 +226,7 @@ func newClients(cfg *rest.Config, node string) (cache.Cache, client.Client, clie
 		Scheme: s,
 		Mapper: mapper,
 		ByObject: map[client.Object]cache.ByObject{
-			&ferryv1.ProcessPool{}: {Label: contract.NodeSelector(node)},
+			&ferryv1.ProcessPool{}: {Field: fields.OneTermEqualSelector(nodeNameField, node)},
 		},
 	})
 	if err != nil {
@@ -237,6 +244,9 @@ func newClients(cfg *rest.Config, node string) (cache.Cache, client.Client, clie
 	}
 	return c, cl, live, nil
 }
+
+// nodeNameField is the ProcessPool's selectable field that names its node.
+const nodeNameField = "spec.nodeName"
 
 // Ready reports whether the agent knows what to run: from the API server,
 // or, while it is unreachable, from the specs saved on disk.
@@ -310,84 +320,7 @@ func (a *Agent) afterSync(ctx context.Context) {
 		a.queue.Add(key)
 	}
 	a.mu.Unlock()
-	a.findUnlabelledDeleted(ctx)
 }
-
-// findUnlabelledDeleted queues, once the cache has synced, this node's
-// deleted pools that still hold its drain finalizer but are not labelled
-// ferry.dev/node=<this node>: reconcile reads each from the API server
-// (readUnlabelled), drains it (nothing of it runs unless restored from
-// disk) and takes the finalizer off, as of any deleted pool. An agent
-// that stopped while such a pool drained, before it could release it
-// (killed, or stopped through an API server outage: "the node's next
-// agent will"), left it nowhere else: the cache selects by the label,
-// and the pool's saved spec went as its drain began. Its finalizer
-// stayed for good, and held its namespace's deletion. A running agent
-// follows its unlabelled pools itself, so one list at the start is
-// enough: every pool, in pages, filtered here, as neither the label nor
-// spec.nodeName (not selectable before Kubernetes 1.31) can select them.
-// A list that fails is tried again every heartbeat, logged as the
-// Lease's renewals are.
-func (a *Agent) findUnlabelledDeleted(ctx context.Context) {
-	var trouble leaseTrouble
-	for {
-		keys, err := a.listUnlabelledDeleted(ctx)
-		if err == nil {
-			for _, key := range keys {
-				a.log.Info("Deleted pool of this node holds its drain finalizer without its label; draining it", "pool", key)
-				a.queue.Add(key)
-			}
-			if since, was := trouble.renewed(); was {
-				a.log.Info("Listed the pools for this node's deleted unlabelled ones", "failedFor", time.Since(since).Round(time.Second).String())
-			}
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if since, log := trouble.failed(time.Now(), err); log {
-			a.log.Error(err, "Could not list the pools for this node's deleted unlabelled ones; will retry every heartbeat",
-				"failingSince", since.UTC().Format(time.RFC3339))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(a.opts.HeartbeatInterval):
-		}
-	}
-}
-
-// listUnlabelledDeleted lists the pools findUnlabelledDeleted looks for,
-// listChunk at a time, each page in one request of requestTimeout at most.
-func (a *Agent) listUnlabelledDeleted(ctx context.Context) ([]types.NamespacedName, error) {
-	var keys []types.NamespacedName
-	next := ""
-	for {
-		list := &ferryv1.ProcessPoolList{}
-		err := bounded(ctx, func(ctx context.Context) error {
-			return a.live.List(ctx, list, client.Limit(listChunk), client.Continue(next))
-		})
-		if err != nil {
-			return nil, err
-		}
-		for i := range list.Items {
-			pp := &list.Items[i]
-			if pp.Spec.NodeName == a.opts.NodeName && !pp.DeletionTimestamp.IsZero() &&
-				controllerutil.ContainsFinalizer(pp, contract.DrainFinalizer) &&
-				pp.Labels[ferryv1.NodeLabel] != contract.LabelValue(a.opts.NodeName) {
-				keys = append(keys, client.ObjectKeyFromObject(pp))
-			}
-		}
-		if next = list.Continue; next == "" {
-			return keys, nil
-		}
-	}
-}
-
-// listChunk is how many pools each page of listUnlabelledDeleted holds:
-// client-go's pager's default, so that a cluster of many pools is read
-// in pages the API server answers each within a request's timeout.
-const listChunk = 500
 
 func (a *Agent) work(ctx context.Context) {
 	for {
@@ -420,28 +353,20 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		if !a.synced.Load() {
 			return nil
 		}
-		pp, err = a.readUnlabelled(ctx, key)
-		switch {
-		case errors.Is(err, errUnread):
-			return nil // it serves on, read again at the next heartbeat
-		case err != nil:
-			return err // it serves on until the API server says
-		case pp == nil:
-			// Gone (no finalizer left to hold it): stop what runs.
-			a.stop(key)
-			a.mu.Lock()
-			delete(a.saved, key)
-			delete(a.unlabelled, key)
-			a.mu.Unlock()
-			return a.store.remove(key)
-		}
+		// Gone (no finalizer left to hold it): the cache holds every
+		// pool of this node, labelled or not, a deleted one until its
+		// finalizer goes. Stop what runs.
+		a.stop(key)
+		a.mu.Lock()
+		delete(a.saved, key)
+		delete(a.unlabelled, key)
+		a.mu.Unlock()
+		return a.store.remove(key)
 	case err != nil:
 		return err
-	default:
-		a.labelledAgain(key)
 	}
 	if pp.Spec.NodeName != a.opts.NodeName {
-		return nil
+		return nil // the cache selects by it: never so, but never run another node's pool
 	}
 	if !pp.DeletionTimestamp.IsZero() {
 		// Draining takes the drain delay and shutdownTimeout: off this worker, so
@@ -449,99 +374,37 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		a.drainAsync(key, pp)
 		return nil
 	}
+	a.noteLabel(key, pp)
 	a.saveIfChanged(key, pp)
 	a.ensure(pp)
 	return nil
 }
 
-// readUnlabelled reads the pool of key from the API server itself when
-// the cache, which holds only the pools labelled ferry.dev/node=<this
-// node>, does not have it: nil when it is gone or another node's. One
-// that still names this node (spec.nodeName, immutable) only lost the
-// label (removed or changed by hand, or by a tool that rewrote its
-// labels): it is still this node's, and the AppGroup's Service still
-// sends here, so it serves on. Before, it was stopped at once, cutting
-// the requests in flight and refusing the rest, and started anew, every
-// process spawned again, when the manager put the label back at its next
-// pass. The label is the manager's to keep; while it is missing no event
-// tells of the pool's changes or deletion, so it is read again every
-// heartbeat interval. Said once; labelledAgain says when it is back. One
-// read labelled as it should be (the label put back, or a new pool of the
-// name, before the cache shows it) is taken as it is, and said nothing
-// of: the cache's event follows.
-func (a *Agent) readUnlabelled(ctx context.Context, key types.NamespacedName) (*ferryv1.ProcessPool, error) {
-	pp := &ferryv1.ProcessPool{}
-	err := bounded(ctx, func(ctx context.Context) error { return a.live.Get(ctx, key, pp) })
+// noteLabel says once when a pool of this node is not labelled
+// ferry.dev/node=<this node>, and when it is again. The agent needs no
+// label (it selects its pools by spec.nodeName): the pool runs on as
+// before, and, deleted, is drained all the same. But the label is the
+// manager's, which puts it back at its next pass, and what selects a
+// node's pools by it (kubectl get processpools -l ferry.dev/node=...)
+// misses the pool meanwhile: a sign that something (a person, a tool
+// that rewrites labels) works against the manager.
+func (a *Agent) noteLabel(key types.NamespacedName, pp *ferryv1.ProcessPool) {
+	want := contract.LabelValue(a.opts.NodeName)
+	got := pp.Labels[ferryv1.NodeLabel]
+	a.mu.Lock()
+	was := a.unlabelled[key]
+	if got != want {
+		a.unlabelled[key] = true
+	} else {
+		delete(a.unlabelled, key)
+	}
+	a.mu.Unlock()
 	switch {
-	case apierrors.IsNotFound(err):
-		return nil, nil
-	case err != nil:
-		return nil, a.unread(key, err)
-	case pp.Spec.NodeName != a.opts.NodeName:
-		return nil, nil // another pool of the name, made for another node
-	case !pp.DeletionTimestamp.IsZero():
-		return pp, nil // drainAsync releases it: no need to read it again
-	case pp.Labels[ferryv1.NodeLabel] == contract.LabelValue(a.opts.NodeName):
-		return pp, nil
-	}
-	a.mu.Lock()
-	trouble, known := a.unlabelled[key]
-	if !known {
-		a.unlabelled[key] = &leaseTrouble{}
-	}
-	a.mu.Unlock()
-	var since time.Time
-	var was bool // its reads had failed
-	if known {
-		since, was = trouble.renewed()
-	}
-	switch {
-	case !known:
-		a.log.Info("Pool no longer labelled for this node; serving on until the manager puts the label back", "pool", key,
-			"label", ferryv1.NodeLabel, "want", contract.LabelValue(a.opts.NodeName), "got", pp.Labels[ferryv1.NodeLabel],
-			"readEvery", a.opts.HeartbeatInterval.String())
-	case was:
-		a.log.Info("Read the unlabelled pool again", "pool", key, "failedFor", time.Since(since).Round(time.Second).String())
-	}
-	a.queue.AddAfter(key, a.opts.HeartbeatInterval)
-	return pp, nil
-}
-
-// errUnread: the read of an unlabelled pool failed, and is tried again
-// at the next heartbeat (unread); the pool serves on meanwhile.
-var errUnread = errors.New("unlabelled pool not read")
-
-// unread deals with err, a failed read of the pool of key out of the
-// cache. Of a pool known unlabelled, it is logged as the Lease's
-// renewals are (leaseTrouble: once per kind of outage, and a reminder),
-// not at each of the work queue's retries, and read again at the next
-// heartbeat, so that an API server that does not answer holds the
-// agent's one reconcile worker a request's time per heartbeat, not at
-// every retry: errUnread. Another's is err, retried by the work queue.
-func (a *Agent) unread(key types.NamespacedName, err error) error {
-	a.mu.Lock()
-	trouble := a.unlabelled[key]
-	a.mu.Unlock()
-	if trouble == nil {
-		return err
-	}
-	if since, log := trouble.failed(time.Now(), err); log {
-		a.log.Error(err, "Could not read the unlabelled pool; it serves on, read again every heartbeat", "pool", key,
-			"failingSince", since.UTC().Format(time.RFC3339))
-	}
-	a.queue.AddAfter(key, a.opts.HeartbeatInterval)
-	return errUnread
-}
-
-// labelledAgain says when a pool that had lost its ferry.dev/node label
-// (readUnlabelled) is in the cache again: its running pool goes on.
-func (a *Agent) labelledAgain(key types.NamespacedName) {
-	a.mu.Lock()
-	_, was := a.unlabelled[key]
-	delete(a.unlabelled, key)
-	a.mu.Unlock()
-	if was {
-		a.log.Info("Pool labelled for this node again; its processes serve on", "pool", key)
+	case got != want && !was:
+		a.log.Info("Pool not labelled for this node; it runs as before (the agent selects its pools by spec.nodeName) until the manager puts the label back",
+			"pool", key, "label", ferryv1.NodeLabel, "want", want, "got", got)
+	case got == want && was:
+		a.log.Info("Pool labelled for this node again", "pool", key)
 	}
 }
 

@@ -2,13 +2,13 @@
 // ProcessPools the manager assigned to that node, with the same pool and
 // proxy code as the standalone mode, and reports each pool's status.
 //
-// Watching: only the ProcessPools labelled for this node
-// (ferry.dev/node), through a cache that retries its list and watch for as
-// long as the API server is away; it never gives up and never exits. A
-// pool that leaves the cache is read from the API server before it is
-// stopped: one of this node's (spec.nodeName) that only lost its label
-// serves on, read again every heartbeat interval, until the manager puts
-// the label back (readUnlabelled).
+// Watching: only the ProcessPools of this node, selected by spec.nodeName
+// (a selectable field of the CRD; immutable), whatever their
+// ferry.dev/node label, through a cache that retries its list and watch
+// for as long as the API server is away; it never gives up and never
+// exits. A pool whose label is missing or names another node runs as any
+// other; the agent says so once (noteLabel), as the label is the
+// manager's to keep.
 //
 // Reporting: the status of each pool (address, observed revision, the
 // per-process table, counts, restart progress, the deployment error being

@@ -22,17 +22,17 @@ import (
 )
 
 // TestUnlabelledPoolServesOn: a pool whose ferry.dev/node label goes
-// (removed by hand, or by a tool that rewrote the pool's labels) while
-// the pool still exists leaves the agent's cache, which selects by that
-// label; but it is still this node's (spec.nodeName), and the AppGroup's
-// Service still sends here. The agent serves it on, says so once, and,
-// when the label comes back (the manager puts it back at its next pass),
-// keeps the running pool: no request fails meanwhile, neither the one
-// in flight as the label went nor any sent after, and every answer comes
-// from the processes that ran before. Before, the agent stopped the pool
-// at once, without even the drain delay a deletion gets, cutting the
-// request in flight and refusing the rest, and when the label came back
-// started a new pool, every process spawned again.
+// (removed by hand, or by a tool that rewrote the pool's labels) is
+// still this node's (spec.nodeName, by which the agent selects its
+// pools), and the AppGroup's Service still sends here. The agent serves
+// it on, says once that the label is missing, and, when the label comes
+// back (the manager puts it back at its next pass), that it is back: no
+// request fails meanwhile, neither the one in flight as the label went
+// nor any sent after, and every answer comes from the processes that ran
+// before. Once (the agent's cache selected by the label), the agent
+// stopped the pool at once, cutting the request in flight and refusing
+// the rest, and when the label came back started a new pool, every
+// process spawned again.
 func TestUnlabelledPoolServesOn(t *testing.T) {
 	ns := namespace(t)
 	book := agenttest.NewLogbook(t)
@@ -45,10 +45,10 @@ func TestUnlabelledPoolServesOn(t *testing.T) {
 	inFlight := agenttest.StartHalfSentEcho(t, addr)
 
 	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { delete(p.Labels, ferryv1.NodeLabel) })
-	// The agent has dealt with the pool gone from its cache: it warned
-	// and serves on, or (as before) stopped it.
+	// The agent has seen the label go: it says so and serves on, or
+	// (once) stopped the pool.
 	waitUntil(t, "the agent acted on the label's removal", func() bool {
-		return logged(book, "Pool no longer labelled for this node", key) > 0 || logged(book, "Stopped pool", key) > 0
+		return logged(book, "Pool not labelled for this node", key) > 0 || logged(book, "Stopped pool", key) > 0
 	})
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	for i := range 10 {
@@ -72,7 +72,7 @@ func TestUnlabelledPoolServesOn(t *testing.T) {
 	if n := logged(book, "Started pool", key); n != 1 {
 		t.Errorf("the pool was started %d times, want once: the label's return started it anew", n)
 	}
-	if n := logged(book, "Pool no longer labelled for this node", key); n != 1 {
+	if n := logged(book, "Pool not labelled for this node", key); n != 1 {
 		t.Errorf("the missing label was logged %d times, want once", n)
 	}
 	after := waitPool(t, key, "a report after the label came back", func(p *ferryv1.ProcessPool) bool {
@@ -90,11 +90,12 @@ func TestUnlabelledPoolServesOn(t *testing.T) {
 }
 
 // TestUnlabelledPoolFollowsItsSpecAndDrains: while its ferry.dev/node
-// label is missing, a pool still gets the changes to its spec (the agent
-// reads it from the API server every heartbeat interval, as the cache no
-// longer has it) and, deleted, is drained and released as any deleted
-// pool is. Before, it was stopped at the label's removal, and its drain
-// finalizer stayed: nothing of the agent's looked at it again.
+// label names another node, a pool of this node (spec.nodeName) still
+// gets the changes to its spec and, deleted, is drained and released as
+// any deleted pool is: the agent's cache selects by spec.nodeName. Once
+// (the cache selected by the label), it was stopped at the label's
+// change, and its drain finalizer stayed: nothing of the agent's looked
+// at it again.
 func TestUnlabelledPoolFollowsItsSpecAndDrains(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
@@ -104,7 +105,7 @@ func TestUnlabelledPoolFollowsItsSpecAndDrains(t *testing.T) {
 
 	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { p.Labels[ferryv1.NodeLabel] = "another-node" })
 	waitUntil(t, "the agent acted on the label's change", func() bool {
-		return logged(book, "Pool no longer labelled for this node", key) > 0 || logged(book, "Stopped pool", key) > 0
+		return logged(book, "Pool not labelled for this node", key) > 0 || logged(book, "Stopped pool", key) > 0
 	})
 	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { p.Spec.Revision = "2-bbb" })
 	waitPool(t, key, "revision 2 rolled out without the label", func(p *ferryv1.ProcessPool) bool {
@@ -118,78 +119,68 @@ func TestUnlabelledPoolFollowsItsSpecAndDrains(t *testing.T) {
 	book.Check(t)
 }
 
-// TestUnlabelledPoolThroughAnOutage: an unlabelled pool, read from the
-// API server every heartbeat, serves on through an outage (the API server
-// refuses connections), its failed reads logged once, as the Lease's
-// renewals are, and its read again after the outage said; the work
-// queue's retries log nothing of it. Before, each failed read was an
-// error of the reconcile ("Reconcile failed; will retry"), logged at
-// each retry: several in the first seconds, then one every 30s.
-func TestUnlabelledPoolThroughAnOutage(t *testing.T) {
+// TestPoolsSelectedByNodeNameNotLabel: the agent runs the pools that
+// name its node (spec.nodeName) whatever their ferry.dev/node label,
+// which it never saw: one created without it and one labelled for
+// another node (as a tool that rewrites labels at admission leaves them;
+// the manager puts the label back at its next pass, but the pool must
+// not wait for it) run, and, deleted, are drained and released by the
+// running agent. A pool of another node labelled for this one is not
+// touched: never started, never released. Before, the agent's cache
+// selected by the label: the first two were never run, and, deleted,
+// kept their drain finalizer until the agent's next start listed every
+// pool in the cluster for them.
+func TestPoolsSelectedByNodeNameNotLabel(t *testing.T) {
+	ctx := context.Background()
 	ns := namespace(t)
-	fwd, failures, book := outageAgent(t, "node-unlabelled-out")
-	port := freePort(t)
-	_, key := readyPool(t, ns, "hello-node-unlabelled-out", "node-unlabelled-out", port)
-	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { delete(p.Labels, ferryv1.NodeLabel) })
-	waitUntil(t, "the agent saw the label go", func() bool {
-		return logged(book, "Pool no longer labelled for this node", key) > 0 || logged(book, "Stopped pool", key) > 0
-	})
+	const node, other = "node-field", "node-field-other"
+	book := agenttest.NewLogbook(t)
+	runAgent(t, node, env.Config, stateDir(t), logTo(book))
 
-	before := failures.counts()
-	fwd.cut()
-	reads := func(path string) bool { return strings.HasSuffix(path, "/processpools/"+key.Name) }
-	url := "http://127.0.0.1:" + strconv.Itoa(int(port)) + "/"
-	waitUntil(t, "the pool's reads to fail 4 times", func() bool {
-		if code, _, err := get(url); err != nil || code != 200 {
-			t.Fatalf("through the outage: %d %v", code, err)
+	// Created first: the agent, which hears of pools in the order they
+	// were written, has heard of it once it runs those made after it.
+	theirs := newPool(ns, "hello-theirs", other, "1-aaa", freePort(t), example("hello-wsgi"))
+	theirs.Labels[ferryv1.NodeLabel] = contract.LabelValue(node)
+	create(t, theirs)
+	unlabelled := newPool(ns, "hello-unlabelled", node, "1-aaa", freePort(t), example("hello-wsgi"))
+	delete(unlabelled.Labels, ferryv1.NodeLabel)
+	relabelled := newPool(ns, "hello-relabelled", node, "1-aaa", freePort(t), example("hello-wsgi"))
+	relabelled.Labels[ferryv1.NodeLabel] = contract.LabelValue(other)
+	create(t, unlabelled, relabelled)
+	mine := []*ferryv1.ProcessPool{unlabelled, relabelled}
+	for _, pp := range mine {
+		waitPool(t, client.ObjectKeyFromObject(pp), "a ready report of "+pp.Name, rolledOut)
+		if err := served("http://127.0.0.1:" + strconv.Itoa(int(pp.Spec.Template.Listen.Port)) + "/"); err != nil {
+			t.Errorf("%s: %v", pp.Name, err)
 		}
-		return failures.sinceWhere(before, reads) >= 4
-	})
-	checkOncePerKind(t, "the unlabelled pool's reads", ofPool(book.Find("Could not read the unlabelled pool"), key), troubleUnreachable)
-	if n := logged(book, "Reconcile failed", key); n != 0 {
-		t.Errorf("the failed reads logged as %d failed reconciles, want none", n)
 	}
-	fwd.restore(t)
-	book.WaitFor(t, "Read the unlabelled pool again")
-	if code, _, err := get(url); err != nil || code != 200 {
-		t.Errorf("after the outage: %d %v", code, err)
+
+	// Deleted after theirs: once they are released, the agent has heard
+	// of its deletion too.
+	for _, pp := range append([]*ferryv1.ProcessPool{theirs}, mine...) {
+		if err := env.Client.Delete(ctx, pp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pp := range mine {
+		key := client.ObjectKeyFromObject(pp)
+		waitUntil(t, pp.Name+" released", func() bool { return poolGone(key) == nil })
+		if n := logged(book, "Drained deleted pool", key); n != 1 {
+			t.Errorf("%s drained %d times, want once", pp.Name, n)
+		}
+	}
+	key := client.ObjectKeyFromObject(theirs)
+	got := getPool(t, key)
+	if !controllerutil.ContainsFinalizer(got, contract.DrainFinalizer) {
+		t.Errorf("another node's pool lost its drain finalizer (%v) to this node's agent", got.Finalizers)
+	}
+	if len(got.Status.Conditions) > 0 || got.Status.ObservedRevision != "" {
+		t.Errorf("another node's pool has a status from this node's agent: %+v", got.Status)
+	}
+	if n := len(ofPool(book.Find(""), key)); n != 0 {
+		t.Errorf("this node's agent logged %d lines of another node's pool, want none: %v", n, ofPool(book.Find(""), key))
 	}
 	book.Check(t)
-}
-
-// TestReadLabelledIsNoUnlabelledPool: a pool read from the API server
-// as it left the cache, yet labelled for this node (the label put back
-// before the read, or a new pool of the name the cache has yet to show),
-// is taken as it is: not said to be unlabelled, nor read again every
-// heartbeat; the cache's event follows. Before, the agent logged "Pool no
-// longer labelled for this node ... got node-…" of a pool labelled so,
-// then "Pool labelled for this node again" once the cache showed it.
-func TestReadLabelledIsNoUnlabelledPool(t *testing.T) {
-	ns := namespace(t)
-	book := agenttest.NewLogbook(t)
-	o := Options{NodeName: "node-labelled", Config: env.Config, BindAddress: "127.0.0.1", StateDir: stateDir(t),
-		HeartbeatInterval: time.Second, StatsInterval: time.Second}
-	logTo(book)(&o)
-	a, err := New(o) // not run: its cache is empty, as one behind
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.queue.ShutDown()
-	pp := newPool(ns, "hello-node-labelled", "node-labelled", "1-aaa", freePort(t), example("hello-wsgi"))
-	if err := env.Client.Create(context.Background(), pp); err != nil {
-		t.Fatal(err)
-	}
-	key := client.ObjectKeyFromObject(pp)
-	got, err := a.readUnlabelled(context.Background(), key)
-	if err != nil || got == nil || got.UID != pp.UID {
-		t.Fatalf("read %v, %v; want the pool", got, err)
-	}
-	if n := logged(book, "Pool no longer labelled for this node", key); n != 0 {
-		t.Errorf("a pool labelled for the node said unlabelled %d times", n)
-	}
-	if len(a.unlabelled) != 0 {
-		t.Errorf("unlabelled pools %v, want none", a.unlabelled)
-	}
 }
 
 // ofPool are the entries of es about the pool of key.
@@ -317,9 +308,11 @@ func (l *load) check(t *testing.T, pids map[int]bool) {
 // says so). Here it stops through an API server outage; killed (SIGKILL,
 // OOM) mid-drain, it leaves the same: the pool deleted, its finalizer on,
 // its label gone, its saved spec removed as the drain began. The next
-// agent drains and releases it. Before, nothing of that agent found the
-// pool (its cache selects by the label, and the pool was not on disk):
-// the finalizer stayed for good, and held the namespace's deletion.
+// agent, whose cache selects by spec.nodeName, drains and releases it.
+// Once, nothing of that agent found the pool (its cache selected by the
+// label, and the pool was not on disk): the finalizer stayed for good,
+// and held the namespace's deletion; then the agent listed every pool
+// of the cluster at its start for such ones.
 func TestRestartedAgentReleasesUnlabelledDeletedPool(t *testing.T) {
 	ns := namespace(t)
 	const node = "node-unlabelled-kill"
@@ -332,7 +325,7 @@ func TestRestartedAgentReleasesUnlabelledDeletedPool(t *testing.T) {
 	stop := runAgent(t, node, cfg, state, logTo(book), onCue)
 	pp, key := readyPool(t, ns, "hello-"+node, node, freePort(t))
 	patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { delete(p.Labels, ferryv1.NodeLabel) })
-	book.WaitFor(t, "Pool no longer labelled for this node")
+	book.WaitFor(t, "Pool not labelled for this node")
 	if err := env.Client.Delete(context.Background(), pp); err != nil {
 		t.Fatal(err)
 	}
@@ -355,9 +348,10 @@ func TestRestartedAgentReleasesUnlabelledDeletedPool(t *testing.T) {
 
 // TestUnlabelledPoolDeletedWhileTheAgentWasAway: a pool whose label went
 // while its agent ran, and that was deleted while the agent was away, is
-// drained and released by the agent when it is back: from its saved spec
-// (kept) as before, and without it (the node's state lost, or the label
-// gone before the agent saved the pool), which nothing found before.
+// drained and released by the agent when it is back: with its saved spec
+// (kept), and without it (the node's state lost, or the label gone
+// before the agent saved the pool), which nothing found once the cache
+// selected by the label.
 func TestUnlabelledPoolDeletedWhileTheAgentWasAway(t *testing.T) {
 	for _, keep := range []bool{true, false} {
 		name := map[bool]string{true: "state kept", false: "state lost"}[keep]
@@ -369,7 +363,7 @@ func TestUnlabelledPoolDeletedWhileTheAgentWasAway(t *testing.T) {
 			stop := runAgent(t, node, env.Config, state, logTo(book))
 			pp, key := readyPool(t, ns, "hello-"+node, node, freePort(t))
 			patchPool(t, getPool(t, key), func(p *ferryv1.ProcessPool) { delete(p.Labels, ferryv1.NodeLabel) })
-			book.WaitFor(t, "Pool no longer labelled for this node")
+			book.WaitFor(t, "Pool not labelled for this node")
 			stop()
 			if err := env.Client.Delete(context.Background(), pp); err != nil {
 				t.Fatal(err)

@@ -10,8 +10,9 @@
 //     a short hash when it does not.
 //   - LabelValue makes any object name usable as a label value; pools are
 //     labelled ferry.dev/appgroup=LabelValue(appGroup) and
-//     ferry.dev/node=LabelValue(node), so an agent selects its pools with
-//     NodeSelector(node).
+//     ferry.dev/node=LabelValue(node), so that people and tools select a
+//     node's pools with NodeSelector(node). The agent selects its own by
+//     spec.nodeName, whatever their labels.
 //   - ServiceName gives the name of an AppGroup's Service and EndpointSlice:
 //     the AppGroup's name when it is a valid Service name, else a
 //     sanitized, hashed one.

@@ -84,8 +84,9 @@ func PoolLabels(appGroup, node string) map[string]string {
 	}
 }
 
-// NodeSelector selects every pool on node, of any AppGroup: what a node's
-// agent watches.
+// NodeSelector selects every pool on node, of any AppGroup, by the label
+// the manager keeps on them (the node's agent selects by spec.nodeName, so
+// that a pool whose label was removed or changed is still its own).
 func NodeSelector(node string) labels.Selector {
 	return labels.SelectorFromSet(NodeSelectorSet(node))
 }
