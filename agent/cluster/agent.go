@@ -381,9 +381,9 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 }
 
 // noteLabel says once when a pool of this node is not labelled
-// ferry.dev/node=<this node>, and when it is again. The agent needs no
-// label (it selects its pools by spec.nodeName): the pool runs on as
-// before, and, deleted, is drained all the same. But the label is the
+// ferry.dev/node=<this node>, and when it is again. The agent does not
+// need the label (it selects its pools by spec.nodeName): the pool runs
+// on as before, and, deleted, is drained all the same. But the label is the
 // manager's, which puts it back at its next pass, and what selects a
 // node's pools by it (kubectl get processpools -l ferry.dev/node=...)
 // misses the pool meanwhile: a sign that something (a person, a tool
@@ -401,7 +401,7 @@ func (a *Agent) noteLabel(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	a.mu.Unlock()
 	switch {
 	case got != want && !was:
-		a.log.Info("Pool not labelled for this node; it runs as before (the agent selects its pools by spec.nodeName) until the manager puts the label back",
+		a.log.Info("Pool not labelled for this node; it runs as before (the agent selects its pools by spec.nodeName), and the manager puts the label back at its next pass",
 			"pool", key, "label", ferryv1.NodeLabel, "want", want, "got", got)
 	case got == want && was:
 		a.log.Info("Pool labelled for this node again", "pool", key)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,6 +182,51 @@ func TestPoolsSelectedByNodeNameNotLabel(t *testing.T) {
 		t.Errorf("this node's agent logged %d lines of another node's pool, want none: %v", n, ofPool(book.Find(""), key))
 	}
 	book.Check(t)
+}
+
+// TestNoteLabel: a pool's missing or wrong ferry.dev/node label is said
+// once, when it goes, and its return once, when it comes back; a node
+// whose name is too long for a label value is matched by its hashed
+// value, and a label that changes from one wrong value to another says
+// nothing more.
+func TestNoteLabel(t *testing.T) {
+	long := strings.Repeat("n", 70)
+	const off, back = "Pool not labelled for this node", "Pool labelled for this node again"
+	for _, tc := range []struct {
+		name   string
+		node   string
+		labels []string // the label at each reconcile; "-": none
+		want   []string // what is logged, in order
+	}{
+		{"labelled", "node-a", []string{"node-a", "node-a"}, nil},
+		{"removed and put back", "node-a", []string{"node-a", "-", "-", "node-a", "node-a"}, []string{off, back}},
+		{"created without it", "node-a", []string{"-", "node-a"}, []string{off, back}},
+		{"another node's, then none", "node-a", []string{"node-b", "-", "node-a"}, []string{off, back}},
+		{"lost twice", "node-a", []string{"-", "node-a", "node-b", "node-a"}, []string{off, back, off, back}},
+		{"a long node name's hashed value", long, []string{contract.LabelValue(long)}, nil},
+		{"a long node name cut without its hash", long, []string{long[:63]}, []string{off}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			book := agenttest.NewLogbook(t)
+			a := &Agent{opts: Options{NodeName: tc.node}, log: book.Logger(), unlabelled: map[types.NamespacedName]bool{}}
+			key := types.NamespacedName{Namespace: "ns", Name: "pool"}
+			for _, l := range tc.labels {
+				pp := &ferryv1.ProcessPool{}
+				if l != "-" {
+					pp.Labels = map[string]string{ferryv1.NodeLabel: l}
+				}
+				a.noteLabel(key, pp)
+			}
+			var got []string
+			for _, e := range book.Find("") {
+				got = append(got, strings.SplitN(e.Msg, ";", 2)[0])
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("logged %q, want %q", got, tc.want)
+			}
+			book.Check(t)
+		})
+	}
 }
 
 // ofPool are the entries of es about the pool of key.
