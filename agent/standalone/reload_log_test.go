@@ -55,7 +55,7 @@ func listed(e map[string]any, key string) string {
 	return fmt.Sprint(l)
 }
 
-const partialReloadLogged = "Reload failed in part; the AppGroups it names keep their previous configuration, the rest of the file was applied"
+const partialReloadLogged = "Reload failed in part; the AppGroups it names keep their previous configuration (new ones do not start), the rest of the file was applied"
 
 // TestReloadLogNamesAppGroupsOnce: the log entry of a SIGHUP reload that
 // failed in part names its AppGroups in its fields (applied, notApplied,

@@ -544,7 +544,7 @@ func logReload(log logr.Logger, file string, err error) {
 	case errors.As(err, &partial):
 		// The rest of the file was applied: "still serving the previous
 		// configuration" is true only of what the error names.
-		log.Error(partial.Err, "Reload failed in part; the AppGroups it names keep their previous configuration, the rest of the file was applied",
+		log.Error(partial.Err, "Reload failed in part; the AppGroups it names keep their previous configuration (new ones do not start), the rest of the file was applied",
 			"notApplied", partial.NotApplied, "notStarted", partial.notStarted, "applied", partial.Applied,
 			"removed", partial.Removed)
 	case err != nil:
