@@ -443,7 +443,7 @@ func (r *AppGroupReconciler) patchPool(ctx context.Context, s *scope, p, desired
 // failed spawn (contract.DiedAfterReadyIn): that one spawned, so the note
 // says what became of it, not that the node cannot spawn the target.
 func returnedNote(node, revision, target string, failed *ferryv1.SpawnError) string {
-	if failed != nil && failed.Revision == target && contract.DiedAfterReadyIn(failed.Reason) {
+	if contract.YoungDeathOf(failed, target) {
 		// Not "no older process to serve": its agent held the revision's
 		// spawns mid-restart, its old processes serving on (pool's
 		// holdingLocked), and the manager returned it all the same.

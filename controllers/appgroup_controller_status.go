@@ -836,7 +836,7 @@ func settlingNote(in rollupInput, n rolloutNodes) string {
 
 // crashLooping are the selected nodes where the target dies young and
 // nothing returns the node from it: a process of it died within the crash
-// window of ready (the pool's lastSpawnError, contract.DiedAfterReadyIn),
+// window of ready (the pool's lastSpawnError, contract.YoungDeathOf),
 // none of it has lived the window there (lastedRevision), and the node
 // stays on it (failingRetried: deployment errors not resisted, a Blocking
 // restart, a target proven elsewhere, or nothing older to return to).
@@ -857,8 +857,8 @@ func crashLooping(in rollupInput) []string {
 			continue
 		}
 		st := &r.Pool.Status
-		if e := st.LastSpawnError; st.ObservedRevision == in.Target && st.LastedRevision != in.Target &&
-			e != nil && e.Revision == in.Target && contract.DiedAfterReadyIn(e.Reason) {
+		if st.ObservedRevision == in.Target && st.LastedRevision != in.Target &&
+			contract.YoungDeathOf(st.LastSpawnError, in.Target) {
 			nodes = append(nodes, node)
 		}
 	}

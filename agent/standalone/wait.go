@@ -210,8 +210,7 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 		}
 		return restartOver, errors.New(b.String())
 	}
-	if e := ps.LastSpawnError; e != nil && e.Revision == revision && !ps.RevisionLasted &&
-		contract.DiedAfterReadyIn(e.Reason) && ps.SpawnFailures >= 2 {
+	if e := ps.LastSpawnError; contract.DiesYoungAgain(e, revision, ps.SpawnFailures, ps.RevisionLasted) {
 		// Not resisted (restart.resistDeploymentErrors is false, or the
 		// restart was a blocking one): the pool respawns them, backing
 		// off, for as long as the revision is asked for. From the second

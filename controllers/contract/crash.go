@@ -3,6 +3,8 @@ package contract
 import (
 	"strings"
 	"time"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
 // CrashWindow is how long a new process must live once ready before it
@@ -27,6 +29,28 @@ const DiedAfterReady = "after it was ready"
 // ready (it has DiedAfterReady), not of one that never became ready.
 func DiedAfterReadyIn(reason string) bool {
 	return strings.Contains(reason, DiedAfterReady)
+}
+
+// YoungDeathOf reports whether e, a pool's last spawn error, is a young
+// death of revision: a process of it that spawned and died within
+// CrashWindow of ready (DiedAfterReadyIn), which the agent counts as a
+// failed spawn. The manager's RollingRestart (a crash loop it names from
+// the first such death) and NodeReturned note, and both restart waits,
+// read a pool's status with it.
+func YoungDeathOf(e *ferryv1.SpawnError, revision string) bool {
+	return e != nil && e.Revision == revision && DiedAfterReadyIn(e.Reason)
+}
+
+// DiesYoungAgain reports whether a pool whose last spawn error is e, with
+// spawnFailures failed rounds of its revision in a row, loops on young
+// deaths of revision: e is one (YoungDeathOf), from the second round (a
+// process spawned after a death died young too; the first is replaced at
+// once, and its replacement may live: a passing fault), and no process
+// of revision has lived CrashWindow there (lasted). The restart waits
+// (kubectl ferry's and the standalone agent's) end on it; their statuses
+// count spawnFailures in different integer types, hence the values.
+func DiesYoungAgain(e *ferryv1.SpawnError, revision string, spawnFailures int, lasted bool) bool {
+	return !lasted && spawnFailures >= 2 && YoungDeathOf(e, revision)
 }
 
 // FailedHow words what became of a process of a revision that failed, by

@@ -1,6 +1,10 @@
 package contract
 
-import "testing"
+import (
+	"testing"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
 
 // TestDiedAfterReady: the agent's reasons for a worker that died soon
 // after it was ready (as agent/pool words them) are told from those of a
@@ -31,6 +35,45 @@ func TestDiedAfterReady(t *testing.T) {
 		}
 		if got := FailedHow(tt.reason, " on node-b"); got != tt.howOnB {
 			t.Errorf("FailedHow(%q, \" on node-b\") = %q, want %q", tt.reason, got, tt.howOnB)
+		}
+	}
+}
+
+// TestYoungDeathOf: a pool's last spawn error is a young death of the
+// revision asked about only when it is of that revision and its reason
+// says the process died after it was ready; the waits end on one only
+// from the second failed round, while the revision has not lasted.
+func TestYoungDeathOf(t *testing.T) {
+	died := "exited with status 3 200ms " + DiedAfterReady
+	tests := []struct {
+		name     string
+		e        *ferryv1.SpawnError
+		failures int
+		lasted   bool
+		young    bool // YoungDeathOf(e, "2")
+		again    bool // DiesYoungAgain(e, "2", failures, lasted)
+	}{
+		{name: "no error", failures: 2},
+		{name: "died young, second round", e: &ferryv1.SpawnError{Revision: "2", Reason: died}, failures: 2,
+			young: true, again: true},
+		{name: "died young, fifth round", e: &ferryv1.SpawnError{Revision: "2", Reason: died}, failures: 5,
+			young: true, again: true},
+		// The first is replaced at once; its replacement may live.
+		{name: "died young, first round", e: &ferryv1.SpawnError{Revision: "2", Reason: died}, failures: 1,
+			young: true},
+		// An agent older than spawnFailures reports none.
+		{name: "died young, no count", e: &ferryv1.SpawnError{Revision: "2", Reason: died}, young: true},
+		{name: "died young, revision lasted", e: &ferryv1.SpawnError{Revision: "2", Reason: died}, failures: 2,
+			lasted: true, young: true},
+		{name: "died young, of another revision", e: &ferryv1.SpawnError{Revision: "1", Reason: died}, failures: 2},
+		{name: "never ready", e: &ferryv1.SpawnError{Revision: "2", Reason: "exited with status 1"}, failures: 2},
+	}
+	for _, tt := range tests {
+		if got := YoungDeathOf(tt.e, "2"); got != tt.young {
+			t.Errorf("%s: YoungDeathOf = %v, want %v", tt.name, got, tt.young)
+		}
+		if got := DiesYoungAgain(tt.e, "2", tt.failures, tt.lasted); got != tt.again {
+			t.Errorf("%s: DiesYoungAgain(failures %d, lasted %v) = %v, want %v", tt.name, tt.failures, tt.lasted, got, tt.again)
 		}
 	}
 }

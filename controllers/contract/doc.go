@@ -29,4 +29,9 @@
 //     kubectl-ferry, which prints the view, builds anywhere).
 //   - CrashWindow is how long a new process must live to count as
 //     working: to the agent's crash-loop backoff and to the manager's waves.
+//   - YoungDeathOf tells a pool's last spawn error that is a young death of
+//     a revision (died within CrashWindow of ready), and DiesYoungAgain one
+//     the restart waits end on (the second round in a row, the revision
+//     not lasted): the manager, kubectl-ferry and the standalone agent
+//     read a crash loop alike.
 package contract

@@ -209,8 +209,8 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	for i := range pools {
 		st := &pools[i].Status
 		e := st.LastSpawnError
-		if pools[i].Spec.Revision != target || st.ObservedRevision != target || st.LastedRevision == target ||
-			e == nil || e.Revision != target || !contract.DiedAfterReadyIn(e.Reason) || st.SpawnFailures < 2 {
+		if pools[i].Spec.Revision != target || st.ObservedRevision != target ||
+			!contract.DiesYoungAgain(e, target, int(st.SpawnFailures), st.LastedRevision == target) {
 			continue
 		}
 		nodes = append(nodes, pools[i].Spec.NodeName)
