@@ -578,11 +578,14 @@ func rollingReason(in rollupInput) string {
 // incompleteMessage is RollingRestart when nodes finished their restart
 // without replacing every process (resistDeploymentErrors false): where,
 // what to do, and why, as the first of those nodes' agent says (its last
-// failed spawn of the target, else its own condition's message).
+// failed spawn of the target, else its own condition's message). The
+// setting is the AppGroup's now: turned on since the restart, the message
+// says it was false then (contract.NotResisted), not that it is.
 func incompleteMessage(in rollupInput, n rolloutNodes) string {
 	msg := fmt.Sprintf("Revision %s runs on %d/%d nodes; on %s some processes could not be replaced and keep "+
-		"serving an older revision (resistDeploymentErrors is false); change the %s annotation or the app to try again",
-		in.Target, n.updated, len(in.Nodes), nodeList(n.incomplete), ferryv1.RevisionAnnotation)
+		"serving an older revision (%s); change the %s annotation or the app to try again",
+		in.Target, n.updated, len(in.Nodes), nodeList(n.incomplete),
+		contract.NotResisted(contract.ResistanceAsked(&in.AppGroup.Spec.Restart), in.Target), ferryv1.RevisionAnnotation)
 	r := in.Reports[n.incomplete[0]]
 	if e := r.Pool.Status.LastSpawnError; e != nil && e.Revision == in.Target {
 		return truncate(fmt.Sprintf("%s. On %s, revision %s %s (%s)%s", msg, r.Node, e.Revision,

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -942,8 +943,27 @@ func TestRollingRestartCondition(t *testing.T) {
 		},
 		{
 			name: "a rollout that left processes behind says so",
-			in:   input(abc, testPool("node-a", targetRev, incomplete(1, 2)), testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2))),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, []string{"2/3 nodes", "node-a", "resistDeploymentErrors is false"}},
+			in: resistingNothing(input(abc, testPool("node-a", targetRev, incomplete(1, 2)), testPool("node-b", targetRev, rolledOut(2)),
+				testPool("node-c", targetRev, rolledOut(2)))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, nil},
+			exact: "Revision 2-abc runs on 2/3 nodes; on node-a some processes could not be replaced and keep serving an older " +
+				"revision (resistDeploymentErrors is false); change the ferry.dev/revision annotation or the app to try again",
+		},
+		{
+			// Turned on since, which does not take them back: the
+			// restart was not resisted then (found by review: the
+			// message read "is false" of a field now true).
+			name: "a rollout that left processes behind, resistDeploymentErrors turned on since",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, incomplete(1, 2)), testPool("node-b", targetRev, rolledOut(2)),
+					testPool("node-c", targetRev, rolledOut(2)))
+				in.AppGroup.Spec.Restart.ResistDeploymentErrors = ptr.To(true)
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, nil},
+			exact: "Revision 2-abc runs on 2/3 nodes; on node-a some processes could not be replaced and keep serving an older " +
+				"revision (resistDeploymentErrors was false when revision 2-abc rolled); change the ferry.dev/revision " +
+				"annotation or the app to try again",
 		},
 		{
 			name: "halted by resistance",

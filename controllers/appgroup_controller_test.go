@@ -913,6 +913,21 @@ func TestIncompleteRolloutSaysWhy(t *testing.T) {
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete, a+" and "+b)
 	settle(t, ns, "blog", agentB)
 	assertEventCountOf(t, ns, "blog", controllers.EventRolloutIncomplete, "", 1)
+
+	// resistDeploymentErrors turned on: it takes nothing back (the next
+	// revision retries them), and the message says it was false when
+	// revision 2 rolled, not that it is; the same incomplete rollout,
+	// not recorded again. Before, it read "is false" of a field now true.
+	patchAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+		ag.Spec.Restart.ResistDeploymentErrors = ptr.To(true)
+	})
+	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete,
+		a+" and "+b, "(resistDeploymentErrors was false when revision "+rev2+" rolled)", why)
+	if msg := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart).Message; strings.Contains(msg, "is false") {
+		t.Errorf("RollingRestart says resistDeploymentErrors is false once it is true: %s", msg)
+	}
+	settle(t, ns, "blog", agentB)
+	assertEventCountOf(t, ns, "blog", controllers.EventRolloutIncomplete, "", 1)
 }
 
 // TestNodeJoiningAfterAnIncompleteRolloutStartsOnWhatRuns: with

@@ -34,4 +34,7 @@
 //     the restart waits end on (the second round in a row, the revision
 //     not lasted): the manager, kubectl-ferry and the standalone agent
 //     read a crash loop alike.
+//   - NotResisted words why a restart left processes on an older revision
+//     ("resistDeploymentErrors is false", or "was false when revision R
+//     rolled" once ResistanceAsked says it is on).
 package contract
