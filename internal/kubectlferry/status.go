@@ -493,16 +493,32 @@ func poolView(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, silen
 // none of the restart's own errors (the standalone agent's
 // lastRestart.errors): its last spawn error, when of the revision the
 // restart went to, says why, as the manager's RolloutIncomplete message
-// does.
+// does. With more than one process left, each after a failed spawn of
+// its own, the view says the pool keeps only that one and the agent's log
+// has each: one error under "2 of 2 processes" read as the only one.
+// resistDeploymentErrors is the AppGroup's, as in the manager's message:
+// turned on since, the view says it was false then (ResistsNow).
 func incomplete(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool) *statusview.Incomplete {
 	st := &p.Status
 	n := st.ProcessCounts
-	in := &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total}
+	in := &statusview.Incomplete{Left: n.Total - n.Updated, Total: n.Total,
+		ResistsNow: contract.ResistanceAsked(&ag.Spec.Restart), Revision: st.ObservedRevision}
 	if e := st.LastSpawnError; e != nil && e.Revision == st.ObservedRevision {
 		in.Errors = []ferryv1.SpawnError{*e}
-		in.Details = "the last spawn's error: " + lastSpawnErrorQuery(ag, p.Spec.NodeName)
+		in.Details = lastErrorOnly(in.Left, p.Spec.NodeName) + lastSpawnErrorQuery(ag, p.Spec.NodeName)
 	}
 	return in
+}
+
+// lastErrorOnly leads the pointer to the pool's last spawn error, which
+// is all a ProcessPool keeps: left processes were left behind, each by a
+// failed spawn its agent logged.
+func lastErrorOnly(left int32, node string) string {
+	if left <= 1 {
+		return "the last spawn's error: "
+	}
+	return fmt.Sprintf("the pool keeps the last spawn's error only, not one for each of the %d processes; "+
+		"%s's agent logged each. The last: ", left, node)
 }
 
 // lastSpawnErrorQuery is the command that prints the last spawn error of

@@ -189,13 +189,18 @@ func TestStatusResisting(t *testing.T) {
 // TestStatusRolloutIncomplete: a pool whose restart left processes on an
 // older revision (resistDeploymentErrors false: its RollingRestart
 // condition says RolloutIncomplete) says how many and why, the first line
-// of its last spawn error, as `ferry-agent status` does; a pool whose
-// restart completed says nothing of it. Before, the view showed only the
-// processes marked (old), and the why was in --json alone.
+// of its last spawn error, as `ferry-agent status` does, and that the
+// pool keeps that one only, not one for each process left (before, one
+// error under "2 of 2 processes" read as the cause of both, said once);
+// a pool whose restart completed says nothing of it. Before, the view
+// showed only the processes marked (old), and the why was in --json
+// alone. resistDeploymentErrors turned on since: the view says it was
+// false when the revision rolled, not that it is (before, "is false").
 func TestStatusRolloutIncomplete(t *testing.T) {
 	ns := newNamespace(t)
 	oldRev, target := "5-"+hash, "6-"+hash
 	ag := newAppGroup(t, ns, "partial", "6")
+	setResistance(t, ag, false)
 	setAppGroupStatus(t, ns, "partial", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 		rolledOut(ag, st, target, 2)
 		st.Nodes.Updated, st.Processes.Updated = 1, 2
@@ -241,7 +246,8 @@ func TestStatusRolloutIncomplete(t *testing.T) {
 		"  Rolling restart incomplete: 2 of 2 processes could not be replaced and keep serving an older revision "+
 			"(resistDeploymentErrors is false); they are tried again at the next revision:\n"+
 			"    - the app failed to load: ModuleNotFoundError: No module named 'nothing_here'\n"+
-			"    (the last spawn's error: "+pointer+", with its output.)\n",
+			"    (the pool keeps the last spawn's error only, not one for each of the 2 processes; node-1's agent logged each. "+
+			"The last: "+pointer+", with its output.)\n",
 		"State: Ready     Revision: "+oldRev+" (old)",
 	)
 	// The pointer, pasted, prints node-1's error in full: its status
@@ -269,6 +275,73 @@ func TestStatusRolloutIncomplete(t *testing.T) {
 	}
 	if strings.Contains(r.out, "(while importing") {
 		t.Errorf("more than the reason's first line shown:\n%s", r.out)
+	}
+
+	// Turned on since, which takes nothing back.
+	setResistance(t, ag, true)
+	r = run(t, "status", "partial", "-n", ns)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	assertContains(t, r.out, "  Rolling restart incomplete: 2 of 2 processes could not be replaced and keep serving an older revision "+
+		"(resistDeploymentErrors was false when revision "+target+" rolled); they are tried again at the next revision:\n")
+}
+
+// TestIncomplete: the view's incomplete restart of a pool shows its last
+// spawn error when it is of the revision the pool took up, and says the
+// pool keeps no other when more than one process was left behind; it
+// says resistDeploymentErrors was false once the AppGroup has it on.
+func TestIncomplete(t *testing.T) {
+	const rev = "6-" + hash
+	pointer := `kubectl ferry status partial -n ns --json | jq '.pools[] | select(.node == "node-1").status.lastSpawnError'`
+	tests := []struct {
+		name        string
+		resist      *bool
+		left        int32
+		errRevision string // "": no last spawn error
+		details     string
+		resistsNow  bool
+	}{
+		{name: "one left", resist: ptr.To(false), left: 1, errRevision: rev,
+			details: "the last spawn's error: " + pointer},
+		{name: "two left", resist: ptr.To(false), left: 2, errRevision: rev,
+			details: "the pool keeps the last spawn's error only, not one for each of the 2 processes; " +
+				"node-1's agent logged each. The last: " + pointer},
+		{name: "last error of another revision", resist: ptr.To(false), left: 2, errRevision: "5-" + hash},
+		{name: "no error", resist: ptr.To(false), left: 2},
+		{name: "resistance turned on since", resist: ptr.To(true), left: 2, errRevision: rev, resistsNow: true,
+			details: "the pool keeps the last spawn's error only, not one for each of the 2 processes; " +
+				"node-1's agent logged each. The last: " + pointer},
+		{name: "resistance unset since (the default, on)", left: 1, errRevision: rev, resistsNow: true,
+			details: "the last spawn's error: " + pointer},
+	}
+	for _, tt := range tests {
+		ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "partial"}}
+		ag.Spec.Restart.ResistDeploymentErrors = tt.resist
+		p := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: "node-1", Revision: rev}}
+		p.Status.ObservedRevision = rev
+		p.Status.ProcessCounts = ferryv1.ProcessCounts{Ready: 2, Updated: 2 - tt.left, Total: 2}
+		if tt.errRevision != "" {
+			p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: tt.errRevision, Reason: "exited with status 1"}
+		}
+		in := incomplete(ag, p)
+		if in.Left != tt.left || in.Total != 2 || in.Revision != rev || in.ResistsNow != tt.resistsNow {
+			t.Errorf("%s: left %d of %d, revision %q, resistsNow %v; want %d of 2, %q, %v", tt.name,
+				in.Left, in.Total, in.Revision, in.ResistsNow, tt.left, rev, tt.resistsNow)
+		}
+		if in.Details != tt.details || (len(in.Errors) == 1) != (tt.details != "") {
+			t.Errorf("%s: details %q, %d errors; want %q", tt.name, in.Details, len(in.Errors), tt.details)
+		}
+	}
+}
+
+// setResistance sets ag's restart.resistDeploymentErrors, as a user does.
+func setResistance(t *testing.T, ag *ferryv1.AppGroup, on bool) {
+	t.Helper()
+	patch := client.MergeFrom(ag.DeepCopy())
+	ag.Spec.Restart.ResistDeploymentErrors = ptr.To(on)
+	if err := env.Client.Patch(context.Background(), ag, patch); err != nil {
+		t.Fatal(err)
 	}
 }
 
