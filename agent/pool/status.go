@@ -181,7 +181,7 @@ func (s Status) restartCondition() metav1.Condition {
 		s.Counts.Updated < s.Counts.Total:
 		c.Status, c.Reason = metav1.ConditionFalse, ferryv1.ReasonRolloutIncomplete
 		c.Message = fmt.Sprintf("%d of %d processes could not be replaced and keep serving an older revision (%s)",
-			s.Counts.Total-s.Counts.Updated, s.Counts.Total, notResisted(s.ResistDeploymentErrors, s.LastRestart.Revision))
+			s.Counts.Total-s.Counts.Updated, s.Counts.Total, contract.NotResisted(s.ResistDeploymentErrors, s.LastRestart.Revision))
 		if len(s.LastRestart.Errors) > 0 {
 			c.Message += ": " + s.LastRestart.Errors[0].Reason
 		}
@@ -284,15 +284,4 @@ func (r *RestartSummary) deepCopy() *RestartSummary {
 	c := *r
 	c.Errors = append([]ferryv1.SpawnError(nil), r.Errors...)
 	return &c
-}
-
-// notResisted says why a restart to revision left processes behind:
-// resistDeploymentErrors was false. Turned on since (resistsNow), it
-// does not take them back (the next revision retries them), and "is
-// false" would be untrue.
-func notResisted(resistsNow bool, revision string) string {
-	if resistsNow {
-		return "resistDeploymentErrors was false when revision " + revision + " rolled"
-	}
-	return "resistDeploymentErrors is false"
 }

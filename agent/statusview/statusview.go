@@ -129,10 +129,7 @@ func writePool(b *strings.Builder, p Pool, now time.Time) {
 		if len(in.Errors) == 0 {
 			end = "."
 		}
-		setting := "resistDeploymentErrors is false"
-		if in.ResistsNow {
-			setting = "resistDeploymentErrors was false when revision " + in.Revision + " rolled"
-		}
+		setting := contract.NotResisted(in.ResistsNow, in.Revision)
 		fmt.Fprintf(b, "  Rolling restart incomplete: %d of %d processes could not be replaced and keep serving an older revision "+
 			"(%s); they are tried again at the next revision%s\n", in.Left, in.Total, setting, end)
 		shown := min(len(in.Errors), maxErrorsShown)
