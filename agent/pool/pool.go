@@ -598,8 +598,12 @@ func (s *scalingState) awaitFrom() time.Time {
 // return, ends it at once. A spawn of it in flight is stopped before it
 // serves (errHeld), and a rolling restart to it waits before its next
 // step (awaitHold).
+//
+// holdFrom set is the second round (fail sets it at rounds >= 2 only),
+// and awaitsReturnLocked times its window from it (awaitFrom), as
+// nextSpawnLocked does: one source for when the hold starts and ends.
 func (p *Pool) holdingLocked(now time.Time) bool {
-	return p.scaling.rounds >= 2 && p.awaitsReturnLocked(now)
+	return !p.scaling.holdFrom.IsZero() && p.awaitsReturnLocked(now)
 }
 
 // holdsLocked: holdingLocked, of revision.
@@ -611,7 +615,7 @@ func (p *Pool) holdsLocked(revision string, now time.Time) bool {
 // of its backoff, or of its hold (holdingLocked).
 func (p *Pool) nextSpawnLocked(now time.Time) time.Time {
 	if p.holdingLocked(now) {
-		return latest(p.scaling.until, p.scaling.holdFrom.Add(crashWindow))
+		return latest(p.scaling.until, p.scaling.awaitFrom().Add(crashWindow))
 	}
 	return p.scaling.until
 }
