@@ -84,3 +84,48 @@ func TestAwaitsReturnOnlyWhenOneCanCome(t *testing.T) {
 		})
 	}
 }
+
+// TestHoldKeepsTheScalingError: a pool whose revision dies young twice
+// after a rolling restart holds its spawns for the manager's return
+// (holdingLocked), one worker of the second round still ready. Once the
+// second round's backoff is over, the hold still runs: the scaling error
+// is of no need that passed, and stays with its retry time, the hold's
+// end (nextSpawnLocked). Before, clearPassedScalingErrorLocked went by
+// the backoff alone and cleared it there ("Cleared scaling error: the
+// pool needs no spawn now"), ScalingError and ScalingRetryAt gone until
+// the next death. Once the hold is over too (no return came), a pool the
+// survivor is enough for clears it as for any passed need.
+func TestHoldKeepsTheScalingError(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		min  int32
+		// held is how long ago the second round was recorded.
+		held  time.Duration
+		clear bool
+	}{
+		{name: "min 3, the backoff over, the hold not", min: 3, held: 3 * time.Second},
+		{name: "min 1, the backoff over, the hold not", min: 1, held: 3 * time.Second},
+		{name: "min 1, the hold over too: no return came", min: 1, held: crashWindow + time.Second, clear: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Pool{lasted: map[string]bool{}, changed: make(chan struct{})}
+			p.cfg.Revision = "2"
+			p.cfg.Template.Pool.MinProcesses, p.cfg.Template.Pool.MaxProcesses = tc.min, 3
+			p.rolledFrom = rollingFrom{to: "2"}
+			p.workers = []*Worker{{ID: 3, Revision: "2", state: ferryv1.ProcessReady}} // the survivor
+			p.scaling.err = &ferryv1.SpawnError{Revision: "2"}
+			p.scaling.failures, p.scaling.steps, p.scaling.rounds = 3, 2, 2
+			p.scaling.crashSince = now.Add(-tc.held - 5*time.Second)
+			p.scaling.holdFrom = now.Add(-tc.held)
+			p.scaling.until = now.Add(-time.Second) // the second round's backoff is over
+
+			v := p.viewLocked(now)
+			p.clearPassedScalingErrorLocked(v, decide(v))
+			if cleared := p.scaling.err == nil; cleared != tc.clear {
+				t.Errorf("scaling error cleared %v, want %v (holding %v, next spawn in %s)",
+					cleared, tc.clear, p.holdingLocked(now), p.nextSpawnLocked(now).Sub(now))
+			}
+		})
+	}
+}

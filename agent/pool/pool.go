@@ -1138,9 +1138,12 @@ func (p *Pool) startWork(w work) {
 // as it is. (A revision with no process ready keeps its error: its app
 // cannot start, whether or not anything asks for it now.) The failure
 // count and backoff steps stay, so that the next spike's first failure
-// backs off as long as this one's last did.
+// backs off as long as this one's last did. "Backed off" is the view's
+// next spawn (nextSpawnLocked), the hold for the manager's return
+// included: a hold is no need that passed, and its error and retry time
+// stay in the status while it holds, a survivor of the loop serving.
 func (p *Pool) clearPassedScalingErrorLocked(v view, d decision) {
-	if p.scaling.err == nil || v.now.Before(p.scaling.until) || d.spawn > 0 || d.recycle >= 0 ||
+	if p.scaling.err == nil || v.now.Before(v.backoff) || d.spawn > 0 || d.recycle >= 0 ||
 		v.spawning > 0 || p.restart != nil || p.recycling || p.readyOfRevisionLocked(p.scaling.err.Revision) == 0 {
 		return
 	}
