@@ -85,20 +85,28 @@ func TestRevisionThatBootsAndDiesInACluster(t *testing.T) {
 // after it was ready" lines (the first line of each: the crashes of a
 // round share its step, and back off what is left of it) until one backs
 // off a minute, the bound. The crashes that hold the revision's spawns
-// for the manager's return (holdFor, from the second round, once) are no
-// step of it, and hold no longer than the crash window.
+// for the manager's return (holdFor, from the second round) are no step
+// of it, and hold no longer than the crash window; they are all of one
+// step, the hold's (once a loop: a hold per round would show at the
+// third).
 func crashBackoffs(t *testing.T, book *agenttest.Logbook) []time.Duration {
 	t.Helper()
 	var out []time.Duration
-	last := 0
+	last, holdStep := 0, 0
 	for n := 1; len(out) == 0 || out[len(out)-1] < time.Minute; n++ {
 		if n > 40 {
 			t.Fatalf("40 crashes backed off %v, none a minute", out)
 		}
 		l := book.WaitForN(t, "Worker crashed soon after it was ready", n)[n-1]
-		if v, held := l.Value("holdFor"); held > 0 {
+		if v, found := l.Value("holdFor"); found > 0 {
 			if d, err := time.ParseDuration(v.(string)); err != nil || d > 10*time.Second {
 				t.Fatalf("a crash held spawns for %v (%v); want a hold of the crash window (10s) at most", v, err)
+			}
+			step, _ := l.Value("step")
+			if holdStep == 0 {
+				holdStep = step.(int)
+			} else if step.(int) != holdStep {
+				t.Errorf("a crash of step %v held spawns again, after the hold of step %d: want one hold a loop", step, holdStep)
 			}
 			continue
 		}
