@@ -62,18 +62,17 @@ func TestProcessesDyingTogetherAreOneBackoffStep(t *testing.T) {
 	root, _ := filepath.Abs("testdata/bootdie")
 	e := agenttest.Start(t, pool.Config{Name: "t/together", Revision: "1", Template: agenttest.WSGIAt(root, 4, 4)},
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs, Log: &log})
-	const crashed = "Worker crashed soon after it was ready"
 	killAll := func(round int) {
 		t.Helper()
 		s := e.WaitFor(t, time.Minute, "4 ready workers", func(s pool.Status) bool {
-			return agenttest.Ready(4)(s) && len(book.Find(crashed)) == 4*(round-1)
+			return agenttest.Ready(4)(s) && len(book.Find(logCrashed)) == 4*(round-1)
 		})
 		for _, pid := range pids(s) {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 		}
-		lines := book.WaitForN(t, crashed, 4*round)[4*(round-1):]
+		lines := book.WaitForN(t, logCrashed, 4*round)[4*(round-1):]
 		step := []time.Duration{0, time.Second}[round-1]
 		for i, l := range lines {
 			v, _ := l.Value("backoff")
@@ -345,7 +344,7 @@ func TestCrashLoopRecoveryIsLoggedWhenItEnds(t *testing.T) {
 	e := agenttest.Start(t, pool.Config{Name: "t/loop", Revision: "1", Template: tmpl},
 		agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
 	e.WaitFor(t, 30*time.Second, "a crash", func(s pool.Status) bool { return s.ScalingError != nil })
-	book.WaitForN(t, "Worker crashed soon after it was ready", 3)
+	book.WaitForN(t, logCrashed, 3)
 	if got := book.Find("Recovered"); len(got) > 0 {
 		t.Fatalf("logged %q in a crash loop, with every worker dying 0.2 s after it is ready", got[0].Msg)
 	}

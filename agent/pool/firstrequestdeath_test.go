@@ -78,14 +78,14 @@ func TestDiesOnFirstRequestOfAProvenRevisionIsNotHeld(t *testing.T) {
 	e.Pool.Update(pool.Config{Name: "t/firstreq-proven", Revision: "2", Template: bad, Proven: true})
 	book.WaitFor(t, "Worker crashed soon after it was ready, as good as a failed spawn")
 	testsupport.Eventually(t, 2*time.Minute, "a worker of revision 2 spawned after the first crash", func() error {
-		if n := spawnedAfter(book, "Worker crashed soon after it was ready", "2"); n == 0 {
+		if n := spawnedAfter(book, logCrashed, "2"); n == 0 {
 			return errors.New("none yet")
 		}
 		return nil
 	})
 	stop()
-	if held := book.Find("Worker crashed soon after it was ready; spawning none"); len(held) > 0 {
-		t.Errorf("the pool held the spawns of revision 2, proven: %+v", held[0])
+	if l := book.Find(logHeld); len(l) > 0 {
+		t.Errorf("the pool held the spawns of revision 2, proven: %+v", l[0])
 	}
 }
 
@@ -101,7 +101,7 @@ func TestAProvenMarkEndsTheHold(t *testing.T) {
 	waitRequests(t, e, 100)
 	cfg := pool.Config{Name: "t/firstreq-provenlater", Revision: "2", Template: bad}
 	e.Pool.Update(cfg)
-	book.WaitFor(t, "Worker crashed soon after it was ready; spawning none")
+	book.WaitFor(t, logHeld)
 	stop() // no more deaths: the backoff stays as the hold found it
 	held := e.Pool.Status()
 	cfg.Proven = true
@@ -118,11 +118,10 @@ func TestAProvenMarkEndsTheHold(t *testing.T) {
 // ready after that; it returns how many it made ready in all.
 func noSpawnOfRevisionOnceHeld(t *testing.T, book *agenttest.Logbook, revision string) (ready int) {
 	t.Helper()
-	held := "Worker crashed soon after it was ready; spawning none of its revision"
-	if len(book.Find(held)) == 0 {
-		t.Errorf("no %q line: the pool never held the spawns of revision %s", held, revision)
+	if len(book.Find(logHeld)) == 0 {
+		t.Errorf("no %q line: the pool never held the spawns of revision %s", logHeld, revision)
 	}
-	if n := spawnedAfter(book, held, revision); n > 0 {
+	if n := spawnedAfter(book, logHeld, revision); n > 0 {
 		t.Errorf("%d workers of revision %s made ready once the pool held its spawns for the manager's return", n, revision)
 	}
 	return spawnedAfter(book, "", revision)

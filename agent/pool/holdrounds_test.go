@@ -13,13 +13,13 @@ import (
 	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
-// The log lines of a young death: any (crashed), one that holds the
-// revision's spawns for the manager's return (held), and a spawn in
-// flight stopped by the hold (stopped).
+// The log lines of a young death: any (logCrashed, a prefix of the
+// others), one that holds the revision's spawns for the manager's return
+// (logHeld), and a spawn in flight stopped by the hold (logStopped).
 const (
-	crashed = "Worker crashed soon after it was ready"
-	held    = "Worker crashed soon after it was ready; spawning none of its revision"
-	stopped = "Stopped a new worker of a revision whose processes die young"
+	logCrashed = "Worker crashed soon after it was ready"
+	logHeld    = "Worker crashed soon after it was ready; spawning none of its revision"
+	logStopped = "Stopped a new worker of a revision whose processes die young"
 )
 
 // TestOneRoundOfYoungDeathsIsNotHeld: right after a rolling restart to a
@@ -51,10 +51,10 @@ func TestOneRoundOfYoungDeathsIsNotHeld(t *testing.T) {
 	s := e.WaitFor(t, time.Minute, "2 replacements of revision 2 ready", func(s pool.Status) bool {
 		return agenttest.Ready(2)(s) && !slices.ContainsFunc(pids(s), func(pid int) bool { return slices.Contains(killed, pid) })
 	})
-	if l := book.Find(held); len(l) > 0 {
+	if l := book.Find(logHeld); len(l) > 0 {
 		t.Fatalf("one round of young deaths held the revision's spawns for the manager's return: %q %v", l[0].Msg, l[0].KVs)
 	}
-	if l := book.Find(stopped); len(l) > 0 {
+	if l := book.Find(logStopped); len(l) > 0 {
 		t.Errorf("a replacement was stopped before it served: %q %v", l[0].Msg, l[0].KVs)
 	}
 	if s.Revision != "2" || s.SpawnFailures != 1 {
@@ -62,8 +62,8 @@ func TestOneRoundOfYoungDeathsIsNotHeld(t *testing.T) {
 	}
 
 	killTogether(t, book, readyUnkilled(t, e, killed), &killed) // young too: the loop goes on
-	book.WaitFor(t, held)
-	if n := spawnedAfter(book, held, "2"); n > 0 {
+	book.WaitFor(t, logHeld)
+	if n := spawnedAfter(book, logHeld, "2"); n > 0 {
 		t.Errorf("%d workers of revision 2 made ready once the pool held its spawns", n)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -102,7 +102,7 @@ func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
 	// window is over by then.
 	firstOver := time.Now().Add(contract.CrashWindow)
 	replacements := readyUnkilled(t, e, killed)
-	if l := book.Find(held); len(l) > 0 {
+	if l := book.Find(logHeld); len(l) > 0 {
 		t.Fatalf("one round of young deaths held the revision's spawns for the manager's return: %q %v", l[0].Msg, l[0].KVs)
 	}
 	// The fault comes back once the first death's window is over: the
@@ -114,9 +114,9 @@ func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
 	}
 	secondKill := time.Now()
 	killTogether(t, book, replacements, &killed)
-	if l := book.Find(held); len(l) == 0 {
+	if l := book.Find(logHeld); len(l) == 0 {
 		t.Fatalf("a second round of young deaths, past the crash window of the first death, held nothing: the pool "+
-			"backs off and respawns as for any crash loop (%d lines %q)", len(book.Find(crashed)), crashed)
+			"backs off and respawns as for any crash loop (%d lines %q)", len(book.Find(logCrashed)), logCrashed)
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -137,7 +137,7 @@ func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
 	e.WaitFor(t, time.Minute, "2 ready workers of revision 1", func(s pool.Status) bool {
 		return agenttest.Ready(2)(s) && s.Revision == "1"
 	})
-	if n := spawnedAfter(book, held, "2"); n > 0 {
+	if n := spawnedAfter(book, logHeld, "2"); n > 0 {
 		t.Errorf("%d workers of revision 2 made ready while the pool held its spawns for the manager's return", n)
 	}
 }
@@ -168,5 +168,5 @@ func killTogether(t *testing.T, book *agenttest.Logbook, pids []int, killed *[]i
 		}
 		*killed = append(*killed, pid)
 	}
-	book.WaitForN(t, crashed, len(*killed))
+	book.WaitForN(t, logCrashed, len(*killed))
 }

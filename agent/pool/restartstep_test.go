@@ -97,7 +97,7 @@ func crashBackoffs(t *testing.T, book *agenttest.Logbook) []time.Duration {
 		if n > 40 {
 			t.Fatalf("40 crashes backed off %v, none a minute", out)
 		}
-		l := book.WaitForN(t, "Worker crashed soon after it was ready", n)[n-1]
+		l := book.WaitForN(t, logCrashed, n)[n-1]
 		if v, found := l.Value("holdFor"); found > 0 {
 			if d, err := time.ParseDuration(v.(string)); err != nil || d > 10*time.Second {
 				t.Fatalf("a crash held spawns for %v (%v); want a hold of the crash window (10s) at most", v, err)

@@ -33,17 +33,16 @@ func TestSpawnFailuresCountsRounds(t *testing.T) {
 	root, _ := filepath.Abs("testdata/bootdie")
 	e := agenttest.Start(t, pool.Config{Name: "t/rounds", Revision: "1", Template: agenttest.WSGIAt(root, 2, 2)},
 		agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
-	const crashed = "Worker crashed soon after it was ready"
 	for round := 1; round <= 2; round++ {
 		s := e.WaitFor(t, time.Minute, "2 ready workers", func(s pool.Status) bool {
-			return agenttest.Ready(2)(s) && len(book.Find(crashed)) == 2*(round-1)
+			return agenttest.Ready(2)(s) && len(book.Find(logCrashed)) == 2*(round-1)
 		})
 		for _, pid := range pids(s) {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 		}
-		book.WaitForN(t, crashed, 2*round)
+		book.WaitForN(t, logCrashed, 2*round)
 		// Their replacements live for the crash window before the count
 		// starts over: read at once, it is the round's.
 		if n := youngDeathCounted(e.Pool.Status()); n != round {
@@ -88,7 +87,7 @@ func TestSpawnFailuresStartOverAfterANeedPassed(t *testing.T) {
 	if err := syscall.Kill(int(young.PID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	book.WaitFor(t, "Worker crashed soon after it was ready")
+	book.WaitFor(t, logCrashed)
 	if n := youngDeathCounted(e.Pool.Status()); n != 1 {
 		t.Errorf("a first young death after the need passed: spawnFailures %d, want 1", n)
 	}
