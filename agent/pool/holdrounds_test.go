@@ -63,27 +63,32 @@ func TestOneRoundOfYoungDeathsIsNotHeld(t *testing.T) {
 
 	killTogether(t, book, readyUnkilled(t, e, killed), &killed) // young too: the loop goes on
 	book.WaitFor(t, logHeld)
-	if n := spawnedAfter(book, logHeld, "2"); n > 0 {
-		t.Errorf("%d workers of revision 2 made ready once the pool held its spawns", n)
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if !reported(ctx, e, func(s pool.Status) bool { return failsTarget(s, "2") }) {
 		t.Errorf("held after the second round, the pool did not report what the manager returns a node on (FailsTarget); status: %+v",
 			e.Pool.Status())
 	}
+	// As long as the manager would take to return the node: a spawn the
+	// hold let through would be ready by then, not only begun.
+	if !pause(ctx, managerRoundTrip) {
+		t.Fatal("the test ended before the manager's return would come")
+	}
+	if n := spawnedAfter(book, logHeld, "2"); n > 0 {
+		t.Errorf("%d workers of revision 2 made ready once the pool held its spawns", n)
+	}
 }
 
 // TestHoldOfASlowBootIsTimedFromItsSecondRound: as above, of an app whose
-// processes take 3s to boot (BOOT_DELAY). The first round's replacements
-// are ready 3s after it and die young (killed together) once the crash
+// processes take 5s to boot (BOOT_DELAY). The first round's replacements
+// are ready 5s after it and die young (killed together) once the crash
 // window of the first death is over: the second round comes after it, as
-// it does for an app that boots in 5 to 10s and dies in its first
-// requests. The hold starts at that round all the same, and runs the
-// crash window from it: the pool reports what the manager returns a node
-// on (FailsTarget), its next spawn of revision 2 is no sooner than the
-// window from the second kill, and no worker of revision 2 is made ready
-// before the (stand-in) manager's return. Timed from the first death
+// it does for an app that boots slowly (why: scalingState.holdFrom). The
+// hold starts at that round all the same, and runs the crash window from
+// it: the pool reports what the manager returns a node on (FailsTarget),
+// its next spawn of revision 2 is no sooner than the window from the
+// second kill, and no worker of revision 2 is made ready before the
+// (stand-in) manager's return. Timed from the first death
 // (5854aa4), the hold was over before the second round: the pool
 // respawned at once, and under load each replacement would take a
 // waiting request and die in it.
@@ -94,7 +99,7 @@ func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
 	good := pool.Config{Name: "t/holdslowboot", Revision: "1", Template: agenttest.WSGIAt(root, 2, 2)}
 	e := agenttest.Start(t, good, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
 	e.WaitFor(t, time.Minute, "2 ready workers of revision 1", agenttest.Ready(2))
-	e.Pool.Update(pool.Config{Name: good.Name, Revision: "2", Template: agenttest.WSGIAt(root, 2, 2, env("BOOT_DELAY", "3"))})
+	e.Pool.Update(pool.Config{Name: good.Name, Revision: "2", Template: agenttest.WSGIAt(root, 2, 2, env("BOOT_DELAY", "5"))})
 
 	var killed []int
 	killTogether(t, book, readyUnkilled(t, e, killed), &killed)
@@ -107,8 +112,8 @@ func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
 	}
 	// The fault comes back once the first death's window is over: the
 	// moment is the test's setting, not a wait for the pool. The
-	// replacements, ready at least 3s after the first death, are young
-	// still (not 7s old).
+	// replacements, ready at least 5s after the first death, are young
+	// still (not 5s old, half the crash window).
 	if !pause(t.Context(), time.Until(firstOver)) {
 		t.Fatal("the test ended before the first death's crash window was over")
 	}
