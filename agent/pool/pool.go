@@ -354,15 +354,20 @@ type scalingState struct {
 	// (spawnWorkedLocked), where steps and failures stay for the backoff
 	// (clearPassedScalingErrorLocked): a later first death is a first one.
 	rounds int
-	// holdFrom, set in a crash loop only, is when its young death that
-	// found rounds at 2 or more was recorded (fail): the second round of
+	// holdFrom, set in a crash loop only, is when the first young death
+	// counted with rounds >= 2 was recorded (fail): the second round of
 	// the loop, where the hold for the manager's return starts
 	// (holdingLocked), and the moment the hold and the wait for the return
-	// are timed from (awaitFrom), not crashSince. A process spawned
-	// after the first death must boot before it can die young: of an app
-	// that boots in 5 to 10s, the second round comes near the end of the
-	// first death's crash window, or after it. Set once a loop: a later
-	// round (the hold over, no return came) does not set it again.
+	// are timed from (awaitFrom). (A failed spawn in a loop resets
+	// crashSince and holdFrom, not rounds: the next loop's first young
+	// death may be counted at 2 already.) Why not crashSince: a process
+	// spawned after the first death must boot before it can die young; of
+	// an app that boots in 5 to 10s, the second round comes near the end
+	// of the first death's crash window, or after it, where a hold timed
+	// from the first death holds less than the manager takes to return the
+	// node, or nothing. This is the one place that says so. Set once a
+	// loop: a later round (the hold over, no return came) does not set it
+	// again.
 	holdFrom time.Time
 }
 
@@ -568,10 +573,8 @@ func (p *Pool) awaitsReturnLocked(now time.Time) bool {
 // (awaitsReturnLocked) is timed from: its second round (holdFrom), where
 // its spawns are held, once it has come; its first death (crashSince)
 // before. The return follows the report that shows none of the revision
-// running, which the second round's hold brings about: timed from the
-// first death, a second round past its crash window (an app that boots
-// slowly) held nothing, and one near its end held less than the manager
-// takes to return the node.
+// running, which the second round's hold brings about (why the hold is
+// not timed from the first death: scalingState.holdFrom).
 func (s *scalingState) awaitFrom() time.Time {
 	if !s.holdFrom.IsZero() {
 		return s.holdFrom

@@ -40,8 +40,9 @@ type Status struct {
 	// SpawnFailures is how many rounds of spawns of LastSpawnError's
 	// revision have failed in a row, LastSpawnError of the last
 	// (scalingState.rounds): not ScalingFailures, which counts each
-	// process of a round; from 2, a pool that awaits the manager's
-	// return holds the revision's spawns (holdingLocked). Kept once
+	// process of a round; from 2 rounds of young deaths, a pool that
+	// awaits the manager's return holds the revision's spawns for the
+	// crash window from the second, once a loop (holdingLocked). Kept once
 	// ScalingError is cleared between the young deaths of a crash loop,
 	// their replacements ready. 0 once the count starts over (a spawn worked, after a need that passed too; a
 	// crash loop ended; another revision; resistance), and while
