@@ -224,8 +224,10 @@ func failsTarget(s pool.Status, target string) bool {
 // TestDiesOnFirstRequestNotReturnedIsRefusedAgain: the wait for a return
 // is bounded. With no return (a manager away), the pool spawns the
 // revision again once the crash window from its second round of crashes
-// (the hold's) has passed, holds no later round, and a request is refused
-// with 503 while it backs off, rather than queue until queueTimeout.
+// (the hold's) has passed, holds no later round (crashBackoffs checks
+// that, in TestRevisionThatBootsAndDiesInACluster), and a request is
+// refused with 503 while it backs off, rather than queue until
+// queueTimeout.
 func TestDiesOnFirstRequestNotReturnedIsRefusedAgain(t *testing.T) {
 	e, _, _, bad := startDiesOnRequest(t, "t/firstreq-kept", false)
 	bad.Pool.QueueTimeout = &metav1.Duration{Duration: 10 * time.Minute}
