@@ -511,7 +511,8 @@ func (s *scope) remember(reports map[string]poolReport) {
 		s.proven = s.target
 	}
 	s.lastGood = lastRolledOut(s.lastGood, s.target, s.nodes, reports)
-	s.halt = haltRecord(s.halt, s.target, s.nodes, reports, s.lastGood, s.targetProven(), s.now)
+	s.halt = haltRecord(rollupInput{AppGroup: s.ag, Target: s.target, Nodes: s.nodes, Reports: reports,
+		Halt: s.halt, LastRolledOut: s.lastGood, Proven: s.proven, Now: s.now})
 }
 
 // targetProven: the target has run rolled out on some node.

@@ -445,7 +445,7 @@ func TestNewPoolRevision(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reports := assessAll(targetRev, tt.pools...)
-			halt := haltRecord(tt.halt, targetRev, nodesOf(reports), byNode(reports), nil, false, t0)
+			halt := haltRecord(haltInput(tt.halt, targetRev, reports, nil, false))
 			rev, app := newPoolRevision(ag, targetRev, nodes, byNode(reports), halt != nil, tt.proven, last)
 			if rev != tt.wantRev || app.Root != tt.root {
 				t.Errorf("newPoolRevision = %s %s, want %s %s", rev, app.Root, tt.wantRev, tt.root)

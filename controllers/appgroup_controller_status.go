@@ -522,7 +522,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 	switch {
 	case len(n.resisting)+len(n.failing) > 0:
 		return haltedCondition(c, in, n)
-	case haltShown(in):
+	case haltRemembered(in):
 		// Between two of its retries, the node reads as the failing case.
 		r, ok := in.Reports[in.Halt.Node]
 		retrying := 0
@@ -679,7 +679,7 @@ func sortRollout(in rollupInput) rolloutNodes {
 		switch {
 		case ok && r.ResistsTarget:
 			n.resisting = append(n.resisting, node)
-		case ok && slices.Contains(looping, node) && restartOver(r):
+		case ok && loopsOn(looping, r):
 			// A crash loop nothing returns the node from reads one way
 			// at every turn of it (crashNote): as between two deaths,
 			// every process on the target and, the target not proven,
@@ -745,18 +745,13 @@ func restartOver(r poolReport) bool {
 	return !r.Restarting && !r.Resisting && c.Updated == c.Total
 }
 
-// haltShown: RollingRestart reads the remembered halt (haltRemembered),
-// unless the halt is the death of the target on a node that crash-loops
-// on it (crashLooping), after its restart: haltRecord records one at a
-// death that leaves none of it running, and keeps it while the node has
-// not rolled out, but the loop reads as sortRollout sorts it.
-func haltShown(in rollupInput) bool {
-	if !haltRemembered(in) {
-		return false
-	}
-	r, ok := in.Reports[in.Halt.Node]
-	return !ok || in.Halt.Resisted || !contract.DiedAfterReadyIn(in.Halt.Reason) || !restartOver(r) ||
-		!slices.Contains(crashLooping(in), in.Halt.Node)
+// loopsOn: the target crash-loops on r's node with nothing to return it
+// (looping: crashLooping), and the node's restart is over (restartOver):
+// the loop reads one way at every turn of it (sortRollout), and halts no
+// rollout (haltRecord records none). Not while old processes still serve
+// there mid-restart: its agent holds the target, and the halt is one.
+func loopsOn(looping []string, r poolReport) bool {
+	return slices.Contains(looping, r.Node) && restartOver(r)
 }
 
 // haltingNodes are the nodes RollingRestart names as halting the rollout:
@@ -767,7 +762,7 @@ func haltingNodes(in rollupInput) []string {
 	if nodes := slices.Concat(n.resisting, n.failing); len(nodes) > 0 {
 		return nodes
 	}
-	if haltShown(in) {
+	if haltRemembered(in) {
 		return []string{in.Halt.Node}
 	}
 	return nil

@@ -84,15 +84,11 @@ func crashLoopInput(edit func(rollupInput) rollupInput, opts ...poolOpt) rollupI
 	return edit(in)
 }
 
-// haltedBy is in with the status's record of the halt that haltRecord
-// makes when node fails a target not proven with nothing older to serve
-// (FailsTarget): its death, where nothing was resisted.
-func haltedBy(node string) func(rollupInput) rollupInput {
-	return func(in rollupInput) rollupInput {
-		in = withHalt(in, node, in.Reports[node].Pool.Status.LastSpawnError.Reason)
-		in.Halt.Resisted = false
-		return in
-	}
+// recorded is in with the record of a halt that the pass keeps after a
+// look at in's reports (haltRecord), with none before.
+func recorded(in rollupInput) rollupInput {
+	in.Halt = haltRecord(in)
+	return in
 }
 
 // alone: the pool runs one process (minProcesses 1).
@@ -846,9 +842,10 @@ func TestRollingRestartCondition(t *testing.T) {
 			// The loop read RolloutHalted then, "the rollout goes on
 			// once it starts there", and ProvingRevision once the
 			// replacement was ready: a flip and a RolloutHalted at each
-			// death. It reads as between deaths.
+			// death. It reads as between deaths, and no halt is
+			// recorded (haltRecord).
 			name: "resistance off, one process of a target not proven dead young, none running",
-			in:   crashLoopInput(func(in rollupInput) rollupInput { return haltedBy("node-a")(resistingNothing(in)) }, diedAlone),
+			in:   crashLoopInput(func(in rollupInput) rollupInput { return recorded(resistingNothing(in)) }, diedAlone),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
@@ -857,7 +854,7 @@ func TestRollingRestartCondition(t *testing.T) {
 		},
 		{
 			name: "resistance off, one process of a target not proven dead young, its replacement booting",
-			in:   crashLoopInput(func(in rollupInput) rollupInput { return haltedBy("node-a")(resistingNothing(in)) }, bootsAlone),
+			in:   crashLoopInput(func(in rollupInput) rollupInput { return recorded(resistingNothing(in)) }, bootsAlone),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
@@ -865,9 +862,8 @@ func TestRollingRestartCondition(t *testing.T) {
 				"retried with backoff, at most a minute apart, until one works or another revision is requested",
 		},
 		{
-			// haltRecord drops the halt once the node runs it rolled out.
 			name: "resistance off, one process of a target not proven dead young, its replacement ready",
-			in:   crashLoopInput(resistingNothing, readyAlone),
+			in:   crashLoopInput(func(in rollupInput) rollupInput { return recorded(resistingNothing(in)) }, readyAlone),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
@@ -875,15 +871,15 @@ func TestRollingRestartCondition(t *testing.T) {
 				"retried with backoff, at most a minute apart, until one works or another revision is requested",
 		},
 		{
-			// A wave waits on it: the halt is kept between deaths too
-			// (the node not rolled out), and read as the loop.
+			// A wave waits on it, and no halt holds the wave: a record
+			// stood between deaths too (the node not rolled out).
 			name: "resistance off, the first wave of one process dead young, none running",
 			in: func() rollupInput {
 				in := resistingNothing(input(abc, testPool("node-a", targetRev, rolledOut(1), diedAlone),
 					testPool("node-b", oldRev, rolledOut(1)), testPool("node-c", oldRev, rolledOut(1))))
 				unstarted(in.Reports)
 				settle(in.Reports, t0, 10*time.Second)
-				return haltedBy("node-a")(in)
+				return recorded(in)
 			}(),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
 			exact: "1/3 nodes updated; next: node-b, after node-a rolled out; on node-a a process of revision 2-abc died soon " +
@@ -1507,7 +1503,7 @@ func TestNoHaltOnceRolledOutEverywhere(t *testing.T) {
 	in := input(abc, testPool("node-a", targetRev, failsSpawns(targetRev, "could not connect to server")),
 		testPool("node-b", targetRev, rolledOut(2)), testPool("node-c", targetRev, rolledOut(2)))
 	in.LastRolledOut, in.Proven = done.LastRolledOut, done.Proven
-	if h := haltRecord(nil, in.Target, in.Nodes, in.Reports, in.LastRolledOut, true, t0); h != nil {
+	if h := haltRecord(in); h != nil {
 		t.Fatalf("haltRecord %+v", h)
 	}
 	in.AppGroup.Status = before

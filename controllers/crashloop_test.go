@@ -55,10 +55,11 @@ func (a *simAgent) replacementReady(agName string, n int32) {
 }
 
 // waitSameRollingRestart waits for the pass that counts ready processes
-// of the AppGroup, and fails unless its RollingRestart is still want.
-func waitSameRollingRestart(t *testing.T, ns, name string, ready int32, want metav1.Condition) {
+// of the AppGroup, and fails unless its RollingRestart is still want; it
+// returns the AppGroup as that pass left it.
+func waitSameRollingRestart(t *testing.T, ns, name string, ready int32, want metav1.Condition) *ferryv1.AppGroup {
 	t.Helper()
-	waitStatus(t, ns, name, fmt.Sprintf("%d processes ready, RollingRestart unchanged", ready), func(st *ferryv1.AppGroupStatus) error {
+	return waitStatus(t, ns, name, fmt.Sprintf("%d processes ready, RollingRestart unchanged", ready), func(st *ferryv1.AppGroupStatus) error {
 		if st.Processes.Ready != ready {
 			return fmt.Errorf("%d processes ready", st.Processes.Ready)
 		}
@@ -68,6 +69,15 @@ func waitSameRollingRestart(t *testing.T, ns, name string, ready int32, want met
 		}
 		return nil
 	})
+}
+
+// assertNoHalt fails the test if the AppGroup's status records a halted
+// rollout (kubectl ferry status shows it as "Halted rollout").
+func assertNoHalt(t *testing.T, ag *ferryv1.AppGroup) {
+	t.Helper()
+	if h := ag.Status.HaltedRollout; h != nil {
+		t.Fatalf("status.haltedRollout %+v", *h)
+	}
 }
 
 // TestCrashLoopNothingReturnsIsSaid: with resistDeploymentErrors false, a
@@ -121,7 +131,11 @@ func TestProvenCrashLoopIsSaid(t *testing.T) {
 // TestLoneCrashLoopReadsOneWay: TestCrashLoopNothingReturnsIsSaid with one
 // process (minProcesses 1): a death leaves none of the revision running,
 // and the agent reports its spawns failing. RollingRestart reads the loop
-// the same then as between deaths, and no RolloutHalted is recorded: the
+// the same then as between deaths, and no RolloutHalted is recorded, nor
+// a halt in status.haltedRollout (which kubectl ferry status showed as
+// "Halted rollout" from each death to the replacement ready; seen
+// failing: "status.haltedRollout {Revision:2-... Node:...-a Reason:exited
+// with status 3 1.2s after it was ready ...}"): the
 // node stays on the revision, its agent respawns it, and the rollout goes
 // on by itself once a process lives the crash window (seen failing:
 // "RollingRestart=True/ProvingRevision: not within 1m30s:
@@ -138,11 +152,11 @@ func TestLoneCrashLoopReadsOneWay(t *testing.T) {
 			"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are retried " +
 			"with backoff, at most a minute apart, until one works or another revision is requested"}
 	agent.diesAlone("blog", "exited with status 3 1.2s after it was ready")
-	waitSameRollingRestart(t, ns, "blog", 0, looping)
+	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 0, looping))
 	agent.replacementReady("blog", 1)
-	waitSameRollingRestart(t, ns, "blog", 1, looping)
+	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 1, looping))
 	agent.diesAlone("blog", "exited with status 3 1.2s after it was ready")
-	waitSameRollingRestart(t, ns, "blog", 0, looping)
+	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 0, looping))
 
 	// The events of those passes are recorded before the next rollout's.
 	bump(t, ns, "blog", "3")
@@ -170,17 +184,68 @@ func TestProvenLoneCrashLoopReadsOneWay(t *testing.T) {
 			"status.provenRevision): its spawns are retried with backoff, at most a minute apart, until one works or " +
 			"another revision is requested"}
 	agentB.diesAlone("blog", "exited with status 3 1.2s after it was ready")
-	waitSameRollingRestart(t, ns, "blog", 1, looping)
+	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 1, looping))
 	agentB.replacementReady("blog", 1)
-	waitSameRollingRestart(t, ns, "blog", 2, looping)
+	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 2, looping))
 	agentB.diesAlone("blog", "exited with status 3 1.2s after it was ready")
-	waitSameRollingRestart(t, ns, "blog", 1, looping)
+	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 1, looping))
 
 	// The events of those passes are recorded before the next rollout's.
 	bump(t, ns, "blog", "3")
 	waitEvent(t, ns, "blog", "Normal", controllers.EventRolloutStarted, "(was "+rev2)
 	assertNoEvent(t, ns, "blog", controllers.EventRolloutHalted)
 	assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 1)
+}
+
+// TestDeselectedLoneCrashLoopHaltsNothing: resistance off, one process per
+// node, the first wave's node crash-loops on a revision not proven, and is
+// deselected right after a death (none of the revision running there).
+// Nothing halted the rollout there, as nothing does where it is
+// deselected between two deaths: the other node gets the revision in its
+// turn, and no RolloutHalted is read or recorded (seen failing: the halt
+// recorded at the death outlived the node, "RollingRestart is
+// False/RolloutHalted: Rollout of revision 2-... halted at 0/1 nodes
+// updated: it died on ...-a soon after it was ready (...), which is no
+// longer selected", the other node held on revision 1).
+func TestDeselectedLoneCrashLoopHaltsNothing(t *testing.T) {
+	withCrashWindow(t)
+	ns := newNamespace(t)
+	a, b := newNode(t, ns, "a", true), newNode(t, ns, "b", true)
+	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+		ag.Spec.Restart.ResistDeploymentErrors = new(bool)
+		onePerPool(ag)
+	})
+	agentA, agentB := newAgent(t, ns, a, "192.0.2.2"), newAgent(t, ns, b, "192.0.2.3")
+	rev1 := target(t, ns, "blog")
+	rollAll("blog", 1, agentA, agentB)
+	passCrashWindow(t, agentA)
+	waitLastRolledOut(t, ns, "blog", rev1)
+
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1})
+	agentA.diesAlone("blog", "exited with status 3 1.2s after it was ready")
+	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave,
+		"1/2 nodes updated; next: "+b+", after "+a+" rolled out; on "+a+" a process of revision "+rev2+" died soon after it was ready")
+	assertNoHalt(t, ag)
+
+	setNodeLabel(t, a, testLabel, "")
+	agentA.drain("blog")
+	ag = waitStatus(t, ns, "blog", "one node selected", func(st *ferryv1.AppGroupStatus) error {
+		if st.Nodes.Total != 1 {
+			return fmt.Errorf("%d nodes selected", st.Nodes.Total)
+		}
+		return nil
+	})
+	if c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart); c.Reason == ferryv1.ReasonRolloutHalted {
+		t.Fatalf("RollingRestart is %s/%s: %s", c.Status, c.Reason, c.Message)
+	}
+	waitRevisions(t, ns, "blog", map[string]string{b: rev2})
+	agentB.restarting("blog", 0, 1)
+	agentB.rollOut("blog", 1)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
+		"1/1 nodes updated (new processes on "+b+" must first live 10s, the crash window)")
+	assertNoEvent(t, ns, "blog", controllers.EventRolloutHalted)
 }
 
 // provingUnresisted is the opening of the crash-loop tests without

@@ -175,6 +175,19 @@ func returnedFrom(revision, reason string) poolOpt {
 }
 
 // nodesOf lists the reports' nodes, in order.
+// haltInput is what haltRecord reads of reports of target: the record
+// so far (prev), the nodes of the reports selected, in their order, the
+// last revision rolled out everywhere (last: nil for none), and the target
+// proven or not; deployment errors resisted, as by default.
+func haltInput(prev *ferryv1.HaltedRollout, target string, reports []poolReport, last *ferryv1.RolledOutRevision, proven bool) rollupInput {
+	in := rollupInput{AppGroup: &ferryv1.AppGroup{}, Target: target, Nodes: nodesOf(reports), Reports: byNode(reports),
+		Halt: prev, LastRolledOut: last, Now: t0}
+	if proven {
+		in.Proven = target
+	}
+	return in
+}
+
 func nodesOf(reports []poolReport) []string {
 	nodes := make([]string, 0, len(reports))
 	for _, r := range reports {

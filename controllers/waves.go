@@ -375,41 +375,54 @@ func nextSettle(reports map[string]poolReport) time.Duration {
 }
 
 // haltRecord is what the AppGroup's status keeps of a halted rollout
-// after a look at reports:
+// after a look at in.Reports, in.Halt being what it kept so far:
 //
-//   - prev while it still applies: the target is its revision, and its
+//   - in.Halt while it still applies: the target is its revision, and its
 //     node does not run the revision rolled out (it is gone, returned to
-//     an older revision, or still halts it), and not every selected node
-//     does (last is not the target);
+//     an older revision, or still halts it), nor, unless it resisted,
+//     crash-loops on it (loopsOn), and not every selected node runs it
+//     (in.LastRolledOut is not the target);
 //   - else the first node that resists the target, was returned from it,
 //     or cannot spawn it with nothing older while it is not proven (has
-//     never run rolled out on a node: provenRevision); a proven revision
-//     only backs off there: a scaling error, a database down at boot, is
-//     no deployment error;
+//     never run rolled out on a node: in.Proven), unless it crash-loops
+//     on it; a proven revision only backs off there: a scaling error, a
+//     database down at boot, is no deployment error;
 //   - else nothing.
 //
-// The record is what makes a halt outlive the node that caused it.
-func haltRecord(prev *ferryv1.HaltedRollout, target string, nodes []string, reports map[string]poolReport,
-	last *ferryv1.RolledOutRevision, proven bool, now time.Time) *ferryv1.HaltedRollout {
-	if target == "" || last != nil && last.Revision == target {
+// The record is what makes a halt outlive the node that caused it. A
+// crash loop nothing returns its node from, its restart over (loopsOn),
+// is no halt: the death of its one process leaves none of the target
+// running (FailsTarget) until the replacement is ready, but the loop goes
+// on either way, and the next wave waits for the node as for any not
+// rolled out (planWave). Recorded at a death, the halt read "Halted
+// rollout" until the node rolled out, and, the node deselected meanwhile,
+// held every other node for good ("which is no longer selected"), where
+// deselected between two deaths it held none.
+func haltRecord(in rollupInput) *ferryv1.HaltedRollout {
+	prev, target := in.Halt, in.Target
+	if target == "" || in.LastRolledOut != nil && in.LastRolledOut.Revision == target {
 		return nil
 	}
+	looping := crashLooping(in)
 	if prev != nil && prev.Revision == target {
-		r, ok := reports[prev.Node]
+		r, ok := in.Reports[prev.Node]
 		if !ok || !r.OnTarget || !r.RolledOut || r.HaltsTarget() {
-			if ok && !prev.Resisted && (r.ResistsTarget || r.Returned) {
+			switch {
+			case ok && !prev.Resisted && (r.ResistsTarget || r.Returned):
 				kept := *prev
 				kept.Resisted = true
 				return &kept
+			case !ok || prev.Resisted || !loopsOn(looping, r):
+				return prev
 			}
-			return prev
 		}
 	}
-	for _, node := range nodes {
-		r, ok := reports[node]
-		if ok && (r.ResistsTarget || r.Returned || r.FailsTarget && !proven) {
+	proven := in.Proven == target
+	for _, node := range in.Nodes {
+		r, ok := in.Reports[node]
+		if ok && (r.ResistsTarget || r.Returned || r.FailsTarget && !proven && !loopsOn(looping, r)) {
 			return &ferryv1.HaltedRollout{Revision: target, Node: node, Reason: haltReason(r),
-				Resisted: r.ResistsTarget || r.Returned, Since: lastTransition(now)}
+				Resisted: r.ResistsTarget || r.Returned, Since: lastTransition(in.Now)}
 		}
 	}
 	return nil

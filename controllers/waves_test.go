@@ -534,7 +534,7 @@ func TestPlanWave(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			reports := assessAll(target, tt.pools...)
 			slices.SortFunc(reports, func(a, b poolReport) int { return cmp.Compare(a.Node, b.Node) })
-			plan := planWave(reports, tt.max, haltRecord(tt.halt, target, nodesOf(reports), byNode(reports), nil, false, t0), tt.proven)
+			plan := planWave(reports, tt.max, haltRecord(haltInput(tt.halt, target, reports, nil, false)), tt.proven)
 			if !slices.Equal(plan.Give, tt.give) {
 				t.Errorf("give %v, want %v", plan.Give, tt.give)
 			}
@@ -635,7 +635,7 @@ func TestHaltRecord(t *testing.T) {
 			if tt.last != "" {
 				last = &ferryv1.RolledOutRevision{Revision: tt.last}
 			}
-			got := haltRecord(tt.prev, target, nodesOf(reports), byNode(reports), last, runsRolledOut(byNode(reports)), t0)
+			got := haltRecord(haltInput(tt.prev, target, reports, last, runsRolledOut(byNode(reports))))
 			if !equality.Semantic.DeepEqual(got, tt.want) {
 				t.Errorf("haltRecord = %+v, want %+v", got, tt.want)
 			}
@@ -644,10 +644,122 @@ func TestHaltRecord(t *testing.T) {
 	t.Run("a pool cannot spawn a target proven earlier: no halt to remember", func(t *testing.T) {
 		// It rolled out on a, whose agent restarted with the database down.
 		reports := assessAll(target, testPool("a", target, failsSpawns(target, "database down")), testPool("b", target, restarting(0, 2)))
-		if got := haltRecord(nil, target, nodesOf(reports), byNode(reports), nil, true, t0); got != nil {
+		if got := haltRecord(haltInput(nil, target, reports, nil, true)); got != nil {
 			t.Errorf("haltRecord = %+v, want none", got)
 		}
 	})
+}
+
+// TestHaltRecordOfACrashLoop: a node where the target dies young with
+// nothing to return it, its restart over, is no halt to record or keep
+// (the loop sortRollout reads): one process of it dead leaves none
+// running, which read as failing the target, and the record stood from
+// that death until the node rolled out, naming the node as the halt once
+// it was deselected. Where something returns the node, or its old
+// processes still serve mid-restart, the halt is recorded as before.
+func TestHaltRecordOfACrashLoop(t *testing.T) {
+	const died = "exited with status 1 1.2s after it was ready"
+	earlier := lastTransition(t0.Add(-time.Hour))
+	recorded := func(node, reason string, resisted bool, since metav1.Time) *ferryv1.HaltedRollout {
+		return &ferryv1.HaltedRollout{Revision: targetRev, Node: node, Reason: reason, Resisted: resisted, Since: since}
+	}
+	// on is in over pools of nodes a and b (b only where given), revision
+	// 1 rolled out before, the record so far prev, after the pass's
+	// unstarted and settle; edited by edits.
+	on := func(prev *ferryv1.HaltedRollout, a, b *ferryv1.ProcessPool, edits ...func(rollupInput) rollupInput) rollupInput {
+		pools := []*ferryv1.ProcessPool{a}
+		if b != nil {
+			pools = append(pools, b)
+		}
+		in := input(nodesOf(assessAll(targetRev, pools...)), pools...)
+		in.LastRolledOut, in.Halt = &ferryv1.RolledOutRevision{Revision: oldRev}, prev
+		for _, edit := range edits {
+			in = edit(in)
+		}
+		if in.Proven != in.Target {
+			unstarted(in.Reports)
+			settle(in.Reports, t0, 10*time.Second)
+		}
+		return in
+	}
+	blocking := func(in rollupInput) rollupInput {
+		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+		return in
+	}
+	first := func(in rollupInput) rollupInput {
+		in.LastRolledOut = nil
+		return in
+	}
+	deadAlone := func(node string) *ferryv1.ProcessPool { return testPool(node, targetRev, rolledOut(1), diedAlone) }
+	tests := []struct {
+		name string
+		in   rollupInput
+		want *ferryv1.HaltedRollout
+	}{
+		{"resistance off, one process dead young, none running: a loop, no halt", on(nil, deadAlone("a"), nil, resistingNothing), nil},
+		{"a Blocking restart, one process dead young: no halt", on(nil, deadAlone("a"), nil, blocking), nil},
+		{"a first revision, one process dead young: nothing to return to, no halt", on(nil, deadAlone("a"), nil, first), nil},
+		{
+			"resistance off, a wave waiting, one process dead young: no halt",
+			on(nil, deadAlone("a"), testPool("b", oldRev, rolledOut(1)), resistingNothing), nil,
+		},
+		{
+			"resistance off, a record of the node ends once it loops",
+			on(recorded("a", died, false, earlier), deadAlone("a"), nil, resistingNothing), nil,
+		},
+		{
+			"resistance off, a record of the node ends once it loops, whatever it said",
+			on(recorded("a", "not ready within startTimeout (90s)", false, earlier), deadAlone("a"), nil, resistingNothing), nil,
+		},
+		{
+			// Not rolled out while the wave waits for it (settle): the
+			// record stood until a process of it lived the window.
+			"resistance off, a wave waiting, a record of the node ends between two deaths",
+			on(recorded("a", died, false, earlier), testPool("a", targetRev, rolledOut(1), readyAlone),
+				testPool("b", oldRev, rolledOut(1)), resistingNothing), nil,
+		},
+		{
+			"a proven target, a record of a node looping on it ends",
+			on(recorded("b", died, false, earlier), testPool("a", targetRev, rolledOut(1)), deadAlone("b"), provenIn), nil,
+		},
+		{
+			"resistance off, a record of the node looping ends, and another node that cannot spawn it halts",
+			on(recorded("a", died, false, earlier), deadAlone("a"),
+				testPool("b", targetRev, failsSpawns(targetRev, "not ready within startTimeout (90s)")), resistingNothing),
+			recorded("b", "not ready within startTimeout (90s)", false, lastTransition(t0)),
+		},
+		{
+			"resistance off, a record of a node that resisted is kept while it loops",
+			on(recorded("a", died, true, earlier), deadAlone("a"), nil, resistingNothing), recorded("a", died, true, earlier),
+		},
+		{
+			// Returned, as resistance promises: the halt it always was.
+			"resisted, one process dead young with a revision to return to: halted",
+			on(nil, deadAlone("a"), nil), recorded("a", died, false, lastTransition(t0)),
+		},
+		{
+			"resistance off, mid-restart, its old processes serving: halted",
+			on(nil, testPool("a", targetRev, restarting(0, 2), crashedInWindow), nil, resistingNothing),
+			recorded("a", died, false, lastTransition(t0)),
+		},
+		{
+			"resistance off, a process of it lasted there before: halted",
+			on(nil, testPool("a", targetRev, rolledOut(1), diedAlone, lasted), nil, resistingNothing),
+			recorded("a", died, false, lastTransition(t0)),
+		},
+		{
+			"resistance off, cannot spawn it at all: halted",
+			on(nil, testPool("a", targetRev, failsSpawns(targetRev, "exited with status 1")), nil, resistingNothing),
+			recorded("a", "exited with status 1", false, lastTransition(t0)),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := haltRecord(tt.in); !equality.Semantic.DeepEqual(got, tt.want) {
+				t.Errorf("haltRecord = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }
 
 func TestLastRolledOut(t *testing.T) {
@@ -986,7 +1098,7 @@ func TestHaltReasonOfAReturnedPoolWhoseAgentRestarted(t *testing.T) {
 			"No deployment error is being resisted")
 	})
 	reports := assessAll(targetRev, p)
-	got := haltRecord(nil, targetRev, nodesOf(reports), byNode(reports), nil, false, t0)
+	got := haltRecord(haltInput(nil, targetRev, reports, nil, false))
 	if got == nil {
 		t.Fatal("no halt record")
 	}
