@@ -693,7 +693,10 @@ func sortRollout(in rollupInput) rolloutNodes {
 			// replacement ends: the node stays on the target, its agent
 			// respawns it, and the next wave waits for it either way
 			// (planWave) until a process of it lives the crash window.
-			if in.Proven != in.Target {
+			// The target proven, no crash window is lived: the next wave
+			// waits for the node while not every process of it is ready
+			// (RolledOut), and a wave waiting names it then.
+			if in.Proven != in.Target || !r.RolledOut {
 				n.notRolledOut = append(n.notRolledOut, node)
 			}
 			n.updated++

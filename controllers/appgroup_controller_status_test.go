@@ -898,6 +898,36 @@ func TestRollingRestartCondition(t *testing.T) {
 				"its spawns are retried with backoff, at most a minute apart, until one works or another revision is requested",
 		},
 		{
+			// The wave waits for node-b (planWave), and says so, as where
+			// the target is not proven: "next: node-c" alone left out
+			// what it waits for.
+			name: "a proven target of one process dead young on node-b, none running, node-c waiting",
+			in: provenIn(input(abc, testPool("node-a", targetRev, rolledOut(1), alone, lasted),
+				testPool("node-b", targetRev, rolledOut(1), diedAlone), testPool("node-c", oldRev, rolledOut(1), alone))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
+			exact: "2/3 nodes updated; next: node-c, after node-b rolled out; on node-b a process of revision 2-abc died soon " +
+				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
+				"there yet; nothing returns the node to an older revision (revision 2-abc lasted on a node before: " +
+				"status.provenRevision): its spawns are retried with backoff, at most a minute apart, until one works or " +
+				"another revision is requested",
+		},
+		{
+			name: "a proven target dying young on node-b, a replacement booting, node-c waiting",
+			in: provenIn(input(abc, testPool("node-a", targetRev, rolledOut(2), lasted),
+				testPool("node-b", targetRev, rolledOut(2), dyingYoung), testPool("node-c", oldRev, rolledOut(2)))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{
+				"2/3 nodes updated; next: node-c, after node-b rolled out; on node-b a process of revision 2-abc died soon"}},
+		},
+		{
+			// Every process ready, the node rolled out (no crash window
+			// for a proven target): the wave does not wait for it.
+			name: "a proven target dying young on node-b, between two deaths, node-c waiting",
+			in: provenIn(input(abc, testPool("node-a", targetRev, rolledOut(2), lasted),
+				testPool("node-b", targetRev, rolledOut(2), betweenDeaths), testPool("node-c", oldRev, rolledOut(2)))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{
+				"2/3 nodes updated; next: node-c; on node-b a process of revision 2-abc died soon"}},
+		},
+		{
 			// Mid-restart (old processes serve), no loop is said: the
 			// halt names the death, and what the rollout waits for is
 			// not that a process starts (it did) but that one lives.
