@@ -869,8 +869,12 @@ func crashLooping(in rollupInput) []string {
 // crashNote is what RollingRestart's message says of the nodes where the
 // target dies young and nothing returns them (crashLooping): that it died,
 // the first node's reason, why the node stays on it, and what becomes of
-// its spawns; "" when there are none. It changes with a death (the reason
-// quoted), never by itself between two.
+// its processes; "" when there are none. It changes with a death (the
+// reason quoted), never by itself between two. Its processes are
+// respawned, not "retried with backoff ... until one works"
+// (contract.SpawnsRetried): a first death is replaced at once, and a
+// process of it that works, ready, may still die young; what ends the
+// loop is one that lives the crash window.
 func crashNote(in rollupInput, nodes []string) string {
 	if len(nodes) == 0 {
 		return ""
@@ -880,9 +884,10 @@ func crashNote(in rollupInput, nodes []string) string {
 		reason = nodes[0] + ": " + reason
 	}
 	return fmt.Sprintf("; on %s a process of revision %s died soon after it was ready (%s), and none has lived %s, "+
-		"the crash window, there yet; nothing returns %s to an older revision (%s): %s spawns are %s",
+		"the crash window, there yet; nothing returns %s to an older revision (%s): %s processes are respawned "+
+		"until one lives %s or another revision is requested",
 		nodeList(nodes), in.Target, reason, contract.CrashWindow, plural(len(nodes), "the node", "these nodes"),
-		staysWhy(in), plural(len(nodes), "its", "their"), contract.SpawnsRetried)
+		staysWhy(in), plural(len(nodes), "its", "their"), contract.CrashWindow)
 }
 
 // staysWhy says why nothing returns a node from a target it cannot run

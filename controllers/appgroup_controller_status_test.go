@@ -722,8 +722,8 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
-				"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
-				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
+				"its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			// Its replacement ready: the same message, or the status
@@ -734,8 +734,8 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
-				"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
-				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
+				"its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			name: "a Blocking restart over, a target not proven dying young",
@@ -745,7 +745,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			}, dyingYoung),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, []string{
 				"1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready",
-				"nothing returns the node to an older revision (a Blocking restart resists no deployment error): its spawns are retried"}},
+				"nothing returns the node to an older revision (a Blocking restart resists no deployment error): its processes are respawned"}},
 		},
 		{
 			// A new AppGroup's first revision has nothing to return to.
@@ -793,8 +793,8 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
 			exact: "1/3 nodes updated; next: node-b, after node-a rolled out; on node-a a process of revision 2-abc died soon " +
 				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
-				"there yet; nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
-				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+				"there yet; nothing returns the node to an older revision (resistDeploymentErrors is false): " +
+				"its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			// The nodes are listed, the first one's reason quoted; a node
@@ -810,8 +810,8 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "3/3 nodes updated (new processes on node-c must first all be ready and live 10s, the crash window); " +
 				"on node-a and node-b a process of revision 2-abc died soon after it was ready (node-a: exited with status 1 " +
 				"1.2s after it was ready), and none has lived 10s, the crash window, there yet; nothing returns these nodes " +
-				"to an older revision (resistDeploymentErrors is false): their spawns are retried with backoff, at most a " +
-				"minute apart, until one works or another revision is requested",
+				"to an older revision (resistDeploymentErrors is false): " +
+				"their processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			// Resisted, but proven on node-a: node-b stays on it, and
@@ -824,7 +824,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
-				"its spawns are retried with backoff, at most a minute apart, until one works or another revision is requested",
+				"its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			name: "a proven target dying young on the last node, between two deaths",
@@ -834,7 +834,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
-				"its spawns are retried with backoff, at most a minute apart, until one works or another revision is requested",
+				"its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			// One process: its death leaves none of the target running,
@@ -849,8 +849,8 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
-				"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
-				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
+				"its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			name: "resistance off, one process of a target not proven dead young, its replacement booting",
@@ -858,8 +858,8 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
-				"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
-				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
+				"its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			name: "resistance off, one process of a target not proven dead young, its replacement ready",
@@ -867,8 +867,8 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
-				"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
-				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
+				"its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			// A wave waits on it, and no halt holds the wave: a record
@@ -884,8 +884,8 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
 			exact: "1/3 nodes updated; next: node-b, after node-a rolled out; on node-a a process of revision 2-abc died soon " +
 				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
-				"there yet; nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are " +
-				"retried with backoff, at most a minute apart, until one works or another revision is requested",
+				"there yet; nothing returns the node to an older revision (resistDeploymentErrors is false): " +
+				"its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			name: "a proven target of one process dead young on the last node, none running",
@@ -895,7 +895,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
-				"its spawns are retried with backoff, at most a minute apart, until one works or another revision is requested",
+				"its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			// The wave waits for node-b (planWave), and says so, as where
@@ -908,8 +908,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "2/3 nodes updated; next: node-c, after node-b rolled out; on node-b a process of revision 2-abc died soon " +
 				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
 				"there yet; nothing returns the node to an older revision (revision 2-abc lasted on a node before: " +
-				"status.provenRevision): its spawns are retried with backoff, at most a minute apart, until one works or " +
-				"another revision is requested",
+				"status.provenRevision): its processes are respawned until one lives 10s or another revision is requested",
 		},
 		{
 			name: "a proven target dying young on node-b, a replacement booting, node-c waiting",

@@ -97,7 +97,8 @@ func TestCrashLoopNothingReturnsIsSaid(t *testing.T) {
 	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 		"1/1 nodes updated; on "+a+" a process of revision "+rev2+" died soon after it was ready "+
 			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
-			"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are retried with backoff")
+			"nothing returns the node to an older revision (resistDeploymentErrors is false): "+
+			"its processes are respawned until one lives 10s")
 	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
 	agent.replacementReady("blog", 2)
 	waitSameRollingRestart(t, ns, "blog", 2, looping)
@@ -149,8 +150,8 @@ func TestLoneCrashLoopReadsOneWay(t *testing.T) {
 	looping := metav1.Condition{Status: metav1.ConditionTrue, Reason: ferryv1.ReasonProvingRevision,
 		Message: "1/1 nodes updated; on " + a + " a process of revision " + rev2 + " died soon after it was ready " +
 			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
-			"nothing returns the node to an older revision (resistDeploymentErrors is false): its spawns are retried " +
-			"with backoff, at most a minute apart, until one works or another revision is requested"}
+			"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
+			"its processes are respawned until one lives 10s or another revision is requested"}
 	agent.diesAlone("blog", "exited with status 3 1.2s after it was ready")
 	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 0, looping))
 	agent.replacementReady("blog", 1)
@@ -181,8 +182,7 @@ func TestProvenLoneCrashLoopReadsOneWay(t *testing.T) {
 		Message: "Revision " + rev2 + " runs on 2/2 nodes; on " + b + " a process of revision " + rev2 + " died soon after it " +
 			"was ready (exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 			"nothing returns the node to an older revision (revision " + rev2 + " lasted on a node before: " +
-			"status.provenRevision): its spawns are retried with backoff, at most a minute apart, until one works or " +
-			"another revision is requested"}
+			"status.provenRevision): its processes are respawned until one lives 10s or another revision is requested"}
 	agentB.diesAlone("blog", "exited with status 3 1.2s after it was ready")
 	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 1, looping))
 	agentB.replacementReady("blog", 1)
