@@ -1111,25 +1111,13 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 			r.rollouts.set(key, ag.UID, seedRollout(&cur, &cur, haltingNodes(in)))
 			return requeue, nil
 		}
-		// The status stands, but the nodes under it may have moved: past
-		// maxListedNodes, a node that stops halting the rollout as another
-		// starts (seen in one pass) leaves RollingRestart's message, and
-		// the status, as they were ("and N more"). The halt spread to that
-		// node all the same. Given no event, filter adds that one alone;
-		// what it remembers moves with it only, as a status write would
-		// have moved it. Only then: most passes of most AppGroups end
-		// here, and filter (and the nodes halting) costs a pass through
-		// the reports and a copy of what it remembers.
-		if !seen.haltRecorded(&cur) {
-			return requeue, nil
-		}
-		halting := haltingNodes(in)
-		if len(haltingAnew(halting, seen.halted)) == 0 {
-			return requeue, nil
-		}
-		if evs, next := seen.filter(&cur, rolledOutNodes(in), halting, nil); len(evs) > 0 {
+		// The status stands, but the nodes under it may have moved: a
+		// halt may have spread to a node its message does not name. What
+		// is remembered moves with that event only, as a status write
+		// would have moved it.
+		if evs, next := seen.spreadOnly(&cur, in); len(evs) > 0 {
 			r.rollouts.set(key, ag.UID, next)
-			for _, ev := range relateSpread(evs, seen.halted, halting, in.Reports) {
+			for _, ev := range evs {
 				r.record(ctx, ag, ev)
 			}
 		}

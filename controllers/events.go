@@ -581,6 +581,32 @@ func (s rolloutSeen) haltRecorded(cur *ferryv1.AppGroupStatus) bool {
 		condition(cur, ferryv1.ConditionRollingRestart).Reason == ferryv1.ReasonRolloutHalted
 }
 
+// spreadOnly is what a pass whose status stands (cur, computed from in)
+// records: the RolloutHalted of a halt that spread to a node not named
+// (past maxListedNodes, a node that stops halting the rollout as another
+// starts, seen in one pass, leaves RollingRestart's message, and the
+// status, as they were: "and N more"), related to that node's pool
+// (relateSpread), with what s moves to; no event and s as it is
+// otherwise. Given no event, filter can record only that spread, so it
+// runs only where one can be (haltRecorded, a node halting anew): most
+// passes of most AppGroups end before, and filter (and the nodes
+// halting) costs a pass through the reports and a copy of what s
+// remembers.
+func (s rolloutSeen) spreadOnly(cur *ferryv1.AppGroupStatus, in rollupInput) ([]statusEvent, rolloutSeen) {
+	if !s.haltRecorded(cur) {
+		return nil, s
+	}
+	halting := haltingNodes(in)
+	if len(haltingAnew(halting, s.halted)) == 0 {
+		return nil, s
+	}
+	evs, next := s.filter(cur, rolledOutNodes(in), halting, nil)
+	if len(evs) == 0 {
+		return nil, s
+	}
+	return relateSpread(evs, s.halted, halting, in.Reports), next
+}
+
 // haltingAnew are the nodes of halting that named does not hold.
 func haltingAnew(halting, named []string) []string {
 	return slices.DeleteFunc(slices.Clone(halting), func(n string) bool { return slices.Contains(named, n) })

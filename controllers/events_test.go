@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -1303,6 +1304,45 @@ func TestHaltRecordedGuardsTheFilter(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSpreadOnly: a pass whose status stands records a halt that spread
+// to a node its message does not name (past maxListedNodes), once,
+// related to that node's pool, and remembers that node named; nothing
+// where every node halting is named, or the status shows no halt.
+func TestSpreadOnly(t *testing.T) {
+	nodes := []string{"node-a", "node-b", "node-c", "node-d", "node-e", "node-f", "node-g"}
+	var pools []*ferryv1.ProcessPool
+	for _, node := range nodes {
+		pools = append(pools, testPool(node, targetRev, rolledOut(2), resists(targetRev, "exited with status 1", "")))
+	}
+	in := input(nodes, pools...)
+	cur := computeStatus(in)
+	if c := condition(&cur, ferryv1.ConditionRollingRestart); c.Reason != ferryv1.ReasonRolloutHalted {
+		t.Fatalf("RollingRestart %s: %s", c.Reason, c.Message)
+	}
+
+	seen := rolloutSeen{revision: targetRev, halted: nodes[:6]}
+	evs, next := seen.spreadOnly(&cur, in)
+	if len(evs) != 1 || evs[0].Reason != EventRolloutHalted || !evs[0].Again {
+		t.Fatalf("events %+v, want one RolloutHalted again", evs)
+	}
+	if p, ok := evs[0].Related.(*ferryv1.ProcessPool); !ok || p.Spec.NodeName != "node-g" {
+		t.Errorf("related %v, want node-g's pool", evs[0].Related)
+	}
+	if !slices.Equal(next.halted, nodes) {
+		t.Errorf("named next %q, want %q", next.halted, nodes)
+	}
+
+	if evs, again := next.spreadOnly(&cur, in); len(evs) > 0 || !slices.Equal(again.halted, nodes) {
+		t.Errorf("every node named: events %+v, named %q", evs, again.halted)
+	}
+	complete := cur.DeepCopy()
+	meta.SetStatusCondition(&complete.Conditions, metav1.Condition{Type: ferryv1.ConditionRollingRestart,
+		Status: metav1.ConditionFalse, Reason: ferryv1.ReasonRolloutComplete})
+	if evs, _ := seen.spreadOnly(complete, in); len(evs) > 0 {
+		t.Errorf("no halt shown: events %+v", evs)
 	}
 }
 
