@@ -125,6 +125,9 @@ type AppGroupStatus struct {
 	// the target changes, that node runs the revision, or every selected
 	// node does, so the halt outlives the node: unselected, or its agent
 	// restarted, it still keeps the revision from every further node.
+	// A node whose processes of the target keep dying soon after they are
+	// ready, where nothing returns it, is not recorded: RollingRestart's
+	// message names it as a crash loop instead.
 	// +optional
 	HaltedRollout *HaltedRollout `json:"haltedRollout,omitempty"`
 
