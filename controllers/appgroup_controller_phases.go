@@ -440,7 +440,7 @@ func (r *AppGroupReconciler) patchPool(ctx context.Context, s *scope, p, desired
 // returnedNote is NodeReturned's note for node, returned to revision from
 // target, whose agent last reported failed of its spawns. The agent counts
 // a process of the target that died within the crash window of ready as a
-// failed spawn (contract.DiedAfterReadyIn): that one spawned, so the note
+// failed spawn (contract.YoungDeathOf): that one spawned, so the note
 // says what became of it, not that the node cannot spawn the target.
 func returnedNote(node, revision, target string, failed *ferryv1.SpawnError) string {
 	if contract.YoungDeathOf(failed, target) {

@@ -751,8 +751,10 @@ func restartOver(r poolReport) bool {
 // loopsOn: the target crash-loops on r's node with nothing to return it
 // (looping: crashLooping), and the node's restart is over (restartOver):
 // the loop reads one way at every turn of it (sortRollout), and halts no
-// rollout (haltRecord records none). Not while old processes still serve
-// there mid-restart: its agent holds the target, and the halt is one.
+// rollout (haltRecord records none). Not while its restart is under way:
+// a young death that leaves none of the target running there halts the
+// rollout as any spawn failure does (its old processes may still serve);
+// the loop reads so only once the restart is over.
 func loopsOn(looping []string, r poolReport) bool {
 	return slices.Contains(looping, r.Node) && restartOver(r)
 }
@@ -884,10 +886,9 @@ func crashNote(in rollupInput, nodes []string) string {
 		reason = nodes[0] + ": " + reason
 	}
 	return fmt.Sprintf("; on %s a process of revision %s died soon after it was ready (%s), and none has lived %s, "+
-		"the crash window, there yet; nothing returns %s to an older revision (%s): %s processes are respawned "+
-		"until one lives %s or another revision is requested",
+		"the crash window, there yet; nothing returns %s to an older revision (%s): %s processes are %s",
 		nodeList(nodes), in.Target, reason, contract.CrashWindow, plural(len(nodes), "the node", "these nodes"),
-		staysWhy(in), plural(len(nodes), "its", "their"), contract.CrashWindow)
+		staysWhy(in), plural(len(nodes), "its", "their"), contract.CrashLoopRespawned)
 }
 
 // staysWhy says why nothing returns a node from a target it cannot run

@@ -723,7 +723,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			// Its replacement ready: the same message, or the status
@@ -735,7 +735,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			name: "a Blocking restart over, a target not proven dying young",
@@ -794,7 +794,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "1/3 nodes updated; next: node-b, after node-a rolled out; on node-a a process of revision 2-abc died soon " +
 				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
 				"there yet; nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			// The nodes are listed, the first one's reason quoted; a node
@@ -811,7 +811,7 @@ func TestRollingRestartCondition(t *testing.T) {
 				"on node-a and node-b a process of revision 2-abc died soon after it was ready (node-a: exited with status 1 " +
 				"1.2s after it was ready), and none has lived 10s, the crash window, there yet; nothing returns these nodes " +
 				"to an older revision (resistDeploymentErrors is false): " +
-				"their processes are respawned until one lives 10s or another revision is requested",
+				"their processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			// Resisted, but proven on node-a: node-b stays on it, and
@@ -824,7 +824,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
-				"its processes are respawned until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			name: "a proven target dying young on the last node, between two deaths",
@@ -834,7 +834,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
-				"its processes are respawned until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			// One process: its death leaves none of the target running,
@@ -850,7 +850,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			name: "resistance off, one process of a target not proven dead young, its replacement booting",
@@ -859,7 +859,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			name: "resistance off, one process of a target not proven dead young, its replacement ready",
@@ -868,7 +868,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			// A wave waits on it, and no halt holds the wave: a record
@@ -885,7 +885,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "1/3 nodes updated; next: node-b, after node-a rolled out; on node-a a process of revision 2-abc died soon " +
 				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
 				"there yet; nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			name: "a proven target of one process dead young on the last node, none running",
@@ -895,7 +895,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
-				"its processes are respawned until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			// The wave waits for node-b (planWave), and says so, as where
@@ -908,7 +908,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "2/3 nodes updated; next: node-c, after node-b rolled out; on node-b a process of revision 2-abc died soon " +
 				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
 				"there yet; nothing returns the node to an older revision (revision 2-abc lasted on a node before: " +
-				"status.provenRevision): its processes are respawned until one lives 10s or another revision is requested",
+				"status.provenRevision): its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
 			name: "a proven target dying young on node-b, a replacement booting, node-c waiting",

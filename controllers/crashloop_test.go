@@ -98,7 +98,7 @@ func TestCrashLoopNothingReturnsIsSaid(t *testing.T) {
 		"1/1 nodes updated; on "+a+" a process of revision "+rev2+" died soon after it was ready "+
 			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
 			"nothing returns the node to an older revision (resistDeploymentErrors is false): "+
-			"its processes are respawned until one lives 10s")
+			"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s")
 	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
 	agent.replacementReady("blog", 2)
 	waitSameRollingRestart(t, ns, "blog", 2, looping)
@@ -109,7 +109,7 @@ func TestCrashLoopNothingReturnsIsSaid(t *testing.T) {
 // TestProvenCrashLoopIsSaid: deployment errors resisted, a revision that
 // lived the crash window on the first node (status.provenRevision) and
 // whose processes then die young on the last one is not returned from
-// there: its agent respawns them with backoff, and the rollout reads
+// there: its agent respawns them, with a growing backoff, and the rollout reads
 // RolloutComplete while Ready says the node is not ready. Its message
 // says that they die young there, and why nothing returns the node, also
 // between two deaths (seen failing: "Revision 2-... runs on 2/2 nodes"
@@ -151,7 +151,7 @@ func TestLoneCrashLoopReadsOneWay(t *testing.T) {
 		Message: "1/1 nodes updated; on " + a + " a process of revision " + rev2 + " died soon after it was ready " +
 			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 			"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-			"its processes are respawned until one lives 10s or another revision is requested"}
+			"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested"}
 	agent.diesAlone("blog", "exited with status 3 1.2s after it was ready")
 	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 0, looping))
 	agent.replacementReady("blog", 1)
@@ -182,7 +182,7 @@ func TestProvenLoneCrashLoopReadsOneWay(t *testing.T) {
 		Message: "Revision " + rev2 + " runs on 2/2 nodes; on " + b + " a process of revision " + rev2 + " died soon after it " +
 			"was ready (exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
 			"nothing returns the node to an older revision (revision " + rev2 + " lasted on a node before: " +
-			"status.provenRevision): its processes are respawned until one lives 10s or another revision is requested"}
+			"status.provenRevision): its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested"}
 	agentB.diesAlone("blog", "exited with status 3 1.2s after it was ready")
 	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 1, looping))
 	agentB.replacementReady("blog", 1)

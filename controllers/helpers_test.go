@@ -174,7 +174,6 @@ func returnedFrom(revision, reason string) poolOpt {
 	}
 }
 
-// nodesOf lists the reports' nodes, in order.
 // haltInput is what haltRecord reads of reports of target: the record
 // so far (prev), the nodes of the reports selected, in their order, the
 // last revision rolled out everywhere (last: nil for none), and the target
@@ -188,6 +187,7 @@ func haltInput(prev *ferryv1.HaltedRollout, target string, reports []poolReport,
 	return in
 }
 
+// nodesOf lists the reports' nodes, in order.
 func nodesOf(reports []poolReport) []string {
 	nodes := make([]string, 0, len(reports))
 	for _, r := range reports {

@@ -223,7 +223,7 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 		// may be all a poll sees of the loop; SpawnFailures keeps the
 		// count then (as kubectl ferry's crashLoop reads spawnFailures).
 		return restartOver, fmt.Errorf("processes of revision %s die soon after they are ready: %s\n%s\n"+
-			"The pool respawns them with backoff (%s)", revision, e.Reason, indent(e.Output), contract.SpawnsRetried)
+			"They are %s", revision, e.Reason, indent(e.Output), contract.CrashLoopRespawned)
 	}
 	if ps.Counts.Updated == ps.Counts.Total && ps.Counts.Ready >= ps.MinProcesses {
 		if ps.RevisionLasted || ps.Counts.Total == 0 {

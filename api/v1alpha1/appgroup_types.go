@@ -126,8 +126,9 @@ type AppGroupStatus struct {
 	// node does, so the halt outlives the node: unselected, or its agent
 	// restarted, it still keeps the revision from every further node.
 	// A node whose processes of the target keep dying soon after they are
-	// ready, where nothing returns it, is not recorded: RollingRestart's
-	// message names it as a crash loop instead.
+	// ready, where nothing returns it, is not recorded once its restart is
+	// over (nor kept, unless it resisted): RollingRestart's message names
+	// it as a crash loop instead.
 	// +optional
 	HaltedRollout *HaltedRollout `json:"haltedRollout,omitempty"`
 

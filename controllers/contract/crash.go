@@ -71,3 +71,10 @@ func FailedHow(reason, on string) string {
 // but a spawn that works or another revision (in a cluster, the manager's
 // return of the node to what worked is one).
 const SpawnsRetried = "retried with backoff, at most a minute apart, until one works or another revision is requested"
+
+// CrashLoopRespawned is what becomes of a crash loop's processes (ready,
+// then dead within CrashWindow), as the manager's RollingRestart message,
+// kubectl ferry restart --wait and standalone's say it: not SpawnsRetried,
+// as a process that died young did start, and a first death is replaced
+// at once; from the second round the backoff grows as for failed spawns.
+const CrashLoopRespawned = "respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested"

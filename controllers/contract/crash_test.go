@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"strings"
 	"testing"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -75,5 +76,13 @@ func TestYoungDeathOf(t *testing.T) {
 		if got := DiesYoungAgain(tt.e, "2", tt.failures, tt.lasted); got != tt.again {
 			t.Errorf("%s: DiesYoungAgain(failures %d, lasted %v) = %v, want %v", tt.name, tt.failures, tt.lasted, got, tt.again)
 		}
+	}
+}
+
+// CrashLoopRespawned is a constant, so it spells the crash window out:
+// it must say the window CrashWindow is.
+func TestCrashLoopRespawnedSaysTheCrashWindow(t *testing.T) {
+	if want := "until one lives " + CrashWindow.String(); !strings.Contains(CrashLoopRespawned, want) {
+		t.Errorf("CrashLoopRespawned = %q, want it to say %q", CrashLoopRespawned, want)
 	}
 }

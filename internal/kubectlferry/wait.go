@@ -246,8 +246,8 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	if len(nodes) == 1 {
 		them = nodes[0]
 	}
-	return fmt.Errorf("%w: %s\n%s nothing returns %s to an older revision, and %s spawns are %s",
-		ErrCrashLoop, msg, why, them, its, contract.SpawnsRetried)
+	return fmt.Errorf("%w: %s\n%s nothing returns %s to an older revision, and %s processes are %s",
+		ErrCrashLoop, msg, why, them, its, contract.CrashLoopRespawned)
 }
 
 // nodeList lists nodes as the manager's messages do: "a, b and c", at

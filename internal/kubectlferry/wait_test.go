@@ -206,7 +206,7 @@ func TestAssessRollout(t *testing.T) {
 			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			errText: "on node-1 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
 				"    RuntimeError: no database\nAs resistDeploymentErrors is false, nothing returns node-1 to an older revision, " +
-				"and its spawns are retried with backoff",
+				"and its processes are respawned, with a growing backoff",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		// A first death is replaced at once, and the replacement may live
 		// the window: a passing fault (seen failing: the wait ended at
@@ -268,7 +268,7 @@ func TestAssessRollout(t *testing.T) {
 		{name: "on many nodes", done: true, err: ErrCrashLoop, pools: many,
 			errText: "on node-1, node-2, node-3, node-4, node-5 and 2 more (on node-1: exited with status 3 1.2s after it was ready)" +
 				"\n    Traceback (most recent call last):\n    RuntimeError: no database\n" +
-				"As resistDeploymentErrors is false, nothing returns these nodes to an older revision, and their spawns",
+				"As resistDeploymentErrors is false, nothing returns these nodes to an older revision, and their processes are respawned",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		// Resisted, the manager returns the node and the AppGroup resists.
 		{name: "its processes die young twice, errors resisted", progress: "RollingRestart=True: 1/2 nodes updated",
@@ -282,7 +282,7 @@ func TestAssessRollout(t *testing.T) {
 			pools: []ferryv1.ProcessPool{diesYoung("node-2", target)}, mutate: provenNotReady,
 			errText: "on node-2 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
 				"    RuntimeError: no database\nRevision " + target + " lasted on another node (status.provenRevision), " +
-				"so nothing returns node-2 to an older revision, and its spawns are retried"},
+				"so nothing returns node-2 to an older revision, and its processes are respawned"},
 		{name: "a proven target dies young twice, a node waits", done: true, err: ErrCrashLoop,
 			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { provenNotReady(ag, st); set(st, settling) }},
@@ -670,7 +670,7 @@ func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-1 "+
 			"(exited with status 3 1.2s after it was ready)\n"+
 			"    Traceback (most recent call last):\n    RuntimeError: no database\n",
-		"\nAs resistDeploymentErrors is false, nothing returns node-1 to an older revision, and its spawns are retried with backoff",
+		"\nAs resistDeploymentErrors is false, nothing returns node-1 to an older revision, and its processes are respawned, with a growing backoff",
 		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
 	)
 }
