@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -128,6 +129,7 @@ type Agent struct {
 
 	synced       atomic.Bool
 	restored     atomic.Bool
+	crd          *crdCheck    // keeps the agent not Ready against an outdated CRD
 	leaseTrouble leaseTrouble // renewLease's own
 }
 
@@ -152,12 +154,14 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, cl, live, err := newClients(opts.Config, opts.NodeName)
+	log := opts.Log.WithValues("node", opts.NodeName)
+	crd := &crdCheck{log: log}
+	c, cl, live, err := newClients(opts.Config, opts.NodeName, crd.handle)
 	if err != nil {
 		return nil, err
 	}
 	return &Agent{
-		opts: opts, log: opts.Log.WithValues("node", opts.NodeName), client: cl, live: live, cache: c, store: st,
+		opts: opts, log: log, client: cl, live: live, cache: c, store: st, crd: crd,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
 		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]int64{}, ports: map[int32]portHold{},
 		unlabelled: map[types.NamespacedName]bool{},
@@ -212,7 +216,9 @@ func makeDirs(dirs ...string) error {
 // it was never run, nor drained once deleted, until the agent's next
 // start listed every pool in the cluster for it. spec.nodeName is
 // immutable, so a pool leaves the cache only when it is gone.
-func newClients(cfg *rest.Config, node string) (cache.Cache, client.Client, client.Reader, error) {
+// onWatchError sees each failed list or watch of the cache (crdCheck).
+func newClients(cfg *rest.Config, node string, onWatchError toolscache.WatchErrorHandlerWithContext,
+) (cache.Cache, client.Client, client.Reader, error) {
 	s := scheme.New()
 	// The agent only ever touches ProcessPools: a static mapping, so that
 	// starting needs no discovery from an API server that may be away.
@@ -223,8 +229,9 @@ func newClients(cfg *rest.Config, node string) (cache.Cache, client.Client, clie
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("Secret"), meta.RESTScopeNamespace)
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 	c, err := cache.New(cfg, cache.Options{
-		Scheme: s,
-		Mapper: mapper,
+		Scheme:                   s,
+		Mapper:                   mapper,
+		DefaultWatchErrorHandler: onWatchError,
 		ByObject: map[client.Object]cache.ByObject{
 			&ferryv1.ProcessPool{}: {Field: fields.OneTermEqualSelector(nodeNameField, node)},
 		},
@@ -249,8 +256,13 @@ func newClients(cfg *rest.Config, node string) (cache.Cache, client.Client, clie
 const nodeNameField = "spec.nodeName"
 
 // Ready reports whether the agent knows what to run: from the API server,
-// or, while it is unreachable, from the specs saved on disk.
-func (a *Agent) Ready() bool { return a.synced.Load() || a.restored.Load() }
+// or, while it is unreachable, from the specs saved on disk. Not on the
+// saved specs while the API server refuses the cache's field selector
+// (crdCheck): that lasts until the CRDs are upgraded, and an agent Ready
+// meanwhile would let a DaemonSet rollout reach every node.
+func (a *Agent) Ready() bool {
+	return a.synced.Load() || (a.restored.Load() && !a.crd.outdated.Load())
+}
 
 // Run serves until ctx is done, then drains every pool.
 func (a *Agent) Run(ctx context.Context) error {
@@ -314,6 +326,7 @@ func (a *Agent) afterSync(ctx context.Context) {
 		return
 	}
 	a.synced.Store(true)
+	a.crd.synced()
 	a.log.Info("Synced with the API server")
 	a.mu.Lock()
 	for key := range a.pools {

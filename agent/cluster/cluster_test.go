@@ -98,6 +98,13 @@ func newPool(ns, name, node, revision string, port int32, root string) *ferryv1.
 // opts may change its options first.
 func runAgent(t *testing.T, node string, cfg *rest.Config, stateDir string, opts ...func(*Options)) (stop func()) {
 	t.Helper()
+	_, stop = startAgent(t, node, cfg, stateDir, opts...)
+	return stop
+}
+
+// startAgent is runAgent that also returns the agent.
+func startAgent(t *testing.T, node string, cfg *rest.Config, stateDir string, opts ...func(*Options)) (*Agent, func()) {
+	t.Helper()
 	o := Options{NodeName: node, Config: cfg, BindAddress: "127.0.0.1", StateDir: stateDir,
 		HeartbeatInterval: time.Second, StatsInterval: time.Second, Log: testr.New(t)}
 	for _, f := range opts {
@@ -114,9 +121,9 @@ func runAgent(t *testing.T, node string, cfg *rest.Config, stateDir string, opts
 		_ = a.Run(ctx)
 	}()
 	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
+	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
-	return stop
+	return a, stop
 }
 
 // readyPool creates a pool of the hello example named name on node,

@@ -1,0 +1,163 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// fieldLabelError is the API server's answer to a list of ProcessPools
+// by spec.nodeName when the CRD does not declare it selectable, as the
+// reflector returns it.
+func fieldLabelError() error {
+	return fmt.Errorf("failed to list *v1alpha1.ProcessPool: %w",
+		apierrors.NewBadRequest("field label not supported: spec.nodeName"))
+}
+
+func TestFieldUnsupported(t *testing.T) {
+	gr := schema.GroupResource{Group: "ferry.dev", Resource: "processpools"}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"the field selector refused", fieldLabelError(), true},
+		{"another bad request", apierrors.NewBadRequest("invalid label selector"), false},
+		{"the text, not a bad request", errors.New("field label not supported: spec.nodeName"), false},
+		{"forbidden", apierrors.NewForbidden(gr, "", errors.New("no")), false},
+		{"the API server away", errors.New("dial tcp 127.0.0.1:6443: connect: connection refused"), false},
+		{"nil", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fieldUnsupported(tc.err); got != tc.want {
+				t.Errorf("fieldUnsupported(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestCRDCheckHandler: the refused field selector sets outdated and is
+// logged once however often the reflector retries; another error does
+// neither; a sync clears outdated, and a later refusal is logged again.
+func TestCRDCheckHandler(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	c := &crdCheck{log: book.Logger()}
+	r := toolscache.NewReflector(&toolscache.ListWatch{}, &ferryv1.ProcessPool{},
+		toolscache.NewStore(toolscache.MetaNamespaceKeyFunc), 0)
+	ctx := context.Background()
+
+	c.handle(ctx, r, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused"))
+	c.handle(ctx, r, apierrors.NewBadRequest("invalid label selector"))
+	if c.outdated.Load() {
+		t.Fatal("outdated after errors other than the refused field selector")
+	}
+	if n := len(book.Find("")); n != 0 {
+		t.Fatalf("logged %d lines for errors other than the refused field selector", n)
+	}
+
+	for range 3 {
+		c.handle(ctx, r, fieldLabelError())
+	}
+	if !c.outdated.Load() {
+		t.Fatal("not outdated after the refused field selector")
+	}
+	checkOutdatedLogged(t, book, 1)
+
+	c.synced()
+	if c.outdated.Load() {
+		t.Fatal("outdated after the cache synced")
+	}
+	c.handle(ctx, r, fieldLabelError())
+	checkOutdatedLogged(t, book, 2)
+}
+
+// checkOutdatedLogged checks that book holds n lines, each crdCheck's
+// error naming the field and the fix.
+func checkOutdatedLogged(t *testing.T, book *agenttest.Logbook, n int) {
+	t.Helper()
+	all := book.Find("")
+	if len(all) != n {
+		t.Fatalf("logged %d lines, want %d: %v", len(all), n, all)
+	}
+	for _, e := range all {
+		if e.Msg != crdOutdatedMsg || !e.IsError {
+			t.Errorf("logged %q (error: %v), want the error %q", e.Msg, e.IsError, crdOutdatedMsg)
+		}
+		if v, _ := e.Value("field"); v != nodeNameField {
+			t.Errorf("field = %v, want %s", v, nodeNameField)
+		}
+	}
+}
+
+// TestAgentAgainstACRDWithoutTheFieldIsNotReady: an agent with saved
+// pools, restarted against a ProcessPool CRD that does not declare
+// spec.nodeName selectable (CRDs not upgraded), logs the cause and the
+// fix and is not Ready; once the CRD declares the field, it syncs and is
+// Ready.
+func TestAgentAgainstACRDWithoutTheFieldIsNotReady(t *testing.T) {
+	ns := namespace(t)
+	dir := stateDir(t)
+	const node = "node-crd"
+	stop := runAgent(t, node, env.Config, dir)
+	readyPool(t, ns, "hello-"+node, node, freePort(t))
+	stop()
+
+	setNodeNameSelectable(t, false)
+	t.Cleanup(func() { setNodeNameSelectable(t, true) })
+
+	book := agenttest.NewLogbook(t)
+	a, _ := startAgent(t, node, env.Config, dir, logTo(book))
+	book.WaitFor(t, "Resumed pool from its saved spec")
+	e := book.WaitFor(t, crdOutdatedMsg)
+	if !e.IsError {
+		t.Errorf("%q logged as info, want an error", e.Msg)
+	}
+	if !a.restored.Load() {
+		t.Fatal("the agent did not resume its saved pool: its not being Ready proves nothing")
+	}
+	if a.Ready() {
+		t.Error("Ready against a CRD without the selectable field")
+	}
+
+	setNodeNameSelectable(t, true)
+	book.WaitFor(t, "Synced with the API server")
+	waitUntil(t, "the agent Ready", a.Ready)
+	if a.crd.outdated.Load() {
+		t.Error("still outdated after the sync")
+	}
+	if n := len(book.Find(crdOutdatedMsg)); n != 1 {
+		t.Errorf("logged %q %d times, want once", crdOutdatedMsg, n)
+	}
+	book.Check(t)
+}
+
+// setNodeNameSelectable declares spec.nodeName a selectable field of the
+// ProcessPool CRD, or takes it out as in a CRD older than the agent, and
+// waits until the API server lists by it accordingly.
+func setNodeNameSelectable(t *testing.T, on bool) {
+	t.Helper()
+	patch := `[{"op":"remove","path":"/spec/versions/0/selectableFields"}]`
+	if on {
+		patch = `[{"op":"add","path":"/spec/versions/0/selectableFields","value":[{"jsonPath":".spec.nodeName"}]}]`
+	}
+	ctx := context.Background()
+	if out, err := env.Kubectl(ctx, "patch", "crd", "processpools.ferry.dev", "--type=json", "-p", patch); err != nil {
+		t.Fatalf("patching the CRD: %v: %s", err, out)
+	}
+	waitUntil(t, fmt.Sprintf("a list by %s to be refused: %v", nodeNameField, !on), func() bool {
+		err := env.Client.List(ctx, &ferryv1.ProcessPoolList{}, client.MatchingFields{nodeNameField: "node-crd"})
+		if on {
+			return err == nil
+		}
+		return fieldUnsupported(err)
+	})
+}
