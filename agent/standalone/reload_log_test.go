@@ -55,8 +55,6 @@ func listed(e map[string]any, key string) string {
 	return fmt.Sprint(l)
 }
 
-const partialReloadLogged = "Reload failed in part; the AppGroups it names keep their previous configuration (new ones do not start), the rest of the file was applied"
-
 // TestReloadLogNamesAppGroupsOnce: the log entry of a SIGHUP reload that
 // failed in part names its AppGroups in its fields (applied, notApplied,
 // notStarted, removed) and gives as its error the problems alone. Before,
@@ -72,10 +70,10 @@ func TestReloadLogNamesAppGroupsOnce(t *testing.T) {
 		fields map[string]string
 	}{
 		{"in part", &PartialReloadError{Applied: []string{"b", "c"}, NotApplied: []string{"a", "e"}, Removed: []string{"d"},
-			notStarted: []string{"e"}, Err: problems}, partialReloadLogged,
+			notStarted: []string{"e"}, Err: problems}, PartialReloadLogged,
 			map[string]string{"applied": "[b c]", "notApplied": "[a e]", "notStarted": "[e]", "removed": "[d]"}},
 		{"in part, nothing new", &PartialReloadError{Removed: []string{"d"}, NotApplied: []string{"a"}, Err: problems},
-			partialReloadLogged, map[string]string{"applied": "[]", "notApplied": "[a]", "notStarted": "[]", "removed": "[d]"}},
+			PartialReloadLogged, map[string]string{"applied": "[]", "notApplied": "[a]", "notStarted": "[]", "removed": "[d]"}},
 		{"nothing applied", problems, "Reload failed; still serving the previous configuration", nil},
 	} {
 		log, c := captureLog(t)
@@ -174,11 +172,11 @@ spec:
 	s.write(t, 2, "1", e, f)
 	r.srv.ReloadAndLog()
 	entry := logged.last("Reload")
-	if entry == nil || entry["msg"] != partialReloadLogged || entry["error"] != problem ||
+	if entry == nil || entry["msg"] != PartialReloadLogged || entry["error"] != problem ||
 		listed(entry, "applied") != "[hello]" || listed(entry, "notApplied") != "[e]" ||
 		listed(entry, "notStarted") != "[e]" || listed(entry, "removed") != "[]" {
 		t.Errorf("the SIGHUP reload's log entry: %v\nwant msg %q, error %q, applied [hello], notApplied [e], notStarted [e], none removed",
-			entry, partialReloadLogged, problem)
+			entry, PartialReloadLogged, problem)
 	}
 	st, err = r.client.Status(ctx)
 	if err != nil {

@@ -532,6 +532,11 @@ func (s *Server) ReloadAndLog() {
 	logReload(s.log, s.opts.File, s.Reload())
 }
 
+// PartialReloadLogged is the message of the log entry of a SIGHUP reload
+// that failed in part (logReload): one constant for the line and the
+// tests that read it, so a new wording is made in one place.
+const PartialReloadLogged = "Reload failed in part; the AppGroups it names keep their previous configuration (new ones do not start), the rest of the file was applied"
+
 // logReload logs the outcome of a reload of file. One that failed in part
 // names its AppGroups in fields (applied, notApplied, of these notStarted,
 // the new ones, and removed), and its error is the problems alone: the
@@ -544,7 +549,7 @@ func logReload(log logr.Logger, file string, err error) {
 	case errors.As(err, &partial):
 		// The rest of the file was applied: "still serving the previous
 		// configuration" is true only of what the error names.
-		log.Error(partial.Err, "Reload failed in part; the AppGroups it names keep their previous configuration (new ones do not start), the rest of the file was applied",
+		log.Error(partial.Err, PartialReloadLogged,
 			"notApplied", partial.NotApplied, "notStarted", partial.notStarted, "applied", partial.Applied,
 			"removed", partial.Removed)
 	case err != nil:

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/agent/standalone"
 	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
@@ -336,7 +337,7 @@ func TestPartialReloadSaysWhatWasApplied(t *testing.T) {
 		if !bSettings {
 			t.Errorf("b's new pool was not applied: no \"Reloaded AppGroup settings\" of b in the log")
 		}
-		want := "Reload failed in part; the AppGroups it names keep their previous configuration (new ones do not start), the rest of the file was applied"
+		want := standalone.PartialReloadLogged
 		if failed == nil || failed["msg"] != want || fmt.Sprint(failed["notApplied"]) != "[a]" ||
 			fmt.Sprint(failed["applied"]) != "[b]" || !strings.Contains(fmt.Sprint(failed["error"]), "address already in use") {
 			t.Errorf("the reload's log line: %v\nwant msg %q, notApplied [a], applied [b] (not c, unchanged), and the error", failed, want)
@@ -347,7 +348,7 @@ func TestPartialReloadSaysWhatWasApplied(t *testing.T) {
 		if bSettings {
 			t.Errorf("b, unchanged, was reloaded")
 		}
-		want := "Reload failed in part; the AppGroups it names keep their previous configuration (new ones do not start), the rest of the file was applied"
+		want := standalone.PartialReloadLogged
 		applied, _ := failed["applied"].([]any)
 		if failed == nil || failed["msg"] != want || len(applied) != 0 ||
 			fmt.Sprint(failed["notApplied"]) != "[a]" || fmt.Sprint(failed["removed"]) != "[c]" {
