@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -108,7 +109,9 @@ func TestReloadLogNamesAppGroupsOnce(t *testing.T) {
 // backoff), so it is applied, not named after "did not start". A second
 // reload, by SIGHUP's way (ReloadAndLog), logs the lists in its fields
 // once, its error the problem alone, while status's reloadFailed still
-// says everything.
+// says everything, in words and, in its status JSON, e in notStarted.
+// Before, that JSON had no notStarted: a script had to parse the error
+// to know that e did not start.
 func TestReloadOfANewAppGroupThatDoesNotStart(t *testing.T) {
 	s := newSite(t)
 	log, logged := captureLog(t)
@@ -146,8 +149,8 @@ spec:
 		t.Fatal(err)
 	}
 	rf := st.ReloadFailed
-	if rf == nil || rf.Error != want || fmt.Sprint(rf.Applied, rf.NotApplied, rf.Removed) != "[hello f] [e] []" {
-		t.Errorf("status's reloadFailed after it: %+v\nwant applied [hello f], notApplied [e], none removed, and the error", rf)
+	if rf == nil || rf.Error != want || fmt.Sprint(rf.Applied, rf.NotApplied, rf.NotStarted, rf.Removed) != "[hello f] [e] [e] []" {
+		t.Errorf("status's reloadFailed after it: %+v\nwant applied [hello f], notApplied and notStarted [e], none removed, and the error", rf)
 	}
 	var served []string
 	for _, a := range st.Apps {
@@ -184,5 +187,17 @@ spec:
 	}
 	if rf := st.ReloadFailed; rf == nil || rf.Error != "reload applied in part: applied hello; did not start (new): e:\n  "+problem {
 		t.Errorf("status's reloadFailed after the SIGHUP reload: %+v, want the error that says it all", rf)
+	}
+	// The status JSON as a script reads it: e, which did not start, under
+	// notStarted, no need to parse the error's words.
+	var raw struct {
+		ReloadFailed map[string]any `json:"reloadFailed"`
+	}
+	if err := r.client.call(ctx, http.MethodGet, "/v1/status", nil, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if rf := raw.ReloadFailed; listed(rf, "notStarted") != "[e]" || listed(rf, "notApplied") != "[e]" ||
+		listed(rf, "applied") != "[hello]" || listed(rf, "removed") != "[]" {
+		t.Errorf("status JSON's reloadFailed: %v\nwant notStarted [e], notApplied [e], applied [hello], none removed", rf)
 	}
 }

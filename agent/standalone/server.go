@@ -519,7 +519,7 @@ func (s *Server) Reload() error {
 		var partial *PartialReloadError
 		if errors.As(err, &partial) {
 			f := s.reloadFailed
-			f.Applied, f.NotApplied, f.Removed = partial.Applied, partial.NotApplied, partial.Removed
+			f.Applied, f.NotApplied, f.NotStarted, f.Removed = partial.Applied, partial.NotApplied, partial.notStarted, partial.Removed
 		}
 	}
 	s.mu.Unlock()
@@ -766,13 +766,22 @@ type StatusResponse struct {
 
 // ReloadFailure is when a reload failed, and why. A reload that failed
 // in part (a PartialReloadError) names the AppGroups as its log line
-// does; one that names none changed nothing.
+// does, for clients of the admin API (ferry-agent status --json,
+// scripts) to read without parsing Error, which says the same in words;
+// one that names none changed nothing.
 type ReloadFailure struct {
-	Time       metav1.Time `json:"time"`
-	Error      string      `json:"error"`
-	Applied    []string    `json:"applied,omitempty"`
-	NotApplied []string    `json:"notApplied,omitempty"`
-	Removed    []string    `json:"removed,omitempty"`
+	Time  metav1.Time `json:"time"`
+	Error string      `json:"error"`
+	// Applied are the AppGroups the reload started, moved or changed.
+	Applied []string `json:"applied,omitempty"`
+	// NotApplied are those its problems name: each keeps its previous
+	// configuration, or, new in the file, did not start (NotStarted).
+	NotApplied []string `json:"notApplied,omitempty"`
+	// NotStarted are those of NotApplied new in the file: the agent does
+	// not serve them.
+	NotStarted []string `json:"notStarted,omitempty"`
+	// Removed are those the file no longer has, stopped.
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Status returns every AppGroup's status, by name.

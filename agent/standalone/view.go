@@ -34,7 +34,9 @@ func Header(st StatusResponse) statusview.Header {
 	if f := st.ReloadFailed; f != nil {
 		note := "Last reload failed at " + f.Time.Format(time.RFC3339) + "; it changed nothing:"
 		if len(f.Applied)+len(f.Removed) > 0 {
-			// Its error says what was applied and what was not.
+			// Its error says what was applied and what was not: the
+			// lists of f (Applied, NotStarted, ...) are for scripts,
+			// and shown here would say every name twice.
 			note = "Last reload failed in part at " + f.Time.Format(time.RFC3339) + ":"
 		}
 		h.Notes = append(h.Notes, note)

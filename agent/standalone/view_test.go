@@ -178,4 +178,12 @@ func TestPartialReloadErrorSaysWhatWasApplied(t *testing.T) {
 			t.Errorf("the status view lacks\n%s\nin:\n%s", tc.want, view)
 		}
 	}
+	// The lists are for scripts (status --json): the view shows the error,
+	// which names every AppGroup once already.
+	failed := ReloadFailure{Time: at, Error: "reload applied in part: applied b; did not start (new): e:\n  f.yaml: bad",
+		Applied: []string{"b"}, NotApplied: []string{"e"}, NotStarted: []string{"e"}}
+	if view := statusText(t, StatusResponse{ReloadFailed: &failed}); strings.Count(view, "e:") != 1 ||
+		strings.Count(view, "applied b") != 1 || strings.Contains(view, "[e]") {
+		t.Errorf("the status view names the AppGroups more than once:\n%s", view)
+	}
 }
