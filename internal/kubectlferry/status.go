@@ -121,9 +121,10 @@ func (cl *clients) managerLease(ctx context.Context, namespace string) (*coordin
 }
 
 // clockSlack is how far past its bound a sign of life may lie before a
-// note calls its writer gone: the manager's leader Lease renewal is
-// stamped by the manager's clock, an agent's writes are timed by the API
-// server's (in whole seconds), and both are read here by this one.
+// note calls its writer gone: the manager's and the agents' writes are
+// timed by the API server's clock (lastWrite, in whole seconds), and read
+// here by this machine's, which may differ from it. (Where managedFields
+// carry no time, the writers' own stamps stand in, by their clocks.)
 const clockSlack = 30 * time.Second
 
 // managerNote says, from the manager's leader Lease l in namespace (or
@@ -132,7 +133,10 @@ const clockSlack = 30 * time.Second
 // it for longer than it lasts. Nothing then reconciles the AppGroup, and
 // its status stays what was last written; without this, it would read as
 // current. "" while a leader renews it, or when the Lease could not be
-// read for another reason than its absence (no permission, say).
+// read for another reason than its absence (no permission, say). A
+// renewal is timed as the agents' writes are, by when the API server
+// recorded it (lastWrite): renewTime is stamped by the manager's clock,
+// and a manager whose clock is wrong would read as down, or up, by it.
 func managerNote(namespace string, l *coordinationv1.Lease, err error, now time.Time) string {
 	if apierrors.IsNotFound(err) {
 		return fmt.Sprintf("No ferry-manager leads: there is no leader Lease %s/%s, so none may be running, nothing "+
@@ -145,29 +149,41 @@ func managerNote(namespace string, l *coordinationv1.Lease, err error, now time.
 	}
 	where := l.Namespace + "/" + l.Name
 	holder := ptr.Deref(l.Spec.HolderIdentity, "")
-	last := l.Spec.RenewTime
-	if last == nil {
-		last = l.Spec.AcquireTime
-	}
+	last := leaseRenewed(l)
 	if holder == "" {
 		// A leader that stops cleanly releases the Lease (an empty holder).
 		ago := ""
-		if last != nil {
-			ago = fmt.Sprintf(", last renewed %s ago", duration.HumanDuration(now.Sub(last.Time)))
+		if !last.IsZero() {
+			ago = fmt.Sprintf(", last renewed %s ago", duration.HumanDuration(now.Sub(last)))
 		}
 		return fmt.Sprintf("No ferry-manager leads: its leader Lease %s is released%s. Nothing reconciles the AppGroup, "+
 			"and this status is what the manager last wrote, until a manager runs again.", where, ago)
 	}
-	if last == nil {
+	if last.IsZero() {
 		return ""
 	}
 	lasts := time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 15)) * time.Second
-	if now.Sub(last.Time) <= lasts+clockSlack {
+	if now.Sub(last) <= lasts+clockSlack {
 		return ""
 	}
 	return fmt.Sprintf("The ferry-manager leader %s has not renewed its Lease %s for %s (it lasts %s): the manager may be down. "+
 		"Nothing reconciles the AppGroup meanwhile, and this status is what it last wrote.",
-		holder, where, duration.HumanDuration(now.Sub(last.Time)), lasts)
+		holder, where, duration.HumanDuration(now.Sub(last)), lasts)
+}
+
+// leaseRenewed is when the leader Lease l was last written, by the API
+// server's clock (lastWrite): every renewal changes renewTime, and a
+// release too. Its renewTime (else acquireTime), by the leader's clock,
+// where managedFields carry no time; zero when it has neither.
+func leaseRenewed(l *coordinationv1.Lease) time.Time {
+	var stamp time.Time
+	switch {
+	case l.Spec.RenewTime != nil:
+		stamp = l.Spec.RenewTime.Time
+	case l.Spec.AcquireTime != nil:
+		stamp = l.Spec.AcquireTime.Time
+	}
+	return lastWrite(l.ManagedFields, "", stamp)
 }
 
 // listPools lists the ProcessPools of ag, sorted by node.

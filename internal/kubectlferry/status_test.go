@@ -697,43 +697,44 @@ func lastWritten(objs ...client.Object) time.Time {
 // it; with it released (a clean stop) or not renewed for longer than it
 // lasts (a crash, a lost node), a note says the manager may be down and
 // the status is what it last wrote. Before, the last status read as
-// current (found by a walkthrough), and with no Lease it still did.
+// current (found by a walkthrough), and with no Lease it still did. The
+// manager here stamps renewTime an hour behind: its renewals are timed by
+// when the API server recorded them, so it is not called down while it
+// renews (before: "has not renewed its Lease ... for 60m").
 func TestStatusManagerDown(t *testing.T) {
 	ns := healthyFixture(t)
-	status := func() string {
+	statusAt := func(now time.Time) string {
 		t.Helper()
-		r := run(t, "status", "hello", "-n", ns, "--lease-namespace", ns)
+		r := runApp(t, &App{Now: func() time.Time { return now }}, "status", "hello", "-n", ns, "--lease-namespace", ns)
 		if r.code != ExitOK {
 			t.Fatalf("exit %d: %s", r.code, r.err)
 		}
 		return r.out
 	}
-	assertContains(t, status(), "No ferry-manager leads: there is no leader Lease "+ns+"/manager.ferry.dev, so none may be running")
+	assertContains(t, statusAt(testNow), "No ferry-manager leads: there is no leader Lease "+ns+"/manager.ferry.dev, so none may be running")
 
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: contract.ManagerLeaseName},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("ferry-manager-7d9f_1f3a"), LeaseDurationSeconds: ptr.To[int32](15),
-			RenewTime: &metav1.MicroTime{Time: testNow.Add(-2 * time.Second)}},
+			RenewTime: &metav1.MicroTime{Time: time.Now().Add(-time.Hour)}},
 	}
 	if err := env.Client.Create(context.Background(), lease); err != nil {
 		t.Fatal(err)
 	}
-	if out := status(); strings.Contains(out, "ferry-manager") && strings.Contains(out, "Lease") {
-		t.Errorf("a renewed leader Lease, still a note:\n%s", out)
+	if out := statusAt(lastWritten(lease).Add(2 * time.Second)); strings.Contains(out, "ferry-manager") && strings.Contains(out, "Lease") {
+		t.Errorf("a leader Lease renewed 2s ago by the API server's clock (an hour ago by the manager's), still a note:\n%s", out)
 	}
 
-	lease.Spec.RenewTime = &metav1.MicroTime{Time: testNow.Add(-4 * time.Minute)}
-	if err := env.Client.Update(context.Background(), lease); err != nil {
-		t.Fatal(err)
-	}
-	assertContains(t, status(), "The ferry-manager leader ferry-manager-7d9f_1f3a has not renewed its Lease "+ns+
+	// The manager stopped renewing 4 minutes ago.
+	assertContains(t, statusAt(lastWritten(lease).Add(4*time.Minute)), "The ferry-manager leader ferry-manager-7d9f_1f3a has not renewed its Lease "+ns+
 		"/manager.ferry.dev for 4m (it lasts 15s): the manager may be down.")
 
 	lease.Spec.HolderIdentity = ptr.To("")
 	if err := env.Client.Update(context.Background(), lease); err != nil {
 		t.Fatal(err)
 	}
-	assertContains(t, status(), "No ferry-manager leads: its leader Lease "+ns+"/manager.ferry.dev is released, last renewed 4m ago.")
+	assertContains(t, statusAt(lastWritten(lease).Add(4*time.Minute)),
+		"No ferry-manager leads: its leader Lease "+ns+"/manager.ferry.dev is released, last renewed 4m ago.")
 }
 
 func TestManagerNote(t *testing.T) {
@@ -742,6 +743,13 @@ func TestManagerNote(t *testing.T) {
 		l.Spec.HolderIdentity = ptr.To(holder)
 		l.Spec.LeaseDurationSeconds = ptr.To(lasts)
 		l.Spec.RenewTime = &metav1.MicroTime{Time: testNow.Add(-renewed)}
+		return l
+	}
+	// written is l as the API server returns it after it recorded the
+	// last renewal ago by its own clock (managedFields' time).
+	written := func(l *coordinationv1.Lease, ago time.Duration) *coordinationv1.Lease {
+		l.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "manager", Operation: metav1.ManagedFieldsOperationUpdate,
+			Time: &metav1.Time{Time: testNow.Add(-ago)}}}
 		return l
 	}
 	gone := apierrors.NewNotFound(coordinationv1.Resource("leases"), contract.ManagerLeaseName)
@@ -760,6 +768,13 @@ func TestManagerNote(t *testing.T) {
 		{"expired", lease("m1", 50*time.Second, 15), nil, "leader m1 has not renewed its Lease ferry-system/manager.ferry.dev for 50s (it lasts 15s)"},
 		{"released", lease("", time.Minute, 1), nil, "its leader Lease ferry-system/manager.ferry.dev is released, last renewed 60s ago"},
 		{"never renewed, held", func() *coordinationv1.Lease { l := lease("m1", 0, 15); l.Spec.RenewTime = nil; return l }(), nil, ""},
+		// The manager stamps renewTime by its clock; the API server's time
+		// of the write is what counts, so a skewed clock misleads no one.
+		{"renewTime an hour behind, written just now", written(lease("m1", time.Hour, 15), 2*time.Second), nil, ""},
+		{"renewTime an hour ahead, not written since", written(lease("m1", -time.Hour, 15), 5*time.Minute), nil,
+			"leader m1 has not renewed its Lease ferry-system/manager.ferry.dev for 5m (it lasts 15s)"},
+		{"released, renewTime an hour behind", written(lease("", time.Hour, 1), 2*time.Minute), nil,
+			"its leader Lease ferry-system/manager.ferry.dev is released, last renewed 2m ago"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := managerNote("ferry-system", tt.lease, tt.err, testNow)
