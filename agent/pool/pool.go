@@ -330,13 +330,21 @@ type scalingState struct {
 	// ScalingError condition says so (ReasonSpawnBlocked), and the manager
 	// does not take it for a revision that cannot start there.
 	blocked bool
-	// crashSince, when set, is the first crash of a loop (the hold for
-	// the manager's return is timed from holdFrom): the failures are
-	// of workers that died soon after they were ready. Their replacements
-	// coming up proves nothing, so the count stays (each crash backs off
-	// longer) until a worker ready since then has lasted (lastedLocked)
-	// or served until it was recycled (servedLocked); one that served
-	// from before the crashes proves nothing of the workers spawned since.
+	// loopSince, when set, is the first failure of a loop: the failed
+	// spawns and young deaths of a revision in a row. A spawn coming up
+	// in it clears err (spawnWorkedLocked) but proves nothing yet: a
+	// process that is ready and then dies young did not work either, so
+	// the counts stay (each round backs off longer, rounds goes on)
+	// until a worker ready since then has lasted (lastedLocked) or served
+	// until it was recycled (servedLocked); one that served from before
+	// the loop proves nothing of the workers spawned since. A loop of
+	// failed spawns only also ends where their need passed
+	// (clearPassedScalingErrorLocked).
+	loopSince time.Time
+	// crashSince, when set, is the first young death of the loop: from
+	// it the pool may await the manager's return (awaitsReturnLocked;
+	// the hold for it is timed from holdFrom). A failed spawn after it
+	// keeps it: the loop goes on.
 	crashSince time.Time
 	// last is the failure counted last, lastErr when it was recorded: the
 	// status reports rounds with lastErr (SpawnFailures) while lastErr is
@@ -349,18 +357,21 @@ type scalingState struct {
 	// are one round, so that 2 says a replacement spawned after a failure
 	// failed too, as kubectl ferry restart --wait reads it, and as the
 	// hold for the manager's return (holdingLocked) starts. It counts as
-	// steps does, but starts over once a spawn of last's revision works
-	// outside a crash loop after its error was cleared as passed
-	// (spawnWorkedLocked), where steps and failures stay for the backoff
-	// (clearPassedScalingErrorLocked): a later first death is a first one.
+	// steps does, through failed spawns and young deaths alike (a
+	// process ready, then dead young, is a failed round, not a spawn that
+	// worked: loopSince), and starts over with the loop's end; where
+	// the loop was of failed spawns whose need passed, once a spawn of
+	// last's revision works (spawnWorkedLocked), steps and failures
+	// staying for the backoff (clearPassedScalingErrorLocked): a later
+	// first death is a first one.
 	rounds int
 	// holdFrom, set in a crash loop only, is when the first young death
 	// counted with rounds >= 2 was recorded (fail): the second round of
 	// the loop, where the hold for the manager's return starts
 	// (holdingLocked), and the moment the hold and the wait for the return
-	// are timed from (awaitFrom). (A failed spawn in a loop resets
-	// crashSince and holdFrom, not rounds: the next loop's first young
-	// death may be counted at 2 already.) Why not crashSince: a process
+	// are timed from (awaitFrom). (A failed spawn counts in the loop's
+	// rounds, and young deaths after failed spawns only are counted at 2
+	// or more already: held from the first.) Why not crashSince: a process
 	// spawned after the first death must boot before it can die young; of
 	// an app that boots in 5 to 10s, the second round comes near the end
 	// of the first death's crash window, or after it, where a hold timed
@@ -915,15 +926,19 @@ func (p *Pool) servedLocked(w *Worker) {
 	if p.excused.n > 0 && w.readyAt.After(p.excused.since) {
 		p.excused = excusedDeaths{}
 	}
-	if loop := p.scaling.crashSince; !loop.IsZero() && p.scaling.err == nil && w.readyAt.After(loop) {
-		msg := "Recovered from crashes soon after ready: a worker has lived past the crash window"
+	if loop := p.scaling.loopSince; !loop.IsZero() && p.scaling.err == nil && w.readyAt.After(loop) {
+		of, count := "Recovered from crashes soon after ready", "crashes"
+		if p.scaling.crashSince.IsZero() {
+			of, count = "Recovered from failed spawns", "failures"
+		}
+		how := "a worker has lived past the crash window"
 		switch {
 		case w.state == ferryv1.ProcessStopping:
-			msg = "Recovered from crashes soon after ready: a worker served until it was recycled"
+			how = "a worker served until it was recycled"
 		case time.Since(w.readyAt) < crashWindow:
-			msg = "Recovered from crashes soon after ready: the revision has served the crash window through with no death"
+			how = "the revision has served the crash window through with no death"
 		}
-		p.log.Info(msg, "revision", w.Revision, "pid", w.PID(), "crashes", p.scaling.failures, "window", crashWindow.String())
+		p.log.Info(of+": "+how, "revision", w.Revision, "pid", w.PID(), count, p.scaling.failures, "window", crashWindow.String())
 		p.scaling = scalingState{}
 	}
 }
@@ -1152,6 +1167,13 @@ func (p *Pool) clearPassedScalingErrorLocked(v view, d decision) {
 	}
 	p.log.Info("Cleared scaling error: the pool needs no spawn now", "revision", p.scaling.err.Revision)
 	p.scaling.err = nil
+	if p.scaling.crashSince.IsZero() {
+		// A loop of failed spawns ends with their need; the next spawn
+		// that works starts the count over (spawnWorkedLocked). One with
+		// young deaths goes on until a worker lasts: its survivors, ready
+		// and not needed now, may die young yet.
+		p.scaling.loopSince = time.Time{}
+	}
 	p.notifyLocked()
 }
 
@@ -1367,25 +1389,23 @@ func (p *Pool) readyLocked(w *Worker, proc *spawn.Process, startRSS int64) {
 }
 
 // spawnWorkedLocked ends the scaling error recorded for revision, a spawn
-// of which worked: the condition must not keep saying "failing" at steady
-// state. In a crash loop, a worker coming up recovers nothing yet: the
-// loop ends, and says so, once one has lasted or served until it was
-// recycled (servedLocked).
+// of which is ready: the condition must not keep saying "failing" at
+// steady state. It recovers nothing yet: a worker ready that dies young
+// is the loop's next failed round, whether the failures before it were
+// young deaths or failed spawns (an app that sometimes fails to boot and
+// otherwise dies young would start its count over at every spawn that
+// boots, and never be held or found looping). The loop ends, and says
+// so, once a worker has lasted or served until it was recycled
+// (servedLocked).
 func (p *Pool) spawnWorkedLocked(revision string) {
-	if p.scaling.err == nil && p.scaling.crashSince.IsZero() && p.scaling.last != nil && p.scaling.last.Revision == revision {
+	if p.scaling.err == nil && p.scaling.loopSince.IsZero() && p.scaling.last != nil && p.scaling.last.Revision == revision {
 		// The error of a need that passed (clearPassedScalingErrorLocked):
 		// the count the status reports starts over, the backoff stays.
 		p.scaling.rounds = 0
 	}
-	if p.scaling.err == nil || p.scaling.err.Revision != revision {
-		return
-	}
-	if !p.scaling.crashSince.IsZero() {
+	if p.scaling.err != nil && p.scaling.err.Revision == revision {
 		p.scaling.err = nil
-		return
 	}
-	p.log.Info("Recovered from scaling error", "revision", revision)
-	p.scaling = scalingState{}
 }
 
 // scaleSpawn grows the pool by one worker; a failure is a scaling error.
@@ -1467,9 +1487,10 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool, began, fail
 // round's first young death was recorded (holdFrom).
 func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time {
 	s.failures++
-	if !crash {
-		s.crashSince, s.holdFrom = time.Time{}, time.Time{}
-	} else if s.crashSince.IsZero() {
+	if s.loopSince.IsZero() {
+		s.loopSince = now
+	}
+	if crash && s.crashSince.IsZero() {
 		s.crashSince = now
 	}
 	if began.Before(s.steppedAt) {

@@ -120,8 +120,11 @@ func TestBackoffStepsPerRound(t *testing.T) {
 // return is timed from its second round (holdFrom: the first young death
 // recorded with rounds at 2), however long after the first death it comes
 // (a replacement must boot before it dies): not from one round of deaths
-// together, not again from a later round (the hold is once a loop), and a
-// failed spawn ends the loop with it.
+// together, not again from a later round (the hold is once a loop). A
+// failed spawn is one of the loop's rounds, not its end: young deaths
+// after failed spawns are held from the first (before, a failed spawn
+// ended the loop, and the spawn that worked after it started the count
+// over: TestFailedBootsBetweenYoungDeathsAreOneLoop).
 func TestHoldFromTheSecondRound(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	at := t0.Add
@@ -158,11 +161,20 @@ func TestHoldFromTheSecondRound(t *testing.T) {
 			{12 * time.Second, 10 * time.Millisecond, true},
 			{30 * time.Second, 22 * time.Second, true},
 		}, 12 * time.Second},
-		{"a failed spawn ends the loop", []failure{
+		{"a failed spawn in the hold: the loop goes on", []failure{
 			{0, -5 * time.Second, true},
 			{3 * time.Second, 10 * time.Millisecond, true},
 			{5 * time.Second, 4 * time.Second, false},
-		}, none},
+		}, 3 * time.Second},
+		{"a young death after a failed spawn: the second round", []failure{
+			{0, -time.Second, false},
+			{3 * time.Second, 2 * time.Second, true},
+		}, 3 * time.Second},
+		{"young, failed, young: held from the second death", []failure{
+			{0, -5 * time.Second, true},
+			{time.Second, 10 * time.Millisecond, false},
+			{4 * time.Second, 3 * time.Second, true},
+		}, 4 * time.Second},
 	}
 	for _, tc := range cases {
 		var s scalingState
