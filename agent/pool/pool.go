@@ -575,7 +575,7 @@ func (p *Pool) unavailableLocked() bool {
 // of the revision it resists from (code replaced in place), which no
 // return mends.
 func (p *Pool) awaitsReturnLocked(now time.Time) bool {
-	return p.rolledFrom.to == p.cfg.Revision && !p.cfg.Proven && !p.lasted[p.cfg.Revision] && resists(p.cfg.Template) &&
+	return p.rolledFrom.to == p.cfg.Revision && !p.cfg.Proven && !p.lasted[p.cfg.Revision] && contract.ResistanceAsked(&p.cfg.Template.Restart) &&
 		p.resisting == nil && !p.opts.ResistEarlyCrashes &&
 		!p.scaling.crashSince.IsZero() && now.Sub(p.scaling.awaitFrom()) < crashWindow
 }
@@ -1734,7 +1734,7 @@ func (p *Pool) spawnsRevisionLocked(revision string) bool {
 // retired in place of its old worker (keepInstead).
 func (p *Pool) resistCrashLocked(w *Worker, crash error) bool {
 	if !p.opts.ResistEarlyCrashes || p.resisting != nil || p.lasted[w.Revision] ||
-		w.Revision != p.cfg.Revision || p.rolledFrom.to != w.Revision || !resists(p.cfg.Template) {
+		w.Revision != p.cfg.Revision || p.rolledFrom.to != w.Revision || !contract.ResistanceAsked(&p.cfg.Template.Restart) {
 		return false
 	}
 	p.enterResistanceLocked(w.Revision, crash, p.rolledFrom.from)

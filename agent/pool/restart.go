@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/spawn"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // Restart outcomes, as reported to the Observer and in logs.
@@ -268,7 +269,7 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 	moved := newer != target
 	proven := p.readyOfRevisionLocked(target) > 0
 	machine := notTheRevisions(err) // the spawn failed for no fault of the revision
-	resist := resists(p.cfg.Template)
+	resist := contract.ResistanceAsked(&p.cfg.Template.Restart)
 	if resist && !moved && !proven && !machine {
 		// Decided and done under one lock: a revision asked for in between
 		// would find nothing to end, and the pool would resist a revision
@@ -330,11 +331,6 @@ func (p *Pool) handleRestartSpawnError(rs *restartState, x, y *Worker, err error
 func notTheRevisions(err error) bool {
 	var se *spawn.Error
 	return errors.As(err, &se) && se.NotTheRevisions()
-}
-
-// resists: the template asks for deployment error resistance (the default).
-func resists(t ferryv1.AppTemplate) bool {
-	return t.Restart.ResistDeploymentErrors == nil || *t.Restart.ResistDeploymentErrors
 }
 
 // reportResisting logs and counts the deployment error err of revision

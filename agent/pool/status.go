@@ -84,7 +84,7 @@ func (p *Pool) Status() Status {
 	if p.lastErr != nil && p.lastErr == p.scaling.last {
 		s.SpawnFailures = p.scaling.rounds
 	}
-	s.ResistDeploymentErrors = resists(p.cfg.Template)
+	s.ResistDeploymentErrors = contract.ResistanceAsked(&p.cfg.Template.Restart)
 	if p.scaling.err != nil {
 		s.ScalingError = p.scaling.err.DeepCopy()
 		s.ScalingRetryAt = &metav1.Time{Time: p.nextSpawnLocked(time.Now())}
