@@ -1,12 +1,9 @@
 package pool_test
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	"github.com/ferry-dev/ferry/controllers/contract"
 )
@@ -24,12 +21,7 @@ import (
 // (spawnWorkedLocked): every young death read round 1, no hold came, and
 // the waits never ended.
 func TestFailedBootsBetweenYoungDeathsAreOneLoop(t *testing.T) {
-	book := agenttest.NewLogbook(t)
-	log := book.Over(stampedLogger(t))
-	root, _ := filepath.Abs("testdata/bootdie")
-	good := pool.Config{Name: "t/bootloop", Revision: "1", Template: agenttest.WSGIAt(root, 1, 1)}
-	e := agenttest.Start(t, good, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
-	e.WaitFor(t, time.Minute, "1 ready worker of revision 1", agenttest.Ready(1))
+	e, book, good := startBootdie(t, "t/bootloop", 1)
 	// Of revision 2, spawn 1 (the restart's) is ready and dies young,
 	// spawn 2 fails to boot, spawn 3 is ready and dies young, and so on.
 	e.Pool.Update(pool.Config{Name: good.Name, Revision: "2",

@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
@@ -35,12 +37,7 @@ const (
 // rounds): the replacements were stopped before they served, and the
 // status showed none of the revision running.
 func TestOneRoundOfYoungDeathsIsNotHeld(t *testing.T) {
-	book := agenttest.NewLogbook(t)
-	log := book.Over(stampedLogger(t))
-	root, _ := filepath.Abs("testdata/bootdie")
-	cfg := pool.Config{Name: "t/holdrounds", Revision: "1", Template: agenttest.WSGIAt(root, 2, 2)}
-	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
-	e.WaitFor(t, time.Minute, "2 ready workers of revision 1", agenttest.Ready(2))
+	e, book, cfg := startBootdie(t, "t/holdrounds", 2)
 	cfg.Revision = "2"
 	e.Pool.Update(cfg)
 
@@ -93,13 +90,8 @@ func TestOneRoundOfYoungDeathsIsNotHeld(t *testing.T) {
 // respawned at once, and under load each replacement would take a
 // waiting request and die in it.
 func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
-	book := agenttest.NewLogbook(t)
-	log := book.Over(stampedLogger(t))
-	root, _ := filepath.Abs("testdata/bootdie")
-	good := pool.Config{Name: "t/holdslowboot", Revision: "1", Template: agenttest.WSGIAt(root, 2, 2)}
-	e := agenttest.Start(t, good, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
-	e.WaitFor(t, time.Minute, "2 ready workers of revision 1", agenttest.Ready(2))
-	e.Pool.Update(pool.Config{Name: good.Name, Revision: "2", Template: agenttest.WSGIAt(root, 2, 2, env("BOOT_DELAY", "5"))})
+	e, book, good := startBootdie(t, "t/holdslowboot", 2)
+	e.Pool.Update(pool.Config{Name: good.Name, Revision: "2", Template: bootdie(t, 2, env("BOOT_DELAY", "5"))})
 
 	var killed []int
 	killTogether(t, book, readyUnkilled(t, e, killed), &killed)
@@ -145,6 +137,30 @@ func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
 	if n := spawnedAfter(book, logHeld, "2"); n > 0 {
 		t.Errorf("%d workers of revision 2 made ready while the pool held its spawns for the manager's return", n)
 	}
+}
+
+// startBootdie starts a pool named name, as in a cluster (no
+// ResistEarlyCrashes), of n bootdie workers of revision 1 that live,
+// logging to the test's log and to the logbook it returns, and waits
+// until they are ready. It returns revision 1's config too.
+func startBootdie(t *testing.T, name string, n int32) (*agenttest.Env, *agenttest.Logbook, pool.Config) {
+	t.Helper()
+	book := agenttest.NewLogbook(t)
+	log := book.Over(stampedLogger(t))
+	cfg := pool.Config{Name: name, Revision: "1", Template: bootdie(t, n)}
+	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	e.WaitFor(t, time.Minute, fmt.Sprintf("%d ready workers of revision 1", n), agenttest.Ready(n))
+	return e, book, cfg
+}
+
+// bootdie is the template of n workers of testdata/bootdie with env.
+func bootdie(t *testing.T, n int32, env ...ferryv1.EnvVar) ferryv1.AppTemplate {
+	t.Helper()
+	root, err := filepath.Abs("testdata/bootdie")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return agenttest.WSGIAt(root, n, n, env...)
 }
 
 // readyUnkilled waits until the pool runs 2 ready workers of revision 2,
