@@ -51,14 +51,6 @@ func TestScalingErrorOnlyOfARevisionSpawned(t *testing.T) {
 // (once the backoff is over) takes the next. A crash's first step backs
 // off none.
 func TestBackoffStepsPerRound(t *testing.T) {
-	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	at := t0.Add
-	type failure struct {
-		now, began time.Duration
-		crash      bool
-		until      time.Duration // when the next attempt may be made
-		found      time.Duration // when it was found failing, if before now
-	}
 	cases := []struct {
 		name     string
 		failures []failure
@@ -101,13 +93,9 @@ func TestBackoffStepsPerRound(t *testing.T) {
 	}
 	for _, tc := range cases {
 		var s scalingState
-		for i, f := range tc.failures {
-			found := f.now
-			if f.found != 0 {
-				found = f.found
-			}
-			if got := s.fail(at(f.now), at(f.began), at(found), f.crash); !got.Equal(at(f.until)) {
-				t.Errorf("%s: failure %d: next attempt at +%s, want +%s", tc.name, i+1, got.Sub(t0), f.until)
+		for i, got := range replay(&s, tc.failures) {
+			if want := tc.failures[i].until; !got.Equal(tableStart.Add(want)) {
+				t.Errorf("%s: failure %d: next attempt at +%s, want +%s", tc.name, i+1, got.Sub(tableStart), want)
 			}
 		}
 		if s.failures != len(tc.failures) || s.steps != tc.steps {
@@ -126,67 +114,95 @@ func TestBackoffStepsPerRound(t *testing.T) {
 // ended the loop, and the spawn that worked after it started the count
 // over: TestFailedBootsBetweenYoungDeathsAreOneLoop).
 func TestHoldFromTheSecondRound(t *testing.T) {
-	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	at := t0.Add
-	type failure struct {
-		now, began time.Duration
-		crash      bool
-	}
 	const none = time.Duration(-1)
 	cases := []struct {
 		name     string
 		failures []failure
 		holdFrom time.Duration // none: not set
 	}{
-		{"one young death", []failure{{0, -5 * time.Second, true}}, none},
+		{"one young death", []failure{young(0, -5*time.Second)}, none},
 		{"two young deaths of one round", []failure{
-			{0, -5 * time.Second, true},
-			{time.Millisecond, -4 * time.Second, true},
+			young(0, -5*time.Second),
+			young(time.Millisecond, -4*time.Second),
 		}, none},
 		{"a second round within the first death's window", []failure{
-			{0, -5 * time.Second, true},
-			{3 * time.Second, 10 * time.Millisecond, true},
+			young(0, -5*time.Second),
+			young(3*time.Second, 10*time.Millisecond),
 		}, 3 * time.Second},
 		{"a second round past the first death's window (a slow boot)", []failure{
-			{0, -5 * time.Second, true},
-			{12 * time.Second, 10 * time.Millisecond, true},
+			young(0, -5*time.Second),
+			young(12*time.Second, 10*time.Millisecond),
 		}, 12 * time.Second},
 		{"the second round's other death", []failure{
-			{0, -5 * time.Second, true},
-			{12 * time.Second, 10 * time.Millisecond, true},
-			{12*time.Second + time.Millisecond, 11 * time.Millisecond, true},
+			young(0, -5*time.Second),
+			young(12*time.Second, 10*time.Millisecond),
+			young(12*time.Second+time.Millisecond, 11*time.Millisecond),
 		}, 12 * time.Second},
 		{"a third round, the hold over: not again", []failure{
-			{0, -5 * time.Second, true},
-			{12 * time.Second, 10 * time.Millisecond, true},
-			{30 * time.Second, 22 * time.Second, true},
+			young(0, -5*time.Second),
+			young(12*time.Second, 10*time.Millisecond),
+			young(30*time.Second, 22*time.Second),
 		}, 12 * time.Second},
 		{"a failed spawn in the hold: the loop goes on", []failure{
-			{0, -5 * time.Second, true},
-			{3 * time.Second, 10 * time.Millisecond, true},
-			{5 * time.Second, 4 * time.Second, false},
+			young(0, -5*time.Second),
+			young(3*time.Second, 10*time.Millisecond),
+			spawnFailed(5*time.Second, 4*time.Second),
 		}, 3 * time.Second},
 		{"a young death after a failed spawn: the second round", []failure{
-			{0, -time.Second, false},
-			{3 * time.Second, 2 * time.Second, true},
+			spawnFailed(0, -time.Second),
+			young(3*time.Second, 2*time.Second),
 		}, 3 * time.Second},
 		{"young, failed, young: held from the second death", []failure{
-			{0, -5 * time.Second, true},
-			{time.Second, 10 * time.Millisecond, false},
-			{4 * time.Second, 3 * time.Second, true},
+			young(0, -5*time.Second),
+			spawnFailed(time.Second, 10*time.Millisecond),
+			young(4*time.Second, 3*time.Second),
 		}, 4 * time.Second},
 	}
 	for _, tc := range cases {
 		var s scalingState
-		for _, f := range tc.failures {
-			s.fail(at(f.now), at(f.began), at(f.now), f.crash)
-		}
+		replay(&s, tc.failures)
 		want := time.Time{}
 		if tc.holdFrom != none {
-			want = at(tc.holdFrom)
+			want = tableStart.Add(tc.holdFrom)
 		}
 		if !s.holdFrom.Equal(want) {
 			t.Errorf("%s: hold from %v, want %v (%d rounds)", tc.name, s.holdFrom, want, s.rounds)
 		}
 	}
+}
+
+// failure is a row of the tables that replay failures on a scalingState
+// (replay), its times from tableStart: recorded at now, of an attempt
+// begun at began, a young death (crash) or a failed spawn, found failing
+// at found (0: at now); until is when the next attempt may be made, for
+// the tables that check it.
+type failure struct {
+	now, began time.Duration
+	crash      bool
+	until      time.Duration
+	found      time.Duration
+}
+
+// young and spawnFailed are the failures whose next attempt no table
+// checks.
+func young(now, began time.Duration) failure {
+	return failure{now: now, began: began, crash: true}
+}
+
+func spawnFailed(now, began time.Duration) failure { return failure{now: now, began: began} }
+
+var tableStart = time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+
+// replay records fs on s in turn, and returns when each let the next
+// attempt be made.
+func replay(s *scalingState, fs []failure) []time.Time {
+	next := make([]time.Time, len(fs))
+	for i, f := range fs {
+		found := f.now
+		if f.found != 0 {
+			found = f.found
+		}
+		next[i] = s.fail(tableStart.Add(f.now), tableStart.Add(f.began), tableStart.Add(found), f.crash)
+	}
+	return next
 }
