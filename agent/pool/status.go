@@ -42,11 +42,15 @@ type Status struct {
 	// (scalingState.rounds): not ScalingFailures, which counts each
 	// process of a round; from 2 rounds of young deaths, a pool that
 	// awaits the manager's return holds the revision's spawns for the
-	// crash window from the second, once a loop (holdingLocked). Kept once
-	// ScalingError is cleared between the young deaths of a crash loop,
-	// their replacements ready. 0 once the count starts over (a spawn worked, after a need that passed too; a
-	// crash loop ended; another revision; resistance), and while
-	// LastSpawnError is a failure it leaves out (scalingState.last).
+	// crash window from the second, once a loop (holdingLocked). The
+	// rounds are of failed spawns and young deaths alike, and a spawn that
+	// is ready is not one that worked: kept once ScalingError is cleared
+	// between the failures of a loop, their replacements ready, until a
+	// worker ready since the loop began lasts or serves until it is
+	// recycled (scalingState.loopSince). 0 once the count starts over
+	// (the loop ended so; a spawn worked after a need that passed;
+	// another revision; resistance), and while LastSpawnError is a failure
+	// it leaves out (scalingState.last).
 	SpawnFailures int             `json:"spawnFailures,omitempty"`
 	LastRestart   *RestartSummary `json:"lastRestart,omitempty"`
 	// ResistDeploymentErrors is restart.resistDeploymentErrors as the
