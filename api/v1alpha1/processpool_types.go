@@ -226,13 +226,15 @@ type ProcessPoolStatus struct {
 	// gone) are one round, and so is a failed spawn with the deaths of
 	// processes started before it failed; the next round is of processes
 	// started after that: 2 says a replacement spawned after a failure
-	// failed too. After failed spawns it goes back to 0 (omitted) once a
-	// spawn of the revision works (is ready), the pool still backing off
-	// or not. After such a death a replacement being ready is not enough:
-	// the count is kept while it is (ScalingError False), and goes back
-	// to 0 once a process of the revision ready since the death has lived
-	// the crash window or served until it was recycled, or the revision
-	// has served the window through (see lastedRevision). It goes back to
+	// failed too. A replacement being ready is not enough, after failed
+	// spawns or such a death (a process that is ready and then dies young
+	// did not work): the count is kept while it is (ScalingError False),
+	// and goes back to 0 once a process of the revision ready since the
+	// run's first failure has lived the crash window or served until it
+	// was recycled, or the revision has served the window through (see
+	// lastedRevision); after failed spawns whose need passed (ScalingError
+	// cleared with no young death in the run), once a spawn of the
+	// revision is ready. It goes back to
 	// 0 too when the node is asked for another revision, and when the pool
 	// comes to resist the revision (deploymentError). It is 0 too while
 	// lastSpawnError is a failure it does not count: a rolling restart's
