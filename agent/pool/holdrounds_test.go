@@ -139,6 +139,63 @@ func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
 	}
 }
 
+// TestHoldRunsFromTheLastDeathInIt: the second round of young deaths
+// starts the hold with one of its two workers still running (they die
+// apart, as an app's processes do that each die a few seconds after
+// ready); that survivor dies young 4s into the hold. The manager returns
+// a node only once its report shows none of the revision running, so
+// the hold's window must run from that death: the pool reports what the
+// manager returns a node on (FailsTarget) with its next spawn of revision
+// 2 no sooner than the crash window from the survivor's death, and makes
+// no worker of revision 2 ready past the window from the first death of
+// the round, where the return may not have come yet. Before, the hold
+// ran from that first death only: the pool spawned revision 2 again
+// about 6s after the last of it died, before the return, and under load
+// the new worker would take the held requests and die in them.
+func TestHoldRunsFromTheLastDeathInIt(t *testing.T) {
+	e, book, good := startBootdie(t, "t/holdlast", 2)
+	e.Pool.Update(pool.Config{Name: good.Name, Revision: "2", Template: bootdie(t, 2)})
+
+	var killed []int
+	killTogether(t, book, readyUnkilled(t, e, killed), &killed)
+	round2 := readyUnkilled(t, e, killed)
+	killTogether(t, book, round2[:1], &killed)
+	book.WaitFor(t, logHeld)
+	firstOver := time.Now().Add(contract.CrashWindow) // the hold's end, timed from the round's first death
+	// The survivor dies young 4s into the hold: the moment is the test's
+	// setting, not a wait for the pool.
+	if !pause(t.Context(), 4*time.Second) {
+		t.Fatal("the test ended before the survivor's death")
+	}
+	lastKill := time.Now()
+	killTogether(t, book, round2[1:], &killed)
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var s pool.Status
+	if !reported(ctx, e, func(r pool.Status) bool { s = r; return failsTarget(r, "2") }) {
+		t.Fatalf("held, none of revision 2 running, the pool did not report what the manager returns a node on (FailsTarget); status: %+v",
+			e.Pool.Status())
+	}
+	if holdEnd := lastKill.Add(contract.CrashWindow); s.ScalingRetryAt == nil || s.ScalingRetryAt.Time.Before(holdEnd) {
+		t.Errorf("held, the pool spawns revision 2 next at %v, want no sooner than the crash window from the last death in the hold (%s)",
+			s.ScalingRetryAt, holdEnd.Format("15:04:05.000"))
+	}
+	// Past the window from the round's first death, as long as a spawn
+	// takes to be ready: a spawn the hold let through would be by then.
+	if !pause(ctx, time.Until(firstOver)+managerRoundTrip) {
+		t.Fatal("the test ended before the window from the round's first death was over")
+	}
+	if n := spawnedAfter(book, logHeld, "2"); n > 0 {
+		t.Errorf("%d workers of revision 2 made ready %s after the last of it died, before a manager's return could come",
+			n, time.Since(lastKill).Round(time.Second))
+	}
+	e.Pool.Update(good) // the manager's return (NodeReturned)
+	e.WaitFor(t, time.Minute, "2 ready workers of revision 1", func(s pool.Status) bool {
+		return agenttest.Ready(2)(s) && s.Revision == "1"
+	})
+}
+
 // startBootdie starts a pool named name, as in a cluster (no
 // ResistEarlyCrashes), of n bootdie workers of revision 1 that live,
 // logging to the test's log and to the logbook it returns, and waits

@@ -369,14 +369,16 @@ type scalingState struct {
 	// counted with rounds >= 2 was recorded (fail): the second round of
 	// the loop, where the hold for the manager's return starts
 	// (holdingLocked), and the moment the hold and the wait for the return
-	// are timed from (awaitFrom). (A failed spawn counts in the loop's
-	// rounds, and young deaths after failed spawns only are counted at 2
-	// or more already: held from the first.) Why not crashSince: a process
-	// spawned after the first death must boot before it can die young; of
-	// an app that boots in 5 to 10s, the second round comes near the end
-	// of the first death's crash window, or after it, where a hold timed
-	// from the first death holds less than the manager takes to return the
-	// node, or nothing. This is the one place that says so. Set once a
+	// are timed from (awaitFrom); moved to a later young death within its
+	// crash window (a survivor of the round dying in the hold: the return
+	// can come only once none of the revision runs). (A failed spawn
+	// counts in the loop's rounds, and young deaths after failed spawns
+	// only are counted at 2 or more already: held from the first.) Why
+	// not crashSince: a process spawned after the first death must boot
+	// before it can die young; of an app that boots in 5 to 10s, the
+	// second round comes near the end of the first death's crash window,
+	// or after it, where a hold timed from the first death holds less
+	// than the manager takes to return the node, or nothing. This is the one place that says so. Set once a
 	// loop: a later round (the hold over, no return came) does not set it
 	// again.
 	holdFrom time.Time
@@ -596,7 +598,9 @@ func (s *scalingState) awaitFrom() time.Time {
 // holdingLocked: the pool spawns none of its revision now, awaiting the
 // manager's return from it (awaitsReturnLocked), from the second round of
 // young deaths of the loop on (rounds: a replacement spawned after a
-// death died too), for the crash window from that round (holdFrom). The
+// death died too), for the crash window from that round (holdFrom, or a
+// later death in it: a process of the revision that ran as the hold
+// began keeps the manager from returning the node until it dies). The
 // first round is replaced at once, every process of it: those that die
 // together (an OOM sweep, a database blip) are one passing fault, which
 // must not cost a node its revision. (Counted in failures, the second
@@ -1507,7 +1511,14 @@ func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time 
 		}
 		s.until = now.Add(backoffAfter(n))
 	}
-	if crash && s.rounds >= 2 && s.holdFrom.IsZero() {
+	if crash && s.rounds >= 2 && (s.holdFrom.IsZero() || now.Sub(s.holdFrom) < crashWindow) {
+		// The hold starts at the second round. A young death within its
+		// window, while the pool holds (holdFrom is read only then), is
+		// of a worker ready before it began (the pool readies none of the
+		// revision meanwhile), whose survival kept the manager from
+		// returning the node (the report showed the revision running):
+		// the window runs from that death. At most one window more: such
+		// a worker dies young within one of being ready, or not at all.
 		s.holdFrom = now
 	}
 	return s.until

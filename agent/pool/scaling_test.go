@@ -108,7 +108,9 @@ func TestBackoffStepsPerRound(t *testing.T) {
 // return is timed from its second round (holdFrom: the first young death
 // recorded with rounds at 2), however long after the first death it comes
 // (a replacement must boot before it dies): not from one round of deaths
-// together, not again from a later round (the hold is once a loop). A
+// together, not again from a later round (the hold is once a loop), but
+// from a later death within its window (a survivor of the round: the
+// manager returns a node only once none of the revision runs). A
 // failed spawn is one of the loop's rounds, not its end: young deaths
 // after failed spawns are held from the first (before, a failed spawn
 // ended the loop, and the spawn that worked after it started the count
@@ -133,11 +135,11 @@ func TestHoldFromTheSecondRound(t *testing.T) {
 			young(0, -5*time.Second),
 			young(12*time.Second, 10*time.Millisecond),
 		}, 12 * time.Second},
-		{"the second round's other death", []failure{
+		{"the second round's other death, in the hold: from it", []failure{
 			young(0, -5*time.Second),
 			young(12*time.Second, 10*time.Millisecond),
-			young(12*time.Second+time.Millisecond, 11*time.Millisecond),
-		}, 12 * time.Second},
+			young(16*time.Second, 11*time.Millisecond),
+		}, 16 * time.Second},
 		{"a third round, the hold over: not again", []failure{
 			young(0, -5*time.Second),
 			young(12*time.Second, 10*time.Millisecond),
