@@ -118,15 +118,7 @@ func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	var s pool.Status
-	if !reported(ctx, e, func(r pool.Status) bool { s = r; return failsTarget(r, "2") }) {
-		t.Fatalf("held after the second round, the pool did not report what the manager returns a node on (FailsTarget); status: %+v",
-			e.Pool.Status())
-	}
-	if holdEnd := secondKill.Add(contract.CrashWindow); s.ScalingRetryAt == nil || s.ScalingRetryAt.Time.Before(holdEnd) {
-		t.Errorf("held, the pool spawns revision 2 next at %v, want no sooner than the crash window from the second round (%s)",
-			s.ScalingRetryAt, holdEnd.Format("15:04:05.000"))
-	}
+	reportsHeld(ctx, t, e, secondKill, "the second round")
 	if !pause(ctx, managerRoundTrip) {
 		t.Fatal("the test ended before the stand-in manager's return")
 	}
@@ -172,15 +164,7 @@ func TestHoldRunsFromTheLastDeathInIt(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	var s pool.Status
-	if !reported(ctx, e, func(r pool.Status) bool { s = r; return failsTarget(r, "2") }) {
-		t.Fatalf("held, none of revision 2 running, the pool did not report what the manager returns a node on (FailsTarget); status: %+v",
-			e.Pool.Status())
-	}
-	if holdEnd := lastKill.Add(contract.CrashWindow); s.ScalingRetryAt == nil || s.ScalingRetryAt.Time.Before(holdEnd) {
-		t.Errorf("held, the pool spawns revision 2 next at %v, want no sooner than the crash window from the last death in the hold (%s)",
-			s.ScalingRetryAt, holdEnd.Format("15:04:05.000"))
-	}
+	reportsHeld(ctx, t, e, lastKill, "the last death in the hold")
 	// Past the window from the round's first death, as long as a spawn
 	// takes to be ready: a spawn the hold let through would be by then.
 	if !pause(ctx, time.Until(firstOver)+managerRoundTrip) {
@@ -194,6 +178,22 @@ func TestHoldRunsFromTheLastDeathInIt(t *testing.T) {
 	e.WaitFor(t, time.Minute, "2 ready workers of revision 1", func(s pool.Status) bool {
 		return agenttest.Ready(2)(s) && s.Revision == "1"
 	})
+}
+
+// reportsHeld waits until the pool, holding revision 2's spawns, reports
+// what the manager returns a node on (FailsTarget), and checks that it
+// spawns revision 2 next no sooner than the crash window from the death
+// at from (what, saying which).
+func reportsHeld(ctx context.Context, t *testing.T, e *agenttest.Env, from time.Time, what string) {
+	t.Helper()
+	var s pool.Status
+	if !reported(ctx, e, func(r pool.Status) bool { s = r; return failsTarget(r, "2") }) {
+		t.Fatalf("held, the pool did not report what the manager returns a node on (FailsTarget); status: %+v", e.Pool.Status())
+	}
+	if holdEnd := from.Add(contract.CrashWindow); s.ScalingRetryAt == nil || s.ScalingRetryAt.Time.Before(holdEnd) {
+		t.Errorf("held, the pool spawns revision 2 next at %v, want no sooner than the crash window from %s (%s)",
+			s.ScalingRetryAt, what, holdEnd.Format("15:04:05.000"))
+	}
 }
 
 // startBootdie starts a pool named name, as in a cluster (no
