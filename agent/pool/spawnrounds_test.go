@@ -92,3 +92,35 @@ func TestSpawnFailuresStartOverAfterANeedPassed(t *testing.T) {
 		t.Errorf("a first young death after the need passed: spawnFailures %d, want 1", n)
 	}
 }
+
+// TestSpawnFailuresKeptUntilAReplacementLasts: a spawn the pool needs
+// fails, and its retry is ready: the scaling error goes (the pool is not
+// failing now), but a process that is ready may yet die young, the next
+// round of the same run, so the count of failed rounds stays beside
+// lastSpawnError until the retry has lived the crash window; then the
+// pool logs the recovery and the count starts over. Before, the retry
+// being ready started the count over, and a death of it read 1 again:
+// failed boots alternating with young deaths never read 2
+// (TestFailedBootsBetweenYoungDeathsAreOneLoop).
+func TestSpawnFailuresKeptUntilAReplacementLasts(t *testing.T) {
+	tmpl := flaky(t, 1, 2, "2") // spawn 2, the first the need asks for, fails
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	cfg := pool.Config{Name: "t/kept", Revision: "1", Template: tmpl}
+	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	cfg.Template.Pool.MinProcesses = 2
+	e.Pool.Update(cfg)
+	s := e.WaitFor(t, time.Minute, "2 ready workers, spawn 3 the retry of spawn 2", agenttest.Ready(2))
+	if s.SpawnFailures != 1 || s.LastSpawnError == nil || s.ScalingError != nil {
+		t.Errorf("the retry of a failed spawn ready: spawnFailures %d, lastSpawnError %v, scaling error %v; want 1 kept beside it, none",
+			s.SpawnFailures, s.LastSpawnError, s.ScalingError)
+	}
+	got := book.WaitFor(t, "Recovered")
+	if got.Msg != "Recovered from failed spawns: a worker has lived past the crash window" {
+		t.Errorf("recovery logged as %q", got.Msg)
+	}
+	if s := e.Pool.Status(); s.SpawnFailures != 0 {
+		t.Errorf("the retry lived the crash window: spawnFailures %d, want 0", s.SpawnFailures)
+	}
+}
