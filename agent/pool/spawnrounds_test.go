@@ -60,16 +60,7 @@ func TestSpawnFailuresCountsRounds(t *testing.T) {
 // for a crash loop. Before, the count stayed 1 beside the old
 // lastSpawnError until the revision changed, and the death read 2.
 func TestSpawnFailuresStartOverAfterANeedPassed(t *testing.T) {
-	tmpl := flaky(t, 1, 2, "2") // spawn 2, the first the need asks for, fails
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
-	cfg := pool.Config{Name: "t/needs", Revision: "1", Template: tmpl}
-	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
-	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
-	need := func(n int32) {
-		cfg.Template.Pool.MinProcesses = n
-		e.Pool.Update(cfg)
-	}
+	e, book, need := startNeedFails(t, "t/needs")
 	need(2)
 	e.WaitFor(t, time.Minute, "a scaling error", func(s pool.Status) bool { return s.ScalingError != nil })
 	need(1) // within the 1s backoff: nothing retries spawn 2
@@ -103,14 +94,8 @@ func TestSpawnFailuresStartOverAfterANeedPassed(t *testing.T) {
 // failed boots alternating with young deaths never read 2
 // (TestFailedBootsBetweenYoungDeathsAreOneLoop).
 func TestSpawnFailuresKeptUntilAReplacementLasts(t *testing.T) {
-	tmpl := flaky(t, 1, 2, "2") // spawn 2, the first the need asks for, fails
-	book := agenttest.NewLogbook(t)
-	log := book.Logger()
-	cfg := pool.Config{Name: "t/kept", Revision: "1", Template: tmpl}
-	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
-	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
-	cfg.Template.Pool.MinProcesses = 2
-	e.Pool.Update(cfg)
+	e, book, need := startNeedFails(t, "t/kept")
+	need(2)
 	s := e.WaitFor(t, time.Minute, "2 ready workers, spawn 3 the retry of spawn 2", agenttest.Ready(2))
 	if s.SpawnFailures != 1 || s.LastSpawnError == nil || s.ScalingError != nil {
 		t.Errorf("the retry of a failed spawn ready: spawnFailures %d, lastSpawnError %v, scaling error %v; want 1 kept beside it, none",
@@ -122,5 +107,22 @@ func TestSpawnFailuresKeptUntilAReplacementLasts(t *testing.T) {
 	}
 	if s := e.Pool.Status(); s.SpawnFailures != 0 {
 		t.Errorf("the retry lived the crash window: spawnFailures %d, want 0", s.SpawnFailures)
+	}
+}
+
+// startNeedFails starts a pool named name of one flaky worker, logging to
+// the logbook it returns, and waits until it is ready; need sets its
+// minProcesses. Spawn 2, the first a need asks for, fails; the others
+// work.
+func startNeedFails(t *testing.T, name string) (*agenttest.Env, *agenttest.Logbook, func(int32)) {
+	t.Helper()
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	cfg := pool.Config{Name: name, Revision: "1", Template: flaky(t, 1, 2, "2")}
+	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	return e, book, func(n int32) {
+		cfg.Template.Pool.MinProcesses = n
+		e.Pool.Update(cfg)
 	}
 }
