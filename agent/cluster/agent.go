@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -156,7 +155,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	log := opts.Log.WithValues("node", opts.NodeName)
 	crd := &crdCheck{log: log}
-	c, cl, live, err := newClients(opts.Config, opts.NodeName, crd.handle)
+	c, cl, live, err := newClients(opts.Config, opts.NodeName, crd)
 	if err != nil {
 		return nil, err
 	}
@@ -216,9 +215,8 @@ func makeDirs(dirs ...string) error {
 // it was never run, nor drained once deleted, until the agent's next
 // start listed every pool in the cluster for it. spec.nodeName is
 // immutable, so a pool leaves the cache only when it is gone.
-// onWatchError sees each failed list or watch of the cache (crdCheck).
-func newClients(cfg *rest.Config, node string, onWatchError toolscache.WatchErrorHandlerWithContext,
-) (cache.Cache, client.Client, client.Reader, error) {
+// crd sees each failed list or watch of the cache, and each answered.
+func newClients(cfg *rest.Config, node string, crd *crdCheck) (cache.Cache, client.Client, client.Reader, error) {
 	s := scheme.New()
 	// The agent only ever touches ProcessPools: a static mapping, so that
 	// starting needs no discovery from an API server that may be away.
@@ -228,10 +226,12 @@ func newClients(cfg *rest.Config, node string, onWatchError toolscache.WatchErro
 	// Secrets and ConfigMaps an env valueFrom names, got one by one (envfrom.go).
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("Secret"), meta.RESTScopeNamespace)
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
-	c, err := cache.New(cfg, cache.Options{
+	cacheCfg := rest.CopyConfig(cfg)
+	cacheCfg.Wrap(crd.wrap)
+	c, err := cache.New(cacheCfg, cache.Options{
 		Scheme:                   s,
 		Mapper:                   mapper,
-		DefaultWatchErrorHandler: onWatchError,
+		DefaultWatchErrorHandler: crd.handle,
 		ByObject: map[client.Object]cache.ByObject{
 			&ferryv1.ProcessPool{}: {Field: fields.OneTermEqualSelector(nodeNameField, node)},
 		},
@@ -256,13 +256,19 @@ func newClients(cfg *rest.Config, node string, onWatchError toolscache.WatchErro
 const nodeNameField = "spec.nodeName"
 
 // Ready reports whether the agent knows what to run: from the API server,
-// or, while it is unreachable, from the specs saved on disk. Not on the
-// saved specs while the API server refuses the cache's field selector
-// (crdCheck): that lasts until the CRDs are upgraded, and an agent Ready
-// meanwhile would let a DaemonSet rollout reach every node.
+// or, while it is unreachable, from the specs saved on disk. Not while
+// the API server refuses the cache's field selector (crdCheck), synced
+// before or not: that lasts until the CRDs are upgraded, the agent
+// follows no change meanwhile, and an agent Ready then would let a
+// DaemonSet rollout reach every node.
 func (a *Agent) Ready() bool {
-	return a.synced.Load() || (a.restored.Load() && !a.crd.outdated.Load())
+	return !a.crd.outdated.Load() && (a.synced.Load() || a.restored.Load())
 }
+
+// CRDOutdated reports whether the API server refuses the agent's list of
+// its pools by spec.nodeName, its ProcessPool CRD lacking that selectable
+// field: the agent is not Ready then, whatever else.
+func (a *Agent) CRDOutdated() bool { return a.crd.outdated.Load() }
 
 // Run serves until ctx is done, then drains every pool.
 func (a *Agent) Run(ctx context.Context) error {
@@ -326,7 +332,6 @@ func (a *Agent) afterSync(ctx context.Context) {
 		return
 	}
 	a.synced.Store(true)
-	a.crd.synced()
 	a.log.Info("Synced with the API server")
 	a.mu.Lock()
 	for key := range a.pools {

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"net/http"
+	"path"
 	"strings"
 	"sync/atomic"
 
@@ -10,17 +12,26 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 )
 
-// crdCheck notices an API server whose ProcessPool CRD predates the
+// crdCheck notices an API server whose ProcessPool CRD lacks the
 // selectable field spec.nodeName the agent's cache selects its pools by
-// (CRDs managed apart from the chart and not upgraded): every list and
-// watch then fails, the cache never syncs, and an agent Ready on the
-// pools it saved would let a DaemonSet rollout go on to every node while
-// no pool is followed or reported. The reflector's own "Failed to watch"
-// repeats without saying what to do; crdCheck says it once, and keeps the
-// agent not Ready (Agent.Ready) until the cache syncs.
+// (CRDs managed apart from the chart and not upgraded, or a CRD
+// downgraded, or its selectableFields taken out, while the agent runs):
+// every list and watch then fails, the cache follows no change, and an
+// agent Ready meanwhile would let a DaemonSet rollout go on to every node
+// while no pool is followed or reported. The reflector's own "Failed to
+// watch" repeats without saying what to do; crdCheck says it once, and
+// keeps the agent not Ready (Agent.Ready) until the API server answers a
+// list or watch by the field again.
+//
+// The reflector has no hook for a list that worked, and after its first
+// sync the informer's HasSynced stays true through any later failure: so
+// crdCheck sees the cache's own requests (wrap) and takes the API
+// server's answer to one by the field as the CRD declaring it again. The
+// reflector retries in turn (a refusal, its handler, a back-off, the next
+// request), so an answer always follows the refusal it clears.
 type crdCheck struct {
 	log logr.Logger
-	// outdated is set at the error, cleared by the cache's sync.
+	// outdated is set at the refusal, cleared by the next answer.
 	outdated atomic.Bool
 }
 
@@ -29,6 +40,11 @@ const crdOutdatedMsg = "The ProcessPool CRD lacks the selectable field " + nodeN
 	" this agent selects its pools by; upgrade the CRDs to this release's" +
 	" (config/crd, or the chart with crds.enabled): until then this agent follows no pool and is not Ready"
 
+// crdFixedMsg is said once the API server lists the pools by the field
+// after crdOutdatedMsg.
+const crdFixedMsg = "The ProcessPool CRD declares the selectable field " + nodeNameField +
+	" again; this agent follows its pools"
+
 // handle is the cache's watch error handler: client-go's, then observe.
 func (c *crdCheck) handle(ctx context.Context, r *toolscache.Reflector, err error) {
 	toolscache.DefaultWatchErrorHandler(ctx, r, err)
@@ -36,7 +52,7 @@ func (c *crdCheck) handle(ctx context.Context, r *toolscache.Reflector, err erro
 }
 
 // observe sets outdated on the API server's refusal of the field
-// selector, and logs the first time it is set since the last sync.
+// selector, and logs the first time it is set since it was last cleared.
 func (c *crdCheck) observe(err error) {
 	if !fieldUnsupported(err) {
 		return
@@ -46,8 +62,37 @@ func (c *crdCheck) observe(err error) {
 	}
 }
 
-// synced clears outdated: a list by the field worked.
-func (c *crdCheck) synced() { c.outdated.Store(false) }
+// answered clears outdated: the API server answered a list or watch by
+// the field, which its CRD declares then.
+func (c *crdCheck) answered() {
+	if c.outdated.CompareAndSwap(true, false) {
+		c.log.Info(crdFixedMsg, "field", nodeNameField)
+	}
+}
+
+// wrap is the cache's transport: rt, and answered at each answer (200) to
+// a list or watch of ProcessPools by the field.
+func (c *crdCheck) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if err == nil && resp.StatusCode == http.StatusOK && selectsByNodeName(req) {
+			c.answered()
+		}
+		return resp, err
+	})
+}
+
+// selectsByNodeName is whether req lists or watches ProcessPools by the
+// field (one namespace's or all).
+func selectsByNodeName(req *http.Request) bool {
+	return req.Method == http.MethodGet && path.Base(req.URL.Path) == "processpools" &&
+		strings.Contains(req.URL.Query().Get("fieldSelector"), nodeNameField+"=")
+}
+
+// roundTripper is a function as an http.RoundTripper.
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // fieldUnsupported is whether err is the API server's BadRequest for a
 // field selector on a field the CRD does not declare selectable

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -47,7 +51,8 @@ func TestFieldUnsupported(t *testing.T) {
 
 // TestCRDCheckHandler: the refused field selector sets outdated and is
 // logged once however often the reflector retries; another error does
-// neither; a sync clears outdated, and a later refusal is logged again.
+// neither; an answer by the field clears outdated, said once, and a later
+// refusal is logged again.
 func TestCRDCheckHandler(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	c := &crdCheck{log: book.Logger()}
@@ -72,19 +77,69 @@ func TestCRDCheckHandler(t *testing.T) {
 	}
 	checkOutdatedLogged(t, book, 1)
 
-	c.synced()
+	c.answered()
+	c.answered()
 	if c.outdated.Load() {
-		t.Fatal("outdated after the cache synced")
+		t.Fatal("outdated after an answer by the field")
+	}
+	if n := len(book.Find(crdFixedMsg)); n != 1 {
+		t.Fatalf("logged %q %d times, want once", crdFixedMsg, n)
 	}
 	c.handle(ctx, r, fieldLabelError())
 	checkOutdatedLogged(t, book, 2)
 }
 
-// checkOutdatedLogged checks that book holds n lines, each crdCheck's
-// error naming the field and the fix.
+// TestCRDCheckWrap: the cache's transport clears outdated at an answer
+// (200) to a list or watch of ProcessPools by spec.nodeName, and at no
+// other request or answer.
+func TestCRDCheckWrap(t *testing.T) {
+	const pools = "/apis/ferry.dev/v1alpha1/processpools"
+	byNode := "fieldSelector=" + url.QueryEscape(nodeNameField+"=node-a")
+	for _, tc := range []struct {
+		name   string
+		method string
+		url    string
+		status int
+		err    error
+		want   bool // cleared
+	}{
+		{"a list by the field answered", http.MethodGet, pools + "?" + byNode, 200, nil, true},
+		{"a watch by the field answered", http.MethodGet, pools + "?watch=true&" + byNode, 200, nil, true},
+		{"one namespace's", http.MethodGet, "/apis/ferry.dev/v1alpha1/namespaces/ns/processpools?" + byNode, 200, nil, true},
+		{"refused", http.MethodGet, pools + "?" + byNode, 400, nil, false},
+		{"not reached", http.MethodGet, pools + "?" + byNode, 0, errors.New("connection refused"), false},
+		{"without the field selector", http.MethodGet, pools, 200, nil, false},
+		{"another field", http.MethodGet, pools + "?fieldSelector=" + url.QueryEscape("metadata.name=p"), 200, nil, false},
+		{"one pool", http.MethodGet, pools + "/p?" + byNode, 200, nil, false},
+		{"a Lease", http.MethodGet, "/apis/coordination.k8s.io/v1/namespaces/ns/leases?" + byNode, 200, nil, false},
+		{"a write", http.MethodPatch, pools + "?" + byNode, 200, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			book := agenttest.NewLogbook(t)
+			c := &crdCheck{log: book.Logger()}
+			c.outdated.Store(true)
+			rt := c.wrap(roundTripper(func(*http.Request) (*http.Response, error) {
+				if tc.err != nil {
+					return nil, tc.err
+				}
+				return &http.Response{StatusCode: tc.status, Body: http.NoBody}, nil
+			}))
+			req := httptest.NewRequest(tc.method, "https://api.example"+tc.url, nil)
+			if resp, err := rt.RoundTrip(req); err == nil {
+				_ = resp.Body.Close()
+			}
+			if got := !c.outdated.Load(); got != tc.want {
+				t.Errorf("cleared = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// checkOutdatedLogged checks that book holds n lines besides
+// crdFixedMsg, each crdCheck's error naming the field and the fix.
 func checkOutdatedLogged(t *testing.T, book *agenttest.Logbook, n int) {
 	t.Helper()
-	all := book.Find("")
+	all := slices.DeleteFunc(book.Find(""), func(e agenttest.LogEntry) bool { return e.Msg == crdFixedMsg })
 	if len(all) != n {
 		t.Fatalf("logged %d lines, want %d: %v", len(all), n, all)
 	}
@@ -134,6 +189,35 @@ func TestAgentAgainstACRDWithoutTheFieldIsNotReady(t *testing.T) {
 	if a.crd.outdated.Load() {
 		t.Error("still outdated after the sync")
 	}
+	if n := len(book.Find(crdOutdatedMsg)); n != 1 {
+		t.Errorf("logged %q %d times, want once", crdOutdatedMsg, n)
+	}
+	book.Check(t)
+}
+
+// TestAgentNotReadyWhileItsCRDLacksTheField: a running agent, synced,
+// whose ProcessPool CRD loses the selectable field spec.nodeName (a CRD
+// downgraded, or its selectableFields taken out by hand) has its watch
+// refused from then on: it logs the cause and the fix once and is not
+// Ready, so that a DaemonSet rollout under way stops; once the CRD
+// declares the field again, it says so and is Ready again. Once, it
+// logged the cause and stayed Ready: its cache had synced.
+func TestAgentNotReadyWhileItsCRDLacksTheField(t *testing.T) {
+	ns := namespace(t)
+	const node = "node-crd-live"
+	book := agenttest.NewLogbook(t)
+	a, _ := startAgent(t, node, env.Config, stateDir(t), logTo(book))
+	readyPool(t, ns, "hello-"+node, node, freePort(t))
+	waitUntil(t, "the agent Ready", a.Ready)
+
+	setNodeNameSelectable(t, false)
+	t.Cleanup(func() { setNodeNameSelectable(t, true) })
+	waitUntil(t, "the agent not Ready once its watch is refused", func() bool { return !a.Ready() })
+	book.WaitFor(t, crdOutdatedMsg)
+
+	setNodeNameSelectable(t, true)
+	book.WaitFor(t, crdFixedMsg)
+	waitUntil(t, "the agent Ready again", a.Ready)
 	if n := len(book.Find(crdOutdatedMsg)); n != 1 {
 		t.Errorf("logged %q %d times, want once", crdOutdatedMsg, n)
 	}
