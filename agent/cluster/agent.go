@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -401,11 +403,12 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 // noteLabel says once when a pool of this node is not labelled
 // ferry.dev/node=<this node>, and when it is again. The agent does not
 // need the label (it selects its pools by spec.nodeName): the pool runs
-// on as before, and, deleted, is drained all the same. But the label is the
-// manager's, which puts it back at its next pass, and what selects a
-// node's pools by it (kubectl get processpools -l ferry.dev/node=...)
-// misses the pool meanwhile: a sign that something (a person, a tool
-// that rewrites labels) works against the manager.
+// on as before, and, deleted, is drained all the same. But on a pool the
+// manager made the label is the manager's, which puts it back at its next
+// pass (on one made by hand, nothing does: unlabelledMsg), and what
+// selects a node's pools by it (kubectl get processpools -l
+// ferry.dev/node=...) misses the pool meanwhile: a sign that something (a
+// person, a tool that rewrites labels) works against the manager.
 func (a *Agent) noteLabel(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	want := contract.LabelValue(a.opts.NodeName)
 	got := pp.Labels[ferryv1.NodeLabel]
@@ -419,11 +422,26 @@ func (a *Agent) noteLabel(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	a.mu.Unlock()
 	switch {
 	case got != want && !was:
-		a.log.Info("Pool not labelled for this node; it runs as before (the agent selects its pools by spec.nodeName), and the manager puts the label back at its next pass",
-			"pool", key, "label", ferryv1.NodeLabel, "want", want, "got", got)
+		a.log.Info(unlabelledMsg(pp), "pool", key, "label", ferryv1.NodeLabel, "want", want, "got", got)
 	case got == want && was:
 		a.log.Info("Pool labelled for this node again", "pool", key)
 	}
+}
+
+// unlabelledMsg is what noteLabel says of pp without this node's label:
+// that it runs on, and who puts the label back. The manager does for the
+// pools it made, those an AppGroup controls (its controller reference,
+// by which the manager finds them whatever their labels); a pool made by
+// hand (spec.appGroup names an AppGroup, but none controls it) is no
+// manager's, and keeps its labels as they are.
+func unlabelledMsg(pp *ferryv1.ProcessPool) string {
+	const lead = "Pool not labelled for this node; it runs as before (the agent selects its pools by spec.nodeName)"
+	if ref := metav1.GetControllerOf(pp); ref != nil && ref.Kind == "AppGroup" &&
+		strings.HasPrefix(ref.APIVersion, ferryv1.GroupVersion.Group+"/") {
+		return lead + ", and the manager puts the label back at its next pass"
+	}
+	return lead + ". No AppGroup controls it (made by hand, not by the manager), so nothing puts the label back:" +
+		" what selects a node's pools by it misses this one until it is labelled again"
 }
 
 // drainAsync stops a deleted pool in the background and then removes its

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -421,6 +422,52 @@ func TestUnlabelledPoolDeletedWhileTheAgentWasAway(t *testing.T) {
 			runAgent(t, node, env.Config, state, logTo(next))
 			waitUntil(t, "the deleted unlabelled pool released", func() bool { return poolGone(key) == nil })
 			next.Check(t)
+		})
+	}
+}
+
+// TestNoteLabelSaysWhoPutsTheLabelBack: the manager puts the label back
+// on the pools an AppGroup controls (it made them), and on no other: the
+// line for a pool made by hand, or one owned (not controlled) by an
+// AppGroup, or controlled by something else, says nothing will.
+func TestNoteLabelSaysWhoPutsTheLabelBack(t *testing.T) {
+	const manager, byHand = "the manager puts the label back at its next pass", "nothing puts the label back"
+	yes := true
+	ref := func(apiVersion, kind string, controller bool) metav1.OwnerReference {
+		r := metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: "hello", UID: "u"}
+		if controller {
+			r.Controller = &yes
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name   string
+		owners []metav1.OwnerReference
+		want   string
+	}{
+		{"made by the manager", []metav1.OwnerReference{ref(ferryv1.GroupVersion.String(), "AppGroup", true)}, manager},
+		{"another version of the AppGroup API", []metav1.OwnerReference{ref("ferry.dev/v1", "AppGroup", true)}, manager},
+		{"made by hand", nil, byHand},
+		{"owned, not controlled, by an AppGroup", []metav1.OwnerReference{ref(ferryv1.GroupVersion.String(), "AppGroup", false)}, byHand},
+		{"controlled by another kind", []metav1.OwnerReference{ref("apps/v1", "Deployment", true)}, byHand},
+		{"an AppGroup of another group", []metav1.OwnerReference{ref("example.com/v1", "AppGroup", true)}, byHand},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			book := agenttest.NewLogbook(t)
+			a := &Agent{opts: Options{NodeName: "node-a"}, log: book.Logger(), unlabelled: map[types.NamespacedName]bool{}}
+			pp := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{OwnerReferences: tc.owners}}
+			pp.Spec.AppGroup = "hello"
+			a.noteLabel(types.NamespacedName{Namespace: "ns", Name: "pool"}, pp)
+			lines := book.Find("Pool not labelled for this node")
+			if len(lines) != 1 {
+				t.Fatalf("logged %d lines, want one", len(lines))
+			}
+			for _, s := range []string{manager, byHand} {
+				if has := strings.Contains(lines[0].Msg, s); has != (s == tc.want) {
+					t.Errorf("logged %q: %q in it: %v, want %v", lines[0].Msg, s, has, s == tc.want)
+				}
+			}
+			book.Check(t)
 		})
 	}
 }
