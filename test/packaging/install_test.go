@@ -240,6 +240,75 @@ func TestSecondReleaseRefused(t *testing.T) {
 	}
 }
 
+// TestOutdatedProcessPoolCRDRefused: with crds.enabled=false, against a
+// ProcessPool CRD without the selectable field spec.nodeName (CRDs
+// managed apart from the chart, not upgraded), `helm install` is refused
+// before it creates anything, saying why and what to do, and so is `helm
+// upgrade` of a release installed before the CRD lost it; `helm
+// template` (no cluster) renders. Once the CRD declares the field, the
+// upgrade goes through. Once, the agents were installed, each followed no
+// pool, and the DaemonSet's rollout stopped at its first node.
+func TestOutdatedProcessPoolCRDRefused(t *testing.T) {
+	ctx := testContext(t)
+	const rel, ns = "crd", "ferry-crd"
+	want := "crds.enabled is false, and the ProcessPool CRD in this cluster (processpools.ferry.dev) lacks the selectable " +
+		"field spec.nodeName (in v1alpha1) that this chart's agents list their node's pools by"
+	fix := "Upgrade the CRDs first, to this chart's"
+	// The CRDs are the control plane's (config/crd/bases), put back
+	// whatever happens.
+	t.Cleanup(func() { restoreFerryCRDs(t) })
+	setSelectableNodeName(t, false)
+
+	_, err := helm(ctx, "install", rel, chartDir, "-n", ns, "--create-namespace", "--set", "crds.enabled=false")
+	if err == nil {
+		t.Cleanup(func() { _, _ = helm(context.Background(), "uninstall", rel, "-n", ns, "--wait") })
+	}
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), fix) {
+		t.Fatalf("against an outdated CRD: want refused with %q and %q, got %v", want, fix, err)
+	}
+	if out, err := helm(ctx, "list", "-n", ns, "-a", "-q"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("the refused release left %q (%v)", out, err)
+	}
+	// helm template has no cluster to look in.
+	if _, err := templateRaw(ctx, renderOpts{release: rel, namespace: ns, sets: []string{"crds.enabled=false"}}); err != nil {
+		t.Errorf("helm template against an outdated CRD: %v", err)
+	}
+
+	// With the CRD upgraded, it installs; an upgrade after the CRD lost
+	// the field is refused, and goes through once it has it again.
+	setSelectableNodeName(t, true)
+	if _, err := helm(ctx, "install", rel, chartDir, "-n", ns, "--create-namespace", "--set", "crds.enabled=false"); err != nil {
+		t.Fatalf("against an upgraded CRD: %v", err)
+	}
+	t.Cleanup(func() { _, _ = helm(context.Background(), "uninstall", rel, "-n", ns, "--wait") })
+	setSelectableNodeName(t, false)
+	_, err = helm(ctx, "upgrade", rel, chartDir, "-n", ns, "--reuse-values", "--set", "manager.logLevel=debug")
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("upgrading against an outdated CRD: want refused with %q, got %v", want, err)
+	}
+	if n := releaseRevision(t, rel, ns); n != 1 {
+		t.Errorf("the refused upgrade made revision %d, want the release left at 1", n)
+	}
+	setSelectableNodeName(t, true)
+	if _, err := helm(ctx, "upgrade", rel, chartDir, "-n", ns, "--reuse-values", "--set", "manager.logLevel=debug"); err != nil {
+		t.Errorf("upgrading against an upgraded CRD: %v", err)
+	}
+}
+
+// setSelectableNodeName declares spec.nodeName a selectable field of the
+// ProcessPool CRD, as config/crd/bases does, or takes it out as in a CRD
+// older than the agents.
+func setSelectableNodeName(t *testing.T, on bool) {
+	t.Helper()
+	patch := `[{"op":"remove","path":"/spec/versions/0/selectableFields"}]`
+	if on {
+		patch = `[{"op":"add","path":"/spec/versions/0/selectableFields","value":[{"jsonPath":".spec.nodeName"}]}]`
+	}
+	if out, err := env.Kubectl(testContext(t), "patch", "crd", "processpools.ferry.dev", "--type=json", "-p", patch); err != nil {
+		t.Fatalf("patching the ProcessPool CRD: %v: %s", err, out)
+	}
+}
+
 // TestAllKnobsAcceptedByAPIServer: the chart rendered with every value
 // changed is accepted, object by object, by the API server (server-side dry
 // run), ServiceMonitors included.

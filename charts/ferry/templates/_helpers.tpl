@@ -401,3 +401,38 @@ run, where lookup finds nothing.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Why this release may not be installed or upgraded, with crds.enabled=false,
+against the cluster's ProcessPool CRD: it lacks the selectable field
+spec.nodeName (selectableFields) in a version where this chart's CRD
+declares it. The agents list their node's pools by that field; the API
+server would refuse them, and each agent would follow no pool and stay not
+Ready. With crds.enabled the chart brings its own CRD, so there is nothing
+to check. Empty then, when the CRD is absent (installed after, say), and
+under `helm template` or a client-side dry run, where lookup finds nothing.
+*/}}
+{{- define "ferry.outdatedProcessPoolCRD" -}}
+{{- if not .Values.crds.enabled }}
+{{- $live := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" "processpools.ferry.dev" }}
+{{- if $live }}
+{{- $selectable := dict }}
+{{- range $live.spec.versions }}
+{{- $v := .name }}
+{{- range .selectableFields | default list }}
+{{- if eq .jsonPath ".spec.nodeName" }}{{ $_ := set $selectable $v true }}{{ end }}
+{{- end }}
+{{- end }}
+{{- $missing := list }}
+{{- range ($.Files.Get "files/crds/ferry.dev_processpools.yaml" | fromYaml).spec.versions }}
+{{- $v := .name }}
+{{- range .selectableFields | default list }}
+{{- if and (eq .jsonPath ".spec.nodeName") (not (hasKey $selectable $v)) }}{{ $missing = append $missing $v }}{{ end }}
+{{- end }}
+{{- end }}
+{{- with $missing }}
+{{- printf "crds.enabled is false, and the ProcessPool CRD in this cluster (processpools.ferry.dev) lacks the selectable field spec.nodeName (in %s) that this chart's agents list their node's pools by: the API server would refuse them, and every agent would follow no pool and stay not Ready. Upgrade the CRDs first, to this chart's (kubectl apply --server-side -f charts/ferry/files/crds/, or kubectl apply -k config/crd of this release), or set crds.enabled=true so that the chart upgrades them" (join ", " .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
