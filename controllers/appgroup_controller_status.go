@@ -892,17 +892,12 @@ func crashNote(in rollupInput, nodes []string) string {
 }
 
 // staysWhy says why nothing returns a node from a target it cannot run
-// (failingRetried).
+// (failingRetried), or "" when the node is returned: contract.NotReturnedWhy
+// of the AppGroup's restart, the target proven or not, and whether an
+// older revision runs to return it to (fallback).
 func staysWhy(in rollupInput) string {
-	switch restart := &in.AppGroup.Spec.Restart; {
-	case restart.Strategy == ferryv1.RestartBlocking:
-		return "a Blocking restart resists no deployment error"
-	case !restart.ResistsDeploymentErrors():
-		return "resistDeploymentErrors is false"
-	case in.Proven == in.Target:
-		return "revision " + in.Target + " lasted on a node before: status.provenRevision"
-	}
-	return "no older revision runs"
+	_, _, older := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target)
+	return contract.NotReturnedWhy(&in.AppGroup.Spec.Restart, in.Target, in.Proven == in.Target, older)
 }
 
 // completeMessage is RollingRestart's message once the rollout completed:
@@ -960,10 +955,7 @@ func haltRemedy(retrying int, diedYoung bool) string {
 // their agents retry it (returnsFromTarget is false, or there is nothing to
 // return them to: a new AppGroup), rather than going back to an older
 // revision.
-func failingRetried(in rollupInput) bool {
-	_, _, ok := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target)
-	return !ok || !in.AppGroup.Spec.Restart.ResistsDeploymentErrors() || in.Proven == in.Target
-}
+func failingRetried(in rollupInput) bool { return staysWhy(in) != "" }
 
 // listenFailed lists the selected nodes whose pool runs but whose proxy
 // cannot listen (Ready=False, ListenFailed): a rollout there completes,

@@ -25,3 +25,27 @@ func NotResisted(resistsNow bool, revision string) string {
 	}
 	return "resistDeploymentErrors is false"
 }
+
+// NotReturnedWhy says why nothing returns a node from revision, whose
+// processes fail there (they cannot spawn, or die soon after they are
+// ready), to an older revision, or "" when the manager does return it:
+// restart resists deployment errors (RestartSpec.ResistsDeploymentErrors:
+// not a Blocking restart, resistDeploymentErrors true or unset), revision
+// is not proven (it has run rolled out on no node: status.provenRevision;
+// a proven revision's failure is a scaling error, a database down at
+// boot, and is retried), and an older revision runs to return it to
+// (older). The manager's RollingRestart message and status.crashLoop say
+// it so, and kubectl ferry restart --wait after them.
+func NotReturnedWhy(restart *ferryv1.RestartSpec, revision string, proven, older bool) string {
+	switch {
+	case restart.Strategy == ferryv1.RestartBlocking:
+		return "a Blocking restart resists no deployment error"
+	case !restart.ResistsDeploymentErrors():
+		return "resistDeploymentErrors is false"
+	case proven:
+		return "revision " + revision + " lasted on a node before: status.provenRevision"
+	case !older:
+		return "no older revision runs"
+	}
+	return ""
+}

@@ -35,3 +35,36 @@ func TestNotResisted(t *testing.T) {
 		}
 	}
 }
+
+// TestNotReturnedWhy: a node whose processes of a revision fail is
+// returned to an older revision only when the restart resists deployment
+// errors, the revision is not proven, and an older one runs; otherwise
+// the words say which of those is missing, the strategy first.
+func TestNotReturnedWhy(t *testing.T) {
+	rolling, blocking := ferryv1.RestartSpec{}, ferryv1.RestartSpec{Strategy: ferryv1.RestartBlocking}
+	off := ferryv1.RestartSpec{ResistDeploymentErrors: ptr.To(false)}
+	tests := []struct {
+		name          string
+		restart       ferryv1.RestartSpec
+		proven, older bool
+		want          string
+	}{
+		{name: "resisted, not proven, an older revision runs: returned", restart: rolling, older: true, want: ""},
+		{name: "resistance on explicitly: returned", restart: ferryv1.RestartSpec{ResistDeploymentErrors: ptr.To(true)}, older: true, want: ""},
+		{name: "Blocking", restart: blocking, older: true, want: "a Blocking restart resists no deployment error"},
+		{name: "Blocking, proven, nothing older: the strategy first", restart: blocking, proven: true,
+			want: "a Blocking restart resists no deployment error"},
+		{name: "resistance off", restart: off, older: true, want: "resistDeploymentErrors is false"},
+		{name: "resistance off, proven", restart: off, proven: true, older: true, want: "resistDeploymentErrors is false"},
+		{name: "proven", restart: rolling, proven: true, older: true,
+			want: "revision 2-abc lasted on a node before: status.provenRevision"},
+		{name: "proven, nothing older", restart: rolling, proven: true,
+			want: "revision 2-abc lasted on a node before: status.provenRevision"},
+		{name: "first revision: nothing older", restart: rolling, want: "no older revision runs"},
+	}
+	for _, tt := range tests {
+		if got := NotReturnedWhy(&tt.restart, "2-abc", tt.proven, tt.older); got != tt.want {
+			t.Errorf("%s: NotReturnedWhy = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
