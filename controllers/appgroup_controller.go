@@ -477,6 +477,9 @@ type scope struct {
 	lastGood *ferryv1.RolledOutRevision
 	// proven is the status's provenRevision as the pass has seen it.
 	proven string
+	// loop is the target's crash loop in the reports last remembered
+	// (crashLoopOf), which the status publishes (status.crashLoop).
+	loop *ferryv1.CrashLoop
 	// unserved are the selected nodes reconcilePools left without a pool
 	// while the revision annotation is invalid: nothing known to work to
 	// start them on (servedRevision).
@@ -499,20 +502,27 @@ type scope struct {
 	known *takenLook
 }
 
-// remember brings halt and lastGood up to date with reports. A phase calls
-// it before it decides from them, so that what one phase saw (a pool that
-// halted the target, before the rollout phase returned it to an older
-// revision) is not forgotten by the next.
+// remember brings halt, lastGood and loop up to date with reports. A
+// phase calls it before it decides from them, so that what one phase saw
+// (a pool that halted the target, before the rollout phase returned it to
+// an older revision) is not forgotten by the next. The crash loop is
+// derived here, once, after what it depends on (proven, lastGood), and
+// the halt and the status read it; while the annotation is invalid, the
+// loop of the revision that stays the target is still told.
 func (s *scope) remember(reports map[string]poolReport) {
-	if s.revisionErr != nil {
-		return
+	if s.revisionErr == nil {
+		if s.target != "" && runsRolledOut(reports) {
+			s.proven = s.target
+		}
+		s.lastGood = lastRolledOut(s.lastGood, s.target, s.nodes, reports)
 	}
-	if s.target != "" && runsRolledOut(reports) {
-		s.proven = s.target
+	in := rollupInput{AppGroup: s.ag, Target: s.target, Nodes: s.nodes, Reports: reports,
+		Halt: s.halt, LastRolledOut: s.lastGood, Proven: s.proven, Now: s.now}
+	in.CrashLoop = crashLoopOf(in)
+	s.loop = in.CrashLoop
+	if s.revisionErr == nil {
+		s.halt = haltRecord(in)
 	}
-	s.lastGood = lastRolledOut(s.lastGood, s.target, s.nodes, reports)
-	s.halt = haltRecord(rollupInput{AppGroup: s.ag, Target: s.target, Nodes: s.nodes, Reports: reports,
-		Halt: s.halt, LastRolledOut: s.lastGood, Proven: s.proven, Now: s.now})
 }
 
 // targetProven: the target has run rolled out on some node.
@@ -1083,6 +1093,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		Halt:          s.halt,
 		LastRolledOut: s.lastGood,
 		Proven:        s.proven,
+		CrashLoop:     s.loop, // of these reports: remembered above
 		Unserved:      s.unserved,
 		AwaitingDrain: s.awaitingDrain,
 		Taken:         s.taken,

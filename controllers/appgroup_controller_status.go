@@ -65,6 +65,12 @@ type rollupInput struct {
 	Halt          *ferryv1.HaltedRollout
 	LastRolledOut *ferryv1.RolledOutRevision
 	Proven        string
+	// CrashLoop is the target's crash loop nothing returns its nodes from
+	// (crashLoopOf), nil when there is none: derived once from the fields
+	// above by whoever builds the input (scope.remember), so that the
+	// status field, RollingRestart's note and what halts or holds the
+	// rollout (loopsOn) read one value.
+	CrashLoop *ferryv1.CrashLoop
 	// Unserved are the selected nodes left without a pool while the
 	// revision annotation is invalid: servedRevision found nothing known
 	// to work to start them on.
@@ -92,6 +98,7 @@ func computeStatus(in rollupInput) ferryv1.AppGroupStatus {
 	st.Revision = in.Target
 	setCounts(&st, in)
 	st.HaltedRollout, st.LastRolledOut, st.ProvenRevision = in.Halt, in.LastRolledOut, in.Proven
+	st.CrashLoop = in.CrashLoop.DeepCopy()
 	setConditions(&st, in.AppGroup.Generation, in.Now, readyCondition(in), rollingRestartCondition(in), resistingCondition(in))
 	if in.Clean {
 		st.ObservedGeneration = in.AppGroup.Generation
@@ -673,13 +680,12 @@ func sortRollout(in rollupInput) rolloutNodes {
 	// spawn it now (its agent restarted while a database is down) halts
 	// no rollout (haltRecord records none); Ready says what is wrong.
 	rolledOutEverywhere := in.LastRolledOut != nil && in.LastRolledOut.Revision == in.Target
-	looping := crashLooping(in)
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		switch {
 		case ok && r.ResistsTarget:
 			n.resisting = append(n.resisting, node)
-		case ok && loopsOn(looping, r):
+		case ok && loopsOn(in.CrashLoop, r):
 			// A crash loop nothing returns the node from reads one way
 			// at every turn of it (crashNote): as between two deaths,
 			// every process on the target and, the target not proven,
@@ -749,14 +755,19 @@ func restartOver(r poolReport) bool {
 }
 
 // loopsOn: the target crash-loops on r's node with nothing to return it
-// (looping: crashLooping), and the node's restart is over (restartOver):
+// (loop: crashLoopOf), and the node's restart is over (restartOver):
 // the loop reads one way at every turn of it (sortRollout), and halts no
 // rollout (haltRecord records none). Not while its restart is under way:
 // a young death that leaves none of the target running there halts the
 // rollout as any spawn failure does (its old processes may still serve);
 // the loop reads so only once the restart is over.
-func loopsOn(looping []string, r poolReport) bool {
-	return slices.Contains(looping, r.Node) && restartOver(r)
+func loopsOn(loop *ferryv1.CrashLoop, r poolReport) bool {
+	return loopsAt(loop, r.Node) && restartOver(r)
+}
+
+// loopsAt: loop, if any, names node.
+func loopsAt(loop *ferryv1.CrashLoop, node string) bool {
+	return loop != nil && slices.Contains(loop.Nodes, node)
 }
 
 // haltingNodes are the nodes RollingRestart names as halting the rollout:
@@ -817,14 +828,14 @@ func waitingMessage(in rollupInput, n rolloutNodes) string {
 // nodes, if any; and, when no node waits for them, of those updated whose
 // processes of a target not proven yet are not all ready (they have the
 // crash window to live once they are). Nodes where the target dies young
-// with nothing to return them (crashLooping) are not said to settle: a
+// with nothing to return them (in.CrashLoop) are not said to settle: a
 // loop would read as progress, and the note would flip between its two
 // forms at every death and every replacement ready; crashNote says what
 // is going on there instead.
 func settlingNote(in rollupInput, n rolloutNodes) string {
-	looping := crashLooping(in)
-	notRolledOut := slices.DeleteFunc(slices.Clone(n.notRolledOut), func(node string) bool { return slices.Contains(looping, node) })
-	settling := slices.DeleteFunc(slices.Clone(n.settling), func(node string) bool { return slices.Contains(looping, node) })
+	looping := func(node string) bool { return loopsAt(in.CrashLoop, node) }
+	notRolledOut := slices.DeleteFunc(slices.Clone(n.notRolledOut), looping)
+	settling := slices.DeleteFunc(slices.Clone(n.settling), looping)
 	var note string
 	switch {
 	case len(n.waiting) == 0 && len(notRolledOut) > len(settling):
@@ -834,11 +845,12 @@ func settlingNote(in rollupInput, n rolloutNodes) string {
 		// No countdown: the message must not change by itself.
 		note = fmt.Sprintf(" (new processes on %s must first live %s, the crash window)", nodeList(settling), contract.CrashWindow)
 	}
-	return note + crashNote(in, looping)
+	return note + crashNote(in)
 }
 
-// crashLooping are the selected nodes where the target dies young and
-// nothing returns the node from it: a process of it died within the crash
+// crashLoopOf is the target's crash loop, nil when there is none: the
+// selected nodes where the target dies young and nothing returns the
+// node from it, and why (staysWhy). A process of it died within the crash
 // window of ready (the pool's lastSpawnError, contract.YoungDeathOf),
 // none of it has lived the window there (lastedRevision), and the node
 // stays on it (failingRetried: deployment errors not resisted, a Blocking
@@ -847,8 +859,9 @@ func settlingNote(in rollupInput, n rolloutNodes) string {
 // rollout neither goes on nor ends by itself. Read from what stays the
 // same between deaths, not from ScalingError or the counts, which flip at
 // each death and each replacement ready.
-func crashLooping(in rollupInput) []string {
-	if !failingRetried(in) {
+func crashLoopOf(in rollupInput) *ferryv1.CrashLoop {
+	why := staysWhy(in)
+	if in.Target == "" || why == "" {
 		// The node is returned once none of the target's processes runs
 		// there (returnsFromTarget), and the rollout halts.
 		return nil
@@ -865,11 +878,14 @@ func crashLooping(in rollupInput) []string {
 			nodes = append(nodes, node)
 		}
 	}
-	return nodes
+	if len(nodes) == 0 {
+		return nil
+	}
+	return &ferryv1.CrashLoop{Revision: in.Target, Nodes: nodes, NotReturnedBecause: why}
 }
 
 // crashNote is what RollingRestart's message says of the nodes where the
-// target dies young and nothing returns them (crashLooping): that it died,
+// target dies young and nothing returns them (in.CrashLoop): that it died,
 // the first node's reason, why the node stays on it, and what becomes of
 // its processes; "" when there are none. It changes with a death (the
 // reason quoted), never by itself between two. Its processes are
@@ -877,10 +893,11 @@ func crashLooping(in rollupInput) []string {
 // (contract.SpawnsRetried): a first death is replaced at once, and a
 // process of it that works, ready, may still die young; what ends the
 // loop is one that lives the crash window.
-func crashNote(in rollupInput, nodes []string) string {
-	if len(nodes) == 0 {
+func crashNote(in rollupInput) string {
+	if in.CrashLoop == nil {
 		return ""
 	}
+	nodes := in.CrashLoop.Nodes
 	reason := cutMiddle(in.Reports[nodes[0]].Pool.Status.LastSpawnError.Reason, maxReason)
 	if len(nodes) > 1 {
 		reason = nodes[0] + ": " + reason
@@ -888,7 +905,7 @@ func crashNote(in rollupInput, nodes []string) string {
 	return fmt.Sprintf("; on %s a process of revision %s died soon after it was ready (%s), and none has lived %s, "+
 		"the crash window, there yet; nothing returns %s to an older revision (%s): %s processes are %s",
 		nodeList(nodes), in.Target, reason, contract.CrashWindow, plural(len(nodes), "the node", "these nodes"),
-		staysWhy(in), plural(len(nodes), "its", "their"), contract.CrashLoopRespawned)
+		in.CrashLoop.NotReturnedBecause, plural(len(nodes), "its", "their"), contract.CrashLoopRespawned)
 }
 
 // staysWhy says why nothing returns a node from a target it cannot run
@@ -929,7 +946,7 @@ func completeMessage(in rollupInput, n rolloutNodes) string {
 		msg += fmt.Sprintf("; %s cannot listen on listen.port and %s (see Ready)", proxiesOn(failingNodes(moved)),
 			plural(len(moved), "serves on its old port until it can", "serve on their old ports until they can"))
 	}
-	return msg + crashNote(in, crashLooping(in)) + undrainedMessage(in)
+	return msg + crashNote(in) + undrainedMessage(in)
 }
 
 // haltRemedy says how a halted rollout goes on: a new revision, or, where
@@ -1139,6 +1156,7 @@ func deletingStatus(ag *ferryv1.AppGroup, pools []poolReport, now time.Time, sta
 	}
 	slices.Sort(in.Nodes)
 	st.ObservedGeneration = ag.Generation // the deletion raised it
+	st.CrashLoop = nil                    // its pools drain: nothing respawns any more
 	setCounts(&st, in)
 	ready := deletingCondition(pools, now, staleAfter)
 	setConditions(&st, ag.Generation, now, ready,

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -81,12 +82,13 @@ func crashLoopInput(edit func(rollupInput) rollupInput, opts ...poolOpt) rollupI
 	in.LastRolledOut = &ferryv1.RolledOutRevision{Revision: oldRev}
 	unstarted(in.Reports)
 	settle(in.Reports, t0, 10*time.Second)
-	return edit(in)
+	return looped(edit(in))
 }
 
 // recorded is in with the record of a halt that the pass keeps after a
 // look at in's reports (haltRecord), with none before.
 func recorded(in rollupInput) rollupInput {
+	in = looped(in)
 	in.Halt = haltRecord(in)
 	return in
 }
@@ -1142,7 +1144,7 @@ func TestRollingRestartCondition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := rollingRestartCondition(tt.in)
+			got := rollingRestartCondition(looped(tt.in))
 			checkCond(t, got, tt.want)
 			if tt.exact != "" && got.Message != tt.exact {
 				t.Errorf("message %q, want %q", got.Message, tt.exact)
@@ -1796,5 +1798,78 @@ func TestUnlistedMessage(t *testing.T) {
 		if got := unlistedMessage(input(ab, pools(tc.a, tc.b)...)); got != tc.want {
 			t.Errorf("node-a at %q, node-b at %q:\n got %q\nwant %q", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// TestCrashLoopStatus: status.crashLoop names the target, the nodes where
+// it dies young with nothing to return them, and why nothing does
+// (contract.NotReturnedWhy), from the first young death; nothing where
+// the manager returns the node (resistance on, not proven, an older
+// revision to return to), where a process lived the crash window, or
+// where the last young death is another revision's. It reads the same
+// at every turn of a loop, a death, a replacement booting, one ready, so
+// that it costs no status write of its own (seen failing, before the
+// field: every case but the nil ones read no crashLoop).
+func TestCrashLoopStatus(t *testing.T) {
+	noOlder := func(in rollupInput) rollupInput {
+		in.LastRolledOut = nil
+		return in
+	}
+	blocking := func(in rollupInput) rollupInput {
+		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+		return in
+	}
+	loop := func(why string) *ferryv1.CrashLoop {
+		return &ferryv1.CrashLoop{Revision: targetRev, Nodes: []string{"node-a"}, NotReturnedBecause: why}
+	}
+	tests := []struct {
+		name string
+		in   rollupInput
+		want *ferryv1.CrashLoop
+	}{
+		{"first revision, resistance on: nothing older", crashLoopInput(noOlder, dyingYoung), loop("no older revision runs")},
+		{"first revision, one process dead, none running", crashLoopInput(noOlder, diedAlone), loop("no older revision runs")},
+		{"resistance off", crashLoopInput(resistingNothing, dyingYoung), loop("resistDeploymentErrors is false")},
+		{"Blocking", crashLoopInput(blocking, dyingYoung), loop("a Blocking restart resists no deployment error")},
+		{"proven, a process lived the crash window on the node", crashLoopInput(provenIn, dyingYoung, lasted), nil},
+		{"proven, dying young on the node", crashLoopInput(provenIn, dyingYoung),
+			loop("revision " + targetRev + " lasted on a node before: status.provenRevision")},
+		{"resistance on, an older revision to return to: returned, no loop", crashLoopInput(func(in rollupInput) rollupInput { return in }, dyingYoung), nil},
+		{"a process lived the crash window", crashLoopInput(resistingNothing, dyingYoung, lasted), nil},
+		{"the last young death is an older revision's", crashLoopInput(resistingNothing, dyingYoung, spawnsOf(oldRev)), nil},
+		{"a failed spawn, not a young death", crashLoopInput(resistingNothing, spawnFailed("exited with status 1")), nil},
+		{"no valid revision ever", crashLoopInput(func(in rollupInput) rollupInput {
+			return withRevisionErr(resistingNothing(in), "revision annotation is empty", true)
+		}, dyingYoung), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := computeStatus(tt.in).CrashLoop
+			if !equality.Semantic.DeepEqual(got, tt.want) {
+				t.Errorf("status.crashLoop = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+
+	// One value at every turn of the loop: no write of its own.
+	want := loop("resistDeploymentErrors is false")
+	for _, opts := range [][]poolOpt{{diedAlone}, {bootsAlone}, {readyAlone}, {dyingYoung}, {betweenDeaths}} {
+		if got := computeStatus(crashLoopInput(resistingNothing, opts...)).CrashLoop; !equality.Semantic.DeepEqual(got, want) {
+			t.Errorf("status.crashLoop = %+v, want %+v at every turn", got, want)
+		}
+	}
+}
+
+// TestCrashLoopGoesWithDeletion: a deleted AppGroup's status names no
+// crash loop: its pools drain, and nothing respawns.
+func TestCrashLoopGoesWithDeletion(t *testing.T) {
+	in := crashLoopInput(resistingNothing, dyingYoung)
+	in.AppGroup.Status.CrashLoop = in.CrashLoop // as the last pass left it
+	var pools []poolReport
+	for _, r := range in.Reports {
+		pools = append(pools, r)
+	}
+	if got := deletingStatus(in.AppGroup, pools, t0, staleAfter).CrashLoop; got != nil {
+		t.Errorf("status.crashLoop = %+v while deleting, want none", *got)
 	}
 }

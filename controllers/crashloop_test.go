@@ -3,8 +3,10 @@ package controllers_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -54,6 +56,47 @@ func (a *simAgent) replacementReady(agName string, n int32) {
 	})
 }
 
+// lived reports n processes of spec.revision ready, one of which lived the
+// crash window (lastedRevision), ScalingError ended: a loop is over.
+func (a *simAgent) lived(agName string, n int32) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		setRolledOut(p, n)
+		p.Status.LastedRevision = p.Spec.Revision
+		setCondition(p, ferryv1.ConditionScalingError, metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy)
+	})
+}
+
+// loopOf is the status.crashLoop of revision on nodes, not returned
+// because of why.
+func loopOf(revision, why string, nodes ...string) *ferryv1.CrashLoop {
+	return &ferryv1.CrashLoop{Revision: revision, Nodes: nodes, NotReturnedBecause: why}
+}
+
+// assertCrashLoop fails the test unless ag's status.crashLoop is want
+// (nil: none).
+func assertCrashLoop(t *testing.T, ag *ferryv1.AppGroup, want *ferryv1.CrashLoop) {
+	t.Helper()
+	if !equality.Semantic.DeepEqual(ag.Status.CrashLoop, want) {
+		t.Fatalf("status.crashLoop = %+v, want %+v", ag.Status.CrashLoop, want)
+	}
+}
+
+// waitCrashLoop waits for the pass that counts ready processes of the
+// AppGroup (-1: any pass) with status.crashLoop want (nil: none).
+func waitCrashLoop(t *testing.T, ns, name string, ready int32, want *ferryv1.CrashLoop) *ferryv1.AppGroup {
+	t.Helper()
+	return waitStatus(t, ns, name, fmt.Sprintf("%d processes ready, status.crashLoop %+v", ready, want), func(st *ferryv1.AppGroupStatus) error {
+		if ready >= 0 && st.Processes.Ready != ready {
+			return fmt.Errorf("%d processes ready", st.Processes.Ready)
+		}
+		if !equality.Semantic.DeepEqual(st.CrashLoop, want) {
+			return fmt.Errorf("status.crashLoop %+v", st.CrashLoop)
+		}
+		return nil
+	})
+}
+
 // waitSameRollingRestart waits for the pass that counts ready processes
 // of the AppGroup, and fails unless its RollingRestart is still want; it
 // returns the AppGroup as that pass left it.
@@ -99,11 +142,13 @@ func TestCrashLoopNothingReturnsIsSaid(t *testing.T) {
 			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
 			"nothing returns the node to an older revision (resistDeploymentErrors is false): "+
 			"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s")
+	loop := loopOf(rev2, "resistDeploymentErrors is false", a)
+	assertCrashLoop(t, ag, loop)
 	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
 	agent.replacementReady("blog", 2)
-	waitSameRollingRestart(t, ns, "blog", 2, looping)
+	assertCrashLoop(t, waitSameRollingRestart(t, ns, "blog", 2, looping), loop)
 	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
-	waitSameRollingRestart(t, ns, "blog", 1, looping)
+	assertCrashLoop(t, waitSameRollingRestart(t, ns, "blog", 1, looping), loop)
 }
 
 // TestProvenCrashLoopIsSaid: deployment errors resisted, a revision that
@@ -124,9 +169,14 @@ func TestProvenCrashLoopIsSaid(t *testing.T) {
 		"Revision "+rev2+" runs on 2/2 nodes; on "+b+" a process of revision "+rev2+" died soon after it was ready "+
 			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
 			"nothing returns the node to an older revision (revision "+rev2+" lasted on a node before: status.provenRevision)")
+	loop := loopOf(rev2, "revision "+rev2+" lasted on a node before: status.provenRevision", b)
+	assertCrashLoop(t, ag, loop)
 	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
 	agentB.replacementReady("blog", 2)
-	waitSameRollingRestart(t, ns, "blog", 4, looping)
+	assertCrashLoop(t, waitSameRollingRestart(t, ns, "blog", 4, looping), loop)
+	// A process lives the crash window there: the loop is over.
+	agentB.lived("blog", 2)
+	waitCrashLoop(t, ns, "blog", 4, nil)
 }
 
 // TestLoneCrashLoopReadsOneWay: TestCrashLoopNothingReturnsIsSaid with one
@@ -163,6 +213,8 @@ func TestLoneCrashLoopReadsOneWay(t *testing.T) {
 	bump(t, ns, "blog", "3")
 	waitEvent(t, ns, "blog", "Normal", controllers.EventRolloutStarted, "(was "+rev2)
 	assertNoEvent(t, ns, "blog", controllers.EventRolloutHalted)
+	// Another revision requested: nothing of revision 2 loops any more.
+	waitCrashLoop(t, ns, "blog", -1, nil)
 }
 
 // TestProvenLoneCrashLoopReadsOneWay: TestProvenCrashLoopIsSaid with one
@@ -240,12 +292,48 @@ func TestDeselectedLoneCrashLoopHaltsNothing(t *testing.T) {
 	if c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart); c.Reason == ferryv1.ReasonRolloutHalted {
 		t.Fatalf("RollingRestart is %s/%s: %s", c.Status, c.Reason, c.Message)
 	}
+	assertCrashLoop(t, ag, nil) // the node looping is no longer selected
 	waitRevisions(t, ns, "blog", map[string]string{b: rev2})
 	agentB.restarting("blog", 0, 1)
 	agentB.rollOut("blog", 1)
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 		"1/1 nodes updated (new processes on "+b+" must first live 10s, the crash window)")
 	assertNoEvent(t, ns, "blog", controllers.EventRolloutHalted)
+}
+
+// TestFirstRevisionCrashLoopIsPublished: a new AppGroup's first revision,
+// deployment errors resisted, has no older revision to return its node
+// to: its processes dying young there are a crash loop, which
+// status.crashLoop names, with why nothing returns the node ("no older
+// revision runs"), at the first death and the same at the next ones, so
+// that kubectl ferry restart --wait need not work it out (seen failing:
+// "status.crashLoop <nil>"). A process that lives the crash window ends
+// it.
+func TestFirstRevisionCrashLoopIsPublished(t *testing.T) {
+	withCrashWindow(t)
+	ns := newNamespace(t)
+	a := newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", nil)
+	agent := newAgent(t, ns, a, "192.0.2.2")
+	rev1 := target(t, ns, "blog")
+	agent.rollOut("blog", 2)
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
+		"1/1 nodes updated (new processes on "+a+" must first live 10s, the crash window)")
+
+	loop := loopOf(rev1, "no older revision runs", a)
+	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
+	ag := waitCrashLoop(t, ns, "blog", 1, loop)
+	if c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart); !strings.Contains(c.Message,
+		"nothing returns the node to an older revision (no older revision runs)") {
+		t.Errorf("RollingRestart's message %q does not say the loop as status.crashLoop does", c.Message)
+	}
+	agent.replacementReady("blog", 2)
+	waitCrashLoop(t, ns, "blog", 2, loop)
+	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
+	waitCrashLoop(t, ns, "blog", 1, loop)
+
+	agent.lived("blog", 2)
+	waitCrashLoop(t, ns, "blog", 2, nil)
 }
 
 // provingUnresisted is the opening of the crash-loop tests without

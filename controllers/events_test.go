@@ -651,7 +651,7 @@ func rolloutPass(ag *ferryv1.AppGroup, seen *rolloutSeen, nodes []string, now ti
 	reports := s.reports(staleAfter)
 	s.remember(reports)
 	in := rollupInput{AppGroup: ag, Target: s.target, Nodes: s.nodes, Reports: reports, Halt: s.halt,
-		LastRolledOut: s.lastGood, Proven: s.proven, Now: now, StaleAfter: staleAfter, Clean: true}
+		LastRolledOut: s.lastGood, Proven: s.proven, CrashLoop: s.loop, Now: now, StaleAfter: staleAfter, Clean: true}
 	cur := computeStatus(in)
 	old := ag.Status
 	ag.Status = cur
@@ -1268,7 +1268,7 @@ func TestNamedInReadsWhatHaltedConditionWrites(t *testing.T) {
 			"at", "exited with status 1 at node-a"), []string{"at"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := rollingRestartCondition(tt.in)
+			c := rollingRestartCondition(looped(tt.in))
 			if c.Reason != ferryv1.ReasonRolloutHalted {
 				t.Fatalf("RollingRestart %s: %s", c.Reason, c.Message)
 			}

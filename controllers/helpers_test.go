@@ -184,6 +184,14 @@ func haltInput(prev *ferryv1.HaltedRollout, target string, reports []poolReport,
 	if proven {
 		in.Proven = target
 	}
+	return looped(in)
+}
+
+// looped is in with its crash loop derived from the rest of it
+// (crashLoopOf), as the pass derives it once (scope.remember): a test
+// that edits an input after looped calls it again.
+func looped(in rollupInput) rollupInput {
+	in.CrashLoop = crashLoopOf(in)
 	return in
 }
 

@@ -403,7 +403,6 @@ func haltRecord(in rollupInput) *ferryv1.HaltedRollout {
 	if target == "" || in.LastRolledOut != nil && in.LastRolledOut.Revision == target {
 		return nil
 	}
-	looping := crashLooping(in)
 	if prev != nil && prev.Revision == target {
 		r, ok := in.Reports[prev.Node]
 		if !ok || !r.OnTarget || !r.RolledOut || r.HaltsTarget() {
@@ -412,7 +411,7 @@ func haltRecord(in rollupInput) *ferryv1.HaltedRollout {
 				kept := *prev
 				kept.Resisted = true
 				return &kept
-			case !ok || prev.Resisted || !loopsOn(looping, r):
+			case !ok || prev.Resisted || !loopsOn(in.CrashLoop, r):
 				return prev
 			}
 		}
@@ -420,7 +419,7 @@ func haltRecord(in rollupInput) *ferryv1.HaltedRollout {
 	proven := in.Proven == target
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
-		if ok && (r.ResistsTarget || r.Returned || r.FailsTarget && !proven && !loopsOn(looping, r)) {
+		if ok && (r.ResistsTarget || r.Returned || r.FailsTarget && !proven && !loopsOn(in.CrashLoop, r)) {
 			return &ferryv1.HaltedRollout{Revision: target, Node: node, Reason: haltReason(r),
 				Resisted: r.ResistsTarget || r.Returned, Since: lastTransition(in.Now)}
 		}

@@ -680,7 +680,7 @@ func TestHaltRecordOfACrashLoop(t *testing.T) {
 			unstarted(in.Reports)
 			settle(in.Reports, t0, 10*time.Second)
 		}
-		return in
+		return looped(in)
 	}
 	blocking := func(in rollupInput) rollupInput {
 		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking

@@ -156,6 +156,47 @@ type AppGroupStatus struct {
 	// turn.
 	// +optional
 	LastRolledOut *RolledOutRevision `json:"lastRolledOut,omitempty"`
+
+	// crashLoop names the nodes where processes of the target die soon
+	// after they are ready (within the 10s crash window) while nothing
+	// returns those nodes to an older revision, and why nothing does: the
+	// crash loop RollingRestart's message describes. Their agents respawn
+	// the processes for as long as the revision is the target, so the
+	// rollout neither goes on nor ends by itself. It is set from a node's
+	// first such death and cleared once a process of the target lives the
+	// crash window there, another revision is the target, or the nodes
+	// are no longer selected; it changes with its nodes or its reason,
+	// not at each death. The dying processes' error and output are in the
+	// nodes' ProcessPools (status.lastSpawnError). Unset when there is no
+	// crash loop, and by managers older than this field.
+	// +optional
+	CrashLoop *CrashLoop `json:"crashLoop,omitempty"`
+}
+
+// CrashLoop is a revision whose processes die soon after they are ready
+// on some nodes, with nothing to return those nodes to an older revision.
+type CrashLoop struct {
+	// revision is the revision that crash-loops: the target
+	// (status.revision).
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	Revision string `json:"revision"`
+
+	// nodes are the selected nodes where it crash-loops, sorted.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:items:MaxLength=253
+	Nodes []string `json:"nodes"`
+
+	// notReturnedBecause says why nothing returns those nodes to an older
+	// revision: "a Blocking restart resists no deployment error",
+	// "resistDeploymentErrors is false", "revision R lasted on a node
+	// before: status.provenRevision" (a proven revision's failure is
+	// taken for a scaling error, a database down at boot, and retried),
+	// or "no older revision runs" (a new AppGroup's first revision).
+	// +required
+	// +kubebuilder:validation:MaxLength=256
+	NotReturnedBecause string `json:"notReturnedBecause"`
 }
 
 // HaltedRollout is a rollout a node halted.
