@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,7 +36,9 @@ var ErrIncomplete = errors.New("rollout incomplete")
 // ErrCrashLoop: the new revision's processes die soon after they are
 // ready on some node, a second time, where nothing returns the node to an
 // older revision (deployment errors not resisted: resistDeploymentErrors
-// false, or a Blocking restart; or the revision proven on another node):
+// false, or a Blocking restart; the revision proven on another node; or
+// no older revision to return to, a new AppGroup's first: the manager
+// says which in status.crashLoop):
 // its agent respawns them with backoff for as long as the revision is
 // asked for, and the rollout neither goes on nor ends (RollingRestart
 // stays True, halted by a node left with no process, or complete with
@@ -166,21 +169,21 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 }
 
 // crashLoop is ErrCrashLoop's error when nothing returns ag's nodes from
-// the target (ag resists no deployment error, or the target is proven:
-// it lasted on another node, status.provenRevision) and some of pools,
-// on the target, show a second round of young deaths of its processes in
-// a row (lastSpawnError the target's, of contract.DiedAfterReady, and
-// spawnFailures, the agent's count of rounds, at least 2: processes
-// started together that die together are one round, their replacements
-// spawned at once) while none of them has lived the crash window
-// there (lastedRevision): their agents respawn them with backoff, and the
-// manager's rollout waits for that window forever, or counts a proven
-// target complete with Ready not True. A first death is not one: the
+// the target (notReturned) and some of pools, on the target (and on a
+// node status.crashLoop names, when it does), show a second round of
+// young deaths of its processes in a row (lastSpawnError the target's,
+// of contract.DiedAfterReady, and spawnFailures, the agent's count of
+// rounds, at least 2: processes started together that die together are
+// one round, their replacements spawned at once) while none of them has
+// lived the crash window there (lastedRevision): their agents respawn
+// them with backoff, and the manager's rollout waits for that window
+// forever, or counts a proven target complete with Ready not True. A
+// first death is not one, though the manager names the loop from it: the
 // agent replaces it at once (agent/pool's holdingLocked: a passing fault
 // must not cost a node its revision), and the replacement may live the
 // window. It names the revision, the nodes, and the first one's reason
-// and output, as the standalone agent's restartOutcome does of its pool.
-// nil otherwise.
+// and output (the pools', which status.crashLoop does not carry), as the
+// standalone agent's restartOutcome does of its pool. nil otherwise.
 //
 // The pools' ScalingError is not read: it is False between deaths, once
 // the replacement is ready (agent/pool's spawnWorkedLocked), which a
@@ -200,7 +203,8 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 // reading of young deaths, so no agent the fallback would serve shipped.
 func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	target := ag.Status.Revision
-	if ag.Spec.Restart.ResistsDeploymentErrors() && ag.Status.ProvenRevision != target {
+	why, named := notReturned(ag)
+	if why == "" {
 		// The manager returns such a node and halts: ResistingDeploymentError.
 		return nil
 	}
@@ -210,6 +214,7 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 		st := &pools[i].Status
 		e := st.LastSpawnError
 		if pools[i].Spec.Revision != target || st.ObservedRevision != target ||
+			named != nil && !slices.Contains(named, pools[i].Spec.NodeName) ||
 			!contract.DiesYoungAgain(e, target, int(st.SpawnFailures), st.LastedRevision == target) {
 			continue
 		}
@@ -220,15 +225,6 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	}
 	if first == nil {
 		return nil
-	}
-	var why string
-	switch {
-	case ag.Spec.Restart.Strategy == ferryv1.RestartBlocking:
-		why = "As a Blocking restart resists no deployment error,"
-	case !ag.Spec.Restart.ResistsDeploymentErrors():
-		why = "As resistDeploymentErrors is false,"
-	default:
-		why = fmt.Sprintf("Revision %s lasted on another node (status.provenRevision), so", target)
 	}
 	reason := first.Reason
 	if len(nodes) > 1 {
@@ -246,8 +242,29 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	if len(nodes) == 1 {
 		them = nodes[0]
 	}
-	return fmt.Errorf("%w: %s\n%s nothing returns %s to an older revision, and %s processes are %s",
-		ErrCrashLoop, msg, why, them, its, contract.CrashLoopRespawned)
+	// The manager's words (RollingRestart's crash note), of these nodes.
+	return fmt.Errorf("%w: %s\nNothing returns %s to an older revision (%s): %s processes are %s",
+		ErrCrashLoop, msg, them, why, its, contract.CrashLoopRespawned)
+}
+
+// notReturned says why nothing returns ag's nodes from the target to an
+// older revision, and the nodes where it crash-loops (nil: any node), or
+// "" when the manager returns them. status.crashLoop says both, the
+// manager's word, when it names the target. Absent, it is a manager
+// older than that field, or one that names no loop (yet): the wait then
+// works out why itself, as it did before the field, from the restart
+// spec and status.provenRevision (contract.NotReturnedWhy, the manager's
+// rule), a fallback kept so that such a manager's loops still end the
+// wait. The status does not say whether an older revision runs to return
+// a node to, so the fallback takes it that one does: a first revision's
+// loop ends the wait only through status.crashLoop (with such a manager
+// it runs to --timeout, as before).
+func notReturned(ag *ferryv1.AppGroup) (why string, nodes []string) {
+	st := &ag.Status
+	if l := st.CrashLoop; l != nil && l.Revision == st.Revision {
+		return l.NotReturnedBecause, l.Nodes
+	}
+	return contract.NotReturnedWhy(&ag.Spec.Restart, st.Revision, st.ProvenRevision == st.Revision, true), nil
 }
 
 // nodeList lists nodes as the manager's messages do: "a, b and c", at
@@ -354,13 +371,13 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 const poolListInterval = 2 * time.Second
 
 // readsPools: the pools may tell what ag's status does not, that the
-// target's processes die young with nothing to return their node
-// (crashLoop): deployment errors are not resisted, or the target is
-// proven; and the manager has taken up annotation and goes on with the
-// rollout, halted it, or ended it with Ready not True.
+// target's processes die young a second time with nothing to return
+// their node (crashLoop): nothing does (notReturned); and the manager has
+// taken up annotation and goes on with the rollout, halted it, or ended
+// it with Ready not True.
 func readsPools(ag *ferryv1.AppGroup, annotation string) bool {
 	st := &ag.Status
-	if ag.Spec.Restart.ResistsDeploymentErrors() && st.ProvenRevision != st.Revision || !onRevision(st.Revision, annotation) {
+	if why, _ := notReturned(ag); why == "" || !onRevision(st.Revision, annotation) {
 		return false
 	}
 	c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart)

@@ -78,6 +78,11 @@ func TestAssessRollout(t *testing.T) {
 	// young deaths: a spike's, or a node out of memory. The manager
 	// handles them (a rollout halted where the target never started).
 	failedSpawns := diesYoung("node-1", target)
+	// firstLoop is the status.crashLoop the manager writes of a first
+	// revision looping on node, deployment errors resisted.
+	firstLoop := func(node string) *ferryv1.CrashLoop {
+		return &ferryv1.CrashLoop{Revision: target, Nodes: []string{node}, NotReturnedBecause: "no older revision runs"}
+	}
 	failedSpawns.Status.LastSpawnError.Reason = "the app failed to load: RuntimeError: no database"
 	failedSpawns.Status.SpawnFailures = 3
 	uncounted := func(p ferryv1.ProcessPool) ferryv1.ProcessPool {
@@ -205,8 +210,8 @@ func TestAssessRollout(t *testing.T) {
 		{name: "its processes die young twice, errors not resisted", done: true, err: ErrCrashLoop,
 			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			errText: "on node-1 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
-				"    RuntimeError: no database\nAs resistDeploymentErrors is false, nothing returns node-1 to an older revision, " +
-				"and its processes are respawned, with a growing backoff",
+				"    RuntimeError: no database\nNothing returns node-1 to an older revision (resistDeploymentErrors is false): " +
+				"its processes are respawned, with a growing backoff",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		// A first death is replaced at once, and the replacement may live
 		// the window: a passing fault (seen failing: the wait ended at
@@ -260,7 +265,7 @@ func TestAssessRollout(t *testing.T) {
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, haltedYoung) }},
 		{name: "its processes die young twice in a Blocking restart", done: true, err: ErrCrashLoop,
 			pools:   []ferryv1.ProcessPool{diesYoung("node-1", target)},
-			errText: "As a Blocking restart resists no deployment error, nothing returns node-1",
+			errText: "Nothing returns node-1 to an older revision (a Blocking restart resists no deployment error)",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				ag.Spec.Restart.Strategy = ferryv1.RestartBlocking
 				set(st, settling)
@@ -268,12 +273,48 @@ func TestAssessRollout(t *testing.T) {
 		{name: "on many nodes", done: true, err: ErrCrashLoop, pools: many,
 			errText: "on node-1, node-2, node-3, node-4, node-5 and 2 more (on node-1: exited with status 3 1.2s after it was ready)" +
 				"\n    Traceback (most recent call last):\n    RuntimeError: no database\n" +
-				"As resistDeploymentErrors is false, nothing returns these nodes to an older revision, and their processes are respawned",
+				"Nothing returns these nodes to an older revision (resistDeploymentErrors is false): their processes are respawned",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		// Resisted, the manager returns the node and the AppGroup resists.
 		{name: "its processes die young twice, errors resisted", progress: "RollingRestart=True: 1/2 nodes updated",
 			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { set(st, settling) }},
+		// Unless there is nothing older to return it to, a new AppGroup's
+		// first revision: the manager says so in status.crashLoop, which
+		// the wait reads, the spec and status alone not telling (seen
+		// failing: it went on, "RollingRestart=True", to --timeout).
+		{name: "a first revision dies young twice, errors resisted", done: true, err: ErrCrashLoop,
+			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			errText: "on node-1 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
+				"    RuntimeError: no database\nNothing returns node-1 to an older revision (no older revision runs): " +
+				"its processes are respawned, with a growing backoff",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, settling)
+				st.CrashLoop = firstLoop("node-1")
+			}},
+		{name: "a first revision dies young once, errors resisted", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools: []ferryv1.ProcessPool{once("node-1")},
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, settling)
+				st.CrashLoop = firstLoop("node-1")
+			}},
+		// status.crashLoop names the nodes: a pool elsewhere is not the
+		// manager's loop (its node was returned, say).
+		{name: "young deaths twice on a node status.crashLoop does not name", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, settling)
+				st.CrashLoop = firstLoop("node-2")
+			}},
+		// A loop of another revision is not the target's: the wait works
+		// it out as without the field.
+		{name: "status.crashLoop of another revision", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, settling)
+				st.CrashLoop = firstLoop("node-1")
+				st.CrashLoop.Revision = "3-" + hash
+			}},
 		// Unless the target is proven: it lasted on another node, and a
 		// node that cannot keep it is not returned from it (controllers'
 		// returnsFromTarget); its agent respawns them with backoff (seen
@@ -281,8 +322,8 @@ func TestAssessRollout(t *testing.T) {
 		{name: "a proven target dies young twice, the rollout complete", done: true, err: ErrCrashLoop,
 			pools: []ferryv1.ProcessPool{diesYoung("node-2", target)}, mutate: provenNotReady,
 			errText: "on node-2 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
-				"    RuntimeError: no database\nRevision " + target + " lasted on another node (status.provenRevision), " +
-				"so nothing returns node-2 to an older revision, and its processes are respawned"},
+				"    RuntimeError: no database\nNothing returns node-2 to an older revision (revision " + target +
+				" lasted on a node before: status.provenRevision): its processes are respawned"},
 		{name: "a proven target dies young twice, a node waits", done: true, err: ErrCrashLoop,
 			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { provenNotReady(ag, st); set(st, settling) }},
@@ -670,7 +711,7 @@ func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-1 "+
 			"(exited with status 3 1.2s after it was ready)\n"+
 			"    Traceback (most recent call last):\n    RuntimeError: no database\n",
-		"\nAs resistDeploymentErrors is false, nothing returns node-1 to an older revision, and its processes are respawned, with a growing backoff",
+		"\nNothing returns node-1 to an older revision (resistDeploymentErrors is false): its processes are respawned, with a growing backoff",
 		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
 	)
 }
@@ -721,7 +762,63 @@ func TestRestartWaitEndsWhenAProvenRevisionDiesYoung(t *testing.T) {
 	}
 	assertContains(t, r.err,
 		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-2 ",
-		"\nRevision "+target+" lasted on another node (status.provenRevision), so nothing returns node-2 to an older revision",
+		"\nNothing returns node-2 to an older revision (revision "+target+" lasted on a node before: status.provenRevision)",
+		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
+	)
+}
+
+// TestRestartWaitEndsWhenAFirstRevisionDiesYoung: deployment errors
+// resisted, a revision with nothing older to return its node to (a new
+// AppGroup's first; here the status the manager writes of one) whose
+// processes die young is respawned there with backoff, and the manager
+// says so in status.crashLoop ("no older revision runs"). The wait reads
+// it and the pools, goes on at the first death, and ends with exit 1 at
+// the second (seen failing: "timed out waiting for ... the rollout was
+// at: RollingRestart=True: 1/1 nodes updated; on node-1 ..."; the short
+// --timeout ends that quickly).
+func TestRestartWaitEndsWhenAFirstRevisionDiesYoung(t *testing.T) {
+	ns := newNamespace(t)
+	ag := newAppGroup(t, ns, "app", "5")
+	target := "6-" + hash
+	w := startWait(t, ns, "app", "--timeout", "20s")
+	w.next(t)
+
+	p := newPool(t, ag, "node-1", target)
+	died := func(at time.Duration, again bool) {
+		st := diesYoungStatus(target)
+		if !again {
+			st = firstDeathStatus(st)
+		}
+		st.LastSpawnError.Time = *ago(at)
+		setPoolStatus(t, p, st)
+		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			rolledOut(ag, st, target, 1)
+			st.Processes = ferryv1.ProcessCounts{Ready: 1, Updated: 2, Total: 2}
+			st.Nodes.Ready, st.ReadyProcesses, st.ReadyNodes = 0, "1/2", "0/1"
+			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+				"0/1 nodes ready; not ready: node-1 (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
+					"exited with status 3 1.2s after it was ready)")
+			st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
+				"1/1 nodes updated; on node-1 a process of revision "+target+" died soon after it was ready "+
+					"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
+					"nothing returns the node to an older revision (no older revision runs): its processes are "+contract.CrashLoopRespawned)
+			st.CrashLoop = &ferryv1.CrashLoop{Revision: target, Nodes: []string{"node-1"}, NotReturnedBecause: "no older revision runs"}
+		})
+	}
+	died(10*time.Second, false)
+	w.sawPool(t, func(p ferryv1.ProcessPool) bool {
+		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Time.Equal(ago(10*time.Second))
+	})
+	died(time.Second, true)
+	r := w.result(t)
+	if r.code != ExitFailure {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
+	}
+	assertContains(t, r.err,
+		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-1 "+
+			"(exited with status 3 1.2s after it was ready)\n"+
+			"    Traceback (most recent call last):\n    RuntimeError: no database\n",
+		"\nNothing returns node-1 to an older revision (no older revision runs): its processes are respawned, with a growing backoff",
 		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
 	)
 }
