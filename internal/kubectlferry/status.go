@@ -296,6 +296,9 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 	if h := st.HaltedRollout; h != nil {
 		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Revision, pools)))
 	}
+	if l := crashLoopSummary(st); l != "" {
+		field("Crash loop", l)
+	}
 	if l := st.LastRolledOut; l != nil && l.Revision != st.Revision {
 		field("Last rolled out", l.Revision)
 	}
@@ -305,6 +308,29 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 	for _, n := range headerNotes(ag, pools) {
 		b.WriteString(n + "\n")
 	}
+}
+
+// crashLoopSummary is the crash loop the manager names (status.crashLoop)
+// in a sentence, or "" when there is none or RollingRestart's message
+// says it already: its crash note ends with contract.CrashLoopRespawned,
+// and is left out where the message leads with something else (a halt, a
+// restart under way on other nodes, an invalid annotation, a silent
+// agent).
+func crashLoopSummary(st *ferryv1.AppGroupStatus) string {
+	l := st.CrashLoop
+	if l == nil || l.Revision != st.Revision {
+		return ""
+	}
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart); c != nil &&
+		strings.Contains(c.Message, contract.CrashLoopRespawned) {
+		return ""
+	}
+	them := "the node"
+	if len(l.Nodes) > 1 {
+		them = "these nodes"
+	}
+	return fmt.Sprintf("revision %s on %s: its processes die soon after they are ready, and nothing returns %s "+
+		"to an older revision (%s)", l.Revision, nodeList(l.Nodes), them, l.NotReturnedBecause)
 }
 
 // haltSummary is the halted rollout the manager remembers, in a sentence:

@@ -1059,3 +1059,43 @@ func TestRenewalsByHolder(t *testing.T) {
 		t.Errorf("node-a renewed %s, want the later Lease's write, %s", got["node-a"], t0)
 	}
 }
+
+// TestCrashLoopSummary: kubectl ferry status shows the crash loop the
+// manager names (status.crashLoop) where RollingRestart's message does
+// not say it (seen failing: no "Crash loop" line while a halt on another
+// node led the message), and adds nothing where the message does, nor for
+// another revision's loop.
+func TestCrashLoopSummary(t *testing.T) {
+	target := "4-" + hash
+	loop := &ferryv1.CrashLoop{Revision: target, Nodes: []string{"node-1"}, NotReturnedBecause: "no older revision runs"}
+	noted := cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
+		"1/1 nodes updated; on node-1 a process of revision "+target+" died soon after it was ready (exited with status 3), "+
+			"and none has lived 10s, the crash window, there yet; nothing returns the node to an older revision "+
+			"(no older revision runs): its processes are "+contract.CrashLoopRespawned)
+	halted := cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		"Rollout of revision "+target+" halted at 1/3 nodes updated: node-2 resisting a deployment error")
+	tests := []struct {
+		name  string
+		loop  *ferryv1.CrashLoop
+		conds []metav1.Condition
+		want  string
+	}{
+		{name: "no loop", conds: []metav1.Condition{halted}},
+		{name: "RollingRestart says it", loop: loop, conds: []metav1.Condition{noted}},
+		{name: "a halt leads RollingRestart", loop: loop, conds: []metav1.Condition{halted},
+			want: "revision " + target + " on node-1: its processes die soon after they are ready, and nothing returns the node " +
+				"to an older revision (no older revision runs)"},
+		{name: "no RollingRestart yet", loop: &ferryv1.CrashLoop{Revision: target, Nodes: []string{"node-1", "node-2"},
+			NotReturnedBecause: "resistDeploymentErrors is false"},
+			want: "revision " + target + " on node-1 and node-2: its processes die soon after they are ready, and nothing returns " +
+				"these nodes to an older revision (resistDeploymentErrors is false)"},
+		{name: "another revision's", loop: &ferryv1.CrashLoop{Revision: "3-" + hash, Nodes: []string{"node-1"}},
+			conds: []metav1.Condition{halted}},
+	}
+	for _, tt := range tests {
+		st := &ferryv1.AppGroupStatus{Revision: target, CrashLoop: tt.loop, Conditions: tt.conds}
+		if got := crashLoopSummary(st); got != tt.want {
+			t.Errorf("%s: crashLoopSummary = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
