@@ -74,34 +74,51 @@ func (cl *clients) agentLeases(ctx context.Context, namespace string) map[string
 	return renewalsByHolder(leases)
 }
 
-// renewalsByHolder is, per node, the last write of the Leases its agent
-// holds (lastWrite): of two Leases naming one holder, the later, as the
-// manager judges a node by the latest renewal of the Leases it holds.
+// renewalsByHolder is, per node, the last renewal of the Leases its agent
+// holds (lastWrite of renewTime): of two Leases naming one holder, the
+// later, as the manager judges a node by the latest renewal of the Leases
+// it holds.
 func renewalsByHolder(leases []coordinationv1.Lease) map[string]time.Time {
 	renewals := make(map[string]time.Time, len(leases))
 	for _, l := range leases {
 		if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil {
 			continue
 		}
-		if t := lastWrite(l.ManagedFields, "", l.Spec.RenewTime.Time); t.After(renewals[*l.Spec.HolderIdentity]) {
+		if t := lastWrite(l.ManagedFields, renewTimeField, l.Spec.RenewTime.Time); t.After(renewals[*l.Spec.HolderIdentity]) {
 			renewals[*l.Spec.HolderIdentity] = t
 		}
 	}
 	return renewals
 }
 
-// lastWrite is when the API server last recorded a write that changed a
-// field of the object (of its subresource: "" for the object itself,
-// "status"), by its own clock: the latest of the managedFields' times.
-// An agent stamps its Lease's renewTime and its pools' heartbeatTime by
-// its clock, which may be wrong; every renewal changes renewTime and every
-// status report heartbeatTime, so the API server times each one as it
-// comes. stamp, when managedFields carry no time (stripped by whatever
-// served them).
-func lastWrite(fields []metav1.ManagedFieldsEntry, subresource string, stamp time.Time) time.Time {
+// The fields whose writes are signs of life: a Lease's renewTime, which
+// its holder stamps at every renewal, and a pool's status.heartbeatTime,
+// which its agent stamps at every report.
+var (
+	renewTimeField = []string{"spec", "renewTime"}
+	heartbeatField = []string{"status", "heartbeatTime"}
+)
+
+// lastWrite is when the API server last recorded a write by the writer
+// of field (a path of field names), by its own clock: the latest time of
+// the managedFields entries that own it. Entries are per field manager,
+// and any other one's write (a hand `kubectl label`, a condition written
+// into a pool's status) says nothing of the writer's life, so only the
+// owner's time counts. An agent stamps renewTime and heartbeatTime, and
+// the manager renewTime, by their clocks, which may be wrong; each
+// writes them by update, changing them every time, and the API server
+// gives the changed fields to the updater (taking them from any other
+// manager) and sets its entry's time, so the owner's time is that of the
+// last renewal or report (or of a later write by the same manager that
+// changed other fields only, a sign of life too; a write that changes
+// nothing sets no time). heartbeatTime's owner is always an entry of the
+// status subresource: writes of the pool itself cannot set its status.
+// stamp, when no entry owning field has a time (managedFields stripped
+// by whatever served them).
+func lastWrite(fields []metav1.ManagedFieldsEntry, field []string, stamp time.Time) time.Time {
 	var last time.Time
 	for _, f := range fields {
-		if f.Subresource == subresource && f.Time != nil && f.Time.After(last) {
+		if f.Time != nil && f.Time.After(last) && owns(f, field) {
 			last = f.Time.Time
 		}
 	}
@@ -109,6 +126,27 @@ func lastWrite(fields []metav1.ManagedFieldsEntry, subresource string, stamp tim
 		return stamp
 	}
 	return last
+}
+
+// owns says whether the managedFields entry f owns field: its FieldsV1
+// set has "f:NAME" for each name of the path, nested, as in
+// {"f:spec":{"f:renewTime":{}}}.
+func owns(f metav1.ManagedFieldsEntry, field []string) bool {
+	if f.FieldsType != "FieldsV1" {
+		return false
+	}
+	set := f.FieldsV1.GetRawBytes()
+	for _, name := range field {
+		var members map[string]json.RawMessage
+		if json.Unmarshal(set, &members) != nil {
+			return false
+		}
+		var ok bool
+		if set, ok = members["f:"+name]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // managerLease reads the manager's leader Lease in namespace.
@@ -171,10 +209,11 @@ func managerNote(namespace string, l *coordinationv1.Lease, err error, now time.
 		holder, where, duration.HumanDuration(now.Sub(last)), lasts)
 }
 
-// leaseRenewed is when the leader Lease l was last written, by the API
-// server's clock (lastWrite): every renewal changes renewTime, and a
-// release too. Its renewTime (else acquireTime), by the leader's clock,
-// where managedFields carry no time; zero when it has neither.
+// leaseRenewed is when the leader Lease l was last renewed, by the API
+// server's clock (lastWrite of renewTime): every renewal changes
+// renewTime, and a release too (client-go's leader election stamps it
+// then). Its renewTime (else acquireTime), by the leader's clock, where
+// managedFields carry no time; zero when it has neither.
 func leaseRenewed(l *coordinationv1.Lease) time.Time {
 	var stamp time.Time
 	switch {
@@ -183,7 +222,7 @@ func leaseRenewed(l *coordinationv1.Lease) time.Time {
 	case l.Spec.AcquireTime != nil:
 		stamp = l.Spec.AcquireTime.Time
 	}
-	return lastWrite(l.ManagedFields, "", stamp)
+	return lastWrite(l.ManagedFields, renewTimeField, stamp)
 }
 
 // listPools lists the ProcessPools of ag, sorted by node.
@@ -475,9 +514,9 @@ func noPoolsNote(ag *ferryv1.AppGroup, invalidNow bool) string {
 // 0. An agent renews its node's Lease every few seconds and rewrites an
 // unchanged pool status only every contract.StatusReportInterval: its
 // last sign of life is the later of the Lease renewal and the pool's
-// status report, each timed by the API server (lastWrite), not by the
-// agent's clock, as the manager times them by when it sees them
-// (controllers/signs.go): an agent whose clock is behind is not silent
+// status report, each timed by the API server's record of the agent's
+// write (lastWrite), not by the agent's clock, as the manager times them
+// by when it sees them (controllers/signs.go): an agent whose clock is behind is not silent
 // for it, and a dead one whose clock is ahead is. Without the Leases
 // (leases nil), an old report is normal for up to that interval more.
 func silence(p *ferryv1.ProcessPool, now time.Time, staleAfter time.Duration, leases map[string]time.Time) time.Duration {
@@ -485,7 +524,7 @@ func silence(p *ferryv1.ProcessPool, now time.Time, staleAfter time.Duration, le
 	if hb == nil {
 		return 0
 	}
-	last, bound := lastWrite(p.ManagedFields, "status", hb.Time), staleAfter+clockSlack
+	last, bound := lastWrite(p.ManagedFields, heartbeatField, hb.Time), staleAfter+clockSlack
 	if leases == nil {
 		bound += contract.StatusReportInterval
 	} else if renew := leases[p.Spec.NodeName]; renew.After(last) {
@@ -587,7 +626,7 @@ func poolNotes(ag *ferryv1.AppGroup, p *ferryv1.ProcessPool, now time.Time, sile
 	default:
 		// Timed by the status's write, as silence is: the agent's stamp
 		// is off by as much as its clock.
-		notes = append(notes, figuresAsOf(now.Sub(lastWrite(p.ManagedFields, "status", st.HeartbeatTime.Time))))
+		notes = append(notes, figuresAsOf(now.Sub(lastWrite(p.ManagedFields, heartbeatField, st.HeartbeatTime.Time))))
 	}
 	if st.HeartbeatTime != nil && st.ObservedRevision != p.Spec.Revision {
 		notes = append(notes, fmt.Sprintf("agent on %s has not taken up revision %s yet (it runs %s)",

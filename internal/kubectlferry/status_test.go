@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -622,6 +624,55 @@ func TestStatusSilentAgent(t *testing.T) {
 	if strings.Contains(r.out, "agent on node-2 has not reported") {
 		t.Errorf("written 1m ago, called silent:\n%s", r.out)
 	}
+
+	// The agent stopped an hour ago; since, someone labelled its Lease
+	// and its pool by hand, and wrote a condition into the pool's status,
+	// each by its own field manager. Neither renews the Lease nor reports
+	// (before: the label read as a renewal just now, and the condition as
+	// a report).
+	labelLater(t, lease, time.Hour)
+	labelLater(t, p2, time.Hour)
+	p2.Status.Conditions = append(p2.Status.Conditions, metav1.Condition{Type: "Inspected", Status: metav1.ConditionTrue,
+		Reason: "ByHand", LastTransitionTime: metav1.Now()})
+	if err := env.Client.Status().Update(context.Background(), p2, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	last = lastWritten(p2, lease)
+	r = runApp(t, &App{Now: func() time.Time { return last.Add(2 * time.Second) }}, "status", "hello", "-n", ns, "--lease-namespace", ns)
+	assertContains(t, r.out, "agent on node-2 has not reported for 60m; figures may be stale")
+}
+
+// labelLater plays a hand `kubectl label` of obj (a patch, by its own
+// field manager) d after the writes obj has had so far: the API server
+// records the label's write at its now, and the same write sets the
+// earlier writes' managedFields times back by d, as waiting d would have
+// left them (the API server keeps the times a write sends for the entries
+// it does not change). obj is left as written.
+func labelLater(t *testing.T, obj client.Object, d time.Duration) {
+	t.Helper()
+	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+	fields := obj.GetManagedFields()
+	for i := range fields {
+		if fields[i].Time != nil {
+			fields[i].Time = &metav1.Time{Time: fields[i].Time.Add(-d)}
+		}
+	}
+	obj.SetManagedFields(fields)
+	labels := obj.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels["checked-by"] = "hand"
+	obj.SetLabels(labels)
+	if err := env.Client.Patch(context.Background(), obj, patch, client.FieldOwner("kubectl-label")); err != nil {
+		t.Fatal(err)
+	}
+	// The premise: the label's write is the latest, the others d older.
+	for _, f := range obj.GetManagedFields() {
+		if f.Manager != "kubectl-label" && f.Time != nil && !f.Time.Add(d/2).Before(lastWritten(obj)) {
+			t.Fatalf("%s's write at %s, the label's at %s: not set back by %s", f.Manager, f.Time, lastWritten(obj), d)
+		}
+	}
 }
 
 // TestStatusAgentClockSkew: an agent stamps its pools' heartbeatTime and
@@ -729,6 +780,12 @@ func TestStatusManagerDown(t *testing.T) {
 	assertContains(t, statusAt(lastWritten(lease).Add(4*time.Minute)), "The ferry-manager leader ferry-manager-7d9f_1f3a has not renewed its Lease "+ns+
 		"/manager.ferry.dev for 4m (it lasts 15s): the manager may be down.")
 
+	// A hand label an hour after the last renewal, by another field
+	// manager, renews nothing (before: read as a renewal 2s ago, no note).
+	labelLater(t, lease, time.Hour)
+	assertContains(t, statusAt(lastWritten(lease).Add(2*time.Second)), "The ferry-manager leader ferry-manager-7d9f_1f3a has not renewed its Lease "+ns+
+		"/manager.ferry.dev for 60m (it lasts 15s): the manager may be down.")
+
 	lease.Spec.HolderIdentity = ptr.To("")
 	if err := env.Client.Update(context.Background(), lease); err != nil {
 		t.Fatal(err)
@@ -747,9 +804,8 @@ func TestManagerNote(t *testing.T) {
 	}
 	// written is l as the API server returns it after it recorded the
 	// last renewal ago by its own clock (managedFields' time).
-	written := func(l *coordinationv1.Lease, ago time.Duration) *coordinationv1.Lease {
-		l.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "manager", Operation: metav1.ManagedFieldsOperationUpdate,
-			Time: &metav1.Time{Time: testNow.Add(-ago)}}}
+	renewed := func(l *coordinationv1.Lease, ago time.Duration) *coordinationv1.Lease {
+		l.ManagedFields = []metav1.ManagedFieldsEntry{entry("manager", "", testNow.Add(-ago), renewTimeField...)}
 		return l
 	}
 	gone := apierrors.NewNotFound(coordinationv1.Resource("leases"), contract.ManagerLeaseName)
@@ -770,10 +826,10 @@ func TestManagerNote(t *testing.T) {
 		{"never renewed, held", func() *coordinationv1.Lease { l := lease("m1", 0, 15); l.Spec.RenewTime = nil; return l }(), nil, ""},
 		// The manager stamps renewTime by its clock; the API server's time
 		// of the write is what counts, so a skewed clock misleads no one.
-		{"renewTime an hour behind, written just now", written(lease("m1", time.Hour, 15), 2*time.Second), nil, ""},
-		{"renewTime an hour ahead, not written since", written(lease("m1", -time.Hour, 15), 5*time.Minute), nil,
+		{"renewTime an hour behind, written just now", renewed(lease("m1", time.Hour, 15), 2*time.Second), nil, ""},
+		{"renewTime an hour ahead, not written since", renewed(lease("m1", -time.Hour, 15), 5*time.Minute), nil,
 			"leader m1 has not renewed its Lease ferry-system/manager.ferry.dev for 5m (it lasts 15s)"},
-		{"released, renewTime an hour behind", written(lease("", time.Hour, 1), 2*time.Minute), nil,
+		{"released, renewTime an hour behind", renewed(lease("", time.Hour, 1), 2*time.Minute), nil,
 			"its leader Lease ferry-system/manager.ferry.dev is released, last renewed 2m ago"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -796,9 +852,9 @@ func TestSilence(t *testing.T) {
 		if heartbeat != never {
 			p.Status.HeartbeatTime = ago(heartbeat)
 		}
-		p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "manager", Time: ago(time.Hour)}}
+		p.ManagedFields = []metav1.ManagedFieldsEntry{entry("manager", "", testNow.Add(-time.Hour), "spec", "nodeName")}
 		if written != never {
-			p.ManagedFields = append(p.ManagedFields, metav1.ManagedFieldsEntry{Manager: "agent", Subresource: "status", Time: ago(written)})
+			p.ManagedFields = append(p.ManagedFields, entry("agent", "status", testNow.Add(-written), heartbeatField...))
 		}
 		return p
 	}
@@ -1051,7 +1107,7 @@ func TestRenewalsByHolder(t *testing.T) {
 	lease := func(name string, written time.Time) coordinationv1.Lease {
 		return coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: name, ManagedFields: []metav1.ManagedFieldsEntry{
-				{Manager: "ferry-agent", Operation: metav1.ManagedFieldsOperationUpdate, Time: ptr.To(metav1.NewTime(written))}}},
+				entry("ferry-agent", "", written, renewTimeField...)}},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("node-a"), RenewTime: ptr.To(metav1.NewMicroTime(written))}}
 	}
 	got := renewalsByHolder([]coordinationv1.Lease{lease("ferry-agent-node-a", t0), lease("stray", t0.Add(-time.Hour))})
@@ -1097,5 +1153,63 @@ func TestCrashLoopSummary(t *testing.T) {
 		if got := crashLoopSummary(st); got != tt.want {
 			t.Errorf("%s: crashLoopSummary = %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+// entry is the managedFields entry of manager's last update (of
+// subresource: "" or "status"), recorded at written, owning the field
+// at path, as the API server writes it ({"f:spec":{"f:renewTime":{}}}).
+func entry(manager, subresource string, written time.Time, path ...string) metav1.ManagedFieldsEntry {
+	set := "{}"
+	for _, name := range slices.Backward(path) {
+		set = fmt.Sprintf(`{"f:%s":%s}`, name, set)
+	}
+	return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, Subresource: subresource,
+		Time: ptr.To(metav1.NewTime(written)), FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(set)}
+}
+
+// TestLastWrite: a renewal is timed by the write of the field manager that
+// owns the field it stamps, not by the latest write of any manager (a
+// hand `kubectl label` of a dead agent's Lease made it read as renewed).
+func TestLastWrite(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC)
+	stamp := t0.Add(-time.Hour)
+	renewer := entry("ferry-agent", "", t0, renewTimeField...)
+	label := entry("kubectl-label", "", t0.Add(time.Minute), "metadata", "labels", "checked-by")
+	holder := entry("kubectl-edit", "", t0.Add(2*time.Minute), "spec", "holderIdentity")
+	untimed := renewer
+	untimed.Time = nil
+	coOwner := entry("other-applier", "", t0.Add(3*time.Minute), renewTimeField...)
+	coOwner.Operation = metav1.ManagedFieldsOperationApply
+	reporter := entry("ferry-agent", "status", t0, heartbeatField...)
+	condition := entry("kubectl-edit", "status", t0.Add(time.Minute), "status", "conditions")
+	// What the API server sends for an Update: the fields under "f:spec"
+	// beside renewTime, and "." for the Lease's own.
+	real := renewer
+	real.FieldsV1 = metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{".":{},"f:ferry.dev/node":{}}},` +
+		`"f:spec":{"f:acquireTime":{},"f:holderIdentity":{},"f:leaseDurationSeconds":{},"f:renewTime":{}}}`)
+	for _, tt := range []struct {
+		name   string
+		fields []metav1.ManagedFieldsEntry
+		field  []string
+		want   time.Time
+	}{
+		{"the renewer's write", []metav1.ManagedFieldsEntry{renewer}, renewTimeField, t0},
+		{"the renewer's write among its other fields", []metav1.ManagedFieldsEntry{real}, renewTimeField, t0},
+		{"another manager's label, later", []metav1.ManagedFieldsEntry{renewer, label}, renewTimeField, t0},
+		{"another manager's write of another spec field, later", []metav1.ManagedFieldsEntry{holder, renewer}, renewTimeField, t0},
+		{"no entry owns renewTime", []metav1.ManagedFieldsEntry{label, holder}, renewTimeField, stamp},
+		{"the owner's entry has no time", []metav1.ManagedFieldsEntry{untimed, label}, renewTimeField, stamp},
+		{"no managedFields", nil, renewTimeField, stamp},
+		{"two owners (applied alike): the later", []metav1.ManagedFieldsEntry{renewer, coOwner}, renewTimeField, t0.Add(3 * time.Minute)},
+		{"the reporter's status write", []metav1.ManagedFieldsEntry{label, reporter}, heartbeatField, t0},
+		{"another manager's condition in the status, later", []metav1.ManagedFieldsEntry{reporter, condition}, heartbeatField, t0},
+		{"a Lease's renewer owns no heartbeatTime", []metav1.ManagedFieldsEntry{renewer}, heartbeatField, stamp},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := lastWrite(tt.fields, tt.field, stamp); !got.Equal(tt.want) {
+				t.Errorf("lastWrite = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }
