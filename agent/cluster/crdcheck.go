@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	toolscache "k8s.io/client-go/tools/cache"
 )
 
@@ -73,14 +74,29 @@ func (c *crdCheck) answered() {
 // wrap is the cache's transport: rt, and answered at each answer (200) to
 // a list or watch of ProcessPools by the field.
 func (c *crdCheck) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
-		resp, err := rt.RoundTrip(req)
-		if err == nil && resp.StatusCode == http.StatusOK && selectsByNodeName(req) {
-			c.answered()
-		}
-		return resp, err
-	})
+	return &answerWatcher{rt: rt, crd: c}
 }
+
+// answerWatcher is crdCheck's transport (wrap).
+type answerWatcher struct {
+	rt  http.RoundTripper
+	crd *crdCheck
+}
+
+func (w *answerWatcher) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := w.rt.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusOK && selectsByNodeName(req) {
+		w.crd.answered()
+	}
+	return resp, err
+}
+
+// WrappedRoundTripper is the transport w wraps: client-go's helpers that
+// look through wrappers (utilnet.TLSClientConfig, DialerFor,
+// CloseIdleConnectionsFor) reach it by this, as through client-go's own.
+func (w *answerWatcher) WrappedRoundTripper() http.RoundTripper { return w.rt }
+
+var _ utilnet.RoundTripperWrapper = (*answerWatcher)(nil)
 
 // selectsByNodeName is whether req lists or watches ProcessPools by the
 // field (one namespace's or all).
@@ -88,11 +104,6 @@ func selectsByNodeName(req *http.Request) bool {
 	return req.Method == http.MethodGet && path.Base(req.URL.Path) == "processpools" &&
 		strings.Contains(req.URL.Query().Get("fieldSelector"), nodeNameField+"=")
 }
-
-// roundTripper is a function as an http.RoundTripper.
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // fieldUnsupported is whether err is the API server's BadRequest for a
 // field selector on a field the CRD does not declare selectable

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,8 +11,10 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -134,6 +137,28 @@ func TestCRDCheckWrap(t *testing.T) {
 		})
 	}
 }
+
+// TestCRDCheckWrapUnwraps: the cache's transport gives the one it wraps
+// to client-go's helpers that look through wrappers (utilnet's
+// TLSClientConfig, DialerFor, CloseIdleConnectionsFor), as client-go's
+// own wrappers do. Once, they answered "unknown transport type".
+func TestCRDCheckWrapUnwraps(t *testing.T) {
+	tlsConfig := &tls.Config{ServerName: "api.example"}
+	inner := &http.Transport{TLSClientConfig: tlsConfig}
+	rt := (&crdCheck{log: logr.Discard()}).wrap(inner)
+	got, err := utilnet.TLSClientConfig(rt)
+	if err != nil {
+		t.Fatalf("TLSClientConfig of the wrapped transport: %v", err)
+	}
+	if got != tlsConfig {
+		t.Errorf("TLSClientConfig = %p, want the wrapped transport's %p", got, tlsConfig)
+	}
+}
+
+// roundTripper is a function as an http.RoundTripper.
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // checkOutdatedLogged checks that book holds n lines besides
 // crdFixedMsg, each crdCheck's error naming the field and the fix.
