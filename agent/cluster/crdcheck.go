@@ -36,13 +36,18 @@ type crdCheck struct {
 	outdated atomic.Bool
 }
 
-// crdOutdatedMsg is the agent's error for a CRD without the field.
-const crdOutdatedMsg = "The ProcessPool CRD lacks the selectable field " + nodeNameField +
+// CRDOutdatedReason is why the agent is not Ready while the API server
+// refuses its list and watch of its pools by the field, and the fix: the
+// error it logs once (crdCheck), and its /readyz answer meanwhile. Until
+// then the cache follows nothing: a synced agent runs, and reports, the
+// pools it had; a new pool, a spec change or a deletion waits.
+const CRDOutdatedReason = "The ProcessPool CRD lacks the selectable field " + nodeNameField +
 	" this agent selects its pools by; upgrade the CRDs to this release's" +
-	" (config/crd, or the chart with crds.enabled): until then this agent follows no pool and is not Ready"
+	" (config/crd, or the chart with crds.enabled): until then this agent sees no new pool, change or deletion" +
+	" and is not Ready"
 
 // crdFixedMsg is said once the API server lists the pools by the field
-// after crdOutdatedMsg.
+// after CRDOutdatedReason.
 const crdFixedMsg = "The ProcessPool CRD declares the selectable field " + nodeNameField +
 	" again; this agent follows its pools"
 
@@ -59,7 +64,7 @@ func (c *crdCheck) observe(err error) {
 		return
 	}
 	if c.outdated.CompareAndSwap(false, true) {
-		c.log.Error(err, crdOutdatedMsg, "field", nodeNameField)
+		c.log.Error(err, CRDOutdatedReason, "field", nodeNameField)
 	}
 }
 

@@ -169,8 +169,8 @@ func checkOutdatedLogged(t *testing.T, book *agenttest.Logbook, n int) {
 		t.Fatalf("logged %d lines, want %d: %v", len(all), n, all)
 	}
 	for _, e := range all {
-		if e.Msg != crdOutdatedMsg || !e.IsError {
-			t.Errorf("logged %q (error: %v), want the error %q", e.Msg, e.IsError, crdOutdatedMsg)
+		if e.Msg != CRDOutdatedReason || !e.IsError {
+			t.Errorf("logged %q (error: %v), want the error %q", e.Msg, e.IsError, CRDOutdatedReason)
 		}
 		if v, _ := e.Value("field"); v != nodeNameField {
 			t.Errorf("field = %v, want %s", v, nodeNameField)
@@ -197,7 +197,7 @@ func TestAgentAgainstACRDWithoutTheFieldIsNotReady(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	a, _ := startAgent(t, node, env.Config, dir, logTo(book))
 	book.WaitFor(t, "Resumed pool from its saved spec")
-	e := book.WaitFor(t, crdOutdatedMsg)
+	e := book.WaitFor(t, CRDOutdatedReason)
 	if !e.IsError {
 		t.Errorf("%q logged as info, want an error", e.Msg)
 	}
@@ -214,8 +214,8 @@ func TestAgentAgainstACRDWithoutTheFieldIsNotReady(t *testing.T) {
 	if a.crd.outdated.Load() {
 		t.Error("still outdated after the sync")
 	}
-	if n := len(book.Find(crdOutdatedMsg)); n != 1 {
-		t.Errorf("logged %q %d times, want once", crdOutdatedMsg, n)
+	if n := len(book.Find(CRDOutdatedReason)); n != 1 {
+		t.Errorf("logged %q %d times, want once", CRDOutdatedReason, n)
 	}
 	book.Check(t)
 }
@@ -238,13 +238,13 @@ func TestAgentNotReadyWhileItsCRDLacksTheField(t *testing.T) {
 	setNodeNameSelectable(t, false)
 	t.Cleanup(func() { setNodeNameSelectable(t, true) })
 	waitUntil(t, "the agent not Ready once its watch is refused", func() bool { return !a.Ready() })
-	book.WaitFor(t, crdOutdatedMsg)
+	book.WaitFor(t, CRDOutdatedReason)
 
 	setNodeNameSelectable(t, true)
 	book.WaitFor(t, crdFixedMsg)
 	waitUntil(t, "the agent Ready again", a.Ready)
-	if n := len(book.Find(crdOutdatedMsg)); n != 1 {
-		t.Errorf("logged %q %d times, want once", crdOutdatedMsg, n)
+	if n := len(book.Find(CRDOutdatedReason)); n != 1 {
+		t.Errorf("logged %q %d times, want once", CRDOutdatedReason, n)
 	}
 	book.Check(t)
 }

@@ -226,16 +226,16 @@ type readiness interface {
 }
 
 // probes serves /healthz, and /readyz once agent is ready; not ready, it
-// says why: an outdated CRD (that and the fix: the agent logged it once,
-// the probe says it at each look), or nothing known to run yet.
+// says why: an outdated CRD and the fix, in the words the agent logged
+// once (cluster.CRDOutdatedReason), at each look; or nothing known to run
+// yet.
 func probes(agent readiness) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		switch {
 		case agent.CRDOutdated():
-			http.Error(w, "the ProcessPool CRD lacks the selectable field spec.nodeName this agent lists its pools by: "+
-				"upgrade the CRDs to this release's (config/crd, or the chart with crds.enabled)", http.StatusServiceUnavailable)
+			http.Error(w, cluster.CRDOutdatedReason, http.StatusServiceUnavailable)
 			return
 		case !agent.Ready():
 			http.Error(w, "not synced with the API server and nothing saved to resume", http.StatusServiceUnavailable)

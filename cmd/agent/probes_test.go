@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/ferry-dev/ferry/agent/cluster"
 )
 
 // agentState is a readiness as the agent reports it.
@@ -15,7 +17,8 @@ func (s agentState) CRDOutdated() bool { return s.crdOutdated }
 
 // TestReadyz: /readyz answers ok when the agent is Ready, else 503 with
 // why: against a ProcessPool CRD without the selectable field
-// spec.nodeName, that and the fix; else that it knows nothing to run yet.
+// spec.nodeName, that and the fix in the words the agent logs
+// (cluster.CRDOutdatedReason); else that it knows nothing to run yet.
 // /healthz answers ok whatever.
 func TestReadyz(t *testing.T) {
 	for _, tc := range []struct {
@@ -29,7 +32,7 @@ func TestReadyz(t *testing.T) {
 		{"not synced, nothing saved", agentState{}, http.StatusServiceUnavailable,
 			[]string{"not synced with the API server and nothing saved to resume"}, []string{"CRD"}},
 		{"the CRD outdated", agentState{crdOutdated: true}, http.StatusServiceUnavailable,
-			[]string{"the ProcessPool CRD lacks the selectable field spec.nodeName", "upgrade the CRDs"},
+			[]string{cluster.CRDOutdatedReason}, // the agent's own words, as it logs them
 			[]string{"nothing saved"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
