@@ -403,6 +403,22 @@ run, where lookup finds nothing.
 {{- end }}
 
 {{/*
+The versions of a ProcessPool CRD (the object, given: the cluster's or the
+chart's) that declare spec.nodeName a selectable field, as a JSON list
+(include returns text: fromJsonArray reads it back).
+*/}}
+{{- define "ferry.nodeNameSelectableIn" -}}
+{{- $versions := list }}
+{{- range .spec.versions }}
+{{- $v := .name }}
+{{- range .selectableFields | default list }}
+{{- if eq .jsonPath ".spec.nodeName" }}{{ $versions = append $versions $v }}{{ end }}
+{{- end }}
+{{- end }}
+{{- toJson $versions }}
+{{- end }}
+
+{{/*
 Why this release may not be installed or upgraded, with crds.enabled=false,
 against the cluster's ProcessPool CRD: it lacks the selectable field
 spec.nodeName (selectableFields) in a version where this chart's CRD
@@ -416,19 +432,10 @@ under `helm template` or a client-side dry run, where lookup finds nothing.
 {{- if not .Values.crds.enabled }}
 {{- $live := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" "processpools.ferry.dev" }}
 {{- if $live }}
-{{- $selectable := dict }}
-{{- range $live.spec.versions }}
-{{- $v := .name }}
-{{- range .selectableFields | default list }}
-{{- if eq .jsonPath ".spec.nodeName" }}{{ $_ := set $selectable $v true }}{{ end }}
-{{- end }}
-{{- end }}
+{{- $declared := include "ferry.nodeNameSelectableIn" $live | fromJsonArray }}
 {{- $missing := list }}
-{{- range ($.Files.Get "files/crds/ferry.dev_processpools.yaml" | fromYaml).spec.versions }}
-{{- $v := .name }}
-{{- range .selectableFields | default list }}
-{{- if and (eq .jsonPath ".spec.nodeName") (not (hasKey $selectable $v)) }}{{ $missing = append $missing $v }}{{ end }}
-{{- end }}
+{{- range include "ferry.nodeNameSelectableIn" ($.Files.Get "files/crds/ferry.dev_processpools.yaml" | fromYaml) | fromJsonArray }}
+{{- if not (has . $declared) }}{{ $missing = append $missing . }}{{ end }}
 {{- end }}
 {{- with $missing }}
 {{- printf "crds.enabled is false, and the ProcessPool CRD in this cluster (processpools.ferry.dev) lacks the selectable field spec.nodeName (in %s) that this chart's agents list their node's pools by: the API server would refuse them, and every agent would follow no pool and stay not Ready. Upgrade the CRDs first, to this chart's (kubectl apply --server-side -f charts/ferry/files/crds/, or kubectl apply -k config/crd of this release), or set crds.enabled=true so that the chart upgrades them" (join ", " .) }}
