@@ -438,7 +438,7 @@ under `helm template` or a client-side dry run, where lookup finds nothing.
 {{- if not (has . $declared) }}{{ $missing = append $missing . }}{{ end }}
 {{- end }}
 {{- with $missing }}
-{{- printf "crds.enabled is false, and the ProcessPool CRD in this cluster (processpools.ferry.dev) lacks the selectable field spec.nodeName (in %s) that this chart's agents list their node's pools by: the API server would refuse them, and every agent would follow no pool and stay not Ready. Upgrade the CRDs first, to this chart's (kubectl apply --server-side -f charts/ferry/files/crds/, or kubectl apply -k config/crd of this release), or set crds.enabled=true so that the chart upgrades them" (join ", " .) }}
+{{- printf "crds.enabled is false, and the ProcessPool CRD in this cluster (processpools.ferry.dev) lacks the selectable field spec.nodeName (in %s) that this chart's agents list their node's pools by: the API server would refuse them, and every agent would follow no pool and stay not Ready. Upgrade the CRDs first, to this chart's: kubectl apply --server-side -f ferry/files/crds/ after helm pull of this chart with --untar (or tar xzf of its package), -f charts/ferry/files/crds/ in a source checkout, or kubectl apply -k config/crd of this release (helm show crds lists none: the chart keeps them in files/, as templates, not in crds/); or set crds.enabled=true so that the chart upgrades them" (join ", " .) }}
 {{- end }}
 {{- end }}
 {{- end }}
