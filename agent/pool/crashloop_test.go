@@ -355,8 +355,8 @@ func TestCrashLoopRecoveryIsLoggedWhenItEnds(t *testing.T) {
 	if got.Msg != "Recovered from crashes soon after ready: a worker has lived past the crash window" {
 		t.Errorf("recovery logged as %q", got.Msg)
 	}
-	if n, _ := got.Value("crashes"); n.(int) < 3 {
-		t.Errorf("recovery line says %v crashes, want at least 3", n)
+	if n, _ := got.Value("failures"); n.(int) < 3 {
+		t.Errorf("recovery line says %v failures, want at least 3", n)
 	}
 	book.Check(t)
 }

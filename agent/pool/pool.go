@@ -378,9 +378,9 @@ type scalingState struct {
 	// before it can die young; of an app that boots in 5 to 10s, the
 	// second round comes near the end of the first death's crash window,
 	// or after it, where a hold timed from the first death holds less
-	// than the manager takes to return the node, or nothing. This is the one place that says so. Set once a
-	// loop: a later round (the hold over, no return came) does not set it
-	// again.
+	// than the manager takes to return the node, or nothing. This is the
+	// one place that says so. Set once a loop: a later round (the hold
+	// over, no return came) does not set it again.
 	holdFrom time.Time
 }
 
@@ -931,9 +931,9 @@ func (p *Pool) servedLocked(w *Worker) {
 		p.excused = excusedDeaths{}
 	}
 	if loop := p.scaling.loopSince; !loop.IsZero() && p.scaling.err == nil && w.readyAt.After(loop) {
-		of, count := "Recovered from crashes soon after ready", "crashes"
+		of := "Recovered from crashes soon after ready"
 		if p.scaling.crashSince.IsZero() {
-			of, count = "Recovered from failed spawns", "failures"
+			of = "Recovered from failed spawns"
 		}
 		how := "a worker has lived past the crash window"
 		switch {
@@ -942,7 +942,7 @@ func (p *Pool) servedLocked(w *Worker) {
 		case time.Since(w.readyAt) < crashWindow:
 			how = "the revision has served the crash window through with no death"
 		}
-		p.log.Info(of+": "+how, "revision", w.Revision, "pid", w.PID(), count, p.scaling.failures, "window", crashWindow.String())
+		p.log.Info(of+": "+how, "revision", w.Revision, "pid", w.PID(), "failures", p.scaling.failures, "window", crashWindow.String())
 		p.scaling = scalingState{}
 	}
 }
