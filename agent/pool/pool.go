@@ -1511,14 +1511,16 @@ func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time 
 		}
 		s.until = now.Add(backoffAfter(n))
 	}
-	if crash && s.rounds >= 2 && (s.holdFrom.IsZero() || now.Sub(s.holdFrom) < crashWindow) {
+	if crash && s.rounds >= 2 && (s.holdFrom.IsZero() || began.Before(s.holdFrom) && now.Sub(s.holdFrom) < crashWindow) {
 		// The hold starts at the second round. A young death within its
-		// window, while the pool holds (holdFrom is read only then), is
-		// of a worker ready before it began (the pool readies none of the
-		// revision meanwhile), whose survival kept the manager from
-		// returning the node (the report showed the revision running):
-		// the window runs from that death. At most one window more: such
-		// a worker dies young within one of being ready, or not at all.
+		// window of a worker begun before it (a survivor of the round
+		// that started it, whose survival kept the manager from returning
+		// the node: the report showed the revision running) moves it to
+		// that death. At most one window more: such a worker was ready
+		// before the hold began (a spawn in flight then is stopped before
+		// it serves), so it dies young within one window of it, or not at
+		// all. A worker begun since (a pool that holds nothing spawns) is
+		// of a later round, which does not set it again.
 		s.holdFrom = now
 	}
 	return s.until

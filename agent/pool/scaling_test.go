@@ -159,6 +159,14 @@ func TestHoldFromTheSecondRound(t *testing.T) {
 			spawnFailed(time.Second, 10*time.Millisecond),
 			young(4*time.Second, 3*time.Second),
 		}, 4 * time.Second},
+		// Found by review: a young death of a worker spawned after the
+		// hold began is no survivor of the round that started it; before,
+		// any young death within the window moved it.
+		{"a young death of a worker begun after the hold: not from it", []failure{
+			young(0, -5*time.Second),
+			young(12*time.Second, 10*time.Millisecond),
+			young(16*time.Second, 13*time.Second),
+		}, 12 * time.Second},
 	}
 	for _, tc := range cases {
 		var s scalingState
