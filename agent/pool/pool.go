@@ -325,11 +325,16 @@ type scalingState struct {
 	steppedAt time.Time
 	until     time.Time
 	err       *ferryv1.SpawnError
-	// blocked: err failed for no fault of its revision (notTheRevisions:
-	// a port another program took, an env valueFrom not read). The
-	// ScalingError condition says so (ReasonSpawnBlocked), and the manager
-	// does not take it for a revision that cannot start there.
-	blocked bool
+	// blocked: err (and last) failed for no fault of its revision
+	// (notTheRevisions: a port another program took, an env valueFrom not
+	// read). The ScalingError condition says so (ReasonSpawnBlocked), and
+	// the manager does not take it for a revision that cannot start
+	// there. Such a failure backs off (steps) but opens no run and is no
+	// round of one (fail); blockedRounds counts them in a row, what the
+	// status reports beside it (counted), until a failure of the
+	// revision's own or a spawn that works (spawnWorkedLocked).
+	blocked       bool
+	blockedRounds int
 	// loopSince, when set, is the first failure of a loop: the failed
 	// spawns and young deaths of a revision in a row. A spawn coming up
 	// in it clears err (spawnWorkedLocked) but proves nothing yet: a
@@ -1407,6 +1412,11 @@ func (p *Pool) spawnWorkedLocked(revision string) {
 		// the count the status reports starts over, the backoff stays.
 		p.scaling.rounds = 0
 	}
+	if p.scaling.last != nil && p.scaling.last.Revision == revision {
+		// Blocked spawns (a port since freed, a Secret since granted) are
+		// over once one works: no run of them goes on (fail).
+		p.scaling.blockedRounds = 0
+	}
 	if p.scaling.err != nil && p.scaling.err.Revision == revision {
 		p.scaling.err = nil
 	}
@@ -1466,7 +1476,7 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool, began, fail
 	p.scaling.err, p.scaling.last = se, se
 	p.scaling.blocked = !crash && notTheRevisions(err)
 	now := time.Now()
-	backoff := max(0, p.scaling.fail(now, began, failed, crash).Sub(now))
+	backoff := max(0, p.scaling.fail(now, began, failed, crash, p.scaling.blocked).Sub(now))
 	return []any{"backoff", backoff.Round(time.Millisecond).String(), "step", p.scaling.steps}
 }
 
@@ -1489,27 +1499,45 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool, began, fail
 // manager's return from the revision, which it holds the spawns for only
 // from the second round (holdingLocked, rounds), timed from when that
 // round's first young death was recorded (holdFrom).
-func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time {
+func (s *scalingState) fail(now, began, failed time.Time, crash, blocked bool) time.Time {
 	s.failures++
-	if s.loopSince.IsZero() {
-		s.loopSince = now
-	}
-	if crash && s.crashSince.IsZero() {
-		s.crashSince = now
-	}
-	if began.Before(s.steppedAt) {
-		// Of the last step's round; a round too if the count it reports
-		// started over since (rounds).
-		s.rounds = max(s.rounds, 1)
-	} else {
+	round := !began.Before(s.steppedAt)
+	if round {
 		s.steps++
-		s.rounds++
 		s.steppedAt = failed
 		n := s.steps
 		if crash {
 			n--
 		}
 		s.until = now.Add(backoffAfter(n))
+	}
+	if blocked {
+		// No fault of the revision's: it backs off all the same (the port
+		// may be freed, the Secret granted), but opens no run and is no
+		// round of one, which the hold and the restart waits read as the
+		// revision's (rounds): a machine's fault and one passing fault
+		// must not cost a node its revision. Its own count is what the
+		// status reports beside it (counted).
+		if round {
+			s.blockedRounds++
+		} else {
+			s.blockedRounds = max(s.blockedRounds, 1)
+		}
+		return s.until
+	}
+	s.blockedRounds = 0
+	if s.loopSince.IsZero() {
+		s.loopSince = now
+	}
+	if crash && s.crashSince.IsZero() {
+		s.crashSince = now
+	}
+	if round {
+		s.rounds++
+	} else {
+		// Of the last step's round; a round too if the count it reports
+		// started over since (rounds).
+		s.rounds = max(s.rounds, 1)
 	}
 	if crash && s.rounds >= 2 && (s.holdFrom.IsZero() || began.Before(s.holdFrom) && now.Sub(s.holdFrom) < crashWindow) {
 		// The hold starts at the second round. A young death within its
@@ -1524,6 +1552,16 @@ func (s *scalingState) fail(now, began, failed time.Time, crash bool) time.Time 
 		s.holdFrom = now
 	}
 	return s.until
+}
+
+// counted is the count of failed rounds the status reports beside last
+// (SpawnFailures): of blocked failures in a row while last is one, else
+// of the revision's own run (rounds).
+func (s *scalingState) counted() int {
+	if s.blocked {
+		return s.blockedRounds
+	}
+	return s.rounds
 }
 
 // reportFailure logs a failed spawn (msg says which kind of failure, kvs

@@ -57,38 +57,38 @@ func TestBackoffStepsPerRound(t *testing.T) {
 		steps    int
 	}{
 		{"one spawn after another", []failure{
-			{0, -time.Second, false, time.Second, 0},
-			{time.Second + 100*time.Millisecond, time.Second, false, 3100 * time.Millisecond, 0},
-			{3200 * time.Millisecond, 3100 * time.Millisecond, false, 7200 * time.Millisecond, 0},
+			{0, -time.Second, false, time.Second, 0, false},
+			{time.Second + 100*time.Millisecond, time.Second, false, 3100 * time.Millisecond, 0, false},
+			{3200 * time.Millisecond, 3100 * time.Millisecond, false, 7200 * time.Millisecond, 0, false},
 		}, 3},
 		{"four spawns started together", []failure{
-			{0, -time.Second, false, time.Second, 0},
-			{10 * time.Millisecond, -time.Second, false, time.Second, 0},
-			{20 * time.Millisecond, -time.Second, false, time.Second, 0},
-			{30 * time.Millisecond, -time.Second, false, time.Second, 0},
+			{0, -time.Second, false, time.Second, 0, false},
+			{10 * time.Millisecond, -time.Second, false, time.Second, 0, false},
+			{20 * time.Millisecond, -time.Second, false, time.Second, 0, false},
+			{30 * time.Millisecond, -time.Second, false, time.Second, 0, false},
 			// The round after the backoff: one step more.
-			{1100 * time.Millisecond, time.Second, false, 3100 * time.Millisecond, 0},
-			{1110 * time.Millisecond, time.Second, false, 3100 * time.Millisecond, 0},
+			{1100 * time.Millisecond, time.Second, false, 3100 * time.Millisecond, 0, false},
+			{1110 * time.Millisecond, time.Second, false, 3100 * time.Millisecond, 0, false},
 		}, 2},
 		{"four workers killed together, twice", []failure{
-			{0, -5 * time.Second, true, 0, 0},
-			{time.Millisecond, -5 * time.Second, true, 0, 0},
-			{2 * time.Millisecond, -4 * time.Second, true, 0, 0},
-			{3 * time.Millisecond, -4 * time.Second, true, 0, 0},
+			{0, -5 * time.Second, true, 0, 0, false},
+			{time.Millisecond, -5 * time.Second, true, 0, 0, false},
+			{2 * time.Millisecond, -4 * time.Second, true, 0, 0, false},
+			{3 * time.Millisecond, -4 * time.Second, true, 0, 0, false},
 			// Their replacements, spawned at once, killed together.
-			{2 * time.Second, 10 * time.Millisecond, true, 3 * time.Second, 0},
-			{2*time.Second + time.Millisecond, 10 * time.Millisecond, true, 3 * time.Second, 0},
-			{2*time.Second + 2*time.Millisecond, 12 * time.Millisecond, true, 3 * time.Second, 0},
-			{2*time.Second + 3*time.Millisecond, 12 * time.Millisecond, true, 3 * time.Second, 0},
+			{2 * time.Second, 10 * time.Millisecond, true, 3 * time.Second, 0, false},
+			{2*time.Second + time.Millisecond, 10 * time.Millisecond, true, 3 * time.Second, 0, false},
+			{2*time.Second + 2*time.Millisecond, 12 * time.Millisecond, true, 3 * time.Second, 0, false},
+			{2*time.Second + 3*time.Millisecond, 12 * time.Millisecond, true, 3 * time.Second, 0, false},
 		}, 2},
 		{"a worker of the round dies later", []failure{
-			{0, -5 * time.Second, true, 0, 0},
-			{4 * time.Second, -5 * time.Second, true, 0, 0},
+			{0, -5 * time.Second, true, 0, 0, false},
+			{4 * time.Second, -5 * time.Second, true, 0, 0, false},
 		}, 1},
 		{"a worker found dying, replaced before its exit", []failure{
-			{time.Second, -5 * time.Second, true, time.Second, 500 * time.Millisecond},
+			{time.Second, -5 * time.Second, true, time.Second, 500 * time.Millisecond, false},
 			// Its replacement, spawned as it was found dying, dies too.
-			{3 * time.Second, 600 * time.Millisecond, true, 4 * time.Second, 0},
+			{3 * time.Second, 600 * time.Millisecond, true, 4 * time.Second, 0, false},
 		}, 2},
 	}
 	for _, tc := range cases {
@@ -167,6 +167,19 @@ func TestHoldFromTheSecondRound(t *testing.T) {
 			young(12*time.Second, 10*time.Millisecond),
 			young(16*time.Second, 13*time.Second),
 		}, 12 * time.Second},
+		// Found by review: a spawn blocked by the machine (a port taken, a
+		// Secret not read) is no fault of the revision and no round of a
+		// run; before, it was the first, and the revision's first young
+		// death after its retry was ready was held as the second.
+		{"a blocked spawn, then one young death: the first round", []failure{
+			spawnBlocked(0, -time.Second),
+			young(3*time.Second, 2*time.Second),
+		}, none},
+		{"young, blocked, young: held from the second death", []failure{
+			young(0, -5*time.Second),
+			spawnBlocked(time.Second, 10*time.Millisecond),
+			young(4*time.Second, 3*time.Second),
+		}, 4 * time.Second},
 	}
 	for _, tc := range cases {
 		var s scalingState
@@ -181,6 +194,49 @@ func TestHoldFromTheSecondRound(t *testing.T) {
 	}
 }
 
+// TestBlockedSpawnsCountedApart: failed spawns of no fault of the
+// revision's (a port taken, a Secret not read: blocked) back off as any,
+// and the status counts their rounds in a row beside the last of them
+// (SpawnFailures), but they are no rounds of the revision's run, which the
+// hold and the restart waits read: a young death after them is a first
+// round, and a blocked spawn between two young deaths neither ends the
+// run nor counts in it.
+func TestBlockedSpawnsCountedApart(t *testing.T) {
+	cases := []struct {
+		name     string
+		failures []failure
+		counted  int // what the status reports beside the last
+		rounds   int
+		steps    int
+	}{
+		{"two blocked rounds", []failure{
+			spawnBlocked(0, -time.Second),
+			spawnBlocked(1100*time.Millisecond, time.Second),
+		}, 2, 0, 2},
+		{"a blocked spawn, then one young death", []failure{
+			spawnBlocked(0, -time.Second),
+			young(3*time.Second, 2*time.Second),
+		}, 1, 1, 2},
+		{"young, blocked: the blocked one's count beside it", []failure{
+			young(0, -5*time.Second),
+			spawnBlocked(time.Second, 10*time.Millisecond),
+		}, 1, 1, 2},
+		{"young, blocked, young", []failure{
+			young(0, -5*time.Second),
+			spawnBlocked(time.Second, 10*time.Millisecond),
+			young(4*time.Second, 3*time.Second),
+		}, 2, 2, 3},
+	}
+	for _, tc := range cases {
+		var s scalingState
+		replay(&s, tc.failures)
+		if s.counted() != tc.counted || s.rounds != tc.rounds || s.steps != tc.steps {
+			t.Errorf("%s: counted %d, %d rounds of the run, %d steps; want %d, %d, %d",
+				tc.name, s.counted(), s.rounds, s.steps, tc.counted, tc.rounds, tc.steps)
+		}
+	}
+}
+
 // failure is a row of the tables that replay failures on a scalingState
 // (replay), its times from tableStart: recorded at now, of an attempt
 // begun at began, a young death (crash) or a failed spawn, found failing
@@ -191,6 +247,9 @@ type failure struct {
 	crash      bool
 	until      time.Duration
 	found      time.Duration
+	// blocked: a failed spawn of no fault of the revision's
+	// (notTheRevisions).
+	blocked bool
 }
 
 // young and spawnFailed are the failures whose next attempt no table
@@ -200,6 +259,11 @@ func young(now, began time.Duration) failure {
 }
 
 func spawnFailed(now, began time.Duration) failure { return failure{now: now, began: began} }
+
+// spawnBlocked is a failed spawn of no fault of the revision's.
+func spawnBlocked(now, began time.Duration) failure {
+	return failure{now: now, began: began, blocked: true}
+}
 
 var tableStart = time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 
@@ -212,7 +276,8 @@ func replay(s *scalingState, fs []failure) []time.Time {
 		if f.found != 0 {
 			found = f.found
 		}
-		next[i] = s.fail(tableStart.Add(f.now), tableStart.Add(f.began), tableStart.Add(found), f.crash)
+		s.blocked = f.blocked // as backOffLocked sets it
+		next[i] = s.fail(tableStart.Add(f.now), tableStart.Add(f.began), tableStart.Add(found), f.crash, f.blocked)
 	}
 	return next
 }

@@ -49,8 +49,11 @@ type Status struct {
 	// worker ready since the loop began lasts or serves until it is
 	// recycled (scalingState.loopSince). 0 once the count starts over
 	// (the loop ended so; a spawn worked after a need that passed;
-	// another revision; resistance), and while LastSpawnError is a failure
-	// it leaves out (scalingState.last).
+	// another revision; resistance), and while
+	// LastSpawnError is a failure it leaves out (scalingState.last).
+	// Beside a spawn blocked for no fault of the revision (ScalingBlocked)
+	// it counts those in a row; they are no rounds of the revision's run,
+	// which a young death after them starts at 1 (scalingState.fail).
 	SpawnFailures int             `json:"spawnFailures,omitempty"`
 	LastRestart   *RestartSummary `json:"lastRestart,omitempty"`
 	// ResistDeploymentErrors is restart.resistDeploymentErrors as the
@@ -86,7 +89,7 @@ func (p *Pool) Status() Status {
 		Processes:       make([]ferryv1.ProcessInfo, 0, len(p.workers)),
 	}
 	if p.lastErr != nil && p.lastErr == p.scaling.last {
-		s.SpawnFailures = p.scaling.rounds
+		s.SpawnFailures = p.scaling.counted()
 	}
 	s.ResistDeploymentErrors = contract.ResistanceAsked(&p.cfg.Template.Restart)
 	if p.scaling.err != nil {
