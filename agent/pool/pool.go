@@ -1169,21 +1169,56 @@ func (p *Pool) startWork(w work) {
 // next spawn (nextSpawnLocked), the hold for the manager's return
 // included: a hold is no need that passed, and its error and retry time
 // stay in the status while it holds, a survivor of the loop serving.
+// With the error cleared by a retry ready already, it ends a run of
+// failed spawns whose retries the pool stopped itself
+// (retriesGoneLocked).
 func (p *Pool) clearPassedScalingErrorLocked(v view, d decision) {
-	if p.scaling.err == nil || v.now.Before(v.backoff) || d.spawn > 0 || d.recycle >= 0 ||
-		v.spawning > 0 || p.restart != nil || p.recycling || p.readyOfRevisionLocked(p.scaling.err.Revision) == 0 {
+	if v.now.Before(v.backoff) || d.spawn > 0 || d.recycle >= 0 || v.spawning > 0 || p.restart != nil || p.recycling {
 		return
 	}
-	p.log.Info("Cleared scaling error: the pool needs no spawn now", "revision", p.scaling.err.Revision)
-	p.scaling.err = nil
-	if p.scaling.crashSince.IsZero() {
-		// A loop of failed spawns ends with their need; the next spawn
-		// that works starts the count over (spawnWorkedLocked). One with
-		// young deaths goes on until a worker lasts: its survivors, ready
-		// and not needed now, may die young yet.
-		p.scaling.loopSince = time.Time{}
+	switch {
+	case p.scaling.err != nil:
+		if p.readyOfRevisionLocked(p.scaling.err.Revision) == 0 {
+			return
+		}
+		p.log.Info("Cleared scaling error: the pool needs no spawn now", "revision", p.scaling.err.Revision)
+		p.scaling.err = nil
+		if p.scaling.crashSince.IsZero() {
+			// A loop of failed spawns ends with their need; the next spawn
+			// that works starts the count over (spawnWorkedLocked). One with
+			// young deaths goes on until a worker lasts: its survivors, ready
+			// and not needed now, may die young yet.
+			p.scaling.loopSince = time.Time{}
+		}
+	case p.retriesGoneLocked():
+		p.log.Info("Ended the run of failed spawns: the pool stopped their retries before they lived the crash window, and needs no spawn now",
+			"revision", p.scaling.last.Revision, "failures", p.scaling.failures)
+		// As for a need that passed, a spawn having worked since: the count
+		// starts over, the backoff stays.
+		p.scaling.loopSince, p.scaling.rounds = time.Time{}, 0
+	default:
+		return
 	}
 	p.notifyLocked()
+}
+
+// retriesGoneLocked: a run of failed spawns only (no young death in it:
+// crashSince), their error cleared by a retry ready (spawnWorkedLocked),
+// has no worker left that came up since it began: none can end it by
+// lasting or serving (servedLocked), as the pool stopped them (min or
+// max lowered, idle, refusing connections) before they lived the crash
+// window. Kept, its count would say "1 round" beside its failure for good,
+// and a failure hours later would count as its second round. A worker
+// still draining counts as left: it may yet die young, the run's next
+// round.
+func (p *Pool) retriesGoneLocked() bool {
+	s := &p.scaling
+	if s.err != nil || s.loopSince.IsZero() || !s.crashSince.IsZero() || s.last == nil {
+		return false
+	}
+	return !slices.ContainsFunc(p.workers, func(w *Worker) bool {
+		return w.Revision == s.last.Revision && w.readyAt.After(s.loopSince)
+	})
 }
 
 func (p *Pool) goBackground(f func()) {

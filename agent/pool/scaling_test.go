@@ -237,6 +237,55 @@ func TestBlockedSpawnsCountedApart(t *testing.T) {
 	}
 }
 
+// TestRunOfFailedSpawnsEndsWithItsRetries: a run of failed spawns whose
+// error a retry ready cleared ends, its count starting over, once the pool
+// needs no spawn and no worker ready since the run began is left (the
+// pool stopped them: min or max lowered, idle); not while one is, ready or
+// draining (it may yet die young, or last and end the run itself), nor
+// where the run has a young death (it goes on until a worker lasts).
+func TestRunOfFailedSpawnsEndsWithItsRetries(t *testing.T) {
+	now := time.Now()
+	loop := now.Add(-5 * time.Second)
+	old := &Worker{ID: 1, Revision: "1", state: ferryv1.ProcessReady, readyAt: now.Add(-time.Minute)}
+	retry := func(state ferryv1.ProcessState) *Worker {
+		return &Worker{ID: 3, Revision: "1", state: state, readyAt: now.Add(-3 * time.Second)}
+	}
+	for _, tc := range []struct {
+		name    string
+		workers []*Worker
+		crash   bool
+		ended   bool
+	}{
+		{name: "the retry stopped: ended", workers: []*Worker{old}, ended: true},
+		{name: "the retry ready", workers: []*Worker{old, retry(ferryv1.ProcessReady)}},
+		{name: "the retry draining", workers: []*Worker{old, retry(ferryv1.ProcessDraining)}},
+		{name: "none left at all: ended", ended: true},
+		{name: "a young death in the run", workers: []*Worker{old}, crash: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Pool{lasted: map[string]bool{}, changed: make(chan struct{}), log: logr.Discard()}
+			p.cfg.Revision = "1"
+			p.cfg.Template.Pool.MinProcesses, p.cfg.Template.Pool.MaxProcesses = 0, 2
+			p.workers = tc.workers
+			p.scaling.last = &ferryv1.SpawnError{Revision: "1"}
+			p.scaling.failures, p.scaling.steps, p.scaling.rounds = 1, 1, 1
+			p.scaling.loopSince, p.scaling.steppedAt = loop, loop
+			p.scaling.until = loop.Add(time.Second)
+			if tc.crash {
+				p.scaling.crashSince = loop
+			}
+			v := p.viewLocked(now)
+			p.clearPassedScalingErrorLocked(v, decide(v))
+			if ended := p.scaling.loopSince.IsZero() && p.scaling.rounds == 0; ended != tc.ended {
+				t.Errorf("run ended %v, want %v (loop since %v, %d rounds)", ended, tc.ended, p.scaling.loopSince, p.scaling.rounds)
+			}
+			if p.scaling.steps != 1 {
+				t.Errorf("backoff steps %d, want 1 kept (the next spike's failure backs off as long)", p.scaling.steps)
+			}
+		})
+	}
+}
+
 // failure is a row of the tables that replay failures on a scalingState
 // (replay), its times from tableStart: recorded at now, of an attempt
 // begun at began, a young death (crash) or a failed spawn, found failing

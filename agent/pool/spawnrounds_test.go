@@ -2,12 +2,18 @@ package pool_test
 
 import (
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
@@ -110,15 +116,62 @@ func TestSpawnFailuresKeptUntilAReplacementLasts(t *testing.T) {
 	}
 }
 
-// startNeedFails starts a pool named name of one flaky worker, logging to
-// the logbook it returns, and waits until it is ready; need sets its
-// minProcesses. Spawn 2, the first a need asks for, fails; the others
-// work.
-func startNeedFails(t *testing.T, name string) (*agenttest.Env, *agenttest.Logbook, func(int32)) {
+// TestSpawnFailuresStartOverWhenTheirRetryIsStopped: a spawn the pool
+// needs fails, its retry is ready (the count of failed rounds kept beside
+// lastSpawnError: the retry may yet die young), and then the need passes
+// and the pool stops the retry itself before it lived the crash window
+// (here an idle stop, minProcesses lowered; maxProcesses lowered would do
+// the same). No worker is left to end the run by lasting: the pool ends
+// it as for a need that passed, the count back to 0, the failure kept.
+// Before, the run went on for good: the status read "1 round" beside the
+// failure, and a failure hours later counted as the run's second round,
+// with the longer backoff and, of young deaths, the hold.
+func TestSpawnFailuresStartOverWhenTheirRetryIsStopped(t *testing.T) {
+	e, book, need := startNeedFails(t, "t/retrystopped", func(tmpl *ferryv1.AppTemplate) {
+		tmpl.Pool.IdleTimeout = &metav1.Duration{Duration: time.Second}
+	})
+	old := pids(e.Pool.Status())
+	need(2)
+	s := e.WaitFor(t, time.Minute, "2 ready workers, spawn 3 the retry of spawn 2", agenttest.Ready(2))
+	if s.SpawnFailures != 1 || s.LastSpawnError == nil {
+		t.Fatalf("the retry of a failed spawn ready: spawnFailures %d, lastSpawnError %v; want 1 kept beside it",
+			s.SpawnFailures, s.LastSpawnError)
+	}
+	// A request now goes to the old worker (the oldest of the idle ones),
+	// which leaves the retry the longer idle: the one the idle stop takes.
+	if _, body := get(t, e.URL); strings.TrimSpace(body) != strconv.Itoa(old[0]) {
+		t.Fatalf("the request was served by pid %s, want the old worker %d", strings.TrimSpace(body), old[0])
+	}
+	need(1)
+	e.WaitFor(t, time.Minute, "the retry stopped, the old worker left", func(s pool.Status) bool {
+		return agenttest.Ready(1)(s) && slices.Equal(pids(s), old)
+	})
+	s = e.WaitFor(t, 30*time.Second, "spawnFailures back to 0, the run ended with its retry gone", func(s pool.Status) bool {
+		return s.SpawnFailures == 0
+	})
+	if s.LastSpawnError == nil || s.ScalingError != nil {
+		t.Errorf("the run ended: lastSpawnError %v, scaling error %v; want the failure kept, none", s.LastSpawnError, s.ScalingError)
+	}
+	if l := book.Find("Ended the run of failed spawns"); len(l) != 1 {
+		t.Errorf("%d lines saying the run of failed spawns ended, want 1", len(l))
+	}
+	if l := book.Find("Recovered"); len(l) > 0 {
+		t.Errorf("logged %q: no worker of the run lived or served", l[0].Msg)
+	}
+}
+
+// startNeedFails starts a pool named name of one flaky worker (its
+// template as tweak sets it), logging to the logbook it returns, and waits
+// until it is ready; need sets its minProcesses. Spawn 2, the first a
+// need asks for, fails; the others work.
+func startNeedFails(t *testing.T, name string, tweak ...func(*ferryv1.AppTemplate)) (*agenttest.Env, *agenttest.Logbook, func(int32)) {
 	t.Helper()
 	book := agenttest.NewLogbook(t)
 	log := book.Logger()
 	cfg := pool.Config{Name: name, Revision: "1", Template: flaky(t, 1, 2, "2")}
+	for _, f := range tweak {
+		f(&cfg.Template)
+	}
 	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
 	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
 	return e, book, func(n int32) {

@@ -48,8 +48,9 @@ type Status struct {
 	// between the failures of a loop, their replacements ready, until a
 	// worker ready since the loop began lasts or serves until it is
 	// recycled (scalingState.loopSince). 0 once the count starts over
-	// (the loop ended so; a spawn worked after a need that passed;
-	// another revision; resistance), and while
+	// (the loop ended so; a spawn worked after a need that passed; the
+	// retries of failed spawns stopped by the pool, the need passed:
+	// retriesGoneLocked; another revision; resistance), and while
 	// LastSpawnError is a failure it leaves out (scalingState.last).
 	// Beside a spawn blocked for no fault of the revision (ScalingBlocked)
 	// it counts those in a row; they are no rounds of the revision's run,
