@@ -356,17 +356,19 @@ type scalingState struct {
 	// still it, not with a failure recorded since that the count leaves out
 	// (a restart step's, or one of a revision the pool spawns no more).
 	last *ferryv1.SpawnError
-	// rounds is what the status reports with last (SpawnFailures): the
-	// rounds of attempts that failed (fail), not the failures. Processes
+	// rounds is what the status reports with last (SpawnFailures, unless
+	// last is blocked: counted): the rounds of the revision's attempts
+	// that failed (fail), not the failures, nor blocked ones. Processes
 	// started together that die together (an OOM sweep, a database gone)
 	// are one round, so that 2 says a replacement spawned after a failure
 	// failed too, as kubectl ferry restart --wait reads it, and as the
 	// hold for the manager's return (holdingLocked) starts. It counts as
-	// steps does, through failed spawns and young deaths alike (a
-	// process ready, then dead young, is a failed round, not a spawn that
-	// worked: loopSince), and starts over with the loop's end; where
+	// steps does (blocked failures aside), through failed spawns and
+	// young deaths alike (a process ready, then dead young, is a failed
+	// round, not a spawn that worked: loopSince), and starts over with the loop's end; where
 	// the loop was of failed spawns whose need passed, once a spawn of
-	// last's revision works (spawnWorkedLocked), steps and failures
+	// last's revision works (spawnWorkedLocked), or once the pool stopped
+	// the retries that worked (retriesGoneLocked), steps and failures
 	// staying for the backoff (clearPassedScalingErrorLocked): a later
 	// first death is a first one.
 	rounds int
@@ -376,9 +378,10 @@ type scalingState struct {
 	// (holdingLocked), and the moment the hold and the wait for the return
 	// are timed from (awaitFrom); moved to a later young death within its
 	// crash window (a survivor of the round dying in the hold: the return
-	// can come only once none of the revision runs). (A failed spawn
-	// counts in the loop's rounds, and young deaths after failed spawns
-	// only are counted at 2 or more already: held from the first.) Why
+	// can come only once none of the revision runs). (A failed spawn,
+	// unless blocked, counts in the loop's rounds, and young deaths after
+	// failed spawns only are counted at 2 or more already: held from the
+	// first.) Why
 	// not crashSince: a process spawned after the first death must boot
 	// before it can die young; of an app that boots in 5 to 10s, the
 	// second round comes near the end of the first death's crash window,
