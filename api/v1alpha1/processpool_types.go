@@ -234,13 +234,20 @@ type ProcessPoolStatus struct {
 	// was recycled, or the revision has served the window through (see
 	// lastedRevision); after failed spawns whose need passed (ScalingError
 	// cleared with no young death in the run), once a spawn of the
-	// revision is ready. It goes back to
+	// revision is ready, or once the pool itself stopped the retries that
+	// were ready (minProcesses or maxProcesses lowered, an idle stop)
+	// before one lived the window. It goes back to
 	// 0 too when the node is asked for another revision, and when the pool
 	// comes to resist the revision (deploymentError). It is 0 too while
 	// lastSpawnError is a failure it does not count: a rolling restart's
 	// replacement that failed with deployment errors not resisted (the
 	// restart skips that process), or a spawn of a revision the pool no
-	// longer spawns. Agents older than this field report none.
+	// longer spawns. A spawn that failed for no fault of the revision (its
+	// port taken, a Secret it reads unreadable: the ScalingError
+	// condition's reason SpawnBlocked) is no round of the revision's run:
+	// while lastSpawnError is such a failure, the count is of those in a
+	// row, and a young death after them is the run's first round. Agents
+	// older than this field report none.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	SpawnFailures int32 `json:"spawnFailures,omitempty"`
