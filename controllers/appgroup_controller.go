@@ -519,10 +519,15 @@ func (s *scope) remember(reports map[string]poolReport) {
 	in := rollupInput{AppGroup: s.ag, Target: s.target, Nodes: s.nodes, Reports: reports,
 		Halt: s.halt, LastRolledOut: s.lastGood, Proven: s.proven, Now: s.now}
 	in.CrashLoop = crashLoopOf(in)
-	s.loop = in.CrashLoop
 	if s.revisionErr == nil {
 		s.halt = haltRecord(in)
+		// A halt this pass records as resisted on a looping node
+		// returns that node (returnsFromTarget reads s.halt): the loop
+		// must not name it, so it is read again from the new record.
+		in.Halt = s.halt
+		in.CrashLoop = crashLoopOf(in)
 	}
+	s.loop = in.CrashLoop
 }
 
 // targetProven: the target has run rolled out on some node.

@@ -98,7 +98,7 @@ func computeStatus(in rollupInput) ferryv1.AppGroupStatus {
 	st.Revision = in.Target
 	setCounts(&st, in)
 	st.HaltedRollout, st.LastRolledOut, st.ProvenRevision = in.Halt, in.LastRolledOut, in.Proven
-	st.CrashLoop = in.CrashLoop.DeepCopy()
+	st.CrashLoop = publishedLoop(in.CrashLoop)
 	setConditions(&st, in.AppGroup.Generation, in.Now, readyCondition(in), rollingRestartCondition(in), resistingCondition(in))
 	if in.Clean {
 		st.ObservedGeneration = in.AppGroup.Generation
@@ -850,49 +850,77 @@ func settlingNote(in rollupInput, n rolloutNodes) string {
 
 // crashLoopOf is the target's crash loop, nil when there is none: the
 // selected nodes where the target dies young and nothing returns the
-// node from it, and why (staysWhy). A process of it died within the crash
-// window of ready (the pool's lastSpawnError, contract.YoungDeathOf),
-// none of it has lived the window there (lastedRevision), and the node
-// stays on it (failingRetried: deployment errors not resisted, a Blocking
-// restart, a target proven elsewhere, or nothing older to return to).
-// Its agent respawns them with backoff for as long as that lasts: the
-// rollout neither goes on nor ends by itself. Read from what stays the
-// same between deaths, not from ScalingError or the counts, which flip at
-// each death and each replacement ready.
+// node from it, and why (nodeStaysWhy). A process of it died within the
+// crash window of ready (the pool's lastSpawnError,
+// contract.YoungDeathOf), none of it has lived the window there
+// (lastedRevision), and the node stays on it (deployment errors not
+// resisted, a Blocking restart, a target proven elsewhere that this node
+// did not resist, or nothing older to return to). A node the manager
+// returns (returnsFromTarget: the same rule, contract.NotReturnedWhy) is
+// left out, and so is one whose agent is silent or unheard: its word is
+// not taken. Its agent respawns them with backoff for as long as that
+// lasts: the rollout neither goes on nor ends by itself. Read from what
+// stays the same between deaths, not from ScalingError or the counts,
+// which flip at each death and each replacement ready.
+//
+// The loop lists every node (NodeCount of them): the manager reads it
+// whole (loopsOn), and only the status field is cut (publishedLoop).
+// Its reason is its first node's: the nodes differ only where the one
+// node that resisted a proven target has nothing older to return to
+// (NoOlderRevision) while the others stay as it is proven.
 func crashLoopOf(in rollupInput) *ferryv1.CrashLoop {
-	why := staysWhy(in)
-	if in.Target == "" || why == "" {
-		// The node is returned once none of the target's processes runs
-		// there (returnsFromTarget), and the rollout halts.
+	if in.Target == "" {
 		return nil
 	}
-	var nodes []string
+	_, _, older := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target)
+	var loop *ferryv1.CrashLoop
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
 		if !ok || !r.Reported || r.Stale || !r.OnTarget {
 			continue
 		}
 		st := &r.Pool.Status
-		if st.ObservedRevision == in.Target && st.LastedRevision != in.Target &&
-			contract.YoungDeathOf(st.LastSpawnError, in.Target) {
-			nodes = append(nodes, node)
+		if st.ObservedRevision != in.Target || st.LastedRevision == in.Target ||
+			!contract.YoungDeathOf(st.LastSpawnError, in.Target) {
+			continue
 		}
+		reason, message := nodeStaysWhy(in, node, older)
+		if reason == "" {
+			// The manager returns it once none of the target's processes
+			// runs there (returnsFromTarget), and the rollout halts.
+			continue
+		}
+		if loop == nil {
+			loop = &ferryv1.CrashLoop{Revision: in.Target, Reason: reason, Message: message}
+		}
+		loop.Nodes = append(loop.Nodes, node)
 	}
-	if len(nodes) == 0 {
-		return nil
+	if loop != nil {
+		loop.NodeCount = int32(len(loop.Nodes)) //nolint:gosec // a count of selected nodes
 	}
-	return &ferryv1.CrashLoop{Revision: in.Target, Nodes: nodes, NotReturnedBecause: why}
+	return loop
+}
+
+// publishedLoop is loop as status.crashLoop carries it: its first
+// MaxCrashLoopNodes nodes (the field's MaxItems), NodeCount still
+// counting all of them, so that a reader knows more exist.
+func publishedLoop(loop *ferryv1.CrashLoop) *ferryv1.CrashLoop {
+	out := loop.DeepCopy()
+	if out != nil && len(out.Nodes) > ferryv1.MaxCrashLoopNodes {
+		out.Nodes = out.Nodes[:ferryv1.MaxCrashLoopNodes]
+	}
+	return out
 }
 
 // crashNote is what RollingRestart's message says of the nodes where the
 // target dies young and nothing returns them (in.CrashLoop): that it died,
-// the first node's reason, why the node stays on it, and what becomes of
-// its processes; "" when there are none. It changes with a death (the
-// reason quoted), never by itself between two. Its processes are
-// respawned, not "retried with backoff ... until one works"
-// (contract.SpawnsRetried): a first death is replaced at once, and a
-// process of it that works, ready, may still die young; what ends the
-// loop is one that lives the crash window.
+// the first node's reason, and contract.CrashLoopClause (why the nodes
+// stay on it, and what becomes of their processes); "" when there are
+// none. It changes with a death (the reason quoted), never by itself
+// between two. Its processes are respawned, not "retried with backoff ...
+// until one works" (contract.SpawnsRetried): a first death is replaced at
+// once, and a process of it that works, ready, may still die young; what
+// ends the loop is one that lives the crash window.
 func crashNote(in rollupInput) string {
 	if in.CrashLoop == nil {
 		return ""
@@ -903,18 +931,26 @@ func crashNote(in rollupInput) string {
 		reason = nodes[0] + ": " + reason
 	}
 	return fmt.Sprintf("; on %s a process of revision %s died soon after it was ready (%s), and none has lived %s, "+
-		"the crash window, there yet; nothing returns %s to an older revision (%s): %s processes are %s",
-		nodeList(nodes), in.Target, reason, contract.CrashWindow, plural(len(nodes), "the node", "these nodes"),
-		in.CrashLoop.NotReturnedBecause, plural(len(nodes), "its", "their"), contract.CrashLoopRespawned)
+		"the crash window, there yet; %s",
+		nodeList(nodes), in.Target, reason, contract.CrashWindow, contract.CrashLoopClause(len(nodes), in.CrashLoop.Message))
 }
 
-// staysWhy says why nothing returns a node from a target it cannot run
-// (failingRetried), or "" when the node is returned: contract.NotReturnedWhy
-// of the AppGroup's restart, the target proven or not, and whether an
-// older revision runs to return it to (fallback).
+// staysWhy says why nothing returns the nodes from a target they cannot
+// run (failingRetried), or "" when they are returned: nodeStaysWhy of a
+// node that did not resist the target.
 func staysWhy(in rollupInput) string {
 	_, _, older := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target)
-	return contract.NotReturnedWhy(&in.AppGroup.Spec.Restart, in.Target, in.Proven == in.Target, older)
+	_, message := nodeStaysWhy(in, "", older)
+	return message
+}
+
+// nodeStaysWhy is contract.NotReturnedWhy of node: the AppGroup's
+// restart, the target proven or not, whether node resisted it (the halt
+// remembered: contract.ResistedOn, as returnsFromTarget reads it), and
+// whether an older revision runs to return it to (older: fallback).
+func nodeStaysWhy(in rollupInput, node string, older bool) (reason, message string) {
+	return contract.NotReturnedWhy(&in.AppGroup.Spec.Restart, in.Target, in.Proven == in.Target,
+		contract.ResistedOn(in.Halt, node, in.Target), older)
 }
 
 // completeMessage is RollingRestart's message once the rollout completed:

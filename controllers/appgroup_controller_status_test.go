@@ -1819,25 +1819,38 @@ func TestCrashLoopStatus(t *testing.T) {
 		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
 		return in
 	}
-	loop := func(why string) *ferryv1.CrashLoop {
-		return &ferryv1.CrashLoop{Revision: targetRev, Nodes: []string{"node-a"}, NotReturnedBecause: why}
+	loop := func(reason, why string) *ferryv1.CrashLoop {
+		return &ferryv1.CrashLoop{Revision: targetRev, Nodes: []string{"node-a"}, NodeCount: 1, Reason: reason, Message: why}
 	}
+	const (
+		noOlderRuns = "no older revision runs"
+		isOff       = "resistDeploymentErrors is false"
+	)
+	resistedHere := func(in rollupInput) rollupInput { return withHalt(provenIn(in), "node-a", "exited with status 1") }
+	resistedThere := func(in rollupInput) rollupInput { return withHalt(provenIn(in), "node-b", "exited with status 1") }
 	tests := []struct {
 		name string
 		in   rollupInput
 		want *ferryv1.CrashLoop
 	}{
-		{"first revision, resistance on: nothing older", crashLoopInput(noOlder, dyingYoung), loop("no older revision runs")},
-		{"first revision, one process dead, none running", crashLoopInput(noOlder, diedAlone), loop("no older revision runs")},
-		{"resistance off", crashLoopInput(resistingNothing, dyingYoung), loop("resistDeploymentErrors is false")},
-		{"Blocking", crashLoopInput(blocking, dyingYoung), loop("a Blocking restart resists no deployment error")},
+		{"first revision, resistance on: nothing older", crashLoopInput(noOlder, dyingYoung), loop(ferryv1.CrashLoopNoOlderRevision, noOlderRuns)},
+		{"first revision, one process dead, none running", crashLoopInput(noOlder, diedAlone), loop(ferryv1.CrashLoopNoOlderRevision, noOlderRuns)},
+		{"resistance off", crashLoopInput(resistingNothing, dyingYoung), loop(ferryv1.CrashLoopResistanceOff, isOff)},
+		{"Blocking", crashLoopInput(blocking, dyingYoung), loop(ferryv1.CrashLoopBlockingRestart, "a Blocking restart resists no deployment error")},
 		{"proven, a process lived the crash window on the node", crashLoopInput(provenIn, dyingYoung, lasted), nil},
 		{"proven, dying young on the node", crashLoopInput(provenIn, dyingYoung),
-			loop("revision " + targetRev + " lasted on a node before: status.provenRevision")},
+			loop(ferryv1.CrashLoopRevisionProven, "revision "+targetRev+" lasted on a node before: status.provenRevision")},
+		// The manager returns a node that resisted the target even
+		// once it is proven (returnsFromTarget): no loop names it.
+		{"proven, the node resisted it: returned, no loop", crashLoopInput(resistedHere, diedAlone), nil},
+		{"proven, the node resisted it, between deaths: no loop", crashLoopInput(resistedHere, dyingYoung), nil},
+		{"proven, another node resisted it: this one stays", crashLoopInput(resistedThere, diedAlone),
+			loop(ferryv1.CrashLoopRevisionProven, "revision "+targetRev+" lasted on a node before: status.provenRevision")},
 		{"resistance on, an older revision to return to: returned, no loop", crashLoopInput(func(in rollupInput) rollupInput { return in }, dyingYoung), nil},
 		{"a process lived the crash window", crashLoopInput(resistingNothing, dyingYoung, lasted), nil},
 		{"the last young death is an older revision's", crashLoopInput(resistingNothing, dyingYoung, spawnsOf(oldRev)), nil},
 		{"a failed spawn, not a young death", crashLoopInput(resistingNothing, spawnFailed("exited with status 1")), nil},
+		{"its agent is silent: its word is not taken", crashLoopInput(resistingNothing, dyingYoung, heartbeatAt(t0.Add(-time.Minute))), nil},
 		{"no valid revision ever", crashLoopInput(func(in rollupInput) rollupInput {
 			return withRevisionErr(resistingNothing(in), "revision annotation is empty", true)
 		}, dyingYoung), nil},
@@ -1852,7 +1865,7 @@ func TestCrashLoopStatus(t *testing.T) {
 	}
 
 	// One value at every turn of the loop: no write of its own.
-	want := loop("resistDeploymentErrors is false")
+	want := loop(ferryv1.CrashLoopResistanceOff, isOff)
 	for _, opts := range [][]poolOpt{{diedAlone}, {bootsAlone}, {readyAlone}, {dyingYoung}, {betweenDeaths}} {
 		if got := computeStatus(crashLoopInput(resistingNothing, opts...)).CrashLoop; !equality.Semantic.DeepEqual(got, want) {
 			t.Errorf("status.crashLoop = %+v, want %+v at every turn", got, want)
@@ -1871,5 +1884,78 @@ func TestCrashLoopGoesWithDeletion(t *testing.T) {
 	}
 	if got := deletingStatus(in.AppGroup, pools, t0, staleAfter).CrashLoop; got != nil {
 		t.Errorf("status.crashLoop = %+v while deleting, want none", *got)
+	}
+}
+
+// TestCrashLoopNamesNoNodeTheManagerReturns: where none of the target
+// runs on a node (diedAlone: FailsTarget), the manager returns the node
+// (returnsFromTarget) exactly when status.crashLoop does not name it: one
+// rule (contract.NotReturnedWhy), or kubectl ferry restart --wait would
+// end in ErrCrashLoop, "nothing returns the node", on a node the manager
+// returns (seen failing before: a node that resisted a proven target was
+// named "revision R lasted on a node before").
+func TestCrashLoopNamesNoNodeTheManagerReturns(t *testing.T) {
+	restarts := map[string]func(rollupInput) rollupInput{
+		"Rolling":        func(in rollupInput) rollupInput { return in },
+		"resistance off": resistingNothing,
+		"Blocking": func(in rollupInput) rollupInput {
+			in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+			return in
+		},
+	}
+	for name, restart := range restarts {
+		for _, proven := range []bool{false, true} {
+			for _, haltOn := range []string{"", "node-a", "node-b"} {
+				in := crashLoopInput(func(in rollupInput) rollupInput {
+					in = restart(in)
+					if proven {
+						in = provenIn(in)
+					}
+					if haltOn != "" {
+						in = withHalt(in, haltOn, "exited with status 1")
+					}
+					return in
+				}, diedAlone)
+				r := in.Reports["node-a"]
+				if !r.FailsTarget {
+					t.Fatalf("%s: node-a does not fail the target: the case proves nothing", name)
+				}
+				returned := returnsFromTarget(in.AppGroup, r, proven, in.Halt)
+				if named := loopsAt(in.CrashLoop, "node-a"); named == returned {
+					t.Errorf("%s, proven %v, halt on %q: returnsFromTarget %v, status.crashLoop names the node %v",
+						name, proven, haltOn, returned, named)
+				}
+			}
+		}
+	}
+}
+
+// TestCrashLoopStatusCutsItsNodes: status.crashLoop names at most
+// MaxCrashLoopNodes nodes (its MaxItems), nodeCount counting them all;
+// the manager itself reads the whole loop (loopsOn).
+func TestCrashLoopStatusCutsItsNodes(t *testing.T) {
+	n := ferryv1.MaxCrashLoopNodes + 3
+	var nodes []string
+	var pools []*ferryv1.ProcessPool
+	for i := range n {
+		node := fmt.Sprintf("node-%03d", i)
+		nodes = append(nodes, node)
+		pools = append(pools, testPool(node, targetRev, rolledOut(2), dyingYoung))
+	}
+	in := input(nodes, pools...)
+	in.LastRolledOut = &ferryv1.RolledOutRevision{Revision: oldRev}
+	unstarted(in.Reports)
+	settle(in.Reports, t0, 10*time.Second)
+	in = looped(resistingNothing(in))
+	if in.CrashLoop == nil || len(in.CrashLoop.Nodes) != n {
+		t.Fatalf("the manager's loop = %+v, want all %d nodes", in.CrashLoop, n)
+	}
+	got := computeStatus(in).CrashLoop
+	if got == nil || len(got.Nodes) != ferryv1.MaxCrashLoopNodes || got.NodeCount != int32(n) ||
+		got.Nodes[0] != nodes[0] || got.Nodes[len(got.Nodes)-1] != nodes[ferryv1.MaxCrashLoopNodes-1] {
+		t.Fatalf("status.crashLoop = %+v, want the first %d of %d nodes, nodeCount %d", got, ferryv1.MaxCrashLoopNodes, n, n)
+	}
+	if len(in.CrashLoop.Nodes) != n {
+		t.Errorf("publishing the loop cut the manager's own: %d nodes", len(in.CrashLoop.Nodes))
 	}
 }

@@ -68,9 +68,9 @@ func (a *simAgent) lived(agName string, n int32) {
 }
 
 // loopOf is the status.crashLoop of revision on nodes, not returned
-// because of why.
-func loopOf(revision, why string, nodes ...string) *ferryv1.CrashLoop {
-	return &ferryv1.CrashLoop{Revision: revision, Nodes: nodes, NotReturnedBecause: why}
+// for reason, said in message.
+func loopOf(revision, reason, message string, nodes ...string) *ferryv1.CrashLoop {
+	return &ferryv1.CrashLoop{Revision: revision, Nodes: nodes, NodeCount: int32(len(nodes)), Reason: reason, Message: message}
 }
 
 // assertCrashLoop fails the test unless ag's status.crashLoop is want
@@ -142,7 +142,7 @@ func TestCrashLoopNothingReturnsIsSaid(t *testing.T) {
 			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
 			"nothing returns the node to an older revision (resistDeploymentErrors is false): "+
 			"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s")
-	loop := loopOf(rev2, "resistDeploymentErrors is false", a)
+	loop := loopOf(rev2, ferryv1.CrashLoopResistanceOff, "resistDeploymentErrors is false", a)
 	assertCrashLoop(t, ag, loop)
 	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
 	agent.replacementReady("blog", 2)
@@ -169,7 +169,7 @@ func TestProvenCrashLoopIsSaid(t *testing.T) {
 		"Revision "+rev2+" runs on 2/2 nodes; on "+b+" a process of revision "+rev2+" died soon after it was ready "+
 			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
 			"nothing returns the node to an older revision (revision "+rev2+" lasted on a node before: status.provenRevision)")
-	loop := loopOf(rev2, "revision "+rev2+" lasted on a node before: status.provenRevision", b)
+	loop := loopOf(rev2, ferryv1.CrashLoopRevisionProven, "revision "+rev2+" lasted on a node before: status.provenRevision", b)
 	assertCrashLoop(t, ag, loop)
 	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
 	agentB.replacementReady("blog", 2)
@@ -320,7 +320,7 @@ func TestFirstRevisionCrashLoopIsPublished(t *testing.T) {
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 		"1/1 nodes updated (new processes on "+a+" must first live 10s, the crash window)")
 
-	loop := loopOf(rev1, "no older revision runs", a)
+	loop := loopOf(rev1, ferryv1.CrashLoopNoOlderRevision, "no older revision runs", a)
 	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
 	ag := waitCrashLoop(t, ns, "blog", 1, loop)
 	if c := meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart); !strings.Contains(c.Message,

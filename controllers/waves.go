@@ -498,9 +498,17 @@ func fallback(nodes []string, reports map[string]poolReport, last *ferryv1.Rolle
 // cannot spawn a proven target it never resisted (a database down at
 // boot), resistance off, or a Blocking restart (which gives resistance
 // up): the node stays on the target and its agent retries.
+//
+// The rule is contract.NotReturnedWhy's, which crashLoopOf reads too (a
+// node it returns is in no crash loop); an older revision is taken to run,
+// as planRollout looks for it (fallback).
 func returnsFromTarget(ag *ferryv1.AppGroup, r poolReport, proven bool, halt *ferryv1.HaltedRollout) bool {
-	resisted := halt != nil && halt.Resisted && halt.Node == r.Node && halt.Revision == r.Pool.Spec.Revision
-	return r.FailsTarget && ag.Spec.Restart.ResistsDeploymentErrors() && (!proven || resisted)
+	if !r.FailsTarget {
+		return false
+	}
+	revision := r.Pool.Spec.Revision
+	reason, _ := contract.NotReturnedWhy(&ag.Spec.Restart, revision, proven, contract.ResistedOn(halt, r.Node, revision), true)
+	return reason == ""
 }
 
 // wavePlan is what planWave decided.

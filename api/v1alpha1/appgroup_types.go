@@ -163,12 +163,18 @@ type AppGroupStatus struct {
 	// crash loop RollingRestart's message describes. Their agents respawn
 	// the processes for as long as the revision is the target, so the
 	// rollout neither goes on nor ends by itself. It is set from a node's
-	// first such death and cleared once a process of the target lives the
-	// crash window there, another revision is the target, or the nodes
-	// are no longer selected; it changes with its nodes or its reason,
-	// not at each death. The dying processes' error and output are in the
-	// nodes' ProcessPools (status.lastSpawnError). Unset when there is no
-	// crash loop, and by managers older than this field.
+	// first such death. A node leaves it once a process of the target
+	// lives the crash window there, the node is no longer selected, its
+	// agent's report is stale or missing (the manager does not take a
+	// silent agent's word), or the manager returns it to an older
+	// revision after all (the node resisted the target); the whole field
+	// is cleared with its last node, when another revision is the target,
+	// or when something would now return the nodes (resistance turned on
+	// while an older revision runs: reason ""). It changes with its nodes
+	// or its reason, not at each death. The dying processes' error and
+	// output are in the nodes' ProcessPools (status.lastSpawnError).
+	// Unset when there is no crash loop, and by managers older than this
+	// field.
 	// +optional
 	CrashLoop *CrashLoop `json:"crashLoop,omitempty"`
 }
@@ -182,22 +188,61 @@ type CrashLoop struct {
 	// +kubebuilder:validation:MaxLength=128
 	Revision string `json:"revision"`
 
-	// nodes are the selected nodes where it crash-loops, sorted.
+	// nodes are the selected nodes where it crash-loops, sorted: the
+	// first 64 of them (nodeCount says how many there are; a node past
+	// the cut is not named).
 	// +required
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=253
 	Nodes []string `json:"nodes"`
 
-	// notReturnedBecause says why nothing returns those nodes to an older
-	// revision: "a Blocking restart resists no deployment error",
-	// "resistDeploymentErrors is false", "revision R lasted on a node
-	// before: status.provenRevision" (a proven revision's failure is
-	// taken for a scaling error, a database down at boot, and retried),
-	// or "no older revision runs" (a new AppGroup's first revision).
+	// nodeCount is how many nodes it crash-loops on: more than len(nodes)
+	// when the list is cut.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	NodeCount int32 `json:"nodeCount"`
+
+	// reason says why nothing returns those nodes to an older revision,
+	// in a word for programs to switch on: BlockingRestart,
+	// ResistanceOff, RevisionProven or NoOlderRevision (the
+	// CrashLoop constants below; a later manager may add others).
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+
+	// message says the reason in a sentence, for people: "a Blocking
+	// restart resists no deployment error", "resistDeploymentErrors is
+	// false", "revision R lasted on a node before: status.provenRevision"
+	// (a proven revision's failure is taken for a scaling error, a
+	// database down at boot, and retried), or "no older revision runs"
+	// (a new AppGroup's first revision).
 	// +required
 	// +kubebuilder:validation:MaxLength=256
-	NotReturnedBecause string `json:"notReturnedBecause"`
+	Message string `json:"message"`
 }
+
+// MaxCrashLoopNodes is how many nodes status.crashLoop.nodes names at
+// most (its MaxItems); nodeCount counts them all.
+const MaxCrashLoopNodes = 64
+
+// Reasons why nothing returns a crash loop's nodes to an older revision
+// (status.crashLoop.reason).
+const (
+	// CrashLoopBlockingRestart: restart.strategy is Blocking, which
+	// resists no deployment error.
+	CrashLoopBlockingRestart = "BlockingRestart"
+	// CrashLoopResistanceOff: restart.resistDeploymentErrors is false.
+	CrashLoopResistanceOff = "ResistanceOff"
+	// CrashLoopRevisionProven: the revision ran rolled out on a node
+	// before (status.provenRevision), so its failure is taken for a
+	// scaling error (a database down at boot) and retried; a node that
+	// resisted the revision itself is returned all the same.
+	CrashLoopRevisionProven = "RevisionProven"
+	// CrashLoopNoOlderRevision: no older revision runs to return the
+	// nodes to (a new AppGroup's first revision).
+	CrashLoopNoOlderRevision = "NoOlderRevision"
+)
 
 // HaltedRollout is a rollout a node halted.
 type HaltedRollout struct {

@@ -28,24 +28,51 @@ func NotResisted(resistsNow bool, revision string) string {
 
 // NotReturnedWhy says why nothing returns a node from revision, whose
 // processes fail there (they cannot spawn, or die soon after they are
-// ready), to an older revision, or "" when the manager does return it:
-// restart resists deployment errors (RestartSpec.ResistsDeploymentErrors:
-// not a Blocking restart, resistDeploymentErrors true or unset), revision
-// is not proven (it has run rolled out on no node: status.provenRevision;
-// a proven revision's failure is a scaling error, a database down at
-// boot, and is retried), and an older revision runs to return it to
-// (older). The manager's RollingRestart message and status.crashLoop say
-// it so, and kubectl ferry restart --wait after them.
-func NotReturnedWhy(restart *ferryv1.RestartSpec, revision string, proven, older bool) string {
+// ready), to an older revision: a reason (the CrashLoop constants of
+// api/v1alpha1, for programs to switch on) and its message (for people),
+// or "", "" when the manager does return it. It is the one rule: the
+// manager's return of a node (returnsFromTarget, older taken as true, as
+// it looks for the revision to return to itself), status.crashLoop and
+// RollingRestart's message, and kubectl ferry restart --wait after them.
+// The manager returns a node when restart resists deployment errors
+// (RestartSpec.ResistsDeploymentErrors: not a Blocking restart,
+// resistDeploymentErrors true or unset), revision is not proven (it has
+// run rolled out on no node: status.provenRevision; a proven revision's
+// failure is a scaling error, a database down at boot, and is retried)
+// or this very node resisted it (resisted: ResistedOn, so the node serves
+// what works, as resistance promises), and an older revision runs to
+// return it to (older).
+func NotReturnedWhy(restart *ferryv1.RestartSpec, revision string, proven, resisted, older bool) (reason, message string) {
 	switch {
 	case restart.Strategy == ferryv1.RestartBlocking:
-		return "a Blocking restart resists no deployment error"
+		return ferryv1.CrashLoopBlockingRestart, "a Blocking restart resists no deployment error"
 	case !restart.ResistsDeploymentErrors():
-		return "resistDeploymentErrors is false"
-	case proven:
-		return "revision " + revision + " lasted on a node before: status.provenRevision"
+		return ferryv1.CrashLoopResistanceOff, "resistDeploymentErrors is false"
+	case proven && !resisted:
+		return ferryv1.CrashLoopRevisionProven, "revision " + revision + " lasted on a node before: status.provenRevision"
 	case !older:
-		return "no older revision runs"
+		return ferryv1.CrashLoopNoOlderRevision, "no older revision runs"
 	}
-	return ""
+	return "", ""
+}
+
+// ResistedOn: halt (status.haltedRollout) records that node resisted
+// revision, serving an older one: the manager returns the node from it
+// even once it is proven (NotReturnedWhy's resisted).
+func ResistedOn(halt *ferryv1.HaltedRollout, node, revision string) bool {
+	return halt != nil && halt.Resisted && halt.Node == node && halt.Revision == revision
+}
+
+// CrashLoopClause is what the manager's RollingRestart message, kubectl
+// ferry status and kubectl ferry restart --wait say of n nodes in a crash
+// loop that nothing returns (message: status.crashLoop.message): why
+// nothing returns them, and what becomes of their processes. One place,
+// so that the three say it alike, and kubectl ferry status can tell the
+// manager's message says it already.
+func CrashLoopClause(n int, message string) string {
+	them, its := "the node", "its"
+	if n > 1 {
+		them, its = "these nodes", "their"
+	}
+	return "nothing returns " + them + " to an older revision (" + message + "): " + its + " processes are " + CrashLoopRespawned
 }

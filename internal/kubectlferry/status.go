@@ -351,25 +351,27 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 
 // crashLoopSummary is the crash loop the manager names (status.crashLoop)
 // in a sentence, or "" when there is none or RollingRestart's message
-// says it already: its crash note ends with contract.CrashLoopRespawned,
-// and is left out where the message leads with something else (a halt, a
-// restart under way on other nodes, an invalid annotation, a silent
-// agent).
+// says it already: its crash note ends with contract.CrashLoopClause of
+// these nodes, and is left out where the message leads with something
+// else (a halt, a restart under way on other nodes, an invalid
+// annotation, a silent agent). nodeCount, not the nodes named, counts
+// them: the field names at most 64.
 func crashLoopSummary(st *ferryv1.AppGroupStatus) string {
 	l := st.CrashLoop
 	if l == nil || l.Revision != st.Revision {
 		return ""
 	}
+	n := max(int(l.NodeCount), len(l.Nodes))
+	clause := contract.CrashLoopClause(n, l.Message)
 	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart); c != nil &&
-		strings.Contains(c.Message, contract.CrashLoopRespawned) {
+		strings.Contains(c.Message, clause) {
 		return ""
 	}
-	them := "the node"
-	if len(l.Nodes) > 1 {
-		them = "these nodes"
+	nodes := nodeList(l.Nodes)
+	if more := n - len(l.Nodes); more > 0 {
+		nodes = strings.Join(l.Nodes[:min(len(l.Nodes), contract.MaxListedNodes)], ", ") + fmt.Sprintf(" and %d more", n-min(len(l.Nodes), contract.MaxListedNodes))
 	}
-	return fmt.Sprintf("revision %s on %s: its processes die soon after they are ready, and nothing returns %s "+
-		"to an older revision (%s)", l.Revision, nodeList(l.Nodes), them, l.NotReturnedBecause)
+	return fmt.Sprintf("revision %s on %s: its processes die soon after they are ready, and %s", l.Revision, nodes, clause)
 }
 
 // haltSummary is the halted rollout the manager remembers, in a sentence:

@@ -1123,7 +1123,12 @@ func TestRenewalsByHolder(t *testing.T) {
 // another revision's loop.
 func TestCrashLoopSummary(t *testing.T) {
 	target := "4-" + hash
-	loop := &ferryv1.CrashLoop{Revision: target, Nodes: []string{"node-1"}, NotReturnedBecause: "no older revision runs"}
+	loop := &ferryv1.CrashLoop{Revision: target, Nodes: []string{"node-1"}, NodeCount: 1,
+		Reason: ferryv1.CrashLoopNoOlderRevision, Message: "no older revision runs"}
+	var cut []string
+	for i := range ferryv1.MaxCrashLoopNodes {
+		cut = append(cut, fmt.Sprintf("node-%02d", i+1))
+	}
 	noted := cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 		"1/1 nodes updated; on node-1 a process of revision "+target+" died soon after it was ready (exited with status 3), "+
 			"and none has lived 10s, the crash window, there yet; nothing returns the node to an older revision "+
@@ -1140,11 +1145,24 @@ func TestCrashLoopSummary(t *testing.T) {
 		{name: "RollingRestart says it", loop: loop, conds: []metav1.Condition{noted}},
 		{name: "a halt leads RollingRestart", loop: loop, conds: []metav1.Condition{halted},
 			want: "revision " + target + " on node-1: its processes die soon after they are ready, and nothing returns the node " +
-				"to an older revision (no older revision runs)"},
-		{name: "no RollingRestart yet", loop: &ferryv1.CrashLoop{Revision: target, Nodes: []string{"node-1", "node-2"},
-			NotReturnedBecause: "resistDeploymentErrors is false"},
+				"to an older revision (no older revision runs): its processes are " + contract.CrashLoopRespawned},
+		{name: "no RollingRestart yet", loop: &ferryv1.CrashLoop{Revision: target, Nodes: []string{"node-1", "node-2"}, NodeCount: 2,
+			Reason: ferryv1.CrashLoopResistanceOff, Message: "resistDeploymentErrors is false"},
 			want: "revision " + target + " on node-1 and node-2: its processes die soon after they are ready, and nothing returns " +
-				"these nodes to an older revision (resistDeploymentErrors is false)"},
+				"these nodes to an older revision (resistDeploymentErrors is false): their processes are " + contract.CrashLoopRespawned},
+		// The field names at most 64 nodes: nodeCount counts them all
+		// (seen failing before nodeCount: "and 59 more").
+		{name: "more nodes than the field names", loop: &ferryv1.CrashLoop{Revision: target, Nodes: cut, NodeCount: 70,
+			Reason: ferryv1.CrashLoopResistanceOff, Message: "resistDeploymentErrors is false"}, conds: []metav1.Condition{halted},
+			want: "revision " + target + " on node-01, node-02, node-03, node-04, node-05 and 65 more: its processes die soon after " +
+				"they are ready, and nothing returns these nodes to an older revision (resistDeploymentErrors is false): " +
+				"their processes are " + contract.CrashLoopRespawned},
+		// The manager's note of two nodes does not say the clause of one.
+		{name: "RollingRestart says another loop's clause", loop: loop, conds: []metav1.Condition{
+			cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
+				"1/1 nodes updated; "+contract.CrashLoopClause(2, "no older revision runs"))},
+			want: "revision " + target + " on node-1: its processes die soon after they are ready, and nothing returns the node " +
+				"to an older revision (no older revision runs): its processes are " + contract.CrashLoopRespawned},
 		{name: "another revision's", loop: &ferryv1.CrashLoop{Revision: "3-" + hash, Nodes: []string{"node-1"}},
 			conds: []metav1.Condition{halted}},
 	}

@@ -170,7 +170,8 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 
 // crashLoop is ErrCrashLoop's error when nothing returns ag's nodes from
 // the target (notReturned) and some of pools, on the target (and on a
-// node status.crashLoop names, when it does), show a second round of
+// node status.crashLoop takes in, when it names the loop: stayRule.of),
+// show a second round of
 // young deaths of its processes in a row (lastSpawnError the target's,
 // of contract.DiedAfterReady, and spawnFailures, the agent's count of
 // rounds, at least 2: processes started together that die together are
@@ -203,24 +204,28 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 // reading of young deaths, so no agent the fallback would serve shipped.
 func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	target := ag.Status.Revision
-	why, named := notReturned(ag)
-	if why == "" {
+	stays := notReturned(ag)
+	if !stays.any() {
 		// The manager returns such a node and halts: ResistingDeploymentError.
 		return nil
 	}
 	var nodes []string
 	var first *ferryv1.SpawnError
+	var why string
 	for i := range pools {
 		st := &pools[i].Status
 		e := st.LastSpawnError
 		if pools[i].Spec.Revision != target || st.ObservedRevision != target ||
-			named != nil && !slices.Contains(named, pools[i].Spec.NodeName) ||
 			!contract.DiesYoungAgain(e, target, int(st.SpawnFailures), st.LastedRevision == target) {
+			continue
+		}
+		reason, message := stays.of(pools[i].Spec.NodeName)
+		if reason == "" {
 			continue
 		}
 		nodes = append(nodes, pools[i].Spec.NodeName)
 		if first == nil {
-			first = e
+			first, why = e, message
 		}
 	}
 	if first == nil {
@@ -235,36 +240,74 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	if out := strings.TrimSpace(first.Output); out != "" {
 		msg += "\n    " + strings.ReplaceAll(contract.LastLines(out, 5), "\n", "\n    ")
 	}
-	its, them := "its", "node"
-	if len(nodes) > 1 {
-		its, them = "their", "these nodes"
-	}
-	if len(nodes) == 1 {
-		them = nodes[0]
-	}
 	// The manager's words (RollingRestart's crash note), of these nodes.
-	return fmt.Errorf("%w: %s\nNothing returns %s to an older revision (%s): %s processes are %s",
-		ErrCrashLoop, msg, them, why, its, contract.CrashLoopRespawned)
+	clause := contract.CrashLoopClause(len(nodes), why)
+	return fmt.Errorf("%w: %s\n%s", ErrCrashLoop, msg, strings.ToUpper(clause[:1])+clause[1:])
 }
 
-// notReturned says why nothing returns ag's nodes from the target to an
-// older revision, and the nodes where it crash-loops (nil: any node), or
-// "" when the manager returns them. status.crashLoop says both, the
-// manager's word, when it names the target. Absent, it is a manager
-// older than that field, or one that names no loop (yet): the wait then
-// works out why itself, as it did before the field, from the restart
-// spec and status.provenRevision (contract.NotReturnedWhy, the manager's
-// rule), a fallback kept so that such a manager's loops still end the
+// stayRule says, node by node, why nothing returns ag's nodes from the
+// target to an older revision (notReturned).
+type stayRule struct {
+	ag *ferryv1.AppGroup
+	// loop is status.crashLoop when it names the target.
+	loop *ferryv1.CrashLoop
+}
+
+// notReturned is the rule by which nothing returns ag's nodes from the
+// target to an older revision. status.crashLoop says it, the manager's
+// word, when it names the target: its reason, and the nodes where it
+// crash-loops. Absent, it is a manager older than that field, or one that
+// names no loop (yet): the wait then works out why itself, as it did
+// before the field, from the restart spec, status.provenRevision and
+// status.haltedRollout (contract.NotReturnedWhy, the manager's rule, node
+// by node: a node that resisted the target is returned even once it is
+// proven), a fallback kept so that such a manager's loops still end the
 // wait. The status does not say whether an older revision runs to return
 // a node to, so the fallback takes it that one does: a first revision's
 // loop ends the wait only through status.crashLoop (with such a manager
 // it runs to --timeout, as before).
-func notReturned(ag *ferryv1.AppGroup) (why string, nodes []string) {
-	st := &ag.Status
-	if l := st.CrashLoop; l != nil && l.Revision == st.Revision {
-		return l.NotReturnedBecause, l.Nodes
+func notReturned(ag *ferryv1.AppGroup) stayRule {
+	rule := stayRule{ag: ag}
+	if l := ag.Status.CrashLoop; l != nil && l.Revision == ag.Status.Revision {
+		rule.loop = l
 	}
-	return contract.NotReturnedWhy(&ag.Spec.Restart, st.Revision, st.ProvenRevision == st.Revision, true), nil
+	return rule
+}
+
+// any: nothing returns some node, one that did not resist the target.
+func (s stayRule) any() bool {
+	if s.loop != nil {
+		return true
+	}
+	reason, _ := s.derived("")
+	return reason != ""
+}
+
+// of is why nothing returns node (a reason, CrashLoop's constants, and
+// its message), "" when the manager returns it, or status.crashLoop does
+// not take it in. A node past the field's cut (nodeCount more than the
+// nodes it names) is not named: it takes the loop's words, as the nodes
+// named do, unless it resisted the target (status.haltedRollout), which
+// the manager may return instead.
+func (s stayRule) of(node string) (reason, message string) {
+	l := s.loop
+	switch {
+	case l == nil:
+		return s.derived(node)
+	case slices.Contains(l.Nodes, node):
+		return l.Reason, l.Message
+	case int(l.NodeCount) > len(l.Nodes) && !contract.ResistedOn(s.ag.Status.HaltedRollout, node, l.Revision):
+		return l.Reason, l.Message
+	}
+	return "", ""
+}
+
+// derived is contract.NotReturnedWhy of node, an older revision taken to
+// run.
+func (s stayRule) derived(node string) (reason, message string) {
+	st := &s.ag.Status
+	return contract.NotReturnedWhy(&s.ag.Spec.Restart, st.Revision, st.ProvenRevision == st.Revision,
+		contract.ResistedOn(st.HaltedRollout, node, st.Revision), true)
 }
 
 // nodeList lists nodes as the manager's messages do: "a, b and c", at
@@ -377,7 +420,7 @@ const poolListInterval = 2 * time.Second
 // it with Ready not True.
 func readsPools(ag *ferryv1.AppGroup, annotation string) bool {
 	st := &ag.Status
-	if why, _ := notReturned(ag); why == "" || !onRevision(st.Revision, annotation) {
+	if !notReturned(ag).any() || !onRevision(st.Revision, annotation) {
 		return false
 	}
 	c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart)

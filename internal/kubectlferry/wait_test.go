@@ -81,7 +81,8 @@ func TestAssessRollout(t *testing.T) {
 	// firstLoop is the status.crashLoop the manager writes of a first
 	// revision looping on node, deployment errors resisted.
 	firstLoop := func(node string) *ferryv1.CrashLoop {
-		return &ferryv1.CrashLoop{Revision: target, Nodes: []string{node}, NotReturnedBecause: "no older revision runs"}
+		return &ferryv1.CrashLoop{Revision: target, Nodes: []string{node}, NodeCount: 1,
+			Reason: ferryv1.CrashLoopNoOlderRevision, Message: "no older revision runs"}
 	}
 	failedSpawns.Status.LastSpawnError.Reason = "the app failed to load: RuntimeError: no database"
 	failedSpawns.Status.SpawnFailures = 3
@@ -210,7 +211,7 @@ func TestAssessRollout(t *testing.T) {
 		{name: "its processes die young twice, errors not resisted", done: true, err: ErrCrashLoop,
 			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			errText: "on node-1 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
-				"    RuntimeError: no database\nNothing returns node-1 to an older revision (resistDeploymentErrors is false): " +
+				"    RuntimeError: no database\nNothing returns the node to an older revision (resistDeploymentErrors is false): " +
 				"its processes are respawned, with a growing backoff",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		// A first death is replaced at once, and the replacement may live
@@ -265,7 +266,7 @@ func TestAssessRollout(t *testing.T) {
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, haltedYoung) }},
 		{name: "its processes die young twice in a Blocking restart", done: true, err: ErrCrashLoop,
 			pools:   []ferryv1.ProcessPool{diesYoung("node-1", target)},
-			errText: "Nothing returns node-1 to an older revision (a Blocking restart resists no deployment error)",
+			errText: "Nothing returns the node to an older revision (a Blocking restart resists no deployment error)",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				ag.Spec.Restart.Strategy = ferryv1.RestartBlocking
 				set(st, settling)
@@ -286,7 +287,7 @@ func TestAssessRollout(t *testing.T) {
 		{name: "a first revision dies young twice, errors resisted", done: true, err: ErrCrashLoop,
 			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			errText: "on node-1 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
-				"    RuntimeError: no database\nNothing returns node-1 to an older revision (no older revision runs): " +
+				"    RuntimeError: no database\nNothing returns the node to an older revision (no older revision runs): " +
 				"its processes are respawned, with a growing backoff",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				set(st, settling)
@@ -322,7 +323,7 @@ func TestAssessRollout(t *testing.T) {
 		{name: "a proven target dies young twice, the rollout complete", done: true, err: ErrCrashLoop,
 			pools: []ferryv1.ProcessPool{diesYoung("node-2", target)}, mutate: provenNotReady,
 			errText: "on node-2 (exited with status 3 1.2s after it was ready)\n    Traceback (most recent call last):\n" +
-				"    RuntimeError: no database\nNothing returns node-2 to an older revision (revision " + target +
+				"    RuntimeError: no database\nNothing returns the node to an older revision (revision " + target +
 				" lasted on a node before: status.provenRevision): its processes are respawned"},
 		{name: "a proven target dies young twice, a node waits", done: true, err: ErrCrashLoop,
 			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
@@ -332,6 +333,44 @@ func TestAssessRollout(t *testing.T) {
 		{name: "a young death where the revision lasted", progress: "RollingRestart=True: 1/2 nodes updated",
 			pools:  []ferryv1.ProcessPool{lasted},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		// A node that resisted the target (status.haltedRollout) is
+		// returned even once it is proven (returnsFromTarget): without
+		// status.crashLoop the wait reads that node by node, as the
+		// manager does (seen failing: it ended, "crash loop ... revision R
+		// lasted on a node before", on a node the manager returns).
+		{name: "a proven target dies young twice where it was resisted", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				provenNotReady(ag, st)
+				set(st, settling)
+				st.HaltedRollout = &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Resisted: true}
+			}},
+		{name: "a proven target dies young twice, resisted on another node", done: true, err: ErrCrashLoop,
+			pools: []ferryv1.ProcessPool{diesYoung("node-1", target)},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				provenNotReady(ag, st)
+				set(st, settling)
+				st.HaltedRollout = &ferryv1.HaltedRollout{Revision: target, Node: "node-2", Resisted: true}
+			}},
+		// status.crashLoop names at most 64 nodes; nodeCount says more
+		// loop: a node past the cut takes the loop's words (seen failing:
+		// the wait went on, the only node dying young twice not named).
+		{name: "young deaths twice on a node past status.crashLoop's cut", done: true, err: ErrCrashLoop,
+			pools:   []ferryv1.ProcessPool{diesYoung("node-7", target)},
+			errText: "on node-7 (exited",
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, settling)
+				st.CrashLoop = firstLoop("node-1")
+				st.CrashLoop.NodeCount = 70
+			}},
+		{name: "past the cut, the node that resisted the target", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools: []ferryv1.ProcessPool{diesYoung("node-7", target)},
+			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+				set(st, settling)
+				st.CrashLoop = firstLoop("node-1")
+				st.CrashLoop.NodeCount = 70
+				st.HaltedRollout = &ferryv1.HaltedRollout{Revision: target, Node: "node-7", Resisted: true}
+			}},
 		{name: "still resisting an earlier revision", progress: "RollingRestart=True",
 			mutate: func(_ *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 				set(st, resisting("14-"+hash))
@@ -711,7 +750,7 @@ func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-1 "+
 			"(exited with status 3 1.2s after it was ready)\n"+
 			"    Traceback (most recent call last):\n    RuntimeError: no database\n",
-		"\nNothing returns node-1 to an older revision (resistDeploymentErrors is false): its processes are respawned, with a growing backoff",
+		"\nNothing returns the node to an older revision (resistDeploymentErrors is false): its processes are respawned, with a growing backoff",
 		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
 	)
 }
@@ -762,7 +801,7 @@ func TestRestartWaitEndsWhenAProvenRevisionDiesYoung(t *testing.T) {
 	}
 	assertContains(t, r.err,
 		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-2 ",
-		"\nNothing returns node-2 to an older revision (revision "+target+" lasted on a node before: status.provenRevision)",
+		"\nNothing returns the node to an older revision (revision "+target+" lasted on a node before: status.provenRevision)",
 		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
 	)
 }
@@ -802,7 +841,8 @@ func TestRestartWaitEndsWhenAFirstRevisionDiesYoung(t *testing.T) {
 				"1/1 nodes updated; on node-1 a process of revision "+target+" died soon after it was ready "+
 					"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
 					"nothing returns the node to an older revision (no older revision runs): its processes are "+contract.CrashLoopRespawned)
-			st.CrashLoop = &ferryv1.CrashLoop{Revision: target, Nodes: []string{"node-1"}, NotReturnedBecause: "no older revision runs"}
+			st.CrashLoop = &ferryv1.CrashLoop{Revision: target, Nodes: []string{"node-1"}, NodeCount: 1,
+				Reason: ferryv1.CrashLoopNoOlderRevision, Message: "no older revision runs"}
 		})
 	}
 	died(10*time.Second, false)
@@ -818,7 +858,7 @@ func TestRestartWaitEndsWhenAFirstRevisionDiesYoung(t *testing.T) {
 		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-1 "+
 			"(exited with status 3 1.2s after it was ready)\n"+
 			"    Traceback (most recent call last):\n    RuntimeError: no database\n",
-		"\nNothing returns node-1 to an older revision (no older revision runs): its processes are respawned, with a growing backoff",
+		"\nNothing returns the node to an older revision (no older revision runs): its processes are respawned, with a growing backoff",
 		"Fix the app, then roll again: kubectl ferry restart app -n "+ns,
 	)
 }
