@@ -169,8 +169,9 @@ type AppGroupStatus struct {
 	// silent agent's word), or the manager returns it to an older
 	// revision after all (the node resisted the target); the whole field
 	// is cleared with its last node, when another revision is the target,
-	// or when something would now return the nodes (resistance turned on
-	// while an older revision runs: reason ""). It changes with its nodes
+	// or when nothing keeps the nodes on it any more (resistance turned on
+	// while an older revision runs: the manager returns them). It changes
+	// with its nodes
 	// or its reason, not at each death. The dying processes' error and
 	// output are in the nodes' ProcessPools (status.lastSpawnError).
 	// Unset when there is no crash loop, and by managers older than this
@@ -205,8 +206,8 @@ type CrashLoop struct {
 
 	// reason says why nothing returns those nodes to an older revision,
 	// in a word for programs to switch on: BlockingRestart,
-	// ResistanceOff, RevisionProven or NoOlderRevision (the
-	// CrashLoop constants below; a later manager may add others).
+	// ResistanceOff, RevisionProven or NoOlderRevision (api/v1alpha1's
+	// CrashLoop* constants; a later manager may add others).
 	// +required
 	// +kubebuilder:validation:MaxLength=64
 	Reason string `json:"reason"`
