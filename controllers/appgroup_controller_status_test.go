@@ -1959,3 +1959,39 @@ func TestCrashLoopStatusCutsItsNodes(t *testing.T) {
 		t.Errorf("publishing the loop cut the manager's own: %d nodes", len(in.CrashLoop.Nodes))
 	}
 }
+
+// TestCrashLoopOutlivesAnInvalidAnnotation: while the revision annotation
+// is invalid, the revision that stays the target still loops, and
+// scope.remember still derives the loop (status.crashLoop, RollingRestart's
+// note), though it neither proves the target nor records a halt then
+// (seen failing with the loop derived only for a valid annotation:
+// status.crashLoop went, the loop going on).
+func TestCrashLoopOutlivesAnInvalidAnnotation(t *testing.T) {
+	ag := &ferryv1.AppGroup{}
+	ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
+	s := &scope{ag: ag, target: targetRev, now: t0, settle: 10 * time.Second, nodes: []string{"node-a"},
+		pools:    map[string]*ferryv1.ProcessPool{"node-a": testPool("node-a", targetRev, rolledOut(2), dyingYoung)},
+		lastGood: &ferryv1.RolledOutRevision{Revision: oldRev}}
+	want := &ferryv1.CrashLoop{Revision: targetRev, Nodes: []string{"node-a"}, NodeCount: 1,
+		Reason: ferryv1.CrashLoopResistanceOff, Message: "resistDeploymentErrors is false"}
+	s.remember(s.reports(staleAfter))
+	if !equality.Semantic.DeepEqual(s.loop, want) {
+		t.Fatalf("the annotation valid: loop = %+v, want %+v", s.loop, want)
+	}
+	halt := s.halt.DeepCopy()
+
+	// The annotation turns invalid: the target stays, and so does its loop.
+	s.revisionErr = errors.New("revision annotation is not a valid revision")
+	s.remember(s.reports(staleAfter))
+	if !equality.Semantic.DeepEqual(s.loop, want) {
+		t.Errorf("the annotation invalid: loop = %+v, want %+v", s.loop, want)
+	}
+	if !equality.Semantic.DeepEqual(s.halt, halt) {
+		t.Errorf("the annotation invalid: halt = %+v, want it kept as %+v", s.halt, halt)
+	}
+	if got := computeStatus(rollupInput{AppGroup: ag, Target: s.target, Nodes: s.nodes, Reports: s.reports(staleAfter),
+		RevisionErr: s.revisionErr, Halt: s.halt, LastRolledOut: s.lastGood, Proven: s.proven, CrashLoop: s.loop,
+		Now: t0, StaleAfter: staleAfter}).CrashLoop; !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("the annotation invalid: status.crashLoop = %+v, want %+v", got, want)
+	}
+}
