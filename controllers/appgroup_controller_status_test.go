@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 const (
@@ -1993,5 +1994,31 @@ func TestCrashLoopOutlivesAnInvalidAnnotation(t *testing.T) {
 		RevisionErr: s.revisionErr, Halt: s.halt, LastRolledOut: s.lastGood, Proven: s.proven, CrashLoop: s.loop,
 		Now: t0, StaleAfter: staleAfter}).CrashLoop; !equality.Semantic.DeepEqual(got, want) {
 		t.Errorf("the annotation invalid: status.crashLoop = %+v, want %+v", got, want)
+	}
+}
+
+// TestCrashLoopNamesNoNodeResistingIt: a node whose young death of a
+// proven target it resists (its old processes serve on) halts the
+// rollout, and the pass that records that halt as resisted reads the loop
+// again from it (scope.remember): the node is in no crash loop "nothing
+// returns" (seen failing with the loop read only from the halt the pass
+// started with: status.crashLoop named it, RevisionProven).
+func TestCrashLoopNamesNoNodeResistingIt(t *testing.T) {
+	const death = "exited with status 1 1.2s after it was ready"
+	ag := &ferryv1.AppGroup{}
+	s := &scope{ag: ag, target: targetRev, now: t0, settle: 10 * time.Second, nodes: []string{"node-a"},
+		pools: map[string]*ferryv1.ProcessPool{"node-a": testPool("node-a", targetRev, rolledOut(2), dyingYoung,
+			resists(targetRev, death, ""))},
+		lastGood: &ferryv1.RolledOutRevision{Revision: oldRev}, proven: targetRev}
+	reports := s.reports(staleAfter)
+	if r := reports["node-a"]; !r.ResistsTarget {
+		t.Fatalf("node-a does not resist the target: the case proves nothing (%+v)", r)
+	}
+	s.remember(reports)
+	if !contract.ResistedOn(s.halt, "node-a", targetRev) {
+		t.Fatalf("halt = %+v, want node-a's, resisted", s.halt)
+	}
+	if s.loop != nil {
+		t.Errorf("loop = %+v, want none: node-a resists the target", s.loop)
 	}
 }
