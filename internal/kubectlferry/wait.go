@@ -169,21 +169,20 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 }
 
 // crashLoop is ErrCrashLoop's error when nothing returns ag's nodes from
-// the target (notReturned) and some of pools, on the target (and on a
-// node status.crashLoop takes in, when it names the loop: stayRule.of),
-// show a second round of
-// young deaths of its processes in a row (lastSpawnError the target's,
-// of contract.DiedAfterReady, and spawnFailures, the agent's count of
-// rounds, at least 2: processes started together that die together are
-// one round, their replacements spawned at once) while none of them has
-// lived the crash window there (lastedRevision): their agents respawn
-// them with backoff, and the manager's rollout waits for that window
-// forever, or counts a proven target complete with Ready not True. A
-// first death is not one, though the manager names the loop from it: the
+// the target (notReturned) and some of pools, on the target (and on a node
+// status.crashLoop takes in, when it names the loop: stayRule.of), show a
+// second round of young deaths of its processes in a row (lastSpawnError
+// the target's, of contract.DiedAfterReady, and spawnFailures, the agent's
+// count of rounds, at least 2: processes started together that die
+// together are one round, their replacements spawned at once) while none
+// of them has lived the crash window there (lastedRevision): their agents
+// respawn them with backoff, and the manager's rollout waits for that
+// window forever, or counts a proven target complete with Ready not True.
+// A first death is not one, though the manager names the loop from it: the
 // agent replaces it at once (agent/pool's holdingLocked: a passing fault
 // must not cost a node its revision), and the replacement may live the
-// window. It names the revision, the nodes, and the first one's reason
-// and output (the pools', which status.crashLoop does not carry), as the
+// window. It names the revision, the nodes, and the first one's reason and
+// output (the pools', which status.crashLoop does not carry), as the
 // standalone agent's restartOutcome does of its pool. nil otherwise.
 //
 // The pools' ScalingError is not read: it is False between deaths, once
