@@ -11,14 +11,22 @@ import (
 const MaxListedNodes = 5
 
 // NodeList is "a, b and c", listing at most MaxListedNodes names.
-func NodeList(nodes []string) string {
+func NodeList(nodes []string) string { return NodeListOf(nodes, len(nodes)) }
+
+// NodeListOf is NodeList of total nodes of which nodes are the first
+// (a list cut short, as status.crashLoop's at 64 names with nodeCount
+// counting all): "a, b and N more", N counting those left out of nodes
+// too, so that the reader knows how many there are.
+func NodeListOf(nodes []string, total int) string {
+	listed := min(len(nodes), MaxListedNodes)
+	total = max(total, len(nodes))
 	switch {
-	case len(nodes) == 0:
+	case listed == 0:
 		return ""
-	case len(nodes) > MaxListedNodes:
-		return strings.Join(nodes[:MaxListedNodes], ", ") + fmt.Sprintf(" and %d more", len(nodes)-MaxListedNodes)
-	case len(nodes) == 1:
+	case total > listed:
+		return strings.Join(nodes[:listed], ", ") + fmt.Sprintf(" and %d more", total-listed)
+	case listed == 1:
 		return nodes[0]
 	}
-	return strings.Join(nodes[:len(nodes)-1], ", ") + " and " + nodes[len(nodes)-1]
+	return strings.Join(nodes[:listed-1], ", ") + " and " + nodes[listed-1]
 }

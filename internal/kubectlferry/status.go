@@ -367,11 +367,8 @@ func crashLoopSummary(st *ferryv1.AppGroupStatus) string {
 		strings.Contains(c.Message, clause) {
 		return ""
 	}
-	nodes := nodeList(l.Nodes)
-	if more := n - len(l.Nodes); more > 0 {
-		nodes = strings.Join(l.Nodes[:min(len(l.Nodes), contract.MaxListedNodes)], ", ") + fmt.Sprintf(" and %d more", n-min(len(l.Nodes), contract.MaxListedNodes))
-	}
-	return fmt.Sprintf("revision %s on %s: its processes die soon after they are ready, and %s", l.Revision, nodes, clause)
+	return fmt.Sprintf("revision %s on %s: its processes die soon after they are ready, and %s",
+		l.Revision, contract.NodeListOf(l.Nodes, n), clause)
 }
 
 // haltSummary is the halted rollout the manager remembers, in a sentence:
