@@ -207,17 +207,21 @@ type CrashLoop struct {
 	// reason says why nothing returns those nodes to an older revision,
 	// in a word for programs to switch on: BlockingRestart,
 	// ResistanceOff, RevisionProven or NoOlderRevision (api/v1alpha1's
-	// CrashLoop* constants; a later manager may add others).
+	// CrashLoop* constants; a later manager may add others). It is the
+	// first node's, and the nodes' may differ: a proven revision keeps
+	// every node on it (RevisionProven) but the one whose resistance
+	// status.haltedRollout records, which stays only where no older
+	// revision runs (NoOlderRevision).
 	// +required
 	// +kubebuilder:validation:MaxLength=64
 	Reason string `json:"reason"`
 
-	// message says the reason in a sentence, for people: "a Blocking
-	// restart resists no deployment error", "resistDeploymentErrors is
-	// false", "revision R lasted on a node before: status.provenRevision"
-	// (a proven revision's failure is taken for a scaling error, a
-	// database down at boot, and retried), or "no older revision runs"
-	// (a new AppGroup's first revision).
+	// message says the reason in a sentence, for people (the first
+	// node's too): "a Blocking restart resists no deployment error",
+	// "resistDeploymentErrors is false", "revision R lasted on a node
+	// before: status.provenRevision" (a proven revision's failure is
+	// taken for a scaling error, a database down at boot, and retried),
+	// or "no older revision runs" (a new AppGroup's first revision).
 	// +required
 	// +kubebuilder:validation:MaxLength=256
 	Message string `json:"message"`
