@@ -506,9 +506,17 @@ type scope struct {
 // phase calls it before it decides from them, so that what one phase saw
 // (a pool that halted the target, before the rollout phase returned it to
 // an older revision) is not forgotten by the next. The crash loop is
-// derived here, once, after what it depends on (proven, lastGood), and
-// the halt and the status read it; while the annotation is invalid, the
-// loop of the revision that stays the target is still told.
+// derived here (crashLoopOf), after what it depends on (proven,
+// lastGood), and twice while the annotation is valid: the halt reads it
+// (loopsOn: a loop nothing returns its node from halts nothing) and it
+// reads the halt (contract.ResistedOn: the manager returns a node that
+// resisted), so it is read once from the halt remembered, for
+// haltRecord, and again from the halt the pass records, for the status
+// and the phases after. The nodes haltRecord asks about read alike from
+// either record; others need not: a halt recorded resisted takes its
+// node out of the loop, a resisted halt released puts it back. While the
+// annotation is invalid no halt is recorded, and the loop of the
+// revision that stays the target is still told, read once.
 func (s *scope) remember(reports map[string]poolReport) {
 	if s.revisionErr == nil {
 		if s.target != "" && runsRolledOut(reports) {
@@ -522,8 +530,9 @@ func (s *scope) remember(reports map[string]poolReport) {
 	if s.revisionErr == nil {
 		s.halt = haltRecord(in)
 		// A halt this pass records as resisted on a looping node
-		// returns that node (returnsFromTarget reads s.halt): the loop
-		// must not name it, so it is read again from the new record.
+		// returns that node (returnsFromTarget reads s.halt), and one it
+		// releases no longer does: the loop must say so in this pass,
+		// so it is read again from the new record.
 		in.Halt = s.halt
 		in.CrashLoop = crashLoopOf(in)
 	}

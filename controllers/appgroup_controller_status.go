@@ -66,8 +66,9 @@ type rollupInput struct {
 	LastRolledOut *ferryv1.RolledOutRevision
 	Proven        string
 	// CrashLoop is the target's crash loop nothing returns its nodes from
-	// (crashLoopOf), nil when there is none: derived once from the fields
-	// above by whoever builds the input (scope.remember), so that the
+	// (crashLoopOf), nil when there is none: derived from the fields
+	// above by whoever builds the input (scope.remember, which reads it
+	// again from the halt it records), not by each reader, so that the
 	// status field, RollingRestart's note and what halts or holds the
 	// rollout (loopsOn) read one value.
 	CrashLoop *ferryv1.CrashLoop

@@ -2022,3 +2022,55 @@ func TestCrashLoopNamesNoNodeResistingIt(t *testing.T) {
 		t.Errorf("loop = %+v, want none: node-a resists the target", s.loop)
 	}
 }
+
+// TestCrashLoopNamesTheNodeOfAResistedHaltReleased: the pass that
+// releases a resisted halt (its node runs the proven target rolled out
+// again, between two young deaths) reads the loop again from the new
+// record too (scope.remember): the node is no longer returned from the
+// target, so the loop names it, RevisionProven, in that very pass (seen
+// failing with the loop read only from the halt the pass started with:
+// no loop while the halt was gone).
+func TestCrashLoopNamesTheNodeOfAResistedHaltReleased(t *testing.T) {
+	s := &scope{ag: &ferryv1.AppGroup{}, target: targetRev, now: t0, settle: 10 * time.Second, nodes: []string{"node-a", "node-b"},
+		pools: map[string]*ferryv1.ProcessPool{
+			"node-a": testPool("node-a", targetRev, rolledOut(2), betweenDeaths),
+			"node-b": testPool("node-b", oldRev, rolledOut(2)),
+		},
+		lastGood: &ferryv1.RolledOutRevision{Revision: oldRev}, proven: targetRev,
+		halt: &ferryv1.HaltedRollout{Revision: targetRev, Node: "node-a", Resisted: true, Since: metav1.NewTime(t0)}}
+	reports := s.reports(staleAfter)
+	if r := reports["node-a"]; !r.RolledOut || r.HaltsTarget() {
+		t.Fatalf("node-a does not run the target rolled out: the case proves nothing (%+v)", r)
+	}
+	s.remember(reports)
+	if s.halt != nil {
+		t.Fatalf("halt = %+v, want it released", s.halt)
+	}
+	if s.loop == nil || len(s.loop.Nodes) != 1 || s.loop.Nodes[0] != "node-a" || s.loop.Reason != ferryv1.CrashLoopRevisionProven {
+		t.Errorf("loop = %+v, want node-a's, %s", s.loop, ferryv1.CrashLoopRevisionProven)
+	}
+}
+
+// TestCrashLoopReasonIsTheFirstNodes: status.crashLoop.reason is its
+// first node's, and its nodes' may differ, as its API doc says: with a
+// proven target and no older revision running, the node whose resistance
+// the halt records stays for want of one (NoOlderRevision), another for
+// the target being proven (RevisionProven).
+func TestCrashLoopReasonIsTheFirstNodes(t *testing.T) {
+	const death = "exited with status 1 1.2s after it was ready"
+	in := input([]string{"node-a", "node-b"},
+		testPool("node-a", targetRev, rolledOut(2), dyingYoung, resists(targetRev, death, "")),
+		testPool("node-b", targetRev, rolledOut(2), dyingYoung))
+	unstarted(in.Reports)
+	settle(in.Reports, t0, 10*time.Second)
+	in = looped(withHalt(provenIn(in), "node-a", death))
+	if _, _, older := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target); older {
+		t.Fatal("an older revision runs: the case proves nothing")
+	}
+	if in.CrashLoop == nil || len(in.CrashLoop.Nodes) != 2 || in.CrashLoop.Reason != ferryv1.CrashLoopNoOlderRevision {
+		t.Fatalf("loop = %+v, want node-a and node-b, node-a's reason %s", in.CrashLoop, ferryv1.CrashLoopNoOlderRevision)
+	}
+	if reason, _ := nodeStaysWhy(in, "node-b", false); reason != ferryv1.CrashLoopRevisionProven {
+		t.Errorf("node-b's reason = %q, want %s", reason, ferryv1.CrashLoopRevisionProven)
+	}
+}
