@@ -534,7 +534,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		// Between two of its retries, the node reads as the failing case.
 		r, ok := in.Reports[in.Halt.Node]
 		retrying := 0
-		if ok && r.OnTarget && !in.Halt.Resisted && failingRetried(in) {
+		if ok && r.OnTarget && len(retriedOf(in, []string{in.Halt.Node})) > 0 {
 			retrying = 1 // the node the message names
 		}
 		remedy := haltRemedy(retrying, contract.DiedAfterReadyIn(in.Halt.Reason))
@@ -803,9 +803,11 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 		why = append(why, w)
 	}
 	retrying, diedYoung := 0, false
-	if len(n.resisting) == 0 && failingRetried(in) {
-		retrying = len(n.failing)
-		diedYoung = contract.DiedAfterReadyIn(in.Reports[n.failing[0]].Pool.Status.LastSpawnError.Reason)
+	if len(n.resisting) == 0 {
+		if retried := retriedOf(in, n.failing); len(retried) > 0 {
+			retrying = len(retried)
+			diedYoung = contract.DiedAfterReadyIn(in.Reports[retried[0]].Pool.Status.LastSpawnError.Reason)
+		}
 	}
 	remedy := haltRemedy(retrying, diedYoung)
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
@@ -936,13 +938,20 @@ func crashNote(in rollupInput) string {
 		nodeList(nodes), in.Target, reason, contract.CrashWindow, contract.CrashLoopClause(len(nodes), in.CrashLoop.Message))
 }
 
-// staysWhy says why nothing returns the nodes from a target they cannot
-// run (failingRetried), or "" when they are returned: nodeStaysWhy of a
-// node that did not resist the target.
-func staysWhy(in rollupInput) string {
+// retriedOf are those of nodes, which cannot spawn the target, that stay
+// on it, their agents retrying it, rather than going back to an older
+// revision (returnsFromTarget): nodeStaysWhy says why nothing returns
+// each, node by node, since the one that resisted the target is returned
+// where the others are not (a proven target). In node order.
+func retriedOf(in rollupInput, nodes []string) []string {
 	_, _, older := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target)
-	_, message := nodeStaysWhy(in, "", older)
-	return message
+	var retried []string
+	for _, node := range nodes {
+		if reason, _ := nodeStaysWhy(in, node, older); reason != "" {
+			retried = append(retried, node)
+		}
+	}
+	return retried
 }
 
 // nodeStaysWhy is contract.NotReturnedWhy of node: the AppGroup's
@@ -1004,12 +1013,6 @@ func haltRemedy(retrying int, diedYoung bool) string {
 	}
 	return remedy
 }
-
-// failingRetried: the nodes that cannot spawn the target stay on it and
-// their agents retry it (returnsFromTarget is false, or there is nothing to
-// return them to: a new AppGroup), rather than going back to an older
-// revision.
-func failingRetried(in rollupInput) bool { return staysWhy(in) != "" }
 
 // listenFailed lists the selected nodes whose pool runs but whose proxy
 // cannot listen (Ready=False, ListenFailed): a rollout there completes,

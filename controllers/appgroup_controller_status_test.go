@@ -1053,6 +1053,32 @@ func TestRollingRestartCondition(t *testing.T) {
 				"; its agent retries it with backoff, at most a minute apart, and the rollout goes on once it starts there"}},
 		},
 		{
+			// A proven target failing on the node that resisted it and
+			// on another: the manager returns the first
+			// (returnsFromTarget), only the other's agent retries
+			// (found by review: both were counted, "their agents").
+			name: "halted by a proven target failing where it was resisted and elsewhere",
+			in: withHalt(provenIn(input(abc, testPool("node-a", targetRev, failsSpawns(targetRev, "the app failed to load")),
+				testPool("node-b", targetRev, failsSpawns(targetRev, "the app failed to load")),
+				testPool("node-c", oldRev, rolledOut(2)))), "node-a", "the app failed to load"),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"it failed to spawn on node-a and node-b",
+				"; its agent retries it with backoff, at most a minute apart, and the rollout goes on once it starts there"}},
+		},
+		{
+			// The halt remembered was resisted, but no older revision
+			// runs to return its node to: its agent retries (found by
+			// review: a resisted halt was taken for a returned node).
+			name: "halted by a resisted halt remembered, a retry spawning, nothing older",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, rolledOut(1), counts(0, 1, 1), notReadyAtAll, crashedInWindow))
+				unstarted(in.Reports)
+				in.Nodes = []string{"node-a"}
+				return withHalt(in, "node-a", "the app failed to load")
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"it failed to spawn on node-a",
+				"; its agent retries it with backoff, at most a minute apart, and the rollout goes on once it starts there"}},
+		},
+		{
 			name: "halted by a node that no longer shows it: gone",
 			in: withHalt(input(abc, testPool("node-a", targetRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 				"node-d", "exited with status 1"),
