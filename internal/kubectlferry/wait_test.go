@@ -423,6 +423,33 @@ func firstDeathStatus(st ferryv1.ProcessPoolStatus) ferryv1.ProcessPoolStatus {
 	return st
 }
 
+// poolDiesYoung reports p's process of target dead soon after it was
+// ready, at ago(at): the first death in a row (spawnFailures 1), or,
+// again, the second (2).
+func poolDiesYoung(t *testing.T, p *ferryv1.ProcessPool, target string, at time.Duration, again bool) {
+	t.Helper()
+	st := diesYoungStatus(target)
+	if !again {
+		st = firstDeathStatus(st)
+	}
+	st.LastSpawnError.Time = *ago(at)
+	setPoolStatus(t, p, st)
+}
+
+// diedYoungRollup is the AppGroup status the manager writes of target
+// rolled out on nodes nodes, one process of it dead young on node (of
+// the last ones): 1 of its 2 processes ready, and Ready saying so. Each
+// test sets its own RollingRestart and crash loop after it.
+func diedYoungRollup(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus, target, node string, nodes int32) {
+	rolledOut(ag, st, target, nodes)
+	st.Processes = ferryv1.ProcessCounts{Ready: 2*nodes - 1, Updated: 2 * nodes, Total: 2 * nodes}
+	st.Nodes.Ready = nodes - 1
+	st.ReadyProcesses, st.ReadyNodes = fmt.Sprintf("%d/%d", 2*nodes-1, 2*nodes), fmt.Sprintf("%d/%d", nodes-1, nodes)
+	st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+		fmt.Sprintf("%d/%d nodes ready; not ready: %s (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
+			"exited with status 3 1.2s after it was ready)", nodes-1, nodes, node))
+}
+
 func diesYoungStatus(revision string) ferryv1.ProcessPoolStatus {
 	reason := "exited with status 3 1.2s after it was ready"
 	return ferryv1.ProcessPoolStatus{
@@ -707,19 +734,9 @@ func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 	// One dies in it, and is replaced. The agent counts the deaths in a
 	// row (spawnFailures): 1 at the first, 2 at the second.
 	died := func(at time.Duration, again bool) {
-		st := diesYoungStatus(target)
-		if !again {
-			st = firstDeathStatus(st)
-		}
-		st.LastSpawnError.Time = *ago(at)
-		setPoolStatus(t, p, st)
+		poolDiesYoung(t, p, target, at, again)
 		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
-			rolledOut(ag, st, target, 1)
-			st.Processes = ferryv1.ProcessCounts{Ready: 1, Updated: 2, Total: 2}
-			st.Nodes.Ready, st.ReadyProcesses, st.ReadyNodes = 0, "1/2", "0/1"
-			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
-				"0/1 nodes ready; not ready: node-1 (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
-					"exited with status 3 1.2s after it was ready)")
+			diedYoungRollup(ag, st, target, "node-1", 1)
 			st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 				"1/1 nodes updated (new processes on node-1 must first all be ready and live 10s, the crash window)")
 		})
@@ -774,20 +791,10 @@ func TestRestartWaitEndsWhenAProvenRevisionDiesYoung(t *testing.T) {
 
 	p := newPool(t, ag, "node-2", target)
 	died := func(at time.Duration, again bool) {
-		st := diesYoungStatus(target)
-		if !again {
-			st = firstDeathStatus(st)
-		}
-		st.LastSpawnError.Time = *ago(at)
-		setPoolStatus(t, p, st)
+		poolDiesYoung(t, p, target, at, again)
 		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
-			rolledOut(ag, st, target, 2)
+			diedYoungRollup(ag, st, target, "node-2", 2)
 			st.ProvenRevision = target
-			st.Processes = ferryv1.ProcessCounts{Ready: 3, Updated: 4, Total: 4}
-			st.Nodes.Ready, st.ReadyProcesses, st.ReadyNodes = 1, "3/4", "1/2"
-			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
-				"1/2 nodes ready; not ready: node-2 (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
-					"exited with status 3 1.2s after it was ready)")
 		})
 	}
 	died(10*time.Second, false)
@@ -813,30 +820,21 @@ func TestRestartWaitEndsWhenAProvenRevisionDiesYoung(t *testing.T) {
 // says so in status.crashLoop ("no older revision runs"). The wait reads
 // it and the pools, goes on at the first death, and ends with exit 1 at
 // the second (seen failing: "timed out waiting for ... the rollout was
-// at: RollingRestart=True: 1/1 nodes updated; on node-1 ..."; the short
-// --timeout ends that quickly).
+// at: RollingRestart=True: 1/1 nodes updated; on node-1 ..."; the
+// --timeout ends that within result's minute, and leaves a slow machine
+// time enough to reach the second death).
 func TestRestartWaitEndsWhenAFirstRevisionDiesYoung(t *testing.T) {
 	ns := newNamespace(t)
 	ag := newAppGroup(t, ns, "app", "5")
 	target := "6-" + hash
-	w := startWait(t, ns, "app", "--timeout", "20s")
+	w := startWait(t, ns, "app", "--timeout", "50s")
 	w.next(t)
 
 	p := newPool(t, ag, "node-1", target)
 	died := func(at time.Duration, again bool) {
-		st := diesYoungStatus(target)
-		if !again {
-			st = firstDeathStatus(st)
-		}
-		st.LastSpawnError.Time = *ago(at)
-		setPoolStatus(t, p, st)
+		poolDiesYoung(t, p, target, at, again)
 		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
-			rolledOut(ag, st, target, 1)
-			st.Processes = ferryv1.ProcessCounts{Ready: 1, Updated: 2, Total: 2}
-			st.Nodes.Ready, st.ReadyProcesses, st.ReadyNodes = 0, "1/2", "0/1"
-			st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
-				"0/1 nodes ready; not ready: node-1 (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
-					"exited with status 3 1.2s after it was ready)")
+			diedYoungRollup(ag, st, target, "node-1", 1)
 			st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 				"1/1 nodes updated; on node-1 a process of revision "+target+" died soon after it was ready "+
 					"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
