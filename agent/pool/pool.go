@@ -365,12 +365,12 @@ type scalingState struct {
 	// hold for the manager's return (holdingLocked) starts. It counts as
 	// steps does (blocked failures aside), through failed spawns and
 	// young deaths alike (a process ready, then dead young, is a failed
-	// round, not a spawn that worked: loopSince), and starts over with the loop's end; where
-	// the loop was of failed spawns whose need passed, once a spawn of
-	// last's revision works (spawnWorkedLocked), or once the pool stopped
-	// the retries that worked (retriesGoneLocked), steps and failures
-	// staying for the backoff (clearPassedScalingErrorLocked): a later
-	// first death is a first one.
+	// round, not a spawn that worked: loopSince), and starts over with
+	// the loop's end; where the loop was of failed spawns whose need
+	// passed, once a spawn of last's revision works (spawnWorkedLocked),
+	// or once the pool stopped the retries that worked
+	// (retriesGoneLocked), steps and failures staying for the backoff
+	// (clearPassedScalingErrorLocked): a later first death is a first one.
 	rounds int
 	// holdFrom, set in a crash loop only, is when the first young death
 	// counted with rounds >= 2 was recorded (fail): the second round of
@@ -381,14 +381,14 @@ type scalingState struct {
 	// can come only once none of the revision runs). (A failed spawn,
 	// unless blocked, counts in the loop's rounds, and young deaths after
 	// failed spawns only are counted at 2 or more already: held from the
-	// first.) Why
-	// not crashSince: a process spawned after the first death must boot
-	// before it can die young; of an app that boots in 5 to 10s, the
-	// second round comes near the end of the first death's crash window,
-	// or after it, where a hold timed from the first death holds less
-	// than the manager takes to return the node, or nothing. This is the
-	// one place that says so. Set once a loop: a later round (the hold
-	// over, no return came) does not set it again.
+	// first.) Why not crashSince: a process spawned after the first death
+	// must boot before it can die young; of an app that boots in 5 to
+	// 10s, the second round comes near the end of the first death's crash
+	// window, or after it, where a hold timed from the first death holds
+	// less than the manager takes to return the node, or nothing. This is
+	// the one place that says so. Set once a loop; moved only by the death
+	// of a worker that began before it: a later round (the hold over, no
+	// return came) does not set it again.
 	holdFrom time.Time
 }
 
