@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -134,50 +135,124 @@ func TestHoldOfASlowBootIsTimedFromItsSecondRound(t *testing.T) {
 // TestHoldRunsFromTheLastDeathInIt: the second round of young deaths
 // starts the hold with one of its two workers still running (they die
 // apart, as an app's processes do that each die a few seconds after
-// ready); that survivor dies young 4s into the hold. The manager returns
-// a node only once its report shows none of the revision running, so
-// the hold's window must run from that death: the pool reports what the
+// ready); that survivor dies young in the hold, half the crash window
+// after its spawn (a few seconds into the hold). The manager returns a
+// node only once its report shows none of the revision running, so the
+// hold's window must run from that death: the pool reports what the
 // manager returns a node on (FailsTarget) with its next spawn of revision
-// 2 no sooner than the crash window from the survivor's death, and makes
-// no worker of revision 2 ready past the window from the first death of
-// the round, where the return may not have come yet. Before, the hold
-// ran from that first death only: the pool spawned revision 2 again
-// about 6s after the last of it died, before the return, and under load
-// the new worker would take the held requests and die in them.
+// 2 no sooner than the crash window from the survivor's death, and
+// begins no spawn of revision 2 before that window is over. Before, the
+// hold ran from the round's first death only: the pool spawned revision
+// 2 again a few seconds after the last of it died, before the return,
+// and under load the new worker would take the held requests and die in
+// them.
 func TestHoldRunsFromTheLastDeathInIt(t *testing.T) {
-	e, book, good := startBootdie(t, "t/holdlast", 2)
+	clock := &spawnClock{}
+	e, book, good := startBootdieObserved(t, "t/holdlast", 2, clock)
 	e.Pool.Update(pool.Config{Name: good.Name, Revision: "2", Template: bootdie(t, 2)})
 
 	var killed []int
 	killTogether(t, book, readyUnkilled(t, e, killed), &killed)
 	round2 := readyUnkilled(t, e, killed)
+	survivorSpawned := startedAt(t, e, round2[1])
+	roundKill := time.Now()
 	killTogether(t, book, round2[:1], &killed)
 	book.WaitFor(t, logHeld)
-	firstOver := time.Now().Add(contract.CrashWindow) // the hold's end, timed from the round's first death
-	// The survivor dies young 4s into the hold: the moment is the test's
-	// setting, not a wait for the pool.
-	if !pause(t.Context(), 4*time.Second) {
+	held := time.Now()
+	// The survivor dies young in the hold: at half the crash window from
+	// its spawn (its ready time is no sooner), and a second into the hold
+	// at least, so that its death is apart from the hold's start. The
+	// moment is the test's setting, not a wait for the pool.
+	killAt := survivorSpawned.Add(contract.CrashWindow / 2)
+	if soonest := held.Add(time.Second); killAt.Before(soonest) {
+		killAt = soonest
+	}
+	if !pause(t.Context(), time.Until(killAt)) {
 		t.Fatal("the test ended before the survivor's death")
 	}
 	lastKill := time.Now()
+	if age := lastKill.Sub(survivorSpawned); age > contract.CrashWindow-youngMargin {
+		t.Fatalf("this machine was too slow for the scenario: the survivor would be killed %s after its spawn, too "+
+			"near the crash window (%s) for its death to count as young for sure (the hold was logged %s after its "+
+			"spawn)", age.Round(time.Millisecond), contract.CrashWindow, held.Sub(survivorSpawned).Round(time.Millisecond))
+	}
 	killTogether(t, book, round2[1:], &killed)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	reportsHeld(ctx, t, e, lastKill, "the last death in the hold")
-	// Past the window from the round's first death, as long as a spawn
-	// takes to be ready: a spawn the hold let through would be by then.
-	if !pause(ctx, time.Until(firstOver)+managerRoundTrip) {
-		t.Fatal("the test ended before the window from the round's first death was over")
+	// To the end of the window from the survivor's death: a spawn begun
+	// before it is one the hold let through, whether or not it would be
+	// ready before a manager's return (a slow boot would hide it from a
+	// check of ready workers).
+	holdEnd := lastKill.Add(contract.CrashWindow)
+	if !pause(ctx, time.Until(holdEnd)) {
+		t.Fatal("the test ended before the window from the survivor's death was over")
 	}
-	if n := spawnedAfter(book, logHeld, "2"); n > 0 {
-		t.Errorf("%d workers of revision 2 made ready %s after the last of it died, before a manager's return could come",
-			n, time.Since(lastKill).Round(time.Second))
+	if early := clock.between(roundKill, holdEnd); len(early) > 0 {
+		t.Errorf("%d spawns of revision 2 began in the hold, the first at %s: before the crash window from the last "+
+			"death of it (killed at %s) was over (%s)", len(early), early[0].Format(stamp), lastKill.Format(stamp),
+			holdEnd.Format(stamp))
 	}
 	e.Pool.Update(good) // the manager's return (NodeReturned)
 	e.WaitFor(t, time.Minute, "2 ready workers of revision 1", func(s pool.Status) bool {
 		return agenttest.Ready(2)(s) && s.Revision == "1"
 	})
+}
+
+// youngMargin is how much sooner than the crash window from its spawn
+// a test kills a worker whose death must count as young: the pool
+// records the death a moment after the kill, and times it from the
+// worker's ready time, which the status does not show (its spawn's
+// does, and ready is no sooner).
+const youngMargin = 2 * time.Second
+
+// stamp is the layout of the times a failure names, as stampedLogger's.
+const stamp = "15:04:05.000"
+
+// startedAt is when the pool's worker pid was spawned (ProcessInfo's
+// StartedAt); the test fails if the pool runs no such worker.
+func startedAt(t *testing.T, e *agenttest.Env, pid int) time.Time {
+	t.Helper()
+	for _, p := range e.Pool.Status().Processes {
+		if int(p.PID) == pid {
+			return p.StartedAt.Time
+		}
+	}
+	t.Fatalf("no worker with pid %d", pid)
+	return time.Time{}
+}
+
+// spawnClock is a pool.Observer that notes when each spawn began (the
+// pool logs a spawn only once it is ready).
+type spawnClock struct {
+	mu     sync.Mutex
+	starts []time.Time
+}
+
+func (c *spawnClock) SpawnStarted(string, pool.SpawnKind) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.starts = append(c.starts, time.Now())
+}
+func (c *spawnClock) SpawnSucceeded(string, time.Duration)           {}
+func (c *spawnClock) SpawnFailed(string, pool.SpawnKind)             {}
+func (c *spawnClock) RestartStarted(string, ferryv1.RestartStrategy) {}
+func (c *spawnClock) RestartFinished(string, string)                 {}
+func (c *spawnClock) WorkerExited(string, bool)                      {}
+func (c *spawnClock) WorkerOverran(string)                           {}
+
+// between returns the times of the spawns begun from from until to.
+func (c *spawnClock) between(from, to time.Time) []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []time.Time
+	for _, at := range c.starts {
+		if !at.Before(from) && at.Before(to) {
+			out = append(out, at)
+		}
+	}
+	return out
 }
 
 // reportsHeld waits until the pool, holding revision 2's spawns, reports
@@ -192,7 +267,7 @@ func reportsHeld(ctx context.Context, t *testing.T, e *agenttest.Env, from time.
 	}
 	if holdEnd := from.Add(contract.CrashWindow); s.ScalingRetryAt == nil || s.ScalingRetryAt.Time.Before(holdEnd) {
 		t.Errorf("held, the pool spawns revision 2 next at %v, want no sooner than the crash window from %s (%s)",
-			s.ScalingRetryAt, what, holdEnd.Format("15:04:05.000"))
+			s.ScalingRetryAt, what, holdEnd.Format(stamp))
 	}
 }
 
@@ -202,10 +277,17 @@ func reportsHeld(ctx context.Context, t *testing.T, e *agenttest.Env, from time.
 // until they are ready. It returns revision 1's config too.
 func startBootdie(t *testing.T, name string, n int32) (*agenttest.Env, *agenttest.Logbook, pool.Config) {
 	t.Helper()
+	return startBootdieObserved(t, name, n, nil)
+}
+
+// startBootdieObserved is startBootdie with obs the pool's Observer (nil
+// for none).
+func startBootdieObserved(t *testing.T, name string, n int32, obs pool.Observer) (*agenttest.Env, *agenttest.Logbook, pool.Config) {
+	t.Helper()
 	book := agenttest.NewLogbook(t)
 	log := book.Over(stampedLogger(t))
 	cfg := pool.Config{Name: name, Revision: "1", Template: bootdie(t, n)}
-	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log})
+	e := agenttest.Start(t, cfg, agenttest.Options{Tick: 50 * time.Millisecond, Log: &log, Observer: obs})
 	e.WaitFor(t, time.Minute, fmt.Sprintf("%d ready workers of revision 1", n), agenttest.Ready(n))
 	return e, book, cfg
 }
