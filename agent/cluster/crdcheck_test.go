@@ -254,13 +254,9 @@ func TestAgentNotReadyWhileItsCRDLacksTheField(t *testing.T) {
 // waits until the API server lists by it accordingly.
 func setNodeNameSelectable(t *testing.T, on bool) {
 	t.Helper()
-	patch := `[{"op":"remove","path":"/spec/versions/0/selectableFields"}]`
-	if on {
-		patch = `[{"op":"add","path":"/spec/versions/0/selectableFields","value":[{"jsonPath":".spec.nodeName"}]}]`
-	}
 	ctx := context.Background()
-	if out, err := env.Kubectl(ctx, "patch", "crd", "processpools.ferry.dev", "--type=json", "-p", patch); err != nil {
-		t.Fatalf("patching the CRD: %v: %s", err, out)
+	if err := env.SetNodeNameSelectable(ctx, on); err != nil {
+		t.Fatal(err)
 	}
 	waitUntil(t, fmt.Sprintf("a list by %s to be refused: %v", nodeNameField, !on), func() bool {
 		err := env.Client.List(ctx, &ferryv1.ProcessPoolList{}, client.MatchingFields{nodeNameField: "node-crd"})

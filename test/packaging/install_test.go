@@ -297,15 +297,11 @@ func TestOutdatedProcessPoolCRDRefused(t *testing.T) {
 
 // setSelectableNodeName declares spec.nodeName a selectable field of the
 // ProcessPool CRD, as config/crd/bases does, or takes it out as in a CRD
-// older than the agents.
+// older than the agents (testenv's SetNodeNameSelectable, failing t).
 func setSelectableNodeName(t *testing.T, on bool) {
 	t.Helper()
-	patch := `[{"op":"remove","path":"/spec/versions/0/selectableFields"}]`
-	if on {
-		patch = `[{"op":"add","path":"/spec/versions/0/selectableFields","value":[{"jsonPath":".spec.nodeName"}]}]`
-	}
-	if out, err := env.Kubectl(testContext(t), "patch", "crd", "processpools.ferry.dev", "--type=json", "-p", patch); err != nil {
-		t.Fatalf("patching the ProcessPool CRD: %v: %s", err, out)
+	if err := env.SetNodeNameSelectable(testContext(t), on); err != nil {
+		t.Fatal(err)
 	}
 }
 
