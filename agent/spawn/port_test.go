@@ -13,34 +13,26 @@ import (
 	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
-// connectFrom takes port of 127.0.0.1 the way walk5's client connections
-// did: an outgoing connection from it, to a listener of the test's (the
-// kernel completes it into the listener's backlog; nothing accepts it).
-func connectFrom(t *testing.T, port int) {
+// takenPort is a port of 127.0.0.1 that an outgoing connection holds, the
+// way walk5's client connections took workers' ports: a connection to a
+// listener of the test's (the kernel completes it into the listener's
+// backlog; nothing accepts it), whose local port the kernel picks. It
+// used to pick a free port, release it and dial from it, and another
+// package's test (go test -p 2) could take the port in between ("bind:
+// address already in use").
+func takenPort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}}
-	c, err := d.Dial("tcp", l.Addr().String())
+	c, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-}
-
-// takenPort is a port of 127.0.0.1 that an outgoing connection holds.
-func takenPort(t *testing.T) int {
-	t.Helper()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	releasePort(port)
-	connectFrom(t, port)
-	return port
+	return c.LocalAddr().(*net.TCPAddr).Port
 }
 
 // TestSpawnCommandWhosePortAConnectionTookGetsAnother: a worker whose port
