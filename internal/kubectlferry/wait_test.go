@@ -551,6 +551,23 @@ func (w *waiter) sawPool(t *testing.T, seen func(ferryv1.ProcessPool) bool) {
 }
 
 // result is how the wait ended.
+// diesTwice has died report a first young death (10s ago), waits until
+// the wait saw it, has died report a second (1s ago), and returns the
+// wait's result, which must be exit 1.
+func (w *waiter) diesTwice(t *testing.T, died func(at time.Duration, again bool)) result {
+	t.Helper()
+	died(10*time.Second, false)
+	w.sawPool(t, func(p ferryv1.ProcessPool) bool {
+		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Time.Equal(ago(10*time.Second))
+	})
+	died(time.Second, true)
+	r := w.result(t)
+	if r.code != ExitFailure {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
+	}
+	return r
+}
+
 func (w *waiter) result(t *testing.T) result {
 	t.Helper()
 	for {
@@ -797,15 +814,7 @@ func TestRestartWaitEndsWhenAProvenRevisionDiesYoung(t *testing.T) {
 			st.ProvenRevision = target
 		})
 	}
-	died(10*time.Second, false)
-	w.sawPool(t, func(p ferryv1.ProcessPool) bool {
-		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Time.Equal(ago(10*time.Second))
-	})
-	died(time.Second, true)
-	r := w.result(t)
-	if r.code != ExitFailure {
-		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
-	}
+	r := w.diesTwice(t, died)
 	assertContains(t, r.err,
 		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-2 ",
 		"\nNothing returns the node to an older revision (revision "+target+" lasted on a node before: status.provenRevision)",
@@ -843,15 +852,7 @@ func TestRestartWaitEndsWhenAFirstRevisionDiesYoung(t *testing.T) {
 				Reason: ferryv1.CrashLoopNoOlderRevision, Message: "no older revision runs"}
 		})
 	}
-	died(10*time.Second, false)
-	w.sawPool(t, func(p ferryv1.ProcessPool) bool {
-		return p.Status.LastSpawnError != nil && p.Status.LastSpawnError.Time.Equal(ago(10*time.Second))
-	})
-	died(time.Second, true)
-	r := w.result(t)
-	if r.code != ExitFailure {
-		t.Fatalf("exit %d, stdout %q, stderr %q; want 1", r.code, r.out, r.err)
-	}
+	r := w.diesTwice(t, died)
 	assertContains(t, r.err,
 		"error: crash loop: AppGroup "+ns+"/app: processes of revision "+target+" die soon after they are ready on node-1 "+
 			"(exited with status 3 1.2s after it was ready)\n"+
