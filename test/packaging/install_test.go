@@ -295,6 +295,62 @@ func TestOutdatedProcessPoolCRDRefused(t *testing.T) {
 	}
 }
 
+// TestAbsentCRDsRefused: with crds.enabled=false, in a cluster without
+// Ferry's CRDs (managed apart from the chart, not yet applied), `helm
+// install` is refused before it creates anything, naming the CRDs and
+// saying how to install them; `helm template` and a client-side dry run
+// (no cluster to look in) render. With one CRD, it names the other; once
+// both are applied, it installs.
+// Before, it installed a manager and agents that had no API to watch.
+func TestAbsentCRDsRefused(t *testing.T) {
+	ctx := testContext(t)
+	const rel, ns = "absent", "ferry-absent"
+	want := "crds.enabled is false, and this cluster lacks Ferry's CRDs appgroups.ferry.dev and processpools.ferry.dev"
+	fix := "Install the CRDs first, this chart's: kubectl apply --server-side -f ferry/files/crds/"
+	// The CRDs are the control plane's (config/crd/bases), put back
+	// whatever happens.
+	t.Cleanup(func() { restoreFerryCRDs(t) })
+	removeFerryCRDs(t)
+
+	_, err := helm(ctx, "install", rel, chartDir, "-n", ns, "--create-namespace", "--set", "crds.enabled=false")
+	if err == nil {
+		t.Cleanup(func() { _, _ = helm(context.Background(), "uninstall", rel, "-n", ns, "--wait") })
+	}
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), fix) {
+		t.Fatalf("without the CRDs: want refused with %q and %q, got %v", want, fix, err)
+	}
+	if out, err := helm(ctx, "list", "-n", ns, "-a", "-q"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("the refused release left %q (%v)", out, err)
+	}
+	// Neither has a cluster to look in.
+	if _, err := templateRaw(ctx, renderOpts{release: rel, namespace: ns, sets: []string{"crds.enabled=false"}}); err != nil {
+		t.Errorf("helm template without the CRDs: %v", err)
+	}
+	if _, err := helm(ctx, "install", rel, chartDir, "-n", ns, "--dry-run=client", "--set", "crds.enabled=false"); err != nil {
+		t.Errorf("helm install --dry-run=client without the CRDs: %v", err)
+	}
+
+	// With one of the two, it names the other.
+	if _, err := env.Kubectl(ctx, "apply", "--server-side", "-f", filepath.Join(root, "config", "crd", "bases", "ferry.dev_processpools.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	waitEstablished(t, "processpools.ferry.dev")
+	_, err = helm(ctx, "install", rel, chartDir, "-n", ns, "--create-namespace", "--set", "crds.enabled=false")
+	if err == nil {
+		t.Cleanup(func() { _, _ = helm(context.Background(), "uninstall", rel, "-n", ns, "--wait") })
+	}
+	want = "crds.enabled is false, and this cluster lacks Ferry's CRD appgroups.ferry.dev: "
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("with the ProcessPool CRD only: want refused with %q, got %v", want, err)
+	}
+
+	restoreFerryCRDs(t)
+	if _, err := helm(ctx, "install", rel, chartDir, "-n", ns, "--create-namespace", "--set", "crds.enabled=false"); err != nil {
+		t.Fatalf("with the CRDs applied: %v", err)
+	}
+	t.Cleanup(func() { _, _ = helm(context.Background(), "uninstall", rel, "-n", ns, "--wait") })
+}
+
 // setSelectableNodeName declares spec.nodeName a selectable field of the
 // ProcessPool CRD, as config/crd/bases does, or takes it out as in a CRD
 // older than the agents (testenv's SetNodeNameSelectable, failing t).

@@ -403,6 +403,47 @@ run, where lookup finds nothing.
 {{- end }}
 
 {{/*
+How to apply this chart's CRDs apart from it, which the refusals over the
+cluster's CRDs (crds.enabled=false) say.
+*/}}
+{{- define "ferry.applyCRDs" -}}
+kubectl apply --server-side -f ferry/files/crds/ after helm pull of this chart with --untar (or tar xzf of its package), -f charts/ferry/files/crds/ in a source checkout, or kubectl apply -k config/crd of this release (helm show crds lists none: the chart keeps them in files/, as templates, not in crds/)
+{{- end }}
+
+{{/*
+"true" when lookup reads the cluster: it finds the namespace kube-system,
+which the API server itself creates at its start and refuses to delete,
+so that every cluster has it (a bare test API server too). Empty under
+`helm template` or a client-side dry run, where every lookup finds
+nothing. Not the release's namespace: `helm install --create-namespace`
+creates that after rendering.
+*/}}
+{{- define "ferry.lookupIsLive" -}}
+{{- if lookup "v1" "Namespace" "" "kube-system" }}true{{ end }}
+{{- end }}
+
+{{/*
+Why this release may not be installed or upgraded, with crds.enabled=false,
+in a cluster without Ferry's CRDs (appgroups.ferry.dev,
+processpools.ferry.dev): the manager reconciles AppGroups and the agents
+follow ProcessPools, which the API server would not serve. Empty with
+crds.enabled (the chart brings them), when both are there, and where
+lookup cannot read the cluster (ferry.lookupIsLive), which finds no CRD
+either way.
+*/}}
+{{- define "ferry.absentCRDs" -}}
+{{- if and (not .Values.crds.enabled) (include "ferry.lookupIsLive" .) }}
+{{- $missing := list }}
+{{- range list "appgroups.ferry.dev" "processpools.ferry.dev" }}
+{{- if not (lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" .) }}{{ $missing = append $missing . }}{{ end }}
+{{- end }}
+{{- with $missing }}
+{{- printf "crds.enabled is false, and this cluster lacks Ferry's %s %s: the manager reconciles AppGroups and the agents follow ProcessPools, which the API server would not serve, so that neither would work. Install the CRDs first, this chart's: %s; or set crds.enabled=true so that the chart installs them" (ternary "CRD" "CRDs" (eq (len .) 1)) (join " and " .) (include "ferry.applyCRDs" $) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The versions of a ProcessPool CRD (the object, given: the cluster's or the
 chart's) that declare spec.nodeName a selectable field, as a JSON list
 (include returns text: fromJsonArray reads it back).
@@ -425,7 +466,7 @@ spec.nodeName (selectableFields) in a version where this chart's CRD
 declares it. The agents list their node's pools by that field; the API
 server would refuse them, and each agent would follow no pool and stay not
 Ready. With crds.enabled the chart brings its own CRD, so there is nothing
-to check. Empty then, when the CRD is absent (installed after, say), and
+to check. Empty when the CRD is absent (ferry.absentCRDs says so), and
 under `helm template` or a client-side dry run, where lookup finds nothing.
 */}}
 {{- define "ferry.outdatedProcessPoolCRD" -}}
@@ -438,7 +479,7 @@ under `helm template` or a client-side dry run, where lookup finds nothing.
 {{- if not (has . $declared) }}{{ $missing = append $missing . }}{{ end }}
 {{- end }}
 {{- with $missing }}
-{{- printf "crds.enabled is false, and the ProcessPool CRD in this cluster (processpools.ferry.dev) lacks the selectable field spec.nodeName (in %s) that this chart's agents list their node's pools by: the API server would refuse them, and every agent would follow no pool and stay not Ready. Upgrade the CRDs first, to this chart's: kubectl apply --server-side -f ferry/files/crds/ after helm pull of this chart with --untar (or tar xzf of its package), -f charts/ferry/files/crds/ in a source checkout, or kubectl apply -k config/crd of this release (helm show crds lists none: the chart keeps them in files/, as templates, not in crds/); or set crds.enabled=true so that the chart upgrades them" (join ", " .) }}
+{{- printf "crds.enabled is false, and the ProcessPool CRD in this cluster (processpools.ferry.dev) lacks the selectable field spec.nodeName (in %s) that this chart's agents list their node's pools by: the API server would refuse them, and every agent would follow no pool and stay not Ready. Upgrade the CRDs first, to this chart's: %s; or set crds.enabled=true so that the chart upgrades them" (join ", " .) (include "ferry.applyCRDs" $) }}
 {{- end }}
 {{- end }}
 {{- end }}
