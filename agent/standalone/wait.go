@@ -222,6 +222,12 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 		// deaths the replacement is ready and ScalingError cleared, which
 		// may be all a poll sees of the loop; SpawnFailures keeps the
 		// count then (as kubectl ferry's crashLoop reads spawnFailures).
+		// Not contract.CrashLoopClause, which the manager and kubectl
+		// ferry say: "nothing returns the node to an older revision", the
+		// manager's act; here there is no manager and no node, and the
+		// pool's own resistance, which would keep the old processes, ended
+		// the wait above (ErrResisting). What becomes of the processes,
+		// contract.CrashLoopRespawned, is said alike.
 		return restartOver, fmt.Errorf("processes of revision %s die soon after they are ready: %s\n%s\n"+
 			"They are %s", revision, e.Reason, indent(e.Output), contract.CrashLoopRespawned)
 	}
