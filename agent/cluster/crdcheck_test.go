@@ -13,7 +13,10 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -182,14 +185,23 @@ func checkOutdatedLogged(t *testing.T, book *agenttest.Logbook, n int) {
 // pools, restarted against a ProcessPool CRD that does not declare
 // spec.nodeName selectable (CRDs not upgraded), logs the cause and the
 // fix and is not Ready; once the CRD declares the field, it syncs and is
-// Ready.
+// Ready. Meanwhile it reports the pool it resumed, read by name: the
+// previous agent's AgentStopping goes, the node back in the Service,
+// though the agent cannot list its pools; a spec change it does not see
+// yet is not reported observed until it syncs. Once, the pool kept
+// saying AgentStopping while the agent ran it and renewed its Lease.
 func TestAgentAgainstACRDWithoutTheFieldIsNotReady(t *testing.T) {
 	ns := namespace(t)
 	dir := stateDir(t)
 	const node = "node-crd"
 	stop := runAgent(t, node, env.Config, dir)
-	readyPool(t, ns, "hello-"+node, node, freePort(t))
+	port := freePort(t)
+	_, key := readyPool(t, ns, "hello-"+node, node, port)
 	stop()
+	stopped := waitPool(t, key, "the stopped agent's last report", func(p *ferryv1.ProcessPool) bool {
+		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
+		return c != nil && c.Reason == ferryv1.ReasonAgentStopping
+	})
 
 	setNodeNameSelectable(t, false)
 	t.Cleanup(func() { setNodeNameSelectable(t, true) })
@@ -208,9 +220,33 @@ func TestAgentAgainstACRDWithoutTheFieldIsNotReady(t *testing.T) {
 		t.Error("Ready against a CRD without the selectable field")
 	}
 
+	pp := waitPool(t, key, "the restarted agent's report of its resumed pool", func(p *ferryv1.ProcessPool) bool {
+		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
+		return p.Status.HeartbeatTime.After(stopped.Status.HeartbeatTime.Time) && rolledOut(p) &&
+			c != nil && c.Status == metav1.ConditionTrue
+	})
+	if pp.Status.ObservedGeneration != pp.Generation {
+		t.Errorf("observedGeneration %d of generation %d, unchanged", pp.Status.ObservedGeneration, pp.Generation)
+	}
+	if a.synced.Load() || a.Ready() {
+		t.Fatal("the agent synced or turned Ready against a CRD without the field: its report proves nothing")
+	}
+
+	// A spec change, which the agent cannot see yet: its reports go on
+	// observing the generation it runs.
+	patchPool(t, pp, func(p *ferryv1.ProcessPool) { p.Spec.Template.Pool.MaxRequestQueueSize++ })
+	changed := pp.Generation
+	pp = afterTwoReports(t, key, port)
+	if g := pp.Status.ObservedGeneration; g != changed-1 {
+		t.Errorf("observedGeneration %d while the agent cannot see generation %d, want %d", g, changed, changed-1)
+	}
+
 	setNodeNameSelectable(t, true)
 	book.WaitFor(t, "Synced with the API server")
 	waitUntil(t, "the agent Ready", a.Ready)
+	waitPool(t, key, "the change observed once the agent syncs", func(p *ferryv1.ProcessPool) bool {
+		return p.Status.ObservedGeneration == changed
+	})
 	if a.crd.outdated.Load() {
 		t.Error("still outdated after the sync")
 	}
@@ -247,6 +283,26 @@ func TestAgentNotReadyWhileItsCRDLacksTheField(t *testing.T) {
 		t.Errorf("logged %q %d times, want once", CRDOutdatedReason, n)
 	}
 	book.Check(t)
+}
+
+// afterTwoReports is the pool of key once its agent wrote its status
+// twice after this call read it: the second write's read of the pool
+// followed the first write, so it followed whatever the caller wrote
+// before. Each poll sends a request to the pool's port: its figures move,
+// and are written every stats interval.
+func afterTwoReports(t *testing.T, key types.NamespacedName, port int32) *ferryv1.ProcessPool {
+	t.Helper()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	since := getPool(t, key).Status.HeartbeatTime.Time
+	var pp *ferryv1.ProcessPool
+	for range 2 {
+		pp = waitPool(t, key, "a report after "+since.String(), func(p *ferryv1.ProcessPool) bool {
+			_ = served(url)
+			return p.Status.HeartbeatTime.After(since)
+		})
+		since = pp.Status.HeartbeatTime.Time
+	}
+	return pp
 }
 
 // setNodeNameSelectable declares spec.nodeName a selectable field of the

@@ -560,7 +560,8 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 	}
 	// Before the cache has synced (an agent resumed from disk while the API
 	// server is away), a Get would block until it does: use the saved spec.
-	if rp.a.synced.Load() {
+	switch {
+	case rp.a.synced.Load():
 		current := &ferryv1.ProcessPool{}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := rp.a.cache.Get(ctx, rp.key, current)
@@ -571,8 +572,40 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 		if err == nil && current.Spec.NodeName == obj.Spec.NodeName {
 			obj = current
 		}
+	case rp.a.crd.outdated.Load():
+		var replaced bool
+		if obj, replaced = rp.readByName(obj); replaced {
+			return ferryv1.ProcessPoolStatus{}, nil
+		}
 	}
 	return desiredStatus(obj.Status, obj.Generation, rp.pool.Status(), rp.a.advertiseHost(), l, time.Now()), obj
+}
+
+// readByName is the pool as the API server has it, read by its name, for
+// a pool resumed from disk whose agent's cache cannot sync: the API server
+// refuses its list by spec.nodeName (crdCheck, an agent restarted on an
+// outdated CRD), but a read by name needs no field selector. Without it,
+// the pool's status writes would wait for a sync that does not come, and
+// the pool would keep its last status, usually the previous agent's
+// AgentStopping, while this agent runs it and renews its Lease: the node
+// out of the AppGroup's Service for nothing. Its generation stays saved's,
+// the spec that runs: a change of spec waits for the cache, and the status
+// must not say it observed it. saved itself when the read fails (the
+// write then waits, errNotSynced); replaced when the API server holds
+// another pool of that name (a new UID, or another node's), whose status
+// is not this one's.
+func (rp *runningPool) readByName(saved *ferryv1.ProcessPool) (obj *ferryv1.ProcessPool, replaced bool) {
+	current := &ferryv1.ProcessPool{}
+	if err := bounded(context.Background(), func(ctx context.Context) error {
+		return rp.a.live.Get(ctx, rp.key, current)
+	}); err != nil {
+		return saved, false
+	}
+	if (saved.UID != "" && current.UID != saved.UID) || current.Spec.NodeName != saved.Spec.NodeName {
+		return nil, true
+	}
+	current.Generation = saved.Generation
+	return current, false
 }
 
 // write patches the pool's status from base's to status.
