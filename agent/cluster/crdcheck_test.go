@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -262,19 +263,44 @@ func TestAgentAgainstACRDWithoutTheFieldIsNotReady(t *testing.T) {
 // refused from then on: it logs the cause and the fix once and is not
 // Ready, so that a DaemonSet rollout under way stops; once the CRD
 // declares the field again, it says so and is Ready again. Once, it
-// logged the cause and stayed Ready: its cache had synced.
+// logged the cause and stayed Ready: its cache had synced. Meanwhile it
+// keeps reporting its pool: a worker killed and replaced shows in the
+// pool's status in the API server.
 func TestAgentNotReadyWhileItsCRDLacksTheField(t *testing.T) {
 	ns := namespace(t)
 	const node = "node-crd-live"
 	book := agenttest.NewLogbook(t)
 	a, _ := startAgent(t, node, env.Config, stateDir(t), logTo(book))
-	readyPool(t, ns, "hello-"+node, node, freePort(t))
+	_, key := readyPool(t, ns, "hello-"+node, node, freePort(t))
 	waitUntil(t, "the agent Ready", a.Ready)
 
 	setNodeNameSelectable(t, false)
 	t.Cleanup(func() { setNodeNameSelectable(t, true) })
 	waitUntil(t, "the agent not Ready once its watch is refused", func() bool { return !a.Ready() })
 	book.WaitFor(t, CRDOutdatedReason)
+
+	ready := getPool(t, key)
+	old := map[int32]bool{}
+	for _, p := range ready.Status.Processes {
+		old[p.PID] = true
+	}
+	victim := ready.Status.Processes[0].PID
+	if err := syscall.Kill(int(victim), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitPool(t, key, "the killed worker's replacement reported while the CRD lacks the field", func(p *ferryv1.ProcessPool) bool {
+		replaced := false
+		for _, proc := range p.Status.Processes {
+			if proc.PID == victim {
+				return false
+			}
+			replaced = replaced || !old[proc.PID]
+		}
+		return replaced && rolledOut(p)
+	})
+	if a.Ready() || !a.crd.outdated.Load() {
+		t.Fatal("the agent Ready, or its CRD no longer outdated, before the CRD declared the field again: the report proves nothing")
+	}
 
 	setNodeNameSelectable(t, true)
 	book.WaitFor(t, crdFixedMsg)
