@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -307,6 +308,43 @@ func TestAgentNotReadyWhileItsCRDLacksTheField(t *testing.T) {
 	waitUntil(t, "the agent Ready again", a.Ready)
 	if n := len(book.Find(CRDOutdatedReason)); n != 1 {
 		t.Errorf("logged %q %d times, want once", CRDOutdatedReason, n)
+	}
+	book.Check(t)
+}
+
+// TestAgentOnACRDWithoutTheFieldSaysItStops: an agent restarted on a
+// ProcessPool CRD without the selectable field spec.nodeName, which
+// reports its resumed pool read by name, says so too as it stops
+// (AgentStopping, then that it stopped), as a synced agent does: the
+// node leaves the Service at once, not once the Lease is stale.
+func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
+	ns := namespace(t)
+	dir := stateDir(t)
+	const node = "node-crd-stop"
+	stop := runAgent(t, node, env.Config, dir)
+	_, key := readyPool(t, ns, "hello-"+node, node, freePort(t))
+	stop()
+
+	setNodeNameSelectable(t, false)
+	t.Cleanup(func() { setNodeNameSelectable(t, true) })
+	book := agenttest.NewLogbook(t)
+	a, stop := startAgent(t, node, env.Config, dir, logTo(book))
+	book.WaitFor(t, CRDOutdatedReason)
+	waitPool(t, key, "the restarted agent's report", func(p *ferryv1.ProcessPool) bool {
+		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionTrue
+	})
+	if a.synced.Load() {
+		t.Fatal("the agent synced against a CRD without the field: its stop proves nothing")
+	}
+	stop()
+	pp := getPool(t, key)
+	c := meta.FindStatusCondition(pp.Status.Conditions, ferryv1.ConditionReady)
+	if c == nil || c.Reason != ferryv1.ReasonAgentStopping || !strings.Contains(c.Message, node+" stopped") {
+		t.Errorf("Ready once the agent stopped: %+v, want False, %s, saying it stopped", c, ferryv1.ReasonAgentStopping)
+	}
+	if n := pp.Status.ProcessCounts.Ready; n != 0 {
+		t.Errorf("once the agent stopped, its pool reports %d ready processes; want none", n)
 	}
 	book.Check(t)
 }
