@@ -526,6 +526,7 @@ func (s *scope) remember(reports map[string]poolReport) {
 	}
 	in := rollupInput{AppGroup: s.ag, Target: s.target, Nodes: s.nodes, Reports: reports,
 		Halt: s.halt, LastRolledOut: s.lastGood, Proven: s.proven, Now: s.now}
+	in.Older = olderRuns(in)
 	in.CrashLoop = crashLoopOf(in)
 	if s.revisionErr == nil {
 		s.halt = haltRecord(in)
@@ -1117,6 +1118,7 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		StaleAfter:    r.AgentStaleAfter,
 		Clean:         clean && s.revisionErr == nil,
 	}
+	in.Older = olderRuns(in) // as remember derived it from these reports
 	cur := computeStatus(in)
 	warned, known := r.deaf.get(key, ag.UID)
 	listen := listenSeen{warned: warned, failing: listenFailures(in), unheard: unheardNodes(in)}

@@ -65,6 +65,12 @@ type rollupInput struct {
 	Halt          *ferryv1.HaltedRollout
 	LastRolledOut *ferryv1.RolledOutRevision
 	Proven        string
+	// Older: an older revision runs to return a node to (olderRuns: the
+	// fallback walk over Nodes, Reports, LastRolledOut and Target), as
+	// nodeStaysWhy asks of each node on the target that cannot spawn it.
+	// Derived, like CrashLoop, by whoever builds the input and before
+	// CrashLoop, which reads it; a test input derives both (looped).
+	Older bool
 	// CrashLoop is the target's crash loop nothing returns its nodes from
 	// (crashLoopOf), nil when there is none: derived from the fields
 	// above by whoever builds the input (scope.remember, which reads it
@@ -875,7 +881,6 @@ func crashLoopOf(in rollupInput) *ferryv1.CrashLoop {
 	if in.Target == "" {
 		return nil
 	}
-	_, _, older := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target)
 	var loop *ferryv1.CrashLoop
 	for _, node := range in.Nodes {
 		r, ok := in.Reports[node]
@@ -887,7 +892,7 @@ func crashLoopOf(in rollupInput) *ferryv1.CrashLoop {
 			!contract.YoungDeathOf(st.LastSpawnError, in.Target) {
 			continue
 		}
-		reason, message := nodeStaysWhy(in, node, older)
+		reason, message := nodeStaysWhy(in, node)
 		if reason == "" {
 			// The manager returns it once none of the target's processes
 			// runs there (returnsFromTarget), and the rollout halts.
@@ -944,10 +949,9 @@ func crashNote(in rollupInput) string {
 // each, node by node, since the one that resisted the target is returned
 // where the others are not (a proven target). In node order.
 func retriedOf(in rollupInput, nodes []string) []string {
-	_, _, older := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target)
 	var retried []string
 	for _, node := range nodes {
-		if reason, _ := nodeStaysWhy(in, node, older); reason != "" {
+		if reason, _ := nodeStaysWhy(in, node); reason != "" {
 			retried = append(retried, node)
 		}
 	}
@@ -957,10 +961,17 @@ func retriedOf(in rollupInput, nodes []string) []string {
 // nodeStaysWhy is contract.NotReturnedWhy of node: the AppGroup's
 // restart, the target proven or not, whether node resisted it (the halt
 // remembered: contract.ResistedOn, as returnsFromTarget reads it), and
-// whether an older revision runs to return it to (older: fallback).
-func nodeStaysWhy(in rollupInput, node string, older bool) (reason, message string) {
+// whether an older revision runs to return it to (in.Older).
+func nodeStaysWhy(in rollupInput, node string) (reason, message string) {
 	return contract.NotReturnedWhy(&in.AppGroup.Spec.Restart, in.Target, in.Proven == in.Target,
-		contract.ResistedOn(in.Halt, node, in.Target), older)
+		contract.ResistedOn(in.Halt, node, in.Target), in.Older)
+}
+
+// olderRuns: an older revision runs to return a node of in to, as the
+// rollout would find one (fallback) for rollupInput.Older.
+func olderRuns(in rollupInput) bool {
+	_, _, ok := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target)
+	return ok
 }
 
 // completeMessage is RollingRestart's message once the rollout completed:

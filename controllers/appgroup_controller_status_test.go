@@ -2090,13 +2090,13 @@ func TestCrashLoopReasonIsTheFirstNodes(t *testing.T) {
 	unstarted(in.Reports)
 	settle(in.Reports, t0, 10*time.Second)
 	in = looped(withHalt(provenIn(in), "node-a", death))
-	if _, _, older := fallback(in.Nodes, in.Reports, in.LastRolledOut, in.Target); older {
+	if in.Older {
 		t.Fatal("an older revision runs: the case proves nothing")
 	}
 	if in.CrashLoop == nil || len(in.CrashLoop.Nodes) != 2 || in.CrashLoop.Reason != ferryv1.CrashLoopNoOlderRevision {
 		t.Fatalf("loop = %+v, want node-a and node-b, node-a's reason %s", in.CrashLoop, ferryv1.CrashLoopNoOlderRevision)
 	}
-	if reason, _ := nodeStaysWhy(in, "node-b", false); reason != ferryv1.CrashLoopRevisionProven {
+	if reason, _ := nodeStaysWhy(in, "node-b"); reason != ferryv1.CrashLoopRevisionProven {
 		t.Errorf("node-b's reason = %q, want %s", reason, ferryv1.CrashLoopRevisionProven)
 	}
 }

@@ -187,10 +187,12 @@ func haltInput(prev *ferryv1.HaltedRollout, target string, reports []poolReport,
 	return looped(in)
 }
 
-// looped is in with its crash loop derived from the rest of it
-// (crashLoopOf), as the pass derives it once (scope.remember): a test
-// that edits an input after looped calls it again.
+// looped is in with whether an older revision runs (olderRuns) and its
+// crash loop (crashLoopOf) derived from the rest of it, as the pass
+// derives them once (scope.remember): a test that edits an input after
+// looped calls it again.
 func looped(in rollupInput) rollupInput {
+	in.Older = olderRuns(in)
 	in.CrashLoop = crashLoopOf(in)
 	return in
 }
