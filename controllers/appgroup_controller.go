@@ -524,10 +524,8 @@ func (s *scope) remember(reports map[string]poolReport) {
 		}
 		s.lastGood = lastRolledOut(s.lastGood, s.target, s.nodes, reports)
 	}
-	in := rollupInput{AppGroup: s.ag, Target: s.target, Nodes: s.nodes, Reports: reports,
-		Halt: s.halt, LastRolledOut: s.lastGood, Proven: s.proven, Now: s.now}
-	in.Older = olderRuns(in)
-	in.CrashLoop = crashLoopOf(in)
+	in := s.input(reports)
+	in.CrashLoop = crashLoopOf(in) // of these reports, not of those last remembered
 	if s.revisionErr == nil {
 		s.halt = haltRecord(in)
 		// A halt this pass records as resisted on a looping node
@@ -538,6 +536,36 @@ func (s *scope) remember(reports map[string]poolReport) {
 		in.CrashLoop = crashLoopOf(in)
 	}
 	s.loop = in.CrashLoop
+}
+
+// input is the roll-up input of reports as the scope has the pass so far:
+// its memory (halt, lastGood, proven), the loop remember last derived
+// (s.loop: of these reports once remember has seen them), what the phases
+// found (unserved, awaitingDrain, taken, poolTaken, portLost), and whether
+// an older revision runs (olderRuns). remember reads it to decide the
+// memory, updateStatus, after remember, to compute the status, adding
+// what only the status needs (the staleness bound, the awaited drains,
+// whether the pass was clean).
+func (s *scope) input(reports map[string]poolReport) rollupInput {
+	in := rollupInput{
+		AppGroup:      s.ag,
+		Target:        s.target,
+		RevisionErr:   s.revisionErr,
+		Nodes:         s.nodes,
+		Reports:       reports,
+		PortLost:      s.portLost,
+		Halt:          s.halt,
+		LastRolledOut: s.lastGood,
+		Proven:        s.proven,
+		CrashLoop:     s.loop,
+		Unserved:      s.unserved,
+		AwaitingDrain: s.awaitingDrain,
+		Taken:         s.taken,
+		PoolTaken:     s.poolTaken,
+		Now:           s.now,
+	}
+	in.Older = olderRuns(in)
+	return in
 }
 
 // targetProven: the target has run rolled out on some node.
@@ -1098,27 +1126,8 @@ func (r *AppGroupReconciler) updateStatus(ctx context.Context, s *scope, clean b
 		silence.silent = silence.silent || rep.Stale
 	}
 	awaited := s.awaitedDrains(r.AgentStaleAfter)
-	in := rollupInput{
-		AppGroup:      ag,
-		Target:        s.target,
-		RevisionErr:   s.revisionErr,
-		Nodes:         s.nodes,
-		Reports:       reports,
-		PortLost:      s.portLost,
-		Halt:          s.halt,
-		LastRolledOut: s.lastGood,
-		Proven:        s.proven,
-		CrashLoop:     s.loop, // of these reports: remembered above
-		Unserved:      s.unserved,
-		AwaitingDrain: s.awaitingDrain,
-		Taken:         s.taken,
-		PoolTaken:     s.poolTaken,
-		Undrained:     undrained(awaited),
-		Now:           s.now,
-		StaleAfter:    r.AgentStaleAfter,
-		Clean:         clean && s.revisionErr == nil,
-	}
-	in.Older = olderRuns(in) // as remember derived it from these reports
+	in := s.input(reports) // its loop of these reports: remembered above
+	in.Undrained, in.StaleAfter, in.Clean = undrained(awaited), r.AgentStaleAfter, clean && s.revisionErr == nil
 	cur := computeStatus(in)
 	warned, known := r.deaf.get(key, ag.UID)
 	listen := listenSeen{warned: warned, failing: listenFailures(in), unheard: unheardNodes(in)}

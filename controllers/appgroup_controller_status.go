@@ -68,8 +68,9 @@ type rollupInput struct {
 	// Older: an older revision runs to return a node to (olderRuns: the
 	// fallback walk over Nodes, Reports, LastRolledOut and Target), as
 	// nodeStaysWhy asks of each node on the target that cannot spawn it.
-	// Derived, like CrashLoop, by whoever builds the input and before
-	// CrashLoop, which reads it; a test input derives both (looped).
+	// Derived, like CrashLoop, by whoever builds the input (scope.input)
+	// and before CrashLoop, which reads it; a test input derives both
+	// (looped).
 	Older bool
 	// CrashLoop is the target's crash loop nothing returns its nodes from
 	// (crashLoopOf), nil when there is none: derived from the fields

@@ -650,9 +650,8 @@ func rolloutPass(ag *ferryv1.AppGroup, seen *rolloutSeen, nodes []string, now ti
 	}
 	reports := s.reports(staleAfter)
 	s.remember(reports)
-	in := rollupInput{AppGroup: ag, Target: s.target, Nodes: s.nodes, Reports: reports, Halt: s.halt,
-		LastRolledOut: s.lastGood, Proven: s.proven, CrashLoop: s.loop, Now: now, StaleAfter: staleAfter, Clean: true}
-	in.Older = olderRuns(in) // as updateStatus derives it
+	in := s.input(reports)
+	in.StaleAfter, in.Clean = staleAfter, true
 	cur := computeStatus(in)
 	old := ag.Status
 	ag.Status = cur
