@@ -311,12 +311,7 @@ func TestDeselectedLoneCrashLoopHaltsNothing(t *testing.T) {
 // it.
 func TestFirstRevisionCrashLoopIsPublished(t *testing.T) {
 	withCrashWindow(t)
-	ns := newNamespace(t)
-	a := newNode(t, ns, "a", true)
-	newAppGroup(t, ns, "blog", nil)
-	agent := newAgent(t, ns, a, "192.0.2.2")
-	rev1 := target(t, ns, "blog")
-	agent.rollOut("blog", 2)
+	ns, a, agent, rev1 := startOneNodeRollout(t, 2, nil)
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 		"1/1 nodes updated (new processes on "+a+" must first live 10s, the crash window)")
 
@@ -344,17 +339,12 @@ func TestFirstRevisionCrashLoopIsPublished(t *testing.T) {
 func provingUnresisted(t *testing.T, procs int32) (ns, a string, agent *simAgent, rev2 string) {
 	t.Helper()
 	withCrashWindow(t)
-	ns = newNamespace(t)
-	a = newNode(t, ns, "a", true)
-	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) {
+	ns, a, agent, rev1 := startOneNodeRollout(t, procs, func(ag *ferryv1.AppGroup) {
 		ag.Spec.Restart.ResistDeploymentErrors = new(bool)
 		if procs == 1 {
 			onePerPool(ag)
 		}
 	})
-	agent = newAgent(t, ns, a, "192.0.2.2")
-	rev1 := target(t, ns, "blog")
-	agent.rollOut("blog", procs)
 	passCrashWindow(t, agent)
 	waitLastRolledOut(t, ns, "blog", rev1)
 

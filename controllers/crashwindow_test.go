@@ -40,6 +40,22 @@ func passCrashWindow(t *testing.T, agent *simAgent) {
 	agent.heartbeat("blog")
 }
 
+// startOneNodeRollout is the opening of the one-node crash-window tests:
+// a namespace with one node, a, AppGroup blog as edit leaves it (nil: the
+// defaults) and an agent on a, which rolls out the first revision (rev1)
+// with procs processes ready. The caller starts the manager with the
+// crash window first (withCrashWindow).
+func startOneNodeRollout(t *testing.T, procs int32, edit func(*ferryv1.AppGroup)) (ns, a string, agent *simAgent, rev1 string) {
+	t.Helper()
+	ns = newNamespace(t)
+	a = newNode(t, ns, "a", true)
+	newAppGroup(t, ns, "blog", edit)
+	agent = newAgent(t, ns, a, "192.0.2.2")
+	rev1 = target(t, ns, "blog")
+	agent.rollOut("blog", procs)
+	return ns, a, agent, rev1
+}
+
 // TestOneWaveRolloutWaitsForTheCrashWindow: a revision bump on one node
 // (every node in one wave) of a revision that never ran: no node waits
 // for the first one's new processes to live the crash window, yet the
@@ -59,12 +75,7 @@ func TestOneWaveRolloutWaitsForTheCrashWindow(t *testing.T) {
 			name = "its processes live the window"
 		}
 		t.Run(name, func(t *testing.T) {
-			ns := newNamespace(t)
-			a := newNode(t, ns, "a", true)
-			newAppGroup(t, ns, "blog", nil)
-			agent := newAgent(t, ns, a, "192.0.2.2")
-			rev1 := target(t, ns, "blog")
-			agent.rollOut("blog", 2)
+			ns, a, agent, rev1 := startOneNodeRollout(t, 2, nil)
 			settling := "1/1 nodes updated (new processes on " + a + " must first live 10s, the crash window)"
 			waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, settling)
 			assertNoEvent(t, ns, "blog", controllers.EventRolloutComplete)
@@ -114,12 +125,7 @@ func TestOneWaveRolloutWaitsForTheCrashWindow(t *testing.T) {
 // RestartingBlocking, the crash-window message, until the window passed).
 func TestBlockingRolloutProvesItsRevision(t *testing.T) {
 	withCrashWindow(t)
-	ns := newNamespace(t)
-	a := newNode(t, ns, "a", true)
-	newAppGroup(t, ns, "blog", func(ag *ferryv1.AppGroup) { ag.Spec.Restart.Strategy = ferryv1.RestartBlocking })
-	agent := newAgent(t, ns, a, "192.0.2.2")
-	rev1 := target(t, ns, "blog")
-	agent.rollOut("blog", 2)
+	ns, a, agent, rev1 := startOneNodeRollout(t, 2, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.Strategy = ferryv1.RestartBlocking })
 	settling := "1/1 nodes updated (new processes on " + a + " must first live 10s, the crash window)"
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, settling)
 	passCrashWindow(t, agent)
