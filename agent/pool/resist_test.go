@@ -307,6 +307,48 @@ func TestRevisionAskedForAgainMidRestart(t *testing.T) {
 	}
 }
 
+// TestRevisionAskedForAgainAsRestartEnds: a revision asked for again (2,
+// 1, 2) after its restart, resistance off, took its last look for old
+// workers but before it wrote its summary (restartEnding, between the
+// two) is a fresh attempt too: the worker the restart gave up on is tried
+// again, and the summary is the new attempt's. Before, the ending
+// restart wrote its summary and the workers it gave up on after the
+// requests had cleared both: the first attempt's failure stood as the
+// outcome of the new request, and that worker stayed on revision 1 until
+// the next revision.
+func TestRevisionAskedForAgainAsRestartEnds(t *testing.T) {
+	// Spawns 1-2 are revision 1; 3, the first step to 2, fails; 4, the
+	// second, works; 5 is the retry a new attempt makes.
+	tmpl := flaky(t, 2, 2, "3")
+	tmpl.Restart.ResistDeploymentErrors = ptr.To(false)
+	var e *agenttest.Env
+	var once sync.Once
+	pool.SetRestartEnding(t, func() {
+		once.Do(func() {
+			e.Pool.Update(pool.Config{Name: "t/againend", Revision: "1", Template: tmpl})
+			e.Pool.Update(pool.Config{Name: "t/againend", Revision: "2", Template: tmpl})
+		})
+	})
+	e = agenttest.Start(t, pool.Config{Name: "t/againend", Revision: "1", Template: tmpl}, agenttest.Options{})
+	old := pids(e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2)))
+	e.Pool.Update(pool.Config{Name: "t/againend", Revision: "2", Template: tmpl})
+	done := e.WaitFor(t, time.Minute, "a restart to 2 over", func(s pool.Status) bool {
+		return s.Restart == nil && s.LastRestart != nil && s.LastRestart.Revision == "2"
+	})
+	if lr := done.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 1 || lr.Total != 1 ||
+		lr.Failed != 0 || len(lr.Errors) != 0 {
+		t.Errorf("last restart = %+v, want completed, 1 of 1 replaced: the first attempt's failure is not this one's", *lr)
+	}
+	for _, pid := range pids(done) {
+		if slices.Contains(old, pid) {
+			t.Errorf("pid %d of revision 1 is still in the pool (%v): the worker given up on before was not retried", pid, pids(done))
+		}
+	}
+	if done.Counts.Updated != 2 || done.Counts.Ready != 2 {
+		t.Errorf("counts %+v at the restart's end, want both workers ready on revision 2", done.Counts)
+	}
+}
+
 // TestScalingErrorPassesWithItsNeed: a scale-up spawn that fails during a
 // spike is reported while the pool backs off; once the spike has passed
 // and the pool needs no spawn, the error is no longer reported.

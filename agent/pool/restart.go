@@ -414,7 +414,7 @@ func (p *Pool) blockingRestart(rs *restartState) {
 	}
 	// What spawns now is the revision asked for now, labelled so: one
 	// asked for while the old workers stopped is not another restart.
-	rs.revision = p.cfg.Revision
+	rs.revision, rs.asked = p.cfg.Revision, p.asked
 	var spawns []*Worker
 	for range size - live {
 		spawns = append(spawns, p.addSpawningLocked(p.targetLocked()))
@@ -469,8 +469,24 @@ func blockingCounts(rs *restartState, errs []error) (replaced, failed int) {
 	return replaced, failed
 }
 
+// restartEnding, when set (tests only; nil in production), is called as
+// a restart ends, before finishRestart takes the pool's lock: a revision
+// asked for there comes after the restart's last look (nextReplacement).
+var restartEnding func()
+
+// finishRestart ends rs and writes its summary. A revision asked for since
+// rs last looked (rs.asked) came after the restart's last step: what it
+// gave up on is no longer given up (Update cleared it: a new request
+// tries every worker again), and a summary of a revision asked for again
+// meanwhile (2, 1, 2) is the earlier attempt's, not the new request's
+// (Update dropped the one before for the same reason); neither is
+// written. The new request's restart, if any is needed, writes its own.
 func (p *Pool) finishRestart(rs *restartState, outcome string) {
+	if restartEnding != nil {
+		restartEnding()
+	}
 	p.mu.Lock()
+	askedSince := rs.asked != p.asked
 	// The pool may have come to resist mid-step and cleared it
 	// (orphanedLocked); no newer restart begins before stepping is clear.
 	if p.restart == rs {
@@ -479,18 +495,21 @@ func (p *Pool) finishRestart(rs *restartState, outcome string) {
 	if p.stepping == rs {
 		p.stepping = nil
 	}
-	if outcome != OutcomeAborted && outcome != OutcomeResisting {
+	if outcome != OutcomeAborted && outcome != OutcomeResisting && !askedSince {
 		p.givenUpFor, p.gaveUp = rs.revision, maps.Clone(rs.skipped)
 	}
 	if outcome == OutcomeResisting && len(rs.errors) < maxRestartErrors && p.resisting != nil {
 		rs.errors = append(rs.errors, *p.resisting)
 	}
-	p.lastRestart = &RestartSummary{Revision: rs.revision, Strategy: rs.strategy, Outcome: outcome,
-		Replaced: rs.done, Total: rs.total, Failed: rs.failed, Errors: rs.errors, Finished: metav1.Now()}
+	askedAgain := askedSince && rs.revision == p.cfg.Revision
+	if !askedAgain {
+		p.lastRestart = &RestartSummary{Revision: rs.revision, Strategy: rs.strategy, Outcome: outcome,
+			Replaced: rs.done, Total: rs.total, Failed: rs.failed, Errors: rs.errors, Finished: metav1.Now()}
+	}
 	p.notifyLocked()
 	p.mu.Unlock()
 	p.log.Info("Finished restart", "outcome", outcome, "revision", rs.revision, "replaced", rs.done,
-		"of", rs.total, "failed", rs.failed)
+		"of", rs.total, "failed", rs.failed, "askedAgainSince", askedAgain)
 	if p.opts.Observer != nil {
 		p.opts.Observer.RestartFinished(p.name, outcome)
 	}

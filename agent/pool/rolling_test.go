@@ -274,6 +274,38 @@ func TestBlockingRestart(t *testing.T) {
 	t.Logf("blocking restart: longest gap %s (the boot time), max latency %s", rep.LongestGap.Length, rep.MaxLatency)
 }
 
+// TestBlockingRestartToARevisionAskedForMidWay: a revision asked for while
+// a blocking restart stops the old workers is what it spawns, and its
+// summary is of that revision: the restart serves the newest request, as
+// a rolling one does once it rolls on (a summary of a revision asked for
+// again since the restart last looked is not written: finishRestart).
+func TestBlockingRestartToARevisionAskedForMidWay(t *testing.T) {
+	gate := gatePath(t)
+	root, _ := filepath.Abs("testdata/bootdie")
+	tmpl := agenttest.WSGIAt(root, 1, 1, env("GATE", gate))
+	tmpl.Restart.Strategy = ferryv1.RestartBlocking
+	e := agenttest.Start(t, pool.Config{Name: "t/blockingmid", Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	held := agenttest.GetLater(e.URL + "/gate") // the old worker's stop waits for it
+	e.WaitFor(t, 30*time.Second, "the request in the app", func(pool.Status) bool { return reached(gate) })
+	e.Pool.Update(pool.Config{Name: "t/blockingmid", Revision: "2", Template: tmpl})
+	e.WaitFor(t, 30*time.Second, "the blocking restart under way", func(s pool.Status) bool { return s.Restart != nil })
+	e.Pool.Update(pool.Config{Name: "t/blockingmid", Revision: "3", Template: tmpl})
+	touch(t, gate)
+	if a := <-held; a.Err != nil || a.Code != http.StatusOK {
+		t.Fatalf("the request held through the restart: %d %v, want 200", a.Code, a.Err)
+	}
+	done := e.WaitFor(t, 30*time.Second, "the restart's summary", func(s pool.Status) bool {
+		return s.Restart == nil && s.LastRestart != nil
+	})
+	if lr := done.LastRestart; lr.Revision != "3" || lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 1 || lr.Total != 1 {
+		t.Errorf("last restart %+v, want revision 3's, completed, 1 of 1", *lr)
+	}
+	if len(done.Processes) != 1 || done.Processes[0].Revision != "3" {
+		t.Errorf("processes %v at the restart's end, want one of revision 3", brief(done))
+	}
+}
+
 // TestRestartWaitsForARecycle: a new revision asked for while a worker is
 // being recycled (its replacement still booting) does not start a second
 // replacement of the same worker: the pool never holds more than size+1,
