@@ -109,6 +109,46 @@ func TestLogLines(t *testing.T) {
 	})
 }
 
+// TestEveryDeathInARequestSaysSo: each death of a worker in a request is
+// logged as one, the first of a run (taken as its request's, replaced at
+// once) and the second (counted as a crash of its app, backed off) alike,
+// each with its exit status and output. Before, the second said "Worker
+// exited unexpectedly", as a death between requests does: its cause was
+// only in the error line before it.
+func TestEveryDeathInARequestSaysSo(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	root, _ := filepath.Abs("testdata/bootdie")
+	tmpl := agenttest.WSGIAt(root, 1, 1)
+	e := agenttest.Start(t, pool.Config{Name: "t/logs", Revision: "1", Template: tmpl},
+		agenttest.Options{Log: bookLogger(book), Tick: 50 * time.Millisecond})
+	first := e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1)).Processes[0].PID
+	if code, _ := get(t, e.URL+"/crash"); code != http.StatusBadGateway {
+		t.Fatalf("GET /crash = %d, want 502", code)
+	}
+	e.WaitFor(t, time.Minute, "the first death's replacement", func(s pool.Status) bool {
+		return agenttest.Ready(1)(s) && s.Processes[0].PID != first
+	})
+	// Another path: not a request of death, which the pool would excuse.
+	if code, _ := get(t, e.URL+"/crash/other"); code != http.StatusBadGateway {
+		t.Fatalf("GET /crash/other = %d, want 502", code)
+	}
+	deaths := book.WaitForN(t, "Worker exited ", 2) // not the transition line, "Worker exited"
+	want := []string{
+		"Worker exited while handling a request; replacing it",
+		"Worker exited while handling a request; counted as a crash of its app, not of the request",
+	}
+	for i, l := range deaths {
+		if i >= len(want) || l.Msg != want[i] {
+			t.Errorf("death %d logged %q, want %q", i+1, l.Msg, want[min(i, len(want)-1)])
+		}
+		if v, _ := l.Value("status"); v == nil || v == "" {
+			t.Errorf("death %d logged without its exit status: %v", i+1, l.KVs)
+		}
+	}
+	book.WaitFor(t, "Worker crashed soon after it was ready") // the second, counted
+	book.Check(t)
+}
+
 // TestKillLogNamesTheWaitUsed: a worker that ignores SIGTERM, idle as its
 // pool closes past the close's deadline, gets exitGrace (1s) to exit, not
 // its shutdownTimeout (5s); the kill's log says the wait it got. Before,

@@ -1641,7 +1641,7 @@ func (p *Pool) watchExit(w *Worker) {
 	if t, ok := w.Transport.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
-	p.reportExit(w, unexpected, ofRequest, young)
+	p.reportExit(w, unexpected, inRequest, ofRequest, young)
 	p.kickSupervisor()
 }
 
@@ -1708,9 +1708,10 @@ func (p *Pool) youngDeathLocked(w *Worker, lived time.Duration, inRequest bool) 
 	return d
 }
 
-// reportExit logs and counts w's exit: unexpected, taken as its
-// request's (ofRequest), and what the pool made of it (young).
-func (p *Pool) reportExit(w *Worker, unexpected, ofRequest bool, young youngDeath) {
+// reportExit logs and counts w's exit: unexpected, with a request at it
+// (inRequest), taken as its request's (ofRequest), and what the pool made
+// of it (young).
+func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest bool, young youngDeath) {
 	switch {
 	case young.resisted:
 		p.reportResisting(w.Revision, young.crash)
@@ -1721,17 +1722,33 @@ func (p *Pool) reportExit(w *Worker, unexpected, ofRequest bool, young youngDeat
 		p.reportFailure("Worker crashed soon after it was ready, as good as a failed spawn; backing off",
 			w.Revision, young.crash, SpawnScale, young.backoff...)
 	}
-	switch {
-	case unexpected && ofRequest:
-		p.log.Info("Worker exited while handling a request; replacing it", "pid", w.PID(), "revision", w.Revision,
-			"status", w.proc.ExitStatus(), "output", contract.LastLines(w.proc.Output(), 5))
-	case unexpected:
-		p.log.Info("Worker exited unexpectedly", "pid", w.PID(), "revision", w.Revision,
+	if msg := exitSays(unexpected, inRequest, ofRequest, young.crash != nil); msg != "" {
+		p.log.Info(msg, "pid", w.PID(), "revision", w.Revision,
 			"status", w.proc.ExitStatus(), "output", contract.LastLines(w.proc.Output(), 5))
 	}
 	if p.opts.Observer != nil {
 		p.opts.Observer.WorkerExited(p.name, unexpected)
 	}
+}
+
+// exitSays is the line that logs a worker's exit: none for one the pool
+// stopped; for a death, whether a request was at it, every time (the
+// first death in a request of a run and the later ones alike: an
+// operator reads the cause on the line itself), and what followed: a
+// death taken as its request's is replaced at once; one counted as a
+// crash (counted) backs off, as the error line before it says.
+func exitSays(unexpected, inRequest, ofRequest, counted bool) string {
+	switch {
+	case !unexpected:
+		return ""
+	case ofRequest:
+		return "Worker exited while handling a request; replacing it"
+	case inRequest && counted:
+		return "Worker exited while handling a request; counted as a crash of its app, not of the request"
+	case inRequest:
+		return "Worker exited while handling a request"
+	}
+	return "Worker exited unexpectedly"
 }
 
 // exitSaysLocked records what w's exit from prev, lived after ready,
