@@ -45,6 +45,26 @@ func TestDecide(t *testing.T) {
 				{id: 4, lastUsed: idleSince(7 * time.Minute)},
 			}
 		}), decision{stop: []int{3, 4}, recycle: -1, shutdown: -1}},
+		// As Passenger's minimum instances: lowering min stops nothing at
+		// once; the processes above it go as each turns idleTimeout idle.
+		{"min lowered 4 to 2: the processes above it used within idleTimeout stay", with(func(v *view) {
+			v.ready = 4
+			v.workers = []workerView{
+				{id: 1, lastUsed: idleSince(time.Second)},
+				{id: 2, lastUsed: idleSince(40 * time.Second)},
+				{id: 3, lastUsed: idleSince(4 * time.Minute)},
+				{id: 4, lastUsed: idleSince(time.Minute)},
+			}
+		}), none},
+		{"min lowered 4 to 2: one above it idleTimeout idle stops", with(func(v *view) {
+			v.ready = 4
+			v.workers = []workerView{
+				{id: 1, lastUsed: idleSince(time.Second)},
+				{id: 2, lastUsed: idleSince(40 * time.Second)},
+				{id: 3, lastUsed: idleSince(5 * time.Minute)},
+				{id: 4, lastUsed: idleSince(time.Minute)},
+			}
+		}), decision{stop: []int{3}, recycle: -1, shutdown: -1}},
 		{"busy workers are not idle", with(func(v *view) {
 			v.ready = 3
 			v.workers = []workerView{{id: 1, sessions: 1, lastUsed: idleSince(time.Hour)}, {id: 2, lastUsed: idleSince(time.Hour)}}

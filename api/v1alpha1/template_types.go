@@ -303,7 +303,9 @@ type ListenSpec struct {
 type PoolSpec struct {
 	// minProcesses is how many worker processes the pool keeps at least,
 	// however idle. It is also the number a rolling restart replaces one by
-	// one. Default: 1.
+	// one. Lowered, the processes above it are not stopped at once: each
+	// stops once it has gone idleTimeout without a request, as Passenger's
+	// minimum instances. Default: 1.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
