@@ -47,7 +47,9 @@ func TestDecide(t *testing.T) {
 		}), decision{stop: []int{3, 4}, recycle: -1, shutdown: -1}},
 		// As Passenger's minimum instances: lowering min stops nothing at
 		// once; the processes above it go as each turns idleTimeout idle.
-		{"min lowered 4 to 2: the processes above it used within idleTimeout stay", with(func(v *view) {
+		// decide keeps no earlier min: a pool whose min was lowered (4 to
+		// 2) is one with more ready than min, as these two rows.
+		{"above min, none idleTimeout idle: none stops", with(func(v *view) {
 			v.ready = 4
 			v.workers = []workerView{
 				{id: 1, lastUsed: idleSince(time.Second)},
@@ -56,7 +58,7 @@ func TestDecide(t *testing.T) {
 				{id: 4, lastUsed: idleSince(time.Minute)},
 			}
 		}), none},
-		{"min lowered 4 to 2: one above it idleTimeout idle stops", with(func(v *view) {
+		{"above min, one just idleTimeout idle: only it stops", with(func(v *view) {
 			v.ready = 4
 			v.workers = []workerView{
 				{id: 1, lastUsed: idleSince(time.Second)},
