@@ -1722,7 +1722,7 @@ func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest bool, youn
 		p.reportFailure("Worker crashed soon after it was ready, as good as a failed spawn; backing off",
 			w.Revision, young.crash, SpawnScale, young.backoff...)
 	}
-	if msg := exitSays(unexpected, inRequest, ofRequest, young.crash != nil); msg != "" {
+	if msg := exitLogLine(unexpected, inRequest, ofRequest, young.crash != nil); msg != "" {
 		p.log.Info(msg, "pid", w.PID(), "revision", w.Revision,
 			"status", w.proc.ExitStatus(), "output", contract.LastLines(w.proc.Output(), 5))
 	}
@@ -1731,13 +1731,15 @@ func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest bool, youn
 	}
 }
 
-// exitSays is the line that logs a worker's exit: none for one the pool
-// stopped; for a death, whether a request was at it, every time (the
+// exitLogLine is the line that logs a worker's exit: none for one the
+// pool stopped; for a death, whether a request was at it, every time (the
 // first death in a request of a run and the later ones alike: an
 // operator reads the cause on the line itself), and what followed: a
 // death taken as its request's is replaced at once; one counted as a
-// crash (counted) backs off, as the error line before it says.
-func exitSays(unexpected, inRequest, ofRequest, counted bool) string {
+// crash of its app (counted: youngDeath.crash) is followed by what the
+// error line before it says (reportExit): a backoff, resistance to its
+// revision, or a hold of its spawns for the manager's return.
+func exitLogLine(unexpected, inRequest, ofRequest, counted bool) string {
 	switch {
 	case !unexpected:
 		return ""

@@ -2,10 +2,10 @@ package pool
 
 import "testing"
 
-// TestExitSays: a worker's death is logged with whether a request was at
+// TestExitLogLine: a worker's death is logged with whether a request was at
 // it, each time, and what followed; a stop the pool made is not logged
 // here.
-func TestExitSays(t *testing.T) {
+func TestExitLogLine(t *testing.T) {
 	for _, tc := range []struct {
 		name                                      string
 		unexpected, inRequest, ofRequest, counted bool
@@ -23,8 +23,8 @@ func TestExitSays(t *testing.T) {
 			want: "Worker exited while handling a request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := exitSays(tc.unexpected, tc.inRequest, tc.ofRequest, tc.counted); got != tc.want {
-				t.Errorf("exitSays = %q, want %q", got, tc.want)
+			if got := exitLogLine(tc.unexpected, tc.inRequest, tc.ofRequest, tc.counted); got != tc.want {
+				t.Errorf("exitLogLine = %q, want %q", got, tc.want)
 			}
 		})
 	}
