@@ -26,8 +26,9 @@ const (
 // restartState is a restart under way.
 type restartState struct {
 	revision string
-	// asked is Pool.asked when the restart started, or last rolled on to
-	// the revision asked for (nextReplacement).
+	// asked is Pool.asked when the restart started, or last took the
+	// revision asked for: a rolling one as it rolls on (nextReplacement),
+	// a blocking one as it spawns (blockingRestart).
 	asked     int
 	strategy  ferryv1.RestartStrategy
 	done      int
@@ -62,7 +63,13 @@ type RestartSummary struct {
 // resistance off, those are not retried until the next revision). It may
 // not start while a recycle is under way: both would replace workers.
 func (p *Pool) needsRestartLocked() bool {
-	if p.closed || p.stopping || p.recycling {
+	return !p.recycling && p.restartFollowsLocked()
+}
+
+// restartFollowsLocked: a restart to the target is to start, now or once
+// a recycle under way is over (needsRestartLocked).
+func (p *Pool) restartFollowsLocked() bool {
+	if p.closed || p.stopping || p.resisting != nil {
 		return false
 	}
 	for _, w := range p.workers {
@@ -471,16 +478,21 @@ func blockingCounts(rs *restartState, errs []error) (replaced, failed int) {
 
 // restartEnding, when set (tests only; nil in production), is called as
 // a restart ends, before finishRestart takes the pool's lock: a revision
-// asked for there comes after the restart's last look (nextReplacement).
+// asked for there comes after the restart's last look (rs.asked).
 var restartEnding func()
 
 // finishRestart ends rs and writes its summary. A revision asked for since
 // rs last looked (rs.asked) came after the restart's last step: what it
 // gave up on is no longer given up (Update cleared it: a new request
-// tries every worker again), and a summary of a revision asked for again
-// meanwhile (2, 1, 2) is the earlier attempt's, not the new request's
-// (Update dropped the one before for the same reason); neither is
-// written. The new request's restart, if any is needed, writes its own.
+// tries every worker again), so that is not written. Nor is the summary
+// of a revision asked for again meanwhile (2, 1, 2) when a restart to it
+// follows (workers left on another revision, those given up on among
+// them): that restart's summary is the new request's (Update dropped the
+// one before for the same reason). When none follows (every worker runs
+// the revision: a blocking restart's spawns, failed or not, are all of
+// it), rs's summary is the only one the request gets, and is written:
+// without it the failed spawns' errors, which restart --wait reports,
+// would be lost.
 func (p *Pool) finishRestart(rs *restartState, outcome string) {
 	if restartEnding != nil {
 		restartEnding()
@@ -502,14 +514,18 @@ func (p *Pool) finishRestart(rs *restartState, outcome string) {
 		rs.errors = append(rs.errors, *p.resisting)
 	}
 	askedAgain := askedSince && rs.revision == p.cfg.Revision
-	if !askedAgain {
+	// Decided under the lock that clears rs: no other restart starts
+	// before (reconcile waits for stepping to clear), so whether one will
+	// is what the workers say now.
+	leftToNext := askedAgain && p.restartFollowsLocked()
+	if !leftToNext {
 		p.lastRestart = &RestartSummary{Revision: rs.revision, Strategy: rs.strategy, Outcome: outcome,
 			Replaced: rs.done, Total: rs.total, Failed: rs.failed, Errors: rs.errors, Finished: metav1.Now()}
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
 	p.log.Info("Finished restart", "outcome", outcome, "revision", rs.revision, "replaced", rs.done,
-		"of", rs.total, "failed", rs.failed, "askedAgainSince", askedAgain)
+		"of", rs.total, "failed", rs.failed, "askedAgain", askedAgain, "summaryLeftToNextRestart", leftToNext)
 	if p.opts.Observer != nil {
 		p.opts.Observer.RestartFinished(p.name, outcome)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -303,6 +304,93 @@ func TestBlockingRestartToARevisionAskedForMidWay(t *testing.T) {
 	}
 	if len(done.Processes) != 1 || done.Processes[0].Revision != "3" {
 		t.Errorf("processes %v at the restart's end, want one of revision 3", brief(done))
+	}
+}
+
+// TestBlockingRestartSummaryKeptWhenAskedAgain: a blocking restart whose
+// spawn fails, its revision asked for again (2, 1, 2) after it spawned
+// but before it wrote its summary (restartEnding, between the two), still
+// writes that summary: no restart follows (the restart stopped every old
+// worker; the pool respawns the failed one as the revision), so it is the
+// only summary the new request gets, and its failed spawn is what restart
+// --wait reports. Before, the summary was left to a restart that never
+// came: none was written, and the failure was lost.
+func TestBlockingRestartSummaryKeptWhenAskedAgain(t *testing.T) {
+	// Spawn 1 is revision 1's worker; every spawn after it fails: 2 is
+	// the restart's, the respawns of revision 1 or 2 after it fail too,
+	// so no worker of another revision is ever ready to restart.
+	tmpl := flaky(t, 1, 1, "", env("FAIL_FROM", "2"))
+	tmpl.Restart.Strategy = ferryv1.RestartBlocking
+	const name = "t/blockingagain"
+	var e *agenttest.Env
+	asked := make(chan struct{})
+	var once sync.Once
+	pool.SetRestartEnding(t, func() {
+		once.Do(func() {
+			e.Pool.Update(pool.Config{Name: name, Revision: "1", Template: tmpl})
+			e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: tmpl})
+			close(asked)
+		})
+	})
+	e = agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: tmpl})
+	select {
+	case <-asked:
+	case <-time.After(time.Minute):
+		t.Fatal("the blocking restart did not reach its end in a minute")
+	}
+	done := e.WaitFor(t, 30*time.Second, "the restart over", func(s pool.Status) bool { return s.Restart == nil })
+	lr := done.LastRestart
+	if lr == nil {
+		t.Fatalf("no last restart once the blocking restart to 2, asked for again as it ended, is over "+
+			"(processes %v): its failed spawn is lost", brief(done))
+	}
+	if lr.Revision != "2" || lr.Strategy != ferryv1.RestartBlocking || lr.Outcome != pool.OutcomeWithErrors ||
+		lr.Replaced != 0 || lr.Total != 1 || lr.Failed != 1 || len(lr.Errors) != 1 ||
+		!strings.Contains(lr.Errors[0].Reason, "RuntimeError") {
+		t.Errorf("last restart = %+v, want revision 2's blocking one, completed with errors: 0 of 1 replaced, "+
+			"1 failed, its RuntimeError kept", *lr)
+	}
+}
+
+// TestRollingRestartSummaryKeptWhenAskedAgain: a rolling restart that
+// replaced every worker, its revision asked for again (2, 1, 2) after its
+// last look but before it wrote its summary, still writes it: every
+// worker runs the revision, no restart follows, and the request's
+// outcome is that one's. Before, no summary was written.
+func TestRollingRestartSummaryKeptWhenAskedAgain(t *testing.T) {
+	tmpl := flaky(t, 2, 2, "")
+	const name = "t/rollingagain"
+	var e *agenttest.Env
+	asked := make(chan struct{})
+	var once sync.Once
+	pool.SetRestartEnding(t, func() {
+		once.Do(func() {
+			e.Pool.Update(pool.Config{Name: name, Revision: "1", Template: tmpl})
+			e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: tmpl})
+			close(asked)
+		})
+	})
+	e = agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
+	e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: tmpl})
+	select {
+	case <-asked:
+	case <-time.After(time.Minute):
+		t.Fatal("the rolling restart did not reach its end in a minute")
+	}
+	done := e.WaitFor(t, 30*time.Second, "the restart over", func(s pool.Status) bool { return s.Restart == nil })
+	lr := done.LastRestart
+	if lr == nil {
+		t.Fatalf("no last restart once the rolling restart to 2, asked for again as it ended, is over "+
+			"(processes %v)", brief(done))
+	}
+	if lr.Revision != "2" || lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 2 || lr.Total != 2 || lr.Failed != 0 {
+		t.Errorf("last restart = %+v, want revision 2's, completed, 2 of 2 replaced", *lr)
+	}
+	if done.Counts.Updated != 2 || done.Counts.Ready != 2 {
+		t.Errorf("counts %+v at the restart's end, want both workers ready on revision 2", done.Counts)
 	}
 }
 
