@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -743,6 +744,18 @@ func TestHaltRecordOfACrashLoop(t *testing.T) {
 			recorded("a", died, false, lastTransition(t0)),
 		},
 		{
+			// FailsTarget needs none of the target counted updated there.
+			"resistance off, mid-restart, a process of it updated there: no halt",
+			on(nil, testPool("a", targetRev, restarting(1, 2), crashedInWindow), nil, resistingNothing), nil,
+		},
+		{
+			// A proven target only backs off: no deployment error to
+			// record, though the node reads as failing it (below).
+			"resistance off, a proven target, mid-restart, its old processes serving: no record",
+			on(nil, testPool("a", targetRev, rolledOut(1)), testPool("b", targetRev, restarting(0, 2), crashedInWindow),
+				resistingNothing, provenIn), nil,
+		},
+		{
 			"resistance off, a process of it lasted there before: halted",
 			on(nil, testPool("a", targetRev, rolledOut(1), diedAlone, lasted), nil, resistingNothing),
 			recorded("a", died, false, lastTransition(t0)),
@@ -757,6 +770,37 @@ func TestHaltRecordOfACrashLoop(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := haltRecord(tt.in); !equality.Semantic.DeepEqual(got, tt.want) {
 				t.Errorf("haltRecord = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	// What RollingRestart reads mid-restart, the record as the pass keeps
+	// it: a halt without a record for a proven target, none once a
+	// process of the target is updated there.
+	reads := []struct {
+		name string
+		in   rollupInput
+		want string
+	}{
+		{
+			"resistance off, mid-restart, a process of it updated there: rolling out",
+			on(nil, testPool("a", targetRev, restarting(1, 2), crashedInWindow), nil, resistingNothing), ferryv1.ReasonRollingOut,
+		},
+		{
+			"resistance off, a proven target, mid-restart, its old processes serving: halted",
+			on(nil, testPool("a", targetRev, rolledOut(1)), testPool("b", targetRev, restarting(0, 2), crashedInWindow),
+				resistingNothing, provenIn), ferryv1.ReasonRolloutHalted,
+		},
+	}
+	for _, tt := range reads {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in
+			in.Halt = haltRecord(in)
+			st := computeStatus(looped(in))
+			if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionRollingRestart); c == nil || c.Reason != tt.want {
+				t.Errorf("RollingRestart = %+v, want reason %s", c, tt.want)
+			}
+			if st.HaltedRollout != nil {
+				t.Errorf("status.haltedRollout = %+v, want none", st.HaltedRollout)
 			}
 		})
 	}
