@@ -2016,9 +2016,9 @@ func TestCrashLoopOutlivesAnInvalidAnnotation(t *testing.T) {
 	if !equality.Semantic.DeepEqual(s.halt, halt) {
 		t.Errorf("the annotation invalid: halt = %+v, want it kept as %+v", s.halt, halt)
 	}
-	if got := computeStatus(rollupInput{AppGroup: ag, Target: s.target, Nodes: s.nodes, Reports: s.reports(staleAfter),
-		RevisionErr: s.revisionErr, Halt: s.halt, LastRolledOut: s.lastGood, Proven: s.proven, CrashLoop: s.loop,
-		Now: t0, StaleAfter: staleAfter}).CrashLoop; !equality.Semantic.DeepEqual(got, want) {
+	in := s.input(s.reports(staleAfter))
+	in.StaleAfter = staleAfter
+	if got := computeStatus(in).CrashLoop; !equality.Semantic.DeepEqual(got, want) {
 		t.Errorf("the annotation invalid: status.crashLoop = %+v, want %+v", got, want)
 	}
 }

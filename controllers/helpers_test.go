@@ -190,7 +190,9 @@ func haltInput(prev *ferryv1.HaltedRollout, target string, reports []poolReport,
 // looped is in with whether an older revision runs (olderRuns) and its
 // crash loop (crashLoopOf) derived from the rest of it, as the pass
 // derives them once (scope.remember): a test that edits an input after
-// looped calls it again.
+// looped calls it again. An input that reaches crashLoopOf, retriedOf or
+// nodeStaysWhy goes through it (or scope.input): built by hand, its Older
+// reads false, as if nothing older ran to return a node to.
 func looped(in rollupInput) rollupInput {
 	in.Older = olderRuns(in)
 	in.CrashLoop = crashLoopOf(in)
