@@ -351,6 +351,84 @@ func TestAbsentCRDsRefused(t *testing.T) {
 	t.Cleanup(func() { _, _ = helm(context.Background(), "uninstall", rel, "-n", ns, "--wait") })
 }
 
+// TestDroppingUnkeptCRDsRefused: `helm upgrade --set crds.enabled=false`
+// of a release that installed the CRDs with crds.keep=false is refused
+// before it changes anything, saying why and how to go on; the CRDs and
+// the AppGroup in them stay, the release at its revision. Done as the
+// refusal says (crds.keep=true first, crds.enabled still true), the same
+// upgrade goes through and the CRDs stay. Before, Helm deleted both CRDs,
+// gone from the manifest and not marked kept, and with them every AppGroup.
+func TestDroppingUnkeptCRDsRefused(t *testing.T) {
+	ctx := testContext(t)
+	const rel, ns, appNS = "drop", "ferry-drop", "apps-drop"
+	want := "crds.enabled is false, and this release installed Ferry's CRDs appgroups.ferry.dev and processpools.ferry.dev " +
+		"without helm.sh/resource-policy: keep (crds.keep=false): Helm would delete them, gone from the chart, and with them " +
+		"every AppGroup and ProcessPool in the cluster"
+	fix := "helm upgrade drop -n ferry-drop --reuse-values --set crds.keep=true"
+	// Here Helm creates the CRDs; the control plane's (config/crd/bases)
+	// are put back afterwards, without the release's ownership, whatever
+	// happens.
+	removeFerryCRDs(t)
+	t.Cleanup(func() {
+		removeFerryCRDs(t)
+		restoreFerryCRDs(t)
+	})
+	if _, err := helm(ctx, "install", rel, chartDir, "-n", ns, "--create-namespace", "--set", "crds.keep=false"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = helm(context.Background(), "uninstall", rel, "-n", ns, "--wait") })
+	waitEstablished(t, ferryCRDs...)
+	ensureNamespace(t, appNS, nil)
+	testenv.Eventually(t, time.Minute, "applying the sample AppGroup", func() error {
+		_, err := env.Kubectl(ctx, "apply", "-n", appNS, "-k", filepath.Join(root, "config", "samples"))
+		return err
+	})
+	// stay checks that the CRDs and the AppGroup are there, none being
+	// deleted (Helm's delete returns once the API server marked them).
+	stay := func(when string) {
+		t.Helper()
+		for _, name := range ferryCRDs {
+			out, err := env.Kubectl(ctx, "get", "crd", name, "-o", "jsonpath={.metadata.deletionTimestamp}")
+			if err != nil || out != "" {
+				t.Errorf("%s: CRD %s deleted (%q, %v)", when, name, out, err)
+			}
+		}
+		out, err := env.Kubectl(ctx, "get", "appgroup", "hello", "-n", appNS, "-o", "jsonpath={.metadata.deletionTimestamp}")
+		if err != nil || out != "" {
+			t.Errorf("%s: AppGroup hello deleted (%q, %v)", when, out, err)
+		}
+	}
+
+	_, err := helm(ctx, "upgrade", rel, chartDir, "-n", ns, "--reuse-values", "--set", "crds.enabled=false")
+	refused := err != nil && strings.Contains(err.Error(), want) && strings.Contains(err.Error(), fix)
+	if !refused {
+		t.Errorf("crds.enabled=false over CRDs without keep: want refused with %q and %q, got %v", want, fix, err)
+	}
+	stay("after the refused upgrade")
+	if n := releaseRevision(t, rel, ns); n != 1 {
+		t.Errorf("the refused upgrade made revision %d, want the release left at 1", n)
+	}
+	if !refused {
+		t.FailNow()
+	}
+	// helm template has no cluster to look in.
+	if _, err := templateRaw(ctx, renderOpts{release: rel, namespace: ns, sets: []string{"crds.enabled=false"}}); err != nil {
+		t.Errorf("helm template with crds.enabled=false: %v", err)
+	}
+
+	// As the refusal says: keep them first, then turn crds.enabled off.
+	if _, err := helm(ctx, "upgrade", rel, chartDir, "-n", ns, "--reuse-values", "--set", "crds.keep=true"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := helm(ctx, "upgrade", rel, chartDir, "-n", ns, "--reuse-values", "--set", "crds.enabled=false"); err != nil {
+		t.Fatalf("crds.enabled=false over kept CRDs: %v", err)
+	}
+	if crds := ofKind(manifest(t, rel, ns), "CustomResourceDefinition"); len(crds) != 0 {
+		t.Errorf("with crds.enabled=false the release still holds %q", kindNames(crds))
+	}
+	stay("after crds.enabled=false over kept CRDs")
+}
+
 // setSelectableNodeName declares spec.nodeName a selectable field of the
 // ProcessPool CRD, as config/crd/bases does, or takes it out as in a CRD
 // older than the agents (testenv's SetNodeNameSelectable, failing t).

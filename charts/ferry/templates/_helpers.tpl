@@ -411,6 +411,39 @@ kubectl apply --server-side -f ferry/files/crds/ after helm pull of this chart w
 {{- end }}
 
 {{/*
+CRDs (a list of names) as a message names them: "CRD a" or "CRDs a and b".
+*/}}
+{{- define "ferry.namedCRDs" -}}
+{{- printf "%s %s" (ternary "CRD" "CRDs" (eq (len .) 1)) (join " and " .) }}
+{{- end }}
+
+{{/*
+Why this release may not be upgraded with crds.enabled=false, when it
+installed Ferry's CRDs (their meta.helm.sh/release-name and
+-namespace name it) without helm.sh/resource-policy: keep (crds.keep
+false): Helm deletes an object that its release's last manifest held and
+the new one does not unless the live object has that annotation, and
+deleting a CRD deletes every AppGroup and ProcessPool in it, stopping
+every application. The absent-CRD check cannot see this: it runs before
+Helm deletes anything, while the CRDs are there. Empty with crds.enabled,
+at an install (Helm deletes nothing then), and under `helm template` or a
+client-side dry run, where lookup finds nothing.
+*/}}
+{{- define "ferry.unkeptOwnCRDs" -}}
+{{- if and (not .Values.crds.enabled) .Release.IsUpgrade }}
+{{- $unkept := list }}
+{{- range list "appgroups.ferry.dev" "processpools.ferry.dev" }}
+{{- $notes := dig "metadata" "annotations" (dict) (lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" .) }}
+{{- $own := and (eq (get $notes "meta.helm.sh/release-name") $.Release.Name) (eq (get $notes "meta.helm.sh/release-namespace") $.Release.Namespace) }}
+{{- if and $own (ne (get $notes "helm.sh/resource-policy") "keep") }}{{ $unkept = append $unkept . }}{{ end }}
+{{- end }}
+{{- with $unkept }}
+{{- printf "crds.enabled is false, and this release installed Ferry's %s without helm.sh/resource-policy: keep (crds.keep=false): Helm would delete them, gone from the chart, and with them every AppGroup and ProcessPool in the cluster, stopping every application. To manage the CRDs apart from the chart, keep them first: helm upgrade %s -n %s --reuse-values --set crds.keep=true, with crds.enabled still true, which marks them kept; then set crds.enabled=false. Or leave crds.enabled=true" (include "ferry.namedCRDs" .) $.Release.Name $.Release.Namespace }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 "true" when lookup reads the cluster: it finds the namespace kube-system,
 which the API server itself creates at its start and refuses to delete,
 so that every cluster has it (a bare test API server too). Empty under
@@ -438,7 +471,7 @@ either way.
 {{- if not (lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" .) }}{{ $missing = append $missing . }}{{ end }}
 {{- end }}
 {{- with $missing }}
-{{- printf "crds.enabled is false, and this cluster lacks Ferry's %s %s: the manager reconciles AppGroups and the agents follow ProcessPools, which the API server would not serve, so that neither would work. Install the CRDs first, this chart's: %s; or set crds.enabled=true so that the chart installs them" (ternary "CRD" "CRDs" (eq (len .) 1)) (join " and " .) (include "ferry.applyCRDs" $) }}
+{{- printf "crds.enabled is false, and this cluster lacks Ferry's %s: the manager reconciles AppGroups and the agents follow ProcessPools, which the API server would not serve, so that neither would work. Install the CRDs first, this chart's: %s; or set crds.enabled=true so that the chart installs them" (include "ferry.namedCRDs" .) (include "ferry.applyCRDs" $) }}
 {{- end }}
 {{- end }}
 {{- end }}
