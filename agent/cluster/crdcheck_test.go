@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -222,9 +223,10 @@ func TestAgentAgainstACRDWithoutTheFieldIsNotReady(t *testing.T) {
 		t.Error("Ready against a CRD without the selectable field")
 	}
 
+	stoppedAt := heartbeatOf(t, stopped)
 	pp := waitPool(t, key, "the restarted agent's report of its resumed pool", func(p *ferryv1.ProcessPool) bool {
 		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
-		return p.Status.HeartbeatTime.After(stopped.Status.HeartbeatTime.Time) && rolledOut(p) &&
+		return p.Status.HeartbeatTime != nil && p.Status.HeartbeatTime.After(stoppedAt) && rolledOut(p) &&
 			c != nil && c.Status == metav1.ConditionTrue
 	})
 	if pp.Status.ObservedGeneration != pp.Generation {
@@ -357,16 +359,26 @@ func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
 func afterTwoReports(t *testing.T, key types.NamespacedName, port int32) *ferryv1.ProcessPool {
 	t.Helper()
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	since := getPool(t, key).Status.HeartbeatTime.Time
+	since := heartbeatOf(t, getPool(t, key))
 	var pp *ferryv1.ProcessPool
 	for range 2 {
 		pp = waitPool(t, key, "a report after "+since.String(), func(p *ferryv1.ProcessPool) bool {
 			_ = served(url)
-			return p.Status.HeartbeatTime.After(since)
+			return p.Status.HeartbeatTime != nil && p.Status.HeartbeatTime.After(since)
 		})
-		since = pp.Status.HeartbeatTime.Time
+		since = heartbeatOf(t, pp)
 	}
 	return pp
+}
+
+// heartbeatOf is p's status.heartbeatTime; the test fails, saying so,
+// when p has none (no agent ever reported it).
+func heartbeatOf(t *testing.T, p *ferryv1.ProcessPool) time.Time {
+	t.Helper()
+	if p.Status.HeartbeatTime == nil {
+		t.Fatalf("pool %s/%s has no status.heartbeatTime: no agent reported it: %+v", p.Namespace, p.Name, p.Status)
+	}
+	return p.Status.HeartbeatTime.Time
 }
 
 // setNodeNameSelectable declares spec.nodeName a selectable field of the
