@@ -58,6 +58,34 @@ func TestFieldUnsupported(t *testing.T) {
 	}
 }
 
+// TestReplacedBy: a pool read under the name of the one the agent runs
+// is another, whose status is not the agent's to write, when its UID
+// differs (unless the running one was saved without its UID) or it is
+// another node's; the same rule for the cache's copy and a read by name.
+func TestReplacedBy(t *testing.T) {
+	pool := func(uid, node string) *ferryv1.ProcessPool {
+		return &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid)},
+			Spec: ferryv1.ProcessPoolSpec{NodeName: node}}
+	}
+	for _, tc := range []struct {
+		name          string
+		ours, current *ferryv1.ProcessPool
+		want          bool
+	}{
+		{"the same pool", pool("u1", "a"), pool("u1", "a"), false},
+		{"a new UID", pool("u1", "a"), pool("u2", "a"), true},
+		{"saved without its UID", pool("", "a"), pool("u2", "a"), false},
+		{"another node's", pool("u1", "a"), pool("u1", "b"), true},
+		{"saved without its UID, another node's", pool("", "a"), pool("u2", "b"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := replacedBy(tc.ours, tc.current); got != tc.want {
+				t.Errorf("replacedBy = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestCRDCheckHandler: the refused field selector sets outdated and is
 // logged once however often the reflector retries; another error does
 // neither; an answer by the field clears outdated, said once, and a later

@@ -546,7 +546,8 @@ func (rp *runningPool) wake() {
 
 // desired computes the status to report, on top of the latest object the
 // agent knows (the cache's, or the saved spec while the API is away); a
-// nil object when the API holds another pool of the same name (a new UID).
+// nil object when the API holds another pool of the same name
+// (replacedBy).
 func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPool) {
 	rp.mu.Lock()
 	obj := rp.obj.DeepCopy()
@@ -566,10 +567,10 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := rp.a.cache.Get(ctx, rp.key, current)
 		cancel()
-		if err == nil && obj.UID != "" && current.UID != obj.UID {
+		if err == nil && replacedBy(obj, current) {
 			return ferryv1.ProcessPoolStatus{}, nil
 		}
-		if err == nil && current.Spec.NodeName == obj.Spec.NodeName {
+		if err == nil {
 			obj = current
 		}
 	case rp.a.crd.outdated.Load():
@@ -579,6 +580,16 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 		}
 	}
 	return desiredStatus(obj.Status, obj.Generation, rp.pool.Status(), rp.a.advertiseHost(), l, time.Now()), obj
+}
+
+// replacedBy is whether current, under ours' name, is another pool, whose
+// status is not this agent's to write: a new UID (ours deleted and the
+// name taken again), or another node's (spec.nodeName is immutable: only
+// another pool can be; this tells it from ours when ours was saved
+// without its UID). The cache, which selects this node's pools, holds no
+// other node's; a read by name may return one.
+func replacedBy(ours, current *ferryv1.ProcessPool) bool {
+	return (ours.UID != "" && current.UID != ours.UID) || current.Spec.NodeName != ours.Spec.NodeName
 }
 
 // readByName is the pool as the API server has it, read by its name, for
@@ -592,8 +603,7 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 // the spec that runs: a change of spec waits for the cache, and the status
 // must not say it observed it. saved itself when the read fails (the
 // write then waits, errNotSynced); replaced when the API server holds
-// another pool of that name (a new UID, or another node's), whose status
-// is not this one's.
+// another pool of that name (replacedBy), whose status is not this one's.
 func (rp *runningPool) readByName(saved *ferryv1.ProcessPool) (obj *ferryv1.ProcessPool, replaced bool) {
 	current := &ferryv1.ProcessPool{}
 	if err := bounded(context.Background(), func(ctx context.Context) error {
@@ -601,7 +611,7 @@ func (rp *runningPool) readByName(saved *ferryv1.ProcessPool) (obj *ferryv1.Proc
 	}); err != nil {
 		return saved, false
 	}
-	if (saved.UID != "" && current.UID != saved.UID) || current.Spec.NodeName != saved.Spec.NodeName {
+	if replacedBy(saved, current) {
 		return nil, true
 	}
 	current.Generation = saved.Generation
