@@ -98,6 +98,11 @@ type Options struct {
 	// create a pool on the port) set a long DrainDelay and close it once
 	// they have, rather than race the timer on a loaded machine.
 	drainDelayOver <-chan struct{}
+	// reporterPassed, when set, is called by the reporter of the pool of
+	// key at the end of each of its passes (its status computed, written
+	// if due), before it sleeps: tests that count what a pass does wait
+	// for one by it, not by a timer.
+	reporterPassed func(key types.NamespacedName)
 }
 
 // Agent runs the node's pools.

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -367,6 +369,15 @@ func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
 	if a.synced.Load() {
 		t.Fatal("the agent synced against a CRD without the field: its stop proves nothing")
 	}
+	// The read by name before each stop report is made under the report's
+	// deadline (stoppingWriteTimeout, for the read and the write), not a
+	// request timeout of its own: a read under a context already done
+	// gives up. Once, it took up to requestTimeout before each write.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := runningPoolOf(t, a, key).desired(ctx, true); !errors.Is(err, context.Canceled) {
+		t.Errorf("the read by name under a cancelled context: %v, want %v", err, context.Canceled)
+	}
 	stop()
 	pp := getPool(t, key)
 	c := meta.FindStatusCondition(pp.Status.Conditions, ferryv1.ConditionReady)
@@ -377,6 +388,133 @@ func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
 		t.Errorf("once the agent stopped, its pool reports %d ready processes; want none", n)
 	}
 	book.Check(t)
+}
+
+// TestAgentOnACRDWithoutTheFieldReadsByNameToWrite: an agent restarted
+// on a ProcessPool CRD without the selectable field spec.nodeName reads
+// its resumed pool by name only when a write of its status is due: its
+// reporter woken with nothing to write reads nothing (once, each wake-up,
+// a pool change, a stats tick, a retry, made a GET). A read that fails is
+// logged as a failed write, and the report resumes once reads work
+// again (once, it was silent: the write then waited, errNotSynced).
+func TestAgentOnACRDWithoutTheFieldReadsByNameToWrite(t *testing.T) {
+	ns := namespace(t)
+	dir := stateDir(t)
+	const node = "node-crd-reads"
+	stop := runAgent(t, node, env.Config, dir)
+	_, key := readyPool(t, ns, "hello-"+node, node, freePort(t))
+	stop()
+
+	setNodeNameSelectable(t, false)
+	t.Cleanup(func() { setNodeNameSelectable(t, true) })
+	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + ns + "/processpools/" + key.Name}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(reqs.wrap)
+	var passes, extra atomic.Int64 // extra: the most reads beyond writes seen at the end of a pass
+	book := agenttest.NewLogbook(t)
+	a, _ := startAgent(t, node, cfg, dir, logTo(book), func(o *Options) {
+		// Nothing but a change of state makes a write due.
+		o.StatsInterval, o.StatusReportInterval = 10*time.Minute, 10*time.Minute
+		o.reporterPassed = func(k types.NamespacedName) {
+			if k != key {
+				return
+			}
+			if n := reqs.reads.Load() - reqs.writes.Load(); n > extra.Load() {
+				extra.Store(n)
+			}
+			passes.Add(1)
+		}
+	})
+	book.WaitFor(t, CRDOutdatedReason)
+	pp := waitPool(t, key, "the restarted agent's report", func(p *ferryv1.ProcessPool) bool {
+		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionTrue && rolledOut(p)
+	})
+	if a.synced.Load() || reqs.writes.Load() == 0 {
+		t.Fatalf("the agent synced (%v), or wrote no status through its reads by name (%d writes): its reads prove nothing",
+			a.synced.Load(), reqs.writes.Load())
+	}
+	rp := runningPoolOf(t, a, key)
+	for range 3 {
+		n := passes.Load()
+		rp.wake()
+		waitUntil(t, "a pass of the woken reporter", func() bool { return passes.Load() > n })
+	}
+	if n := extra.Load(); n != 0 {
+		t.Errorf("%d reads of the pool by name beyond its writes (%d reads, %d writes): want a read for each write only",
+			n, reqs.reads.Load(), reqs.writes.Load())
+	}
+
+	// A read that fails, as a write of the state that changed is due.
+	reqs.fail.Store(true)
+	victim := pp.Status.Processes[0].PID
+	if err := syscall.Kill(int(victim), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e := book.WaitFor(t, "Could not report status")
+	if e.Err == nil || !strings.Contains(e.Err.Error(), errReadFails) {
+		t.Errorf("logged %q with error %v, want the read's %q", e.Msg, e.Err, errReadFails)
+	}
+	reqs.fail.Store(false)
+	book.WaitFor(t, "Reported status again")
+	waitPool(t, key, "the killed worker gone from the report once reads work", func(p *ferryv1.ProcessPool) bool {
+		for _, proc := range p.Status.Processes {
+			if proc.PID == victim {
+				return false
+			}
+		}
+		return true
+	})
+	book.Check(t)
+}
+
+// errReadFails is the error of poolRequests' reads while they fail.
+const errReadFails = "the read of the pool by name fails (test)"
+
+// poolRequests is an agent's transport (rest.Config.Wrap) that counts its
+// reads of one pool by name (path) and its writes of that pool's status,
+// and fails the reads, unsent, while fail is set.
+type poolRequests struct {
+	path          string
+	reads, writes atomic.Int64
+	fail          atomic.Bool
+}
+
+func (r *poolRequests) wrap(rt http.RoundTripper) http.RoundTripper {
+	return &poolRequestsTransport{r: r, rt: rt}
+}
+
+type poolRequestsTransport struct {
+	r  *poolRequests
+	rt http.RoundTripper
+}
+
+func (p *poolRequestsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch {
+	case req.Method == http.MethodGet && req.URL.Path == p.r.path:
+		if p.r.fail.Load() {
+			return nil, errors.New(errReadFails)
+		}
+		p.r.reads.Add(1)
+	case req.Method == http.MethodPatch && req.URL.Path == p.r.path+"/status":
+		p.r.writes.Add(1)
+	}
+	return p.rt.RoundTrip(req)
+}
+
+// WrappedRoundTripper lets client-go's helpers look through it.
+func (p *poolRequestsTransport) WrappedRoundTripper() http.RoundTripper { return p.rt }
+
+// runningPoolOf is a's running pool of key.
+func runningPoolOf(t *testing.T, a *Agent, key types.NamespacedName) *runningPool {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rp := a.pools[key]
+	if rp == nil {
+		t.Fatalf("the agent runs no pool %s", key)
+	}
+	return rp
 }
 
 // afterTwoReports is the pool of key once its agent wrote its status

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"syscall"
@@ -65,6 +66,12 @@ type runningPool struct {
 	// deleted: the pool is deleted, and serves out the drain delay before
 	// it drains (drainAsync).
 	deleted bool
+
+	// named is the pool as the API server last had it, read by name
+	// (readByName) while the cache cannot sync, with the status this
+	// agent wrote since (wrote): the base of the statuses computed between
+	// writes, which read the pool again only when one is due.
+	named *ferryv1.ProcessPool
 
 	kick chan struct{}
 	stop chan struct{}
@@ -334,7 +341,8 @@ func (rp *runningPool) close(agentStops bool) {
 	rp.log.Info("Stopped pool")
 }
 
-// stoppingWriteTimeout bounds reportStopping's write: an API server that
+// stoppingWriteTimeout bounds reportStopping's read of the pool (by name,
+// while the cache cannot sync) and its write together: an API server that
 // does not answer delays the agent's shutdown by this much at most.
 const stoppingWriteTimeout = 3 * time.Second
 
@@ -347,18 +355,20 @@ const stoppingWriteTimeout = 3 * time.Second
 // and once they stopped. Once each: a failure is logged, not retried (the
 // Lease then tells). It reports whether the API server took it.
 func (rp *runningPool) reportStopping(message string) bool {
-	desired, obj := rp.desired()
-	if obj == nil || obj.ResourceVersion == "" {
-		return false // another pool has the name, or the API server was never heard
-	}
-	meta.SetStatusCondition(&desired.Conditions, metav1.Condition{Type: ferryv1.ConditionReady,
-		Status: metav1.ConditionFalse, Reason: ferryv1.ReasonAgentStopping, ObservedGeneration: obj.Generation,
-		Message: message})
-	patch := client.MergeFrom(obj.DeepCopy())
-	obj.Status = desired
 	ctx, cancel := context.WithTimeout(context.Background(), stoppingWriteTimeout)
 	defer cancel()
-	err := rp.a.client.Status().Patch(ctx, obj, patch)
+	desired, obj, err := rp.desired(ctx, true)
+	if err == nil && (obj == nil || obj.ResourceVersion == "") {
+		return false // another pool has the name, or the API server was never heard
+	}
+	if err == nil {
+		meta.SetStatusCondition(&desired.Conditions, metav1.Condition{Type: ferryv1.ConditionReady,
+			Status: metav1.ConditionFalse, Reason: ferryv1.ReasonAgentStopping, ObservedGeneration: obj.Generation,
+			Message: message})
+		patch := client.MergeFrom(obj.DeepCopy())
+		obj.Status = desired
+		err = rp.a.client.Status().Patch(ctx, obj, patch)
+	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		rp.log.Error(err, "Could not report that the agent stops; its node reads silent once its Lease is stale")
 	}
@@ -417,18 +427,27 @@ func (rp *runningPool) report() {
 			lastListen = time.Now()
 			rp.retryListen()
 		}
-		desired, obj := rp.desired()
+		desired, obj, err := rp.desired(context.Background(), false)
 		now := time.Now()
+		due := obj != nil && writeDue(written, last, desired, now.Sub(lastWrite), hb, rp.a.opts.StatusReportInterval)
+		if due && rp.readsByName() {
+			// The pool is read by name for a write only: one read per
+			// write, not one per wake-up of the reporter.
+			desired, obj, err = rp.desired(context.Background(), true)
+		}
 		if obj == nil {
 			// Replaced by a pool of the same name (this one, deleted, was
 			// released during its drain delay): its status is the new
 			// pool's reporter's to write.
 			lastWrite, written = now, true
-		} else if writeDue(written, last, desired, now.Sub(lastWrite), hb, rp.a.opts.StatusReportInterval) {
-			err := rp.write(patchBase(obj, last, stored), desired)
+		} else if due {
+			if err == nil {
+				err = rp.write(patchBase(obj, last, stored), desired)
+			}
 			switch {
 			case err == nil:
 				last, lastWrite, written, stored, backoff = desired, now, true, true, 0
+				rp.wrote(desired)
 				if since, was := trouble.renewed(); was {
 					rp.log.Info("Reported status again", "failedFor", now.Sub(since).Round(time.Second).String())
 				}
@@ -459,6 +478,9 @@ func (rp *runningPool) report() {
 		untilListen := never
 		if rp.listenFailing() {
 			untilListen = rp.a.listenRetry() - time.Since(lastListen)
+		}
+		if passed := rp.a.opts.reporterPassed; passed != nil {
+			passed(rp.key)
 		}
 		if !rp.sleep(changed, nextWake(time.Since(lastWrite), hb, backoff, untilListen)) {
 			return
@@ -547,10 +569,13 @@ func (rp *runningPool) wake() {
 // desired computes the status to report, on top of the latest object the
 // agent knows (the cache's, or the saved spec while the API is away); a
 // nil object when the API holds another pool of the same name
-// (replacedBy).
-func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPool) {
+// (replacedBy). While the cache cannot sync (readsByName), the pool is
+// read by name under ctx when fresh, else the last read (named) serves;
+// err is that read's failure (the saved spec is returned with it).
+func (rp *runningPool) desired(ctx context.Context, fresh bool) (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPool, error) {
 	rp.mu.Lock()
 	obj := rp.obj.DeepCopy()
+	named := rp.named.DeepCopy()
 	l := listening{port: rp.port, err: rp.listenErr, agentUse: rp.a.opts.AgentPorts[rp.port]}
 	if rp.prev != nil {
 		l.old = rp.prevPort
@@ -561,25 +586,39 @@ func (rp *runningPool) desired() (ferryv1.ProcessPoolStatus, *ferryv1.ProcessPoo
 	}
 	// Before the cache has synced (an agent resumed from disk while the API
 	// server is away), a Get would block until it does: use the saved spec.
+	var err error
 	switch {
 	case rp.a.synced.Load():
 		current := &ferryv1.ProcessPool{}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := rp.a.cache.Get(ctx, rp.key, current)
 		cancel()
 		if err == nil && replacedBy(obj, current) {
-			return ferryv1.ProcessPoolStatus{}, nil
+			return ferryv1.ProcessPoolStatus{}, nil, nil
 		}
 		if err == nil {
 			obj = current
 		}
 	case rp.a.crd.outdated.Load():
+		if !fresh {
+			if named != nil { // else the saved spec, until the first read
+				named.Generation = obj.Generation
+				obj = named
+			}
+			break
+		}
 		var replaced bool
-		if obj, replaced = rp.readByName(obj); replaced {
-			return ferryv1.ProcessPoolStatus{}, nil
+		if obj, replaced, err = rp.readByName(ctx, obj); replaced {
+			return ferryv1.ProcessPoolStatus{}, nil, nil
 		}
 	}
-	return desiredStatus(obj.Status, obj.Generation, rp.pool.Status(), rp.a.advertiseHost(), l, time.Now()), obj
+	return desiredStatus(obj.Status, obj.Generation, rp.pool.Status(), rp.a.advertiseHost(), l, time.Now()), obj, err
+}
+
+// readsByName is whether desired reads the pool by name: the cache has
+// not synced, and cannot, its list refused (crdCheck).
+func (rp *runningPool) readsByName() bool {
+	return !rp.a.synced.Load() && rp.a.crd.outdated.Load()
 }
 
 // replacedBy is whether current, under ours' name, is another pool, whose
@@ -601,21 +640,38 @@ func replacedBy(ours, current *ferryv1.ProcessPool) bool {
 // AgentStopping, while this agent runs it and renews its Lease: the node
 // out of the AppGroup's Service for nothing. Its generation stays saved's,
 // the spec that runs: a change of spec waits for the cache, and the status
-// must not say it observed it. saved itself when the read fails (the
-// write then waits, errNotSynced); replaced when the API server holds
-// another pool of that name (replacedBy), whose status is not this one's.
-func (rp *runningPool) readByName(saved *ferryv1.ProcessPool) (obj *ferryv1.ProcessPool, replaced bool) {
+// must not say it observed it. saved itself, with the error, when the read
+// fails (the reporter logs it as a failed write, and retries); replaced
+// when the API server holds another pool of that name (replacedBy), whose
+// status is not this one's. The read is kept (named) for the statuses
+// computed until the next write.
+func (rp *runningPool) readByName(ctx context.Context, saved *ferryv1.ProcessPool) (obj *ferryv1.ProcessPool, replaced bool, err error) {
 	current := &ferryv1.ProcessPool{}
-	if err := bounded(context.Background(), func(ctx context.Context) error {
+	if err := bounded(ctx, func(ctx context.Context) error {
 		return rp.a.live.Get(ctx, rp.key, current)
 	}); err != nil {
-		return saved, false
+		return saved, false, fmt.Errorf("read the pool by name: %w", err)
 	}
 	if replacedBy(saved, current) {
-		return nil, true
+		return nil, true, nil
 	}
 	current.Generation = saved.Generation
-	return current, false
+	rp.mu.Lock()
+	rp.named = current.DeepCopy()
+	rp.mu.Unlock()
+	return current, false, nil
+}
+
+// wrote notes that the API server holds status, which the reporter just
+// wrote: the statuses computed on the pool read by name (named) until the
+// next read build on it, as they would on the cache's copy once it shows
+// the write (a condition's transition time kept, not taken anew).
+func (rp *runningPool) wrote(status ferryv1.ProcessPoolStatus) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.named != nil {
+		rp.named.Status = *status.DeepCopy()
+	}
 }
 
 // write patches the pool's status from base's to status.
