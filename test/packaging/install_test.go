@@ -364,7 +364,7 @@ func TestDroppingUnkeptCRDsRefused(t *testing.T) {
 	want := "crds.enabled is false, and this release installed Ferry's CRDs appgroups.ferry.dev and processpools.ferry.dev " +
 		"without helm.sh/resource-policy: keep (crds.keep=false): Helm would delete them, gone from the chart, and with them " +
 		"every AppGroup and ProcessPool in the cluster"
-	fix := "helm upgrade drop -n ferry-drop --reuse-values --set crds.keep=true"
+	fix := "helm upgrade drop CHART -n ferry-drop --reuse-values --set crds.keep=true (CHART: this chart, as given to this upgrade)"
 	// Here Helm creates the CRDs; the control plane's (config/crd/bases)
 	// are put back afterwards, without the release's ownership, whatever
 	// happens.

@@ -418,6 +418,13 @@ CRDs (a list of names) as a message names them: "CRD a" or "CRDs a and b".
 {{- end }}
 
 {{/*
+The names of Ferry's CRDs, space-separated: what the CRD checks look up.
+*/}}
+{{- define "ferry.crdNames" -}}
+appgroups.ferry.dev processpools.ferry.dev
+{{- end }}
+
+{{/*
 Why this release may not be upgraded with crds.enabled=false, when it
 installed Ferry's CRDs (their meta.helm.sh/release-name and
 -namespace name it) without helm.sh/resource-policy: keep (crds.keep
@@ -432,13 +439,13 @@ client-side dry run, where lookup finds nothing.
 {{- define "ferry.unkeptOwnCRDs" -}}
 {{- if and (not .Values.crds.enabled) .Release.IsUpgrade }}
 {{- $unkept := list }}
-{{- range list "appgroups.ferry.dev" "processpools.ferry.dev" }}
+{{- range include "ferry.crdNames" . | splitList " " }}
 {{- $notes := dig "metadata" "annotations" (dict) (lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" .) }}
 {{- $own := and (eq (get $notes "meta.helm.sh/release-name") $.Release.Name) (eq (get $notes "meta.helm.sh/release-namespace") $.Release.Namespace) }}
 {{- if and $own (ne (get $notes "helm.sh/resource-policy") "keep") }}{{ $unkept = append $unkept . }}{{ end }}
 {{- end }}
 {{- with $unkept }}
-{{- printf "crds.enabled is false, and this release installed Ferry's %s without helm.sh/resource-policy: keep (crds.keep=false): Helm would delete them, gone from the chart, and with them every AppGroup and ProcessPool in the cluster, stopping every application. To manage the CRDs apart from the chart, keep them first: helm upgrade %s -n %s --reuse-values --set crds.keep=true, with crds.enabled still true, which marks them kept; then set crds.enabled=false. Or leave crds.enabled=true" (include "ferry.namedCRDs" .) $.Release.Name $.Release.Namespace }}
+{{- printf "crds.enabled is false, and this release installed Ferry's %s without helm.sh/resource-policy: keep (crds.keep=false): Helm would delete them, gone from the chart, and with them every AppGroup and ProcessPool in the cluster, stopping every application. To manage the CRDs apart from the chart, keep them first: helm upgrade %s CHART -n %s --reuse-values --set crds.keep=true (CHART: this chart, as given to this upgrade), with crds.enabled still true, which marks them kept; then set crds.enabled=false. Or leave crds.enabled=true" (include "ferry.namedCRDs" .) $.Release.Name $.Release.Namespace }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -467,7 +474,7 @@ either way.
 {{- define "ferry.absentCRDs" -}}
 {{- if and (not .Values.crds.enabled) (include "ferry.lookupIsLive" .) }}
 {{- $missing := list }}
-{{- range list "appgroups.ferry.dev" "processpools.ferry.dev" }}
+{{- range include "ferry.crdNames" . | splitList " " }}
 {{- if not (lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" .) }}{{ $missing = append $missing . }}{{ end }}
 {{- end }}
 {{- with $missing }}
