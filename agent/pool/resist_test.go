@@ -293,18 +293,7 @@ func TestRevisionAskedForAgainMidRestart(t *testing.T) {
 	// The held step began before the request, and counts for the attempt
 	// it began in, as a step does when another revision is asked for; the
 	// new attempt is the retry of the worker the first one gave up on.
-	if lr := done.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 1 || lr.Total != 1 ||
-		lr.Failed != 0 || len(lr.Errors) != 0 {
-		t.Errorf("last restart = %+v, want completed, 1 of 1 replaced: the first attempt's failure is not this one's", *lr)
-	}
-	for _, pid := range pids(done) {
-		if slices.Contains(old, pid) {
-			t.Errorf("pid %d of revision 1 is still in the pool (%v): the worker skipped before was not retried", pid, pids(done))
-		}
-	}
-	if done.Counts.Updated != 2 || done.Counts.Ready != 2 {
-		t.Errorf("counts %+v at the restart's end, want both workers ready on revision 2", done.Counts)
-	}
+	wantFreshAttempt(t, done, old, "skipped")
 }
 
 // TestRevisionAskedForAgainAsRestartEnds: a revision asked for again (2,
@@ -335,13 +324,24 @@ func TestRevisionAskedForAgainAsRestartEnds(t *testing.T) {
 	done := e.WaitFor(t, time.Minute, "a restart to 2 over", func(s pool.Status) bool {
 		return s.Restart == nil && s.LastRestart != nil && s.LastRestart.Revision == "2"
 	})
+	wantFreshAttempt(t, done, old, "given up on")
+}
+
+// wantFreshAttempt checks done, a pool at the end of its restart to 2
+// after revision 2 was asked for again (2, 1, 2) once a step of it had
+// failed: the summary is the new attempt's alone (completed, 1 of 1
+// replaced), no worker of old (revision 1's pids) is left, the one the
+// first attempt gaveUp on ("skipped", "given up on") retried, and both
+// workers are ready on revision 2.
+func wantFreshAttempt(t *testing.T, done pool.Status, old []int, gaveUp string) {
+	t.Helper()
 	if lr := done.LastRestart; lr.Outcome != pool.OutcomeCompleted || lr.Replaced != 1 || lr.Total != 1 ||
 		lr.Failed != 0 || len(lr.Errors) != 0 {
 		t.Errorf("last restart = %+v, want completed, 1 of 1 replaced: the first attempt's failure is not this one's", *lr)
 	}
 	for _, pid := range pids(done) {
 		if slices.Contains(old, pid) {
-			t.Errorf("pid %d of revision 1 is still in the pool (%v): the worker given up on before was not retried", pid, pids(done))
+			t.Errorf("pid %d of revision 1 is still in the pool (%v): the worker %s before was not retried", pid, pids(done), gaveUp)
 		}
 	}
 	if done.Counts.Updated != 2 || done.Counts.Ready != 2 {

@@ -321,26 +321,7 @@ func TestBlockingRestartSummaryKeptWhenAskedAgain(t *testing.T) {
 	// so no worker of another revision is ever ready to restart.
 	tmpl := flaky(t, 1, 1, "", env("FAIL_FROM", "2"))
 	tmpl.Restart.Strategy = ferryv1.RestartBlocking
-	const name = "t/blockingagain"
-	var e *agenttest.Env
-	asked := make(chan struct{})
-	var once sync.Once
-	pool.SetRestartEnding(t, func() {
-		once.Do(func() {
-			e.Pool.Update(pool.Config{Name: name, Revision: "1", Template: tmpl})
-			e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: tmpl})
-			close(asked)
-		})
-	})
-	e = agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: tmpl}, agenttest.Options{})
-	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
-	e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: tmpl})
-	select {
-	case <-asked:
-	case <-time.After(time.Minute):
-		t.Fatal("the blocking restart did not reach its end in a minute")
-	}
-	done := e.WaitFor(t, 30*time.Second, "the restart over", func(s pool.Status) bool { return s.Restart == nil })
+	done := restartAskedAgainAtItsEnd(t, "t/blockingagain", tmpl, 1)
 	lr := done.LastRestart
 	if lr == nil {
 		t.Fatalf("no last restart once the blocking restart to 2, asked for again as it ended, is over "+
@@ -360,27 +341,7 @@ func TestBlockingRestartSummaryKeptWhenAskedAgain(t *testing.T) {
 // worker runs the revision, no restart follows, and the request's
 // outcome is that one's. Before, no summary was written.
 func TestRollingRestartSummaryKeptWhenAskedAgain(t *testing.T) {
-	tmpl := flaky(t, 2, 2, "")
-	const name = "t/rollingagain"
-	var e *agenttest.Env
-	asked := make(chan struct{})
-	var once sync.Once
-	pool.SetRestartEnding(t, func() {
-		once.Do(func() {
-			e.Pool.Update(pool.Config{Name: name, Revision: "1", Template: tmpl})
-			e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: tmpl})
-			close(asked)
-		})
-	})
-	e = agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: tmpl}, agenttest.Options{})
-	e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2))
-	e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: tmpl})
-	select {
-	case <-asked:
-	case <-time.After(time.Minute):
-		t.Fatal("the rolling restart did not reach its end in a minute")
-	}
-	done := e.WaitFor(t, 30*time.Second, "the restart over", func(s pool.Status) bool { return s.Restart == nil })
+	done := restartAskedAgainAtItsEnd(t, "t/rollingagain", flaky(t, 2, 2, ""), 2)
 	lr := done.LastRestart
 	if lr == nil {
 		t.Fatalf("no last restart once the rolling restart to 2, asked for again as it ended, is over "+
@@ -392,6 +353,43 @@ func TestRollingRestartSummaryKeptWhenAskedAgain(t *testing.T) {
 	if done.Counts.Updated != 2 || done.Counts.Ready != 2 {
 		t.Errorf("counts %+v at the restart's end, want both workers ready on revision 2", done.Counts)
 	}
+}
+
+// restartAskedAgainAtItsEnd starts the pool name on revision 1 of tmpl,
+// waits for its ready workers, and asks for revision 2; as that restart,
+// rolling or blocking as tmpl says, is about to write its summary
+// (restartEnding), revision 2 is asked for again (1, then 2), once. It
+// returns the pool's status once the restart is over, for the caller to
+// check the summary it wrote.
+func restartAskedAgainAtItsEnd(t *testing.T, name string, tmpl ferryv1.AppTemplate, ready int32) pool.Status {
+	t.Helper()
+	kind := "rolling"
+	if tmpl.Restart.Strategy == ferryv1.RestartBlocking {
+		kind = "blocking"
+	}
+	readyWorkers := fmt.Sprintf("%d ready workers", ready)
+	if ready == 1 {
+		readyWorkers = "1 ready worker"
+	}
+	var e *agenttest.Env
+	asked := make(chan struct{})
+	var once sync.Once
+	pool.SetRestartEnding(t, func() {
+		once.Do(func() {
+			e.Pool.Update(pool.Config{Name: name, Revision: "1", Template: tmpl})
+			e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: tmpl})
+			close(asked)
+		})
+	})
+	e = agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: tmpl}, agenttest.Options{})
+	e.WaitFor(t, time.Minute, readyWorkers, agenttest.Ready(ready))
+	e.Pool.Update(pool.Config{Name: name, Revision: "2", Template: tmpl})
+	select {
+	case <-asked:
+	case <-time.After(time.Minute):
+		t.Fatalf("the %s restart did not reach its end in a minute", kind)
+	}
+	return e.WaitFor(t, 30*time.Second, "the restart over", func(s pool.Status) bool { return s.Restart == nil })
 }
 
 // TestRestartWaitsForARecycle: a new revision asked for while a worker is
