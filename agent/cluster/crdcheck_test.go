@@ -350,15 +350,8 @@ func TestAgentNotReadyWhileItsCRDLacksTheField(t *testing.T) {
 // (AgentStopping, then that it stopped), as a synced agent does: the
 // node leaves the Service at once, not once the Lease is stale.
 func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
-	ns := namespace(t)
-	dir := stateDir(t)
 	const node = "node-crd-stop"
-	stop := runAgent(t, node, env.Config, dir)
-	_, key := readyPool(t, ns, "hello-"+node, node, freePort(t))
-	stop()
-
-	setNodeNameSelectable(t, false)
-	t.Cleanup(func() { setNodeNameSelectable(t, true) })
+	dir, key := poolSavedOnAnOutdatedCRD(t, node)
 	book := agenttest.NewLogbook(t)
 	a, stop := startAgent(t, node, env.Config, dir, logTo(book))
 	book.WaitFor(t, CRDOutdatedReason)
@@ -398,16 +391,9 @@ func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
 // logged as a failed write, and the report resumes once reads work
 // again (once, it was silent: the write then waited, errNotSynced).
 func TestAgentOnACRDWithoutTheFieldReadsByNameToWrite(t *testing.T) {
-	ns := namespace(t)
-	dir := stateDir(t)
 	const node = "node-crd-reads"
-	stop := runAgent(t, node, env.Config, dir)
-	_, key := readyPool(t, ns, "hello-"+node, node, freePort(t))
-	stop()
-
-	setNodeNameSelectable(t, false)
-	t.Cleanup(func() { setNodeNameSelectable(t, true) })
-	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + ns + "/processpools/" + key.Name}
+	dir, key := poolSavedOnAnOutdatedCRD(t, node)
+	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + key.Namespace + "/processpools/" + key.Name}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Wrap(reqs.wrap)
 	var passes, extra atomic.Int64 // extra: the most reads beyond writes seen at the end of a pass
@@ -466,6 +452,25 @@ func TestAgentOnACRDWithoutTheFieldReadsByNameToWrite(t *testing.T) {
 		return true
 	})
 	book.Check(t)
+}
+
+// poolSavedOnAnOutdatedCRD runs an agent for node until it reports a
+// ready pool of its own, in a new namespace, and stops it, the pool
+// saved in the state dir it returns for an agent restarted there to
+// resume; then it takes spec.nodeName out of the ProcessPool CRD's
+// selectable fields until the test ends. It is the opening of the tests
+// of an agent restarted on a CRD without the field.
+func poolSavedOnAnOutdatedCRD(t *testing.T, node string) (dir string, key types.NamespacedName) {
+	t.Helper()
+	ns := namespace(t)
+	dir = stateDir(t)
+	stop := runAgent(t, node, env.Config, dir)
+	_, key = readyPool(t, ns, "hello-"+node, node, freePort(t))
+	stop()
+
+	setNodeNameSelectable(t, false)
+	t.Cleanup(func() { setNodeNameSelectable(t, true) })
+	return dir, key
 }
 
 // errReadFails is the error of poolRequests' reads while they fail.
