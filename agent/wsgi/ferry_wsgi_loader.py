@@ -1363,27 +1363,51 @@ class Server:
 _NOT_BODIES = frozenset((type(None), bytes, bytearray, str))
 
 
-# The application's error said last, as (its line, its traceback), and how
-# many times in a row it came: a request that fails the same way again
-# (the readinessPath, which the agent asks until startTimeout, ten times a
-# second; a client retrying) gets its traceback once a streak, and a line
-# at each power of two. A streak ends at a request served (_streak_ends)
-# or a different error. Fewer lines keep the traceback in the last lines
-# a failed spawn shows, too.
-_streak = [None, 0]
+# The application's error said last, as (its line, its traceback), how
+# many times in a row it came, and when a line about it was said last: a
+# request that fails the same way again (the readinessPath, which the agent
+# asks until startTimeout, ten times a second; a client retrying) gets its
+# traceback once a streak, and a line at each power of two. A streak ends
+# at a request served (_streak_ends) or a different error. Fewer lines keep
+# the traceback in the last lines a failed spawn shows, too.
+_streak = [None, 0, 0.0]
+
+# A failure of the streak that comes STREAK_RESAY seconds or more after the
+# last line about it is said in full again, with the count: the lines at
+# powers of two grow ever further apart (an app failing the same way for
+# hours would say its traceback once, at the start), and an operator who
+# looks at the log now should find the traceback in its last minute or so,
+# as the agent says queue refusals once a minute. An app failing once a
+# minute or less often has each failure in full; one failing ten times a
+# second (the readinessPath) has about a traceback a minute once the
+# powers of two are a minute apart. A constant, not a setting, as the
+# refusals' minute is.
+STREAK_RESAY = 60.0
 
 
 def _log_app_error(env, doing="serving"):
     e = sys.exc_info()[1]
     what = "ferry-wsgi: error %s %s %s" % (doing, env.get("REQUEST_METHOD"), env.get("REQUEST_URI"))
     tb = _format_traceback(e)
+    now = time.monotonic()
     if _streak[0] == (what, tb):
         n = _streak[1] = _streak[1] + 1
-        if n & (n - 1) == 0:
-            sys.stderr.write("%s: same as before (%s), %d times in a row; next said at %d\n" % (what, _summary(e), n, 2 * n))
+        if now - _streak[2] >= STREAK_RESAY:
+            _streak[2] = now
+            sys.stderr.write(
+                "%s: same as before, %d times in a row; in full again, %g s or more after the last line about it\n%s"
+                % (what, n, STREAK_RESAY, tb)
+            )
+            sys.stderr.flush()
+        elif n & (n - 1) == 0:
+            _streak[2] = now
+            sys.stderr.write(
+                "%s: same as before (%s), %d times in a row; next said at %d, or in full if %g s pass first\n"
+                % (what, _summary(e), n, 2 * n, STREAK_RESAY)
+            )
             sys.stderr.flush()
         return
-    _streak[0], _streak[1] = (what, tb), 1
+    _streak[0], _streak[1], _streak[2] = (what, tb), 1, now
     sys.stderr.write(what + "\n" + tb)
     sys.stderr.flush()
 
@@ -1756,6 +1780,7 @@ def _report(fd, message):
 
 
 def main():
+    global STREAK_RESAY
     env = os.environ
     try:
         ready_fd = int(env.pop("FERRY_READY_FD", "-1"))
@@ -1767,6 +1792,11 @@ def main():
         except OSError:
             sys.stderr.write("ferry-wsgi: FERRY_READY_FD %d is not open\n" % ready_fd)
             ready_fd = -1
+
+    # Tests only (no agent sets it): a STREAK_RESAY short enough to wait out.
+    resay = env.pop("FERRY_WSGI_TEST_STREAK_RESAY", None)
+    if resay:
+        STREAK_RESAY = float(resay)
 
     sock_path = None
     try:

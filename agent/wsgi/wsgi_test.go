@@ -83,6 +83,13 @@ func spawn(t testing.TB, root string) *worker {
 // spawnStartup is spawn with Options.StartupFile set to startup.
 func spawnStartup(t testing.TB, root, startup string) *worker {
 	t.Helper()
+	return spawnEnv(t, root, startup)
+}
+
+// spawnEnv is spawnStartup with env (NAME=value) added to the
+// environment: a knob the loader reads for tests only.
+func spawnEnv(t testing.TB, root, startup string, env ...string) *worker {
+	t.Helper()
 	loader, err := Install(filepath.Join(t.TempDir(), "loader"))
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +105,7 @@ func spawnStartup(t testing.TB, root, startup string) *worker {
 	argv := o.Argv(loader)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = root
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, o.Env()...)
+	cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH")}, o.Env()...), env...)
 	w := &worker{cmd: cmd, root: root, socket: o.Socket, output: &testsupport.Output{}, exited: make(chan struct{})}
 	cmd.Stdout = w.output
 	cmd.Stderr = w.output
@@ -1364,7 +1371,7 @@ def application(environ, start_response):
 	for range 5 {
 		get("/healthz", 500)
 	}
-	w.expectOutput(t, same+"4 times in a row; next said at 8\n")
+	w.expectOutput(t, same+"4 times in a row; next said at 8, or in full if 60 s pass first\n")
 	get("/", 200)
 	get("/healthz", 500)
 	testsupport.Eventually(t, 10*time.Second, "the second streak's traceback", func() error {
@@ -1375,8 +1382,45 @@ def application(environ, start_response):
 	})
 	out := w.output.String()
 	if n := strings.Count(out, "RuntimeError: database unreachable\n"); n != 2 || strings.Count(out, same) != 2 ||
-		!strings.Contains(out, same+"2 times in a row; next said at 4\n") {
+		!strings.Contains(out, same+"2 times in a row; next said at 4, or in full if 60 s pass first\n") {
 		t.Errorf("want the traceback in full at the 1st and 6th failure, and a line at the 2nd and 4th; the output is:\n%s", out)
+	}
+}
+
+// A failure of a streak that comes STREAK_RESAY or more after the last
+// line about it is said in full again, with the count: an app failing the
+// same way for hours does not leave its only traceback hours back in the
+// log. The test sets the bound to 0.3 s (FERRY_WSGI_TEST_STREAK_RESAY) and
+// waits it out between two failures, so the second must be in full;
+// TestRepeatedErrorIsSaidOnceAStreak, under the 60 s bound, pins the
+// lines within it.
+func TestRepeatedErrorIsSaidInFullAgainAfterTheBound(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeApp(t, root, `
+def healthz():
+    raise RuntimeError("database unreachable")
+
+
+def application(environ, start_response):
+    healthz()
+`)
+	const resay = 300 * time.Millisecond
+	w := spawnEnv(t, root, "", "FERRY_WSGI_TEST_STREAK_RESAY=0.3")
+	const (
+		traceback = "Traceback (most recent call last):\n"
+		again     = "ferry-wsgi: error serving GET /healthz: same as before, 2 times in a row; in full again, 0.3 s or more after the last line about it\n" + traceback
+	)
+	resp, body := w.get(t, "/healthz")
+	expectStatus(t, resp, body, 500)
+	// The bound itself: the loader said its traceback before it answered.
+	time.Sleep(resay)
+	resp, body = w.get(t, "/healthz")
+	expectStatus(t, resp, body, 500)
+	w.expectOutput(t, again)
+	out := w.output.String()
+	if n := strings.Count(out, traceback); n != 2 || strings.Contains(out, "next said at") {
+		t.Errorf("want the traceback in full at both failures (%d tracebacks) and no line in between; the output is:\n%s", n, out)
 	}
 }
 
