@@ -1398,15 +1398,26 @@ func TestRepeatedErrorIsSaidInFullAgainAfterTheBound(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	writeApp(t, root, `
+import os
+
+
 def healthz():
     raise RuntimeError("database unreachable")
 
 
 def application(environ, start_response):
+    if environ["PATH_INFO"] == "/env":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr(sorted(k for k in os.environ if "STREAK" in k)).encode()]
     healthz()
 `)
 	const resay = 300 * time.Millisecond
 	w := spawnEnv(t, root, "", "FERRY_WSGI_TEST_STREAK_RESAY=0.3")
+	// The knob is the loader's alone: not in the app's environment.
+	if resp, body := w.get(t, "/env"); body != "[]" {
+		expectStatus(t, resp, body, 200)
+		t.Errorf("the app's os.environ has %s, want no FERRY_WSGI_TEST_STREAK_RESAY", body)
+	}
 	const (
 		traceback = "Traceback (most recent call last):\n"
 		again     = "ferry-wsgi: error serving GET /healthz: same as before, 2 times in a row; in full again, 0.3 s or more after the last line about it\n" + traceback
