@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -352,8 +353,11 @@ func TestAgentNotReadyWhileItsCRDLacksTheField(t *testing.T) {
 func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
 	const node = "node-crd-stop"
 	dir, key := poolSavedOnAnOutdatedCRD(t, node)
+	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + key.Namespace + "/processpools/" + key.Name}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(reqs.wrap)
 	book := agenttest.NewLogbook(t)
-	a, stop := startAgent(t, node, env.Config, dir, logTo(book))
+	a, stop := startAgent(t, node, cfg, dir, logTo(book))
 	book.WaitFor(t, CRDOutdatedReason)
 	waitPool(t, key, "the restarted agent's report", func(p *ferryv1.ProcessPool) bool {
 		c := meta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady)
@@ -361,15 +365,6 @@ func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
 	})
 	if a.synced.Load() {
 		t.Fatal("the agent synced against a CRD without the field: its stop proves nothing")
-	}
-	// The read by name before each stop report is made under the report's
-	// deadline (stoppingWriteTimeout, for the read and the write), not a
-	// request timeout of its own: a read under a context already done
-	// gives up. Once, it took up to requestTimeout before each write.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, _, err := runningPoolOf(t, a, key).desired(ctx, true); !errors.Is(err, context.Canceled) {
-		t.Errorf("the read by name under a cancelled context: %v, want %v", err, context.Canceled)
 	}
 	stop()
 	pp := getPool(t, key)
@@ -379,6 +374,18 @@ func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
 	}
 	if n := pp.Status.ProcessCounts.Ready; n != 0 {
 		t.Errorf("once the agent stopped, its pool reports %d ready processes; want none", n)
+	}
+	// The read by name before the stop report is made under the report's
+	// deadline (stoppingWriteTimeout, for the read and the write), not a
+	// request timeout of its own: the last read and the last write, the
+	// stop's, carry one deadline. Once, the read took up to requestTimeout
+	// before each write.
+	read, write := reqs.lastDeadlines()
+	switch {
+	case !read.ok || !write.ok:
+		t.Errorf("the stop's read of the pool by name (deadline: %v) or its write (deadline: %v) carried no deadline", read.ok, write.ok)
+	case !read.at.Equal(write.at):
+		t.Errorf("the stop's read of the pool by name has a deadline of its own (%v), not its write's (%v)", read.at, write.at)
 	}
 	book.Check(t)
 }
@@ -478,11 +485,38 @@ const errReadFails = "the read of the pool by name fails (test)"
 
 // poolRequests is an agent's transport (rest.Config.Wrap) that counts its
 // reads of one pool by name (path) and its writes of that pool's status,
-// and fails the reads, unsent, while fail is set.
+// keeps the deadline of the last of each, and fails the reads, unsent,
+// while fail is set.
 type poolRequests struct {
 	path          string
 	reads, writes atomic.Int64
 	fail          atomic.Bool
+
+	mu                  sync.Mutex
+	lastRead, lastWrite deadline
+}
+
+// deadline is a request's context's deadline; ok: it had one.
+type deadline struct {
+	at time.Time
+	ok bool
+}
+
+// lastDeadlines are the deadlines of the last read of the pool by name
+// and of the last write of its status.
+func (r *poolRequests) lastDeadlines() (read, write deadline) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastRead, r.lastWrite
+}
+
+// note keeps req's deadline in *last.
+func (r *poolRequests) note(last *deadline, req *http.Request) {
+	var d deadline
+	d.at, d.ok = req.Context().Deadline()
+	r.mu.Lock()
+	*last = d
+	r.mu.Unlock()
 }
 
 func (r *poolRequests) wrap(rt http.RoundTripper) http.RoundTripper {
@@ -501,8 +535,10 @@ func (p *poolRequestsTransport) RoundTrip(req *http.Request) (*http.Response, er
 			return nil, errors.New(errReadFails)
 		}
 		p.r.reads.Add(1)
+		p.r.note(&p.r.lastRead, req)
 	case req.Method == http.MethodPatch && req.URL.Path == p.r.path+"/status":
 		p.r.writes.Add(1)
+		p.r.note(&p.r.lastWrite, req)
 	}
 	return p.rt.RoundTrip(req)
 }
