@@ -602,8 +602,7 @@ func (rp *runningPool) desired(ctx context.Context, fresh bool) (ferryv1.Process
 	case rp.a.crd.outdated.Load():
 		if !fresh {
 			if named != nil { // else the saved spec, until the first read
-				named.Generation = obj.Generation
-				obj = named
+				obj = named // its generation the saved spec's (readByName)
 			}
 			break
 		}
