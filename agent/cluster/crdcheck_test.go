@@ -219,11 +219,14 @@ func checkOutdatedLogged(t *testing.T, book *agenttest.Logbook, n int) {
 // pools, restarted against a ProcessPool CRD that does not declare
 // spec.nodeName selectable (CRDs not upgraded), logs the cause and the
 // fix and is not Ready; once the CRD declares the field, it syncs and is
-// Ready. Meanwhile it reports the pool it resumed, read by name: the
-// previous agent's AgentStopping goes, the node back in the Service,
-// though the agent cannot list its pools; a spec change it does not see
-// yet is not reported observed until it syncs. Once, the pool kept
-// saying AgentStopping while the agent ran it and renewed its Lease.
+// Ready. Meanwhile it reports the pool it resumed, read by name, though
+// it cannot list its pools: a report newer than the previous agent's
+// AgentStopping, Ready and rolled out (its ready processes and no
+// AgentStopping are what the manager's poolReport.Serving reads to put
+// the node back in the Service; no manager runs here); a spec change
+// it does not see yet is not reported observed until it syncs. Once, the
+// pool kept saying AgentStopping while the agent ran it and renewed its
+// Lease.
 func TestAgentAgainstACRDWithoutTheFieldIsNotReady(t *testing.T) {
 	ns := namespace(t)
 	dir := stateDir(t)
