@@ -396,7 +396,7 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 	if !pp.DeletionTimestamp.IsZero() {
 		// Draining takes the drain delay and shutdownTimeout: off this worker, so
 		// the node's other pools do not wait for it.
-		a.drainAsync(key, pp)
+		a.drainAsync(key, pp, nil)
 		return nil
 	}
 	a.noteLabel(key, pp)
@@ -450,10 +450,13 @@ func unlabelledMsg(pp *ferryv1.ProcessPool) string {
 }
 
 // drainAsync stops a deleted pool in the background and then removes its
-// finalizer (retried until it succeeds or the agent stops).
-func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
+// finalizer (retried until it succeeds or the agent stops). only, when
+// not nil: unless only is no longer the running pool of key (drained,
+// stopped, or stopping with the agent), whose reporter found it deleted
+// (runningPool.noticeDeletion).
+func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, only *runningPool) {
 	a.mu.Lock()
-	if a.draining[pp.UID] {
+	if a.draining[pp.UID] || (only != nil && a.pools[key] != only) {
 		a.mu.Unlock()
 		return
 	}
@@ -465,12 +468,18 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	// manager when its Node went) saves its own, which must stay.
 	delete(a.saved, key)
 	delete(a.unlabelled, key)
+	// Under mu: before stopAll takes the pools, so before Run waits for
+	// the drains, even when a pool's reporter, which Run does not wait
+	// for first, drains it.
+	a.wg.Add(1)
 	a.mu.Unlock()
+	if only != nil {
+		only.log.Info("Pool deleted, as read by name; draining it")
+	}
 	if err := a.store.remove(key); err != nil {
 		a.log.Error(err, "Could not remove the saved spec of a deleted pool", "pool", key)
 	}
 	uid := pp.UID
-	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		if rp != nil {

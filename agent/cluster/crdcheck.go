@@ -40,9 +40,10 @@ type crdCheck struct {
 // refuses its list and watch of its pools by the field, and the fix: the
 // error it logs once (crdCheck), and its /readyz answer meanwhile. Until
 // then the cache follows nothing: a synced agent runs, and reports, the
-// pools it had; one that has not synced runs its saved pools, and reports
-// them read by name (runningPool.readByName); a new pool, a spec change or
-// a deletion waits.
+// pools it had; one that has not synced runs its saved pools, reports
+// them read by name (runningPool.readByName), and stops one that read
+// finds deleted (runningPool.noticeDeletion); a new pool, a spec change,
+// and the deletion of a synced agent's pool wait.
 const CRDOutdatedReason = "The ProcessPool CRD lacks the selectable field " + nodeNameField +
 	" this agent selects its pools by; upgrade the CRDs to this release's" +
 	" (config/crd, or the chart with crds.enabled): until then this agent sees no new pool, change or deletion" +

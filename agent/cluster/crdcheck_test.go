@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -26,9 +28,11 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // fieldLabelError is the API server's answer to a list of ProcessPools
@@ -462,6 +466,94 @@ func TestAgentOnACRDWithoutTheFieldReadsByNameToWrite(t *testing.T) {
 		return true
 	})
 	book.Check(t)
+}
+
+// TestAgentOnACRDWithoutTheFieldDrainsADeletedPool: an agent restarted
+// on a ProcessPool CRD without the selectable field spec.nodeName, which
+// cannot see the deletion of the pool it resumed in its cache, sees it in
+// the pool read by name before a write of its status: it drains the pool
+// (its workers stop), releases its drain finalizer and forgets its saved
+// spec, as it does a deleted pool its cache shows. Once, the pool ran on,
+// reported Ready, its finalizer held, until the CRD was upgraded.
+func TestAgentOnACRDWithoutTheFieldDrainsADeletedPool(t *testing.T) {
+	const node = "node-crd-deleted"
+	dir, key := poolSavedOnAnOutdatedCRD(t, node)
+	book := agenttest.NewLogbook(t)
+	a, pp := resumedOnAnOutdatedCRD(t, node, dir, key, book)
+
+	if err := env.Client.Delete(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the deleted pool released", func() bool { return poolGone(key) == nil })
+	book.WaitFor(t, "Pool deleted, as read by name; draining it")
+	book.WaitFor(t, "Drained deleted pool")
+	checkStoppedOnAnOutdatedCRD(t, a, key, pp)
+	book.Check(t)
+}
+
+// TestAgentOnACRDWithoutTheFieldStopsAPoolGone: as the test above, for a
+// pool gone at once as it is deleted (its drain finalizer taken off by
+// hand): the read by name finds none, and the agent stops the pool and
+// forgets its saved spec, as it does a pool gone from its cache. Once,
+// the pool ran on until the CRD was upgraded, or, after a restart, came
+// back from its saved spec.
+func TestAgentOnACRDWithoutTheFieldStopsAPoolGone(t *testing.T) {
+	const node = "node-crd-gone"
+	dir, key := poolSavedOnAnOutdatedCRD(t, node)
+	book := agenttest.NewLogbook(t)
+	a, pp := resumedOnAnOutdatedCRD(t, node, dir, key, book)
+
+	patchPool(t, pp, func(p *ferryv1.ProcessPool) { controllerutil.RemoveFinalizer(p, contract.DrainFinalizer) })
+	if err := env.Client.Delete(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	if err := poolGone(key); err != nil {
+		t.Fatalf("the pool, its finalizer taken off, is not gone once deleted: %v", err)
+	}
+	book.WaitFor(t, "Pool gone, as read by name; stopping it")
+	checkStoppedOnAnOutdatedCRD(t, a, key, pp)
+	book.Check(t)
+}
+
+// resumedOnAnOutdatedCRD starts an agent for node on dir, saved by
+// poolSavedOnAnOutdatedCRD, and waits for its report of the pool of key,
+// resumed and read by name: rolled out, its processes the new agent's.
+// The agent writes its unchanged status, and so reads it by name, every
+// second.
+func resumedOnAnOutdatedCRD(t *testing.T, node, dir string, key types.NamespacedName, book *agenttest.Logbook) (*Agent, *ferryv1.ProcessPool) {
+	t.Helper()
+	a, _ := startAgent(t, node, env.Config, dir, logTo(book), func(o *Options) { o.StatusReportInterval = time.Second })
+	book.WaitFor(t, CRDOutdatedReason)
+	// rolledOut: the previous agent's last report lists no ready process.
+	pp := waitPool(t, key, "the restarted agent's report", rolledOut)
+	if a.synced.Load() {
+		t.Fatal("the agent synced against a CRD without the field: what it notices proves nothing")
+	}
+	return a, pp
+}
+
+// checkStoppedOnAnOutdatedCRD checks that a, which has not synced, runs
+// no pool of key any more: pp's workers are gone (waited for), and its
+// saved spec, which a restart would resume.
+func checkStoppedOnAnOutdatedCRD(t *testing.T, a *Agent, key types.NamespacedName, pp *ferryv1.ProcessPool) {
+	t.Helper()
+	for _, p := range pp.Status.Processes {
+		waitUntil(t, fmt.Sprintf("worker %d of the deleted pool gone", p.PID), func() bool {
+			return errors.Is(syscall.Kill(int(p.PID), 0), syscall.ESRCH)
+		})
+	}
+	a.mu.Lock()
+	_, runs := a.pools[key]
+	a.mu.Unlock()
+	if runs {
+		t.Error("the agent still runs the deleted pool")
+	}
+	if _, err := os.Stat(a.store.path(key)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the deleted pool's saved spec: %v, want it removed", err)
+	}
+	if a.synced.Load() {
+		t.Error("the agent synced against a CRD without the field: its stop of the pool proves nothing")
+	}
 }
 
 // poolSavedOnAnOutdatedCRD runs an agent for node until it reports a

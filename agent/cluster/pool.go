@@ -434,6 +434,7 @@ func (rp *runningPool) report() {
 			// The pool is read by name for a write only: one read per
 			// write, not one per wake-up of the reporter.
 			desired, obj, err = rp.desired(context.Background(), true)
+			rp.noticeDeletion(obj, err)
 		}
 		if obj == nil {
 			// Replaced by a pool of the same name (this one, deleted, was
@@ -452,8 +453,9 @@ func (rp *runningPool) report() {
 					rp.log.Info("Reported status again", "failedFor", now.Sub(since).Round(time.Second).String())
 				}
 			case apierrors.IsNotFound(err):
-				// Deleted: the reconcile loop stops this pool; until then,
-				// write no more often than a heartbeat.
+				// Deleted: the reconcile loop stops this pool (or, read by
+				// name, noticeDeletion did); until then, write no more
+				// often than a heartbeat.
 				lastWrite, written = now, true
 			default:
 				// A write that timed out may still have been applied: diff
@@ -659,6 +661,48 @@ func (rp *runningPool) readByName(ctx context.Context, saved *ferryv1.ProcessPoo
 	rp.named = current.DeepCopy()
 	rp.mu.Unlock()
 	return current, false, nil
+}
+
+// noticeDeletion stops the pool when its read by name (readByName) finds
+// it deleted, as the reconcile loop does when the cache shows it, which
+// it cannot while the CRD lacks the field: one that keeps its drain
+// finalizer is drained and released (drainAsync), one gone already
+// stopped (stopGone). So a deletion is noticed at the next write of the
+// pool's status, which reads it: within the stats interval while its
+// figures move, StatusReportInterval at most. Before, the pool ran on,
+// reported Ready, its finalizer held, until the CRD was upgraded.
+func (rp *runningPool) noticeDeletion(obj *ferryv1.ProcessPool, err error) {
+	switch {
+	case apierrors.IsNotFound(err):
+		rp.a.stopGone(rp)
+	case err == nil && obj != nil && !obj.DeletionTimestamp.IsZero():
+		rp.a.drainAsync(rp.key, obj, rp)
+	}
+}
+
+// stopGone stops rp, whose pool the API server no longer has, in the
+// background, and forgets its saved spec, as reconcile does a pool gone
+// from the cache; unless rp runs no more (drained, stopped, or stopping
+// with the agent).
+func (a *Agent) stopGone(rp *runningPool) {
+	a.mu.Lock()
+	if a.pools[rp.key] != rp {
+		a.mu.Unlock()
+		return
+	}
+	delete(a.pools, rp.key)
+	delete(a.saved, rp.key)
+	delete(a.unlabelled, rp.key)
+	a.wg.Add(1) // under mu: before stopAll takes the pools, so before Run waits
+	a.mu.Unlock()
+	rp.log.Info("Pool gone, as read by name; stopping it")
+	if err := a.store.remove(rp.key); err != nil {
+		rp.log.Error(err, "Could not remove the saved spec of a deleted pool")
+	}
+	go func() {
+		defer a.wg.Done()
+		rp.close(false)
+	}()
 }
 
 // wrote notes that the API server holds status, which the reporter just
