@@ -114,7 +114,10 @@ func TestLogLines(t *testing.T) {
 // once) and the second (counted as a crash of its app, backed off) alike,
 // each with its exit status and output. Before, the second said "Worker
 // exited unexpectedly", as a death between requests does: its cause was
-// only in the error line before it.
+// only in the error line before it. The counted deaths' error lines say
+// "backing off" only where the pool waits: the first round (the second
+// death) is replaced at once, the second round (the third) backs off 1s;
+// before, both said "backing off", the first beside "backoff": "0s".
 func TestEveryDeathInARequestSaysSo(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	root, _ := filepath.Abs("testdata/bootdie")
@@ -145,8 +148,40 @@ func TestEveryDeathInARequestSaysSo(t *testing.T) {
 			t.Errorf("death %d logged without its exit status: %v", i+1, l.KVs)
 		}
 	}
-	book.WaitFor(t, "Worker crashed soon after it was ready") // the second, counted
+	// The second, counted, is of the first round of young deaths, which
+	// backs off none: the line says so, not "backing off" beside "0s".
+	checkCrashLine(t, book.WaitFor(t, "Worker crashed soon after it was ready"),
+		"Worker crashed soon after it was ready, as good as a failed spawn; replacing it at once", "0s")
+	if len(deaths) < 2 {
+		t.Fatalf("%d deaths logged, want 2", len(deaths))
+	}
+	second := deaths[1]
+	e.WaitFor(t, time.Minute, "the second death's replacement", func(s pool.Status) bool {
+		return agenttest.Ready(1)(s) && s.Processes[0].PID != first && int(s.Processes[0].PID) != pidOf(second)
+	})
+	// The third, another path again, is the second round: it backs off.
+	if code, _ := get(t, e.URL+"/crash/third"); code != http.StatusBadGateway {
+		t.Fatalf("GET /crash/third = %d, want 502", code)
+	}
+	crashes := book.WaitForN(t, "Worker crashed soon after it was ready", 2)
+	checkCrashLine(t, crashes[1], "Worker crashed soon after it was ready, as good as a failed spawn; backing off", "1s")
 	book.Check(t)
+}
+
+// checkCrashLine checks a young death's error line: its words and the
+// backoff it says.
+func checkCrashLine(t *testing.T, l agenttest.LogEntry, msg, backoff string) {
+	t.Helper()
+	if v, _ := l.Value("backoff"); l.Msg != msg || v != backoff {
+		t.Errorf("a young death logged %q with backoff %#v, want %q with %q: %v", l.Msg, v, msg, backoff, l.KVs)
+	}
+}
+
+// pidOf is the pid a worker's line names.
+func pidOf(l agenttest.LogEntry) int {
+	v, _ := l.Value("pid")
+	pid, _ := v.(int)
+	return pid
 }
 
 // TestKillLogNamesTheWaitUsed: a worker that ignores SIGTERM, idle as its

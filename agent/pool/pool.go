@@ -1483,9 +1483,12 @@ func (p *Pool) recordScalingError(w *Worker, err error, kind SpawnKind) {
 	revision := w.Revision
 	p.mu.Lock()
 	retried := p.spawnsRevisionLocked(revision)
-	var backoff []any
+	var (
+		wait    time.Duration
+		backoff []any
+	)
 	if retried {
-		backoff = p.backOffLocked(revision, err, false, w.startedAt, time.Now())
+		wait, backoff = p.backOffLocked(revision, err, false, w.startedAt, time.Now())
 	} else {
 		p.lastErr = spawnError(revision, err)
 	}
@@ -1498,24 +1501,37 @@ func (p *Pool) recordScalingError(w *Worker, err error, kind SpawnKind) {
 		p.reportFailure("Spawn failed of a revision the pool spawns no more; not retried", revision, err, kind)
 		return
 	}
-	p.reportFailure("Spawn failed; backing off", revision, err, kind, backoff...)
+	p.reportFailure(backoffLine("Spawn failed", wait, "retrying at once"), revision, err, kind, backoff...)
+}
+
+// backoffLine is the line that logs a failure the pool backs off after
+// (failure: a failed spawn, or a young death as good as one): "backing
+// off" only when it waits before the next attempt (wait, what the line's
+// "backoff" says), else atOnce. A wait of none is no backoff: the first
+// round of young deaths backs off none (fail), nor does a failure of a
+// round whose backoff is already over.
+func backoffLine(failure string, wait time.Duration, atOnce string) string {
+	if wait > 0 {
+		return failure + "; backing off"
+	}
+	return failure + "; " + atOnce
 }
 
 // backOffLocked records a failed spawn, or a crash soon after one, of an
 // attempt begun at began (the worker's startedAt) and found failing at
-// failed, and returns what the
-// failure's log line says of the backoff (fail): "backoff", how long the
-// pool backs off from now, and "step", the step the failure is counted
-// in (the failures of one round share it). The caller fails the queue
-// if nothing can serve it now.
-func (p *Pool) backOffLocked(revision string, err error, crash bool, began, failed time.Time) []any {
+// failed, and returns how long the pool backs off from now (wait, as
+// the log says it: to the millisecond) and what the failure's log line
+// says of it (fail): "backoff", that wait, and "step", the step the
+// failure is counted in (the failures of one round share it). The caller
+// fails the queue if nothing can serve it now.
+func (p *Pool) backOffLocked(revision string, err error, crash bool, began, failed time.Time) (wait time.Duration, kvs []any) {
 	se := spawnError(revision, err)
 	p.lastErr = se
 	p.scaling.err, p.scaling.last = se, se
 	p.scaling.blocked = !crash && notTheRevisions(err)
 	now := time.Now()
-	backoff := max(0, p.scaling.fail(now, began, failed, crash, p.scaling.blocked).Sub(now))
-	return []any{"backoff", backoff.Round(time.Millisecond).String(), "step", p.scaling.steps}
+	wait = max(0, p.scaling.fail(now, began, failed, crash, p.scaling.blocked).Sub(now)).Round(time.Millisecond)
+	return wait, []any{"backoff", wait.String(), "step", p.scaling.steps}
 }
 
 // fail records, at now, a failed attempt begun at began and found failing
@@ -1650,12 +1666,13 @@ func (p *Pool) watchExit(w *Worker) {
 // spawn, nil if it was none; resisted, that the pool came to resist its
 // revision for it; held, that it holds the revision's spawns for the
 // manager's return (holdingLocked); backoff, the failure's backoff
-// or hold otherwise.
+// or hold otherwise, as the log says it; wait, how long that backoff is.
 type youngDeath struct {
 	crash    error
 	resisted bool
 	held     bool
 	backoff  []any
+	wait     time.Duration
 }
 
 // youngDeathLocked judges the unexpected death of w, lived after ready,
@@ -1700,7 +1717,7 @@ func (p *Pool) youngDeathLocked(w *Worker, lived time.Duration, inRequest bool) 
 		if !w.foundDying.IsZero() {
 			failed = w.foundDying
 		}
-		d.backoff = p.backOffLocked(w.Revision, d.crash, true, w.startedAt, failed)
+		d.wait, d.backoff = p.backOffLocked(w.Revision, d.crash, true, w.startedAt, failed)
 		if now := time.Now(); p.holdingLocked(now) {
 			d.held, d.backoff = true, p.holdSaysLocked(now)
 		}
@@ -1719,7 +1736,7 @@ func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest bool, youn
 		p.reportFailure("Worker crashed soon after it was ready; spawning none of its revision while the manager returns the node to the revision it rolled from",
 			w.Revision, young.crash, SpawnScale, young.backoff...)
 	case young.crash != nil:
-		p.reportFailure("Worker crashed soon after it was ready, as good as a failed spawn; backing off",
+		p.reportFailure(backoffLine("Worker crashed soon after it was ready, as good as a failed spawn", young.wait, "replacing it at once"),
 			w.Revision, young.crash, SpawnScale, young.backoff...)
 	}
 	if msg := exitLogLine(unexpected, inRequest, ofRequest, young.crash != nil); msg != "" {
