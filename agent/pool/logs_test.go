@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,4 +217,46 @@ func atLeast(v any, d time.Duration) bool {
 	s, _ := v.(string)
 	got, err := time.ParseDuration(s)
 	return err == nil && got >= d
+}
+
+// TestDeathWhileThePoolClosesIsReplacedByNone: a worker that dies in its
+// request while the pool closes (waiting for its requests under way) is
+// logged as a death in a request, but not as replaced: a closed pool
+// spawns nothing. Before, the line said "Worker exited while handling a
+// request; replacing it".
+func TestDeathWhileThePoolClosesIsReplacedByNone(t *testing.T) {
+	book := agenttest.NewLogbook(t)
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: 30 * time.Second}
+	e := agenttest.Start(t, pool.Config{Name: "t/logs", Revision: "1", Template: tmpl},
+		agenttest.Options{Log: bookLogger(book)})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	go func() {
+		if resp, err := http.Get(e.URL + "/slow?ms=20000"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	busy := busyWorker(t, e)
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		e.Pool.Close(context.Background())
+	}()
+	book.WaitFor(t, "Closing pool: waiting for the requests under way")
+	if err := syscall.Kill(int(busy.PID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	death := book.WaitFor(t, "Worker exited ") // not the transition line, "Worker exited"
+	if want := "Worker exited while handling a request"; death.Msg != want {
+		t.Errorf("a death in a request while the pool closed logged %q, want %q", death.Msg, want)
+	}
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
+		t.Fatal("the pool did not close within a minute of its worker's death")
+	}
+	if n := len(book.Find("Spawned worker")); n != 1 {
+		t.Errorf("%d workers spawned, want the first only", n)
+	}
+	book.Check(t)
 }

@@ -1636,6 +1636,7 @@ func (p *Pool) watchExit(w *Worker) {
 	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
 	lived := time.Since(w.readyAt)
 	inRequest := w.inRequest || w.sessions > 0
+	closing := p.closed
 	p.exitSaysLocked(w, prev, unexpected, lived)
 	ofRequest := unexpected && inRequest && p.ofRequestLocked(w, lived)
 	p.transitionLocked(w, EventExit)
@@ -1657,7 +1658,7 @@ func (p *Pool) watchExit(w *Worker) {
 	if t, ok := w.Transport.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
-	p.reportExit(w, unexpected, inRequest, ofRequest, young)
+	p.reportExit(w, unexpected, inRequest, ofRequest, closing, young)
 	p.kickSupervisor()
 }
 
@@ -1726,9 +1727,9 @@ func (p *Pool) youngDeathLocked(w *Worker, lived time.Duration, inRequest bool) 
 }
 
 // reportExit logs and counts w's exit: unexpected, with a request at it
-// (inRequest), taken as its request's (ofRequest), and what the pool made
-// of it (young).
-func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest bool, young youngDeath) {
+// (inRequest), taken as its request's (ofRequest), in a pool that closes
+// (closing), and what the pool made of it (young).
+func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest, closing bool, young youngDeath) {
 	switch {
 	case young.resisted:
 		p.reportResisting(w.Revision, young.crash)
@@ -1739,7 +1740,7 @@ func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest bool, youn
 		p.reportFailure(backoffLine("Worker crashed soon after it was ready, as good as a failed spawn", young.wait, "replacing it at once"),
 			w.Revision, young.crash, SpawnScale, young.backoff...)
 	}
-	if msg := exitLogLine(unexpected, inRequest, ofRequest, young.crash != nil); msg != "" {
+	if msg := exitLogLine(unexpected, inRequest, ofRequest, closing, young.crash != nil); msg != "" {
 		p.log.Info(msg, "pid", w.PID(), "revision", w.Revision,
 			"status", w.proc.ExitStatus(), "output", contract.LastLines(w.proc.Output(), 5))
 	}
@@ -1755,12 +1756,14 @@ func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest bool, youn
 // death taken as its request's is replaced at once; one counted as a
 // crash of its app (counted: youngDeath.crash) is followed by what the
 // error line before it says (reportExit): a backoff, resistance to its
-// revision, or a hold of its spawns for the manager's return.
-func exitLogLine(unexpected, inRequest, ofRequest, counted bool) string {
+// revision, or a hold of its spawns for the manager's return. In a pool
+// that closes (closing) nothing replaces it: the line says only where it
+// died.
+func exitLogLine(unexpected, inRequest, ofRequest, closing, counted bool) string {
 	switch {
 	case !unexpected:
 		return ""
-	case ofRequest:
+	case ofRequest && !closing:
 		return "Worker exited while handling a request; replacing it"
 	case inRequest && counted:
 		return "Worker exited while handling a request; counted as a crash of its app, not of the request"
