@@ -280,12 +280,17 @@ func TestBlockingRestart(t *testing.T) {
 // summary is of that revision: the restart serves the newest request, as
 // a rolling one does once it rolls on (a summary of a revision asked for
 // again since the restart last looked is not written: finishRestart).
+// Its log line says so: 3 is what it spawned, not a revision asked for
+// again since (askedAgain false), as it would say were the restart's
+// last look (rs.asked) not taken as it spawns.
 func TestBlockingRestartToARevisionAskedForMidWay(t *testing.T) {
 	gate := gatePath(t)
 	root, _ := filepath.Abs("testdata/bootdie")
 	tmpl := agenttest.WSGIAt(root, 1, 1, env("GATE", gate))
 	tmpl.Restart.Strategy = ferryv1.RestartBlocking
-	e := agenttest.Start(t, pool.Config{Name: "t/blockingmid", Revision: "1", Template: tmpl}, agenttest.Options{})
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	e := agenttest.Start(t, pool.Config{Name: "t/blockingmid", Revision: "1", Template: tmpl}, agenttest.Options{Log: &log})
 	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
 	held := agenttest.GetLater(e.URL + "/gate") // the old worker's stop waits for it
 	e.WaitFor(t, 30*time.Second, "the request in the app", func(pool.Status) bool { return reached(gate) })
@@ -304,6 +309,13 @@ func TestBlockingRestartToARevisionAskedForMidWay(t *testing.T) {
 	}
 	if len(done.Processes) != 1 || done.Processes[0].Revision != "3" {
 		t.Errorf("processes %v at the restart's end, want one of revision 3", brief(done))
+	}
+	finished := book.WaitFor(t, "Finished restart")
+	again, _ := finished.Value("askedAgain")
+	left, _ := finished.Value("summaryLeftToNextRestart")
+	if rev, _ := finished.Value("revision"); rev != "3" || again != false || left != false {
+		t.Errorf("Finished restart says revision %v, askedAgain %v, summaryLeftToNextRestart %v; want 3, false, false: %v",
+			rev, again, left, finished.KVs)
 	}
 }
 
