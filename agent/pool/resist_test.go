@@ -304,7 +304,10 @@ func TestRevisionAskedForAgainMidRestart(t *testing.T) {
 // restart wrote its summary and the workers it gave up on after the
 // requests had cleared both: the first attempt's failure stood as the
 // outcome of the new request, and that worker stayed on revision 1 until
-// the next revision.
+// the next revision. The ending restart is counted all the same
+// (RestartFinished, ferry_restarts_finished_total), with its own outcome,
+// and its log line says its summary was left to the next restart: each
+// restart started is counted once as it ends.
 func TestRevisionAskedForAgainAsRestartEnds(t *testing.T) {
 	// Spawns 1-2 are revision 1; 3, the first step to 2, fails; 4, the
 	// second, works; 5 is the retry a new attempt makes.
@@ -318,13 +321,36 @@ func TestRevisionAskedForAgainAsRestartEnds(t *testing.T) {
 			e.Pool.Update(pool.Config{Name: "t/againend", Revision: "2", Template: tmpl})
 		})
 	})
-	e = agenttest.Start(t, pool.Config{Name: "t/againend", Revision: "1", Template: tmpl}, agenttest.Options{})
+	obs := &observer{}
+	book := agenttest.NewLogbook(t)
+	log := book.Logger()
+	e = agenttest.Start(t, pool.Config{Name: "t/againend", Revision: "1", Template: tmpl},
+		agenttest.Options{Observer: obs, Log: &log})
 	old := pids(e.WaitFor(t, time.Minute, "2 ready workers", agenttest.Ready(2)))
 	e.Pool.Update(pool.Config{Name: "t/againend", Revision: "2", Template: tmpl})
 	done := e.WaitFor(t, time.Minute, "a restart to 2 over", func(s pool.Status) bool {
 		return s.Restart == nil && s.LastRestart != nil && s.LastRestart.Revision == "2"
 	})
 	wantFreshAttempt(t, done, old, "given up on")
+	finished := book.WaitForN(t, "Finished restart", 2)
+	var left []any
+	for _, l := range finished {
+		v, _ := l.Value("summaryLeftToNextRestart")
+		left = append(left, v)
+	}
+	if !slices.Equal(left, []any{true, false}) {
+		t.Errorf("the two restarts' Finished restart lines say summaryLeftToNextRestart %v, want [true false]", left)
+	}
+	var outcomes []string
+	e.WaitFor(t, 30*time.Second, "both restarts counted as they ended", func(pool.Status) bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		outcomes = slices.Clone(obs.outcomes)
+		return len(outcomes) >= 2
+	})
+	if want := []string{pool.OutcomeWithErrors, pool.OutcomeCompleted}; !slices.Equal(outcomes, want) {
+		t.Errorf("restarts finished with outcomes %v, want %v: the first, its summary left to the second, counted as it ended", outcomes, want)
+	}
 }
 
 // wantFreshAttempt checks done, a pool at the end of its restart to 2
