@@ -45,7 +45,7 @@ func runRestart(args []string) error {
 	socket := adminFlag(fs)
 	revision := fs.String("revision", "", "the revision to roll to (default: a new revision of the same code)")
 	wait := fs.Bool("wait", false, "wait until the restart finished and the new revision lived the crash window (exit 0), or the pool resists it (exit 1, with the reason)")
-	timeout := fs.Duration("timeout", 30*time.Minute, "with --wait, give up after this long")
+	timeout := fs.Duration("timeout", 30*time.Minute, "how long the whole command may take: the request for the restart and, with --wait, the wait for its end")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ferry-agent restart NAME [--revision R] [--wait] [--timeout 30m] [--admin-socket PATH]")
 		fs.PrintDefaults()

@@ -99,7 +99,7 @@ type clusterFlags struct {
 func bindClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	f := &clusterFlags{}
 	fs.StringVar(&f.node, "node-name", os.Getenv("NODE_NAME"), "the node this agent serves (default $NODE_NAME)")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG when set; else the in-cluster config, then ~/.kube/config)")
 	fs.StringVar(&f.bind, "bind-address", "0.0.0.0",
 		"address the proxies listen on, each on its pool's listen.port (0.0.0.0 or empty: every address; then set --advertise-address)")
 	fs.StringVar(&f.advertise, "advertise-address", "",
