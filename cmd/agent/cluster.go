@@ -115,7 +115,7 @@ func bindClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	fs.DurationVar(&f.stats, "stats-interval", 30*time.Second,
 		"how often, at most, a pool's status is rewritten when only its figures (CPU, memory, requests) changed; state changes are reported at once, an unchanged status every 5 minutes")
 	fs.StringVar(&f.leaseNS, "lease-namespace", envOr("POD_NAMESPACE", contract.DefaultLeaseNamespace),
-		"namespace of the agent's Lease: $POD_NAMESPACE when set")
+		"namespace of the agent's Lease, which must be the manager's --agent-lease-namespace: $POD_NAMESPACE when set")
 	fs.Float64Var(&f.qps, "kube-api-qps", 50, "the agent's sustained rate of API requests")
 	fs.IntVar(&f.burst, "kube-api-burst", 100, "the agent's burst of API requests")
 	fs.DurationVar(&f.drainDelay, "drain-delay", 5*time.Second,

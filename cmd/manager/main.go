@@ -56,13 +56,15 @@ func main() {
 	flag.BoolVar(&leaderElect, "leader-elect", false,
 		"Elect a leader among manager replicas through a Lease, so that only one reconciles at a time.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", os.Getenv("POD_NAMESPACE"),
-		"Namespace of the leader election Lease, which `kubectl ferry status` reads to tell that no manager runs: "+
-			"$POD_NAMESPACE when set (the chart sets it), else the manager's own namespace when it runs in a cluster.")
+		"Namespace of the leader election Lease, which kubectl ferry status reads (in its --lease-namespace) to tell "+
+			"that no manager runs: $POD_NAMESPACE when set (the chart sets it), else the manager's own namespace when "+
+			"it runs in a cluster; out of one, --leader-elect needs this flag or $POD_NAMESPACE.")
 	flag.DurationVar(&staleAfter, "agent-stale-after", controllers.DefaultAgentStaleAfter,
 		"How long a node agent may go without renewing its Lease (or reporting a pool) before what it reported is "+
 			"treated as Unknown. Agents renew every 10s.")
 	flag.StringVar(&leaseNamespace, "agent-lease-namespace", envOr("POD_NAMESPACE", contract.DefaultLeaseNamespace),
-		"Namespace where the node agents renew their Leases: $POD_NAMESPACE when set.")
+		"Namespace where the node agents renew their Leases, which each agent's --lease-namespace must name: "+
+			"$POD_NAMESPACE when set.")
 	flag.Float64Var(&qps, "kube-api-qps", controllers.DefaultKubeAPIQPS,
 		"Sustained rate of the manager's API requests, per second (client-side; the API server's priority and "+
 			"fairness still applies). A new AppGroup costs about eight writes.")
@@ -71,7 +73,10 @@ func main() {
 		"How many AppGroups are reconciled at once. Each pass waits on a few API round trips in sequence, so "+
 			"more workers help most when the API server is not busy.")
 	newLogger := logging.BindFlags(flag.CommandLine)
-	// --kubeconfig is registered by controller-runtime's config package.
+	// --kubeconfig is registered by controller-runtime's config package;
+	// its usage leaves out where the config comes from without it.
+	flag.Lookup("kubeconfig").Usage = "Kubeconfig file (default: $KUBECONFIG when set; else the in-cluster config, " +
+		"then ~/.kube/config)."
 	flag.Parse()
 	// The flag package stops at the first argument that is not a flag and
 	// ignores every flag after it: refuse it rather than run without them

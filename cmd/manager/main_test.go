@@ -195,7 +195,10 @@ func TestFlags(t *testing.T) {
 		`-metrics-bind-address string`, `(default ":8080")`, "-metrics-secure\n", "(default true)",
 		"-metrics-cert-path string", `-metrics-cert-name string`, `(default "tls.crt")`, `-metrics-cert-key string`, `(default "tls.key")`,
 		`-health-probe-bind-address string`, `(default ":8081")`,
-		"-leader-elect", "-leader-election-namespace", "-kubeconfig",
+		// A back-quoted word in a usage string becomes the flag's value
+		// name ("-leader-election-namespace kubectl ferry status"): each
+		// string flag reads "string".
+		"-leader-elect", "-leader-election-namespace string", "-agent-lease-namespace string", "-kubeconfig string",
 		"-agent-stale-after duration", "(default 40s)", "-zap-log-level",
 	} {
 		if !strings.Contains(string(out), want) {
