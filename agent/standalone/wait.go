@@ -250,7 +250,8 @@ func indent(s string) string {
 
 // DefaultStateDir is where a standalone agent keeps its loader, worker
 // sockets and admin socket unless told otherwise: /run/ferry for root,
-// else $XDG_RUNTIME_DIR/ferry, else /tmp/ferry-<uid>.
+// else $XDG_RUNTIME_DIR/ferry, else ferry-<uid> in os.TempDir()
+// ($TMPDIR, /tmp when unset).
 func DefaultStateDir() string {
 	if os.Geteuid() == 0 {
 		return "/run/ferry"
