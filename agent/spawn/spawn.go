@@ -989,7 +989,12 @@ func prepare(spec Spec, ident identity) (_ *exec.Cmd, _ *Process, _ *os.File, er
 	if l, err = appLaunch(spec, proc, ident); err != nil {
 		return nil, nil, nil, err
 	}
-	env := append(append(baseEnv(ident), l.env...), appEnv(spec.App, l.port)...)
+	own, ignored := appEnv(spec.App, l)
+	if len(ignored) > 0 {
+		spec.Log.Info("The app's env sets variables the agent sets for its workers; the agent's values are used, the app's ignored",
+			"revision", spec.Revision, "ignored", strings.Join(ignored, " "))
+	}
+	env := append(append(baseEnv(ident), l.env...), own...)
 	if len(l.argv) == 0 {
 		return nil, nil, nil, errors.New("empty command")
 	}
@@ -1106,19 +1111,32 @@ func commandLaunch(spec Spec, proc *Process) (launch, error) {
 }
 
 // appEnv is the app's environment as its template gives it, then PORT, a
-// Command app's port (the agent's to set: the template's is left out).
-func appEnv(app ferryv1.AppSpec, port int) []string {
-	var env []string
+// Command app's port. The variables l sets (the WSGI loader's FERRY_*,
+// FERRY_REVISION) and PORT are the agent's: the app's own value of one,
+// which the API and a standalone file refuse but a pool written before
+// they did may hold, is left out (ignored names it), since the last value
+// of a name is the one the worker gets and the loader would listen
+// elsewhere than where the agent waits.
+func appEnv(app ferryv1.AppSpec, l launch) (env, ignored []string) {
+	agents := map[string]bool{}
+	for _, kv := range l.env {
+		name, _, _ := strings.Cut(kv, "=")
+		agents[name] = true
+	}
+	if l.port != 0 {
+		agents["PORT"] = true
+	}
 	for _, e := range app.Env {
-		if app.Type == ferryv1.AppTypeCommand && e.Name == "PORT" {
+		if agents[e.Name] {
+			ignored = append(ignored, e.Name)
 			continue
 		}
 		env = append(env, e.Name+"="+e.Value)
 	}
-	if port != 0 {
-		env = append(env, "PORT="+strconv.Itoa(port))
+	if l.port != 0 {
+		env = append(env, "PORT="+strconv.Itoa(l.port))
 	}
-	return env
+	return env, ignored
 }
 
 // attachOutput gives the command pipes of our own for its stdout and

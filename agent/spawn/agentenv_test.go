@@ -1,0 +1,111 @@
+package spawn
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// TestAgentVariablesWinOverTheApps: a pool written before the API refused
+// FERRY_* env names (or a standalone file before its check) may set the
+// agent's own variables; the worker still gets the agent's values (the
+// loader binds the socket the agent waits on, the app sees its revision)
+// and the agent says which of the app's it left out.
+func TestAgentVariablesWinOverTheApps(t *testing.T) {
+	theirs := []ferryv1.EnvVar{
+		{Name: "FERRY_APP_ROOT", Value: "/nonexistent"},
+		{Name: "FERRY_STARTUP_FILE", Value: "other.py"},
+		{Name: "FERRY_SOCKET", Value: "/tmp/ferry-not-the-agents-socket"},
+		{Name: "FERRY_READY_FD", Value: "7"},
+		{Name: "FERRY_REVISION", Value: "bogus"},
+		{Name: "APP_OWN", Value: "kept"},
+	}
+	cases := []struct {
+		name    string
+		app     ferryv1.AppSpec
+		dropped string // the names the log line must give
+	}{
+		{"WSGI", ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/env", StartupFile: "passenger_wsgi.py", Env: theirs},
+			"FERRY_APP_ROOT FERRY_STARTUP_FILE FERRY_SOCKET FERRY_READY_FD FERRY_REVISION"},
+		{"Command", ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/env", Command: []string{"python3", "server.py", "$(PORT)"},
+			ReadinessPath: "/", Env: append(theirs, ferryv1.EnvVar{Name: "PORT", Value: "1"})},
+			"FERRY_REVISION PORT"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := testSpec(t, tc.app)
+			lines := captureLog(&spec)
+			p, err := Spawn(context.Background(), spec)
+			if err != nil {
+				t.Fatalf("spawn failed: %v", err)
+			}
+			t.Cleanup(func() { p.Stop(5 * time.Second) })
+			got := map[string]string{}
+			for l := range strings.Lines(get(t, p, "/")) {
+				k, v, _ := strings.Cut(strings.TrimSpace(l), "=")
+				got[k] = v
+			}
+			want := map[string]string{"FERRY_REVISION": "r1", "APP_OWN": "kept"}
+			if tc.app.Type == ferryv1.AppTypeWSGI {
+				// The loader takes FERRY_READY_FD out of the app's
+				// environment once it has read it: the app's 7 is not left.
+				want["FERRY_APP_ROOT"], want["FERRY_STARTUP_FILE"], want["FERRY_SOCKET"], want["FERRY_READY_FD"] =
+					spec.App.Root, "passenger_wsgi.py", p.Address, ""
+			} else {
+				want["PORT"] = strconv.Itoa(portOf(t, p.Address))
+			}
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("the worker sees %s=%q, want %q", k, got[k], v)
+				}
+			}
+			// Logged before the spawn returns: no wait.
+			if !slices.ContainsFunc(lines(), func(l string) bool { return strings.Contains(l, `"ignored"="`+tc.dropped+`"`) }) {
+				t.Errorf("no log line ignoring %s in:\n%s", tc.dropped, strings.Join(lines(), "\n"))
+			}
+		})
+	}
+}
+
+// TestAppEnv: the app's variables in its order, then PORT; of the app's,
+// those the launch sets, and PORT for a Command app, are left out and named.
+func TestAppEnv(t *testing.T) {
+	env := func(kv ...string) []ferryv1.EnvVar {
+		var out []ferryv1.EnvVar
+		for _, s := range kv {
+			k, v, _ := strings.Cut(s, "=")
+			out = append(out, ferryv1.EnvVar{Name: k, Value: v})
+		}
+		return out
+	}
+	wsgiLaunch := launch{env: []string{"FERRY_SOCKET=/run/s", "FERRY_REVISION=r1"}}
+	cmdLaunch := launch{env: []string{"FERRY_REVISION=r1"}, port: 4000}
+	cases := []struct {
+		name         string
+		app          []ferryv1.EnvVar
+		l            launch
+		want, ignore []string
+	}{
+		{"none", nil, wsgiLaunch, nil, nil},
+		{"the app's own, in order", env("B=2", "A=1"), wsgiLaunch, []string{"B=2", "A=1"}, nil},
+		{"the loader's left out", env("FERRY_SOCKET=/tmp/x", "A=1", "FERRY_REVISION=v"), wsgiLaunch,
+			[]string{"A=1"}, []string{"FERRY_SOCKET", "FERRY_REVISION"}},
+		{"PORT kept for WSGI", env("PORT=80"), wsgiLaunch, []string{"PORT=80"}, nil},
+		{"a FERRY_ name the agent does not set kept", env("FERRY_MODE=x"), wsgiLaunch, []string{"FERRY_MODE=x"}, nil},
+		{"Command: PORT is the agent's", env("PORT=80", "A=1"), cmdLaunch, []string{"A=1", "PORT=4000"}, []string{"PORT"}},
+		{"Command: FERRY_SOCKET is not its", env("FERRY_SOCKET=/tmp/x"), cmdLaunch, []string{"FERRY_SOCKET=/tmp/x", "PORT=4000"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ignored := appEnv(ferryv1.AppSpec{Env: tc.app}, tc.l)
+			if !slices.Equal(got, tc.want) || !slices.Equal(ignored, tc.ignore) {
+				t.Errorf("appEnv = %q, ignored %q; want %q, ignored %q", got, ignored, tc.want, tc.ignore)
+			}
+		})
+	}
+}
