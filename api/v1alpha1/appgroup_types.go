@@ -12,6 +12,15 @@ import (
 // creates from an AppGroup stored before them must not be refused.
 // +kubebuilder:validation:XValidation:rule="self.app.type != 'Command' || !has(self.app.python)",message="python may only be set when type is WSGI",fieldPath=.app.python
 // +kubebuilder:validation:XValidation:rule="self.app.type != 'Command' || !has(self.app.env) || !self.app.env.exists(e, e.name == 'PORT')",message="env may not set PORT when type is Command: the agent gives each process its own port",fieldPath=.app.env
+//
+// FERRY_* env names are the agent's (FERRY_REVISION, the WSGI loader's
+// FERRY_SOCKET and others), whose values the agent keeps over the app's.
+// The rule is the AppGroup's too, for the pools rendered from an AppGroup
+// stored before it. Such an AppGroup stays updatable while its spec is
+// unchanged (the API server ratchets the rule); a spec change must rename
+// the variable. (A rule keeping the names oldSelf had is over the CRD's
+// CEL cost budget: an optional oldSelf's env has no size bound.)
+// +kubebuilder:validation:XValidation:rule="!has(self.app.env) || self.app.env.all(e, !e.name.startsWith('FERRY_'))",message="env may not set a name beginning with FERRY_: those are the agent's variables for its workers (FERRY_REVISION, and the WSGI loader's FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE, FERRY_READY_FD), whose values it keeps over the app's; name the variable otherwise",fieldPath=.app.env
 type AppGroupSpec struct {
 	AppTemplate `json:",inline"`
 

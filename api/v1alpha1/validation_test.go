@@ -172,6 +172,15 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			"spec.app.python", "python may only be set when type is WSGI"},
 		{"Command setting PORT", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "PORT", "value": "80"}}},
 			"spec.app.env", "env may not set PORT when type is Command"},
+		// The agent's variables: an app's FERRY_SOCKET would have its
+		// loader listen where the agent never looks.
+		{"WSGI setting FERRY_SOCKET", validAppGroup, map[string]any{"spec.app.env": []any{
+			map[string]any{"name": "GREETING", "value": "hi"}, map[string]any{"name": "FERRY_SOCKET", "value": "/tmp/x"}}},
+			"spec.app.env", ferryEnvForm},
+		{"Command setting FERRY_REVISION", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_REVISION", "value": "bogus"}}},
+			"spec.app.env", ferryEnvForm},
+		{"setting a FERRY_ name of its own", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_MODE", "value": "x"}}},
+			"spec.app.env", ferryEnvForm},
 		// The agent GETs http://127.0.0.1:$PORT + readinessPath: a path
 		// Go's URL parser refuses is never probed, so every spawn ran out
 		// startTimeout and the rollout halted, with no word of the path.
@@ -430,6 +439,8 @@ func longPrefix(n int) string {
 const (
 	userForm = "user must be a user name or a numeric uid: a name is lower-case letters, digits, '_', '.' or '-', " +
 		"begins with a letter or '_', and may end in '$', as www-data"
+	ferryEnvForm = "env may not set a name beginning with FERRY_: those are the agent's variables for its workers (FERRY_REVISION, " +
+		"and the WSGI loader's FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE, FERRY_READY_FD), whose values it keeps over the app's; name the variable otherwise"
 	envNameForm       = "an env name must be letters, digits and '_', and not begin with a digit, as DJANGO_SETTINGS_MODULE"
 	readinessPathForm = "readinessPath must be a URL path beginning with '/' and an optional query, as /healthz: no control characters " +
 		"(a tab, a newline) or '#', and each '%' in the path followed by two hex digits"

@@ -1,0 +1,113 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// TestFerryEnvStoredBeforeTheRule: an AppGroup stored with a FERRY_* env
+// name before the API refused them (here: with the rule taken out of the
+// CRD, then put back) stays updatable while its spec is unchanged, the API
+// server ratcheting the rule; a change to its spec is refused with the
+// rule's message, which says to rename the variable.
+func TestFerryEnvStoredBeforeTheRule(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	const path = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/x-kubernetes-validations"
+	out, err := env.Kubectl(ctx, "get", "crd", "appgroups.ferry.dev", "-o",
+		"jsonpath={.spec.versions[0].schema.openAPIV3Schema.properties.spec.x-kubernetes-validations}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []map[string]any
+	if err := json.Unmarshal([]byte(out), &rules); err != nil {
+		t.Fatalf("the CRD's spec rules %q: %v", out, err)
+	}
+	i := -1
+	for n, r := range rules {
+		if strings.Contains(fmt.Sprint(r["rule"]), "startsWith('FERRY_')") {
+			i = n
+		}
+	}
+	if i < 0 {
+		t.Fatalf("no FERRY_ rule among the CRD's spec rules: %s", out)
+	}
+	rule, _ := json.Marshal(rules[i])
+	patch := func(op string) {
+		p := fmt.Sprintf(`[{"op":"remove","path":"%s/%d"}]`, path, i)
+		if op == "add" {
+			p = fmt.Sprintf(`[{"op":"add","path":"%s/%d","value":%s}]`, path, i, rule)
+		}
+		if _, err := env.Kubectl(context.Background(), "patch", "crd", "appgroups.ferry.dev", "--type=json", "-p", p); err != nil {
+			t.Fatalf("patching the AppGroup CRD: %v", err)
+		}
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			patch("add")
+		}
+	}
+	patch("remove")
+	t.Cleanup(restore)
+
+	withFerryEnv := func(name string) *unstructured.Unstructured {
+		obj := decode(t, validAppGroup)
+		obj.SetNamespace(ns)
+		obj.SetName(name)
+		setPath(t, obj.Object, "spec.app.env", []any{map[string]any{"name": "FERRY_MODE", "value": "x"}})
+		return obj
+	}
+	// The API server takes up a changed CRD a moment later: until then
+	// the rule still refuses.
+	until(t, "the CRD without the rule accepts a FERRY_ name", func() bool {
+		return env.Client.Create(ctx, withFerryEnv("stored-before")) == nil
+	})
+	restore()
+	until(t, "the CRD with the rule back refuses a FERRY_ name", func() bool {
+		probe := withFerryEnv("probe")
+		if env.Client.Create(ctx, probe) != nil {
+			return true
+		}
+		_ = env.Client.Delete(ctx, probe)
+		return false
+	})
+
+	obj := withFerryEnv("stored-before")
+	get := func() {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get()
+	obj.SetLabels(map[string]string{"team": "blog"})
+	if err := env.Client.Update(ctx, obj); err != nil {
+		t.Fatalf("a label on an AppGroup stored with FERRY_MODE refused: %v", err)
+	}
+	get()
+	setPath(t, obj.Object, "spec.pool.maxProcesses", 3)
+	err = env.Client.Update(ctx, obj)
+	if err == nil || !strings.Contains(err.Error(), "spec.app.env: ") || !strings.Contains(err.Error(), ferryEnvForm) {
+		t.Fatalf("a spec change keeping FERRY_MODE: got %v, want refused naming spec.app.env with %q", err, ferryEnvForm)
+	}
+}
+
+// until waits, up to the test context's minute, for ok.
+func until(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
