@@ -169,6 +169,10 @@ spec:
   listen: {port: 8080}
 `
 
+// ferryEnvForm is the API's refusal of a FERRY_* env name, the agent's.
+const ferryEnvForm = "env may not set a name beginning with FERRY_: those are the agent's variables for its workers (FERRY_REVISION, " +
+	"and the WSGI loader's FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE, FERRY_READY_FD), whose values it keeps over the app's; name the variable otherwise"
+
 // invalidCases holds every AppGroup case of api/v1alpha1's
 // TestInvalidObjectsAreRejected, which sends them to a real API server, with
 // the same field and rule fragments: the standalone agent and the cluster
@@ -228,6 +232,13 @@ var invalidCases = []struct {
 		"spec.app.startupFile", "startupFile must be a path relative to root"},
 	{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
 		"spec.app.env[0].name", `Invalid value: "1BAD": an env name must be letters, digits and '_'`},
+	{"WSGI setting FERRY_SOCKET", validAppGroup, map[string]any{"spec.app.env": []any{
+		map[string]any{"name": "GREETING", "value": "hi"}, map[string]any{"name": "FERRY_SOCKET", "value": "/tmp/x"}}},
+		"spec.app.env", ferryEnvForm},
+	{"Command setting FERRY_REVISION", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_REVISION", "value": "bogus"}}},
+		"spec.app.env", ferryEnvForm},
+	{"setting a FERRY_ name of its own", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_MODE", "value": "x"}}},
+		"spec.app.env", ferryEnvForm},
 	{"memory limit with a space", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1 GB"},
 		"spec.pool.memoryLimit", `Invalid value: "1 GB": memoryLimit must be a quantity: a number and an optional suffix, with no space`},
 	{"tiny memory limit", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1Ki"},
