@@ -16,7 +16,9 @@
 //     worker cannot put a link to another socket in its place for the agent
 //     to connect to;
 //   - gets a minimal environment (PATH, HOME, LANG, USER, LOGNAME, the
-//     FERRY_* variables, then the app's env) rather than the agent's;
+//     FERRY_* variables, then the app's env) rather than the agent's; the
+//     app's env may replace PATH and the others, never a variable the
+//     agent sets for the launch (FERRY_*, a Command's PORT);
 //   - has its stdout and stderr logged line by line with its pid and
 //     revision, and the last lines kept for spawn errors.
 //

@@ -110,8 +110,10 @@ type AppSpec struct {
 	StartupFile string `json:"startupFile,omitempty"`
 
 	// python is the Python interpreter that runs the WSGI loader: a command
-	// name looked up on the agent's PATH, or an absolute path (a virtualenv's
-	// bin/python, say). WSGI only. Default, applied by the agent: python3.
+	// name looked up on the worker's PATH (see env: not the agent's, unless
+	// the workers run as the agent's user), or an absolute path (a
+	// virtualenv's bin/python, say). WSGI only. Default, applied by the
+	// agent: python3.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
@@ -158,10 +160,22 @@ type AppSpec struct {
 	Concurrency int32 `json:"concurrency,omitempty"`
 
 	// env is extra environment for every worker, on top of the agent's
-	// minimal one (PATH, HOME, LANG, USER, LOGNAME, PYTHONUNBUFFERED=1,
-	// and FERRY_REVISION: the revision the process was spawned for). PORT
-	// is always set by the agent for Command apps, which may not set it
-	// here.
+	// minimal one (not the agent's own environment): PATH, the agent's
+	// when the workers run as the agent's own user (an agent not running
+	// as root) and it has one, otherwise
+	// /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; HOME,
+	// the worker user's home directory (/ when it has none); LANG, the
+	// agent's, or C.UTF-8 when it has none; USER and LOGNAME, the worker
+	// user's name; and PYTHONUNBUFFERED=1. env may set any of these, and
+	// its value is the one the worker gets: a PATH with a virtualenv's bin
+	// first, say, on which python and command[0] are then looked up too.
+	// The agent also sets FERRY_REVISION (the revision the process was
+	// spawned for), for WSGI the loader's FERRY_APP_ROOT (root),
+	// FERRY_STARTUP_FILE, FERRY_SOCKET and FERRY_READY_FD (which the loader
+	// takes out before it imports the app), and for Command PORT (the
+	// process's port). Those are the agent's: an AppGroup's env may set no
+	// name beginning with FERRY_, nor PORT for Command, and the agent's
+	// value wins over one a pool still holds.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
