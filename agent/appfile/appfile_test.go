@@ -232,6 +232,8 @@ var invalidCases = []struct {
 		"spec.app.startupFile", "startupFile must be a path relative to root"},
 	{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
 		"spec.app.env[0].name", `Invalid value: "1BAD": an env name must be letters, digits and '_'`},
+	{"Command setting PORT", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "PORT", "value": "80"}}},
+		"spec.app.env", "env may not set PORT when type is Command"},
 	{"WSGI setting FERRY_SOCKET", validAppGroup, map[string]any{"spec.app.env": []any{
 		map[string]any{"name": "GREETING", "value": "hi"}, map[string]any{"name": "FERRY_SOCKET", "value": "/tmp/x"}}},
 		"spec.app.env", ferryEnvForm},
