@@ -296,8 +296,7 @@ func TestDeselectedLoneCrashLoopHaltsNothing(t *testing.T) {
 	waitRevisions(t, ns, "blog", map[string]string{b: rev2})
 	agentB.restarting("blog", 0, 1)
 	agentB.rollOut("blog", 1)
-	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
-		"1/1 nodes updated (new processes on "+b+" must first live 10s, the crash window)")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, provingOn(b))
 	assertNoEvent(t, ns, "blog", controllers.EventRolloutHalted)
 }
 
@@ -312,8 +311,7 @@ func TestDeselectedLoneCrashLoopHaltsNothing(t *testing.T) {
 func TestFirstRevisionCrashLoopIsPublished(t *testing.T) {
 	withCrashWindow(t)
 	ns, a, agent, rev1 := startOneNodeRollout(t, 2, nil)
-	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
-		"1/1 nodes updated (new processes on "+a+" must first live 10s, the crash window)")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, provingOn(a))
 
 	loop := loopOf(rev1, ferryv1.CrashLoopNoOlderRevision, "no older revision runs", a)
 	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
@@ -353,7 +351,6 @@ func provingUnresisted(t *testing.T, procs int32) (ns, a string, agent *simAgent
 	waitRevisions(t, ns, "blog", map[string]string{a: rev2})
 	agent.restarting("blog", procs-1, procs)
 	agent.rollOut("blog", procs)
-	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
-		"1/1 nodes updated (new processes on "+a+" must first live 10s, the crash window)")
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, provingOn(a))
 	return ns, a, agent, rev2
 }

@@ -40,6 +40,15 @@ func passCrashWindow(t *testing.T, agent *simAgent) {
 	agent.heartbeat("blog")
 }
 
+// provingOn is RollingRestart's message (ProvingRevision) while node,
+// the only one, has every process of a revision not proven yet ready and
+// lives the crash window. The window it names is contract.CrashWindow,
+// not the manager's SettleFor: the message says the agents' window (and
+// withCrashWindow's SettleFor, zero, is that window).
+func provingOn(node string) string {
+	return "1/1 nodes updated (new processes on " + node + " must first live " + contract.CrashWindow.String() + ", the crash window)"
+}
+
 // startOneNodeRollout is the opening of the one-node crash-window tests:
 // a namespace with one node, a, AppGroup blog as edit leaves it (nil: the
 // defaults) and an agent on a, which rolls out the first revision (rev1)
@@ -76,7 +85,7 @@ func TestOneWaveRolloutWaitsForTheCrashWindow(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ns, a, agent, rev1 := startOneNodeRollout(t, 2, nil)
-			settling := "1/1 nodes updated (new processes on " + a + " must first live 10s, the crash window)"
+			settling := provingOn(a)
 			waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, settling)
 			assertNoEvent(t, ns, "blog", controllers.EventRolloutComplete)
 			passCrashWindow(t, agent)
@@ -126,7 +135,7 @@ func TestOneWaveRolloutWaitsForTheCrashWindow(t *testing.T) {
 func TestBlockingRolloutProvesItsRevision(t *testing.T) {
 	withCrashWindow(t)
 	ns, a, agent, rev1 := startOneNodeRollout(t, 2, func(ag *ferryv1.AppGroup) { ag.Spec.Restart.Strategy = ferryv1.RestartBlocking })
-	settling := "1/1 nodes updated (new processes on " + a + " must first live 10s, the crash window)"
+	settling := provingOn(a)
 	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, settling)
 	passCrashWindow(t, agent)
 	waitEvent(t, ns, "blog", corev1.EventTypeNormal, controllers.EventRolloutComplete, "Revision "+rev1+" runs on 1/1 nodes")
