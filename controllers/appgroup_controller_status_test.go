@@ -942,6 +942,33 @@ func TestRollingRestartCondition(t *testing.T) {
 					"lives 10s, the crash window, there; or change the ferry.dev/revision annotation"}},
 		},
 		{
+			// Resisted, the node is returned once none of the target's
+			// processes runs there: nothing retries it, and no process of
+			// it is waited for.
+			name: "resisted, halted mid-restart by a death soon after ready",
+			in: input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow),
+				testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, nil},
+			exact: "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready); change the ferry.dev/revision annotation or the app to start a new rollout",
+		},
+		{
+			// A Blocking restart resists nothing, resistDeploymentErrors
+			// left on: the node stays on the target, as with resistance
+			// off, and the halt says its agent retries it.
+			name: "a Blocking restart, halted mid-restart by a death soon after ready",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow),
+					testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
+				"it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); " +
+					"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it " +
+					"lives 10s, the crash window, there; or change the ferry.dev/revision annotation"}},
+		},
+		{
 			name: "a node that left processes behind (resistance off) does not hold the next wave",
 			in:   input(abc, testPool("node-a", targetRev, incomplete(1, 2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"0/3 nodes updated", "next: node-b"}},

@@ -755,6 +755,26 @@ func TestHaltRecordOfACrashLoop(t *testing.T) {
 			on(nil, testPool("a", targetRev, rolledOut(1)), testPool("b", targetRev, restarting(0, 2), crashedInWindow),
 				resistingNothing, provenIn), nil,
 		},
+		// A Blocking restart resists nothing, whatever
+		// resistDeploymentErrors says (left on here, its default): its
+		// mid-restart young death reads as one with resistance off, a
+		// halt, though no older process serves there. haltRecord reads
+		// the strategy only through the crash loop (contract.NotReturnedWhy),
+		// and a node mid-restart halts as no loop (loopsOn) whatever it is.
+		{
+			"a Blocking restart, mid-restart, none of it running: halted",
+			on(nil, testPool("a", targetRev, restarting(0, 2), crashedInWindow), nil, blocking),
+			recorded("a", died, false, lastTransition(t0)),
+		},
+		{
+			"a Blocking restart, mid-restart, a process of it updated there: no halt",
+			on(nil, testPool("a", targetRev, restarting(1, 2), crashedInWindow), nil, blocking), nil,
+		},
+		{
+			"a Blocking restart, a proven target, mid-restart, none of it running: no record",
+			on(nil, testPool("a", targetRev, rolledOut(1)), testPool("b", targetRev, restarting(0, 2), crashedInWindow),
+				blocking, provenIn), nil,
+		},
 		{
 			"resistance off, a process of it lasted there before: halted",
 			on(nil, testPool("a", targetRev, rolledOut(1), diedAlone, lasted), nil, resistingNothing),
@@ -789,6 +809,16 @@ func TestHaltRecordOfACrashLoop(t *testing.T) {
 			"resistance off, a proven target, mid-restart, its old processes serving: halted",
 			on(nil, testPool("a", targetRev, rolledOut(1)), testPool("b", targetRev, restarting(0, 2), crashedInWindow),
 				resistingNothing, provenIn), ferryv1.ReasonRolloutHalted,
+		},
+		{
+			// What the strategy changes here: the reason while a node restarts.
+			"a Blocking restart, mid-restart, a process of it updated there: restarting, blocking",
+			on(nil, testPool("a", targetRev, restarting(1, 2), crashedInWindow), nil, blocking), ferryv1.ReasonRestartingBlocking,
+		},
+		{
+			"a Blocking restart, a proven target, mid-restart, none of it running: halted",
+			on(nil, testPool("a", targetRev, rolledOut(1)), testPool("b", targetRev, restarting(0, 2), crashedInWindow),
+				blocking, provenIn), ferryv1.ReasonRolloutHalted,
 		},
 	}
 	for _, tt := range reads {
