@@ -840,6 +840,39 @@ func TestRollingRestartCondition(t *testing.T) {
 				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
 		},
 		{
+			// What the rollout reads of a loop turns on the target being
+			// proven, not on the setting (nor the strategy) that leaves
+			// the node on it: complete, as resisted above, the loop said.
+			name: "resistance off, a proven target dying young on the last node",
+			in: provenIn(resistingNothing(input(ab, testPool("node-a", targetRev, rolledOut(2), lasted),
+				testPool("node-b", targetRev, rolledOut(2), dyingYoung)))),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
+			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+		},
+		{
+			name: "resistance off, a proven target dying young on node-b, a replacement booting, node-c waiting",
+			in: provenIn(resistingNothing(input(abc, testPool("node-a", targetRev, rolledOut(2), lasted),
+				testPool("node-b", targetRev, rolledOut(2), dyingYoung), testPool("node-c", oldRev, rolledOut(2))))),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{
+				"2/3 nodes updated; next: node-c, after node-b rolled out; on node-b a process of revision 2-abc died soon",
+				"(resistDeploymentErrors is false)"}},
+		},
+		{
+			name: "a Blocking restart, a proven target dying young on the last node",
+			in: func() rollupInput {
+				in := provenIn(input(ab, testPool("node-a", targetRev, rolledOut(2), lasted),
+					testPool("node-b", targetRev, rolledOut(2), dyingYoung)))
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, []string{
+				"Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready",
+				"(a Blocking restart resists no deployment error)"}},
+		},
+		{
 			// One process: its death leaves none of the target running,
 			// and its agent reports the spawns failing (FailsTarget).
 			// The loop read RolloutHalted then, "the rollout goes on
