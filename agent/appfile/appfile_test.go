@@ -169,9 +169,11 @@ spec:
   listen: {port: 8080}
 `
 
-// ferryEnvForm is the API's refusal of a FERRY_* env name, the agent's.
-const ferryEnvForm = "env may not set a name beginning with FERRY_: those are the agent's variables for its workers (FERRY_REVISION, " +
-	"and the WSGI loader's FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE, FERRY_READY_FD), whose values it keeps over the app's; name the variable otherwise"
+// ferryEnvForm is the API's refusal of an env name the agent sets for its
+// workers.
+const ferryEnvForm = "env may not set FERRY_REVISION, nor, when type is WSGI, FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE or FERRY_READY_FD: " +
+	"the agent sets these for its workers (the revision a worker was spawned for, and the WSGI loader's socket, root, startup file and " +
+	"readiness descriptor) and keeps its values over the app's; name the variable otherwise"
 
 // invalidCases holds every AppGroup case of api/v1alpha1's
 // TestInvalidObjectsAreRejected, which sends them to a real API server, with
@@ -239,7 +241,13 @@ var invalidCases = []struct {
 		"spec.app.env", ferryEnvForm},
 	{"Command setting FERRY_REVISION", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_REVISION", "value": "bogus"}}},
 		"spec.app.env", ferryEnvForm},
-	{"setting a FERRY_ name of its own", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_MODE", "value": "x"}}},
+	{"WSGI setting FERRY_REVISION", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_REVISION", "value": "bogus"}}},
+		"spec.app.env", ferryEnvForm},
+	{"WSGI setting FERRY_APP_ROOT", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_APP_ROOT", "value": "/srv/other"}}},
+		"spec.app.env", ferryEnvForm},
+	{"WSGI setting FERRY_STARTUP_FILE", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_STARTUP_FILE", "value": "app.py"}}},
+		"spec.app.env", ferryEnvForm},
+	{"WSGI setting FERRY_READY_FD", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_READY_FD", "value": "1"}}},
 		"spec.app.env", ferryEnvForm},
 	{"memory limit with a space", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1 GB"},
 		"spec.pool.memoryLimit", `Invalid value: "1 GB": memoryLimit must be a quantity: a number and an optional suffix, with no space`},
@@ -315,6 +323,33 @@ func TestInvalidAppGroupsAreRejected(t *testing.T) {
 				t.Errorf("got AppGroups along with the error: %+v", groups)
 			}
 		})
+	}
+}
+
+// TestAppsOwnFerryEnvNamesAccepted: as the API accepts them, a file's env
+// may set FERRY_ names the agent does not set for the app's workers: a
+// WSGI app's FERRY_MODE, a Command app's FERRY_SOCKET and the loader's
+// other names (a Command app has no loader).
+func TestAppsOwnFerryEnvNamesAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		base  string
+		names []string
+	}{
+		{validAppGroup, []string{"FERRY_MODE", "FERRY_REVISIONS", "FERRY_SOCKET_PATH", "FERRY_"}},
+		{validCommandAppGroup, []string{"FERRY_MODE", "FERRY_SOCKET", "FERRY_APP_ROOT", "FERRY_STARTUP_FILE", "FERRY_READY_FD"}},
+	} {
+		var envs []any
+		for _, n := range tc.names {
+			envs = append(envs, map[string]any{"name": n, "value": "x"})
+		}
+		groups, err := Parse(edit(t, tc.base, map[string]any{"spec.app.env": envs}), "", "test.yaml")
+		if err != nil {
+			t.Errorf("env %v refused: %v", tc.names, err)
+			continue
+		}
+		if got := groups[0].Spec.App.Env; len(got) != len(tc.names) {
+			t.Errorf("env %v parsed as %+v", tc.names, got)
+		}
 	}
 }
 

@@ -13,14 +13,21 @@ import (
 // +kubebuilder:validation:XValidation:rule="self.app.type != 'Command' || !has(self.app.python)",message="python may only be set when type is WSGI",fieldPath=.app.python
 // +kubebuilder:validation:XValidation:rule="self.app.type != 'Command' || !has(self.app.env) || !self.app.env.exists(e, e.name == 'PORT')",message="env may not set PORT when type is Command: the agent gives each process its own port",fieldPath=.app.env
 //
-// FERRY_* env names are the agent's (FERRY_REVISION, the WSGI loader's
-// FERRY_SOCKET and others), whose values the agent keeps over the app's.
-// The rule is the AppGroup's too, for the pools rendered from an AppGroup
-// stored before it. Such an AppGroup stays updatable while its spec is
-// unchanged (the API server ratchets the rule); a spec change must rename
-// the variable. (A rule keeping the names oldSelf had is over the CRD's
-// CEL cost budget: an optional oldSelf's env has no size bound.)
-// +kubebuilder:validation:XValidation:rule="!has(self.app.env) || self.app.env.all(e, !e.name.startsWith('FERRY_'))",message="env may not set a name beginning with FERRY_: those are the agent's variables for its workers (FERRY_REVISION, and the WSGI loader's FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE, FERRY_READY_FD), whose values it keeps over the app's; name the variable otherwise",fieldPath=.app.env
+// The agent's own worker variables are refused too: FERRY_REVISION, and
+// for WSGI the loader's FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE
+// and FERRY_READY_FD, exactly the names the launch sets (agent/spawn's
+// appEnv leaves the app's value of one out). The app's value of one never
+// worked: it was overridden, or made the loader listen or load elsewhere
+// than the agent expects. Any other name, FERRY_ ones included, is the
+// app's (a Command app's FERRY_SOCKET too, which the agent never sets):
+// a prefix rule would refuse every spec change of an AppGroup that ran
+// fine with its own FERRY_MODE. The rule is the AppGroup's too, for the
+// pools rendered from an AppGroup stored before it. Such an AppGroup
+// stays updatable while its spec is unchanged (the API server ratchets
+// the rule); a spec change must rename the variable. (A rule keeping the
+// names oldSelf had is over the CRD's CEL cost budget: an optional
+// oldSelf's env has no size bound.)
+// +kubebuilder:validation:XValidation:rule="!has(self.app.env) || self.app.env.all(e, e.name != 'FERRY_REVISION' && (self.app.type != 'WSGI' || !(e.name in ['FERRY_SOCKET', 'FERRY_APP_ROOT', 'FERRY_STARTUP_FILE', 'FERRY_READY_FD'])))",message="env may not set FERRY_REVISION, nor, when type is WSGI, FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE or FERRY_READY_FD: the agent sets these for its workers (the revision a worker was spawned for, and the WSGI loader's socket, root, startup file and readiness descriptor) and keeps its values over the app's; name the variable otherwise",fieldPath=.app.env
 type AppGroupSpec struct {
 	AppTemplate `json:",inline"`
 

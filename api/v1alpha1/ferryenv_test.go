@@ -12,8 +12,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// TestFerryEnvStoredBeforeTheRule: an AppGroup stored with a FERRY_* env
-// name before the API refused them (here: with the rule taken out of the
+// TestFerryEnvStoredBeforeTheRule: an AppGroup stored with an env name
+// the agent sets for its workers (FERRY_SOCKET, a WSGI app's) before the
+// API refused them (here: with the rule taken out of the
 // CRD, then put back) stays updatable while its spec is unchanged, the API
 // server ratcheting the rule; a change to its spec is refused with the
 // rule's message, which says to rename the variable.
@@ -32,12 +33,12 @@ func TestFerryEnvStoredBeforeTheRule(t *testing.T) {
 	}
 	i := -1
 	for n, r := range rules {
-		if strings.Contains(fmt.Sprint(r["rule"]), "startsWith('FERRY_')") {
+		if strings.Contains(fmt.Sprint(r["rule"]), "'FERRY_REVISION'") {
 			i = n
 		}
 	}
 	if i < 0 {
-		t.Fatalf("no FERRY_ rule among the CRD's spec rules: %s", out)
+		t.Fatalf("no FERRY_REVISION rule among the CRD's spec rules: %s", out)
 	}
 	rule, _ := json.Marshal(rules[i])
 	patch := func(op string) {
@@ -63,16 +64,16 @@ func TestFerryEnvStoredBeforeTheRule(t *testing.T) {
 		obj := decode(t, validAppGroup)
 		obj.SetNamespace(ns)
 		obj.SetName(name)
-		setPath(t, obj.Object, "spec.app.env", []any{map[string]any{"name": "FERRY_MODE", "value": "x"}})
+		setPath(t, obj.Object, "spec.app.env", []any{map[string]any{"name": "FERRY_SOCKET", "value": "/tmp/x"}})
 		return obj
 	}
 	// The API server takes up a changed CRD a moment later: until then
 	// the rule still refuses.
-	until(t, "the CRD without the rule accepts a FERRY_ name", func() bool {
+	until(t, "the CRD without the rule accepts FERRY_SOCKET", func() bool {
 		return env.Client.Create(ctx, withFerryEnv("stored-before")) == nil
 	})
 	restore()
-	until(t, "the CRD with the rule back refuses a FERRY_ name", func() bool {
+	until(t, "the CRD with the rule back refuses FERRY_SOCKET", func() bool {
 		probe := withFerryEnv("probe")
 		if env.Client.Create(ctx, probe) != nil {
 			return true
@@ -90,13 +91,47 @@ func TestFerryEnvStoredBeforeTheRule(t *testing.T) {
 	get()
 	obj.SetLabels(map[string]string{"team": "blog"})
 	if err := env.Client.Update(ctx, obj); err != nil {
-		t.Fatalf("a label on an AppGroup stored with FERRY_MODE refused: %v", err)
+		t.Fatalf("a label on an AppGroup stored with FERRY_SOCKET refused: %v", err)
 	}
 	get()
 	setPath(t, obj.Object, "spec.pool.maxProcesses", 3)
 	err = env.Client.Update(ctx, obj)
 	if err == nil || !strings.Contains(err.Error(), "spec.app.env: ") || !strings.Contains(err.Error(), ferryEnvForm) {
-		t.Fatalf("a spec change keeping FERRY_MODE: got %v, want refused naming spec.app.env with %q", err, ferryEnvForm)
+		t.Fatalf("a spec change keeping FERRY_SOCKET: got %v, want refused naming spec.app.env with %q", err, ferryEnvForm)
+	}
+}
+
+// TestAppsOwnFerryEnvNamesAccepted: env names beginning with FERRY_ that
+// the agent does not set for the app's workers are the app's: a WSGI app's
+// FERRY_MODE, and a Command app's FERRY_SOCKET and the loader's other
+// names (a Command app has no loader). Such an AppGroup, which ran before
+// the rule, also takes a spec change.
+func TestAppsOwnFerryEnvNamesAccepted(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	for i, tc := range []struct {
+		base  string
+		names []string
+	}{
+		{validAppGroup, []string{"FERRY_MODE", "FERRY_REVISIONS", "FERRY_SOCKET_PATH", "FERRY_"}},
+		{validCommandAppGroup, []string{"FERRY_MODE", "FERRY_SOCKET", "FERRY_APP_ROOT", "FERRY_STARTUP_FILE", "FERRY_READY_FD"}},
+	} {
+		obj := decode(t, tc.base)
+		obj.SetNamespace(ns)
+		obj.SetName(fmt.Sprintf("own-%d", i))
+		var envs []any
+		for _, n := range tc.names {
+			envs = append(envs, map[string]any{"name": n, "value": "x"})
+		}
+		setPath(t, obj.Object, "spec.app.env", envs)
+		if err := env.Client.Create(ctx, obj); err != nil {
+			t.Errorf("%s with env %v refused: %v", obj.GetName(), tc.names, err)
+			continue
+		}
+		setPath(t, obj.Object, "spec.pool.maxProcesses", 3)
+		if err := env.Client.Update(ctx, obj); err != nil {
+			t.Errorf("a spec change to %s with env %v refused: %v", obj.GetName(), tc.names, err)
+		}
 	}
 }
 

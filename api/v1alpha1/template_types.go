@@ -173,9 +173,11 @@ type AppSpec struct {
 	// spawned for), for WSGI the loader's FERRY_APP_ROOT (root),
 	// FERRY_STARTUP_FILE, FERRY_SOCKET and FERRY_READY_FD (which the loader
 	// takes out before it imports the app), and for Command PORT (the
-	// process's port). Those are the agent's: an AppGroup's env may set no
-	// name beginning with FERRY_, nor PORT for Command, and the agent's
-	// value wins over one a pool still holds.
+	// process's port). Those are the agent's: an AppGroup's env may not set
+	// them (FERRY_REVISION; FERRY_APP_ROOT, FERRY_STARTUP_FILE,
+	// FERRY_SOCKET and FERRY_READY_FD when type is WSGI; PORT when it is
+	// Command), and the agent's value wins over one a pool still holds.
+	// Any other name is the app's, FERRY_MODE say.
 	// +optional
 	// +listType=map
 	// +listMapKey=name

@@ -173,13 +173,20 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"Command setting PORT", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "PORT", "value": "80"}}},
 			"spec.app.env", "env may not set PORT when type is Command"},
 		// The agent's variables: an app's FERRY_SOCKET would have its
-		// loader listen where the agent never looks.
+		// loader listen where the agent never looks. (An app's own
+		// FERRY_ names are accepted: TestAppsOwnFerryEnvNamesAccepted.)
 		{"WSGI setting FERRY_SOCKET", validAppGroup, map[string]any{"spec.app.env": []any{
 			map[string]any{"name": "GREETING", "value": "hi"}, map[string]any{"name": "FERRY_SOCKET", "value": "/tmp/x"}}},
 			"spec.app.env", ferryEnvForm},
 		{"Command setting FERRY_REVISION", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_REVISION", "value": "bogus"}}},
 			"spec.app.env", ferryEnvForm},
-		{"setting a FERRY_ name of its own", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_MODE", "value": "x"}}},
+		{"WSGI setting FERRY_REVISION", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_REVISION", "value": "bogus"}}},
+			"spec.app.env", ferryEnvForm},
+		{"WSGI setting FERRY_APP_ROOT", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_APP_ROOT", "value": "/srv/other"}}},
+			"spec.app.env", ferryEnvForm},
+		{"WSGI setting FERRY_STARTUP_FILE", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_STARTUP_FILE", "value": "app.py"}}},
+			"spec.app.env", ferryEnvForm},
+		{"WSGI setting FERRY_READY_FD", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_READY_FD", "value": "1"}}},
 			"spec.app.env", ferryEnvForm},
 		// The agent GETs http://127.0.0.1:$PORT + readinessPath: a path
 		// Go's URL parser refuses is never probed, so every spawn ran out
@@ -439,8 +446,9 @@ func longPrefix(n int) string {
 const (
 	userForm = "user must be a user name or a numeric uid: a name is lower-case letters, digits, '_', '.' or '-', " +
 		"begins with a letter or '_', and may end in '$', as www-data"
-	ferryEnvForm = "env may not set a name beginning with FERRY_: those are the agent's variables for its workers (FERRY_REVISION, " +
-		"and the WSGI loader's FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE, FERRY_READY_FD), whose values it keeps over the app's; name the variable otherwise"
+	ferryEnvForm = "env may not set FERRY_REVISION, nor, when type is WSGI, FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE or FERRY_READY_FD: " +
+		"the agent sets these for its workers (the revision a worker was spawned for, and the WSGI loader's socket, root, startup file and " +
+		"readiness descriptor) and keeps its values over the app's; name the variable otherwise"
 	envNameForm       = "an env name must be letters, digits and '_', and not begin with a digit, as DJANGO_SETTINGS_MODULE"
 	readinessPathForm = "readinessPath must be a URL path beginning with '/' and an optional query, as /healthz: no control characters " +
 		"(a tab, a newline) or '#', and each '%' in the path followed by two hex digits"
