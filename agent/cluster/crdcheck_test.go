@@ -3,13 +3,16 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -88,6 +91,37 @@ func TestReplacedBy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := replacedBy(tc.ours, tc.current); got != tc.want {
 				t.Errorf("replacedBy = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestGoneByName: a read by name finds the pool gone only on the API
+// server's own NotFound for it, not on a 404 whose body is no Status of
+// it (a proxy's, an API server not serving the CRD yet), which client-go
+// turns into a NotFound all the same, nor on another object's.
+func TestGoneByName(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	gr := schema.GroupResource{Group: "ferry.dev", Resource: "processpools"}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"the API server's NotFound", apierrors.NewNotFound(gr, "web"), true},
+		{"wrapped", fmt.Errorf("read: %w", apierrors.NewNotFound(gr, "web")), true},
+		{"a bare 404", apierrors.NewGenericServerResponse(http.StatusNotFound, "GET", gr, "web", "404 page not found", 0, true), false},
+		{"another pool's", apierrors.NewNotFound(gr, "api"), false},
+		{"another resource's", apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "web"), false},
+		{"another group's", apierrors.NewNotFound(schema.GroupResource{Group: "example.com", Resource: "processpools"}, "web"), false},
+		{"no details", &apierrors.StatusError{ErrStatus: metav1.Status{Reason: metav1.StatusReasonNotFound, Code: http.StatusNotFound}}, false},
+		{"another error", apierrors.NewForbidden(gr, "web", errors.New("no")), false},
+		{"no status", errors.New("processpools.ferry.dev \"web\" not found"), false},
+		{"nil", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := goneByName(tc.err, key); got != tc.want {
+				t.Errorf("goneByName(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}
@@ -479,7 +513,7 @@ func TestAgentOnACRDWithoutTheFieldDrainsADeletedPool(t *testing.T) {
 	const node = "node-crd-deleted"
 	dir, key := poolSavedOnAnOutdatedCRD(t, node)
 	book := agenttest.NewLogbook(t)
-	a, pp := resumedOnAnOutdatedCRD(t, node, dir, key, book)
+	a, pp := resumedOnAnOutdatedCRD(t, node, dir, key, book, env.Config)
 
 	if err := env.Client.Delete(context.Background(), pp); err != nil {
 		t.Fatal(err)
@@ -501,7 +535,7 @@ func TestAgentOnACRDWithoutTheFieldStopsAPoolGone(t *testing.T) {
 	const node = "node-crd-gone"
 	dir, key := poolSavedOnAnOutdatedCRD(t, node)
 	book := agenttest.NewLogbook(t)
-	a, pp := resumedOnAnOutdatedCRD(t, node, dir, key, book)
+	a, pp := resumedOnAnOutdatedCRD(t, node, dir, key, book, env.Config)
 
 	patchPool(t, pp, func(p *ferryv1.ProcessPool) { controllerutil.RemoveFinalizer(p, contract.DrainFinalizer) })
 	if err := env.Client.Delete(context.Background(), pp); err != nil {
@@ -515,14 +549,92 @@ func TestAgentOnACRDWithoutTheFieldStopsAPoolGone(t *testing.T) {
 	book.Check(t)
 }
 
+// TestAgentOnACRDWithoutTheFieldKeepsAPoolOnA404: an agent restarted on
+// a ProcessPool CRD without the selectable field spec.nodeName, which
+// reads its resumed pool by name before each write of its status, does
+// not stop the pool on a 404 that is not the API server's answer for it
+// (a proxy's, its body no Status of the pool), which it logs as a failed
+// write, nor on one NotFound that a second read does not confirm: the
+// pool runs on, serves, and keeps its saved spec. Once, one such 404
+// stopped the pool for good and removed its saved spec, while its last
+// status went on saying Ready.
+func TestAgentOnACRDWithoutTheFieldKeepsAPoolOnA404(t *testing.T) {
+	const node = "node-crd-404"
+	dir, key := poolSavedOnAnOutdatedCRD(t, node)
+	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + key.Namespace + "/processpools/" + key.Name}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(reqs.wrap)
+	// answered: a pass of the reporter ended once the transport answered
+	// a read with a 404 (n so far), so after that read's handling.
+	var answered atomic.Int64
+	book := agenttest.NewLogbook(t)
+	a, pp := resumedOnAnOutdatedCRD(t, node, dir, key, book, cfg, func(o *Options) {
+		o.reporterPassed = func(k types.NamespacedName) {
+			if k == key {
+				answered.Store(reqs.notFounds.Load())
+			}
+		}
+	})
+	rp := runningPoolOf(t, a, key)
+
+	reqs.bare404.Store(true)
+	waitUntil(t, "a pass of the reporter after a bare 404", func() bool { return answered.Load() > 0 })
+	checkRunsOnAnOutdatedCRD(t, a, key, pp, rp, book)
+	e := book.WaitFor(t, "Could not report status")
+	if e.Err == nil || !strings.Contains(e.Err.Error(), "not as the API server says of a pool gone") {
+		t.Errorf("logged %q with error %v, want the read's 404, not taken for the pool gone", e.Msg, e.Err)
+	}
+
+	reqs.bare404.Store(false)
+	n := reqs.notFounds.Load()
+	reqs.statusNotFound.Store(true)
+	waitUntil(t, "a pass of the reporter after the API server's NotFound, once", func() bool { return answered.Load() > n })
+	checkRunsOnAnOutdatedCRD(t, a, key, pp, rp, book)
+	book.WaitFor(t, "Reported status again")
+	book.Check(t)
+}
+
+// checkRunsOnAnOutdatedCRD checks that a, which has not synced, still
+// runs the pool of key as rp: pp's workers live, its proxy serves, its
+// saved spec is there, and book has no line of its stop.
+func checkRunsOnAnOutdatedCRD(t *testing.T, a *Agent, key types.NamespacedName, pp *ferryv1.ProcessPool, rp *runningPool,
+	book *agenttest.Logbook) {
+	t.Helper()
+	if es := book.Find("Pool gone"); len(es) > 0 {
+		t.Errorf("logged %q: the pool was stopped on a 404", es[0].Msg)
+	}
+	a.mu.Lock()
+	runs := a.pools[key] == rp
+	a.mu.Unlock()
+	if !runs {
+		t.Error("the agent no longer runs the pool")
+	}
+	for _, p := range pp.Status.Processes {
+		if err := syscall.Kill(int(p.PID), 0); err != nil {
+			t.Errorf("worker %d of the pool: %v, want it running", p.PID, err)
+		}
+	}
+	if err := served(fmt.Sprintf("http://127.0.0.1:%d/", pp.Spec.Template.Listen.Port)); err != nil {
+		t.Errorf("the pool's port: %v, want it served", err)
+	}
+	if _, err := os.Stat(a.store.path(key)); err != nil {
+		t.Errorf("the pool's saved spec: %v, want it kept", err)
+	}
+	if a.synced.Load() {
+		t.Fatal("the agent synced against a CRD without the field: its keeping the pool proves nothing")
+	}
+}
+
 // resumedOnAnOutdatedCRD starts an agent for node on dir, saved by
 // poolSavedOnAnOutdatedCRD, and waits for its report of the pool of key,
 // resumed and read by name: rolled out, its processes the new agent's.
-// The agent writes its unchanged status, and so reads it by name, every
-// second.
-func resumedOnAnOutdatedCRD(t *testing.T, node, dir string, key types.NamespacedName, book *agenttest.Logbook) (*Agent, *ferryv1.ProcessPool) {
+// The agent, on cfg, writes its unchanged status, and so reads it by
+// name, every second; opts may change its options further.
+func resumedOnAnOutdatedCRD(t *testing.T, node, dir string, key types.NamespacedName, book *agenttest.Logbook,
+	cfg *rest.Config, opts ...func(*Options)) (*Agent, *ferryv1.ProcessPool) {
 	t.Helper()
-	a, _ := startAgent(t, node, env.Config, dir, logTo(book), func(o *Options) { o.StatusReportInterval = time.Second })
+	opts = append([]func(*Options){logTo(book), func(o *Options) { o.StatusReportInterval = time.Second }}, opts...)
+	a, _ := startAgent(t, node, cfg, dir, opts...)
 	book.WaitFor(t, CRDOutdatedReason)
 	// rolledOut: the previous agent's last report lists no ready process.
 	pp := waitPool(t, key, "the restarted agent's report", rolledOut)
@@ -581,11 +693,17 @@ const errReadFails = "the read of the pool by name fails (test)"
 // poolRequests is an agent's transport (rest.Config.Wrap) that counts its
 // reads of one pool by name (path) and its writes of that pool's status,
 // keeps the deadline of the last of each, and fails the reads, unsent,
-// while fail is set.
+// while fail is set. While bare404 is set, it answers the reads itself
+// with a 404 whose body is no Status (a proxy's); once statusNotFound is
+// set, it answers the next read with the API server's NotFound for the
+// pool, and clears it. notFounds counts the reads it so answered.
 type poolRequests struct {
-	path          string
-	reads, writes atomic.Int64
-	fail          atomic.Bool
+	path           string
+	reads, writes  atomic.Int64
+	fail           atomic.Bool
+	bare404        atomic.Bool
+	statusNotFound atomic.Bool
+	notFounds      atomic.Int64
 
 	mu                  sync.Mutex
 	lastRead, lastWrite deadline
@@ -629,6 +747,21 @@ func (p *poolRequestsTransport) RoundTrip(req *http.Request) (*http.Response, er
 		if p.r.fail.Load() {
 			return nil, errors.New(errReadFails)
 		}
+		if p.r.bare404.Load() {
+			p.r.notFounds.Add(1)
+			return answer(req, http.StatusNotFound, "text/plain; charset=utf-8", "404 page not found\n"), nil
+		}
+		if p.r.statusNotFound.CompareAndSwap(true, false) {
+			p.r.notFounds.Add(1)
+			name := path.Base(req.URL.Path)
+			st := apierrors.NewNotFound(schema.GroupResource{Group: "ferry.dev", Resource: "processpools"}, name).ErrStatus
+			st.Kind, st.APIVersion = "Status", "v1"
+			body, err := json.Marshal(st)
+			if err != nil {
+				return nil, err
+			}
+			return answer(req, http.StatusNotFound, "application/json", string(body)), nil
+		}
 		p.r.reads.Add(1)
 		p.r.note(&p.r.lastRead, req)
 	case req.Method == http.MethodPatch && req.URL.Path == p.r.path+"/status":
@@ -640,6 +773,13 @@ func (p *poolRequestsTransport) RoundTrip(req *http.Request) (*http.Response, er
 
 // WrappedRoundTripper lets client-go's helpers look through it.
 func (p *poolRequestsTransport) WrappedRoundTripper() http.RoundTripper { return p.rt }
+
+// answer is a response to req of code, with body of contentType.
+func answer(req *http.Request, code int, contentType, body string) *http.Response {
+	return &http.Response{StatusCode: code, Status: http.StatusText(code), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {contentType}}, Body: io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)), Request: req}
+}
 
 // runningPoolOf is a's running pool of key.
 func runningPoolOf(t *testing.T, a *Agent, key types.NamespacedName) *runningPool {

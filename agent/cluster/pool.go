@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"syscall"
 	"time"
@@ -651,6 +652,13 @@ func (rp *runningPool) readByName(ctx context.Context, saved *ferryv1.ProcessPoo
 	if err := bounded(ctx, func(ctx context.Context) error {
 		return rp.a.live.Get(ctx, rp.key, current)
 	}); err != nil {
+		if apierrors.IsNotFound(err) && !goneByName(err, rp.key) {
+			// A 404 that is not the API server's word on this pool (a
+			// proxy's, or an API server not serving the CRD yet): a read
+			// that failed, logged and retried, not a deletion: its text
+			// only, no longer a NotFound, which the reporter takes for one.
+			return saved, false, errors.New("read the pool by name: not found, but not as the API server says of a pool gone: " + err.Error())
+		}
 		return saved, false, fmt.Errorf("read the pool by name: %w", err)
 	}
 	if replacedBy(saved, current) {
@@ -671,13 +679,60 @@ func (rp *runningPool) readByName(ctx context.Context, saved *ferryv1.ProcessPoo
 // pool's status, which reads it: within the stats interval while its
 // figures move, StatusReportInterval at most. Before, the pool ran on,
 // reported Ready, its finalizer held, until the CRD was upgraded.
+//
+// A pool is stopped, its saved spec removed, on the API server's own
+// NotFound for it (goneByName) only, and only once a second read says
+// so again (goneAgain): nothing restarts it on this path, and a pool
+// stopped on a 404 that was not the pool's deletion would keep its last
+// Ready status with its port closed.
 func (rp *runningPool) noticeDeletion(obj *ferryv1.ProcessPool, err error) {
 	switch {
-	case apierrors.IsNotFound(err):
-		rp.a.stopGone(rp)
+	case goneByName(err, rp.key):
+		if rp.goneAgain() {
+			rp.a.stopGone(rp)
+		}
 	case err == nil && obj != nil && !obj.DeletionTimestamp.IsZero():
 		rp.a.drainAsync(rp.key, obj, rp)
 	}
+}
+
+// goneByName is whether err is the API server's NotFound for the pool of
+// key itself: a Status of reason NotFound about ProcessPools of ferry.dev
+// named key.Name, as the API server answers a read of a pool that is not
+// there. Not a 404 whose body is no such Status (client-go makes one up
+// then, with a CauseTypeUnexpectedServerResponse cause): a proxy's, or an
+// API server's whose CRD is not served yet (kubernetes/kubernetes#71218).
+func goneByName(err error, key types.NamespacedName) bool {
+	var s apierrors.APIStatus
+	if err == nil || !errors.As(err, &s) {
+		return false
+	}
+	st := s.Status()
+	d := st.Details
+	if st.Reason != metav1.StatusReasonNotFound || st.Code != http.StatusNotFound || d == nil ||
+		d.Group != ferryv1.GroupVersion.Group || d.Kind != poolsResource || d.Name != key.Name {
+		return false
+	}
+	for _, c := range d.Causes {
+		if c.Type == metav1.CauseTypeUnexpectedServerResponse {
+			return false
+		}
+	}
+	return true
+}
+
+// poolsResource is the ProcessPools' resource, as a NotFound's details
+// name it (their Kind field).
+const poolsResource = "processpools"
+
+// goneAgain reads the pool by name once more, after a read that found it
+// gone: true when the API server says so again (goneByName). One answer
+// is not enough to stop a pool for good.
+func (rp *runningPool) goneAgain() bool {
+	err := bounded(context.Background(), func(ctx context.Context) error {
+		return rp.a.live.Get(ctx, rp.key, &ferryv1.ProcessPool{})
+	})
+	return goneByName(err, rp.key)
 }
 
 // stopGone stops rp, whose pool the API server no longer has, in the
