@@ -549,6 +549,49 @@ func TestAgentOnACRDWithoutTheFieldStopsAPoolGone(t *testing.T) {
 	book.Check(t)
 }
 
+// TestAgentOnACRDWithoutTheFieldStopsAPoolReplaced: as the test above,
+// for a pool deleted, its finalizer taken off, and created again under
+// its name and node (a new UID: the manager does so when a finalizer is
+// taken off by hand) before the agent reads it: the read by name finds
+// another pool, and the agent stops its own and forgets its saved spec,
+// and never writes the new pool's status. Once, its pool ran on, holding
+// its port and its saved spec, until the CRD was upgraded.
+func TestAgentOnACRDWithoutTheFieldStopsAPoolReplaced(t *testing.T) {
+	const node = "node-crd-replaced"
+	dir, key := poolSavedOnAnOutdatedCRD(t, node)
+	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + key.Namespace + "/processpools/" + key.Name}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(reqs.wrap)
+	book := agenttest.NewLogbook(t)
+	a, pp := resumedOnAnOutdatedCRD(t, node, dir, key, book, cfg)
+
+	// No read of the pool between its deletion and its successor: the
+	// agent must see the successor, not the name free.
+	reqs.fail.Store(true)
+	patchPool(t, pp, func(p *ferryv1.ProcessPool) { controllerutil.RemoveFinalizer(p, contract.DrainFinalizer) })
+	if err := env.Client.Delete(context.Background(), pp); err != nil {
+		t.Fatal(err)
+	}
+	if err := poolGone(key); err != nil {
+		t.Fatalf("the pool, its finalizer taken off, is not gone once deleted: %v", err)
+	}
+	next := newPool(key.Namespace, key.Name, node, "2-bbb", freePort(t), example("hello-wsgi"))
+	if err := env.Client.Create(context.Background(), next); err != nil {
+		t.Fatal(err)
+	}
+	reqs.fail.Store(false)
+
+	e := book.WaitFor(t, "Pool gone, as read by name; stopping it")
+	if v, _ := e.Value("nameTakenByAnother"); v != true {
+		t.Errorf("logged %q with nameTakenByAnother %v, want true: the read found no pool, not another", e.Msg, v)
+	}
+	checkStoppedOnAnOutdatedCRD(t, a, key, pp)
+	if got := getPool(t, key); got.UID != next.UID || got.Status.HeartbeatTime != nil {
+		t.Errorf("the new pool (UID %s, the one created %s) has a status written: %+v", got.UID, next.UID, got.Status)
+	}
+	book.Check(t)
+}
+
 // TestAgentOnACRDWithoutTheFieldKeepsAPoolOnA404: an agent restarted on
 // a ProcessPool CRD without the selectable field spec.nodeName, which
 // reads its resumed pool by name before each write of its status, does

@@ -675,7 +675,9 @@ func (rp *runningPool) readByName(ctx context.Context, saved *ferryv1.ProcessPoo
 // it deleted, as the reconcile loop does when the cache shows it, which
 // it cannot while the CRD lacks the field: one that keeps its drain
 // finalizer is drained and released (drainAsync), one gone already
-// stopped (stopGone). So a deletion is noticed at the next write of the
+// stopped (stopGone), as is one whose name another pool has taken since
+// (replacedBy: its read is nil, without error), which is gone as well.
+// So a deletion is noticed at the next write of the
 // pool's status, which reads it: within the stats interval while its
 // figures move, StatusReportInterval at most. Before, the pool ran on,
 // reported Ready, its finalizer held, until the CRD was upgraded.
@@ -689,8 +691,12 @@ func (rp *runningPool) noticeDeletion(obj *ferryv1.ProcessPool, err error) {
 	switch {
 	case goneByName(err, rp.key):
 		if rp.goneAgain() {
-			rp.a.stopGone(rp)
+			rp.a.stopGone(rp, false)
 		}
+	case err == nil && obj == nil:
+		// Not a 404: a pool the API server has, and not ours (another
+		// UID, or another node's, spec.nodeName being immutable).
+		rp.a.stopGone(rp, true)
 	case err == nil && obj != nil && !obj.DeletionTimestamp.IsZero():
 		rp.a.drainAsync(rp.key, obj, rp)
 	}
@@ -738,8 +744,8 @@ func (rp *runningPool) goneAgain() bool {
 // stopGone stops rp, whose pool the API server no longer has, in the
 // background, and forgets its saved spec, as reconcile does a pool gone
 // from the cache; unless rp runs no more (drained, stopped, or stopping
-// with the agent).
-func (a *Agent) stopGone(rp *runningPool) {
+// with the agent). replaced: another pool has its name now.
+func (a *Agent) stopGone(rp *runningPool, replaced bool) {
 	a.mu.Lock()
 	if a.pools[rp.key] != rp {
 		a.mu.Unlock()
@@ -750,7 +756,11 @@ func (a *Agent) stopGone(rp *runningPool) {
 	delete(a.unlabelled, rp.key)
 	a.wg.Add(1) // under mu: before stopAll takes the pools, so before Run waits
 	a.mu.Unlock()
-	rp.log.Info("Pool gone, as read by name; stopping it")
+	if replaced {
+		rp.log.Info("Pool gone, as read by name; stopping it", "nameTakenByAnother", true)
+	} else {
+		rp.log.Info("Pool gone, as read by name; stopping it")
+	}
 	if err := a.store.remove(rp.key); err != nil {
 		rp.log.Error(err, "Could not remove the saved spec of a deleted pool")
 	}
