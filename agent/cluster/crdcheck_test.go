@@ -127,6 +127,69 @@ func TestGoneByName(t *testing.T) {
 	}
 }
 
+// TestStopGoneOnlyWhatTheReadWasAbout: a pool found gone by its read by
+// name is stopped, and its saved spec removed, only while the agent has
+// not synced and the running pool still runs the pool the read was about
+// (its UID): a read made before the cache synced must not stop a new pool
+// of the same name the reconcile loop has handed it since, nor remove its
+// saved spec; nor one the agent runs no more.
+func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	for _, tc := range []struct {
+		name    string
+		runs    types.UID // the UID of the pool the running pool runs
+		synced  bool
+		another bool // the agent runs another running pool of key
+		stopped bool
+	}{
+		{name: "the pool read", runs: "u1", stopped: true},
+		{name: "a new pool handed to it since", runs: "u2"},
+		{name: "the agent synced since", runs: "u1", synced: true},
+		{name: "no longer the running pool of key", runs: "u1", another: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := newStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &Agent{store: st, pools: map[types.NamespacedName]*runningPool{},
+				saved: map[types.NamespacedName]int64{key: 1}, unlabelled: map[types.NamespacedName]bool{}}
+			a.synced.Store(tc.synced)
+			pp := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: tc.runs, Generation: 1}}
+			if err := st.save(pp); err != nil {
+				t.Fatal(err)
+			}
+			rp := stoppableRunningPool(a, pp)
+			a.pools[key] = rp
+			if tc.another {
+				a.pools[key] = stoppableRunningPool(a, pp)
+			}
+			a.stopGone(rp, "u1", false)
+			a.wg.Wait()
+			_, statErr := os.Stat(st.path(key))
+			if stopped := a.pools[key] == nil; stopped != tc.stopped {
+				t.Errorf("stopped: %v, want %v", stopped, tc.stopped)
+			}
+			if kept := statErr == nil; kept == tc.stopped {
+				t.Errorf("saved spec kept: %v (%v), want %v", kept, statErr, !tc.stopped)
+			}
+			if _, kept := a.saved[key]; kept == tc.stopped {
+				t.Errorf("saved generation kept: %v, want %v", kept, !tc.stopped)
+			}
+		})
+	}
+}
+
+// stoppableRunningPool is a running pool of a for pp that runs nothing
+// (a simulated pool, no reporter, no proxy), which close can stop.
+func stoppableRunningPool(a *Agent, pp *ferryv1.ProcessPool) *runningPool {
+	rp := &runningPool{a: a, key: client.ObjectKeyFromObject(pp), obj: pp.DeepCopy(),
+		pool: newSimulatedPool(configOf(pp), time.Second), stop: make(chan struct{}), done: make(chan struct{})}
+	rp.stopCtx, rp.endStop = context.WithCancel(context.Background())
+	close(rp.done) // no reporter to wait for
+	return rp
+}
+
 // TestCRDCheckHandler: the refused field selector sets outdated and is
 // logged once however often the reflector retries; another error does
 // neither; an answer by the field clears outdated, said once, and a later

@@ -434,8 +434,9 @@ func (rp *runningPool) report() {
 		if due && rp.readsByName() {
 			// The pool is read by name for a write only: one read per
 			// write, not one per wake-up of the reporter.
+			about := rp.uid() // before the read: what it is about
 			desired, obj, err = rp.desired(context.Background(), true)
-			rp.noticeDeletion(obj, err)
+			rp.noticeDeletion(about, obj, err)
 		}
 		if obj == nil {
 			// Replaced by a pool of the same name (this one, deleted, was
@@ -686,17 +687,18 @@ func (rp *runningPool) readByName(ctx context.Context, saved *ferryv1.ProcessPoo
 // NotFound for it (goneByName) only, and only once a second read says
 // so again (goneAgain): nothing restarts it on this path, and a pool
 // stopped on a 404 that was not the pool's deletion would keep its last
-// Ready status with its port closed.
-func (rp *runningPool) noticeDeletion(obj *ferryv1.ProcessPool, err error) {
+// Ready status with its port closed. about is the UID of the pool rp
+// ran as the read began (stopGone).
+func (rp *runningPool) noticeDeletion(about types.UID, obj *ferryv1.ProcessPool, err error) {
 	switch {
 	case goneByName(err, rp.key):
 		if rp.goneAgain() {
-			rp.a.stopGone(rp, false)
+			rp.a.stopGone(rp, about, false)
 		}
 	case err == nil && obj == nil:
 		// Not a 404: a pool the API server has, and not ours (another
 		// UID, or another node's, spec.nodeName being immutable).
-		rp.a.stopGone(rp, true)
+		rp.a.stopGone(rp, about, true)
 	case err == nil && obj != nil && !obj.DeletionTimestamp.IsZero():
 		rp.a.drainAsync(rp.key, obj, rp)
 	}
@@ -745,9 +747,20 @@ func (rp *runningPool) goneAgain() bool {
 // background, and forgets its saved spec, as reconcile does a pool gone
 // from the cache; unless rp runs no more (drained, stopped, or stopping
 // with the agent). replaced: another pool has its name now.
-func (a *Agent) stopGone(rp *runningPool, replaced bool) {
+//
+// about is the UID of the pool rp ran when it was read: rp is stopped only
+// while it still runs that pool, and only while the agent reads by name,
+// not synced. As the cache syncs (the CRD upgraded), the reconcile loop
+// takes over, and may hand a new pool of the same name to rp (ensure)
+// before synced is set: a read made before then must not stop that pool,
+// nor remove its saved spec. (ensure calls rp.update once it let mu go:
+// the hand-over can still fall between this check and the stop, which
+// needs a CRD upgrade, a deletion and a new pool of the name, and a read
+// in the same few milliseconds; the new pool then waits for its next
+// event.)
+func (a *Agent) stopGone(rp *runningPool, about types.UID, replaced bool) {
 	a.mu.Lock()
-	if a.pools[rp.key] != rp {
+	if a.pools[rp.key] != rp || a.synced.Load() || rp.uid() != about {
 		a.mu.Unlock()
 		return
 	}
@@ -768,6 +781,14 @@ func (a *Agent) stopGone(rp *runningPool, replaced bool) {
 		defer a.wg.Done()
 		rp.close(false)
 	}()
+}
+
+// uid is the UID of the pool rp runs (empty when it was resumed from a
+// spec saved without one).
+func (rp *runningPool) uid() types.UID {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.obj.UID
 }
 
 // wrote notes that the API server holds status, which the reporter just
