@@ -451,9 +451,10 @@ func unlabelledMsg(pp *ferryv1.ProcessPool) string {
 
 // drainAsync stops a deleted pool in the background and then removes its
 // finalizer (retried until it succeeds or the agent stops). only, when
-// not nil: unless only is no longer the running pool of key (drained,
-// stopped, or stopping with the agent), whose reporter found it deleted
-// (runningPool.noticeDeletion).
+// not nil, is the running pool of key whose reporter found it deleted
+// (runningPool.noticeDeletion): drainAsync then does nothing once only is
+// no longer the running pool of key (drained, stopped, or stopping with
+// the agent).
 func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, only *runningPool) {
 	a.mu.Lock()
 	if a.draining[pp.UID] || (only != nil && a.pools[key] != only) {

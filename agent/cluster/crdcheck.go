@@ -42,12 +42,14 @@ type crdCheck struct {
 // then the cache follows nothing: a synced agent runs, and reports, the
 // pools it had; one that has not synced runs its saved pools, reports
 // them read by name (runningPool.readByName), and stops one that read
-// finds deleted (runningPool.noticeDeletion); a new pool, a spec change,
-// and the deletion of a synced agent's pool wait.
+// finds deleted, or replaced by another pool of its name, at a write of
+// its status (runningPool.noticeDeletion); a new pool, a spec change,
+// and the deletion of a synced agent's pool wait. So the message says a
+// deletion is seen late or not at all, not never.
 const CRDOutdatedReason = "The ProcessPool CRD lacks the selectable field " + nodeNameField +
 	" this agent selects its pools by; upgrade the CRDs to this release's" +
-	" (config/crd, or the chart with crds.enabled): until then this agent sees no new pool, change or deletion" +
-	" and is not Ready"
+	" (config/crd, or the chart with crds.enabled): until then this agent sees no new pool or spec change," +
+	" a deletion late or not at all, and is not Ready"
 
 // crdFixedMsg is said once the API server lists the pools by the field
 // after CRDOutdatedReason.

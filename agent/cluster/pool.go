@@ -440,8 +440,9 @@ func (rp *runningPool) report() {
 		}
 		if obj == nil {
 			// Replaced by a pool of the same name (this one, deleted, was
-			// released during its drain delay): its status is the new
-			// pool's reporter's to write.
+			// released during its drain delay; or, read by name,
+			// noticeDeletion stopped it): its status is the new pool's
+			// reporter's to write.
 			lastWrite, written = now, true
 		} else if due {
 			if err == nil {
@@ -678,10 +679,10 @@ func (rp *runningPool) readByName(ctx context.Context, saved *ferryv1.ProcessPoo
 // finalizer is drained and released (drainAsync), one gone already
 // stopped (stopGone), as is one whose name another pool has taken since
 // (replacedBy: its read is nil, without error), which is gone as well.
-// So a deletion is noticed at the next write of the
-// pool's status, which reads it: within the stats interval while its
-// figures move, StatusReportInterval at most. Before, the pool ran on,
-// reported Ready, its finalizer held, until the CRD was upgraded.
+// So a deletion is noticed at the next write of the pool's status, which
+// reads it: within the stats interval while its figures move,
+// StatusReportInterval at most. Before, the pool ran on, reported Ready,
+// its finalizer held, until the CRD was upgraded.
 //
 // A pool is stopped, its saved spec removed, on the API server's own
 // NotFound for it (goneByName) only, and only once a second read says
