@@ -117,8 +117,9 @@ func TestLogLines(t *testing.T) {
 // exited unexpectedly", as a death between requests does: its cause was
 // only in the error line before it. The counted deaths' error lines say
 // "backing off" only where the pool waits: the first round (the second
-// death) is replaced at once, the second round (the third) backs off 1s;
-// before, both said "backing off", the first beside "backoff": "0s".
+// death) backs off none ("not backing off"), the second round (the third)
+// backs off 1s; before, both said "backing off", the first beside
+// "backoff": "0s".
 func TestEveryDeathInARequestSaysSo(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	root, _ := filepath.Abs("testdata/bootdie")
@@ -152,7 +153,7 @@ func TestEveryDeathInARequestSaysSo(t *testing.T) {
 	// The second, counted, is of the first round of young deaths, which
 	// backs off none: the line says so, not "backing off" beside "0s".
 	checkCrashLine(t, book.WaitFor(t, "Worker crashed soon after it was ready"),
-		"Worker crashed soon after it was ready, as good as a failed spawn; replacing it at once", "0s")
+		"Worker crashed soon after it was ready, as good as a failed spawn; not backing off", "0s")
 	if len(deaths) < 2 {
 		t.Fatalf("%d deaths logged, want 2", len(deaths))
 	}

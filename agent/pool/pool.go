@@ -1501,20 +1501,23 @@ func (p *Pool) recordScalingError(w *Worker, err error, kind SpawnKind) {
 		p.reportFailure("Spawn failed of a revision the pool spawns no more; not retried", revision, err, kind)
 		return
 	}
-	p.reportFailure(backoffLine("Spawn failed", wait, "retrying at once"), revision, err, kind, backoff...)
+	p.reportFailure(backoffLine("Spawn failed", wait), revision, err, kind, backoff...)
 }
 
 // backoffLine is the line that logs a failure the pool backs off after
 // (failure: a failed spawn, or a young death as good as one): "backing
 // off" only when it waits before the next attempt (wait, what the line's
-// "backoff" says), else atOnce. A wait of none is no backoff: the first
-// round of young deaths backs off none (fail), nor does a failure of a
-// round whose backoff is already over.
-func backoffLine(failure string, wait time.Duration, atOnce string) string {
+// "backoff" says), else "not backing off". A wait of none is no backoff:
+// the first round of young deaths backs off none (fail), nor does a
+// failure of a round whose backoff is already over. The line speaks of
+// the wait, not of an attempt: whether one follows is the pool's scaling
+// (up to minProcesses, or one more for a queued request), and a pool
+// above its minimum with no request queued replaces nobody.
+func backoffLine(failure string, wait time.Duration) string {
 	if wait > 0 {
 		return failure + "; backing off"
 	}
-	return failure + "; " + atOnce
+	return failure + "; not backing off"
 }
 
 // backOffLocked records a failed spawn, or a crash soon after one, of an
@@ -1737,7 +1740,7 @@ func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest, closing b
 		p.reportFailure("Worker crashed soon after it was ready; spawning none of its revision while the manager returns the node to the revision it rolled from",
 			w.Revision, young.crash, SpawnScale, young.backoff...)
 	case young.crash != nil:
-		p.reportFailure(backoffLine("Worker crashed soon after it was ready, as good as a failed spawn", young.wait, "replacing it at once"),
+		p.reportFailure(backoffLine("Worker crashed soon after it was ready, as good as a failed spawn", young.wait),
 			w.Revision, young.crash, SpawnScale, young.backoff...)
 	}
 	if msg := exitLogLine(unexpected, inRequest, ofRequest, closing, young.crash != nil); msg != "" {
