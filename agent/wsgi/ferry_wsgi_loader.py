@@ -1364,24 +1364,28 @@ _NOT_BODIES = frozenset((type(None), bytes, bytearray, str))
 
 
 # The application's error said last, as (its line, its traceback), how
-# many times in a row it came, and when a line about it was said last: a
-# request that fails the same way again (the readinessPath, which the agent
-# asks until startTimeout, ten times a second; a client retrying) gets its
-# traceback once a streak, and a line at each power of two. A streak ends
-# at a request served (_streak_ends) or a different error. Fewer lines keep
-# the traceback in the last lines a failed spawn shows, too.
+# many times in a row it came, and when its traceback was said in full
+# last: a request that fails the same way again (the readinessPath, which
+# the agent asks until startTimeout, ten times a second; a client
+# retrying) gets its traceback once a streak, and a line at each power of
+# two. A streak ends at a request served (_streak_ends) or a different
+# error. Fewer lines keep the traceback in the last lines a failed spawn
+# shows, too.
 _streak = [None, 0, 0.0]
 
-# A failure of the streak that comes STREAK_RESAY seconds or more after the
-# last line about it is said in full again, with the count: the lines at
+# A failure of the streak that comes STREAK_RESAY seconds or more after its
+# last traceback is said in full again, with the count: the lines at
 # powers of two grow ever further apart (an app failing the same way for
 # hours would say its traceback once, at the start), and an operator who
 # looks at the log now should find the traceback in its last minute or so,
-# as the agent says queue refusals once a minute. An app failing once a
-# minute or less often has each failure in full; one failing ten times a
-# second (the readinessPath) has about a traceback a minute once the
-# powers of two are a minute apart. A constant, not a setting, as the
-# refusals' minute is.
+# as the agent says queue refusals once a minute. The time is the
+# traceback's alone: the short lines at powers of two leave it, or an app
+# failing ten times a second (the readinessPath) would have its traceback
+# pushed back by each (at 2, 4, ... 512 failures) and say it again only
+# once the short lines are a minute apart, some 2.7 minutes on. An app
+# failing once a minute or less often has each failure in full; one failing
+# more often has a traceback about a minute, with the short lines between.
+# A constant, not a setting, as the refusals' minute is.
 STREAK_RESAY = 60.0
 
 
@@ -1395,14 +1399,14 @@ def _log_app_error(env, doing="serving"):
         if now - _streak[2] >= STREAK_RESAY:
             _streak[2] = now
             sys.stderr.write(
-                "%s: same as before, %d times in a row; in full again, %g s or more after the last line about it\n%s"
+                "%s: same as before, %d times in a row; in full again, %g s or more since the last traceback\n%s"
                 % (what, n, STREAK_RESAY, tb)
             )
             sys.stderr.flush()
         elif n & (n - 1) == 0:
-            _streak[2] = now
+            # Not the streak's time: that is the last traceback's.
             sys.stderr.write(
-                "%s: same as before (%s), %d times in a row; next said at %d, or in full if %g s pass first\n"
+                "%s: same as before (%s), %d times in a row; next said at %d, or in full once %g s have passed since the last traceback\n"
                 % (what, _summary(e), n, 2 * n, STREAK_RESAY)
             )
             sys.stderr.flush()
