@@ -1798,9 +1798,22 @@ def main():
             ready_fd = -1
 
     # Tests only (no agent sets it): a STREAK_RESAY short enough to wait out.
+    # A value that is no number of seconds is ignored with a line, not
+    # raised: here, before the try below, it would kill the loader with a
+    # bare traceback before it reports to the agent.
     resay = env.pop("FERRY_WSGI_TEST_STREAK_RESAY", None)
     if resay:
-        STREAK_RESAY = float(resay)
+        try:
+            seconds = float(resay)
+        except ValueError:
+            seconds = float("nan")
+        if seconds >= 0:  # not NaN, not negative
+            STREAK_RESAY = seconds
+        else:
+            sys.stderr.write(
+                "ferry-wsgi: FERRY_WSGI_TEST_STREAK_RESAY=%r is no number of seconds; ignored, the bound stays %g s\n"
+                % (resay, STREAK_RESAY)
+            )
 
     sock_path = None
     try:

@@ -1458,6 +1458,31 @@ func TestRepeatedErrorIsSaidInFullAgainAfterTheBound(t *testing.T) {
 	}
 }
 
+// A malformed FERRY_WSGI_TEST_STREAK_RESAY is ignored with a line, and the
+// bound stays 60 s: before, float() of it raised before the loader's try,
+// and the loader died with a bare traceback without reporting to the
+// agent (ReadMessage: EOF).
+func TestMalformedStreakResayIsIgnored(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{"soon", "nan", "-1"} {
+		t.Run(bad, func(t *testing.T) {
+			t.Parallel()
+			root := t.TempDir()
+			writeApp(t, root, streakApp)
+			w := spawnEnv(t, root, "", "FERRY_WSGI_TEST_STREAK_RESAY="+bad)
+			if !w.msg.Ready {
+				t.Fatalf("message %+v, want ready", w.msg)
+			}
+			w.expectOutput(t, fmt.Sprintf("ferry-wsgi: FERRY_WSGI_TEST_STREAK_RESAY='%s' is no number of seconds; ignored, the bound stays 60 s\n", bad))
+			for range 2 {
+				resp, body := w.get(t, "/healthz")
+				expectStatus(t, resp, body, 500)
+			}
+			w.expectOutput(t, "2 times in a row; next said at 4, or in full once 60 s have passed since the last traceback\n")
+		})
+	}
+}
+
 // The bound counts from the streak's last traceback, not from its last
 // line of any kind: a short line at a power of two leaves it. Failure 1
 // is in full; failure 2, within the bound (2/3 of it later), is the short
