@@ -873,6 +873,22 @@ func TestRollingRestartCondition(t *testing.T) {
 				"(a Blocking restart resists no deployment error)"}},
 		},
 		{
+			// Proven, a loop reads the same whatever the strategy: the
+			// wave waits for the node while a replacement boots.
+			name: "a Blocking restart, a proven target dying young on node-b, a replacement booting, node-c waiting",
+			in: func() rollupInput {
+				in := provenIn(input(abc, testPool("node-a", targetRev, rolledOut(2), lasted),
+					testPool("node-b", targetRev, rolledOut(2), dyingYoung), testPool("node-c", oldRev, rolledOut(2))))
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				return in
+			}(),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
+			exact: "2/3 nodes updated; next: node-c, after node-b rolled out; on node-b a process of revision 2-abc died soon " +
+				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
+				"there yet; nothing returns the node to an older revision (a Blocking restart resists no deployment error): " +
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+		},
+		{
 			// One process: its death leaves none of the target running,
 			// and its agent reports the spawns failing (FailsTarget).
 			// The loop read RolloutHalted then, "the rollout goes on
@@ -988,8 +1004,40 @@ func TestRollingRestartCondition(t *testing.T) {
 		{
 			// A Blocking restart resists nothing, resistDeploymentErrors
 			// left on: the node stays on the target, as with resistance
-			// off, and the halt says its agent retries it.
-			name: "a Blocking restart, halted mid-restart by a death soon after ready",
+			// off, and the halt says its agent retries it: the same words
+			// with no older process serving there (the restart stopped
+			// them all before it spawned the target), its counts those of
+			// a restart over (0 of 0 updated) but for RollingRestart.
+			name: "a Blocking restart, its old processes stopped, halted mid-restart by a death soon after ready",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, restartingBlocking(0, 2), crashedInWindow),
+					testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, nil},
+			exact: "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready); its agent retries it with backoff, at most a minute apart, " +
+				"and the rollout goes on once a process of it lives 10s, the crash window, there; " +
+				"or change the ferry.dev/revision annotation or the app to start a new rollout",
+		},
+		{
+			// One process of the target still boots there: the restart
+			// goes on, and halts nothing.
+			name: "a Blocking restart, its old processes stopped, a death soon after ready, one of it booting",
+			in: func() rollupInput {
+				in := input(abc, testPool("node-a", targetRev, restartingBlocking(1, 2), crashedInWindow),
+					testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				return in
+			}(),
+			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonRestartingBlocking, []string{"node 1/3 (node-a)"}},
+		},
+		{
+			// The strategy turned Blocking while the node's Rolling
+			// restart was under way (the agent keeps the strategy it
+			// started with), its old processes serving: the same halt.
+			name: "Blocking now, a Rolling restart under way, halted mid-restart by a death soon after ready",
 			in: func() rollupInput {
 				in := input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow),
 					testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))

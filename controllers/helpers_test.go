@@ -82,6 +82,22 @@ func restarting(done, total int32) poolOpt {
 	}
 }
 
+// restartingBlocking: the agent's Blocking restart onto spec.revision is
+// under way: it stopped every old process before it spawned spawns new
+// ones, of which running are left (booting: none is ready), the others
+// dead (RollingRestart RestartingBlocking, Ready False). restarting's
+// shape is a Rolling restart's instead, its old processes serving. The
+// counts are those of a restart over (updated = total), as they are
+// while a Blocking restart runs: only RollingRestart says it is not.
+func restartingBlocking(running, spawns int32) poolOpt {
+	return func(p *ferryv1.ProcessPool) {
+		restarting(0, spawns)(p)
+		counts(0, running, running)(p)
+		notReadyAtAll(p)
+		setCond(p, ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRestartingBlocking, "")
+	}
+}
+
 // counts overrides the process counts.
 func counts(ready, updated, total int32) poolOpt {
 	return func(p *ferryv1.ProcessPool) {

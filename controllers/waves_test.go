@@ -656,8 +656,9 @@ func TestHaltRecord(t *testing.T) {
 // (the loop sortRollout reads): one process of it dead leaves none
 // running, which read as failing the target, and the record stood from
 // that death until the node rolled out, naming the node as the halt once
-// it was deselected. Where something returns the node, or its old
-// processes still serve mid-restart, the halt is recorded as before.
+// it was deselected. Where something returns the node, or its restart is
+// still under way (its old processes serving, or none after a Blocking
+// restart stopped them), the halt is recorded as before.
 func TestHaltRecordOfACrashLoop(t *testing.T) {
 	const died = "exited with status 1 1.2s after it was ready"
 	earlier := lastTransition(t0.Add(-time.Hour))
@@ -758,20 +759,41 @@ func TestHaltRecordOfACrashLoop(t *testing.T) {
 		// A Blocking restart resists nothing, whatever
 		// resistDeploymentErrors says (left on here, its default): its
 		// mid-restart young death reads as one with resistance off, a
-		// halt, though no older process serves there. haltRecord reads
-		// the strategy only through the crash loop (contract.NotReturnedWhy),
-		// and a node mid-restart halts as no loop (loopsOn) whatever it is.
+		// halt, with no older process serving there: the restart stopped
+		// them all before it spawned the target. haltRecord reads the
+		// strategy only through the crash loop (contract.NotReturnedWhy),
+		// and a node mid-restart halts as no loop (loopsOn) whatever it
+		// is; mid-restart, though its counts read as a restart over
+		// (updated = total = 0), since only RollingRestart says it is not.
 		{
-			"a Blocking restart, mid-restart, none of it running: halted",
+			"a Blocking restart, mid-restart, its old processes stopped, none of it running: halted",
+			on(nil, testPool("a", targetRev, restartingBlocking(0, 2), crashedInWindow), nil, blocking),
+			recorded("a", died, false, lastTransition(t0)),
+		},
+		{
+			"a Blocking restart, mid-restart, its old processes stopped, one of it booting: no halt",
+			on(nil, testPool("a", targetRev, restartingBlocking(1, 2), crashedInWindow), nil, blocking), nil,
+		},
+		{
+			"a Blocking restart, a proven target, mid-restart, its old processes stopped, none of it running: no record",
+			on(nil, testPool("a", targetRev, rolledOut(1)), testPool("b", targetRev, restartingBlocking(0, 2), crashedInWindow),
+				blocking, provenIn), nil,
+		},
+		// The strategy turned Blocking while the node's Rolling restart
+		// was under way (the agent keeps the strategy it started with),
+		// its old processes serving: the same, the strategy read from
+		// the AppGroup.
+		{
+			"Blocking now, a Rolling restart under way, its old processes serving, none of it running: halted",
 			on(nil, testPool("a", targetRev, restarting(0, 2), crashedInWindow), nil, blocking),
 			recorded("a", died, false, lastTransition(t0)),
 		},
 		{
-			"a Blocking restart, mid-restart, a process of it updated there: no halt",
+			"Blocking now, a Rolling restart under way, a process of it updated there: no halt",
 			on(nil, testPool("a", targetRev, restarting(1, 2), crashedInWindow), nil, blocking), nil,
 		},
 		{
-			"a Blocking restart, a proven target, mid-restart, none of it running: no record",
+			"Blocking now, a proven target, a Rolling restart under way, its old processes serving: no record",
 			on(nil, testPool("a", targetRev, rolledOut(1)), testPool("b", targetRev, restarting(0, 2), crashedInWindow),
 				blocking, provenIn), nil,
 		},
@@ -812,11 +834,20 @@ func TestHaltRecordOfACrashLoop(t *testing.T) {
 		},
 		{
 			// What the strategy changes here: the reason while a node restarts.
-			"a Blocking restart, mid-restart, a process of it updated there: restarting, blocking",
+			"a Blocking restart, mid-restart, its old processes stopped, one of it booting: restarting, blocking",
+			on(nil, testPool("a", targetRev, restartingBlocking(1, 2), crashedInWindow), nil, blocking), ferryv1.ReasonRestartingBlocking,
+		},
+		{
+			"a Blocking restart, a proven target, mid-restart, its old processes stopped, none of it running: halted",
+			on(nil, testPool("a", targetRev, rolledOut(1)), testPool("b", targetRev, restartingBlocking(0, 2), crashedInWindow),
+				blocking, provenIn), ferryv1.ReasonRolloutHalted,
+		},
+		{
+			"Blocking now, a Rolling restart under way, a process of it updated there: restarting, blocking",
 			on(nil, testPool("a", targetRev, restarting(1, 2), crashedInWindow), nil, blocking), ferryv1.ReasonRestartingBlocking,
 		},
 		{
-			"a Blocking restart, a proven target, mid-restart, none of it running: halted",
+			"Blocking now, a proven target, a Rolling restart under way, its old processes serving: halted",
 			on(nil, testPool("a", targetRev, rolledOut(1)), testPool("b", targetRev, restarting(0, 2), crashedInWindow),
 				blocking, provenIn), ferryv1.ReasonRolloutHalted,
 		},
