@@ -700,6 +700,80 @@ func TestAgentOnACRDWithoutTheFieldKeepsAPoolOnA404(t *testing.T) {
 	book.Check(t)
 }
 
+// TestAgentLogsABare404OnAStatusWrite: a 404 on the write of a pool's
+// status that is not the API server's NotFound for the pool (a proxy's,
+// its body no Status of it) is a failed write: logged, retried, and the
+// report resumes, said, once writes work again; the pool runs on. Once,
+// it was taken for the pool's deletion: not logged, the report silently
+// backing off to the heartbeat.
+func TestAgentLogsABare404OnAStatusWrite(t *testing.T) {
+	const node = "node-write-404"
+	ns := namespace(t)
+	name := "hello-" + node
+	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + ns + "/processpools/" + name}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(reqs.wrap)
+	// answered: a pass of the reporter ended once the transport answered
+	// a write with a bare 404 (n so far), so after that write's handling.
+	var answered atomic.Int64
+	book := agenttest.NewLogbook(t)
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	a, _ := startAgent(t, node, cfg, stateDir(t), logTo(book), func(o *Options) {
+		o.StatusReportInterval = time.Second
+		o.reporterPassed = func(k types.NamespacedName) {
+			if k == key {
+				answered.Store(reqs.writeNotFounds.Load())
+			}
+		}
+	})
+	readyPool(t, ns, name, node, freePort(t))
+	rp := runningPoolOf(t, a, key)
+
+	reqs.bare404Writes.Store(true)
+	waitUntil(t, "a pass of the reporter after a write answered with a bare 404", func() bool { return answered.Load() > 0 })
+	es := book.Find("Could not report status")
+	switch {
+	case len(es) == 0:
+		t.Fatalf("no %q logged after a write answered with a bare 404: taken for the pool's deletion", "Could not report status")
+	case !apierrors.IsNotFound(es[0].Err):
+		t.Errorf("logged %q with error %v, want the write's 404", es[0].Msg, es[0].Err)
+	}
+	reqs.bare404Writes.Store(false)
+	book.WaitFor(t, "Reported status again")
+	if got := runningPoolOf(t, a, key); got != rp {
+		t.Error("the agent runs another pool of key: the bare 404 stopped it")
+	}
+	book.Check(t)
+}
+
+// TestGoneByNameOfTheAPIServer: the API server's answers for a pool gone,
+// to a read of it and to a write of its status, are goneByName, which
+// tells them from another 404.
+func TestGoneByNameOfTheAPIServer(t *testing.T) {
+	ctx := context.Background()
+	pp := newPool(namespace(t), "gone", "node-gone-by-name", "1-aaa", freePort(t), example("hello-wsgi"))
+	pp.Finalizers = nil
+	if err := env.Client.Create(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(pp)
+	if err := env.Client.Delete(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	if err := poolGone(key); err != nil {
+		t.Fatalf("the pool, without a finalizer, is not gone once deleted: %v", err)
+	}
+	read := env.Client.Get(ctx, key, &ferryv1.ProcessPool{})
+	patch := client.MergeFrom(pp.DeepCopy())
+	pp.Status.Address = "127.0.0.1:1"
+	write := env.Client.Status().Patch(ctx, pp, patch)
+	for what, err := range map[string]error{"read": read, "status write": write} {
+		if !goneByName(err, key) {
+			t.Errorf("the %s of a pool gone: %v (%#v), not goneByName", what, err, err)
+		}
+	}
+}
+
 // checkRunsOnAnOutdatedCRD checks that a, which has not synced, still
 // runs the pool of key as rp: pp's workers live, its proxy serves, its
 // saved spec is there, and book has no line of its stop.
@@ -802,7 +876,9 @@ const errReadFails = "the read of the pool by name fails (test)"
 // while fail is set. While bare404 is set, it answers the reads itself
 // with a 404 whose body is no Status (a proxy's); once statusNotFound is
 // set, it answers the next read with the API server's NotFound for the
-// pool, and clears it. notFounds counts the reads it so answered.
+// pool, and clears it. notFounds counts the reads it so answered. While
+// bare404Writes is set, it answers the status writes itself with a bare
+// 404, counted in writeNotFounds.
 type poolRequests struct {
 	path           string
 	reads, writes  atomic.Int64
@@ -810,6 +886,8 @@ type poolRequests struct {
 	bare404        atomic.Bool
 	statusNotFound atomic.Bool
 	notFounds      atomic.Int64
+	bare404Writes  atomic.Bool
+	writeNotFounds atomic.Int64
 
 	mu                  sync.Mutex
 	lastRead, lastWrite deadline
@@ -871,6 +949,10 @@ func (p *poolRequestsTransport) RoundTrip(req *http.Request) (*http.Response, er
 		p.r.reads.Add(1)
 		p.r.note(&p.r.lastRead, req)
 	case req.Method == http.MethodPatch && req.URL.Path == p.r.path+"/status":
+		if p.r.bare404Writes.Load() {
+			p.r.writeNotFounds.Add(1)
+			return answer(req, http.StatusNotFound, "text/plain; charset=utf-8", "404 page not found\n"), nil
+		}
 		p.r.writes.Add(1)
 		p.r.note(&p.r.lastWrite, req)
 	}

@@ -455,10 +455,13 @@ func (rp *runningPool) report() {
 				if since, was := trouble.renewed(); was {
 					rp.log.Info("Reported status again", "failedFor", now.Sub(since).Round(time.Second).String())
 				}
-			case apierrors.IsNotFound(err):
+			case goneByName(err, rp.key):
 				// Deleted: the reconcile loop stops this pool (or, read by
 				// name, noticeDeletion did); until then, write no more
-				// often than a heartbeat.
+				// often than a heartbeat. Only the API server's own
+				// NotFound for the pool: another 404 (a proxy's) is a
+				// failed write, logged and retried below, as install.md
+				// says.
 				lastWrite, written = now, true
 			default:
 				// A write that timed out may still have been applied: diff
