@@ -396,7 +396,7 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 	if !pp.DeletionTimestamp.IsZero() {
 		// Draining takes the drain delay and shutdownTimeout: off this worker, so
 		// the node's other pools do not wait for it.
-		a.drainAsync(key, pp, nil)
+		a.drainAsync(key, pp, nil, "")
 		return nil
 	}
 	a.noteLabel(key, pp)
@@ -452,12 +452,18 @@ func unlabelledMsg(pp *ferryv1.ProcessPool) string {
 // drainAsync stops a deleted pool in the background and then removes its
 // finalizer (retried until it succeeds or the agent stops). only, when
 // not nil, is the running pool of key whose reporter found it deleted
-// (runningPool.noticeDeletion): drainAsync then does nothing once only is
-// no longer the running pool of key (drained, stopped, or stopping with
-// the agent).
-func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, only *runningPool) {
+// (runningPool.noticeDeletion) in a read made while it ran the pool of
+// UID about: drainAsync then does nothing once only is no longer the
+// running pool of key (drained, stopped, or stopping with the agent), nor
+// once the read is stale (staleRead: the agent synced, or only runs
+// another pool now), as stopGone; and once it takes only off the pools,
+// it queues key for the reconcile loop, as stopGone does, for a new pool
+// of the name handed to only after that check.
+func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, only *runningPool, about types.UID) {
+	// Before a.mu: staleRead takes only's mu, which is not taken under it.
+	stale := only != nil && a.staleRead(only, about)
 	a.mu.Lock()
-	if a.draining[pp.UID] || (only != nil && a.pools[key] != only) {
+	if a.draining[pp.UID] || (only != nil && (stale || a.pools[key] != only)) {
 		a.mu.Unlock()
 		return
 	}
@@ -476,6 +482,7 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, on
 	a.mu.Unlock()
 	if only != nil {
 		only.log.Info("Pool deleted, as read by name; draining it")
+		a.queue.Add(key)
 	}
 	if err := a.store.remove(key); err != nil {
 		a.log.Error(err, "Could not remove the saved spec of a deleted pool", "pool", key)

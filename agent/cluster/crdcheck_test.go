@@ -30,6 +30,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -127,56 +128,77 @@ func TestGoneByName(t *testing.T) {
 	}
 }
 
-// TestStopGoneOnlyWhatTheReadWasAbout: a pool found gone by its read by
-// name is stopped, and its saved spec removed, only while the agent has
-// not synced and the running pool still runs the pool the read was about
-// (its UID): a read made before the cache synced must not stop a new pool
-// of the same name the reconcile loop has handed it since, nor remove its
-// saved spec; nor one the agent runs no more.
+// TestStopGoneOnlyWhatTheReadWasAbout: a pool found gone, or deleted,
+// by its read by name is stopped (stopGone), or drained (drainAsync), and
+// its saved spec removed, only while the agent has not synced and the
+// running pool still runs the pool the read was about (its UID, empty for
+// a spec saved without it; not the UID the read found): a read made
+// before the cache synced must not stop a new pool of the same name the
+// reconcile loop has handed it since, nor remove its saved spec; nor one
+// the agent runs no more. A pool stopped has its key queued, for the
+// reconcile loop to start a new pool of its name handed to it too late.
 func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	// The read: the pool deleted, as the API server has it (UID u1).
+	read := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: "u1",
+		DeletionTimestamp: &metav1.Time{Time: time.Now()}}}
+	paths := map[string]func(a *Agent, rp *runningPool, about types.UID){
+		"stopGone":   func(a *Agent, rp *runningPool, about types.UID) { a.stopGone(rp, about, false) },
+		"drainAsync": func(a *Agent, rp *runningPool, about types.UID) { a.drainAsync(key, read, rp, about) },
+	}
 	for _, tc := range []struct {
 		name    string
 		runs    types.UID // the UID of the pool the running pool runs
+		about   types.UID // the UID of the pool it ran as the read began
 		synced  bool
 		another bool // the agent runs another running pool of key
 		stopped bool
 	}{
-		{name: "the pool read", runs: "u1", stopped: true},
-		{name: "a new pool handed to it since", runs: "u2"},
-		{name: "the agent synced since", runs: "u1", synced: true},
-		{name: "no longer the running pool of key", runs: "u1", another: true},
+		{name: "the pool read", runs: "u1", about: "u1", stopped: true},
+		{name: "a new pool handed to it since", runs: "u2", about: "u1"},
+		{name: "the agent synced since", runs: "u1", about: "u1", synced: true},
+		{name: "no longer the running pool of key", runs: "u1", about: "u1", another: true},
+		{name: "saved without its UID", runs: "", about: "", stopped: true},
+		{name: "saved without its UID, a pool handed to it since", runs: "u1", about: ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			st, err := newStore(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := &Agent{store: st, pools: map[types.NamespacedName]*runningPool{},
-				saved: map[types.NamespacedName]int64{key: 1}, unlabelled: map[types.NamespacedName]bool{}}
-			a.synced.Store(tc.synced)
-			pp := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: tc.runs, Generation: 1}}
-			if err := st.save(pp); err != nil {
-				t.Fatal(err)
-			}
-			rp := stoppableRunningPool(a, pp)
-			a.pools[key] = rp
-			if tc.another {
-				a.pools[key] = stoppableRunningPool(a, pp)
-			}
-			a.stopGone(rp, "u1", false)
-			a.wg.Wait()
-			_, statErr := os.Stat(st.path(key))
-			if stopped := a.pools[key] == nil; stopped != tc.stopped {
-				t.Errorf("stopped: %v, want %v", stopped, tc.stopped)
-			}
-			if kept := statErr == nil; kept == tc.stopped {
-				t.Errorf("saved spec kept: %v (%v), want %v", kept, statErr, !tc.stopped)
-			}
-			if _, kept := a.saved[key]; kept == tc.stopped {
-				t.Errorf("saved generation kept: %v, want %v", kept, !tc.stopped)
-			}
-		})
+		for path, stop := range paths {
+			t.Run(path+"/"+tc.name, func(t *testing.T) {
+				st, err := newStore(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				a := &Agent{store: st, pools: map[types.NamespacedName]*runningPool{},
+					saved: map[types.NamespacedName]int64{key: 1}, unlabelled: map[types.NamespacedName]bool{},
+					draining: map[types.UID]bool{},
+					queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]())}
+				t.Cleanup(a.queue.ShutDown)
+				a.synced.Store(tc.synced)
+				pp := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: tc.runs, Generation: 1}}
+				if err := st.save(pp); err != nil {
+					t.Fatal(err)
+				}
+				rp := stoppableRunningPool(a, pp)
+				a.pools[key] = rp
+				if tc.another {
+					a.pools[key] = stoppableRunningPool(a, pp)
+				}
+				stop(a, rp, tc.about)
+				a.wg.Wait()
+				_, statErr := os.Stat(st.path(key))
+				if stopped := a.pools[key] == nil; stopped != tc.stopped {
+					t.Errorf("stopped: %v, want %v", stopped, tc.stopped)
+				}
+				if kept := statErr == nil; kept == tc.stopped {
+					t.Errorf("saved spec kept: %v (%v), want %v", kept, statErr, !tc.stopped)
+				}
+				if _, kept := a.saved[key]; kept == tc.stopped {
+					t.Errorf("saved generation kept: %v, want %v", kept, !tc.stopped)
+				}
+				if queued := a.queue.Len() == 1; queued != tc.stopped {
+					t.Errorf("key queued for the reconcile loop: %v, want %v", queued, tc.stopped)
+				}
+			})
+		}
 	}
 }
 

@@ -692,7 +692,7 @@ func (rp *runningPool) readByName(ctx context.Context, saved *ferryv1.ProcessPoo
 // so again (goneAgain): nothing restarts it on this path, and a pool
 // stopped on a 404 that was not the pool's deletion would keep its last
 // Ready status with its port closed. about is the UID of the pool rp
-// ran as the read began (stopGone).
+// ran as the read began (staleRead).
 func (rp *runningPool) noticeDeletion(about types.UID, obj *ferryv1.ProcessPool, err error) {
 	switch {
 	case goneByName(err, rp.key):
@@ -704,7 +704,7 @@ func (rp *runningPool) noticeDeletion(about types.UID, obj *ferryv1.ProcessPool,
 		// UID, or another node's, spec.nodeName being immutable).
 		rp.a.stopGone(rp, about, true)
 	case err == nil && obj != nil && !obj.DeletionTimestamp.IsZero():
-		rp.a.drainAsync(rp.key, obj, rp)
+		rp.a.drainAsync(rp.key, obj, rp, about)
 	}
 }
 
@@ -752,19 +752,18 @@ func (rp *runningPool) goneAgain() bool {
 // from the cache; unless rp runs no more (drained, stopped, or stopping
 // with the agent). replaced: another pool has its name now.
 //
-// about is the UID of the pool rp ran when it was read: rp is stopped only
-// while it still runs that pool, and only while the agent reads by name,
-// not synced. As the cache syncs (the CRD upgraded), the reconcile loop
-// takes over, and may hand a new pool of the same name to rp (ensure)
-// before synced is set: a read made before then must not stop that pool,
-// nor remove its saved spec. (ensure calls rp.update once it let mu go:
-// the hand-over can still fall between this check and the stop, which
-// needs a CRD upgrade, a deletion and a new pool of the name, and a read
-// in the same few milliseconds; the new pool then waits for its next
-// event.)
+// about is the UID of the pool rp ran when it was read: rp is stopped
+// only while the read is not stale (staleRead). Once stopped, the key is
+// queued for the reconcile loop: a new pool of the name that ensure handed
+// to rp between the check and the stop (it calls rp.update once it let
+// a.mu go: a CRD upgrade, a deletion and a new pool of the name, and a
+// read in the same few milliseconds) is started again from the cache,
+// not left unrun until its next event; with no pool of key in the cache,
+// or before it syncs, reconcile does nothing.
 func (a *Agent) stopGone(rp *runningPool, about types.UID, replaced bool) {
+	stale := a.staleRead(rp, about) // before a.mu: rp.mu is not taken under it
 	a.mu.Lock()
-	if a.pools[rp.key] != rp || a.synced.Load() || rp.uid() != about {
+	if stale || a.pools[rp.key] != rp {
 		a.mu.Unlock()
 		return
 	}
@@ -785,6 +784,18 @@ func (a *Agent) stopGone(rp *runningPool, about types.UID, replaced bool) {
 		defer a.wg.Done()
 		rp.close(false)
 	}()
+	a.queue.Add(rp.key)
+}
+
+// staleRead is whether a read by name of rp, made while rp ran the pool
+// of UID about (empty for a spec saved without its UID), may no longer
+// stop rp: the agent has synced since, or rp runs another pool now. As
+// the cache syncs (the CRD upgraded), the reconcile loop takes over, and
+// may hand a new pool of the same name to rp (ensure) before synced is
+// set: a read made before then must not stop that pool, nor remove its
+// saved spec. It takes rp.mu: call it without a.mu held.
+func (a *Agent) staleRead(rp *runningPool, about types.UID) bool {
+	return a.synced.Load() || rp.uid() != about
 }
 
 // uid is the UID of the pool rp runs (empty when it was resumed from a
