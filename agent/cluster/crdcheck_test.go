@@ -714,9 +714,13 @@ func TestAgentOnACRDWithoutTheFieldKeepsAPoolOnA404(t *testing.T) {
 	}
 
 	reqs.bare404.Store(false)
-	n := reqs.notFounds.Load()
 	reqs.statusNotFound.Store(true)
-	waitUntil(t, "a pass of the reporter after the API server's NotFound, once", func() bool { return answered.Load() > n })
+	// Not answered > the count as bare404 was cleared: a bare 404 served
+	// just then would pass that before the NotFound was.
+	waitUntil(t, "a pass of the reporter after the API server's NotFound, once", func() bool {
+		n := reqs.statusServed.Load()
+		return n > 0 && answered.Load() >= n
+	})
 	checkRunsOnAnOutdatedCRD(t, a, key, pp, rp, book)
 	book.WaitFor(t, "Reported status again")
 	book.Check(t)
@@ -898,9 +902,10 @@ const errReadFails = "the read of the pool by name fails (test)"
 // while fail is set. While bare404 is set, it answers the reads itself
 // with a 404 whose body is no Status (a proxy's); once statusNotFound is
 // set, it answers the next read with the API server's NotFound for the
-// pool, and clears it. notFounds counts the reads it so answered. While
-// bare404Writes is set, it answers the status writes itself with a bare
-// 404, counted in writeNotFounds.
+// pool, and clears it. notFounds counts the reads it so answered;
+// statusServed is its count with the last NotFound. While bare404Writes
+// is set, it answers the status writes itself with a bare 404, counted in
+// writeNotFounds.
 type poolRequests struct {
 	path           string
 	reads, writes  atomic.Int64
@@ -908,6 +913,7 @@ type poolRequests struct {
 	bare404        atomic.Bool
 	statusNotFound atomic.Bool
 	notFounds      atomic.Int64
+	statusServed   atomic.Int64
 	bare404Writes  atomic.Bool
 	writeNotFounds atomic.Int64
 
@@ -958,7 +964,7 @@ func (p *poolRequestsTransport) RoundTrip(req *http.Request) (*http.Response, er
 			return answer(req, http.StatusNotFound, "text/plain; charset=utf-8", "404 page not found\n"), nil
 		}
 		if p.r.statusNotFound.CompareAndSwap(true, false) {
-			p.r.notFounds.Add(1)
+			p.r.statusServed.Store(p.r.notFounds.Add(1))
 			name := path.Base(req.URL.Path)
 			st := apierrors.NewNotFound(schema.GroupResource{Group: "ferry.dev", Resource: "processpools"}, name).ErrStatus
 			st.Kind, st.APIVersion = "Status", "v1"
