@@ -482,10 +482,14 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, on
 	a.mu.Unlock()
 	if only != nil {
 		only.log.Info("Pool deleted, as read by name; draining it")
-		a.queue.Add(key)
 	}
 	if err := a.store.remove(key); err != nil {
 		a.log.Error(err, "Could not remove the saved spec of a deleted pool", "pool", key)
+	}
+	if only != nil {
+		// After the removal: the new pool the reconcile loop may start
+		// saves its own spec, which must stay.
+		a.queue.Add(key)
 	}
 	uid := pp.UID
 	go func() {

@@ -757,9 +757,10 @@ func (rp *runningPool) goneAgain() bool {
 // queued for the reconcile loop: a new pool of the name that ensure handed
 // to rp between the check and the stop (it calls rp.update once it let
 // a.mu go: a CRD upgrade, a deletion and a new pool of the name, and a
-// read in the same few milliseconds) is started again from the cache,
-// not left unrun until its next event; with no pool of key in the cache,
-// or before it syncs, reconcile does nothing.
+// read in the same few milliseconds) is started from the cache, not left
+// unrun until its next event (queued after the saved spec's removal: the
+// new pool saves its own); with no pool of key in the cache, or before
+// it syncs, reconcile does nothing.
 func (a *Agent) stopGone(rp *runningPool, about types.UID, replaced bool) {
 	stale := a.staleRead(rp, about) // before a.mu: rp.mu is not taken under it
 	a.mu.Lock()
