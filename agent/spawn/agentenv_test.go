@@ -12,8 +12,8 @@ import (
 )
 
 // TestAgentVariablesWinOverTheApps: a pool written before the API refused
-// FERRY_* env names (or a standalone file before its check) may set the
-// agent's own variables; the worker still gets the agent's values (the
+// the env names the agent sets for its workers (or a standalone file
+// before its check) may set the agent's own variables; the worker still gets the agent's values (the
 // loader binds the socket the agent waits on, the app sees its revision)
 // and the agent says which of the app's it left out.
 func TestAgentVariablesWinOverTheApps(t *testing.T) {

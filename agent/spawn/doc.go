@@ -15,10 +15,14 @@
 //     takes back (its owner and mode) once the socket is bound, so that the
 //     worker cannot put a link to another socket in its place for the agent
 //     to connect to;
-//   - gets a minimal environment (PATH, HOME, LANG, USER, LOGNAME, the
-//     FERRY_* variables, then the app's env) rather than the agent's; the
-//     app's env may replace PATH and the others, never a variable the
-//     agent sets for the launch (FERRY_*, a Command's PORT);
+//   - gets a minimal environment (PATH, HOME, LANG, USER, LOGNAME,
+//     PYTHONUNBUFFERED=1, the variables the agent sets for the launch,
+//     then the app's env) rather than the agent's; the app's env may
+//     replace PATH and the others of that base, never a variable the
+//     agent sets for the launch: FERRY_REVISION, a WSGI worker's
+//     FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE and FERRY_READY_FD,
+//     a Command's PORT (appEnv leaves the app's value out). Any other
+//     name, FERRY_ ones too, is the app's;
 //   - has its stdout and stderr logged line by line with its pid and
 //     revision, and the last lines kept for spawn errors.
 //
