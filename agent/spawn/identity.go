@@ -39,12 +39,28 @@ func workerIdentity(name string) (identity, error) {
 		if err != nil {
 			return identity{}, err
 		}
-		if uid, numeric := canonicalUID(name); name != "" && name != self.Username && (!numeric || uid != self.Uid) {
-			return identity{}, fmt.Errorf("cannot run workers as %q: the agent runs as %q, not root", name, self.Username)
-		}
-		return identity{name: self.Username, home: self.HomeDir}, nil
+		return ownIdentity(name, self)
 	}
 	return rootIdentity(name)
+}
+
+// ownIdentity is workerIdentity for an agent that is not root, running
+// as self: the AppGroup's user must be self, by name or uid, or unset.
+func ownIdentity(name string, self *user.User) (identity, error) {
+	if uid, numeric := canonicalUID(name); name != "" && name != self.Username && (!numeric || uid != self.Uid) {
+		return identity{}, fmt.Errorf("cannot run workers as %q: the agent runs as %q, not root", name, self.Username)
+	}
+	return identity{name: self.Username, home: homeDir(self)}, nil
+}
+
+// homeDir is the worker's HOME: the user's home directory, or / when it
+// has none (a passwd entry whose home field is empty), as for a uid with
+// no passwd entry, rather than an empty HOME; the agent's own user too.
+func homeDir(u *user.User) string {
+	if u.HomeDir == "" {
+		return "/"
+	}
+	return u.HomeDir
 }
 
 // rootIdentity is workerIdentity for a root agent.
@@ -91,11 +107,7 @@ func credential(name string, u *user.User, groups []string) (identity, error) {
 		}
 		cred.Groups = append(cred.Groups, uint32(n))
 	}
-	home := u.HomeDir
-	if home == "" {
-		home = "/"
-	}
-	return identity{name: u.Username, home: home, cred: cred}, nil
+	return identity{name: u.Username, home: homeDir(u), cred: cred}, nil
 }
 
 // lookupUser takes a name or a numeric uid; a uid with no passwd entry

@@ -93,3 +93,37 @@ func TestUnknownUserSaysWhatToDo(t *testing.T) {
 		t.Errorf("--worker-users: err = %v,\nwant %s", err, want)
 	}
 }
+
+// TestOwnIdentity: an agent that is not root runs workers as its own
+// user, named by name or uid (leading zeros too) or not at all, with
+// that user's home as HOME, or / when it has none, as a root agent's
+// workers get; another user is refused.
+func TestOwnIdentity(t *testing.T) {
+	self := &user.User{Uid: "1000", Gid: "1000", Username: "alice", HomeDir: "/home/alice"}
+	homeless := &user.User{Uid: "1000", Gid: "1000", Username: "alice"}
+	for _, tt := range []struct {
+		name     string
+		self     *user.User
+		wantHome string
+		wantErr  string
+	}{
+		{"", self, "/home/alice", ""},
+		{"alice", self, "/home/alice", ""},
+		{"01000", self, "/home/alice", ""},
+		{"", homeless, "/", ""},
+		{"bob", self, "", `cannot run workers as "bob": the agent runs as "alice", not root`},
+		{"1001", self, "", `cannot run workers as "1001": the agent runs as "alice", not root`},
+	} {
+		id, err := ownIdentity(tt.name, tt.self)
+		switch {
+		case tt.wantErr != "":
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("ownIdentity(%q): err = %v, want %q", tt.name, err, tt.wantErr)
+			}
+		case err != nil:
+			t.Errorf("ownIdentity(%q): %v", tt.name, err)
+		case id.name != "alice" || id.home != tt.wantHome || id.cred != nil:
+			t.Errorf("ownIdentity(%q) = %+v, want alice, home %s, the agent's own credential", tt.name, id, tt.wantHome)
+		}
+	}
+}
