@@ -135,6 +135,46 @@ func TestAppsOwnFerryEnvNamesAccepted(t *testing.T) {
 	}
 }
 
+// TestPoolsTakeTheAgentsEnvNames guards that the rules refusing the
+// agent's worker variables are the AppGroup's alone: the manager renders
+// a ProcessPool from an AppGroup stored before them, env and all, and
+// that pool, created or changed, must not be refused (the agent then
+// keeps its own values over the app's). A WSGI pool may hold every name
+// the agent sets for a WSGI worker, a Command pool FERRY_REVISION and
+// PORT.
+func TestPoolsTakeTheAgentsEnvNames(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	for i, tc := range []struct {
+		set   map[string]any
+		names []string
+	}{
+		{nil, []string{"FERRY_SOCKET", "FERRY_REVISION", "FERRY_APP_ROOT", "FERRY_STARTUP_FILE", "FERRY_READY_FD"}},
+		{map[string]any{"spec.template.app.type": "Command", "spec.template.app.command": []any{"./server"}},
+			[]string{"FERRY_REVISION", "PORT", "FERRY_SOCKET"}},
+	} {
+		pp := decode(t, validProcessPool)
+		pp.SetNamespace(ns)
+		pp.SetName(fmt.Sprintf("stored-before-%d", i))
+		for path, v := range tc.set {
+			setPath(t, pp.Object, path, v)
+		}
+		var envs []any
+		for _, n := range tc.names {
+			envs = append(envs, map[string]any{"name": n, "value": "1"})
+		}
+		setPath(t, pp.Object, "spec.template.app.env", envs)
+		if err := env.Client.Create(ctx, pp); err != nil {
+			t.Errorf("a pool with env %v refused: %v", tc.names, err)
+			continue
+		}
+		setPath(t, pp.Object, "spec.revision", "2-def")
+		if err := env.Client.Update(ctx, pp); err != nil {
+			t.Errorf("a new revision of a pool with env %v refused: %v", tc.names, err)
+		}
+	}
+}
+
 // until waits, up to the test context's minute, for ok.
 func until(t *testing.T, what string, ok func() bool) {
 	t.Helper()
