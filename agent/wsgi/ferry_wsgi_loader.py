@@ -1385,7 +1385,8 @@ _streak = [None, 0, 0.0]
 # once the short lines are a minute apart, some 2.7 minutes on. An app
 # failing once a minute or less often has each failure in full; one failing
 # more often has a traceback about a minute, with the short lines between.
-# A constant, not a setting, as the refusals' minute is.
+# A constant, not a setting, as the refusals' minute is (tests alone set
+# it, on the loader's command line: main).
 STREAK_RESAY = 60.0
 
 
@@ -1768,6 +1769,27 @@ def _format_traceback(e):
     return "".join(te.format())
 
 
+# The argument that sets STREAK_RESAY, for tests only (main).
+TEST_STREAK_RESAY_FLAG = "--test-streak-resay="
+
+
+def _take_flag(argv, flag):
+    """The value of flag ("--name=") in argv after argv[0], or None.
+
+    Every argument that starts with flag is removed from argv, in place;
+    the last one's value counts.
+    """
+    value = None
+    rest = argv[:1]
+    for a in argv[1:]:
+        if a.startswith(flag):
+            value = a[len(flag) :]
+        else:
+            rest.append(a)
+    argv[:] = rest
+    return value
+
+
 def _report(fd, message):
     if fd < 0:
         return
@@ -1797,12 +1819,18 @@ def main():
             sys.stderr.write("ferry-wsgi: FERRY_READY_FD %d is not open\n" % ready_fd)
             ready_fd = -1
 
-    # Tests only (no agent sets it): a STREAK_RESAY short enough to wait out.
-    # A value that is no number of seconds is ignored with a line, not
-    # raised: here, before the try below, it would kill the loader with a
-    # bare traceback before it reports to the agent.
-    resay = env.pop("FERRY_WSGI_TEST_STREAK_RESAY", None)
-    if resay:
+    # Tests only: a STREAK_RESAY short enough to wait out, given as
+    # --test-streak-resay=SECONDS after the loader's path. On the command
+    # line, not in the environment: an AppGroup's spec.app.env reaches the
+    # environment (a FERRY_ name the agent does not set is the app's), so
+    # an app could set the bound in production, while the agent's command
+    # line (Options.Argv) has no argument after the path. Taken out of
+    # sys.argv before the app loads: the app sees the agent's argv.
+    resay = _take_flag(sys.argv, TEST_STREAK_RESAY_FLAG)
+    if resay is not None:
+        # A value that is no number of seconds is ignored with a line, not
+        # raised: here, before the try below, it would kill the loader with
+        # a bare traceback before it reports to the agent.
         try:
             seconds = float(resay)
         except ValueError:
@@ -1811,8 +1839,8 @@ def main():
             STREAK_RESAY = seconds
         else:
             sys.stderr.write(
-                "ferry-wsgi: FERRY_WSGI_TEST_STREAK_RESAY=%r is no number of seconds; ignored, the bound stays %g s\n"
-                % (resay, STREAK_RESAY)
+                "ferry-wsgi: %s%r is no number of seconds; ignored, the bound stays %g s\n"
+                % (TEST_STREAK_RESAY_FLAG, resay, STREAK_RESAY)
             )
 
     sock_path = None

@@ -101,7 +101,11 @@ type Options struct {
 
 // Argv returns the command line that runs the loader at loaderPath:
 // [python, "-u", loaderPath]. -u keeps stdout and stderr unbuffered so the
-// agent sees output (and tracebacks) as it is written.
+// agent sees output (and tracebacks) as it is written. Nothing follows the
+// path: the loader takes an argument there for its tests alone
+// (--test-streak-resay=SECONDS, the bound after which an error streak is
+// said in full again, 60 s otherwise), out of the app's reach, which its
+// environment (an AppGroup's spec.app.env) is not.
 func (o Options) Argv(loaderPath string) []string {
 	python := o.Python
 	if python == "" {

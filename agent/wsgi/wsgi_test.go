@@ -83,12 +83,14 @@ func spawn(t testing.TB, root string) *worker {
 // spawnStartup is spawn with Options.StartupFile set to startup.
 func spawnStartup(t testing.TB, root, startup string) *worker {
 	t.Helper()
-	return spawnEnv(t, root, startup)
+	return spawnWith(t, root, startup, nil, nil)
 }
 
-// spawnEnv is spawnStartup with env (NAME=value) added to the
-// environment: a knob the loader reads for tests only.
-func spawnEnv(t testing.TB, root, startup string, env ...string) *worker {
+// spawnWith is spawnStartup with args after the loader's path (a knob
+// the loader reads for tests only; the spawner's Options.Argv has none)
+// and env (NAME=value) added to the environment, as an AppGroup's
+// spec.app.env adds to it.
+func spawnWith(t testing.TB, root, startup string, args, env []string) *worker {
 	t.Helper()
 	loader, err := Install(filepath.Join(t.TempDir(), "loader"))
 	if err != nil {
@@ -102,7 +104,7 @@ func spawnEnv(t testing.TB, root, startup string, env ...string) *worker {
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 
 	o := Options{Root: root, StartupFile: startup, Socket: filepath.Join(sockDir, "s"), Revision: "rev-7"}
-	argv := o.Argv(loader)
+	argv := append(o.Argv(loader), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = root
 	cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH")}, o.Env()...), env...)
@@ -1387,10 +1389,12 @@ def application(environ, start_response):
 	}
 }
 
-// streakApp fails /healthz the same way every time and serves /env (which
-// ends a streak) with the names in its environment that mention STREAK.
+// streakApp fails /healthz the same way every time and serves /argv
+// with its sys.argv after the loader's path and /env with the names in
+// its environment that mention STREAK (either ends a streak).
 const streakApp = `
 import os
+import sys
 
 
 def healthz():
@@ -1398,15 +1402,21 @@ def healthz():
 
 
 def application(environ, start_response):
+    if environ["PATH_INFO"] == "/argv":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr(sys.argv[1:]).encode()]
     if environ["PATH_INFO"] == "/env":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [repr(sorted(k for k in os.environ if "STREAK" in k)).encode()]
     healthz()
 `
 
-// The bound the streak tests set in place of STREAK_RESAY's 60 s
-// (FERRY_WSGI_TEST_STREAK_RESAY), short enough to wait out.
-const testResay = 300 * time.Millisecond
+// The bound the streak tests set in place of STREAK_RESAY's 60 s, short
+// enough to wait out, with the loader's argument testResayFlag.
+const (
+	testResay     = 300 * time.Millisecond
+	testResayFlag = "--test-streak-resay="
+)
 
 // spawnStreak starts streakApp's worker with STREAK_RESAY at testResay and
 // returns it with the lines it says of the nth failure of a streak of
@@ -1417,7 +1427,7 @@ func spawnStreak(t *testing.T) (w *worker, short, full func(n int) string) {
 	root := t.TempDir()
 	writeApp(t, root, streakApp)
 	bound := strconv.FormatFloat(testResay.Seconds(), 'g', -1, 64)
-	w = spawnEnv(t, root, "", "FERRY_WSGI_TEST_STREAK_RESAY="+bound)
+	w = spawnWith(t, root, "", []string{testResayFlag + bound}, nil)
 	short = func(n int) string {
 		return fmt.Sprintf("ferry-wsgi: error serving GET /healthz: same as before (RuntimeError: database unreachable), "+
 			"%d times in a row; next said at %d, or in full once %s s have passed since the last traceback\n", n, 2*n, bound)
@@ -1440,10 +1450,11 @@ const streakTraceback = "Traceback (most recent call last):\n"
 func TestRepeatedErrorIsSaidInFullAgainAfterTheBound(t *testing.T) {
 	t.Parallel()
 	w, _, full := spawnStreak(t)
-	// The knob is the loader's alone: not in the app's environment.
-	if resp, body := w.get(t, "/env"); body != "[]" {
+	// The knob is the loader's alone: not in the app's sys.argv, which is
+	// the agent's.
+	if resp, body := w.get(t, "/argv"); body != "[]" {
 		expectStatus(t, resp, body, 200)
-		t.Errorf("the app's os.environ has %s, want no FERRY_WSGI_TEST_STREAK_RESAY", body)
+		t.Errorf("the app's sys.argv[1:] is %s, want [] (no %s)", body, testResayFlag)
 	}
 	resp, body := w.get(t, "/healthz")
 	expectStatus(t, resp, body, 500)
@@ -1458,28 +1469,56 @@ func TestRepeatedErrorIsSaidInFullAgainAfterTheBound(t *testing.T) {
 	}
 }
 
-// A malformed FERRY_WSGI_TEST_STREAK_RESAY is ignored with a line, and the
-// bound stays 60 s: before, float() of it raised before the loader's try,
-// and the loader died with a bare traceback without reporting to the
-// agent (ReadMessage: EOF).
+// A malformed --test-streak-resay is ignored with a line, and the bound
+// stays 60 s: before, float() of it raised before the loader's try, and
+// the loader died with a bare traceback without reporting to the agent
+// (ReadMessage: EOF). An empty value is malformed too.
 func TestMalformedStreakResayIsIgnored(t *testing.T) {
 	t.Parallel()
-	for _, bad := range []string{"soon", "nan", "-1"} {
+	for _, bad := range []string{"soon", "nan", "-1", ""} {
 		t.Run(bad, func(t *testing.T) {
 			t.Parallel()
 			root := t.TempDir()
 			writeApp(t, root, streakApp)
-			w := spawnEnv(t, root, "", "FERRY_WSGI_TEST_STREAK_RESAY="+bad)
+			w := spawnWith(t, root, "", []string{testResayFlag + bad}, nil)
 			if !w.msg.Ready {
 				t.Fatalf("message %+v, want ready", w.msg)
 			}
-			w.expectOutput(t, fmt.Sprintf("ferry-wsgi: FERRY_WSGI_TEST_STREAK_RESAY='%s' is no number of seconds; ignored, the bound stays 60 s\n", bad))
+			w.expectOutput(t, fmt.Sprintf("ferry-wsgi: %s'%s' is no number of seconds; ignored, the bound stays 60 s\n", testResayFlag, bad))
 			for range 2 {
 				resp, body := w.get(t, "/healthz")
 				expectStatus(t, resp, body, 500)
 			}
 			w.expectOutput(t, "2 times in a row; next said at 4, or in full once 60 s have passed since the last traceback\n")
 		})
+	}
+}
+
+// The bound is no setting of the app's: FERRY_WSGI_TEST_STREAK_RESAY in
+// the environment, which an AppGroup's spec.app.env reaches (a FERRY_
+// name the agent does not set is the app's), changes nothing, and stays
+// in the app's environment. Before, the loader took the test knob from
+// there: an app setting it to 0 had every failure in full. Here the
+// second failure is the short line of the 60 s bound.
+func TestStreakResayIsNoSettingOfTheApp(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeApp(t, root, streakApp)
+	w := spawnWith(t, root, "", nil, []string{"FERRY_WSGI_TEST_STREAK_RESAY=0"})
+	if !w.msg.Ready {
+		t.Fatalf("message %+v, want ready", w.msg)
+	}
+	for range 2 {
+		resp, body := w.get(t, "/healthz")
+		expectStatus(t, resp, body, 500)
+	}
+	w.expectOutput(t, "2 times in a row; next said at 4, or in full once 60 s have passed since the last traceback\n")
+	if out := w.output.String(); strings.Count(out, streakTraceback) != 1 {
+		t.Errorf("want the traceback once, at the first failure; the output is:\n%s", out)
+	}
+	if resp, body := w.get(t, "/env"); body != "['FERRY_WSGI_TEST_STREAK_RESAY']" {
+		expectStatus(t, resp, body, 200)
+		t.Errorf("the app's os.environ has %s of the names with STREAK, want its own FERRY_WSGI_TEST_STREAK_RESAY", body)
 	}
 }
 
