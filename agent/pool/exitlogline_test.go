@@ -3,8 +3,10 @@ package pool
 import "testing"
 
 // TestExitLogLine: a worker's death is logged with whether a request was at
-// it, each time, and what followed; a stop the pool made is not logged
-// here; a pool that closes replaces no worker, and its line says none.
+// it, each time, and what the pool made of it; a stop the pool made is not
+// logged here; a pool that closes replaces no worker, and its line says
+// none. A death taken as its request's says so, not "replacing it": a
+// pool above minProcesses with no request queued replaces nobody.
 func TestExitLogLine(t *testing.T) {
 	for _, tc := range []struct {
 		name                                               string
@@ -16,7 +18,7 @@ func TestExitLogLine(t *testing.T) {
 		{name: "a young death between requests, counted", unexpected: true, counted: true,
 			want: "Worker exited unexpectedly"},
 		{name: "the request's (the first of a run, or of a lasted revision)", unexpected: true, inRequest: true, ofRequest: true,
-			want: "Worker exited while handling a request; replacing it"},
+			want: "Worker exited while handling a request; taken as the request's, not counted as a crash of its app"},
 		{name: "in a request, counted as the app's (the second of a run)", unexpected: true, inRequest: true, counted: true,
 			want: "Worker exited while handling a request; counted as a crash of its app, not of the request"},
 		{name: "the request's, in a pool that closes: none replaces it", unexpected: true, inRequest: true, ofRequest: true, closing: true,

@@ -111,11 +111,13 @@ func TestLogLines(t *testing.T) {
 }
 
 // TestEveryDeathInARequestSaysSo: each death of a worker in a request is
-// logged as one, the first of a run (taken as its request's, replaced at
-// once) and the second (counted as a crash of its app, backed off) alike,
-// each with its exit status and output. Before, the second said "Worker
-// exited unexpectedly", as a death between requests does: its cause was
-// only in the error line before it. The counted deaths' error lines say
+// logged as one, the first of a run (taken as its request's; its pool of
+// one, at minProcesses, replaces it) and the second (counted as a crash of
+// its app, backed off) alike, each with its exit status and output.
+// Before, the second said "Worker exited unexpectedly", as a death between
+// requests does: its cause was only in the error line before it; and the
+// first said "replacing it", a replacement a pool above minProcesses with
+// no request queued does not make. The counted deaths' error lines say
 // "backing off" only where the pool waits: the first round (the second
 // death) backs off none ("not backing off"), the second round (the third)
 // backs off 1s; before, both said "backing off", the first beside
@@ -139,7 +141,7 @@ func TestEveryDeathInARequestSaysSo(t *testing.T) {
 	}
 	deaths := book.WaitForN(t, "Worker exited ", 2) // not the transition line, "Worker exited"
 	want := []string{
-		"Worker exited while handling a request; replacing it",
+		"Worker exited while handling a request; taken as the request's, not counted as a crash of its app",
 		"Worker exited while handling a request; counted as a crash of its app, not of the request",
 	}
 	for i, l := range deaths {

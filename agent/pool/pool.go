@@ -1755,19 +1755,21 @@ func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest, closing b
 // exitLogLine is the line that logs a worker's exit: none for one the
 // pool stopped; for a death, whether a request was at it, every time (the
 // first death in a request of a run and the later ones alike: an
-// operator reads the cause on the line itself), and what followed: a
-// death taken as its request's is replaced at once; one counted as a
-// crash of its app (counted: youngDeath.crash) is followed by what the
+// operator reads the cause on the line itself), and what the pool made
+// of it: a death taken as its request's is not counted as a crash of its
+// app; one counted so (counted: youngDeath.crash) is followed by what the
 // error line before it says (reportExit): a backoff, resistance to its
-// revision, or a hold of its spawns for the manager's return. In a pool
-// that closes (closing) nothing replaces it: the line says only where it
-// died.
+// revision, or a hold of its spawns for the manager's return. The line
+// promises no replacement: whether one is spawned is the pool's scaling
+// (up to minProcesses, or one more for a queued request), and a pool
+// above its minimum with no request queued spawns none. In a pool that
+// closes (closing) nothing is judged: the line says only where it died.
 func exitLogLine(unexpected, inRequest, ofRequest, closing, counted bool) string {
 	switch {
 	case !unexpected:
 		return ""
 	case ofRequest && !closing:
-		return "Worker exited while handling a request; replacing it"
+		return "Worker exited while handling a request; taken as the request's, not counted as a crash of its app"
 	case inRequest && counted:
 		return "Worker exited while handling a request; counted as a crash of its app, not of the request"
 	case inRequest:

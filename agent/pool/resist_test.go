@@ -851,7 +851,7 @@ func TestRevisionThatBootsAndDiesUnderLoadIsResistedAtTheSecondDeath(t *testing.
 			return rev != "2"
 		}))
 	}
-	if n := ofRevision2("Worker exited while handling a request; replacing it"); n > 1 {
+	if n := ofRevision2("Worker exited while handling a request; taken as the request's"); n > 1 {
 		t.Errorf("%d deaths of revision 2 excused as their requests', want at most one: the second is the app's", n)
 	}
 	if n := ofRevision2("Spawned worker"); n < 2 {
