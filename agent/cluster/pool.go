@@ -461,7 +461,8 @@ func (rp *runningPool) report() {
 				// often than a heartbeat. Only the API server's own
 				// NotFound for the pool: another 404 (a proxy's) is a
 				// failed write, logged and retried below, as install.md
-				// says.
+				// says (its Troubleshooting entry for the outdated CRD,
+				// and for "Could not report status").
 				lastWrite, written = now, true
 			default:
 				// A write that timed out may still have been applied: diff
@@ -757,10 +758,13 @@ func (rp *runningPool) goneAgain() bool {
 // queued for the reconcile loop: a new pool of the name that ensure handed
 // to rp between the check and the stop (it calls rp.update once it let
 // a.mu go: a CRD upgrade, a deletion and a new pool of the name, and a
-// read in the same few milliseconds) is started from the cache, not left
-// unrun until its next event (queued after the saved spec's removal: the
-// new pool saves its own); with no pool of key in the cache, or before
-// it syncs, reconcile does nothing.
+// read within the cache's sync poll, some 100ms) is started from the
+// cache, not left unrun until its next event (queued after the saved
+// spec's removal: the new pool saves its own); reconcile's cache read
+// blocks until the cache syncs, and with no pool of key in it does
+// nothing. A reconcile already under way when the saved spec is removed
+// may have saved the new pool's spec just before: left alone (a CRD
+// upgrade, a deletion and a new pool of the name in that window).
 func (a *Agent) stopGone(rp *runningPool, about types.UID, replaced bool) {
 	stale := a.staleRead(rp, about) // before a.mu: rp.mu is not taken under it
 	a.mu.Lock()

@@ -609,7 +609,7 @@ func (s *scalingState) awaitFrom() time.Time {
 // death died too), for the crash window from that round (holdFrom, or a
 // later death in it: a process of the revision that ran as the hold
 // began keeps the manager from returning the node until it dies). The
-// first round is replaced at once, every process of it: those that die
+// first round is not backed off, every process of it: those that die
 // together (an OOM sweep, a database blip) are one passing fault, which
 // must not cost a node its revision. (Counted in failures, the second
 // death of one round held, and the manager returned the node.) A return
@@ -931,7 +931,7 @@ func (p *Pool) lastedLocked(w *Worker) {
 // servedLocked takes w as having served well: it lasted, or served until
 // it was recycled (recycledAfterServing). A worker that came up after a
 // run of deaths began ends it: a crash loop's failures are forgotten (the
-// next crash is a first one again, replaced at once), and so are the young
+// next crash is a first one again, not backed off), and so are the young
 // deaths in a request excused so far. It proves its revision only once
 // it lasted (lastedLocked): one served request alone does not.
 func (p *Pool) servedLocked(w *Worker) {
@@ -1691,7 +1691,7 @@ type youngDeath struct {
 // Not a crash in a request of a revision whose app is known to stay
 // up (lasted): a request killed it (one URL, one input), and the next
 // process may serve every other request; as Passenger, the request
-// gets 502 and the process is replaced at once. Backing off would
+// gets 502 and no backoff holds up a replacement. Backing off would
 // leave the pool empty under a stream of such requests (each
 // replacement is younger than the window), answering every request
 // 503. Of a revision not yet known to stay up (a new one, mid-

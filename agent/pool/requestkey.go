@@ -213,7 +213,7 @@ func (p *Pool) noteRequestOfDeathLocked(w *Worker) {
 	}
 	p.excused.logged = true
 	p.log.Info("Worker processes keep dying in requests to one path while other requests are served: "+
-		"taken as a request of death, not as the app crashing; each is replaced at once, with no backoff",
+		"taken as a request of death, not as the app crashing; each is taken as its request's, with no backoff",
 		"request", w.diedIn, "pid", w.PID(), "revision", w.Revision, "deaths", p.excused.n)
 }
 

@@ -17,8 +17,8 @@ import (
 // for WSGI the loader's FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE
 // and FERRY_READY_FD, exactly the names the launch sets (agent/spawn's
 // appEnv leaves the app's value of one out). The app's value of one never
-// worked: it was overridden, or made the loader listen or load elsewhere
-// than the agent expects. Any other name, FERRY_ ones included, is the
+// worked: it won over the agent's, and made the loader listen or load
+// elsewhere than the agent expects, or the app see a revision not its own. Any other name, FERRY_ ones included, is the
 // app's (a Command app's FERRY_SOCKET too, which the agent never sets):
 // a prefix rule would refuse every spec change of an AppGroup that ran
 // fine with its own FERRY_MODE. The rule is the AppGroup's too, for the

@@ -132,7 +132,7 @@ const (
 	// the new processes must still all be ready and live the crash window
 	// (10s) before the rollout is complete (the message names their
 	// nodes). For either strategy: nothing restarts any more. A first
-	// death there is replaced at once; a revision whose processes keep
+	// death there is not backed off; a revision whose processes keep
 	// dying in it halts the rollout (RolloutHalted) and, resisted, its
 	// node is returned (NodeReturned); where nothing returns it (not
 	// resisted, a Blocking restart, no older revision) it stays here while

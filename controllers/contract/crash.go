@@ -10,7 +10,7 @@ import (
 // CrashWindow is how long a new process must live once ready before it
 // counts as working. The agent counts a worker that exits unexpectedly
 // within it as a failed spawn (a scaling error, backed off from the
-// second; one that dies in a request is replaced at once, as the first
+// second; one that dies in a request is not backed off, as the first
 // in a row, as a request of death, or, once a worker of the revision has
 // lived it, as up to two in a row), and the manager gives no further
 // node a revision not yet proven until the first nodes' new processes
