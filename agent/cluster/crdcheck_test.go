@@ -479,9 +479,7 @@ func TestAgentNotReadyWhileItsCRDLacksTheField(t *testing.T) {
 func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
 	const node = "node-crd-stop"
 	dir, key := poolSavedOnAnOutdatedCRD(t, node)
-	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + key.Namespace + "/processpools/" + key.Name}
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(reqs.wrap)
+	reqs, cfg := countingPoolRequests(key)
 	book := agenttest.NewLogbook(t)
 	a, stop := startAgent(t, node, cfg, dir, logTo(book))
 	book.WaitFor(t, CRDOutdatedReason)
@@ -526,9 +524,7 @@ func TestAgentOnACRDWithoutTheFieldSaysItStops(t *testing.T) {
 func TestAgentOnACRDWithoutTheFieldReadsByNameToWrite(t *testing.T) {
 	const node = "node-crd-reads"
 	dir, key := poolSavedOnAnOutdatedCRD(t, node)
-	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + key.Namespace + "/processpools/" + key.Name}
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(reqs.wrap)
+	reqs, cfg := countingPoolRequests(key)
 	var passes, extra atomic.Int64 // extra: the most reads beyond writes seen at the end of a pass
 	book := agenttest.NewLogbook(t)
 	a, _ := startAgent(t, node, cfg, dir, logTo(book), func(o *Options) {
@@ -644,9 +640,7 @@ func TestAgentOnACRDWithoutTheFieldStopsAPoolGone(t *testing.T) {
 func TestAgentOnACRDWithoutTheFieldStopsAPoolReplaced(t *testing.T) {
 	const node = "node-crd-replaced"
 	dir, key := poolSavedOnAnOutdatedCRD(t, node)
-	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + key.Namespace + "/processpools/" + key.Name}
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(reqs.wrap)
+	reqs, cfg := countingPoolRequests(key)
 	book := agenttest.NewLogbook(t)
 	a, pp := resumedOnAnOutdatedCRD(t, node, dir, key, book, cfg)
 
@@ -689,9 +683,7 @@ func TestAgentOnACRDWithoutTheFieldStopsAPoolReplaced(t *testing.T) {
 func TestAgentOnACRDWithoutTheFieldKeepsAPoolOnA404(t *testing.T) {
 	const node = "node-crd-404"
 	dir, key := poolSavedOnAnOutdatedCRD(t, node)
-	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + key.Namespace + "/processpools/" + key.Name}
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(reqs.wrap)
+	reqs, cfg := countingPoolRequests(key)
 	// answered: a pass of the reporter ended once the transport answered
 	// a read with a 404 (n so far), so after that read's handling.
 	var answered atomic.Int64
@@ -736,9 +728,7 @@ func TestAgentLogsABare404OnAStatusWrite(t *testing.T) {
 	const node = "node-write-404"
 	ns := namespace(t)
 	name := "hello-" + node
-	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + ns + "/processpools/" + name}
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(reqs.wrap)
+	reqs, cfg := countingPoolRequests(types.NamespacedName{Namespace: ns, Name: name})
 	// answered: a pass of the reporter ended once the transport answered
 	// a write with a bare 404 (n so far), so after that write's handling.
 	var answered atomic.Int64
@@ -942,6 +932,15 @@ func (r *poolRequests) note(last *deadline, req *http.Request) {
 	r.mu.Lock()
 	*last = d
 	r.mu.Unlock()
+}
+
+// countingPoolRequests is a copy of the test API server's config whose
+// requests to the pool key go through a poolRequests, which it returns.
+func countingPoolRequests(key types.NamespacedName) (*poolRequests, *rest.Config) {
+	reqs := &poolRequests{path: "/apis/ferry.dev/v1alpha1/namespaces/" + key.Namespace + "/processpools/" + key.Name}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(reqs.wrap)
+	return reqs, cfg
 }
 
 func (r *poolRequests) wrap(rt http.RoundTripper) http.RoundTripper {

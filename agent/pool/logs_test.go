@@ -67,17 +67,7 @@ func TestLogLines(t *testing.T) {
 		book.Check(t)
 	})
 	t.Run("shutdownTimeout", func(t *testing.T) {
-		book := agenttest.NewLogbook(t)
-		tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
-		tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: 500 * time.Millisecond}
-		e := agenttest.Start(t, pool.Config{Name: "t/logs", Revision: "1", Template: tmpl},
-			agenttest.Options{Log: bookLogger(book)})
-		e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
-		go func() {
-			if resp, err := http.Get(e.URL + "/slow?ms=20000"); err == nil {
-				resp.Body.Close()
-			}
-		}()
+		e, book := startWithASlowRequest(t, 500*time.Millisecond)
 		busyWorker(t, e)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -228,17 +218,7 @@ func atLeast(v any, d time.Duration) bool {
 // spawns nothing. Before, the line said "Worker exited while handling a
 // request; replacing it".
 func TestDeathWhileThePoolClosesIsReplacedByNone(t *testing.T) {
-	book := agenttest.NewLogbook(t)
-	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
-	tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: 30 * time.Second}
-	e := agenttest.Start(t, pool.Config{Name: "t/logs", Revision: "1", Template: tmpl},
-		agenttest.Options{Log: bookLogger(book)})
-	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
-	go func() {
-		if resp, err := http.Get(e.URL + "/slow?ms=20000"); err == nil {
-			resp.Body.Close()
-		}
-	}()
+	e, book := startWithASlowRequest(t, 30*time.Second)
 	busy := busyWorker(t, e)
 	closed := make(chan struct{})
 	go func() {
@@ -262,4 +242,23 @@ func TestDeathWhileThePoolClosesIsReplacedByNone(t *testing.T) {
 		t.Errorf("%d workers spawned, want the first only", n)
 	}
 	book.Check(t)
+}
+
+// startWithASlowRequest starts a one-worker pool whose shutdownTimeout is
+// shutdown, logging to the book it returns, and sends it a 20 s request
+// (not waited for: busyWorker finds the worker serving it).
+func startWithASlowRequest(t *testing.T, shutdown time.Duration) (*agenttest.Env, *agenttest.Logbook) {
+	t.Helper()
+	book := agenttest.NewLogbook(t)
+	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
+	tmpl.Pool.ShutdownTimeout = &metav1.Duration{Duration: shutdown}
+	e := agenttest.Start(t, pool.Config{Name: "t/logs", Revision: "1", Template: tmpl},
+		agenttest.Options{Log: bookLogger(book)})
+	e.WaitFor(t, time.Minute, "1 ready worker", agenttest.Ready(1))
+	go func() {
+		if resp, err := http.Get(e.URL + "/slow?ms=20000"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	return e, book
 }
