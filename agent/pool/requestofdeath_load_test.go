@@ -80,9 +80,7 @@ func crashLoop(t *testing.T, e *deathEnv) (stop func()) {
 				time.Sleep(10 * time.Millisecond) // no process to kill: do not spin
 				continue
 			}
-			for end := time.Now().Add(5 * time.Second); e.obs.died.Load() == before && time.Now().Before(end); {
-				time.Sleep(time.Millisecond)
-			}
+			e.obs.diedSince(before, 5*time.Second)
 			for ctx.Err() == nil {
 				if code, _, _ := fetch(e.URL + "/"); code == http.StatusOK {
 					break

@@ -219,13 +219,11 @@ const requestOfDeathLogged = "Worker processes keep dying in requests to one pat
 
 // replaced waits, after a request of death, for its worker's death (up to
 // 5 s: the request may have found no worker to kill) while there were
-// before deaths, then for the pool's one worker to be ready again, and
-// returns the pool's status.
+// before deaths, as the pool reports it to its observer, then for the
+// pool's one worker to be ready again, and returns the pool's status.
 func (d *deathEnv) replaced(t *testing.T, before int64) pool.Status {
 	t.Helper()
-	for wait := time.Now().Add(5 * time.Second); d.obs.died.Load() == before && time.Now().Before(wait); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	d.obs.diedSince(before, 5*time.Second)
 	return d.WaitFor(t, 30*time.Second, "the worker replaced", agenttest.Ready(1))
 }
 

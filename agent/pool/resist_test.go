@@ -35,6 +35,7 @@ type observer struct {
 	died     atomic.Int64 // exits it did not
 	mu       sync.Mutex
 	outcomes []string
+	exited   chan struct{} // closed at the next exit, for those waiting for it (nextExit); nil when none waits
 }
 
 func (o *observer) SpawnStarted(string, pool.SpawnKind)            { o.spawns.Add(1) }
@@ -46,6 +47,42 @@ func (o *observer) WorkerExited(_ string, unexpected bool) {
 		o.died.Add(1)
 	} else {
 		o.stopped.Add(1)
+	}
+	o.mu.Lock()
+	if o.exited != nil {
+		close(o.exited)
+		o.exited = nil
+	}
+	o.mu.Unlock()
+}
+
+// nextExit returns a channel closed at the next exit the pool reports
+// (WorkerExited), after its count.
+func (o *observer) nextExit() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.exited == nil {
+		o.exited = make(chan struct{})
+	}
+	return o.exited
+}
+
+// diedSince waits, up to timeout, until the pool has reported more than
+// before deaths, and reports whether it did: woken by the pool's report
+// (WorkerExited), not by polling the count.
+func (o *observer) diedSince(before int64, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		next := o.nextExit() // before the count: a death counted after it closes it
+		if o.died.Load() > before {
+			return true
+		}
+		select {
+		case <-next:
+		case <-deadline.C:
+			return false
+		}
 	}
 }
 func (o *observer) WorkerOverran(string) { o.overran.Add(1) }
