@@ -9,3 +9,11 @@ func SetRestartEnding(t testing.TB, f func()) {
 	restartEnding = f
 	t.Cleanup(func() { restartEnding = nil })
 }
+
+// Reconcile runs one pass of p's supervisor (decide, then start what it
+// asks) on the test's goroutine, so that the test knows a decision was
+// taken after an event it waited for: the supervisor's own pass follows a
+// kick or a tick the test cannot see. A pass counts, under the pool's
+// lock, the spawns earlier ones registered, so one more asks for none
+// twice.
+func Reconcile(p *Pool) { p.reconcile() }
