@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -869,7 +870,10 @@ func TestRevisionThatBootsAndDiesIsResisted(t *testing.T) {
 // sees meanwhile is bounded: at most one death excused, at most size+1
 // processes of the revision spawned (the restart's three and the excused
 // one's replacement), each failing at most the request it died in (502,
-// nothing else failing), and the pool back on the old revision.
+// nothing else failing), and the pool back on the old revision. And at
+// least one death excused when any died in a request: "nearly always" is
+// not always, a process may die between two requests, so only what the
+// deaths in a request were is bound from below, not how many there were.
 func TestRevisionThatBootsAndDiesUnderLoadIsResistedAtTheSecondDeath(t *testing.T) {
 	e, book, _, bad := startBootDie(t, "t/bootdie-load", true)
 	stop := load(t, e.URL, 3)
@@ -888,8 +892,19 @@ func TestRevisionThatBootsAndDiesUnderLoadIsResistedAtTheSecondDeath(t *testing.
 			return rev != "2"
 		}))
 	}
-	if n := ofRevision2("Worker exited while handling a request; taken as the request's"); n > 1 {
-		t.Errorf("%d deaths of revision 2 excused as their requests', want at most one: the second is the app's", n)
+	// Close returns once every exit was handled and logged (watchExit):
+	// the status drops a worker before its exit line is written.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e.Pool.Close(ctx)
+	excused := ofRevision2("Worker exited while handling a request; taken as the request's")
+	if excused > 1 {
+		t.Errorf("%d deaths of revision 2 excused as their requests', want at most one: the second is the app's", excused)
+	}
+	inRequest := ofRevision2("Worker exited while handling a request")
+	t.Logf("revision 2: %d deaths in a request, %d excused", inRequest, excused)
+	if inRequest > 0 && excused == 0 {
+		t.Errorf("%d deaths of revision 2 in a request, none excused as its request's: want the first", inRequest)
 	}
 	if n := ofRevision2("Spawned worker"); n < 2 {
 		t.Errorf("%d processes of revision 2 spawned, want 2 at least: a death excused, then one counted", n)
