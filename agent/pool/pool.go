@@ -1641,7 +1641,9 @@ func (p *Pool) watchExit(w *Worker) {
 	inRequest := w.inRequest || w.sessions > 0
 	closing := p.closed
 	p.exitSaysLocked(w, prev, unexpected, lived)
-	ofRequest := unexpected && inRequest && p.ofRequestLocked(w, lived)
+	// A pool that closes judges no death (nothing is spawned after it):
+	// none joins a run of excused deaths, or is logged as a request of death.
+	ofRequest := unexpected && inRequest && !closing && p.ofRequestLocked(w, lived)
 	p.transitionLocked(w, EventExit)
 	p.removeLocked(w)
 	stepDoneLocked(p.restart, w)

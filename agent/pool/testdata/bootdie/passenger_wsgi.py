@@ -1,8 +1,9 @@
 """A WSGI app that imports fine, reports ready, and dies DIE_AFTER seconds later;
 and at once on a request to /crash, or a path under it (a request that kills
 its process; /crash/late works 0.3 s first, /crash/upload reads its
-whole body first: one cut short raises instead, and /crash/midway sends
-1 MiB of the 4 MiB it announces first), or on any request while the file DIE_IN_REQUEST_IF_EXISTS
+whole body first: one cut short raises instead, /crash/midway sends
+1 MiB of the 4 MiB it announces first, and /crash/gate waits until the
+file GATE names exists), or on any request while the file DIE_IN_REQUEST_IF_EXISTS
 names exists (code broken in place that dies on every path); and hangs on
 any other request while the file HANG_IF_EXISTS names exists (a dependency
 gone dead). /slow takes a second to answer; /gate answers once the file
@@ -50,6 +51,9 @@ def application(environ, start_response):
     if path == "/crash/midway":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(4 << 20))])
         return _midway()
+    if path == "/crash/gate":
+        while not os.path.exists(os.environ["GATE"]):
+            time.sleep(0.01)
     if path == "/crash" or path.startswith("/crash/"):
         os._exit(3)
     _always = os.environ.get("DIE_IN_REQUEST_IF_EXISTS")
