@@ -17,9 +17,9 @@ import (
 // resists is never returned (FailsTarget), and standalone
 // (ResistEarlyCrashes) has no manager. It holds the revision's spawns
 // for the return from the second round of failures of the loop on (not
-// the second failure: processes that die together are one round,
-// replaced at once), for the crash window from that round (holdFrom),
-// not from the first death (nextSpawnLocked).
+// the second failure: processes that die together are one round, whose
+// replacements are not held), for the crash window from that round
+// (holdFrom), not from the first death (nextSpawnLocked).
 func TestAwaitsReturnOnlyWhenOneCanCome(t *testing.T) {
 	now := time.Now()
 	for _, tc := range []struct {
@@ -36,8 +36,8 @@ func TestAwaitsReturnOnlyWhenOneCanCome(t *testing.T) {
 		want, hold  bool
 	}{
 		{name: "resistance on (default)", failures: 2, rounds: 2, held: time.Second, want: true, hold: true},
-		{name: "its first young death: replaced at once", failures: 1, rounds: 1, want: true},
-		{name: "two young deaths of one round: replaced at once", failures: 2, rounds: 1, want: true},
+		{name: "its first young death: not held", failures: 1, rounds: 1, want: true},
+		{name: "two young deaths of one round: not held", failures: 2, rounds: 1, want: true},
 		{name: "the first death's window over, no second round: no wait", failures: 1, rounds: 1, since: 11 * time.Second},
 		// Found by review: timed from the first death, a second round past
 		// its window (an app that boots slowly) held nothing.

@@ -114,8 +114,8 @@ func TestAProvenMarkEndsTheHold(t *testing.T) {
 
 // noSpawnOfRevisionOnceHeld checks that the pool held the spawns of
 // revision for the manager's return (from its second round of young
-// crashes: the first round is replaced at once), and made no worker of it
-// ready after that; it returns how many it made ready in all.
+// crashes: the first round's replacements are not held), and made no
+// worker of it ready after that; it returns how many it made ready in all.
 func noSpawnOfRevisionOnceHeld(t *testing.T, book *agenttest.Logbook, revision string) (ready int) {
 	t.Helper()
 	if len(book.Find(logHeld)) == 0 {
