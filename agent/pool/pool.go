@@ -785,8 +785,9 @@ func (p *Pool) Unreachable(w *Worker) {
 // answers it 504). A worker stuck in a request would not stop on SIGTERM
 // (the WSGI loader finishes its request first), and would hold its slot
 // for good. Its other requests, if it takes several, fail with it. The
-// kill is no crash: the supervisor replaces the worker at once, with no
-// backoff. path and limit (the maxRequestTime it ran under) are the
+// kill is no crash: no backoff follows it, and the supervisor replaces
+// the worker as the pool's scaling asks (none in a pool above
+// minProcesses with nothing queued). path and limit (the maxRequestTime it ran under) are the
 // overrunning request's, for the log.
 func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	p.mu.Lock()

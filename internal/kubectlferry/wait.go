@@ -179,7 +179,7 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 // respawn them with backoff, and the manager's rollout waits for that
 // window forever, or counts a proven target complete with Ready not True.
 // A first death is not one, though the manager names the loop from it: the
-// agent replaces it at once (agent/pool's holdingLocked: a passing fault
+// agent does not hold its replacement (agent/pool's holdingLocked: a passing fault
 // must not cost a node its revision), and the replacement may live the
 // window. It names the revision, the nodes, and the first one's reason and
 // output (the pools', which status.crashLoop does not carry), as the
