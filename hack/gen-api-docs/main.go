@@ -1,7 +1,8 @@
 // Command gen-api-docs renders docs/api.md from the generated CRDs, so the
 // reference a reader finds there is the schema the API server enforces:
 // every field with its type, whether it is required, its default, its bounds
-// and rules, and the doc comment written on the Go type. `make manifests`
+// and rules (a list's items' and a map's values' too, and what keys a list),
+// and the doc comment written on the Go type. `make manifests`
 // runs it and `make verify-gen` fails when the file is stale.
 package main
 
@@ -219,7 +220,40 @@ func validation(s *apiextensionsv1.JSONSchemaProps) string {
 			parts = append(parts, r)
 		}
 	}
+	if keyed := listKeys(s); keyed != "" {
+		parts = append(parts, keyed)
+	}
+	// A list's items and a map's values have bounds of their own, which
+	// no row of their own shows (an item with fields gets rows for the
+	// fields, and its rules an "object rules" row, but not these).
+	if s.Items != nil && s.Items.Schema != nil {
+		if v := validation(s.Items.Schema); v != "" {
+			parts = append(parts, "each item: "+v)
+		}
+	}
+	if s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil {
+		if v := validation(s.AdditionalProperties.Schema); v != "" {
+			parts = append(parts, "each value: "+v)
+		}
+	}
 	return strings.Join(parts, "; ")
+}
+
+// listKeys says what a list's x-kubernetes-list-type makes unique: the
+// API server refuses a map list with two items of the same keys, and a
+// set with two equal items. An atomic list (the default) allows both.
+func listKeys(s *apiextensionsv1.JSONSchemaProps) string {
+	if s.XListType == nil {
+		return ""
+	}
+	switch *s.XListType {
+	case "map":
+		return "keyed by `" + strings.Join(s.XListMapKeys, "`, `") + "`: no two items with the same " +
+			strings.Join(s.XListMapKeys, " and ")
+	case "set":
+		return "no two items equal"
+	}
+	return ""
 }
 
 func ruleMessages(s *apiextensionsv1.JSONSchemaProps) string {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"testing"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/utils/ptr"
+)
+
+// TestValidationRendersItemAndValueBounds: the validation column says the
+// bounds of a list's items and of a map's values, and what makes a list's
+// items unique, not only the list's or map's own bounds.
+func TestValidationRendersItemAndValueBounds(t *testing.T) {
+	label := &apiextensionsv1.JSONSchemaProps{Type: "string", MaxLength: ptr.To[int64](63),
+		XValidations: apiextensionsv1.ValidationRules{{Rule: "self.matches('^[a-z]*$')", Message: "values must be label values"}}}
+	for _, tt := range []struct {
+		name   string
+		schema apiextensionsv1.JSONSchemaProps
+		want   string
+	}{
+		{"list of bounded strings", apiextensionsv1.JSONSchemaProps{Type: "array", MinItems: ptr.To[int64](1), MaxItems: ptr.To[int64](64),
+			XListType: ptr.To("atomic"),
+			Items:     &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{Type: "string", MaxLength: ptr.To[int64](4096)}}},
+			"items >= 1; items <= 64; each item: length <= 4096"},
+		{"list of unbounded strings", apiextensionsv1.JSONSchemaProps{Type: "array",
+			Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{Type: "string"}}}, ""},
+		{"list keyed by name", apiextensionsv1.JSONSchemaProps{Type: "array", MaxItems: ptr.To[int64](128),
+			XListType: ptr.To("map"), XListMapKeys: []string{"name"},
+			Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{Type: "object",
+				Properties:   map[string]apiextensionsv1.JSONSchemaProps{"name": {Type: "string"}},
+				XValidations: apiextensionsv1.ValidationRules{{Rule: "true", Message: "an object rule, in its own row"}}}}},
+			"items <= 128; keyed by `name`: no two items with the same name"},
+		{"list keyed by two keys", apiextensionsv1.JSONSchemaProps{Type: "array", XListType: ptr.To("map"), XListMapKeys: []string{"port", "protocol"}},
+			"keyed by `port`, `protocol`: no two items with the same port and protocol"},
+		{"set", apiextensionsv1.JSONSchemaProps{Type: "array", XListType: ptr.To("set"),
+			Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{Type: "integer", Minimum: ptr.To(1.0)}}},
+			"no two items equal; each item: >= 1"},
+		{"map of label values", apiextensionsv1.JSONSchemaProps{Type: "object", MaxProperties: ptr.To[int64](64),
+			AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: label}},
+			"entries <= 64; each value: length <= 63; values must be label values"},
+		{"list of maps", apiextensionsv1.JSONSchemaProps{Type: "array", Items: &apiextensionsv1.JSONSchemaPropsOrArray{
+			Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: label}}}},
+			"each item: each value: length <= 63; values must be label values"},
+	} {
+		if got := validation(&tt.schema); got != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+}
