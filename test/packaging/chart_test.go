@@ -320,6 +320,9 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 		{"duration as number", "manager: {agentStaleAfter: 40}", "/manager/agentStaleAfter"},
 		{"not a duration", "agent: {heartbeatInterval: soon}", "/agent/heartbeatInterval"},
 		{"bind address without port", `agent: {metricsBindAddress: "0.0.0.0"}`, "/agent/metricsBindAddress"},
+		// 0, a string or a number, turns an endpoint off; no other number does.
+		{"bind address a port number", "manager: {healthProbeBindAddress: 8081}", "/manager/healthProbeBindAddress"},
+		{"bind address 00", `agent: {metricsBindAddress: "00"}`, "/agent/metricsBindAddress"},
 		{"max header bytes as string", `agent: {maxHeaderBytes: "64k"}`, "/agent/maxHeaderBytes"},
 		{"app roots as a map", "agent: {appRoots: {srv: /srv}}", "/agent/appRoots"},
 		{"relative app root", "agent: {appRoots: [{name: srv, hostPath: srv}]}", "/agent/appRoots/0/hostPath"},

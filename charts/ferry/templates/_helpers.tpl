@@ -79,6 +79,27 @@ The port of a bind address such as ":8080" or "$(HOST_IP):9441".
 {{- end }}
 
 {{/*
+"true" when a bind address serves its endpoint, empty when it is 0, which
+turns the endpoint off (as the binaries take it): a string, or the number
+--set makes of it.
+*/}}
+{{- define "ferry.serves" -}}
+{{- if ne (toString .) "0" }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when a component serves /metrics (<component>.metricsBindAddress is
+not 0), and with "secure" when it serves them over HTTPS to authorized
+tokens (and metricsSecure): only then do its metrics Service, container
+port, ServiceMonitor, certificate and metrics-auth grant mean anything.
+For (dict "root" $ "component" "manager" or "agent" ["secure" true]).
+*/}}
+{{- define "ferry.metricsServed" -}}
+{{- $v := index .root.Values .component }}
+{{- if and (include "ferry.serves" $v.metricsBindAddress) (or (not .secure) $v.metricsSecure) }}true{{ end }}
+{{- end }}
+
+{{/*
 The host a probe of an agent's endpoint asks: the kubelet probes the pod's
 IP, which with hostNetwork is the node's, unless told otherwise. An agent
 that binds only the loopback address is probed there: the kubelet runs in
@@ -139,12 +160,13 @@ metrics.serviceMonitor.tokenSecret, else the chart's scraper's
 {{/*
 The Secret whose certificate the secure metrics of a component serve
 (<component>.metricsCertSecret), mounted at deployargs.MetricsCertMountPath;
-empty when there is none, or when metrics are plain HTTP, which serves no
-certificate. For (dict "root" $ "component" "manager" or "agent").
+empty when there is none, when metrics are plain HTTP, which serves no
+certificate, or when they are off (metricsBindAddress 0). For (dict "root" $ "component" "manager" or "agent").
 */}}
 {{- define "ferry.metricsCertSecret" -}}
-{{- $v := index .root.Values .component }}
-{{- if $v.metricsSecure }}{{ $v.metricsCertSecret }}{{ end }}
+{{- if include "ferry.metricsServed" (dict "root" .root "component" .component "secure" true) }}
+{{- (index .root.Values .component).metricsCertSecret }}
+{{- end }}
 {{- end }}
 
 {{/*

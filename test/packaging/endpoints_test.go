@@ -1,0 +1,158 @@
+package packaging_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// endpoints is what the chart renders for one component's metrics and
+// health endpoints.
+type endpoints struct {
+	arg         []string // its --metrics-bind-address and --health-probe-bind-address
+	ports       []string // its container's ports, name:port; "none" without a ports field
+	probes      []string // its container's probes
+	service     bool     // its metrics Service
+	monitor     bool     // its ServiceMonitor
+	metricsAuth bool     // its ServiceAccount in the metrics-auth ClusterRoleBinding
+	cert        bool     // its metrics certificate mounted, and --metrics-cert-path
+}
+
+func (e endpoints) String() string {
+	return fmt.Sprintf("args %q, ports %q, probes %q, metrics Service %t, ServiceMonitor %t, metrics-auth %t, certificate %t",
+		e.arg, e.ports, e.probes, e.service, e.monitor, e.metricsAuth, e.cert)
+}
+
+// endpointsOf reads a component's endpoints from a rendered chart.
+func endpointsOf(t *testing.T, objs []*unstructured.Unstructured, component string) endpoints {
+	t.Helper()
+	var e endpoints
+	w := workload(t, objs, component)
+	c := container(t, w)
+	for _, a := range args(t, w) {
+		if strings.HasPrefix(a, "--metrics-bind-address=") || strings.HasPrefix(a, "--health-probe-bind-address=") {
+			e.arg = append(e.arg, a)
+		}
+		e.cert = e.cert || strings.HasPrefix(a, "--metrics-cert-path=")
+	}
+	if ports, ok := c["ports"]; ok {
+		for _, p := range ports.([]any) {
+			p := p.(map[string]any)
+			e.ports = append(e.ports, fmt.Sprintf("%v:%v", p["name"], p["containerPort"]))
+		}
+	} else {
+		e.ports = []string{"none"}
+	}
+	for _, probe := range []string{"livenessProbe", "readinessProbe", "startupProbe"} {
+		if _, ok := c[probe]; ok {
+			e.probes = append(e.probes, probe)
+		}
+	}
+	mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
+	for _, m := range mounts {
+		e.cert = e.cert || m.(map[string]any)["name"] == "metrics-cert"
+	}
+	for _, s := range ofKind(objs, "Service") {
+		e.service = e.service || s.GetName() == "ferry-"+component+"-metrics"
+	}
+	for _, sm := range ofKind(objs, "ServiceMonitor") {
+		e.monitor = e.monitor || sm.GetName() == "ferry-"+component
+	}
+	for _, b := range ofKind(objs, "ClusterRoleBinding") {
+		if b.GetName() != "ferry-metrics-auth" {
+			continue
+		}
+		subjects, _, _ := unstructured.NestedSlice(b.Object, "subjects")
+		for _, s := range subjects {
+			e.metricsAuth = e.metricsAuth || s.(map[string]any)["name"] == "ferry-"+component
+		}
+	}
+	return e
+}
+
+// TestChartTurnsEndpointsOff: a metrics or health probe bind address of 0
+// (a number, as --set gives it, or a string) turns that endpoint off, as
+// the binaries take it, and the chart renders nothing that points at the
+// closed port: no container port, no probes, no metrics Service,
+// ServiceMonitor, metrics certificate or metrics-auth grant, and no
+// scraper when no secure metrics are left. With an address, all of them.
+func TestChartTurnsEndpointsOff(t *testing.T) {
+	// Everything that could point at an endpoint, on.
+	base := []string{"metrics.serviceMonitor.enabled=true", "manager.metricsCertSecret=manager-cert", "agent.metricsCertSecret=agent-cert"}
+	on := map[string]endpoints{
+		"manager": {arg: []string{"--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"},
+			ports: []string{"metrics:8080", "health:8081"}, probes: []string{"livenessProbe", "readinessProbe"},
+			service: true, monitor: true, metricsAuth: true, cert: true},
+		"agent": {arg: []string{"--metrics-bind-address=:9441", "--health-probe-bind-address=:9442"},
+			ports: []string{"metrics:9441", "health:9442"}, probes: []string{"livenessProbe", "readinessProbe"},
+			service: true, monitor: true, metricsAuth: true, cert: true},
+	}
+	metricsOff := func(e endpoints) endpoints {
+		e.arg = slices.Clone(e.arg)
+		e.arg[0] = "--metrics-bind-address=0"
+		e.ports = e.ports[1:]
+		e.service, e.monitor, e.metricsAuth, e.cert = false, false, false, false
+		return e
+	}
+	healthOff := func(e endpoints) endpoints {
+		e.arg = slices.Clone(e.arg)
+		e.arg[1] = "--health-probe-bind-address=0"
+		e.ports = e.ports[:len(e.ports)-1]
+		if len(e.ports) == 0 {
+			e.ports = []string{"none"}
+		}
+		e.probes = nil
+		return e
+	}
+	allOff := filepath.Join(t.TempDir(), "all-off.yaml")
+	if err := os.WriteFile(allOff, []byte(`manager: {metricsBindAddress: "0", healthProbeBindAddress: "0"}
+agent: {metricsBindAddress: "0", healthProbeBindAddress: "0"}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name        string
+		sets        []string
+		valuesFile  string
+		want        map[string]endpoints
+		metricsRBAC bool // the metrics-auth ClusterRole
+		scraper     bool // the chart's scraper ServiceAccount
+	}{
+		{"all on", nil, "", on, true, true},
+		{"manager metrics off", []string{"manager.metricsBindAddress=0"}, "",
+			map[string]endpoints{"manager": metricsOff(on["manager"]), "agent": on["agent"]}, true, true},
+		{"agent probes off", []string{"agent.healthProbeBindAddress=0"}, "",
+			map[string]endpoints{"manager": on["manager"], "agent": healthOff(on["agent"])}, true, true},
+		{"agent metrics off, manager's plain HTTP", []string{"agent.metricsBindAddress=0", "manager.metricsSecure=false"}, "",
+			map[string]endpoints{"manager": {arg: on["manager"].arg, ports: on["manager"].ports, probes: on["manager"].probes,
+				service: true, monitor: true}, "agent": metricsOff(on["agent"])}, false, false},
+		{"all off, as strings", nil, allOff,
+			map[string]endpoints{"manager": healthOff(metricsOff(on["manager"])), "agent": healthOff(metricsOff(on["agent"]))}, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := renderOpts{sets: append(slices.Clone(base), tt.sets...)}
+			if tt.valuesFile != "" {
+				o.valuesFiles = []string{tt.valuesFile}
+			}
+			objs := render(t, o)
+			for _, component := range []string{"manager", "agent"} {
+				if got := endpointsOf(t, objs, component); got.String() != tt.want[component].String() {
+					t.Errorf("%s:\n got %s\nwant %s", component, got, tt.want[component])
+				}
+			}
+			var rbac, scraper bool
+			for _, o := range objs {
+				rbac = rbac || kindName(o) == "ClusterRole/ferry-metrics-auth"
+				scraper = scraper || kindName(o) == "ServiceAccount/ferry-metrics-scraper"
+			}
+			if rbac != tt.metricsRBAC || scraper != tt.scraper {
+				t.Errorf("ClusterRole ferry-metrics-auth rendered %t, want %t; scraper rendered %t, want %t", rbac, tt.metricsRBAC, scraper, tt.scraper)
+			}
+		})
+	}
+}
