@@ -450,9 +450,30 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 			"manager.extraArgs has --zap-log-level=debug, but the chart sets --zap-log-level from manager.logLevel, " +
 				"which an extra argument would override past the chart's checks. Set manager.logLevel instead, and take " +
 				"--zap-log-level=debug out of manager.extraArgs\nagent.extraArgs has --kube-api-qps=1"},
-		// Flags the chart does not set from a value stay free.
-		{[]string{"manager.extraArgs={--zap-encoder=console,--agent-lease-namespace=ferry-leases,--pprof-bind-address=127.0.0.1:6060}",
-			"agent.extraArgs={--zap-encoder=console,--request-buffer-dir=/tmp,--lease-namespace=ferry-leases,--}"}, ""},
+		// Flags the chart sets itself, from no value, may not be moved
+		// either: the three Lease namespaces must be one, and the
+		// release's, where the chart grants the Leases; the agent's node
+		// is its pod's.
+		{[]string{"manager.extraArgs={--agent-lease-namespace=ferry-leases}"}, "manager.extraArgs has " +
+			"--agent-lease-namespace=ferry-leases, but the chart sets --agent-lease-namespace itself, to the release's " +
+			"namespace ($(POD_NAMESPACE)), where the agents renew their Leases (their --lease-namespace, which the chart " +
+			"sets too) and the chart's Role lets the manager watch them: elsewhere it would see no agent renew, and read " +
+			"every node Unknown. The Leases go where the release is: install it in the namespace they should be in. " +
+			"Take --agent-lease-namespace=ferry-leases out of manager.extraArgs"},
+		{[]string{"agent.extraArgs={--lease-namespace,ferry-leases}"}, "agent.extraArgs has --lease-namespace ferry-leases " +
+			"(two items), but the chart sets --lease-namespace itself, to the release's namespace ($(POD_NAMESPACE)), where " +
+			"the manager watches the agents' Leases (its --agent-lease-namespace, which the chart sets too)"},
+		{[]string{"manager.extraArgs={-leader-election-namespace=kube-system}"}, "manager.extraArgs has " +
+			"-leader-election-namespace=kube-system, but the chart sets --leader-election-namespace itself, to the " +
+			"release's namespace (through POD_NAMESPACE)"},
+		{[]string{"agent.extraArgs={--node-name=node-1}"}, "agent.extraArgs has --node-name=node-1, but the chart sets " +
+			"--node-name itself, to each pod's node ($(NODE_NAME))"},
+		// Both moved to the same namespace: refused too, each named.
+		{[]string{"manager.extraArgs={--agent-lease-namespace=ferry-leases}", "agent.extraArgs={--lease-namespace=ferry-leases}"},
+			"Take --agent-lease-namespace=ferry-leases out of manager.extraArgs\nagent.extraArgs has --lease-namespace=ferry-leases"},
+		// Flags the chart does not set stay free.
+		{[]string{"manager.extraArgs={--zap-encoder=console,--pprof-bind-address=127.0.0.1:6060,--kubeconfig=/k}",
+			"agent.extraArgs={--zap-encoder=console,--request-buffer-dir=/tmp,--}"}, ""},
 		// Advertise addresses no Service can list.
 		{[]string{"agent.advertiseAddress=fd00::1"}, "agent.advertiseAddress is fd00::1, an IPv6 address: the manager lists " +
 			"only IPv4 addresses in the Services' EndpointSlices, so no AppGroup's Service would reach the nodes. " +
