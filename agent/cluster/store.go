@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -18,6 +19,10 @@ import (
 // while the API server is down resumes what it ran.
 type store struct {
 	dir string
+	// mu serialises the writes of the files: a save, and a removal that
+	// reads the file to know whose it is (removeIf), whose read and
+	// remove must see no save between them.
+	mu sync.Mutex
 }
 
 func newStore(dir string) (*store, error) {
@@ -58,6 +63,8 @@ func (s *store) save(pp *ferryv1.ProcessPool) error {
 	}
 	path := s.path(types.NamespacedName{Namespace: pp.Namespace, Name: pp.Name})
 	tmp := path + ".tmp"
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := writeSynced(tmp, data); err != nil {
 		return err
 	}
@@ -96,9 +103,47 @@ func syncDir(dir string) error {
 	return err
 }
 
-// remove deletes key's saved spec, durably: a pool deleted before a power
-// loss must not come back from its file.
+// remove deletes key's saved spec, whoever's it is, durably: a pool
+// deleted before a power loss must not come back from its file.
 func (s *store) remove(key types.NamespacedName) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.removeLocked(key)
+}
+
+// removeIf deletes key's saved spec, as remove does, only when it is the
+// pool of UID uid's, or saved without a UID (which any caller removes:
+// this agent saves every pool with its UID, so a spec without one is no
+// new pool's); uid empty is a pool resumed from such a spec. A spec of
+// another UID is a new pool's of the same name, saved by the reconcile
+// loop while the caller, which read its pool gone, had not removed its
+// own yet: it stays, for an agent restarted without the API server to
+// resume the new pool. A file that does not parse is nobody's, and goes.
+func (s *store) removeIf(key types.NamespacedName, uid types.UID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	data, err := os.ReadFile(s.path(key))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var saved ferryv1.ProcessPool
+	if json.Unmarshal(data, &saved) == nil && !ownedBy(saved.UID, uid) {
+		return nil
+	}
+	return s.removeLocked(key)
+}
+
+// ownedBy is whether a spec saved with UID saved is the pool of UID uid's
+// to remove (removeIf).
+func ownedBy(saved, uid types.UID) bool {
+	return saved == "" || saved == uid
+}
+
+// removeLocked is remove, s.mu held.
+func (s *store) removeLocked(key types.NamespacedName) error {
 	err := os.Remove(s.path(key))
 	if os.IsNotExist(err) {
 		return nil

@@ -1,7 +1,11 @@
 package cluster
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,4 +65,101 @@ func TestStoreLongNames(t *testing.T) {
 	if loaded, _ := s.load(); len(loaded) != 2 {
 		t.Errorf("%d pools left after removing one of 3", len(loaded))
 	}
+}
+
+// TestStoreRemoveIf: removeIf removes a pool's saved spec only when it is
+// that pool's (its UID), or saved without a UID; a new pool of the same
+// name saved since keeps its spec. Unparsable files go; none is no error.
+func TestStoreRemoveIf(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	for _, tc := range []struct {
+		name    string
+		saved   string // the file: a pool of this UID, or raw text with raw
+		raw     bool
+		uid     types.UID // the caller's pool
+		removed bool
+	}{
+		{name: "the caller's", saved: "u1", uid: "u1", removed: true},
+		{name: "a new pool's of the name", saved: "u2", uid: "u1"},
+		{name: "saved without a UID", saved: "", uid: "u1", removed: true},
+		{name: "the caller resumed without a UID, saved without", saved: "", uid: "", removed: true},
+		{name: "the caller resumed without a UID, a new pool's", saved: "u2", uid: ""},
+		{name: "not JSON", saved: "{", raw: true, uid: "u1", removed: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := newStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.raw {
+				err = os.WriteFile(s.path(key), []byte(tc.saved), 0o600)
+			} else {
+				err = s.save(poolOf(key, types.UID(tc.saved)))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.removeIf(key, tc.uid); err != nil {
+				t.Fatal(err)
+			}
+			_, err = os.Stat(s.path(key))
+			if removed := errors.Is(err, fs.ErrNotExist); removed != tc.removed {
+				t.Errorf("removed: %v (%v), want %v", removed, err, tc.removed)
+			}
+		})
+	}
+	s, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.removeIf(key, "u1"); err != nil {
+		t.Errorf("removeIf with nothing saved: %v", err)
+	}
+}
+
+// TestStoreRemoveIfNewPool: pool A saved, then pool B of the same name:
+// removing A's spec keeps B's, which removing B's then removes.
+func TestStoreRemoveIfNewPool(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	s, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, uid := range []types.UID{"a", "b"} {
+		if err := s.save(poolOf(key, uid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.removeIf(key, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := savedUIDs(t, s); !slices.Equal(got, []types.UID{"b"}) {
+		t.Fatalf("after removing A's spec: saved %v, want B's", got)
+	}
+	if err := s.removeIf(key, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := savedUIDs(t, s); len(got) != 0 {
+		t.Fatalf("after removing B's spec: saved %v, want none", got)
+	}
+}
+
+// poolOf is a pool of key with UID uid.
+func poolOf(key types.NamespacedName, uid types.UID) *ferryv1.ProcessPool {
+	return &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: uid},
+		Spec: ferryv1.ProcessPoolSpec{NodeName: "node-1"}}
+}
+
+// savedUIDs are the UIDs of the pools s has saved.
+func savedUIDs(t *testing.T, s *store) []types.UID {
+	t.Helper()
+	loaded, errs := s.load()
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	var uids []types.UID
+	for _, pp := range loaded {
+		uids = append(uids, pp.UID)
+	}
+	return uids
 }
