@@ -136,7 +136,9 @@ func TestGoneByName(t *testing.T) {
 // before the cache synced must not stop a new pool of the same name the
 // reconcile loop has handed it since, nor remove its saved spec; nor one
 // the agent runs no more. A pool stopped has its key queued, for the
-// reconcile loop to start a new pool of its name handed to it too late.
+// reconcile loop to start a new pool of its name handed to it too late;
+// and the spec of such a pool, which the reconcile loop saves before it
+// hands it over (after the check, before the removal), stays.
 func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "web"}
 	// The read: the pool deleted, as the API server has it (UID u1).
@@ -152,6 +154,7 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 		about   types.UID // the UID of the pool it ran as the read began
 		synced  bool
 		another bool // the agent runs another running pool of key
+		newSpec bool // the spec saved is a new pool's of key (UID u3), not the running pool's
 		stopped bool
 	}{
 		{name: "the pool read", runs: "u1", about: "u1", stopped: true},
@@ -160,6 +163,8 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 		{name: "no longer the running pool of key", runs: "u1", about: "u1", another: true},
 		{name: "saved without its UID", runs: "", about: "", stopped: true},
 		{name: "saved without its UID, a pool handed to it since", runs: "u1", about: ""},
+		{name: "a new pool's spec saved since", runs: "u1", about: "u1", newSpec: true, stopped: true},
+		{name: "saved without its UID, a new pool's spec saved since", runs: "", about: "", newSpec: true, stopped: true},
 	} {
 		for path, stop := range paths {
 			t.Run(path+"/"+tc.name, func(t *testing.T) {
@@ -174,7 +179,12 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 				t.Cleanup(a.queue.ShutDown)
 				a.synced.Store(tc.synced)
 				pp := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: tc.runs, Generation: 1}}
-				if err := st.save(pp); err != nil {
+				onDisk := pp
+				if tc.newSpec {
+					onDisk = pp.DeepCopy()
+					onDisk.UID = "u3"
+				}
+				if err := st.save(onDisk); err != nil {
 					t.Fatal(err)
 				}
 				rp := stoppableRunningPool(a, pp)
@@ -188,8 +198,8 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 				if stopped := a.pools[key] == nil; stopped != tc.stopped {
 					t.Errorf("stopped: %v, want %v", stopped, tc.stopped)
 				}
-				if kept := statErr == nil; kept == tc.stopped {
-					t.Errorf("saved spec kept: %v (%v), want %v", kept, statErr, !tc.stopped)
+				if kept, want := statErr == nil, !tc.stopped || tc.newSpec; kept != want {
+					t.Errorf("saved spec kept: %v (%v), want %v", kept, statErr, want)
 				}
 				if _, kept := a.saved[key]; kept == tc.stopped {
 					t.Errorf("saved generation kept: %v, want %v", kept, !tc.stopped)
@@ -199,6 +209,39 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestReconcileDrainRemovesAnySavedSpec: a pool the reconcile loop finds
+// deleted in the cache has its name's saved spec removed whatever its
+// UID: the spec of the pool the agent resumed from disk (u0), deleted
+// while the agent was away, its name since taken by the pool the cache
+// shows deleted (u1), is of a pool gone as well. Only the reporter's
+// removals, which a reconcile's save may precede, keep another UID's.
+func TestReconcileDrainRemovesAnySavedSpec(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	st, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{store: st, pools: map[types.NamespacedName]*runningPool{},
+		saved: map[types.NamespacedName]int64{}, unlabelled: map[types.NamespacedName]bool{},
+		draining: map[types.UID]bool{}}
+	a.synced.Store(true)
+	resumed := poolOf(key, "u0")
+	if err := st.save(resumed); err != nil {
+		t.Fatal(err)
+	}
+	a.pools[key] = stoppableRunningPool(a, resumed)
+	deleted := poolOf(key, "u1")
+	deleted.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	a.drainAsync(key, deleted, nil, "")
+	a.wg.Wait()
+	if a.pools[key] != nil {
+		t.Error("the resumed pool runs on")
+	}
+	if _, err := os.Stat(st.path(key)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the resumed pool's saved spec kept (%v)", err)
 	}
 }
 

@@ -749,9 +749,9 @@ func (rp *runningPool) goneAgain() bool {
 }
 
 // stopGone stops rp, whose pool the API server no longer has, in the
-// background, and forgets its saved spec, as reconcile does a pool gone
-// from the cache; unless rp runs no more (drained, stopped, or stopping
-// with the agent). replaced: another pool has its name now.
+// background, and forgets its saved spec (forgetSpec), as reconcile does
+// a pool gone from the cache; unless rp runs no more (drained, stopped,
+// or stopping with the agent). replaced: another pool has its name now.
 //
 // about is the UID of the pool rp ran when it was read: rp is stopped
 // only while the read is not stale (staleRead). Once stopped, the key is
@@ -759,12 +759,11 @@ func (rp *runningPool) goneAgain() bool {
 // to rp between the check and the stop (it calls rp.update once it let
 // a.mu go: a CRD upgrade, a deletion and a new pool of the name, and a
 // read within the cache's sync poll, some 100ms) is started from the
-// cache, not left unrun until its next event (queued after the saved
-// spec's removal: the new pool saves its own); reconcile's cache read
+// cache, not left unrun until its next event; reconcile's cache read
 // blocks until the cache syncs, and with no pool of key in it does
-// nothing. A reconcile already under way when the saved spec is removed
-// may have saved the new pool's spec just before: left alone (a CRD
-// upgrade, a deletion and a new pool of the name in that window).
+// nothing. The saved spec removed is the pool of UID about's only (or
+// one saved without a UID): the new pool's, which a reconcile under way
+// as the cache synced may have saved after the check, stays.
 func (a *Agent) stopGone(rp *runningPool, about types.UID, replaced bool) {
 	stale := a.staleRead(rp, about) // before a.mu: rp.mu is not taken under it
 	a.mu.Lock()
@@ -782,7 +781,7 @@ func (a *Agent) stopGone(rp *runningPool, about types.UID, replaced bool) {
 	} else {
 		rp.log.Info("Pool gone, as read by name; stopping it")
 	}
-	if err := a.store.remove(rp.key); err != nil {
+	if err := a.forgetSpec(rp.key, about, true); err != nil {
 		rp.log.Error(err, "Could not remove the saved spec of a deleted pool")
 	}
 	go func() {
