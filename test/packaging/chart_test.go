@@ -450,27 +450,44 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 			"manager.extraArgs has --zap-log-level=debug, but the chart sets --zap-log-level from manager.logLevel, " +
 				"which an extra argument would override past the chart's checks. Set manager.logLevel instead, and take " +
 				"--zap-log-level=debug out of manager.extraArgs\nagent.extraArgs has --kube-api-qps=1"},
-		// Flags the chart sets itself, from no value, may not be moved
-		// either: the three Lease namespaces must be one, and the
-		// release's, where the chart grants the Leases; the agent's node
-		// is its pod's.
-		{[]string{"manager.extraArgs={--agent-lease-namespace=ferry-leases}"}, "manager.extraArgs has " +
-			"--agent-lease-namespace=ferry-leases, but the chart sets --agent-lease-namespace itself, to the release's " +
-			"namespace ($(POD_NAMESPACE)), where the agents renew their Leases (their --lease-namespace, which the chart " +
-			"sets too) and the chart's Role lets the manager watch them: elsewhere it would see no agent renew, and read " +
-			"every node Unknown. The Leases go where the release is: install it in the namespace they should be in. " +
-			"Take --agent-lease-namespace=ferry-leases out of manager.extraArgs"},
-		{[]string{"agent.extraArgs={--lease-namespace,ferry-leases}"}, "agent.extraArgs has --lease-namespace ferry-leases " +
-			"(two items), but the chart sets --lease-namespace itself, to the release's namespace ($(POD_NAMESPACE)), where " +
-			"the manager watches the agents' Leases (its --agent-lease-namespace, which the chart sets too)"},
-		{[]string{"manager.extraArgs={-leader-election-namespace=kube-system}"}, "manager.extraArgs has " +
-			"-leader-election-namespace=kube-system, but the chart sets --leader-election-namespace itself, to the " +
-			"release's namespace (through POD_NAMESPACE)"},
+		// The agent's node is its pod's: every agent would claim one node.
 		{[]string{"agent.extraArgs={--node-name=node-1}"}, "agent.extraArgs has --node-name=node-1, but the chart sets " +
-			"--node-name itself, to each pod's node ($(NODE_NAME))"},
-		// Both moved to the same namespace: refused too, each named.
-		{[]string{"manager.extraArgs={--agent-lease-namespace=ferry-leases}", "agent.extraArgs={--lease-namespace=ferry-leases}"},
-			"Take --agent-lease-namespace=ferry-leases out of manager.extraArgs\nagent.extraArgs has --lease-namespace=ferry-leases"},
+			"--node-name itself, to each pod's node ($(NODE_NAME)): an agent serves the pools of the node it names, " +
+			"renews that node's Lease, and the isolation policies refuse its writes for any node but its own. " +
+			"Take --node-name=node-1 out of agent.extraArgs"},
+		{[]string{"agent.extraArgs={-node-name,node-1}"}, "agent.extraArgs has -node-name node-1 (two items), but the chart sets " +
+			"--node-name itself"},
+		// The manager watches the agents' Leases in its --agent-lease-namespace,
+		// the agents renew them in their --lease-namespace: either may move,
+		// both to one namespace; one not given is the release's.
+		{[]string{"manager.extraArgs={--agent-lease-namespace=ferry-leases}"}, "manager.extraArgs has " +
+			"--agent-lease-namespace=ferry-leases, but agent.extraArgs has no --lease-namespace: the agents would renew " +
+			"their Leases in the release's namespace (ferry-system), and the manager, watching them in ferry-leases, would " +
+			"see no renewal and read every node Unknown. Set --agent-lease-namespace in manager.extraArgs and " +
+			"--lease-namespace in agent.extraArgs to one namespace, or neither (the release's). The chart's Roles grant " +
+			"the Leases in the release's namespace only: in another, a Role and RoleBinding there are yours to make " +
+			"(as the chart's ferry-manager-leader-election and ferry-agent-lease)"},
+		{[]string{"agent.extraArgs={--zap-encoder=console,--lease-namespace,ferry-leases}"}, "agent.extraArgs has " +
+			"--lease-namespace ferry-leases (two items), but manager.extraArgs has no --agent-lease-namespace: the agents " +
+			"would renew their Leases in ferry-leases, and the manager, watching them in the release's namespace " +
+			"(ferry-system), would see no renewal and read every node Unknown. Set --agent-lease-namespace"},
+		{[]string{"manager.extraArgs={--agent-lease-namespace=ferry-leases}", "agent.extraArgs={-lease-namespace=leases}"},
+			"manager.extraArgs has --agent-lease-namespace=ferry-leases, but agent.extraArgs has -lease-namespace=leases: " +
+				"the agents would renew their Leases in leases, and the manager, watching them in ferry-leases, would see " +
+				"no renewal"},
+		// The flag package takes the last of a flag given twice.
+		{[]string{"manager.extraArgs={--agent-lease-namespace=ferry-leases,--agent-lease-namespace,leases}",
+			"agent.extraArgs={--lease-namespace=ferry-leases}"}, "manager.extraArgs has --agent-lease-namespace leases " +
+			"(two items), but agent.extraArgs has --lease-namespace=ferry-leases"},
+		{[]string{"manager.extraArgs={--agent-lease-namespace=ferry-leases}", "agent.extraArgs={--lease-namespace=ferry-leases}"}, ""},
+		{[]string{"manager.extraArgs={--agent-lease-namespace,ferry-leases}", "agent.extraArgs={-lease-namespace,ferry-leases}"}, ""},
+		{[]string{"manager.extraArgs={-agent-lease-namespace,ferry-leases}", "agent.extraArgs={--lease-namespace=ferry-leases}"}, ""},
+		// Naming the release's namespace moves nothing.
+		{[]string{"manager.extraArgs={--agent-lease-namespace=ferry-system}"}, ""},
+		{[]string{"agent.extraArgs={--lease-namespace=$(POD_NAMESPACE)}"}, ""},
+		// Only kubectl ferry status reads where the leader's Lease is.
+		{[]string{"manager.extraArgs={--leader-election-namespace=kube-system}"}, ""},
+		{[]string{"manager.extraArgs={-leader-election-namespace,ferry-leases}", "manager.leaderElect=true"}, ""},
 		// Flags the chart does not set stay free.
 		{[]string{"manager.extraArgs={--zap-encoder=console,--pprof-bind-address=127.0.0.1:6060,--kubeconfig=/k}",
 			"agent.extraArgs={--zap-encoder=console,--request-buffer-dir=/tmp,--}"}, ""},

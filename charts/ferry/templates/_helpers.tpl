@@ -255,20 +255,14 @@ that only a flag the chart renders is refused in extraArgs. Call with (dict "roo
 {{/*
 Flags the chart sets itself, from no value, which validate.yaml refuses in
 <component>.extraArgs: a map of each to what the chart sets it to and
-what another setting would break, for the message. The three Lease
-namespaces must be one (the manager watches the agents' Leases where they
-renew them, and kubectl ferry status reads the leader's Lease and the
-agents' in one namespace), and the release's: the chart grants the Leases
-there alone. Call with (dict "component" "manager" or "agent").
+what another setting would break, for the message. Only the agent's node:
+the Lease namespaces the chart sets too may move, both to one namespace
+(validate.yaml checks them). Call with (dict "component" "manager" or
+"agent").
 */}}
 {{- define "ferry.fixedArgs" -}}
-{{- $where := "The Leases go where the release is: install it in the namespace they should be in" }}
-{{- if eq .component "manager" }}
-agent-lease-namespace: {{ printf "the release's namespace ($(POD_NAMESPACE)), where the agents renew their Leases (their --lease-namespace, which the chart sets too) and the chart's Role lets the manager watch them: elsewhere it would see no agent renew, and read every node Unknown. %s" $where | quote }}
-leader-election-namespace: {{ printf "the release's namespace (through POD_NAMESPACE), where the chart's Role lets the manager hold its Lease and kubectl ferry status reads it with the agents' Leases: elsewhere the manager could not take it, and would never lead. %s" $where | quote }}
-{{- else }}
+{{- if eq .component "agent" }}
 node-name: {{ "each pod's node ($(NODE_NAME)): an agent serves the pools of the node it names, renews that node's Lease, and the isolation policies refuse its writes for any node but its own" | quote }}
-lease-namespace: {{ printf "the release's namespace ($(POD_NAMESPACE)), where the manager watches the agents' Leases (its --agent-lease-namespace, which the chart sets too) and the chart's Role lets the agents renew them: elsewhere the manager would see no renewal, and read the agents' nodes Unknown. %s" $where | quote }}
 {{- end }}
 {{- end }}
 
