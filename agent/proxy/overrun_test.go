@@ -25,10 +25,13 @@ import (
 )
 
 // TestMaxRequestTimeKillsAStuckWorker: a worker that sends no answer
-// within maxRequestTime is killed and replaced, and its client gets 504,
-// on both servers' paths (a GET the front end serves, a POST with a body
-// net/http's server does). The kill is no crash: no scaling error, no
-// backoff. An answer within the limit keeps its worker.
+// within maxRequestTime is killed and replaced (the pool is at
+// minProcesses), and its client gets 504, on both servers' paths (a GET
+// the front end serves, a POST with a body net/http's server does), whose
+// body says it was killed and no more: a replacement follows the pool's
+// scaling, none in a pool above minProcesses with nothing queued. The
+// kill is no crash: no scaling error, no backoff. An answer within the
+// limit keeps its worker.
 func TestMaxRequestTimeKillsAStuckWorker(t *testing.T) {
 	tmpl := agenttest.WSGI("hello-wsgi", 1, 1)
 	tmpl.Pool.MaxRequestTime = &metav1.Duration{Duration: time.Second}
@@ -53,8 +56,10 @@ func TestMaxRequestTimeKillsAStuckWorker(t *testing.T) {
 	} {
 		stuck := pidOfWorker(t, e)
 		resp, body := do(t, req)
-		if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "(pid "+stuck+") did not answer within maxRequestTime (1s)") {
-			t.Fatalf("%s of a stuck worker: %d %q, want 504 naming pid %s", req.Method, resp.StatusCode, body, stuck)
+		// It promises no replacement: one follows the pool's scaling.
+		want := "ferry: the worker process (pid " + stuck + ") did not answer within maxRequestTime (1s); it was killed\n"
+		if resp.StatusCode != http.StatusGatewayTimeout || string(body) != want {
+			t.Fatalf("%s of a stuck worker: %d %q, want 504 %q", req.Method, resp.StatusCode, body, want)
 		}
 		waitGone(t, stuck)
 		s := e.WaitFor(t, time.Minute, "a replacement", agenttest.Ready(1))

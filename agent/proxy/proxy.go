@@ -584,6 +584,8 @@ func (s *Server) fail(rw http.ResponseWriter, ctx context.Context, method, path 
 // overran answers a request its worker gave no answer within
 // maxRequestTime, and has the pool kill the worker, whose request may go
 // on for ever: whether or not the client is still there to be answered.
+// The body promises no replacement: one follows the pool's scaling
+// (pool.Overran), none in a pool above minProcesses with nothing queued.
 func (s *Server) overran(rw http.ResponseWriter, ctx context.Context, path string, sess *session, e *overranError) {
 	w := sess.worker
 	s.router.Overran(w, path, e.limit)
@@ -596,7 +598,7 @@ func (s *Server) overran(rw http.ResponseWriter, ctx context.Context, path strin
 		what = "did not finish its answer"
 	}
 	sess.code = plain(rw, http.StatusGatewayTimeout, "ferry: the worker process (pid "+strconv.Itoa(w.PID())+") "+what+
-		" within maxRequestTime ("+e.limit.String()+"); it was killed and is being replaced")
+		" within maxRequestTime ("+e.limit.String()+"); it was killed")
 }
 
 // diedMessage is the 502 for a request whose worker (pid) exited under
