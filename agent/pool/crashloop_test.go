@@ -51,9 +51,9 @@ func TestWorkerThatDiesAfterBootIsBackedOff(t *testing.T) {
 // TestProcessesDyingTogetherAreOneBackoffStep: the four young workers
 // of a pool die together (killed at once, as an OOM sweep or an app whose
 // database went away would have them): one event, one backoff step, the
-// first crash's (none: all four are replaced at once); their
-// replacements, killed together too, take the next step (1s) between
-// them. Each death is still counted. Before, each death was a step:
+// first crash's (none: all four, the pool's minProcesses, are replaced
+// at once); their replacements, killed together too, take the next step
+// (1s) between them. Each death is still counted. Before, each death was a step:
 // the four backed off 0s, 1s, 2s and 4s, the next four 8s to a minute.
 func TestProcessesDyingTogetherAreOneBackoffStep(t *testing.T) {
 	obs := &observer{}
@@ -136,9 +136,9 @@ func TestCrashLoopBesideLongLivedWorkerIsBackedOff(t *testing.T) {
 // TestCrashInARequestIsNoFailedSpawn: of a revision whose app is known to
 // stay up (a process of it lived past the crash window), a request that
 // kills its process (one URL, one input) gets 502, and the process is
-// replaced at once: no scaling error, no backoff, no spawn failure
-// counted. Before, a process killed by a request within 10 s of being
-// ready counted as a failed spawn; a few such requests a second kept every
+// replaced at once (the pool is at minProcesses): no scaling error, no
+// backoff, no spawn failure counted. Before, a process killed by a
+// request within 10 s of being ready counted as a failed spawn; a few such requests a second kept every
 // replacement younger than that, the backoff grew to 32 s, and every other
 // request got 503. Of a revision not yet known to stay up, such a death
 // still counts (it cannot be told from an app that dies on its own under

@@ -787,8 +787,8 @@ func (p *Pool) Unreachable(w *Worker) {
 // for good. Its other requests, if it takes several, fail with it. The
 // kill is no crash: no backoff follows it, and the supervisor replaces
 // the worker as the pool's scaling asks (none in a pool above
-// minProcesses with nothing queued). path and limit (the maxRequestTime it ran under) are the
-// overrunning request's, for the log.
+// minProcesses with nothing queued). path and limit (the maxRequestTime
+// it ran under) are the overrunning request's, for the log.
 func (p *Pool) Overran(w *Worker, path string, limit time.Duration) {
 	p.mu.Lock()
 	if w.state != ferryv1.ProcessReady && w.state != ferryv1.ProcessDraining {
@@ -1512,7 +1512,8 @@ func (p *Pool) recordScalingError(w *Worker, err error, kind SpawnKind) {
 // the first round of young deaths backs off none (fail), nor does a
 // failure of a round whose backoff is already over. The line speaks of
 // the wait, not of an attempt: whether one follows is the pool's scaling
-// (up to minProcesses, or one more for a queued request), and a pool
+// (decide: up to minProcesses, or one more for a queued request outside
+// a restart and, while resisting, only with no worker left), and a pool
 // above its minimum with no request queued replaces nobody.
 func backoffLine(failure string, wait time.Duration) string {
 	if wait > 0 {
@@ -1552,11 +1553,11 @@ func (p *Pool) backOffLocked(revision string, err error, crash bool, began, fail
 // those made once the failure was found: a worker the proxy found dying
 // (it refused a connection) is replaced before its exit is recorded, and
 // that replacement is the next attempt, not one of its round. A first
-// crash backs off none: a single worker that crashed once is replaced at
-// once; so are the others of its round, also where the pool awaits the
-// manager's return from the revision, which it holds the spawns for only
-// from the second round (holdingLocked, rounds), timed from when that
-// round's first young death was recorded (holdFrom).
+// crash backs off none, nor do the others of its round (a replacement
+// follows the pool's scaling), also where the pool awaits the manager's
+// return from the revision, which it holds the spawns for only from the
+// second round (holdingLocked, rounds), timed from when that round's
+// first young death was recorded (holdFrom).
 func (s *scalingState) fail(now, began, failed time.Time, crash, blocked bool) time.Time {
 	s.failures++
 	round := !began.Before(s.steppedAt)
@@ -1764,7 +1765,8 @@ func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest, closing b
 // error line before it says (reportExit): a backoff, resistance to its
 // revision, or a hold of its spawns for the manager's return. The line
 // promises no replacement: whether one is spawned is the pool's scaling
-// (up to minProcesses, or one more for a queued request), and a pool
+// (decide: up to minProcesses, or one more for a queued request outside
+// a restart and, while resisting, only with no worker left), and a pool
 // above its minimum with no request queued spawns none. In a pool that
 // closes (closing) nothing is judged: the line says only where it died.
 func exitLogLine(unexpected, inRequest, ofRequest, closing, counted bool) string {

@@ -132,10 +132,11 @@ func (p *Pool) excuseLocked(now time.Time, key RequestKey) (excused, ofKey bool)
 //
 // So a revision that boots and dies, under load (a request at each
 // process as it dies), is caught at its second death, not its first:
-// meanwhile the excused one's replacement, of the revision, is spawned
-// and a rolling restart goes on, each such process failing at most the
-// request it dies in (502), and a spawn of it in flight as the pool comes
-// to resist it is stopped before it serves (errResisted). That is the
+// meanwhile a process of the revision is spawned in the excused one's
+// place as the pool's scaling asks and a rolling restart goes on, each
+// such process failing at most the request it dies in (502), and a spawn
+// of it in flight as the pool comes to resist it is stopped before it
+// serves (errResisted). That is the
 // price of not halting a rollout (in a cluster, returning a node) on one
 // request of death, which a single death cannot tell from the app's own.
 func (r *excusedDeaths) excuseUnproven(now time.Time, key RequestKey) (excused, ofKey bool) {

@@ -25,10 +25,10 @@ import (
 // a request that kills the worker (GET /crash: a bug, or an attacker) to a
 // one-worker pool of a revision known to stay up, while another client
 // asks for /. Each replacement dies young, on the same path, while the
-// others are served: a request of death, not a crash loop. The pool
-// replaces the worker at once every time, as Passenger and gunicorn do:
-// no backoff, no scaling error, / served throughout, the bad path logged
-// once. Before, the third young death in a row was taken as the app's and
+// others are served: a request of death, not a crash loop. The pool (at
+// minProcesses) replaces the worker at once every time, as Passenger and
+// gunicorn do: no backoff, no scaling error, / served throughout, the bad
+// path logged once. Before, the third young death in a row was taken as the app's and
 // backed off, growing, and every user of the app got 503s meanwhile.
 func TestRequestOfDeathDoesNotTakeAOneWorkerPoolDown(t *testing.T) {
 	e, _ := startLasted(t, "t/deathurl")

@@ -216,8 +216,8 @@ func restartOutcome(st StatusResponse, name, revision string) (restartStage, err
 		// off, for as long as the revision is asked for. From the second
 		// round of deaths in a row (a process spawned after a death died
 		// young too; processes that die together are one round): the
-		// first is replaced at once, and its replacement may live (a
-		// passing fault). LastSpawnError and
+		// first is not backed off, and a process of the revision may
+		// live (a passing fault). LastSpawnError and
 		// SpawnFailures, not ScalingError and ScalingFailures: between
 		// deaths the replacement is ready and ScalingError cleared, which
 		// may be all a poll sees of the loop; SpawnFailures keeps the

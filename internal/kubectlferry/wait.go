@@ -174,14 +174,14 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 // second round of young deaths of its processes in a row (lastSpawnError
 // the target's, of contract.DiedAfterReady, and spawnFailures, the agent's
 // count of rounds, at least 2: processes started together that die
-// together are one round, their replacements spawned at once) while none
+// together are one round, not backed off) while none
 // of them has lived the crash window there (lastedRevision): their agents
 // respawn them with backoff, and the manager's rollout waits for that
 // window forever, or counts a proven target complete with Ready not True.
 // A first death is not one, though the manager names the loop from it: the
-// agent does not hold its replacement (agent/pool's holdingLocked: a passing fault
-// must not cost a node its revision), and the replacement may live the
-// window. It names the revision, the nodes, and the first one's reason and
+// agent does not hold its replacement (agent/pool's holdingLocked: a
+// passing fault must not cost a node its revision), and a process of the
+// revision may live the window. It names the revision, the nodes, and the first one's reason and
 // output (the pools', which status.crashLoop does not carry), as the
 // standalone agent's restartOutcome does of its pool. nil otherwise.
 //

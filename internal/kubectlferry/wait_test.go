@@ -214,8 +214,8 @@ func TestAssessRollout(t *testing.T) {
 				"    RuntimeError: no database\nNothing returns the node to an older revision (resistDeploymentErrors is false): " +
 				"its processes are respawned, with a growing backoff",
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
-		// A first death is replaced at once, and the replacement may live
-		// the window: a passing fault (seen failing: the wait ended at
+		// A first death is not backed off, and a process of the revision
+		// may live the window: a passing fault (seen failing: the wait ended at
 		// the first, "crash loop").
 		{name: "its processes die young once, errors not resisted", progress: "RollingRestart=True: 1/2 nodes updated",
 			pools:  []ferryv1.ProcessPool{once("node-1")},
@@ -717,7 +717,7 @@ func TestRestartWaitEndsWhenTheRolloutEndsIncomplete(t *testing.T) {
 // RollingRestart True (ProvingRevision), waiting for them to live the
 // crash window (the statuses below are those it wrote in a controllers
 // test given such a pool). The wait reads the pools: a first death is
-// replaced at once, and the wait goes on (seen failing: it ended there,
+// not backed off, and the wait goes on (seen failing: it ended there,
 // "crash loop", where the replacement may live the window and the rollout
 // complete); at the second, it ends with exit 1, naming the revision, the
 // node and the crash. Before either, it went on until --timeout.
