@@ -1641,18 +1641,20 @@ func (p *Pool) watchExit(w *Worker) {
 	unexpected := prev == ferryv1.ProcessReady || prev == ferryv1.ProcessDraining
 	lived := time.Since(w.readyAt)
 	inRequest := w.inRequest || w.sessions > 0
-	closing := p.closed
 	p.exitSaysLocked(w, prev, unexpected, lived)
 	// A pool that closes judges no death (nothing is spawned after it):
-	// none joins a run of excused deaths, or is logged as a request of death.
-	ofRequest := unexpected && inRequest && !closing && p.ofRequestLocked(w, lived)
+	// none joins a run of excused deaths, is logged as a request of death,
+	// or counts as a crash of its app; its exit line says only where it
+	// died (exitLogLine). The one place the rule is kept.
+	judged := unexpected && !p.closed
+	ofRequest := judged && inRequest && p.ofRequestLocked(w, lived)
 	p.transitionLocked(w, EventExit)
 	p.removeLocked(w)
 	stepDoneLocked(p.restart, w)
 	closeOnce(w.drained)
 	close(w.gone)
 	var young youngDeath
-	if unexpected && !ofRequest {
+	if judged && !ofRequest {
 		young = p.youngDeathLocked(w, lived, inRequest)
 	}
 	// Backing off with no worker left, nothing will serve the waiting
@@ -1665,7 +1667,7 @@ func (p *Pool) watchExit(w *Worker) {
 	if t, ok := w.Transport.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
-	p.reportExit(w, unexpected, inRequest, ofRequest, closing, young)
+	p.reportExit(w, unexpected, inRequest, ofRequest, young)
 	p.kickSupervisor()
 }
 
@@ -1684,7 +1686,8 @@ type youngDeath struct {
 }
 
 // youngDeathLocked judges the unexpected death of w, lived after ready,
-// not taken as its request's (ofRequestLocked).
+// in a pool that is not closing (watchExit), not taken as its request's
+// (ofRequestLocked).
 //
 // A crash soon after the worker was ready is as good as a failed
 // spawn: back off before the next, decided under this lock so that no
@@ -1709,7 +1712,7 @@ type youngDeath struct {
 // every death of the run was in a request of one key while others
 // were answered (deadly): one URL must not take the app down.
 func (p *Pool) youngDeathLocked(w *Worker, lived time.Duration, inRequest bool) youngDeath {
-	if p.closed || lived >= crashWindow || !p.spawnsRevisionLocked(w.Revision) {
+	if lived >= crashWindow || !p.spawnsRevisionLocked(w.Revision) {
 		return youngDeath{}
 	}
 	reason := fmt.Sprintf("%s %s %s", w.proc.DescribeExit(), lived.Round(time.Millisecond), contract.DiedAfterReady)
@@ -1734,9 +1737,9 @@ func (p *Pool) youngDeathLocked(w *Worker, lived time.Duration, inRequest bool) 
 }
 
 // reportExit logs and counts w's exit: unexpected, with a request at it
-// (inRequest), taken as its request's (ofRequest), in a pool that closes
-// (closing), and what the pool made of it (young).
-func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest, closing bool, young youngDeath) {
+// (inRequest), taken as its request's (ofRequest), and what the pool made
+// of it (young).
+func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest bool, young youngDeath) {
 	switch {
 	case young.resisted:
 		p.reportResisting(w.Revision, young.crash)
@@ -1747,7 +1750,7 @@ func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest, closing b
 		p.reportFailure(backoffLine("Worker crashed soon after it was ready, as good as a failed spawn", young.wait),
 			w.Revision, young.crash, SpawnScale, young.backoff...)
 	}
-	if msg := exitLogLine(unexpected, inRequest, ofRequest, closing, young.crash != nil); msg != "" {
+	if msg := exitLogLine(unexpected, inRequest, ofRequest, young.crash != nil); msg != "" {
 		p.log.Info(msg, "pid", w.PID(), "revision", w.Revision,
 			"status", w.proc.ExitStatus(), "output", contract.LastLines(w.proc.Output(), 5))
 	}
@@ -1767,13 +1770,15 @@ func (p *Pool) reportExit(w *Worker, unexpected, inRequest, ofRequest, closing b
 // promises no replacement: whether one is spawned is the pool's scaling
 // (decide: up to minProcesses, or one more for a queued request outside
 // a restart and, while resisting, only with no worker left), and a pool
-// above its minimum with no request queued spawns none. In a pool that
-// closes (closing) nothing is judged: the line says only where it died.
-func exitLogLine(unexpected, inRequest, ofRequest, closing, counted bool) string {
+// above its minimum with no request queued spawns none. A death nothing
+// was made of (neither ofRequest nor counted: its pool closes, which
+// watchExit alone decides, or its revision is no longer spawned) has a
+// line that says only where it died.
+func exitLogLine(unexpected, inRequest, ofRequest, counted bool) string {
 	switch {
 	case !unexpected:
 		return ""
-	case ofRequest && !closing:
+	case ofRequest:
 		return "Worker exited while handling a request; taken as the request's, not counted as a crash of its app"
 	case inRequest && counted:
 		return "Worker exited while handling a request; counted as a crash of its app, not of the request"
