@@ -10,7 +10,6 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
-	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestNothingJudgedOfADeathWhileThePoolCloses: a worker dies in a
@@ -24,7 +23,7 @@ import (
 // processes keep dying in requests to one path ..." as the agent stopped.
 func TestNothingJudgedOfADeathWhileThePoolCloses(t *testing.T) {
 	root, _ := filepath.Abs("testdata/bootdie")
-	gate := filepath.Join(testsupport.WorkerDir(t), "gate")
+	gate := gatePath(t)
 	if err := os.WriteFile(gate, nil, 0o644); err != nil { // /crash/gate kills at once
 		t.Fatal(err)
 	}
@@ -66,6 +65,13 @@ func TestNothingJudgedOfADeathWhileThePoolCloses(t *testing.T) {
 		e.Pool.Close(ctx)
 	}()
 	book.WaitFor(t, "Closing pool: waiting for the requests under way")
+	// The premise: a revision still unproven at the second death. Had a
+	// process of it lasted the crash window by now (a slow machine), that
+	// death would be taken as its request's directly, and the test would
+	// pass without the fix.
+	if e.Pool.Status().RevisionLasted {
+		t.Fatal("the revision lasted before its second death: the premise is gone")
+	}
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

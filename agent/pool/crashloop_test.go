@@ -138,9 +138,9 @@ func TestCrashLoopBesideLongLivedWorkerIsBackedOff(t *testing.T) {
 // kills its process (one URL, one input) gets 502, and the process is
 // replaced at once (the pool is at minProcesses): no scaling error, no
 // backoff, no spawn failure counted. Before, a process killed by a
-// request within 10 s of being ready counted as a failed spawn; a few such requests a second kept every
-// replacement younger than that, the backoff grew to 32 s, and every other
-// request got 503. Of a revision not yet known to stay up, such a death
+// request within 10 s of being ready counted as a failed spawn; a few
+// such requests a second kept every replacement younger than that, the
+// backoff grew to 32 s, and every other request got 503. Of a revision not yet known to stay up, such a death
 // still counts (it cannot be told from an app that dies on its own under
 // load: TestCrashLoopUnderLoadIsBackedOff).
 func TestCrashInARequestIsNoFailedSpawn(t *testing.T) {

@@ -12,14 +12,19 @@ import (
 	"github.com/ferry-dev/ferry/agent/pool"
 )
 
-// TestExcusedDeathIsReplacedOnlyAsScalingAsks: a worker of a lasted
-// revision dies in a request (GET /crash), a death taken as the
+// TestDeathTakenAsItsRequestsIsReplacedOnlyAsScalingAsks: a worker of a
+// lasted revision dies in a request (GET /crash), a death taken as the
 // request's, in a pool of two. At minProcesses 2 a process is spawned in
 // its place; with minProcesses lowered to 1 (both stay: idleTimeout has
-// not passed) and nothing queued, none is: the excuse spares the pool a
-// backoff, it asks for no spawn that the pool's scaling (decide) does
-// not. The log line and the docs promise no replacement either.
-func TestExcusedDeathIsReplacedOnlyAsScalingAsks(t *testing.T) {
+// not passed) and nothing queued, none is: taking the death as the
+// request's spares the pool a backoff, it asks for no spawn that the
+// pool's scaling (decide) does not. The log line and the docs promise no
+// replacement either. Which rule takes it is not chosen: the worker the
+// request reaches may have lived the crash window or not yet (the
+// revision lasted with the first that did), so the death is the
+// request's for that (ofRequestLocked) or excused (excuseLocked); both
+// log the same line and ask for no spawn.
+func TestDeathTakenAsItsRequestsIsReplacedOnlyAsScalingAsks(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		min     int32

@@ -11,7 +11,8 @@ func SetRestartEnding(t testing.TB, f func()) {
 }
 
 // Reconcile runs one pass of p's supervisor (decide, then start what it
-// asks) on the test's goroutine, so that the test knows a decision was
+// asks) on the test's goroutine, not while the pool closes (its spawns'
+// wg.Add would race Close's Wait), so that the test knows a decision was
 // taken after an event it waited for: the supervisor's own pass follows a
 // kick or a tick the test cannot see. A pass counts, under the pool's
 // lock, the spawns earlier ones registered, so one more asks for none

@@ -71,7 +71,13 @@ func TestRequestOfDeathOverHTTP10(t *testing.T) {
 			t.Fatalf("before request of death %d, / got %.60q; want 200", deaths, got)
 		}
 		before := e.obs.died.Load()
-		_ = exchange(t, addr, "GET /crash HTTP/1.0\r\nHost: t\r\n\r\n")
+		// A 502 saying its worker exited is sent once the pool was told
+		// of the death (DiedIn): its report to the observer must come.
+		got := exchange(t, addr, "GET /crash HTTP/1.0\r\nHost: t\r\n\r\n")
+		if strings.HasPrefix(got, "HTTP/1.0 502 ") && strings.Contains(got, "exited while handling this request") &&
+			!e.obs.diedSince(before, 30*time.Second) {
+			t.Fatalf("request of death %d got %.120q, and the pool reported no death within 30 s", deaths, got)
+		}
 		if s := e.replaced(t, before); s.ScalingError != nil {
 			t.Fatalf("after %d requests of death: scaling error %+v; want none: the app serves every other request", deaths, s.ScalingError)
 		}

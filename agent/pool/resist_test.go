@@ -36,7 +36,7 @@ type observer struct {
 	died     atomic.Int64 // exits it did not
 	mu       sync.Mutex
 	outcomes []string
-	exited   chan struct{} // closed at the next exit, for those waiting for it (nextExit); nil when none waits
+	exited   chan struct{} // closed at the next exit, for those waiting for it: made by the first waiter (nextExit), cleared at the next exit
 }
 
 func (o *observer) SpawnStarted(string, pool.SpawnKind)            { o.spawns.Add(1) }
