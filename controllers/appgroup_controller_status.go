@@ -554,7 +554,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		if len(n.waiting) > 0 {
 			msg += fmt.Sprintf("; %d %s", len(n.waiting), plural(len(n.waiting), "node waits for its wave", "nodes wait for their wave"))
 		}
-		return withStatus(c, metav1.ConditionTrue, rollingReason(in), msg+undrainedMessage(in))
+		return withStatus(c, metav1.ConditionTrue, rollingReason(in, n.restarting), msg+undrainedMessage(in))
 	case len(n.waiting) > 0:
 		return withStatus(c, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, waitingMessage(in, n))
 	case len(n.settling) > 0 || in.Proven != in.Target && len(n.notRolledOut) > 0:
@@ -582,12 +582,31 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, completeMessage(in, n))
 }
 
-// rollingReason is RollingRestart's reason while nodes restart.
-func rollingReason(in rollupInput) string {
-	if in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking {
-		return ferryv1.ReasonRestartingBlocking
+// rollingReason is RollingRestart's reason while the restarting nodes
+// restart: RestartingBlocking when one of them runs a Blocking restart
+// (its app down there meanwhile), RollingOut otherwise.
+func rollingReason(in rollupInput, restarting []string) string {
+	for _, node := range restarting {
+		if restartsBlocking(in, node) {
+			return ferryv1.ReasonRestartingBlocking
+		}
 	}
 	return ferryv1.ReasonRollingOut
+}
+
+// restartsBlocking: node's restart is a Blocking one. Its agent's word
+// while it reports a restart under way (its pool's RollingRestart
+// reason): the agent keeps the strategy its restart began with, so an
+// AppGroup whose strategy changed since does not change what runs there.
+// Until then (its pool not made, the target not taken up yet), the
+// strategy the agent will start it with: the AppGroup's, which its pool
+// is given.
+func restartsBlocking(in rollupInput, node string) bool {
+	if r, ok := in.Reports[node]; ok && r.Restarting {
+		rr := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionRollingRestart)
+		return rr.Reason == ferryv1.ReasonRestartingBlocking
+	}
+	return in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking
 }
 
 // incompleteMessage is RollingRestart when nodes finished their restart

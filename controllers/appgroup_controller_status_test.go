@@ -665,7 +665,7 @@ func TestRollingRestartCondition(t *testing.T) {
 		{
 			name: "blocking strategy",
 			in: func() rollupInput {
-				in := input(abc, testPool("node-a", targetRev, restarting(0, 2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+				in := input(abc, testPool("node-a", targetRev, restartingBlocking(2, 2)), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
 				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
 				return in
 			}(),
@@ -1704,6 +1704,62 @@ func TestWaitingForWaveNamesTheNextNode(t *testing.T) {
 		t.Fatalf("planWave waiting %v, want node-b first", plan.Waiting)
 	}
 	checkCond(t, rollingRestartCondition(in), wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"next: node-b"}})
+}
+
+// TestRestartingReasonIsTheAgents: while nodes restart, RollingRestart's
+// reason says what restart their agents run (their pools' RollingRestart
+// reason), not what the AppGroup asks for now: an agent keeps the
+// strategy its restart began with. A node whose agent runs none yet will
+// start the AppGroup's. One node's Blocking restart is enough: its app is
+// down there meanwhile. (Seen failing before: a Rolling restart under way
+// read RestartingBlocking once the AppGroup turned Blocking, and a
+// Blocking one RollingOut once it turned Rolling.)
+func TestRestartingReasonIsTheAgents(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	notTakenUp := func(p *ferryv1.ProcessPool) { p.Status.ObservedRevision = oldRev }
+	tests := []struct {
+		name     string
+		strategy ferryv1.RestartStrategy
+		pools    []*ferryv1.ProcessPool
+		want     string
+	}{
+		{"Rolling, a Rolling restart under way", ferryv1.RestartRolling,
+			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restarting(1, 2))}, ferryv1.ReasonRollingOut},
+		{"Blocking, a Blocking restart under way", ferryv1.RestartBlocking,
+			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restartingBlocking(2, 2))}, ferryv1.ReasonRestartingBlocking},
+		{"Blocking now, the Rolling restart begun before under way", ferryv1.RestartBlocking,
+			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restarting(1, 2))}, ferryv1.ReasonRollingOut},
+		{"Rolling now, the Blocking restart begun before under way", ferryv1.RestartRolling,
+			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restartingBlocking(2, 2))}, ferryv1.ReasonRestartingBlocking},
+		{"Blocking, the target not taken up yet", ferryv1.RestartBlocking,
+			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, rolledOut(2), notTakenUp)}, ferryv1.ReasonRestartingBlocking},
+		{"Rolling, the target not taken up yet", ferryv1.RestartRolling,
+			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, rolledOut(2), notTakenUp)}, ferryv1.ReasonRollingOut},
+		{"Blocking, the node's pool not made yet", ferryv1.RestartBlocking, nil, ferryv1.ReasonRestartingBlocking},
+		{"Rolling, the node's pool not made yet", ferryv1.RestartRolling, nil, ferryv1.ReasonRollingOut},
+		{"Blocking now, one node's Rolling restart under way, another's not taken up yet", ferryv1.RestartBlocking,
+			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restarting(1, 2)), testPool("node-b", targetRev, rolledOut(2), notTakenUp)},
+			ferryv1.ReasonRestartingBlocking},
+		{"Rolling now, one node's Rolling restart under way, another's Blocking one", ferryv1.RestartRolling,
+			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restarting(1, 2)), testPool("node-b", targetRev, restartingBlocking(2, 2))},
+			ferryv1.ReasonRestartingBlocking},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The nodes after those given run the old revision, waiting
+			// for their wave; with none given, node-a has no pool yet.
+			pools := tt.pools
+			for _, node := range abc[max(len(pools), 1):] {
+				pools = append(pools, testPool(node, oldRev, rolledOut(2)))
+			}
+			in := input(abc, pools...)
+			in.AppGroup.Spec.Restart.Strategy = tt.strategy
+			c := rollingRestartCondition(in)
+			if c.Status != metav1.ConditionTrue || c.Reason != tt.want {
+				t.Errorf("RollingRestart = %s/%s (%s), want True/%s", c.Status, c.Reason, c.Message, tt.want)
+			}
+		})
+	}
 }
 
 // TestNameTakenMessage: the Service in the way is named, with what it

@@ -134,6 +134,21 @@ func (a *simAgent) restarting(agName string, done, n int32) {
 	})
 }
 
+// restartingBlocking reports what an agent reports while its Blocking
+// restart onto spec.revision runs: every old process stopped, n of its
+// spawns booting (none ready yet), RollingRestart RestartingBlocking.
+func (a *simAgent) restartingBlocking(agName string, n int32) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		st := &p.Status
+		st.ObservedRevision = p.Spec.Revision
+		st.ProcessCounts = ferryv1.ProcessCounts{Ready: 0, Updated: n, Total: n}
+		st.RestartProgress = &ferryv1.RestartProgress{Revision: p.Spec.Revision, Done: 0, Total: n}
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady)
+		setCondition(p, ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRestartingBlocking)
+	})
+}
+
 // cannotListen reports n processes of spec.revision, all ready, behind a
 // proxy that cannot listen (the agent's ListenFailed, with why).
 func (a *simAgent) cannotListen(agName string, n int32, why string) {

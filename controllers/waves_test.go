@@ -833,7 +833,8 @@ func TestHaltRecordOfACrashLoop(t *testing.T) {
 				resistingNothing, provenIn), ferryv1.ReasonRolloutHalted,
 		},
 		{
-			// What the strategy changes here: the reason while a node restarts.
+			// What the strategy changes here: the reason while a node
+			// restarts, as its agent says (its pool's RollingRestart).
 			"a Blocking restart, mid-restart, its old processes stopped, one of it booting: restarting, blocking",
 			on(nil, testPool("a", targetRev, restartingBlocking(1, 2), crashedInWindow), nil, blocking), ferryv1.ReasonRestartingBlocking,
 		},
@@ -843,8 +844,10 @@ func TestHaltRecordOfACrashLoop(t *testing.T) {
 				blocking, provenIn), ferryv1.ReasonRolloutHalted,
 		},
 		{
-			"Blocking now, a Rolling restart under way, a process of it updated there: restarting, blocking",
-			on(nil, testPool("a", targetRev, restarting(1, 2), crashedInWindow), nil, blocking), ferryv1.ReasonRestartingBlocking,
+			// The agent runs the Rolling restart it began: not said to
+			// be a Blocking one, its old processes serving.
+			"Blocking now, a Rolling restart under way, a process of it updated there: rolling out",
+			on(nil, testPool("a", targetRev, restarting(1, 2), crashedInWindow), nil, blocking), ferryv1.ReasonRollingOut,
 		},
 		{
 			"Blocking now, a proven target, a Rolling restart under way, its old processes serving: halted",
