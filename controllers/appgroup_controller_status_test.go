@@ -1007,7 +1007,10 @@ func TestRollingRestartCondition(t *testing.T) {
 			// off, and the halt says its agent retries it: the same words
 			// with no older process serving there (the restart stopped
 			// them all before it spawned the target), its counts those of
-			// a restart over (0 of 0 updated) but for RollingRestart.
+			// a restart over (0 of 0 updated) but for RollingRestart and
+			// restartProgress. With none of it running, the restart is
+			// at its very end: its agent reports that only in passing,
+			// if at all (restartingBlocking).
 			name: "a Blocking restart, its old processes stopped, halted mid-restart by a death soon after ready",
 			in: func() rollupInput {
 				in := input(abc, testPool("node-a", targetRev, restartingBlocking(0, 2), crashedInWindow),

@@ -85,10 +85,16 @@ func restarting(done, total int32) poolOpt {
 // restartingBlocking: the agent's Blocking restart onto spec.revision is
 // under way: it stopped every old process before it spawned spawns new
 // ones, of which running are left (booting: none is ready), the others
-// dead (RollingRestart RestartingBlocking, Ready False). restarting's
-// shape is a Rolling restart's instead, its old processes serving. The
-// counts are those of a restart over (updated = total), as they are
-// while a Blocking restart runs: only RollingRestart says it is not.
+// dead (RollingRestart RestartingBlocking, restartProgress 0 of spawns
+// done, Ready False). restarting's shape is a Rolling restart's instead,
+// its old processes serving. The counts are those of a restart over
+// (updated = total), as they are once a Blocking restart has stopped its
+// old processes: of what the manager reads, RollingRestart says whether
+// the node still restarts (restartOver), restartProgress only how far
+// (nodeProgress). running 0 is a state the agent reports only in
+// passing: a spawn in flight runs (Spawning), and the restart ends once
+// none is in flight, so only a status written between the last spawn's
+// failure and the restart's end shows it.
 func restartingBlocking(running, spawns int32) poolOpt {
 	return func(p *ferryv1.ProcessPool) {
 		restarting(0, spawns)(p)

@@ -764,7 +764,10 @@ func TestHaltRecordOfACrashLoop(t *testing.T) {
 		// strategy only through the crash loop (contract.NotReturnedWhy),
 		// and a node mid-restart halts as no loop (loopsOn) whatever it
 		// is; mid-restart, though its counts read as a restart over
-		// (updated = total = 0), since only RollingRestart says it is not.
+		// (updated = total = 0): RollingRestart says it is not, which
+		// is what the manager reads (restartOver). With none of it
+		// running, the restart is at its very end (restartingBlocking):
+		// its agent reports that only in passing, if at all.
 		{
 			"a Blocking restart, mid-restart, its old processes stopped, none of it running: halted",
 			on(nil, testPool("a", targetRev, restartingBlocking(0, 2), crashedInWindow), nil, blocking),
