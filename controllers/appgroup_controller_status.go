@@ -821,12 +821,7 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 	if len(n.failing) > 0 {
 		e := in.Reports[n.failing[0]].Pool.Status.LastSpawnError
 		w := fmt.Sprintf("it %s (%s)", contract.FailedHow(e.Reason, " on "+nodeList(n.failing)), cutMiddle(e.Reason, maxReason))
-		if !contract.DiedAfterReadyIn(e.Reason) {
-			// One whose processes died after ready may have old ones
-			// still: its agent holds the revision mid-restart.
-			w += ", with no older process to keep serving"
-		}
-		why = append(why, w)
+		why = append(why, w+olderNote(in, n.failing))
 	}
 	retrying, diedYoung := 0, false
 	if len(n.resisting) == 0 {
@@ -839,6 +834,33 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 		fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
 			in.Target, n.updated, len(in.Nodes), strings.Join(why, "; "), remedy))
+}
+
+// olderNote is what the halt's message says of the processes left on the
+// failing nodes. None of the target runs there (FailsTarget: updated 0),
+// so a ready process there is of an older revision, and serves meanwhile:
+// a Rolling restart's old ones, its agent holding the target after its
+// processes died young, or ones a restart with resistance off could not
+// replace. Where none is ready, nothing serves the app there: its agent
+// restarted, the AppGroup is new, or a Blocking restart stopped them
+// before its spawns died. Said from the counts, not from how the target
+// failed: a death soon after ready may leave older processes or none.
+func olderNote(in rollupInput, failing []string) string {
+	var serving, none []string
+	for _, node := range failing {
+		if in.Reports[node].Pool.Status.ProcessCounts.Ready > 0 {
+			serving = append(serving, node)
+		} else {
+			none = append(none, node)
+		}
+	}
+	switch {
+	case len(serving) == 0:
+		return ", with no older process to keep serving"
+	case len(none) == 0:
+		return ", older processes serving there meanwhile"
+	}
+	return fmt.Sprintf(", older processes serving meanwhile on %s but none on %s", nodeList(serving), nodeList(none))
 }
 
 // waitingMessage is RollingRestart's message while nodes wait for their

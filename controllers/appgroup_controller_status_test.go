@@ -979,14 +979,15 @@ func TestRollingRestartCondition(t *testing.T) {
 				"2/3 nodes updated; next: node-c; on node-b a process of revision 2-abc died soon"}},
 		},
 		{
-			// Mid-restart (old processes serve), no loop is said: the
-			// halt names the death, and what the rollout waits for is
-			// not that a process starts (it did) but that one lives.
+			// Mid-restart (old processes serve, and the halt says so), no
+			// loop is said: the halt names the death, and what the rollout
+			// waits for is not that a process starts (it did) but that one
+			// lives.
 			name: "resistance off, halted mid-restart by a death soon after ready",
 			in: resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow),
 				testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
-				"it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); " +
+				"it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready), older processes serving there meanwhile; " +
 					"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it " +
 					"lives 10s, the crash window, there; or change the ferry.dev/revision annotation"}},
 		},
@@ -999,13 +1000,14 @@ func TestRollingRestartCondition(t *testing.T) {
 				testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, nil},
 			exact: "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready); change the ferry.dev/revision annotation or the app to start a new rollout",
+				"(exited with status 1 1.2s after it was ready), older processes serving there meanwhile; change the " +
+				"ferry.dev/revision annotation or the app to start a new rollout",
 		},
 		{
 			// A Blocking restart resists nothing, resistDeploymentErrors
 			// left on: the node stays on the target, as with resistance
 			// off, and the halt says its agent retries it: the same words
-			// with no older process serving there (the restart stopped
+			// but that no older process serves there (the restart stopped
 			// them all before it spawned the target), its counts those of
 			// a restart over (0 of 0 updated) but for RollingRestart and
 			// restartProgress. With none of it running, the restart is
@@ -1020,7 +1022,8 @@ func TestRollingRestartCondition(t *testing.T) {
 			}(),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, nil},
 			exact: "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready); its agent retries it with backoff, at most a minute apart, " +
+				"(exited with status 1 1.2s after it was ready), with no older process to keep serving; its agent retries it " +
+				"with backoff, at most a minute apart, " +
 				"and the rollout goes on once a process of it lives 10s, the crash window, there; " +
 				"or change the ferry.dev/revision annotation or the app to start a new rollout",
 		},
@@ -1048,7 +1051,7 @@ func TestRollingRestartCondition(t *testing.T) {
 				return in
 			}(),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
-				"it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); " +
+				"it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready), older processes serving there meanwhile; " +
 					"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it " +
 					"lives 10s, the crash window, there; or change the ferry.dev/revision annotation"}},
 		},
@@ -1760,6 +1763,74 @@ func TestRestartingReasonIsTheAgents(t *testing.T) {
 			c := rollingRestartCondition(in)
 			if c.Status != metav1.ConditionTrue || c.Reason != tt.want {
 				t.Errorf("RollingRestart = %s/%s (%s), want True/%s", c.Status, c.Reason, c.Message, tt.want)
+			}
+		})
+	}
+}
+
+// TestHaltSaysWhatServesOnItsNodes: the halt's message says whether older
+// processes serve on the nodes that cannot run the target, from their
+// counts (none of the target runs there, so a ready process is an older
+// one), whatever the failure: a death soon after ready may leave older
+// processes (a Rolling restart's, held) or none (a Blocking restart
+// stopped them, or one process died), and a failed spawn may have older
+// processes beside it (a restart with resistance off could not replace
+// them). (Seen failing before: the message said "with no older process
+// to keep serving" of every failed spawn, older processes serving or
+// not, and nothing of a death soon after ready, none serving or not.)
+func TestHaltSaysWhatServesOnItsNodes(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	const loadFailed, died = "(the app failed to load)", "(exited with status 1 1.2s after it was ready)"
+	cannotLoad := failsSpawns(targetRev, "the app failed to load")
+	// Every old process left serving by a restart with resistance off,
+	// and a spawn of the target for the pool failing since.
+	leftServing := func(p *ferryv1.ProcessPool) { cannotLoad(p); incomplete(2, 2)(p) }
+	blocking := func(in rollupInput) rollupInput {
+		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+		return in
+	}
+	tests := []struct {
+		name  string
+		in    rollupInput
+		words string
+	}{
+		{"cannot spawn it, nothing running there",
+			input(abc, testPool("node-a", targetRev, cannotLoad)),
+			"on node-a " + loadFailed + ", with no older process to keep serving;"},
+		{"cannot spawn it, older processes left serving there by a restart with resistance off",
+			resistingNothing(input(abc, testPool("node-a", targetRev, leftServing))),
+			"on node-a " + loadFailed + ", older processes serving there meanwhile;"},
+		{"died soon after ready mid-way through a Rolling restart, its old processes serving",
+			resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow))),
+			"on node-a soon after it was ready " + died + ", older processes serving there meanwhile;"},
+		{"died soon after ready at a Blocking restart's end, its old processes stopped",
+			blocking(input(abc, testPool("node-a", targetRev, restartingBlocking(0, 2), crashedInWindow))),
+			"on node-a soon after it was ready " + died + ", with no older process to keep serving;"},
+		{"died soon after ready, its one process, a revision to return to",
+			input(abc, testPool("node-a", targetRev, rolledOut(1), diedAlone)),
+			"on node-a soon after it was ready " + died + ", with no older process to keep serving;"},
+		{"cannot spawn it on two nodes, nothing running on either",
+			input(abc, testPool("node-a", targetRev, cannotLoad), testPool("node-b", targetRev, cannotLoad)),
+			"on node-a and node-b " + loadFailed + ", with no older process to keep serving;"},
+		{"died soon after ready on two nodes mid-way through their Rolling restarts, old processes serving on both",
+			resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow),
+				testPool("node-b", targetRev, restarting(0, 2), crashedInWindow))),
+			"on node-a and node-b soon after it was ready " + died + ", older processes serving there meanwhile;"},
+		{"cannot spawn it on two nodes, older processes serving on one",
+			resistingNothing(input(abc, testPool("node-a", targetRev, leftServing), testPool("node-b", targetRev, cannotLoad))),
+			"on node-a and node-b " + loadFailed + ", older processes serving meanwhile on node-a but none on node-b;"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in
+			for _, node := range abc {
+				if _, ok := in.Reports[node]; !ok {
+					in.Reports[node] = assessAll(targetRev, testPool(node, oldRev, rolledOut(2)))[0]
+				}
+			}
+			c := rollingRestartCondition(in)
+			if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, tt.words) {
+				t.Errorf("RollingRestart = %s/%s: %q, want RolloutHalted saying %q", c.Status, c.Reason, c.Message, tt.words)
 			}
 		})
 	}
