@@ -22,6 +22,10 @@ const (
 	targetRev = "2-abc"
 )
 
+// crashWindow is the crash window as RollingRestart's messages say it:
+// the agents' (contract.CrashWindow), whatever window settle is given.
+var crashWindow = contract.CrashWindow.String()
+
 // input builds a roll-up input over the selected nodes and their pools at
 // t0, against targetRev.
 func input(nodes []string, pools ...*ferryv1.ProcessPool) rollupInput {
@@ -685,7 +689,7 @@ func TestRollingRestartCondition(t *testing.T) {
 				return in
 			}(),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, []string{"1/3 nodes updated", "next: node-b",
-				"after node-a rolled out (new processes on node-a must first live 10s, the crash window)"}},
+				"after node-a rolled out (new processes on node-a must first live " + crashWindow + ", the crash window)"}},
 		},
 		{
 			// The restart is over on every node, and nothing waits for
@@ -702,7 +706,7 @@ func TestRollingRestartCondition(t *testing.T) {
 				return in
 			}(),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
-			exact: "2/2 nodes updated (new processes on node-a and node-b must first live 10s, the crash window)",
+			exact: "2/2 nodes updated (new processes on node-a and node-b must first live " + crashWindow + ", the crash window)",
 		},
 		{
 			// The same phase for a rolling restart: nothing rolls any more.
@@ -713,7 +717,7 @@ func TestRollingRestartCondition(t *testing.T) {
 				return in
 			}(),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
-			exact: "2/2 nodes updated (new processes on node-a must first all be ready and live 10s, the crash window)",
+			exact: "2/2 nodes updated (new processes on node-a must first all be ready and live " + crashWindow + ", the crash window)",
 		},
 		{
 			// Resistance off: nothing returns the node, its agent
@@ -724,9 +728,9 @@ func TestRollingRestartCondition(t *testing.T) {
 			in:   crashLoopInput(resistingNothing, dyingYoung),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"(exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			// Its replacement ready: the same message, or the status
@@ -736,9 +740,9 @@ func TestRollingRestartCondition(t *testing.T) {
 			in:   crashLoopInput(resistingNothing, betweenDeaths),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"(exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			name: "a Blocking restart over, a target not proven dying young",
@@ -767,7 +771,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			name:  "resisted, a target not proven dying young, with a revision to return to",
 			in:    crashLoopInput(func(in rollupInput) rollupInput { return in }, dyingYoung),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
-			exact: "1/1 nodes updated (new processes on node-a must first all be ready and live 10s, the crash window)",
+			exact: "1/1 nodes updated (new processes on node-a must first all be ready and live " + crashWindow + ", the crash window)",
 		},
 		{
 			// A process of it lived the window there: a death since is
@@ -775,14 +779,14 @@ func TestRollingRestartCondition(t *testing.T) {
 			name:  "resistance off, a target that lasted on the node, dying young since",
 			in:    crashLoopInput(resistingNothing, dyingYoung, lasted),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
-			exact: "1/1 nodes updated (new processes on node-a must first all be ready and live 10s, the crash window)",
+			exact: "1/1 nodes updated (new processes on node-a must first all be ready and live " + crashWindow + ", the crash window)",
 		},
 		{
 			// The crash of an earlier revision is no news of this one.
 			name:  "resistance off, a young death of another revision",
 			in:    crashLoopInput(resistingNothing, dyingYoung, spawnsOf(oldRev)),
 			want:  wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
-			exact: "1/1 nodes updated (new processes on node-a must first all be ready and live 10s, the crash window)",
+			exact: "1/1 nodes updated (new processes on node-a must first all be ready and live " + crashWindow + ", the crash window)",
 		},
 		{
 			// Its wave waits on it for ever, too.
@@ -795,9 +799,9 @@ func TestRollingRestartCondition(t *testing.T) {
 			}(),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
 			exact: "1/3 nodes updated; next: node-b, after node-a rolled out; on node-a a process of revision 2-abc died soon " +
-				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
+				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, " +
 				"there yet; nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			// The nodes are listed, the first one's reason quoted; a node
@@ -810,11 +814,11 @@ func TestRollingRestartCondition(t *testing.T) {
 				return in
 			}(),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
-			exact: "3/3 nodes updated (new processes on node-c must first all be ready and live 10s, the crash window); " +
+			exact: "3/3 nodes updated (new processes on node-c must first all be ready and live " + crashWindow + ", the crash window); " +
 				"on node-a and node-b a process of revision 2-abc died soon after it was ready (node-a: exited with status 1 " +
-				"1.2s after it was ready), and none has lived 10s, the crash window, there yet; nothing returns these nodes " +
+				"1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; nothing returns these nodes " +
 				"to an older revision (resistDeploymentErrors is false): " +
-				"their processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"their processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			// Resisted, but proven on node-a: node-b stays on it, and
@@ -825,9 +829,9 @@ func TestRollingRestartCondition(t *testing.T) {
 				testPool("node-b", targetRev, rolledOut(2), dyingYoung))),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
 			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"(exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			name: "a proven target dying young on the last node, between two deaths",
@@ -835,9 +839,9 @@ func TestRollingRestartCondition(t *testing.T) {
 				testPool("node-b", targetRev, rolledOut(2), betweenDeaths))),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
 			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"(exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			// What the rollout reads of a loop turns on the target being
@@ -848,9 +852,9 @@ func TestRollingRestartCondition(t *testing.T) {
 				testPool("node-b", targetRev, rolledOut(2), dyingYoung)))),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
 			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"(exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			name: "resistance off, a proven target dying young on node-b, a replacement booting, node-c waiting",
@@ -884,9 +888,9 @@ func TestRollingRestartCondition(t *testing.T) {
 			}(),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
 			exact: "2/3 nodes updated; next: node-c, after node-b rolled out; on node-b a process of revision 2-abc died soon " +
-				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
+				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, " +
 				"there yet; nothing returns the node to an older revision (a Blocking restart resists no deployment error): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			// One process: its death leaves none of the target running,
@@ -900,27 +904,27 @@ func TestRollingRestartCondition(t *testing.T) {
 			in:   crashLoopInput(func(in rollupInput) rollupInput { return recorded(resistingNothing(in)) }, diedAlone),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"(exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			name: "resistance off, one process of a target not proven dead young, its replacement booting",
 			in:   crashLoopInput(func(in rollupInput) rollupInput { return recorded(resistingNothing(in)) }, bootsAlone),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"(exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			name: "resistance off, one process of a target not proven dead young, its replacement ready",
 			in:   crashLoopInput(func(in rollupInput) rollupInput { return recorded(resistingNothing(in)) }, readyAlone),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonProvingRevision, nil},
 			exact: "1/1 nodes updated; on node-a a process of revision 2-abc died soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"(exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 				"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			// A wave waits on it, and no halt holds the wave: a record
@@ -935,9 +939,9 @@ func TestRollingRestartCondition(t *testing.T) {
 			}(),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
 			exact: "1/3 nodes updated; next: node-b, after node-a rolled out; on node-a a process of revision 2-abc died soon " +
-				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
+				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, " +
 				"there yet; nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			name: "a proven target of one process dead young on the last node, none running",
@@ -945,9 +949,9 @@ func TestRollingRestartCondition(t *testing.T) {
 				testPool("node-b", targetRev, rolledOut(1), diedAlone))),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutComplete, nil},
 			exact: "Revision 2-abc runs on 2/2 nodes; on node-b a process of revision 2-abc died soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+				"(exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 				"nothing returns the node to an older revision (revision 2-abc lasted on a node before: status.provenRevision): " +
-				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			// The wave waits for node-b (planWave), and says so, as where
@@ -958,9 +962,9 @@ func TestRollingRestartCondition(t *testing.T) {
 				testPool("node-b", targetRev, rolledOut(1), diedAlone), testPool("node-c", oldRev, rolledOut(1), alone))),
 			want: wantCond{metav1.ConditionTrue, ferryv1.ReasonWaitingForWave, nil},
 			exact: "2/3 nodes updated; next: node-c, after node-b rolled out; on node-b a process of revision 2-abc died soon " +
-				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived 10s, the crash window, " +
+				"after it was ready (exited with status 1 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, " +
 				"there yet; nothing returns the node to an older revision (revision 2-abc lasted on a node before: " +
-				"status.provenRevision): its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested",
+				"status.provenRevision): its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested",
 		},
 		{
 			name: "a proven target dying young on node-b, a replacement booting, node-c waiting",
@@ -989,7 +993,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
 				"it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready), older processes serving there meanwhile; " +
 					"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it " +
-					"lives 10s, the crash window, there; or change the ferry.dev/revision annotation"}},
+					"lives " + crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation"}},
 		},
 		{
 			// Resisted, the node is returned once none of the target's
@@ -1024,7 +1028,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a soon after it was ready " +
 				"(exited with status 1 1.2s after it was ready), with no older process to keep serving; its agent retries it " +
 				"with backoff, at most a minute apart, " +
-				"and the rollout goes on once a process of it lives 10s, the crash window, there; " +
+				"and the rollout goes on once a process of it lives " + crashWindow + ", the crash window, there; " +
 				"or change the ferry.dev/revision annotation or the app to start a new rollout",
 		},
 		{
@@ -1053,7 +1057,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
 				"it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready), older processes serving there meanwhile; " +
 					"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it " +
-					"lives 10s, the crash window, there; or change the ferry.dev/revision annotation"}},
+					"lives " + crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation"}},
 		},
 		{
 			name: "a node that left processes behind (resistance off) does not hold the next wave",

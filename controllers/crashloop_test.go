@@ -139,9 +139,9 @@ func TestCrashLoopNothingReturnsIsSaid(t *testing.T) {
 	agent.diesYoung("blog", "exited with status 3 1.2s after it was ready")
 	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
 		"1/1 nodes updated; on "+a+" a process of revision "+rev2+" died soon after it was ready "+
-			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
+			"(exited with status 3 1.2s after it was ready), and none has lived "+crashWindow+", the crash window, there yet; "+
 			"nothing returns the node to an older revision (resistDeploymentErrors is false): "+
-			"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s")
+			"its processes are respawned, with a growing backoff from the second round of deaths, until one lives "+crashWindow)
 	loop := loopOf(rev2, ferryv1.CrashLoopResistanceOff, "resistDeploymentErrors is false", a)
 	assertCrashLoop(t, ag, loop)
 	looping := *meta.FindStatusCondition(ag.Status.Conditions, ferryv1.ConditionRollingRestart)
@@ -167,7 +167,7 @@ func TestProvenCrashLoopIsSaid(t *testing.T) {
 	agentB.diesYoung("blog", "exited with status 3 1.2s after it was ready")
 	ag := waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
 		"Revision "+rev2+" runs on 2/2 nodes; on "+b+" a process of revision "+rev2+" died soon after it was ready "+
-			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; "+
+			"(exited with status 3 1.2s after it was ready), and none has lived "+crashWindow+", the crash window, there yet; "+
 			"nothing returns the node to an older revision (revision "+rev2+" lasted on a node before: status.provenRevision)")
 	loop := loopOf(rev2, ferryv1.CrashLoopRevisionProven, "revision "+rev2+" lasted on a node before: status.provenRevision", b)
 	assertCrashLoop(t, ag, loop)
@@ -199,9 +199,9 @@ func TestLoneCrashLoopReadsOneWay(t *testing.T) {
 
 	looping := metav1.Condition{Status: metav1.ConditionTrue, Reason: ferryv1.ReasonProvingRevision,
 		Message: "1/1 nodes updated; on " + a + " a process of revision " + rev2 + " died soon after it was ready " +
-			"(exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+			"(exited with status 3 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 			"nothing returns the node to an older revision (resistDeploymentErrors is false): " +
-			"its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested"}
+			"its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested"}
 	agent.diesAlone("blog", "exited with status 3 1.2s after it was ready")
 	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 0, looping))
 	agent.replacementReady("blog", 1)
@@ -232,9 +232,9 @@ func TestProvenLoneCrashLoopReadsOneWay(t *testing.T) {
 
 	looping := metav1.Condition{Status: metav1.ConditionFalse, Reason: ferryv1.ReasonRolloutComplete,
 		Message: "Revision " + rev2 + " runs on 2/2 nodes; on " + b + " a process of revision " + rev2 + " died soon after it " +
-			"was ready (exited with status 3 1.2s after it was ready), and none has lived 10s, the crash window, there yet; " +
+			"was ready (exited with status 3 1.2s after it was ready), and none has lived " + crashWindow + ", the crash window, there yet; " +
 			"nothing returns the node to an older revision (revision " + rev2 + " lasted on a node before: " +
-			"status.provenRevision): its processes are respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested"}
+			"status.provenRevision): its processes are respawned, with a growing backoff from the second round of deaths, until one lives " + crashWindow + " or another revision is requested"}
 	agentB.diesAlone("blog", "exited with status 3 1.2s after it was ready")
 	assertNoHalt(t, waitSameRollingRestart(t, ns, "blog", 1, looping))
 	agentB.replacementReady("blog", 1)

@@ -40,6 +40,11 @@ func passCrashWindow(t *testing.T, agent *simAgent) {
 	agent.heartbeat("blog")
 }
 
+// crashWindow is the crash window as the manager's messages say it: the
+// agents' (contract.CrashWindow), whatever the manager's SettleFor, which
+// only tests set.
+var crashWindow = contract.CrashWindow.String()
+
 // provingOn is RollingRestart's message (ProvingRevision) while node,
 // the only one, has every process of a revision not proven yet ready and
 // lives the crash window. The window it names is contract.CrashWindow,
@@ -105,7 +110,7 @@ func TestOneWaveRolloutWaitsForTheCrashWindow(t *testing.T) {
 				// One dies young and is replaced: not over either.
 				agent.notReady("blog", 1, 2)
 				waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision,
-					"1/1 nodes updated (new processes on "+a+" must first all be ready and live 10s, the crash window)")
+					"1/1 nodes updated (new processes on "+a+" must first all be ready and live "+crashWindow+", the crash window)")
 				agent.rollOut("blog", 2)
 				waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonProvingRevision, settling)
 				assertEventCountOf(t, ns, "blog", controllers.EventRolloutComplete, rev2, 0)
