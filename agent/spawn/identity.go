@@ -34,23 +34,40 @@ func (id identity) uid() uint32 {
 // already: a standalone file could still name it. So is a user in root's
 // group, which the API cannot see.
 func workerIdentity(name string) (identity, error) {
-	if os.Geteuid() != 0 {
-		self, err := user.Current()
-		if err != nil {
-			return identity{}, err
-		}
-		return ownIdentity(name, self)
+	if euid := os.Geteuid(); euid != 0 {
+		return ownIdentity(name, agentUser(euid))
 	}
 	return rootIdentity(name)
+}
+
+// agentUser is the agent's own user, by its effective uid: its passwd
+// entry or, for a uid with none (a container's runAsUser 65532 in an
+// image whose passwd lacks it), the uid itself, named by its number, with
+// HOME /, as lookupUser makes a root agent's worker of such a uid. Not
+// user.Current: built without cgo, as the agent's binaries are, it fails
+// for such a uid unless $USER and $HOME are set, and then takes the name
+// from $USER, which says nothing about the uid.
+func agentUser(euid int) *user.User {
+	u, _ := lookupUser(strconv.Itoa(euid)) // a uid: never an error
+	return u
 }
 
 // ownIdentity is workerIdentity for an agent that is not root, running
 // as self: the AppGroup's user must be self, by name or uid, or unset.
 func ownIdentity(name string, self *user.User) (identity, error) {
 	if uid, numeric := canonicalUID(name); name != "" && name != self.Username && (!numeric || uid != self.Uid) {
-		return identity{}, fmt.Errorf("cannot run workers as %q: the agent runs as %q, not root", name, self.Username)
+		return identity{}, fmt.Errorf("cannot run workers as %q: the agent runs as %s, not root", name, describeUser(self))
 	}
 	return identity{name: self.Username, home: homeDir(self)}, nil
+}
+
+// describeUser names u and its uid, an AppGroup's user being either:
+// "alice" (uid 1000), or uid 65532 for a uid with no passwd entry.
+func describeUser(u *user.User) string {
+	if u.Username == u.Uid {
+		return "uid " + u.Uid
+	}
+	return fmt.Sprintf("%q (uid %s)", u.Username, u.Uid)
 }
 
 // homeDir is the worker's HOME: the user's home directory, or / when it

@@ -1,11 +1,19 @@
 package spawn
 
 import (
+	"context"
+	"os"
+	"os/exec"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
 // TestRootIdentity resolves users as a root agent does, whatever the test
@@ -97,33 +105,115 @@ func TestUnknownUserSaysWhatToDo(t *testing.T) {
 // TestOwnIdentity: an agent that is not root runs workers as its own
 // user, named by name or uid (leading zeros too) or not at all, with
 // that user's home as HOME, or / when it has none, as a root agent's
-// workers get; another user is refused.
+// workers get; another user is refused, the agent's uid said. An agent
+// whose uid has no passwd entry (a container's runAsUser) is that uid,
+// named by it, with HOME /.
 func TestOwnIdentity(t *testing.T) {
 	self := &user.User{Uid: "1000", Gid: "1000", Username: "alice", HomeDir: "/home/alice"}
 	homeless := &user.User{Uid: "1000", Gid: "1000", Username: "alice"}
+	if _, err := user.LookupId("4000000"); err == nil {
+		t.Fatal("the test needs uid 4000000 to have no passwd entry")
+	}
+	unlisted := agentUser(4000000)
 	for _, tt := range []struct {
 		name     string
 		self     *user.User
+		wantName string
 		wantHome string
 		wantErr  string
 	}{
-		{"", self, "/home/alice", ""},
-		{"alice", self, "/home/alice", ""},
-		{"01000", self, "/home/alice", ""},
-		{"", homeless, "/", ""},
-		{"bob", self, "", `cannot run workers as "bob": the agent runs as "alice", not root`},
-		{"1001", self, "", `cannot run workers as "1001": the agent runs as "alice", not root`},
+		{"", self, "alice", "/home/alice", ""},
+		{"alice", self, "alice", "/home/alice", ""},
+		{"01000", self, "alice", "/home/alice", ""},
+		{"", homeless, "alice", "/", ""},
+		{"bob", self, "", "", `cannot run workers as "bob": the agent runs as "alice" (uid 1000), not root`},
+		{"1001", self, "", "", `cannot run workers as "1001": the agent runs as "alice" (uid 1000), not root`},
+		{"", unlisted, "4000000", "/", ""},
+		{"4000000", unlisted, "4000000", "/", ""},
+		{"004000000", unlisted, "4000000", "/", ""},
+		{"app", unlisted, "", "", `cannot run workers as "app": the agent runs as uid 4000000, not root`},
 	} {
 		id, err := ownIdentity(tt.name, tt.self)
 		switch {
 		case tt.wantErr != "":
 			if err == nil || err.Error() != tt.wantErr {
-				t.Errorf("ownIdentity(%q): err = %v, want %q", tt.name, err, tt.wantErr)
+				t.Errorf("ownIdentity(%q) as %s: err = %v, want %q", tt.name, tt.self.Username, err, tt.wantErr)
 			}
 		case err != nil:
-			t.Errorf("ownIdentity(%q): %v", tt.name, err)
-		case id.name != "alice" || id.home != tt.wantHome || id.cred != nil:
-			t.Errorf("ownIdentity(%q) = %+v, want alice, home %s, the agent's own credential", tt.name, id, tt.wantHome)
+			t.Errorf("ownIdentity(%q) as %s: %v", tt.name, tt.self.Username, err)
+		case id.name != tt.wantName || id.home != tt.wantHome || id.cred != nil:
+			t.Errorf("ownIdentity(%q) as %s = %+v, want %s, home %s, the agent's own credential", tt.name, tt.self.Username, id, tt.wantName, tt.wantHome)
 		}
+	}
+}
+
+// TestSpawnAsAUidWithNoPasswdEntry: an agent running as a uid no passwd
+// entry has (a container's runAsUser 65532 in an image without it) spawns
+// workers as itself, for an app that names no user or names that uid,
+// with USER and LOGNAME the uid and HOME /; an app naming another user is
+// refused, the agent's uid said. Run as root, the test runs itself again
+// as uid 4000000 (setpriv), from a copy of its binary that uid may run.
+func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
+	const uid = "4000000"
+	if os.Getenv("FERRY_TEST_AGENT_UID") == uid {
+		spawnAsTheAgentsUID(t, uid)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("this test runs itself again as a uid with no passwd entry: run it as root, as make test and CI do")
+	}
+	if _, err := user.LookupId(uid); err == nil {
+		t.Fatalf("the test needs uid %s to have no passwd entry", uid)
+	}
+	bin := filepath.Join(testsupport.WorkerDir(t), "spawn.test") // the go tool's build directory is root's alone
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", "--reuid="+uid, "--regid="+uid, "--clear-groups", "--",
+		bin, "-test.run=^TestSpawnAsAUidWithNoPasswdEntry$", "-test.count=1", "-test.v")
+	// As a container's runtime starts it: HOME /, no USER.
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "USER=") || strings.HasPrefix(kv, "HOME=")
+	}), "HOME=/", "FERRY_TEST_AGENT_UID="+uid)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestSpawnAsAUidWithNoPasswdEntry") {
+		t.Fatalf("as uid %s: %v\n%s", uid, err, out)
+	}
+}
+
+// spawnAsTheAgentsUID is TestSpawnAsAUidWithNoPasswdEntry as uid.
+func spawnAsTheAgentsUID(t *testing.T, uid string) {
+	wsgiApp := ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/ok", StartupFile: "passenger_wsgi.py"}
+	commandApp := ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd", Command: []string{"python3", "server.py", "$(PORT)"}}
+	for _, app := range []ferryv1.AppSpec{wsgiApp, commandApp} {
+		for _, name := range []string{"", uid} {
+			app.User = name
+			p, err := Spawn(context.Background(), testSpec(t, app))
+			if err != nil {
+				t.Fatalf("%s app, user %q: %v", app.Type, name, err)
+			}
+			environ, _ := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/environ")
+			status, _ := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/status")
+			p.Stop(5 * time.Second)
+			env := strings.Split(string(environ), "\x00")
+			for _, want := range []string{"USER=" + uid, "LOGNAME=" + uid, "HOME=/"} {
+				if !slices.Contains(env, want) {
+					t.Errorf("%s app, user %q: the worker's environment lacks %s: %q", app.Type, name, want, env)
+				}
+			}
+			if !strings.Contains(string(status), "\nUid:\t"+uid+"\t") {
+				t.Errorf("%s app, user %q: the worker does not run as uid %s:\n%s", app.Type, name, uid, status)
+			}
+		}
+	}
+	commandApp.User = "daemon"
+	_, err := Spawn(context.Background(), testSpec(t, commandApp))
+	want := `cannot run workers as "daemon": the agent runs as uid ` + uid + `, not root`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("an app naming another user: err = %v, want %q", err, want)
 	}
 }
