@@ -2,13 +2,18 @@ package spawn
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/agent/appfile"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/config/crd"
 )
 
 // TestAgentVariablesWinOverTheApps: a pool written before the API refused
@@ -108,4 +113,90 @@ func TestAppEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTheRulesRefuseWhatTheLaunchSets keeps the AppGroup's env rules, whose
+// names are written by hand, in step with the launch, which derives them
+// (wsgi.Options.Env, commandLaunch, PORT): for each app type, an env name
+// the generated CRD's CEL rules refuse (checked as a standalone file is,
+// by the embedded CRD) is exactly one appEnv takes as the agent's. The
+// names tried are every name either side has, the other type's, and one
+// of the app's own.
+func TestTheRulesRefuseWhatTheLaunchSets(t *testing.T) {
+	launches := map[ferryv1.AppType]launch{
+		ferryv1.AppTypeWSGI:    realLaunch(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/env", StartupFile: "passenger_wsgi.py"}),
+		ferryv1.AppTypeCommand: realLaunch(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/env", Command: []string{"./server"}}),
+	}
+	names := map[string]bool{"FERRY_MODE": true, "PORT": true}
+	for _, l := range launches {
+		for _, kv := range l.env {
+			name, _, _ := strings.Cut(kv, "=")
+			names[name] = true
+		}
+	}
+	for _, name := range ruleNames(t) {
+		names[name] = true
+	}
+	tried := slices.Sorted(maps.Keys(names))
+	var app []ferryv1.EnvVar
+	for _, name := range tried {
+		app = append(app, ferryv1.EnvVar{Name: name, Value: "x"})
+	}
+	files := map[ferryv1.AppType]string{
+		ferryv1.AppTypeWSGI:    "type: WSGI, root: /srv/app",
+		ferryv1.AppTypeCommand: "type: Command, command: [./server]",
+	}
+	for typ, l := range launches {
+		_, agents := appEnv(ferryv1.AppSpec{Env: app}, l)
+		var refused []string
+		for _, name := range tried {
+			file := fmt.Sprintf("apiVersion: ferry.dev/v1alpha1\nkind: AppGroup\nmetadata: {name: app}\n"+
+				"spec:\n  app: {%s, env: [{name: %s, value: x}]}\n  listen: {port: 8080}\n", files[typ], name)
+			if _, err := appfile.Parse([]byte(file), "", "test.yaml"); err != nil {
+				if !strings.Contains(err.Error(), "spec.app.env:") {
+					t.Fatalf("%s app with env %s: %v, want accepted or refused for its env", typ, name, err)
+				}
+				refused = append(refused, name)
+			}
+		}
+		if slices.Sort(agents); !slices.Equal(refused, agents) {
+			t.Errorf("%s: the AppGroup's rules refuse env %q, the launch sets %q: make the rule in api/v1alpha1/appgroup_types.go name what the launch sets", typ, refused, agents)
+		}
+	}
+}
+
+// realLaunch is the launch Spawn would run app with, its pipe and port
+// given back.
+func realLaunch(t *testing.T, app ferryv1.AppSpec) launch {
+	t.Helper()
+	givePort(t, 8000) // not bound: the launch only names it
+	l, err := appLaunch(testSpec(t, app), &Process{}, identity{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.closePipe()
+	return l
+}
+
+// ruleNames are the upper-case names quoted in the AppGroup CRD's rules
+// on its spec ('PORT', 'FERRY_SOCKET', ... and 'WSGI', a type, which is no
+// name either side has and so harmless).
+func ruleNames(t *testing.T) []string {
+	t.Helper()
+	def, err := crd.ByKind("AppGroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range def.Spec.Versions {
+		for _, rule := range v.Schema.OpenAPIV3Schema.Properties["spec"].XValidations {
+			for _, m := range regexp.MustCompile(`'([A-Z][A-Z0-9_]*)'`).FindAllStringSubmatch(rule.Rule, -1) {
+				names = append(names, m[1])
+			}
+		}
+	}
+	if !slices.Contains(names, "FERRY_SOCKET") {
+		t.Fatalf("no FERRY_SOCKET in the AppGroup's rules on spec: %q", names)
+	}
+	return names
 }
