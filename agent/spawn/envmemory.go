@@ -20,10 +20,15 @@ import (
 // worker until the API server is back. It covers an unanswered read only:
 // a refusal (RBAC), a missing object or key is answered, and the spawn
 // sees it, as does a revision whose values were never read by this agent
-// (a new revision, an agent restarted meanwhile). Its owner trims it to
-// the revisions it may spawn (Keep). The zero value is ready.
+// (a new revision, an agent restarted meanwhile). It also keeps which
+// revisions' ignored env names (appEnv) were logged, so that a pool
+// stored before the API refused them says so once per revision, not at
+// every spawn. Its owner trims it to the revisions it may spawn (Keep).
+// The zero value is ready.
 type EnvMemory struct {
 	mu sync.Mutex
+	// saidIgnored holds the revisions whose ignored env names were logged.
+	saidIgnored map[string]bool
 	// values is the last answer read of each key, whichever revision's
 	// spawn read it: what the API server would give now, as far as the
 	// agent knows.
@@ -52,6 +57,7 @@ func (m *EnvMemory) Keep(keep func(revision string) bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	maps.DeleteFunc(m.read, func(rev string, _ map[envKey]bool) bool { return !keep(rev) })
+	maps.DeleteFunc(m.saidIgnored, func(rev string, _ bool) bool { return !keep(rev) })
 	maps.DeleteFunc(m.values, func(k envKey, _ rememberedValue) bool {
 		for _, keys := range m.read {
 			if keys[k] {
@@ -60,6 +66,25 @@ func (m *EnvMemory) Keep(keep func(revision string) bool) {
 		}
 		return true
 	})
+}
+
+// sayIgnored reports whether the app's env names ignored for revision's
+// workers are to be logged: the first time it is asked for revision
+// (since Keep last let it go), or always with no memory (nil).
+func (m *EnvMemory) sayIgnored(revision string) bool {
+	if m == nil {
+		return true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.saidIgnored[revision] {
+		return false
+	}
+	if m.saidIgnored == nil {
+		m.saidIgnored = map[string]bool{}
+	}
+	m.saidIgnored[revision] = true
+	return true
 }
 
 func (m *EnvMemory) remember(revision string, from ferryv1.EnvVarSource, v rememberedValue) {

@@ -53,7 +53,9 @@ type Spec struct {
 	// nil: a valueFrom fails the spawn.
 	EnvFrom EnvSource
 	// EnvMemory, if set, keeps what EnvFrom read for Revision, and gives
-	// it when the API server does not answer (one per pool).
+	// it when the API server does not answer (one per pool); it also has
+	// the app's env names the agent ignores logged once per Revision, not
+	// at every spawn.
 	EnvMemory *EnvMemory
 }
 
@@ -990,7 +992,7 @@ func prepare(spec Spec, ident identity) (_ *exec.Cmd, _ *Process, _ *os.File, er
 		return nil, nil, nil, err
 	}
 	own, ignored := appEnv(spec.App, l)
-	if len(ignored) > 0 {
+	if len(ignored) > 0 && spec.EnvMemory.sayIgnored(spec.Revision) {
 		spec.Log.Info("The app's env sets variables the agent sets for its workers; the agent's values are used, the app's ignored",
 			"revision", spec.Revision, "ignored", strings.Join(ignored, " "))
 	}
