@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/api/v1alpha1/validationcases"
 	"github.com/ferry-dev/ferry/config/crd"
 )
 
@@ -151,117 +152,47 @@ func TestParseResolvesAgainstBaseDir(t *testing.T) {
 	}
 }
 
-const validAppGroup = `
-apiVersion: ferry.dev/v1alpha1
-kind: AppGroup
-metadata: {name: valid}
-spec:
-  app: {type: WSGI, root: /srv/app}
-  listen: {port: 8080}
-`
+// validAppGroup is the valid AppGroup the cases start from, the API's.
+const validAppGroup = validationcases.ValidAppGroup
 
-const validCommandAppGroup = `
-apiVersion: ferry.dev/v1alpha1
-kind: AppGroup
-metadata: {name: valid}
-spec:
-  app: {type: Command, command: ["./server"], concurrency: 8, readinessPath: /healthz}
-  listen: {port: 8080}
-`
-
-// ferryEnvForm is the API's refusal of an env name the agent sets for its
-// workers.
-const ferryEnvForm = "env may not set FERRY_REVISION, nor, when type is WSGI, FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE or FERRY_READY_FD: " +
-	"the agent sets these for its workers (the revision a worker was spawned for, and the WSGI loader's socket, root, startup file and " +
-	"readiness descriptor) and keeps its values over the app's; name the variable otherwise"
-
-// invalidCases holds every AppGroup case of api/v1alpha1's
-// TestInvalidObjectsAreRejected, which sends them to a real API server, with
-// the same field and rule fragments: the standalone agent and the cluster
-// reject the same things in the same words. Keep the two in step.
-var invalidCases = []struct {
+// invalidCase is an AppGroup that breaks one rule.
+type invalidCase struct {
 	name   string
 	base   string
 	set    map[string]any // dotted path -> value; nil value deletes
 	field  string         // the field the message must name
 	reason string         // a fragment of the rule's message
-}{
-	{"min above max", validAppGroup, map[string]any{"spec.pool.minProcesses": 5, "spec.pool.maxProcesses": 2},
-		"spec.pool.minProcesses", "minProcesses (5) must be less than or equal to maxProcesses (2)"},
-	{"min above default max", validAppGroup, map[string]any{"spec.pool.minProcesses": 10},
-		"spec.pool.minProcesses", "minProcesses (10) must be less than or equal to maxProcesses (6, its default when not set)"},
-	{"min zero", validAppGroup, map[string]any{"spec.pool.minProcesses": 0},
-		"spec.pool.minProcesses", "greater than or equal to 1"},
-	{"max too large", validAppGroup, map[string]any{"spec.pool.maxProcesses": 1000},
-		"spec.pool.maxProcesses", "less than or equal to 256"},
-	{"WSGI without root", validAppGroup, map[string]any{"spec.app.root": nil},
-		"spec.app.root", "root is required when type is WSGI"},
-	{"relative root", validAppGroup, map[string]any{"spec.app.root": "srv/app"},
-		"spec.app.root", "root must be an absolute path, as /srv/app"},
-	{"Command without command", validCommandAppGroup, map[string]any{"spec.app.command": nil},
-		"spec.app.command", "command is required when type is Command"},
-	{"WSGI with command", validAppGroup, map[string]any{"spec.app.command": []any{"./server"}},
-		"spec.app.command", "command may only be set when type is Command"},
-	{"WSGI with concurrency", validAppGroup, map[string]any{"spec.app.concurrency": 4},
-		"spec.app.concurrency", "concurrency must be 1 when type is WSGI"},
-	{"unknown app type", validAppGroup, map[string]any{"spec.app.type": "Rack"},
-		"spec.app.type", `Unsupported value: "Rack"`},
-	{"unknown strategy", validAppGroup, map[string]any{"spec.restart.strategy": "Parallel"},
-		"spec.restart.strategy", `Unsupported value: "Parallel"`},
-	{"port zero", validAppGroup, map[string]any{"spec.listen.port": 0},
-		"spec.listen.port", "greater than or equal to 1"},
-	{"port too large", validAppGroup, map[string]any{"spec.listen.port": 70000},
-		"spec.listen.port", "less than or equal to 65535"},
-	{"missing listen", validAppGroup, map[string]any{"spec.listen": nil},
-		"spec.listen", "Required value"},
-	{"user root", validAppGroup, map[string]any{"spec.app.user": "root"},
-		"spec.app.user", "user may not be root or uid 0"},
-	{"user uid 0", validAppGroup, map[string]any{"spec.app.user": "000"},
-		"spec.app.user", "user may not be root or uid 0"},
-	{"user with a space", validAppGroup, map[string]any{"spec.app.user": "www data"},
-		"spec.app.user", `Invalid value: "www data": user must be a user name or a numeric uid`},
-	{"zero start timeout", validAppGroup, map[string]any{"spec.pool.startTimeout": "0s"},
-		"spec.pool.startTimeout", "startTimeout must be a positive duration"},
-	{"negative shutdown timeout", validAppGroup, map[string]any{"spec.pool.shutdownTimeout": "-5s"},
-		"spec.pool.shutdownTimeout", "shutdownTimeout must be a positive duration of at most 1h"},
-	{"idle timeout not a duration", validAppGroup, map[string]any{"spec.pool.idleTimeout": "forever"},
-		"spec.pool.idleTimeout", `Invalid value: "forever": idleTimeout must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m`},
-	{"queue timeout too long", validAppGroup, map[string]any{"spec.pool.queueTimeout": "2h"},
-		"spec.pool.queueTimeout", "queueTimeout must be a positive duration of at most 1h"},
-	{"startup file escapes root", validAppGroup, map[string]any{"spec.app.startupFile": "../other/app.py"},
-		"spec.app.startupFile", "startupFile must stay inside root"},
-	{"absolute startup file", validAppGroup, map[string]any{"spec.app.startupFile": "/etc/app.py"},
-		"spec.app.startupFile", "startupFile must be a path relative to root"},
-	{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
-		"spec.app.env[0].name", `Invalid value: "1BAD": an env name must be letters, digits and '_'`},
-	{"Command setting PORT", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "PORT", "value": "80"}}},
-		"spec.app.env", "env may not set PORT when type is Command"},
-	{"WSGI setting FERRY_SOCKET", validAppGroup, map[string]any{"spec.app.env": []any{
-		map[string]any{"name": "GREETING", "value": "hi"}, map[string]any{"name": "FERRY_SOCKET", "value": "/tmp/x"}}},
-		"spec.app.env", ferryEnvForm},
-	{"Command setting FERRY_REVISION", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_REVISION", "value": "bogus"}}},
-		"spec.app.env", ferryEnvForm},
-	{"WSGI setting FERRY_REVISION", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_REVISION", "value": "bogus"}}},
-		"spec.app.env", ferryEnvForm},
-	{"WSGI setting FERRY_APP_ROOT", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_APP_ROOT", "value": "/srv/other"}}},
-		"spec.app.env", ferryEnvForm},
-	{"WSGI setting FERRY_STARTUP_FILE", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_STARTUP_FILE", "value": "app.py"}}},
-		"spec.app.env", ferryEnvForm},
-	{"WSGI setting FERRY_READY_FD", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_READY_FD", "value": "1"}}},
-		"spec.app.env", ferryEnvForm},
-	{"memory limit with a space", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1 GB"},
-		"spec.pool.memoryLimit", `Invalid value: "1 GB": memoryLimit must be a quantity: a number and an optional suffix, with no space`},
-	{"tiny memory limit", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1Ki"},
-		"spec.pool.memoryLimit", "memoryLimit must be greater than 1Mi"},
-	{"zero concurrent nodes", validAppGroup, map[string]any{"spec.restart.maxConcurrentNodes": 0},
-		"spec.restart.maxConcurrentNodes", "greater than or equal to 1"},
-	{"negative queue size", validAppGroup, map[string]any{"spec.pool.maxRequestQueueSize": -1},
-		"spec.pool.maxRequestQueueSize", "greater than or equal to 1"},
-	{"resist not a bool", validAppGroup, map[string]any{"spec.restart.resistDeploymentErrors": "yes"},
-		"spec.restart.resistDeploymentErrors", `Invalid value: "yes": must be a boolean (true or false)`},
-	{"zero request buffer limit", validAppGroup, map[string]any{"spec.proxy.requestBufferLimit": "0"},
-		"spec.proxy.requestBufferLimit", "requestBufferLimit must be greater than 0 and less than 8Gi"},
-	// Parsed, this took the agent 9 minutes of CPU before it was refused.
+}
+
+// invalidCases are api/v1alpha1's invalid AppGroups, which its
+// TestInvalidObjectsAreRejected sends to a real API server, with the same
+// field and words (the standalone agent and the cluster refuse the same
+// things in the same words, but for fileWords), then fileCases.
+func invalidCases() []invalidCase {
+	var cases []invalidCase
+	for _, c := range validationcases.Invalid {
+		if c.Base == validationcases.ValidProcessPool { // a file holds AppGroups only
+			continue
+		}
+		reason := c.Reason
+		if words, ok := fileWords[c.Name]; ok {
+			reason = words
+		}
+		cases = append(cases, invalidCase{c.Name, c.Base, c.Set, c.Field, reason})
+	}
+	return append(cases, fileCases...)
+}
+
+// fileWords are the file's words for a value of the wrong type, where the
+// server says "must be of type boolean" (typesInWords), by case name.
+var fileWords = map[string]string{
+	"request buffering not a bool": `Invalid value: "on": must be a boolean (true or false)`,
+	"resist not a bool":            `Invalid value: "yes": must be a boolean (true or false)`,
+}
+
+// fileCases are what the API test does not try: what only a file is
+// refused for, and what the server also refuses.
+var fileCases = []invalidCase{
 	{"quantity with a vast negative exponent", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1e-99999999999999"},
 		"spec.pool.memoryLimit", "memoryLimit must be at most 64 characters, with an exponent (e) from -999 to 999"},
 
@@ -269,7 +200,7 @@ var invalidCases = []struct {
 	// only a file can get wrong.
 	{"WSGI readinessPath that is no path", validAppGroup, map[string]any{"spec.app.readinessPath": "healthz"},
 		"spec.app.readinessPath", "readinessPath must be a URL path beginning with '/'"},
-	{"Command concurrency too large", validCommandAppGroup, map[string]any{"spec.app.concurrency": 2000},
+	{"Command concurrency too large", validationcases.ValidCommandAppGroup, map[string]any{"spec.app.concurrency": 2000},
 		"spec.app.concurrency", "less than or equal to 1024"},
 	{"duplicate env name", validAppGroup, map[string]any{"spec.app.env": []any{
 		map[string]any{"name": "A", "value": "1"}, map[string]any{"name": "A", "value": "2"}}},
@@ -285,7 +216,7 @@ var invalidCases = []struct {
 // TestInvalidAppGroupsAreRejected checks that each invalid case is rejected
 // with an error naming the source, the object, the field and the rule.
 func TestInvalidAppGroupsAreRejected(t *testing.T) {
-	for _, tc := range invalidCases {
+	for _, tc := range invalidCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			data := edit(t, tc.base, tc.set)
 			groups, err := Parse(data, "", "test.yaml")
@@ -336,7 +267,7 @@ func TestAppsOwnFerryEnvNamesAccepted(t *testing.T) {
 		names []string
 	}{
 		{validAppGroup, []string{"FERRY_MODE", "FERRY_REVISIONS", "FERRY_SOCKET_PATH", "FERRY_"}},
-		{validCommandAppGroup, []string{"FERRY_MODE", "FERRY_SOCKET", "FERRY_APP_ROOT", "FERRY_STARTUP_FILE", "FERRY_READY_FD"}},
+		{validationcases.ValidCommandAppGroup, []string{"FERRY_MODE", "FERRY_SOCKET", "FERRY_APP_ROOT", "FERRY_STARTUP_FILE", "FERRY_READY_FD"}},
 	} {
 		var envs []any
 		for _, n := range tc.names {

@@ -6,27 +6,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/api/v1alpha1/validationcases"
 )
-
-const (
-	envOneOf     = "an env variable takes one of value and valueFrom, not both"
-	envOneSource = "valueFrom takes exactly one of secretKeyRef and configMapKeyRef"
-)
-
-func keyRef(name, key string) map[string]any { return map[string]any{"name": name, "key": key} }
-
-func secretRef(name, key string) map[string]any {
-	return map[string]any{"secretKeyRef": keyRef(name, key)}
-}
-
-// envFrom sets spec.app.env to one variable K with fields.
-func envFrom(fields map[string]any) map[string]any {
-	v := map[string]any{"name": "K"}
-	for k, f := range fields {
-		v[k] = f
-	}
-	return map[string]any{"spec.app.env": []any{v}}
-}
 
 // TestEnvValueFromIsKept: a Pod's env valueFrom, secretKeyRef and
 // configMapKeyRef (optional too), carries over to an AppGroup and a
@@ -35,7 +16,7 @@ func envFrom(fields map[string]any) map[string]any {
 func TestEnvValueFromIsKept(t *testing.T) {
 	ns := newNamespace(t)
 	vars := []any{
-		map[string]any{"name": "SECRET_KEY", "valueFrom": secretRef("django", "SECRET_KEY")},
+		map[string]any{"name": "SECRET_KEY", "valueFrom": validationcases.SecretRef("django", "SECRET_KEY")},
 		map[string]any{"name": "MODE", "valueFrom": map[string]any{
 			"configMapKeyRef": map[string]any{"name": "settings.v1", "key": "mode.name", "optional": true}}},
 		map[string]any{"name": "EMPTY"},

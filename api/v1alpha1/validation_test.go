@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/api/v1alpha1/validationcases"
 	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
@@ -109,204 +110,40 @@ func compare(want, got any) string {
 	return fmt.Sprintf("\nwant:\n%s\ngot:\n%s", w, g)
 }
 
-const validAppGroup = `
-apiVersion: ferry.dev/v1alpha1
-kind: AppGroup
-metadata: {name: valid}
-spec:
-  app: {type: WSGI, root: /srv/app}
-  listen: {port: 8080}
-`
-
-const validCommandAppGroup = `
-apiVersion: ferry.dev/v1alpha1
-kind: AppGroup
-metadata: {name: valid}
-spec:
-  app: {type: Command, command: ["./server"], concurrency: 8, readinessPath: /healthz}
-  listen: {port: 8080}
-  pool: {maxRequestTime: 30s}
-`
-
-const validProcessPool = `
-apiVersion: ferry.dev/v1alpha1
-kind: ProcessPool
-metadata: {name: valid}
-spec:
-  nodeName: node-a
-  appGroup: blog
-  revision: "1-abc"
-  template:
-    app: {type: WSGI, root: /srv/app}
-    listen: {port: 8080}
-`
+// The valid objects, what a refusal says and the invalid cases are
+// validationcases', which agent/appfile's tests share.
+const (
+	validAppGroup        = validationcases.ValidAppGroup
+	validCommandAppGroup = validationcases.ValidCommandAppGroup
+	validProcessPool     = validationcases.ValidProcessPool
+	userForm             = validationcases.UserForm
+	ferryEnvForm         = validationcases.FerryEnvForm
+	envNameForm          = validationcases.EnvNameForm
+	readinessPathForm    = validationcases.ReadinessPathForm
+	rootForm             = validationcases.RootForm
+	startupFileForm      = validationcases.StartupFileForm
+	quantityForm         = validationcases.QuantityForm
+)
 
 // TestInvalidObjectsAreRejected sends objects that break one rule each and
 // checks that the API server rejects them with a message naming the field
 // and the rule, so a user's `kubectl apply` tells them what to fix.
 func TestInvalidObjectsAreRejected(t *testing.T) {
-	cases := []struct {
-		name   string
-		base   string
-		set    map[string]any // dotted path -> value; nil value deletes
-		field  string         // the field the message must name
-		reason string         // a fragment of the rule's message
-	}{
-		{"min above max", validAppGroup, map[string]any{"spec.pool.minProcesses": 5, "spec.pool.maxProcesses": 2},
-			"spec.pool.minProcesses", "minProcesses (5) must be less than or equal to maxProcesses (2): lower minProcesses or raise maxProcesses"},
-		{"min above default max", validAppGroup, map[string]any{"spec.pool.minProcesses": 10},
-			"spec.pool.minProcesses", "minProcesses (10) must be less than or equal to maxProcesses (6, its default when not set): lower minProcesses or raise maxProcesses"},
-		{"min zero", validAppGroup, map[string]any{"spec.pool.minProcesses": 0},
-			"spec.pool.minProcesses", "greater than or equal to 1"},
-		{"max too large", validAppGroup, map[string]any{"spec.pool.maxProcesses": 1000},
-			"spec.pool.maxProcesses", "less than or equal to 256"},
-		{"WSGI without root", validAppGroup, map[string]any{"spec.app.root": nil},
-			"spec.app.root", "root is required when type is WSGI"},
-		{"relative root", validAppGroup, map[string]any{"spec.app.root": "srv/app"},
-			"spec.app.root", rootForm},
-		{"Command without command", validCommandAppGroup, map[string]any{"spec.app.command": nil},
-			"spec.app.command", "command is required when type is Command"},
-		{"WSGI with command", validAppGroup, map[string]any{"spec.app.command": []any{"./server"}},
-			"spec.app.command", "command may only be set when type is Command"},
-		{"Command with python", validCommandAppGroup, map[string]any{"spec.app.python": "python3"},
-			"spec.app.python", "python may only be set when type is WSGI"},
-		{"Command setting PORT", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "PORT", "value": "80"}}},
-			"spec.app.env", "env may not set PORT when type is Command"},
-		// The agent's variables: an app's FERRY_SOCKET would have its
-		// loader listen where the agent never looks. (An app's own
-		// FERRY_ names are accepted: TestAppsOwnFerryEnvNamesAccepted.)
-		{"WSGI setting FERRY_SOCKET", validAppGroup, map[string]any{"spec.app.env": []any{
-			map[string]any{"name": "GREETING", "value": "hi"}, map[string]any{"name": "FERRY_SOCKET", "value": "/tmp/x"}}},
-			"spec.app.env", ferryEnvForm},
-		{"Command setting FERRY_REVISION", validCommandAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_REVISION", "value": "bogus"}}},
-			"spec.app.env", ferryEnvForm},
-		{"WSGI setting FERRY_REVISION", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_REVISION", "value": "bogus"}}},
-			"spec.app.env", ferryEnvForm},
-		{"WSGI setting FERRY_APP_ROOT", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_APP_ROOT", "value": "/srv/other"}}},
-			"spec.app.env", ferryEnvForm},
-		{"WSGI setting FERRY_STARTUP_FILE", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_STARTUP_FILE", "value": "app.py"}}},
-			"spec.app.env", ferryEnvForm},
-		{"WSGI setting FERRY_READY_FD", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "FERRY_READY_FD", "value": "1"}}},
-			"spec.app.env", ferryEnvForm},
-		// The agent GETs http://127.0.0.1:$PORT + readinessPath: a path
-		// Go's URL parser refuses is never probed, so every spawn ran out
-		// startTimeout and the rollout halted, with no word of the path.
-		{"readiness path with a newline", validCommandAppGroup, map[string]any{"spec.app.readinessPath": "/healthz\n"},
-			"spec.app.readinessPath", readinessPathForm},
-		{"readiness path with a tab", validCommandAppGroup, map[string]any{"spec.app.readinessPath": "/health\tz"},
-			"spec.app.readinessPath", readinessPathForm},
-		{"readiness path with a bad escape", validCommandAppGroup, map[string]any{"spec.app.readinessPath": "/health%zz"},
-			"spec.app.readinessPath", readinessPathForm},
-		{"readiness path ending in %", validCommandAppGroup, map[string]any{"spec.app.readinessPath": "/health%"},
-			"spec.app.readinessPath", readinessPathForm},
-		{"readiness path with a fragment", validCommandAppGroup, map[string]any{"spec.app.readinessPath": "/healthz#deep"},
-			"spec.app.readinessPath", readinessPathForm},
-		{"pool readiness path with a newline", validProcessPool, map[string]any{"spec.template.app.type": "Command",
-			"spec.template.app.root": nil, "spec.template.app.command": []any{"./server"}, "spec.template.app.readinessPath": "/healthz\n"},
-			"spec.template.app.readinessPath", readinessPathForm},
-		{"empty program", validCommandAppGroup, map[string]any{"spec.app.command": []any{"", "x"}},
-			"spec.app.command", "command[0], the program to run, may not be empty"},
-		{"user uid too large", validAppGroup, map[string]any{"spec.app.user": "99999999999999999999"},
-			"spec.app.user", "a numeric user must be a uid below 4294967295"},
-		{"user uid just too large", validAppGroup, map[string]any{"spec.app.user": "4294967295"},
-			"spec.app.user", "a numeric user must be a uid below 4294967295"},
-		{"WSGI with concurrency", validAppGroup, map[string]any{"spec.app.concurrency": 4},
-			"spec.app.concurrency", "concurrency must be 1 when type is WSGI"},
-		{"unknown app type", validAppGroup, map[string]any{"spec.app.type": "Rack"},
-			"spec.app.type", `Unsupported value: "Rack"`},
-		{"unknown strategy", validAppGroup, map[string]any{"spec.restart.strategy": "Parallel"},
-			"spec.restart.strategy", `Unsupported value: "Parallel"`},
-		{"port zero", validAppGroup, map[string]any{"spec.listen.port": 0},
-			"spec.listen.port", "greater than or equal to 1"},
-		{"port too large", validAppGroup, map[string]any{"spec.listen.port": 70000},
-			"spec.listen.port", "less than or equal to 65535"},
-		{"missing listen", validAppGroup, map[string]any{"spec.listen": nil},
-			"spec.listen", "Required value"},
-		{"user root", validAppGroup, map[string]any{"spec.app.user": "root"},
-			"spec.app.user", "user may not be root or uid 0"},
-		{"user uid 0", validAppGroup, map[string]any{"spec.app.user": "000"},
-			"spec.app.user", "user may not be root or uid 0"},
-		{"user with a space", validAppGroup, map[string]any{"spec.app.user": "www data"},
-			"spec.app.user", userForm},
-		{"zero start timeout", validAppGroup, map[string]any{"spec.pool.startTimeout": "0s"},
-			"spec.pool.startTimeout", "startTimeout must be a positive duration"},
-		{"negative shutdown timeout", validAppGroup, map[string]any{"spec.pool.shutdownTimeout": "-5s"},
-			"spec.pool.shutdownTimeout", "shutdownTimeout must be a positive duration of at most 1h"},
-		{"idle timeout not a duration", validAppGroup, map[string]any{"spec.pool.idleTimeout": "forever"},
-			"spec.pool.idleTimeout", "idleTimeout must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"},
-		{"queue timeout too long", validAppGroup, map[string]any{"spec.pool.queueTimeout": "2h"},
-			"spec.pool.queueTimeout", "queueTimeout must be a positive duration of at most 1h"},
-		{"max request time too short", validAppGroup, map[string]any{"spec.pool.maxRequestTime": "500ms"},
-			"spec.pool.maxRequestTime", "maxRequestTime must be a duration from 1s to 24h"},
-		{"max request time too long", validAppGroup, map[string]any{"spec.pool.maxRequestTime": "25h"},
-			"spec.pool.maxRequestTime", "maxRequestTime must be a duration from 1s to 24h"},
-		{"max request time not a duration", validAppGroup, map[string]any{"spec.pool.maxRequestTime": "30"},
-			"spec.pool.maxRequestTime", "maxRequestTime must be a duration: numbers, each with a unit"},
-		{"startup file escapes root", validAppGroup, map[string]any{"spec.app.startupFile": "../other/app.py"},
-			"spec.app.startupFile", "startupFile must stay inside root"},
-		{"absolute startup file", validAppGroup, map[string]any{"spec.app.startupFile": "/etc/app.py"},
-			"spec.app.startupFile", startupFileForm},
-		{"bad env name", validAppGroup, map[string]any{"spec.app.env": []any{map[string]any{"name": "1BAD", "value": "x"}}},
-			"spec.app.env[0].name", envNameForm},
-		// env valueFrom, as a Pod's: one of value and valueFrom, one source.
-		{"env value and valueFrom", validAppGroup, envFrom(map[string]any{"value": "v", "valueFrom": secretRef("s", "k")}),
-			"spec.app.env[0]", envOneOf},
-		{"env empty value and valueFrom", validAppGroup, envFrom(map[string]any{"value": "", "valueFrom": secretRef("s", "k")}),
-			"spec.app.env[0]", envOneOf},
-		{"env valueFrom of nothing", validAppGroup, envFrom(map[string]any{"valueFrom": map[string]any{}}),
-			"spec.app.env[0].valueFrom", envOneSource},
-		{"env valueFrom of both", validAppGroup, envFrom(map[string]any{"valueFrom": map[string]any{
-			"secretKeyRef": keyRef("s", "k"), "configMapKeyRef": keyRef("c", "k")}}),
-			"spec.app.env[0].valueFrom", envOneSource},
-		{"env Secret name with capitals", validAppGroup, envFrom(map[string]any{"valueFrom": secretRef("Django", "k")}),
-			"spec.app.env[0].valueFrom.secretKeyRef.name", "name must be a Secret's or ConfigMap's name"},
-		{"env key with a slash", validAppGroup, envFrom(map[string]any{"valueFrom": map[string]any{"configMapKeyRef": keyRef("c", "a/b")}}),
-			"spec.app.env[0].valueFrom.configMapKeyRef.key", "key must be a key of a Secret's or ConfigMap's data"},
-		{"env valueFrom without a key", validAppGroup, envFrom(map[string]any{"valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "s"}}}),
-			"spec.app.env[0].valueFrom.secretKeyRef.key", "Required value"},
-		{"memory limit with a space", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1 GB"},
-			"spec.pool.memoryLimit", `Invalid value: "1 GB": memoryLimit` + quantityForm},
-		{"tiny memory limit", validAppGroup, map[string]any{"spec.pool.memoryLimit": "1Ki"},
-			"spec.pool.memoryLimit", "memoryLimit must be greater than 1Mi"},
-		{"zero request buffer limit", validAppGroup, map[string]any{"spec.proxy.requestBufferLimit": "0"},
-			"spec.proxy.requestBufferLimit", "requestBufferLimit must be greater than 0 and less than 8Gi"},
-		{"huge request buffer limit", validAppGroup, map[string]any{"spec.proxy.requestBufferLimit": "1Ti"},
-			"spec.proxy.requestBufferLimit", "requestBufferLimit must be greater than 0 and less than 8Gi"},
-		{"response buffer limit too large", validAppGroup, map[string]any{"spec.proxy.responseBufferLimit": "1Gi"},
-			"spec.proxy.responseBufferLimit", "responseBufferLimit must be between 0 and 64Mi"},
-		{"request buffering not a bool", validAppGroup, map[string]any{"spec.proxy.requestBuffering": "on"},
-			"spec.proxy.requestBuffering", "must be of type boolean"},
-		{"zero concurrent nodes", validAppGroup, map[string]any{"spec.restart.maxConcurrentNodes": 0},
-			"spec.restart.maxConcurrentNodes", "greater than or equal to 1"},
-		{"negative queue size", validAppGroup, map[string]any{"spec.pool.maxRequestQueueSize": -1},
-			"spec.pool.maxRequestQueueSize", "greater than or equal to 1"},
-		{"resist not a bool", validAppGroup, map[string]any{"spec.restart.resistDeploymentErrors": "yes"},
-			"spec.restart.resistDeploymentErrors", "must be of type boolean"},
-		{"pool without node", validProcessPool, map[string]any{"spec.nodeName": nil},
-			"spec.nodeName", "Required value"},
-		{"pool with empty revision", validProcessPool, map[string]any{"spec.revision": ""},
-			"spec.revision", "at least 1 chars long"},
-		{"pool template min above max", validProcessPool,
-			map[string]any{"spec.template.pool.minProcesses": 3, "spec.template.pool.maxProcesses": 2},
-			"spec.template.pool.minProcesses", "minProcesses (3) must be less than or equal to maxProcesses (2): lower minProcesses or raise maxProcesses"},
-		{"pool template Command without command", validProcessPool, map[string]any{"spec.template.app.type": "Command"},
-			"spec.template.app.command", "command is required when type is Command"},
-	}
 	ns := newNamespace(t)
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			obj := decode(t, tc.base)
+	for _, tc := range validationcases.Invalid {
+		t.Run(tc.Name, func(t *testing.T) {
+			obj := decode(t, tc.Base)
 			obj.SetNamespace(ns)
-			for path, value := range tc.set {
+			for path, value := range tc.Set {
 				setPath(t, obj.Object, path, value)
 			}
 			err := env.Client.Create(testContext(t), obj)
 			if err == nil {
-				t.Fatalf("accepted, want rejected naming %s (%s)", tc.field, tc.reason)
+				t.Fatalf("accepted, want rejected naming %s (%s)", tc.Field, tc.Reason)
 			}
 			msg := err.Error()
-			if !strings.Contains(msg, tc.field+":") || !strings.Contains(msg, tc.reason) {
-				t.Errorf("error does not name %q with %q:\n%s", tc.field, tc.reason, msg)
+			if !strings.Contains(msg, tc.Field+":") || !strings.Contains(msg, tc.Reason) {
+				t.Errorf("error does not name %q with %q:\n%s", tc.Field, tc.Reason, msg)
 			}
 		})
 	}
@@ -441,22 +278,10 @@ func longPrefix(n int) string {
 	return b.String()
 }
 
-// What the refusal of a malformed user, env name, path or nodeSelector
-// value says.
-const (
-	userForm = "user must be a user name or a numeric uid: a name is lower-case letters, digits, '_', '.' or '-', " +
-		"begins with a letter or '_', and may end in '$', as www-data"
-	ferryEnvForm = "env may not set FERRY_REVISION, nor, when type is WSGI, FERRY_SOCKET, FERRY_APP_ROOT, FERRY_STARTUP_FILE or FERRY_READY_FD: " +
-		"the agent sets these for its workers (the revision a worker was spawned for, and the WSGI loader's socket, root, startup file and " +
-		"readiness descriptor) and keeps its values over the app's; name the variable otherwise"
-	envNameForm       = "an env name must be letters, digits and '_', and not begin with a digit, as DJANGO_SETTINGS_MODULE"
-	readinessPathForm = "readinessPath must be a URL path beginning with '/' and an optional query, as /healthz: no control characters " +
-		"(a tab, a newline) or '#', and each '%' in the path followed by two hex digits"
-	rootForm        = "root must be an absolute path, as /srv/app"
-	startupFileForm = "startupFile must be a path relative to root, as passenger_wsgi.py or app/wsgi.py: it may not begin with '/'"
-	labelValueForm  = "nodeSelector values must be label values: empty, or at most 63 letters, digits, '-', '_' or '.', " +
-		"beginning and ending with a letter or digit"
-)
+// labelValueForm is what the refusal of a malformed nodeSelector value
+// says.
+const labelValueForm = "nodeSelector values must be label values: empty, or at most 63 letters, digits, '-', '_' or '.', " +
+	"beginning and ending with a letter or digit"
 
 // TestMalformedNamesSayWhatTheyMust: a user, an env name, a root, a
 // startupFile, a readinessPath or a nodeSelector value of the wrong form is
@@ -571,11 +396,6 @@ func assertAccepted(t *testing.T, base, path string, values ...string) {
 // number, an exponent, a negative duration), and one that has the form of
 // a quantity but is none is refused with the rule's message, not a CEL
 // error; the values of every form allowed are accepted.
-// quantityForm is what the refusal of a malformed quantity says after
-// the field's name.
-const quantityForm = " must be a quantity: a number and an optional suffix, with no space: " +
-	"Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), as 512Mi or 1G"
-
 func TestMalformedDurationsAndQuantities(t *testing.T) {
 	rules := map[string]string{ // field under spec.pool or spec.proxy -> its rule's message
 		"pool.queueTimeout":         "queueTimeout must be a positive duration of at most 1h",
