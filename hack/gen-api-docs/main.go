@@ -215,7 +215,9 @@ func validation(s *apiextensionsv1.JSONSchemaProps) string {
 	if s.Pattern != "" {
 		parts = append(parts, "matches `"+s.Pattern+"`")
 	}
-	if s.Type != "object" {
+	// An object with fields has its rules in an "object rules" row of
+	// its own (writeFields); a map, with no field rows, has them here.
+	if s.Type != "object" || len(s.Properties) == 0 {
 		if r := ruleMessages(s); r != "" {
 			parts = append(parts, r)
 		}
@@ -225,7 +227,8 @@ func validation(s *apiextensionsv1.JSONSchemaProps) string {
 	}
 	// A list's items and a map's values have bounds of their own, which
 	// no row of their own shows (an item with fields gets rows for the
-	// fields, and its rules an "object rules" row, but not these).
+	// fields, and its rules an "object rules" row, but not these; an item
+	// without fields, a map, has its rules here too).
 	if s.Items != nil && s.Items.Schema != nil {
 		if v := validation(s.Items.Schema); v != "" {
 			parts = append(parts, "each item: "+v)

@@ -38,6 +38,10 @@ func TestValidationRendersItemAndValueBounds(t *testing.T) {
 		{"map of label values", apiextensionsv1.JSONSchemaProps{Type: "object", MaxProperties: ptr.To[int64](64),
 			AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: label}},
 			"entries <= 64; each value: length <= 63; values must be label values"},
+		{"map with a key rule", apiextensionsv1.JSONSchemaProps{Type: "object",
+			XValidations:         apiextensionsv1.ValidationRules{{Rule: "true", Message: "keys must be label keys"}},
+			AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: &apiextensionsv1.JSONSchemaProps{Type: "string"}}},
+			"keys must be label keys"},
 		{"list of maps", apiextensionsv1.JSONSchemaProps{Type: "array", Items: &apiextensionsv1.JSONSchemaPropsOrArray{
 			Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: label}}}},
 			"each item: each value: length <= 63; values must be label values"},
