@@ -139,7 +139,7 @@ func writeFields(b *bytes.Buffer, path string, s *apiextensionsv1.JSONSchemaProp
 		child := s.Properties[k]
 		childPath := path + "." + k
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s |\n", childPath, typeOf(&child),
-			yesNo(slices.Contains(s.Required, k)), defaultOf(&child), cell(validation(&child)),
+			yesNo(slices.Contains(s.Required, k)), defaultOf(&child), cell(strings.Join(validation(&child), "; ")),
 			cell(oneParagraph(child.Description)))
 		switch {
 		case child.Type == "object" && len(child.Properties) > 0:
@@ -182,7 +182,9 @@ func defaultOf(s *apiextensionsv1.JSONSchemaProps) string {
 	return "`" + string(s.Default.Raw) + "`"
 }
 
-func validation(s *apiextensionsv1.JSONSchemaProps) string {
+// validation lists a field's bounds and rules, each a part of its
+// validation cell (joined with "; ").
+func validation(s *apiextensionsv1.JSONSchemaProps) []string {
 	var parts []string
 	if len(s.Enum) > 0 {
 		var vals []string
@@ -230,14 +232,24 @@ func validation(s *apiextensionsv1.JSONSchemaProps) string {
 	// fields, and its rules an "object rules" row, but not these; an item
 	// without fields, a map, has its rules here too).
 	if s.Items != nil && s.Items.Schema != nil {
-		if v := validation(s.Items.Schema); v != "" {
+		if v := nested(validation(s.Items.Schema)); v != "" {
 			parts = append(parts, "each item: "+v)
 		}
 	}
 	if s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil {
-		if v := validation(s.AdditionalProperties.Schema); v != "" {
+		if v := nested(validation(s.AdditionalProperties.Schema)); v != "" {
 			parts = append(parts, "each value: "+v)
 		}
+	}
+	return parts
+}
+
+// nested renders an item's or a value's parts, in parentheses when there
+// are more than one, so that "each item: (A; B)" does not read B as the
+// list's own.
+func nested(parts []string) string {
+	if len(parts) > 1 {
+		return "(" + strings.Join(parts, "; ") + ")"
 	}
 	return strings.Join(parts, "; ")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -37,16 +38,23 @@ func TestValidationRendersItemAndValueBounds(t *testing.T) {
 			"no two items equal; each item: >= 1"},
 		{"map of label values", apiextensionsv1.JSONSchemaProps{Type: "object", MaxProperties: ptr.To[int64](64),
 			AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: label}},
-			"entries <= 64; each value: length <= 63; values must be label values"},
+			"entries <= 64; each value: (length <= 63; values must be label values)"},
 		{"map with a key rule", apiextensionsv1.JSONSchemaProps{Type: "object",
 			XValidations:         apiextensionsv1.ValidationRules{{Rule: "true", Message: "keys must be label keys"}},
 			AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: &apiextensionsv1.JSONSchemaProps{Type: "string"}}},
 			"keys must be label keys"},
 		{"list of maps", apiextensionsv1.JSONSchemaProps{Type: "array", Items: &apiextensionsv1.JSONSchemaPropsOrArray{
 			Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: label}}}},
-			"each item: each value: length <= 63; values must be label values"},
+			"each item: each value: (length <= 63; values must be label values)"},
+		{"list of lists", apiextensionsv1.JSONSchemaProps{Type: "array", MaxItems: ptr.To[int64](8), Items: &apiextensionsv1.JSONSchemaPropsOrArray{
+			Schema: &apiextensionsv1.JSONSchemaProps{Type: "array", MinItems: ptr.To[int64](1), Items: &apiextensionsv1.JSONSchemaPropsOrArray{
+				Schema: &apiextensionsv1.JSONSchemaProps{Type: "string", MinLength: ptr.To[int64](1), MaxLength: ptr.To[int64](8)}}}}},
+			"items <= 8; each item: (items >= 1; each item: (length >= 1; length <= 8))"},
+		{"set of bounded, ruled strings", apiextensionsv1.JSONSchemaProps{Type: "array", XListType: ptr.To("set"),
+			Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: label}},
+			"no two items equal; each item: (length <= 63; values must be label values)"},
 	} {
-		if got := validation(&tt.schema); got != tt.want {
+		if got := strings.Join(validation(&tt.schema), "; "); got != tt.want {
 			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
 		}
 	}
