@@ -50,6 +50,11 @@ func run(crdDir, out string) error {
 	// AppGroup, the user's kind, first.
 	sort.Slice(crds, func(i, j int) bool { return crds[i].Spec.Names.Kind < crds[j].Spec.Names.Kind })
 
+	for _, crd := range crds {
+		if err := checkShapes(&crd); err != nil {
+			return fmt.Errorf("%s: %w", crd.Spec.Names.Kind, err)
+		}
+	}
 	var b bytes.Buffer
 	b.WriteString(header)
 	for _, crd := range crds {
@@ -149,6 +154,60 @@ func writeFields(b *bytes.Buffer, path string, s *apiextensionsv1.JSONSchemaProp
 			writeFields(b, childPath+"[]", child.Items.Schema)
 		}
 	}
+}
+
+// checkShapes fails on a field writeFields cannot render, rather than
+// leave it out of the reference without a word.
+func checkShapes(crd *apiextensionsv1.CustomResourceDefinition) error {
+	schema := crd.Spec.Versions[0].Schema.OpenAPIV3Schema
+	for _, part := range []string{"spec", "status"} {
+		if prop, ok := schema.Properties[part]; ok {
+			if err := checkShape(part, &prop); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkShape walks the fields as writeFields does and fails on one whose
+// fields writeFields does not reach: a map of objects, or a list of lists
+// (or of maps) of objects.
+func checkShape(path string, s *apiextensionsv1.JSONSchemaProps) error {
+	keys := make([]string, 0, len(s.Properties))
+	for k := range s.Properties {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		child := s.Properties[k]
+		childPath := path + "." + k
+		var err error
+		switch {
+		case child.Type == "object" && len(child.Properties) > 0:
+			err = checkShape(childPath, &child)
+		case child.Type == "array" && child.Items != nil && child.Items.Schema != nil &&
+			len(child.Items.Schema.Properties) > 0:
+			if !isCondition(child.Items.Schema) {
+				err = checkShape(childPath+"[]", child.Items.Schema)
+			}
+		case hasFields(&child):
+			err = fmt.Errorf("%s is a %s holding objects with fields, which gen-api-docs cannot render: "+
+				"teach writeFields and checkShape this shape", childPath, typeOf(&child))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasFields says whether s, its items or its values, at any depth, are
+// objects with fields.
+func hasFields(s *apiextensionsv1.JSONSchemaProps) bool {
+	return len(s.Properties) > 0 ||
+		s.Items != nil && s.Items.Schema != nil && hasFields(s.Items.Schema) ||
+		s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil && hasFields(s.AdditionalProperties.Schema)
 }
 
 // isCondition spots metav1.Condition, documented once by Kubernetes itself.

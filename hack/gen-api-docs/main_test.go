@@ -59,3 +59,42 @@ func TestValidationRendersItemAndValueBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckShapeRefusesWhatItCannotRender: gen-api-docs fails on a field
+// whose fields it would leave out of the reference (a map of objects, a
+// list of lists of objects), and lets through what it renders.
+func TestCheckShapeRefusesWhatItCannotRender(t *testing.T) {
+	obj := apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"name": {Type: "string"}}}
+	listOf := func(s apiextensionsv1.JSONSchemaProps) apiextensionsv1.JSONSchemaProps {
+		return apiextensionsv1.JSONSchemaProps{Type: "array", Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &s}}
+	}
+	mapOf := func(s apiextensionsv1.JSONSchemaProps) apiextensionsv1.JSONSchemaProps {
+		return apiextensionsv1.JSONSchemaProps{Type: "object", AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: &s}}
+	}
+	for _, tt := range []struct {
+		name  string
+		field apiextensionsv1.JSONSchemaProps
+		want  string // the error; empty: none
+	}{
+		{"object", obj, ""},
+		{"list of objects", listOf(obj), ""},
+		{"map of strings", mapOf(apiextensionsv1.JSONSchemaProps{Type: "string"}), ""},
+		{"list of lists of strings", listOf(listOf(apiextensionsv1.JSONSchemaProps{Type: "string"})), ""},
+		{"map of objects", mapOf(obj),
+			"spec.f[].f is a map[string]object holding objects with fields, which gen-api-docs cannot render: teach writeFields and checkShape this shape"},
+		{"list of lists of objects", listOf(listOf(obj)),
+			"spec.f[].f is a [][]object holding objects with fields, which gen-api-docs cannot render: teach writeFields and checkShape this shape"},
+	} {
+		// Nested under an object and a list of objects, as writeFields
+		// walks them.
+		inner := apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"f": tt.field}}
+		spec := apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"f": listOf(inner)}}
+		got := ""
+		if err := checkShape("spec", &spec); err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+}
