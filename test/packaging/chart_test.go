@@ -323,6 +323,21 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 		// 0, a string or a number, turns an endpoint off; no other number does.
 		{"bind address a port number", "manager: {healthProbeBindAddress: 8081}", "/manager/healthProbeBindAddress"},
 		{"bind address 00", `agent: {metricsBindAddress: "00"}`, "/agent/metricsBindAddress"},
+		// Ports the API server refuses as a containerPort or a Service's
+		// port, mid-install.
+		{"bind address port 0", `manager: {metricsBindAddress: ":0"}`, "/manager/metricsBindAddress"},
+		{"bind address port 0 on the node IP", `agent: {metricsBindAddress: "$(HOST_IP):0"}`, "/agent/metricsBindAddress"},
+		{"bind address port 65536", `agent: {healthProbeBindAddress: ":65536"}`, "/agent/healthProbeBindAddress"},
+		{"bind address port 99999 on an IPv6", `manager: {healthProbeBindAddress: "[::1]:99999"}`, "/manager/healthProbeBindAddress"},
+		// The manager's pod sets no HOST_IP: the manager would get the
+		// text unexpanded and fail to listen.
+		{"manager metrics on the node IP", `manager: {metricsBindAddress: "$(HOST_IP):8080"}`, "/manager/metricsBindAddress"},
+		{"manager probes on the node IP", `manager: {healthProbeBindAddress: "$(HOST_IP):8081"}`, "/manager/healthProbeBindAddress"},
+		{"bind address port 01", `manager: {healthProbeBindAddress: ":01"}`, "/manager/healthProbeBindAddress"},
+		// The agent's /readyz stops the DaemonSet's rollout at an agent
+		// that cannot work (an outdated CRD), so its probes stay on.
+		{"agent probes off", "agent: {healthProbeBindAddress: 0}", "/agent/healthProbeBindAddress"},
+		{"agent probes off as a string", `agent: {healthProbeBindAddress: "0"}`, "/agent/healthProbeBindAddress"},
 		{"max header bytes as string", `agent: {maxHeaderBytes: "64k"}`, "/agent/maxHeaderBytes"},
 		{"app roots as a map", "agent: {appRoots: {srv: /srv}}", "/agent/appRoots"},
 		{"relative app root", "agent: {appRoots: [{name: srv, hostPath: srv}]}", "/agent/appRoots/0/hostPath"},
@@ -873,6 +888,9 @@ func TestAgentProbesFollowALoopbackBind(t *testing.T) {
 		{"0.0.0.0:9442", ""},
 		{"127.0.0.1:9442", "127.0.0.1"},
 		{"[::1]:9442", "::1"},
+		// The ports at the schema's bounds.
+		{":1", ""},
+		{"127.0.0.1:65535", "127.0.0.1"},
 	} {
 		ds := find(t, render(t, renderOpts{sets: []string{"agent.healthProbeBindAddress=" + tt.addr}}), "DaemonSet", "agent")
 		containers := nested[[]any](t, ds.Object, "spec", "template", "spec", "containers")

@@ -75,12 +75,15 @@ func endpointsOf(t *testing.T, objs []*unstructured.Unstructured, component stri
 	return e
 }
 
-// TestChartTurnsEndpointsOff: a metrics or health probe bind address of 0
-// (a number, as --set gives it, or a string) turns that endpoint off, as
-// the binaries take it, and the chart renders nothing that points at the
-// closed port: no container port, no probes, no metrics Service,
-// ServiceMonitor, metrics certificate or metrics-auth grant, and no
-// scraper when no secure metrics are left. With an address, all of them.
+// TestChartTurnsEndpointsOff: a metrics bind address of 0, or the
+// manager's health probe bind address of 0 (a number, as --set gives it,
+// or a string) turns that endpoint off, as the binaries take it, and the
+// chart renders nothing that points at the closed port: no container port,
+// no probes, no metrics Service, ServiceMonitor, metrics certificate or
+// metrics-auth grant, and no scraper when no secure metrics are left. With
+// an address, all of them. The agent's probes stay (the schema refuses 0
+// there): its /readyz stops the DaemonSet's rollout at an agent that
+// cannot work.
 func TestChartTurnsEndpointsOff(t *testing.T) {
 	// Everything that could point at an endpoint, on.
 	base := []string{"metrics.serviceMonitor.enabled=true", "manager.metricsCertSecret=manager-cert", "agent.metricsCertSecret=agent-cert"}
@@ -111,7 +114,7 @@ func TestChartTurnsEndpointsOff(t *testing.T) {
 	}
 	allOff := filepath.Join(t.TempDir(), "all-off.yaml")
 	if err := os.WriteFile(allOff, []byte(`manager: {metricsBindAddress: "0", healthProbeBindAddress: "0"}
-agent: {metricsBindAddress: "0", healthProbeBindAddress: "0"}
+agent: {metricsBindAddress: "0"}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +129,13 @@ agent: {metricsBindAddress: "0", healthProbeBindAddress: "0"}
 		{"all on", nil, "", on, true, true},
 		{"manager metrics off", []string{"manager.metricsBindAddress=0"}, "",
 			map[string]endpoints{"manager": metricsOff(on["manager"]), "agent": on["agent"]}, true, true},
-		{"agent probes off", []string{"agent.healthProbeBindAddress=0"}, "",
-			map[string]endpoints{"manager": on["manager"], "agent": healthOff(on["agent"])}, true, true},
+		{"manager probes off", []string{"manager.healthProbeBindAddress=0"}, "",
+			map[string]endpoints{"manager": healthOff(on["manager"]), "agent": on["agent"]}, true, true},
 		{"agent metrics off, manager's plain HTTP", []string{"agent.metricsBindAddress=0", "manager.metricsSecure=false"}, "",
 			map[string]endpoints{"manager": {arg: on["manager"].arg, ports: on["manager"].ports, probes: on["manager"].probes,
 				service: true, monitor: true}, "agent": metricsOff(on["agent"])}, false, false},
-		{"all off, as strings", nil, allOff,
-			map[string]endpoints{"manager": healthOff(metricsOff(on["manager"])), "agent": healthOff(metricsOff(on["agent"]))}, false, false},
+		{"all but the agent's probes off, as strings", nil, allOff,
+			map[string]endpoints{"manager": healthOff(metricsOff(on["manager"])), "agent": metricsOff(on["agent"])}, false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := renderOpts{sets: append(slices.Clone(base), tt.sets...)}
