@@ -20,7 +20,7 @@ type endpoints struct {
 	service     bool     // its metrics Service
 	monitor     bool     // its ServiceMonitor
 	metricsAuth bool     // its ServiceAccount in the metrics-auth ClusterRoleBinding
-	cert        bool     // its metrics certificate mounted, and --metrics-cert-path
+	cert        bool     // its metrics certificate: a pod volume, a mount, or --metrics-cert-path
 }
 
 func (e endpoints) String() string {
@@ -56,6 +56,12 @@ func endpointsOf(t *testing.T, objs []*unstructured.Unstructured, component stri
 	mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
 	for _, m := range mounts {
 		e.cert = e.cert || m.(map[string]any)["name"] == "metrics-cert"
+	}
+	// A volume left behind with no mount would still hold the pod back
+	// until its Secret exists.
+	volumes, _, _ := unstructured.NestedSlice(w.Object, "spec", "template", "spec", "volumes")
+	for _, v := range volumes {
+		e.cert = e.cert || v.(map[string]any)["name"] == "metrics-cert"
 	}
 	for _, s := range ofKind(objs, "Service") {
 		e.service = e.service || s.GetName() == "ferry-"+component+"-metrics"
@@ -113,7 +119,8 @@ func TestChartTurnsEndpointsOff(t *testing.T) {
 		return e
 	}
 	allOff := filepath.Join(t.TempDir(), "all-off.yaml")
-	if err := os.WriteFile(allOff, []byte(`manager: {metricsBindAddress: "0", healthProbeBindAddress: "0"}
+	// One 0 a YAML number, as a values file may write it unquoted.
+	if err := os.WriteFile(allOff, []byte(`manager: {metricsBindAddress: 0, healthProbeBindAddress: "0"}
 agent: {metricsBindAddress: "0"}
 `), 0o644); err != nil {
 		t.Fatal(err)
@@ -134,7 +141,7 @@ agent: {metricsBindAddress: "0"}
 		{"agent metrics off, manager's plain HTTP", []string{"agent.metricsBindAddress=0", "manager.metricsSecure=false"}, "",
 			map[string]endpoints{"manager": {arg: on["manager"].arg, ports: on["manager"].ports, probes: on["manager"].probes,
 				service: true, monitor: true}, "agent": metricsOff(on["agent"])}, false, false},
-		{"all but the agent's probes off, as strings", nil, allOff,
+		{"all but the agent's probes off, from a values file", nil, allOff,
 			map[string]endpoints{"manager": healthOff(metricsOff(on["manager"])), "agent": metricsOff(on["agent"])}, false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
