@@ -1,10 +1,13 @@
 package cluster
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,7 +107,13 @@ func syncDir(dir string) error {
 }
 
 // remove deletes key's saved spec, whoever's it is, durably: a pool
-// deleted before a power loss must not come back from its file.
+// deleted before a power loss must not come back from its file. The
+// reconcile loop's removals (the cache shows the pool deleted, or no
+// pool of the name) call it: the loop alone saves specs, so none is
+// saved between its read and its removal, and a spec of another UID is
+// an older pool's of the name, gone as well (one resumed from disk,
+// deleted while its agent was away, whose name a new pool has taken
+// since).
 func (s *store) remove(key types.NamespacedName) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,34 +121,26 @@ func (s *store) remove(key types.NamespacedName) error {
 }
 
 // removeIf deletes key's saved spec, as remove does, only when it is the
-// pool of UID uid's, or saved without a UID (which any caller removes:
-// this agent saves every pool with its UID, so a spec without one is no
-// new pool's); uid empty is a pool resumed from such a spec. A spec of
-// another UID is a new pool's of the same name, saved by the reconcile
-// loop while the caller, which read its pool gone, had not removed its
-// own yet: it stays, for an agent restarted without the API server to
-// resume the new pool. A file that does not parse is nobody's, and goes.
+// pool of UID uid's, or saved without a UID, which any caller removes (no
+// agent version saves one without a UID; a file placed by hand); uid
+// empty is a pool resumed from such a spec. A spec of another UID is a
+// new pool's of the same name, saved by the reconcile loop over the
+// caller's, after the caller read its pool gone: it stays, for an agent
+// restarted without the API server to resume the new pool. A file that
+// does not parse is nobody's, and goes.
 func (s *store) removeIf(key types.NamespacedName, uid types.UID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	data, err := os.ReadFile(s.path(key))
-	if os.IsNotExist(err) {
+	saved, readErr, parseErr := readSpec(s.path(key))
+	switch {
+	case errors.Is(readErr, fs.ErrNotExist):
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var saved ferryv1.ProcessPool
-	if json.Unmarshal(data, &saved) == nil && !ownedBy(saved.UID, uid) {
-		return nil
+	case readErr != nil:
+		return readErr
+	case parseErr == nil && saved.UID != "" && saved.UID != uid:
+		return nil // a new pool's
 	}
 	return s.removeLocked(key)
-}
-
-// ownedBy is whether a spec saved with UID saved is the pool of UID uid's
-// to remove (removeIf).
-func ownedBy(saved, uid types.UID) bool {
-	return saved == "" || saved == uid
 }
 
 // removeLocked is remove, s.mu held.
@@ -166,17 +167,27 @@ func (s *store) load() ([]*ferryv1.ProcessPool, []error) {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(s.dir, e.Name()))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		pp := &ferryv1.ProcessPool{}
-		if err := json.Unmarshal(data, pp); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", e.Name(), err))
+		pp, readErr, parseErr := readSpec(filepath.Join(s.dir, e.Name()))
+		if readErr != nil || parseErr != nil {
+			errs = append(errs, cmp.Or(readErr, parseErr))
 			continue
 		}
 		out = append(out, pp)
 	}
 	return out, errs
+}
+
+// readSpec is the pool saved in the file at path: readErr when the file
+// cannot be read (fs.ErrNotExist when there is none), parseErr, which
+// names the file, when it does not parse.
+func readSpec(path string) (pp *ferryv1.ProcessPool, readErr, parseErr error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err, nil
+	}
+	pp = &ferryv1.ProcessPool{}
+	if err := json.Unmarshal(data, pp); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return pp, nil, nil
 }

@@ -69,18 +69,22 @@ func TestStoreLongNames(t *testing.T) {
 
 // TestStoreRemoveIf: removeIf removes a pool's saved spec only when it is
 // that pool's (its UID), or saved without a UID; a new pool of the same
-// name saved since keeps its spec. Unparsable files go; none is no error.
+// name saved since, over the caller's, keeps its spec, which its own
+// removal then removes. Unparsable files go; none is no error.
 func TestStoreRemoveIf(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "web"}
 	for _, tc := range []struct {
 		name    string
-		saved   string // the file: a pool of this UID, or raw text with raw
+		over    []types.UID // pools of these UIDs saved first, in turn
+		saved   string      // the file: a pool of this UID, or raw text with raw
 		raw     bool
 		uid     types.UID // the caller's pool
 		removed bool
 	}{
 		{name: "the caller's", saved: "u1", uid: "u1", removed: true},
 		{name: "a new pool's of the name", saved: "u2", uid: "u1"},
+		{name: "a new pool's, saved over the caller's", over: []types.UID{"u1"}, saved: "u2", uid: "u1"},
+		{name: "a new pool's, saved over the caller's, removed by it", over: []types.UID{"u1"}, saved: "u2", uid: "u2", removed: true},
 		{name: "saved without a UID", saved: "", uid: "u1", removed: true},
 		{name: "the caller resumed without a UID, saved without", saved: "", uid: "", removed: true},
 		{name: "the caller resumed without a UID, a new pool's", saved: "u2", uid: ""},
@@ -90,6 +94,11 @@ func TestStoreRemoveIf(t *testing.T) {
 			s, err := newStore(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
+			}
+			for _, uid := range tc.over {
+				if err := s.save(poolOf(key, uid)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if tc.raw {
 				err = os.WriteFile(s.path(key), []byte(tc.saved), 0o600)
@@ -104,7 +113,10 @@ func TestStoreRemoveIf(t *testing.T) {
 			}
 			_, err = os.Stat(s.path(key))
 			if removed := errors.Is(err, fs.ErrNotExist); removed != tc.removed {
-				t.Errorf("removed: %v (%v), want %v", removed, err, tc.removed)
+				t.Fatalf("removed: %v (%v), want %v", removed, err, tc.removed)
+			}
+			if got := savedUIDs(t, s); !tc.removed && !slices.Equal(got, []types.UID{types.UID(tc.saved)}) {
+				t.Errorf("saved after the removal: %v, want the pool of UID %q's", got, tc.saved)
 			}
 		})
 	}
@@ -114,33 +126,6 @@ func TestStoreRemoveIf(t *testing.T) {
 	}
 	if err := s.removeIf(key, "u1"); err != nil {
 		t.Errorf("removeIf with nothing saved: %v", err)
-	}
-}
-
-// TestStoreRemoveIfNewPool: pool A saved, then pool B of the same name:
-// removing A's spec keeps B's, which removing B's then removes.
-func TestStoreRemoveIfNewPool(t *testing.T) {
-	key := types.NamespacedName{Namespace: "ns", Name: "web"}
-	s, err := newStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, uid := range []types.UID{"a", "b"} {
-		if err := s.save(poolOf(key, uid)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.removeIf(key, "a"); err != nil {
-		t.Fatal(err)
-	}
-	if got := savedUIDs(t, s); !slices.Equal(got, []types.UID{"b"}) {
-		t.Fatalf("after removing A's spec: saved %v, want B's", got)
-	}
-	if err := s.removeIf(key, "b"); err != nil {
-		t.Fatal(err)
-	}
-	if got := savedUIDs(t, s); len(got) != 0 {
-		t.Fatalf("after removing B's spec: saved %v, want none", got)
 	}
 }
 
