@@ -386,9 +386,9 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		delete(a.saved, key)
 		delete(a.unlabelled, key)
 		a.mu.Unlock()
-		// Whatever spec of key is saved, no pool of the name is left:
-		// forgetSpec.
-		return a.forgetSpec(key, "", false)
+		// Whatever spec of key is saved, no pool of the name is left
+		// (store.remove).
+		return a.store.remove(key)
 	case err != nil:
 		return err
 	}
@@ -461,9 +461,10 @@ func unlabelledMsg(pp *ferryv1.ProcessPool) string {
 // another pool now), as stopGone; and once it takes only off the pools,
 // it queues key for the reconcile loop, as stopGone does, for a new pool
 // of the name handed to only after that check. Its saved spec is then
-// removed only if it is pp's (forgetSpec): a new pool of the name that a
-// reconcile under way as the cache synced saved after the check keeps
-// its own.
+// removed only if it is pp's or saved without a UID (store.removeIf): a
+// new pool of the name that a reconcile under way as the cache synced
+// saved after the check keeps its own; the reconcile loop's call removes
+// any.
 func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, only *runningPool, about types.UID) {
 	// Before a.mu: staleRead takes only's mu, which is not taken under it.
 	stale := only != nil && a.staleRead(only, about)
@@ -485,16 +486,21 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, on
 	// for first, drains it.
 	a.wg.Add(1)
 	a.mu.Unlock()
+	var err error
 	if only != nil {
 		only.log.Info("Pool deleted, as read by name; draining it")
+		// A reconcile may have saved a new pool's spec since the check.
+		err = a.store.removeIf(key, pp.UID)
+	} else {
+		err = a.store.remove(key)
 	}
-	if err := a.forgetSpec(key, pp.UID, only != nil); err != nil {
+	if err != nil {
 		a.log.Error(err, "Could not remove the saved spec of a deleted pool", "pool", key)
 	}
 	if only != nil {
 		// A new pool of the name handed to only after the check: the
 		// reconcile loop starts it, and saves its spec, which the
-		// removal keeps whether it came first or not (forgetSpec).
+		// removal keeps whether it came first or not (store.removeIf).
 		a.queue.Add(key)
 	}
 	uid := pp.UID
@@ -513,24 +519,6 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, on
 		delete(a.draining, uid)
 		a.mu.Unlock()
 	}()
-}
-
-// forgetSpec removes the saved spec of key, the pool of UID uid's, gone
-// or deleted. byReporter: a running pool's reporter read it so by name,
-// before the cache synced (stopGone, drainAsync), and the reconcile loop
-// may have synced since and saved a new pool of the name after the
-// reporter's check: that spec stays (store.removeIf). The reconcile
-// loop's own removals (the cache shows the pool deleted, or no pool of
-// the name) remove whatever spec of key is saved: it alone saves specs,
-// so none can be saved between its read and its removal, and a spec of
-// another UID is an older pool's of the name, gone as well (one resumed
-// from disk, deleted while its agent was away, whose name a new pool has
-// taken since).
-func (a *Agent) forgetSpec(key types.NamespacedName, uid types.UID, byReporter bool) error {
-	if byReporter {
-		return a.store.removeIf(key, uid)
-	}
-	return a.store.remove(key)
 }
 
 // releaseFinalizer removes a drained pool's finalizer, retried until it

@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -138,7 +139,10 @@ func TestGoneByName(t *testing.T) {
 // the agent runs no more. A pool stopped has its key queued, for the
 // reconcile loop to start a new pool of its name handed to it too late;
 // and the spec of such a pool, which the reconcile loop saves before it
-// hands it over (after the check, before the removal), stays.
+// hands it over (before the removal, before or after the check), stays.
+// The spec removed is the pool's read (drainAsync: the deleted pool's
+// UID) or the running pool's as the read began (stopGone: about, as the
+// NotFound names no UID), or one saved without a UID.
 func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "web"}
 	// The read: the pool deleted, as the API server has it (UID u1).
@@ -148,14 +152,18 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 		"stopGone":   func(a *Agent, rp *runningPool, about types.UID) { a.stopGone(rp, about, false) },
 		"drainAsync": func(a *Agent, rp *runningPool, about types.UID) { a.drainAsync(key, read, rp, about) },
 	}
+	both := []string{"stopGone", "drainAsync"}
 	for _, tc := range []struct {
 		name    string
 		runs    types.UID // the UID of the pool the running pool runs
 		about   types.UID // the UID of the pool it ran as the read began
 		synced  bool
-		another bool // the agent runs another running pool of key
-		newSpec bool // the spec saved is a new pool's of key (UID u3), not the running pool's
+		another bool      // the agent runs another running pool of key
+		onDisk  types.UID // the UID of the spec saved; empty: runs
 		stopped bool
+		// specKeptBy are the paths that keep the saved spec of a pool
+		// they stop; any keeps it when the pool is not stopped.
+		specKeptBy []string
 	}{
 		{name: "the pool read", runs: "u1", about: "u1", stopped: true},
 		{name: "a new pool handed to it since", runs: "u2", about: "u1"},
@@ -163,8 +171,13 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 		{name: "no longer the running pool of key", runs: "u1", about: "u1", another: true},
 		{name: "saved without its UID", runs: "", about: "", stopped: true},
 		{name: "saved without its UID, a pool handed to it since", runs: "u1", about: ""},
-		{name: "a new pool's spec saved since", runs: "u1", about: "u1", newSpec: true, stopped: true},
-		{name: "saved without its UID, a new pool's spec saved since", runs: "", about: "", newSpec: true, stopped: true},
+		{name: "a new pool's spec saved since", runs: "u1", about: "u1", onDisk: "u3", stopped: true, specKeptBy: both},
+		{name: "saved without its UID, a new pool's spec saved since", runs: "", about: "", onDisk: "u3", stopped: true,
+			specKeptBy: both},
+		// The read's pool (u1), saved since: its deletion drainAsync read
+		// removes it; stopGone, which read no pool, keeps it as another's.
+		{name: "saved without its UID, the read pool's spec saved since", runs: "", about: "", onDisk: "u1", stopped: true,
+			specKeptBy: []string{"stopGone"}},
 	} {
 		for path, stop := range paths {
 			t.Run(path+"/"+tc.name, func(t *testing.T) {
@@ -179,10 +192,9 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 				t.Cleanup(a.queue.ShutDown)
 				a.synced.Store(tc.synced)
 				pp := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: tc.runs, Generation: 1}}
-				onDisk := pp
-				if tc.newSpec {
-					onDisk = pp.DeepCopy()
-					onDisk.UID = "u3"
+				onDisk := pp.DeepCopy()
+				if tc.onDisk != "" {
+					onDisk.UID = tc.onDisk
 				}
 				if err := st.save(onDisk); err != nil {
 					t.Fatal(err)
@@ -198,7 +210,7 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 				if stopped := a.pools[key] == nil; stopped != tc.stopped {
 					t.Errorf("stopped: %v, want %v", stopped, tc.stopped)
 				}
-				if kept, want := statErr == nil, !tc.stopped || tc.newSpec; kept != want {
+				if kept, want := statErr == nil, !tc.stopped || slices.Contains(tc.specKeptBy, path); kept != want {
 					t.Errorf("saved spec kept: %v (%v), want %v", kept, statErr, want)
 				}
 				if _, kept := a.saved[key]; kept == tc.stopped {
@@ -212,37 +224,60 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 	}
 }
 
-// TestReconcileDrainRemovesAnySavedSpec: a pool the reconcile loop finds
-// deleted in the cache has its name's saved spec removed whatever its
-// UID: the spec of the pool the agent resumed from disk (u0), deleted
-// while the agent was away, its name since taken by the pool the cache
-// shows deleted (u1), is of a pool gone as well. Only the reporter's
-// removals, which a reconcile's save may precede, keep another UID's.
-func TestReconcileDrainRemovesAnySavedSpec(t *testing.T) {
+// TestReconcileRemovesAnySavedSpec: a pool the reconcile loop finds
+// deleted in its cache, or gone from it, has its name's saved spec
+// removed whatever its UID: the spec of the pool the agent resumed from
+// disk (u0), deleted while the agent was away, its name since taken by
+// the pool the cache shows deleted (u1), or by none, is of a pool gone
+// as well. Only the reporter's removals, which a reconcile's save may
+// precede, keep another UID's. The cache is a stub that holds the one
+// pool (cacheOf): what is tested is reconcile's answer to its read.
+func TestReconcileRemovesAnySavedSpec(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "web"}
-	st, err := newStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &Agent{store: st, pools: map[types.NamespacedName]*runningPool{},
-		saved: map[types.NamespacedName]int64{}, unlabelled: map[types.NamespacedName]bool{},
-		draining: map[types.UID]bool{}}
-	a.synced.Store(true)
-	resumed := poolOf(key, "u0")
-	if err := st.save(resumed); err != nil {
-		t.Fatal(err)
-	}
-	a.pools[key] = stoppableRunningPool(a, resumed)
 	deleted := poolOf(key, "u1")
 	deleted.DeletionTimestamp = &metav1.Time{Time: time.Now()}
-	a.drainAsync(key, deleted, nil, "")
-	a.wg.Wait()
-	if a.pools[key] != nil {
-		t.Error("the resumed pool runs on")
+	for name, cached := range map[string]*ferryv1.ProcessPool{"deleted": deleted, "gone": nil} {
+		t.Run(name, func(t *testing.T) {
+			st, err := newStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &Agent{store: st, cache: cacheOf{pp: cached}, opts: Options{NodeName: deleted.Spec.NodeName},
+				pools: map[types.NamespacedName]*runningPool{}, saved: map[types.NamespacedName]int64{},
+				unlabelled: map[types.NamespacedName]bool{}, draining: map[types.UID]bool{}}
+			a.synced.Store(true)
+			resumed := poolOf(key, "u0")
+			if err := st.save(resumed); err != nil {
+				t.Fatal(err)
+			}
+			a.pools[key] = stoppableRunningPool(a, resumed)
+			if err := a.reconcile(context.Background(), key); err != nil {
+				t.Fatal(err)
+			}
+			a.wg.Wait()
+			if a.pools[key] != nil {
+				t.Error("the resumed pool runs on")
+			}
+			if _, err := os.Stat(st.path(key)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the resumed pool's saved spec kept (%v)", err)
+			}
+		})
 	}
-	if _, err := os.Stat(st.path(key)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the resumed pool's saved spec kept (%v)", err)
+}
+
+// cacheOf is a cache that holds pp alone (nil: no pool), for reconcile's
+// read; it answers nothing else.
+type cacheOf struct {
+	cache.Cache
+	pp *ferryv1.ProcessPool
+}
+
+func (c cacheOf) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	if c.pp == nil || client.ObjectKeyFromObject(c.pp) != key {
+		return apierrors.NewNotFound(schema.GroupResource{Group: ferryv1.GroupVersion.Group, Resource: "processpools"}, key.Name)
 	}
+	c.pp.DeepCopyInto(obj.(*ferryv1.ProcessPool))
+	return nil
 }
 
 // stoppableRunningPool is a running pool of a for pp that runs nothing

@@ -749,9 +749,10 @@ func (rp *runningPool) goneAgain() bool {
 }
 
 // stopGone stops rp, whose pool the API server no longer has, in the
-// background, and forgets its saved spec (forgetSpec), as reconcile does
-// a pool gone from the cache; unless rp runs no more (drained, stopped,
-// or stopping with the agent). replaced: another pool has its name now.
+// background, and forgets its saved spec if it is still its own
+// (store.removeIf), as reconcile does a pool gone from the cache; unless
+// rp runs no more (drained, stopped, or stopping with the agent).
+// replaced: another pool has its name now.
 //
 // about is the UID of the pool rp ran when it was read: rp is stopped
 // only while the read is not stale (staleRead). Once stopped, the key is
@@ -781,7 +782,7 @@ func (a *Agent) stopGone(rp *runningPool, about types.UID, replaced bool) {
 	} else {
 		rp.log.Info("Pool gone, as read by name; stopping it")
 	}
-	if err := a.forgetSpec(rp.key, about, true); err != nil {
+	if err := a.store.removeIf(rp.key, about); err != nil {
 		rp.log.Error(err, "Could not remove the saved spec of a deleted pool")
 	}
 	go func() {
