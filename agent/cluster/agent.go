@@ -122,9 +122,9 @@ type Agent struct {
 
 	mu       sync.Mutex
 	pools    map[types.NamespacedName]*runningPool
-	draining map[types.UID]bool             // deleted pools draining, by UID: a pool of the same name may follow
-	saved    map[types.NamespacedName]int64 // generation last saved to disk
-	wg       sync.WaitGroup                 // background drains
+	draining map[types.UID]bool               // deleted pools draining, by UID: a pool of the same name may follow
+	saved    map[types.NamespacedName]savedAs // the pool last saved to disk
+	wg       sync.WaitGroup                   // background drains
 	// unlabelled are the pools of this node that were not labelled
 	// ferry.dev/node=<this node> at their last reconcile (noteLabel).
 	unlabelled map[types.NamespacedName]bool
@@ -169,7 +169,7 @@ func New(opts Options) (*Agent, error) {
 	return &Agent{
 		opts: opts, log: log, client: cl, live: live, cache: c, store: st, crd: crd,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
-		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]int64{}, ports: map[int32]portHold{},
+		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]savedAs{}, ports: map[int32]portHold{},
 		unlabelled: map[types.NamespacedName]bool{},
 		stopped:    make(chan struct{}),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
@@ -608,11 +608,21 @@ func (a *Agent) drainDelay(rp *runningPool) {
 	a.waitDrainDelay(a.stopped, nil)
 }
 
-// saveIfChanged writes a pool's spec to disk when its generation moved:
-// status reports update the object too, and need no disk write.
+// savedAs is the pool whose spec the agent last saved under a name: its
+// UID and generation.
+type savedAs struct {
+	uid        types.UID
+	generation int64
+}
+
+// saveIfChanged writes a pool's spec to disk when its generation moved,
+// or it is a new pool of the name (its UID), which may have the old
+// one's generation: status reports update the object too, and need no
+// disk write.
 func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool) {
+	now := savedAs{uid: pp.UID, generation: pp.Generation}
 	a.mu.Lock()
-	same := a.saved[key] == pp.Generation
+	same := a.saved[key] == now
 	a.mu.Unlock()
 	if same {
 		return
@@ -622,7 +632,7 @@ func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool)
 		return
 	}
 	a.mu.Lock()
-	a.saved[key] = pp.Generation
+	a.saved[key] = now
 	a.mu.Unlock()
 }
 

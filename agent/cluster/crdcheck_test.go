@@ -186,7 +186,7 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 					t.Fatal(err)
 				}
 				a := &Agent{store: st, pools: map[types.NamespacedName]*runningPool{},
-					saved: map[types.NamespacedName]int64{key: 1}, unlabelled: map[types.NamespacedName]bool{},
+					saved: map[types.NamespacedName]savedAs{key: {uid: tc.runs, generation: 1}}, unlabelled: map[types.NamespacedName]bool{},
 					draining: map[types.UID]bool{},
 					queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]())}
 				t.Cleanup(a.queue.ShutDown)
@@ -243,7 +243,7 @@ func TestReconcileRemovesAnySavedSpec(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := &Agent{store: st, cache: cacheOf{pp: cached}, opts: Options{NodeName: deleted.Spec.NodeName},
-				pools: map[types.NamespacedName]*runningPool{}, saved: map[types.NamespacedName]int64{},
+				pools: map[types.NamespacedName]*runningPool{}, saved: map[types.NamespacedName]savedAs{},
 				unlabelled: map[types.NamespacedName]bool{}, draining: map[types.UID]bool{}}
 			a.synced.Store(true)
 			resumed := poolOf(key, "u0")

@@ -148,3 +148,25 @@ func savedUIDs(t *testing.T, s *store) []types.UID {
 	}
 	return uids
 }
+
+// TestSaveIfChangedNewPoolOfTheName: a new pool of a saved pool's name is
+// saved even at the same generation: the reconcile loop may not have
+// seen the old one's deletion (a relist that replaced it), and once
+// saved its spec only by name and generation, leaving the old pool's on
+// disk for a restart without the API server to resume.
+func TestSaveIfChangedNewPoolOfTheName(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	st, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{store: st, saved: map[types.NamespacedName]savedAs{}}
+	for _, uid := range []types.UID{"u1", "u2"} {
+		pp := poolOf(key, uid)
+		pp.Generation = 1
+		a.saveIfChanged(key, pp)
+		if got := savedUIDs(t, st); !slices.Equal(got, []types.UID{uid}) {
+			t.Errorf("after saving the pool of UID %s: saved %v", uid, got)
+		}
+	}
+}
