@@ -548,7 +548,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it %s (%s)%s; %s",
 				in.Target, n.updated, len(in.Nodes), contract.FailedHow(in.Halt.Reason, " on "+in.Halt.Node),
-				cutMiddle(in.Halt.Reason, maxReason), whereNow(in), remedy))
+				cutMiddle(in.Halt.Reason, maxReason), whereNowNote(in), remedy))
 	case len(n.restarting) > 0:
 		msg := restartProgressMessage(in, n.restarting, n.updated)
 		if len(n.waiting) > 0 {
@@ -837,18 +837,18 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 }
 
 // olderNote is what the halt's message says of the processes left on the
-// failing nodes. None of the target runs there (FailsTarget: updated 0),
-// so a ready process there is of an older revision, and serves meanwhile:
-// a Rolling restart's old ones, its agent holding the target after its
-// processes died young, or ones a restart with resistance off could not
-// replace. Where none is ready, nothing serves the app there: its agent
-// restarted, the AppGroup is new, or a Blocking restart stopped them
-// before its spawns died. Said from the counts, not from how the target
-// failed: a death soon after ready may leave older processes or none.
+// failing nodes (olderServes): a Rolling restart's old ones, its agent
+// holding the target after its processes died young, or ones a restart
+// with resistance off could not replace, serve meanwhile. Where none
+// does, nothing serves the app there: its agent restarted, the AppGroup
+// is new, a Blocking restart stopped them before its spawns died, or its
+// agent stops or its proxy cannot listen. Said from the reports, not from
+// how the target failed: a death soon after ready may leave older
+// processes or none.
 func olderNote(in rollupInput, failing []string) string {
 	var serving, none []string
 	for _, node := range failing {
-		if in.Reports[node].Pool.Status.ProcessCounts.Ready > 0 {
+		if olderServes(in.Reports[node]) {
 			serving = append(serving, node)
 		} else {
 			none = append(none, node)
@@ -861,6 +861,30 @@ func olderNote(in rollupInput, failing []string) string {
 		return ", older processes serving there meanwhile"
 	}
 	return fmt.Sprintf(", older processes serving meanwhile on %s but none on %s", nodeList(serving), nodeList(none))
+}
+
+// olderServes: processes of an older revision serve on r's node: its
+// report is recent, its agent not stopping and its proxy listening, with
+// a process ready (Serving), and a ready one runs another revision than
+// the pool's, by its process table (at most 512 rows, more than a pool
+// runs). Without a table, by the counts: with none of the pool's revision
+// running (updated 0), a ready process is an older one. Not from the
+// counts alone: while a retry of the target spawns (updated 1), the
+// older processes serve still.
+func olderServes(r poolReport) bool {
+	if !r.Serving {
+		return false
+	}
+	st := &r.Pool.Status
+	if len(st.Processes) == 0 {
+		return st.ProcessCounts.Updated == 0 && st.ProcessCounts.Ready > 0
+	}
+	for _, p := range st.Processes {
+		if p.State == ferryv1.ProcessReady && p.Revision != r.Pool.Spec.Revision {
+			return true
+		}
+	}
+	return false
 }
 
 // waitingMessage is RollingRestart's message while nodes wait for their
@@ -1356,6 +1380,22 @@ func whereNow(in rollupInput) string {
 		return ", which is no longer selected"
 	case ok && !r.OnTarget:
 		return ", which now runs revision " + r.Pool.Spec.Revision
+	}
+	return ""
+}
+
+// whereNowNote is what a remembered halt's message says after its
+// reason: where its node is now (whereNow) or, on the target still and
+// heard from, what serves there (olderNote), as when the node shows the
+// halt itself: between two of its agent's retries (a spawn of the target
+// running, so not failing) the message reads as at the retries, and
+// `restart --wait` shows no new halt at each.
+func whereNowNote(in rollupInput) string {
+	if w := whereNow(in); w != "" {
+		return w
+	}
+	if r, ok := in.Reports[in.Halt.Node]; ok && r.Reported && !r.Stale && r.OnTarget {
+		return olderNote(in, []string{in.Halt.Node})
 	}
 	return ""
 }

@@ -404,6 +404,12 @@ func TestReadyCondition(t *testing.T) {
 func TestRollingRestartCondition(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
 	ab := abc[:2]
+	// A Rolling restart with resistance off halted on node-a by a death
+	// soon after ready, at its retries and between them.
+	diedMidRestart := "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a soon after it was ready " +
+		"(exited with status 1 1.2s after it was ready), older processes serving there meanwhile; " +
+		"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it " +
+		"lives " + crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation or the app to start a new rollout"
 	tests := []struct {
 		name  string
 		in    rollupInput
@@ -990,10 +996,30 @@ func TestRollingRestartCondition(t *testing.T) {
 			name: "resistance off, halted mid-restart by a death soon after ready",
 			in: resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow),
 				testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))),
-			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{
-				"it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready), older processes serving there meanwhile; " +
-					"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it " +
-					"lives " + crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation"}},
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, nil},
+			exact: diedMidRestart,
+		},
+		{
+			// Between two retries a process of the target spawns beside
+			// the two older ones that serve: the node is not failing, and
+			// the halt is the remembered one. It reads as at the retries
+			// (found by review: the older processes went unsaid between
+			// them, and each flip was a status write and a new "Waiting:
+			// halted" line of `restart --wait`).
+			name: "resistance off, halted mid-restart by a death soon after ready, a retry spawning",
+			in: func() rollupInput {
+				in := resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow, counts(2, 1, 3),
+					func(p *ferryv1.ProcessPool) {
+						p.Status.Processes = []ferryv1.ProcessInfo{{PID: 1, Revision: oldRev, State: ferryv1.ProcessReady},
+							{PID: 2, Revision: oldRev, State: ferryv1.ProcessReady}, {PID: 3, Revision: targetRev, State: ferryv1.ProcessSpawning}}
+					}),
+					testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))))
+				in = withHalt(in, "node-a", "exited with status 1 1.2s after it was ready")
+				in.Halt.Resisted = false
+				return in
+			}(),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, nil},
+			exact: diedMidRestart,
 		},
 		{
 			// Resisted, the node is returned once none of the target's
@@ -1789,10 +1815,6 @@ func TestHaltSaysWhatServesOnItsNodes(t *testing.T) {
 	// Every old process left serving by a restart with resistance off,
 	// and a spawn of the target for the pool failing since.
 	leftServing := func(p *ferryv1.ProcessPool) { cannotLoad(p); incomplete(2, 2)(p) }
-	blocking := func(in rollupInput) rollupInput {
-		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
-		return in
-	}
 	tests := []struct {
 		name  string
 		in    rollupInput
@@ -1804,12 +1826,16 @@ func TestHaltSaysWhatServesOnItsNodes(t *testing.T) {
 		{"cannot spawn it, older processes left serving there by a restart with resistance off",
 			resistingNothing(input(abc, testPool("node-a", targetRev, leftServing))),
 			"on node-a " + loadFailed + ", older processes serving there meanwhile;"},
-		{"died soon after ready mid-way through a Rolling restart, its old processes serving",
-			resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow))),
-			"on node-a soon after it was ready " + died + ", older processes serving there meanwhile;"},
-		{"died soon after ready at a Blocking restart's end, its old processes stopped",
-			blocking(input(abc, testPool("node-a", targetRev, restartingBlocking(0, 2), crashedInWindow))),
-			"on node-a soon after it was ready " + died + ", with no older process to keep serving;"},
+		// A Rolling restart's death soon after ready, older processes
+		// serving, and a Blocking one's, none left: TestRollingRestartCondition.
+		{"cannot spawn it, older processes left there, its agent stopping",
+			resistingNothing(input(abc, testPool("node-a", targetRev, leftServing, agentStopping))),
+			"on node-a " + loadFailed + ", with no older process to keep serving;"},
+		{"cannot spawn it, older processes left there, its proxy unable to listen",
+			resistingNothing(input(abc, testPool("node-a", targetRev, leftServing, func(p *ferryv1.ProcessPool) {
+				setCond(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonListenFailed, "the proxy cannot listen: x")
+			}))),
+			"on node-a " + loadFailed + ", with no older process to keep serving;"},
 		{"died soon after ready, its one process, a revision to return to",
 			input(abc, testPool("node-a", targetRev, rolledOut(1), diedAlone)),
 			"on node-a soon after it was ready " + died + ", with no older process to keep serving;"},
