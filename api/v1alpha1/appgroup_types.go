@@ -285,8 +285,9 @@ type HaltedRollout struct {
 	// resisted: the node kept serving an older revision (it resisted the
 	// error, or the manager returned it to an older revision), so the
 	// AppGroup resists the error (ResistingDeploymentError) for as long as
-	// the halt is remembered. False when the node was left with no process
-	// (a Blocking restart, or resistDeploymentErrors off).
+	// the halt is remembered. False when the node stays on the revision,
+	// its agent retrying (older processes may still serve there): a
+	// Blocking restart, or resistDeploymentErrors off.
 	// +optional
 	Resisted bool `json:"resisted,omitempty"`
 

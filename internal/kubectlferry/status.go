@@ -333,7 +333,7 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 		field(t, conditionSummary(meta.FindStatusCondition(st.Conditions, t)))
 	}
 	if h := st.HaltedRollout; h != nil {
-		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Revision, pools)))
+		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Revision, pools), poolOn(h.Node, pools)))
 	}
 	if l := crashLoopSummary(st); l != "" {
 		field("Crash loop", l)
@@ -375,8 +375,10 @@ func crashLoopSummary(st *ferryv1.AppGroupStatus) string {
 // it outlives the node's own report (the node may be gone, or returned to
 // an older revision), and is what keeps the revision from the next node.
 // everyPool: every pool was given the revision already (a new AppGroup
-// starts on all its nodes at once), so no node waits on the halt.
-func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool) string {
+// starts on all its nodes at once), so no node waits on the halt. pool
+// is the halted node's (nil: none listed), whose processes say whether
+// older ones serve there while its agent retries.
+func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *ferryv1.ProcessPool) string {
 	s := fmt.Sprintf("revision %s, on %s, %s ago", h.Revision, h.Node, duration.HumanDuration(now.Sub(h.Since.Time)))
 	if h.Reason != "" {
 		s += ": " + h.Reason
@@ -384,7 +386,9 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool) string
 	if !h.Resisted {
 		// A Blocking restart, or resistDeploymentErrors off: the node
 		// stays on the revision, and the halt ends once it runs there.
-		s += "\n(the node was left with no process; its agent keeps retrying)"
+		// Older processes may serve there meanwhile (a Rolling restart's
+		// old ones), or none (a Blocking restart stopped them).
+		s += "\n(" + olderOn(pool, h.Revision) + "its agent keeps retrying)"
 		if everyPool {
 			return s + "\nEvery node was given it already; the halt ends once that node runs it."
 		}
@@ -392,6 +396,32 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool) string
 	}
 	return s + "\n(the node kept serving an older revision)" +
 		"\nNo other node gets it, and it is not retried: set a new revision to retry."
+}
+
+// olderOn says whether processes of a revision older than revision serve
+// on pool's node, by its process table (a ready one of another
+// revision), as the halt's header leads with it: "" when there is no pool
+// to tell (the node gone, or unlabelled).
+func olderOn(pool *ferryv1.ProcessPool, revision string) string {
+	if pool == nil {
+		return ""
+	}
+	for _, p := range pool.Status.Processes {
+		if p.State == ferryv1.ProcessReady && p.Revision != revision {
+			return "older processes serve on the node meanwhile; "
+		}
+	}
+	return "no older process serves on the node; "
+}
+
+// poolOn is the pool of pools on node, or nil.
+func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
+	for i := range pools {
+		if pools[i].Spec.NodeName == node {
+			return &pools[i]
+		}
+	}
+	return nil
 }
 
 // givenToEveryPool: every pool (at least one) has revision as its spec.

@@ -486,6 +486,44 @@ func TestStatusHaltOnEveryNode(t *testing.T) {
 	haltSays(t, ns, "fresh", "No other node gets it", "Every node was given it already; the halt ends once that node runs it.")
 }
 
+// TestHaltSummarySaysWhatServes: a halt not resisted says whether older
+// processes serve on its node from that node's pool, not that the node
+// was left with none: a Rolling restart's old ones serve while its agent
+// retries. (Seen failing before: every such halt read "the node was left
+// with no process".)
+func TestHaltSummarySaysWhatServes(t *testing.T) {
+	const target, older = "2-abc", "1-abc"
+	h := &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Reason: "exited with status 1", Since: metav1.Time{Time: testNow}}
+	pool := func(procs ...ferryv1.ProcessInfo) *ferryv1.ProcessPool {
+		p := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: "node-1", Revision: target}}
+		p.Status.Processes = procs
+		return p
+	}
+	ready := func(rev string) ferryv1.ProcessInfo {
+		return ferryv1.ProcessInfo{Revision: rev, State: ferryv1.ProcessReady}
+	}
+	for _, tt := range []struct {
+		name string
+		pool *ferryv1.ProcessPool
+		want string
+	}{
+		{"older processes ready, a retry spawning", pool(ready(older), ready(older),
+			ferryv1.ProcessInfo{Revision: target, State: ferryv1.ProcessSpawning}),
+			"(older processes serve on the node meanwhile; its agent keeps retrying)"},
+		{"none running", pool(), "(no older process serves on the node; its agent keeps retrying)"},
+		{"an older process draining, none ready", pool(ferryv1.ProcessInfo{Revision: older, State: ferryv1.ProcessDraining}),
+			"(no older process serves on the node; its agent keeps retrying)"},
+		{"no pool on the node", nil, "(its agent keeps retrying)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := haltSummary(h, testNow, false, tt.pool)
+			if !strings.Contains(got, "\n"+tt.want+"\n") {
+				t.Errorf("got %q, want it to say %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // haltSays runs kubectl ferry status on name, whose rollout is halted on
 // a node left with no process, and checks that its header says so, and
 // then says, about the nodes, next and not notWant.
@@ -495,7 +533,7 @@ func haltSays(t *testing.T, ns, name, notWant, next string) {
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.err)
 	}
-	assertContains(t, r.out, "(the node was left with no process; its agent keeps retrying)", next)
+	assertContains(t, r.out, "(no older process serves on the node; its agent keeps retrying)", next)
 	if strings.Contains(r.out, notWant) {
 		t.Errorf("the halt's header says %q:\n%s", notWant, r.out)
 	}

@@ -23,9 +23,10 @@ import (
 var ErrResisting = errors.New("resisting deployment error")
 
 // ErrHalted: the rollout of the new revision halted without a node
-// resisting it: a node cannot spawn it and has nothing older to serve
-// (a blocking restart, or resistance off and an agent restarted
-// mid-rollout).
+// resisting it: a node cannot spawn it and stays on it, its agent
+// retrying (a blocking restart, or resistance off: older processes may
+// still serve there), or has nothing older to serve with (an agent
+// restarted mid-rollout, a new AppGroup).
 var ErrHalted = errors.New("rollout halted")
 
 // ErrIncomplete: the rollout reached every node, but some could not
@@ -41,8 +42,8 @@ var ErrIncomplete = errors.New("rollout incomplete")
 // says which in status.crashLoop):
 // its agent respawns them with backoff for as long as the revision is
 // asked for, and the rollout neither goes on nor ends (RollingRestart
-// stays True, halted by a node left with no process, or complete with
-// Ready not True).
+// stays True, halted by a node its agent retries the revision on, or
+// complete with Ready not True).
 var ErrCrashLoop = errors.New("crash loop")
 
 // ErrNoNodes: the AppGroup selects no node, so nothing is rolled out.
