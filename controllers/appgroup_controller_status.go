@@ -595,16 +595,17 @@ func rollingReason(in rollupInput, restarting []string) string {
 }
 
 // restartsBlocking: node's restart is a Blocking one. Its agent's word
-// while it reports a restart under way (its pool's RollingRestart
-// reason): the agent keeps the strategy its restart began with, so an
-// AppGroup whose strategy changed since does not change what runs there.
-// Until then (its pool not made, the target not taken up yet), the
-// strategy the agent will start it with: the AppGroup's, which its pool
-// is given.
+// whenever it reports a restart under way (its pool's RollingRestart
+// reason), onto the target or an earlier revision it goes on from with
+// the same strategy (the target not taken up yet): the agent keeps the
+// strategy its restart began with, so an AppGroup whose strategy changed
+// since does not change what runs there. With no restart reported (its
+// pool not made, or its agent idle), the strategy the agent will start
+// one with: the AppGroup's, which its pool is given.
 func restartsBlocking(in rollupInput, node string) bool {
 	if r, ok := in.Reports[node]; ok && r.Restarting {
 		rr := meta.FindStatusCondition(r.Pool.Status.Conditions, ferryv1.ConditionRollingRestart)
-		return rr.Reason == ferryv1.ReasonRestartingBlocking
+		return rr != nil && rr.Reason == ferryv1.ReasonRestartingBlocking
 	}
 	return in.AppGroup.Spec.Restart.Strategy == ferryv1.RestartBlocking
 }

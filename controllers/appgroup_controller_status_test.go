@@ -1759,14 +1759,14 @@ func TestRestartingReasonIsTheAgents(t *testing.T) {
 		pools    []*ferryv1.ProcessPool
 		want     string
 	}{
-		{"Rolling, a Rolling restart under way", ferryv1.RestartRolling,
-			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restarting(1, 2))}, ferryv1.ReasonRollingOut},
-		{"Blocking, a Blocking restart under way", ferryv1.RestartBlocking,
-			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restartingBlocking(2, 2))}, ferryv1.ReasonRestartingBlocking},
+		// Each strategy's own restart under way: "blocking strategy" in
+		// TestRollingRestartCondition, and TestHaltRecordOfACrashLoop.
 		{"Blocking now, the Rolling restart begun before under way", ferryv1.RestartBlocking,
 			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restarting(1, 2))}, ferryv1.ReasonRollingOut},
 		{"Rolling now, the Blocking restart begun before under way", ferryv1.RestartRolling,
 			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restartingBlocking(2, 2))}, ferryv1.ReasonRestartingBlocking},
+		{"Blocking now, a Rolling restart onto the previous revision under way, the target not taken up yet", ferryv1.RestartBlocking,
+			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, restarting(1, 2), notTakenUp)}, ferryv1.ReasonRollingOut},
 		{"Blocking, the target not taken up yet", ferryv1.RestartBlocking,
 			[]*ferryv1.ProcessPool{testPool("node-a", targetRev, rolledOut(2), notTakenUp)}, ferryv1.ReasonRestartingBlocking},
 		{"Rolling, the target not taken up yet", ferryv1.RestartRolling,
