@@ -51,7 +51,7 @@ var crashWindow = contract.CrashWindow.String()
 // not the manager's SettleFor: the message says the agents' window (and
 // withCrashWindow's SettleFor, zero, is that window).
 func provingOn(node string) string {
-	return "1/1 nodes updated (new processes on " + node + " must first live " + contract.CrashWindow.String() + ", the crash window)"
+	return "1/1 nodes updated (new processes on " + node + " must first live " + crashWindow + ", the crash window)"
 }
 
 // startOneNodeRollout is the opening of the one-node crash-window tests:
