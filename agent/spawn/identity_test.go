@@ -150,21 +150,19 @@ func TestOwnIdentity(t *testing.T) {
 // TestSpawnAsAUidWithNoPasswdEntry: an agent running as a uid no passwd
 // entry has (a container's runAsUser 65532 in an image without it) spawns
 // workers as itself, for an app that names no user or names that uid,
-// with USER and LOGNAME the uid and HOME /; an app naming another user is
-// refused, the agent's uid said. Run as root, the test runs itself again
-// as uid 4000000 (setpriv), from a copy of its binary that uid may run.
+// with USER and LOGNAME the uid and HOME /; an app naming another user
+// is refused, the agent's uid said. Run as root, the test runs itself
+// again as such a uid (setpriv), from a copy of its binary that uid may
+// run.
 func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
-	const uid = "4000000"
-	if os.Getenv("FERRY_TEST_AGENT_UID") == uid {
+	if uid := os.Getenv("FERRY_TEST_AGENT_UID"); uid != "" {
 		spawnAsTheAgentsUID(t, uid)
 		return
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("this test runs itself again as a uid with no passwd entry: run it as root, as make test and CI do")
 	}
-	if _, err := user.LookupId(uid); err == nil {
-		t.Fatalf("the test needs uid %s to have no passwd entry", uid)
-	}
+	uid := unlistedUID(t)
 	bin := filepath.Join(testsupport.WorkerDir(t), "spawn.test") // the go tool's build directory is root's alone
 	self, err := os.ReadFile(os.Args[0])
 	if err != nil {
@@ -183,6 +181,25 @@ func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestSpawnAsAUidWithNoPasswdEntry") {
 		t.Fatalf("as uid %s: %v\n%s", uid, err, out)
 	}
+}
+
+// unlistedUID is a uid with no passwd entry below 65536, which a user
+// namespace mapping 65536 uids (a rootless container's) still maps:
+// 65532 (the chart's runAsUser) when it has none here, else the first
+// of 65500-65533 with none.
+func unlistedUID(t *testing.T) string {
+	t.Helper()
+	candidates := []int{65532}
+	for n := 65500; n <= 65533; n++ {
+		candidates = append(candidates, n)
+	}
+	for _, uid := range candidates {
+		if _, err := user.LookupId(strconv.Itoa(uid)); err != nil {
+			return strconv.Itoa(uid)
+		}
+	}
+	t.Fatal("the test needs a uid with no passwd entry, 65532 or one of 65500-65533: every one has an entry here")
+	return ""
 }
 
 // spawnAsTheAgentsUID is TestSpawnAsAUidWithNoPasswdEntry as uid.
