@@ -1,7 +1,6 @@
 package spawn
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"os/user"
@@ -150,10 +149,10 @@ func TestOwnIdentity(t *testing.T) {
 // TestSpawnAsAUidWithNoPasswdEntry: an agent running as a uid no passwd
 // entry has (a container's runAsUser 65532 in an image without it) spawns
 // workers as itself, for an app that names no user or names that uid,
-// with USER and LOGNAME the uid and HOME /; an app naming another user
-// is refused, the agent's uid said. Run as root, the test runs itself
-// again as such a uid (setpriv), from a copy of its binary that uid may
-// run.
+// with USER and LOGNAME the uid and HOME /, whatever the agent's own
+// $USER and $HOME say; an app naming another user is refused, the
+// agent's uid said. Run as root, the test runs itself again as such
+// a uid (setpriv), from a copy of its binary that uid may run.
 func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 	if uid := os.Getenv("FERRY_TEST_AGENT_UID"); uid != "" {
 		spawnAsTheAgentsUID(t, uid)
@@ -171,12 +170,18 @@ func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 	if err := os.WriteFile(bin, self, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("setpriv", "--reuid="+uid, "--regid="+uid, "--clear-groups", "--",
-		bin, "-test.run=^TestSpawnAsAUidWithNoPasswdEntry$", "-test.count=1", "-test.v")
-	// As a container's runtime starts it: HOME /, no USER.
+	args := []string{"--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--",
+		bin, "-test.run=^TestSpawnAsAUidWithNoPasswdEntry$", "-test.count=1", "-test.v"}
+	if deadline, ok := t.Deadline(); ok { // the child fails, saying where, before this test times out
+		args = append(args, "-test.timeout="+time.Until(deadline).String())
+	}
+	cmd := exec.CommandContext(t.Context(), "setpriv", args...)
+	// A HOME and USER that are not the uid's, which the workers must not
+	// take: an agent that asked its environment who it is (user.Current
+	// does, built without cgo, for a uid with no passwd entry) would.
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, "USER=") || strings.HasPrefix(kv, "HOME=")
-	}), "HOME=/", "FERRY_TEST_AGENT_UID="+uid)
+		return strings.HasPrefix(kv, "USER=") || strings.HasPrefix(kv, "HOME=") || strings.HasPrefix(kv, "LOGNAME=")
+	}), "HOME=/agent-home", "USER=someone", "FERRY_TEST_AGENT_UID="+uid)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestSpawnAsAUidWithNoPasswdEntry") {
 		t.Fatalf("as uid %s: %v\n%s", uid, err, out)
@@ -209,7 +214,7 @@ func spawnAsTheAgentsUID(t *testing.T, uid string) {
 	for _, app := range []ferryv1.AppSpec{wsgiApp, commandApp} {
 		for _, name := range []string{"", uid} {
 			app.User = name
-			p, err := Spawn(context.Background(), testSpec(t, app))
+			p, err := Spawn(t.Context(), testSpec(t, app))
 			if err != nil {
 				t.Fatalf("%s app, user %q: %v", app.Type, name, err)
 			}
@@ -228,7 +233,7 @@ func spawnAsTheAgentsUID(t *testing.T, uid string) {
 		}
 	}
 	commandApp.User = "daemon"
-	_, err := Spawn(context.Background(), testSpec(t, commandApp))
+	_, err := Spawn(t.Context(), testSpec(t, commandApp))
 	want := `cannot run workers as "daemon": the agent runs as uid ` + uid + `, not root`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("an app naming another user: err = %v, want %q", err, want)
