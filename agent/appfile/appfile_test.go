@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-dev/ferry/api/v1alpha1"
-	"github.com/ferry-dev/ferry/api/v1alpha1/validationcases"
 	"github.com/ferry-dev/ferry/config/crd"
+	"github.com/ferry-dev/ferry/internal/testsupport/validationcases"
 )
 
 func TestSampleGetsEveryDefault(t *testing.T) {

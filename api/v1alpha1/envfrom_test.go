@@ -6,7 +6,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
-	"github.com/ferry-dev/ferry/api/v1alpha1/validationcases"
+	"github.com/ferry-dev/ferry/internal/testsupport/validationcases"
 )
 
 // TestEnvValueFromIsKept: a Pod's env valueFrom, secretKeyRef and

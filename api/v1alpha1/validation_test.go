@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
-	"github.com/ferry-dev/ferry/api/v1alpha1/validationcases"
 	"github.com/ferry-dev/ferry/internal/testenv"
+	"github.com/ferry-dev/ferry/internal/testsupport/validationcases"
 )
 
 func testContext(t *testing.T) context.Context {
