@@ -152,8 +152,11 @@ func TestParseResolvesAgainstBaseDir(t *testing.T) {
 	}
 }
 
-// validAppGroup is the valid AppGroup the cases start from, the API's.
-const validAppGroup = validationcases.ValidAppGroup
+// The valid AppGroups the cases start from, the API's.
+const (
+	validAppGroup        = validationcases.ValidAppGroup
+	validCommandAppGroup = validationcases.ValidCommandAppGroup
+)
 
 // invalidCase is an AppGroup that breaks one rule.
 type invalidCase struct {
@@ -167,9 +170,13 @@ type invalidCase struct {
 // invalidCases are api/v1alpha1's invalid AppGroups, which its
 // TestInvalidObjectsAreRejected sends to a real API server, with the same
 // field and words (the standalone agent and the cluster refuse the same
-// things in the same words, but for fileWords), then fileCases.
-func invalidCases() []invalidCase {
+// things in the same words, but for fileWords), then fileCases. A
+// fileWords entry that names no case fails the test: its case was renamed
+// or removed, and the words it kept checked no longer are.
+func invalidCases(t *testing.T) []invalidCase {
+	t.Helper()
 	var cases []invalidCase
+	used := map[string]bool{}
 	for _, c := range validationcases.Invalid {
 		if c.Base == validationcases.ValidProcessPool { // a file holds AppGroups only
 			continue
@@ -177,8 +184,14 @@ func invalidCases() []invalidCase {
 		reason := c.Reason
 		if words, ok := fileWords[c.Name]; ok {
 			reason = words
+			used[c.Name] = true
 		}
 		cases = append(cases, invalidCase{c.Name, c.Base, c.Set, c.Field, reason})
+	}
+	for name := range fileWords {
+		if !used[name] {
+			t.Errorf("fileWords has words for %q, which is no AppGroup case of validationcases.Invalid", name)
+		}
 	}
 	return append(cases, fileCases...)
 }
@@ -200,7 +213,7 @@ var fileCases = []invalidCase{
 	// only a file can get wrong.
 	{"WSGI readinessPath that is no path", validAppGroup, map[string]any{"spec.app.readinessPath": "healthz"},
 		"spec.app.readinessPath", "readinessPath must be a URL path beginning with '/'"},
-	{"Command concurrency too large", validationcases.ValidCommandAppGroup, map[string]any{"spec.app.concurrency": 2000},
+	{"Command concurrency too large", validCommandAppGroup, map[string]any{"spec.app.concurrency": 2000},
 		"spec.app.concurrency", "less than or equal to 1024"},
 	{"duplicate env name", validAppGroup, map[string]any{"spec.app.env": []any{
 		map[string]any{"name": "A", "value": "1"}, map[string]any{"name": "A", "value": "2"}}},
@@ -216,7 +229,7 @@ var fileCases = []invalidCase{
 // TestInvalidAppGroupsAreRejected checks that each invalid case is rejected
 // with an error naming the source, the object, the field and the rule.
 func TestInvalidAppGroupsAreRejected(t *testing.T) {
-	for _, tc := range invalidCases() {
+	for _, tc := range invalidCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			data := edit(t, tc.base, tc.set)
 			groups, err := Parse(data, "", "test.yaml")
@@ -267,7 +280,7 @@ func TestAppsOwnFerryEnvNamesAccepted(t *testing.T) {
 		names []string
 	}{
 		{validAppGroup, []string{"FERRY_MODE", "FERRY_REVISIONS", "FERRY_SOCKET_PATH", "FERRY_"}},
-		{validationcases.ValidCommandAppGroup, []string{"FERRY_MODE", "FERRY_SOCKET", "FERRY_APP_ROOT", "FERRY_STARTUP_FILE", "FERRY_READY_FD"}},
+		{validCommandAppGroup, []string{"FERRY_MODE", "FERRY_SOCKET", "FERRY_APP_ROOT", "FERRY_STARTUP_FILE", "FERRY_READY_FD"}},
 	} {
 		var envs []any
 		for _, n := range tc.names {
