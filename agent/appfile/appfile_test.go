@@ -558,7 +558,7 @@ func edit(t *testing.T, manifest string, set map[string]any) []byte {
 			unstructured.RemoveNestedField(obj, keys...)
 			continue
 		}
-		if err := unstructured.SetNestedField(obj, toJSONValue(value), keys...); err != nil {
+		if err := unstructured.SetNestedField(obj, validationcases.JSONValue(value), keys...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -567,27 +567,6 @@ func edit(t *testing.T, manifest string, set map[string]any) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-// toJSONValue converts Go ints to int64, as unstructured requires.
-func toJSONValue(v any) any {
-	switch v := v.(type) {
-	case int:
-		return int64(v)
-	case []any:
-		out := make([]any, len(v))
-		for i := range v {
-			out[i] = toJSONValue(v[i])
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k := range v {
-			out[k] = toJSONValue(v[k])
-		}
-		return out
-	}
-	return v
 }
 
 // compare reports the difference between two values as their YAML.

@@ -194,30 +194,9 @@ func setPath(t *testing.T, obj map[string]any, path string, value any) {
 		unstructured.RemoveNestedField(obj, keys...)
 		return
 	}
-	if err := unstructured.SetNestedField(obj, toJSONValue(value), keys...); err != nil {
+	if err := unstructured.SetNestedField(obj, validationcases.JSONValue(value), keys...); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// toJSONValue converts Go ints to int64, as unstructured requires.
-func toJSONValue(v any) any {
-	switch v := v.(type) {
-	case int:
-		return int64(v)
-	case []any:
-		out := make([]any, len(v))
-		for i := range v {
-			out[i] = toJSONValue(v[i])
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k := range v {
-			out[k] = toJSONValue(v[k])
-		}
-		return out
-	}
-	return v
 }
 
 // TestNodeSelectorMustBeLabels: spec.nodeSelector is matched against Node

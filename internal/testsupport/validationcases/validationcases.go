@@ -78,6 +78,28 @@ func EnvFrom(fields map[string]any) map[string]any {
 	return map[string]any{"spec.app.env": []any{v}}
 }
 
+// JSONValue is v, a case's Set value, with its Go ints made int64, as
+// unstructured.SetNestedField requires.
+func JSONValue(v any) any {
+	switch v := v.(type) {
+	case int:
+		return int64(v)
+	case []any:
+		out := make([]any, len(v))
+		for i := range v {
+			out[i] = JSONValue(v[i])
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k := range v {
+			out[k] = JSONValue(v[k])
+		}
+		return out
+	}
+	return v
+}
+
 // Case is an object that breaks one rule.
 type Case struct {
 	Name   string
