@@ -204,49 +204,33 @@ func ruleNames(t *testing.T) []string {
 // TestIgnoredEnvSaidOncePerRevision: the workers of a pool stored before
 // the API refused the agent's env names are spawned again and again
 // (replaced, scaled up, restarted); the line naming the app's variables
-// the agent ignores comes once for each revision of the pool (its
-// EnvMemory), not at every spawn, and again for a revision the pool let
-// go of and runs anew. A caller keeping no memory gets it at every spawn.
+// the agent ignores comes once for each revision of the pool, as its
+// EnvMemory says for the spawn's revision. Here r1's was said already
+// (by an earlier spawn of r1): a spawn of r1 says nothing, one of r2 says
+// it. TestEnvMemorySayIgnored has the memory's rules.
 func TestIgnoredEnvSaidOncePerRevision(t *testing.T) {
 	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/env", Command: []string{"python3", "server.py", "$(PORT)"},
 		ReadinessPath: "/", Env: []ferryv1.EnvVar{{Name: "FERRY_REVISION", Value: "bogus"}}})
 	lines := captureLog(&spec)
 	spec.EnvMemory = &EnvMemory{}
-	spawnFor := func(revision string, times int) {
-		t.Helper()
+	spec.EnvMemory.sayIgnored("r1")
+	for _, revision := range []string{"r1", "r2"} {
 		spec.Revision = revision
-		for range times {
-			p, err := Spawn(context.Background(), spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.Stop(5 * time.Second)
+		p, err := Spawn(t.Context(), spec)
+		if err != nil {
+			t.Fatal(err)
 		}
+		p.Stop(5 * time.Second)
 	}
-	said := func(revision string) int {
-		n := 0
-		for _, l := range lines() {
+	said := map[string]int{}
+	for _, l := range lines() {
+		for _, revision := range []string{"r1", "r2"} {
 			if strings.Contains(l, "the app's ignored") && strings.Contains(l, `"revision"="`+revision+`"`) {
-				n++
+				said[revision]++
 			}
 		}
-		return n
 	}
-	spawnFor("r1", 3)
-	spawnFor("r2", 2)
-	spawnFor("r1", 1)
-	if said("r1") != 1 || said("r2") != 1 {
-		t.Errorf("said %d times for r1 (4 spawns), %d for r2 (2 spawns), want once each:\n%s", said("r1"), said("r2"), strings.Join(lines(), "\n"))
-	}
-	spec.EnvMemory.Keep(func(revision string) bool { return revision == "r2" })
-	spawnFor("r1", 2)
-	spawnFor("r2", 1)
-	if said("r1") != 2 || said("r2") != 1 {
-		t.Errorf("after the pool let r1 go: said %d times for r1, %d for r2, want 2 and 1", said("r1"), said("r2"))
-	}
-	spec.EnvMemory = nil
-	spawnFor("r2", 2)
-	if said("r2") != 3 {
-		t.Errorf("without a memory: said %d times for r2, want 3 (once more at each of 2 spawns)", said("r2"))
+	if said["r1"] != 0 || said["r2"] != 1 {
+		t.Errorf("said %d times for r1 (said before), %d for r2, want 0 and 1:\n%s", said["r1"], said["r2"], strings.Join(lines(), "\n"))
 	}
 }

@@ -3,6 +3,7 @@ package spawn
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -136,5 +137,45 @@ func TestEnvMemoryGivenUpReadForgetsNothing(t *testing.T) {
 	}
 	if v, found := mem.recall("1", from); !found || v.value != "v1" {
 		t.Errorf("after a given-up read: %+v, %v; want v1 kept", v, found)
+	}
+}
+
+// TestEnvMemorySayIgnored: the app's ignored env names are said the first
+// time a revision asks, not again until Keep lets the revision go; with
+// no memory (a caller keeping none), every time.
+func TestEnvMemorySayIgnored(t *testing.T) {
+	type step struct {
+		ask  string   // a revision whose spawn asks, or
+		keep []string // the revisions Keep keeps, when not nil
+		want bool     // for ask: whether it is said
+	}
+	for _, tc := range []struct {
+		name     string
+		noMemory bool
+		steps    []step
+	}{
+		{"said once", false, []step{{ask: "r1", want: true}, {ask: "r1"}, {ask: "r1"}}},
+		{"once for each revision", false, []step{
+			{ask: "r1", want: true}, {ask: "r2", want: true}, {ask: "r1"}, {ask: "r2"}}},
+		{"a revision let go is said again, a kept one is not", false, []step{
+			{ask: "r1", want: true}, {ask: "r2", want: true}, {keep: []string{"r2"}}, {ask: "r1", want: true}, {ask: "r2"}}},
+		{"a Keep before any is said", false, []step{{keep: []string{}}, {ask: "r1", want: true}, {ask: "r1"}}},
+		{"no memory: every time", true, []step{{ask: "r1", want: true}, {ask: "r1", want: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := &EnvMemory{}
+			if tc.noMemory {
+				mem = nil
+			}
+			for i, s := range tc.steps {
+				if s.keep != nil {
+					mem.Keep(func(rev string) bool { return slices.Contains(s.keep, rev) })
+					continue
+				}
+				if got := mem.sayIgnored(s.ask); got != s.want {
+					t.Errorf("step %d, %s asks: said %v, want %v", i, s.ask, got, s.want)
+				}
+			}
+		})
 	}
 }
