@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
@@ -41,8 +43,9 @@ func TestWorkerThatDiesAfterBootIsBackedOff(t *testing.T) {
 			seen.RevisionStarted, c)
 	}
 	before := obs.spawns.Load()
+	// A span, not an event: a backoff is spawns that do not come, counted
+	// over it. Backing off 1 s, 2 s, 4 s: at most 3 more spawns in 6 s.
 	time.Sleep(6 * time.Second)
-	// Backing off 1 s, 2 s, 4 s: at most 3 more spawns in 6 s.
 	if n := obs.spawns.Load() - before; n > 3 {
 		t.Fatalf("%d spawns in 6 s of an app that dies 0.2 s after it is ready, want a backoff (at most 3)", n)
 	}
@@ -101,20 +104,30 @@ func TestProcessesDyingTogetherAreOneBackoffStep(t *testing.T) {
 // revision will ever be ready again), the pool reporting ScalingError
 // True, for a revision long gone, while the new one serves.
 func TestCrashOfReplacedRevisionLeavesNoScalingError(t *testing.T) {
+	obs := &observer{}
 	root, _ := filepath.Abs("testdata/bootdie")
 	bad := agenttest.WSGIAt(root, 1, 1, env("DIE_AFTER", "0.8"))
 	good := agenttest.WSGIAt(root, 1, 1, env("BOOT_DELAY", "2"))
 	e := agenttest.Start(t, pool.Config{Name: "t/fixed", Revision: "1", Template: bad},
-		agenttest.Options{Tick: 50 * time.Millisecond})
+		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
 	e.WaitFor(t, 30*time.Second, "a crash of revision 1", func(s pool.Status) bool { return s.ScalingError != nil })
 	e.WaitFor(t, 30*time.Second, "a worker of revision 1 ready again", func(s pool.Status) bool {
 		return len(s.Processes) == 1 && s.Processes[0].State == "Ready"
 	})
+	died := obs.died.Load()
 	e.Pool.Update(pool.Config{Name: "t/fixed", Revision: "2", Template: good})
+	// The crash this test is about: revision 1's worker, ready 0.8 s
+	// before it dies, dies while revision 2's boots (2 s).
+	if !obs.diedSince(died, 30*time.Second) {
+		t.Fatal("revision 1's last worker did not die while revision 2 booted: no crash of a replaced revision to test")
+	}
 	e.WaitFor(t, 30*time.Second, "revision 2 ready", func(s pool.Status) bool {
 		return len(s.Processes) == 1 && s.Processes[0].Revision == "2" && s.Processes[0].State == "Ready"
 	})
-	time.Sleep(3 * time.Second) // backoffs over, a few ticks
+	// A pass of the supervisor after the crash, as clears a scaling error
+	// whose need has passed (clearPassedScalingErrorLocked): one of
+	// revision 1, which no worker serves, it cannot clear.
+	pool.Reconcile(e.Pool)
 	if s := e.Pool.Status(); s.ScalingError != nil {
 		t.Fatalf("revision 2 serves, yet the pool reports a scaling error of revision %s: %s (failures %d)",
 			s.ScalingError.Revision, s.ScalingError.Reason, s.ScalingFailures)
@@ -170,8 +183,7 @@ func TestCrashInARequestIsNoFailedSpawn(t *testing.T) {
 			t.Fatalf("GET / after the crash = %d, want 200", code)
 		}
 	}
-	e.WaitFor(t, 30*time.Second, "a ready worker", agenttest.Ready(1))
-	time.Sleep(10*time.Second + 500*time.Millisecond) // past the crash window: revision 1 stays up
+	waitLasted(t, e, 1) // revision 1 stays up
 	// The first death is of a worker that lived past the window; the two
 	// young ones after it are excused.
 	for range 3 {
@@ -396,7 +408,7 @@ func TestCrashLoopUnderLoadIsBackedOff(t *testing.T) {
 	defer slowLoad(e.URL)()
 	e.WaitFor(t, 30*time.Second, "a first worker ready", agenttest.Ready(1))
 	before := obs.spawns.Load()
-	time.Sleep(6 * time.Second)
+	time.Sleep(6 * time.Second) // a span, not an event: the spawns a backoff holds back do not come
 	s := e.Pool.Status()
 	if n := obs.spawns.Load() - before; n > loadedBackoffSpawns {
 		t.Fatalf("%d spawns in 6 s of an app that dies 0.2 s after it is ready, under load (scaling error %v, failures counted %d); want a backoff (at most %d)",
@@ -433,21 +445,36 @@ func spawnsAfterBreakingInPlace(t *testing.T, name string, load bool) int64 {
 	tmpl := agenttest.WSGIAt(root, 2, 2, env("DIE_AFTER", "0.2"), env("DIE_IF_EXISTS", flag))
 	e := agenttest.Start(t, pool.Config{Name: name, Revision: "1", Template: tmpl},
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
-	s := e.WaitFor(t, 30*time.Second, "two workers ready", func(s pool.Status) bool { return s.Counts.Ready == 2 })
-	time.Sleep(10*time.Second + 500*time.Millisecond) // both past the crash window
+	lasted := waitLasted(t, e, 2)
 	if load {
 		defer slowLoad(e.URL)()
 	}
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(int(s.Processes[0].PID), syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(lasted[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	e.WaitFor(t, 30*time.Second, "the replacements' deaths counted", func(s pool.Status) bool { return s.ScalingError != nil })
 	before := obs.spawns.Load()
-	time.Sleep(6 * time.Second)
+	time.Sleep(6 * time.Second) // a span, not an event: the spawns a backoff holds back do not come
 	return obs.spawns.Load() - before
+}
+
+// waitLasted waits until the pool reports its revision lasted
+// (RevisionLasted) with n ready workers, each of them ready for the crash
+// window (pool.LastedPIDs), and returns their pids: the event itself,
+// woken by the pool's report, not a sleep hoping the window has passed.
+// The bound is the window and a generous margin for the spawns.
+func waitLasted(t *testing.T, e *agenttest.Env, n int) []int {
+	t.Helper()
+	var lasted []int
+	e.WaitFor(t, contract.CrashWindow+30*time.Second, fmt.Sprintf("the revision lasted, its %d ready workers each past the crash window", n),
+		func(s pool.Status) bool {
+			lasted = pool.LastedPIDs(e.Pool)
+			return s.RevisionLasted && int(s.Counts.Ready) == n && len(lasted) == n
+		})
+	return lasted
 }
 
 // loadedBackoffSpawns bounds the spawns in 6 s of a crash loop under load:

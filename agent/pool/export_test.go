@@ -1,6 +1,11 @@
 package pool
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
 
 // SetRestartEnding has f called as every restart ends, before it takes
 // the pool's lock to write its summary (restartEnding), until t ends. Set
@@ -18,3 +23,20 @@ func SetRestartEnding(t testing.TB, f func()) {
 // lock, the spawns earlier ones registered, so one more asks for none
 // twice.
 func Reconcile(p *Pool) { p.reconcile() }
+
+// LastedPIDs returns the pids of p's ready workers that have been ready
+// for crashWindow: those a reconcile now takes as having lasted
+// (noteLastedLocked). The status says so only of a revision
+// (RevisionLasted), which one worker of it, or its being steady, makes.
+func LastedPIDs(p *Pool) []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	var pids []int
+	for _, w := range p.workers {
+		if w.state == ferryv1.ProcessReady && now.Sub(w.readyAt) >= crashWindow {
+			pids = append(pids, w.PID())
+		}
+	}
+	return pids
+}
