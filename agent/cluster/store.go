@@ -24,7 +24,8 @@ type store struct {
 	dir string
 	// mu serialises the writes of the files: a save, and a removal that
 	// reads the file to know whose it is (removeIf), whose read and
-	// remove must see no save between them.
+	// remove must see no save between them: a new pool's spec saved there
+	// would be removed as the old pool's (TestStoreSaveWhileRemoveIf).
 	mu sync.Mutex
 }
 

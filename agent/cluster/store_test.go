@@ -2,11 +2,13 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -168,5 +170,49 @@ func TestSaveIfChangedNewPoolOfTheName(t *testing.T) {
 		if got := savedUIDs(t, st); !slices.Equal(got, []types.UID{uid}) {
 			t.Errorf("after saving the pool of UID %s: saved %v", uid, got)
 		}
+	}
+}
+
+// TestStoreSaveWhileRemoveIf: a new pool's spec saved while removeIf
+// removes the old pool's of the same name stays, whichever of the two
+// comes first. removeIf reads the file, finds the old pool's, and removes
+// it: a save landing between the read and the removal would be removed as
+// the old pool's, leaving nothing for an agent restarted without the API
+// server to resume (store.mu keeps saves out of that span). The old
+// pool's spec is large (many labels), so that its read, and the span after
+// it, last long enough for the rounds to find it.
+func TestStoreSaveWhileRemoveIf(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	s, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, replacement := poolOf(key, "u1"), poolOf(key, "u2")
+	old.Labels = map[string]string{}
+	for i := range 20000 {
+		old.Labels[fmt.Sprintf("label-%d", i)] = "value"
+	}
+	const rounds = 50
+	lost := 0
+	for range rounds {
+		if err := s.save(old); err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		var removeErr, saveErr error
+		wg.Go(func() { <-start; removeErr = s.removeIf(key, old.UID) })
+		wg.Go(func() { <-start; saveErr = s.save(replacement) })
+		close(start)
+		wg.Wait()
+		if removeErr != nil || saveErr != nil {
+			t.Fatalf("removeIf: %v; save: %v", removeErr, saveErr)
+		}
+		if got := savedUIDs(t, s); !slices.Equal(got, []types.UID{replacement.UID}) {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("the new pool's spec, saved while removeIf removed the old one's, lost in %d of %d rounds", lost, rounds)
 	}
 }
