@@ -213,8 +213,15 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 				if kept, want := statErr == nil, !tc.stopped || slices.Contains(tc.specKeptBy, path); kept != want {
 					t.Errorf("saved spec kept: %v (%v), want %v", kept, statErr, want)
 				}
-				if _, kept := a.saved[key]; kept == tc.stopped {
-					t.Errorf("saved generation kept: %v, want %v", kept, !tc.stopped)
+				// a.saved is the pool whose spec the agent last saved under
+				// the name (UID and generation), by which saveIfChanged skips
+				// a save: it goes with the pool stopped, and stays with one
+				// that runs on.
+				if _, kept := a.saved[key]; kept && tc.stopped {
+					t.Errorf("the pool stopped, yet a.saved still records its UID and generation as the spec saved under" +
+						" the name, which the stop removed (or left as another pool's): saveIfChanged would skip saving the pool again")
+				} else if !kept && !tc.stopped {
+					t.Errorf("the pool runs on, its spec saved, yet a.saved forgot it: the next reconcile writes the spec to disk again")
 				}
 				if queued := a.queue.Len() == 1; queued != tc.stopped {
 					t.Errorf("key queued for the reconcile loop: %v, want %v", queued, tc.stopped)
