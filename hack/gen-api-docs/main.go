@@ -50,15 +50,14 @@ func run(crdDir, out string) error {
 	// AppGroup, the user's kind, first.
 	sort.Slice(crds, func(i, j int) bool { return crds[i].Spec.Names.Kind < crds[j].Spec.Names.Kind })
 
-	for _, crd := range crds {
-		if err := checkShapes(&crd); err != nil {
-			return fmt.Errorf("%s: %w", crd.Spec.Names.Kind, err)
-		}
-	}
+	// Rendered whole before the file is written: a shape writeFields
+	// refuses leaves the old file as it was.
 	var b bytes.Buffer
 	b.WriteString(header)
 	for _, crd := range crds {
-		writeCRD(&b, &crd)
+		if err := writeCRD(&b, &crd); err != nil {
+			return fmt.Errorf("%s: %w", crd.Spec.Names.Kind, err)
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
@@ -92,7 +91,7 @@ applied by the API server when the field is omitted.
 
 `
 
-func writeCRD(b *bytes.Buffer, crd *apiextensionsv1.CustomResourceDefinition) {
+func writeCRD(b *bytes.Buffer, crd *apiextensionsv1.CustomResourceDefinition) error {
 	names := crd.Spec.Names
 	ver := crd.Spec.Versions[0]
 	fmt.Fprintf(b, "## %s\n\n", names.Kind)
@@ -124,14 +123,21 @@ func writeCRD(b *bytes.Buffer, crd *apiextensionsv1.CustomResourceDefinition) {
 		fmt.Fprintf(b, "### %s.%s\n\n", names.Kind, part)
 		b.WriteString("| field | type | required | default | validation | description |\n")
 		b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
-		writeFields(b, part, &prop)
+		if err := writeFields(b, part, &prop); err != nil {
+			return err
+		}
 		b.WriteString("\n")
 	}
+	return nil
 }
 
 // writeFields writes one row per field under path, depth first, in the order
-// the schema lists them (alphabetical, as controller-gen emits them).
-func writeFields(b *bytes.Buffer, path string, s *apiextensionsv1.JSONSchemaProps) {
+// the schema lists them (alphabetical, as controller-gen emits them). It
+// fails on a field whose fields it does not reach, rather than leave them
+// out of the reference without a word: a map of objects, or a list of
+// lists (or of maps) of objects. The walk that renders a shape is the one
+// that refuses it, so the two cannot disagree.
+func writeFields(b *bytes.Buffer, path string, s *apiextensionsv1.JSONSchemaProps) error {
 	if rules := ruleMessages(s); rules != "" && s.Type == "object" {
 		fmt.Fprintf(b, "| `%s` | object rules | | | %s | |\n", path, cell(rules))
 	}
@@ -146,58 +152,30 @@ func writeFields(b *bytes.Buffer, path string, s *apiextensionsv1.JSONSchemaProp
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s |\n", childPath, typeOf(&child),
 			yesNo(slices.Contains(s.Required, k)), defaultOf(&child), cell(strings.Join(validation(&child), "; ")),
 			cell(oneParagraph(child.Description)))
-		switch {
-		case child.Type == "object" && len(child.Properties) > 0:
-			writeFields(b, childPath, &child)
-		case child.Type == "array" && child.Items != nil && child.Items.Schema != nil &&
-			len(child.Items.Schema.Properties) > 0 && !isCondition(child.Items.Schema):
-			writeFields(b, childPath+"[]", child.Items.Schema)
-		}
-	}
-}
-
-// checkShapes fails on a field writeFields cannot render, rather than
-// leave it out of the reference without a word.
-func checkShapes(crd *apiextensionsv1.CustomResourceDefinition) error {
-	schema := crd.Spec.Versions[0].Schema.OpenAPIV3Schema
-	for _, part := range []string{"spec", "status"} {
-		if prop, ok := schema.Properties[part]; ok {
-			if err := checkShape(part, &prop); err != nil {
-				return err
-			}
+		if err := writeChildFields(b, childPath, &child); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// checkShape walks the fields as writeFields does and fails on one whose
-// fields writeFields does not reach: a map of objects, or a list of lists
-// (or of maps) of objects.
-func checkShape(path string, s *apiextensionsv1.JSONSchemaProps) error {
-	keys := make([]string, 0, len(s.Properties))
-	for k := range s.Properties {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		child := s.Properties[k]
-		childPath := path + "." + k
-		var err error
-		switch {
-		case child.Type == "object" && len(child.Properties) > 0:
-			err = checkShape(childPath, &child)
-		case child.Type == "array" && child.Items != nil && child.Items.Schema != nil &&
-			len(child.Items.Schema.Properties) > 0:
-			if !isCondition(child.Items.Schema) {
-				err = checkShape(childPath+"[]", child.Items.Schema)
-			}
-		case hasFields(&child):
-			err = fmt.Errorf("%s is a %s holding objects with fields, which gen-api-docs cannot render: "+
-				"teach writeFields and checkShape this shape", childPath, typeOf(&child))
+// writeChildFields writes the rows of the fields of child, a field at
+// path: an object's, or the items' of a list of objects. A list of
+// metav1.Condition gets none (Kubernetes documents it), and a field
+// holding objects with fields any other way is refused.
+func writeChildFields(b *bytes.Buffer, path string, child *apiextensionsv1.JSONSchemaProps) error {
+	switch {
+	case child.Type == "object" && len(child.Properties) > 0:
+		return writeFields(b, path, child)
+	case child.Type == "array" && child.Items != nil && child.Items.Schema != nil &&
+		len(child.Items.Schema.Properties) > 0:
+		if isCondition(child.Items.Schema) {
+			return nil
 		}
-		if err != nil {
-			return err
-		}
+		return writeFields(b, path+"[]", child.Items.Schema)
+	case hasFields(child):
+		return fmt.Errorf("%s is a %s holding objects with fields, which gen-api-docs cannot render: "+
+			"teach writeFields this shape", path, typeOf(child))
 	}
 	return nil
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,11 +64,15 @@ func TestValidationRendersItemAndValueBounds(t *testing.T) {
 	}
 }
 
-// TestCheckShapeRefusesWhatItCannotRender: gen-api-docs fails on a field
+// TestWriteFieldsRefusesWhatItCannotRender: gen-api-docs fails on a field
 // whose fields it would leave out of the reference (a map of objects, a
-// list of lists of objects), and lets through what it renders.
-func TestCheckShapeRefusesWhatItCannotRender(t *testing.T) {
+// list of lists, or of maps, of objects), and renders what it lets
+// through: the rows of an object's fields, and of a list's items' (but
+// not of a list of metav1.Condition, which Kubernetes documents).
+func TestWriteFieldsRefusesWhatItCannotRender(t *testing.T) {
 	obj := apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"name": {Type: "string"}}}
+	condition := apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{
+		"reason": {Type: "string"}, "lastTransitionTime": {Type: "string", Format: "date-time"}}}
 	listOf := func(s apiextensionsv1.JSONSchemaProps) apiextensionsv1.JSONSchemaProps {
 		return apiextensionsv1.JSONSchemaProps{Type: "array", Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &s}}
 	}
@@ -75,26 +83,96 @@ func TestCheckShapeRefusesWhatItCannotRender(t *testing.T) {
 		name  string
 		field apiextensionsv1.JSONSchemaProps
 		want  string // the error; empty: none
+		rows  []string
 	}{
-		{"object", obj, ""},
-		{"list of objects", listOf(obj), ""},
-		{"map of strings", mapOf(apiextensionsv1.JSONSchemaProps{Type: "string"}), ""},
-		{"list of lists of strings", listOf(listOf(apiextensionsv1.JSONSchemaProps{Type: "string"})), ""},
+		{"object", obj, "", []string{"spec.f[].f", "spec.f[].f.name"}},
+		{"list of objects", listOf(obj), "", []string{"spec.f[].f", "spec.f[].f[].name"}},
+		{"list of conditions", listOf(condition), "", []string{"spec.f[].f"}},
+		{"map of strings", mapOf(apiextensionsv1.JSONSchemaProps{Type: "string"}), "", []string{"spec.f[].f"}},
+		{"list of lists of strings", listOf(listOf(apiextensionsv1.JSONSchemaProps{Type: "string"})), "", []string{"spec.f[].f"}},
 		{"map of objects", mapOf(obj),
-			"spec.f[].f is a map[string]object holding objects with fields, which gen-api-docs cannot render: teach writeFields and checkShape this shape"},
+			"spec.f[].f is a map[string]object holding objects with fields, which gen-api-docs cannot render: teach writeFields this shape", nil},
 		{"list of lists of objects", listOf(listOf(obj)),
-			"spec.f[].f is a [][]object holding objects with fields, which gen-api-docs cannot render: teach writeFields and checkShape this shape"},
+			"spec.f[].f is a [][]object holding objects with fields, which gen-api-docs cannot render: teach writeFields this shape", nil},
+		{"list of maps of objects", listOf(mapOf(obj)),
+			"spec.f[].f is a []map[string]object holding objects with fields, which gen-api-docs cannot render: teach writeFields this shape", nil},
 	} {
 		// Nested under an object and a list of objects, as writeFields
 		// walks them.
 		inner := apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"f": tt.field}}
 		spec := apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"f": listOf(inner)}}
+		var b bytes.Buffer
 		got := ""
-		if err := checkShape("spec", &spec); err != nil {
+		if err := writeFields(&b, "spec", &spec); err != nil {
 			got = err.Error()
 		}
 		if got != tt.want {
 			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
 		}
+		if tt.want != "" {
+			continue
+		}
+		if rows, want := fieldRows(b.String()), append([]string{"spec.f"}, tt.rows...); !slices.Equal(rows, want) {
+			t.Errorf("%s: rows for %q, want %q", tt.name, rows, want)
+		}
+	}
+}
+
+// fieldRows are the fields that rendered rows name, in order.
+func fieldRows(md string) []string {
+	var fields []string
+	for line := range strings.Lines(md) {
+		if f, ok := strings.CutPrefix(line, "| `"); ok {
+			field, _, _ := strings.Cut(f, "`")
+			fields = append(fields, field)
+		}
+	}
+	return fields
+}
+
+// TestRunRefusesBeforeWriting: a CRD with a shape writeFields refuses
+// fails the run, named by its kind, and leaves the reference as it was,
+// not cut short at the refused field.
+func TestRunRefusesBeforeWriting(t *testing.T) {
+	dir := t.TempDir()
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              parts:
+                type: object
+                additionalProperties:
+                  type: object
+                  properties:
+                    name: {type: string}
+`
+	if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(crd), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "api.md")
+	if err := os.WriteFile(out, []byte("the reference as it was\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run(dir, out)
+	if want := "Widget: spec.parts is a map[string]object holding objects with fields"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("run: %v, want an error starting %q", err, want)
+	}
+	if data, err := os.ReadFile(out); err != nil || string(data) != "the reference as it was\n" {
+		t.Errorf("the reference after the refusal: %q (%v), want it as it was", data, err)
 	}
 }
