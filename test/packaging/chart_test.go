@@ -461,6 +461,12 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 		{[]string{"agent.extraArgs={--worker-users=root}", "agent.workerUsers=www-data"}, "sets --worker-users from agent.workerUsers"},
 		{[]string{"agent.extraArgs={--metrics-cert-path=/certs,--worker-users=www-data}", "manager.extraArgs={--metrics-cert-path=/certs}"}, ""},
 		{[]string{"agent.extraArgs={--metrics-cert-path=/certs}", "agent.metricsCertSecret=agent-metrics", "agent.metricsSecure=false"}, ""},
+		// --metrics-secure is rendered only for metrics that are on: the
+		// binaries ignore it for metrics off, and so may an extra argument.
+		{[]string{"agent.extraArgs={--metrics-secure=false}"}, "agent.extraArgs has --metrics-secure=false, but the chart " +
+			"sets --metrics-secure from agent.metricsSecure"},
+		{[]string{"manager.metricsBindAddress=0", "manager.extraArgs={--metrics-secure=false}"}, ""},
+		{[]string{"agent.metricsBindAddress=0", "agent.extraArgs={--metrics-secure}"}, ""},
 		{[]string{"manager.extraArgs={--zap-log-level=debug}", "agent.extraArgs={--kube-api-qps=1}"},
 			"manager.extraArgs has --zap-log-level=debug, but the chart sets --zap-log-level from manager.logLevel, " +
 				"which an extra argument would override past the chart's checks. Set manager.logLevel instead, and take " +

@@ -14,7 +14,7 @@ import (
 // endpoints is what the chart renders for one component's metrics and
 // health endpoints.
 type endpoints struct {
-	arg         []string // its --metrics-bind-address and --health-probe-bind-address
+	arg         []string // its --metrics-bind-address, --metrics-secure and --health-probe-bind-address
 	ports       []string // its container's ports, name:port; "none" without a ports field
 	probes      []string // its container's probes
 	service     bool     // its metrics Service
@@ -35,8 +35,10 @@ func endpointsOf(t *testing.T, objs []*unstructured.Unstructured, component stri
 	w := workload(t, objs, component)
 	c := container(t, w)
 	for _, a := range args(t, w) {
-		if strings.HasPrefix(a, "--metrics-bind-address=") || strings.HasPrefix(a, "--health-probe-bind-address=") {
-			e.arg = append(e.arg, a)
+		for _, flag := range []string{"--metrics-bind-address=", "--metrics-secure=", "--health-probe-bind-address="} {
+			if strings.HasPrefix(a, flag) {
+				e.arg = append(e.arg, a)
+			}
 		}
 		e.cert = e.cert || strings.HasPrefix(a, "--metrics-cert-path=")
 	}
@@ -85,24 +87,27 @@ func endpointsOf(t *testing.T, objs []*unstructured.Unstructured, component stri
 // manager's health probe bind address of 0 (a number, as --set gives it,
 // or a string) turns that endpoint off, as the binaries take it, and the
 // chart renders nothing that points at the closed port: no container port,
-// no probes, no metrics Service, ServiceMonitor, metrics certificate or
-// metrics-auth grant, and no scraper when no secure metrics are left. With
-// an address, all of them. The agent's probes stay (the schema refuses 0
-// there): its /readyz stops the DaemonSet's rollout at an agent that
-// cannot work.
+// no probes, no --metrics-secure, metrics Service, ServiceMonitor, metrics
+// certificate or metrics-auth grant, and no scraper when no secure metrics
+// are left. With an address, all of them. The agent's probes stay (the
+// schema refuses 0 there): its /readyz stops the DaemonSet's rollout at an
+// agent that cannot work.
 func TestChartTurnsEndpointsOff(t *testing.T) {
 	// Everything that could point at an endpoint, on.
 	base := []string{"metrics.serviceMonitor.enabled=true", "manager.metricsCertSecret=manager-cert", "agent.metricsCertSecret=agent-cert"}
 	on := map[string]endpoints{
-		"manager": {arg: []string{"--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"},
+		"manager": {arg: []string{"--metrics-bind-address=:8080", "--metrics-secure=true", "--health-probe-bind-address=:8081"},
 			ports: []string{"metrics:8080", "health:8081"}, probes: []string{"livenessProbe", "readinessProbe"},
 			service: true, monitor: true, metricsAuth: true, cert: true},
-		"agent": {arg: []string{"--metrics-bind-address=:9441", "--health-probe-bind-address=:9442"},
+		"agent": {arg: []string{"--metrics-bind-address=:9441", "--metrics-secure=true", "--health-probe-bind-address=:9442"},
 			ports: []string{"metrics:9441", "health:9442"}, probes: []string{"livenessProbe", "readinessProbe"},
 			service: true, monitor: true, metricsAuth: true, cert: true},
 	}
+	// Metrics off take --metrics-secure with them: the binaries ignore it
+	// then, and an extra argument may set it (only what the chart renders
+	// is refused there).
 	metricsOff := func(e endpoints) endpoints {
-		e.arg = slices.Clone(e.arg)
+		e.arg = slices.DeleteFunc(slices.Clone(e.arg), func(a string) bool { return strings.HasPrefix(a, "--metrics-secure=") })
 		e.arg[0] = "--metrics-bind-address=0"
 		e.ports = e.ports[1:]
 		e.service, e.monitor, e.metricsAuth, e.cert = false, false, false, false
@@ -110,12 +115,18 @@ func TestChartTurnsEndpointsOff(t *testing.T) {
 	}
 	healthOff := func(e endpoints) endpoints {
 		e.arg = slices.Clone(e.arg)
-		e.arg[1] = "--health-probe-bind-address=0"
+		e.arg[len(e.arg)-1] = "--health-probe-bind-address=0"
 		e.ports = e.ports[:len(e.ports)-1]
 		if len(e.ports) == 0 {
 			e.ports = []string{"none"}
 		}
 		e.probes = nil
+		return e
+	}
+	plainHTTP := func(e endpoints) endpoints {
+		e.arg = slices.Clone(e.arg)
+		e.arg[1] = "--metrics-secure=false"
+		e.metricsAuth, e.cert = false, false
 		return e
 	}
 	allOff := filepath.Join(t.TempDir(), "all-off.yaml")
@@ -139,8 +150,7 @@ agent: {metricsBindAddress: "0"}
 		{"manager probes off", []string{"manager.healthProbeBindAddress=0"}, "",
 			map[string]endpoints{"manager": healthOff(on["manager"]), "agent": on["agent"]}, true, true},
 		{"agent metrics off, manager's plain HTTP", []string{"agent.metricsBindAddress=0", "manager.metricsSecure=false"}, "",
-			map[string]endpoints{"manager": {arg: on["manager"].arg, ports: on["manager"].ports, probes: on["manager"].probes,
-				service: true, monitor: true}, "agent": metricsOff(on["agent"])}, false, false},
+			map[string]endpoints{"manager": plainHTTP(on["manager"]), "agent": metricsOff(on["agent"])}, false, false},
 		{"all but the agent's probes off, from a values file", nil, allOff,
 			map[string]endpoints{"manager": healthOff(metricsOff(on["manager"])), "agent": metricsOff(on["agent"])}, false, false},
 	} {

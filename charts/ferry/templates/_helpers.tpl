@@ -210,6 +210,19 @@ the Secret's renewals, which the binary reads as they land. For (dict
 {{- end }}
 
 {{/*
+--metrics-secure, from <component>.metricsSecure, for metrics that are
+served: with metricsBindAddress 0 the binaries ignore it, so the chart
+leaves it out, and refuses it in extraArgs no more than any flag it does
+not render. With "names", the value it comes from (as ferry.valueArgs).
+For (dict "root" $ "component" "manager" or "agent" ["names" true]).
+*/}}
+{{- define "ferry.metricsSecure.args" -}}
+{{- if include "ferry.metricsServed" (dict "root" .root "component" .component) }}
+{{- include "ferry.valueArgs" (dict "root" .root "names" .names "flags" (list "metrics-secure" (printf "%s.metricsSecure" .component))) }}
+{{- end }}
+{{- end }}
+
+{{/*
 The argument of the metrics certificate, if any (as ferry.metricsCert.volume);
 with "names", the value it comes from (as ferry.valueArgs), if the chart
 renders the argument.
@@ -277,8 +290,8 @@ namespace: $(POD_NAMESPACE), from the downward API
 {{- $r := .root }}
 {{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list
   "leader-elect" "manager.leaderElect"
-  "metrics-bind-address" "manager.metricsBindAddress"
-  "metrics-secure" "manager.metricsSecure")) }}
+  "metrics-bind-address" "manager.metricsBindAddress")) }}
+{{- include "ferry.metricsSecure.args" (dict "root" $r "names" .names "component" "manager") }}
 {{- include "ferry.metricsCert.args" (dict "root" $r "names" .names "component" "manager") }}
 {{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list
   "health-probe-bind-address" "manager.healthProbeBindAddress"
@@ -314,8 +327,8 @@ with (dict "root" $ ["names" true]).
   "bind-address" "agent.bindAddress"
   "advertise-address" "agent.advertiseAddress"
   "state-dir" "agent.stateDir"
-  "metrics-bind-address" "agent.metricsBindAddress"
-  "metrics-secure" "agent.metricsSecure")) }}
+  "metrics-bind-address" "agent.metricsBindAddress")) }}
+{{- include "ferry.metricsSecure.args" (dict "root" $r "names" .names "component" "agent") }}
 {{- include "ferry.metricsCert.args" (dict "root" $r "names" .names "component" "agent") }}
 {{- include "ferry.valueArgs" (dict "root" $r "names" .names "flags" (list
   "health-probe-bind-address" "agent.healthProbeBindAddress"
