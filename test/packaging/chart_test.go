@@ -159,8 +159,10 @@ func TestHelmTemplateCRDToggles(t *testing.T) {
 
 func TestHelmTemplateAllKnobs(t *testing.T) {
 	objs := render(t, renderOpts{release: "knobs", namespace: "ferry-knobs", valuesFiles: []string{"all-knobs.yaml"}})
+	// No metrics-reader ClusterRole: both components' metrics are plain
+	// HTTP, which checks no token's rights.
 	want := []string{
-		"ClusterRole/knobs-agent", "ClusterRole/knobs-manager", "ClusterRole/knobs-metrics-reader",
+		"ClusterRole/knobs-agent", "ClusterRole/knobs-manager",
 		"ClusterRoleBinding/knobs-agent", "ClusterRoleBinding/knobs-manager", "DaemonSet/knobs-agent", "Deployment/knobs-manager", "Role/knobs-agent-lease", "Role/knobs-manager-leader-election",
 		"RoleBinding/knobs-agent-lease", "RoleBinding/knobs-manager-leader-election", "Service/knobs-agent-metrics",
 		"Service/knobs-manager-metrics",

@@ -88,8 +88,9 @@ func endpointsOf(t *testing.T, objs []*unstructured.Unstructured, component stri
 // or a string) turns that endpoint off, as the binaries take it, and the
 // chart renders nothing that points at the closed port: no container port,
 // no probes, no --metrics-secure, metrics Service, ServiceMonitor, metrics
-// certificate or metrics-auth grant, and no scraper when no secure metrics
-// are left. With an address, all of them. The agent's probes stay (the
+// certificate or metrics-auth grant, and no scraper, metrics-auth or
+// metrics-reader ClusterRole when no secure metrics are left. With an
+// address, all of them. The agent's probes stay (the
 // schema refuses 0 there): its /readyz stops the DaemonSet's rollout at an
 // agent that cannot work.
 func TestChartTurnsEndpointsOff(t *testing.T) {
@@ -137,11 +138,13 @@ agent: {metricsBindAddress: "0"}
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		name        string
-		sets        []string
-		valuesFile  string
-		want        map[string]endpoints
-		metricsRBAC bool // the metrics-auth ClusterRole
+		name       string
+		sets       []string
+		valuesFile string
+		want       map[string]endpoints
+		// The metrics-auth and metrics-reader ClusterRoles: for secure
+		// metrics alone (plain HTTP checks no token, and grants nothing).
+		metricsRBAC bool
 		scraper     bool // the chart's scraper ServiceAccount
 	}{
 		{"all on", nil, "", on, true, true},
@@ -151,6 +154,8 @@ agent: {metricsBindAddress: "0"}
 			map[string]endpoints{"manager": healthOff(on["manager"]), "agent": on["agent"]}, true, true},
 		{"agent metrics off, manager's plain HTTP", []string{"agent.metricsBindAddress=0", "manager.metricsSecure=false"}, "",
 			map[string]endpoints{"manager": plainHTTP(on["manager"]), "agent": metricsOff(on["agent"])}, false, false},
+		{"all metrics plain HTTP", []string{"manager.metricsSecure=false", "agent.metricsSecure=false"}, "",
+			map[string]endpoints{"manager": plainHTTP(on["manager"]), "agent": plainHTTP(on["agent"])}, false, false},
 		{"all but the agent's probes off, from a values file", nil, allOff,
 			map[string]endpoints{"manager": healthOff(metricsOff(on["manager"])), "agent": metricsOff(on["agent"])}, false, false},
 	} {
@@ -165,13 +170,16 @@ agent: {metricsBindAddress: "0"}
 					t.Errorf("%s:\n got %s\nwant %s", component, got, tt.want[component])
 				}
 			}
-			var rbac, scraper bool
-			for _, o := range objs {
-				rbac = rbac || kindName(o) == "ClusterRole/ferry-metrics-auth"
-				scraper = scraper || kindName(o) == "ServiceAccount/ferry-metrics-scraper"
+			rendered := func(kindAndName string) bool {
+				return slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool { return kindName(o) == kindAndName })
 			}
-			if rbac != tt.metricsRBAC || scraper != tt.scraper {
-				t.Errorf("ClusterRole ferry-metrics-auth rendered %t, want %t; scraper rendered %t, want %t", rbac, tt.metricsRBAC, scraper, tt.scraper)
+			for _, role := range []string{"ClusterRole/ferry-metrics-auth", "ClusterRole/ferry-metrics-reader"} {
+				if got := rendered(role); got != tt.metricsRBAC {
+					t.Errorf("%s rendered %t, want %t", role, got, tt.metricsRBAC)
+				}
+			}
+			if got := rendered("ServiceAccount/ferry-metrics-scraper"); got != tt.scraper {
+				t.Errorf("scraper rendered %t, want %t", got, tt.scraper)
 			}
 		})
 	}
