@@ -336,6 +336,14 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 		{"manager metrics on the node IP", `manager: {metricsBindAddress: "$(HOST_IP):8080"}`, "/manager/metricsBindAddress"},
 		{"manager probes on the node IP", `manager: {healthProbeBindAddress: "$(HOST_IP):8081"}`, "/manager/healthProbeBindAddress"},
 		{"bind address port 01", `manager: {healthProbeBindAddress: ":01"}`, "/manager/healthProbeBindAddress"},
+		// Only 0 turns an endpoint off: the schema says so, by its enum.
+		{"bind address empty", `manager: {metricsBindAddress: ""}`,
+			`at '/manager/metricsBindAddress': value must be one of '0', 0`},
+		{"bind address off", `agent: {metricsBindAddress: "off"}`, `at '/agent/metricsBindAddress': value must be one of '0', 0`},
+		{"bind address off unquoted as a YAML bool", `manager: {healthProbeBindAddress: off}`,
+			`at '/manager/healthProbeBindAddress': value must be one of '0', 0`},
+		{"bind address :0", `agent: {metricsBindAddress: ":0"}`, `at '/agent/metricsBindAddress': value must be one of '0', 0`},
+		{"bind address a number not 0", `agent: {metricsBindAddress: 0.5}`, `at '/agent/metricsBindAddress': value must be one of '0', 0`},
 		// The agent's /readyz stops the DaemonSet's rollout at an agent
 		// that cannot work (an outdated CRD), so its probes stay on.
 		{"agent probes off", "agent: {healthProbeBindAddress: 0}", "/agent/healthProbeBindAddress"},

@@ -84,15 +84,15 @@ func endpointsOf(t *testing.T, objs []*unstructured.Unstructured, component stri
 }
 
 // TestChartTurnsEndpointsOff: a metrics bind address of 0, or the
-// manager's health probe bind address of 0 (a number, as --set gives it,
-// or a string) turns that endpoint off, as the binaries take it, and the
-// chart renders nothing that points at the closed port: no container port,
-// no probes, no --metrics-secure, metrics Service, ServiceMonitor, metrics
-// certificate or metrics-auth grant, and no scraper, metrics-auth or
-// metrics-reader ClusterRole when no secure metrics are left. With an
-// address, all of them. The agent's probes stay (the
-// schema refuses 0 there): its /readyz stops the DaemonSet's rollout at an
-// agent that cannot work.
+// manager's health probe bind address of 0 (the number, however a values
+// file writes it, or the string "0") turns that endpoint off, as the
+// binaries take it, and the chart renders nothing that points at the
+// closed port: no container port, no probes, no --metrics-secure, metrics
+// Service, ServiceMonitor, metrics certificate or metrics-auth grant, and
+// no scraper, metrics-auth or metrics-reader ClusterRole when no secure
+// metrics are left. With an address, all of them. The agent's probes stay
+// (the schema refuses 0 there): its /readyz stops the DaemonSet's rollout
+// at an agent that cannot work.
 func TestChartTurnsEndpointsOff(t *testing.T) {
 	// Everything that could point at an endpoint, on.
 	base := []string{"metrics.serviceMonitor.enabled=true", "manager.metricsCertSecret=manager-cert", "agent.metricsCertSecret=agent-cert"}
@@ -130,13 +130,22 @@ func TestChartTurnsEndpointsOff(t *testing.T) {
 		e.metricsAuth, e.cert = false, false
 		return e
 	}
-	allOff := filepath.Join(t.TempDir(), "all-off.yaml")
-	// One 0 a YAML number, as a values file may write it unquoted.
-	if err := os.WriteFile(allOff, []byte(`manager: {metricsBindAddress: 0, healthProbeBindAddress: "0"}
-agent: {metricsBindAddress: "0"}
-`), 0o644); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	valuesFile := func(name, values string) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(values), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
 	}
+	// One 0 a YAML number, as a values file may write it unquoted.
+	allOff := valuesFile("all-off.yaml", `manager: {metricsBindAddress: 0, healthProbeBindAddress: "0"}
+agent: {metricsBindAddress: "0"}
+`)
+	// The schema compares numbers by value: these are the number 0 too.
+	otherZeros := valuesFile("other-zeros.yaml", `manager: {metricsBindAddress: -0.0}
+agent: {metricsBindAddress: 0e0}
+`)
 	for _, tt := range []struct {
 		name       string
 		sets       []string
@@ -158,6 +167,8 @@ agent: {metricsBindAddress: "0"}
 			map[string]endpoints{"manager": plainHTTP(on["manager"]), "agent": plainHTTP(on["agent"])}, false, false},
 		{"all but the agent's probes off, from a values file", nil, allOff,
 			map[string]endpoints{"manager": healthOff(metricsOff(on["manager"])), "agent": metricsOff(on["agent"])}, false, false},
+		{"metrics off as -0.0 and 0e0, from a values file", nil, otherZeros,
+			map[string]endpoints{"manager": metricsOff(on["manager"]), "agent": metricsOff(on["agent"])}, false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := renderOpts{sets: append(slices.Clone(base), tt.sets...)}

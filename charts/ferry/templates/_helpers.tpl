@@ -80,11 +80,13 @@ The port of a bind address such as ":8080" or "$(HOST_IP):9441".
 
 {{/*
 "true" when a bind address serves its endpoint, empty when it is 0, which
-turns the endpoint off (as the binaries take it): a string, or the number
---set makes of it.
+turns the endpoint off (as the binaries take it): the string "0", or any
+number, which the schema lets through only when it is 0 (it compares
+numbers by value: 0, --set's, and a values file's 0.0, -0.0 or 0e0, whose
+text is not "0").
 */}}
 {{- define "ferry.serves" -}}
-{{- if ne (toString .) "0" }}true{{ end }}
+{{- if and (kindIs "string" .) (ne . "0") }}true{{ end }}
 {{- end }}
 
 {{/*
