@@ -838,18 +838,21 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 }
 
 // olderNote is what the halt's message says of the processes left on the
-// failing nodes (olderServes): a Rolling restart's old ones, its agent
-// holding the target after its processes died young, or ones a restart
-// with resistance off could not replace, serve meanwhile. Where none
-// does, nothing serves the app there: its agent restarted, the AppGroup
-// is new, a Blocking restart stopped them before its spawns died, or its
-// agent stops or its proxy cannot listen. Said from the reports, not from
-// how the target failed: a death soon after ready may leave older
-// processes or none.
+// failing nodes: a Rolling restart's old ones, its agent holding the
+// target after its processes died young, or ones a restart with
+// resistance off could not replace, serve meanwhile: ready processes of
+// another revision, by the pool's process table (else its counts), its
+// report recent, its agent not stopping and its proxy listening
+// (Serving), as kubectl ferry status judges them (contract.WhatServes).
+// Where none does, nothing serves the app there: its agent restarted,
+// the AppGroup is new, a Blocking restart stopped them before its spawns
+// died, or its agent stops or its proxy cannot listen. Said from the
+// reports, not from how the target failed: a death soon after ready may
+// leave older processes or none.
 func olderNote(in rollupInput, failing []string) string {
 	var serving, none []string
 	for _, node := range failing {
-		if olderServes(in.Reports[node]) {
+		if r := in.Reports[node]; contract.WhatServes(r.Pool, r.Serving).Older {
 			serving = append(serving, node)
 		} else {
 			none = append(none, node)
@@ -862,30 +865,6 @@ func olderNote(in rollupInput, failing []string) string {
 		return ", older processes serving there meanwhile"
 	}
 	return fmt.Sprintf(", older processes serving meanwhile on %s but none on %s", nodeList(serving), nodeList(none))
-}
-
-// olderServes: processes of an older revision serve on r's node: its
-// report is recent, its agent not stopping and its proxy listening, with
-// a process ready (Serving), and a ready one runs another revision than
-// the pool's, by its process table (at most 512 rows, more than a pool
-// runs). Without a table, by the counts: with none of the pool's revision
-// running (updated 0), a ready process is an older one. Not from the
-// counts alone: while a retry of the target spawns (updated 1), the
-// older processes serve still.
-func olderServes(r poolReport) bool {
-	if !r.Serving {
-		return false
-	}
-	st := &r.Pool.Status
-	if len(st.Processes) == 0 {
-		return st.ProcessCounts.Updated == 0 && st.ProcessCounts.Ready > 0
-	}
-	for _, p := range st.Processes {
-		if p.State == ferryv1.ProcessReady && p.Revision != r.Pool.Spec.Revision {
-			return true
-		}
-	}
-	return false
 }
 
 // waitingMessage is RollingRestart's message while nodes wait for their

@@ -1022,6 +1022,23 @@ func TestRollingRestartCondition(t *testing.T) {
 			exact: diedMidRestart,
 		},
 		{
+			// The same from an agent that reports no process table: of
+			// the two processes ready, one at most runs the target, so
+			// the other is older (found by review: with one of the target
+			// running, the counts were not read, and the message said no
+			// older process served, as kubectl ferry status did not).
+			name: "resistance off, halted mid-restart by a death soon after ready, a retry spawning, no process table",
+			in: func() rollupInput {
+				in := resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow, counts(2, 1, 3)),
+					testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))))
+				in = withHalt(in, "node-a", "exited with status 1 1.2s after it was ready")
+				in.Halt.Resisted = false
+				return in
+			}(),
+			want:  wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, nil},
+			exact: diedMidRestart,
+		},
+		{
 			// Resisted, the node is returned once none of the target's
 			// processes runs there: nothing retries it, and no process of
 			// it is waited for.

@@ -2,9 +2,7 @@ package controllers
 
 import (
 	"cmp"
-	"net"
 	"slices"
-	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -71,7 +69,8 @@ type poolReport struct {
 	// listening, from an agent that is not stopping: the node takes
 	// traffic, whether or not as many processes as minProcesses are
 	// ready (raising it must not take every node out of the Service while
-	// the new processes spawn). The EndpointSlice goes by it.
+	// the new processes spawn). The EndpointSlice goes by it. It is
+	// contract.ProxyServes on a recent report, as kubectl ferry judges it.
 	Serving bool
 	// SaidStopping: the agent's last report, recent or stale, says that
 	// it is stopping (Ready=False, AgentStopping): a stale one is the last
@@ -84,7 +83,7 @@ type poolReport struct {
 	// ServesOn is the port the proxy still serves on while it cannot
 	// listen on listen.port: the old one of a move whose new port is
 	// taken (the agent reports its address there, with listenPort the
-	// spec's). 0 otherwise.
+	// spec's): contract.ServesOnOldPort. 0 otherwise.
 	ServesOn int32
 	// Updated: every process runs spec.revision, and the agent neither
 	// restarts nor resists.
@@ -234,18 +233,13 @@ func assessPool(pool *ferryv1.ProcessPool, target string, now time.Time, staleAf
 	c := st.ProcessCounts
 	minProcesses := max(pool.Spec.Template.Pool.MinProcesses, 1)
 	r.Ready = ready != nil && ready.Status == metav1.ConditionTrue && c.Ready >= minProcesses
-	// Only once the agent has taken up listen.port (listenPort): a report
-	// written before listen.port moved has its address on what was then
-	// listen.port, which may be another program's.
-	if ready != nil && ready.Reason == ferryv1.ReasonListenFailed && st.ListenPort == pool.Spec.Template.Listen.Port {
-		r.ServesOn = oldPort(st.Address, pool.Spec.Template.Listen.Port)
-	}
+	r.ServesOn = contract.ServesOnOldPort(pool)
 	// A stopping agent's proxy takes no new connections once its drain
 	// delay is over: its node leaves the Service's ready endpoints at once
 	// (the delay covers the load balancers' lag), not once its Lease goes
 	// stale.
 	r.Stopping = r.SaidStopping
-	r.Serving = c.Ready > 0 && !r.Stopping && (ready == nil || ready.Reason != ferryv1.ReasonListenFailed || r.ServesOn != 0)
+	r.Serving = contract.ProxyServes(pool)
 	r.Updated = st.ObservedRevision == pool.Spec.Revision &&
 		c.Updated == c.Total &&
 		!meta.IsStatusConditionTrue(st.Conditions, ferryv1.ConditionRollingRestart) &&
@@ -280,21 +274,6 @@ func unstarted(reports map[string]poolReport) {
 			reports[node] = r
 		}
 	}
-}
-
-// oldPort is the port of address when it is not listen: where a proxy
-// that cannot listen on listen still serves. 0 when address has no port
-// or has listen's.
-func oldPort(address string, listen int32) int32 {
-	_, p, err := net.SplitHostPort(address)
-	if err != nil {
-		return 0
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil || port == 0 || int32(port) == listen {
-		return 0
-	}
-	return int32(port)
 }
 
 // settle holds back RolledOut of the pools on a target not yet proven

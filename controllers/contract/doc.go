@@ -37,4 +37,8 @@
 //   - NotResisted words why a restart left processes on an older revision
 //     ("resistDeploymentErrors is false", or "was false when revision R
 //     rolled" once ResistanceAsked says it is on).
+//   - ProxyServes says whether a pool's node takes requests, by its
+//     report (ServesOnOldPort: still on the old port of a move), and
+//     WhatServes whose processes serve there: the manager's halt message
+//     and kubectl ferry status say what serves on a halted node alike.
 package contract

@@ -283,7 +283,10 @@ func writeJSON(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) e
 func writeStatus(w io.Writer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time, staleAfter time.Duration,
 	leases map[string]time.Time, manager string) error {
 	var b bytes.Buffer
-	writeHeader(&b, ag, pools, now, manager)
+	heard := func(p *ferryv1.ProcessPool) bool {
+		return p.Status.HeartbeatTime != nil && silence(p, now, staleAfter, leases) == 0
+	}
+	writeHeader(&b, ag, pools, now, manager, heard)
 	b.WriteString("\n")
 	views := make([]statusview.Pool, 0, len(pools))
 	for i := range pools {
@@ -308,8 +311,10 @@ var headerConditions = []string{
 // writeHeader writes the AppGroup's own block: revision, counts,
 // conditions, the halted rollout the manager remembers, and notes on a
 // manager that does not run (manager, from managerNote), on what the
-// manager has not caught up with, and on why there is no pool.
-func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time, manager string) {
+// manager has not caught up with, and on why there is no pool. heard
+// says whether a pool's agent has reported and is not silent (silence).
+func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, now time.Time, manager string,
+	heard func(*ferryv1.ProcessPool) bool) {
 	st := &ag.Status
 	fmt.Fprintf(b, "----------- AppGroup %s/%s -----------\n", ag.Namespace, ag.Name)
 	width := len(ferryv1.ConditionResistingDeploymentError)
@@ -333,7 +338,8 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 		field(t, conditionSummary(meta.FindStatusCondition(st.Conditions, t)))
 	}
 	if h := st.HaltedRollout; h != nil {
-		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Revision, pools), poolOn(h.Node, pools)))
+		pool := poolOn(h.Node, pools)
+		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Revision, pools), pool, pool != nil && heard(pool)))
 	}
 	if l := crashLoopSummary(st); l != "" {
 		field("Crash loop", l)
@@ -377,8 +383,9 @@ func crashLoopSummary(st *ferryv1.AppGroupStatus) string {
 // everyPool: every pool was given the revision already (a new AppGroup
 // starts on all its nodes at once), so no node waits on the halt. pool
 // is the halted node's (nil: none listed), whose processes say whether
-// older ones serve there while its agent retries.
-func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *ferryv1.ProcessPool) string {
+// older ones serve there while its agent retries, when its agent is
+// heard from (olderOn).
+func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *ferryv1.ProcessPool, heard bool) string {
 	s := fmt.Sprintf("revision %s, on %s, %s ago", h.Revision, h.Node, duration.HumanDuration(now.Sub(h.Since.Time)))
 	if h.Reason != "" {
 		s += ": " + h.Reason
@@ -388,7 +395,7 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *
 		// stays on the revision, and the halt ends once it runs there.
 		// Older processes may serve there meanwhile (a Rolling restart's
 		// old ones), or none (a Blocking restart stopped them).
-		s += "\n(" + olderOn(pool, h.Revision) + "its agent keeps retrying)"
+		s += "\n(" + olderOn(pool, h.Revision, heard) + "its agent keeps retrying)"
 		if everyPool {
 			return s + "\nEvery node was given it already; the halt ends once that node runs it."
 		}
@@ -399,17 +406,28 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *
 }
 
 // olderOn says whether processes of a revision older than revision serve
-// on pool's node, by its process table (a ready one of another
-// revision), as the halt's header leads with it: "" when there is no pool
-// to tell (the node gone, or unlabelled).
-func olderOn(pool *ferryv1.ProcessPool, revision string) string {
-	if pool == nil {
+// on pool's node, as the manager's halt message does (contract.WhatServes):
+// a ready one of another revision, by its process table (else its
+// counts), on a node that serves (contract.ProxyServes: not one whose
+// agent stops, or whose proxy cannot listen). Or, with none older, that
+// one of revision does: a retry's, between two of the agent's failures.
+// "" when there is no pool to tell (the node gone, or unlabelled), the
+// pool is on another revision now, or its agent is not heard from
+// (heard: it reported, and is not silent), whose figures tell nothing of
+// now; the manager's message says nothing of a silent node either. Its
+// silence is judged here as the pool rows do, by the API server's record
+// of the agent's writes and this machine's clock, not by when the manager
+// saw them: near the bound, the two may differ.
+func olderOn(pool *ferryv1.ProcessPool, revision string, heard bool) string {
+	if pool == nil || !heard || pool.Spec.Revision != revision {
 		return ""
 	}
-	for _, p := range pool.Status.Processes {
-		if p.State == ferryv1.ProcessReady && p.Revision != revision {
-			return "older processes serve on the node meanwhile; "
-		}
+	served := contract.WhatServes(pool, contract.ProxyServes(pool))
+	switch {
+	case served.Older:
+		return "older processes serve on the node meanwhile; "
+	case served.Spec:
+		return "a process of it serves on the node, none older; "
 	}
 	return "no older process serves on the node; "
 }

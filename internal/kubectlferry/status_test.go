@@ -490,37 +490,121 @@ func TestStatusHaltOnEveryNode(t *testing.T) {
 // processes serve on its node from that node's pool, not that the node
 // was left with none: a Rolling restart's old ones serve while its agent
 // retries. (Seen failing before: every such halt read "the node was left
-// with no process".)
+// with no process".) It judges them as the manager's halt message does
+// (contract.WhatServes): not where the agent stops, its proxy cannot
+// listen, or it is not heard from, and by the counts without a process
+// table. (Seen failing before: those rows said "older processes serve on
+// the node meanwhile", or with no table "no older process serves", where
+// the manager's message said the opposite.)
 func TestHaltSummarySaysWhatServes(t *testing.T) {
 	const target, older = "2-abc", "1-abc"
 	h := &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Reason: "exited with status 1", Since: metav1.Time{Time: testNow}}
-	pool := func(procs ...ferryv1.ProcessInfo) *ferryv1.ProcessPool {
+	// pool is the halted node's, its counts those of procs, as its agent
+	// reports them, edited by edits.
+	pool := func(procs []ferryv1.ProcessInfo, edits ...func(*ferryv1.ProcessPool)) *ferryv1.ProcessPool {
 		p := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: "node-1", Revision: target}}
+		p.Spec.Template.Listen.Port = 8080
 		p.Status.Processes = procs
+		p.Status.ProcessCounts.Total = int32(len(procs))
+		for _, pr := range procs {
+			if pr.State == ferryv1.ProcessReady {
+				p.Status.ProcessCounts.Ready++
+			}
+			if pr.Revision == target {
+				p.Status.ProcessCounts.Updated++
+			}
+		}
+		for _, edit := range edits {
+			edit(p)
+		}
 		return p
 	}
 	ready := func(rev string) ferryv1.ProcessInfo {
 		return ferryv1.ProcessInfo{Revision: rev, State: ferryv1.ProcessReady}
 	}
+	spawning := ferryv1.ProcessInfo{Revision: target, State: ferryv1.ProcessSpawning}
+	notReady := func(reason, address string) func(*ferryv1.ProcessPool) {
+		return func(p *ferryv1.ProcessPool) {
+			p.Status.Conditions = []metav1.Condition{cond(ferryv1.ConditionReady, metav1.ConditionFalse, reason, "x")}
+			p.Status.Address, p.Status.ListenPort = address, 8080
+		}
+	}
+	noTable := func(p *ferryv1.ProcessPool) { p.Status.Processes = nil }
+	const (
+		olderServe = "(older processes serve on the node meanwhile; its agent keeps retrying)"
+		noneOlder  = "(no older process serves on the node; its agent keeps retrying)"
+		itServes   = "(a process of it serves on the node, none older; its agent keeps retrying)"
+		unsaid     = "(its agent keeps retrying)"
+	)
 	for _, tt := range []struct {
-		name string
-		pool *ferryv1.ProcessPool
-		want string
+		name  string
+		pool  *ferryv1.ProcessPool
+		heard bool
+		want  string
 	}{
-		{"older processes ready, a retry spawning", pool(ready(older), ready(older),
-			ferryv1.ProcessInfo{Revision: target, State: ferryv1.ProcessSpawning}),
-			"(older processes serve on the node meanwhile; its agent keeps retrying)"},
-		{"none running", pool(), "(no older process serves on the node; its agent keeps retrying)"},
-		{"an older process draining, none ready", pool(ferryv1.ProcessInfo{Revision: older, State: ferryv1.ProcessDraining}),
-			"(no older process serves on the node; its agent keeps retrying)"},
-		{"no pool on the node", nil, "(its agent keeps retrying)"},
+		{"older processes ready, a retry spawning", pool([]ferryv1.ProcessInfo{ready(older), ready(older), spawning}), true, olderServe},
+		{"none running", pool(nil), true, noneOlder},
+		{"an older process draining, none ready", pool([]ferryv1.ProcessInfo{{Revision: older, State: ferryv1.ProcessDraining}}),
+			true, noneOlder},
+		{"no pool on the node", nil, false, unsaid},
+		// The rows where the manager's judgement differed.
+		{"older processes ready, its agent silent", pool([]ferryv1.ProcessInfo{ready(older), ready(older), spawning}), false, unsaid},
+		{"older processes ready, its agent stopping",
+			pool([]ferryv1.ProcessInfo{ready(older), ready(older)}, notReady(ferryv1.ReasonAgentStopping, "10.0.0.1:8080")), true, noneOlder},
+		{"older processes ready, its proxy unable to listen",
+			pool([]ferryv1.ProcessInfo{ready(older), ready(older)}, notReady(ferryv1.ReasonListenFailed, "10.0.0.1:8080")), true, noneOlder},
+		{"older processes ready, its proxy serving on its old port",
+			pool([]ferryv1.ProcessInfo{ready(older), ready(older)}, notReady(ferryv1.ReasonListenFailed, "10.0.0.1:7070")), true, olderServe},
+		{"no process table, two older processes ready by the counts",
+			pool([]ferryv1.ProcessInfo{ready(older), ready(older), spawning}, noTable), true, olderServe},
+		{"no process table, the retry's one process ready by the counts", pool([]ferryv1.ProcessInfo{ready(target)}, noTable),
+			true, itServes},
+		// Between two failures, a retry's process is ready: the node
+		// serves the revision, if none older.
+		{"a retry's process ready, none older", pool([]ferryv1.ProcessInfo{ready(target), spawning}), true, itServes},
+		{"a retry's process ready beside older ones", pool([]ferryv1.ProcessInfo{ready(older), ready(target)}), true, olderServe},
+		{"the pool on another revision now", pool([]ferryv1.ProcessInfo{ready(older)}, func(p *ferryv1.ProcessPool) {
+			p.Spec.Revision = older
+		}), true, unsaid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := haltSummary(h, testNow, false, tt.pool)
+			got := haltSummary(h, testNow, false, tt.pool, tt.heard)
 			if !strings.Contains(got, "\n"+tt.want+"\n") {
 				t.Errorf("got %q, want it to say %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestStatusHaltOnASilentNode: the halt's header says what serves on its
+// node only while that node's agent is heard from, as the pool's own
+// rows judge it (silence): the manager's message says nothing of a
+// silent node's processes either. (Seen failing before: a silent
+// agent's last figures read as older processes serving now.)
+func TestStatusHaltOnASilentNode(t *testing.T) {
+	ns := newNamespace(t)
+	target, older := "2-"+hash, "1-"+hash
+	ag := newAppGroup(t, ns, "halted", "2")
+	setAppGroupStatus(t, ns, "halted", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		st.ObservedGeneration = ag.Generation
+		st.Revision = target
+		st.HaltedRollout = &ferryv1.HaltedRollout{Revision: target, Node: "node-1",
+			Reason: "the app failed to load", Since: metav1.Time{Time: testNow.Add(-time.Minute)}}
+	})
+	p := newPool(t, ag, "node-1", target)
+	setPoolStatus(t, p, ferryv1.ProcessPoolStatus{ObservedRevision: target, HeartbeatTime: ago(time.Second),
+		ProcessCounts: ferryv1.ProcessCounts{Total: 2, Ready: 2},
+		Processes: []ferryv1.ProcessInfo{{PID: 1, Revision: older, State: ferryv1.ProcessReady},
+			{PID: 2, Revision: older, State: ferryv1.ProcessReady}}})
+	last := lastWritten(p)
+
+	r := runApp(t, &App{Now: func() time.Time { return last.Add(10 * time.Second) }}, "status", "halted", "-n", ns)
+	assertContains(t, r.out, "(older processes serve on the node meanwhile; its agent keeps retrying)")
+
+	r = runApp(t, &App{Now: func() time.Time { return last.Add(10 * time.Minute) }}, "status", "halted", "-n", ns)
+	assertContains(t, r.out, "agent on node-1 has not reported for 10m; figures may be stale", "(its agent keeps retrying)")
+	if strings.Contains(r.out, "older process") {
+		t.Errorf("the header says what serves on a silent node:\n%s", r.out)
 	}
 }
 
