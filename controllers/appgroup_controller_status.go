@@ -837,34 +837,68 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 			in.Target, n.updated, len(in.Nodes), strings.Join(why, "; "), remedy))
 }
 
-// olderNote is what the halt's message says of the processes left on the
-// failing nodes: a Rolling restart's old ones, its agent holding the
-// target after its processes died young, or ones a restart with
-// resistance off could not replace, serve meanwhile: ready processes of
-// another revision, by the pool's process table (else its counts), its
-// report recent, its agent not stopping and its proxy listening
-// (Serving), as kubectl ferry status judges them (contract.WhatServes).
-// Where none does, nothing serves the app there: its agent restarted,
-// the AppGroup is new, a Blocking restart stopped them before its spawns
-// died, or its agent stops or its proxy cannot listen. Said from the
-// reports, not from how the target failed: a death soon after ready may
-// leave older processes or none.
-func olderNote(in rollupInput, failing []string) string {
+// olderNote is what a halt's message says of older processes on nodes on
+// the target: those failing to spawn it, or the node of the halt
+// remembered, heard from (whereNowNote). A Rolling restart's old ones,
+// ones its agent held after the target's processes died young, or ones a
+// restart with resistance off could not replace serve there meanwhile:
+// ready processes of another revision, by the pool's process table (else
+// its counts), its report recent, its agent not stopping and its proxy
+// listening (Serving), as kubectl ferry status judges them
+// (contract.WhatServes). Where none does, nothing older serves the app
+// there: its agent restarted, the AppGroup is new, a Blocking restart
+// stopped them before its spawns died, or its agent stops or its proxy
+// cannot listen. Said from the reports, not from how the target failed:
+// a death soon after ready may leave older processes or none.
+//
+// A failing node runs none of the target, but the remembered halt's node
+// may, between two of its agent's retries: where a process of it serves,
+// nothing is said of older ones ("with no older process to keep serving"
+// read as if nothing served there). Except where the target's processes
+// die young and its agent retries them (diesYoungRetried): a retry's
+// process is then ready at every turn, for its seconds, and the note
+// would come and go with it, a status write and a `restart --wait` line
+// each time; the note says instead what is true at every turn, that no
+// older process serves between the deaths.
+func olderNote(in rollupInput, nodes []string) string {
 	var serving, none []string
-	for _, node := range failing {
-		if r := in.Reports[node]; contract.WhatServes(r.Pool, r.Serving).Older {
+	betweenDeaths := true
+	for _, node := range nodes {
+		r := in.Reports[node]
+		served := contract.WhatServes(r.Pool, r.Serving)
+		dyingYoung := diesYoungRetried(in, r)
+		switch {
+		case served.Older:
 			serving = append(serving, node)
-		} else {
+		case served.Spec && !dyingYoung:
+			// The target serves there: no older process is missed.
+		default:
 			none = append(none, node)
+			betweenDeaths = betweenDeaths && dyingYoung
 		}
 	}
 	switch {
+	case len(serving) == 0 && len(none) == 0:
+		return ""
+	case len(serving) == 0 && betweenDeaths:
+		return ", with no older process to serve between its deaths"
 	case len(serving) == 0:
 		return ", with no older process to keep serving"
 	case len(none) == 0:
 		return ", older processes serving there meanwhile"
 	}
 	return fmt.Sprintf(", older processes serving meanwhile on %s but none on %s", nodeList(serving), nodeList(none))
+}
+
+// diesYoungRetried: the target's processes die young on r's node (its
+// last spawn error is such a death, which stays until the next error)
+// and nothing returns the node from it: its agent retries it.
+func diesYoungRetried(in rollupInput, r poolReport) bool {
+	if !contract.YoungDeathOf(r.Pool.Status.LastSpawnError, in.Target) {
+		return false
+	}
+	reason, _ := nodeStaysWhy(in, r.Node)
+	return reason != ""
 }
 
 // waitingMessage is RollingRestart's message while nodes wait for their
@@ -1366,10 +1400,13 @@ func whereNow(in rollupInput) string {
 
 // whereNowNote is what a remembered halt's message says after its
 // reason: where its node is now (whereNow) or, on the target still and
-// heard from, what serves there (olderNote), as when the node shows the
-// halt itself: between two of its agent's retries (a spawn of the target
-// running, so not failing) the message reads as at the retries, and
-// `restart --wait` shows no new halt at each.
+// heard from, what older processes serve there (olderNote), as when the
+// node shows the halt itself: between two of its agent's retries (a
+// spawn of the target running, so not failing) the message reads as at
+// the retries, and `restart --wait` shows no new halt at each. Once a
+// retry's process is ready, the target serves there and nothing is said
+// of older ones; but not where every retry's process dies young, ready a
+// few seconds each time (olderNote).
 func whereNowNote(in rollupInput) string {
 	if w := whereNow(in); w != "" {
 		return w

@@ -1054,8 +1054,9 @@ func TestRollingRestartCondition(t *testing.T) {
 			// A Blocking restart resists nothing, resistDeploymentErrors
 			// left on: the node stays on the target, as with resistance
 			// off, and the halt says its agent retries it: the same words
-			// but that no older process serves there (the restart stopped
-			// them all before it spawned the target), its counts those of
+			// but that no older process serves there between its deaths
+			// (the restart stopped them all before it spawned the target;
+			// TestHaltReadsAlikeBetweenYoungDeaths), its counts those of
 			// a restart over (0 of 0 updated) but for RollingRestart and
 			// restartProgress. With none of it running, the restart is
 			// at its very end: its agent reports that only in passing,
@@ -1069,7 +1070,7 @@ func TestRollingRestartCondition(t *testing.T) {
 			}(),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, nil},
 			exact: "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a soon after it was ready " +
-				"(exited with status 1 1.2s after it was ready), with no older process to keep serving; its agent retries it " +
+				"(exited with status 1 1.2s after it was ready), with no older process to serve between its deaths; its agent retries it " +
 				"with backoff, at most a minute apart, " +
 				"and the rollout goes on once a process of it lives " + crashWindow + ", the crash window, there; " +
 				"or change the ferry.dev/revision annotation or the app to start a new rollout",
@@ -1212,6 +1213,46 @@ func TestRollingRestartCondition(t *testing.T) {
 			}(),
 			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, []string{"it failed to spawn on node-a",
 				"; its agent retries it with backoff, at most a minute apart, and the rollout goes on once it starts there"}},
+		},
+		{
+			// The retry's process is ready between two failures, the
+			// other spawning: the target serves there, so the message
+			// says nothing of older processes (found by review: it read
+			// "with no older process to keep serving", as if nothing
+			// served).
+			name: "halted by a first revision remembered, a retry's process ready",
+			in: func() rollupInput {
+				in := input([]string{"node-a"}, testPool("node-a", targetRev, rolledOut(2), counts(1, 2, 2), notReady,
+					spawnFailed("the app failed to load"), func(p *ferryv1.ProcessPool) {
+						p.Status.Processes = []ferryv1.ProcessInfo{{PID: 1, Revision: targetRev, State: ferryv1.ProcessReady},
+							{PID: 2, Revision: targetRev, State: ferryv1.ProcessSpawning}}
+					}))
+				in = withHalt(in, "node-a", "the app failed to load")
+				in.Halt.Resisted = false
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, nil},
+			exact: "Rollout of revision 2-abc halted at 1/1 nodes updated: it failed to spawn on node-a (the app failed to load); " +
+				"its agent retries it with backoff, at most a minute apart, and the rollout goes on once it starts there; " +
+				"or change the ferry.dev/revision annotation or the app to start a new rollout",
+		},
+		{
+			// Its agent silent, its last report's older processes are
+			// not said to serve now (as kubectl ferry status does not).
+			name: "halted by a node remembered whose agent is silent, older processes in its last report",
+			in: func() rollupInput {
+				in := resistingNothing(input(abc, testPool("node-a", targetRev, restarting(1, 2), crashedInWindow,
+					heartbeatAt(t0.Add(-time.Minute))),
+					testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))))
+				in = withHalt(in, "node-a", "exited with status 1 1.2s after it was ready")
+				in.Halt.Resisted = false
+				return in
+			}(),
+			want: wantCond{metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, nil},
+			exact: "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a soon after it was ready " +
+				"(exited with status 1 1.2s after it was ready); its agent retries it with backoff, at most a minute apart, " +
+				"and the rollout goes on once a process of it lives " + crashWindow + ", the crash window, there; " +
+				"or change the ferry.dev/revision annotation or the app to start a new rollout",
 		},
 		{
 			// A proven target failing on the node that resisted it and
@@ -1875,11 +1916,58 @@ func TestHaltSaysWhatServesOnItsNodes(t *testing.T) {
 					in.Reports[node] = assessAll(targetRev, testPool(node, oldRev, rolledOut(2)))[0]
 				}
 			}
+			in.Older = olderRuns(in) // as the pass finds it, the other nodes on an older revision
 			c := rollingRestartCondition(in)
 			if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, tt.words) {
 				t.Errorf("RollingRestart = %s/%s: %q, want RolloutHalted saying %q", c.Status, c.Reason, c.Message, tt.words)
 			}
 		})
+	}
+}
+
+// TestHaltReadsAlikeBetweenYoungDeaths: a Blocking restart's processes
+// of the target die young, none older left, and its agent retries them:
+// its halt reads the same at a death (the node failing), while a retry
+// spawns and while the retry's process is ready for its seconds (the
+// halt remembered), so that the message is not written anew, nor a
+// `restart --wait` line printed, at each turn; and it says no older
+// process serves between the deaths, true at every turn, not that none
+// keeps serving while the retry's process does. (Seen failing before:
+// every turn said "with no older process to keep serving", the retry's
+// process ready or not.)
+func TestHaltReadsAlikeBetweenYoungDeaths(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	blocking := func(pool *ferryv1.ProcessPool, halt *ferryv1.HaltedRollout) rollupInput {
+		in := input(abc, pool, testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+		in.Halt = halt
+		return looped(in)
+	}
+	// At the death, its halt recorded by the pass that sees it.
+	death := recorded(blocking(testPool("node-a", targetRev, restartingBlocking(0, 2), crashedInWindow), nil))
+	if death.Halt == nil || death.Halt.Resisted {
+		t.Fatalf("the death recorded %+v, want a halt not resisted", death.Halt)
+	}
+	want := "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a soon after it was ready " +
+		"(exited with status 1 1.2s after it was ready), with no older process to serve between its deaths; " +
+		"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
+		crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation or the app to start a new rollout"
+	turns := []struct {
+		name string
+		in   rollupInput
+	}{
+		{"at the death", death},
+		{"a retry spawning", blocking(testPool("node-a", targetRev, restartingBlocking(1, 2), crashedInWindow), death.Halt)},
+		{"the retry's process ready", blocking(testPool("node-a", targetRev, restartingBlocking(1, 2), counts(1, 1, 1), betweenDeaths,
+			func(p *ferryv1.ProcessPool) {
+				p.Status.Processes = []ferryv1.ProcessInfo{{PID: 3, Revision: targetRev, State: ferryv1.ProcessReady}}
+			}), death.Halt)},
+	}
+	for _, turn := range turns {
+		c := rollingRestartCondition(turn.in)
+		if c.Reason != ferryv1.ReasonRolloutHalted || c.Message != want {
+			t.Errorf("%s: RollingRestart = %s/%s:\n%q\nwant RolloutHalted:\n%q", turn.name, c.Status, c.Reason, c.Message, want)
+		}
 	}
 }
 
