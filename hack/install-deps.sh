@@ -10,15 +10,20 @@
 #   curl, ip    the local stack and its tests
 #   pkill       the test control plane's guard (internal/testenv)
 #   jq          tests run the queries the status views point at (standalone, kubectl ferry)
+#   setpriv     agent/spawn's TestSpawnAsAUidWithNoPasswdEntry runs itself again as a uid with
+#               no passwd entry (util-linux, as flock: Essential on Debian, but a slimmed image
+#               may lack it)
 set -euo pipefail
 
 declare -A packages=(
 	[make]=make [git]=git [gcc]=gcc [python3]=python3 [flock]=util-linux
-	[curl]=curl [ip]=iproute2 [pkill]=procps [jq]=jq
+	[curl]=curl [ip]=iproute2 [pkill]=procps [jq]=jq [setpriv]=util-linux
 )
 missing=()
 for cmd in "${!packages[@]}"; do
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
+	pkg=${packages[$cmd]}
+	# Named once, however many of its commands are missing (flock, setpriv).
+	command -v "$cmd" >/dev/null 2>&1 || [[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg")
 done
 ((${#missing[@]})) || exit 0
 

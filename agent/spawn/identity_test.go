@@ -161,6 +161,9 @@ func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test runs itself again as a uid with no passwd entry: run it as root, as make test and CI do")
 	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatalf("this test runs itself again with setpriv, of util-linux, which make test installs (hack/install-deps.sh): %v", err)
+	}
 	uid := unlistedUID(t)
 	bin := filepath.Join(testsupport.WorkerDir(t), "spawn.test") // the go tool's build directory is root's alone
 	self, err := os.ReadFile(os.Args[0])
