@@ -44,9 +44,10 @@ func workerIdentity(name string) (identity, error) {
 // entry or, for a uid with none (a container's runAsUser 65532 in an
 // image whose passwd lacks it), the uid itself, named by its number, with
 // HOME /, as lookupUser makes a root agent's worker of such a uid. Not
-// user.Current: built without cgo, as the agent's binaries are, it fails
-// for such a uid unless $USER and $HOME are set, and then takes the name
-// from $USER, which says nothing about the uid.
+// user.Current, nor user.LookupId, which answers the agent's own uid from
+// it (lookupUID): built without cgo, as the agent's binaries are, it
+// fails for such a uid unless $USER and $HOME are set, and then takes the
+// name from $USER, which says nothing about the uid.
 func agentUser(euid int) *user.User {
 	u, _ := lookupUser(strconv.Itoa(euid)) // a uid: never an error
 	return u
@@ -131,7 +132,7 @@ func credential(name string, u *user.User, groups []string) (identity, error) {
 // runs with gid = uid, as container runtimes do.
 func lookupUser(name string) (*user.User, error) {
 	if uid, ok := canonicalUID(name); ok {
-		if u, err := user.LookupId(uid); err == nil {
+		if u, err := lookupUID(uid); err == nil {
 			return u, nil
 		}
 		return &user.User{Uid: uid, Gid: uid, Username: uid, HomeDir: "/"}, nil

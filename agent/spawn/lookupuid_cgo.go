@@ -1,0 +1,10 @@
+//go:build cgo && !osusergo
+
+package spawn
+
+import "os/user"
+
+// lookupUID is user.LookupId: built with cgo, os/user asks libc (and so
+// NSS: LDAP, systemd's dynamic users), whose answer for the agent's own
+// uid is its entry or none, never one made from $USER and $HOME.
+func lookupUID(uid string) (*user.User, error) { return user.LookupId(uid) }
