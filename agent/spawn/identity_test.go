@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -152,7 +153,7 @@ func TestOwnIdentity(t *testing.T) {
 // with USER and LOGNAME the uid and HOME /, whatever the agent's own
 // $USER and $HOME say; an app naming another user is refused, the
 // agent's uid said. Run as root, the test runs itself again as such
-// a uid (setpriv), from a copy of its binary that uid may run.
+// a uid (setpriv), built as the agent is, without cgo (buildWithoutCgo).
 func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 	if uid := os.Getenv("FERRY_TEST_AGENT_UID"); uid != "" {
 		spawnAsTheAgentsUID(t, uid)
@@ -165,14 +166,7 @@ func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 		t.Fatalf("this test runs itself again with setpriv, of util-linux, which make test installs (hack/install-deps.sh): %v", err)
 	}
 	uid := unlistedUID(t)
-	bin := filepath.Join(testsupport.WorkerDir(t), "spawn.test") // the go tool's build directory is root's alone
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := buildWithoutCgo(t)
 	args := []string{"--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--",
 		bin, "-test.run=^TestSpawnAsAUidWithNoPasswdEntry$", "-test.count=1", "-test.v"}
 	if deadline, ok := t.Deadline(); ok {
@@ -193,6 +187,31 @@ func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestSpawnAsAUidWithNoPasswdEntry") {
 		t.Fatalf("as uid %s: %v\n%s", uid, err, out)
 	}
+}
+
+// buildWithoutCgo builds this package's tests as the agent's binaries are
+// built (make build, the Dockerfile: CGO_ENABLED=0), where go test builds
+// them with cgo wherever gcc is: with cgo, os/user asks libc, and
+// user.Current fails for a uid with no passwd entry (an agent that took
+// it, falling back to the uid on that error, passed); without, it answers
+// from $USER and $HOME, and such an agent gives its workers USER=someone
+// and HOME=/agent-home. The binary goes to a directory the uid may read
+// (the go tool's build directory is root's alone).
+func buildWithoutCgo(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(testsupport.WorkerDir(t), "spawn.test")
+	build := exec.CommandContext(t.Context(), "go", "test", "-c", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building this package's tests without cgo, with the go in PATH (go test puts its own first): %v\n%s", err, out)
+	}
+	return bin
+}
+
+// builtWithoutCgo reports whether this binary was built with CGO_ENABLED=0.
+func builtWithoutCgo() bool {
+	info, ok := debug.ReadBuildInfo()
+	return ok && slices.Contains(info.Settings, debug.BuildSetting{Key: "CGO_ENABLED", Value: "0"})
 }
 
 // unlistedUID is a uid with no passwd entry below 65536, which a user
@@ -216,6 +235,9 @@ func unlistedUID(t *testing.T) string {
 
 // spawnAsTheAgentsUID is TestSpawnAsAUidWithNoPasswdEntry as uid.
 func spawnAsTheAgentsUID(t *testing.T, uid string) {
+	if !builtWithoutCgo() {
+		t.Fatal("the child must be built as the agent is, without cgo (buildWithoutCgo): with cgo, os/user never reads $USER or $HOME")
+	}
 	wsgiApp := ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/ok", StartupFile: "passenger_wsgi.py"}
 	commandApp := ferryv1.AppSpec{Type: ferryv1.AppTypeCommand, Root: "testdata/cmd", Command: []string{"python3", "server.py", "$(PORT)"}}
 	for _, app := range []ferryv1.AppSpec{wsgiApp, commandApp} {
