@@ -27,6 +27,10 @@ type store struct {
 	// remove must see no save between them: a new pool's spec saved there
 	// would be removed as the old pool's (TestStoreSaveWhileRemoveIf).
 	mu sync.Mutex
+	// afterRead is nil in production. A test sets it to act in removeIf
+	// between its read of the file and its removal, s.mu held: where a
+	// save must wait (TestStoreSaveWhileRemoveIf).
+	afterRead func()
 }
 
 func newStore(dir string) (*store, error) {
@@ -133,6 +137,9 @@ func (s *store) removeIf(key types.NamespacedName, uid types.UID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	saved, readErr, parseErr := readSpec(s.path(key))
+	if s.afterRead != nil {
+		s.afterRead()
+	}
 	switch {
 	case errors.Is(readErr, fs.ErrNotExist):
 		return nil
