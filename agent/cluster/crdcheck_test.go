@@ -217,9 +217,10 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 				// the name (UID and generation), by which saveIfChanged skips
 				// a save: it goes with the pool stopped, and stays with one
 				// that runs on.
-				if _, kept := a.saved[key]; kept && tc.stopped {
-					t.Errorf("the pool stopped, yet a.saved still records its UID and generation as the spec saved under" +
-						" the name, which the stop removed (or left as another pool's): saveIfChanged would skip saving the pool again")
+				if saved, kept := a.saved[key]; kept && tc.stopped {
+					t.Errorf("the pool stopped, yet a.saved still says its spec (%+v) is the one on disk, which the stop removed"+
+						" or left as another pool's: were the reconcile loop to hand the agent this pool again, saveIfChanged"+
+						" would not write its spec", saved)
 				} else if !kept && !tc.stopped {
 					t.Errorf("the pool runs on, its spec saved, yet a.saved forgot it: the next reconcile writes the spec to disk again")
 				}
