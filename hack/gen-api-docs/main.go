@@ -50,7 +50,7 @@ func run(crdDir, out string) error {
 	// AppGroup, the user's kind, first.
 	sort.Slice(crds, func(i, j int) bool { return crds[i].Spec.Names.Kind < crds[j].Spec.Names.Kind })
 
-	// Rendered whole before the file is written: a shape writeFields
+	// Rendered whole before the file is written: a shape writeChildFields
 	// refuses leaves the old file as it was.
 	var b bytes.Buffer
 	b.WriteString(header)
@@ -123,7 +123,9 @@ func writeCRD(b *bytes.Buffer, crd *apiextensionsv1.CustomResourceDefinition) er
 		fmt.Fprintf(b, "### %s.%s\n\n", names.Kind, part)
 		b.WriteString("| field | type | required | default | validation | description |\n")
 		b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
-		if err := writeFields(b, part, &prop); err != nil {
+		// As any field's: a spec or status holding objects with fields
+		// in a shape not rendered is refused, not left an empty table.
+		if err := writeChildFields(b, part, &prop); err != nil {
 			return err
 		}
 		b.WriteString("\n")
@@ -133,10 +135,10 @@ func writeCRD(b *bytes.Buffer, crd *apiextensionsv1.CustomResourceDefinition) er
 
 // writeFields writes one row per field under path, depth first, in the order
 // the schema lists them (alphabetical, as controller-gen emits them). It
-// fails on a field whose fields it does not reach, rather than leave them
-// out of the reference without a word: a map of objects, or a list of
-// lists (or of maps) of objects. The walk that renders a shape is the one
-// that refuses it, so the two cannot disagree.
+// fails on a field whose fields it does not reach (writeChildFields), rather
+// than leave them out of the reference without a word: a map of objects, or
+// a list of lists (or of maps) of objects. The walk that renders a shape is
+// the one that refuses it, so the two cannot disagree.
 func writeFields(b *bytes.Buffer, path string, s *apiextensionsv1.JSONSchemaProps) error {
 	if rules := ruleMessages(s); rules != "" && s.Type == "object" {
 		fmt.Fprintf(b, "| `%s` | object rules | | | %s | |\n", path, cell(rules))
@@ -175,7 +177,7 @@ func writeChildFields(b *bytes.Buffer, path string, child *apiextensionsv1.JSONS
 		return writeFields(b, path+"[]", child.Items.Schema)
 	case hasFields(child):
 		return fmt.Errorf("%s is a %s holding objects with fields, which gen-api-docs cannot render: "+
-			"teach writeFields this shape", path, typeOf(child))
+			"teach writeChildFields this shape", path, typeOf(child))
 	}
 	return nil
 }

@@ -91,11 +91,11 @@ func TestWriteFieldsRefusesWhatItCannotRender(t *testing.T) {
 		{"map of strings", mapOf(apiextensionsv1.JSONSchemaProps{Type: "string"}), "", []string{"spec.f[].f"}},
 		{"list of lists of strings", listOf(listOf(apiextensionsv1.JSONSchemaProps{Type: "string"})), "", []string{"spec.f[].f"}},
 		{"map of objects", mapOf(obj),
-			"spec.f[].f is a map[string]object holding objects with fields, which gen-api-docs cannot render: teach writeFields this shape", nil},
+			"spec.f[].f is a map[string]object holding objects with fields, which gen-api-docs cannot render: teach writeChildFields this shape", nil},
 		{"list of lists of objects", listOf(listOf(obj)),
-			"spec.f[].f is a [][]object holding objects with fields, which gen-api-docs cannot render: teach writeFields this shape", nil},
+			"spec.f[].f is a [][]object holding objects with fields, which gen-api-docs cannot render: teach writeChildFields this shape", nil},
 		{"list of maps of objects", listOf(mapOf(obj)),
-			"spec.f[].f is a []map[string]object holding objects with fields, which gen-api-docs cannot render: teach writeFields this shape", nil},
+			"spec.f[].f is a []map[string]object holding objects with fields, which gen-api-docs cannot render: teach writeChildFields this shape", nil},
 	} {
 		// Nested under an object and a list of objects, as writeFields
 		// walks them.
@@ -130,11 +130,9 @@ func fieldRows(md string) []string {
 	return fields
 }
 
-// TestRunRefusesBeforeWriting: a CRD with a shape writeFields refuses
-// fails the run, named by its kind, and leaves the reference as it was,
-// not cut short at the refused field.
-func TestRunRefusesBeforeWriting(t *testing.T) {
-	dir := t.TempDir()
+// widgetCRD is a CRD of kind Widget whose spec is specYAML, indented as
+// the spec's own lines ("type: object", ...).
+func widgetCRD(specYAML string) string {
 	crd := `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
@@ -152,27 +150,51 @@ spec:
         type: object
         properties:
           spec:
-            type: object
-            properties:
-              parts:
-                type: object
-                additionalProperties:
-                  type: object
-                  properties:
-                    name: {type: string}
 `
-	if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(crd), 0o600); err != nil {
-		t.Fatal(err)
+	for line := range strings.Lines(specYAML) {
+		crd += "            " + line
 	}
-	out := filepath.Join(dir, "api.md")
-	if err := os.WriteFile(out, []byte("the reference as it was\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	err := run(dir, out)
-	if want := "Widget: spec.parts is a map[string]object holding objects with fields"; err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Errorf("run: %v, want an error starting %q", err, want)
-	}
-	if data, err := os.ReadFile(out); err != nil || string(data) != "the reference as it was\n" {
-		t.Errorf("the reference after the refusal: %q (%v), want it as it was", data, err)
+	return crd
+}
+
+// TestRunRefusesBeforeWriting: a CRD with a shape writeChildFields refuses,
+// in a field or in the spec itself, fails the run, named by its kind, and
+// leaves the reference as it was, not cut short at the refused field (nor
+// a spec's table left empty).
+func TestRunRefusesBeforeWriting(t *testing.T) {
+	for _, tt := range []struct {
+		name, spec, want string
+	}{
+		{"a field that is a map of objects", `type: object
+properties:
+  parts:
+    type: object
+    additionalProperties:
+      type: object
+      properties:
+        name: {type: string}
+`, "Widget: spec.parts is a map[string]object holding objects with fields"},
+		{"a spec that is a map of objects", `type: object
+additionalProperties:
+  type: object
+  properties:
+    name: {type: string}
+`, "Widget: spec is a map[string]object holding objects with fields"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(widgetCRD(tt.spec)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "api.md")
+		if err := os.WriteFile(out, []byte("the reference as it was\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := run(dir, out)
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s: run: %v, want an error starting %q", tt.name, err, tt.want)
+		}
+		if data, err := os.ReadFile(out); err != nil || string(data) != "the reference as it was\n" {
+			t.Errorf("%s: the reference after the refusal: %q (%v), want it as it was", tt.name, data, err)
+		}
 	}
 }
