@@ -190,11 +190,23 @@ func hasFields(s *apiextensionsv1.JSONSchemaProps) bool {
 		s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil && hasFields(s.AdditionalProperties.Schema)
 }
 
-// isCondition spots metav1.Condition, documented once by Kubernetes itself.
+// conditionFields are metav1.Condition's fields, as its schema names them.
+var conditionFields = []string{"lastTransitionTime", "message", "observedGeneration", "reason", "status", "type"}
+
+// isCondition spots metav1.Condition, documented once by Kubernetes
+// itself, by its fields, all of them and no other: an object of ours that
+// has a reason and a time, or a condition with a field of our own, is not
+// Kubernetes', and gets its rows.
 func isCondition(s *apiextensionsv1.JSONSchemaProps) bool {
-	_, reason := s.Properties["reason"]
-	_, ltt := s.Properties["lastTransitionTime"]
-	return reason && ltt
+	if len(s.Properties) != len(conditionFields) {
+		return false
+	}
+	for _, f := range conditionFields {
+		if _, ok := s.Properties[f]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func typeOf(s *apiextensionsv1.JSONSchemaProps) string {

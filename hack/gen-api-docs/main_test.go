@@ -68,10 +68,15 @@ func TestValidationRendersItemAndValueBounds(t *testing.T) {
 // whose fields it would leave out of the reference (a map of objects, a
 // list of lists, or of maps, of objects), and renders what it lets
 // through: the rows of an object's fields, and of a list's items' (but
-// not of a list of metav1.Condition, which Kubernetes documents).
+// not of a list of metav1.Condition, which Kubernetes documents: one of
+// objects with a field more, or with a reason and a time only, is ours,
+// and gets its rows).
 func TestWriteFieldsRefusesWhatItCannotRender(t *testing.T) {
 	obj := apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"name": {Type: "string"}}}
-	condition := apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{
+	condition := conditionSchema()
+	withExtra := conditionSchema()
+	withExtra.Properties["extra"] = apiextensionsv1.JSONSchemaProps{Type: "string"}
+	reasonAndTime := apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{
 		"reason": {Type: "string"}, "lastTransitionTime": {Type: "string", Format: "date-time"}}}
 	listOf := func(s apiextensionsv1.JSONSchemaProps) apiextensionsv1.JSONSchemaProps {
 		return apiextensionsv1.JSONSchemaProps{Type: "array", Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &s}}
@@ -88,6 +93,11 @@ func TestWriteFieldsRefusesWhatItCannotRender(t *testing.T) {
 		{"object", obj, "", []string{"spec.f[].f", "spec.f[].f.name"}},
 		{"list of objects", listOf(obj), "", []string{"spec.f[].f", "spec.f[].f[].name"}},
 		{"list of conditions", listOf(condition), "", []string{"spec.f[].f"}},
+		{"condition-like with an extra field", listOf(withExtra), "", []string{"spec.f[].f", "spec.f[].f[].extra",
+			"spec.f[].f[].lastTransitionTime", "spec.f[].f[].message", "spec.f[].f[].observedGeneration",
+			"spec.f[].f[].reason", "spec.f[].f[].status", "spec.f[].f[].type"}},
+		{"a reason and a time", listOf(reasonAndTime), "", []string{"spec.f[].f", "spec.f[].f[].lastTransitionTime",
+			"spec.f[].f[].reason"}},
 		{"map of strings", mapOf(apiextensionsv1.JSONSchemaProps{Type: "string"}), "", []string{"spec.f[].f"}},
 		{"list of lists of strings", listOf(listOf(apiextensionsv1.JSONSchemaProps{Type: "string"})), "", []string{"spec.f[].f"}},
 		{"map of objects", mapOf(obj),
@@ -116,6 +126,23 @@ func TestWriteFieldsRefusesWhatItCannotRender(t *testing.T) {
 			t.Errorf("%s: rows for %q, want %q", tt.name, rows, want)
 		}
 	}
+}
+
+// conditionSchema is metav1.Condition's schema as controller-gen emits it
+// (config/crd/bases, status.conditions' items).
+func conditionSchema() apiextensionsv1.JSONSchemaProps {
+	return apiextensionsv1.JSONSchemaProps{Type: "object",
+		Required: []string{"lastTransitionTime", "message", "reason", "status", "type"},
+		Properties: map[string]apiextensionsv1.JSONSchemaProps{
+			"lastTransitionTime": {Type: "string", Format: "date-time"},
+			"message":            {Type: "string", MaxLength: ptr.To[int64](32768)},
+			"observedGeneration": {Type: "integer", Format: "int64", Minimum: ptr.To(0.0)},
+			"reason": {Type: "string", MinLength: ptr.To[int64](1), MaxLength: ptr.To[int64](1024),
+				Pattern: `^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`},
+			"status": {Type: "string", Enum: []apiextensionsv1.JSON{{Raw: []byte(`"True"`)}, {Raw: []byte(`"False"`)},
+				{Raw: []byte(`"Unknown"`)}}},
+			"type": {Type: "string", MaxLength: ptr.To[int64](316)},
+		}}
 }
 
 // fieldRows are the fields that rendered rows name, in order.
