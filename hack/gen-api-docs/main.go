@@ -62,7 +62,23 @@ func run(crdDir, out string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(out, b.Bytes(), 0o644)
+	return writeReplacing(out, b.Bytes())
+}
+
+// writeReplacing writes data to a file beside path, then renames it over
+// path: os.WriteFile truncates path first, so a write that fails part way
+// (a full disk) would leave the reference cut short.
+func writeReplacing(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 const header = `# API reference

@@ -225,3 +225,34 @@ additionalProperties:
 		}
 	}
 }
+
+// TestRunReplacesTheReference: a run writes the reference beside the old
+// one and renames it over it, leaving no file of its own behind.
+func TestRunReplacesTheReference(t *testing.T) {
+	dir := t.TempDir()
+	spec := "type: object\nproperties:\n  size: {type: integer}\n"
+	if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(widgetCRD(spec)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "api.md")
+	if err := os.WriteFile(out, []byte("the reference as it was\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(dir, out); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(out); err != nil || !strings.Contains(string(data), "| `spec.size` | integer |") {
+		t.Errorf("the reference after the run: %q (%v), want spec.size's row", data, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"api.md", "widgets.yaml"}; !slices.Equal(names, want) {
+		t.Errorf("files after the run: %q, want %q", names, want)
+	}
+}
