@@ -103,26 +103,49 @@ func TestProcessesDyingTogetherAreOneBackoffStep(t *testing.T) {
 // a scaling error behind that nothing clears (no worker of the old
 // revision will ever be ready again), the pool reporting ScalingError
 // True, for a revision long gone, while the new one serves.
+//
+// The test makes each death and boot itself: revision 1's first worker
+// dies 0.8 s after its import (the die flag), the next boots only once
+// the flag is gone (its token) and lives until the test kills it, after
+// the update, while revision 2's worker waits for its own token.
 func TestCrashOfReplacedRevisionLeavesNoScalingError(t *testing.T) {
 	obs := &observer{}
 	root, _ := filepath.Abs("testdata/bootdie")
-	bad := agenttest.WSGIAt(root, 1, 1, env("DIE_AFTER", "0.8"))
-	good := agenttest.WSGIAt(root, 1, 1, env("BOOT_DELAY", "2"))
+	dir := testsupport.SharedDir(t) // the workers' user takes the tokens
+	flag, token1, token2 := filepath.Join(dir, "die"), filepath.Join(dir, "boot1"), filepath.Join(dir, "boot2")
+	bad := agenttest.WSGIAt(root, 1, 1, env("DIE_AFTER", "0.8"), env("DIE_IF_EXISTS", flag), env("BOOT_TOKEN", token1))
+	good := agenttest.WSGIAt(root, 1, 1, env("BOOT_TOKEN", token2))
+	touch(t, flag)
+	touch(t, token1) // revision 1's first worker boots, and dies
 	e := agenttest.Start(t, pool.Config{Name: "t/fixed", Revision: "1", Template: bad},
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
 	e.WaitFor(t, 30*time.Second, "a crash of revision 1", func(s pool.Status) bool { return s.ScalingError != nil })
-	e.WaitFor(t, 30*time.Second, "a worker of revision 1 ready again", func(s pool.Status) bool {
-		return len(s.Processes) == 1 && s.Processes[0].State == "Ready"
-	})
-	died := obs.died.Load()
-	e.Pool.Update(pool.Config{Name: "t/fixed", Revision: "2", Template: good})
-	// The crash this test is about: revision 1's worker, ready 0.8 s
-	// before it dies, dies while revision 2's boots (2 s).
-	if !obs.diedSince(died, 30*time.Second) {
-		t.Fatal("revision 1's last worker did not die while revision 2 booted: no crash of a replaced revision to test")
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
 	}
+	touch(t, token1) // its next worker boots, and stays up
+	s := e.WaitFor(t, 30*time.Second, "a worker of revision 1 ready again", func(s pool.Status) bool {
+		return len(s.Processes) == 1 && s.Processes[0].Revision == "1" && s.Processes[0].State == ferryv1.ProcessReady
+	})
+	last := int(s.Processes[0].PID)
+	e.Pool.Update(pool.Config{Name: "t/fixed", Revision: "2", Template: good})
+	e.WaitFor(t, 30*time.Second, "revision 2's worker booting", func(s pool.Status) bool {
+		return slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool {
+			return p.Revision == "2" && p.State == ferryv1.ProcessSpawning
+		})
+	})
+	// The crash this test is about: revision 1's last worker, young,
+	// dies while revision 2's boots.
+	died := obs.died.Load()
+	if err := syscall.Kill(last, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !obs.diedSince(died, 30*time.Second) {
+		t.Fatal("the pool did not report the death of revision 1's last worker")
+	}
+	touch(t, token2)
 	e.WaitFor(t, 30*time.Second, "revision 2 ready", func(s pool.Status) bool {
-		return len(s.Processes) == 1 && s.Processes[0].Revision == "2" && s.Processes[0].State == "Ready"
+		return len(s.Processes) == 1 && s.Processes[0].Revision == "2" && s.Processes[0].State == ferryv1.ProcessReady
 	})
 	// A pass of the supervisor after the crash, as clears a scaling error
 	// whose need has passed (clearPassedScalingErrorLocked): one of
