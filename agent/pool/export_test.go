@@ -3,8 +3,6 @@ package pool
 import (
 	"testing"
 	"time"
-
-	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
 // SetRestartEnding has f called as every restart ends, before it takes
@@ -24,17 +22,19 @@ func SetRestartEnding(t testing.TB, f func()) {
 // twice.
 func Reconcile(p *Pool) { p.reconcile() }
 
-// LastedPIDs returns the pids of p's ready workers that have been ready
-// for crashWindow: those a reconcile now takes as having lasted
-// (noteLastedLocked). The status says so only of a revision
-// (RevisionLasted), which one worker of it, or its being steady, makes.
+// LastedPIDs returns the pids of p's ready workers of its target
+// revision that have been ready for crashWindow: those the next reconcile
+// takes as having lasted (pastCrashWindowLocked, in noteLastedLocked).
+// The status reports only their revision as lasted (RevisionLasted),
+// which one such worker makes, as does the revision's having been steady
+// for the window: it does not say which workers lasted.
 func LastedPIDs(p *Pool) []int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
 	var pids []int
 	for _, w := range p.workers {
-		if w.state == ferryv1.ProcessReady && now.Sub(w.readyAt) >= crashWindow {
+		if w.Revision == p.cfg.Revision && w.pastCrashWindowLocked(now) {
 			pids = append(pids, w.PID())
 		}
 	}

@@ -903,7 +903,7 @@ func (p *Pool) runsRevisionLocked(rev string) bool {
 // revision with no worker ready is steady no more.
 func (p *Pool) noteLastedLocked(now time.Time) {
 	for _, w := range p.workers {
-		if w.state == ferryv1.ProcessReady && now.Sub(w.readyAt) >= crashWindow {
+		if w.pastCrashWindowLocked(now) {
 			p.lastedLocked(w)
 		}
 	}
@@ -916,6 +916,13 @@ func (p *Pool) noteLastedLocked(now time.Time) {
 			p.lastedLocked(p.workers[i])
 		}
 	}
+}
+
+// pastCrashWindowLocked reports whether w is ready and, at now, has been
+// for crashWindow: a worker that lasted (noteLastedLocked). The one rule,
+// that the tests' pool.LastedPIDs reads too.
+func (w *Worker) pastCrashWindowLocked(now time.Time) bool {
+	return w.state == ferryv1.ProcessReady && now.Sub(w.readyAt) >= crashWindow
 }
 
 // lastedLocked records that w, ready, has lived past crashWindow, or
