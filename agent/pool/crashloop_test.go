@@ -42,11 +42,8 @@ func TestWorkerThatDiesAfterBootIsBackedOff(t *testing.T) {
 		t.Errorf("RevisionStarted %v, RollingRestart = %+v; want true and RolloutComplete: a process of it was ready",
 			seen.RevisionStarted, c)
 	}
-	before := obs.spawns.Load()
-	// A span, not an event: a backoff is spawns that do not come, counted
-	// over it. Backing off 1 s, 2 s, 4 s: at most 3 more spawns in 6 s.
-	time.Sleep(6 * time.Second)
-	if n := obs.spawns.Load() - before; n > 3 {
+	// Backing off 1 s, 2 s, 4 s: at most 3 more spawns in 6 s.
+	if n := spawnsInSpan(t, obs); n > 3 {
 		t.Fatalf("%d spawns in 6 s of an app that dies 0.2 s after it is ready, want a backoff (at most 3)", n)
 	}
 }
@@ -430,10 +427,9 @@ func TestCrashLoopUnderLoadIsBackedOff(t *testing.T) {
 		agenttest.Options{Tick: 50 * time.Millisecond, Observer: obs})
 	defer slowLoad(e.URL)()
 	e.WaitFor(t, 30*time.Second, "a first worker ready", agenttest.Ready(1))
-	before := obs.spawns.Load()
-	time.Sleep(6 * time.Second) // a span, not an event: the spawns a backoff holds back do not come
+	n := spawnsInSpan(t, obs)
 	s := e.Pool.Status()
-	if n := obs.spawns.Load() - before; n > loadedBackoffSpawns {
+	if n > loadedBackoffSpawns {
 		t.Fatalf("%d spawns in 6 s of an app that dies 0.2 s after it is ready, under load (scaling error %v, failures counted %d); want a backoff (at most %d)",
 			n, s.ScalingError != nil, obs.failed.Load(), loadedBackoffSpawns)
 	}
@@ -459,7 +455,8 @@ func TestBrokenInPlaceUnderLoadIsBackedOff(t *testing.T) {
 // have lived past the crash window, then breaks its code in place (the
 // die flag: a new worker dies 0.2 s after it is ready) and kills one, so
 // that its replacements die; under slowLoad when load. It returns the
-// spawns in the 6 s after the pool counted their deaths.
+// spawns in the 6 s after the pool counted their deaths (spawnsInSpan:
+// one at least).
 func spawnsAfterBreakingInPlace(t *testing.T, name string, load bool) int64 {
 	t.Helper()
 	obs := &observer{}
@@ -479,25 +476,42 @@ func spawnsAfterBreakingInPlace(t *testing.T, name string, load bool) int64 {
 		t.Fatal(err)
 	}
 	e.WaitFor(t, 30*time.Second, "the replacements' deaths counted", func(s pool.Status) bool { return s.ScalingError != nil })
-	before := obs.spawns.Load()
-	time.Sleep(6 * time.Second) // a span, not an event: the spawns a backoff holds back do not come
-	return obs.spawns.Load() - before
+	return spawnsInSpan(t, obs)
 }
 
 // waitLasted waits until the pool reports its revision lasted
 // (RevisionLasted) with n ready workers, each of them ready for the crash
 // window (pool.LastedPIDs), and returns their pids: the event itself,
-// woken by the pool's report, not a sleep hoping the window has passed.
-// The bound is the window and a generous margin for the spawns.
+// polled, and woken by the RevisionLasted report, not a sleep hoping the
+// window has passed. The bound is the window and a generous margin for
+// the spawns.
 func waitLasted(t *testing.T, e *agenttest.Env, n int) []int {
 	t.Helper()
+	what := "the revision lasted, its ready worker past the crash window"
+	if n != 1 {
+		what = fmt.Sprintf("the revision lasted, its %d ready workers each past the crash window", n)
+	}
 	var lasted []int
-	e.WaitFor(t, contract.CrashWindow+30*time.Second, fmt.Sprintf("the revision lasted, its %d ready workers each past the crash window", n),
-		func(s pool.Status) bool {
-			lasted = pool.LastedPIDs(e.Pool)
-			return s.RevisionLasted && int(s.Counts.Ready) == n && len(lasted) == n
-		})
+	e.WaitFor(t, contract.CrashWindow+30*time.Second, what, func(s pool.Status) bool {
+		lasted = pool.LastedPIDs(e.Pool)
+		return s.RevisionLasted && int(s.Counts.Ready) == n && len(lasted) == n
+	})
 	return lasted
+}
+
+// spawnsInSpan counts the pool's spawns (obs) over 6 s of a crash loop:
+// a span, not an event, as a backoff is spawns that do not come. It
+// fails the test if there were none: a pool that stopped respawning
+// (gave up) would pass any upper bound a backoff is checked by.
+func spawnsInSpan(t *testing.T, obs *observer) int64 {
+	t.Helper()
+	before := obs.spawns.Load()
+	time.Sleep(6 * time.Second)
+	n := obs.spawns.Load() - before
+	if n == 0 {
+		t.Fatal("no spawn in 6 s of a crash loop: the pool gave up on its workers rather than backed off")
+	}
+	return n
 }
 
 // loadedBackoffSpawns bounds the spawns in 6 s of a crash loop under load:
