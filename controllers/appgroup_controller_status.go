@@ -820,21 +820,35 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 		why = append(why, nodeList(n.resisting)+" resisting a deployment error")
 	}
 	if len(n.failing) > 0 {
-		e := in.Reports[n.failing[0]].Pool.Status.LastSpawnError
-		w := fmt.Sprintf("it %s (%s)", contract.FailedHow(e.Reason, " on "+nodeList(n.failing)), cutMiddle(e.Reason, maxReason))
+		reason := failureReason(in, n.failing[0])
+		w := fmt.Sprintf("it %s (%s)", contract.FailedHow(reason, " on "+nodeList(n.failing)), cutMiddle(reason, maxReason))
 		why = append(why, w+olderNote(in, n.failing))
 	}
 	retrying, diedYoung := 0, false
 	if len(n.resisting) == 0 {
 		if retried := retriedOf(in, n.failing); len(retried) > 0 {
 			retrying = len(retried)
-			diedYoung = contract.DiedAfterReadyIn(in.Reports[retried[0]].Pool.Status.LastSpawnError.Reason)
+			diedYoung = contract.DiedAfterReadyIn(failureReason(in, retried[0]))
 		}
 	}
 	remedy := haltRemedy(retrying, diedYoung)
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 		fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
 			in.Target, n.updated, len(in.Nodes), strings.Join(why, "; "), remedy))
+}
+
+// failureReason is how the target failed on a failing node, as the
+// halt's message quotes and judges it: the remembered halt's reason on
+// its node, else the pool's last spawn error. Not the latest error on
+// the halt's node: each young death's reason has its own lifetime ("1.2s
+// after it was ready", then "2.5s"), and between deaths the message
+// quotes the halt's (the remembered branch), so it would change at each
+// death, a status write and a `restart --wait` line each time.
+func failureReason(in rollupInput, node string) string {
+	if haltRemembered(in) && in.Halt.Node == node {
+		return in.Halt.Reason
+	}
+	return in.Reports[node].Pool.Status.LastSpawnError.Reason
 }
 
 // olderNote is what a halt's message says of older processes on nodes on

@@ -1932,9 +1932,11 @@ func TestHaltSaysWhatServesOnItsNodes(t *testing.T) {
 // halt remembered), so that the message is not written anew, nor a
 // `restart --wait` line printed, at each turn; and it says no older
 // process serves between the deaths, true at every turn, not that none
-// keeps serving while the retry's process does. (Seen failing before:
-// every turn said "with no older process to keep serving", the retry's
-// process ready or not.)
+// keeps serving while the retry's process does; at a later death, whose
+// reason tells another lifetime, it still quotes the death it recorded.
+// (Seen failing before: every turn said "with no older process to keep
+// serving", the retry's process ready or not; and a later death's
+// message quoted that death's lifetime, "2.5s after it was ready".)
 func TestHaltReadsAlikeBetweenYoungDeaths(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
 	blocking := func(pool *ferryv1.ProcessPool, halt *ferryv1.HaltedRollout) rollupInput {
@@ -1962,6 +1964,10 @@ func TestHaltReadsAlikeBetweenYoungDeaths(t *testing.T) {
 			func(p *ferryv1.ProcessPool) {
 				p.Status.Processes = []ferryv1.ProcessInfo{{PID: 3, Revision: targetRev, State: ferryv1.ProcessReady}}
 			}), death.Halt)},
+		// The next death's reason has its own lifetime: the halt still
+		// quotes the one it recorded.
+		{"a second death, after another lifetime", blocking(testPool("node-a", targetRev, restartingBlocking(0, 2),
+			spawnFailed("exited with status 1 2.5s after it was ready")), death.Halt)},
 	}
 	for _, turn := range turns {
 		c := rollingRestartCondition(turn.in)
