@@ -905,10 +905,15 @@ func olderNote(in rollupInput, nodes []string) string {
 }
 
 // diesYoungRetried: the target's processes die young on r's node (its
-// last spawn error is such a death, which stays until the next error)
-// and nothing returns the node from it: its agent retries it.
+// agent runs the target, its last spawn error is such a death, which
+// stays until the next error, and none of them has lived the crash
+// window there) and nothing returns the node from it: its agent retries
+// it. As crashLoopOf reads a loop: once a process of the target lasted,
+// one may serve for good, and "between its deaths" would not be true.
 func diesYoungRetried(in rollupInput, r poolReport) bool {
-	if !contract.YoungDeathOf(r.Pool.Status.LastSpawnError, in.Target) {
+	st := &r.Pool.Status
+	if st.ObservedRevision != in.Target || st.LastedRevision == in.Target ||
+		!contract.YoungDeathOf(st.LastSpawnError, in.Target) {
 		return false
 	}
 	reason, _ := nodeStaysWhy(in, r.Node)

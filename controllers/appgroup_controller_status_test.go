@@ -1977,6 +1977,30 @@ func TestHaltReadsAlikeBetweenYoungDeaths(t *testing.T) {
 	}
 }
 
+// TestHaltSaysNothingOlderWhereTheTargetLasts: on the remembered halt's
+// node, a process of the target lived the crash window (lastedRevision)
+// and serves, its last spawn error still a young death: its processes no
+// longer die young at every retry, so the halt says nothing of older
+// processes there, as where any process of the target serves, not "with
+// no older process to serve between its deaths" while a lasting one
+// serves. (Seen failing before: diesYoungRetried read the last spawn
+// error alone, and the message said so.)
+func TestHaltSaysNothingOlderWhereTheTargetLasts(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	in := input(abc, testPool("node-a", targetRev, restartingBlocking(1, 2), counts(1, 1, 1), betweenDeaths, lasted,
+		func(p *ferryv1.ProcessPool) {
+			p.Status.Processes = []ferryv1.ProcessInfo{{PID: 3, Revision: targetRev, State: ferryv1.ProcessReady}}
+		}), testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+	in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+	in.Halt = &ferryv1.HaltedRollout{Revision: targetRev, Node: "node-a", Reason: "exited with status 1 1.2s after it was ready"}
+	in = looped(in)
+	c := rollingRestartCondition(in)
+	const words = "it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); "
+	if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, words) {
+		t.Errorf("RollingRestart = %s/%s: %q, want RolloutHalted saying %q", c.Status, c.Reason, c.Message, words)
+	}
+}
+
 // TestNameTakenMessage: the Service in the way is named, with what it
 // costs and what to do. (It listed EndpointSlices too, saying the same of
 // them: their endpoints go into another slice now, and Ready does not
