@@ -77,8 +77,13 @@ type Served struct {
 // node serves (serves: ProxyServes on a report its reader takes as
 // recent; a silent agent's figures tell nothing of now). Then by the
 // pool's process table (at most 512 rows, more than a pool runs), its
-// ready processes; without one, by its counts as far as they go: of the
-// ready processes, at most updated run spec.revision and at most the
+// ready processes; without one, by its counts as far as they go. Their
+// updated are the processes of status.observedRevision, the revision the
+// agent has taken up, not of spec.revision: while the agent has not
+// caught up with spec.revision, none of its processes runs it, and every
+// ready one is older (a spec.revision put back to one the agent ran
+// before reads so too: the counts cannot tell). Once it has, of the
+// ready processes at most updated run spec.revision and at most the
 // others another. Not by the counts where the table tells: with one of
 // each revision ready and a retry of spec.revision spawning, they cannot
 // say which are ready. The manager's halt message (olderNote) and
@@ -91,8 +96,7 @@ func WhatServes(pool *ferryv1.ProcessPool, serves bool) Served {
 	}
 	st := &pool.Status
 	if len(st.Processes) == 0 {
-		c := st.ProcessCounts
-		return Served{Older: c.Ready > c.Updated, Spec: c.Ready > c.Total-c.Updated}
+		return servedByCounts(st, pool.Spec.Revision)
 	}
 	var s Served
 	for _, p := range st.Processes {
@@ -106,4 +110,14 @@ func WhatServes(pool *ferryv1.ProcessPool, serves bool) Served {
 		}
 	}
 	return s
+}
+
+// servedByCounts is WhatServes without a process table: by st's counts,
+// whose updated run st.observedRevision.
+func servedByCounts(st *ferryv1.ProcessPoolStatus, spec string) Served {
+	c := st.ProcessCounts
+	if st.ObservedRevision != spec {
+		return Served{Older: c.Ready > 0}
+	}
+	return Served{Older: c.Ready > c.Updated, Spec: c.Ready > c.Total-c.Updated}
 }

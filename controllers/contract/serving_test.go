@@ -15,6 +15,7 @@ func servingPool(procs []ferryv1.ProcessInfo, edits ...func(*ferryv1.ProcessPool
 	p := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: "node-a", Revision: "2"}}
 	p.Spec.Template.Listen.Port = 8080
 	p.Status.Address, p.Status.ListenPort = "10.0.0.1:8080", 8080
+	p.Status.ObservedRevision = p.Spec.Revision // its agent has taken it up
 	p.Status.Processes = procs
 	p.Status.ProcessCounts.Total = int32(len(procs))
 	for _, pr := range procs {
@@ -117,6 +118,13 @@ func TestWhatServes(t *testing.T) {
 			servingPool([]ferryv1.ProcessInfo{readyOf("1"), spawning}, noTable), true, Served{}},
 		{"no table, every one updated and ready", servingPool([]ferryv1.ProcessInfo{readyOf("2"), readyOf("2")}, noTable), true,
 			Served{Spec: true}},
+		// The agent not caught up: its updated run the revision it has,
+		// an older one, and none runs spec.revision.
+		{"no table, the agent on an older revision, every one of it and ready",
+			servingPool([]ferryv1.ProcessInfo{readyOf("1"), readyOf("1")}, noTable, func(p *ferryv1.ProcessPool) {
+				p.Status.ObservedRevision = "1"
+				p.Status.ProcessCounts.Updated = 2
+			}), true, Served{Older: true}},
 		{"no table, two older ready, the node not serving",
 			servingPool([]ferryv1.ProcessInfo{readyOf("1"), readyOf("1")}, noTable), false, Served{}},
 	}

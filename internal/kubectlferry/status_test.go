@@ -504,6 +504,7 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 	pool := func(procs []ferryv1.ProcessInfo, edits ...func(*ferryv1.ProcessPool)) *ferryv1.ProcessPool {
 		p := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: "node-1", Revision: target}}
 		p.Spec.Template.Listen.Port = 8080
+		p.Status.ObservedRevision = target // its agent has taken it up
 		p.Status.Processes = procs
 		p.Status.ProcessCounts.Total = int32(len(procs))
 		for _, pr := range procs {
