@@ -40,5 +40,7 @@
 //   - ProxyServes says whether a pool's node takes requests, by its
 //     report (ServesOnOldPort: still on the old port of a move), and
 //     WhatServes whose processes serve there: the manager's halt message
-//     and kubectl ferry status say what serves on a halted node alike.
+//     and kubectl ferry status say alike whether older processes serve
+//     on a halted node (not in the same words where the revision's
+//     processes die young and are retried).
 package contract

@@ -87,9 +87,13 @@ type Served struct {
 // others another. Not by the counts where the table tells: with one of
 // each revision ready and a retry of spec.revision spawning, they cannot
 // say which are ready. The manager's halt message (olderNote) and
-// kubectl ferry status's halt header (olderOn) both say what serves on a
-// halted node from this, so that they cannot disagree but where they
-// judge the report's age.
+// kubectl ferry status's halt header (olderOn) both say whether older
+// processes serve on a halted node from this, so that they cannot
+// disagree about them but where they judge the report's age. Not in
+// their words where the target's processes die young and are retried:
+// while a retry's process is ready, the plugin says it serves, and the
+// manager, whose message must not change at each death, that no older
+// process serves between the deaths.
 func WhatServes(pool *ferryv1.ProcessPool, serves bool) Served {
 	if !serves {
 		return Served{}

@@ -412,14 +412,16 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *
 // agent stops, or whose proxy cannot listen). Or, with none older, that
 // one of revision does: a retry's, between two of the agent's failures.
 // "" when there is no pool to tell (the node gone, or unlabelled), the
-// pool is on another revision now, or its agent is not heard from
+// pool is being deleted (the manager says its node is no longer
+// selected, and nothing of what serves there), the pool is on another
+// revision now, or its agent is not heard from
 // (heard: it reported, and is not silent), whose figures tell nothing of
 // now; the manager's message says nothing of a silent node either. Its
 // silence is judged here as the pool rows do, by the API server's record
 // of the agent's writes and this machine's clock, not by when the manager
 // saw them: near the bound, the two may differ.
 func olderOn(pool *ferryv1.ProcessPool, revision string, heard bool) string {
-	if pool == nil || !heard || pool.Spec.Revision != revision {
+	if pool == nil || pool.DeletionTimestamp != nil || !heard || pool.Spec.Revision != revision {
 		return ""
 	}
 	served := contract.WhatServes(pool, contract.ProxyServes(pool))

@@ -567,6 +567,9 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 		{"the pool on another revision now", pool([]ferryv1.ProcessInfo{ready(older)}, func(p *ferryv1.ProcessPool) {
 			p.Spec.Revision = older
 		}), true, unsaid},
+		// The manager says the node is no longer selected.
+		{"the pool being deleted, older processes ready", pool([]ferryv1.ProcessInfo{ready(older), ready(older)},
+			func(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time: testNow} }), true, unsaid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := haltSummary(h, testNow, false, tt.pool, tt.heard)
