@@ -1424,8 +1424,11 @@ func whereNow(in rollupInput) string {
 // spawn of the target running, so not failing) the message reads as at
 // the retries, and `restart --wait` shows no new halt at each. Once a
 // retry's process is ready, the target serves there and nothing is said
-// of older ones; but not where every retry's process dies young, ready a
-// few seconds each time (olderNote).
+// of older ones; except where the target's processes die young and its
+// agent retries them (diesYoungRetried: its last spawn error such a
+// death, none of them lived the crash window there, nothing returning
+// the node), a retry's process ready for seconds at a time: the note
+// then says no older process serves between the deaths (olderNote).
 func whereNowNote(in rollupInput) string {
 	if w := whereNow(in); w != "" {
 		return w

@@ -1858,14 +1858,16 @@ func TestRestartingReasonIsTheAgents(t *testing.T) {
 
 // TestHaltSaysWhatServesOnItsNodes: the halt's message says whether older
 // processes serve on the nodes that cannot run the target, from their
-// counts (none of the target runs there, so a ready process is an older
-// one), whatever the failure: a death soon after ready may leave older
-// processes (a Rolling restart's, held) or none (a Blocking restart
-// stopped them, or one process died), and a failed spawn may have older
-// processes beside it (a restart with resistance off could not replace
-// them). (Seen failing before: the message said "with no older process
-// to keep serving" of every failed spawn, older processes serving or
-// not, and nothing of a death soon after ready, none serving or not.)
+// ready processes (by the process table, else the counts; none of the
+// target runs there, so a ready process is an older one) on a node that
+// takes requests, whatever the failure: a death soon after ready may
+// leave older processes (a Rolling restart's, held) or none (a Blocking
+// restart stopped them, or one process died), and a failed spawn may
+// have older processes beside it (a restart with resistance off could
+// not replace them). (Seen failing before: the message said "with no
+// older process to keep serving" of every failed spawn, older processes
+// serving or not, and nothing of a death soon after ready, none serving
+// or not.)
 func TestHaltSaysWhatServesOnItsNodes(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
 	const loadFailed, died = "(the app failed to load)", "(exited with status 1 1.2s after it was ready)"
