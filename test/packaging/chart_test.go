@@ -346,6 +346,17 @@ func TestSchemaRejectsWrongValues(t *testing.T) {
 		{"bind address a number not 0", `agent: {metricsBindAddress: 0.5}`, `at '/agent/metricsBindAddress': value must be one of '0', 0`},
 		// The agent's /readyz stops the DaemonSet's rollout at an agent
 		// that cannot work (an outdated CRD), so its probes stay on.
+		// Helm drops a null given for a key with a default before the
+		// schema sees the values: the key is then missing, which the
+		// schema refuses, rather than templates taking nil as off (or,
+		// for metricsSecure, rendering --metrics-secure=0).
+		{"manager metrics bind address null", "manager: {metricsBindAddress: }", `at '/manager': missing property 'metricsBindAddress'`},
+		{"manager probes bind address null", "manager: {healthProbeBindAddress: null}",
+			`at '/manager': missing property 'healthProbeBindAddress'`},
+		{"manager metrics secure null", "manager: {metricsSecure: ~}", `at '/manager': missing property 'metricsSecure'`},
+		{"agent metrics bind address null", "agent: {metricsBindAddress: null}", `at '/agent': missing property 'metricsBindAddress'`},
+		{"agent probes bind address null", "agent: {healthProbeBindAddress: }", `at '/agent': missing property 'healthProbeBindAddress'`},
+		{"agent metrics secure null", "agent: {metricsSecure: null}", `at '/agent': missing property 'metricsSecure'`},
 		{"agent probes off", "agent: {healthProbeBindAddress: 0}", "/agent/healthProbeBindAddress"},
 		{"agent probes off as a string", `agent: {healthProbeBindAddress: "0"}`, "/agent/healthProbeBindAddress"},
 		{"max header bytes as string", `agent: {maxHeaderBytes: "64k"}`, "/agent/maxHeaderBytes"},
