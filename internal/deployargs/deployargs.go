@@ -14,17 +14,21 @@ import (
 	"os"
 	"regexp"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/metricscert"
 )
 
 // Manager holds the manager's settings (chart: .Values.manager).
 type Manager struct {
 	LeaderElect        bool
 	MetricsBindAddress string
-	// MetricsSecure serves /metrics over HTTPS to authorized tokens only.
+	// MetricsSecure serves /metrics over HTTPS to authorized tokens only;
+	// not rendered for metrics that are off (MetricsBindAddress 0).
 	MetricsSecure bool
 	// MetricsCertPath is the directory of the certificate (tls.crt) and
 	// key (tls.key) secure metrics serve; empty: a self-signed one. The
 	// chart mounts manager.metricsCertSecret at MetricsCertMountPath.
+	// Rendered only for metrics that are on and secure.
 	MetricsCertPath        string
 	HealthProbeBindAddress string
 	AgentStaleAfter        time.Duration
@@ -63,11 +67,8 @@ func ManagerArgs(m Manager) []string {
 	args := []string{
 		fmt.Sprintf("--leader-elect=%t", m.LeaderElect),
 		"--metrics-bind-address=" + m.MetricsBindAddress,
-		fmt.Sprintf("--metrics-secure=%t", m.MetricsSecure),
 	}
-	if m.MetricsCertPath != "" {
-		args = append(args, "--metrics-cert-path="+m.MetricsCertPath)
-	}
+	args = append(args, metricsArgs(m.MetricsBindAddress, m.MetricsSecure, m.MetricsCertPath)...)
 	return append(args,
 		"--health-probe-bind-address="+m.HealthProbeBindAddress,
 		"--agent-stale-after="+m.AgentStaleAfter.String(),
@@ -77,6 +78,22 @@ func ManagerArgs(m Manager) []string {
 		fmt.Sprintf("--max-concurrent-reconciles=%d", m.MaxConcurrentReconciles),
 		"--zap-log-level="+m.LogLevel,
 	)
+}
+
+// metricsArgs are --metrics-secure and --metrics-cert-path for metrics
+// served at bindAddress, as the chart renders them: neither for metrics
+// that are off (0 or empty), which the binaries ignore them for, and the
+// certificate only for secure metrics: plain HTTP serves none, and the
+// binaries refuse one there.
+func metricsArgs(bindAddress string, secure bool, certPath string) []string {
+	if metricscert.Off(bindAddress) {
+		return nil
+	}
+	args := []string{fmt.Sprintf("--metrics-secure=%t", secure)}
+	if secure && certPath != "" {
+		args = append(args, "--metrics-cert-path="+certPath)
+	}
+	return args
 }
 
 // MetricsCertMountPath is where the chart mounts the Secret of
@@ -167,11 +184,8 @@ func AgentArgs(a Agent) []string {
 		"--advertise-address=" + a.AdvertiseAddress,
 		"--state-dir=" + a.StateDir,
 		"--metrics-bind-address=" + a.MetricsBindAddress,
-		fmt.Sprintf("--metrics-secure=%t", a.MetricsSecure),
 	}
-	if a.MetricsCertPath != "" {
-		args = append(args, "--metrics-cert-path="+a.MetricsCertPath)
-	}
+	args = append(args, metricsArgs(a.MetricsBindAddress, a.MetricsSecure, a.MetricsCertPath)...)
 	args = append(args,
 		"--health-probe-bind-address="+a.HealthProbeBindAddress,
 		"--heartbeat-interval="+a.HeartbeatInterval.String(),

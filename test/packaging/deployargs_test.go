@@ -25,6 +25,21 @@ func TestChartRendersDeployArgs(t *testing.T) {
 	checkEnv(t, "chart manager", find(t, objs, "Deployment", "manager"), deployargs.ManagerEnvVars)
 }
 
+// TestChartRendersDeployArgsWithMetricsOff: with both metricsBindAddress
+// 0 the chart renders neither --metrics-secure nor --metrics-cert-path (a
+// certificate Secret given or not), which the binaries would ignore, and
+// deployargs renders the same for "0".
+func TestChartRendersDeployArgsWithMetricsOff(t *testing.T) {
+	objs := render(t, renderOpts{sets: []string{"manager.metricsBindAddress=0", "agent.metricsBindAddress=0",
+		"manager.metricsCertSecret=ferry-metrics-cert", "agent.metricsCertSecret=ferry-metrics-cert"}})
+	manager := deployargs.DefaultManager()
+	manager.MetricsBindAddress, manager.MetricsCertPath = "0", deployargs.MetricsCertMountPath
+	checkArgs(t, "manager with metrics off", find(t, objs, "Deployment", "manager"), deployargs.ManagerArgs(manager))
+	agent := deployargs.DefaultAgent()
+	agent.MetricsBindAddress, agent.MetricsCertPath = "0", deployargs.MetricsCertMountPath
+	checkArgs(t, "agent with metrics off", find(t, objs, "DaemonSet", "agent"), deployargs.AgentArgs(agent))
+}
+
 func TestConfigRendersDeployArgs(t *testing.T) {
 	objs := kustomize(t, "default")
 	checkArgs(t, "config/manager", find(t, objs, "Deployment", "manager"), deployargs.ManagerArgs(deployargs.DefaultManager()))
