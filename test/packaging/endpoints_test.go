@@ -90,7 +90,7 @@ func endpointsOf(t *testing.T, objs []*unstructured.Unstructured, component stri
 // closed port: no container port, no probes, no --metrics-secure, metrics
 // Service, ServiceMonitor, metrics certificate or metrics-auth grant, and
 // no scraper, metrics-auth or metrics-reader ClusterRole when no secure
-// metrics are left. With an address, all of them. The agent's probes stay
+// metrics are left; no ClusterRoleBinding names a ClusterRole left out. With an address, all of them. The agent's probes stay
 // (the schema refuses 0 there): its /readyz stops the DaemonSet's rollout
 // at an agent that cannot work.
 func TestChartTurnsEndpointsOff(t *testing.T) {
@@ -169,6 +169,10 @@ agent: {metricsBindAddress: 0e0}
 			map[string]endpoints{"manager": healthOff(metricsOff(on["manager"])), "agent": metricsOff(on["agent"])}, false, false},
 		{"metrics off as -0.0 and 0e0, from a values file", nil, otherZeros,
 			map[string]endpoints{"manager": metricsOff(on["manager"]), "agent": metricsOff(on["agent"])}, false, false},
+		// A token of the user's: the reader it is bound to stays, the
+		// chart's scraper is not needed.
+		{"secure metrics with a token Secret of the user's", []string{"metrics.serviceMonitor.tokenSecret.name=prometheus-token"}, "",
+			on, true, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := renderOpts{sets: append(slices.Clone(base), tt.sets...)}
@@ -191,6 +195,14 @@ agent: {metricsBindAddress: 0e0}
 			}
 			if got := rendered("ServiceAccount/ferry-metrics-scraper"); got != tt.scraper {
 				t.Errorf("scraper rendered %t, want %t", got, tt.scraper)
+			}
+			// A binding to a ClusterRole the chart left out would grant
+			// nothing, or whatever a role of that name elsewhere grants.
+			for _, b := range ofKind(objs, "ClusterRoleBinding") {
+				role, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
+				if !rendered("ClusterRole/" + role) {
+					t.Errorf("%s binds ClusterRole %s, which is not rendered", kindName(b), role)
+				}
 			}
 		})
 	}

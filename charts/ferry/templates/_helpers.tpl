@@ -102,6 +102,18 @@ For (dict "root" $ "component" "manager" or "agent" ["secure" true]).
 {{- end }}
 
 {{/*
+"true" when some component serves secure metrics (ferry.metricsServed
+with "secure"): only then are the metrics-auth and metrics-reader
+ClusterRoles rendered, and the chart's scraper, bound to the reader, with
+them. One definition, so that no binding names a role left out.
+*/}}
+{{- define "ferry.metrics.anySecure" -}}
+{{- range list "manager" "agent" }}
+{{- if include "ferry.metricsServed" (dict "root" $ "component" . "secure" true) }}true{{ break }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The host a probe of an agent's endpoint asks: the kubelet probes the pod's
 IP, which with hostNetwork is the node's, unless told otherwise. An agent
 that binds only the loopback address is probed there: the kubelet runs in
