@@ -522,22 +522,30 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 			"agent.extraArgs={--lease-namespace=ferry-leases}"}, "manager.extraArgs has --agent-lease-namespace leases " +
 			"(two items), but agent.extraArgs has --lease-namespace=ferry-leases"},
 		{[]string{"manager.extraArgs={--agent-lease-namespace=ferry-leases}", "agent.extraArgs={--lease-namespace=ferry-leases}"}, ""},
-		// An empty namespace is not the release's: the agents renew their
-		// Leases in their built-in default, the manager watches none. Both
+		// An empty namespace does not mean the release's: the agents fall
+		// back on their built-in default, the manager watches none. Both
 		// empty agree, and are refused all the same.
 		{[]string{"manager.extraArgs={--agent-lease-namespace=}", "agent.extraArgs={--lease-namespace=}"},
-			"manager.extraArgs has --agent-lease-namespace=, an empty namespace, which is not the release's: the manager " +
-				"would watch no agent's Lease, and judge each node by its pools' status writes alone. Name a namespace (one " +
-				"for manager.extraArgs' --agent-lease-namespace and agent.extraArgs' --lease-namespace), or take " +
-				"--agent-lease-namespace= out of manager.extraArgs (the release's namespace)\n" +
-				"agent.extraArgs has --lease-namespace=, an empty namespace, which is not the release's: the agents would " +
-				"renew their Leases in ferry-system, the agent's built-in default"},
-		{[]string{"agent.extraArgs={--lease-namespace=}"}, "agent.extraArgs has --lease-namespace=, an empty namespace, " +
-			"which is not the release's"},
+			"manager.extraArgs has --agent-lease-namespace=, an empty namespace: the manager would watch no agent's " +
+				"Lease, and judge each node by its pools' status writes alone. Name a namespace (one for " +
+				"manager.extraArgs' --agent-lease-namespace and agent.extraArgs' --lease-namespace), or take " +
+				"--agent-lease-namespace= out of manager.extraArgs (which leaves it at the release's namespace)\n" +
+				"agent.extraArgs has --lease-namespace=, an empty namespace: the agents would rely on their built-in " +
+				"default, ferry-system, and renew their Leases there whatever the release's namespace. Name a namespace"},
+		// In ferry-system too: the release's namespace by chance, not by
+		// the chart, and the message says nothing false there.
+		{[]string{"agent.extraArgs={--lease-namespace=}"}, "agent.extraArgs has --lease-namespace=, an empty namespace: " +
+			"the agents would rely on their built-in default, ferry-system, and renew their Leases there whatever the " +
+			"release's namespace"},
 		{[]string{"manager.extraArgs={--zap-encoder=console,-agent-lease-namespace}"}, "manager.extraArgs has " +
 			"-agent-lease-namespace, its last item, with no namespace after it: the manager would not start (flag needs " +
-			"an argument). Name a namespace, as --agent-lease-namespace=NAMESPACE, or take -agent-lease-namespace out of " +
-			"manager.extraArgs (the release's namespace)"},
+			"an argument). Name a namespace, the one of agent.extraArgs' --lease-namespace, as " +
+			"--agent-lease-namespace=NAMESPACE, or take -agent-lease-namespace out of manager.extraArgs (which leaves it " +
+			"at the release's namespace)"},
+		{[]string{"agent.extraArgs={--lease-namespace}"}, "agent.extraArgs has --lease-namespace, its last item, with no " +
+			"namespace after it: the agents would not start (flag needs an argument). Name a namespace, the one of " +
+			"manager.extraArgs' --agent-lease-namespace, as --lease-namespace=NAMESPACE, or take --lease-namespace out " +
+			"of agent.extraArgs (which leaves it at the release's namespace)"},
 		{[]string{"manager.extraArgs={--agent-lease-namespace,ferry-leases}", "agent.extraArgs={-lease-namespace,ferry-leases}"}, ""},
 		{[]string{"manager.extraArgs={-agent-lease-namespace,ferry-leases}", "agent.extraArgs={--lease-namespace=ferry-leases}"}, ""},
 		// Naming the release's namespace moves nothing.
