@@ -224,10 +224,11 @@ the Secret's renewals, which the binary reads as they land. For (dict
 {{- end }}
 
 {{/*
---metrics-secure, from <component>.metricsSecure, for metrics that are
-served: with metricsBindAddress 0 the binaries ignore it, so the chart
-leaves it out, and refuses it in extraArgs no more than any flag it does
-not render. With "names", the value it comes from (as ferry.valueArgs).
+--metrics-secure, from <component>.metricsSecure, only for metrics that
+are served: with metricsBindAddress 0 the binaries ignore it, so the chart
+leaves it out. validate.yaml refuses in extraArgs only the flags the chart
+renders: with the metrics off, an extra --metrics-secure is let through.
+With "names", the value it comes from (as ferry.valueArgs).
 For (dict "root" $ "component" "manager" or "agent" ["names" true]).
 */}}
 {{- define "ferry.metricsSecure.args" -}}
