@@ -582,6 +582,48 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 	}
 }
 
+// TestChartRefusesABooleanApartFromItsFlag: an extra argument true or
+// false, as its own item after a flag written without "=", is refused: a
+// boolean flag takes no separate value, so the flag package sets the flag
+// true and leaves the word as an argument, which both binaries refuse at
+// their start. A flag the chart renders, so given, is refused naming both
+// items. A value written with "=", or after a flag that takes one, is not.
+func TestChartRefusesABooleanApartFromItsFlag(t *testing.T) {
+	for _, tt := range []struct {
+		values, want string // want "" when accepted
+	}{
+		// With the metrics off the chart renders no --metrics-secure, so
+		// an extra one is let through; its separate value is not.
+		{"agent: {metricsBindAddress: 0, extraArgs: [--metrics-secure, \"false\"]}",
+			"agent.extraArgs has --metrics-secure false (two items): the agents would not start, a boolean flag " +
+				"taking no separate value (--metrics-secure false sets it true, and leaves false an argument, which the " +
+				"binary refuses). Write --metrics-secure=false, one item, or take --metrics-secure and false out of " +
+				"agent.extraArgs"},
+		{"manager: {extraArgs: [--zap-encoder=console, -zap-devel, \"True\"]}",
+			"manager.extraArgs has -zap-devel True (two items): the manager would not start"},
+		{"agent: {extraArgs: [--trust-forwarded-for, \"false\"]}", "agent.extraArgs has --trust-forwarded-for false " +
+			"(two items), but the chart sets --trust-forwarded-for from agent.trustForwardedFor, which an extra argument " +
+			"would override past the chart's checks. Set agent.trustForwardedFor instead, and take --trust-forwarded-for " +
+			"and false out of agent.extraArgs"},
+		{"agent: {metricsBindAddress: 0, extraArgs: [--metrics-secure=false, --zap-devel]}", ""},
+		{"manager: {extraArgs: [--zap-encoder, console, --zap-devel]}", ""},
+	} {
+		f := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(f, []byte(tt.values), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}})
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("values %q refused: %v", tt.values, err)
+		case tt.want != "" && err == nil:
+			t.Errorf("values %q accepted; want refused with %q", tt.values, tt.want)
+		case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+			t.Errorf("values %q: want %q, got: %v", tt.values, tt.want, err)
+		}
+	}
+}
+
 // TestSchemaCoversEveryValue: every key of values.yaml is a property in
 // values.schema.json, so that the schema keeps up with new values.
 func TestSchemaCoversEveryValue(t *testing.T) {
