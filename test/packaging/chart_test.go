@@ -624,6 +624,26 @@ func TestChartRefusesABooleanApartFromItsFlag(t *testing.T) {
 	}
 }
 
+// TestChartRefusesAgentProbesOffWithoutTheSchema: the schema refuses an
+// agent.healthProbeBindAddress of 0, but `helm install
+// --skip-schema-validation` skips it; the chart then refuses it itself,
+// saying why, rather than render a health port 0 (or fail on a number).
+func TestChartRefusesAgentProbesOffWithoutTheSchema(t *testing.T) {
+	for _, values := range []string{"agent: {healthProbeBindAddress: 0}", `agent: {healthProbeBindAddress: "0"}`} {
+		f := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(f, []byte(values), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}, skipSchema: true})
+		want := "agent.healthProbeBindAddress is 0, which turns the agents' probes off: the chart needs them, their " +
+			"/readyz stopping the DaemonSet's rollout at an agent that cannot work. Set a host:port, as :9442 (the " +
+			"default); the schema, skipped here, refuses 0"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("values %q without the schema: want refused with %q, got: %v", values, want, err)
+		}
+	}
+}
+
 // TestSchemaCoversEveryValue: every key of values.yaml is a property in
 // values.schema.json, so that the schema keeps up with new values.
 func TestSchemaCoversEveryValue(t *testing.T) {

@@ -141,6 +141,8 @@ type renderOpts struct {
 	release, namespace string
 	valuesFiles        []string // relative to testdata/ unless absolute
 	sets               []string // --set
+	// skipSchema renders with --skip-schema-validation, as a user may.
+	skipSchema bool
 }
 
 // templateRaw runs `helm template` and returns the manifest.
@@ -160,6 +162,9 @@ func templateRaw(ctx context.Context, o renderOpts) (string, error) {
 	}
 	for _, s := range o.sets {
 		args = append(args, "--set", s)
+	}
+	if o.skipSchema {
+		args = append(args, "--skip-schema-validation")
 	}
 	return helm(ctx, args...)
 }

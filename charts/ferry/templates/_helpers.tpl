@@ -72,10 +72,12 @@ Call with (dict "image" .Values.manager.image "root" $).
 {{- end }}
 
 {{/*
-The port of a bind address such as ":8080" or "$(HOST_IP):9441".
+The port of a bind address such as ":8080" or "$(HOST_IP):9441". Any
+value is taken as text: one the schema refuses, when it is skipped, then
+renders, for validate.yaml to refuse it saying why.
 */}}
 {{- define "ferry.port" -}}
-{{- regexFind "[0-9]+$" . }}
+{{- regexFind "[0-9]+$" (toString .) }}
 {{- end }}
 
 {{/*
@@ -120,7 +122,7 @@ that binds only the loopback address is probed there: the kubelet runs in
 the node's network too.
 */}}
 {{- define "ferry.agent.probeHost" -}}
-{{- $host := regexReplaceAll ":[0-9]+$" . "" | trimPrefix "[" | trimSuffix "]" }}
+{{- $host := regexReplaceAll ":[0-9]+$" (toString .) "" | trimPrefix "[" | trimSuffix "]" }}
 {{- if has $host (list "127.0.0.1" "localhost" "::1") }}{{ $host }}{{ end }}
 {{- end }}
 
