@@ -41,9 +41,10 @@ func workerIdentity(name string) (identity, error) {
 }
 
 // agentUser is the agent's own user, by its effective uid: its passwd
-// entry or, for a uid with none (a container's runAsUser 65532 in an
-// image whose passwd lacks it), the uid itself, named by its number, with
-// HOME /, as lookupUser makes a root agent's worker of such a uid. Not
+// entry (built without cgo, /etc/passwd's, else getent's: lookupUID) or,
+// for a uid with none (a container's runAsUser 65532 in an image whose
+// passwd lacks it), the uid itself, named by its number, with HOME /, as
+// lookupUser makes a root agent's worker of such a uid. Not
 // user.Current, nor user.LookupId, which answers the agent's own uid from
 // it (lookupUID): built without cgo, as the agent's binaries are, it
 // fails for such a uid unless $USER and $HOME are set, and then takes the

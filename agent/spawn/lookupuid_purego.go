@@ -3,9 +3,13 @@
 package spawn
 
 import (
-	"os"
 	"os/user"
+	"time"
 )
+
+// systemPasswd is the machine's: /etc/passwd, and getent when installed
+// (a node's glibc; a distroless image has none).
+var systemPasswd = passwdDB{file: "/etc/passwd", getent: "getent", wait: 10 * time.Second}
 
 // lookupUID is user.LookupId for the agent's binaries, built without cgo
 // (CGO_ENABLED=0), where user.LookupId answers the process's own uid
@@ -13,12 +17,8 @@ import (
 // named $USER at home in $HOME when both are set: an agent running as
 // such a uid (runAsUser 65532, USER set in its image) gave its workers
 // that name and HOME, and took an app.user of that name for its own.
-// This reads /etc/passwd, as user.LookupId does built so, for every uid.
-func lookupUID(uid string) (*user.User, error) {
-	f, err := os.Open("/etc/passwd")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }()
-	return findUID(f, uid)
-}
+// This reads /etc/passwd, as user.LookupId does built so, for every uid,
+// then asks getent, as libc would have been asked built with cgo: an
+// agent running as an LDAP user or a systemd DynamicUser, whom only NSS
+// knows, is that user, not its bare uid.
+func lookupUID(uid string) (*user.User, error) { return systemPasswd.lookupUID(uid) }

@@ -3,11 +3,17 @@ package spawn
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"os/exec"
 	"os/user"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Fields of a passwd entry (name:password:uid:gid:gecos:home:shell).
@@ -16,15 +22,88 @@ const (
 	passwdUID  = 2
 )
 
+// passwdDB is where the agent's binaries, built without cgo, look users
+// up (lookupUID): a passwd file, then getent for what it lacks. getent
+// asks the system's user databases through libc (NSS: LDAP, sssd,
+// systemd's dynamic users), as os/user built with cgo does; the agent's
+// binaries cannot, and os/user built so knows only /etc/passwd but for
+// the process's own uid, which it makes a user of from $USER and $HOME.
+// A test builds its own, with a passwd file and a getent of its own.
+type passwdDB struct {
+	file   string        // the passwd file; none is a file of no entries
+	getent string        // the getent command; none (not found) is no databases beyond the file
+	wait   time.Duration // how long getent may take to answer
+}
+
+// lookupUID is uid's entry, or user.UnknownUserIdError.
+func (db passwdDB) lookupUID(uid string) (*user.User, error) {
+	return orUnknownUID(uid)(db.lookup(passwdUID, uid))
+}
+
+// lookup is the entry whose field is value, from the file, else from
+// getent, or nil.
+func (db passwdDB) lookup(field int, value string) (*user.User, error) {
+	if u, err := db.fromFile(field, value); u != nil || err != nil {
+		return u, err
+	}
+	return db.fromGetent(field, value)
+}
+
+func (db passwdDB) fromFile(field int, value string) (*user.User, error) {
+	f, err := os.Open(db.file)
+	if errors.Is(err, fs.ErrNotExist) { // an image without one: getent may still know
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	return findEntry(f, field, value)
+}
+
+// fromGetent is the entry getent passwd answers for value, read with the
+// file's parser, which also checks that its field is value (getent passwd
+// takes a number for a uid). Its exit status 2 is "no such entry".
+func (db passwdDB) fromGetent(field int, value string) (*user.User, error) {
+	path, err := exec.LookPath(db.getent)
+	if err != nil || strings.HasPrefix(value, "-") { // no getent; a name no entry has (NIS), never an option to getent
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), db.wait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, "passwd", value)
+	cmd.WaitDelay = time.Second // a child of getent that holds its output open does not hold the spawn
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit) && exit.ExitCode() == 2:
+		return nil, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("getent passwd %s: no answer within %s", value, db.wait)
+	case errors.As(err, &exit):
+		return nil, fmt.Errorf("getent passwd %s: %w: %s", value, err, bytes.TrimSpace(exit.Stderr))
+	case err != nil:
+		return nil, fmt.Errorf("getent passwd %s: %w", value, err)
+	}
+	return findEntry(bytes.NewReader(out), field, value)
+}
+
 // findUID is uid's entry in r, a passwd file, for lookupUID built without
 // cgo, or user.UnknownUserIdError.
 func findUID(r io.Reader, uid string) (*user.User, error) {
-	u, err := findEntry(r, passwdUID, uid)
-	if u == nil && err == nil {
-		n, _ := strconv.Atoi(uid)
-		err = user.UnknownUserIdError(n)
+	return orUnknownUID(uid)(findEntry(r, passwdUID, uid))
+}
+
+// orUnknownUID makes no entry for uid (nil, nil) user.UnknownUserIdError,
+// what os/user says, which lookupUID's callers may look for.
+func orUnknownUID(uid string) func(*user.User, error) (*user.User, error) {
+	return func(u *user.User, err error) (*user.User, error) {
+		if u == nil && err == nil {
+			n, _ := strconv.Atoi(uid)
+			err = user.UnknownUserIdError(n)
+		}
+		return u, err
 	}
-	return u, err
 }
 
 // findEntry is the entry of r, a passwd file, whose field is value, or

@@ -2,9 +2,12 @@ package spawn
 
 import (
 	"errors"
+	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFindUID: lookupUID's reading of a passwd file, built without cgo,
@@ -57,6 +60,78 @@ last:x:1009:1009::/home/last:/bin/sh`
 			t.Errorf("uid %s: %s, %v; want user.UnknownUserIdError", tt.uid, brief(got), err)
 		case tt.want != nil && (err != nil || got == nil || *got != *tt.want):
 			t.Errorf("uid %s: %s, %v; want %s", tt.uid, brief(got), err, brief(tt.want))
+		}
+	}
+}
+
+// fakeGetent is a getent passwd that knows, through the system's user
+// databases as it were, what fakePasswd lacks: ldapuser (uid 1000), and
+// for uid 1001, which the file has, another entry, not to be taken. For
+// uid 2000 it answers uid 2001's entry, for 3000 it fails, for 4000 it
+// hangs; for anything else it exits 2, getent's "not found".
+const fakeGetent = `#!/bin/sh
+[ "$1" = passwd ] || exit 1
+case "$2" in
+1000|ldapuser) echo 'ldapuser:*:1000:1000:LDAP User,,,:/home/ldapuser:/bin/bash' ;;
+1001|alice) echo 'ldapalice:*:1001:1001::/home/ldapalice:/bin/bash' ;;
+2000) echo 'liar:*:2001:2001::/home/liar:/bin/sh' ;;
+3000) echo 'getent: cannot reach the directory' >&2; exit 1 ;;
+4000) exec sleep 60 ;;
+*) exit 2 ;;
+esac
+`
+
+const fakePasswd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001:Alice:/home/alice:/bin/sh\n"
+
+// fakePasswdDB is a passwdDB of fakePasswd and fakeGetent, in dir.
+func fakePasswdDB(t *testing.T) passwdDB {
+	t.Helper()
+	dir := t.TempDir()
+	db := passwdDB{file: filepath.Join(dir, "passwd"), getent: filepath.Join(dir, "getent"), wait: 2 * time.Second}
+	if err := os.WriteFile(db.file, []byte(fakePasswd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db.getent, []byte(fakeGetent), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// TestPasswdDBLookupUID: lookupUID built without cgo takes a uid's entry
+// from the passwd file, else from getent (the system's user databases
+// through NSS: an agent running as an LDAP user is that user), checking
+// that getent's entry is the uid's; no entry in either, or no getent, is
+// user.UnknownUserIdError; getent failing or hanging is an error.
+func TestPasswdDBLookupUID(t *testing.T) {
+	ldapuser := &user.User{Uid: "1000", Gid: "1000", Username: "ldapuser", Name: "LDAP User", HomeDir: "/home/ldapuser"}
+	alice := &user.User{Uid: "1001", Gid: "1001", Username: "alice", Name: "Alice", HomeDir: "/home/alice"}
+	for _, tt := range []struct {
+		what    string
+		change  func(*passwdDB) // nil: fakePasswdDB as it is
+		uid     string
+		want    *user.User // nil: an error
+		unknown bool       // the error is user.UnknownUserIdError
+	}{
+		{what: "in the file", uid: "1001", want: alice},
+		{what: "in getent only", uid: "1000", want: ldapuser},
+		{what: "with no file", change: func(db *passwdDB) { db.file += ".none" }, uid: "1000", want: ldapuser},
+		{what: "in neither", uid: "65532", unknown: true},
+		{what: "with no getent", change: func(db *passwdDB) { db.getent += ".none" }, uid: "1000", unknown: true},
+		{what: "whose getent answers another uid", uid: "2000", unknown: true},
+		{what: "whose getent fails", uid: "3000"},
+		{what: "whose getent hangs", change: func(db *passwdDB) { db.wait = 100 * time.Millisecond }, uid: "4000"},
+	} {
+		db := fakePasswdDB(t)
+		if tt.change != nil {
+			tt.change(&db)
+		}
+		got, err := db.lookupUID(tt.uid)
+		unknown := errors.As(err, new(user.UnknownUserIdError))
+		switch {
+		case tt.want != nil && (err != nil || got == nil || *got != *tt.want):
+			t.Errorf("uid %s %s: %s, %v; want %s", tt.uid, tt.what, brief(got), err, brief(tt.want))
+		case tt.want == nil && (err == nil || unknown != tt.unknown):
+			t.Errorf("uid %s %s: %s, %v; want an error, user.UnknownUserIdError: %t", tt.uid, tt.what, brief(got), err, tt.unknown)
 		}
 	}
 }
