@@ -129,8 +129,9 @@ func credential(name string, u *user.User, groups []string) (identity, error) {
 	return identity{name: u.Username, home: homeDir(u), cred: cred}, nil
 }
 
-// lookupUser takes a name or a numeric uid; a uid with no passwd entry
-// runs with gid = uid, as container runtimes do.
+// lookupUser takes a name or a numeric uid, looked up by lookupName or
+// lookupUID, never answered from $USER; a uid with no passwd entry runs
+// with gid = uid, as container runtimes do.
 func lookupUser(name string) (*user.User, error) {
 	if uid, ok := canonicalUID(name); ok {
 		if u, err := lookupUID(uid); err == nil {
@@ -138,7 +139,7 @@ func lookupUser(name string) (*user.User, error) {
 		}
 		return &user.User{Uid: uid, Gid: uid, Username: uid, HomeDir: "/"}, nil
 	}
-	u, err := user.Lookup(name)
+	u, err := lookupName(name)
 	if errors.As(err, new(user.UnknownUserError)) {
 		return nil, unknownUserError{name}
 	}

@@ -152,8 +152,9 @@ func TestOwnIdentity(t *testing.T) {
 // workers as itself, for an app that names no user or names that uid,
 // with USER and LOGNAME the uid and HOME /, whatever the agent's own
 // $USER and $HOME say; an app naming another user is refused, the
-// agent's uid said. Run as root, the test runs itself again as such
-// a uid (setpriv), built as the agent is, without cgo (buildWithoutCgo).
+// agent's uid said, and --worker-users $USER names no user.
+// Run as root, the test runs itself again as such a uid (setpriv), built
+// as the agent is, without cgo (buildWithoutCgo).
 func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 	if uid := os.Getenv("FERRY_TEST_AGENT_UID"); uid != "" {
 		spawnAsTheAgentsUID(t, uid)
@@ -266,5 +267,12 @@ func spawnAsTheAgentsUID(t *testing.T, uid string) {
 	want := `cannot run workers as "daemon": the agent runs as uid ` + uid + `, not root`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("an app naming another user: err = %v, want %q", err, want)
+	}
+	// A name is looked up as a uid is, not answered from $USER
+	// (user.Lookup, built without cgo, asks user.Current first).
+	wu, err := ParseWorkerUsers("someone")
+	want = `worker users: user "someone" does not exist on this machine`
+	if err == nil || err.Error() != want {
+		t.Errorf("--worker-users someone, the agent's $USER: %v, err = %v; want %q", wu.ranges, err, want)
 	}
 }

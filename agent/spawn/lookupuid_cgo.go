@@ -8,3 +8,7 @@ import "os/user"
 // NSS: LDAP, systemd's dynamic users), whose answer for the agent's own
 // uid is its entry or none, never one made from $USER and $HOME.
 func lookupUID(uid string) (*user.User, error) { return user.LookupId(uid) }
+
+// lookupName is user.Lookup: built with cgo, its user.Current is libc's
+// too, never one made from $USER.
+func lookupName(name string) (*user.User, error) { return user.Lookup(name) }

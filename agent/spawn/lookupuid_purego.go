@@ -22,3 +22,10 @@ var systemPasswd = passwdDB{file: "/etc/passwd", getent: "getent", wait: 10 * ti
 // agent running as an LDAP user or a systemd DynamicUser, whom only NSS
 // knows, is that user, not its bare uid.
 func lookupUID(uid string) (*user.User, error) { return systemPasswd.lookupUID(uid) }
+
+// lookupName is user.Lookup for the agent's binaries: built without cgo,
+// user.Lookup answers a name that is $USER from user.Current too, which
+// for an agent whose uid has no entry is a user of that name and uid, so
+// that --worker-users $USER took the agent's uid. This looks the name up
+// as lookupUID looks a uid up: /etc/passwd, then getent.
+func lookupName(name string) (*user.User, error) { return systemPasswd.lookupName(name) }

@@ -40,6 +40,15 @@ func (db passwdDB) lookupUID(uid string) (*user.User, error) {
 	return orUnknownUID(uid)(db.lookup(passwdUID, uid))
 }
 
+// lookupName is name's entry, or user.UnknownUserError.
+func (db passwdDB) lookupName(name string) (*user.User, error) {
+	u, err := db.lookup(passwdName, name)
+	if u == nil && err == nil {
+		err = user.UnknownUserError(name)
+	}
+	return u, err
+}
+
 // lookup is the entry whose field is value, from the file, else from
 // getent, or nil.
 func (db passwdDB) lookup(field int, value string) (*user.User, error) {

@@ -68,10 +68,12 @@ last:x:1009:1009::/home/last:/bin/sh`
 // databases as it were, what fakePasswd lacks: ldapuser (uid 1000), and
 // for uid 1001, which the file has, another entry, not to be taken. For
 // uid 2000 it answers uid 2001's entry, for 3000 it fails, for 4000 it
-// hangs; for anything else it exits 2, getent's "not found".
+// hangs, an option it refuses; for anything else it exits 2, getent's
+// "not found".
 const fakeGetent = `#!/bin/sh
 [ "$1" = passwd ] || exit 1
 case "$2" in
+-*) echo "getent: unrecognized option '$2'" >&2; exit 1 ;;
 1000|ldapuser) echo 'ldapuser:*:1000:1000:LDAP User,,,:/home/ldapuser:/bin/bash' ;;
 1001|alice) echo 'ldapalice:*:1001:1001::/home/ldapalice:/bin/bash' ;;
 2000) echo 'liar:*:2001:2001::/home/liar:/bin/sh' ;;
@@ -132,6 +134,39 @@ func TestPasswdDBLookupUID(t *testing.T) {
 			t.Errorf("uid %s %s: %s, %v; want %s", tt.uid, tt.what, brief(got), err, brief(tt.want))
 		case tt.want == nil && (err == nil || unknown != tt.unknown):
 			t.Errorf("uid %s %s: %s, %v; want an error, user.UnknownUserIdError: %t", tt.uid, tt.what, brief(got), err, tt.unknown)
+		}
+	}
+}
+
+// TestPasswdDBLookupName: lookupName built without cgo, as lookupUID,
+// takes a name's entry from the passwd file, else from getent, and says
+// user.UnknownUserError for a name in neither, never asking getent about
+// a name that would be an option to it.
+func TestPasswdDBLookupName(t *testing.T) {
+	ldapuser := &user.User{Uid: "1000", Gid: "1000", Username: "ldapuser", Name: "LDAP User", HomeDir: "/home/ldapuser"}
+	alice := &user.User{Uid: "1001", Gid: "1001", Username: "alice", Name: "Alice", HomeDir: "/home/alice"}
+	for _, tt := range []struct {
+		what   string
+		change func(*passwdDB) // nil: fakePasswdDB as it is
+		name   string
+		want   *user.User // nil: user.UnknownUserError
+	}{
+		{what: "in the file", name: "alice", want: alice},
+		{what: "in getent only", name: "ldapuser", want: ldapuser},
+		{what: "in neither", name: "someone"},
+		{what: "with no getent", change: func(db *passwdDB) { db.getent += ".none" }, name: "ldapuser"},
+		{what: "that getent would take for an option", name: "--help"},
+	} {
+		db := fakePasswdDB(t)
+		if tt.change != nil {
+			tt.change(&db)
+		}
+		got, err := db.lookupName(tt.name)
+		switch {
+		case tt.want == nil && !errors.As(err, new(user.UnknownUserError)):
+			t.Errorf("%q %s: %s, %v; want user.UnknownUserError", tt.name, tt.what, brief(got), err)
+		case tt.want != nil && (err != nil || got == nil || *got != *tt.want):
+			t.Errorf("%q %s: %s, %v; want %s", tt.name, tt.what, brief(got), err, brief(tt.want))
 		}
 	}
 }
