@@ -151,8 +151,8 @@ func TestOwnIdentity(t *testing.T) {
 // entry has (a container's runAsUser 65532 in an image without it) spawns
 // workers as itself, for an app that names no user or names that uid,
 // with USER and LOGNAME the uid and HOME /, whatever the agent's own
-// $USER and $HOME say; an app naming another user is refused, the
-// agent's uid said, and --worker-users $USER names no user.
+// $USER and $HOME say; an app naming another user, or its $USER, is
+// refused, the agent's uid said, and --worker-users $USER names no user.
 // Run as root, the test runs itself again as such a uid (setpriv), built
 // as the agent is, without cgo (buildWithoutCgo).
 func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
@@ -262,16 +262,20 @@ func spawnAsTheAgentsUID(t *testing.T, uid string) {
 			}
 		}
 	}
-	commandApp.User = "daemon"
-	_, err := Spawn(t.Context(), testSpec(t, commandApp))
-	want := `cannot run workers as "daemon": the agent runs as uid ` + uid + `, not root`
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("an app naming another user: err = %v, want %q", err, want)
+	// Another user; and "someone", the agent's $USER, which user.Current
+	// would have named the agent.
+	for _, other := range []string{"daemon", "someone"} {
+		commandApp.User = other
+		_, err := Spawn(t.Context(), testSpec(t, commandApp))
+		want := `cannot run workers as "` + other + `": the agent runs as uid ` + uid + `, not root`
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("an app naming user %q: err = %v, want %q", other, err, want)
+		}
 	}
 	// A name is looked up as a uid is, not answered from $USER
 	// (user.Lookup, built without cgo, asks user.Current first).
 	wu, err := ParseWorkerUsers("someone")
-	want = `worker users: user "someone" does not exist on this machine`
+	want := `worker users: user "someone" does not exist on this machine`
 	if err == nil || err.Error() != want {
 		t.Errorf("--worker-users someone, the agent's $USER: %v, err = %v; want %q", wu.ranges, err, want)
 	}
