@@ -35,7 +35,11 @@ func (id identity) uid() uint32 {
 // group, which the API cannot see.
 func workerIdentity(name string) (identity, error) {
 	if euid := os.Geteuid(); euid != 0 {
-		return ownIdentity(name, agentUser(euid))
+		self, err := agentUser(euid)
+		if err != nil {
+			return identity{}, fmt.Errorf("cannot tell the agent's own user: %w", err)
+		}
+		return ownIdentity(name, self)
 	}
 	return rootIdentity(name)
 }
@@ -49,9 +53,8 @@ func workerIdentity(name string) (identity, error) {
 // it (lookupUID): built without cgo, as the agent's binaries are, it
 // fails for such a uid unless $USER and $HOME are set, and then takes the
 // name from $USER, which says nothing about the uid.
-func agentUser(euid int) *user.User {
-	u, _ := lookupUser(strconv.Itoa(euid)) // a uid: never an error
-	return u
+func agentUser(euid int) (*user.User, error) {
+	return lookupUser(strconv.Itoa(euid))
 }
 
 // ownIdentity is workerIdentity for an agent that is not root, running
@@ -133,13 +136,26 @@ func credential(name string, u *user.User, groups []string) (identity, error) {
 // lookupUID, never answered from $USER; a uid with no passwd entry runs
 // with gid = uid, as container runtimes do.
 func lookupUser(name string) (*user.User, error) {
+	return lookupUserBy(lookupUID, lookupName, name)
+}
+
+// lookupUserBy is lookupUser with its lookups given (a test's). A uid
+// is its bare self only where the lookup says no entry has it: a lookup
+// that failed (getent's directory unreachable, slow) is an error, so a
+// directory user's workers never run, for as long as it stutters, with
+// gid = uid (another group's, maybe), no groups and HOME /.
+func lookupUserBy(byUID, byName func(string) (*user.User, error), name string) (*user.User, error) {
 	if uid, ok := canonicalUID(name); ok {
-		if u, err := lookupUID(uid); err == nil {
+		u, err := byUID(uid)
+		switch {
+		case err == nil:
 			return u, nil
+		case errors.As(err, new(user.UnknownUserIdError)):
+			return &user.User{Uid: uid, Gid: uid, Username: uid, HomeDir: "/"}, nil
 		}
-		return &user.User{Uid: uid, Gid: uid, Username: uid, HomeDir: "/"}, nil
+		return nil, fmt.Errorf("user %s: %w", uid, err)
 	}
-	u, err := lookupName(name)
+	u, err := byName(name)
 	if errors.As(err, new(user.UnknownUserError)) {
 		return nil, unknownUserError{name}
 	}

@@ -114,7 +114,10 @@ func TestOwnIdentity(t *testing.T) {
 	if _, err := user.LookupId("4000000"); err == nil {
 		t.Fatal("the test needs uid 4000000 to have no passwd entry")
 	}
-	unlisted := agentUser(4000000)
+	unlisted, err := agentUser(4000000)
+	if err != nil {
+		t.Fatalf("agentUser(4000000): %v", err)
+	}
 	for _, tt := range []struct {
 		name     string
 		self     *user.User

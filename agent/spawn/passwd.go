@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -199,4 +200,17 @@ func passwdField(u *user.User, field int) string {
 		return u.Username
 	}
 	return u.Uid
+}
+
+// systemGetent is getent from the system's directories (systemPath), or
+// "" (none): never from the agent's own PATH, where a root agent's may
+// hold a directory another user can write, and any AppGroup naming a
+// user no file knows runs it.
+func systemGetent() string {
+	for _, dir := range filepath.SplitList(systemPath) {
+		if p, err := exec.LookPath(filepath.Join(dir, "getent")); err == nil {
+			return p
+		}
+	}
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -181,4 +182,66 @@ func brief(u *user.User) string {
 		name = name[:20] + "..."
 	}
 	return "{" + strings.Join([]string{u.Username, u.Uid, u.Gid, name, u.HomeDir}, " ") + "}"
+}
+
+// TestLookupUserBy: a uid is its bare self (gid = uid, HOME /) only where
+// the lookup says no entry has it; a lookup that failed, as getent does
+// while its directory is unreachable, fails the spawn rather than run a
+// directory user's workers as another gid with no groups.
+func TestLookupUserBy(t *testing.T) {
+	ldap := &user.User{Uid: "5000", Gid: "100", Username: "ldapuser", HomeDir: "/home/ldapuser"}
+	stutter := errors.New("getent passwd 5000: no answer within 10s")
+	for _, tt := range []struct {
+		name    string
+		uidErr  error
+		nameErr error
+		want    *user.User
+		wantErr string
+	}{
+		{name: "5000", want: ldap},
+		{name: "5000", uidErr: user.UnknownUserIdError(5000), want: &user.User{Uid: "5000", Gid: "5000", Username: "5000", HomeDir: "/"}},
+		{name: "5000", uidErr: stutter, wantErr: "user 5000: getent passwd 5000: no answer within 10s"},
+		{name: "ldapuser", want: ldap},
+		{name: "ldapuser", nameErr: user.UnknownUserError("ldapuser"), wantErr: `user "ldapuser" does not exist on this machine`},
+		{name: "ldapuser", nameErr: stutter, wantErr: `user "ldapuser": getent passwd 5000: no answer within 10s`},
+	} {
+		byUID := func(string) (*user.User, error) {
+			if tt.uidErr != nil {
+				return nil, tt.uidErr
+			}
+			return ldap, nil
+		}
+		byName := func(string) (*user.User, error) {
+			if tt.nameErr != nil {
+				return nil, tt.nameErr
+			}
+			return ldap, nil
+		}
+		got, err := lookupUserBy(byUID, byName, tt.name)
+		switch {
+		case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
+			t.Errorf("%s (%v, %v): err = %v, want %q", tt.name, tt.uidErr, tt.nameErr, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || *got != *tt.want):
+			t.Errorf("%s (%v): %+v, %v; want %+v", tt.name, tt.uidErr, got, err, *tt.want)
+		}
+	}
+}
+
+// TestSystemGetentIgnoresThePATH: the getent a root agent runs for a user
+// no file knows is the system's (systemPath), not one first on the
+// agent's PATH, which may be a directory another user can write.
+func TestSystemGetentIgnoresThePATH(t *testing.T) {
+	dir := t.TempDir()
+	planted := filepath.Join(dir, "getent")
+	if err := os.WriteFile(planted, []byte("#!/bin/sh\necho 'root:x:0:0::/root:/bin/sh'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	got := systemGetent()
+	if got == planted {
+		t.Fatalf("systemGetent() = %s, the one planted first on the PATH", got)
+	}
+	if got != "" && !slices.Contains(filepath.SplitList(systemPath), filepath.Dir(got)) {
+		t.Errorf("systemGetent() = %s, not in the system's directories %s", got, systemPath)
+	}
 }
