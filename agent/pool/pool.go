@@ -1903,7 +1903,7 @@ func (p *Pool) drainLocked(w *Worker) {
 	if w.state != ferryv1.ProcessReady {
 		return
 	}
-	if time.Since(w.readyAt) >= crashWindow {
+	if w.pastCrashWindowLocked(time.Now()) {
 		p.lastedLocked(w) // before a tick could see it
 	}
 	p.transitionLocked(w, EventDrain)

@@ -98,12 +98,6 @@ func (db passwdDB) fromGetent(field int, value string) (*user.User, error) {
 	return findEntry(bytes.NewReader(out), field, value)
 }
 
-// findUID is uid's entry in r, a passwd file, for lookupUID built without
-// cgo, or user.UnknownUserIdError.
-func findUID(r io.Reader, uid string) (*user.User, error) {
-	return orUnknownUID(uid)(findEntry(r, passwdUID, uid))
-}
-
 // orUnknownUID makes no entry for uid (nil, nil) user.UnknownUserIdError,
 // what os/user says, which lookupUID's callers may look for.
 func orUnknownUID(uid string) func(*user.User, error) (*user.User, error) {

@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -244,4 +245,11 @@ func TestSystemGetentIgnoresThePATH(t *testing.T) {
 	if got != "" && !slices.Contains(filepath.SplitList(systemPath), filepath.Dir(got)) {
 		t.Errorf("systemGetent() = %s, not in the system's directories %s", got, systemPath)
 	}
+}
+
+// findUID is uid's entry in r, a passwd file, as lookupUID reads it
+// built without cgo, or user.UnknownUserIdError: the tests' way into
+// findEntry.
+func findUID(r io.Reader, uid string) (*user.User, error) {
+	return orUnknownUID(uid)(findEntry(r, passwdUID, uid))
 }
