@@ -122,9 +122,8 @@ type Agent struct {
 
 	mu       sync.Mutex
 	pools    map[types.NamespacedName]*runningPool
-	draining map[types.UID]bool               // deleted pools draining, by UID: a pool of the same name may follow
-	saved    map[types.NamespacedName]savedAs // the pool last saved to disk
-	wg       sync.WaitGroup                   // background drains
+	draining map[types.UID]bool // deleted pools draining, by UID: a pool of the same name may follow
+	wg       sync.WaitGroup     // background drains
 	// unlabelled are the pools of this node that were not labelled
 	// ferry.dev/node=<this node> at their last reconcile (noteLabel).
 	unlabelled map[types.NamespacedName]bool
@@ -169,7 +168,7 @@ func New(opts Options) (*Agent, error) {
 	return &Agent{
 		opts: opts, log: log, client: cl, live: live, cache: c, store: st, crd: crd,
 		loader: loader, runDir: runDir, pools: map[types.NamespacedName]*runningPool{},
-		draining: map[types.UID]bool{}, saved: map[types.NamespacedName]savedAs{}, ports: map[int32]portHold{},
+		draining: map[types.UID]bool{}, ports: map[int32]portHold{},
 		unlabelled: map[types.NamespacedName]bool{},
 		stopped:    make(chan struct{}),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
@@ -383,11 +382,10 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		// finalizer goes. Stop what runs.
 		a.stop(key)
 		a.mu.Lock()
-		delete(a.saved, key)
 		delete(a.unlabelled, key)
 		a.mu.Unlock()
 		// Whatever spec of key is saved, no pool of the name is left
-		// (store.remove).
+		// (store.remove), and the store's record of it goes with it.
 		return a.store.remove(key)
 	case err != nil:
 		return err
@@ -476,16 +474,16 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, on
 	a.draining[pp.UID] = true
 	rp := a.pools[key]
 	delete(a.pools, key)
-	// Forget the saved spec now, not after the drain: a pool of the same
-	// name created meanwhile (this one released by hand, or by the
-	// manager when its Node went) saves its own, which must stay.
-	delete(a.saved, key)
 	delete(a.unlabelled, key)
 	// Under mu: before stopAll takes the pools, so before Run waits for
 	// the drains, even when a pool's reporter, which Run does not wait
 	// for first, drains it.
 	a.wg.Add(1)
 	a.mu.Unlock()
+	// The saved spec goes now, with the store's record of it, not after
+	// the drain: a pool of the same name created meanwhile (this one
+	// released by hand, or by the manager when its Node went) saves its
+	// own, which must stay.
 	var err error
 	if only != nil {
 		only.log.Info("Pool deleted, as read by name; draining it")
@@ -608,32 +606,12 @@ func (a *Agent) drainDelay(rp *runningPool) {
 	a.waitDrainDelay(a.stopped, nil)
 }
 
-// savedAs is the pool whose spec the agent last saved under a name: its
-// UID and generation.
-type savedAs struct {
-	uid        types.UID
-	generation int64
-}
-
-// saveIfChanged writes a pool's spec to disk when its generation moved,
-// or it is a new pool of the name (its UID), which may have the old
-// one's generation: status reports update the object too, and need no
-// disk write.
+// saveIfChanged writes a pool's spec to disk unless the store's record
+// says it holds it already (store.saveIfChanged).
 func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool) {
-	now := savedAs{uid: pp.UID, generation: pp.Generation}
-	a.mu.Lock()
-	same := a.saved[key] == now
-	a.mu.Unlock()
-	if same {
-		return
-	}
-	if err := a.store.save(pp); err != nil {
+	if err := a.store.saveIfChanged(pp); err != nil {
 		a.log.Error(err, "Could not save the pool's spec; an agent restart without the API server would not resume it", "pool", key)
-		return
 	}
-	a.mu.Lock()
-	a.saved[key] = now
-	a.mu.Unlock()
 }
 
 // removeFinalizer takes the drain finalizer off pp, in one request of

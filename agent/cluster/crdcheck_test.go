@@ -186,9 +186,8 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 					t.Fatal(err)
 				}
 				a := &Agent{store: st, pools: map[types.NamespacedName]*runningPool{},
-					saved: map[types.NamespacedName]savedAs{key: {uid: tc.runs, generation: 1}}, unlabelled: map[types.NamespacedName]bool{},
-					draining: map[types.UID]bool{},
-					queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]())}
+					unlabelled: map[types.NamespacedName]bool{}, draining: map[types.UID]bool{},
+					queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]())}
 				t.Cleanup(a.queue.ShutDown)
 				a.synced.Store(tc.synced)
 				pp := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: tc.runs, Generation: 1}}
@@ -210,19 +209,24 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 				if stopped := a.pools[key] == nil; stopped != tc.stopped {
 					t.Errorf("stopped: %v, want %v", stopped, tc.stopped)
 				}
-				if kept, want := statErr == nil, !tc.stopped || slices.Contains(tc.specKeptBy, path); kept != want {
+				kept := statErr == nil
+				if want := !tc.stopped || slices.Contains(tc.specKeptBy, path); kept != want {
 					t.Errorf("saved spec kept: %v (%v), want %v", kept, statErr, want)
 				}
-				// a.saved is the pool whose spec the agent last saved under
-				// the name (UID and generation), by which saveIfChanged skips
-				// a save: it goes with the pool stopped, and stays with one
-				// that runs on.
-				if saved, kept := a.saved[key]; kept && tc.stopped {
-					t.Errorf("the pool stopped, yet a.saved still says its spec (%+v) is the one on disk, which the stop removed"+
-						" or left as another pool's: were the reconcile loop to hand the agent this pool again, saveIfChanged"+
-						" would not write its spec", saved)
-				} else if !kept && !tc.stopped {
-					t.Errorf("the pool runs on, its spec saved, yet a.saved forgot it: the next reconcile writes the spec to disk again")
+				// st.saved is the pool whose spec the store last wrote under
+				// the name (UID and generation), by which saveIfChanged
+				// skips a save: it goes with the spec removed, and stays,
+				// the spec's, with one kept.
+				saved, recorded := st.saved[key]
+				switch file, _, _ := readSpec(st.path(key)); {
+				case recorded && !kept:
+					t.Errorf("the saved spec removed, yet the store's record still says the spec of %+v is on disk:"+
+						" were the reconcile loop to hand the agent that pool again, saveIfChanged would not write its spec", saved)
+				case !recorded && kept:
+					t.Errorf("the saved spec kept, yet the store forgot its record: the next reconcile writes the spec to disk again")
+				case recorded && saved != (savedAs{uid: file.UID, generation: file.Generation}):
+					t.Errorf("the store's record says the spec of %+v is on disk, where the pool of UID %q's is:"+
+						" a reconcile of the one on record would not write its spec", saved, file.UID)
 				}
 				if queued := a.queue.Len() == 1; queued != tc.stopped {
 					t.Errorf("key queued for the reconcile loop: %v, want %v", queued, tc.stopped)
@@ -251,7 +255,7 @@ func TestReconcileRemovesAnySavedSpec(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := &Agent{store: st, cache: cacheOf{pp: cached}, opts: Options{NodeName: deleted.Spec.NodeName},
-				pools: map[types.NamespacedName]*runningPool{}, saved: map[types.NamespacedName]savedAs{},
+				pools:      map[types.NamespacedName]*runningPool{},
 				unlabelled: map[types.NamespacedName]bool{}, draining: map[types.UID]bool{}}
 			a.synced.Store(true)
 			resumed := poolOf(key, "u0")

@@ -773,7 +773,6 @@ func (a *Agent) stopGone(rp *runningPool, about types.UID, replaced bool) {
 		return
 	}
 	delete(a.pools, rp.key)
-	delete(a.saved, rp.key)
 	delete(a.unlabelled, rp.key)
 	a.wg.Add(1) // under mu: before stopAll takes the pools, so before Run waits
 	a.mu.Unlock()

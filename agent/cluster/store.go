@@ -22,22 +22,49 @@ import (
 // while the API server is down resumes what it ran.
 type store struct {
 	dir string
-	// mu serialises the writes of the files: a save, and a removal that
-	// reads the file to know whose it is (removeIf), whose read and
-	// remove must see no save between them: a new pool's spec saved there
-	// would be removed as the old pool's (TestStoreSaveWhileRemoveIf).
+	// mu serialises the writes of the files and the record of them
+	// (saved): a save, and a removal that reads the file to know whose it
+	// is (removeIf), whose read and remove must see no save between them:
+	// a new pool's spec saved there would be removed as the old pool's
+	// (TestStoreSaveWhileRemoveIf); and saveIfChanged, whose check of the
+	// record, write and record must see no removal between them: the
+	// record would say a spec is on disk that the removal took, and the
+	// next reconcile would not write it again (TestSaveIfChangedWhileRemoved).
+	//
+	// It is held across the disk's writes and syncs, so only the store's
+	// callers wait for it: the reconcile loop and a reporter that found
+	// its pool gone, each about to write the disk itself. None takes it
+	// with the agent's a.mu held, which the reporters and the reconcile
+	// loop take for every pool: a slow disk must not hold them all.
 	mu sync.Mutex
+	// saved is, for each name whose file this store last wrote, the pool
+	// in it: saveIfChanged skips a write by it. It changes with the file,
+	// s.mu held: set by a write, gone with a removal. A file it has no
+	// record of (saved by the agent's previous run, or a write that
+	// failed) is written again at the pool's next reconcile.
+	saved map[types.NamespacedName]savedAs
 	// afterRead is nil in production. A test sets it to act in removeIf
 	// between its read of the file and its removal, s.mu held: where a
 	// save must wait (TestStoreSaveWhileRemoveIf).
 	afterRead func()
+	// afterWrite is nil in production. A test sets it to act in a save
+	// between the write of the file and the record of it, s.mu held:
+	// where a removal must wait (TestSaveIfChangedWhileRemoved).
+	afterWrite func()
+}
+
+// savedAs is the pool whose spec the store last saved under a name: its
+// UID and generation.
+type savedAs struct {
+	uid        types.UID
+	generation int64
 }
 
 func newStore(dir string) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return &store{dir: dir}, nil
+	return &store{dir: dir, saved: map[types.NamespacedName]savedAs{}}, nil
 }
 
 // maxFileName bounds a saved pool's file name, its ".tmp" included: the
@@ -62,6 +89,31 @@ func (s *store) path(key types.NamespacedName) string {
 // that loses power finds the old spec or the new one, never an empty file
 // (ext4 and xfs may commit a rename before the data it points to).
 func (s *store) save(pp *ferryv1.ProcessPool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saveLocked(pp)
+}
+
+// saveIfChanged saves pp unless its name's file holds its spec as this
+// store last wrote it: the same UID and generation. Status reports
+// update the object too, and need no write; a new pool of the name may
+// have the old one's generation, and needs one. The check, the write and
+// the record are one hold of s.mu, so a removal comes before all three
+// or after.
+func (s *store) saveIfChanged(pp *ferryv1.ProcessPool) error {
+	key := types.NamespacedName{Namespace: pp.Namespace, Name: pp.Name}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if was, ok := s.saved[key]; ok && was == (savedAs{uid: pp.UID, generation: pp.Generation}) {
+		return nil
+	}
+	return s.saveLocked(pp)
+}
+
+// saveLocked is save, s.mu held. The record goes before the write and
+// comes back once the file is durable: a failed write may have left
+// either spec, and the next reconcile writes it again.
+func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	saved := ferryv1.ProcessPool{TypeMeta: pp.TypeMeta, Spec: pp.Spec}
 	saved.Name, saved.Namespace, saved.UID, saved.Generation = pp.Name, pp.Namespace, pp.UID, pp.Generation
 	saved.Labels = pp.Labels
@@ -69,17 +121,24 @@ func (s *store) save(pp *ferryv1.ProcessPool) error {
 	if err != nil {
 		return err
 	}
-	path := s.path(types.NamespacedName{Namespace: pp.Namespace, Name: pp.Name})
+	key := types.NamespacedName{Namespace: pp.Namespace, Name: pp.Name}
+	delete(s.saved, key)
+	path := s.path(key)
 	tmp := path + ".tmp"
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := writeSynced(tmp, data); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(s.dir)
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	if s.afterWrite != nil {
+		s.afterWrite()
+	}
+	s.saved[key] = savedAs{uid: pp.UID, generation: pp.Generation}
+	return nil
 }
 
 // writeSynced writes data to a new file at path and syncs it.
@@ -142,17 +201,21 @@ func (s *store) removeIf(key types.NamespacedName, uid types.UID) error {
 	}
 	switch {
 	case errors.Is(readErr, fs.ErrNotExist):
+		delete(s.saved, key) // none on disk (removed by hand): none to skip a save by
 		return nil
 	case readErr != nil:
 		return readErr
 	case parseErr == nil && saved.UID != "" && saved.UID != uid:
-		return nil // a new pool's
+		return nil // a new pool's, and its record, if any, with it
 	}
 	return s.removeLocked(key)
 }
 
-// removeLocked is remove, s.mu held.
+// removeLocked is remove, s.mu held. The record goes whatever the
+// removal's outcome: a spec left by a failed one is written again, not
+// taken for saved, should the pool come back.
 func (s *store) removeLocked(key types.NamespacedName) error {
+	delete(s.saved, key)
 	err := os.Remove(s.path(key))
 	if os.IsNotExist(err) {
 		return nil

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/go-logr/logr"
+
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
@@ -161,7 +163,7 @@ func TestSaveIfChangedNewPoolOfTheName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &Agent{store: st, saved: map[types.NamespacedName]savedAs{}}
+	a := &Agent{store: st, log: logr.Discard()}
 	for _, uid := range []types.UID{"u1", "u2"} {
 		pp := poolOf(key, uid)
 		pp.Generation = 1
@@ -219,5 +221,60 @@ func TestStoreSaveWhileRemoveIf(t *testing.T) {
 	if got := savedUIDs(t, s); !slices.Equal(got, []types.UID{replacement.UID}) {
 		t.Errorf("saved after the new pool's save, begun between removeIf's read of the old pool's spec and its removal: %v, want %v",
 			got, []types.UID{replacement.UID})
+	}
+}
+
+// TestSaveIfChangedWhileRemoved: a reporter's removal of a pool's saved
+// spec (stopGone's store.removeIf) begun while the reconcile loop saves
+// it leaves the store's record as the disk is: the removal comes after
+// the save's record, and takes both, so the pool's next reconcile writes
+// its spec again. With the record kept apart from the write (the agent's
+// own map, under its mutex), a removal between the write and the record
+// left the record saying the spec was on disk: the next reconcile did
+// not write it, and an agent restarted without the API server did not
+// resume the pool. The store's afterWrite hook starts the removal in that
+// span, and waits for it to return or 200 ms, as
+// TestStoreSaveWhileRemoveIf does: store.mu holds it back until the
+// record is written, so the 200 ms pass.
+func TestSaveIfChangedWhileRemoved(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	st, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{store: st, log: logr.Discard()}
+	pp := poolOf(key, "u1")
+	pp.Generation = 1
+	removed := make(chan struct{})
+	var removeErr error
+	st.afterWrite = func() {
+		st.afterWrite = nil // s.mu held: the one save
+		go func() {
+			defer close(removed)
+			removeErr = st.removeIf(key, pp.UID)
+		}()
+		select {
+		case <-removed:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	a.saveIfChanged(key, pp)
+	<-removed
+	if removeErr != nil {
+		t.Fatalf("removeIf: %v", removeErr)
+	}
+	if _, err := os.Stat(st.path(key)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the pool's saved spec after its removal: %v, want it removed", err)
+	}
+	st.mu.Lock()
+	saved, recorded := st.saved[key]
+	st.mu.Unlock()
+	if recorded {
+		t.Errorf("the store's record says the spec of %+v is on disk, which the removal took", saved)
+	}
+	a.saveIfChanged(key, pp)
+	if got := savedUIDs(t, st); !slices.Equal(got, []types.UID{pp.UID}) {
+		t.Errorf("saved at the pool's next reconcile, after a removal begun between the save's write and its record: %v,"+
+			" want %v: an agent restarted without the API server would not resume the pool", got, []types.UID{pp.UID})
 	}
 }
