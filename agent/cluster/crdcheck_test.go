@@ -211,7 +211,7 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 				}
 				kept := statErr == nil
 				if want := !tc.stopped || slices.Contains(tc.specKeptBy, path); kept != want {
-					t.Errorf("saved spec kept: %v (%v), want %v", kept, statErr, want)
+					t.Error(savedSpecMisread(kept, tc.stopped, onDisk.UID, statErr))
 				}
 				// st.saved is the pool whose spec the store last wrote under
 				// the name (UID and generation), by which saveIfChanged
@@ -234,6 +234,33 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 			})
 		}
 	}
+}
+
+// savedSpecMisread says what a stop did wrong to the saved spec of the
+// pool of UID onDisk: kept it, its pool stopped, or removed it (statErr),
+// its pool running on, or a new pool's of the name; and what an agent
+// restarted without the API server, which resumes what is saved, would
+// then run.
+func savedSpecMisread(kept, stopped bool, onDisk types.UID, statErr error) string {
+	switch {
+	case kept:
+		return fmt.Sprintf("the pool stopped as read gone or deleted by name, yet its saved spec (%s) is still on disk:"+
+			" an agent restarted without the API server would resume it", savedBy(onDisk))
+	case !stopped:
+		return fmt.Sprintf("the pool runs on, yet its saved spec (%s) was removed (%v): an agent restarted without"+
+			" the API server would not resume it", savedBy(onDisk), statErr)
+	}
+	return fmt.Sprintf("the pool stopped, and with it a new pool's saved spec (%s), saved under the name since the read,"+
+		" was removed (%v): an agent restarted without the API server would not resume the new pool", savedBy(onDisk), statErr)
+}
+
+// savedBy names the pool whose spec was saved: by its UID, or as saved
+// without one.
+func savedBy(uid types.UID) string {
+	if uid == "" {
+		return "saved without a UID"
+	}
+	return fmt.Sprintf("UID %s", uid)
 }
 
 // TestReconcileRemovesAnySavedSpec: a pool the reconcile loop finds
@@ -270,8 +297,11 @@ func TestReconcileRemovesAnySavedSpec(t *testing.T) {
 			if a.pools[key] != nil {
 				t.Error("the resumed pool runs on")
 			}
-			if _, err := os.Stat(st.path(key)); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("the resumed pool's saved spec kept (%v)", err)
+			if _, err := os.Stat(st.path(key)); err == nil {
+				t.Errorf("the resumed pool stopped, its name's pool %s in the cache, yet its saved spec (%s) is still on disk:"+
+					" an agent restarted without the API server would resume it", name, savedBy(resumed.UID))
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the resumed pool's saved spec, its name's pool %s in the cache: %v, want it removed", name, err)
 			}
 		})
 	}
