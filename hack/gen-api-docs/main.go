@@ -139,14 +139,33 @@ func writeCRD(b *bytes.Buffer, crd *apiextensionsv1.CustomResourceDefinition) er
 		fmt.Fprintf(b, "### %s.%s\n\n", names.Kind, part)
 		b.WriteString("| field | type | required | default | validation | description |\n")
 		b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
-		// As any field's: a spec or status holding objects with fields
-		// in a shape not rendered is refused, not left an empty table.
-		if err := writeChildFields(b, part, &prop); err != nil {
+		if err := writePart(b, part, &prop); err != nil {
 			return err
 		}
 		b.WriteString("\n")
 	}
 	return nil
+}
+
+// writePart writes the rows of a spec or status. As any field's, its
+// fields' rows: one holding objects with fields in a shape not rendered
+// is refused, not left an empty table. An object without fields (kept
+// whole, or a map) has its rules in an object rules row, as one with
+// fields has (writeFields): a field without fields has them in its
+// validation cell, but the spec and status have no row of their own.
+func writePart(b *bytes.Buffer, part string, s *apiextensionsv1.JSONSchemaProps) error {
+	if len(s.Properties) == 0 {
+		writeObjectRules(b, part, s)
+	}
+	return writeChildFields(b, part, s)
+}
+
+// writeObjectRules writes the row of the rules of s, an object at path,
+// if it has any.
+func writeObjectRules(b *bytes.Buffer, path string, s *apiextensionsv1.JSONSchemaProps) {
+	if rules := ruleMessages(s); rules != "" && s.Type == "object" {
+		fmt.Fprintf(b, "| `%s` | object rules | | | %s | |\n", path, cell(rules))
+	}
 }
 
 // writeFields writes one row per field under path, depth first, in the order
@@ -156,9 +175,7 @@ func writeCRD(b *bytes.Buffer, crd *apiextensionsv1.CustomResourceDefinition) er
 // a list of lists (or of maps) of objects. The walk that renders a shape is
 // the one that refuses it, so the two cannot disagree.
 func writeFields(b *bytes.Buffer, path string, s *apiextensionsv1.JSONSchemaProps) error {
-	if rules := ruleMessages(s); rules != "" && s.Type == "object" {
-		fmt.Fprintf(b, "| `%s` | object rules | | | %s | |\n", path, cell(rules))
-	}
+	writeObjectRules(b, path, s)
 	keys := make([]string, 0, len(s.Properties))
 	for k := range s.Properties {
 		keys = append(keys, k)

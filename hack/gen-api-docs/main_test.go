@@ -256,3 +256,45 @@ func TestRunReplacesTheReference(t *testing.T) {
 		t.Errorf("files after the run: %q, want %q", names, want)
 	}
 }
+
+// TestRunRendersTheRulesOfASpecWithoutFields: a spec or status that is an
+// object without fields (kept whole, or a map) has its
+// x-kubernetes-validations in an object rules row, as an object with
+// fields has (writeFields) and a field without has in its validation
+// cell: the spec and status get no row of their own for a cell to hold
+// them.
+func TestRunRendersTheRulesOfASpecWithoutFields(t *testing.T) {
+	for _, tt := range []struct {
+		name, spec string
+	}{
+		{"an object kept whole", `type: object
+x-kubernetes-preserve-unknown-fields: true
+x-kubernetes-validations:
+- rule: "has(self.size)"
+  message: a widget needs a size
+`},
+		{"a map", `type: object
+additionalProperties: {type: string}
+x-kubernetes-validations:
+- rule: "has(self.size)"
+  message: a widget needs a size
+`},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(widgetCRD(tt.spec)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "api.md")
+		if err := run(dir, out); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const row = "| `spec` | object rules | | | a widget needs a size | |\n"
+		if !strings.Contains(string(data), row) {
+			t.Errorf("%s: the reference has no row %q of the spec's rules:\n%s", tt.name, row, data)
+		}
+	}
+}
