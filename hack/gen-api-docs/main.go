@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -109,7 +110,10 @@ applied by the API server when the field is omitted.
 
 func writeCRD(b *bytes.Buffer, crd *apiextensionsv1.CustomResourceDefinition) error {
 	names := crd.Spec.Names
-	ver := crd.Spec.Versions[0]
+	ver, err := onlyVersion(crd)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(b, "## %s\n\n", names.Kind)
 	fmt.Fprintf(b, "`%s/%s`, %s, short name `%s`, categories `%s`.\n\n",
 		crd.Spec.Group, ver.Name, strings.ToLower(string(crd.Spec.Scope)),
@@ -145,6 +149,28 @@ func writeCRD(b *bytes.Buffer, crd *apiextensionsv1.CustomResourceDefinition) er
 		b.WriteString("\n")
 	}
 	return nil
+}
+
+// onlyVersion is crd's version, its one: the reference renders one
+// version of a kind (the header names it), and the first of several
+// may be neither the one served nor the one stored. A CRD of more is
+// refused, as is one of none, or whose version has no schema.
+func onlyVersion(crd *apiextensionsv1.CustomResourceDefinition) (*apiextensionsv1.CustomResourceDefinitionVersion, error) {
+	vers := crd.Spec.Versions
+	switch {
+	case len(vers) == 0:
+		return nil, errors.New("no version to render")
+	case len(vers) > 1:
+		names := make([]string, 0, len(vers))
+		for _, v := range vers {
+			names = append(names, v.Name)
+		}
+		return nil, fmt.Errorf("%d versions (%s), of which gen-api-docs renders one: "+
+			"teach writeCRD to render each served version", len(vers), strings.Join(names, ", "))
+	case vers[0].Schema == nil || vers[0].Schema.OpenAPIV3Schema == nil:
+		return nil, fmt.Errorf("version %s has no schema to render", vers[0].Name)
+	}
+	return &vers[0], nil
 }
 
 // writePart writes the rows of a spec or status. As any field's, its

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -295,6 +296,49 @@ x-kubernetes-validations:
 		const row = "| `spec` | object rules | | | a widget needs a size | |\n"
 		if !strings.Contains(string(data), row) {
 			t.Errorf("%s: the reference has no row %q of the spec's rules:\n%s", tt.name, row, data)
+		}
+	}
+}
+
+// TestRunRefusesMoreThanOneVersion: a CRD of two versions fails the run,
+// named by its kind and its versions, leaving the reference as it was:
+// the reference renders one version a kind, and the first listed may be
+// neither the one served nor the one stored. One of no versions, or a
+// version without a schema, is refused too, not a panic.
+func TestRunRefusesMoreThanOneVersion(t *testing.T) {
+	version := func(name string) string {
+		return `  - name: ` + name + `
+    served: true
+    storage: ` + strconv.FormatBool(name == "v1") + `
+    schema:
+      openAPIV3Schema:
+        type: object
+`
+	}
+	crd := strings.Replace(widgetCRD("type: object\n"), "  versions:\n", "  versions:\n"+version("v2"), 1)
+	for _, tt := range []struct {
+		name, crd, want string
+	}{
+		{"two versions", crd, "Widget: 2 versions (v2, v1), of which gen-api-docs renders one: " +
+			"teach writeCRD to render each served version"},
+		{"no versions", widgetCRD("type: object\n")[:strings.Index(widgetCRD(""), "  - name: v1")],
+			"Widget: no version to render"},
+		{"a version without a schema", widgetCRD("type: object\n")[:strings.Index(widgetCRD(""), "    schema:")],
+			"Widget: version v1 has no schema to render"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(tt.crd), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "api.md")
+		if err := os.WriteFile(out, []byte("the reference as it was\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := run(dir, out); err == nil || err.Error() != tt.want {
+			t.Errorf("%s: run: %v, want %q", tt.name, err, tt.want)
+		}
+		if data, err := os.ReadFile(out); err != nil || string(data) != "the reference as it was\n" {
+			t.Errorf("%s: the reference after the refusal: %q (%v), want it as it was", tt.name, data, err)
 		}
 	}
 }
