@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -181,7 +182,7 @@ func statStep(path string, fi fs.FileInfo) step {
 		s.uid, s.gid = st.Uid, st.Gid
 	}
 	s.owner, s.group = strconv.FormatUint(uint64(s.uid), 10), strconv.FormatUint(uint64(s.gid), 10)
-	if u, err := lookupUID(s.owner); err == nil { // not user.LookupId: the agent's own uid would be named by $USER
+	if u, err := lookupUID(context.Background(), s.owner); err == nil { // not user.LookupId: the agent's own uid would be named by $USER
 		s.owner = u.Username
 	}
 	if g, err := user.LookupGroupId(s.group); err == nil {

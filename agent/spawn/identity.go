@@ -1,11 +1,13 @@
 package spawn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/user"
 	"strconv"
+	"sync"
 	"syscall"
 )
 
@@ -32,16 +34,16 @@ func (id identity) uid() uint32 {
 // that user, or as nobody when none is given; a non-root agent can only run
 // them as itself. Root (uid 0) is refused even though the API forbids it
 // already: a standalone file could still name it. So is a user in root's
-// group, which the API cannot see.
-func workerIdentity(name string) (identity, error) {
+// group, which the API cannot see. Its lookups end with ctx, the spawn's.
+func workerIdentity(ctx context.Context, name string) (identity, error) {
 	if euid := os.Geteuid(); euid != 0 {
-		self, err := agentUser(euid)
+		self, err := agentUser(ctx, euid)
 		if err != nil {
 			return identity{}, fmt.Errorf("cannot tell the agent's own user: %w", err)
 		}
 		return ownIdentity(name, self)
 	}
-	return rootIdentity(name)
+	return rootIdentity(ctx, name)
 }
 
 // agentUser is the agent's own user, by its effective uid: its passwd
@@ -52,9 +54,54 @@ func workerIdentity(name string) (identity, error) {
 // user.Current, nor user.LookupId, which answers the agent's own uid from
 // it (lookupUID): built without cgo, as the agent's binaries are, it
 // fails for such a uid unless $USER and $HOME are set, and then takes the
-// name from $USER, which says nothing about the uid.
-func agentUser(euid int) (*user.User, error) {
-	return lookupUser(strconv.Itoa(euid))
+// name from $USER, which says nothing about the uid. Once found, its
+// entry is remembered (ownUser).
+func agentUser(ctx context.Context, euid int) (*user.User, error) {
+	return ownUser.lookup(ctx, strconv.Itoa(euid), lookupUID)
+}
+
+// ownUser is the agent's own entry, once a lookup has found it: the
+// agent's uid does not change while it runs, and an agent that only NSS
+// knows (an LDAP user, a DynamicUser) would otherwise fork getent at
+// every spawn to be told the same. Only an entry found is kept: a lookup
+// that failed (a directory unreachable) or found none is asked again at
+// the next spawn, so that a directory down, or not yet up, at one spawn
+// is heard once it answers. A change to the entry itself (its name, its
+// home) is seen when the agent restarts. No other user's entry is kept:
+// an AppGroup's user is looked up at each spawn, so that a directory's
+// change (a user removed, renumbered, put in a group) holds from the next.
+var ownUser entryMemo
+
+// entryMemo keeps the entry of one uid, once found.
+type entryMemo struct {
+	mu  sync.Mutex
+	uid string
+	u   *user.User
+}
+
+// lookup is uid's entry, remembered or looked up by byUID, and kept when
+// found; a uid with none is its bare self (userOfUID).
+func (m *entryMemo) lookup(ctx context.Context, uid string, byUID lookupFunc) (*user.User, error) {
+	if u := m.entry(uid); u != nil {
+		return u, nil
+	}
+	u, err := byUID(ctx, uid)
+	if err == nil {
+		m.mu.Lock()
+		m.uid, m.u = uid, u
+		m.mu.Unlock()
+	}
+	return userOfUID(uid, u, err)
+}
+
+// entry is uid's entry, if kept.
+func (m *entryMemo) entry(uid string) *user.User {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.uid != uid {
+		return nil
+	}
+	return m.u
 }
 
 // ownIdentity is workerIdentity for an agent that is not root, running
@@ -86,11 +133,11 @@ func homeDir(u *user.User) string {
 }
 
 // rootIdentity is workerIdentity for a root agent.
-func rootIdentity(name string) (identity, error) {
+func rootIdentity(ctx context.Context, name string) (identity, error) {
 	if name == "" {
 		name = "nobody"
 	}
-	u, err := lookupUser(name)
+	u, err := lookupUser(ctx, name)
 	if errors.As(err, new(unknownUserError)) { // nobody too, the default: app.user is the way out
 		return identity{}, fmt.Errorf("%w: create it, or set app.user to one that does", err)
 	}
@@ -134,28 +181,25 @@ func credential(name string, u *user.User, groups []string) (identity, error) {
 
 // lookupUser takes a name or a numeric uid, looked up by lookupName or
 // lookupUID, never answered from $USER; a uid with no passwd entry runs
-// with gid = uid, as container runtimes do.
-func lookupUser(name string) (*user.User, error) {
-	return lookupUserBy(lookupUID, lookupName, name)
+// with gid = uid, as container runtimes do. Its lookups end with ctx.
+func lookupUser(ctx context.Context, name string) (*user.User, error) {
+	return lookupUserBy(ctx, lookupUID, lookupName, name)
 }
+
+// lookupFunc looks a user up by uid or by name (lookupUID, lookupName).
+type lookupFunc func(context.Context, string) (*user.User, error)
 
 // lookupUserBy is lookupUser with its lookups given (a test's). A uid
 // is its bare self only where the lookup says no entry has it: a lookup
 // that failed (getent's directory unreachable, slow) is an error, so a
 // directory user's workers never run, for as long as it stutters, with
 // gid = uid (another group's, maybe), no groups and HOME /.
-func lookupUserBy(byUID, byName func(string) (*user.User, error), name string) (*user.User, error) {
+func lookupUserBy(ctx context.Context, byUID, byName lookupFunc, name string) (*user.User, error) {
 	if uid, ok := canonicalUID(name); ok {
-		u, err := byUID(uid)
-		switch {
-		case err == nil:
-			return u, nil
-		case errors.As(err, new(user.UnknownUserIdError)):
-			return &user.User{Uid: uid, Gid: uid, Username: uid, HomeDir: "/"}, nil
-		}
-		return nil, fmt.Errorf("user %s: %w", uid, err)
+		u, err := byUID(ctx, uid)
+		return userOfUID(uid, u, err)
 	}
-	u, err := byName(name)
+	u, err := byName(ctx, name)
 	if errors.As(err, new(user.UnknownUserError)) {
 		return nil, unknownUserError{name}
 	}
@@ -163,6 +207,19 @@ func lookupUserBy(byUID, byName func(string) (*user.User, error), name string) (
 		return nil, fmt.Errorf("user %q: %w", name, err)
 	}
 	return u, nil
+}
+
+// userOfUID is what byUID's answer (u, err) for uid makes the user: its
+// entry; for no entry (user.UnknownUserIdError), uid itself, with gid =
+// uid and HOME /; for a lookup that failed, that error.
+func userOfUID(uid string, u *user.User, err error) (*user.User, error) {
+	switch {
+	case err == nil:
+		return u, nil
+	case errors.As(err, new(user.UnknownUserIdError)):
+		return &user.User{Uid: uid, Gid: uid, Username: uid, HomeDir: "/"}, nil
+	}
+	return nil, fmt.Errorf("user %s: %w", uid, err)
 }
 
 // unknownUserError: no passwd entry has the name. Its callers say what to

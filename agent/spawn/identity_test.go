@@ -28,7 +28,7 @@ func TestRootIdentity(t *testing.T) {
 	gid, _ := strconv.ParseUint(daemon.Gid, 10, 32)
 	for _, name := range []string{"daemon", daemon.Uid, "00" + daemon.Uid} {
 		t.Run(name, func(t *testing.T) {
-			id, err := rootIdentity(name)
+			id, err := rootIdentity(t.Context(), name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +40,7 @@ func TestRootIdentity(t *testing.T) {
 	}
 
 	t.Run("a uid with no passwd entry", func(t *testing.T) {
-		id, err := rootIdentity("0004000000")
+		id, err := rootIdentity(t.Context(), "0004000000")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestRootIdentity(t *testing.T) {
 	})
 	for _, name := range []string{"root", "0", "000"} {
 		t.Run("refuses "+name, func(t *testing.T) {
-			if _, err := rootIdentity(name); err == nil || !strings.Contains(err.Error(), "uid 0") {
+			if _, err := rootIdentity(t.Context(), name); err == nil || !strings.Contains(err.Error(), "uid 0") {
 				t.Errorf("err = %v, want uid 0 refused", err)
 			}
 		})
@@ -90,7 +90,7 @@ func TestCredentialRefusesTheRootGroup(t *testing.T) {
 // as missing on this machine, with what to do about it where that is the
 // AppGroup's to fix.
 func TestUnknownUserSaysWhatToDo(t *testing.T) {
-	_, err := rootIdentity("no-such-user-xyz")
+	_, err := rootIdentity(t.Context(), "no-such-user-xyz")
 	want := `user "no-such-user-xyz" does not exist on this machine: create it, or set app.user to one that does`
 	if err == nil || err.Error() != want {
 		t.Errorf("app.user: err = %v,\nwant %s", err, want)
@@ -114,9 +114,9 @@ func TestOwnIdentity(t *testing.T) {
 	if _, err := user.LookupId("4000000"); err == nil {
 		t.Fatal("the test needs uid 4000000 to have no passwd entry")
 	}
-	unlisted, err := agentUser(4000000)
+	unlisted, err := agentUser(t.Context(), 4000000)
 	if err != nil {
-		t.Fatalf("agentUser(4000000): %v", err)
+		t.Fatalf("agentUser(t.Context(), 4000000): %v", err)
 	}
 	for _, tt := range []struct {
 		name     string

@@ -2,13 +2,18 @@
 
 package spawn
 
-import "os/user"
+import (
+	"context"
+	"os/user"
+)
 
 // lookupUID is user.LookupId: built with cgo, os/user asks libc (and so
 // NSS: LDAP, systemd's dynamic users), whose answer for the agent's own
-// uid is its entry or none, never one made from $USER and $HOME.
-func lookupUID(uid string) (*user.User, error) { return user.LookupId(uid) }
+// uid is its entry or none, never one made from $USER and $HOME. ctx is
+// not heeded: a call into libc cannot be stopped, NSS's own timeouts
+// bound it.
+func lookupUID(_ context.Context, uid string) (*user.User, error) { return user.LookupId(uid) }
 
 // lookupName is user.Lookup: built with cgo, its user.Current is libc's
 // too, never one made from $USER.
-func lookupName(name string) (*user.User, error) { return user.Lookup(name) }
+func lookupName(_ context.Context, name string) (*user.User, error) { return user.Lookup(name) }

@@ -3,6 +3,7 @@
 package spawn
 
 import (
+	"context"
 	"os/user"
 	"time"
 )
@@ -20,12 +21,17 @@ var systemPasswd = passwdDB{file: "/etc/passwd", getent: systemGetent(), wait: 1
 // This reads /etc/passwd, as user.LookupId does built so, for every uid,
 // then asks getent, as libc would have been asked built with cgo: an
 // agent running as an LDAP user or a systemd DynamicUser, whom only NSS
-// knows, is that user, not its bare uid.
-func lookupUID(uid string) (*user.User, error) { return systemPasswd.lookupUID(uid) }
+// knows, is that user, not its bare uid. getent stops with ctx, the
+// spawn's, as at its own bound.
+func lookupUID(ctx context.Context, uid string) (*user.User, error) {
+	return systemPasswd.lookupUID(ctx, uid)
+}
 
 // lookupName is user.Lookup for the agent's binaries: built without cgo,
 // user.Lookup answers a name that is $USER from user.Current too, which
 // for an agent whose uid has no entry is a user of that name and uid, so
 // that --worker-users $USER took the agent's uid. This looks the name up
 // as lookupUID looks a uid up: /etc/passwd, then getent.
-func lookupName(name string) (*user.User, error) { return systemPasswd.lookupName(name) }
+func lookupName(ctx context.Context, name string) (*user.User, error) {
+	return systemPasswd.lookupName(ctx, name)
+}

@@ -36,14 +36,15 @@ type passwdDB struct {
 	wait   time.Duration // how long getent may take to answer
 }
 
-// lookupUID is uid's entry, or user.UnknownUserIdError.
-func (db passwdDB) lookupUID(uid string) (*user.User, error) {
-	return orUnknownUID(uid)(db.lookup(passwdUID, uid))
+// lookupUID is uid's entry, or user.UnknownUserIdError. ctx is the
+// caller's (a spawn's): getent stops with it, as at db.wait.
+func (db passwdDB) lookupUID(ctx context.Context, uid string) (*user.User, error) {
+	return orUnknownUID(uid)(db.lookup(ctx, passwdUID, uid))
 }
 
 // lookupName is name's entry, or user.UnknownUserError.
-func (db passwdDB) lookupName(name string) (*user.User, error) {
-	u, err := db.lookup(passwdName, name)
+func (db passwdDB) lookupName(ctx context.Context, name string) (*user.User, error) {
+	u, err := db.lookup(ctx, passwdName, name)
 	if u == nil && err == nil {
 		err = user.UnknownUserError(name)
 	}
@@ -52,11 +53,11 @@ func (db passwdDB) lookupName(name string) (*user.User, error) {
 
 // lookup is the entry whose field is value, from the file, else from
 // getent, or nil.
-func (db passwdDB) lookup(field int, value string) (*user.User, error) {
+func (db passwdDB) lookup(ctx context.Context, field int, value string) (*user.User, error) {
 	if u, err := db.fromFile(field, value); u != nil || err != nil {
 		return u, err
 	}
-	return db.fromGetent(field, value)
+	return db.fromGetent(ctx, field, value)
 }
 
 func (db passwdDB) fromFile(field int, value string) (*user.User, error) {
@@ -73,29 +74,45 @@ func (db passwdDB) fromFile(field int, value string) (*user.User, error) {
 
 // fromGetent is the entry getent passwd answers for value, read with the
 // file's parser, which also checks that its field is value (getent passwd
-// takes a number for a uid). Its exit status 2 is "no such entry".
-func (db passwdDB) fromGetent(field int, value string) (*user.User, error) {
+// takes a number for a uid, and an entry of another name or uid than
+// asked is none). Its exit status 2 is "no such entry".
+func (db passwdDB) fromGetent(ctx context.Context, field int, value string) (*user.User, error) {
 	path, err := exec.LookPath(db.getent)
 	if err != nil || strings.HasPrefix(value, "-") { // no getent; a name no entry has (NIS), never an option to getent
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), db.wait)
+	out, found, err := db.runGetent(ctx, path, "passwd", value)
+	if !found || err != nil {
+		return nil, err
+	}
+	return findEntry(bytes.NewReader(out), field, value)
+}
+
+// runGetent is what getent (path) answers for key in database, or found
+// false for its exit status 2, "no such entry". It stops getent at
+// db.wait, a directory that does not answer, and at the end of ctx, the
+// caller's: a spawn cancelled, or past its time, does not wait on getent
+// for the rest of db.wait.
+func (db passwdDB) runGetent(ctx context.Context, path, database, key string) (out []byte, found bool, err error) {
+	bounded, cancel := context.WithTimeout(ctx, db.wait)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, "passwd", value)
+	cmd := exec.CommandContext(bounded, path, database, key)
 	cmd.WaitDelay = time.Second // a child of getent that holds its output open does not hold the spawn
-	out, err := cmd.Output()
+	out, err = cmd.Output()
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit) && exit.ExitCode() == 2:
-		return nil, nil
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("getent passwd %s: no answer within %s", value, db.wait)
+		return nil, false, nil
+	case ctx.Err() != nil: // the caller's end, not getent's bound
+		return nil, false, fmt.Errorf("getent %s %s: %w", database, key, context.Cause(ctx))
+	case bounded.Err() != nil:
+		return nil, false, fmt.Errorf("getent %s %s: no answer within %s", database, key, db.wait)
 	case errors.As(err, &exit):
-		return nil, fmt.Errorf("getent passwd %s: %w: %s", value, err, bytes.TrimSpace(exit.Stderr))
+		return nil, false, fmt.Errorf("getent %s %s: %w: %s", database, key, err, bytes.TrimSpace(exit.Stderr))
 	case err != nil:
-		return nil, fmt.Errorf("getent passwd %s: %w", value, err)
+		return nil, false, fmt.Errorf("getent %s %s: %w", database, key, err)
 	}
-	return findEntry(bytes.NewReader(out), field, value)
+	return out, true, nil
 }
 
 // orUnknownUID makes no entry for uid (nil, nil) user.UnknownUserIdError,

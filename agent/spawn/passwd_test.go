@@ -1,13 +1,17 @@
 package spawn
 
 import (
+	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -71,8 +75,10 @@ last:x:1009:1009::/home/last:/bin/sh`
 // for uid 1001, which the file has, another entry, not to be taken. For
 // uid 2000 it answers uid 2001's entry, for 3000 it fails, for 4000 it
 // hangs, an option it refuses; for anything else it exits 2, getent's
-// "not found".
+// "not found". It writes each question on a line of calls, by it, and
+// the pid of its hang to the fifo started, when there is one.
 const fakeGetent = `#!/bin/sh
+echo "$*" >> "${0%/*}/calls"
 [ "$1" = passwd ] || exit 1
 case "$2" in
 -*) echo "getent: unrecognized option '$2'" >&2; exit 1 ;;
@@ -80,7 +86,7 @@ case "$2" in
 1001|alice) echo 'ldapalice:*:1001:1001::/home/ldapalice:/bin/bash' ;;
 2000) echo 'liar:*:2001:2001::/home/liar:/bin/sh' ;;
 3000) echo 'getent: cannot reach the directory' >&2; exit 1 ;;
-4000) exec sleep 60 ;;
+4000) [ -p "${0%/*}/started" ] && echo $$ > "${0%/*}/started"; exec sleep 60 ;;
 *) exit 2 ;;
 esac
 `
@@ -129,7 +135,7 @@ func TestPasswdDBLookupUID(t *testing.T) {
 		if tt.change != nil {
 			tt.change(&db)
 		}
-		got, err := db.lookupUID(tt.uid)
+		got, err := db.lookupUID(t.Context(), tt.uid)
 		unknown := errors.As(err, new(user.UnknownUserIdError))
 		switch {
 		case tt.want != nil && (err != nil || got == nil || *got != *tt.want):
@@ -138,6 +144,86 @@ func TestPasswdDBLookupUID(t *testing.T) {
 			t.Errorf("uid %s %s: %s, %v; want an error, user.UnknownUserIdError: %t", tt.uid, tt.what, brief(got), err, tt.unknown)
 		}
 	}
+}
+
+// TestPasswdDBLookupEndsWithItsContext: a lookup whose caller (a spawn)
+// ends while getent hangs ends then, with the caller's error, getent
+// killed, rather than wait out getent's own bound (db.wait, 10 s for the
+// agent) and answer that the directory did not.
+func TestPasswdDBLookupEndsWithItsContext(t *testing.T) {
+	db := fakePasswdDB(t)
+	db.wait = 10 * time.Second
+	started := filepath.Join(filepath.Dir(db.getent), "started")
+	if err := syscall.Mkfifo(started, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // a reader still waiting for getent, when it never ran, is let go
+		if f, err := os.OpenFile(started, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			_ = f.Close()
+		}
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	hanging := make(chan int, 1)
+	go func() {
+		pid, _ := os.ReadFile(started) // getent hangs from here on
+		cancel()
+		n, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
+		hanging <- n
+	}()
+	u, err := db.lookupUID(ctx, "4000")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("a lookup cancelled while getent hangs: %s, %v; want the caller's context.Canceled", brief(u), err)
+	}
+	if pid := <-hanging; pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		t.Errorf("getent (pid %d) outlives the lookup cancelled", pid)
+	}
+}
+
+// TestOwnEntryKeptOnceFound: the agent's own entry, once a lookup has
+// found it (here getent's, an LDAP user's), is kept (entryMemo), getent
+// asked once, not at each spawn; a uid that getent says no entry has, or
+// whose lookup fails, is asked again each time, so that a directory not
+// yet up is heard once it is; another uid is not answered from the one kept.
+func TestOwnEntryKeptOnceFound(t *testing.T) {
+	db := fakePasswdDB(t)
+	for _, tt := range []struct {
+		uid      string
+		wantName string // "": an error
+		asked    int    // how often getent is asked in three lookups
+	}{
+		{"1000", "ldapuser", 1},
+		{"65532", "65532", 3},
+		{"3000", "", 3},
+	} {
+		var m entryMemo
+		before := getentCalls(t, db)
+		for range 3 {
+			u, err := m.lookup(t.Context(), tt.uid, db.lookupUID)
+			switch {
+			case tt.wantName == "" && err == nil:
+				t.Errorf("uid %s: %s, want getent's error", tt.uid, brief(u))
+			case tt.wantName != "" && (err != nil || u.Username != tt.wantName):
+				t.Errorf("uid %s: %s, %v; want %s", tt.uid, brief(u), err, tt.wantName)
+			}
+		}
+		if asked := getentCalls(t, db) - before; asked != tt.asked {
+			t.Errorf("uid %s: getent asked %d times in three lookups, want %d", tt.uid, asked, tt.asked)
+		}
+		if u, err := m.lookup(t.Context(), "1001", db.lookupUID); err != nil || u.Username != "alice" {
+			t.Errorf("uid 1001 after uid %s: %s, %v; want alice, not the entry kept", tt.uid, brief(u), err)
+		}
+	}
+}
+
+// getentCalls is how many questions db's fake getent has been asked.
+func getentCalls(t *testing.T, db passwdDB) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(db.getent), "calls"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
 }
 
 // TestPasswdDBLookupName: lookupName built without cgo, as lookupUID,
@@ -163,7 +249,7 @@ func TestPasswdDBLookupName(t *testing.T) {
 		if tt.change != nil {
 			tt.change(&db)
 		}
-		got, err := db.lookupName(tt.name)
+		got, err := db.lookupName(t.Context(), tt.name)
 		switch {
 		case tt.want == nil && !errors.As(err, new(user.UnknownUserError)):
 			t.Errorf("%q %s: %s, %v; want user.UnknownUserError", tt.name, tt.what, brief(got), err)
@@ -206,19 +292,19 @@ func TestLookupUserBy(t *testing.T) {
 		{name: "ldapuser", nameErr: user.UnknownUserError("ldapuser"), wantErr: `user "ldapuser" does not exist on this machine`},
 		{name: "ldapuser", nameErr: stutter, wantErr: `user "ldapuser": getent passwd 5000: no answer within 10s`},
 	} {
-		byUID := func(string) (*user.User, error) {
+		byUID := func(context.Context, string) (*user.User, error) {
 			if tt.uidErr != nil {
 				return nil, tt.uidErr
 			}
 			return ldap, nil
 		}
-		byName := func(string) (*user.User, error) {
+		byName := func(context.Context, string) (*user.User, error) {
 			if tt.nameErr != nil {
 				return nil, tt.nameErr
 			}
 			return ldap, nil
 		}
-		got, err := lookupUserBy(byUID, byName, tt.name)
+		got, err := lookupUserBy(t.Context(), byUID, byName, tt.name)
 		switch {
 		case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
 			t.Errorf("%s (%v, %v): err = %v, want %q", tt.name, tt.uidErr, tt.nameErr, err, tt.wantErr)

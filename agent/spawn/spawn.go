@@ -366,7 +366,7 @@ func portLostNote(port, n, most int) string {
 
 // spawnOnce is one try of Spawn.
 func spawnOnce(ctx context.Context, spec Spec) (*Process, error) {
-	ident, err := checkSpawn(spec)
+	ident, err := checkSpawn(ctx, spec)
 	if err != nil {
 		return nil, &Error{Reason: "could not start: " + err.Error()}
 	}
@@ -1022,9 +1022,9 @@ func prepare(spec Spec, ident identity) (_ *exec.Cmd, _ *Process, _ *os.File, er
 }
 
 // checkSpawn checks that spec may be spawned (its user, its root) and
-// returns who its worker runs as.
-func checkSpawn(spec Spec) (identity, error) {
-	ident, err := workerIdentity(spec.App.User)
+// returns who its worker runs as; its user's lookups end with ctx.
+func checkSpawn(ctx context.Context, spec Spec) (identity, error) {
+	ident, err := workerIdentity(ctx, spec.App.User)
 	if err != nil {
 		return identity{}, err
 	}

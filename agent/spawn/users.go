@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -57,7 +58,7 @@ func uidRange(entry string) ([2]uint32, error) {
 			return [2]uint32{}, fmt.Errorf("worker users: %q is no range of uids: its first is greater than its last", entry)
 		}
 	}
-	u, err := lookupUser(entry)
+	u, err := lookupUser(context.Background(), entry) // at the agent's start, bounded by getent's wait
 	if err != nil {
 		return [2]uint32{}, fmt.Errorf("worker users: %w", err)
 	}
