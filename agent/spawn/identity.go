@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"strconv"
@@ -144,9 +145,12 @@ func rootIdentity(ctx context.Context, name string) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
-	groups, err := u.GroupIds()
-	if err != nil {
-		groups = nil // a uid with no passwd entry has no groups
+	groups, err := groupIDs(ctx, u)
+	if errors.Is(err, fs.ErrNotExist) { // no group file, nor getent: no groups but its own
+		groups, err = []string{u.Gid}, nil
+	}
+	if err != nil { // a directory unreachable: not run without the groups it gives
+		return identity{}, fmt.Errorf("user %q: groups: %w", name, err)
 	}
 	return credential(name, u, groups)
 }

@@ -17,3 +17,8 @@ func lookupUID(_ context.Context, uid string) (*user.User, error) { return user.
 // lookupName is user.Lookup: built with cgo, its user.Current is libc's
 // too, never one made from $USER.
 func lookupName(_ context.Context, name string) (*user.User, error) { return user.Lookup(name) }
+
+// groupIDs is u.GroupIds: built with cgo, libc's getgrouplist, through
+// NSS, the groups libc's initgroups gives a process of u; those
+// passwdDB.groupIDs asks getent initgroups for, built without.
+func groupIDs(_ context.Context, u *user.User) ([]string, error) { return u.GroupIds() }

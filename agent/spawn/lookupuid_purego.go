@@ -35,3 +35,10 @@ func lookupUID(ctx context.Context, uid string) (*user.User, error) {
 func lookupName(ctx context.Context, name string) (*user.User, error) {
 	return systemPasswd.lookupName(ctx, name)
 }
+
+// groupIDs is u's groups, its primary group first: getent initgroups',
+// as libc's initgroups would give them, where getent is installed, else
+// /etc/group's (passwdDB.groupIDs). getent stops with ctx.
+func groupIDs(ctx context.Context, u *user.User) ([]string, error) {
+	return systemPasswd.groupIDs(ctx, u)
+}

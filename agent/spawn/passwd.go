@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,6 +114,50 @@ func (db passwdDB) runGetent(ctx context.Context, path, database, key string) (o
 		return nil, false, fmt.Errorf("getent %s %s: %w", database, key, err)
 	}
 	return out, true, nil
+}
+
+// groupIDs is u's groups, its primary group first, as libc's initgroups
+// gives a process of u (a root agent's worker): where db has a getent,
+// what getent initgroups answers, the groups of every database NSS asks
+// (the group file, LDAP, sssd, systemd's), as getgrouplist answers
+// os/user built with cgo (lookupuid_cgo.go); else the group file's, as
+// os/user reads it built without cgo (u.GroupIds). A user only getent
+// knows is in no group of the file, and its workers ran without the
+// directory's groups it is in.
+func (db passwdDB) groupIDs(ctx context.Context, u *user.User) ([]string, error) {
+	path, err := exec.LookPath(db.getent)
+	if err != nil {
+		return u.GroupIds()
+	}
+	if strings.HasPrefix(u.Username, "-") { // never an option to getent; no entry has such a name (NIS)
+		return []string{u.Gid}, nil
+	}
+	out, found, err := db.runGetent(ctx, path, "initgroups", u.Username)
+	if !found || err != nil {
+		return []string{u.Gid}, err
+	}
+	return parseInitgroups(out, u)
+}
+
+// parseInitgroups is u's groups from out, getent initgroups' answer for
+// u's name: the name, then the gids of the groups that list it, which
+// follow u's primary group, once each. An answer for another name, or
+// with a field that is no gid, is an error, never groups to run with.
+func parseInitgroups(out []byte, u *user.User) ([]string, error) {
+	f := strings.Fields(string(out))
+	if len(f) == 0 || f[0] != u.Username {
+		return nil, fmt.Errorf("getent initgroups %s: answered %q, not its groups", u.Username, bytes.TrimSpace(out))
+	}
+	groups := []string{u.Gid}
+	for _, gid := range f[1:] {
+		if _, err := strconv.ParseUint(gid, 10, 32); err != nil {
+			return nil, fmt.Errorf("getent initgroups %s: answered %q: %q is no gid", u.Username, bytes.TrimSpace(out), gid)
+		}
+		if !slices.Contains(groups, gid) {
+			groups = append(groups, gid)
+		}
+	}
+	return groups, nil
 }
 
 // orUnknownUID makes no entry for uid (nil, nil) user.UnknownUserIdError,

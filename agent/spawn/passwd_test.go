@@ -75,10 +75,25 @@ last:x:1009:1009::/home/last:/bin/sh`
 // for uid 1001, which the file has, another entry, not to be taken. For
 // uid 2000 it answers uid 2001's entry, for 3000 it fails, for 4000 it
 // hangs, an option it refuses; for anything else it exits 2, getent's
-// "not found". It writes each question on a line of calls, by it, and
-// the pid of its hang to the fifo started, when there is one.
+// "not found". Its initgroups, as glibc's, answers a name followed by
+// the gids of the groups that list it (ldapuser's its primary too), the
+// name alone for one none lists; for liar another name's, for badgid a
+// group by name, for down it fails, for slow it hangs. It writes each
+// question on a line of calls, by it, and the pid of its hang to the
+// fifo started, when there is one.
 const fakeGetent = `#!/bin/sh
 echo "$*" >> "${0%/*}/calls"
+if [ "$1" = initgroups ]; then
+	case "$2" in
+	ldapuser) echo 'ldapuser              2000 1000 2001' ;;
+	liar) echo 'ldapuser              2000' ;;
+	badgid) echo 'badgid                2000 staff' ;;
+	down) echo 'getent: cannot reach the directory' >&2; exit 1 ;;
+	slow) exec sleep 60 ;;
+	*) printf '%-21s\n' "$2" ;;
+	esac
+	exit 0
+fi
 [ "$1" = passwd ] || exit 1
 case "$2" in
 -*) echo "getent: unrecognized option '$2'" >&2; exit 1 ;;
@@ -255,6 +270,98 @@ func TestPasswdDBLookupName(t *testing.T) {
 			t.Errorf("%q %s: %s, %v; want user.UnknownUserError", tt.name, tt.what, brief(got), err)
 		case tt.want != nil && (err != nil || got == nil || *got != *tt.want):
 			t.Errorf("%q %s: %s, %v; want %s", tt.name, tt.what, brief(got), err, brief(tt.want))
+		}
+	}
+}
+
+// TestPasswdDBGroupIDs: a root agent's worker, built without cgo, gets
+// the groups getent initgroups answers for its user, after its primary
+// group, as libc's initgroups gives them (getgrouplist, os/user's answer
+// built with cgo): a user only the directory knows gets the directory's
+// groups, which the group file, all it had before, lacks. Another name's
+// answer, a gid that is no number, getent failing or hanging, is an
+// error; with no getent, the group file's groups (u.GroupIds).
+func TestPasswdDBGroupIDs(t *testing.T) {
+	ldapuser := &user.User{Uid: "1000", Gid: "1000", Username: "ldapuser", HomeDir: "/home/ldapuser"}
+	alice := &user.User{Uid: "1001", Gid: "1001", Username: "alice", HomeDir: "/home/alice"}
+	named := func(name string) *user.User { return &user.User{Uid: "1002", Gid: "1002", Username: name} }
+	for _, tt := range []struct {
+		what   string
+		change func(*passwdDB) // nil: fakePasswdDB as it is
+		u      *user.User
+		want   []string // nil: an error
+	}{
+		{what: "in the directory's groups", u: ldapuser, want: []string{"1000", "2000", "2001"}},
+		{what: "in no group", u: alice, want: []string{"1001"}},
+		{what: "whose getent answers another name", u: named("liar")},
+		{what: "whose getent answers a group by name", u: named("badgid")},
+		{what: "whose getent fails", u: named("down")},
+		{what: "whose getent hangs", change: func(db *passwdDB) { db.wait = 100 * time.Millisecond }, u: named("slow")},
+		{what: "that getent would take for an option", u: named("-x"), want: []string{"1002"}},
+	} {
+		db := fakePasswdDB(t)
+		if tt.change != nil {
+			tt.change(&db)
+		}
+		got, err := db.groupIDs(t.Context(), tt.u)
+		switch {
+		case tt.want == nil && err == nil:
+			t.Errorf("%s %s: %v; want an error", tt.u.Username, tt.what, got)
+		case tt.want != nil && (err != nil || !slices.Equal(got, tt.want)):
+			t.Errorf("%s %s: %v, %v; want %v", tt.u.Username, tt.what, got, err, tt.want)
+		}
+	}
+
+	t.Run("with no getent", func(t *testing.T) {
+		db := fakePasswdDB(t)
+		db.getent += ".none"
+		daemon, err := user.Lookup("daemon")
+		if err != nil {
+			t.Fatalf("the test needs the daemon user of every Debian system: %v", err)
+		}
+		want, wantErr := daemon.GroupIds()
+		if got, err := db.groupIDs(t.Context(), daemon); err != nil || wantErr != nil || !slices.Equal(got, want) {
+			t.Errorf("daemon: %v, %v; want the group file's, %v, %v", got, err, want, wantErr)
+		}
+	})
+}
+
+// TestGroupIDsAgreeWithLibc: for every user of this machine's
+// /etc/passwd (here postgres is in ssl-cert), the groups getent
+// initgroups gives (passwdDB.groupIDs, a root agent's built without cgo)
+// are those os/user gives (u.GroupIds), which the agent's credential sets
+// alike in both builds (syscall.Credential.Groups: setgroups). go test
+// builds this package with cgo here, where u.GroupIds is libc's
+// getgrouplist, the agent's answer built with cgo: the two builds agree;
+// built without cgo, getent agrees with /etc/group.
+func TestGroupIDsAgreeWithLibc(t *testing.T) {
+	getent := systemGetent()
+	if getent == "" {
+		t.Fatal("the test needs getent, of glibc (libc-bin)")
+	}
+	db := passwdDB{file: "/etc/passwd", getent: getent, wait: 10 * time.Second}
+	passwd, err := os.ReadFile(db.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("os/user built with cgo: %t", !builtWithoutCgo())
+	for line := range strings.Lines(string(passwd)) {
+		u := parseEntry([]byte(strings.TrimSpace(line)))
+		if u == nil {
+			continue
+		}
+		got, err := db.groupIDs(t.Context(), u)
+		if err != nil {
+			t.Errorf("%s: %v", u.Username, err)
+			continue
+		}
+		want, err := u.GroupIds()
+		if err != nil {
+			t.Errorf("%s: os/user: %v", u.Username, err)
+			continue
+		}
+		if got[0] != u.Gid || !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+			t.Errorf("%s: getent initgroups gives %v; os/user %v, primary %s first", u.Username, got, want, u.Gid)
 		}
 	}
 }
