@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"os/user"
@@ -111,8 +112,8 @@ func TestUnknownUserSaysWhatToDo(t *testing.T) {
 func TestOwnIdentity(t *testing.T) {
 	self := &user.User{Uid: "1000", Gid: "1000", Username: "alice", HomeDir: "/home/alice"}
 	homeless := &user.User{Uid: "1000", Gid: "1000", Username: "alice"}
-	if _, err := user.LookupId("4000000"); err == nil {
-		t.Fatal("the test needs uid 4000000 to have no passwd entry")
+	if _, err := lookupUID(t.Context(), "4000000"); !errors.As(err, new(user.UnknownUserIdError)) {
+		t.Fatalf("the test needs uid 4000000 to have no passwd entry: %v", err)
 	}
 	unlisted, err := agentUser(t.Context(), 4000000)
 	if err != nil {
@@ -221,16 +222,26 @@ func builtWithoutCgo() bool {
 // unlistedUID is a uid with no passwd entry below 65536, which a user
 // namespace mapping 65536 uids (a rootless container's) still maps:
 // 65532 (the chart's runAsUser) when it has none here, else the first
-// of 65500-65533 with none.
+// of 65500-65533 with none. "None" is the answer of the child's agent,
+// built without cgo (lookupuid_purego.go): /etc/passwd, then getent,
+// whatever this test was built with; not user.LookupId's, which built
+// so reads /etc/passwd alone and would pick a uid only NSS knows (a
+// systemd DynamicUser's, 61184-65519), whom the child's agent would find
+// and be. A lookup that fails is no answer either.
 func unlistedUID(t *testing.T) string {
 	t.Helper()
+	agents := passwdDB{file: "/etc/passwd", getent: systemGetent(), wait: 10 * time.Second}
 	candidates := []int{65532}
 	for n := 65500; n <= 65533; n++ {
 		candidates = append(candidates, n)
 	}
 	for _, uid := range candidates {
-		if _, err := user.LookupId(strconv.Itoa(uid)); err != nil {
+		_, err := agents.lookupUID(t.Context(), strconv.Itoa(uid))
+		if errors.As(err, new(user.UnknownUserIdError)) {
 			return strconv.Itoa(uid)
+		}
+		if err != nil {
+			t.Fatalf("looking uid %d up: %v", uid, err)
 		}
 	}
 	t.Fatal("the test needs a uid with no passwd entry, 65532 or one of 65500-65533: every one has an entry here")
