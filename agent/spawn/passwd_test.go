@@ -73,8 +73,9 @@ last:x:1009:1009::/home/last:/bin/sh`
 // fakeGetent is a getent passwd that knows, through the system's user
 // databases as it were, what fakePasswd lacks: ldapuser (uid 1000), and
 // for uid 1001, which the file has, another entry, not to be taken. For
-// uid 2000 it answers uid 2001's entry, for 3000 it fails, for 4000 it
-// hangs, an option it refuses; for anything else it exits 2, getent's
+// uid 2000 it answers uid 2001's entry, for bob robert's (a directory
+// that answers for an alias, or a getent that errs), for 3000 it fails,
+// for 4000 it hangs, an option it refuses; for anything else it exits 2, getent's
 // "not found". Its initgroups, as glibc's, answers a name followed by
 // the gids of the groups that list it (ldapuser's its primary too), the
 // name alone for one none lists; for liar another name's, for badgid a
@@ -100,6 +101,7 @@ case "$2" in
 1000|ldapuser) echo 'ldapuser:*:1000:1000:LDAP User,,,:/home/ldapuser:/bin/bash' ;;
 1001|alice) echo 'ldapalice:*:1001:1001::/home/ldapalice:/bin/bash' ;;
 2000) echo 'liar:*:2001:2001::/home/liar:/bin/sh' ;;
+bob) echo 'robert:*:1002:1002::/home/robert:/bin/sh' ;;
 3000) echo 'getent: cannot reach the directory' >&2; exit 1 ;;
 4000) [ -p "${0%/*}/started" ] && echo $$ > "${0%/*}/started"; exec sleep 60 ;;
 *) exit 2 ;;
@@ -243,8 +245,10 @@ func getentCalls(t *testing.T, db passwdDB) int {
 
 // TestPasswdDBLookupName: lookupName built without cgo, as lookupUID,
 // takes a name's entry from the passwd file, else from getent, and says
-// user.UnknownUserError for a name in neither, never asking getent about
-// a name that would be an option to it.
+// user.UnknownUserError for a name in neither, or whose entry getent
+// answers under another name (bob's as robert's: robert's workers would
+// run for an AppGroup naming bob), never asking getent about a name that
+// would be an option to it.
 func TestPasswdDBLookupName(t *testing.T) {
 	ldapuser := &user.User{Uid: "1000", Gid: "1000", Username: "ldapuser", Name: "LDAP User", HomeDir: "/home/ldapuser"}
 	alice := &user.User{Uid: "1001", Gid: "1001", Username: "alice", Name: "Alice", HomeDir: "/home/alice"}
@@ -257,6 +261,7 @@ func TestPasswdDBLookupName(t *testing.T) {
 		{what: "in the file", name: "alice", want: alice},
 		{what: "in getent only", name: "ldapuser", want: ldapuser},
 		{what: "in neither", name: "someone"},
+		{what: "whose getent answers another name", name: "bob"},
 		{what: "with no getent", change: func(db *passwdDB) { db.getent += ".none" }, name: "ldapuser"},
 		{what: "that getent would take for an option", name: "--help"},
 	} {
