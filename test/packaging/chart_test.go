@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -582,12 +583,13 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 	}
 }
 
-// TestChartRefusesABooleanApartFromItsFlag: an extra argument true or
-// false, as its own item after a flag written without "=", is refused: a
+// TestChartRefusesABooleanApartFromItsFlag: an extra argument of its own
+// after a boolean flag of the binary's written without "=" is refused: a
 // boolean flag takes no separate value, so the flag package sets the flag
 // true and leaves the word as an argument, which both binaries refuse at
 // their start. A flag the chart renders, so given, is refused naming both
-// items. A value written with "=", or after a flag that takes one, is not.
+// items. A value written with "=", or after a flag that takes one (true or
+// false too), is not.
 func TestChartRefusesABooleanApartFromItsFlag(t *testing.T) {
 	for _, tt := range []struct {
 		values, want string // want "" when accepted
@@ -605,8 +607,25 @@ func TestChartRefusesABooleanApartFromItsFlag(t *testing.T) {
 			"(two items), but the chart sets --trust-forwarded-for from agent.trustForwardedFor, which an extra argument " +
 			"would override past the chart's checks. Set agent.trustForwardedFor instead, and take --trust-forwarded-for " +
 			"and false out of agent.extraArgs"},
+		// Any of strconv.ParseBool's words, which --flag=word would take.
+		{"manager: {extraArgs: [--zap-devel, \"0\"]}", "manager.extraArgs has --zap-devel 0 (two items): the manager " +
+			"would not start, a boolean flag taking no separate value (--zap-devel 0 sets it true, and leaves 0 an " +
+			"argument, which the binary refuses). Write --zap-devel=0, one item"},
+		{"agent: {extraArgs: [-zap-devel, t]}", "agent.extraArgs has -zap-devel t (two items): the agents would not start"},
+		{"agent: {extraArgs: [--zap-devel, F]}", "agent.extraArgs has --zap-devel F (two items): the agents would not start"},
+		{"manager: {extraArgs: [--zap-devel, \"1\", --zap-encoder=console]}", "manager.extraArgs has --zap-devel 1 (two items)"},
+		// A word no boolean flag takes is left an argument all the same.
+		{"manager: {extraArgs: [--zap-devel, \"yes\"]}", "manager.extraArgs has --zap-devel yes (two items): the manager " +
+			"would not start, a boolean flag taking no value after it (--zap-devel sets it true, and leaves yes an " +
+			"argument, which the binary refuses). Write --zap-devel for true or --zap-devel=false, one item, or take " +
+			"--zap-devel and yes out of manager.extraArgs"},
+		{"agent: {extraArgs: [--zap-devel, \"\"]}", "agent.extraArgs has --zap-devel \"\" (two items): the agents would not start"},
 		{"agent: {metricsBindAddress: 0, extraArgs: [--metrics-secure=false, --zap-devel]}", ""},
 		{"manager: {extraArgs: [--zap-encoder, console, --zap-devel]}", ""},
+		// A flag that takes a value takes true or false for it: a
+		// namespace, a directory, may be named so.
+		{"manager: {extraArgs: [--leader-election-namespace, \"false\"]}", ""},
+		{"agent: {extraArgs: [--request-buffer-dir, \"true\", --zap-devel, --zap-encoder, \"console\"]}", ""},
 	} {
 		f := filepath.Join(t.TempDir(), "values.yaml")
 		if err := os.WriteFile(f, []byte(tt.values), 0o644); err != nil {
@@ -622,6 +641,75 @@ func TestChartRefusesABooleanApartFromItsFlag(t *testing.T) {
 			t.Errorf("values %q: want %q, got: %v", tt.values, tt.want, err)
 		}
 	}
+}
+
+// TestChartKnowsTheBinariesBooleanFlags: the chart's list of boolean
+// flags (ferry.boolFlags), by which it refuses an item after one, is each
+// binary's: every flag of theirs followed by "false" is refused as a
+// boolean apart from its value where it is a boolean, and taken as the
+// flag's value where it is not. A boolean flag added to a binary and not
+// to the chart's list fails here. Flags the chart renders are left out:
+// those are refused whatever follows them.
+func TestChartKnowsTheBinariesBooleanFlags(t *testing.T) {
+	bin := ferryBinaries(t)
+	for _, c := range []struct {
+		component, who string
+		cmd            []string
+	}{
+		{"manager", "the manager", []string{filepath.Join(bin, "ferry-manager")}},
+		{"agent", "the agents", []string{filepath.Join(bin, "ferry-agent"), "cluster"}},
+	} {
+		flags := binaryFlags(t, c.cmd...)
+		var args []string
+		for _, name := range sortedKeys(flags) {
+			args = append(args, "--"+name, "false")
+		}
+		values, err := json.Marshal(map[string]any{c.component: map[string]any{"extraArgs": args}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(f, values, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}})
+		if err == nil {
+			t.Fatalf("%s.extraArgs %q accepted: want its boolean flags refused", c.component, args)
+		}
+		for _, name := range sortedKeys(flags) {
+			boolean := flags[name]
+			if strings.Contains(err.Error(), "but the chart sets --"+name+" ") {
+				continue
+			}
+			apart := fmt.Sprintf("%s.extraArgs has --%s false (two items): %s would not start", c.component, name, c.who)
+			switch refused := strings.Contains(err.Error(), apart); {
+			case boolean && !refused:
+				t.Errorf("%s's --%s is a boolean flag, which the chart's ferry.boolFlags lacks: --%s false was not "+
+					"refused with %q", c.cmd[0], name, name, apart)
+			case !boolean && refused:
+				t.Errorf("%s's --%s takes a value, which the chart's ferry.boolFlags takes for a boolean: --%s false "+
+					"was refused with %q", c.cmd[0], name, name, apart)
+			}
+		}
+	}
+}
+
+// binaryFlags lists the flags a binary's usage (cmd, then -h) shows, each
+// true where it is a boolean: given a value that is none
+// (--name=ferry-no-boolean), the flag package refuses it as an "invalid
+// boolean value" only for a boolean flag.
+func binaryFlags(t *testing.T, cmd ...string) map[string]bool {
+	t.Helper()
+	usage, _ := exec.Command(cmd[0], append(cmd[1:], "-h")...).CombinedOutput()
+	flags := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9][a-z0-9-]*)`).FindAllStringSubmatch(string(usage), -1) {
+		probe, _ := exec.Command(cmd[0], append(cmd[1:], "--"+m[1]+"=ferry-no-boolean", "-h")...).CombinedOutput()
+		flags[m[1]] = strings.Contains(string(probe), "invalid boolean value")
+	}
+	if len(flags) < 10 {
+		t.Fatalf("%q -h lists %d flags: %s", cmd, len(flags), usage)
+	}
+	return flags
 }
 
 // TestChartRefusesAgentProbesOffWithoutTheSchema: the schema refuses an

@@ -297,6 +297,27 @@ node-name: {{ "each pod's node ($(NODE_NAME)): an agent serves the pools of the 
 {{- end }}
 
 {{/*
+The boolean flags of a binary (cmd/manager's; cmd/agent's cluster mode),
+as a YAML list: written without "=", such a flag takes no next item for
+its value, which the flag package leaves an argument that the binary
+refuses at its start (validate.yaml refuses it first). Every other flag
+takes the next item, whatever it reads. TestChartKnowsTheBinariesBooleanFlags
+holds the list to the binaries' own. Call with (dict "component" "manager"
+or "agent").
+*/}}
+{{- define "ferry.boolFlags" -}}
+{{- if eq .component "manager" }}
+- leader-elect
+- metrics-secure
+- zap-devel
+{{- else }}
+- metrics-secure
+- trust-forwarded-for
+- zap-devel
+{{- end }}
+{{- end }}
+
+{{/*
 The manager's arguments: internal/deployargs.ManagerArgs, from values,
 then manager.extraArgs; with "names", which values the flags come from
 (ferry.valueArgs). The agents' Leases are always in the release's
