@@ -643,6 +643,65 @@ func TestChartRefusesABooleanApartFromItsFlag(t *testing.T) {
 	}
 }
 
+// TestChartRefusesANamespaceFlagWithoutItsNamespace: the namespace flags
+// an extra argument may give (the Lease namespaces, the manager's
+// --leader-election-namespace) are refused given empty, which the
+// binaries do not take for the release's namespace and say nothing of,
+// last with nothing after them, which the binaries refuse, and followed by
+// another flag, which the flag package takes for the namespace (no
+// namespace begins with "-"), reading it as no flag.
+func TestChartRefusesANamespaceFlagWithoutItsNamespace(t *testing.T) {
+	for _, tt := range []struct {
+		values, want string // want "" when accepted
+		absent       string // not said
+	}{
+		{"manager: {extraArgs: [--leader-election-namespace=]}", "manager.extraArgs has --leader-election-namespace=, " +
+			"an empty namespace: the manager would hold its leader election Lease in its service account's namespace, " +
+			"the release's (ferry-system), without a word, as if the flag were left out. Name a namespace (that of the " +
+			"agents' Leases, where kubectl ferry status --lease-namespace reads both), or take " +
+			"--leader-election-namespace= out of manager.extraArgs (which leaves it at the release's namespace)", ""},
+		{"manager: {extraArgs: [-leader-election-namespace, \"\", --zap-devel]}", "manager.extraArgs has " +
+			"-leader-election-namespace \"\" (two items), an empty namespace: the manager would hold", ""},
+		{"manager: {extraArgs: [--zap-devel, --leader-election-namespace]}", "manager.extraArgs has " +
+			"--leader-election-namespace, its last item, with no namespace after it: the manager would not start (flag " +
+			"needs an argument). Name a namespace, as --leader-election-namespace=NAMESPACE, or take " +
+			"--leader-election-namespace out of manager.extraArgs (which leaves it at the release's namespace)", ""},
+		{"manager: {extraArgs: [--leader-election-namespace, --zap-devel]}", "manager.extraArgs has " +
+			"--leader-election-namespace followed by --zap-devel, a flag: --leader-election-namespace lacks its namespace. " +
+			"The flag package would take --zap-devel for it, which no namespace is named, and not read --zap-devel as a " +
+			"flag. Write --leader-election-namespace=NAMESPACE, one item, or take --leader-election-namespace out of " +
+			"manager.extraArgs (which leaves it at the release's namespace)", ""},
+		// The Lease namespaces: refused for what they lack, not also for
+		// differing from the other component's.
+		{"agent: {extraArgs: [--lease-namespace, --zap-devel]}", "agent.extraArgs has --lease-namespace followed by " +
+			"--zap-devel, a flag: --lease-namespace lacks its namespace. The flag package would take --zap-devel for it",
+			"would see no renewal"},
+		{"manager: {extraArgs: [-agent-lease-namespace, -v]}\nagent: {extraArgs: [--lease-namespace, -v]}",
+			"manager.extraArgs has -agent-lease-namespace followed by -v, a flag: -agent-lease-namespace lacks its " +
+				"namespace. The flag package would take -v for it, which no namespace is named, and not read -v as a flag. " +
+				"Write --agent-lease-namespace=NAMESPACE, one item, or take -agent-lease-namespace out of manager.extraArgs " +
+				"(which leaves it at the release's namespace)\nagent.extraArgs has --lease-namespace followed by -v, a flag",
+			"would see no renewal"},
+		{"manager: {extraArgs: [--leader-election-namespace=ferry-leases, --leader-election-namespace, leases]}", "", ""},
+	} {
+		f := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(f, []byte(tt.values), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}})
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("values %q refused: %v", tt.values, err)
+		case tt.want != "" && err == nil:
+			t.Errorf("values %q accepted; want refused with %q", tt.values, tt.want)
+		case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+			t.Errorf("values %q: want %q, got: %v", tt.values, tt.want, err)
+		case tt.absent != "" && strings.Contains(err.Error(), tt.absent):
+			t.Errorf("values %q: want nothing of %q, got: %v", tt.values, tt.absent, err)
+		}
+	}
+}
+
 // TestChartKnowsTheBinariesBooleanFlags: the chart's list of boolean
 // flags (ferry.boolFlags), by which it refuses an item after one, is each
 // binary's: every flag of theirs followed by "false" is refused as a
