@@ -775,18 +775,28 @@ func binaryFlags(t *testing.T, cmd ...string) map[string]bool {
 // agent.healthProbeBindAddress of 0, but `helm install
 // --skip-schema-validation` skips it; the chart then refuses it itself,
 // saying why, rather than render a health port 0 (or fail on a number).
+// So is a null, which the schema refuses as a required key missing: said
+// as null, not as Go prints a nil.
 func TestChartRefusesAgentProbesOffWithoutTheSchema(t *testing.T) {
-	for _, values := range []string{"agent: {healthProbeBindAddress: 0}", `agent: {healthProbeBindAddress: "0"}`} {
+	off := "agent.healthProbeBindAddress is 0, which turns the agents' probes off: the chart needs them, their " +
+		"/readyz stopping the DaemonSet's rollout at an agent that cannot work. Set a host:port, as :9442 (the " +
+		"default); the schema, skipped here, refuses 0"
+	null := "agent.healthProbeBindAddress is null (unset), which turns the agents' probes off: the chart needs them, " +
+		"their /readyz stopping the DaemonSet's rollout at an agent that cannot work. Set a host:port, as :9442 (the " +
+		"default); the schema, skipped here, requires one"
+	for _, tt := range []struct{ values, want string }{
+		{"agent: {healthProbeBindAddress: 0}", off},
+		{`agent: {healthProbeBindAddress: "0"}`, off},
+		{"agent: {healthProbeBindAddress: null}", null},
+		{"agent: {healthProbeBindAddress: ~}", null},
+	} {
 		f := filepath.Join(t.TempDir(), "values.yaml")
-		if err := os.WriteFile(f, []byte(values), 0o644); err != nil {
+		if err := os.WriteFile(f, []byte(tt.values), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}, skipSchema: true})
-		want := "agent.healthProbeBindAddress is 0, which turns the agents' probes off: the chart needs them, their " +
-			"/readyz stopping the DaemonSet's rollout at an agent that cannot work. Set a host:port, as :9442 (the " +
-			"default); the schema, skipped here, refuses 0"
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("values %q without the schema: want refused with %q, got: %v", values, want, err)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("values %q without the schema: want refused with %q, got: %v", tt.values, tt.want, err)
 		}
 	}
 }
