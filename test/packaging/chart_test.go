@@ -1157,6 +1157,8 @@ func TestAgentProbesFollowALoopbackBind(t *testing.T) {
 		{":9442", ""},
 		{"0.0.0.0:9442", ""},
 		{"127.0.0.1:9442", "127.0.0.1"},
+		{"127.0.0.2:9442", "127.0.0.2"},
+		{"localhost:9442", "localhost"},
 		{"[::1]:9442", "::1"},
 		// The ports at the schema's bounds.
 		{":1", ""},
@@ -1170,6 +1172,47 @@ func TestAgentProbesFollowALoopbackBind(t *testing.T) {
 			if host, _ := get["host"].(string); host != tt.want {
 				t.Errorf("healthProbeBindAddress %q: %s host %q, want %q", tt.addr, probe, host, tt.want)
 			}
+		}
+	}
+}
+
+// TestManagerProbesFollowALoopbackBind: the kubelet probes the manager's
+// pod at the pod's IP, and a probe's host names an address of the node's,
+// never the pod's loopback: a manager bound to a loopback address alone
+// (as the local stack's, testdata/local.yaml) serves its endpoints to its
+// pod only, and gets no probes and no health port, as with 0, rather than
+// fail its liveness probe forever (and be restarted for it).
+func TestManagerProbesFollowALoopbackBind(t *testing.T) {
+	for _, tt := range []struct {
+		addr   string
+		probed bool
+	}{
+		{":8081", true},
+		{"0.0.0.0:18081", true},
+		{"127.0.0.1:8081", false},
+		{"127.9.9.9:18081", false},
+		{"localhost:8081", false},
+		{"[::1]:8081", false},
+		{"0", false},
+	} {
+		deployment := find(t, render(t, renderOpts{sets: []string{"manager.healthProbeBindAddress=" + tt.addr}}),
+			"Deployment", "manager")
+		manager := container(t, deployment)
+		for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+			if _, has := manager[probe]; has != tt.probed {
+				t.Errorf("healthProbeBindAddress %q: %s rendered %t, want %t", tt.addr, probe, has, tt.probed)
+			}
+		}
+		health := false
+		ports, _ := manager["ports"].([]any)
+		for _, p := range ports {
+			health = health || p.(map[string]any)["name"] == "health"
+		}
+		if health != tt.probed {
+			t.Errorf("healthProbeBindAddress %q: health port rendered %t, want %t", tt.addr, health, tt.probed)
+		}
+		if arg := "--health-probe-bind-address=" + tt.addr; !slices.Contains(args(t, deployment), arg) {
+			t.Errorf("healthProbeBindAddress %q: the manager's arguments lack %s", tt.addr, arg)
 		}
 	}
 }

@@ -116,14 +116,24 @@ them. One definition, so that no binding names a role left out.
 {{- end }}
 
 {{/*
+The host of a bind address when it is a loopback one (127.0.0.0/8,
+localhost, ::1), else nothing: an endpoint bound there is reached from
+its own network namespace only.
+*/}}
+{{- define "ferry.loopbackHost" -}}
+{{- $host := regexReplaceAll ":[0-9]+$" (toString .) "" | trimPrefix "[" | trimSuffix "]" }}
+{{- if or (has $host (list "localhost" "::1")) (regexMatch "^127\\.[0-9]+\\.[0-9]+\\.[0-9]+$" $host) }}{{ $host }}{{ end }}
+{{- end }}
+
+{{/*
 The host a probe of an agent's endpoint asks: the kubelet probes the pod's
 IP, which with hostNetwork is the node's, unless told otherwise. An agent
-that binds only the loopback address is probed there: the kubelet runs in
-the node's network too.
+that binds only a loopback address is probed there: the kubelet runs in
+the node's network too. (The manager's pod has a network of its own, whose
+loopback no probe reaches: manager/deployment.yaml renders no probes.)
 */}}
 {{- define "ferry.agent.probeHost" -}}
-{{- $host := regexReplaceAll ":[0-9]+$" (toString .) "" | trimPrefix "[" | trimSuffix "]" }}
-{{- if has $host (list "127.0.0.1" "localhost" "::1") }}{{ $host }}{{ end }}
+{{- include "ferry.loopbackHost" . }}
 {{- end }}
 
 {{- define "ferry.manager.fullname" -}}
