@@ -1027,9 +1027,11 @@ func TestRollingRestartCondition(t *testing.T) {
 			// the other is older (found by review: with one of the target
 			// running, the counts were not read, and the message said no
 			// older process served, as kubectl ferry status did not).
+			// The pool's no-table report is on purpose (noTable):
+			// testPool gives every other pool one matching its counts.
 			name: "resistance off, halted mid-restart by a death soon after ready, a retry spawning, no process table",
 			in: func() rollupInput {
-				in := resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow, counts(2, 1, 3)),
+				in := resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow, counts(2, 1, 3), noTable),
 					testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))))
 				in = withHalt(in, "node-a", "exited with status 1 1.2s after it was ready")
 				in.Halt.Resisted = false

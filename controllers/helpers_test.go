@@ -32,8 +32,42 @@ func testPool(node, revision string, opts ...poolOpt) *ferryv1.ProcessPool {
 	for _, o := range opts {
 		o(p)
 	}
+	if p.Status.Processes == nil {
+		p.Status.Processes = tableOf(p)
+	}
 	return p
 }
+
+// tableOf is a process table matching p's counts, as real agents send one
+// with them: updated processes of status.observedRevision, the others of
+// an older revision, the older ones ready first (a Rolling restart's old
+// processes serve while the new ones boot), ready and else Spawning.
+// Readers that judge by the table (contract.WhatServes) read what the
+// counts say; a test that sets a table of its own keeps it, and noTable
+// leaves a pool without one.
+func tableOf(p *ferryv1.ProcessPool) []ferryv1.ProcessInfo {
+	c := p.Status.ProcessCounts
+	if c.Total == 0 {
+		return nil
+	}
+	table := make([]ferryv1.ProcessInfo, 0, c.Total)
+	for i := range c.Total {
+		rev := p.Status.ObservedRevision
+		if i < c.Total-c.Updated {
+			rev = "0-older"
+		}
+		state := ferryv1.ProcessSpawning
+		if i < c.Ready {
+			state = ferryv1.ProcessReady
+		}
+		table = append(table, ferryv1.ProcessInfo{PID: 100 + i, Revision: rev, State: state})
+	}
+	return table
+}
+
+// noTable: the pool reports counts without a process table (an empty,
+// not nil, table: testPool makes none for it).
+func noTable(p *ferryv1.ProcessPool) { p.Status.Processes = []ferryv1.ProcessInfo{} }
 
 // created sets the pool's creation to ago before t0.
 func created(ago time.Duration) poolOpt {
