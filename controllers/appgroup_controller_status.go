@@ -772,7 +772,73 @@ func sortRollout(in rollupInput) rolloutNodes {
 			n.updated++
 		}
 	}
+	return keptFailing(in, n)
+}
+
+// keptFailing is n with the nodes between two of their agents' tries of
+// the target (betweenTries) among the failing ones, in node order, while
+// the rollout halts: a node resists it or fails to spawn it, or the
+// remembered halt's node is itself between two tries. Its agent retries
+// the target there, and a retry's process spawning or ready for its
+// seconds does not end the failure: listed only at its failures, the
+// node came and went from the halt's message and halting nodes at each
+// retry, a status write, a `restart --wait` line and maybe a spread
+// event each time, where only the remembered halt's one node was kept
+// steady. It stays listed until a process of the target lasts there or
+// the node rolls out, as the remembered halt does (haltRecord).
+func keptFailing(in rollupInput, n rolloutNodes) rolloutNodes {
+	if len(n.resisting)+len(n.failing) == 0 && (!haltRemembered(in) || !betweenTries(in, in.Halt.Node)) {
+		return n
+	}
+	var failing []string
+	for _, node := range in.Nodes {
+		switch {
+		case slices.Contains(n.failing, node):
+		case betweenTries(in, node):
+			n = withoutNode(n, node)
+		default:
+			continue
+		}
+		failing = append(failing, node)
+	}
+	n.failing = failing
 	return n
+}
+
+// withoutNode is n with node taken out of the lists a node between two
+// tries may be in (each node is in one at most). Updated still counts it
+// where every process of it runs the target (a retry's among them), as
+// the remembered halt's message counted its node.
+func withoutNode(n rolloutNodes, node string) rolloutNodes {
+	is := func(s string) bool { return s == node }
+	n.restarting = slices.DeleteFunc(n.restarting, is)
+	n.notRolledOut = slices.DeleteFunc(n.notRolledOut, is)
+	n.settling = slices.DeleteFunc(n.settling, is)
+	return n
+}
+
+// betweenTries: node is on the target, its agent heard from, and the
+// target failed there last (its last spawn error, which stays until the
+// next one, is of the target) with no process of it lasting yet
+// (lastedRevision) nor the node rolled out: its agent tries the target
+// again, a spawn of it running or ready, which the next failure may end.
+// Not a node resisting, or whose restart ended leaving older processes
+// (Incomplete: nothing retries it), or one crash-looping (loopsOn: its
+// loop reads as such), or with the target run everywhere (nothing
+// halts), or whose spawns are blocked for no fault of the target.
+func betweenTries(in rollupInput, node string) bool {
+	r, ok := in.Reports[node]
+	if !ok || !r.Reported || r.Stale || !r.OnTarget || r.Resisting || r.FailsTarget || r.Incomplete || r.RolledOut ||
+		loopsOn(in.CrashLoop, r) || in.LastRolledOut != nil && in.LastRolledOut.Revision == in.Target {
+		return false
+	}
+	st := &r.Pool.Status
+	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionScalingError); c != nil &&
+		c.Status == metav1.ConditionTrue && c.Reason == ferryv1.ReasonSpawnBlocked {
+		return false
+	}
+	return st.ObservedRevision == in.Target && st.LastedRevision != in.Target &&
+		st.LastSpawnError != nil && st.LastSpawnError.Revision == in.Target
 }
 
 // restartOver: the pool's agent is done restarting onto its revision,

@@ -1981,6 +1981,52 @@ func TestHaltReadsAlikeBetweenYoungDeaths(t *testing.T) {
 	}
 }
 
+// TestHaltListsItsNodesAlikeBetweenRetries: on two nodes a Blocking
+// restart's processes of the target die young, and their agents retry
+// them, each at its own pace: whichever node is between two deaths (a
+// retry spawning) while the other has just seen one, the halt names both
+// nodes, and reads the same, so that it is not written anew, nor a
+// `restart --wait` line printed, at each death. (Seen failing before:
+// the node between deaths dropped out of the list, "on node-b" then "on
+// node-a and node-b" then "on node-a".)
+func TestHaltListsItsNodesAlikeBetweenRetries(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	dead := func(node string) *ferryv1.ProcessPool {
+		return testPool(node, targetRev, restartingBlocking(0, 2), crashedInWindow)
+	}
+	retrying := func(node string) *ferryv1.ProcessPool {
+		return testPool(node, targetRev, restartingBlocking(1, 2), crashedInWindow)
+	}
+	blocking := func(a, b *ferryv1.ProcessPool, halt *ferryv1.HaltedRollout) rollupInput {
+		in := input(abc, a, b, testPool("node-c", oldRev, rolledOut(2)))
+		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+		in.Halt = halt
+		return looped(in)
+	}
+	both := recorded(blocking(dead("node-a"), dead("node-b"), nil))
+	if both.Halt == nil || both.Halt.Node != "node-a" {
+		t.Fatalf("the deaths recorded %+v, want a halt on node-a", both.Halt)
+	}
+	want := "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a and node-b soon after it was ready " +
+		"(exited with status 1 1.2s after it was ready), with no older process to serve between its deaths; " +
+		"their agents retry it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
+		crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation or the app to start a new rollout"
+	for _, turn := range []struct {
+		name string
+		in   rollupInput
+	}{
+		{"both dead", both},
+		{"node-a retrying, node-b dead", blocking(retrying("node-a"), dead("node-b"), both.Halt)},
+		{"node-a dead, node-b retrying", blocking(dead("node-a"), retrying("node-b"), both.Halt)},
+		{"both retrying", blocking(retrying("node-a"), retrying("node-b"), both.Halt)},
+	} {
+		c := rollingRestartCondition(turn.in)
+		if c.Reason != ferryv1.ReasonRolloutHalted || c.Message != want {
+			t.Errorf("%s: RollingRestart = %s/%s:\n%q\nwant RolloutHalted:\n%q", turn.name, c.Status, c.Reason, c.Message, want)
+		}
+	}
+}
+
 // TestHaltSaysNothingOlderWhereTheTargetLasts: on the remembered halt's
 // node, a process of the target lived the crash window (lastedRevision)
 // and serves, its last spawn error still a young death: its processes no

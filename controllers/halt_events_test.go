@@ -19,8 +19,9 @@ import (
 
 // TestHaltSwappedPastTheFifthNodeIsRecorded: a new AppGroup's first
 // revision fails on six of seven nodes; RollingRestart names five, "and 1
-// more". Then the sixth starts its processes as the seventh fails, and
-// the manager sees both in one pass: the message, and the whole status,
+// more". Then the sixth starts its processes anew, its agent restarted
+// (no spawn error since: one that retries after its failures stays
+// named), as the seventh fails, and the manager sees both in one pass: the message, and the whole status,
 // stay as they were, so there is no status to write. The halt spread to
 // the seventh node all the same: RolloutHalted is recorded again, naming
 // it (seen failing: no event, as the pass returned at the status it need
@@ -56,7 +57,7 @@ func TestHaltSwappedPastTheFifthNodeIsRecorded(t *testing.T) {
 	// The agents' reports carry a new stamp, so that setClock can tell
 	// when the manager has seen them.
 	setClock(t, clk.Now().Add(time.Second))
-	agents["f"].booting("blog", 2)
+	agents["f"].report("blog", func(p *ferryv1.ProcessPool) { bootingAnew(p, 2) })
 	agents["g"].failSpawns("blog", "the app failed to load")
 	setClock(t, clk.Now()) // once the manager has seen both reports
 
@@ -89,4 +90,13 @@ func refuseStatusWrites(t *testing.T, ns, name string) {
 		}
 		return nil
 	})
+}
+
+// bootingAnew is what a restarted agent reports of a pool: n processes of
+// spec.revision spawning, none ready yet, and no spawn error of its own.
+func bootingAnew(p *ferryv1.ProcessPool, n int32) {
+	setRolledOut(p, n)
+	p.Status.ProcessCounts.Ready = 0
+	p.Status.LastSpawnError = nil
+	setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady)
 }
