@@ -544,7 +544,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		if ok && r.OnTarget && len(retriedOf(in, []string{in.Halt.Node})) > 0 {
 			retrying = 1 // the node the message names
 		}
-		remedy := haltRemedy(retrying, contract.DiedAfterReadyIn(in.Halt.Reason))
+		remedy := haltRemedy(retrying, goesOnOnce(in, in.Halt.Node, in.Halt.Reason))
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it %s (%s)%s; %s",
 				in.Target, n.updated, len(in.Nodes), contract.FailedHow(in.Halt.Reason, " on "+in.Halt.Node),
@@ -890,14 +890,14 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 		w := fmt.Sprintf("it %s (%s)", contract.FailedHow(reason, " on "+nodeList(n.failing)), cutMiddle(reason, maxReason))
 		why = append(why, w+olderNote(in, n.failing))
 	}
-	retrying, diedYoung := 0, false
+	retrying, goesOn := 0, ""
 	if len(n.resisting) == 0 {
 		if retried := retriedOf(in, n.failing); len(retried) > 0 {
 			retrying = len(retried)
-			diedYoung = contract.DiedAfterReadyIn(failureReason(in, retried[0]))
+			goesOn = goesOnOnce(in, retried[0], failureReason(in, retried[0]))
 		}
 	}
-	remedy := haltRemedy(retrying, diedYoung)
+	remedy := haltRemedy(retrying, goesOn)
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 		fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
 			in.Target, n.updated, len(in.Nodes), strings.Join(why, "; "), remedy))
@@ -1173,21 +1173,32 @@ func completeMessage(in rollupInput, n rolloutNodes) string {
 
 // haltRemedy says how a halted rollout goes on: a new revision, or, where
 // the nodes that cannot spawn it keep retrying (retrying of them, those
-// the message names), also by itself: once it starts there, or, where
-// the first of them saw it die soon after it was ready (diedYoung), once
-// a process of it lives the crash window: it starts, and that is not
-// what it lacks.
-func haltRemedy(retrying int, diedYoung bool) string {
+// the message names), also by itself once goesOn (goesOnOnce).
+func haltRemedy(retrying int, goesOn string) string {
 	remedy := fmt.Sprintf("change the %s annotation or the app to start a new rollout", ferryv1.RevisionAnnotation)
-	goesOn := "it starts there"
-	if diedYoung {
-		goesOn = fmt.Sprintf("a process of it lives %s, the crash window, there", contract.CrashWindow)
-	}
 	if retrying > 0 {
 		remedy = plural(retrying, "its agent retries", "their agents retry") +
 			" it with backoff, at most a minute apart, and the rollout goes on once " + goesOn + "; or " + remedy
 	}
 	return remedy
+}
+
+// goesOnOnce is what a halted rollout waits for on node, the first the
+// message names whose agent retries the target, reason how it failed
+// there as the message quotes it: once every process of it is ready
+// there, where one lived the crash window there already (lastedRevision:
+// the node then rolls out, settle waiting no window, and "once one lives
+// the crash window" was true already); else, where it died soon after it
+// was ready, once a process of it lives the crash window: it starts, and
+// that is not what it lacks; else once it starts there.
+func goesOnOnce(in rollupInput, node, reason string) string {
+	switch {
+	case in.Reports[node].Pool != nil && in.Reports[node].Pool.Status.LastedRevision == in.Target:
+		return "every process of it is ready there"
+	case contract.DiedAfterReadyIn(reason):
+		return fmt.Sprintf("a process of it lives %s, the crash window, there", contract.CrashWindow)
+	}
+	return "it starts there"
 }
 
 // listenFailed lists the selected nodes whose pool runs but whose proxy

@@ -2051,6 +2051,40 @@ func TestHaltSaysNothingOlderWhereTheTargetLasts(t *testing.T) {
 	}
 }
 
+// TestHaltRemedyWhereTheTargetLasted: where a process of the target
+// lived the crash window on the node its agent retries (lastedRevision),
+// its last spawn error still a young death, the halt says the rollout
+// goes on once every process of it is ready there, as the node then
+// rolls out (settle waits no crash window there), not once one lives the
+// crash window, which one did. Both where the node's retry serves (the
+// halt remembered) and where none of it runs (the node failing). (Seen
+// failing before: both said "once a process of it lives 10s, the crash
+// window, there".)
+func TestHaltRemedyWhereTheTargetLasted(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	const words = "its agent retries it with backoff, at most a minute apart, and the rollout goes on once every " +
+		"process of it is ready there; or change"
+	blocking := func(pool *ferryv1.ProcessPool) rollupInput {
+		in := input(abc, pool, testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+		in.Halt = &ferryv1.HaltedRollout{Revision: targetRev, Node: "node-a", Reason: "exited with status 1 1.2s after it was ready"}
+		return looped(in)
+	}
+	for _, tt := range []struct {
+		name string
+		in   rollupInput
+	}{
+		{"a retry's process ready", blocking(testPool("node-a", targetRev, restartingBlocking(1, 2), counts(1, 1, 1),
+			betweenDeaths, lasted))},
+		{"none of it running", blocking(testPool("node-a", targetRev, restartingBlocking(0, 2), crashedInWindow, lasted))},
+	} {
+		c := rollingRestartCondition(tt.in)
+		if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, words) {
+			t.Errorf("%s: RollingRestart = %s/%s: %q, want RolloutHalted saying %q", tt.name, c.Status, c.Reason, c.Message, words)
+		}
+	}
+}
+
 // TestNameTakenMessage: the Service in the way is named, with what it
 // costs and what to do. (It listed EndpointSlices too, saying the same of
 // them: their endpoints go into another slice now, and Ready does not
