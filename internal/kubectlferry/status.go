@@ -384,7 +384,7 @@ func crashLoopSummary(st *ferryv1.AppGroupStatus) string {
 // starts on all its nodes at once), so no node waits on the halt. pool
 // is the halted node's (nil: none listed), whose processes say whether
 // older ones serve there while its agent retries, when its agent is
-// heard from (olderOn).
+// heard from (retryingOn).
 func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *ferryv1.ProcessPool, heard bool) string {
 	s := fmt.Sprintf("revision %s, on %s, %s ago", h.Revision, h.Node, duration.HumanDuration(now.Sub(h.Since.Time)))
 	if h.Reason != "" {
@@ -395,7 +395,7 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *
 		// stays on the revision, and the halt ends once it runs there.
 		// Older processes may serve there meanwhile (a Rolling restart's
 		// old ones), or none (a Blocking restart stopped them).
-		s += "\n(" + olderOn(pool, h.Revision, heard) + "its agent keeps retrying)"
+		s += "\n(" + retryingOn(pool, h.Revision, heard) + ")"
 		if everyPool {
 			return s + "\nEvery node was given it already; the halt ends once that node runs it."
 		}
@@ -403,6 +403,28 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *
 	}
 	return s + "\n(the node kept serving an older revision)" +
 		"\nNo other node gets it, and it is not retried: set a new revision to retry."
+}
+
+// retryingOn says what becomes of revision on the halted node's pool:
+// where its agent reports on a pool of the revision (heard), that it
+// keeps retrying it, after what serves there (olderOn). Elsewhere its
+// retries are not known, and it says why instead: no pool there now (the
+// node gone, or unlabelled), the pool being deleted, the pool on another
+// revision (returned from it), or its agent not heard from.
+func retryingOn(pool *ferryv1.ProcessPool, revision string, heard bool) string {
+	switch {
+	case pool == nil:
+		return "no pool on the node now"
+	case pool.DeletionTimestamp != nil:
+		return "its pool on the node is being deleted"
+	case pool.Spec.Revision == "":
+		return "the node is given no revision now"
+	case pool.Spec.Revision != revision:
+		return "the node runs revision " + pool.Spec.Revision + " now"
+	case !heard:
+		return "its agent is not heard from"
+	}
+	return olderOn(pool, revision, heard) + "its agent keeps retrying"
 }
 
 // olderOn says whether processes of a revision older than revision serve

@@ -495,7 +495,12 @@ func TestStatusHaltOnEveryNode(t *testing.T) {
 // listen, or it is not heard from, and by the counts without a process
 // table. (Seen failing before: those rows said "older processes serve on
 // the node meanwhile", or with no table "no older process serves", where
-// the manager's message said the opposite.)
+// the manager's message said the opposite.) That its agent keeps
+// retrying is said only where the agent reports on a pool of the
+// revision; where there is no such pool, or its agent is not heard from,
+// it says which. (Seen failing before: "(its agent keeps retrying)" of a
+// silent agent, a pool being deleted, a node on another revision, or no
+// pool at all.)
 func TestHaltSummarySaysWhatServes(t *testing.T) {
 	const target, older = "2-abc", "1-abc"
 	h := &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Reason: "exited with status 1", Since: metav1.Time{Time: testNow}}
@@ -535,7 +540,10 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 		olderServe = "(older processes serve on the node meanwhile; its agent keeps retrying)"
 		noneOlder  = "(no older process serves on the node; its agent keeps retrying)"
 		itServes   = "(a process of it serves on the node, none older; its agent keeps retrying)"
-		unsaid     = "(its agent keeps retrying)"
+		silent     = "(its agent is not heard from)"
+		noPool     = "(no pool on the node now)"
+		deleted    = "(its pool on the node is being deleted)"
+		returned   = "(the node runs revision 1-abc now)"
 	)
 	for _, tt := range []struct {
 		name  string
@@ -547,9 +555,9 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 		{"none running", pool(nil), true, noneOlder},
 		{"an older process draining, none ready", pool([]ferryv1.ProcessInfo{{Revision: older, State: ferryv1.ProcessDraining}}),
 			true, noneOlder},
-		{"no pool on the node", nil, false, unsaid},
+		{"no pool on the node", nil, false, noPool},
 		// The rows where the manager's judgement differed.
-		{"older processes ready, its agent silent", pool([]ferryv1.ProcessInfo{ready(older), ready(older), spawning}), false, unsaid},
+		{"older processes ready, its agent silent", pool([]ferryv1.ProcessInfo{ready(older), ready(older), spawning}), false, silent},
 		{"older processes ready, its agent stopping",
 			pool([]ferryv1.ProcessInfo{ready(older), ready(older)}, notReady(ferryv1.ReasonAgentStopping, "10.0.0.1:8080")), true, noneOlder},
 		{"older processes ready, its proxy unable to listen",
@@ -566,10 +574,10 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 		{"a retry's process ready beside older ones", pool([]ferryv1.ProcessInfo{ready(older), ready(target)}), true, olderServe},
 		{"the pool on another revision now", pool([]ferryv1.ProcessInfo{ready(older)}, func(p *ferryv1.ProcessPool) {
 			p.Spec.Revision = older
-		}), true, unsaid},
+		}), true, returned},
 		// The manager says the node is no longer selected.
 		{"the pool being deleted, older processes ready", pool([]ferryv1.ProcessInfo{ready(older), ready(older)},
-			func(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time: testNow} }), true, unsaid},
+			func(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time: testNow} }), true, deleted},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := haltSummary(h, testNow, false, tt.pool, tt.heard)
@@ -606,7 +614,7 @@ func TestStatusHaltOnASilentNode(t *testing.T) {
 	assertContains(t, r.out, "(older processes serve on the node meanwhile; its agent keeps retrying)")
 
 	r = runApp(t, &App{Now: func() time.Time { return last.Add(10 * time.Minute) }}, "status", "halted", "-n", ns)
-	assertContains(t, r.out, "agent on node-1 has not reported for 10m; figures may be stale", "(its agent keeps retrying)")
+	assertContains(t, r.out, "agent on node-1 has not reported for 10m; figures may be stale", "(its agent is not heard from)")
 	if strings.Contains(r.out, "older process") {
 		t.Errorf("the header says what serves on a silent node:\n%s", r.out)
 	}
