@@ -2051,6 +2051,61 @@ func TestHaltSaysNothingOlderWhereTheTargetLasts(t *testing.T) {
 	}
 }
 
+// TestHaltQuotesANewKindOfFailure: a halt recorded where the target
+// failed to spawn (the app failed to load) quotes its processes' death
+// soon after ready once the node fails that way instead, its agent's
+// retries loading it since, and then keeps quoting that first death,
+// steady across deaths of that kind (each with its own lifetime) and
+// between them; and quotes a failed spawn again when the node fails so
+// again. The status's record of the halt takes the new reason, so that
+// kubectl ferry status's header quotes it too. (Seen failing before:
+// every turn quoted "the app failed to load", and said the rollout goes
+// on once it starts there, which it did.)
+func TestHaltQuotesANewKindOfFailure(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	// pass is a pass over node-a's pool, the halt as the pass before
+	// left it, which it records anew.
+	pass := func(halt *ferryv1.HaltedRollout, opts ...poolOpt) rollupInput {
+		in := input(abc, testPool("node-a", targetRev, opts...),
+			testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
+		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+		in.Halt = halt
+		return recorded(in)
+	}
+	var (
+		loadFailed = "Rollout of revision 2-abc halted at 0/3 nodes updated: it failed to spawn on node-a (the app failed to load), " +
+			"with no older process to keep serving; its agent retries it with backoff, at most a minute apart, and the rollout " +
+			"goes on once it starts there; or change the ferry.dev/revision annotation or the app to start a new rollout"
+		died = "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a soon after it was ready " +
+			"(exited with status 1 1.2s after it was ready), with no older process to serve between its deaths; " +
+			"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
+			crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation or the app to start a new rollout"
+	)
+	halt := (*ferryv1.HaltedRollout)(nil)
+	for _, turn := range []struct {
+		name string
+		opts []poolOpt
+		want string
+	}{
+		{"the app fails to load", []poolOpt{restartingBlocking(0, 2), spawnFailed("the app failed to load")}, loadFailed},
+		{"a retry loads it, and it dies soon after ready", []poolOpt{restartingBlocking(0, 2), crashedInWindow}, died},
+		{"a retry spawning", []poolOpt{restartingBlocking(1, 2), crashedInWindow}, died},
+		{"it dies again, after another lifetime", []poolOpt{restartingBlocking(0, 2),
+			spawnFailed("exited with status 1 2.5s after it was ready")}, died},
+		{"it fails to load again", []poolOpt{restartingBlocking(0, 2), spawnFailed("the app failed to load")}, loadFailed},
+	} {
+		in := pass(halt, turn.opts...)
+		halt = in.Halt
+		c := rollingRestartCondition(in)
+		if c.Reason != ferryv1.ReasonRolloutHalted || c.Message != turn.want {
+			t.Errorf("%s: RollingRestart = %s/%s:\n%q\nwant RolloutHalted:\n%q", turn.name, c.Status, c.Reason, c.Message, turn.want)
+		}
+		if halt == nil || !strings.Contains(turn.want, "("+halt.Reason+")") {
+			t.Errorf("%s: the halt recorded %+v, want the reason the message quotes", turn.name, halt)
+		}
+	}
+}
+
 // TestHaltRemedyWhereTheTargetLasted: where a process of the target
 // lived the crash window on the node its agent retries (lastedRevision),
 // its last spawn error still a young death, the halt says the rollout

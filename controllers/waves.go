@@ -391,7 +391,7 @@ func haltRecord(in rollupInput) *ferryv1.HaltedRollout {
 				kept.Resisted = true
 				return &kept
 			case !ok || prev.Resisted || !loopsOn(in.CrashLoop, r):
-				return prev
+				return failedAnotherWay(prev, r)
 			}
 		}
 	}
@@ -404,6 +404,29 @@ func haltRecord(in rollupInput) *ferryv1.HaltedRollout {
 		}
 	}
 	return nil
+}
+
+// failedAnotherWay is prev, a halt kept, with the reason of its node's
+// last failure of the target where that is of another kind than prev's:
+// a death soon after ready where the halt recorded a failed spawn, or the
+// reverse (contract.DiedAfterReadyIn). The halt's message quotes the
+// record (failureReason) and judges by it what the rollout waits for
+// (goesOnOnce): "failed to spawn ... once it starts there" of an app that
+// now starts and dies was false. Not of a failure of the same kind: each
+// young death's reason has its own lifetime, and the record, so the
+// message, stays that of the first, steady across the deaths. Nor of a
+// halt resisted (its node retries nothing), or a node off the target.
+func failedAnotherWay(prev *ferryv1.HaltedRollout, r poolReport) *ferryv1.HaltedRollout {
+	if prev.Resisted || r.Pool == nil || !r.OnTarget {
+		return prev
+	}
+	e := r.Pool.Status.LastSpawnError
+	if e == nil || e.Revision != prev.Revision || contract.DiedAfterReadyIn(e.Reason) == contract.DiedAfterReadyIn(prev.Reason) {
+		return prev
+	}
+	kept := *prev
+	kept.Reason = truncate(e.Reason, 1024)
+	return &kept
 }
 
 // runsRolledOut: some pool runs the target rolled out (and lived the
