@@ -939,10 +939,12 @@ func failureReason(in rollupInput, node string) string {
 // process is then ready at every turn, for its seconds, and the note
 // would come and go with it, a status write and a `restart --wait` line
 // each time; the note says instead what is true at every turn, that no
-// older process serves between the deaths.
+// older process serves between the deaths. Nothing is said of a node
+// whose pool sends no process table and whose counts cannot tell whether
+// a ready process is older (contract.Served.OlderUnknown).
 func olderNote(in rollupInput, nodes []string) string {
 	var serving, none []string
-	betweenDeaths := true
+	betweenDeaths, told := true, true
 	for _, node := range nodes {
 		r := in.Reports[node]
 		served := contract.WhatServes(r.Pool, r.Serving)
@@ -950,6 +952,10 @@ func olderNote(in rollupInput, nodes []string) string {
 		switch {
 		case served.Older:
 			serving = append(serving, node)
+		case served.OlderUnknown:
+			// No process table, and its counts cannot tell whether a
+			// ready process is older: nothing is said of that node.
+			told = false
 		case served.Spec && !dyingYoung:
 			// The target serves there: no older process is missed.
 		default:
@@ -960,10 +966,19 @@ func olderNote(in rollupInput, nodes []string) string {
 	switch {
 	case len(serving) == 0 && len(none) == 0:
 		return ""
-	case len(serving) == 0 && betweenDeaths:
-		return ", with no older process to serve between its deaths"
+	case !told && len(none) == 0:
+		// Said of every node named, the note would say it of one the
+		// counts cannot tell of too: it names its nodes.
+		return fmt.Sprintf(", older processes serving meanwhile on %s", nodeList(serving))
 	case len(serving) == 0:
-		return ", with no older process to keep serving"
+		note := ", with no older process to keep serving"
+		if betweenDeaths {
+			note = ", with no older process to serve between its deaths"
+		}
+		if !told {
+			note += " on " + nodeList(none)
+		}
+		return note
 	case len(none) == 0:
 		return ", older processes serving there meanwhile"
 	}

@@ -1911,6 +1911,14 @@ func TestHaltSaysWhatServesOnItsNodes(t *testing.T) {
 		{"cannot spawn it on two nodes, older processes serving on one",
 			resistingNothing(input(abc, testPool("node-a", targetRev, leftServing), testPool("node-b", targetRev, cannotLoad))),
 			"on node-a and node-b " + loadFailed + ", older processes serving meanwhile on node-a but none on node-b;"},
+		// node-a between two tries, its agent sending no process table,
+		// one of its two processes ready and one updated: whether the
+		// ready one is older, the counts cannot tell, so only node-b is
+		// said to have none.
+		{"two nodes, one whose counts cannot tell",
+			resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow, counts(1, 1, 2), noTable),
+				testPool("node-b", targetRev, cannotLoad))),
+			"on node-a and node-b soon after it was ready " + died + ", with no older process to keep serving on node-b;"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -2103,6 +2111,27 @@ func TestHaltQuotesANewKindOfFailure(t *testing.T) {
 		if halt == nil || !strings.Contains(turn.want, "("+halt.Reason+")") {
 			t.Errorf("%s: the halt recorded %+v, want the reason the message quotes", turn.name, halt)
 		}
+	}
+}
+
+// TestHaltSaysNothingOlderWhereTheCountsCannotTell: on the remembered
+// halt's node, mid-way through a Rolling restart whose processes of the
+// target die young, an agent that sends no process table reports one of
+// its two processes ready and one updated: the ready one may be the old
+// one or the retry's, so the halt says nothing of older processes there,
+// neither that they serve nor that none does. (Seen failing before: it
+// said "with no older process to serve between its deaths".)
+func TestHaltSaysNothingOlderWhereTheCountsCannotTell(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	in := resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow, counts(1, 1, 2), noTable),
+		testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))))
+	in = withHalt(in, "node-a", "exited with status 1 1.2s after it was ready")
+	in.Halt.Resisted = false
+	in = looped(in)
+	c := rollingRestartCondition(in)
+	const words = "it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); its agent retries it"
+	if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, words) {
+		t.Errorf("RollingRestart = %s/%s: %q, want RolloutHalted saying %q", c.Status, c.Reason, c.Message, words)
 	}
 }
 

@@ -71,13 +71,20 @@ type Served struct {
 	Older bool
 	// Spec: a ready process of the pool's spec.revision.
 	Spec bool
+	// OlderUnknown: not Older, but a ready process may be older: the
+	// pool has no process table, and its counts cannot tell which of
+	// its processes are ready (one ready of two, one updated). Its
+	// readers say nothing of older processes there, neither that they
+	// serve nor that none does.
+	OlderUnknown bool
 }
 
 // WhatServes says whose processes serve on pool's node: none unless the
 // node serves (serves: ProxyServes on a report its reader takes as
 // recent; a silent agent's figures tell nothing of now). Then by the
 // pool's process table (at most 512 rows, more than a pool runs), its
-// ready processes; without one, by its counts as far as they go. Their
+// ready processes; without one, by its counts as far as they go
+// (OlderUnknown where they cannot tell whether an older one is). Their
 // updated are the processes of status.observedRevision, the revision the
 // agent has taken up, not of spec.revision: while the agent has not
 // caught up with spec.revision, none of its processes runs it, and every
@@ -117,11 +124,16 @@ func WhatServes(pool *ferryv1.ProcessPool, serves bool) Served {
 }
 
 // servedByCounts is WhatServes without a process table: by st's counts,
-// whose updated run st.observedRevision.
+// whose updated run st.observedRevision. Of the ready processes, those
+// beyond the updated are older, those beyond the others of spec.revision;
+// where neither is beyond, an older one may or may not be ready
+// (OlderUnknown), where there are older ones to be.
 func servedByCounts(st *ferryv1.ProcessPoolStatus, spec string) Served {
 	c := st.ProcessCounts
 	if st.ObservedRevision != spec {
 		return Served{Older: c.Ready > 0}
 	}
-	return Served{Older: c.Ready > c.Updated, Spec: c.Ready > c.Total-c.Updated}
+	older := c.Ready > c.Updated
+	return Served{Older: older, Spec: c.Ready > c.Total-c.Updated,
+		OlderUnknown: !older && min(c.Ready, c.Total-c.Updated) > 0}
 }

@@ -113,9 +113,15 @@ func TestWhatServes(t *testing.T) {
 			servingPool([]ferryv1.ProcessInfo{readyOf("1"), readyOf("1"), spawning}, noTable), true, Served{Older: true}},
 		{"no table, one of each ready", servingPool([]ferryv1.ProcessInfo{readyOf("1"), readyOf("2")}, noTable), true,
 			Served{Older: true, Spec: true}},
-		// One of two ready, one of them updated: either may be it.
+		// One of two ready, one of them updated: either may be it, so
+		// whether an older one serves is not known.
 		{"no table, one of two ready, one updated",
-			servingPool([]ferryv1.ProcessInfo{readyOf("1"), spawning}, noTable), true, Served{}},
+			servingPool([]ferryv1.ProcessInfo{readyOf("1"), spawning}, noTable), true, Served{OlderUnknown: true}},
+		{"no table, two of three ready, two updated: one of spec.revision at least",
+			servingPool(nil, func(p *ferryv1.ProcessPool) {
+				p.Status.ProcessCounts = ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 3}
+			}),
+			true, Served{Spec: true, OlderUnknown: true}},
 		{"no table, every one updated and ready", servingPool([]ferryv1.ProcessInfo{readyOf("2"), readyOf("2")}, noTable), true,
 			Served{Spec: true}},
 		// The agent not caught up: its updated run the revision it has,

@@ -433,7 +433,9 @@ func retryingOn(pool *ferryv1.ProcessPool, revision string, heard bool) string {
 // counts), on a node that serves (contract.ProxyServes: not one whose
 // agent stops, or whose proxy cannot listen). Or, with none older, that
 // one of revision does: a retry's, between two of the agent's failures.
-// "" when there is no pool to tell (the node gone, or unlabelled), the
+// "" when its counts, with no process table, cannot tell whether an older
+// one is ready (contract.Served.OlderUnknown), when there is no pool to
+// tell (the node gone, or unlabelled), the
 // pool is being deleted (the manager says its node is no longer
 // selected, and nothing of what serves there), the pool is on another
 // revision now, or its agent is not heard from
@@ -450,6 +452,9 @@ func olderOn(pool *ferryv1.ProcessPool, revision string, heard bool) string {
 	switch {
 	case served.Older:
 		return "older processes serve on the node meanwhile; "
+	case served.OlderUnknown:
+		// No table, and the counts cannot tell.
+		return ""
 	case served.Spec:
 		return "a process of it serves on the node, none older; "
 	}

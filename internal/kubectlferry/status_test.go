@@ -540,6 +540,7 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 		olderServe = "(older processes serve on the node meanwhile; its agent keeps retrying)"
 		noneOlder  = "(no older process serves on the node; its agent keeps retrying)"
 		itServes   = "(a process of it serves on the node, none older; its agent keeps retrying)"
+		unknown    = "(its agent keeps retrying)"
 		silent     = "(its agent is not heard from)"
 		noPool     = "(no pool on the node now)"
 		deleted    = "(its pool on the node is being deleted)"
@@ -568,6 +569,10 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 			pool([]ferryv1.ProcessInfo{ready(older), ready(older), spawning}, noTable), true, olderServe},
 		{"no process table, the retry's one process ready by the counts", pool([]ferryv1.ProcessInfo{ready(target)}, noTable),
 			true, itServes},
+		// One of two ready, one updated: the counts cannot tell whether
+		// the ready one is older.
+		{"no process table, one of two ready, one updated", pool([]ferryv1.ProcessInfo{ready(older), spawning}, noTable),
+			true, unknown},
 		// Between two failures, a retry's process is ready: the node
 		// serves the revision, if none older.
 		{"a retry's process ready, none older", pool([]ferryv1.ProcessInfo{ready(target), spawning}), true, itServes},
