@@ -610,7 +610,8 @@ func (a *Agent) drainDelay(rp *runningPool) {
 // says it holds it already (store.saveIfChanged).
 func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	if err := a.store.saveIfChanged(pp); err != nil {
-		a.log.Error(err, "Could not save the pool's spec; an agent restart without the API server would not resume it", "pool", key)
+		a.log.Error(err, "Could not save the pool's spec; an agent restart without the API server would resume"+
+			" its previous saved spec, if any, not this one", "pool", key)
 	}
 }
 

@@ -84,16 +84,6 @@ func (s *store) path(key types.NamespacedName) string {
 	return filepath.Join(s.dir, base+".json")
 }
 
-// save writes pp atomically (write, then rename), and durably: the file
-// is synced before the rename and the directory after it, so that a node
-// that loses power finds the old spec or the new one, never an empty file
-// (ext4 and xfs may commit a rename before the data it points to).
-func (s *store) save(pp *ferryv1.ProcessPool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.saveLocked(pp)
-}
-
 // saveIfChanged saves pp unless its name's file holds its spec as this
 // store last wrote it: the same UID and generation. Status reports
 // update the object too, and need no write; a new pool of the name may
@@ -110,9 +100,13 @@ func (s *store) saveIfChanged(pp *ferryv1.ProcessPool) error {
 	return s.saveLocked(pp)
 }
 
-// saveLocked is save, s.mu held. The record goes before the write and
-// comes back once the file is durable: a failed write may have left
-// either spec, and the next reconcile writes it again.
+// saveLocked writes pp, s.mu held, atomically (write, then rename), and
+// durably: the file is synced before the rename and the directory after
+// it, so that a node that loses power finds the old spec or the new one,
+// never an empty file (ext4 and xfs may commit a rename before the data
+// it points to). The record goes before the write and comes back once
+// the file is durable: a failed write may have left either spec, and the
+// next reconcile writes it again.
 func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	saved := ferryv1.ProcessPool{TypeMeta: pp.TypeMeta, Spec: pp.Spec}
 	saved.Name, saved.Namespace, saved.UID, saved.Generation = pp.Name, pp.Namespace, pp.UID, pp.Generation
@@ -206,7 +200,7 @@ func (s *store) removeIf(key types.NamespacedName, uid types.UID) error {
 	case readErr != nil:
 		return readErr
 	case parseErr == nil && saved.UID != "" && saved.UID != uid:
-		return nil // a new pool's, and its record, if any, with it
+		return nil // kept: a new pool's, as is its record, if any
 	}
 	return s.removeLocked(key)
 }

@@ -138,6 +138,15 @@ func poolOf(key types.NamespacedName, uid types.UID) *ferryv1.ProcessPool {
 		Spec: ferryv1.ProcessPoolSpec{NodeName: "node-1"}}
 }
 
+// save writes pp as saveIfChanged would, whatever the store's record
+// says: the tests' way to place a spec on disk (the agent saves only
+// through saveIfChanged).
+func (s *store) save(pp *ferryv1.ProcessPool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saveLocked(pp)
+}
+
 // savedUIDs are the UIDs of the pools s has saved.
 func savedUIDs(t *testing.T, s *store) []types.UID {
 	t.Helper()
