@@ -217,16 +217,8 @@ func TestStopGoneOnlyWhatTheReadWasAbout(t *testing.T) {
 				// the name (UID and generation), by which saveIfChanged
 				// skips a save: it goes with the spec removed, and stays,
 				// the spec's, with one kept.
-				saved, recorded := st.saved[key]
-				switch file, _, _ := readSpec(st.path(key)); {
-				case recorded && !kept:
-					t.Errorf("the saved spec removed, yet the store's record still says the spec of %+v is on disk:"+
-						" were the reconcile loop to hand the agent that pool again, saveIfChanged would not write its spec", saved)
-				case !recorded && kept:
-					t.Errorf("the saved spec kept, yet the store forgot its record: the next reconcile writes the spec to disk again")
-				case recorded && saved != (savedAs{uid: file.UID, generation: file.Generation}):
-					t.Errorf("the store's record says the spec of %+v is on disk, where the pool of UID %q's is:"+
-						" a reconcile of the one on record would not write its spec", saved, file.UID)
+				if off := recordOffDisk(st, key); off != "" {
+					t.Error(off)
 				}
 				if queued := a.queue.Len() == 1; queued != tc.stopped {
 					t.Errorf("key queued for the reconcile loop: %v, want %v", queued, tc.stopped)
@@ -275,13 +267,19 @@ func TestReconcileRemovesAnySavedSpec(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "web"}
 	deleted := poolOf(key, "u1")
 	deleted.DeletionTimestamp = &metav1.Time{Time: time.Now()}
-	for name, cached := range map[string]*ferryv1.ProcessPool{"deleted": deleted, "gone": nil} {
+	for name, tc := range map[string]struct {
+		cached  *ferryv1.ProcessPool
+		inCache string // what the cache shows, as a message says it
+	}{
+		"deleted": {deleted, "its name's pool deleted in the cache"},
+		"gone":    {nil, "no pool of its name in the cache"},
+	} {
 		t.Run(name, func(t *testing.T) {
 			st, err := newStore(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := &Agent{store: st, cache: cacheOf{pp: cached}, opts: Options{NodeName: deleted.Spec.NodeName},
+			a := &Agent{store: st, cache: cacheOf{pp: tc.cached}, opts: Options{NodeName: deleted.Spec.NodeName},
 				pools:      map[types.NamespacedName]*runningPool{},
 				unlabelled: map[types.NamespacedName]bool{}, draining: map[types.UID]bool{}}
 			a.synced.Store(true)
@@ -298,10 +296,10 @@ func TestReconcileRemovesAnySavedSpec(t *testing.T) {
 				t.Error("the resumed pool runs on")
 			}
 			if _, err := os.Stat(st.path(key)); err == nil {
-				t.Errorf("the resumed pool stopped, its name's pool %s in the cache, yet its saved spec (%s) is still on disk:"+
-					" an agent restarted without the API server would resume it", name, savedBy(resumed.UID))
+				t.Errorf("the resumed pool stopped, %s, yet its saved spec (%s) is still on disk:"+
+					" an agent restarted without the API server would resume it", tc.inCache, savedBy(resumed.UID))
 			} else if !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("the resumed pool's saved spec, its name's pool %s in the cache: %v, want it removed", name, err)
+				t.Errorf("the resumed pool's saved spec, %s: %v, want it removed", tc.inCache, err)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/go-logr/logr"
 
@@ -147,6 +149,28 @@ func (s *store) save(pp *ferryv1.ProcessPool) error {
 	return s.saveLocked(pp)
 }
 
+// recordOffDisk says how the store's record of key's saved spec, by which
+// saveIfChanged skips a write, differs from the file on disk; empty when
+// they agree: no record and no file, or the record of the pool whose
+// spec the file holds (its UID and generation).
+func recordOffDisk(st *store, key types.NamespacedName) string {
+	st.mu.Lock()
+	saved, recorded := st.saved[key]
+	st.mu.Unlock()
+	file, readErr, _ := readSpec(st.path(key))
+	switch onDisk := readErr == nil; {
+	case recorded && !onDisk:
+		return fmt.Sprintf("the saved spec removed (%v), yet the store's record still says the spec of %+v is on disk:"+
+			" were the reconcile loop to hand the agent that pool again, saveIfChanged would not write its spec", readErr, saved)
+	case !recorded && onDisk:
+		return "the saved spec kept, yet the store forgot its record: the next reconcile writes the spec to disk again"
+	case recorded && file != nil && saved != (savedAs{uid: file.UID, generation: file.Generation}):
+		return fmt.Sprintf("the store's record says the spec of %+v is on disk, where the pool of UID %q's is:"+
+			" a reconcile of the one on record would not write its spec", saved, file.UID)
+	}
+	return ""
+}
+
 // savedUIDs are the UIDs of the pools s has saved.
 func savedUIDs(t *testing.T, s *store) []types.UID {
 	t.Helper()
@@ -233,57 +257,85 @@ func TestStoreSaveWhileRemoveIf(t *testing.T) {
 	}
 }
 
-// TestSaveIfChangedWhileRemoved: a reporter's removal of a pool's saved
-// spec (stopGone's store.removeIf) begun while the reconcile loop saves
-// it leaves the store's record as the disk is: the removal comes after
-// the save's record, and takes both, so the pool's next reconcile writes
-// its spec again. With the record kept apart from the write (the agent's
-// own map, under its mutex), a removal between the write and the record
-// left the record saying the spec was on disk: the next reconcile did
-// not write it, and an agent restarted without the API server did not
-// resume the pool. The store's afterWrite hook starts the removal in that
-// span, and waits for it to return or 200 ms, as
-// TestStoreSaveWhileRemoveIf does: store.mu holds it back until the
-// record is written, so the 200 ms pass.
+// TestSaveIfChangedWhileRemoved: the store's record of a saved spec, by
+// which saveIfChanged skips a write, matches the disk whatever the
+// interleaving of the reconcile loop's save and a reporter's removal of
+// the same pool's spec: here the removal (store.removeIf itself, or
+// stopGone, the agent not synced and the running pool still running the
+// pool its read found gone) begins between the save's write and its
+// record, waits for the record, and takes both; the pool's next
+// saveIfChanged writes its spec again.
+//
+// With the record kept apart from the write (the agent's own map, under
+// its mutex), the removal could land in that span, and the record then
+// said a removed spec was on disk. Only the record of the pool the
+// removal was about could be so wrong (one read gone by name, or
+// deleted): a new pool's spec of the name is kept, and its record was
+// kept or forgotten, at worst a write more. And that wrong record mattered
+// only were a lagging cache to hand the reconcile loop that same pool
+// again, its UID and generation: its spec would not be written back, and
+// an agent restarted without the API server would not resume it.
+//
+// The store's afterWrite hook starts the removal in that span, and waits
+// for it to return or 200 ms, as TestStoreSaveWhileRemoveIf does:
+// store.mu holds it back until the record is written, so the 200 ms
+// pass; without the hold it lands in the span, every run.
 func TestSaveIfChangedWhileRemoved(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "web"}
-	st, err := newStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &Agent{store: st, log: logr.Discard()}
-	pp := poolOf(key, "u1")
-	pp.Generation = 1
-	removed := make(chan struct{})
-	var removeErr error
-	st.afterWrite = func() {
-		st.afterWrite = nil // s.mu held: the one save
-		go func() {
-			defer close(removed)
-			removeErr = st.removeIf(key, pp.UID)
-		}()
-		select {
-		case <-removed:
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	a.saveIfChanged(key, pp)
-	<-removed
-	if removeErr != nil {
-		t.Fatalf("removeIf: %v", removeErr)
-	}
-	if _, err := os.Stat(st.path(key)); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("the pool's saved spec after its removal: %v, want it removed", err)
-	}
-	st.mu.Lock()
-	saved, recorded := st.saved[key]
-	st.mu.Unlock()
-	if recorded {
-		t.Errorf("the store's record says the spec of %+v is on disk, which the removal took", saved)
-	}
-	a.saveIfChanged(key, pp)
-	if got := savedUIDs(t, st); !slices.Equal(got, []types.UID{pp.UID}) {
-		t.Errorf("saved at the pool's next reconcile, after a removal begun between the save's write and its record: %v,"+
-			" want %v: an agent restarted without the API server would not resume the pool", got, []types.UID{pp.UID})
+	for name, remove := range map[string]func(a *Agent, pp *ferryv1.ProcessPool) error{
+		"store.removeIf": func(a *Agent, pp *ferryv1.ProcessPool) error { return a.store.removeIf(key, pp.UID) },
+		// stopGone removes the spec of the pool the running pool ran as
+		// its read began: u1's, the one saved.
+		"stopGone": func(a *Agent, pp *ferryv1.ProcessPool) error {
+			a.stopGone(a.pools[key], pp.UID, false)
+			a.wg.Wait()
+			if a.pools[key] != nil {
+				return errors.New("the pool read gone runs on")
+			}
+			return nil
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st, err := newStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &Agent{store: st, log: logr.Discard(), pools: map[types.NamespacedName]*runningPool{},
+				unlabelled: map[types.NamespacedName]bool{}, draining: map[types.UID]bool{},
+				queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]())}
+			t.Cleanup(a.queue.ShutDown)
+			pp := poolOf(key, "u1")
+			pp.Generation = 1
+			a.pools[key] = stoppableRunningPool(a, pp)
+			removed := make(chan struct{})
+			var removeErr error
+			st.afterWrite = func() {
+				st.afterWrite = nil // s.mu held: the one save
+				go func() {
+					defer close(removed)
+					removeErr = remove(a, pp)
+				}()
+				select {
+				case <-removed:
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+			a.saveIfChanged(key, pp)
+			<-removed
+			if removeErr != nil {
+				t.Fatalf("%s: %v", name, removeErr)
+			}
+			if _, err := os.Stat(st.path(key)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the pool's saved spec after its removal: %v, want it removed", err)
+			}
+			if off := recordOffDisk(st, key); off != "" {
+				t.Errorf("after a removal begun between the save's write and its record: %s", off)
+			}
+			a.saveIfChanged(key, pp)
+			if got := savedUIDs(t, st); !slices.Equal(got, []types.UID{pp.UID}) {
+				t.Errorf("saved at the pool's next reconcile, after a removal begun between the save's write and its record: %v,"+
+					" want %v: an agent restarted without the API server would not resume the pool", got, []types.UID{pp.UID})
+			}
+		})
 	}
 }
