@@ -173,17 +173,24 @@ func onlyVersion(crd *apiextensionsv1.CustomResourceDefinition) (*apiextensionsv
 	return &vers[0], nil
 }
 
-// writePart writes the rows of a spec or status. As any field's, its
-// fields' rows: one holding objects with fields in a shape not rendered
-// is refused, not left an empty table. An object without fields (kept
-// whole, or a map) has its rules in an object rules row, as one with
-// fields has (writeFields): a field without fields has them in its
-// validation cell, but the spec and status have no row of their own.
+// writePart writes the rows of a spec or status. One without fields (a
+// map, an object kept whole, or not an object) gets a row of its own, as
+// a field has (writeRow): its type, default, bounds and rules (a map's
+// values' too) and description, which no field's row would show. As any
+// field's, its fields' rows: one holding objects with fields in a shape
+// not rendered is refused, not left an empty table.
 func writePart(b *bytes.Buffer, part string, s *apiextensionsv1.JSONSchemaProps) error {
 	if len(s.Properties) == 0 {
-		writeObjectRules(b, part, s)
+		writeRow(b, part, s, false)
 	}
 	return writeChildFields(b, part, s)
+}
+
+// writeRow writes the row of s, a field at path (required: its object
+// requires it).
+func writeRow(b *bytes.Buffer, path string, s *apiextensionsv1.JSONSchemaProps, required bool) {
+	fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s |\n", path, typeOf(s), yesNo(required), defaultOf(s),
+		cell(strings.Join(validation(s), "; ")), cell(oneParagraph(s.Description)))
 }
 
 // writeObjectRules writes the row of the rules of s, an object at path,
@@ -210,9 +217,7 @@ func writeFields(b *bytes.Buffer, path string, s *apiextensionsv1.JSONSchemaProp
 	for _, k := range keys {
 		child := s.Properties[k]
 		childPath := path + "." + k
-		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s |\n", childPath, typeOf(&child),
-			yesNo(slices.Contains(s.Required, k)), defaultOf(&child), cell(strings.Join(validation(&child), "; ")),
-			cell(oneParagraph(child.Description)))
+		writeRow(b, childPath, &child, slices.Contains(s.Required, k))
 		if err := writeChildFields(b, childPath, &child); err != nil {
 			return err
 		}

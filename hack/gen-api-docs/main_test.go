@@ -258,28 +258,37 @@ func TestRunReplacesTheReference(t *testing.T) {
 	}
 }
 
-// TestRunRendersTheRulesOfASpecWithoutFields: a spec or status that is an
-// object without fields (kept whole, or a map) has its
-// x-kubernetes-validations in an object rules row, as an object with
-// fields has (writeFields) and a field without has in its validation
-// cell: the spec and status get no row of their own for a cell to hold
-// them.
-func TestRunRendersTheRulesOfASpecWithoutFields(t *testing.T) {
+// TestRunRendersASpecWithoutFields: a spec or status without fields (an
+// object kept whole, a map, or not an object) gets a row of its own, as a
+// field has: its type, default, bounds and rules (a map's values' too)
+// and description, which no field's row shows.
+func TestRunRendersASpecWithoutFields(t *testing.T) {
 	for _, tt := range []struct {
-		name, spec string
+		name, spec, row string
 	}{
 		{"an object kept whole", `type: object
+description: A widget, kept whole.
 x-kubernetes-preserve-unknown-fields: true
 x-kubernetes-validations:
 - rule: "has(self.size)"
   message: a widget needs a size
-`},
+`, "| `spec` | object |  |  | a widget needs a size | A widget, kept whole. |\n"},
 		{"a map", `type: object
-additionalProperties: {type: string}
+description: A widget's parts, by name.
+maxProperties: 8
+additionalProperties: {type: string, maxLength: 63}
 x-kubernetes-validations:
 - rule: "has(self.size)"
   message: a widget needs a size
-`},
+`, "| `spec` | map[string]string |  |  | entries <= 8; a widget needs a size; each value: length <= 63 | A widget's parts, by name. |\n"},
+		{"a string", `type: string
+description: A widget's size.
+default: small
+maxLength: 16
+x-kubernetes-validations:
+- rule: "self != ''"
+  message: a widget needs a size
+`, "| `spec` | string |  | `\"small\"` | length <= 16; a widget needs a size | A widget's size. |\n"},
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(widgetCRD(tt.spec)), 0o600); err != nil {
@@ -293,9 +302,8 @@ x-kubernetes-validations:
 		if err != nil {
 			t.Fatal(err)
 		}
-		const row = "| `spec` | object rules | | | a widget needs a size | |\n"
-		if !strings.Contains(string(data), row) {
-			t.Errorf("%s: the reference has no row %q of the spec's rules:\n%s", tt.name, row, data)
+		if rows := fieldRows(string(data)); !slices.Equal(rows, []string{"spec"}) || !strings.Contains(string(data), tt.row) {
+			t.Errorf("%s: the reference's rows are of %q, want one, the spec's, %q:\n%s", tt.name, rows, tt.row, data)
 		}
 	}
 }
