@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -308,31 +310,50 @@ x-kubernetes-validations:
 	}
 }
 
-// TestRunRefusesMoreThanOneVersion: a CRD of two versions fails the run,
-// named by its kind and its versions, leaving the reference as it was:
-// the reference renders one version a kind, and the first listed may be
-// neither the one served nor the one stored. One of no versions, or a
-// version without a schema, is refused too, not a panic.
-func TestRunRefusesMoreThanOneVersion(t *testing.T) {
-	version := func(name string) string {
+// TestRunRendersTheServedVersion: a CRD's reference is its served
+// version's, named in its kind's line and in the header, a version kept
+// with served: false (retired) left out. A CRD serving two versions
+// fails the run, named by its kind and the versions, leaving the
+// reference as it was: the reference renders one version a kind, and the
+// first listed may be neither the one users write nor the one stored. One
+// serving none, of no versions, or whose served version has no schema,
+// is refused too, not a panic.
+func TestRunRendersTheServedVersion(t *testing.T) {
+	version := func(name string, served bool) string {
 		return `  - name: ` + name + `
-    served: true
-    storage: ` + strconv.FormatBool(name == "v1") + `
+    served: ` + strconv.FormatBool(served) + `
+    storage: false
     schema:
       openAPIV3Schema:
         type: object
 `
 	}
-	crd := strings.Replace(widgetCRD("type: object\n"), "  versions:\n", "  versions:\n"+version("v2"), 1)
+	crd := widgetCRD("type: object\n")
+	withV2 := func(crd string, served bool) string {
+		return strings.Replace(crd, "  versions:\n", "  versions:\n"+version("v2", served), 1)
+	}
+	v1Retired := strings.Replace(crd, "    served: true\n", "    served: false\n", 1)
+	// upTo cuts crd before marker: the same string the index is taken on.
+	upTo := func(marker string) string {
+		before, _, found := strings.Cut(crd, marker)
+		if !found {
+			t.Fatalf("the CRD has no %q", marker)
+		}
+		return before
+	}
 	for _, tt := range []struct {
-		name, crd, want string
+		name, crd string
+		want      string // the error; empty: none
+		rendered  string // the version rendered
 	}{
-		{"two versions", crd, "Widget: 2 versions (v2, v1), of which gen-api-docs renders one: " +
-			"teach writeCRD to render each served version"},
-		{"no versions", widgetCRD("type: object\n")[:strings.Index(widgetCRD(""), "  - name: v1")],
-			"Widget: no version to render"},
-		{"a version without a schema", widgetCRD("type: object\n")[:strings.Index(widgetCRD(""), "    schema:")],
-			"Widget: version v1 has no schema to render"},
+		{"one version", crd, "", "v1"},
+		{"v2 served, v1 retired", withV2(v1Retired, true), "", "v2"},
+		{"v1 served, v2 not yet", withV2(crd, false), "", "v1"},
+		{"two versions served", withV2(crd, true),
+			"Widget: 2 versions served (v2, v1), of which the reference renders one: teach writeCRD to render each", ""},
+		{"none served", withV2(v1Retired, false), "Widget: no version served of 2 (v2, v1): none to render", ""},
+		{"no versions", upTo("  - name: v1"), "Widget: no version to render", ""},
+		{"a version without a schema", upTo("    schema:"), "Widget: version v1 has no schema to render", ""},
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(tt.crd), 0o600); err != nil {
@@ -342,11 +363,59 @@ func TestRunRefusesMoreThanOneVersion(t *testing.T) {
 		if err := os.WriteFile(out, []byte("the reference as it was\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := run(dir, out); err == nil || err.Error() != tt.want {
-			t.Errorf("%s: run: %v, want %q", tt.name, err, tt.want)
+		got := ""
+		if err := run(dir, out); err != nil {
+			got = err.Error()
 		}
-		if data, err := os.ReadFile(out); err != nil || string(data) != "the reference as it was\n" {
-			t.Errorf("%s: the reference after the refusal: %q (%v), want it as it was", tt.name, data, err)
+		if got != tt.want {
+			t.Errorf("%s: run: %q, want %q", tt.name, got, tt.want)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.want != "" {
+			if string(data) != "the reference as it was\n" {
+				t.Errorf("%s: the reference after the refusal: %q, want it as it was", tt.name, data)
+			}
+			continue
+		}
+		for _, line := range []string{"Ferry's API is group `example.com`, version `" + tt.rendered + "`.",
+			"`example.com/" + tt.rendered + "`, namespaced"} {
+			if !strings.Contains(string(data), line) {
+				t.Errorf("%s: the reference does not say %q:\n%s", tt.name, line, data)
+			}
+		}
+	}
+}
+
+// TestRunRefusesCRDsOfTwoVersions: CRDs whose rendered versions are of
+// more than one group or version fail the run, each named, as does a
+// directory of none: the header names the one group and version.
+func TestRunRefusesCRDsOfTwoVersions(t *testing.T) {
+	gadget := strings.NewReplacer("Widget", "Gadget", "widgets", "gadgets", "name: v1", "name: v2").Replace(widgetCRD("type: object\n"))
+	for _, tt := range []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"two versions", map[string]string{"widgets.yaml": widgetCRD("type: object\n"), "gadgets.yaml": gadget},
+			": CRDs of more than one group or version (Gadget example.com/v2, Widget example.com/v1), where the header" +
+				" names one: teach header to name each"},
+		{"none", nil, ": no CRD to render"},
+	} {
+		dir := t.TempDir()
+		for name, crd := range tt.files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(crd), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := filepath.Join(t.TempDir(), "api.md")
+		if err := run(dir, out); err == nil || err.Error() != dir+tt.want {
+			t.Errorf("%s: run: %v, want %q", tt.name, err, dir+tt.want)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: the reference after the refusal: %v, want none written", tt.name, err)
 		}
 	}
 }
