@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/user"
 	"strconv"
@@ -146,10 +145,7 @@ func rootIdentity(ctx context.Context, name string) (identity, error) {
 		return identity{}, err
 	}
 	groups, err := groupIDs(ctx, u)
-	if errors.Is(err, fs.ErrNotExist) { // no group file, nor getent: no groups but its own
-		groups, err = []string{u.Gid}, nil
-	}
-	if err != nil { // a directory unreachable: not run without the groups it gives
+	if err != nil { // getent failing or past its bound: not run without the groups it may give
 		return identity{}, fmt.Errorf("user %q: groups: %w", name, err)
 	}
 	return credential(name, u, groups)

@@ -89,6 +89,11 @@ func (db passwdDB) fromGetent(ctx context.Context, field int, value string) (*us
 	return findEntry(bytes.NewReader(out), field, value)
 }
 
+// errUnknownDatabase: getent knows no such database (musl's knows no
+// initgroups), which it says exiting 1 with "Unknown database" (glibc's
+// and NetBSD's wording).
+var errUnknownDatabase = errors.New("getent knows no such database")
+
 // runGetent is what getent (path) answers for key in database, or found
 // false for its exit status 2, "no such entry". It stops getent at
 // db.wait, a directory that does not answer, and at the end of ctx, the
@@ -108,6 +113,8 @@ func (db passwdDB) runGetent(ctx context.Context, path, database, key string) (o
 		return nil, false, fmt.Errorf("getent %s %s: %w", database, key, context.Cause(ctx))
 	case bounded.Err() != nil:
 		return nil, false, fmt.Errorf("getent %s %s: no answer within %s", database, key, db.wait)
+	case errors.As(err, &exit) && exit.ExitCode() == 1 && bytes.Contains(exit.Stderr, []byte("nknown database")):
+		return nil, false, fmt.Errorf("getent %s %s: %w", database, key, errUnknownDatabase)
 	case errors.As(err, &exit):
 		return nil, false, fmt.Errorf("getent %s %s: %w: %s", database, key, err, bytes.TrimSpace(exit.Stderr))
 	case err != nil:
@@ -117,26 +124,42 @@ func (db passwdDB) runGetent(ctx context.Context, path, database, key string) (o
 }
 
 // groupIDs is u's groups, its primary group first, as libc's initgroups
-// gives a process of u (a root agent's worker): where db has a getent,
-// what getent initgroups answers, the groups of every database NSS asks
-// (the group file, LDAP, sssd, systemd's), as getgrouplist answers
-// os/user built with cgo (lookupuid_cgo.go); else the group file's, as
-// os/user reads it built without cgo (u.GroupIds). A user only getent
-// knows is in no group of the file, and its workers ran without the
-// directory's groups it is in.
+// gives a process of u (a root agent's worker): where db has a getent
+// that knows initgroups (glibc's), what getent initgroups answers, the
+// groups of every database NSS asks (the group file, LDAP, sssd,
+// systemd's), as getgrouplist answers os/user built with cgo
+// (lookupuid_cgo.go); else the group file's, as os/user reads it built
+// without cgo (fileGroups): where no getent is installed, or one without
+// initgroups (musl's, Alpine's, derived from NetBSD's, says "Unknown
+// database"). A user only getent knows is in no group of the file, and
+// its workers ran without the directory's groups it is in.
 func (db passwdDB) groupIDs(ctx context.Context, u *user.User) ([]string, error) {
 	path, err := exec.LookPath(db.getent)
 	if err != nil {
-		return u.GroupIds()
+		return fileGroups(u)
 	}
 	if strings.HasPrefix(u.Username, "-") { // never an option to getent; no entry has such a name (NIS)
 		return []string{u.Gid}, nil
 	}
 	out, found, err := db.runGetent(ctx, path, "initgroups", u.Username)
+	if errors.Is(err, errUnknownDatabase) {
+		return fileGroups(u)
+	}
 	if !found || err != nil {
 		return []string{u.Gid}, err
 	}
 	return parseInitgroups(out, u)
+}
+
+// fileGroups is u's groups from the group file (u.GroupIds, built without
+// cgo), or its primary group alone where there is no group file (an image
+// without one): only that, not any other error, is no groups.
+func fileGroups(u *user.User) ([]string, error) {
+	groups, err := u.GroupIds()
+	if errors.Is(err, fs.ErrNotExist) {
+		return []string{u.Gid}, nil
+	}
+	return groups, err
 }
 
 // parseInitgroups is u's groups from out, getent initgroups' answer for

@@ -290,9 +290,10 @@ func TestPasswdDBGroupIDs(t *testing.T) {
 	ldapuser := &user.User{Uid: "1000", Gid: "1000", Username: "ldapuser", HomeDir: "/home/ldapuser"}
 	alice := &user.User{Uid: "1001", Gid: "1001", Username: "alice", HomeDir: "/home/alice"}
 	named := func(name string) *user.User { return &user.User{Uid: "1002", Gid: "1002", Username: name} }
+	madeUp := &user.User{Uid: "1234", Gid: "1234", Username: "ferry-made-up-user"} // in no group of this machine's
 	for _, tt := range []struct {
 		what   string
-		change func(*passwdDB) // nil: fakePasswdDB as it is
+		change func(*testing.T, *passwdDB) // nil: fakePasswdDB as it is
 		u      *user.User
 		want   []string // nil: an error
 	}{
@@ -301,12 +302,14 @@ func TestPasswdDBGroupIDs(t *testing.T) {
 		{what: "whose getent answers another name", u: named("liar")},
 		{what: "whose getent answers a group by name", u: named("badgid")},
 		{what: "whose getent fails", u: named("down")},
-		{what: "whose getent hangs", change: func(db *passwdDB) { db.wait = 100 * time.Millisecond }, u: named("slow")},
+		{what: "whose getent hangs", change: func(_ *testing.T, db *passwdDB) { db.wait = 100 * time.Millisecond }, u: named("slow")},
 		{what: "that getent would take for an option", u: named("-x"), want: []string{"1002"}},
+		{what: "with no getent", change: func(_ *testing.T, db *passwdDB) { db.getent += ".none" }, u: madeUp, want: []string{"1234"}},
+		{what: "whose getent knows no initgroups (musl's)", change: withMuslGetent, u: madeUp, want: []string{"1234"}},
 	} {
 		db := fakePasswdDB(t)
 		if tt.change != nil {
-			tt.change(&db)
+			tt.change(t, &db)
 		}
 		got, err := db.groupIDs(t.Context(), tt.u)
 		switch {
@@ -316,19 +319,24 @@ func TestPasswdDBGroupIDs(t *testing.T) {
 			t.Errorf("%s %s: %v, %v; want %v", tt.u.Username, tt.what, got, err, tt.want)
 		}
 	}
+}
 
-	t.Run("with no getent", func(t *testing.T) {
-		db := fakePasswdDB(t)
-		db.getent += ".none"
-		daemon, err := user.Lookup("daemon")
-		if err != nil {
-			t.Fatalf("the test needs the daemon user of every Debian system: %v", err)
-		}
-		want, wantErr := daemon.GroupIds()
-		if got, err := db.groupIDs(t.Context(), daemon); err != nil || wantErr != nil || !slices.Equal(got, want) {
-			t.Errorf("daemon: %v, %v; want the group file's, %v, %v", got, err, want, wantErr)
-		}
-	})
+// fakeMuslGetent is getent as musl (Alpine) has it, derived from NetBSD's:
+// it knows no initgroups database, and says so as NetBSD's does.
+const fakeMuslGetent = `#!/bin/sh
+echo "$*" >> "${0%/*}/calls"
+[ "$1" = passwd ] && exit 2
+echo "Unknown database: $1" >&2
+echo "Usage: getent database [key ...]" >&2
+exit 1
+`
+
+// withMuslGetent makes db's getent fakeMuslGetent.
+func withMuslGetent(t *testing.T, db *passwdDB) {
+	t.Helper()
+	if err := os.WriteFile(db.getent, []byte(fakeMuslGetent), 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestGroupIDsAgreeWithLibc: for every user of this machine's
