@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,23 +162,51 @@ func fileGroups(u *user.User) ([]string, error) {
 	return groups, err
 }
 
+// maxGroups is the kernel's NGROUPS_MAX, the most groups setgroups takes.
+const maxGroups = 65536
+
+// noGID is (gid_t)-1, which setgid and setgroups take for "unchanged",
+// never a group to run in.
+const noGID = math.MaxUint32
+
 // parseInitgroups is u's groups from out, getent initgroups' answer for
-// u's name: the name, then the gids of the groups that list it, which
-// follow u's primary group, once each. An answer for another name, or
-// with a field that is no gid, is an error, never groups to run with.
+// u's name: one line, the name (which may hold blanks: an AD user's "john
+// smith"), then, after blanks, the gids of the groups that list it, which
+// follow u's primary group, once each. An answer for another name, of
+// more than one line, with a field that is no gid or is (gid_t)-1, or of
+// more groups than the kernel takes, is an error, never groups to run with.
 func parseInitgroups(out []byte, u *user.User) ([]string, error) {
-	f := strings.Fields(string(out))
-	if len(f) == 0 || f[0] != u.Username {
-		return nil, fmt.Errorf("getent initgroups %s: answered %q, not its groups", u.Username, bytes.TrimSpace(out))
-	}
-	groups := []string{u.Gid}
-	for _, gid := range f[1:] {
-		if _, err := strconv.ParseUint(gid, 10, 32); err != nil {
-			return nil, fmt.Errorf("getent initgroups %s: answered %q: %q is no gid", u.Username, bytes.TrimSpace(out), gid)
+	fail := func(why string) ([]string, error) {
+		answer := bytes.TrimSpace(out)
+		if len(answer) > 200 { // tens of thousands of gids, say
+			answer = append(answer[:200:200], "..."...)
 		}
-		if !slices.Contains(groups, gid) {
+		return nil, fmt.Errorf("getent initgroups %s: answered %q: %s", u.Username, answer, why)
+	}
+	line, rest, _ := strings.Cut(strings.TrimRight(string(out), "\n"), "\n")
+	if strings.TrimSpace(rest) != "" {
+		return fail("more than one line, not its groups")
+	}
+	gids, ok := strings.CutPrefix(line, u.Username)
+	if !ok || gids != "" && gids[0] != ' ' && gids[0] != '\t' {
+		return fail("not its groups")
+	}
+	groups, seen := []string{u.Gid}, map[string]bool{u.Gid: true}
+	for _, gid := range strings.Fields(gids) {
+		n, err := strconv.ParseUint(gid, 10, 32)
+		if err != nil {
+			return fail(fmt.Sprintf("%q is no gid", gid))
+		}
+		if n == noGID {
+			return fail(gid + " is (gid_t)-1, no group")
+		}
+		if !seen[gid] {
+			seen[gid] = true
 			groups = append(groups, gid)
 		}
+	}
+	if len(groups) > maxGroups {
+		return fail(fmt.Sprintf("%d groups, more than the kernel's %d (NGROUPS_MAX)", len(groups), maxGroups))
 	}
 	return groups, nil
 }

@@ -339,6 +339,48 @@ func withMuslGetent(t *testing.T, db *passwdDB) {
 	}
 }
 
+// TestParseInitgroups: getent initgroups' answer is one line, the name
+// asked, blanks and all (an AD user's "john smith"), then the gids after
+// a blank; an answer for a name the asked one only begins, of a second
+// line, with (gid_t)-1, or of more groups than the kernel's NGROUPS_MAX
+// (65536, the primary group counted), is refused.
+func TestParseInitgroups(t *testing.T) {
+	john := &user.User{Uid: "5000", Gid: "5000", Username: "john smith"}
+	ldapuser := &user.User{Uid: "1000", Gid: "1000", Username: "ldapuser"}
+	gids := func(from, n int) string {
+		var b strings.Builder
+		for g := from; g < from+n; g++ {
+			b.WriteString(" " + strconv.Itoa(g))
+		}
+		return b.String()
+	}
+	mostGIDs := gids(100000, maxGroups-1) // with the primary group, NGROUPS_MAX
+	for _, tt := range []struct {
+		what string
+		u    *user.User
+		out  string
+		want []string // nil: an error
+	}{
+		{"a name with a blank", john, "john smith            2000 2001\n", []string{"5000", "2000", "2001"}},
+		{"a name with a blank, in no group", john, "john smith           \n", []string{"5000"}},
+		{"a tab after the name", ldapuser, "ldapuser\t2000\n", []string{"1000", "2000"}},
+		{"a longer name", john, "john smithers 2000\n", nil},
+		{"another name", john, "john 2000\n", nil},
+		{"a second line", ldapuser, "ldapuser 2000\n2001\n", nil},
+		{"(gid_t)-1", ldapuser, "ldapuser 2000 4294967295\n", nil},
+		{"NGROUPS_MAX groups", ldapuser, "ldapuser" + mostGIDs + "\n", append([]string{"1000"}, strings.Fields(mostGIDs)...)},
+		{"more than NGROUPS_MAX groups", ldapuser, "ldapuser" + gids(100000, maxGroups) + "\n", nil},
+	} {
+		got, err := parseInitgroups([]byte(tt.out), tt.u)
+		switch {
+		case tt.want == nil && err == nil:
+			t.Errorf("%s: %d groups %v; want an error", tt.what, len(got), got[:min(len(got), 4)])
+		case tt.want != nil && (err != nil || !slices.Equal(got, tt.want)):
+			t.Errorf("%s: %d groups %v, %v; want %d, %v", tt.what, len(got), got[:min(len(got), 4)], err, len(tt.want), tt.want[:min(len(tt.want), 4)])
+		}
+	}
+}
+
 // TestGroupIDsAgreeWithLibc: for every user of this machine's
 // /etc/passwd (here postgres is in ssl-cert), the groups getent
 // initgroups gives (passwdDB.groupIDs, a root agent's built without cgo)
