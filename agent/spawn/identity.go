@@ -64,7 +64,7 @@ func agentUser(ctx context.Context, euid int) (*user.User, error) {
 // agent's uid does not change while it runs, and an agent that only NSS
 // knows (an LDAP user, a DynamicUser) would otherwise fork getent at
 // every spawn to be told the same. Only an entry found is kept: a lookup
-// that failed (a directory unreachable) or found none is asked again at
+// that failed (getent failing, or hanging) or found none is asked again at
 // the next spawn, so that a directory down, or not yet up, at one spawn
 // is heard once it answers. A change to the entry itself (its name, its
 // home) is seen when the agent restarts. No other user's entry is kept:
@@ -145,7 +145,7 @@ func rootIdentity(ctx context.Context, name string) (identity, error) {
 		return identity{}, err
 	}
 	groups, err := groupIDs(ctx, u)
-	if err != nil { // getent failing or past its bound: not run without the groups it may give
+	if err != nil { // getent failing or past its bound (a directory it reports as no groups is not seen)
 		return identity{}, fmt.Errorf("user %q: groups: %w", name, err)
 	}
 	return credential(name, u, groups)
@@ -191,9 +191,12 @@ type lookupFunc func(context.Context, string) (*user.User, error)
 
 // lookupUserBy is lookupUser with its lookups given (a test's). A uid
 // is its bare self only where the lookup says no entry has it: a lookup
-// that failed (getent's directory unreachable, slow) is an error, so a
-// directory user's workers never run, for as long as it stutters, with
-// gid = uid (another group's, maybe), no groups and HOME /.
+// that failed (getent failing, or hanging past its bound) is an error.
+// A directory that getent could not reach and reports as no entry (glibc's
+// getent passwd exits 2 for any unanswered key, as libc's getpwuid
+// returns none) cannot be told from a uid no one has: a directory user
+// named by uid then runs as its bare self, gid = uid, no groups, HOME /;
+// named by name, it is refused as unknown.
 func lookupUserBy(ctx context.Context, byUID, byName lookupFunc, name string) (*user.User, error) {
 	if uid, ok := canonicalUID(name); ok {
 		u, err := byUID(ctx, uid)

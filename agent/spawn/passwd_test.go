@@ -434,9 +434,9 @@ func brief(u *user.User) string {
 }
 
 // TestLookupUserBy: a uid is its bare self (gid = uid, HOME /) only where
-// the lookup says no entry has it; a lookup that failed, as getent does
-// while its directory is unreachable, fails the spawn rather than run a
-// directory user's workers as another gid with no groups.
+// the lookup says no entry has it; a lookup that failed (getent failing,
+// or past its bound) fails the spawn rather than run a directory user's
+// workers as another gid with no groups.
 func TestLookupUserBy(t *testing.T) {
 	ldap := &user.User{Uid: "5000", Gid: "100", Username: "ldapuser", HomeDir: "/home/ldapuser"}
 	stutter := errors.New("getent passwd 5000: no answer within 10s")
