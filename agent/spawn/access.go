@@ -140,7 +140,8 @@ const maxLinks = 40
 
 // walkPath lstats each name of path, an absolute path, following links
 // as the kernel would; it stops at the first name that does not exist.
-func walkPath(path string) []step {
+// names names the steps' owners and groups.
+func walkPath(path string, names *ownerNames) []step {
 	var steps []step
 	rest := strings.Split(path, "/")
 	cur, links := "/", 0
@@ -159,7 +160,7 @@ func walkPath(path string) []step {
 		if err != nil {
 			return append(steps, step{path: p, missing: errors.Is(err, fs.ErrNotExist)})
 		}
-		steps = append(steps, statStep(p, fi))
+		steps = append(steps, statStep(p, fi, names))
 		if fi.Mode()&fs.ModeSymlink == 0 {
 			cur = p
 			continue
@@ -176,31 +177,69 @@ func walkPath(path string) []step {
 	return steps
 }
 
-func statStep(path string, fi fs.FileInfo) step {
+func statStep(path string, fi fs.FileInfo, names *ownerNames) step {
 	s := step{path: path, mode: fi.Mode()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		s.uid, s.gid = st.Uid, st.Gid
 	}
-	s.owner, s.group = strconv.FormatUint(uint64(s.uid), 10), strconv.FormatUint(uint64(s.gid), 10)
-	if u, err := lookupUID(context.Background(), s.owner); err == nil { // not user.LookupId: the agent's own uid would be named by $USER
-		s.owner = u.Username
-	}
-	if g, err := user.LookupGroupId(s.group); err == nil {
-		s.group = g.Name
-	}
+	s.owner, s.group = names.user(s.uid), names.group(s.gid)
 	return s
+}
+
+// ownerNames names the owners and groups of a failed spawn's walks, each
+// uid and gid looked up once (a path's steps are mostly root's), the
+// users with the spawn's ctx: getent, which a uid no file knows is asked
+// of, ends with the spawn, not 10 s after it.
+type ownerNames struct {
+	ctx    context.Context
+	byUID  lookupFunc // lookupUID; not user.LookupId: the agent's own uid would be named by $USER
+	users  map[uint32]string
+	groups map[uint32]string
+}
+
+// newOwnerNames is an ownerNames looking users up with ctx.
+func newOwnerNames(ctx context.Context) *ownerNames {
+	return &ownerNames{ctx: ctx, byUID: lookupUID, users: map[uint32]string{}, groups: map[uint32]string{}}
+}
+
+// user is uid's name, or uid itself when it has none or the lookup fails.
+func (n *ownerNames) user(uid uint32) string {
+	if name, ok := n.users[uid]; ok {
+		return name
+	}
+	name := strconv.FormatUint(uint64(uid), 10)
+	if u, err := n.byUID(n.ctx, name); err == nil {
+		name = u.Username
+	}
+	n.users[uid] = name
+	return name
+}
+
+// group is gid's name, or gid itself when it has none.
+func (n *ownerNames) group(gid uint32) string {
+	if name, ok := n.groups[gid]; ok {
+		return name
+	}
+	name := strconv.FormatUint(uint64(gid), 10)
+	if g, err := user.LookupGroupId(name); err == nil {
+		name = g.Name
+	}
+	n.groups[gid] = name
+	return name
 }
 
 // startError words why cmd, built for spec to run as ident, could not
 // start (err): which path the worker's user could not reach, a program
-// that does not exist or is a directory; else err as exec said it.
-func startError(spec Spec, cmd *exec.Cmd, ident identity, err error) string {
+// that does not exist or is a directory; else err as exec said it. The
+// owners it names are looked up with ctx, the spawn's.
+func startError(ctx context.Context, spec Spec, cmd *exec.Cmd, ident identity, err error) string {
 	if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return err.Error()
 	}
 	w, agentsUser := workerOf(ident)
+	names := newOwnerNames(ctx)
 	if filepath.IsAbs(cmd.Dir) {
-		steps := walkPath(cmd.Dir)
+		steps := walkPath(cmd.Dir, names)
 		i, why := firstBlocked(steps, w, false)
 		if msg := describeBlock("app.root", cmd.Dir, steps, i, why, w, agentsUser); msg != "" {
 			return msg
@@ -209,7 +248,7 @@ func startError(spec Spec, cmd *exec.Cmd, ident identity, err error) string {
 	if !filepath.IsAbs(cmd.Path) {
 		return err.Error()
 	}
-	steps := walkPath(cmd.Path)
+	steps := walkPath(cmd.Path, names)
 	i, why := firstBlocked(steps, w, true)
 	if msg := describeBlock(programLabel(spec.App), cmd.Path, steps, i, why, w, agentsUser); msg != "" {
 		return msg

@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -101,7 +103,7 @@ func TestWalkPathFollowsLinks(t *testing.T) {
 	if err := os.Symlink(filepath.Join(base, "a/b/up/gone"), filepath.Join(base, "link")); err != nil {
 		t.Fatal(err)
 	}
-	steps := walkPath(filepath.Join(base, "link"))
+	steps := walkPath(filepath.Join(base, "link"), newOwnerNames(t.Context()))
 	var got []string
 	for _, s := range steps {
 		got = append(got, strings.TrimPrefix(s.path, base))
@@ -109,6 +111,41 @@ func TestWalkPathFollowsLinks(t *testing.T) {
 	want := "/a/b/up /c /c/gone"
 	if !strings.HasSuffix(strings.Join(got, " "), want) || !steps[len(steps)-1].missing {
 		t.Errorf("walk = %v, want it to end %s, missing", got, want)
+	}
+}
+
+// TestWalkPathLooksEachOwnerUpOnce: a failed spawn's walks name the
+// owners of their steps looking each uid up once, with the spawn's
+// context (getent, for a uid no file knows, ends with the spawn), not
+// once a step with none.
+func TestWalkPathLooksEachOwnerUpOnce(t *testing.T) {
+	base := t.TempDir()
+	deep := filepath.Join(base, "a", "b", "c", "d")
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	type key struct{}
+	ctx := context.WithValue(t.Context(), key{}, "the spawn's")
+	asked := map[string]int{}
+	names := newOwnerNames(ctx)
+	names.byUID = func(ctx context.Context, uid string) (*user.User, error) {
+		asked[uid]++
+		if ctx.Value(key{}) != "the spawn's" {
+			t.Errorf("uid %s looked up without the spawn's context", uid)
+		}
+		return &user.User{Uid: uid, Username: "owner" + uid}, nil
+	}
+	steps := walkPath(deep, names)
+	steps = append(steps, walkPath(deep, names)...)
+	for _, s := range steps {
+		if want := "owner" + strconv.FormatUint(uint64(s.uid), 10); s.owner != want {
+			t.Errorf("%s: owner %q, want %q", s.path, s.owner, want)
+		}
+	}
+	for uid, n := range asked {
+		if n != 1 {
+			t.Errorf("uid %s looked up %d times in two walks of %d steps, want once", uid, n, len(steps))
+		}
 	}
 }
 

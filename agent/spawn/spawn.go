@@ -382,7 +382,7 @@ func spawnOnce(ctx context.Context, spec Spec) (*Process, error) {
 		if ready != nil {
 			_ = ready.Close()
 		}
-		return nil, &Error{Reason: "could not start: " + startError(spec, cmd, ident, err)}
+		return nil, &Error{Reason: "could not start: " + startError(ctx, spec, cmd, ident, err)}
 	}
 	log.V(1).Info("Started worker", "pid", proc.PID, "argv", cmd.Args)
 
