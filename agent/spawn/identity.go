@@ -34,16 +34,21 @@ func (id identity) uid() uint32 {
 // that user, or as nobody when none is given; a non-root agent can only run
 // them as itself. Root (uid 0) is refused even though the API forbids it
 // already: a standalone file could still name it. So is a user in root's
-// group, which the API cannot see. Its lookups end with ctx, the spawn's.
-func workerIdentity(ctx context.Context, name string) (identity, error) {
+// group, which the API cannot see, and one users (--worker-users) does not
+// allow. Its lookups end with ctx, the spawn's.
+func workerIdentity(ctx context.Context, name string, users WorkerUsers) (identity, error) {
 	if euid := os.Geteuid(); euid != 0 {
 		self, err := agentUser(ctx, euid)
 		if err != nil {
 			return identity{}, fmt.Errorf("cannot tell the agent's own user: %w", err)
 		}
-		return ownIdentity(name, self)
+		id, err := ownIdentity(name, self)
+		if err != nil {
+			return identity{}, err
+		}
+		return id, users.check(name, id)
 	}
-	return rootIdentity(ctx, name)
+	return rootIdentity(ctx, systemUsers, name, users)
 }
 
 // agentUser is the agent's own user, by its effective uid: its passwd
@@ -132,28 +137,49 @@ func homeDir(u *user.User) string {
 	return u.HomeDir
 }
 
-// rootIdentity is workerIdentity for a root agent.
-func rootIdentity(ctx context.Context, name string) (identity, error) {
+// userDB is where a root agent looks a worker's user and its groups up:
+// the system's (systemUsers), or a test's.
+type userDB struct {
+	byUID, byName lookupFunc
+	groups        func(context.Context, *user.User) ([]string, error)
+}
+
+// systemUsers is the agent's build's: lookupuid_cgo.go, lookupuid_purego.go.
+var systemUsers = userDB{byUID: lookupUID, byName: lookupName, groups: groupIDs}
+
+// rootIdentity is workerIdentity for a root agent, looking the user up in
+// db: the user, checked against users, then its groups, so that a user
+// --worker-users refuses has no groups looked up (getent initgroups
+// forked, or hanging its 10 s, for a spawn that fails anyway).
+func rootIdentity(ctx context.Context, db userDB, given string, users WorkerUsers) (identity, error) {
+	name := given
 	if name == "" {
 		name = "nobody"
 	}
-	u, err := lookupUser(ctx, name)
+	u, err := lookupUserBy(ctx, db.byUID, db.byName, name)
 	if errors.As(err, new(unknownUserError)) { // nobody too, the default: app.user is the way out
 		return identity{}, fmt.Errorf("%w: create it, or set app.user to one that does", err)
 	}
 	if err != nil {
 		return identity{}, err
 	}
-	groups, err := groupIDs(ctx, u)
+	id, err := userCredential(name, u)
+	if err != nil {
+		return identity{}, err
+	}
+	if err := users.check(given, id); err != nil {
+		return identity{}, err
+	}
+	groups, err := db.groups(ctx, u)
 	if err != nil { // getent failing or past its bound (a directory it reports as no groups is not seen)
 		return identity{}, fmt.Errorf("user %q: groups: %w", name, err)
 	}
-	return credential(name, u, groups)
+	return withGroups(name, id, groups)
 }
 
-// credential is who a root agent runs the worker of the AppGroup user name
-// as: u, resolved from name, with its supplementary groups.
-func credential(name string, u *user.User, groups []string) (identity, error) {
+// userCredential is who a root agent runs the worker of the AppGroup user
+// name as: u, resolved from name, its groups not yet looked up (withGroups).
+func userCredential(name string, u *user.User) (identity, error) {
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 	if uid == 0 {
@@ -166,6 +192,14 @@ func credential(name string, u *user.User, groups []string) (identity, error) {
 		return identity{}, fmt.Errorf("refusing to run workers as %q: its group is root (gid 0)", name)
 	}
 	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	return identity{name: u.Username, home: homeDir(u), cred: cred}, nil
+}
+
+// withGroups is id, of the AppGroup user name, with its supplementary
+// groups, refused when one is root's.
+func withGroups(name string, id identity, groups []string) (identity, error) {
+	cred := *id.cred
+	cred.Groups = nil
 	for _, g := range groups {
 		n, err := strconv.ParseUint(g, 10, 32)
 		if err != nil {
@@ -176,7 +210,8 @@ func credential(name string, u *user.User, groups []string) (identity, error) {
 		}
 		cred.Groups = append(cred.Groups, uint32(n))
 	}
-	return identity{name: u.Username, home: homeDir(u), cred: cred}, nil
+	id.cred = &cred
+	return id, nil
 }
 
 // lookupUser takes a name or a numeric uid, looked up by lookupName or

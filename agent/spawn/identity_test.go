@@ -29,7 +29,7 @@ func TestRootIdentity(t *testing.T) {
 	gid, _ := strconv.ParseUint(daemon.Gid, 10, 32)
 	for _, name := range []string{"daemon", daemon.Uid, "00" + daemon.Uid} {
 		t.Run(name, func(t *testing.T) {
-			id, err := rootIdentity(t.Context(), name)
+			id, err := rootIdentity(t.Context(), systemUsers, name, WorkerUsers{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -41,7 +41,7 @@ func TestRootIdentity(t *testing.T) {
 	}
 
 	t.Run("a uid with no passwd entry", func(t *testing.T) {
-		id, err := rootIdentity(t.Context(), "0004000000")
+		id, err := rootIdentity(t.Context(), systemUsers, "0004000000", WorkerUsers{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,10 +51,45 @@ func TestRootIdentity(t *testing.T) {
 	})
 	for _, name := range []string{"root", "0", "000"} {
 		t.Run("refuses "+name, func(t *testing.T) {
-			if _, err := rootIdentity(t.Context(), name); err == nil || !strings.Contains(err.Error(), "uid 0") {
+			if _, err := rootIdentity(t.Context(), systemUsers, name, WorkerUsers{}); err == nil || !strings.Contains(err.Error(), "uid 0") {
 				t.Errorf("err = %v, want uid 0 refused", err)
 			}
 		})
+	}
+}
+
+// TestRootIdentityChecksWorkerUsersBeforeGroups: a root agent looks a
+// worker's user up, checks it against --worker-users, and only then its
+// groups: a user the list refuses forks no getent initgroups (which may
+// hang its 10 s on a directory, for a spawn that fails anyway); one it
+// allows gets the directory's groups.
+func TestRootIdentityChecksWorkerUsersBeforeGroups(t *testing.T) {
+	db := fakePasswdDB(t)
+	users := userDB{byUID: db.lookupUID, byName: db.lookupName, groups: db.groupIDs}
+	for _, tt := range []struct {
+		allowed    string // --worker-users, by uid: no lookup of its own
+		wantGroups []uint32
+	}{
+		{"5000", nil},
+		{"1000", []uint32{1000, 2000, 2001}},
+	} {
+		wu, err := ParseWorkerUsers(tt.allowed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		callsFile := filepath.Join(filepath.Dir(db.getent), "calls")
+		_ = os.Remove(callsFile)
+		id, err := rootIdentity(t.Context(), users, "ldapuser", wu)
+		calls, _ := os.ReadFile(callsFile)
+		asked := strings.Contains(string(calls), "initgroups")
+		switch {
+		case tt.wantGroups == nil && (err == nil || !strings.Contains(err.Error(), "only as --worker-users 5000")):
+			t.Errorf("ldapuser, --worker-users %s: %+v, %v; want it refused", tt.allowed, id, err)
+		case tt.wantGroups == nil && asked:
+			t.Errorf("ldapuser, refused by --worker-users %s: getent asked %q; want no initgroups", tt.allowed, calls)
+		case tt.wantGroups != nil && (err != nil || !slices.Equal(id.cred.Groups, tt.wantGroups)):
+			t.Errorf("ldapuser, --worker-users %s: %+v, %v; want groups %v", tt.allowed, id.cred, err, tt.wantGroups)
+		}
 	}
 }
 
@@ -74,7 +109,10 @@ func TestCredentialRefusesTheRootGroup(t *testing.T) {
 		{"groups of its own", user.User{Uid: "1001", Gid: "1001", Username: "app"}, []string{"1001", "33"}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			id, err := credential("app", &tt.u, tt.groups)
+			id, err := userCredential("app", &tt.u)
+			if err == nil {
+				id, err = withGroups("app", id, tt.groups)
+			}
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("err = %v, want allowed", err)
@@ -91,7 +129,7 @@ func TestCredentialRefusesTheRootGroup(t *testing.T) {
 // as missing on this machine, with what to do about it where that is the
 // AppGroup's to fix.
 func TestUnknownUserSaysWhatToDo(t *testing.T) {
-	_, err := rootIdentity(t.Context(), "no-such-user-xyz")
+	_, err := rootIdentity(t.Context(), systemUsers, "no-such-user-xyz", WorkerUsers{})
 	want := `user "no-such-user-xyz" does not exist on this machine: create it, or set app.user to one that does`
 	if err == nil || err.Error() != want {
 		t.Errorf("app.user: err = %v,\nwant %s", err, want)

@@ -156,7 +156,7 @@ func TestSpawnCommandOnATakenPort(t *testing.T) {
 // own refusal of an exited worker is a second guard this cannot single
 // out.)
 func TestSpawnCommandOnATakenPortAnsweringSlowly(t *testing.T) {
-	ident, err := workerIdentity(t.Context(), "")
+	ident, err := workerIdentity(t.Context(), "", WorkerUsers{})
 	if err != nil {
 		t.Fatal(err)
 	}

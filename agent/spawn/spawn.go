@@ -1021,14 +1021,12 @@ func prepare(spec Spec, ident identity) (_ *exec.Cmd, _ *Process, _ *os.File, er
 	return cmd, proc, l.ready, nil
 }
 
-// checkSpawn checks that spec may be spawned (its user, its root) and
-// returns who its worker runs as; its user's lookups end with ctx.
+// checkSpawn checks that spec may be spawned (its user, which
+// --worker-users allows; its root) and returns who its worker runs as;
+// its user's lookups end with ctx.
 func checkSpawn(ctx context.Context, spec Spec) (identity, error) {
-	ident, err := workerIdentity(ctx, spec.App.User)
+	ident, err := workerIdentity(ctx, spec.App.User, spec.Users)
 	if err != nil {
-		return identity{}, err
-	}
-	if err := spec.Users.check(spec.App.User, ident); err != nil {
 		return identity{}, err
 	}
 	if err := checkRoot(spec.App.Root); err != nil {

@@ -81,7 +81,7 @@ func TestSpawnRefusesAUserOutsideWorkerUsers(t *testing.T) {
 
 // ident is who a worker of user name runs as under this test's agent.
 func ident(t *testing.T, name string) identity {
-	id, err := workerIdentity(t.Context(), name)
+	id, err := workerIdentity(t.Context(), name, WorkerUsers{})
 	if err != nil {
 		t.Fatal(err)
 	}
