@@ -196,7 +196,8 @@ func TestOwnIdentity(t *testing.T) {
 // $USER and $HOME say; an app naming another user, or its $USER, is
 // refused, the agent's uid said, and --worker-users $USER names no user.
 // Run as root, the test runs itself again as such a uid (setpriv), built
-// as the agent is, without cgo (buildWithoutCgo).
+// as the agent is, without cgo (buildWithoutCgo), and with it
+// TestSystemGroupIDsAskGetent, which only that build has.
 func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 	if uid := os.Getenv("FERRY_TEST_AGENT_UID"); uid != "" {
 		spawnAsTheAgentsUID(t, uid)
@@ -211,7 +212,7 @@ func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 	uid := unlistedUID(t)
 	bin := buildWithoutCgo(t)
 	args := []string{"--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--",
-		bin, "-test.run=^TestSpawnAsAUidWithNoPasswdEntry$", "-test.count=1", "-test.v"}
+		bin, "-test.run=^(TestSpawnAsAUidWithNoPasswdEntry|TestSystemGroupIDsAskGetent)$", "-test.count=1", "-test.v"}
 	if deadline, ok := t.Deadline(); ok {
 		// The child times out first, at 9/10 of the time left, so that
 		// this test, still running, reports what the child printed (its
@@ -227,7 +228,8 @@ func TestSpawnAsAUidWithNoPasswdEntry(t *testing.T) {
 		return strings.HasPrefix(kv, "USER=") || strings.HasPrefix(kv, "HOME=") || strings.HasPrefix(kv, "LOGNAME=")
 	}), "HOME=/agent-home", "USER=someone", "FERRY_TEST_AGENT_UID="+uid)
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestSpawnAsAUidWithNoPasswdEntry") {
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestSpawnAsAUidWithNoPasswdEntry") ||
+		!strings.Contains(string(out), "--- PASS: TestSystemGroupIDsAskGetent") {
 		t.Fatalf("as uid %s: %v\n%s", uid, err, out)
 	}
 }

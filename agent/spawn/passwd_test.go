@@ -381,46 +381,6 @@ func TestParseInitgroups(t *testing.T) {
 	}
 }
 
-// TestGroupIDsAgreeWithLibc: for every user of this machine's
-// /etc/passwd (here postgres is in ssl-cert), the groups getent
-// initgroups gives (passwdDB.groupIDs, a root agent's built without cgo)
-// are those os/user gives (u.GroupIds), which the agent's credential sets
-// alike in both builds (syscall.Credential.Groups: setgroups). go test
-// builds this package with cgo here, where u.GroupIds is libc's
-// getgrouplist, the agent's answer built with cgo: the two builds agree;
-// built without cgo, getent agrees with /etc/group.
-func TestGroupIDsAgreeWithLibc(t *testing.T) {
-	getent := systemGetent()
-	if getent == "" {
-		t.Fatal("the test needs getent, of glibc (libc-bin)")
-	}
-	db := passwdDB{file: "/etc/passwd", getent: getent, wait: 10 * time.Second}
-	passwd, err := os.ReadFile(db.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("os/user built with cgo: %t", !builtWithoutCgo())
-	for line := range strings.Lines(string(passwd)) {
-		u := parseEntry([]byte(strings.TrimSpace(line)))
-		if u == nil {
-			continue
-		}
-		got, err := db.groupIDs(t.Context(), u)
-		if err != nil {
-			t.Errorf("%s: %v", u.Username, err)
-			continue
-		}
-		want, err := u.GroupIds()
-		if err != nil {
-			t.Errorf("%s: os/user: %v", u.Username, err)
-			continue
-		}
-		if got[0] != u.Gid || !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
-			t.Errorf("%s: getent initgroups gives %v; os/user %v, primary %s first", u.Username, got, want, u.Gid)
-		}
-	}
-}
-
 // brief is u for a test's message, its Name cut short.
 func brief(u *user.User) string {
 	if u == nil {
