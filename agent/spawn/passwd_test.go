@@ -181,20 +181,48 @@ func TestPasswdDBLookupEndsWithItsContext(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	hanging := make(chan int, 1)
+	type process struct {
+		pid   int
+		start string // its start time, which another process given the pid after it has not
+	}
+	hanging := make(chan process, 1)
 	go func() {
 		pid, _ := os.ReadFile(started) // getent hangs from here on
-		cancel()
 		n, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
-		hanging <- n
+		start := startTime(n)
+		cancel()
+		hanging <- process{n, start}
 	}()
 	u, err := db.lookupUID(ctx, "4000")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("a lookup cancelled while getent hangs: %s, %v; want the caller's context.Canceled", brief(u), err)
 	}
-	if pid := <-hanging; pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-		t.Errorf("getent (pid %d) outlives the lookup cancelled", pid)
+	p := <-hanging
+	if p.pid <= 0 || p.start == "" {
+		t.Fatalf("getent's pid %d, started at %q: the fake did not say it hung", p.pid, p.start)
 	}
+	if startTime(p.pid) == p.start {
+		t.Errorf("getent (pid %d) outlives the lookup cancelled", p.pid)
+	}
+}
+
+// startTime is when process pid started (/proc/<pid>/stat's 22nd field,
+// in clock ticks since boot), or "" when there is none: a pid reused
+// since has another, where kill(pid, 0) would take it for the same.
+func startTime(pid int) string {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	i := strings.LastIndex(string(stat), ") ") // past the command, which may hold blanks and parentheses
+	if i < 0 {
+		return ""
+	}
+	fields := strings.Fields(string(stat)[i+2:]) // from the 3rd field, the state
+	if len(fields) < 20 {
+		return ""
+	}
+	return fields[19]
 }
 
 // TestOwnEntryKeptOnceFound: the agent's own entry, once a lookup has
