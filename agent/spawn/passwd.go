@@ -75,8 +75,11 @@ func (db passwdDB) fromFile(field int, value string) (*user.User, error) {
 
 // fromGetent is the entry getent passwd answers for value, read with the
 // file's parser, which also checks that its field is value (getent passwd
-// takes a number for a uid, and an entry of another name or uid than
-// asked is none). Its exit status 2 is "no such entry".
+// takes a number for a uid, and an entry of another uid than asked is
+// none). An entry of another name than asked (a directory matching names
+// regardless of case, Bob's for bob) is an error naming it: that user's
+// workers do not run for an AppGroup naming another, and its author is
+// told the name to give. Its exit status 2 is "no such entry".
 func (db passwdDB) fromGetent(ctx context.Context, field int, value string) (*user.User, error) {
 	path, err := exec.LookPath(db.getent)
 	if err != nil || strings.HasPrefix(value, "-") { // no getent; a name no entry has (NIS), never an option to getent
@@ -86,7 +89,14 @@ func (db passwdDB) fromGetent(ctx context.Context, field int, value string) (*us
 	if !found || err != nil {
 		return nil, err
 	}
-	return findEntry(bytes.NewReader(out), field, value)
+	u, err := findEntry(bytes.NewReader(out), field, value)
+	if u != nil || err != nil || field != passwdName {
+		return u, err
+	}
+	if other, _ := firstEntry(bytes.NewReader(out), func(*user.User) bool { return true }); other != nil {
+		return nil, fmt.Errorf("getent passwd %s answered %s's entry: name it %s", value, other.Username, other.Username)
+	}
+	return nil, nil
 }
 
 // errUnknownDatabase: getent knows no such database (musl's knows no
@@ -230,6 +240,12 @@ func orUnknownUID(uid string) func(*user.User, error) (*user.User, error) {
 // fields, or one whose uid or gid is not a number is no entry; nor is a
 // NIS one, whose name begins with + or -, which glibc skips too.
 func findEntry(r io.Reader, field int, value string) (*user.User, error) {
+	return firstEntry(r, func(u *user.User) bool { return passwdField(u, field) == value })
+}
+
+// firstEntry is the first entry of r, read as findEntry reads it, that
+// match takes, or nil.
+func firstEntry(r io.Reader, match func(*user.User) bool) (*user.User, error) {
 	rd := bufio.NewReader(r)
 	for {
 		line, err := readPasswdLine(rd)
@@ -239,7 +255,7 @@ func findEntry(r io.Reader, field int, value string) (*user.User, error) {
 		if err != nil {
 			return nil, err
 		}
-		if u := parseEntry(line); u != nil && passwdField(u, field) == value {
+		if u := parseEntry(line); u != nil && match(u) {
 			return u, nil
 		}
 	}

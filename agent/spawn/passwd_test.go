@@ -74,7 +74,8 @@ last:x:1009:1009::/home/last:/bin/sh`
 // databases as it were, what fakePasswd lacks: ldapuser (uid 1000), and
 // for uid 1001, which the file has, another entry, not to be taken. For
 // uid 2000 it answers uid 2001's entry, for bob robert's (a directory
-// that answers for an alias, or a getent that errs), for 3000 it fails,
+// that answers for an alias, or a getent that errs), for Bob bob's (one
+// matching names regardless of case), for 3000 it fails,
 // for 4000 it hangs, an option it refuses; for anything else it exits 2, getent's
 // "not found". Its initgroups, as glibc's, answers a name followed by
 // the gids of the groups that list it (ldapuser's its primary too), the
@@ -102,6 +103,7 @@ case "$2" in
 1001|alice) echo 'ldapalice:*:1001:1001::/home/ldapalice:/bin/bash' ;;
 2000) echo 'liar:*:2001:2001::/home/liar:/bin/sh' ;;
 bob) echo 'robert:*:1002:1002::/home/robert:/bin/sh' ;;
+Bob) echo 'bob:*:1003:1003::/home/bob:/bin/sh' ;;
 3000) echo 'getent: cannot reach the directory' >&2; exit 1 ;;
 4000) [ -p "${0%/*}/started" ] && echo $$ > "${0%/*}/started"; exec sleep 60 ;;
 *) exit 2 ;;
@@ -273,23 +275,25 @@ func getentCalls(t *testing.T, db passwdDB) int {
 
 // TestPasswdDBLookupName: lookupName built without cgo, as lookupUID,
 // takes a name's entry from the passwd file, else from getent, and says
-// user.UnknownUserError for a name in neither, or whose entry getent
-// answers under another name (bob's as robert's: robert's workers would
-// run for an AppGroup naming bob), never asking getent about a name that
-// would be an option to it.
+// user.UnknownUserError for a name in neither, never asking getent about
+// a name that would be an option to it. An entry getent answers under
+// another name (bob's as robert's, Bob's as bob's: robert's workers would
+// run for an AppGroup naming bob) is refused, the error naming it.
 func TestPasswdDBLookupName(t *testing.T) {
 	ldapuser := &user.User{Uid: "1000", Gid: "1000", Username: "ldapuser", Name: "LDAP User", HomeDir: "/home/ldapuser"}
 	alice := &user.User{Uid: "1001", Gid: "1001", Username: "alice", Name: "Alice", HomeDir: "/home/alice"}
 	for _, tt := range []struct {
-		what   string
-		change func(*passwdDB) // nil: fakePasswdDB as it is
-		name   string
-		want   *user.User // nil: user.UnknownUserError
+		what    string
+		change  func(*passwdDB) // nil: fakePasswdDB as it is
+		name    string
+		want    *user.User // nil: wantErr, or else user.UnknownUserError
+		wantErr string
 	}{
 		{what: "in the file", name: "alice", want: alice},
 		{what: "in getent only", name: "ldapuser", want: ldapuser},
 		{what: "in neither", name: "someone"},
-		{what: "whose getent answers another name", name: "bob"},
+		{what: "whose getent answers another name", name: "bob", wantErr: "getent passwd bob answered robert's entry: name it robert"},
+		{what: "whose getent answers it in another case", name: "Bob", wantErr: "getent passwd Bob answered bob's entry: name it bob"},
 		{what: "with no getent", change: func(db *passwdDB) { db.getent += ".none" }, name: "ldapuser"},
 		{what: "that getent would take for an option", name: "--help"},
 	} {
@@ -299,6 +303,9 @@ func TestPasswdDBLookupName(t *testing.T) {
 		}
 		got, err := db.lookupName(t.Context(), tt.name)
 		switch {
+		case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
+			t.Errorf("%q %s: %s, %v; want %q", tt.name, tt.what, brief(got), err, tt.wantErr)
+		case tt.wantErr != "":
 		case tt.want == nil && !errors.As(err, new(user.UnknownUserError)):
 			t.Errorf("%q %s: %s, %v; want user.UnknownUserError", tt.name, tt.what, brief(got), err)
 		case tt.want != nil && (err != nil || got == nil || *got != *tt.want):
