@@ -643,6 +643,55 @@ func TestChartRefusesABooleanApartFromItsFlag(t *testing.T) {
 	}
 }
 
+// TestChartRefusesArgumentsOfTheirOwn: extraArgs are walked as the flag
+// package parses them, and an item no flag takes is refused, as both
+// binaries refuse such an argument at their start: a word where a flag
+// belongs (after a flag given its value with "=", or after one that used up
+// the item after it), and every item after "--", where the flags end. A
+// flag that takes a value uses up the next item, whatever it reads.
+func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
+	for _, tt := range []struct {
+		values, want string // want "" when accepted
+	}{
+		{"manager: {extraArgs: [stray]}", "manager.extraArgs has stray, an argument of its own: the manager would " +
+			"not start, taking flags alone (--name=value; a boolean flag is --name or --name=false). Give a flag's " +
+			"value with \"=\" (--name=VALUE, one item), or take stray out of manager.extraArgs"},
+		{"manager: {extraArgs: [--zap-encoder, console, stray]}", "manager.extraArgs has stray, an argument of its own"},
+		{"agent: {extraArgs: [--zap-encoder=console, a, \"\", \"-\", --zap-devel]}", "agent.extraArgs has a, \"\" " +
+			"and -, arguments of their own: the agents would not start"},
+		{"agent: {extraArgs: [\"--\", --zap-devel]}", "agent.extraArgs has --zap-devel after --, an argument of its " +
+			"own (the flag package reads no flag after --): the agents would not start. Take -- out of agent.extraArgs, " +
+			"so that what follows it is read as flags, or take --zap-devel out"},
+		{"manager: {extraArgs: [--zap-devel, \"--\", a, --zap-encoder=json]}", "manager.extraArgs has a and " +
+			"--zap-encoder=json after --, arguments of their own"},
+		// A flag that takes a value uses up the next item, "--" too.
+		{"manager: {extraArgs: [--zap-encoder, console, \"--\"]}", ""},
+		{"agent: {extraArgs: [--request-buffer-dir, \"--\", --zap-devel]}", ""},
+		{"manager: {extraArgs: [--leader-election-namespace, stray, --zap-devel]}", ""},
+	} {
+		assertRendered(t, tt.values, tt.want)
+	}
+}
+
+// assertRendered renders the chart with values (YAML) and fails unless it
+// is accepted (want "") or refused saying want.
+func assertRendered(t *testing.T, values, want string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(f, []byte(values), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}})
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("values %q refused: %v", values, err)
+	case want != "" && err == nil:
+		t.Errorf("values %q accepted; want refused with %q", values, want)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Errorf("values %q: want %q, got: %v", values, want, err)
+	}
+}
+
 // TestChartRefusesANamespaceFlagWithoutItsNamespace: the namespace flags
 // an extra argument may give (the Lease namespaces, the manager's
 // --leader-election-namespace) are refused given empty, which the
