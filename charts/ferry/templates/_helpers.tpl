@@ -116,13 +116,20 @@ them. One definition, so that no binding names a role left out.
 {{- end }}
 
 {{/*
-The host of a bind address when it is a loopback one (127.0.0.0/8,
-localhost, ::1), else nothing: an endpoint bound there is reached from
-its own network namespace only.
+The host of a bind address when it is a loopback one, else nothing: an
+endpoint bound there is reached from its own network namespace only. The
+host is lowercased and loses a trailing dot, as a resolver reads a name:
+localhost, ip6-localhost and ip6-loopback (Debian's /etc/hosts, which a
+pod's copies), 127.0.0.0/8, ::1 in any of its spellings
+(0:0:0:0:0:0:0:1, 0::0001) and 127.0.0.0/8 mapped into IPv6
+(::ffff:127.0.0.1, ::ffff:7f00:1), which Go's net.IP.IsLoopback counts.
 */}}
 {{- define "ferry.loopbackHost" -}}
-{{- $host := regexReplaceAll ":[0-9]+$" (toString .) "" | trimPrefix "[" | trimSuffix "]" }}
-{{- if or (has $host (list "localhost" "::1")) (regexMatch "^127\\.[0-9]+\\.[0-9]+\\.[0-9]+$" $host) }}{{ $host }}{{ end }}
+{{- $host := regexReplaceAll ":[0-9]+$" (toString .) "" | trimPrefix "[" | trimSuffix "]" | lower | trimSuffix "." }}
+{{- $v4 := "127\\.[0-9]+\\.[0-9]+\\.[0-9]+" }}
+{{- $v6 := "(0{1,4}(:0{1,4}){0,5})?::(0{1,4}:){0,5}0{0,3}1|(0{1,4}:){7}0{0,3}1" }}
+{{- $mapped := printf "((0{1,4}:){5}|(0{1,4}(:0{1,4}){0,3})?::(0{1,4}:){0,4})ffff:(%s|7f[0-9a-f]{2}:[0-9a-f]{1,4})" $v4 }}
+{{- if or (has $host (list "localhost" "ip6-localhost" "ip6-loopback")) (regexMatch (printf "^(%s|%s|%s)$" $v4 $v6 $mapped) $host) }}{{ $host }}{{ end }}
 {{- end }}
 
 {{/*
