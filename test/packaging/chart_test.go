@@ -1286,6 +1286,22 @@ func TestManagerProbesFollowALoopbackBind(t *testing.T) {
 		if arg := "--health-probe-bind-address=" + tt.addr; !slices.Contains(args(t, deployment), arg) {
 			t.Errorf("healthProbeBindAddress %q: the manager's arguments lack %s", tt.addr, arg)
 		}
+		// A loopback address, unlike 0, is no choice to go without probes:
+		// the install's notes say what it costs and what to bind instead
+		// (without the CRDs, which the test API server has, unowned).
+		notes, err := helm(testContext(t), "install", "ferry", chartDir, "--namespace", "ferry-system",
+			"--dry-run=client", "--set", "crds.enabled=false", "--set", "manager.healthProbeBindAddress="+tt.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		said := "manager.healthProbeBindAddress is " + tt.addr + ", a loopback\naddress, which no probe reaches: " +
+			"the manager's pod has no probes, so the\nkubelet takes it as ready once it runs, and does not restart " +
+			"a manager that\nhangs. For probes, bind an address the kubelet reaches, as :8081"
+		if loopback := !tt.probed && tt.addr != "0"; strings.Contains(notes, said) != loopback {
+			_, shown, _ := strings.Cut(notes, "NOTES:")
+			t.Errorf("healthProbeBindAddress %q: NOTES saying %q: %t, want %t; NOTES:%s", tt.addr, said, !loopback, loopback,
+				shown)
+		}
 	}
 }
 
