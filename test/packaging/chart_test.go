@@ -752,14 +752,17 @@ func TestChartRefusesANamespaceFlagWithoutItsNamespace(t *testing.T) {
 }
 
 // TestChartKnowsTheBinariesBooleanFlags: the chart's list of boolean
-// flags (ferry.boolFlags), by which it refuses an item after one, is each
-// binary's: every flag of theirs followed by "false" is refused as a
-// boolean apart from its value where it is a boolean, and taken as the
-// flag's value where it is not. A boolean flag added to a binary and not
-// to the chart's list fails here. Flags the chart renders are left out:
-// those are refused whatever follows them.
+// flags (ferry.boolFlags), by which it walks extraArgs, is each binary's,
+// both ways: a boolean flag added to a binary and not to the list fails
+// here, as does an entry of the list that the binary no longer has or that
+// takes a value. And the chart walks by it: with the metrics off, so that
+// --metrics-secure is no flag the chart renders, every flag followed by
+// "false" is refused as a boolean apart from its value where it is a
+// boolean, and takes "false" for its value where it is not. Flags the
+// chart renders are refused whatever follows them.
 func TestChartKnowsTheBinariesBooleanFlags(t *testing.T) {
 	bin := ferryBinaries(t)
+	listed := chartBoolFlags(t)
 	for _, c := range []struct {
 		component, who string
 		cmd            []string
@@ -768,11 +771,21 @@ func TestChartKnowsTheBinariesBooleanFlags(t *testing.T) {
 		{"agent", "the agents", []string{filepath.Join(bin, "ferry-agent"), "cluster"}},
 	} {
 		flags := binaryFlags(t, c.cmd...)
+		var booleans []string
+		for _, name := range sortedKeys(flags) {
+			if flags[name] {
+				booleans = append(booleans, name)
+			}
+		}
+		if !slices.Equal(listed[c.component], booleans) {
+			t.Errorf("ferry.boolFlags lists %q for the %s; %q's boolean flags are %q", listed[c.component], c.component,
+				c.cmd, booleans)
+		}
 		var args []string
 		for _, name := range sortedKeys(flags) {
 			args = append(args, "--"+name, "false")
 		}
-		values, err := json.Marshal(map[string]any{c.component: map[string]any{"extraArgs": args}})
+		values, err := json.Marshal(map[string]any{c.component: map[string]any{"metricsBindAddress": 0, "extraArgs": args}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -792,27 +805,61 @@ func TestChartKnowsTheBinariesBooleanFlags(t *testing.T) {
 			apart := fmt.Sprintf("%s.extraArgs has --%s false (two items): %s would not start", c.component, name, c.who)
 			switch refused := strings.Contains(err.Error(), apart); {
 			case boolean && !refused:
-				t.Errorf("%s's --%s is a boolean flag, which the chart's ferry.boolFlags lacks: --%s false was not "+
+				t.Errorf("%s's --%s is a boolean flag, which the chart does not walk as one: --%s false was not "+
 					"refused with %q", c.cmd[0], name, name, apart)
 			case !boolean && refused:
-				t.Errorf("%s's --%s takes a value, which the chart's ferry.boolFlags takes for a boolean: --%s false "+
-					"was refused with %q", c.cmd[0], name, name, apart)
+				t.Errorf("%s's --%s takes a value, which the chart walks as a boolean: --%s false was refused "+
+					"with %q", c.cmd[0], name, name, apart)
 			}
 		}
 	}
 }
 
+// chartBoolFlags reads the ferry.boolFlags of _helpers.tpl: the manager's
+// entries, then, after its else, the agent's, each sorted.
+func chartBoolFlags(t *testing.T) map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(chartDir, "templates", "_helpers.tpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, found := strings.Cut(string(data), `{{- define "ferry.boolFlags" -}}`)
+	body, _, ended := strings.Cut(body, "{{- end }}\n{{- end }}")
+	manager, agent, split := strings.Cut(body, "{{- else }}")
+	if !found || !ended || !split {
+		t.Fatalf("_helpers.tpl: no ferry.boolFlags of the form if manager, else agent")
+	}
+	entry := regexp.MustCompile(`(?m)^- (\S+)$`)
+	listed := map[string][]string{}
+	for component, part := range map[string]string{"manager": manager, "agent": agent} {
+		for _, m := range entry.FindAllStringSubmatch(part, -1) {
+			listed[component] = append(listed[component], m[1])
+		}
+		slices.Sort(listed[component])
+		if len(listed[component]) == 0 {
+			t.Fatalf("_helpers.tpl's ferry.boolFlags lists nothing for the %s:\n%s", component, part)
+		}
+	}
+	return listed
+}
+
 // binaryFlags lists the flags a binary's usage (cmd, then -h) shows, each
 // true where it is a boolean: given a value that is none
 // (--name=ferry-no-boolean), the flag package refuses it as an "invalid
-// boolean value" only for a boolean flag.
+// boolean value" only for a boolean flag, and takes it, or refuses it
+// otherwise, then prints the usage, for any other. A probe that prints
+// neither fails: the flag was not probed.
 func binaryFlags(t *testing.T, cmd ...string) map[string]bool {
 	t.Helper()
 	usage, _ := exec.Command(cmd[0], append(cmd[1:], "-h")...).CombinedOutput()
 	flags := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9][a-z0-9-]*)`).FindAllStringSubmatch(string(usage), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  -(\S+)`).FindAllStringSubmatch(string(usage), -1) {
 		probe, _ := exec.Command(cmd[0], append(cmd[1:], "--"+m[1]+"=ferry-no-boolean", "-h")...).CombinedOutput()
 		flags[m[1]] = strings.Contains(string(probe), "invalid boolean value")
+		if !flags[m[1]] && !strings.Contains(string(probe), "Usage of ") {
+			t.Errorf("%q --%s=ferry-no-boolean -h printed neither \"invalid boolean value\" nor the usage: %s", cmd,
+				m[1], probe)
+		}
 	}
 	if len(flags) < 10 {
 		t.Fatalf("%q -h lists %d flags: %s", cmd, len(flags), usage)
