@@ -716,21 +716,40 @@ func TestChartRefusesANamespaceFlagWithoutItsNamespace(t *testing.T) {
 			"needs an argument). Name a namespace, as --leader-election-namespace=NAMESPACE, or take " +
 			"--leader-election-namespace out of manager.extraArgs (which leaves it at the release's namespace)", ""},
 		{"manager: {extraArgs: [--leader-election-namespace, --zap-devel]}", "manager.extraArgs has " +
-			"--leader-election-namespace followed by --zap-devel, a flag: --leader-election-namespace lacks its namespace. " +
-			"The flag package would take --zap-devel for it, which no namespace is named, and not read --zap-devel as a " +
-			"flag. Write --leader-election-namespace=NAMESPACE, one item, or take --leader-election-namespace out of " +
+			"--leader-election-namespace followed by --zap-devel: --leader-election-namespace lacks its namespace. The " +
+			"flag package would take --zap-devel for it, not reading it as a flag, so the manager would hold its leader " +
+			"election Lease in --zap-devel, a name no namespace can have: it would never lead, and so reconcile nothing. " +
+			"Write --leader-election-namespace=NAMESPACE, one item, or take --leader-election-namespace out of " +
 			"manager.extraArgs (which leaves it at the release's namespace)", ""},
 		// The Lease namespaces: refused for what they lack, not also for
 		// differing from the other component's.
 		{"agent: {extraArgs: [--lease-namespace, --zap-devel]}", "agent.extraArgs has --lease-namespace followed by " +
-			"--zap-devel, a flag: --lease-namespace lacks its namespace. The flag package would take --zap-devel for it",
-			"would see no renewal"},
+			"--zap-devel: --lease-namespace lacks its namespace. The flag package would take --zap-devel for it, not " +
+			"reading it as a flag, so the agents would renew their Leases in --zap-devel, a name no namespace can have: " +
+			"every renewal would fail, and the manager would read every node Unknown", "would see no renewal"},
 		{"manager: {extraArgs: [-agent-lease-namespace, -v]}\nagent: {extraArgs: [--lease-namespace, -v]}",
-			"manager.extraArgs has -agent-lease-namespace followed by -v, a flag: -agent-lease-namespace lacks its " +
-				"namespace. The flag package would take -v for it, which no namespace is named, and not read -v as a flag. " +
-				"Write --agent-lease-namespace=NAMESPACE, one item, or take -agent-lease-namespace out of manager.extraArgs " +
-				"(which leaves it at the release's namespace)\nagent.extraArgs has --lease-namespace followed by -v, a flag",
+			"manager.extraArgs has -agent-lease-namespace followed by -v: -agent-lease-namespace lacks its namespace. " +
+				"The flag package would take -v for it, not reading it as a flag, so the manager would watch the agents' " +
+				"Leases in -v, a name no namespace can have, see no renewal and read every node Unknown. Write " +
+				"--agent-lease-namespace=NAMESPACE, one item, or take -agent-lease-namespace out of manager.extraArgs " +
+				"(which leaves it at the release's namespace)\nagent.extraArgs has --lease-namespace followed by -v: ",
 			"would see no renewal"},
+		// "--" is taken for the namespace too, not for the end of the flags.
+		{"agent: {extraArgs: [--lease-namespace, \"--\"]}", "agent.extraArgs has --lease-namespace followed by --: " +
+			"--lease-namespace lacks its namespace. The flag package would take -- for it, not reading it as the end of " +
+			"the flags, so the agents would renew their Leases in --", "would see no renewal"},
+		// A namespace is a DNS label: any other name is none.
+		{"manager: {extraArgs: [--leader-election-namespace=Ferry_Leases]}", "manager.extraArgs has " +
+			"--leader-election-namespace=Ferry_Leases, which is not a DNS label (lowercase letters, digits and \"-\", " +
+			"beginning and ending with a letter or digit): the manager would hold its leader election Lease in " +
+			"Ferry_Leases, a name no namespace can have: it would never lead, and so reconcile nothing. Name a namespace", ""},
+		{"manager: {extraArgs: [--agent-lease-namespace, leases-]}\nagent: {extraArgs: [--lease-namespace=leases-]}",
+			"manager.extraArgs has --agent-lease-namespace leases- (two items), which is not a DNS label", "would see no renewal"},
+		{"agent: {extraArgs: [--lease-namespace=" + strings.Repeat("n", 64) + "]}", "agent.extraArgs has --lease-namespace=" +
+			strings.Repeat("n", 64) + ", which is 64 characters long, over the 63 of a DNS label: the agents would renew " +
+			"their Leases in " + strings.Repeat("n", 64) + ", a name no namespace can have", ""},
+		{"manager: {extraArgs: [--leader-election-namespace=" + strings.Repeat("n", 63) + "]}", "", ""},
+		{"manager: {extraArgs: [--agent-lease-namespace=f-1]}\nagent: {extraArgs: [--lease-namespace, f-1]}", "", ""},
 		{"manager: {extraArgs: [--leader-election-namespace=ferry-leases, --leader-election-namespace, leases]}", "", ""},
 	} {
 		f := filepath.Join(t.TempDir(), "values.yaml")
