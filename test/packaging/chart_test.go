@@ -886,31 +886,59 @@ func binaryFlags(t *testing.T, cmd ...string) map[string]bool {
 	return flags
 }
 
-// TestChartRefusesAgentProbesOffWithoutTheSchema: the schema refuses an
+// TestChartRefusesHealthAddressesWithoutTheSchema: the schema refuses an
 // agent.healthProbeBindAddress of 0, but `helm install
 // --skip-schema-validation` skips it; the chart then refuses it itself,
 // saying why, rather than render a health port 0 (or fail on a number).
-// So is a null, which the schema refuses as a required key missing: said
-// as null, not as Go prints a nil.
-func TestChartRefusesAgentProbesOffWithoutTheSchema(t *testing.T) {
-	off := "agent.healthProbeBindAddress is 0, which turns the agents' probes off: the chart needs them, their " +
-		"/readyz stopping the DaemonSet's rollout at an agent that cannot work. Set a host:port, as :9442 (the " +
-		"default); the schema, skipped here, refuses 0"
-	null := "agent.healthProbeBindAddress is null (unset), which turns the agents' probes off: the chart needs them, " +
-		"their /readyz stopping the DaemonSet's rollout at an agent that cannot work. Set a host:port, as :9442 (the " +
-		"default); the schema, skipped here, requires one"
+// So is any value that is no host:port, which the schema requires: a null
+// (a required key missing), said as null, not as Go prints a nil; "", which
+// rendered a health port without a number; false or a number, which read
+// as 0. The manager's, which may be 0, is refused likewise when it is no
+// host:port, a null rendering --health-probe-bind-address=0 without a word.
+func TestChartRefusesHealthAddressesWithoutTheSchema(t *testing.T) {
+	needed := "the chart needs them, their /readyz stopping the DaemonSet's rollout at an agent that cannot work. " +
+		"Set a host:port, as :9442 (the default); the schema, skipped here, "
+	off := "agent.healthProbeBindAddress is 0, which turns the agents' probes off: " + needed + "refuses 0"
+	null := "agent.healthProbeBindAddress is null (unset), which turns the agents' probes off: " + needed +
+		"requires a host:port"
+	notHostPort := func(is string) string {
+		return "agent.healthProbeBindAddress is " + is + ", not a host:port: the agents' probes would have no port " +
+			"to ask, and " + needed + "requires a host:port"
+	}
+	managerNot := func(is string) string {
+		return "manager.healthProbeBindAddress is " + is + ", not a host:port: the manager's /healthz and /readyz " +
+			"and the pod's probes would have no port. Set a host:port, as :8081 (the default), or 0 to turn them " +
+			"off; the schema, skipped here, requires a host:port or 0"
+	}
 	for _, tt := range []struct{ values, want string }{
 		{"agent: {healthProbeBindAddress: 0}", off},
 		{`agent: {healthProbeBindAddress: "0"}`, off},
+		{"agent: {healthProbeBindAddress: 0.0}", off},
 		{"agent: {healthProbeBindAddress: null}", null},
 		{"agent: {healthProbeBindAddress: ~}", null},
+		{`agent: {healthProbeBindAddress: ""}`, notHostPort(`""`)},
+		{"agent: {healthProbeBindAddress: false}", notHostPort("false")},
+		{"agent: {healthProbeBindAddress: 9442}", notHostPort("9442")},
+		{"agent: {healthProbeBindAddress: localhost}", notHostPort("localhost")},
+		{"manager: {healthProbeBindAddress: null}", "manager.healthProbeBindAddress is null (unset), which the " +
+			"chart would render as 0, turning the manager's probes off without a word. Set a host:port, as :8081 " +
+			"(the default), or 0 to turn them off; the schema, skipped here, requires a host:port or 0"},
+		{`manager: {healthProbeBindAddress: ""}`, managerNot(`""`)},
+		{"manager: {healthProbeBindAddress: false}", managerNot("false")},
+		{"manager: {healthProbeBindAddress: 8081}", managerNot("8081")},
+		{"manager: {healthProbeBindAddress: 0}", ""},
+		{`manager: {healthProbeBindAddress: "0"}`, ""},
+		{"manager: {healthProbeBindAddress: \"127.0.0.1:8081\"}\nagent: {healthProbeBindAddress: \"$(HOST_IP):1\"}", ""},
 	} {
 		f := filepath.Join(t.TempDir(), "values.yaml")
 		if err := os.WriteFile(f, []byte(tt.values), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}, skipSchema: true})
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("values %q without the schema refused: %v", tt.values, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 			t.Errorf("values %q without the schema: want refused with %q, got: %v", tt.values, tt.want, err)
 		}
 	}
