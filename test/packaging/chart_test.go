@@ -706,9 +706,10 @@ func TestChartRefusesANamespaceFlagWithoutItsNamespace(t *testing.T) {
 	}{
 		{"manager: {extraArgs: [--leader-election-namespace=]}", "manager.extraArgs has --leader-election-namespace=, " +
 			"an empty namespace: the manager would hold its leader election Lease in its service account's namespace, " +
-			"the release's (ferry-system), without a word, as if the flag were left out. Name a namespace (that of the " +
-			"agents' Leases, where kubectl ferry status --lease-namespace reads both), or take " +
-			"--leader-election-namespace= out of manager.extraArgs (which leaves it at the release's namespace)", ""},
+			"the release's (ferry-system), as if the flag were left out, without a word. It is refused all the same, as " +
+			"probably a value that came out empty; leave the flag out to mean the release's namespace (take " +
+			"--leader-election-namespace= out of manager.extraArgs), or name one (that of the agents' Leases, where " +
+			"kubectl ferry status --lease-namespace reads both)", ""},
 		{"manager: {extraArgs: [-leader-election-namespace, \"\", --zap-devel]}", "manager.extraArgs has " +
 			"-leader-election-namespace \"\" (two items), an empty namespace: the manager would hold", ""},
 		{"manager: {extraArgs: [--zap-devel, --leader-election-namespace]}", "manager.extraArgs has " +
