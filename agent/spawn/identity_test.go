@@ -194,7 +194,8 @@ func TestOwnIdentity(t *testing.T) {
 // workers as itself, for an app that names no user or names that uid,
 // with USER and LOGNAME the uid and HOME /, whatever the agent's own
 // $USER and $HOME say; an app naming another user, or its $USER, is
-// refused, the agent's uid said, and --worker-users $USER names no user.
+// refused, the agent's uid said; --worker-users that lists not its uid
+// refuses it, as a root agent's does, and --worker-users $USER names no user.
 // Run as root, the test runs itself again as such a uid (setpriv), built
 // as the agent is, without cgo (buildWithoutCgo), and with it
 // TestSystemGroupIDsAskGetent, which only that build has.
@@ -326,6 +327,27 @@ func spawnAsTheAgentsUID(t *testing.T, uid string) {
 			t.Errorf("an app naming user %q: err = %v, want %q", other, err, want)
 		}
 	}
+	// --worker-users binds an agent that is not root too: its own uid,
+	// unlisted, is refused, and runs once listed.
+	commandApp.User = uid
+	spec := testSpec(t, commandApp)
+	spec.Users = mustParseWorkerUsers(t, "4000000")
+	refused, err := Spawn(t.Context(), spec)
+	if err == nil {
+		refused.Stop(5 * time.Second)
+	}
+	wantRefusal := `cannot run workers as "` + uid + `" (uid ` + uid + `): this agent runs them only as --worker-users 4000000`
+	if err == nil || !strings.Contains(err.Error(), wantRefusal) {
+		t.Errorf("an app naming uid %s, --worker-users 4000000: err = %v, want %q", uid, err, wantRefusal)
+	}
+	spec = testSpec(t, commandApp)
+	spec.Users = mustParseWorkerUsers(t, "4000000,"+uid)
+	p, err := Spawn(t.Context(), spec)
+	if err != nil {
+		t.Errorf("an app naming uid %s, --worker-users 4000000,%s: %v", uid, uid, err)
+	} else {
+		p.Stop(5 * time.Second)
+	}
 	// A name is looked up as a uid is, not answered from $USER
 	// (user.Lookup, built without cgo, asks user.Current first).
 	wu, err := ParseWorkerUsers("someone")
@@ -333,4 +355,14 @@ func spawnAsTheAgentsUID(t *testing.T, uid string) {
 	if err == nil || err.Error() != want {
 		t.Errorf("--worker-users someone, the agent's $USER: %v, err = %v; want %q", wu.ranges, err, want)
 	}
+}
+
+// mustParseWorkerUsers is ParseWorkerUsers(s), which the test needs.
+func mustParseWorkerUsers(t *testing.T, s string) WorkerUsers {
+	t.Helper()
+	wu, err := ParseWorkerUsers(s)
+	if err != nil {
+		t.Fatalf("--worker-users %s: %v", s, err)
+	}
+	return wu
 }
