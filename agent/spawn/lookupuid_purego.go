@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// systemPasswd is the machine's: /etc/passwd, and getent when installed
-// (a node's glibc; a distroless image has none).
-var systemPasswd = passwdDB{file: "/etc/passwd", getent: systemGetent(), wait: 10 * time.Second}
+// systemPasswd is the machine's: /etc/passwd and /etc/group, and getent
+// when installed (a node's glibc; a distroless image has none).
+var systemPasswd = passwdDB{file: "/etc/passwd", group: "/etc/group", getent: systemGetent(), wait: 10 * time.Second}
 
 // lookupUID is user.LookupId for the agent's binaries, built without cgo
 // (CGO_ENABLED=0), where user.LookupId answers the process's own uid

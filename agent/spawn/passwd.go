@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ const (
 // A test builds its own, with a passwd file and a getent of its own.
 type passwdDB struct {
 	file   string        // the passwd file; none is a file of no entries
+	group  string        // the group file, read where getent cannot answer initgroups (fileGroups)
 	getent string        // the getent command; none (not found) is no databases beyond the file
 	wait   time.Duration // how long getent may take to answer
 }
@@ -146,14 +148,14 @@ func (db passwdDB) runGetent(ctx context.Context, path, database, key string) (o
 func (db passwdDB) groupIDs(ctx context.Context, u *user.User) ([]string, error) {
 	path, err := exec.LookPath(db.getent)
 	if err != nil {
-		return fileGroups(u)
+		return db.fileGroups(u)
 	}
 	if strings.HasPrefix(u.Username, "-") { // never an option to getent; no entry has such a name (NIS)
 		return []string{u.Gid}, nil
 	}
 	out, found, err := db.runGetent(ctx, path, "initgroups", u.Username)
 	if errors.Is(err, errUnknownDatabase) {
-		return fileGroups(u)
+		return db.fileGroups(u)
 	}
 	if !found || err != nil {
 		return []string{u.Gid}, err
@@ -161,15 +163,67 @@ func (db passwdDB) groupIDs(ctx context.Context, u *user.User) ([]string, error)
 	return parseInitgroups(out, u)
 }
 
-// fileGroups is u's groups from the group file (u.GroupIds, built without
-// cgo), or its primary group alone where there is no group file (an image
-// without one): only that, not any other error, is no groups.
-func fileGroups(u *user.User) ([]string, error) {
-	groups, err := u.GroupIds()
+// fileGroups is u's groups from db's group file, its primary group
+// first, as os/user reads /etc/group built without cgo, the agent's
+// build, but from db.group: built with cgo (go test's), u.GroupIds is
+// libc's getgrouplist, and a test could not tell the file's groups from
+// the primary group alone. No group file (an image without one) is the
+// primary group alone; any other failure to read it is an error, never
+// fewer groups than the user has.
+func (db passwdDB) fileGroups(u *user.User) ([]string, error) {
+	f, err := os.Open(db.group)
 	if errors.Is(err, fs.ErrNotExist) {
 		return []string{u.Gid}, nil
 	}
-	return groups, err
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	groups, err := groupsListing(f, u)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", db.group, err)
+	}
+	return groups, nil
+}
+
+// groupsListing is u's primary group, then the gid of each group of r, a
+// group file (name:password:gid:members), whose comma-separated members
+// name u, once each. It reads r as os/user's listGroupsFromReader does:
+// a line is trimmed of blanks; an empty one, a comment (#), a NIS one (+
+// or -), one of other than four fields, of no name, or whose gid is no
+// number lists no one.
+func groupsListing(r io.Reader, u *user.User) ([]string, error) {
+	groups, seen := []string{u.Gid}, map[string]bool{u.Gid: true}
+	rd := bufio.NewReader(r)
+	for {
+		line, err := rd.ReadBytes('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		if gid, ok := groupListing(bytes.TrimSpace(line), u.Username); ok && !seen[gid] {
+			seen[gid] = true
+			groups = append(groups, gid)
+		}
+		if err != nil {
+			return groups, nil
+		}
+	}
+}
+
+// groupListing is the gid of line, a group file's, if its members name
+// name (groupsListing).
+func groupListing(line []byte, name string) (string, bool) {
+	if len(line) == 0 || line[0] == '#' || line[0] == '+' || line[0] == '-' {
+		return "", false
+	}
+	f := strings.Split(string(line), ":")
+	if len(f) != 4 || f[0] == "" || !slices.Contains(strings.Split(f[3], ","), name) {
+		return "", false
+	}
+	if _, err := strconv.Atoi(f[2]); err != nil {
+		return "", false
+	}
+	return f[2], true
 }
 
 // maxGroups is the kernel's NGROUPS_MAX, the most groups setgroups takes.

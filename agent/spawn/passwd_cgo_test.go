@@ -23,7 +23,7 @@ func TestGroupIDsAgreeWithLibc(t *testing.T) {
 	if getent == "" {
 		t.Fatal("the test needs getent, of glibc (libc-bin)")
 	}
-	db := passwdDB{file: "/etc/passwd", getent: getent, wait: 10 * time.Second}
+	db := passwdDB{file: "/etc/passwd", group: "/etc/group", getent: getent, wait: 10 * time.Second}
 	passwd, err := os.ReadFile(db.file)
 	if err != nil {
 		t.Fatal(err)

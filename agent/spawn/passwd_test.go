@@ -112,12 +112,27 @@ esac
 
 const fakePasswd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001:Alice:/home/alice:/bin/sh\n"
 
-// fakePasswdDB is a passwdDB of fakePasswd and fakeGetent, in dir.
+// fakeGroup is a group file listing ferry-made-up-user, whom no group of
+// this machine's lists, in gid 3000 alone: among others, not as a name
+// another begins or ends with, not in a comment or a NIS line, and in
+// its own primary group 1234 again.
+const fakeGroup = `root:x:0:
+# staff:x:3001:ferry-made-up-user
++ferry-made-up-user:x:3002:ferry-made-up-user
+staff:x:3000:alice,ferry-made-up-user,bob
+others:x:3003:ferry-made-up-user2,xferry-made-up-user
+own:x:1234:ferry-made-up-user
+`
+
+// fakePasswdDB is a passwdDB of fakePasswd, fakeGroup and fakeGetent, in dir.
 func fakePasswdDB(t *testing.T) passwdDB {
 	t.Helper()
 	dir := t.TempDir()
-	db := passwdDB{file: filepath.Join(dir, "passwd"), getent: filepath.Join(dir, "getent"), wait: 2 * time.Second}
+	db := passwdDB{file: filepath.Join(dir, "passwd"), group: filepath.Join(dir, "group"), getent: filepath.Join(dir, "getent"), wait: 2 * time.Second}
 	if err := os.WriteFile(db.file, []byte(fakePasswd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db.group, []byte(fakeGroup), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(db.getent, []byte(fakeGetent), 0o755); err != nil {
@@ -320,7 +335,10 @@ func TestPasswdDBLookupName(t *testing.T) {
 // built with cgo): a user only the directory knows gets the directory's
 // groups, which the group file, all it had before, lacks. Another name's
 // answer, a gid that is no number, getent failing or hanging, is an
-// error; with no getent, the group file's groups (u.GroupIds).
+// error; with no getent, or musl's, the group file's groups (fileGroups,
+// the file a test gives, not libc's getgrouplist, u.GroupIds built with
+// cgo): the primary group alone where there is no file, an error where
+// it cannot be read.
 func TestPasswdDBGroupIDs(t *testing.T) {
 	ldapuser := &user.User{Uid: "1000", Gid: "1000", Username: "ldapuser", HomeDir: "/home/ldapuser"}
 	alice := &user.User{Uid: "1001", Gid: "1001", Username: "alice", HomeDir: "/home/alice"}
@@ -339,8 +357,16 @@ func TestPasswdDBGroupIDs(t *testing.T) {
 		{what: "whose getent fails", u: named("down")},
 		{what: "whose getent hangs", change: func(_ *testing.T, db *passwdDB) { db.wait = 100 * time.Millisecond }, u: named("slow")},
 		{what: "that getent would take for an option", u: named("-x"), want: []string{"1002"}},
-		{what: "with no getent", change: func(_ *testing.T, db *passwdDB) { db.getent += ".none" }, u: madeUp, want: []string{"1234"}},
-		{what: "whose getent knows no initgroups (musl's)", change: withMuslGetent, u: madeUp, want: []string{"1234"}},
+		{what: "with no getent", change: withoutGetent, u: madeUp, want: []string{"1234", "3000"}},
+		{what: "whose getent knows no initgroups (musl's)", change: withMuslGetent, u: madeUp, want: []string{"1234", "3000"}},
+		{what: "with no getent nor group file", change: func(t *testing.T, db *passwdDB) {
+			withoutGetent(t, db)
+			db.group += ".none"
+		}, u: madeUp, want: []string{"1234"}},
+		{what: "with no getent and a group file it cannot read", change: func(t *testing.T, db *passwdDB) {
+			withoutGetent(t, db)
+			db.group = t.TempDir() // a directory: reading it fails
+		}, u: madeUp},
 	} {
 		db := fakePasswdDB(t)
 		if tt.change != nil {
@@ -365,6 +391,9 @@ echo "Unknown database: $1" >&2
 echo "Usage: getent database [key ...]" >&2
 exit 1
 `
+
+// withoutGetent makes db's getent a command that is not there.
+func withoutGetent(_ *testing.T, db *passwdDB) { db.getent += ".none" }
 
 // withMuslGetent makes db's getent fakeMuslGetent.
 func withMuslGetent(t *testing.T, db *passwdDB) {
