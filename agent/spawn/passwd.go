@@ -102,8 +102,8 @@ func (db passwdDB) fromGetent(ctx context.Context, field int, value string) (*us
 }
 
 // errUnknownDatabase: getent knows no such database (musl's knows no
-// initgroups), which it says exiting 1 with "Unknown database" (glibc's
-// and NetBSD's wording).
+// initgroups), which it says exiting 1 with "Unknown database: " and the
+// database's name (glibc's and NetBSD's wording: saysUnknownDatabase).
 var errUnknownDatabase = errors.New("getent knows no such database")
 
 // runGetent is what getent (path) answers for key in database, or found
@@ -125,7 +125,7 @@ func (db passwdDB) runGetent(ctx context.Context, path, database, key string) (o
 		return nil, false, fmt.Errorf("getent %s %s: %w", database, key, context.Cause(ctx))
 	case bounded.Err() != nil:
 		return nil, false, fmt.Errorf("getent %s %s: no answer within %s", database, key, db.wait)
-	case errors.As(err, &exit) && exit.ExitCode() == 1 && bytes.Contains(exit.Stderr, []byte("nknown database")):
+	case errors.As(err, &exit) && exit.ExitCode() == 1 && saysUnknownDatabase(exit.Stderr, database):
 		return nil, false, fmt.Errorf("getent %s %s: %w", database, key, errUnknownDatabase)
 	case errors.As(err, &exit):
 		return nil, false, fmt.Errorf("getent %s %s: %w: %s", database, key, err, bytes.TrimSpace(exit.Stderr))
@@ -133,6 +133,20 @@ func (db passwdDB) runGetent(ctx context.Context, path, database, key string) (o
 		return nil, false, fmt.Errorf("getent %s %s: %w", database, key, err)
 	}
 	return out, true, nil
+}
+
+// saysUnknownDatabase: stderr, getent's, says database is unknown, on a
+// line saying "nknown database" (musl's "Unknown database: initgroups")
+// that names it: one naming another database (a wrapper's getent asking
+// passwd itself, say) is getent failing, not its missing database, which
+// the caller would take for "read the group file instead".
+func saysUnknownDatabase(stderr []byte, database string) bool {
+	for line := range bytes.Lines(stderr) {
+		if bytes.Contains(line, []byte("nknown database")) && bytes.Contains(line, []byte(database)) {
+			return true
+		}
+	}
+	return false
 }
 
 // groupIDs is u's groups, its primary group first, as libc's initgroups

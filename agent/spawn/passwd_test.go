@@ -359,6 +359,7 @@ func TestPasswdDBGroupIDs(t *testing.T) {
 		{what: "that getent would take for an option", u: named("-x"), want: []string{"1002"}},
 		{what: "with no getent", change: withoutGetent, u: madeUp, want: []string{"1234", "3000"}},
 		{what: "whose getent knows no initgroups (musl's)", change: withMuslGetent, u: madeUp, want: []string{"1234", "3000"}},
+		{what: "whose getent says another database is unknown", change: withGetentSaying("echo 'Unknown database: passwd' >&2; exit 1"), u: madeUp},
 		{what: "with no getent nor group file", change: func(t *testing.T, db *passwdDB) {
 			withoutGetent(t, db)
 			db.group += ".none"
@@ -394,6 +395,17 @@ exit 1
 
 // withoutGetent makes db's getent a command that is not there.
 func withoutGetent(_ *testing.T, db *passwdDB) { db.getent += ".none" }
+
+// withGetentSaying makes db's getent a script that runs body for every
+// question.
+func withGetentSaying(body string) func(*testing.T, *passwdDB) {
+	return func(t *testing.T, db *passwdDB) {
+		t.Helper()
+		if err := os.WriteFile(db.getent, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 // withMuslGetent makes db's getent fakeMuslGetent.
 func withMuslGetent(t *testing.T, db *passwdDB) {
