@@ -158,7 +158,10 @@ func saysUnknownDatabase(stderr []byte, database string) bool {
 // without cgo (fileGroups): where no getent is installed, or one without
 // initgroups (musl's, Alpine's, derived from NetBSD's, says "Unknown
 // database"). A user only getent knows is in no group of the file, and
-// its workers ran without the directory's groups it is in.
+// its workers ran without the directory's groups it is in. getent
+// initgroups exiting 2, "no such entry", which glibc's never does for
+// it, is an error, not the primary group alone: a getent that says so
+// has not answered.
 func (db passwdDB) groupIDs(ctx context.Context, u *user.User) ([]string, error) {
 	path, err := exec.LookPath(db.getent)
 	if err != nil {
@@ -168,11 +171,13 @@ func (db passwdDB) groupIDs(ctx context.Context, u *user.User) ([]string, error)
 		return []string{u.Gid}, nil
 	}
 	out, found, err := db.runGetent(ctx, path, "initgroups", u.Username)
-	if errors.Is(err, errUnknownDatabase) {
+	switch {
+	case errors.Is(err, errUnknownDatabase):
 		return db.fileGroups(u)
-	}
-	if !found || err != nil {
-		return []string{u.Gid}, err
+	case err != nil:
+		return nil, err
+	case !found: // "no such entry", which glibc's initgroups never says: not "the primary group alone"
+		return nil, fmt.Errorf("getent initgroups %s: exit status 2, which getent initgroups never gives: no answer, not its groups", u.Username)
 	}
 	return parseInitgroups(out, u)
 }

@@ -360,6 +360,7 @@ func TestPasswdDBGroupIDs(t *testing.T) {
 		{what: "with no getent", change: withoutGetent, u: madeUp, want: []string{"1234", "3000"}},
 		{what: "whose getent knows no initgroups (musl's)", change: withMuslGetent, u: madeUp, want: []string{"1234", "3000"}},
 		{what: "whose getent says another database is unknown", change: withGetentSaying("echo 'Unknown database: passwd' >&2; exit 1"), u: madeUp},
+		{what: "whose getent initgroups exits 2, as glibc's never does", change: withGetentSaying("exit 2"), u: madeUp},
 		{what: "with no getent nor group file", change: func(t *testing.T, db *passwdDB) {
 			withoutGetent(t, db)
 			db.group += ".none"
