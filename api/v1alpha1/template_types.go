@@ -166,8 +166,8 @@ type AppSpec struct {
 	// /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; HOME,
 	// the worker user's home directory (/ when it has none); LANG, the
 	// agent's, or C.UTF-8 when it has none; USER and LOGNAME, the worker
-	// user's name (its uid, for a uid with an entry neither in the agent's
-	// (its image's) /etc/passwd nor in what getent passwd answers); and
+	// user's name (its uid, for a uid that neither the agent image's
+	// /etc/passwd nor getent passwd has an entry for); and
 	// PYTHONUNBUFFERED=1. env may set any
 	// of these, and its value is the one the worker gets: a PATH with a
 	// virtualenv's bin first, say, on which python and command[0] are then
