@@ -886,7 +886,7 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 		why = append(why, nodeList(n.resisting)+" resisting a deployment error")
 	}
 	if len(n.failing) > 0 {
-		reason := failureReason(in, n.failing[0])
+		reason := failureReason(in, quotedNode(in, n.failing))
 		w := fmt.Sprintf("it %s (%s)", contract.FailedHow(reason, " on "+nodeList(n.failing)), cutMiddle(reason, maxReason))
 		why = append(why, w+olderNote(in, n.failing))
 	}
@@ -894,13 +894,28 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 	if len(n.resisting) == 0 {
 		if retried := retriedOf(in, n.failing); len(retried) > 0 {
 			retrying = len(retried)
-			goesOn = goesOnOnce(in, retried[0], failureReason(in, retried[0]))
+			node := quotedNode(in, retried)
+			goesOn = goesOnOnce(in, node, failureReason(in, node))
 		}
 	}
 	remedy := haltRemedy(retrying, goesOn)
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 		fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
 			in.Target, n.updated, len(in.Nodes), strings.Join(why, "; "), remedy))
+}
+
+// quotedNode is the one of nodes, failing ones, whose failure the halt's
+// message quotes and judges: the remembered halt's node when it is one of
+// them, whose reason is the record's (failureReason), else the first by
+// name. Not the first by name always: with the halt's node not first,
+// the message quoted another node's latest failure, which changes at each
+// of its deaths ("1.2s after it was ready", then "2.5s"), a status write
+// and a `restart --wait` line each time.
+func quotedNode(in rollupInput, nodes []string) string {
+	if haltRemembered(in) && slices.Contains(nodes, in.Halt.Node) {
+		return in.Halt.Node
+	}
+	return nodes[0]
 }
 
 // failureReason is how the target failed on a failing node, as the

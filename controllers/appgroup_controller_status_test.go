@@ -2035,6 +2035,42 @@ func TestHaltListsItsNodesAlikeBetweenRetries(t *testing.T) {
 	}
 }
 
+// TestHaltQuotesItsOwnNode: the halt recorded on node-b, node-a (first
+// by name) fails too, its processes dying young at each of its agent's
+// retries, each death's reason with its own lifetime: the message quotes
+// the halt's node, whose reason is the record's, so that it stays the
+// same across node-a's deaths, not written anew, nor a `restart --wait`
+// line printed, at each.
+func TestHaltQuotesItsOwnNode(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	const died = "exited with status 1 1.2s after it was ready"
+	blocking := func(a *ferryv1.ProcessPool) rollupInput {
+		in := input(abc, a, testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow),
+			testPool("node-c", oldRev, rolledOut(2)))
+		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+		in.Halt = &ferryv1.HaltedRollout{Revision: targetRev, Node: "node-b", Reason: died}
+		return looped(in)
+	}
+	want := "Rollout of revision 2-abc halted at 0/3 nodes updated: it died on node-a and node-b soon after it was ready " +
+		"(" + died + "), with no older process to serve between its deaths; " +
+		"their agents retry it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
+		crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation or the app to start a new rollout"
+	for _, turn := range []struct {
+		name string
+		in   rollupInput
+	}{
+		{"node-a dies 1.2s after ready", blocking(testPool("node-a", targetRev, restartingBlocking(0, 2), crashedInWindow))},
+		{"node-a retrying", blocking(testPool("node-a", targetRev, restartingBlocking(1, 2), crashedInWindow))},
+		{"node-a dies 2.5s after ready", blocking(testPool("node-a", targetRev, restartingBlocking(0, 2),
+			spawnFailed("exited with status 1 2.5s after it was ready")))},
+	} {
+		c := rollingRestartCondition(turn.in)
+		if c.Reason != ferryv1.ReasonRolloutHalted || c.Message != want {
+			t.Errorf("%s: RollingRestart = %s/%s:\n%q\nwant RolloutHalted:\n%q", turn.name, c.Status, c.Reason, c.Message, want)
+		}
+	}
+}
+
 // TestHaltSaysNothingOlderWhereTheTargetLasts: on the remembered halt's
 // node, a process of the target lived the crash window (lastedRevision)
 // and serves, its last spawn error still a young death: its processes no
