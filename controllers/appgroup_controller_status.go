@@ -544,7 +544,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		if ok && r.OnTarget && len(retriedOf(in, []string{in.Halt.Node})) > 0 {
 			retrying = 1 // the node the message names
 		}
-		remedy := haltRemedy(retrying, goesOnOnce(in, in.Halt.Node, in.Halt.Reason))
+		remedy := haltRemedy(retrying, goesOnOnce(in, in.Halt.Node, in.Halt.Reason, "there"))
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it %s (%s)%s; %s",
 				in.Target, n.updated, len(in.Nodes), contract.FailedHow(in.Halt.Reason, " on "+in.Halt.Node),
@@ -885,23 +885,60 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 	if len(n.resisting) > 0 {
 		why = append(why, nodeList(n.resisting)+" resisting a deployment error")
 	}
-	if len(n.failing) > 0 {
-		reason := failureReason(in, quotedNode(in, n.failing))
-		w := fmt.Sprintf("it %s (%s)", contract.FailedHow(reason, " on "+nodeList(n.failing)), cutMiddle(reason, maxReason))
-		why = append(why, w+olderNote(in, n.failing))
+	for _, nodes := range byFailure(in, n.failing) {
+		reason := failureReason(in, quotedNode(in, nodes))
+		w := fmt.Sprintf("it %s (%s)", contract.FailedHow(reason, " on "+nodeList(nodes)), cutMiddle(reason, maxReason))
+		why = append(why, w+olderNote(in, nodes))
 	}
 	retrying, goesOn := 0, ""
 	if len(n.resisting) == 0 {
 		if retried := retriedOf(in, n.failing); len(retried) > 0 {
 			retrying = len(retried)
-			node := quotedNode(in, retried)
-			goesOn = goesOnOnce(in, node, failureReason(in, node))
+			goesOn = goesOnOnceOn(in, byFailure(in, retried))
 		}
 	}
 	remedy := haltRemedy(retrying, goesOn)
 	return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 		fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: %s; %s",
 			in.Target, n.updated, len(in.Nodes), strings.Join(why, "; "), remedy))
+}
+
+// byFailure parts nodes, failing ones, by how the target failed there
+// (failureReason): those where it died soon after it was ready
+// (contract.DiedAfterReadyIn), then those where it failed to spawn, each
+// part in node order, an empty one left out. The halt's message has a
+// clause for each: one quote of either kind said of both read "died on
+// node-a and node-b soon after it was ready" of a node where it never
+// started.
+func byFailure(in rollupInput, nodes []string) [][]string {
+	var died, failed []string
+	for _, node := range nodes {
+		if contract.DiedAfterReadyIn(failureReason(in, node)) {
+			died = append(died, node)
+		} else {
+			failed = append(failed, node)
+		}
+	}
+	return slices.DeleteFunc([][]string{died, failed}, func(part []string) bool { return len(part) == 0 })
+}
+
+// goesOnOnceOn is what a halted rollout waits for on the nodes its
+// message names whose agents retry the target, parted by how it failed
+// (byFailure): goesOnOnce of each part's quoted node, "there" where
+// there is one part, else each part's condition on its nodes ("a process
+// of it lives 10s, the crash window, on node-a and it starts on
+// node-b").
+func goesOnOnceOn(in rollupInput, parts [][]string) string {
+	if len(parts) == 1 {
+		node := quotedNode(in, parts[0])
+		return goesOnOnce(in, node, failureReason(in, node), "there")
+	}
+	conditions := make([]string, 0, len(parts))
+	for _, nodes := range parts {
+		node := quotedNode(in, nodes)
+		conditions = append(conditions, goesOnOnce(in, node, failureReason(in, node), "on "+nodeList(nodes)))
+	}
+	return strings.Join(conditions, " and ")
 }
 
 // quotedNode is the one of nodes, failing ones, whose failure the halt's
@@ -1220,15 +1257,16 @@ func haltRemedy(retrying int, goesOn string) string {
 // the node then rolls out, settle waiting no window, and "once one lives
 // the crash window" was true already); else, where it died soon after it
 // was ready, once a process of it lives the crash window: it starts, and
-// that is not what it lacks; else once it starts there.
-func goesOnOnce(in rollupInput, node, reason string) string {
+// that is not what it lacks; else once it starts there. where is
+// "there", or "on" and the nodes it is said of.
+func goesOnOnce(in rollupInput, node, reason, where string) string {
 	switch {
 	case in.Reports[node].Pool != nil && in.Reports[node].Pool.Status.LastedRevision == in.Target:
-		return "every process of it is ready there"
+		return "every process of it is ready " + where
 	case contract.DiedAfterReadyIn(reason):
-		return fmt.Sprintf("a process of it lives %s, the crash window, there", contract.CrashWindow)
+		return fmt.Sprintf("a process of it lives %s, the crash window, %s", contract.CrashWindow, where)
 	}
-	return "it starts there"
+	return "it starts " + where
 }
 
 // listenFailed lists the selected nodes whose pool runs but whose proxy

@@ -1914,11 +1914,20 @@ func TestHaltSaysWhatServesOnItsNodes(t *testing.T) {
 		// node-a between two tries, its agent sending no process table,
 		// one of its two processes ready and one updated: whether the
 		// ready one is older, the counts cannot tell, so only node-b is
-		// said to have none.
+		// said to have none. Its processes die young where node-b's
+		// never start: each failure has its clause, and the remedy
+		// names what each node waits for.
 		{"two nodes, one whose counts cannot tell",
 			resistingNothing(input(abc, testPool("node-a", targetRev, restarting(0, 2), crashedInWindow, counts(1, 1, 2), noTable),
 				testPool("node-b", targetRev, cannotLoad))),
-			"on node-a and node-b soon after it was ready " + died + ", with no older process to keep serving on node-b;"},
+			"it died on node-a soon after it was ready " + died + "; it failed to spawn on node-b " + loadFailed +
+				", with no older process to keep serving; their agents retry it with backoff, at most a minute apart, and the " +
+				"rollout goes on once a process of it lives " + crashWindow + ", the crash window, on node-a and it starts on node-b;"},
+		{"a death soon after ready on one node, a failed spawn on another, older processes serving on the first",
+			resistingNothing(input(abc, testPool("node-a", targetRev, cannotLoad),
+				testPool("node-b", targetRev, restarting(0, 2), crashedInWindow))),
+			"it died on node-b soon after it was ready " + died + ", older processes serving there meanwhile; " +
+				"it failed to spawn on node-a " + loadFailed + ", with no older process to keep serving;"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
