@@ -2133,6 +2133,7 @@ func TestHaltQuotesANewKindOfFailure(t *testing.T) {
 			"(exited with status 1 1.2s after it was ready), with no older process to serve between its deaths; " +
 			"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
 			crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation or the app to start a new rollout"
+		diedBlocked = strings.Replace(died, "to serve between its deaths", "to keep serving", 1)
 	)
 	halt := (*ferryv1.HaltedRollout)(nil)
 	for _, turn := range []struct {
@@ -2143,6 +2144,10 @@ func TestHaltQuotesANewKindOfFailure(t *testing.T) {
 		{"the app fails to load", []poolOpt{restartingBlocking(0, 2), spawnFailed("the app failed to load")}, loadFailed},
 		{"a retry loads it, and it dies soon after ready", []poolOpt{restartingBlocking(0, 2), crashedInWindow}, died},
 		{"a retry spawning", []poolOpt{restartingBlocking(1, 2), crashedInWindow}, died},
+		// A spawn blocked for no fault of the revision says nothing of
+		// whether it starts: the halt still quotes the death.
+		{"a retry blocked, its port taken", []poolOpt{restartingBlocking(0, 2),
+			spawnFailed("could not listen on port 3000: address already in use"), blocked}, diedBlocked},
 		{"it dies again, after another lifetime", []poolOpt{restartingBlocking(0, 2),
 			spawnFailed("exited with status 1 2.5s after it was ready")}, died},
 		{"it fails to load again", []poolOpt{restartingBlocking(0, 2), spawnFailed("the app failed to load")}, loadFailed},

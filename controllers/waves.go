@@ -415,13 +415,22 @@ func haltRecord(in rollupInput) *ferryv1.HaltedRollout {
 // now starts and dies was false. Not of a failure of the same kind: each
 // young death's reason has its own lifetime, and the record, so the
 // message, stays that of the first, steady across the deaths. Nor of a
-// halt resisted (its node retries nothing), or a node off the target.
+// halt resisted (its node retries nothing), or a node off the target. A
+// failed spawn is taken only while the agent says the revision's spawns
+// fail (spawnsFail): one blocked for no fault of the revision (a port
+// taken, a valueFrom it could not read: ReasonSpawnBlocked), its last
+// spawn error of the revision all the same, says nothing of whether the
+// app starts, and "failed to spawn (address already in use)" replaced
+// the death that halted it. A young death is always one of the app's.
 func failedAnotherWay(prev *ferryv1.HaltedRollout, r poolReport) *ferryv1.HaltedRollout {
 	if prev.Resisted || r.Pool == nil || !r.OnTarget {
 		return prev
 	}
 	e := r.Pool.Status.LastSpawnError
 	if e == nil || e.Revision != prev.Revision || contract.DiedAfterReadyIn(e.Reason) == contract.DiedAfterReadyIn(prev.Reason) {
+		return prev
+	}
+	if !contract.DiedAfterReadyIn(e.Reason) && !spawnsFail(&r.Pool.Status, prev.Revision) {
 		return prev
 	}
 	kept := *prev
