@@ -777,17 +777,19 @@ func sortRollout(in rollupInput) rolloutNodes {
 
 // keptFailing is n with the nodes between two of their agents' tries of
 // the target (betweenTries) among the failing ones, in node order, while
-// the rollout halts: a node resists it or fails to spawn it, or the
-// remembered halt's node is itself between two tries. Its agent retries
-// the target there, and a retry's process spawning or ready for its
-// seconds does not end the failure: listed only at its failures, the
-// node came and went from the halt's message and halting nodes at each
-// retry, a status write, a `restart --wait` line and maybe a spread
-// event each time, where only the remembered halt's one node was kept
-// steady. It stays listed until a process of the target lasts there or
-// the node rolls out, as the remembered halt does (haltRecord).
+// the rollout halts: a node resists it or fails to spawn it, or a halt of
+// it is remembered. Its agent retries the target there, and a retry's
+// process spawning or ready for its seconds does not end the failure:
+// listed only at its failures, the node came and went from the halt's
+// message and halting nodes at each retry, a status write, a `restart
+// --wait` line and maybe a spread event each time, where only the
+// remembered halt's one node was kept steady. On the remembered halt
+// alone, not only while its node is between tries: with that node lasted
+// or no longer selected, another node between tries read as the halt's
+// node alone (the remembered branch), then at its next failure as itself
+// alone.
 func keptFailing(in rollupInput, n rolloutNodes) rolloutNodes {
-	if len(n.resisting)+len(n.failing) == 0 && (!haltRemembered(in) || !betweenTries(in, in.Halt.Node)) {
+	if len(n.resisting)+len(n.failing) == 0 && !haltRemembered(in) {
 		return n
 	}
 	var failing []string
@@ -817,28 +819,38 @@ func withoutNode(n rolloutNodes, node string) rolloutNodes {
 	return n
 }
 
-// betweenTries: node is on the target, its agent heard from, and the
-// target failed there last (its last spawn error, which stays until the
-// next one, is of the target) with no process of it lasting yet
-// (lastedRevision) nor the node rolled out: its agent tries the target
-// again, a spawn of it running or ready, which the next failure may end.
-// Not a node resisting, or whose restart ended leaving older processes
-// (Incomplete: nothing retries it), or one crash-looping (loopsOn: its
-// loop reads as such), or with the target run everywhere (nothing
-// halts), or whose spawns are blocked for no fault of the target.
+// betweenTries: node is on the target, its agent heard from, not rolled
+// out, and it stays listed among the failing nodes (keptFailing) for as
+// long as its failure lasts, which a retry's process spawning or ready
+// does not end. The remembered halt's node so, whatever else: the halt
+// names it until it rolls out (haltRecord), a process of the target
+// lasted there or not. Another node while the target failed there last
+// (its last spawn error, which stays until the next one, is of the
+// target), by how: where its processes died soon after they were ready,
+// until one of them lasts (lastedRevision), as a retry's ready process
+// may die so again; where it failed to spawn, while its agent says the
+// target's spawns fail (spawnsFail: ScalingError True, until a spawn of
+// it works), not once one worked, nor while they are blocked for no
+// fault of the target (a port taken, a valueFrom unreadable), which says
+// nothing of whether it starts. Not a node resisting, or whose restart
+// ended leaving older processes (Incomplete: nothing retries it), or one
+// crash-looping (loopsOn: its loop reads as such), or with the target
+// run everywhere (nothing halts).
 func betweenTries(in rollupInput, node string) bool {
 	r, ok := in.Reports[node]
 	if !ok || !r.Reported || r.Stale || !r.OnTarget || r.Resisting || r.FailsTarget || r.Incomplete || r.RolledOut ||
 		loopsOn(in.CrashLoop, r) || in.LastRolledOut != nil && in.LastRolledOut.Revision == in.Target {
 		return false
 	}
+	if haltRemembered(in) && in.Halt.Node == node {
+		return true
+	}
 	st := &r.Pool.Status
-	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionScalingError); c != nil &&
-		c.Status == metav1.ConditionTrue && c.Reason == ferryv1.ReasonSpawnBlocked {
+	if st.ObservedRevision != in.Target || st.LastedRevision == in.Target ||
+		st.LastSpawnError == nil || st.LastSpawnError.Revision != in.Target {
 		return false
 	}
-	return st.ObservedRevision == in.Target && st.LastedRevision != in.Target &&
-		st.LastSpawnError != nil && st.LastSpawnError.Revision == in.Target
+	return contract.DiedAfterReadyIn(st.LastSpawnError.Reason) || spawnsFail(st, in.Target)
 }
 
 // restartOver: the pool's agent is done restarting onto its revision,

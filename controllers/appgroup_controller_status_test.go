@@ -2080,6 +2080,104 @@ func TestHaltQuotesItsOwnNode(t *testing.T) {
 	}
 }
 
+// TestHaltListsANodeWhileItRetries: beside the halt's node, failing, a
+// node between two of its agent's tries of the target is listed while
+// it still fails so, and leaves the list when that ends: a process of it
+// lasted there, the node rolled out, its agent fell silent, its last
+// failure is of another revision, or its spawns are blocked for no fault
+// of the target; a failed spawn's node, whose failure is not a death
+// that may come again once its process is ready, once a spawn of it
+// works (ScalingError False), blocked before or not. (Seen failing
+// before: a node whose failed spawns had ended, a spawn working, stayed
+// listed until one of its processes lasted.)
+func TestHaltListsANodeWhileItRetries(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	const loadFailed, portTaken = "the app failed to load", "could not listen on port 3000: address already in use"
+	spawnsWork := func(p *ferryv1.ProcessPool) {
+		setCond(p, ferryv1.ConditionScalingError, metav1.ConditionFalse, ferryv1.ReasonSpawnsHealthy, "")
+	}
+	for _, tt := range []struct {
+		name   string
+		b      *ferryv1.ProcessPool
+		listed bool
+	}{
+		{"dying young, a retry spawning", testPool("node-b", targetRev, restartingBlocking(1, 2), crashedInWindow), true},
+		{"dying young, a retry's process ready", testPool("node-b", targetRev, restartingBlocking(1, 2), counts(1, 1, 1),
+			betweenDeaths), true},
+		{"failing to spawn, a retry spawning", testPool("node-b", targetRev, restartingBlocking(1, 2), spawnFailed(loadFailed)), true},
+		{"a process of it lasted", testPool("node-b", targetRev, restartingBlocking(1, 2), crashedInWindow, lasted), false},
+		{"rolled out", testPool("node-b", targetRev, rolledOut(2), betweenDeaths), false},
+		{"its agent silent", testPool("node-b", targetRev, restartingBlocking(1, 2), crashedInWindow,
+			heartbeatAt(t0.Add(-10*staleAfter))), false},
+		{"its last failure of another revision", testPool("node-b", targetRev, restartingBlocking(1, 2), crashedInWindow,
+			spawnsOf(oldRev)), false},
+		{"its spawns blocked", testPool("node-b", targetRev, restartingBlocking(1, 2), spawnFailed(portTaken), blocked), false},
+		{"its spawns blocked, then one working", testPool("node-b", targetRev, restartingBlocking(1, 2), spawnFailed(portTaken),
+			spawnsWork), false},
+		{"failing to spawn, then one working", testPool("node-b", targetRev, restartingBlocking(1, 2), spawnFailed(loadFailed),
+			spawnsWork), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := input(abc, testPool("node-a", targetRev, restartingBlocking(0, 2), crashedInWindow), tt.b,
+				testPool("node-c", oldRev, rolledOut(2)))
+			in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+			in.Halt = &ferryv1.HaltedRollout{Revision: targetRev, Node: "node-a", Reason: "exited with status 1 1.2s after it was ready"}
+			in = looped(in)
+			c := rollingRestartCondition(in)
+			if c.Reason != ferryv1.ReasonRolloutHalted || strings.Contains(c.Message, "node-b") != tt.listed {
+				t.Errorf("RollingRestart = %s/%s: %q, want RolloutHalted naming node-b: %v", c.Status, c.Reason, c.Message, tt.listed)
+			}
+		})
+	}
+}
+
+// TestHaltListsItsNodesAlikeWhereItsOwnNodeLasts: the halt's node, on
+// the target and heard from, is listed until it rolls out, a process of
+// the target having lasted there or not; a halt whose node is no longer
+// selected names none: either way, another node dying young at each of
+// its agent's retries is named at its deaths and between them alike, and
+// the message does not flip between that node and the halt's at each
+// turn. (Seen failing before: between node-b's deaths the message named
+// the halt's node alone, at them node-b alone.)
+func TestHaltListsItsNodesAlikeWhereItsOwnNodeLasts(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	dead := testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow)
+	retrying := testPool("node-b", targetRev, restartingBlocking(1, 2), crashedInWindow)
+	lastedThere := func(b *ferryv1.ProcessPool) rollupInput {
+		in := input(abc, testPool("node-a", targetRev, restartingBlocking(1, 2), counts(1, 1, 1), betweenDeaths, lasted), b,
+			testPool("node-c", oldRev, rolledOut(2)))
+		in.Halt = &ferryv1.HaltedRollout{Revision: targetRev, Node: "node-a", Reason: "exited with status 1 1.2s after it was ready"}
+		return in
+	}
+	deselected := func(b *ferryv1.ProcessPool) rollupInput {
+		in := input([]string{"node-b", "node-c"}, b, testPool("node-c", oldRev, rolledOut(2)))
+		in.Halt = &ferryv1.HaltedRollout{Revision: targetRev, Node: "node-a", Reason: "exited with status 1 1.2s after it was ready"}
+		return in
+	}
+	for _, tt := range []struct {
+		name  string
+		of    func(*ferryv1.ProcessPool) rollupInput
+		words string
+	}{
+		{"the halt's node lasted", lastedThere, "it died on node-a and node-b soon after it was ready"},
+		{"the halt's node no longer selected", deselected, "it died on node-b soon after it was ready"},
+	} {
+		var messages []string
+		for _, b := range []*ferryv1.ProcessPool{dead, retrying} {
+			in := tt.of(b.DeepCopy())
+			in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+			c := rollingRestartCondition(looped(in))
+			if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, tt.words) {
+				t.Errorf("%s: RollingRestart = %s/%s: %q, want RolloutHalted saying %q", tt.name, c.Status, c.Reason, c.Message, tt.words)
+			}
+			messages = append(messages, c.Message)
+		}
+		if messages[0] != messages[1] {
+			t.Errorf("%s: at node-b's death:\n%q\nbetween its deaths:\n%q", tt.name, messages[0], messages[1])
+		}
+	}
+}
+
 // TestHaltSaysNothingOlderWhereTheTargetLasts: on the remembered halt's
 // node, a process of the target lived the crash window (lastedRevision)
 // and serves, its last spawn error still a young death: its processes no
