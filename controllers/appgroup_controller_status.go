@@ -539,9 +539,11 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		return haltedCondition(c, in, n)
 	case haltRemembered(in):
 		// Between two of its retries, the node reads as the failing case.
+		// Its agent said to retry it only where it is heard from: of a
+		// silent one, whereNowNote says so instead.
 		r, ok := in.Reports[in.Halt.Node]
 		retrying := 0
-		if ok && r.OnTarget && len(retriedOf(in, []string{in.Halt.Node})) > 0 {
+		if ok && r.Reported && !r.Stale && r.OnTarget && len(retriedOf(in, []string{in.Halt.Node})) > 0 {
 			retrying = 1 // the node the message names
 		}
 		remedy := haltRemedy(retrying, goesOnOnce(in, in.Halt.Node, in.Halt.Reason, "there"))
@@ -1586,12 +1588,19 @@ func whereNow(in rollupInput) string {
 // death, none of them lived the crash window there, nothing returning
 // the node), a retry's process ready for seconds at a time: the note
 // then says no older process serves between the deaths (olderNote).
+// On the target, its agent silent or never heard, it says that, steady
+// while it is silent, and no retry is claimed (the remedy), as kubectl
+// ferry status says it: no report says the agent retries it.
 func whereNowNote(in rollupInput) string {
 	if w := whereNow(in); w != "" {
 		return w
 	}
-	if r, ok := in.Reports[in.Halt.Node]; ok && r.Reported && !r.Stale && r.OnTarget {
+	r, ok := in.Reports[in.Halt.Node]
+	switch {
+	case ok && r.Reported && !r.Stale && r.OnTarget:
 		return olderNote(in, []string{in.Halt.Node})
+	case ok && r.OnTarget:
+		return ", whose agent is not heard from"
 	}
 	return ""
 }
