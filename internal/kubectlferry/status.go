@@ -399,10 +399,21 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *
 		if everyPool {
 			return s + "\nEvery node was given it already; the halt ends once that node runs it."
 		}
+		if !poolOf(pool, h.Revision) {
+			// No pool of it there to run it: "until that node runs
+			// it" read as if waiting would do.
+			return s + "\nNo other node gets it: set a new revision to go on."
+		}
 		return s + "\nNo other node gets it until that node runs it."
 	}
 	return s + "\n(the node kept serving an older revision)" +
 		"\nNo other node gets it, and it is not retried: set a new revision to retry."
+}
+
+// poolOf: pool is a pool of revision on the halted node, not being
+// deleted, which may yet run it (its agent heard from or not).
+func poolOf(pool *ferryv1.ProcessPool, revision string) bool {
+	return pool != nil && pool.DeletionTimestamp == nil && pool.Spec.Revision == revision
 }
 
 // retryingOn says what becomes of revision on the halted node's pool:

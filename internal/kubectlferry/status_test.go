@@ -545,6 +545,11 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 		noPool     = "(no pool on the node now)"
 		deleted    = "(its pool on the node is being deleted)"
 		returned   = "(the node runs revision 1-abc now)"
+		unassigned = "(the node is given no revision now)"
+		// What follows: the node may yet run it, or, no pool of it
+		// there, only a new revision goes on.
+		untilItRuns = "No other node gets it until that node runs it."
+		newRevision = "No other node gets it: set a new revision to go on."
 	)
 	for _, tt := range []struct {
 		name  string
@@ -583,11 +588,18 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 		// The manager says the node is no longer selected.
 		{"the pool being deleted, older processes ready", pool([]ferryv1.ProcessInfo{ready(older), ready(older)},
 			func(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time: testNow} }), true, deleted},
+		{"the pool given no revision now", pool([]ferryv1.ProcessInfo{ready(older)}, func(p *ferryv1.ProcessPool) {
+			p.Spec.Revision = ""
+		}), true, unassigned},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := haltSummary(h, testNow, false, tt.pool, tt.heard)
-			if !strings.Contains(got, "\n"+tt.want+"\n") {
-				t.Errorf("got %q, want it to say %q", got, tt.want)
+			then := untilItRuns
+			if slices.Contains([]string{noPool, deleted, returned, unassigned}, tt.want) {
+				then = newRevision
+			}
+			if !strings.HasSuffix(got, "\n"+tt.want+"\n"+then) {
+				t.Errorf("got %q, want it to end %q", got, tt.want+"\n"+then)
 			}
 		})
 	}
