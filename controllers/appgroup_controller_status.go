@@ -1264,19 +1264,21 @@ func haltRemedy(retrying int, goesOn string) string {
 	return remedy
 }
 
-// goesOnOnce is what a halted rollout waits for on node, the first the
-// message names whose agent retries the target, reason how it failed
-// there as the message quotes it: once every process of it is ready
-// there, where one lived the crash window there already (lastedRevision:
-// the node then rolls out, settle waiting no window, and "once one lives
-// the crash window" was true already); else, where it died soon after it
+// goesOnOnce is what a halted rollout waits for on node, the one the
+// message quotes (quotedNode) of those whose agents retry the target,
+// reason how it failed there as the message quotes it: once every
+// process there runs it and is ready, where one lived the crash window
+// there already (lastedRevision: the node then rolls out, settle waiting
+// no window, and "once one lives the crash window" was true already; not
+// "every process of it is ready", true of a retry's one ready process
+// beside older ones); else, where it died soon after it
 // was ready, once a process of it lives the crash window: it starts, and
 // that is not what it lacks; else once it starts there. where is
 // "there", or "on" and the nodes it is said of.
 func goesOnOnce(in rollupInput, node, reason, where string) string {
 	switch {
 	case in.Reports[node].Pool != nil && in.Reports[node].Pool.Status.LastedRevision == in.Target:
-		return "every process of it is ready " + where
+		return "every process " + where + " runs it and is ready"
 	case contract.DiedAfterReadyIn(reason):
 		return fmt.Sprintf("a process of it lives %s, the crash window, %s", contract.CrashWindow, where)
 	}

@@ -2288,7 +2288,7 @@ func TestHaltSaysNothingOlderWhereTheCountsCannotTell(t *testing.T) {
 // TestHaltRemedyWhereTheTargetLasted: where a process of the target
 // lived the crash window on the node its agent retries (lastedRevision),
 // its last spawn error still a young death, the halt says the rollout
-// goes on once every process of it is ready there, as the node then
+// goes on once every process there runs it and is ready, as the node then
 // rolls out (settle waits no crash window there), not once one lives the
 // crash window, which one did. Both where the node's retry serves (the
 // halt remembered) and where none of it runs (the node failing). (Seen
@@ -2297,7 +2297,7 @@ func TestHaltSaysNothingOlderWhereTheCountsCannotTell(t *testing.T) {
 func TestHaltRemedyWhereTheTargetLasted(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
 	const words = "its agent retries it with backoff, at most a minute apart, and the rollout goes on once every " +
-		"process of it is ready there; or change"
+		"process there runs it and is ready; or change"
 	blocking := func(pool *ferryv1.ProcessPool) rollupInput {
 		in := input(abc, pool, testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2)))
 		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
