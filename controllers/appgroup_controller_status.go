@@ -1007,7 +1007,9 @@ func failureReason(in rollupInput, node string) string {
 // each time; the note says instead what is true at every turn, that no
 // older process serves between the deaths. Nothing is said of a node
 // whose pool sends no process table and whose counts cannot tell whether
-// a ready process is older (contract.Served.OlderUnknown).
+// a ready process is older (contract.Served.OlderUnknown), nor of older
+// ones on a node listed between two tries where a process of the target
+// serves: said of some of its nodes alone, the note names them.
 func olderNote(in rollupInput, nodes []string) string {
 	var serving, none []string
 	betweenDeaths, told := true, true
@@ -1023,7 +1025,10 @@ func olderNote(in rollupInput, nodes []string) string {
 			// ready process is older: nothing is said of that node.
 			told = false
 		case served.Spec && !dyingYoung:
-			// The target serves there: no older process is missed.
+			// The target serves there: no older process is missed, and
+			// what the note says of the others is not said of it (a
+			// node between two tries, a retry's process serving).
+			told = false
 		default:
 			none = append(none, node)
 			betweenDeaths = betweenDeaths && dyingYoung
@@ -1034,7 +1039,8 @@ func olderNote(in rollupInput, nodes []string) string {
 		return ""
 	case !told && len(none) == 0:
 		// Said of every node named, the note would say it of one the
-		// counts cannot tell of too: it names its nodes.
+		// counts cannot tell of, or one the target serves, too: it
+		// names its nodes.
 		return fmt.Sprintf(", older processes serving meanwhile on %s", nodeList(serving))
 	case len(serving) == 0:
 		note := ", with no older process to keep serving"

@@ -1925,6 +1925,15 @@ func TestHaltSaysWhatServesOnItsNodes(t *testing.T) {
 			"it died on node-a soon after it was ready " + died + "; it failed to spawn on node-b " + loadFailed +
 				", with no older process to keep serving; their agents retry it with backoff, at most a minute apart, and the " +
 				"rollout goes on once a process of it lives " + crashWindow + ", the crash window, on node-a and it starts on node-b;"},
+		// node-b between two tries, one process of the target ready
+		// there, its second failing to spawn: the note is not said of
+		// it, so it names node-a.
+		{"cannot spawn it on two nodes, a process of it serving on one",
+			input(abc, testPool("node-a", targetRev, cannotLoad), testPool("node-b", targetRev, restartingBlocking(1, 2),
+				counts(1, 1, 1), spawnFailed("the app failed to load"), func(p *ferryv1.ProcessPool) {
+					p.Status.Processes = []ferryv1.ProcessInfo{{PID: 3, Revision: targetRev, State: ferryv1.ProcessReady}}
+				})),
+			"on node-a and node-b " + loadFailed + ", with no older process to keep serving on node-a;"},
 		{"a death soon after ready on one node, a failed spawn on another, older processes serving on the first",
 			resistingNothing(input(abc, testPool("node-a", targetRev, cannotLoad),
 				testPool("node-b", targetRev, restarting(0, 2), crashedInWindow))),
