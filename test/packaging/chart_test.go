@@ -750,6 +750,13 @@ func TestChartRefusesANamespaceFlagWithoutItsNamespace(t *testing.T) {
 			strings.Repeat("n", 64) + ", which is 64 characters long, over the 63 of a DNS label: the agents would renew " +
 			"their Leases in " + strings.Repeat("n", 64) + ", a name no namespace can have", ""},
 		{"manager: {extraArgs: [--leader-election-namespace=" + strings.Repeat("n", 63) + "]}", "", ""},
+		// A $(VAR) the kubelet expands is not checked, however long.
+		{"manager: {extraArgs: [--leader-election-namespace=$(" + strings.Repeat("N", 70) + ")]}", "", ""},
+		// A flag taken for the namespace is refused once, for what it is,
+		// not also for its length.
+		{"manager: {extraArgs: [--leader-election-namespace, --" + strings.Repeat("v", 70) + "=1]}", "manager.extraArgs " +
+			"has --leader-election-namespace followed by --" + strings.Repeat("v", 70) + "=1: --leader-election-namespace " +
+			"lacks its namespace", "over the 63 of a DNS label"},
 		{"manager: {extraArgs: [--agent-lease-namespace=f-1]}\nagent: {extraArgs: [--lease-namespace, f-1]}", "", ""},
 		{"manager: {extraArgs: [--leader-election-namespace=ferry-leases, --leader-election-namespace, leases]}", "", ""},
 	} {

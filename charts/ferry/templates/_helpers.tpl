@@ -318,15 +318,18 @@ Why a namespace given to a namespace flag in extraArgs (a record of
 validate.yaml's walk: "namespace", "refused") can name no namespace, a
 namespace being a DNS label: lowercase letters, digits and "-", beginning
 and ending with a letter or digit, at most 63 characters. Nothing for a
-name that can be, for one with a $(VAR) the kubelet expands, and for one
-refused already (another flag taken for it).
+name that can be, and, neither the form nor the length checked, for one
+with a $(VAR) the kubelet expands and for one refused already (another
+flag taken for it).
 */}}
 {{- define "ferry.notANamespace" -}}
 {{- $ns := .namespace }}
-{{- if not (or .refused (contains "$(" $ns) (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $ns)) }}
+{{- if not (or .refused (contains "$(" $ns)) }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $ns) }}
 {{- printf "which is not a DNS label (lowercase letters, digits and \"-\", beginning and ending with a letter or digit)" }}
 {{- else if gt (len $ns) 63 }}
 {{- printf "which is %d characters long, over the 63 of a DNS label" (len $ns) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
