@@ -722,6 +722,21 @@ func TestChartRefusesANamespaceFlagWithoutItsNamespace(t *testing.T) {
 			"election Lease in --zap-devel, a name no namespace can have: it would never lead, and so reconcile nothing. " +
 			"Write --leader-election-namespace=NAMESPACE, one item, or take --leader-election-namespace out of " +
 			"manager.extraArgs (which leaves it at the release's namespace)", ""},
+		// A manager that elects no leader holds no Lease: said so, not that
+		// it would never lead.
+		{"manager: {leaderElect: false, extraArgs: [--leader-election-namespace, --zap-devel]}", "so the manager " +
+			"would name --zap-devel, a name no namespace can have, for its leader election Lease: with " +
+			"manager.leaderElect=false it holds no Lease, but kubectl ferry status looks for it there. Write " +
+			"--leader-election-namespace=NAMESPACE", "never lead"},
+		{"manager: {leaderElect: false, extraArgs: [--leader-election-namespace=Ferry_Leases]}", "manager.extraArgs " +
+			"has --leader-election-namespace=Ferry_Leases, which is not a DNS label (lowercase letters, digits and " +
+			"\"-\", beginning and ending with a letter or digit): the manager would name Ferry_Leases, a name no " +
+			"namespace can have, for its leader election Lease: with manager.leaderElect=false it holds no Lease, but " +
+			"kubectl ferry status looks for it there. Name a namespace", "never lead"},
+		{"manager: {leaderElect: false, extraArgs: [--leader-election-namespace=]}", "manager.extraArgs has " +
+			"--leader-election-namespace=, an empty namespace: with manager.leaderElect=false the manager holds no " +
+			"leader election Lease, but would take its service account's namespace, the release's (ferry-system), for " +
+			"it, as if the flag were left out, without a word. It is refused all the same", "would hold its leader"},
 		// The Lease namespaces: refused for what they lack, not also for
 		// differing from the other component's.
 		{"agent: {extraArgs: [--lease-namespace, --zap-devel]}", "agent.extraArgs has --lease-namespace followed by " +
