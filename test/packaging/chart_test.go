@@ -1332,6 +1332,13 @@ func TestAgentProbesFollowALoopbackBind(t *testing.T) {
 		{"localhost.:9442", "localhost"},
 		{"ip6-localhost:9442", "ip6-localhost"},
 		{"IP6-Loopback.:9442", "ip6-loopback"},
+		// RHEL's and Fedora's /etc/hosts, which the agent's pod, in the
+		// node's network, copies.
+		{"localhost4:9442", "localhost4"},
+		{"localhost6:9442", "localhost6"},
+		{"LOCALHOST.LocalDomain.:9442", "localhost.localdomain"},
+		{"localhost6.localdomain6:9442", "localhost6.localdomain6"},
+		{"localhost.localdomain.example.com:9442", ""},
 		{"[0:0:0:0:0:0:0:1]:9442", "0:0:0:0:0:0:0:1"},
 		{"[0::0001]:9442", "0::0001"},
 		{"[::ffff:127.0.0.1]:9442", "::ffff:127.0.0.1"},
@@ -1378,6 +1385,9 @@ func TestManagerProbesFollowALoopbackBind(t *testing.T) {
 		{"LOCALHOST.:8081", false},
 		{"ip6-localhost:8081", false},
 		{"ip6-loopback:8081", false},
+		{"localhost4:8081", false},
+		{"localhost6.localdomain6:8081", false},
+		{"Localhost.Localdomain:8081", false},
 		{"[0:0:0:0:0:0:0:1]:8081", false},
 		{"[::ffff:127.0.0.1]:8081", false},
 		{"[::ffff:10.0.0.1]:8081", true},

@@ -119,8 +119,11 @@ them. One definition, so that no binding names a role left out.
 The host of a bind address when it is a loopback one, else nothing: an
 endpoint bound there is reached from its own network namespace only. The
 host is lowercased and loses a trailing dot, as a resolver reads a name:
-localhost, ip6-localhost and ip6-loopback (Debian's /etc/hosts, which a
-pod's copies), 127.0.0.0/8, ::1 in any of its spellings
+localhost and the names /etc/hosts gives loopback, ip6-localhost and
+ip6-loopback (the kubelet's, a pod's own; Debian's too), localhost4,
+localhost6, localhost.localdomain and localhost6.localdomain6 (RHEL's and
+Fedora's, which a hostNetwork pod, the agent's, has from its node),
+127.0.0.0/8, ::1 in any of its spellings
 (0:0:0:0:0:0:0:1, 0::0001) and 127.0.0.0/8 mapped into IPv6
 (::ffff:127.0.0.1, ::ffff:7f00:1), which Go's net.IP.IsLoopback counts.
 */}}
@@ -129,7 +132,7 @@ pod's copies), 127.0.0.0/8, ::1 in any of its spellings
 {{- $v4 := "127\\.[0-9]+\\.[0-9]+\\.[0-9]+" }}
 {{- $v6 := "(0{1,4}(:0{1,4}){0,5})?::(0{1,4}:){0,5}0{0,3}1|(0{1,4}:){7}0{0,3}1" }}
 {{- $mapped := printf "((0{1,4}:){5}|(0{1,4}(:0{1,4}){0,3})?::(0{1,4}:){0,4})ffff:(%s|7f[0-9a-f]{2}:[0-9a-f]{1,4})" $v4 }}
-{{- if or (has $host (list "localhost" "ip6-localhost" "ip6-loopback")) (regexMatch (printf "^(%s|%s|%s)$" $v4 $v6 $mapped) $host) }}{{ $host }}{{ end }}
+{{- if or (has $host (list "localhost" "ip6-localhost" "ip6-loopback" "localhost4" "localhost6" "localhost.localdomain" "localhost6.localdomain6")) (regexMatch (printf "^(%s|%s|%s)$" $v4 $v6 $mapped) $host) }}{{ $host }}{{ end }}
 {{- end }}
 
 {{/*
