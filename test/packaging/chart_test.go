@@ -943,10 +943,21 @@ func TestChartRefusesHealthAddressesWithoutTheSchema(t *testing.T) {
 		{"agent: {healthProbeBindAddress: false}", notHostPort("false")},
 		{"agent: {healthProbeBindAddress: 9442}", notHostPort("9442")},
 		{"agent: {healthProbeBindAddress: localhost}", notHostPort("localhost")},
+		// The schema's port range and host: a port 1 to 65535, an IPv6
+		// host in brackets.
+		{`agent: {healthProbeBindAddress: ":0"}`, notHostPort(":0")},
+		{`agent: {healthProbeBindAddress: ":99999"}`, notHostPort(":99999")},
+		{`agent: {healthProbeBindAddress: "::1:9442"}`, notHostPort("::1:9442")},
 		{"manager: {healthProbeBindAddress: null}", "manager.healthProbeBindAddress is null (unset), which the " +
 			"chart would render as 0, turning the manager's probes off without a word. Set a host:port, as :8081 " +
 			"(the default), or 0 to turn them off; the schema, skipped here, requires a host:port or 0"},
-		{`manager: {healthProbeBindAddress: ""}`, managerNot(`""`)},
+		{`manager: {healthProbeBindAddress: ""}`, `manager.healthProbeBindAddress is "", which the manager takes ` +
+			"as off, while the chart would render probes with no port. Set a host:port, as :8081 (the default), or 0 " +
+			"to turn them off; the schema, skipped here, requires a host:port or 0"},
+		{`manager: {healthProbeBindAddress: ":65536"}`, managerNot(":65536")},
+		{`manager: {healthProbeBindAddress: "::1:8081"}`, managerNot("::1:8081")},
+		{`manager: {healthProbeBindAddress: "localhost:00"}`, managerNot("localhost:00")},
+		{"manager: {healthProbeBindAddress: \"[::1]:65535\"}\nagent: {healthProbeBindAddress: \"[::1]:1\"}", ""},
 		{"manager: {healthProbeBindAddress: false}", managerNot("false")},
 		{"manager: {healthProbeBindAddress: 8081}", managerNot("8081")},
 		{"manager: {healthProbeBindAddress: 0}", ""},
