@@ -2091,6 +2091,51 @@ func TestHaltQuotesItsOwnNode(t *testing.T) {
 	}
 }
 
+// TestHaltQuotesANodeBesideItsOwnAlike: the halt recorded on node-a, and
+// node-b, beside it, dying young at each of its agent's retries, each
+// death's reason with its own lifetime: the clause of node-b's failure,
+// which the halt's node is not in, quotes node-b's death without its
+// lifetime ("soon after it was ready"), so that the message stays the
+// same across node-b's deaths, not written anew, nor a `restart --wait`
+// line printed, at each. So where node-a failed another way (the app
+// failed to load) and where it now runs another revision. (Seen failing
+// before: the message quoted "1.2s after it was ready", then "2.5s".)
+func TestHaltQuotesANodeBesideItsOwnAlike(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	const quote = "it died on node-b soon after it was ready (exited with status 1 soon after it was ready)"
+	for _, tt := range []struct {
+		name string
+		a    *ferryv1.ProcessPool
+		halt string
+	}{
+		{"the halt's node fails to load it", testPool("node-a", targetRev, restartingBlocking(0, 2),
+			spawnFailed("the app failed to load")), "the app failed to load"},
+		{"the halt's node on another revision", testPool("node-a", oldRev, rolledOut(2)),
+			"exited with status 1 1.2s after it was ready"},
+	} {
+		var messages []string
+		for _, b := range []*ferryv1.ProcessPool{
+			testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow),
+			testPool("node-b", targetRev, restartingBlocking(1, 2), crashedInWindow),
+			testPool("node-b", targetRev, restartingBlocking(0, 2), spawnFailed("exited with status 1 2.5s after it was ready")),
+		} {
+			in := input(abc, tt.a.DeepCopy(), b, testPool("node-c", oldRev, rolledOut(2)))
+			in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+			in.Halt = &ferryv1.HaltedRollout{Revision: targetRev, Node: "node-a", Reason: tt.halt}
+			c := rollingRestartCondition(looped(in))
+			if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, quote) {
+				t.Errorf("%s: RollingRestart = %s/%s: %q, want RolloutHalted saying %q", tt.name, c.Status, c.Reason, c.Message, quote)
+			}
+			messages = append(messages, c.Message)
+		}
+		for i, m := range messages[1:] {
+			if m != messages[0] {
+				t.Errorf("%s: at node-b's first death:\n%q\nat turn %d:\n%q", tt.name, messages[0], i+2, m)
+			}
+		}
+	}
+}
+
 // TestHaltListsANodeWhileItRetries: beside the halt's node, failing, a
 // node between two of its agent's tries of the target is listed while
 // it still fails so, and leaves the list when that ends: a process of it
@@ -2148,12 +2193,15 @@ func TestHaltListsANodeWhileItRetries(t *testing.T) {
 // selected names none: either way, another node dying young at each of
 // its agent's retries is named at its deaths and between them alike, and
 // the message does not flip between that node and the halt's at each
-// turn. (Seen failing before: between node-b's deaths the message named
-// the halt's node alone, at them node-b alone.)
+// turn, nor change with the lifetime of each of its deaths. (Seen
+// failing before: between node-b's deaths the message named the halt's
+// node alone, at them node-b alone; and, the halt's node deselected, it
+// quoted node-b's "1.2s after it was ready", then "2.5s".)
 func TestHaltListsItsNodesAlikeWhereItsOwnNodeLasts(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
 	dead := testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow)
 	retrying := testPool("node-b", targetRev, restartingBlocking(1, 2), crashedInWindow)
+	deadAgain := testPool("node-b", targetRev, restartingBlocking(0, 2), spawnFailed("exited with status 1 2.5s after it was ready"))
 	lastedThere := func(b *ferryv1.ProcessPool) rollupInput {
 		in := input(abc, testPool("node-a", targetRev, restartingBlocking(1, 2), counts(1, 1, 1), betweenDeaths, lasted), b,
 			testPool("node-c", oldRev, rolledOut(2)))
@@ -2174,7 +2222,7 @@ func TestHaltListsItsNodesAlikeWhereItsOwnNodeLasts(t *testing.T) {
 		{"the halt's node no longer selected", deselected, "it died on node-b soon after it was ready"},
 	} {
 		var messages []string
-		for _, b := range []*ferryv1.ProcessPool{dead, retrying} {
+		for _, b := range []*ferryv1.ProcessPool{dead, retrying, deadAgain} {
 			in := tt.of(b.DeepCopy())
 			in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
 			c := rollingRestartCondition(looped(in))
@@ -2185,6 +2233,9 @@ func TestHaltListsItsNodesAlikeWhereItsOwnNodeLasts(t *testing.T) {
 		}
 		if messages[0] != messages[1] {
 			t.Errorf("%s: at node-b's death:\n%q\nbetween its deaths:\n%q", tt.name, messages[0], messages[1])
+		}
+		if messages[0] != messages[2] {
+			t.Errorf("%s: at node-b's death:\n%q\nat its next, after another lifetime:\n%q", tt.name, messages[0], messages[2])
 		}
 	}
 }

@@ -31,6 +31,27 @@ func DiedAfterReadyIn(reason string) bool {
 	return strings.Contains(reason, DiedAfterReady)
 }
 
+// WithoutLifetime is reason, the agent's for a failed spawn, with the
+// lifetime of a worker that died soon after it was ready (the duration
+// before DiedAfterReady: "exited with status 1 1.2s after it was ready")
+// worded "soon" ("exited with status 1 soon after it was ready"), and
+// anything after it kept (", while handling a request ..."); any other
+// reason as it is. DiedAfterReadyIn holds of it as of reason. Each young
+// death's lifetime is its own: a message that quotes a node's latest
+// death without it reads the same at each, and is not written anew, nor
+// a `restart --wait` line printed, at every death.
+func WithoutLifetime(reason string) string {
+	at := strings.Index(reason, " "+DiedAfterReady)
+	if at < 0 {
+		return reason
+	}
+	start := strings.LastIndex(reason[:at], " ") + 1
+	if _, err := time.ParseDuration(reason[start:at]); err != nil {
+		return reason
+	}
+	return reason[:start] + "soon" + reason[at:]
+}
+
 // YoungDeathOf reports whether e, a pool's last spawn error, is a young
 // death of revision: a process of it that spawned and died within
 // CrashWindow of ready (DiedAfterReadyIn), which the agent counts as a

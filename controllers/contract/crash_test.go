@@ -40,6 +40,33 @@ func TestDiedAfterReady(t *testing.T) {
 	}
 }
 
+// TestWithoutLifetime: a young death's reason, as agent/pool words it,
+// reads "soon" for its lifetime, whatever the lifetime and whatever
+// follows it, still a young death (DiedAfterReadyIn); any other reason
+// is kept as it is.
+func TestWithoutLifetime(t *testing.T) {
+	for _, tt := range []struct{ reason, want string }{
+		{"exited with status 1 1.2s " + DiedAfterReady, "exited with status 1 soon " + DiedAfterReady},
+		{"exited with status 1 2.5s " + DiedAfterReady, "exited with status 1 soon " + DiedAfterReady},
+		{"exited with status 3 200ms " + DiedAfterReady, "exited with status 3 soon " + DiedAfterReady},
+		{"was killed by a signal (SIGSEGV: segmentation fault) 1.234s " + DiedAfterReady + ", while handling a request",
+			"was killed by a signal (SIGSEGV: segmentation fault) soon " + DiedAfterReady + ", while handling a request"},
+		{"exited with status 1", "exited with status 1"},
+		{"the app failed to load", "the app failed to load"},
+		{"", ""},
+		// Not a lifetime before it: kept.
+		{"it died " + DiedAfterReady, "it died " + DiedAfterReady},
+	} {
+		got := WithoutLifetime(tt.reason)
+		if got != tt.want {
+			t.Errorf("WithoutLifetime(%q) = %q, want %q", tt.reason, got, tt.want)
+		}
+		if DiedAfterReadyIn(got) != DiedAfterReadyIn(tt.reason) {
+			t.Errorf("WithoutLifetime(%q) = %q: DiedAfterReadyIn %v, was %v", tt.reason, got, DiedAfterReadyIn(got), DiedAfterReadyIn(tt.reason))
+		}
+	}
+}
+
 // TestYoungDeathOf: a pool's last spawn error is a young death of the
 // revision asked about only when it is of that revision and its reason
 // says the process died after it was ready; the waits end on one only
