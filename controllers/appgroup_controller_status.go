@@ -546,7 +546,7 @@ func rollingRestartCondition(in rollupInput) metav1.Condition {
 		if ok && r.Reported && !r.Stale && r.OnTarget && len(retriedOf(in, []string{in.Halt.Node})) > 0 {
 			retrying = 1 // the node the message names
 		}
-		remedy := haltRemedy(retrying, goesOnOnce(in, in.Halt.Node, in.Halt.Reason, "there"))
+		remedy := haltRemedy(retrying, waitOn(in, in.Halt.Node, in.Halt.Reason).until("there"))
 		return withStatus(c, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
 			fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it %s (%s)%s; %s",
 				in.Target, n.updated, len(in.Nodes), contract.FailedHow(in.Halt.Reason, " on "+in.Halt.Node),
@@ -908,7 +908,7 @@ func haltedCondition(c metav1.Condition, in rollupInput, n rolloutNodes) metav1.
 	if len(n.resisting) == 0 {
 		if retried := retriedOf(in, n.failing); len(retried) > 0 {
 			retrying = len(retried)
-			goesOn = goesOnOnceOn(in, byFailure(in, retried))
+			goesOn = goesOnOnceOn(in, retried)
 		}
 	}
 	remedy := haltRemedy(retrying, goesOn)
@@ -936,23 +936,41 @@ func byFailure(in rollupInput, nodes []string) [][]string {
 	return slices.DeleteFunc([][]string{died, failed}, func(part []string) bool { return len(part) == 0 })
 }
 
-// goesOnOnceOn is what a halted rollout waits for on the nodes its
-// message names whose agents retry the target, parted by how it failed
-// (byFailure): goesOnOnce of each part's quoted node, "there" where
-// there is one part, else each part's condition on its nodes ("a process
-// of it lives 10s, the crash window, on node-a and it starts on
-// node-b").
-func goesOnOnceOn(in rollupInput, parts [][]string) string {
-	if len(parts) == 1 {
-		node := quotedNode(in, parts[0])
-		return goesOnOnce(in, node, failureReason(in, node), "there")
+// goesOnOnceOn is what a halted rollout waits for on nodes, those its
+// message names whose agents retry the target: each node's own condition
+// (waitOn: from its lastedRevision and how the target failed there), the
+// nodes waiting for one alike together, "there" where all wait for one
+// ("a process of it lives 10s, the crash window, there"), else each
+// condition on its nodes ("a process of it lives 10s, the crash window,
+// on node-b and every process on node-a runs it and is ready"). Not by
+// how it failed (byFailure) with one node's condition said of its part:
+// the halt's node, lasted, and another dying young, not lasted, read
+// "once every process there runs it and is ready", where the other
+// needs a process of it to live the crash window.
+func goesOnOnceOn(in rollupInput, nodes []string) string {
+	var waiting [waitKinds][]string
+	for _, node := range nodes {
+		w := waitOn(in, node, failureReason(in, node))
+		waiting[w] = append(waiting[w], node)
 	}
-	conditions := make([]string, 0, len(parts))
-	for _, nodes := range parts {
-		node := quotedNode(in, nodes)
-		conditions = append(conditions, goesOnOnce(in, node, failureReason(in, node), "on "+nodeList(nodes)))
+	var conditions []string
+	for w, on := range waiting {
+		if len(on) == len(nodes) {
+			return waitFor(w).until("there")
+		}
+		if len(on) > 0 {
+			conditions = append(conditions, waitFor(w).until("on "+nodeList(on)))
+		}
 	}
-	return strings.Join(conditions, " and ")
+	return andJoined(conditions)
+}
+
+// andJoined is words as a list: "a", "a and b", "a, b and c".
+func andJoined(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
 }
 
 // quotedNode is the one of nodes, failing ones, whose failure the halt's
@@ -1269,7 +1287,7 @@ func completeMessage(in rollupInput, n rolloutNodes) string {
 
 // haltRemedy says how a halted rollout goes on: a new revision, or, where
 // the nodes that cannot spawn it keep retrying (retrying of them, those
-// the message names), also by itself once goesOn (goesOnOnce).
+// the message names), also by itself once goesOn (goesOnOnceOn).
 func haltRemedy(retrying int, goesOn string) string {
 	remedy := fmt.Sprintf("change the %s annotation or the app to start a new rollout", ferryv1.RevisionAnnotation)
 	if retrying > 0 {
@@ -1279,25 +1297,51 @@ func haltRemedy(retrying int, goesOn string) string {
 	return remedy
 }
 
-// goesOnOnce is what a halted rollout waits for on node, the one the
-// message quotes (quotedNode) of those whose agents retry the target,
-// reason how it failed there as the message quotes it: once every
-// process there runs it and is ready, where one lived the crash window
-// there already (lastedRevision: the node then rolls out, settle waiting
-// no window, and "once one lives the crash window" was true already; not
-// "every process of it is ready", true of a retry's one ready process
-// beside older ones); else, where it died soon after it
-// was ready, once a process of it lives the crash window: it starts, and
-// that is not what it lacks; else once it starts there. where is
-// "there", or "on" and the nodes it is said of.
-func goesOnOnce(in rollupInput, node, reason, where string) string {
-	switch {
-	case in.Reports[node].Pool != nil && in.Reports[node].Pool.Status.LastedRevision == in.Target:
+// waitFor is what a halted rollout waits for on a node whose agent
+// retries the target, in the order the message names them.
+type waitFor int
+
+const (
+	// waitsToLive: the target died there soon after it was ready, and
+	// none of it lived the crash window there: it starts, and that is not
+	// what it lacks.
+	waitsToLive waitFor = iota
+	// waitsToStart: it failed to spawn there.
+	waitsToStart
+	// waitsForEvery: one lived the crash window there already
+	// (lastedRevision): the node rolls out once every process runs it
+	// and is ready, settle waiting no window there.
+	waitsForEvery
+	waitKinds
+)
+
+// until words w on where ("there", or "on" and the nodes it is said of):
+// once "every process there runs it and is ready", not "once one lives
+// the crash window", true already, nor "every process of it is ready",
+// true of a retry's one ready process beside older ones; "a process of
+// it lives 10s, the crash window, there"; "it starts there".
+func (w waitFor) until(where string) string {
+	switch w {
+	case waitsForEvery:
 		return "every process " + where + " runs it and is ready"
-	case contract.DiedAfterReadyIn(reason):
+	case waitsToLive:
 		return fmt.Sprintf("a process of it lives %s, the crash window, %s", contract.CrashWindow, where)
 	}
 	return "it starts " + where
+}
+
+// waitOn is what a halted rollout waits for on node, whose agent retries
+// the target, reason how it failed there as the message quotes it
+// (failureReason): every process there ready on it where one lasted
+// there, else by reason.
+func waitOn(in rollupInput, node, reason string) waitFor {
+	switch {
+	case in.Reports[node].Pool != nil && in.Reports[node].Pool.Status.LastedRevision == in.Target:
+		return waitsForEvery
+	case contract.DiedAfterReadyIn(reason):
+		return waitsToLive
+	}
+	return waitsToStart
 }
 
 // listenFailed lists the selected nodes whose pool runs but whose proxy

@@ -2196,7 +2196,10 @@ func TestHaltListsANodeWhileItRetries(t *testing.T) {
 // turn, nor change with the lifetime of each of its deaths. (Seen
 // failing before: between node-b's deaths the message named the halt's
 // node alone, at them node-b alone; and, the halt's node deselected, it
-// quoted node-b's "1.2s after it was ready", then "2.5s".)
+// quoted node-b's "1.2s after it was ready", then "2.5s"; and, the
+// halt's node lasted, its remedy said of both nodes "once every process
+// there runs it and is ready", where node-b, not lasted, needs a process
+// of it to live the crash window.)
 func TestHaltListsItsNodesAlikeWhereItsOwnNodeLasts(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
 	dead := testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow)
@@ -2214,20 +2217,27 @@ func TestHaltListsItsNodesAlikeWhereItsOwnNodeLasts(t *testing.T) {
 		return in
 	}
 	for _, tt := range []struct {
-		name  string
-		of    func(*ferryv1.ProcessPool) rollupInput
-		words string
+		name   string
+		of     func(*ferryv1.ProcessPool) rollupInput
+		words  string
+		remedy string
 	}{
-		{"the halt's node lasted", lastedThere, "it died on node-a and node-b soon after it was ready"},
-		{"the halt's node no longer selected", deselected, "it died on node-b soon after it was ready"},
+		// node-a lasted and node-b did not: each waits for its own.
+		{"the halt's node lasted", lastedThere, "it died on node-a and node-b soon after it was ready",
+			"their agents retry it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
+				crashWindow + ", the crash window, on node-b and every process on node-a runs it and is ready; or change"},
+		{"the halt's node no longer selected", deselected, "it died on node-b soon after it was ready",
+			"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
+				crashWindow + ", the crash window, there; or change"},
 	} {
 		var messages []string
 		for _, b := range []*ferryv1.ProcessPool{dead, retrying, deadAgain} {
 			in := tt.of(b.DeepCopy())
 			in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
 			c := rollingRestartCondition(looped(in))
-			if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, tt.words) {
-				t.Errorf("%s: RollingRestart = %s/%s: %q, want RolloutHalted saying %q", tt.name, c.Status, c.Reason, c.Message, tt.words)
+			if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, tt.words) || !strings.Contains(c.Message, tt.remedy) {
+				t.Errorf("%s: RollingRestart = %s/%s: %q, want RolloutHalted saying %q and %q", tt.name, c.Status, c.Reason, c.Message,
+					tt.words, tt.remedy)
 			}
 			messages = append(messages, c.Message)
 		}

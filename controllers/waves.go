@@ -411,7 +411,7 @@ func haltRecord(in rollupInput) *ferryv1.HaltedRollout {
 // a death soon after ready where the halt recorded a failed spawn, or the
 // reverse (contract.DiedAfterReadyIn). The halt's message quotes the
 // record (failureReason) and judges by it what the rollout waits for
-// (goesOnOnce): "failed to spawn ... once it starts there" of an app that
+// (waitOn): "failed to spawn ... once it starts there" of an app that
 // now starts and dies was false. Not of a failure of the same kind: each
 // young death's reason has its own lifetime, and the record, so the
 // message, stays that of the first, steady across the deaths. Nor of a
