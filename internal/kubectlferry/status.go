@@ -397,7 +397,7 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *
 		// old ones), or none (a Blocking restart stopped them).
 		s += "\n(" + retryingOn(pool, h.Revision, heard) + ")"
 		if everyPool {
-			return s + "\nEvery node was given it already; the halt ends once that node runs it."
+			return s + everyPoolHasIt(pool)
 		}
 		if !poolOf(pool, h.Revision) {
 			// No pool of it there to run it: "until that node runs
@@ -408,6 +408,20 @@ func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *
 	}
 	return s + "\n(the node kept serving an older revision)" +
 		"\nNo other node gets it, and it is not retried: set a new revision to retry."
+}
+
+// everyPoolHasIt is what a halt not resisted ends on where every pool
+// was given its revision already (a new AppGroup starts on all its nodes
+// at once), pool the halted node's: once that node runs it, where it has
+// a pool there, its agent heard from or not; else (no pool there now, or
+// it is being deleted: the manager no longer counts the node) once the
+// other nodes do, the rollout then complete. "Once that node runs it"
+// read as if waiting for a node that never will.
+func everyPoolHasIt(pool *ferryv1.ProcessPool) string {
+	if pool == nil || pool.DeletionTimestamp != nil {
+		return "\nEvery other node was given it already; the halt ends once they run it."
+	}
+	return "\nEvery node was given it already; the halt ends once that node runs it."
 }
 
 // poolOf: pool is a pool of revision on the halted node, not being

@@ -605,6 +605,48 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 	}
 }
 
+// TestHaltSummaryWhereEveryOtherNodeHasIt: every pool was given the
+// revision already and the halt's node has no pool of it left (no pool
+// there now, or its pool being deleted: the manager no longer counts the
+// node), so the halt ends once the other nodes run it, not once that
+// node does, which it never will; a pool of it there, its agent heard
+// from or not, may yet run it. (Seen failing before: "Every node was
+// given it already; the halt ends once that node runs it." with no pool
+// there.)
+func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
+	const target = "2-abc"
+	h := &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Reason: "exited with status 1", Since: metav1.Time{Time: testNow}}
+	pool := func(edits ...func(*ferryv1.ProcessPool)) *ferryv1.ProcessPool {
+		p := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: "node-1", Revision: target}}
+		p.Status.ObservedRevision = target
+		for _, edit := range edits {
+			edit(p)
+		}
+		return p
+	}
+	const (
+		thatNode = "Every node was given it already; the halt ends once that node runs it."
+		others   = "Every other node was given it already; the halt ends once they run it."
+	)
+	for _, tt := range []struct {
+		name  string
+		pool  *ferryv1.ProcessPool
+		heard bool
+		want  string
+	}{
+		{"no pool on the node", nil, false, others},
+		{"its pool being deleted", pool(func(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time: testNow} }), true, others},
+		{"a pool of it, its agent heard from", pool(), true, thatNode},
+		{"a pool of it, its agent silent", pool(), false, thatNode},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := haltSummary(h, testNow, true, tt.pool, tt.heard); !strings.HasSuffix(got, "\n"+tt.want) {
+				t.Errorf("got %q, want it to end %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestStatusHaltOnASilentNode: the halt's header says what serves on its
 // node only while that node's agent is heard from, as the pool's own
 // rows judge it (silence): the manager's message says nothing of a
