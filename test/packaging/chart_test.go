@@ -627,19 +627,7 @@ func TestChartRefusesABooleanApartFromItsFlag(t *testing.T) {
 		{"manager: {extraArgs: [--leader-election-namespace, \"false\"]}", ""},
 		{"agent: {extraArgs: [--request-buffer-dir, \"true\", --zap-devel, --zap-encoder, \"console\"]}", ""},
 	} {
-		f := filepath.Join(t.TempDir(), "values.yaml")
-		if err := os.WriteFile(f, []byte(tt.values), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}})
-		switch {
-		case tt.want == "" && err != nil:
-			t.Errorf("values %q refused: %v", tt.values, err)
-		case tt.want != "" && err == nil:
-			t.Errorf("values %q accepted; want refused with %q", tt.values, tt.want)
-		case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-			t.Errorf("values %q: want %q, got: %v", tt.values, tt.want, err)
-		}
+		assertRendered(t, tt.values, tt.want, "")
 	}
 }
 
@@ -669,13 +657,14 @@ func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
 		{"agent: {extraArgs: [--request-buffer-dir, \"--\", --zap-devel]}", ""},
 		{"manager: {extraArgs: [--leader-election-namespace, stray, --zap-devel]}", ""},
 	} {
-		assertRendered(t, tt.values, tt.want)
+		assertRendered(t, tt.values, tt.want, "")
 	}
 }
 
 // assertRendered renders the chart with values (YAML) and fails unless it
-// is accepted (want "") or refused saying want.
-func assertRendered(t *testing.T, values, want string) {
+// is accepted (want "") or refused saying want, and, refused, saying
+// nothing of absent (none when "").
+func assertRendered(t *testing.T, values, want, absent string) {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "values.yaml")
 	if err := os.WriteFile(f, []byte(values), 0o644); err != nil {
@@ -689,6 +678,8 @@ func assertRendered(t *testing.T, values, want string) {
 		t.Errorf("values %q accepted; want refused with %q", values, want)
 	case want != "" && !strings.Contains(err.Error(), want):
 		t.Errorf("values %q: want %q, got: %v", values, want, err)
+	case absent != "" && err != nil && strings.Contains(err.Error(), absent):
+		t.Errorf("values %q: want nothing of %q, got: %v", values, absent, err)
 	}
 }
 
@@ -775,21 +766,7 @@ func TestChartRefusesANamespaceFlagWithoutItsNamespace(t *testing.T) {
 		{"manager: {extraArgs: [--agent-lease-namespace=f-1]}\nagent: {extraArgs: [--lease-namespace, f-1]}", "", ""},
 		{"manager: {extraArgs: [--leader-election-namespace=ferry-leases, --leader-election-namespace, leases]}", "", ""},
 	} {
-		f := filepath.Join(t.TempDir(), "values.yaml")
-		if err := os.WriteFile(f, []byte(tt.values), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}})
-		switch {
-		case tt.want == "" && err != nil:
-			t.Errorf("values %q refused: %v", tt.values, err)
-		case tt.want != "" && err == nil:
-			t.Errorf("values %q accepted; want refused with %q", tt.values, tt.want)
-		case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-			t.Errorf("values %q: want %q, got: %v", tt.values, tt.want, err)
-		case tt.absent != "" && strings.Contains(err.Error(), tt.absent):
-			t.Errorf("values %q: want nothing of %q, got: %v", tt.values, tt.absent, err)
-		}
+		assertRendered(t, tt.values, tt.want, tt.absent)
 	}
 }
 
