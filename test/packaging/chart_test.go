@@ -937,6 +937,10 @@ func TestChartRefusesHealthAddressesWithoutTheSchema(t *testing.T) {
 		{"manager: {healthProbeBindAddress: \"[::1]:65535\"}\nagent: {healthProbeBindAddress: \"[::1]:1\"}", ""},
 		{"manager: {healthProbeBindAddress: false}", managerNot("false")},
 		{"manager: {healthProbeBindAddress: 8081}", managerNot("8081")},
+		{`manager: {healthProbeBindAddress: "$(HOST_IP):8081"}`, "manager.healthProbeBindAddress is $(HOST_IP):8081, " +
+			"which the manager's pod does not set: the manager would get it unexpanded and could not listen, its probes " +
+			"failing. Set a host:port, as :8081 (the default), or 0 to turn them off; the schema, skipped here, " +
+			"refuses $(HOST_IP) for the manager"},
 		{"manager: {healthProbeBindAddress: 0}", ""},
 		{`manager: {healthProbeBindAddress: "0"}`, ""},
 		{"manager: {healthProbeBindAddress: \"127.0.0.1:8081\"}\nagent: {healthProbeBindAddress: \"$(HOST_IP):1\"}", ""},
