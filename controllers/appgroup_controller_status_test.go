@@ -2097,9 +2097,12 @@ func TestHaltQuotesItsOwnNode(t *testing.T) {
 // which the halt's node is not in, quotes node-b's death without its
 // lifetime ("soon after it was ready"), so that the message stays the
 // same across node-b's deaths, not written anew, nor a `restart --wait`
-// line printed, at each. So where node-a failed another way (the app
-// failed to load) and where it now runs another revision. (Seen failing
-// before: the message quoted "1.2s after it was ready", then "2.5s".)
+// line printed, at each, nor with what the agent adds to a death in a
+// request (", while handling a request (...)"), which one death has and
+// the next may not. So where node-a failed another way (the app failed
+// to load) and where it now runs another revision. (Seen failing
+// before: the message quoted "1.2s after it was ready", then "2.5s";
+// and, a death in a request, its suffix too.)
 func TestHaltQuotesANodeBesideItsOwnAlike(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
 	const quote = "it died on node-b soon after it was ready (exited with status 1 soon after it was ready)"
@@ -2118,6 +2121,8 @@ func TestHaltQuotesANodeBesideItsOwnAlike(t *testing.T) {
 			testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow),
 			testPool("node-b", targetRev, restartingBlocking(1, 2), crashedInWindow),
 			testPool("node-b", targetRev, restartingBlocking(0, 2), spawnFailed("exited with status 1 2.5s after it was ready")),
+			testPool("node-b", targetRev, restartingBlocking(0, 2), spawnFailed("exited with status 1 3.1s after it was ready"+
+				", while handling a request (not the first death in a row, and no process of this revision has lived past the crash window yet)")),
 		} {
 			in := input(abc, tt.a.DeepCopy(), b, testPool("node-c", oldRev, rolledOut(2)))
 			in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking

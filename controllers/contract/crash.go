@@ -31,15 +31,17 @@ func DiedAfterReadyIn(reason string) bool {
 	return strings.Contains(reason, DiedAfterReady)
 }
 
-// WithoutLifetime is reason, the agent's for a failed spawn, with the
-// lifetime of a worker that died soon after it was ready (the duration
-// before DiedAfterReady: "exited with status 1 1.2s after it was ready")
-// worded "soon" ("exited with status 1 soon after it was ready"), and
-// anything after it kept (", while handling a request ..."); any other
+// WithoutLifetime is reason, the agent's for a failed spawn, cut to
+// "soon after it was ready" where it is of a worker that died soon after
+// it was ready: the lifetime before DiedAfterReady worded "soon" ("exited
+// with status 1 1.2s after it was ready" reads "exited with status 1
+// soon after it was ready"), and whatever follows dropped; any other
 // reason as it is. DiedAfterReadyIn holds of it as of reason. Each young
-// death's lifetime is its own: a message that quotes a node's latest
-// death without it reads the same at each, and is not written anew, nor
-// a `restart --wait` line printed, at every death.
+// death's lifetime is its own, and so is what the agent adds to one in a
+// request (", while handling a request (...)"), which the next death may
+// not have: a message that quotes a node's latest death without either
+// reads the same at each, and is not written anew, nor a `restart
+// --wait` line printed, at every death.
 func WithoutLifetime(reason string) string {
 	at := strings.Index(reason, " "+DiedAfterReady)
 	if at < 0 {
@@ -49,7 +51,7 @@ func WithoutLifetime(reason string) string {
 	if _, err := time.ParseDuration(reason[start:at]); err != nil {
 		return reason
 	}
-	return reason[:start] + "soon" + reason[at:]
+	return reason[:start] + "soon " + DiedAfterReady
 }
 
 // YoungDeathOf reports whether e, a pool's last spawn error, is a young

@@ -41,16 +41,23 @@ func TestDiedAfterReady(t *testing.T) {
 }
 
 // TestWithoutLifetime: a young death's reason, as agent/pool words it,
-// reads "soon" for its lifetime, whatever the lifetime and whatever
-// follows it, still a young death (DiedAfterReadyIn); any other reason
-// is kept as it is.
+// reads "soon" for its lifetime, whatever the lifetime, and ends at
+// "soon after it was ready", whatever followed it (a death in a
+// request's suffix), still a young death (DiedAfterReadyIn); any other
+// reason is kept as it is.
 func TestWithoutLifetime(t *testing.T) {
 	for _, tt := range []struct{ reason, want string }{
 		{"exited with status 1 1.2s " + DiedAfterReady, "exited with status 1 soon " + DiedAfterReady},
 		{"exited with status 1 2.5s " + DiedAfterReady, "exited with status 1 soon " + DiedAfterReady},
 		{"exited with status 3 200ms " + DiedAfterReady, "exited with status 3 soon " + DiedAfterReady},
 		{"was killed by a signal (SIGSEGV: segmentation fault) 1.234s " + DiedAfterReady + ", while handling a request",
-			"was killed by a signal (SIGSEGV: segmentation fault) soon " + DiedAfterReady + ", while handling a request"},
+			"was killed by a signal (SIGSEGV: segmentation fault) soon " + DiedAfterReady},
+		// What the agent adds to a death in a request, which the next
+		// death may not have: dropped.
+		{"exited with status 1 3.1s " + DiedAfterReady + ", while handling a request (not the first death in a row, " +
+			"and no process of this revision has lived past the crash window yet)", "exited with status 1 soon " + DiedAfterReady},
+		{"exited with status 1 40ms " + DiedAfterReady + ", while handling a request (more than 2 such deaths in a row: " +
+			"taken as the app's)", "exited with status 1 soon " + DiedAfterReady},
 		{"exited with status 1", "exited with status 1"},
 		{"the app failed to load", "the app failed to load"},
 		{"", ""},

@@ -34,7 +34,8 @@
 //     the restart waits end on (the second round in a row, the revision
 //     not lasted): the manager, kubectl-ferry and the standalone agent
 //     read a crash loop alike; WithoutLifetime words a young death's
-//     lifetime "soon", for a message that must not change at each death.
+//     lifetime "soon" and drops what follows "after it was ready", for a
+//     message that must not change at each death.
 //   - NotResisted words why a restart left processes on an older revision
 //     ("resistDeploymentErrors is false", or "was false when revision R
 //     rolled" once ResistanceAsked says it is on).
