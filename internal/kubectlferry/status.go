@@ -339,7 +339,7 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 	}
 	if h := st.HaltedRollout; h != nil {
 		pool := poolOn(h.Node, pools)
-		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Revision, pools), pool, pool != nil && heard(pool)))
+		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Node, h.Revision, pools), pool, pool != nil && heard(pool)))
 	}
 	if l := crashLoopSummary(st); l != "" {
 		field("Crash loop", l)
@@ -380,11 +380,12 @@ func crashLoopSummary(st *ferryv1.AppGroupStatus) string {
 // haltSummary is the halted rollout the manager remembers, in a sentence:
 // it outlives the node's own report (the node may be gone, or returned to
 // an older revision), and is what keeps the revision from the next node.
-// everyPool: every pool was given the revision already (a new AppGroup
-// starts on all its nodes at once), so no node waits on the halt. pool
-// is the halted node's (nil: none listed), whose processes say whether
-// older ones serve there while its agent retries, when its agent is
-// heard from (retryingOn).
+// everyPool: every other node's pool (at least one) was given the
+// revision already (a new AppGroup starts on all its nodes at once), so
+// no node waits on the halt (givenToEveryPool). pool is the halted
+// node's (nil: none listed), whose processes say whether older ones
+// serve there while its agent retries, when its agent is heard from
+// (retryingOn).
 func haltSummary(h *ferryv1.HaltedRollout, now time.Time, everyPool bool, pool *ferryv1.ProcessPool, heard bool) string {
 	s := fmt.Sprintf("revision %s, on %s, %s ago", h.Revision, h.Node, duration.HumanDuration(now.Sub(h.Since.Time)))
 	if h.Reason != "" {
@@ -496,14 +497,28 @@ func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
 	return nil
 }
 
-// givenToEveryPool: every pool (at least one) has revision as its spec.
-func givenToEveryPool(revision string, pools []ferryv1.ProcessPool) bool {
+// givenToEveryPool: every pool on a node other than the halted node
+// (at least one) has revision as its spec, and the halted node's own
+// pool too where it is not being deleted. The other nodes' pools judge
+// it: with none (a one-node AppGroup whose node was deselected), its own
+// pool, being deleted, had it while no node is left to run it, and
+// "Every other node was given it" named nodes there are not.
+func givenToEveryPool(node, revision string, pools []ferryv1.ProcessPool) bool {
+	others := 0
 	for i := range pools {
-		if pools[i].Spec.Revision != revision {
+		p := &pools[i]
+		if p.Spec.NodeName == node {
+			if p.DeletionTimestamp == nil && p.Spec.Revision != revision {
+				return false
+			}
+			continue
+		}
+		if p.Spec.Revision != revision {
 			return false
 		}
+		others++
 	}
-	return len(pools) > 0
+	return others > 0
 }
 
 // conditionSummary is "True (Reason) message", or that it is not reported.

@@ -605,42 +605,52 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 	}
 }
 
-// TestHaltSummaryWhereEveryOtherNodeHasIt: every pool was given the
-// revision already and the halt's node has no pool of it left (no pool
-// there now, or its pool being deleted: the manager no longer counts the
-// node), so the halt ends once the other nodes run it, not once that
-// node does, which it never will; a pool of it there, its agent heard
-// from or not, may yet run it. (Seen failing before: "Every node was
-// given it already; the halt ends once that node runs it." with no pool
-// there.)
+// TestHaltSummaryWhereEveryOtherNodeHasIt: every other node's pool was
+// given the revision already and the halt's node has no pool of it left
+// (no pool there now, or its pool being deleted: the manager no longer
+// counts the node), so the halt ends once the other nodes run it, not
+// once that node does, which it never will; a pool of it there, its
+// agent heard from or not, may yet run it. With no other node's pool (a
+// one-node AppGroup whose node is deselected), or the node's own pool on
+// another revision, no node is waiting to run it. (Seen failing before:
+// "Every node was given it already; the halt ends once that node runs
+// it." with no pool there; "Every other node was given it already; the
+// halt ends once they run it." with only the node's own pool, being
+// deleted.)
 func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
 	const target = "2-abc"
 	h := &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Reason: "exited with status 1", Since: metav1.Time{Time: testNow}}
-	pool := func(edits ...func(*ferryv1.ProcessPool)) *ferryv1.ProcessPool {
-		p := &ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: "node-1", Revision: target}}
+	pool := func(node string, edits ...func(*ferryv1.ProcessPool)) ferryv1.ProcessPool {
+		p := ferryv1.ProcessPool{Spec: ferryv1.ProcessPoolSpec{NodeName: node, Revision: target}}
 		p.Status.ObservedRevision = target
 		for _, edit := range edits {
-			edit(p)
+			edit(&p)
 		}
 		return p
 	}
+	deleted := func(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time: testNow} }
+	older := func(p *ferryv1.ProcessPool) { p.Spec.Revision, p.Status.ObservedRevision = "1-old", "1-old" }
 	const (
 		thatNode = "Every node was given it already; the halt ends once that node runs it."
 		others   = "Every other node was given it already; the halt ends once they run it."
+		newOne   = "No other node gets it: set a new revision to go on."
 	)
 	for _, tt := range []struct {
 		name  string
-		pool  *ferryv1.ProcessPool
+		pools []ferryv1.ProcessPool
 		heard bool
 		want  string
 	}{
-		{"no pool on the node", nil, false, others},
-		{"its pool being deleted", pool(func(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time: testNow} }), true, others},
-		{"a pool of it, its agent heard from", pool(), true, thatNode},
-		{"a pool of it, its agent silent", pool(), false, thatNode},
+		{"no pool on the node", []ferryv1.ProcessPool{pool("node-2")}, false, others},
+		{"its pool being deleted", []ferryv1.ProcessPool{pool("node-1", deleted), pool("node-2")}, true, others},
+		{"a pool of it, its agent heard from", []ferryv1.ProcessPool{pool("node-1"), pool("node-2")}, true, thatNode},
+		{"a pool of it, its agent silent", []ferryv1.ProcessPool{pool("node-1"), pool("node-2")}, false, thatNode},
+		{"only its own pool, being deleted", []ferryv1.ProcessPool{pool("node-1", deleted)}, true, newOne},
+		{"its pool on another revision", []ferryv1.ProcessPool{pool("node-1", older), pool("node-2")}, true, newOne},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := haltSummary(h, testNow, true, tt.pool, tt.heard); !strings.HasSuffix(got, "\n"+tt.want) {
+			own := poolOn(h.Node, tt.pools)
+			if got := haltSummary(h, testNow, givenToEveryPool(h.Node, target, tt.pools), own, tt.heard); !strings.HasSuffix(got, "\n"+tt.want) {
 				t.Errorf("got %q, want it to end %q", got, tt.want)
 			}
 		})
