@@ -1949,10 +1949,7 @@ func TestHaltSaysWhatServesOnItsNodes(t *testing.T) {
 				}
 			}
 			in.Older = olderRuns(in) // as the pass finds it, the other nodes on an older revision
-			c := rollingRestartCondition(in)
-			if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, tt.words) {
-				t.Errorf("RollingRestart = %s/%s: %q, want RolloutHalted saying %q", c.Status, c.Reason, c.Message, tt.words)
-			}
+			wantHaltSaying(t, in, tt.words)
 		})
 	}
 }
@@ -2272,11 +2269,7 @@ func TestHaltSaysNothingOlderWhereTheTargetLasts(t *testing.T) {
 	in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
 	in.Halt = &ferryv1.HaltedRollout{Revision: targetRev, Node: "node-a", Reason: "exited with status 1 1.2s after it was ready"}
 	in = looped(in)
-	c := rollingRestartCondition(in)
-	const words = "it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); "
-	if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, words) {
-		t.Errorf("RollingRestart = %s/%s: %q, want RolloutHalted saying %q", c.Status, c.Reason, c.Message, words)
-	}
+	wantHaltSaying(t, in, "it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); ")
 }
 
 // TestHaltQuotesANewKindOfFailure: a halt recorded where the target
@@ -2353,11 +2346,7 @@ func TestHaltSaysNothingOlderWhereTheCountsCannotTell(t *testing.T) {
 	in = withHalt(in, "node-a", "exited with status 1 1.2s after it was ready")
 	in.Halt.Resisted = false
 	in = looped(in)
-	c := rollingRestartCondition(in)
-	const words = "it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); its agent retries it"
-	if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, words) {
-		t.Errorf("RollingRestart = %s/%s: %q, want RolloutHalted saying %q", c.Status, c.Reason, c.Message, words)
-	}
+	wantHaltSaying(t, in, "it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); its agent retries it")
 }
 
 // TestHaltRemedyWhereTheTargetLasted: where a process of the target
@@ -2894,5 +2883,15 @@ func TestCrashLoopReasonIsTheFirstNodes(t *testing.T) {
 	}
 	if reason, _ := nodeStaysWhy(in, "node-b"); reason != ferryv1.CrashLoopRevisionProven {
 		t.Errorf("node-b's reason = %q, want %s", reason, ferryv1.CrashLoopRevisionProven)
+	}
+}
+
+// wantHaltSaying fails unless RollingRestart, as in makes it, is
+// RolloutHalted with a message holding words.
+func wantHaltSaying(t *testing.T, in rollupInput, words string) {
+	t.Helper()
+	c := rollingRestartCondition(in)
+	if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, words) {
+		t.Errorf("RollingRestart = %s/%s: %q, want RolloutHalted saying %q", c.Status, c.Reason, c.Message, words)
 	}
 }
