@@ -176,7 +176,7 @@ func writeCRD(b *bytes.Buffer, crd *apiextensionsv1.CustomResourceDefinition,
 		fmt.Fprintf(b, "### %s.%s\n\n", names.Kind, part)
 		b.WriteString("| field | type | required | default | validation | description |\n")
 		b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
-		if err := writePart(b, part, &prop); err != nil {
+		if err := writePart(b, part, &prop, slices.Contains(schema.Required, part)); err != nil {
 			return err
 		}
 		b.WriteString("\n")
@@ -214,16 +214,16 @@ func servedVersion(crd *apiextensionsv1.CustomResourceDefinition) (*apiextension
 	return ver, nil
 }
 
-// writePart writes the rows of a spec or status. One without fields (a
-// map, an object kept whole, or not an object) gets a row of its own, as
-// a field has (writeRow): its type, default, bounds and rules (a map's
-// values' too) and description, which no field's row would show. As any
-// field's, its fields' rows: one holding objects with fields in a shape
-// not rendered is refused, not left an empty table.
-func writePart(b *bytes.Buffer, part string, s *apiextensionsv1.JSONSchemaProps) error {
-	if len(s.Properties) == 0 {
-		writeRow(b, part, s, false)
-	}
+// writePart writes the rows of a spec or status (required: its kind
+// requires it). It gets a row of its own, as a field has (writeRow): its
+// type, default, bounds and description, which no other row shows; and
+// one without fields (a map, an object kept whole, or not an object) its
+// rules there too (a map's values' as well). Then, as any field's, its
+// fields' rows, after an "object rules" row for its rules: one holding
+// objects with fields in a shape not rendered is refused, not left an
+// empty table.
+func writePart(b *bytes.Buffer, part string, s *apiextensionsv1.JSONSchemaProps, required bool) error {
+	writeRow(b, part, s, required)
 	return writeChildFields(b, part, s)
 }
 

@@ -310,6 +310,55 @@ x-kubernetes-validations:
 	}
 }
 
+// TestRunRendersASpecWithFields: a spec or status with fields gets a row
+// of its own too, before its fields' and its rules' (an "object rules"
+// row, as a field holding an object has): its type, whether the kind
+// requires it, and its description, which no other row shows.
+func TestRunRendersASpecWithFields(t *testing.T) {
+	crd := widgetCRD(`type: object
+description: A widget, as its owner wants it.
+properties:
+  size: {type: integer, description: The widget's size.}
+x-kubernetes-validations:
+- rule: "has(self.size)"
+  message: a widget needs a size
+`) + `          status:
+            type: object
+            description: What the widget is.
+            properties:
+              ready: {type: boolean, description: Whether it is ready.}
+        required: [spec]
+`
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(crd), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "api.md")
+	if err := run(dir, out); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for line := range strings.Lines(string(data)) {
+		if strings.HasPrefix(line, "| `") {
+			rows = append(rows, line)
+		}
+	}
+	want := []string{
+		"| `spec` | object | yes |  |  | A widget, as its owner wants it. |\n",
+		"| `spec` | object rules | | | a widget needs a size | |\n",
+		"| `spec.size` | integer |  |  |  | The widget's size. |\n",
+		"| `status` | object |  |  |  | What the widget is. |\n",
+		"| `status.ready` | boolean |  |  |  | Whether it is ready. |\n",
+	}
+	if !slices.Equal(rows, want) {
+		t.Errorf("the reference's rows:\n%s\nwant:\n%s", strings.Join(rows, ""), strings.Join(want, ""))
+	}
+}
+
 // TestRunRendersTheServedVersion: a CRD's reference is its served
 // version's, named in its kind's line and in the header, a version kept
 // with served: false (retired) left out. A CRD serving two versions
