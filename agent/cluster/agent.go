@@ -607,9 +607,20 @@ func (a *Agent) drainDelay(rp *runningPool) {
 }
 
 // saveIfChanged writes a pool's spec to disk unless the store's record
-// says it holds it already (store.saveIfChanged).
+// says it holds it already (store.saveIfChanged). A failed save says
+// which spec a restart without the API server would resume: the previous
+// one, left by a save failing before its rename, or the new one, in
+// place but maybe not past a power loss (errNotDurable). Either way the
+// store keeps no record of it, and the pool's next reconcile writes it
+// again.
 func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool) {
-	if err := a.store.saveIfChanged(pp); err != nil {
+	err := a.store.saveIfChanged(pp)
+	switch {
+	case errors.Is(err, errNotDurable):
+		a.log.Error(err, "Saved the pool's spec, but could not sync its directory: an agent restart without the API"+
+			" server resumes this spec, unless the node loses power first, which may bring back its previous saved"+
+			" spec, if any; the pool's next reconcile writes it again", "pool", key)
+	case err != nil:
 		a.log.Error(err, "Could not save the pool's spec; an agent restart without the API server would resume"+
 			" its previous saved spec, if any, not this one", "pool", key)
 	}

@@ -51,6 +51,10 @@ type store struct {
 	// between the write of the file and the record of it, s.mu held:
 	// where a removal must wait (TestSaveIfChangedWhileRemoved).
 	afterWrite func()
+	// dirSyncErr is nil in production. A test sets it to make the
+	// store's syncs of its directory, after a rename or a removal, fail
+	// with it (TestSaveFailingItsDirectorySync).
+	dirSyncErr error
 }
 
 // savedAs is the pool whose spec the store last saved under a name: its
@@ -106,7 +110,10 @@ func (s *store) saveIfChanged(pp *ferryv1.ProcessPool) error {
 // never an empty file (ext4 and xfs may commit a rename before the data
 // it points to). The record goes before the write and comes back once
 // the file is durable: a failed write may have left either spec, and the
-// next reconcile writes it again.
+// next reconcile writes it again. A failed sync of the directory, after
+// the rename, is errNotDurable: the new spec is in place, the one a
+// restart reads, but a power loss may yet bring back the previous one;
+// no record of it, so the next reconcile writes it again too.
 func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	saved := ferryv1.ProcessPool{TypeMeta: pp.TypeMeta, Spec: pp.Spec}
 	saved.Name, saved.Namespace, saved.UID, saved.Generation = pp.Name, pp.Namespace, pp.UID, pp.Generation
@@ -125,8 +132,8 @@ func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if err := syncDir(s.dir); err != nil {
-		return err
+	if err := s.syncOwnDir(); err != nil {
+		return fmt.Errorf("%w: %w", errNotDurable, err)
 	}
 	if s.afterWrite != nil {
 		s.afterWrite()
@@ -134,6 +141,10 @@ func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	s.saved[key] = savedAs{uid: pp.UID, generation: pp.Generation}
 	return nil
 }
+
+// errNotDurable is a save's failure to sync the directory after the
+// rename: the new spec is in place, but may not survive a power loss.
+var errNotDurable = errors.New("the spec is in place, but its directory's sync failed")
 
 // writeSynced writes data to a new file at path and syncs it.
 func writeSynced(path string, data []byte) error {
@@ -149,6 +160,15 @@ func writeSynced(path string, data []byte) error {
 		err = cerr
 	}
 	return err
+}
+
+// syncOwnDir syncs the store's directory (syncDir), or fails as a test
+// says (dirSyncErr).
+func (s *store) syncOwnDir() error {
+	if s.dirSyncErr != nil {
+		return s.dirSyncErr
+	}
+	return syncDir(s.dir)
 }
 
 // syncDir syncs a directory, making the renames in it durable.
@@ -217,7 +237,7 @@ func (s *store) removeLocked(key types.NamespacedName) error {
 	if err != nil {
 		return err
 	}
-	return syncDir(s.dir)
+	return s.syncOwnDir()
 }
 
 // load returns every saved pool; unreadable files are reported and skipped.

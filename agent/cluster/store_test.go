@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
@@ -335,6 +336,76 @@ func TestSaveIfChangedWhileRemoved(t *testing.T) {
 			if got := savedUIDs(t, st); !slices.Equal(got, []types.UID{pp.UID}) {
 				t.Errorf("saved at the pool's next reconcile, after a removal begun between the save's write and its record: %v,"+
 					" want %v: an agent restarted without the API server would not resume the pool", got, []types.UID{pp.UID})
+			}
+		})
+	}
+}
+
+// TestSaveFailingItsDirectorySync: a save whose sync of the directory
+// fails, after the rename, leaves the new spec in place, the one a
+// restart reads, though a power loss may yet take it back to the previous
+// one: the log says so, not that a restart resumes the previous spec, and
+// the store keeps no record of it, so the pool's next reconcile writes it
+// again. A save failing before the rename (here the write of its
+// temporary file, a directory in the way) leaves the previous spec, and
+// says so.
+func TestSaveFailingItsDirectorySync(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	for _, tc := range []struct {
+		name      string
+		fail      func(st *store) // makes the next save fail
+		onDisk    int64           // the generation on disk after the failed save
+		wantLog   string
+		unwantLog string
+	}{
+		{name: "the directory's sync", fail: func(st *store) { st.dirSyncErr = errors.New("injected sync failure") }, onDisk: 2,
+			wantLog: "Saved the pool's spec, but could not sync its directory: an agent restart without the API server" +
+				" resumes this spec, unless the node loses power first, which may bring back its previous saved spec," +
+				" if any; the pool's next reconcile writes it again",
+			unwantLog: "not this one"},
+		{name: "the write", fail: func(st *store) {
+			if err := os.Mkdir(st.path(key)+".tmp", 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, onDisk: 1,
+			wantLog: "Could not save the pool's spec; an agent restart without the API server would resume its previous" +
+				" saved spec, if any, not this one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := newStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			book := agenttest.NewLogbook(t)
+			a := &Agent{store: st, log: book.Logger()}
+			pp := poolOf(key, "u1")
+			pp.Generation = 1
+			a.saveIfChanged(key, pp)
+			tc.fail(st)
+			pp.Generation = 2
+			a.saveIfChanged(key, pp)
+			if saved, readErr, parseErr := readSpec(st.path(key)); readErr != nil || parseErr != nil || saved.Generation != tc.onDisk {
+				t.Fatalf("on disk after the failed save: %+v (%v, %v), want generation %d", saved, readErr, parseErr, tc.onDisk)
+			}
+			logged := book.Find("")
+			if len(logged) != 1 || !logged[0].IsError || logged[0].Msg != tc.wantLog {
+				t.Fatalf("logged %+v, want one error %q", logged, tc.wantLog)
+			}
+			if tc.unwantLog != "" && strings.Contains(logged[0].Msg, tc.unwantLog) {
+				t.Errorf("the log says %q of a spec in place", tc.unwantLog)
+			}
+			// The next reconcile writes it again, and keeps the record.
+			st.dirSyncErr = nil
+			_ = os.Remove(st.path(key) + ".tmp")
+			writes := 0
+			st.afterWrite = func() { writes++ }
+			a.saveIfChanged(key, pp)
+			a.saveIfChanged(key, pp)
+			if writes != 1 || len(book.Find("")) != 1 {
+				t.Errorf("the pool's next reconciles wrote its spec %d times (logging %+v), want once", writes, book.Find("")[1:])
+			}
+			if off := recordOffDisk(st, key); off != "" {
+				t.Error(off)
 			}
 		})
 	}
