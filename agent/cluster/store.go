@@ -31,6 +31,9 @@ type store struct {
 	// record would say a spec is on disk that the removal took, and the
 	// next reconcile would not write it again (TestSaveIfChangedWhileRemoved).
 	//
+	// load holds it too, to read the files as they were when it began
+	// (TestStoreLoadWhileRemoved).
+	//
 	// It is held across the disk's writes and syncs, so only the store's
 	// callers wait for it: the reconcile loop and a reporter that found
 	// its pool gone, each about to write the disk itself. None takes it
@@ -51,6 +54,10 @@ type store struct {
 	// between the write of the file and the record of it, s.mu held:
 	// where a removal must wait (TestSaveIfChangedWhileRemoved).
 	afterWrite func()
+	// afterList is nil in production. A test sets it to act in load
+	// between its listing of the directory and its reads of the files:
+	// where a removal must wait (TestStoreLoadWhileRemoved).
+	afterList func()
 	// dirSyncErr is nil in production. A test sets it to make the
 	// store's syncs of its directory, after a rename or a removal, fail
 	// with it (TestSaveFailingItsDirectorySync).
@@ -240,11 +247,21 @@ func (s *store) removeLocked(key types.NamespacedName) error {
 	return s.syncOwnDir()
 }
 
-// load returns every saved pool; unreadable files are reported and skipped.
+// load returns every saved pool; unreadable files are reported and
+// skipped. It holds s.mu, so it finds the files as they were when it
+// began: a removal between its listing and its reads would have it report
+// the removed spec unreadable (TestStoreLoadWhileRemoved). The agent's
+// restore loads before any reconcile or reporter runs, so it waits for
+// none.
 func (s *store) load() ([]*ferryv1.ProcessPool, []error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, []error{err}
+	}
+	if s.afterList != nil {
+		s.afterList()
 	}
 	var out []*ferryv1.ProcessPool
 	var errs []error

@@ -410,3 +410,56 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreLoadWhileRemoved: load returns the saved specs as they were
+// when it began, whatever a removal does meanwhile: a spec removed
+// between its listing of the directory and its read of the file was
+// reported unreadable ("no such file or directory"), a spec the agent's
+// log then calls unreadable. The agent's restore loads before anything
+// else touches the store, but load is the store's, and holds s.mu as its
+// other readers and writers do. The store's afterList hook starts the
+// removal in that span and waits for it to return or 200 ms: s.mu holds
+// it back until load is done, so the 200 ms pass; without the hold it
+// lands in the span, every run (unless the disk takes over 200 ms to
+// sync it, when it lands after, as with the hold).
+func TestStoreLoadWhileRemoved(t *testing.T) {
+	st, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, removed := poolOf(types.NamespacedName{Namespace: "ns", Name: "kept"}, "u1"),
+		poolOf(types.NamespacedName{Namespace: "ns", Name: "removed"}, "u2")
+	for _, pp := range []*ferryv1.ProcessPool{kept, removed} {
+		if err := st.save(pp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeDone := make(chan struct{})
+	var removeErr error
+	st.afterList = func() {
+		st.afterList = nil
+		go func() {
+			defer close(removeDone)
+			removeErr = st.removeIf(types.NamespacedName{Namespace: removed.Namespace, Name: removed.Name}, removed.UID)
+		}()
+		select {
+		case <-removeDone:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	loaded, errs := st.load()
+	<-removeDone
+	if removeErr != nil {
+		t.Fatalf("removeIf: %v", removeErr)
+	}
+	var uids []types.UID
+	for _, pp := range loaded {
+		uids = append(uids, pp.UID)
+	}
+	if want := []types.UID{kept.UID, removed.UID}; len(errs) != 0 || !slices.Equal(uids, want) {
+		t.Errorf("loaded, a removal begun between the listing and the reads: %v, errors %v; want %v and none", uids, errs, want)
+	}
+	if got := savedUIDs(t, st); !slices.Equal(got, []types.UID{kept.UID}) {
+		t.Errorf("saved after the removal: %v, want %v", got, []types.UID{kept.UID})
+	}
+}
