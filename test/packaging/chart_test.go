@@ -666,20 +666,40 @@ func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
 // nothing of absent (none when "").
 func assertRendered(t *testing.T, values, want, absent string) {
 	t.Helper()
+	assertRenderedWith(t, renderOpts{}, values, want, absent)
+}
+
+// assertRenderedWithoutSchema is assertRendered under
+// --skip-schema-validation, where the chart's own checks (validate.yaml)
+// alone refuse what the schema would.
+func assertRenderedWithoutSchema(t *testing.T, values, want string) {
+	t.Helper()
+	assertRenderedWith(t, renderOpts{skipSchema: true}, values, want, "")
+}
+
+// assertRenderedWith is assertRendered with o's options besides the
+// values file.
+func assertRenderedWith(t *testing.T, o renderOpts, values, want, absent string) {
+	t.Helper()
 	f := filepath.Join(t.TempDir(), "values.yaml")
 	if err := os.WriteFile(f, []byte(values), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}})
+	o.valuesFiles = []string{f}
+	given := fmt.Sprintf("values %q", values)
+	if o.skipSchema {
+		given += " without the schema"
+	}
+	_, err := templateRaw(testContext(t), o)
 	switch {
 	case want == "" && err != nil:
-		t.Errorf("values %q refused: %v", values, err)
+		t.Errorf("%s refused: %v", given, err)
 	case want != "" && err == nil:
-		t.Errorf("values %q accepted; want refused with %q", values, want)
+		t.Errorf("%s accepted; want refused with %q", given, want)
 	case want != "" && !strings.Contains(err.Error(), want):
-		t.Errorf("values %q: want %q, got: %v", values, want, err)
+		t.Errorf("%s: want %q, got: %v", given, want, err)
 	case absent != "" && err != nil && strings.Contains(err.Error(), absent):
-		t.Errorf("values %q: want nothing of %q, got: %v", values, absent, err)
+		t.Errorf("%s: want nothing of %q, got: %v", given, absent, err)
 	}
 }
 
@@ -945,17 +965,7 @@ func TestChartRefusesHealthAddressesWithoutTheSchema(t *testing.T) {
 		{`manager: {healthProbeBindAddress: "0"}`, ""},
 		{"manager: {healthProbeBindAddress: \"127.0.0.1:8081\"}\nagent: {healthProbeBindAddress: \"$(HOST_IP):1\"}", ""},
 	} {
-		f := filepath.Join(t.TempDir(), "values.yaml")
-		if err := os.WriteFile(f, []byte(tt.values), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, err := templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}, skipSchema: true})
-		switch {
-		case tt.want == "" && err != nil:
-			t.Errorf("values %q without the schema refused: %v", tt.values, err)
-		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-			t.Errorf("values %q without the schema: want refused with %q, got: %v", tt.values, tt.want, err)
-		}
+		assertRenderedWithoutSchema(t, tt.values, tt.want)
 	}
 }
 
