@@ -969,6 +969,51 @@ func TestChartRefusesHealthAddressesWithoutTheSchema(t *testing.T) {
 	}
 }
 
+// TestChartRefusesMetricsAddressesWithoutTheSchema: under `helm install
+// --skip-schema-validation` the chart refuses a metricsBindAddress the
+// schema would, as it does the health addresses: anything but a host:port
+// (by the schema's pattern) or 0. A null rendered
+// --metrics-bind-address=0, turning the metrics off without a word; ""
+// and garbage rendered a metrics port and Service the API server or the
+// binary refuses; the manager's $(HOST_IP), which its pod does not set,
+// reached the manager unexpanded.
+func TestChartRefusesMetricsAddressesWithoutTheSchema(t *testing.T) {
+	set := func(def string) string {
+		return "Set a host:port, as " + def + " (the default), or 0 to turn them off; the schema, skipped here, " +
+			"requires a host:port or 0"
+	}
+	notHostPort := func(c, is, def string) string {
+		who := map[string]string{"manager": "the manager", "agent": "the agents"}[c]
+		return c + ".metricsBindAddress is " + is + ", not a host:port: " + who + " could not listen on it, nor " +
+			"could the chart render a metrics port and Service from it. " + set(def)
+	}
+	for _, tt := range []struct{ values, want string }{
+		{"manager: {metricsBindAddress: null}", "manager.metricsBindAddress is null (unset), which the chart would " +
+			"render as 0, turning the manager's metrics off without a word. " + set(":8080")},
+		{"agent: {metricsBindAddress: ~}", "agent.metricsBindAddress is null (unset), which the chart would render " +
+			"as 0, turning the agents' metrics off without a word. " + set(":9441")},
+		{`manager: {metricsBindAddress: ""}`, `manager.metricsBindAddress is "", which the manager takes as off, ` +
+			"while the chart would render a metrics port and Service with no port number. " + set(":8080")},
+		{`agent: {metricsBindAddress: ""}`, `agent.metricsBindAddress is "", which the agents take as off`},
+		{`manager: {metricsBindAddress: "$(HOST_IP):8080"}`, "manager.metricsBindAddress is $(HOST_IP):8080, which " +
+			"the manager's pod does not set: the manager would get it unexpanded and could not listen, failing at its " +
+			"start. Set a host:port, as :8080 (the default), or 0 to turn them off; the schema, skipped here, refuses " +
+			"$(HOST_IP) for the manager"},
+		{"manager: {metricsBindAddress: garbage}", notHostPort("manager", "garbage", ":8080")},
+		{"manager: {metricsBindAddress: 8080}", notHostPort("manager", "8080", ":8080")},
+		{"agent: {metricsBindAddress: false}", notHostPort("agent", "false", ":9441")},
+		{`agent: {metricsBindAddress: "off"}`, notHostPort("agent", "off", ":9441")},
+		{`agent: {metricsBindAddress: ":0"}`, notHostPort("agent", ":0", ":9441")},
+		{`agent: {metricsBindAddress: ":99999"}`, notHostPort("agent", ":99999", ":9441")},
+		{`manager: {metricsBindAddress: "::1:8080"}`, notHostPort("manager", "::1:8080", ":8080")},
+		{"manager: {metricsBindAddress: 0}\nagent: {metricsBindAddress: \"0\"}", ""},
+		{"manager: {metricsBindAddress: 0.0}\nagent: {metricsBindAddress: 0}", ""},
+		{"manager: {metricsBindAddress: \"[::1]:65535\"}\nagent: {metricsBindAddress: \"$(HOST_IP):1\"}", ""},
+	} {
+		assertRenderedWithoutSchema(t, tt.values, tt.want)
+	}
+}
+
 // TestSchemaCoversEveryValue: every key of values.yaml is a property in
 // values.schema.json, so that the schema keeps up with new values.
 func TestSchemaCoversEveryValue(t *testing.T) {
