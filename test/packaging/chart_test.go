@@ -1479,6 +1479,66 @@ func TestManagerProbesFollowALoopbackBind(t *testing.T) {
 	}
 }
 
+// TestMetricsServicesFollowALoopbackBind: metrics bound to a loopback
+// address alone are reached from their own network namespace only (inside
+// the manager's pod, on an agent's node): the chart renders no metrics
+// Service for them, which would have no endpoint that answers, refuses
+// the ServiceMonitor metrics.serviceMonitor.enabled asks for, which would
+// scrape nothing, and the install's notes say so. The metrics themselves
+// stay on, at the address given.
+func TestMetricsServicesFollowALoopbackBind(t *testing.T) {
+	for _, tt := range []struct {
+		component, addr string
+		scraped         bool
+	}{
+		{"manager", ":8080", true},
+		{"manager", "127.0.0.1:8080", false},
+		{"manager", "[::1]:8080", false},
+		{"manager", "localhost.example.com:8080", true},
+		{"agent", "$(HOST_IP):9441", true},
+		{"agent", "LOCALHOST.:9441", false},
+		{"agent", "[::ffff:127.0.0.1]:9441", false},
+	} {
+		set := tt.component + ".metricsBindAddress=" + tt.addr
+		objs := render(t, renderOpts{sets: []string{set}})
+		service := slices.ContainsFunc(ofKind(objs, "Service"), func(o *unstructured.Unstructured) bool {
+			return o.GetName() == "ferry-"+tt.component+"-metrics"
+		})
+		if service != tt.scraped {
+			t.Errorf("%s: metrics Service rendered %t, want %t", set, service, tt.scraped)
+		}
+		if arg := "--metrics-bind-address=" + tt.addr; !slices.Contains(args(t, workload(t, objs, tt.component)), arg) {
+			t.Errorf("%s: the %s's arguments lack %s", set, tt.component, arg)
+		}
+		loopback := tt.component + ".metricsBindAddress is " + tt.addr + ", a loopback address,"
+		refusal := loopback + " reached from " + map[string]string{
+			"manager": "inside the manager's pod only",
+			"agent":   "each agent's node (the agents' pods use the host network) only",
+		}[tt.component] + ": no Prometheus reaches it. The chart renders no metrics Service for it, and " +
+			"metrics.serviceMonitor.enabled asks for a ServiceMonitor that would scrape nothing"
+		_, err := templateRaw(testContext(t), renderOpts{sets: []string{set, "metrics.serviceMonitor.enabled=true"}})
+		switch {
+		case tt.scraped && err != nil:
+			t.Errorf("%s with a ServiceMonitor refused: %v", set, err)
+		case !tt.scraped && (err == nil || !strings.Contains(err.Error(), refusal)):
+			t.Errorf("%s with a ServiceMonitor: want refused with %q, got: %v", set, refusal, err)
+		}
+		// Without the CRDs, which the test API server has, unowned.
+		notes, err := helm(testContext(t), "install", "ferry", chartDir, "--namespace", "ferry-system",
+			"--dry-run=client", "--set", "crds.enabled=false", "--set", set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		said := strings.Contains(notes, loopback) &&
+			strings.Contains(notes, "no Prometheus reaches it, so the chart\nrenders no metrics Service")
+		if said == tt.scraped {
+			_, shown, _ := strings.Cut(notes, "NOTES:")
+			t.Errorf("%s: NOTES saying it is a loopback address no metrics Service renders for: %t, want %t; NOTES:%s",
+				set, said, !tt.scraped, shown)
+		}
+	}
+}
+
 // TestServiceMonitorsScrapeSecureMetrics: where metrics are secure (the
 // default) the ServiceMonitors scrape over HTTPS, skipping the self-signed
 // certificate, with the token of a Secret (authorization.credentials):

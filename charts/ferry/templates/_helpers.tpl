@@ -104,6 +104,18 @@ For (dict "root" $ "component" "manager" or "agent" ["secure" true]).
 {{- end }}
 
 {{/*
+"true" when a component's metrics are served (ferry.metricsServed) where
+a Prometheus can reach them: not on a loopback address alone
+(ferry.loopbackHost), which only the component's own network namespace
+reaches (the manager's pod's; the agent's node's, on the host network).
+Only then are its metrics Service and ServiceMonitor rendered.
+For (dict "root" $ "component" "manager" or "agent").
+*/}}
+{{- define "ferry.metricsScraped" -}}
+{{- if and (include "ferry.metricsServed" .) (not (include "ferry.loopbackHost" (index .root.Values .component).metricsBindAddress)) }}true{{ end }}
+{{- end }}
+
+{{/*
 "true" when some component serves secure metrics (ferry.metricsServed
 with "secure"): only then are the metrics-auth and metrics-reader
 ClusterRoles rendered, and the chart's scraper, bound to the reader, with
