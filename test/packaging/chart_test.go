@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -661,6 +662,94 @@ func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
 	}
 }
 
+// TestChartRefusesWhatTheBinariesRefuse: extraArgs items at which a
+// binary fails at its start, in the flag package or right after it, are
+// refused, quoting what the binary says: a flag's bad syntax (---x, --=x,
+// -=x), a flag the binary does not define (-1 after a boolean flag, which
+// takes no value after it, too), a flag that takes a value as the last
+// item, and -h, -help or --help, with which the binary prints its usage and
+// exits 0, at every start. The binary stops reading at any of these: the
+// chart stops there too, saying so, and says nothing of the items after
+// it. The agent reads flags past an argument, and names every argument.
+// Each row is run by the built binary too, which must say
+// what the chart quotes and exit as the chart says.
+func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
+	bin := ferryBinaries(t)
+	cmds := map[string][]string{
+		"manager": {filepath.Join(bin, "ferry-manager")},
+		"agent":   {filepath.Join(bin, "ferry-agent"), "cluster"},
+	}
+	syntax := func(c, who, item, after string) string {
+		return c + ".extraArgs has " + item + ", which the flag package refuses (bad flag syntax: " + item + "): " +
+			who + " would not start. A flag is -name or --name, with =VALUE or not, its name beginning with neither " +
+			"\"-\" nor \"=\": take " + item + " out of " + c + ".extraArgs" + after
+	}
+	usage := "which asks the flag package for the usage (-h, -help and --help do, with any value): "
+	for _, tt := range []struct {
+		component string
+		args      []string
+		says      string // what the binary says
+		exit      int    // and its exit status
+		want      string // the chart's refusal
+		absent    string // not said
+	}{
+		{"manager", []string{"---x"}, "bad flag syntax: ---x", 2, syntax("manager", "the manager", "---x", ""), ""},
+		{"agent", []string{"--=x"}, "bad flag syntax: --=x", 2, syntax("agent", "the agents", "--=x", ""), ""},
+		{"agent", []string{"--zap-devel", "-=x", "--no-such-flag"}, "bad flag syntax: -=x", 2, syntax("agent", "the agents",
+			"-=x", ". The agents read no item after -=x, nor does this check: the item after it is unchecked"), "--no-such-flag"},
+		{"manager", []string{"-h"}, "Usage of ", 0, "manager.extraArgs has -h, " + usage + "the manager would print " +
+			"its usage and exit 0 at every start, the kubelet restarting it, a crash loop. Take -h out of " +
+			"manager.extraArgs (ferry-manager -h lists the flags)", ""},
+		{"agent", []string{"--zap-encoder=console", "-help"}, "Usage of ferry-agent", 0, "agent.extraArgs has -help, " +
+			usage + "the agents would print their usage and exit 0 at every start, the kubelet restarting them, a " +
+			"crash loop. Take -help out of agent.extraArgs (ferry-agent cluster -h lists the flags)", ""},
+		{"manager", []string{"--help=false"}, "Usage of ", 0, "manager.extraArgs has --help=false, " + usage, ""},
+		{"manager", []string{"--zap-encoder=console", "--no-such-flag", "x"}, "flag provided but not defined: -no-such-flag", 2,
+			"manager.extraArgs has --no-such-flag, a flag the manager does not define: the manager would not start (flag " +
+				"provided but not defined: -no-such-flag). Take --no-such-flag out of manager.extraArgs, or name a flag ferry-manager -h " +
+				"lists. The manager reads no item after --no-such-flag, nor does this check: the item after it is unchecked",
+			"has x"},
+		{"agent", []string{"--node=node-1"}, "flag provided but not defined: -node", 2, "agent.extraArgs has " +
+			"--node=node-1, a flag the agents do not define: the agents would not start (flag provided but not " +
+			"defined: -node). Take --node=node-1 out of agent.extraArgs, or name a flag ferry-agent cluster -h lists", ""},
+		// A boolean takes no value after it: a word beginning with "-" is
+		// the next flag.
+		{"agent", []string{"--zap-devel", "-1"}, "flag provided but not defined: -1", 2, "agent.extraArgs has -1, a " +
+			"flag the agents do not define, read as a flag of its own: --zap-devel before it is a boolean flag, which " +
+			"takes no value after it (a boolean's value is given with \"=\", as --zap-devel=false): the agents would " +
+			"not start (flag provided but not defined: -1)", ""},
+		{"manager", []string{"-zap-devel", "-0"}, "flag provided but not defined: -0", 2, "manager.extraArgs has -0, a " +
+			"flag the manager does not define, read as a flag of its own: -zap-devel before it is a boolean flag", ""},
+		{"manager", []string{"--zap-encoder"}, "flag needs an argument: -zap-encoder", 2, "manager.extraArgs has " +
+			"--zap-encoder, its last item, with no value after it: the manager would not start (flag needs an " +
+			"argument: -zap-encoder). Write --zap-encoder=VALUE, one item, or take --zap-encoder out of " +
+			"manager.extraArgs", ""},
+		{"agent", []string{"--zap-devel", "--request-buffer-dir"}, "flag needs an argument: -request-buffer-dir", 2,
+			"agent.extraArgs has --request-buffer-dir, its last item, with no value after it: the agents would not start", ""},
+		// The agent reads on.
+		{"agent", []string{"a", "--zap-encoder=console", "b", "-"}, `ferry-agent takes no argument "a b -"`, 1, "agent.extraArgs " +
+			"has a, b and -, arguments of their own: the agents would not start", "nor does this check"},
+	} {
+		values, err := json.Marshal(map[string]any{tt.component: map[string]any{"extraArgs": tt.args}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertRendered(t, string(values), tt.want, tt.absent)
+		cmd := cmds[tt.component]
+		out, err := exec.Command(cmd[0], append(slices.Clone(cmd[1:]), tt.args...)...).CombinedOutput()
+		exit := 0
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			exit = exitErr.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if exit != tt.exit || !strings.Contains(string(out), tt.says) {
+			t.Errorf("%q %q exited %d, saying: %s\nwant exit %d, saying %q", cmd, tt.args, exit, out, tt.exit, tt.says)
+		}
+	}
+}
+
 // assertRendered renders the chart with values (YAML) and fails unless it
 // is accepted (want "") or refused saying want, and, refused, saying
 // nothing of absent (none when "").
@@ -790,18 +879,21 @@ func TestChartRefusesANamespaceFlagWithoutItsNamespace(t *testing.T) {
 	}
 }
 
-// TestChartKnowsTheBinariesBooleanFlags: the chart's list of boolean
-// flags (ferry.boolFlags), by which it walks extraArgs, is each binary's,
-// both ways: a boolean flag added to a binary and not to the list fails
-// here, as does an entry of the list that the binary no longer has or that
-// takes a value. And the chart walks by it: with the metrics off, so that
-// --metrics-secure is no flag the chart renders, every flag followed by
+// TestChartKnowsTheBinariesFlags: the chart's list of each binary's flags
+// (ferry.knownFlags), by which it walks extraArgs, refusing a flag it does
+// not list, is the binary's, both ways, each a boolean or not as the
+// binary's is: a flag added to a binary and not to the list fails here, as
+// does an entry of the list that the binary no longer has, or whose kind
+// differs. And the chart walks by it: with the metrics off, so that
+// --metrics-secure is no flag the chart renders, a flag followed by
 // "false" is refused as a boolean apart from its value where it is a
 // boolean, and takes "false" for its value where it is not. Flags the
-// chart renders are refused whatever follows them.
-func TestChartKnowsTheBinariesBooleanFlags(t *testing.T) {
+// chart renders are refused whatever follows them. Each boolean is
+// rendered alone: the manager reads nothing past the "false" it leaves,
+// and neither does the chart.
+func TestChartKnowsTheBinariesFlags(t *testing.T) {
 	bin := ferryBinaries(t)
-	listed := chartBoolFlags(t)
+	listed := chartKnownFlags(t)
 	for _, c := range []struct {
 		component, who string
 		cmd            []string
@@ -810,42 +902,45 @@ func TestChartKnowsTheBinariesBooleanFlags(t *testing.T) {
 		{"agent", "the agents", []string{filepath.Join(bin, "ferry-agent"), "cluster"}},
 	} {
 		flags := binaryFlags(t, c.cmd...)
-		var booleans []string
+		if !reflect.DeepEqual(listed[c.component], flags) {
+			t.Errorf("ferry.knownFlags lists, for the %s (name: boolean), %v; %q's flags are %v", c.component,
+				listed[c.component], c.cmd, flags)
+		}
+		var values []string
+		renders := [][]string{nil}
 		for _, name := range sortedKeys(flags) {
 			if flags[name] {
-				booleans = append(booleans, name)
+				renders = append(renders, []string{"--" + name, "false"})
+			} else {
+				renders[0] = append(renders[0], "--"+name, "false")
 			}
 		}
-		if !slices.Equal(listed[c.component], booleans) {
-			t.Errorf("ferry.boolFlags lists %q for the %s; %q's boolean flags are %q", listed[c.component], c.component,
-				c.cmd, booleans)
-		}
-		var args []string
-		for _, name := range sortedKeys(flags) {
-			args = append(args, "--"+name, "false")
-		}
-		values, err := json.Marshal(map[string]any{c.component: map[string]any{"metricsBindAddress": 0, "extraArgs": args}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := filepath.Join(t.TempDir(), "values.yaml")
-		if err := os.WriteFile(f, values, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, err = templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}})
-		if err == nil {
-			t.Fatalf("%s.extraArgs %q accepted: want its boolean flags refused", c.component, args)
+		refusals := ""
+		for _, args := range renders {
+			data, err := json.Marshal(map[string]any{c.component: map[string]any{"metricsBindAddress": 0, "extraArgs": args}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			values = append(values, string(data))
+			f := filepath.Join(t.TempDir(), "values.yaml")
+			if err := os.WriteFile(f, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err = templateRaw(testContext(t), renderOpts{valuesFiles: []string{f}})
+			if err != nil {
+				refusals += err.Error() + "\n"
+			}
 		}
 		for _, name := range sortedKeys(flags) {
 			boolean := flags[name]
-			if strings.Contains(err.Error(), "but the chart sets --"+name+" ") {
+			if strings.Contains(refusals, "but the chart sets --"+name+" ") {
 				continue
 			}
 			apart := fmt.Sprintf("%s.extraArgs has --%s false (two items): %s would not start", c.component, name, c.who)
-			switch refused := strings.Contains(err.Error(), apart); {
+			switch refused := strings.Contains(refusals, apart); {
 			case boolean && !refused:
 				t.Errorf("%s's --%s is a boolean flag, which the chart does not walk as one: --%s false was not "+
-					"refused with %q", c.cmd[0], name, name, apart)
+					"refused with %q; values %q", c.cmd[0], name, name, apart, values)
 			case !boolean && refused:
 				t.Errorf("%s's --%s takes a value, which the chart walks as a boolean: --%s false was refused "+
 					"with %q", c.cmd[0], name, name, apart)
@@ -854,29 +949,30 @@ func TestChartKnowsTheBinariesBooleanFlags(t *testing.T) {
 	}
 }
 
-// chartBoolFlags reads the ferry.boolFlags of _helpers.tpl: the manager's
-// entries, then, after its else, the agent's, each sorted.
-func chartBoolFlags(t *testing.T) map[string][]string {
+// chartKnownFlags reads the ferry.knownFlags of _helpers.tpl: the
+// manager's entries, then, after its else, the agent's, each a name and
+// true where it is a boolean.
+func chartKnownFlags(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(chartDir, "templates", "_helpers.tpl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, body, found := strings.Cut(string(data), `{{- define "ferry.boolFlags" -}}`)
+	_, body, found := strings.Cut(string(data), `{{- define "ferry.knownFlags" -}}`)
 	body, _, ended := strings.Cut(body, "{{- end }}\n{{- end }}")
 	manager, agent, split := strings.Cut(body, "{{- else }}")
 	if !found || !ended || !split {
-		t.Fatalf("_helpers.tpl: no ferry.boolFlags of the form if manager, else agent")
+		t.Fatalf("_helpers.tpl: no ferry.knownFlags of the form if manager, else agent")
 	}
-	entry := regexp.MustCompile(`(?m)^- (\S+)$`)
-	listed := map[string][]string{}
+	entry := regexp.MustCompile(`(?m)^([a-z0-9-]+): (boolean|value)$`)
+	listed := map[string]map[string]bool{}
 	for component, part := range map[string]string{"manager": manager, "agent": agent} {
+		listed[component] = map[string]bool{}
 		for _, m := range entry.FindAllStringSubmatch(part, -1) {
-			listed[component] = append(listed[component], m[1])
+			listed[component][m[1]] = m[2] == "boolean"
 		}
-		slices.Sort(listed[component])
 		if len(listed[component]) == 0 {
-			t.Fatalf("_helpers.tpl's ferry.boolFlags lists nothing for the %s:\n%s", component, part)
+			t.Fatalf("_helpers.tpl's ferry.knownFlags lists nothing for the %s:\n%s", component, part)
 		}
 	}
 	return listed

@@ -349,23 +349,85 @@ flag taken for it).
 {{- end }}
 
 {{/*
-The boolean flags of a binary (cmd/manager's; cmd/agent's cluster mode),
-as a YAML list: written without "=", such a flag takes no next item for
-its value, which the flag package leaves an argument that the binary
-refuses at its start (validate.yaml refuses it first). Every other flag
-takes the next item, whatever it reads. TestChartKnowsTheBinariesBooleanFlags
-holds the list to the binaries' own. Call with (dict "component" "manager"
-or "agent").
+Every flag of a binary (cmd/manager's; cmd/agent's cluster mode), as a
+YAML map of its name to "boolean" or "value". A name neither binary
+defines makes the flag package fail at the start ("flag provided but not
+defined"). Written without "=", a boolean flag takes no next item for its
+value, which the flag package leaves an argument; any other flag takes
+the next item, whatever it reads. validate.yaml walks extraArgs by it;
+TestChartKnowsTheBinariesFlags holds it to the binaries' own -h, both
+ways. Call with (dict "component" "manager" or "agent").
 */}}
-{{- define "ferry.boolFlags" -}}
+{{- define "ferry.knownFlags" -}}
 {{- if eq .component "manager" }}
-- leader-elect
-- metrics-secure
-- zap-devel
+agent-lease-namespace: value
+agent-stale-after: value
+health-probe-bind-address: value
+kube-api-burst: value
+kube-api-qps: value
+kubeconfig: value
+leader-elect: boolean
+leader-election-namespace: value
+max-concurrent-reconciles: value
+metrics-bind-address: value
+metrics-cert-key: value
+metrics-cert-name: value
+metrics-cert-path: value
+metrics-secure: boolean
+pprof-bind-address: value
+zap-devel: boolean
+zap-encoder: value
+zap-log-level: value
+zap-stacktrace-level: value
+zap-time-encoding: value
 {{- else }}
-- metrics-secure
-- trust-forwarded-for
-- zap-devel
+advertise-address: value
+bind-address: value
+drain-delay: value
+health-probe-bind-address: value
+heartbeat-interval: value
+idle-timeout: value
+kube-api-burst: value
+kube-api-qps: value
+kubeconfig: value
+lease-namespace: value
+max-header-bytes: value
+metrics-bind-address: value
+metrics-cert-key: value
+metrics-cert-name: value
+metrics-cert-path: value
+metrics-secure: boolean
+node-name: value
+read-header-timeout: value
+request-body-timeout: value
+request-buffer-dir: value
+request-buffer-disk: value
+response-buffer-memory: value
+send-timeout: value
+simulate-workers: value
+state-dir: value
+stats-interval: value
+trust-forwarded-for: boolean
+worker-users: value
+zap-devel: boolean
+zap-encoder: value
+zap-log-level: value
+zap-stacktrace-level: value
+zap-time-encoding: value
+{{- end }}
+{{- end }}
+
+{{/*
+What follows validate.yaml's refusal of an extraArgs item at which the
+binary stops reading ("item"), for "after" items after it: that it reads
+none of them, and that neither does the check, which says nothing of
+them; nothing with none after it. For (dict "reads" "The manager reads"
+"item" "stray" "after" 2).
+*/}}
+{{- define "ferry.unreadAfter" -}}
+{{- $n := int .after }}
+{{- if gt $n 0 }}
+{{- printf ". %s no item after %s, nor does this check: %s after it %s unchecked" .reads .item (ternary "the item" (printf "the %d items" $n) (eq $n 1)) (ternary "is" "are" (eq $n 1)) }}
 {{- end }}
 {{- end }}
 
