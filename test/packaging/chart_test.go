@@ -637,7 +637,9 @@ func TestChartRefusesABooleanApartFromItsFlag(t *testing.T) {
 // binaries refuse such an argument at their start: a word where a flag
 // belongs (after a flag given its value with "=", or after one that used up
 // the item after it), and every item after "--", where the flags end. A
-// flag that takes a value uses up the next item, whatever it reads.
+// flag that takes a value uses up the next item, whatever it reads. The
+// agent reads past an argument, and names them all; the manager stops at
+// its first (TestChartRefusesWhatTheBinariesRefuse).
 func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
 	for _, tt := range []struct {
 		values, want string // want "" when accepted
@@ -651,7 +653,7 @@ func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
 		{"agent: {extraArgs: [\"--\", --zap-devel]}", "agent.extraArgs has --zap-devel after --, an argument of its " +
 			"own (the flag package reads no flag after --): the agents would not start. Take -- out of agent.extraArgs, " +
 			"so that what follows it is read as flags, or take --zap-devel out"},
-		{"manager: {extraArgs: [--zap-devel, \"--\", a, --zap-encoder=json]}", "manager.extraArgs has a and " +
+		{"agent: {extraArgs: [--zap-devel, \"--\", a, --zap-encoder=json]}", "agent.extraArgs has a and " +
 			"--zap-encoder=json after --, arguments of their own"},
 		// A flag that takes a value uses up the next item, "--" too.
 		{"manager: {extraArgs: [--zap-encoder, console, \"--\"]}", ""},
@@ -668,10 +670,11 @@ func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
 // -=x), a flag the binary does not define (-1 after a boolean flag, which
 // takes no value after it, too), a flag that takes a value as the last
 // item, and -h, -help or --help, with which the binary prints its usage and
-// exits 0, at every start. The binary stops reading at any of these: the
-// chart stops there too, saying so, and says nothing of the items after
-// it. The agent reads flags past an argument, and names every argument.
-// Each row is run by the built binary too, which must say
+// exits 0, at every start. The binary stops reading at any of these, and
+// the manager at its first argument (an item no flag takes, or the first
+// after "--"): the chart stops there too, saying so, and says nothing of
+// the items after it. The agent reads flags past an argument, and names
+// every argument. Each row is run by the built binary too, which must say
 // what the chart quotes and exit as the chart says.
 func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 	bin := ferryBinaries(t)
@@ -726,6 +729,25 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			"manager.extraArgs", ""},
 		{"agent", []string{"--zap-devel", "--request-buffer-dir"}, "flag needs an argument: -request-buffer-dir", 2,
 			"agent.extraArgs has --request-buffer-dir, its last item, with no value after it: the agents would not start", ""},
+		// The manager stops at its first argument.
+		{"manager", []string{"stray", "--no-such-flag", "-h"}, `unexpected argument "stray": the flags after it would be ignored`,
+			2, "manager.extraArgs has stray, an argument of its own: the manager would not start, taking flags alone " +
+				"(--name=value; a boolean flag is --name or --name=false). Give a flag's value with \"=\" " +
+				"(--name=VALUE, one item), or take stray out of manager.extraArgs. The manager reads no item after " +
+				"stray, nor does this check: the 2 items after it are unchecked", "--no-such-flag"},
+		{"manager", []string{"--zap-devel", "false", "--metrics-bind-address=:1"}, `unexpected argument "false"`, 2,
+			"manager.extraArgs has --zap-devel false (two items): the manager would not start, a boolean flag taking " +
+				"no separate value (--zap-devel false sets it true, and leaves false an argument, which the binary " +
+				"refuses). Write --zap-devel=false, one item, or take --zap-devel and false out of manager.extraArgs. " +
+				"The manager reads no item after false, nor does this check: the item after it is unchecked",
+			"--metrics-bind-address=:1"},
+		{"manager", []string{"--zap-devel", "--", "a", "--zap-encoder=json"}, `unexpected argument "a"`, 2,
+			"manager.extraArgs has a after --, an argument of its own (the flag package reads no flag after --): the " +
+				"manager would not start. Take -- out of manager.extraArgs, so that what follows it is read as flags, " +
+				"or take a out. The manager reads no item after a, nor does this check: the item after it is unchecked",
+			"--zap-encoder=json"},
+		{"manager", []string{"-", "b"}, `unexpected argument "-"`, 2, "manager.extraArgs has -, an argument of its own",
+			"has -, b"},
 		// The agent reads on.
 		{"agent", []string{"a", "--zap-encoder=console", "b", "-"}, `ferry-agent takes no argument "a b -"`, 1, "agent.extraArgs " +
 			"has a, b and -, arguments of their own: the agents would not start", "nor does this check"},
