@@ -22,12 +22,42 @@ func parseArgs(fs *flag.FlagSet, args []string) []string {
 		if len(rest) == 0 {
 			return operands
 		}
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+		if endsFlags(fs, args[:len(args)-len(rest)]) {
 			return append(operands, rest...)
 		}
 		operands = append(operands, rest[0])
 		args = rest[1:]
 	}
+}
+
+// endsFlags tells whether the flags and values fs.Parse consumed end with
+// "--" standing as a flag, which ends the flags, rather than as a
+// value-taking flag's value ("--request-buffer-dir --"), after which the
+// flags go on. It walks them as the flag package did: a flag without "="
+// that is not boolean took the next item as its value.
+func endsFlags(fs *flag.FlagSet, consumed []string) bool {
+	for i := 0; i < len(consumed); i++ {
+		item := consumed[i]
+		if item == "--" {
+			return i == len(consumed)-1
+		}
+		name := strings.TrimLeft(item, "-")
+		if strings.Contains(name, "=") || isBoolFlag(fs.Lookup(name)) {
+			continue
+		}
+		i++ // its value
+	}
+	return false
+}
+
+// isBoolFlag is the flag package's own test of a flag that takes no
+// separate value.
+func isBoolFlag(f *flag.Flag) bool {
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // flagsHint follows an error about a stray argument.
