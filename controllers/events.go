@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -456,10 +457,12 @@ func seedRollout(old, cur *ferryv1.AppGroupStatus, halting []string) rolloutSeen
 
 // namedIn are the nodes of halting (not empty) that msg, RollingRestart's
 // message of a halt, names: those in the lists of nodes it is built from
-// (haltedLists), and in no other word of it: a node named "on" or "a",
-// or as a word of the agent's reason it quotes, is not named by those.
-// All of halting when msg may leave some out: a list past maxListedNodes
-// ("and N more"), a message cut to maxMessage inside a list, or one of
+// (haltedLists: those resisting, and each clause of how the target
+// failed, a young death's and a failed spawn's), and in no other word of
+// it: a node named "on" or "a", or as a word of the agent's reason it
+// quotes, is not named by those. All of halting when msg may leave some
+// out: a list past maxListedNodes ("and N more"), a message cut to
+// maxMessage inside a list or before a clause that may follow, or one of
 // another form (an older manager's). Not nil: a halt now on none of the
 // nodes msg named is still a halt recorded, and its nodes are news
 // (filter).
@@ -480,12 +483,17 @@ func namedIn(msg string, halting []string) []string {
 // haltedLists are the lists of nodes in msg, a message of
 // haltedCondition's or of the halt remembered: "... nodes updated: "
 // then the nodes resisting (a nodeList before haltResisting), then, after
-// "; " or alone, "it " and what became of the spawns on a nodeList
-// (contract.FailedHow, before the reason in parentheses). Each list is
-// read where the builder writes it, and only if nodeList writes it so
-// again (nodeNames), so what the message quotes is never read as names.
-// Not ok when msg is of no such form, or when a list is not all there:
-// past maxListedNodes, or cut.
+// "; " or alone, a clause per kind of failure (byFailure): "it " and what
+// became of the spawns on a nodeList (contract.FailedHow, before the
+// reason in parentheses), a young death's then a failed spawn's. Each
+// list is read where the builder writes it, and only if nodeList writes
+// it so again (nodeNames), so what the message quotes is never read as
+// names. Not ok when msg is of no such form, or when a list is not all
+// there: past maxListedNodes, or cut, or cut before the failed spawn's
+// clause that may follow a young death's. (It read the first clause
+// alone: a node named only in the second was taken, by a manager that
+// had just started, as news of a spread, and RolloutHalted recorded
+// again.)
 func haltedLists(msg string) ([][]string, bool) {
 	// A revision has no space: the first is the one the builder wrote.
 	_, rest, ok := strings.Cut(msg, " nodes updated: ")
@@ -507,20 +515,62 @@ func haltedLists(msg string) ([][]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	for _, reason := range []string{"", contract.DiedAfterReady} {
-		// FailedHow(reason, " on "+list): the words either side of the
-		// list, which ends at the reason's parenthesis.
-		lead, tail, _ := strings.Cut(contract.FailedHow(reason, " on \x00"), "\x00")
-		if after, ok := strings.CutPrefix(rest, lead); ok {
-			list, _, ok := strings.Cut(after, tail+" (")
-			if !ok {
-				return nil, false
-			}
-			nodes, ok := nodeNames(list)
-			return append(lists, nodes), ok
+	died, quoted, ok := failedList(rest, contract.DiedAfterReady)
+	if ok {
+		if died == nil {
+			return nil, false
 		}
+		lists = append(lists, died)
+		// A young death's reason is the agent's own words, which hold no
+		// clause: the first failed spawn's after it is the next one.
+		lead, _ := failedAround("")
+		at := strings.Index(quoted, "; "+spawnsFailed+lead)
+		if at < 0 {
+			return lists, !cutShort(msg)
+		}
+		rest = quoted[at+len("; "+spawnsFailed):]
 	}
-	return nil, false
+	failed, _, ok := failedList(rest, "")
+	if !ok || failed == nil {
+		return nil, false
+	}
+	return append(lists, failed), true
+}
+
+// failedList reads the list of a clause of how the target failed
+// (contract.FailedHow(reason, " on "+list), then " (" and the reason) at
+// the start of clause, reason a failure of the kind it words: the nodes,
+// nil if the list is not all there (nodeNames), and what follows its
+// opening parenthesis. Not ok when clause is no clause of that kind.
+func failedList(clause, reason string) (nodes []string, quoted string, ok bool) {
+	lead, tail := failedAround(reason)
+	after, ok := strings.CutPrefix(clause, lead)
+	if !ok {
+		return nil, "", false
+	}
+	list, quoted, ok := strings.Cut(after, tail+" (")
+	if !ok {
+		return nil, "", true
+	}
+	nodes, ok = nodeNames(list)
+	if !ok {
+		return nil, "", true
+	}
+	return nodes, quoted, true
+}
+
+// failedAround are the words of a clause of how the target failed
+// (contract.FailedHow(reason, " on "+list)), reason a failure of the kind
+// it words, either side of its list of nodes.
+func failedAround(reason string) (lead, tail string) {
+	lead, tail, _ = strings.Cut(contract.FailedHow(reason, " on \x00"), "\x00")
+	return lead, tail
+}
+
+// cutShort: msg was cut to maxMessage (truncate), so what followed is
+// not there.
+func cutShort(msg string) bool {
+	return strings.HasSuffix(msg, "...") && len(msg) > maxMessage-len("...")-utf8.UTFMax
 }
 
 // The words of haltedCondition's message either side of its lists of

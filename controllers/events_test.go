@@ -1210,6 +1210,22 @@ func TestNamedIn(t *testing.T) {
 		{halt + "node-a and node-b resisting a deployment error; change it", []string{"node-a", "node-b", "node-c"}, []string{"node-a", "node-b"}},
 		{halt + "it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); change it",
 			[]string{"node-a", "node-b"}, []string{"node-a"}},
+		// A clause per kind of failure (byFailure): the second one's
+		// nodes are named too, and a death's reason, the agent's own
+		// words, is no clause.
+		{halt + "it died on node-b soon after it was ready (exited with status 1 soon after it was ready); " +
+			"it failed to spawn on node-a and node-c (the app failed to load); change it",
+			[]string{"node-a", "node-b", "node-c", "node-d"}, []string{"node-a", "node-b", "node-c"}},
+		{halt + "node-a resisting a deployment error; it died on node-b soon after it was ready (exited with status 1 soon after it was ready), " +
+			"with no older process to keep serving; it failed to spawn on node-c (x), older processes serving there meanwhile; change it",
+			[]string{"node-a", "node-b", "node-c", "node-d"}, []string{"node-a", "node-b", "node-c"}},
+		// Cut before its second clause, or inside its list: which nodes
+		// it named is not known.
+		{truncate(halt+"it died on node-b soon after it was ready (exited with status 1 soon after it was ready), "+
+			"with no older process to keep serving on "+strings.Repeat("x", maxMessage)+"; it failed to spawn on node-a (x); change it", maxMessage),
+			[]string{"node-a", "node-b"}, []string{"node-a", "node-b"}},
+		{truncate(halt+"it died on node-b soon after it was ready (exited with status 1 soon after it was ready); it failed to spawn on node-a, "+
+			strings.Repeat("x", maxMessage)+" (x); change it", maxMessage), []string{"node-a", "node-b"}, []string{"node-a", "node-b"}},
 		// The halt remembered, its node back on an older revision.
 		{halt + "it failed to spawn on node-b (exited), which now runs revision 1-abc; change it", []string{"node-b"}, []string{"node-b"}},
 		// The halt moved to another node: none named, and not nil.
@@ -1262,6 +1278,12 @@ func TestNamedInReadsWhatHaltedConditionWrites(t *testing.T) {
 			testPool("db", oldRev, rolledOut(2))), []string{"node-a"}},
 		{"died", input([]string{"it", "node-b"}, failing("it", "exited with status 1 1.2s after it was ready"),
 			testPool("node-b", oldRev, rolledOut(2))), []string{"it"}},
+		// A clause per kind of failure: "on" only in the second.
+		{"died and failed", input([]string{"on", "it", "node-c"}, failing("on", "the app failed to load"),
+			failing("it", "exited with status 1 1.2s after it was ready"), testPool("node-c", oldRev, rolledOut(2))), []string{"on", "it"}},
+		{"died and failed, remembered", withHalt(input([]string{"node-a", "node-b", "node-c"}, failing("node-a", "the app failed to load"),
+			failing("node-b", "exited with status 1 1.2s after it was ready"), testPool("node-c", oldRev, rolledOut(2))),
+			"node-a", "the app failed to load"), []string{"node-a", "node-b"}},
 		{"resisting and failing", input([]string{"and", "of", "node-c"}, resisting("and"), failing("of", "error 1 of 2"),
 			testPool("node-c", oldRev, rolledOut(2))), []string{"and", "of"}},
 		{"remembered", withHalt(input([]string{"node-a", "at"}, testPool("node-a", targetRev, rolledOut(2)), testPool("at", oldRev, rolledOut(2))),

@@ -153,3 +153,55 @@ func TestRestartedManagerRecordsAHaltThatSpreadWhileNoneRan(t *testing.T) {
 		})
 	})
 }
+
+// TestRestartedManagerRecordsNoSpreadOfAHaltOfTwoKinds: a Blocking
+// restart onto revision 2, given to a and b at once, fails to spawn on a
+// and dies soon after it was ready on b: RollingRestart has a clause for
+// each ("it died on b ...; it failed to spawn on a ..."), and
+// RolloutHalted named both. The manager restarts: the halt it takes over
+// named a in its second clause, so a is no news, and no RolloutHalted is
+// recorded again (seen failing: its first pass recorded one "again",
+// having read the first clause alone). c's proxy then fails to listen:
+// its ListenFailed, recorded after any such RolloutHalted, says when to
+// count them.
+func TestRestartedManagerRecordsNoSpreadOfAHaltOfTwoKinds(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) {
+		ag.Spec.Restart.Strategy = ferryv1.RestartBlocking
+		ag.Spec.Restart.MaxConcurrentNodes = 2
+	})
+	bump(t, ns, "blog", "2")
+	rev2 := target(t, ns, "blog")
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+	agents[0].failSpawns("blog", "the app failed to load")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" (")
+	agents[1].diesBlocking("blog", "exited with status 3 1.2s after it was ready")
+	died := "it died on " + b + " soon after it was ready (exited with status 3 soon after it was ready)"
+	waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+		died, "; it failed to spawn on "+a+" (the app failed to load)")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, died)
+	halts := eventCountOf(t, ns, "blog", controllers.EventRolloutHalted, "")
+
+	restartManager(t) // and its first pass
+	agents[2].cannotListen("blog", 2, "the proxy cannot listen: listen tcp 0.0.0.0:8080: bind: address already in use")
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventListenFailed, c)
+	assertEventCount(t, ns, "blog", controllers.EventRolloutHalted, halts)
+}
+
+// diesBlocking reports what an agent reports while its Blocking restart
+// onto spec.revision runs and a process of it died soon after it was
+// ready (reason): every old process stopped, none of it ready, the death
+// the last spawn error, its spawns backed off (ScalingError).
+func (a *simAgent) diesBlocking(agName, reason string) {
+	a.t.Helper()
+	a.report(agName, func(p *ferryv1.ProcessPool) {
+		st := &p.Status
+		st.ObservedRevision = p.Spec.Revision
+		st.ProcessCounts = ferryv1.ProcessCounts{Ready: 0, Updated: 2, Total: 2}
+		st.RestartProgress = &ferryv1.RestartProgress{Revision: p.Spec.Revision, Done: 0, Total: 2}
+		st.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: reason, Time: metav1.Time{Time: clk.Now()}}
+		setCondition(p, ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady)
+		setCondition(p, ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRestartingBlocking)
+		setCondition(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff)
+	})
+}
