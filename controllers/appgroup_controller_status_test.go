@@ -1983,10 +1983,7 @@ func TestHaltReadsAlikeBetweenYoungDeaths(t *testing.T) {
 		"(exited with status 1 1.2s after it was ready), with no older process to serve between its deaths; " +
 		"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
 		crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation or the app to start a new rollout"
-	turns := []struct {
-		name string
-		in   rollupInput
-	}{
+	turns := []haltTurn{
 		{"at the death", death},
 		{"a retry spawning", blocking(testPool("node-a", targetRev, restartingBlocking(1, 2), crashedInWindow), death.Halt)},
 		{"the retry's process ready", blocking(testPool("node-a", targetRev, restartingBlocking(1, 2), counts(1, 1, 1), betweenDeaths,
@@ -1998,12 +1995,7 @@ func TestHaltReadsAlikeBetweenYoungDeaths(t *testing.T) {
 		{"a second death, after another lifetime", blocking(testPool("node-a", targetRev, restartingBlocking(0, 2),
 			spawnFailed("exited with status 1 2.5s after it was ready")), death.Halt)},
 	}
-	for _, turn := range turns {
-		c := rollingRestartCondition(turn.in)
-		if c.Reason != ferryv1.ReasonRolloutHalted || c.Message != want {
-			t.Errorf("%s: RollingRestart = %s/%s:\n%q\nwant RolloutHalted:\n%q", turn.name, c.Status, c.Reason, c.Message, want)
-		}
-	}
+	wantHaltAtEveryTurn(t, turns, want)
 }
 
 // TestHaltListsItsNodesAlikeBetweenRetries: on two nodes a Blocking
@@ -2036,20 +2028,12 @@ func TestHaltListsItsNodesAlikeBetweenRetries(t *testing.T) {
 		"(exited with status 1 1.2s after it was ready), with no older process to serve between its deaths; " +
 		"their agents retry it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
 		crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation or the app to start a new rollout"
-	for _, turn := range []struct {
-		name string
-		in   rollupInput
-	}{
+	wantHaltAtEveryTurn(t, []haltTurn{
 		{"both dead", both},
 		{"node-a retrying, node-b dead", blocking(retrying("node-a"), dead("node-b"), both.Halt)},
 		{"node-a dead, node-b retrying", blocking(dead("node-a"), retrying("node-b"), both.Halt)},
 		{"both retrying", blocking(retrying("node-a"), retrying("node-b"), both.Halt)},
-	} {
-		c := rollingRestartCondition(turn.in)
-		if c.Reason != ferryv1.ReasonRolloutHalted || c.Message != want {
-			t.Errorf("%s: RollingRestart = %s/%s:\n%q\nwant RolloutHalted:\n%q", turn.name, c.Status, c.Reason, c.Message, want)
-		}
-	}
+	}, want)
 }
 
 // TestHaltQuotesItsOwnNode: the halt recorded on node-b, node-a (first
@@ -2072,20 +2056,12 @@ func TestHaltQuotesItsOwnNode(t *testing.T) {
 		"(" + died + "), with no older process to serve between its deaths; " +
 		"their agents retry it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
 		crashWindow + ", the crash window, there; or change the ferry.dev/revision annotation or the app to start a new rollout"
-	for _, turn := range []struct {
-		name string
-		in   rollupInput
-	}{
+	wantHaltAtEveryTurn(t, []haltTurn{
 		{"node-a dies 1.2s after ready", blocking(testPool("node-a", targetRev, restartingBlocking(0, 2), crashedInWindow))},
 		{"node-a retrying", blocking(testPool("node-a", targetRev, restartingBlocking(1, 2), crashedInWindow))},
 		{"node-a dies 2.5s after ready", blocking(testPool("node-a", targetRev, restartingBlocking(0, 2),
 			spawnFailed("exited with status 1 2.5s after it was ready")))},
-	} {
-		c := rollingRestartCondition(turn.in)
-		if c.Reason != ferryv1.ReasonRolloutHalted || c.Message != want {
-			t.Errorf("%s: RollingRestart = %s/%s:\n%q\nwant RolloutHalted:\n%q", turn.name, c.Status, c.Reason, c.Message, want)
-		}
-	}
+	}, want)
 }
 
 // TestHaltQuotesANodeBesideItsOwnAlike: the halt recorded on node-a, and
@@ -2113,28 +2089,23 @@ func TestHaltQuotesANodeBesideItsOwnAlike(t *testing.T) {
 		{"the halt's node on another revision", testPool("node-a", oldRev, rolledOut(2)),
 			"exited with status 1 1.2s after it was ready"},
 	} {
-		var messages []string
-		for _, b := range []*ferryv1.ProcessPool{
-			testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow),
-			testPool("node-b", targetRev, restartingBlocking(1, 2), crashedInWindow),
-			testPool("node-b", targetRev, restartingBlocking(0, 2), spawnFailed("exited with status 1 2.5s after it was ready")),
-			testPool("node-b", targetRev, restartingBlocking(0, 2), spawnFailed("exited with status 1 3.1s after it was ready"+
-				", while handling a request (not the first death in a row, and no process of this revision has lived past the crash window yet)")),
-		} {
+		of := func(b *ferryv1.ProcessPool) rollupInput {
 			in := input(abc, tt.a.DeepCopy(), b, testPool("node-c", oldRev, rolledOut(2)))
 			in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
 			in.Halt = &ferryv1.HaltedRollout{Revision: targetRev, Node: "node-a", Reason: tt.halt}
-			c := rollingRestartCondition(looped(in))
-			if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, quote) {
-				t.Errorf("%s: RollingRestart = %s/%s: %q, want RolloutHalted saying %q", tt.name, c.Status, c.Reason, c.Message, quote)
-			}
-			messages = append(messages, c.Message)
+			return looped(in)
 		}
-		for i, m := range messages[1:] {
-			if m != messages[0] {
-				t.Errorf("%s: at node-b's first death:\n%q\nat turn %d:\n%q", tt.name, messages[0], i+2, m)
-			}
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			sameHaltAtEveryTurn(t, []haltTurn{
+				{"node-b's first death", of(testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow))},
+				{"node-b retrying", of(testPool("node-b", targetRev, restartingBlocking(1, 2), crashedInWindow))},
+				{"node-b dies 2.5s after ready", of(testPool("node-b", targetRev, restartingBlocking(0, 2),
+					spawnFailed("exited with status 1 2.5s after it was ready")))},
+				{"node-b dies in a request", of(testPool("node-b", targetRev, restartingBlocking(0, 2),
+					spawnFailed("exited with status 1 3.1s after it was ready"+
+						", while handling a request (not the first death in a row, and no process of this revision has lived past the crash window yet)")))},
+			}, quote)
+		})
 	}
 }
 
@@ -2232,23 +2203,18 @@ func TestHaltListsItsNodesAlikeWhereItsOwnNodeLasts(t *testing.T) {
 			"its agent retries it with backoff, at most a minute apart, and the rollout goes on once a process of it lives " +
 				crashWindow + ", the crash window, there; or change"},
 	} {
-		var messages []string
-		for _, b := range []*ferryv1.ProcessPool{dead, retrying, deadAgain} {
+		blocking := func(b *ferryv1.ProcessPool) rollupInput {
 			in := tt.of(b.DeepCopy())
 			in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
-			c := rollingRestartCondition(looped(in))
-			if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, tt.words) || !strings.Contains(c.Message, tt.remedy) {
-				t.Errorf("%s: RollingRestart = %s/%s: %q, want RolloutHalted saying %q and %q", tt.name, c.Status, c.Reason, c.Message,
-					tt.words, tt.remedy)
-			}
-			messages = append(messages, c.Message)
+			return looped(in)
 		}
-		if messages[0] != messages[1] {
-			t.Errorf("%s: at node-b's death:\n%q\nbetween its deaths:\n%q", tt.name, messages[0], messages[1])
-		}
-		if messages[0] != messages[2] {
-			t.Errorf("%s: at node-b's death:\n%q\nat its next, after another lifetime:\n%q", tt.name, messages[0], messages[2])
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			sameHaltAtEveryTurn(t, []haltTurn{
+				{"node-b's death", blocking(dead)},
+				{"between its deaths", blocking(retrying)},
+				{"its next, after another lifetime", blocking(deadAgain)},
+			}, tt.words, tt.remedy)
+		})
 	}
 }
 
@@ -2883,6 +2849,49 @@ func TestCrashLoopReasonIsTheFirstNodes(t *testing.T) {
 	}
 	if reason, _ := nodeStaysWhy(in, "node-b"); reason != ferryv1.CrashLoopRevisionProven {
 		t.Errorf("node-b's reason = %q, want %s", reason, ferryv1.CrashLoopRevisionProven)
+	}
+}
+
+// haltTurn is a turn of a halt (a death, a retry between two) as a
+// pass finds it: name says which.
+type haltTurn struct {
+	name string
+	in   rollupInput
+}
+
+// sameHaltAtEveryTurn fails unless RollingRestart, as each of turns
+// makes it, is RolloutHalted with a message holding every one of words,
+// the same message at every turn as at the first, so that it is not
+// written anew, nor a `restart --wait` line printed, at each. It returns
+// the first turn's message.
+func sameHaltAtEveryTurn(t *testing.T, turns []haltTurn, words ...string) string {
+	t.Helper()
+	var first string
+	for i, turn := range turns {
+		c := rollingRestartCondition(turn.in)
+		if c.Reason != ferryv1.ReasonRolloutHalted {
+			t.Errorf("%s: RollingRestart = %s/%s: %q, want RolloutHalted", turn.name, c.Status, c.Reason, c.Message)
+		}
+		for _, w := range words {
+			if !strings.Contains(c.Message, w) {
+				t.Errorf("%s: RollingRestart's message %q, want it saying %q", turn.name, c.Message, w)
+			}
+		}
+		if i == 0 {
+			first = c.Message
+		} else if c.Message != first {
+			t.Errorf("%s: RollingRestart's message\n%q\nat %s:\n%q", turn.name, c.Message, turns[0].name, first)
+		}
+	}
+	return first
+}
+
+// wantHaltAtEveryTurn fails unless RollingRestart, as each of turns
+// makes it, is RolloutHalted with the message want.
+func wantHaltAtEveryTurn(t *testing.T, turns []haltTurn, want string) {
+	t.Helper()
+	if got := sameHaltAtEveryTurn(t, turns); got != want {
+		t.Errorf("RollingRestart's message\n%q\nwant:\n%q", got, want)
 	}
 }
 
