@@ -989,27 +989,33 @@ func quotedNode(in rollupInput, nodes []string) string {
 
 // failureReason is how the target failed on a failing node, as the
 // halt's message quotes and judges it: the remembered halt's reason on
-// its node, else the pool's last spawn error, where a halt is remembered
-// without its lifetime if a young death (contract.WithoutLifetime: up to
-// "soon after it was ready"). Not the latest error on the halt's node:
-// each young death's reason has its own lifetime ("1.2s after it was
-// ready", then "2.5s"), and between deaths the message quotes the halt's
-// (the remembered branch), so it would change at each death, a status
-// write and a `restart --wait` line each time. So too of another node's
+// its node, else the pool's last spawn error, without its lifetime if a
+// young death (contract.WithoutLifetime: up to "soon after it was
+// ready"). Not the latest error on the halt's node: each young death's
+// reason has its own lifetime ("1.2s after it was ready", then "2.5s"),
+// and between deaths the message quotes the halt's (the remembered
+// branch), so it would change at each death, a status write and a
+// `restart --wait` line each time. So too of another node's
 // young deaths, where the message quotes them: in a clause the halt's
 // node is not in (it failed another way, or is deselected, silent or on
 // another revision), that node's latest death, with its lifetime and
 // what the agent adds to a death in a request (", while handling a
 // request (...)", which the next death may not have), changed at each
-// of them.
+// of them. And where the target is proven, no halt remembered
+// (haltRecord records none where a proven target fails): there is no
+// record's reason to quote, and a node whose restart is under way, its
+// processes dying young, was quoted with each death's own lifetime. (A
+// pass records a halt wherever an unproven target fails; an input
+// without it is quoted as the pool says.)
 func failureReason(in rollupInput, node string) string {
-	if !haltRemembered(in) {
-		return in.Reports[node].Pool.Status.LastSpawnError.Reason
-	}
-	if in.Halt.Node == node {
+	latest := in.Reports[node].Pool.Status.LastSpawnError.Reason
+	switch {
+	case haltRemembered(in) && in.Halt.Node == node:
 		return in.Halt.Reason
+	case haltRemembered(in) || in.Proven == in.Target:
+		return contract.WithoutLifetime(latest)
 	}
-	return contract.WithoutLifetime(in.Reports[node].Pool.Status.LastSpawnError.Reason)
+	return latest
 }
 
 // olderNote is what a halt's message says of older processes on nodes on

@@ -2238,6 +2238,57 @@ func TestHaltSaysNothingOlderWhereTheTargetLasts(t *testing.T) {
 	wantHaltSaying(t, in, "it died on node-a soon after it was ready (exited with status 1 1.2s after it was ready); ")
 }
 
+// TestHaltQuotesAProvenTargetsDeathsAlike: the target proven (it lived
+// on node-c), no halt is recorded where it fails, so no record's reason
+// keeps the message steady: on node-a, its Blocking restart under way,
+// its processes die young at each of its agent's retries, each death's
+// reason with its own lifetime, one of them in a request. The halt
+// quotes node-a's deaths without their lifetime ("soon after it was
+// ready"), as it quotes another node's beside a recorded halt, so that
+// the message is the same at each death, not written anew, nor a
+// `restart --wait` line printed, at each; so too where node-b fails to
+// spawn it beside (the first of two clauses), and where node-a, dying
+// young too, is quoted for both (one clause). (Seen failing before: the
+// message quoted "1.2s after it was ready", then "2.5s", then "3.1s"
+// and the request's suffix.)
+func TestHaltQuotesAProvenTargetsDeathsAlike(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	deaths := []struct{ name, reason string }{
+		{"dies 1.2s after ready", "exited with status 1 1.2s after it was ready"},
+		{"dies 2.5s after ready", "exited with status 1 2.5s after it was ready"},
+		{"dies in a request", "exited with status 1 3.1s after it was ready" +
+			", while handling a request (not the first death in a row, and no process of this revision has lived past the crash window yet)"},
+	}
+	for _, tt := range []struct {
+		name  string
+		b     func(reason string) *ferryv1.ProcessPool
+		words string
+	}{
+		{"node-b on an older revision", func(string) *ferryv1.ProcessPool { return testPool("node-b", oldRev, rolledOut(2)) },
+			"it died on node-a soon after it was ready (exited with status 1 soon after it was ready)"},
+		{"node-b failing to spawn it", func(string) *ferryv1.ProcessPool {
+			return testPool("node-b", targetRev, restartingBlocking(0, 2), spawnFailed("the app failed to load"))
+		}, "it died on node-a soon after it was ready (exited with status 1 soon after it was ready)"},
+		{"node-b dying young alike", func(reason string) *ferryv1.ProcessPool {
+			return testPool("node-b", targetRev, restartingBlocking(0, 2), spawnFailed(reason))
+		}, "it died on node-a and node-b soon after it was ready (exited with status 1 soon after it was ready)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var turns []haltTurn
+			for _, d := range deaths {
+				in := provenIn(input(abc, testPool("node-a", targetRev, restartingBlocking(0, 2), spawnFailed(d.reason)),
+					tt.b(d.reason), testPool("node-c", targetRev, rolledOut(2), lasted)))
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				turns = append(turns, haltTurn{"node-a " + d.name, recorded(in)})
+			}
+			if turns[0].in.Halt != nil {
+				t.Fatalf("halt recorded %+v, want none: the target is proven", turns[0].in.Halt)
+			}
+			sameHaltAtEveryTurn(t, turns, tt.words)
+		})
+	}
+}
+
 // TestHaltQuotesANewKindOfFailure: a halt recorded where the target
 // failed to spawn (the app failed to load) quotes its processes' death
 // soon after ready once the node fails that way instead, its agent's
