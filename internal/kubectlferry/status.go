@@ -487,36 +487,46 @@ func olderOn(pool *ferryv1.ProcessPool, revision string, heard bool) string {
 	return "no older process serves on the node; "
 }
 
-// poolOn is the pool of pools on node, or nil.
+// poolOn is the pool of pools on node, or nil: the first not being
+// deleted, the one the manager keeps there (it deletes the others), else
+// the first being deleted. Not the first listed: a pool being deleted
+// beside the node's own (a lost race's, or its last drained while a new
+// one is made) read as the node's, and the halt as one no pool there
+// may run ("Every other node was given it already") where one may.
 func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
+	var deleting *ferryv1.ProcessPool
 	for i := range pools {
-		if pools[i].Spec.NodeName == node {
-			return &pools[i]
+		switch p := &pools[i]; {
+		case p.Spec.NodeName != node:
+		case p.DeletionTimestamp == nil:
+			return p
+		case deleting == nil:
+			deleting = p
 		}
 	}
-	return nil
+	return deleting
 }
 
-// givenToEveryPool: every pool on a node other than the halted node
-// (at least one) has revision as its spec, and the halted node's own
-// pool too where it is not being deleted. The other nodes' pools judge
-// it: with none (a one-node AppGroup whose node was deselected), its own
-// pool, being deleted, had it while no node is left to run it, and
-// "Every other node was given it" named nodes there are not.
+// givenToEveryPool: every pool not being deleted on a node other than
+// the halted node (at least one) has revision as its spec, and the
+// halted node's own pool too where it is not being deleted. The other
+// nodes' pools judge it: with none (a one-node AppGroup whose node was
+// deselected), its own pool, being deleted, had it while no node is left
+// to run it, and "Every other node was given it" named nodes there are
+// not. A pool being deleted on another node is none of its node's (it
+// is deselected, or has its own pool beside): of the revision, it read
+// as a node given it that no node runs; of another, as one kept from it.
 func givenToEveryPool(node, revision string, pools []ferryv1.ProcessPool) bool {
 	others := 0
 	for i := range pools {
 		p := &pools[i]
-		if p.Spec.NodeName == node {
-			if p.DeletionTimestamp == nil && p.Spec.Revision != revision {
-				return false
-			}
-			continue
-		}
-		if p.Spec.Revision != revision {
+		switch {
+		case p.DeletionTimestamp != nil:
+		case p.Spec.Revision != revision:
 			return false
+		case p.Spec.NodeName != node:
+			others++
 		}
-		others++
 	}
 	return others > 0
 }

@@ -634,6 +634,7 @@ func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
 		thatNode = "Every node was given it already; the halt ends once that node runs it."
 		others   = "Every other node was given it already; the halt ends once they run it."
 		newOne   = "No other node gets it: set a new revision to go on."
+		waits    = "No other node gets it until that node runs it."
 	)
 	for _, tt := range []struct {
 		name  string
@@ -647,6 +648,18 @@ func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
 		{"a pool of it, its agent silent", []ferryv1.ProcessPool{pool("node-1"), pool("node-2")}, false, thatNode},
 		{"only its own pool, being deleted", []ferryv1.ProcessPool{pool("node-1", deleted)}, true, newOne},
 		{"its pool on another revision", []ferryv1.ProcessPool{pool("node-1", older), pool("node-2")}, true, newOne},
+		// The node's pool is the one not being deleted, as the manager
+		// keeps it, listed first or not.
+		{"a pool of it beside one being deleted", []ferryv1.ProcessPool{pool("node-1", deleted, older), pool("node-1"), pool("node-2")},
+			true, thatNode},
+		{"a pool of it beside one of it being deleted", []ferryv1.ProcessPool{pool("node-1", deleted), pool("node-1"), pool("node-2")},
+			true, thatNode},
+		// Another node's pool being deleted is no node given it, nor one
+		// kept from it.
+		{"the other node's pool being deleted", []ferryv1.ProcessPool{pool("node-1"), pool("node-2", deleted)}, true, waits},
+		{"the other node's older pool being deleted", []ferryv1.ProcessPool{pool("node-1"), pool("node-2", deleted, older), pool("node-2")},
+			true, thatNode},
+		{"no pool on the node, the other's being deleted", []ferryv1.ProcessPool{pool("node-2", deleted), pool("node-3")}, false, others},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			own := poolOn(h.Node, tt.pools)
