@@ -172,11 +172,18 @@ func nodeCounts(in rollupInput) ferryv1.NodeCounts {
 }
 
 // updatedNodes are the selected nodes whose every process runs the
-// target: those nodes.updated counts.
+// target: those nodes.updated counts. Also a node in a crash loop
+// nothing returns it from (loopsOn), as RollingRestart counts it
+// (sortRollout: a loop reads as between two deaths at every turn): a
+// death that leaves none of the target running there (one process) is
+// no spawn failure of a node whose restart is over, and not counting it
+// then, and again once its replacement booted, moved nodes.updated (a
+// status write, `kubectl ferry status`'s and `restart --wait`'s count)
+// at each death, where RollingRestart's message did not move.
 func updatedNodes(in rollupInput) []string {
 	var nodes []string
 	for _, node := range in.Nodes {
-		if r, ok := in.Reports[node]; ok && r.OnTarget && r.Updated {
+		if r, ok := in.Reports[node]; ok && r.OnTarget && (r.Updated || loopsOn(in.CrashLoop, r)) {
 			nodes = append(nodes, node)
 		}
 	}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -2953,5 +2954,58 @@ func wantHaltSaying(t *testing.T, in rollupInput, words string) {
 	c := rollingRestartCondition(in)
 	if c.Reason != ferryv1.ReasonRolloutHalted || !strings.Contains(c.Message, words) {
 		t.Errorf("RollingRestart = %s/%s: %q, want RolloutHalted saying %q", c.Status, c.Reason, c.Message, words)
+	}
+}
+
+// TestNodesUpdatedAlikeThroughACrashLoop: node-a's one process of the
+// target dies young, and its agent respawns it, nothing returning the
+// node (a crash loop: a Blocking restart, so too with resistance off),
+// while beside it node-b halts the rollout, failing to spawn it, and
+// where nothing halts it. At a death none of the target runs there
+// (FailsTarget), yet the loop reads as between deaths at every turn
+// (sortRollout), RollingRestart's count among it: status.nodes.updated
+// counts the node so too, the same at the death, while the replacement
+// boots and once it is ready, as RollingRestart's count is. (Seen
+// failing before: 0 at each death, 1 once the replacement booted, the
+// message saying 1 throughout: the status, `kubectl ferry status` and
+// `restart --wait`'s "nodes updated" moved at each death.)
+func TestNodesUpdatedAlikeThroughACrashLoop(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	for _, tt := range []struct {
+		name string
+		b    *ferryv1.ProcessPool
+		edit func(rollupInput) rollupInput
+	}{
+		{"a halt on node-b, a Blocking restart", testPool("node-b", targetRev, restartingBlocking(0, 1), spawnFailed("the app failed to load")),
+			func(in rollupInput) rollupInput {
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				return in
+			}},
+		{"nothing halting, resistance off", testPool("node-b", oldRev, rolledOut(1), alone), resistingNothing},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var counts []int32
+			for _, turn := range []struct {
+				name string
+				a    poolOpt
+			}{{"at a death", diedAlone}, {"the replacement booting", bootsAlone}, {"the replacement ready", readyAlone}, {"at the next death", diedAlone}} {
+				in := tt.edit(input(abc, testPool("node-a", targetRev, rolledOut(1), turn.a), tt.b.DeepCopy(),
+					testPool("node-c", oldRev, rolledOut(1), alone)))
+				unstarted(in.Reports)
+				in = recorded(in)
+				if !loopsAt(in.CrashLoop, "node-a") {
+					t.Fatalf("%s: crash loop %+v, want one on node-a", turn.name, in.CrashLoop)
+				}
+				st := computeStatus(in)
+				c := condition(&st, ferryv1.ConditionRollingRestart)
+				if !strings.Contains(c.Message, fmt.Sprintf("%d/3 nodes updated", st.Nodes.Updated)) {
+					t.Errorf("%s: nodes.updated %d, RollingRestart: %s", turn.name, st.Nodes.Updated, c.Message)
+				}
+				counts = append(counts, st.Nodes.Updated)
+			}
+			if slices.Min(counts) != slices.Max(counts) {
+				t.Errorf("nodes.updated at each turn: %v, want one count", counts)
+			}
+		})
 	}
 }
