@@ -139,7 +139,11 @@ func setConditions(st *ferryv1.AppGroupStatus, generation int64, now time.Time, 
 // ready: READY said 4/4 while no request reached half of them. Only
 // processes of pools that took up the target count as updated (a pool's
 // own "updated" is relative to its spec.revision, which may be an earlier
-// one).
+// one). They count the processes that run: a death that leaves a pool of
+// one process with none moves its total and updated to 0 until the
+// replacement spawns, as it must (those counts say what runs, and the
+// process is gone); nodes.updated, which says where the rollout stands,
+// does not move with it in a crash loop (updatedNodes).
 func processCounts(in rollupInput) ferryv1.ProcessCounts {
 	var pc ferryv1.ProcessCounts
 	for _, node := range in.Nodes {
