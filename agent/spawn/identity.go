@@ -179,20 +179,48 @@ func rootIdentity(ctx context.Context, db userDB, given string, users WorkerUser
 
 // userCredential is who a root agent runs the worker of the AppGroup user
 // name as: u, resolved from name, its groups not yet looked up (withGroups).
+// A uid or gid the kernel takes for none (kernelID) is refused here, on
+// every lookup's path (the passwd file, getent, libc built with cgo), as
+// uid 0 and root's group are.
 func userCredential(name string, u *user.User) (identity, error) {
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	if uid == 0 {
-		return identity{}, fmt.Errorf("refusing to run workers as %q: it is uid 0", name)
+	refuse := func(why error) (identity, error) {
+		return identity{}, fmt.Errorf("refusing to run workers as %q: %w", name, why)
 	}
-	// Root's group reads, and may write, what root's files grant their
-	// group (the agent's state, host paths): a worker is not root in
-	// either way, whatever the image's passwd and group files say.
-	if gid == 0 {
-		return identity{}, fmt.Errorf("refusing to run workers as %q: its group is root (gid 0)", name)
+	uid, err := kernelID(u.Uid, "uid", "user")
+	switch {
+	case err != nil:
+		return refuse(err)
+	case uid == 0:
+		return refuse(errors.New("it is uid 0"))
 	}
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	gid, err := kernelID(u.Gid, "gid", "group")
+	switch {
+	case err != nil:
+		return refuse(err)
+	case gid == 0:
+		// Root's group reads, and may write, what root's files grant their
+		// group (the agent's state, host paths): a worker is not root in
+		// either way, whatever the image's passwd and group files say.
+		return refuse(errors.New("its group is root (gid 0)"))
+	}
+	cred := &syscall.Credential{Uid: uid, Gid: gid}
 	return identity{name: u.Username, home: homeDir(u), cred: cred}, nil
+}
+
+// kernelID is value, a passwd entry's uid or gid (what: "uid", "gid"), as
+// the kernel takes it, or why it is none (of the kind names): no number
+// of 32 bits (-1 in a passwd file), or (uid_t)-1 or (gid_t)-1 (noID),
+// which setuid and setgid take for "unchanged" and refuse (EINVAL), an
+// error the spawn would have said without naming the user or the id.
+func kernelID(value, what, names string) (uint32, error) {
+	n, err := strconv.ParseUint(value, 10, 32)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("its %s %s is no %s (0 to %d)", what, value, what, uint32(noID-1))
+	case n == noID:
+		return 0, fmt.Errorf("its %s %s is (%s_t)-1, no %s", what, value, what, names)
+	}
+	return uint32(n), nil
 }
 
 // withGroups is id, of the AppGroup user name, with its supplementary

@@ -125,6 +125,35 @@ func TestCredentialRefusesTheRootGroup(t *testing.T) {
 	}
 }
 
+// TestCredentialRefusesAnIDThatIsNone: a worker's user whose own uid or
+// gid is (uid_t)-1 or (gid_t)-1, 4294967295, which setuid and setgid take
+// for "unchanged" and refuse, or no id of 32 bits (-1 in a passwd file),
+// is refused before the spawn, naming the user and the id, wherever its
+// entry comes from: the passwd file, getent, a uid with none (its bare
+// self), or libc, built with cgo, whose os/user entry is given here as
+// it is to userCredential, which every path goes through.
+func TestCredentialRefusesAnIDThatIsNone(t *testing.T) {
+	db := fakePasswdDB(t)
+	users := userDB{byUID: db.lookupUID, byName: db.lookupName, groups: db.groupIDs}
+	for _, tt := range []struct{ what, name, want string }{
+		{"the file's, gid (gid_t)-1", "nogroup", `refusing to run workers as "nogroup": its gid 4294967295 is (gid_t)-1, no group`},
+		{"the file's by uid, gid (gid_t)-1", "1010", `refusing to run workers as "1010": its gid 4294967295 is (gid_t)-1, no group`},
+		{"the file's, gid -1", "minusgroup", `refusing to run workers as "minusgroup": its gid -1 is no gid (0 to 4294967294)`},
+		{"getent's, gid (gid_t)-1", "ldapnogroup", `refusing to run workers as "ldapnogroup": its gid 4294967295 is (gid_t)-1, no group`},
+		{"a bare uid (uid_t)-1", "4294967295", `refusing to run workers as "4294967295": its uid 4294967295 is (uid_t)-1, no user`},
+	} {
+		id, err := rootIdentity(t.Context(), users, tt.name, WorkerUsers{})
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s: %+v, %v; want %q", tt.what, id.cred, err, tt.want)
+		}
+	}
+	libcs := &user.User{Uid: "1010", Gid: "4294967295", Username: "nogroup", HomeDir: "/"}
+	want := `refusing to run workers as "nogroup": its gid 4294967295 is (gid_t)-1, no group`
+	if id, err := userCredential("nogroup", libcs); err == nil || err.Error() != want {
+		t.Errorf("libc's, gid (gid_t)-1: %+v, %v; want %q", id.cred, err, want)
+	}
+}
+
 // TestUnknownUserSaysWhatToDo: a user no passwd entry has is named once,
 // as missing on this machine, with what to do about it where that is the
 // AppGroup's to fix.

@@ -248,9 +248,9 @@ func groupListing(line []byte, name string) (string, bool) {
 // maxGroups is the kernel's NGROUPS_MAX, the most groups setgroups takes.
 const maxGroups = 65536
 
-// noGID is (gid_t)-1, which setgid and setgroups take for "unchanged",
-// never a group to run in.
-const noGID = math.MaxUint32
+// noID is (uid_t)-1 and (gid_t)-1, which setuid, setgid and setgroups
+// take for "unchanged", never a user or group to run as.
+const noID = math.MaxUint32
 
 // parseInitgroups is u's groups from out, getent initgroups' answer for
 // u's name: one line, the name (which may hold blanks: an AD user's "john
@@ -280,7 +280,7 @@ func parseInitgroups(out []byte, u *user.User) ([]string, error) {
 		if err != nil {
 			return fail(fmt.Sprintf("%q is no gid", gid))
 		}
-		if n == noGID {
+		if n == noID {
 			return fail(gid + " is (gid_t)-1, no group")
 		}
 		if !seen[gid] {

@@ -71,18 +71,19 @@ last:x:1009:1009::/home/last:/bin/sh`
 }
 
 // fakeGetent is a getent passwd that knows, through the system's user
-// databases as it were, what fakePasswd lacks: ldapuser (uid 1000), and
-// for uid 1001, which the file has, another entry, not to be taken. For
-// uid 2000 it answers uid 2001's entry, for bob robert's (a directory
-// that answers for an alias, or a getent that errs), for Bob bob's (one
-// matching names regardless of case), for 3000 it fails,
-// for 4000 it hangs, an option it refuses; for anything else it exits 2, getent's
-// "not found". Its initgroups, as glibc's, answers a name followed by
-// the gids of the groups that list it (ldapuser's its primary too), the
-// name alone for one none lists; for liar another name's, for badgid a
-// group by name, for down it fails, for slow it hangs. It writes each
-// question on a line of calls, by it, and the pid of its hang to the
-// fifo started, when there is one.
+// databases as it were, what fakePasswd lacks: ldapuser (uid 1000),
+// ldapnogroup (uid 1011, of gid 4294967295, (gid_t)-1), and for uid 1001,
+// which the file has, another entry, not to be taken. For uid 2000 it
+// answers uid 2001's entry, for bob robert's (a directory that answers
+// for an alias, or a getent that errs), for Bob bob's (one matching names
+// regardless of case), for 3000 it fails, for 4000 it hangs, an option it
+// refuses; for anything else it exits 2, getent's "not found". Its
+// initgroups, as glibc's, answers a name followed by the gids of the
+// groups that list it (ldapuser's its primary too), the name alone for
+// one none lists; for liar another name's, for badgid a group by name,
+// for down it fails, for slow it hangs. It writes each question on a line
+// of calls, by it, and the pid of its hang to the fifo started, when
+// there is one.
 const fakeGetent = `#!/bin/sh
 echo "$*" >> "${0%/*}/calls"
 if [ "$1" = initgroups ]; then
@@ -101,6 +102,7 @@ case "$2" in
 -*) echo "getent: unrecognized option '$2'" >&2; exit 1 ;;
 1000|ldapuser) echo 'ldapuser:*:1000:1000:LDAP User,,,:/home/ldapuser:/bin/bash' ;;
 1001|alice) echo 'ldapalice:*:1001:1001::/home/ldapalice:/bin/bash' ;;
+1011|ldapnogroup) echo 'ldapnogroup:*:1011:4294967295::/:/bin/sh' ;;
 2000) echo 'liar:*:2001:2001::/home/liar:/bin/sh' ;;
 bob) echo 'robert:*:1002:1002::/home/robert:/bin/sh' ;;
 Bob) echo 'bob:*:1003:1003::/home/bob:/bin/sh' ;;
@@ -110,7 +112,8 @@ Bob) echo 'bob:*:1003:1003::/home/bob:/bin/sh' ;;
 esac
 `
 
-const fakePasswd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001:Alice:/home/alice:/bin/sh\n"
+const fakePasswd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001:Alice:/home/alice:/bin/sh\n" +
+	"nogroup:x:1010:4294967295::/:/bin/sh\nminusgroup:x:1012:-1::/:/bin/sh\n"
 
 // fakeGroup is a group file listing ferry-made-up-user, whom no group of
 // this machine's lists, in gid 3000 alone: among others, not as a name
