@@ -224,19 +224,28 @@ func kernelID(value, what, names string) (uint32, error) {
 }
 
 // withGroups is id, of the AppGroup user name, with its supplementary
-// groups, refused when one is root's.
+// groups, its primary one first (groups, from every lookup's path: the
+// group file, getent initgroups, libc built with cgo), refused where the
+// kernel would refuse them with a bare EINVAL, one of them (gid_t)-1 or
+// more than NGROUPS_MAX of them, and where one is root's.
 func withGroups(name string, id identity, groups []string) (identity, error) {
 	cred := *id.cred
 	cred.Groups = nil
 	for _, g := range groups {
 		n, err := strconv.ParseUint(g, 10, 32)
-		if err != nil {
+		switch {
+		case err != nil:
 			continue
-		}
-		if n == 0 {
+		case n == 0:
 			return identity{}, fmt.Errorf("refusing to run workers as %q: it is in root's group (gid 0)", name)
+		case n == noID:
+			return identity{}, fmt.Errorf("refusing to run workers as %q: one of its groups, %s, is (gid_t)-1, no group", name, g)
 		}
 		cred.Groups = append(cred.Groups, uint32(n))
+	}
+	if len(cred.Groups) > maxGroups {
+		return identity{}, fmt.Errorf("refusing to run workers as %q: it is in %d groups, more than the kernel's %d (NGROUPS_MAX)",
+			name, len(cred.Groups), maxGroups)
 	}
 	id.cred = &cred
 	return id, nil

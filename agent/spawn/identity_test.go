@@ -154,6 +154,95 @@ func TestCredentialRefusesAnIDThatIsNone(t *testing.T) {
 	}
 }
 
+// TestGroupsTheKernelRefusesAreRefused: a root agent's worker whose
+// groups, its primary one counted, are more than the kernel's NGROUPS_MAX
+// (65536), or of which one is (gid_t)-1, is refused before the spawn with
+// one message wherever its groups come from: the group file (no getent,
+// or musl's), getent initgroups, or libc built with cgo, whose
+// getgrouplist answers are what withGroups is given too. The kernel would
+// refuse them with a bare EINVAL.
+func TestGroupsTheKernelRefusesAreRefused(t *testing.T) {
+	const tooMany = `refusing to run workers as "alice": it is in 65537 groups, more than the kernel's 65536 (NGROUPS_MAX)`
+	const minusOne = `refusing to run workers as "alice": one of its groups, 4294967295, is (gid_t)-1, no group`
+	for _, tt := range []struct {
+		what   string
+		change func(*testing.T, *passwdDB)
+		want   string // "": allowed
+	}{
+		{"the group file's, NGROUPS_MAX", withGroupFile(maxGroups - 1), ""},
+		{"the group file's, more than NGROUPS_MAX", withGroupFile(maxGroups), tooMany},
+		{"the group file's, (gid_t)-1", withGroupFileSaying("staff:x:3000:alice\nnone:x:4294967295:alice\n"), minusOne},
+		{"getent's, NGROUPS_MAX", withInitgroupsOf(maxGroups - 1), ""},
+		{"getent's, more than NGROUPS_MAX", withInitgroupsOf(maxGroups), tooMany},
+		{"getent's, (gid_t)-1", withGetentSaying("echo 'alice 3000 4294967295'"), minusOne},
+	} {
+		db := fakePasswdDB(t)
+		tt.change(t, &db)
+		users := userDB{byUID: db.lookupUID, byName: db.lookupName, groups: db.groupIDs}
+		id, err := rootIdentity(t.Context(), users, "alice", WorkerUsers{})
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v; want it allowed", tt.what, err)
+		case tt.want == "" && len(id.cred.Groups) != maxGroups:
+			t.Errorf("%s: %d groups, want %d", tt.what, len(id.cred.Groups), maxGroups)
+		case tt.want != "" && (err == nil || err.Error() != tt.want):
+			t.Errorf("%s: %v; want %q", tt.what, err, tt.want)
+		}
+	}
+	// libc's getgrouplist (u.GroupIds built with cgo) answers withGroups too.
+	libcs, err := userCredential("alice", &user.User{Uid: "1001", Gid: "1001", Username: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := withGroups("alice", libcs, append([]string{"1001"}, gidsFrom(100000, maxGroups)...)); err == nil || err.Error() != tooMany {
+		t.Errorf("libc's, more than NGROUPS_MAX: %v; want %q", err, tooMany)
+	}
+}
+
+// gidsFrom is n gids from first on.
+func gidsFrom(first, n int) []string {
+	gids := make([]string, n)
+	for i := range gids {
+		gids[i] = strconv.Itoa(first + i)
+	}
+	return gids
+}
+
+// withGroupFile makes db's group file list alice (uid 1001, gid 1001) in
+// n groups of gids from 100000 on, db's getent not there: alice's groups
+// are the file's.
+func withGroupFile(n int) func(*testing.T, *passwdDB) {
+	var b strings.Builder
+	for _, gid := range gidsFrom(100000, n) {
+		b.WriteString("g" + gid + ":x:" + gid + ":alice\n")
+	}
+	return withGroupFileSaying(b.String())
+}
+
+// withGroupFileSaying makes db's group file content, db's getent not there.
+func withGroupFileSaying(content string) func(*testing.T, *passwdDB) {
+	return func(t *testing.T, db *passwdDB) {
+		t.Helper()
+		withoutGetent(t, db)
+		if err := os.WriteFile(db.group, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// withInitgroupsOf makes db's getent answer initgroups for alice with n
+// gids from 100000 on.
+func withInitgroupsOf(n int) func(*testing.T, *passwdDB) {
+	return func(t *testing.T, db *passwdDB) {
+		t.Helper()
+		answer := filepath.Join(t.TempDir(), "initgroups")
+		if err := os.WriteFile(answer, []byte("alice "+strings.Join(gidsFrom(100000, n), " ")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		withGetentSaying("cat "+answer)(t, db)
+	}
+}
+
 // TestUnknownUserSaysWhatToDo: a user no passwd entry has is named once,
 // as missing on this machine, with what to do about it where that is the
 // AppGroup's to fix.

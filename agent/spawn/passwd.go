@@ -245,7 +245,8 @@ func groupListing(line []byte, name string) (string, bool) {
 	return f[2], true
 }
 
-// maxGroups is the kernel's NGROUPS_MAX, the most groups setgroups takes.
+// maxGroups is the kernel's NGROUPS_MAX, the most groups setgroups takes
+// (withGroups).
 const maxGroups = 65536
 
 // noID is (uid_t)-1 and (gid_t)-1, which setuid, setgid and setgroups
@@ -256,8 +257,10 @@ const noID = math.MaxUint32
 // u's name: one line, the name (which may hold blanks: an AD user's "john
 // smith"), then, after blanks, the gids of the groups that list it, which
 // follow u's primary group, once each. An answer for another name, of
-// more than one line, with a field that is no gid or is (gid_t)-1, or of
-// more groups than the kernel takes, is an error, never groups to run with.
+// more than one line, or with a field that is no gid is an error, never
+// groups to run with. Groups the kernel refuses, (gid_t)-1 or more than
+// NGROUPS_MAX of them, are refused where every path's groups are
+// (withGroups).
 func parseInitgroups(out []byte, u *user.User) ([]string, error) {
 	fail := func(why string) ([]string, error) {
 		answer := bytes.TrimSpace(out)
@@ -276,20 +279,13 @@ func parseInitgroups(out []byte, u *user.User) ([]string, error) {
 	}
 	groups, seen := []string{u.Gid}, map[string]bool{u.Gid: true}
 	for _, gid := range strings.Fields(gids) {
-		n, err := strconv.ParseUint(gid, 10, 32)
-		if err != nil {
+		if _, err := strconv.ParseUint(gid, 10, 32); err != nil {
 			return fail(fmt.Sprintf("%q is no gid", gid))
-		}
-		if n == noID {
-			return fail(gid + " is (gid_t)-1, no group")
 		}
 		if !seen[gid] {
 			seen[gid] = true
 			groups = append(groups, gid)
 		}
-	}
-	if len(groups) > maxGroups {
-		return fail(fmt.Sprintf("%d groups, more than the kernel's %d (NGROUPS_MAX)", len(groups), maxGroups))
 	}
 	return groups, nil
 }
