@@ -77,11 +77,14 @@ func (db passwdDB) fromFile(field int, value string) (*user.User, error) {
 
 // fromGetent is the entry getent passwd answers for value, read with the
 // file's parser, which also checks that its field is value (getent passwd
-// takes a number for a uid, and an entry of another uid than asked is
-// none). An entry of another name than asked (a directory matching names
-// regardless of case, Bob's for bob) is an error naming it: that user's
-// workers do not run for an AppGroup naming another, and its author is
-// told the name to give. Its exit status 2 is "no such entry".
+// takes a number for a uid). An entry of another name than asked (a
+// directory matching names regardless of case, Bob's for bob) is an error
+// naming it: that user's workers do not run for an AppGroup naming
+// another, and its author is told the name to give. An entry of another
+// uid than asked is an error naming both, not "no such entry", which
+// would run the uid as its bare self (gid = uid, no groups) on a
+// directory's answer that it has an entry. Its exit status 2 is "no such
+// entry".
 func (db passwdDB) fromGetent(ctx context.Context, field int, value string) (*user.User, error) {
 	path, err := exec.LookPath(db.getent)
 	if err != nil || strings.HasPrefix(value, "-") { // no getent; a name no entry has (NIS), never an option to getent
@@ -92,13 +95,17 @@ func (db passwdDB) fromGetent(ctx context.Context, field int, value string) (*us
 		return nil, err
 	}
 	u, err := findEntry(bytes.NewReader(out), field, value)
-	if u != nil || err != nil || field != passwdName {
+	if u != nil || err != nil {
 		return u, err
 	}
-	if other, _ := firstEntry(bytes.NewReader(out), func(*user.User) bool { return true }); other != nil {
+	other, _ := firstEntry(bytes.NewReader(out), func(*user.User) bool { return true })
+	switch {
+	case other == nil:
+		return nil, nil
+	case field == passwdName:
 		return nil, fmt.Errorf("getent passwd %s answered %s's entry: name it %s", value, other.Username, other.Username)
 	}
-	return nil, nil
+	return nil, fmt.Errorf("getent passwd %s answered uid %s's entry", value, other.Uid)
 }
 
 // errUnknownDatabase: getent knows no such database (musl's knows no

@@ -146,9 +146,11 @@ func fakePasswdDB(t *testing.T) passwdDB {
 
 // TestPasswdDBLookupUID: lookupUID built without cgo takes a uid's entry
 // from the passwd file, else from getent (the system's user databases
-// through NSS: an agent running as an LDAP user is that user), checking
-// that getent's entry is the uid's; no entry in either, or no getent, is
-// user.UnknownUserIdError; getent failing or hanging is an error.
+// through NSS: an agent running as an LDAP user is that user); no entry
+// in either, or no getent, is user.UnknownUserIdError; getent failing or
+// hanging is an error, and so is getent answering another uid's entry,
+// naming both, as another name's is (a uid whose workers would otherwise
+// run as its bare self, gid = uid, no groups).
 func TestPasswdDBLookupUID(t *testing.T) {
 	ldapuser := &user.User{Uid: "1000", Gid: "1000", Username: "ldapuser", Name: "LDAP User", HomeDir: "/home/ldapuser"}
 	alice := &user.User{Uid: "1001", Gid: "1001", Username: "alice", Name: "Alice", HomeDir: "/home/alice"}
@@ -158,13 +160,14 @@ func TestPasswdDBLookupUID(t *testing.T) {
 		uid     string
 		want    *user.User // nil: an error
 		unknown bool       // the error is user.UnknownUserIdError
+		wantErr string     // the error, where it is said
 	}{
 		{what: "in the file", uid: "1001", want: alice},
 		{what: "in getent only", uid: "1000", want: ldapuser},
 		{what: "with no file", change: func(db *passwdDB) { db.file += ".none" }, uid: "1000", want: ldapuser},
 		{what: "in neither", uid: "65532", unknown: true},
 		{what: "with no getent", change: func(db *passwdDB) { db.getent += ".none" }, uid: "1000", unknown: true},
-		{what: "whose getent answers another uid", uid: "2000", unknown: true},
+		{what: "whose getent answers another uid", uid: "2000", wantErr: "getent passwd 2000 answered uid 2001's entry"},
 		{what: "whose getent fails", uid: "3000"},
 		{what: "whose getent hangs", change: func(db *passwdDB) { db.wait = 100 * time.Millisecond }, uid: "4000"},
 	} {
@@ -179,6 +182,8 @@ func TestPasswdDBLookupUID(t *testing.T) {
 			t.Errorf("uid %s %s: %s, %v; want %s", tt.uid, tt.what, brief(got), err, brief(tt.want))
 		case tt.want == nil && (err == nil || unknown != tt.unknown):
 			t.Errorf("uid %s %s: %s, %v; want an error, user.UnknownUserIdError: %t", tt.uid, tt.what, brief(got), err, tt.unknown)
+		case tt.wantErr != "" && err.Error() != tt.wantErr:
+			t.Errorf("uid %s %s: %v; want %q", tt.uid, tt.what, err, tt.wantErr)
 		}
 	}
 }
