@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Fields of a passwd entry (name:password:uid:gid:gecos:home:shell).
@@ -270,11 +271,7 @@ const noID = math.MaxUint32
 // (withGroups).
 func parseInitgroups(out []byte, u *user.User) ([]string, error) {
 	fail := func(why string) ([]string, error) {
-		answer := bytes.TrimSpace(out)
-		if len(answer) > 200 { // tens of thousands of gids, say
-			answer = append(answer[:200:200], "..."...)
-		}
-		return nil, fmt.Errorf("getent initgroups %s: answered %q: %s", u.Username, answer, why)
+		return nil, fmt.Errorf("getent initgroups %s: answered %q: %s", u.Username, shortened(bytes.TrimSpace(out), 200), why)
 	}
 	line, rest, _ := strings.Cut(strings.TrimRight(string(out), "\n"), "\n")
 	if strings.TrimSpace(rest) != "" {
@@ -295,6 +292,21 @@ func parseInitgroups(out []byte, u *user.User) ([]string, error) {
 		}
 	}
 	return groups, nil
+}
+
+// shortened is text cut to at most limit bytes, and "..." after, where it
+// is longer (tens of thousands of gids, say): cut where a character
+// begins, not inside a name's multi-byte one, which %q would quote as
+// stray bytes.
+func shortened(text []byte, limit int) []byte {
+	if len(text) <= limit {
+		return text
+	}
+	n := limit
+	for n > 0 && !utf8.RuneStart(text[n]) {
+		n--
+	}
+	return append(text[:n:n], "..."...)
 }
 
 // orUnknownUID makes no entry for uid (nil, nil) user.UnknownUserIdError,

@@ -458,6 +458,19 @@ func TestParseInitgroups(t *testing.T) {
 	}
 }
 
+// TestParseInitgroupsCutsAnAnswerOnARune: an answer refused is quoted
+// up to 200 bytes, cut where a character begins: a name of multi-byte
+// characters (é, two bytes, from the second byte on) is not cut inside
+// one, which %q would quote as a byte (\xc3), no character.
+func TestParseInitgroupsCutsAnAnswerOnARune(t *testing.T) {
+	name := "x" + strings.Repeat("é", 150) // the 200th byte is the first of an é
+	_, err := parseInitgroups([]byte(name+" 2000\n2001\n"), &user.User{Uid: "5000", Gid: "5000", Username: name})
+	want := "getent initgroups " + name + ": answered " + strconv.Quote("x"+strings.Repeat("é", 99)+"...") + ": more than one line, not its groups"
+	if err == nil || err.Error() != want {
+		t.Errorf("a second line after a long name of é:\n%v\nwant\n%s", err, want)
+	}
+}
+
 // brief is u for a test's message, its Name cut short.
 func brief(u *user.User) string {
 	if u == nil {
