@@ -55,7 +55,7 @@ func workerIdentity(ctx context.Context, name string, users WorkerUsers) (identi
 // entry (built without cgo, /etc/passwd's, else getent's: lookupUID) or,
 // for a uid with none (a container's runAsUser 65532 in an image whose
 // passwd lacks it), the uid itself, named by its number, with HOME /, as
-// lookupUser makes a root agent's worker of such a uid. Not
+// lookupUserBy makes a root agent's worker of such a uid. Not
 // user.Current, nor user.LookupId, which answers the agent's own uid from
 // it (lookupUID): built without cgo, as the agent's binaries are, it
 // fails for such a uid unless $USER and $HOME are set, and then takes the
@@ -251,17 +251,13 @@ func withGroups(name string, id identity, groups []string) (identity, error) {
 	return id, nil
 }
 
-// lookupUser takes a name or a numeric uid, looked up by lookupName or
-// lookupUID, never answered from $USER; a uid with no passwd entry runs
-// with gid = uid, as container runtimes do. Its lookups end with ctx.
-func lookupUser(ctx context.Context, name string) (*user.User, error) {
-	return lookupUserBy(ctx, lookupUID, lookupName, name)
-}
-
 // lookupFunc looks a user up by uid or by name (lookupUID, lookupName).
 type lookupFunc func(context.Context, string) (*user.User, error)
 
-// lookupUserBy is lookupUser with its lookups given (a test's). A uid
+// lookupUserBy takes a name or a numeric uid, looked up by byName or
+// byUID (the system's: lookupName, lookupUID, never answered from $USER;
+// or a test's); a uid with no passwd entry runs with gid = uid, as
+// container runtimes do. Its lookups end with ctx. A uid
 // is its bare self only where the lookup says no entry has it: a lookup
 // that failed (getent failing, or hanging past its bound) is an error.
 // A directory that getent could not reach and reports as no entry (glibc's

@@ -73,7 +73,7 @@ func TestRootIdentityChecksWorkerUsersBeforeGroups(t *testing.T) {
 		{"5000", nil},
 		{"1000", []uint32{1000, 2000, 2001}},
 	} {
-		wu, err := ParseWorkerUsers(tt.allowed)
+		wu, err := ParseWorkerUsers(t.Context(), tt.allowed)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +252,7 @@ func TestUnknownUserSaysWhatToDo(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("app.user: err = %v,\nwant %s", err, want)
 	}
-	_, err = ParseWorkerUsers("10000-19999,no-such-user-xyz")
+	_, err = ParseWorkerUsers(t.Context(), "10000-19999,no-such-user-xyz")
 	want = `worker users: user "no-such-user-xyz" does not exist on this machine`
 	if err == nil || err.Error() != want {
 		t.Errorf("--worker-users: err = %v,\nwant %s", err, want)
@@ -468,17 +468,17 @@ func spawnAsTheAgentsUID(t *testing.T, uid string) {
 	}
 	// A name is looked up as a uid is, not answered from $USER
 	// (user.Lookup, built without cgo, asks user.Current first).
-	wu, err := ParseWorkerUsers("someone")
+	wu, err := ParseWorkerUsers(t.Context(), "someone")
 	want := `worker users: user "someone" does not exist on this machine`
 	if err == nil || err.Error() != want {
 		t.Errorf("--worker-users someone, the agent's $USER: %v, err = %v; want %q", wu.ranges, err, want)
 	}
 }
 
-// mustParseWorkerUsers is ParseWorkerUsers(s), which the test needs.
+// mustParseWorkerUsers is ParseWorkerUsers(t.Context(), s), which the test needs.
 func mustParseWorkerUsers(t *testing.T, s string) WorkerUsers {
 	t.Helper()
-	wu, err := ParseWorkerUsers(s)
+	wu, err := ParseWorkerUsers(t.Context(), s)
 	if err != nil {
 		t.Fatalf("--worker-users %s: %v", s, err)
 	}

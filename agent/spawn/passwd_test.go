@@ -76,7 +76,7 @@ last:x:1009:1009::/home/last:/bin/sh`
 // which the file has, another entry, not to be taken. For uid 2000 it
 // answers uid 2001's entry, for bob robert's (a directory that answers
 // for an alias, or a getent that errs), for Bob bob's (one matching names
-// regardless of case), for 3000 it fails, for 4000 it hangs, an option it
+// regardless of case), for 3000 it fails, for 4000 and hangs it hangs, an option it
 // refuses; for anything else it exits 2, getent's "not found". Its
 // initgroups, as glibc's, answers a name followed by the gids of the
 // groups that list it (ldapuser's its primary too), the name alone for
@@ -107,7 +107,7 @@ case "$2" in
 bob) echo 'robert:*:1002:1002::/home/robert:/bin/sh' ;;
 Bob) echo 'bob:*:1003:1003::/home/bob:/bin/sh' ;;
 3000) echo 'getent: cannot reach the directory' >&2; exit 1 ;;
-4000) [ -p "${0%/*}/started" ] && echo $$ > "${0%/*}/started"; exec sleep 60 ;;
+4000|hangs) [ -p "${0%/*}/started" ] && echo $$ > "${0%/*}/started"; exec sleep 60 ;;
 *) exit 2 ;;
 esac
 `

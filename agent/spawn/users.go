@@ -3,6 +3,7 @@ package spawn
 import (
 	"context"
 	"fmt"
+	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,15 +23,22 @@ type WorkerUsers struct {
 
 // ParseWorkerUsers reads a comma-separated list of user names, uids and
 // uid ranges; "" allows any user but root. Root (uid 0) may be in no
-// entry: the agent never runs workers as root.
-func ParseWorkerUsers(s string) (WorkerUsers, error) {
+// entry: the agent never runs workers as root. Its lookups end with ctx,
+// the caller's (the agent's start, bounded): a directory that hangs ends
+// the parse with ctx's cause rather than hold the agent's start.
+func ParseWorkerUsers(ctx context.Context, s string) (WorkerUsers, error) {
+	return parseWorkerUsers(ctx, s, systemUsers)
+}
+
+// parseWorkerUsers is ParseWorkerUsers looking names up in db (a test's).
+func parseWorkerUsers(ctx context.Context, s string, db userDB) (WorkerUsers, error) {
 	var wu WorkerUsers
 	for entry := range strings.SplitSeq(s, ",") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
 			continue
 		}
-		r, err := uidRange(entry)
+		r, err := uidRange(ctx, entry, db)
 		if err != nil {
 			return WorkerUsers{}, err
 		}
@@ -46,8 +54,8 @@ func ParseWorkerUsers(s string) (WorkerUsers, error) {
 }
 
 // uidRange is entry's uids: a range "first-last" of uids, a uid, or a
-// user's name (looked up).
-func uidRange(entry string) ([2]uint32, error) {
+// user's name (looked up in db until ctx ends).
+func uidRange(ctx context.Context, entry string, db userDB) ([2]uint32, error) {
 	if first, last, ok := strings.Cut(entry, "-"); ok { // or a name such as www-data
 		a, errA := strconv.ParseUint(first, 10, 32)
 		b, errB := strconv.ParseUint(last, 10, 32)
@@ -58,7 +66,7 @@ func uidRange(entry string) ([2]uint32, error) {
 			return [2]uint32{}, fmt.Errorf("worker users: %q is no range of uids: its first is greater than its last", entry)
 		}
 	}
-	u, err := lookupUser(context.Background(), entry) // at the agent's start, bounded by getent's wait
+	u, err := lookupUntil(ctx, entry, db)
 	if err != nil {
 		return [2]uint32{}, fmt.Errorf("worker users: %w", err)
 	}
@@ -67,6 +75,29 @@ func uidRange(entry string) ([2]uint32, error) {
 		return [2]uint32{}, fmt.Errorf("worker users: user %q has uid %q", entry, u.Uid)
 	}
 	return [2]uint32{uint32(uid), uint32(uid)}, nil
+}
+
+// lookupUntil is name's user in db, or ctx's cause once ctx ends, which
+// getent heeds (killed then) but a lookup into libc, built with cgo, does
+// not: that lookup is left to return into nothing, the agent's start
+// failing meanwhile, where the start would have waited on it for as long
+// as NSS takes.
+func lookupUntil(ctx context.Context, name string, db userDB) (*user.User, error) {
+	type answer struct {
+		u   *user.User
+		err error
+	}
+	answered := make(chan answer, 1) // never blocks the lookup left behind
+	go func() {
+		u, err := lookupUserBy(ctx, db.byUID, db.byName, name)
+		answered <- answer{u, err}
+	}()
+	select {
+	case a := <-answered:
+		return a.u, a.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("user %q: %w", name, context.Cause(ctx))
+	}
 }
 
 // Restricted: the list narrows who workers may run as.

@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"context"
+	"errors"
 	"os/user"
 	"strconv"
 	"strings"
@@ -25,7 +26,7 @@ func TestParseWorkerUsers(t *testing.T) {
 		t.Fatalf("the test needs the www-data user of every Debian system: %v", err)
 	}
 	w, _ := strconv.ParseUint(www.Uid, 10, 32)
-	wu, err := ParseWorkerUsers(" daemon, 10000-10009 ,4000000,www-data")
+	wu, err := ParseWorkerUsers(t.Context(), " daemon, 10000-10009 ,4000000,www-data")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestParseWorkerUsers(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"", " , "} {
-		if wu, err := ParseWorkerUsers(s); err != nil || wu.Restricted() || !wu.allows(1) {
+		if wu, err := ParseWorkerUsers(t.Context(), s); err != nil || wu.Restricted() || !wu.allows(1) {
 			t.Errorf("ParseWorkerUsers(%q) = %v, %v; want no restriction", s, wu, err)
 		}
 	}
@@ -49,8 +50,37 @@ func TestParseWorkerUsers(t *testing.T) {
 		"no-such-user-here": `user "no-such-user-here"`,
 		"nosuchuserhere":    `user "nosuchuserhere"`,
 	} {
-		if _, err := ParseWorkerUsers("daemon," + s); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := ParseWorkerUsers(t.Context(), "daemon,"+s); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseWorkerUsers(%q): %v, want an error saying %q", s, err, want)
+		}
+	}
+}
+
+// TestParseWorkerUsersEndsWithItsContext: --worker-users read at the
+// agent's start ends with the context its caller gives (cmd/agent's,
+// bounded) while a name's lookup hangs, saying the context's cause, rather
+// than hold the start for as long as the lookup takes: getent's (killed
+// then, not at its own bound), and one that does not heed the context, as
+// libc's is not, built with cgo (left behind).
+func TestParseWorkerUsersEndsWithItsContext(t *testing.T) {
+	db := fakePasswdDB(t)
+	db.wait = time.Hour // the context ends the lookup, not getent's own bound
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	libcs := func(context.Context, string) (*user.User, error) { <-release; return nil, errors.New("released") }
+	for _, tt := range []struct {
+		what string
+		db   userDB
+	}{
+		{"getent hanging", userDB{byUID: db.lookupUID, byName: db.lookupName}},
+		{"a lookup that does not heed its context", userDB{byUID: libcs, byName: libcs}},
+	} {
+		cause := errors.New("no answer within the bound of the agent's start")
+		ctx, cancel := context.WithTimeoutCause(t.Context(), 200*time.Millisecond, cause)
+		wu, err := parseWorkerUsers(ctx, "10000-19999,hangs", tt.db)
+		cancel()
+		if !errors.Is(err, cause) || !strings.HasPrefix(err.Error(), `worker users: user "hangs": `) {
+			t.Errorf("%s: %v, %v; want %q's cause, naming the user", tt.what, wu.ranges, err, cause)
 		}
 	}
 }
@@ -63,7 +93,7 @@ func TestSpawnRefusesAUserOutsideWorkerUsers(t *testing.T) {
 	app := ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/ok", StartupFile: "passenger_wsgi.py"}
 	self := ident(t, "")
 	spec := testSpec(t, app)
-	spec.Users, _ = ParseWorkerUsers("4000000-4000009")
+	spec.Users, _ = ParseWorkerUsers(t.Context(), "4000000-4000009")
 	_, err := Spawn(context.Background(), spec)
 	if err == nil || !strings.Contains(err.Error(), "cannot run workers as "+strconv.Quote(self.name)) ||
 		!strings.Contains(err.Error(), "the user of an app that names none") ||
@@ -71,7 +101,7 @@ func TestSpawnRefusesAUserOutsideWorkerUsers(t *testing.T) {
 		t.Fatalf("spawn as %s outside --worker-users: %v; want it refused, saying so", self.name, err)
 	}
 
-	spec.Users, _ = ParseWorkerUsers("4000000-4000009," + strconv.FormatUint(uint64(self.uid()), 10))
+	spec.Users, _ = ParseWorkerUsers(t.Context(), "4000000-4000009,"+strconv.FormatUint(uint64(self.uid()), 10))
 	p, err := Spawn(context.Background(), spec)
 	if err != nil {
 		t.Fatalf("spawn as %s, in --worker-users: %v", self.name, err)

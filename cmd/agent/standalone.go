@@ -68,17 +68,27 @@ func runStandalone(args []string) error {
 }
 
 // workerUsersFlag binds --worker-users, shared with the cluster mode: a
-// list the agent cannot read stops it at its start, not at a spawn.
+// list the agent cannot read stops it at its start, not at a spawn; so
+// does one whose names' lookups do not answer within workerUsersWait.
 func workerUsersFlag(fs *flag.FlagSet) *spawn.WorkerUsers {
 	var wu spawn.WorkerUsers
 	fs.Func("worker-users", "the users workers may run as, comma-separated: names, uids and uid ranges (10000-19999); "+
 		"a worker of any other user (an app's app.user, or nobody for an app that names none) fails to spawn (default: any user but root)",
 		func(s string) (err error) {
-			wu, err = spawn.ParseWorkerUsers(s)
+			ctx, cancel := context.WithTimeoutCause(context.Background(), workerUsersWait,
+				fmt.Errorf("no answer within %s, the agent's bound on reading --worker-users at its start", workerUsersWait))
+			defer cancel()
+			wu, err = spawn.ParseWorkerUsers(ctx, s)
 			return err
 		})
 	return &wu
 }
+
+// workerUsersWait bounds the lookups of --worker-users' names at the
+// agent's start, all of them together: getent's are bounded one by one
+// (10 s each), libc's, built with cgo, by nothing of the agent's; past
+// it, the agent stops with an error naming the user, rather than hang.
+const workerUsersWait = 30 * time.Second
 
 // timeoutFlag binds a proxy timeout, refusing one not above zero at
 // parse: the proxy has no "none", and would take it for its default
