@@ -54,8 +54,14 @@ func parseWorkerUsers(ctx context.Context, s string, db userDB) (WorkerUsers, er
 }
 
 // uidRange is entry's uids: a range "first-last" of uids, a uid, or a
-// user's name (looked up in db until ctx ends).
+// user's name (looked up in db until ctx ends). A uid is taken as it is,
+// as a range's are, not looked up: its entry's uid is itself, and the
+// lookup could only fail, or hang, stopping the agent at its start over
+// a directory it does not need.
 func uidRange(ctx context.Context, entry string, db userDB) ([2]uint32, error) {
+	if uid, err := strconv.ParseUint(entry, 10, 32); err == nil {
+		return [2]uint32{uint32(uid), uint32(uid)}, nil
+	}
 	if first, last, ok := strings.Cut(entry, "-"); ok { // or a name such as www-data
 		a, errA := strconv.ParseUint(first, 10, 32)
 		b, errB := strconv.ParseUint(last, 10, 32)

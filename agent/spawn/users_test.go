@@ -85,6 +85,22 @@ func TestParseWorkerUsersEndsWithItsContext(t *testing.T) {
 	}
 }
 
+// TestParseWorkerUsersTakesAUidAsIs: a uid in --worker-users is that
+// uid, whatever a directory says of it: it is not looked up, so that a
+// lookup failing (3000), hanging (4000) or answering another uid's entry
+// (2000) does not stop the agent at its start over a list that names
+// the uid itself.
+func TestParseWorkerUsersTakesAUidAsIs(t *testing.T) {
+	db := fakePasswdDB(t)
+	wu, err := parseWorkerUsers(t.Context(), "3000,4000,2000", userDB{byUID: db.lookupUID, byName: db.lookupName})
+	if err != nil || !wu.allows(3000) || !wu.allows(4000) || !wu.allows(2000) || wu.allows(2001) {
+		t.Errorf("--worker-users 3000,4000,2000: %v, %v; want those uids alone", wu.ranges, err)
+	}
+	if asked := getentCalls(t, db); asked != 0 {
+		t.Errorf("getent asked %d times, want none", asked)
+	}
+}
+
 // TestSpawnRefusesAUserOutsideWorkerUsers: with --worker-users set, a
 // worker whose user is not in it (here the default, nobody, of an app
 // that names none) does not start, and the error says who it would have
