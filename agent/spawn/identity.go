@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -63,6 +64,29 @@ func workerIdentity(ctx context.Context, name string, users WorkerUsers) (identi
 // entry is remembered (ownUser).
 func agentUser(ctx context.Context, euid int) (*user.User, error) {
 	return ownUser.lookup(ctx, strconv.Itoa(euid), lookupUID)
+}
+
+// RootGroupWarning is what an agent that is not root, running in root's
+// group (gid 0, its own or a supplementary one: a pod's runAsGroup 0;
+// OpenShift runs containers in it), says once at its start, or "": its
+// workers run as it does, in that group too, where a root agent refuses a
+// worker's user in it. Not root, it cannot run them in another group, and
+// refusing them would be refusing to run at all.
+func RootGroupWarning() string {
+	groups, _ := os.Getgroups() // none known: its own gid still says
+	return rootGroupWarning(os.Geteuid(), os.Getegid(), groups)
+}
+
+// rootGroupWarning is RootGroupWarning for an agent of euid, egid and
+// supplementary groups.
+func rootGroupWarning(euid, egid int, groups []int) string {
+	if euid == 0 || egid != 0 && !slices.Contains(groups, 0) {
+		return ""
+	}
+	return fmt.Sprintf("The agent runs as uid %d, not root, in root's group (gid 0): its workers run as it does, in root's group "+
+		"too, reading and writing what files grant that group, where a root agent refuses a worker's user in it; not root, "+
+		"the agent cannot run them in another group. Give the agent another group (a pod's runAsGroup, and no supplemental "+
+		"group 0) where its workers should not have root's group", euid)
 }
 
 // ownUser is the agent's own entry, once a lookup has found it: the

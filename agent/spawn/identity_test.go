@@ -307,6 +307,29 @@ func TestOwnIdentity(t *testing.T) {
 	}
 }
 
+// TestRootGroupWarning: an agent that is not root, whose own group or a
+// supplementary one is root's, is told at its start that its workers run
+// in root's group too; a root agent (which refuses such workers) and one
+// outside root's group are not.
+func TestRootGroupWarning(t *testing.T) {
+	for _, tt := range []struct {
+		euid, egid int
+		groups     []int
+		warned     bool
+	}{
+		{1000, 0, nil, true},
+		{1000, 0, []int{0}, true},
+		{1000, 1000, []int{1000, 0}, true},
+		{1000, 1000, []int{1000}, false},
+		{0, 0, []int{0}, false},
+	} {
+		got := rootGroupWarning(tt.euid, tt.egid, tt.groups)
+		if tt.warned != (got != "") || tt.warned && !strings.Contains(got, "uid 1000, not root, in root's group (gid 0)") {
+			t.Errorf("uid %d gid %d groups %v: %q; want a warning: %t", tt.euid, tt.egid, tt.groups, got, tt.warned)
+		}
+	}
+}
+
 // TestSpawnAsAUidWithNoPasswdEntry: an agent running as a uid no passwd
 // entry has (a container's runAsUser 65532 in an image without it) spawns
 // workers as itself, for an app that names no user or names that uid,

@@ -51,6 +51,7 @@ func runCluster(args []string) error {
 	}
 	log := f.newLogger()
 	pid1.Announce(log)
+	warnOfRootGroup(log)
 	if msg := unlistedWarning(f.advertise, f.bind); msg != "" {
 		log.Info(msg)
 	}

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/ferry-dev/ferry/agent/metrics"
 	"github.com/ferry-dev/ferry/agent/pid1"
 	"github.com/ferry-dev/ferry/agent/proxy"
@@ -47,6 +49,7 @@ func runStandalone(args []string) error {
 	}
 	log := newLogger()
 	pid1.Announce(log)
+	warnOfRootGroup(log)
 	srv, err := standalone.New(standalone.Options{
 		File: *file, BindAddress: *bind, AdminSocket: *admin, StateDir: *stateDir, Proxy: popts(),
 		RestartFilePoll: poll, Log: log, Metrics: metrics.New(), WorkerUsers: *users,
@@ -82,6 +85,15 @@ func workerUsersFlag(fs *flag.FlagSet) *spawn.WorkerUsers {
 			return err
 		})
 	return &wu
+}
+
+// warnOfRootGroup says, once at the agent's start, that its workers run
+// in root's group where it does, not being root (spawn.RootGroupWarning):
+// it cannot run them in another, nor refuse them without refusing to run.
+func warnOfRootGroup(log logr.Logger) {
+	if msg := spawn.RootGroupWarning(); msg != "" {
+		log.Info(msg)
+	}
 }
 
 // workerUsersWait bounds the lookups of --worker-users' names at the
