@@ -262,11 +262,13 @@ func TestRunReplacesTheReference(t *testing.T) {
 
 // TestRunRendersASpecWithoutFields: a spec or status without fields (an
 // object kept whole, a map, or not an object) gets a row of its own, as a
-// field has: its type, default, bounds and rules (a map's values' too)
-// and description, which no field's row shows.
+// field has: its type, whether the kind requires it, default, bounds and
+// rules (a map's values' too) and description, which no field's row
+// shows.
 func TestRunRendersASpecWithoutFields(t *testing.T) {
 	for _, tt := range []struct {
 		name, spec, row string
+		required        bool // the kind requires its spec
 	}{
 		{"an object kept whole", `type: object
 description: A widget, kept whole.
@@ -274,7 +276,7 @@ x-kubernetes-preserve-unknown-fields: true
 x-kubernetes-validations:
 - rule: "has(self.size)"
   message: a widget needs a size
-`, "| `spec` | object |  |  | a widget needs a size | A widget, kept whole. |\n"},
+`, "| `spec` | object |  |  | a widget needs a size | A widget, kept whole. |\n", false},
 		{"a map", `type: object
 description: A widget's parts, by name.
 maxProperties: 8
@@ -282,7 +284,7 @@ additionalProperties: {type: string, maxLength: 63}
 x-kubernetes-validations:
 - rule: "has(self.size)"
   message: a widget needs a size
-`, "| `spec` | map[string]string |  |  | entries <= 8; a widget needs a size; each value: length <= 63 | A widget's parts, by name. |\n"},
+`, "| `spec` | map[string]string | yes |  | entries <= 8; a widget needs a size; each value: length <= 63 | A widget's parts, by name. |\n", true},
 		{"a string", `type: string
 description: A widget's size.
 default: small
@@ -290,10 +292,14 @@ maxLength: 16
 x-kubernetes-validations:
 - rule: "self != ''"
   message: a widget needs a size
-`, "| `spec` | string |  | `\"small\"` | length <= 16; a widget needs a size | A widget's size. |\n"},
+`, "| `spec` | string |  | `\"small\"` | length <= 16; a widget needs a size | A widget's size. |\n", false},
 	} {
+		crd := widgetCRD(tt.spec)
+		if tt.required {
+			crd += "        required: [spec]\n"
+		}
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(widgetCRD(tt.spec)), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "widgets.yaml"), []byte(crd), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, "api.md")
