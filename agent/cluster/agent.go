@@ -493,7 +493,7 @@ func (a *Agent) drainAsync(key types.NamespacedName, pp *ferryv1.ProcessPool, on
 		err = a.store.remove(key)
 	}
 	if err != nil {
-		a.log.Error(err, "Could not remove the saved spec of a deleted pool", "pool", key)
+		logSpecRemovalFailed(a.log, err, "pool", key)
 	}
 	if only != nil {
 		// A new pool of the name handed to only after the check: the
@@ -604,6 +604,20 @@ func (a *Agent) drainDelay(rp *runningPool) {
 	}
 	rp.log.Info("Pool deleted; serving on for the drain delay before draining", "drainDelay", a.opts.DrainDelay.String())
 	a.waitDrainDelay(a.stopped, nil)
+}
+
+// logSpecRemovalFailed logs a drain's failed removal of its pool's saved
+// spec: not removed, or removed but its directory not synced
+// (errNotDurable), which the store syncs at its next write or removal, as
+// the reconcile loop's removal once it finds the pool gone.
+func logSpecRemovalFailed(log logr.Logger, err error, keysAndValues ...any) {
+	if errors.Is(err, errNotDurable) {
+		log.Error(err, "Removed the saved spec of a deleted pool, but could not sync its directory: a power loss may"+
+			" bring it back, for an agent restarted without the API server to resume; the agent syncs the directory"+
+			" at its next write or removal of a saved spec", keysAndValues...)
+		return
+	}
+	log.Error(err, "Could not remove the saved spec of a deleted pool", keysAndValues...)
 }
 
 // saveIfChanged writes a pool's spec to disk unless the store's record

@@ -782,7 +782,7 @@ func (a *Agent) stopGone(rp *runningPool, about types.UID, replaced bool) {
 		rp.log.Info("Pool gone, as read by name; stopping it")
 	}
 	if err := a.store.removeIf(rp.key, about); err != nil {
-		rp.log.Error(err, "Could not remove the saved spec of a deleted pool")
+		logSpecRemovalFailed(rp.log, err)
 	}
 	go func() {
 		defer a.wg.Done()

@@ -58,10 +58,17 @@ type store struct {
 	// between its listing of the directory and its reads of the files:
 	// where a removal must wait (TestStoreLoadWhileRemoved).
 	afterList func()
-	// dirSyncErr is nil in production. A test sets it to make the
-	// store's syncs of its directory, after a rename or a removal, fail
-	// with it (TestSaveFailingItsDirectorySync).
-	dirSyncErr error
+	// syncDir syncs the store's directory after a rename or a removal:
+	// the function syncDir in production. A test sets it to fail, or to
+	// count the syncs (TestSaveFailingItsDirectorySync,
+	// TestRemoveFailingItsDirectorySync).
+	syncDir func(dir string) error
+	// dirUnsynced is whether the store's last sync of its directory
+	// failed, s.mu held (syncOwnDir). A removal that finds no file syncs
+	// the directory then: the removal whose sync failed took the file, so
+	// its retry finds none, and without a sync of its own would never make
+	// that removal durable.
+	dirUnsynced bool
 }
 
 // savedAs is the pool whose spec the store last saved under a name: its
@@ -75,7 +82,7 @@ func newStore(dir string) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return &store{dir: dir, saved: map[types.NamespacedName]savedAs{}}, nil
+	return &store{dir: dir, saved: map[types.NamespacedName]savedAs{}, syncDir: syncDir}, nil
 }
 
 // maxFileName bounds a saved pool's file name, its ".tmp" included: the
@@ -149,9 +156,10 @@ func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	return nil
 }
 
-// errNotDurable is a save's failure to sync the directory after the
-// rename: the new spec is in place, but may not survive a power loss.
-var errNotDurable = errors.New("the spec is in place, but its directory's sync failed")
+// errNotDurable is a save's or a removal's failure to sync the directory
+// after its rename or removal: done, and what a restart reads, but a
+// power loss may undo it.
+var errNotDurable = errors.New("not durable")
 
 // writeSynced writes data to a new file at path and syncs it.
 func writeSynced(path string, data []byte) error {
@@ -169,13 +177,12 @@ func writeSynced(path string, data []byte) error {
 	return err
 }
 
-// syncOwnDir syncs the store's directory (syncDir), or fails as a test
-// says (dirSyncErr).
+// syncOwnDir syncs the store's directory (s.syncDir), s.mu held, and
+// notes whether it failed (dirUnsynced).
 func (s *store) syncOwnDir() error {
-	if s.dirSyncErr != nil {
-		return s.dirSyncErr
-	}
-	return syncDir(s.dir)
+	err := s.syncDir(s.dir)
+	s.dirUnsynced = err != nil
+	return err
 }
 
 // syncDir syncs a directory, making the renames in it durable.
@@ -222,8 +229,8 @@ func (s *store) removeIf(key types.NamespacedName, uid types.UID) error {
 	}
 	switch {
 	case errors.Is(readErr, fs.ErrNotExist):
-		delete(s.saved, key) // none on disk (removed by hand): none to skip a save by
-		return nil
+		delete(s.saved, key) // none on disk: none to skip a save by
+		return s.goneAlready()
 	case readErr != nil:
 		return readErr
 	case parseErr == nil && saved.UID != "" && saved.UID != uid:
@@ -234,17 +241,39 @@ func (s *store) removeIf(key types.NamespacedName, uid types.UID) error {
 
 // removeLocked is remove, s.mu held. The record goes whatever the
 // removal's outcome: a spec left by a failed one is written again, not
-// taken for saved, should the pool come back.
+// taken for saved, should the pool come back. A failed sync of the
+// directory, after the removal, is errNotDurable: the spec is gone, but a
+// power loss may bring it back; the retry finds no file, and syncs
+// (goneAlready).
 func (s *store) removeLocked(key types.NamespacedName) error {
 	delete(s.saved, key)
 	err := os.Remove(s.path(key))
-	if os.IsNotExist(err) {
-		return nil
+	if errors.Is(err, fs.ErrNotExist) {
+		return s.goneAlready()
 	}
 	if err != nil {
 		return err
 	}
-	return s.syncOwnDir()
+	return s.syncRemoval()
+}
+
+// goneAlready ends a removal that finds no file, s.mu held: removed by
+// hand, or by an earlier removal whose sync of the directory failed
+// (dirUnsynced), which this one, its retry, makes durable.
+func (s *store) goneAlready() error {
+	if !s.dirUnsynced {
+		return nil
+	}
+	return s.syncRemoval()
+}
+
+// syncRemoval syncs the directory after a removal, s.mu held; its failure
+// is errNotDurable.
+func (s *store) syncRemoval() error {
+	if err := s.syncOwnDir(); err != nil {
+		return fmt.Errorf("%w: %w", errNotDurable, err)
+	}
+	return nil
 }
 
 // load returns every saved pool; unreadable files are reported and

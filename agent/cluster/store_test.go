@@ -358,7 +358,7 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 		wantLog   string
 		unwantLog string
 	}{
-		{name: "the directory's sync", fail: func(st *store) { st.dirSyncErr = errors.New("injected sync failure") }, onDisk: 2,
+		{name: "the directory's sync", fail: func(st *store) { st.syncDir = failingSync }, onDisk: 2,
 			wantLog: "Saved the pool's spec, but could not sync its directory: an agent restart without the API server" +
 				" resumes this spec, unless the node loses power first, which may bring back its previous saved spec," +
 				" if any; the pool's next reconcile writes it again",
@@ -395,7 +395,7 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 				t.Errorf("the log says %q of a spec in place", tc.unwantLog)
 			}
 			// The next reconcile writes it again, and keeps the record.
-			st.dirSyncErr = nil
+			st.syncDir = syncDir
 			_ = os.Remove(st.path(key) + ".tmp")
 			writes := 0
 			st.afterWrite = func() { writes++ }
@@ -462,4 +462,86 @@ func TestStoreLoadWhileRemoved(t *testing.T) {
 	if got := savedUIDs(t, st); !slices.Equal(got, []types.UID{kept.UID}) {
 		t.Errorf("saved after the removal: %v, want %v", got, []types.UID{kept.UID})
 	}
+}
+
+// failingSync fails every sync of a directory, as a disk may.
+func failingSync(string) error { return errors.New("injected sync failure") }
+
+// TestRemoveFailingItsDirectorySync: a removal whose sync of the
+// directory fails is errNotDurable, the file gone; its retry (the
+// reconcile loop's, which gets the error) finds no file, and syncs the
+// directory, making the removal durable: it returned nil without a sync,
+// and a power loss could bring back the spec of a deleted pool for an
+// agent restarted without the API server to resume. A removal of nothing
+// with the directory synced syncs nothing.
+func TestRemoveFailingItsDirectorySync(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	for name, remove := range map[string]func(st *store) error{
+		"store.remove":   func(st *store) error { return st.remove(key) },
+		"store.removeIf": func(st *store) error { return st.removeIf(key, "u1") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			st, err := newStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.save(poolOf(key, "u1")); err != nil {
+				t.Fatal(err)
+			}
+			st.syncDir = failingSync
+			if err := remove(st); !errors.Is(err, errNotDurable) {
+				t.Fatalf("the removal, its directory's sync failing: %v, want errNotDurable", err)
+			}
+			if _, err := os.Stat(st.path(key)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the saved spec after the removal: %v, want it removed", err)
+			}
+			syncs := 0
+			st.syncDir = func(dir string) error {
+				syncs++
+				return syncDir(dir)
+			}
+			if err := remove(st); err != nil || syncs != 1 {
+				t.Fatalf("its retry, the file gone: %v, %d syncs of the directory; want none and 1:"+
+					" the removal would never be made durable", err, syncs)
+			}
+			if err := remove(st); err != nil || syncs != 1 {
+				t.Errorf("a removal of nothing, the directory synced: %v, %d syncs in all; want none and 1", err, syncs)
+			}
+		})
+	}
+	// A drain's removal (here stopGone's) logs it so: removed, not "Could
+	// not remove".
+	t.Run("stopGone", func(t *testing.T) {
+		st, err := newStore(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pp := poolOf(key, "u1")
+		if err := st.save(pp); err != nil {
+			t.Fatal(err)
+		}
+		st.syncDir = failingSync
+		book := agenttest.NewLogbook(t)
+		a := &Agent{store: st, log: book.Logger(), pools: map[types.NamespacedName]*runningPool{},
+			unlabelled: map[types.NamespacedName]bool{}, draining: map[types.UID]bool{},
+			queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]())}
+		t.Cleanup(a.queue.ShutDown)
+		rp := stoppableRunningPool(a, pp)
+		rp.log = book.Logger()
+		a.pools[key] = rp
+		a.stopGone(rp, pp.UID, false)
+		a.wg.Wait()
+		const want = "Removed the saved spec of a deleted pool, but could not sync its directory: a power loss may" +
+			" bring it back, for an agent restarted without the API server to resume; the agent syncs the directory" +
+			" at its next write or removal of a saved spec"
+		var errs []string
+		for _, e := range book.Find("") {
+			if e.IsError {
+				errs = append(errs, e.Msg)
+			}
+		}
+		if !slices.Equal(errs, []string{want}) {
+			t.Errorf("logged errors %q, want %q", errs, want)
+		}
+	})
 }
