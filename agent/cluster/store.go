@@ -132,6 +132,9 @@ func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	saved := ferryv1.ProcessPool{TypeMeta: pp.TypeMeta, Spec: pp.Spec}
 	saved.Name, saved.Namespace, saved.UID, saved.Generation = pp.Name, pp.Namespace, pp.UID, pp.Generation
 	saved.Labels = pp.Labels
+	// Encoded in the hold: microseconds beside the write, the rename and
+	// their two syncs, and the one hold is what orders a removal against
+	// this save's write and record.
 	data, err := json.MarshalIndent(&saved, "", "  ")
 	if err != nil {
 		return err
