@@ -622,11 +622,12 @@ func logSpecRemovalFailed(log logr.Logger, err error, keysAndValues ...any) {
 
 // saveIfChanged writes a pool's spec to disk unless the store's record
 // says it holds it already (store.saveIfChanged). A failed save says
-// which spec a restart without the API server would resume: the previous
-// one, left by a save failing before its rename, or the new one, in
-// place but maybe not past a power loss (errNotDurable). Either way the
-// store keeps no record of it, and the pool's next reconcile writes it
-// again.
+// which spec a restart without the API server would resume: the one saved
+// last, left by a save failing before its rename, which may be this one
+// (an agent restarted rewrites the spec its previous run saved) or not;
+// or the new one, in place but maybe not past a power loss
+// (errNotDurable). Either way the store keeps no record of it, and the
+// pool's next reconcile writes it again.
 func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	err := a.store.saveIfChanged(pp)
 	switch {
@@ -636,7 +637,7 @@ func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool)
 			" spec, if any; the pool's next reconcile writes it again", "pool", key)
 	case err != nil:
 		a.log.Error(err, "Could not save the pool's spec; an agent restart without the API server would resume"+
-			" its previous saved spec, if any, not this one", "pool", key)
+			" the spec saved last, if any, which may not be this one", "pool", key)
 	}
 }
 
