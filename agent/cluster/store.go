@@ -56,7 +56,8 @@ type store struct {
 	afterWrite func()
 	// afterList is nil in production. A test sets it to act in load
 	// between its listing of the directory and its reads of the files:
-	// where a removal must wait (TestStoreLoadWhileRemoved).
+	// where a removal must wait (TestStoreLoadWhileRemoved), and one by
+	// hand is skipped (TestStoreLoadWhileRemovedByHand).
 	afterList func()
 	// syncDir syncs the store's directory after a rename or a removal:
 	// the function syncDir in production. A test sets it to fail, or to
@@ -280,11 +281,12 @@ func (s *store) syncRemoval() error {
 }
 
 // load returns every saved pool; unreadable files are reported and
-// skipped. It holds s.mu, so it finds the files as they were when it
-// began: a removal between its listing and its reads would have it report
-// the removed spec unreadable (TestStoreLoadWhileRemoved). The agent's
-// restore loads before any reconcile or reporter runs, so it waits for
-// none.
+// skipped, as are files gone since the listing (removed by hand:
+// TestStoreLoadWhileRemovedByHand). It holds s.mu, so it finds the files
+// as they were when it began: a removal between its listing and its reads
+// would take a spec from what it returns (TestStoreLoadWhileRemoved). The
+// agent's restore loads before any reconcile or reporter runs, so it
+// waits for none.
 func (s *store) load() ([]*ferryv1.ProcessPool, []error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -302,6 +304,9 @@ func (s *store) load() ([]*ferryv1.ProcessPool, []error) {
 			continue
 		}
 		pp, readErr, parseErr := readSpec(filepath.Join(s.dir, e.Name()))
+		if errors.Is(readErr, fs.ErrNotExist) {
+			continue // removed by hand since the listing: not saved, not unreadable
+		}
 		if readErr != nil || parseErr != nil {
 			errs = append(errs, cmp.Or(readErr, parseErr))
 			continue

@@ -424,16 +424,14 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 }
 
 // TestStoreLoadWhileRemoved: load returns the saved specs as they were
-// when it began, whatever a removal does meanwhile: a spec removed
-// between its listing of the directory and its read of the file was
-// reported unreadable ("no such file or directory"), a spec the agent's
-// log then calls unreadable. The agent's restore loads before anything
-// else touches the store, but load is the store's, and holds s.mu as its
-// other readers and writers do. The store's afterList hook starts the
-// removal in that span and waits for it to return or 200 ms: s.mu holds
-// it back until load is done, so the 200 ms pass; without the hold it
-// lands in the span, every run (unless the disk takes over 200 ms to
-// sync it, when it lands after, as with the hold).
+// when it began, whatever a removal does meanwhile: without s.mu held, a
+// spec removed between its listing of the directory and its read of the
+// file would be missing from what it returns. The agent's restore loads
+// before anything else touches the store, but load is the store's, and
+// holds s.mu as its other readers and writers do. The store's afterList
+// hook acts in that span: if it can take s.mu, load holds none, and it
+// runs the removal there and then, as a removal that did not wait would;
+// else it starts the removal, which waits for load to be done.
 func TestStoreLoadWhileRemoved(t *testing.T) {
 	st, err := newStore(t.TempDir())
 	if err != nil {
@@ -448,16 +446,18 @@ func TestStoreLoadWhileRemoved(t *testing.T) {
 	}
 	removeDone := make(chan struct{})
 	var removeErr error
+	remove := func() {
+		defer close(removeDone)
+		removeErr = st.removeIf(types.NamespacedName{Namespace: removed.Namespace, Name: removed.Name}, removed.UID)
+	}
 	st.afterList = func() {
 		st.afterList = nil
-		go func() {
-			defer close(removeDone)
-			removeErr = st.removeIf(types.NamespacedName{Namespace: removed.Namespace, Name: removed.Name}, removed.UID)
-		}()
-		select {
-		case <-removeDone:
-		case <-time.After(200 * time.Millisecond):
+		if st.mu.TryLock() { // load holds no lock
+			st.mu.Unlock()
+			remove()
+			return
 		}
+		go remove()
 	}
 	loaded, errs := st.load()
 	<-removeDone
@@ -473,6 +473,38 @@ func TestStoreLoadWhileRemoved(t *testing.T) {
 	}
 	if got := savedUIDs(t, st); !slices.Equal(got, []types.UID{kept.UID}) {
 		t.Errorf("saved after the removal: %v, want %v", got, []types.UID{kept.UID})
+	}
+}
+
+// TestStoreLoadWhileRemovedByHand: a saved spec removed by hand between
+// load's listing of the directory and its read of the file is skipped,
+// as were it never listed: it was reported unreadable ("no such file or
+// directory"), and the agent's log then called a spec unreadable that is
+// not there.
+func TestStoreLoadWhileRemovedByHand(t *testing.T) {
+	st, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, removed := poolOf(types.NamespacedName{Namespace: "ns", Name: "kept"}, "u1"),
+		poolOf(types.NamespacedName{Namespace: "ns", Name: "removed"}, "u2")
+	for _, pp := range []*ferryv1.ProcessPool{kept, removed} {
+		if err := st.save(pp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.afterList = func() {
+		if err := os.Remove(st.path(types.NamespacedName{Namespace: removed.Namespace, Name: removed.Name})); err != nil {
+			t.Error(err)
+		}
+	}
+	loaded, errs := st.load()
+	var uids []types.UID
+	for _, pp := range loaded {
+		uids = append(uids, pp.UID)
+	}
+	if want := []types.UID{kept.UID}; len(errs) != 0 || !slices.Equal(uids, want) {
+		t.Errorf("loaded, a spec removed by hand between the listing and the reads: %v, errors %v; want %v and none", uids, errs, want)
 	}
 }
 
