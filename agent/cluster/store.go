@@ -83,7 +83,9 @@ func newStore(dir string) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return &store{dir: dir, saved: map[types.NamespacedName]savedAs{}, syncDir: syncDir}, nil
+	// dirUnsynced begins true: the agent before this one may have died
+	// after a removal whose sync failed (TestStoreBeginsUnsynced).
+	return &store{dir: dir, saved: map[types.NamespacedName]savedAs{}, syncDir: syncDir, dirUnsynced: true}, nil
 }
 
 // maxFileName bounds a saved pool's file name, its ".tmp" included: the

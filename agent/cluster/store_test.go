@@ -589,3 +589,27 @@ func TestRemoveFailingItsDirectorySync(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreBeginsUnsynced: a store does not know whether the agent before
+// it synced its directory after its last removal (it may have died with
+// that sync failing), so its first removal that finds no file syncs the
+// directory, and only that one.
+func TestStoreBeginsUnsynced(t *testing.T) {
+	st, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncs := 0
+	st.syncDir = func(dir string) error {
+		syncs++
+		return syncDir(dir)
+	}
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	if err := st.remove(key); err != nil || syncs != 1 {
+		t.Fatalf("a new store's removal of nothing: %v, %d syncs of the directory; want none and 1:"+
+			" a removal the agent before it could not sync would never be made durable", err, syncs)
+	}
+	if err := st.removeIf(key, "u1"); err != nil || syncs != 1 {
+		t.Errorf("its next removal of nothing: %v, %d syncs in all; want none and 1", err, syncs)
+	}
+}
