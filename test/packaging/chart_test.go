@@ -1629,17 +1629,29 @@ func TestMetricsServicesFollowALoopbackBind(t *testing.T) {
 			t.Errorf("%s: the %s's arguments lack %s", set, tt.component, arg)
 		}
 		loopback := tt.component + ".metricsBindAddress is " + tt.addr + ", a loopback address,"
+		// Beside the other component's metrics, scraped, a ServiceMonitor
+		// is rendered for the other alone.
+		enabled := "metrics.serviceMonitor.enabled=true"
+		monitors := kindNames(ofKind(render(t, renderOpts{sets: []string{set, enabled}}), "ServiceMonitor"))
+		if want := "ServiceMonitor/ferry-" + tt.component; slices.Contains(monitors, want) != tt.scraped {
+			t.Errorf("%s with a ServiceMonitor: rendered %q, want %s among them: %t", set, monitors, want, tt.scraped)
+		}
+		if len(monitors) == 0 {
+			t.Errorf("%s with a ServiceMonitor: none rendered, want the other component's", set)
+		}
+		// With the other's metrics off, nothing is scraped: refused.
+		other := map[string]string{"manager": "agent", "agent": "manager"}[tt.component] + ".metricsBindAddress=0"
 		refusal := loopback + " reached from " + map[string]string{
 			"manager": "inside the manager's pod only",
 			"agent":   "each agent's node (the agents' pods use the host network) only",
-		}[tt.component] + ": no Prometheus reaches it. The chart renders no metrics Service for it, and " +
-			"metrics.serviceMonitor.enabled asks for a ServiceMonitor that would scrape nothing"
-		_, err := templateRaw(testContext(t), renderOpts{sets: []string{set, "metrics.serviceMonitor.enabled=true"}})
+		}[tt.component] + ": no Service reaches it"
+		_, err := templateRaw(testContext(t), renderOpts{sets: []string{set, other, enabled}})
 		switch {
 		case tt.scraped && err != nil:
-			t.Errorf("%s with a ServiceMonitor refused: %v", set, err)
-		case !tt.scraped && (err == nil || !strings.Contains(err.Error(), refusal)):
-			t.Errorf("%s with a ServiceMonitor: want refused with %q, got: %v", set, refusal, err)
+			t.Errorf("%s, %s with a ServiceMonitor refused: %v", set, other, err)
+		case !tt.scraped && (err == nil || !strings.Contains(err.Error(), refusal) ||
+			!strings.Contains(err.Error(), "metrics.serviceMonitor.enabled asks for ServiceMonitors that would scrape nothing")):
+			t.Errorf("%s, %s with a ServiceMonitor: want refused with %q, got: %v", set, other, refusal, err)
 		}
 		// Without the CRDs, which the test API server has, unowned.
 		notes, err := helm(testContext(t), "install", "ferry", chartDir, "--namespace", "ferry-system",
@@ -1654,6 +1666,34 @@ func TestMetricsServicesFollowALoopbackBind(t *testing.T) {
 			t.Errorf("%s: NOTES saying it is a loopback address no metrics Service renders for: %t, want %t; NOTES:%s",
 				set, said, !tt.scraped, shown)
 		}
+	}
+}
+
+// TestServiceMonitorsNeedAComponentScraped: metrics.serviceMonitor.enabled
+// is refused only when no component's metrics are scraped, each on a
+// loopback address alone or off (0), the refusal naming why for each; one
+// component scraped is enough, and gets its ServiceMonitor.
+func TestServiceMonitorsNeedAComponentScraped(t *testing.T) {
+	for _, tt := range []struct {
+		values, want string // want "" when accepted
+	}{
+		{"manager: {metricsBindAddress: \"127.0.0.1:8080\"}\nagent: {metricsBindAddress: \"127.0.0.1:9441\"}\n" +
+			"metrics: {serviceMonitor: {enabled: true}}",
+			"manager.metricsBindAddress is 127.0.0.1:8080, a loopback address, reached from inside the manager's pod " +
+				"only: no Service reaches it; agent.metricsBindAddress is 127.0.0.1:9441, a loopback address, reached " +
+				"from each agent's node (the agents' pods use the host network) only: no Service reaches it: the chart " +
+				"renders no metrics Service for either, and metrics.serviceMonitor.enabled asks for ServiceMonitors " +
+				"that would scrape nothing"},
+		{"manager: {metricsBindAddress: 0}\nagent: {metricsBindAddress: \"[::1]:9441\"}\n" +
+			"metrics: {serviceMonitor: {enabled: true}}",
+			"manager.metricsBindAddress is 0, which turns the manager's metrics off; agent.metricsBindAddress is [::1]:9441"},
+		{"manager: {metricsBindAddress: 0}\nagent: {metricsBindAddress: \"0\"}\nmetrics: {serviceMonitor: {enabled: true}}",
+			"manager.metricsBindAddress is 0, which turns the manager's metrics off; agent.metricsBindAddress is 0, " +
+				"which turns the agents' metrics off: the chart renders no metrics Service for either"},
+		{"agent: {metricsBindAddress: \"127.0.0.1:9441\"}\nmetrics: {serviceMonitor: {enabled: true}}", ""},
+		{"manager: {metricsBindAddress: \"localhost:8080\"}\nagent: {metricsBindAddress: 0}", ""},
+	} {
+		assertRendered(t, tt.values, tt.want, "")
 	}
 }
 

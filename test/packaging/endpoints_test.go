@@ -179,6 +179,15 @@ agent: {metricsBindAddress: 0e0}
 			if tt.valuesFile != "" {
 				o.valuesFiles = []string{tt.valuesFile}
 			}
+			// With every component's metrics off, the ServiceMonitors
+			// asked for would scrape nothing: refused, and judged without.
+			if !tt.want["manager"].service && !tt.want["agent"].service {
+				if _, err := templateRaw(testContext(t), o); err == nil ||
+					!strings.Contains(err.Error(), "metrics.serviceMonitor.enabled asks for ServiceMonitors that would scrape nothing") {
+					t.Errorf("every component's metrics off with metrics.serviceMonitor.enabled: want refused, got: %v", err)
+				}
+				o.sets = slices.DeleteFunc(o.sets, func(s string) bool { return s == "metrics.serviceMonitor.enabled=true" })
+			}
 			objs := render(t, o)
 			for _, component := range []string{"manager", "agent"} {
 				if got := endpointsOf(t, objs, component); got.String() != tt.want[component].String() {
