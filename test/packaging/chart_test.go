@@ -664,6 +664,29 @@ func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
 	}
 }
 
+// TestChartComparesLeaseNamespacesReadToTheEnd: the Lease namespaces are
+// compared only when both walks read every item: a walk stopped early
+// (at the manager's first argument, at a flag the binary refuses) leaves
+// the items after it unread, a Lease namespace among them, and the
+// comparison would name it missing.
+func TestChartComparesLeaseNamespacesReadToTheEnd(t *testing.T) {
+	for _, tt := range []struct {
+		values, want, absent string
+	}{
+		{"manager: {extraArgs: [stray, --agent-lease-namespace=leases]}\nagent: {extraArgs: [--lease-namespace=leases]}",
+			"manager.extraArgs has stray, an argument of its own", "has no --agent-lease-namespace"},
+		{"manager: {extraArgs: [--agent-lease-namespace=leases]}\nagent: {extraArgs: [--no-such-flag, --lease-namespace=leases]}",
+			"agent.extraArgs has --no-such-flag, a flag the agents do not define", "has no --lease-namespace"},
+		{"manager: {extraArgs: [--agent-lease-namespace=leases]}\nagent: {extraArgs: [--lease-namespace=leases, stray]}",
+			"agent.extraArgs has stray, an argument of its own", "has no --"},
+		// Read to the end, they are compared.
+		{"manager: {extraArgs: [--agent-lease-namespace=leases, stray]}",
+			"manager.extraArgs has --agent-lease-namespace=leases, but agent.extraArgs has no --lease-namespace", ""},
+	} {
+		assertRendered(t, tt.values, tt.want, tt.absent)
+	}
+}
+
 // TestChartRefusesWhatTheBinariesRefuse: extraArgs items at which a
 // binary fails at its start, in the flag package or right after it, are
 // refused, quoting what the binary says: a flag's bad syntax (---x, --=x,
