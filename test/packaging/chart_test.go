@@ -746,6 +746,14 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			"not start (flag provided but not defined: -1)", ""},
 		{"manager", []string{"-zap-devel", "-0"}, "flag provided but not defined: -0", 2, "manager.extraArgs has -0, a " +
 			"flag the manager does not define, read as a flag of its own: -zap-devel before it is a boolean flag", ""},
+		// Only an item that looks like a value is said to be read so.
+		{"agent", []string{"--zap-devel", "-false"}, "flag provided but not defined: -false", 2, "agent.extraArgs has " +
+			"-false, a flag the agents do not define, read as a flag of its own: --zap-devel before it is a boolean flag", ""},
+		{"manager", []string{"--zap-devel", "-.5"}, "flag provided but not defined: -.5", 2, "manager.extraArgs has " +
+			"-.5, a flag the manager does not define, read as a flag of its own", ""},
+		{"agent", []string{"--zap-devel", "--no-such-flag"}, "flag provided but not defined: -no-such-flag", 2,
+			"agent.extraArgs has --no-such-flag, a flag the agents do not define: the agents would not start",
+			"read as a flag of its own"},
 		{"manager", []string{"--zap-encoder"}, "flag needs an argument: -zap-encoder", 2, "manager.extraArgs has " +
 			"--zap-encoder, its last item, with no value after it: the manager would not start (flag needs an " +
 			"argument: -zap-encoder). Write --zap-encoder=VALUE, one item, or take --zap-encoder out of " +
