@@ -664,6 +664,41 @@ func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
 	}
 }
 
+// TestChartRefusesALogLevelTheBinariesRefuse: --zap-log-level takes
+// debug, info, error, panic or an integer above 0 (controller-runtime's
+// levelFlag), held by zap as an int8: 0, which the schema let through,
+// has the binaries exit 2 at their start. The schema refuses it, and the
+// chart's own checks under --skip-schema-validation; the binaries say so
+// too.
+func TestChartRefusesALogLevelTheBinariesRefuse(t *testing.T) {
+	bin := ferryBinaries(t)
+	for _, cmd := range [][]string{{filepath.Join(bin, "ferry-manager")}, {filepath.Join(bin, "ferry-agent"), "cluster"}} {
+		cmd = append(cmd, "--zap-log-level=0")
+		out, err := exec.CommandContext(testContext(t), cmd[0], cmd[1:]...).CombinedOutput()
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), `invalid log level "0"`) {
+			t.Errorf("%q: %v, saying: %s\nwant exit 2, saying invalid log level \"0\"", cmd, err, out)
+		}
+	}
+	for _, tt := range []struct {
+		values, schema, own string // "" when accepted
+	}{
+		{"manager: {logLevel: 0}", "/manager/logLevel", "manager.logLevel is 0, which the manager refuses at its start " +
+			"(invalid log level \"0\"): set debug, info, error or panic, or an integer from 1 to 127 (higher is more " +
+			"verbose); the schema, skipped here, refuses it"},
+		{"agent: {logLevel: \"0\"}", "/agent/logLevel", "agent.logLevel is 0, which the agents refuse at their start"},
+		{"agent: {logLevel: -3}", "/agent/logLevel", "agent.logLevel is -3, which the agents refuse at their start"},
+		{"manager: {logLevel: 128}", "/manager/logLevel", "manager.logLevel is 128, over 127"},
+		{"manager: {logLevel: \"200\"}", "/manager/logLevel", "manager.logLevel is 200, over 127"},
+		{"agent: {logLevel: verbose}", "/agent/logLevel", "agent.logLevel is verbose, which the agents refuse"},
+		{"manager: {logLevel: 1}\nagent: {logLevel: \"127\"}", "", ""},
+		{"manager: {logLevel: debug}\nagent: {logLevel: panic}", "", ""},
+	} {
+		assertRendered(t, tt.values, tt.schema, "")
+		assertRenderedWithoutSchema(t, tt.values, tt.own)
+	}
+}
+
 // TestChartComparesLeaseNamespacesReadToTheEnd: the Lease namespaces are
 // compared only when both walks read every item: a walk stopped early
 // (at the manager's first argument, at a flag the binary refuses) leaves
