@@ -781,6 +781,25 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			"not start (flag provided but not defined: -1)", ""},
 		{"manager", []string{"-zap-devel", "-0"}, "flag provided but not defined: -0", 2, "manager.extraArgs has -0, a " +
 			"flag the manager does not define, read as a flag of its own: -zap-devel before it is a boolean flag", ""},
+		// A value the flag refuses: a boolean's not one of
+		// strconv.ParseBool's words, the zap flags' not one of their words.
+		{"manager", []string{"--zap-devel=yes", "--no-such-flag"}, `invalid boolean value "yes" for -zap-devel: parse error`, 2,
+			"manager.extraArgs has --zap-devel=yes, a value the flag refuses: the manager would not start (invalid " +
+				"boolean value \"yes\" for -zap-devel: parse error). --zap-devel takes 1, t, T, TRUE, true, True, 0, " +
+				"f, F, FALSE, false or False: write one, or take --zap-devel=yes out of manager.extraArgs. The manager " +
+				"reads no item after --zap-devel=yes, nor does this check: the item after it is unchecked", "--no-such-flag"},
+		{"agent", []string{"--zap-encoder", "xml"}, `invalid value "xml" for flag -zap-encoder: invalid encoder value "xml"`, 2,
+			"agent.extraArgs has --zap-encoder xml (two items), a value the flag refuses: the agents would not start " +
+				"(invalid value \"xml\" for flag -zap-encoder: invalid encoder value \"xml\"). --zap-encoder takes " +
+				"json or console (in any case)", ""},
+		{"manager", []string{"--zap-stacktrace-level=debug"}, `invalid stacktrace level "debug"`, 2, "manager.extraArgs " +
+			"has --zap-stacktrace-level=debug, a value the flag refuses: the manager would not start (invalid value " +
+			"\"debug\" for flag -zap-stacktrace-level: invalid stacktrace level \"debug\"). --zap-stacktrace-level " +
+			"takes info, error or panic (in any case)", ""},
+		{"agent", []string{"-zap-time-encoding=unix"}, `invalid time-encoding value "unix"`, 2, "agent.extraArgs has " +
+			"-zap-time-encoding=unix, a value the flag refuses: the agents would not start (invalid value \"unix\" " +
+			"for flag -zap-time-encoding: invalid time-encoding value \"unix\"). --zap-time-encoding takes epoch, " +
+			"millis, nanos, iso8601, rfc3339 or rfc3339nano (in any case)", ""},
 		// Only an item that looks like a value is said to be read so.
 		{"agent", []string{"--zap-devel", "-false"}, "flag provided but not defined: -false", 2, "agent.extraArgs has " +
 			"-false, a flag the agents do not define, read as a flag of its own: --zap-devel before it is a boolean flag", ""},
