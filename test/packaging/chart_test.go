@@ -1744,11 +1744,15 @@ func TestMetricsServicesFollowALoopbackBind(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		said := strings.Contains(notes, loopback) &&
-			strings.Contains(notes, "no Prometheus reaches it, so the chart\nrenders no metrics Service")
+		forward := map[string]string{
+			"manager": "kubectl -n ferry-system port-forward deploy/ferry-manager 8080:metrics",
+			"agent":   "kubectl -n ferry-system port-forward daemonset/ferry-agent 9441:metrics",
+		}[tt.component]
+		said := strings.Contains(notes, loopback) && strings.Contains(notes, forward) &&
+			strings.Contains(notes, "no Service reaches it, so the chart\nrenders no metrics Service")
 		if said == tt.scraped {
 			_, shown, _ := strings.Cut(notes, "NOTES:")
-			t.Errorf("%s: NOTES saying it is a loopback address no metrics Service renders for: %t, want %t; NOTES:%s",
+			t.Errorf("%s: NOTES saying it is a loopback address no metrics Service renders for, and how to port-forward: %t, want %t; NOTES:%s",
 				set, said, !tt.scraped, shown)
 		}
 	}
