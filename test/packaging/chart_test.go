@@ -699,6 +699,30 @@ func TestChartRefusesALogLevelTheBinariesRefuse(t *testing.T) {
 	}
 }
 
+// TestChartStopsAtAVariableItExpands: an extraArgs item whose flag or
+// argument holds $(NAME), NAME one of the container's variables (the
+// chart's env, extraEnv), is expanded by the kubelet to what the chart
+// cannot know: the walk stops there, refusing nothing of it or after it.
+// A $(NAME) the container does not set stays as written, and is judged so.
+func TestChartStopsAtAVariableItExpands(t *testing.T) {
+	for _, tt := range []struct {
+		values, want string // want "" when accepted
+	}{
+		{"manager: {extraEnv: [{name: FLAGS, value: --zap-devel}], extraArgs: [\"$(FLAGS)\"]}", ""},
+		{"agent: {extraEnv: [{name: FLAGS, value: --zap-devel}], extraArgs: [--zap-devel, \"$(FLAGS)\", stray]}", ""},
+		{"agent: {extraArgs: [\"$(NODE_NAME)\"]}", ""},
+		// A variable in a value is the value's: the flag is still judged.
+		{"manager: {extraEnv: [{name: ENC, value: console}], extraArgs: [\"--zap-encoder=$(ENC)\"]}", ""},
+		{"manager: {extraEnv: [{name: ENC, value: console}], extraArgs: [\"--zap-encoder=$(ENC)\", --no-such-flag]}",
+			"manager.extraArgs has --no-such-flag, a flag the manager does not define"},
+		{"manager: {extraArgs: [\"$(UNSET)\"]}", "manager.extraArgs has $(UNSET), an argument of its own"},
+		{"manager: {extraArgs: [\"$(NODE_NAME)\"]}", "manager.extraArgs has $(NODE_NAME), an argument of its own"},
+		{"agent: {extraEnv: [{name: FLAGS, value: x}], extraArgs: [\"$$(FLAGS)\"]}", "agent.extraArgs has $$(FLAGS), an argument of its own"},
+	} {
+		assertRendered(t, tt.values, tt.want, "")
+	}
+}
+
 // TestChartComparesLeaseNamespacesReadToTheEnd: the Lease namespaces are
 // compared only when both walks read every item: a walk stopped early
 // (at the manager's first argument, at a flag the binary refuses) leaves
