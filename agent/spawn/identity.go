@@ -109,16 +109,22 @@ type entryMemo struct {
 }
 
 // lookup is uid's entry, remembered or looked up by byUID, and kept when
-// found; a uid with none is its bare self (userOfUID).
+// found; a uid with none is its bare self (userOfUID), and so is one whose
+// getent answers another uid's entry (otherUIDError): the agent's workers
+// run as the agent whatever the entry says, where refusing it would fail
+// every spawn for no gain. Neither is kept.
 func (m *entryMemo) lookup(ctx context.Context, uid string, byUID lookupFunc) (*user.User, error) {
 	if u := m.entry(uid); u != nil {
 		return u, nil
 	}
 	u, err := byUID(ctx, uid)
-	if err == nil {
+	switch {
+	case err == nil:
 		m.mu.Lock()
 		m.uid, m.u = uid, u
 		m.mu.Unlock()
+	case errors.As(err, new(otherUIDError)):
+		return bareUID(uid), nil
 	}
 	return userOfUID(uid, u, err)
 }
@@ -312,9 +318,15 @@ func userOfUID(uid string, u *user.User, err error) (*user.User, error) {
 	case err == nil:
 		return u, nil
 	case errors.As(err, new(user.UnknownUserIdError)):
-		return &user.User{Uid: uid, Gid: uid, Username: uid, HomeDir: "/"}, nil
+		return bareUID(uid), nil
 	}
 	return nil, fmt.Errorf("user %s: %w", uid, err)
+}
+
+// bareUID is a uid with no entry as a user: gid = uid, named by its
+// number, HOME /.
+func bareUID(uid string) *user.User {
+	return &user.User{Uid: uid, Gid: uid, Username: uid, HomeDir: "/"}
 }
 
 // unknownUserError: no passwd entry has the name. Its callers say what to

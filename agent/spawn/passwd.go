@@ -106,7 +106,16 @@ func (db passwdDB) fromGetent(ctx context.Context, field int, value string) (*us
 	case field == passwdName:
 		return nil, fmt.Errorf("getent passwd %s answered %s's entry: name it %s", value, other.Username, other.Username)
 	}
-	return nil, fmt.Errorf("getent passwd %s answered uid %s's entry", value, other.Uid)
+	return nil, otherUIDError{asked: value, answered: other.Uid}
+}
+
+// otherUIDError: getent passwd, asked for uid asked, answered the entry
+// of uid answered. A root agent refuses such a worker's user; the agent's
+// own uid is its bare self (entryMemo.lookup).
+type otherUIDError struct{ asked, answered string }
+
+func (e otherUIDError) Error() string {
+	return fmt.Sprintf("getent passwd %s answered uid %s's entry", e.asked, e.answered)
 }
 
 // errUnknownDatabase: getent knows no such database (musl's knows no

@@ -286,6 +286,21 @@ func TestOwnEntryKeptOnceFound(t *testing.T) {
 	}
 }
 
+// TestOwnUIDAnsweredWithAnotherIsItsBareSelf: an agent that is not root
+// and whose own uid getent answers with another uid's entry (2000, uid
+// 2001's) is its bare uid, HOME /, as for a uid with no entry: its workers
+// run as the agent whatever the entry says, and refusing the entry would
+// fail every spawn for no gain (a root agent's worker of that uid is still
+// refused: TestPasswdDBLookupUID).
+func TestOwnUIDAnsweredWithAnotherIsItsBareSelf(t *testing.T) {
+	db := fakePasswdDB(t)
+	var m entryMemo
+	u, err := m.lookup(t.Context(), "2000", db.lookupUID)
+	if err != nil || u.Uid != "2000" || u.Username != "2000" || u.HomeDir != "/" {
+		t.Errorf("the agent's own uid 2000, answered with uid 2001's entry: %s, %v; want uid 2000 itself, HOME /", brief(u), err)
+	}
+}
+
 // getentCalls is how many questions db's fake getent has been asked.
 func getentCalls(t *testing.T, db passwdDB) int {
 	t.Helper()
