@@ -57,9 +57,16 @@ func parseWorkerUsers(ctx context.Context, s string, db userDB) (WorkerUsers, er
 // user's name (looked up in db until ctx ends). A uid is taken as it is,
 // as a range's are, not looked up: its entry's uid is itself, and the
 // lookup could only fail, or hang, stopping the agent at its start over
-// a directory it does not need.
+// a directory it does not need. Digits that are no uid (past 32 bits, or
+// (uid_t)-1) are refused, not looked up as a name: glibc's getent passwd
+// takes them for a number and answers its low 32 bits' entry, root's for
+// 4294967296.
 func uidRange(ctx context.Context, entry string, db userDB) ([2]uint32, error) {
-	if uid, err := strconv.ParseUint(entry, 10, 32); err == nil {
+	if allDigits(entry) {
+		uid, err := strconv.ParseUint(entry, 10, 32)
+		if err != nil || uid == noID {
+			return [2]uint32{}, fmt.Errorf("worker users: %q is no uid (0 to %d)", entry, uint32(noID-1))
+		}
 		return [2]uint32{uint32(uid), uint32(uid)}, nil
 	}
 	if first, last, ok := strings.Cut(entry, "-"); ok { // or a name such as www-data
@@ -81,6 +88,11 @@ func uidRange(ctx context.Context, entry string, db userDB) ([2]uint32, error) {
 		return [2]uint32{}, fmt.Errorf("worker users: user %q has uid %q", entry, u.Uid)
 	}
 	return [2]uint32{uint32(uid), uint32(uid)}, nil
+}
+
+// allDigits: s is a decimal number, of any size, and nothing else.
+func allDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // lookupUntil is name's user in db, or ctx's cause once ctx ends, which

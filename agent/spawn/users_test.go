@@ -3,6 +3,7 @@ package spawn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/user"
 	"strconv"
 	"strings"
@@ -95,6 +96,24 @@ func TestParseWorkerUsersTakesAUidAsIs(t *testing.T) {
 	wu, err := parseWorkerUsers(t.Context(), "3000,4000,2000", userDB{byUID: db.lookupUID, byName: db.lookupName})
 	if err != nil || !wu.allows(3000) || !wu.allows(4000) || !wu.allows(2000) || wu.allows(2001) {
 		t.Errorf("--worker-users 3000,4000,2000: %v, %v; want those uids alone", wu.ranges, err)
+	}
+	if asked := getentCalls(t, db); asked != 0 {
+		t.Errorf("getent asked %d times, want none", asked)
+	}
+}
+
+// TestParseWorkerUsersRefusesANumberThatIsNoUid: an entry of digits alone
+// that is no uid, past 32 bits or (uid_t)-1, is refused as such, never
+// looked up as a name: glibc's getent passwd takes "4294967296" for a
+// number and answers root's entry (its low 32 bits).
+func TestParseWorkerUsersRefusesANumberThatIsNoUid(t *testing.T) {
+	db := fakePasswdDB(t)
+	for _, entry := range []string{"4294967296", "4294967295", "99999999999999999999999"} {
+		wu, err := parseWorkerUsers(t.Context(), "10000-19999,"+entry, userDB{byUID: db.lookupUID, byName: db.lookupName})
+		want := fmt.Sprintf("worker users: %q is no uid (0 to 4294967294)", entry)
+		if err == nil || err.Error() != want {
+			t.Errorf("--worker-users %s: %v, %v; want %q", entry, wu.ranges, err, want)
+		}
 	}
 	if asked := getentCalls(t, db); asked != 0 {
 		t.Errorf("getent asked %d times, want none", asked)
