@@ -11,8 +11,9 @@
 #   pkill       the test control plane's guard (internal/testenv)
 #   jq          tests run the queries the status views point at (standalone, kubectl ferry)
 #   setpriv     agent/spawn's TestSpawnAsAUidWithNoPasswdEntry runs itself again as a uid with
-#               no passwd entry (util-linux, as flock: Essential on Debian, but a slimmed image
-#               may lack it)
+#               no passwd entry, cmd/agent's TestAgentInRootsGroupSaysSo runs the agent as a uid
+#               in root's group and not (util-linux, as flock: Essential on Debian, but a
+#               slimmed image may lack it)
 set -euo pipefail
 
 declare -A packages=(

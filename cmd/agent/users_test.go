@@ -34,12 +34,20 @@ func TestWorkerUsers(t *testing.T) {
 }
 
 // TestAgentInRootsGroupSaysSo: an agent that is not root, started in
-// root's group (a pod's runAsGroup 0), says once at its start, in both
-// modes, that its workers run in root's group too; started in a group of
-// its own, it says nothing of it. Each here stops at its start after
-// (no such file, no such kubeconfig).
+// root's group (a pod's runAsGroup 0, or a supplementary group 0), says
+// once at its start, in both modes, that its workers run in root's group
+// too; started in a group of its own, it says nothing of it. Each here
+// stops at its start after, with the error that proves it ran (no such
+// file, no such kubeconfig). Run as root, it runs the agent as uid 65532
+// with setpriv (hack/install-deps.sh installs it).
 func TestAgentInRootsGroupSaysSo(t *testing.T) {
-	dir := testsupport.WorkerDir(t) // the agent's binary, where uid 65532 may run it
+	if os.Geteuid() != 0 {
+		t.Fatal("this test runs the agent as uid 65532, in root's group and not: run it as root, as make test and CI do")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatalf("this test runs the agent with setpriv, of util-linux, which make test installs (hack/install-deps.sh): %v", err)
+	}
+	dir := testsupport.SharedDir(t) // the agent's binary, where uid 65532 may run it, and its state, which it may make
 	bin := filepath.Join(dir, "ferry-agent")
 	b, err := os.ReadFile(agentBin)
 	if err != nil {
@@ -49,15 +57,29 @@ func TestAgentInRootsGroupSaysSo(t *testing.T) {
 		t.Fatal(err)
 	}
 	const warning = "The agent runs as uid 65532, not root, in root's group (gid 0)"
-	for _, mode := range [][]string{
-		{"standalone", "-f", "/nonexistent.yaml", "--state-dir", filepath.Join(dir, "state")},
-		{"--node-name", "n", "--kubeconfig", "/nonexistent-kubeconfig"},
+	for _, mode := range []struct {
+		args    []string
+		stopErr string // what it stops with, once it has run
+	}{
+		{[]string{"standalone", "-f", "/nonexistent.yaml", "--state-dir", filepath.Join(dir, "state")},
+			"open /nonexistent.yaml: no such file or directory"},
+		{[]string{"--node-name", "n", "--kubeconfig", "/nonexistent-kubeconfig"},
+			"stat /nonexistent-kubeconfig: no such file or directory"},
 	} {
-		for gid, want := range map[string]int{"0": 1, "65532": 0} {
-			args := append([]string{"--reuid=65532", "--regid=" + gid, "--clear-groups", "--", bin}, mode...)
+		for _, row := range []struct {
+			groups []string // setpriv's group options
+			want   int      // times the warning is said
+		}{
+			{[]string{"--regid=0", "--clear-groups"}, 1},
+			{[]string{"--regid=65532", "--groups=0"}, 1},
+			{[]string{"--regid=65532", "--clear-groups"}, 0},
+		} {
+			args := append(append(append([]string{"--reuid=65532"}, row.groups...), "--", bin), mode.args...)
 			out, err := exec.CommandContext(t.Context(), "setpriv", args...).CombinedOutput()
-			if said := strings.Count(string(out), warning); err == nil || said != want {
-				t.Errorf("%q as uid 65532, gid %s: %v, the warning said %d times, want %d:\n%s", mode, gid, err, said, want, out)
+			said := strings.Count(string(out), warning)
+			if err == nil || !strings.Contains(string(out), mode.stopErr) || said != row.want {
+				t.Errorf("%q as uid 65532, %q: %v, the warning said %d times, want %d, and %q:\n%s",
+					mode.args, row.groups, err, said, row.want, mode.stopErr, out)
 			}
 		}
 	}
