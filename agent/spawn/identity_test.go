@@ -130,8 +130,8 @@ func TestCredentialRefusesTheRootGroup(t *testing.T) {
 // for "unchanged" and refuse, or no id of 32 bits (-1 in a passwd file),
 // is refused before the spawn, naming the user and the id, wherever its
 // entry comes from: the passwd file, getent, a uid with none (its bare
-// self), or libc, built with cgo, whose os/user entry is given here as
-// it is to userCredential, which every path goes through.
+// self), or libc, built with cgo: userCredential, which every path goes
+// through, is given here an entry as a cgo build's os/user would give it.
 func TestCredentialRefusesAnIDThatIsNone(t *testing.T) {
 	db := fakePasswdDB(t)
 	users := userDB{byUID: db.lookupUID, byName: db.lookupName, groups: db.groupIDs}
@@ -147,10 +147,10 @@ func TestCredentialRefusesAnIDThatIsNone(t *testing.T) {
 			t.Errorf("%s: %+v, %v; want %q", tt.what, id.cred, err, tt.want)
 		}
 	}
-	libcs := &user.User{Uid: "1010", Gid: "4294967295", Username: "nogroup", HomeDir: "/"}
+	given := &user.User{Uid: "1010", Gid: "4294967295", Username: "nogroup", HomeDir: "/"}
 	want := `refusing to run workers as "nogroup": its gid 4294967295 is (gid_t)-1, no group`
-	if id, err := userCredential("nogroup", libcs); err == nil || err.Error() != want {
-		t.Errorf("libc's, gid (gid_t)-1: %+v, %v; want %q", id.cred, err, want)
+	if id, err := userCredential("nogroup", given); err == nil || err.Error() != want {
+		t.Errorf("an entry given to userCredential (as a cgo build's os/user gives it), gid (gid_t)-1: %+v, %v; want %q", id.cred, err, want)
 	}
 }
 
@@ -189,13 +189,15 @@ func TestGroupsTheKernelRefusesAreRefused(t *testing.T) {
 			t.Errorf("%s: %v; want %q", tt.what, err, tt.want)
 		}
 	}
-	// libc's getgrouplist (u.GroupIds built with cgo) answers withGroups too.
-	libcs, err := userCredential("alice", &user.User{Uid: "1001", Gid: "1001", Username: "alice"})
+	// A cgo build's groups (u.GroupIds, libc's getgrouplist) go to
+	// withGroups too, given here directly: libc's own answer is not asked
+	// (os/user refuses more than 2048 groups before withGroups sees them).
+	alice, err := userCredential("alice", &user.User{Uid: "1001", Gid: "1001", Username: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := withGroups("alice", libcs, append([]string{"1001"}, gidsFrom(100000, maxGroups)...)); err == nil || err.Error() != tooMany {
-		t.Errorf("libc's, more than NGROUPS_MAX: %v; want %q", err, tooMany)
+	if _, err := withGroups("alice", alice, append([]string{"1001"}, gidsFrom(100000, maxGroups)...)); err == nil || err.Error() != tooMany {
+		t.Errorf("groups given to withGroups (as a cgo build's u.GroupIds gives them), more than NGROUPS_MAX: %v; want %q", err, tooMany)
 	}
 }
 

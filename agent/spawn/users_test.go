@@ -86,6 +86,24 @@ func TestParseWorkerUsersEndsWithItsContext(t *testing.T) {
 	}
 }
 
+// TestParseWorkerUsersStopsAtGetentsOwnBound: built without cgo, as the
+// agent is, a name whose getent hangs ends the parse at getent's own bound
+// (db.wait: 10 s for the agent), saying so, well before the caller's
+// (30 s for the whole list at the agent's start), whose cause it does not
+// say.
+func TestParseWorkerUsersStopsAtGetentsOwnBound(t *testing.T) {
+	db := fakePasswdDB(t)
+	db.wait = 100 * time.Millisecond
+	cause := errors.New("no answer within the bound of the agent's start")
+	ctx, cancel := context.WithTimeoutCause(t.Context(), time.Minute, cause)
+	defer cancel()
+	wu, err := parseWorkerUsers(ctx, "10000-19999,hangs", userDB{byUID: db.lookupUID, byName: db.lookupName})
+	want := `worker users: user "hangs": getent passwd hangs: no answer within 100ms`
+	if err == nil || err.Error() != want || errors.Is(err, cause) {
+		t.Errorf("--worker-users hangs: %v, %v; want %q", wu.ranges, err, want)
+	}
+}
+
 // TestParseWorkerUsersTakesAUidAsIs: a uid in --worker-users is that
 // uid, whatever a directory says of it: it is not looked up, so that a
 // lookup failing (3000), hanging (4000) or answering another uid's entry
