@@ -25,7 +25,11 @@ type WorkerUsers struct {
 // uid ranges; "" allows any user but root. Root (uid 0) may be in no
 // entry: the agent never runs workers as root. Its lookups end with ctx,
 // the caller's (the agent's start, bounded): a directory that hangs ends
-// the parse with ctx's cause rather than hold the agent's start.
+// the parse with ctx's cause rather than hold the agent's start. A lookup
+// that does not heed ctx (libc's, built with cgo) is left running when it
+// ends, its goroutine and thread with it: call this only where failing
+// ends the process (the agent's start), not in a loop that would pile
+// them up.
 func ParseWorkerUsers(ctx context.Context, s string) (WorkerUsers, error) {
 	return parseWorkerUsers(ctx, s, systemUsers)
 }
