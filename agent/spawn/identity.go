@@ -255,27 +255,35 @@ func kernelID(value, what, names string) (uint32, error) {
 
 // withGroups is id, of the AppGroup user name, with its supplementary
 // groups, its primary one first (groups, from every lookup's path: the
-// group file, getent initgroups, libc built with cgo), refused where the
-// kernel would refuse them with a bare EINVAL, one of them (gid_t)-1 or
-// more than NGROUPS_MAX of them, and where one is root's.
+// group file, getent initgroups, libc built with cgo), each once, however
+// often a path lists it (counted once, as the kernel keeps them), refused
+// where the kernel would refuse them with a bare EINVAL, one of them no
+// 32-bit gid (-1 in a group file), (gid_t)-1, or more than NGROUPS_MAX of
+// them, and where one is root's.
 func withGroups(name string, id identity, groups []string) (identity, error) {
+	refuse := func(format string, args ...any) (identity, error) {
+		return identity{}, fmt.Errorf("refusing to run workers as %q: "+format, append([]any{name}, args...)...)
+	}
 	cred := *id.cred
 	cred.Groups = nil
+	seen := make(map[uint64]bool, len(groups))
 	for _, g := range groups {
 		n, err := strconv.ParseUint(g, 10, 32)
 		switch {
 		case err != nil:
-			continue
+			return refuse("one of its groups, %s, is no gid (0 to %d)", g, uint32(noID-1))
 		case n == 0:
-			return identity{}, fmt.Errorf("refusing to run workers as %q: it is in root's group (gid 0)", name)
+			return refuse("it is in root's group (gid 0)")
 		case n == noID:
-			return identity{}, fmt.Errorf("refusing to run workers as %q: one of its groups, %s, is (gid_t)-1, no group", name, g)
+			return refuse("one of its groups, %s, is (gid_t)-1, no group", g)
+		case seen[n]:
+			continue
 		}
+		seen[n] = true
 		cred.Groups = append(cred.Groups, uint32(n))
 	}
 	if len(cred.Groups) > maxGroups {
-		return identity{}, fmt.Errorf("refusing to run workers as %q: it is in %d groups, more than the kernel's %d (NGROUPS_MAX)",
-			name, len(cred.Groups), maxGroups)
+		return refuse("it is in %d groups, more than the kernel's %d (NGROUPS_MAX)", len(cred.Groups), maxGroups)
 	}
 	id.cred = &cred
 	return id, nil

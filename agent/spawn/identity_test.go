@@ -164,6 +164,7 @@ func TestCredentialRefusesAnIDThatIsNone(t *testing.T) {
 func TestGroupsTheKernelRefusesAreRefused(t *testing.T) {
 	const tooMany = `refusing to run workers as "alice": it is in 65537 groups, more than the kernel's 65536 (NGROUPS_MAX)`
 	const minusOne = `refusing to run workers as "alice": one of its groups, 4294967295, is (gid_t)-1, no group`
+	const noGID = `refusing to run workers as "alice": one of its groups, -1, is no gid (0 to 4294967294)`
 	for _, tt := range []struct {
 		what   string
 		change func(*testing.T, *passwdDB)
@@ -172,6 +173,8 @@ func TestGroupsTheKernelRefusesAreRefused(t *testing.T) {
 		{"the group file's, NGROUPS_MAX", withGroupFile(maxGroups - 1), ""},
 		{"the group file's, more than NGROUPS_MAX", withGroupFile(maxGroups), tooMany},
 		{"the group file's, (gid_t)-1", withGroupFileSaying("staff:x:3000:alice\nnone:x:4294967295:alice\n"), minusOne},
+		{"the group file's, -1", withGroupFileSaying("staff:x:3000:alice\nx:x:-1:alice\n"), noGID},
+		{"getent's, NGROUPS_MAX, each twice", withGetentSaying("echo alice " + strings.Repeat(strings.Join(gidsFrom(100000, maxGroups-1), " ")+" ", 2)), ""},
 		{"getent's, NGROUPS_MAX", withInitgroupsOf(maxGroups - 1), ""},
 		{"getent's, more than NGROUPS_MAX", withInitgroupsOf(maxGroups), tooMany},
 		{"getent's, (gid_t)-1", withGetentSaying("echo 'alice 3000 4294967295'"), minusOne},
@@ -198,6 +201,24 @@ func TestGroupsTheKernelRefusesAreRefused(t *testing.T) {
 	}
 	if _, err := withGroups("alice", alice, append([]string{"1001"}, gidsFrom(100000, maxGroups)...)); err == nil || err.Error() != tooMany {
 		t.Errorf("groups given to withGroups (as a cgo build's u.GroupIds gives them), more than NGROUPS_MAX: %v; want %q", err, tooMany)
+	}
+	// Each group counts once, however often it is given: NGROUPS_MAX
+	// groups, each twice, are NGROUPS_MAX.
+	most := append([]string{"1001"}, gidsFrom(100000, maxGroups-1)...)
+	id, err := withGroups("alice", alice, append(most, most...))
+	if err != nil || len(id.cred.Groups) != maxGroups {
+		t.Errorf("groups given to withGroups, NGROUPS_MAX of them each twice: %v; want %d groups", err, maxGroups)
+	}
+}
+
+// TestMaxGroupsIsTheKernels: maxGroups is this kernel's NGROUPS_MAX.
+func TestMaxGroupsIsTheKernels(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/kernel/ngroups_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err != nil || n != maxGroups {
+		t.Errorf("/proc/sys/kernel/ngroups_max says %q, maxGroups is %d", b, maxGroups)
 	}
 }
 

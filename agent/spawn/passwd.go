@@ -224,20 +224,19 @@ func (db passwdDB) fileGroups(u *user.User) ([]string, error) {
 
 // groupsListing is u's primary group, then the gid of each group of r, a
 // group file (name:password:gid:members), whose comma-separated members
-// name u, once each. It reads r as os/user's listGroupsFromReader does:
+// name u, as often as they do (withGroups counts each once). It reads r as os/user's listGroupsFromReader does:
 // a line is trimmed of blanks; an empty one, a comment (#), a NIS one (+
 // or -), one of other than four fields, of no name, or whose gid is no
 // number lists no one.
 func groupsListing(r io.Reader, u *user.User) ([]string, error) {
-	groups, seen := []string{u.Gid}, map[string]bool{u.Gid: true}
+	groups := []string{u.Gid}
 	rd := bufio.NewReader(r)
 	for {
 		line, err := rd.ReadBytes('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
-		if gid, ok := groupListing(bytes.TrimSpace(line), u.Username); ok && !seen[gid] {
-			seen[gid] = true
+		if gid, ok := groupListing(bytes.TrimSpace(line), u.Username); ok {
 			groups = append(groups, gid)
 		}
 		if err != nil {
@@ -262,7 +261,7 @@ func groupListing(line []byte, name string) (string, bool) {
 	return f[2], true
 }
 
-// maxGroups is the kernel's NGROUPS_MAX, the most groups setgroups takes
+// maxGroups is the kernel's NGROUPS_MAX (/proc/sys/kernel/ngroups_max), the most groups setgroups takes
 // (withGroups).
 const maxGroups = 65536
 
@@ -273,7 +272,7 @@ const noID = math.MaxUint32
 // parseInitgroups is u's groups from out, getent initgroups' answer for
 // u's name: one line, the name (which may hold blanks: an AD user's "john
 // smith"), then, after blanks, the gids of the groups that list it, which
-// follow u's primary group, once each. An answer for another name, of
+// follow u's primary group (withGroups counts each once). An answer for another name, of
 // more than one line, or with a field that is no gid is an error, never
 // groups to run with. Groups the kernel refuses, (gid_t)-1 or more than
 // NGROUPS_MAX of them, are refused where every path's groups are
@@ -290,15 +289,12 @@ func parseInitgroups(out []byte, u *user.User) ([]string, error) {
 	if !ok || gids != "" && gids[0] != ' ' && gids[0] != '\t' {
 		return fail("not its groups")
 	}
-	groups, seen := []string{u.Gid}, map[string]bool{u.Gid: true}
+	groups := []string{u.Gid}
 	for _, gid := range strings.Fields(gids) {
 		if _, err := strconv.ParseUint(gid, 10, 32); err != nil {
 			return fail(fmt.Sprintf("%q is no gid", gid))
 		}
-		if !seen[gid] {
-			seen[gid] = true
-			groups = append(groups, gid)
-		}
+		groups = append(groups, gid)
 	}
 	return groups, nil
 }

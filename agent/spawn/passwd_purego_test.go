@@ -20,7 +20,7 @@ func TestSystemGroupIDsAskGetent(t *testing.T) {
 	systemPasswd = fakePasswdDB(t)
 	ldapuser := &user.User{Uid: "1000", Gid: "1000", Username: "ldapuser", HomeDir: "/home/ldapuser"}
 	got, err := groupIDs(t.Context(), ldapuser)
-	if want := []string{"1000", "2000", "2001"}; err != nil || !slices.Equal(got, want) {
+	if want := []string{"1000", "2000", "1000", "2001"}; err != nil || !slices.Equal(got, want) {
 		t.Errorf("groupIDs(ldapuser) = %v, %v; want getent initgroups' %v", got, err, want)
 	}
 }

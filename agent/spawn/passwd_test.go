@@ -373,15 +373,15 @@ func TestPasswdDBGroupIDs(t *testing.T) {
 		u      *user.User
 		want   []string // nil: an error
 	}{
-		{what: "in the directory's groups", u: ldapuser, want: []string{"1000", "2000", "2001"}},
+		{what: "in the directory's groups", u: ldapuser, want: []string{"1000", "2000", "1000", "2001"}}, // its primary again, as getent lists it (withGroups counts it once)
 		{what: "in no group", u: alice, want: []string{"1001"}},
 		{what: "whose getent answers another name", u: named("liar")},
 		{what: "whose getent answers a group by name", u: named("badgid")},
 		{what: "whose getent fails", u: named("down")},
 		{what: "whose getent hangs", change: func(_ *testing.T, db *passwdDB) { db.wait = 100 * time.Millisecond }, u: named("slow")},
 		{what: "that getent would take for an option", u: named("-x"), want: []string{"1002"}},
-		{what: "with no getent", change: withoutGetent, u: madeUp, want: []string{"1234", "3000"}},
-		{what: "whose getent knows no initgroups (musl's)", change: withMuslGetent, u: madeUp, want: []string{"1234", "3000"}},
+		{what: "with no getent", change: withoutGetent, u: madeUp, want: []string{"1234", "3000", "1234"}}, // its primary again, as the file lists it
+		{what: "whose getent knows no initgroups (musl's)", change: withMuslGetent, u: madeUp, want: []string{"1234", "3000", "1234"}},
 		{what: "whose getent says another database is unknown", change: withGetentSaying("echo 'Unknown database: passwd' >&2; exit 1"), u: madeUp},
 		{what: "whose getent initgroups exits 2, as glibc's never does", change: withGetentSaying("exit 2"), u: madeUp},
 		{what: "with no getent nor group file", change: func(t *testing.T, db *passwdDB) {
