@@ -792,11 +792,13 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		{"manager", []string{"--zap-encoder=console", "--no-such-flag", "x"}, "flag provided but not defined: -no-such-flag", 2,
 			"manager.extraArgs has --no-such-flag, a flag the manager does not define: the manager would not start (flag " +
 				"provided but not defined: -no-such-flag). Take --no-such-flag out of manager.extraArgs, or name a flag ferry-manager -h " +
-				"lists. The manager reads no item after --no-such-flag, nor does this check: the item after it is unchecked",
+				"lists; a flag newer than this chart needs the chart of that version. The manager reads no item after " +
+				"--no-such-flag, nor does this check: the item after it is unchecked",
 			"has x"},
 		{"agent", []string{"--node=node-1"}, "flag provided but not defined: -node", 2, "agent.extraArgs has " +
 			"--node=node-1, a flag the agents do not define: the agents would not start (flag provided but not " +
-			"defined: -node). Take --node=node-1 out of agent.extraArgs, or name a flag ferry-agent cluster -h lists", ""},
+			"defined: -node). Take --node=node-1 out of agent.extraArgs, or name a flag ferry-agent cluster -h lists; a " +
+			"flag newer than this chart needs the chart of that version", ""},
 		// A boolean takes no value after it: a word beginning with "-" is
 		// the next flag.
 		{"agent", []string{"--zap-devel", "-1"}, "flag provided but not defined: -1", 2, "agent.extraArgs has -1, a " +
