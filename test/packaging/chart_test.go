@@ -757,7 +757,10 @@ func TestChartComparesLeaseNamespacesReadToTheEnd(t *testing.T) {
 // after "--"): the chart stops there too, saying so, and says nothing of
 // the items after it. The agent reads flags past an argument, and names
 // every argument. Each row is run by the built binary too, which must say
-// what the chart quotes and exit as the chart says.
+// what the chart quotes and exit as the chart says; where the chart quotes
+// the binary, its refusal holds what the binary says. What the chart
+// accepts gets the binaries past their flags: they fail after them, for
+// want of a cluster (the manager) or a node name (the agent).
 func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 	bin := ferryBinaries(t)
 	cmds := map[string][]string{
@@ -775,7 +778,7 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		args      []string
 		says      string // what the binary says
 		exit      int    // and its exit status
-		want      string // the chart's refusal
+		want      string // the chart's refusal, "" when accepted
 		absent    string // not said
 	}{
 		{"manager", []string{"---x"}, "bad flag syntax: ---x", 2, syntax("manager", "the manager", "---x", ""), ""},
@@ -806,7 +809,9 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			"takes no value after it (a boolean's value is given with \"=\", as --zap-devel=false): the agents would " +
 			"not start (flag provided but not defined: -1)", ""},
 		{"manager", []string{"-zap-devel", "-0"}, "flag provided but not defined: -0", 2, "manager.extraArgs has -0, a " +
-			"flag the manager does not define, read as a flag of its own: -zap-devel before it is a boolean flag", ""},
+			"flag the manager does not define, read as a flag of its own: -zap-devel before it is a boolean flag, which " +
+			"takes no value after it (a boolean's value is given with \"=\", as -zap-devel=false): the manager would " +
+			"not start (flag provided but not defined: -0)", ""},
 		// A value the flag refuses: a boolean's not one of
 		// strconv.ParseBool's words, the zap flags' not one of their words.
 		{"manager", []string{"--zap-devel=yes", "--no-such-flag"}, `invalid boolean value "yes" for -zap-devel: parse error`, 2,
@@ -818,28 +823,33 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			"agent.extraArgs has --zap-encoder xml (two items), a value the flag refuses: the agents would not start " +
 				"(invalid value \"xml\" for flag -zap-encoder: invalid encoder value \"xml\"). --zap-encoder takes " +
 				"json or console (in any case)", ""},
-		{"manager", []string{"--zap-stacktrace-level=debug"}, `invalid stacktrace level "debug"`, 2, "manager.extraArgs " +
+		{"manager", []string{"--zap-stacktrace-level=debug"}, `invalid value "debug" for flag -zap-stacktrace-level: invalid stacktrace level "debug"`, 2, "manager.extraArgs " +
 			"has --zap-stacktrace-level=debug, a value the flag refuses: the manager would not start (invalid value " +
 			"\"debug\" for flag -zap-stacktrace-level: invalid stacktrace level \"debug\"). --zap-stacktrace-level " +
 			"takes info, error or panic (in any case)", ""},
-		{"agent", []string{"-zap-time-encoding=unix"}, `invalid time-encoding value "unix"`, 2, "agent.extraArgs has " +
+		{"agent", []string{"-zap-time-encoding=unix"}, `invalid value "unix" for flag -zap-time-encoding: invalid time-encoding value "unix"`, 2, "agent.extraArgs has " +
 			"-zap-time-encoding=unix, a value the flag refuses: the agents would not start (invalid value \"unix\" " +
 			"for flag -zap-time-encoding: invalid time-encoding value \"unix\"). --zap-time-encoding takes epoch, " +
 			"millis, nanos, iso8601, rfc3339 or rfc3339nano (in any case)", ""},
 		// Only an item that looks like a value is said to be read so.
 		{"agent", []string{"--zap-devel", "-false"}, "flag provided but not defined: -false", 2, "agent.extraArgs has " +
-			"-false, a flag the agents do not define, read as a flag of its own: --zap-devel before it is a boolean flag", ""},
+			"-false, a flag the agents do not define, read as a flag of its own: --zap-devel before it is a boolean flag, " +
+			"which takes no value after it (a boolean's value is given with \"=\", as --zap-devel=false): the agents " +
+			"would not start (flag provided but not defined: -false)", ""},
 		{"manager", []string{"--zap-devel", "-.5"}, "flag provided but not defined: -.5", 2, "manager.extraArgs has " +
-			"-.5, a flag the manager does not define, read as a flag of its own", ""},
+			"-.5, a flag the manager does not define, read as a flag of its own: --zap-devel before it is a boolean flag, " +
+			"which takes no value after it (a boolean's value is given with \"=\", as --zap-devel=false): the manager " +
+			"would not start (flag provided but not defined: -.5)", ""},
 		{"agent", []string{"--zap-devel", "--no-such-flag"}, "flag provided but not defined: -no-such-flag", 2,
-			"agent.extraArgs has --no-such-flag, a flag the agents do not define: the agents would not start",
-			"read as a flag of its own"},
+			"agent.extraArgs has --no-such-flag, a flag the agents do not define: the agents would not start (flag " +
+				"provided but not defined: -no-such-flag)", "read as a flag of its own"},
 		{"manager", []string{"--zap-encoder"}, "flag needs an argument: -zap-encoder", 2, "manager.extraArgs has " +
 			"--zap-encoder, its last item, with no value after it: the manager would not start (flag needs an " +
 			"argument: -zap-encoder). Write --zap-encoder=VALUE, one item, or take --zap-encoder out of " +
 			"manager.extraArgs", ""},
 		{"agent", []string{"--zap-devel", "--request-buffer-dir"}, "flag needs an argument: -request-buffer-dir", 2,
-			"agent.extraArgs has --request-buffer-dir, its last item, with no value after it: the agents would not start", ""},
+			"agent.extraArgs has --request-buffer-dir, its last item, with no value after it: the agents would not start " +
+				"(flag needs an argument: -request-buffer-dir)", ""},
 		// The manager stops at its first argument.
 		{"manager", []string{"stray", "--no-such-flag", "-h"}, `unexpected argument "stray": the flags after it would be ignored`,
 			2, "manager.extraArgs has stray, an argument of its own: the manager would not start, taking flags alone " +
@@ -862,14 +872,35 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		// The agent reads on.
 		{"agent", []string{"a", "--zap-encoder=console", "b", "-"}, `ferry-agent takes no argument "a b -"`, 1, "agent.extraArgs " +
 			"has a, b and -, arguments of their own: the agents would not start", "nor does this check"},
+		// Accepted: the binaries get past their flags, failing only after
+		// them, the manager with no cluster to reach (KUBECONFIG names no
+		// file), the agent with no node name (NODE_NAME unset). A flag that
+		// takes a value takes the next item, whatever it reads.
+		{"manager", []string{"--zap-encoder", "console", "--"}, "Manager failed", 1, "", ""},
+		{"manager", []string{"--leader-election-namespace", "false"}, "Manager failed", 1, "", ""},
+		{"manager", []string{"--leader-election-namespace", "stray", "--zap-devel"}, "Manager failed", 1, "", ""},
+		{"manager", []string{"--kubeconfig", "-"}, "Manager failed", 1, "", ""},
+		{"manager", []string{"--zap-devel", "--zap-encoder=console"}, "Manager failed", 1, "", ""},
+		{"agent", []string{"--zap-encoder", "console", "--"}, nodeRequired, 1, "", ""},
+		{"agent", []string{"--request-buffer-dir", "--", "--zap-devel"}, nodeRequired, 1, "", ""},
+		{"agent", []string{"--kubeconfig", "-"}, nodeRequired, 1, "", ""},
 	} {
 		values, err := json.Marshal(map[string]any{tt.component: map[string]any{"extraArgs": tt.args}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		assertRendered(t, string(values), tt.want, tt.absent)
+		if quotesTheBinary(tt.says) && !strings.Contains(tt.want, tt.says) {
+			t.Errorf("%s %q: the chart's refusal %q does not quote the binary's %q", tt.component, tt.args, tt.want, tt.says)
+		}
 		cmd := cmds[tt.component]
-		out, err := exec.Command(cmd[0], append(slices.Clone(cmd[1:]), tt.args...)...).CombinedOutput()
+		run := exec.CommandContext(testContext(t), cmd[0], append(slices.Clone(cmd[1:]), tt.args...)...)
+		// The environment could name a node, a namespace or a cluster the
+		// binaries would reach: theirs is PATH and HOME alone, with a
+		// KUBECONFIG naming no file, so that the manager's config fails
+		// rather than come from ~/.kube/config.
+		run.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "KUBECONFIG=/nonexistent"}
+		out, err := run.CombinedOutput()
 		exit := 0
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) {
@@ -881,6 +912,24 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			t.Errorf("%q %q exited %d, saying: %s\nwant exit %d, saying %q", cmd, tt.args, exit, out, tt.exit, tt.says)
 		}
 	}
+}
+
+// nodeRequired is what the agent says, exiting 1, past its flags without
+// a node name.
+const nodeRequired = "--node-name is required (in a DaemonSet, set NODE_NAME from spec.nodeName)"
+
+// quotesTheBinary reports whether says is one of the refusals the chart
+// quotes in its own: the flag package's (bad flag syntax, a flag not
+// defined, one with no value) and a flag's Set's (invalid ... value). The
+// usage, the manager's "unexpected argument" and the agent's arguments are
+// described, not quoted.
+func quotesTheBinary(says string) bool {
+	for _, p := range []string{"bad flag syntax: ", "flag provided but not defined: ", "flag needs an argument: ", "invalid "} {
+		if strings.HasPrefix(says, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // assertRendered renders the chart with values (YAML) and fails unless it
