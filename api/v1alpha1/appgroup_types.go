@@ -80,6 +80,10 @@ type NodeCounts struct {
 	// +kubebuilder:validation:Minimum=0
 	Ready int32 `json:"ready"`
 	// updated is how many nodes run the target revision on every process.
+	// A node in a crash loop of it that nothing returns to an older
+	// revision counts throughout the loop, also at a death that leaves
+	// none of its processes running (a pool of one), as RollingRestart's
+	// message counts it.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	Updated int32 `json:"updated"`
