@@ -339,7 +339,7 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 	}
 	if h := st.HaltedRollout; h != nil {
 		pool := poolOn(h.Node, pools)
-		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Node, h.Revision, pools), pool, pool != nil && heard(pool)))
+		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Node, h.Revision, st.Nodes.Total, pools), pool, pool != nil && heard(pool)))
 	}
 	if l := crashLoopSummary(st); l != "" {
 		field("Crash loop", l)
@@ -509,26 +509,34 @@ func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
 
 // givenToEveryPool: every pool not being deleted on a node other than
 // the halted node (at least one) has revision as its spec, and the
-// halted node's own pool too where it is not being deleted. The other
-// nodes' pools judge it: with none (a one-node AppGroup whose node was
-// deselected), its own pool, being deleted, had it while no node is left
-// to run it, and "Every other node was given it" named nodes there are
-// not. A pool being deleted on another node is none of its node's (it
-// is deselected, or has its own pool beside): of the revision, it read
-// as a node given it that no node runs; of another, as one kept from it.
-func givenToEveryPool(node, revision string, pools []ferryv1.ProcessPool) bool {
+// halted node's own pool too where it is not being deleted, and the
+// nodes with a pool not being deleted are as many as the nodes selected
+// (total, status.nodes.total). The other nodes' pools judge it: with
+// none (a one-node AppGroup whose node was deselected), its own pool,
+// being deleted, had it while no node is left to run it, and "Every
+// other node was given it" named nodes there are not. A pool being
+// deleted on another node is none of its node's (it is deselected, or
+// has its own pool beside): of the revision, it read as a node given it
+// that no node runs; of another, as one kept from it. A node selected
+// whose older pool is being deleted, with no pool beside it yet (the
+// manager waits for the old one to drain), is not given it: counting
+// pools alone, it read "Every node was given it already".
+func givenToEveryPool(node, revision string, total int32, pools []ferryv1.ProcessPool) bool {
 	others := 0
+	nodes := map[string]bool{}
 	for i := range pools {
 		p := &pools[i]
 		switch {
 		case p.DeletionTimestamp != nil:
+			continue
 		case p.Spec.Revision != revision:
 			return false
 		case p.Spec.NodeName != node:
 			others++
 		}
+		nodes[p.Spec.NodeName] = true
 	}
-	return others > 0
+	return others > 0 && len(nodes) >= int(total)
 }
 
 // conditionSummary is "True (Reason) message", or that it is not reported.

@@ -637,33 +637,39 @@ func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
 		waits    = "No other node gets it until that node runs it."
 	)
 	for _, tt := range []struct {
-		name  string
+		name string
+		// total is status.nodes.total: the nodes selected.
+		total int32
 		pools []ferryv1.ProcessPool
 		heard bool
 		want  string
 	}{
-		{"no pool on the node", []ferryv1.ProcessPool{pool("node-2")}, false, others},
-		{"its pool being deleted", []ferryv1.ProcessPool{pool("node-1", deleted), pool("node-2")}, true, others},
-		{"a pool of it, its agent heard from", []ferryv1.ProcessPool{pool("node-1"), pool("node-2")}, true, thatNode},
-		{"a pool of it, its agent silent", []ferryv1.ProcessPool{pool("node-1"), pool("node-2")}, false, thatNode},
-		{"only its own pool, being deleted", []ferryv1.ProcessPool{pool("node-1", deleted)}, true, newOne},
-		{"its pool on another revision", []ferryv1.ProcessPool{pool("node-1", older), pool("node-2")}, true, newOne},
+		{"no pool on the node", 1, []ferryv1.ProcessPool{pool("node-2")}, false, others},
+		{"its pool being deleted", 1, []ferryv1.ProcessPool{pool("node-1", deleted), pool("node-2")}, true, others},
+		{"a pool of it, its agent heard from", 2, []ferryv1.ProcessPool{pool("node-1"), pool("node-2")}, true, thatNode},
+		{"a pool of it, its agent silent", 2, []ferryv1.ProcessPool{pool("node-1"), pool("node-2")}, false, thatNode},
+		{"only its own pool, being deleted", 0, []ferryv1.ProcessPool{pool("node-1", deleted)}, true, newOne},
+		{"its pool on another revision", 2, []ferryv1.ProcessPool{pool("node-1", older), pool("node-2")}, true, newOne},
 		// The node's pool is the one not being deleted, as the manager
 		// keeps it, listed first or not.
-		{"a pool of it beside one being deleted", []ferryv1.ProcessPool{pool("node-1", deleted, older), pool("node-1"), pool("node-2")},
+		{"a pool of it beside one being deleted", 2, []ferryv1.ProcessPool{pool("node-1", deleted, older), pool("node-1"), pool("node-2")},
 			true, thatNode},
-		{"a pool of it beside one of it being deleted", []ferryv1.ProcessPool{pool("node-1", deleted), pool("node-1"), pool("node-2")},
+		{"a pool of it beside one of it being deleted", 2, []ferryv1.ProcessPool{pool("node-1", deleted), pool("node-1"), pool("node-2")},
 			true, thatNode},
 		// Another node's pool being deleted is no node given it, nor one
 		// kept from it.
-		{"the other node's pool being deleted", []ferryv1.ProcessPool{pool("node-1"), pool("node-2", deleted)}, true, waits},
-		{"the other node's older pool being deleted", []ferryv1.ProcessPool{pool("node-1"), pool("node-2", deleted, older), pool("node-2")},
+		{"the other node's pool being deleted", 1, []ferryv1.ProcessPool{pool("node-1"), pool("node-2", deleted)}, true, waits},
+		{"the other node's older pool being deleted", 2, []ferryv1.ProcessPool{pool("node-1"), pool("node-2", deleted, older), pool("node-2")},
 			true, thatNode},
-		{"no pool on the node, the other's being deleted", []ferryv1.ProcessPool{pool("node-2", deleted), pool("node-3")}, false, others},
+		{"no pool on the node, the other's being deleted", 1, []ferryv1.ProcessPool{pool("node-2", deleted), pool("node-3")}, false, others},
+		// A node whose older pool is being deleted, no pool of its own
+		// yet (it waits for the old one to drain), is no node given it.
+		{"another node's older pool being deleted, none beside", 3,
+			[]ferryv1.ProcessPool{pool("node-1"), pool("node-2", deleted, older), pool("node-3")}, true, waits},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			own := poolOn(h.Node, tt.pools)
-			if got := haltSummary(h, testNow, givenToEveryPool(h.Node, target, tt.pools), own, tt.heard); !strings.HasSuffix(got, "\n"+tt.want) {
+			if got := haltSummary(h, testNow, givenToEveryPool(h.Node, target, tt.total, tt.pools), own, tt.heard); !strings.HasSuffix(got, "\n"+tt.want) {
 				t.Errorf("got %q, want it to end %q", got, tt.want)
 			}
 		})
