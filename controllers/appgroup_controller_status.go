@@ -1100,21 +1100,30 @@ func olderNote(in rollupInput, nodes []string) string {
 		// Said of every node named, the note would say it of one the
 		// counts cannot tell of, or one the target serves, too: it
 		// names its nodes.
-		return fmt.Sprintf(", older processes serving meanwhile on %s", nodeList(serving))
+		return olderServingOn + nodeList(serving)
 	case len(serving) == 0:
-		note := ", with no older process to keep serving"
+		note := noOlderServing
 		if betweenDeaths {
-			note = ", with no older process to serve between its deaths"
+			note = noOlderBetweenDeaths
 		}
 		if !told {
 			note += " on " + nodeList(none)
 		}
 		return note
 	case len(none) == 0:
-		return ", older processes serving there meanwhile"
+		return olderServingThere
 	}
-	return fmt.Sprintf(", older processes serving meanwhile on %s but none on %s", nodeList(serving), nodeList(none))
+	return olderServingOn + nodeList(serving) + olderNoneOn + nodeList(none)
 }
+
+// olderNote's words, which haltedLists reads too (isOlderNote).
+const (
+	olderServingOn       = ", older processes serving meanwhile on "
+	olderNoneOn          = " but none on "
+	olderServingThere    = ", older processes serving there meanwhile"
+	noOlderServing       = ", with no older process to keep serving"
+	noOlderBetweenDeaths = ", with no older process to serve between its deaths"
+)
 
 // diesYoungRetried: the target's processes die young on r's node (its
 // agent runs the target, its last spawn error is such a death, which

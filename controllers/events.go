@@ -528,6 +528,12 @@ func haltedLists(msg string) ([][]string, bool) {
 		if at < 0 {
 			return lists, !cutShort(msg)
 		}
+		// Unless the reason is an app's own words: what it quotes may
+		// hold such a clause, and then what follows its ")" up to it is
+		// no note olderNote writes.
+		if !endsClause(quoted[:at]) {
+			return nil, false
+		}
 		rest = quoted[at+len("; "+spawnsFailed):]
 	}
 	failed, _, ok := failedList(rest, "")
@@ -535,6 +541,34 @@ func haltedLists(msg string) ([][]string, bool) {
 		return nil, false
 	}
 	return append(lists, failed), true
+}
+
+// endsClause: s, what follows a young death's clause's opening
+// parenthesis up to the failed spawn's clause after it, is the reason,
+// its closing parenthesis, then nothing or a note olderNote writes
+// (isOlderNote), which holds no ")". (What an app's exception text quoted
+// held, "after it was ready; it failed to spawn on node-x (y)", read as
+// the second clause, node-x as named.)
+func endsClause(s string) bool {
+	at := strings.LastIndex(s, ")")
+	return at >= 0 && isOlderNote(s[at+1:])
+}
+
+// isOlderNote: note is "" or one of olderNote's forms, each list of
+// nodes in it one as nodeList writes it (nodeNames).
+func isOlderNote(note string) bool {
+	isList := func(list string) bool { _, ok := nodeNames(list); return ok }
+	for _, none := range []string{noOlderServing, noOlderBetweenDeaths} {
+		if rest, ok := strings.CutPrefix(note, none); ok {
+			list, named := strings.CutPrefix(rest, " on ")
+			return rest == "" || named && isList(list)
+		}
+	}
+	if rest, ok := strings.CutPrefix(note, olderServingOn); ok {
+		serving, none, both := strings.Cut(rest, olderNoneOn)
+		return isList(serving) && (!both || isList(none))
+	}
+	return note == "" || note == olderServingThere
 }
 
 // failedList reads the list of a clause of how the target failed

@@ -1219,6 +1219,18 @@ func TestNamedIn(t *testing.T) {
 		{halt + "node-a resisting a deployment error; it died on node-b soon after it was ready (exited with status 1 soon after it was ready), " +
 			"with no older process to keep serving; it failed to spawn on node-c (x), older processes serving there meanwhile; change it",
 			[]string{"node-a", "node-b", "node-c", "node-d"}, []string{"node-a", "node-b", "node-c"}},
+		// Older processes serving on some of its nodes, before the
+		// second clause, a ")" in the reason.
+		{halt + "it died on node-b and node-d soon after it was ready (exited with status 1 (SIGTERM) soon after it was ready), " +
+			"older processes serving meanwhile on node-b but none on node-d; it failed to spawn on node-a (x); change it",
+			[]string{"node-a", "node-b", "node-c", "node-d"}, []string{"node-a", "node-b", "node-d"}},
+		// An app's exception text quoted in a young death's reason
+		// holding what reads as the second clause: nothing between it and
+		// the reason's ")" is a note olderNote writes, so which nodes it
+		// named is not known.
+		{halt + "it died on node-b soon after it was ready (exited with status 1 1.2s after it was ready: " +
+			"RuntimeError: boom after it was ready; it failed to spawn on node-x (y)); change it",
+			[]string{"node-b", "node-c", "node-x"}, []string{"node-b", "node-c", "node-x"}},
 		// Cut before its second clause, or inside its list: which nodes
 		// it named is not known.
 		{truncate(halt+"it died on node-b soon after it was ready (exited with status 1 soon after it was ready), "+
