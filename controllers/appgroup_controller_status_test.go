@@ -3019,3 +3019,67 @@ func TestNodesUpdatedAlikeThroughACrashLoop(t *testing.T) {
 		})
 	}
 }
+
+// TestNodesUpdatedIsRollingRestartsCount: status.nodes.updated
+// (nodeCounts) counts the nodes RollingRestart's message counts updated
+// (sortRollout), through a crash loop (at a death that leaves none of a
+// pool of one running, its replacement booting, then ready), a halt
+// recorded (a Blocking restart's young death, its retry spawning, a
+// failed spawn beside it), and a proven target's halt (no record: a
+// node's young deaths and its retries, beside a node dying young too,
+// or in a crash loop), so that the status, `kubectl ferry status` and
+// `restart --wait` count as the message does.
+func TestNodesUpdatedIsRollingRestartsCount(t *testing.T) {
+	abc := []string{"node-a", "node-b", "node-c"}
+	blocking := func(in rollupInput) rollupInput {
+		in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+		return in
+	}
+	loop := func(a poolOpt, b *ferryv1.ProcessPool) rollupInput {
+		in := blocking(input(abc, testPool("node-a", targetRev, rolledOut(1), a), b,
+			testPool("node-c", oldRev, rolledOut(1), alone)))
+		unstarted(in.Reports)
+		return in
+	}
+	failsToLoad := func(node string) *ferryv1.ProcessPool {
+		return testPool(node, targetRev, restartingBlocking(0, 2), spawnFailed("the app failed to load"))
+	}
+	young := func(running int32) *ferryv1.ProcessPool {
+		return testPool("node-a", targetRev, restartingBlocking(running, 2), crashedInWindow)
+	}
+	provenC := testPool("node-c", targetRev, rolledOut(2), lasted)
+	type fixture struct {
+		name string
+		in   rollupInput
+	}
+	var fixtures []fixture
+	for _, turn := range []struct {
+		name string
+		a    poolOpt
+	}{{"at a death", diedAlone}, {"the replacement booting", bootsAlone}, {"the replacement ready", readyAlone}} {
+		fixtures = append(fixtures,
+			fixture{"crash loop " + turn.name, loop(turn.a, testPool("node-b", oldRev, rolledOut(1), alone))},
+			fixture{"crash loop beside a halt " + turn.name, loop(turn.a, failsToLoad("node-b"))},
+			fixture{"proven crash loop " + turn.name, provenIn(loop(turn.a, testPool("node-b", targetRev, rolledOut(1), alone, lasted)))})
+	}
+	for _, running := range []int32{0, 1} {
+		which := fmt.Sprintf(" (%d running)", running)
+		fixtures = append(fixtures,
+			fixture{"halt of a young death" + which, blocking(input(abc, young(running),
+				testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))))},
+			fixture{"halt of a young death and a failed spawn" + which, blocking(input(abc, young(running),
+				failsToLoad("node-b"), testPool("node-c", oldRev, rolledOut(2))))},
+			fixture{"proven halt of a young death" + which, provenIn(blocking(input(abc, young(running),
+				testPool("node-b", oldRev, rolledOut(2)), provenC.DeepCopy())))},
+			fixture{"proven halt of young deaths on two nodes" + which, provenIn(blocking(input(abc, young(running),
+				testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow), provenC.DeepCopy())))},
+			fixture{"proven halt of a young death and a failed spawn" + which, provenIn(blocking(input(abc, young(running),
+				failsToLoad("node-b"), provenC.DeepCopy())))})
+	}
+	for _, f := range fixtures {
+		in := recorded(f.in)
+		if got, want := nodeCounts(in).Updated, int32(sortRollout(in).updated); got != want {
+			t.Errorf("%s: nodes.updated %d, RollingRestart counts %d (%s)", f.name, got, want, rollingRestartCondition(in).Message)
+		}
+	}
+}
