@@ -126,7 +126,7 @@ func startManager(cfg *rest.Config) (stop func(), err error) {
 		Client:          mgr.GetClient(),
 		APIReader:       mgr.GetAPIReader(),
 		Scheme:          mgr.GetScheme(),
-		Recorder:        mgr.GetEventRecorder(controllers.EventRecorderName),
+		Recorder:        loggingRecorder{next: mgr.GetEventRecorder(controllers.EventRecorderName), log: &recordedEvents},
 		Clock:           clk,
 		AgentStaleAfter: staleAfter,
 		LeaseNamespace:  contract.DefaultLeaseNamespace,
