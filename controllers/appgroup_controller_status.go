@@ -800,12 +800,9 @@ func sortRollout(in rollupInput) rolloutNodes {
 // alone, not only while its node is between tries: with that node lasted
 // or no longer selected, another node between tries read as the halt's
 // node alone (the remembered branch), then at its next failure as itself
-// alone. A proven target's halt, which no record keeps (haltRecord), so
-// too while its one failing node is between tries and nothing else
-// fails: with no failure listed at a retry's spawn, it read
-// RestartingBlocking there and halted again at the next death.
+// alone.
 func keptFailing(in rollupInput, n rolloutNodes) rolloutNodes {
-	if len(n.resisting)+len(n.failing) == 0 && !haltRemembered(in) && !provenBetweenTries(in) {
+	if len(n.resisting)+len(n.failing) == 0 && !haltRemembered(in) {
 		return n
 	}
 	var failing []string
@@ -821,16 +818,6 @@ func keptFailing(in rollupInput, n rolloutNodes) rolloutNodes {
 	}
 	n.failing = failing
 	return n
-}
-
-// provenBetweenTries: the target is proven, so no halt of it is
-// recorded to remember, and some node is between tries of it
-// (betweenTries), its halt kept only by that node's staying listed.
-func provenBetweenTries(in rollupInput) bool {
-	if in.Target == "" || in.Proven != in.Target {
-		return false
-	}
-	return slices.ContainsFunc(in.Nodes, func(node string) bool { return betweenTries(in, node) })
 }
 
 // withoutNode is n with node taken out of the lists a node between two

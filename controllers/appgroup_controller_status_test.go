@@ -2249,11 +2249,9 @@ func TestHaltSaysNothingOlderWhereTheTargetLasts(t *testing.T) {
 // the message is the same at each death, not written anew, nor a
 // `restart --wait` line printed, at each; so too where node-b fails to
 // spawn it beside (the first of two clauses), and where node-a, dying
-// young too, is quoted for both (one clause); and between its deaths,
-// its agent's retry spawning, node-a stays the halt's (keptFailing).
-// (Seen failing before: the message quoted "1.2s after it was ready",
-// then "2.5s", then "3.1s" and the request's suffix; and, node-b on an
-// older revision, a retry read RestartingBlocking.)
+// young too, is quoted for both (one clause). (Seen failing before: the
+// message quoted "1.2s after it was ready", then "2.5s", then "3.1s"
+// and the request's suffix.)
 func TestHaltQuotesAProvenTargetsDeathsAlike(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
 	deaths := []struct{ name, reason string }{
@@ -2277,20 +2275,12 @@ func TestHaltQuotesAProvenTargetsDeathsAlike(t *testing.T) {
 		}, "it died on node-a and node-b soon after it was ready (exited with status 1 soon after it was ready)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			turn := func(name string, a *ferryv1.ProcessPool, reason string) haltTurn {
-				in := provenIn(input(abc, a, tt.b(reason), testPool("node-c", targetRev, rolledOut(2), lasted)))
-				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
-				return haltTurn{name, recorded(in)}
-			}
 			var turns []haltTurn
 			for _, d := range deaths {
-				turns = append(turns, turn("node-a "+d.name,
-					testPool("node-a", targetRev, restartingBlocking(0, 2), spawnFailed(d.reason)), d.reason))
-				// Between two deaths its agent's retry spawns: the last
-				// death stays node-a's last spawn error, and nothing else
-				// fails on node-a's side of the rollout.
-				turns = append(turns, turn("node-a retrying after it "+d.name,
-					testPool("node-a", targetRev, restartingBlocking(1, 2), spawnFailed(d.reason)), d.reason))
+				in := provenIn(input(abc, testPool("node-a", targetRev, restartingBlocking(0, 2), spawnFailed(d.reason)),
+					tt.b(d.reason), testPool("node-c", targetRev, rolledOut(2), lasted)))
+				in.AppGroup.Spec.Restart.Strategy = ferryv1.RestartBlocking
+				turns = append(turns, haltTurn{"node-a " + d.name, recorded(in)})
 			}
 			if turns[0].in.Halt != nil {
 				t.Fatalf("halt recorded %+v, want none: the target is proven", turns[0].in.Halt)
