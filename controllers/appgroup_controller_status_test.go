@@ -3015,9 +3015,10 @@ func TestNodesUpdatedAlikeThroughACrashLoop(t *testing.T) {
 // (sortRollout), through a crash loop (at a death that leaves none of a
 // pool of one running, its replacement booting, then ready), a halt
 // recorded (a Blocking restart's young death, its retry spawning, a
-// failed spawn beside it), and a proven target's halt (no record: a
-// node's young deaths and its retries, beside a node dying young too,
-// or in a crash loop), so that the status, `kubectl ferry status` and
+// failed spawn beside it), and a proven target's young deaths (no
+// record: a node's death, read as halted, and its retry spawning, read
+// as restarting; beside a node dying young too, or failing to spawn),
+// so that the status, `kubectl ferry status` and
 // `restart --wait` count as the message does.
 func TestNodesUpdatedIsRollingRestartsCount(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
@@ -3059,11 +3060,11 @@ func TestNodesUpdatedIsRollingRestartsCount(t *testing.T) {
 				testPool("node-b", oldRev, rolledOut(2)), testPool("node-c", oldRev, rolledOut(2))))},
 			fixture{"halt of a young death and a failed spawn" + which, blocking(input(abc, young(running),
 				failsToLoad("node-b"), testPool("node-c", oldRev, rolledOut(2))))},
-			fixture{"proven halt of a young death" + which, provenIn(blocking(input(abc, young(running),
+			fixture{"proven young death" + which, provenIn(blocking(input(abc, young(running),
 				testPool("node-b", oldRev, rolledOut(2)), provenC.DeepCopy())))},
-			fixture{"proven halt of young deaths on two nodes" + which, provenIn(blocking(input(abc, young(running),
+			fixture{"proven young deaths on two nodes" + which, provenIn(blocking(input(abc, young(running),
 				testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow), provenC.DeepCopy())))},
-			fixture{"proven halt of a young death and a failed spawn" + which, provenIn(blocking(input(abc, young(running),
+			fixture{"proven young death and a failed spawn" + which, provenIn(blocking(input(abc, young(running),
 				failsToLoad("node-b"), provenC.DeepCopy())))})
 	}
 	for _, f := range fixtures {

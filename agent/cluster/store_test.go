@@ -452,7 +452,7 @@ func TestStoreLoadWhileRemoved(t *testing.T) {
 	}
 	st.afterList = func() {
 		st.afterList = nil
-		if st.mu.TryLock() { // load holds no lock
+		if st.mu.TryLock() { // load holds no lock (as before it took s.mu): remove in its span
 			st.mu.Unlock()
 			remove()
 			return

@@ -294,8 +294,8 @@ type lookupFunc func(context.Context, string) (*user.User, error)
 
 // lookupUserBy takes a name or a numeric uid, looked up by byName or
 // byUID (the system's: lookupName, lookupUID, never answered from $USER;
-// or a test's); a uid with no passwd entry runs with gid = uid, as
-// container runtimes do. Its lookups end with ctx. A uid
+// or a test's); a uid with no passwd entry runs with gid = uid (not
+// gid 0, root's group, which container runtimes give such a uid). Its lookups end with ctx. A uid
 // is its bare self only where the lookup says no entry has it: a lookup
 // that failed (getent failing, or hanging past its bound) is an error.
 // A directory that getent could not reach and reports as no entry (glibc's
