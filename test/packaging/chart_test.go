@@ -736,8 +736,10 @@ func TestChartComparesLeaseNamespacesReadToTheEnd(t *testing.T) {
 			"manager.extraArgs has stray, an argument of its own", "has no --agent-lease-namespace"},
 		{"manager: {extraArgs: [--agent-lease-namespace=leases]}\nagent: {extraArgs: [--no-such-flag, --lease-namespace=leases]}",
 			"agent.extraArgs has --no-such-flag, a flag the agents do not define", "has no --lease-namespace"},
-		{"manager: {extraArgs: [--agent-lease-namespace=leases]}\nagent: {extraArgs: [--lease-namespace=leases, stray]}",
-			"agent.extraArgs has stray, an argument of its own", "has no --"},
+		// The agent reads on past a stray word (its walk too), so its
+		// namespace after one is compared.
+		{"manager: {extraArgs: [--agent-lease-namespace=leases]}\nagent: {extraArgs: [stray, --lease-namespace=other]}",
+			"the agents would renew their Leases in other, and the manager, watching them in leases", "has no --"},
 		// Read to the end, they are compared.
 		{"manager: {extraArgs: [--agent-lease-namespace=leases, stray]}",
 			"manager.extraArgs has --agent-lease-namespace=leases, but agent.extraArgs has no --lease-namespace", ""},
