@@ -73,15 +73,18 @@ func uidRange(ctx context.Context, entry string, db userDB) ([2]uint32, error) {
 		}
 		return [2]uint32{uint32(uid), uint32(uid)}, nil
 	}
-	if first, last, ok := strings.Cut(entry, "-"); ok { // or a name such as www-data
+	// Digits on both sides of a "-" are a range, whatever their size; a
+	// name such as www-data is looked up.
+	if first, last, ok := strings.Cut(entry, "-"); ok && allDigits(first) && allDigits(last) {
 		a, errA := strconv.ParseUint(first, 10, 32)
 		b, errB := strconv.ParseUint(last, 10, 32)
 		switch {
-		case errA == nil && errB == nil && a <= b:
-			return [2]uint32{uint32(a), uint32(b)}, nil
-		case errA == nil && errB == nil:
+		case errA != nil || errB != nil || b == noID:
+			return [2]uint32{}, fmt.Errorf("worker users: %q is no range of uids (0 to %d)", entry, uint32(noID-1))
+		case a > b:
 			return [2]uint32{}, fmt.Errorf("worker users: %q is no range of uids: its first is greater than its last", entry)
 		}
+		return [2]uint32{uint32(a), uint32(b)}, nil
 	}
 	u, err := lookupUntil(ctx, entry, db)
 	if err != nil {

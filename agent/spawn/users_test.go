@@ -133,6 +133,15 @@ func TestParseWorkerUsersRefusesANumberThatIsNoUid(t *testing.T) {
 			t.Errorf("--worker-users %s: %v, %v; want %q", entry, wu.ranges, err, want)
 		}
 	}
+	// A range of digits is one, whatever its ends: one past 32 bits, or
+	// ending at (uid_t)-1, is refused, not looked up as a name.
+	for _, entry := range []string{"1-4294967296", "1-4294967295", "4294967296-4294967297"} {
+		wu, err := parseWorkerUsers(t.Context(), entry, userDB{byUID: db.lookupUID, byName: db.lookupName})
+		want := fmt.Sprintf("worker users: %q is no range of uids (0 to 4294967294)", entry)
+		if err == nil || err.Error() != want {
+			t.Errorf("--worker-users %s: %v, %v; want %q", entry, wu.ranges, err, want)
+		}
+	}
 	if asked := getentCalls(t, db); asked != 0 {
 		t.Errorf("getent asked %d times, want none", asked)
 	}
