@@ -674,7 +674,9 @@ func TestChartRefusesALogLevelTheBinariesRefuse(t *testing.T) {
 	bin := ferryBinaries(t)
 	for _, cmd := range [][]string{{filepath.Join(bin, "ferry-manager")}, {filepath.Join(bin, "ferry-agent"), "cluster"}} {
 		cmd = append(cmd, "--zap-log-level=0")
-		out, err := exec.CommandContext(testContext(t), cmd[0], cmd[1:]...).CombinedOutput()
+		run := exec.CommandContext(testContext(t), cmd[0], cmd[1:]...)
+		run.Env = binaryEnv()
+		out, err := run.CombinedOutput()
 		var exitErr *exec.ExitError
 		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), `invalid log level "0"`) {
 			t.Errorf("%q: %v, saying: %s\nwant exit 2, saying invalid log level \"0\"", cmd, err, out)
@@ -897,11 +899,7 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		}
 		cmd := cmds[tt.component]
 		run := exec.CommandContext(testContext(t), cmd[0], append(slices.Clone(cmd[1:]), tt.args...)...)
-		// The environment could name a node, a namespace or a cluster the
-		// binaries would reach: theirs is PATH and HOME alone, with a
-		// KUBECONFIG naming no file, so that the manager's config fails
-		// rather than come from ~/.kube/config.
-		run.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "KUBECONFIG=/nonexistent"}
+		run.Env = binaryEnv()
 		out, err := run.CombinedOutput()
 		exit := 0
 		var exitErr *exec.ExitError
@@ -1925,4 +1923,12 @@ func TestServiceMonitorsScrapeSecureMetrics(t *testing.T) {
 			t.Errorf("%v: scraper objects %q, want %q", c.sets, scraper, want)
 		}
 	}
+}
+
+// binaryEnv is the environment the chart tests run the built binaries
+// in. Ours could name a node, a namespace or a cluster they would reach:
+// theirs is PATH and HOME alone, with a KUBECONFIG naming no file, so
+// that the manager's config fails rather than come from ~/.kube/config.
+func binaryEnv() []string {
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "KUBECONFIG=/nonexistent"}
 }
