@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -213,11 +212,10 @@ func TestSaveIfChangedNewPoolOfTheName(t *testing.T) {
 // finds the old pool's, and removes it: a save landing between the read
 // and the removal would be removed as the old pool's, leaving nothing for
 // an agent restarted without the API server to resume. The store's
-// afterRead hook starts the save in that span, and waits for it to return
-// or 200 ms: store.mu holds it back until the removal is done, so the 200
-// ms pass and it lands after; without the mutex it lands in the span and
-// is removed, every run (unless the disk takes over 200 ms to sync it, when
-// it lands after, as with the mutex).
+// afterRead hook starts the save in that span: where it can take store.mu
+// (removeIf holds none, the bug) it saves there and then, landing in the
+// span, every run; else in a goroutine, which store.mu holds back until
+// the removal is done.
 func TestStoreSaveWhileRemoveIf(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "web"}
 	s, err := newStore(t.TempDir())
@@ -231,16 +229,18 @@ func TestStoreSaveWhileRemoveIf(t *testing.T) {
 	hooked := false
 	saveDone := make(chan struct{})
 	var saveErr error
+	save := func() {
+		defer close(saveDone)
+		saveErr = s.save(replacement)
+	}
 	s.afterRead = func() {
 		hooked = true
-		go func() {
-			defer close(saveDone)
-			saveErr = s.save(replacement)
-		}()
-		select {
-		case <-saveDone:
-		case <-time.After(200 * time.Millisecond):
+		if s.mu.TryLock() { // removeIf holds no lock: save in its span
+			s.mu.Unlock()
+			save()
+			return
 		}
+		go save()
 	}
 	if err := s.removeIf(key, old.UID); err != nil {
 		t.Fatalf("removeIf: %v", err)
@@ -277,10 +277,11 @@ func TestStoreSaveWhileRemoveIf(t *testing.T) {
 // again, its UID and generation: its spec would not be written back, and
 // an agent restarted without the API server would not resume it.
 //
-// The store's afterWrite hook starts the removal in that span, and waits
-// for it to return or 200 ms, as TestStoreSaveWhileRemoveIf does:
-// store.mu holds it back until the record is written, so the 200 ms
-// pass; without the hold it lands in the span, every run.
+// The store's afterWrite hook starts the removal in that span, as
+// TestStoreSaveWhileRemoveIf does: where it can take store.mu (the save's
+// write and record not in one hold, the bug) it removes there and then,
+// every run; else in a goroutine, which store.mu holds back until the
+// record is written.
 func TestSaveIfChangedWhileRemoved(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "web"}
 	for name, remove := range map[string]func(a *Agent, pp *ferryv1.ProcessPool) error{
@@ -310,16 +311,18 @@ func TestSaveIfChangedWhileRemoved(t *testing.T) {
 			a.pools[key] = stoppableRunningPool(a, pp)
 			removed := make(chan struct{})
 			var removeErr error
+			removal := func() {
+				defer close(removed)
+				removeErr = remove(a, pp)
+			}
 			st.afterWrite = func() {
-				st.afterWrite = nil // s.mu held: the one save
-				go func() {
-					defer close(removed)
-					removeErr = remove(a, pp)
-				}()
-				select {
-				case <-removed:
-				case <-time.After(200 * time.Millisecond):
+				st.afterWrite = nil  // the one save
+				if st.mu.TryLock() { // the write and record not in one hold: remove between them
+					st.mu.Unlock()
+					removal()
+					return
 				}
+				go removal()
 			}
 			a.saveIfChanged(key, pp)
 			<-removed
