@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -235,12 +236,7 @@ func TestStoreSaveWhileRemoveIf(t *testing.T) {
 	}
 	s.afterRead = func() {
 		hooked = true
-		if s.mu.TryLock() { // removeIf holds no lock: save in its span
-			s.mu.Unlock()
-			save()
-			return
-		}
-		go save()
+		nowUnlessHeld(&s.mu, save) // removeIf holding no lock: in its span
 	}
 	if err := s.removeIf(key, old.UID); err != nil {
 		t.Fatalf("removeIf: %v", err)
@@ -316,13 +312,8 @@ func TestSaveIfChangedWhileRemoved(t *testing.T) {
 				removeErr = remove(a, pp)
 			}
 			st.afterWrite = func() {
-				st.afterWrite = nil  // the one save
-				if st.mu.TryLock() { // the write and record not in one hold: remove between them
-					st.mu.Unlock()
-					removal()
-					return
-				}
-				go removal()
+				st.afterWrite = nil            // the one save
+				nowUnlessHeld(&st.mu, removal) // the write and record not in one hold: between them
 			}
 			a.saveIfChanged(key, pp)
 			<-removed
@@ -436,17 +427,7 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 // runs the removal there and then, as a removal that did not wait would;
 // else it starts the removal, which waits for load to be done.
 func TestStoreLoadWhileRemoved(t *testing.T) {
-	st, err := newStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kept, removed := poolOf(types.NamespacedName{Namespace: "ns", Name: "kept"}, "u1"),
-		poolOf(types.NamespacedName{Namespace: "ns", Name: "removed"}, "u2")
-	for _, pp := range []*ferryv1.ProcessPool{kept, removed} {
-		if err := st.save(pp); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, kept, removed := storeOfTwo(t)
 	removeDone := make(chan struct{})
 	var removeErr error
 	remove := func() {
@@ -455,12 +436,7 @@ func TestStoreLoadWhileRemoved(t *testing.T) {
 	}
 	st.afterList = func() {
 		st.afterList = nil
-		if st.mu.TryLock() { // load holds no lock (as before it took s.mu): remove in its span
-			st.mu.Unlock()
-			remove()
-			return
-		}
-		go remove()
+		nowUnlessHeld(&st.mu, remove) // load holding no lock (as before it took s.mu): in its span
 	}
 	loaded, errs := st.load()
 	<-removeDone
@@ -485,17 +461,7 @@ func TestStoreLoadWhileRemoved(t *testing.T) {
 // directory"), and the agent's log then called a spec unreadable that is
 // not there.
 func TestStoreLoadWhileRemovedByHand(t *testing.T) {
-	st, err := newStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kept, removed := poolOf(types.NamespacedName{Namespace: "ns", Name: "kept"}, "u1"),
-		poolOf(types.NamespacedName{Namespace: "ns", Name: "removed"}, "u2")
-	for _, pp := range []*ferryv1.ProcessPool{kept, removed} {
-		if err := st.save(pp); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, kept, removed := storeOfTwo(t)
 	st.afterList = func() {
 		if err := os.Remove(st.path(types.NamespacedName{Namespace: removed.Namespace, Name: removed.Name})); err != nil {
 			t.Error(err)
@@ -615,4 +581,35 @@ func TestStoreBeginsUnsynced(t *testing.T) {
 	if err := st.removeIf(key, "u1"); err != nil || syncs != 1 {
 		t.Errorf("its next removal of nothing: %v, %d syncs in all; want none and 1", err, syncs)
 	}
+}
+
+// storeOfTwo is a new store holding the saved specs of two pools, kept
+// and removed, as the load tests name them.
+func storeOfTwo(t *testing.T) (st *store, kept, removed *ferryv1.ProcessPool) {
+	t.Helper()
+	st, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, removed = poolOf(types.NamespacedName{Namespace: "ns", Name: "kept"}, "u1"),
+		poolOf(types.NamespacedName{Namespace: "ns", Name: "removed"}, "u2")
+	for _, pp := range []*ferryv1.ProcessPool{kept, removed} {
+		if err := st.save(pp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st, kept, removed
+}
+
+// nowUnlessHeld runs f at once where it can take mu, which the code
+// under test should hold (a test hook's span, the bug were it not held),
+// so that f lands in that span every run; else in a goroutine, which mu
+// holds back until the code under test lets it go.
+func nowUnlessHeld(mu *sync.Mutex, f func()) {
+	if mu.TryLock() {
+		mu.Unlock()
+		f()
+		return
+	}
+	go f()
 }
