@@ -152,8 +152,8 @@ func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if err := s.syncOwnDir(); err != nil {
-		return fmt.Errorf("%w: %w", errNotDurable, err)
+	if err := s.syncDurably(); err != nil {
+		return err
 	}
 	if s.afterWrite != nil {
 		s.afterWrite()
@@ -260,7 +260,7 @@ func (s *store) removeLocked(key types.NamespacedName) error {
 	if err != nil {
 		return err
 	}
-	return s.syncRemoval()
+	return s.syncDurably()
 }
 
 // goneAlready ends a removal that finds no file, s.mu held: removed by
@@ -270,12 +270,12 @@ func (s *store) goneAlready() error {
 	if !s.dirUnsynced {
 		return nil
 	}
-	return s.syncRemoval()
+	return s.syncDurably()
 }
 
-// syncRemoval syncs the directory after a removal, s.mu held; its failure
-// is errNotDurable.
-func (s *store) syncRemoval() error {
+// syncDurably syncs the directory after a rename or a removal, s.mu
+// held; its failure is errNotDurable: the change is in place, not durable.
+func (s *store) syncDurably() error {
 	if err := s.syncOwnDir(); err != nil {
 		return fmt.Errorf("%w: %w", errNotDurable, err)
 	}
