@@ -67,7 +67,8 @@ type rollout struct {
 	Err  error
 	// Halted: not over, but halted at a node that cannot spawn the
 	// revision, which may lift itself; Err is the error to end the wait
-	// with if it does not (App.HaltGrace).
+	// with if it does not, and the rollout makes no progress, for
+	// App.HaltGrace (haltClock).
 	Halted bool
 	// Progress says where it is, for progress lines and a timeout.
 	Progress string
@@ -84,10 +85,10 @@ type rollout struct {
 // when no node is selected, or when the rollout ended incomplete (some
 // processes left on an older revision, RolloutIncomplete). A rollout
 // halted otherwise (RolloutHalted: a node cannot spawn the revision) is
-// Halted: waitRollout gives it a grace. Where nothing returns a node from
-// the revision, a rollout that halts, goes on, or ends with Ready not True
-// while pools, of ag's pools, show its processes dying young a second
-// time in a row (crashLoop) is failed at once.
+// Halted: waitRollout gives it a grace (haltClock). Where nothing returns
+// a node from the revision, a rollout that halts, goes on, or ends with
+// Ready not True while pools, of ag's pools, show its processes dying
+// young a second time in a row (crashLoop) is failed at once.
 func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation string) rollout {
 	st := &ag.Status
 	if current, ok := ag.Annotations[ferryv1.RevisionAnnotation]; !ok || current != annotation {
@@ -340,16 +341,13 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 	name := ag.Namespace + "/" + ag.Name
 	var last string
 	var lastErr error
-	var haltedSince, listed time.Time
+	var listed time.Time
+	var halt haltClock
 	var pools []ferryv1.ProcessPool
 	for {
 		r := assessRollout(ag, pools, annotation)
-		switch {
-		case !r.Halted:
-			haltedSince = time.Time{}
-		case haltedSince.IsZero():
-			haltedSince = time.Now() // elapsed time, as --timeout's: not a.Now, which dates output
-		case time.Since(haltedSince) >= grace:
+		// Elapsed time, as --timeout's: not a.Now, which dates output.
+		if halt.lasted(time.Now(), r.Halted, markOf(&ag.Status), grace) {
 			r.Done = true
 		}
 		if a.observed != nil {
@@ -405,6 +403,80 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 			lastErr = err
 		}
 	}
+}
+
+// haltClock times a halted rollout for App.HaltGrace: from the first
+// poll that reads it halted, for as long as the rollout makes no progress
+// (rolloutMark), through polls that read it not halted. A target proven
+// on a node leaves the manager no record of its halt there, so while the
+// node's agent retries it RollingRestart reads the restart under way
+// (RestartingBlocking) and, at each failure, RolloutHalted again: timed
+// from each of those, the halt never lasted the grace, and the wait ran to
+// --timeout. A poll that shows progress stops the clock; the next halted
+// one starts it again.
+type haltClock struct {
+	// since is when the halt being timed was first read; zero when none is.
+	since time.Time
+	// furthest is the furthest the rollout has got in this wait.
+	furthest rolloutMark
+}
+
+// lasted takes in one poll, at now, that read the rollout halted or not
+// and at mark, and says whether the halt has now lasted grace: only a
+// poll that reads it halted ends the wait, with the manager's words of
+// the halt.
+func (c *haltClock) lasted(now time.Time, halted bool, mark rolloutMark, grace time.Duration) bool {
+	if c.furthest.passedBy(mark) {
+		c.since = time.Time{}
+	}
+	c.furthest = c.furthest.upTo(mark)
+	switch {
+	case !halted:
+		return false
+	case c.since.IsZero():
+		c.since = now
+		return false
+	}
+	return now.Sub(c.since) >= grace
+}
+
+// rolloutMark is how far a rollout has got, by the counts of its status:
+// the manager's own, which do not change with a retry's failures as
+// RollingRestart's reason and message do.
+type rolloutMark struct {
+	// revision and total are the rollout the counts are of: another target
+	// (a spec change) or another set of nodes is another rollout.
+	revision string
+	total    int32
+	// nodesUpdated and processesUpdated: status.nodes.updated and
+	// status.processes.updated.
+	nodesUpdated, processesUpdated int32
+}
+
+func markOf(st *ferryv1.AppGroupStatus) rolloutMark {
+	return rolloutMark{revision: st.Revision, total: st.Nodes.Total,
+		nodesUpdated: st.Nodes.Updated, processesUpdated: st.Processes.Updated}
+}
+
+// passedBy: mark is of another rollout than m, or it has more nodes or
+// processes on the target than m. Not fewer: a retry's process counts as
+// updated while it spawns and is gone at its failure, and a node leaves
+// nodes.updated while its agent restarts, so counts that fall and come
+// back are no progress; only a count past the furthest is.
+func (m rolloutMark) passedBy(mark rolloutMark) bool {
+	return mark.revision != m.revision || mark.total != m.total ||
+		mark.nodesUpdated > m.nodesUpdated || mark.processesUpdated > m.processesUpdated
+}
+
+// upTo is the furthest of m and mark, mark's alone when it is of another
+// rollout.
+func (m rolloutMark) upTo(mark rolloutMark) rolloutMark {
+	if mark.revision != m.revision || mark.total != m.total {
+		return mark
+	}
+	mark.nodesUpdated = max(m.nodesUpdated, mark.nodesUpdated)
+	mark.processesUpdated = max(m.processesUpdated, mark.processesUpdated)
+	return mark
 }
 
 // poolListInterval is how often, at most, restart --wait lists the pools

@@ -550,6 +550,24 @@ func (w *waiter) sawPool(t *testing.T, seen func(ferryv1.ProcessPool) bool) {
 	}
 }
 
+// atOrDone waits until the waiter has assessed the AppGroup as written at
+// resourceVersion rv and goes on, or has returned, with its result.
+func (w *waiter) atOrDone(t *testing.T, rv string) (result, bool) {
+	t.Helper()
+	for {
+		select {
+		case a := <-w.seen:
+			if a.resourceVersion == rv && !a.rollout.Done {
+				return result{}, false
+			}
+		case r := <-w.done:
+			return r, true
+		case <-time.After(time.Minute):
+			t.Fatal("restart --wait assessed nothing for a minute")
+		}
+	}
+}
+
 // result is how the wait ended.
 // diesTwice has died report a first young death (10s ago), waits until
 // the wait saw it, has died report a second (1s ago), and returns the
@@ -902,6 +920,149 @@ func TestRestartWaitHaltedByANodeThatCannotSpawn(t *testing.T) {
 			!strings.Contains(r.err, "(for 3s)")):
 			t.Errorf("a halt that lasted: exit %d, stderr %q; want 1 with the manager's reason", r.code, r.err)
 		}
+	}
+}
+
+// TestHaltClock: the halt grace runs from the first poll that reads the
+// rollout halted for as long as its counts show no progress, through polls
+// that read it restarting (a proven target's retries flip it so), and
+// starts again after a poll that shows progress: more nodes or processes
+// updated than ever before in the wait, or another target or set of nodes.
+// Seen failing with the clock reset at every poll not halted: "poll 4
+// (halted at 4s): lasted false, want true".
+func TestHaltClock(t *testing.T) {
+	const grace = 3 * time.Second
+	// At a halt, node-2 of 2 runs none of the target (its retry's process
+	// gone), node-1 both processes; while node-2 retries, its spawning
+	// process counts as updated.
+	halt := rolloutMark{revision: "6-a", total: 2, nodesUpdated: 1, processesUpdated: 2}
+	retry := halt
+	retry.processesUpdated = 3
+	moved := halt
+	moved.nodesUpdated, moved.processesUpdated = 2, 4
+	onMore := halt
+	onMore.total = 3
+	respec := halt
+	respec.revision = "6-b"
+	type poll struct {
+		at     time.Duration
+		halted bool
+		mark   rolloutMark
+		lasted bool
+	}
+	tests := []struct {
+		name  string
+		polls []poll
+	}{
+		{"a halt that lasts", []poll{
+			{0, true, halt, false}, {2 * time.Second, true, halt, false}, {3 * time.Second, true, halt, true},
+		}},
+		{"a halt that flips with retries", []poll{
+			{0, false, retry, false}, {time.Second, true, halt, false}, {2 * time.Second, false, retry, false},
+			{3 * time.Second, true, halt, false}, {4 * time.Second, true, halt, true},
+		}},
+		{"read restarting at the grace's end: the next halted poll ends it", []poll{
+			{0, false, retry, false}, {time.Second, true, halt, false}, {5 * time.Second, false, retry, false},
+			{6 * time.Second, true, halt, true},
+		}},
+		{"a retry's spawning process first seen after the halt moves it once", []poll{
+			{0, true, halt, false}, {time.Second, false, retry, false}, {2 * time.Second, true, halt, false},
+			{4 * time.Second, false, retry, false}, {5 * time.Second, true, halt, true},
+		}},
+		{"a node updated in between starts it again", []poll{
+			{0, true, halt, false}, {2 * time.Second, false, moved, false}, {3 * time.Second, true, moved, false},
+			{5 * time.Second, true, moved, false}, {6 * time.Second, true, moved, true},
+		}},
+		{"another target starts it again", []poll{
+			{0, true, halt, false}, {2 * time.Second, true, respec, false}, {4 * time.Second, true, respec, false},
+			{5 * time.Second, true, respec, true},
+		}},
+		{"another set of nodes starts it again", []poll{
+			{0, true, halt, false}, {2 * time.Second, true, onMore, false}, {4 * time.Second, true, onMore, false},
+			{5 * time.Second, true, onMore, true},
+		}},
+		{"counts that fall and come back are no progress", []poll{
+			{0, true, moved, false}, {time.Second, false, halt, false}, {2 * time.Second, false, moved, false},
+			{3 * time.Second, true, moved, true},
+		}},
+	}
+	start := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c haltClock
+			for i, p := range tt.polls {
+				what := "restarting"
+				if p.halted {
+					what = "halted"
+				}
+				if got := c.lasted(start.Add(p.at), p.halted, p.mark, grace); got != p.lasted {
+					t.Fatalf("poll %d (%s at %s): lasted %t, want %t", i, what, p.at, got, p.lasted)
+				}
+			}
+		})
+	}
+}
+
+// TestRestartWaitEndsAHaltThatFlipsWithRetries: a rollout halted at a
+// node that cannot spawn a target proven elsewhere, which the manager keeps
+// no record of, reads RestartingBlocking while the node's agent retries
+// and RolloutHalted at each failure, the counts the same each time. The
+// grace (3s) runs through the flips, and the wait ends with exit 1 and the
+// manager's reason, not at --timeout (seen failing with the clock reset at
+// every poll not halted: "timed out waiting for ... the rollout was at:
+// RollingRestart=True: node 2/2 (node-2), process 1/2; ...").
+func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "app", "5")
+	target := "6-" + hash
+	halted := "Rollout of revision " + target + " halted at 1/2 nodes updated: it failed to spawn on node-2 " +
+		"(the app failed to load); its agent retries it with backoff, at most a minute apart, and the rollout " +
+		"goes on once every process there runs it and is ready; or change the ferry.dev/revision annotation " +
+		"or the app to start a new rollout"
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 2) })
+	w := startWaitGrace(t, 3*time.Second, ns, "app", "--timeout", "40s")
+	w.next(t)
+	var r result
+	restarts := 0
+	for retrying := false; ; retrying = !retrying {
+		ag := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+			flipsWithRetries(ag, st, target, halted, retrying)
+		})
+		var done bool
+		if r, done = w.atOrDone(t, ag.ResourceVersion); done {
+			break
+		}
+		if retrying {
+			restarts++
+		}
+	}
+	if r.code != ExitFailure || !strings.Contains(r.err, "rollout halted: AppGroup "+ns+"/app: "+halted) ||
+		!strings.Contains(r.err, "(for 3s)") {
+		t.Fatalf("exit %d, stderr %q; want 1 with the manager's reason", r.code, r.err)
+	}
+	if restarts == 0 {
+		t.Errorf("the wait ended before it read the rollout restarting between halts: %q", r.out)
+	}
+}
+
+// flipsWithRetries is the status the manager writes of a rollout halted at
+// node-2 of 2, which cannot spawn target, proven: retrying, node-2's
+// agent spawns it again (RestartingBlocking, its spawning process counted
+// as updated), else it failed again (RolloutHalted, none of it there).
+func flipsWithRetries(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus, target, halted string, retrying bool) {
+	rolledOut(ag, st, target, 2)
+	st.ProvenRevision = target
+	st.Nodes.Ready, st.Nodes.Updated, st.ReadyNodes = 1, 1, "1/2"
+	st.Processes = ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2}
+	st.ReadyProcesses = "2/2"
+	st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+		"1/2 nodes ready; not ready: node-2 (0/0 processes ready, minProcesses 2)")
+	st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, halted)
+	if retrying {
+		st.Processes = ferryv1.ProcessCounts{Ready: 2, Updated: 3, Total: 3}
+		st.ReadyProcesses = "2/3"
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRestartingBlocking,
+			"node 2/2 (node-2), process 1/2")
 	}
 }
 
