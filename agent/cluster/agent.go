@@ -103,6 +103,13 @@ type Options struct {
 	// if due), before it sleeps: tests that count what a pass does wait
 	// for one by it, not by a timer.
 	reporterPassed func(key types.NamespacedName)
+	// saveRetry is how long a failed save of a pool's spec waits to be
+	// tried again; default saveRetryEvery. Tests shorten it.
+	saveRetry time.Duration
+	// saveFailed, when set, is called by the reconcile loop at each failed
+	// save of the spec of the pool of key: tests that count the retries
+	// wait for them by it, not by a timer.
+	saveFailed func(key types.NamespacedName)
 }
 
 // Agent runs the node's pools.
@@ -136,6 +143,10 @@ type Agent struct {
 	restored     atomic.Bool
 	crd          *crdCheck    // keeps the agent not Ready against an outdated CRD
 	leaseTrouble leaseTrouble // renewLease's own
+	// saveTrouble is, for each pool whose last save of its spec failed,
+	// which of those failures were logged (saveIfChanged): the reconcile
+	// loop's alone, which saves and forgets the pools, so it takes no lock.
+	saveTrouble map[types.NamespacedName]*leaseTrouble
 }
 
 // New prepares an agent; Run starts it.
@@ -192,6 +203,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.releaseRetry == nil {
 		o.releaseRetry = releaseRetryIn
+	}
+	if o.saveRetry <= 0 {
+		o.saveRetry = saveRetryEvery
 	}
 	return o
 }
@@ -384,6 +398,7 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		a.mu.Lock()
 		delete(a.unlabelled, key)
 		a.mu.Unlock()
+		delete(a.saveTrouble, key) // a retry queued finds the pool gone, and saves nothing
 		// Whatever spec of key is saved, no pool of the name is left
 		// (store.remove), and the store's record of it goes with it.
 		return a.store.remove(key)
@@ -397,10 +412,18 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		// Draining takes the drain delay and shutdownTimeout: off this worker, so
 		// the node's other pools do not wait for it.
 		a.drainAsync(key, pp, nil, "")
+		delete(a.saveTrouble, key) // a retry queued finds the pool deleted, and saves nothing
 		return nil
 	}
 	a.noteLabel(key, pp)
-	a.saveIfChanged(key, pp)
+	if !a.saveIfChanged(key, pp) {
+		// Tried again on its own: the pool's next reconcile, which
+		// its status writes bring, does not come while the API server
+		// is down, and an agent restarted then would resume the spec
+		// saved last. Not an error returned: the loop would log it at
+		// each retry, and back off to minutes.
+		a.queue.AddAfter(key, a.opts.saveRetry)
+	}
 	a.ensure(pp)
 	return nil
 }
@@ -620,24 +643,66 @@ func logSpecRemovalFailed(log logr.Logger, err error, keysAndValues ...any) {
 	log.Error(err, "Could not remove the saved spec of a deleted pool", keysAndValues...)
 }
 
+// saveRetryEvery is how long a failed save of a pool's spec waits to be
+// tried again (reconcile): a full or failing disk is mended by hand, and
+// a write of a few kilobytes every few seconds costs nothing meanwhile.
+const saveRetryEvery = 5 * time.Second
+
 // saveIfChanged writes a pool's spec to disk unless the store's record
-// says it holds it already (store.saveIfChanged). A failed save says
-// which spec a restart without the API server would resume: the one saved
-// last, left by a save failing before its rename, which may be this one
-// (an agent restarted rewrites the spec its previous run saved) or not;
-// or the new one, in place but maybe not past a power loss
-// (errNotDurable). Either way the store keeps no record of it, and the
-// pool's next reconcile writes it again.
-func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool) {
+// says it holds it already (store.saveIfChanged); saved: it is on disk
+// (false: the caller tries again). A failed save says which spec a
+// restart without the API server would resume: the one saved last, left
+// by a save failing before its rename, which may be this one (an agent
+// restarted rewrites the spec its previous run saved) or not; or the new
+// one, in place but maybe not past a power loss (errNotDurable). Either
+// way the store keeps no record of it, and its retry writes it again.
+// Failures are logged as the Lease's renewals are (leaseTrouble): when
+// they start, when they fail otherwise, and every leaseRemindEvery, not
+// at every retry; the save after them with how long they lasted.
+func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool) (saved bool) {
 	err := a.store.saveIfChanged(pp)
-	switch {
-	case errors.Is(err, errNotDurable):
+	if err == nil {
+		a.savedAfterTrouble(key)
+		return true
+	}
+	if a.opts.saveFailed != nil {
+		a.opts.saveFailed(key)
+	}
+	if a.saveTrouble == nil {
+		a.saveTrouble = map[types.NamespacedName]*leaseTrouble{}
+	}
+	trouble := a.saveTrouble[key]
+	if trouble == nil {
+		trouble = &leaseTrouble{}
+		a.saveTrouble[key] = trouble
+	}
+	since, log := trouble.failed(time.Now(), err)
+	if !log {
+		return false
+	}
+	kvs := []any{"pool", key, "retryIn", a.opts.saveRetry.String(), "failingSince", since.UTC().Format(time.RFC3339)}
+	if errors.Is(err, errNotDurable) {
 		a.log.Error(err, "Saved the pool's spec, but could not sync its directory: an agent restart without the API"+
 			" server resumes this spec, unless the node loses power first, which may bring back its previous saved"+
-			" spec, if any; the pool's next reconcile writes it again", "pool", key)
-	case err != nil:
+			" spec, if any; will retry", kvs...)
+	} else {
 		a.log.Error(err, "Could not save the pool's spec; an agent restart without the API server would resume"+
-			" the spec saved last, if any, which may not be this one", "pool", key)
+			" the spec saved last, if any, which may not be this one; will retry", kvs...)
+	}
+	return false
+}
+
+// savedAfterTrouble says the spec of the pool of key was saved, and for
+// how long its saves had failed, if they had.
+func (a *Agent) savedAfterTrouble(key types.NamespacedName) {
+	trouble := a.saveTrouble[key]
+	if trouble == nil {
+		return
+	}
+	delete(a.saveTrouble, key)
+	if since, was := trouble.renewed(); was {
+		a.log.Info("Saved the pool's spec after failed tries", "pool", key,
+			"failedFor", time.Since(since).Round(time.Second).String())
 	}
 }
 

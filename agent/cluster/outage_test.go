@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
@@ -160,6 +164,54 @@ func TestAgentStopEndsTheFinalizersRetryWait(t *testing.T) {
 			"finalizer waited for its retry (in 5m) instead of ending with the agent")
 	}
 	book.WaitFor(t, "Could not remove the drain finalizer; the node's next agent will")
+	book.Check(t)
+}
+
+// TestFailedSaveIsTriedAgainThroughAnOutage: a save of a pool's spec that
+// fails (a directory in the way of its write, as a full or failing disk
+// would fail it) is tried again on its own, not at the pool's next
+// reconcile, which its status writes bring only while the API server
+// answers: with the API server unreachable and the disk then mended, the
+// new spec is saved without any event, so an agent restarted then
+// resumes it, not the older one. Its failures are logged once, not at
+// every retry, and the save after them says so.
+func TestFailedSaveIsTriedAgainThroughAnOutage(t *testing.T) {
+	ns := namespace(t)
+	fwd, cfg := throughForwarder(t)
+	cfg.Timeout = time.Second
+	book := agenttest.NewLogbook(t)
+	dir := stateDir(t)
+	var failedSaves atomic.Int32
+	runAgent(t, "node-s", cfg, dir, logTo(book), func(o *Options) {
+		o.saveRetry = 100 * time.Millisecond
+		o.saveFailed = func(types.NamespacedName) { failedSaves.Add(1) }
+	})
+	pp, key := readyPool(t, ns, "app-node-s", "node-s", freePort(t))
+	path := (&store{dir: filepath.Join(dir, "pools")}).path(key)
+	if err := os.Mkdir(path+".tmp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	patchPool(t, pp, func(p *ferryv1.ProcessPool) { p.Spec.Revision = "2-bbb" })
+	book.WaitFor(t, "Could not save the pool's spec")
+
+	fwd.cut()
+	defer fwd.restore(t)
+	before := failedSaves.Load()
+	waitUntil(t, "three failed saves with the API server unreachable", func() bool { return failedSaves.Load() >= before+3 })
+	if err := os.Remove(path + ".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the new spec saved, the API server unreachable", func() bool {
+		saved, readErr, parseErr := readSpec(path)
+		return readErr == nil && parseErr == nil && saved.Spec.Revision == "2-bbb" && saved.Generation == pp.Generation
+	})
+
+	if n := len(book.Find("Could not save the pool's spec")); n != 1 {
+		t.Errorf("the failed saves logged %d times, want once", n)
+	}
+	if v, _ := book.WaitFor(t, "Saved the pool's spec after failed tries").Value("failedFor"); v == nil {
+		t.Error("the save after failures logged without failedFor")
+	}
 	book.Check(t)
 }
 

@@ -44,7 +44,8 @@ type store struct {
 	// in it: saveIfChanged skips a write by it. It changes with the file,
 	// s.mu held: set by a write, gone with a removal. A file it has no
 	// record of (saved by the agent's previous run, or a write that
-	// failed) is written again at the pool's next reconcile.
+	// failed) is written again at the pool's next reconcile, which a
+	// failed save queues itself (Agent.saveIfChanged).
 	saved map[types.NamespacedName]savedAs
 	// afterRead is nil in production. A test sets it to act in removeIf
 	// between its read of the file and its removal, s.mu held: where a
@@ -127,10 +128,10 @@ func (s *store) saveIfChanged(pp *ferryv1.ProcessPool) error {
 // never an empty file (ext4 and xfs may commit a rename before the data
 // it points to). The record goes before the write and comes back once
 // the file is durable: a failed write may have left either spec, and the
-// next reconcile writes it again. A failed sync of the directory, after
-// the rename, is errNotDurable: the new spec is in place, the one a
-// restart reads, but a power loss may yet bring back the previous one;
-// no record of it, so the next reconcile writes it again too.
+// save's retry (reconcile) writes it again. A failed sync of the
+// directory, after the rename, is errNotDurable: the new spec is in
+// place, the one a restart reads, but a power loss may yet bring back the
+// previous one; no record of it, so the retry writes it again too.
 func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	saved := ferryv1.ProcessPool{TypeMeta: pp.TypeMeta, Spec: pp.Spec}
 	saved.Name, saved.Namespace, saved.UID, saved.Generation = pp.Name, pp.Namespace, pp.UID, pp.Generation

@@ -339,8 +339,8 @@ func TestSaveIfChangedWhileRemoved(t *testing.T) {
 // fails, after the rename, leaves the new spec in place, the one a
 // restart reads, though a power loss may yet take it back to the previous
 // one: the log says so, not that a restart resumes the previous spec, and
-// the store keeps no record of it, so the pool's next reconcile writes it
-// again. A save failing before the rename (here the write of its
+// the store keeps no record of it, so its retry writes it again (and says
+// so, with how long the saves failed). A save failing before the rename (here the write of its
 // temporary file, a directory in the way) leaves the spec saved last,
 // which may be the previous one or this one: an agent restarted, its
 // record empty, writes the spec its previous run saved again at its first
@@ -348,7 +348,7 @@ func TestSaveIfChangedWhileRemoved(t *testing.T) {
 func TestSaveFailingItsDirectorySync(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "web"}
 	const writeFailed = "Could not save the pool's spec; an agent restart without the API server would resume the" +
-		" spec saved last, if any, which may not be this one"
+		" spec saved last, if any, which may not be this one; will retry"
 	obstruct := func(st *store) {
 		if err := os.Mkdir(st.path(key)+".tmp", 0o700); err != nil {
 			t.Fatal(err)
@@ -364,7 +364,7 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 		{name: "the directory's sync", fail: func(st *store) { st.syncDir = failingSync }, onDisk: 2,
 			wantLog: "Saved the pool's spec, but could not sync its directory: an agent restart without the API server" +
 				" resumes this spec, unless the node loses power first, which may bring back its previous saved spec," +
-				" if any; the pool's next reconcile writes it again"},
+				" if any; will retry"},
 		{name: "the write", fail: obstruct, onDisk: 1, wantLog: writeFailed},
 		{name: "the write, the disk holding the spec", restarted: true, fail: obstruct, onDisk: 2, wantLog: writeFailed},
 	} {
@@ -392,7 +392,9 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 			}
 			tc.fail(st)
 			pp.Generation = 2
-			a.saveIfChanged(key, pp)
+			if a.saveIfChanged(key, pp) {
+				t.Fatal("the failed save said saved: it would not be tried again")
+			}
 			if saved, readErr, parseErr := readSpec(st.path(key)); readErr != nil || parseErr != nil || saved.Generation != tc.onDisk {
 				t.Fatalf("on disk after the failed save: %+v (%v, %v), want generation %d", saved, readErr, parseErr, tc.onDisk)
 			}
@@ -400,15 +402,19 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 			if len(logged) != 1 || !logged[0].IsError || logged[0].Msg != tc.wantLog {
 				t.Fatalf("logged %+v, want one error %q", logged, tc.wantLog)
 			}
-			// The next reconcile writes it again, and keeps the record.
+			// Its retry writes it again, says so, and keeps the record.
 			st.syncDir = syncDir
 			_ = os.Remove(st.path(key) + ".tmp")
 			writes := 0
 			st.afterWrite = func() { writes++ }
-			a.saveIfChanged(key, pp)
-			a.saveIfChanged(key, pp)
-			if writes != 1 || len(book.Find("")) != 1 {
-				t.Errorf("the pool's next reconciles wrote its spec %d times (logging %+v), want once", writes, book.Find("")[1:])
+			for range 2 {
+				if !a.saveIfChanged(key, pp) {
+					t.Fatal("a save of the mended store said failed")
+				}
+			}
+			if logged := book.Find(""); writes != 1 || len(logged) != 2 || logged[1].IsError ||
+				logged[1].Msg != "Saved the pool's spec after failed tries" {
+				t.Errorf("its retry and the next reconcile wrote its spec %d times (logging %+v), want once, saying so", writes, logged[1:])
 			}
 			if off := recordOffDisk(st, key); off != "" {
 				t.Error(off)
