@@ -528,41 +528,53 @@ func TestRemoveFailingItsDirectorySync(t *testing.T) {
 			}
 		})
 	}
-	// A drain's removal (here stopGone's) logs it so: removed, not "Could
-	// not remove".
-	t.Run("stopGone", func(t *testing.T) {
-		st, err := newStore(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		pp := poolOf(key, "u1")
-		if err := st.save(pp); err != nil {
-			t.Fatal(err)
-		}
-		st.syncDir = failingSync
-		book := agenttest.NewLogbook(t)
-		a := &Agent{store: st, log: book.Logger(), pools: map[types.NamespacedName]*runningPool{},
-			unlabelled: map[types.NamespacedName]bool{}, draining: map[types.UID]bool{},
-			queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]())}
-		t.Cleanup(a.queue.ShutDown)
-		rp := stoppableRunningPool(a, pp)
-		rp.log = book.Logger()
-		a.pools[key] = rp
-		a.stopGone(rp, pp.UID, false)
-		a.wg.Wait()
-		const want = "Removed the saved spec of a deleted pool, but could not sync its directory: a power loss may" +
-			" bring it back, for an agent restarted without the API server to resume; the agent syncs the directory" +
-			" at its next write or removal of a saved spec"
-		var errs []string
-		for _, e := range book.Find("") {
-			if e.IsError {
-				errs = append(errs, e.Msg)
+	// A drain's removal logs it so, removed, not "Could not remove", and
+	// names the pool: stopGone's through its pool's logger, drainAsync's
+	// (the reconcile loop's, and a reporter's that read its pool deleted)
+	// through the agent's, the pool named by the call.
+	for name, drain := range map[string]func(a *Agent, rp *runningPool, pp *ferryv1.ProcessPool){
+		"stopGone":                    func(a *Agent, rp *runningPool, pp *ferryv1.ProcessPool) { a.stopGone(rp, pp.UID, false) },
+		"drainAsync, the reconcile's": func(a *Agent, _ *runningPool, pp *ferryv1.ProcessPool) { a.drainAsync(key, pp, nil, "") },
+		"drainAsync, a reporter's":    func(a *Agent, rp *runningPool, pp *ferryv1.ProcessPool) { a.drainAsync(key, pp, rp, pp.UID) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			st, err := newStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if !slices.Equal(errs, []string{want}) {
-			t.Errorf("logged errors %q, want %q", errs, want)
-		}
-	})
+			pp := poolOf(key, "u1")
+			if err := st.save(pp); err != nil {
+				t.Fatal(err)
+			}
+			st.syncDir = failingSync
+			book := agenttest.NewLogbook(t)
+			a := &Agent{store: st, log: book.Logger(), pools: map[types.NamespacedName]*runningPool{},
+				unlabelled: map[types.NamespacedName]bool{}, draining: map[types.UID]bool{},
+				queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]())}
+			t.Cleanup(a.queue.ShutDown)
+			rp := stoppableRunningPool(a, pp)
+			rp.log = a.log.WithValues("pool", key) // as startPool's
+			a.pools[key] = rp
+			drain(a, rp, pp)
+			a.wg.Wait()
+			const want = "Removed the saved spec of a deleted pool, but could not sync its directory: a power loss may" +
+				" bring it back, for an agent restarted without the API server to resume; the agent syncs the directory" +
+				" at its next write or removal of a saved spec"
+			var errs []string
+			for _, e := range book.Find("") {
+				if !e.IsError {
+					continue
+				}
+				errs = append(errs, e.Msg)
+				if v, n := e.Value("pool"); n != 1 || v != key {
+					t.Errorf("%q names pool %v (%d times), want %v once", e.Msg, v, n, key)
+				}
+			}
+			if !slices.Equal(errs, []string{want}) {
+				t.Errorf("logged errors %q, want %q", errs, want)
+			}
+		})
+	}
 }
 
 // TestStoreBeginsUnsynced: a store does not know whether the agent before
