@@ -664,40 +664,78 @@ func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
 	}
 }
 
-// TestChartRefusesALogLevelTheBinariesRefuse: --zap-log-level takes
-// debug, info, error, panic or an integer above 0 (controller-runtime's
-// levelFlag), held by zap as an int8: 0, which the schema let through,
-// has the binaries exit 2 at their start. The schema refuses it, and the
-// chart's own checks under --skip-schema-validation; the binaries say so
-// too.
+// TestChartRefusesALogLevelTheBinariesRefuse: --zap-log-level takes what
+// controller-runtime's levelFlag takes: debug, info, error or panic in any
+// case (strings.ToLower's: İ, U+0130, is an i), or what strconv.Atoi reads
+// as an integer above 0 (a sign, leading zeros), held by zap as an int8.
+// The binaries exit 2 at their start at anything else: 0, which the schema
+// once let through, among it. The schema, and the chart's own checks under
+// --skip-schema-validation, take what the binaries take, up to 127 (logr's
+// V levels stop there; from 129 zap's int8 wraps around): every row runs
+// both binaries with the value the chart renders, which must be refused by
+// the chart where the binaries refuse it, and get them past their flags
+// where the chart takes it.
 func TestChartRefusesALogLevelTheBinariesRefuse(t *testing.T) {
 	bin := ferryBinaries(t)
-	for _, cmd := range [][]string{{filepath.Join(bin, "ferry-manager")}, {filepath.Join(bin, "ferry-agent"), "cluster"}} {
-		cmd = append(cmd, "--zap-log-level=0")
-		run := exec.CommandContext(testContext(t), cmd[0], cmd[1:]...)
-		run.Env = binaryEnv()
-		out, err := run.CombinedOutput()
-		var exitErr *exec.ExitError
-		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), `invalid log level "0"`) {
-			t.Errorf("%q: %v, saying: %s\nwant exit 2, saying invalid log level \"0\"", cmd, err, out)
-		}
+	binaries := map[string][]string{
+		"the manager": {filepath.Join(bin, "ferry-manager")},
+		"the agent":   {filepath.Join(bin, "ferry-agent"), "cluster"},
 	}
 	for _, tt := range []struct {
-		values, schema, own string // "" when accepted
+		values string
+		arg    string // --zap-log-level's value, as the chart renders it
+		taken  bool   // by the binaries
+		schema string // the schema's refusal, "" when accepted
+		own    string // the chart's own, without the schema
 	}{
-		{"manager: {logLevel: 0}", "/manager/logLevel", "manager.logLevel is 0, which the manager refuses at its start " +
-			"(invalid log level \"0\"): set debug, info, error or panic, or an integer from 1 to 127 (higher is more " +
-			"verbose); the schema, skipped here, refuses it"},
-		{"agent: {logLevel: \"0\"}", "/agent/logLevel", "agent.logLevel is 0, which the agents refuse at their start"},
-		{"agent: {logLevel: -3}", "/agent/logLevel", "agent.logLevel is -3, which the agents refuse at their start"},
-		{"manager: {logLevel: 128}", "/manager/logLevel", "manager.logLevel is 128, over 127"},
-		{"manager: {logLevel: \"200\"}", "/manager/logLevel", "manager.logLevel is 200, over 127"},
-		{"agent: {logLevel: verbose}", "/agent/logLevel", "agent.logLevel is verbose, which the agents refuse"},
-		{"manager: {logLevel: 1}\nagent: {logLevel: \"127\"}", "", ""},
-		{"manager: {logLevel: debug}\nagent: {logLevel: panic}", "", ""},
+		{"manager: {logLevel: 0}", "0", false, "/manager/logLevel", "manager.logLevel is 0, which the manager refuses " +
+			"at its start (invalid log level \"0\"): set debug, info, error or panic (in any case), or an integer from 1 " +
+			"to 127 (higher is more verbose); the schema, skipped here, refuses it"},
+		{"agent: {logLevel: \"0\"}", "0", false, "/agent/logLevel", "agent.logLevel is 0, which the agents refuse at their start"},
+		{"agent: {logLevel: \"+0\"}", "+0", false, "/agent/logLevel", "agent.logLevel is +0, which the agents refuse at their start"},
+		{"agent: {logLevel: -3}", "-3", false, "/agent/logLevel", "agent.logLevel is -3, which the agents refuse at their start"},
+		{"agent: {logLevel: verbose}", "verbose", false, "/agent/logLevel", "agent.logLevel is verbose, which the agents refuse"},
+		{"manager: {logLevel: \"ınfo\"}", "ınfo", false, "/manager/logLevel", "manager.logLevel is ınfo, which the manager refuses"},
+		{"manager: {logLevel: \" info\"}", " info", false, "/manager/logLevel", "manager.logLevel is  info, which the manager refuses"},
+		{"agent: {logLevel: \"1_0\"}", "1_0", false, "/agent/logLevel", "agent.logLevel is 1_0, which the agents refuse"},
+		// Taken by the binaries, past what logr and zap's int8 hold.
+		{"manager: {logLevel: 128}", "128", true, "/manager/logLevel", "manager.logLevel is 128, over 127"},
+		{"manager: {logLevel: \"200\"}", "200", true, "/manager/logLevel", "manager.logLevel is 200, over 127"},
+		{"agent: {logLevel: \"+0128\"}", "+0128", true, "/agent/logLevel", "agent.logLevel is +0128, over 127"},
+		{"manager: {logLevel: 1}", "1", true, "", ""},
+		{"agent: {logLevel: \"127\"}", "127", true, "", ""},
+		{"manager: {logLevel: debug}", "debug", true, "", ""},
+		{"agent: {logLevel: panic}", "panic", true, "", ""},
+		{"manager: {logLevel: DEBUG}", "DEBUG", true, "", ""},
+		{"agent: {logLevel: Info}", "Info", true, "", ""},
+		{"manager: {logLevel: eRRoR}", "eRRoR", true, "", ""},
+		{"agent: {logLevel: PANİC}", "PANİC", true, "", ""},
+		{"manager: {logLevel: \"+5\"}", "+5", true, "", ""},
+		{"agent: {logLevel: \"007\"}", "007", true, "", ""},
+		{"manager: {logLevel: \"0127\"}", "0127", true, "", ""},
 	} {
+		if !tt.taken && (tt.schema == "" || tt.own == "") {
+			t.Errorf("%s: a row the binaries refuse must be refused by the chart", tt.values)
+		}
 		assertRendered(t, tt.values, tt.schema, "")
 		assertRenderedWithoutSchema(t, tt.values, tt.own)
+		for who, cmd := range binaries {
+			run := exec.CommandContext(testContext(t), cmd[0], append(slices.Clone(cmd[1:]), "--zap-log-level="+tt.arg)...)
+			run.Env = binaryEnv()
+			out, err := run.CombinedOutput()
+			// Past its flags, each fails for want of a cluster or a node
+			// name, exiting 1 (the manager's error unseen at panic).
+			refusal := "invalid log level \"" + tt.arg + "\""
+			var exitErr *exec.ExitError
+			refused := errors.As(err, &exitErr) && exitErr.ExitCode() == 2 && strings.Contains(string(out), refusal)
+			past := errors.As(err, &exitErr) && exitErr.ExitCode() == 1 && !strings.Contains(string(out), "invalid log level")
+			switch {
+			case tt.taken && !past:
+				t.Errorf("%s, given --zap-log-level=%s: %v, saying: %s\nwant it past its flags (exit 1)", who, tt.arg, err, out)
+			case !tt.taken && !refused:
+				t.Errorf("%s, given --zap-log-level=%s: %v, saying: %s\nwant exit 2, saying %s", who, tt.arg, err, out, refusal)
+			}
+		}
 	}
 }
 
