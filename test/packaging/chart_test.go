@@ -815,6 +815,10 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			"\"-\" nor \"=\": take " + item + " out of " + c + ".extraArgs" + after
 	}
 	usage := "which asks the flag package for the usage (-h, -help and --help do, with any value): "
+	durationRefused := func(given, value string) string {
+		return "agent.extraArgs has " + given + ", a value the flag refuses: the agents would not start (invalid value \"" +
+			value + "\" for flag -simulate-workers: parse error)"
+	}
 	for _, tt := range []struct {
 		component string
 		args      []string
@@ -873,6 +877,29 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			"-zap-time-encoding=unix, a value the flag refuses: the agents would not start (invalid value \"unix\" " +
 			"for flag -zap-time-encoding: invalid time-encoding value \"unix\"). --zap-time-encoding takes epoch, " +
 			"millis, nanos, iso8601, rfc3339 or rfc3339nano (in any case)", ""},
+		// A duration flag's value is time.ParseDuration's, or the flag
+		// package says "parse error": a word, a number without its unit, a
+		// unit Go has not, nothing, 292 years or more.
+		{"agent", []string{"--simulate-workers=abc", "--no-such-flag"}, `invalid value "abc" for flag -simulate-workers: parse error`, 2,
+			"agent.extraArgs has --simulate-workers=abc, a value the flag refuses: the agents would not start (invalid " +
+				"value \"abc\" for flag -simulate-workers: parse error). --simulate-workers takes " + durationTaken +
+				": write one, or take --simulate-workers=abc out of agent.extraArgs. The agents read no item after " +
+				"--simulate-workers=abc, nor does this check: the item after it is unchecked", "--no-such-flag"},
+		{"agent", []string{"--simulate-workers", "10"}, `invalid value "10" for flag -simulate-workers: parse error`, 2,
+			"agent.extraArgs has --simulate-workers 10 (two items), a value the flag refuses: the agents would not start " +
+				"(invalid value \"10\" for flag -simulate-workers: parse error)", ""},
+		{"agent", []string{"-simulate-workers=1d"}, `invalid value "1d" for flag -simulate-workers: parse error`, 2,
+			durationRefused("-simulate-workers=1d", "1d"), ""},
+		{"agent", []string{"--simulate-workers=3000000h"}, `invalid value "3000000h" for flag -simulate-workers: parse error`, 2,
+			durationRefused("--simulate-workers=3000000h", "3000000h"), ""},
+		{"agent", []string{"--simulate-workers=2562048h"}, `invalid value "2562048h" for flag -simulate-workers: parse error`, 2,
+			durationRefused("--simulate-workers=2562048h", "2562048h"), ""},
+		{"agent", []string{"--simulate-workers="}, `invalid value "" for flag -simulate-workers: parse error`, 2,
+			durationRefused("--simulate-workers=", ""), ""},
+		{"agent", []string{"--simulate-workers", "."}, `invalid value "." for flag -simulate-workers: parse error`, 2,
+			durationRefused("--simulate-workers . (two items)", "."), ""},
+		{"agent", []string{"--simulate-workers=1.5"}, `invalid value "1.5" for flag -simulate-workers: parse error`, 2,
+			durationRefused("--simulate-workers=1.5", "1.5"), ""},
 		// Only an item that looks like a value is said to be read so.
 		{"agent", []string{"--zap-devel", "-false"}, "flag provided but not defined: -false", 2, "agent.extraArgs has " +
 			"-false, a flag the agents do not define, read as a flag of its own: --zap-devel before it is a boolean flag, " +
@@ -926,6 +953,10 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		{"agent", []string{"--zap-encoder", "console", "--"}, nodeRequired, 1, "", ""},
 		{"agent", []string{"--request-buffer-dir", "--", "--zap-devel"}, nodeRequired, 1, "", ""},
 		{"agent", []string{"--kubeconfig", "-"}, nodeRequired, 1, "", ""},
+		{"agent", []string{"--simulate-workers=1.5s"}, nodeRequired, 1, "", ""},
+		{"agent", []string{"--simulate-workers", ".5h1m"}, nodeRequired, 1, "", ""},
+		{"agent", []string{"--simulate-workers=0", "--simulate-workers=-0", "--simulate-workers=+1.s"}, nodeRequired, 1, "", ""},
+		{"agent", []string{"--simulate-workers=1µs", "--simulate-workers=1μs", "--simulate-workers=2562047h"}, nodeRequired, 1, "", ""},
 	} {
 		values, err := json.Marshal(map[string]any{tt.component: map[string]any{"extraArgs": tt.args}})
 		if err != nil {
@@ -951,6 +982,10 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		}
 	}
 }
+
+// durationTaken is what the chart says a duration flag takes.
+const durationTaken = "a duration, as Go's time.ParseDuration reads it: 0, or numbers each followed by a unit " +
+	"(ns, us, µs, ms, s, m or h), as 1.5s or 1h30m, a sign before them or not, at most 2562047h47m16.854775807s (292 years)"
 
 // nodeRequired is what the agent says, exiting 1, past its flags without
 // a node name.
@@ -1101,16 +1136,19 @@ func TestChartRefusesANamespaceFlagWithoutItsNamespace(t *testing.T) {
 
 // TestChartKnowsTheBinariesFlags: the chart's list of each binary's flags
 // (ferry.knownFlags), by which it walks extraArgs, refusing a flag it does
-// not list, is the binary's, both ways, each a boolean or not as the
-// binary's is: a flag added to a binary and not to the list fails here, as
-// does an entry of the list that the binary no longer has, or whose kind
-// differs. And the chart walks by it: with the metrics off, so that
-// --metrics-secure is no flag the chart renders, a flag followed by
-// "false" is refused as a boolean apart from its value where it is a
-// boolean, and takes "false" for its value where it is not. Flags the
-// chart renders are refused whatever follows them. Each boolean is
-// rendered alone: the manager reads nothing past the "false" it leaves,
-// and neither does the chart.
+// not list, is the binary's, both ways, each of the kind the binary's is
+// (a boolean, a duration, a number or another value): a flag added to a
+// binary and not to the list fails here, as does an entry of the list that
+// the binary no longer has, or whose kind differs. And the chart walks by
+// it: with the metrics off, so that --metrics-secure is no flag the chart
+// renders, a flag followed by "false" is refused as a boolean apart from
+// its value where it is a boolean, as a value the flag refuses where it is
+// a duration, and takes "false" for its value where it is another. Flags
+// the chart renders are refused whatever follows them; a number must be
+// one of them, as the chart checks no number's form. Each boolean,
+// duration and number is rendered alone: the walk stops at a value the
+// flag refuses, and the manager reads nothing past the "false" a boolean
+// leaves, and neither does the chart.
 func TestChartKnowsTheBinariesFlags(t *testing.T) {
 	bin := ferryBinaries(t)
 	listed := chartKnownFlags(t)
@@ -1123,16 +1161,16 @@ func TestChartKnowsTheBinariesFlags(t *testing.T) {
 	} {
 		flags := binaryFlags(t, c.cmd...)
 		if !reflect.DeepEqual(listed[c.component], flags) {
-			t.Errorf("ferry.knownFlags lists, for the %s (name: boolean), %v; %q's flags are %v", c.component,
+			t.Errorf("ferry.knownFlags lists, for the %s (name: kind), %v; %q's flags are %v", c.component,
 				listed[c.component], c.cmd, flags)
 		}
 		var values []string
 		renders := [][]string{nil}
 		for _, name := range sortedKeys(flags) {
-			if flags[name] {
-				renders = append(renders, []string{"--" + name, "false"})
-			} else {
+			if flags[name] == "value" {
 				renders[0] = append(renders[0], "--"+name, "false")
+			} else {
+				renders = append(renders, []string{"--" + name, "false"})
 			}
 		}
 		refusals := ""
@@ -1152,18 +1190,28 @@ func TestChartKnowsTheBinariesFlags(t *testing.T) {
 			}
 		}
 		for _, name := range sortedKeys(flags) {
-			boolean := flags[name]
-			if strings.Contains(refusals, "but the chart sets --"+name+" ") {
+			kind := flags[name]
+			rendered := strings.Contains(refusals, "but the chart sets --"+name+" ")
+			if kind == "number" && !rendered {
+				t.Errorf("%s's --%s takes a number, which the chart neither renders from a value nor checks in "+
+					"extraArgs: check its form as a duration's is checked; values %q", c.cmd[0], name, values)
+			}
+			if rendered {
 				continue
 			}
 			apart := fmt.Sprintf("%s.extraArgs has --%s false (two items): %s would not start", c.component, name, c.who)
-			switch refused := strings.Contains(refusals, apart); {
-			case boolean && !refused:
+			parseError := fmt.Sprintf("%s.extraArgs has --%s false (two items), a value the flag refuses: %s would "+
+				"not start (invalid value \"false\" for flag -%s: parse error)", c.component, name, c.who, name)
+			switch {
+			case kind == "boolean" && !strings.Contains(refusals, apart):
 				t.Errorf("%s's --%s is a boolean flag, which the chart does not walk as one: --%s false was not "+
 					"refused with %q; values %q", c.cmd[0], name, name, apart, values)
-			case !boolean && refused:
+			case kind != "boolean" && strings.Contains(refusals, apart):
 				t.Errorf("%s's --%s takes a value, which the chart walks as a boolean: --%s false was refused "+
 					"with %q", c.cmd[0], name, name, apart)
+			case kind == "duration" && !strings.Contains(refusals, parseError):
+				t.Errorf("%s's --%s takes a duration, which the chart does not check: --%s false was not refused "+
+					"with %q; values %q", c.cmd[0], name, name, parseError, values)
 			}
 		}
 	}
@@ -1171,8 +1219,8 @@ func TestChartKnowsTheBinariesFlags(t *testing.T) {
 
 // chartKnownFlags reads the ferry.knownFlags of _helpers.tpl: the
 // manager's entries, then, after its else, the agent's, each a name and
-// true where it is a boolean.
-func chartKnownFlags(t *testing.T) map[string]map[string]bool {
+// its kind.
+func chartKnownFlags(t *testing.T) map[string]map[string]string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(chartDir, "templates", "_helpers.tpl"))
 	if err != nil {
@@ -1184,12 +1232,12 @@ func chartKnownFlags(t *testing.T) map[string]map[string]bool {
 	if !found || !ended || !split {
 		t.Fatalf("_helpers.tpl: no ferry.knownFlags of the form if manager, else agent")
 	}
-	entry := regexp.MustCompile(`(?m)^([a-z0-9-]+): (boolean|value)$`)
-	listed := map[string]map[string]bool{}
+	entry := regexp.MustCompile(`(?m)^([a-z0-9-]+): (boolean|duration|number|value)$`)
+	listed := map[string]map[string]string{}
 	for component, part := range map[string]string{"manager": manager, "agent": agent} {
-		listed[component] = map[string]bool{}
+		listed[component] = map[string]string{}
 		for _, m := range entry.FindAllStringSubmatch(part, -1) {
-			listed[component][m[1]] = m[2] == "boolean"
+			listed[component][m[1]] = m[2]
 		}
 		if len(listed[component]) == 0 {
 			t.Fatalf("_helpers.tpl's ferry.knownFlags lists nothing for the %s:\n%s", component, part)
@@ -1199,21 +1247,37 @@ func chartKnownFlags(t *testing.T) map[string]map[string]bool {
 }
 
 // binaryFlags lists the flags a binary's usage (cmd, then -h) shows, each
-// true where it is a boolean: given a value that is none
-// (--name=ferry-no-boolean), the flag package refuses it as an "invalid
-// boolean value" only for a boolean flag, and takes it, or refuses it
-// otherwise, then prints the usage, for any other. A probe that prints
-// neither fails: the flag was not probed.
-func binaryFlags(t *testing.T, cmd ...string) map[string]bool {
+// with its kind, as the flag package's Set tells it: given a value that
+// is none (--name=ferry-no-value), it refuses it as an "invalid boolean
+// value" only for a boolean flag, with its bare "parse error" for a
+// duration or a number (its Duration, Int, Int64, Float64, ...), of which
+// a duration alone takes 1s, and takes it, or refuses it otherwise, for
+// any other ("value"), printing the usage after. A probe that prints
+// none of these fails: the flag was not probed.
+func binaryFlags(t *testing.T, cmd ...string) map[string]string {
 	t.Helper()
-	usage, _ := exec.Command(cmd[0], append(cmd[1:], "-h")...).CombinedOutput()
-	flags := map[string]bool{}
+	probe := func(name, value string) string {
+		out, _ := exec.Command(cmd[0], append(slices.Clone(cmd[1:]), "--"+name+"="+value, "-h")...).CombinedOutput()
+		return string(out)
+	}
+	usage, _ := exec.Command(cmd[0], append(slices.Clone(cmd[1:]), "-h")...).CombinedOutput()
+	flags := map[string]string{}
 	for _, m := range regexp.MustCompile(`(?m)^  -(\S+)`).FindAllStringSubmatch(string(usage), -1) {
-		probe, _ := exec.Command(cmd[0], append(cmd[1:], "--"+m[1]+"=ferry-no-boolean", "-h")...).CombinedOutput()
-		flags[m[1]] = strings.Contains(string(probe), "invalid boolean value")
-		if !flags[m[1]] && !strings.Contains(string(probe), "Usage of ") {
-			t.Errorf("%q --%s=ferry-no-boolean -h printed neither \"invalid boolean value\" nor the usage: %s", cmd,
-				m[1], probe)
+		name := m[1]
+		parseError := "for flag -" + name + ": parse error"
+		switch word := probe(name, "ferry-no-value"); {
+		case strings.Contains(word, "invalid boolean value"):
+			flags[name] = "boolean"
+		case strings.Contains(word, parseError):
+			flags[name] = "number"
+			if second := probe(name, "1s"); strings.Contains(second, "Usage of ") && !strings.Contains(second, parseError) {
+				flags[name] = "duration"
+			}
+		case strings.Contains(word, "Usage of "):
+			flags[name] = "value"
+		default:
+			t.Errorf("%q --%s=ferry-no-value -h printed neither \"invalid boolean value\", %q nor the usage: %s", cmd,
+				name, parseError, word)
 		}
 	}
 	if len(flags) < 10 {

@@ -350,25 +350,29 @@ flag taken for it).
 
 {{/*
 Every flag of a binary (cmd/manager's; cmd/agent's cluster mode), as a
-YAML map of its name to "boolean" or "value". A name neither binary
-defines makes the flag package fail at the start ("flag provided but not
-defined"). Written without "=", a boolean flag takes no next item for its
-value, which the flag package leaves an argument; any other flag takes
-the next item, whatever it reads. validate.yaml walks extraArgs by it;
-TestChartKnowsTheBinariesFlags holds it to the binaries' own -h, both
-ways. Call with (dict "component" "manager" or "agent").
+YAML map of its name to its kind: "boolean", "duration" (the flag
+package's Duration), "number" (its Int, Int64 or Float64) or "value" (any
+other). A name neither binary defines makes the flag package fail at the
+start ("flag provided but not defined"). Written without "=", a boolean
+flag takes no next item for its value, which the flag package leaves an
+argument; any other flag takes the next item, whatever it reads.
+validate.yaml walks extraArgs by it, and checks a duration's value; every
+number is one the chart renders from a value, which extraArgs may not
+give. TestChartKnowsTheBinariesFlags holds it to the binaries' own -h,
+both ways, and each number to being rendered. Call with (dict
+"component" "manager" or "agent").
 */}}
 {{- define "ferry.knownFlags" -}}
 {{- if eq .component "manager" }}
 agent-lease-namespace: value
-agent-stale-after: value
+agent-stale-after: duration
 health-probe-bind-address: value
-kube-api-burst: value
-kube-api-qps: value
+kube-api-burst: number
+kube-api-qps: number
 kubeconfig: value
 leader-elect: boolean
 leader-election-namespace: value
-max-concurrent-reconciles: value
+max-concurrent-reconciles: number
 metrics-bind-address: value
 metrics-cert-key: value
 metrics-cert-name: value
@@ -383,15 +387,15 @@ zap-time-encoding: value
 {{- else }}
 advertise-address: value
 bind-address: value
-drain-delay: value
+drain-delay: duration
 health-probe-bind-address: value
-heartbeat-interval: value
+heartbeat-interval: duration
 idle-timeout: value
-kube-api-burst: value
-kube-api-qps: value
+kube-api-burst: number
+kube-api-qps: number
 kubeconfig: value
 lease-namespace: value
-max-header-bytes: value
+max-header-bytes: number
 metrics-bind-address: value
 metrics-cert-key: value
 metrics-cert-name: value
@@ -401,12 +405,12 @@ node-name: value
 read-header-timeout: value
 request-body-timeout: value
 request-buffer-dir: value
-request-buffer-disk: value
-response-buffer-memory: value
+request-buffer-disk: number
+response-buffer-memory: number
 send-timeout: value
-simulate-workers: value
+simulate-workers: duration
 state-dir: value
-stats-interval: value
+stats-interval: duration
 trust-forwarded-for: boolean
 worker-users: value
 zap-devel: boolean
@@ -573,6 +577,30 @@ number in a string (float64 it back). The schema has checked its form.
 {{- $total = addf $total (mulf (float64 $n) (get $units (trimPrefix $n .))) }}
 {{- end }}
 {{- $total }}
+{{- end }}
+
+{{/*
+"true" where a flag's value is one the flag package's Duration flag takes
+(time.ParseDuration's): 0, or numbers each followed by a unit, ns, us, µs
+(U+00B5 or U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign
+before them, in all under 2^63 ns (2562047h47m16.854775807s; a negative
+one reaches 2^63). Summed as floats, a total within a microsecond under
+the bound reads as over it: refused, where the binary would take it.
+*/}}
+{{- define "ferry.isDuration" -}}
+{{- $part := "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)" }}
+{{- $s := regexReplaceAll "^[-+]" . "" }}
+{{- if eq $s "0" }}true
+{{- else if regexMatch (printf "^(%s)+$" $part) $s }}
+{{- $ns := dict "ns" 1.0 "us" 1e3 "µs" 1e3 "μs" 1e3 "ms" 1e6 "s" 1e9 "m" 6e10 "h" 3.6e12 }}
+{{- $total := 0.0 }}
+{{- range regexFindAll $part $s -1 }}
+{{- $n := regexFind "^[0-9.]+" . }}
+{{- $total = addf $total (mulf (float64 $n) (get $ns (trimPrefix $n .))) }}
+{{- end }}
+{{- $bound := 9.223372036854775808e18 }}
+{{- if or (lt $total $bound) (and (hasPrefix "-" .) (eq $total $bound)) }}true{{ end }}
+{{- end }}
 {{- end }}
 
 {{/*
