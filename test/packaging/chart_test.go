@@ -1217,6 +1217,50 @@ func TestChartKnowsTheBinariesFlags(t *testing.T) {
 	}
 }
 
+// TestChartLetsADefinedFlagNamedHelpWin: the flag package prints the
+// usage at -h, -help or --help only where the binary defines no flag of
+// that name, which neither does now: the chart's walk looks the flag up
+// first, as the flag package does, so a binary that came to define one
+// would have it walked as its own. Shown with a copy of the chart whose
+// ferry.knownFlags lists help (a value) for the manager, and h (a boolean)
+// for the agent.
+func TestChartLetsADefinedFlagNamedHelpWin(t *testing.T) {
+	chart := filepath.Join(t.TempDir(), "ferry")
+	if err := os.CopyFS(chart, os.DirFS(chartDir)); err != nil {
+		t.Fatal(err)
+	}
+	helpers := filepath.Join(chart, "templates", "_helpers.tpl")
+	data, err := os.ReadFile(helpers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := `{{- define "ferry.knownFlags" -}}
+{{- if eq .component "manager" }}
+`
+	doctored := strings.Replace(string(data), known, known+"help: value\n", 1)
+	doctored = strings.Replace(doctored, "zap-time-encoding: value\n{{- end }}\n{{- end }}",
+		"zap-time-encoding: value\nh: boolean\n{{- end }}\n{{- end }}", 1)
+	if strings.Count(doctored, "help: value\n") != 1 || strings.Count(doctored, "h: boolean\n") != 1 {
+		t.Fatalf("%s: ferry.knownFlags is not of the form this test edits", helpers)
+	}
+	if err := os.WriteFile(helpers, []byte(doctored), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		values, want string // want "" when accepted
+	}{
+		{"manager: {extraArgs: [--help, x, --zap-devel]}", ""},
+		{"agent: {extraArgs: [-h, --zap-devel]}", ""},
+		{"agent: {extraArgs: [-h, --help=false]}", "agent.extraArgs has --help=false, which asks the flag package for the usage"},
+		{"agent: {extraArgs: [-h=yes]}", "agent.extraArgs has -h=yes, a value the flag refuses: the agents would " +
+			"not start (invalid boolean value \"yes\" for -h: parse error)"},
+		// Not defined for the manager, -h still asks for the usage.
+		{"manager: {extraArgs: [-h]}", "manager.extraArgs has -h, which asks the flag package for the usage"},
+	} {
+		assertRenderedWith(t, renderOpts{chart: chart}, tt.values, tt.want, "")
+	}
+}
+
 // chartKnownFlags reads the ferry.knownFlags of _helpers.tpl: the
 // manager's entries, then, after its else, the agent's, each a name and
 // its kind.

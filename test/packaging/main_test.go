@@ -143,6 +143,8 @@ type renderOpts struct {
 	sets               []string // --set
 	// skipSchema renders with --skip-schema-validation, as a user may.
 	skipSchema bool
+	// chart is the chart's directory, chartDir when "".
+	chart string
 }
 
 // templateRaw runs `helm template` and returns the manifest.
@@ -153,7 +155,10 @@ func templateRaw(ctx context.Context, o renderOpts) (string, error) {
 	if o.namespace == "" {
 		o.namespace = "ferry-system"
 	}
-	args := []string{"template", o.release, chartDir, "--namespace", o.namespace, "--kube-version", kubeVersion}
+	if o.chart == "" {
+		o.chart = chartDir
+	}
+	args := []string{"template", o.release, o.chart, "--namespace", o.namespace, "--kube-version", kubeVersion}
 	for _, f := range o.valuesFiles {
 		if !filepath.IsAbs(f) {
 			f = filepath.Join("testdata", f)
