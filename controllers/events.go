@@ -515,7 +515,7 @@ func haltedLists(msg string) ([][]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	died, quoted, ok := failedList(rest, contract.DiedAfterReady)
+	died, quoted, ok := failedList(rest, aYoungDeath)
 	if ok {
 		if died == nil {
 			return nil, false
@@ -592,6 +592,13 @@ func failedList(clause, reason string) (nodes []string, quoted string, ok bool) 
 	}
 	return nodes, quoted, true
 }
+
+// aYoungDeath is a reason of a young death (contract.YoungDeathReason),
+// whose clause contract.FailedHow words "died on ... soon after it was
+// ready": failedAround's words of such a clause. Not DiedAfterReady
+// alone, which is read as a young death's reason only after how the
+// process exited and its lifetime.
+var aYoungDeath = contract.YoungDeathReason("exited with status 1", 0)
 
 // failedAround are the words of a clause of how the target failed
 // (contract.FailedHow(reason, " on "+list)), reason a failure of the kind

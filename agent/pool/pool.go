@@ -1722,7 +1722,7 @@ func (p *Pool) youngDeathLocked(w *Worker, lived time.Duration, inRequest bool) 
 	if lived >= crashWindow || !p.spawnsRevisionLocked(w.Revision) {
 		return youngDeath{}
 	}
-	reason := fmt.Sprintf("%s %s %s", w.proc.DescribeExit(), lived.Round(time.Millisecond), contract.DiedAfterReady)
+	reason := contract.YoungDeathReason(w.proc.DescribeExit(), lived)
 	switch {
 	case inRequest && p.lasted[w.Revision]:
 		reason += fmt.Sprintf(", while handling a request (more than %d such deaths in a row: taken as the app's)", maxExcused)

@@ -1,7 +1,7 @@
 package contract
 
 import (
-	"strings"
+	"regexp"
 	"time"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -18,40 +18,79 @@ import (
 // wave, as one that cannot boot does.
 const CrashWindow = 10 * time.Second
 
-// DiedAfterReady is in the agent's reason for a worker that exited within
-// CrashWindow of ready ("exited with status 3 200ms after it was ready",
-// and what it was doing then): the manager words such a failure "died
-// soon after it was ready", not "failed to spawn".
+// DiedAfterReady ends the lifetime in the agent's reason for a worker
+// that exited within CrashWindow of ready ("exited with status 3 200ms
+// after it was ready", and what it was doing then: YoungDeathReason): the
+// manager words such a failure "died soon after it was ready", not
+// "failed to spawn".
 const DiedAfterReady = "after it was ready"
+
+// YoungDeathReason is the agent's reason for a worker that exited within
+// CrashWindow of ready, lived after it: exit, how it ended as
+// spawn.describeExit words it ("exited with status 3", "was killed by a
+// signal (SIGSEGV: segmentation fault)"), then lived to the millisecond,
+// then DiedAfterReady ("exited with status 3 1.2s after it was ready").
+// The agent may add what the worker was doing after a comma (", while
+// handling a request (...)"). It is the one form DiedAfterReadyIn and
+// WithoutLifetime read.
+func YoungDeathReason(exit string, lived time.Duration) string {
+	return exit + " " + lived.Round(time.Millisecond).String() + " " + DiedAfterReady
+}
+
+// youngDeath matches a young death's reason (YoungDeathReason) from its
+// start: one of spawn.describeExit's forms, a lifetime, DiedAfterReady,
+// then the end or a comma. The lifetime is a Go duration, or "soon" as
+// WithoutLifetime words it, which the manager reads back (the halt's
+// message judges the reasons it quotes). Only at the start: a failed
+// spawn's reason can hold the app's own text (a WSGI load error's
+// exception, a readiness path's answer, "not ready within startTimeout
+// (90s): ..."), which may say "after it was ready" anywhere after its
+// first words, and none of those starts with how a process exited
+// followed by a lifetime. Agents have written this form since young
+// deaths were first reported, so no other is read.
+var youngDeath = regexp.MustCompile(`^(exited with status -?[0-9]+|exited \(.+?\)|was killed by a signal \(.+?\)|was killed \(SIGKILL: [^)]*\)) (\S+) ` +
+	DiedAfterReady + `(,|$)`)
+
+// youngDeathExit is how the worker a young death's reason is of exited
+// (YoungDeathReason's exit), and whether reason is one.
+func youngDeathExit(reason string) (string, bool) {
+	m := youngDeath.FindStringSubmatch(reason)
+	if m == nil {
+		return "", false
+	}
+	if _, err := time.ParseDuration(m[2]); err != nil && m[2] != "soon" {
+		return "", false
+	}
+	return m[1], true
+}
 
 // DiedAfterReadyIn reports whether reason, the agent's for a failed
 // spawn, is of a worker that spawned and died within CrashWindow of
-// ready (it has DiedAfterReady), not of one that never became ready.
+// ready (YoungDeathReason's form, from its start), not of one that never
+// became ready, whatever words the app put in the reason of that.
 func DiedAfterReadyIn(reason string) bool {
-	return strings.Contains(reason, DiedAfterReady)
+	_, ok := youngDeathExit(reason)
+	return ok
 }
 
 // WithoutLifetime is reason, the agent's for a failed spawn, cut to
 // "soon after it was ready" where it is of a worker that died soon after
-// it was ready: the lifetime before DiedAfterReady worded "soon" ("exited
+// it was ready (DiedAfterReadyIn): the lifetime worded "soon" ("exited
 // with status 1 1.2s after it was ready" reads "exited with status 1
 // soon after it was ready"), and whatever follows dropped; any other
-// reason as it is. DiedAfterReadyIn holds of it as of reason. Each young
-// death's lifetime is its own, and so is what the agent adds to one in a
-// request (", while handling a request (...)"), which the next death may
-// not have: a message that quotes a node's latest death without either
-// reads the same at each, and is not written anew, nor a `restart
-// --wait` line printed, at every death.
+// reason as it is, whatever the app's text in it says. DiedAfterReadyIn
+// holds of it as of reason. Each young death's lifetime is its own, and
+// so is what the agent adds to one in a request (", while handling a
+// request (...)"), which the next death may not have: a message that
+// quotes a node's latest death without either reads the same at each,
+// and is not written anew, nor a `restart --wait` line printed, at every
+// death.
 func WithoutLifetime(reason string) string {
-	at := strings.Index(reason, " "+DiedAfterReady)
-	if at < 0 {
+	exit, ok := youngDeathExit(reason)
+	if !ok {
 		return reason
 	}
-	start := strings.LastIndex(reason[:at], " ") + 1
-	if _, err := time.ParseDuration(reason[start:at]); err != nil {
-		return reason
-	}
-	return reason[:start] + "soon " + DiedAfterReady
+	return exit + " soon " + DiedAfterReady
 }
 
 // YoungDeathOf reports whether e, a pool's last spawn error, is a young

@@ -3,6 +3,7 @@ package contract
 import (
 	"strings"
 	"testing"
+	"time"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -70,6 +71,100 @@ func TestWithoutLifetime(t *testing.T) {
 		}
 		if DiedAfterReadyIn(got) != DiedAfterReadyIn(tt.reason) {
 			t.Errorf("WithoutLifetime(%q) = %q: DiedAfterReadyIn %v, was %v", tt.reason, got, DiedAfterReadyIn(got), DiedAfterReadyIn(tt.reason))
+		}
+	}
+}
+
+// exits are how a process ended as spawn.describeExit words it, one of
+// each of its forms (agent/spawn's TestDescribeExit checks its words are
+// read so).
+var exits = []string{
+	"exited with status 1",
+	"exited with status 0",
+	"exited with status 255",
+	"exited (wait: no child processes)",
+	"exited (stop signal: trace/breakpoint trap (trap 1))",
+	"was killed by a signal (SIGSEGV: segmentation fault)",
+	"was killed by a signal (SIGSEGV: segmentation fault, core dumped)",
+	"was killed by a signal (signal 40)",
+	"was killed (SIGKILL: by the kernel's out-of-memory killer, or by someone; see dmesg)",
+}
+
+// TestYoungDeathReasonRoundTrips: every exit form with every lifetime the
+// agent can report (rounded to the millisecond, under CrashWindow), with
+// or without what the agent adds of a death in a request, is a young
+// death, and WithoutLifetime words it the exit and "soon after it was
+// ready", itself still one.
+func TestYoungDeathReasonRoundTrips(t *testing.T) {
+	lifetimes := []time.Duration{0, 400 * time.Microsecond, time.Millisecond, 40 * time.Millisecond,
+		1234567 * time.Microsecond, 2500 * time.Millisecond, CrashWindow - time.Millisecond}
+	suffixes := []string{"", ", while handling a request (not the first death in a row, and no process of this " +
+		"revision has lived past the crash window yet)", ", while handling a request (more than 2 such deaths in a row: taken as the app's)"}
+	for _, exit := range exits {
+		for _, lived := range lifetimes {
+			for _, suffix := range suffixes {
+				reason := YoungDeathReason(exit, lived) + suffix
+				if !DiedAfterReadyIn(reason) {
+					t.Errorf("DiedAfterReadyIn(%q) = false, want true", reason)
+				}
+				want := exit + " soon " + DiedAfterReady
+				if got := WithoutLifetime(reason); got != want {
+					t.Errorf("WithoutLifetime(%q) = %q, want %q", reason, got, want)
+				}
+				if !DiedAfterReadyIn(want) {
+					t.Errorf("DiedAfterReadyIn(%q) = false, want true (WithoutLifetime's words)", want)
+				}
+			}
+		}
+	}
+	if got, want := YoungDeathReason("exited with status 3", 1234567*time.Microsecond), "exited with status 3 1.235s "+DiedAfterReady; got != want {
+		t.Errorf("YoungDeathReason = %q, want %q", got, want)
+	}
+}
+
+// TestAppTextSayingAfterItWasReadyIsNoYoungDeath: a failed spawn's reason
+// holds the app's own text (a WSGI load error's exception, what a
+// readiness path answered) and the agent's notes; where that says "after
+// it was ready", even after a lifetime, the reason is still of a spawn
+// that failed (read by substring, it was worded "died soon after it was
+// ready", a false halt message), and WithoutLifetime leaves it whole.
+func TestAppTextSayingAfterItWasReadyIsNoYoungDeath(t *testing.T) {
+	for _, reason := range []string{
+		// WSGI: the loader's exception (spawn.failReason's err.Error()).
+		"the app failed to load: RuntimeError: cache went away 1.2s " + DiedAfterReady,
+		"the app failed to load: RuntimeError: cache went away 1.2s " + DiedAfterReady + ", retrying",
+		"the app failed to load: RuntimeError: the database closed " + DiedAfterReady,
+		// A readiness path's answer.
+		"not ready within startTimeout (90s): 503 from /healthz: warming up, check again 2s " + DiedAfterReady,
+		"not ready within startTimeout (90s): 500 from /healthz: worker exited with status 1 3s " + DiedAfterReady,
+		"not ready within startTimeout (1s): the app was still loading (importing passenger_wsgi.py)",
+		// Exited before ready, with the foreground note.
+		"exited with status 0 before it was ready; the command must stay in the foreground, serving, not fork into " +
+			"the background (daemonize) and exit: Ferry watches the process it started, and kills what it leaves behind",
+		"was killed by a signal (SIGSEGV: segmentation fault) before it was ready",
+		// An exit form, then no lifetime, or more than one word, before
+		// the words; or the words run on.
+		"exited with status 1 " + DiedAfterReady,
+		"exited with status 1 in 1.2s " + DiedAfterReady,
+		"exited with status 1 1.2s " + DiedAfterReady + " and then some",
+		"exited with status 1 1.2s " + DiedAfterReady + "; not",
+		"exited with status 1 later " + DiedAfterReady,
+		"exited (status) then 1.2s " + DiedAfterReady,
+		// Words before the exit form.
+		"worker exited with status 1 1.2s " + DiedAfterReady,
+		" exited with status 1 1.2s " + DiedAfterReady,
+		"it died " + DiedAfterReady,
+		DiedAfterReady,
+		"",
+	} {
+		if DiedAfterReadyIn(reason) {
+			t.Errorf("DiedAfterReadyIn(%q) = true, want false", reason)
+		}
+		if got := WithoutLifetime(reason); got != reason {
+			t.Errorf("WithoutLifetime(%q) = %q, want it whole", reason, got)
+		}
+		if got := FailedHow(reason, " on node-b"); got != "failed to spawn on node-b" {
+			t.Errorf("FailedHow(%q, \" on node-b\") = %q, want \"failed to spawn on node-b\"", reason, got)
 		}
 	}
 }

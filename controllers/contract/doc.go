@@ -29,6 +29,10 @@
 //     kubectl-ferry, which prints the view, builds anywhere).
 //   - CrashWindow is how long a new process must live to count as
 //     working: to the agent's crash-loop backoff and to the manager's waves.
+//   - YoungDeathReason is the agent's reason for a young death (a worker
+//     that died within CrashWindow of ready), the one form DiedAfterReadyIn
+//     reads, from the reason's start, so that a failed spawn whose app text
+//     says "after it was ready" is not taken for one.
 //   - YoungDeathOf tells a pool's last spawn error that is a young death of
 //     a revision (died within CrashWindow of ready), and DiesYoungAgain one
 //     the restart waits end on (the second round in a row, the revision
