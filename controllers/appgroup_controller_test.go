@@ -711,6 +711,46 @@ func TestNodeReturnedWhenTheTargetDiesAfterReady(t *testing.T) {
 	assertEventCountOf(t, ns, "blog", controllers.EventNodeReturned, "cannot spawn", 0)
 }
 
+// TestNodeReturnedWhenTheAppSaysAfterItWasReady: a node that cannot spawn
+// the new revision, its app's exception saying "after it was ready" (in
+// the WSGI load error the agent reports whole), is returned as one that
+// cannot spawn it. Read by substring, the reason was a young death's: the
+// note said its processes "died soon after they were ready".
+func TestNodeReturnedWhenTheAppSaysAfterItWasReady(t *testing.T) {
+	ns := newNamespace(t)
+	a, b, c, agents, rev1, rev2 := givenToTwoOfThree(t, ns)
+	agents[1].failSpawns("blog", "the app failed to load: RuntimeError: cache went away 1.2s "+contract.DiedAfterReady)
+	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNodeReturned,
+		"Returned node "+b+" to revision "+rev1+": it cannot spawn revision "+rev2)
+	assertEventCountOf(t, ns, "blog", controllers.EventNodeReturned, "died soon after", 0)
+}
+
+// TestHaltWhenTheAppSaysAfterItWasReady: a new AppGroup whose first
+// revision fails to spawn, the app's exception, then what its readiness
+// path answers, saying "after it was ready" after a lifetime. The halt
+// says it failed to spawn, quotes the reason whole and waits for it to
+// start. Read by substring, the reason was a young death's: no halt, but
+// a crash loop, RollingRestart ProvingRevision "a process of revision
+// ... died soon after it was ready (...), and none has lived 10s",
+// waiting for a process of an app that never started to live the crash
+// window.
+func TestHaltWhenTheAppSaysAfterItWasReady(t *testing.T) {
+	for i, reason := range []string{
+		"the app failed to load: RuntimeError: cache went away 1.2s " + contract.DiedAfterReady,
+		"not ready within startTimeout (90s): 503 from /healthz: warming up, try again 2s " + contract.DiedAfterReady,
+	} {
+		ns := newNamespace(t)
+		a := newNode(t, ns, "a", true)
+		newAppGroup(t, ns, "blog", nil)
+		newAgent(t, ns, a, fmt.Sprintf("192.0.2.%d", 2+i)).failSpawns("blog", reason)
+		waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+			"it failed to spawn on "+a+" ("+reason+")", "the rollout goes on once it starts there")
+		waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" (")
+		assertEventCountOf(t, ns, "blog", controllers.EventRolloutHalted, "soon after it was ready", 0)
+	}
+}
+
 // TestFirstRevisionHaltNamesEveryNode: a new AppGroup whose first
 // revision fails on both nodes, their agents reporting one after the
 // other. RollingRestart names both; the RolloutHalted event named the first
