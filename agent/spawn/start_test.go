@@ -8,6 +8,7 @@ import (
 	"time"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // TestSpawnSlowImportSaysToRaiseStartTimeout: a WSGI app still importing
@@ -66,21 +67,32 @@ func TestSpawnLoadErrorIsSaidOnce(t *testing.T) {
 }
 
 // TestDescribeExit: a signal is named (SIGKILL, SIGSEGV), not only worded
-// as Go words it, and SIGKILL says who sends it.
+// as Go words it, and SIGKILL says who sends it. Each wording is read back
+// by the manager: a young death of it (contract.YoungDeathReason, as
+// agent/pool writes one) is one (contract.DiedAfterReadyIn), and its exit
+// before it was ready (exitError) is not.
 func TestDescribeExit(t *testing.T) {
 	for status, want := range map[string]string{
 		"exit status 3":  "exited with status 3",
 		"exit status 0":  "exited with status 0",
 		"signal: killed": "was killed (SIGKILL: by the kernel's out-of-memory killer, or by someone; see dmesg)",
-		"signal: segmentation fault (core dumped)": "was killed by a signal (SIGSEGV: segmentation fault, core dumped)",
-		"signal: segmentation fault":               "was killed by a signal (SIGSEGV: segmentation fault)",
-		"signal: terminated":                       "was killed by a signal (SIGTERM: terminated)",
-		"signal: aborted":                          "was killed by a signal (SIGABRT: aborted)",
-		"signal: signal 40":                        "was killed by a signal (signal 40)",
-		"wait: no child processes":                 "exited (wait: no child processes)",
+		"signal: segmentation fault (core dumped)":    "was killed by a signal (SIGSEGV: segmentation fault, core dumped)",
+		"signal: segmentation fault":                  "was killed by a signal (SIGSEGV: segmentation fault)",
+		"signal: terminated":                          "was killed by a signal (SIGTERM: terminated)",
+		"signal: aborted":                             "was killed by a signal (SIGABRT: aborted)",
+		"signal: signal 40":                           "was killed by a signal (signal 40)",
+		"wait: no child processes":                    "exited (wait: no child processes)",
+		"stop signal: trace/breakpoint trap (trap 1)": "exited (stop signal: trace/breakpoint trap (trap 1))",
 	} {
-		if got := describeExit(status); got != want {
+		got := describeExit(status)
+		if got != want {
 			t.Errorf("describeExit(%q) = %q, want %q", status, got, want)
+		}
+		if young := contract.YoungDeathReason(got, 1200*time.Millisecond); !contract.DiedAfterReadyIn(young) {
+			t.Errorf("contract.DiedAfterReadyIn(%q) = false, want true", young)
+		}
+		if before := got + " before it was ready"; contract.DiedAfterReadyIn(before) {
+			t.Errorf("contract.DiedAfterReadyIn(%q) = true, want false", before)
 		}
 	}
 }
