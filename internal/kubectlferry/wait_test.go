@@ -1005,65 +1005,99 @@ func TestHaltClock(t *testing.T) {
 
 // TestRestartWaitEndsAHaltThatFlipsWithRetries: a rollout halted at a
 // node that cannot spawn a target proven elsewhere, which the manager keeps
-// no record of, reads RestartingBlocking while the node's agent retries
-// and RolloutHalted at each failure, the counts the same each time. The
-// grace (3s) runs through the flips, and the wait ends with exit 1 and the
-// manager's reason, not at --timeout (seen failing with the clock reset at
-// every poll not halted: "timed out waiting for ... the rollout was at:
-// RollingRestart=True: node 2/2 (node-2), process 1/2; ...").
+// no record of, reads the rollout complete with Ready False while the
+// node's agent retries (its spawning process counted as updated) and
+// RolloutHalted at each failure (provenHaltAt). The grace (3s) runs through
+// the flips, and the wait ends with exit 1 and the manager's reason, not
+// at --timeout (seen failing with the clock reset at every poll not
+// halted: "timed out waiting for ... the rollout was at: RollingRestart=True:
+// node 2/2 (node-2), process 1/2; ...", of the status as first written).
 func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 	ns := newNamespace(t)
 	newAppGroup(t, ns, "app", "5")
 	target := "6-" + hash
-	halted := "Rollout of revision " + target + " halted at 1/2 nodes updated: it failed to spawn on node-2 " +
-		"(the app failed to load); its agent retries it with backoff, at most a minute apart, and the rollout " +
-		"goes on once every process there runs it and is ready; or change the ferry.dev/revision annotation " +
-		"or the app to start a new rollout"
 	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 2) })
 	w := startWaitGrace(t, 3*time.Second, ns, "app", "--timeout", "40s")
 	w.next(t)
+	halt := provenHalt{target: target, node: "node-2", nodes: 2, updated: 1, perNode: 2}
 	var r result
-	restarts := 0
+	retries := 0
 	for retrying := false; ; retrying = !retrying {
 		ag := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
-			flipsWithRetries(ag, st, target, halted, retrying)
+			halt.write(ag, st, retrying)
 		})
 		var done bool
 		if r, done = w.atOrDone(t, ag.ResourceVersion); done {
 			break
 		}
 		if retrying {
-			restarts++
+			retries++
 		}
 	}
-	if r.code != ExitFailure || !strings.Contains(r.err, "rollout halted: AppGroup "+ns+"/app: "+halted) ||
+	if r.code != ExitFailure || !strings.Contains(r.err, "rollout halted: AppGroup "+ns+"/app: "+halt.message()) ||
 		!strings.Contains(r.err, "(for 3s)") {
 		t.Fatalf("exit %d, stderr %q; want 1 with the manager's reason", r.code, r.err)
 	}
-	if restarts == 0 {
-		t.Errorf("the wait ended before it read the rollout restarting between halts: %q", r.out)
+	if retries == 0 {
+		t.Errorf("the wait ended before it read a retry between halts: %q", r.out)
 	}
 }
 
-// flipsWithRetries is the status the manager writes of a rollout halted at
-// node-2 of 2, which cannot spawn target, proven: retrying, node-2's
-// agent spawns it again (RestartingBlocking, its spawning process counted
-// as updated), else it failed again (RolloutHalted, none of it there).
-func flipsWithRetries(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus, target, halted string, retrying bool) {
-	rolledOut(ag, st, target, 2)
-	st.ProvenRevision = target
-	st.Nodes.Ready, st.Nodes.Updated, st.ReadyNodes = 1, 1, "1/2"
-	st.Processes = ferryv1.ProcessCounts{Ready: 2, Updated: 2, Total: 2}
-	st.ReadyProcesses = "2/2"
-	st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
-		"1/2 nodes ready; not ready: node-2 (0/0 processes ready, minProcesses 2)")
-	st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, halted)
+// provenHalt is a rollout of target, proven (status.provenRevision), halted
+// at node, which cannot spawn it: of nodes selected, updated others run it
+// (and are ready), the rest an older revision, each node perNode processes;
+// the node waiting for its wave, if any, is the last, node-<nodes>.
+type provenHalt struct {
+	target, node            string
+	nodes, updated, perNode int32
+}
+
+// write writes the status the manager writes of the halt (controllers'
+// computeStatus, printed for such pools): at a failure, RolloutHalted, none
+// of the target on node; retrying, the node's agent spawns one process of
+// it again, and the manager reads the rollout as it does of a node done:
+// counted updated (nodeCounts, processCounts), RolloutComplete, or
+// WaitingForWave where a node waits for its wave (rollingRestartCondition),
+// Ready False; not RestartingBlocking: the agent's Blocking restart was one
+// round (agent/pool's blockingRestart), and its retries are scale spawns
+// (scaleSpawn), its pool's RollingRestart False. The target proven, no
+// halt is recorded (haltRecord), so nothing keeps the halt read between
+// failures (keptFailing) where no other node fails.
+func (h provenHalt) write(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus, retrying bool) {
+	rolledOut(ag, st, h.target, h.nodes)
+	st.ProvenRevision = h.target
+	others := h.nodes - 1
+	spawning := int32(0)
 	if retrying {
-		st.Processes = ferryv1.ProcessCounts{Ready: 2, Updated: 3, Total: 3}
-		st.ReadyProcesses = "2/3"
-		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRestartingBlocking,
-			"node 2/2 (node-2), process 1/2")
+		spawning = 1
 	}
+	st.Nodes = ferryv1.NodeCounts{Ready: others, Updated: h.updated + spawning, Total: h.nodes}
+	st.Processes = ferryv1.ProcessCounts{Ready: others * h.perNode, Updated: h.updated*h.perNode + spawning,
+		Total: others*h.perNode + spawning}
+	st.ReadyNodes = fmt.Sprintf("%d/%d", st.Nodes.Ready, st.Nodes.Total)
+	st.ReadyProcesses = fmt.Sprintf("%d/%d", st.Processes.Ready, st.Processes.Total)
+	st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionFalse, ferryv1.ReasonProcessesNotReady,
+		fmt.Sprintf("%d/%d nodes ready; not ready: %s (0 of %d processes ready, minProcesses is %d; spawns are failing: "+
+			"the app failed to load)", others, h.nodes, h.node, spawning, ag.Spec.Pool.MinProcesses))
+	switch {
+	case !retrying:
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted, h.message())
+	case st.Nodes.Updated < h.nodes:
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave,
+			fmt.Sprintf("%d/%d nodes updated; next: node-%d, after %s rolled out", st.Nodes.Updated, h.nodes,
+				h.nodes, h.node))
+	default:
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutComplete,
+			fmt.Sprintf("Revision %s runs on %d/%d nodes", h.target, h.nodes, h.nodes))
+	}
+}
+
+// message is RollingRestart's message of the halt.
+func (h provenHalt) message() string {
+	return fmt.Sprintf("Rollout of revision %s halted at %d/%d nodes updated: it failed to spawn on %s "+
+		"(the app failed to load), with no older process to keep serving; its agent retries it with backoff, at most "+
+		"a minute apart, and the rollout goes on once it starts there; or change the ferry.dev/revision annotation "+
+		"or the app to start a new rollout", h.target, h.updated, h.nodes, h.node)
 }
 
 func TestRestartWaitTimesOut(t *testing.T) {
