@@ -69,8 +69,9 @@ type App struct {
 	// HaltGrace is how long restart --wait follows a rollout halted by a
 	// node that cannot spawn the revision before it gives up: such a halt
 	// lifts itself when a retried spawn works. It runs from the first poll
-	// that reads the halt until the rollout makes progress (haltClock),
-	// also through polls that read a retry under way in between.
+	// that reads the halt until a poll that reads it halted further on
+	// (haltClock), also through polls that read a retry under way in
+	// between.
 	// DefaultHaltGrace when 0.
 	HaltGrace time.Duration
 

@@ -409,40 +409,45 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 // poll that reads it halted, for as long as the rollout makes no progress
 // (rolloutMark), through polls that read it not halted. A target proven
 // on a node leaves the manager no record of its halt there, so while the
-// node's agent retries it RollingRestart reads the restart under way
-// (RestartingBlocking) and, at each failure, RolloutHalted again: timed
-// from each of those, the halt never lasted the grace, and the wait ran to
-// --timeout. A poll that shows progress stops the clock; the next halted
-// one starts it again.
+// node's agent retries it, where no other node fails, the manager reads
+// the node as done (RolloutComplete, or WaitingForWave, with Ready False)
+// and, at each failure, RolloutHalted again: timed from each of those, the
+// halt never lasted the grace, and the wait ran to --timeout. Progress is
+// judged by the halted polls alone: a retry's spawning process and its
+// node count as updated while it spawns, so a retry reads further than the
+// halt, as far as the next node's halt may once the node has recovered,
+// which then read as no progress and ended the wait at its first poll.
+// A halted poll past the furthest halted one restarts the clock.
 type haltClock struct {
 	// since is when the halt being timed was first read; zero when none is.
 	since time.Time
-	// furthest is the furthest the rollout has got in this wait.
+	// furthest is the furthest the halted polls have read the rollout in
+	// this wait.
 	furthest rolloutMark
 }
 
 // lasted takes in one poll, at now, that read the rollout halted or not
 // and at mark, and says whether the halt has now lasted grace: only a
 // poll that reads it halted ends the wait, with the manager's words of
-// the halt.
+// the halt, and only one counts toward progress.
 func (c *haltClock) lasted(now time.Time, halted bool, mark rolloutMark, grace time.Duration) bool {
+	if !halted {
+		return false
+	}
 	if c.furthest.passedBy(mark) {
 		c.since = time.Time{}
 	}
 	c.furthest = c.furthest.upTo(mark)
-	switch {
-	case !halted:
-		return false
-	case c.since.IsZero():
+	if c.since.IsZero() {
 		c.since = now
 		return false
 	}
 	return now.Sub(c.since) >= grace
 }
 
-// rolloutMark is how far a rollout has got, by the counts of its status:
-// the manager's own, which do not change with a retry's failures as
-// RollingRestart's reason and message do.
+// rolloutMark is how far a rollout has got, by the counts of its status
+// at a halted poll: the manager's own, the same at each failure of a
+// node's retries, where RollingRestart's reason flips with them.
 type rolloutMark struct {
 	// revision and total are the rollout the counts are of: another target
 	// (a spec change) or another set of nodes is another rollout.
@@ -459,10 +464,9 @@ func markOf(st *ferryv1.AppGroupStatus) rolloutMark {
 }
 
 // passedBy: mark is of another rollout than m, or it has more nodes or
-// processes on the target than m. Not fewer: a retry's process counts as
-// updated while it spawns and is gone at its failure, and a node leaves
-// nodes.updated while its agent restarts, so counts that fall and come
-// back are no progress; only a count past the furthest is.
+// processes on the target than m. Not fewer: a node leaves nodes.updated
+// while its agent restarts, so counts that fall and come back are no
+// progress; only a count past the furthest is.
 func (m rolloutMark) passedBy(mark rolloutMark) bool {
 	return mark.revision != m.revision || mark.total != m.total ||
 		mark.nodesUpdated > m.nodesUpdated || mark.processesUpdated > m.processesUpdated

@@ -924,17 +924,21 @@ func TestRestartWaitHaltedByANodeThatCannotSpawn(t *testing.T) {
 }
 
 // TestHaltClock: the halt grace runs from the first poll that reads the
-// rollout halted for as long as its counts show no progress, through polls
-// that read it restarting (a proven target's retries flip it so), and
-// starts again after a poll that shows progress: more nodes or processes
-// updated than ever before in the wait, or another target or set of nodes.
-// Seen failing with the clock reset at every poll not halted: "poll 4
-// (halted at 4s): lasted false, want true".
+// rollout halted for as long as the halted polls' counts show no progress,
+// through polls that read it not halted (a proven target's retries read it
+// complete or waiting for a wave), and starts again at a halted poll that
+// shows progress: more nodes or processes updated than any halted poll
+// before in the wait, or another target or set of nodes. A retry's counts,
+// its spawning process and its node updated, are no progress, nor do they
+// hide the next node's halt at the same counts. Seen failing with the
+// clock reset at every poll not halted: "poll 4 (halted at 4s): lasted
+// false, want true"; and with counts taken at every poll: "poll 4 (halted
+// at 6s): lasted true, want false".
 func TestHaltClock(t *testing.T) {
 	const grace = 3 * time.Second
 	// At a halt, node-2 of 2 runs none of the target (its retry's process
 	// gone), node-1 both processes; while node-2 retries, its spawning
-	// process counts as updated.
+	// process counts as updated (and node-2, not counted here).
 	halt := rolloutMark{revision: "6-a", total: 2, nodesUpdated: 1, processesUpdated: 2}
 	retry := halt
 	retry.processesUpdated = 3
@@ -944,6 +948,11 @@ func TestHaltClock(t *testing.T) {
 	onMore.total = 3
 	respec := halt
 	respec.revision = "6-b"
+	// node-2 of 3 halts, one process a node; its retries count a node and
+	// a process more, as many as node-3's halt once node-2 has recovered.
+	halt2 := rolloutMark{revision: "6-a", total: 3, nodesUpdated: 1, processesUpdated: 1}
+	retry2 := rolloutMark{revision: "6-a", total: 3, nodesUpdated: 2, processesUpdated: 2}
+	halt3 := retry2
 	type poll struct {
 		at     time.Duration
 		halted bool
@@ -965,7 +974,7 @@ func TestHaltClock(t *testing.T) {
 			{0, false, retry, false}, {time.Second, true, halt, false}, {5 * time.Second, false, retry, false},
 			{6 * time.Second, true, halt, true},
 		}},
-		{"a retry's spawning process first seen after the halt moves it once", []poll{
+		{"a retry's spawning process is no progress", []poll{
 			{0, true, halt, false}, {time.Second, false, retry, false}, {2 * time.Second, true, halt, false},
 			{4 * time.Second, false, retry, false}, {5 * time.Second, true, halt, true},
 		}},
@@ -985,13 +994,18 @@ func TestHaltClock(t *testing.T) {
 			{0, true, moved, false}, {time.Second, false, halt, false}, {2 * time.Second, false, moved, false},
 			{3 * time.Second, true, moved, true},
 		}},
+		{"the next node's halt at a retry's counts starts it again", []poll{
+			{0, true, halt2, false}, {time.Second, false, retry2, false}, {2 * time.Second, true, halt2, false},
+			{3 * time.Second, false, retry2, false}, {6 * time.Second, true, halt3, false},
+			{8 * time.Second, true, halt3, false}, {9 * time.Second, true, halt3, true},
+		}},
 	}
 	start := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var c haltClock
 			for i, p := range tt.polls {
-				what := "restarting"
+				what := "not halted"
 				if p.halted {
 					what = "halted"
 				}
@@ -1040,6 +1054,69 @@ func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 	}
 	if retries == 0 {
 		t.Errorf("the wait ended before it read a retry between halts: %q", r.out)
+	}
+}
+
+// TestRestartWaitGivesTheNextNodesHaltItsGrace: a proven target halts at
+// node-2 of 3 (a process a node) and flips with its agent's retries
+// (provenHalt), each retry counting a node and a process more on the
+// target than the halts; read retrying when the grace (5s) from the
+// second halt is over, node-2 recovers, and node-3, given the target next,
+// fails to spawn it, its agent's first spawn over between two polls. Its
+// halt counts 2/3 nodes updated, as node-2's retries did and its halts did
+// not: the rollout went on, so the wait goes on at node-3's first halted
+// poll, and ends with exit 1 once node-3's halt has lasted the grace.
+// (Seen failing with the counts taken at every poll: "the wait ended at a
+// status where it should go on: ... halted at 2/3 nodes updated: it failed
+// to spawn on node-3 ...".)
+func TestRestartWaitGivesTheNextNodesHaltItsGrace(t *testing.T) {
+	const grace = 5 * time.Second
+	ns := newNamespace(t)
+	ag := newAppGroup(t, ns, "app", "5")
+	ag.Spec.Pool.MinProcesses = 1
+	if err := env.Client.Update(context.Background(), ag); err != nil {
+		t.Fatal(err)
+	}
+	target := "6-" + hash
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 3) })
+	w := startWaitGrace(t, grace, ns, "app", "--timeout", "40s")
+	w.next(t)
+	write := func(mutate func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)) string {
+		return setAppGroupStatus(t, ns, "app", mutate).ResourceVersion
+	}
+	onNode2 := provenHalt{target: target, node: "node-2", nodes: 3, updated: 1, perNode: 1}
+	var halted time.Time
+	var rv string
+	for _, retrying := range []bool{false, true, false, true} {
+		rv = write(func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { onNode2.write(ag, st, retrying) })
+		w.at(t, rv)
+		if !retrying {
+			halted = time.Now() // after the wait's own reading of the halt
+		}
+	}
+	// The last retry is read until the grace from the last halt is over.
+	for time.Since(halted) < grace {
+		w.at(t, rv)
+	}
+	w.at(t, write(func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 3)
+		st.ProvenRevision = target
+		st.Nodes.Updated = 2
+		st.Processes = ferryv1.ProcessCounts{Ready: 3, Updated: 2, Total: 3}
+		st.ReadyProcesses = "3/3"
+		st.Conditions[0] = cond(ferryv1.ConditionReady, metav1.ConditionTrue, ferryv1.ReasonProcessesReady,
+			"3/3 nodes ready, 3/3 processes ready")
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonWaitingForWave,
+			"2/3 nodes updated; next: node-3")
+	}))
+	onNode3 := provenHalt{target: target, node: "node-3", nodes: 3, updated: 2, perNode: 1}
+	if r := w.at(t, write(func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { onNode3.write(ag, st, false) })); !r.Halted {
+		t.Fatalf("assessed %+v, want halted", r)
+	}
+	r := w.result(t)
+	if r.code != ExitFailure || !strings.Contains(r.err, "rollout halted: AppGroup "+ns+"/app: "+onNode3.message()) ||
+		!strings.Contains(r.err, "(for 5s)") {
+		t.Fatalf("exit %d, stderr %q; want 1 with the manager's reason", r.code, r.err)
 	}
 }
 
