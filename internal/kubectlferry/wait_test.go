@@ -1060,7 +1060,7 @@ func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 // TestRestartWaitGivesTheNextNodesHaltItsGrace: a proven target halts at
 // node-2 of 3 (a process a node) and flips with its agent's retries
 // (provenHalt), each retry counting a node and a process more on the
-// target than the halts; read retrying when the grace (5s) from the
+// target than the halts; read retrying when the grace (15s) from the
 // second halt is over, node-2 recovers, and node-3, given the target next,
 // fails to spawn it, its agent's first spawn over between two polls. Its
 // halt counts 2/3 nodes updated, as node-2's retries did and its halts did
@@ -1070,7 +1070,10 @@ func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 // status where it should go on: ... halted at 2/3 nodes updated: it failed
 // to spawn on node-3 ...".)
 func TestRestartWaitGivesTheNextNodesHaltItsGrace(t *testing.T) {
-	const grace = 5 * time.Second
+	// The grace is long beside the few writes between the two halts of
+	// node-2 (the wait ends, rightly, at the second where the grace from
+	// the first is over), so that only a stall of 15s fails the test.
+	const grace = 15 * time.Second
 	ns := newNamespace(t)
 	ag := newAppGroup(t, ns, "app", "5")
 	ag.Spec.Pool.MinProcesses = 1
@@ -1079,7 +1082,7 @@ func TestRestartWaitGivesTheNextNodesHaltItsGrace(t *testing.T) {
 	}
 	target := "6-" + hash
 	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 3) })
-	w := startWaitGrace(t, grace, ns, "app", "--timeout", "40s")
+	w := startWaitGrace(t, grace, ns, "app", "--timeout", "90s")
 	w.next(t)
 	write := func(mutate func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)) string {
 		return setAppGroupStatus(t, ns, "app", mutate).ResourceVersion
@@ -1115,7 +1118,7 @@ func TestRestartWaitGivesTheNextNodesHaltItsGrace(t *testing.T) {
 	}
 	r := w.result(t)
 	if r.code != ExitFailure || !strings.Contains(r.err, "rollout halted: AppGroup "+ns+"/app: "+onNode3.message()) ||
-		!strings.Contains(r.err, "(for 5s)") {
+		!strings.Contains(r.err, "(for 15s)") {
 		t.Fatalf("exit %d, stderr %q; want 1 with the manager's reason", r.code, r.err)
 	}
 }
