@@ -146,7 +146,7 @@ type Agent struct {
 	// saveTrouble is, for each pool whose last save of its spec failed,
 	// which of those failures were logged (saveIfChanged): the reconcile
 	// loop's alone, which saves and forgets the pools, so it takes no lock.
-	saveTrouble map[types.NamespacedName]*leaseTrouble
+	saveTrouble map[types.NamespacedName]*saveTrouble
 }
 
 // New prepares an agent; Run starts it.
@@ -658,51 +658,81 @@ const saveRetryEvery = 5 * time.Second
 // way the store keeps no record of it, and its retry writes it again.
 // Failures are logged as the Lease's renewals are (leaseTrouble): when
 // they start, when they fail otherwise, and every leaseRemindEvery, not
-// at every retry; the save after them with how long they lasted.
+// at every retry; and whenever what the line says a restart resumes is
+// not what the last one said (saveTrouble.said); the save after them with
+// how long they lasted. Each line names the spec: its revision and
+// generation.
 func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool) (saved bool) {
 	err := a.store.saveIfChanged(pp)
 	if err == nil {
-		a.savedAfterTrouble(key)
+		a.savedAfterTrouble(key, pp)
 		return true
 	}
 	if a.opts.saveFailed != nil {
 		a.opts.saveFailed(key)
 	}
-	if a.saveTrouble == nil {
-		a.saveTrouble = map[types.NamespacedName]*leaseTrouble{}
-	}
-	trouble := a.saveTrouble[key]
-	if trouble == nil {
-		trouble = &leaseTrouble{}
-		a.saveTrouble[key] = trouble
-	}
-	since, log := trouble.failed(time.Now(), err)
-	if !log {
+	trouble := a.saveTroubleOf(key)
+	since, due := trouble.failed(time.Now(), err)
+	msg := saveFailedMsg(err)
+	said := fmt.Sprintf("%s (revision %q, generation %d)", msg, pp.Spec.Revision, pp.Generation)
+	if !due && said == trouble.said {
 		return false
 	}
-	kvs := []any{"pool", key, "retryIn", a.opts.saveRetry.String(), "failingSince", since.UTC().Format(time.RFC3339)}
-	if errors.Is(err, errNotDurable) {
-		a.log.Error(err, "Saved the pool's spec, but could not sync its directory: an agent restart without the API"+
-			" server resumes this spec, unless the node loses power first, which may bring back its previous saved"+
-			" spec, if any; will retry", kvs...)
-	} else {
-		a.log.Error(err, "Could not save the pool's spec; an agent restart without the API server would resume"+
-			" the spec saved last, if any, which may not be this one; will retry", kvs...)
-	}
+	trouble.said = said
+	a.log.Error(err, msg, "pool", key, "revision", pp.Spec.Revision, "generation", pp.Generation,
+		"retryIn", a.opts.saveRetry.String(), "failingSince", since.UTC().Format(time.RFC3339))
 	return false
 }
 
-// savedAfterTrouble says the spec of the pool of key was saved, and for
-// how long its saves had failed, if they had.
-func (a *Agent) savedAfterTrouble(key types.NamespacedName) {
+// saveTrouble is leaseTrouble for the failed saves of one pool's spec,
+// and what the line logged last said a restart resumes: its message and
+// the spec it names. A failure of a kind logged already is logged again
+// when that changes: the write failing, then the directory's sync ("this
+// spec"), then the write again for a changed spec would leave the last
+// line saying a restart resumes a spec it does not
+// (TestSaveFailuresLoggedWhenWhatTheySayChanges).
+type saveTrouble struct {
+	leaseTrouble
+	said string
+}
+
+// saveTroubleOf is the pool of key's saveTrouble, made at its first
+// failed save.
+func (a *Agent) saveTroubleOf(key types.NamespacedName) *saveTrouble {
+	if a.saveTrouble == nil {
+		a.saveTrouble = map[types.NamespacedName]*saveTrouble{}
+	}
+	trouble := a.saveTrouble[key]
+	if trouble == nil {
+		trouble = &saveTrouble{}
+		a.saveTrouble[key] = trouble
+	}
+	return trouble
+}
+
+// saveFailedMsg is the line for a failed save of err: which spec a
+// restart without the API server resumes.
+func saveFailedMsg(err error) string {
+	if errors.Is(err, errNotDurable) {
+		return "Saved the pool's spec, but could not sync its directory: an agent restart without the API" +
+			" server resumes this spec, unless the node loses power first, which may bring back its previous saved" +
+			" spec, if any; will retry"
+	}
+	return "Could not save the pool's spec; an agent restart without the API server would resume" +
+		" the spec saved last, if any, which may not be this one; will retry"
+}
+
+// savedAfterTrouble says the spec pp of the pool of key was saved, and
+// for how long its saves had failed, if they had.
+func (a *Agent) savedAfterTrouble(key types.NamespacedName, pp *ferryv1.ProcessPool) {
 	trouble := a.saveTrouble[key]
 	if trouble == nil {
 		return
 	}
 	delete(a.saveTrouble, key)
 	if since, was := trouble.renewed(); was {
-		a.log.Info("Saved the pool's spec after failed tries", "pool", key,
-			"failedFor", time.Since(since).Round(time.Second).String())
+		a.log.Info("Saved the pool's spec after failed tries", "pool", key, "revision", pp.Spec.Revision,
+			"generation", pp.Generation, "failedFor", time.Since(since).Round(time.Second).String())
 	}
 }
 

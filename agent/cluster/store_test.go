@@ -423,6 +423,90 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 	}
 }
 
+// TestSaveFailuresLoggedWhenWhatTheySayChanges: a pool's failed saves
+// are logged once per kind of error, not at every retry, and again
+// whenever what the line says a restart resumes changes, whatever the
+// kind: a write failing (the spec saved last), then the directory's sync
+// (this spec), then the write again for a changed spec: a kind logged
+// already, but the last line says a restart resumes a spec it no longer
+// does. Each line names the spec's revision and generation, and the save
+// after them says it succeeded, with how long they lasted.
+func TestSaveFailuresLoggedWhenWhatTheySayChanges(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "web"}
+	st, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	book := agenttest.NewLogbook(t)
+	a := &Agent{store: st, log: book.Logger()}
+	obstruct := func() {
+		if err := os.Mkdir(st.path(key)+".tmp", 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mend := func() {
+		if err := os.Remove(st.path(key) + ".tmp"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pp := poolOf(key, "u1")
+	pp.Generation, pp.Spec.Revision = 1, "1-aaa"
+	failSaves := func(step string, n, wantLines int) {
+		t.Helper()
+		for range n {
+			if a.saveIfChanged(key, pp) {
+				t.Fatalf("%s: the failed save said saved", step)
+			}
+		}
+		if got := len(book.Find("")); got != wantLines {
+			t.Fatalf("%s: %d lines logged in all (%+v), want %d", step, got, book.Find(""), wantLines)
+		}
+	}
+	wantSpecOn := func(e agenttest.LogEntry) {
+		t.Helper()
+		rev, _ := e.Value("revision")
+		gen, _ := e.Value("generation")
+		if rev != pp.Spec.Revision || gen != pp.Generation {
+			t.Errorf("%q logged revision %v, generation %v, want %s, %d", e.Msg, rev, gen, pp.Spec.Revision, pp.Generation)
+		}
+	}
+
+	obstruct()
+	failSaves("the write failing twice", 2, 1)
+	mend()
+	st.syncDir = failingSync
+	failSaves("then the directory's sync", 1, 2)
+	failSaves("the directory's sync again", 1, 2)
+	notDurable := book.Find("")[1]
+	if !strings.HasPrefix(notDurable.Msg, "Saved the pool's spec, but could not sync its directory") {
+		t.Fatalf("the directory's sync failing logged %q", notDurable.Msg)
+	}
+	wantSpecOn(notDurable)
+
+	pp.Generation, pp.Spec.Revision = 2, "2-bbb"
+	obstruct()
+	failSaves("the write failing for a changed spec, after the directory's sync", 1, 3)
+	changed := book.Find("")[2]
+	if !strings.HasPrefix(changed.Msg, "Could not save the pool's spec") {
+		t.Fatalf("the write failing for a changed spec logged %q", changed.Msg)
+	}
+	wantSpecOn(changed)
+
+	mend()
+	st.syncDir = syncDir
+	if !a.saveIfChanged(key, pp) {
+		t.Fatal("the save of the mended store said failed")
+	}
+	logged := book.Find("")
+	if len(logged) != 4 || logged[3].IsError || logged[3].Msg != "Saved the pool's spec after failed tries" {
+		t.Fatalf("after the store was mended, logged %+v, want the save after failed tries", logged[3:])
+	}
+	if v, _ := logged[3].Value("failedFor"); v == nil {
+		t.Error("the save after failures logged without failedFor")
+	}
+	wantSpecOn(logged[3])
+}
+
 // TestStoreLoadWhileRemoved: load returns the saved specs as they were
 // when it began, whatever a removal does meanwhile: without s.mu held, a
 // spec removed between its listing of the directory and its read of the
