@@ -398,7 +398,11 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		a.mu.Lock()
 		delete(a.unlabelled, key)
 		a.mu.Unlock()
-		delete(a.saveTrouble, key) // a retry queued finds the pool gone, and saves nothing
+		// A save's retry queued finds the pool gone, and saves nothing;
+		// it does remove the spec once more (below): harmless, no file
+		// is left, and a removal whose sync failed is made durable by it
+		// (store.goneAlready).
+		delete(a.saveTrouble, key)
 		// Whatever spec of key is saved, no pool of the name is left
 		// (store.remove), and the store's record of it goes with it.
 		return a.store.remove(key)
@@ -412,7 +416,12 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		// Draining takes the drain delay and shutdownTimeout: off this worker, so
 		// the node's other pools do not wait for it.
 		a.drainAsync(key, pp, nil, "")
-		delete(a.saveTrouble, key) // a retry queued finds the pool deleted, and saves nothing
+		// A save's retry queued finds the pool deleted, and saves
+		// nothing: drainAsync does nothing while the pool drains, and
+		// after, its finalizer not yet released, removes the spec once
+		// more, as any reconcile of it then does: harmless, and a removal
+		// whose sync failed is made durable by it (store.goneAlready).
+		delete(a.saveTrouble, key)
 		return nil
 	}
 	a.noteLabel(key, pp)
@@ -421,7 +430,8 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 		// its status writes bring, does not come while the API server
 		// is down, and an agent restarted then would resume the spec
 		// saved last. Not an error returned: the loop would log it at
-		// each retry, and back off to minutes.
+		// each retry, and its limiter would space the retries from
+		// 200ms up to 30s (New), not every saveRetry.
 		a.queue.AddAfter(key, a.opts.saveRetry)
 	}
 	a.ensure(pp)
