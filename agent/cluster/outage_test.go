@@ -173,8 +173,10 @@ func TestAgentStopEndsTheFinalizersRetryWait(t *testing.T) {
 // reconcile, which its status writes bring only while the API server
 // answers: with the API server unreachable and the disk then mended, the
 // new spec is saved without any event, so an agent restarted then
-// resumes it, not the older one. Its failures are logged once, not at
-// every retry, and the save after them says so.
+// resumes it, not the older one: an agent started on its state
+// directory, the API server still unreachable, resumes the new revision.
+// Its failures are logged once, not at every retry, and the save after
+// them says so.
 func TestFailedSaveIsTriedAgainThroughAnOutage(t *testing.T) {
 	ns := namespace(t)
 	fwd, cfg := throughForwarder(t)
@@ -182,11 +184,11 @@ func TestFailedSaveIsTriedAgainThroughAnOutage(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	dir := stateDir(t)
 	var failedSaves atomic.Int32
-	runAgent(t, "node-s", cfg, dir, logTo(book), func(o *Options) {
+	stop := runAgent(t, "node-sf", cfg, dir, logTo(book), func(o *Options) {
 		o.saveRetry = 100 * time.Millisecond
 		o.saveFailed = func(types.NamespacedName) { failedSaves.Add(1) }
 	})
-	pp, key := readyPool(t, ns, "app-node-s", "node-s", freePort(t))
+	pp, key := readyPool(t, ns, "app-node-sf", "node-sf", freePort(t))
 	path := (&store{dir: filepath.Join(dir, "pools")}).path(key)
 	if err := os.Mkdir(path+".tmp", 0o700); err != nil {
 		t.Fatal(err)
@@ -213,6 +215,18 @@ func TestFailedSaveIsTriedAgainThroughAnOutage(t *testing.T) {
 		t.Error("the save after failures logged without failedFor")
 	}
 	book.Check(t)
+
+	// The API server still unreachable, an agent restarted resumes the
+	// new spec from the disk. (A node of its own: the pools of node-s that
+	// other tests leave until their namespace goes would be resumed too.)
+	stop()
+	restarted := agenttest.NewLogbook(t)
+	runAgent(t, "node-sf", cfg, dir, logTo(restarted))
+	resumed := restarted.WaitFor(t, "Resumed pool from its saved spec")
+	pool, _ := resumed.Value("pool")
+	if rev, _ := resumed.Value("revision"); pool != key || rev != "2-bbb" {
+		t.Errorf("the restarted agent resumed pool %v at revision %v, want %v at 2-bbb, the spec saved by the retry", pool, rev, key)
+	}
 }
 
 // outageAgent runs an agent for node through a forwarder (returned, to
