@@ -664,8 +664,9 @@ const saveRetryEvery = 5 * time.Second
 // restart without the API server would resume: the one saved last, left
 // by a save failing before its rename, which may be this one (an agent
 // restarted rewrites the spec its previous run saved) or not; or the new
-// one, in place but maybe not past a power loss (errNotDurable). Either
-// way the store keeps no record of it, and its retry writes it again.
+// one, in place but maybe not past a power loss (errNotDurable). Its
+// retry writes it again, or, in place, syncs the directory again
+// (savedAs.unsynced).
 // Failures are logged as the Lease's renewals are (leaseTrouble): when
 // they start, when they fail otherwise, and every leaseRemindEvery, not
 // at every retry; and whenever what the line says a restart resumes is

@@ -45,7 +45,9 @@ type store struct {
 	// s.mu held: set by a write, gone with a removal. A file it has no
 	// record of (saved by the agent's previous run, or a write that
 	// failed) is written again at the pool's next reconcile, which a
-	// failed save queues itself (Agent.saveIfChanged).
+	// failed save queues itself (Agent.saveIfChanged); one in place whose
+	// directory's sync failed (savedAs.unsynced) is synced again, not
+	// written.
 	saved map[types.NamespacedName]savedAs
 	// afterRead is nil in production. A test sets it to act in removeIf
 	// between its read of the file and its removal, s.mu held: where a
@@ -74,10 +76,22 @@ type store struct {
 }
 
 // savedAs is the pool whose spec the store last saved under a name: its
-// UID and generation.
+// UID and generation, and whether its rename is durable yet.
 type savedAs struct {
 	uid        types.UID
 	generation int64
+	// unsynced: the file is in place, but the sync of the directory
+	// after its rename failed (errNotDurable), and none has succeeded
+	// since (syncOwnDir): the save's retry syncs the directory alone. A
+	// directory whose sync always fails (some file systems refuse it)
+	// would otherwise have every such pool's spec written again at every
+	// retry, for as long as the agent runs.
+	unsynced bool
+}
+
+// holds: the record is of pp's spec, its UID and generation.
+func (sa savedAs) holds(pp *ferryv1.ProcessPool) bool {
+	return sa.uid == pp.UID && sa.generation == pp.Generation
 }
 
 func newStore(dir string) (*store, error) {
@@ -109,14 +123,18 @@ func (s *store) path(key types.NamespacedName) string {
 // saveIfChanged saves pp unless its name's file holds its spec as this
 // store last wrote it: the same UID and generation. Status reports
 // update the object too, and need no write; a new pool of the name may
-// have the old one's generation, and needs one. The check, the write and
-// the record are one hold of s.mu, so a removal comes before all three
-// or after.
+// have the old one's generation, and needs one. A spec in place whose
+// directory's sync failed (savedAs.unsynced) needs that sync alone, not
+// another write. The check, the write and the record are one hold of
+// s.mu, so a removal comes before all three or after.
 func (s *store) saveIfChanged(pp *ferryv1.ProcessPool) error {
 	key := types.NamespacedName{Namespace: pp.Namespace, Name: pp.Name}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if was, ok := s.saved[key]; ok && was == (savedAs{uid: pp.UID, generation: pp.Generation}) {
+	if was, ok := s.saved[key]; ok && was.holds(pp) {
+		if was.unsynced {
+			return s.syncDurably() // which marks it synced, if it is
+		}
 		return nil
 	}
 	return s.saveLocked(pp)
@@ -127,11 +145,12 @@ func (s *store) saveIfChanged(pp *ferryv1.ProcessPool) error {
 // it, so that a node that loses power finds the old spec or the new one,
 // never an empty file (ext4 and xfs may commit a rename before the data
 // it points to). The record goes before the write and comes back once
-// the file is durable: a failed write may have left either spec, and the
+// the file is in place: a failed write may have left either spec, and the
 // save's retry (reconcile) writes it again. A failed sync of the
 // directory, after the rename, is errNotDurable: the new spec is in
 // place, the one a restart reads, but a power loss may yet bring back the
-// previous one; no record of it, so the retry writes it again too.
+// previous one; its record says so (unsynced), and the retry syncs the
+// directory again, without writing the spec again.
 func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	saved := ferryv1.ProcessPool{TypeMeta: pp.TypeMeta, Spec: pp.Spec}
 	saved.Name, saved.Namespace, saved.UID, saved.Generation = pp.Name, pp.Namespace, pp.UID, pp.Generation
@@ -153,14 +172,12 @@ func (s *store) saveLocked(pp *ferryv1.ProcessPool) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if err := s.syncDurably(); err != nil {
-		return err
-	}
+	syncErr := s.syncDurably()
 	if s.afterWrite != nil {
 		s.afterWrite()
 	}
-	s.saved[key] = savedAs{uid: pp.UID, generation: pp.Generation}
-	return nil
+	s.saved[key] = savedAs{uid: pp.UID, generation: pp.Generation, unsynced: syncErr != nil}
+	return syncErr
 }
 
 // errNotDurable is a save's or a removal's failure to sync the directory
@@ -185,10 +202,19 @@ func writeSynced(path string, data []byte) error {
 }
 
 // syncOwnDir syncs the store's directory (s.syncDir), s.mu held, and
-// notes whether it failed (dirUnsynced).
+// notes whether it failed (dirUnsynced). One that succeeds makes every
+// rename before it durable: the saves whose own sync failed with them.
 func (s *store) syncOwnDir() error {
 	err := s.syncDir(s.dir)
 	s.dirUnsynced = err != nil
+	if err == nil {
+		for key, was := range s.saved {
+			if was.unsynced {
+				was.unsynced = false
+				s.saved[key] = was
+			}
+		}
+	}
 	return err
 }
 

@@ -165,7 +165,7 @@ func recordOffDisk(st *store, key types.NamespacedName) string {
 			" were the reconcile loop to hand the agent that pool again, saveIfChanged would not write its spec", readErr, saved)
 	case !recorded && onDisk:
 		return "the saved spec kept, yet the store forgot its record: the next reconcile writes the spec to disk again"
-	case recorded && file != nil && saved != (savedAs{uid: file.UID, generation: file.Generation}):
+	case recorded && file != nil && !saved.holds(file):
 		return fmt.Sprintf("the store's record says the spec of %+v is on disk, where the pool of UID %q's is:"+
 			" a reconcile of the one on record would not write its spec", saved, file.UID)
 	}
@@ -339,8 +339,10 @@ func TestSaveIfChangedWhileRemoved(t *testing.T) {
 // fails, after the rename, leaves the new spec in place, the one a
 // restart reads, though a power loss may yet take it back to the previous
 // one: the log says so, not that a restart resumes the previous spec, and
-// the store keeps no record of it, so its retry writes it again (and says
-// so, with how long the saves failed). A save failing before the rename (here the write of its
+// the store's record says it is not durable, so its retry syncs the
+// directory again, and does not write the spec again (a directory whose
+// sync always fails would have it written at every retry), and says so,
+// with how long the saves failed. A save failing before the rename (here the write of its
 // temporary file, a directory in the way) leaves the spec saved last,
 // which may be the previous one or this one: an agent restarted, its
 // record empty, writes the spec its previous run saved again at its first
@@ -359,14 +361,16 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 		restarted bool            // the disk holds generation 2, saved by the agent's previous run
 		fail      func(st *store) // makes the save of generation 2 fail
 		onDisk    int64           // the generation on disk after the failed save
+		rewrites  int             // the writes of the spec by its retry
 		wantLog   string
 	}{
-		{name: "the directory's sync", fail: func(st *store) { st.syncDir = failingSync }, onDisk: 2,
+		{name: "the directory's sync", fail: func(st *store) { st.syncDir = failingSync }, onDisk: 2, rewrites: 0,
 			wantLog: "Saved the pool's spec, but could not sync its directory: an agent restart without the API server" +
 				" resumes this spec, unless the node loses power first, which may bring back its previous saved spec," +
 				" if any; will retry"},
-		{name: "the write", fail: obstruct, onDisk: 1, wantLog: writeFailed},
-		{name: "the write, the disk holding the spec", restarted: true, fail: obstruct, onDisk: 2, wantLog: writeFailed},
+		{name: "the write", fail: obstruct, onDisk: 1, rewrites: 1, wantLog: writeFailed},
+		{name: "the write, the disk holding the spec", restarted: true, fail: obstruct, onDisk: 2, rewrites: 1,
+			wantLog: writeFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -402,8 +406,10 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 			if len(logged) != 1 || !logged[0].IsError || logged[0].Msg != tc.wantLog {
 				t.Fatalf("logged %+v, want one error %q", logged, tc.wantLog)
 			}
-			// Its retry writes it again, says so, and keeps the record.
-			st.syncDir = syncDir
+			// Its retry writes it again, or syncs the directory alone,
+			// says so, and keeps the record.
+			syncs := 0
+			st.syncDir = func(dir string) error { syncs++; return syncDir(dir) }
 			_ = os.Remove(st.path(key) + ".tmp")
 			writes := 0
 			st.afterWrite = func() { writes++ }
@@ -412,14 +418,79 @@ func TestSaveFailingItsDirectorySync(t *testing.T) {
 					t.Fatal("a save of the mended store said failed")
 				}
 			}
-			if logged := book.Find(""); writes != 1 || len(logged) != 2 || logged[1].IsError ||
+			if logged := book.Find(""); writes != tc.rewrites || syncs != 1 || len(logged) != 2 || logged[1].IsError ||
 				logged[1].Msg != "Saved the pool's spec after failed tries" {
-				t.Errorf("its retry and the next reconcile wrote its spec %d times (logging %+v), want once, saying so", writes, logged[1:])
+				t.Errorf("its retry and the next reconcile wrote its spec %d times, synced the directory %d times (logging %+v),"+
+					" want %d and once, saying so", writes, syncs, logged[1:], tc.rewrites)
 			}
 			if off := recordOffDisk(st, key); off != "" {
 				t.Error(off)
 			}
 		})
+	}
+}
+
+// TestSaveInPlaceIsSyncedNotWritten: a save whose sync of the directory
+// failed left its spec in place; tried again, it syncs the directory, and
+// does not write the spec again, however often that sync fails (a file
+// system that refuses it would have the spec written every 5 s for as
+// long as the agent runs). Another save's sync that succeeds makes its
+// rename durable too: its retry then does nothing.
+func TestSaveInPlaceIsSyncedNotWritten(t *testing.T) {
+	st, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, api := types.NamespacedName{Namespace: "ns", Name: "web"}, types.NamespacedName{Namespace: "ns", Name: "api"}
+	syncs, failing := 0, true
+	st.syncDir = func(dir string) error {
+		syncs++
+		if failing {
+			return failingSync(dir)
+		}
+		return syncDir(dir)
+	}
+	inPlace := func() os.FileInfo {
+		t.Helper()
+		fi, err := os.Stat(st.path(web))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	// rewritten: the file is not the one first written (each write is a
+	// new file, renamed over the old one). A link to the first keeps its
+	// inode from being taken by a later write.
+	var first os.FileInfo
+	rewritten := func() bool { return !os.SameFile(first, inPlace()) }
+	for i := range 3 {
+		if err := st.saveIfChanged(poolOf(web, "u1")); !errors.Is(err, errNotDurable) {
+			t.Fatalf("saved with the directory's sync failing: %v, want errNotDurable", err)
+		}
+		if i == 0 {
+			if err := os.Link(st.path(web), filepath.Join(st.dir, "first-write")); err != nil {
+				t.Fatal(err)
+			}
+			first = inPlace()
+		}
+	}
+	if rewritten() || syncs != 3 {
+		t.Errorf("three saves of one spec, the directory's sync failing: rewritten %v, %d syncs; want false and 3", rewritten(), syncs)
+	}
+	failing = false
+	if err := st.saveIfChanged(poolOf(api, "u2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.saveIfChanged(poolOf(web, "u1")); err != nil {
+		t.Fatalf("saved after another save's sync: %v", err)
+	}
+	if rewritten() || syncs != 4 {
+		t.Errorf("the retry after another save's sync: rewritten %v, %d syncs in all; want false and 4 (the other's)", rewritten(), syncs)
+	}
+	for _, key := range []types.NamespacedName{web, api} {
+		if off := recordOffDisk(st, key); off != "" {
+			t.Error(off)
+		}
 	}
 }
 
