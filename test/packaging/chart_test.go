@@ -801,13 +801,15 @@ func TestChartComparesLeaseNamespacesReadToTheEnd(t *testing.T) {
 // every argument. Each row is run by the built binary too, which must say
 // what the chart quotes and exit as the chart says; where the chart quotes
 // the binary, its refusal holds what the binary says. What the chart
-// accepts gets the binaries past their flags: they fail after them, for
-// want of a cluster (the manager) or a node name (the agent).
+// accepts gets the binaries past their flags and their checks of them:
+// they fail after them, for want of a cluster (KUBECONFIG names no file).
+// The agent is given --node-name, as the chart renders it, so that its
+// check of its flags runs, refusing a negative --simulate-workers.
 func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 	bin := ferryBinaries(t)
 	cmds := map[string][]string{
 		"manager": {filepath.Join(bin, "ferry-manager")},
-		"agent":   {filepath.Join(bin, "ferry-agent"), "cluster"},
+		"agent":   {filepath.Join(bin, "ferry-agent"), "cluster", "--node-name=n"},
 	}
 	syntax := func(c, who, item, after string) string {
 		return c + ".extraArgs has " + item + ", which the flag package refuses (bad flag syntax: " + item + "): " +
@@ -900,6 +902,18 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			durationRefused("--simulate-workers . (two items)", "."), ""},
 		{"agent", []string{"--simulate-workers=1.5"}, `invalid value "1.5" for flag -simulate-workers: parse error`, 2,
 			durationRefused("--simulate-workers=1.5", "1.5"), ""},
+		// One time.ParseDuration reads, but negative, which the agent's
+		// check refuses past its flags, exiting 1: given apart, too.
+		{"agent", []string{"--simulate-workers=-1s"}, negativeRefused, 1, "agent.extraArgs has " +
+			"--simulate-workers=-1s, a negative duration: the agents would not start (" + negativeRefused + "). " +
+			"--simulate-workers takes " + durationTaken + ": write one, or take --simulate-workers=-1s out of agent.extraArgs", ""},
+		{"agent", []string{"--simulate-workers", "-2562047h47m16.854775808s"}, negativeRefused, 1, "agent.extraArgs has " +
+			"--simulate-workers -2562047h47m16.854775808s (two items), a negative duration: the agents would not start (" +
+			negativeRefused + ")", ""},
+		// Read past it: the flag package stops at the flag after it.
+		{"agent", []string{"--simulate-workers=-1s", "--no-such-flag"}, "flag provided but not defined: -no-such-flag", 2,
+			"agent.extraArgs has --no-such-flag, a flag the agents do not define: the agents would not start (flag " +
+				"provided but not defined: -no-such-flag)", ""},
 		// Only an item that looks like a value is said to be read so.
 		{"agent", []string{"--zap-devel", "-false"}, "flag provided but not defined: -false", 2, "agent.extraArgs has " +
 			"-false, a flag the agents do not define, read as a flag of its own: --zap-devel before it is a boolean flag, " +
@@ -941,22 +955,29 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		// The agent reads on.
 		{"agent", []string{"a", "--zap-encoder=console", "b", "-"}, `ferry-agent takes no argument "a b -"`, 1, "agent.extraArgs " +
 			"has a, b and -, arguments of their own: the agents would not start", "nor does this check"},
-		// Accepted: the binaries get past their flags, failing only after
-		// them, the manager with no cluster to reach (KUBECONFIG names no
-		// file), the agent with no node name (NODE_NAME unset). A flag that
-		// takes a value takes the next item, whatever it reads.
+		// Accepted: the binaries get past their flags and their checks,
+		// failing only after them, with no cluster to reach (KUBECONFIG
+		// names no file). A flag that takes a value takes the next item,
+		// whatever it reads.
 		{"manager", []string{"--zap-encoder", "console", "--"}, "Manager failed", 1, "", ""},
 		{"manager", []string{"--leader-election-namespace", "false"}, "Manager failed", 1, "", ""},
 		{"manager", []string{"--leader-election-namespace", "stray", "--zap-devel"}, "Manager failed", 1, "", ""},
 		{"manager", []string{"--kubeconfig", "-"}, "Manager failed", 1, "", ""},
 		{"manager", []string{"--zap-devel", "--zap-encoder=console"}, "Manager failed", 1, "", ""},
-		{"agent", []string{"--zap-encoder", "console", "--"}, nodeRequired, 1, "", ""},
-		{"agent", []string{"--request-buffer-dir", "--", "--zap-devel"}, nodeRequired, 1, "", ""},
-		{"agent", []string{"--kubeconfig", "-"}, nodeRequired, 1, "", ""},
-		{"agent", []string{"--simulate-workers=1.5s"}, nodeRequired, 1, "", ""},
-		{"agent", []string{"--simulate-workers", ".5h1m"}, nodeRequired, 1, "", ""},
-		{"agent", []string{"--simulate-workers=0", "--simulate-workers=-0", "--simulate-workers=+1.s"}, nodeRequired, 1, "", ""},
-		{"agent", []string{"--simulate-workers=1µs", "--simulate-workers=1μs", "--simulate-workers=2562047h"}, nodeRequired, 1, "", ""},
+		{"agent", []string{"--zap-encoder", "console", "--"}, noCluster, 1, "", ""},
+		{"agent", []string{"--request-buffer-dir", "--", "--zap-devel"}, noCluster, 1, "", ""},
+		{"agent", []string{"--kubeconfig", "-"}, "stat -: no such file or directory", 1, "", ""},
+		{"agent", []string{"--simulate-workers=1.5s"}, noCluster, 1, "", ""},
+		{"agent", []string{"--simulate-workers", ".5h1m"}, noCluster, 1, "", ""},
+		{"agent", []string{"--simulate-workers=0", "--simulate-workers=-0", "--simulate-workers=+1.s"}, noCluster, 1, "", ""},
+		{"agent", []string{"--simulate-workers=1µs", "--simulate-workers=1μs", "--simulate-workers=2562047h"}, noCluster, 1, "", ""},
+		{"agent", []string{"--simulate-workers=-0s"}, noCluster, 1, "", ""},
+		{"agent", []string{"--simulate-workers", "2562047h47m16s"}, noCluster, 1, "", ""},
+		// Within a millisecond of Go's bound, which the chart's float sums
+		// cannot tell apart from it, refused though the binary takes it.
+		{"agent", []string{"--simulate-workers=2562047h47m16.854775807s"}, noCluster, 1, "agent.extraArgs has " +
+			"--simulate-workers=2562047h47m16.854775807s, within a millisecond of 2562047h47m16.854775807s, the longest " +
+			"duration Go reads, too near it for the chart to tell whether the agents would take it", ""},
 	} {
 		values, err := json.Marshal(map[string]any{tt.component: map[string]any{"extraArgs": tt.args}})
 		if err != nil {
@@ -983,21 +1004,28 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 	}
 }
 
-// durationTaken is what the chart says a duration flag takes.
+// durationTaken is what the chart says --simulate-workers takes.
 const durationTaken = "a duration, as Go's time.ParseDuration reads it: 0, or numbers each followed by a unit " +
-	"(ns, us, µs, ms, s, m or h), as 1.5s or 1h30m, a sign before them or not, at most 2562047h47m16.854775807s (292 years)"
+	"(ns, us, µs, ms, s, m or h), as 1.5s or 1h30m, a + before them or not, not negative (-0s is 0), under " +
+	"2562047h47m16s (292 years)"
 
-// nodeRequired is what the agent says, exiting 1, past its flags without
-// a node name.
-const nodeRequired = "--node-name is required (in a DaemonSet, set NODE_NAME from spec.nodeName)"
+// negativeRefused is what the agent's check of its flags says, exiting 1,
+// of a negative --drain-delay or --simulate-workers.
+const negativeRefused = "--drain-delay and --simulate-workers may not be negative"
+
+// noCluster is what the agent says, exiting 1, past its flags and its
+// check of them, with KUBECONFIG naming no file.
+const noCluster = "invalid configuration: no configuration has been provided"
 
 // quotesTheBinary reports whether says is one of the refusals the chart
 // quotes in its own: the flag package's (bad flag syntax, a flag not
-// defined, one with no value) and a flag's Set's (invalid ... value). The
+// defined, one with no value), a flag's Set's (invalid ... value) and the
+// agent's check of its durations (negativeRefused). The
 // usage, the manager's "unexpected argument" and the agent's arguments are
 // described, not quoted.
 func quotesTheBinary(says string) bool {
-	for _, p := range []string{"bad flag syntax: ", "flag provided but not defined: ", "flag needs an argument: ", "invalid "} {
+	for _, p := range []string{"bad flag syntax: ", "flag provided but not defined: ", "flag needs an argument: ", "invalid value ",
+		"invalid boolean value ", negativeRefused} {
 		if strings.HasPrefix(says, p) {
 			return true
 		}
@@ -1390,6 +1418,34 @@ func TestChartRefusesHealthAddressesWithoutTheSchema(t *testing.T) {
 		{"manager: {healthProbeBindAddress: \"127.0.0.1:8081\"}\nagent: {healthProbeBindAddress: \"$(HOST_IP):1\"}", ""},
 	} {
 		assertRenderedWithoutSchema(t, tt.values, tt.want)
+	}
+}
+
+// TestChartRefusesANegativeDrainDelayWithoutTheSchema: the schema takes
+// no sign in a duration; under --skip-schema-validation the chart refuses
+// a negative agent.drainDelay itself, which the agent's check refuses at
+// every start (exit 1, a crash loop), and takes -0s, zero to the agent.
+func TestChartRefusesANegativeDrainDelayWithoutTheSchema(t *testing.T) {
+	for _, tt := range []struct {
+		delay string
+		want  string // without the schema, "" when accepted
+	}{
+		{"-1s", "agent.drainDelay is -1s, a negative duration, which the agents refuse at their start (" +
+			negativeRefused + "): set 0s (drain at once) or more (the default is 5s); the schema, skipped here, refuses it"},
+		{"-0.5ms1h", "agent.drainDelay is -0.5ms1h, a negative duration"},
+		{"-0s", ""},
+		{"+2s", ""},
+	} {
+		values := fmt.Sprintf("agent: {drainDelay: %q}", tt.delay)
+		assertRendered(t, values, "/agent/drainDelay", "")
+		assertRenderedWithoutSchema(t, values, tt.want)
+		run := exec.CommandContext(testContext(t), filepath.Join(ferryBinaries(t), "ferry-agent"), "cluster",
+			"--node-name=n", "--drain-delay="+tt.delay)
+		run.Env = binaryEnv()
+		out, _ := run.CombinedOutput()
+		if refused := strings.Contains(string(out), negativeRefused); refused != (tt.want != "") {
+			t.Errorf("ferry-agent cluster --drain-delay=%s: refused %t, want %t, saying: %s", tt.delay, refused, tt.want != "", out)
+		}
 	}
 }
 

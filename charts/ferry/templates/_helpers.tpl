@@ -580,18 +580,26 @@ number in a string (float64 it back). The schema has checked its form.
 {{- end }}
 
 {{/*
-"true" where a flag's value is one the flag package's Duration flag takes
-(time.ParseDuration's): 0, or numbers each followed by a unit, ns, us, µs
-(U+00B5 or U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign
-before them, in all under 2^63 ns (2562047h47m16.854775807s; a negative
-one reaches 2^63). Summed as floats, a total within a microsecond under
-the bound reads as over it: refused, where the binary would take it.
+What the agents make of a duration flag's value: "" where they take it;
+"parse" where the flag package's Duration flag (time.ParseDuration) does
+not read it, and says "parse error"; "negative" where it reads a duration
+below zero (-0s is 0, taken), which the agents' check refuses at their
+start for --drain-delay and --simulate-workers; "near" where its size is
+within a millisecond of 2^63 ns (2562047h47m16.854775807s, the most
+time.ParseDuration takes), nearer than the chart can tell: the parts are
+summed as float64 (sprig's addf and mulf), exact to a few microseconds
+there. Everything under 2562047h47m16s is taken. A negative one is
+"negative" up to a millisecond past 2^63 ns, where time.ParseDuration
+(which takes -2^63 ns at most) may refuse it first: refused either way.
+Read: 0, or numbers each followed by a unit, ns, us, µs (U+00B5 or
+U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign before them.
 */}}
-{{- define "ferry.isDuration" -}}
+{{- define "ferry.durationProblem" -}}
 {{- $part := "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)" }}
 {{- $s := regexReplaceAll "^[-+]" . "" }}
-{{- if eq $s "0" }}true
-{{- else if regexMatch (printf "^(%s)+$" $part) $s }}
+{{- if eq $s "0" }}
+{{- else if not (regexMatch (printf "^(%s)+$" $part) $s) }}parse
+{{- else }}
 {{- $ns := dict "ns" 1.0 "us" 1e3 "µs" 1e3 "μs" 1e3 "ms" 1e6 "s" 1e9 "m" 6e10 "h" 3.6e12 }}
 {{- $total := 0.0 }}
 {{- range regexFindAll $part $s -1 }}
@@ -599,7 +607,10 @@ the bound reads as over it: refused, where the binary would take it.
 {{- $total = addf $total (mulf (float64 $n) (get $ns (trimPrefix $n .))) }}
 {{- end }}
 {{- $bound := 9.223372036854775808e18 }}
-{{- if or (lt $total $bound) (and (hasPrefix "-" .) (eq $total $bound)) }}true{{ end }}
+{{- if ge $total (addf $bound 1e6) }}parse
+{{- else if and (hasPrefix "-" .) (gt $total 0.0) }}negative
+{{- else if gt $total (subf $bound 1e6) }}near
+{{- end }}
 {{- end }}
 {{- end }}
 
