@@ -674,7 +674,10 @@ func TestChartRefusesArgumentsOfTheirOwn(t *testing.T) {
 // V levels stop there; from 129 zap's int8 wraps around): every row runs
 // both binaries with the value the chart renders, which must be refused by
 // the chart where the binaries refuse it, and get them past their flags
-// where the chart takes it.
+// where the chart takes it. A number is judged as the chart renders it
+// (1e6 as 1000000); one with a fraction, which that would cut down, is
+// refused saying so. Where the chart takes a row, the binaries are given
+// the --zap-log-level of its manifest.
 func TestChartRefusesALogLevelTheBinariesRefuse(t *testing.T) {
 	bin := ferryBinaries(t)
 	binaries := map[string][]string{
@@ -683,7 +686,7 @@ func TestChartRefusesALogLevelTheBinariesRefuse(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		values string
-		arg    string // --zap-log-level's value, as the chart renders it
+		arg    string // --zap-log-level's value, as the chart would render it; "": the manifest's
 		taken  bool   // by the binaries
 		schema string // the schema's refusal, "" when accepted
 		own    string // the chart's own, without the schema
@@ -702,41 +705,76 @@ func TestChartRefusesALogLevelTheBinariesRefuse(t *testing.T) {
 		{"manager: {logLevel: 128}", "128", true, "/manager/logLevel", "manager.logLevel is 128, over 127"},
 		{"manager: {logLevel: \"200\"}", "200", true, "/manager/logLevel", "manager.logLevel is 200, over 127"},
 		{"agent: {logLevel: \"+0128\"}", "+0128", true, "/agent/logLevel", "agent.logLevel is +0128, over 127"},
-		{"manager: {logLevel: 1}", "1", true, "", ""},
-		{"agent: {logLevel: \"127\"}", "127", true, "", ""},
-		{"manager: {logLevel: debug}", "debug", true, "", ""},
-		{"agent: {logLevel: panic}", "panic", true, "", ""},
-		{"manager: {logLevel: DEBUG}", "DEBUG", true, "", ""},
-		{"agent: {logLevel: Info}", "Info", true, "", ""},
-		{"manager: {logLevel: eRRoR}", "eRRoR", true, "", ""},
-		{"agent: {logLevel: PANİC}", "PANİC", true, "", ""},
-		{"manager: {logLevel: \"+5\"}", "+5", true, "", ""},
-		{"agent: {logLevel: \"007\"}", "007", true, "", ""},
-		{"manager: {logLevel: \"0127\"}", "0127", true, "", ""},
+		// A number as the chart renders it, a whole one.
+		{"agent: {logLevel: 1e6}", "1000000", true, "/agent/logLevel", "agent.logLevel is 1e+06 (rendered as 1000000), over 127"},
+		// A fraction the chart would cut down.
+		{"manager: {logLevel: 5.5}", "5", true, "/manager/logLevel", "manager.logLevel is 5.5, not a whole number: the " +
+			"chart would cut it down, rendering --zap-log-level=5; set debug, info, error or panic (in any case), or an " +
+			"integer from 1 to 127"},
+		{"agent: {logLevel: 0.5}", "0", false, "/agent/logLevel", "agent.logLevel is 0.5, not a whole number: the " +
+			"chart would cut it down, rendering --zap-log-level=0"},
+		{"manager: {logLevel: 1}", "", true, "", ""},
+		{"agent: {logLevel: \"127\"}", "", true, "", ""},
+		{"manager: {logLevel: debug}", "", true, "", ""},
+		{"agent: {logLevel: panic}", "", true, "", ""},
+		{"manager: {logLevel: DEBUG}", "", true, "", ""},
+		{"agent: {logLevel: Info}", "", true, "", ""},
+		{"manager: {logLevel: eRRoR}", "", true, "", ""},
+		{"agent: {logLevel: PANİC}", "", true, "", ""},
+		{"manager: {logLevel: \"+5\"}", "", true, "", ""},
+		{"agent: {logLevel: \"007\"}", "", true, "", ""},
+		{"manager: {logLevel: \"0127\"}", "", true, "", ""},
 	} {
 		if !tt.taken && (tt.schema == "" || tt.own == "") {
 			t.Errorf("%s: a row the binaries refuse must be refused by the chart", tt.values)
 		}
 		assertRendered(t, tt.values, tt.schema, "")
 		assertRenderedWithoutSchema(t, tt.values, tt.own)
+		arg := tt.arg
+		if tt.schema == "" {
+			arg = renderedLogLevel(t, tt.values)
+		}
 		for who, cmd := range binaries {
-			run := exec.CommandContext(testContext(t), cmd[0], append(slices.Clone(cmd[1:]), "--zap-log-level="+tt.arg)...)
+			run := exec.CommandContext(testContext(t), cmd[0], append(slices.Clone(cmd[1:]), "--zap-log-level="+arg)...)
 			run.Env = binaryEnv()
 			out, err := run.CombinedOutput()
 			// Past its flags, each fails for want of a cluster or a node
 			// name, exiting 1 (the manager's error unseen at panic).
-			refusal := "invalid log level \"" + tt.arg + "\""
+			refusal := "invalid log level \"" + arg + "\""
 			var exitErr *exec.ExitError
 			refused := errors.As(err, &exitErr) && exitErr.ExitCode() == 2 && strings.Contains(string(out), refusal)
 			past := errors.As(err, &exitErr) && exitErr.ExitCode() == 1 && !strings.Contains(string(out), "invalid log level")
 			switch {
 			case tt.taken && !past:
-				t.Errorf("%s, given --zap-log-level=%s: %v, saying: %s\nwant it past its flags (exit 1)", who, tt.arg, err, out)
+				t.Errorf("%s, given --zap-log-level=%s: %v, saying: %s\nwant it past its flags (exit 1)", who, arg, err, out)
 			case !tt.taken && !refused:
-				t.Errorf("%s, given --zap-log-level=%s: %v, saying: %s\nwant exit 2, saying %s", who, tt.arg, err, out, refusal)
+				t.Errorf("%s, given --zap-log-level=%s: %v, saying: %s\nwant exit 2, saying %s", who, arg, err, out, refusal)
 			}
 		}
 	}
+}
+
+// renderedLogLevel renders the chart with values (YAML), which set one
+// component's logLevel, and returns the value of that component's
+// --zap-log-level in the manifest.
+func renderedLogLevel(t *testing.T, values string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(f, []byte(values), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objs := render(t, renderOpts{valuesFiles: []string{f}})
+	o := find(t, objs, "DaemonSet", "agent")
+	if strings.HasPrefix(values, "manager:") {
+		o = find(t, objs, "Deployment", "manager")
+	}
+	for _, a := range args(t, o) {
+		if v, ok := strings.CutPrefix(a, "--zap-log-level="); ok {
+			return v
+		}
+	}
+	t.Fatalf("values %q: no --zap-log-level in %s's args %q", values, o.GetName(), args(t, o))
+	return ""
 }
 
 // TestChartStopsAtAVariableItExpands: an extraArgs item whose flag or
