@@ -444,8 +444,9 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 		{[]string{"agent.heartbeatInterval=0s", "agent.statsInterval=0s"}, "saying --heartbeat-interval must be positive\n" +
 			"agent.statsInterval is 0s"},
 		// The agent refuses a timeout of 0: there is no "none".
-		{[]string{"agent.readHeaderTimeout=0s"}, "agent.readHeaderTimeout is 0s, which the agent refuses at its start: its proxies have no \"none\", " +
-			"and each timeout must be above zero. Set a duration above zero (the default is 10s)"},
+		{[]string{"agent.readHeaderTimeout=0s"}, "agent.readHeaderTimeout is 0s, which the agent refuses at its start (invalid value \"0s\" " +
+			"for flag -read-header-timeout: 0s is not above zero: the proxy has no \"none\"; give a duration, 10s by default): its " +
+			"proxies have no \"none\", and each timeout must be above zero. Set a duration above zero (the default is 10s)"},
 		{[]string{"agent.idleTimeout=0m"}, "agent.idleTimeout is 0m, which the agent refuses at its start"},
 		{[]string{"agent.sendTimeout=0ms"}, "agent.sendTimeout is 0ms, which the agent refuses at its start"},
 		{[]string{"agent.requestBodyTimeout=0h0s"}, "agent.requestBodyTimeout is 0h0s, which the agent refuses at its start"},
@@ -759,21 +760,33 @@ func TestChartRefusesALogLevelTheBinariesRefuse(t *testing.T) {
 // --zap-log-level in the manifest.
 func renderedLogLevel(t *testing.T, values string) string {
 	t.Helper()
+	component := "agent"
+	if strings.HasPrefix(values, "manager:") {
+		component = "manager"
+	}
+	return renderedFlag(t, renderOpts{}, values, component, "zap-log-level")
+}
+
+// renderedFlag renders the chart with o's options and values (YAML), and
+// returns the value of the component's --flag in the manifest.
+func renderedFlag(t *testing.T, o renderOpts, values, component, flag string) string {
+	t.Helper()
 	f := filepath.Join(t.TempDir(), "values.yaml")
 	if err := os.WriteFile(f, []byte(values), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	objs := render(t, renderOpts{valuesFiles: []string{f}})
-	o := find(t, objs, "DaemonSet", "agent")
-	if strings.HasPrefix(values, "manager:") {
-		o = find(t, objs, "Deployment", "manager")
+	o.valuesFiles = []string{f}
+	objs := render(t, o)
+	obj := find(t, objs, "DaemonSet", "agent")
+	if component == "manager" {
+		obj = find(t, objs, "Deployment", "manager")
 	}
-	for _, a := range args(t, o) {
-		if v, ok := strings.CutPrefix(a, "--zap-log-level="); ok {
+	for _, a := range args(t, obj) {
+		if v, ok := strings.CutPrefix(a, "--"+flag+"="); ok {
 			return v
 		}
 	}
-	t.Fatalf("values %q: no --zap-log-level in %s's args %q", values, o.GetName(), args(t, o))
+	t.Fatalf("values %q: no --%s in %s's args %q", values, flag, obj.GetName(), args(t, obj))
 	return ""
 }
 
@@ -1459,30 +1472,129 @@ func TestChartRefusesHealthAddressesWithoutTheSchema(t *testing.T) {
 	}
 }
 
-// TestChartRefusesANegativeDrainDelayWithoutTheSchema: the schema takes
-// no sign in a duration; under --skip-schema-validation the chart refuses
-// a negative agent.drainDelay itself, which the agent's check refuses at
-// every start (exit 1, a crash loop), and takes -0s, zero to the agent.
-func TestChartRefusesANegativeDrainDelayWithoutTheSchema(t *testing.T) {
+// TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema: every
+// duration the chart renders into a flag is judged, under
+// --skip-schema-validation, as the binary judges it: the chart refuses,
+// quoting the binary, the values at which it would not start, at every
+// start (a crash loop): one time.ParseDuration does not read (the flag
+// package exits 2), zero or below for the intervals, --agent-stale-after
+// and the proxy timeouts, below zero for --drain-delay (-0s is zero). A
+// number renders as an integer (1.5 as 1), no duration without a unit.
+// Each row is run by the built binary with the flag the chart renders: a
+// refused row must fail as the chart says, an accepted one get past the
+// flags and their checks, failing for want of a cluster.
+func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
+	bin := ferryBinaries(t)
+	cmds := map[string][]string{
+		"manager": {filepath.Join(bin, "ferry-manager")},
+		"agent":   {filepath.Join(bin, "ferry-agent"), "cluster", "--node-name=n"},
+	}
+	skipped := "; the schema, skipped here, refuses it"
+	positive := func(value, def, who, flag string) string {
+		return value + ": it must be above zero (the default is " + def + "); " + who + " would not start, saying --" +
+			flag + " must be positive"
+	}
+	parse := func(name, value, who, flag, why string) string {
+		return name + " is " + value + ", not a duration " + who + " would read: " + who + " would not start (invalid " +
+			"value \"" + value + "\" for flag -" + flag + ": " + why + ")"
+	}
+	notAboveZero := func(flag, value, def string) string {
+		return "invalid value \"" + value + "\" for flag -" + flag + ": " + value + " is not above zero: the proxy has no " +
+			"\"none\"; give a duration, " + def + " by default"
+	}
 	for _, tt := range []struct {
-		delay string
-		want  string // without the schema, "" when accepted
+		name     string // the value, component.key
+		flag     string // the flag it renders
+		value    any    // as the values file gives it
+		rendered string // as the chart renders it, for the rows it refuses
+		says     string // what the binary says
+		exit     int    // and its exit status
+		want     string // the chart's refusal, "" when accepted
 	}{
-		{"-1s", "agent.drainDelay is -1s, a negative duration, which the agents refuse at their start (" +
-			negativeRefused + "): set 0s (drain at once) or more (the default is 5s); the schema, skipped here, refuses it"},
-		{"-0.5ms1h", "agent.drainDelay is -0.5ms1h, a negative duration"},
-		{"-0s", ""},
-		{"+2s", ""},
+		{"agent.heartbeatInterval", "heartbeat-interval", "-1s", "-1s", "--heartbeat-interval must be positive", 1,
+			"agent.heartbeatInterval is " + positive("-1s", "10s", "the agent", "heartbeat-interval") + skipped},
+		{"agent.heartbeatInterval", "heartbeat-interval", "-0s", "-0s", "--heartbeat-interval must be positive", 1,
+			"agent.heartbeatInterval is " + positive("-0s", "10s", "the agent", "heartbeat-interval")},
+		{"agent.heartbeatInterval", "heartbeat-interval", "abc", "abc", "invalid value \"abc\" for flag -heartbeat-interval: " +
+			"parse error", 2, parse("agent.heartbeatInterval", "abc", "the agent", "heartbeat-interval", "parse error") +
+			". Set a Go duration, as 1.5s or 1h30m, under 2562047h47m16s (the default is 10s)" + skipped},
+		{"agent.heartbeatInterval", "heartbeat-interval", 1.5, "1", "invalid value \"1\" for flag -heartbeat-interval: " +
+			"parse error", 2, "agent.heartbeatInterval is 1.5 (rendered as 1), not a duration the agent would read: the agent " +
+			"would not start (invalid value \"1\" for flag -heartbeat-interval: parse error)"},
+		{"agent.heartbeatInterval", "heartbeat-interval", "1μs", "", noCluster, 1, ""},
+		{"agent.statsInterval", "stats-interval", "-5s", "-5s", "--stats-interval must be positive", 1,
+			"agent.statsInterval is " + positive("-5s", "30s", "the agent", "stats-interval") + skipped},
+		{"agent.statsInterval", "stats-interval", "+1s", "", noCluster, 1, ""},
+		{"manager.agentStaleAfter", "agent-stale-after", "-1m", "-1m", "--agent-stale-after must be positive", 1,
+			"manager.agentStaleAfter is " + positive("-1m", "40s", "the manager", "agent-stale-after") + skipped},
+		{"manager.agentStaleAfter", "agent-stale-after", "1m0x", "1m0x", "invalid value \"1m0x\" for flag -agent-stale-after: " +
+			"parse error", 2, parse("manager.agentStaleAfter", "1m0x", "the manager", "agent-stale-after", "parse error")},
+		{"manager.agentStaleAfter", "agent-stale-after", "+1m", "", "no configuration has been provided", 1, ""},
+		{"agent.drainDelay", "drain-delay", "-1s", "-1s", negativeRefused, 1, "agent.drainDelay is -1s, a negative " +
+			"duration, which the agents refuse at their start (" + negativeRefused + "): set 0s (drain at once) or more " +
+			"(the default is 5s)" + skipped},
+		{"agent.drainDelay", "drain-delay", "-0.5ms1h", "-0.5ms1h", negativeRefused, 1,
+			"agent.drainDelay is -0.5ms1h, a negative duration, which the agents refuse at their start (" + negativeRefused + ")"},
+		{"agent.drainDelay", "drain-delay", "abc", "abc", "invalid value \"abc\" for flag -drain-delay: parse error", 2,
+			parse("agent.drainDelay", "abc", "the agents", "drain-delay", "parse error")},
+		{"agent.drainDelay", "drain-delay", "-0s", "", noCluster, 1, ""},
+		{"agent.drainDelay", "drain-delay", "+2s", "", noCluster, 1, ""},
+		{"agent.drainDelay", "drain-delay", 0, "", noCluster, 1, ""},
+		{"agent.readHeaderTimeout", "read-header-timeout", "-1s", "-1s", notAboveZero("read-header-timeout", "-1s", "10s"), 2,
+			"agent.readHeaderTimeout is -1s, which the agent refuses at its start (" + notAboveZero("read-header-timeout",
+				"-1s", "10s") + "): its proxies have no \"none\", and each timeout must be above zero. Set a duration above " +
+				"zero (the default is 10s)" + skipped},
+		{"agent.readHeaderTimeout", "read-header-timeout", "3000000h", "3000000h", "invalid value \"3000000h\" for flag " +
+			"-read-header-timeout: time: invalid duration \"3000000h\"", 2, parse("agent.readHeaderTimeout", "3000000h",
+			"the agent", "read-header-timeout", "time: invalid duration \"3000000h\"") + ". Set a Go duration, as 1.5s or " +
+			"1h30m, under 2562047h47m16s (the default is 10s)"},
+		{"agent.idleTimeout", "idle-timeout", "-1s", "-1s", notAboveZero("idle-timeout", "-1s", "2m0s"), 2,
+			"agent.idleTimeout is -1s, which the agent refuses at its start (" + notAboveZero("idle-timeout", "-1s", "2m0s")},
+		{"agent.idleTimeout", "idle-timeout", "abc", "abc", "invalid value \"abc\" for flag -idle-timeout: time: invalid " +
+			"duration \"abc\"", 2, parse("agent.idleTimeout", "abc", "the agent", "idle-timeout", "time: invalid duration \"abc\"")},
+		{"agent.idleTimeout", "idle-timeout", "1.h", "", noCluster, 1, ""},
+		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.854775807s", "2562047h47m16.854775807s", noCluster, 1, "agent.idleTimeout is " +
+			"2562047h47m16.854775807s, within a millisecond of 2562047h47m16.854775807s, the longest duration Go reads, " +
+			"too near it for the chart to tell whether the agent would take it"},
+		{"agent.sendTimeout", "send-timeout", "5x", "5x", "invalid value \"5x\" for flag -send-timeout: time: unknown unit " +
+			"\"x\" in duration \"5x\"", 2, parse("agent.sendTimeout", "5x", "the agent", "send-timeout",
+			"time: unknown unit \"x\" in duration \"5x\"")},
+		{"agent.sendTimeout", "send-timeout", "1.5.s", "1.5.s", "invalid value \"1.5.s\" for flag -send-timeout: time: " +
+			"missing unit in duration \"1.5.s\"", 2, parse("agent.sendTimeout", "1.5.s", "the agent", "send-timeout",
+			"time: missing unit in duration \"1.5.s\"")},
+		{"agent.requestBodyTimeout", "request-body-timeout", 5, "5", "invalid value \"5\" for flag -request-body-timeout: " +
+			"time: missing unit in duration \"5\"", 2, parse("agent.requestBodyTimeout", "5", "the agent",
+			"request-body-timeout", "time: missing unit in duration \"5\"")},
+		{"agent.requestBodyTimeout", "request-body-timeout", "-0s", "-0s", notAboveZero("request-body-timeout", "-0s", "1m0s"),
+			2, "agent.requestBodyTimeout is -0s, which the agent refuses at its start (" +
+				notAboveZero("request-body-timeout", "-0s", "1m0s")},
 	} {
-		values := fmt.Sprintf("agent: {drainDelay: %q}", tt.delay)
-		assertRendered(t, values, "/agent/drainDelay", "")
-		assertRenderedWithoutSchema(t, values, tt.want)
-		run := exec.CommandContext(testContext(t), filepath.Join(ferryBinaries(t), "ferry-agent"), "cluster",
-			"--node-name=n", "--drain-delay="+tt.delay)
+		component, key, _ := strings.Cut(tt.name, ".")
+		values, err := json.Marshal(map[string]any{component: map[string]any{key: tt.value}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertRenderedWithoutSchema(t, string(values), tt.want)
+		if tt.want != "" && tt.says != noCluster && !strings.Contains(tt.want, tt.says) {
+			t.Errorf("%s=%v: the chart's refusal %q does not quote the binary's %q", tt.name, tt.value, tt.want, tt.says)
+		}
+		rendered := tt.rendered
+		if rendered == "" {
+			rendered = renderedFlag(t, renderOpts{skipSchema: true}, string(values), component, tt.flag)
+		}
+		cmd := cmds[component]
+		run := exec.CommandContext(testContext(t), cmd[0], append(slices.Clone(cmd[1:]), "--"+tt.flag+"="+rendered)...)
 		run.Env = binaryEnv()
-		out, _ := run.CombinedOutput()
-		if refused := strings.Contains(string(out), negativeRefused); refused != (tt.want != "") {
-			t.Errorf("ferry-agent cluster --drain-delay=%s: refused %t, want %t, saying: %s", tt.delay, refused, tt.want != "", out)
+		out, err := run.CombinedOutput()
+		exit := 0
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			exit = exitErr.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if exit != tt.exit || !strings.Contains(string(out), tt.says) {
+			t.Errorf("%q --%s=%s exited %d, saying: %s\nwant exit %d, saying %q", cmd, tt.flag, rendered, exit, out, tt.exit, tt.says)
 		}
 	}
 }

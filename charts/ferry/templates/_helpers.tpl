@@ -570,7 +570,7 @@ The seconds a Go duration ("1m30s", "500ms", "1.5h") stands for, as a
 number in a string (float64 it back). The schema has checked its form.
 */}}
 {{- define "ferry.seconds" -}}
-{{- $units := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "ms" 1e-3 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- $units := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "μs" 1e-6 "ms" 1e-3 "s" 1.0 "m" 60.0 "h" 3600.0 }}
 {{- $total := 0.0 }}
 {{- range regexFindAll "[0-9.]+[^0-9.]+" . -1 }}
 {{- $n := regexFind "^[0-9.]+" . }}
@@ -588,7 +588,8 @@ start for --drain-delay and --simulate-workers; "near" where its size is
 within a millisecond of 2^63 ns (2562047h47m16.854775807s, the most
 time.ParseDuration takes), nearer than the chart can tell: the parts are
 summed as float64 (sprig's addf and mulf), exact to a few microseconds
-there. Everything under 2562047h47m16s is taken. A negative one is
+there. Everything under 2562047h47m16s is taken; "zero" where it reads
+0 (0, -0s, 0h0.0m), which some flags refuse. A negative one is
 "negative" up to a millisecond past 2^63 ns, where time.ParseDuration
 (which takes -2^63 ns at most) may refuse it first: refused either way.
 Read: 0, or numbers each followed by a unit, ns, us, µs (U+00B5 or
@@ -597,7 +598,7 @@ U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign before them.
 {{- define "ferry.durationProblem" -}}
 {{- $part := "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)" }}
 {{- $s := regexReplaceAll "^[-+]" . "" }}
-{{- if eq $s "0" }}
+{{- if eq $s "0" }}zero
 {{- else if not (regexMatch (printf "^(%s)+$" $part) $s) }}parse
 {{- else }}
 {{- $ns := dict "ns" 1.0 "us" 1e3 "µs" 1e3 "μs" 1e3 "ms" 1e6 "s" 1e9 "m" 6e10 "h" 3.6e12 }}
@@ -608,10 +609,39 @@ U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign before them.
 {{- end }}
 {{- $bound := 9.223372036854775808e18 }}
 {{- if ge $total (addf $bound 1e6) }}parse
-{{- else if and (hasPrefix "-" .) (gt $total 0.0) }}negative
+{{- else if eq $total 0.0 }}zero
+{{- else if hasPrefix "-" . }}negative
 {{- else if gt $total (subf $bound 1e6) }}near
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+What time.ParseDuration says of a value ferry.durationProblem calls
+"parse" (a proxy timeout's flag quotes it): the first part, left to
+right, that is no number ("invalid duration"), has no unit ("missing
+unit"), or a unit Go does not know ("unknown unit"); failing none of
+those, the value is too long ("invalid duration").
+*/}}
+{{- define "ferry.durationParseError" -}}
+{{- $s := regexReplaceAll "^[-+]" . "" }}
+{{- $err := printf "time: invalid duration %s" (quote .) }}
+{{- if $s }}
+{{- range regexFindAll "[0-9]*(\\.[0-9]*)?[^0-9.]*" $s -1 }}
+{{- $n := regexFind "^[0-9]*(\\.[0-9]*)?" . }}
+{{- $unit := trimPrefix $n . }}
+{{- if or (eq $n "") (eq $n ".") }}
+{{- break }}
+{{- else if eq $unit "" }}
+{{- $err = printf "time: missing unit in duration %s" (quote $) }}
+{{- break }}
+{{- else if not (has $unit (list "ns" "us" "µs" "μs" "ms" "s" "m" "h")) }}
+{{- $err = printf "time: unknown unit %s in duration %s" (quote $unit) (quote $) }}
+{{- break }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $err }}
 {{- end }}
 
 {{/*
