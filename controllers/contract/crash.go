@@ -2,6 +2,7 @@ package contract
 
 import (
 	"regexp"
+	"strings"
 	"time"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -18,41 +19,65 @@ import (
 // wave, as one that cannot boot does.
 const CrashWindow = 10 * time.Second
 
-// DiedAfterReady ends the lifetime in the agent's reason for a worker
-// that exited within CrashWindow of ready ("exited with status 3 200ms
-// after it was ready", and what it was doing then: YoungDeathReason): the
-// manager words such a failure "died soon after it was ready", not
-// "failed to spawn".
+// DiedAfterReady are the words after the lifetime in a young death's
+// reason (YoungDeathReason: "exited with status 3 200ms after it was
+// ready"). The manager words such a failure "died soon after it was
+// ready", not "failed to spawn".
 const DiedAfterReady = "after it was ready"
 
 // YoungDeathReason is the agent's reason for a worker that exited within
-// CrashWindow of ready, lived after it: exit, how it ended as
-// spawn.describeExit words it ("exited with status 3", "was killed by a
-// signal (SIGSEGV: segmentation fault)"), then lived to the millisecond,
-// then DiedAfterReady ("exited with status 3 1.2s after it was ready").
-// The agent may add what the worker was doing after a comma (", while
-// handling a request (...)"). It is the one form DiedAfterReadyIn and
-// WithoutLifetime read.
+// CrashWindow of ready: how it exited (exit, as spawn.describeExit words
+// it: "exited with status 3", "was killed by a signal (SIGSEGV:
+// segmentation fault)"), how long it lived after ready (lived, to the
+// millisecond), then DiedAfterReady: "exited with status 3 1.2s after it
+// was ready". The agent may go on after a comma with what the worker was
+// doing (", while handling a request (...)"). DiedAfterReadyIn and
+// WithoutLifetime read this form and no other.
 func YoungDeathReason(exit string, lived time.Duration) string {
 	return exit + " " + lived.Round(time.Millisecond).String() + " " + DiedAfterReady
 }
 
+// parenthesized is a "(...)" of spawn.describeExit's, up to its own ")":
+// text with no parentheses, or with one level of them inside ("(stop
+// signal: trace/breakpoint trap (trap 1))", an older agent's
+// "(segmentation fault (core dumped))"). Not "\(.+?\)": that could run
+// past its ")" to a later one ("(SIGSEGV: segmentation fault) before it
+// was ready; ... (x)"), and read what follows an exit as part of it.
+const parenthesized = `\((?:[^()]|\([^()]*\))*\)`
+
 // youngDeath matches a young death's reason (YoungDeathReason) from its
-// start: one of spawn.describeExit's forms, a lifetime, DiedAfterReady,
-// then the end or a comma. The lifetime is a Go duration, or "soon" as
-// WithoutLifetime words it, which the manager reads back (the halt's
-// message judges the reasons it quotes). Only at the start: a failed
-// spawn's reason can hold the app's own text (a WSGI load error's
-// exception, a readiness path's answer, "not ready within startTimeout
-// (90s): ..."), which may say "after it was ready" anywhere after its
-// first words, and none of those starts with how a process exited
-// followed by a lifetime. Agents have written this form since young
-// deaths were first reported, so no other is read.
-var youngDeath = regexp.MustCompile(`^(exited with status -?[0-9]+|exited \(.+?\)|was killed by a signal \(.+?\)|was killed \(SIGKILL: [^)]*\)) (\S+) ` +
-	DiedAfterReady + `(,|$)`)
+// start: how the process exited, a word for its lifetime (checked by
+// youngDeathExit), DiedAfterReady, then the end or a comma.
+//
+// From the start only, as the agent writes it: a failed spawn's reason
+// may quote the app (a WSGI load error's exception, what a readiness
+// path answered, "not ready within startTimeout (90s): ..."), whose
+// words can say "after it was ready" after anything, a lifetime
+// included; none begins with how a process exited. No other form is
+// read: agents have written this one since they first reported young
+// deaths (the exits' words changed when signals were named, and both
+// kinds match).
+var youngDeath = regexp.MustCompile(`^(` + strings.Join([]string{
+	// An exit status: "exited with status 3".
+	`exited with status -?[0-9]+`,
+	// Any other status Go gives, whole: "exited (wait: no child
+	// processes)", "exited (stop signal: trace/breakpoint trap (trap 1))".
+	`exited ` + parenthesized,
+	// A signal but SIGKILL, named or (older agents) not, and its core:
+	// "was killed by a signal (SIGSEGV: segmentation fault, core dumped)".
+	`was killed by a signal ` + parenthesized,
+	// SIGKILL, with who sends it, which has no parentheses inside.
+	`was killed \(SIGKILL: [^()]*\)`,
+}, "|") + `) (\S+) ` + regexp.QuoteMeta(DiedAfterReady) + `(,|$)`)
 
 // youngDeathExit is how the worker a young death's reason is of exited
-// (YoungDeathReason's exit), and whether reason is one.
+// (YoungDeathReason's exit), and whether reason is one. The lifetime's
+// word is checked here, not in youngDeath: ParseDuration reads every
+// lifetime time.Duration.String writes ("0s", "400µs", "1.2s"), which a
+// pattern would have to spell out, and no other word ("later", "then").
+// "soon" stands in for the lifetime in WithoutLifetime's words, which
+// the manager reads back (the halt's message judges the reasons it
+// quotes): DiedAfterReadyIn must hold of WithoutLifetime(r) as of r.
 func youngDeathExit(reason string) (string, bool) {
 	m := youngDeath.FindStringSubmatch(reason)
 	if m == nil {

@@ -88,6 +88,13 @@ var exits = []string{
 	"was killed by a signal (SIGSEGV: segmentation fault, core dumped)",
 	"was killed by a signal (signal 40)",
 	"was killed (SIGKILL: by the kernel's out-of-memory killer, or by someone; see dmesg)",
+	// As agents before signals were named wrote them: Go's text alone,
+	// its core note in parentheses of its own. Agents have written the
+	// young death's form since they first reported one, these exits in
+	// it, so youngDeath reads no other (no fallback to a substring).
+	"was killed by a signal (killed)",
+	"was killed by a signal (segmentation fault)",
+	"was killed by a signal (segmentation fault (core dumped))",
 }
 
 // TestYoungDeathReasonRoundTrips: every exit form with every lifetime the
@@ -142,6 +149,11 @@ func TestAppTextSayingAfterItWasReadyIsNoYoungDeath(t *testing.T) {
 		"exited with status 0 before it was ready; the command must stay in the foreground, serving, not fork into " +
 			"the background (daemonize) and exit: Ferry watches the process it started, and kills what it leaves behind",
 		"was killed by a signal (SIGSEGV: segmentation fault) before it was ready",
+		// The exit's parentheses end at their own ")": what follows is
+		// not read as the exit ("(x)" closing it, then a lifetime).
+		"was killed by a signal (SIGSEGV: segmentation fault) before it was ready; the app said (x) 2s " + DiedAfterReady,
+		"exited (wait: no child processes) before it was ready: (x) 2s " + DiedAfterReady,
+		"was killed by a signal (SIGTERM: terminated) (x) 2s " + DiedAfterReady,
 		// An exit form, then no lifetime, or more than one word, before
 		// the words; or the words run on.
 		"exited with status 1 " + DiedAfterReady,
