@@ -515,7 +515,7 @@ func haltedLists(msg string) ([][]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	died, quoted, ok := failedList(rest, aYoungDeath)
+	died, quoted, ok := failedList(rest, true)
 	if ok {
 		if died == nil {
 			return nil, false
@@ -523,20 +523,23 @@ func haltedLists(msg string) ([][]string, bool) {
 		lists = append(lists, died)
 		// A young death's reason is the agent's own words, which hold no
 		// clause: the first failed spawn's after it is the next one.
-		lead, _ := failedAround("")
+		lead, _ := failedAround(false)
 		at := strings.Index(quoted, "; "+spawnsFailed+lead)
 		if at < 0 {
 			return lists, !cutShort(msg)
 		}
-		// Unless the reason is an app's own words: what it quotes may
-		// hold such a clause, and then what follows its ")" up to it is
-		// no note olderNote writes.
+		// Unless the reason is an app's own words, which only an older
+		// manager's message quotes here (one that read any reason saying
+		// "after it was ready" as a young death; this one quotes the
+		// agent's words alone, contract.YoungDeathReason): what it quotes
+		// may hold such a clause, and then what follows its ")" up to it
+		// is no note olderNote writes.
 		if !endsClause(quoted[:at]) {
 			return nil, false
 		}
 		rest = quoted[at+len("; "+spawnsFailed):]
 	}
-	failed, _, ok := failedList(rest, "")
+	failed, _, ok := failedList(rest, false)
 	if !ok || failed == nil {
 		return nil, false
 	}
@@ -572,12 +575,12 @@ func isOlderNote(note string) bool {
 }
 
 // failedList reads the list of a clause of how the target failed
-// (contract.FailedHow(reason, " on "+list), then " (" and the reason) at
-// the start of clause, reason a failure of the kind it words: the nodes,
-// nil if the list is not all there (nodeNames), and what follows its
-// opening parenthesis. Not ok when clause is no clause of that kind.
-func failedList(clause, reason string) (nodes []string, quoted string, ok bool) {
-	lead, tail := failedAround(reason)
+// (contract.FailedHowIf(diedYoung, " on "+list), then " (" and the
+// reason) at the start of clause: the nodes, nil if the list is not all
+// there (nodeNames), and what follows its opening parenthesis. Not ok
+// when clause is no clause of that kind.
+func failedList(clause string, diedYoung bool) (nodes []string, quoted string, ok bool) {
+	lead, tail := failedAround(diedYoung)
 	after, ok := strings.CutPrefix(clause, lead)
 	if !ok {
 		return nil, "", false
@@ -593,18 +596,12 @@ func failedList(clause, reason string) (nodes []string, quoted string, ok bool) 
 	return nodes, quoted, true
 }
 
-// aYoungDeath is a reason of a young death (contract.YoungDeathReason),
-// whose clause contract.FailedHow words "died on ... soon after it was
-// ready": failedAround's words of such a clause. Not DiedAfterReady
-// alone, which is read as a young death's reason only after how the
-// process exited and its lifetime.
-var aYoungDeath = contract.YoungDeathReason("exited with status 1", 0)
-
 // failedAround are the words of a clause of how the target failed
-// (contract.FailedHow(reason, " on "+list)), reason a failure of the kind
-// it words, either side of its list of nodes.
-func failedAround(reason string) (lead, tail string) {
-	lead, tail, _ = strings.Cut(contract.FailedHow(reason, " on \x00"), "\x00")
+// (contract.FailedHowIf(diedYoung, " on "+list): "died on ", " soon after
+// it was ready"; "failed to spawn on ", ""), either side of its list of
+// nodes.
+func failedAround(diedYoung bool) (lead, tail string) {
+	lead, tail, _ = strings.Cut(contract.FailedHowIf(diedYoung, " on \x00"), "\x00")
 	return lead, tail
 }
 

@@ -141,12 +141,20 @@ func DiesYoungAgain(e *ferryv1.SpawnError, revision string, spawnFailures int, l
 }
 
 // FailedHow words what became of a process of a revision that failed, by
-// its reason, on where (" on node-b", or ""): "died soon after it was
-// ready" when the reason says so (DiedAfterReadyIn), which the agent
-// counts as a failed spawn, else "failed to spawn".
+// its reason, on where (" on node-b", or ""): FailedHowIf, of a young
+// death when the reason is one (DiedAfterReadyIn).
 func FailedHow(reason, on string) string {
-	if DiedAfterReadyIn(reason) {
-		return "died" + on + " soon after it was ready"
+	return FailedHowIf(DiedAfterReadyIn(reason), on)
+}
+
+// FailedHowIf words what became of a process of a revision that failed
+// on where (" on node-b", or ""): "died soon after it was ready" where it
+// died young (diedYoung), which the agent counts as a failed spawn, else
+// "failed to spawn". The manager reads its own messages back by these
+// words (the halt's clauses), with no reason at hand.
+func FailedHowIf(diedYoung bool, on string) string {
+	if diedYoung {
+		return "died" + on + " soon " + DiedAfterReady
 	}
 	return "failed to spawn" + on
 }
