@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +94,27 @@ func TestDescribeExit(t *testing.T) {
 		}
 		if before := got + " before it was ready"; contract.DiedAfterReadyIn(before) {
 			t.Errorf("contract.DiedAfterReadyIn(%q) = true, want false", before)
+		}
+	}
+}
+
+// TestDescribeExitOfEverySignalReadsAsAYoungDeath: every signal a worker
+// can die of, as Go words it, with a core dumped or not, is worded so
+// that a young death of it (contract.YoungDeathReason, as agent/pool
+// writes one) is read as one, its exit whole (contract.WithoutLifetime
+// keeps it and drops the lifetime): a signal's text with parentheses of
+// its own, or more than one level of them, would not be.
+func TestDescribeExitOfEverySignalReadsAsAYoungDeath(t *testing.T) {
+	for sig := syscall.Signal(1); sig < 65; sig++ {
+		for _, core := range []string{"", " (core dumped)"} {
+			exit := describeExit("signal: " + sig.String() + core)
+			young := contract.YoungDeathReason(exit, 1200*time.Millisecond) + ", while handling a request"
+			if !contract.DiedAfterReadyIn(young) {
+				t.Errorf("signal %d%s: contract.DiedAfterReadyIn(%q) = false, want true", sig, core, young)
+			}
+			if got, want := contract.WithoutLifetime(young), exit+" soon "+contract.DiedAfterReady; got != want {
+				t.Errorf("signal %d%s: contract.WithoutLifetime(%q) = %q, want %q", sig, core, young, got, want)
+			}
 		}
 	}
 }
