@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/internal/agenttest"
 	"github.com/ferry-dev/ferry/agent/pool"
+	"github.com/ferry-dev/ferry/agent/spawn"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/testsupport"
@@ -36,6 +38,10 @@ func TestWorkerThatDiesAfterBootIsBackedOff(t *testing.T) {
 	seen := e.WaitFor(t, 30*time.Second, "the crash to be reported", func(s pool.Status) bool { return s.ScalingError != nil })
 	if c := condition(seen, "ScalingError"); c.Status != "True" || !strings.Contains(c.Message, "after it was ready") {
 		t.Errorf("ScalingError condition = %+v, want True, saying the worker died after it was ready", c)
+	}
+	// In the one form the manager reads as a young death.
+	if r := seen.ScalingError.Reason; !contract.DiedAfterReadyIn(r) {
+		t.Errorf("scaling error %q, want a death soon after ready (contract.DiedAfterReadyIn)", r)
 	}
 	// It was ready: the revision started, and is not one that cannot start.
 	if c := condition(seen, "RollingRestart"); !seen.RevisionStarted || c.Reason != "RolloutComplete" {
@@ -224,8 +230,8 @@ func TestCrashInARequestIsNoFailedSpawn(t *testing.T) {
 	// scaling error it sets is cleared as soon as the pool needs no spawn,
 	// which a replacement already under way (a connection the dying worker
 	// refused) can make at once, before a poll of the status sees it.
-	if third := countedDeath(t, book, "1"); !strings.Contains(third, "in a row") {
-		t.Errorf("the third death counted as %q, want it saying such deaths came in a row", third)
+	if third := countedDeath(t, book, "1"); !contract.DiedAfterReadyIn(third) || !strings.Contains(third, "in a row") {
+		t.Errorf("the third death counted as %q, want a young death (contract.DiedAfterReadyIn) saying such deaths came in a row", third)
 	}
 
 	// Revision 2 has not shown yet that it stays up: the same death counts,
@@ -237,13 +243,15 @@ func TestCrashInARequestIsNoFailedSpawn(t *testing.T) {
 	if code, _ := get(t, e.URL+"/crash"); code != http.StatusBadGateway {
 		t.Fatalf("GET /crash on revision 2 = %d, want 502", code)
 	}
-	if second := countedDeath(t, book, "2"); !strings.Contains(second, "while handling a request") {
-		t.Errorf("revision 2's death counted as %q, want it saying the process died while handling a request", second)
+	if second := countedDeath(t, book, "2"); !contract.DiedAfterReadyIn(second) || !strings.Contains(second, "while handling a request") {
+		t.Errorf("revision 2's death counted as %q, want a young death (contract.DiedAfterReadyIn) saying the process died "+
+			"while handling a request", second)
 	}
 }
 
 // countedDeath waits for the first death of revision the pool counted as
-// its app's crash (logged with reportFailure) and returns its error's text.
+// its app's crash (logged with reportFailure) and returns its reason, as
+// the status reports it (its *spawn.Error's, without the output).
 func countedDeath(t *testing.T, book *agenttest.Logbook, revision string) string {
 	t.Helper()
 	for n := 1; ; n++ {
@@ -251,10 +259,11 @@ func countedDeath(t *testing.T, book *agenttest.Logbook, revision string) string
 		if v, _ := e.Value("revision"); v != revision {
 			continue
 		}
-		if e.Err == nil {
-			t.Fatalf("%q logged with no error", e.Msg)
+		var se *spawn.Error
+		if !errors.As(e.Err, &se) {
+			t.Fatalf("%q logged with error %v, want a *spawn.Error", e.Msg, e.Err)
 		}
-		return e.Err.Error()
+		return se.Reason
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/bench/loadgen"
+	"github.com/ferry-dev/ferry/controllers/contract"
 	"github.com/ferry-dev/ferry/internal/testsupport"
 )
 
@@ -836,8 +837,8 @@ func TestRevisionThatBootsAndDiesIsResisted(t *testing.T) {
 	e, book, good, bad := startBootDie(t, "t/bootdie-roll", true)
 	e.Pool.Update(pool.Config{Name: "t/bootdie-roll", Revision: "2", Template: bad})
 	resisting := e.WaitFor(t, time.Minute, "resistance to 2", func(s pool.Status) bool { return s.Resisting != nil })
-	if r := resisting.Resisting; r.Revision != "2" || !strings.Contains(r.Reason, "after it was ready") {
-		t.Errorf("resisting = %+v, want revision 2, dead after it was ready", *r)
+	if r := resisting.Resisting; r.Revision != "2" || !contract.DiedAfterReadyIn(r.Reason) {
+		t.Errorf("resisting = %+v, want revision 2, dead soon after it was ready (contract.DiedAfterReadyIn)", *r)
 	}
 	back := e.WaitFor(t, time.Minute, "3 ready workers of revision 1", func(s pool.Status) bool {
 		return s.Counts.Ready == 3 && !slices.ContainsFunc(s.Processes, func(p ferryv1.ProcessInfo) bool { return p.Revision != "1" })

@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/pool"
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/bench/loadgen"
+	"github.com/ferry-dev/ferry/controllers/contract"
 )
 
 // retriedUntil is what the conditions say of spawns that fail: the pool
@@ -49,8 +50,8 @@ func TestRevisionThatBootsAndDiesInACluster(t *testing.T) {
 		t.Errorf("backoffs after the crashes: %v, want them growing, up to a minute", backoffs)
 	}
 	failing := e.WaitFor(t, time.Minute, "a scaling error of revision 2", func(s pool.Status) bool { return s.ScalingError != nil })
-	if se := failing.ScalingError; se.Revision != "2" || !strings.Contains(se.Reason, "after it was ready") {
-		t.Errorf("scaling error %+v, want revision 2's processes dying after they were ready", *se)
+	if se := failing.ScalingError; se.Revision != "2" || !contract.DiedAfterReadyIn(se.Reason) {
+		t.Errorf("scaling error %+v, want revision 2's processes dying soon after they were ready (contract.DiedAfterReadyIn)", *se)
 	}
 	if wait := time.Until(failing.ScalingRetryAt.Time); wait > time.Minute {
 		t.Errorf("next attempt in %s, want a minute at most", wait)
