@@ -694,61 +694,100 @@ func TestNodeThatCannotResistReturnsToLastRolledOut(t *testing.T) {
 	waitCondition(t, ns, "blog", ferryv1.ConditionResistingDeploymentError, metav1.ConditionFalse, ferryv1.ReasonNoDeploymentError)
 }
 
-// TestNodeReturnedWhenTheTargetDiesAfterReady: a node whose processes of
-// the new revision spawned, were ready, and died within the crash window
-// (its agent restarted while resisting: nothing older to serve) is
-// returned as one that cannot spawn it is; its NodeReturned event said
-// "it cannot spawn revision 2", which sent the user looking for a boot
-// failure. It says what happened.
-func TestNodeReturnedWhenTheTargetDiesAfterReady(t *testing.T) {
-	ns := newNamespace(t)
-	a, b, c, agents, rev1, rev2 := givenToTwoOfThree(t, ns)
-	agents[1].failSpawns("blog", "exited with status 3 1.2s "+contract.DiedAfterReady)
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
-	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNodeReturned,
-		"Returned node "+b+" to revision "+rev1+": its processes of revision "+rev2+" died soon after they were ready",
-		"(exited with status 3 1.2s after it was ready)")
-	assertEventCountOf(t, ns, "blog", controllers.EventNodeReturned, "cannot spawn", 0)
+// TestNodeReturnedSaysHowTheTargetFailed: a node of the new revision
+// with nothing older to serve (its agent restarted while resisting) is
+// returned to what worked, and its NodeReturned event says how the
+// target failed there, by the agent's reason. Where its processes
+// spawned, were ready, and died within the crash window, it said "it
+// cannot spawn revision 2", which sent the user looking for a boot
+// failure. Where the app's own text (the WSGI load error the agent
+// reports whole) says "after it was ready", it cannot spawn it: read by
+// substring, that reason was a young death's, and the note said its
+// processes "died soon after they were ready".
+func TestNodeReturnedSaysHowTheTargetFailed(t *testing.T) {
+	for _, tt := range []struct {
+		name, reason string
+		says         func(rev1, rev2 string) []string // the NodeReturned event's words
+		not          string                           // words no NodeReturned event says
+	}{
+		{name: "dies after ready", reason: "exited with status 3 1.2s " + contract.DiedAfterReady,
+			says: func(rev1, rev2 string) []string {
+				return []string{"to revision " + rev1 + ": its processes of revision " + rev2 + " died soon after they were ready",
+					"(exited with status 3 1.2s after it was ready)"}
+			}, not: "cannot spawn"},
+		{name: "the app says after it was ready", reason: "the app failed to load: RuntimeError: cache went away 1.2s " + contract.DiedAfterReady,
+			says: func(rev1, rev2 string) []string {
+				return []string{"to revision " + rev1 + ": it cannot spawn revision " + rev2}
+			}, not: "died soon after"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			a, b, c, agents, rev1, rev2 := givenToTwoOfThree(t, ns)
+			agents[1].failSpawns("blog", tt.reason)
+			waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
+			waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNodeReturned,
+				append([]string{"Returned node " + b + " "}, tt.says(rev1, rev2)...)...)
+			assertEventCountOf(t, ns, "blog", controllers.EventNodeReturned, tt.not, 0)
+		})
+	}
 }
 
-// TestNodeReturnedWhenTheAppSaysAfterItWasReady: a node that cannot spawn
-// the new revision, its app's exception saying "after it was ready" (in
-// the WSGI load error the agent reports whole), is returned as one that
-// cannot spawn it. Read by substring, the reason was a young death's: the
-// note said its processes "died soon after they were ready".
-func TestNodeReturnedWhenTheAppSaysAfterItWasReady(t *testing.T) {
-	ns := newNamespace(t)
-	a, b, c, agents, rev1, rev2 := givenToTwoOfThree(t, ns)
-	agents[1].failSpawns("blog", "the app failed to load: RuntimeError: cache went away 1.2s "+contract.DiedAfterReady)
-	waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev1, c: rev1})
-	waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventNodeReturned,
-		"Returned node "+b+" to revision "+rev1+": it cannot spawn revision "+rev2)
-	assertEventCountOf(t, ns, "blog", controllers.EventNodeReturned, "died soon after", 0)
-}
-
-// TestHaltWhenTheAppSaysAfterItWasReady: a new AppGroup whose first
-// revision fails to spawn, the app's exception, then what its readiness
-// path answers, saying "after it was ready" after a lifetime. The halt
-// says it failed to spawn, quotes the reason whole and waits for it to
-// start. Read by substring, the reason was a young death's: no halt, but
-// a crash loop, RollingRestart ProvingRevision "a process of revision
-// ... died soon after it was ready (...), and none has lived 10s",
-// waiting for a process of an app that never started to live the crash
-// window.
+// TestHaltWhenTheAppSaysAfterItWasReady: a revision that fails to spawn,
+// the app's exception, then what its readiness path answers, saying
+// "after it was ready" after a lifetime. The halt says it failed to
+// spawn, quotes the reason whole and waits for it to start. Read by
+// substring, the reason was a young death's: no halt, but a crash loop,
+// RollingRestart ProvingRevision "a process of revision ... died soon
+// after it was ready (...), and none has lived 10s", waiting for a
+// process of an app that never started to live the crash window. So too
+// on a node that is not the halt's, whose reason the halt's message
+// quotes through contract.WithoutLifetime: beside a node whose processes
+// died young, its clause of their own.
 func TestHaltWhenTheAppSaysAfterItWasReady(t *testing.T) {
 	for i, reason := range []string{
 		"the app failed to load: RuntimeError: cache went away 1.2s " + contract.DiedAfterReady,
 		"not ready within startTimeout (90s): 503 from /healthz: warming up, try again 2s " + contract.DiedAfterReady,
 	} {
-		ns := newNamespace(t)
-		a := newNode(t, ns, "a", true)
-		newAppGroup(t, ns, "blog", nil)
-		newAgent(t, ns, a, fmt.Sprintf("192.0.2.%d", 2+i)).failSpawns("blog", reason)
-		waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-			"it failed to spawn on "+a+" ("+reason+")", "the rollout goes on once it starts there")
-		waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" (")
-		assertEventCountOf(t, ns, "blog", controllers.EventRolloutHalted, "soon after it was ready", 0)
+		t.Run("on the halt's node: "+reason, func(t *testing.T) {
+			ns := newNamespace(t)
+			a := newNode(t, ns, "a", true)
+			newAppGroup(t, ns, "blog", nil)
+			newAgent(t, ns, a, fmt.Sprintf("192.0.2.%d", 2+i)).failSpawns("blog", reason)
+			waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+				"it failed to spawn on "+a+" ("+reason+")", "the rollout goes on once it starts there")
+			waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" (")
+			assertEventCountOf(t, ns, "blog", controllers.EventRolloutHalted, "soon after it was ready", 0)
+		})
 	}
+	t.Run("beside the halt's node, whose processes died young", func(t *testing.T) {
+		ns := newNamespace(t)
+		a, b, c, agents, rev1 := rolledOutOnThree(t, ns, func(ag *ferryv1.AppGroup) {
+			ag.Spec.Restart.MaxConcurrentNodes = 2
+			ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false) // the nodes stay on revision 2
+		})
+		bump(t, ns, "blog", "2")
+		rev2 := target(t, ns, "blog")
+		waitRevisions(t, ns, "blog", map[string]string{a: rev2, b: rev2, c: rev1})
+		// a's Rolling restart is under way, its old processes serving,
+		// the new one dead soon after it was ready: the halt's node.
+		died := "exited with status 3 1.2s " + contract.DiedAfterReady
+		agents[0].restarting("blog", 0, 2)
+		agents[0].report("blog", func(p *ferryv1.ProcessPool) {
+			p.Status.LastSpawnError = &ferryv1.SpawnError{Revision: p.Spec.Revision, Reason: died, Time: metav1.Time{Time: clk.Now()}}
+			setCondition(p, ferryv1.ConditionScalingError, metav1.ConditionTrue, ferryv1.ReasonSpawnBackoff)
+		})
+		waitStatus(t, ns, "blog", "the halt recorded on "+a, func(st *ferryv1.AppGroupStatus) error {
+			if h := st.HaltedRollout; h == nil || h.Revision != rev2 || h.Node != a {
+				return fmt.Errorf("haltedRollout %+v", h)
+			}
+			return nil
+		})
+		appSays := "the app failed to load: RuntimeError: cache went away 1.2s " + contract.DiedAfterReady
+		agents[1].failSpawns("blog", appSays)
+		waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
+			"it died on "+a+" soon after it was ready (exited with status 3 ",
+			"; it failed to spawn on "+b+" ("+appSays+")")
+	})
 }
 
 // TestFirstRevisionHaltNamesEveryNode: a new AppGroup whose first
