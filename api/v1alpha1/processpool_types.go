@@ -114,7 +114,9 @@ type SpawnError struct {
 	Revision string `json:"revision"`
 
 	// reason is a one-line cause: "exited with status 1", "not ready
-	// within startTimeout (90s)", "could not start: ...".
+	// within startTimeout (90s)", "could not start: ...", or, for a
+	// process that died soon after it was ready, "exited with status 1
+	// 1.2s after it was ready".
 	// +required
 	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason"`

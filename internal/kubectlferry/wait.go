@@ -174,9 +174,9 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 // the target (notReturned) and some of pools, on the target (and on a node
 // status.crashLoop takes in, when it names the loop: stayRule.of), show a
 // second round of young deaths of its processes in a row (lastSpawnError
-// the target's, of contract.DiedAfterReady, and spawnFailures, the agent's
-// count of rounds, at least 2: processes started together that die
-// together are one round, not backed off) while none
+// a young death of the target, as contract.YoungDeathOf reads one, and
+// spawnFailures, the agent's count of rounds, at least 2: processes
+// started together that die together are one round, not backed off) while none
 // of them has lived the crash window there (lastedRevision): their agents
 // respawn them with backoff, and the manager's rollout waits for that
 // window forever, or counts a proven target complete with Ready not True.
