@@ -3014,12 +3014,19 @@ func TestNodesUpdatedAlikeThroughACrashLoop(t *testing.T) {
 // (nodeCounts) counts the nodes RollingRestart's message counts updated
 // (sortRollout), through a crash loop (at a death that leaves none of a
 // pool of one running, its replacement booting, then ready), a halt
-// recorded (a Blocking restart's young death, its retry spawning, a
-// failed spawn beside it), and a proven target's young deaths (no
-// record: a node's death, read as halted, and its retry spawning, read
-// as restarting; beside a node dying young too, or failing to spawn),
-// so that the status, `kubectl ferry status` and
-// `restart --wait` count as the message does.
+// recorded (a Blocking restart's young death, a failed spawn beside it),
+// and a proven target's young deaths (no record: a node's death, read as
+// halted; beside a node dying young too, or failing to spawn), so that
+// the status, `kubectl ferry status` and `restart --wait` count as the
+// message does. A proven target's young deaths in two shapes: in the
+// Blocking round (young: RollingRestart RestartingBlocking, the round's
+// other spawn booting or not), and its retries after that round, which
+// the agent makes as scale spawns (retried: no restart, the pool's
+// RollingRestart False, a retry booting or not; agent/pool's
+// blockingRestart ends the round, and scaleSpawn retries), which the
+// manager reads as a crash loop (a Blocking restart stays), not a halt.
+// (An unproven target's retries follow a halt recorded in the round,
+// which these inputs, recorded from scratch, do not hold.)
 func TestNodesUpdatedIsRollingRestartsCount(t *testing.T) {
 	abc := []string{"node-a", "node-b", "node-c"}
 	blocking := func(in rollupInput) rollupInput {
@@ -3037,6 +3044,9 @@ func TestNodesUpdatedIsRollingRestartsCount(t *testing.T) {
 	}
 	young := func(running int32) *ferryv1.ProcessPool {
 		return testPool("node-a", targetRev, restartingBlocking(running, 2), crashedInWindow)
+	}
+	retried := func(node string, running int32) *ferryv1.ProcessPool {
+		return testPool(node, targetRev, rolledOut(2), counts(0, running, running), notReadyAtAll, crashedInWindow)
 	}
 	provenC := testPool("node-c", targetRev, rolledOut(2), lasted)
 	type fixture struct {
@@ -3065,7 +3075,13 @@ func TestNodesUpdatedIsRollingRestartsCount(t *testing.T) {
 			fixture{"proven young deaths on two nodes" + which, provenIn(blocking(input(abc, young(running),
 				testPool("node-b", targetRev, restartingBlocking(0, 2), crashedInWindow), provenC.DeepCopy())))},
 			fixture{"proven young death and a failed spawn" + which, provenIn(blocking(input(abc, young(running),
-				failsToLoad("node-b"), provenC.DeepCopy())))})
+				failsToLoad("node-b"), provenC.DeepCopy())))},
+			fixture{"proven young death, retried" + which, provenIn(blocking(input(abc, retried("node-a", running),
+				testPool("node-b", oldRev, rolledOut(2)), provenC.DeepCopy())))},
+			fixture{"proven young deaths on two nodes, retried" + which, provenIn(blocking(input(abc,
+				retried("node-a", running), retried("node-b", 0), provenC.DeepCopy())))},
+			fixture{"proven young death, retried, and a failed spawn" + which, provenIn(blocking(input(abc,
+				retried("node-a", running), failsToLoad("node-b"), provenC.DeepCopy())))})
 	}
 	for _, f := range fixtures {
 		in := recorded(f.in)
