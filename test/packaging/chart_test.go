@@ -736,20 +736,17 @@ func TestChartRefusesALogLevelTheBinariesRefuse(t *testing.T) {
 			arg = renderedLogLevel(t, tt.values)
 		}
 		for who, cmd := range binaries {
-			run := exec.CommandContext(testContext(t), cmd[0], append(slices.Clone(cmd[1:]), "--zap-log-level="+arg)...)
-			run.Env = binaryEnv()
-			out, err := run.CombinedOutput()
+			exit, out := runBinary(t, cmd, "--zap-log-level="+arg)
 			// Past its flags, each fails for want of a cluster or a node
 			// name, exiting 1 (the manager's error unseen at panic).
 			refusal := "invalid log level \"" + arg + "\""
-			var exitErr *exec.ExitError
-			refused := errors.As(err, &exitErr) && exitErr.ExitCode() == 2 && strings.Contains(string(out), refusal)
-			past := errors.As(err, &exitErr) && exitErr.ExitCode() == 1 && !strings.Contains(string(out), "invalid log level")
+			refused := exit == 2 && strings.Contains(out, refusal)
+			past := exit == 1 && !strings.Contains(out, "invalid log level")
 			switch {
 			case tt.taken && !past:
-				t.Errorf("%s, given --zap-log-level=%s: %v, saying: %s\nwant it past its flags (exit 1)", who, arg, err, out)
+				t.Errorf("%s, given --zap-log-level=%s: exit %d, saying: %s\nwant it past its flags (exit 1)", who, arg, exit, out)
 			case !tt.taken && !refused:
-				t.Errorf("%s, given --zap-log-level=%s: %v, saying: %s\nwant exit 2, saying %s", who, arg, err, out, refusal)
+				t.Errorf("%s, given --zap-log-level=%s: exit %d, saying: %s\nwant exit 2, saying %s", who, arg, exit, out, refusal)
 			}
 		}
 	}
@@ -1039,17 +1036,8 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			t.Errorf("%s %q: the chart's refusal %q does not quote the binary's %q", tt.component, tt.args, tt.want, tt.says)
 		}
 		cmd := cmds[tt.component]
-		run := exec.CommandContext(testContext(t), cmd[0], append(slices.Clone(cmd[1:]), tt.args...)...)
-		run.Env = binaryEnv()
-		out, err := run.CombinedOutput()
-		exit := 0
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			exit = exitErr.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if exit != tt.exit || !strings.Contains(string(out), tt.says) {
+		exit, out := runBinary(t, cmd, tt.args...)
+		if exit != tt.exit || !strings.Contains(out, tt.says) {
 			t.Errorf("%q %q exited %d, saying: %s\nwant exit %d, saying %q", cmd, tt.args, exit, out, tt.exit, tt.says)
 		}
 	}
@@ -1583,17 +1571,8 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 			rendered = renderedFlag(t, renderOpts{skipSchema: true}, string(values), component, tt.flag)
 		}
 		cmd := cmds[component]
-		run := exec.CommandContext(testContext(t), cmd[0], append(slices.Clone(cmd[1:]), "--"+tt.flag+"="+rendered)...)
-		run.Env = binaryEnv()
-		out, err := run.CombinedOutput()
-		exit := 0
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			exit = exitErr.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if exit != tt.exit || !strings.Contains(string(out), tt.says) {
+		exit, out := runBinary(t, cmd, "--"+tt.flag+"="+rendered)
+		if exit != tt.exit || !strings.Contains(out, tt.says) {
 			t.Errorf("%q --%s=%s exited %d, saying: %s\nwant exit %d, saying %q", cmd, tt.flag, rendered, exit, out, tt.exit, tt.says)
 		}
 	}
@@ -2283,4 +2262,22 @@ func TestServiceMonitorsScrapeSecureMetrics(t *testing.T) {
 // that the manager's config fails rather than come from ~/.kube/config.
 func binaryEnv() []string {
 	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "KUBECONFIG=/nonexistent"}
+}
+
+// runBinary runs cmd, a built binary and its first arguments, with args
+// after them in binaryEnv, under the test's context, and returns its exit
+// code and all it wrote. A binary that could not be run fails the test.
+func runBinary(t *testing.T, cmd []string, args ...string) (int, string) {
+	t.Helper()
+	run := exec.CommandContext(testContext(t), cmd[0], append(slices.Clone(cmd[1:]), args...)...)
+	run.Env = binaryEnv()
+	out, err := run.CombinedOutput()
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		return exitErr.ExitCode(), string(out)
+	case err != nil:
+		t.Fatalf("%q %q: %v", cmd, args, err)
+	}
+	return 0, string(out)
 }
