@@ -445,8 +445,8 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 			"agent.statsInterval is 0s"},
 		// The agent refuses a timeout of 0: there is no "none".
 		{[]string{"agent.readHeaderTimeout=0s"}, "agent.readHeaderTimeout is 0s, which the agent refuses at its start (invalid value \"0s\" " +
-			"for flag -read-header-timeout: 0s is not above zero: the proxy has no \"none\"; give a duration, 10s by default): its " +
-			"proxies have no \"none\", and each timeout must be above zero. Set a duration above zero (the default is 10s)"},
+			"for flag -read-header-timeout: 0s is not above zero: the proxy has no \"none\"; give a duration, 10s by default). " +
+			"Set a duration above zero"},
 		{[]string{"agent.idleTimeout=0m"}, "agent.idleTimeout is 0m, which the agent refuses at its start"},
 		{[]string{"agent.sendTimeout=0ms"}, "agent.sendTimeout is 0ms, which the agent refuses at its start"},
 		{[]string{"agent.requestBodyTimeout=0h0s"}, "agent.requestBodyTimeout is 0h0s, which the agent refuses at its start"},
@@ -1528,10 +1528,17 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		{"agent.drainDelay", "drain-delay", "-0s", "", noCluster, 1, ""},
 		{"agent.drainDelay", "drain-delay", "+2s", "", noCluster, 1, ""},
 		{"agent.drainDelay", "drain-delay", 0, "", noCluster, 1, ""},
+		// Null, the chart's default deleted, renders as 0, which the agents
+		// take: a drain delay turned off without a word.
+		{"agent.drainDelay", "drain-delay", nil, "0", noCluster, 1, "agent.drainDelay is null (unset), which the " +
+			"chart would render as --drain-delay=0, draining at once without a word. Set a Go duration, as 1.5s or " +
+			"1h30m (the default is 5s); the schema, skipped here, requires one"},
+		{"agent.heartbeatInterval", "heartbeat-interval", nil, "0", "--heartbeat-interval must be positive", 1,
+			"agent.heartbeatInterval is " + positive("null (unset) (rendered as 0)", "10s", "the agent",
+				"heartbeat-interval") + skipped},
 		{"agent.readHeaderTimeout", "read-header-timeout", "-1s", "-1s", notAboveZero("read-header-timeout", "-1s", "10s"), 2,
 			"agent.readHeaderTimeout is -1s, which the agent refuses at its start (" + notAboveZero("read-header-timeout",
-				"-1s", "10s") + "): its proxies have no \"none\", and each timeout must be above zero. Set a duration above " +
-				"zero (the default is 10s)" + skipped},
+				"-1s", "10s") + "). Set a duration above zero" + skipped},
 		{"agent.readHeaderTimeout", "read-header-timeout", "3000000h", "3000000h", "invalid value \"3000000h\" for flag " +
 			"-read-header-timeout: time: invalid duration \"3000000h\"", 2, parse("agent.readHeaderTimeout", "3000000h",
 			"the agent", "read-header-timeout", "time: invalid duration \"3000000h\"") + ". Set a Go duration, as 1.5s or " +

@@ -567,7 +567,9 @@ refuses unspecified, loopback and link-local ones in an EndpointSlice.
 
 {{/*
 The seconds a Go duration ("1m30s", "500ms", "1.5h") stands for, as a
-number in a string (float64 it back). The schema has checked its form.
+number in a string (float64 it back). Its form is checked before: by the
+schema, or, under --skip-schema-validation, by ferry.durationProblem
+(validate.yaml calls this only of values that found readable).
 */}}
 {{- define "ferry.seconds" -}}
 {{- $units := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "μs" 1e-6 "ms" 1e-3 "s" 1.0 "m" 60.0 "h" 3600.0 }}
