@@ -464,7 +464,7 @@ func haltReason(r poolReport) string {
 	// nothing is resisted).
 	if c := meta.FindStatusCondition(st.Conditions, ferryv1.ConditionResistingDeploymentError); c != nil &&
 		c.Status == metav1.ConditionTrue {
-		return truncate(c.Message, 1024)
+		return truncate(contract.ResistedReason(c.Message), 1024)
 	}
 	return ""
 }

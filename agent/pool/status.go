@@ -241,8 +241,7 @@ func (s Status) resistingCondition() metav1.Condition {
 		return c
 	}
 	c.Status, c.Reason = metav1.ConditionTrue, ferryv1.ReasonSpawnFailed
-	c.Message = fmt.Sprintf("Resisting deployment error: revision %s %s: %s", s.Resisting.Revision,
-		contract.FailedHow(s.Resisting.Reason, ""), s.Resisting.Reason)
+	c.Message = contract.ResistingMessage(s.Resisting.Revision, s.Resisting.Reason)
 	if out := excerpt(s.Resisting.Output, 600); out != "" {
 		c.Message += "\n" + out
 	}

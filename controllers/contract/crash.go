@@ -173,3 +173,35 @@ const SpawnsRetried = "retried with backoff, at most a minute apart, until one w
 // as a process that died young did start, and a first death is replaced
 // at once; from the second round the backoff grows as for failed spawns.
 const CrashLoopRespawned = "respawned, with a growing backoff from the second round of deaths, until one lives 10s or another revision is requested"
+
+// resistingPrefix begins the agent's ResistingDeploymentError message.
+const resistingPrefix = "Resisting deployment error: revision "
+
+// ResistingMessage is the agent's ResistingDeploymentError message of a
+// pool resisting revision, which failed with reason: "Resisting deployment
+// error: revision 2-abc died soon after it was ready: exited with status
+// 3 1.2s after it was ready" (the output, if any, follows on lines of its
+// own). ResistedReason reads reason back.
+func ResistingMessage(revision, reason string) string {
+	return resistingPrefix + revision + " " + FailedHow(reason, "") + ": " + reason
+}
+
+// ResistedReason is the reason in message, a ResistingMessage (with any
+// output after it), or message whole where it is not one. The manager
+// reads it where a resisting pool's status has no deploymentError: a halt
+// judges the reason as the agent wrote it (DiedAfterReadyIn reads a young
+// death from its start), and the words before it would make a young death
+// a failed spawn.
+func ResistedReason(message string) string {
+	rest, ok := strings.CutPrefix(message, resistingPrefix)
+	if _, rest, ok = strings.Cut(rest, " "); !ok {
+		return message
+	}
+	for _, young := range []bool{true, false} {
+		if reason, ok := strings.CutPrefix(rest, FailedHowIf(young, "")+": "); ok {
+			reason, _, _ = strings.Cut(reason, "\n")
+			return reason
+		}
+	}
+	return message
+}

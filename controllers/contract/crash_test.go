@@ -227,3 +227,32 @@ func TestCrashLoopRespawnedSaysTheCrashWindow(t *testing.T) {
 		t.Errorf("CrashLoopRespawned = %q, want it to say %q", CrashLoopRespawned, want)
 	}
 }
+
+// TestResistedReasonReadsResistingMessage: a resisting pool's condition
+// message gives its reason back as the agent wrote it, a young death's
+// still one (DiedAfterReadyIn reads from the start), with the output the
+// agent puts on lines of its own left out; a message of no such form is
+// taken whole.
+func TestResistedReasonReadsResistingMessage(t *testing.T) {
+	for _, reason := range []string{
+		YoungDeathReason("exited with status 3", 1200*time.Millisecond),
+		YoungDeathReason("was killed by a signal (SIGSEGV: segmentation fault)", 0) + ", while handling a request (x)",
+		"the app failed to load: RuntimeError: boom",
+		"not ready within startTimeout (90s): 503 from /healthz: a: b",
+	} {
+		message := ResistingMessage("2-abc", reason)
+		for _, m := range []string{message, message + "\nTraceback (most recent call last):\n  ..."} {
+			if got := ResistedReason(m); got != reason {
+				t.Errorf("ResistedReason(%q) = %q, want %q", m, got, reason)
+			}
+		}
+		if DiedAfterReadyIn(ResistedReason(message)) != DiedAfterReadyIn(reason) {
+			t.Errorf("%q: read back as a young death %v, want %v", reason, !DiedAfterReadyIn(reason), DiedAfterReadyIn(reason))
+		}
+	}
+	for _, m := range []string{"something else", "Resisting deployment error: revision 2-abc", "Resisting deployment error: revision 2-abc went away: x"} {
+		if got := ResistedReason(m); got != m {
+			t.Errorf("ResistedReason(%q) = %q, want it whole", m, got)
+		}
+	}
+}
