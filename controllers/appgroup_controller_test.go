@@ -744,11 +744,13 @@ func TestNodeReturnedSaysHowTheTargetFailed(t *testing.T) {
 // quotes through contract.WithoutLifetime: beside a node whose processes
 // died young, its clause of their own.
 func TestHaltWhenTheAppSaysAfterItWasReady(t *testing.T) {
-	for i, reason := range []string{
-		"the app failed to load: RuntimeError: cache went away 1.2s " + contract.DiedAfterReady,
-		"not ready within startTimeout (90s): 503 from /healthz: warming up, try again 2s " + contract.DiedAfterReady,
+	for i, c := range []struct{ name, reason string }{
+		{"an exception", "the app failed to load: RuntimeError: cache went away 1.2s " + contract.DiedAfterReady},
+		{"a readiness answer", "not ready within startTimeout (90s): 503 from /healthz: warming up, try again 2s " +
+			contract.DiedAfterReady},
 	} {
-		t.Run("on the halt's node: "+reason, func(t *testing.T) {
+		reason := c.reason
+		t.Run("on the halt's node, "+c.name, func(t *testing.T) {
 			ns := newNamespace(t)
 			a := newNode(t, ns, "a", true)
 			newAppGroup(t, ns, "blog", nil)

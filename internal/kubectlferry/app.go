@@ -71,8 +71,7 @@ type App struct {
 	// lifts itself when a retried spawn works. It runs from the first poll
 	// that reads the halt until a poll that reads it halted further on
 	// (haltClock), also through polls that read a retry under way in
-	// between.
-	// DefaultHaltGrace when 0.
+	// between. DefaultHaltGrace when 0.
 	HaltGrace time.Duration
 
 	// observed, when set, is called with every AppGroup restart --wait

@@ -176,10 +176,11 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 // second round of young deaths of its processes in a row (lastSpawnError
 // a young death of the target, as contract.YoungDeathOf reads one, and
 // spawnFailures, the agent's count of rounds, at least 2: processes
-// started together that die together are one round, not backed off) while none
-// of them has lived the crash window there (lastedRevision): their agents
-// respawn them with backoff, and the manager's rollout waits for that
-// window forever, or counts a proven target complete with Ready not True.
+// started together that die together are one round, not backed off)
+// while none of them has lived the crash window there (lastedRevision):
+// their agents respawn them with backoff, and the manager's rollout waits
+// for that window forever, or counts a proven target complete with Ready
+// not True.
 // A first death is not one, though the manager names the loop from it: the
 // agent does not hold its replacement (agent/pool's holdingLocked: a
 // passing fault must not cost a node its revision), and a process of the
