@@ -72,6 +72,25 @@ func TestWorkerCannotRedirectItsSocket(t *testing.T) {
 	}
 }
 
+// TestWorkerThatRedirectsItsSocketAtOnceIsRefused: the app's link is in
+// its socket's place as its loader listens (testdata/swapatlisten), the
+// race TestWorkerCannotRedirectItsSocket's app sometimes wins. The spawn
+// is refused for the replaced socket; before, the loader read its
+// socket's inode through the link, into a directory only root may enter,
+// and died of a PermissionError traceback the user had to read through.
+func TestWorkerThatRedirectsItsSocketAtOnceIsRefused(t *testing.T) {
+	spec := testSpec(t, ferryv1.AppSpec{Type: ferryv1.AppTypeWSGI, Root: "testdata/swapatlisten", StartupFile: "passenger_wsgi.py",
+		Env: []ferryv1.EnvVar{{Name: "SWAP_TARGET", Value: victimSocket(t)}}})
+	p, err := Spawn(context.Background(), spec)
+	if err == nil {
+		p.Stop(5 * time.Second)
+		t.Fatalf("spawned pid %d at %s; want it refused for its replaced socket", p.PID, p.Address)
+	}
+	if !strings.Contains(err.Error(), "is not the worker's own socket") {
+		t.Fatalf("spawn: %v; want it refused for its replaced socket", err)
+	}
+}
+
 // TestWorkerCannotKeepItsSocketDirectory: the agent's chown alone leaves
 // the directory's mode and ACL as the worker set them while it owned it.
 // An app that opened the directory to itself (mode 0777, or an ACL entry

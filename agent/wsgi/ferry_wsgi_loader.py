@@ -1871,7 +1871,11 @@ def main():
         _report(ready_fd, {"error": _summary(e), "traceback": tb})
         os._exit(1)  # not sys.exit: threads the app started must not keep us alive
 
-    inode = os.stat(sock_path).st_ino
+    # lstat: the app may have put a link in the socket's place already (its
+    # threads run), which stat would follow, perhaps into a directory the
+    # worker may not enter (a PermissionError, a traceback). The agent
+    # refuses such a socket once told the worker is ready.
+    inode = os.lstat(sock_path).st_ino
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -1884,7 +1888,7 @@ def main():
     _report(ready_fd, {"ready": True, "pid": os.getpid()})
     server.run()
     try:
-        if os.stat(sock_path).st_ino == inode:
+        if os.lstat(sock_path).st_ino == inode:
             os.unlink(sock_path)
     except OSError:
         pass
