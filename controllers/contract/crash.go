@@ -194,6 +194,9 @@ func ResistingMessage(revision, reason string) string {
 // a failed spawn.
 func ResistedReason(message string) string {
 	rest, ok := strings.CutPrefix(message, resistingPrefix)
+	if !ok {
+		return message
+	}
 	if _, rest, ok = strings.Cut(rest, " "); !ok {
 		return message
 	}

@@ -250,7 +250,9 @@ func TestResistedReasonReadsResistingMessage(t *testing.T) {
 			t.Errorf("%q: read back as a young death %v, want %v", reason, !DiedAfterReadyIn(reason), DiedAfterReadyIn(reason))
 		}
 	}
-	for _, m := range []string{"something else", "Resisting deployment error: revision 2-abc", "Resisting deployment error: revision 2-abc went away: x"} {
+	for _, m := range []string{"something else", "Resisting deployment error: revision 2-abc",
+		"Resisting deployment error: revision 2-abc went away: x", "revision 2-abc failed to spawn: x",
+		"Rolled back: revision 2-abc failed to spawn: x", "2-abc failed to spawn: x"} {
 		if got := ResistedReason(m); got != m {
 			t.Errorf("ResistedReason(%q) = %q, want it whole", m, got)
 		}
