@@ -566,13 +566,17 @@ refuses unspecified, loopback and link-local ones in an EndpointSlice.
 {{- end }}
 
 {{/*
-The seconds a Go duration ("1m30s", "500ms", "1.5h") stands for, as a
-number in a string (float64 it back). Its form is checked before: by the
-schema, or, under --skip-schema-validation, by ferry.durationProblem
-(validate.yaml calls this only of values that found readable).
+The nanoseconds a Go duration ("1m30s", "500ms", "1.5h", a sign before
+it or not) stands for, without its sign, as a number in a string
+(float64 it back): its parts, each a number and a unit, summed as
+float64 (sprig's addf and mulf), exact to a few microseconds near Go's
+bound. The one table of Go's units: ferry.durationProblem sizes a value
+with it, and validate.yaml compares the heartbeat with
+manager.agentStaleAfter. Its form is checked before, by
+ferry.durationProblem (under --skip-schema-validation) or the schema.
 */}}
-{{- define "ferry.seconds" -}}
-{{- $units := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "μs" 1e-6 "ms" 1e-3 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- define "ferry.nanoseconds" -}}
+{{- $units := dict "ns" 1.0 "us" 1e3 "µs" 1e3 "μs" 1e3 "ms" 1e6 "s" 1e9 "m" 6e10 "h" 3.6e12 }}
 {{- $total := 0.0 }}
 {{- range regexFindAll "[0-9.]+[^0-9.]+" . -1 }}
 {{- $n := regexFind "^[0-9.]+" . }}
@@ -603,12 +607,7 @@ U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign before them.
 {{- if eq $s "0" }}zero
 {{- else if not (regexMatch (printf "^(%s)+$" $part) $s) }}parse
 {{- else }}
-{{- $ns := dict "ns" 1.0 "us" 1e3 "µs" 1e3 "μs" 1e3 "ms" 1e6 "s" 1e9 "m" 6e10 "h" 3.6e12 }}
-{{- $total := 0.0 }}
-{{- range regexFindAll $part $s -1 }}
-{{- $n := regexFind "^[0-9.]+" . }}
-{{- $total = addf $total (mulf (float64 $n) (get $ns (trimPrefix $n .))) }}
-{{- end }}
+{{- $total := include "ferry.nanoseconds" $s | float64 }}
 {{- $bound := 9.223372036854775808e18 }}
 {{- if ge $total (addf $bound 1e6) }}parse
 {{- else if eq $total 0.0 }}zero
