@@ -455,6 +455,9 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 		{[]string{"agent.heartbeatInterval=1m30s", "manager.agentStaleAfter=3m"}, ""},
 		{[]string{"agent.heartbeatInterval=500ms", "manager.agentStaleAfter=1s"}, ""},
 		{[]string{"agent.statsInterval=1ns"}, ""},
+		// Go reads microseconds as µs (U+00B5, the micro sign) and μs
+		// (U+03BC, the Greek mu): the schema takes both.
+		{[]string{"agent.sendTimeout=500μs", "agent.idleTimeout=500µs"}, ""},
 		{[]string{"agent.bindAddress="}, ""},
 		{[]string{"agent.bindAddress=::"}, ""},
 		{[]string{"agent.bindAddress=127.0.0.1"}, ""},
