@@ -1557,6 +1557,15 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		{"agent.sendTimeout", "send-timeout", "5x", "5x", "invalid value \"5x\" for flag -send-timeout: time: unknown unit " +
 			"\"x\" in duration \"5x\"", 2, parse("agent.sendTimeout", "5x", "the agent", "send-timeout",
 			"time: unknown unit \"x\" in duration \"5x\"")},
+		// Go stops at the first part it refuses: 3000000h, past its bound,
+		// before the x; a whole number past 2^63 before its missing unit.
+		{"agent.sendTimeout", "send-timeout", "3000000h5x", "3000000h5x", "invalid value \"3000000h5x\" for flag " +
+			"-send-timeout: time: invalid duration \"3000000h5x\"", 2, parse("agent.sendTimeout", "3000000h5x", "the agent",
+			"send-timeout", "time: invalid duration \"3000000h5x\"")},
+		{"agent.readHeaderTimeout", "read-header-timeout", "99999999999999999999", "99999999999999999999", "invalid value " +
+			"\"99999999999999999999\" for flag -read-header-timeout: time: invalid duration \"99999999999999999999\"", 2,
+			parse("agent.readHeaderTimeout", "99999999999999999999", "the agent", "read-header-timeout",
+				"time: invalid duration \"99999999999999999999\"")},
 		{"agent.sendTimeout", "send-timeout", "1.5.s", "1.5.s", "invalid value \"1.5.s\" for flag -send-timeout: time: " +
 			"missing unit in duration \"1.5.s\"", 2, parse("agent.sendTimeout", "1.5.s", "the agent", "send-timeout",
 			"time: missing unit in duration \"1.5.s\"")},

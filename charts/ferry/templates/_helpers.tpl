@@ -619,25 +619,33 @@ U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign before them.
 
 {{/*
 What time.ParseDuration says of a value ferry.durationProblem calls
-"parse" (a proxy timeout's flag quotes it): the first part, left to
-right, that is no number ("invalid duration"), has no unit ("missing
-unit"), or a unit Go does not know ("unknown unit"); failing none of
-those, the value is too long ("invalid duration").
+"parse" (a proxy timeout's flag quotes it), reading its parts left to
+right as Go does and stopping at the first it refuses: one that is no
+number, or whose whole number is past 2^63 ("invalid duration"); one
+with no unit ("missing unit"), or a unit Go does not know ("unknown
+unit"); one that takes the sum past 2^63 ns ("invalid duration", as
+3000000h in 3000000h5x, before the x). Failing none of those, the whole
+is too long ("invalid duration").
 */}}
 {{- define "ferry.durationParseError" -}}
 {{- $s := regexReplaceAll "^[-+]" . "" }}
 {{- $err := printf "time: invalid duration %s" (quote .) }}
+{{- $read := "" }}
 {{- if $s }}
 {{- range regexFindAll "[0-9]*(\\.[0-9]*)?[^0-9.]*" $s -1 }}
 {{- $n := regexFind "^[0-9]*(\\.[0-9]*)?" . }}
 {{- $unit := trimPrefix $n . }}
-{{- if or (eq $n "") (eq $n ".") }}
+{{- $whole := regexReplaceAll "^0+" (regexFind "^[0-9]*" $n) "" }}
+{{- $read = print $read . }}
+{{- if or (eq $n "") (eq $n ".") (gt (len $whole) 19) (and (eq (len $whole) 19) (gt $whole "9223372036854775808")) }}
 {{- break }}
 {{- else if eq $unit "" }}
 {{- $err = printf "time: missing unit in duration %s" (quote $) }}
 {{- break }}
 {{- else if not (has $unit (list "ns" "us" "µs" "μs" "ms" "s" "m" "h")) }}
 {{- $err = printf "time: unknown unit %s in duration %s" (quote $unit) (quote $) }}
+{{- break }}
+{{- else if ge (include "ferry.nanoseconds" $read | float64) (addf 9.223372036854775808e18 1e6) }}
 {{- break }}
 {{- end }}
 {{- end }}
