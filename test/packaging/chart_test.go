@@ -440,6 +440,9 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 			"a node's pools would read Unknown whenever its agent misses a single renewal of its Lease"},
 		{[]string{"agent.heartbeatInterval=1m30s"}, "manager.agentStaleAfter is 40s, under twice agent.heartbeatInterval (1m30s)"},
 		{[]string{"agent.heartbeatInterval=500ms", "manager.agentStaleAfter=999ms"}, "under twice agent.heartbeatInterval (500ms)"},
+		// Twice this heartbeat is past int64's nanoseconds.
+		{[]string{"agent.heartbeatInterval=2000000h", "manager.agentStaleAfter=2000000h"}, "manager.agentStaleAfter is " +
+			"2000000h, under twice agent.heartbeatInterval (2000000h)"},
 		// Both said at once.
 		{[]string{"agent.heartbeatInterval=0s", "agent.statsInterval=0s"}, "saying --heartbeat-interval must be positive\n" +
 			"agent.statsInterval is 0s"},
@@ -1024,11 +1027,12 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		{"agent", []string{"--simulate-workers=1µs", "--simulate-workers=1μs", "--simulate-workers=2562047h"}, noCluster, 1, "", ""},
 		{"agent", []string{"--simulate-workers=-0s"}, noCluster, 1, "", ""},
 		{"agent", []string{"--simulate-workers", "2562047h47m16s"}, noCluster, 1, "", ""},
-		// Within a millisecond of Go's bound, which the chart's float sums
-		// cannot tell apart from it, refused though the binary takes it.
-		{"agent", []string{"--simulate-workers=2562047h47m16.854775807s"}, noCluster, 1, "agent.extraArgs has " +
-			"--simulate-workers=2562047h47m16.854775807s, within a millisecond of 2562047h47m16.854775807s, the longest " +
-			"duration Go reads, too near it for the chart to tell whether the agents would take it", ""},
+		// Go's bound, 2^63-1 ns, to the nanosecond: the chart sums in
+		// int64, where float64 sums could not tell these two apart.
+		{"agent", []string{"--simulate-workers=2562047h47m16.854775807s"}, noCluster, 1, "", ""},
+		{"agent", []string{"--simulate-workers=2562047h47m16.854775808s"}, `invalid value "2562047h47m16.854775808s" for ` +
+			"flag -simulate-workers: parse error", 2, durationRefused("--simulate-workers=2562047h47m16.854775808s",
+			"2562047h47m16.854775808s"), ""},
 	} {
 		values, err := json.Marshal(map[string]any{tt.component: map[string]any{"extraArgs": tt.args}})
 		if err != nil {
@@ -1551,9 +1555,16 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		{"agent.idleTimeout", "idle-timeout", "abc", "abc", "invalid value \"abc\" for flag -idle-timeout: time: invalid " +
 			"duration \"abc\"", 2, parse("agent.idleTimeout", "abc", "the agent", "idle-timeout", "time: invalid duration \"abc\"")},
 		{"agent.idleTimeout", "idle-timeout", "1.h", "", noCluster, 1, ""},
-		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.854775807s", "2562047h47m16.854775807s", noCluster, 1, "agent.idleTimeout is " +
-			"2562047h47m16.854775807s, within a millisecond of 2562047h47m16.854775807s, the longest duration Go reads, " +
-			"too near it for the chart to tell whether the agent would take it"},
+		// Go's bound, to the nanosecond, and one past it.
+		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.854775807s", "", noCluster, 1, ""},
+		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.854775808s", "2562047h47m16.854775808s", "invalid value " +
+			"\"2562047h47m16.854775808s\" for flag -idle-timeout: time: invalid duration \"2562047h47m16.854775808s\"", 2,
+			parse("agent.idleTimeout", "2562047h47m16.854775808s", "the agent", "idle-timeout",
+				"time: invalid duration \"2562047h47m16.854775808s\"")},
+		// Go reads the fraction of a nanosecond as 0, which the agent
+		// refuses for a heartbeat.
+		{"agent.heartbeatInterval", "heartbeat-interval", "0.1ns", "0.1ns", "--heartbeat-interval must be positive", 1,
+			"agent.heartbeatInterval is " + positive("0.1ns", "10s", "the agent", "heartbeat-interval")},
 		{"agent.sendTimeout", "send-timeout", "5x", "5x", "invalid value \"5x\" for flag -send-timeout: time: unknown unit " +
 			"\"x\" in duration \"5x\"", 2, parse("agent.sendTimeout", "5x", "the agent", "send-timeout",
 			"time: unknown unit \"x\" in duration \"5x\"")},

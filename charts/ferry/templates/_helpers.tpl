@@ -567,39 +567,74 @@ refuses unspecified, loopback and link-local ones in an EndpointSlice.
 
 {{/*
 The nanoseconds a Go duration ("1m30s", "500ms", "1.5h", a sign before
-it or not) stands for, without its sign, as a number in a string
-(float64 it back): its parts, each a number and a unit, summed as
-float64 (sprig's addf and mulf), exact to a few microseconds near Go's
-bound. The one table of Go's units: ferry.durationProblem sizes a value
-with it, and validate.yaml compares the heartbeat with
+it or not) stands for, without its sign, as time.ParseDuration sums
+them: digits in a string, up to 2^63 (9223372036854775808, which Go
+takes only negative), or "" past it, where Go stops reading. The one
+table of Go's units: ferry.durationProblem and ferry.durationParseError
+size a value with it, and validate.yaml compares the heartbeat with
 manager.agentStaleAfter. Its form is checked before, by
 ferry.durationProblem (under --skip-schema-validation) or the schema.
+
+Summed in int64 (sprig's add, mul, div and mod), as seconds and
+nanoseconds apart, so that nothing overflows on the way to 2^63 ns: the
+whole number of a part is split at its ninth digit from the right. A
+fraction counts as Go counts it, in float64, cut down to a whole
+nanosecond (0.1ns is 0; its digits past 2^63 dropped, as Go drops
+them): exact where its digits stop at the nanosecond; past it, sprig's
+mulf multiplies the shortest decimals of the floats, not the floats, and
+may round a product a hair from a whole nanosecond the other way.
 */}}
 {{- define "ferry.nanoseconds" -}}
-{{- $units := dict "ns" 1.0 "us" 1e3 "µs" 1e3 "μs" 1e3 "ms" 1e6 "s" 1e9 "m" 6e10 "h" 3.6e12 }}
-{{- $total := 0.0 }}
+{{- $units := dict "ns" 1 "us" 1000 "µs" 1000 "μs" 1000 "ms" 1000000 "s" 1000000000 "m" 60000000000 "h" 3600000000000 }}
+{{- $secs := 0 }}
+{{- $nanos := 0 }}
+{{- $over := false }}
 {{- range regexFindAll "[0-9.]+[^0-9.]+" . -1 }}
 {{- $n := regexFind "^[0-9.]+" . }}
-{{- $total = addf $total (mulf (float64 $n) (get $units (trimPrefix $n .))) }}
+{{- $unit := get $units (trimPrefix $n .) }}
+{{- /* No leading zeros: sprig's int64 reads "010" as octal. */}}
+{{- $whole := regexReplaceAll "^0+" (regexFind "^[0-9]*" $n) "" }}
+{{- $cut := max 0 (sub (len $whole) 9) | int }}
+{{- $hi := substr 0 $cut $whole | default "0" | int64 }}
+{{- $lo := regexReplaceAll "^0+" (substr $cut (len $whole) $whole) "" | default "0" | int64 }}
+{{- if or (gt (len $whole) 19) (gt $hi (div 9223372037 $unit)) }}
+{{- $over = true }}
+{{- break }}
 {{- end }}
-{{- $total }}
+{{- $secs = add $secs (mul $hi $unit) (mul $lo (div $unit 1000000000)) }}
+{{- $nanos = add $nanos (mul $lo (mod $unit 1000000000)) }}
+{{- /* Go's leadingFraction: its digits while their number is at most 2^63, the zeros before them too. */}}
+{{- $frac := regexFind "[0-9]*$" (regexFind "\\.[0-9]*$" $n) }}
+{{- $sig := regexReplaceAll "^0+" $frac "" }}
+{{- $keep := ternary 19 18 (le (substr 0 19 $sig) "9223372036854775808") }}
+{{- $f := ternary $sig (substr 0 $keep $sig) (le (len $sig) $keep) }}
+{{- if $f }}
+{{- $scale := add (sub (len $frac) (len $sig)) (len $f) }}
+{{- $nanos = add $nanos (mulf (float64 $f) (float64 (printf "%de-%d" $unit $scale)) | floor | int64) }}
+{{- end }}
+{{- $secs = add $secs (div $nanos 1000000000) }}
+{{- $nanos = mod $nanos 1000000000 }}
+{{- if or (gt $secs 9223372036) (and (eq $secs 9223372036) (gt $nanos 854775808)) }}
+{{- $over = true }}
+{{- break }}
+{{- end }}
+{{- end }}
+{{- if not $over }}
+{{- if $secs }}{{ printf "%d%09d" $secs $nanos }}{{ else }}{{ $nanos }}{{ end }}
+{{- end }}
 {{- end }}
 
 {{/*
 What the agents make of a duration flag's value: "" where they take it;
 "parse" where the flag package's Duration flag (time.ParseDuration) does
-not read it, and says "parse error"; "negative" where it reads a duration
-below zero (-0s is 0, taken), which the agents' check refuses at their
-start for --drain-delay and --simulate-workers; "near" where its size is
-within a millisecond of 2^63 ns (2562047h47m16.854775807s, the most
-time.ParseDuration takes), nearer than the chart can tell: the parts are
-summed as float64 (sprig's addf and mulf), exact to a few microseconds
-there. Everything under 2562047h47m16s is taken; "zero" where it reads
-0 (0, -0s, 0h0.0m), which some flags refuse. A negative one is
-"negative" up to a millisecond past 2^63 ns, where time.ParseDuration
-(which takes -2^63 ns at most) may refuse it first: refused either way.
-Read: 0, or numbers each followed by a unit, ns, us, µs (U+00B5 or
-U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign before them.
+not read it, and says "parse error": past 2562047h47m16.854775807s
+(2^63-1 ns), or, negative, past 2^63 ns; "negative" where it reads a
+duration below zero (-0s is 0, taken), which the agents' check refuses
+at their start for --drain-delay and --simulate-workers; "zero" where it
+reads 0 (0, -0s, 0h0.0m, 0.1ns, which Go cuts down to 0), which some
+flags refuse. Read: 0, or numbers each followed by a unit, ns, us, µs
+(U+00B5 or U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign
+before them.
 */}}
 {{- define "ferry.durationProblem" -}}
 {{- $part := "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)" }}
@@ -607,12 +642,10 @@ U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign before them.
 {{- if eq $s "0" }}zero
 {{- else if not (regexMatch (printf "^(%s)+$" $part) $s) }}parse
 {{- else }}
-{{- $total := include "ferry.nanoseconds" $s | float64 }}
-{{- $bound := 9.223372036854775808e18 }}
-{{- if ge $total (addf $bound 1e6) }}parse
-{{- else if eq $total 0.0 }}zero
+{{- $ns := include "ferry.nanoseconds" $s }}
+{{- if or (not $ns) (and (eq $ns "9223372036854775808") (not (hasPrefix "-" .))) }}parse
+{{- else if eq $ns "0" }}zero
 {{- else if hasPrefix "-" . }}negative
-{{- else if gt $total (subf $bound 1e6) }}near
 {{- end }}
 {{- end }}
 {{- end }}
@@ -645,7 +678,7 @@ is too long ("invalid duration").
 {{- else if not (has $unit (list "ns" "us" "µs" "μs" "ms" "s" "m" "h")) }}
 {{- $err = printf "time: unknown unit %s in duration %s" (quote $unit) (quote $) }}
 {{- break }}
-{{- else if ge (include "ferry.nanoseconds" $read | float64) (addf 9.223372036854775808e18 1e6) }}
+{{- else if not (include "ferry.nanoseconds" $read) }}
 {{- break }}
 {{- end }}
 {{- end }}
