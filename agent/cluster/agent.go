@@ -668,11 +668,11 @@ const saveRetryEvery = 5 * time.Second
 // retry writes it again, or, in place, syncs the directory again
 // (savedAs.unsynced).
 // Failures are logged as the Lease's renewals are (leaseTrouble): when
-// they start, when they fail otherwise, and every leaseRemindEvery, not
-// at every retry; and whenever what the line says a restart resumes is
-// not what the last one said (saveTrouble.said); the save after them with
-// how long they lasted. Each line names the spec: its revision and
-// generation.
+// they start, when they fail otherwise, and leaseRemindEvery after the
+// last line, not at every retry; and whenever what the line says a
+// restart resumes is not what the last one said (saveTrouble); the save
+// after them with how long they lasted. Each line names the spec: its
+// revision and generation.
 func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool) (saved bool) {
 	err := a.store.saveIfChanged(pp)
 	if err == nil {
@@ -682,14 +682,12 @@ func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool)
 	if a.opts.saveFailed != nil {
 		a.opts.saveFailed(key)
 	}
-	trouble := a.saveTroubleOf(key)
-	since, due := trouble.failed(time.Now(), err)
 	msg := saveFailedMsg(err)
 	said := fmt.Sprintf("%s (revision %q, generation %d)", msg, pp.Spec.Revision, pp.Generation)
-	if !due && said == trouble.said {
+	since, log := a.saveTroubleOf(key).failed(time.Now(), err, said)
+	if !log {
 		return false
 	}
-	trouble.said = said
 	a.log.Error(err, msg, "pool", key, "revision", pp.Spec.Revision, "generation", pp.Generation,
 		"retryIn", a.opts.saveRetry.String(), "failingSince", since.UTC().Format(time.RFC3339))
 	return false
@@ -705,6 +703,22 @@ func (a *Agent) saveIfChanged(key types.NamespacedName, pp *ferryv1.ProcessPool)
 type saveTrouble struct {
 	leaseTrouble
 	said string
+}
+
+// failed records a failed save at now, whose line would say said; log
+// says to log it: leaseTrouble's first, new kind and reminder, or a line
+// that says what the last one did not. Whatever logs it, the reminder
+// counts from it, as the lease's does from its last line: left to
+// leaseTrouble, it counted from the last line of a new kind, and came as
+// soon as a minute after a changed spec's line
+// (TestSaveTroubleRemindsFromTheLastLine).
+func (st *saveTrouble) failed(now time.Time, err error, said string) (since time.Time, log bool) {
+	since, log = st.leaseTrouble.failed(now, err)
+	if !log && said == st.said {
+		return since, false
+	}
+	st.logged, st.said = now, said
+	return since, true
 }
 
 // saveTroubleOf is the pool of key's saveTrouble, made at its first

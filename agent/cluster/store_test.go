@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -576,6 +577,50 @@ func TestSaveFailuresLoggedWhenWhatTheySayChanges(t *testing.T) {
 		t.Error("the save after failures logged without failedFor")
 	}
 	wantSpecOn(logged[3])
+}
+
+// TestSaveTroubleRemindsFromTheLastLine: a pool's failed saves are
+// reminded of leaseRemindEvery after the last line logged for the pool,
+// whatever made it log: a new kind of failure, a reminder, or a line
+// saying another spec than the last did. Counted from the last line of a
+// new kind, as leaseTrouble alone counts, the reminder came early: a
+// changed spec's line at 4m, a reminder at 5m.
+func TestSaveTroubleRemindsFromTheLastLine(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	writeFailed := errors.New("open /var/lib/ferry/pools/ns_web.json.tmp: is a directory")
+	notDurable := fmt.Errorf("%w: %w", errNotDurable, errors.New("sync /var/lib/ferry/pools: input/output error"))
+	said := func(err error, revision string) string {
+		return fmt.Sprintf("%s (revision %q)", saveFailedMsg(err), revision)
+	}
+	var st saveTrouble
+	steps := []struct {
+		at       time.Duration
+		err      error
+		revision string
+		wantLog  bool
+	}{
+		{0, writeFailed, "1-aaa", true},
+		{time.Minute, writeFailed, "1-aaa", false},
+		{4 * time.Minute, writeFailed, "2-bbb", true}, // another spec: the last line's is not resumed
+		{4*time.Minute + time.Second, writeFailed, "2-bbb", false},
+		{5 * time.Minute, writeFailed, "2-bbb", false}, // 5m after the first line, 1m after the last
+		{4*time.Minute + leaseRemindEvery - time.Second, writeFailed, "2-bbb", false},
+		{4*time.Minute + leaseRemindEvery, writeFailed, "2-bbb", true}, // the reminder
+		{10 * time.Minute, notDurable, "2-bbb", true},                  // a new kind
+		{11 * time.Minute, writeFailed, "3-ccc", true},                 // a kind logged already, another spec
+		{10*time.Minute + leaseRemindEvery, writeFailed, "3-ccc", false},
+		{11*time.Minute + leaseRemindEvery - time.Second, writeFailed, "3-ccc", false},
+		{11*time.Minute + leaseRemindEvery, writeFailed, "3-ccc", true},
+	}
+	for i, s := range steps {
+		since, log := st.failed(t0.Add(s.at), s.err, said(s.err, s.revision))
+		if log != s.wantLog {
+			t.Errorf("step %d (%v, %s, %v): log = %v, want %v", i, s.at, s.revision, s.err, log, s.wantLog)
+		}
+		if !since.Equal(t0) {
+			t.Errorf("step %d: failing since %v, want %v", i, since, t0)
+		}
+	}
 }
 
 // TestStoreLoadWhileRemoved: load returns the saved specs as they were
