@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -105,6 +106,7 @@ func runAgent(t *testing.T, node string, cfg *rest.Config, stateDir string, opts
 // startAgent is runAgent that also returns the agent.
 func startAgent(t *testing.T, node string, cfg *rest.Config, stateDir string, opts ...func(*Options)) (*Agent, func()) {
 	t.Helper()
+	claimNode(t, node)
 	o := Options{NodeName: node, Config: cfg, BindAddress: "127.0.0.1", StateDir: stateDir,
 		HeartbeatInterval: time.Second, StatsInterval: time.Second, Log: testr.New(t)}
 	for _, f := range opts {
@@ -124,6 +126,23 @@ func startAgent(t *testing.T, node string, cfg *rest.Config, stateDir string, op
 	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
 	return a, stop
+}
+
+// nodesClaimed is, for each node these tests ran an agent on, the test
+// that did. The package's tests share one API server, and a test's pools
+// stay after it (nothing empties its namespace): another test's agent on
+// the node would run them, save their specs and resume them, on ports
+// long since given to others.
+var nodesClaimed sync.Map
+
+// claimNode fails t if another test ran an agent on node: a test's agents
+// run on nodes of its own (its subtests may share them).
+func claimNode(t *testing.T, node string) {
+	t.Helper()
+	test, _, _ := strings.Cut(t.Name(), "/")
+	if other, taken := nodesClaimed.LoadOrStore(node, test); taken && other != test {
+		t.Fatalf("%s ran an agent on %s already; its pools there would run on this test's agent: give this test a node of its own", other, node)
+	}
 }
 
 // readyPool creates a pool of the hello example named name on node,
@@ -345,9 +364,9 @@ func TestDeletedPoolServesThroughItsDrainDelay(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	onCue, endDelay := drainDelayOnCue()
 	defer endDelay()
-	runAgent(t, "node-a", env.Config, stateDir(t), logTo(book), onCue, func(o *Options) { o.Metrics = m })
+	runAgent(t, "node-dd", env.Config, stateDir(t), logTo(book), onCue, func(o *Options) { o.Metrics = m })
 	port := freePort(t)
-	pp, key := readyPool(t, ns, "hello-node-a", "node-a", port)
+	pp, key := readyPool(t, ns, "hello-node-dd", "node-dd", port)
 	if err := env.Client.Delete(ctx, pp); err != nil {
 		t.Fatal(err)
 	}
@@ -420,8 +439,8 @@ func TestDrainOfAPoolChangedMeanwhileLogsNoError(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	onCue, endDelay := drainDelayOnCue()
 	defer endDelay()
-	runAgent(t, "node-c", env.Config, stateDir(t), logTo(book), onCue)
-	pp, key := readyPool(t, ns, "hello-node-c", "node-c", freePort(t))
+	runAgent(t, "node-cm", env.Config, stateDir(t), logTo(book), onCue)
+	pp, key := readyPool(t, ns, "hello-node-cm", "node-cm", freePort(t))
 	deleteAndTouch(t, book, pp)
 	endDelay() // the pool written within it
 	waitUntil(t, "the deleted pool released", func() bool {
@@ -868,16 +887,17 @@ func (f *forwarder) restore(t *testing.T) {
 
 // TestAgentSurvivesTheAPIServer: with the API server unreachable the agent
 // keeps serving; restarted while it is still unreachable, it resumes its
-// pools from disk; once it is back, the status catches up.
+// pool from disk, and nothing else; once it is back, the status catches
+// up.
 func TestAgentSurvivesTheAPIServer(t *testing.T) {
 	ns := namespace(t)
 	fwd, cfg := throughForwarder(t)
 	state := stateDir(t)
 	book := agenttest.NewLogbook(t)
-	stop := runAgent(t, "node-s", cfg, state, logTo(book))
+	stop := runAgent(t, "node-sa", cfg, state, logTo(book))
 
 	port := freePort(t)
-	_, key := readyPool(t, ns, "app-node-s", "node-s", port)
+	_, key := readyPool(t, ns, "app-node-sa", "node-sa", port)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
 	fwd.cut()
@@ -891,13 +911,25 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 	if _, _, err := get(url); err == nil {
 		t.Fatal("the stopped agent still serves")
 	}
-	runAgent(t, "node-s", cfg, state, logTo(book))
+	restarted := agenttest.NewLogbook(t)
+	a, _ := startAgent(t, "node-sa", cfg, state, logTo(restarted))
 	testsupport.Eventually(t, time.Minute, "the restarted agent resuming its pool from disk", func() error {
 		return served(url)
 	})
+	// What it resumed is this test's pool alone: restore is done once the
+	// agent is Ready, the API server away (it never synced).
+	waitUntil(t, "the restarted agent Ready on its saved specs", a.Ready)
+	var resumed []any
+	for _, e := range restarted.Find("Resumed pool from its saved spec") {
+		pool, _ := e.Value("pool")
+		resumed = append(resumed, pool)
+	}
+	if running := runningPools(a); len(resumed) != 1 || resumed[0] != key || !slices.Equal(running, []types.NamespacedName{key}) {
+		t.Errorf("the restarted agent resumed %v and runs %v, want %v alone", resumed, running, key)
+	}
 	// Stopping an agent that resumed from disk, with the API still away,
 	// must not hang (its reporters never saw the cache synced).
-	stop2 := runAgent(t, "node-s-probe", cfg, stateDir(t))
+	stop2 := runAgent(t, "node-sa-probe", cfg, stateDir(t))
 	stopped := make(chan struct{})
 	go func() { stop2(); close(stopped) }()
 	select {
@@ -914,6 +946,16 @@ func TestAgentSurvivesTheAPIServer(t *testing.T) {
 	// Its reports waited for the sync (TestRestartWithSavedPoolsLogsNoError):
 	// the failed writes' line is TestStatusWritesFailingAreLoggedOnce's.
 	book.Check(t)
+	restarted.Check(t)
+}
+
+// runningPools are the pools a runs, sorted.
+func runningPools(a *Agent) []types.NamespacedName {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	keys := slices.Collect(maps.Keys(a.pools))
+	slices.SortFunc(keys, func(x, y types.NamespacedName) int { return strings.Compare(x.String(), y.String()) })
+	return keys
 }
 
 // TestStatusWritesFailingAreLoggedOnce: while the API server is away, a
@@ -1008,6 +1050,7 @@ func TestRestartWithSavedPoolsLogsNoError(t *testing.T) {
 func TestSimulatedWorkers(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
+	claimNode(t, "node-sim")
 	a, err := New(Options{NodeName: "node-sim", Config: env.Config, BindAddress: "127.0.0.1", StateDir: stateDir(t),
 		HeartbeatInterval: time.Second, Log: testr.New(t), SimulateWorkers: 10 * time.Millisecond})
 	if err != nil {
@@ -1044,11 +1087,11 @@ func TestRecreatedDuringDrainDelay(t *testing.T) {
 	dir := stateDir(t)
 	book := agenttest.NewLogbook(t)
 	m := metrics.New()
-	runAgent(t, "node-r", env.Config, dir, logTo(book), func(o *Options) { o.DrainDelay = 3 * time.Second; o.Metrics = m })
+	runAgent(t, "node-rc", env.Config, dir, logTo(book), func(o *Options) { o.DrainDelay = 3 * time.Second; o.Metrics = m })
 	port := freePort(t)
-	pp, key := readyPool(t, ns, "hello-node-r", "node-r", port)
+	pp, key := readyPool(t, ns, "hello-node-rc", "node-rc", port)
 	releaseDuringDrain(t, dir, pp, key)
-	pp2 := newPool(ns, "hello-node-r", "node-r", "1-aaa", port, example("hello-wsgi"))
+	pp2 := newPool(ns, "hello-node-rc", "node-rc", "1-aaa", port, example("hello-wsgi"))
 	if err := env.Client.Create(ctx, pp2); err != nil {
 		t.Fatal(err)
 	}
@@ -1202,9 +1245,9 @@ func releaseDuringDrain(t *testing.T, dir string, pp *ferryv1.ProcessPool, key t
 // the old one (its body half sent), before the pool's workers stop.
 func TestShutdownAfterMoveDrainsTheOldPort(t *testing.T) {
 	ns := namespace(t)
-	stop := runAgent(t, "node-d", env.Config, stateDir(t))
+	stop := runAgent(t, "node-sm", env.Config, stateDir(t))
 	oldPort := freePort(t)
-	_, key := readyPool(t, ns, "app-node-d", "node-d", oldPort)
+	_, key := readyPool(t, ns, "app-node-sm", "node-sm", oldPort)
 
 	req := agenttest.StartHalfSentEcho(t, fmt.Sprintf("127.0.0.1:%d", oldPort))
 	newPort := freePort(t)
@@ -1274,6 +1317,7 @@ func TestAgentStoppedInADrainDelayReleasesThePool(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
 	book := agenttest.NewLogbook(t)
+	claimNode(t, "node-x")
 	a, err := New(Options{NodeName: "node-x", Config: env.Config, BindAddress: "127.0.0.1", StateDir: stateDir(t),
 		HeartbeatInterval: time.Second, StatsInterval: time.Second, Log: book.Logger(), DrainDelay: time.Minute})
 	if err != nil {

@@ -143,10 +143,10 @@ func TestAgentStopEndsTheFinalizersRetryWait(t *testing.T) {
 	book := agenttest.NewLogbook(t)
 	onCue, endDelay := drainDelayOnCue()
 	defer endDelay()
-	stop := runAgent(t, "node-w", cfg, stateDir(t), logTo(book), onCue, func(o *Options) {
+	stop := runAgent(t, "node-fw", cfg, stateDir(t), logTo(book), onCue, func(o *Options) {
 		o.releaseRetry = func(int) time.Duration { return 5 * time.Minute }
 	})
-	pp, _ := readyPool(t, ns, "app-node-w", "node-w", freePort(t))
+	pp, _ := readyPool(t, ns, "app-node-fw", "node-fw", freePort(t))
 	if err := env.Client.Delete(context.Background(), pp); err != nil {
 		t.Fatal(err)
 	}
@@ -217,8 +217,9 @@ func TestFailedSaveIsTriedAgainThroughAnOutage(t *testing.T) {
 	book.Check(t)
 
 	// The API server still unreachable, an agent restarted resumes the
-	// new spec from the disk. (A node of its own: the pools of node-s that
-	// other tests leave until their namespace goes would be resumed too.)
+	// new spec from the disk. (On a node of its own, as every test's
+	// agents are, claimNode: another test's pools there would be resumed
+	// too.)
 	stop()
 	restarted := agenttest.NewLogbook(t)
 	runAgent(t, "node-sf", cfg, dir, logTo(restarted))

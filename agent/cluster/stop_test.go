@@ -37,9 +37,9 @@ import (
 func TestAgentStopTakesOneShutdownTimeout(t *testing.T) {
 	const timeout = 3 * time.Second
 	ns := namespace(t)
-	stop := runAgent(t, "node-t", env.Config, stateDir(t))
+	stop := runAgent(t, "node-st", env.Config, stateDir(t))
 	port := freePort(t)
-	_, key := createSized(t, ns, "stuck-node-t", "node-t", port, 1, timeout)
+	_, key := createSized(t, ns, "stuck-node-st", "node-st", port, 1, timeout)
 	waitPool(t, key, "a ready report", rolledOut)
 
 	answered, stuck := stickRequest(t, key, port)

@@ -88,6 +88,7 @@ func TestNotReadyWithoutAPIServerOrSavedPools(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		claimNode(t, "node-z")
 		a, err := New(Options{NodeName: "node-z", Config: cfg, BindAddress: "127.0.0.1", StateDir: dir,
 			HeartbeatInterval: time.Second, StatsInterval: time.Second, Log: testr.New(t)})
 		if err != nil {
