@@ -70,6 +70,7 @@ const cacheSyncTimeout = 10 * time.Second
 func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error {
 	var errs []error
 	drainingOn := map[string]bool{}
+	kept := contract.KeptPools(s.owned)
 	for _, p := range s.owned {
 		node := p.Spec.NodeName
 		switch {
@@ -79,7 +80,7 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 			}
 			drainingOn[node] = true
 			s.draining = append(s.draining, p)
-		case s.pools[node] != nil:
+		case kept[node] != p:
 			// Two pools for one node (a lost race); keep the first.
 			if err := r.deletePool(ctx, p); err != nil {
 				errs = append(errs, err)

@@ -487,24 +487,27 @@ func olderOn(pool *ferryv1.ProcessPool, revision string, heard bool) string {
 	return "no older process serves on the node; "
 }
 
-// poolOn is the pool of pools on node, or nil: the first not being
-// deleted, the one the manager keeps there (it deletes the others), else
-// the first being deleted. Not the first listed: a pool being deleted
-// beside the node's own (a lost race's, or its last drained while a new
-// one is made) read as the node's, and the halt as one no pool there
-// may run ("Every other node was given it already") where one may.
+// poolOn is the pool of pools on node, or nil: the one the manager keeps
+// there (contract.KeptPools: the first not being deleted; it deletes the
+// others), else the first being deleted. Not the first listed: a pool
+// being deleted beside the node's own (a lost race's, or its last drained
+// while a new one is made) read as the node's, and the halt as one no
+// pool there may run ("Every other node was given it already") where one
+// may.
 func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
-	var deleting *ferryv1.ProcessPool
+	var onNode []*ferryv1.ProcessPool
 	for i := range pools {
-		switch p := &pools[i]; {
-		case p.Spec.NodeName != node:
-		case p.DeletionTimestamp == nil:
-			return p
-		case deleting == nil:
-			deleting = p
+		if pools[i].Spec.NodeName == node {
+			onNode = append(onNode, &pools[i])
 		}
 	}
-	return deleting
+	if kept := contract.KeptPools(onNode)[node]; kept != nil {
+		return kept
+	}
+	if len(onNode) > 0 {
+		return onNode[0] // every one being deleted
+	}
+	return nil
 }
 
 // givenToEveryPool: every pool not being deleted on a node other than

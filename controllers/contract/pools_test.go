@@ -1,0 +1,57 @@
+package contract
+
+import (
+	"maps"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
+)
+
+// TestKeptPools: on each node the manager keeps the first pool listed
+// that is not being deleted, wherever those being deleted are listed, and
+// none where every pool is being deleted.
+func TestKeptPools(t *testing.T) {
+	// pool is node's pool name, being deleted or not.
+	pool := func(node, name string, deleting bool) *ferryv1.ProcessPool {
+		p := &ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: ferryv1.ProcessPoolSpec{NodeName: node}}
+		if deleting {
+			// Not a zero time: that reads as none (IsZero).
+			p.DeletionTimestamp = &metav1.Time{Time: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}
+		}
+		return p
+	}
+	tests := []struct {
+		name  string
+		pools []*ferryv1.ProcessPool
+		// want is the name of the pool kept, node by node.
+		want map[string]string
+	}{
+		{name: "none", want: map[string]string{}},
+		{name: "one a node", pools: []*ferryv1.ProcessPool{pool("a", "a1", false), pool("b", "b1", false)},
+			want: map[string]string{"a": "a1", "b": "b1"}},
+		{name: "two for one node, a lost race's: the first", pools: []*ferryv1.ProcessPool{pool("a", "a1", false), pool("a", "a2", false)},
+			want: map[string]string{"a": "a1"}},
+		{name: "one being deleted listed first", pools: []*ferryv1.ProcessPool{pool("a", "a1", true), pool("a", "a2", false)},
+			want: map[string]string{"a": "a2"}},
+		{name: "one being deleted listed after", pools: []*ferryv1.ProcessPool{pool("a", "a1", false), pool("a", "a2", true)},
+			want: map[string]string{"a": "a1"}},
+		{name: "all of a node's being deleted", pools: []*ferryv1.ProcessPool{pool("a", "a1", true), pool("b", "b1", false), pool("a", "a2", true)},
+			want: map[string]string{"b": "b1"}},
+		{name: "a lost race's behind one being deleted", pools: []*ferryv1.ProcessPool{pool("a", "a1", true), pool("a", "a2", false), pool("a", "a3", false)},
+			want: map[string]string{"a": "a2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := map[string]string{}
+			for node, p := range KeptPools(tt.pools) {
+				got[node] = p.Name
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("kept %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
