@@ -62,7 +62,8 @@ Flags of every command:
 type App struct {
 	// Out receives the command's output; Err errors and usage.
 	Out, Err io.Writer
-	// Now is the clock for ages and uptimes; time.Now when nil.
+	// Now is the clock for ages and uptimes, and dates output; time.Now
+	// when nil.
 	Now func() time.Time
 	// PollInterval is restart --wait's period; DefaultPollInterval when 0.
 	PollInterval time.Duration
@@ -73,6 +74,12 @@ type App struct {
 	// (haltClock), also through polls that read a retry under way in
 	// between. DefaultHaltGrace when 0.
 	HaltGrace time.Duration
+
+	// clock is the clock restart --wait measures elapsed time by, the
+	// halt grace's (haltClock) and --timeout's; time.Now when nil. Not
+	// Now, which tests pin to date output: tests move this one on past a
+	// grace or a deadline rather than wait for either.
+	clock func() time.Time
 
 	// observed, when set, is called with every AppGroup restart --wait
 	// has assessed, the pools it read with it, and what it made of them:
@@ -238,6 +245,14 @@ func (a *App) parseCommand(fs *pflag.FlagSet, synopsis string, args []string) (s
 func (a *App) now() time.Time {
 	if a.Now != nil {
 		return a.Now()
+	}
+	return time.Now()
+}
+
+// elapsedNow is the time on App.clock.
+func (a *App) elapsedNow() time.Time {
+	if a.clock != nil {
+		return a.clock()
 	}
 	return time.Now()
 }

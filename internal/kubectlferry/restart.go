@@ -47,8 +47,12 @@ func (a *App) restart(ctx context.Context, conn *connection, args []string) erro
 	if err != nil {
 		return err
 	}
+	// The context's deadline bounds the requests; the wait itself also
+	// reads its deadline off App.clock at each poll (waitRollout), the
+	// same instant where that is the real clock.
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	deadline := a.elapsedNow().Add(*timeout)
 	start := a.now()
 
 	var ag *ferryv1.AppGroup
@@ -92,7 +96,7 @@ func (a *App) restart(ctx context.Context, conn *connection, args []string) erro
 	if !*wait {
 		return nil
 	}
-	return a.waitRollout(ctx, cl, ag, next, start)
+	return a.waitRollout(ctx, cl, ag, next, start, deadline)
 }
 
 // NextRevision is the ferry.dev/revision value `restart` sets when not

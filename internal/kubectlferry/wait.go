@@ -328,9 +328,11 @@ func resistsTarget(resisting, rolling *metav1.Condition, target string) bool {
 }
 
 // waitRollout follows ag until its rollout to annotation is over, ctx is
-// done (its deadline is --timeout), or the AppGroup disappears. It prints
-// a line whenever the progress changes and a summary on success.
-func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup, annotation string, start time.Time) error {
+// done, deadline (--timeout's, on App.clock) has come, or the AppGroup
+// disappears. It prints a line whenever the progress changes and a
+// summary on success, dated from start (on App.Now).
+func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup, annotation string,
+	start, deadline time.Time) error {
 	interval := a.PollInterval
 	if interval <= 0 {
 		interval = DefaultPollInterval
@@ -348,7 +350,8 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 	for {
 		r := assessRollout(ag, pools, annotation)
 		// Elapsed time, as --timeout's: not a.Now, which dates output.
-		if halt.lasted(time.Now(), r.Halted, markOf(&ag.Status), grace) {
+		now := a.elapsedNow()
+		if halt.lasted(now, r.Halted, markOf(&ag.Status), grace) {
 			r.Done = true
 		}
 		if a.observed != nil {
@@ -376,9 +379,12 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 			fmt.Fprintf(a.Out, "Waiting: %s\n", r.Progress)
 			last = r.Progress
 		}
+		if !now.Before(deadline) {
+			return waitAborted(true, ag, annotation, last, lastErr)
+		}
 		select {
 		case <-ctx.Done():
-			return waitAborted(ctx, ag, annotation, last, lastErr)
+			return waitAborted(timedOut(ctx), ag, annotation, last, lastErr)
 		case <-time.After(interval):
 		}
 		next, err := cl.getAppGroup(ctx, ag.Name)
@@ -395,7 +401,7 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 				listed = time.Now()
 			}
 		case ctx.Err() != nil:
-			return waitAborted(ctx, ag, annotation, last, lastErr)
+			return waitAborted(timedOut(ctx), ag, annotation, last, lastErr)
 		case isFatal(err):
 			return err
 		default:
@@ -514,9 +520,14 @@ func isFatal(err error) bool {
 		apierrors.IsNotFound(err)
 }
 
-func waitAborted(ctx context.Context, ag *ferryv1.AppGroup, annotation, progress string, lastErr error) error {
+// timedOut: ctx ended at its deadline, not cancelled.
+func timedOut(ctx context.Context) bool { return errors.Is(ctx.Err(), context.DeadlineExceeded) }
+
+// waitAborted is the error of a wait that ended before the rollout did:
+// at --timeout (timedOut), or interrupted.
+func waitAborted(timedOut bool, ag *ferryv1.AppGroup, annotation, progress string, lastErr error) error {
 	what := "interrupted"
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if timedOut {
 		what = "timed out"
 	}
 	msg := fmt.Sprintf("%s waiting for %s/%s to roll out revision %s; the rollout was at: %s",

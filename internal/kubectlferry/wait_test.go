@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -475,10 +476,34 @@ func diesYoungStatus(revision string) ferryv1.ProcessPoolStatus {
 
 // waiter is a `restart --wait` running in the background. Every
 // assessment it makes is handed to the test, which so knows, without
-// sleeping, that the waiter has seen a status it wrote.
+// sleeping, that the waiter has seen a status it wrote. Its clock (the
+// halt grace's and --timeout's) stands still until the test moves it.
 type waiter struct {
-	seen chan assessed
-	done chan result
+	seen  chan assessed
+	done  chan result
+	clock *fakeClock
+}
+
+// fakeClock is an App.clock that moves only when a test moves it on.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: testNow} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// advance moves the clock on by d: the waiter's polls from the next one
+// on read the later time.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 type assessed struct {
@@ -495,10 +520,10 @@ func startWait(t *testing.T, ns, name string, args ...string) *waiter {
 // startWaitGrace is startWait with App.HaltGrace grace.
 func startWaitGrace(t *testing.T, grace time.Duration, ns, name string, args ...string) *waiter {
 	t.Helper()
-	w := &waiter{seen: make(chan assessed), done: make(chan result, 1)}
+	w := &waiter{seen: make(chan assessed), done: make(chan result, 1), clock: newFakeClock()}
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
-	a := &App{HaltGrace: grace, observed: func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, r rollout) {
+	a := &App{HaltGrace: grace, clock: w.clock.Now, observed: func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, r rollout) {
 		select {
 		case w.seen <- assessed{ag.ResourceVersion, pools, r}:
 		case <-stop:
@@ -883,11 +908,9 @@ func TestRestartWaitEndsWhenAFirstRevisionDiesYoung(t *testing.T) {
 // TestRestartWaitHaltedByANodeThatCannotSpawn: a rollout halted by a node
 // that cannot spawn the revision is followed while the halt may lift (a
 // retried spawn that works); one that lifts rolls out, one that lasts past
-// HaltGrace (3s here) ends the wait with exit 1 and the manager's reason.
-// The halt that lifts has a grace of a minute: the grace runs in real time
-// from the waiter's first sight of the halt, and a read of the AppGroup
-// that a loaded API server answers late, with the halt still in it, would
-// otherwise end the wait before it could see the halt lifted.
+// HaltGrace (an hour here, on the waiter's clock, moved on past it once
+// the waiter has read the halt) ends the wait with exit 1 and the
+// manager's reason.
 func TestRestartWaitHaltedByANodeThatCannotSpawn(t *testing.T) {
 	for _, lifts := range []bool{true, false} {
 		ns := newNamespace(t)
@@ -896,11 +919,8 @@ func TestRestartWaitHaltedByANodeThatCannotSpawn(t *testing.T) {
 		halted := "Rollout of revision " + target + " halted at 1/2 nodes updated: it failed to spawn on node-2 " +
 			"(the app failed to load), with no older process to keep serving"
 		setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 2) })
-		grace := 3 * time.Second
-		if lifts {
-			grace = time.Minute
-		}
-		w := startWaitGrace(t, grace, ns, "app")
+		const grace = time.Hour
+		w := startWaitGrace(t, grace, ns, "app", "--timeout", "24h")
 		w.next(t)
 		ag := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 			st.Revision = target
@@ -911,13 +931,15 @@ func TestRestartWaitHaltedByANodeThatCannotSpawn(t *testing.T) {
 		}
 		if lifts {
 			setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, target, 2) })
+		} else {
+			w.clock.advance(grace)
 		}
 		r := w.result(t)
 		switch {
 		case lifts && r.code != 0:
 			t.Errorf("a halt that lifted: exit %d, stderr %q; want 0", r.code, r.err)
 		case !lifts && (r.code != ExitFailure || !strings.Contains(r.err, "rollout halted: AppGroup "+ns+"/app: "+halted) ||
-			!strings.Contains(r.err, "(for 3s)")):
+			!strings.Contains(r.err, "(for 1h0m0s)")):
 			t.Errorf("a halt that lasted: exit %d, stderr %q; want 1 with the manager's reason", r.code, r.err)
 		}
 	}
@@ -1022,10 +1044,11 @@ func TestHaltClock(t *testing.T) {
 // no record of, reads the rollout complete with Ready False while the
 // node's agent retries (its spawning process counted as updated) and
 // RolloutHalted at each failure (provenHaltAt). The grace (3s) runs through
-// the flips, and the wait ends with exit 1 and the manager's reason, not
-// at --timeout (seen failing with the clock reset at every poll not
-// halted: "timed out waiting for ... the rollout was at: RollingRestart=True:
-// node 2/2 (node-2), process 1/2; ...", of the status as first written).
+// the flips, the waiter's clock moved on a second after each flip is read,
+// and the wait ends with exit 1 and the manager's reason, not at --timeout
+// (seen failing with the clock reset at every poll not halted: "timed out
+// waiting for ... the rollout was at: RollingRestart=True: node 2/2
+// (node-2), process 1/2; ...", of the status as first written).
 func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 	ns := newNamespace(t)
 	newAppGroup(t, ns, "app", "5")
@@ -1047,6 +1070,7 @@ func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 		if retrying {
 			retries++
 		}
+		w.clock.advance(time.Second)
 	}
 	if r.code != ExitFailure || !strings.Contains(r.err, "rollout halted: AppGroup "+ns+"/app: "+halt.message()) ||
 		!strings.Contains(r.err, "(for 3s)") {
@@ -1060,8 +1084,8 @@ func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 // TestRestartWaitGivesTheNextNodesHaltItsGrace: a proven target halts at
 // node-2 of 3 (a process a node) and flips with its agent's retries
 // (provenHalt), each retry counting a node and a process more on the
-// target than the halts; read retrying when the grace (15s) from the
-// second halt is over, node-2 recovers, and node-3, given the target next,
+// target than the halts; read retrying when the grace (an hour, on the
+// waiter's clock) from the second halt is over, node-2 recovers, and node-3, given the target next,
 // fails to spawn it, its agent's first spawn over between two polls. Its
 // halt counts 2/3 nodes updated, as node-2's retries did and its halts did
 // not: the rollout went on, so the wait goes on at node-3's first halted
@@ -1070,10 +1094,7 @@ func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 // status where it should go on: ... halted at 2/3 nodes updated: it failed
 // to spawn on node-3 ...".)
 func TestRestartWaitGivesTheNextNodesHaltItsGrace(t *testing.T) {
-	// The grace is long beside the few writes between the two halts of
-	// node-2 (the wait ends, rightly, at the second where the grace from
-	// the first is over), so that only a stall of 15s fails the test.
-	const grace = 15 * time.Second
+	const grace = time.Hour
 	ns := newNamespace(t)
 	ag := newAppGroup(t, ns, "app", "5")
 	ag.Spec.Pool.MinProcesses = 1
@@ -1082,25 +1103,20 @@ func TestRestartWaitGivesTheNextNodesHaltItsGrace(t *testing.T) {
 	}
 	target := "6-" + hash
 	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 3) })
-	w := startWaitGrace(t, grace, ns, "app", "--timeout", "90s")
+	w := startWaitGrace(t, grace, ns, "app", "--timeout", "24h")
 	w.next(t)
 	write := func(mutate func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus)) string {
 		return setAppGroupStatus(t, ns, "app", mutate).ResourceVersion
 	}
 	onNode2 := provenHalt{target: target, node: "node-2", nodes: 3, updated: 1, perNode: 1}
-	var halted time.Time
 	var rv string
 	for _, retrying := range []bool{false, true, false, true} {
 		rv = write(func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { onNode2.write(ag, st, retrying) })
 		w.at(t, rv)
-		if !retrying {
-			halted = time.Now() // after the wait's own reading of the halt
-		}
 	}
-	// The last retry is read until the grace from the last halt is over.
-	for time.Since(halted) < grace {
-		w.at(t, rv)
-	}
+	// The last retry is read once the grace from the halts is over.
+	w.clock.advance(grace)
+	w.at(t, rv)
 	w.at(t, write(func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 		rolledOut(ag, st, target, 3)
 		st.ProvenRevision = target
@@ -1116,9 +1132,10 @@ func TestRestartWaitGivesTheNextNodesHaltItsGrace(t *testing.T) {
 	if r := w.at(t, write(func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { onNode3.write(ag, st, false) })); !r.Halted {
 		t.Fatalf("assessed %+v, want halted", r)
 	}
+	w.clock.advance(grace)
 	r := w.result(t)
 	if r.code != ExitFailure || !strings.Contains(r.err, "rollout halted: AppGroup "+ns+"/app: "+onNode3.message()) ||
-		!strings.Contains(r.err, "(for 15s)") {
+		!strings.Contains(r.err, "(for 1h0m0s)") {
 		t.Fatalf("exit %d, stderr %q; want 1 with the manager's reason", r.code, r.err)
 	}
 }
@@ -1188,7 +1205,10 @@ func TestRestartWaitTimesOut(t *testing.T) {
 		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
 			"node 2/2 (node-2), process 3/4")
 	})
-	r := run(t, "restart", "app", "-n", ns, "--revision", "1", "--wait", "--timeout", "1s")
+	w := startWait(t, ns, "app", "--revision", "1", "--timeout", "30m")
+	w.next(t)
+	w.clock.advance(30 * time.Minute)
+	r := w.result(t)
 	want := "timed out waiting for " + ns + "/app to roll out revision 1; the rollout was at: " +
 		"RollingRestart=True: node 2/2 (node-2), process 3/4"
 	if r.code != ExitFailure || !strings.Contains(r.err, want) {
@@ -1235,28 +1255,32 @@ func TestRestartWaitAPIErrors(t *testing.T) {
 		timeout time.Duration
 		wantErr string // "" for success
 	}{
-		{name: "transient errors are retried", errs: []error{unavailable, unavailable, unavailable}, timeout: time.Minute},
+		{name: "transient errors are retried", errs: []error{unavailable, unavailable, unavailable}, timeout: time.Hour},
 		{name: "a persistent one is named at the timeout", errs: slices.Repeat([]error{unavailable}, 1000),
-			timeout: 2 * time.Second, wantErr: "timed out waiting for " + ns + "/app to roll out revision 1; " +
+			timeout: 5 * time.Second, wantErr: "timed out waiting for " + ns + "/app to roll out revision 1; " +
 				"the rollout was at: the manager has not taken up revision 1 yet (status.revision is 0-" + hash + ") " +
 				"(last error reading it: etcd is down)"},
-		{name: "a permanent one ends the wait", errs: []error{forbidden}, timeout: time.Minute, wantErr: "is forbidden"},
+		{name: "a permanent one ends the wait", errs: []error{forbidden}, timeout: time.Hour, wantErr: "is forbidden"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			// Each read takes a second on the wait's clock.
+			clock := newFakeClock()
 			var gets int
 			c := interceptor.NewClient(apiClient, interceptor.Funcs{
 				Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 					gets++
+					clock.advance(time.Second)
 					if gets <= len(tt.errs) {
 						return tt.errs[gets-1]
 					}
 					return c.Get(ctx, key, obj, opts...)
 				},
 			})
-			a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond}
-			ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
+			a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: clock.Now}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			err := a.waitRollout(ctx, &clients{c: c, namespace: ns}, before.DeepCopy(), "1", time.Now())
+			err := a.waitRollout(ctx, &clients{c: c, namespace: ns}, before.DeepCopy(), "1", time.Now(),
+				clock.Now().Add(tt.timeout))
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("got %v, want success", err)
