@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -215,13 +214,14 @@ func (n *ownerNames) user(uid uint32) string {
 	return name
 }
 
-// group is gid's name, or gid itself when it has none.
+// group is gid's name, or gid itself when it has none or the lookup
+// fails (lookupGID, libc's built with cgo, ends with the spawn too).
 func (n *ownerNames) group(gid uint32) string {
 	if name, ok := n.groups[gid]; ok {
 		return name
 	}
 	name := strconv.FormatUint(uint64(gid), 10)
-	if g, err := user.LookupGroupId(name); err == nil {
+	if g, err := lookupGID(n.ctx, name); err == nil {
 		name = g.Name
 	}
 	n.groups[gid] = name

@@ -4,21 +4,123 @@ package spawn
 
 import (
 	"context"
+	"fmt"
 	"os/user"
+	"sync"
 )
+
+// libcCalls are os/user's lookups into libc, built with cgo: the
+// system's (libc), or a test's that hangs as a directory that does not
+// answer would.
+type libcCalls struct {
+	getpwuid     func(uid string) (*user.User, error)
+	getpwnam     func(name string) (*user.User, error)
+	getgrouplist func(u *user.User) ([]string, error)
+	getgrgid     func(gid string) (*user.Group, error)
+}
+
+// libc is the system's: os/user's.
+var libc = libcCalls{getpwuid: user.LookupId, getpwnam: user.Lookup, getgrouplist: (*user.User).GroupIds, getgrgid: user.LookupGroupId}
 
 // lookupUID is user.LookupId: built with cgo, os/user asks libc (and so
 // NSS: LDAP, systemd's dynamic users), whose answer for the agent's own
-// uid is its entry or none, never one made from $USER and $HOME. ctx is
-// not heeded: a call into libc cannot be stopped, NSS's own timeouts
-// bound it.
-func lookupUID(_ context.Context, uid string) (*user.User, error) { return user.LookupId(uid) }
+// uid is its entry or none, never one made from $USER and $HOME. It ends
+// with ctx, as getent does built without cgo (libcUntil).
+func lookupUID(ctx context.Context, uid string) (*user.User, error) {
+	return libcUntil(ctx, "getpwuid "+uid, "getpwuid "+uid, libc.getpwuid, uid)
+}
 
 // lookupName is user.Lookup: built with cgo, its user.Current is libc's
-// too, never one made from $USER.
-func lookupName(_ context.Context, name string) (*user.User, error) { return user.Lookup(name) }
+// too, never one made from $USER. It ends with ctx.
+func lookupName(ctx context.Context, name string) (*user.User, error) {
+	return libcUntil(ctx, "getpwnam "+name, "getpwnam "+name, libc.getpwnam, name)
+}
 
 // groupIDs is u.GroupIds: built with cgo, libc's getgrouplist, through
 // NSS, the groups libc's initgroups gives a process of u; those
-// passwdDB.groupIDs asks getent initgroups for, built without.
-func groupIDs(_ context.Context, u *user.User) ([]string, error) { return u.GroupIds() }
+// passwdDB.groupIDs asks getent initgroups for, built without. It ends
+// with ctx. Its primary group is in what it asks, not only its name.
+func groupIDs(ctx context.Context, u *user.User) ([]string, error) {
+	return libcUntil(ctx, "getgrouplist "+u.Username, "getgrouplist "+u.Username+" "+u.Gid, libc.getgrouplist, u)
+}
+
+// lookupGID is user.LookupGroupId: built with cgo, libc's getgrgid. It
+// ends with ctx.
+func lookupGID(ctx context.Context, gid string) (*user.Group, error) {
+	return libcUntil(ctx, "getgrgid "+gid, "getgrgid "+gid, libc.getgrgid, gid)
+}
+
+// libcUntil is call(arg), a lookup into libc (what names it: getpwnam
+// alice), or, once ctx ends first, an error saying that the system's user
+// databases did not answer, wrapping ctx's cause, as getent's lookup
+// says it built without cgo. A call into libc cannot be stopped: it is
+// left running in its goroutine (and thread) to return into nothing, and
+// a lookup of the same key meanwhile waits on it rather than start
+// another (libcLookups), so that a directory that hangs while spawns are
+// tried again and again leaves one call a key, not one a spawn. call is
+// taken here, in the caller's goroutine, not read from libc in the one
+// left running.
+func libcUntil[A, T any](ctx context.Context, what, key string, call func(A) (T, error), arg A) (T, error) {
+	l := running.start(key, func() (any, error) { return call(arg) })
+	select {
+	case <-l.done:
+		return answerOf[T](l)
+	case <-ctx.Done():
+	}
+	select {
+	case <-l.done: // answered as ctx ended: its answer, not a directory's silence
+		return answerOf[T](l)
+	default:
+		var none T
+		return none, fmt.Errorf("%s: the system's user databases (NSS) did not answer: %w", what, context.Cause(ctx))
+	}
+}
+
+// running is the agent's libc lookups still running.
+var running libcLookups
+
+// libcLookups are the libc lookups running, by key (a call and what it
+// asks: getpwnam alice).
+type libcLookups struct {
+	mu      sync.Mutex
+	pending map[string]*libcLookup
+}
+
+// libcLookup is one libc lookup; done is closed once val and err are set.
+type libcLookup struct {
+	done chan struct{}
+	val  any
+	err  error
+}
+
+// answerOf is l's answer, as T (libcUntil's), once done.
+func answerOf[T any](l *libcLookup) (T, error) {
+	v, _ := l.val.(T) // a nil T stored in val, or none: T's zero value
+	return v, l.err
+}
+
+// start is key's lookup still running, or a new one of call, started in
+// a goroutine of its own: the lookups waiting on a directory that hangs
+// are one a key, however many callers gave up on them. A lookup done is
+// forgotten before its callers are told, so that the next caller asks
+// libc again rather than take an old answer.
+func (ls *libcLookups) start(key string, call func() (any, error)) *libcLookup {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if l, ok := ls.pending[key]; ok {
+		return l
+	}
+	if ls.pending == nil {
+		ls.pending = map[string]*libcLookup{}
+	}
+	l := &libcLookup{done: make(chan struct{})}
+	ls.pending[key] = l
+	go func() {
+		l.val, l.err = call()
+		ls.mu.Lock()
+		delete(ls.pending, key)
+		ls.mu.Unlock()
+		close(l.done)
+	}()
+	return l
+}

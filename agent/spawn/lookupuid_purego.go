@@ -42,3 +42,7 @@ func lookupName(ctx context.Context, name string) (*user.User, error) {
 func groupIDs(ctx context.Context, u *user.User) ([]string, error) {
 	return systemPasswd.groupIDs(ctx, u)
 }
+
+// lookupGID is user.LookupGroupId, which built without cgo reads
+// /etc/group alone: no directory to wait on, ctx is not needed.
+func lookupGID(_ context.Context, gid string) (*user.Group, error) { return user.LookupGroupId(gid) }

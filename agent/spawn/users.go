@@ -3,7 +3,6 @@ package spawn
 import (
 	"context"
 	"fmt"
-	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,11 +24,9 @@ type WorkerUsers struct {
 // uid ranges; "" allows any user but root. Root (uid 0) may be in no
 // entry: the agent never runs workers as root. Its lookups end with ctx,
 // the caller's (the agent's start, bounded): a directory that hangs ends
-// the parse with ctx's cause rather than hold the agent's start. A lookup
-// that does not heed ctx (libc's, built with cgo) is left running when it
-// ends, its goroutine and thread with it: call this only where failing
-// ends the process (the agent's start), not in a loop that would pile
-// them up.
+// the parse with ctx's cause rather than hold the agent's start (getent
+// killed then; libc's call, built with cgo, left to return on its own:
+// libcUntil).
 func ParseWorkerUsers(ctx context.Context, s string) (WorkerUsers, error) {
 	return parseWorkerUsers(ctx, s, systemUsers)
 }
@@ -86,7 +83,7 @@ func uidRange(ctx context.Context, entry string, db userDB) ([2]uint32, error) {
 		}
 		return [2]uint32{uint32(a), uint32(b)}, nil
 	}
-	u, err := lookupUntil(ctx, entry, db)
+	u, err := lookupUserBy(ctx, db.byUID, db.byName, entry)
 	if err != nil {
 		return [2]uint32{}, fmt.Errorf("worker users: %w", err)
 	}
@@ -100,29 +97,6 @@ func uidRange(ctx context.Context, entry string, db userDB) ([2]uint32, error) {
 // allDigits: s is a decimal number, of any size, and nothing else.
 func allDigits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
-}
-
-// lookupUntil is name's user in db, or ctx's cause once ctx ends, which
-// getent heeds (killed then) but a lookup into libc, built with cgo, does
-// not: that lookup is left to return into nothing, the agent's start
-// failing meanwhile, where the start would have waited on it for as long
-// as NSS takes.
-func lookupUntil(ctx context.Context, name string, db userDB) (*user.User, error) {
-	type answer struct {
-		u   *user.User
-		err error
-	}
-	answered := make(chan answer, 1) // never blocks the lookup left behind
-	go func() {
-		u, err := lookupUserBy(ctx, db.byUID, db.byName, name)
-		answered <- answer{u, err}
-	}()
-	select {
-	case a := <-answered:
-		return a.u, a.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("user %q: %w", name, context.Cause(ctx))
-	}
 }
 
 // Restricted: the list narrows who workers may run as.
