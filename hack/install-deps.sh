@@ -14,6 +14,9 @@
 #               no passwd entry, cmd/agent's TestAgentInRootsGroupSaysSo runs the agent as a uid
 #               in root's group and not (util-linux, as flock: Essential on Debian, but a
 #               slimmed image may lack it)
+#   libnss-wrapper  agent/spawn's TestLibcLookupsAskNSS points libc's user lookups (getpwnam,
+#               getgrouplist), built with cgo, at files of its own; a library, no command: asked
+#               of dpkg
 set -euo pipefail
 
 declare -A packages=(
@@ -25,6 +28,9 @@ for cmd in "${!packages[@]}"; do
 	pkg=${packages[$cmd]}
 	# Named once, however many of its commands are missing (flock, setpriv).
 	command -v "$cmd" >/dev/null 2>&1 || [[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg")
+done
+for pkg in libnss-wrapper; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q ' installed$' || missing+=("$pkg")
 done
 ((${#missing[@]})) || exit 0
 

@@ -5,7 +5,12 @@ package spawn
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"os/user"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -170,5 +175,62 @@ func TestLibcLookupsOfAKeyAreOneWhileItRuns(t *testing.T) {
 	<-next.done
 	if next == first || next.val != "asked again" {
 		t.Errorf("getpwnam alice once its lookup returned: %v; want libc asked again", next.val)
+	}
+}
+
+// TestLibcLookupsAskNSS: built with cgo, the agent's lookups go through
+// libc to the system's user databases (NSS), here nss_wrapper's, which
+// answers getpwnam, getpwuid, getgrouplist and getgrgid from files of the
+// test's: a user only they know is found by name and by uid, with their
+// groups, as an LDAP or sssd user is; one they do not know is unknown.
+// The test runs itself again with nss_wrapper preloaded (libnss-wrapper,
+// which make test installs: hack/install-deps.sh), which reads its
+// files only in a process it starts in.
+func TestLibcLookupsAskNSS(t *testing.T) {
+	if os.Getenv("NSS_WRAPPER_PASSWD") != "" {
+		lookUpThroughNSSWrapper(t)
+		return
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"passwd": "ldapuser:x:7001:7001:LDAP User,,,:/home/ldapuser:/bin/sh\n",
+		"group":  "ldapuser:x:7001:\nproject:x:7100:someone,ldapuser\nother:x:7200:someone\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestLibcLookupsAskNSS$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "LD_PRELOAD=libnss_wrapper.so",
+		"NSS_WRAPPER_PASSWD="+filepath.Join(dir, "passwd"), "NSS_WRAPPER_GROUP="+filepath.Join(dir, "group"))
+	out, err := cmd.CombinedOutput()
+	if strings.Contains(string(out), "cannot be preloaded") {
+		t.Fatalf("the test needs nss_wrapper (Debian's libnss-wrapper), which make test installs (hack/install-deps.sh):\n%s", out)
+	}
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestLibcLookupsAskNSS") {
+		t.Fatalf("with nss_wrapper: %v\n%s", err, out)
+	}
+}
+
+// lookUpThroughNSSWrapper is TestLibcLookupsAskNSS's child, nss_wrapper
+// preloaded, whose files say who ldapuser is.
+func lookUpThroughNSSWrapper(t *testing.T) {
+	for _, name := range []string{"ldapuser", "7001"} {
+		id, err := rootIdentity(t.Context(), systemUsers, name, WorkerUsers{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if id.name != "ldapuser" || id.home != "/home/ldapuser" || id.cred.Uid != 7001 || id.cred.Gid != 7001 ||
+			!slices.Equal(id.cred.Groups, []uint32{7001, 7100}) {
+			t.Errorf("%s: %+v %+v; want ldapuser, uid and gid 7001, in groups 7001 and 7100, at home in /home/ldapuser", name, id, id.cred)
+		}
+	}
+	if g, err := lookupGID(t.Context(), "7100"); err != nil || g.Name != "project" {
+		t.Errorf("getgrgid 7100: %v, %v; want project", g, err)
+	}
+	_, err := rootIdentity(t.Context(), systemUsers, "daemon", WorkerUsers{})
+	if want := `user "daemon" does not exist on this machine: create it, or set app.user to one that does`; err == nil || err.Error() != want {
+		t.Errorf("daemon, whom nss_wrapper's files lack: %v; want %q", err, want)
 	}
 }
