@@ -135,6 +135,21 @@ func TestJSON(t *testing.T) {
 	}
 }
 
+// TestMicrosecondsInEitherMu: a file's duration may spell microseconds
+// with the micro sign (U+00B5) or the Greek mu (U+03BC), as Go reads
+// them: the CRD's rules, run here by the agent's own CEL, take both, and
+// the field decodes to what Go reads.
+func TestMicrosecondsInEitherMu(t *testing.T) {
+	groups, err := Parse([]byte(validAppGroup+"  pool: {startTimeout: 90000000\u00b5s, idleTimeout: 1500000\u03bcs}\n"), "", "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := groups[0].Spec.Pool
+	if pool.StartTimeout.Duration != 90*time.Second || pool.IdleTimeout.Duration != 1500*time.Millisecond {
+		t.Errorf("startTimeout, idleTimeout = %v, %v, want 1m30s, 1.5s", pool.StartTimeout.Duration, pool.IdleTimeout.Duration)
+	}
+}
+
 func TestParseWithoutBaseDirKeepsRelativeRootInvalid(t *testing.T) {
 	_, err := Parse([]byte(strings.Replace(validAppGroup, "/srv/app", "app", 1)), "", "")
 	if err == nil || !strings.Contains(err.Error(), `<input>: AppGroup "valid": spec.app.root: Invalid value: "app": root must be an absolute path, as /srv/app`) {

@@ -23,7 +23,13 @@
 // who wrote "5min" or "1 GB" nothing. A duration's range rule spells the
 // form again ([.] for \.), and must change with it (a duration past Go's,
 // about 2562047h, has the form and still fails duration(): its one error
-// names the rule, after the CEL's). A quantity field is Schemaless, an
+// names the rule, after the CEL's). The form takes each unit
+// time.ParseDuration reads, which metav1.Duration decodes a field with,
+// as CEL's duration() does: ns, us, µs (U+00B5, the micro sign), μs
+// (U+03BC, the Greek mu), ms, s, m and h; its message names µs once, the
+// two looking the same. Each rule spells the pattern (a marker is a
+// literal), and TestDurationRulesTakeGoUnits holds them to one, which
+// takes Go's units and no other. A quantity field is Schemaless, an
 // int-or-string of at most 1024 characters: controller-gen would give it
 // Quantity's pattern, and with no bound on its length its rules would
 // cost most of the API server's budget for the CRD (past the bound the

@@ -357,8 +357,8 @@ type PoolSpec struct {
 	// +optional
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="queueTimeout must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))",message="queueTimeout must be a positive duration of at most 1h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$')",message="queueTimeout must be a duration: numbers, each with a unit (ns, us, µs, ms, s, m, h), as 90s, 5m or 1h30m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))",message="queueTimeout must be a positive duration of at most 1h"
 	QueueTimeout *metav1.Duration `json:"queueTimeout,omitempty"`
 
 	// idleTimeout is how long a process may go without a request before the
@@ -366,8 +366,8 @@ type PoolSpec struct {
 	// +optional
 	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="idleTimeout must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('24h'))",message="idleTimeout must be a positive duration of at most 24h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$')",message="idleTimeout must be a duration: numbers, each with a unit (ns, us, µs, ms, s, m, h), as 90s, 5m or 1h30m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('24h'))",message="idleTimeout must be a positive duration of at most 24h"
 	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
 
 	// maxRequestsPerProcess recycles a process after it served this many
@@ -403,8 +403,8 @@ type PoolSpec struct {
 	// answered. Unset turns it off. Default: unset.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="maxRequestTime must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('1s') && duration(self) <= duration('24h'))",message="maxRequestTime must be a duration from 1s to 24h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$')",message="maxRequestTime must be a duration: numbers, each with a unit (ns, us, µs, ms, s, m, h), as 90s, 5m or 1h30m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') || (duration(self) >= duration('1s') && duration(self) <= duration('24h'))",message="maxRequestTime must be a duration from 1s to 24h"
 	MaxRequestTime *metav1.Duration `json:"maxRequestTime,omitempty"`
 
 	// memoryLimit recycles a process whose resident memory (RSS) grows above
@@ -432,8 +432,8 @@ type PoolSpec struct {
 	// +optional
 	// +kubebuilder:default="90s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="startTimeout must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))",message="startTimeout must be a positive duration of at most 1h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$')",message="startTimeout must be a duration: numbers, each with a unit (ns, us, µs, ms, s, m, h), as 90s, 5m or 1h30m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))",message="startTimeout must be a positive duration of at most 1h"
 	StartTimeout *metav1.Duration `json:"startTimeout,omitempty"`
 
 	// shutdownTimeout bounds each of the two waits of a stopping process:
@@ -452,8 +452,8 @@ type PoolSpec struct {
 	// +optional
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="shutdownTimeout must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))",message="shutdownTimeout must be a positive duration of at most 1h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$')",message="shutdownTimeout must be a duration: numbers, each with a unit (ns, us, µs, ms, s, m, h), as 90s, 5m or 1h30m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))",message="shutdownTimeout must be a positive duration of at most 1h"
 	ShutdownTimeout *metav1.Duration `json:"shutdownTimeout,omitempty"`
 }
 

@@ -387,9 +387,11 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 		"proxy.responseBufferLimit": "responseBufferLimit must be between 0 and 64Mi",
 	}
 	// Of the quantities, "-", "Mi" and ".Ki" parse (as 0), and "1E0.0" has
-	// Kubernetes' pattern but does not parse.
+	// Kubernetes' pattern but does not parse. Of the durations, "500μ"
+	// (the Greek mu, U+03BC, without its s) and "5Μs" (the capital Greek
+	// Mu, U+039C) look like microseconds and are none of Go's units.
 	malformed := map[bool][]string{ // quantity? -> values
-		false: {"5 minutes", "1.5", "forever", "1h 30m", "300", "5min", "1d", "PT5M", "--5s", "1h-5s", "+5s"},
+		false: {"5 minutes", "1.5", "forever", "1h 30m", "300", "5min", "1d", "PT5M", "--5s", "1h-5s", "+5s", "500μ", "5Μs"},
 		true:  {"lots", "64 MiB", "1 GB", "512MB", "1gi", "1Mb", "-", "Mi", ".Ki", "1.5.5Mi", "1E0.0"},
 	}
 	kinds := []struct{ base, prefix string }{{validAppGroup, "spec."}, {validProcessPool, "spec.template."}}
@@ -415,7 +417,7 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 					}
 					msg := err.Error()
 					_, name, _ := strings.Cut(field, ".")
-					want := name + " must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m"
+					want := name + " must be a duration: numbers, each with a unit (ns, us, µs, ms, s, m, h), as 90s, 5m or 1h30m"
 					if quantity {
 						want = name + quantityForm
 					}
@@ -444,6 +446,7 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 			{"pool.idleTimeout", "-0s"},
 			{"pool.maxRequestTime", "24h0.5s"},
 			{"pool.queueTimeout", "59m60.5s"},
+			{"pool.maxRequestTime", "999999μs"}, // the Greek mu: the form takes it, duration() reads it
 			{"pool.memoryLimit", 5},
 			{"pool.memoryLimit", "1e6"},
 			{"pool.memoryLimit", "-2Mi"},
@@ -473,7 +476,9 @@ func TestMalformedDurationsAndQuantities(t *testing.T) {
 			{"pool.maxRequestTime", "1.5h"},
 			{"pool.maxRequestTime", "1h30m0.25s"},
 			{"pool.idleTimeout", "1500ms"},
-			{"pool.startTimeout", "90000000µs"},
+			{"pool.startTimeout", "90000000µs"}, // the micro sign, U+00B5
+			{"pool.startTimeout", "90000000μs"}, // the Greek mu, U+03BC, as Go reads it too
+			{"pool.maxRequestTime", "1s500000μs"},
 			{"pool.shutdownTimeout", "1000000us"},
 			{"pool.memoryLimit", "1.5Mi"},
 			{"pool.memoryLimit", "+512M"},

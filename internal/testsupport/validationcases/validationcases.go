@@ -192,7 +192,7 @@ var Invalid = []Case{
 	{"negative shutdown timeout", ValidAppGroup, map[string]any{"spec.pool.shutdownTimeout": "-5s"},
 		"spec.pool.shutdownTimeout", "shutdownTimeout must be a positive duration of at most 1h"},
 	{"idle timeout not a duration", ValidAppGroup, map[string]any{"spec.pool.idleTimeout": "forever"},
-		"spec.pool.idleTimeout", `Invalid value: "forever": idleTimeout must be a duration: numbers, each with a unit (ns, us, ms, s, m, h), as 90s, 5m or 1h30m`},
+		"spec.pool.idleTimeout", `Invalid value: "forever": idleTimeout must be a duration: numbers, each with a unit (ns, us, µs, ms, s, m, h), as 90s, 5m or 1h30m`},
 	{"queue timeout too long", ValidAppGroup, map[string]any{"spec.pool.queueTimeout": "2h"},
 		"spec.pool.queueTimeout", "queueTimeout must be a positive duration of at most 1h"},
 	{"max request time too short", ValidAppGroup, map[string]any{"spec.pool.maxRequestTime": "500ms"},
