@@ -137,8 +137,10 @@ one (` + "`ferry.dev/revison`, `ferry.dev/Revision`" + `) changes nothing, and t
 manager records an ` + "`UnknownAnnotation`" + ` Warning event naming it and the
 closest one Ferry reads.
 
-Durations are Go duration strings (` + "`90s`" + `, ` + "`5m`" + `, ` + "`1h30m`" + `). A default is
-applied by the API server when the field is omitted.
+Durations are numbers, each followed by its unit: ` + "`ns`" + `, ` + "`us`" + `, ` + "`µs`" + `
+(U+00B5) or ` + "`μs`" + ` (U+03BC), ` + "`ms`" + `, ` + "`s`" + `, ` + "`m`" + ` or ` + "`h`" + `, as ` + "`90s`" + `, ` + "`5m`" + `, ` + "`1.5h`" + `
+or ` + "`1h30m`" + ` (Go's duration strings, without a ` + "`+`" + ` or a bare ` + "`0`" + `). A default
+is applied by the API server when the field is omitted.
 
 `
 }
