@@ -128,20 +128,45 @@ func startAgent(t *testing.T, node string, cfg *rest.Config, stateDir string, op
 	return a, stop
 }
 
-// nodesClaimed is, for each node these tests ran an agent on, the test
-// that did. The package's tests share one API server, and a test's pools
-// stay after it (nothing empties its namespace): another test's agent on
-// the node would run them, save their specs and resume them, on ports
-// long since given to others.
-var nodesClaimed sync.Map
+// nodesClaimed is, for each node these tests ran an agent on or gave a
+// pool to, its nodeClaim. The package's tests share one API server, and a
+// test's pools stay after it (nothing empties its namespace, and their
+// drain finalizer keeps them): another test's agent on the node, or the
+// same test's in a later run of -count, would run them, save their specs
+// and resume them, on ports long since given to others.
+var (
+	nodesClaimedMu sync.Mutex
+	nodesClaimed   = map[string]*nodeClaim{}
+)
 
-// claimNode fails t if another test ran an agent on node: a test's agents
-// run on nodes of its own (its subtests may share them).
+// nodeClaim is the test that claimed a node, and whether it has ended.
+type nodeClaim struct {
+	test  string
+	ended bool
+}
+
+// claimNode fails t if another test, or an earlier run of t, ran an agent
+// on node or gave it a pool: a test's agents and pools are on nodes of its
+// own. Keyed by t.Name(), so a subtest claims its nodes apart from its
+// parent's and its siblings'.
 func claimNode(t *testing.T, node string) {
 	t.Helper()
-	test, _, _ := strings.Cut(t.Name(), "/")
-	if other, taken := nodesClaimed.LoadOrStore(node, test); taken && other != test {
-		t.Fatalf("%s ran an agent on %s already; its pools there would run on this test's agent: give this test a node of its own", other, node)
+	nodesClaimedMu.Lock()
+	defer nodesClaimedMu.Unlock()
+	claim, taken := nodesClaimed[node]
+	switch {
+	case !taken:
+		claim = &nodeClaim{test: t.Name()}
+		nodesClaimed[node] = claim
+		t.Cleanup(func() {
+			nodesClaimedMu.Lock()
+			defer nodesClaimedMu.Unlock()
+			claim.ended = true
+		})
+	case claim.test != t.Name():
+		t.Fatalf("%s ran an agent on %s or gave it a pool already; its pools there would run on this test's agent: give this test a node of its own", claim.test, node)
+	case claim.ended:
+		t.Fatalf("a previous run of %s left its pools on %s (their drain finalizer keeps them in the API server), where this run would meet them: run with -count=1", t.Name(), node)
 	}
 }
 
