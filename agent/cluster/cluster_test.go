@@ -268,6 +268,7 @@ func TestAgentServesReportsRollsAndDrains(t *testing.T) {
 	runAgent(t, "node-a", env.Config, stateDir(t))
 	port := freePort(t)
 	pp := newPool(ns, "hello-node-a", "node-a", "1-aaa", port, example("hello-wsgi"))
+	claimNode(t, "node-b") // no agent runs there, but its pool stays
 	other := newPool(ns, "hello-node-b", "node-b", "1-aaa", freePort(t), example("hello-wsgi"))
 	for _, p := range []*ferryv1.ProcessPool{pp, other} {
 		if err := env.Client.Create(ctx, p); err != nil {

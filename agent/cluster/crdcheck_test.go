@@ -885,6 +885,7 @@ func TestAgentLogsABare404OnAStatusWrite(t *testing.T) {
 // tells them from another 404.
 func TestGoneByNameOfTheAPIServer(t *testing.T) {
 	ctx := context.Background()
+	claimNode(t, "node-gone-by-name") // no agent runs there, and none of another test may
 	pp := newPool(namespace(t), "gone", "node-gone-by-name", "1-aaa", freePort(t), example("hello-wsgi"))
 	pp.Finalizers = nil
 	if err := env.Client.Create(ctx, pp); err != nil {

@@ -141,6 +141,7 @@ func TestPoolsSelectedByNodeNameNotLabel(t *testing.T) {
 
 	// Created first: the agent, which hears of pools in the order they
 	// were written, has heard of it once it runs those made after it.
+	claimNode(t, other) // no agent runs there, but the pool stays
 	theirs := newPool(ns, "hello-theirs", other, "1-aaa", freePort(t), example("hello-wsgi"))
 	theirs.Labels[ferryv1.NodeLabel] = contract.LabelValue(node)
 	create(t, theirs)
