@@ -81,7 +81,8 @@ func (r *AppGroupReconciler) reconcilePools(ctx context.Context, s *scope) error
 			drainingOn[node] = true
 			s.draining = append(s.draining, p)
 		case kept[node] != p:
-			// Two pools for one node (a lost race); keep the first.
+			// Two pools for one node (a lost race): keep the one
+			// contract.KeptPools picks, the lowest name.
 			if err := r.deletePool(ctx, p); err != nil {
 				errs = append(errs, err)
 			}

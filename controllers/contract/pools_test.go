@@ -10,9 +10,9 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
 
-// TestKeptPools: on each node the manager keeps the first pool listed
-// that is not being deleted, wherever those being deleted are listed, and
-// none where every pool is being deleted.
+// TestKeptPools: on each node the manager keeps, of the pools not being
+// deleted, the one of the lowest name, in whatever order they and those
+// being deleted are listed, and none where every pool is being deleted.
 func TestKeptPools(t *testing.T) {
 	// pool is node's pool name, being deleted or not.
 	pool := func(node, name string, deleting bool) *ferryv1.ProcessPool {
@@ -32,7 +32,7 @@ func TestKeptPools(t *testing.T) {
 		{name: "none", want: map[string]string{}},
 		{name: "one a node", pools: []*ferryv1.ProcessPool{pool("a", "a1", false), pool("b", "b1", false)},
 			want: map[string]string{"a": "a1", "b": "b1"}},
-		{name: "two for one node, a lost race's: the first", pools: []*ferryv1.ProcessPool{pool("a", "a1", false), pool("a", "a2", false)},
+		{name: "two for one node, a lost race's: the lowest name", pools: []*ferryv1.ProcessPool{pool("a", "a1", false), pool("a", "a2", false)},
 			want: map[string]string{"a": "a1"}},
 		{name: "one being deleted listed first", pools: []*ferryv1.ProcessPool{pool("a", "a1", true), pool("a", "a2", false)},
 			want: map[string]string{"a": "a2"}},
@@ -42,6 +42,9 @@ func TestKeptPools(t *testing.T) {
 			want: map[string]string{"b": "b1"}},
 		{name: "a lost race's behind one being deleted", pools: []*ferryv1.ProcessPool{pool("a", "a1", true), pool("a", "a2", false), pool("a", "a3", false)},
 			want: map[string]string{"a": "a2"}},
+		{name: "listed out of order", pools: []*ferryv1.ProcessPool{pool("b", "b1", false), pool("a", "a3", false),
+			pool("a", "a1", true), pool("a", "a2", false)},
+			want: map[string]string{"a": "a2", "b": "b1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -488,12 +488,12 @@ func olderOn(pool *ferryv1.ProcessPool, revision string, heard bool) string {
 }
 
 // poolOn is the pool of pools on node, or nil: the one the manager keeps
-// there (contract.KeptPools: the first not being deleted; it deletes the
-// others), else the first being deleted. Not the first listed: a pool
-// being deleted beside the node's own (a lost race's, or its last drained
-// while a new one is made) read as the node's, and the halt as one no
-// pool there may run ("Every other node was given it already") where one
-// may.
+// there (contract.KeptPools: of those not being deleted, the lowest name;
+// it deletes the others), else the first being deleted. Not the first
+// listed: a pool being deleted beside the node's own (a lost race's, or
+// its last drained while a new one is made) read as the node's, and the
+// halt as one no pool there may run ("Every other node was given it
+// already") where one may.
 func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
 	var onNode []*ferryv1.ProcessPool
 	for i := range pools {
