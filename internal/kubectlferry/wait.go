@@ -396,8 +396,12 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 				pools = nil
 			case time.Since(listed) >= poolListInterval:
 				// Not an error of the wait's: one that lasts (no right to
-				// list them) leaves the wait as it was without them.
-				pools, _ = cl.listPools(ctx, ag)
+				// list them) leaves the wait as it was without them, and a
+				// passing one keeps the last list read, where nil would
+				// lose a crash loop's first death until the next.
+				if listedPools, err := cl.listPools(ctx, ag); err == nil {
+					pools = listedPools
+				}
 				listed = time.Now()
 			}
 		case ctx.Err() != nil:
@@ -524,10 +528,10 @@ func isFatal(err error) bool {
 func timedOut(ctx context.Context) bool { return errors.Is(ctx.Err(), context.DeadlineExceeded) }
 
 // waitAborted is the error of a wait that ended before the rollout did:
-// at --timeout (timedOut), or interrupted.
-func waitAborted(timedOut bool, ag *ferryv1.AppGroup, annotation, progress string, lastErr error) error {
+// at --timeout (atDeadline), or interrupted.
+func waitAborted(atDeadline bool, ag *ferryv1.AppGroup, annotation, progress string, lastErr error) error {
 	what := "interrupted"
-	if timedOut {
+	if atDeadline {
 		what = "timed out"
 	}
 	msg := fmt.Sprintf("%s waiting for %s/%s to roll out revision %s; the rollout was at: %s",

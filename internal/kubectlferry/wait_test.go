@@ -1292,3 +1292,64 @@ func TestRestartWaitAPIErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitRolloutKeepsThePoolsThroughAFailedList: where the wait reads the
+// pools (readsPools: resistance off, the rollout going on), a list that
+// fails keeps the pools of the last one that did not, for the assessments
+// until the next. (Seen failing with the list's result taken whole: "the
+// assessment after the failed list read 0 pools, want 1".)
+func TestWaitRolloutKeepsThePoolsThroughAFailedList(t *testing.T) {
+	ns := newNamespace(t)
+	ag := newAppGroup(t, ns, "app", "1")
+	ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
+	if err := env.Client.Update(context.Background(), ag); err != nil {
+		t.Fatal(err)
+	}
+	target := "1-" + hash
+	newPool(t, ag, "node-1", target)
+	before := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 2)
+		st.Nodes.Updated = 1
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+			"node 2/2 (node-2), process 1/2")
+	})
+	apiClient, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lists int
+	c := interceptor.NewClient(apiClient, interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if lists++; lists == 2 {
+				return apierrors.NewServiceUnavailable("etcd is down")
+			}
+			return c.List(ctx, list, opts...)
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var listedBefore, afterFailed = -1, -1
+	// The interceptor and the observer run in the wait's goroutine, this
+	// one: lists is the count as of the assessment.
+	a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: newFakeClock().Now,
+		observed: func(_ *ferryv1.AppGroup, pools []ferryv1.ProcessPool, _ rollout) {
+			switch lists {
+			case 1:
+				listedBefore = len(pools)
+			case 2:
+				afterFailed = len(pools)
+				cancel()
+			}
+		}}
+	err = a.waitRollout(ctx, &clients{c: c, namespace: ns}, before.DeepCopy(), "1", time.Now(),
+		a.clock().Add(24*time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "interrupted waiting") {
+		t.Fatalf("got %v, want the wait interrupted", err)
+	}
+	if listedBefore != 1 {
+		t.Fatalf("the assessments after the first list read %d pools, want 1", listedBefore)
+	}
+	if afterFailed != 1 {
+		t.Errorf("the assessment after the failed list read %d pools, want 1", afterFailed)
+	}
+}
