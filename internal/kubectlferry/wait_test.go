@@ -593,7 +593,6 @@ func (w *waiter) atOrDone(t *testing.T, rv string) (result, bool) {
 	}
 }
 
-// result is how the wait ended.
 // diesTwice has died report a first young death (10s ago), waits until
 // the wait saw it, has died report a second (1s ago), and returns the
 // wait's result, which must be exit 1.
@@ -611,14 +610,28 @@ func (w *waiter) diesTwice(t *testing.T, died func(at time.Duration, again bool)
 	return r
 }
 
+// result is how the wait ended, within a minute of asking, whatever it
+// assessed before.
 func (w *waiter) result(t *testing.T) result {
 	t.Helper()
-	for {
+	return w.resultWithin(t, -1)
+}
+
+// resultWithin is result, where the wait must end within assessments more
+// assessments (any number when negative): a wait that ends only by
+// runApp's own context polls on past them.
+func (w *waiter) resultWithin(t *testing.T, assessments int) result {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for drained := 0; ; {
 		select {
-		case <-w.seen:
+		case a := <-w.seen:
+			if drained++; assessments >= 0 && drained > assessments {
+				t.Fatalf("restart --wait did not return within %d assessments: assessed %+v", assessments, a.rollout)
+			}
 		case r := <-w.done:
 			return r
-		case <-time.After(time.Minute):
+		case <-timeout:
 			t.Fatal("restart --wait did not return")
 		}
 	}
@@ -871,15 +884,17 @@ func TestRestartWaitEndsWhenAProvenRevisionDiesYoung(t *testing.T) {
 // processes die young is respawned there with backoff, and the manager
 // says so in status.crashLoop ("no older revision runs"). The wait reads
 // it and the pools, goes on at the first death, and ends with exit 1 at
-// the second (seen failing: "timed out waiting for ... the rollout was
-// at: RollingRestart=True: 1/1 nodes updated; on node-1 ..."; the
-// --timeout ends that within result's minute, and leaves a slow machine
-// time enough to reach the second death).
+// the second (seen failing with status.crashLoop not read, where the wait
+// reads no pools and so never sees the first death: "restart --wait
+// returned early: exit 1, ... timed out waiting for ... the rollout was
+// at: RollingRestart=True: 1/1 nodes updated; on node-1 ...", after 2
+// minutes, at runApp's own context: --timeout stands on the waiter's
+// clock, which this test does not move).
 func TestRestartWaitEndsWhenAFirstRevisionDiesYoung(t *testing.T) {
 	ns := newNamespace(t)
 	ag := newAppGroup(t, ns, "app", "5")
 	target := "6-" + hash
-	w := startWait(t, ns, "app", "--timeout", "50s")
+	w := startWait(t, ns, "app")
 	w.next(t)
 
 	p := newPool(t, ag, "node-1", target)
@@ -1046,17 +1061,21 @@ func TestHaltClock(t *testing.T) {
 // RolloutHalted at each failure (provenHaltAt). The grace (3s) runs through
 // the flips, the waiter's clock moved on a second after each flip is read,
 // and the wait ends with exit 1 and the manager's reason, not at --timeout
-// (seen failing with the clock reset at every poll not halted: "timed out
-// waiting for ... the rollout was at: RollingRestart=True: node 2/2
-// (node-2), process 1/2; ...", of the status as first written).
+// (24h) nor after more retries than a few (seen failing with the clock
+// reset at every poll not halted: "the wait went on past 5 retries, the
+// grace long over").
 func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 	ns := newNamespace(t)
 	newAppGroup(t, ns, "app", "5")
 	target := "6-" + hash
 	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 2) })
-	w := startWaitGrace(t, 3*time.Second, ns, "app", "--timeout", "40s")
+	w := startWaitGrace(t, 3*time.Second, ns, "app", "--timeout", "24h")
 	w.next(t)
 	halt := provenHalt{target: target, node: "node-2", nodes: 2, updated: 1, perNode: 2}
+	// The grace is over at the third halt, two retries in (a second moved
+	// on at each flip): more retries than a few are a wait that goes on
+	// past it, which --timeout, on the same clock, would not end for 24h.
+	const maxRetries = 5
 	var r result
 	retries := 0
 	for retrying := false; ; retrying = !retrying {
@@ -1068,7 +1087,9 @@ func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 			break
 		}
 		if retrying {
-			retries++
+			if retries++; retries > maxRetries {
+				t.Fatalf("the wait went on past %d retries, the grace long over", maxRetries)
+			}
 		}
 		w.clock.advance(time.Second)
 	}
@@ -1114,8 +1135,11 @@ func TestRestartWaitGivesTheNextNodesHaltItsGrace(t *testing.T) {
 		rv = write(func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { onNode2.write(ag, st, retrying) })
 		w.at(t, rv)
 	}
-	// The last retry is read once the grace from the halts is over.
+	// The last retry is read once the grace from the halts is over: the
+	// first read of it after the clock moved on may have read the clock
+	// before; the second did not.
 	w.clock.advance(grace)
+	w.at(t, rv)
 	w.at(t, rv)
 	w.at(t, write(func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 		rolledOut(ag, st, target, 3)
@@ -1197,6 +1221,13 @@ func (h provenHalt) message() string {
 		"or the app to start a new rollout", h.target, h.updated, h.nodes, h.node)
 }
 
+// TestRestartWaitTimesOut: the wait ends with exit 1 at --timeout, read
+// from the flag (45m, not the default 30m) and measured on App.clock: it
+// goes on a second before, at a poll that read the clock after it was moved
+// on, and ends at the next poll or the one after a second more, not by
+// runApp's own 2-minute context. (Seen failing with App.clock bypassed:
+// "restart --wait did not return within 2 assessments"; and with --timeout
+// not read: "restart --wait returned early ... timed out".)
 func TestRestartWaitTimesOut(t *testing.T) {
 	ns := newNamespace(t)
 	newAppGroup(t, ns, "app", "")
@@ -1205,10 +1236,15 @@ func TestRestartWaitTimesOut(t *testing.T) {
 		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
 			"node 2/2 (node-2), process 3/4")
 	})
-	w := startWait(t, ns, "app", "--revision", "1", "--timeout", "30m")
+	const timeout = 45 * time.Minute
+	w := startWait(t, ns, "app", "--revision", "1", "--timeout", timeout.String())
 	w.next(t)
-	w.clock.advance(30 * time.Minute)
-	r := w.result(t)
+	w.clock.advance(timeout - time.Second)
+	// The first may have read the clock before it moved; the second did not.
+	w.next(t)
+	w.next(t)
+	w.clock.advance(time.Second)
+	r := w.resultWithin(t, 2)
 	want := "timed out waiting for " + ns + "/app to roll out revision 1; the rollout was at: " +
 		"RollingRestart=True: node 2/2 (node-2), process 3/4"
 	if r.code != ExitFailure || !strings.Contains(r.err, want) {
@@ -1292,6 +1328,114 @@ func TestRestartWaitAPIErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitRolloutEndsWithItsContext: a wait whose context ends before its
+// deadline on App.clock (restart's context.WithTimeout of --timeout, on
+// the real clock, or the caller's, on a signal) says how it ended: "timed
+// out" at the context's deadline, "interrupted" once it was cancelled,
+// whether the context ends between polls or in a read that fails with
+// it, naming the last error reading the AppGroup. (Seen failing with
+// timedOut false: "got interrupted waiting for ...; want an error
+// containing \"timed out waiting for ...\"".)
+func TestWaitRolloutEndsWithItsContext(t *testing.T) {
+	ns := newNamespace(t)
+	newAppGroup(t, ns, "app", "1")
+	before := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, "0-"+hash, 2)
+	})
+	apiClient, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := "to roll out revision 1; the rollout was at: the manager has not taken up revision 1 yet (status.revision is 0-" +
+		hash + ")"
+	lastErr := " (last error reading it: etcd is down)\n"
+	for _, tt := range []struct {
+		name string
+		// ctx is the wait's context and how the test ends it, if not
+		// already ended: in the second read, which fails with it.
+		ctx func() (ctx context.Context, end func())
+		// reads is how many reads the wait makes: the first fails with a
+		// transient error, the second with the context.
+		reads int
+		want  string
+	}{
+		{name: "a context past its deadline", want: "timed out waiting for " + ns + "/app " + at + "\n",
+			ctx: func() (context.Context, func()) {
+				ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Minute))
+				t.Cleanup(cancel)
+				return ctx, nil
+			}},
+		{name: "a cancelled context", want: "interrupted waiting for " + ns + "/app " + at + "\n",
+			ctx: func() (context.Context, func()) {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				return ctx, nil
+			}},
+		{name: "a deadline reached in a failing read", reads: 2,
+			want: "timed out waiting for " + ns + "/app " + at + lastErr,
+			ctx: func() (context.Context, func()) {
+				ctx := newExpiringContext()
+				return ctx, ctx.expire
+			}},
+		{name: "cancelled in a failing read", reads: 2,
+			want: "interrupted waiting for " + ns + "/app " + at + lastErr,
+			ctx: func() (context.Context, func()) {
+				ctx, cancel := context.WithCancel(context.Background())
+				t.Cleanup(cancel)
+				return ctx, cancel
+			}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, end := tt.ctx()
+			var reads int
+			c := interceptor.NewClient(apiClient, interceptor.Funcs{
+				Get: func(ctx context.Context, _ client.WithWatch, _ client.ObjectKey, _ client.Object, _ ...client.GetOption) error {
+					if reads++; reads == 1 {
+						return apierrors.NewServiceUnavailable("etcd is down")
+					}
+					end()
+					return ctx.Err()
+				},
+			})
+			clock := newFakeClock()
+			a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: clock.Now}
+			err := a.waitRollout(ctx, &clients{c: c, namespace: ns}, before.DeepCopy(), "1", time.Now(),
+				clock.Now().Add(24*time.Hour))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v; want an error containing %q", err, tt.want)
+			}
+			if reads != tt.reads {
+				t.Errorf("%d reads, want %d", reads, tt.reads)
+			}
+		})
+	}
+}
+
+// expiringContext is a context that reaches its deadline when the test
+// expires it, not at a time the wait's first read might come after.
+type expiringContext struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func newExpiringContext() *expiringContext {
+	return &expiringContext{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (c *expiringContext) Done() <-chan struct{} { return c.done }
+
+func (c *expiringContext) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+func (c *expiringContext) expire() { c.once.Do(func() { close(c.done) }) }
 
 // TestWaitRolloutKeepsThePoolsThroughAFailedList: where the wait reads the
 // pools (readsPools: resistance off, the rollout going on), a list that
