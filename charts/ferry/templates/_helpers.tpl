@@ -578,11 +578,8 @@ ferry.durationProblem (under --skip-schema-validation) or the schema.
 Summed in int64 (sprig's add, mul, div and mod), as seconds and
 nanoseconds apart, so that nothing overflows on the way to 2^63 ns: the
 whole number of a part is split at its ninth digit from the right. A
-fraction counts as Go counts it, in float64, cut down to a whole
-nanosecond (0.1ns is 0; its digits past 2^63 dropped, as Go drops
-them): exact where its digits stop at the nanosecond; past it, sprig's
-mulf multiplies the shortest decimals of the floats, not the floats, and
-may round a product a hair from a whole nanosecond the other way.
+fraction counts as Go counts it, cut down to a whole nanosecond (0.1ns
+is 0): ferry.fractionNanoseconds.
 */}}
 {{- define "ferry.nanoseconds" -}}
 {{- $units := dict "ns" 1 "us" 1000 "µs" 1000 "μs" 1000 "ms" 1000000 "s" 1000000000 "m" 60000000000 "h" 3600000000000 }}
@@ -603,15 +600,8 @@ may round a product a hair from a whole nanosecond the other way.
 {{- end }}
 {{- $secs = add $secs (mul $hi $unit) (mul $lo (div $unit 1000000000)) }}
 {{- $nanos = add $nanos (mul $lo (mod $unit 1000000000)) }}
-{{- /* Go's leadingFraction: its digits while their number is at most 2^63, the zeros before them too. */}}
 {{- $frac := regexFind "[0-9]*$" (regexFind "\\.[0-9]*$" $n) }}
-{{- $sig := regexReplaceAll "^0+" $frac "" }}
-{{- $keep := ternary 19 18 (le (substr 0 19 $sig) "9223372036854775808") }}
-{{- $f := ternary $sig (substr 0 $keep $sig) (le (len $sig) $keep) }}
-{{- if $f }}
-{{- $scale := add (sub (len $frac) (len $sig)) (len $f) }}
-{{- $nanos = add $nanos (mulf (float64 $f) (float64 (printf "%de-%d" $unit $scale)) | floor | int64) }}
-{{- end }}
+{{- $nanos = add $nanos (include "ferry.fractionNanoseconds" (dict "digits" $frac "unit" $unit) | int64) }}
 {{- $secs = add $secs (div $nanos 1000000000) }}
 {{- $nanos = mod $nanos 1000000000 }}
 {{- if or (gt $secs 9223372036) (and (eq $secs 9223372036) (gt $nanos 854775808)) }}
@@ -621,6 +611,31 @@ may round a product a hair from a whole nanosecond the other way.
 {{- end }}
 {{- if not $over }}
 {{- if $secs }}{{ printf "%d%09d" $secs $nanos }}{{ else }}{{ $nanos }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The whole nanoseconds a part's fraction stands for, as time.ParseDuration
+counts them: "digits", those after the point (leading zeros too), of a
+part of "unit" nanoseconds. Go's leadingFraction keeps the digits while
+their number is at most 2^63 (the zeros before them count only in the
+scale), dropping the rest. The string compare is that test: $sig has no
+leading zero, so its first 19 digits, as many as 2^63's, compare as
+numbers do (keep 19, or 18 past 2^63); shorter, it compares as strings
+only, but has at most 18 digits, under 2^63, and is kept whole by
+either. Go then multiplies, in float64, the number by unit/10^scale and
+cuts it down to a whole nanosecond; here sprig's mulf multiplies the
+shortest decimals of those floats exactly: the same where the digits stop
+at the nanosecond, and past it a nanosecond off either way at most.
+*/}}
+{{- define "ferry.fractionNanoseconds" -}}
+{{- $sig := regexReplaceAll "^0+" .digits "" }}
+{{- $keep := ternary 19 18 (le (substr 0 19 $sig) "9223372036854775808") }}
+{{- $f := ternary $sig (substr 0 $keep $sig) (le (len $sig) $keep) }}
+{{- if $f }}
+{{- $scale := add (sub (len .digits) (len $sig)) (len $f) }}
+{{- mulf (float64 $f) (float64 (printf "%de-%d" .unit $scale)) | floor | int64 }}
+{{- else }}0
 {{- end }}
 {{- end }}
 
