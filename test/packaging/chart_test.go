@@ -1493,6 +1493,7 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		return name + " is " + value + ", not a duration " + who + " would read: " + who + " would not start (invalid " +
 			"value \"" + value + "\" for flag -" + flag + ": " + why + ")"
 	}
+	manyParts := strings.Repeat("1ns", 700) + "3000000h5x"
 	notAboveZero := func(flag, value, def string) string {
 		return "invalid value \"" + value + "\" for flag -" + flag + ": " + value + " is not above zero: the proxy has no " +
 			"\"none\"; give a duration, " + def + " by default"
@@ -1573,6 +1574,16 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		{"agent.sendTimeout", "send-timeout", "3000000h5x", "3000000h5x", "invalid value \"3000000h5x\" for flag " +
 			"-send-timeout: time: invalid duration \"3000000h5x\"", 2, parse("agent.sendTimeout", "3000000h5x", "the agent",
 			"send-timeout", "time: invalid duration \"3000000h5x\"")},
+		// A sum of exactly 2^63 ns is not past it until the end: Go reads
+		// on to the x.
+		{"agent.sendTimeout", "send-timeout", "2562047h47m16.854775808s5x", "2562047h47m16.854775808s5x", "invalid value " +
+			"\"2562047h47m16.854775808s5x\" for flag -send-timeout: time: unknown unit \"x\" in duration " +
+			"\"2562047h47m16.854775808s5x\"", 2, parse("agent.sendTimeout", "2562047h47m16.854775808s5x", "the agent",
+			"send-timeout", "time: unknown unit \"x\" in duration \"2562047h47m16.854775808s5x\"")},
+		// Many parts before the one past the bound, each summed once.
+		{"agent.idleTimeout", "idle-timeout", manyParts, manyParts, "invalid value \"" + manyParts + "\" for flag " +
+			"-idle-timeout: time: invalid duration \"" + manyParts + "\"", 2, parse("agent.idleTimeout", manyParts,
+			"the agent", "idle-timeout", "time: invalid duration \""+manyParts+"\"")},
 		{"agent.readHeaderTimeout", "read-header-timeout", "99999999999999999999", "99999999999999999999", "invalid value " +
 			"\"99999999999999999999\" for flag -read-header-timeout: time: invalid duration \"99999999999999999999\"", 2,
 			parse("agent.readHeaderTimeout", "99999999999999999999", "the agent", "read-header-timeout",

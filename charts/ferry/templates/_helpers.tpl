@@ -677,15 +677,15 @@ is too long ("invalid duration").
 */}}
 {{- define "ferry.durationParseError" -}}
 {{- $s := regexReplaceAll "^[-+]" . "" }}
-{{- $err := printf "time: invalid duration %s" (quote .) }}
+{{- $err := "" }}
 {{- $read := "" }}
 {{- if $s }}
 {{- range regexFindAll "[0-9]*(\\.[0-9]*)?[^0-9.]*" $s -1 }}
 {{- $n := regexFind "^[0-9]*(\\.[0-9]*)?" . }}
 {{- $unit := trimPrefix $n . }}
 {{- $whole := regexReplaceAll "^0+" (regexFind "^[0-9]*" $n) "" }}
-{{- $read = print $read . }}
 {{- if or (eq $n "") (eq $n ".") (gt (len $whole) 19) (and (eq (len $whole) 19) (gt $whole "9223372036854775808")) }}
+{{- $err = "invalid" }}
 {{- break }}
 {{- else if eq $unit "" }}
 {{- $err = printf "time: missing unit in duration %s" (quote $) }}
@@ -693,10 +693,16 @@ is too long ("invalid duration").
 {{- else if not (has $unit (list "ns" "us" "µs" "μs" "ms" "s" "m" "h")) }}
 {{- $err = printf "time: unknown unit %s in duration %s" (quote $unit) (quote $) }}
 {{- break }}
-{{- else if not (include "ferry.nanoseconds" $read) }}
-{{- break }}
+{{- end }}
+{{- $read = print $read . }}
 {{- end }}
 {{- end }}
+{{- /*
+Summed once, the parts before the refused one: the sum only grows, so
+"" (past 2^63) means one of them took it past, where Go stopped first.
+*/}}
+{{- if or (not $err) (eq $err "invalid") (not (include "ferry.nanoseconds" $read)) }}
+{{- $err = printf "time: invalid duration %s" (quote .) }}
 {{- end }}
 {{- $err }}
 {{- end }}
