@@ -440,9 +440,25 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 			"a node's pools would read Unknown whenever its agent misses a single renewal of its Lease"},
 		{[]string{"agent.heartbeatInterval=1m30s"}, "manager.agentStaleAfter is 40s, under twice agent.heartbeatInterval (1m30s)"},
 		{[]string{"agent.heartbeatInterval=500ms", "manager.agentStaleAfter=999ms"}, "under twice agent.heartbeatInterval (500ms)"},
-		// Twice this heartbeat is past int64's nanoseconds.
+		// Twice this heartbeat is past int64's nanoseconds, and past the
+		// longest duration Go reads: only a shorter heartbeat will do.
 		{[]string{"agent.heartbeatInterval=2000000h", "manager.agentStaleAfter=2000000h"}, "manager.agentStaleAfter is " +
-			"2000000h, under twice agent.heartbeatInterval (2000000h)"},
+			"2000000h, under twice agent.heartbeatInterval (2000000h): a node's pools would read Unknown between any two " +
+			"renewals of its agent's Lease. Set agent.heartbeatInterval to at most half of manager.agentStaleAfter: " +
+			"twice it is past 2562047h47m16.854775807s, the longest duration Go reads (the defaults, 40s and 10s, let " +
+			"three renewals be missed)"},
+		// Twice the heartbeat is said as a Go duration, from its
+		// nanoseconds: 0.00002s, not 2e-05s.
+		{[]string{"agent.heartbeatInterval=10us", "manager.agentStaleAfter=15us"}, "manager.agentStaleAfter is 15us, " +
+			"under twice agent.heartbeatInterval (10us): a node's pools would read Unknown whenever its agent misses a " +
+			"single renewal of its Lease. Set manager.agentStaleAfter to at least 0.00002s, or agent.heartbeatInterval " +
+			"to at most half of it (the defaults, 40s and 10s, let three renewals be missed)"},
+		// One nanosecond under 2^62: twice it, 2^63-2 ns, Go reads.
+		{[]string{"agent.heartbeatInterval=1281023h53m38.427387903s", "manager.agentStaleAfter=2562047h47m16.854775805s"},
+			"manager.agentStaleAfter is 2562047h47m16.854775805s, under twice agent.heartbeatInterval " +
+				"(1281023h53m38.427387903s): a node's pools would read Unknown whenever its agent misses a single renewal " +
+				"of its Lease. Set manager.agentStaleAfter to at least 9223372036.854775806s, or agent.heartbeatInterval " +
+				"to at most half of it (the defaults, 40s and 10s, let three renewals be missed)"},
 		// Both said at once.
 		{[]string{"agent.heartbeatInterval=0s", "agent.statsInterval=0s"}, "saying --heartbeat-interval must be positive\n" +
 			"agent.statsInterval is 0s"},
