@@ -1046,6 +1046,19 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		// Go's bound, 2^63-1 ns, to the nanosecond: the chart sums in
 		// int64, where float64 sums could not tell these two apart.
 		{"agent", []string{"--simulate-workers=2562047h47m16.854775807s"}, noCluster, 1, "", ""},
+		// Digits past the nanosecond, which Go may round either way: a
+		// nanosecond more past its bound (this one Go reads), below 0 (-0.1ns
+		// Go reads as 0, which the agents take).
+		{"agent", []string{"--simulate-workers=2562047h47m16.853775808s0.99999999999999999ms"}, noCluster, 1, "agent.extraArgs " +
+			"has --simulate-workers=2562047h47m16.853775808s0.99999999999999999ms, which has digits past the nanosecond, " +
+			"which Go may round either way: write it to the nanosecond. Read a nanosecond more, it is past the longest " +
+			"duration Go reads, and the agents would not start (invalid value \"2562047h47m16.853775808s0.99999999999999999ms\" " +
+			"for flag -simulate-workers: parse error). --simulate-workers takes " + durationTaken + ": write one, or take " +
+			"--simulate-workers=2562047h47m16.853775808s0.99999999999999999ms out of agent.extraArgs", ""},
+		{"agent", []string{"--simulate-workers", "-0.1ns"}, noCluster, 1, "agent.extraArgs has --simulate-workers -0.1ns " +
+			"(two items), which has digits past the nanosecond, which Go may round either way: write it to the " +
+			"nanosecond. Read below 0, it is negative: the agents would not start (" + negativeRefused + ")", ""},
+		{"agent", []string{"--simulate-workers=0.1ns"}, noCluster, 1, "", ""},
 		{"agent", []string{"--simulate-workers=2562047h47m16.854775808s"}, `invalid value "2562047h47m16.854775808s" for ` +
 			"flag -simulate-workers: parse error", 2, durationRefused("--simulate-workers=2562047h47m16.854775808s",
 			"2562047h47m16.854775808s"), ""},
@@ -1510,6 +1523,10 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 			"value \"" + value + "\" for flag -" + flag + ": " + why + ")"
 	}
 	manyParts := strings.Repeat("1ns", 700) + "3000000h5x"
+	rounded := func(name, value, def string) string {
+		return name + " is " + value + ", which has digits past the nanosecond, which Go may round either way: write " +
+			"it to the nanosecond (the default is " + def + "). "
+	}
 	notAboveZero := func(flag, value, def string) string {
 		return "invalid value \"" + value + "\" for flag -" + flag + ": " + value + " is not above zero: the proxy has no " +
 			"\"none\"; give a duration, " + def + " by default"
@@ -1578,10 +1595,41 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 			"\"2562047h47m16.854775808s\" for flag -idle-timeout: time: invalid duration \"2562047h47m16.854775808s\"", 2,
 			parse("agent.idleTimeout", "2562047h47m16.854775808s", "the agent", "idle-timeout",
 				"time: invalid duration \"2562047h47m16.854775808s\"")},
-		// Go reads the fraction of a nanosecond as 0, which the agent
-		// refuses for a heartbeat.
+		// Digits past the nanosecond, which Go may round either way of
+		// where the binary refuses it: write it to the nanosecond. Go reads
+		// 0.1ns and 0.00000000100000000000s as 0, refused for a heartbeat;
+		// 0.00000000000027777777777777775h as 1ns, and
+		// 2562047h47m16.853775808s0.99999999999999999ms as 2^63-1 ns, taken;
+		// the chart cannot tell which (it would read 0 and 1, 1ns and 2^63).
 		{"agent.heartbeatInterval", "heartbeat-interval", "0.1ns", "0.1ns", "--heartbeat-interval must be positive", 1,
-			"agent.heartbeatInterval is " + positive("0.1ns", "10s", "the agent", "heartbeat-interval")},
+			rounded("agent.heartbeatInterval", "0.1ns", "10s") + "Read as 0, the agent would not start, saying " +
+				"--heartbeat-interval must be positive"},
+		{"agent.heartbeatInterval", "heartbeat-interval", "0.00000000100000000000s", "0.00000000100000000000s",
+			"--heartbeat-interval must be positive", 1, rounded("agent.heartbeatInterval", "0.00000000100000000000s", "10s") +
+				"Read as 0, the agent would not start, saying --heartbeat-interval must be positive"},
+		{"agent.statsInterval", "stats-interval", "0.00000000000027777777777777775h", "0.00000000000027777777777777775h",
+			noCluster, 1, rounded("agent.statsInterval", "0.00000000000027777777777777775h", "30s") + "Read as 0, the " +
+				"agent would not start, saying --stats-interval must be positive"},
+		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.853775808s0.99999999999999999ms",
+			"2562047h47m16.853775808s0.99999999999999999ms", noCluster, 1, rounded("agent.idleTimeout",
+				"2562047h47m16.853775808s0.99999999999999999ms", "2m0s") + "Read a nanosecond more, it is past the " +
+				"longest duration Go reads (2562047h47m16.854775807s, -2562047h47m16.854775808s below zero), and the " +
+				"agent would not start (invalid value \"2562047h47m16.853775808s0.99999999999999999ms\" for flag " +
+				"-idle-timeout: time: invalid duration \"2562047h47m16.853775808s0.99999999999999999ms\")"},
+		{"manager.agentStaleAfter", "agent-stale-after", "2562047h47m16.853775808s0.99999999999999999ms",
+			"2562047h47m16.853775808s0.99999999999999999ms", noCluster, 1,
+			rounded("manager.agentStaleAfter", "2562047h47m16.853775808s0.99999999999999999ms", "40s") + "Read a " +
+				"nanosecond more, it is past the longest duration Go reads (2562047h47m16.854775807s, " +
+				"-2562047h47m16.854775808s below zero), and the manager would not start (invalid value " +
+				"\"2562047h47m16.853775808s0.99999999999999999ms\" for flag -agent-stale-after: parse error)"},
+		{"agent.sendTimeout", "send-timeout", "0.1ns", "0.1ns", notAboveZero("send-timeout", "0.1ns", "1m0s"), 2,
+			rounded("agent.sendTimeout", "0.1ns", "1m0s") + "Read as 0, the agent would not start (" +
+				notAboveZero("send-timeout", "0.1ns", "1m0s") + ")"},
+		{"agent.drainDelay", "drain-delay", "-0.1ns", "-0.1ns", noCluster, 1, rounded("agent.drainDelay", "-0.1ns", "5s") +
+			"Read below 0, it is negative, which the agents refuse at their start (" + negativeRefused + ")" + skipped},
+		{"agent.drainDelay", "drain-delay", "0.1ns", "", noCluster, 1, ""},
+		// Its digits past the nanosecond cannot take it to Go's bound.
+		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.854775806s0.5ns", "", noCluster, 1, ""},
 		{"agent.sendTimeout", "send-timeout", "5x", "5x", "invalid value \"5x\" for flag -send-timeout: time: unknown unit " +
 			"\"x\" in duration \"5x\"", 2, parse("agent.sendTimeout", "5x", "the agent", "send-timeout",
 			"time: unknown unit \"x\" in duration \"5x\"")},

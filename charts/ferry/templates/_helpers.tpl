@@ -626,7 +626,8 @@ only, but has at most 18 digits, under 2^63, and is kept whole by
 either. Go then multiplies, in float64, the number by unit/10^scale and
 cuts it down to a whole nanosecond; here sprig's mulf multiplies the
 shortest decimals of those floats exactly: the same where the digits stop
-at the nanosecond, and past it a nanosecond off either way at most.
+at the nanosecond; past it, a nanosecond off either way at most, which
+ferry.durationProblem allows for (ferry.partsPastTheNanosecond).
 */}}
 {{- define "ferry.fractionNanoseconds" -}}
 {{- $sig := regexReplaceAll "^0+" .digits "" }}
@@ -646,23 +647,61 @@ not read it, and says "parse error": past 2562047h47m16.854775807s
 (2^63-1 ns), or, negative, past 2^63 ns; "negative" where it reads a
 duration below zero (-0s is 0, taken), which the agents' check refuses
 at their start for --drain-delay and --simulate-workers; "zero" where it
-reads 0 (0, -0s, 0h0.0m, 0.1ns, which Go cuts down to 0), which some
-flags refuse. Read: 0, or numbers each followed by a unit, ns, us, µs
-(U+00B5 or U+03BC), ms, s, m or h (1.5s, .5h1m, 1.s), an optional sign
-before them.
+reads 0 (0, -0s, 0h0.0m), which some flags refuse. Read: 0, or numbers
+each followed by a unit, ns, us, µs (U+00B5 or U+03BC), ms, s, m or h
+(1.5s, .5h1m, 1.s), an optional sign before them.
+
+Where it cannot tell: a part with digits past the nanosecond
+(ferry.partsPastTheNanosecond) may be read a nanosecond either way of
+ferry.nanoseconds' count, so with k such parts, within k ns of Go's
+bound the value is "unsure" (read or a parse error), and within k ns of
+0 "unsureZero" (0 or above: 0.1ns, 0.99999999999999999ns, which Go
+reads as 1ns) or, negative, "unsureNegative" (-0, which is 0, or below).
+A count past 2^63 is "parse" whatever k: ferry.nanoseconds stops there,
+and only two or more such parts at the very bound could bring Go under.
 */}}
 {{- define "ferry.durationProblem" -}}
 {{- $part := "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)" }}
 {{- $s := regexReplaceAll "^[-+]" . "" }}
+{{- $negative := hasPrefix "-" . }}
 {{- if eq $s "0" }}zero
 {{- else if not (regexMatch (printf "^(%s)+$" $part) $s) }}parse
 {{- else }}
 {{- $ns := include "ferry.nanoseconds" $s }}
-{{- if or (not $ns) (and (eq $ns "9223372036854775808") (not (hasPrefix "-" .))) }}parse
+{{- $past := include "ferry.partsPastTheNanosecond" $s | int64 }}
+{{- /* Within $past ns of Go's bound (2^63-1 ns, 2^63 below zero): $ns is at most 2^63, compared as a string at 19 digits. */}}
+{{- $under := sub 9223372036854775807 $past | add (ternary 1 0 $negative) }}
+{{- $nearBound := and $past (eq (len $ns) 19) (gt $ns (printf "%d" $under)) }}
+{{- if $nearBound }}unsure
+{{- else if or (not $ns) (and (eq $ns "9223372036854775808") (not $negative)) }}parse
+{{- else if and $past (le (len $ns) 19) (le ($ns | int64) $past) }}{{ ternary "unsureNegative" "unsureZero" $negative }}
 {{- else if eq $ns "0" }}zero
-{{- else if hasPrefix "-" . }}negative
+{{- else if $negative }}negative
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+How many of a Go duration's parts have digits past the nanosecond, which
+time.ParseDuration may round either way: a fraction longer than 0, 3, 6,
+9, 10 or 11 digits for ns, us (µs, μs), ms, s, m or h. Up to those, the
+fraction times the unit is a whole number of nanoseconds, which Go's
+float64 holds exactly and ferry.nanoseconds counts exactly (0.5ns is
+not; 0.0000000001m is 6ns); past them Go's float64 product may fall a
+hair either side of a whole nanosecond, and be cut down to the one below
+it or not (0.00000000100000000000s is 0 to Go).
+*/}}
+{{- define "ferry.partsPastTheNanosecond" -}}
+{{- $digits := dict "ns" 0 "us" 3 "µs" 3 "μs" 3 "ms" 6 "s" 9 "m" 10 "h" 11 }}
+{{- $past := 0 }}
+{{- range regexFindAll "[0-9.]+[^0-9.]+" . -1 }}
+{{- $n := regexFind "^[0-9.]+" . }}
+{{- $frac := regexFind "[0-9]*$" (regexFind "\\.[0-9]*$" $n) }}
+{{- if gt (len $frac) (get $digits (trimPrefix $n .) | int) }}
+{{- $past = add1 $past }}
+{{- end }}
+{{- end }}
+{{- $past }}
 {{- end }}
 
 {{/*
