@@ -1638,6 +1638,15 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		{"agent.sendTimeout", "send-timeout", "3000000h5x", "3000000h5x", "invalid value \"3000000h5x\" for flag " +
 			"-send-timeout: time: invalid duration \"3000000h5x\"", 2, parse("agent.sendTimeout", "3000000h5x", "the agent",
 			"send-timeout", "time: invalid duration \"3000000h5x\"")},
+		// The time package quotes a byte past ASCII as \xNN, where the flag
+		// package's %q keeps µ.
+		{"agent.idleTimeout", "idle-timeout", "9999999999999999999µs", "9999999999999999999µs", "invalid value " +
+			"\"9999999999999999999µs\" for flag -idle-timeout: time: invalid duration \"9999999999999999999\\xc2\\xb5s\"", 2,
+			parse("agent.idleTimeout", "9999999999999999999µs", "the agent", "idle-timeout",
+				"time: invalid duration \"9999999999999999999\\xc2\\xb5s\"")},
+		{"agent.sendTimeout", "send-timeout", "5μx", "5μx", "invalid value \"5μx\" for flag -send-timeout: time: unknown " +
+			"unit \"\\xce\\xbcx\" in duration \"5\\xce\\xbcx\"", 2, parse("agent.sendTimeout", "5μx", "the agent",
+			"send-timeout", "time: unknown unit \"\\xce\\xbcx\" in duration \"5\\xce\\xbcx\"")},
 		// A sum of exactly 2^63 ns is not past it until the end: Go reads
 		// on to the x.
 		{"agent.sendTimeout", "send-timeout", "2562047h47m16.854775808s5x", "2562047h47m16.854775808s5x", "invalid value " +

@@ -705,6 +705,27 @@ it or not (0.00000000100000000000s is 0 to Go).
 {{- end }}
 
 {{/*
+A string quoted as the time package quotes it in its errors, which is
+not strconv.Quote (nor sprig's quote): each byte from 0x20 to 0x7f as it
+is, " and \ escaped with \, and every other byte, below 0x20 or of a
+character past ASCII, as \xNN ("5µx" is "5\xc2\xb5x"). Its bytes in
+lowercase hex, two digits each, compare as strings as they do as numbers.
+*/}}
+{{- define "ferry.goQuote" -}}
+{{- $s := . }}
+{{- $out := "" }}
+{{- if $s }}
+{{- range $i, $hex := splitList " " (printf "% x" $s) }}
+{{- if or (lt $hex "20") (gt $hex "7f") }}{{ $out = printf "%s\\x%s" $out $hex }}
+{{- else if or (eq $hex "22") (eq $hex "5c") }}{{ $out = printf "%s\\%s" $out (substr $i (add1 $i | int) $s) }}
+{{- else }}{{ $out = print $out (substr $i (add1 $i | int) $s) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- printf "\"%s\"" $out }}
+{{- end }}
+
+{{/*
 What time.ParseDuration says of a value ferry.durationProblem calls
 "parse" (a proxy timeout's flag quotes it), reading its parts left to
 right as Go does and stopping at the first it refuses: one that is no
@@ -712,7 +733,11 @@ number, or whose whole number is past 2^63 ("invalid duration"); one
 with no unit ("missing unit"), or a unit Go does not know ("unknown
 unit"); one that takes the sum past 2^63 ns ("invalid duration", as
 3000000h in 3000000h5x, before the x). Failing none of those, the whole
-is too long ("invalid duration").
+is too long ("invalid duration"). Quoted as Go quotes (ferry.goQuote).
+Not followed: Go's wraparound, where two parts of exactly 2^63 ns each
+(9223372036854775808ns9223372036854775808ns) sum to 2^64, which its
+uint64 holds as 0, read without error as 0; the chart refuses it, which
+no one writing a duration meant.
 */}}
 {{- define "ferry.durationParseError" -}}
 {{- $s := regexReplaceAll "^[-+]" . "" }}
@@ -727,10 +752,10 @@ is too long ("invalid duration").
 {{- $err = "invalid" }}
 {{- break }}
 {{- else if eq $unit "" }}
-{{- $err = printf "time: missing unit in duration %s" (quote $) }}
+{{- $err = printf "time: missing unit in duration %s" (include "ferry.goQuote" $) }}
 {{- break }}
 {{- else if not (has $unit (list "ns" "us" "µs" "μs" "ms" "s" "m" "h")) }}
-{{- $err = printf "time: unknown unit %s in duration %s" (quote $unit) (quote $) }}
+{{- $err = printf "time: unknown unit %s in duration %s" (include "ferry.goQuote" $unit) (include "ferry.goQuote" $) }}
 {{- break }}
 {{- end }}
 {{- $read = print $read . }}
@@ -741,7 +766,7 @@ Summed once, the parts before the refused one: the sum only grows, so
 "" (past 2^63) means one of them took it past, where Go stopped first.
 */}}
 {{- if or (not $err) (eq $err "invalid") (not (include "ferry.nanoseconds" $read)) }}
-{{- $err = printf "time: invalid duration %s" (quote .) }}
+{{- $err = printf "time: invalid duration %s" (include "ferry.goQuote" .) }}
 {{- end }}
 {{- $err }}
 {{- end }}
