@@ -178,6 +178,57 @@ func TestLibcLookupsOfAKeyAreOneWhileItRuns(t *testing.T) {
 	}
 }
 
+// TestLibcLookupsStuckPastTheLimitAreAskedAgain: a libc lookup still
+// running libcStuckAfter after it began (an old nss_ldap, or nslcd with no
+// timelimit, whose call never returns) is no longer joined: the next
+// lookup of its key asks libc again, in a call of its own, which the
+// lookups after it join, so that the key recovers with its directory
+// rather than with the agent's restart, and a key holds at most one more
+// thread a window. The stuck call's return, whenever it comes, leaves its
+// successor's entry alone.
+func TestLibcLookupsStuckPastTheLimitAreAskedAgain(t *testing.T) {
+	for _, tt := range []struct {
+		age    time.Duration // the stuck lookup's, when the next of its key comes
+		joined bool
+	}{
+		{0, true},
+		{libcStuckAfter - time.Second, true},
+		{libcStuckAfter, false},
+		{3 * libcStuckAfter, false},
+	} {
+		t.Run(tt.age.String(), func(t *testing.T) {
+			clock := time.Unix(1_800_000_000, 0)
+			ls := libcLookups{now: func() time.Time { return clock }}
+			stuckReleased, nextReleased := make(chan struct{}), make(chan struct{})
+			stuck := ls.start("getpwnam alice", func() (any, error) { <-stuckReleased; return "the stuck call's", nil })
+			clock = clock.Add(tt.age)
+			next := ls.start("getpwnam alice", func() (any, error) { <-nextReleased; return "asked again", nil })
+			if joined := next == stuck; joined != tt.joined {
+				t.Fatalf("getpwnam alice, its lookup running for %s: joined %t; want %t", tt.age, joined, tt.joined)
+			}
+			if tt.joined {
+				close(stuckReleased)
+				<-stuck.done
+				return
+			}
+			clock = clock.Add(time.Second)
+			if after := ls.start("getpwnam alice", func() (any, error) { return "a third call", nil }); after != next {
+				t.Errorf("getpwnam alice, a second after it was asked again: not joined to that call")
+			}
+			close(stuckReleased) // the stuck call returns at last
+			<-stuck.done
+			if after := ls.start("getpwnam alice", func() (any, error) { return "a third call", nil }); after != next {
+				t.Errorf("getpwnam alice, once the stuck call returned: not joined to the call that replaced it (its entry was dropped)")
+			}
+			close(nextReleased)
+			<-next.done
+			if next.val != "asked again" || stuck.val != "the stuck call's" {
+				t.Errorf("answers %v and %v; want each call's own", stuck.val, next.val)
+			}
+		})
+	}
+}
+
 // TestLibcLookupsAskNSS: built with cgo, the agent's lookups go through
 // libc to the system's user databases (NSS), here nss_wrapper's, which
 // answers getpwnam, getpwuid, getgrouplist and getgrgid from files of the

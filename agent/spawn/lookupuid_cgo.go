@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/user"
 	"sync"
+	"time"
 )
 
 // libcCalls are os/user's lookups into libc, built with cgo: the
@@ -53,14 +54,15 @@ func lookupGID(ctx context.Context, gid string) (*user.Group, error) {
 // libcUntil is call(arg), a lookup into libc (what names it: getpwnam
 // alice), or, once ctx ends first, an error saying that the system's user
 // databases did not answer, wrapping ctx's cause, as getent's lookup
-// says it built without cgo. A call into libc cannot be stopped: it is
-// left running in its goroutine (and thread) to return into nothing, and
-// a lookup of the same key meanwhile waits on it rather than start
-// another (libcLookups), so that a directory that hangs while spawns are
-// tried again and again leaves one call a key, not one a spawn. call is
-// taken here, in the caller's goroutine, not read from libc in the one
-// left running.
+// says it built without cgo. A call into libc cannot
+// be stopped: it is left running in its goroutine (and thread) to return
+// into nothing, and a lookup of the same key meanwhile waits on it rather
+// than start another (libcLookups), so that a directory that hangs while
+// spawns are tried again and again leaves one call a key, not one a
+// spawn, for each libcStuckAfter it hangs. call is taken here, in the
+// caller's goroutine, not read from libc in the one left running.
 func libcUntil[A, T any](ctx context.Context, what, key string, call func(A) (T, error), arg A) (T, error) {
+	var none T
 	l := running.start(key, func() (any, error) { return call(arg) })
 	select {
 	case <-l.done:
@@ -71,9 +73,14 @@ func libcUntil[A, T any](ctx context.Context, what, key string, call func(A) (T,
 	case <-l.done: // answered as ctx ended: its answer, not a directory's silence
 		return answerOf[T](l)
 	default:
-		var none T
-		return none, fmt.Errorf("%s: the system's user databases (NSS) did not answer: %w", what, context.Cause(ctx))
+		return none, didNotAnswer(ctx, what)
 	}
+}
+
+// didNotAnswer is libcUntil's error for a lookup (what) whose ctx ended
+// before libc answered it, wrapping ctx's cause.
+func didNotAnswer(ctx context.Context, what string) error {
+	return fmt.Errorf("%s: the system's user databases (NSS) did not answer: %w", what, context.Cause(ctx))
 }
 
 // running is the agent's libc lookups still running.
@@ -84,13 +91,26 @@ var running libcLookups
 type libcLookups struct {
 	mu      sync.Mutex
 	pending map[string]*libcLookup
+	now     func() time.Time // time.Now, or a test's clock
 }
+
+// libcStuckAfter is how long a libc lookup running is joined by the next
+// of its key. One that runs longer is taken for stuck, a call that will
+// never return (an old nss_ldap, or nslcd without a timelimit, waiting on
+// a directory forever), and the next lookup of its key asks libc again:
+// joined for good, the key would fail every spawn until the agent's
+// restart, however soon its directory came back. A key left hanging holds
+// one more thread each libcStuckAfter, not one a spawn. 30 s is the
+// agent's bound on reading --worker-users at its start too (cmd/agent's
+// workerUsersWait).
+const libcStuckAfter = 30 * time.Second
 
 // libcLookup is one libc lookup; done is closed once val and err are set.
 type libcLookup struct {
-	done chan struct{}
-	val  any
-	err  error
+	done    chan struct{}
+	started time.Time // when libc was asked: joined until libcStuckAfter past it
+	val     any
+	err     error
 }
 
 // answerOf is l's answer, as T (libcUntil's), once done.
@@ -99,28 +119,41 @@ func answerOf[T any](l *libcLookup) (T, error) {
 	return v, l.err
 }
 
-// start is key's lookup still running, or a new one of call, started in
-// a goroutine of its own: the lookups waiting on a directory that hangs
-// are one a key, however many callers gave up on them. A lookup done is
-// forgotten before its callers are told, so that the next caller asks
-// libc again rather than take an old answer.
+// start is key's lookup still running, begun less than libcStuckAfter
+// ago, or a new one of call, started in a goroutine of its own, which
+// takes the key's place: the lookups waiting on a directory that hangs are
+// one a key each libcStuckAfter, however many callers gave up on them. A
+// lookup done is forgotten before its callers are told, so that the next
+// caller asks libc again rather than take an old answer; one replaced, as
+// stuck, leaves its successor's place alone when it returns at last.
 func (ls *libcLookups) start(key string, call func() (any, error)) *libcLookup {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if l, ok := ls.pending[key]; ok {
+	now := ls.clock()
+	if l, ok := ls.pending[key]; ok && now.Sub(l.started) < libcStuckAfter {
 		return l
 	}
 	if ls.pending == nil {
 		ls.pending = map[string]*libcLookup{}
 	}
-	l := &libcLookup{done: make(chan struct{})}
+	l := &libcLookup{done: make(chan struct{}), started: now}
 	ls.pending[key] = l
 	go func() {
 		l.val, l.err = call()
 		ls.mu.Lock()
-		delete(ls.pending, key)
+		if ls.pending[key] == l {
+			delete(ls.pending, key)
+		}
 		ls.mu.Unlock()
 		close(l.done)
 	}()
 	return l
+}
+
+// clock is ls.now's time, or the system's.
+func (ls *libcLookups) clock() time.Time {
+	if ls.now != nil {
+		return ls.now()
+	}
+	return time.Now()
 }
