@@ -229,6 +229,46 @@ func TestLibcLookupsStuckPastTheLimitAreAskedAgain(t *testing.T) {
 	}
 }
 
+// TestLibcLookupsOfAnEndedContextAskNothing: a lookup whose context has
+// already ended (a spawn given up before it looked its user up) does not
+// call into libc, which it could not wait on, and says what one that
+// ended while libc ran says.
+func TestLibcLookupsOfAnEndedContextAskNothing(t *testing.T) {
+	const nss = "the system's user databases (NSS) did not answer"
+	alice := &user.User{Uid: "1000", Gid: "1000", Username: "alice"}
+	for _, tt := range []struct {
+		lookup func(context.Context) error
+		want   string // the error, before ": " and the cause
+	}{
+		{func(ctx context.Context) error { _, err := lookupName(ctx, "alice"); return err }, "getpwnam alice: " + nss},
+		{func(ctx context.Context) error { _, err := lookupUID(ctx, "1000"); return err }, "getpwuid 1000: " + nss},
+		{func(ctx context.Context) error { _, err := groupIDs(ctx, alice); return err }, "getgrouplist alice: " + nss},
+		{func(ctx context.Context) error { _, err := lookupGID(ctx, "1000"); return err }, "getgrgid 1000: " + nss},
+	} {
+		t.Run(strings.Fields(tt.want)[0], func(t *testing.T) {
+			entered := hangingLibc(t)
+			cause := errors.New("the spawn was given up")
+			ctx, cancel := context.WithCancelCause(t.Context())
+			cancel(cause)
+			err := tt.lookup(ctx)
+			if want := tt.want + ": " + cause.Error(); err == nil || err.Error() != want || !errors.Is(err, cause) {
+				t.Errorf("%v; want %q, wrapping the context's cause", err, want)
+			}
+			running.mu.Lock()
+			asked := len(running.pending)
+			running.mu.Unlock()
+			select {
+			case call := <-entered:
+				t.Errorf("libc was asked %s, its caller's context already ended", call)
+			default:
+				if asked != 0 {
+					t.Errorf("libc was asked (%d lookups running), its caller's context already ended", asked)
+				}
+			}
+		})
+	}
+}
+
 // TestLibcLookupsAskNSS: built with cgo, the agent's lookups go through
 // libc to the system's user databases (NSS), here nss_wrapper's, which
 // answers getpwnam, getpwuid, getgrouplist and getgrgid from files of the

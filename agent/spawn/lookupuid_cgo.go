@@ -54,7 +54,8 @@ func lookupGID(ctx context.Context, gid string) (*user.Group, error) {
 // libcUntil is call(arg), a lookup into libc (what names it: getpwnam
 // alice), or, once ctx ends first, an error saying that the system's user
 // databases did not answer, wrapping ctx's cause, as getent's lookup
-// says it built without cgo. A call into libc cannot
+// says it built without cgo. A ctx already ended asks libc nothing: the
+// call could not be waited on, only left running. A call into libc cannot
 // be stopped: it is left running in its goroutine (and thread) to return
 // into nothing, and a lookup of the same key meanwhile waits on it rather
 // than start another (libcLookups), so that a directory that hangs while
@@ -63,6 +64,9 @@ func lookupGID(ctx context.Context, gid string) (*user.Group, error) {
 // caller's goroutine, not read from libc in the one left running.
 func libcUntil[A, T any](ctx context.Context, what, key string, call func(A) (T, error), arg A) (T, error) {
 	var none T
+	if ctx.Err() != nil {
+		return none, didNotAnswer(ctx, what)
+	}
 	l := running.start(key, func() (any, error) { return call(arg) })
 	select {
 	case <-l.done:
