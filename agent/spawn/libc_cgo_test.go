@@ -278,7 +278,7 @@ func TestLibcLookupsOfAnEndedContextAskNothing(t *testing.T) {
 // which make test installs: hack/install-deps.sh), which reads its
 // files only in a process it starts in.
 func TestLibcLookupsAskNSS(t *testing.T) {
-	if os.Getenv("NSS_WRAPPER_PASSWD") != "" {
+	if os.Getenv(nssChild) == "1" {
 		lookUpThroughNSSWrapper(t)
 		return
 	}
@@ -293,7 +293,7 @@ func TestLibcLookupsAskNSS(t *testing.T) {
 		}
 	}
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestLibcLookupsAskNSS$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "LD_PRELOAD=libnss_wrapper.so",
+	cmd.Env = append(os.Environ(), nssChild+"=1", "LD_PRELOAD=libnss_wrapper.so",
 		"NSS_WRAPPER_PASSWD="+filepath.Join(dir, "passwd"), "NSS_WRAPPER_GROUP="+filepath.Join(dir, "group"))
 	out, err := cmd.CombinedOutput()
 	if strings.Contains(string(out), "cannot be preloaded") {
@@ -303,6 +303,12 @@ func TestLibcLookupsAskNSS(t *testing.T) {
 		t.Fatalf("with nss_wrapper: %v\n%s", err, out)
 	}
 }
+
+// nssChild marks TestLibcLookupsAskNSS's child, set in its environment
+// alone: NSS_WRAPPER_PASSWD, which a developer's shell may export for
+// other tests, does not make a test run the child's checks without
+// nss_wrapper preloaded.
+const nssChild = "FERRY_TEST_NSS_CHILD"
 
 // lookUpThroughNSSWrapper is TestLibcLookupsAskNSS's child, nss_wrapper
 // preloaded, whose files say who ldapuser is.
