@@ -34,6 +34,10 @@ func hangingLibc(t *testing.T, answering ...string) (entered <-chan string) {
 		<-release
 		return false
 	}
+	// libc is the package's, swapped here without a lock: safe because no
+	// spawn test is parallel (none calls t.Parallel), so none looks a user
+	// up meanwhile; the lookups left running took their call from it as
+	// they began (libcUntil), and Cleanup waits for them before restoring it.
 	saved := libc
 	libc = libcCalls{
 		getpwuid: func(uid string) (*user.User, error) {
