@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh installs the Debian packages that the build and the tests
-# use, when a command of theirs is missing; it returns at once when none is.
+# use, when a command of theirs is missing, or a library package (no command
+# to look for) is not installed as dpkg says; it returns at once when none is.
 # `make test` and .ci/run call it, so a fresh machine needs nothing by hand.
 #
 #   make, git   the build
@@ -30,6 +31,8 @@ for cmd in "${!packages[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || [[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg")
 done
 for pkg in libnss-wrapper; do
+	# Not Debian (no dpkg): no package to ask of it, nor apt-get to install one.
+	command -v dpkg-query >/dev/null || break
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q ' installed$' || missing+=("$pkg")
 done
 ((${#missing[@]})) || exit 0
