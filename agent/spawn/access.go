@@ -215,7 +215,8 @@ func (n *ownerNames) user(uid uint32) string {
 }
 
 // group is gid's name, or gid itself when it has none or the lookup
-// fails (lookupGID, libc's built with cgo, ends with the spawn too).
+// fails (lookupGID, getent's or libc's built with cgo, ends with the
+// spawn too).
 func (n *ownerNames) group(gid uint32) string {
 	if name, ok := n.groups[gid]; ok {
 		return name

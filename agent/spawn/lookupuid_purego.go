@@ -43,6 +43,11 @@ func groupIDs(ctx context.Context, u *user.User) ([]string, error) {
 	return systemPasswd.groupIDs(ctx, u)
 }
 
-// lookupGID is user.LookupGroupId, which built without cgo reads
-// /etc/group alone: no directory to wait on, ctx is not needed.
-func lookupGID(_ context.Context, gid string) (*user.Group, error) { return user.LookupGroupId(gid) }
+// lookupGID is user.LookupGroupId for the agent's binaries: built without
+// cgo, user.LookupGroupId reads /etc/group alone, and a failed spawn's
+// message showed a directory's group (LDAP's, sssd's) as its number. This
+// reads /etc/group, then asks getent group, as libc's getgrgid would have
+// asked NSS built with cgo; getent stops with ctx.
+func lookupGID(ctx context.Context, gid string) (*user.Group, error) {
+	return systemPasswd.lookupGID(ctx, gid)
+}

@@ -199,6 +199,83 @@ func (db passwdDB) groupIDs(ctx context.Context, u *user.User) ([]string, error)
 	return parseInitgroups(out, u)
 }
 
+// lookupGID is gid's group, from the group file, else from getent group
+// (a directory's, LDAP's or sssd's, which the file lacks), as libc's
+// getgrgid asks NSS built with cgo, or user.UnknownGroupIdError. It names
+// the owners a failed spawn's message gives (ownerNames.group), which
+// show a gid it cannot name as its number. getent stops with ctx.
+func (db passwdDB) lookupGID(ctx context.Context, gid string) (*user.Group, error) {
+	if g, err := db.groupFromFile(gid); g != nil || err != nil {
+		return g, err
+	}
+	g, err := db.groupFromGetent(ctx, gid)
+	if g == nil && err == nil {
+		err = user.UnknownGroupIdError(gid)
+	}
+	return g, err
+}
+
+// groupFromFile is gid's group in db's group file, or nil; no file (an
+// image without one) is none.
+func (db passwdDB) groupFromFile(gid string) (*user.Group, error) {
+	f, err := os.Open(db.group)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	return findGroup(f, gid)
+}
+
+// groupFromGetent is the group getent group answers for gid, or nil: its
+// exit status 2, no such group, or an answer for another gid.
+func (db passwdDB) groupFromGetent(ctx context.Context, gid string) (*user.Group, error) {
+	path, err := exec.LookPath(db.getent)
+	if err != nil || strings.HasPrefix(gid, "-") { // no getent; never an option to it
+		return nil, nil
+	}
+	out, found, err := db.runGetent(ctx, path, "group", gid)
+	if !found || err != nil {
+		return nil, err
+	}
+	return findGroup(bytes.NewReader(out), gid)
+}
+
+// findGroup is the group of r, a group file (name:password:gid:members),
+// whose gid is gid, or nil. It reads r as groupsListing does: a line is
+// trimmed of blanks; an empty one, a comment (#), a NIS one (+ or -), one
+// of other than four fields or of no name is no group.
+func findGroup(r io.Reader, gid string) (*user.Group, error) {
+	rd := bufio.NewReader(r)
+	for {
+		line, err := rd.ReadBytes('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		if f := groupFields(bytes.TrimSpace(line)); f != nil && f[2] == gid {
+			return &user.Group{Gid: gid, Name: f[0]}, nil
+		}
+		if err != nil {
+			return nil, nil
+		}
+	}
+}
+
+// groupFields is line's four fields, a group file's, or nil where it is
+// no group (findGroup).
+func groupFields(line []byte) []string {
+	if len(line) == 0 || line[0] == '#' || line[0] == '+' || line[0] == '-' {
+		return nil
+	}
+	f := strings.Split(string(line), ":")
+	if len(f) != 4 || f[0] == "" {
+		return nil
+	}
+	return f
+}
+
 // fileGroups is u's groups from db's group file, its primary group
 // first, as os/user reads /etc/group built without cgo, the agent's
 // build, but from db.group: built with cgo (go test's), u.GroupIds is

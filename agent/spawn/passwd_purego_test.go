@@ -24,3 +24,17 @@ func TestSystemGroupIDsAskGetent(t *testing.T) {
 		t.Errorf("groupIDs(ldapuser) = %v, %v; want getent initgroups' %v", got, err, want)
 	}
 }
+
+// TestSystemLookupGIDAsksGetent: the agent's lookupGID, built as its
+// binaries are (without cgo), names a directory's group through the
+// system's getent group (systemPasswd), here a fake one's, which the group
+// file lacks, where user.LookupGroupId read /etc/group alone and a failed
+// spawn's message showed such a group as its number.
+func TestSystemLookupGIDAsksGetent(t *testing.T) {
+	saved := systemPasswd
+	t.Cleanup(func() { systemPasswd = saved })
+	systemPasswd = fakePasswdDB(t)
+	if g, err := lookupGID(t.Context(), "2000"); err != nil || g.Name != "ldapgroup" {
+		t.Errorf("lookupGID(2000) = %+v, %v; want getent group's ldapgroup", g, err)
+	}
+}

@@ -97,6 +97,15 @@ if [ "$1" = initgroups ]; then
 	esac
 	exit 0
 fi
+if [ "$1" = group ]; then
+	case "$2" in
+	2000) echo 'ldapgroup:*:2000:ldapuser' ;;
+	2100) echo 'othergroup:*:2101:' ;;
+	3100) echo 'getent: cannot reach the directory' >&2; exit 1 ;;
+	*) exit 2 ;;
+	esac
+	exit 0
+fi
 [ "$1" = passwd ] || exit 1
 case "$2" in
 -*) echo "getent: unrecognized option '$2'" >&2; exit 1 ;;
@@ -142,6 +151,46 @@ func fakePasswdDB(t *testing.T) passwdDB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// TestPasswdDBLookupGID: lookupGID built without cgo, which names a
+// failed spawn's owners, takes a gid's group from the group file, else
+// from getent group, as libc's getgrgid asks NSS built with cgo (a
+// directory's group, which the file lacks, is named, not shown as its
+// number); neither knowing it, or no getent, is user.UnknownGroupIdError;
+// getent failing, or answering another gid's group, is no name.
+func TestPasswdDBLookupGID(t *testing.T) {
+	for _, tt := range []struct {
+		what    string
+		change  func(*passwdDB) // nil: fakePasswdDB as it is
+		gid     string
+		want    string // the group's name; none: an error
+		unknown bool   // the error is user.UnknownGroupIdError
+	}{
+		{what: "in the file", gid: "3000", want: "staff"},
+		{what: "in getent only", gid: "2000", want: "ldapgroup"},
+		{what: "with no file", change: func(db *passwdDB) { db.group += ".none" }, gid: "2000", want: "ldapgroup"},
+		{what: "in neither", gid: "5000", unknown: true},
+		{what: "with no getent", change: func(db *passwdDB) { db.getent += ".none" }, gid: "2000", unknown: true},
+		{what: "in a comment or a NIS line alone", gid: "3002", unknown: true},
+		{what: "whose getent answers another gid", gid: "2100", unknown: true},
+		{what: "whose getent fails", gid: "3100"},
+	} {
+		t.Run(tt.what, func(t *testing.T) {
+			db := fakePasswdDB(t)
+			if tt.change != nil {
+				tt.change(&db)
+			}
+			g, err := db.lookupGID(t.Context(), tt.gid)
+			var unknown user.UnknownGroupIdError
+			switch {
+			case tt.want != "" && (err != nil || g.Name != tt.want || g.Gid != tt.gid):
+				t.Errorf("gid %s: %+v, %v; want %s", tt.gid, g, err, tt.want)
+			case tt.want == "" && (err == nil || errors.As(err, &unknown) != tt.unknown):
+				t.Errorf("gid %s: %+v, %v; want an error, unknown gid: %t", tt.gid, g, err, tt.unknown)
+			}
+		})
+	}
 }
 
 // TestPasswdDBLookupUID: lookupUID built without cgo takes a uid's entry
