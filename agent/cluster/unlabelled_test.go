@@ -167,7 +167,7 @@ func TestPoolsSelectedByNodeNameNotLabel(t *testing.T) {
 	}
 	for _, pp := range mine {
 		key := client.ObjectKeyFromObject(pp)
-		waitUntil(t, pp.Name+" released", func() bool { return poolGone(key) == nil })
+		waitUntil(t, pp.Name+" released and its drain logged", drainedAndLogged(book, key))
 		if n := logged(book, "Drained deleted pool", key); n != 1 {
 			t.Errorf("%s drained %d times, want once", pp.Name, n)
 		}
@@ -244,6 +244,14 @@ func ofPool(es []agenttest.LogEntry, key types.NamespacedName) []agenttest.LogEn
 
 // logged is how many lines of book about the pool of key start with
 // prefix.
+// drainedAndLogged is whether the pool of key is gone and book holds the
+// agent's line saying it drained it: the agent takes the finalizer off
+// first and logs after, so a test that counts the lines once the pool is
+// gone can read them a moment before the line is written.
+func drainedAndLogged(book *agenttest.Logbook, key types.NamespacedName) func() bool {
+	return func() bool { return poolGone(key) == nil && logged(book, "Drained deleted pool", key) > 0 }
+}
+
 func logged(book *agenttest.Logbook, prefix string, key types.NamespacedName) int {
 	return len(ofPool(book.Find(prefix), key))
 }
@@ -387,7 +395,7 @@ func TestRestartedAgentReleasesUnlabelledDeletedPool(t *testing.T) {
 
 	next := agenttest.NewLogbook(t)
 	runAgent(t, node, env.Config, state, logTo(next))
-	waitUntil(t, "the deleted unlabelled pool released by the node's next agent", func() bool { return poolGone(key) == nil })
+	waitUntil(t, "the deleted unlabelled pool released by the node's next agent, its drain logged", drainedAndLogged(next, key))
 	if n := logged(next, "Drained deleted pool", key); n != 1 {
 		t.Errorf("the next agent drained the pool %d times, want once", n)
 	}
