@@ -243,28 +243,45 @@ func (db passwdDB) groupFromGetent(ctx context.Context, gid string) (*user.Group
 	return findGroup(bytes.NewReader(out), gid)
 }
 
-// findGroup is the group of r, a group file (name:password:gid:members),
-// whose gid is gid, or nil. It reads r as groupsListing does: a line is
-// trimmed of blanks; an empty one, a comment (#), a NIS one (+ or -), one
-// of other than four fields or of no name is no group.
+// findGroup is the group of r, a group file, whose gid is gid, or nil.
 func findGroup(r io.Reader, gid string) (*user.Group, error) {
+	var found *user.Group
+	err := eachGroup(r, func(f []string) bool {
+		if f[2] == gid {
+			found = &user.Group{Gid: gid, Name: f[0]}
+		}
+		return found == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// eachGroup calls each with the four fields of each group of r, a group
+// file (name:password:gid:members), until it returns false. It reads r as
+// os/user's listGroupsFromReader does: a line is trimmed of blanks; an
+// empty one, a comment (#), a NIS one (+ or -), one of other than four
+// fields or of no name is no group. findGroup and groupsListing read
+// alike through it, so a line one skips the other skips too.
+func eachGroup(r io.Reader, each func(fields []string) (more bool)) error {
 	rd := bufio.NewReader(r)
 	for {
 		line, err := rd.ReadBytes('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
+			return err
 		}
-		if f := groupFields(bytes.TrimSpace(line)); f != nil && f[2] == gid {
-			return &user.Group{Gid: gid, Name: f[0]}, nil
+		if f := groupFields(bytes.TrimSpace(line)); f != nil && !each(f) {
+			return nil
 		}
 		if err != nil {
-			return nil, nil
+			return nil
 		}
 	}
 }
 
 // groupFields is line's four fields, a group file's, or nil where it is
-// no group (findGroup).
+// no group (eachGroup).
 func groupFields(line []byte) []string {
 	if len(line) == 0 || line[0] == '#' || line[0] == '+' || line[0] == '-' {
 		return nil
@@ -301,35 +318,27 @@ func (db passwdDB) fileGroups(u *user.User) ([]string, error) {
 
 // groupsListing is u's primary group, then the gid of each group of r, a
 // group file (name:password:gid:members), whose comma-separated members
-// name u, as often as they do (withGroups counts each once). It reads r as os/user's listGroupsFromReader does:
-// a line is trimmed of blanks; an empty one, a comment (#), a NIS one (+
-// or -), one of other than four fields, of no name, or whose gid is no
-// number lists no one.
+// name u, as often as they do (withGroups counts each once). It reads r
+// as eachGroup does, and a group whose gid is no number lists no one, as
+// in os/user's listGroupsFromReader.
 func groupsListing(r io.Reader, u *user.User) ([]string, error) {
 	groups := []string{u.Gid}
-	rd := bufio.NewReader(r)
-	for {
-		line, err := rd.ReadBytes('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		if gid, ok := groupListing(bytes.TrimSpace(line), u.Username); ok {
+	err := eachGroup(r, func(f []string) bool {
+		if gid, ok := groupListing(f, u.Username); ok {
 			groups = append(groups, gid)
 		}
-		if err != nil {
-			return groups, nil
-		}
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
+	return groups, nil
 }
 
-// groupListing is the gid of line, a group file's, if its members name
-// name (groupsListing).
-func groupListing(line []byte, name string) (string, bool) {
-	if len(line) == 0 || line[0] == '#' || line[0] == '+' || line[0] == '-' {
-		return "", false
-	}
-	f := strings.Split(string(line), ":")
-	if len(f) != 4 || f[0] == "" || !slices.Contains(strings.Split(f[3], ","), name) {
+// groupListing is the gid of a group's fields (eachGroup) if its members
+// name name and the gid is a number (groupsListing).
+func groupListing(f []string, name string) (string, bool) {
+	if !slices.Contains(strings.Split(f[3], ","), name) {
 		return "", false
 	}
 	if _, err := strconv.Atoi(f[2]); err != nil {
