@@ -81,9 +81,11 @@ last:x:1009:1009::/home/last:/bin/sh`
 // initgroups, as glibc's, answers a name followed by the gids of the
 // groups that list it (ldapuser's its primary too), the name alone for
 // one none lists; for liar another name's, for badgid a group by name,
-// for down it fails, for slow it hangs. It writes each question on a line
-// of calls, by it, and the pid of its hang to the fifo started, when
-// there is one.
+// for down it fails, for slow it hangs. Its group answers ldapgroup for
+// gid 2000, which fakeGroup lacks, another gid's group (2101's) for 2100,
+// fails for 3100, and exits 2 for any other gid. It writes each question
+// on a line of calls, by it, and the pid of its hang to the fifo started,
+// when there is one.
 const fakeGetent = `#!/bin/sh
 echo "$*" >> "${0%/*}/calls"
 if [ "$1" = initgroups ]; then
