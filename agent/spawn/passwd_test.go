@@ -174,7 +174,8 @@ func TestPasswdDBLookupGID(t *testing.T) {
 		{what: "with no file", change: func(db *passwdDB) { db.group += ".none" }, gid: "2000", want: "ldapgroup"},
 		{what: "in neither", gid: "5000", unknown: true},
 		{what: "with no getent", change: func(db *passwdDB) { db.getent += ".none" }, gid: "2000", unknown: true},
-		{what: "in a comment or a NIS line alone", gid: "3002", unknown: true},
+		{what: "in a comment line alone", gid: "3001", unknown: true},
+		{what: "in a NIS line alone", gid: "3002", unknown: true},
 		{what: "whose getent answers another gid", gid: "2100", unknown: true},
 		{what: "whose getent fails", gid: "3100"},
 	} {
