@@ -18,8 +18,9 @@ import (
 // hangingLibc makes libc's lookups hang, as a directory that does not
 // answer makes them (sssd down, an LDAP server that takes the connection
 // and says nothing), until the test ends; each says its call (getpwnam
-// alice) on entered as it begins. answering are calls answered at once:
-// alice's entry, uid 1000.
+// alice) on entered as it begins. answering are calls answered at once,
+// none said on entered: getpwnam with alice's entry (uid 1000), the others
+// with an error, "released", as a hanging call answers once released.
 func hangingLibc(t *testing.T, answering ...string) (entered <-chan string) {
 	calls := make(chan string, 16)
 	release := make(chan struct{})
