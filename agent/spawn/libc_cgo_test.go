@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -159,10 +160,10 @@ func TestLibcLookupsEndWithTheirContext(t *testing.T) {
 func TestLibcLookupsOfAKeyAreOneWhileItRuns(t *testing.T) {
 	var ls libcLookups
 	release := make(chan struct{})
-	calls := 0 // the test's goroutine's alone: call runs in start's
+	var calls atomic.Int32 // the joiner's, were it run: in start's goroutine, not the test's
 	hangs := func() (any, error) { <-release; return "released", nil }
 	first := ls.start("getpwnam alice", hangs)
-	again := ls.start("getpwnam alice", func() (any, error) { calls++; return nil, nil })
+	again := ls.start("getpwnam alice", func() (any, error) { calls.Add(1); return nil, nil })
 	if again != first {
 		t.Errorf("a second lookup of getpwnam alice while the first hangs was started, not joined")
 	}
@@ -173,8 +174,8 @@ func TestLibcLookupsOfAKeyAreOneWhileItRuns(t *testing.T) {
 	}
 	close(release)
 	<-first.done
-	if first.val != "released" || calls != 0 {
-		t.Errorf("getpwnam alice answered %v, its joiner's call run %d times; want the first's answer, the joiner's never run", first.val, calls)
+	if first.val != "released" || calls.Load() != 0 {
+		t.Errorf("getpwnam alice answered %v, its joiner's call run %d times; want the first's answer, the joiner's never run", first.val, calls.Load())
 	}
 	next := ls.start("getpwnam alice", func() (any, error) { return "asked again", nil })
 	<-next.done
