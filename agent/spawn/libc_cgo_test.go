@@ -238,18 +238,20 @@ func TestLibcLookupsStuckPastTheLimitAreAskedAgain(t *testing.T) {
 // TestLibcLookupsOfAnEndedContextAskNothing: a lookup whose context has
 // already ended (a spawn given up before it looked its user up) does not
 // call into libc, which it could not wait on, and says what one that
-// ended while libc ran says.
+// ended while libc ran says. Its user and ids (ended, 4100) are its own,
+// so that no lookup another test left running holds its keys.
 func TestLibcLookupsOfAnEndedContextAskNothing(t *testing.T) {
 	const nss = "the system's user databases (NSS) did not answer"
-	alice := &user.User{Uid: "1000", Gid: "1000", Username: "alice"}
+	ended := &user.User{Uid: "4100", Gid: "4100", Username: "ended"}
 	for _, tt := range []struct {
 		lookup func(context.Context) error
+		key    string // its lookup's in running, were libc asked
 		want   string // the error, before ": " and the cause
 	}{
-		{func(ctx context.Context) error { _, err := lookupName(ctx, "alice"); return err }, "getpwnam alice: " + nss},
-		{func(ctx context.Context) error { _, err := lookupUID(ctx, "1000"); return err }, "getpwuid 1000: " + nss},
-		{func(ctx context.Context) error { _, err := groupIDs(ctx, alice); return err }, "getgrouplist alice: " + nss},
-		{func(ctx context.Context) error { _, err := lookupGID(ctx, "1000"); return err }, "getgrgid 1000: " + nss},
+		{func(ctx context.Context) error { _, err := lookupName(ctx, "ended"); return err }, "getpwnam ended", "getpwnam ended: " + nss},
+		{func(ctx context.Context) error { _, err := lookupUID(ctx, "4100"); return err }, "getpwuid 4100", "getpwuid 4100: " + nss},
+		{func(ctx context.Context) error { _, err := groupIDs(ctx, ended); return err }, "getgrouplist ended 4100", "getgrouplist ended: " + nss},
+		{func(ctx context.Context) error { _, err := lookupGID(ctx, "4100"); return err }, "getgrgid 4100", "getgrgid 4100: " + nss},
 	} {
 		t.Run(strings.Fields(tt.want)[0], func(t *testing.T) {
 			entered := hangingLibc(t)
@@ -260,15 +262,18 @@ func TestLibcLookupsOfAnEndedContextAskNothing(t *testing.T) {
 			if want := tt.want + ": " + cause.Error(); err == nil || err.Error() != want || !errors.Is(err, cause) {
 				t.Errorf("%v; want %q, wrapping the context's cause", err, want)
 			}
+			// A lookup begun is running's until hangingLibc's cleanup
+			// releases it, though its call may not yet have said so on
+			// entered: its key, not entered alone, says whether libc was asked.
 			running.mu.Lock()
-			asked := len(running.pending)
+			_, asked := running.pending[tt.key]
 			running.mu.Unlock()
 			select {
 			case call := <-entered:
 				t.Errorf("libc was asked %s, its caller's context already ended", call)
 			default:
-				if asked != 0 {
-					t.Errorf("libc was asked (%d lookups running), its caller's context already ended", asked)
+				if asked {
+					t.Errorf("libc was asked %s (its lookup is running), its caller's context already ended", tt.key)
 				}
 			}
 		})
