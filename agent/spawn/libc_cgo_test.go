@@ -88,7 +88,9 @@ func (ls *libcLookups) wait() {
 // the user databases did not answer, naming the user, as getent's does
 // built without cgo; the call is left to return on its own. Each is
 // checked as its caller words it: a spawn's user, by name and by uid, its
-// groups, a failed spawn's owners, --worker-users.
+// groups, --worker-users; a failed spawn's owners are lookupUID's and
+// lookupGID's own errors, which ownerNames, calling them with the spawn's
+// context, shows as the number they could not name.
 func TestLibcLookupsEndWithTheirContext(t *testing.T) {
 	const nss = "the system's user databases (NSS) did not answer"
 	for _, tt := range []struct {
@@ -110,11 +112,11 @@ func TestLibcLookupsEndWithTheirContext(t *testing.T) {
 			_, err := rootIdentity(ctx, systemUsers, "alice", WorkerUsers{})
 			return err
 		}, "getgrouplist alice", `user "alice": groups: getgrouplist alice: ` + nss},
-		{"a failed spawn's owner", nil, func(ctx context.Context) error {
+		{"lookupUID, naming a failed spawn's owner", nil, func(ctx context.Context) error {
 			_, err := lookupUID(ctx, "4000")
 			return err
 		}, "getpwuid 4000", `getpwuid 4000: ` + nss},
-		{"a failed spawn's group", nil, func(ctx context.Context) error {
+		{"lookupGID, naming a failed spawn's group", nil, func(ctx context.Context) error {
 			_, err := lookupGID(ctx, "4000")
 			return err
 		}, "getgrgid 4000", `getgrgid 4000: ` + nss},
