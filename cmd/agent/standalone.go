@@ -97,9 +97,11 @@ func warnOfRootGroup(log logr.Logger) {
 }
 
 // workerUsersWait bounds the lookups of --worker-users' names at the
-// agent's start, all of them together: getent's are bounded one by one
-// (10 s each), libc's, built with cgo, by nothing of the agent's; past
-// it, the agent stops with an error naming the user, rather than hang.
+// agent's start, all of them together: getent's, built without cgo, are
+// bounded one by one too (10 s each), and end with this context; libc's,
+// built with cgo, end with it as well (spawn's libcUntil), their calls
+// left to return on their own. Past it, the agent stops with an error
+// naming the user, rather than hang.
 const workerUsersWait = 30 * time.Second
 
 // timeoutFlag binds a proxy timeout, refusing one not above zero at
