@@ -15,26 +15,8 @@ import (
 // changed alone would have the chart accept what the schema refuses, or
 // refuse what it accepts, only when the schema is skipped.
 func TestChartBindAddressRegexIsTheSchemas(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var schema struct {
-		Definitions map[string]struct {
-			Pattern string `json:"pattern"`
-		} `json:"definitions"`
-	}
-	if err := json.Unmarshal(data, &schema); err != nil {
-		t.Fatal(err)
-	}
-	want := schema.Definitions["bindAddress"].Pattern
-	if want == "" {
-		t.Fatal("values.schema.json: definitions.bindAddress has no pattern")
-	}
-	tmpl, err := os.ReadFile(filepath.Join(chartDir, "templates", "validate.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := schemaPattern(t, "bindAddress")
+	tmpl := validateTemplate(t)
 	// Each $hostPort's regexMatch, its pattern a quoted template string.
 	found := regexp.MustCompile(`\$hostPort := and \(kindIs "string" \$v\) \(regexMatch ("(?:[^"\\]|\\.)*") \$v\)`).
 		FindAllSubmatch(tmpl, -1)
@@ -50,4 +32,36 @@ func TestChartBindAddressRegexIsTheSchemas(t *testing.T) {
 			t.Errorf("validate.yaml's host:port regex\n %s\nis not the schema's bindAddress pattern\n %s", got, want)
 		}
 	}
+}
+
+// schemaPattern is the pattern of values.schema.json's definition name.
+func schemaPattern(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Definitions map[string]struct {
+			Pattern string `json:"pattern"`
+		} `json:"definitions"`
+	}
+	if err := json.Unmarshal(data, &schema); err != nil {
+		t.Fatal(err)
+	}
+	pattern := schema.Definitions[name].Pattern
+	if pattern == "" {
+		t.Fatalf("values.schema.json: definitions.%s has no pattern", name)
+	}
+	return pattern
+}
+
+// validateTemplate is templates/validate.yaml's text.
+func validateTemplate(t *testing.T) []byte {
+	t.Helper()
+	tmpl, err := os.ReadFile(filepath.Join(chartDir, "templates", "validate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl
 }
