@@ -1081,8 +1081,8 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 
 // durationTaken is what the chart says --simulate-workers takes.
 const durationTaken = "a duration, as Go's time.ParseDuration reads it: 0, or numbers each followed by a unit " +
-	"(ns, us, µs, ms, s, m or h), as 1.5s or 1h30m, a + before them or not, not negative (-0s is 0), under " +
-	"2562047h47m16s (292 years)"
+	"(ns, us, µs or μs, ms, s, m or h), as 1.5s or 1h30m, a + before them or not, not negative (-0s is 0), up to " +
+	"2562047h47m16.854775807s (292 years)"
 
 // negativeRefused is what the agent's check of its flags says, exiting 1,
 // of a negative --drain-delay or --simulate-workers.
