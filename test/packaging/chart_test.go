@@ -1546,7 +1546,7 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 			"agent.heartbeatInterval is " + positive("-0s", "10s", "the agent", "heartbeat-interval")},
 		{"agent.heartbeatInterval", "heartbeat-interval", "abc", "abc", "invalid value \"abc\" for flag -heartbeat-interval: " +
 			"parse error", 2, parse("agent.heartbeatInterval", "abc", "the agent", "heartbeat-interval", "parse error") +
-			". Set a Go duration, as 1.5s or 1h30m, under 2562047h47m16s (the default is 10s)" + skipped},
+			". Set a Go duration, as 1.5s or 1h30m, up to 2562047h47m16.854775807s (the default is 10s)" + skipped},
 		{"agent.heartbeatInterval", "heartbeat-interval", 1.5, "1", "invalid value \"1\" for flag -heartbeat-interval: " +
 			"parse error", 2, "agent.heartbeatInterval is 1.5 (rendered as 1), not a duration the agent would read: the agent " +
 			"would not start (invalid value \"1\" for flag -heartbeat-interval: parse error)"},
@@ -1583,7 +1583,7 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		{"agent.readHeaderTimeout", "read-header-timeout", "3000000h", "3000000h", "invalid value \"3000000h\" for flag " +
 			"-read-header-timeout: time: invalid duration \"3000000h\"", 2, parse("agent.readHeaderTimeout", "3000000h",
 			"the agent", "read-header-timeout", "time: invalid duration \"3000000h\"") + ". Set a Go duration, as 1.5s or " +
-			"1h30m, under 2562047h47m16s (the default is 10s)"},
+			"1h30m, up to 2562047h47m16.854775807s (the default is 10s)"},
 		{"agent.idleTimeout", "idle-timeout", "-1s", "-1s", notAboveZero("idle-timeout", "-1s", "2m0s"), 2,
 			"agent.idleTimeout is -1s, which the agent refuses at its start (" + notAboveZero("idle-timeout", "-1s", "2m0s")},
 		{"agent.idleTimeout", "idle-timeout", "abc", "abc", "invalid value \"abc\" for flag -idle-timeout: time: invalid " +
