@@ -658,7 +658,14 @@ bound the value is "unsure" (read or a parse error), and within k ns of
 0 "unsureZero" (0 or above: 0.1ns, 0.99999999999999999ns, which Go
 reads as 1ns) or, negative, "unsureNegative" (-0, which is 0, or below).
 A count past 2^63 is "parse" whatever k: ferry.nanoseconds stops there,
-and only two or more such parts at the very bound could bring Go under.
+not saying how far past. Go may yet read one at most k ns past 2^63. A
+positive one needs two such parts or more to come under Go's bound of
+2^63-1 ns; the chart refuses it though Go might take it, a value no one
+writing a duration means. A negative one needs one alone, Go taking
+-2^63 ns (-2562047h47m16.854775808s0.00000000100000000000s, 2^63+1 ns
+here, is -2^63 ns to Go); the binaries refuse it at their start as
+negative, as they do every duration the chart checks below 0, where the
+chart quotes a parse error.
 */}}
 {{- define "ferry.durationProblem" -}}
 {{- $part := "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)" }}
