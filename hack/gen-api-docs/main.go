@@ -139,8 +139,10 @@ closest one Ferry reads.
 
 Durations are numbers, each followed by its unit: ` + "`ns`" + `, ` + "`us`" + `, ` + "`µs`" + `
 (U+00B5) or ` + "`μs`" + ` (U+03BC), ` + "`ms`" + `, ` + "`s`" + `, ` + "`m`" + ` or ` + "`h`" + `, as ` + "`90s`" + `, ` + "`5m`" + `, ` + "`1.5h`" + `
-or ` + "`1h30m`" + ` (Go's duration strings, without a ` + "`+`" + ` or a bare ` + "`0`" + `). A default
-is applied by the API server when the field is omitted.
+or ` + "`1h30m`" + `: Go's duration strings, but for three forms Go reads too: a
+leading ` + "`+`" + `, a bare ` + "`0`" + `, and a point without a digit on each side (` + "`.5s`" + `
+and ` + "`1.s`" + `; write ` + "`0.5s`" + ` and ` + "`1s`" + `). A default is applied by the API server
+when the field is omitted.
 
 `
 }
