@@ -749,14 +749,13 @@ func TestHaltWhenTheAppSaysAfterItWasReady(t *testing.T) {
 		{"a readiness answer", "not ready within startTimeout (90s): 503 from /healthz: warming up, try again 2s " +
 			contract.DiedAfterReady},
 	} {
-		reason := c.reason
 		t.Run("on the halt's node, "+c.name, func(t *testing.T) {
 			ns := newNamespace(t)
 			a := newNode(t, ns, "a", true)
 			newAppGroup(t, ns, "blog", nil)
-			newAgent(t, ns, a, fmt.Sprintf("192.0.2.%d", 2+i)).failSpawns("blog", reason)
+			newAgent(t, ns, a, fmt.Sprintf("192.0.2.%d", 2+i)).failSpawns("blog", c.reason)
 			waitCondition(t, ns, "blog", ferryv1.ConditionRollingRestart, metav1.ConditionFalse, ferryv1.ReasonRolloutHalted,
-				"it failed to spawn on "+a+" ("+reason+")", "the rollout goes on once it starts there")
+				"it failed to spawn on "+a+" ("+c.reason+")", "the rollout goes on once it starts there")
 			waitEvent(t, ns, "blog", corev1.EventTypeWarning, controllers.EventRolloutHalted, "it failed to spawn on "+a+" (")
 			assertEventCountOf(t, ns, "blog", controllers.EventRolloutHalted, "soon after it was ready", 0)
 		})

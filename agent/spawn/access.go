@@ -186,9 +186,10 @@ func statStep(path string, fi fs.FileInfo, names *ownerNames) step {
 }
 
 // ownerNames names the owners and groups of a failed spawn's walks, each
-// uid and gid looked up once (a path's steps are mostly root's), the
-// users with the spawn's ctx: getent, which a uid no file knows is asked
-// of, ends with the spawn, not 10 s after it.
+// uid and gid looked up once (a path's steps are mostly root's), users
+// and groups with the spawn's ctx: getent, which an id no file knows is
+// asked of, ends with the spawn, not 10 s after it, as libc's lookups do
+// built with cgo.
 type ownerNames struct {
 	ctx    context.Context
 	byUID  lookupFunc // lookupUID; not user.LookupId: the agent's own uid would be named by $USER

@@ -27,10 +27,8 @@ func hangingLibc(t *testing.T, answering ...string) (entered <-chan string) {
 	release := make(chan struct{})
 	alice := &user.User{Uid: "1000", Gid: "1000", Username: "alice", HomeDir: "/home/alice"}
 	answers := func(call string) bool {
-		for _, a := range answering {
-			if a == call {
-				return true
-			}
+		if slices.Contains(answering, call) {
+			return true
 		}
 		calls <- call
 		<-release

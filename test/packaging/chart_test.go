@@ -1653,7 +1653,9 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 			"\"2562047h47m16.854775808s5x\" for flag -send-timeout: time: unknown unit \"x\" in duration " +
 			"\"2562047h47m16.854775808s5x\"", 2, parse("agent.sendTimeout", "2562047h47m16.854775808s5x", "the agent",
 			"send-timeout", "time: unknown unit \"x\" in duration \"2562047h47m16.854775808s5x\"")},
-		// Many parts before the one past the bound, each summed once.
+		// Many parts before the one past the bound: Go's message, quoted
+		// whole. How fast the chart sums them (once, not once a prefix) is
+		// not checked here: a test asserts behaviour, not time.
 		{"agent.idleTimeout", "idle-timeout", manyParts, manyParts, "invalid value \"" + manyParts + "\" for flag " +
 			"-idle-timeout: time: invalid duration \"" + manyParts + "\"", 2, parse("agent.idleTimeout", manyParts,
 			"the agent", "idle-timeout", "time: invalid duration \""+manyParts+"\"")},

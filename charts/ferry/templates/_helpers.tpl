@@ -569,10 +569,14 @@ refuses unspecified, loopback and link-local ones in an EndpointSlice.
 The nanoseconds a Go duration ("1m30s", "500ms", "1.5h", a sign before
 it or not) stands for, without its sign, as time.ParseDuration sums
 them: digits in a string, up to 2^63 (9223372036854775808, which Go
-takes only negative), or "" past it, where Go stops reading. The one
-table of Go's units: ferry.durationProblem and ferry.durationParseError
-size a value with it, and validate.yaml compares the heartbeat with
-manager.agentStaleAfter. Its form is checked before, by
+takes only negative), or "" past it, where Go stops reading. Its table
+of Go's units sizes every value: ferry.durationProblem and
+ferry.durationParseError size a value with it, and validate.yaml
+compares the heartbeat with manager.agentStaleAfter. (The digits each
+unit keeps past the nanosecond are a second table, in
+ferry.partsPastTheNanosecond, which reads a value's parts again: folding
+it in here would have this helper return two things to its three
+callers.) Its form is checked before, by
 ferry.durationProblem (under --skip-schema-validation) or the schema.
 
 Summed in int64 (sprig's add, mul, div and mod), as seconds and
