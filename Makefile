@@ -124,12 +124,12 @@ deps: ## Install the Debian packages the tests use, when missing (hack/install-d
 
 .PHONY: test
 test: deps control-plane ## Run every test against a real control plane and real processes, then the concurrent packages' again under -race, and agent/spawn's built without cgo.
-	KUBEBUILDER_ASSETS=$(BIN) $(GO) test -p $(TEST_P) -timeout $(TEST_TIMEOUT) -count=1 $(TEST_FLAGS) $(TEST_PKGS)
+	KUBEBUILDER_ASSETS=$(BIN) GO=$(GO) hack/go-test.sh -p $(TEST_P) -timeout $(TEST_TIMEOUT) -count=1 $(TEST_FLAGS) $(TEST_PKGS)
 ifneq ($(strip $(RACE_PKGS)),)
-	KUBEBUILDER_ASSETS=$(BIN) CGO_ENABLED=1 $(GO) test -race -p $(TEST_P) -timeout $(TEST_TIMEOUT) -count=1 $(TEST_FLAGS) $(RACE_PKGS)
+	KUBEBUILDER_ASSETS=$(BIN) CGO_ENABLED=1 GO=$(GO) hack/go-test.sh -race -p $(TEST_P) -timeout $(TEST_TIMEOUT) -count=1 $(TEST_FLAGS) $(RACE_PKGS)
 endif
 ifneq ($(strip $(NOCGO_PKGS)),)
-	KUBEBUILDER_ASSETS=$(BIN) CGO_ENABLED=0 $(GO) test -p $(TEST_P) -timeout $(TEST_TIMEOUT) -count=1 $(TEST_FLAGS) $(NOCGO_PKGS)
+	KUBEBUILDER_ASSETS=$(BIN) CGO_ENABLED=0 GO=$(GO) hack/go-test.sh -p $(TEST_P) -timeout $(TEST_TIMEOUT) -count=1 $(TEST_FLAGS) $(NOCGO_PKGS)
 endif
 
 ##@ Benchmarks

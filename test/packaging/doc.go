@@ -10,7 +10,8 @@
 // (impersonated and with real bound pod tokens), the chart renders exactly
 // the arguments internal/deployargs defines (which the local stack and the
 // end-to-end tests start the binaries with), and the Dockerfile's build
-// commands are run and compared with `make build`'s.
+// commands are run and compared with `make build`'s. `make test`'s runner,
+// hack/go-test.sh, is run on failing packages of its own.
 //
 // The helm binary is the one the Makefile builds from hack/tools/helm; the
 // tests build it when it is missing or stale. kubectl is part of the

@@ -1,0 +1,136 @@
+package packaging_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestGoTestRepeatsWhatFailedAtTheEnd: `make test` runs go test through
+// hack/go-test.sh, which, when a test fails, says again below everything
+// else which test failed and what it said, and exits with go test's
+// status. A failing package prints its tests' stderr logs (the manager's,
+// hundreds of lines) after its failures; a CI keeping only the tail of a
+// run showed those and not the failing test (seen in stop 58's landing
+// CI: controllers failed, and no test was named in what was shown).
+func TestGoTestRepeatsWhatFailedAtTheEnd(t *testing.T) {
+	const noise = "2026-12-07T22:43:46Z\tINFO\tStopping and waiting for caches\n" +
+		"\t/root/go/pkg/mod/github.com/go-logr/logr@v1.4.3/logr.go:301\n"
+	failing := `package gt
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestQuiet(t *testing.T) {}
+
+func TestWaits(t *testing.T) {
+	t.Run("on node-a", func(t *testing.T) {
+		t.Errorf("timed out waiting for Ready:\nlast seen: False")
+	})
+}
+
+// Logs after the failures, as a package's manager writes when TestMain
+// stops it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	fmt.Fprint(os.Stderr, strings.Repeat(` + "`" + noise + "`" + `, 50))
+	os.Exit(code)
+}
+`
+	out, err := runGoTest(t, map[string]string{"gt_test.go": failing})
+	if exitCode(err) != 1 {
+		t.Fatalf("go-test.sh on a failing package: %v, want exit status 1 (go test's)\n%s", err, out)
+	}
+	summary := afterLast(t, out, "=== go test failed (exit 1); what failed, repeated from above:\n")
+	want := "--- FAIL: TestWaits (" // then its time
+	if !strings.HasPrefix(summary, want) {
+		t.Fatalf("the summary begins %q, want %q", firstLine(summary), want)
+	}
+	for _, line := range []string{
+		"    --- FAIL: TestWaits/on_node-a (",
+		"        gt_test.go:14: timed out waiting for Ready:\n            last seen: False\n",
+		"FAIL\texample.com/gt\t",
+	} {
+		if !strings.Contains(summary, line) {
+			t.Errorf("the summary lacks %q:\n%s", line, summary)
+		}
+	}
+	for _, line := range []string{"INFO", "logr.go", "TestQuiet"} {
+		if strings.Contains(summary, line) {
+			t.Errorf("the summary repeats %q, which is not what failed:\n%s", line, summary)
+		}
+	}
+
+	// A package that does not build: the compiler's line is repeated.
+	out, err = runGoTest(t, map[string]string{"gt_test.go": "package gt\n\nfunc f() { undefinedName() }\n"})
+	if exitCode(err) != 1 {
+		t.Fatalf("go-test.sh on a package that does not build: %v, want exit status 1\n%s", err, out)
+	}
+	summary = afterLast(t, out, "what failed, repeated from above:\n")
+	if !strings.Contains(summary, "gt_test.go:3:12: undefined: undefinedName") {
+		t.Errorf("the summary lacks the compiler's line:\n%s", summary)
+	}
+
+	// A passing run adds nothing and exits 0.
+	out, err = runGoTest(t, map[string]string{"gt_test.go": "package gt\n\nimport \"testing\"\n\nfunc TestQuiet(t *testing.T) {}\n"})
+	if err != nil {
+		t.Fatalf("go-test.sh on a passing package: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "what failed") {
+		t.Errorf("a passing run says what failed:\n%s", out)
+	}
+}
+
+// runGoTest runs hack/go-test.sh -count=1 ./... in a module of its own
+// holding files, and returns what it printed.
+func runGoTest(t *testing.T, files map[string]string) (string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	files["go.mod"] = "module example.com/gt\n\ngo 1.26\n"
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(filepath.Join(root, "hack", "go-test.sh"), "-count=1", "./...")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GO="+filepath.Join(runtime.GOROOT(), "bin", "go"), "GOTOOLCHAIN=local", "GOFLAGS=")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// exitCode is the exit status of a command that ran and exited (0 for
+// none), or -1.
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	}
+	return -1
+}
+
+// afterLast is what out has after the last sep, which it must have.
+func afterLast(t *testing.T, out, sep string) string {
+	t.Helper()
+	i := strings.LastIndex(out, sep)
+	if i < 0 {
+		t.Fatalf("no %q in:\n%s", sep, out)
+	}
+	return out[i+len(sep):]
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
