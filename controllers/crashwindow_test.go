@@ -31,13 +31,19 @@ func withCrashWindow(t *testing.T) {
 	t.Cleanup(func() { restart(-1) })
 }
 
-// passCrashWindow steps the manager's clock past the crash window and has
-// the agent report (nothing new): the manager's pass then finds its new
-// processes have lived it.
+// passCrashWindow steps the manager's clock past the crash window, has
+// the agent report (nothing new) and brings the pass that the manager
+// scheduled for the window's end (controllers.DuePass): that pass finds
+// the new processes have lived it. The report alone brings no pass (the
+// pool predicate drops a report that only moves the heartbeat), and the
+// scheduled one would come ten real seconds after the pass that saw the
+// processes ready, whatever the stepped clock says (seen: the crash-window
+// tests spent ten seconds of real time at each step, until the pass came).
 func passCrashWindow(t *testing.T, agent *simAgent) {
 	t.Helper()
 	setClock(t, clk.Now().Add(contract.CrashWindow+time.Second))
 	agent.heartbeat("blog")
+	controllers.DuePass(reconciler, agent.ns, "blog")
 }
 
 // crashWindow is the crash window as the manager's messages say it: the

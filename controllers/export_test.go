@@ -4,6 +4,8 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -32,4 +34,14 @@ func (s *signs) seen(key string, stamp time.Time) bool {
 	defer s.mu.Unlock()
 	old, ok := s.by[key]
 	return ok && old.stamp.Equal(stamp)
+}
+
+// DuePass asks r for a pass over the AppGroup namespace/name now, as the
+// requeue a pass scheduled (RequeueAfter) brings it once its time has
+// come: the tests step the manager's clock past that time, and the work
+// queue's timers run on the real one (a crash window's requeue would come
+// ten real seconds later, whatever the clock says). It goes through the
+// lease watcher's channel, the manager's own way of asking for a pass.
+func DuePass(r *AppGroupReconciler, namespace, name string) {
+	r.leases.events <- event.GenericEvent{Object: &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}
 }
