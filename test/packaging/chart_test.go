@@ -980,6 +980,12 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		{"agent", []string{"--simulate-workers", "-2562047h47m16.854775808s"}, negativeRefused, 1, "agent.extraArgs has " +
 			"--simulate-workers -2562047h47m16.854775808s (two items), a negative duration: the agents would not start (" +
 			negativeRefused + ")", ""},
+		// Past -2^63 ns by the chart's count, by no more than its one part
+		// past the nanosecond: Go reads it as -2^63 ns (its last part as
+		// 0), negative, not as a parse error.
+		{"agent", []string{"--simulate-workers=-2562047h47m16.854775808s0.00000000100000000000s"}, negativeRefused, 1,
+			"agent.extraArgs has --simulate-workers=-2562047h47m16.854775808s0.00000000100000000000s, a negative duration: " +
+				"the agents would not start (" + negativeRefused + ")", ""},
 		// Read past it: the flag package stops at the flag after it.
 		{"agent", []string{"--simulate-workers=-1s", "--no-such-flag"}, "flag provided but not defined: -no-such-flag", 2,
 			"agent.extraArgs has --no-such-flag, a flag the agents do not define: the agents would not start (flag " +
@@ -1628,6 +1634,22 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		{"agent.drainDelay", "drain-delay", "-0.1ns", "-0.1ns", noCluster, 1, rounded("agent.drainDelay", "-0.1ns", "5s") +
 			"Read below 0, it is negative, which the agents refuse at their start (" + negativeRefused + ")" + skipped},
 		{"agent.drainDelay", "drain-delay", "0.1ns", "", noCluster, 1, ""},
+		// Past -2^63 ns by the chart's count, by no more than its one part
+		// past the nanosecond: Go reads it as -2^63 ns, which the binaries
+		// refuse as they do every value below 0.
+		{"agent.drainDelay", "drain-delay", "-2562047h47m16.854775808s0.00000000100000000000s",
+			"-2562047h47m16.854775808s0.00000000100000000000s", negativeRefused, 1, "agent.drainDelay is " +
+				"-2562047h47m16.854775808s0.00000000100000000000s, a negative duration, which the agents refuse at their " +
+				"start (" + negativeRefused + ")"},
+		{"agent.heartbeatInterval", "heartbeat-interval", "-2562047h47m16.854775808s0.00000000100000000000s",
+			"-2562047h47m16.854775808s0.00000000100000000000s", "--heartbeat-interval must be positive", 1,
+			"agent.heartbeatInterval is " + positive("-2562047h47m16.854775808s0.00000000100000000000s", "10s", "the agent",
+				"heartbeat-interval") + skipped},
+		{"agent.idleTimeout", "idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s",
+			"-2562047h47m16.854775808s0.00000000100000000000s", notAboveZero("idle-timeout",
+				"-2562047h47m16.854775808s0.00000000100000000000s", "2m0s"), 2, "agent.idleTimeout is " +
+				"-2562047h47m16.854775808s0.00000000100000000000s, which the agent refuses at its start (" +
+				notAboveZero("idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s")},
 		// Its digits past the nanosecond cannot take it to Go's bound.
 		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.854775806s0.5ns", "", noCluster, 1, ""},
 		{"agent.sendTimeout", "send-timeout", "5x", "5x", "invalid value \"5x\" for flag -send-timeout: time: unknown unit " +

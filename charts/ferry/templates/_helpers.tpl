@@ -584,13 +584,25 @@ nanoseconds apart, so that nothing overflows on the way to 2^63 ns: the
 whole number of a part is split at its ninth digit from the right. A
 fraction counts as Go counts it, cut down to a whole nanosecond (0.1ns
 is 0): ferry.fractionNanoseconds.
+
+Called with (dict "value" ... "slack" k), it counts on to 2^63+k ns,
+"" past that: ferry.durationProblem's negative values, which Go may read
+as -2^63 ns from a count up to k ns past it (k parts past the
+nanosecond). A k up to 145224192 (2^63 ns short of 9223372037 s, where
+a part's whole number stops the count): far more parts than any value has.
 */}}
 {{- define "ferry.nanoseconds" -}}
+{{- $value := . }}
+{{- $slack := 0 }}
+{{- if kindIs "map" . }}{{ $value = .value }}{{ $slack = .slack | int64 }}{{ end }}
+{{- /* The bound, 2^63+k ns, in seconds and nanoseconds as the sum is kept. */}}
+{{- $boundSecs := add 9223372036 (div (add 854775808 $slack) 1000000000) }}
+{{- $boundNanos := mod (add 854775808 $slack) 1000000000 }}
 {{- $units := dict "ns" 1 "us" 1000 "µs" 1000 "μs" 1000 "ms" 1000000 "s" 1000000000 "m" 60000000000 "h" 3600000000000 }}
 {{- $secs := 0 }}
 {{- $nanos := 0 }}
 {{- $over := false }}
-{{- range regexFindAll "[0-9.]+[^0-9.]+" . -1 }}
+{{- range regexFindAll "[0-9.]+[^0-9.]+" $value -1 }}
 {{- $n := regexFind "^[0-9.]+" . }}
 {{- $unit := get $units (trimPrefix $n .) }}
 {{- /* No leading zeros: sprig's int64 reads "010" as octal. */}}
@@ -608,7 +620,7 @@ is 0): ferry.fractionNanoseconds.
 {{- $nanos = add $nanos (include "ferry.fractionNanoseconds" (dict "digits" $frac "unit" $unit) | int64) }}
 {{- $secs = add $secs (div $nanos 1000000000) }}
 {{- $nanos = mod $nanos 1000000000 }}
-{{- if or (gt $secs 9223372036) (and (eq $secs 9223372036) (gt $nanos 854775808)) }}
+{{- if or (gt $secs $boundSecs) (and (eq $secs $boundSecs) (gt $nanos $boundNanos)) }}
 {{- $over = true }}
 {{- break }}
 {{- end }}
@@ -657,19 +669,21 @@ each followed by a unit, ns, us, µs (U+00B5 or U+03BC), ms, s, m or h
 
 Where it cannot tell: a part with digits past the nanosecond
 (ferry.partsPastTheNanosecond) may be read a nanosecond either way of
-ferry.nanoseconds' count, so with k such parts, within k ns of Go's
-bound the value is "unsure" (read or a parse error), and within k ns of
-0 "unsureZero" (0 or above: 0.1ns, 0.99999999999999999ns, which Go
+ferry.nanoseconds' count, so with k such parts, positive and within k ns
+of Go's bound, the value is "unsure" (read or a parse error), and within
+k ns of 0 "unsureZero" (0 or above: 0.99999999999999999ns, which Go
 reads as 1ns) or, negative, "unsureNegative" (-0, which is 0, or below).
-A count past 2^63 is "parse" whatever k: ferry.nanoseconds stops there,
-not saying how far past. Go may yet read one at most k ns past 2^63. A
-positive one needs two such parts or more to come under Go's bound of
-2^63-1 ns; the chart refuses it though Go might take it, a value no one
-writing a duration means. A negative one needs one alone, Go taking
--2^63 ns (-2562047h47m16.854775808s0.00000000100000000000s, 2^63+1 ns
-here, is -2^63 ns to Go); the binaries refuse it at their start as
-negative, as they do every duration the chart checks below 0, where the
-chart quotes a parse error.
+A positive count past 2^63 is "parse" whatever k. Go may yet read one at
+most k ns past 2^63, but it needs two such parts or more to come under
+Go's bound of 2^63-1 ns; the chart refuses it though Go might take it, a
+value no one writing a duration means. A negative one needs one alone,
+Go taking -2^63 ns (-2562047h47m16.854775808s0.00000000100000000000s,
+2^63+1 ns here, is -2^63 ns to Go): within k ns of -2^63 ns, either side,
+it is "negative", which the binaries refuse at their start, as they do
+every duration the chart checks below 0. Rounded the other way, Go would
+not read it (a parse error): refused either way, it is said as the
+binaries say it where Go reads it, the sign being what to change. Past
+2^63+k ns it is "parse".
 */}}
 {{- define "ferry.durationProblem" -}}
 {{- $part := "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)" }}
@@ -678,14 +692,15 @@ chart quotes a parse error.
 {{- if eq $s "0" }}zero
 {{- else if not (regexMatch (printf "^(%s)+$" $part) $s) }}parse
 {{- else }}
-{{- $ns := include "ferry.nanoseconds" $s }}
 {{- $past := include "ferry.partsPastTheNanosecond" $s | int64 }}
-{{- /* Within $past ns of Go's bound (2^63-1 ns, 2^63 below zero): $ns is at most 2^63, compared as a string at 19 digits. */}}
-{{- $under := sub 9223372036854775807 $past | add (ternary 1 0 $negative) }}
-{{- $nearBound := and $past (eq (len $ns) 19) (gt $ns (printf "%d" $under)) }}
+{{- /* Negative, counted on to $past ns past 2^63, where Go may yet read it as -2^63 ns. */}}
+{{- $ns := include "ferry.nanoseconds" (dict "value" $s "slack" (ternary $past 0 $negative)) }}
+{{- /* Positive, within $past ns of Go's bound, 2^63-1 ns: $ns is at most 2^63, compared as a string at 19 digits. */}}
+{{- $nearBound := and $past (not $negative) (eq (len $ns) 19) (gt $ns (printf "%d" (sub 9223372036854775807 $past))) }}
 {{- if $nearBound }}unsure
 {{- else if or (not $ns) (and (eq $ns "9223372036854775808") (not $negative)) }}parse
-{{- else if and $past (le (len $ns) 19) (le ($ns | int64) $past) }}{{ ternary "unsureNegative" "unsureZero" $negative }}
+{{- /* Near 0 a count is short: one of 19 digits may be past 2^63 (negative), which int64 does not hold. */}}
+{{- else if and $past (lt (len $ns) 19) (le ($ns | int64) $past) }}{{ ternary "unsureNegative" "unsureZero" $negative }}
 {{- else if eq $ns "0" }}zero
 {{- else if $negative }}negative
 {{- end }}
