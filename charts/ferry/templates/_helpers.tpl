@@ -716,6 +716,14 @@ float64 holds exactly and ferry.nanoseconds counts exactly (0.5ns is
 not; 0.0000000001m is 6ns); past them Go's float64 product may fall a
 hair either side of a whole nanosecond, and be cut down to the one below
 it or not (0.00000000100000000000s is 0 to Go).
+
+A fraction of ns is less than one: Go cuts it to 0, as the chart does,
+unless its product comes to 1. Go's is off by under 4e-16 of it (the
+fraction's number in float64, 1/10^digits and their product each rounded
+once), the chart's less: only a fraction of 1-1e-15 ns or more, beginning
+with 15 nines, may come to 1 (0.9999999999999999ns is 1 to Go), so only
+that one counts; any other (0.1ns, 1ns0.1ns, 0.99999999999999899ns) is
+counted as Go reads it.
 */}}
 {{- define "ferry.partsPastTheNanosecond" -}}
 {{- $digits := dict "ns" 0 "us" 3 "µs" 3 "μs" 3 "ms" 6 "s" 9 "m" 10 "h" 11 }}
@@ -723,7 +731,8 @@ it or not (0.00000000100000000000s is 0 to Go).
 {{- range regexFindAll "[0-9.]+[^0-9.]+" . -1 }}
 {{- $n := regexFind "^[0-9.]+" . }}
 {{- $frac := regexFind "[0-9]*$" (regexFind "\\.[0-9]*$" $n) }}
-{{- if gt (len $frac) (get $digits (trimPrefix $n .) | int) }}
+{{- $unit := trimPrefix $n . }}
+{{- if and (gt (len $frac) (get $digits $unit | int)) (or (ne $unit "ns") (hasPrefix "999999999999999" $frac)) }}
 {{- $past = add1 $past }}
 {{- end }}
 {{- end }}
