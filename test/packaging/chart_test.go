@@ -949,6 +949,16 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			"-zap-time-encoding=unix, a value the flag refuses: the agents would not start (invalid value \"unix\" " +
 			"for flag -zap-time-encoding: invalid time-encoding value \"unix\"). --zap-time-encoding takes epoch, " +
 			"millis, nanos, iso8601, rfc3339 or rfc3339nano (in any case)", ""},
+		// The flag package quotes the value with Go's %q (" and \
+		// escaped); a zap flag's Set quotes it as written.
+		{"agent", []string{`--zap-encoder=x"y`}, `invalid value "x\"y" for flag -zap-encoder: invalid encoder value "x"y"`, 2,
+			`agent.extraArgs has --zap-encoder=x"y, a value the flag refuses: the agents would not start (invalid value ` +
+				`"x\"y" for flag -zap-encoder: invalid encoder value "x"y")`, ""},
+		{"manager", []string{`--zap-devel=y\es`}, `invalid boolean value "y\\es" for -zap-devel: parse error`, 2,
+			`manager.extraArgs has --zap-devel=y\es, a value the flag refuses: the manager would not start (invalid ` +
+				`boolean value "y\\es" for -zap-devel: parse error)`, ""},
+		{"agent", []string{"--simulate-workers", `1"s`}, `invalid value "1\"s" for flag -simulate-workers: parse error`, 2,
+			durationRefused(`--simulate-workers 1"s (two items)`, `1\"s`), ""},
 		// A duration flag's value is time.ParseDuration's, or the flag
 		// package says "parse error": a word, a number without its unit, a
 		// unit Go has not, nothing, 292 years or more.
@@ -1672,6 +1682,19 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		{"agent.sendTimeout", "send-timeout", "3000000h5x", "3000000h5x", "invalid value \"3000000h5x\" for flag " +
 			"-send-timeout: time: invalid duration \"3000000h5x\"", 2, parse("agent.sendTimeout", "3000000h5x", "the agent",
 			"send-timeout", "time: invalid duration \"3000000h5x\"")},
+		// The flag package's %q escapes a character Unicode does not print
+		// (U+00A0) as \u, the time package every byte past ASCII as \xNN;
+		// a " both as \".
+		{"agent.idleTimeout", "idle-timeout", "5\u00a0s", "5\u00a0s", `invalid value "5\u00a0s" for flag -idle-timeout: ` +
+			`time: unknown unit "\xc2\xa0s" in duration "5\xc2\xa0s"`, 2, "agent.idleTimeout is 5\u00a0s, not a duration " +
+			`the agent would read: the agent would not start (invalid value "5\u00a0s" for flag -idle-timeout: time: ` +
+			`unknown unit "\xc2\xa0s" in duration "5\xc2\xa0s")`},
+		{"agent.sendTimeout", "send-timeout", `a"b`, `a"b`, `invalid value "a\"b" for flag -send-timeout: time: invalid ` +
+			`duration "a\"b"`, 2, `agent.sendTimeout is a"b, not a duration the agent would read: the agent would not ` +
+			`start (invalid value "a\"b" for flag -send-timeout: time: invalid duration "a\"b")`},
+		{"agent.statsInterval", "stats-interval", `1\s`, `1\s`, `invalid value "1\\s" for flag -stats-interval: parse ` +
+			`error`, 2, `agent.statsInterval is 1\s, not a duration the agent would read: the agent would not start ` +
+			`(invalid value "1\\s" for flag -stats-interval: parse error)`},
 		// The time package quotes a byte past ASCII as \xNN, where the flag
 		// package's %q keeps µ.
 		{"agent.idleTimeout", "idle-timeout", "9999999999999999999µs", "9999999999999999999µs", "invalid value " +
