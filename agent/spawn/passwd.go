@@ -64,16 +64,25 @@ func (db passwdDB) lookup(ctx context.Context, field int, value string) (*user.U
 	return db.fromGetent(ctx, field, value)
 }
 
+// fromFile is the entry of db's passwd file whose field is value, or nil.
 func (db passwdDB) fromFile(field int, value string) (*user.User, error) {
-	f, err := os.Open(db.file)
-	if errors.Is(err, fs.ErrNotExist) { // an image without one: getent may still know
-		return nil, nil
+	return readFile(db.file, func(r io.Reader) (*user.User, error) { return findEntry(r, field, value) })
+}
+
+// readFile is read's answer for the file at path, or T's zero value (none)
+// where there is no file: an image without one, where getent may still
+// know. fromFile, groupFromFile and fileGroups read through it alike.
+func readFile[T any](path string, read func(io.Reader) (T, error)) (T, error) {
+	var none T
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return none, nil
 	}
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	defer func() { _ = f.Close() }()
-	return findEntry(f, field, value)
+	return read(f)
 }
 
 // fromGetent is the entry getent passwd answers for value, read with the
@@ -87,11 +96,7 @@ func (db passwdDB) fromFile(field int, value string) (*user.User, error) {
 // directory's answer that it has an entry. Its exit status 2 is "no such
 // entry".
 func (db passwdDB) fromGetent(ctx context.Context, field int, value string) (*user.User, error) {
-	path, err := exec.LookPath(db.getent)
-	if err != nil || strings.HasPrefix(value, "-") { // no getent; a name no entry has (NIS), never an option to getent
-		return nil, nil
-	}
-	out, found, err := db.runGetent(ctx, path, "passwd", value)
+	out, found, err := db.askGetent(ctx, "passwd", value)
 	if !found || err != nil {
 		return nil, err
 	}
@@ -122,6 +127,19 @@ func (e otherUIDError) Error() string {
 // initgroups), which it says exiting 1 with "Unknown database: " and the
 // database's name (glibc's and NetBSD's wording: saysUnknownDatabase).
 var errUnknownDatabase = errors.New("getent knows no such database")
+
+// askGetent is what db's getent answers for key in database, or found
+// false where it has no entry: no getent is installed (no databases
+// beyond the files), key begins with "-" (never an option to getent; no
+// entry has such a name or id: NIS's), or getent says so (runGetent).
+// fromGetent and groupFromGetent ask through it alike.
+func (db passwdDB) askGetent(ctx context.Context, database, key string) (out []byte, found bool, err error) {
+	path, err := exec.LookPath(db.getent)
+	if err != nil || strings.HasPrefix(key, "-") {
+		return nil, false, nil
+	}
+	return db.runGetent(ctx, path, database, key)
+}
 
 // runGetent is what getent (path) answers for key in database, or found
 // false for its exit status 2, "no such entry". It stops getent at
@@ -218,25 +236,14 @@ func (db passwdDB) lookupGID(ctx context.Context, gid string) (*user.Group, erro
 // groupFromFile is gid's group in db's group file, or nil; no file (an
 // image without one) is none.
 func (db passwdDB) groupFromFile(gid string) (*user.Group, error) {
-	f, err := os.Open(db.group)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }()
-	return findGroup(f, gid)
+	return readFile(db.group, func(r io.Reader) (*user.Group, error) { return findGroup(r, gid) })
 }
 
-// groupFromGetent is the group getent group answers for gid, or nil: its
-// exit status 2, no such group, or an answer for another gid.
+// groupFromGetent is the group getent group answers for gid, or nil: no
+// getent, its exit status 2, no such group (askGetent), or an answer for
+// another gid.
 func (db passwdDB) groupFromGetent(ctx context.Context, gid string) (*user.Group, error) {
-	path, err := exec.LookPath(db.getent)
-	if err != nil || strings.HasPrefix(gid, "-") { // no getent; never an option to it
-		return nil, nil
-	}
-	out, found, err := db.runGetent(ctx, path, "group", gid)
+	out, found, err := db.askGetent(ctx, "group", gid)
 	if !found || err != nil {
 		return nil, err
 	}
@@ -301,19 +308,17 @@ func groupFields(line []byte) []string {
 // primary group alone; any other failure to read it is an error, never
 // fewer groups than the user has.
 func (db passwdDB) fileGroups(u *user.User) ([]string, error) {
-	f, err := os.Open(db.group)
-	if errors.Is(err, fs.ErrNotExist) {
+	groups, err := readFile(db.group, func(r io.Reader) ([]string, error) {
+		groups, err := groupsListing(r, u)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", db.group, err)
+		}
+		return groups, nil
+	})
+	if groups == nil && err == nil { // no group file: groupsListing lists the primary group at least
 		return []string{u.Gid}, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }()
-	groups, err := groupsListing(f, u)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", db.group, err)
-	}
-	return groups, nil
+	return groups, err
 }
 
 // groupsListing is u's primary group, then the gid of each group of r, a

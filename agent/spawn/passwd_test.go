@@ -83,7 +83,7 @@ last:x:1009:1009::/home/last:/bin/sh`
 // one none lists; for liar another name's, for badgid a group by name,
 // for down it fails, for slow it hangs. Its group answers ldapgroup for
 // gid 2000, which fakeGroup lacks, another gid's group (2101's) for 2100,
-// fails for 3100, and exits 2 for any other gid. It writes each question
+// fails for 3100 and for an option (-5), and exits 2 for any other gid. It writes each question
 // on a line of calls, by it, and the pid of its hang to the fifo started,
 // when there is one.
 const fakeGetent = `#!/bin/sh
@@ -103,6 +103,7 @@ if [ "$1" = group ]; then
 	case "$2" in
 	2000) echo 'ldapgroup:*:2000:ldapuser' ;;
 	2100) echo 'othergroup:*:2101:' ;;
+	-*) echo "getent: unrecognized option '$2'" >&2; exit 1 ;;
 	3100) echo 'getent: cannot reach the directory' >&2; exit 1 ;;
 	*) exit 2 ;;
 	esac
@@ -159,8 +160,10 @@ func fakePasswdDB(t *testing.T) passwdDB {
 // failed spawn's owners, takes a gid's group from the group file, else
 // from getent group, as libc's getgrgid asks NSS built with cgo (a
 // directory's group, which the file lacks, is named, not shown as its
-// number); neither knowing it, or no getent, is user.UnknownGroupIdError;
-// getent failing, or answering another gid's group, is no name.
+// number); neither knowing it, no getent, or a gid getent would take for
+// an option (never asked of it, as a user's name is not) is
+// user.UnknownGroupIdError; getent failing, or answering another gid's
+// group, is no name.
 func TestPasswdDBLookupGID(t *testing.T) {
 	for _, tt := range []struct {
 		what    string
@@ -178,6 +181,7 @@ func TestPasswdDBLookupGID(t *testing.T) {
 		{what: "in a NIS line alone", gid: "3002", unknown: true},
 		{what: "whose getent answers another gid", gid: "2100", unknown: true},
 		{what: "whose getent fails", gid: "3100"},
+		{what: "that getent would take for an option", gid: "-5", unknown: true},
 	} {
 		t.Run(tt.what, func(t *testing.T) {
 			db := fakePasswdDB(t)
