@@ -28,33 +28,35 @@ var libc = libcCalls{getpwuid: user.LookupId, getpwnam: user.Lookup, getgrouplis
 // uid is its entry or none, never one made from $USER and $HOME. It ends
 // with ctx, as getent does built without cgo (libcUntil).
 func lookupUID(ctx context.Context, uid string) (*user.User, error) {
-	return libcUntil(ctx, "getpwuid "+uid, "getpwuid "+uid, libc.getpwuid, uid)
+	return libcUntil(ctx, "getpwuid "+uid, libc.getpwuid, uid)
 }
 
 // lookupName is user.Lookup: built with cgo, its user.Current is libc's
 // too, never one made from $USER. It ends with ctx.
 func lookupName(ctx context.Context, name string) (*user.User, error) {
-	return libcUntil(ctx, "getpwnam "+name, "getpwnam "+name, libc.getpwnam, name)
+	return libcUntil(ctx, "getpwnam "+name, libc.getpwnam, name)
 }
 
 // groupIDs is u.GroupIds: built with cgo, libc's getgrouplist, through
 // NSS, the groups libc's initgroups gives a process of u; those
 // passwdDB.groupIDs asks getent initgroups for, built without. It ends
-// with ctx. Its primary group is in what it asks, not only its name.
+// with ctx. Its primary group is in what it asks, not only its name: a
+// lookup of alice in another primary group joins none of this one.
 func groupIDs(ctx context.Context, u *user.User) ([]string, error) {
-	return libcUntil(ctx, "getgrouplist "+u.Username, "getgrouplist "+u.Username+" "+u.Gid, libc.getgrouplist, u)
+	return libcUntilAsking(ctx, "getgrouplist "+u.Username, u.Gid, libc.getgrouplist, u)
 }
 
 // lookupGID is user.LookupGroupId: built with cgo, libc's getgrgid. It
 // ends with ctx.
 func lookupGID(ctx context.Context, gid string) (*user.Group, error) {
-	return libcUntil(ctx, "getgrgid "+gid, "getgrgid "+gid, libc.getgrgid, gid)
+	return libcUntil(ctx, "getgrgid "+gid, libc.getgrgid, gid)
 }
 
-// libcUntil is call(arg), a lookup into libc (what names it: getpwnam
-// alice), or, once ctx ends first, an error saying that the system's user
-// databases did not answer, wrapping ctx's cause, as getent's lookup
-// says it built without cgo. A ctx already ended asks libc nothing: the
+// libcUntil is call(arg), a lookup into libc that what names in its
+// errors (getpwnam alice) and keys among those running (libcLookups), one
+// string for both where it names all the call asks; or, once ctx ends
+// first, an error saying that the system's user databases did not answer,
+// wrapping ctx's cause, as getent's lookup says it built without cgo. A ctx already ended asks libc nothing: the
 // call could not be waited on, only left running. A call into libc cannot
 // be stopped: it is left running in its goroutine (and thread) to return
 // into nothing, and a lookup of the same key meanwhile waits on it rather
@@ -62,8 +64,19 @@ func lookupGID(ctx context.Context, gid string) (*user.Group, error) {
 // spawns are tried again and again leaves one call a key, not one a
 // spawn, for each libcStuckAfter it hangs. call is taken here, in the
 // caller's goroutine, not read from libc in the one left running.
-func libcUntil[A, T any](ctx context.Context, what, key string, call func(A) (T, error), arg A) (T, error) {
+func libcUntil[A, T any](ctx context.Context, what string, call func(A) (T, error), arg A) (T, error) {
+	return libcUntilAsking(ctx, what, "", call, arg)
+}
+
+// libcUntilAsking is libcUntil of a call that asks more than its errors
+// name: more, which its key holds after what (getgrouplist alice 1000), so
+// that it joins only a lookup asking the same.
+func libcUntilAsking[A, T any](ctx context.Context, what, more string, call func(A) (T, error), arg A) (T, error) {
 	var none T
+	key := what
+	if more != "" {
+		key += " " + more
+	}
 	if ctx.Err() != nil {
 		return none, didNotAnswer(ctx, what)
 	}
