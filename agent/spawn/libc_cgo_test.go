@@ -158,7 +158,7 @@ func TestLibcLookupsEndWithTheirContext(t *testing.T) {
 // not one a spawn (each a thread held in libc); another key's is its
 // own, and once a lookup returns, its key's next asks libc again.
 func TestLibcLookupsOfAKeyAreOneWhileItRuns(t *testing.T) {
-	var ls libcLookups
+	ls := newLibcLookups(time.Now)
 	release := make(chan struct{})
 	var calls atomic.Int32 // the joiner's, were it run: in start's goroutine, not the test's
 	hangs := func() (any, error) { <-release; return "released", nil }
@@ -204,7 +204,7 @@ func TestLibcLookupsStuckPastTheLimitAreAskedAgain(t *testing.T) {
 	} {
 		t.Run(tt.age.String(), func(t *testing.T) {
 			clock := time.Unix(1_800_000_000, 0)
-			ls := libcLookups{now: func() time.Time { return clock }}
+			ls := newLibcLookups(func() time.Time { return clock })
 			stuckReleased, nextReleased := make(chan struct{}), make(chan struct{})
 			stuck := ls.start("getpwnam alice", func() (any, error) { <-stuckReleased; return "the stuck call's", nil })
 			clock = clock.Add(tt.age)

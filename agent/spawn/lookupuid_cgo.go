@@ -101,14 +101,20 @@ func didNotAnswer(ctx context.Context, what string) error {
 }
 
 // running is the agent's libc lookups still running.
-var running libcLookups
+var running = newLibcLookups(time.Now)
 
 // libcLookups are the libc lookups running, by key (a call and what it
 // asks: getpwnam alice).
 type libcLookups struct {
 	mu      sync.Mutex
 	pending map[string]*libcLookup
-	now     func() time.Time // time.Now, or a test's clock
+	now     func() time.Time // when a lookup starts: time.Now, or a test's clock
+}
+
+// newLibcLookups is a set of libc lookups, none running, that reads now
+// for when each starts.
+func newLibcLookups(now func() time.Time) *libcLookups {
+	return &libcLookups{pending: map[string]*libcLookup{}, now: now}
 }
 
 // libcStuckAfter is how long a libc lookup running is joined by the next
@@ -146,12 +152,9 @@ func answerOf[T any](l *libcLookup) (T, error) {
 func (ls *libcLookups) start(key string, call func() (any, error)) *libcLookup {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	now := ls.clock()
+	now := ls.now()
 	if l, ok := ls.pending[key]; ok && now.Sub(l.started) < libcStuckAfter {
 		return l
-	}
-	if ls.pending == nil {
-		ls.pending = map[string]*libcLookup{}
 	}
 	l := &libcLookup{done: make(chan struct{}), started: now}
 	ls.pending[key] = l
@@ -165,12 +168,4 @@ func (ls *libcLookups) start(key string, call func() (any, error)) *libcLookup {
 		close(l.done)
 	}()
 	return l
-}
-
-// clock is ls.now's time, or the system's.
-func (ls *libcLookups) clock() time.Time {
-	if ls.now != nil {
-		return ls.now()
-	}
-	return time.Now()
 }
