@@ -5,12 +5,14 @@ package spawn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -233,6 +235,109 @@ func TestLibcLookupsStuckPastTheLimitAreAskedAgain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLibcLookupsJoinedToOneReplacedAsStuckEndWithTheirContext: callers
+// already waiting on a libc lookup (joined to it) when the next of its key
+// replaces it as stuck (libcStuckAfter) go on waiting on it, not on its
+// replacement, another call into libc, until their own context ends, and
+// then say what every caller whose lookup hangs says: the system's user
+// databases did not answer, with their context's cause. The lookup's
+// first caller, the one joined to it, and the one that replaced it are
+// each ended in turn; the others still wait meanwhile.
+func TestLibcLookupsJoinedToOneReplacedAsStuckEndWithTheirContext(t *testing.T) {
+	const key = "getpwnam alice"
+	clock := &steppedClock{at: time.Unix(1_800_000_000, 0), read: make(chan struct{}, 8)}
+	saved := running
+	running = newLibcLookups(clock.now)
+	var stuck *libcLookup
+	t.Cleanup(func() { // after hangingLibc's, which releases libc and waits only for the lookups still running's
+		if stuck != nil {
+			<-stuck.done
+		}
+		running = saved
+	})
+	entered := hangingLibc(t)
+	type caller struct {
+		name     string
+		cancel   context.CancelCauseFunc
+		answered chan error
+	}
+	ask := func(name string) caller {
+		ctx, cancel := context.WithCancelCause(t.Context())
+		t.Cleanup(func() { cancel(nil) })
+		c := caller{name, cancel, make(chan error, 1)}
+		go func() { _, err := lookupName(ctx, "alice"); c.answered <- err }()
+		<-clock.read // start read the clock, under running's lock: the lookup has joined or begun once that is free
+		return c
+	}
+	pending := func() *libcLookup {
+		running.mu.Lock()
+		defer running.mu.Unlock()
+		return running.pending[key]
+	}
+
+	first := ask("the first caller")
+	if call := <-entered; call != key {
+		t.Fatalf("libc was asked %s; want %s", call, key)
+	}
+	stuck = pending()
+	joined := ask("its joiner")
+	if pending() != stuck {
+		t.Fatalf("%s, while its first call ran: asked again, not joined", key)
+	}
+	clock.advance(libcStuckAfter)
+	replacing := ask("its replacer")
+	if call := <-entered; call != key || pending() == stuck {
+		t.Fatalf("%s, its call running for %s: libc was asked %s, the call replaced: %t; want %s asked again", key, libcStuckAfter, call, pending() != stuck, key)
+	}
+
+	const nss = "the system's user databases (NSS) did not answer"
+	waiting := []caller{replacing, joined, first}
+	for len(waiting) > 0 {
+		c := waiting[0]
+		waiting = waiting[1:]
+		cause := fmt.Errorf("%s's spawn was given up", c.name)
+		c.cancel(cause)
+		var err error
+		select {
+		case err = <-c.answered:
+		case <-time.After(10 * time.Second): // a bound on the test's failing, not the lookup's
+			t.Fatalf("%s: still waiting on libc's %s 10 s after its context ended", c.name, key)
+		}
+		if want := key + ": " + nss + ": " + cause.Error(); err == nil || err.Error() != want || !errors.Is(err, cause) {
+			t.Errorf("%s: %v; want %q, wrapping its context's cause", c.name, err, want)
+		}
+		for _, other := range waiting {
+			select {
+			case err := <-other.answered:
+				t.Fatalf("%s: answered %v once %s's context ended; want it to wait for its own", other.name, err, c.name)
+			default:
+			}
+		}
+	}
+}
+
+// steppedClock is a clock for libcLookups that the test moves on; each
+// read of it (start's, under the lookups' lock) is said on read, so that
+// the test knows a lookup has joined or begun before it moves the clock.
+type steppedClock struct {
+	mu   sync.Mutex
+	at   time.Time
+	read chan struct{}
+}
+
+func (c *steppedClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.read <- struct{}{}
+	return c.at
+}
+
+func (c *steppedClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at = c.at.Add(d)
 }
 
 // TestLibcLookupsOfAnEndedContextAskNothing: a lookup whose context has
