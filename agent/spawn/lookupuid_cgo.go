@@ -123,10 +123,10 @@ func newLibcLookups(now func() time.Time) *libcLookups {
 // a directory forever), and the next lookup of its key asks libc again:
 // joined for good, the key would fail every spawn until the agent's
 // restart, however soon its directory came back. A key left hanging holds
-// one more thread each libcStuckAfter, not one a spawn. 30 s is the
-// agent's bound on reading --worker-users at its start too (cmd/agent's
-// workerUsersWait).
-const libcStuckAfter = 30 * time.Second
+// one more thread each libcStuckAfter, not one a spawn. It is
+// LookupStuckAfter, the agent's bound on reading --worker-users at its
+// start too (cmd/agent's workerUsersWait).
+const libcStuckAfter = LookupStuckAfter
 
 // libcLookup is one libc lookup; done is closed once val and err are set.
 type libcLookup struct {

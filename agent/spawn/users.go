@@ -6,7 +6,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// LookupStuckAfter is how long the agent gives the system's user
+// databases (NSS) to answer a lookup before it takes the lookup for one
+// that may never return (a directory that hangs): its start, reading
+// --worker-users, stops then with an error naming the user (cmd/agent's
+// workerUsersWait), and, built with cgo, a libc lookup still running then
+// is joined no more, but asked again by the next of its key
+// (libcStuckAfter). Built without cgo, getent is stopped sooner, at its
+// own bound (systemPasswd.wait, 10 s each).
+const LookupStuckAfter = 30 * time.Second
 
 // WorkerUsers is who the agent lets workers run as (--worker-users): the
 // users named, by name or uid, and ranges of uids ("10000-19999"). Names

@@ -101,8 +101,10 @@ func warnOfRootGroup(log logr.Logger) {
 // bounded one by one too (10 s each), and end with this context; libc's,
 // built with cgo, end with it as well (spawn's libcUntil), their calls
 // left to return on their own. Past it, the agent stops with an error
-// naming the user, rather than hang.
-const workerUsersWait = 30 * time.Second
+// naming the user, rather than hang. It is spawn's LookupStuckAfter, past
+// which a spawn's libc lookup still running is taken for stuck: one
+// bound, 30 s, on the user databases' silence.
+const workerUsersWait = spawn.LookupStuckAfter
 
 // timeoutFlag binds a proxy timeout, refusing one not above zero at
 // parse: the proxy has no "none", and would take it for its default
