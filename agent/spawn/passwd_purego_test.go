@@ -11,9 +11,10 @@ import (
 // TestSystemGroupIDsAskGetent: the agent's groupIDs, built as its binaries
 // are (without cgo), asks the system's getent initgroups (systemPasswd),
 // here a fake one's directory groups, which /etc/group lacks. Built so,
-// it runs in go test with CGO_ENABLED=0 and, under make test (built with
-// cgo where gcc is), in TestSpawnAsAUidWithNoPasswdEntry's child, which
-// is built without.
+// it runs in go test with CGO_ENABLED=0, as make test's pass built without
+// cgo runs this package (NOCGO_PKGS), and in TestSpawnAsAUidWithNoPasswdEntry's
+// child, built without cgo whatever its parent's build, as a uid with no
+// passwd entry.
 func TestSystemGroupIDsAskGetent(t *testing.T) {
 	saved := systemPasswd
 	t.Cleanup(func() { systemPasswd = saved })
