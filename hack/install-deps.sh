@@ -30,11 +30,12 @@ for cmd in "${!packages[@]}"; do
 	# Named once, however many of its commands are missing (flock, setpriv).
 	command -v "$cmd" >/dev/null 2>&1 || [[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg")
 done
-for pkg in libnss-wrapper; do
-	# Not Debian (no dpkg): no package to ask of it, nor apt-get to install one.
-	command -v dpkg-query >/dev/null || break
-	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q ' installed$' || missing+=("$pkg")
-done
+# libnss-wrapper, a library, is asked of dpkg; not Debian (no dpkg): no
+# package to ask of it, nor apt-get to install one.
+if command -v dpkg-query >/dev/null &&
+	! dpkg-query -W -f='${Status}' libnss-wrapper 2>/dev/null | grep -q ' installed$'; then
+	missing+=(libnss-wrapper)
+fi
 ((${#missing[@]})) || exit 0
 
 sudo_cmd=()
