@@ -533,52 +533,76 @@ func startWaitGrace(t *testing.T, grace time.Duration, ns, name string, args ...
 	return w
 }
 
+// waitBound is how long, in all, each of a waiter's helpers below waits
+// for what it waits for. In all, not for each assessment: the waiter
+// assesses at every poll, so a bound on each alone never ended a wait
+// that kept assessing without reaching what the test waited for, until
+// runApp's own context ended the wait and the failure read as a wait
+// that returned early.
+const waitBound = time.Minute
+
 // next is the waiter's next assessment; the waiter must still be waiting.
 func (w *waiter) next(t *testing.T) assessed {
 	t.Helper()
-	select {
-	case a := <-w.seen:
-		return a
-	case r := <-w.done:
-		t.Fatalf("restart --wait returned early: exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
-	case <-time.After(time.Minute):
-		t.Fatal("restart --wait assessed nothing for a minute")
+	return w.until(t, "anything", func(assessed) bool { return true })
+}
+
+// until is the first of the waiter's assessments that match takes, within
+// waitBound in all; the waiter must still be waiting. what says what the
+// test waits for, in its failure.
+func (w *waiter) until(t *testing.T, what string, match func(assessed) bool) assessed {
+	t.Helper()
+	timeout := time.After(waitBound)
+	var others int
+	var last assessed
+	for {
+		select {
+		case a := <-w.seen:
+			if match(a) {
+				return a
+			}
+			others, last = others+1, a
+		case r := <-w.done:
+			t.Fatalf("restart --wait returned early, waiting to assess %s: exit %d, stdout %q, stderr %q",
+				what, r.code, r.out, r.err)
+		case <-timeout:
+			if others == 0 {
+				t.Fatalf("restart --wait assessed nothing for %s, waiting to assess %s", waitBound, what)
+			}
+			t.Fatalf("restart --wait did not assess %s within %s: %d assessments of other statuses, the last "+
+				"of resourceVersion %s, %d pools: %+v", what, waitBound, others, last.resourceVersion, len(last.pools),
+				last.rollout)
+		}
 	}
-	return assessed{}
 }
 
 // at waits until the waiter has assessed the AppGroup as written at
 // resourceVersion rv, and checks that it kept waiting.
 func (w *waiter) at(t *testing.T, rv string) rollout {
 	t.Helper()
-	for {
-		if a := w.next(t); a.resourceVersion == rv {
-			if a.rollout.Done {
-				t.Fatalf("the wait ended at a status where it should go on: %+v", a.rollout)
-			}
-			return a.rollout
-		}
+	a := w.until(t, "the AppGroup at resourceVersion "+rv, func(a assessed) bool { return a.resourceVersion == rv })
+	if a.rollout.Done {
+		t.Fatalf("the wait ended at a status where it should go on: %+v", a.rollout)
 	}
+	return a.rollout
 }
 
 // sawPool waits until the waiter has assessed pools of which one is as
 // seen says, and checks that it kept waiting.
 func (w *waiter) sawPool(t *testing.T, seen func(ferryv1.ProcessPool) bool) {
 	t.Helper()
-	for {
-		if a := w.next(t); slices.ContainsFunc(a.pools, seen) {
-			if a.rollout.Done {
-				t.Fatalf("the wait ended at pools where it should go on: %+v", a.rollout)
-			}
-			return
-		}
+	a := w.until(t, "the pool the test wrote", func(a assessed) bool { return slices.ContainsFunc(a.pools, seen) })
+	if a.rollout.Done {
+		t.Fatalf("the wait ended at pools where it should go on: %+v", a.rollout)
 	}
 }
 
 // atOrDone waits until the waiter has assessed the AppGroup as written at
-// resourceVersion rv and goes on, or has returned, with its result.
+// resourceVersion rv and goes on, or has returned, with its result, within
+// waitBound in all.
 func (w *waiter) atOrDone(t *testing.T, rv string) (result, bool) {
 	t.Helper()
+	timeout := time.After(waitBound)
 	for {
 		select {
 		case a := <-w.seen:
@@ -587,8 +611,9 @@ func (w *waiter) atOrDone(t *testing.T, rv string) (result, bool) {
 			}
 		case r := <-w.done:
 			return r, true
-		case <-time.After(time.Minute):
-			t.Fatal("restart --wait assessed nothing for a minute")
+		case <-timeout:
+			t.Fatalf("restart --wait neither assessed the AppGroup at resourceVersion %s nor returned within %s",
+				rv, waitBound)
 		}
 	}
 }
@@ -610,7 +635,7 @@ func (w *waiter) diesTwice(t *testing.T, died func(at time.Duration, again bool)
 	return r
 }
 
-// result is how the wait ended, within a minute of asking, whatever it
+// result is how the wait ended, within waitBound of asking, whatever it
 // assessed before.
 func (w *waiter) result(t *testing.T) result {
 	t.Helper()
@@ -622,7 +647,7 @@ func (w *waiter) result(t *testing.T) result {
 // runApp's own context polls on past them.
 func (w *waiter) resultWithin(t *testing.T, assessments int) result {
 	t.Helper()
-	timeout := time.After(time.Minute)
+	timeout := time.After(waitBound)
 	for drained := 0; ; {
 		select {
 		case a := <-w.seen:
@@ -632,7 +657,7 @@ func (w *waiter) resultWithin(t *testing.T, assessments int) result {
 		case r := <-w.done:
 			return r
 		case <-timeout:
-			t.Fatal("restart --wait did not return")
+			t.Fatalf("restart --wait did not return within %s", waitBound)
 		}
 	}
 }
