@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
@@ -96,7 +97,8 @@ func template() ferryv1.AppTemplate {
 }
 
 // newAppGroup creates an AppGroup; revision "" leaves the annotation out.
-func newAppGroup(t *testing.T, ns, name, revision string) *ferryv1.AppGroup {
+// Each of edits changes it before it is created (notResisting).
+func newAppGroup(t *testing.T, ns, name, revision string, edits ...func(*ferryv1.AppGroup)) *ferryv1.AppGroup {
 	t.Helper()
 	ag := &ferryv1.AppGroup{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{"team": "web"}},
@@ -105,11 +107,18 @@ func newAppGroup(t *testing.T, ns, name, revision string) *ferryv1.AppGroup {
 	if revision != "" {
 		ag.Annotations[ferryv1.RevisionAnnotation] = revision
 	}
+	for _, edit := range edits {
+		edit(ag)
+	}
 	if err := env.Client.Create(context.Background(), ag); err != nil {
 		t.Fatal(err)
 	}
 	return ag
 }
+
+// notResisting turns ag's deployment error resistance off
+// (restart.resistDeploymentErrors false).
+func notResisting(ag *ferryv1.AppGroup) { ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false) }
 
 func getAppGroup(t *testing.T, ns, name string) *ferryv1.AppGroup {
 	t.Helper()

@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
@@ -64,7 +63,6 @@ func TestAssessRollout(t *testing.T) {
 			"1/2 nodes ready; not ready: node-2 (1 of 2 processes ready, minProcesses is 2; spawns are failing: "+
 				"exited with status 3 1.2s after it was ready)"))
 	}
-	notResisting := func(ag *ferryv1.AppGroup) { ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false) }
 	// once is node's pool at its first young death of the target:
 	// spawnFailures 1.
 	once := func(node string) ferryv1.ProcessPool { return firstDeath(diesYoung(node, target)) }
@@ -804,11 +802,7 @@ func TestRestartWaitEndsWhenTheRolloutEndsIncomplete(t *testing.T) {
 // node and the crash. Before either, it went on until --timeout.
 func TestRestartWaitEndsWhenProcessesDieYoung(t *testing.T) {
 	ns := newNamespace(t)
-	ag := newAppGroup(t, ns, "app", "5")
-	ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
-	if err := env.Client.Update(context.Background(), ag); err != nil {
-		t.Fatal(err)
-	}
+	ag := newAppGroup(t, ns, "app", "5", notResisting)
 	target := "6-" + hash
 	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 1) })
 	w := startWait(t, ns, "app")
@@ -1142,11 +1136,7 @@ func TestRestartWaitEndsAHaltThatFlipsWithRetries(t *testing.T) {
 func TestRestartWaitGivesTheNextNodesHaltItsGrace(t *testing.T) {
 	const grace = time.Hour
 	ns := newNamespace(t)
-	ag := newAppGroup(t, ns, "app", "5")
-	ag.Spec.Pool.MinProcesses = 1
-	if err := env.Client.Update(context.Background(), ag); err != nil {
-		t.Fatal(err)
-	}
+	newAppGroup(t, ns, "app", "5", func(ag *ferryv1.AppGroup) { ag.Spec.Pool.MinProcesses = 1 })
 	target := "6-" + hash
 	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, "5-"+hash, 3) })
 	w := startWaitGrace(t, grace, ns, "app", "--timeout", "24h")
@@ -1469,11 +1459,7 @@ func (c *expiringContext) expire() { c.once.Do(func() { close(c.done) }) }
 // assessment after the failed list read 0 pools, want 1".)
 func TestWaitRolloutKeepsThePoolsThroughAFailedList(t *testing.T) {
 	ns := newNamespace(t)
-	ag := newAppGroup(t, ns, "app", "1")
-	ag.Spec.Restart.ResistDeploymentErrors = ptr.To(false)
-	if err := env.Client.Update(context.Background(), ag); err != nil {
-		t.Fatal(err)
-	}
+	ag := newAppGroup(t, ns, "app", "1", notResisting)
 	target := "1-" + hash
 	newPool(t, ag, "node-1", target)
 	before := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
