@@ -81,6 +81,12 @@ type App struct {
 	// grace or a deadline rather than wait for either.
 	clock func() time.Time
 
+	// poolListEvery is how often, at most, restart --wait lists the pools
+	// (readsPools), on the real clock; poolListInterval when 0. Tests set
+	// it below PollInterval to list at every poll: the pools they write
+	// are read at the next poll, not up to 2 s later.
+	poolListEvery time.Duration
+
 	// observed, when set, is called with every AppGroup restart --wait
 	// has assessed, the pools it read with it, and what it made of them:
 	// a test's sync point.

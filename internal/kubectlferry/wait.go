@@ -341,6 +341,10 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 	if grace <= 0 {
 		grace = DefaultHaltGrace
 	}
+	listEvery := a.poolListEvery
+	if listEvery <= 0 {
+		listEvery = poolListInterval
+	}
 	name := ag.Namespace + "/" + ag.Name
 	var last string
 	var lastErr error
@@ -394,7 +398,7 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 			switch {
 			case !readsPools(ag, annotation):
 				pools = nil
-			case time.Since(listed) >= poolListInterval:
+			case time.Since(listed) >= listEvery:
 				// Not an error of the wait's: one that lasts (no right to
 				// list them) leaves the wait as it was without them, and a
 				// passing one keeps the last list read, where nil would
@@ -495,9 +499,10 @@ func (m rolloutMark) upTo(mark rolloutMark) rolloutMark {
 }
 
 // poolListInterval is how often, at most, restart --wait lists the pools
-// (readsPools): a young death stays in a pool's lastSpawnError until the
-// next, and a crash loop is seen as well every few seconds as every poll,
-// for a fraction of the API server's load in a large AppGroup.
+// (readsPools), unless a test sets App.poolListEvery: a young death stays
+// in a pool's lastSpawnError until the next, and a crash loop is seen as
+// well every few seconds as every poll, for a fraction of the API
+// server's load in a large AppGroup.
 const poolListInterval = 2 * time.Second
 
 // readsPools: the pools may tell what ag's status does not, that the

@@ -515,13 +515,19 @@ func startWait(t *testing.T, ns, name string, args ...string) *waiter {
 	return startWaitGrace(t, 3*time.Second, ns, name, args...)
 }
 
-// startWaitGrace is startWait with App.HaltGrace grace.
+// listEveryPoll is an App.poolListEvery that lists the pools at every
+// poll: a test that writes them waits for the next poll to read them, not
+// for the wait's real-clock interval (poolListInterval).
+const listEveryPoll = time.Nanosecond
+
+// startWaitGrace is startWait with App.HaltGrace grace. Its wait lists
+// the pools at every poll (listEveryPoll).
 func startWaitGrace(t *testing.T, grace time.Duration, ns, name string, args ...string) *waiter {
 	t.Helper()
 	w := &waiter{seen: make(chan assessed), done: make(chan result, 1), clock: newFakeClock()}
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
-	a := &App{HaltGrace: grace, clock: w.clock.Now, observed: func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, r rollout) {
+	a := &App{HaltGrace: grace, clock: w.clock.Now, poolListEvery: listEveryPoll, observed: func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, r rollout) {
 		select {
 		case w.seen <- assessed{ag.ResourceVersion, pools, r}:
 		case <-stop:
@@ -1455,8 +1461,9 @@ func (c *expiringContext) expire() { c.once.Do(func() { close(c.done) }) }
 // TestWaitRolloutKeepsThePoolsThroughAFailedList: where the wait reads the
 // pools (readsPools: resistance off, the rollout going on), a list that
 // fails keeps the pools of the last one that did not, for the assessments
-// until the next. (Seen failing with the list's result taken whole: "the
-// assessment after the failed list read 0 pools, want 1".)
+// until the next, made at the next poll (listEveryPoll: not 2 s later, on
+// the real clock, as before). (Seen failing with the list's result taken
+// whole: "the assessment after the failed list read 0 pools, want 1".)
 func TestWaitRolloutKeepsThePoolsThroughAFailedList(t *testing.T) {
 	ns := newNamespace(t)
 	ag := newAppGroup(t, ns, "app", "1", notResisting)
@@ -1487,6 +1494,7 @@ func TestWaitRolloutKeepsThePoolsThroughAFailedList(t *testing.T) {
 	// The interceptor and the observer run in the wait's goroutine, this
 	// one: lists is the count as of the assessment.
 	a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: newFakeClock().Now,
+		poolListEvery: listEveryPoll,
 		observed: func(_ *ferryv1.AppGroup, pools []ferryv1.ProcessPool, _ rollout) {
 			switch lists {
 			case 1:
@@ -1506,5 +1514,63 @@ func TestWaitRolloutKeepsThePoolsThroughAFailedList(t *testing.T) {
 	}
 	if afterFailed != 1 {
 		t.Errorf("the assessment after the failed list read %d pools, want 1", afterFailed)
+	}
+}
+
+// TestWaitRolloutListsThePoolsAtItsInterval: where the wait reads the
+// pools (readsPools), it lists them at most every App.poolListEvery, on
+// the real clock: at the first poll, then, an hour apart, not again over
+// polls; listEveryPoll, as the waiter's tests set it, at every poll.
+func TestWaitRolloutListsThePoolsAtItsInterval(t *testing.T) {
+	ns := newNamespace(t)
+	target := "1-" + hash
+	newPool(t, newAppGroup(t, ns, "app", "1", notResisting), "node-1", target)
+	before := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 2)
+		st.Nodes.Updated = 1
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+			"node 2/2 (node-2), process 1/2")
+	})
+	apiClient, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The wait polls (reads the AppGroup) after each assessment but the
+	// last: the first assessment is of before, read by no poll.
+	const assessments = 10
+	for _, tt := range []struct {
+		name  string
+		every time.Duration
+		lists int
+	}{
+		{"an hour apart", time.Hour, 1},
+		{"at every poll", listEveryPoll, assessments - 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var lists, assessed int
+			c := interceptor.NewClient(apiClient, interceptor.Funcs{
+				List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+					lists++
+					return c.List(ctx, list, opts...)
+				},
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: newFakeClock().Now,
+				poolListEvery: tt.every,
+				observed: func(*ferryv1.AppGroup, []ferryv1.ProcessPool, rollout) {
+					if assessed++; assessed == assessments {
+						cancel()
+					}
+				}}
+			err := a.waitRollout(ctx, &clients{c: c, namespace: ns}, before.DeepCopy(), "1", time.Now(),
+				a.clock().Add(24*time.Hour))
+			if err == nil || !strings.Contains(err.Error(), "interrupted waiting") {
+				t.Fatalf("got %v, want the wait interrupted", err)
+			}
+			if lists != tt.lists {
+				t.Errorf("%d lists over %d assessments, want %d", lists, assessments, tt.lists)
+			}
+		})
 	}
 }
