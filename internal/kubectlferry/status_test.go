@@ -134,6 +134,59 @@ func TestStatusHealthy(t *testing.T) {
 	}
 }
 
+// TestStatusShowsThePoolsTheAppGroupOwns: the pools are those the
+// AppGroup controls, by its UID, as the manager counts them, not all
+// those labelled for it: an AppGroup deleted and created again under the
+// same name leaves its pool on node-1 to the garbage collector, labelled
+// for the new one and of the name the manager gives node-1's pool, so
+// the new one's pool there takes the hashed name (createPool). Status
+// shows the new pool alone, in its rows, its count and --json. (Seen
+// failing when it listed by label: `missing "Pools      : 1"`, the old
+// pool's row shown on node-1 above the new one's, with PID 7001 and "not
+// given revision 2-0a1b2c3d4e yet: waiting for its wave".)
+func TestStatusShowsThePoolsTheAppGroupOwns(t *testing.T) {
+	ns := newNamespace(t)
+	target := "2-" + hash
+	before := newAppGroup(t, ns, "app", "1")
+	setPoolStatus(t, newPool(t, before, "node-1", "1-"+hash), ferryv1.ProcessPoolStatus{
+		Address: "127.0.0.2:8080", ObservedRevision: "1-" + hash, HeartbeatTime: ago(time.Second),
+		Processes: []ferryv1.ProcessInfo{{PID: 7001, Revision: "1-" + hash, State: ferryv1.ProcessReady}},
+	})
+	// No manager: no finalizer keeps it.
+	if err := env.Client.Delete(context.Background(), before); err != nil {
+		t.Fatal(err)
+	}
+	ag := newAppGroup(t, ns, "app", "2")
+	if ag.UID == before.UID {
+		t.Fatal("the AppGroup made again has the UID of the one deleted")
+	}
+	hashed := contract.HashedPoolName("app", "node-1")
+	setPoolStatus(t, newPool(t, ag, "node-1", target, func(p *ferryv1.ProcessPool) { p.Name = hashed }),
+		ferryv1.ProcessPoolStatus{
+			Address: "127.0.0.2:8080", ObservedRevision: target, HeartbeatTime: ago(time.Second),
+			ProcessCounts: ferryv1.ProcessCounts{Ready: 1, Updated: 1, Total: 1}, ReadyProcesses: "1/1",
+			Processes: []ferryv1.ProcessInfo{{PID: 1001, Revision: target, State: ferryv1.ProcessReady}},
+		})
+	setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { rolledOut(ag, st, target, 1) })
+
+	r := run(t, "status", "app", "-n", ns)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	assertContains(t, r.out, "Pools      : 1", "app on node-1 (127.0.0.2:8080):", "* PID: 1001")
+	if strings.Contains(r.out, "7001") {
+		t.Errorf("the deleted AppGroup's pool is shown:\n%s", r.out)
+	}
+	j := run(t, "status", "app", "-n", ns, "--json")
+	var got StatusJSON
+	if err := json.Unmarshal([]byte(j.out), &got); err != nil {
+		t.Fatalf("%v: %s", err, j.out)
+	}
+	if len(got.Pools) != 1 || got.Pools[0].Name != hashed {
+		t.Errorf("--json pools %+v, want %s alone", got.Pools, hashed)
+	}
+}
+
 func TestStatusResisting(t *testing.T) {
 	ns := newNamespace(t)
 	oldRev, target := "8-"+hash, "9-"+hash

@@ -167,13 +167,18 @@ func rolledOut(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus, revision string
 }
 
 // newPool plays the manager: it creates the pool of ag on node, labelled
-// as the manager labels it.
-func newPool(t *testing.T, ag *ferryv1.AppGroup, node, revision string) *ferryv1.ProcessPool {
+// and named as the manager makes it, ag its controller (owner reference).
+// Each of edits changes it before it is created.
+func newPool(t *testing.T, ag *ferryv1.AppGroup, node, revision string, edits ...func(*ferryv1.ProcessPool)) *ferryv1.ProcessPool {
 	t.Helper()
 	p := &ferryv1.ProcessPool{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ag.Namespace, Name: contract.PoolName(ag.Name, node),
-			Labels: contract.PoolLabels(ag.Name, node)},
+			Labels:          contract.PoolLabels(ag.Name, node),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ag, ferryv1.GroupVersion.WithKind("AppGroup"))}},
 		Spec: ferryv1.ProcessPoolSpec{NodeName: node, AppGroup: ag.Name, Revision: revision, Template: template()},
+	}
+	for _, edit := range edits {
+		edit(p)
 	}
 	if err := env.Client.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
