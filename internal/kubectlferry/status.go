@@ -516,36 +516,37 @@ func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
 	return nil
 }
 
-// givenToEveryPool: every pool not being deleted on a node other than
-// the halted node (at least one) has revision as its spec, and the
-// halted node's own pool too where it is not being deleted, and the
-// nodes with a pool not being deleted are as many as the nodes selected
-// (total, status.nodes.total). The other nodes' pools judge it: with
-// none (a one-node AppGroup whose node was deselected), its own pool,
-// being deleted, had it while no node is left to run it, and "Every
-// other node was given it" named nodes there are not. A pool being
-// deleted on another node is none of its node's (it is deselected, or
-// has its own pool beside): of the revision, it read as a node given it
-// that no node runs; of another, as one kept from it. A node selected
-// whose older pool is being deleted, with no pool beside it yet (the
-// manager waits for the old one to drain), is not given it: counting
+// givenToEveryPool: every pool the manager keeps (contract.KeptPools) on
+// a node other than the halted node (at least one) has revision as its
+// spec, and the halted node's own pool too where it keeps one, and the
+// nodes it keeps a pool on are as many as the nodes selected (total,
+// status.nodes.total). The other nodes' pools judge it: with none (a
+// one-node AppGroup whose node was deselected), its own pool, being
+// deleted, had it while no node is left to run it, and "Every other node
+// was given it" named nodes there are not. A pool the manager does not
+// keep is none of its node's: one being deleted (its node deselected, or
+// with its own pool beside), or a lost creation race's second pool on a
+// node, which the manager deletes; of the revision, it read as a node
+// given it that no node runs; of another, as one kept from it. A node
+// selected whose older pool is being deleted, with no pool beside it yet
+// (the manager waits for the old one to drain), is not given it: counting
 // pools alone, it read "Every node was given it already".
 func givenToEveryPool(node, revision string, total int32, pools []ferryv1.ProcessPool) bool {
-	others := 0
-	nodes := map[string]bool{}
+	listed := make([]*ferryv1.ProcessPool, len(pools))
 	for i := range pools {
-		p := &pools[i]
-		switch {
-		case p.DeletionTimestamp != nil:
-			continue
-		case p.Spec.Revision != revision:
+		listed[i] = &pools[i]
+	}
+	kept := contract.KeptPools(listed)
+	others := 0
+	for keptOn, p := range kept {
+		if p.Spec.Revision != revision {
 			return false
-		case p.Spec.NodeName != node:
+		}
+		if keptOn != node {
 			others++
 		}
-		nodes[p.Spec.NodeName] = true
 	}
-	return others > 0 && len(nodes) >= int(total)
+	return others > 0 && len(kept) >= int(total)
 }
 
 // conditionSummary is "True (Reason) message", or that it is not reported.

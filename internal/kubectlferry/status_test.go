@@ -665,11 +665,14 @@ func TestHaltSummarySaysWhatServes(t *testing.T) {
 // once that node does, which it never will; a pool of it there, its
 // agent heard from or not, may yet run it. With no other node's pool (a
 // one-node AppGroup whose node is deselected), or the node's own pool on
-// another revision, no node is waiting to run it. (Seen failing before:
-// "Every node was given it already; the halt ends once that node runs
-// it." with no pool there; "Every other node was given it already; the
-// halt ends once they run it." with only the node's own pool, being
-// deleted.)
+// another revision, no node is waiting to run it. A lost creation race's
+// second pool on a node, until the manager deletes it, is none of that
+// node's: the pool the manager keeps there (contract.KeptPools) says
+// whether it was given it. (Seen failing before: "Every node was given it
+// already; the halt ends once that node runs it." with no pool there;
+// "Every other node was given it already; the halt ends once they run
+// it." with only the node's own pool, being deleted; and, with the race's
+// older pool counted, "No other node gets it until that node runs it.")
 func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
 	const target = "2-abc"
 	h := &ferryv1.HaltedRollout{Revision: target, Node: "node-1", Reason: "exited with status 1", Since: metav1.Time{Time: testNow}}
@@ -683,6 +686,11 @@ func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
 	}
 	deleted := func(p *ferryv1.ProcessPool) { p.DeletionTimestamp = &metav1.Time{Time: testNow} }
 	older := func(p *ferryv1.ProcessPool) { p.Spec.Revision, p.Status.ObservedRevision = "1-old", "1-old" }
+	// lostRace names a node's pool as the second pool a creation race
+	// made there, above the node's own name ("app-node-2"): the manager
+	// deletes it (contract.KeptPools keeps the lowest name).
+	lostRace := func(p *ferryv1.ProcessPool) { p.Name = "app-" + p.Spec.NodeName + "-x" }
+	own := func(p *ferryv1.ProcessPool) { p.Name = "app-" + p.Spec.NodeName }
 	const (
 		thatNode = "Every node was given it already; the halt ends once that node runs it."
 		others   = "Every other node was given it already; the halt ends once they run it."
@@ -715,6 +723,15 @@ func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
 		{"the other node's older pool being deleted", 2, []ferryv1.ProcessPool{pool("node-1"), pool("node-2", deleted, older), pool("node-2")},
 			true, thatNode},
 		{"no pool on the node, the other's being deleted", 1, []ferryv1.ProcessPool{pool("node-2", deleted), pool("node-3")}, false, others},
+		// A lost creation race's pool, not yet deleted, is none of its
+		// node's either, listed after the node's own or before it; the
+		// node's own pool judges it.
+		{"a lost race's older pool beside the other node's own", 2,
+			[]ferryv1.ProcessPool{pool("node-1"), pool("node-2", own), pool("node-2", lostRace, older)}, true, thatNode},
+		{"a lost race's older pool listed before the other node's own", 2,
+			[]ferryv1.ProcessPool{pool("node-1"), pool("node-2", lostRace, older), pool("node-2", own)}, true, thatNode},
+		{"a lost race's pool of it beside the other node's older own", 2,
+			[]ferryv1.ProcessPool{pool("node-1"), pool("node-2", lostRace), pool("node-2", own, older)}, true, waits},
 		// A node whose older pool is being deleted, no pool of its own
 		// yet (it waits for the old one to drain), is no node given it.
 		{"another node's older pool being deleted, none beside", 3,
