@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -102,7 +101,8 @@ func runGoTest(t *testing.T, files map[string]string) (string, error) {
 	}
 	cmd := exec.Command(filepath.Join(root, "hack", "go-test.sh"), "-count=1", "./...")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GO="+filepath.Join(runtime.GOROOT(), "bin", "go"), "GOTOOLCHAIN=local", "GOFLAGS=")
+	// The go on PATH, as `make test`'s; GO unset (the script's default).
+	cmd.Env = append(os.Environ(), "GO=", "GOTOOLCHAIN=local", "GOFLAGS=")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
