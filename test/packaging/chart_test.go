@@ -891,6 +891,15 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		return "agent.extraArgs has " + given + ", a value the flag refuses: the agents would not start (invalid value \"" +
 			value + "\" for flag -simulate-workers: parse error)"
 	}
+	// A negative value Go may read as -2^63 ns, or a nanosecond past it,
+	// not at all.
+	nearLowest := func(given, value string) string {
+		return "agent.extraArgs has " + given + ", which has digits past the nanosecond, which Go may round either way: " +
+			"write it to the nanosecond. Read as -2562047h47m16.854775808s, the lowest duration Go reads, it is negative: " +
+			"the agents would not start (" + negativeRefused + "); a nanosecond more, Go does not read it, and the agents " +
+			"would not start (invalid value \"" + value + "\" for flag -simulate-workers: parse error). --simulate-workers " +
+			"takes " + durationTaken + ": write one, or take " + given + " out of agent.extraArgs"
+	}
 	for _, tt := range []struct {
 		component string
 		args      []string
@@ -991,11 +1000,18 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			"--simulate-workers -2562047h47m16.854775808s (two items), a negative duration: the agents would not start (" +
 			negativeRefused + ")", ""},
 		// Past -2^63 ns by the chart's count, by no more than its one part
-		// past the nanosecond: Go reads it as -2^63 ns (its last part as
-		// 0), negative, not as a parse error.
+		// past the nanosecond: Go may read it as -2^63 ns, negative (the
+		// first, its last part 0), or a nanosecond past it, not at all (the
+		// second, 1.5ns cut to 1): the chart cannot tell which, and says
+		// both. Either way it reads on, as the binary does where it reads
+		// it.
 		{"agent", []string{"--simulate-workers=-2562047h47m16.854775808s0.00000000100000000000s"}, negativeRefused, 1,
-			"agent.extraArgs has --simulate-workers=-2562047h47m16.854775808s0.00000000100000000000s, a negative duration: " +
-				"the agents would not start (" + negativeRefused + ")", ""},
+			nearLowest("--simulate-workers=-2562047h47m16.854775808s0.00000000100000000000s",
+				"-2562047h47m16.854775808s0.00000000100000000000s"), ""},
+		{"agent", []string{"--simulate-workers=-2562047h47m16.854775808s0.0000000015s", "--no-such-flag"},
+			`invalid value "-2562047h47m16.854775808s0.0000000015s" for flag -simulate-workers: parse error`, 2,
+			nearLowest("--simulate-workers=-2562047h47m16.854775808s0.0000000015s", "-2562047h47m16.854775808s0.0000000015s"),
+			""},
 		// Read past it: the flag package stops at the flag after it.
 		{"agent", []string{"--simulate-workers=-1s", "--no-such-flag"}, "flag provided but not defined: -no-such-flag", 2,
 			"agent.extraArgs has --no-such-flag, a flag the agents do not define: the agents would not start (flag " +
@@ -1551,6 +1567,13 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		return "invalid value \"" + value + "\" for flag -" + flag + ": " + value + " is not above zero: the proxy has no " +
 			"\"none\"; give a duration, " + def + " by default"
 	}
+	// What a negative value Go may read as -2^63 ns (readAs), or a
+	// nanosecond past it, not at all (why), does.
+	nearLowest := func(value, readAs, who, flag, why string) string {
+		return "Read as -2562047h47m16.854775808s, the lowest duration Go reads, " + readAs + "; a nanosecond more, Go " +
+			"does not read it, and " + who + " would not start (invalid value \"" + value + "\" for flag -" + flag + ": " +
+			why + ")"
+	}
 	for _, tt := range []struct {
 		name     string // the value, component.key
 		flag     string // the flag it renders
@@ -1657,21 +1680,29 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		{"agent.drainDelay", "drain-delay", "-0.1ns", "", noCluster, 1, ""},
 		{"agent.drainDelay", "drain-delay", "0.1ns", "", noCluster, 1, ""},
 		// Past -2^63 ns by the chart's count, by no more than its one part
-		// past the nanosecond: Go reads it as -2^63 ns, which the binaries
-		// refuse as they do every value below 0.
-		{"agent.drainDelay", "drain-delay", "-2562047h47m16.854775808s0.00000000100000000000s",
-			"-2562047h47m16.854775808s0.00000000100000000000s", negativeRefused, 1, "agent.drainDelay is " +
-				"-2562047h47m16.854775808s0.00000000100000000000s, a negative duration, which the agents refuse at their " +
-				"start (" + negativeRefused + ")"},
-		{"agent.heartbeatInterval", "heartbeat-interval", "-2562047h47m16.854775808s0.00000000100000000000s",
-			"-2562047h47m16.854775808s0.00000000100000000000s", "--heartbeat-interval must be positive", 1,
-			"agent.heartbeatInterval is " + positive("-2562047h47m16.854775808s0.00000000100000000000s", "10s", "the agent",
-				"heartbeat-interval") + skipped},
-		{"agent.idleTimeout", "idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s",
-			"-2562047h47m16.854775808s0.00000000100000000000s", notAboveZero("idle-timeout",
-				"-2562047h47m16.854775808s0.00000000100000000000s", "2m0s"), 2, "agent.idleTimeout is " +
-				"-2562047h47m16.854775808s0.00000000100000000000s, which the agent refuses at its start (" +
-				notAboveZero("idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s")},
+		// past the nanosecond: Go may read it as -2^63 ns, below zero (the
+		// first, its last part 0), or a nanosecond past it, not at all (the
+		// others): the chart cannot tell which, and says both.
+		{"agent.drainDelay", "drain-delay", "-2562047h47m16.854775808s0.00000000100000000000s", "-2562047h47m16.854775808s0.00000000100000000000s", negativeRefused, 1,
+			rounded("agent.drainDelay", "-2562047h47m16.854775808s0.00000000100000000000s", "5s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s",
+				"it is negative, which the agents refuse at their start ("+negativeRefused+")", "the agents", "drain-delay",
+				"parse error") + skipped},
+		{"agent.drainDelay", "drain-delay", "-2562047h47m16.854775808s0.0000000015s", "-2562047h47m16.854775808s0.0000000015s", "invalid value \"-2562047h47m16.854775808s0.0000000015s\" for flag -drain-delay: parse error",
+			2, rounded("agent.drainDelay", "-2562047h47m16.854775808s0.0000000015s", "5s") + nearLowest("-2562047h47m16.854775808s0.0000000015s",
+				"it is negative, which the agents refuse at their start ("+negativeRefused+")", "the agents", "drain-delay",
+				"parse error") + skipped},
+		{"agent.heartbeatInterval", "heartbeat-interval", "-2562047h47m16.854775808s0.00000000100000000000s", "-2562047h47m16.854775808s0.00000000100000000000s", "--heartbeat-interval must be positive", 1,
+			rounded("agent.heartbeatInterval", "-2562047h47m16.854775808s0.00000000100000000000s", "10s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s",
+				"it is below zero, and the agent would not start, saying --heartbeat-interval must be positive", "the agent",
+				"heartbeat-interval", "parse error")},
+		{"agent.heartbeatInterval", "heartbeat-interval", "-2562047h47m16.854775808s0.00000000000027777777777777775h", "-2562047h47m16.854775808s0.00000000000027777777777777775h", "invalid value \"-2562047h47m16.854775808s0.00000000000027777777777777775h\" for flag " +
+			"-heartbeat-interval: parse error", 2, rounded("agent.heartbeatInterval", "-2562047h47m16.854775808s0.00000000000027777777777777775h", "10s") +
+			nearLowest("-2562047h47m16.854775808s0.00000000000027777777777777775h", "it is below zero, and the agent would not start, saying --heartbeat-interval must be "+
+				"positive", "the agent", "heartbeat-interval", "parse error")},
+		{"agent.idleTimeout", "idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s", "-2562047h47m16.854775808s0.00000000100000000000s", notAboveZero("idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s"), 2,
+			rounded("agent.idleTimeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s", "it is below zero, and the agent would "+
+				"not start ("+notAboveZero("idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s")+")", "the agent", "idle-timeout",
+				"time: invalid duration \"-2562047h47m16.854775808s0.00000000100000000000s\"")},
 		// Its digits past the nanosecond cannot take it to Go's bound.
 		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.854775806s0.5ns", "", noCluster, 1, ""},
 		{"agent.sendTimeout", "send-timeout", "5x", "5x", "invalid value \"5x\" for flag -send-timeout: time: unknown unit " +

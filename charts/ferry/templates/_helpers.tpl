@@ -674,21 +674,20 @@ compares with manager.agentStaleAfter, reading each once.
 
 Where it cannot tell: a part with digits past the nanosecond
 (ferry.partsPastTheNanosecond) may be read a nanosecond either way of
-ferry.nanoseconds' count, so with k such parts, positive and within k ns
-of Go's bound, the value is "unsure" (read or a parse error), and within
-k ns of 0 "unsureZero" (0 or above: 0.99999999999999999ns, which Go
+ferry.nanoseconds' count, so with k such parts, within k ns of Go's
+bound, the value is "unsure" (read or a parse error), and within k ns of
+0 "unsureZero" (0 or above: 0.00000000000027777777777777775h, which Go
 reads as 1ns) or, negative, "unsureNegative" (-0, which is 0, or below).
-A positive count past 2^63 is "parse" whatever k. Go may yet read one at
-most k ns past 2^63, but it needs two such parts or more to come under
-Go's bound of 2^63-1 ns; the chart refuses it though Go might take it, a
-value no one writing a duration means. A negative one needs one alone,
-Go taking -2^63 ns (-2562047h47m16.854775808s0.00000000100000000000s,
-2^63+1 ns here, is -2^63 ns to Go): within k ns of -2^63 ns, either side,
-it is "negative", which the binaries refuse at their start, as they do
-every duration the chart checks below 0. Rounded the other way, Go would
-not read it (a parse error): refused either way, it is said as the
-binaries say it where Go reads it, the sign being what to change. Past
-2^63+k ns it is "parse".
+Go's bound is 2^63-1 ns, or 2^63 ns below zero, where a count up to
+2^63+k ns may yet be read as -2^63 ns
+(-2562047h47m16.854775808s0.00000000100000000000s, 2^63+1 ns here, is
+-2^63 ns to Go) or not (-2562047h47m16.854775808s0.0000000015s, 2^63+1
+ns here too, is a parse error): a negative count in (2^63-k, 2^63+k] is
+"unsure", as a positive one in (2^63-1-k, 2^63] is, and one past 2^63+k
+"parse". A positive count past 2^63 is "parse" whatever k: Go may yet
+read one at most k ns past 2^63, but it needs two such parts or more to
+come under 2^63-1 ns; the chart refuses it though Go might take it, a
+value no one writing a duration means.
 */}}
 {{- define "ferry.durationProblem" -}}
 {{- $value := . }}
@@ -704,8 +703,13 @@ binaries say it where Go reads it, the sign being what to change. Past
 {{- /* Negative, counted on to $past ns past 2^63, where Go may yet read it as -2^63 ns. */}}
 {{- $ns := include "ferry.nanoseconds" (dict "value" $s "slack" (ternary $past 0 $negative)) }}
 {{- $_ := set $sized "nanoseconds" $ns }}
-{{- /* Positive, within $past ns of Go's bound, 2^63-1 ns: $ns is at most 2^63, compared as a string at 19 digits. */}}
-{{- $nearBound := and $past (not $negative) (eq (len $ns) 19) (gt $ns (printf "%d" (sub 9223372036854775807 $past))) }}
+{{- /*
+Within $past ns of Go's bound, 2^63-1 ns, 2^63 below zero (past it too):
+$ns is at most 2^63+$past, compared as a string at 19 digits. The bound
+less $past is summed past 2^63-1 (int64's largest) only where $past is
+at least 1: "and" stops at a $past of 0.
+*/}}
+{{- $nearBound := and $past (eq (len $ns) 19) (gt $ns (printf "%d" (sub 9223372036854775807 $past | add (ternary 1 0 $negative)))) }}
 {{- if $nearBound }}unsure
 {{- else if or (not $ns) (and (eq $ns "9223372036854775808") (not $negative)) }}parse
 {{- /* Near 0 a count is short: one of 19 digits may be past 2^63 (negative), which int64 does not hold. */}}
