@@ -1079,20 +1079,18 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		// int64, where float64 sums could not tell these two apart.
 		{"agent", []string{"--simulate-workers=2562047h47m16.854775807s"}, noCluster, 1, "", ""},
 		// Digits past the nanosecond, which Go may round either way: a
-		// nanosecond more past its bound (this one Go reads), below 0
-		// (-0.9999999999999999ns Go reads as -1ns).
+		// nanosecond more past its bound (this one Go reads).
 		{"agent", []string{"--simulate-workers=2562047h47m16.853775808s0.99999999999999999ms"}, noCluster, 1, "agent.extraArgs " +
 			"has --simulate-workers=2562047h47m16.853775808s0.99999999999999999ms, which has digits past the nanosecond, " +
 			"which Go may round either way: write it to the nanosecond. Read a nanosecond more, it is past the longest " +
 			"duration Go reads, and the agents would not start (invalid value \"2562047h47m16.853775808s0.99999999999999999ms\" " +
 			"for flag -simulate-workers: parse error). --simulate-workers takes " + durationTaken + ": write one, or take " +
 			"--simulate-workers=2562047h47m16.853775808s0.99999999999999999ms out of agent.extraArgs", ""},
+		// A fraction of ns the chart reads as Go does, in float64:
+		// -0.9999999999999999ns as -1ns, negative; -0.1ns as 0, taken.
 		{"agent", []string{"--simulate-workers", "-0.9999999999999999ns"}, negativeRefused, 1, "agent.extraArgs has " +
-			"--simulate-workers -0.9999999999999999ns (two items), which has digits past the nanosecond, which Go may " +
-			"round either way: write it to the nanosecond. Read below 0, it is negative: the agents would not start (" +
+			"--simulate-workers -0.9999999999999999ns (two items), a negative duration: the agents would not start (" +
 			negativeRefused + ")", ""},
-		// A fraction of ns not beginning with 15 nines is cut to 0, as the
-		// chart counts it: -0.1ns is 0, taken.
 		{"agent", []string{"--simulate-workers", "-0.1ns"}, noCluster, 1, "", ""},
 		{"agent", []string{"--simulate-workers=0.1ns"}, noCluster, 1, "", ""},
 		{"agent", []string{"--simulate-workers=2562047h47m16.854775808s"}, `invalid value "2562047h47m16.854775808s" for ` +
@@ -1644,12 +1642,13 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		// 0.00000000000027777777777777775h as 1ns, and
 		// 2562047h47m16.853775808s0.99999999999999999ms as 2^63-1 ns, taken;
 		// the chart cannot tell which (it would read 0 and 1, 1ns and 2^63).
-		// A fraction of ns is cut to 0 unless it begins with 15 nines, as
-		// the chart counts it: 0.1ns is 0, refused as the binary refuses
-		// it; 1ns0.1ns is 1ns, taken.
+		// A fraction of ns the chart reads as Go does, in float64, whatever
+		// its digits: 0.1ns is 0, refused as the binary refuses it;
+		// 1ns0.1ns and 1ns0.999999999999999ns are 1ns, taken.
 		{"agent.heartbeatInterval", "heartbeat-interval", "0.1ns", "0.1ns", "--heartbeat-interval must be positive", 1,
 			"agent.heartbeatInterval is " + positive("0.1ns", "10s", "the agent", "heartbeat-interval")},
 		{"agent.heartbeatInterval", "heartbeat-interval", "1ns0.1ns", "", noCluster, 1, ""},
+		{"agent.heartbeatInterval", "heartbeat-interval", "1ns0.999999999999999ns", "", noCluster, 1, ""},
 		{"agent.heartbeatInterval", "heartbeat-interval", "0.00000000100000000000s", "0.00000000100000000000s",
 			"--heartbeat-interval must be positive", 1, rounded("agent.heartbeatInterval", "0.00000000100000000000s", "10s") +
 				"Read as 0, the agent would not start, saying --heartbeat-interval must be positive"},
@@ -1668,15 +1667,15 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 				"nanosecond more, it is past the longest duration Go reads (2562047h47m16.854775807s, " +
 				"-2562047h47m16.854775808s below zero), and the manager would not start (invalid value " +
 				"\"2562047h47m16.853775808s0.99999999999999999ms\" for flag -agent-stale-after: parse error)"},
-		{"agent.sendTimeout", "send-timeout", "0.9999999999999999ns", "0.9999999999999999ns", noCluster, 1,
-			rounded("agent.sendTimeout", "0.9999999999999999ns", "1m0s") + "Read as 0, the agent would not start (" +
-				notAboveZero("send-timeout", "0.9999999999999999ns", "1m0s") + ")"},
+		// 0.9999999999999999ns is 1ns to Go, and to the chart: taken; below
+		// zero, -1ns, negative.
+		{"agent.sendTimeout", "send-timeout", "0.9999999999999999ns", "", noCluster, 1, ""},
 		{"agent.sendTimeout", "send-timeout", "0.1ns", "0.1ns", notAboveZero("send-timeout", "0.1ns", "1m0s"), 2,
 			"agent.sendTimeout is 0.1ns, which the agent refuses at its start (" + notAboveZero("send-timeout", "0.1ns",
 				"1m0s") + "). Set a duration above zero"},
 		{"agent.drainDelay", "drain-delay", "-0.9999999999999999ns", "-0.9999999999999999ns", negativeRefused, 1,
-			rounded("agent.drainDelay", "-0.9999999999999999ns", "5s") + "Read below 0, it is negative, which the agents " +
-				"refuse at their start (" + negativeRefused + ")" + skipped},
+			"agent.drainDelay is -0.9999999999999999ns, a negative duration, which the agents refuse at their start (" +
+				negativeRefused + "): set 0s (drain at once) or more (the default is 5s)" + skipped},
 		{"agent.drainDelay", "drain-delay", "-0.1ns", "", noCluster, 1, ""},
 		{"agent.drainDelay", "drain-delay", "0.1ns", "", noCluster, 1, ""},
 		// Past -2^63 ns by the chart's count, by no more than its one part

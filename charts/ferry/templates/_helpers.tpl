@@ -722,21 +722,21 @@ at least 1: "and" stops at a $past of 0.
 
 {{/*
 How many of a Go duration's parts have digits past the nanosecond, which
-time.ParseDuration may round either way: a fraction longer than 0, 3, 6,
-9, 10 or 11 digits for ns, us (µs, μs), ms, s, m or h. Up to those, the
-fraction times the unit is a whole number of nanoseconds, which Go's
-float64 holds exactly and ferry.nanoseconds counts exactly (0.5ns is
-not; 0.0000000001m is 6ns); past them Go's float64 product may fall a
+time.ParseDuration may round either way: a fraction longer than 3, 6,
+9, 10 or 11 digits for us (µs, μs), ms, s, m or h (of ns, below). Up to
+those, the fraction times the unit is a whole number of nanoseconds,
+which Go's float64 holds exactly and ferry.nanoseconds counts exactly
+(0.0000000001m is 6ns); past them Go's float64 product may fall a
 hair either side of a whole nanosecond, and be cut down to the one below
 it or not (0.00000000100000000000s is 0 to Go).
 
-A fraction of ns is less than one: Go cuts it to 0, as the chart does,
-unless its product comes to 1. Go's is off by under 4e-16 of it (the
-fraction's number in float64, 1/10^digits and their product each rounded
-once), the chart's less: only a fraction of 1-1e-15 ns or more, beginning
-with 15 nines, may come to 1 (0.9999999999999999ns is 1 to Go), so only
-that one counts; any other (0.1ns, 1ns0.1ns, 0.99999999999999899ns) is
-counted as Go reads it.
+A fraction of ns is none, whatever its digits: under 1ns, Go's product
+(its number and 1/10^digits in float64, multiplied in float64) is 1 or
+cut to 0, and ferry.fractionNanoseconds' (the shortest decimals of the
+same two floats, multiplied exactly, then in float64) comes to the same:
+0.9999999999999999ns is 1ns to both, 0.1ns and 0.999999999999999ns 0.
+A million fractions of 1 to 22 digits, half beginning with 14 nines or
+more, were read alike by both.
 */}}
 {{- define "ferry.partsPastTheNanosecond" -}}
 {{- $digits := dict "ns" 0 "us" 3 "µs" 3 "μs" 3 "ms" 6 "s" 9 "m" 10 "h" 11 }}
@@ -745,7 +745,7 @@ counted as Go reads it.
 {{- $n := regexFind "^[0-9.]+" . }}
 {{- $frac := regexFind "[0-9]*$" (regexFind "\\.[0-9]*$" $n) }}
 {{- $unit := trimPrefix $n . }}
-{{- if and (gt (len $frac) (get $digits $unit | int)) (or (ne $unit "ns") (hasPrefix "999999999999999" $frac)) }}
+{{- if and (gt (len $frac) (get $digits $unit | int)) (ne $unit "ns") }}
 {{- $past = add1 $past }}
 {{- end }}
 {{- end }}
