@@ -1520,7 +1520,10 @@ func TestWaitRolloutKeepsThePoolsThroughAFailedList(t *testing.T) {
 // TestWaitRolloutListsThePoolsAtItsInterval: where the wait reads the
 // pools (readsPools), it lists them at most every App.poolListEvery, on
 // the real clock: at the first poll, then, an hour apart, not again over
-// polls; listEveryPoll, as the waiter's tests set it, at every poll.
+// polls; listEveryPoll, as the waiter's tests set it, at every poll;
+// unset, every poolListInterval (2 s), so not again over nine 10 ms
+// polls. Between lists it assesses the pools it listed last: each
+// assessment after the first, which no poll read, has the one pool.
 func TestWaitRolloutListsThePoolsAtItsInterval(t *testing.T) {
 	ns := newNamespace(t)
 	target := "1-" + hash
@@ -1545,9 +1548,11 @@ func TestWaitRolloutListsThePoolsAtItsInterval(t *testing.T) {
 	}{
 		{"an hour apart", time.Hour, 1},
 		{"at every poll", listEveryPoll, assessments - 1},
+		{"unset: poolListInterval", 0, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var lists, assessed int
+			var poolCounts []int
 			c := interceptor.NewClient(apiClient, interceptor.Funcs{
 				List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
 					lists++
@@ -1558,7 +1563,8 @@ func TestWaitRolloutListsThePoolsAtItsInterval(t *testing.T) {
 			defer cancel()
 			a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: newFakeClock().Now,
 				poolListEvery: tt.every,
-				observed: func(*ferryv1.AppGroup, []ferryv1.ProcessPool, rollout) {
+				observed: func(_ *ferryv1.AppGroup, pools []ferryv1.ProcessPool, _ rollout) {
+					poolCounts = append(poolCounts, len(pools))
 					if assessed++; assessed == assessments {
 						cancel()
 					}
@@ -1570,6 +1576,12 @@ func TestWaitRolloutListsThePoolsAtItsInterval(t *testing.T) {
 			}
 			if lists != tt.lists {
 				t.Errorf("%d lists over %d assessments, want %d", lists, assessments, tt.lists)
+			}
+			for i, n := range poolCounts[1:] {
+				if n != 1 {
+					t.Errorf("assessment %d of %d read %d pools, want the 1 listed (all: %v)", i+2, assessments, n, poolCounts)
+					break
+				}
 			}
 		})
 	}
