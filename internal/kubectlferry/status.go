@@ -524,12 +524,15 @@ func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
 // one-node AppGroup whose node was deselected), its own pool, being
 // deleted, had it while no node is left to run it, and "Every other node
 // was given it" named nodes there are not. A pool the manager does not
-// keep is none of its node's: one being deleted (its node deselected, or
-// with its own pool beside), or a lost creation race's second pool on a
-// node, which the manager deletes; of the revision, it read as a node
-// given it that no node runs; of another, as one kept from it. A node
-// selected whose older pool is being deleted, with no pool beside it yet
-// (the manager waits for the old one to drain), is not given it: counting
+// keep is none of its node's. One being deleted (its node deselected, or
+// with its own pool beside): of the revision, it read as a node given it
+// that no node runs; of another, as one kept from it. A lost creation
+// race's second pool on a node, which the manager deletes: of another
+// revision, it read as a node kept from the target where the pool kept
+// there has it (of the target, beside an older kept pool, it changed
+// nothing: that pool keeps the node from it either way). A node selected
+// whose older pool is being deleted, with no pool beside it yet (the
+// manager waits for the old one to drain), is not given it: counting
 // pools alone, it read "Every node was given it already".
 func givenToEveryPool(node, revision string, total int32, pools []ferryv1.ProcessPool) bool {
 	listed := make([]*ferryv1.ProcessPool, len(pools))

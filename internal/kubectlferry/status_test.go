@@ -730,6 +730,10 @@ func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
 			[]ferryv1.ProcessPool{pool("node-1"), pool("node-2", own), pool("node-2", lostRace, older)}, true, thatNode},
 		{"a lost race's older pool listed before the other node's own", 2,
 			[]ferryv1.ProcessPool{pool("node-1"), pool("node-2", lostRace, older), pool("node-2", own)}, true, thatNode},
+		// Not a bug the old count had (any pool not being deleted, of
+		// another revision, kept the node from it, as the older own one
+		// does): a guard on which of the node's pools is chosen, the
+		// kept one and not the race's of the revision.
 		{"a lost race's pool of it beside the other node's older own", 2,
 			[]ferryv1.ProcessPool{pool("node-1"), pool("node-2", lostRace), pool("node-2", own, older)}, true, waits},
 		// A node whose older pool is being deleted, no pool of its own
