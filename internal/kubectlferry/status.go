@@ -501,19 +501,25 @@ func olderOn(pool *ferryv1.ProcessPool, revision string, heard bool) string {
 // halt as one no pool there may run ("Every other node was given it
 // already") where one may.
 func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
-	var onNode []*ferryv1.ProcessPool
-	for i := range pools {
-		if pools[i].Spec.NodeName == node {
-			onNode = append(onNode, &pools[i])
-		}
-	}
-	if kept := contract.KeptPools(onNode)[node]; kept != nil {
+	listed := pointersTo(pools)
+	if kept := contract.KeptPools(listed)[node]; kept != nil {
 		return kept
 	}
-	if len(onNode) > 0 {
-		return onNode[0] // every one being deleted
+	for _, p := range listed {
+		if p.Spec.NodeName == node {
+			return p // every one there being deleted
+		}
 	}
 	return nil
+}
+
+// pointersTo points at each of pools, as contract.KeptPools takes them.
+func pointersTo(pools []ferryv1.ProcessPool) []*ferryv1.ProcessPool {
+	listed := make([]*ferryv1.ProcessPool, len(pools))
+	for i := range pools {
+		listed[i] = &pools[i]
+	}
+	return listed
 }
 
 // givenToEveryPool: every pool the manager keeps (contract.KeptPools) on
@@ -535,11 +541,7 @@ func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
 // manager waits for the old one to drain), is not given it: counting
 // pools alone, it read "Every node was given it already".
 func givenToEveryPool(node, revision string, total int32, pools []ferryv1.ProcessPool) bool {
-	listed := make([]*ferryv1.ProcessPool, len(pools))
-	for i := range pools {
-		listed[i] = &pools[i]
-	}
-	kept := contract.KeptPools(listed)
+	kept := contract.KeptPools(pointersTo(pools))
 	others := 0
 	for keptOn, p := range kept {
 		if p.Spec.Revision != revision {

@@ -742,8 +742,8 @@ func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
 			[]ferryv1.ProcessPool{pool("node-1"), pool("node-2", deleted, older), pool("node-3")}, true, waits},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			own := poolOn(h.Node, tt.pools)
-			if got := haltSummary(h, testNow, givenToEveryPool(h.Node, target, tt.total, tt.pools), own, tt.heard); !strings.HasSuffix(got, "\n"+tt.want) {
+			onHaltNode := poolOn(h.Node, tt.pools)
+			if got := haltSummary(h, testNow, givenToEveryPool(h.Node, target, tt.total, tt.pools), onHaltNode, tt.heard); !strings.HasSuffix(got, "\n"+tt.want) {
 				t.Errorf("got %q, want it to end %q", got, tt.want)
 			}
 		})
