@@ -391,6 +391,11 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 		next, err := cl.getAppGroup(ctx, ag.Name)
 		switch {
 		case err == nil:
+			if next.UID != ag.UID {
+				// Deleted and created again under its name: the pools
+				// listed were the earlier one's, which it does not own.
+				pools, listed = nil, time.Time{}
+			}
 			ag, lastErr = next, nil
 			switch {
 			case !readsPools(ag, annotation):

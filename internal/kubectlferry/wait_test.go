@@ -1526,18 +1526,8 @@ func TestWaitRolloutKeepsThePoolsThroughAFailedList(t *testing.T) {
 // assessment after the first, which no poll read, has the one pool.
 func TestWaitRolloutListsThePoolsAtItsInterval(t *testing.T) {
 	ns := newNamespace(t)
-	target := "1-" + hash
-	newPool(t, newAppGroup(t, ns, "app", "1", notResisting), "node-1", target)
-	before := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
-		rolledOut(ag, st, target, 2)
-		st.Nodes.Updated = 1
-		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
-			"node 2/2 (node-2), process 1/2")
-	})
-	apiClient, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := rollingOutWithAPool(t, ns)
+	apiClient := newAPIClient(t)
 	// The wait polls (reads the AppGroup) after each assessment but the
 	// last: the first assessment is of before, read by no poll.
 	const assessments = 10
@@ -1584,5 +1574,103 @@ func TestWaitRolloutListsThePoolsAtItsInterval(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// rollingOutWithAPool is AppGroup app in ns, resistance off, rolling out
+// revision 1 (the wait reads its pools: readsPools) with a pool of it on
+// node-1, as written.
+func rollingOutWithAPool(t *testing.T, ns string) *ferryv1.AppGroup {
+	t.Helper()
+	target := "1-" + hash
+	newPool(t, newAppGroup(t, ns, "app", "1", notResisting), "node-1", target)
+	return setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
+		rolledOut(ag, st, target, 2)
+		st.Nodes.Updated = 1
+		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
+			"node 2/2 (node-2), process 1/2")
+	})
+}
+
+// newAPIClient is a client of the test API server of its own, for a test
+// to intercept.
+func newAPIClient(t *testing.T) client.WithWatch {
+	t.Helper()
+	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestWaitRolloutListsThePoolsOfAnAppGroupCreatedAgain: a poll that reads
+// the AppGroup with another UID than the last (deleted and created again
+// under its name between two polls) drops the pools listed for the
+// earlier one and lists the new one's at once, though the next list is
+// not due (an hour apart): the earlier one's pools, which the new one
+// does not own, were assessed with it until the next list, where one
+// dying young could read as the new one's crash loop. The AppGroup reads as
+// created again, from a poll on, by its UID alone (the API server gives
+// a real one's only on create, and a wait ends at a poll that finds it
+// gone); the new one's pool is on node-2.
+func TestWaitRolloutListsThePoolsOfAnAppGroupCreatedAgain(t *testing.T) {
+	ns := newNamespace(t)
+	before := rollingOutWithAPool(t, ns)
+	createdAgain := before.DeepCopy()
+	createdAgain.UID = "created-again"
+	newPool(t, createdAgain, "node-2", "1-"+hash)
+	// The poll from which the AppGroup reads as created again, and the
+	// assessments the test lets the wait make.
+	const createdAgainAt, assessments = 4, 8
+	var polls, lists, assessed int
+	c := interceptor.NewClient(newAPIClient(t), interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if err := c.Get(ctx, key, obj, opts...); err != nil {
+				return err
+			}
+			if polls++; polls >= createdAgainAt {
+				obj.SetUID(createdAgain.UID)
+			}
+			return nil
+		},
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			lists++
+			return c.List(ctx, list, opts...)
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var read []string
+	a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: newFakeClock().Now,
+		poolListEvery: time.Hour,
+		observed: func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, _ rollout) {
+			var nodes []string
+			for _, p := range pools {
+				nodes = append(nodes, p.Spec.NodeName)
+			}
+			read = append(read, fmt.Sprintf("%s: %v", ag.UID, nodes))
+			if assessed++; assessed == assessments {
+				cancel()
+			}
+		}}
+	err := a.waitRollout(ctx, &clients{c: c, namespace: ns}, before.DeepCopy(), "1", time.Now(),
+		a.clock().Add(24*time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "interrupted waiting") {
+		t.Fatalf("got %v, want the wait interrupted", err)
+	}
+	// The first assessment is of before, read by no poll, with no pools.
+	for i, got := range read[1:] {
+		want := fmt.Sprintf("%s: [node-1]", before.UID)
+		if i+1 >= createdAgainAt {
+			want = fmt.Sprintf("%s: [node-2]", createdAgain.UID)
+		}
+		if got != want {
+			t.Errorf("assessment %d of %d read %q, want %q (all: %q)", i+2, assessments, got, want, read)
+			break
+		}
+	}
+	if lists != 2 {
+		t.Errorf("%d lists over %d assessments, want 2: at the first poll and at the one of the AppGroup created again",
+			lists, assessments)
 	}
 }
