@@ -556,6 +556,18 @@ func (w *waiter) next(t *testing.T) assessed {
 // test waits for, in its failure.
 func (w *waiter) until(t *testing.T, what string, match func(assessed) bool) assessed {
 	t.Helper()
+	a, r, done := w.untilOrDone(t, what, match)
+	if done {
+		t.Fatalf("restart --wait returned early, waiting to assess %s: exit %d, stdout %q, stderr %q",
+			what, r.code, r.out, r.err)
+	}
+	return a
+}
+
+// untilOrDone is until, but the waiter may return first: then it is its
+// result, and done.
+func (w *waiter) untilOrDone(t *testing.T, what string, match func(assessed) bool) (assessed, result, bool) {
+	t.Helper()
 	timeout := time.After(waitBound)
 	var others int
 	var last assessed
@@ -563,12 +575,11 @@ func (w *waiter) until(t *testing.T, what string, match func(assessed) bool) ass
 		select {
 		case a := <-w.seen:
 			if match(a) {
-				return a
+				return a, result{}, false
 			}
 			others, last = others+1, a
 		case r := <-w.done:
-			t.Fatalf("restart --wait returned early, waiting to assess %s: exit %d, stdout %q, stderr %q",
-				what, r.code, r.out, r.err)
+			return assessed{}, r, true
 		case <-timeout:
 			if others == 0 {
 				t.Fatalf("restart --wait assessed nothing for %s, waiting to assess %s", waitBound, what)
@@ -603,23 +614,12 @@ func (w *waiter) sawPool(t *testing.T, seen func(ferryv1.ProcessPool) bool) {
 
 // atOrDone waits until the waiter has assessed the AppGroup as written at
 // resourceVersion rv and goes on, or has returned, with its result, within
-// waitBound in all.
+// waitBound in all (untilOrDone).
 func (w *waiter) atOrDone(t *testing.T, rv string) (result, bool) {
 	t.Helper()
-	timeout := time.After(waitBound)
-	for {
-		select {
-		case a := <-w.seen:
-			if a.resourceVersion == rv && !a.rollout.Done {
-				return result{}, false
-			}
-		case r := <-w.done:
-			return r, true
-		case <-timeout:
-			t.Fatalf("restart --wait neither assessed the AppGroup at resourceVersion %s nor returned within %s",
-				rv, waitBound)
-		}
-	}
+	_, r, done := w.untilOrDone(t, "the AppGroup at resourceVersion "+rv+" as going on",
+		func(a assessed) bool { return a.resourceVersion == rv && !a.rollout.Done })
+	return r, done
 }
 
 // diesTwice has died report a first young death (10s ago), waits until
