@@ -1395,8 +1395,7 @@ func TestNeverHeardNodeHoldsNoWave(t *testing.T) {
 }
 
 // rollsOutOnceSettled has every agent (by node) heard once the crash
-// window went by, and the pass due then brought, so that the revision's
-// first node settles; it waits
+// window went by, so that the revision's first node settles; it waits
 // until every node is given rev2, has each roll it out (again, for those
 // that had), and waits for the rollout to complete.
 func rollsOutOnceSettled(t *testing.T, ns, rev2 string, agents map[string]*simAgent) {
@@ -1407,7 +1406,6 @@ func rollsOutOnceSettled(t *testing.T, ns, rev2 string, agents map[string]*simAg
 		agent.heartbeat("blog")
 		want[node] = rev2
 	}
-	controllers.DuePass(reconciler, ns, "blog") // passCrashWindow
 	waitRevisions(t, ns, "blog", want)
 	for _, agent := range agents {
 		agent.rollOut("blog", 2)

@@ -1,11 +1,13 @@
 package controllers_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 	"github.com/ferry-dev/ferry/controllers"
@@ -31,19 +33,32 @@ func withCrashWindow(t *testing.T) {
 	t.Cleanup(func() { restart(-1) })
 }
 
-// passCrashWindow steps the manager's clock past the crash window, has
-// the agent report (nothing new) and brings the pass that the manager
-// scheduled for the window's end (controllers.DuePass): that pass finds
-// the new processes have lived it. The report alone brings no pass (the
-// pool predicate drops a report that only moves the heartbeat), and the
-// scheduled one would come ten real seconds after the pass that saw the
-// processes ready, whatever the stepped clock says (seen: the crash-window
-// tests spent ten seconds of real time at each step, until the pass came).
+// passCrashWindow waits until the manager's last pass over blog asked
+// for the next by the crash window's end (nextSettle: a pass that found
+// the new processes ready and still in the window), steps the manager's
+// clock there, has the agent report (nothing new) and brings that pass
+// (controllers.DuePass): it finds the processes have lived the window.
+// The report alone brings no pass (the pool predicate drops a report that
+// only moves the heartbeat), and the work queue would bring the asked-for
+// one ten real seconds after it was asked for, whatever the stepped clock
+// says (seen: the crash-window tests spent ten seconds of real time at
+// each step). The wait first proves the manager asked for it: one that
+// asked for none would pass the tests anyway, through the staleness
+// requeue 40 s later (seen failing with nextSettle at 0: "the manager's
+// last pass over …/blog to ask for the next by …: not within 1m30s").
 func passCrashWindow(t *testing.T, agent *simAgent) {
 	t.Helper()
-	setClock(t, clk.Now().Add(contract.CrashWindow+time.Second))
+	key := types.NamespacedName{Namespace: agent.ns, Name: "blog"}
+	end := clk.Now().Add(contract.CrashWindow + time.Second)
+	eventually(t, fmt.Sprintf("the manager's last pass over %s to ask for the next by %s", key, end.Format(time.RFC3339)), func() error {
+		if due, ok := passes.dueBy(key, end); !ok {
+			return fmt.Errorf("it asked for one at %s (zero: none)", due.Format(time.RFC3339))
+		}
+		return nil
+	})
+	setClock(t, end)
 	agent.heartbeat("blog")
-	controllers.DuePass(reconciler, agent.ns, "blog")
+	controllers.DuePass(t, reconciler, agent.ns, "blog")
 }
 
 // crashWindow is the crash window as the manager's messages say it: the

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -42,6 +43,14 @@ func (s *signs) seen(key string, stamp time.Time) bool {
 // queue's timers run on the real one (a crash window's requeue would come
 // ten real seconds later, whatever the clock says). It goes through the
 // lease watcher's channel, the manager's own way of asking for a pass.
-func DuePass(r *AppGroupReconciler, namespace, name string) {
-	r.leases.events <- event.GenericEvent{Object: &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}
+func DuePass(t testing.TB, r *AppGroupReconciler, namespace, name string) {
+	t.Helper()
+	if r.leases == nil {
+		t.Fatal("DuePass: the reconciler has no lease watcher (LeaseNamespace unset, or not set up with a manager)")
+	}
+	select {
+	case r.leases.events <- event.GenericEvent{Object: &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("DuePass: the manager took no pass request for %s/%s within 10s (stopped?)", namespace, name)
+	}
 }

@@ -296,6 +296,10 @@ var passes passCounter
 type passCounter struct {
 	mu           sync.Mutex
 	begun, ended map[types.NamespacedName]int
+	// due is, per AppGroup, when by the manager's clock the pass its
+	// last pass asked for is due (RequeueAfter from when that pass
+	// ended); none when the last pass asked for none.
+	due map[types.NamespacedName]time.Time
 }
 
 // passEnds are the messages controller-runtime logs when a pass returns.
@@ -313,12 +317,27 @@ func (c *passCounter) note(key types.NamespacedName, msg string) {
 	defer c.mu.Unlock()
 	if c.begun == nil {
 		c.begun, c.ended = map[types.NamespacedName]int{}, map[types.NamespacedName]int{}
+		c.due = map[types.NamespacedName]time.Time{}
 	}
 	if begun {
 		c.begun[key]++
-	} else {
-		c.ended[key]++
+		return
 	}
+	c.ended[key]++
+	delete(c.due, key)
+	if after, err := time.ParseDuration(strings.TrimPrefix(msg, "Reconcile done, requeueing after ")); err == nil {
+		c.due[key] = clk.Now().Add(after)
+	}
+}
+
+// dueBy reports whether the last pass over key asked for another due by
+// at, the manager's clock (a pass the work queue brings on the real
+// clock, which the tests' stepped one outruns: DuePass).
+func (c *passCounter) dueBy(key types.NamespacedName, at time.Time) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	due, ok := c.due[key]
+	return due, ok && !due.After(at)
 }
 
 // mark is how many passes over key have begun: those begun later end
