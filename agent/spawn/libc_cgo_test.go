@@ -240,33 +240,21 @@ func TestLibcLookupsStuckPastTheLimitAreAskedAgain(t *testing.T) {
 // TestLibcLookupsJoinedToOneReplacedAsStuckEndWithTheirContext: callers
 // already waiting on a libc lookup (joined to it) when the next of its key
 // replaces it as stuck (libcStuckAfter) go on waiting on it, not on its
-// replacement, another call into libc, until their own context ends, and
-// then say what every caller whose lookup hangs says: the system's user
-// databases did not answer, with their context's cause. The lookup's
-// first caller, the one joined to it, and the one that replaced it are
-// each ended in turn; the others still wait meanwhile.
+// replacement, another call into libc, which answers its own caller while
+// they wait on; once their own context ends, they say what every caller
+// whose lookup hangs says: the system's user databases did not answer,
+// with their context's cause. libc's getpwnam is released a call at a
+// time here, the replacement first; the lookup's joiner, then its first
+// caller, are ended in turn, the other waiting on meanwhile.
 func TestLibcLookupsJoinedToOneReplacedAsStuckEndWithTheirContext(t *testing.T) {
 	const key = "getpwnam alice"
 	clock := &steppedClock{at: time.Unix(1_800_000_000, 0), read: make(chan struct{}, 8)}
-	saved := running
-	running = newLibcLookups(clock.now)
-	var stuck *libcLookup
-	t.Cleanup(func() { // after hangingLibc's, which releases libc and waits only for the lookups still running's
-		if stuck != nil {
-			<-stuck.done
-		}
-		running = saved
-	})
-	entered := hangingLibc(t)
-	type caller struct {
-		name     string
-		cancel   context.CancelCauseFunc
-		answered chan error
-	}
-	ask := func(name string) caller {
+	entered, release := libcReleasedOneByOne(t, 2, clock.now)
+	const stuckCall, replacementCall = 0, 1
+	ask := func(name string) libcCaller {
 		ctx, cancel := context.WithCancelCause(t.Context())
 		t.Cleanup(func() { cancel(nil) })
-		c := caller{name, cancel, make(chan error, 1)}
+		c := libcCaller{name, cancel, make(chan error, 1)}
 		go func() { _, err := lookupName(ctx, "alice"); c.answered <- err }()
 		<-clock.read // start read the clock, under running's lock: the lookup has joined or begun once that is free
 		return c
@@ -276,24 +264,44 @@ func TestLibcLookupsJoinedToOneReplacedAsStuckEndWithTheirContext(t *testing.T) 
 		defer running.mu.Unlock()
 		return running.pending[key]
 	}
+	libcAsked := func(who string) {
+		t.Helper()
+		select {
+		case call := <-entered:
+			if call != key {
+				t.Fatalf("%s: libc was asked %s; want %s", who, call, key)
+			}
+		case <-time.After(10 * time.Second): // a bound on the test's failing, not the lookup's
+			t.Fatalf("%s: libc not asked %s within 10 s", who, key)
+		}
+	}
 
 	first := ask("the first caller")
-	if call := <-entered; call != key {
-		t.Fatalf("libc was asked %s; want %s", call, key)
-	}
-	stuck = pending()
+	libcAsked(first.name)
+	stuck := pending()
 	joined := ask("its joiner")
 	if pending() != stuck {
 		t.Fatalf("%s, while its first call ran: asked again, not joined", key)
 	}
 	clock.advance(libcStuckAfter)
 	replacing := ask("its replacer")
-	if call := <-entered; call != key || pending() == stuck {
-		t.Fatalf("%s, its call running for %s: libc was asked %s, the call replaced: %t; want %s asked again", key, libcStuckAfter, call, pending() != stuck, key)
+	if pending() == stuck {
+		t.Fatalf("%s, its call running for %s: joined, not asked again", key, libcStuckAfter)
 	}
+	libcAsked(replacing.name)
 
+	release(replacementCall)
+	select {
+	case err := <-replacing.answered:
+		if err != nil {
+			t.Fatalf("%s, its call into libc released: %v; want alice's entry", replacing.name, err)
+		}
+	case <-time.After(10 * time.Second): // a bound on the test's failing, not the lookup's
+		t.Fatalf("%s: still waiting 10 s after its call into libc was released", replacing.name)
+	}
 	const nss = "the system's user databases (NSS) did not answer"
-	waiting := []caller{replacing, joined, first}
+	waiting := []libcCaller{joined, first}
+	stillWaiting(t, waiting, replacing.name+" answered")
 	for len(waiting) > 0 {
 		c := waiting[0]
 		waiting = waiting[1:]
@@ -308,14 +316,80 @@ func TestLibcLookupsJoinedToOneReplacedAsStuckEndWithTheirContext(t *testing.T) 
 		if want := key + ": " + nss + ": " + cause.Error(); err == nil || err.Error() != want || !errors.Is(err, cause) {
 			t.Errorf("%s: %v; want %q, wrapping its context's cause", c.name, err, want)
 		}
-		for _, other := range waiting {
-			select {
-			case err := <-other.answered:
-				t.Fatalf("%s: answered %v once %s's context ended; want it to wait for its own", other.name, err, c.name)
-			default:
-			}
+		stillWaiting(t, waiting, c.name+"'s context ended")
+	}
+	release(stuckCall) // the stuck call returns at last, to no one
+}
+
+// libcCaller is a lookup's caller in a test: its context's cancel, and
+// its lookup's error once it answers.
+type libcCaller struct {
+	name     string
+	cancel   context.CancelCauseFunc
+	answered chan error
+}
+
+// stillWaiting fails t if any of callers answers, after what happened,
+// within a short while each (a non-blocking look could come before a
+// wrong answer does): each is to wait for its own context.
+func stillWaiting(t *testing.T, callers []libcCaller, what string) {
+	t.Helper()
+	for _, c := range callers {
+		select {
+		case err := <-c.answered:
+			t.Fatalf("%s: answered %v once %s; want it to wait for its own context", c.name, err, what)
+		case <-time.After(100 * time.Millisecond): // a bound on seeing a wrong answer, not a wait on the lookup
 		}
 	}
+}
+
+// libcReleasedOneByOne makes libc's getpwnam hang, as hangingLibc's
+// does, but each call until the test releases that call alone: the
+// calls take their own release channel from a queue of n as they begin,
+// say their call on entered (getpwnam alice), and, once release(i) lets
+// the i-th (from 0) go, answer alice's entry (uid 1000). A call past the
+// n fails at once. running is swapped for lookups that read now, the
+// test's clock; Cleanup releases the calls left, waits for them all to
+// return and restores libc and running.
+func libcReleasedOneByOne(t *testing.T, n int, now func() time.Time) (entered <-chan string, release func(i int)) {
+	calls := make(chan string, n)
+	queue := make(chan chan struct{}, n)
+	releases := make([]chan struct{}, n)
+	released := make([]sync.Once, n)
+	for i := range releases {
+		releases[i] = make(chan struct{})
+		queue <- releases[i]
+	}
+	close(queue)
+	release = func(i int) { released[i].Do(func() { close(releases[i]) }) }
+	alice := &user.User{Uid: "1000", Gid: "1000", Username: "alice", HomeDir: "/home/alice"}
+	var returned sync.WaitGroup
+	// libc and running are the package's, swapped without a lock, as
+	// hangingLibc swaps libc (no spawn test is parallel): running, so that
+	// these lookups read the test's clock and join none another test left
+	// running.
+	savedLibc, savedRunning := libc, running
+	libc = libcCalls{getpwnam: func(name string) (*user.User, error) {
+		returned.Add(1)
+		defer returned.Done()
+		own, ok := <-queue
+		if !ok {
+			return nil, fmt.Errorf("getpwnam %s: libc asked more than the test's %d calls", name, n)
+		}
+		calls <- "getpwnam " + name
+		<-own
+		return alice, nil
+	}}
+	running = newLibcLookups(now)
+	t.Cleanup(func() {
+		for i := range releases {
+			release(i)
+		}
+		returned.Wait()
+		running.wait() // a lookup's return, after its call's, ends its goroutine
+		libc, running = savedLibc, savedRunning
+	})
+	return calls, release
 }
 
 // steppedClock is a clock for libcLookups that the test moves on; each
