@@ -64,22 +64,24 @@ func (db passwdDB) lookup(ctx context.Context, field int, value string) (*user.U
 	return db.fromGetent(ctx, field, value)
 }
 
-// fromFile is the entry of db's passwd file whose field is value, or nil.
+// fromFile is the entry of db's passwd file whose field is value, or nil,
+// nil too where there is no file (an image without one), where getent may
+// still know.
 func (db passwdDB) fromFile(field int, value string) (*user.User, error) {
-	return readFile(db.file, func(r io.Reader) (*user.User, error) { return findEntry(r, field, value) })
+	return readFile(db.file, nil, func(r io.Reader) (*user.User, error) { return findEntry(r, field, value) })
 }
 
-// readFile is read's answer for the file at path, or T's zero value (none)
-// where there is no file: an image without one, where getent may still
-// know. fromFile, groupFromFile and fileGroups read through it alike.
-func readFile[T any](path string, read func(io.Reader) (T, error)) (T, error) {
-	var none T
+// readFile is read's answer for the file at path, or none, the caller's
+// answer for no file, where there is none. fromFile, groupFromFile and
+// fileGroups read through it alike.
+func readFile[T any](path string, none T, read func(io.Reader) (T, error)) (T, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return none, nil
 	}
 	if err != nil {
-		return none, err
+		var zero T
+		return zero, err
 	}
 	defer func() { _ = f.Close() }()
 	return read(f)
@@ -233,10 +235,10 @@ func (db passwdDB) lookupGID(ctx context.Context, gid string) (*user.Group, erro
 	return g, err
 }
 
-// groupFromFile is gid's group in db's group file, or nil; no file (an
-// image without one) is none.
+// groupFromFile is gid's group in db's group file, or nil, nil too where
+// there is no file (an image without one), where getent may still know.
 func (db passwdDB) groupFromFile(gid string) (*user.Group, error) {
-	return readFile(db.group, func(r io.Reader) (*user.Group, error) { return findGroup(r, gid) })
+	return readFile(db.group, nil, func(r io.Reader) (*user.Group, error) { return findGroup(r, gid) })
 }
 
 // groupFromGetent is the group getent group answers for gid, or nil: no
@@ -308,17 +310,13 @@ func groupFields(line []byte) []string {
 // primary group alone; any other failure to read it is an error, never
 // fewer groups than the user has.
 func (db passwdDB) fileGroups(u *user.User) ([]string, error) {
-	groups, err := readFile(db.group, func(r io.Reader) ([]string, error) {
+	return readFile(db.group, []string{u.Gid}, func(r io.Reader) ([]string, error) {
 		groups, err := groupsListing(r, u)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", db.group, err)
 		}
 		return groups, nil
 	})
-	if groups == nil && err == nil { // no group file: groupsListing lists the primary group at least
-		return []string{u.Gid}, nil
-	}
-	return groups, err
 }
 
 // groupsListing is u's primary group, then the gid of each group of r, a
