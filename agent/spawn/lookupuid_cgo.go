@@ -52,18 +52,19 @@ func lookupGID(ctx context.Context, gid string) (*user.Group, error) {
 	return libcUntil(ctx, "getgrgid "+gid, libc.getgrgid, gid)
 }
 
-// libcUntil is call(arg), a lookup into libc that what names in its
-// errors (getpwnam alice) and keys among those running (libcLookups), one
-// string for both where it names all the call asks; or, once ctx ends
-// first, an error saying that the system's user databases did not answer,
-// wrapping ctx's cause, as getent's lookup says it built without cgo. A ctx already ended asks libc nothing: the
-// call could not be waited on, only left running. A call into libc cannot
-// be stopped: it is left running in its goroutine (and thread) to return
-// into nothing, and a lookup of the same key meanwhile waits on it rather
-// than start another (libcLookups), so that a directory that hangs while
-// spawns are tried again and again leaves one call a key, not one a
-// spawn, for each libcStuckAfter it hangs. call is taken here, in the
-// caller's goroutine, not read from libc in the one left running.
+// libcUntil is call(arg), a lookup into libc, or, once ctx ends first, an
+// error saying that the system's user databases did not answer, wrapping
+// ctx's cause, as getent's lookup says it built without cgo. what names
+// the call in its errors (getpwnam alice) and is its key in running;
+// libcUntilAsking adds to the key what the name leaves out. A ctx already
+// ended asks libc nothing: the call could not be waited on, only left
+// running. A call into libc cannot be stopped: it is left running in its
+// goroutine (and thread) to return into nothing, and a lookup of the same
+// key meanwhile waits on it rather than start another (libcLookups), so
+// that a directory that hangs while spawns are tried again and again
+// leaves one call a key, not one a spawn, for each libcStuckAfter it
+// hangs. call is taken here, in the caller's goroutine, not read from
+// libc in the one left running.
 func libcUntil[A, T any](ctx context.Context, what string, call func(A) (T, error), arg A) (T, error) {
 	return libcUntilAsking(ctx, what, "", call, arg)
 }
