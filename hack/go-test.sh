@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # go-test.sh runs `go test` with the arguments it is given ($GO, or go) and,
-# when that fails, says again at the very end which tests failed and what
-# they said: their "--- FAIL" lines and their own lines (name_test.go:N: …,
-# with the lines that continue them), what did not build, and the failing
-# packages.
+# when that fails, says again at the very end what failed, as
+# go-test-failures.awk picks it: the failing tests and their own lines,
+# what did not build, how a package ended that failed otherwise (a
+# timeout's running tests, a panic, a data race, a TestMain's last lines),
+# and the failing packages.
 #
 # A failing package's output holds every log line its tests wrote to
 # stderr, the manager's and the agents' among them, hundreds past the
@@ -12,7 +13,7 @@
 # only adds the summary after it, and exits with go test's status.
 set -uo pipefail
 
-log=$(mktemp "${TMPDIR:-/tmp}/ferry-go-test.XXXXXX")
+log=$(mktemp "${TMPDIR:-/tmp}/ferry-go-test.XXXXXX") || exec "${GO:-go}" test "$@"
 trap 'rm -f "$log"' EXIT
 
 "${GO:-go}" test "$@" 2>&1 | tee "$log"
@@ -20,16 +21,6 @@ status=${PIPESTATUS[0]}
 if [[ $status -ne 0 ]]; then
 	echo
 	echo "=== go test failed (exit $status); what failed, repeated from above:"
-	# A test's own line is indented by spaces (a tab starts a stack trace's
-	# file line) and names a file without a directory; the lines that
-	# continue it are indented deeper than it. A compiler's or vet's line
-	# (file:line:column:) is said for a package that did not build.
-	awk '
-		/^ *--- FAIL/ || /^FAIL/ || /^panic: / || /^\*\*\* Test killed/ { print; depth = -1; next }
-		/^ +[^ \/]+\.go:[0-9]+: / { print; match($0, /^ +/); depth = RLENGTH; next }
-		/^[^ \t]+\.go:[0-9]+:[0-9]+: / { print; depth = -1; next }
-		depth >= 0 && match($0, /^ +/) && RLENGTH > depth { print; next }
-		{ depth = -1 }
-	' "$log"
+	awk -f "$(dirname "${BASH_SOURCE[0]}")/go-test-failures.awk" "$log"
 fi
 exit "$status"

@@ -88,9 +88,88 @@ func TestMain(m *testing.M) {
 	}
 }
 
-// runGoTest runs hack/go-test.sh -count=1 ./... in a module of its own
-// holding files, and returns what it printed.
-func runGoTest(t *testing.T, files map[string]string) (string, error) {
+// TestGoTestRepeatsHowAPackageEnded: go-test.sh's summary also says how a
+// package ended that failed outside a test's own lines: the tests still
+// running at a timeout (not the goroutines after them), a panic or a
+// runtime fatal error with the first goroutine's stack (whose "created
+// by" names the test that started it), a data race report, and, for a
+// TestMain that failed before any test, the last lines it printed (seen
+// failing before these were picked: each summary held the package's FAIL
+// line alone).
+func TestGoTestRepeatsHowAPackageEnded(t *testing.T) {
+	for _, tt := range []struct {
+		name, test string
+		args       []string
+		// want are in the summary, in this order.
+		want []string
+	}{
+		{name: "a timeout", args: []string{"-timeout=2s"},
+			test: `func TestSlow(t *testing.T) { t.Run("inner", func(t *testing.T) { time.Sleep(time.Minute) }) }`,
+			want: []string{"panic: test timed out after 2s\n\trunning tests:\n\t\tTestSlow (", "\t\tTestSlow/inner (", "FAIL\texample.com/gt\t"}},
+		{name: "a panic outside the test",
+			test: `func TestStarts(t *testing.T) { go func() { panic("manager goroutine boom") }(); time.Sleep(time.Minute) }`,
+			want: []string{"panic: manager goroutine boom\n", "\ngoroutine ", "created by example.com/gt.TestStarts", "FAIL\texample.com/gt\t"}},
+		{name: "a fatal error",
+			test: `func TestMap(t *testing.T) {
+	m := map[int]int{}
+	for range 4 {
+		go func() {
+			for i := 0; ; i++ {
+				m[i] = i
+			}
+		}()
+	}
+	time.Sleep(time.Minute)
+}`,
+			want: []string{"fatal error: concurrent map writes\n", "created by example.com/gt.TestMap", "FAIL\texample.com/gt\t"}},
+		{name: "a race after the tests", args: []string{"-race"},
+			test: `var n int
+
+func TestQuiet(t *testing.T) { _ = time.Now() }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	done := make(chan bool)
+	go func() { n++; done <- true }()
+	n++
+	<-done
+	os.Exit(code)
+}`,
+			want: []string{"==================\nWARNING: DATA RACE\n", "example.com/gt.TestMain", "==================\nFound 1 data race(s)\n", "FAIL\texample.com/gt\t"}},
+		{name: "a TestMain failing before any test",
+			test: `func TestQuiet(t *testing.T) { _ = time.Now() }
+
+func TestMain(m *testing.M) {
+	fmt.Fprintln(os.Stderr, "testenv: could not start kube-apiserver: exit status 1")
+	os.Exit(1)
+}`,
+			want: []string{"testenv: could not start kube-apiserver: exit status 1\n", "FAIL\texample.com/gt\t"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "package gt\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"testing\"\n\t\"time\"\n)\n\nvar _, _ = fmt.Sprint, os.Exit\n\n" + tt.test + "\n"
+			out, err := runGoTest(t, map[string]string{"gt_test.go": src}, tt.args...)
+			if exitCode(err) != 1 {
+				t.Fatalf("go-test.sh: %v, want exit status 1 (go test's)\n%s", err, out)
+			}
+			summary := afterLast(t, out, "what failed, repeated from above:\n")
+			rest := summary
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("the summary lacks %q after what came before it:\n%s", w, summary)
+				}
+				rest = rest[i+len(w):]
+			}
+			if n := strings.Count(summary, "\ngoroutine "); n > 1 {
+				t.Errorf("the summary holds %d goroutines' stacks, want the first alone:\n%s", n, summary)
+			}
+		})
+	}
+}
+
+// runGoTest runs hack/go-test.sh -count=1 [args] ./... in a module of its
+// own holding files, and returns what it printed.
+func runGoTest(t *testing.T, files map[string]string, args ...string) (string, error) {
 	t.Helper()
 	dir := t.TempDir()
 	files["go.mod"] = "module example.com/gt\n\ngo 1.26\n"
@@ -99,10 +178,11 @@ func runGoTest(t *testing.T, files map[string]string) (string, error) {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(filepath.Join(root, "hack", "go-test.sh"), "-count=1", "./...")
+	cmd := exec.Command(filepath.Join(root, "hack", "go-test.sh"), append(append([]string{"-count=1"}, args...), "./...")...)
 	cmd.Dir = dir
 	// The go on PATH, as `make test`'s; GO unset (the script's default).
-	cmd.Env = append(os.Environ(), "GO=", "GOTOOLCHAIN=local", "GOFLAGS=")
+	// cgo for -race, as make test's race pass.
+	cmd.Env = append(os.Environ(), "GO=", "GOTOOLCHAIN=local", "GOFLAGS=", "CGO_ENABLED=1")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
