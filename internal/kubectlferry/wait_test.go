@@ -1541,7 +1541,7 @@ func TestWaitRolloutListsThePoolsAtItsInterval(t *testing.T) {
 		{"unset: poolListInterval", 0, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var lists, assessed int
+			var lists int
 			var poolCounts []int
 			c := interceptor.NewClient(apiClient, interceptor.Funcs{
 				List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
@@ -1549,21 +1549,9 @@ func TestWaitRolloutListsThePoolsAtItsInterval(t *testing.T) {
 					return c.List(ctx, list, opts...)
 				},
 			})
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: newFakeClock().Now,
-				poolListEvery: tt.every,
-				observed: func(_ *ferryv1.AppGroup, pools []ferryv1.ProcessPool, _ rollout) {
-					poolCounts = append(poolCounts, len(pools))
-					if assessed++; assessed == assessments {
-						cancel()
-					}
-				}}
-			err := a.waitRollout(ctx, &clients{c: c, namespace: ns}, before.DeepCopy(), "1", time.Now(),
-				a.clock().Add(24*time.Hour))
-			if err == nil || !strings.Contains(err.Error(), "interrupted waiting") {
-				t.Fatalf("got %v, want the wait interrupted", err)
-			}
+			assessFor(t, c, before, tt.every, assessments, func(_ *ferryv1.AppGroup, pools []ferryv1.ProcessPool) {
+				poolCounts = append(poolCounts, len(pools))
+			})
 			if lists != tt.lists {
 				t.Errorf("%d lists over %d assessments, want %d", lists, assessments, tt.lists)
 			}
@@ -1603,6 +1591,30 @@ func newAPIClient(t *testing.T) client.WithWatch {
 	return c
 }
 
+// assessFor runs the wait on before through c, polling every 10 ms and
+// listing the pools at most every listEvery, for the given number of
+// assessments, each handed to saw; then it interrupts the wait.
+func assessFor(t *testing.T, c client.Client, before *ferryv1.AppGroup, listEvery time.Duration, assessments int,
+	saw func(*ferryv1.AppGroup, []ferryv1.ProcessPool)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	assessed := 0
+	a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: newFakeClock().Now,
+		poolListEvery: listEvery,
+		observed: func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, _ rollout) {
+			saw(ag, pools)
+			if assessed++; assessed == assessments {
+				cancel()
+			}
+		}}
+	err := a.waitRollout(ctx, &clients{c: c, namespace: before.Namespace}, before.DeepCopy(), "1", time.Now(),
+		a.clock().Add(24*time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "interrupted waiting") {
+		t.Fatalf("got %v, want the wait interrupted", err)
+	}
+}
+
 // TestWaitRolloutListsThePoolsOfAnAppGroupCreatedAgain: a poll that reads
 // the AppGroup with another UID than the last (deleted and created again
 // under its name between two polls) drops the pools listed for the
@@ -1622,7 +1634,7 @@ func TestWaitRolloutListsThePoolsOfAnAppGroupCreatedAgain(t *testing.T) {
 	// The poll from which the AppGroup reads as created again, and the
 	// assessments the test lets the wait make.
 	const createdAgainAt, assessments = 4, 8
-	var polls, lists, assessed int
+	var polls, lists int
 	c := interceptor.NewClient(newAPIClient(t), interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			if err := c.Get(ctx, key, obj, opts...); err != nil {
@@ -1638,26 +1650,14 @@ func TestWaitRolloutListsThePoolsOfAnAppGroupCreatedAgain(t *testing.T) {
 			return c.List(ctx, list, opts...)
 		},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var read []string
-	a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: newFakeClock().Now,
-		poolListEvery: time.Hour,
-		observed: func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, _ rollout) {
-			var nodes []string
-			for _, p := range pools {
-				nodes = append(nodes, p.Spec.NodeName)
-			}
-			read = append(read, fmt.Sprintf("%s: %v", ag.UID, nodes))
-			if assessed++; assessed == assessments {
-				cancel()
-			}
-		}}
-	err := a.waitRollout(ctx, &clients{c: c, namespace: ns}, before.DeepCopy(), "1", time.Now(),
-		a.clock().Add(24*time.Hour))
-	if err == nil || !strings.Contains(err.Error(), "interrupted waiting") {
-		t.Fatalf("got %v, want the wait interrupted", err)
-	}
+	assessFor(t, c, before, time.Hour, assessments, func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) {
+		var nodes []string
+		for _, p := range pools {
+			nodes = append(nodes, p.Spec.NodeName)
+		}
+		read = append(read, fmt.Sprintf("%s: %v", ag.UID, nodes))
+	})
 	// The first assessment is of before, read by no poll, with no pools.
 	for i, got := range read[1:] {
 		want := fmt.Sprintf("%s: [node-1]", before.UID)
