@@ -109,19 +109,17 @@ func TestGoTestRepeatsHowAPackageEnded(t *testing.T) {
 		{name: "a panic outside the test",
 			test: `func TestStarts(t *testing.T) { go func() { panic("manager goroutine boom") }(); time.Sleep(time.Minute) }`,
 			want: []string{"panic: manager goroutine boom\n", "\ngoroutine ", "created by example.com/gt.TestStarts", "FAIL\texample.com/gt\t"}},
+		// A fatal error the runtime raises for certain (concurrent map
+		// writes are caught at best effort).
 		{name: "a fatal error",
-			test: `func TestMap(t *testing.T) {
-	m := map[int]int{}
-	for range 4 {
-		go func() {
-			for i := 0; ; i++ {
-				m[i] = i
-			}
-		}()
-	}
+			test: `func TestUnlocks(t *testing.T) {
+	go func() {
+		var mu sync.Mutex
+		mu.Unlock()
+	}()
 	time.Sleep(time.Minute)
 }`,
-			want: []string{"fatal error: concurrent map writes\n", "created by example.com/gt.TestMap", "FAIL\texample.com/gt\t"}},
+			want: []string{"fatal error: sync: unlock of unlocked mutex\n", "created by example.com/gt.TestUnlocks", "FAIL\texample.com/gt\t"}},
 		{name: "a race after the tests", args: []string{"-race"},
 			test: `var n int
 
@@ -146,7 +144,7 @@ func TestMain(m *testing.M) {
 			want: []string{"testenv: could not start kube-apiserver: exit status 1\n", "FAIL\texample.com/gt\t"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			src := "package gt\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"testing\"\n\t\"time\"\n)\n\nvar _, _ = fmt.Sprint, os.Exit\n\n" + tt.test + "\n"
+			src := "package gt\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"sync\"\n\t\"testing\"\n\t\"time\"\n)\n\nvar _, _, _ = fmt.Sprint, os.Exit, sync.Mutex{}\n\n" + tt.test + "\n"
 			out, err := runGoTest(t, map[string]string{"gt_test.go": src}, tt.args...)
 			if exitCode(err) != 1 {
 				t.Fatalf("go-test.sh: %v, want exit status 1 (go test's)\n%s", err, out)
