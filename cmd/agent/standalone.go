@@ -102,8 +102,8 @@ func warnOfRootGroup(log logr.Logger) {
 // built with cgo, end with it as well (spawn's libcUntil), their calls
 // left to return on their own. Past it, the agent stops with an error
 // naming the user, rather than hang. It is spawn's LookupStuckAfter, past
-// which a spawn's libc lookup still running is taken for stuck: one
-// bound, 30 s, on the user databases' silence.
+// which a spawn's libc lookup still running is taken for stuck: the same
+// 30 s for both.
 const workerUsersWait = spawn.LookupStuckAfter
 
 // timeoutFlag binds a proxy timeout, refusing one not above zero at
