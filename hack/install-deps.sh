@@ -5,6 +5,7 @@
 # `make test` and .ci/run call it, so a fresh machine needs nothing by hand.
 #
 #   make, git   the build
+#   awk         make test's summary of what failed (hack/go-test.sh; mawk, Debian's default)
 #   gcc         cgo, for the race detector pass of `make test`
 #   python3     the WSGI workers
 #   flock       serializing runs on a shared machine
@@ -23,6 +24,7 @@ set -euo pipefail
 declare -A packages=(
 	[make]=make [git]=git [gcc]=gcc [python3]=python3 [flock]=util-linux
 	[curl]=curl [ip]=iproute2 [pkill]=procps [jq]=jq [setpriv]=util-linux
+	[awk]=mawk
 )
 missing=()
 for cmd in "${!packages[@]}"; do
