@@ -1004,7 +1004,7 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		// first, its last part 0), or a nanosecond past it, not at all (the
 		// second, 1.5ns cut to 1): the chart cannot tell which, and says
 		// both. Either way it reads on, as the binary does where it reads
-		// it.
+		// it (the third).
 		{"agent", []string{"--simulate-workers=-2562047h47m16.854775808s0.00000000100000000000s"}, negativeRefused, 1,
 			nearLowest("--simulate-workers=-2562047h47m16.854775808s0.00000000100000000000s",
 				"-2562047h47m16.854775808s0.00000000100000000000s"), ""},
@@ -1012,6 +1012,13 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			`invalid value "-2562047h47m16.854775808s0.0000000015s" for flag -simulate-workers: parse error`, 2,
 			nearLowest("--simulate-workers=-2562047h47m16.854775808s0.0000000015s", "-2562047h47m16.854775808s0.0000000015s"),
 			""},
+		// Read as -2^63 ns, the binary reads on, and stops at the flag
+		// after it; the chart reads on too, refusing both.
+		{"agent", []string{"--simulate-workers=-2562047h47m16.854775808s0.00000000100000000000s", "--no-such-flag"},
+			"flag provided but not defined: -no-such-flag", 2,
+			nearLowest("--simulate-workers=-2562047h47m16.854775808s0.00000000100000000000s",
+				"-2562047h47m16.854775808s0.00000000100000000000s") + "\nagent.extraArgs has --no-such-flag, a flag " +
+				"the agents do not define: the agents would not start (flag provided but not defined: -no-such-flag)", ""},
 		// Read past it: the flag package stops at the flag after it.
 		{"agent", []string{"--simulate-workers=-1s", "--no-such-flag"}, "flag provided but not defined: -no-such-flag", 2,
 			"agent.extraArgs has --no-such-flag, a flag the agents do not define: the agents would not start (flag " +
@@ -1678,10 +1685,12 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 				negativeRefused + "): set 0s (drain at once) or more (the default is 5s)" + skipped},
 		{"agent.drainDelay", "drain-delay", "-0.1ns", "", noCluster, 1, ""},
 		{"agent.drainDelay", "drain-delay", "0.1ns", "", noCluster, 1, ""},
-		// Past -2^63 ns by the chart's count, by no more than its one part
-		// past the nanosecond: Go may read it as -2^63 ns, below zero (the
-		// first, its last part 0), or a nanosecond past it, not at all (the
-		// others): the chart cannot tell which, and says both.
+		// At or past -2^63 ns by the chart's count, by no more than its one
+		// part past the nanosecond: Go may read it as -2^63 ns, below zero
+		// (those ending 0.00000000100000000000s, its last part 0), or past
+		// it, not at all (0.0000000015s, 1.5ns cut to 1, and
+		// 0.00000000000027777777777777775h): the chart cannot tell which,
+		// and says both.
 		{"agent.drainDelay", "drain-delay", "-2562047h47m16.854775808s0.00000000100000000000s", "-2562047h47m16.854775808s0.00000000100000000000s", negativeRefused, 1,
 			rounded("agent.drainDelay", "-2562047h47m16.854775808s0.00000000100000000000s", "5s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s",
 				"it is negative, which the agents refuse at their start ("+negativeRefused+")", "the agents", "drain-delay",
