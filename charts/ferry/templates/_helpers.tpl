@@ -712,7 +712,12 @@ at least 1: "and" stops at a $past of 0.
 {{- $nearBound := and $past (eq (len $ns) 19) (gt $ns (printf "%d" (sub 9223372036854775807 $past | add (ternary 1 0 $negative)))) }}
 {{- if $nearBound }}unsure
 {{- else if or (not $ns) (and (eq $ns "9223372036854775808") (not $negative)) }}parse
-{{- /* Near 0 a count is short: one of 19 digits may be past 2^63 (negative), which int64 does not hold. */}}
+{{- /*
+Near 0 a count is short. The length check is defensive: with $past at
+least 1, every count past 2^63-$past was caught above as unsure, so none
+here is past int64; it keeps int64 off a count of 19 digits or more,
+which may not fit it, should the order of these checks change.
+*/}}
 {{- else if and $past (lt (len $ns) 19) (le ($ns | int64) $past) }}{{ ternary "unsureNegative" "unsureZero" $negative }}
 {{- else if eq $ns "0" }}zero
 {{- else if $negative }}negative
@@ -739,13 +744,13 @@ A million fractions of 1 to 22 digits, half beginning with 14 nines or
 more, were read alike by both.
 */}}
 {{- define "ferry.partsPastTheNanosecond" -}}
-{{- $digits := dict "ns" 0 "us" 3 "µs" 3 "μs" 3 "ms" 6 "s" 9 "m" 10 "h" 11 }}
+{{- $digits := dict "us" 3 "µs" 3 "μs" 3 "ms" 6 "s" 9 "m" 10 "h" 11 }}
 {{- $past := 0 }}
 {{- range regexFindAll "[0-9.]+[^0-9.]+" . -1 }}
 {{- $n := regexFind "^[0-9.]+" . }}
 {{- $frac := regexFind "[0-9]*$" (regexFind "\\.[0-9]*$" $n) }}
 {{- $unit := trimPrefix $n . }}
-{{- if and (gt (len $frac) (get $digits $unit | int)) (ne $unit "ns") }}
+{{- if and (ne $unit "ns") (gt (len $frac) (get $digits $unit | int)) }}
 {{- $past = add1 $past }}
 {{- end }}
 {{- end }}
