@@ -895,8 +895,8 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 	// not at all.
 	nearLowest := func(given, value string) string {
 		return "agent.extraArgs has " + given + ", which has digits past the nanosecond, which Go may round either way: " +
-			"write it to the nanosecond. Read as -2562047h47m16.854775808s, the lowest duration Go reads, it is negative: " +
-			"the agents would not start (" + negativeRefused + "); a nanosecond more, Go does not read it, and the agents " +
+			"write it to the nanosecond. Read at most 2562047h47m16.854775808s below zero, the lowest duration Go reads, it " +
+			"is negative: the agents would not start (" + negativeRefused + "); read past that, Go does not read it, and the agents " +
 			"would not start (invalid value \"" + value + "\" for flag -simulate-workers: parse error). --simulate-workers " +
 			"takes " + durationTaken + ": write one, or take " + given + " out of agent.extraArgs"
 	}
@@ -1575,7 +1575,8 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 	// What a negative value Go may read as -2^63 ns (readAs), or a
 	// nanosecond past it, not at all (why), does.
 	nearLowest := func(value, readAs, who, flag, why string) string {
-		return "Read as -2562047h47m16.854775808s, the lowest duration Go reads, " + readAs + "; a nanosecond more, Go " +
+		return "Read at most 2562047h47m16.854775808s below zero, the lowest duration Go reads, " + readAs + "; read past " +
+			"that, Go " +
 			"does not read it, and " + who + " would not start (invalid value \"" + value + "\" for flag -" + flag + ": " +
 			why + ")"
 	}
