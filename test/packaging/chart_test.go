@@ -891,8 +891,8 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		return "agent.extraArgs has " + given + ", a value the flag refuses: the agents would not start (invalid value \"" +
 			value + "\" for flag -simulate-workers: parse error)"
 	}
-	// A negative value Go may read as -2^63 ns, or a nanosecond past it,
-	// not at all.
+	// A negative value Go may read at most 2^63 ns below zero, or past
+	// that, not at all.
 	nearLowest := func(given, value string) string {
 		return "agent.extraArgs has " + given + ", which has digits past the nanosecond, which Go may round either way: " +
 			"write it to the nanosecond. Read at most 2562047h47m16.854775808s below zero, the lowest duration Go reads, it " +
@@ -1001,7 +1001,7 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 			negativeRefused + ")", ""},
 		// Past -2^63 ns by the chart's count, by no more than its one part
 		// past the nanosecond: Go may read it as -2^63 ns, negative (the
-		// first, its last part 0), or a nanosecond past it, not at all (the
+		// first, its last part 0), or past it, not at all (the
 		// second, 1.5ns cut to 1): the chart cannot tell which, and says
 		// both. Either way it reads on, as the binary does where it reads
 		// it (the third).
