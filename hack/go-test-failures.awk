@@ -15,11 +15,20 @@
 #     the test binary ended (signal, exit status);
 #   each failing package's FAIL line, and, for a package that failed
 #     with nothing else picked from its output (TestMain failing before
-#     any test, writing only to stderr), the last lines it printed.
+#     any test, writing only to stderr, or a test binary killed), the
+#     last lines it printed.
 #
-# Under -v every test's own lines are picked, passing tests' too.
+# Under -v a failing package's passing tests' own lines are picked too.
 
-function pick(line) { print line; picked++ }
+# What is picked is held until its package's result line: printed with
+# its FAIL line, dropped with an ok line (under -v, a passing package's
+# test lines). A compiler's line is printed at once: it may come amid
+# another package's output, before its own package's result.
+function pick(line) { held = held line "\n"; picked++ }
+# note holds a line that says how the test binary ended (a signal, an
+# exit status): said, but not what failed, so the package's last lines
+# are still shown with it.
+function note(line) { held = held line "\n" }
 
 BEGIN { depth = -1; tail = 5 }
 
@@ -49,18 +58,19 @@ inPanic {
 /^panic: test timed out/ { pick($0); inTimeout = 1; depth = -1; next }
 /^panic: / || /^fatal error: / { pick($0); inPanic = 1; sawGoroutine = 0; depth = -1; next }
 /^WARNING: DATA RACE/ { pick("=================="); pick($0); inRace = 1; raceStart = NR; depth = -1; next }
-/^ *--- FAIL/ || /^Found [0-9]+ data race/ || /^signal: / || /^exit status [0-9]+$/ || /^\*\*\* Test killed/ {
-	pick($0); depth = -1; next
-}
+/^ *--- FAIL/ || /^Found [0-9]+ data race/ { pick($0); depth = -1; next }
+/^signal: / || /^exit status [0-9]+$/ || /^\*\*\* Test killed/ { note($0); depth = -1; next }
 /^ +[^ \/]+\.go:[0-9]+: / { pick($0); match($0, /^ +/); depth = RLENGTH; next }
-/^[^ \t]+\.go:[0-9]+:[0-9]+: / { pick($0); depth = -1; next }
+/^[^ \t]+\.go:[0-9]+:[0-9]+: / { print; depth = -1; next }
 depth >= 0 && match($0, /^ +/) && RLENGTH > depth { pick($0); next }
 { depth = -1 }
 
 /^FAIL\t/ {
-	if (!picked) {
+	if (picked) {
+		printf "%s", held
+	} else {
 		for (i = NR - tail + 1; i < NR; i++) if (i > lastResult && (i % tail) in last) print last[i % tail]
 	}
 	print
 }
-/^(ok|FAIL|\?) *\t/ { picked = 0; lastResult = NR }
+/^(ok|FAIL|\?) *\t/ { picked = 0; held = ""; lastResult = NR }

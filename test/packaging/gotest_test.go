@@ -78,6 +78,28 @@ func TestMain(m *testing.M) {
 		t.Errorf("the summary lacks the compiler's line:\n%s", summary)
 	}
 
+	// Under -v, a passing package's tests' own lines are not repeated.
+	out, err = runGoTest(t, map[string]string{"gt_test.go": failing,
+		"quiet/quiet_test.go": "package quiet\n\nimport \"testing\"\n\nfunc TestLogs(t *testing.T) { t.Log(\"a passing package's line\") }\n"}, "-v")
+	if exitCode(err) != 1 {
+		t.Fatalf("go-test.sh -v on a failing and a passing package: %v, want exit status 1\n%s", err, out)
+	}
+	summary = afterLast(t, out, "what failed, repeated from above:\n")
+	if !strings.Contains(summary, "gt_test.go:14: timed out waiting for Ready:") || strings.Contains(summary, "a passing package's line") {
+		t.Errorf("the -v summary should hold the failing test's line and not the passing package's:\n%s", summary)
+	}
+
+	// The exit status is go's, whatever it is (a go that exits 3).
+	fakeGo := filepath.Join(t.TempDir(), "go")
+	if err := os.WriteFile(fakeGo, []byte("#!/bin/sh\nprintf 'FAIL\\texample.com/gt\\t0.1s\\n'\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(root, "hack", "go-test.sh"), "./...")
+	cmd.Env = append(os.Environ(), "GO="+fakeGo)
+	if b, err := cmd.CombinedOutput(); exitCode(err) != 3 || !strings.Contains(string(b), "=== go test failed (exit 3)") {
+		t.Errorf("go-test.sh with a go exiting 3: %v, want exit status 3 and it said\n%s", err, b)
+	}
+
 	// A passing run adds nothing and exits 0.
 	out, err = runGoTest(t, map[string]string{"gt_test.go": "package gt\n\nimport \"testing\"\n\nfunc TestQuiet(t *testing.T) {}\n"})
 	if err != nil {
@@ -93,7 +115,8 @@ func TestMain(m *testing.M) {
 // running at a timeout (not the goroutines after them), a panic or a
 // runtime fatal error with the first goroutine's stack (whose "created
 // by" names the test that started it), a data race report, and, for a
-// TestMain that failed before any test, the last lines it printed (seen
+// TestMain that failed before any test or a test binary killed, the
+// last lines it printed (seen
 // failing before these were picked: each summary held the package's FAIL
 // line alone).
 func TestGoTestRepeatsHowAPackageEnded(t *testing.T) {
@@ -134,6 +157,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }`,
 			want: []string{"==================\nWARNING: DATA RACE\n", "example.com/gt.TestMain", "==================\nFound 1 data race(s)\n", "FAIL\texample.com/gt\t"}},
+		{name: "a test binary killed",
+			test: `func TestKilled(t *testing.T) {
+	fmt.Println("the manager was at its 3rd pass")
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+}`,
+			want: []string{"the manager was at its 3rd pass\n", "signal: killed\n", "FAIL\texample.com/gt\t"}},
 		{name: "a TestMain failing before any test",
 			test: `func TestQuiet(t *testing.T) { _ = time.Now() }
 
@@ -144,7 +173,7 @@ func TestMain(m *testing.M) {
 			want: []string{"testenv: could not start kube-apiserver: exit status 1\n", "FAIL\texample.com/gt\t"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			src := "package gt\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"sync\"\n\t\"testing\"\n\t\"time\"\n)\n\nvar _, _, _ = fmt.Sprint, os.Exit, sync.Mutex{}\n\n" + tt.test + "\n"
+			src := "package gt\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"sync\"\n\t\"syscall\"\n\t\"testing\"\n\t\"time\"\n)\n\nvar _, _, _, _, _ = fmt.Sprint, os.Exit, sync.Mutex{}, syscall.Kill, time.Now\n\n" + tt.test + "\n"
 			out, err := runGoTest(t, map[string]string{"gt_test.go": src}, tt.args...)
 			if exitCode(err) != 1 {
 				t.Fatalf("go-test.sh: %v, want exit status 1 (go test's)\n%s", err, out)
@@ -172,7 +201,11 @@ func runGoTest(t *testing.T, files map[string]string, args ...string) (string, e
 	dir := t.TempDir()
 	files["go.mod"] = "module example.com/gt\n\ngo 1.26\n"
 	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
