@@ -76,19 +76,23 @@ last:x:1009:1009::/home/last:/bin/sh`
 // which the file has, another entry, not to be taken. For uid 2000 it
 // answers uid 2001's entry, for bob robert's (a directory that answers
 // for an alias, or a getent that errs), for Bob bob's (one matching names
-// regardless of case), for 3000 it fails, for 4000 and hangs it hangs, an
-// option it refuses, as glibc's does; for anything else it exits 2,
-// getent's "not found". Its initgroups, as glibc's, answers a name
-// followed by the gids of the groups that list it (ldapuser's its primary
-// too), the name alone for one none lists; for liar another name's, for
-// badgid a group by name, for down it fails, for slow it hangs. Its group
-// answers ldapgroup for gid 2000, which fakeGroup lacks, another gid's
-// group (2101's) for 2100, fails for 3100 and for an option (-5: glibc's
-// "invalid option -- '5'"), and exits 2 for any other gid. It writes each
-// question on a line of calls, by it, and the pid of its hang to the fifo
-// started, when there is one.
+// regardless of case), for 3000 it fails, for 4000 and hangs it hangs;
+// for anything else it exits 2, getent's "not found". Its initgroups, as
+// glibc's, answers a name followed by the gids of the groups that list it
+// (ldapuser's its primary too), the name alone for one none lists; for
+// liar another name's, for badgid a group by name, for down it fails, for
+// slow it hangs. Its group answers ldapgroup for gid 2000, which fakeGroup
+// lacks, another gid's group (2101's) for 2100, fails for 3100, and exits
+// 2 for any other gid. Whatever it is asked, it refuses an option, in
+// glibc's words (-5: "invalid option -- '5'"). It writes each question on
+// a line of calls, by it, and the pid of its hang to the fifo started,
+// when there is one.
 const fakeGetent = `#!/bin/sh
 echo "$*" >> "${0%/*}/calls"
+case "$2" in
+--*) echo "getent: unrecognized option '$2'" >&2; exit 1 ;;
+-*) echo "getent: invalid option -- '$(printf %.1s "${2#-}")'" >&2; exit 1 ;;
+esac
 if [ "$1" = initgroups ]; then
 	case "$2" in
 	ldapuser) echo 'ldapuser              2000 1000 2001' ;;
@@ -104,8 +108,6 @@ if [ "$1" = group ]; then
 	case "$2" in
 	2000) echo 'ldapgroup:*:2000:ldapuser' ;;
 	2100) echo 'othergroup:*:2101:' ;;
-	--*) echo "getent: unrecognized option '$2'" >&2; exit 1 ;;
-	-*) echo "getent: invalid option -- '$(printf %.1s "${2#-}")'" >&2; exit 1 ;;
 	3100) echo 'getent: cannot reach the directory' >&2; exit 1 ;;
 	*) exit 2 ;;
 	esac
@@ -113,8 +115,6 @@ if [ "$1" = group ]; then
 fi
 [ "$1" = passwd ] || exit 1
 case "$2" in
---*) echo "getent: unrecognized option '$2'" >&2; exit 1 ;;
--*) echo "getent: invalid option -- '$(printf %.1s "${2#-}")'" >&2; exit 1 ;;
 1000|ldapuser) echo 'ldapuser:*:1000:1000:LDAP User,,,:/home/ldapuser:/bin/bash' ;;
 1001|alice) echo 'ldapalice:*:1001:1001::/home/ldapalice:/bin/bash' ;;
 1011|ldapnogroup) echo 'ldapnogroup:*:1011:4294967295::/:/bin/sh' ;;
