@@ -187,7 +187,7 @@ func TestLibcLookupsOfAKeyAreOneWhileItRuns(t *testing.T) {
 }
 
 // TestLibcLookupsStuckPastTheLimitAreAskedAgain: a libc lookup still
-// running libcStuckAfter after it began (an old nss_ldap, or nslcd with no
+// running LookupStuckAfter after it began (an old nss_ldap, or nslcd with no
 // timelimit, whose call never returns) is no longer joined: the next
 // lookup of its key asks libc again, in a call of its own, which the
 // lookups after it join, so that the key recovers with its directory
@@ -200,9 +200,9 @@ func TestLibcLookupsStuckPastTheLimitAreAskedAgain(t *testing.T) {
 		joined bool
 	}{
 		{0, true},
-		{libcStuckAfter - time.Second, true},
-		{libcStuckAfter, false},
-		{3 * libcStuckAfter, false},
+		{LookupStuckAfter - time.Second, true},
+		{LookupStuckAfter, false},
+		{3 * LookupStuckAfter, false},
 	} {
 		t.Run(tt.age.String(), func(t *testing.T) {
 			clock := time.Unix(1_800_000_000, 0)
@@ -239,7 +239,7 @@ func TestLibcLookupsStuckPastTheLimitAreAskedAgain(t *testing.T) {
 
 // TestLibcLookupsJoinedToOneReplacedAsStuckEndWithTheirContext: callers
 // already waiting on a libc lookup (joined to it) when the next of its key
-// replaces it as stuck (libcStuckAfter) go on waiting on it, not on its
+// replaces it as stuck (LookupStuckAfter) go on waiting on it, not on its
 // replacement, another call into libc, which answers its own caller while
 // they wait on; once their own context ends, they say what every caller
 // whose lookup hangs says: the system's user databases did not answer,
@@ -283,10 +283,10 @@ func TestLibcLookupsJoinedToOneReplacedAsStuckEndWithTheirContext(t *testing.T) 
 	if pending() != stuck {
 		t.Fatalf("%s, while its first call ran: asked again, not joined", key)
 	}
-	clock.advance(libcStuckAfter)
+	clock.advance(LookupStuckAfter)
 	replacing := ask("its replacer")
 	if pending() == stuck {
-		t.Fatalf("%s, its call running for %s: joined, not asked again", key, libcStuckAfter)
+		t.Fatalf("%s, its call running for %s: joined, not asked again", key, LookupStuckAfter)
 	}
 	libcAsked(replacing.name)
 

@@ -62,7 +62,7 @@ func lookupGID(ctx context.Context, gid string) (*user.Group, error) {
 // goroutine (and thread) to return into nothing, and a lookup of the same
 // key meanwhile waits on it rather than start another (libcLookups), so
 // that a directory that hangs while spawns are tried again and again
-// leaves one call a key, not one a spawn, for each libcStuckAfter it
+// leaves one call a key, not one a spawn, for each LookupStuckAfter it
 // hangs. call is taken here, in the caller's goroutine, not read from
 // libc in the one left running.
 func libcUntil[A, T any](ctx context.Context, what string, call func(A) (T, error), arg A) (T, error) {
@@ -118,21 +118,10 @@ func newLibcLookups(now func() time.Time) *libcLookups {
 	return &libcLookups{pending: map[string]*libcLookup{}, now: now}
 }
 
-// libcStuckAfter is how long a libc lookup running is joined by the next
-// of its key. One that runs longer is taken for stuck, a call that will
-// never return (an old nss_ldap, or nslcd without a timelimit, waiting on
-// a directory forever), and the next lookup of its key asks libc again:
-// joined for good, the key would fail every spawn until the agent's
-// restart, however soon its directory came back. A key left hanging holds
-// one more thread each libcStuckAfter, not one a spawn. It is
-// LookupStuckAfter, the agent's bound on reading --worker-users at its
-// start too (cmd/agent's workerUsersWait).
-const libcStuckAfter = LookupStuckAfter
-
 // libcLookup is one libc lookup; done is closed once val and err are set.
 type libcLookup struct {
 	done    chan struct{}
-	started time.Time // when libc was asked: joined until libcStuckAfter past it
+	started time.Time // when libc was asked: joined until LookupStuckAfter past it
 	val     any
 	err     error
 }
@@ -143,18 +132,22 @@ func answerOf[T any](l *libcLookup) (T, error) {
 	return v, l.err
 }
 
-// start is key's lookup still running, begun less than libcStuckAfter
+// start is key's lookup still running, begun less than LookupStuckAfter
 // ago, or a new one of call, started in a goroutine of its own, which
 // takes the key's place: the lookups waiting on a directory that hangs are
-// one a key each libcStuckAfter, however many callers gave up on them. A
-// lookup done is forgotten before its callers are told, so that the next
-// caller asks libc again rather than take an old answer; one replaced, as
-// stuck, leaves its successor's place alone when it returns at last.
+// one a key each LookupStuckAfter, however many callers gave up on them.
+// One running longer is taken for stuck, a call that will never return (an
+// old nss_ldap, or nslcd without a timelimit, waiting on a directory
+// forever): joined for good, the key would fail every spawn until the
+// agent's restart, however soon its directory came back. A lookup done is
+// forgotten before its callers are told, so that the next caller asks libc
+// again rather than take an old answer; one replaced, as stuck, leaves its
+// successor's place alone when it returns at last.
 func (ls *libcLookups) start(key string, call func() (any, error)) *libcLookup {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	now := ls.now()
-	if l, ok := ls.pending[key]; ok && now.Sub(l.started) < libcStuckAfter {
+	if l, ok := ls.pending[key]; ok && now.Sub(l.started) < LookupStuckAfter {
 		return l
 	}
 	l := &libcLookup{done: make(chan struct{}), started: now}

@@ -9,14 +9,11 @@ import (
 	"time"
 )
 
-// LookupStuckAfter is how long the agent gives the system's user
-// databases (NSS) to answer a lookup before it takes the lookup for one
-// that may never return (a directory that hangs): its start, reading
-// --worker-users, stops then with an error naming the user (cmd/agent's
-// workerUsersWait), and, built with cgo, a libc lookup still running then
-// is joined no more, but asked again by the next of its key
-// (libcStuckAfter). Built without cgo, getent is stopped sooner, at its
-// own bound (systemPasswd.wait, 10 s each).
+// LookupStuckAfter is how long a lookup in the system's user databases
+// (NSS) runs before the agent takes it for one that may never return (a
+// directory that hangs): the bound on reading --worker-users at its start
+// (cmd/agent's workerUsersWait) and, built with cgo, on joining a libc
+// lookup still running (libcLookups.start).
 const LookupStuckAfter = 30 * time.Second
 
 // WorkerUsers is who the agent lets workers run as (--worker-users): the
