@@ -22,47 +22,63 @@ import (
 // answer makes them (sssd down, an LDAP server that takes the connection
 // and says nothing), until the test ends; each says its call (getpwnam
 // alice) on entered as it begins. answering are calls answered at once,
-// none said on entered: getpwnam with alice's entry (uid 1000), the others
-// with an error, "released", as a hanging call answers once released.
+// none said on entered: getpwnam with libcAlice, the others with an
+// error, "released", as a hanging call answers once released.
 func hangingLibc(t *testing.T, answering ...string) (entered <-chan string) {
-	calls := make(chan string, 16)
 	release := make(chan struct{})
-	alice := &user.User{Uid: "1000", Gid: "1000", Username: "alice", HomeDir: "/home/alice"}
-	answers := func(call string) bool {
-		if slices.Contains(answering, call) {
-			return true
+	return fakeLibc(t, func(enter func(call string)) libcCalls {
+		answers := func(call string) bool {
+			if slices.Contains(answering, call) {
+				return true
+			}
+			enter(call)
+			<-release
+			return false
 		}
-		calls <- call
-		<-release
-		return false
-	}
+		return libcCalls{
+			getpwuid: func(uid string) (*user.User, error) {
+				answers("getpwuid " + uid)
+				return nil, errors.New("released")
+			},
+			getpwnam: func(name string) (*user.User, error) {
+				if answers("getpwnam " + name) {
+					return libcAlice, nil
+				}
+				return nil, errors.New("released")
+			},
+			getgrouplist: func(u *user.User) ([]string, error) {
+				answers("getgrouplist " + u.Username)
+				return nil, errors.New("released")
+			},
+			getgrgid: func(gid string) (*user.Group, error) {
+				answers("getgrgid " + gid)
+				return nil, errors.New("released")
+			},
+		}
+	}, func() { close(release) })
+}
+
+// libcAlice is alice's entry (uid 1000) as the tests' fake libc answers it.
+var libcAlice = &user.User{Uid: "1000", Gid: "1000", Username: "alice", HomeDir: "/home/alice"}
+
+// libcEnteredRoom is how many calls a fake libc says on entered before
+// the next blocks, waiting for the test to read one.
+const libcEnteredRoom = 16
+
+// fakeLibc swaps the package's libc, until the test ends, for the calls
+// that fake makes, which say each call (getpwnam alice) on entered, by
+// enter, as it begins. Cleanup runs release, which lets the calls still
+// hanging return, waits for running's lookups to return and restores libc.
+func fakeLibc(t *testing.T, fake func(enter func(call string)) libcCalls, release func()) (entered <-chan string) {
+	calls := make(chan string, libcEnteredRoom)
 	// libc is the package's, swapped here without a lock: safe because no
 	// spawn test is parallel (none calls t.Parallel), so none looks a user
 	// up meanwhile; the lookups left running took their call from it as
 	// they began (libcUntil), and Cleanup waits for them before restoring it.
 	saved := libc
-	libc = libcCalls{
-		getpwuid: func(uid string) (*user.User, error) {
-			answers("getpwuid " + uid)
-			return nil, errors.New("released")
-		},
-		getpwnam: func(name string) (*user.User, error) {
-			if answers("getpwnam " + name) {
-				return alice, nil
-			}
-			return nil, errors.New("released")
-		},
-		getgrouplist: func(u *user.User) ([]string, error) {
-			answers("getgrouplist " + u.Username)
-			return nil, errors.New("released")
-		},
-		getgrgid: func(gid string) (*user.Group, error) {
-			answers("getgrgid " + gid)
-			return nil, errors.New("released")
-		},
-	}
+	libc = fake(func(call string) { calls <- call })
 	t.Cleanup(func() {
-		close(release)
+		release()
 		running.wait() // the next test's lookups join none of these
 		libc = saved
 	})
@@ -347,12 +363,14 @@ func stillWaiting(t *testing.T, callers []libcCaller, what string) {
 // does, but each call until the test releases that call alone: the
 // calls take their own release channel from a queue of n as they begin,
 // say their call on entered (getpwnam alice), and, once release(i) lets
-// the i-th (from 0) go, answer alice's entry (uid 1000). A call past the
-// n fails at once. running is swapped for lookups that read now, the
-// test's clock; Cleanup releases the calls left, waits for them all to
-// return and restores libc and running.
+// the i-th (from 0) go, answer libcAlice. A call past the n fails at
+// once. running is swapped for lookups that read now, the test's clock;
+// Cleanup releases the calls left, waits for them all to return and
+// restores libc and running.
 func libcReleasedOneByOne(t *testing.T, n int, now func() time.Time) (entered <-chan string, release func(i int)) {
-	calls := make(chan string, n)
+	if n > libcEnteredRoom {
+		t.Fatalf("libcReleasedOneByOne: %d calls; entered has room for %d", n, libcEnteredRoom)
+	}
 	queue := make(chan chan struct{}, n)
 	releases := make([]chan struct{}, n)
 	released := make([]sync.Once, n)
@@ -362,34 +380,41 @@ func libcReleasedOneByOne(t *testing.T, n int, now func() time.Time) (entered <-
 	}
 	close(queue)
 	release = func(i int) { released[i].Do(func() { close(releases[i]) }) }
-	alice := &user.User{Uid: "1000", Gid: "1000", Username: "alice", HomeDir: "/home/alice"}
+	// Each entry of the queue is one return to wait for: a call's that
+	// takes it, or Cleanup's, draining those none took. Counted up front,
+	// not by the calls as they begin, so that Cleanup's Wait cannot run
+	// before a call's Add.
 	var returned sync.WaitGroup
-	// libc and running are the package's, swapped without a lock, as
-	// hangingLibc swaps libc (no spawn test is parallel): running, so that
-	// these lookups read the test's clock and join none another test left
-	// running.
-	savedLibc, savedRunning := libc, running
-	libc = libcCalls{getpwnam: func(name string) (*user.User, error) {
-		returned.Add(1)
-		defer returned.Done()
-		own, ok := <-queue
-		if !ok {
-			return nil, fmt.Errorf("getpwnam %s: libc asked more than the test's %d calls", name, n)
-		}
-		calls <- "getpwnam " + name
-		<-own
-		return alice, nil
-	}}
+	returned.Add(n)
+	// running is the package's, swapped without a lock, as fakeLibc swaps
+	// libc (no spawn test is parallel), so that these lookups read the
+	// test's clock and join none another test left running. Restored
+	// after fakeLibc's Cleanup (Cleanups run last first), which waits on
+	// these lookups.
+	savedRunning := running
 	running = newLibcLookups(now)
-	t.Cleanup(func() {
+	t.Cleanup(func() { running = savedRunning })
+	entered = fakeLibc(t, func(enter func(call string)) libcCalls {
+		return libcCalls{getpwnam: func(name string) (*user.User, error) {
+			own, ok := <-queue
+			if !ok {
+				return nil, fmt.Errorf("getpwnam %s: libc asked more than the test's %d calls", name, n)
+			}
+			defer returned.Done()
+			enter("getpwnam " + name)
+			<-own
+			return libcAlice, nil
+		}}
+	}, func() {
 		for i := range releases {
 			release(i)
 		}
+		for range queue { // entries no call took: no return to wait for
+			returned.Done()
+		}
 		returned.Wait()
-		running.wait() // a lookup's return, after its call's, ends its goroutine
-		libc, running = savedLibc, savedRunning
 	})
-	return calls, release
+	return entered, release
 }
 
 // steppedClock is a clock for libcLookups that the test moves on; each
