@@ -1572,13 +1572,12 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		return "invalid value \"" + value + "\" for flag -" + flag + ": " + value + " is not above zero: the proxy has no " +
 			"\"none\"; give a duration, " + def + " by default"
 	}
-	// What a negative value Go may read as -2^63 ns (readAs), or a
-	// nanosecond past it, not at all (why), does.
+	// What a negative value Go may read as -2^63 ns (readAs), or past
+	// that, not at all (why), does.
 	nearLowest := func(value, readAs, who, flag, why string) string {
 		return "Read at most 2562047h47m16.854775808s below zero, the lowest duration Go reads, " + readAs + "; read past " +
-			"that, Go " +
-			"does not read it, and " + who + " would not start (invalid value \"" + value + "\" for flag -" + flag + ": " +
-			why + ")"
+			"that, Go does not read it, and " + who + " would not start (invalid value \"" + value + "\" for flag -" + flag +
+			": " + why + ")"
 	}
 	for _, tt := range []struct {
 		name     string // the value, component.key
@@ -1712,8 +1711,10 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 			rounded("agent.idleTimeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s", "it is below zero, and the agent would "+
 				"not start ("+notAboveZero("idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s")+")", "the agent", "idle-timeout",
 				"time: invalid duration \"-2562047h47m16.854775808s0.00000000100000000000s\"")},
-		// Its digits past the nanosecond cannot take it to Go's bound.
-		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.854775806s0.5ns", "", noCluster, 1, ""},
+		// Its digits past the nanosecond cannot take it to Go's bound: 0.1ns
+		// is cut to 0, 2^63-2 ns, taken (a fraction of ns is read as Go
+		// reads it, so 0.5ns would not count as past the nanosecond).
+		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.854775806s0.0000000001s", "", noCluster, 1, ""},
 		{"agent.sendTimeout", "send-timeout", "5x", "5x", "invalid value \"5x\" for flag -send-timeout: time: unknown unit " +
 			"\"x\" in duration \"5x\"", 2, parse("agent.sendTimeout", "5x", "the agent", "send-timeout",
 			"time: unknown unit \"x\" in duration \"5x\"")},
