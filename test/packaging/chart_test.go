@@ -1711,6 +1711,12 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 			rounded("agent.idleTimeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s", "it is below zero, and the agent would "+
 				"not start ("+notAboveZero("idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s")+")", "the agent", "idle-timeout",
 				"time: invalid duration \"-2562047h47m16.854775808s0.00000000100000000000s\"")},
+		// A whole number past 2^63 Go refuses whatever follows it: a parse
+		// error, where the chart's slack for the fraction after it had it
+		// unsure.
+		{"agent.drainDelay", "drain-delay", "-9223372036854775809ns0.0000000001s", "-9223372036854775809ns0.0000000001s",
+			"invalid value \"-9223372036854775809ns0.0000000001s\" for flag -drain-delay: parse error", 2,
+			parse("agent.drainDelay", "-9223372036854775809ns0.0000000001s", "the agents", "drain-delay", "parse error")},
 		// Its digits past the nanosecond cannot take it to Go's bound: 0.1ns
 		// is cut to 0, 2^63-2 ns, taken (a fraction of ns is read as Go
 		// reads it, so 0.5ns would not count as past the nanosecond).

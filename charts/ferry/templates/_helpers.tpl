@@ -588,7 +588,8 @@ is 0): ferry.fractionNanoseconds.
 Called with (dict "value" ... "slack" k), it counts on to 2^63+k ns,
 "" past that: ferry.durationProblem's negative values, which Go may read
 as -2^63 ns from a count up to k ns past it (k parts past the
-nanosecond). A k up to 145224192 (2^63 ns short of 9223372037 s, where
+nanosecond); a part whose whole number is past 2^63 is "" whatever k, Go
+stopping there (-9223372036854775809ns0.0000000001s). A k up to 145224192 (2^63 ns short of 9223372037 s, where
 a part's whole number stops the count): far more parts than any value has.
 */}}
 {{- define "ferry.nanoseconds" -}}
@@ -610,7 +611,8 @@ a part's whole number stops the count): far more parts than any value has.
 {{- $cut := max 0 (sub (len $whole) 9) | int }}
 {{- $hi := substr 0 $cut $whole | default "0" | int64 }}
 {{- $lo := regexReplaceAll "^0+" (substr $cut (len $whole) $whole) "" | default "0" | int64 }}
-{{- if or (gt (len $whole) 19) (gt $hi (div 9223372037 $unit)) }}
+{{- /* Go stops at a whole number past 2^63, whatever follows it: the slack is for fractions only. */}}
+{{- if or (gt (len $whole) 19) (and (eq (len $whole) 19) (gt $whole "9223372036854775808")) (gt $hi (div 9223372037 $unit)) }}
 {{- $over = true }}
 {{- break }}
 {{- end }}
