@@ -645,7 +645,8 @@ either. Go then multiplies, in float64, the number by unit/10^scale and
 cuts it down to a whole nanosecond; here sprig's mulf multiplies the
 shortest decimals of those floats exactly: the same where the digits stop
 at the nanosecond; past it, a nanosecond off either way at most, which
-ferry.durationProblem allows for (ferry.partsPastTheNanosecond).
+ferry.durationProblem allows for (a fraction of ns aside: read alike,
+see ferry.partsPastTheNanosecond).
 */}}
 {{- define "ferry.fractionNanoseconds" -}}
 {{- $sig := regexReplaceAll "^0+" .digits "" }}
@@ -707,9 +708,9 @@ value no one writing a duration means.
 {{- $_ := set $sized "nanoseconds" $ns }}
 {{- /*
 Within $past ns of Go's bound, 2^63-1 ns, 2^63 below zero (past it too):
-$ns is at most 2^63+$past, compared as a string at 19 digits. The bound
-less $past is summed past 2^63-1 (int64's largest) only where $past is
-at least 1: "and" stops at a $past of 0.
+$ns is at most 2^63+$past, compared as a string at 19 digits. At a
+$past of 0, 2^63-1-$past+1 would overflow int64: "and" stops before it
+is computed.
 */}}
 {{- $nearBound := and $past (eq (len $ns) 19) (gt $ns (printf "%d" (sub 9223372036854775807 $past | add (ternary 1 0 $negative)))) }}
 {{- if $nearBound }}unsure
