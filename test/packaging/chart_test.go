@@ -1693,11 +1693,11 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		// and says both.
 		{"agent.drainDelay", "drain-delay", "-2562047h47m16.854775808s0.00000000100000000000s", "-2562047h47m16.854775808s0.00000000100000000000s", negativeRefused, 1,
 			rounded("agent.drainDelay", "-2562047h47m16.854775808s0.00000000100000000000s", "5s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s",
-				"it is negative, which the agents refuse at their start ("+negativeRefused+")", "the agents", "drain-delay",
+				"it is negative: the agents would not start ("+negativeRefused+")", "the agents", "drain-delay",
 				"parse error") + skipped},
 		{"agent.drainDelay", "drain-delay", "-2562047h47m16.854775808s0.0000000015s", "-2562047h47m16.854775808s0.0000000015s", "invalid value \"-2562047h47m16.854775808s0.0000000015s\" for flag -drain-delay: parse error",
 			2, rounded("agent.drainDelay", "-2562047h47m16.854775808s0.0000000015s", "5s") + nearLowest("-2562047h47m16.854775808s0.0000000015s",
-				"it is negative, which the agents refuse at their start ("+negativeRefused+")", "the agents", "drain-delay",
+				"it is negative: the agents would not start ("+negativeRefused+")", "the agents", "drain-delay",
 				"parse error") + skipped},
 		{"agent.heartbeatInterval", "heartbeat-interval", "-2562047h47m16.854775808s0.00000000100000000000s", "-2562047h47m16.854775808s0.00000000100000000000s", "--heartbeat-interval must be positive", 1,
 			rounded("agent.heartbeatInterval", "-2562047h47m16.854775808s0.00000000100000000000s", "10s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s",

@@ -686,7 +686,8 @@ Go's bound is 2^63-1 ns, or 2^63 ns below zero, where a count up to
 (-2562047h47m16.854775808s0.00000000100000000000s, 2^63+1 ns here, is
 -2^63 ns to Go) or not (-2562047h47m16.854775808s0.0000000015s, 2^63+1
 ns here too, is a parse error): a negative count in (2^63-k, 2^63+k] is
-"unsure", as a positive one in (2^63-1-k, 2^63] is, and one past 2^63+k
+"unsureLowest" (read at most 2^63 ns below zero, negative, or a parse
+error), a positive one in (2^63-1-k, 2^63] "unsure", and one past 2^63+k
 "parse". A positive count past 2^63 is "parse" whatever k: Go may yet
 read one at most k ns past 2^63, but it needs two such parts or more to
 come under 2^63-1 ns; the chart refuses it though Go might take it, a
@@ -713,7 +714,7 @@ $past of 0, 2^63-1-$past+1 would overflow int64: "and" stops before it
 is computed.
 */}}
 {{- $nearBound := and $past (eq (len $ns) 19) (gt $ns (printf "%d" (sub 9223372036854775807 $past | add (ternary 1 0 $negative)))) }}
-{{- if $nearBound }}unsure
+{{- if $nearBound }}{{ ternary "unsureLowest" "unsure" $negative }}
 {{- else if or (not $ns) (and (eq $ns "9223372036854775808") (not $negative)) }}parse
 {{- /*
 Near 0 a count is short. The length check is defensive: with $past at
