@@ -1665,15 +1665,15 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		{"agent.idleTimeout", "idle-timeout", "2562047h47m16.853775808s0.99999999999999999ms",
 			"2562047h47m16.853775808s0.99999999999999999ms", noCluster, 1, rounded("agent.idleTimeout",
 				"2562047h47m16.853775808s0.99999999999999999ms", "2m0s") + "Read a nanosecond more, it is past the " +
-				"longest duration Go reads (2562047h47m16.854775807s, -2562047h47m16.854775808s below zero), and the " +
-				"agent would not start (invalid value \"2562047h47m16.853775808s0.99999999999999999ms\" for flag " +
-				"-idle-timeout: time: invalid duration \"2562047h47m16.853775808s0.99999999999999999ms\")"},
+				"longest duration Go reads (2562047h47m16.854775807s), and the agent would not start (invalid value " +
+				"\"2562047h47m16.853775808s0.99999999999999999ms\" for flag -idle-timeout: time: invalid duration " +
+				"\"2562047h47m16.853775808s0.99999999999999999ms\")"},
 		{"manager.agentStaleAfter", "agent-stale-after", "2562047h47m16.853775808s0.99999999999999999ms",
 			"2562047h47m16.853775808s0.99999999999999999ms", noCluster, 1,
 			rounded("manager.agentStaleAfter", "2562047h47m16.853775808s0.99999999999999999ms", "40s") + "Read a " +
-				"nanosecond more, it is past the longest duration Go reads (2562047h47m16.854775807s, " +
-				"-2562047h47m16.854775808s below zero), and the manager would not start (invalid value " +
-				"\"2562047h47m16.853775808s0.99999999999999999ms\" for flag -agent-stale-after: parse error)"},
+				"nanosecond more, it is past the longest duration Go reads (2562047h47m16.854775807s), and the " +
+				"manager would not start (invalid value \"2562047h47m16.853775808s0.99999999999999999ms\" for flag " +
+				"-agent-stale-after: parse error)"},
 		// 0.9999999999999999ns is 1ns to Go, and to the chart: taken; below
 		// zero, -1ns, negative.
 		{"agent.sendTimeout", "send-timeout", "0.9999999999999999ns", "", noCluster, 1, ""},
