@@ -459,6 +459,12 @@ func TestChartRefusesValuesThatFailAtRunTime(t *testing.T) {
 				"(1281023h53m38.427387903s): a node's pools would read Unknown whenever its agent misses a single renewal " +
 				"of its Lease. Set manager.agentStaleAfter to at least 9223372036.854775806s, or agent.heartbeatInterval " +
 				"to at most half of it (the defaults, 40s and 10s, let three renewals be missed)"},
+		// A fraction of ns is counted as Go counts it: 0.999999999999999ns is
+		// 0, a heartbeat of 1ns, half of 2ns, taken; 0.9999999999999999ns is
+		// 1ns, a heartbeat of 2ns, refused.
+		{[]string{"agent.heartbeatInterval=1ns0.999999999999999ns", "manager.agentStaleAfter=2ns"}, ""},
+		{[]string{"agent.heartbeatInterval=1ns0.9999999999999999ns", "manager.agentStaleAfter=2ns"}, "manager.agentStaleAfter " +
+			"is 2ns, under twice agent.heartbeatInterval (1ns0.9999999999999999ns)"},
 		// Both said at once.
 		{[]string{"agent.heartbeatInterval=0s", "agent.statsInterval=0s"}, "saying --heartbeat-interval must be positive\n" +
 			"agent.statsInterval is 0s"},
@@ -1564,6 +1570,13 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 			"value \"" + value + "\" for flag -" + flag + ": " + why + ")"
 	}
 	manyParts := strings.Repeat("1ns", 700) + "3000000h5x"
+	// Near the lowest duration, one part past the nanosecond: Go reads the
+	// first as -2^63 ns, and neither of the others.
+	const (
+		lowestRead     = "-2562047h47m16.854775808s0.00000000100000000000s"
+		lowestOnePast  = "-2562047h47m16.854775808s0.0000000015s"
+		lowestHourPast = "-2562047h47m16.854775808s0.00000000000027777777777777775h"
+	)
 	rounded := func(name, value, def string) string {
 		return name + " is " + value + ", which has digits past the nanosecond, which Go may round either way: write " +
 			"it to the nanosecond (the default is " + def + "). "
@@ -1651,7 +1664,8 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		// the chart cannot tell which (it would read 0 and 1, 1ns and 2^63).
 		// A fraction of ns the chart reads as Go does, in float64, whatever
 		// its digits: 0.1ns is 0, refused as the binary refuses it;
-		// 1ns0.1ns and 1ns0.999999999999999ns are 1ns, taken.
+		// 1ns0.1ns and 1ns0.999999999999999ns are 1ns, taken (and sized so
+		// against manager.agentStaleAfter: TestChartRefusesValuesThatFailAtRunTime).
 		{"agent.heartbeatInterval", "heartbeat-interval", "0.1ns", "0.1ns", "--heartbeat-interval must be positive", 1,
 			"agent.heartbeatInterval is " + positive("0.1ns", "10s", "the agent", "heartbeat-interval")},
 		{"agent.heartbeatInterval", "heartbeat-interval", "1ns0.1ns", "", noCluster, 1, ""},
@@ -1691,26 +1705,26 @@ func TestChartRefusesDurationsTheBinariesRefuseWithoutTheSchema(t *testing.T) {
 		// it, not at all (0.0000000015s, 1.5ns cut to 1, and
 		// 0.00000000000027777777777777775h): the chart cannot tell which,
 		// and says both.
-		{"agent.drainDelay", "drain-delay", "-2562047h47m16.854775808s0.00000000100000000000s", "-2562047h47m16.854775808s0.00000000100000000000s", negativeRefused, 1,
-			rounded("agent.drainDelay", "-2562047h47m16.854775808s0.00000000100000000000s", "5s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s",
+		{"agent.drainDelay", "drain-delay", lowestRead, lowestRead, negativeRefused, 1,
+			rounded("agent.drainDelay", lowestRead, "5s") + nearLowest(lowestRead,
 				"it is negative: the agents would not start ("+negativeRefused+")", "the agents", "drain-delay",
 				"parse error") + skipped},
-		{"agent.drainDelay", "drain-delay", "-2562047h47m16.854775808s0.0000000015s", "-2562047h47m16.854775808s0.0000000015s", "invalid value \"-2562047h47m16.854775808s0.0000000015s\" for flag -drain-delay: parse error",
-			2, rounded("agent.drainDelay", "-2562047h47m16.854775808s0.0000000015s", "5s") + nearLowest("-2562047h47m16.854775808s0.0000000015s",
+		{"agent.drainDelay", "drain-delay", lowestOnePast, lowestOnePast, "invalid value \"" + lowestOnePast + "\" for flag -drain-delay: parse error",
+			2, rounded("agent.drainDelay", lowestOnePast, "5s") + nearLowest(lowestOnePast,
 				"it is negative: the agents would not start ("+negativeRefused+")", "the agents", "drain-delay",
 				"parse error") + skipped},
-		{"agent.heartbeatInterval", "heartbeat-interval", "-2562047h47m16.854775808s0.00000000100000000000s", "-2562047h47m16.854775808s0.00000000100000000000s", "--heartbeat-interval must be positive", 1,
-			rounded("agent.heartbeatInterval", "-2562047h47m16.854775808s0.00000000100000000000s", "10s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s",
+		{"agent.heartbeatInterval", "heartbeat-interval", lowestRead, lowestRead, "--heartbeat-interval must be positive", 1,
+			rounded("agent.heartbeatInterval", lowestRead, "10s") + nearLowest(lowestRead,
 				"it is below zero, and the agent would not start, saying --heartbeat-interval must be positive", "the agent",
 				"heartbeat-interval", "parse error")},
-		{"agent.heartbeatInterval", "heartbeat-interval", "-2562047h47m16.854775808s0.00000000000027777777777777775h", "-2562047h47m16.854775808s0.00000000000027777777777777775h", "invalid value \"-2562047h47m16.854775808s0.00000000000027777777777777775h\" for flag " +
-			"-heartbeat-interval: parse error", 2, rounded("agent.heartbeatInterval", "-2562047h47m16.854775808s0.00000000000027777777777777775h", "10s") +
-			nearLowest("-2562047h47m16.854775808s0.00000000000027777777777777775h", "it is below zero, and the agent would not start, saying --heartbeat-interval must be "+
+		{"agent.heartbeatInterval", "heartbeat-interval", lowestHourPast, lowestHourPast, "invalid value \"" + lowestHourPast + "\" for flag " +
+			"-heartbeat-interval: parse error", 2, rounded("agent.heartbeatInterval", lowestHourPast, "10s") +
+			nearLowest(lowestHourPast, "it is below zero, and the agent would not start, saying --heartbeat-interval must be "+
 				"positive", "the agent", "heartbeat-interval", "parse error")},
-		{"agent.idleTimeout", "idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s", "-2562047h47m16.854775808s0.00000000100000000000s", notAboveZero("idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s"), 2,
-			rounded("agent.idleTimeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s") + nearLowest("-2562047h47m16.854775808s0.00000000100000000000s", "it is below zero, and the agent would "+
-				"not start ("+notAboveZero("idle-timeout", "-2562047h47m16.854775808s0.00000000100000000000s", "2m0s")+")", "the agent", "idle-timeout",
-				"time: invalid duration \"-2562047h47m16.854775808s0.00000000100000000000s\"")},
+		{"agent.idleTimeout", "idle-timeout", lowestRead, lowestRead, notAboveZero("idle-timeout", lowestRead, "2m0s"), 2,
+			rounded("agent.idleTimeout", lowestRead, "2m0s") + nearLowest(lowestRead, "it is below zero, and the agent would "+
+				"not start ("+notAboveZero("idle-timeout", lowestRead, "2m0s")+")", "the agent", "idle-timeout",
+				"time: invalid duration \""+lowestRead+"\"")},
 		// A whole number past 2^63 Go refuses whatever follows it: a parse
 		// error, where the chart's slack for the fraction after it had it
 		// unsure.
