@@ -571,12 +571,11 @@ it or not) stands for, without its sign, as time.ParseDuration sums
 them: digits in a string, up to 2^63 (9223372036854775808, which Go
 takes only negative), or "" past it, where Go stops reading. Its table
 of Go's units sizes every value: ferry.durationProblem and
-ferry.durationParseError size a value with it, and validate.yaml
-compares the heartbeat with manager.agentStaleAfter by
-ferry.durationProblem's count. (The digits each unit keeps past the
-nanosecond are a second table, in ferry.partsPastTheNanosecond, which
-reads a value's parts again: folding it in here would have this helper
-return two things to its callers.) Its form is checked before, by
+ferry.durationParseError size a value with it, and validate.yaml counts
+the heartbeat and manager.agentStaleAfter with it, to compare them. (The
+digits each unit keeps past the nanosecond are a second table, in
+ferry.partsPastTheNanosecond, which reads a value's parts again: folding
+it in here would have this helper return two things to its callers.) Its form is checked before, by
 ferry.durationProblem (under --skip-schema-validation) or the schema.
 
 Summed in int64 (sprig's add, mul, div and mod), as seconds and
@@ -670,11 +669,6 @@ reads 0 (0, -0s, 0h0.0m), which some flags refuse. Read: 0, or numbers
 each followed by a unit, ns, us, µs (U+00B5 or U+03BC), ms, s, m or h
 (1.5s, .5h1m, 1.s), an optional sign before them.
 
-Called with (dict "value" ... "sized" D), it also sets D's "nanoseconds"
-to its count (ferry.nanoseconds), where it counts one, for a caller that
-needs the value's size too: validate.yaml's values, whose heartbeat it
-compares with manager.agentStaleAfter, reading each once.
-
 Where it cannot tell: a part with digits past the nanosecond
 (ferry.partsPastTheNanosecond) may be read a nanosecond either way of
 ferry.nanoseconds' count, so with k such parts, within k ns of Go's
@@ -695,8 +689,6 @@ value no one writing a duration means.
 */}}
 {{- define "ferry.durationProblem" -}}
 {{- $value := . }}
-{{- $sized := dict }}
-{{- if kindIs "map" . }}{{ $value = .value }}{{ $sized = .sized }}{{ end }}
 {{- $part := "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)" }}
 {{- $s := regexReplaceAll "^[-+]" $value "" }}
 {{- $negative := hasPrefix "-" $value }}
@@ -706,7 +698,6 @@ value no one writing a duration means.
 {{- $past := include "ferry.partsPastTheNanosecond" $s | int64 }}
 {{- /* Negative, counted on to $past ns past 2^63, where Go may yet read it as -2^63 ns. */}}
 {{- $ns := include "ferry.nanoseconds" (dict "value" $s "slack" (ternary $past 0 $negative)) }}
-{{- $_ := set $sized "nanoseconds" $ns }}
 {{- /*
 Within $past ns of Go's bound, 2^63-1 ns, 2^63 below zero (past it too):
 $ns is at most 2^63+$past, compared as a string at 19 digits. At a
