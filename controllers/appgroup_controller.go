@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -953,33 +952,27 @@ func (r *AppGroupReconciler) agentLeases(ctx context.Context) (map[string]time.T
 	return contract.AgentRenewals(ctx, r.Client, r.LeaseNamespace)
 }
 
-// ownedPools lists the pools ag controls, from the cache (by its index)
-// or, live, from the API server (by their label: it knows no index of
-// ours).
+// ownedPools lists the pools ag controls, sorted by node then name, from
+// the cache (by its index) or, live, from the API server
+// (contract.OwnedPools, by their label: it knows no index of ours).
 func (r *AppGroupReconciler) ownedPools(ctx context.Context, live bool, ag *ferryv1.AppGroup) ([]*ferryv1.ProcessPool, error) {
-	var list ferryv1.ProcessPoolList
-	var err error
+	var pools []ferryv1.ProcessPool
 	if live {
-		err = r.APIReader.List(ctx, &list, client.InNamespace(ag.Namespace),
-			client.MatchingLabels{ferryv1.AppGroupLabel: contract.LabelValue(ag.Name)})
+		var err error
+		if pools, err = contract.OwnedPools(ctx, r.APIReader, ag); err != nil {
+			return nil, err
+		}
 	} else {
-		err = r.Client.List(ctx, &list, client.InNamespace(ag.Namespace), client.MatchingFields{poolOwnerIndex: ag.Name})
-	}
-	if err != nil {
-		return nil, err
-	}
-	var owned []*ferryv1.ProcessPool
-	for i := range list.Items {
-		if metav1.IsControlledBy(&list.Items[i], ag) {
-			owned = append(owned, &list.Items[i])
+		var list ferryv1.ProcessPoolList
+		if err := r.Client.List(ctx, &list, client.InNamespace(ag.Namespace), client.MatchingFields{poolOwnerIndex: ag.Name}); err != nil {
+			return nil, err
 		}
+		pools = contract.ControlledPools(list.Items, ag)
 	}
-	slices.SortFunc(owned, func(a, b *ferryv1.ProcessPool) int {
-		if c := cmp.Compare(a.Spec.NodeName, b.Spec.NodeName); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Name, b.Name)
-	})
+	owned := make([]*ferryv1.ProcessPool, len(pools))
+	for i := range pools {
+		owned[i] = &pools[i]
+	}
 	return owned, nil
 }
 

@@ -2,10 +2,12 @@ package contract
 
 import (
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	ferryv1 "github.com/ferry-dev/ferry/api/v1alpha1"
 )
@@ -56,5 +58,39 @@ func TestKeptPools(t *testing.T) {
 				t.Errorf("kept %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestControlledPools: of the pools listed, those whose controller owner
+// reference names ag's UID are ag's, sorted by node then name; a pool of
+// an earlier AppGroup of the same name (another UID), one ag owns without
+// controlling, and one of no owner are not.
+func TestControlledPools(t *testing.T) {
+	ag := &ferryv1.AppGroup{ObjectMeta: metav1.ObjectMeta{Name: "web", UID: "now"}}
+	ag.APIVersion, ag.Kind = ferryv1.GroupVersion.String(), "AppGroup"
+	// pool is node's pool name, controlled (or only owned) by an AppGroup
+	// "web" of uid; of no owner when uid is empty.
+	pool := func(node, name, uid string, controls bool) ferryv1.ProcessPool {
+		p := ferryv1.ProcessPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: ferryv1.ProcessPoolSpec{NodeName: node}}
+		if uid != "" {
+			p.OwnerReferences = []metav1.OwnerReference{{APIVersion: ag.APIVersion, Kind: "AppGroup", Name: "web",
+				UID: types.UID(uid), Controller: &controls}}
+		}
+		return p
+	}
+	listed := []ferryv1.ProcessPool{
+		pool("b", "web-b2", "now", true),
+		pool("b", "web-b1", "before", true),
+		pool("a", "web-a9", "now", true),
+		pool("b", "web-b0", "now", false),
+		pool("c", "web-c1", "", false),
+		pool("b", "web-b1x", "now", true),
+	}
+	var got []string
+	for _, p := range ControlledPools(listed, ag) {
+		got = append(got, p.Name)
+	}
+	if want := []string{"web-a9", "web-b1x", "web-b2"}; !slices.Equal(got, want) {
+		t.Errorf("ControlledPools = %v, want %v", got, want)
 	}
 }

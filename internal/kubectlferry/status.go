@@ -2,7 +2,6 @@ package kubectlferry
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -227,23 +226,18 @@ func leaseRenewed(l *coordinationv1.Lease) time.Time {
 
 // listPools lists the ProcessPools of ag, sorted by node: of those
 // labelled for it, the ones it controls (their controller owner reference
-// names its UID), as the manager counts its pools (ownedPools). The label
-// names ag by its name alone (a hash of it for long names), as
+// names its UID), as the manager counts its pools (contract.OwnedPools).
+// The label names ag by its name alone (a hash of it for long names), as
 // spec.appGroup does: a pool that an AppGroup of the same name, deleted
 // before ag was created, left behind (its ferry.dev/drain finalizer
 // removed by hand before its pools drained) bears both, and read as ag's
 // (a second pool on its node, in the pool rows, the halt header and
 // restart --wait's crash loop).
 func (cl *clients) listPools(ctx context.Context, ag *ferryv1.AppGroup) ([]ferryv1.ProcessPool, error) {
-	var list ferryv1.ProcessPoolList
-	if err := cl.c.List(ctx, &list, client.InNamespace(ag.Namespace),
-		client.MatchingLabels{ferryv1.AppGroupLabel: contract.LabelValue(ag.Name)}); err != nil {
+	pools, err := contract.OwnedPools(ctx, cl.c, ag)
+	if err != nil {
 		return nil, fmt.Errorf("listing the ProcessPools of AppGroup %q: %w", ag.Name, err)
 	}
-	pools := slices.DeleteFunc(list.Items, func(p ferryv1.ProcessPool) bool { return !metav1.IsControlledBy(&p, ag) })
-	slices.SortFunc(pools, func(a, b ferryv1.ProcessPool) int {
-		return cmp.Or(cmp.Compare(a.Spec.NodeName, b.Spec.NodeName), cmp.Compare(a.Name, b.Name))
-	})
 	return pools, nil
 }
 
