@@ -392,9 +392,7 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 		switch {
 		case err == nil:
 			if next.UID != ag.UID {
-				// Deleted and created again under its name: the pools
-				// listed were the earlier one's, which it does not own.
-				pools, listed = nil, time.Time{}
+				return createdAgain(next)
 			}
 			ag, lastErr = next, nil
 			switch {
@@ -420,6 +418,22 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 			lastErr = err
 		}
 	}
+}
+
+// createdAgain is the error of a wait whose AppGroup, read as ag, has
+// another UID than at the last poll: deleted and created again under its
+// name, it ends the wait as a poll that finds it gone does. The rollout
+// waited for was the earlier one's; the new one's is another, which the
+// earlier one's pools and halt (haltClock, timed from its polls) do not
+// tell. restart --revision of its own annotation follows it without
+// rolling it again; with none, status shows it.
+func createdAgain(ag *ferryv1.AppGroup) error {
+	follow := fmt.Sprintf("kubectl ferry status %s -n %s", ag.Name, ag.Namespace)
+	if revision := ag.Annotations[ferryv1.RevisionAnnotation]; revision != "" {
+		follow = fmt.Sprintf("kubectl ferry restart %s -n %s --revision %s --wait", ag.Name, ag.Namespace, revision)
+	}
+	return fmt.Errorf("%w: AppGroup %s/%s was deleted and created again while waiting; see the new one's rollout: %s",
+		ErrDeleted, ag.Namespace, ag.Name, follow)
 }
 
 // haltClock times a halted rollout for App.HaltGrace: from the first

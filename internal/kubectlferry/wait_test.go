@@ -1607,6 +1607,15 @@ func newAPIClient(t *testing.T) client.WithWatch {
 func assessFor(t *testing.T, c client.Client, before *ferryv1.AppGroup, listEvery time.Duration, assessments int,
 	saw func(*ferryv1.AppGroup, []ferryv1.ProcessPool)) {
 	t.Helper()
+	if err := waitAssessing(c, before, listEvery, assessments, saw); err == nil || !strings.Contains(err.Error(), "interrupted waiting") {
+		t.Fatalf("got %v, want the wait interrupted", err)
+	}
+}
+
+// waitAssessing is assessFor's wait, returning how it ended: interrupted
+// after the given number of assessments, or before them of itself.
+func waitAssessing(c client.Client, before *ferryv1.AppGroup, listEvery time.Duration, assessments int,
+	saw func(*ferryv1.AppGroup, []ferryv1.ProcessPool)) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	assessed := 0
@@ -1618,31 +1627,31 @@ func assessFor(t *testing.T, c client.Client, before *ferryv1.AppGroup, listEver
 				cancel()
 			}
 		}}
-	err := a.waitRollout(ctx, &clients{c: c, namespace: before.Namespace}, before.DeepCopy(), "1", time.Now(),
+	return a.waitRollout(ctx, &clients{c: c, namespace: before.Namespace}, before.DeepCopy(), "1", time.Now(),
 		a.clock().Add(24*time.Hour))
-	if err == nil || !strings.Contains(err.Error(), "interrupted waiting") {
-		t.Fatalf("got %v, want the wait interrupted", err)
-	}
 }
 
-// TestWaitRolloutListsThePoolsOfAnAppGroupCreatedAgain: a poll that reads
+// TestWaitRolloutEndsWhenTheAppGroupIsCreatedAgain: a poll that reads
 // the AppGroup with another UID than the last (deleted and created again
-// under its name between two polls) drops the pools listed for the
-// earlier one and lists the new one's at once, though the next list is
-// not due (an hour apart): the earlier one's pools, which the new one
-// does not own, were assessed with it until the next list, where one
-// dying young could read as the new one's crash loop. The AppGroup reads as
-// created again, from a poll on, by its UID alone (the API server gives
-// a real one's only on create, and a wait ends at a poll that finds it
-// gone); the new one's pool is on node-2.
-func TestWaitRolloutListsThePoolsOfAnAppGroupCreatedAgain(t *testing.T) {
+// under its name between two polls) ends the wait, as one that finds it
+// gone does, saying so and how to follow the new one's rollout: it is not
+// the one waited for, and the earlier one's pools (which the new one does
+// not own, and of which one dying young read as its crash loop) and halt
+// (timed from the earlier one's polls, so a new halt could end the wait
+// before its grace) are not the new one's. The AppGroup reads as created
+// again, from a poll on, by its UID alone (the API server gives a real
+// one's only on create); the new one's pool is on node-2, never read.
+// (Seen failing with the wait going on, its pools dropped and listed
+// again: "got interrupted waiting for ..., want the wait ended: deleted
+// and created again".)
+func TestWaitRolloutEndsWhenTheAppGroupIsCreatedAgain(t *testing.T) {
 	ns := newNamespace(t)
 	before := rollingOutWithAPool(t, ns)
 	createdAgain := before.DeepCopy()
 	createdAgain.UID = "created-again"
 	newPool(t, createdAgain, "node-2", "1-"+hash)
 	// The poll from which the AppGroup reads as created again, and the
-	// assessments the test lets the wait make.
+	// assessments the test lets the wait make at most.
 	const createdAgainAt, assessments = 4, 8
 	var polls, lists int
 	c := interceptor.NewClient(newAPIClient(t), interceptor.Funcs{
@@ -1661,26 +1670,28 @@ func TestWaitRolloutListsThePoolsOfAnAppGroupCreatedAgain(t *testing.T) {
 		},
 	})
 	var read []string
-	assessFor(t, c, before, time.Hour, assessments, func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) {
+	err := waitAssessing(c, before, time.Hour, assessments, func(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) {
 		var nodes []string
 		for _, p := range pools {
 			nodes = append(nodes, p.Spec.NodeName)
 		}
 		read = append(read, fmt.Sprintf("%s: %v", ag.UID, nodes))
 	})
-	// The first assessment is of before, read by no poll, with no pools.
-	for i, got := range read[1:] {
-		want := fmt.Sprintf("%s: [node-1]", before.UID)
-		if i+1 >= createdAgainAt {
-			want = fmt.Sprintf("%s: [node-2]", createdAgain.UID)
-		}
-		if got != want {
-			t.Errorf("assessment %d of %d read %q, want %q (all: %q)", i+2, assessments, got, want, read)
-			break
-		}
+	want := fmt.Sprintf("deleted: AppGroup %s/app was deleted and created again while waiting; see the new one's rollout: kubectl ferry restart app -n %s --revision 1 --wait",
+		ns, ns)
+	if err == nil || err.Error() != want || !errors.Is(err, ErrDeleted) {
+		t.Fatalf("got %v, want the wait ended: %s", err, want)
 	}
-	if lists != 2 {
-		t.Errorf("%d lists over %d assessments, want 2: at the first poll and at the one of the AppGroup created again",
-			lists, assessments)
+	// The first assessment is of before, read by no poll, with no pools;
+	// the polls before the one of the AppGroup created again read its pool.
+	wantRead := []string{fmt.Sprintf("%s: []", before.UID)}
+	for range createdAgainAt - 1 {
+		wantRead = append(wantRead, fmt.Sprintf("%s: [node-1]", before.UID))
+	}
+	if !slices.Equal(read, wantRead) {
+		t.Errorf("the wait read %q, want %q", read, wantRead)
+	}
+	if lists != 1 {
+		t.Errorf("%d lists, want 1: at the first poll", lists)
 	}
 }
