@@ -1302,10 +1302,7 @@ func TestRestartWaitAPIErrors(t *testing.T) {
 
 	unavailable := apierrors.NewServiceUnavailable("etcd is down")
 	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "ferry.dev", Resource: "appgroups"}, "app", errors.New("no"))
-	apiClient, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	apiClient := newAPIClient(t)
 	for _, tt := range []struct {
 		name    string
 		errs    []error // what the Gets return, in order; then the real answer
@@ -1364,10 +1361,7 @@ func TestWaitRolloutEndsWithItsContext(t *testing.T) {
 	before := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
 		rolledOut(ag, st, "0-"+hash, 2)
 	})
-	apiClient, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	apiClient := newAPIClient(t)
 	at := "to roll out revision 1; the rollout was at: the manager has not taken up revision 1 yet (status.revision is 0-" +
 		hash + ")"
 	lastErr := " (last error reading it: etcd is down)\n"
@@ -1465,22 +1459,9 @@ func (c *expiringContext) expire() { c.once.Do(func() { close(c.done) }) }
 // the real clock, as before). (Seen failing with the list's result taken
 // whole: "the assessment after the failed list read 0 pools, want 1".)
 func TestWaitRolloutKeepsThePoolsThroughAFailedList(t *testing.T) {
-	ns := newNamespace(t)
-	ag := newAppGroup(t, ns, "app", "1", notResisting)
-	target := "1-" + hash
-	newPool(t, ag, "node-1", target)
-	before := setAppGroupStatus(t, ns, "app", func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) {
-		rolledOut(ag, st, target, 2)
-		st.Nodes.Updated = 1
-		st.Conditions[1] = cond(ferryv1.ConditionRollingRestart, metav1.ConditionTrue, ferryv1.ReasonRollingOut,
-			"node 2/2 (node-2), process 1/2")
-	})
-	apiClient, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := rollingOutWithAPool(t, newNamespace(t))
 	var lists int
-	c := interceptor.NewClient(apiClient, interceptor.Funcs{
+	c := interceptor.NewClient(newAPIClient(t), interceptor.Funcs{
 		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
 			if lists++; lists == 2 {
 				return apierrors.NewServiceUnavailable("etcd is down")
@@ -1488,27 +1469,19 @@ func TestWaitRolloutKeepsThePoolsThroughAFailedList(t *testing.T) {
 			return c.List(ctx, list, opts...)
 		},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var listedBefore, afterFailed = -1, -1
 	// The interceptor and the observer run in the wait's goroutine, this
-	// one: lists is the count as of the assessment.
-	a := &App{Out: io.Discard, Now: time.Now, PollInterval: 10 * time.Millisecond, clock: newFakeClock().Now,
-		poolListEvery: listEveryPoll,
-		observed: func(_ *ferryv1.AppGroup, pools []ferryv1.ProcessPool, _ rollout) {
-			switch lists {
-			case 1:
-				listedBefore = len(pools)
-			case 2:
-				afterFailed = len(pools)
-				cancel()
-			}
-		}}
-	err = a.waitRollout(ctx, &clients{c: c, namespace: ns}, before.DeepCopy(), "1", time.Now(),
-		a.clock().Add(24*time.Hour))
-	if err == nil || !strings.Contains(err.Error(), "interrupted waiting") {
-		t.Fatalf("got %v, want the wait interrupted", err)
-	}
+	// one: lists is the count as of the assessment. The first assessment,
+	// of before, follows no list; the second the first; the third the
+	// failed one.
+	var listedBefore, afterFailed = -1, -1
+	assessFor(t, c, before, listEveryPoll, 3, func(_ *ferryv1.AppGroup, pools []ferryv1.ProcessPool) {
+		switch lists {
+		case 1:
+			listedBefore = len(pools)
+		case 2:
+			afterFailed = len(pools)
+		}
+	})
 	if listedBefore != 1 {
 		t.Fatalf("the assessments after the first list read %d pools, want 1", listedBefore)
 	}
