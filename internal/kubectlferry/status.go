@@ -339,8 +339,9 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 		field(t, conditionSummary(meta.FindStatusCondition(st.Conditions, t)))
 	}
 	if h := st.HaltedRollout; h != nil {
-		pool := poolOn(h.Node, pools)
-		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Node, h.Revision, st.Nodes.Total, pools), pool, pool != nil && heard(pool)))
+		kept := contract.KeptPools(pointersTo(pools))
+		pool := poolOn(h.Node, kept, pools)
+		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Node, h.Revision, st.Nodes.Total, kept), pool, pool != nil && heard(pool)))
 	}
 	if l := crashLoopSummary(st); l != "" {
 		field("Crash loop", l)
@@ -489,26 +490,26 @@ func olderOn(pool *ferryv1.ProcessPool, revision string, heard bool) string {
 }
 
 // poolOn is the pool of pools on node, or nil: the one the manager keeps
-// there (contract.KeptPools: of those not being deleted, the lowest name;
-// it deletes the others), else the first being deleted. Not the first
+// there (kept, contract.KeptPools of pools: of those not being deleted,
+// the lowest name; it deletes the others), else the first being deleted. Not the first
 // listed: a pool being deleted beside the node's own (a lost race's, or
 // its last drained while a new one is made) read as the node's, and the
 // halt as one no pool there may run ("Every other node was given it
 // already") where one may.
-func poolOn(node string, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
-	listed := pointersTo(pools)
-	if kept := contract.KeptPools(listed)[node]; kept != nil {
-		return kept
+func poolOn(node string, kept map[string]*ferryv1.ProcessPool, pools []ferryv1.ProcessPool) *ferryv1.ProcessPool {
+	if p := kept[node]; p != nil {
+		return p
 	}
-	for _, p := range listed {
-		if p.Spec.NodeName == node {
-			return p // every one there being deleted
+	for i := range pools {
+		if pools[i].Spec.NodeName == node {
+			return &pools[i] // every one there being deleted
 		}
 	}
 	return nil
 }
 
-// pointersTo points at each of pools, as contract.KeptPools takes them.
+// pointersTo points at each of pools, as contract.KeptPools takes them:
+// the halt header's and the crash loop's kept pools.
 func pointersTo(pools []ferryv1.ProcessPool) []*ferryv1.ProcessPool {
 	listed := make([]*ferryv1.ProcessPool, len(pools))
 	for i := range pools {
@@ -517,8 +518,8 @@ func pointersTo(pools []ferryv1.ProcessPool) []*ferryv1.ProcessPool {
 	return listed
 }
 
-// givenToEveryPool: every pool the manager keeps (contract.KeptPools) on
-// a node other than the halted node (at least one) has revision as its
+// givenToEveryPool: every pool the manager keeps (kept, by
+// contract.KeptPools) on a node other than the halted node (at least one) has revision as its
 // spec, and the halted node's own pool too where it keeps one, and the
 // nodes it keeps a pool on are as many as the nodes selected (total,
 // status.nodes.total). The other nodes' pools judge it: with none (a
@@ -535,8 +536,7 @@ func pointersTo(pools []ferryv1.ProcessPool) []*ferryv1.ProcessPool {
 // whose older pool is being deleted, with no pool beside it yet (the
 // manager waits for the old one to drain), is not given it: counting
 // pools alone, it read "Every node was given it already".
-func givenToEveryPool(node, revision string, total int32, pools []ferryv1.ProcessPool) bool {
-	kept := contract.KeptPools(pointersTo(pools))
+func givenToEveryPool(node, revision string, total int32, kept map[string]*ferryv1.ProcessPool) bool {
 	others := 0
 	for keptOn, p := range kept {
 		if p.Spec.Revision != revision {
