@@ -204,6 +204,10 @@ func assessRollout(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool, annotation
 // before, missing both cases above and keeping state in the client, and
 // the field comes in the same version (0.1.0, unreleased) as the wait's
 // reading of young deaths, so no agent the fallback would serve shipped.
+//
+// Only the pools the manager keeps are read (contract.KeptPools, as the
+// halt header does): one being deleted beside the node's own, or a lost
+// creation race's second pool, dying young read as the node's crash loop.
 func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	target := ag.Status.Revision
 	stays := notReturned(ag)
@@ -214,7 +218,13 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	var nodes []string
 	var first *ferryv1.SpawnError
 	var why string
+	kept := contract.KeptPools(pointersTo(pools))
 	for i := range pools {
+		if kept[pools[i].Spec.NodeName] != &pools[i] {
+			// Being deleted, or a lost creation race's second pool: the
+			// manager deletes it, and its deaths are not the node's.
+			continue
+		}
 		st := &pools[i].Status
 		e := st.LastSpawnError
 		if pools[i].Spec.Revision != target || st.ObservedRevision != target ||

@@ -245,6 +245,16 @@ func TestAssessRollout(t *testing.T) {
 		{name: "a wait started after the first death", done: true, err: ErrCrashLoop,
 			pools:  []ferryv1.ProcessPool{diesYoung("node-1", target)},
 			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		// A pool the manager does not keep is not the node's: one being
+		// deleted beside the node's own, or a lost creation race's second
+		// (a higher name), dying young is no crash loop of the node's
+		// (seen failing: both ended the wait, "crash loop").
+		{name: "young deaths twice on a pool being deleted", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools:  []ferryv1.ProcessPool{beingDeleted(diesYoung("node-1", target)), renamed(once("node-1"), "app-node-1-b")},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
+		{name: "young deaths twice on a lost race's second pool", progress: "RollingRestart=True: 1/2 nodes updated",
+			pools:  []ferryv1.ProcessPool{once("node-1"), renamed(diesYoung("node-1", target), "app-node-1-b")},
+			mutate: func(ag *ferryv1.AppGroup, st *ferryv1.AppGroupStatus) { notResisting(ag); set(st, settling) }},
 		// An agent older than spawnFailures: the wait cannot tell a
 		// second death from a first, and goes on to --timeout, never
 		// ending on a first (crashLoop).
@@ -406,6 +416,18 @@ func diesYoung(node, revision string) ferryv1.ProcessPool {
 		Spec:       ferryv1.ProcessPoolSpec{NodeName: node, AppGroup: "app", Revision: revision, Template: template()},
 		Status:     diesYoungStatus(revision),
 	}
+}
+
+// beingDeleted is p with a deletion timestamp.
+func beingDeleted(p ferryv1.ProcessPool) ferryv1.ProcessPool {
+	p.DeletionTimestamp = ago(time.Second)
+	return p
+}
+
+// renamed is p named name.
+func renamed(p ferryv1.ProcessPool, name string) ferryv1.ProcessPool {
+	p.Name = name
+	return p
 }
 
 // firstDeath is p as the agent reports it at the first young death of
