@@ -82,9 +82,10 @@ type App struct {
 	clock func() time.Time
 
 	// poolListEvery is how often, at most, restart --wait lists the pools
-	// (readsPools), on the real clock; poolListInterval when 0 or less
-	// (listEvery). Tests set it below PollInterval to list at every poll:
-	// the pools they write are read at the next poll, not up to 2 s later.
+	// (readsPools), on the real clock; poolListInterval when 0 or less.
+	// Tests set it below PollInterval to list at every poll: the pools
+	// they write are read at the next poll, not up to poolListInterval
+	// later.
 	poolListEvery time.Duration
 
 	// observed, when set, is called with every AppGroup restart --wait

@@ -351,7 +351,10 @@ func (a *App) waitRollout(ctx context.Context, cl *clients, ag *ferryv1.AppGroup
 	if grace <= 0 {
 		grace = DefaultHaltGrace
 	}
-	listEvery := a.listEvery()
+	listEvery := a.poolListEvery
+	if listEvery <= 0 {
+		listEvery = poolListInterval
+	}
 	name := ag.Namespace + "/" + ag.Name
 	var last string
 	var lastErr error
@@ -530,15 +533,6 @@ func (m rolloutMark) upTo(mark rolloutMark) rolloutMark {
 // well every few seconds as every poll, for a fraction of the API
 // server's load in a large AppGroup.
 const poolListInterval = 2 * time.Second
-
-// listEvery is how often, at most, restart --wait lists the pools:
-// App.poolListEvery, poolListInterval unless a test set it.
-func (a *App) listEvery() time.Duration {
-	if a.poolListEvery <= 0 {
-		return poolListInterval
-	}
-	return a.poolListEvery
-}
 
 // readsPools: the pools may tell what ag's status does not, that the
 // target's processes die young a second time with nothing to return
