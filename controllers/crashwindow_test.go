@@ -33,25 +33,31 @@ func withCrashWindow(t *testing.T) {
 	t.Cleanup(func() { restart(-1) })
 }
 
-// passCrashWindow waits until the manager's last pass over blog asked
-// for the next by the crash window's end (nextSettle: a pass that found
-// the new processes ready and still in the window), steps the manager's
-// clock there, has the agent report (nothing new) and brings that pass
-// (controllers.DuePass): it finds the processes have lived the window.
-// The report alone brings no pass (the pool predicate drops a report that
-// only moves the heartbeat), and the work queue would bring the asked-for
-// one ten real seconds after it was asked for, whatever the stepped clock
-// says (seen: the crash-window tests spent ten seconds of real time at
-// each step). The wait first proves the manager asked for it: one that
-// asked for none would pass the tests anyway, through the staleness
-// requeue 40 s later (seen failing with nextSettle at 0: "the manager's
-// last pass over …/blog to ask for the next by …: not within 1m30s").
+// passCrashWindow waits until the manager's last pass over blog asked for
+// the next at the crash window's end (nextSettle: a pass that found the
+// new processes ready and still in the window asks for one 100 ms past
+// it), steps the manager's clock there, has the agent report (nothing new)
+// and brings that pass (controllers.DuePass): it finds the processes have
+// lived the window. Due within the last two seconds before end, not merely
+// by end: a requeue sooner, a conflict's retry (250 ms), was no proof the
+// manager asked for the window's end. The report keeps the agent fresh:
+// each call steps the clock 11 s, and a test that calls it again and again
+// would otherwise leave its pool's heartbeat older than
+// DefaultAgentStaleAfter (40 s), the node unheard. The report alone brings
+// no pass (the pool predicate drops a report that only moves the
+// heartbeat), and the work queue would bring the asked-for one ten real
+// seconds after it was asked for, whatever the stepped clock says (seen:
+// the crash-window tests spent ten seconds of real time at each step). The
+// wait first proves the manager asked for it: one that asked for none
+// would pass the tests anyway, through the staleness requeue 40 s later
+// (seen failing with nextSettle at 0: "the manager's last pass over …/blog
+// to ask for the next by …: not within 1m30s").
 func passCrashWindow(t *testing.T, agent *simAgent) {
 	t.Helper()
 	key := types.NamespacedName{Namespace: agent.ns, Name: "blog"}
 	end := clk.Now().Add(contract.CrashWindow + time.Second)
 	eventually(t, fmt.Sprintf("the manager's last pass over %s to ask for the next by %s", key, end.Format(time.RFC3339)), func() error {
-		if due, ok := passes.dueBy(key, end); !ok {
+		if due, ok := passes.dueWithin(key, end.Add(-2*time.Second), end); !ok {
 			return fmt.Errorf("it asked for one at %s (zero: none)", due.Format(time.RFC3339))
 		}
 		return nil

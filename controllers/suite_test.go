@@ -330,14 +330,15 @@ func (c *passCounter) note(key types.NamespacedName, msg string) {
 	}
 }
 
-// dueBy reports whether the last pass over key asked for another due by
-// at, the manager's clock (a pass the work queue brings on the real
-// clock, which the tests' stepped one outruns: DuePass).
-func (c *passCounter) dueBy(key types.NamespacedName, at time.Time) (time.Time, bool) {
+// dueWithin reports whether the last pass over key asked for another due
+// after from and by to, the manager's clock (a pass the work queue brings
+// on the real clock, which the tests' stepped one outruns: DuePass), and
+// when it is due (zero: none asked for).
+func (c *passCounter) dueWithin(key types.NamespacedName, from, to time.Time) (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	due, ok := c.due[key]
-	return due, ok && !due.After(at)
+	return due, ok && due.After(from) && !due.After(to)
 }
 
 // mark is how many passes over key have begun: those begun later end
