@@ -229,10 +229,11 @@ func leaseRenewed(l *coordinationv1.Lease) time.Time {
 // names its UID), as the manager counts its pools (contract.OwnedPools).
 // The label names ag by its name alone (a hash of it for long names), as
 // spec.appGroup does: a pool that an AppGroup of the same name, deleted
-// before ag was created, left behind (its ferry.dev/drain finalizer
-// removed by hand before its pools drained) bears both, and read as ag's
-// (a second pool on its node, in the pool rows, the halt header and
-// restart --wait's crash loop).
+// before ag was created, left behind (e.g. its ferry.dev/drain finalizer
+// removed by hand before its pools drained, or a delete with
+// --cascade=orphan) bears both, and read as ag's (a second pool on its
+// node, in the pool rows, the halt header and restart --wait's crash
+// loop).
 func (cl *clients) listPools(ctx context.Context, ag *ferryv1.AppGroup) ([]ferryv1.ProcessPool, error) {
 	pools, err := contract.OwnedPools(ctx, cl.c, ag)
 	if err != nil {

@@ -134,18 +134,19 @@ func TestStatusHealthy(t *testing.T) {
 	}
 }
 
-// TestStatusShowsThePoolsTheAppGroupOwns: the pools are those the
-// AppGroup controls, by its UID, as the manager counts them, not all
-// those labelled for it: an AppGroup deleted and created again under the
-// same name leaves its pool on node-1 behind (as it does when the
-// earlier one's ferry.dev/drain finalizer was removed by hand before its
-// pools drained; here no manager runs and the test control plane has no
-// garbage collector), labelled for the new one and of the name the manager gives node-1's pool, so
-// the new one's pool there takes the hashed name (createPool). Status
-// shows the new pool alone, in its rows, its count and --json. (Seen
-// failing when it listed by label: `missing "Pools      : 1"`, the old
-// pool's row shown on node-1 above the new one's, with PID 7001 and "not
-// given revision 2-0a1b2c3d4e yet: waiting for its wave".)
+// TestStatusShowsThePoolsTheAppGroupOwns: the pools are those the AppGroup
+// controls, by its UID, as the manager counts them, not all those labelled
+// for it: an AppGroup deleted and created again under the same name leaves
+// its pool on node-1 behind (as it does when, e.g., the earlier one's
+// ferry.dev/drain finalizer was removed by hand before its pools drained,
+// or it was deleted with --cascade=orphan; here no manager runs and the
+// test control plane has no garbage collector), labelled for the new one
+// and of the name the manager gives node-1's pool, so the new one's pool
+// there takes the hashed name (createPool). Status shows the new pool
+// alone, in its rows, its count and --json. (Seen failing when it listed
+// by label: `missing "Pools      : 1"`, the old pool's row shown on node-1
+// above the new one's, with PID 7001 and "not given revision 2-0a1b2c3d4e
+// yet: waiting for its wave".)
 func TestStatusShowsThePoolsTheAppGroupOwns(t *testing.T) {
 	ns := newNamespace(t)
 	target := "2-" + hash
