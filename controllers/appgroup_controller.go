@@ -969,11 +969,7 @@ func (r *AppGroupReconciler) ownedPools(ctx context.Context, live bool, ag *ferr
 		}
 		pools = contract.ControlledPools(list.Items, ag)
 	}
-	owned := make([]*ferryv1.ProcessPool, len(pools))
-	for i := range pools {
-		owned[i] = &pools[i]
-	}
-	return owned, nil
+	return contract.PoolPointers(pools), nil
 }
 
 // poolOwnerIndex is the cache's field index of pools by the name of the

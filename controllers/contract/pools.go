@@ -56,3 +56,13 @@ func KeptPools(pools []*ferryv1.ProcessPool) map[string]*ferryv1.ProcessPool {
 	}
 	return kept
 }
+
+// PoolPointers points at each of pools, as KeptPools and the manager's
+// passes take them.
+func PoolPointers(pools []ferryv1.ProcessPool) []*ferryv1.ProcessPool {
+	ptrs := make([]*ferryv1.ProcessPool, len(pools))
+	for i := range pools {
+		ptrs[i] = &pools[i]
+	}
+	return ptrs
+}

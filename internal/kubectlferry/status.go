@@ -340,7 +340,7 @@ func writeHeader(b *bytes.Buffer, ag *ferryv1.AppGroup, pools []ferryv1.ProcessP
 		field(t, conditionSummary(meta.FindStatusCondition(st.Conditions, t)))
 	}
 	if h := st.HaltedRollout; h != nil {
-		kept := contract.KeptPools(pointersTo(pools))
+		kept := contract.KeptPools(contract.PoolPointers(pools))
 		pool := poolOn(h.Node, kept, pools)
 		field("Halted rollout", haltSummary(h, now, givenToEveryPool(h.Node, h.Revision, st.Nodes.Total, kept), pool, pool != nil && heard(pool)))
 	}
@@ -507,16 +507,6 @@ func poolOn(node string, kept map[string]*ferryv1.ProcessPool, pools []ferryv1.P
 		}
 	}
 	return nil
-}
-
-// pointersTo points at each of pools, as contract.KeptPools takes them:
-// the halt header's and the crash loop's kept pools.
-func pointersTo(pools []ferryv1.ProcessPool) []*ferryv1.ProcessPool {
-	listed := make([]*ferryv1.ProcessPool, len(pools))
-	for i := range pools {
-		listed[i] = &pools[i]
-	}
-	return listed
 }
 
 // givenToEveryPool: every pool the manager keeps (kept, by

@@ -745,7 +745,7 @@ func TestHaltSummaryWhereEveryOtherNodeHasIt(t *testing.T) {
 			[]ferryv1.ProcessPool{pool("node-1"), pool("node-2", deleted, older), pool("node-3")}, true, waits},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			kept := contract.KeptPools(pointersTo(tt.pools))
+			kept := contract.KeptPools(contract.PoolPointers(tt.pools))
 			onHaltNode := poolOn(h.Node, kept, tt.pools)
 			if got := haltSummary(h, testNow, givenToEveryPool(h.Node, target, tt.total, kept), onHaltNode, tt.heard); !strings.HasSuffix(got, "\n"+tt.want) {
 				t.Errorf("got %q, want it to end %q", got, tt.want)

@@ -218,7 +218,7 @@ func crashLoop(ag *ferryv1.AppGroup, pools []ferryv1.ProcessPool) error {
 	var nodes []string
 	var first *ferryv1.SpawnError
 	var why string
-	kept := contract.KeptPools(pointersTo(pools))
+	kept := contract.KeptPools(contract.PoolPointers(pools))
 	for i := range pools {
 		if kept[pools[i].Spec.NodeName] != &pools[i] {
 			// Being deleted, or a lost creation race's second pool: the
